@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install the Debian packages abqd needs to build and test, if any are missing.
+# Runs apt-get only when something is missing; needs root for that.
+set -eu
+
+PKGS="build-essential cmake ninja-build pkg-config clang-format valgrind python3 sqlite3
+libsqlite3-dev libpcre2-dev libjansson-dev libinih-dev libcmocka-dev libevent-dev
+libhttp-parser-dev libcurl4-openssl-dev libssl-dev libpq-dev"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

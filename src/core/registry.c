@@ -1,0 +1,1224 @@
+/*
+ * registry.c: the operations that change the device registry.
+ *
+ * Each public function opens one store transaction, makes its change, writes a
+ * history row and a change-log row for everything it touched, decides the
+ * affected devices anew with the engine, records every state that changed, and
+ * commits; or rolls back on any failure and in a dry run. Device records are
+ * collected during an iteration and written after it, so that no write ever
+ * happens under an open store iterator.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/registry.h"
+#include "lib/attrs.h"
+#include "lib/util.h"
+
+/* Release what an outcome holds and zero it. */
+void
+abq_outcome_clear(struct abq_outcome *o)
+{
+	for (size_t i = 0; i < o->changed_count; i++) {
+		free(o->changed[i].account);
+		free(o->changed[i].device_id);
+	}
+	free(o->changed);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Append a state transition of (account, device_id) to the outcome. */
+static void
+outcome_add(struct abq_outcome *o, const char *account, const char *device_id, enum abq_state os,
+            enum abq_reason orr, int64_t orule, enum abq_state ns, enum abq_reason nr,
+            int64_t nrule)
+{
+	if (o == NULL)
+		return;
+	if (o->changed_count == o->changed_cap) {
+		o->changed_cap = o->changed_cap ? o->changed_cap * 2 : 16;
+		o->changed = xrealloc(o->changed, o->changed_cap * sizeof(*o->changed));
+	}
+	struct abq_transition *t = &o->changed[o->changed_count++];
+	t->account = xstrdup(account);
+	t->device_id = xstrdup(device_id);
+	t->old_state = os;
+	t->old_reason = orr;
+	t->old_rule = orule;
+	t->new_state = ns;
+	t->new_reason = nr;
+	t->new_rule = nrule;
+}
+
+/*
+ * A state as history shows it: "Quarantined (Mode)", "Blocked (Rule 3)". The
+ * result is a new string.
+ */
+static char *
+state_text(enum abq_state st, enum abq_reason r, int64_t rule)
+{
+	if (st == ABQ_STATE_NONE)
+		return NULL;
+	if (r == ABQ_REASON_RULE || r == ABQ_REASON_DISCOVERY)
+		return xasprintf("%s (%s %lld)", abq_state_name(st), abq_reason_name(r),
+		                 (long long)rule);
+	return xasprintf("%s (%s)", abq_state_name(st), abq_reason_name(r));
+}
+
+/* "DEVICEID/account" or "DEVICEID": how entries and devices are named in history. */
+static char *
+subject_of(const char *device_id, const char *account)
+{
+	return account ? xasprintf("%s/%s", device_id, account) : xstrdup(device_id);
+}
+
+/* Turn a store error into the caller's message and return -1. */
+static int
+store_fail(char **errmsg_r, const char *errstr)
+{
+	*errmsg_r = xasprintf("store: %s", errstr ? errstr : "unknown error");
+	return -1;
+}
+
+/*
+ * Write one history row. All string arguments may be NULL except who, what and
+ * subject.
+ */
+static int
+history(const struct abq_ctx *c, const char *what, const char *subject, const char *old_value,
+        const char *new_value, const char *reason, const char *device_id, const char *account,
+        char **errmsg_r)
+{
+	struct abq_history h = {
+	    .at = c->now,
+	    .who = (char *)c->who,
+	    .what = (char *)what,
+	    .subject = (char *)subject,
+	    .old_value = (char *)old_value,
+	    .new_value = (char *)new_value,
+	    .reason = (char *)reason,
+	    .device_id = (char *)device_id,
+	    .account = (char *)account,
+	};
+	const char *err;
+	if (abq_store_history_add(c->store, &h, &err) < 0)
+		return store_fail(errmsg_r, err);
+	return 0;
+}
+
+/* Write one change-log row. */
+static int
+change(const struct abq_ctx *c, enum abq_change_kind kind, const char *key, char **errmsg_r)
+{
+	const char *err;
+	if (abq_store_change_add(c->store, kind, key, c->now, &err) < 0)
+		return store_fail(errmsg_r, err);
+	return 0;
+}
+
+/* The change-log key of a device: "account\nDEVICEID". */
+static char *
+device_key(const char *account, const char *device_id)
+{
+	return xasprintf("%s\n%s", account, device_id);
+}
+
+/* Callbacks that load store records into a policy. */
+struct load_arg {
+	struct abq_policy *p;
+	char *err;
+};
+
+static int
+load_attr(void *arg, const struct abq_attr *a)
+{
+	struct load_arg *la = arg;
+	return abq_policy_add_attr(la->p, a, &la->err) < 0 ? 1 : 0;
+}
+
+static int
+load_entry(void *arg, const struct abq_entry *e)
+{
+	struct load_arg *la = arg;
+	abq_policy_add_entry(la->p, e);
+	return 0;
+}
+
+static int
+load_rule(void *arg, const struct abq_rule *r)
+{
+	struct load_arg *la = arg;
+	abq_policy_add_rule(la->p, r);
+	return 0;
+}
+
+/*
+ * Build the policy from the store: attributes, rules and, when with_entries is
+ * set, every list entry. Operations on one DeviceId leave the entries out and
+ * look up the two entries they need instead.
+ */
+static struct abq_policy *
+policy_load(struct abq_store *s, const char *default_domain, bool with_entries, char **errmsg_r)
+{
+	struct load_arg la = {.p = abq_policy_new(default_domain)};
+	const char *err = NULL;
+	int rv;
+
+	if ((rv = abq_store_attr_iter(s, load_attr, &la, &err)) != 0)
+		goto fail;
+	if (with_entries &&
+	    (rv = abq_store_entry_iter(s, ABQ_STATE_NONE, load_entry, &la, &err)) != 0)
+		goto fail;
+	if ((rv = abq_store_rule_iter(s, NULL, true, load_rule, &la, &err)) != 0)
+		goto fail;
+	if (abq_policy_finish(la.p, &la.err) < 0)
+		goto fail;
+	return la.p;
+fail:
+	if (la.err != NULL) {
+		*errmsg_r = xasprintf("store holds a bad value: %s", la.err);
+		free(la.err);
+	} else {
+		*errmsg_r = xasprintf("store: %s", err ? err : "loading the policy failed");
+	}
+	abq_policy_free(&la.p);
+	return NULL;
+}
+
+struct abq_policy *
+abq_registry_policy(struct abq_store *s, const char *default_domain, char **errmsg_r)
+{
+	return policy_load(s, default_domain, true, errmsg_r);
+}
+
+/* The engine's view of a device record. */
+static void
+facts_of(const struct abq_device *d, struct abq_facts *f)
+{
+	f->device_id = d->device_id;
+	f->device_type = d->device_type;
+	f->model = d->model;
+	f->os = d->os;
+	f->user_agent = d->user_agent;
+	f->first_seen = d->first_seen;
+}
+
+/* Look up the state of one entry, or ABQ_STATE_NONE. */
+static int
+entry_state(struct abq_store *s, const char *device_id, const char *account, enum abq_state *st_r,
+            char **errmsg_r)
+{
+	struct abq_entry e = {0};
+	const char *err;
+	int rv = abq_store_entry_get(s, device_id, account, &e, &err);
+	if (rv < 0)
+		return store_fail(errmsg_r, err);
+	*st_r = rv == 1 ? e.state : ABQ_STATE_NONE;
+	abq_entry_clear(&e);
+	return 0;
+}
+
+/*
+ * Fill the engine's inputs for device d: the policy's view, the entries (from
+ * the policy when it holds them, else from the store), and for the device limit
+ * the number of the account's devices seen before this one.
+ */
+static int
+inputs_for(const struct abq_ctx *c, const struct abq_policy *p, bool has_entries,
+           const struct abq_device *d, bool is_new, struct abq_inputs *in, char **errmsg_r)
+{
+	struct abq_facts f;
+	const char *err;
+
+	facts_of(d, &f);
+	abq_policy_inputs(p, d->account, &f, c->now, in);
+	if (!has_entries) {
+		if (entry_state(c->store, d->device_id, d->account, &in->entry_account, errmsg_r) <
+		        0 ||
+		    entry_state(c->store, d->device_id, NULL, &in->entry_device, errmsg_r) < 0)
+			return -1;
+	}
+	in->limit_applies = is_new || d->reason == ABQ_REASON_LIMIT;
+	in->devices_ahead = 0;
+	if (in->limit_applies && in->max_devices > 0) {
+		size_t n;
+		if (abq_store_device_count(c->store, d->account, is_new ? 0 : d->first_seen, &n,
+		                           &err) < 0)
+			return store_fail(errmsg_r, err);
+		in->devices_ahead = n;
+	}
+	return 0;
+}
+
+/*
+ * Record a new state for device d (already decided): update the record, write
+ * history and the change log, and note the transition in the outcome.
+ */
+static int
+record_state(const struct abq_ctx *c, struct abq_device *d, const struct abq_verdict *v,
+             struct abq_outcome *o, char **errmsg_r)
+{
+	char *old = state_text(d->state, d->reason, d->rule_id);
+	char *new = state_text(v->state, v->reason, v->rule_id);
+	char *subj = subject_of(d->device_id, d->account);
+	char *key = device_key(d->account, d->device_id);
+	const char *err;
+	int rv = -1;
+
+	outcome_add(o, d->account, d->device_id, d->state, d->reason, d->rule_id, v->state,
+	            v->reason, v->rule_id);
+	d->state = v->state;
+	d->reason = v->reason;
+	d->rule_id = v->rule_id;
+	free(d->state_by);
+	d->state_by = xstrdup(c->who);
+	d->state_at = c->now;
+	if (abq_store_device_put(c->store, d, &err) < 0) {
+		store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (history(c, "state", subj, old, new, abq_reason_name(v->reason), d->device_id,
+	            d->account, errmsg_r) < 0 ||
+	    change(c, ABQ_CHANGE_DEVICE, key, errmsg_r) < 0)
+		goto out;
+	rv = 0;
+out:
+	free(old);
+	free(new);
+	free(subj);
+	free(key);
+	return rv;
+}
+
+/* Whether a verdict differs from the state recorded on d. */
+static bool
+verdict_differs(const struct abq_device *d, const struct abq_verdict *v)
+{
+	return d->state != v->state || d->reason != v->reason || d->rule_id != v->rule_id;
+}
+
+/* Devices gathered by an iteration, to be decided after it. */
+struct devlist {
+	struct abq_device *v;
+	size_t n, cap;
+};
+
+static int
+collect_device(void *arg, const struct abq_device *d)
+{
+	struct devlist *l = arg;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
+	abq_device_copy(&l->v[l->n++], d);
+	return 0;
+}
+
+static void
+devlist_free(struct devlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		abq_device_clear(&l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * Decide anew every device the filter selects and record those whose state
+ * changes. The policy is loaded here, inside the caller's transaction, so it
+ * sees the change just made. A filter on one DeviceId loads no entries.
+ */
+static int
+reevaluate(const struct abq_ctx *c, const struct abq_device_filter *f, struct abq_outcome *o,
+           char **errmsg_r)
+{
+	bool with_entries = f->device_id == NULL;
+	struct abq_policy *p = policy_load(c->store, c->default_domain, with_entries, errmsg_r);
+	struct devlist l = {0};
+	const char *err;
+	int rv = -1;
+
+	if (p == NULL)
+		return -1;
+	if (abq_store_device_iter(c->store, f, collect_device, &l, &err) != 0) {
+		store_fail(errmsg_r, err);
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct abq_inputs in;
+		struct abq_verdict v;
+		if (inputs_for(c, p, with_entries, &l.v[i], false, &in, errmsg_r) < 0)
+			goto out;
+		abq_decide(&in, &v);
+		if (verdict_differs(&l.v[i], &v) && record_state(c, &l.v[i], &v, o, errmsg_r) < 0)
+			goto out;
+	}
+	rv = 0;
+out:
+	devlist_free(&l);
+	abq_policy_free(&p);
+	return rv;
+}
+
+/* Begin the operation's transaction. */
+static int
+op_begin(const struct abq_ctx *c, struct abq_outcome *o, char **errmsg_r)
+{
+	const char *err;
+	if (o != NULL)
+		o->dry_run = c->dry_run;
+	if (abq_store_begin(c->store, &err) < 0)
+		return store_fail(errmsg_r, err);
+	return 0;
+}
+
+/*
+ * End the operation: on success commit (or roll back a dry run); on failure roll
+ * back. Returns rv, or -1 when the commit fails.
+ */
+static int
+op_end(const struct abq_ctx *c, int rv, char **errmsg_r)
+{
+	const char *err;
+	if (rv != 0 || c->dry_run) {
+		abq_store_rollback(c->store);
+		return rv;
+	}
+	if (abq_store_commit(c->store, &err) < 0) {
+		abq_store_rollback(c->store);
+		return store_fail(errmsg_r, err);
+	}
+	return 0;
+}
+
+/* Normalise an optional account argument; refuses (1) an unusable one. */
+static int
+norm_account(const char *account, char **out, char **errmsg_r)
+{
+	*out = NULL;
+	if (account == NULL)
+		return 0;
+	if ((*out = account_normalize(account)) == NULL) {
+		*errmsg_r = xasprintf("'%s' is not a valid account", account);
+		return 1;
+	}
+	return 0;
+}
+
+/* Refuse (1) a DeviceId the registry cannot hold. */
+static int
+check_device_id(const char *device_id, char **errmsg_r)
+{
+	if (device_id == NULL || !device_id_valid(device_id)) {
+		*errmsg_r = xasprintf("'%s' is not a valid DeviceId (1-64 printable characters, "
+		                      "no '/' or spaces)",
+		                      device_id ? device_id : "");
+		return 1;
+	}
+	return 0;
+}
+
+/* Refuse (1) a state an administrator may not set. */
+static int
+check_admin_state(enum abq_state st, char **errmsg_r)
+{
+	if (st != ABQ_STATE_ALLOWED && st != ABQ_STATE_BLOCKED && st != ABQ_STATE_QUARANTINED) {
+		*errmsg_r = xasprintf("state must be Allowed, Blocked or Quarantined");
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Write one entry with its history and change-log rows (no re-evaluation).
+ * reason goes into history ("import", or NULL).
+ */
+static int
+put_entry(const struct abq_ctx *c, const char *device_id, const char *account, enum abq_state st,
+          const char *reason, bool log_change, char **errmsg_r)
+{
+	struct abq_entry old = {0};
+	struct abq_entry e = {
+	    .device_id = (char *)device_id,
+	    .account = (char *)account,
+	    .state = st,
+	    .created_by = (char *)c->who,
+	    .created_at = c->now,
+	};
+	char *subj = subject_of(device_id, account);
+	const char *err;
+	int rv = -1, found;
+
+	if ((found = abq_store_entry_get(c->store, device_id, account, &old, &err)) < 0 ||
+	    abq_store_entry_put(c->store, &e, &err) < 0) {
+		store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (history(c, "entry", subj, found == 1 ? abq_state_name(old.state) : NULL,
+	            abq_state_name(st), reason, device_id, account, errmsg_r) < 0)
+		goto out;
+	if (log_change && change(c, ABQ_CHANGE_ENTRY, subj, errmsg_r) < 0)
+		goto out;
+	rv = 0;
+out:
+	abq_entry_clear(&old);
+	free(subj);
+	return rv;
+}
+
+int
+abq_registry_set_entry(const struct abq_ctx *c, const char *device_id, const char *account,
+                       enum abq_state state, struct abq_outcome *o, char **errmsg_r)
+{
+	char *acct = NULL;
+	int rv;
+
+	if ((rv = check_device_id(device_id, errmsg_r)) != 0 ||
+	    (rv = check_admin_state(state, errmsg_r)) != 0 ||
+	    (rv = norm_account(account, &acct, errmsg_r)) != 0)
+		return rv;
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(acct);
+		return -1;
+	}
+	struct abq_device_filter f = {.device_id = device_id, .account = acct};
+	rv = put_entry(c, device_id, acct, state, NULL, true, errmsg_r);
+	if (rv == 0) {
+		if (o != NULL)
+			o->affected = 1;
+		rv = reevaluate(c, &f, o, errmsg_r);
+	}
+	free(acct);
+	return op_end(c, rv, errmsg_r);
+}
+
+/* Gather the devices of device_id (one account's when account is set). */
+static int
+devices_of(const struct abq_ctx *c, const char *device_id, const char *account, struct devlist *l,
+           char **errmsg_r)
+{
+	struct abq_device_filter f = {.device_id = device_id, .account = account};
+	const char *err;
+	if (abq_store_device_iter(c->store, &f, collect_device, l, &err) != 0)
+		return store_fail(errmsg_r, err);
+	return 0;
+}
+
+/*
+ * Remove the device records in l, each with a history row (what: reason_what)
+ * and a change-log row, noting each as a transition to no state.
+ */
+static int
+forget_devices(const struct abq_ctx *c, struct devlist *l, const char *what, const char *reason,
+               struct abq_outcome *o, char **errmsg_r)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct abq_device *d = &l->v[i];
+		char *old = state_text(d->state, d->reason, d->rule_id);
+		char *subj = subject_of(d->device_id, d->account);
+		char *key = device_key(d->account, d->device_id);
+		const char *err;
+		size_t n;
+		int rv = 0;
+
+		if (abq_store_device_delete(c->store, d->device_id, d->account, &n, &err) < 0)
+			rv = store_fail(errmsg_r, err);
+		else if (history(c, what, subj, old, NULL, reason, d->device_id, d->account,
+		                 errmsg_r) < 0 ||
+		         change(c, ABQ_CHANGE_DEVICE, key, errmsg_r) < 0)
+			rv = -1;
+		else
+			outcome_add(o, d->account, d->device_id, d->state, d->reason, d->rule_id,
+			            ABQ_STATE_NONE, ABQ_REASON_NONE, 0);
+		free(old);
+		free(subj);
+		free(key);
+		if (rv < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+abq_registry_delete(const struct abq_ctx *c, const char *device_id, const char *account,
+                    struct abq_outcome *o, char **errmsg_r)
+{
+	struct devlist l = {0};
+	char *acct = NULL, *subj = NULL;
+	const char *err;
+	size_t nentries = 0;
+	int rv;
+
+	if ((rv = check_device_id(device_id, errmsg_r)) != 0 ||
+	    (rv = norm_account(account, &acct, errmsg_r)) != 0)
+		return rv;
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(acct);
+		return -1;
+	}
+	subj = subject_of(device_id, acct);
+	if ((rv = devices_of(c, device_id, acct, &l, errmsg_r)) < 0)
+		goto out;
+	if (abq_store_entry_delete(c->store, device_id, acct, acct == NULL, &nentries, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (l.n == 0 && nentries == 0) {
+		*errmsg_r = xasprintf("no device or entry %s", subj);
+		rv = 1;
+		goto out;
+	}
+	if (nentries > 0 &&
+	    (history(c, "entry", subj, "present", NULL, "delete", device_id, acct, errmsg_r) < 0 ||
+	     change(c, ABQ_CHANGE_ENTRY, subj, errmsg_r) < 0)) {
+		rv = -1;
+		goto out;
+	}
+	if ((rv = forget_devices(c, &l, "delete", NULL, o, errmsg_r)) < 0)
+		goto out;
+	if (o != NULL)
+		o->affected = l.n + nentries;
+	rv = 0;
+out:
+	devlist_free(&l);
+	free(acct);
+	free(subj);
+	return op_end(c, rv, errmsg_r);
+}
+
+/* Strip leading and trailing blanks (and a CR) of s[0..*len) in place. */
+static const char *
+trim(const char *s, size_t *len)
+{
+	while (*len > 0 && (*s == ' ' || *s == '\t')) {
+		s++;
+		(*len)--;
+	}
+	while (*len > 0 && (s[*len - 1] == ' ' || s[*len - 1] == '\t' || s[*len - 1] == '\r'))
+		(*len)--;
+	return s;
+}
+
+void
+abq_import_free(struct abq_import_line *lines, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(lines[i].device_id);
+		free(lines[i].account);
+	}
+	free(lines);
+}
+
+/* Append "line N: msg" to the growing error report. */
+static void
+report_line(char **report, size_t lineno, const char *msg)
+{
+	char *next = *report ? xasprintf("%s\nline %zu: %s", *report, lineno, msg)
+	                     : xasprintf("line %zu: %s", lineno, msg);
+	free(*report);
+	*report = next;
+}
+
+int
+abq_import_parse(const char *text, size_t len, struct abq_import_line **lines_r, size_t *count_r,
+                 char **errmsg_r)
+{
+	struct abq_import_line *v = NULL;
+	size_t n = 0, cap = 0, lineno = 0;
+	char *report = NULL;
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		const char *s = trim(p, &l);
+		p = nl ? nl + 1 : end;
+		lineno++;
+		if (l == 0 || s[0] == '#')
+			continue;
+		if (memchr(s, '\0', l) != NULL) {
+			report_line(&report, lineno, "contains a NUL byte");
+			continue;
+		}
+		const char *slash = memchr(s, '/', l);
+		char *id = xstrndup(s, slash ? (size_t)(slash - s) : l);
+		char *acct = NULL;
+		if (!device_id_valid(id)) {
+			char *m = xasprintf("'%s' is not a valid DeviceId", id);
+			report_line(&report, lineno, m);
+			free(m);
+			free(id);
+			continue;
+		}
+		if (slash != NULL) {
+			char *raw = xstrndup(slash + 1, l - (size_t)(slash + 1 - s));
+			acct = account_normalize(raw);
+			if (acct == NULL) {
+				char *m = xasprintf("'%s' is not a valid account", raw);
+				report_line(&report, lineno, m);
+				free(m);
+				free(raw);
+				free(id);
+				continue;
+			}
+			free(raw);
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		v[n].device_id = id;
+		v[n].account = acct;
+		n++;
+	}
+	if (report != NULL) {
+		abq_import_free(v, n);
+		*errmsg_r = report;
+		return 1;
+	}
+	*lines_r = v;
+	*count_r = n;
+	return 0;
+}
+
+int
+abq_registry_import(const struct abq_ctx *c, const struct abq_import_line *lines, size_t n,
+                    enum abq_state state, struct abq_outcome *o, char **errmsg_r)
+{
+	int rv;
+
+	if ((rv = check_admin_state(state, errmsg_r)) != 0)
+		return rv;
+	for (size_t i = 0; i < n; i++) {
+		if ((rv = check_device_id(lines[i].device_id, errmsg_r)) != 0)
+			return rv;
+	}
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	/* One change-log row ("*": every entry) rather than one per line. */
+	for (size_t i = 0; i < n && rv == 0; i++)
+		rv = put_entry(c, lines[i].device_id, lines[i].account, state, "import", false,
+		               errmsg_r);
+	if (rv == 0 && n > 0)
+		rv = change(c, ABQ_CHANGE_ENTRY, "*", errmsg_r);
+	if (rv == 0) {
+		struct abq_device_filter f = {0};
+		if (o != NULL)
+			o->affected = n;
+		rv = reevaluate(c, &f, o, errmsg_r);
+	}
+	return op_end(c, rv, errmsg_r);
+}
+
+/* "DeviceModel glob 'SM-*' -> Blocked, order 10, domain example.com": a rule for history. */
+static char *
+rule_text(const struct abq_rule *r)
+{
+	return xasprintf("%s %s '%s' -> %s, order %lld%s%s", abq_charac_name(r->charac),
+	                 abq_match_name(r->match), r->pattern, abq_state_name(r->level),
+	                 (long long)r->order, r->domain ? ", domain " : "",
+	                 r->domain ? r->domain : "");
+}
+
+/* Finding a rule by (charac, match, pattern) or by pattern alone in one domain. */
+struct rule_find {
+	const struct abq_rule *want; /* charac/match/pattern to match, or NULL */
+	const char *pattern;         /* pattern alone, when want is NULL */
+	struct abq_rule found;
+	size_t matches;
+};
+
+static int
+find_rule(void *arg, const struct abq_rule *r)
+{
+	struct rule_find *rf = arg;
+	bool hit = rf->want ? (r->charac == rf->want->charac && r->match == rf->want->match &&
+	                       strcmp(r->pattern, rf->want->pattern) == 0)
+	                    : strcmp(r->pattern, rf->pattern) == 0;
+	if (!hit)
+		return 0;
+	if (rf->matches++ == 0) {
+		rf->found = *r;
+		rf->found.pattern = xstrdup(r->pattern);
+		rf->found.domain = xstrdup_null(r->domain);
+		rf->found.created_by = xstrdup_null(r->created_by);
+	}
+	return 0;
+}
+
+/* Decide again the devices a rule or attribute in this domain (NULL: all) can touch. */
+static int
+reevaluate_domain(const struct abq_ctx *c, const char *domain, struct abq_outcome *o,
+                  char **errmsg_r)
+{
+	struct abq_device_filter f = {.domain = domain, .default_domain = c->default_domain};
+	return reevaluate(c, &f, o, errmsg_r);
+}
+
+int
+abq_registry_rule_set(const struct abq_ctx *c, const struct abq_rule *r, struct abq_outcome *o,
+                      char **errmsg_r)
+{
+	struct abq_rule nr = *r;
+	struct rule_find rf = {.want = r};
+	char *msg = NULL, *domain = NULL, *oldtxt = NULL, *newtxt = NULL, *subj = NULL;
+	const char *err;
+	int rv;
+
+	if (abq_rule_check(r, &msg) < 0) {
+		*errmsg_r = msg;
+		return 1;
+	}
+	if (r->domain != NULL) {
+		if (r->domain[0] == '\0' || strchr(r->domain, '/') || strchr(r->domain, ' ')) {
+			*errmsg_r = xasprintf("'%s' is not a valid domain", r->domain);
+			return 1;
+		}
+		domain = str_lower(xstrdup(r->domain));
+	}
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(domain);
+		return -1;
+	}
+	if (abq_store_rule_iter(c->store, domain, false, find_rule, &rf, &err) != 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	nr.domain = domain;
+	nr.created_by = (char *)c->who;
+	nr.created_at = c->now;
+	if (rf.matches > 0) {
+		nr.id = rf.found.id;
+		oldtxt = rule_text(&rf.found);
+		if (abq_store_rule_update(c->store, &nr, &err) < 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+	} else if (abq_store_rule_insert(c->store, &nr, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	newtxt = rule_text(&nr);
+	subj = xasprintf("rule %lld", (long long)nr.id);
+	if (o != NULL) {
+		o->id = nr.id;
+		o->affected = 1;
+	}
+	if ((rv = history(c, "rule", subj, oldtxt, newtxt, NULL, NULL, NULL, errmsg_r)) < 0)
+		goto out;
+	char key[32];
+	snprintf(key, sizeof(key), "%lld", (long long)nr.id);
+	if ((rv = change(c, ABQ_CHANGE_RULE, key, errmsg_r)) < 0)
+		goto out;
+	rv = reevaluate_domain(c, domain, o, errmsg_r);
+out:
+	if (rf.matches > 0)
+		abq_rule_clear(&rf.found);
+	free(domain);
+	free(oldtxt);
+	free(newtxt);
+	free(subj);
+	return op_end(c, rv, errmsg_r);
+}
+
+int
+abq_registry_rule_delete(const struct abq_ctx *c, int64_t id, const char *pattern,
+                         const char *domain, struct abq_outcome *o, char **errmsg_r)
+{
+	struct rule_find rf = {.pattern = pattern};
+	char *dom = domain ? str_lower(xstrdup(domain)) : NULL;
+	char *txt = NULL, *subj = NULL;
+	const char *err;
+	int rv;
+
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(dom);
+		return -1;
+	}
+	if (pattern == NULL) {
+		rv = abq_store_rule_get(c->store, id, &rf.found, &err);
+		if (rv < 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+		rf.matches = (size_t)rv;
+		if (rv == 0) {
+			*errmsg_r = xasprintf("no rule %lld", (long long)id);
+			rv = 1;
+			goto out;
+		}
+	} else {
+		if (abq_store_rule_iter(c->store, dom, false, find_rule, &rf, &err) != 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+		if (rf.matches != 1) {
+			*errmsg_r = rf.matches == 0
+			                ? xasprintf("no rule with pattern '%s' (%s%s)", pattern,
+			                            dom ? "domain " : "global", dom ? dom : "")
+			                : xasprintf("%zu rules have the pattern '%s'; delete by id",
+			                            rf.matches, pattern);
+			rv = 1;
+			goto out;
+		}
+	}
+	if (abq_store_rule_delete(c->store, rf.found.id, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	txt = rule_text(&rf.found);
+	subj = xasprintf("rule %lld", (long long)rf.found.id);
+	if (o != NULL) {
+		o->id = rf.found.id;
+		o->affected = 1;
+	}
+	char key[32];
+	snprintf(key, sizeof(key), "%lld", (long long)rf.found.id);
+	if ((rv = history(c, "rule", subj, txt, NULL, "delete", NULL, NULL, errmsg_r)) < 0 ||
+	    (rv = change(c, ABQ_CHANGE_RULE, key, errmsg_r)) < 0)
+		goto out;
+	rv = reevaluate_domain(c, rf.found.domain, o, errmsg_r);
+out:
+	if (rf.matches > 0)
+		abq_rule_clear(&rf.found);
+	free(dom);
+	free(txt);
+	free(subj);
+	return op_end(c, rv, errmsg_r);
+}
+
+/* The list of attribute names, for an error message. */
+static char *
+attr_names(void)
+{
+	char *s = NULL;
+	for (const struct abq_attr_def *d = abq_attr_defs(); d->name != NULL; d++) {
+		char *n = s ? xasprintf("%s, %s", s, d->name) : xstrdup(d->name);
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+int
+abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const char *target,
+                      const char *name, const char *value, struct abq_outcome *o, char **errmsg_r)
+{
+	const struct abq_attr_def *def = abq_attr_find(name);
+	struct abq_attr old = {0};
+	char *canon = NULL, *tgt = NULL, *subj = NULL, *key = NULL, *msg = NULL;
+	const char *err;
+	int rv, found;
+
+	if (def == NULL) {
+		char *names = attr_names();
+		*errmsg_r = xasprintf("unknown attribute '%s' (known: %s)", name, names);
+		free(names);
+		return 1;
+	}
+	if (!(def->scopes & (1u << scope))) {
+		*errmsg_r =
+		    xasprintf("%s cannot be set at %s scope", def->name, abq_scope_name(scope));
+		return 1;
+	}
+	if (scope == ABQ_SCOPE_ACCOUNT) {
+		if ((rv = norm_account(target, &tgt, errmsg_r)) != 0)
+			return rv;
+		if (tgt == NULL) {
+			*errmsg_r = xstrdup("an account is required");
+			return 1;
+		}
+	} else if (scope == ABQ_SCOPE_DOMAIN) {
+		if (target == NULL || target[0] == '\0' || strpbrk(target, "/ \t@") != NULL) {
+			*errmsg_r = xasprintf("'%s' is not a valid domain", target ? target : "");
+			return 1;
+		}
+		tgt = str_lower(xstrdup(target));
+	}
+	if (value != NULL && abq_attr_validate(def, value, &canon, &msg) < 0) {
+		*errmsg_r = msg;
+		free(tgt);
+		return 1;
+	}
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(tgt);
+		free(canon);
+		return -1;
+	}
+	subj = scope == ABQ_SCOPE_GLOBAL
+	           ? xasprintf("global %s", def->name)
+	           : xasprintf("%s %s %s", abq_scope_name(scope), tgt, def->name);
+	key = scope == ABQ_SCOPE_GLOBAL
+	          ? xasprintf("global\n%s", def->name)
+	          : xasprintf("%s:%s\n%s", abq_scope_name(scope), tgt, def->name);
+	if ((found = abq_store_attr_get(c->store, scope, tgt, def->name, &old, &err)) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (canon == NULL) {
+		if (found == 0) {
+			*errmsg_r = xasprintf("%s is not set at %s", def->name, subj);
+			rv = 1;
+			goto out;
+		}
+		if (abq_store_attr_delete(c->store, scope, tgt, def->name, &err) < 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+	} else {
+		struct abq_attr a = {
+		    .scope = scope,
+		    .target = tgt,
+		    .name = (char *)def->name,
+		    .value = canon,
+		    .set_by = (char *)c->who,
+		    .set_at = c->now,
+		};
+		if (abq_store_attr_put(c->store, &a, &err) < 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+	}
+	if (o != NULL)
+		o->affected = 1;
+	if ((rv = history(c, "attribute", subj, found == 1 ? old.value : NULL, canon, NULL, NULL,
+	                  scope == ABQ_SCOPE_ACCOUNT ? tgt : NULL, errmsg_r)) < 0 ||
+	    (rv = change(c, ABQ_CHANGE_ATTR, key, errmsg_r)) < 0)
+		goto out;
+	rv = 0;
+	if (def->reevaluates) {
+		struct abq_device_filter f = {.default_domain = c->default_domain};
+		if (scope == ABQ_SCOPE_DOMAIN)
+			f.domain = tgt;
+		else if (scope == ABQ_SCOPE_ACCOUNT)
+			f.account = tgt;
+		rv = reevaluate(c, &f, o, errmsg_r);
+	}
+out:
+	abq_attr_clear(&old);
+	free(canon);
+	free(tgt);
+	free(subj);
+	free(key);
+	return op_end(c, rv, errmsg_r);
+}
+
+int
+abq_registry_adopt(const struct abq_ctx *c, int64_t seen_since, struct abq_outcome *o,
+                   char **errmsg_r)
+{
+	struct abq_device_filter f = {.state = ABQ_STATE_ALLOWED, .seen_since = seen_since};
+	struct devlist l = {0};
+	const char *err;
+	size_t adopted = 0;
+	int rv;
+
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	if (abq_store_device_iter(c->store, &f, collect_device, &l, &err) != 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct abq_device *d = &l.v[i];
+		enum abq_state own;
+		if ((rv = entry_state(c->store, d->device_id, d->account, &own, errmsg_r)) < 0)
+			goto out;
+		if (own != ABQ_STATE_NONE)
+			continue;
+		if ((rv = put_entry(c, d->device_id, d->account, ABQ_STATE_ALLOWED, "adopt", true,
+		                    errmsg_r)) < 0)
+			goto out;
+		adopted++;
+		/* Under mode Disabled the device stays Allowed (Disabled) until ABQ is on. */
+		struct abq_device_filter one = {.device_id = d->device_id, .account = d->account};
+		if ((rv = reevaluate(c, &one, o, errmsg_r)) < 0)
+			goto out;
+	}
+	if (o != NULL)
+		o->affected = adopted;
+	rv = 0;
+out:
+	devlist_free(&l);
+	return op_end(c, rv, errmsg_r);
+}
+
+int
+abq_registry_purge(const struct abq_ctx *c, int64_t before, struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_device_filter f = {.seen_before = before};
+	struct devlist l = {0};
+	const char *err;
+	int rv;
+
+	if (before <= 0) {
+		*errmsg_r = xstrdup("purge needs a time in the past");
+		return 1;
+	}
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	if (abq_store_device_iter(c->store, &f, collect_device, &l, &err) != 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	char when[32];
+	char *why = xasprintf("not seen since %s", format_time(before, when));
+	rv = forget_devices(c, &l, "purge", why, o, errmsg_r);
+	free(why);
+	if (rv == 0 && o != NULL)
+		o->affected = l.n;
+out:
+	devlist_free(&l);
+	return op_end(c, rv, errmsg_r);
+}
+
+int
+abq_registry_reevaluate(const struct abq_ctx *c, struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_device_filter f = {0};
+	int rv;
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	rv = reevaluate(c, &f, o, errmsg_r);
+	return op_end(c, rv, errmsg_r);
+}
+
+/* Replace *dst by a copy of src when src is set and differs; true if it changed. */
+static bool
+merge_fact(char **dst, const char *src)
+{
+	if (src == NULL || str_eq_null(*dst, src))
+		return false;
+	free(*dst);
+	*dst = xstrdup(src);
+	return true;
+}
+
+/* Merge the facts a request reported into the record; true if a rule-tested fact changed. */
+static bool
+merge_facts(struct abq_device *d, const struct abq_device *seen, const struct abq_ctx *c)
+{
+	bool tested = false;
+	tested |= merge_fact(&d->device_type, seen->device_type);
+	tested |= merge_fact(&d->model, seen->model);
+	tested |= merge_fact(&d->os, seen->os);
+	tested |= merge_fact(&d->user_agent, seen->user_agent);
+	merge_fact(&d->imei, seen->imei);
+	merge_fact(&d->friendly_name, seen->friendly_name);
+	merge_fact(&d->os_language, seen->os_language);
+	merge_fact(&d->phone_number, seen->phone_number);
+	merge_fact(&d->mobile_operator, seen->mobile_operator);
+	merge_fact(&d->eas_version, seen->eas_version);
+	merge_fact(&d->last_address, seen->last_address);
+	merge_fact(&d->last_command, seen->last_command);
+	d->last_seen = c->now;
+	return tested;
+}
+
+int
+abq_registry_observe(const struct abq_ctx *c, const struct abq_device *seen, struct abq_device *out,
+                     struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_device d = {0};
+	struct abq_policy *p = NULL;
+	char *acct = NULL;
+	const char *err;
+	int rv, found;
+
+	if ((rv = check_device_id(seen->device_id, errmsg_r)) != 0 ||
+	    (rv = norm_account(seen->account, &acct, errmsg_r)) != 0)
+		return rv;
+	if (acct == NULL) {
+		*errmsg_r = xstrdup("an account is required");
+		return 1;
+	}
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(acct);
+		return -1;
+	}
+	if ((found = abq_store_device_get(c->store, acct, seen->device_id, &d, &err)) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	bool is_new = found == 0, decide = is_new;
+	if (is_new) {
+		d.account = xstrdup(acct);
+		d.device_id = xstrdup(seen->device_id);
+		d.first_seen = c->now;
+	}
+	decide |= merge_facts(&d, seen, c);
+	decide |= d.state == ABQ_STATE_DISCOVERY;
+	if (decide) {
+		struct abq_inputs in;
+		struct abq_verdict v;
+		if ((p = policy_load(c->store, c->default_domain, false, errmsg_r)) == NULL ||
+		    inputs_for(c, p, false, &d, is_new, &in, errmsg_r) < 0) {
+			rv = -1;
+			goto out;
+		}
+		abq_decide(&in, &v);
+		if (verdict_differs(&d, &v)) {
+			rv = record_state(c, &d, &v, o, errmsg_r);
+			goto done;
+		}
+	}
+	rv = abq_store_device_put(c->store, &d, &err) < 0 ? store_fail(errmsg_r, err) : 0;
+done:
+	if (rv == 0 && out != NULL)
+		abq_device_copy(out, &d);
+out:
+	abq_policy_free(&p);
+	abq_device_clear(&d);
+	free(acct);
+	return op_end(c, rv, errmsg_r);
+}
+
+void
+abq_explanation_clear(struct abq_explanation *x)
+{
+	abq_device_clear(&x->device);
+	free(x->domain);
+	memset(x, 0, sizeof(*x));
+}
+
+int
+abq_registry_explain(const struct abq_ctx *c, const char *account, const char *device_id,
+                     struct abq_policy *p, struct abq_explanation *x, char **errmsg_r)
+{
+	char *acct = NULL;
+	const char *err;
+	int rv, found;
+
+	memset(x, 0, sizeof(*x));
+	if ((rv = check_device_id(device_id, errmsg_r)) != 0 ||
+	    (rv = norm_account(account, &acct, errmsg_r)) != 0)
+		return rv;
+	if (acct == NULL) {
+		*errmsg_r = xstrdup("an account is required");
+		return 1;
+	}
+	if ((found = abq_store_device_get(c->store, acct, device_id, &x->device, &err)) < 0) {
+		free(acct);
+		return store_fail(errmsg_r, err);
+	}
+	x->known = found == 1;
+	if (!x->known) {
+		x->device.account = acct;
+		acct = NULL;
+		x->device.device_id = xstrdup(device_id);
+		x->device.first_seen = c->now;
+	}
+	free(acct);
+	if (inputs_for(c, p, true, &x->device, !x->known, &x->in, errmsg_r) < 0) {
+		abq_explanation_clear(x);
+		return -1;
+	}
+	abq_decide(&x->in, &x->verdict);
+	x->mode_is_default =
+	    abq_policy_attr(p, x->device.account, "abqMode", &x->mode_scope) == NULL;
+	x->domain = xstrdup_null(account_domain(x->device.account, c->default_domain));
+	return 0;
+}

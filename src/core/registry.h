@@ -1,0 +1,160 @@
+/*
+ * registry.h: the operations that change the device registry.
+ *
+ * Every administrative act (abqctl now, the JSON API later) and every decision
+ * the daemon records goes through one of these functions. Each runs in one store
+ * transaction that writes the change, a history row per change, a change-log
+ * row, and the re-evaluation of the devices it affects, so that nothing is ever
+ * half-written. With dry_run set the same work is done and reported, then
+ * rolled back.
+ *
+ * The engine (engine/engine.h) decides; this layer loads the policy it decides
+ * from, feeds it each device, and records the outcome.
+ */
+#ifndef ABQ_REGISTRY_H
+#define ABQ_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "store/store.h"
+
+/* The name recorded when abqd itself decides. */
+#define ABQ_WHO_DAEMON "abqd"
+
+/* A device whose state changed (or would change, in a dry run). */
+struct abq_transition {
+	char *account;
+	char *device_id;
+	enum abq_state old_state;
+	enum abq_reason old_reason;
+	int64_t old_rule;
+	enum abq_state new_state;
+	enum abq_reason new_reason;
+	int64_t new_rule;
+};
+
+/* What an operation did, for abqctl to print. */
+struct abq_outcome {
+	struct abq_transition *changed; /* devices whose state changed */
+	size_t changed_count;
+	size_t changed_cap;
+	size_t affected; /* records written or removed by the operation itself */
+	int64_t id;      /* a created rule's id */
+	bool dry_run;
+};
+void abq_outcome_clear(struct abq_outcome *o);
+
+/* The context of an operation. */
+struct abq_ctx {
+	struct abq_store *store;
+	const char *default_domain; /* [eas] default_domain, may be NULL */
+	const char *who;            /* administrator's name, or ABQ_WHO_DAEMON */
+	int64_t now;
+	bool dry_run;
+};
+
+/*
+ * Load the policy (attributes, entries, rules) from the store. Returns NULL
+ * with *errmsg_r (new string).
+ */
+struct abq_policy *abq_registry_policy(struct abq_store *s, const char *default_domain,
+                                       char **errmsg_r);
+
+/*
+ * All operations return 0 on success, 1 when the request is refused (unknown
+ * device or rule, bad value: *errmsg_r says why), -1 on a store failure
+ * (*errmsg_r). *errmsg_r is a new string the caller frees.
+ */
+
+/* allow / block / quarantine / set: write the entry, decide that DeviceId anew. */
+int abq_registry_set_entry(const struct abq_ctx *c, const char *device_id, const char *account,
+                           enum abq_state state, struct abq_outcome *o, char **errmsg_r);
+/*
+ * delete: remove the entries and device records of device_id (one account's with
+ * account), so it is decided anew at its next request. Refused (1) when nothing
+ * matches.
+ */
+int abq_registry_delete(const struct abq_ctx *c, const char *device_id, const char *account,
+                        struct abq_outcome *o, char **errmsg_r);
+
+/* One line of an import file. */
+struct abq_import_line {
+	char *device_id;
+	char *account; /* NULL: DeviceId alone */
+};
+/*
+ * Parse an import file: "DEVICE_ID[/account]" a line, '#' comments and blank
+ * lines ignored. Every bad line is reported in *errmsg_r ("line 3: ...\nline
+ * 9: ..."), and then nothing is returned (1).
+ */
+int abq_import_parse(const char *text, size_t len, struct abq_import_line **lines_r,
+                     size_t *count_r, char **errmsg_r);
+void abq_import_free(struct abq_import_line *lines, size_t count);
+int abq_registry_import(const struct abq_ctx *c, const struct abq_import_line *lines, size_t n,
+                        enum abq_state state, struct abq_outcome *o, char **errmsg_r);
+
+/*
+ * Rules. A rule whose (domain, characteristic, match, pattern) exists already
+ * is updated (level, order) rather than duplicated. The regex is checked first.
+ */
+int abq_registry_rule_set(const struct abq_ctx *c, const struct abq_rule *r, struct abq_outcome *o,
+                          char **errmsg_r);
+/* By id (pattern NULL) or by pattern within domain (NULL: global). */
+int abq_registry_rule_delete(const struct abq_ctx *c, int64_t id, const char *pattern,
+                             const char *domain, struct abq_outcome *o, char **errmsg_r);
+
+/* Attributes: validated against lib/attrs.h; value NULL unsets. */
+int abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const char *target,
+                          const char *name, const char *value, struct abq_outcome *o,
+                          char **errmsg_r);
+
+/*
+ * adopt: every device seen since seen_since (0: all) that is Allowed now and has
+ * no entry of its own gets an Individual Allowed DeviceId/account entry.
+ */
+int abq_registry_adopt(const struct abq_ctx *c, int64_t seen_since, struct abq_outcome *o,
+                       char **errmsg_r);
+
+/* purge: forget devices not seen since before (their entries stay). */
+int abq_registry_purge(const struct abq_ctx *c, int64_t before, struct abq_outcome *o,
+                       char **errmsg_r);
+
+/*
+ * Decide again every device not held by an entry (and the Discovery devices
+ * whose timeout passed). Used after changes above; also on its own by the
+ * daemon.
+ */
+int abq_registry_reevaluate(const struct abq_ctx *c, struct abq_outcome *o, char **errmsg_r);
+
+/*
+ * The daemon's path, and the test tool's: a request from (account, device)
+ * carrying these facts (fields left NULL are not reported by this request).
+ * A new device is decided, recorded and logged in history; a known one has its
+ * facts updated and, when a fact a rule can test changed or its Discovery
+ * timed out, is decided again. *out gets the device as recorded.
+ */
+int abq_registry_observe(const struct abq_ctx *c, const struct abq_device *seen,
+                         struct abq_device *out, struct abq_outcome *o, char **errmsg_r);
+
+/*
+ * explain: what the engine would decide for (account, device_id) now, with the
+ * inputs it used. A device not in the registry is explained as a new one with
+ * only its DeviceId known. Returns 1 when account is not a valid account.
+ */
+struct abq_explanation {
+	struct abq_inputs in;
+	struct abq_verdict verdict;
+	bool known;               /* the device is in the registry */
+	struct abq_device device; /* the record when known */
+	enum abq_scope mode_scope;
+	bool mode_is_default;
+	char *domain;
+};
+int abq_registry_explain(const struct abq_ctx *c, const char *account, const char *device_id,
+                         struct abq_policy *p, struct abq_explanation *x, char **errmsg_r);
+void abq_explanation_clear(struct abq_explanation *x);
+
+#endif

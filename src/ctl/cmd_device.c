@@ -1,0 +1,466 @@
+/*
+ * cmd_device.c: the commands that read the registry: list, getDeviceList,
+ * getAllDevices, getDeviceInfo, history and explain.
+ *
+ * Listings stream from the store's iterators straight to the output (a table
+ * or a JSON array), so that 100,000 devices cost one row of memory at a time.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+#include "ctl/output.h"
+#include "lib/util.h"
+
+/* Run one device listing with filter f. */
+static int
+list_devices(struct ctl_env *env, const struct abq_device_filter *f)
+{
+	struct device_lister l;
+	const char *err = NULL;
+	int rc;
+
+	device_lister_begin(&l, env);
+	rc = abq_store_device_iter(env->store, f, device_lister_cb, &l, &err);
+	device_lister_end(&l);
+	if (rc != 0)
+		return ctl_fail("store: %s", err != NULL ? err : "listing the devices failed");
+	return CTL_OK;
+}
+
+/* mobile abq list [status S] [account A] [domain D] */
+int
+do_list(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
+{
+	struct abq_device_filter f = {.default_domain = env->config->eas_default_domain};
+	const char *status = ctl_arg(args, "status");
+	const char *account_word = ctl_arg(args, "account");
+	const char *domain_word = ctl_arg(args, "domain");
+	char *account = NULL, *domain = NULL;
+	int rc = CTL_REFUSED;
+
+	if (status != NULL && ctl_state(status, true, &f.state) < 0)
+		goto out;
+	if (account_word != NULL && ctl_account(account_word, &account) < 0)
+		goto out;
+	if (domain_word != NULL && ctl_domain(domain_word, &domain) < 0)
+		goto out;
+	f.account = account;
+	f.domain = domain;
+	rc = list_devices(env, &f);
+out:
+	free(account);
+	free(domain);
+	return rc;
+}
+
+/* mobile getDeviceList ACCOUNT: the devices of one account. */
+int
+do_device_list(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
+{
+	struct abq_device_filter f = {.default_domain = env->config->eas_default_domain};
+	char *account = NULL;
+	int rc;
+
+	if (ctl_account(ctl_arg(args, "account"), &account) < 0)
+		return CTL_REFUSED;
+	f.account = account;
+	rc = list_devices(env, &f);
+	free(account);
+	return rc;
+}
+
+/* mobile getAllDevices */
+int
+do_all_devices(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
+{
+	struct abq_device_filter f = {.default_domain = env->config->eas_default_domain};
+
+	return list_devices(env, &f);
+}
+
+/* One "label: value" line of getDeviceInfo. */
+static void
+info_line(FILE *out, const char *label, const char *value)
+{
+	fprintf(out, "%-16s %s\n", label, dash(value));
+}
+
+/*
+ * mobile getDeviceInfo ACCOUNT DEVICE_ID: everything known about one device,
+ * with the entries that apply to it (its own, then its DeviceId's).
+ */
+int
+do_device_info(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
+{
+	const char *device_id = ctl_arg(args, "device-id");
+	struct abq_device d = {0};
+	struct abq_entry entries[2];
+	bool have[2] = {false, false};
+	char *account = NULL;
+	const char *err = NULL;
+	int rc, status = CTL_REFUSED;
+
+	memset(entries, 0, sizeof(entries));
+	if (ctl_device_id(device_id) < 0 || ctl_account(ctl_arg(args, "account"), &account) < 0)
+		return CTL_REFUSED;
+	rc = abq_store_device_get(env->store, account, device_id, &d, &err);
+	if (rc < 0) {
+		ctl_fail("store: %s", err != NULL ? err : "reading the device failed");
+		goto out;
+	}
+	if (rc == 0) {
+		ctl_fail("no device %s for account %s", device_id, account);
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		rc = abq_store_entry_get(env->store, d.device_id, i == 0 ? account : NULL,
+		                         &entries[i], &err);
+		if (rc < 0) {
+			ctl_fail("store: %s", err != NULL ? err : "reading the entries failed");
+			goto out;
+		}
+		have[i] = rc == 1;
+	}
+	if (env->json) {
+		json_t *o = json_object();
+		json_t *a = json_array();
+		json_object_set_new(o, "device", device_json(&d));
+		for (int i = 0; i < 2; i++)
+			if (have[i])
+				json_array_append_new(a, entry_json(&entries[i]));
+		json_object_set_new(o, "entries", a);
+		json_print(env->out, o);
+	} else {
+		char buf[64], t1[32], t2[32];
+		FILE *out = env->out;
+		info_line(out, "account:", d.account);
+		info_line(out, "device id:", d.device_id);
+		info_line(out, "type:", d.device_type);
+		info_line(out, "model:", d.model);
+		info_line(out, "os:", d.os);
+		info_line(out, "os language:", d.os_language);
+		info_line(out, "imei:", d.imei);
+		info_line(out, "friendly name:", d.friendly_name);
+		info_line(out, "phone number:", d.phone_number);
+		info_line(out, "operator:", d.mobile_operator);
+		info_line(out, "user agent:", d.user_agent);
+		info_line(out, "eas version:", d.eas_version);
+		info_line(out, "last address:", d.last_address);
+		info_line(out, "last command:", d.last_command);
+		info_line(out, "first seen:", format_time(d.first_seen, t1));
+		info_line(out, "last seen:", format_time(d.last_seen, t2));
+		info_line(out, "state:", fmt_state(d.state, d.reason, d.rule_id, buf));
+		fprintf(out, "%-16s %s at %s\n", "state set by:", dash(d.state_by),
+		        format_time(d.state_at, t1));
+		for (int i = 0; i < 2; i++) {
+			if (!have[i])
+				continue;
+			fprintf(out, "%-16s %s%s%s: %s (by %s at %s)\n",
+			        "entry:", entries[i].device_id,
+			        entries[i].account != NULL ? "/" : "",
+			        entries[i].account != NULL ? entries[i].account : "",
+			        abq_state_name(entries[i].state), dash(entries[i].created_by),
+			        format_time(entries[i].created_at, t2));
+		}
+		if (!have[0] && !have[1])
+			info_line(out, "entry:", "none (decided by rules and mode)");
+	}
+	status = CTL_OK;
+out:
+	for (int i = 0; i < 2; i++)
+		if (have[i])
+			abq_entry_clear(&entries[i]);
+	abq_device_clear(&d);
+	free(account);
+	return status;
+}
+
+/* History listing state. */
+struct historian {
+	struct ctl_env *env;
+	struct table *table;
+	struct jstream js;
+	size_t count;
+};
+
+/* Print one history row. */
+static int
+history_cb(void *arg, const struct abq_history *h)
+{
+	struct historian *x = arg;
+	char at[32];
+
+	x->count++;
+	if (x->env->json) {
+		jstream_item(&x->js, history_json(h));
+		return 0;
+	}
+	const char *cells[] = {format_time(h->at, at), h->who,       h->what,  h->subject,
+	                       h->old_value,           h->new_value, h->reason};
+	table_row(x->table, cells);
+	return 0;
+}
+
+/*
+ * mobile abq history [DEVICE_ID] [account A] [limit N]: who changed what, when
+ * and why; oldest first, or the N newest first with limit.
+ */
+int
+do_history(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
+{
+	static const char *const headers[] = {"AT",  "WHO", "WHAT",  "SUBJECT",
+	                                      "OLD", "NEW", "REASON"};
+	const char *device_id = ctl_arg(args, "device-id");
+	const char *account_word = ctl_arg(args, "account");
+	const char *limit_word = ctl_arg(args, "n");
+	struct abq_history_filter f = {0};
+	struct historian x = {.env = env};
+	char *account = NULL;
+	const char *err = NULL;
+	int rc;
+
+	if (device_id != NULL && ctl_device_id(device_id) < 0)
+		return CTL_REFUSED;
+	if (account_word != NULL && ctl_account(account_word, &account) < 0)
+		return CTL_REFUSED;
+	if (limit_word != NULL) {
+		long long n;
+		const char *why;
+		if (parse_int(limit_word, 1, 100000000, &n, &why) < 0) {
+			free(account);
+			return ctl_fail("limit '%s': %s", limit_word, why);
+		}
+		f.limit = (size_t)n;
+	}
+	f.device_id = device_id;
+	f.account = account;
+	if (env->json)
+		jstream_begin(&x.js, env->out, NULL, "history");
+	else
+		x.table = table_new(env->out, 7, headers);
+	rc = abq_store_history_iter(env->store, &f, history_cb, &x, &err);
+	if (env->json) {
+		jstream_end(&x.js);
+	} else {
+		table_finish(&x.table);
+		if (x.count == 0)
+			fprintf(env->out, "no history\n");
+	}
+	free(account);
+	if (rc != 0)
+		return ctl_fail("store: %s", err != NULL ? err : "reading the history failed");
+	return CTL_OK;
+}
+
+/* The value of characteristic ch among the facts (NULL: not reported). */
+static const char *
+fact_of(const struct abq_facts *f, enum abq_charac ch)
+{
+	switch (ch) {
+	case ABQ_CHAR_DEVICEID:
+		return f->device_id;
+	case ABQ_CHAR_DEVICETYPE:
+		return f->device_type;
+	case ABQ_CHAR_DEVICEMODEL:
+		return f->model;
+	case ABQ_CHAR_DEVICEOS:
+		return f->os;
+	case ABQ_CHAR_USERAGENT:
+		return f->user_agent;
+	}
+	return NULL;
+}
+
+/* How people name a characteristic inside a sentence. */
+static const char *
+fact_label(enum abq_charac ch)
+{
+	switch (ch) {
+	case ABQ_CHAR_DEVICEID:
+		return "DeviceId";
+	case ABQ_CHAR_DEVICETYPE:
+		return "type";
+	case ABQ_CHAR_DEVICEMODEL:
+		return "model";
+	case ABQ_CHAR_DEVICEOS:
+		return "OS";
+	case ABQ_CHAR_USERAGENT:
+		return "user agent";
+	}
+	return "?";
+}
+
+/* Where the effective mode comes from: "global", "domain example.com", "default"... */
+static char *
+mode_source_text(const struct abq_explanation *x)
+{
+	if (x->mode_is_default)
+		return xstrdup("default");
+	switch (x->mode_scope) {
+	case ABQ_SCOPE_GLOBAL:
+		return xstrdup("global");
+	case ABQ_SCOPE_DOMAIN:
+		return xasprintf("domain %s", x->domain != NULL ? x->domain : "?");
+	case ABQ_SCOPE_ACCOUNT:
+		return xasprintf("account %s", x->device.account);
+	}
+	return xstrdup("?");
+}
+
+/* The step number of product.md for a verdict (entries are both step 3). */
+static int
+step_number(enum abq_step s)
+{
+	switch (s) {
+	case ABQ_STEP_ENTRY_DEVICE:
+		return 3;
+	case ABQ_STEP_DISCOVERY:
+		return 5;
+	default:
+		return (int)s;
+	}
+}
+
+/* The sentence saying which step decided and why. A new string. */
+static char *
+explain_text(const struct abq_explanation *x)
+{
+	const struct abq_verdict *v = &x->verdict;
+	const struct abq_device *d = &x->device;
+	char *src = mode_source_text(x);
+	char *rule = v->rule != NULL ? fmt_rule(v->rule) : NULL;
+	const char *mode = abq_mode_name(x->in.mode);
+	const char *state = abq_state_name(v->state);
+	char *s;
+
+	switch (v->step) {
+	case ABQ_STEP_DISABLED:
+		s = xasprintf("step 2: mode Disabled (%s) -> %s, no access control", src, state);
+		break;
+	case ABQ_STEP_ENTRY_ACCOUNT:
+		s = xasprintf("step 3: entry %s/%s -> %s", d->device_id, d->account, state);
+		break;
+	case ABQ_STEP_ENTRY_DEVICE:
+		s = xasprintf("step 3: entry %s (every account) -> %s", d->device_id, state);
+		break;
+	case ABQ_STEP_LIMIT:
+		s = xasprintf("step 4: abqMaxDevicesPerAccount is %" PRId64
+		              " and the account has %zu older device%s -> %s",
+		              x->in.max_devices, x->in.devices_ahead,
+		              x->in.devices_ahead == 1 ? "" : "s", state);
+		break;
+	case ABQ_STEP_RULE:
+		if (v->rule != NULL)
+			s = xasprintf("step 5: rule %" PRId64 " (%s) matches %s '%s'", v->rule_id,
+			              rule, fact_label(v->rule->charac),
+			              fact_of(&x->in.facts, v->rule->charac) != NULL
+			                  ? fact_of(&x->in.facts, v->rule->charac)
+			                  : "");
+		else
+			s = xasprintf("step 5: rule %" PRId64 " matches -> %s", v->rule_id, state);
+		break;
+	case ABQ_STEP_DISCOVERY:
+		s = xasprintf("step 5: rule %" PRId64 " (%s) needs the %s, not reported yet -> "
+		              "Discovery",
+		              v->rule_id, rule != NULL ? rule : "?", fact_label(v->missing));
+		break;
+	case ABQ_STEP_MODE:
+	default:
+		s = xasprintf("step 6: no entry, no rule matched; mode %s (%s) -> %s", mode, src,
+		              state);
+		break;
+	}
+	free(src);
+	free(rule);
+	return s;
+}
+
+/*
+ * mobile abq explain DEVICE_ID account A: what the engine decides for this
+ * device now, which step decided and why, from the same inputs abqd uses.
+ */
+int
+do_explain(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
+{
+	const char *device_id = ctl_arg(args, "device-id");
+	struct abq_explanation x;
+	struct abq_policy *p;
+	char *account = NULL, *errmsg = NULL, *text, *src;
+	int rc;
+
+	if (ctl_device_id(device_id) < 0 || ctl_account(ctl_arg(args, "account"), &account) < 0)
+		return CTL_REFUSED;
+	p = abq_registry_policy(env->store, env->config->eas_default_domain, &errmsg);
+	if (p == NULL) {
+		free(account);
+		return ctl_registry_status(-1, errmsg);
+	}
+	rc = abq_registry_explain(&env->ctx, account, device_id, p, &x, &errmsg);
+	free(account);
+	if (rc != 0) {
+		abq_policy_free(&p);
+		return ctl_registry_status(rc, errmsg);
+	}
+	free(errmsg);
+	text = explain_text(&x);
+	src = mode_source_text(&x);
+	if (env->json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "account", jstr(x.device.account));
+		json_object_set_new(o, "deviceId", jstr(x.device.device_id));
+		json_object_set_new(o, "known", json_boolean(x.known));
+		json_object_set_new(o, "domain", jstr(x.domain));
+		json_object_set_new(o, "mode", json_string(abq_mode_name(x.in.mode)));
+		json_object_set_new(
+		    o, "modeSource",
+		    json_string(x.mode_is_default ? "default" : abq_scope_name(x.mode_scope)));
+		json_object_set_new(o, "step", json_integer(step_number(x.verdict.step)));
+		json_object_set_new(o, "state", jstate(x.verdict.state));
+		json_object_set_new(o, "reason", jreason(x.verdict.reason));
+		json_object_set_new(o, "ruleId", jid(x.verdict.rule_id));
+		json_object_set_new(
+		    o, "rule", x.verdict.rule != NULL ? rule_json(x.verdict.rule) : json_null());
+		json_object_set_new(o, "missing",
+		                    x.verdict.step == ABQ_STEP_DISCOVERY
+		                        ? json_string(abq_charac_name(x.verdict.missing))
+		                        : json_null());
+		json_object_set_new(o, "explanation", json_string(text));
+		if (x.known) {
+			json_object_set_new(o, "recordedState", jstate(x.device.state));
+			json_object_set_new(o, "recordedReason", jreason(x.device.reason));
+		}
+		json_print(env->out, o);
+	} else {
+		char buf[64];
+		FILE *out = env->out;
+		if (x.known)
+			fprintf(
+			    out,
+			    "%s / %s: type %s, model %s, OS %s, user agent %s; recorded state %s\n",
+			    x.device.account, x.device.device_id, dash(x.device.device_type),
+			    dash(x.device.model), dash(x.device.os), dash(x.device.user_agent),
+			    fmt_state(x.device.state, x.device.reason, x.device.rule_id, buf));
+		else
+			fprintf(out,
+			        "%s / %s: not in the registry; explained as a new device of which "
+			        "only the DeviceId is known\n",
+			        x.device.account, x.device.device_id);
+		fprintf(out, "domain %s; mode %s (%s)\n", dash(x.domain), abq_mode_name(x.in.mode),
+		        src);
+		fprintf(out, "%s\n", text);
+		fprintf(out, "decision: %s\n",
+		        fmt_state(x.verdict.state, x.verdict.reason, x.verdict.rule_id, buf));
+		if (x.known &&
+		    (x.device.state != x.verdict.state || x.device.reason != x.verdict.reason ||
+		     x.device.rule_id != x.verdict.rule_id))
+			fprintf(out, "note: the recorded state differs; the device is decided "
+			             "anew at its next request\n");
+	}
+	free(text);
+	free(src);
+	abq_explanation_clear(&x);
+	abq_policy_free(&p);
+	return CTL_OK;
+}

@@ -1,0 +1,64 @@
+/*
+ * ctl.h: what abqctl's command handlers share: the environment a command runs
+ * in (config, store, registry context, output options) and the handlers the
+ * grammar table in abqctl.c points to.
+ */
+#ifndef ABQ_CTL_H
+#define ABQ_CTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config/config.h"
+#include "core/registry.h"
+#include "ctl/grammar.h"
+
+/* Exit statuses (interfaces.md). */
+#define CTL_OK      0
+#define CTL_REFUSED 1
+#define CTL_USAGE   2
+
+struct ctl_env {
+	struct abq_config *config;
+	const char *config_path;
+	struct abq_store *store; /* NULL for init until it opens the store */
+	struct abq_ctx ctx;      /* store, default_domain, who, now, dry_run */
+	bool json;
+	bool dry_run;
+	FILE *out;
+};
+
+/*
+ * Print "abqctl: " and the message to stderr, one line per line of msg (a
+ * multi-line registry message gives several prefixed lines). Returns
+ * CTL_REFUSED so that handlers can `return ctl_fail(...)`.
+ */
+int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Report a registry result (0, 1 or -1 with errmsg, which is freed) and turn it
+ * into an exit status.
+ */
+int ctl_registry_status(int rc, char *errmsg);
+
+/* Command-line values, checked and normalised; each returns 0 or prints the error and -1. */
+int ctl_account(const char *word, char **account_r);
+int ctl_domain(const char *word, char **domain_r);
+int ctl_device_id(const char *word);
+int ctl_state(const char *word, bool allow_discovery, enum abq_state *state_r);
+
+/* abqctl.c */
+ctl_handler do_init;
+
+/* cmd_config.c */
+ctl_handler do_config_get, do_config_set, do_config_delete;
+
+/* cmd_entry.c: the list entries and the device records. */
+ctl_handler do_entry, do_set, do_delete, do_import, do_export, do_adopt, do_purge;
+
+/* cmd_device.c: reading the registry. */
+ctl_handler do_list, do_device_list, do_device_info, do_all_devices, do_history, do_explain;
+
+/* cmd_rule.c */
+ctl_handler do_rule_set, do_rule_delete, do_rule_list, do_notification_interval;
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * util.h: small helpers every layer uses: allocation that never returns NULL,
+ * bounded number parsing, durations and timestamps in the spellings abqctl and
+ * the config file accept, and identity normalisation.
+ */
+#ifndef ABQ_UTIL_H
+#define ABQ_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Out of memory is the one failure abqd does not try to survive: it exits. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* xstrdup that keeps NULL as NULL. */
+char *xstrdup_null(const char *s);
+/* printf into a freshly allocated string. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print "abqd: <message>" to stderr and exit(1): for the impossible only. */
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* In-place ASCII lower-casing; returns s. */
+char *str_lower(char *s);
+/* Case-insensitive ASCII equality; NULL equals only NULL. */
+bool str_ieq(const char *a, const char *b);
+/* Strings equal, NULL equal to NULL. */
+bool str_eq_null(const char *a, const char *b);
+
+/*
+ * Parse a whole decimal integer in [min, max]. Returns 0, or -1 with *errstr set
+ * to a static message ("not a number", "too small", "too large").
+ */
+int parse_int(const char *s, long long min, long long max, long long *out, const char **errstr);
+
+/*
+ * Durations: "0", "90" (seconds), "30s", "45m", "6h", "1d", "2w". Returns 0, or -1
+ * with *errstr. format_duration writes the largest exact unit ("45m", "1d", "0").
+ */
+int parse_duration(const char *s, int64_t *secs, const char **errstr);
+const char *format_duration(int64_t secs, char buf[32]);
+
+/*
+ * Sizes: "1048576", "512K", "32M", "1G" (binary multiples). Returns 0 or -1.
+ */
+int parse_size(const char *s, int64_t *bytes, const char **errstr);
+
+/*
+ * Timestamps are seconds since the epoch, UTC. format_time gives ISO 8601
+ * ("2026-11-28T05:55:14Z"); 0 formats as "-". parse_time accepts "2026-11-28",
+ * "2026-11-28T05:55:14Z", "2026-11-28 05:55:14" (UTC), or a number of seconds.
+ */
+const char *format_time(int64_t t, char buf[32]);
+int parse_time(const char *s, int64_t *t, const char **errstr);
+
+/* The current time in seconds; ABQ_NOW in the environment overrides it (tests). */
+int64_t abq_now(void);
+
+/*
+ * Identity (product.md): the account is the user name lower-cased, with a
+ * "DOMAIN\" prefix removed. Returns a new string, or NULL for an empty or
+ * unusable name (containing control characters, '/' or white space).
+ */
+char *account_normalize(const char *user);
+/*
+ * The domain an account belongs to: the part after '@', else default_domain
+ * (which may be NULL). Returns a pointer into account or default_domain.
+ */
+const char *account_domain(const char *account, const char *default_domain);
+/*
+ * A DeviceId as the registry keeps it: 1-64 printable ASCII characters without
+ * '/' or white space. Returns true if valid.
+ */
+bool device_id_valid(const char *id);
+
+#endif

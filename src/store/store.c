@@ -1,0 +1,696 @@
+/*
+ * store.c: the one door to the store.
+ *
+ * Every abq_store_* call passes through a wrapper here, in the manner of
+ * SQLite's own VFS shims: the wrapper checks its arguments (a NULL key is an
+ * error with a message, never a crash), applies the test-time fault injection,
+ * and only then calls the backend's operation through the ops table. Backends
+ * therefore never see a NULL store, a NULL errstr_r or a missing key.
+ *
+ * Fault injection: when the environment variable ABQ_STORE_FAULT is set to N,
+ * the N-th write call (put, delete, insert, update, add, touch, commit) made in
+ * this process after the variable took that value fails with "injected fault"
+ * without reaching the backend. The count starts again whenever the value
+ * changes, so a test may set it, run, unset it, and set it again.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+#include "store/store.h"
+
+/* The backends, in the order their schemes are tried. */
+static const struct abq_store_ops *const backends[] = {
+    &abq_store_sqlite_ops,
+};
+
+/*
+ * The ops table of an open store: every backend's struct begins with
+ * struct abq_store_base.
+ */
+static const struct abq_store_ops *
+ops_of(const struct abq_store *s)
+{
+	return ((const struct abq_store_base *)(const void *)s)->ops;
+}
+
+/* State of the fault injection, shared by every store of the process. */
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static char fault_value[32]; /* the ABQ_STORE_FAULT value the count belongs to */
+static long long fault_count;
+
+/*
+ * Decide whether this write call is the one that must fail. Reads the
+ * environment at every call so that a test can change it between steps; a new
+ * value restarts the count. Returns true (and sets *errstr_r) for the N-th call.
+ */
+static bool
+fault_now(const char **errstr_r)
+{
+	const char *v = getenv("ABQ_STORE_FAULT");
+	long long n;
+	const char *perr;
+	bool fire = false;
+
+	pthread_mutex_lock(&fault_lock);
+	if (v == NULL || *v == '\0') {
+		fault_value[0] = '\0';
+		fault_count = 0;
+	} else {
+		if (strncmp(v, fault_value, sizeof(fault_value)) != 0) {
+			snprintf(fault_value, sizeof(fault_value), "%s", v);
+			fault_count = 0;
+		}
+		fault_count++;
+		if (parse_int(v, 1, LLONG_MAX, &n, &perr) == 0 && fault_count == n)
+			fire = true;
+	}
+	pthread_mutex_unlock(&fault_lock);
+	if (fire)
+		*errstr_r = "injected fault";
+	return fire;
+}
+
+/*
+ * The common prologue of the wrappers: errstr_r may be NULL (the caller does
+ * not want the message), the store may not be.
+ */
+#define CHECK_STORE(s, errstr_r)                                                                   \
+	const char *errstr_dummy_;                                                                 \
+	if ((errstr_r) == NULL)                                                                    \
+		(errstr_r) = &errstr_dummy_;                                                       \
+	if ((s) == NULL) {                                                                         \
+		*(errstr_r) = "no store is open";                                                  \
+		return -1;                                                                         \
+	}
+
+/* Fail the calling wrapper with a static message. */
+#define FAIL_ARG(errstr_r, msg)                                                                    \
+	do {                                                                                       \
+		*(errstr_r) = (msg);                                                               \
+		return -1;                                                                         \
+	} while (0)
+
+/* A key must be present and non-empty. */
+static bool
+key_ok(const char *k)
+{
+	return k != NULL && *k != '\0';
+}
+
+/* Whether v is a state a record may carry (NONE included). */
+static bool
+state_ok(enum abq_state v)
+{
+	return v >= ABQ_STATE_NONE && v <= ABQ_STATE_DISCOVERY;
+}
+
+/* Whether v is a state an administrator sets (entries, rule levels). */
+static bool
+level_ok(enum abq_state v)
+{
+	return v == ABQ_STATE_ALLOWED || v == ABQ_STATE_BLOCKED || v == ABQ_STATE_QUARANTINED;
+}
+
+/*
+ * Open the store named by url: find the backend whose scheme prefixes it and
+ * hand it the rest. PostgreSQL URLs are recognised so that the message says
+ * what is missing rather than "unknown scheme".
+ */
+struct abq_store *
+abq_store_open(const char *url, const char *base_dir, int flags, const char **errstr_r)
+{
+	const char *dummy;
+	size_t i;
+
+	if (errstr_r == NULL)
+		errstr_r = &dummy;
+	if (url == NULL || *url == '\0') {
+		*errstr_r = "no store URL given";
+		return NULL;
+	}
+	if ((flags & ABQ_STORE_CREATE) && (flags & ABQ_STORE_READONLY)) {
+		*errstr_r = "a store cannot be created read-only";
+		return NULL;
+	}
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		const struct abq_store_ops *ops = backends[i];
+		size_t n = strlen(ops->scheme);
+
+		if (strncmp(url, ops->scheme, n) == 0)
+			return ops->open(url + n, base_dir, flags, errstr_r);
+	}
+	if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
+		*errstr_r = "the PostgreSQL backend is not built in this version";
+		return NULL;
+	}
+	*errstr_r = "unknown store URL scheme (expected sqlite:PATH or sqlite:///ABSOLUTE/PATH)";
+	return NULL;
+}
+
+/* Close the store and forget the caller's pointer to it. */
+void
+abq_store_close(struct abq_store **store)
+{
+	if (store == NULL || *store == NULL)
+		return;
+	ops_of(*store)->close(*store);
+	*store = NULL;
+}
+
+/* The backend's name, "sqlite". */
+const char *
+abq_store_backend(const struct abq_store *s)
+{
+	return s == NULL ? "none" : ops_of(s)->name;
+}
+
+/* A printable location: the database file for SQLite. */
+const char *
+abq_store_location(const struct abq_store *s)
+{
+	return s == NULL ? "" : ops_of(s)->location(s);
+}
+
+/* The files of the store, so that a root abqctl can hand them to abqd's user. */
+const char *const *
+abq_store_files(const struct abq_store *s)
+{
+	static const char *const none[] = {NULL};
+
+	return s == NULL ? none : ops_of(s)->files(s);
+}
+
+/* Start a write transaction (the write lock is taken at once). */
+int
+abq_store_begin(struct abq_store *s, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	return ops_of(s)->begin(s, errstr_r);
+}
+
+/*
+ * Commit the open transaction. A commit counts as a write for the fault
+ * injection: an injected failure leaves the transaction open, as a real one
+ * would, so that the caller's rollback path runs.
+ */
+int
+abq_store_commit(struct abq_store *s, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->commit(s, errstr_r);
+}
+
+/* Discard the open transaction, if any. Never fails: there is nothing to report. */
+void
+abq_store_rollback(struct abq_store *s)
+{
+	if (s != NULL)
+		ops_of(s)->rollback(s);
+}
+
+/* Look up the device (account, device_id). */
+int
+abq_store_device_get(struct abq_store *s, const char *account, const char *device_id,
+                     struct abq_device *out, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(account) || !key_ok(device_id) || out == NULL)
+		FAIL_ARG(errstr_r, "device_get: account and device_id are required");
+	return ops_of(s)->device_get(s, account, device_id, out, errstr_r);
+}
+
+/* Write the whole record of a device. */
+int
+abq_store_device_put(struct abq_store *s, const struct abq_device *d, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (d == NULL || !key_ok(d->account) || !key_ok(d->device_id))
+		FAIL_ARG(errstr_r, "device_put: account and device_id are required");
+	if (!state_ok(d->state) || d->reason < ABQ_REASON_NONE || d->reason > ABQ_REASON_DISCOVERY)
+		FAIL_ARG(errstr_r, "device_put: state or reason out of range");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->device_put(s, d, errstr_r);
+}
+
+/* Remove the records of a DeviceId, of every account or of one. */
+int
+abq_store_device_delete(struct abq_store *s, const char *device_id, const char *account,
+                        size_t *count_r, const char **errstr_r)
+{
+	size_t dummy;
+
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(device_id))
+		FAIL_ARG(errstr_r, "device_delete: device_id is required");
+	if (account != NULL && *account == '\0')
+		FAIL_ARG(errstr_r, "device_delete: empty account");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->device_delete(s, device_id, account, count_r ? count_r : &dummy,
+	                                errstr_r);
+}
+
+/* Iterate over the devices that pass the filter (NULL filter: every device). */
+int
+abq_store_device_iter(struct abq_store *s, const struct abq_device_filter *f, abq_device_cb *cb,
+                      void *arg, const char **errstr_r)
+{
+	static const struct abq_device_filter all;
+
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "device_iter: no callback");
+	if (f != NULL && !state_ok(f->state))
+		FAIL_ARG(errstr_r, "device_iter: state out of range");
+	return ops_of(s)->device_iter(s, f ? f : &all, cb, arg, errstr_r);
+}
+
+/* Count the devices of account (of every account when account is NULL). */
+int
+abq_store_device_count(struct abq_store *s, const char *account, int64_t before, size_t *count_r,
+                       const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (count_r == NULL)
+		FAIL_ARG(errstr_r, "device_count: no count_r");
+	return ops_of(s)->device_count(s, account, before, count_r, errstr_r);
+}
+
+/* Apply a batch of last-seen updates. */
+int
+abq_store_device_touch(struct abq_store *s, const struct abq_seen *v, size_t n,
+                       const char **errstr_r)
+{
+	size_t i;
+
+	CHECK_STORE(s, errstr_r);
+	if (n > 0 && v == NULL)
+		FAIL_ARG(errstr_r, "device_touch: no updates");
+	for (i = 0; i < n; i++)
+		if (!key_ok(v[i].account) || !key_ok(v[i].device_id))
+			FAIL_ARG(errstr_r, "device_touch: account and device_id are required");
+	if (n == 0)
+		return 0;
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->device_touch(s, v, n, errstr_r);
+}
+
+/* Look up the entry for DeviceId alone (account NULL) or DeviceId/account. */
+int
+abq_store_entry_get(struct abq_store *s, const char *device_id, const char *account,
+                    struct abq_entry *out, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(device_id) || out == NULL)
+		FAIL_ARG(errstr_r, "entry_get: device_id is required");
+	if (account != NULL && *account == '\0')
+		FAIL_ARG(errstr_r, "entry_get: empty account");
+	return ops_of(s)->entry_get(s, device_id, account, out, errstr_r);
+}
+
+/* Write (insert or replace) a list entry. */
+int
+abq_store_entry_put(struct abq_store *s, const struct abq_entry *e, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (e == NULL || !key_ok(e->device_id))
+		FAIL_ARG(errstr_r, "entry_put: device_id is required");
+	if (e->account != NULL && *e->account == '\0')
+		FAIL_ARG(errstr_r, "entry_put: empty account");
+	if (!level_ok(e->state))
+		FAIL_ARG(errstr_r, "entry_put: state must be Allowed, Blocked or Quarantined");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->entry_put(s, e, errstr_r);
+}
+
+/* Remove list entries of a DeviceId (see store.h for the three variants). */
+int
+abq_store_entry_delete(struct abq_store *s, const char *device_id, const char *account,
+                       bool all_accounts, size_t *count_r, const char **errstr_r)
+{
+	size_t dummy;
+
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(device_id))
+		FAIL_ARG(errstr_r, "entry_delete: device_id is required");
+	if (account != NULL && *account == '\0')
+		FAIL_ARG(errstr_r, "entry_delete: empty account");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->entry_delete(s, device_id, account, all_accounts,
+	                               count_r ? count_r : &dummy, errstr_r);
+}
+
+/* Iterate over the list entries, all or those of one state. */
+int
+abq_store_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb, void *arg,
+                     const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "entry_iter: no callback");
+	if (!state_ok(state))
+		FAIL_ARG(errstr_r, "entry_iter: state out of range");
+	return ops_of(s)->entry_iter(s, state, cb, arg, errstr_r);
+}
+
+/* Check the fields every written rule needs. */
+static bool
+rule_ok(const struct abq_rule *r)
+{
+	return r != NULL && r->pattern != NULL && level_ok(r->level) &&
+	       r->charac >= ABQ_CHAR_DEVICEID && r->charac <= ABQ_CHAR_USERAGENT &&
+	       r->match >= ABQ_MATCH_EXACT && r->match <= ABQ_MATCH_REGEX &&
+	       (r->domain == NULL || *r->domain != '\0');
+}
+
+/* Insert a rule; its new id is written into r->id. */
+int
+abq_store_rule_insert(struct abq_store *s, struct abq_rule *r, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!rule_ok(r))
+		FAIL_ARG(errstr_r, "rule_insert: incomplete or out-of-range rule");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->rule_insert(s, r, errstr_r);
+}
+
+/* Rewrite the rule r->id (fails when there is no such rule). */
+int
+abq_store_rule_update(struct abq_store *s, const struct abq_rule *r, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!rule_ok(r) || r->id <= 0)
+		FAIL_ARG(errstr_r, "rule_update: incomplete or out-of-range rule");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->rule_update(s, r, errstr_r);
+}
+
+/* Look up a rule by id. */
+int
+abq_store_rule_get(struct abq_store *s, int64_t id, struct abq_rule *out, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (out == NULL)
+		FAIL_ARG(errstr_r, "rule_get: no output record");
+	return ops_of(s)->rule_get(s, id, out, errstr_r);
+}
+
+/* Delete a rule by id (fails when there is no such rule). */
+int
+abq_store_rule_delete(struct abq_store *s, int64_t id, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->rule_delete(s, id, errstr_r);
+}
+
+/* Iterate over rules: all, global only, or one domain's. */
+int
+abq_store_rule_iter(struct abq_store *s, const char *domain, bool all, abq_rule_cb *cb, void *arg,
+                    const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "rule_iter: no callback");
+	return ops_of(s)->rule_iter(s, domain, all, cb, arg, errstr_r);
+}
+
+/*
+ * An attribute's scope and target must agree: global has no target (whatever
+ * the caller passed is ignored), domain and account need one.
+ */
+static bool
+scope_ok(enum abq_scope scope, const char *target)
+{
+	if (scope == ABQ_SCOPE_GLOBAL)
+		return true;
+	return (scope == ABQ_SCOPE_DOMAIN || scope == ABQ_SCOPE_ACCOUNT) && key_ok(target);
+}
+
+/* Look up an attribute at a scope. */
+int
+abq_store_attr_get(struct abq_store *s, enum abq_scope scope, const char *target, const char *name,
+                   struct abq_attr *out, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!scope_ok(scope, target) || !key_ok(name) || out == NULL)
+		FAIL_ARG(errstr_r, "attr_get: scope, target and name are required");
+	return ops_of(s)->attr_get(s, scope, scope == ABQ_SCOPE_GLOBAL ? NULL : target, name, out,
+	                           errstr_r);
+}
+
+/* Set an attribute at a scope (insert or replace). */
+int
+abq_store_attr_put(struct abq_store *s, const struct abq_attr *a, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (a == NULL || !scope_ok(a->scope, a->target) || !key_ok(a->name) || a->value == NULL)
+		FAIL_ARG(errstr_r, "attr_put: scope, target, name and value are required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->attr_put(s, a, errstr_r);
+}
+
+/* Remove an attribute at a scope; removing an absent one is not an error. */
+int
+abq_store_attr_delete(struct abq_store *s, enum abq_scope scope, const char *target,
+                      const char *name, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!scope_ok(scope, target) || !key_ok(name))
+		FAIL_ARG(errstr_r, "attr_delete: scope, target and name are required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->attr_delete(s, scope, scope == ABQ_SCOPE_GLOBAL ? NULL : target, name,
+	                              errstr_r);
+}
+
+/* Iterate over every attribute. */
+int
+abq_store_attr_iter(struct abq_store *s, abq_attr_cb *cb, void *arg, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "attr_iter: no callback");
+	return ops_of(s)->attr_iter(s, cb, arg, errstr_r);
+}
+
+/* Append a history row; its id is written into h->id. */
+int
+abq_store_history_add(struct abq_store *s, struct abq_history *h, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (h == NULL || h->what == NULL)
+		FAIL_ARG(errstr_r, "history_add: what is required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->history_add(s, h, errstr_r);
+}
+
+/* Iterate over history (NULL filter: all of it, oldest first). */
+int
+abq_store_history_iter(struct abq_store *s, const struct abq_history_filter *f, abq_history_cb *cb,
+                       void *arg, const char **errstr_r)
+{
+	static const struct abq_history_filter all;
+
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "history_iter: no callback");
+	return ops_of(s)->history_iter(s, f ? f : &all, cb, arg, errstr_r);
+}
+
+/* Append a row to the change log. */
+int
+abq_store_change_add(struct abq_store *s, enum abq_change_kind kind, const char *key, int64_t at,
+                     const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (kind < ABQ_CHANGE_DEVICE || kind > ABQ_CHANGE_TEMPLATE || key == NULL)
+		FAIL_ARG(errstr_r, "change_add: kind and key are required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->change_add(s, kind, key, at, errstr_r);
+}
+
+/* Iterate over the changes after since, ascending. */
+int
+abq_store_change_iter(struct abq_store *s, int64_t since, abq_change_cb *cb, void *arg,
+                      const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "change_iter: no callback");
+	return ops_of(s)->change_iter(s, since, cb, arg, errstr_r);
+}
+
+/* The highest sequence number ever given out (0 for a new store). */
+int
+abq_store_change_last(struct abq_store *s, int64_t *seq_r, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (seq_r == NULL)
+		FAIL_ARG(errstr_r, "change_last: no seq_r");
+	return ops_of(s)->change_last(s, seq_r, errstr_r);
+}
+
+/* Queue a notice in the outbox; its id is written into n->id. */
+int
+abq_store_notice_add(struct abq_store *s, struct abq_notice *n, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (n == NULL || !key_ok(n->recipient) || !key_ok(n->kind))
+		FAIL_ARG(errstr_r, "notice_add: recipient and kind are required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->notice_add(s, n, errstr_r);
+}
+
+/* Iterate over the outbox, all notices or those in one state. */
+int
+abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb, void *arg,
+                      const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "notice_iter: no callback");
+	return ops_of(s)->notice_iter(s, state, cb, arg, errstr_r);
+}
+
+/*
+ * Record destructors (here and below): free the owned strings and zero the
+ * struct, so that a cleared record can be cleared again or reused. NULL is
+ * accepted.
+ */
+void
+abq_device_clear(struct abq_device *d)
+{
+	if (d == NULL)
+		return;
+	free(d->account);
+	free(d->device_id);
+	free(d->device_type);
+	free(d->model);
+	free(d->imei);
+	free(d->friendly_name);
+	free(d->os);
+	free(d->os_language);
+	free(d->phone_number);
+	free(d->mobile_operator);
+	free(d->user_agent);
+	free(d->eas_version);
+	free(d->last_address);
+	free(d->last_command);
+	free(d->state_by);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Deep copy of a device; dst must be clear. NULL strings stay NULL. */
+void
+abq_device_copy(struct abq_device *dst, const struct abq_device *src)
+{
+	*dst = *src;
+	dst->account = xstrdup_null(src->account);
+	dst->device_id = xstrdup_null(src->device_id);
+	dst->device_type = xstrdup_null(src->device_type);
+	dst->model = xstrdup_null(src->model);
+	dst->imei = xstrdup_null(src->imei);
+	dst->friendly_name = xstrdup_null(src->friendly_name);
+	dst->os = xstrdup_null(src->os);
+	dst->os_language = xstrdup_null(src->os_language);
+	dst->phone_number = xstrdup_null(src->phone_number);
+	dst->mobile_operator = xstrdup_null(src->mobile_operator);
+	dst->user_agent = xstrdup_null(src->user_agent);
+	dst->eas_version = xstrdup_null(src->eas_version);
+	dst->last_address = xstrdup_null(src->last_address);
+	dst->last_command = xstrdup_null(src->last_command);
+	dst->state_by = xstrdup_null(src->state_by);
+}
+
+void
+abq_entry_clear(struct abq_entry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->device_id);
+	free(e->account);
+	free(e->created_by);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+abq_rule_clear(struct abq_rule *r)
+{
+	if (r == NULL)
+		return;
+	free(r->pattern);
+	free(r->domain);
+	free(r->created_by);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+abq_attr_clear(struct abq_attr *a)
+{
+	if (a == NULL)
+		return;
+	free(a->target);
+	free(a->name);
+	free(a->value);
+	free(a->set_by);
+	memset(a, 0, sizeof(*a));
+}
+
+void
+abq_history_clear(struct abq_history *h)
+{
+	if (h == NULL)
+		return;
+	free(h->who);
+	free(h->what);
+	free(h->subject);
+	free(h->old_value);
+	free(h->new_value);
+	free(h->reason);
+	free(h->device_id);
+	free(h->account);
+	memset(h, 0, sizeof(*h));
+}
+
+void
+abq_change_clear(struct abq_change *c)
+{
+	if (c == NULL)
+		return;
+	free(c->key);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+abq_notice_clear(struct abq_notice *n)
+{
+	if (n == NULL)
+		return;
+	free(n->recipient);
+	free(n->kind);
+	free(n->account);
+	free(n->device_id);
+	free(n->template_ref);
+	free(n->rendered);
+	free(n->state);
+	free(n->last_error);
+	memset(n, 0, sizeof(*n));
+}

@@ -1,0 +1,396 @@
+/*
+ * store.h: the registry's persistent store, behind one table of operations.
+ *
+ * Callers see only the abq_store_* functions below. Each backend (store_sqlite.c
+ * now, store_pgsql.c later) fills a struct abq_store_ops; store.c dispatches,
+ * checks arguments and holds the test-time fault injection, so that a backend
+ * can be added without touching a caller. The contract test suite
+ * (tests/store/test_store_contract.c) runs against every backend.
+ *
+ * Conventions (as in Dovecot's lib-sql):
+ * - Functions return 0 on success and -1 on failure with *errstr_r set to a
+ *   message owned by the store, valid until the next call on the same store.
+ *   Lookups return 1 (found), 0 (not found) or -1.
+ * - Strings in records are owned by the record; abq_*_clear() frees them.
+ * - Writes happen inside abq_store_begin() / abq_store_commit(); a backend that
+ *   fails mid-transaction leaves nothing half-written once the caller rolls back.
+ *   abq_store_begin takes the write lock at once (SQLite BEGIN IMMEDIATE), so two
+ *   processes writing at the same moment queue instead of failing.
+ * - Timestamps are seconds since the epoch, UTC. DeviceIds compare
+ *   case-insensitively; accounts are stored already normalised (lower case).
+ * - Keys (account, device_id, names) must be non-empty; a NULL or empty key is
+ *   an error with a message, never a crash. errstr_r may be NULL.
+ * - A store handle is used by one thread at a time; processes share the store.
+ * - Test-time fault injection: with ABQ_STORE_FAULT=N in the environment, the
+ *   N-th write call (put, delete, insert, update, add, touch, commit) of the
+ *   process fails with "injected fault" (counted afresh whenever the value
+ *   changes). A failed commit leaves the transaction open for the rollback.
+ */
+#ifndef ABQ_STORE_H
+#define ABQ_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/abq_types.h"
+
+/* The schema version this binary writes. Stores newer than this are refused. */
+#define ABQ_STORE_SCHEMA_VERSION 1
+
+/* A device: the pair (account, DeviceId) and everything known about it. */
+struct abq_device {
+	char *account;   /* normalised account, key part 1 */
+	char *device_id; /* key part 2, compared case-insensitively */
+	char *device_type;
+	char *model; /* NULL: not reported yet (Settings/Provision) */
+	char *imei;
+	char *friendly_name;
+	char *os; /* NULL: not reported yet */
+	char *os_language;
+	char *phone_number;
+	char *mobile_operator;
+	char *user_agent;
+	char *eas_version;
+	char *last_address;
+	char *last_command;
+	int64_t first_seen;
+	int64_t last_seen;
+	enum abq_state state;
+	enum abq_reason reason;
+	int64_t rule_id;  /* with ABQ_REASON_RULE / ABQ_REASON_DISCOVERY, else 0 */
+	char *state_by;   /* administrator's name, or "abqd" */
+	int64_t state_at; /* when the state was set */
+};
+void abq_device_clear(struct abq_device *d);
+/* Deep copy; dst must be clear (zeroed). */
+void abq_device_copy(struct abq_device *dst, const struct abq_device *src);
+
+/* A list entry: DeviceId alone (account NULL) or DeviceId/account. */
+struct abq_entry {
+	char *device_id;
+	char *account; /* NULL: applies to every account */
+	enum abq_state state;
+	char *created_by;
+	int64_t created_at;
+};
+void abq_entry_clear(struct abq_entry *e);
+
+/* A rule. Rules with a domain are tried before global ones, each in ascending order. */
+struct abq_rule {
+	int64_t id; /* assigned by the store on insert */
+	enum abq_charac charac;
+	enum abq_match match;
+	char *pattern;
+	enum abq_state level; /* Allowed, Blocked or Quarantined */
+	int64_t order;
+	char *domain; /* NULL: global */
+	char *created_by;
+	int64_t created_at;
+};
+void abq_rule_clear(struct abq_rule *r);
+
+/* An attribute at a scope. target is NULL for global, the domain, or the account. */
+struct abq_attr {
+	enum abq_scope scope;
+	char *target;
+	char *name;
+	char *value;
+	char *set_by;
+	int64_t set_at;
+};
+void abq_attr_clear(struct abq_attr *a);
+
+/* One row of history: who changed what, when and why. */
+struct abq_history {
+	int64_t id; /* assigned by the store */
+	int64_t at;
+	char *who;     /* administrator's name, or "abqd" */
+	char *what;    /* "state", "entry", "rule", "attribute", "delete", "purge", ... */
+	char *subject; /* "DEVICEID/account", "DEVICEID", "rule 3", "global abqMode", ... */
+	char *old_value;
+	char *new_value;
+	char *reason;
+	char *device_id; /* for filtering by device; NULL when not about one device */
+	char *account;
+};
+void abq_history_clear(struct abq_history *h);
+
+/* The change log: a sequence number and what changed, for running daemons. */
+enum abq_change_kind {
+	ABQ_CHANGE_DEVICE = 1, /* key: "account\nDEVICEID" */
+	ABQ_CHANGE_ENTRY,      /* key: "DEVICEID" or "DEVICEID/account" */
+	ABQ_CHANGE_RULE,       /* key: rule id */
+	ABQ_CHANGE_ATTR,       /* key: "global", "domain:D" or "account:A", then "\n" name */
+	ABQ_CHANGE_TEMPLATE,   /* key: template reference (notices issue) */
+};
+struct abq_change {
+	int64_t seq;
+	int64_t at;
+	enum abq_change_kind kind;
+	char *key;
+};
+void abq_change_clear(struct abq_change *c);
+
+/* A notice in the outbox (filled by the notices issue). */
+struct abq_notice {
+	int64_t id;
+	char *recipient;
+	char *kind; /* "user-quarantined", "user-blocked", "user-allowed", "digest", ... */
+	char *account;
+	char *device_id;
+	char *template_ref;
+	char *rendered; /* the whole message, or NULL when rendered at send time */
+	char *state;    /* "queued", "sent", "failed" */
+	int attempts;
+	int64_t next_attempt;
+	char *last_error;
+	int64_t created;
+	int64_t sent;
+};
+void abq_notice_clear(struct abq_notice *n);
+
+/* Filters for iteration. NULL / ABQ_STATE_NONE / 0 fields do not filter. */
+struct abq_device_filter {
+	const char *account;
+	const char *device_id;
+	const char *domain; /* accounts "x@domain"; bare accounts match default_domain */
+	const char *default_domain;
+	enum abq_state state;
+	int64_t seen_before; /* last_seen < this */
+	int64_t seen_since;  /* last_seen >= this */
+	bool not_individual; /* only devices whose reason is not Individual */
+};
+struct abq_history_filter {
+	const char *device_id;
+	const char *account;
+	int64_t since;
+	size_t limit; /* 0: no limit; newest first when set */
+};
+
+/*
+ * Iteration callbacks receive a record owned by the store (valid during the call
+ * only: copy what you keep, e.g. with abq_device_copy) and return 0 to go on or
+ * non-zero to stop; that value is returned by the iterator (a stop is not an
+ * error: the iterator returns it without errstr).
+ *
+ * A callback may call any store function on the same store (get, put, delete,
+ * begin/commit, another iteration), but must not close it. Iterators read in
+ * batches and hold no read open while callbacks run; each goes on after the
+ * key of the last record it delivered, so a record written ahead of that key
+ * (in iteration order) is seen later in the same iteration and one written
+ * behind it is not. Outside a transaction, batches may see other processes'
+ * commits.
+ */
+typedef int abq_device_cb(void *arg, const struct abq_device *d);
+typedef int abq_entry_cb(void *arg, const struct abq_entry *e);
+typedef int abq_rule_cb(void *arg, const struct abq_rule *r);
+typedef int abq_attr_cb(void *arg, const struct abq_attr *a);
+typedef int abq_history_cb(void *arg, const struct abq_history *h);
+typedef int abq_change_cb(void *arg, const struct abq_change *c);
+typedef int abq_notice_cb(void *arg, const struct abq_notice *n);
+
+struct abq_store;
+
+/* Open flags. */
+#define ABQ_STORE_CREATE   0x1 /* create and initialise if it does not exist ("abqctl init") */
+#define ABQ_STORE_READONLY 0x2 /* no writes will be made */
+
+/*
+ * Open the store named by url ("sqlite:PATH", "sqlite:///abs/path"; the
+ * "postgresql://" backend comes later). Relative paths are taken relative to
+ * base_dir (the config file's folder) when it is not NULL. Without
+ * ABQ_STORE_CREATE a missing store is an error ("... does not exist; run abqctl
+ * init"). A database that is not an abqd store, or whose schema is newer than
+ * ABQ_STORE_SCHEMA_VERSION, is refused. An older schema is migrated in one
+ * transaction. Returns NULL with *errstr_r set to a static or thread-local
+ * message on failure.
+ */
+struct abq_store *abq_store_open(const char *url, const char *base_dir, int flags,
+                                 const char **errstr_r);
+/* Close and free; sets *store to NULL. */
+void abq_store_close(struct abq_store **store);
+/* The backend's name ("sqlite") and a printable location (the file path). */
+const char *abq_store_backend(const struct abq_store *s);
+const char *abq_store_location(const struct abq_store *s);
+/* The files that make up the store (for chown by a root abqctl); NULL-terminated. */
+const char *const *abq_store_files(const struct abq_store *s);
+
+int abq_store_begin(struct abq_store *s, const char **errstr_r);
+int abq_store_commit(struct abq_store *s, const char **errstr_r);
+void abq_store_rollback(struct abq_store *s);
+
+/* Devices. */
+int abq_store_device_get(struct abq_store *s, const char *account, const char *device_id,
+                         struct abq_device *out, const char **errstr_r);
+/* Insert or replace the whole record (facts and state) of (account, device_id). */
+int abq_store_device_put(struct abq_store *s, const struct abq_device *d, const char **errstr_r);
+/*
+ * Remove the records of device_id (every account when account is NULL). *count_r
+ * gets how many were removed.
+ */
+int abq_store_device_delete(struct abq_store *s, const char *device_id, const char *account,
+                            size_t *count_r, const char **errstr_r);
+/* In (account, device_id) order. */
+int abq_store_device_iter(struct abq_store *s, const struct abq_device_filter *f, abq_device_cb *cb,
+                          void *arg, const char **errstr_r);
+/*
+ * How many devices of account were first seen before `before` (all when before
+ * is 0). account NULL counts the devices of every account.
+ */
+int abq_store_device_count(struct abq_store *s, const char *account, int64_t before,
+                           size_t *count_r, const char **errstr_r);
+/*
+ * Batched last-seen updates: not in the change log, no history. Each element
+ * names (account, device_id) and the new last_seen, last_address and
+ * last_command (NULL keeps the old value). A device that does not exist is
+ * skipped (it is not created), and so is an update older than the recorded
+ * last_seen. Outside a transaction the batch is one transaction of its own.
+ */
+struct abq_seen {
+	const char *account;
+	const char *device_id;
+	int64_t last_seen;
+	const char *last_address;
+	const char *last_command;
+};
+int abq_store_device_touch(struct abq_store *s, const struct abq_seen *v, size_t n,
+                           const char **errstr_r);
+
+/* List entries. account NULL addresses the DeviceId-alone entry. */
+int abq_store_entry_get(struct abq_store *s, const char *device_id, const char *account,
+                        struct abq_entry *out, const char **errstr_r);
+int abq_store_entry_put(struct abq_store *s, const struct abq_entry *e, const char **errstr_r);
+/*
+ * Remove entries of device_id: with account NULL and all_accounts true, every
+ * entry of that DeviceId; with account NULL and all_accounts false, only the
+ * DeviceId-alone entry; else the DeviceId/account entry.
+ */
+int abq_store_entry_delete(struct abq_store *s, const char *device_id, const char *account,
+                           bool all_accounts, size_t *count_r, const char **errstr_r);
+/* In (device_id, account) order, DeviceId-alone first; state NONE: all. */
+int abq_store_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb, void *arg,
+                         const char **errstr_r);
+
+/*
+ * Rules. rule_update and rule_delete fail ("no rule with id N") when the id does
+ * not exist; ids are never reused.
+ */
+int abq_store_rule_insert(struct abq_store *s, struct abq_rule *r, const char **errstr_r);
+int abq_store_rule_update(struct abq_store *s, const struct abq_rule *r, const char **errstr_r);
+int abq_store_rule_get(struct abq_store *s, int64_t id, struct abq_rule *out,
+                       const char **errstr_r);
+int abq_store_rule_delete(struct abq_store *s, int64_t id, const char **errstr_r);
+/*
+ * domain NULL and all true: every rule; domain NULL and all false: global rules
+ * only; else that domain's rules. Ordered by domain (global last), order, id.
+ */
+int abq_store_rule_iter(struct abq_store *s, const char *domain, bool all, abq_rule_cb *cb,
+                        void *arg, const char **errstr_r);
+
+/*
+ * Attributes. For ABQ_SCOPE_GLOBAL the target is ignored (records read back
+ * with target NULL); names compare case-insensitively. Deleting an absent
+ * attribute is not an error.
+ */
+int abq_store_attr_get(struct abq_store *s, enum abq_scope scope, const char *target,
+                       const char *name, struct abq_attr *out, const char **errstr_r);
+int abq_store_attr_put(struct abq_store *s, const struct abq_attr *a, const char **errstr_r);
+int abq_store_attr_delete(struct abq_store *s, enum abq_scope scope, const char *target,
+                          const char *name, const char **errstr_r);
+/* Every attribute, ordered by scope, target, name. */
+int abq_store_attr_iter(struct abq_store *s, abq_attr_cb *cb, void *arg, const char **errstr_r);
+
+/* History (the id is assigned and written back). */
+int abq_store_history_add(struct abq_store *s, struct abq_history *h, const char **errstr_r);
+/* Oldest first, or newest first when f->limit is set. */
+int abq_store_history_iter(struct abq_store *s, const struct abq_history_filter *f,
+                           abq_history_cb *cb, void *arg, const char **errstr_r);
+
+/* Change log. */
+int abq_store_change_add(struct abq_store *s, enum abq_change_kind kind, const char *key,
+                         int64_t at, const char **errstr_r);
+/* Changes with seq > since, ascending. */
+int abq_store_change_iter(struct abq_store *s, int64_t since, abq_change_cb *cb, void *arg,
+                          const char **errstr_r);
+/* The highest seq ever given out (0 for a new store). */
+int abq_store_change_last(struct abq_store *s, int64_t *seq_r, const char **errstr_r);
+
+/* Outbox. A notice added with state NULL is "queued". Iteration is by id. */
+int abq_store_notice_add(struct abq_store *s, struct abq_notice *n, const char **errstr_r);
+int abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb, void *arg,
+                          const char **errstr_r);
+
+/*
+ * The backend's table. store.c calls these after checking arguments; the
+ * comments on the abq_store_* wrappers above are the contract.
+ */
+struct abq_store_ops {
+	const char *name;   /* "sqlite" */
+	const char *scheme; /* URL prefix handled, "sqlite:" */
+	struct abq_store *(*open)(const char *url_rest, const char *base_dir, int flags,
+	                          const char **errstr_r);
+	void (*close)(struct abq_store *s);
+	const char *(*location)(const struct abq_store *s);
+	const char *const *(*files)(const struct abq_store *s);
+	int (*begin)(struct abq_store *s, const char **errstr_r);
+	int (*commit)(struct abq_store *s, const char **errstr_r);
+	void (*rollback)(struct abq_store *s);
+
+	int (*device_get)(struct abq_store *, const char *, const char *, struct abq_device *,
+	                  const char **);
+	int (*device_put)(struct abq_store *, const struct abq_device *, const char **);
+	int (*device_delete)(struct abq_store *, const char *, const char *, size_t *,
+	                     const char **);
+	int (*device_iter)(struct abq_store *, const struct abq_device_filter *, abq_device_cb *,
+	                   void *, const char **);
+	int (*device_count)(struct abq_store *, const char *, int64_t, size_t *, const char **);
+	int (*device_touch)(struct abq_store *, const struct abq_seen *, size_t, const char **);
+
+	int (*entry_get)(struct abq_store *, const char *, const char *, struct abq_entry *,
+	                 const char **);
+	int (*entry_put)(struct abq_store *, const struct abq_entry *, const char **);
+	int (*entry_delete)(struct abq_store *, const char *, const char *, bool, size_t *,
+	                    const char **);
+	int (*entry_iter)(struct abq_store *, enum abq_state, abq_entry_cb *, void *,
+	                  const char **);
+
+	int (*rule_insert)(struct abq_store *, struct abq_rule *, const char **);
+	int (*rule_update)(struct abq_store *, const struct abq_rule *, const char **);
+	int (*rule_get)(struct abq_store *, int64_t, struct abq_rule *, const char **);
+	int (*rule_delete)(struct abq_store *, int64_t, const char **);
+	int (*rule_iter)(struct abq_store *, const char *, bool, abq_rule_cb *, void *,
+	                 const char **);
+
+	int (*attr_get)(struct abq_store *, enum abq_scope, const char *, const char *,
+	                struct abq_attr *, const char **);
+	int (*attr_put)(struct abq_store *, const struct abq_attr *, const char **);
+	int (*attr_delete)(struct abq_store *, enum abq_scope, const char *, const char *,
+	                   const char **);
+	int (*attr_iter)(struct abq_store *, abq_attr_cb *, void *, const char **);
+
+	int (*history_add)(struct abq_store *, struct abq_history *, const char **);
+	int (*history_iter)(struct abq_store *, const struct abq_history_filter *, abq_history_cb *,
+	                    void *, const char **);
+
+	int (*change_add)(struct abq_store *, enum abq_change_kind, const char *, int64_t,
+	                  const char **);
+	int (*change_iter)(struct abq_store *, int64_t, abq_change_cb *, void *, const char **);
+	int (*change_last)(struct abq_store *, int64_t *, const char **);
+
+	int (*notice_add)(struct abq_store *, struct abq_notice *, const char **);
+	int (*notice_iter)(struct abq_store *, const char *, abq_notice_cb *, void *,
+	                   const char **);
+};
+
+/*
+ * Every backend's struct abq_store begins with this header, so that store.c can
+ * find the ops table.
+ */
+struct abq_store_base {
+	const struct abq_store_ops *ops;
+};
+
+extern const struct abq_store_ops abq_store_sqlite_ops;
+
+#endif

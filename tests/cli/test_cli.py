@@ -1,0 +1,1124 @@
+#!/usr/bin/env python3
+"""End-to-end tests of abqctl: the real binary, driven as an administrator would.
+
+Run by CTest as:  python3 test_cli.py --abqctl PATH --simulate PATH
+Each test gets a fresh folder with its own config file and store ("abqctl init"),
+makes devices appear through abq-simulate (the daemon's own registry path), and
+asserts what a user sees: exit codes, the one-line errors on stderr, the tables,
+and the --json documents. Python 3 standard library only.
+"""
+
+import argparse
+import json
+import os
+import pwd
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ABQCTL = None
+SIMULATE = None
+
+CONF = "[store]\nurl = sqlite:abqd.db\n[eas]\ndefault_domain = example.com\n"
+
+# 2026-01-01T00:00:00Z, for the tests that move the clock with ABQ_NOW.
+T0 = 1767225600
+DAY = 86400
+
+DEVICE_KEYS = {
+    "account", "deviceId", "deviceType", "model", "imei", "friendlyName", "os",
+    "osLanguage", "phoneNumber", "mobileOperator", "userAgent", "easVersion",
+    "lastAddress", "lastCommand", "firstSeen", "lastSeen", "state", "reason", "ruleId",
+    "stateBy", "stateAt",
+}
+CHANGE_KEYS = {"ok", "dryRun", "affected", "id", "changed"}
+RULE_KEYS = {"id", "characteristic", "match", "pattern", "level", "order", "domain",
+             "createdBy", "createdAt"}
+HISTORY_KEYS = {"id", "at", "who", "what", "subject", "old", "new", "reason", "deviceId",
+                "account"}
+ENTRY_KEYS = {"deviceId", "account", "state", "createdBy", "createdAt"}
+EXPLAIN_KEYS = {"account", "deviceId", "known", "domain", "mode", "modeSource", "step", "state",
+                "reason", "ruleId", "rule", "missing", "explanation"}
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def base_env():
+    """The environment of every run: no inherited config, clock or sudo user."""
+    env = dict(os.environ)
+    for k in ("ABQD_CONFIG", "ABQ_NOW", "SUDO_USER"):
+        env.pop(k, None)
+    return env
+
+
+def expected_who(sudo_user=None):
+    """The administrator name abqctl must record (its rule, computed independently)."""
+    if os.getuid() == 0 and sudo_user:
+        return sudo_user
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.getuid()
+
+
+def table_rows(text):
+    """Parse an abqctl table (columns separated by two or more spaces) into dicts."""
+    lines = [l for l in text.splitlines() if l.strip()]
+    if not lines:
+        return []
+    header = re.split(r"\s{2,}", lines[0].strip())
+    rows = []
+    for line in lines[1:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) != len(header):
+            continue
+        rows.append(dict(zip(header, cells)))
+    return rows
+
+
+class CliTest(unittest.TestCase):
+    """A fresh folder, config and store per test, and helpers to run the tools."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="abqctl-test-")
+        self.conf = os.path.join(self.dir, "abqd.conf")
+        self.write("abqd.conf", CONF)
+        self.env = base_env()
+        out = self.ok("init")
+        self.assertIn("created store", out)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "abqd.db")))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- helpers ----------------------------------------------------------
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def run_ctl(self, *words, conf=None, env=None, stdin=None):
+        args = [ABQCTL]
+        if conf is not False:
+            args += ["-c", conf or self.conf]
+        args += [str(w) for w in words]
+        e = dict(self.env)
+        e.update(env or {})
+        return subprocess.run(args, input=stdin, capture_output=True, text=True, env=e,
+                              timeout=300, cwd=self.dir)
+
+    def ok(self, *words, **kw):
+        """Run abqctl, expect exit 0 and a silent stderr, return stdout."""
+        p = self.run_ctl(*words, **kw)
+        self.assertEqual(p.returncode, 0, "abqctl %s: rc %d, stderr: %s" %
+                         (" ".join(map(str, words)), p.returncode, p.stderr))
+        self.assertEqual(p.stderr, "", "abqctl %s wrote to stderr" % " ".join(map(str, words)))
+        return p.stdout
+
+    def okj(self, *words, **kw):
+        """Run abqctl --json, expect exit 0, return the parsed document."""
+        return json.loads(self.ok(*(list(words) + ["--json"]), **kw))
+
+    def refused(self, *words, rc=1, contains=(), lines=1, **kw):
+        """Run abqctl, expect exit rc, nothing on stdout and `lines` lines on stderr."""
+        p = self.run_ctl(*words, **kw)
+        cmd = " ".join(map(str, words))
+        self.assertEqual(p.returncode, rc, "abqctl %s: rc %d (stdout %r, stderr %r)" %
+                         (cmd, p.returncode, p.stdout, p.stderr))
+        self.assertEqual(p.stdout, "", "abqctl %s printed on stdout on failure" % cmd)
+        err = p.stderr.splitlines()
+        self.assertEqual(len(err), lines, "abqctl %s: expected %d stderr line(s): %r" %
+                         (cmd, lines, p.stderr))
+        for line in err:
+            self.assertTrue(line.startswith("abqctl: "), line)
+        for c in ([contains] if isinstance(contains, str) else contains):
+            self.assertIn(c, p.stderr, "abqctl %s" % cmd)
+        return p.stderr
+
+    def seen(self, account, device_id, env=None, rc=0, **facts):
+        """Make a device seen by abqd (abq-simulate); return its "STATE REASON [RULE]"."""
+        args = [SIMULATE, "-c", self.conf, "seen", account, device_id]
+        for k, v in facts.items():
+            args += [k, v]
+        e = dict(self.env)
+        e.update(env or {})
+        p = subprocess.run(args, capture_output=True, text=True, env=e, timeout=120)
+        self.assertEqual(p.returncode, rc, "abq-simulate: %s" % p.stderr)
+        return p.stdout.strip()
+
+    def devices(self, *filters):
+        """Every device (or the filtered list) keyed by (account, deviceId)."""
+        doc = self.okj("mobile", "abq", "list", *filters)
+        self.assertEqual(set(doc), {"devices"})
+        result = {}
+        for d in doc["devices"]:
+            self.assertEqual(set(d), DEVICE_KEYS)
+            result[(d["account"], d["deviceId"])] = d
+        return result
+
+    def state_of(self, account, device_id):
+        d = self.devices().get((account, device_id))
+        return None if d is None else (d["state"], d["reason"])
+
+    def snapshot(self):
+        """Everything a change could touch, to prove that nothing was written."""
+        return (
+            self.ok("mobile", "abq", "list", "--json"),
+            self.ok("mobile", "abq", "export", "--json"),
+            self.ok("mobile", "abq", "history", "--json"),
+            self.ok("mobile", "abq", "listRules", "--json"),
+            self.ok("config", "global", "get", "--json"),
+            self.ok("config", "domain", "example.com", "get", "--json"),
+        )
+
+    def set_mode(self, mode, *scope):
+        scope = scope or ("global",)
+        return self.ok("config", *scope, "set", "attribute", "abqMode", "value", mode)
+
+    def assert_changes(self, doc, dry_run):
+        self.assertEqual(set(doc), CHANGE_KEYS)
+        self.assertIs(doc["ok"], True)
+        self.assertIs(doc["dryRun"], dry_run)
+        self.assertIsInstance(doc["affected"], int)
+        for c in doc["changed"]:
+            self.assertEqual(set(c), {"account", "deviceId", "from", "to"})
+            self.assertEqual(set(c["from"]), {"state", "reason", "ruleId"})
+            self.assertEqual(set(c["to"]), {"state", "reason", "ruleId"})
+        return {(c["account"], c["deviceId"]): c for c in doc["changed"]}
+
+
+class StoryTest(CliTest):
+    def test_product_story(self):
+        """product.md's story as far as it goes without the daemon."""
+        self.set_mode("Interactive")
+        doc = self.okj("config", "global", "get", "attribute", "abqMode")
+        self.assertEqual(doc["attributes"][0]["value"], "Interactive")
+        self.assertEqual(doc["attributes"][0]["source"], "global")
+
+        self.assertEqual(self.seen("ceo@example.com", "APPLCEO1", type="iPhone",
+                                   model="iPhone16,2", os="iOS 18.1"), "Quarantined Mode")
+        self.assertEqual(self.seen("bob", "SAMBOB1", type="Android", model="SM-S918B",
+                                   os="Android 14"), "Quarantined Mode")
+        self.assertEqual(self.seen("frontdesk", "OFFICE1", type="Android", model="Nokia",
+                                   os="Android 12"), "Quarantined Mode")
+        self.ok("mobile", "abq", "allow", "OFFICE1")
+
+        # Both new phones wait in quarantine, in the table and in JSON.
+        rows = table_rows(self.ok("mobile", "abq", "list", "status", "Quarantined"))
+        self.assertEqual({(r["ACCOUNT"], r["DEVICE_ID"]) for r in rows},
+                         {("ceo@example.com", "APPLCEO1"), ("bob", "SAMBOB1")})
+        for r in rows:
+            self.assertEqual(r["STATE"], "Quarantined")
+            self.assertEqual(r["REASON"], "Mode")
+        ceo = [r for r in rows if r["DEVICE_ID"] == "APPLCEO1"][0]
+        self.assertEqual((ceo["TYPE"], ceo["MODEL"]), ("iPhone", "iPhone16,2"))
+        q = self.devices("status", "Quarantined")
+        self.assertEqual(set(q), {("ceo@example.com", "APPLCEO1"), ("bob", "SAMBOB1")})
+        d = q[("ceo@example.com", "APPLCEO1")]
+        self.assertEqual((d["deviceType"], d["model"], d["os"]), ("iPhone", "iPhone16,2",
+                                                                   "iOS 18.1"))
+        self.assertEqual((d["state"], d["reason"], d["stateBy"]), ("Quarantined", "Mode", "abqd"))
+        self.assertRegex(d["firstSeen"], ISO)
+
+        # The administrator allows the iPhone and blocks the Android.
+        out = self.ok("mobile", "abq", "allow", "APPLCEO1", "account", "ceo@example.com")
+        self.assertIn("APPLCEO1/ceo@example.com: Allowed", out)
+        self.assertIn("changed: ceo@example.com / APPLCEO1: Quarantined (Mode) -> "
+                      "Allowed (Individual)", out)
+        out = self.ok("mobile", "abq", "block", "SAMBOB1")
+        self.assertIn("SAMBOB1: Blocked (entry for every account)", out)
+        self.assertIn("bob / SAMBOB1: Quarantined (Mode) -> Blocked (Individual)", out)
+        self.assertEqual(self.state_of("ceo@example.com", "APPLCEO1"), ("Allowed", "Individual"))
+        self.assertEqual(self.state_of("bob", "SAMBOB1"), ("Blocked", "Individual"))
+        self.assertEqual(self.devices()[("bob", "SAMBOB1")]["stateBy"], expected_who())
+
+        # History names who did it and when.
+        hist = self.okj("mobile", "abq", "history")["history"]
+        for h in hist:
+            self.assertEqual(set(h), HISTORY_KEYS)
+            self.assertRegex(h["at"], ISO)
+        allowed = [h for h in hist if h["deviceId"] == "APPLCEO1" and h["what"] == "state"
+                   and "Allowed" in (h["new"] or "")]
+        blocked = [h for h in hist if h["deviceId"] == "SAMBOB1" and h["what"] == "state"
+                   and "Blocked" in (h["new"] or "")]
+        self.assertEqual(len(allowed), 1, hist)
+        self.assertEqual(len(blocked), 1, hist)
+        self.assertEqual(allowed[0]["who"], expected_who())
+        self.assertEqual(blocked[0]["who"], expected_who())
+        self.assertIn("Quarantined", allowed[0]["old"])
+        text = self.ok("mobile", "abq", "history", "APPLCEO1")
+        self.assertIn(expected_who(), text)
+        self.assertIn("Allowed", text)
+
+        # Strict: a new device is blocked at its first request.
+        out = self.set_mode("Strict")
+        self.assertIn("no device changed state", out)
+        self.assertEqual(self.seen("dave", "NEWDEV1", type="iPhone", model="iPhone14,5",
+                                   os="iOS 17"), "Blocked Mode")
+
+        # The office phone changes hands: deleted, then decided anew.
+        out = self.ok("mobile", "abq", "delete", "OFFICE1")
+        self.assertIn("deleted OFFICE1", out)
+        self.assertNotIn(("frontdesk", "OFFICE1"), self.devices())
+        self.assertNotIn("OFFICE1", self.ok("mobile", "abq", "list"))
+        self.assertNotIn("OFFICE1", self.ok("mobile", "abq", "export"))
+        self.refused("mobile", "getDeviceInfo", "frontdesk", "OFFICE1", contains="no device")
+        self.assertEqual(self.seen("newhire", "OFFICE1", type="Android", model="Nokia",
+                                   os="Android 12"), "Blocked Mode")
+        self.assertEqual(self.state_of("newhire", "OFFICE1"), ("Blocked", "Mode"))
+
+
+class GrammarTest(CliTest):
+    def test_usage_errors_exit_2(self):
+        before = self.snapshot()
+        cases = [
+            ([], "usage:"),
+            (["foo"], "unexpected word 'foo'"),
+            (["mobile"], "usage: mobile"),
+            (["mobile", "abq"], "usage: mobile abq"),
+            (["mobile", "abq", "allow"], "usage: mobile abq allow DEVICE_ID [account ACCOUNT]"),
+            (["mobile", "abq", "allow", "X", "extra"], "unexpected word 'extra'"),
+            (["mobile", "abq", "allow", "X", "account"], "missing ACCOUNT"),
+            (["mobile", "abq", "allow", "X", "account", "a", "account", "b"], "twice"),
+            (["mobile", "abq", "set", "X"], "usage: mobile abq set DEVICE_ID STATE"),
+            (["mobile", "abq", "explain", "X"], "usage: mobile abq explain DEVICE_ID account"),
+            (["mobile", "abq", "setRule", "x", "Blocked"], "missing ORDER"),
+            (["mobile", "abq", "purge", "180d"], "usage: mobile abq purge not-seen DURATION"),
+            (["mobile", "abq", "import", "f"], "missing STATE"),
+            (["mobile", "getDeviceInfo", "alice"], "missing DEVICE_ID"),
+            (["config", "global", "set", "attribute", "abqMode"], "usage: config global set"),
+            (["config", "domain"], "usage: config domain"),
+            (["config", "planet", "get"], "unexpected word 'planet'"),
+            (["mobile", "abq", "list", "--dry-run"], "--dry-run does not apply"),
+            (["mobile", "abq", "list", "--bogus"], "unknown option '--bogus'"),
+            (["mobile", "abq", "list", "status"], "missing STATUS after 'status'"),
+            (["mobile", "abq", "history", "account"], "missing ACCOUNT after 'account'"),
+            (["mobile", "abq", "history", "H1", "limit"], "missing N after 'limit'"),
+        ]
+        for words, msg in cases:
+            with self.subTest(words=words):
+                self.refused(*words, rc=2, contains=[msg, "usage:"])
+        p = subprocess.run([ABQCTL, "mobile", "abq", "list", "-c"], capture_output=True,
+                           text=True, env=self.env)
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(len(p.stderr.splitlines()), 1)
+        self.assertEqual(self.snapshot(), before)
+
+    def test_words_are_case_insensitive_and_options_go_anywhere(self):
+        self.ok("CONFIG", "Global", "SET", "Attribute", "abqmode", "VALUE", "interactive")
+        doc = self.okj("config", "global", "get", "attribute", "ABQMODE")
+        self.assertEqual(doc["attributes"][0]["value"], "Interactive")
+        self.seen("bob", "SAMX1", type="Android", model="SM-A52", os="Android 13")
+        doc = self.okj("MOBILE", "ABQ", "setrule", "SM-*", "blocked", "3", "CHARACTERISTIC",
+                       "devicemodel", "MATCH", "GLOB")
+        self.assertEqual(self.assert_changes(doc, False)[("bob", "SAMX1")]["to"]["state"],
+                         "Blocked")
+        rules = self.okj("Mobile", "Abq", "LISTRULES")["rules"]
+        self.assertEqual([(r["characteristic"], r["match"], r["pattern"], r["level"])
+                          for r in rules], [("DeviceModel", "glob", "SM-*", "Blocked")])
+        # Options anywhere among the words, -c last.
+        p = subprocess.run([ABQCTL, "mobile", "--json", "abq", "list", "-c", self.conf],
+                           capture_output=True, text=True, env=self.env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([d["deviceId"] for d in json.loads(p.stdout)["devices"]], ["SAMX1"])
+        self.ok("mobile", "abq", "set", "SAMX1", "allowed")
+        self.assertEqual(self.state_of("bob", "SAMX1"), ("Allowed", "Individual"))
+
+    def test_help_version_and_abqd_config(self):
+        p = self.run_ctl("--help", conf=False)
+        self.assertEqual(p.returncode, 0)
+        for word in ("init", "config global get", "mobile abq allow DEVICE_ID", "setRule",
+                     "deleteRule", "listRules", "setNotificationInterval", "adopt", "explain",
+                     "history", "purge not-seen DURATION", "getDeviceList", "getDeviceInfo",
+                     "getAllDevices", "import FILE STATE", "export", "--dry-run", "--json"):
+            self.assertIn(word, p.stdout)
+        p = self.run_ctl("--version", conf=False)
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"^abqctl \d+\.\d+")
+        # Without -c, ABQD_CONFIG names the file.
+        self.ok("mobile", "abq", "allow", "ENVDEV", conf=False, env={"ABQD_CONFIG": self.conf})
+        self.assertIn("ENVDEV", self.ok("mobile", "abq", "export"))
+        self.refused("mobile", "abq", "list", conf=False,
+                  env={"ABQD_CONFIG": os.path.join(self.dir, "nope.conf")},
+                  contains="nope.conf")
+
+    def test_init_twice(self):
+        out = self.ok("init")
+        self.assertIn("exists already", out)
+        doc = self.okj("init")
+        self.assertEqual((doc["ok"], doc["created"]), (True, False))
+        self.assertTrue(doc["store"].endswith("abqd.db"))
+
+
+class ConfigTest(CliTest):
+    def test_scopes_and_sources(self):
+        self.set_mode("Interactive")
+        self.set_mode("Strict", "domain", "EXAMPLE.com")
+        out = self.set_mode("Permissive", "account", "CORP\\Alice@Example.COM")
+        self.assertIn("set account alice@example.com abqMode = Permissive", out)
+
+        def get(*scope, name="abqMode"):
+            doc = self.okj("config", *scope, "get", "attribute", name)
+            self.assertEqual(len(doc["attributes"]), 1)
+            a = doc["attributes"][0]
+            self.assertEqual(set(a), {"name", "scope", "target", "value", "source"})
+            return a
+
+        a = get("global")
+        self.assertEqual((a["value"], a["source"], a["scope"], a["target"]),
+                         ("Interactive", "global", "global", None))
+        a = get("domain", "example.com")
+        self.assertEqual((a["value"], a["source"], a["target"]), ("Strict", "domain",
+                                                                  "example.com"))
+        a = get("account", "alice@example.com")
+        self.assertEqual((a["value"], a["source"], a["target"]), ("Permissive", "account",
+                                                                  "alice@example.com"))
+        a = get("account", "bob")  # bare: the default domain
+        self.assertEqual((a["value"], a["source"]), ("Strict", "domain"))
+        a = get("account", "carol@other.org")
+        self.assertEqual((a["value"], a["source"]), ("Interactive", "global"))
+        a = get("account", "carol@other.org", name="abqMaxDevicesPerAccount")
+        self.assertEqual((a["value"], a["source"]), ("0", "default"))
+
+        # Every attribute at once, for people and for scripts.
+        doc = self.okj("config", "account", "bob", "get")
+        names = {a["name"]: a for a in doc["attributes"]}
+        self.assertIn("abqMode", names)
+        self.assertIn("abqMaxDevicesPerAccount", names)
+        for a in doc["attributes"]:
+            self.assertIn(a["source"], {"global", "domain", "account", "default"})
+        rows = table_rows(self.ok("config", "account", "bob", "get"))
+        mode = [r for r in rows if r["ATTRIBUTE"] == "abqMode"][0]
+        self.assertEqual((mode["VALUE"], mode["SOURCE"]), ("Strict", "domain example.com"))
+        self.assertEqual(len(rows), len(doc["attributes"]))
+
+        # The modes decide devices at each scope.
+        self.assertEqual(self.seen("alice@example.com", "A1", model="m", os="o"), "Allowed Mode")
+        self.assertEqual(self.seen("bob", "B1", model="m", os="o"), "Blocked Mode")
+        self.assertEqual(self.seen("carol@other.org", "C1", model="m", os="o"),
+                         "Quarantined Mode")
+
+        # Unsetting alice's override moves her device to the domain's mode.
+        doc = self.okj("config", "account", "alice@example.com", "delete", "attribute",
+                       "abqMode")
+        ch = self.assert_changes(doc, False)
+        self.assertEqual(ch[("alice@example.com", "A1")]["to"]["state"], "Blocked")
+        self.assertEqual(get("account", "alice@example.com")["source"], "domain")
+        self.refused("config", "account", "alice@example.com", "delete", "attribute", "abqMode",
+                  contains="not set")
+        out = self.ok("config", "domain", "example.com", "delete", "attribute", "abqMode")
+        self.assertIn("changed: bob / B1: Blocked (Mode) -> Quarantined (Mode)", out)
+
+        # setNotificationInterval is the global abqNotificationsInterval.
+        out = self.ok("mobile", "abq", "setNotificationInterval", "45m")
+        self.assertIn("abqNotificationsInterval = 45m", out)
+        self.assertEqual(get("global", name="abqNotificationsInterval")["value"], "45m")
+        doc = self.okj("mobile", "abq", "setNotificationInterval", "0")
+        self.assert_changes(doc, False)
+        self.assertEqual(get("global", name="abqNotificationsInterval")["value"], "0")
+
+
+class EntryTest(CliTest):
+    def test_entries_and_device_queries(self):
+        self.set_mode("Interactive")
+        self.seen("alice", "DEV1", type="iPhone", model="iPhone15,2", os="iOS 18",
+                  imei="3561", ua="Apple-iPhone/1", eas="16.1", address="192.0.2.1",
+                  command="Sync", friendly="Alice's phone", phone="+3312", operator="Orange",
+                  lang="fr")
+        self.seen("bob", "DEV1", type="iPhone", model="iPhone15,2", os="iOS 18")
+        self.seen("bob", "DEV2", type="Android", model="Pixel 8", os="Android 14")
+
+        doc = self.okj("mobile", "abq", "quarantine", "DEV2", "account", "bob")
+        self.assert_changes(doc, False)
+        self.assertEqual(self.state_of("bob", "DEV2"), ("Quarantined", "Individual"))
+        doc = self.okj("mobile", "abq", "allow", "DEV1", "account", "alice")
+        ch = self.assert_changes(doc, False)
+        self.assertEqual(set(ch), {("alice", "DEV1")})
+        self.assertEqual(ch[("alice", "DEV1")]["from"],
+                         {"state": "Quarantined", "reason": "Mode", "ruleId": None})
+        self.assertEqual(ch[("alice", "DEV1")]["to"],
+                         {"state": "Allowed", "reason": "Individual", "ruleId": None})
+        self.assertEqual(self.state_of("bob", "DEV1"), ("Quarantined", "Mode"))
+        out = self.ok("mobile", "abq", "set", "DEV1", "Blocked")
+        self.assertIn("DEV1: Blocked (entry for every account)", out)
+        # The DeviceId/account entry still wins over the DeviceId entry.
+        self.assertEqual(self.state_of("alice", "DEV1"), ("Allowed", "Individual"))
+        self.assertEqual(self.state_of("bob", "DEV1"), ("Blocked", "Individual"))
+
+        # getDeviceList / getAllDevices / getDeviceInfo
+        self.assertEqual([d["deviceId"] for d in
+                          self.okj("mobile", "getDeviceList", "BOB")["devices"]],
+                         ["DEV1", "DEV2"])
+        self.assertEqual(len(self.okj("mobile", "getAllDevices")["devices"]), 3)
+        rows = table_rows(self.ok("mobile", "getAllDevices"))
+        self.assertEqual(len(rows), 3)
+        info = self.okj("mobile", "getDeviceInfo", "alice", "DEV1")
+        self.assertEqual(set(info), {"device", "entries"})
+        d = info["device"]
+        self.assertEqual(set(d), DEVICE_KEYS)
+        self.assertEqual((d["imei"], d["userAgent"], d["easVersion"], d["lastAddress"],
+                          d["lastCommand"], d["friendlyName"], d["phoneNumber"],
+                          d["mobileOperator"], d["osLanguage"]),
+                         ("3561", "Apple-iPhone/1", "16.1", "192.0.2.1", "Sync",
+                          "Alice's phone", "+3312", "Orange", "fr"))
+        for e in info["entries"]:
+            self.assertEqual(set(e), ENTRY_KEYS)
+        self.assertEqual(sorted((e["account"] or "", e["state"]) for e in info["entries"]),
+                         [("", "Blocked"), ("alice", "Allowed")])
+        text = self.ok("mobile", "getDeviceInfo", "alice", "DEV1")
+        self.assertIn("Alice's phone", text)
+        self.assertIn("Allowed (Individual)", text)
+        self.refused("mobile", "getDeviceInfo", "alice", "NOPE", contains="no device NOPE")
+
+        # list filters
+        self.assertEqual(set(self.devices("account", "bob")), {("bob", "DEV1"), ("bob", "DEV2")})
+        self.assertEqual(set(self.devices("status", "Blocked")), {("bob", "DEV1")})
+        self.assertEqual(len(self.devices("domain", "example.com")), 3)
+        self.assertEqual(len(self.devices("domain", "other.org")), 0)
+        self.assertIn("no devices", self.ok("mobile", "abq", "list", "domain", "other.org"))
+
+        # delete with account removes one account's record and entry only
+        doc = self.okj("mobile", "abq", "delete", "DEV1", "account", "alice")
+        self.assert_changes(doc, False)
+        self.assertEqual(set(self.devices()), {("bob", "DEV1"), ("bob", "DEV2")})
+        self.assertEqual(self.ok("mobile", "abq", "export", "status", "Blocked").split(),
+                         ["DEV1"])
+        self.ok("mobile", "abq", "delete", "DEV1")
+        self.assertEqual(set(self.devices()), {("bob", "DEV2")})
+        self.refused("mobile", "abq", "delete", "DEV1", contains="DEV1")
+
+    def test_export_groups(self):
+        self.ok("mobile", "abq", "allow", "A1")
+        self.ok("mobile", "abq", "block", "B1", "account", "bob@example.com")
+        self.ok("mobile", "abq", "quarantine", "Q1")
+        out = self.ok("mobile", "abq", "export")
+        self.assertEqual(out.splitlines(), ["# Allowed", "A1", "# Blocked", "B1/bob@example.com",
+                                            "# Quarantined", "Q1"])
+        doc = self.okj("mobile", "abq", "export")
+        self.assertEqual(len(doc["entries"]), 3)
+        for e in doc["entries"]:
+            self.assertEqual(set(e), ENTRY_KEYS)
+            self.assertEqual(e["createdBy"], expected_who())
+            self.assertRegex(e["createdAt"], ISO)
+        self.assertEqual(self.okj("mobile", "abq", "export", "status", "Blocked")["entries"][0]
+                         ["account"], "bob@example.com")
+
+
+class RuleTest(CliTest):
+    def rule(self, *words):
+        doc = self.okj("mobile", "abq", "setRule", *words)
+        self.assert_changes(doc, False)
+        self.assertIsInstance(doc["id"], int)
+        return doc["id"]
+
+    def test_rules_every_characteristic_and_match(self):
+        self.set_mode("Interactive")
+        # Regexes match the whole value (as Zextras' Java rules do).
+        r_id = self.rule("BAD.*", "Blocked", "10")
+        r_type = self.rule("WP8", "Allowed", "20", "characteristic", "DeviceType", "match",
+                           "exact")
+        r_model = self.rule("SM-*", "Blocked", "30", "characteristic", "DeviceModel", "match",
+                            "glob")
+        r_os = self.rule("iOS 18.*", "Allowed", "40", "characteristic", "DeviceOS")
+        r_ua = self.rule("Outlook-Android*", "Blocked", "50", "characteristic", "UserAgent",
+                         "match", "glob")
+        r_dom = self.rule("Pixel 8", "Allowed", "5", "characteristic", "DeviceModel", "match",
+                          "exact", "domain", "Example.COM")
+        self.assertEqual(len({r_id, r_type, r_model, r_os, r_ua, r_dom}), 6)
+
+        def seen(acct, dev, ty, model, os_, ua="UA/1"):
+            return self.seen(acct, dev, type=ty, model=model, os=os_, ua=ua)
+
+        self.assertEqual(seen("bob", "BAD001", "Android", "X1", "Other 1"), "Blocked Rule %d" % r_id)
+        self.assertEqual(seen("bob", "WP0001", "WP8", "Lumia", "WP 8.1"), "Allowed Rule %d" % r_type)
+        self.assertEqual(seen("bob", "SAM001", "Android", "SM-A52", "Android 13"),
+                         "Blocked Rule %d" % r_model)
+        self.assertEqual(seen("bob", "IOS001", "iPhone", "iPhone15,2", "iOS 18.1"),
+                         "Allowed Rule %d" % r_os)
+        self.assertEqual(seen("bob", "OA0001", "Android", "Moto", "Android 13",
+                              "Outlook-Android/2.0"), "Blocked Rule %d" % r_ua)
+        self.assertEqual(seen("bob", "PIX001", "Android", "Pixel 8", "Android 14"),
+                         "Allowed Rule %d" % r_dom)
+        self.assertEqual(seen("carol@other.org", "PIX002", "Android", "Pixel 8", "Android 14"),
+                         "Quarantined Mode")
+        self.assertEqual(seen("bob", "NONE01", "Android", "Moto", "Android 13"),
+                         "Quarantined Mode")
+        self.assertEqual(self.devices()[("bob", "SAM001")]["ruleId"], r_model)
+
+        rules = self.okj("mobile", "abq", "listRules")["rules"]
+        self.assertEqual(len(rules), 6)
+        for r in rules:
+            self.assertEqual(set(r), RULE_KEYS)
+            self.assertEqual(r["createdBy"], expected_who())
+        self.assertEqual(rules[0]["id"], r_dom)  # domain rules first
+        self.assertEqual(rules[0]["domain"], "example.com")
+        by_id = {r["id"]: r for r in rules}
+        self.assertEqual((by_id[r_id]["characteristic"], by_id[r_id]["match"],
+                          by_id[r_id]["level"], by_id[r_id]["order"]),
+                         ("DeviceId", "regex", "Blocked", 10))
+        self.assertEqual((by_id[r_os]["characteristic"], by_id[r_os]["match"]),
+                         ("DeviceOS", "regex"))
+        self.assertEqual([r["id"] for r in self.okj("mobile", "abq", "listRules", "domain",
+                                                      "example.com")["rules"]], [r_dom])
+        rows = table_rows(self.ok("mobile", "abq", "listRules"))
+        self.assertEqual(len(rows), 6)
+        self.assertIn("Outlook-Android*", [r["PATTERN"] for r in rows])
+
+        # Same rule again: updated, not duplicated.
+        out = self.ok("mobile", "abq", "setRule", "SM-*", "Quarantined", "30", "characteristic",
+                      "DeviceModel", "match", "glob")
+        self.assertIn("rule %d:" % r_model, out)
+        self.assertIn("bob / SAM001: Blocked (Rule %d) -> Quarantined (Rule %d)" %
+                      (r_model, r_model), out)
+        self.assertEqual(len(self.okj("mobile", "abq", "listRules")["rules"]), 6)
+
+        # deleteRule by id and by pattern; devices are decided anew.
+        doc = self.okj("mobile", "abq", "deleteRule", str(r_id))
+        ch = self.assert_changes(doc, False)
+        self.assertEqual(doc["id"], r_id)
+        self.assertEqual(ch[("bob", "BAD001")]["to"]["state"], "Quarantined")
+        out = self.ok("mobile", "abq", "deleteRule", "Outlook-Android*")
+        self.assertIn("deleted rule %d" % r_ua, out)
+        self.assertIn("bob / OA0001: Blocked (Rule %d) -> Quarantined (Mode)" % r_ua, out)
+        self.refused("mobile", "abq", "deleteRule", "Pixel 8", contains="no rule")
+        self.ok("mobile", "abq", "deleteRule", "Pixel 8", "domain", "example.com")
+        self.assertEqual(self.state_of("bob", "PIX001"), ("Quarantined", "Mode"))
+        self.refused("mobile", "abq", "deleteRule", "999", contains="no rule")
+        self.assertEqual(sorted(r["id"] for r in self.okj("mobile", "abq", "listRules")["rules"]),
+                         sorted([r_type, r_model, r_os]))
+        self.assertIn("rule", [h["what"] for h in self.okj("mobile", "abq", "history")["history"]])
+
+    def test_discovery(self):
+        self.set_mode("Interactive")
+        rid = self.rule("Galaxy*", "Blocked", "1", "characteristic", "DeviceModel", "match",
+                        "glob")
+        self.assertEqual(self.seen("dave", "DISC01", type="Android"),
+                         "Discovery Discovery %d" % rid)
+        self.assertIn(("Discovery", "Discovery"), [(d["state"], d["reason"]) for d in
+                                                   self.devices("status", "Discovery").values()])
+        x = self.okj("mobile", "abq", "explain", "DISC01", "account", "dave")
+        self.assertEqual((x["state"], x["missing"], x["ruleId"], x["step"]),
+                         ("Discovery", "DeviceModel", rid, 5))
+        self.assertEqual(self.seen("dave", "DISC01", model="Galaxy S3", os="Android 4"),
+                         "Blocked Rule %d" % rid)
+
+
+class DryRunTest(CliTest):
+    def test_dry_run_changes_nothing(self):
+        self.set_mode("Interactive")
+        for i, acct in enumerate(("alice", "bob", "carol@other.org")):
+            self.assertEqual(self.seen(acct, "DEV%d" % i, type="Android", model="SM-A%d" % i,
+                                       os="Android 13"), "Quarantined Mode")
+        before = self.snapshot()
+
+        out = self.ok("config", "global", "set", "attribute", "abqMode", "value", "Strict",
+                      "--dry-run")
+        self.assertIn("would set global abqMode = Strict", out)
+        changes = [l for l in out.splitlines() if l.startswith("would change:")]
+        self.assertEqual(len(changes), 3, out)
+        for l in changes:
+            self.assertIn("Quarantined (Mode) -> Blocked (Mode)", l)
+        self.assertEqual(self.snapshot(), before)
+        doc = self.okj("config", "global", "set", "attribute", "abqMode", "value", "Strict",
+                       "--dry-run")
+        ch = self.assert_changes(doc, True)
+        self.assertEqual(set(ch), {("alice", "DEV0"), ("bob", "DEV1"), ("carol@other.org", "DEV2")})
+        for c in ch.values():
+            self.assertEqual((c["from"]["state"], c["to"]["state"]), ("Quarantined", "Blocked"))
+        self.assertEqual(self.snapshot(), before)
+
+        out = self.ok("mobile", "abq", "setRule", "SM-A[01]", "Allowed", "1", "characteristic",
+                      "DeviceModel", "--dry-run")
+        self.assertEqual(len([l for l in out.splitlines() if l.startswith("would change:")]), 2)
+        self.assertIn("alice / DEV0: Quarantined (Mode) -> Allowed (Rule", out)
+        self.assertEqual(self.snapshot(), before)
+
+        # Every other change, in dry run, writes nothing either.
+        imp = self.write("imp.txt", "DEV0\nDEV9/zed\n")
+        dry = [
+            ("mobile", "abq", "allow", "DEV0"),
+            ("mobile", "abq", "block", "DEV0", "account", "alice"),
+            ("mobile", "abq", "quarantine", "NEW1"),
+            ("mobile", "abq", "set", "DEV1", "Allowed", "account", "bob"),
+            ("mobile", "abq", "delete", "DEV1"),
+            ("mobile", "abq", "import", imp, "Allowed"),
+            ("mobile", "abq", "adopt"),
+            ("mobile", "abq", "setNotificationInterval", "6h"),
+            ("config", "domain", "example.com", "set", "attribute", "abqMode", "value",
+             "Permissive"),
+            ("config", "global", "delete", "attribute", "abqMode"),
+        ]
+        for words in dry:
+            with self.subTest(words=words):
+                doc = self.okj(*words, "--dry-run")
+                self.assert_changes(doc, True)
+                self.assertIn("would", self.ok(*words, "--dry-run"))
+                self.assertEqual(self.snapshot(), before)
+        self.assertIn("would change: alice / DEV0", self.ok("mobile", "abq", "allow", "DEV0",
+                                                            "--dry-run"))
+        self.assertIn("would change:", self.ok("config", "global", "delete", "attribute",
+                                               "abqMode", "--dry-run"))
+
+        # deleteRule and purge in dry run
+        rid = self.rule_for_real()
+        before = self.snapshot()
+        out = self.ok("mobile", "abq", "deleteRule", str(rid), "--dry-run")
+        self.assertIn("would delete rule %d" % rid, out)
+        self.assertIn("would change: bob / DEV1: Blocked (Rule %d) -> Quarantined (Mode)" % rid,
+                      out)
+        self.assertEqual(self.snapshot(), before)
+        later = {"ABQ_NOW": str(int(time.time()) + 400 * DAY)}
+        out = self.ok("mobile", "abq", "purge", "not-seen", "180d", "--dry-run", env=later)
+        self.assertIn("would forget 3 devices", out)
+        self.assertEqual(self.snapshot(), before)
+
+    def rule_for_real(self):
+        doc = self.okj("mobile", "abq", "setRule", "^DEV1$", "Blocked", "1")
+        self.assertEqual(self.state_of("bob", "DEV1"), ("Blocked", "Rule"))
+        return doc["id"]
+
+
+class AdoptPurgeTest(CliTest):
+    def test_adopt(self):
+        t0 = {"ABQ_NOW": str(T0)}
+        t10 = {"ABQ_NOW": str(T0 + 10 * DAY)}
+        self.assertEqual(self.seen("alice", "OLD1", env=t0, model="m", os="o"), "Allowed Mode")
+        self.assertEqual(self.seen("bob", "NEW1", env=t10, model="m", os="o"), "Allowed Mode")
+        self.assertEqual(self.seen("carol", "NEW2", env=t10, model="m", os="o"), "Allowed Mode")
+        self.ok("mobile", "abq", "block", "NEW2", env=t10)
+
+        out = self.ok("mobile", "abq", "adopt", "seen-since", "2026-01-05", "--dry-run", env=t10)
+        self.assertIn("would adopt 1 device", out)
+        self.assertEqual(self.ok("mobile", "abq", "export", "status", "Allowed"), "")
+        doc = self.okj("mobile", "abq", "adopt", "seen-since", "2026-01-05", env=t10)
+        self.assertEqual(doc["affected"], 1)
+        self.assertEqual(self.ok("mobile", "abq", "export", "status", "Allowed").split(),
+                         ["NEW1/bob"])
+        out = self.ok("mobile", "abq", "adopt", env=t10)
+        self.assertIn("adopted 1 device", out)
+        self.assertEqual(sorted(self.ok("mobile", "abq", "export", "status", "Allowed").split()),
+                         ["NEW1/bob", "OLD1/alice"])
+        # Switching ABQ on cuts no adopted phone off; a new one is blocked.
+        out = self.set_mode("Strict")
+        self.assertIn("no device changed state", out)
+        self.assertEqual(self.state_of("alice", "OLD1"), ("Allowed", "Individual"))
+        self.assertEqual(self.seen("dave", "NEW3", env=t10, model="m", os="o"), "Blocked Mode")
+        self.refused("mobile", "abq", "adopt", "seen-since", "last-tuesday", contains="seen-since")
+
+    def test_purge(self):
+        t0 = {"ABQ_NOW": str(T0)}
+        t200 = {"ABQ_NOW": str(T0 + 200 * DAY)}
+        t201 = {"ABQ_NOW": str(T0 + 201 * DAY)}
+        self.seen("alice", "STALE1", env=t0, model="m", os="o")
+        self.seen("bob", "FRESH1", env=t200, model="m", os="o")
+        self.ok("mobile", "abq", "allow", "STALE1", env=t0)
+        before = self.snapshot()
+        out = self.ok("mobile", "abq", "purge", "not-seen", "180d", "--dry-run", env=t201)
+        self.assertIn("would forget 1 device", out)
+        self.assertIn("alice / STALE1", out)
+        self.assertEqual(self.snapshot(), before)
+        doc = self.okj("mobile", "abq", "purge", "not-seen", "180d", env=t201)
+        ch = self.assert_changes(doc, False)
+        self.assertEqual(doc["affected"], 1)
+        self.assertEqual(set(ch), {("alice", "STALE1")})
+        self.assertIsNone(ch[("alice", "STALE1")]["to"]["state"])
+        self.assertEqual(set(self.devices()), {("bob", "FRESH1")})
+        self.assertIn("STALE1", self.ok("mobile", "abq", "export"))  # entries stay
+        self.assertIn("purge", [h["what"] for h in
+                                self.okj("mobile", "abq", "history", "STALE1")["history"]])
+        self.refused("mobile", "abq", "purge", "not-seen", "soon", contains="not-seen 'soon'")
+        self.refused("mobile", "abq", "purge", "not-seen", "0", contains="more than 0")
+
+
+class ExplainHistoryTest(CliTest):
+    def test_explain_every_step(self):
+        self.set_mode("Interactive")
+        self.seen("bob", "E1", type="Android", model="Moto", os="Android 13")
+        text = self.ok("mobile", "abq", "explain", "E1", "account", "bob")
+        self.assertIn("step 6: no entry, no rule matched; mode Interactive (global) -> "
+                      "Quarantined", text)
+        x = self.okj("mobile", "abq", "explain", "E1", "account", "bob")
+        self.assertTrue(EXPLAIN_KEYS <= set(x), x)
+        self.assertEqual((x["account"], x["deviceId"], x["known"], x["domain"], x["mode"],
+                          x["modeSource"], x["step"], x["state"], x["reason"], x["ruleId"],
+                          x["rule"], x["missing"]),
+                         ("bob", "E1", True, "example.com", "Interactive", "global", 6,
+                          "Quarantined", "Mode", None, None, None))
+
+        self.set_mode("Strict", "domain", "example.com")
+        self.assertIn("mode Strict (domain example.com) -> Blocked",
+                      self.ok("mobile", "abq", "explain", "E1", "account", "bob"))
+        self.assertEqual(self.okj("mobile", "abq", "explain", "E1", "account", "bob")
+                         ["modeSource"], "domain")
+
+        self.ok("mobile", "abq", "allow", "E1", "account", "bob")
+        self.assertIn("step 3: entry E1/bob -> Allowed",
+                      self.ok("mobile", "abq", "explain", "E1", "account", "bob"))
+        self.ok("mobile", "abq", "block", "E2")
+        x = self.okj("mobile", "abq", "explain", "E2", "account", "carol")
+        self.assertEqual((x["known"], x["step"], x["state"], x["reason"]),
+                         (False, 3, "Blocked", "Individual"))
+        self.assertIn("step 3: entry E2 (every account) -> Blocked", x["explanation"])
+        self.assertIn("not in the registry",
+                      self.ok("mobile", "abq", "explain", "E2", "account", "carol"))
+
+        rid = self.okj("mobile", "abq", "setRule", "SM-*", "Blocked", "1", "characteristic",
+                       "DeviceModel", "match", "glob")["id"]
+        self.seen("bob", "E3", type="Android", model="SM-G991B", os="Android 14")
+        text = self.ok("mobile", "abq", "explain", "E3", "account", "bob")
+        self.assertIn("step 5: rule %d (DeviceModel glob 'SM-*' -> Blocked) matches model "
+                      "'SM-G991B'" % rid, text)
+        x = self.okj("mobile", "abq", "explain", "E3", "account", "bob")
+        self.assertEqual((x["step"], x["reason"], x["ruleId"]), (5, "Rule", rid))
+        self.assertEqual(set(x["rule"]), RULE_KEYS)
+        self.assertEqual(x["rule"]["pattern"], "SM-*")
+        text = self.ok("mobile", "abq", "explain", "NEW9", "account", "bob")
+        self.assertIn("needs the model", text)
+
+        # Step 4: the account's limit.
+        self.ok("config", "account", "dave", "set", "attribute", "abqMode", "value", "Permissive")
+        self.ok("config", "account", "dave", "set", "attribute", "abqMaxDevicesPerAccount",
+                "value", "1")
+        t1 = {"ABQ_NOW": str(T0)}
+        t2 = {"ABQ_NOW": str(T0 + 60)}
+        self.assertEqual(self.seen("dave", "L1", env=t1, model="Nokia", os="x"), "Allowed Mode")
+        self.assertEqual(self.seen("dave", "L2", env=t2, model="Nokia", os="x"), "Blocked Limit")
+        x = self.okj("mobile", "abq", "explain", "L2", "account", "dave", env=t2)
+        self.assertEqual((x["step"], x["state"], x["reason"], x["modeSource"]),
+                         (4, "Blocked", "Limit", "account"))
+        self.assertIn("step 4: abqMaxDevicesPerAccount is 1", x["explanation"])
+
+        # Step 2: Disabled.
+        self.ok("config", "account", "erin", "set", "attribute", "abqMode", "value", "Disabled")
+        self.assertEqual(self.seen("erin", "D1", model="SM-X", os="x"), "Allowed Disabled")
+        text = self.ok("mobile", "abq", "explain", "D1", "account", "erin")
+        self.assertIn("step 2: mode Disabled (account erin) -> Allowed", text)
+        self.refused("mobile", "abq", "explain", "D1", "account", "bad account",
+                  contains="not a valid account")
+
+    def test_history_filters(self):
+        self.ok("mobile", "abq", "allow", "H1", "account", "alice")
+        self.ok("mobile", "abq", "block", "H2")
+        self.ok("mobile", "abq", "quarantine", "H1", "account", "bob")
+        self.ok("mobile", "abq", "block", "H1", "account", "alice", env={"SUDO_USER": "carol"})
+        all_ = self.okj("mobile", "abq", "history")["history"]
+        self.assertGreaterEqual(len(all_), 4)
+        ids = [h["id"] for h in all_]
+        self.assertEqual(ids, sorted(ids))  # oldest first
+        h1 = self.okj("mobile", "abq", "history", "H1")["history"]
+        self.assertTrue(h1 and all(h["deviceId"] == "H1" for h in h1))
+        alice = self.okj("mobile", "abq", "history", "account", "alice")["history"]
+        self.assertTrue(alice and all(h["account"] == "alice" for h in alice))
+        self.assertEqual(alice[-1]["who"], expected_who("carol"))
+        last2 = self.okj("mobile", "abq", "history", "limit", "2")["history"]
+        self.assertEqual([h["id"] for h in last2], sorted(ids, reverse=True)[:2])
+        one = self.okj("mobile", "abq", "history", "H1", "account", "bob", "limit", "1")
+        self.assertEqual(len(one["history"]), 1)
+        self.assertEqual(one["history"][0]["account"], "bob")
+        rows = table_rows(self.ok("mobile", "abq", "history", "H2"))
+        self.assertTrue(rows)
+        self.assertEqual(rows[0]["WHO"], expected_who())
+        self.assertEqual(rows[0]["SUBJECT"], "H2")
+        self.refused("mobile", "abq", "history", "limit", "0", contains="limit '0'")
+        self.refused("mobile", "abq", "history", "limit", "many", contains="limit 'many'")
+
+
+class ImportExportTest(CliTest):
+    def test_import_export_10000(self):
+        lines = []
+        for i in range(10000):
+            lines.append("IMP%05d" % i if i % 2 == 0 else
+                         "IMP%05d/user%d@example.com" % (i, i % 50))
+        path = self.write("big.txt", "# ten thousand\n" + "\n".join(lines) + "\n")
+        t = time.monotonic()
+        out = self.ok("mobile", "abq", "import", path, "Allowed")
+        t_import = time.monotonic() - t
+        self.assertIn("imported 10000 entries as Allowed", out)
+        t = time.monotonic()
+        exported = self.ok("mobile", "abq", "export", "status", "Allowed").splitlines()
+        t_export = time.monotonic() - t
+        self.assertEqual(sorted(exported), sorted(lines))
+        sys.stderr.write("\n[cli] import of 10000 lines: %.2fs, export: %.2fs\n" %
+                         (t_import, t_export))
+        full = self.ok("mobile", "abq", "export")
+        self.assertTrue(full.startswith("# Allowed\n"))
+        self.assertIn("# Blocked", full)
+        # Round trip through a second store.
+        other = os.path.join(self.dir, "other")
+        os.mkdir(other)
+        conf2 = os.path.join(other, "abqd.conf")
+        with open(conf2, "w") as f:
+            f.write(CONF)
+        self.ok("init", conf=conf2)
+        self.ok("mobile", "abq", "import", "-", "Allowed", conf=conf2, stdin=full)
+        self.assertEqual(self.ok("mobile", "abq", "export", conf=conf2), full)
+        doc = self.okj("mobile", "abq", "export", "status", "Allowed")
+        self.assertEqual(len(doc["entries"]), 10000)
+        self.assertEqual({e["state"] for e in doc["entries"]}, {"Allowed"})
+        # stdin import as another state
+        out = self.ok("mobile", "abq", "import", "-", "blocked", stdin="S1\nS2/Bob\n")
+        self.assertIn("imported 2 entries as Blocked", out)
+        self.assertEqual(self.ok("mobile", "abq", "export", "status", "Blocked").split(),
+                         ["S1", "S2/bob"])
+
+    def test_import_bad_lines(self):
+        self.ok("mobile", "abq", "allow", "KEEP1")
+        before = self.snapshot()
+        text = "\n".join([
+            "GOOD1",            # 1
+            "bad id here",      # 2
+            "# comment",        # 3
+            "GOOD2/alice",      # 4
+            "X1/has space",     # 5
+            "",                 # 6
+            "A" * 65,           # 7
+            "GOOD3/",           # 8
+            "GOOD4",            # 9
+        ]) + "\n"
+        path = self.write("bad.txt", text)
+        err = self.refused("mobile", "abq", "import", path, "Allowed", lines=4)
+        for n in (2, 5, 7, 8):
+            self.assertIn("line %d:" % n, err)
+        for line in err.splitlines():
+            self.assertIn("bad.txt", line)
+        self.assertEqual(self.snapshot(), before)
+        self.refused("mobile", "abq", "import", os.path.join(self.dir, "missing.txt"), "Allowed",
+                  contains="missing.txt")
+        self.refused("mobile", "abq", "import", path, "Maybe", contains="unknown state 'Maybe'")
+        self.assertEqual(self.snapshot(), before)
+
+
+class BadInputTest(CliTest):
+    def test_refused_requests(self):
+        self.set_mode("Interactive")
+        self.seen("bob", "DEV1", model="m", os="o")
+        self.ok("mobile", "abq", "setRule", "keep", "Allowed", "1")
+        before = self.snapshot()
+        cases = [
+            (("config", "global", "set", "attribute", "abqColour", "value", "blue"),
+             "unknown attribute 'abqColour'"),
+            (("config", "global", "get", "attribute", "abqColour"), "unknown attribute"),
+            (("config", "global", "set", "attribute", "abqMode", "value", "Sometimes"),
+             "Sometimes"),
+            (("config", "global", "set", "attribute", "abqMaxDevicesPerAccount", "value", "-3"),
+             "abqMaxDevicesPerAccount"),
+            (("config", "account", "bob", "set", "attribute", "abqNotificationsInterval",
+              "value", "1h"), "cannot be set at account scope"),
+            (("config", "domain", "a b", "get"), "not a valid domain"),
+            (("config", "account", "", "get"), "not a valid account"),
+            (("mobile", "abq", "set", "DEV1", "Maybe"), "unknown state 'Maybe'"),
+            (("mobile", "abq", "set", "DEV1", "Discovery"), "unknown state 'Discovery'"),
+            (("mobile", "abq", "list", "status", "Sleeping"), "unknown state 'Sleeping'"),
+            (("mobile", "abq", "export", "status", "Sleeping"), "unknown state"),
+            (("mobile", "abq", "allow", "A" * 65), "not a valid DeviceId"),
+            (("mobile", "abq", "allow", "DEV1", "account", "a b"), "not a valid account"),
+            (("mobile", "abq", "setRule", "x", "Blocked", "1", "characteristic", "Colour"),
+             "unknown characteristic 'Colour'"),
+            (("mobile", "abq", "setRule", "x", "Blocked", "1", "match", "fuzzy"),
+             "unknown match 'fuzzy'"),
+            (("mobile", "abq", "setRule", "x", "Sometimes", "1"), "unknown level 'Sometimes'"),
+            (("mobile", "abq", "setRule", "x", "Blocked", "first"), "order 'first'"),
+            (("mobile", "abq", "deleteRule", "nothing-like-this"), "no rule"),
+            (("mobile", "abq", "setNotificationInterval", "5x"), "interval '5x'"),
+            (("mobile", "abq", "delete", "NODEV"), "NODEV"),
+            (("mobile", "getDeviceInfo", "bob", "NODEV"), "no device NODEV"),
+        ]
+        for words, msg in cases:
+            with self.subTest(words=words):
+                self.refused(*words, contains=msg)
+                self.refused(*(list(words) + ["--json"]), contains=msg)
+        err = self.refused("mobile", "abq", "setRule", "(unclosed", "Blocked", "1")
+        self.assertIn("missing closing parenthesis", err)  # PCRE2's own text
+        self.assertRegex(err, r"offset \d+")
+        err = self.refused("mobile", "abq", "setRule", "a[", "Blocked", "1", "characteristic",
+                        "UserAgent", "match", "regex")
+        self.assertRegex(err, r"offset \d+")
+        self.assertEqual(self.snapshot(), before)
+
+
+class StoreFileTest(CliTest):
+    def conf_for(self, url, name):
+        return self.write(name, "[store]\nurl = %s\n[eas]\ndefault_domain = example.com\n" % url)
+
+    def test_foreign_and_newer_stores(self):
+        # A SQLite database of somebody else's.
+        other = os.path.join(self.dir, "other.db")
+        db = sqlite3.connect(other)
+        db.execute("CREATE TABLE foo (x INTEGER)")
+        db.execute("INSERT INTO foo VALUES (42)")
+        db.commit()
+        db.close()
+        conf = self.conf_for("sqlite:other.db", "other.conf")
+        self.refused("mobile", "abq", "list", conf=conf, contains="not an abqd store")
+        self.refused("init", conf=conf, contains="not an abqd store")
+        self.refused("mobile", "abq", "allow", "X", conf=conf, contains="not an abqd store")
+        db = sqlite3.connect(other)
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        self.assertEqual(tables, ["foo"])
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 0)
+        db.close()
+
+        # A text file.
+        text = self.write("notes.txt", "these are my notes, not a database\n" * 20)
+        conf = self.conf_for("sqlite:notes.txt", "notes.conf")
+        self.refused("mobile", "abq", "list", conf=conf, contains="not an abqd store")
+        self.refused("init", conf=conf, contains="notes.txt")
+        with open(text) as f:
+            self.assertEqual(f.read(), "these are my notes, not a database\n" * 20)
+
+        # A store written by a newer abqd.
+        newer = os.path.join(self.dir, "newer.db")
+        db = sqlite3.connect(newer)
+        db.execute("PRAGMA application_id = 1094865220")
+        db.execute("PRAGMA user_version = 999")
+        db.execute("CREATE TABLE future (x)")
+        db.commit()
+        db.close()
+        conf = self.conf_for("sqlite:newer.db", "newer.conf")
+        self.refused("mobile", "abq", "list", conf=conf, contains=["newer", "999"])
+        self.refused("mobile", "abq", "block", "X", conf=conf, contains="newer")
+        db = sqlite3.connect(newer)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 999)
+        db.close()
+
+        # Our own store, made newer afterwards.
+        ours = os.path.join(self.dir, "abqd.db")
+        db = sqlite3.connect(ours)
+        db.execute("PRAGMA user_version = 999")
+        db.commit()
+        db.close()
+        self.refused("mobile", "abq", "list", contains="newer")
+
+    def test_missing_store_is_never_created(self):
+        for url, path in (("sqlite:nothere.db", "nothere.db"),
+                          ("sqlite:sub/nothere.db", "sub/nothere.db")):
+            conf = self.conf_for(url, "missing.conf")
+            for words in (("mobile", "abq", "list"), ("mobile", "abq", "allow", "X"),
+                          ("config", "global", "set", "attribute", "abqMode", "value",
+                           "Strict")):
+                self.refused(*words, conf=conf, contains=["does not exist", "abqctl init"])
+                self.assertFalse(os.path.exists(os.path.join(self.dir, path)))
+        p = subprocess.run([SIMULATE, "-c", conf, "seen", "bob", "X"], capture_output=True,
+                           text=True, env=self.env)
+        self.assertEqual(p.returncode, 1)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "sub/nothere.db")))
+
+    def test_bad_config_file(self):
+        conf = self.write("bad.conf", "[store]\nurl = sqlite:abqd.db\n[eas]\nbogus = 1\n")
+        self.refused("mobile", "abq", "list", conf=conf, contains="bad.conf:4")
+        conf = self.write("bad2.conf", "[store]\nurl = sqlite:abqd.db\n[planets]\nmars = red\n")
+        self.refused("mobile", "abq", "list", conf=conf, contains="bad2.conf:")
+        self.refused("mobile", "abq", "list", conf=os.path.join(self.dir, "absent.conf"),
+                  contains="absent.conf")
+
+    def test_two_writers_at_once(self):
+        procs = []
+        for prefix in ("LEFT", "RIGHT"):
+            script = ('for i in $(seq 1 40); do "%s" -c "%s" mobile abq allow %s$i '
+                      '>/dev/null 2>>"%s/%s.err"; echo $?; done' %
+                      (ABQCTL, self.conf, prefix, self.dir, prefix))
+            procs.append(subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE,
+                                          text=True, env=self.env))
+        for prefix, p in zip(("LEFT", "RIGHT"), procs):
+            out, _ = p.communicate(timeout=600)
+            codes = out.split()
+            self.assertEqual(len(codes), 40)
+            self.assertEqual(set(codes), {"0"}, "failed runs of %s" % prefix)
+            with open(os.path.join(self.dir, prefix + ".err")) as f:
+                self.assertEqual(f.read(), "")
+        got = self.ok("mobile", "abq", "export", "status", "Allowed").split()
+        want = ["%s%d" % (p, i) for p in ("LEFT", "RIGHT") for i in range(1, 41)]
+        self.assertEqual(sorted(got), sorted(want))
+
+    def test_who_and_store_owner(self):
+        self.ok("mobile", "abq", "allow", "W1", env={"SUDO_USER": "carol"})
+        self.ok("mobile", "abq", "allow", "W2")
+        hist = {h["subject"]: h["who"] for h in self.okj("mobile", "abq", "history")["history"]
+                if h["what"] == "entry"}
+        self.assertEqual(hist["W1"], expected_who("carol"))
+        self.assertEqual(hist["W2"], expected_who())
+        # [eas] user: a root abqctl gives the store files to the daemon's user.
+        try:
+            daemon = pwd.getpwnam("nobody")
+        except KeyError:
+            daemon = pwd.getpwnam("daemon")
+        sub = os.path.join(self.dir, "owned")
+        os.mkdir(sub)
+        conf = os.path.join(sub, "abqd.conf")
+        with open(conf, "w") as f:
+            f.write(CONF + "user = %s\n" % daemon.pw_name)
+        self.ok("init", conf=conf)
+        self.ok("mobile", "abq", "allow", "OWN1", conf=conf)
+        owner = daemon.pw_uid if os.geteuid() == 0 else os.geteuid()
+        for name in os.listdir(sub):
+            if name.startswith("abqd.db"):
+                self.assertEqual(os.stat(os.path.join(sub, name)).st_uid, owner, name)
+
+
+class JsonEveryCommandTest(CliTest):
+    def test_every_command_has_json(self):
+        self.set_mode("Interactive")
+        self.seen("bob", "J1", type="Android", model="SM-1", os="Android 14")
+        imp = self.write("j.txt", "J2\nJ3/bob\n")
+        rid = self.okj("mobile", "abq", "setRule", "^ZZ", "Blocked", "9")["id"]
+        shapes = [
+            (("init",), {"ok", "created", "backend", "store"}),
+            (("config", "global", "get"), {"attributes"}),
+            (("config", "domain", "example.com", "get"), {"attributes"}),
+            (("config", "account", "bob", "get", "attribute", "abqMode"), {"attributes"}),
+            (("config", "global", "set", "attribute", "abqDiscoveryTimeout", "value", "10m"),
+             CHANGE_KEYS),
+            (("config", "domain", "example.com", "set", "attribute", "abqMode", "value",
+              "Interactive"), CHANGE_KEYS),
+            (("config", "account", "bob", "set", "attribute", "abqMode", "value",
+              "Interactive"), CHANGE_KEYS),
+            (("config", "account", "bob", "delete", "attribute", "abqMode"), CHANGE_KEYS),
+            (("config", "domain", "example.com", "delete", "attribute", "abqMode"), CHANGE_KEYS),
+            (("config", "global", "delete", "attribute", "abqDiscoveryTimeout"), CHANGE_KEYS),
+            (("mobile", "abq", "list"), {"devices"}),
+            (("mobile", "abq", "allow", "J1"), CHANGE_KEYS),
+            (("mobile", "abq", "block", "J1", "account", "bob"), CHANGE_KEYS),
+            (("mobile", "abq", "quarantine", "J4"), CHANGE_KEYS),
+            (("mobile", "abq", "set", "J4", "Allowed"), CHANGE_KEYS),
+            (("mobile", "abq", "import", imp, "Quarantined"), CHANGE_KEYS),
+            (("mobile", "abq", "export"), {"entries"}),
+            (("mobile", "abq", "setRule", "^YY", "Allowed", "2"), CHANGE_KEYS),
+            (("mobile", "abq", "listRules"), {"rules"}),
+            (("mobile", "abq", "deleteRule", str(rid)), CHANGE_KEYS),
+            (("mobile", "abq", "setNotificationInterval", "1d"), CHANGE_KEYS),
+            (("mobile", "abq", "adopt"), CHANGE_KEYS),
+            (("mobile", "abq", "explain", "J1", "account", "bob"), EXPLAIN_KEYS),
+            (("mobile", "abq", "history", "J1"), {"history"}),
+            (("mobile", "abq", "purge", "not-seen", "1d"), CHANGE_KEYS),
+            (("mobile", "getDeviceList", "bob"), {"devices"}),
+            (("mobile", "getDeviceInfo", "bob", "J1"), {"device", "entries"}),
+            (("mobile", "getAllDevices",), {"devices"}),
+            (("mobile", "abq", "delete", "J4"), CHANGE_KEYS),
+        ]
+        for words, keys in shapes:
+            with self.subTest(words=words):
+                doc = self.okj(*words)
+                self.assertTrue(keys <= set(doc), "%s: %s" % (words, doc))
+        self.assertEqual(self.okj("mobile", "abq", "setRule", "^XX", "Allowed", "3")["dryRun"],
+                         False)
+
+
+def main():
+    global ABQCTL, SIMULATE
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--abqctl", required=True)
+    ap.add_argument("--simulate", required=True)
+    args, rest = ap.parse_known_args()
+    ABQCTL = os.path.abspath(args.abqctl)
+    SIMULATE = os.path.abspath(args.simulate)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

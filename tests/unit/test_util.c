@@ -1,0 +1,603 @@
+/*
+ * test_util.c: table-driven tests of lib/util.c and lib/abq_types.c.
+ *
+ * Every parser is fed its accepted spellings and each kind of bad input, and
+ * the error message is checked too, since it is what a user reads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/abq_types.h"
+#include "lib/util.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The allocators return usable memory, zero sizes included. */
+static void
+test_alloc(void **state)
+{
+	char *p = xmalloc(0);
+	int *z = xcalloc(4, sizeof(int));
+	char *s;
+
+	assert_non_null(p);
+	free(p);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(z[i], 0);
+	z = xrealloc(z, 100 * sizeof(int));
+	z[99] = 7;
+	free(z);
+	free(xcalloc(0, 0));
+
+	s = xstrdup("abc");
+	assert_string_equal(s, "abc");
+	free(s);
+	s = xstrndup("abcdef", 3);
+	assert_string_equal(s, "abc");
+	free(s);
+	s = xstrndup("ab", 10);
+	assert_string_equal(s, "ab");
+	free(s);
+	assert_null(xstrdup_null(NULL));
+	s = xstrdup_null("x");
+	assert_string_equal(s, "x");
+	free(s);
+	s = xasprintf("%s=%d", "n", 42);
+	assert_string_equal(s, "n=42");
+	free(s);
+}
+
+/* fatalx prints "abqd: MESSAGE" on stderr and exits with status 1. */
+static void
+test_fatalx(void **state)
+{
+	int fds[2], status;
+	char buf[128];
+	size_t len;
+	ssize_t n;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 2);
+		fatalx("broken %d", 7);
+	}
+	close(fds[1]);
+	/* stderr is unbuffered: the message may come in several writes. */
+	len = 0;
+	while (len < sizeof(buf) - 1 && (n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fds[0]);
+	buf[len] = '\0';
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_string_equal(buf, "abqd: broken 7\n");
+}
+
+/* String helpers, NULL handling included. */
+static void
+test_strings(void **state)
+{
+	char s[] = "MiXeD-Case_1\xc3\x89";
+
+	assert_string_equal(str_lower(s), "mixed-case_1\xc3\x89");
+	assert_null(str_lower(NULL));
+
+	assert_true(str_ieq("Allowed", "aLLOWED"));
+	assert_false(str_ieq("Allowed", "Allow"));
+	assert_true(str_ieq(NULL, NULL));
+	assert_false(str_ieq(NULL, ""));
+	assert_false(str_ieq("", NULL));
+
+	assert_true(str_eq_null("a", "a"));
+	assert_false(str_eq_null("a", "A"));
+	assert_true(str_eq_null(NULL, NULL));
+	assert_false(str_eq_null(NULL, "a"));
+	assert_false(str_eq_null("a", NULL));
+}
+
+struct int_case {
+	const char *in;
+	long long min, max;
+	int rc;
+	long long out;
+	const char *err;
+};
+
+static void
+test_parse_int(void **state)
+{
+	static const struct int_case cases[] = {
+	    {"0", 0, 10, 0, 0, NULL},
+	    {"10", 0, 10, 0, 10, NULL},
+	    {"-5", -10, 10, 0, -5, NULL},
+	    {"+7", 0, 10, 0, 7, NULL},
+	    {"007", 0, 10, 0, 7, NULL},
+	    {"9223372036854775807", 0, INT64_MAX, 0, INT64_MAX, NULL},
+	    {"-9223372036854775808", INT64_MIN, 0, 0, INT64_MIN, NULL},
+	    {"", 0, 10, -1, 0, "not a number"},
+	    {NULL, 0, 10, -1, 0, "not a number"},
+	    {" 5", 0, 10, -1, 0, "not a number"},
+	    {"5 ", 0, 10, -1, 0, "not a number"},
+	    {"5x", 0, 10, -1, 0, "not a number"},
+	    {"x5", 0, 10, -1, 0, "not a number"},
+	    {"-", 0, 10, -1, 0, "not a number"},
+	    {"0x10", 0, 100, -1, 0, "not a number"},
+	    {"1.5", 0, 10, -1, 0, "not a number"},
+	    {"11", 0, 10, -1, 0, "too large"},
+	    {"-1", 0, 10, -1, 0, "too small"},
+	    {"9223372036854775808", 0, INT64_MAX, -1, 0, "too large"},
+	    {"99999999999999999999999", INT64_MIN, INT64_MAX, -1, 0, "too large"},
+	    {"-99999999999999999999999", INT64_MIN, INT64_MAX, -1, 0, "too small"},
+	};
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		const struct int_case *c = &cases[i];
+		const char *err = NULL;
+		long long out = -12345;
+
+		print_message("parse_int(\"%s\")\n", c->in ? c->in : "(null)");
+		assert_int_equal(parse_int(c->in, c->min, c->max, &out, &err), c->rc);
+		if (c->rc == 0)
+			assert_true(out == c->out);
+		else {
+			assert_string_equal(err, c->err);
+			assert_true(out == -12345);
+		}
+	}
+}
+
+struct scaled_case {
+	const char *in;
+	int rc;
+	int64_t out;
+	const char *err;
+};
+
+#define DUR_ERR "not a duration (use 0, 30s, 45m, 6h, 1d)"
+
+static void
+test_parse_duration(void **state)
+{
+	static const struct scaled_case cases[] = {
+	    {"0", 0, 0, NULL},
+	    {"90", 0, 90, NULL},
+	    {"30s", 0, 30, NULL},
+	    {"45m", 0, 2700, NULL},
+	    {"6h", 0, 21600, NULL},
+	    {"1d", 0, 86400, NULL},
+	    {"2w", 0, 1209600, NULL},
+	    {"10M", 0, 600, NULL},
+	    {"0s", 0, 0, NULL},
+	    {"9223372036854775807", 0, INT64_MAX, NULL},
+	    {"", -1, 0, DUR_ERR},
+	    {NULL, -1, 0, DUR_ERR},
+	    {"s", -1, 0, DUR_ERR},
+	    {"-5s", -1, 0, DUR_ERR},
+	    {"+5s", -1, 0, DUR_ERR},
+	    {" 5s", -1, 0, DUR_ERR},
+	    {"5s ", -1, 0, DUR_ERR},
+	    {"5 s", -1, 0, DUR_ERR},
+	    {"5x", -1, 0, DUR_ERR},
+	    {"5ms", -1, 0, DUR_ERR},
+	    {"1h30m", -1, 0, DUR_ERR},
+	    {"1.5h", -1, 0, DUR_ERR},
+	    {"9223372036854775808", -1, 0, "too large"},
+	    {"15250284452472w", -1, 0, "too large"},
+	    {"106751991167301d", -1, 0, "too large"},
+	};
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		const struct scaled_case *c = &cases[i];
+		const char *err = NULL;
+		int64_t out = -1;
+
+		print_message("parse_duration(\"%s\")\n", c->in ? c->in : "(null)");
+		assert_int_equal(parse_duration(c->in, &out, &err), c->rc);
+		if (c->rc == 0)
+			assert_true(out == c->out);
+		else
+			assert_string_equal(err, c->err);
+	}
+}
+
+static void
+test_format_duration(void **state)
+{
+	static const struct {
+		int64_t in;
+		const char *out;
+	} cases[] = {
+	    {0, "0"},       {1, "1s"},      {59, "59s"},
+	    {60, "1m"},     {90, "90s"},    {2700, "45m"},
+	    {3600, "1h"},   {5400, "90m"},  {86400, "1d"},
+	    {90000, "25h"}, {604800, "1w"}, {1209600, "2w"},
+	    {691200, "8d"}, {-60, "-1m"},   {INT64_MAX, "9223372036854775807s"},
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		int64_t back;
+		const char *err;
+
+		assert_string_equal(format_duration(cases[i].in, buf), cases[i].out);
+		if (cases[i].in >= 0) {
+			assert_int_equal(parse_duration(buf, &back, &err), 0);
+			assert_true(back == cases[i].in);
+		}
+	}
+}
+
+#define SIZE_ERR "not a size (use 1048576, 512K, 32M, 1G)"
+
+static void
+test_parse_size(void **state)
+{
+	static const struct scaled_case cases[] = {
+	    {"0", 0, 0, NULL},
+	    {"1048576", 0, 1048576, NULL},
+	    {"512K", 0, 524288, NULL},
+	    {"512k", 0, 524288, NULL},
+	    {"32M", 0, 33554432, NULL},
+	    {"1G", 0, 1073741824, NULL},
+	    {"1g", 0, 1073741824, NULL},
+	    {"", -1, 0, SIZE_ERR},
+	    {NULL, -1, 0, SIZE_ERR},
+	    {"M", -1, 0, SIZE_ERR},
+	    {"32MB", -1, 0, SIZE_ERR},
+	    {"1T", -1, 0, SIZE_ERR},
+	    {"-1", -1, 0, SIZE_ERR},
+	    {"1.5M", -1, 0, SIZE_ERR},
+	    {" 1M", -1, 0, SIZE_ERR},
+	    {"9223372036854775808", -1, 0, "too large"},
+	    {"9007199254740992K", -1, 0, "too large"},
+	    {"8589934592G", -1, 0, "too large"},
+	};
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		const struct scaled_case *c = &cases[i];
+		const char *err = NULL;
+		int64_t out = -1;
+
+		print_message("parse_size(\"%s\")\n", c->in ? c->in : "(null)");
+		assert_int_equal(parse_size(c->in, &out, &err), c->rc);
+		if (c->rc == 0)
+			assert_true(out == c->out);
+		else
+			assert_string_equal(err, c->err);
+	}
+}
+
+static void
+test_format_time(void **state)
+{
+	char buf[32];
+
+	assert_string_equal(format_time(0, buf), "-");
+	assert_string_equal(format_time(1, buf), "1970-01-01T00:00:01Z");
+	assert_string_equal(format_time(1795845314, buf), "2026-11-28T05:55:14Z");
+	assert_string_equal(format_time(951782400, buf), "2000-02-29T00:00:00Z");
+	assert_string_equal(format_time(-1, buf), "1969-12-31T23:59:59Z");
+}
+
+#define TIME_ERR "not a time (use 2026-11-28, 2026-11-28T05:55:14Z or seconds since 1970)"
+#define DATE_ERR "no such date or time"
+
+static void
+test_parse_time(void **state)
+{
+	static const struct scaled_case cases[] = {
+	    {"2026-11-28", 0, 1795824000, NULL},
+	    {"2026-11-28T05:55:14Z", 0, 1795845314, NULL},
+	    {"2026-11-28 05:55:14", 0, 1795845314, NULL},
+	    {"1970-01-01", 0, 0, NULL},
+	    {"2000-02-29", 0, 951782400, NULL},
+	    {"2024-02-29T23:59:59Z", 0, 1709251199, NULL},
+	    {"1795845314", 0, 1795845314, NULL},
+	    {"0", 0, 0, NULL},
+	    {"", -1, 0, TIME_ERR},
+	    {NULL, -1, 0, TIME_ERR},
+	    {"yesterday", -1, 0, TIME_ERR},
+	    {"2026-11-28T05:55:14", -1, 0, TIME_ERR},
+	    {"2026-11-28T05:55Z", -1, 0, TIME_ERR},
+	    {"2026-11-28 05:55:14Z", -1, 0, TIME_ERR},
+	    {"2026-11-28x", -1, 0, TIME_ERR},
+	    {"2026-11-28 ", -1, 0, TIME_ERR},
+	    {"2026-1-28", -1, 0, TIME_ERR},
+	    {"26-11-28", -1, 0, TIME_ERR},
+	    {"2026/11/28", -1, 0, TIME_ERR},
+	    {"-5", -1, 0, TIME_ERR},
+	    {"12abc", -1, 0, TIME_ERR},
+	    {"99999999999999999999", -1, 0, "too large"},
+	    {"2026-02-30", -1, 0, DATE_ERR},
+	    {"2025-02-29", -1, 0, DATE_ERR},
+	    {"1900-02-29", -1, 0, DATE_ERR},
+	    {"2026-13-01", -1, 0, DATE_ERR},
+	    {"2026-00-10", -1, 0, DATE_ERR},
+	    {"2026-04-31", -1, 0, DATE_ERR},
+	    {"2026-04-00", -1, 0, DATE_ERR},
+	    {"2026-04-01T24:00:00Z", -1, 0, DATE_ERR},
+	    {"2026-04-01T23:60:00Z", -1, 0, DATE_ERR},
+	    {"2026-04-01 23:59:60", -1, 0, DATE_ERR},
+	    {"1969-12-31", -1, 0, DATE_ERR},
+	};
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		const struct scaled_case *c = &cases[i];
+		const char *err = NULL;
+		int64_t out = -1;
+
+		print_message("parse_time(\"%s\")\n", c->in ? c->in : "(null)");
+		assert_int_equal(parse_time(c->in, &out, &err), c->rc);
+		if (c->rc == 0)
+			assert_true(out == c->out);
+		else
+			assert_string_equal(err, c->err);
+	}
+}
+
+/* ABQ_NOW overrides the clock only when it is a valid number. */
+static void
+test_abq_now(void **state)
+{
+	int64_t t;
+
+	unsetenv("ABQ_NOW");
+	t = abq_now();
+	assert_true(t > 1700000000);
+	setenv("ABQ_NOW", "1795845314", 1);
+	assert_true(abq_now() == 1795845314);
+	setenv("ABQ_NOW", "soon", 1);
+	assert_true(abq_now() >= t);
+	setenv("ABQ_NOW", "-5", 1);
+	assert_true(abq_now() >= t);
+	setenv("ABQ_NOW", "", 1);
+	assert_true(abq_now() >= t);
+	unsetenv("ABQ_NOW");
+}
+
+static void
+test_account_normalize(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"alice", "alice"},
+	    {"Alice@Example.COM", "alice@example.com"},
+	    {"CORP\\Alice", "alice"},
+	    {"a\\b\\Carol", "carol"},
+	    {"CORP\\bob@example.com", "bob@example.com"},
+	    {"J\xc3\x89r\xc3\xb4me", "j\xc3\x89r\xc3\xb4me"},
+	    {"user.name+tag@x.org", "user.name+tag@x.org"},
+	    {"", NULL},
+	    {NULL, NULL},
+	    {"CORP\\", NULL},
+	    {"\\", NULL},
+	    {"al ice", NULL},
+	    {" alice", NULL},
+	    {"alice ", NULL},
+	    {"al\tice", NULL},
+	    {"al\nice", NULL},
+	    {"al\x7f", NULL},
+	    {"al\x01", NULL},
+	    {"a/b", NULL},
+	};
+	char long_ok[257], long_bad[258];
+	char *s;
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		print_message("account_normalize(\"%s\")\n", cases[i].in ? cases[i].in : "(null)");
+		s = account_normalize(cases[i].in);
+		if (cases[i].out == NULL)
+			assert_null(s);
+		else
+			assert_string_equal(s, cases[i].out);
+		free(s);
+	}
+
+	memset(long_ok, 'A', 256);
+	long_ok[256] = '\0';
+	s = account_normalize(long_ok);
+	assert_non_null(s);
+	assert_int_equal(strlen(s), 256);
+	assert_int_equal(s[0], 'a');
+	free(s);
+	memset(long_bad, 'a', 257);
+	long_bad[257] = '\0';
+	assert_null(account_normalize(long_bad));
+	/* The limit applies to the account, after the prefix is gone. */
+	s = xasprintf("DOMAIN\\%s", long_ok);
+	{
+		char *a = account_normalize(s);
+
+		assert_non_null(a);
+		assert_int_equal(strlen(a), 256);
+		free(a);
+	}
+	free(s);
+}
+
+static void
+test_account_domain(void **state)
+{
+	const char *def = "example.com";
+
+	assert_string_equal(account_domain("alice@corp.org", def), "corp.org");
+	assert_string_equal(account_domain("alice@corp.org", NULL), "corp.org");
+	assert_ptr_equal(account_domain("alice", def), def);
+	assert_null(account_domain("alice", NULL));
+	assert_string_equal(account_domain("a@b@c.org", def), "c.org");
+	assert_ptr_equal(account_domain("alice@", def), def);
+	assert_ptr_equal(account_domain(NULL, def), def);
+}
+
+static void
+test_device_id_valid(void **state)
+{
+	static const struct {
+		const char *in;
+		bool ok;
+	} cases[] = {
+	    {"ApplC39HXXXXXXXX", true},
+	    {"a", true},
+	    {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", true},
+	    {"~!@#$%^&*()_+-=[]{}|;:'\",.<>?\\`", true},
+	    {"", false},
+	    {NULL, false},
+	    {"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdefX", false},
+	    {"a/b", false},
+	    {"a b", false},
+	    {"a\tb", false},
+	    {"a\x7f", false},
+	    {"a\x01", false},
+	    {"\xc3\x89", false},
+	};
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		print_message("device_id_valid(\"%s\")\n", cases[i].in ? cases[i].in : "(null)");
+		assert_int_equal(device_id_valid(cases[i].in), cases[i].ok);
+	}
+}
+
+/* Canonical names print, parse back case-insensitively, and refuse the rest. */
+static void
+test_types(void **state)
+{
+	enum abq_state st;
+	enum abq_reason r;
+	enum abq_mode m;
+	enum abq_charac ch;
+	enum abq_match mt;
+	enum abq_scope sc;
+
+	assert_string_equal(abq_state_name(ABQ_STATE_NONE), "None");
+	assert_string_equal(abq_state_name(ABQ_STATE_ALLOWED), "Allowed");
+	assert_string_equal(abq_state_name(ABQ_STATE_BLOCKED), "Blocked");
+	assert_string_equal(abq_state_name(ABQ_STATE_QUARANTINED), "Quarantined");
+	assert_string_equal(abq_state_name(ABQ_STATE_DISCOVERY), "Discovery");
+	assert_string_equal(abq_state_name((enum abq_state)99), "?");
+	assert_string_equal(abq_state_name((enum abq_state) - 1), "?");
+
+	assert_int_equal(abq_state_parse("allowed", false, &st), 0);
+	assert_int_equal(st, ABQ_STATE_ALLOWED);
+	assert_int_equal(abq_state_parse("BLOCKED", false, &st), 0);
+	assert_int_equal(st, ABQ_STATE_BLOCKED);
+	assert_int_equal(abq_state_parse("Quarantined", false, &st), 0);
+	assert_int_equal(st, ABQ_STATE_QUARANTINED);
+	assert_int_equal(abq_state_parse("Discovery", false, &st), -1);
+	assert_int_equal(abq_state_parse("discovery", true, &st), 0);
+	assert_int_equal(st, ABQ_STATE_DISCOVERY);
+	assert_int_equal(abq_state_parse("None", true, &st), -1);
+	assert_int_equal(abq_state_parse("allow", true, &st), -1);
+	assert_int_equal(abq_state_parse("", true, &st), -1);
+	assert_int_equal(abq_state_parse(NULL, true, &st), -1);
+
+	{
+		static const char *reasons[] = {"None", "Individual", "Limit",    "Rule",
+		                                "Mode", "Disabled",   "Discovery"};
+
+		for (int i = 0; i < (int)NELEM(reasons); i++)
+			assert_string_equal(abq_reason_name((enum abq_reason)i), reasons[i]);
+		for (int i = 1; i < (int)NELEM(reasons); i++) {
+			char *low = str_lower(xstrdup(reasons[i]));
+
+			assert_int_equal(abq_reason_parse(low, &r), 0);
+			assert_int_equal(r, i);
+			free(low);
+		}
+		assert_int_equal(abq_reason_parse("None", &r), -1);
+		assert_int_equal(abq_reason_parse("Rules", &r), -1);
+		assert_string_equal(abq_reason_name((enum abq_reason)7), "?");
+	}
+	{
+		static const char *modes[] = {"Permissive", "Interactive", "Strict", "Disabled"};
+
+		for (int i = 0; i < (int)NELEM(modes); i++) {
+			assert_string_equal(abq_mode_name((enum abq_mode)i), modes[i]);
+			assert_int_equal(abq_mode_parse(modes[i], &m), 0);
+			assert_int_equal(m, i);
+		}
+		assert_int_equal(abq_mode_parse("strict", &m), 0);
+		assert_int_equal(m, ABQ_MODE_STRICT);
+		assert_int_equal(abq_mode_parse("Open", &m), -1);
+		assert_string_equal(abq_mode_name((enum abq_mode)4), "?");
+	}
+	{
+		static const char *chars[] = {"DeviceId", "DeviceType", "DeviceModel", "DeviceOS",
+		                              "UserAgent"};
+
+		assert_int_equal(NELEM(chars), ABQ_CHAR_COUNT);
+		for (int i = 0; i < (int)NELEM(chars); i++) {
+			assert_string_equal(abq_charac_name((enum abq_charac)i), chars[i]);
+			assert_int_equal(abq_charac_parse(chars[i], &ch), 0);
+			assert_int_equal(ch, i);
+		}
+		assert_int_equal(abq_charac_parse("deviceos", &ch), 0);
+		assert_int_equal(ch, ABQ_CHAR_DEVICEOS);
+		assert_int_equal(abq_charac_parse("Device", &ch), -1);
+		assert_string_equal(abq_charac_name((enum abq_charac)ABQ_CHAR_COUNT), "?");
+	}
+	{
+		static const char *matches[] = {"exact", "glob", "regex"};
+
+		for (int i = 0; i < (int)NELEM(matches); i++) {
+			assert_string_equal(abq_match_name((enum abq_match)i), matches[i]);
+			assert_int_equal(abq_match_parse(matches[i], &mt), 0);
+			assert_int_equal(mt, i);
+		}
+		assert_int_equal(abq_match_parse("REGEX", &mt), 0);
+		assert_int_equal(mt, ABQ_MATCH_REGEX);
+		assert_int_equal(abq_match_parse("regexp", &mt), -1);
+		assert_string_equal(abq_match_name((enum abq_match)3), "?");
+	}
+	{
+		static const char *scopes[] = {"global", "domain", "account"};
+
+		for (int i = 0; i < (int)NELEM(scopes); i++) {
+			assert_string_equal(abq_scope_name((enum abq_scope)i), scopes[i]);
+			assert_int_equal(abq_scope_parse(scopes[i], &sc), 0);
+			assert_int_equal(sc, i);
+		}
+		assert_int_equal(abq_scope_parse("Domain", &sc), 0);
+		assert_int_equal(sc, ABQ_SCOPE_DOMAIN);
+		assert_int_equal(abq_scope_parse("user", &sc), -1);
+		assert_int_equal(abq_scope_parse(NULL, &sc), -1);
+		assert_string_equal(abq_scope_name((enum abq_scope)3), "?");
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_alloc),
+	    cmocka_unit_test(test_fatalx),
+	    cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_parse_int),
+	    cmocka_unit_test(test_parse_duration),
+	    cmocka_unit_test(test_format_duration),
+	    cmocka_unit_test(test_parse_size),
+	    cmocka_unit_test(test_format_time),
+	    cmocka_unit_test(test_parse_time),
+	    cmocka_unit_test(test_abq_now),
+	    cmocka_unit_test(test_account_normalize),
+	    cmocka_unit_test(test_account_domain),
+	    cmocka_unit_test(test_device_id_valid),
+	    cmocka_unit_test(test_types),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
