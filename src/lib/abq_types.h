@@ -29,7 +29,7 @@ enum abq_reason {
 	ABQ_REASON_RULE,       /* a rule, whose id goes with it */
 	ABQ_REASON_MODE,       /* the effective mode's default */
 	ABQ_REASON_DISABLED,   /* effective mode Disabled */
-	ABQ_REASON_DISCOVERY,  /* waiting for a characteristic a rule needs (rule id goes with it) */
+	ABQ_REASON_DISCOVERY, /* waiting for a characteristic a rule needs (rule id goes with it) */
 };
 
 enum abq_mode {

@@ -73,6 +73,7 @@ base_inputs(enum abq_mode mode)
 
 /* ---- modes ---------------------------------------------------------------- */
 
+/* Each mode alone decides: its default state, reason Mode (Disabled: Allowed, reason Disabled). */
 static void
 test_mode_defaults(void **state)
 {
@@ -105,6 +106,7 @@ test_mode_defaults(void **state)
 
 /* ---- entries, Disabled, limit: steps 2-4 ---------------------------------- */
 
+/* Steps 2-4 on a table: Disabled, account entry over device entry, the device limit. */
 static void
 test_entries_and_limit(void **state)
 {
@@ -281,6 +283,7 @@ set_value(const char *values[ABQ_CHAR_COUNT], enum abq_charac c, const char *v)
 static int naive_match(const struct abq_rule *rules, size_t n,
                        const char *const values[ABQ_CHAR_COUNT]);
 
+/* Every characteristic with every match kind, alone and among decoys. */
 static void
 test_rule_matching(void **state)
 {
@@ -544,6 +547,7 @@ static const char *const cross_values[] = {
     "azz",
 };
 
+/* The index (exact table, screens, bounds) agrees with a naive first-match scan. */
 static void
 test_index_against_naive(void **state)
 {
@@ -680,6 +684,7 @@ test_screen_multibyte_locale(void **state)
 
 /* ---- Discovery ------------------------------------------------------------- */
 
+/* Discovery: unknown model/OS stops step 5 at the first rule that needs it, until the timeout. */
 static void
 test_discovery(void **state)
 {
@@ -778,6 +783,7 @@ test_discovery(void **state)
 
 /* ---- rule_check ---------------------------------------------------------- */
 
+/* abq_rule_check refuses what cannot be a rule, with messages that say why. */
 static void
 test_rule_check(void **state)
 {
@@ -842,6 +848,7 @@ test_rule_check(void **state)
 
 /* ---- attributes ---------------------------------------------------------- */
 
+/* Each attribute with good values (canonical forms) and bad ones (messages). */
 static void
 test_attrs_validate(void **state)
 {
@@ -929,6 +936,7 @@ test_attrs_validate(void **state)
 	}
 }
 
+/* The attribute table itself: names, types, defaults, scopes, ids. */
 static void
 test_attrs_table(void **state)
 {
@@ -1020,6 +1028,7 @@ add_attr_bad(struct abq_policy *p, enum abq_scope scope, const char *target, con
 #define NDOMAINS  20
 #define NACCOUNTS 20000
 
+/* Attribute resolution account > domain > global > default, with thousands of accounts. */
 static void
 test_policy_resolution(void **state)
 {
@@ -1117,6 +1126,7 @@ test_policy_resolution(void **state)
 
 #define NENTRIES 30000
 
+/* Entries of both kinds, many of them, looked up case-insensitively. */
 static void
 test_policy_entries(void **state)
 {
@@ -1418,6 +1428,7 @@ thread_main(void *argp)
 	return NULL;
 }
 
+/* One rule set used by several threads at once (per-thread match data). */
 static void
 test_threads_share_a_ruleset(void **state)
 {
@@ -1448,6 +1459,7 @@ teardown_thread(void **state)
 	return 0;
 }
 
+/* Run every test; the group teardown frees this thread's match data. */
 int
 main(void)
 {
