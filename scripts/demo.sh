@@ -22,7 +22,7 @@ CONF
 	echo "wrote $conf"
 fi
 
-if "$abqctl" -c "$conf" init | grep -q initialised; then
+if "$abqctl" -c "$conf" init | grep -q "^created"; then
 	"$abqctl" -c "$conf" config global set attribute abqMode value Interactive >/dev/null
 fi
 echo

@@ -257,7 +257,7 @@ inputs_for(const struct abq_ctx *c, const struct abq_policy *p, bool has_entries
  */
 static int
 record_state(const struct abq_ctx *c, struct abq_device *d, const struct abq_verdict *v,
-             struct abq_outcome *o, char **errmsg_r)
+             const char *cause, struct abq_outcome *o, char **errmsg_r)
 {
 	char *old = state_text(d->state, d->reason, d->rule_id);
 	char *new = state_text(v->state, v->reason, v->rule_id);
@@ -278,8 +278,7 @@ record_state(const struct abq_ctx *c, struct abq_device *d, const struct abq_ver
 		store_fail(errmsg_r, err);
 		goto out;
 	}
-	if (history(c, "state", subj, old, new, abq_reason_name(v->reason), d->device_id,
-	            d->account, errmsg_r) < 0 ||
+	if (history(c, "state", subj, old, new, cause, d->device_id, d->account, errmsg_r) < 0 ||
 	    change(c, ABQ_CHANGE_DEVICE, key, errmsg_r) < 0)
 		goto out;
 	rv = 0;
@@ -332,8 +331,8 @@ devlist_free(struct devlist *l)
  * sees the change just made. A filter on one DeviceId loads no entries.
  */
 static int
-reevaluate(const struct abq_ctx *c, const struct abq_device_filter *f, struct abq_outcome *o,
-           char **errmsg_r)
+reevaluate(const struct abq_ctx *c, const struct abq_device_filter *f, const char *cause,
+           struct abq_outcome *o, char **errmsg_r)
 {
 	bool with_entries = f->device_id == NULL;
 	struct abq_policy *p = policy_load(c->store, c->default_domain, with_entries, errmsg_r);
@@ -353,7 +352,8 @@ reevaluate(const struct abq_ctx *c, const struct abq_device_filter *f, struct ab
 		if (inputs_for(c, p, with_entries, &l.v[i], false, &in, errmsg_r) < 0)
 			goto out;
 		abq_decide(&in, &v);
-		if (verdict_differs(&l.v[i], &v) && record_state(c, &l.v[i], &v, o, errmsg_r) < 0)
+		if (verdict_differs(&l.v[i], &v) &&
+		    record_state(c, &l.v[i], &v, cause, o, errmsg_r) < 0)
 			goto out;
 	}
 	rv = 0;
@@ -485,12 +485,16 @@ abq_registry_set_entry(const struct abq_ctx *c, const char *device_id, const cha
 		return -1;
 	}
 	struct abq_device_filter f = {.device_id = device_id, .account = acct};
+	char *subj = subject_of(device_id, acct);
+	char *cause = xasprintf("entry %s", subj);
 	rv = put_entry(c, device_id, acct, state, NULL, true, errmsg_r);
 	if (rv == 0) {
 		if (o != NULL)
 			o->affected = 1;
-		rv = reevaluate(c, &f, o, errmsg_r);
+		rv = reevaluate(c, &f, cause, o, errmsg_r);
 	}
+	free(subj);
+	free(cause);
 	free(acct);
 	return op_end(c, rv, errmsg_r);
 }
@@ -708,7 +712,7 @@ abq_registry_import(const struct abq_ctx *c, const struct abq_import_line *lines
 		struct abq_device_filter f = {0};
 		if (o != NULL)
 			o->affected = n;
-		rv = reevaluate(c, &f, o, errmsg_r);
+		rv = reevaluate(c, &f, "import", o, errmsg_r);
 	}
 	return op_end(c, rv, errmsg_r);
 }
@@ -751,11 +755,11 @@ find_rule(void *arg, const struct abq_rule *r)
 
 /* Decide again the devices a rule or attribute in this domain (NULL: all) can touch. */
 static int
-reevaluate_domain(const struct abq_ctx *c, const char *domain, struct abq_outcome *o,
-                  char **errmsg_r)
+reevaluate_domain(const struct abq_ctx *c, const char *domain, const char *cause,
+                  struct abq_outcome *o, char **errmsg_r)
 {
 	struct abq_device_filter f = {.domain = domain, .default_domain = c->default_domain};
-	return reevaluate(c, &f, o, errmsg_r);
+	return reevaluate(c, &f, cause, o, errmsg_r);
 }
 
 int
@@ -813,7 +817,7 @@ abq_registry_rule_set(const struct abq_ctx *c, const struct abq_rule *r, struct 
 	snprintf(key, sizeof(key), "%lld", (long long)nr.id);
 	if ((rv = change(c, ABQ_CHANGE_RULE, key, errmsg_r)) < 0)
 		goto out;
-	rv = reevaluate_domain(c, domain, o, errmsg_r);
+	rv = reevaluate_domain(c, domain, subj, o, errmsg_r);
 out:
 	if (rf.matches > 0)
 		abq_rule_clear(&rf.found);
@@ -880,7 +884,7 @@ abq_registry_rule_delete(const struct abq_ctx *c, int64_t id, const char *patter
 	if ((rv = history(c, "rule", subj, txt, NULL, "delete", NULL, NULL, errmsg_r)) < 0 ||
 	    (rv = change(c, ABQ_CHANGE_RULE, key, errmsg_r)) < 0)
 		goto out;
-	rv = reevaluate_domain(c, rf.found.domain, o, errmsg_r);
+	rv = reevaluate_domain(c, rf.found.domain, subj, o, errmsg_r);
 out:
 	if (rf.matches > 0)
 		abq_rule_clear(&rf.found);
@@ -995,7 +999,7 @@ abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const char 
 			f.domain = tgt;
 		else if (scope == ABQ_SCOPE_ACCOUNT)
 			f.account = tgt;
-		rv = reevaluate(c, &f, o, errmsg_r);
+		rv = reevaluate(c, &f, subj, o, errmsg_r);
 	}
 out:
 	abq_attr_clear(&old);
@@ -1035,7 +1039,7 @@ abq_registry_adopt(const struct abq_ctx *c, int64_t seen_since, struct abq_outco
 		adopted++;
 		/* Under mode Disabled the device stays Allowed (Disabled) until ABQ is on. */
 		struct abq_device_filter one = {.device_id = d->device_id, .account = d->account};
-		if ((rv = reevaluate(c, &one, o, errmsg_r)) < 0)
+		if ((rv = reevaluate(c, &one, "adopt", o, errmsg_r)) < 0)
 			goto out;
 	}
 	if (o != NULL)
@@ -1082,7 +1086,7 @@ abq_registry_reevaluate(const struct abq_ctx *c, struct abq_outcome *o, char **e
 	int rv;
 	if (op_begin(c, o, errmsg_r) < 0)
 		return -1;
-	rv = reevaluate(c, &f, o, errmsg_r);
+	rv = reevaluate(c, &f, "re-evaluation", o, errmsg_r);
 	return op_end(c, rv, errmsg_r);
 }
 
@@ -1161,7 +1165,8 @@ abq_registry_observe(const struct abq_ctx *c, const struct abq_device *seen, str
 		}
 		abq_decide(&in, &v);
 		if (verdict_differs(&d, &v)) {
-			rv = record_state(c, &d, &v, o, errmsg_r);
+			rv = record_state(c, &d, &v, is_new ? "first request" : "reported facts", o,
+			                  errmsg_r);
 			goto done;
 		}
 	}
