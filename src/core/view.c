@@ -1,0 +1,236 @@
+/*
+ * view.c: the in-memory view of the registry, kept current from the change log.
+ *
+ * Devices live in the engine's case-insensitive hash map keyed by
+ * "account/DEVICEID". The map never removes keys, so a deleted device keeps its
+ * slot with state NONE (it is reported unknown) until the view is reloaded; a
+ * device deleted and seen again reuses the slot.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/registry.h"
+#include "core/view.h"
+#include "engine/hmap.h"
+#include "lib/util.h"
+
+struct abq_view {
+	char *default_domain;
+	struct abq_policy *policy;
+	struct abq_hmap devices; /* "account/DEVICEID" -> struct abq_view_device * */
+	size_t known;            /* devices whose state is not NONE */
+	int64_t seq;
+};
+
+/* Record (or forget, with state NONE) one device in the map. */
+static void
+view_set(struct abq_view *v, const char *account, const char *device_id,
+         const struct abq_view_device *d)
+{
+	bool created;
+	void **slot = abq_hmap_put(&v->devices, account, device_id, &created);
+	struct abq_view_device *cur = *slot;
+	if (cur == NULL)
+		cur = *slot = xcalloc(1, sizeof(*cur));
+	if (cur->state == ABQ_STATE_NONE && d->state != ABQ_STATE_NONE)
+		v->known++;
+	else if (cur->state != ABQ_STATE_NONE && d->state == ABQ_STATE_NONE)
+		v->known--;
+	*cur = *d;
+}
+
+/* Iteration callback of the initial load. */
+static int
+load_device(void *arg, const struct abq_device *d)
+{
+	struct abq_view_device vd = {
+	    .state = d->state,
+	    .reason = d->reason,
+	    .rule_id = d->rule_id,
+	    .first_seen = d->first_seen,
+	};
+	view_set(arg, d->account, d->device_id, &vd);
+	return 0;
+}
+
+void
+abq_view_free(struct abq_view **vp)
+{
+	struct abq_view *v = *vp;
+	if (v == NULL)
+		return;
+	abq_policy_free(&v->policy);
+	abq_hmap_free(&v->devices, free);
+	free(v->default_domain);
+	free(v);
+	*vp = NULL;
+}
+
+struct abq_view *
+abq_view_load(struct abq_store *s, const char *default_domain, char **errmsg_r)
+{
+	struct abq_view *v = xcalloc(1, sizeof(*v));
+	struct abq_device_filter all = {0};
+	const char *err;
+
+	v->default_domain = xstrdup_null(default_domain);
+	abq_hmap_init(&v->devices);
+	/*
+	 * The sequence is read before the data: a change committed while loading is
+	 * applied again at the next refresh, which is harmless, rather than missed.
+	 */
+	if (abq_store_change_last(s, &v->seq, &err) < 0 ||
+	    abq_store_device_iter(s, &all, load_device, v, &err) != 0) {
+		*errmsg_r = xasprintf("store: %s", err ? err : "loading devices failed");
+		goto fail;
+	}
+	if ((v->policy = abq_registry_policy(s, default_domain, errmsg_r)) == NULL)
+		goto fail;
+	return v;
+fail:
+	abq_view_free(&v);
+	return NULL;
+}
+
+/* The changes read by one refresh. */
+struct pending {
+	struct abq_change *v;
+	size_t n, cap;
+	int64_t last;
+	size_t rows;
+	bool policy; /* an attribute, rule, entry or template changed */
+};
+
+static int
+collect_change(void *arg, const struct abq_change *c)
+{
+	struct pending *p = arg;
+	p->last = c->seq;
+	p->rows++;
+	if (c->kind != ABQ_CHANGE_DEVICE) {
+		p->policy = true;
+		return 0;
+	}
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 32;
+		p->v = xrealloc(p->v, p->cap * sizeof(*p->v));
+	}
+	p->v[p->n].seq = c->seq;
+	p->v[p->n].kind = c->kind;
+	p->v[p->n].at = c->at;
+	p->v[p->n].key = xstrdup(c->key);
+	p->n++;
+	return 0;
+}
+
+static void
+pending_free(struct pending *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i].key);
+	free(p->v);
+}
+
+int
+abq_view_refresh(struct abq_view *v, struct abq_store *s, abq_view_device_cb *cb, void *arg,
+                 size_t *changes_r, char **errmsg_r)
+{
+	struct pending p = {.last = v->seq};
+	struct abq_policy *np = NULL;
+	const char *err;
+	size_t rows = 0;
+	int rv = -1;
+
+	if (changes_r != NULL)
+		*changes_r = 0;
+	if (abq_store_change_iter(s, v->seq, collect_change, &p, &err) != 0) {
+		*errmsg_r = xasprintf("store: %s", err);
+		goto out;
+	}
+	if (p.last == v->seq) {
+		rv = 0;
+		goto out;
+	}
+	rows = p.rows;
+	/* Read everything first, so that a failure leaves the view as it was. */
+	if (p.policy && (np = abq_registry_policy(s, v->default_domain, errmsg_r)) == NULL)
+		goto out;
+	struct abq_view_device *now = xcalloc(p.n ? p.n : 1, sizeof(*now));
+	char **accounts = xcalloc(p.n ? p.n : 1, sizeof(*accounts));
+	for (size_t i = 0; i < p.n; i++) {
+		char *nl = strchr(p.v[i].key, '\n');
+		struct abq_device d = {0};
+		int found;
+		if (nl == NULL)
+			continue; /* not a device key; nothing to apply */
+		*nl = '\0';
+		accounts[i] = p.v[i].key;
+		found = abq_store_device_get(s, accounts[i], nl + 1, &d, &err);
+		if (found < 0) {
+			*errmsg_r = xasprintf("store: %s", err);
+			free(now);
+			free(accounts);
+			abq_policy_free(&np);
+			goto out;
+		}
+		if (found == 1) {
+			now[i].state = d.state;
+			now[i].reason = d.reason;
+			now[i].rule_id = d.rule_id;
+			now[i].first_seen = d.first_seen;
+		}
+		abq_device_clear(&d);
+	}
+	if (np != NULL) {
+		abq_policy_free(&v->policy);
+		v->policy = np;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		if (accounts[i] == NULL)
+			continue;
+		const char *id = accounts[i] + strlen(accounts[i]) + 1;
+		view_set(v, accounts[i], id, &now[i]);
+		if (cb != NULL)
+			cb(arg, accounts[i], id, &now[i]);
+	}
+	free(now);
+	free(accounts);
+	v->seq = p.last;
+	if (changes_r != NULL)
+		*changes_r = rows;
+	rv = 0;
+out:
+	pending_free(&p);
+	return rv;
+}
+
+bool
+abq_view_device(const struct abq_view *v, const char *account, const char *device_id,
+                struct abq_view_device *out)
+{
+	void **slot = abq_hmap_get(&v->devices, account, device_id);
+	const struct abq_view_device *d = slot ? *slot : NULL;
+	if (d == NULL || d->state == ABQ_STATE_NONE)
+		return false;
+	if (out != NULL)
+		*out = *d;
+	return true;
+}
+
+const struct abq_policy *
+abq_view_policy(const struct abq_view *v)
+{
+	return v->policy;
+}
+
+size_t
+abq_view_device_count(const struct abq_view *v)
+{
+	return v->known;
+}
+
+int64_t
+abq_view_seq(const struct abq_view *v)
+{
+	return v->seq;
+}
