@@ -1,0 +1,36 @@
+/*
+ * b64.h: a strict base64 decoder (RFC 4648 section 4, standard alphabet) for
+ * the two places a request carries base64: the MS-ASHTTP base64 query and the
+ * Authorization: Basic credentials.
+ *
+ * Strict means: only A-Z a-z 0-9 + / are data; '=' may only close the last
+ * quantum (and must then complete it to four characters); no white space, no
+ * line breaks, no URL-safe alphabet. Padding itself is optional, because some
+ * clients strip it from the query. Leftover bits in the last quantum are
+ * ignored (every encoder writes them as zero; refusing them would only break
+ * a sloppy client without making any byte ambiguous).
+ *
+ * Why not OpenSSL: EVP_DecodeBlock skips leading and trailing white space,
+ * refuses unpadded input and counts padding as decoded zero bytes;
+ * EVP_DecodeUpdate accepts embedded white space and line breaks. Neither says
+ * where the input went wrong. Thirty lines of our own give exact positions and
+ * keep libcrypto out of the protocol layer.
+ */
+#ifndef ABQ_EAS_B64_H
+#define ABQ_EAS_B64_H
+
+#include <stddef.h>
+
+/* The most bytes that len characters of base64 can decode to. */
+#define B64_DECODED_MAX(len) (((len) + 3) / 4 * 3)
+
+/*
+ * Decode in[0..len) into out, which must hold B64_DECODED_MAX(len) bytes.
+ * Returns 0 with *outlen set, or -1 with *errpos set to the offset of the
+ * offending character (len for a truncated quantum) and *errstr to a static
+ * reason.
+ */
+int b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, size_t *errpos,
+               const char **errstr);
+
+#endif

@@ -1,0 +1,1283 @@
+/*
+ * request.c: MS-ASHTTP request understanding (see request.h for every
+ * decision and the reasons behind it).
+ *
+ * The work is split the way the request is: the method, the target (path,
+ * then the query in one of its two forms), the headers, the credentials, and
+ * last the checks that need all of them (identity, required parameters).
+ * Every function that fails writes one precise sentence into the caller's
+ * buffer through req_fail() and returns the error code; the half-built
+ * request is then freed by eas_request_parse, never by the helpers.
+ */
+#include "eas/request.h"
+
+#include "eas/b64.h"
+#include "lib/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define EAS_PATH_DEFAULT  "/Microsoft-Server-ActiveSync"
+#define EAS_PATH_MAX      1024
+#define B64_DEVICE_ID_MAX 32 /* bytes; 64 hex characters, device_id_valid's cap */
+
+/* The names of the commands, indexed by enum eas_cmd. */
+static const char *const cmd_names[EAS_CMD_COUNT] = {
+    [EAS_CMD_NONE] = "",
+    [EAS_CMD_SYNC] = "Sync",
+    [EAS_CMD_SENDMAIL] = "SendMail",
+    [EAS_CMD_SMARTFORWARD] = "SmartForward",
+    [EAS_CMD_SMARTREPLY] = "SmartReply",
+    [EAS_CMD_GETATTACHMENT] = "GetAttachment",
+    [EAS_CMD_GETHIERARCHY] = "GetHierarchy",
+    [EAS_CMD_CREATECOLLECTION] = "CreateCollection",
+    [EAS_CMD_DELETECOLLECTION] = "DeleteCollection",
+    [EAS_CMD_MOVECOLLECTION] = "MoveCollection",
+    [EAS_CMD_FOLDERSYNC] = "FolderSync",
+    [EAS_CMD_FOLDERCREATE] = "FolderCreate",
+    [EAS_CMD_FOLDERDELETE] = "FolderDelete",
+    [EAS_CMD_FOLDERUPDATE] = "FolderUpdate",
+    [EAS_CMD_MOVEITEMS] = "MoveItems",
+    [EAS_CMD_GETITEMESTIMATE] = "GetItemEstimate",
+    [EAS_CMD_MEETINGRESPONSE] = "MeetingResponse",
+    [EAS_CMD_SEARCH] = "Search",
+    [EAS_CMD_SETTINGS] = "Settings",
+    [EAS_CMD_PING] = "Ping",
+    [EAS_CMD_ITEMOPERATIONS] = "ItemOperations",
+    [EAS_CMD_PROVISION] = "Provision",
+    [EAS_CMD_RESOLVERECIPIENTS] = "ResolveRecipients",
+    [EAS_CMD_VALIDATECERT] = "ValidateCert",
+    [EAS_CMD_FIND] = "Find",
+};
+
+/*
+ * The base64 command codes (MS-ASHTTP 2.2.1.1.1.1.2), indexed by enum eas_cmd;
+ * -1 for the commands without one (5-8 are unassigned, Find has none).
+ */
+static const int cmd_codes[EAS_CMD_COUNT] = {
+    [EAS_CMD_NONE] = -1,
+    [EAS_CMD_SYNC] = 0,
+    [EAS_CMD_SENDMAIL] = 1,
+    [EAS_CMD_SMARTFORWARD] = 2,
+    [EAS_CMD_SMARTREPLY] = 3,
+    [EAS_CMD_GETATTACHMENT] = 4,
+    [EAS_CMD_GETHIERARCHY] = -1,
+    [EAS_CMD_CREATECOLLECTION] = -1,
+    [EAS_CMD_DELETECOLLECTION] = -1,
+    [EAS_CMD_MOVECOLLECTION] = -1,
+    [EAS_CMD_FOLDERSYNC] = 9,
+    [EAS_CMD_FOLDERCREATE] = 10,
+    [EAS_CMD_FOLDERDELETE] = 11,
+    [EAS_CMD_FOLDERUPDATE] = 12,
+    [EAS_CMD_MOVEITEMS] = 13,
+    [EAS_CMD_GETITEMESTIMATE] = 14,
+    [EAS_CMD_MEETINGRESPONSE] = 15,
+    [EAS_CMD_SEARCH] = 16,
+    [EAS_CMD_SETTINGS] = 17,
+    [EAS_CMD_PING] = 18,
+    [EAS_CMD_ITEMOPERATIONS] = 19,
+    [EAS_CMD_PROVISION] = 20,
+    [EAS_CMD_RESOLVERECIPIENTS] = 21,
+    [EAS_CMD_VALIDATECERT] = 22,
+    [EAS_CMD_FIND] = -1,
+};
+
+/* The plain query parameters abqd understands. */
+enum qparam {
+	QP_CMD,
+	QP_USER,
+	QP_DEVICEID,
+	QP_DEVICETYPE,
+	QP_ATTACHMENTNAME,
+	QP_COLLECTIONID,
+	QP_ITEMID,
+	QP_LONGID,
+	QP_OCCURRENCE,
+	QP_SAVEINSENT,
+	QP_POLICYKEY,
+	QP_ACCEPTMULTIPART,
+	QP_COUNT
+};
+
+static const char *const qparam_names[QP_COUNT] = {
+    [QP_CMD] = "Cmd",
+    [QP_USER] = "User",
+    [QP_DEVICEID] = "DeviceId",
+    [QP_DEVICETYPE] = "DeviceType",
+    [QP_ATTACHMENTNAME] = "AttachmentName",
+    [QP_COLLECTIONID] = "CollectionId",
+    [QP_ITEMID] = "ItemId",
+    [QP_LONGID] = "LongId",
+    [QP_OCCURRENCE] = "Occurrence",
+    [QP_SAVEINSENT] = "SaveInSent",
+    [QP_POLICYKEY] = "PolicyKey",
+    [QP_ACCEPTMULTIPART] = "AcceptMultiPart",
+};
+
+/* The base64 parameter tags (MS-ASHTTP 2.2.1.1.1.1.3). */
+enum b64tag {
+	TAG_ATTACHMENTNAME = 0,
+	TAG_COLLECTIONID = 1,
+	TAG_ITEMID = 3,
+	TAG_LONGID = 4,
+	TAG_OCCURRENCE = 6,
+	TAG_OPTIONS = 7,
+	TAG_USER = 8,
+};
+
+#define OPT_SAVEINSENT      0x01
+#define OPT_ACCEPTMULTIPART 0x02
+
+/* What one parse carries besides the request: where errors go, what was seen. */
+struct parse_ctx {
+	struct eas_request *req;
+	char *errbuf;
+	size_t errlen;
+	bool has_query_policy_key; /* PolicyKey= or the base64 field */
+	uint32_t query_policy_key;
+};
+
+static enum eas_req_err req_fail(struct parse_ctx *c, enum eas_req_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Record a failure: format its detail into the caller's buffer, return err. */
+static enum eas_req_err
+req_fail(struct parse_ctx *c, enum eas_req_err err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->errbuf != NULL && c->errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(c->errbuf, c->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* The one-line meaning of each error code, for logs and 400 bodies. */
+const char *
+eas_request_strerror(enum eas_req_err err)
+{
+	switch (err) {
+	case EAS_REQ_OK:
+		return "no error";
+	case EAS_REQ_EMETHOD:
+		return "bad request method";
+	case EAS_REQ_ETARGET:
+		return "bad request target";
+	case EAS_REQ_ETOOLONG:
+		return "request too large";
+	case EAS_REQ_EESCAPE:
+		return "bad %-escape in the query";
+	case EAS_REQ_EDUPPARAM:
+		return "duplicate query parameter";
+	case EAS_REQ_EPARAM:
+		return "invalid query parameter";
+	case EAS_REQ_EBASE64:
+		return "query is not valid base64";
+	case EAS_REQ_ELAYOUT:
+		return "malformed base64 query";
+	case EAS_REQ_EUNKNOWNCMD:
+		return "unknown command";
+	case EAS_REQ_ENOCMD:
+		return "no command";
+	case EAS_REQ_ENODEVICEID:
+		return "no DeviceId";
+	case EAS_REQ_EDEVICEID:
+		return "invalid DeviceId";
+	case EAS_REQ_EVERSION:
+		return "invalid protocol version";
+	case EAS_REQ_EPOLICYKEY:
+		return "invalid policy key";
+	case EAS_REQ_EAUTH:
+		return "malformed Authorization header";
+	case EAS_REQ_EUSER:
+		return "unusable user name in the credentials";
+	case EAS_REQ_EDUPHEADER:
+		return "duplicate header";
+	case EAS_REQ_EHEADER:
+		return "invalid header value";
+	case EAS_REQ_EINVAL:
+		return "invalid argument";
+	}
+	return "unknown error";
+}
+
+/* The MS-ASCMD name of a command; "" for EAS_CMD_NONE or an out-of-range value. */
+const char *
+eas_cmd_name(enum eas_cmd cmd)
+{
+	if ((int)cmd < 0 || cmd >= EAS_CMD_COUNT)
+		return "";
+	return cmd_names[cmd];
+}
+
+/* Look a command name up without regard to case; EAS_CMD_NONE if unknown. */
+enum eas_cmd
+eas_cmd_from_name(const char *name)
+{
+	if (name == NULL || *name == '\0')
+		return EAS_CMD_NONE;
+	for (int i = 1; i < EAS_CMD_COUNT; i++)
+		if (strcasecmp(name, cmd_names[i]) == 0)
+			return (enum eas_cmd)i;
+	return EAS_CMD_NONE;
+}
+
+/* The base64 command code of a command, or -1 when the spec gives it none. */
+int
+eas_cmd_code(enum eas_cmd cmd)
+{
+	if ((int)cmd < 0 || cmd >= EAS_CMD_COUNT)
+		return -1;
+	return cmd_codes[cmd];
+}
+
+/* The command a base64 command code stands for, or EAS_CMD_NONE. */
+enum eas_cmd
+eas_cmd_from_code(int code)
+{
+	if (code < 0)
+		return EAS_CMD_NONE;
+	for (int i = 1; i < EAS_CMD_COUNT; i++)
+		if (cmd_codes[i] == code)
+			return (enum eas_cmd)i;
+	return EAS_CMD_NONE;
+}
+
+/* True for a byte no value may hold: C0 controls and DEL. */
+static bool
+is_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/* True if s[0..len) holds no control character. */
+static bool
+no_ctl(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (is_ctl((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* The value of a hex digit, or -1. */
+static int
+hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Strict %-decoding of s[0..len) into a new NUL-terminated string. A '%' must
+ * be followed by two hex digits, and %00 is refused (it would cut the C
+ * string). With plus_space, '+' becomes ' ' (form encoding). Returns the new
+ * string with *outlen set, or NULL with *errpos at the offending '%'.
+ */
+static char *
+pct_decode(const char *s, size_t len, bool plus_space, size_t *outlen, size_t *errpos)
+{
+	char *out = xmalloc(len + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '%') {
+			int hi = i + 2 < len ? hexval((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < len ? hexval((unsigned char)s[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+				free(out);
+				*errpos = i;
+				return NULL;
+			}
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (ch == '+' && plus_space) {
+			out[o++] = ' ';
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return out;
+}
+
+/* Parse a whole decimal number in [0, 2^32-1]: no sign, no space. */
+static bool
+parse_u32(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > UINT32_MAX)
+			return false;
+	}
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* A protocol version as headers spell it: 1-2 digits, '.', 1 digit ("14.1"). */
+static bool
+version_valid(const char *v)
+{
+	size_t i = 0, n;
+
+	while (v[i] >= '0' && v[i] <= '9')
+		i++;
+	if (i < 1 || i > 2 || v[i] != '.')
+		return false;
+	n = ++i;
+	while (v[i] >= '0' && v[i] <= '9')
+		i++;
+	return i - n == 1 && v[i] == '\0';
+}
+
+/* Upper-case hex of b[0..n) in a new string. */
+static char *
+hex_upper(const unsigned char *b, size_t n)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	char *s = xmalloc(n * 2 + 1);
+
+	for (size_t i = 0; i < n; i++) {
+		s[2 * i] = digits[b[i] >> 4];
+		s[2 * i + 1] = digits[b[i] & 0x0f];
+	}
+	s[n * 2] = '\0';
+	return s;
+}
+
+/*
+ * Keep an unknown parameter for the logs. Two unknown parameters of the same
+ * name are a duplicate like any other; past EAS_REQ_EXTRA_MAX they are only
+ * counted.
+ */
+static enum eas_req_err
+add_extra(struct parse_ctx *c, const char *name, const char *value)
+{
+	struct eas_request *r = c->req;
+
+	for (size_t i = 0; i < r->n_extra; i++)
+		if (strcasecmp(r->extra[i].name, name) == 0)
+			return req_fail(c, EAS_REQ_EDUPPARAM, "query parameter %.64s given twice",
+			                name);
+	if (r->n_extra == EAS_REQ_EXTRA_MAX) {
+		r->n_extra_dropped++;
+		return EAS_REQ_OK;
+	}
+	r->extra[r->n_extra].name = xstrdup(name);
+	r->extra[r->n_extra].value = xstrdup(value);
+	r->n_extra++;
+	return EAS_REQ_OK;
+}
+
+/*
+ * Store one known string parameter (plain or base64) after the checks they
+ * all share: no control characters, a length cap. An empty value leaves the
+ * field unset, as if the parameter were absent.
+ */
+static enum eas_req_err
+set_param(struct parse_ctx *c, char **field, const char *name, const char *value, size_t len,
+          size_t max, const char *form)
+{
+	if (len > max)
+		return req_fail(c, EAS_REQ_ETOOLONG, "%s: %s is %zu bytes long (at most %zu)", form,
+		                name, len, max);
+	if (!no_ctl(value, len))
+		return req_fail(c, EAS_REQ_EPARAM, "%s: %s holds a control character", form, name);
+	if (len == 0)
+		return EAS_REQ_OK;
+	free(*field);
+	*field = xstrndup(value, len);
+	return EAS_REQ_OK;
+}
+
+/* A T/F flag of the plain query (SaveInSent=T). */
+static enum eas_req_err
+set_flag(struct parse_ctx *c, bool *field, const char *name, const char *value)
+{
+	if (strcmp(value, "T") == 0 || strcmp(value, "t") == 0)
+		*field = true;
+	else if (strcmp(value, "F") == 0 || strcmp(value, "f") == 0)
+		*field = false;
+	else
+		return req_fail(c, EAS_REQ_EPARAM, "query: %s must be T or F", name);
+	return EAS_REQ_OK;
+}
+
+/* Act on one known plain parameter, already %-decoded. */
+static enum eas_req_err
+plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
+{
+	struct eas_request *r = c->req;
+	const char *name = qparam_names[qp];
+
+	if (!no_ctl(value, len))
+		return req_fail(c, EAS_REQ_EPARAM, "query: %s holds a control character", name);
+	switch (qp) {
+	case QP_CMD:
+		if (len == 0)
+			return req_fail(c, EAS_REQ_ENOCMD, "query: Cmd is empty");
+		r->cmd = eas_cmd_from_name(value);
+		if (r->cmd == EAS_CMD_NONE)
+			return req_fail(c, EAS_REQ_EUNKNOWNCMD, "query: unknown command \"%.40s\"",
+			                value);
+		return EAS_REQ_OK;
+	case QP_USER:
+		return set_param(c, &r->user, name, value, len, EAS_REQ_USER_MAX, "query");
+	case QP_DEVICEID:
+		if (!device_id_valid(value))
+			return req_fail(c, EAS_REQ_EDEVICEID,
+			                "query: DeviceId must be 1-64 printable characters "
+			                "without '/' or white space");
+		r->device_id = xstrndup(value, len);
+		return EAS_REQ_OK;
+	case QP_DEVICETYPE:
+		return set_param(c, &r->device_type, name, value, len, EAS_REQ_DEVTYPE_MAX,
+		                 "query");
+	case QP_ATTACHMENTNAME:
+		return set_param(c, &r->attachment_name, name, value, len, EAS_REQ_VALUE_MAX,
+		                 "query");
+	case QP_COLLECTIONID:
+		return set_param(c, &r->collection_id, name, value, len, EAS_REQ_VALUE_MAX,
+		                 "query");
+	case QP_ITEMID:
+		return set_param(c, &r->item_id, name, value, len, EAS_REQ_VALUE_MAX, "query");
+	case QP_LONGID:
+		return set_param(c, &r->long_id, name, value, len, EAS_REQ_VALUE_MAX, "query");
+	case QP_OCCURRENCE:
+		return set_param(c, &r->occurrence, name, value, len, EAS_REQ_VALUE_MAX, "query");
+	case QP_SAVEINSENT:
+		return set_flag(c, &r->save_in_sent, name, value);
+	case QP_ACCEPTMULTIPART:
+		return set_flag(c, &r->accept_multipart, name, value);
+	case QP_POLICYKEY:
+		if (!parse_u32(value, &c->query_policy_key))
+			return req_fail(
+			    c, EAS_REQ_EPOLICYKEY,
+			    "query: PolicyKey is not a number between 0 and 4294967295");
+		c->has_query_policy_key = true;
+		return EAS_REQ_OK;
+	case QP_COUNT:
+		break;
+	}
+	return req_fail(c, EAS_REQ_EINVAL, "query: internal error");
+}
+
+/*
+ * The plain query: split on '&', each pair on its first '=', decode name and
+ * value, refuse duplicates, dispatch the known names and keep the others.
+ */
+static enum eas_req_err
+parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
+{
+	bool seen[QP_COUNT] = {false};
+	size_t start = 0, nparams = 0;
+	enum eas_req_err err = EAS_REQ_OK;
+
+	while (start <= qlen && err == EAS_REQ_OK) {
+		const char *pair = q + start, *eq;
+		size_t end = start, plen, nlen, vlen, pos;
+		char *name = NULL, *value = NULL;
+		int qp;
+
+		while (end < qlen && q[end] != '&')
+			end++;
+		plen = end - start;
+		start = end + 1;
+		if (plen == 0)
+			continue;
+		if (++nparams > EAS_REQ_PARAMS_MAX)
+			return req_fail(c, EAS_REQ_ETOOLONG, "query: more than %d parameters",
+			                EAS_REQ_PARAMS_MAX);
+		eq = memchr(pair, '=', plen);
+		nlen = eq != NULL ? (size_t)(eq - pair) : plen;
+		if (nlen == 0)
+			return req_fail(c, EAS_REQ_EPARAM,
+			                "query: parameter without a name at byte %zu",
+			                (size_t)(pair - q) + 1);
+		name = pct_decode(pair, nlen, true, &nlen, &pos);
+		if (name == NULL)
+			return req_fail(c, EAS_REQ_EESCAPE, "query: bad %%-escape at byte %zu",
+			                (size_t)(pair - q) + pos + 1);
+		if (eq != NULL) {
+			value =
+			    pct_decode(eq + 1, plen - (size_t)(eq + 1 - pair), true, &vlen, &pos);
+			if (value == NULL) {
+				free(name);
+				return req_fail(c, EAS_REQ_EESCAPE,
+				                "query: bad %%-escape at byte %zu",
+				                (size_t)(eq + 1 - q) + pos + 1);
+			}
+		} else {
+			value = xstrdup("");
+			vlen = 0;
+		}
+		if (!no_ctl(name, nlen)) {
+			err = req_fail(c, EAS_REQ_EPARAM,
+			               "query: a parameter name holds a control character");
+			goto next;
+		}
+		for (qp = 0; qp < QP_COUNT; qp++)
+			if (strcasecmp(name, qparam_names[qp]) == 0)
+				break;
+		if (qp == QP_COUNT) {
+			if (nlen > 64 || vlen > EAS_REQ_VALUE_MAX)
+				err = req_fail(c, EAS_REQ_ETOOLONG,
+				               "query: an unknown parameter is too long");
+			else if (!no_ctl(value, vlen))
+				err = req_fail(c, EAS_REQ_EPARAM,
+				               "query: %s holds a control character", name);
+			else
+				err = add_extra(c, name, value);
+			goto next;
+		}
+		if (seen[qp]) {
+			err = req_fail(c, EAS_REQ_EDUPPARAM, "query: %s given twice",
+			               qparam_names[qp]);
+			goto next;
+		}
+		seen[qp] = true;
+		err = plain_param(c, (enum qparam)qp, value, vlen);
+	next:
+		free(name);
+		free(value);
+	}
+	return err;
+}
+
+/*
+ * Take want bytes of field what at *pos, or fail saying where the query ended.
+ * A variable field (len_byte true) reports its length and the byte (from 1)
+ * where its value starts: "DeviceId length 40 runs past the end (byte 6 of 22)".
+ */
+static enum eas_req_err
+b64_take(struct parse_ctx *c, size_t n, size_t *pos, size_t want, const char *what, bool len_byte)
+{
+	if (want <= n - *pos) {
+		*pos += want;
+		return EAS_REQ_OK;
+	}
+	if (len_byte)
+		return req_fail(c, EAS_REQ_ELAYOUT,
+		                "base64 query: %s length %zu runs past the end (byte %zu of %zu)",
+		                what, want, *pos + 1, n);
+	return req_fail(c, EAS_REQ_ELAYOUT, "base64 query: ends before the %s (byte %zu of %zu)",
+	                what, *pos + 1, n);
+}
+
+/* The name of a base64 parameter tag for messages. */
+static const char *
+tag_name(unsigned tag)
+{
+	switch (tag) {
+	case TAG_ATTACHMENTNAME:
+		return "AttachmentName";
+	case TAG_COLLECTIONID:
+		return "CollectionId";
+	case TAG_ITEMID:
+		return "ItemId";
+	case TAG_LONGID:
+		return "LongId";
+	case TAG_OCCURRENCE:
+		return "Occurrence";
+	case TAG_OPTIONS:
+		return "Options";
+	case TAG_USER:
+		return "User";
+	}
+	return "unknown parameter";
+}
+
+/* The tagged parameters after the DeviceType, to the end of the bytes. */
+static enum eas_req_err
+parse_b64_params(struct parse_ctx *c, const unsigned char *b, size_t n, size_t pos)
+{
+	struct eas_request *r = c->req;
+	uint32_t seen = 0;
+	size_t nparams = 0;
+	enum eas_req_err err;
+
+	while (pos < n) {
+		unsigned tag = b[pos], len;
+		size_t vpos;
+		char **field = NULL;
+
+		pos++;
+		if ((err = b64_take(c, n, &pos, 1, "parameter length", false)) != EAS_REQ_OK)
+			return err;
+		len = b[pos - 1];
+		vpos = pos;
+		if ((err = b64_take(c, n, &pos, len, tag_name(tag), true)) != EAS_REQ_OK)
+			return err;
+		if (++nparams > EAS_REQ_PARAMS_MAX)
+			return req_fail(c, EAS_REQ_ETOOLONG,
+			                "base64 query: more than %d parameters",
+			                EAS_REQ_PARAMS_MAX);
+		if (tag < 32) {
+			if (seen & (1u << tag))
+				return req_fail(
+				    c, EAS_REQ_EDUPPARAM,
+				    "base64 query: %s (tag %u) given twice (byte %zu of %zu)",
+				    tag_name(tag), tag, vpos - 1, n);
+			seen |= 1u << tag;
+		}
+		switch (tag) {
+		case TAG_ATTACHMENTNAME:
+			field = &r->attachment_name;
+			break;
+		case TAG_COLLECTIONID:
+			field = &r->collection_id;
+			break;
+		case TAG_ITEMID:
+			field = &r->item_id;
+			break;
+		case TAG_LONGID:
+			field = &r->long_id;
+			break;
+		case TAG_OCCURRENCE:
+			field = &r->occurrence;
+			break;
+		case TAG_USER:
+			field = &r->user;
+			break;
+		case TAG_OPTIONS:
+			if (len != 1)
+				return req_fail(c, EAS_REQ_EPARAM,
+				                "base64 query: Options length %u (must be 1) (byte "
+				                "%zu of %zu)",
+				                len, vpos, n);
+			r->save_in_sent = (b[vpos] & OPT_SAVEINSENT) != 0;
+			r->accept_multipart =
+			    r->accept_multipart || (b[vpos] & OPT_ACCEPTMULTIPART) != 0;
+			continue;
+		default: {
+			char name[8], *hex = hex_upper(b + vpos, len);
+
+			snprintf(name, sizeof(name), "#%u", tag);
+			err = add_extra(c, name, hex);
+			free(hex);
+			if (err != EAS_REQ_OK)
+				return err;
+			continue;
+		}
+		}
+		if (memchr(b + vpos, '\0', len) != NULL)
+			return req_fail(c, EAS_REQ_EPARAM,
+			                "base64 query: %s holds a NUL byte (byte %zu of %zu)",
+			                tag_name(tag), vpos + 1, n);
+		err = set_param(c, field, tag_name(tag), (const char *)b + vpos, len,
+		                tag == TAG_USER ? EAS_REQ_USER_MAX : EAS_REQ_VALUE_MAX,
+		                "base64 query");
+		if (err != EAS_REQ_OK)
+			return err;
+	}
+	return EAS_REQ_OK;
+}
+
+/*
+ * The decoded base64 query (MS-ASHTTP 2.2.1.1.1.1): version, command, locale,
+ * DeviceId, policy key, DeviceType, then tagged parameters. Every length is
+ * checked against the bytes left before it is used.
+ */
+static enum eas_req_err
+parse_b64_layout(struct parse_ctx *c, const unsigned char *b, size_t n)
+{
+	struct eas_request *r = c->req;
+	size_t pos = 0, len;
+	enum eas_req_err err;
+
+	if ((err = b64_take(c, n, &pos, 1, "protocol version", false)) != EAS_REQ_OK)
+		return err;
+	switch (b[0]) {
+	case 121:
+	case 140:
+	case 141:
+	case 160:
+	case 161:
+		r->protocol_version = xasprintf("%u.%u", b[0] / 10u, b[0] % 10u);
+		break;
+	default:
+		return req_fail(c, EAS_REQ_EVERSION,
+		                "base64 query: unknown protocol version %u (byte 1 of %zu)", b[0],
+		                n);
+	}
+	if ((err = b64_take(c, n, &pos, 1, "command code", false)) != EAS_REQ_OK)
+		return err;
+	r->cmd = eas_cmd_from_code(b[1]);
+	if (r->cmd == EAS_CMD_NONE)
+		return req_fail(c, EAS_REQ_EUNKNOWNCMD,
+		                "base64 query: unknown command code %u (byte 2 of %zu)", b[1], n);
+	if ((err = b64_take(c, n, &pos, 2, "locale", false)) != EAS_REQ_OK)
+		return err;
+	r->has_locale = true;
+	r->locale = (uint16_t)(b[2] | b[3] << 8);
+
+	if ((err = b64_take(c, n, &pos, 1, "DeviceId length", false)) != EAS_REQ_OK)
+		return err;
+	len = b[pos - 1];
+	if (len == 0)
+		return req_fail(c, EAS_REQ_EDEVICEID,
+		                "base64 query: DeviceId length 0 (byte %zu of %zu)", pos, n);
+	if ((err = b64_take(c, n, &pos, len, "DeviceId", true)) != EAS_REQ_OK)
+		return err;
+	if (len > B64_DEVICE_ID_MAX)
+		return req_fail(c, EAS_REQ_EDEVICEID,
+		                "base64 query: DeviceId of %zu bytes is longer than %d (byte %zu "
+		                "of %zu)",
+		                len, B64_DEVICE_ID_MAX, pos - len, n);
+	r->device_id = hex_upper(b + pos - len, len);
+
+	if ((err = b64_take(c, n, &pos, 1, "policy key length", false)) != EAS_REQ_OK)
+		return err;
+	len = b[pos - 1];
+	if (len != 0 && len != 4)
+		return req_fail(c, EAS_REQ_ELAYOUT,
+		                "base64 query: policy key length %zu (must be 0 or 4) (byte %zu of "
+		                "%zu)",
+		                len, pos, n);
+	if ((err = b64_take(c, n, &pos, len, "policy key", true)) != EAS_REQ_OK)
+		return err;
+	if (len == 4) {
+		const unsigned char *k = b + pos - 4;
+
+		c->has_query_policy_key = true;
+		c->query_policy_key = (uint32_t)k[0] | (uint32_t)k[1] << 8 | (uint32_t)k[2] << 16 |
+		                      (uint32_t)k[3] << 24;
+	}
+
+	if ((err = b64_take(c, n, &pos, 1, "DeviceType length", false)) != EAS_REQ_OK)
+		return err;
+	len = b[pos - 1];
+	if ((err = b64_take(c, n, &pos, len, "DeviceType", true)) != EAS_REQ_OK)
+		return err;
+	for (size_t i = pos - len; i < pos; i++)
+		if (b[i] <= 0x20 || b[i] >= 0x7f)
+			return req_fail(c, EAS_REQ_EPARAM,
+			                "base64 query: DeviceType holds a byte that is not "
+			                "printable ASCII (byte %zu of %zu)",
+			                i + 1, n);
+	if (len > 0)
+		r->device_type = xstrndup((const char *)b + pos - len, len);
+
+	return parse_b64_params(c, b, n, pos);
+}
+
+/* The base64 query: %-decode if needed, base64-decode strictly, read the layout. */
+static enum eas_req_err
+parse_b64_query(struct parse_ctx *c, const char *q, size_t qlen)
+{
+	char *text = NULL;
+	const char *in = q;
+	size_t inlen = qlen, blen, pos;
+	unsigned char *bytes;
+	const char *why;
+	enum eas_req_err err;
+
+	if (memchr(q, '%', qlen) != NULL) {
+		text = pct_decode(q, qlen, false, &inlen, &pos);
+		if (text == NULL)
+			return req_fail(c, EAS_REQ_EESCAPE,
+			                "base64 query: bad %%-escape at byte %zu", pos + 1);
+		in = text;
+	}
+	bytes = xmalloc(B64_DECODED_MAX(inlen));
+	if (b64_decode(in, inlen, bytes, &blen, &pos, &why) != 0) {
+		err = req_fail(c, EAS_REQ_EBASE64, "base64 query: %s at character %zu of %zu", why,
+		               pos + 1, inlen);
+	} else {
+		err = parse_b64_layout(c, bytes, blen);
+	}
+	free(bytes);
+	free(text);
+	return err;
+}
+
+/*
+ * A query is base64 when it has no '&' and no '=' other than trailing padding
+ * (raw or %3D-escaped is left to the decoder: '%' is not base64 either way).
+ */
+static bool
+query_is_base64(const char *q, size_t qlen)
+{
+	size_t end = qlen;
+
+	if (memchr(q, '&', qlen) != NULL)
+		return false;
+	while (end > 0 && q[end - 1] == '=')
+		end--;
+	return memchr(q, '=', end) == NULL;
+}
+
+/* The method: an upper-case token of at most EAS_REQ_METHOD_MAX letters. */
+static enum eas_req_err
+parse_method(struct parse_ctx *c, const char *method)
+{
+	struct eas_request *r = c->req;
+	size_t len = strnlen(method, EAS_REQ_METHOD_MAX + 1);
+
+	if (len == 0 || len > EAS_REQ_METHOD_MAX)
+		return req_fail(c, EAS_REQ_EMETHOD, "method missing or longer than %d characters",
+		                EAS_REQ_METHOD_MAX);
+	for (size_t i = 0; i < len; i++)
+		if (method[i] < 'A' || method[i] > 'Z')
+			return req_fail(c, EAS_REQ_EMETHOD,
+			                "method is not an upper-case word (character %zu)", i + 1);
+	r->method_name = xstrndup(method, len);
+	if (strcmp(method, "POST") == 0)
+		r->method = EAS_METHOD_POST;
+	else if (strcmp(method, "OPTIONS") == 0)
+		r->method = EAS_METHOD_OPTIONS;
+	else if (strcmp(method, "GET") == 0)
+		r->method = EAS_METHOD_GET;
+	else if (strcmp(method, "HEAD") == 0)
+		r->method = EAS_METHOD_HEAD;
+	else
+		r->method = EAS_METHOD_OTHER;
+	return EAS_REQ_OK;
+}
+
+/* True if path[0..len) is the EAS path, without case, one trailing '/' allowed. */
+static bool
+path_is_eas(const char *path, size_t len, const char *eas)
+{
+	size_t elen = strlen(eas);
+
+	if (len == elen + 1 && path[elen] == '/' && elen > 0 && eas[elen - 1] != '/')
+		len = elen;
+	return len == elen && strncasecmp(path, eas, elen) == 0;
+}
+
+/*
+ * The target: "/path" or "/path?query". Classifies the path, and for the EAS
+ * path reads the query in whichever form it comes.
+ */
+static enum eas_req_err
+parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const char *target)
+{
+	struct eas_request *r = c->req;
+	const char *eas = cfg != NULL && cfg->eas_path != NULL ? cfg->eas_path : EAS_PATH_DEFAULT;
+	size_t tlen = strnlen(target, EAS_REQ_TARGET_MAX + 1), plen, qlen;
+	const char *qmark;
+
+	if (tlen > EAS_REQ_TARGET_MAX)
+		return req_fail(c, EAS_REQ_ETOOLONG, "request target longer than %d bytes",
+		                EAS_REQ_TARGET_MAX);
+	if (tlen == 0 || target[0] != '/')
+		return req_fail(c, EAS_REQ_ETARGET, "request target does not start with '/'");
+	qmark = memchr(target, '?', tlen);
+	plen = qmark != NULL ? (size_t)(qmark - target) : tlen;
+	qlen = qmark != NULL ? tlen - plen - 1 : 0;
+	if (plen > EAS_PATH_MAX)
+		return req_fail(c, EAS_REQ_ETOOLONG, "path longer than %d bytes", EAS_PATH_MAX);
+	if (qlen > EAS_REQ_QUERY_MAX)
+		return req_fail(c, EAS_REQ_ETOOLONG, "query of %zu bytes (at most %d)", qlen,
+		                EAS_REQ_QUERY_MAX);
+	for (size_t i = 0; i < tlen; i++) {
+		unsigned char ch = (unsigned char)target[i];
+
+		if (is_ctl(ch) || ch == ' ' || ch >= 0x80)
+			return req_fail(c, EAS_REQ_ETARGET,
+			                "request target holds a control, space or non-ASCII byte "
+			                "(byte %zu)",
+			                i + 1);
+	}
+	r->path = xstrndup(target, plen);
+	if (path_is_eas(target, plen, eas)) {
+		r->path_kind = EAS_PATH_EAS;
+	} else {
+		for (size_t i = 0;
+		     cfg != NULL && cfg->passthrough != NULL && i < cfg->n_passthrough; i++) {
+			const char *p = cfg->passthrough[i];
+			size_t len = p != NULL ? strlen(p) : 0;
+
+			if (len > 0 && len <= plen && strncasecmp(target, p, len) == 0) {
+				r->path_kind = EAS_PATH_PASSTHROUGH;
+				r->passthrough_index = i;
+				break;
+			}
+		}
+		return EAS_REQ_OK;
+	}
+	if (qlen == 0)
+		return EAS_REQ_OK;
+	if (query_is_base64(qmark + 1, qlen)) {
+		r->query_form = EAS_QUERY_BASE64;
+		return parse_b64_query(c, qmark + 1, qlen);
+	}
+	r->query_form = EAS_QUERY_PLAIN;
+	return parse_plain_query(c, qmark + 1, qlen);
+}
+
+/*
+ * Find a header without regard to case. Returns its value with surrounding
+ * blanks cut (in *len), NULL if absent. A second occurrence of a header that
+ * must be single is an error, reported through *err.
+ */
+static const char *
+header_get(struct parse_ctx *c, const struct eas_header *h, size_t n, const char *name, bool single,
+           size_t *len, enum eas_req_err *err)
+{
+	const char *found = NULL;
+	size_t flen = 0;
+
+	*err = EAS_REQ_OK;
+	for (size_t i = 0; i < n; i++) {
+		const char *v = h[i].value;
+		size_t vlen;
+
+		if (strcasecmp(h[i].name, name) != 0)
+			continue;
+		if (found != NULL) {
+			if (single) {
+				*err =
+				    req_fail(c, EAS_REQ_EDUPHEADER, "header %s given twice", name);
+				return NULL;
+			}
+			continue;
+		}
+		vlen = strnlen(v, EAS_REQ_HEADER_MAX + 1);
+		if (vlen > EAS_REQ_HEADER_MAX) {
+			*err = req_fail(c, EAS_REQ_ETOOLONG, "header %s longer than %d bytes", name,
+			                EAS_REQ_HEADER_MAX);
+			return NULL;
+		}
+		for (size_t j = 0; j < vlen; j++) {
+			unsigned char ch = (unsigned char)v[j];
+
+			if (is_ctl(ch) && ch != '\t') {
+				*err = req_fail(c, EAS_REQ_EHEADER,
+				                "header %s holds a control character", name);
+				return NULL;
+			}
+		}
+		while (vlen > 0 && (*v == ' ' || *v == '\t'))
+			v++, vlen--;
+		while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			vlen--;
+		found = v;
+		flen = vlen;
+	}
+	*len = flen;
+	return found;
+}
+
+/*
+ * Authorization: Basic base64(user ":" password). The decoded buffer and
+ * every copy of the password are wiped before they are freed. Other schemes
+ * leave no_auth set with the scheme recorded.
+ */
+static enum eas_req_err
+parse_authorization(struct parse_ctx *c, const char *v, size_t len)
+{
+	struct eas_request *r = c->req;
+	size_t slen = 0, pos, blen;
+	unsigned char *buf;
+	const char *why, *colon;
+	enum eas_req_err err = EAS_REQ_OK;
+
+	while (slen < len && v[slen] != ' ' && v[slen] != '\t')
+		slen++;
+	if (slen == 0 || slen > 32)
+		return req_fail(c, EAS_REQ_EAUTH, "Authorization: no scheme");
+	for (size_t i = 0; i < slen; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (!(ch >= 'A' && ch <= 'Z') && !(ch >= 'a' && ch <= 'z') &&
+		    !(ch >= '0' && ch <= '9') && ch != '-' && ch != '_' && ch != '.')
+			return req_fail(c, EAS_REQ_EAUTH, "Authorization: malformed scheme");
+	}
+	r->auth_scheme = xstrndup(v, slen);
+	if (strcasecmp(r->auth_scheme, "Basic") != 0)
+		return EAS_REQ_OK; /* no_auth stays set */
+	v += slen, len -= slen;
+	while (len > 0 && (*v == ' ' || *v == '\t'))
+		v++, len--;
+	if (len == 0)
+		return req_fail(c, EAS_REQ_EAUTH, "Authorization: Basic without credentials");
+	buf = xmalloc(B64_DECODED_MAX(len) + 1);
+	if (b64_decode(v, len, buf, &blen, &pos, &why) != 0) {
+		err = req_fail(c, EAS_REQ_EAUTH,
+		               "Authorization: Basic credentials are not base64: %s at character "
+		               "%zu",
+		               why, pos + 1);
+		goto out;
+	}
+	if (memchr(buf, '\0', blen) != NULL) {
+		err = req_fail(c, EAS_REQ_EAUTH, "Authorization: credentials hold a NUL byte");
+		goto out;
+	}
+	colon = memchr(buf, ':', blen);
+	if (colon == NULL) {
+		err = req_fail(c, EAS_REQ_EAUTH,
+		               "Authorization: no ':' between user name and password");
+		goto out;
+	}
+	pos = (size_t)(colon - (const char *)buf);
+	if (pos > EAS_REQ_USER_MAX) {
+		err = req_fail(c, EAS_REQ_EUSER, "Authorization: user name longer than %d bytes",
+		               EAS_REQ_USER_MAX);
+		goto out;
+	}
+	r->auth_user = xstrndup((const char *)buf, pos);
+	r->auth_password_len = blen - pos - 1;
+	r->auth_password = xmalloc(r->auth_password_len + 1);
+	memcpy(r->auth_password, colon + 1, r->auth_password_len);
+	r->auth_password[r->auth_password_len] = '\0';
+	r->account = account_normalize(r->auth_user);
+	if (r->account == NULL) {
+		err = req_fail(c, EAS_REQ_EUSER,
+		               "Authorization: the user name is empty or holds control "
+		               "characters, '/' or white space");
+		goto out;
+	}
+	r->no_auth = false;
+out:
+	explicit_bzero(buf, B64_DECODED_MAX(len) + 1);
+	free(buf);
+	return err;
+}
+
+/* The headers abqd reads: credentials, policy key, version and the plain ones. */
+static enum eas_req_err
+parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n)
+{
+	struct eas_request *r = c->req;
+	enum eas_req_err err;
+	const char *v;
+	size_t len;
+
+	if (n > EAS_REQ_HEADERS_MAX)
+		return req_fail(c, EAS_REQ_ETOOLONG, "more than %d headers", EAS_REQ_HEADERS_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (h[i].name == NULL || h[i].value == NULL)
+			return req_fail(c, EAS_REQ_EINVAL, "header %zu has no name or value", i);
+
+	v = header_get(c, h, n, "Authorization", true, &len, &err);
+	if (err != EAS_REQ_OK)
+		return err;
+	if (v != NULL && len > 0 && (err = parse_authorization(c, v, len)) != EAS_REQ_OK)
+		return err;
+
+	v = header_get(c, h, n, "MS-ASProtocolVersion", true, &len, &err);
+	if (err != EAS_REQ_OK)
+		return err;
+	if (v != NULL && r->protocol_version == NULL) {
+		char *s = xstrndup(v, len);
+
+		if (!version_valid(s)) {
+			free(s);
+			return req_fail(c, EAS_REQ_EVERSION,
+			                "MS-ASProtocolVersion is not a version like 14.1");
+		}
+		r->protocol_version = s;
+	}
+
+	v = header_get(c, h, n, "X-MS-PolicyKey", true, &len, &err);
+	if (err != EAS_REQ_OK)
+		return err;
+	if (v != NULL && len > 0 && r->query_form != EAS_QUERY_BASE64) {
+		char *s = xstrndup(v, len);
+		bool ok = parse_u32(s, &r->policy_key);
+
+		free(s);
+		if (!ok)
+			return req_fail(c, EAS_REQ_EPOLICYKEY,
+			                "X-MS-PolicyKey is not a number between 0 and 4294967295");
+		r->has_policy_key = true;
+	}
+	if (!r->has_policy_key && c->has_query_policy_key) {
+		r->has_policy_key = true;
+		r->policy_key = c->query_policy_key;
+	}
+
+	v = header_get(c, h, n, "MS-ASAcceptMultiPart", true, &len, &err);
+	if (err != EAS_REQ_OK)
+		return err;
+	if (v != NULL) {
+		if (len == 1 && (*v == 'T' || *v == 't'))
+			r->accept_multipart = true;
+		else if (!(len == 1 && (*v == 'F' || *v == 'f')))
+			return req_fail(c, EAS_REQ_EHEADER, "MS-ASAcceptMultiPart must be T or F");
+	}
+
+	v = header_get(c, h, n, "User-Agent", false, &len, &err);
+	if (err != EAS_REQ_OK)
+		return err;
+	if (v != NULL)
+		r->user_agent = xstrndup(v, len);
+	v = header_get(c, h, n, "Content-Type", false, &len, &err);
+	if (err != EAS_REQ_OK)
+		return err;
+	if (v != NULL)
+		r->content_type = xstrndup(v, len);
+	return EAS_REQ_OK;
+}
+
+/*
+ * Checks that need the whole request: identity (product.md: the credentials
+ * win over User=) and the parameters a POST to the EAS path cannot lack.
+ */
+static enum eas_req_err
+check_request(struct parse_ctx *c)
+{
+	struct eas_request *r = c->req;
+
+	if (r->account != NULL && r->user != NULL) {
+		char *qa = account_normalize(r->user);
+
+		r->user_mismatch = qa == NULL || strcmp(qa, r->account) != 0;
+		free(qa);
+	}
+	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST)
+		return EAS_REQ_OK;
+	if (r->cmd == EAS_CMD_NONE)
+		return req_fail(c, EAS_REQ_ENOCMD, "POST without a command (Cmd=)");
+	if (r->device_id == NULL)
+		return req_fail(c, EAS_REQ_ENODEVICEID, "POST without a DeviceId");
+	return EAS_REQ_OK;
+}
+
+/* Understand one request; see request.h. */
+enum eas_req_err
+eas_request_parse(const struct eas_request_config *cfg, const char *method, const char *target,
+                  const struct eas_header *headers, size_t n_headers, struct eas_request **req_r,
+                  char *errbuf, size_t errlen)
+{
+	struct parse_ctx c = {.errbuf = errbuf, .errlen = errlen};
+	enum eas_req_err err;
+
+	if (errbuf != NULL && errlen > 0)
+		errbuf[0] = '\0';
+	if (req_r == NULL)
+		return req_fail(&c, EAS_REQ_EINVAL, "no place for the request");
+	*req_r = NULL;
+	if (method == NULL || target == NULL || (headers == NULL && n_headers > 0))
+		return req_fail(&c, EAS_REQ_EINVAL, "method, target or headers missing");
+	c.req = xcalloc(1, sizeof(*c.req));
+	c.req->no_auth = true;
+	if ((err = parse_method(&c, method)) != EAS_REQ_OK ||
+	    (err = parse_target(&c, cfg, target)) != EAS_REQ_OK ||
+	    (err = parse_headers(&c, headers, n_headers)) != EAS_REQ_OK ||
+	    (err = check_request(&c)) != EAS_REQ_OK) {
+		eas_request_free(&c.req);
+		return err;
+	}
+	*req_r = c.req;
+	return EAS_REQ_OK;
+}
+
+/* Free a request: wipe the password first, then every string. */
+void
+eas_request_free(struct eas_request **reqp)
+{
+	struct eas_request *r;
+
+	if (reqp == NULL || *reqp == NULL)
+		return;
+	r = *reqp;
+	if (r->auth_password != NULL) {
+		explicit_bzero(r->auth_password, r->auth_password_len);
+		free(r->auth_password);
+	}
+	free(r->method_name);
+	free(r->path);
+	free(r->user);
+	free(r->device_id);
+	free(r->device_type);
+	free(r->protocol_version);
+	free(r->attachment_name);
+	free(r->collection_id);
+	free(r->item_id);
+	free(r->long_id);
+	free(r->occurrence);
+	free(r->user_agent);
+	free(r->content_type);
+	free(r->auth_scheme);
+	free(r->auth_user);
+	free(r->account);
+	for (size_t i = 0; i < r->n_extra; i++) {
+		free(r->extra[i].name);
+		free(r->extra[i].value);
+	}
+	free(r);
+	*reqp = NULL;
+}
+
+/* Append "key=value " to buf at *off, truncating quietly when full. */
+static void
+describe_add(char *buf, size_t len, size_t *off, const char *key, const char *value)
+{
+	int n;
+
+	if (value == NULL || *off >= len)
+		return;
+	n = snprintf(buf + *off, len - *off, " %s=%.128s", key, value);
+	if (n > 0)
+		*off += (size_t)n < len - *off ? (size_t)n : len - *off - 1;
+}
+
+/*
+ * A one-line summary for debug logs. The password is never read here; the
+ * credentials show as "auth=basic:<user>" only.
+ */
+char *
+eas_request_describe(const struct eas_request *r, char *buf, size_t len)
+{
+	static const char *const kinds[] = {"other", "eas", "passthrough"};
+	static const char *const forms[] = {"none", "plain", "base64"};
+	size_t off = 0;
+	char num[32];
+	int n;
+
+	if (buf == NULL || len == 0)
+		return buf;
+	buf[0] = '\0';
+	if (r == NULL)
+		return buf;
+	n = snprintf(buf, len, "%s %s query=%s", r->method_name ? r->method_name : "-",
+	             kinds[r->path_kind], forms[r->query_form]);
+	off = n > 0 ? ((size_t)n < len ? (size_t)n : len - 1) : 0;
+	if (r->cmd != EAS_CMD_NONE)
+		describe_add(buf, len, &off, "cmd", eas_cmd_name(r->cmd));
+	describe_add(buf, len, &off, "account", r->account);
+	describe_add(buf, len, &off, "user", r->user);
+	describe_add(buf, len, &off, "dev", r->device_id);
+	describe_add(buf, len, &off, "type", r->device_type);
+	describe_add(buf, len, &off, "ver", r->protocol_version);
+	if (r->has_policy_key) {
+		snprintf(num, sizeof(num), "%u", r->policy_key);
+		describe_add(buf, len, &off, "policykey", num);
+	}
+	if (r->auth_user != NULL) {
+		char *a = xasprintf("basic:%s", r->auth_user);
+
+		describe_add(buf, len, &off, "auth", a);
+		free(a);
+	} else if (r->auth_scheme != NULL) {
+		describe_add(buf, len, &off, "auth", r->auth_scheme);
+	} else {
+		describe_add(buf, len, &off, "auth", "none");
+	}
+	if (r->user_mismatch)
+		describe_add(buf, len, &off, "user_mismatch", "yes");
+	return buf;
+}

@@ -1,0 +1,887 @@
+/*
+ * test_request.c: MS-ASHTTP request understanding (src/eas/request.c).
+ *
+ * The three base64 vectors of eas-protocol.md, truncated at every byte; plain
+ * queries of every command; %-decoding; identity (DOMAIN\user, mismatch, no
+ * credentials); bad base64; duplicates; caps; paths; OPTIONS; headers.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eas/request.h"
+
+#define EAS "/Microsoft-Server-ActiveSync"
+/* "EXAMPLE\JDoe:s3cret" */
+#define AUTH_JDOE "Basic RVhBTVBMRVxKRG9lOnMzY3JldA=="
+
+static const char *const pass_prefixes[] = {"/autodiscover/", "/EWS/"};
+static const struct eas_request_config cfg = {NULL, pass_prefixes, 2};
+
+/* The three vectors of eas-protocol.md (from Horde's test suite and MS-ASHTTP). */
+static const char vec1[] = "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l";
+static const char vec2[] = "oBEJBBBOaW5lMkVDN0VDMEJCNTREBAGJpmIHQW5kcm9pZAcBAA==";
+static const char vec3[] = "eQIJBBCuTs0Z9ZK6Vldwb/dM8JusBHVeHIQDUFBDBwEBAwYxMTkyODEBBUlOQk9Y";
+
+static char errbuf[EAS_REQ_ERRBUF];
+
+/* Parse with the given method, target and headers (NULL-terminated pairs). */
+static enum eas_req_err
+parse_h(const char *method, const char *target, struct eas_request **r, ...)
+{
+	struct eas_header h[16];
+	size_t n = 0;
+	va_list ap;
+	const char *name;
+
+	va_start(ap, r);
+	while ((name = va_arg(ap, const char *)) != NULL && n < 16) {
+		h[n].name = name;
+		h[n].value = va_arg(ap, const char *);
+		n++;
+	}
+	va_end(ap);
+	return eas_request_parse(&cfg, method, target, h, n, r, errbuf, sizeof(errbuf));
+}
+
+/* A POST with the jdoe credentials. */
+static enum eas_req_err
+post(const char *target, struct eas_request **r)
+{
+	return parse_h("POST", target, r, "Authorization", AUTH_JDOE, NULL);
+}
+
+/* Standard base64 of b[0..n), into out. */
+static void
+b64enc(const unsigned char *b, size_t n, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)b[i] << 16;
+
+		if (i + 1 < n)
+			v |= (unsigned)b[i + 1] << 8;
+		if (i + 2 < n)
+			v |= b[i + 2];
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		out[o++] = i + 1 < n ? a[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? a[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+/* POST the base64 encoding of b[0..n) as the query. */
+static enum eas_req_err
+post_bytes(const unsigned char *b, size_t n, struct eas_request **r)
+{
+	char target[1024];
+
+	snprintf(target, sizeof(target), EAS "?");
+	b64enc(b, n, target + strlen(target));
+	return post(target, r);
+}
+
+/* Vector 1: the MS-ASHTTP example. Command byte 0x00 is Sync (see report). */
+static void
+test_vector1(void **state)
+{
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(post(EAS "?jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l", &r), EAS_REQ_OK);
+	assert_int_equal(r->query_form, EAS_QUERY_BASE64);
+	assert_string_equal(r->protocol_version, "14.0");
+	assert_int_equal(r->cmd, EAS_CMD_SYNC);
+	assert_true(r->has_locale);
+	assert_int_equal(r->locale, 0x0409);
+	/* The DeviceId bytes are "v140Device"; rendered as upper-case hex. */
+	assert_string_equal(r->device_id, "76313430446576696365");
+	assert_false(r->has_policy_key);
+	assert_string_equal(r->device_type, "SmartPhone");
+	assert_null(r->user);
+	assert_int_equal(r->n_extra, 0);
+	eas_request_free(&r);
+	assert_null(r);
+}
+
+/* Vector 2: a 16.0 Settings with a policy key and an empty Options byte. */
+static void
+test_vector2(void **state)
+{
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(post(EAS "?oBEJBBBOaW5lMkVDN0VDMEJCNTREBAGJpmIHQW5kcm9pZAcBAA==", &r),
+	                 EAS_REQ_OK);
+	assert_string_equal(r->protocol_version, "16.0");
+	assert_int_equal(r->cmd, EAS_CMD_SETTINGS);
+	assert_int_equal(r->locale, 1033);
+	/* "Nine2EC7EC0BB54D" is printable, yet rendered as hex like Horde does. */
+	assert_string_equal(r->device_id, "4E696E65324543374543304242353444");
+	assert_true(r->has_policy_key);
+	assert_int_equal(r->policy_key, 1655081217u);
+	assert_string_equal(r->device_type, "Android");
+	assert_false(r->save_in_sent);
+	assert_false(r->accept_multipart);
+	eas_request_free(&r);
+
+	/* The same without its padding. */
+	assert_int_equal(post(EAS "?oBEJBBBOaW5lMkVDN0VDMEJCNTREBAGJpmIHQW5kcm9pZAcBAA", &r),
+	                 EAS_REQ_OK);
+	assert_int_equal(r->policy_key, 1655081217u);
+	eas_request_free(&r);
+}
+
+/* Vector 3: a 12.1 SmartForward with a binary DeviceId and parameters. */
+static void
+test_vector3(void **state)
+{
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(
+	    post(EAS "?eQIJBBCuTs0Z9ZK6Vldwb/dM8JusBHVeHIQDUFBDBwEBAwYxMTkyODEBBUlOQk9Y", &r),
+	    EAS_REQ_OK);
+	assert_string_equal(r->protocol_version, "12.1");
+	assert_int_equal(r->cmd, EAS_CMD_SMARTFORWARD);
+	assert_int_equal(r->locale, 1033);
+	assert_string_equal(r->device_id, "AE4ECD19F592BA5657706FF74CF09BAC");
+	assert_true(r->has_policy_key);
+	assert_int_equal(r->policy_key, 2216451701u);
+	assert_string_equal(r->device_type, "PPC");
+	assert_string_equal(r->item_id, "119281");
+	assert_string_equal(r->collection_id, "INBOX");
+	assert_true(r->save_in_sent);
+	assert_false(r->accept_multipart);
+	assert_null(r->attachment_name);
+	eas_request_free(&r);
+
+	/* A client that %-escapes '/' gets the same answer. */
+	assert_int_equal(
+	    post(EAS "?eQIJBBCuTs0Z9ZK6Vldwb%2FdM8JusBHVeHIQDUFBDBwEBAwYxMTkyODEBBUlOQk9Y", &r),
+	    EAS_REQ_OK);
+	assert_string_equal(r->device_id, "AE4ECD19F592BA5657706FF74CF09BAC");
+	eas_request_free(&r);
+}
+
+/* Decode a vector's base64 with the test's own tiny decoder (OpenSSL-free). */
+static size_t
+b64dec(const char *s, unsigned char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned v = 0;
+	int bits = 0;
+	size_t o = 0;
+
+	for (; *s != '\0' && *s != '='; s++) {
+		v = v << 6 | (unsigned)(strchr(a, *s) - a);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(v >> bits);
+		}
+	}
+	return o;
+}
+
+/* True if k is in the list of n offsets. */
+static bool
+in_list(size_t k, const size_t *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == k)
+			return true;
+	return false;
+}
+
+/*
+ * Truncate each vector at every byte: only a cut at a field boundary after
+ * the DeviceType may parse; every other cut must fail with a message.
+ */
+static void
+test_vectors_truncated(void **state)
+{
+	static const size_t ok1[] = {27};
+	static const size_t ok2[] = {34, 37};
+	static const size_t ok3[] = {30, 33, 41, 48};
+	const struct {
+		const char *b64;
+		const size_t *ok;
+		size_t nok;
+	} v[] = {{vec1, ok1, 1}, {vec2, ok2, 2}, {vec3, ok3, 4}};
+	unsigned char bytes[64];
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = b64dec(v[i].b64, bytes);
+
+		for (size_t k = 0; k <= n; k++) {
+			struct eas_request *r = NULL;
+			enum eas_req_err err;
+
+			errbuf[0] = '\0';
+			err = post_bytes(bytes, k, &r);
+			if (in_list(k, v[i].ok, v[i].nok)) {
+				assert_int_equal(err, EAS_REQ_OK);
+				assert_non_null(r);
+			} else {
+				assert_int_not_equal(err, EAS_REQ_OK);
+				assert_null(r);
+				assert_true(errbuf[0] != '\0');
+			}
+			eas_request_free(&r);
+		}
+		/* And the base64 text at every character: never a crash. */
+		for (size_t k = 0; k < strlen(v[i].b64); k++) {
+			char target[256];
+			struct eas_request *r = NULL;
+
+			snprintf(target, sizeof(target), EAS "?%.*s", (int)k, v[i].b64);
+			if (post(target, &r) == EAS_REQ_OK)
+				assert_int_not_equal(r->cmd, EAS_CMD_NONE);
+			eas_request_free(&r);
+		}
+	}
+}
+
+/* The precise messages of the layout errors. */
+static void
+test_base64_messages(void **state)
+{
+	unsigned char b[22] = {0x8c, 0x09, 0x09, 0x04, 40};
+	struct eas_request *r = NULL;
+
+	(void)state;
+	memset(b + 5, 'A', sizeof(b) - 5);
+	assert_int_equal(post_bytes(b, sizeof(b), &r), EAS_REQ_ELAYOUT);
+	assert_string_equal(errbuf,
+	                    "base64 query: DeviceId length 40 runs past the end (byte 6 of 22)");
+	assert_int_equal(post_bytes(b, 3, &r), EAS_REQ_ELAYOUT);
+	assert_string_equal(errbuf, "base64 query: ends before the locale (byte 3 of 3)");
+	assert_null(r);
+}
+
+/* Layout rules beyond truncation. */
+static void
+test_base64_layout(void **state)
+{
+	/* 14.1 Ping, DeviceId "D1", no key, type "T", then parameters. */
+	unsigned char b[64] = {141, 18, 0x09, 0x04, 2, 'D', '1', 0, 1, 'T'};
+	const size_t base = 10;
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(post_bytes(b, base, &r), EAS_REQ_OK);
+	assert_string_equal(r->protocol_version, "14.1");
+	assert_int_equal(r->cmd, EAS_CMD_PING);
+	assert_string_equal(r->device_id, "4431");
+	eas_request_free(&r);
+
+	/* Unknown version, unknown command codes 5-8 and 23. */
+	b[0] = 100;
+	assert_int_equal(post_bytes(b, base, &r), EAS_REQ_EVERSION);
+	b[0] = 161;
+	for (unsigned code = 5; code <= 8; code++) {
+		b[1] = (unsigned char)code;
+		assert_int_equal(post_bytes(b, base, &r), EAS_REQ_EUNKNOWNCMD);
+	}
+	b[1] = 23;
+	assert_int_equal(post_bytes(b, base, &r), EAS_REQ_EUNKNOWNCMD);
+	b[1] = 18;
+
+	/* Policy key length must be 0 or 4. */
+	b[7] = 3;
+	assert_int_equal(post_bytes(b, base, &r), EAS_REQ_ELAYOUT);
+	b[7] = 0;
+
+	/* DeviceId length 0; a DeviceId of 33 bytes (66 hex > 64). */
+	{
+		unsigned char z[] = {141, 18, 9, 4, 0, 0, 0};
+		unsigned char big[64] = {141, 18, 9, 4, 33};
+
+		assert_int_equal(post_bytes(z, sizeof(z), &r), EAS_REQ_EDEVICEID);
+		memset(big + 5, 0xab, 33);
+		big[38] = 0;
+		big[39] = 0;
+		assert_int_equal(post_bytes(big, 40, &r), EAS_REQ_EDEVICEID);
+	}
+
+	/* DeviceType must be printable ASCII. */
+	b[9] = 0x01;
+	assert_int_equal(post_bytes(b, base, &r), EAS_REQ_EPARAM);
+	b[9] = 'T';
+
+	/* Options must be one byte; AcceptMultiPart bit; User tag; unknown tag. */
+	memcpy(b + base, (unsigned char[]){7, 2, 1, 1}, 4);
+	assert_int_equal(post_bytes(b, base + 4, &r), EAS_REQ_EPARAM);
+	memcpy(b + base,
+	       (unsigned char[]){7, 1, 3, 8, 5, 'a', 'l', 'i', 'c', 'e', 5, 2, 0xbe, 0xef}, 14);
+	assert_int_equal(post_bytes(b, base + 14, &r), EAS_REQ_OK);
+	assert_true(r->save_in_sent);
+	assert_true(r->accept_multipart);
+	assert_string_equal(r->user, "alice");
+	assert_string_equal(r->account, "jdoe");
+	assert_true(r->user_mismatch);
+	assert_int_equal(r->n_extra, 1);
+	assert_string_equal(r->extra[0].name, "#5");
+	assert_string_equal(r->extra[0].value, "BEEF");
+	eas_request_free(&r);
+
+	/* A tag given twice; a NUL inside a string parameter; a lone tag. */
+	memcpy(b + base, (unsigned char[]){1, 1, 'x', 1, 1, 'y'}, 6);
+	assert_int_equal(post_bytes(b, base + 6, &r), EAS_REQ_EDUPPARAM);
+	memcpy(b + base, (unsigned char[]){1, 2, 'x', 0}, 4);
+	assert_int_equal(post_bytes(b, base + 4, &r), EAS_REQ_EPARAM);
+	memcpy(b + base, (unsigned char[]){1}, 1);
+	assert_int_equal(post_bytes(b, base + 1, &r), EAS_REQ_ELAYOUT);
+
+	/* The base64 version and key win over the headers. */
+	memcpy(b, (unsigned char[]){140, 9, 9, 4, 1, 'D', 4, 1, 0, 0, 0, 0}, 12);
+	{
+		char target[128] = EAS "?";
+
+		b64enc(b, 12, target + strlen(target));
+		assert_int_equal(parse_h("POST", target, &r, "MS-ASProtocolVersion", "16.1",
+		                         "X-MS-PolicyKey", "77", NULL),
+		                 EAS_REQ_OK);
+		assert_string_equal(r->protocol_version, "14.0");
+		assert_int_equal(r->policy_key, 1);
+		assert_true(r->no_auth);
+		eas_request_free(&r);
+	}
+}
+
+/* Queries that are not base64. */
+static void
+test_bad_base64(void **state)
+{
+	static const char *const bad[] = {
+	    EAS "?jAAJ*Ap2",      /* not in the alphabet */
+	    EAS "?jAAJB",         /* one character in the last group */
+	    EAS "?jAAJBA===",     /* three '=' */
+	    EAS "?jAAJ-Ap2_",     /* URL-safe alphabet */
+	    EAS "?jAAJ%2",        /* bad escape */
+	    EAS "?jAAJBAp2%00AA", /* %00 */
+	};
+	struct eas_request *r = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		enum eas_req_err err = post(bad[i], &r);
+
+		assert_true(err == EAS_REQ_EBASE64 || err == EAS_REQ_EESCAPE);
+		assert_null(r);
+	}
+	assert_int_equal(post(EAS "?jAAJ*Ap2", &r), EAS_REQ_EBASE64);
+	assert_string_equal(errbuf, "base64 query: not a base64 character at character 5 of 8");
+}
+
+/* A plain query of every command, and the name/code tables. */
+static void
+test_plain_every_command(void **state)
+{
+	(void)state;
+	for (int c = EAS_CMD_SYNC; c < EAS_CMD_COUNT; c++) {
+		char target[256];
+		struct eas_request *r = NULL;
+		int code = eas_cmd_code((enum eas_cmd)c);
+
+		snprintf(target, sizeof(target),
+		         EAS "?Cmd=%s&User=jdoe&DeviceId=ABC123&DeviceType=iPhone",
+		         eas_cmd_name((enum eas_cmd)c));
+		assert_int_equal(post(target, &r), EAS_REQ_OK);
+		assert_int_equal(r->query_form, EAS_QUERY_PLAIN);
+		assert_int_equal(r->cmd, c);
+		assert_string_equal(r->user, "jdoe");
+		assert_string_equal(r->device_id, "ABC123");
+		assert_string_equal(r->device_type, "iPhone");
+		assert_false(r->user_mismatch);
+		assert_false(r->has_locale);
+		eas_request_free(&r);
+
+		assert_int_equal(eas_cmd_from_name(eas_cmd_name((enum eas_cmd)c)), c);
+		if (code >= 0)
+			assert_int_equal(eas_cmd_from_code(code), c);
+	}
+	assert_int_equal(eas_cmd_code(EAS_CMD_SYNC), 0);
+	assert_int_equal(eas_cmd_code(EAS_CMD_GETATTACHMENT), 4);
+	assert_int_equal(eas_cmd_code(EAS_CMD_FOLDERSYNC), 9);
+	assert_int_equal(eas_cmd_code(EAS_CMD_VALIDATECERT), 22);
+	assert_int_equal(eas_cmd_code(EAS_CMD_FIND), -1);
+	assert_int_equal(eas_cmd_code(EAS_CMD_GETHIERARCHY), -1);
+	for (int code = 5; code <= 8; code++)
+		assert_int_equal(eas_cmd_from_code(code), EAS_CMD_NONE);
+	assert_int_equal(eas_cmd_from_code(23), EAS_CMD_NONE);
+	assert_int_equal(eas_cmd_from_code(-1), EAS_CMD_NONE);
+	assert_int_equal(eas_cmd_from_name("foldersync"), EAS_CMD_FOLDERSYNC);
+	assert_int_equal(eas_cmd_from_name("Nope"), EAS_CMD_NONE);
+	assert_string_equal(eas_cmd_name(EAS_CMD_COUNT), "");
+}
+
+/* The command parameters of the plain query. */
+static void
+test_plain_params(void **state)
+{
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(post(EAS "?Cmd=SmartReply&User=jdoe&DeviceId=D1&DeviceType=T"
+	                          "&CollectionId=5&ItemId=5%3A12&LongId=L1&Occurrence=2026-01-01"
+	                          "&SaveInSent=T&AttachmentName=a%2Fb+c.txt&X-Vendor=1&",
+	                      &r),
+	                 EAS_REQ_OK);
+	assert_int_equal(r->cmd, EAS_CMD_SMARTREPLY);
+	assert_string_equal(r->collection_id, "5");
+	assert_string_equal(r->item_id, "5:12");
+	assert_string_equal(r->long_id, "L1");
+	assert_string_equal(r->occurrence, "2026-01-01");
+	assert_true(r->save_in_sent);
+	assert_string_equal(r->attachment_name, "a/b c.txt");
+	assert_int_equal(r->n_extra, 1);
+	assert_string_equal(r->extra[0].name, "X-Vendor");
+	assert_string_equal(r->extra[0].value, "1");
+	eas_request_free(&r);
+
+	assert_int_equal(post(EAS "?Cmd=SendMail&DeviceId=D1&SaveInSent=X", &r), EAS_REQ_EPARAM);
+	assert_int_equal(post(EAS "?Cmd=SendMail&DeviceId=D1&=x", &r), EAS_REQ_EPARAM);
+	/* Names without case; empty pairs skipped; a name alone is an empty value. */
+	assert_int_equal(post(EAS "?cmd=Sync&&deviceid=D1&Flag", &r), EAS_REQ_OK);
+	assert_string_equal(r->device_id, "D1");
+	assert_string_equal(r->extra[0].name, "Flag");
+	assert_string_equal(r->extra[0].value, "");
+	eas_request_free(&r);
+}
+
+/* %-decoding is strict. */
+static void
+test_percent(void **state)
+{
+	static const char *const bad[] = {
+	    EAS "?Cmd=Sync&DeviceId=D1&User=%zz", EAS "?Cmd=Sync&DeviceId=D1&User=a%4",
+	    EAS "?Cmd=Sync&DeviceId=D1&User=a%",  EAS "?Cmd=Sync&DeviceId=D1&User=a%00b",
+	    EAS "?Cmd=Sync&DeviceId=D1&Us%2=x",
+	};
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D%31&User=j%64o%65", &r), EAS_REQ_OK);
+	assert_string_equal(r->device_id, "D1");
+	assert_string_equal(r->user, "jdoe");
+	eas_request_free(&r);
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&User=EXAMPLE%5cJDoe", &r), EAS_REQ_OK);
+	assert_string_equal(r->user, "EXAMPLE\\JDoe");
+	assert_false(r->user_mismatch);
+	eas_request_free(&r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(post(bad[i], &r), EAS_REQ_EESCAPE);
+		assert_null(r);
+	}
+	assert_int_equal(post(bad[0], &r), EAS_REQ_EESCAPE);
+	assert_string_equal(errbuf, "query: bad %-escape at byte 27");
+	/* A decoded control character is refused. */
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&User=a%0Ab", &r), EAS_REQ_EPARAM);
+	/* A space is not a valid DeviceId character. */
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D+1", &r), EAS_REQ_EDEVICEID);
+}
+
+/* Identity: DOMAIN\user, mismatch, no credentials, bad credentials. */
+static void
+test_identity(void **state)
+{
+	struct eas_request *r = NULL;
+	char desc[512];
+
+	(void)state;
+	assert_int_equal(post(EAS "?Cmd=Sync&User=jdoe&DeviceId=D1", &r), EAS_REQ_OK);
+	assert_false(r->no_auth);
+	assert_string_equal(r->auth_scheme, "Basic");
+	assert_string_equal(r->auth_user, "EXAMPLE\\JDoe");
+	assert_string_equal(r->auth_password, "s3cret");
+	assert_int_equal(r->auth_password_len, 6);
+	assert_string_equal(r->account, "jdoe");
+	assert_false(r->user_mismatch);
+	eas_request_describe(r, desc, sizeof(desc));
+	assert_null(strstr(desc, "s3cret"));
+	assert_non_null(strstr(desc, "account=jdoe"));
+	assert_non_null(strstr(desc, "cmd=Sync"));
+	eas_request_free(&r);
+
+	/* User= names someone else: the credentials win, the flag is set. */
+	assert_int_equal(post(EAS "?Cmd=Sync&User=alice&DeviceId=D1", &r), EAS_REQ_OK);
+	assert_string_equal(r->account, "jdoe");
+	assert_string_equal(r->user, "alice");
+	assert_true(r->user_mismatch);
+	eas_request_describe(r, desc, sizeof(desc));
+	assert_non_null(strstr(desc, "user_mismatch=yes"));
+	eas_request_free(&r);
+
+	/* No User= at all: no mismatch. */
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1", &r), EAS_REQ_OK);
+	assert_false(r->user_mismatch);
+	eas_request_free(&r);
+
+	/* No Authorization: parsed, no_auth set, no account. */
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&User=jdoe&DeviceId=D1", &r, NULL),
+	                 EAS_REQ_OK);
+	assert_true(r->no_auth);
+	assert_null(r->account);
+	assert_null(r->auth_password);
+	assert_false(r->user_mismatch);
+	eas_request_free(&r);
+
+	/* Another scheme: no_auth, scheme kept. */
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization",
+	                         "Bearer abc.def", NULL),
+	                 EAS_REQ_OK);
+	assert_true(r->no_auth);
+	assert_string_equal(r->auth_scheme, "Bearer");
+	eas_request_free(&r);
+
+	/* Password with colons; empty password; scheme without case. */
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization",
+	                         "basic   amRvZTpwdzp3aXRoOmNvbG9ucw==  ", NULL),
+	                 EAS_REQ_OK);
+	assert_string_equal(r->auth_password, "pw:with:colons");
+	eas_request_free(&r);
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization",
+	                         "Basic amRvZTo=", NULL),
+	                 EAS_REQ_OK);
+	assert_string_equal(r->auth_password, "");
+	eas_request_free(&r);
+
+	/* Broken credentials. */
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization",
+	                         "Basic bm9jb2xvbg==", NULL),
+	                 EAS_REQ_EAUTH);
+	assert_int_equal(
+	    parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization", "Basic !!!!", NULL),
+	    EAS_REQ_EAUTH);
+	assert_int_equal(
+	    parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization", "Basic am=Rv", NULL),
+	    EAS_REQ_EAUTH);
+	assert_non_null(strstr(errbuf, "data after '=' padding"));
+	assert_int_equal(
+	    parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization", "Basic", NULL),
+	    EAS_REQ_EAUTH);
+	assert_int_equal(
+	    parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization", "Basic OnB3", NULL),
+	    EAS_REQ_EUSER);
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization",
+	                         "Basic aiBkb2U6cHc=", NULL),
+	                 EAS_REQ_EUSER);
+	assert_null(strstr(errbuf, "pw"));
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "Authorization",
+	                         AUTH_JDOE, "authorization", AUTH_JDOE, NULL),
+	                 EAS_REQ_EDUPHEADER);
+	assert_null(r);
+}
+
+/* Duplicate parameters are errors, known or not, whatever their case. */
+static void
+test_duplicates(void **state)
+{
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(post(EAS "?Cmd=Sync&Cmd=Ping&DeviceId=D1", &r), EAS_REQ_EDUPPARAM);
+	assert_string_equal(errbuf, "query: Cmd given twice");
+	assert_int_equal(post(EAS "?Cmd=Sync&deviceid=a&DeviceId=b", &r), EAS_REQ_EDUPPARAM);
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&Foo=1&foo=2", &r), EAS_REQ_EDUPPARAM);
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&User=a&User=a", &r), EAS_REQ_EDUPPARAM);
+	assert_null(r);
+}
+
+/* Every cap. */
+static void
+test_oversize(void **state)
+{
+	size_t big = EAS_REQ_QUERY_MAX + 64;
+	char *t = malloc(big + 64), *v = malloc(EAS_REQ_HEADER_MAX + 2);
+	struct eas_request *r = NULL;
+	struct eas_header *many;
+	int n;
+
+	(void)state;
+	/* A query just over 8 KiB. */
+	n = snprintf(t, big + 64, EAS "?Cmd=Sync&DeviceId=D1&X=");
+	memset(t + n, 'a', EAS_REQ_QUERY_MAX);
+	t[n + EAS_REQ_QUERY_MAX] = '\0';
+	assert_int_equal(post(t, &r), EAS_REQ_ETOOLONG);
+	/* A base64-looking query just over 8 KiB. */
+	n = snprintf(t, big + 64, EAS "?");
+	memset(t + n, 'A', EAS_REQ_QUERY_MAX + 4);
+	t[n + EAS_REQ_QUERY_MAX + 4] = '\0';
+	assert_int_equal(post(t, &r), EAS_REQ_ETOOLONG);
+	/* A header value just over 8 KiB. */
+	memset(v, 'u', EAS_REQ_HEADER_MAX + 1);
+	v[EAS_REQ_HEADER_MAX + 1] = '\0';
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "User-Agent", v, NULL),
+	                 EAS_REQ_ETOOLONG);
+	/* One at the cap is fine. */
+	v[EAS_REQ_HEADER_MAX] = '\0';
+	assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "User-Agent", v, NULL),
+	                 EAS_REQ_OK);
+	assert_int_equal(strlen(r->user_agent), EAS_REQ_HEADER_MAX);
+	eas_request_free(&r);
+	/* Too many parameters. */
+	n = snprintf(t, big + 64, EAS "?Cmd=Sync&DeviceId=D1");
+	for (int i = 0; i < EAS_REQ_PARAMS_MAX; i++)
+		n += snprintf(t + n, big + 64 - (size_t)n, "&P%d=1", i);
+	assert_int_equal(post(t, &r), EAS_REQ_ETOOLONG);
+	/* Too many unknown parameters to keep: counted, not failed. */
+	n = snprintf(t, big + 64, EAS "?Cmd=Sync&DeviceId=D1");
+	for (int i = 0; i < EAS_REQ_EXTRA_MAX + 3; i++)
+		n += snprintf(t + n, big + 64 - (size_t)n, "&P%d=1", i);
+	assert_int_equal(post(t, &r), EAS_REQ_OK);
+	assert_int_equal(r->n_extra, EAS_REQ_EXTRA_MAX);
+	assert_int_equal(r->n_extra_dropped, 3);
+	eas_request_free(&r);
+	/* User over 256 bytes; DeviceId over 64 characters. */
+	n = snprintf(t, big + 64, EAS "?Cmd=Sync&DeviceId=D1&User=");
+	memset(t + n, 'u', EAS_REQ_USER_MAX + 1);
+	t[n + EAS_REQ_USER_MAX + 1] = '\0';
+	assert_int_equal(post(t, &r), EAS_REQ_ETOOLONG);
+	n = snprintf(t, big + 64, EAS "?Cmd=Sync&DeviceId=");
+	memset(t + n, 'd', 65);
+	t[n + 65] = '\0';
+	assert_int_equal(post(t, &r), EAS_REQ_EDEVICEID);
+	t[n + 64] = '\0';
+	assert_int_equal(post(t, &r), EAS_REQ_OK);
+	eas_request_free(&r);
+	/* Too many headers. */
+	many = calloc(EAS_REQ_HEADERS_MAX + 1, sizeof(*many));
+	for (int i = 0; i <= EAS_REQ_HEADERS_MAX; i++) {
+		many[i].name = "X-Filler";
+		many[i].value = "1";
+	}
+	assert_int_equal(eas_request_parse(&cfg, "POST", EAS "?Cmd=Sync&DeviceId=D1", many,
+	                                   EAS_REQ_HEADERS_MAX + 1, &r, errbuf, sizeof(errbuf)),
+	                 EAS_REQ_ETOOLONG);
+	assert_null(r);
+	free(many);
+	free(t);
+	free(v);
+}
+
+/* The EAS path, passthrough prefixes, anything else. */
+static void
+test_paths(void **state)
+{
+	static const struct eas_request_config custom = {"/eas", NULL, 0};
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(post("/microsoft-server-activesync?Cmd=Sync&DeviceId=D1", &r), EAS_REQ_OK);
+	assert_int_equal(r->path_kind, EAS_PATH_EAS);
+	eas_request_free(&r);
+	assert_int_equal(post(EAS "/?Cmd=Sync&DeviceId=D1", &r), EAS_REQ_OK);
+	assert_int_equal(r->path_kind, EAS_PATH_EAS);
+	eas_request_free(&r);
+
+	/* Passthrough: no Cmd needed, the query is not read, credentials are. */
+	assert_int_equal(post("/AutoDiscover/autodiscover.xml?junk=%zz", &r), EAS_REQ_OK);
+	assert_int_equal(r->path_kind, EAS_PATH_PASSTHROUGH);
+	assert_int_equal(r->passthrough_index, 0);
+	assert_string_equal(r->path, "/AutoDiscover/autodiscover.xml");
+	assert_string_equal(r->account, "jdoe");
+	eas_request_free(&r);
+	assert_int_equal(post("/ews/exchange.asmx", &r), EAS_REQ_OK);
+	assert_int_equal(r->path_kind, EAS_PATH_PASSTHROUGH);
+	assert_int_equal(r->passthrough_index, 1);
+	eas_request_free(&r);
+
+	/* Neither. */
+	assert_int_equal(post(EAS "X?Cmd=Sync", &r), EAS_REQ_OK);
+	assert_int_equal(r->path_kind, EAS_PATH_OTHER);
+	eas_request_free(&r);
+	assert_int_equal(post("/autodiscover", &r), EAS_REQ_OK);
+	assert_int_equal(r->path_kind, EAS_PATH_OTHER);
+	eas_request_free(&r);
+
+	/* A configured EAS path. */
+	assert_int_equal(eas_request_parse(&custom, "POST", "/EAS?Cmd=Ping&DeviceId=D1", NULL, 0,
+	                                   &r, errbuf, sizeof(errbuf)),
+	                 EAS_REQ_OK);
+	assert_int_equal(r->path_kind, EAS_PATH_EAS);
+	assert_int_equal(r->cmd, EAS_CMD_PING);
+	eas_request_free(&r);
+
+	/* Bad targets. */
+	assert_int_equal(post("Microsoft-Server-ActiveSync", &r), EAS_REQ_ETARGET);
+	assert_int_equal(post("http://host" EAS, &r), EAS_REQ_ETARGET);
+	assert_int_equal(post(EAS "?Cmd=Sync Ping", &r), EAS_REQ_ETARGET);
+	assert_int_equal(post("", &r), EAS_REQ_ETARGET);
+	assert_null(r);
+}
+
+/* OPTIONS needs neither command nor device; methods are checked. */
+static void
+test_options_and_methods(void **state)
+{
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(parse_h("OPTIONS", EAS, &r, NULL), EAS_REQ_OK);
+	assert_int_equal(r->method, EAS_METHOD_OPTIONS);
+	assert_int_equal(r->path_kind, EAS_PATH_EAS);
+	assert_int_equal(r->cmd, EAS_CMD_NONE);
+	assert_true(r->no_auth);
+	assert_int_equal(r->query_form, EAS_QUERY_NONE);
+	eas_request_free(&r);
+	assert_int_equal(parse_h("OPTIONS", EAS, &r, "Authorization", AUTH_JDOE, NULL), EAS_REQ_OK);
+	assert_false(r->no_auth);
+	eas_request_free(&r);
+
+	/* POST without Cmd or DeviceId; unknown command. */
+	assert_int_equal(post(EAS, &r), EAS_REQ_ENOCMD);
+	assert_int_equal(post(EAS "?DeviceId=D1", &r), EAS_REQ_ENOCMD);
+	assert_int_equal(post(EAS "?Cmd=Sync", &r), EAS_REQ_ENODEVICEID);
+	assert_int_equal(post(EAS "?Cmd=&DeviceId=D1", &r), EAS_REQ_ENOCMD);
+	assert_int_equal(post(EAS "?Cmd=Frobnicate&DeviceId=D1", &r), EAS_REQ_EUNKNOWNCMD);
+	assert_string_equal(errbuf, "query: unknown command \"Frobnicate\"");
+
+	/* GET and others are recorded, not required to carry a command. */
+	assert_int_equal(parse_h("GET", EAS, &r, NULL), EAS_REQ_OK);
+	assert_int_equal(r->method, EAS_METHOD_GET);
+	eas_request_free(&r);
+	assert_int_equal(parse_h("PROPFIND", EAS, &r, NULL), EAS_REQ_OK);
+	assert_int_equal(r->method, EAS_METHOD_OTHER);
+	assert_string_equal(r->method_name, "PROPFIND");
+	eas_request_free(&r);
+	assert_int_equal(parse_h("post", EAS, &r, NULL), EAS_REQ_EMETHOD);
+	assert_int_equal(parse_h("", EAS, &r, NULL), EAS_REQ_EMETHOD);
+	assert_int_equal(parse_h("AVERYLONGMETHODNAME", EAS, &r, NULL), EAS_REQ_EMETHOD);
+	assert_int_equal(eas_request_parse(&cfg, NULL, EAS, NULL, 0, &r, errbuf, sizeof(errbuf)),
+	                 EAS_REQ_EINVAL);
+	assert_int_equal(eas_request_parse(&cfg, "POST", EAS, NULL, 0, NULL, NULL, 0),
+	                 EAS_REQ_EINVAL);
+	assert_null(r);
+}
+
+/* The headers abqd reads. */
+static void
+test_headers(void **state)
+{
+	const char *q = EAS "?Cmd=Sync&DeviceId=D1&PolicyKey=12";
+	struct eas_request *r = NULL;
+
+	(void)state;
+	assert_int_equal(parse_h("POST", q, &r, "ms-asprotocolversion", " 14.1 ", "X-MS-PolicyKey",
+	                         "3942919513", "User-Agent", "Apple-iPhone/1", "Content-Type",
+	                         "application/vnd.ms-sync.wbxml", "MS-ASAcceptMultiPart", "T",
+	                         NULL),
+	                 EAS_REQ_OK);
+	assert_string_equal(r->protocol_version, "14.1");
+	assert_true(r->has_policy_key);
+	assert_int_equal(r->policy_key, 3942919513u);
+	assert_string_equal(r->user_agent, "Apple-iPhone/1");
+	assert_string_equal(r->content_type, "application/vnd.ms-sync.wbxml");
+	assert_true(r->accept_multipart);
+	eas_request_free(&r);
+
+	/* Without the header, PolicyKey= counts. */
+	assert_int_equal(parse_h("POST", q, &r, NULL), EAS_REQ_OK);
+	assert_int_equal(r->policy_key, 12);
+	eas_request_free(&r);
+
+	assert_int_equal(parse_h("POST", q, &r, "X-MS-PolicyKey", "abc", NULL), EAS_REQ_EPOLICYKEY);
+	assert_int_equal(parse_h("POST", q, &r, "X-MS-PolicyKey", "4294967296", NULL),
+	                 EAS_REQ_EPOLICYKEY);
+	assert_int_equal(parse_h("POST", q, &r, "X-MS-PolicyKey", "-1", NULL), EAS_REQ_EPOLICYKEY);
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&PolicyKey=1x", &r), EAS_REQ_EPOLICYKEY);
+	assert_int_equal(parse_h("POST", q, &r, "MS-ASProtocolVersion", "fourteen", NULL),
+	                 EAS_REQ_EVERSION);
+	assert_int_equal(parse_h("POST", q, &r, "MS-ASProtocolVersion", "14.1",
+	                         "MS-ASProtocolVersion", "16.1", NULL),
+	                 EAS_REQ_EDUPHEADER);
+	assert_int_equal(parse_h("POST", q, &r, "MS-ASAcceptMultiPart", "yes", NULL),
+	                 EAS_REQ_EHEADER);
+	assert_int_equal(parse_h("POST", q, &r, "User-Agent", "a\r\nX-Evil: 1", NULL),
+	                 EAS_REQ_EHEADER);
+	assert_null(r);
+}
+
+/* Every error code has its own message. */
+static void
+test_strerror(void **state)
+{
+	(void)state;
+	for (int e = EAS_REQ_OK; e <= EAS_REQ_EINVAL; e++) {
+		const char *s = eas_request_strerror((enum eas_req_err)e);
+
+		assert_non_null(s);
+		assert_string_not_equal(s, "unknown error");
+		for (int f = EAS_REQ_OK; f < e; f++)
+			assert_string_not_equal(s, eas_request_strerror((enum eas_req_err)f));
+	}
+	assert_string_equal(eas_request_strerror((enum eas_req_err)999), "unknown error");
+}
+
+/*
+ * Pseudo-random queries and credentials, mostly printable ASCII (to get past
+ * the target check), one in four any byte: every answer is OK or an error
+ * with text.
+ */
+static void
+test_random_bytes(void **state)
+{
+	uint32_t seed = 12345;
+	char q[200], target[256], auth[220];
+
+	(void)state;
+	for (int i = 0; i < 20000; i++) {
+		size_t n = 1 + (seed = seed * 1103515245 + 12345) % (sizeof(q) - 1);
+		struct eas_request *r = NULL;
+		enum eas_req_err err;
+
+		for (size_t k = 0; k < n; k++) {
+			seed = seed * 1103515245 + 12345;
+			q[k] =
+			    (char)(i % 4 == 3 ? 1 + (seed >> 16) % 255 : 0x21 + (seed >> 16) % 94);
+		}
+		q[n] = '\0';
+		snprintf(target, sizeof(target), EAS "?%s", q);
+		snprintf(auth, sizeof(auth), "Basic %s", q);
+		errbuf[0] = '\0';
+		err = parse_h("POST", target, &r, "Authorization", i % 2 ? auth : AUTH_JDOE, NULL);
+		if (err != EAS_REQ_OK)
+			assert_true(errbuf[0] != '\0');
+		eas_request_free(&r);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_vector1),
+	    cmocka_unit_test(test_vector2),
+	    cmocka_unit_test(test_vector3),
+	    cmocka_unit_test(test_vectors_truncated),
+	    cmocka_unit_test(test_base64_messages),
+	    cmocka_unit_test(test_base64_layout),
+	    cmocka_unit_test(test_bad_base64),
+	    cmocka_unit_test(test_plain_every_command),
+	    cmocka_unit_test(test_plain_params),
+	    cmocka_unit_test(test_percent),
+	    cmocka_unit_test(test_identity),
+	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_paths),
+	    cmocka_unit_test(test_options_and_methods),
+	    cmocka_unit_test(test_headers),
+	    cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_random_bytes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
