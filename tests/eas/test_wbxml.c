@@ -29,7 +29,7 @@
 
 /* A corpus file in memory. */
 struct sample {
-	char name[128];
+	char name[sizeof(((struct dirent *)0)->d_name)];
 	uint8_t *buf;
 	size_t len;
 };
