@@ -1,0 +1,1173 @@
+/*
+ * http_server.c: the HTTP/1.1 connection layer.
+ *
+ * Design. One struct http_conn per TCP connection, kept small because
+ * thousands of them sit in held long polls: a bufferevent (socket or OpenSSL),
+ * an embedded http_parser (32 bytes), one timer, a compact peer address and a
+ * pointer to the request being read or held. While headers arrive they are
+ * collected in one flat buffer "url\0name\0value\0..." capped at
+ * max_header_size; at the end of the header block that buffer is shrunk to
+ * fit and handed to a struct http_request, so nothing of the parser survives
+ * dispatch except its 32 bytes.
+ *
+ * A connection is in one of four states:
+ *   READING  feeding input to the parser; the timer enforces the idle,
+ *            header and body deadlines
+ *   HELD     a whole request was dispatched; input is still read (so EOF/RST
+ *            reach on_abort at once) but not parsed, and capped
+ *   CLOSING  an error or final answer is being flushed; then the write side
+ *            is shut and the rest of the input drained for a short linger so
+ *            that the client sees the answer rather than an RST
+ * The parser is paused in on_message_complete, so http_parser_execute stops
+ * exactly at the end of one request and pipelined bytes stay in the input
+ * evbuffer until the response ends.
+ *
+ * Re-entrancy: a handler may answer from inside on_request, which runs
+ * inside conn_process(); conn->in_process makes the inner call return and
+ * the outer loop continue. bufferevents use BEV_OPT_DEFER_CALLBACKS so that
+ * no bufferevent callback (hence no connection free) can run inside a
+ * handler's call into this file. Connections are freed only from libevent
+ * callbacks or http_server_free.
+ */
+#include "net/http_server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+#include "net/net.h"
+
+#define ADDR_BUCKETS    1024
+#define ACCEPT_BATCH    64
+#define ACCEPT_RETRY_MS 200
+#define LINGER_MS       2000
+
+enum conn_state { C_READING, C_HELD, C_CLOSING };
+enum hb_last { HB_NONE, HB_URL, HB_FIELD, HB_VALUE };
+enum resp_state { R_NONE, R_STARTED };
+
+struct addr_count {
+	struct addr_count *next;
+	struct net_addr addr;
+	unsigned n;
+};
+
+struct listener {
+	struct listener *next;
+	struct http_server *srv;
+	struct tls_ctx *tls;
+	struct event *ev;
+	struct event *retry; /* re-enables accept after EMFILE */
+	int fd;
+};
+
+struct http_conn {
+	struct http_conn *prev, *next;
+	struct http_server *srv;
+	struct bufferevent *bev;
+	struct event *timer;
+	struct http_request *req; /* being read (after headers) or held */
+	http_parser parser;
+	/* header accumulation, only while reading a header block */
+	char *hbuf;
+	uint32_t hlen, hcap;
+	uint16_t nhdr;
+	uint8_t hlast;
+	uint8_t state;
+	bool in_process : 1;
+	bool tls : 1;
+	bool counted : 1;      /* holds a slot in the per-address table */
+	bool started : 1;      /* a byte of the current request was parsed */
+	bool drain_wanted : 1; /* a write returned 1: call on_drain */
+	bool lingering : 1;
+	int err_status;
+	struct net_addr peer;
+	struct net_addr counted_addr;
+};
+
+struct http_request {
+	struct http_conn *conn;
+	char *hdr; /* url\0name\0value\0... */
+	char *body;
+	size_t body_len, body_cap;
+	void *data;
+	int64_t resp_remaining; /* -1: chunked or close-delimited */
+	uint16_t nhdr;
+	uint8_t method;
+	uint8_t minor;
+	uint8_t resp_state;
+	bool keep_alive : 1;
+	bool head : 1;
+	bool chunked : 1;
+	bool aborted : 1;
+	bool client_done : 1;
+	char addrbuf[48];
+	char clientbuf[48];
+};
+
+struct http_server {
+	struct event_base *base;
+	struct http_server_conf conf;
+	struct http_handler handler;
+	void *arg;
+	struct net_cidr *trusted;
+	size_t ntrusted;
+	struct listener *listeners;
+	struct http_conn *conns;
+	unsigned nconns;
+	http_parser_settings settings;
+	struct addr_count *buckets[ADDR_BUCKETS];
+};
+
+static void conn_process(struct http_conn *c);
+static void conn_free(struct http_conn *c);
+static void conn_fail(struct http_conn *c, int status, const char *why);
+static void request_free(struct http_request *req);
+
+/* Format and hand a line to the configured logger. */
+static void srv_log(struct http_server *srv, enum http_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+srv_log(struct http_server *srv, enum http_log_level level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (srv->conf.log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	srv->conf.log(srv->conf.log_arg, level, msg);
+}
+
+/* The defaults every zero field of a conf falls back to. */
+void
+http_server_conf_defaults(struct http_server_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->max_header_size = 16 * 1024;
+	c->max_body = 1024 * 1024;
+	c->max_pipeline = 16 * 1024;
+	c->write_high_water = 256 * 1024;
+	c->header_timeout_ms = 10 * 1000;
+	c->body_timeout_ms = 60 * 1000;
+	c->idle_timeout_ms = 120 * 1000;
+	c->write_timeout_ms = 120 * 1000;
+	c->max_conns = 10000;
+}
+
+/* ---- per-address connection counts ---- */
+
+/* Find (and with create, make) the counter for an address. */
+static struct addr_count *
+addr_lookup(struct http_server *srv, const struct net_addr *a, bool create)
+{
+	uint32_t b = net_addr_hash(a) % ADDR_BUCKETS;
+	struct addr_count *e;
+
+	for (e = srv->buckets[b]; e; e = e->next)
+		if (net_addr_eq(&e->addr, a))
+			return e;
+	if (!create)
+		return NULL;
+	e = xcalloc(1, sizeof(*e));
+	e->addr = *a;
+	e->next = srv->buckets[b];
+	srv->buckets[b] = e;
+	return e;
+}
+
+/* Take a slot for address a; false when the address is at its cap. */
+static bool
+addr_take(struct http_conn *c, const struct net_addr *a)
+{
+	struct http_server *srv = c->srv;
+	struct addr_count *e;
+
+	if (srv->conf.max_conns_per_addr == 0)
+		return true;
+	e = addr_lookup(srv, a, true);
+	if (e->n >= srv->conf.max_conns_per_addr)
+		return false;
+	e->n++;
+	c->counted = true;
+	c->counted_addr = *a;
+	return true;
+}
+
+/* Give the connection's slot back; drop empty counters. */
+static void
+addr_release(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	uint32_t b;
+	struct addr_count **pp, *e;
+
+	if (!c->counted)
+		return;
+	c->counted = false;
+	b = net_addr_hash(&c->counted_addr) % ADDR_BUCKETS;
+	for (pp = &srv->buckets[b]; (e = *pp) != NULL; pp = &e->next) {
+		if (!net_addr_eq(&e->addr, &c->counted_addr))
+			continue;
+		if (--e->n == 0) {
+			*pp = e->next;
+			free(e);
+		}
+		return;
+	}
+}
+
+/* ---- timers ---- */
+
+/* (Re)arm the connection's single timer for ms milliseconds. */
+static void
+conn_arm(struct http_conn *c, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* Idle, header, body deadlines, and the end of a closing linger. */
+static void
+conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	if (c->state == C_CLOSING) {
+		conn_free(c);
+		return;
+	}
+	if (c->state != C_READING)
+		return;
+	if (!c->started) {
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+			/* the last response is still flowing: the write timeout
+			 * guards that; idleness starts when it is sent */
+			conn_arm(c, c->srv->conf.idle_timeout_ms);
+			return;
+		}
+		conn_free(c); /* idle keep-alive, or connected and silent */
+		return;
+	}
+	conn_fail(c, 408, c->req ? "body timeout" : "header timeout");
+}
+
+/* ---- parser callbacks ---- */
+
+/* Append to the header buffer, refusing to grow past max_header_size. */
+static int
+hb_append(struct http_conn *c, const char *p, size_t len)
+{
+	size_t need = (size_t)c->hlen + len + 3;
+
+	if (need > c->srv->conf.max_header_size) {
+		c->err_status = 431;
+		return -1;
+	}
+	if (need > c->hcap) {
+		size_t cap = c->hcap ? c->hcap : 512;
+		while (cap < need)
+			cap *= 2;
+		if (cap > c->srv->conf.max_header_size + 3)
+			cap = c->srv->conf.max_header_size + 3;
+		c->hbuf = xrealloc(c->hbuf, cap);
+		c->hcap = (uint32_t)cap;
+	}
+	memcpy(c->hbuf + c->hlen, p, len);
+	c->hlen += (uint32_t)len;
+	return 0;
+}
+
+/* Terminate the current piece (the buffer always has 3 spare bytes). */
+static void
+hb_nul(struct http_conn *c)
+{
+	c->hbuf[c->hlen++] = '\0';
+}
+
+/* A new request starts: reset accumulation, start the header deadline. */
+static int
+on_message_begin(http_parser *p)
+{
+	struct http_conn *c = p->data;
+
+	c->started = true;
+	c->hlen = 0;
+	c->nhdr = 0;
+	c->hlast = HB_NONE;
+	conn_arm(c, c->srv->conf.header_timeout_ms);
+	return 0;
+}
+
+static int
+on_url(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+
+	c->hlast = HB_URL;
+	return hb_append(c, at, len);
+}
+
+static int
+on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+
+	if (c->hlast == HB_NONE && hb_append(c, "", 0) == -1)
+		return -1;
+	if (c->hlast == HB_FIELD) {
+		/* continuation of the same name */
+	} else {
+		if (c->hlast != HB_NONE)
+			hb_nul(c); /* ends the URL or the previous value */
+		if (c->nhdr == UINT16_MAX) {
+			c->err_status = 431;
+			return -1;
+		}
+		c->nhdr++;
+	}
+	c->hlast = HB_FIELD;
+	return hb_append(c, at, len);
+}
+
+static int
+on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+
+	if (c->hlast == HB_FIELD)
+		hb_nul(c); /* ends the name */
+	c->hlast = HB_VALUE;
+	return hb_append(c, at, len);
+}
+
+/*
+ * The header block is complete: move it into a new request, apply the body
+ * cap (413 before reading a byte of the body), send 100 Continue if asked.
+ */
+static int
+on_headers_complete(http_parser *p)
+{
+	struct http_conn *c = p->data;
+	struct http_request *req;
+	const char *expect;
+
+	if (hb_append(c, "", 0) == -1)
+		return -1;
+	if (c->hlast == HB_FIELD) {
+		hb_nul(c);
+		hb_nul(c); /* a name without a value */
+	} else {
+		hb_nul(c);
+	}
+	if (c->hlast == HB_NONE)
+		hb_nul(c); /* no URL at all */
+	if (p->method == HTTP_CONNECT) {
+		c->err_status = 405;
+		return -1;
+	}
+	req = xcalloc(1, sizeof(*req));
+	req->conn = c;
+	req->hdr = xrealloc(c->hbuf, c->hlen);
+	c->hbuf = NULL;
+	c->hcap = c->hlen = 0;
+	req->nhdr = c->nhdr;
+	req->method = (uint8_t)p->method;
+	req->minor = p->http_minor > 0 ? 1 : 0;
+	req->head = p->method == HTTP_HEAD;
+	req->resp_remaining = -1;
+	c->req = req;
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->conf.max_body) {
+		c->err_status = 413;
+		return -1;
+	}
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0) {
+		req->body_cap = (size_t)p->content_length;
+		req->body = xmalloc(req->body_cap);
+	}
+	expect = http_request_header(req, "Expect");
+	if (expect && str_ieq(expect, "100-continue") && p->http_minor >= 1 &&
+	    ((p->flags & F_CHUNKED) || p->content_length > 0))
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	conn_arm(c, c->srv->conf.body_timeout_ms);
+	return 0;
+}
+
+/* Body bytes (already de-chunked): append under the max_body cap. */
+static int
+on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+	struct http_request *req = c->req;
+
+	if (req->body_len + len > c->srv->conf.max_body) {
+		c->err_status = 413;
+		return -1;
+	}
+	if (req->body_len + len > req->body_cap) {
+		size_t cap = req->body_cap ? req->body_cap * 2 : 4096;
+		while (cap < req->body_len + len)
+			cap *= 2;
+		if (cap > c->srv->conf.max_body)
+			cap = c->srv->conf.max_body;
+		req->body = xrealloc(req->body, cap);
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, at, len);
+	req->body_len += len;
+	return 0;
+}
+
+/* One request is whole: remember keep-alive and stop the parser here. */
+static int
+on_message_complete(http_parser *p)
+{
+	struct http_conn *c = p->data;
+
+	if (c->req == NULL)
+		return -1;
+	c->req->keep_alive = http_should_keep_alive(p) && !p->upgrade;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+/* ---- connection life ---- */
+
+/* Remove from the server, release everything; held requests get on_abort. */
+static void
+conn_free(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	struct http_request *req = c->req;
+
+	if (req) {
+		if (c->state == C_HELD) {
+			/* keep the addresses readable from on_abort */
+			http_request_peer(req);
+			http_request_client(req);
+		}
+		c->req = NULL;
+		req->conn = NULL;
+		if (c->state == C_HELD && srv->handler.on_abort) {
+			req->aborted = true;
+			srv->handler.on_abort(req, srv->arg);
+		}
+		request_free(req);
+	}
+	addr_release(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	event_free(c->timer);
+	bufferevent_free(c->bev);
+	free(c->hbuf);
+	free(c);
+}
+
+/*
+ * Finish with this connection once the output is flushed: stop parsing,
+ * shut the write side then drain input for a short linger (plain TCP), so
+ * the client reads our answer instead of an RST.
+ */
+static void
+conn_close_after_flush(struct http_conn *c)
+{
+	c->state = C_CLOSING;
+	c->drain_wanted = false;
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	evtimer_del(c->timer); /* the write timeout bounds the flush */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+/* Answer an error with Connection: close and close after it is sent. */
+static void
+conn_fail(struct http_conn *c, int status, const char *why)
+{
+	char peer[48];
+	const char *reason = http_status_str((enum http_status)status);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (status == 431)
+		reason = "Request Header Fields Too Large";
+	srv_log(c->srv, status == 408 || status == 503 ? HTTP_LOG_INFO : HTTP_LOG_WARN,
+	        "http: peer=%s status=%d: %s", net_addr_format(&c->peer, peer, sizeof(peer)),
+	        status, why);
+	if (c->req) {
+		request_free(c->req);
+		c->req = NULL;
+	}
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+	                    "Connection: close\r\n\r\n%s\n",
+	                    status, reason, strlen(reason) + 1, reason);
+	conn_close_after_flush(c);
+}
+
+/* Give the parsed request to the handler. */
+static void
+conn_dispatch(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	struct http_request *req = c->req;
+
+	evtimer_del(c->timer);
+	c->state = C_HELD;
+	c->started = false;
+	if (!c->counted && srv->conf.max_conns_per_addr &&
+	    net_cidr_match(srv->trusted, srv->ntrusted, &c->peer)) {
+		struct net_addr a;
+		if (net_addr_parse(&a, http_request_client(req),
+		                   strlen(http_request_client(req))) == 0 &&
+		    !addr_take(c, &a)) {
+			conn_fail(c, 503, "too many connections from this client");
+			return;
+		}
+	}
+	srv->handler.on_request(req, srv->arg);
+}
+
+/* Parse what is buffered until a request is dispatched or input runs out. */
+static void
+conn_process(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	if (c->in_process)
+		return;
+	c->in_process = true;
+	while (c->state == C_READING && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		size_t n;
+		enum http_errno e;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		n = http_parser_execute(&c->parser, &c->srv->settings, v.iov_base, v.iov_len);
+		e = HTTP_PARSER_ERRNO(&c->parser);
+		if (e == HPE_PAUSED) {
+			evbuffer_drain(in, n);
+			conn_dispatch(c);
+			continue;
+		}
+		if (e != HPE_OK) {
+			conn_fail(c, c->err_status ? c->err_status : 400,
+			          http_errno_description(e));
+			break;
+		}
+		if (n < v.iov_len) {
+			/* the parser stopped without pausing: not a request we serve */
+			conn_fail(c, 400, "unparsed bytes after the request");
+			break;
+		}
+		evbuffer_drain(in, n);
+	}
+	c->in_process = false;
+}
+
+/* Bytes arrived: parse them, cap them while held, discard them when closing. */
+static void
+conn_on_read(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	switch (c->state) {
+	case C_READING:
+		conn_process(c);
+		break;
+	case C_HELD:
+		if (evbuffer_get_length(in) > c->srv->conf.max_pipeline) {
+			srv_log(c->srv, HTTP_LOG_INFO, "http: pipelined input over the cap");
+			conn_free(c);
+		}
+		break;
+	case C_CLOSING:
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	}
+}
+
+/* Output drained: resume a paused producer, or finish closing. */
+static void
+conn_on_write(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (c->state == C_CLOSING) {
+		if (evbuffer_get_length(out) > 0 || c->lingering)
+			return;
+		if (c->tls) {
+			conn_free(c);
+			return;
+		}
+		c->lingering = true;
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
+		conn_arm(c, LINGER_MS);
+		return;
+	}
+	if (c->state == C_HELD && c->drain_wanted && c->req &&
+	    evbuffer_get_length(out) <= c->srv->conf.write_high_water / 2) {
+		c->drain_wanted = false;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		if (c->srv->handler.on_drain)
+			c->srv->handler.on_drain(c->req, c->srv->arg);
+	}
+}
+
+/* EOF, error or write timeout: the client is gone. */
+static void
+conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (c->state == C_HELD)
+		srv_log(c->srv, HTTP_LOG_DEBUG, "http: client went away during a held request");
+	conn_free(c);
+}
+
+/* ---- accepting ---- */
+
+/* Re-enable a listener after a pause for descriptor exhaustion. */
+static void
+listener_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	event_add(l->ev, NULL);
+}
+
+/* Wrap an accepted socket in a connection, or close it when over a limit. */
+static void
+conn_new(struct listener *l, int fd, const struct sockaddr *sa)
+{
+	struct http_server *srv = l->srv;
+	struct http_conn *c;
+	char buf[48];
+	int on = 1;
+	const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+
+	if (srv->nconns >= srv->conf.max_conns) {
+		srv_log(srv, HTTP_LOG_WARN, "http: max_conns reached, closing a new connection");
+		close(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->srv = srv;
+	if (net_addr_from_sockaddr(&c->peer, sa) == -1) {
+		free(c);
+		close(fd);
+		return;
+	}
+	if (!net_cidr_match(srv->trusted, srv->ntrusted, &c->peer) && !addr_take(c, &c->peer)) {
+		srv_log(srv, HTTP_LOG_INFO,
+		        "http: peer=%s over max_conns_per_addr, closing a new connection",
+		        net_addr_format(&c->peer, buf, sizeof(buf)));
+		free(c);
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (l->tls) {
+		SSL *ssl = SSL_new(tls_ctx_get(l->tls));
+		if (ssl != NULL) {
+			c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+			                                        BUFFEREVENT_SSL_ACCEPTING, opts);
+			if (c->bev)
+				bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+		}
+		c->tls = true;
+	} else {
+		c->bev = bufferevent_socket_new(srv->base, fd, opts);
+	}
+	if (c->bev == NULL) {
+		close(fd);
+		goto fail;
+	}
+	c->timer = evtimer_new(srv->base, conn_on_timer, c);
+	if (c->timer == NULL) {
+		bufferevent_free(c->bev);
+		goto fail;
+	}
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	c->state = C_READING;
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+	if (srv->conf.write_timeout_ms) {
+		struct timeval wt = {.tv_sec = srv->conf.write_timeout_ms / 1000,
+		                     .tv_usec = (srv->conf.write_timeout_ms % 1000) * 1000};
+		bufferevent_set_timeouts(c->bev, NULL, &wt);
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_arm(c, srv->conf.header_timeout_ms);
+	return;
+fail:
+	srv_log(srv, HTTP_LOG_WARN, "http: cannot set up a connection");
+	addr_release(c);
+	free(c);
+}
+
+/*
+ * Accept up to ACCEPT_BATCH connections. On EMFILE/ENFILE/ENOBUFS/ENOMEM the
+ * listener is switched off for ACCEPT_RETRY_MS instead of spinning on a
+ * readable socket we cannot accept from.
+ */
+static void
+listener_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+				srv_log(l->srv, HTTP_LOG_WARN, "http: accept: %s; pausing accepts",
+				        strerror(errno));
+				event_del(l->ev);
+				evtimer_add(l->retry, &tv);
+			}
+			return;
+		}
+		conn_new(l, fd, (struct sockaddr *)&ss);
+	}
+}
+
+/* ---- server ---- */
+
+/* Apply defaults to zero fields, parse trusted proxies, set up the parser. */
+struct http_server *
+http_server_new(struct event_base *base, const struct http_server_conf *conf,
+                const struct http_handler *handler, void *arg, const char **errstr)
+{
+	struct http_server *srv;
+	struct http_server_conf d;
+
+	if (handler == NULL || handler->on_request == NULL) {
+		*errstr = "http server: no request handler";
+		return NULL;
+	}
+	srv = xcalloc(1, sizeof(*srv));
+	http_server_conf_defaults(&d);
+	srv->conf = *conf;
+#define DEF(f)                                                                                     \
+	if (srv->conf.f == 0)                                                                      \
+		srv->conf.f = d.f;
+	DEF(max_header_size)
+	DEF(max_body)
+	DEF(max_pipeline)
+	DEF(write_high_water)
+	DEF(header_timeout_ms)
+	DEF(body_timeout_ms)
+	DEF(idle_timeout_ms)
+	DEF(write_timeout_ms)
+	DEF(max_conns)
+#undef DEF
+	if (srv->conf.max_header_size > UINT32_MAX / 2) {
+		*errstr = "http server: max_header_size too large";
+		free(srv);
+		return NULL;
+	}
+	if (net_cidr_parse_list(conf->trusted_proxies, &srv->trusted, &srv->ntrusted, errstr) ==
+	    -1) {
+		free(srv);
+		return NULL;
+	}
+	srv->conf.trusted_proxies = NULL;
+	srv->base = base;
+	srv->handler = *handler;
+	srv->arg = arg;
+	http_parser_settings_init(&srv->settings);
+	srv->settings.on_message_begin = on_message_begin;
+	srv->settings.on_url = on_url;
+	srv->settings.on_header_field = on_header_field;
+	srv->settings.on_header_value = on_header_value;
+	srv->settings.on_headers_complete = on_headers_complete;
+	srv->settings.on_body = on_body;
+	srv->settings.on_message_complete = on_message_complete;
+	return srv;
+}
+
+/* Open the socket and register the accept event. */
+int
+http_server_listen(struct http_server *srv, const char *addr, struct tls_ctx *tls, int *port_r,
+                   const char **errstr)
+{
+	struct listener *l;
+	int port, fd = net_listen(addr, srv->conf.reuseport, 1024, &port, errstr);
+
+	if (fd == -1)
+		return -1;
+	l = xcalloc(1, sizeof(*l));
+	l->srv = srv;
+	l->fd = fd;
+	l->tls = tls;
+	l->ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, listener_on_accept, l);
+	l->retry = evtimer_new(srv->base, listener_on_retry, l);
+	if (l->ev == NULL || l->retry == NULL || event_add(l->ev, NULL) == -1) {
+		*errstr = "cannot register the listener";
+		if (l->ev)
+			event_free(l->ev);
+		if (l->retry)
+			event_free(l->retry);
+		close(fd);
+		free(l);
+		return -1;
+	}
+	l->next = srv->listeners;
+	srv->listeners = l;
+	if (port_r)
+		*port_r = port;
+	return 0;
+}
+
+unsigned
+http_server_conn_count(const struct http_server *srv)
+{
+	return srv->nconns;
+}
+
+/* Close listeners then connections (held ones get on_abort). */
+void
+http_server_free(struct http_server **srvp)
+{
+	struct http_server *srv = *srvp;
+
+	if (srv == NULL)
+		return;
+	while (srv->listeners) {
+		struct listener *l = srv->listeners;
+		srv->listeners = l->next;
+		event_free(l->ev);
+		event_free(l->retry);
+		close(l->fd);
+		free(l);
+	}
+	while (srv->conns)
+		conn_free(srv->conns);
+	for (size_t i = 0; i < ADDR_BUCKETS; i++) {
+		while (srv->buckets[i]) {
+			struct addr_count *e = srv->buckets[i];
+			srv->buckets[i] = e->next;
+			free(e);
+		}
+	}
+	free(srv->trusted);
+	free(srv);
+	*srvp = NULL;
+}
+
+/* ---- request accessors ---- */
+
+const char *
+http_request_method(const struct http_request *req)
+{
+	return http_method_str((enum http_method)req->method);
+}
+
+const char *
+http_request_url(const struct http_request *req)
+{
+	return req->hdr;
+}
+
+int
+http_request_minor(const struct http_request *req)
+{
+	return req->minor;
+}
+
+/* Walk the flat header block to the i-th name/value pair. */
+bool
+http_request_header_at(const struct http_request *req, size_t i, const char **name,
+                       const char **value)
+{
+	const char *p = req->hdr;
+
+	if (i >= req->nhdr)
+		return false;
+	p += strlen(p) + 1; /* the URL */
+	for (size_t k = 0; k < i; k++) {
+		p += strlen(p) + 1;
+		p += strlen(p) + 1;
+	}
+	*name = p;
+	*value = p + strlen(p) + 1;
+	return true;
+}
+
+/* Linear, case-insensitive: requests carry a dozen headers. */
+const char *
+http_request_header(const struct http_request *req, const char *name)
+{
+	const char *p = req->hdr;
+
+	p += strlen(p) + 1;
+	for (size_t k = 0; k < req->nhdr; k++) {
+		const char *v = p + strlen(p) + 1;
+		if (str_ieq(p, name))
+			return v;
+		p = v + strlen(v) + 1;
+	}
+	return NULL;
+}
+
+const void *
+http_request_body(const struct http_request *req, size_t *len)
+{
+	*len = req->body_len;
+	return req->body ? req->body : "";
+}
+
+const char *
+http_request_peer(struct http_request *req)
+{
+	if (req->conn == NULL)
+		return req->addrbuf[0] ? req->addrbuf : "?";
+	return net_addr_format(&req->conn->peer, req->addrbuf, sizeof(req->addrbuf));
+}
+
+bool
+http_request_is_tls(const struct http_request *req)
+{
+	return req->conn && req->conn->tls;
+}
+
+/*
+ * X-Forwarded-For only from a trusted peer; then, from the right, skip hops
+ * that are themselves trusted proxies; the first other valid address is the
+ * client. A malformed entry stops the walk (we keep the last good hop).
+ */
+const char *
+http_request_client(struct http_request *req)
+{
+	struct http_server *srv;
+	struct net_addr client, a;
+	const char *xff, *end;
+
+	if (req->client_done)
+		return req->clientbuf;
+	if (req->conn == NULL)
+		return "?";
+	srv = req->conn->srv;
+	client = req->conn->peer;
+	xff = http_request_header(req, "X-Forwarded-For");
+	if (xff && net_cidr_match(srv->trusted, srv->ntrusted, &client)) {
+		end = xff + strlen(xff);
+		while (end > xff) {
+			const char *start = end;
+			const char *s, *e;
+
+			while (start > xff && start[-1] != ',')
+				start--;
+			for (s = start; s < end && (*s == ' ' || *s == '\t'); s++)
+				;
+			for (e = end; e > s && (e[-1] == ' ' || e[-1] == '\t'); e--)
+				;
+			if (net_addr_parse(&a, s, (size_t)(e - s)) == -1)
+				break;
+			client = a;
+			if (!net_cidr_match(srv->trusted, srv->ntrusted, &a))
+				break;
+			end = start > xff ? start - 1 : xff;
+		}
+	}
+	net_addr_format(&client, req->clientbuf, sizeof(req->clientbuf));
+	req->client_done = true;
+	return req->clientbuf;
+}
+
+void
+http_request_set_data(struct http_request *req, void *data)
+{
+	req->data = data;
+}
+
+void *
+http_request_get_data(const struct http_request *req)
+{
+	return req->data;
+}
+
+/* ---- responses ---- */
+
+/* Free a request's memory (never touches the connection). */
+static void
+request_free(struct http_request *req)
+{
+	free(req->hdr);
+	free(req->body);
+	free(req);
+}
+
+/* True if s is safe in a header line. */
+static bool
+header_ok(const char *s)
+{
+	return s[strcspn(s, "\r\n")] == '\0';
+}
+
+/* Write the status line and headers; choose the framing. */
+int
+http_response_start(struct http_request *req, int status, const char *reason,
+                    int64_t content_length, const char *const *headers)
+{
+	struct http_conn *c = req->conn;
+	struct evbuffer *out;
+
+	if (c == NULL || req->aborted || req->resp_state != R_NONE || status < 100 || status > 999)
+		return -1;
+	if (reason == NULL)
+		reason = http_status_str((enum http_status)status);
+	if (!header_ok(reason))
+		return -1;
+	for (size_t i = 0; headers && headers[i]; i += 2) {
+		if (headers[i + 1] == NULL || !header_ok(headers[i]) || !header_ok(headers[i + 1]))
+			return -1;
+	}
+	out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", req->minor, status, reason);
+	for (size_t i = 0; headers && headers[i]; i += 2)
+		evbuffer_add_printf(out, "%s: %s\r\n", headers[i], headers[i + 1]);
+	if (content_length >= 0) {
+		evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+		req->resp_remaining = content_length;
+	} else if (req->minor >= 1) {
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		req->chunked = !req->head;
+	} else {
+		req->keep_alive = false; /* HTTP/1.0: the close ends the body */
+	}
+	if (!req->keep_alive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (req->minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	evbuffer_add(out, "\r\n", 2);
+	if (req->head)
+		req->resp_remaining = -1;
+	req->resp_state = R_STARTED;
+	return 0;
+}
+
+/* Queue body bytes with the framing chosen at start; report backpressure. */
+int
+http_response_write(struct http_request *req, const void *data, size_t len)
+{
+	struct http_conn *c = req->conn;
+	struct evbuffer *out;
+
+	if (c == NULL || req->aborted || req->resp_state != R_STARTED)
+		return -1;
+	out = bufferevent_get_output(c->bev);
+	if (len > 0 && !req->head) {
+		if (req->resp_remaining >= 0) {
+			if ((uint64_t)len > (uint64_t)req->resp_remaining)
+				return -1;
+			req->resp_remaining -= (int64_t)len;
+		}
+		if (req->chunked)
+			evbuffer_add_printf(out, "%zx\r\n", len);
+		evbuffer_add(out, data, len);
+		if (req->chunked)
+			evbuffer_add(out, "\r\n", 2);
+	}
+	if (evbuffer_get_length(out) >= c->srv->conf.write_high_water) {
+		c->drain_wanted = true;
+		bufferevent_setwatermark(c->bev, EV_WRITE, c->srv->conf.write_high_water / 2, 0);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Close the body, free the request, and either close the connection or go
+ * back to reading the next (maybe already buffered) request.
+ */
+int
+http_response_end(struct http_request *req)
+{
+	struct http_conn *c = req->conn;
+	bool keep;
+
+	if (c == NULL || req->aborted)
+		return -1;
+	if (req->resp_state == R_NONE) {
+		request_free(req);
+		c->req = NULL;
+		conn_fail(c, 500, "handler ended without a response");
+		return -1;
+	}
+	if (req->chunked)
+		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	keep = req->keep_alive && req->resp_remaining <= 0;
+	if (req->resp_remaining > 0)
+		srv_log(c->srv, HTTP_LOG_WARN, "http: response shorter than its Content-Length");
+	c->req = NULL;
+	c->drain_wanted = false;
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	request_free(req);
+	if (!keep) {
+		conn_close_after_flush(c);
+		return 0;
+	}
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	c->state = C_READING;
+	c->started = false;
+	c->err_status = 0;
+	conn_arm(c, c->srv->conf.idle_timeout_ms);
+	conn_process(c);
+	return 0;
+}
+
+/* A whole small answer in one call. */
+int
+http_response_simple(struct http_request *req, int status, const char *content_type,
+                     const void *body, size_t len)
+{
+	const char *hdrs[] = {"Content-Type", content_type, NULL};
+
+	if (http_response_start(req, status, NULL, (int64_t)len, content_type ? hdrs : NULL) ==
+	    -1) {
+		if (req->conn && !req->aborted && req->resp_state == R_NONE)
+			http_response_end(req); /* answers 500 and frees req */
+		return -1;
+	}
+	if (http_response_write(req, body, len) == -1)
+		return -1;
+	return http_response_end(req);
+}

@@ -1,0 +1,151 @@
+/*
+ * http_server.h: abqd's HTTP/1.1 server side, built for thousands of held
+ * long polls.
+ *
+ * libevent bufferevents (OpenSSL ones for TLS) carry the bytes, Debian's
+ * libhttp-parser parses them. A request is read whole (headers capped at
+ * max_header_size, body at max_body, chunked or not) and handed once to
+ * handler->on_request. The handler answers whenever it likes:
+ *
+ *   http_response_simple(req, 200, "text/plain", "ok", 2);
+ * or, streamed:
+ *   http_response_start(req, 200, NULL, -1, hdrs);  (-1: chunked)
+ *   while (more) if (http_response_write(req, p, n) == 1) wait for on_drain;
+ *   http_response_end(req);
+ *
+ * While a request is held the connection keeps reading, so a client that goes
+ * away is noticed at once: on_abort(req) is called and req is freed when it
+ * returns. After http_response_end (or _simple) req is freed too; the next
+ * pipelined request, if any, is parsed then.
+ *
+ * Limits (each closes only the offending connection):
+ *   header block over max_header_size  -> 431, close
+ *   headers not complete in header_timeout -> 408, close (silent if no byte)
+ *   Content-Length over max_body       -> 413 at once, body never read, close
+ *   chunked body growing over max_body -> 413, close
+ *   body not complete in body_timeout  -> 408, close
+ *   malformed request                  -> 400 with Connection: close, log line
+ *   connections over max_conns, or over max_conns_per_addr for one client
+ *     address                          -> accepted and closed at once, no answer
+ *     (peers in trusted_proxies are not capped at accept; their connections
+ *     are counted under the X-Forwarded-For client of their first request,
+ *     and one over the cap gets 503 and is closed)
+ *   pipelined bytes while a request is held over max_pipeline -> abort, close
+ *   idle keep-alive connection after idle_timeout -> closed silently
+ *
+ * All callbacks run on the event loop's thread; nothing here is thread-safe.
+ */
+#ifndef ABQ_NET_HTTP_SERVER_H
+#define ABQ_NET_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/tls.h"
+
+struct event_base;
+struct http_server;
+struct http_request;
+
+enum http_log_level { HTTP_LOG_DEBUG, HTTP_LOG_INFO, HTTP_LOG_WARN };
+
+/* Zero means the default given in brackets; use http_server_conf_defaults(). */
+struct http_server_conf {
+	size_t max_header_size;      /* [16 KiB] request line + headers */
+	size_t max_body;             /* [1 MiB] */
+	size_t max_pipeline;         /* [16 KiB] bytes buffered while held */
+	size_t write_high_water;     /* [256 KiB] http_response_write returns 1 above */
+	unsigned header_timeout_ms;  /* [10 s] whole header block */
+	unsigned body_timeout_ms;    /* [60 s] whole body */
+	unsigned idle_timeout_ms;    /* [120 s] keep-alive wait for the next request */
+	unsigned write_timeout_ms;   /* [120 s] no write progress -> abort */
+	unsigned max_conns;          /* [10000] total */
+	unsigned max_conns_per_addr; /* [0 = unlimited] per client address */
+	const char *trusted_proxies; /* CIDR list whose X-Forwarded-For we believe */
+	bool reuseport;              /* SO_REUSEPORT on listeners (multi-loop) */
+	/* Log lines (never containing header values); may be NULL. */
+	void (*log)(void *log_arg, enum http_log_level level, const char *msg);
+	void *log_arg;
+};
+
+struct http_handler {
+	/* A whole request has arrived. Answer now or later. */
+	void (*on_request)(struct http_request *req, void *arg);
+	/* The client went away (or the server is freed) before the response
+	 * ended: cancel the work; req is freed when this returns. May be NULL. */
+	void (*on_abort)(struct http_request *req, void *arg);
+	/* The output fell below half the high-water mark after a write returned
+	 * 1: write more. May be NULL. */
+	void (*on_drain)(struct http_request *req, void *arg);
+};
+
+/* Fill c with the defaults (also applied to any zero field by _new). */
+void http_server_conf_defaults(struct http_server_conf *c);
+
+/*
+ * A server on base calling handler with arg. conf is copied (the
+ * trusted_proxies string is parsed and not kept). NULL with *errstr on a bad
+ * conf.
+ */
+struct http_server *http_server_new(struct event_base *base, const struct http_server_conf *conf,
+                                    const struct http_handler *handler, void *arg,
+                                    const char **errstr);
+/*
+ * Listen on addr ("127.0.0.1:8080", "[::1]:8443", "*:80"); TLS when tls is not
+ * NULL (the server borrows it: keep it alive; tls_reload() affects new
+ * connections). The bound port goes to *port_r if not NULL. 0 or -1.
+ */
+int http_server_listen(struct http_server *srv, const char *addr, struct tls_ctx *tls, int *port_r,
+                       const char **errstr);
+/* Number of open connections (tests, stats). */
+unsigned http_server_conn_count(const struct http_server *srv);
+/*
+ * Close everything: held requests get on_abort. Sets *srvp to NULL. libevent
+ * finishes freeing bufferevents from the loop: run
+ * event_base_loop(base, EVLOOP_NONBLOCK) once more before event_base_free.
+ */
+void http_server_free(struct http_server **srvp);
+
+/* The request. Strings stay valid until the request is freed. */
+const char *http_request_method(const struct http_request *req);
+const char *http_request_url(const struct http_request *req);
+/* HTTP minor version: 0 or 1. */
+int http_request_minor(const struct http_request *req);
+/* First header named name (case-insensitive), or NULL. */
+const char *http_request_header(const struct http_request *req, const char *name);
+/* The i-th header; false past the end. */
+bool http_request_header_at(const struct http_request *req, size_t i, const char **name,
+                            const char **value);
+const void *http_request_body(const struct http_request *req, size_t *len);
+/* The TCP peer's address, numeric. */
+const char *http_request_peer(struct http_request *req);
+/* The client: the peer, or the X-Forwarded-For client when the peer is a
+ * trusted proxy (walking the list from the right past trusted hops). */
+const char *http_request_client(struct http_request *req);
+bool http_request_is_tls(const struct http_request *req);
+void http_request_set_data(struct http_request *req, void *data);
+void *http_request_get_data(const struct http_request *req);
+
+/*
+ * Start the response. reason NULL means the standard phrase. content_length
+ * >= 0 sends Content-Length, -1 means chunked (HTTP/1.1) or close-delimited
+ * (HTTP/1.0). headers is NULL or a NULL-terminated list of name, value pairs;
+ * values with CR or LF are refused. 0 or -1 (aborted, already started, bad
+ * header).
+ */
+int http_response_start(struct http_request *req, int status, const char *reason,
+                        int64_t content_length, const char *const *headers);
+/*
+ * Queue body bytes. 0: go on; 1: queued, but the output is above the
+ * high-water mark: pause until on_drain; -1: aborted or more than the
+ * declared Content-Length.
+ */
+int http_response_write(struct http_request *req, const void *data, size_t len);
+/* Finish; req is freed (also on -1). 0 or -1. */
+int http_response_end(struct http_request *req);
+/* start + write + end for a small answer; req is freed. 0 or -1. */
+int http_response_simple(struct http_request *req, int status, const char *content_type,
+                         const void *body, size_t len);
+
+#endif

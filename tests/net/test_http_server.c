@@ -1,0 +1,1207 @@
+/*
+ * test_http_server.c: the HTTP server layer over real sockets.
+ *
+ * Each test starts an http_server on 127.0.0.1:0 with its own conf; the event
+ * loop runs in a second thread (libevent made thread-aware with
+ * evthread_use_pthreads) and the test thread is the client, speaking raw TCP
+ * or TLS with blocking sockets and receive timeouts. The handler records what
+ * it saw under a mutex; anything the test must do on the server side
+ * (answering a held request, tls_reload) is run on the loop's thread through
+ * run_on_loop().
+ *
+ * Handler routes: /hold keeps the request; /stream answers 4 MiB chunked,
+ * pausing whenever http_response_write reports backpressure and resuming in
+ * on_drain; anything else is echoed as "<method> <url> <body length>
+ * client=<client address>".
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <dirent.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <valgrind/valgrind.h>
+
+#include "net/http_server.h"
+#include "net/tls.h"
+
+#define MAX_HELD     4096
+#define STREAM_TOTAL (4u * 1024 * 1024)
+#define STREAM_CHUNK (16u * 1024)
+#define MEM_CONNS    2000
+
+static struct {
+	struct event_base *base;
+	struct http_server *srv;
+	struct tls_ctx *tls;
+	pthread_t thr;
+	bool running;
+	int port, tls_port;
+	char dir[64];
+
+	pthread_mutex_t mu;
+	int nreq;
+	char method[16], url[256], xtest[64], client[64];
+	char body[4096];
+	size_t body_len;
+	struct http_request *held[MAX_HELD];
+	int nheld;
+	int aborts;
+	size_t produced;
+	int pauses, resumes;
+	bool stream_done;
+	char log[8192];
+	size_t log_len;
+} F;
+
+/* Milliseconds on a monotonic clock. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Timing limits grow under valgrind. */
+static int
+slow(int ms)
+{
+	return RUNNING_ON_VALGRIND ? ms * 20 : ms;
+}
+
+/* ---- the handler (runs on the loop thread) ---- */
+
+/* Produce the stream until done or told to pause. */
+static void
+stream_pump(struct http_request *req)
+{
+	static unsigned char chunk[STREAM_CHUNK];
+
+	for (;;) {
+		size_t n;
+		int r;
+
+		pthread_mutex_lock(&F.mu);
+		if (F.produced >= STREAM_TOTAL) {
+			F.stream_done = true;
+			pthread_mutex_unlock(&F.mu);
+			http_response_end(req);
+			return;
+		}
+		n = STREAM_TOTAL - F.produced < STREAM_CHUNK ? STREAM_TOTAL - F.produced
+		                                             : STREAM_CHUNK;
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = (unsigned char)((F.produced + i) % 251);
+		F.produced += n;
+		pthread_mutex_unlock(&F.mu);
+		r = http_response_write(req, chunk, n);
+		assert_true(r >= 0);
+		if (r == 1) {
+			pthread_mutex_lock(&F.mu);
+			F.pauses++;
+			pthread_mutex_unlock(&F.mu);
+			return;
+		}
+	}
+}
+
+static void
+on_request(struct http_request *req, void *arg)
+{
+	const char *url = http_request_url(req), *x;
+	size_t len;
+	const void *body = http_request_body(req, &len);
+	char out[512];
+
+	pthread_mutex_lock(&F.mu);
+	F.nreq++;
+	snprintf(F.method, sizeof(F.method), "%s", http_request_method(req));
+	snprintf(F.url, sizeof(F.url), "%s", url);
+	x = http_request_header(req, "x-test");
+	snprintf(F.xtest, sizeof(F.xtest), "%s", x ? x : "");
+	snprintf(F.client, sizeof(F.client), "%s", http_request_client(req));
+	F.body_len = len < sizeof(F.body) ? len : sizeof(F.body);
+	memcpy(F.body, body, F.body_len);
+	if (strcmp(url, "/hold") == 0) {
+		if (F.nheld < MAX_HELD)
+			F.held[F.nheld++] = req;
+		pthread_mutex_unlock(&F.mu);
+		return;
+	}
+	pthread_mutex_unlock(&F.mu);
+	if (strcmp(url, "/stream") == 0) {
+		assert_int_equal(http_response_start(req, 200, NULL, -1, NULL), 0);
+		stream_pump(req);
+		return;
+	}
+	snprintf(out, sizeof(out), "%s %s %zu client=%s", http_request_method(req), url, len,
+	         http_request_client(req));
+	assert_int_equal(http_response_simple(req, 200, "text/plain", out, strlen(out)), 0);
+}
+
+static void
+on_abort(struct http_request *req, void *arg)
+{
+	assert_string_equal(http_request_peer(req), "127.0.0.1");
+	pthread_mutex_lock(&F.mu);
+	F.aborts++;
+	for (int i = 0; i < F.nheld; i++)
+		if (F.held[i] == req)
+			F.held[i] = NULL;
+	pthread_mutex_unlock(&F.mu);
+	assert_int_equal(http_response_write(req, "x", 1), -1);
+}
+
+static void
+on_drain(struct http_request *req, void *arg)
+{
+	pthread_mutex_lock(&F.mu);
+	F.resumes++;
+	pthread_mutex_unlock(&F.mu);
+	stream_pump(req);
+}
+
+static void
+on_log(void *arg, enum http_log_level level, const char *msg)
+{
+	pthread_mutex_lock(&F.mu);
+	size_t n = strlen(msg);
+	if (F.log_len + n + 2 < sizeof(F.log)) {
+		memcpy(F.log + F.log_len, msg, n);
+		F.log_len += n;
+		F.log[F.log_len++] = '\n';
+		F.log[F.log_len] = '\0';
+	}
+	pthread_mutex_unlock(&F.mu);
+}
+
+static const struct http_handler handler = {on_request, on_abort, on_drain};
+
+/* ---- running the server ---- */
+
+static void *
+loop_thread(void *arg)
+{
+	event_base_loop(F.base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* Start a server with conf (NULL: defaults), plus a TLS listener if F.tls. */
+static void
+start_server(const struct http_server_conf *conf)
+{
+	struct http_server_conf d;
+	const char *err = NULL;
+
+	if (conf == NULL) {
+		http_server_conf_defaults(&d);
+		conf = &d;
+	}
+	d = *conf;
+	d.log = on_log;
+	F.base = event_base_new();
+	assert_non_null(F.base);
+	F.srv = http_server_new(F.base, &d, &handler, NULL, &err);
+	assert_non_null(F.srv);
+	assert_int_equal(http_server_listen(F.srv, "127.0.0.1:0", NULL, &F.port, &err), 0);
+	assert_true(F.port > 0);
+	if (F.tls)
+		assert_int_equal(http_server_listen(F.srv, "127.0.0.1:0", F.tls, &F.tls_port, &err),
+		                 0);
+	assert_int_equal(pthread_create(&F.thr, NULL, loop_thread, NULL), 0);
+	F.running = true;
+}
+
+struct on_loop {
+	void (*fn)(void *);
+	void *arg;
+	bool done;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+static void
+on_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct on_loop *o = arg;
+
+	o->fn(o->arg);
+	pthread_mutex_lock(&o->mu);
+	o->done = true;
+	pthread_cond_signal(&o->cv);
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* Run fn(arg) on the loop thread and wait for it. */
+static void
+run_on_loop(void (*fn)(void *), void *arg)
+{
+	struct on_loop o = {fn, arg, false, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+	struct timeval tv = {0, 0};
+
+	assert_int_equal(event_base_once(F.base, -1, EV_TIMEOUT, on_loop_cb, &o, &tv), 0);
+	pthread_mutex_lock(&o.mu);
+	while (!o.done)
+		pthread_cond_wait(&o.cv, &o.mu);
+	pthread_mutex_unlock(&o.mu);
+}
+
+static int
+setup(void **state)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	char dir[64];
+
+	memcpy(dir, F.dir, sizeof(dir));
+	memset(&F, 0, sizeof(F));
+	memcpy(F.dir, dir, sizeof(dir));
+	F.mu = mu;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	if (F.running) {
+		event_base_loopbreak(F.base);
+		pthread_join(F.thr, NULL);
+		F.running = false;
+	}
+	http_server_free(&F.srv);
+	if (F.base) {
+		/* let libevent finish freeing bufferevents (deferred finalizers) */
+		for (int i = 0; i < 3; i++)
+			event_base_loop(F.base, EVLOOP_NONBLOCK);
+		event_base_free(F.base);
+	}
+	F.base = NULL;
+	tls_ctx_free(&F.tls);
+	return 0;
+}
+
+/* ---- a small blocking client ---- */
+
+static int
+cli_connect(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct timeval tv = {5, 0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static void
+cli_send(int fd, const char *s, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+		assert_true(n > 0);
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+static void
+cli_sends(int fd, const char *s)
+{
+	cli_send(fd, s, strlen(s));
+}
+
+struct resp {
+	int status;
+	char head[4096];
+	unsigned char *body;
+	size_t len;
+};
+
+/* Read exactly n bytes; -1 on EOF or timeout. */
+static int
+read_n(int fd, void *buf, size_t n)
+{
+	unsigned char *p = buf;
+
+	while (n > 0) {
+		ssize_t r = recv(fd, p, n, 0);
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Read a CRLF-terminated line (byte by byte, never past it). */
+static int
+read_line(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	while (n + 1 < cap) {
+		if (read_n(fd, buf + n, 1) == -1)
+			return -1;
+		if (buf[n++] == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Read one response (Content-Length, chunked, or to EOF); -1 on EOF first. */
+static int
+read_response(int fd, struct resp *r)
+{
+	char line[1024];
+	const char *cl;
+
+	memset(r, 0, sizeof(*r));
+	do {
+		if (read_line(fd, line, sizeof(line)) == -1)
+			return -1;
+	} while (strncmp(line, "HTTP/1.1 100", 12) == 0 && read_line(fd, line, sizeof(line)) == 0);
+	if (sscanf(line, "HTTP/1.%*d %d", &r->status) != 1)
+		return -1;
+	for (;;) {
+		if (read_line(fd, line, sizeof(line)) == -1)
+			return -1;
+		if (strcmp(line, "\r\n") == 0)
+			break;
+		if (strlen(r->head) + strlen(line) + 1 < sizeof(r->head))
+			strncat(r->head, line, sizeof(r->head) - strlen(r->head) - 1);
+	}
+	cl = strcasestr(r->head, "Content-Length:");
+	if (cl) {
+		r->len = strtoul(cl + 15, NULL, 10);
+		r->body = malloc(r->len + 1);
+		if (read_n(fd, r->body, r->len) == -1)
+			return -1;
+		r->body[r->len] = '\0';
+		return 0;
+	}
+	if (strcasestr(r->head, "Transfer-Encoding: chunked")) {
+		size_t cap = 0;
+		for (;;) {
+			size_t n;
+			if (read_line(fd, line, sizeof(line)) == -1)
+				return -1;
+			n = strtoul(line, NULL, 16);
+			if (n == 0) {
+				read_line(fd, line, sizeof(line));
+				break;
+			}
+			if (r->len + n + 1 > cap) {
+				cap = (r->len + n + 1) * 2;
+				r->body = realloc(r->body, cap);
+			}
+			if (read_n(fd, r->body + r->len, n) == -1 ||
+			    read_line(fd, line, sizeof(line)) == -1)
+				return -1;
+			r->len += n;
+		}
+		if (r->body)
+			r->body[r->len] = '\0';
+		return 0;
+	}
+	return 0;
+}
+
+/* True if the server closes fd within ms (EOF or reset). */
+static bool
+closed_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+
+	while (poll(&p, 1, ms) == 1) {
+		ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return true;
+		if (r < 0)
+			return false;
+	}
+	return false;
+}
+
+/* Wait until cond_fn() is true or ms pass. */
+static bool
+wait_for(bool (*cond_fn)(void), int ms)
+{
+	int64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		if (cond_fn())
+			return true;
+		usleep(1000);
+	}
+	return cond_fn();
+}
+
+static int want_held;
+static bool
+held_reached(void)
+{
+	pthread_mutex_lock(&F.mu);
+	bool ok = F.nheld >= want_held;
+	pthread_mutex_unlock(&F.mu);
+	return ok;
+}
+
+static int want_aborts;
+static bool
+aborts_reached(void)
+{
+	pthread_mutex_lock(&F.mu);
+	bool ok = F.aborts >= want_aborts;
+	pthread_mutex_unlock(&F.mu);
+	return ok;
+}
+
+/* ---- tests ---- */
+
+static void
+test_post_body(void **state)
+{
+	struct resp r;
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /Microsoft-Server-ActiveSync?Cmd=Ping HTTP/1.1\r\nHost: x\r\n"
+	              "X-TEST: Abc\r\nContent-Length: 11\r\n\r\nhello=world");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal((char *)r.body,
+	                    "POST /Microsoft-Server-ActiveSync?Cmd=Ping 11 client=127.0.0.1");
+	assert_string_equal(F.method, "POST");
+	assert_string_equal(F.xtest, "Abc");
+	assert_int_equal(F.body_len, 11);
+	assert_memory_equal(F.body, "hello=world", 11);
+	free(r.body);
+	close(fd);
+}
+
+static void
+test_keepalive(void **state)
+{
+	struct resp r;
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	for (int i = 0; i < 2; i++) {
+		cli_sends(fd, "GET /k HTTP/1.1\r\nHost: x\r\n\r\n");
+		assert_int_equal(read_response(fd, &r), 0);
+		assert_int_equal(r.status, 200);
+		assert_null(strcasestr(r.head, "Connection: close"));
+		free(r.body);
+	}
+	assert_int_equal(F.nreq, 2);
+	/* HTTP/1.0 with keep-alive asked for */
+	cli_sends(fd, "GET /k10 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_non_null(strcasestr(r.head, "Connection: keep-alive"));
+	free(r.body);
+	close(fd);
+}
+
+static void
+test_pipelined(void **state)
+{
+	struct resp r;
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\n"
+	              "Content-Length: 3\r\n\r\nxyzGET /c HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "GET /a 0 client=127.0.0.1");
+	free(r.body);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "POST /b 3 client=127.0.0.1");
+	free(r.body);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "GET /c 0 client=127.0.0.1");
+	free(r.body);
+	close(fd);
+}
+
+static void
+test_connection_close(void **state)
+{
+	struct resp r;
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_non_null(strcasestr(r.head, "Connection: close"));
+	free(r.body);
+	assert_true(closed_within(fd, slow(1000)));
+	close(fd);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /c10 HTTP/1.0\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	assert_true(closed_within(fd, slow(1000)));
+	close(fd);
+}
+
+static void
+test_chunked_body(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fd;
+
+	http_server_conf_defaults(&c);
+	c.max_body = 16;
+	start_server(&c);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	              "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(F.body_len, 11);
+	assert_memory_equal(F.body, "hello world", 11);
+	free(r.body);
+	/* over max_body in chunks */
+	cli_sends(fd, "POST /ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	              "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 413);
+	free(r.body);
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+}
+
+static void
+test_body_too_large(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fd;
+	int64_t t0;
+
+	http_server_conf_defaults(&c);
+	c.max_body = 1024;
+	start_server(&c);
+	fd = cli_connect(F.port);
+	t0 = now_ms();
+	cli_sends(fd, "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 413);
+	assert_true(now_ms() - t0 < slow(500));
+	assert_non_null(strcasestr(r.head, "Connection: close"));
+	free(r.body);
+	assert_true(closed_within(fd, slow(3000)));
+	assert_int_equal(F.nreq, 0);
+	close(fd);
+}
+
+static void
+test_header_too_large(void **state)
+{
+	struct resp r;
+	char *big = malloc(20000);
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET / HTTP/1.1\r\nX-Big: ");
+	memset(big, 'a', 20000);
+	cli_send(fd, big, 20000);
+	cli_sends(fd, "\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 431);
+	free(r.body);
+	free(big);
+	close(fd);
+	assert_int_equal(F.nreq, 0);
+}
+
+static void
+test_header_timeout(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fd;
+	int64_t t0;
+
+	http_server_conf_defaults(&c);
+	c.header_timeout_ms = 1000;
+	start_server(&c);
+	fd = cli_connect(F.port);
+	t0 = now_ms();
+	cli_sends(fd, "GET /slow HTTP/1.1\r\nHost: x\r\n");
+	usleep(300 * 1000);
+	cli_sends(fd, "X-A: 1\r\n"); /* trickling does not extend the deadline */
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 408);
+	assert_true(now_ms() - t0 >= 900);
+	assert_true(now_ms() - t0 < slow(2500));
+	free(r.body);
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+	assert_int_equal(F.nreq, 0);
+}
+
+static void
+test_malformed(void **state)
+{
+	struct resp r;
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /x HTTP/1.1\r\nAuthorization: Basic c2VjcmV0\r\nBad Header\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strcasestr(r.head, "Connection: close"));
+	free(r.body);
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "\x01\x02 garbage\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 400);
+	free(r.body);
+	close(fd);
+	/* the daemon goes on */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	close(fd);
+	pthread_mutex_lock(&F.mu);
+	assert_non_null(strstr(F.log, "status=400"));
+	assert_null(strstr(F.log, "c2VjcmV0"));
+	pthread_mutex_unlock(&F.mu);
+}
+
+static void
+test_abort(void **state)
+{
+	int fd;
+	int64_t t0, dt;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+	want_held = 1;
+	assert_true(wait_for(held_reached, slow(2000)));
+	t0 = now_ms();
+	close(fd);
+	want_aborts = 1;
+	assert_true(wait_for(aborts_reached, slow(2000)));
+	dt = now_ms() - t0;
+	print_message("on_abort after %lld ms\n", (long long)dt);
+	assert_true(dt < slow(100));
+}
+
+static void
+test_stream_backpressure(void **state)
+{
+	struct resp r;
+	int fd;
+	size_t produced;
+	int pauses;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	usleep(slow(300) * 1000); /* not reading */
+	pthread_mutex_lock(&F.mu);
+	produced = F.produced;
+	pauses = F.pauses;
+	pthread_mutex_unlock(&F.mu);
+	print_message("stream: %zu bytes produced while the client did not read\n", produced);
+	assert_true(pauses >= 1);
+	assert_true(produced < STREAM_TOTAL);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, STREAM_TOTAL);
+	for (size_t i = 0; i < r.len; i++)
+		if (r.body[i] != (unsigned char)(i % 251))
+			fail_msg("byte %zu differs", i);
+	free(r.body);
+	pthread_mutex_lock(&F.mu);
+	assert_true(F.resumes >= 1);
+	assert_true(F.stream_done);
+	pthread_mutex_unlock(&F.mu);
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+}
+
+static void
+test_xff(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fd;
+
+	http_server_conf_defaults(&c);
+	c.trusted_proxies = "10.0.0.0/8, 127.0.0.1/32";
+	start_server(&c);
+	fd = cli_connect(F.port);
+	cli_sends(
+	    fd, "GET /x HTTP/1.1\r\nX-Forwarded-For: 203.0.113.5, 198.51.100.9, 10.1.1.1\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "GET /x 0 client=198.51.100.9");
+	free(r.body);
+	cli_sends(fd, "GET /x HTTP/1.1\r\nX-Forwarded-For: junk\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "GET /x 0 client=127.0.0.1");
+	free(r.body);
+	close(fd);
+	teardown(state);
+
+	c.trusted_proxies = "10.0.0.0/8";
+	start_server(&c);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /x HTTP/1.1\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "GET /x 0 client=127.0.0.1");
+	free(r.body);
+	close(fd);
+
+	const char *err = NULL;
+	c.trusted_proxies = "10.0.0.0/33";
+	assert_null(http_server_new(F.base, &c, &handler, NULL, &err));
+	assert_non_null(err);
+}
+
+static unsigned conn_count_result;
+static void
+get_conn_count(void *arg)
+{
+	conn_count_result = http_server_conn_count(F.srv);
+}
+
+static void
+test_per_addr_cap(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fd[3];
+
+	http_server_conf_defaults(&c);
+	c.max_conns_per_addr = 2;
+	start_server(&c);
+	for (int i = 0; i < 2; i++) {
+		fd[i] = cli_connect(F.port);
+		cli_sends(fd[i], "GET /x HTTP/1.1\r\n\r\n");
+		assert_int_equal(read_response(fd[i], &r), 0);
+		free(r.body);
+	}
+	fd[2] = cli_connect(F.port);
+	assert_true(closed_within(fd[2], slow(2000)));
+	close(fd[2]);
+	close(fd[0]);
+	for (int i = 0; i < 200; i++) {
+		run_on_loop(get_conn_count, NULL);
+		if (conn_count_result == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(conn_count_result, 1);
+	fd[2] = cli_connect(F.port);
+	cli_sends(fd[2], "GET /x HTTP/1.1\r\n\r\n");
+	assert_int_equal(read_response(fd[2], &r), 0);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	close(fd[1]);
+	close(fd[2]);
+}
+
+/*
+ * Behind a trusted proxy the cap applies to the X-Forwarded-For client: a
+ * second connection for the same client gets 503, another client is served.
+ */
+static void
+test_per_addr_cap_proxied(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fd[3];
+
+	http_server_conf_defaults(&c);
+	c.max_conns_per_addr = 1;
+	c.trusted_proxies = "127.0.0.0/8";
+	start_server(&c);
+	for (int i = 0; i < 3; i++) {
+		fd[i] = cli_connect(F.port);
+		cli_sends(fd[i], i == 2
+		                     ? "GET /x HTTP/1.1\r\nX-Forwarded-For: 198.51.100.2\r\n\r\n"
+		                     : "GET /x HTTP/1.1\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n");
+		assert_int_equal(read_response(fd[i], &r), 0);
+		assert_int_equal(r.status, i == 1 ? 503 : 200);
+		free(r.body);
+	}
+	assert_true(closed_within(fd[1], slow(3000)));
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+}
+
+/* Count occurrences of needle in the captured log. */
+static int
+log_count(const char *needle)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&F.mu);
+	for (const char *p = F.log; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	pthread_mutex_unlock(&F.mu);
+	return n;
+}
+
+/*
+ * Descriptor exhaustion: the accept fails with EMFILE, the listener pauses
+ * (a few log lines, not a spin), and once descriptors are back the waiting
+ * client is served.
+ */
+static void
+test_emfile(void **state)
+{
+	struct rlimit old, lim;
+	struct dirent *de;
+	DIR *d;
+	int maxfd = 0, dups[4096], ndup = 0, fd;
+	struct resp r;
+
+	if (RUNNING_ON_VALGRIND) {
+		skip(); /* valgrind keeps its own descriptors above the limit */
+		return;
+	}
+	start_server(NULL);
+	d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if ((int)strtol(de->d_name, NULL, 10) > maxfd)
+			maxfd = (int)strtol(de->d_name, NULL, 10);
+	closedir(d);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)maxfd + 1;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	while (ndup < 4096 && (fd = dup(0)) != -1)
+		dups[ndup++] = fd;
+	assert_true(ndup > 0);
+	close(dups[--ndup]); /* exactly one free descriptor: the client's */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /after-emfile HTTP/1.1\r\nConnection: close\r\n\r\n");
+	usleep(600 * 1000);
+	int pauses = log_count("pausing accepts");
+	print_message("EMFILE: %d accept pauses logged in 600 ms\n", pauses);
+	assert_true(pauses >= 1 && pauses <= 10);
+	while (ndup > 0)
+		close(dups[--ndup]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal((char *)r.body, "GET /after-emfile 0 client=127.0.0.1");
+	free(r.body);
+	close(fd);
+}
+
+/* Hostile bytes: every connection gets an answer or a close, none a crash. */
+static void
+test_garbage(void **state)
+{
+	static const char *const inputs[] = {
+	    "\r\n\r\n\r\n",
+	    "GET / HTTP/9.9\r\n\r\n",
+	    "GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+	    "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+	    "CONNECT a:1 HTTP/1.1\r\n\r\n",
+	    "GET / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nrawbytes",
+	    "GET /\x00 HTTP/1.1\r\n\r\n",
+	    "GET / HTTP/1.1\r\n:\r\n\r\n",
+	    "GET / HTTP/1.1\r\nX:\r\nY\r\n\r\n",
+	};
+	unsigned seed = 12345;
+	struct resp r;
+	char buf[512];
+	int fd;
+
+	start_server(NULL);
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		fd = cli_connect(F.port);
+		cli_send(fd, inputs[i], strlen(inputs[i]) + (i == 8 ? 12 : 0));
+		shutdown(fd, SHUT_WR);
+		while (recv(fd, buf, sizeof(buf), 0) > 0)
+			;
+		close(fd);
+	}
+	for (int i = 0; i < 100; i++) {
+		size_t n = 1 + (size_t)(rand_r(&seed) % sizeof(buf));
+		for (size_t k = 0; k < n; k++)
+			buf[k] = (char)rand_r(&seed);
+		if (i % 2)
+			memcpy(buf, "GET / HTTP/1.1\r\n", n < 16 ? n : 16);
+		fd = cli_connect(F.port);
+		cli_send(fd, buf, n);
+		shutdown(fd, SHUT_WR);
+		while (recv(fd, buf, sizeof(buf), 0) > 0)
+			;
+		close(fd);
+	}
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /alive HTTP/1.1\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	close(fd);
+}
+
+/* ---- TLS ---- */
+
+static void
+make_cert(const char *cn)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+	         "%s req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	         "-keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=%s 2>/dev/null",
+	         OPENSSL_BIN, F.dir, F.dir, cn);
+	assert_int_equal(system(cmd), 0);
+}
+
+struct tls_cli {
+	int fd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	char cn[64];
+};
+
+static void
+tls_connect(struct tls_cli *t)
+{
+	X509 *cert;
+
+	t->fd = cli_connect(F.tls_port);
+	t->ctx = SSL_CTX_new(TLS_client_method());
+	t->ssl = SSL_new(t->ctx);
+	SSL_set_fd(t->ssl, t->fd);
+	assert_int_equal(SSL_connect(t->ssl), 1);
+	cert = SSL_get1_peer_certificate(t->ssl);
+	assert_non_null(cert);
+	X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, t->cn,
+	                          sizeof(t->cn));
+	X509_free(cert);
+}
+
+/* Send a request and read everything until the server closes. */
+static void
+tls_request(struct tls_cli *t, const char *req, char *out, size_t cap)
+{
+	size_t n = 0;
+	int r;
+
+	if (req)
+		assert_int_equal(SSL_write(t->ssl, req, (int)strlen(req)), (int)strlen(req));
+	while (n + 1 < cap && (r = SSL_read(t->ssl, out + n, (int)(cap - 1 - n))) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+}
+
+static void
+tls_close(struct tls_cli *t)
+{
+	SSL_free(t->ssl);
+	SSL_CTX_free(t->ctx);
+	close(t->fd);
+}
+
+static void
+do_reload(void *arg)
+{
+	const char *err = NULL;
+
+	*(int *)arg = tls_reload(F.tls, &err);
+}
+
+static void
+answer_held(void *arg)
+{
+	pthread_mutex_lock(&F.mu);
+	struct http_request *req = F.held[0];
+	F.held[0] = NULL;
+	pthread_mutex_unlock(&F.mu);
+	assert_non_null(req);
+	assert_true(http_request_is_tls(req));
+	*(int *)arg = http_response_simple(req, 200, "text/plain", "late", 4);
+}
+
+static void
+test_tls_reload(void **state)
+{
+	char cert[128], key[128], buf[4096];
+	const char *err = NULL;
+	struct tls_cli a, b;
+	int rc = -1;
+
+	make_cert("one");
+	snprintf(cert, sizeof(cert), "%s/cert.pem", F.dir);
+	snprintf(key, sizeof(key), "%s/key.pem", F.dir);
+	F.tls = tls_ctx_new(cert, key, &err);
+	assert_non_null(F.tls);
+	assert_null(tls_ctx_new("/nonexistent", key, &err));
+	start_server(NULL);
+
+	tls_connect(&a);
+	assert_string_equal(a.cn, "one");
+	tls_request(&a, "GET /t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf,
+	            sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 200"));
+	assert_non_null(strstr(buf, "GET /t 0 client=127.0.0.1"));
+	tls_close(&a);
+
+	/* an old connection holds a request across the reload */
+	tls_connect(&a);
+	assert_int_equal(SSL_write(a.ssl, "GET /hold HTTP/1.1\r\nConnection: close\r\n\r\n", 41),
+	                 41);
+	want_held = 1;
+	assert_true(wait_for(held_reached, slow(2000)));
+
+	make_cert("two");
+	run_on_loop(do_reload, &rc);
+	assert_int_equal(rc, 0);
+	tls_connect(&b);
+	assert_string_equal(b.cn, "two");
+	tls_request(&b, "GET /t2 HTTP/1.1\r\nConnection: close\r\n\r\n", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "GET /t2 0"));
+	tls_close(&b);
+
+	assert_int_equal(F.aborts, 0);
+	run_on_loop(answer_held, &rc);
+	assert_int_equal(rc, 0);
+	tls_request(&a, NULL, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "HTTP/1.1 200"));
+	assert_non_null(strstr(buf, "late"));
+	tls_close(&a);
+}
+
+/* ---- memory per held connection ---- */
+
+static long
+rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size = 0, res = 0;
+
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%ld %ld", &size, &res), 2);
+	fclose(f);
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void
+test_memory_held(void **state)
+{
+	static int fds[MEM_CONNS];
+	const char *req =
+	    "POST /hold HTTP/1.1\r\nHost: mail.example.com\r\n"
+	    "User-Agent: Apple-iPhone/1801.1\r\nAuthorization: Basic dXNlcjpwYXNz\r\n"
+	    "MS-ASProtocolVersion: 14.1\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n"
+	    "Content-Length: 16\r\n\r\n0123456789abcdef";
+	long before, after;
+
+	start_server(NULL);
+	/* warm up allocator and loop with one round trip */
+	fds[0] = cli_connect(F.port);
+	cli_sends(fds[0], "GET /warm HTTP/1.1\r\nConnection: close\r\n\r\n");
+	assert_true(closed_within(fds[0], slow(3000)));
+	close(fds[0]);
+	before = rss_kib();
+	for (int i = 0; i < MEM_CONNS; i++) {
+		fds[i] = cli_connect(F.port);
+		cli_sends(fds[i], req);
+	}
+	want_held = MEM_CONNS;
+	assert_true(wait_for(held_reached, slow(20000)));
+	after = rss_kib();
+	print_message("memory: %d held connections, RSS %ld -> %ld KiB, %.2f KiB per held "
+	              "connection (%s)\n",
+	              MEM_CONNS, before, after, (double)(after - before) / MEM_CONNS,
+	              RUNNING_ON_VALGRIND ? "valgrind" :
+#if defined(__SANITIZE_ADDRESS__)
+	                                  "ASan build, inflated"
+#else
+	                                  "plain build"
+#endif
+	);
+	for (int i = 0; i < MEM_CONNS; i++)
+		close(fds[i]);
+	want_aborts = MEM_CONNS;
+	assert_true(wait_for(aborts_reached, slow(10000)));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_post_body, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_connection_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_header_too_large, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_header_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_backpressure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_xff, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_per_addr_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_per_addr_cap_proxied, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_emfile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_reload, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_memory_held, setup, teardown),
+	};
+	int rc;
+
+	evthread_use_pthreads();
+	snprintf(F.dir, sizeof(F.dir), "/tmp/abq-net-XXXXXX");
+	if (mkdtemp(F.dir) == NULL)
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	{
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", F.dir);
+		if (system(cmd) != 0)
+			rc = rc ? rc : 1;
+	}
+	return rc;
+}
