@@ -1154,6 +1154,42 @@ http_response_end(struct http_request *req)
 	return 0;
 }
 
+/*
+ * Give up on a response already started (the upstream failed mid-body): the
+ * connection is closed without completing the framing, so the client sees a
+ * truncated answer rather than a short one that looks whole. req is freed.
+ */
+void
+http_response_abort(struct http_request *req)
+{
+	struct http_conn *c = req->conn;
+
+	if (c == NULL || req->aborted) {
+		return;
+	}
+	srv_log(c->srv, HTTP_LOG_INFO, "http: response abandoned mid-body");
+	c->req = NULL;
+	request_free(req);
+	conn_free(c);
+}
+
+/*
+ * Stop accepting: close every listening socket; open connections go on. For
+ * a draining shutdown.
+ */
+void
+http_server_stop_listening(struct http_server *srv)
+{
+	while (srv->listeners) {
+		struct listener *l = srv->listeners;
+		srv->listeners = l->next;
+		event_free(l->ev);
+		event_free(l->retry);
+		close(l->fd);
+		free(l);
+	}
+}
+
 /* A whole small answer in one call. */
 int
 http_response_simple(struct http_request *req, int status, const char *content_type,

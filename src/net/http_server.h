@@ -144,6 +144,13 @@ int http_response_start(struct http_request *req, int status, const char *reason
 int http_response_write(struct http_request *req, const void *data, size_t len);
 /* Finish; req is freed (also on -1). 0 or -1. */
 int http_response_end(struct http_request *req);
+/*
+ * Abandon a started response (the source failed mid-body): the connection is
+ * closed without completing the framing; req is freed.
+ */
+void http_response_abort(struct http_request *req);
+/* Close the listening sockets; open connections go on (draining shutdown). */
+void http_server_stop_listening(struct http_server *srv);
 /* start + write + end for a small answer; req is freed. 0 or -1. */
 int http_response_simple(struct http_request *req, int status, const char *content_type,
                          const void *body, size_t len);

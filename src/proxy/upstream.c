@@ -1,0 +1,1151 @@
+/*
+ * upstream.c: the HTTP/1.1 client abqd uses to reach the upstream server.
+ *
+ * Why our own client and not libcurl's multi interface: the proxy needs
+ * exact control of two things curl hides. Streaming backpressure: when the
+ * phone reads slowly we stop reading the upstream socket (bufferevent read
+ * disabled, parser paused mid-buffer) so nothing piles up in memory; curl's
+ * CURLPAUSE works but buffers a whole read and redelivers it. And the pool:
+ * a cancelled request must close its connection at once, a stale keep-alive
+ * connection is retried only under the nginx rule below, and everything runs
+ * on our libevent loop with the same parser (Debian's libhttp-parser) as the
+ * server side. The cost is this file.
+ *
+ * Design. struct upstream holds the parsed base URL, an SSL_CTX for https,
+ * an evdns base, and two lists of connections: busy (connecting or carrying a
+ * request) and idle (the pool, used LIFO so that the warmest connection is
+ * reused and the cold ones time out). A connection (struct up_conn) is a
+ * socket bufferevent; for https an OpenSSL filter bufferevent is stacked on
+ * it once TCP is up, so that a failure is classified exactly: before TCP
+ * connects it is CONNECT_FAILED, during the handshake TLS_ERROR. Verification
+ * is against ca_file (or the system store), with SNI and the host name (or IP
+ * address) checked by OpenSSL. One timer per connection enforces the connect
+ * timeout (TCP + TLS) and, once pooled, the idle timeout.
+ *
+ * A request (struct upstream_req) owns its serialized bytes (head + body,
+ * one copy), written by reference into the connection's output, so a retry
+ * writes the same bytes again. Its http_parser runs in HTTP_RESPONSE mode on
+ * the input evbuffer chunk by chunk; headers go to one flat buffer
+ * "reason\0name\0value\0..." capped at 64 KiB; body pieces go straight to
+ * on_body. The request's own timer measures time without progress.
+ *
+ * Backpressure: upstream_pause() disables reading and pauses the parser, so
+ * http_parser_execute stops right after the on_body that asked for it; the
+ * rest stays in the input evbuffer. upstream_resume() re-enables reading and
+ * triggers the read callback from the loop (deferred), never inline.
+ *
+ * End of a response: on_message_complete pauses the parser so that execute
+ * stops exactly at the end of the message. The connection goes back to the
+ * pool only if the response allows keep-alive, the whole request was
+ * written, and no extra byte followed; otherwise it is closed. The pool takes
+ * it before on_done runs, so on_done can send the next request on it.
+ *
+ * Re-entrancy: all bufferevents use BEV_OPT_DEFER_CALLBACKS, so no libevent
+ * callback runs inside a call into this file. User callbacks run inside
+ * conn_process (req->depth > 0); a cancel from inside only marks the request,
+ * and conn_process frees it when the callback returns. on_done is always the
+ * last thing that touches a request.
+ */
+#include "proxy/upstream.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "lib/util.h"
+
+#define MAX_HEADER_BLOCK (64 * 1024)
+
+enum conn_state { CS_CONNECTING, CS_HANDSHAKE, CS_BUSY, CS_IDLE };
+enum hb_last { HB_REASON, HB_FIELD, HB_VALUE };
+
+struct up_conn {
+	struct up_conn *prev, *next; /* in u->busy or u->idle */
+	struct upstream *u;
+	struct bufferevent *bev; /* socket, or the TLS filter over it */
+	struct event *timer;     /* connect timeout, then idle timeout */
+	struct upstream_req *req;
+	unsigned nreq; /* requests started on this connection */
+	uint8_t state;
+	bool eof : 1;      /* the upstream closed (seen, maybe not yet handled) */
+	bool err : 1;      /* read or write error (seen, maybe not yet handled) */
+	bool fail_now : 1; /* connect could not even start: timer reports it */
+};
+
+struct upstream_req {
+	struct upstream *u;
+	struct up_conn *conn;
+	struct upstream_cbs cbs;
+	void *arg;
+	char *wire; /* request head + body */
+	size_t wire_len;
+	struct event *timer;
+	int timeout; /* seconds, 0 none */
+	http_parser parser;
+	char *hbuf; /* reason\0name\0value\0... */
+	size_t hlen, hcap;
+	size_t nfield, nvalue;
+	int64_t clen;
+	int depth;                     /* > 0 while conn_process is on the stack */
+	enum upstream_result cb_error; /* set by a parser callback that fails */
+	uint8_t hlast;
+	bool head : 1;     /* HEAD: the response has no body */
+	bool reused : 1;   /* sent on a pooled connection */
+	bool got_byte : 1; /* a byte of the response arrived on this attempt */
+	bool retried : 1;
+	bool paused : 1;
+	bool interim : 1;   /* parsing a 1xx response */
+	bool complete : 1;  /* the response ended */
+	bool keepalive : 1; /* and allows reuse */
+	bool cancelled : 1;
+	bool done : 1; /* on_done is running */
+	char errbuf[160];
+};
+
+struct upstream {
+	struct event_base *base;
+	struct evdns_base *dns;
+	SSL_CTX *ssl_ctx; /* NULL for http:// */
+	char *host;       /* without brackets */
+	char *host_hdr;   /* the Host header value */
+	char *path;
+	unsigned port;
+	bool host_is_ip;
+	struct upstream_conf conf; /* url and ca_file not kept */
+	struct up_conn *busy, *idle;
+	unsigned nconns, nidle;
+	struct upstream_stats stats;
+};
+
+static void conn_process(struct up_conn *c);
+static void conn_close(struct up_conn *c);
+static void req_fail(struct upstream_req *req, enum upstream_result r);
+static int conn_start(struct upstream *u, struct upstream_req *req);
+
+/* The description of each result, for logs. */
+const char *
+upstream_strerror(enum upstream_result r)
+{
+	switch (r) {
+	case UPSTREAM_OK:
+		return "ok";
+	case UPSTREAM_CONNECT_FAILED:
+		return "connection to the upstream failed";
+	case UPSTREAM_TIMEOUT:
+		return "upstream timed out";
+	case UPSTREAM_RESET:
+		return "upstream closed the connection mid-response";
+	case UPSTREAM_PROTOCOL_ERROR:
+		return "malformed response from the upstream";
+	case UPSTREAM_TLS_ERROR:
+		return "TLS handshake with the upstream failed";
+	case UPSTREAM_CANCELLED:
+		return "cancelled";
+	}
+	return "unknown upstream result";
+}
+
+/* ---- connection lists ---- */
+
+/* Put c at the head of *head (the idle head is the LIFO top). */
+static void
+list_push(struct up_conn **head, struct up_conn *c)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+}
+
+/* Take c out of *head. */
+static void
+list_remove(struct up_conn **head, struct up_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* ---- requests ---- */
+
+/* Record a detail for upstream_req_error (first one wins). */
+static void
+req_set_error(struct upstream_req *req, const char *msg)
+{
+	if (req->errbuf[0] == '\0' && msg != NULL)
+		snprintf(req->errbuf, sizeof(req->errbuf), "%s", msg);
+}
+
+/* Free a request and everything it owns but its connection (detached first). */
+static void
+req_free(struct upstream_req *req)
+{
+	if (req->timer)
+		event_free(req->timer);
+	free(req->hbuf);
+	free(req->wire);
+	free(req);
+}
+
+/* Detach the request's connection and close it (it is mid-request). */
+static void
+req_drop_conn(struct upstream_req *req)
+{
+	struct up_conn *c = req->conn;
+
+	if (c == NULL)
+		return;
+	c->req = NULL;
+	req->conn = NULL;
+	conn_close(c);
+}
+
+/* The end: count it, tell the caller (last touch), free the request. */
+static void
+req_end(struct upstream_req *req, enum upstream_result r)
+{
+	req->u->stats.results[r]++;
+	req->done = true;
+	if (req->timer)
+		evtimer_del(req->timer);
+	if (req->cbs.on_done)
+		req->cbs.on_done(req->arg, r);
+	req_free(req);
+}
+
+/* Fail the request: close its connection, then report r. */
+static void
+req_fail(struct upstream_req *req, enum upstream_result r)
+{
+	req_drop_conn(req);
+	req_end(req, r);
+}
+
+/* Start (or restart) the no-progress clock, unless paused or none. */
+static void
+req_arm_timer(struct upstream_req *req)
+{
+	struct timeval tv = {req->timeout, 0};
+
+	if (req->timeout > 0 && !req->paused)
+		evtimer_add(req->timer, &tv);
+}
+
+/* The request's no-progress timer fired. */
+static void
+req_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_req *req = arg;
+
+	req_set_error(req, "no response progress within the timeout");
+	req_fail(req, UPSTREAM_TIMEOUT);
+}
+
+/* ---- response parsing (http_parser callbacks) ---- */
+
+/* Append len bytes to the header buffer, under the 64 KiB cap. */
+static int
+hb_append(struct upstream_req *req, const char *at, size_t len)
+{
+	if (req->hlen + len + 1 > MAX_HEADER_BLOCK) {
+		req->cb_error = UPSTREAM_PROTOCOL_ERROR;
+		req_set_error(req, "response header block over 64 KiB");
+		return -1;
+	}
+	if (req->hlen + len + 1 > req->hcap) {
+		size_t cap = req->hcap ? req->hcap : 512;
+
+		while (cap < req->hlen + len + 1)
+			cap *= 2;
+		req->hbuf = xrealloc(req->hbuf, cap);
+		req->hcap = cap;
+	}
+	memcpy(req->hbuf + req->hlen, at, len);
+	req->hlen += len;
+	return 0;
+}
+
+/* A new response (the final one, or a 1xx before it) begins. */
+static int
+on_message_begin(http_parser *p)
+{
+	struct upstream_req *req = p->data;
+
+	req->hlen = 0;
+	req->nfield = req->nvalue = 0;
+	req->hlast = HB_REASON;
+	return 0;
+}
+
+/* A piece of the reason phrase. */
+static int
+on_status(http_parser *p, const char *at, size_t len)
+{
+	return hb_append(p->data, at, len);
+}
+
+/* A piece of a header name: a new string when a value came last. */
+static int
+on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct upstream_req *req = p->data;
+
+	if (req->hlast != HB_FIELD) {
+		if (hb_append(req, "", 1) < 0)
+			return -1;
+		req->hlast = HB_FIELD;
+		req->nfield++;
+	}
+	return hb_append(req, at, len);
+}
+
+/* A piece of a header value (called, possibly empty, for every field). */
+static int
+on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct upstream_req *req = p->data;
+
+	if (req->hlast != HB_VALUE) {
+		if (hb_append(req, "", 1) < 0)
+			return -1;
+		req->hlast = HB_VALUE;
+		req->nvalue++;
+	}
+	return hb_append(req, at, len);
+}
+
+/*
+ * The header block is complete: skip 1xx, build the header array and hand
+ * it to on_response. Returns 1 for a HEAD request (no body follows).
+ */
+static int
+on_headers_complete(http_parser *p)
+{
+	struct upstream_req *req = p->data;
+	struct upstream_header *hdrs;
+	const char *s;
+	size_t i;
+
+	if (p->status_code / 100 == 1 && p->status_code != 101) {
+		req->interim = true;
+		return 0;
+	}
+	if (p->status_code == 101 || p->upgrade || req->nfield != req->nvalue) {
+		req->cb_error = UPSTREAM_PROTOCOL_ERROR;
+		req_set_error(req, "unexpected upgrade or header without value");
+		return -1;
+	}
+	if (hb_append(req, "", 1) < 0)
+		return -1;
+	req->clen = -1;
+	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
+	    p->content_length <= INT64_MAX)
+		req->clen = (int64_t)p->content_length;
+	hdrs = xcalloc(req->nfield ? req->nfield : 1, sizeof(*hdrs));
+	s = req->hbuf;
+	s += strlen(s) + 1; /* past the reason */
+	for (i = 0; i < req->nfield; i++) {
+		hdrs[i].name = s;
+		s += strlen(s) + 1;
+		hdrs[i].value = s;
+		s += strlen(s) + 1;
+	}
+	if (req->cbs.on_response)
+		req->cbs.on_response(req->arg, p->status_code, req->hbuf, hdrs, req->nfield);
+	free(hdrs);
+	free(req->hbuf);
+	req->hbuf = NULL;
+	req->hlen = req->hcap = 0;
+	if (req->cancelled)
+		return -1;
+	return req->head ? 1 : 0;
+}
+
+/* A piece of the body, de-chunked by the parser: straight to the caller. */
+static int
+on_body(http_parser *p, const char *at, size_t len)
+{
+	struct upstream_req *req = p->data;
+
+	if (len > 0 && req->cbs.on_body)
+		req->cbs.on_body(req->arg, at, len);
+	return req->cancelled ? -1 : 0;
+}
+
+/* The response ended: stop the parser exactly here (or go on after a 1xx). */
+static int
+on_message_complete(http_parser *p)
+{
+	struct upstream_req *req = p->data;
+
+	if (req->interim) {
+		req->interim = false;
+		return 0;
+	}
+	req->complete = true;
+	req->keepalive = http_should_keep_alive(p) != 0;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- connections ---- */
+
+/* Close a connection at once, wherever it is; its request must be detached. */
+static void
+conn_close(struct up_conn *c)
+{
+	struct upstream *u = c->u;
+
+	if (c->state == CS_IDLE) {
+		list_remove(&u->idle, c);
+		u->nidle--;
+	} else {
+		list_remove(&u->busy, c);
+	}
+	u->nconns--;
+	u->stats.conns = u->nconns;
+	u->stats.idle = u->nidle;
+	bufferevent_free(c->bev);
+	event_free(c->timer);
+	free(c);
+}
+
+/* The response is complete: pool the connection if it is clean, else close. */
+static void
+conn_release(struct up_conn *c, bool keep)
+{
+	struct upstream *u = c->u;
+	struct timeval tv = {u->conf.idle_timeout, 0};
+
+	if (!keep || u->nidle >= u->conf.max_idle) {
+		if (keep)
+			u->stats.idle_closed++;
+		conn_close(c);
+		return;
+	}
+	list_remove(&u->busy, c);
+	list_push(&u->idle, c);
+	u->nidle++;
+	u->stats.idle = u->nidle;
+	c->state = CS_IDLE;
+	c->req = NULL;
+	bufferevent_enable(c->bev, EV_READ); /* EOF or stray bytes close it */
+	evtimer_add(c->timer, &tv);
+}
+
+/* Write the request on a ready connection and start reading the answer. */
+static void
+conn_send(struct up_conn *c)
+{
+	struct upstream_req *req = c->req;
+
+	c->state = CS_BUSY;
+	evtimer_del(c->timer);
+	evbuffer_add_reference(bufferevent_get_output(c->bev), req->wire, req->wire_len, NULL,
+	                       NULL);
+	bufferevent_enable(c->bev, EV_WRITE);
+	if (!req->paused)
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Bind req to connection c for a new attempt (parser reset). */
+static void
+conn_attach(struct up_conn *c, struct upstream_req *req)
+{
+	c->req = req;
+	c->nreq++;
+	c->eof = c->err = false;
+	req->conn = c;
+	req->reused = c->nreq > 1;
+	req->got_byte = false;
+	req->cb_error = UPSTREAM_OK;
+	http_parser_init(&req->parser, HTTP_RESPONSE);
+	req->parser.data = req;
+	if (req->paused)
+		http_parser_pause(&req->parser, 1);
+}
+
+/*
+ * Stack the TLS filter on a freshly connected socket: SNI and the host name
+ * (or IP address) check are set on the SSL before the handshake.
+ */
+static void
+conn_start_tls(struct up_conn *c)
+{
+	struct upstream *u = c->u;
+	struct bufferevent *tls;
+	SSL *ssl;
+
+	ssl = SSL_new(u->ssl_ctx);
+	if (ssl == NULL)
+		fatalx("out of memory in OpenSSL");
+	if (u->host_is_ip) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->host);
+	} else {
+		SSL_set_tlsext_host_name(ssl, u->host);
+		SSL_set1_host(ssl, u->host);
+	}
+	tls = bufferevent_openssl_filter_new(u->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+	                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tls == NULL) /* only on allocation failure, like xmalloc */
+		fatalx("out of memory in libevent");
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	c->bev = tls;
+	c->state = CS_HANDSHAKE;
+}
+
+/* Something in the handshake failed: record OpenSSL's reason. */
+static void
+conn_tls_error(struct up_conn *c, char *buf, size_t len)
+{
+	unsigned long e;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+	buf[0] = '\0';
+	if (v != X509_V_OK) {
+		snprintf(buf, len, "certificate verify failed: %s",
+		         X509_verify_cert_error_string(v));
+		while (bufferevent_get_openssl_error(c->bev) != 0)
+			;
+		return;
+	}
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+		if (buf[0] == '\0')
+			ERR_error_string_n(e, buf, len);
+	if (buf[0] == '\0')
+		snprintf(buf, len, "handshake failed: %s",
+		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+/*
+ * The input is exhausted and the upstream closed or failed. Retry a stale
+ * pooled connection once; else let the parser see EOF (a response read
+ * until close ends here) or report RESET.
+ */
+static void
+conn_end_of_stream(struct up_conn *c)
+{
+	struct upstream_req *req = c->req;
+	struct upstream *u = c->u;
+
+	if (req->reused && !req->got_byte && !req->retried) {
+		req->retried = true;
+		u->stats.retries++;
+		req_drop_conn(req);
+		if (conn_start(u, req) < 0)
+			req_fail(req, UPSTREAM_CONNECT_FAILED);
+		return;
+	}
+	if (c->eof && !c->err) {
+		http_parser_execute(&req->parser, &parser_settings, NULL, 0);
+		if (req->complete) {
+			conn_release(c, false);
+			req->conn = NULL;
+			req_end(req, UPSTREAM_OK);
+			return;
+		}
+	}
+	req_set_error(req, c->err ? "connection reset" : "connection closed mid-response");
+	req_fail(req, UPSTREAM_RESET);
+}
+
+/*
+ * Feed the input to the parser until it is empty, the caller pauses, or the
+ * response ends; then act on what happened. Every path that calls a user
+ * callback comes through here.
+ */
+static void
+conn_process(struct up_conn *c)
+{
+	struct upstream_req *req = c->req;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	enum upstream_result fail = UPSTREAM_OK;
+	bool progress = false;
+
+	if (req->paused)
+		return;
+	req->depth++;
+	while (!req->cancelled && !req->paused && !req->complete) {
+		struct evbuffer_iovec v;
+		enum http_errno e;
+		size_t n;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		req->got_byte = true;
+		progress = true;
+		n = http_parser_execute(&req->parser, &parser_settings, v.iov_base, v.iov_len);
+		evbuffer_drain(in, n);
+		e = HTTP_PARSER_ERRNO(&req->parser);
+		if (e == HPE_OK || e == HPE_PAUSED || req->cancelled)
+			continue;
+		fail = req->cb_error != UPSTREAM_OK ? req->cb_error : UPSTREAM_PROTOCOL_ERROR;
+		req_set_error(req, http_errno_description(e));
+		break;
+	}
+	req->depth--;
+	if (req->cancelled) {
+		req_drop_conn(req);
+		req_free(req);
+		return;
+	}
+	if (fail != UPSTREAM_OK) {
+		req_fail(req, fail);
+		return;
+	}
+	if (req->complete) {
+		bool keep = req->keepalive && !c->eof && !c->err && evbuffer_get_length(in) == 0 &&
+		            evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+
+		req->conn = NULL;
+		conn_release(c, keep);
+		req_end(req, UPSTREAM_OK);
+		return;
+	}
+	if (progress)
+		req_arm_timer(req);
+	if (!req->paused && (c->eof || c->err))
+		conn_end_of_stream(c);
+}
+
+/* Bytes arrived: parse them, or close an idle connection that got any. */
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct up_conn *c = arg;
+
+	if (c->state == CS_IDLE) {
+		c->u->stats.idle_closed++;
+		conn_close(c);
+		return;
+	}
+	if (c->req != NULL && c->state == CS_BUSY)
+		conn_process(c);
+}
+
+/*
+ * Connected, handshake done, EOF or an error. Failures before the request
+ * could be written are classified by the connection's state.
+ */
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct up_conn *c = arg;
+	struct upstream_req *req = c->req;
+	char buf[160];
+	int dnserr;
+
+	if (c->state == CS_IDLE) {
+		c->u->stats.idle_closed++;
+		conn_close(c);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+
+		if (c->state == CS_CONNECTING) {
+			setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+			           sizeof(one));
+			if (c->u->ssl_ctx != NULL) {
+				conn_start_tls(c);
+				bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+				bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+				return;
+			}
+		}
+		conn_send(c);
+		return;
+	}
+	switch (c->state) {
+	case CS_CONNECTING:
+		dnserr = bufferevent_socket_get_dns_error(bev);
+		if (dnserr != 0)
+			snprintf(buf, sizeof(buf), "resolving: %s", evutil_gai_strerror(dnserr));
+		else
+			snprintf(buf, sizeof(buf), "%s",
+			         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		req_set_error(req, buf);
+		req_fail(req, UPSTREAM_CONNECT_FAILED);
+		return;
+	case CS_HANDSHAKE:
+		conn_tls_error(c, buf, sizeof(buf));
+		req_set_error(req, buf);
+		req_fail(req, UPSTREAM_TLS_ERROR);
+		return;
+	default:
+		break;
+	}
+	if (what & BEV_EVENT_EOF)
+		c->eof = true;
+	else
+		c->err = true;
+	conn_process(c); /* waits for resume when paused */
+}
+
+/* Connect timeout (also an immediate connect failure), or idle timeout. */
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct up_conn *c = arg;
+	struct upstream_req *req = c->req;
+
+	if (c->state == CS_IDLE) {
+		c->u->stats.idle_closed++;
+		conn_close(c);
+		return;
+	}
+	req_set_error(req, c->fail_now ? "cannot start connecting" : "connect timeout");
+	req_fail(req, UPSTREAM_CONNECT_FAILED);
+}
+
+/*
+ * Open a new connection for req. Any failure, even an immediate one, is
+ * reported from the loop, never from here. Returns -1 only when out of
+ * connection slots.
+ */
+static int
+conn_start(struct upstream *u, struct upstream_req *req)
+{
+	struct timeval tv = {u->conf.connect_timeout, 0};
+	struct up_conn *c;
+
+	if (u->nconns >= u->conf.max_conns)
+		return -1;
+	c = xcalloc(1, sizeof(*c));
+	c->u = u;
+	c->state = CS_CONNECTING;
+	c->bev =
+	    bufferevent_socket_new(u->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	c->timer = evtimer_new(u->base, conn_timer_cb, c);
+	if (c->bev == NULL || c->timer == NULL)
+		fatalx("out of memory in libevent");
+	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+	list_push(&u->busy, c);
+	u->nconns++;
+	u->stats.conns = u->nconns;
+	u->stats.connects++;
+	conn_attach(c, req);
+	if (bufferevent_socket_connect_hostname(c->bev, u->dns, AF_UNSPEC, u->host, (int)u->port) <
+	    0) {
+		c->fail_now = true;
+		tv.tv_sec = 0;
+	}
+	evtimer_add(c->timer, &tv);
+	return 0;
+}
+
+/* ---- URL ---- */
+
+/* Parse http[s]://host[:port][/path] into u. Returns 0 or -1 with *errstr. */
+static int
+parse_url(struct upstream *u, const char *url, bool *tls, const char **errstr)
+{
+	const char *p, *auth_end, *host_end, *port_s = NULL;
+	long long port;
+	const char *e;
+
+	if (strncasecmp(url, "http://", 7) == 0) {
+		*tls = false;
+		p = url + 7;
+		port = 80;
+	} else if (strncasecmp(url, "https://", 8) == 0) {
+		*tls = true;
+		p = url + 8;
+		port = 443;
+	} else {
+		*errstr = "upstream url must start with http:// or https://";
+		return -1;
+	}
+	for (e = url; *e; e++)
+		if ((unsigned char)*e <= 0x20 || *e == 0x7f || *e == '#') {
+			*errstr = "upstream url contains white space, control characters or '#'";
+			return -1;
+		}
+	auth_end = p + strcspn(p, "/?");
+	if (*auth_end == '?' || memchr(p, '@', (size_t)(auth_end - p)) != NULL) {
+		*errstr = "upstream url: no user info or query allowed in the base URL";
+		return -1;
+	}
+	if (*p == '[') {
+		host_end = memchr(p, ']', (size_t)(auth_end - p));
+		if (host_end == NULL) {
+			*errstr = "upstream url: unterminated [IPv6 address]";
+			return -1;
+		}
+		u->host = xstrndup(p + 1, (size_t)(host_end - p - 1));
+		if (host_end + 1 < auth_end) {
+			if (host_end[1] != ':') {
+				*errstr = "upstream url: bad port";
+				return -1;
+			}
+			port_s = host_end + 2;
+		}
+	} else {
+		const char *colon = memchr(p, ':', (size_t)(auth_end - p));
+
+		host_end = colon ? colon : auth_end;
+		u->host = xstrndup(p, (size_t)(host_end - p));
+		if (colon)
+			port_s = colon + 1;
+	}
+	if (u->host[0] == '\0') {
+		*errstr = "upstream url: no host";
+		return -1;
+	}
+	if (port_s != NULL) {
+		char *ps = xstrndup(port_s, (size_t)(auth_end - port_s));
+		int r = parse_int(ps, 1, 65535, &port, errstr);
+
+		free(ps);
+		if (r < 0) {
+			*errstr = "upstream url: bad port";
+			return -1;
+		}
+	}
+	u->port = (unsigned)port;
+	u->path = xstrdup(*auth_end ? auth_end : "/");
+	{
+		struct in6_addr a6;
+		bool v6 = inet_pton(AF_INET6, u->host, &a6) == 1;
+
+		u->host_is_ip = v6 || inet_pton(AF_INET, u->host, &a6) == 1;
+		if (port_s == NULL)
+			u->host_hdr = xasprintf(v6 ? "[%s]" : "%s", u->host);
+		else
+			u->host_hdr = xasprintf(v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
+	}
+	return 0;
+}
+
+/* ---- public API ---- */
+
+/* Build the client: URL, TLS context, DNS; connections open on demand. */
+struct upstream *
+upstream_new(struct event_base *base, const struct upstream_conf *conf, const char **errstr)
+{
+	struct upstream *u;
+	bool tls = false;
+
+	if (conf->url == NULL) {
+		*errstr = "upstream url is required";
+		return NULL;
+	}
+	u = xcalloc(1, sizeof(*u));
+	u->base = base;
+	u->conf = *conf;
+	u->conf.url = u->conf.ca_file = NULL;
+	if (!u->conf.connect_timeout)
+		u->conf.connect_timeout = 5;
+	if (!u->conf.request_timeout)
+		u->conf.request_timeout = 120;
+	if (!u->conf.max_idle)
+		u->conf.max_idle = 64;
+	if (!u->conf.idle_timeout)
+		u->conf.idle_timeout = 30;
+	if (!u->conf.max_conns)
+		u->conf.max_conns = 4096;
+	if (parse_url(u, conf->url, &tls, errstr) < 0)
+		goto fail;
+	if (tls) {
+		u->ssl_ctx = SSL_CTX_new(TLS_client_method());
+		if (u->ssl_ctx == NULL) {
+			*errstr = "cannot create TLS context";
+			goto fail;
+		}
+		SSL_CTX_set_min_proto_version(u->ssl_ctx, TLS1_2_VERSION);
+		SSL_CTX_set_verify(u->ssl_ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_mode(u->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+		if (conf->ca_file != NULL) {
+			if (SSL_CTX_load_verify_locations(u->ssl_ctx, conf->ca_file, NULL) != 1) {
+				ERR_clear_error();
+				*errstr = "cannot load upstream ca_file";
+				goto fail;
+			}
+		} else if (SSL_CTX_set_default_verify_paths(u->ssl_ctx) != 1) {
+			ERR_clear_error();
+			*errstr = "cannot load the system CA store";
+			goto fail;
+		}
+	}
+	u->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	                                  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (u->dns == NULL)
+		u->dns = evdns_base_new(base, 0); /* numeric hosts still work */
+	if (u->dns == NULL) {
+		*errstr = "cannot set up DNS";
+		goto fail;
+	}
+	return u;
+fail:
+	upstream_free(&u);
+	return NULL;
+}
+
+/* Close everything; running requests are dropped without callbacks. */
+void
+upstream_free(struct upstream **up)
+{
+	struct upstream *u = *up;
+
+	if (u == NULL)
+		return;
+	while (u->busy != NULL) {
+		struct up_conn *c = u->busy;
+		struct upstream_req *req = c->req;
+
+		if (req != NULL) {
+			req_drop_conn(req);
+			if (req->depth == 0 && !req->done)
+				req_free(req);
+			else
+				req->cancelled = true;
+		} else {
+			conn_close(c);
+		}
+	}
+	while (u->idle != NULL)
+		conn_close(u->idle);
+	if (u->dns)
+		evdns_base_free(u->dns, 0);
+	if (u->ssl_ctx)
+		SSL_CTX_free(u->ssl_ctx);
+	free(u->host);
+	free(u->host_hdr);
+	free(u->path);
+	free(u);
+	*up = NULL;
+}
+
+/* Accessors for the parsed URL. */
+const char *
+upstream_base_path(const struct upstream *u)
+{
+	return u->path;
+}
+
+/* The host name or address, without brackets. */
+const char *
+upstream_host(const struct upstream *u)
+{
+	return u->host;
+}
+
+/* The port, explicit or the scheme's default. */
+unsigned
+upstream_port(const struct upstream *u)
+{
+	return u->port;
+}
+
+/* True for https://. */
+bool
+upstream_is_tls(const struct upstream *u)
+{
+	return u->ssl_ctx != NULL;
+}
+
+/* The live counters. */
+const struct upstream_stats *
+upstream_stats(const struct upstream *u)
+{
+	return &u->stats;
+}
+
+/* True if s has no CR, LF or other control character but tab. */
+static bool
+hdr_safe(const char *s)
+{
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* Serialize the request line, headers and body into one buffer. */
+static char *
+build_wire(const struct upstream *u, const struct upstream_req_spec *spec, size_t *len)
+{
+	struct evbuffer *b = evbuffer_new();
+	bool need_len = spec->body_len > 0 || strcmp(spec->method, "POST") == 0 ||
+	                strcmp(spec->method, "PUT") == 0 || strcmp(spec->method, "PATCH") == 0;
+	char *out;
+	size_t i;
+
+	if (b == NULL)
+		fatalx("out of memory in libevent");
+	evbuffer_add_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", spec->method, spec->target,
+	                    u->host_hdr);
+	for (i = 0; i < spec->nheaders; i++)
+		evbuffer_add_printf(b, "%s: %s\r\n", spec->headers[i].name, spec->headers[i].value);
+	if (need_len)
+		evbuffer_add_printf(b, "Content-Length: %zu\r\n", spec->body_len);
+	evbuffer_add(b, "\r\n", 2);
+	if (spec->body_len > 0)
+		evbuffer_add(b, spec->body, spec->body_len);
+	*len = evbuffer_get_length(b);
+	out = xmalloc(*len);
+	evbuffer_remove(b, out, *len);
+	evbuffer_free(b);
+	return out;
+}
+
+/*
+ * Start a request on a pooled connection (LIFO) or a new one. Returns NULL
+ * with errno EINVAL or EAGAIN; nothing is called back from in here.
+ */
+struct upstream_req *
+upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
+              const struct upstream_cbs *cbs, void *arg)
+{
+	struct upstream_req *req;
+	size_t i;
+
+	if (spec->method == NULL || spec->target == NULL || spec->method[0] == '\0' ||
+	    spec->target[0] == '\0' || strpbrk(spec->method, " \t") != NULL ||
+	    strpbrk(spec->target, " \t") != NULL || !hdr_safe(spec->method) ||
+	    !hdr_safe(spec->target) || (spec->body_len > 0 && spec->body == NULL))
+		goto inval;
+	for (i = 0; i < spec->nheaders; i++)
+		if (spec->headers[i].name == NULL || spec->headers[i].value == NULL ||
+		    spec->headers[i].name[0] == '\0' || strpbrk(spec->headers[i].name, ": \t") ||
+		    !hdr_safe(spec->headers[i].name) || !hdr_safe(spec->headers[i].value))
+			goto inval;
+	if (u->idle == NULL && u->nconns >= u->conf.max_conns) {
+		u->stats.rejected++;
+		errno = EAGAIN;
+		return NULL;
+	}
+
+	req = xcalloc(1, sizeof(*req));
+	req->u = u;
+	req->cbs = *cbs;
+	req->arg = arg;
+	req->head = strcmp(spec->method, "HEAD") == 0;
+	req->timeout = spec->timeout < 0 ? (int)u->conf.request_timeout : spec->timeout;
+	req->clen = -1;
+	req->wire = build_wire(u, spec, &req->wire_len);
+	req->timer = evtimer_new(u->base, req_timer_cb, req);
+	if (req->timer == NULL)
+		fatalx("out of memory in libevent");
+	req_arm_timer(req);
+	u->stats.requests++;
+
+	if (u->idle != NULL) {
+		struct up_conn *c = u->idle;
+
+		list_remove(&u->idle, c);
+		u->nidle--;
+		u->stats.idle = u->nidle;
+		list_push(&u->busy, c);
+		u->stats.reuses++;
+		conn_attach(c, req);
+		conn_send(c);
+	} else {
+		conn_start(u, req); /* a slot is free: checked above */
+	}
+	return req;
+inval:
+	u->stats.rejected++;
+	errno = EINVAL;
+	return NULL;
+}
+
+/* Stop reading the upstream for this request; the clock stops too. */
+void
+upstream_pause(struct upstream_req *req)
+{
+	if (req == NULL || req->done || req->cancelled || req->paused)
+		return;
+	req->paused = true;
+	if (!req->complete)
+		http_parser_pause(&req->parser, 1);
+	evtimer_del(req->timer);
+	if (req->conn != NULL && req->conn->state == CS_BUSY)
+		bufferevent_disable(req->conn->bev, EV_READ);
+}
+
+/* Read again; buffered input is processed from the loop. */
+void
+upstream_resume(struct upstream_req *req)
+{
+	struct up_conn *c;
+
+	if (req == NULL || req->done || req->cancelled || !req->paused)
+		return;
+	req->paused = false;
+	if (!req->complete)
+		http_parser_pause(&req->parser, 0);
+	req_arm_timer(req);
+	c = req->conn;
+	if (c != NULL && c->state == CS_BUSY) {
+		if (!c->eof && !c->err)
+			bufferevent_enable(c->bev, EV_READ);
+		bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+	}
+}
+
+/* The phone went away: close the connection now, free req, stay silent. */
+void
+upstream_cancel(struct upstream_req *req)
+{
+	if (req == NULL || req->done || req->cancelled)
+		return;
+	req->cancelled = true;
+	req->u->stats.results[UPSTREAM_CANCELLED]++;
+	if (req->depth > 0) {
+		/* Inside our own callback: conn_process frees it on return, but
+		 * stop the bytes now. */
+		if (req->conn != NULL)
+			bufferevent_disable(req->conn->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	req_drop_conn(req);
+	req_free(req);
+}
+
+/* The Content-Length of the response, or -1. */
+int64_t
+upstream_req_content_length(const struct upstream_req *req)
+{
+	return req->clen;
+}
+
+/* The failure detail, or "". */
+const char *
+upstream_req_error(const struct upstream_req *req)
+{
+	return req->errbuf;
+}
