@@ -1,12 +1,11 @@
 # abqd: the two commands a new user needs.
 #   make test   install what the tests need, build, run every test suite
-#   make run    build, initialise the store under ./var/ and show abqctl's state
+#   make run    build, start the SOGo fixture and abqd in front of it (demo)
 # Everything else is CMake + Ninja underneath (build/ and build-asan/).
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
-ABQCTL      = $(BUILD)/src/ctl/abqctl
 DEMO_CONF   = var/abqd.conf
 
 .PHONY: all deps build build-asan test test-fast run bench format check-format clean
@@ -15,6 +14,7 @@ all: build
 
 deps:
 	@scripts/install-deps.sh
+	@tests/fixture/install.sh
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DABQ_VALGRIND=ON
@@ -38,7 +38,7 @@ test-fast: build
 	ctest --test-dir $(BUILD) --output-on-failure -LE valgrind -j$(JOBS)
 
 run: deps build
-	@scripts/demo.sh $(ABQCTL) $(DEMO_CONF)
+	@scripts/demo.sh $(BUILD) $(DEMO_CONF)
 
 bench: deps
 	@bench/run.sh

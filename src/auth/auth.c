@@ -1,0 +1,579 @@
+/*
+ * auth.c: the auth front: caches, failure limits, the probe queue and
+ * coalescing, in front of a backend (auth_upstream.c, auth_imap.c).
+ *
+ * Design: a check (struct auth_pending) is answered either at once from the
+ * tables (positive cache, negative cache, rate limit, malformed credentials)
+ * or by a probe (struct auth_probe). Probes are keyed by the credentials'
+ * HMAC in `inflight`, so a second check of the same credentials joins the
+ * probe already queued or running instead of starting one. At most
+ * max_in_flight probes run; the others wait in a FIFO queue. Answers are never
+ * given from inside auth_check nor from inside libcurl: a pending with its
+ * answer goes on the `ready` list and one libevent event (`kick`, made active
+ * with event_active: no syscall) delivers the whole list from the loop. That
+ * keeps callers simple (the callback never runs under their feet) and lets a
+ * callback start or cancel other checks safely.
+ *
+ * Secrets: a probe holds the only clear copies of the user's password and
+ * Authorization header, wiped with explicit_bzero when the probe ends; the
+ * tables hold HMAC values only.
+ */
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/auth_int.h"
+#include "auth/curl_loop.h"
+#include "lib/util.h"
+
+struct auth_probe {
+	struct amap_node node;         /* first; key = HMAC(user\0password), in inflight */
+	TAILQ_ENTRY(auth_probe) qlink; /* in a->queue while queued */
+	TAILQ_ENTRY(auth_probe) plink; /* in a->probes always */
+	TAILQ_HEAD(, auth_pending) waiters;
+	struct auth *a;
+	struct akey acct_key;
+	char *user, *password, *authz; /* wiped on free */
+	CURL *easy;
+	void *state;
+	bool running;
+};
+
+struct auth_pending {
+	TAILQ_ENTRY(auth_pending) link; /* in probe->waiters or a->ready */
+	struct auth *a;
+	struct auth_probe *probe; /* NULL once answered */
+	struct akey addr_key;
+	bool has_addr;
+	auth_cb *cb;
+	void *arg;
+	enum auth_result result;
+	bool from_cache;
+};
+
+struct auth {
+	struct event_base *base;
+	struct auth_conf conf; /* strings are our copies */
+	const struct auth_backend_ops *ops;
+	void *be;
+	struct curl_loop *cl;
+	unsigned char hkey[32]; /* the per-process HMAC key */
+	struct auth_cache pos, neg;
+	struct auth_ratelim by_addr, by_acct;
+	struct amap inflight;
+	TAILQ_HEAD(, auth_probe) queue;
+	TAILQ_HEAD(, auth_probe) probes;
+	TAILQ_HEAD(, auth_pending) ready;
+	struct event *kick;
+	unsigned running;
+	struct auth_stats st;
+};
+
+/* HMAC-SHA256 of prefix (with its NUL when given) then the bytes s[0..n). */
+static void
+auth_hash(const struct auth *a, const char *prefix, const char *s, size_t n, struct akey *out)
+{
+	size_t plen = prefix != NULL ? strlen(prefix) + 1 : 0;
+	unsigned char *buf = xmalloc(plen + n + 1);
+	unsigned int outlen = AKEY_LEN;
+
+	if (plen != 0)
+		memcpy(buf, prefix, plen);
+	memcpy(buf + plen, s, n);
+	if (HMAC(EVP_sha256(), a->hkey, sizeof(a->hkey), buf, plen + n, out->b, &outlen) == NULL)
+		fatalx("HMAC failed");
+	explicit_bzero(buf, plen + n + 1);
+	free(buf);
+}
+
+/* The cache key of a credential pair: HMAC("user\0password"). */
+static void
+cred_key(const struct auth *a, const char *user, const char *password, struct akey *out)
+{
+	auth_hash(a, user, password, strlen(password), out);
+}
+
+/* Wipe and free a secret string. */
+static void
+free_secret(char *s)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* True if s holds a CR, LF or other control byte (never sent upstream). */
+static bool
+has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/* Count an answer in the stats. */
+static void
+count_result(struct auth *a, enum auth_result r)
+{
+	switch (r) {
+	case AUTH_OK:
+		a->st.ok++;
+		break;
+	case AUTH_DENIED:
+		a->st.denied++;
+		break;
+	case AUTH_UNAVAILABLE:
+		a->st.unavailable++;
+		break;
+	case AUTH_RATE_LIMITED:
+		a->st.rate_limited++;
+		break;
+	}
+}
+
+/* Queue p's answer for delivery from the loop. */
+static void
+make_ready(struct auth *a, struct auth_pending *p, enum auth_result r, bool from_cache)
+{
+	p->probe = NULL;
+	p->result = r;
+	p->from_cache = from_cache;
+	count_result(a, r);
+	TAILQ_INSERT_TAIL(&a->ready, p, link);
+	event_active(a->kick, EV_TIMEOUT, 1);
+}
+
+/*
+ * The kick event: deliver every ready answer. Each pending is unlinked and
+ * freed before its callback runs, so the callback may do anything but free a.
+ */
+static void
+on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth *a = arg;
+	struct auth_pending *p;
+
+	while ((p = TAILQ_FIRST(&a->ready)) != NULL) {
+		TAILQ_REMOVE(&a->ready, p, link);
+		auth_cb *cb = p->cb;
+		void *cbarg = p->arg;
+		enum auth_result r = p->result;
+		bool fc = p->from_cache;
+		free(p);
+		cb(cbarg, r, fc);
+	}
+}
+
+/* Unlink probe pr from every list and free it, wiping its secrets. */
+static void
+probe_free(struct auth *a, struct auth_probe *pr)
+{
+	amap_remove(&a->inflight, &pr->node);
+	TAILQ_REMOVE(&a->probes, pr, plink);
+	free_secret(pr->user);
+	free_secret(pr->password);
+	free_secret(pr->authz);
+	explicit_bzero(pr, sizeof(*pr));
+	free(pr);
+}
+
+/*
+ * A probe has its answer: update the caches and failure windows, hand the
+ * answer to every waiter, free the probe. The slot is not refilled here.
+ */
+static void
+probe_complete(struct auth *a, struct auth_probe *pr, enum auth_result r)
+{
+	struct auth_pending *p;
+	int64_t now = auth_now_ms();
+
+	if (r == AUTH_OK) {
+		auth_cache_del(&a->neg, &pr->node.key);
+		auth_cache_put(&a->pos, &pr->node.key, now);
+	} else if (r == AUTH_DENIED) {
+		auth_cache_put(&a->neg, &pr->node.key, now);
+		auth_ratelim_fail(&a->by_acct, &pr->acct_key, now);
+	}
+	while ((p = TAILQ_FIRST(&pr->waiters)) != NULL) {
+		TAILQ_REMOVE(&pr->waiters, p, link);
+		if (r == AUTH_DENIED && p->has_addr)
+			auth_ratelim_fail(&a->by_addr, &p->addr_key, now);
+		make_ready(a, p, r, false);
+	}
+	probe_free(a, pr);
+}
+
+static void pump(struct auth *a);
+
+/* curl_loop: a probe's transfer ended. */
+static void
+on_probe_done(void *arg, CURL *easy, CURLcode rc)
+{
+	struct auth_probe *pr = arg;
+	struct auth *a = pr->a;
+	enum auth_result r = a->ops->result(a->be, easy, rc);
+
+	a->ops->cleanup(a->be, easy, pr->state);
+	pr->easy = NULL;
+	pr->state = NULL;
+	pr->running = false;
+	a->running--;
+	probe_complete(a, pr, r);
+	pump(a);
+}
+
+/* Build and start pr's transfer. Returns 0, or -1 (the verifier is unusable). */
+static int
+probe_start(struct auth *a, struct auth_probe *pr)
+{
+	const char *errstr = NULL;
+	struct auth_probe_req req = {pr->user, pr->password, pr->authz};
+
+	pr->easy = a->ops->setup(a->be, &req, &pr->state, &errstr);
+	if (pr->easy == NULL)
+		return -1;
+	if (curl_loop_add(a->cl, pr->easy, on_probe_done, pr, &errstr) == -1) {
+		a->ops->cleanup(a->be, pr->easy, pr->state);
+		pr->easy = NULL;
+		pr->state = NULL;
+		return -1;
+	}
+	pr->running = true;
+	a->running++;
+	a->st.probes++;
+	return 0;
+}
+
+/* Start queued probes while there are free slots. */
+static void
+pump(struct auth *a)
+{
+	struct auth_probe *pr;
+
+	while (a->running < a->conf.max_in_flight && (pr = TAILQ_FIRST(&a->queue)) != NULL) {
+		TAILQ_REMOVE(&a->queue, pr, qlink);
+		if (probe_start(a, pr) == -1)
+			probe_complete(a, pr, AUTH_UNAVAILABLE);
+	}
+}
+
+/* Options every probe shares: timeouts, CA file, no signals, no redirects. */
+CURL *
+auth_easy_new(const struct auth_conf *conf)
+{
+	CURL *easy = curl_easy_init();
+
+	if (easy == NULL)
+		return NULL;
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)conf->connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)conf->request_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	if (conf->ca_file != NULL)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, conf->ca_file);
+	if (conf->insecure_skip_verify) {
+		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	return easy;
+}
+
+/* Copy conf into a, filling in the defaults. */
+static void
+conf_copy(struct auth_conf *dst, const struct auth_conf *src)
+{
+	*dst = *src;
+	dst->method = xstrdup_null(src->method);
+	dst->upstream_url = xstrdup_null(src->upstream_url);
+	dst->ca_file = xstrdup_null(src->ca_file);
+	if (dst->connect_timeout_ms <= 0)
+		dst->connect_timeout_ms = 5000;
+	if (dst->request_timeout_ms <= 0)
+		dst->request_timeout_ms = 30000;
+	if (dst->max_in_flight == 0)
+		dst->max_in_flight = 64;
+	if (dst->max_cache == 0)
+		dst->max_cache = 100000;
+}
+
+/* Free the strings conf_copy made. */
+static void
+conf_free(struct auth_conf *c)
+{
+	free((char *)c->method);
+	free((char *)c->upstream_url);
+	free((char *)c->ca_file);
+}
+
+/* Pick the backend for conf->method, start libcurl, set up the tables. */
+struct auth *
+auth_new(struct event_base *base, const struct auth_conf *conf, const char **errstr)
+{
+	struct auth *a = xcalloc(1, sizeof(*a));
+
+	a->base = base;
+	conf_copy(&a->conf, conf);
+	TAILQ_INIT(&a->queue);
+	TAILQ_INIT(&a->probes);
+	TAILQ_INIT(&a->ready);
+	amap_init(&a->inflight);
+	auth_cache_init(&a->pos, a->conf.cache_ttl_ms, a->conf.max_cache);
+	auth_cache_init(&a->neg, a->conf.failure_ttl_ms, a->conf.max_cache);
+	auth_ratelim_init(&a->by_addr, a->conf.max_failures_per_address, a->conf.max_cache);
+	auth_ratelim_init(&a->by_acct, a->conf.max_failures_per_account, a->conf.max_cache);
+	if (a->conf.method == NULL || strcasecmp(a->conf.method, "upstream") == 0) {
+		a->ops = &auth_upstream_ops;
+	} else if (strncasecmp(a->conf.method, "imap://", 7) == 0 ||
+	           strncasecmp(a->conf.method, "imaps://", 8) == 0) {
+		a->ops = &auth_imap_ops;
+	} else {
+		*errstr = "auth method must be upstream, imap:// or imaps://";
+		goto fail;
+	}
+	if (RAND_bytes(a->hkey, sizeof(a->hkey)) != 1) {
+		*errstr = "RAND_bytes failed";
+		goto fail;
+	}
+	if ((a->kick = event_new(base, -1, 0, on_kick, a)) == NULL) {
+		*errstr = "event_new failed";
+		goto fail;
+	}
+	if ((a->cl = curl_loop_new(base, errstr)) == NULL)
+		goto fail;
+	if ((a->be = a->ops->init(&a->conf, errstr)) == NULL)
+		goto fail;
+	return a;
+fail:
+	a->ops = NULL;
+	auth_free(&a);
+	return NULL;
+}
+
+/* Abort everything without callbacks, wipe and free. */
+void
+auth_free(struct auth **ap)
+{
+	struct auth *a = *ap;
+	struct auth_probe *pr;
+	struct auth_pending *p;
+
+	if (a == NULL)
+		return;
+	while ((pr = TAILQ_FIRST(&a->probes)) != NULL) {
+		while ((p = TAILQ_FIRST(&pr->waiters)) != NULL) {
+			TAILQ_REMOVE(&pr->waiters, p, link);
+			free(p);
+		}
+		if (pr->running) {
+			curl_loop_remove(a->cl, pr->easy);
+			a->ops->cleanup(a->be, pr->easy, pr->state);
+		}
+		probe_free(a, pr);
+	}
+	while ((p = TAILQ_FIRST(&a->ready)) != NULL) {
+		TAILQ_REMOVE(&a->ready, p, link);
+		free(p);
+	}
+	if (a->be != NULL)
+		a->ops->free(a->be);
+	curl_loop_free(&a->cl);
+	if (a->kick != NULL)
+		event_free(a->kick);
+	auth_cache_fini(&a->pos);
+	auth_cache_fini(&a->neg);
+	auth_ratelim_fini(&a->by_addr);
+	auth_ratelim_fini(&a->by_acct);
+	amap_fini(&a->inflight);
+	conf_free(&a->conf);
+	explicit_bzero(a, sizeof(*a));
+	free(a);
+	*ap = NULL;
+}
+
+/* Base64 "user:password" into a new "Basic ..." string (wipe it after use). */
+static char *
+basic_header(const char *user, const char *password)
+{
+	size_t ul = strlen(user), pl = strlen(password), n = ul + 1 + pl;
+	unsigned char *raw = xmalloc(n + 1);
+	size_t blen = 4 * ((n + 2) / 3) + 1;
+	char *out = xmalloc(6 + blen);
+
+	memcpy(raw, user, ul);
+	raw[ul] = ':';
+	memcpy(raw + ul + 1, password, pl);
+	memcpy(out, "Basic ", 6);
+	EVP_EncodeBlock((unsigned char *)out + 6, raw, (int)n);
+	explicit_bzero(raw, n + 1);
+	free(raw);
+	return out;
+}
+
+/* The public entry: answer from the tables, or join or start a probe. */
+struct auth_pending *
+auth_check(struct auth *a, const char *user, const char *password, const char *authorization,
+           const char *client_addr, auth_cb *cb, void *arg)
+{
+	struct auth_pending *p = xcalloc(1, sizeof(*p));
+	struct auth_probe *pr;
+	struct akey key, acct_key;
+	int64_t now = auth_now_ms();
+	char *acct;
+
+	p->a = a;
+	p->cb = cb;
+	p->arg = arg;
+	a->st.checks++;
+	if (user == NULL || password == NULL || *user == '\0' || has_ctl(user) ||
+	    has_ctl(password) || (authorization != NULL && has_ctl(authorization))) {
+		make_ready(a, p, AUTH_DENIED, false);
+		return p;
+	}
+	cred_key(a, user, password, &key);
+	if (auth_cache_has(&a->pos, &key, now)) {
+		a->st.cache_hits++;
+		make_ready(a, p, AUTH_OK, true);
+		return p;
+	}
+	if (auth_cache_has(&a->neg, &key, now)) {
+		a->st.negative_hits++;
+		make_ready(a, p, AUTH_DENIED, true);
+		return p;
+	}
+	if ((acct = account_normalize(user)) == NULL) {
+		make_ready(a, p, AUTH_DENIED, false);
+		return p;
+	}
+	auth_hash(a, "u", acct, strlen(acct), &acct_key);
+	free(acct);
+	if (client_addr != NULL) {
+		auth_hash(a, "a", client_addr, strlen(client_addr), &p->addr_key);
+		p->has_addr = true;
+	}
+	if ((p->has_addr && auth_ratelim_over(&a->by_addr, &p->addr_key, now)) ||
+	    auth_ratelim_over(&a->by_acct, &acct_key, now)) {
+		make_ready(a, p, AUTH_RATE_LIMITED, false);
+		return p;
+	}
+	pr = (struct auth_probe *)amap_find(&a->inflight, &key);
+	if (pr != NULL) {
+		a->st.coalesced++;
+		p->probe = pr;
+		TAILQ_INSERT_TAIL(&pr->waiters, p, link);
+		return p;
+	}
+	pr = xcalloc(1, sizeof(*pr));
+	pr->a = a;
+	pr->node.key = key;
+	pr->acct_key = acct_key;
+	TAILQ_INIT(&pr->waiters);
+	pr->user = xstrdup(user);
+	pr->password = xstrdup(password);
+	pr->authz = authorization != NULL ? xstrdup(authorization) : basic_header(user, password);
+	amap_insert(&a->inflight, &pr->node);
+	TAILQ_INSERT_TAIL(&a->probes, pr, plink);
+	p->probe = pr;
+	TAILQ_INSERT_TAIL(&pr->waiters, p, link);
+	TAILQ_INSERT_TAIL(&a->queue, pr, qlink);
+	pump(a);
+	return p;
+}
+
+/*
+ * Forget p. If it was the last waiter of its probe, the probe goes too: a
+ * queued one leaves the queue, a running one is aborted and its slot refilled.
+ */
+void
+auth_cancel(struct auth_pending *p)
+{
+	struct auth *a = p->a;
+	struct auth_probe *pr = p->probe;
+
+	a->st.cancelled++;
+	if (pr == NULL) {
+		TAILQ_REMOVE(&a->ready, p, link);
+		free(p);
+		return;
+	}
+	TAILQ_REMOVE(&pr->waiters, p, link);
+	free(p);
+	if (!TAILQ_EMPTY(&pr->waiters))
+		return;
+	if (pr->running) {
+		curl_loop_remove(a->cl, pr->easy);
+		a->ops->cleanup(a->be, pr->easy, pr->state);
+		a->running--;
+	} else {
+		TAILQ_REMOVE(&a->queue, pr, qlink);
+	}
+	probe_free(a, pr);
+	pump(a);
+}
+
+/* Drop a credential pair from the positive cache. */
+void
+auth_forget(struct auth *a, const char *user, const char *password)
+{
+	struct akey key;
+
+	if (user == NULL || password == NULL)
+		return;
+	cred_key(a, user, password, &key);
+	if (auth_cache_del(&a->pos, &key))
+		a->st.forgotten++;
+}
+
+/*
+ * Retry-After for the 503 answers: a failing verifier is worth retrying soon;
+ * a rate limit lifts as the one-minute window slides.
+ */
+unsigned
+auth_retry_after(const struct auth *a, enum auth_result r)
+{
+	switch (r) {
+	case AUTH_RATE_LIMITED:
+		return AUTH_WINDOW_MS / 1000;
+	case AUTH_UNAVAILABLE:
+		return 30;
+	default:
+		return 0;
+	}
+}
+
+/* A name for logs and metrics labels. */
+const char *
+auth_result_str(enum auth_result r)
+{
+	switch (r) {
+	case AUTH_OK:
+		return "ok";
+	case AUTH_DENIED:
+		return "denied";
+	case AUTH_UNAVAILABLE:
+		return "unavailable";
+	case AUTH_RATE_LIMITED:
+		return "rate-limited";
+	}
+	return "?";
+}
+
+/* Copy the counters, with the current gauges. */
+void
+auth_get_stats(const struct auth *a, struct auth_stats *st)
+{
+	struct auth_probe *pr;
+
+	*st = a->st;
+	st->in_flight = a->running;
+	st->queued = 0;
+	TAILQ_FOREACH(pr, &a->queue, qlink)
+	st->queued++;
+	st->cached = (unsigned)auth_cache_count(&a->pos);
+	st->negative_cached = (unsigned)auth_cache_count(&a->neg);
+}

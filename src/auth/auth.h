@@ -1,0 +1,140 @@
+/*
+ * auth.h: checking a phone's credentials ([auth] in interfaces.md).
+ *
+ * One interface, two backends behind an ops table (auth_int.h):
+ *   method "upstream"   auth_upstream.c: OPTIONS [upstream] url with the
+ *                       client's Authorization header; 200 = good, 401 = wrong
+ *                       password, anything else or a timeout = unavailable.
+ *   imap:// / imaps://  auth_imap.c: IMAP LOGIN (then LOGOUT); a refused login is
+ *                       a wrong password, any other failure = unavailable.
+ * Both run through libcurl's multi interface on the caller's libevent loop
+ * (curl_loop.h), so a probe never blocks the loop.
+ *
+ * In front of the backends (auth.c, auth_cache.c):
+ *   - a positive cache (cache_ttl) and a negative cache (failure_ttl), keyed by
+ *     HMAC-SHA256(random per-process key, "user\0password"): the password is
+ *     never kept, only the hash. Each holds at most max_cache entries; when
+ *     full the oldest goes. Unavailable answers are never cached.
+ *   - failure rate limits: sliding one-minute windows of failed probes (a
+ *     401 / refused login) per client address and per account (normalised:
+ *     lower-cased, "DOMAIN\" removed). A check over either limit is answered
+ *     AUTH_RATE_LIMITED without probing.
+ *   - a cap on probes in flight (max_in_flight) with a FIFO queue behind it;
+ *     identical credentials checked while a probe for them is queued or running
+ *     share that one probe.
+ *
+ * A user or password with a control character (CR, LF, ...) or a user that is
+ * no usable account name (util.h account_normalize) is DENIED unprobed.
+ * Limits are per client address string as given: an IPv6 client rotating
+ * through its /64 counts as many addresses (a known limitation).
+ *
+ * Order of a check: positive cache (OK) -> negative cache (DENIED) -> rate
+ * limits (RATE_LIMITED) -> join or start a probe. The positive cache coming
+ * first is what keeps a flood of bad passwords from locking out the real user:
+ * the account limit counts failures only, and a password that is known good
+ * is answered from the cache whatever the limits say.
+ *
+ * RATE-LIMIT DECISION: the daemon answers AUTH_RATE_LIMITED with 503 and
+ * Retry-After (auth_retry_after), as it does AUTH_UNAVAILABLE, and NOT with
+ * 401: a 401 for the account limit would tell a user whose password is right
+ * that it is wrong (phones then prompt for it or, worse, disable the account),
+ * and 429 is not something ActiveSync clients understand, while 503 with
+ * Retry-After is what Exchange itself sends when it throttles. Only
+ * AUTH_DENIED gives 401 with WWW-Authenticate: Basic. Nothing of a failed
+ * check is recorded anywhere but in these in-memory windows and caches.
+ *
+ * The callback is ALWAYS deferred: auth_check never calls it before returning.
+ * Cache hits and rate-limit answers go through event_active on the loop (no
+ * syscall, no probe); probe answers come when the probe ends. The callback is
+ * called exactly once unless auth_cancel is called first; after the callback
+ * or auth_cancel the pending handle is gone. A callback may call auth_check,
+ * auth_cancel of another pending and auth_forget, but not auth_free.
+ *
+ * Credentials are never logged nor kept in clear longer than a probe: every
+ * copy is wiped with explicit_bzero before it is freed (libcurl keeps its own
+ * copy of an IMAP password in the easy handle while the probe runs; that copy
+ * is freed, not wiped, by libcurl).
+ *
+ * Everything runs on the loop's thread; nothing here is thread-safe.
+ */
+#ifndef ABQ_AUTH_AUTH_H
+#define ABQ_AUTH_AUTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct auth;
+struct auth_pending;
+
+enum auth_result {
+	AUTH_OK,           /* the credentials are good */
+	AUTH_DENIED,       /* wrong: answer 401 + WWW-Authenticate: Basic */
+	AUTH_UNAVAILABLE,  /* the verifier failed: 503 + Retry-After */
+	AUTH_RATE_LIMITED, /* too many failures: 503 + Retry-After, not probed */
+};
+
+struct auth_conf {
+	const char *method;                /* "upstream", "imap://host[:port]", "imaps://host" */
+	const char *upstream_url;          /* for "upstream": the ActiveSync URL to OPTIONS */
+	const char *ca_file;               /* NULL: libcurl's default store */
+	int64_t connect_timeout_ms;        /* 0: 5000 */
+	int64_t request_timeout_ms;        /* 0: 30000; whole probe */
+	int64_t cache_ttl_ms;              /* positive cache; 0: no positive cache */
+	int64_t failure_ttl_ms;            /* negative cache; 0: no negative cache */
+	unsigned max_failures_per_address; /* per minute; 0: no limit */
+	unsigned max_failures_per_account; /* per minute; 0: no limit */
+	unsigned max_in_flight;            /* probes at once; 0: 64 */
+	unsigned max_cache;                /* entries per cache/limit table; 0: 100000 */
+	bool insecure_skip_verify;         /* tests only: no TLS peer verification */
+};
+
+/* Counters for /metrics; monotonic except in_flight and queued. */
+struct auth_stats {
+	uint64_t checks;
+	uint64_t cache_hits;    /* positive */
+	uint64_t negative_hits; /* answered DENIED from the negative cache */
+	uint64_t probes;        /* probes started */
+	uint64_t coalesced;     /* checks that joined a probe already there */
+	uint64_t ok, denied, unavailable, rate_limited; /* answers given */
+	uint64_t cancelled;
+	uint64_t forgotten; /* auth_forget that removed an entry */
+	unsigned in_flight; /* probes running now */
+	unsigned queued;    /* probes waiting for a slot */
+	unsigned cached, negative_cached;
+};
+
+typedef void auth_cb(void *arg, enum auth_result result, bool from_cache);
+
+/*
+ * A verifier on base, per conf (copied). Returns NULL with *errstr set (a
+ * static string) when the method is unknown or libcurl fails to start.
+ */
+struct auth *auth_new(struct event_base *base, const struct auth_conf *conf, const char **errstr);
+/* Abort probes and pending checks (no callbacks), wipe the caches, free, NULL. */
+void auth_free(struct auth **a);
+
+/*
+ * Check user/password. authorization is the client's raw Authorization header
+ * value ("Basic ...") forwarded as-is by the upstream probe; NULL builds a
+ * Basic header from user and password. client_addr keys the per-address
+ * limit. Returns a handle for auth_cancel; cb(arg, result, from_cache) comes
+ * later from the loop. from_cache is true for cache answers (both caches).
+ */
+struct auth_pending *auth_check(struct auth *a, const char *user, const char *password,
+                                const char *authorization, const char *client_addr, auth_cb *cb,
+                                void *arg);
+/* The phone went away: no callback for p, which is freed. A probe it started
+ * keeps running if others wait on it, or is aborted if none does. */
+void auth_cancel(struct auth_pending *p);
+/* The upstream said 401 on a forwarded request: drop user/password from the
+ * positive cache, so the next request is probed. */
+void auth_forget(struct auth *a, const char *user, const char *password);
+
+/* Seconds for Retry-After with AUTH_UNAVAILABLE / AUTH_RATE_LIMITED. */
+unsigned auth_retry_after(const struct auth *a, enum auth_result r);
+/* "ok", "denied", "unavailable", "rate-limited". */
+const char *auth_result_str(enum auth_result r);
+void auth_get_stats(const struct auth *a, struct auth_stats *st);
+
+#endif

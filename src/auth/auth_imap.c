@@ -1,0 +1,122 @@
+/*
+ * auth_imap.c: the IMAP auth backend ([auth] method = imap://host[:port] or
+ * imaps://host[:port]): libcurl logs in (IMAP LOGIN, or AUTHENTICATE with a
+ * SASL mechanism the server offers) and sends LOGOUT. A refused login
+ * (CURLE_LOGIN_DENIED) is a wrong password; any other failure (connection,
+ * TLS, timeout, protocol) is AUTH_UNAVAILABLE. Nothing is read from any
+ * mailbox: the URL's path is ignored.
+ *
+ * Why LOGOUT is our request and not NOOP: libcurl closes an IMAP connection
+ * by sending LOGOUT and then WAITING FOR THE ANSWER IN A BLOCKING LOOP (its
+ * disconnect path is synchronous, even with the multi interface). Logging out
+ * ourselves makes the server close the connection, so libcurl's own LOGOUT
+ * meets a closed socket and returns at once instead of stalling the event
+ * loop; CURLOPT_SERVER_RESPONSE_TIMEOUT (the request timeout: Dovecot may
+ * legitimately hold a failed login for 2-15 s, its auth penalty) bounds the
+ * stall if a broken server keeps the connection open after LOGOUT anyway.
+ *
+ * libcurl keeps its own copies of the user and password in the easy handle;
+ * they go when the handle is cleaned up at the end of the probe.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/auth_int.h"
+#include "lib/util.h"
+
+struct imap_be {
+	const struct auth_conf *conf;
+	char *url; /* scheme://authority/ : no mailbox */
+};
+
+/* Untagged lines of LOGOUT's answer ("* BYE"): discard. */
+static size_t
+discard(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	return size * nmemb;
+}
+
+/* Keep "imap[s]://authority/" of the method, whatever path it had. */
+static void *
+imap_init(const struct auth_conf *conf, const char **errstr)
+{
+	const char *m = conf->method;
+	const char *auth = strstr(m, "://") + 3;
+	size_t alen = strcspn(auth, "/?#");
+	struct imap_be *be;
+
+	if (alen == 0) {
+		*errstr = "auth method imap:// needs a host";
+		return NULL;
+	}
+	be = xcalloc(1, sizeof(*be));
+	be->conf = conf;
+	be->url = xasprintf("%.*s%.*s/", (int)(auth - m), m, (int)alen, auth);
+	return be;
+}
+
+/* An IMAP login as req->user with req->password, then LOGOUT. */
+static CURL *
+imap_setup(void *bep, const struct auth_probe_req *req, void **state_r, const char **errstr)
+{
+	struct imap_be *be = bep;
+	CURL *easy;
+
+	*state_r = NULL;
+	if ((easy = auth_easy_new(be->conf)) == NULL) {
+		*errstr = "curl_easy_init failed";
+		return NULL;
+	}
+	curl_easy_setopt(easy, CURLOPT_URL, be->url);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "imap,imaps");
+	curl_easy_setopt(easy, CURLOPT_USERNAME, req->user);
+	curl_easy_setopt(easy, CURLOPT_PASSWORD, req->password);
+	curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, "LOGOUT");
+	curl_easy_setopt(easy, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+	                 (long)(be->conf->request_timeout_ms + 999) / 1000);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard);
+	/* One login per probe: a reused, already logged-in connection proves nothing. */
+	curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+	return easy;
+}
+
+/* Logged in: good; login refused: wrong; anything else: unavailable. */
+static enum auth_result
+imap_result(void *bep, CURL *easy, CURLcode rc)
+{
+	if (rc == CURLE_OK)
+		return AUTH_OK;
+	if (rc == CURLE_LOGIN_DENIED)
+		return AUTH_DENIED;
+	return AUTH_UNAVAILABLE;
+}
+
+/* Free the easy handle (and libcurl's copy of the password with it). */
+static void
+imap_cleanup(void *bep, CURL *easy, void *state)
+{
+	if (easy != NULL) {
+		curl_easy_cleanup(easy);
+	}
+}
+
+/* Free the backend. */
+static void
+imap_free(void *bep)
+{
+	struct imap_be *be = bep;
+
+	free(be->url);
+	free(be);
+}
+
+const struct auth_backend_ops auth_imap_ops = {
+    .name = "imap",
+    .init = imap_init,
+    .setup = imap_setup,
+    .result = imap_result,
+    .cleanup = imap_cleanup,
+    .free = imap_free,
+};

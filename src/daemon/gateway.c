@@ -1,0 +1,859 @@
+/*
+ * gateway.c: one exchange per request, from the phone's bytes to the answer.
+ *
+ *   on_request -> parse (400/404) -> credentials? (401) -> auth_check
+ *     -> auth_done: DENIED 401 | UNAVAILABLE, RATE_LIMITED 503
+ *        OK: OPTIONS and passthrough paths -> proxy
+ *            POST on the EAS path -> decide:
+ *              known device, same facts -> its recorded state
+ *              new device or new facts  -> storeq_observe -> observed -> state
+ *     -> act: Allowed -> proxy; Blocked -> 129/177; Quarantined, Discovery -> 130
+ *
+ * The recorded decisions live in a hash map on the loop's thread, filled at
+ * start and kept current by the store thread (the change log). When a device
+ * stops being Allowed, the requests it holds are ended at once.
+ *
+ * An exchange is finished (logged and freed) exactly once: after its response
+ * ended, or when the phone went away (on_abort).
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "core/registry.h"
+#include "daemon/gateway.h"
+#include "daemon/storeq.h"
+#include "eas/devinfo.h"
+#include "eas/request.h"
+#include "eas/status.h"
+#include "engine/hmap.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "net/http_server.h"
+#include "net/tls.h"
+#include "proxy/upstream.h"
+
+/* Long polls are held up to 59 minutes; a little more for the upstream's answer. */
+#define HELD_TIMEOUT_S 3660
+#define RETRY_AFTER_S  "30"
+#define WBXML_TYPE     "application/vnd.ms-sync.wbxml"
+
+/* What the loop knows of a device. */
+struct devstate {
+	enum abq_state state;
+	enum abq_reason reason;
+	int64_t rule_id;
+	bool facts_known; /* device_type and user_agent below are what was recorded */
+	char *device_type;
+	char *user_agent;
+};
+
+struct exchange;
+
+struct gateway {
+	struct event_base *base;
+	struct http_server *srv;
+	struct tls_ctx *tls;
+	struct upstream *up;
+	struct auth *auth;
+	struct storeq *sq;
+	struct eas_request_config rcfg;
+	char **passthrough;
+	size_t npassthrough;
+	char *upstream_hostport; /* for a passthrough request's target */
+	struct abq_hmap devices; /* "account/DEVICEID" -> struct devstate * */
+	struct exchange *exchanges;
+	unsigned in_flight;
+	bool draining;
+};
+
+struct exchange {
+	struct gateway *gw;
+	struct exchange *prev, *next;
+	struct http_request *hreq; /* NULL once the response ended */
+	struct eas_request *ereq;
+	struct auth_pending *ap;
+	struct storeq_job *job;
+	struct upstream_req *ureq;
+	struct timespec t0;
+	const char *outcome; /* for the log line: "proxied", "blocked", ... */
+	enum abq_state decision;
+	int upstream_status;
+	int status;
+	bool started; /* the response's status line went out */
+	bool held;    /* a long poll (Ping, Sync) */
+	struct eas_devinfo info;
+	bool has_info;
+	char client[64]; /* the client's address, for the log line */
+};
+
+/* ---- the device map ---- */
+
+static void
+devstate_free(void *p)
+{
+	struct devstate *d = p;
+	free(d->device_type);
+	free(d->user_agent);
+	free(d);
+}
+
+/* The slot of (account, device_id), created empty if absent. */
+static struct devstate *
+dev_slot(struct gateway *gw, const char *account, const char *device_id)
+{
+	void **slot = abq_hmap_put(&gw->devices, account, device_id, NULL);
+	if (*slot == NULL)
+		*slot = xcalloc(1, sizeof(struct devstate));
+	return *slot;
+}
+
+static const struct devstate *
+dev_get(const struct gateway *gw, const char *account, const char *device_id)
+{
+	void **slot = abq_hmap_get(&gw->devices, account, device_id);
+	return slot != NULL ? *slot : NULL;
+}
+
+static void end_for_state(struct gateway *gw, const char *account, const char *device_id,
+                          enum abq_state state, enum abq_reason reason);
+static void decide(struct exchange *x);
+
+/* The store thread reports a recorded decision (start, or the change log). */
+static void
+on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
+          enum abq_reason reason, int64_t rule_id)
+{
+	struct gateway *gw = arg;
+	struct devstate *d = dev_slot(gw, account, device_id);
+	bool changed = d->state != state;
+	d->state = state;
+	d->reason = reason;
+	d->rule_id = rule_id;
+	if (state == ABQ_STATE_NONE)
+		d->facts_known = false;
+	if (changed && gw->exchanges != NULL)
+		end_for_state(gw, account, device_id, state, reason);
+}
+
+/* ---- finishing ---- */
+
+static long long
+elapsed_ms(const struct exchange *x)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - x->t0.tv_sec) * 1000 +
+	       (now.tv_nsec - x->t0.tv_nsec) / 1000000;
+}
+
+/* Log the request's line and free the exchange. */
+static void
+exchange_finish(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	const struct eas_request *r = x->ereq;
+	char up[16] = "-";
+
+	if (x->upstream_status > 0)
+		snprintf(up, sizeof(up), "%d", x->upstream_status);
+	log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
+	         "status=%d ms=%lld",
+	         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
+	         r ? (r->cmd != EAS_CMD_NONE ? eas_cmd_name(r->cmd)
+	                                     : (r->method_name ? r->method_name : "-"))
+	           : "-",
+	         r && r->protocol_version ? r->protocol_version : "-",
+	         x->client[0] ? x->client : "-",
+	         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
+	         x->outcome ? x->outcome : "-", up, x->status, elapsed_ms(x));
+	if (x->ap != NULL)
+		auth_cancel(x->ap);
+	if (x->job != NULL)
+		storeq_cancel(x->job);
+	if (x->ureq != NULL)
+		upstream_cancel(x->ureq);
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		gw->exchanges = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	gw->in_flight--;
+	eas_request_free(&x->ereq);
+	eas_devinfo_clear(&x->info);
+	free(x);
+}
+
+/* Answer with a small body and extra headers (NULL-terminated pairs), then finish. */
+static void
+respond(struct exchange *x, int status, const char *ctype, const void *body, size_t len,
+        const char *const *extra)
+{
+	const char *h[12];
+	size_t n = 0;
+	if (ctype != NULL) {
+		h[n++] = "Content-Type";
+		h[n++] = ctype;
+	}
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 10; i += 2) {
+		h[n++] = extra[i];
+		h[n++] = extra[i + 1];
+	}
+	h[n] = NULL;
+	x->status = status;
+	/* The line is logged while the request (and its address) still exists. */
+	struct http_request *hreq = x->hreq;
+	if (http_response_start(hreq, status, NULL, (int64_t)len, h) == 0) {
+		if (len > 0)
+			http_response_write(hreq, body, len);
+		http_response_end(hreq);
+	}
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+static void
+respond_text(struct exchange *x, int status, const char *text, const char *const *extra)
+{
+	respond(x, status, "text/plain; charset=utf-8", text, strlen(text), extra);
+}
+
+static void
+respond_401(struct exchange *x)
+{
+	static const char *const h[] = {"WWW-Authenticate", "Basic realm=\"ActiveSync\"", NULL};
+	x->outcome = "unauthorized";
+	respond_text(x, 401, "authentication required\n", h);
+}
+
+static void
+respond_503(struct exchange *x, const char *why, const char *retry_after)
+{
+	const char *const h[] = {"Retry-After", retry_after, NULL};
+	x->outcome = why;
+	respond_text(x, 503, "service unavailable, try again later\n", h);
+}
+
+/* The command's own failure answer: 200 with Status, or 403. */
+static void
+deny(struct exchange *x, int eas_status, const char *outcome)
+{
+	int http;
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	x->outcome = outcome;
+	if (eas_status_response(x->ereq->cmd, x->ereq->protocol_version, eas_status, &http, &body,
+	                        &len) < 0 ||
+	    http != 200) {
+		respond_text(x, 403, "forbidden\n", NULL);
+		free(body);
+		return;
+	}
+	respond(x, 200, WBXML_TYPE, body, len, NULL);
+	free(body);
+}
+
+/* ---- proxying ---- */
+
+static bool
+hop_by_hop(const char *name)
+{
+	static const char *const names[] = {"Connection",
+	                                    "Keep-Alive",
+	                                    "Proxy-Connection",
+	                                    "Proxy-Authenticate",
+	                                    "Proxy-Authorization",
+	                                    "TE",
+	                                    "Trailer",
+	                                    "Transfer-Encoding",
+	                                    "Upgrade",
+	                                    "Content-Length",
+	                                    "Host",
+	                                    "Expect",
+	                                    "X-Forwarded-For",
+	                                    "X-Forwarded-Proto",
+	                                    NULL};
+	for (size_t i = 0; names[i] != NULL; i++) {
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+up_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
+               size_t n)
+{
+	struct exchange *x = arg;
+	const char **h = xcalloc(2 * n + 1, sizeof(*h));
+	size_t k = 0;
+
+	x->upstream_status = status;
+	if (status == 401 && x->ereq->auth_user != NULL)
+		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
+	for (size_t i = 0; i < n; i++) {
+		if (hop_by_hop(headers[i].name))
+			continue;
+		h[k++] = headers[i].name;
+		h[k++] = headers[i].value;
+	}
+	h[k] = NULL;
+	x->status = status;
+	if (http_response_start(x->hreq, status, reason, upstream_req_content_length(x->ureq), h) ==
+	    0)
+		x->started = true;
+	free(h);
+}
+
+static void
+up_on_body(void *arg, const void *data, size_t len)
+{
+	struct exchange *x = arg;
+	if (!x->started)
+		return;
+	if (http_response_write(x->hreq, data, len) == 1)
+		upstream_pause(x->ureq);
+}
+
+static void
+up_on_done(void *arg, enum upstream_result result)
+{
+	struct exchange *x = arg;
+	x->ureq = NULL;
+	if (result == UPSTREAM_OK && x->started) {
+		http_response_end(x->hreq);
+		x->hreq = NULL;
+		exchange_finish(x);
+		return;
+	}
+	log_warn("upstream: %s for user=%s dev=%s", upstream_strerror(result),
+	         x->ereq->account ? x->ereq->account : "-",
+	         x->ereq->device_id ? x->ereq->device_id : "-");
+	if (!x->started) {
+		respond_503(x, "upstream-failed", RETRY_AFTER_S);
+		return;
+	}
+	x->outcome = "upstream-failed";
+	http_response_abort(x->hreq);
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+static const struct upstream_cbs up_cbs = {
+    .on_response = up_on_response,
+    .on_body = up_on_body,
+    .on_done = up_on_done,
+};
+
+/* Forward the request as it came, to the upstream. */
+static void
+proxy(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	struct http_request *hreq = x->hreq;
+	const char *url = http_request_url(hreq);
+	const char *q = strchr(url, '?');
+	char *target;
+	struct upstream_header h[EAS_REQ_HEADERS_MAX + 2];
+	size_t n = 0;
+	const char *name, *value, *xff_in = NULL;
+	char *xff;
+
+	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
+		target = xstrdup(url);
+	else
+		target = xasprintf("%s%s", upstream_base_path(gw->up), q ? q : "");
+	for (size_t i = 0;
+	     http_request_header_at(hreq, i, &name, &value) && n < EAS_REQ_HEADERS_MAX; i++) {
+		if (strcasecmp(name, "X-Forwarded-For") == 0)
+			xff_in = value;
+		if (hop_by_hop(name))
+			continue;
+		h[n].name = name;
+		h[n].value = value;
+		n++;
+	}
+	xff = xff_in ? xasprintf("%s, %s", xff_in, http_request_peer(hreq))
+	             : xstrdup(http_request_peer(hreq));
+	h[n].name = "X-Forwarded-For";
+	h[n++].value = xff;
+	h[n].name = "X-Forwarded-Proto";
+	h[n++].value = http_request_is_tls(hreq) ? "https" : "http";
+
+	size_t blen = 0;
+	const void *body = http_request_body(hreq, &blen);
+	x->held = x->ereq->cmd == EAS_CMD_PING || x->ereq->cmd == EAS_CMD_SYNC;
+	struct upstream_req_spec spec = {
+	    .method = http_request_method(hreq),
+	    .target = target,
+	    .headers = h,
+	    .nheaders = n,
+	    .body = body,
+	    .body_len = blen,
+	    .timeout = x->held ? HELD_TIMEOUT_S : UPSTREAM_TIMEOUT_DEFAULT,
+	};
+	x->outcome = "proxied";
+	x->ureq = upstream_send(gw->up, &spec, &up_cbs, x);
+	free(target);
+	free(xff);
+	if (x->ureq == NULL)
+		respond_503(x, "upstream-busy", RETRY_AFTER_S);
+}
+
+/* ---- deciding ---- */
+
+/* Serve the request according to the device's state. */
+static void
+act(struct exchange *x, enum abq_state state, enum abq_reason reason)
+{
+	x->decision = state;
+	switch (state) {
+	case ABQ_STATE_ALLOWED:
+		proxy(x);
+		break;
+	case ABQ_STATE_BLOCKED:
+		deny(x,
+		     reason == ABQ_REASON_LIMIT ? EAS_STATUS_MAX_DEVICES
+		                                : EAS_STATUS_DEVICE_BLOCKED,
+		     "blocked");
+		break;
+	case ABQ_STATE_QUARANTINED:
+	case ABQ_STATE_DISCOVERY:
+		deny(x, EAS_STATUS_ACCESS_DENIED, "quarantined");
+		break;
+	default:
+		respond_503(x, "no-decision", RETRY_AFTER_S);
+		break;
+	}
+}
+
+/*
+ * A device changed state: end what it holds. A request whose answer has not
+ * started gets the new state's answer; one already streaming is cut.
+ */
+static void
+end_for_state(struct gateway *gw, const char *account, const char *device_id, enum abq_state state,
+              enum abq_reason reason)
+{
+	struct exchange *x = gw->exchanges, *next;
+	for (; x != NULL; x = next) {
+		next = x->next;
+		if (x->ureq == NULL || x->ereq->account == NULL || x->ereq->device_id == NULL ||
+		    strcmp(x->ereq->account, account) != 0 ||
+		    strcasecmp(x->ereq->device_id, device_id) != 0 || state == ABQ_STATE_ALLOWED)
+			continue;
+		log_info("user=%s dev=%s: now %s, ending its held request", account, device_id,
+		         abq_state_name(state));
+		upstream_cancel(x->ureq);
+		x->ureq = NULL;
+		if (!x->started && state == ABQ_STATE_NONE) {
+			decide(x); /* deleted: decided anew, as at a first request */
+		} else if (!x->started) {
+			act(x, state, reason);
+		} else {
+			x->outcome = "cut";
+			http_response_abort(x->hreq);
+			x->hreq = NULL;
+			exchange_finish(x);
+		}
+	}
+}
+
+/* The store thread recorded the device. */
+static void
+observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
+{
+	struct exchange *x = arg;
+	x->job = NULL;
+	if (rv != 0) {
+		if (rv > 0) {
+			x->outcome = "bad-request";
+			respond_text(x, 400, errmsg ? errmsg : "bad request\n", NULL);
+		} else {
+			respond_503(x, "store-failed", RETRY_AFTER_S);
+		}
+		return;
+	}
+	struct devstate *s = dev_slot(x->gw, d->account, d->device_id);
+	s->state = d->state;
+	s->reason = d->reason;
+	s->rule_id = d->rule_id;
+	free(s->device_type);
+	free(s->user_agent);
+	s->device_type = xstrdup_null(d->device_type);
+	s->user_agent = xstrdup_null(d->user_agent);
+	s->facts_known = true;
+	act(x, d->state, d->reason);
+}
+
+/* Whether what this request says of the device differs from what is recorded. */
+static bool
+facts_differ(const struct devstate *s, const struct eas_request *r, const struct exchange *x)
+{
+	const char *ua = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent;
+	return !s->facts_known || x->has_info ||
+	       (r->device_type != NULL && !str_eq_null(s->device_type, r->device_type)) ||
+	       (ua != NULL && !str_eq_null(s->user_agent, ua));
+}
+
+/* Authenticated: decide and serve. */
+static void
+decide(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	const struct eas_request *r = x->ereq;
+
+	if (r->path_kind == EAS_PATH_PASSTHROUGH || r->method != EAS_METHOD_POST ||
+	    r->device_id == NULL) {
+		x->outcome = "proxied";
+		proxy(x);
+		return;
+	}
+	eas_devinfo_clear(&x->info);
+	x->has_info = false;
+	if (r->cmd == EAS_CMD_SETTINGS || r->cmd == EAS_CMD_PROVISION) {
+		size_t blen = 0;
+		const void *body = http_request_body(x->hreq, &blen);
+		char *msg = NULL;
+		int rv = blen > 0 ? eas_devinfo_parse(body, blen, &x->info, &msg) : 0;
+		if (rv < 0) {
+			log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s", r->account,
+			         r->device_id, eas_cmd_name(r->cmd), msg);
+			free(msg);
+			x->outcome = "bad-wbxml";
+			respond_text(x, 400, "malformed WBXML body\n", NULL);
+			return;
+		}
+		x->has_info = rv == 1;
+	}
+	const struct devstate *s = dev_get(gw, r->account, r->device_id);
+	if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY &&
+	    !facts_differ(s, r, x)) {
+		storeq_touch(gw->sq, r->account, r->device_id, abq_now(), x->client,
+		             eas_cmd_name(r->cmd));
+		act(x, s->state, s->reason);
+		return;
+	}
+	struct abq_device seen = {
+	    .account = r->account,
+	    .device_id = r->device_id,
+	    .device_type = r->device_type,
+	    .user_agent = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent,
+	    .eas_version = r->protocol_version,
+	    .last_address = x->client,
+	    .last_command = (char *)eas_cmd_name(r->cmd),
+	};
+	if (x->has_info) {
+		seen.model = x->info.model;
+		seen.imei = x->info.imei;
+		seen.friendly_name = x->info.friendly_name;
+		seen.os = x->info.os;
+		seen.os_language = x->info.os_language;
+		seen.phone_number = x->info.phone_number;
+		seen.mobile_operator = x->info.mobile_operator;
+	}
+	x->job = storeq_observe(gw->sq, &seen, observed, x);
+}
+
+static void
+auth_done(void *arg, enum auth_result result, bool from_cache)
+{
+	struct exchange *x = arg;
+	char ra[16];
+
+	(void)from_cache;
+	x->ap = NULL;
+	switch (result) {
+	case AUTH_OK:
+		decide(x);
+		return;
+	case AUTH_DENIED:
+		respond_401(x);
+		return;
+	case AUTH_UNAVAILABLE:
+	case AUTH_RATE_LIMITED:
+		snprintf(ra, sizeof(ra), "%u", auth_retry_after(x->gw->auth, result));
+		respond_503(x, result == AUTH_RATE_LIMITED ? "rate-limited" : "auth-unavailable",
+		            ra);
+		return;
+	}
+}
+
+/* ---- the HTTP server's callbacks ---- */
+
+static void
+on_request(struct http_request *hreq, void *arg)
+{
+	struct gateway *gw = arg;
+	struct exchange *x = xcalloc(1, sizeof(*x));
+	struct eas_header h[EAS_REQ_HEADERS_MAX];
+	size_t n = 0;
+	const char *name, *value;
+	char err[EAS_REQ_ERRBUF];
+
+	clock_gettime(CLOCK_MONOTONIC, &x->t0);
+	x->gw = gw;
+	x->hreq = hreq;
+	x->next = gw->exchanges;
+	if (gw->exchanges)
+		gw->exchanges->prev = x;
+	gw->exchanges = x;
+	gw->in_flight++;
+	http_request_set_data(hreq, x);
+	snprintf(x->client, sizeof(x->client), "%s", http_request_client(hreq));
+
+	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value); i++) {
+		if (n == EAS_REQ_HEADERS_MAX) {
+			x->outcome = "bad-request";
+			respond_text(x, 400, "too many headers\n", NULL);
+			return;
+		}
+		h[n].name = name;
+		h[n].value = value;
+		n++;
+	}
+	enum eas_req_err e =
+	    eas_request_parse(&gw->rcfg, http_request_method(hreq), http_request_url(hreq), h, n,
+	                      &x->ereq, err, sizeof(err));
+	if (e != EAS_REQ_OK) {
+		log_warn("addr=%s: bad request: %s", http_request_client(hreq), err);
+		x->outcome = "bad-request";
+		char *body = xasprintf("bad request: %s\n", err);
+		respond_text(x, 400, body, NULL);
+		free(body);
+		return;
+	}
+	if (x->ereq->path_kind == EAS_PATH_OTHER) {
+		x->outcome = "not-found";
+		respond_text(x, 404, "not found\n", NULL);
+		return;
+	}
+	if (x->ereq->user_mismatch)
+		log_info("user=%s dev=%s: the query names user %s; the credentials win",
+		         x->ereq->account, x->ereq->device_id ? x->ereq->device_id : "-",
+		         x->ereq->user ? x->ereq->user : "-");
+	if (x->ereq->no_auth || x->ereq->account == NULL) {
+		respond_401(x);
+		return;
+	}
+	x->ap = auth_check(gw->auth, x->ereq->auth_user, x->ereq->auth_password,
+	                   http_request_header(hreq, "Authorization"), http_request_client(hreq),
+	                   auth_done, x);
+}
+
+static void
+on_abort(struct http_request *hreq, void *arg)
+{
+	struct exchange *x = http_request_get_data(hreq);
+	(void)arg;
+	if (x == NULL)
+		return;
+	x->outcome = x->held ? "client-gone-while-held" : "client-gone";
+	x->status = 499;
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+static void
+on_drain(struct http_request *hreq, void *arg)
+{
+	struct exchange *x = http_request_get_data(hreq);
+	(void)arg;
+	if (x != NULL && x->ureq != NULL)
+		upstream_resume(x->ureq);
+}
+
+static const struct http_handler handler = {
+    .on_request = on_request,
+    .on_abort = on_abort,
+    .on_drain = on_drain,
+};
+
+static void
+http_log(void *arg, enum http_log_level level, const char *msg)
+{
+	(void)arg;
+	if (level == HTTP_LOG_WARN)
+		log_warn("%s", msg);
+	else if (level == HTTP_LOG_INFO)
+		log_info("%s", msg);
+	else
+		log_debug("%s", msg);
+}
+
+/* "a, b" from a list, for the trusted_proxies conf string. */
+static char *
+cidr_list(const struct abq_config *cfg)
+{
+	char *s = NULL;
+	for (size_t i = 0; i < cfg->eas_trusted_proxies_count; i++) {
+		char addr[64];
+		const struct abq_cidr *c = &cfg->eas_trusted_proxies[i];
+		if (evutil_inet_ntop(c->family, c->addr, addr, sizeof(addr)) == NULL)
+			continue;
+		char *n = s ? xasprintf("%s,%s/%u", s, addr, c->prefix)
+		            : xasprintf("%s/%u", addr, c->prefix);
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+struct gateway *
+gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg_r)
+{
+	struct gateway *gw = xcalloc(1, sizeof(*gw));
+	const char *err = NULL;
+	char *trusted = NULL;
+
+	gw->base = base;
+	abq_hmap_init(&gw->devices);
+	gw->npassthrough = cfg->eas_passthrough_count;
+	gw->passthrough = xcalloc(gw->npassthrough + 1, sizeof(char *));
+	for (size_t i = 0; i < gw->npassthrough; i++)
+		gw->passthrough[i] = xstrdup(cfg->eas_passthrough[i]);
+	gw->rcfg.eas_path = cfg->eas_path;
+	gw->rcfg.passthrough = (const char *const *)gw->passthrough;
+	gw->rcfg.n_passthrough = gw->npassthrough;
+
+	gw->sq = storeq_start(base, cfg->store_url, cfg->base_dir, cfg->eas_default_domain,
+	                      on_device, gw, errmsg_r);
+	if (gw->sq == NULL)
+		goto fail;
+
+	struct upstream_conf uc = {
+	    .url = cfg->upstream_url,
+	    .ca_file = cfg->upstream_ca_file,
+	    .connect_timeout = (unsigned)cfg->upstream_connect_timeout,
+	    .request_timeout = (unsigned)cfg->upstream_request_timeout,
+	};
+	if ((gw->up = upstream_new(base, &uc, &err)) == NULL) {
+		*errmsg_r = xasprintf("upstream: %s", err);
+		goto fail;
+	}
+	struct auth_conf ac = {
+	    .method = cfg->auth_method,
+	    .upstream_url = cfg->upstream_url,
+	    .ca_file = cfg->upstream_ca_file,
+	    .connect_timeout_ms = cfg->upstream_connect_timeout * 1000,
+	    .request_timeout_ms = cfg->upstream_request_timeout * 1000,
+	    .cache_ttl_ms = cfg->auth_cache_ttl * 1000,
+	    .failure_ttl_ms = cfg->auth_failure_ttl * 1000,
+	    .max_failures_per_address = (unsigned)cfg->auth_max_failures_per_address,
+	    .max_failures_per_account = (unsigned)cfg->auth_max_failures_per_account,
+	};
+	if ((gw->auth = auth_new(base, &ac, &err)) == NULL) {
+		*errmsg_r = xasprintf("auth: %s", err);
+		goto fail;
+	}
+
+	struct http_server_conf hc;
+	http_server_conf_defaults(&hc);
+	hc.max_body = (size_t)cfg->eas_max_body;
+	hc.header_timeout_ms = (unsigned)(cfg->eas_header_timeout * 1000);
+	hc.max_conns_per_addr = (unsigned)cfg->eas_max_connections_per_address;
+	hc.max_conns = 100000;
+	/* A held request may go quiet for its whole heartbeat. */
+	hc.write_timeout_ms = HELD_TIMEOUT_S * 1000;
+	hc.trusted_proxies = trusted = cidr_list(cfg);
+	hc.log = http_log;
+	gw->srv = http_server_new(base, &hc, &handler, gw, &err);
+	free(trusted);
+	if (gw->srv == NULL) {
+		*errmsg_r = xasprintf("eas: %s", err);
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->eas_listen_count; i++) {
+		const struct abq_listen *l = &cfg->eas_listen[i];
+		char *addr = strchr(l->host, ':') ? xasprintf("[%s]:%s", l->host, l->port)
+		                                  : xasprintf("%s:%s", l->host, l->port);
+		if (l->tls && gw->tls == NULL &&
+		    (gw->tls = tls_ctx_new(cfg->tls_cert, cfg->tls_key, &err)) == NULL) {
+			*errmsg_r = xasprintf("tls: %s", err);
+			free(addr);
+			goto fail;
+		}
+		if (http_server_listen(gw->srv, addr, l->tls ? gw->tls : NULL, NULL, &err) < 0) {
+			*errmsg_r = xasprintf("listen %s%s: %s", l->tls ? "tls:" : "", addr, err);
+			free(addr);
+			goto fail;
+		}
+		log_info("listening on %s%s", l->tls ? "tls:" : "", addr);
+		free(addr);
+	}
+	return gw;
+fail:
+	gateway_free(&gw);
+	return NULL;
+}
+
+const char *const *
+gateway_store_files(struct gateway *gw)
+{
+	return storeq_files(gw->sq);
+}
+
+void
+gateway_reload(struct gateway *gw, const struct abq_config *cfg)
+{
+	const char *err;
+	if (gw->tls != NULL) {
+		if (tls_reload(gw->tls, &err) < 0)
+			log_error("reload: TLS certificate not reloaded, the old one stays: %s",
+			          err);
+		else
+			log_info("reload: TLS certificate reloaded for new connections");
+	}
+	(void)cfg;
+}
+
+unsigned
+gateway_drain(struct gateway *gw)
+{
+	struct exchange *x, *next;
+	gw->draining = true;
+	http_server_stop_listening(gw->srv);
+	for (x = gw->exchanges; x != NULL; x = next) {
+		next = x->next;
+		if (!x->held || x->ureq == NULL || x->started)
+			continue;
+		upstream_cancel(x->ureq);
+		x->ureq = NULL;
+		respond_503(x, "shutting-down", "5");
+	}
+	return gw->in_flight;
+}
+
+unsigned
+gateway_in_flight(const struct gateway *gw)
+{
+	return gw->in_flight;
+}
+
+void
+gateway_free(struct gateway **gwp)
+{
+	struct gateway *gw = *gwp;
+	if (gw == NULL)
+		return;
+	/* The server's on_abort finishes every exchange still open. */
+	http_server_free(&gw->srv);
+	while (gw->exchanges != NULL)
+		exchange_finish(gw->exchanges);
+	auth_free(&gw->auth);
+	upstream_free(&gw->up);
+	storeq_stop(&gw->sq);
+	tls_ctx_free(&gw->tls);
+	abq_hmap_free(&gw->devices, devstate_free);
+	for (size_t i = 0; i < gw->npassthrough; i++)
+		free(gw->passthrough[i]);
+	free(gw->passthrough);
+	free(gw);
+	*gwp = NULL;
+}

@@ -1,0 +1,235 @@
+/*
+ * main.c: abqd, the ActiveSync gateway daemon.
+ *
+ *   abqd [-c FILE] [-d] [-n]
+ *
+ * Reads the config (-c, else $ABQD_CONFIG, else /etc/abqd/abqd.conf), opens
+ * the store, binds the listeners, drops privileges to [eas] user, and serves
+ * until SIGTERM or SIGINT (drain: stop accepting, let requests in flight end
+ * for up to DRAIN_SECONDS). SIGHUP reloads what can change safely: the log
+ * level and the TLS certificate. -n checks the config and exits.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "daemon/gateway.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define DRAIN_SECONDS 10
+
+struct daemon {
+	struct event_base *base;
+	struct gateway *gw;
+	const char *config_path;
+	struct event *drain_timer;
+	int drain_ticks;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: abqd [-c FILE] [-d] [-n]\n"
+	                "  -c FILE  config file (default: $ABQD_CONFIG, then /etc/abqd/abqd.conf)\n"
+	                "  -d       stay in the foreground and log to stderr\n"
+	                "  -n       check the config, print 'configuration OK' or the error\n");
+	exit(2);
+}
+
+/* Log settings from the config: level and syslog facility. */
+static int
+log_settings(const struct abq_config *cfg, enum log_level *level, int *facility)
+{
+	if (log_level_parse(cfg->log_level, level) < 0) {
+		fprintf(stderr, "abqd: [log] level '%s' is not error, warn, info or debug\n",
+		        cfg->log_level);
+		return -1;
+	}
+	if (log_facility_parse(cfg->log_syslog_facility, facility) < 0) {
+		fprintf(stderr, "abqd: [log] syslog_facility '%s' is unknown\n",
+		        cfg->log_syslog_facility);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Give the store files to the daemon's user, then become that user for good.
+ * Called after the listeners are bound (so port 443 works) and the store is
+ * open.
+ */
+static int
+drop_privileges(const char *user, const char *const *files)
+{
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		log_error("[eas] user '%s' does not exist", user);
+		return -1;
+	}
+	for (size_t i = 0; files != NULL && files[i] != NULL; i++) {
+		if (chown(files[i], pw->pw_uid, pw->pw_gid) < 0 && errno != ENOENT) {
+			log_error("chown %s: %s", files[i], strerror(errno));
+			return -1;
+		}
+	}
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_error("cannot become user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		log_error("still able to regain root after dropping to %s", user);
+		return -1;
+	}
+	log_info("running as %s", user);
+	return 0;
+}
+
+static void
+on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)fd;
+	(void)what;
+	unsigned left = gateway_in_flight(d->gw);
+	if (left == 0 || ++d->drain_ticks >= DRAIN_SECONDS * 10) {
+		if (left > 0)
+			log_warn("shutdown: %u requests still open after %d s, closing them", left,
+			         DRAIN_SECONDS);
+		event_base_loopbreak(d->base);
+	}
+}
+
+static void
+on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)what;
+	if (d->drain_timer != NULL) {
+		log_info("second signal: exiting now");
+		event_base_loopbreak(d->base);
+		return;
+	}
+	unsigned left = gateway_drain(d->gw);
+	log_info("%s: draining, %u requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM", left);
+	struct timeval tick = {0, 100000};
+	d->drain_timer = event_new(d->base, -1, EV_PERSIST, on_drain_tick, d);
+	event_add(d->drain_timer, &tick);
+}
+
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	char *err = NULL;
+	enum log_level level;
+	int facility;
+	(void)sig;
+	(void)what;
+
+	struct abq_config *cfg = abq_config_load(d->config_path, true, &err);
+	if (cfg == NULL) {
+		log_error("reload: %s; keeping the running configuration", err);
+		free(err);
+		return;
+	}
+	if (log_settings(cfg, &level, &facility) == 0)
+		log_set_level(level);
+	gateway_reload(d->gw, cfg);
+	log_info("reload: log level %s; other changes need a restart", cfg->log_level);
+	abq_config_free(&cfg);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cpath = NULL;
+	bool foreground = false, check = false;
+	int ch, rv = 1;
+	char *err = NULL;
+	struct daemon d = {0};
+	enum log_level level;
+	int facility;
+
+	while ((ch = getopt(argc, argv, "c:dnhV")) != -1) {
+		switch (ch) {
+		case 'c':
+			cpath = optarg;
+			break;
+		case 'd':
+			foreground = true;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'V':
+			printf("abqd %s\n", ABQ_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	d.config_path = abq_config_path(cpath);
+	struct abq_config *cfg = abq_config_load(d.config_path, true, &err);
+	if (cfg == NULL) {
+		fprintf(stderr, "abqd: %s\n", err);
+		free(err);
+		return 1;
+	}
+	if (log_settings(cfg, &level, &facility) < 0)
+		goto out;
+	if (check) {
+		printf("configuration OK\n");
+		rv = 0;
+		goto out;
+	}
+	log_init("abqd", foreground, level, facility);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() < 0 || (d.base = event_base_new()) == NULL) {
+		log_error("cannot start the event loop");
+		goto out;
+	}
+	if ((d.gw = gateway_new(d.base, cfg, &err)) == NULL) {
+		log_error("%s", err);
+		fprintf(stderr, "abqd: %s\n", err);
+		free(err);
+		goto out;
+	}
+	if (cfg->eas_user != NULL && drop_privileges(cfg->eas_user, gateway_store_files(d.gw)) < 0)
+		goto out;
+	struct event *sterm = evsignal_new(d.base, SIGTERM, on_term, &d);
+	struct event *sint = evsignal_new(d.base, SIGINT, on_term, &d);
+	struct event *shup = evsignal_new(d.base, SIGHUP, on_hup, &d);
+	event_add(sterm, NULL);
+	event_add(sint, NULL);
+	event_add(shup, NULL);
+	log_info("abqd %s started; upstream %s", ABQ_VERSION, cfg->upstream_url);
+	event_base_dispatch(d.base);
+	log_info("abqd stopping");
+	event_free(sterm);
+	event_free(sint);
+	event_free(shup);
+	rv = 0;
+out:
+	if (d.drain_timer != NULL)
+		event_free(d.drain_timer);
+	gateway_free(&d.gw);
+	if (d.base != NULL) {
+		/* Let libevent finish freeing the connections' bufferevents. */
+		event_base_loop(d.base, EVLOOP_NONBLOCK);
+		event_base_free(d.base);
+	}
+	abq_config_free(&cfg);
+	return rv;
+}

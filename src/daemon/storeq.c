@@ -1,0 +1,421 @@
+/*
+ * storeq.c: the store thread.
+ *
+ * Jobs go in a FIFO under a mutex; the thread takes them one at a time, runs
+ * them against its own store handle, and puts each finished job on a done list.
+ * An event (made active from the thread; libevent is built thread-aware by
+ * evthread_use_pthreads() in main) wakes the loop, which calls the job's
+ * callback unless it was cancelled meanwhile. Last-seen updates are appended
+ * to a vector and written in one transaction once a second (or when many are
+ * waiting); then the thread reads the change log and posts every device whose
+ * recorded decision changed.
+ */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/registry.h"
+#include "core/view.h"
+#include "daemon/storeq.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+/* Flush last-seen updates early when this many wait. */
+#define TOUCH_FLUSH_AT 10000
+
+enum job_kind { JOB_OBSERVE, JOB_DEVICE };
+
+struct storeq_job {
+	struct storeq_job *next;
+	enum job_kind kind;
+	struct storeq *q;
+	/* JOB_OBSERVE */
+	struct abq_device seen;
+	storeq_observe_cb *cb;
+	void *arg;
+	bool cancelled; /* under q->lock */
+	int rv;
+	struct abq_device recorded;
+	char *errmsg;
+	/* JOB_DEVICE: a change read from the change log */
+	enum abq_state state;
+	enum abq_reason reason;
+	int64_t rule_id;
+};
+
+struct touch {
+	char *account;
+	char *device_id;
+	int64_t when;
+	char *address;
+	char *command;
+};
+
+struct storeq {
+	struct abq_store *store;
+	char *default_domain;
+	struct abq_view *view;
+	storeq_device_cb *on_device;
+	void *arg;
+
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stopping;
+	struct storeq_job *head, *tail;     /* waiting jobs */
+	struct storeq_job *done, *done_end; /* finished, for the loop */
+	struct touch *touches;
+	size_t ntouches, captouches;
+	struct event *wake; /* active: done jobs to deliver */
+};
+
+/* Append job to a singly linked FIFO. */
+static void
+fifo_push(struct storeq_job **head, struct storeq_job **tail, struct storeq_job *job)
+{
+	job->next = NULL;
+	if (*tail != NULL)
+		(*tail)->next = job;
+	else
+		*head = job;
+	*tail = job;
+}
+
+static void
+job_free(struct storeq_job *job)
+{
+	abq_device_clear(&job->seen);
+	abq_device_clear(&job->recorded);
+	free(job->errmsg);
+	free(job);
+}
+
+/* Hand a finished job to the loop. */
+static void
+job_done(struct storeq *q, struct storeq_job *job)
+{
+	pthread_mutex_lock(&q->lock);
+	fifo_push(&q->done, &q->done_end, job);
+	pthread_mutex_unlock(&q->lock);
+	event_active(q->wake, EV_READ, 0);
+}
+
+/* The loop's side: deliver every finished job. */
+static void
+deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct storeq *q = arg;
+	struct storeq_job *list;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&q->lock);
+	list = q->done;
+	q->done = q->done_end = NULL;
+	pthread_mutex_unlock(&q->lock);
+	while (list != NULL) {
+		struct storeq_job *job = list;
+		list = job->next;
+		if (job->kind == JOB_DEVICE) {
+			q->on_device(q->arg, job->seen.account, job->seen.device_id, job->state,
+			             job->reason, job->rule_id);
+		} else {
+			pthread_mutex_lock(&q->lock);
+			bool cancelled = job->cancelled;
+			pthread_mutex_unlock(&q->lock);
+			if (!cancelled)
+				job->cb(job->arg, job->rv, job->rv == 0 ? &job->recorded : NULL,
+				        job->errmsg);
+		}
+		job_free(job);
+	}
+}
+
+/* Thread: record one observation. */
+static void
+run_observe(struct storeq *q, struct storeq_job *job)
+{
+	struct abq_ctx c = {
+	    .store = q->store,
+	    .default_domain = q->default_domain,
+	    .who = ABQ_WHO_DAEMON,
+	    .now = abq_now(),
+	};
+	job->rv = abq_registry_observe(&c, &job->seen, &job->recorded, NULL, &job->errmsg);
+	if (job->rv < 0)
+		log_error("store: recording %s/%s failed: %s", job->seen.device_id,
+		          job->seen.account, job->errmsg);
+}
+
+/* Thread: write the batched last-seen updates in one transaction. */
+static void
+flush_touches(struct storeq *q)
+{
+	struct touch *v;
+	size_t n;
+	const char *err;
+
+	pthread_mutex_lock(&q->lock);
+	v = q->touches;
+	n = q->ntouches;
+	q->touches = NULL;
+	q->ntouches = q->captouches = 0;
+	pthread_mutex_unlock(&q->lock);
+	if (n == 0)
+		return;
+	struct abq_seen *seen = xcalloc(n, sizeof(*seen));
+	for (size_t i = 0; i < n; i++) {
+		seen[i].account = v[i].account;
+		seen[i].device_id = v[i].device_id;
+		seen[i].last_seen = v[i].when;
+		seen[i].last_address = v[i].address;
+		seen[i].last_command = v[i].command;
+	}
+	if (abq_store_begin(q->store, &err) < 0 ||
+	    abq_store_device_touch(q->store, seen, n, &err) < 0 ||
+	    abq_store_commit(q->store, &err) < 0) {
+		log_warn("store: last-seen update of %zu devices failed: %s", n, err);
+		abq_store_rollback(q->store);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].account);
+		free(v[i].device_id);
+		free(v[i].address);
+		free(v[i].command);
+	}
+	free(v);
+	free(seen);
+}
+
+/* View refresh callback (thread): post the change to the loop. */
+static void
+on_view_device(void *arg, const char *account, const char *device_id,
+               const struct abq_view_device *now)
+{
+	struct storeq *q = arg;
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_DEVICE;
+	job->q = q;
+	job->seen.account = xstrdup(account);
+	job->seen.device_id = xstrdup(device_id);
+	job->state = now->state;
+	job->reason = now->reason;
+	job->rule_id = now->rule_id;
+	job_done(q, job);
+}
+
+/* Thread: read the change log and pass on what changed. */
+static void
+refresh(struct storeq *q)
+{
+	char *msg = NULL;
+	size_t n;
+	if (abq_view_refresh(q->view, q->store, on_view_device, q, &n, &msg) < 0) {
+		log_warn("store: reading the change log failed (will retry): %s", msg);
+		free(msg);
+	} else if (n > 0) {
+		log_debug("store: applied %zu changes (seq %lld)", n,
+		          (long long)abq_view_seq(q->view));
+	}
+}
+
+/* The thread: jobs as they come, touches and the change log once a second. */
+static void *
+thread_main(void *arg)
+{
+	struct storeq *q = arg;
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+
+	for (;;) {
+		struct storeq_job *job = NULL;
+		bool stop, due;
+		struct timespec now;
+
+		pthread_mutex_lock(&q->lock);
+		while (q->head == NULL && !q->stopping && q->ntouches < TOUCH_FLUSH_AT) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec > next.tv_sec ||
+			    (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec))
+				break;
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			long ns =
+			    (next.tv_sec - now.tv_sec) * 1000000000L + (next.tv_nsec - now.tv_nsec);
+			until.tv_sec += ns / 1000000000L;
+			until.tv_nsec += ns % 1000000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&q->cond, &q->lock, &until);
+		}
+		if ((job = q->head) != NULL) {
+			q->head = job->next;
+			if (q->head == NULL)
+				q->tail = NULL;
+		}
+		stop = q->stopping && job == NULL;
+		pthread_mutex_unlock(&q->lock);
+
+		if (job != NULL) {
+			run_observe(q, job);
+			job_done(q, job);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		due = now.tv_sec > next.tv_sec ||
+		      (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec);
+		if (due || stop || q->ntouches >= TOUCH_FLUSH_AT)
+			flush_touches(q);
+		if (due) {
+			refresh(q);
+			next = now;
+			next.tv_sec += 1;
+		}
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+/* Initial load: report every recorded device. */
+struct load_arg {
+	storeq_device_cb *cb;
+	void *arg;
+};
+
+static int
+load_device(void *arg, const struct abq_device *d)
+{
+	struct load_arg *la = arg;
+	la->cb(la->arg, d->account, d->device_id, d->state, d->reason, d->rule_id);
+	return 0;
+}
+
+struct storeq *
+storeq_start(struct event_base *base, const char *url, const char *base_dir,
+             const char *default_domain, storeq_device_cb *on_device, void *arg, char **errmsg_r)
+{
+	struct storeq *q = xcalloc(1, sizeof(*q));
+	struct abq_device_filter all = {0};
+	struct load_arg la = {on_device, arg};
+	const char *err = NULL;
+
+	q->on_device = on_device;
+	q->arg = arg;
+	q->default_domain = xstrdup_null(default_domain);
+	q->store = abq_store_open(url, base_dir, ABQ_STORE_CREATE, &err);
+	if (q->store == NULL) {
+		*errmsg_r = xasprintf("store: %s", err);
+		goto fail;
+	}
+	if ((q->view = abq_view_load(q->store, default_domain, errmsg_r)) == NULL)
+		goto fail;
+	if (abq_store_device_iter(q->store, &all, load_device, &la, &err) != 0) {
+		*errmsg_r = xasprintf("store: %s", err);
+		goto fail;
+	}
+	if (evthread_make_base_notifiable(base) < 0) {
+		*errmsg_r = xstrdup("libevent cannot be woken from another thread");
+		goto fail;
+	}
+	q->wake = event_new(base, -1, 0, deliver, q);
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	if (pthread_create(&q->thread, NULL, thread_main, q) != 0) {
+		*errmsg_r = xstrdup("cannot start the store thread");
+		pthread_mutex_destroy(&q->lock);
+		pthread_cond_destroy(&q->cond);
+		goto fail;
+	}
+	return q;
+fail:
+	if (q->wake != NULL)
+		event_free(q->wake);
+	abq_view_free(&q->view);
+	abq_store_close(&q->store);
+	free(q->default_domain);
+	free(q);
+	return NULL;
+}
+
+void
+storeq_stop(struct storeq **qp)
+{
+	struct storeq *q = *qp;
+	if (q == NULL)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stopping = true;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	/* Results nobody will read any more. */
+	q->on_device = NULL;
+	for (struct storeq_job *j = q->done; j != NULL;) {
+		struct storeq_job *next = j->next;
+		job_free(j);
+		j = next;
+	}
+	event_free(q->wake);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
+	abq_view_free(&q->view);
+	abq_store_close(&q->store);
+	free(q->default_domain);
+	free(q);
+	*qp = NULL;
+}
+
+struct storeq_job *
+storeq_observe(struct storeq *q, const struct abq_device *seen, storeq_observe_cb *cb, void *arg)
+{
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_OBSERVE;
+	job->q = q;
+	abq_device_copy(&job->seen, seen);
+	job->cb = cb;
+	job->arg = arg;
+	pthread_mutex_lock(&q->lock);
+	fifo_push(&q->head, &q->tail, job);
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return job;
+}
+
+void
+storeq_cancel(struct storeq_job *job)
+{
+	pthread_mutex_lock(&job->q->lock);
+	job->cancelled = true;
+	pthread_mutex_unlock(&job->q->lock);
+}
+
+void
+storeq_touch(struct storeq *q, const char *account, const char *device_id, int64_t when,
+             const char *address, const char *command)
+{
+	pthread_mutex_lock(&q->lock);
+	if (q->ntouches == q->captouches) {
+		q->captouches = q->captouches ? q->captouches * 2 : 256;
+		q->touches = xrealloc(q->touches, q->captouches * sizeof(*q->touches));
+	}
+	struct touch *t = &q->touches[q->ntouches++];
+	t->account = xstrdup(account);
+	t->device_id = xstrdup(device_id);
+	t->when = when;
+	t->address = xstrdup_null(address);
+	t->command = xstrdup_null(command);
+	if (q->ntouches >= TOUCH_FLUSH_AT)
+		pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+const char *const *
+storeq_files(struct storeq *q)
+{
+	return abq_store_files(q->store);
+}

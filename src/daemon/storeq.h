@@ -1,0 +1,64 @@
+/*
+ * storeq.h: the store, used off the event loop.
+ *
+ * One thread owns the store handle. The loop hands it jobs (record a device a
+ * request brought; batch last-seen updates) and gets the results back on the
+ * loop's thread. Once a second the thread also flushes the batched last-seen
+ * updates and reads the store's change log, so that decisions made elsewhere
+ * (abqctl, another node) reach the loop within a second.
+ *
+ * The loop never waits on disk: every call here only queues.
+ */
+#ifndef ABQ_DAEMON_STOREQ_H
+#define ABQ_DAEMON_STOREQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct event_base;
+struct storeq;
+struct storeq_job;
+
+/* A device's decision as the loop keeps it (state NONE: the record is gone). */
+typedef void storeq_device_cb(void *arg, const char *account, const char *device_id,
+                              enum abq_state state, enum abq_reason reason, int64_t rule_id);
+
+/*
+ * Open the store (creating it on first start), report every recorded device to
+ * on_device (in this thread, before returning), and start the thread. NULL with
+ * *errmsg_r (a new string) on failure.
+ */
+struct storeq *storeq_start(struct event_base *base, const char *url, const char *base_dir,
+                            const char *default_domain, storeq_device_cb *on_device, void *arg,
+                            char **errmsg_r);
+/* Finish queued work, flush last-seen updates, stop the thread; *q = NULL. */
+void storeq_stop(struct storeq **q);
+
+/*
+ * Result of storeq_observe, on the loop's thread: rv 0 and the device as now
+ * recorded, or rv != 0 and a message.
+ */
+typedef void storeq_observe_cb(void *arg, int rv, const struct abq_device *recorded,
+                               const char *errmsg);
+
+/*
+ * Record what a request reported about (account, device) (abq_registry_observe:
+ * a new device is decided and made durable; changed facts are recorded and may
+ * change the state). The struct is copied. Returns a handle for
+ * storeq_cancel().
+ */
+struct storeq_job *storeq_observe(struct storeq *q, const struct abq_device *seen,
+                                  storeq_observe_cb *cb, void *arg);
+/* The caller went away: the job still runs, but cb is not called. */
+void storeq_cancel(struct storeq_job *job);
+
+/* Note a request from a known device; written in batches once a second. */
+void storeq_touch(struct storeq *q, const char *account, const char *device_id, int64_t when,
+                  const char *address, const char *command);
+
+/* The file(s) of the store, for chown before dropping privileges. */
+const char *const *storeq_files(struct storeq *q);
+
+#endif

@@ -1,0 +1,1037 @@
+#!/usr/bin/env python3
+"""End to end: abqd in front of a real ActiveSync upstream, driven as a phone is.
+
+Run by CTest as:  python3 test_e2e.py --abqd PATH --abqctl PATH [unittest args]
+
+The run is self-contained: it installs what the fixture needs
+(tests/fixture/install.sh, as root, idempotent), starts its own fixture (SOGo,
+Dovecot, PostgreSQL, memcached; tests/fixture/upstream.sh up) on free ports in
+its own scratch folder, and starts abqd in the foreground with a generated
+config (SQLite store in the same folder, log level debug, stderr in a file that
+is printed when something fails). Everything is torn down at the end, failure
+or not: abqd with SIGTERM, the fixture with `upstream.sh down`.
+
+The phone speaks EAS over http.client. Its WBXML is built from XML with Debian's
+xml2wbxml (libwbxml2-utils) and every answer is decoded with wbxml2xml: an
+oracle independent of abqd's own codec. The administrator is the real abqctl,
+working on the daemon's store. Each test asserts what the phone or the
+administrator sees; a missing tool is a failure, never a skip.
+
+Python 3 standard library only.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+import uuid
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FIXTURE = os.path.join(ROOT, "tests", "fixture")
+UPSTREAM_SH = os.path.join(FIXTURE, "upstream.sh")
+INSTALL_SH = os.path.join(FIXTURE, "install.sh")
+
+ABQD = None
+ABQCTL = None
+H = None  # the Harness of this run
+
+EAS_PATH = "/Microsoft-Server-ActiveSync"
+WBXML_TYPE = "application/vnd.ms-sync.wbxml"
+DOCTYPE = ('<!DOCTYPE ActiveSync PUBLIC "-//MICROSOFT//DTD ActiveSync//EN" '
+           '"http://www.microsoft.com/">')
+WBXML_HEADER = b"\x03\x01\x6a\x00"
+# eas-protocol.md: the FolderSync request with SyncKey 0, byte for byte.
+FOLDERSYNC_0 = bytes.fromhex("03 01 6a 00 00 07 56 52 03 30 00 01 01")
+# What upstream.sh seeds into alice's INBOX.
+ALICE_SEEDED = ["Welcome to the fixture", "Quarterly report draft", "Café on Friday?"]
+TOOLS = ["xml2wbxml", "wbxml2xml", "ss", "curl"]
+
+TIMINGS = []
+
+
+class Timer:
+    """`with Timer("label"):` prints and records how long a slow step took."""
+
+    def __init__(self, label):
+        self.label = label
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        self.elapsed = time.monotonic() - self.t0
+        TIMINGS.append((self.label, self.elapsed))
+        print("  [time] %-55s %6.2f s" % (self.label, self.elapsed), flush=True)
+        return False
+
+
+def new_id(tag):
+    return "e2e%s%s" % (tag, uuid.uuid4().hex[:10])
+
+
+# ------------------------------------------------------------------ WBXML oracle
+
+_wbxml_cache = {}
+
+
+def wbxml(xml_body):
+    """XML (without prolog) -> WBXML, by xml2wbxml."""
+    if xml_body in _wbxml_cache:
+        return _wbxml_cache[xml_body]
+    d = tempfile.mkdtemp(prefix="e2e-x2w-", dir=H.work if H else None)
+    try:
+        src, dst = os.path.join(d, "in.xml"), os.path.join(d, "out.wbxml")
+        with open(src, "w", encoding="utf-8") as f:
+            f.write('<?xml version="1.0" encoding="utf-8"?>\n%s\n%s\n' % (DOCTYPE, xml_body))
+        p = subprocess.run(["xml2wbxml", "-a", "-n", "-o", dst, src], capture_output=True,
+                           text=True, timeout=30)
+        if p.returncode != 0 or not os.path.exists(dst):
+            raise AssertionError("xml2wbxml failed on %r: %s" % (xml_body, p.stdout + p.stderr))
+        with open(dst, "rb") as f:
+            data = f.read()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    if not data.startswith(WBXML_HEADER):
+        raise AssertionError("xml2wbxml wrote header %s" % data[:4].hex(" "))
+    _wbxml_cache[xml_body] = data
+    return data
+
+
+def decode(body):
+    """WBXML -> ElementTree root with the namespaces stripped, by wbxml2xml."""
+    d = tempfile.mkdtemp(prefix="e2e-w2x-", dir=H.work if H else None)
+    try:
+        src, dst = os.path.join(d, "in.wbxml"), os.path.join(d, "out.xml")
+        with open(src, "wb") as f:
+            f.write(body)
+        p = subprocess.run(["wbxml2xml", "-l", "ACTIVESYNC", "-m", "0", "-o", dst, src],
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 0 or not os.path.exists(dst):
+            raise AssertionError("wbxml2xml cannot decode %s...: %s" % (
+                body[:32].hex(" "), (p.stdout + p.stderr).strip()))
+        with open(dst, "rb") as f:
+            xml = f.read()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as e:
+        raise AssertionError("wbxml2xml's XML does not parse (%s): %r" % (e, xml[:300]))
+    for el in root.iter():
+        if "}" in el.tag:
+            el.tag = el.tag.split("}", 1)[1]
+    return root
+
+
+def text_of(el, path):
+    found = el.find(path)
+    return None if found is None else (found.text or "")
+
+
+# ------------------------------------------------------------------ requests
+
+def ping_xml(folder_id, heartbeat):
+    return ('<Ping xmlns="Ping:"><HeartbeatInterval>%d</HeartbeatInterval><Folders><Folder>'
+            '<Id>%s</Id><Class>Email</Class></Folder></Folders></Ping>' % (heartbeat, folder_id))
+
+
+def sync_xml(coll_id, key, get_changes):
+    if not get_changes:
+        return ('<Sync xmlns="AirSync:"><Collections><Collection><SyncKey>%s</SyncKey>'
+                '<CollectionId>%s</CollectionId></Collection></Collections></Sync>' % (key, coll_id))
+    return ('<Sync xmlns="AirSync:" xmlns:asb="AirSyncBase:"><Collections><Collection>'
+            '<SyncKey>%s</SyncKey><CollectionId>%s</CollectionId><DeletesAsMoves>1</DeletesAsMoves>'
+            '<GetChanges/><WindowSize>100</WindowSize><Options><FilterType>0</FilterType>'
+            '<asb:BodyPreference><asb:Type>1</asb:Type><asb:TruncationSize>5000</asb:TruncationSize>'
+            '</asb:BodyPreference></Options></Collection></Collections></Sync>' % (key, coll_id))
+
+
+def esc(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def settings_xml(info):
+    order = ["Model", "IMEI", "FriendlyName", "OS", "OSLanguage", "PhoneNumber", "UserAgent",
+             "MobileOperator"]
+    inner = "".join("<%s>%s</%s>" % (k, esc(info[k]), k) for k in order if k in info)
+    return ('<Settings xmlns="Settings:"><DeviceInformation><Set>%s</Set></DeviceInformation>'
+            '</Settings>' % inner)
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+        self._doc = None
+
+    def doc(self):
+        if self._doc is None:
+            if not self.body:
+                raise AssertionError("HTTP %d with an empty body (headers %r)" % (
+                    self.status, self.headers))
+            self._doc = decode(self.body)
+        return self._doc
+
+    def __repr__(self):
+        return "HTTP %d %r body %r" % (self.status, self.headers, self.body[:200])
+
+
+class Phone:
+    """An EAS client: one user, one DeviceId, against abqd or the fixture itself."""
+
+    def __init__(self, device_id=None, user="alice", password="secret", version="14.1",
+                 device_type="SmartPhone", user_agent="abqd-e2e/1.0", direct=False):
+        self.device_id = device_id or new_id("d")
+        self.user, self.password, self.version = user, password, version
+        self.device_type, self.user_agent = device_type, user_agent
+        if direct:
+            u = urllib.parse.urlsplit(H.fixture_url)
+            self.host, self.port, self.path = u.hostname, u.port, u.path
+        else:
+            self.host, self.port, self.path = "127.0.0.1", H.abqd_port, EAS_PATH
+
+    def auth(self, password=None):
+        pw = self.password if password is None else password
+        return "Basic " + base64.b64encode(("%s:%s" % (self.user, pw)).encode()).decode()
+
+    def query(self, cmd):
+        return urllib.parse.urlencode({"Cmd": cmd, "User": self.user, "DeviceId": self.device_id,
+                                       "DeviceType": self.device_type})
+
+    def headers(self, version=None, password=None, auth=True):
+        h = {"User-Agent": self.user_agent, "Content-Type": WBXML_TYPE,
+             "X-MS-PolicyKey": "0"}
+        v = self.version if version is None else version
+        if v:
+            h["MS-ASProtocolVersion"] = v
+        if auth:
+            h["Authorization"] = self.auth(password)
+        return h
+
+    def http(self, method, target, headers, body=None, timeout=60):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            r = conn.getresponse()
+            return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def post(self, cmd, body, version=None, password=None, auth=True, timeout=60, query=None):
+        target = self.path + "?" + (query if query is not None else self.query(cmd))
+        return self.http("POST", target, self.headers(version, password, auth), body, timeout)
+
+    def raw_request(self, cmd, body, version=None):
+        """The bytes of a POST, for a socket the test controls."""
+        h = self.headers(version)
+        h["Host"] = "%s:%d" % (self.host, self.port)
+        h["Content-Length"] = str(len(body))
+        head = "POST %s?%s HTTP/1.1\r\n" % (self.path, self.query(cmd))
+        head += "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+        return head.encode() + body
+
+    def options(self, auth=True):
+        h = {"User-Agent": self.user_agent}
+        if auth:
+            h["Authorization"] = self.auth()
+        return self.http("OPTIONS", self.path, h)
+
+    # ---- commands
+
+    def foldersync(self, version=None):
+        return self.post("FolderSync", FOLDERSYNC_0, version=version)
+
+    def folders(self, tc):
+        """FolderSync 0, asserting success; returns [(ServerId, ParentId, DisplayName, Type)]."""
+        r = self.foldersync()
+        tc.assertEqual(r.status, 200, "FolderSync: %r" % r)
+        tc.assertIn(WBXML_TYPE, r.headers.get("content-type", ""), "FolderSync: %r" % r)
+        doc = r.doc()
+        tc.assertEqual(doc.tag, "FolderSync", "FolderSync root: %s" % ET.tostring(doc)[:300])
+        tc.assertEqual(text_of(doc, "Status"), "1", "FolderSync Status: %r" % r)
+        out = [(text_of(a, "ServerId"), text_of(a, "ParentId"), text_of(a, "DisplayName"),
+                text_of(a, "Type")) for a in doc.iter("Add")]
+        tc.assertTrue(out, "FolderSync: no folders: %r" % r)
+        return out
+
+    def inbox(self, tc):
+        fs = self.folders(tc)
+        inbox = [f for f in fs if f[3] == "2"]
+        tc.assertEqual(len(inbox), 1, "FolderSync: not exactly one Inbox (Type 2): %r" % fs)
+        return inbox[0][0]
+
+    def sync0(self, tc, coll):
+        r = self.post("Sync", wbxml(sync_xml(coll, "0", False)))
+        tc.assertEqual(r.status, 200, "Sync 0: %r" % r)
+        c = r.doc().find(".//Collection")
+        tc.assertIsNotNone(c, "Sync 0: no Collection: %r" % r)
+        tc.assertEqual(text_of(c, "Status"), "1", "Sync 0 status: %r" % r)
+        key = text_of(c, "SyncKey")
+        tc.assertTrue(key and key != "0", "Sync 0: no new SyncKey: %r" % r)
+        return key
+
+    def sync_changes(self, tc, coll, key):
+        """GetChanges until nothing is left (then once more, as phones confirm the key)."""
+        subjects = []
+        for _ in range(20):
+            r = self.post("Sync", wbxml(sync_xml(coll, key, True)))
+            tc.assertEqual(r.status, 200, "Sync GetChanges: %r" % r)
+            if not r.body:  # an empty 200: nothing changed since `key`
+                return key, subjects
+            c = r.doc().find(".//Collection")
+            tc.assertIsNotNone(c, "Sync: no Collection: %r" % r)
+            tc.assertEqual(text_of(c, "Status"), "1", "Sync status: %r" % r)
+            key = text_of(c, "SyncKey") or key
+            for add in c.iter("Add"):
+                subjects.append(text_of(add, ".//Subject") or "")
+            if c.find("Commands") is None and c.find("MoreAvailable") is None:
+                return key, subjects
+        tc.fail("Sync: still changes after 20 rounds")
+
+
+def assert_status_doc(tc, r, root, status, what):
+    tc.assertEqual(r.status, 200, "%s: %r" % (what, r))
+    tc.assertIn(WBXML_TYPE, r.headers.get("content-type", ""), "%s: %r" % (what, r))
+    tc.assertTrue(r.body.startswith(WBXML_HEADER), "%s: WBXML header %s" % (what, r.body[:4].hex()))
+    doc = r.doc()
+    tc.assertEqual(doc.tag, root, "%s: root %s" % (what, ET.tostring(doc)))
+    tc.assertEqual(text_of(doc, "Status"), str(status), "%s: %s" % (what, ET.tostring(doc)))
+
+
+# ------------------------------------------------------------------ the harness
+
+def free_ports(n):
+    """n distinct ports below the ephemeral range, each free to bind on loopback now."""
+    rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
+    ports = []
+    while len(ports) < n:
+        p = rnd.randrange(21000, 32000)
+        if p in ports:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        ports.append(p)
+    return ports
+
+
+class Harness:
+    def __init__(self):
+        self.work = None
+        self.fixdir = None
+        self.abqd = None
+        self.abqd_log = None
+        self.fixture_up = False
+        self.failed = False
+
+    # ---- fixture
+
+    def fixture(self, *args, timeout=120):
+        """upstream.sh ARGS --dir DIR. Its output goes to a file, not a pipe: the
+        daemons it starts inherit the descriptors and would hold a pipe open."""
+        out = os.path.join(self.work, "upstream-sh.out")
+        with open(out, "w+") as f:
+            p = subprocess.run([UPSTREAM_SH] + list(args) + ["--dir", self.fixdir],
+                               stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                               env=self.fix_env, timeout=timeout)
+            f.seek(0)
+            p.stdout, p.stderr = f.read(), ""
+        return p
+
+    def fixture_ok(self, *args):
+        p = self.fixture(*args)
+        if p.returncode != 0:
+            raise AssertionError("upstream.sh %s: rc %d\n%s%s" % (
+                " ".join(args), p.returncode, p.stdout, p.stderr))
+        return p.stdout
+
+    def start(self):
+        if os.getuid() != 0:
+            raise AssertionError("the end-to-end tests need root (the fixture runs daemons "
+                                 "as their system users)")
+        with Timer("fixture install.sh"):
+            with tempfile.TemporaryFile("w+") as out:  # a file: nothing can hold a pipe
+                p = subprocess.run([INSTALL_SH], stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, timeout=900)
+                out.seek(0)
+                text = out.read()
+        if p.returncode != 0:
+            raise AssertionError("tests/fixture/install.sh failed (rc %d): %s" % (p.returncode, text))
+        missing = [t for t in TOOLS if shutil.which(t) is None]
+        if missing:
+            raise AssertionError("missing tools after install.sh: %s (libwbxml2-utils, "
+                                 "iproute2, curl)" % ", ".join(missing))
+        for b in (ABQD, ABQCTL):
+            if not os.access(b, os.X_OK):
+                raise AssertionError("%s is not an executable" % b)
+
+        # /tmp and world-traversable: the fixture's daemons run as their own users.
+        self.work = tempfile.mkdtemp(prefix="abqd-e2e-", dir="/tmp")
+        os.chmod(self.work, 0o755)
+        self.fixdir = os.path.join(self.work, "fixture")
+        (pg, imap, mc, sogo, smtp, self.abqd_port, self.admin_port) = free_ports(7)
+        self.sogo_port = sogo
+        self.imap_port = imap
+        self.fix_env = dict(os.environ)
+        for k in list(self.fix_env):
+            if k.startswith("ABQ_FIX_"):
+                del self.fix_env[k]
+        self.fix_env.update({
+            "ABQ_FIX_PG_PORT": str(pg), "ABQ_FIX_IMAP_PORT": str(imap),
+            "ABQ_FIX_MEMCACHED_PORT": str(mc), "ABQ_FIX_SOGO_PORT": str(sogo),
+            "ABQ_FIX_SMTP_PORT": str(smtp), "ABQ_FIX_SOGO_WORKERS": "10",
+        })
+        print("work dir %s; ports: sogo %d, imap %d, pg %d, memcached %d, abqd %d" % (
+            self.work, sogo, imap, pg, mc, self.abqd_port), flush=True)
+        with Timer("fixture up"):
+            self.fixture_up = True
+            out = self.fixture_ok("up")
+        urls = [l for l in out.splitlines() if l.startswith("http://")]
+        if not urls:
+            raise AssertionError("upstream.sh up printed no URL:\n%s" % out)
+        self.fixture_url = urls[-1].strip()
+
+        self.conf = os.path.join(self.work, "abqd.conf")
+        with open(self.conf, "w") as f:
+            f.write(self.config_text())
+        self.start_abqd()
+
+    def config_text(self):
+        return ("; generated by tests/e2e/test_e2e.py\n"
+                "[eas]\n"
+                "listen = 127.0.0.1:%d\n"
+                "default_domain = example.test\n"
+                "[upstream]\n"
+                "url = %s\n"
+                "[store]\n"
+                "url = sqlite:abqd.db\n"
+                "[admin]\n"
+                "listen = 127.0.0.1:%d\n"
+                "[log]\n"
+                "level = debug\n" % (self.abqd_port, self.fixture_url, self.admin_port))
+
+    def start_abqd(self):
+        self.abqd_log = os.path.join(self.work, "abqd.stderr")
+        logf = open(self.abqd_log, "ab")
+        env = dict(os.environ)
+        env.pop("ABQD_CONFIG", None)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        with Timer("abqd start (until it accepts)"):
+            self.abqd = subprocess.Popen([ABQD, "-d", "-c", self.conf], stdout=logf,
+                                         stderr=subprocess.STDOUT, cwd=self.work, env=env)
+            logf.close()
+            deadline = time.monotonic() + 20
+            while True:
+                if self.abqd.poll() is not None:
+                    raise AssertionError("abqd exited with %d at start:\n%s" % (
+                        self.abqd.returncode, self.log_text()))
+                try:
+                    socket.create_connection(("127.0.0.1", self.abqd_port), timeout=1).close()
+                    break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError("abqd does not accept on port %d after 20 s:\n%s" % (
+                        self.abqd_port, self.log_text()))
+                time.sleep(0.05)
+
+    def stop_abqd(self, timeout=20):
+        """SIGTERM; returns the exit status (None if it had to be killed)."""
+        if self.abqd is None:
+            return None
+        p, self.abqd = self.abqd, None
+        if p.poll() is not None:
+            return p.returncode
+        p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None
+
+    def log_text(self, limit=400000):
+        if self.abqd_log is None:
+            return "(abqd was not started)"
+        try:
+            with open(self.abqd_log, "rb") as f:
+                data = f.read()
+        except OSError:
+            return "(no abqd log)"
+        if len(data) > limit:
+            data = b"[... %d bytes cut ...]\n" % (len(data) - limit) + data[-limit:]
+        return data.decode("utf-8", "replace")
+
+    def stop(self):
+        self.stop_abqd()
+        if self.fixture_up:
+            with Timer("fixture down"):
+                p = self.fixture("down")
+            if p.returncode != 0:
+                print("upstream.sh down: rc %d %s%s" % (p.returncode, p.stdout, p.stderr))
+            self.fixture_up = False
+        if self.failed:
+            print("\n===== abqd's log (%s) =====\n%s\n===== end of abqd's log =====" % (
+                self.abqd_log, self.log_text()), flush=True)
+            sogo = os.path.join(self.fixdir or "/nonexistent", "sogo", "sogod.log")
+            if os.path.exists(sogo):
+                with open(sogo, "rb") as f:
+                    tail = f.read()[-8000:].decode("utf-8", "replace")
+                print("===== sogod.log (last 8 KB) =====\n%s" % tail, flush=True)
+            if self.work:
+                print("work dir kept: %s" % self.work)
+        elif self.work:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    # ---- administration
+
+    def ctl(self, *words):
+        env = dict(os.environ)
+        env.pop("ABQD_CONFIG", None)
+        env.pop("SUDO_USER", None)
+        return subprocess.run([ABQCTL, "-c", self.conf] + [str(w) for w in words],
+                              capture_output=True, text=True, timeout=60, env=env)
+
+    def ctl_json(self, tc, *words):
+        p = self.ctl(*(list(words) + ["--json"]))
+        tc.assertEqual(p.returncode, 0, "abqctl %s: rc %d: %s" % (" ".join(words), p.returncode,
+                                                                    p.stderr))
+        try:
+            return json.loads(p.stdout)
+        except ValueError as e:
+            tc.fail("abqctl %s --json: not JSON (%s): %r" % (" ".join(words), e, p.stdout[:300]))
+
+    def abqd_conns(self):
+        """abqd's established TCP connections to SOGo: set of (local, peer)."""
+        pid = self.abqd.pid
+        p = subprocess.run(["ss", "-tnpH", "state", "established",
+                            "( dport = :%d )" % self.sogo_port], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise AssertionError("ss failed: %s" % p.stderr)
+        out = set()
+        for line in p.stdout.splitlines():
+            if "pid=%d," % pid not in line:
+                continue
+            f = line.split()
+            # state filter given: Recv-Q Send-Q Local Peer Process
+            out.add((f[2], f[3]))
+        return out
+
+
+# ------------------------------------------------------------------ the tests
+
+class E2E(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self):
+        self.assertIsNotNone(H.abqd, "abqd is not running")
+        self.assertIsNone(H.abqd.poll(), "abqd died (exit %s)" % H.abqd.returncode)
+        self.restore = []
+
+    def tearDown(self):
+        for words in reversed(self.restore):
+            p = H.ctl(*words)
+            if p.returncode != 0:
+                print("restore: abqctl %s: %s" % (" ".join(words), p.stderr))
+        if self.restore:
+            time.sleep(1.5)  # the daemon reads the change log once a second
+        if H.abqd is not None and H.abqd.poll() is not None:
+            self.fail("abqd died during the test (exit %s)" % H.abqd.returncode)
+
+    def admin(self, *words):
+        p = H.ctl(*words)
+        self.assertEqual(p.returncode, 0, "abqctl %s: rc %d: %s" % (
+            " ".join(map(str, words)), p.returncode, p.stderr))
+        return p.stdout
+
+    def device_info(self, account, device_id):
+        return H.ctl_json(self, "mobile", "getDeviceInfo", account, device_id)
+
+    def until(self, what, fn, limit, step=0.1):
+        """Poll fn() until it returns a true value; fail after `limit` seconds."""
+        t0 = time.monotonic()
+        last = None
+        while True:
+            last = fn()
+            if last and last[0]:
+                el = time.monotonic() - t0
+                print("  [time] %-55s %6.2f s" % (what, el), flush=True)
+                TIMINGS.append((what, el))
+                return last
+            if time.monotonic() - t0 > limit:
+                self.fail("%s: not within %.1f s; last: %r" % (what, limit, last))
+            time.sleep(step)
+
+    # 1 ---------------------------------------------------------------
+    def test_01_permitted_device_sees_the_upstream(self):
+        """FolderSync and Sync through abqd return what SOGo returns directly."""
+        via = Phone(device_id=new_id("via"))
+        direct = Phone(device_id=new_id("direct"), direct=True)
+
+        f_via, f_direct = via.folders(self), direct.folders(self)
+        self.assertEqual(sorted(f_via), sorted(f_direct),
+                         "folders through abqd differ from SOGo's own answer")
+        names = {(n, t) for _, _, n, t in f_via}
+        self.assertIn("2", {t for _, t in names}, "no Inbox: %r" % f_via)
+        print("  folders through abqd: %s" % ", ".join("%s(%s)" % nt for nt in sorted(names)))
+
+        inbox_v = [f[0] for f in f_via if f[3] == "2"][0]
+        inbox_d = [f[0] for f in f_direct if f[3] == "2"][0]
+        key_v = via.sync0(self, inbox_v)
+        key_d = direct.sync0(self, inbox_d)
+        _, subj_v = via.sync_changes(self, inbox_v, key_v)
+        _, subj_d = direct.sync_changes(self, inbox_d, key_d)
+        self.assertEqual(sorted(subj_v), sorted(subj_d),
+                         "Inbox subjects through abqd differ from SOGo's own answer")
+        for s in ALICE_SEEDED:
+            self.assertIn(s, subj_v, "seeded subject missing through abqd")
+        print("  subjects through abqd: %s" % "; ".join(subj_v))
+
+        d = self.device_info("alice", via.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"]), ("Allowed", "Mode"), d)
+        self.assertEqual(d["deviceType"], "SmartPhone")
+        self.assertEqual(d["easVersion"], "14.1")
+
+    # 2 ---------------------------------------------------------------
+    def test_02_ping_returns_when_mail_arrives(self):
+        phone = Phone(device_id=new_id("ping"))
+        inbox = phone.inbox(self)
+        key = phone.sync0(self, inbox)
+        key, subjects = phone.sync_changes(self, inbox, key)
+        self.assertTrue(subjects)
+        key, _ = phone.sync_changes(self, inbox, key)  # confirm, as phones do
+
+        subject = "Ping through abqd %s" % uuid.uuid4().hex[:8]
+        body = wbxml(ping_xml(inbox, 20))
+        result = {}
+
+        def ping():
+            try:
+                result["resp"] = phone.post("Ping", body, timeout=90)
+            except Exception as e:  # noqa: BLE001 - reported below
+                result["error"] = e
+            result["t"] = time.monotonic()
+
+        th = threading.Thread(target=ping, daemon=True)
+        t_start = time.monotonic()
+        th.start()
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "Ping returned before any mail arrived: %r" % result)
+        H.fixture_ok("deliver", "alice", subject)
+        t_deliver = time.monotonic()
+        th.join(30)
+        self.assertFalse(th.is_alive(), "Ping still held 30 s after the delivery")
+        self.assertNotIn("error", result, "Ping failed: %r" % result.get("error"))
+        r = result["resp"]
+        self.assertEqual(r.status, 200, "Ping: %r" % r)
+        doc = r.doc()
+        self.assertEqual(doc.tag, "Ping")
+        self.assertEqual(text_of(doc, "Status"), "2", "Ping: %s" % ET.tostring(doc))
+        self.assertIn(inbox, [f.text for f in doc.iter("Folder")], ET.tostring(doc))
+        after = result["t"] - t_deliver
+        print("  [time] %-55s %6.2f s" % ("Ping Status 2 after the delivery", after))
+        TIMINGS.append(("Ping Status 2 after the delivery", after))
+        self.assertLess(after, 10.5, "Ping answered %.1f s after the delivery" % after)
+        self.assertGreater(result["t"] - t_start, 1.4)
+        _, subjects = phone.sync_changes(self, inbox, key)
+        self.assertIn(subject, subjects, "the delivered mail does not sync")
+
+    # 3 ---------------------------------------------------------------
+    def test_03_phone_gone_mid_ping_frees_the_upstream_connection(self):
+        phone = Phone(device_id=new_id("gone"))
+        inbox = phone.inbox(self)
+        key = phone.sync0(self, inbox)
+        key, _ = phone.sync_changes(self, inbox, key)
+        phone.sync_changes(self, inbox, key)
+
+        before = H.abqd_conns()
+        s = socket.create_connection(("127.0.0.1", H.abqd_port), timeout=10)
+        try:
+            s.sendall(phone.raw_request("Ping", wbxml(ping_xml(inbox, 25))))
+            # The held Ping: an upstream connection more (or a pooled one taken).
+            held = None
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 5:
+                during = H.abqd_conns()
+                if during - before:
+                    held = during - before
+                    break
+                time.sleep(0.1)
+            s.settimeout(0.2)
+            try:
+                early = s.recv(100)
+            except socket.timeout:
+                early = None
+            self.assertIsNone(early, "the Ping was answered at once: %r" % early)
+            self.assertTrue(held, "no new connection from abqd to SOGo while a Ping is held "
+                                  "(before %r, during %r)" % (before, during))
+            print("  while held: %d connection(s) abqd->SOGo, %d before" % (len(during), len(before)))
+        finally:
+            t_close = time.monotonic()
+            s.close()
+        def gone():
+            now = H.abqd_conns()
+            return (not (held & now), now)
+        self.until("upstream connection closed after the phone left", gone, 2.0, 0.05)
+        self.assertLess(len(H.abqd_conns()), len(during))
+        self.assertLess(time.monotonic() - t_close, 3)
+
+    # 4 ---------------------------------------------------------------
+    def test_04_blocked_device(self):
+        phone = Phone(device_id=new_id("blk"))
+        phone.folders(self)
+        self.admin("mobile", "abq", "block", phone.device_id)
+
+        def blocked():
+            r = phone.foldersync()
+            return (r.status == 200 and r.body and text_of(r.doc(), "Status") == "129", r)
+        _, r = self.until("block seen by abqd", blocked, 2.5, 0.1)
+        assert_status_doc(self, r, "FolderSync", 129, "blocked FolderSync at 14.1")
+        r = phone.foldersync(version="16.1")
+        assert_status_doc(self, r, "FolderSync", 129, "blocked FolderSync at 16.1")
+        r = phone.foldersync(version="12.1")
+        self.assertEqual(r.status, 403, "blocked FolderSync at 12.1: %r" % r)
+        d = self.device_info("alice", phone.device_id)
+        self.assertEqual((d["device"]["state"], d["device"]["reason"]), ("Blocked", "Individual"))
+        self.assertEqual([(e["deviceId"], e["state"]) for e in d["entries"]],
+                         [(phone.device_id, "Blocked")])
+
+    def test_04a_block_ends_a_held_ping(self):
+        """product.md: a Ping held by a device that becomes blocked is answered within 2 s."""
+        phone = Phone(device_id=new_id("blkping"))
+        inbox = phone.inbox(self)
+        key = phone.sync0(self, inbox)
+        key, _ = phone.sync_changes(self, inbox, key)
+        phone.sync_changes(self, inbox, key)
+        result = {}
+
+        def ping():
+            try:
+                result["resp"] = phone.post("Ping", wbxml(ping_xml(inbox, 25)), timeout=60)
+            except Exception as e:  # noqa: BLE001 - reported below
+                result["error"] = e
+            result["t"] = time.monotonic()
+
+        th = threading.Thread(target=ping, daemon=True)
+        th.start()
+        time.sleep(1.0)
+        self.assertTrue(th.is_alive(), "Ping not held: %r" % result)
+        t_block = time.monotonic()
+        self.admin("mobile", "abq", "block", phone.device_id, "account", "alice")
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the held Ping is still held 10 s after the block")
+        self.assertNotIn("error", result, "Ping failed: %r" % result.get("error"))
+        el = result["t"] - t_block
+        print("  [time] %-55s %6.2f s" % ("held Ping answered after the block", el))
+        TIMINGS.append(("held Ping answered after the block", el))
+        self.assertLess(el, 2.5, "the held Ping was answered %.1f s after the block" % el)
+        assert_status_doc(self, result["resp"], "Ping", 129, "held Ping of a blocked device")
+
+    def test_04b_device_limit(self):
+        first = Phone(device_id=new_id("lim1"), user="bob")
+        first.folders(self)
+        self.admin("config", "global", "set", "attribute", "abqMaxDevicesPerAccount", "value", "1")
+        self.restore.append(("config", "global", "delete", "attribute", "abqMaxDevicesPerAccount"))
+        second = Phone(device_id=new_id("lim2"), user="bob")
+        r = second.foldersync()
+        assert_status_doc(self, r, "FolderSync", 177, "second device beyond the limit")
+        d = self.device_info("bob", second.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"]), ("Blocked", "Limit"))
+
+    # 5 ---------------------------------------------------------------
+    def test_05_quarantine_in_mode_interactive(self):
+        self.admin("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+        self.restore.append(("config", "global", "set", "attribute", "abqMode", "value",
+                             "Permissive"))
+        phone = Phone(device_id=new_id("quar"))
+        r = phone.foldersync()
+        assert_status_doc(self, r, "FolderSync", 130, "new device in mode Interactive")
+        r = phone.foldersync(version="12.1")
+        self.assertEqual(r.status, 403, "quarantined FolderSync at 12.1: %r" % r)
+        doc = H.ctl_json(self, "mobile", "abq", "list", "status", "Quarantined")
+        mine = [d for d in doc["devices"] if d["deviceId"] == phone.device_id]
+        self.assertEqual(len(mine), 1, "quarantined device not listed: %r" % doc)
+        self.assertEqual((mine[0]["account"], mine[0]["state"], mine[0]["reason"]),
+                         ("alice", "Quarantined", "Mode"))
+
+    # 6 ---------------------------------------------------------------
+    def test_06_base64_query(self):
+        phone = Phone()
+
+        def b64query(version, cmd, devid, devtype, params=()):
+            q = bytes([version, cmd]) + (0x0409).to_bytes(2, "little")
+            q += bytes([len(devid)]) + devid + b"\x00" + bytes([len(devtype)]) + devtype
+            for tag, value in params:
+                q += bytes([tag, len(value)]) + value
+            return base64.b64encode(q).decode()
+
+        # MS-ASHTTP's own vector (14.0, command code 0 = Sync, DeviceId v140Device, type
+        # SmartPhone) checks the encoder; the requests below are FolderSync (code 9).
+        self.assertEqual(b64query(140, 0, b"v140Device", b"SmartPhone"),
+                         "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l")
+        ascii_id = b"v140Dev" + uuid.uuid4().hex[:6].encode()
+        q1 = b64query(140, 9, ascii_id, b"SmartPhone")
+        # A binary DeviceId whose query holds '+', '/' and '=' padding, sent raw as
+        # phones do (SOGo itself does not percent-decode this form).
+        for _ in range(100000):
+            binary_id = uuid.uuid4().bytes
+            q2 = b64query(141, 9, binary_id, b"iPad", [(8, b"alice")])  # 34 bytes: "=="
+            if "+" in q2 and "/" in q2 and q2.endswith("="):
+                break
+        else:
+            self.fail("internal: no DeviceId gives a query with '+', '/' and '='")
+        for query, version, devid in ((q1, "14.0", ascii_id.hex().upper()),
+                                      (q2, "14.1", binary_id.hex().upper())):
+            target = EAS_PATH + "?" + query
+            h = {"Authorization": phone.auth(), "Content-Type": WBXML_TYPE,
+                 "User-Agent": "abqd-e2e-b64/1.0"}
+            r = phone.http("POST", target, h, FOLDERSYNC_0)
+            self.assertEqual(r.status, 200, "base64 FolderSync %s: %r" % (version, r))
+            doc = r.doc()
+            self.assertEqual((doc.tag, text_of(doc, "Status")), ("FolderSync", "1"))
+            types = [text_of(a, "Type") for a in doc.iter("Add")]
+            self.assertIn("2", types, "base64 FolderSync: no Inbox")
+            d = self.device_info("alice", devid)["device"]
+            self.assertEqual(d["deviceId"], devid)
+            self.assertEqual(d["easVersion"], version)
+            self.assertEqual(d["state"], "Allowed")
+
+    # 7 ---------------------------------------------------------------
+    def test_07_wrong_password_leaves_no_trace(self):
+        phone = Phone(device_id=new_id("badpw"))
+        r = phone.post("FolderSync", FOLDERSYNC_0, password="not-the-password")
+        self.assertEqual(r.status, 401, "wrong password: %r" % r)
+        self.assertRegex(r.headers.get("www-authenticate", ""), r"^Basic( |$)")
+        r = phone.post("FolderSync", FOLDERSYNC_0, auth=False)
+        self.assertEqual(r.status, 401, "no credentials: %r" % r)
+        self.assertRegex(r.headers.get("www-authenticate", ""), r"^Basic( |$)")
+        devs = H.ctl_json(self, "mobile", "getAllDevices")["devices"]
+        self.assertTrue(devs, "getAllDevices lists nothing at all (other tests made devices)")
+        self.assertEqual([d for d in devs if d["deviceId"].lower() == phone.device_id.lower()],
+                         [])
+        hist = H.ctl_json(self, "mobile", "abq", "history")["history"]
+        self.assertEqual([e for e in hist if phone.device_id.lower() in json.dumps(e).lower()], [])
+
+    # 8 ---------------------------------------------------------------
+    def test_08_settings_device_information(self):
+        phone = Phone(device_id=new_id("info"), user_agent="abqd-e2e-header/2.0")
+        info = {"Model": "Pixel 8 Pro", "IMEI": "356938035643809", "FriendlyName": "Alice's phone",
+                "OS": "Android 14.0.0", "OSLanguage": "English", "UserAgent": "Android-Mail/2024.11"}
+        r = phone.post("Settings", wbxml(settings_xml(info)))
+        self.assertEqual(r.status, 200, "Settings: %r" % r)
+        doc = r.doc()
+        self.assertEqual(doc.tag, "Settings")
+        d = self.device_info("alice", phone.device_id)["device"]
+        got = {"Model": d["model"], "IMEI": d["imei"], "FriendlyName": d["friendlyName"],
+               "OS": d["os"], "OSLanguage": d["osLanguage"], "UserAgent": d["userAgent"]}
+        self.assertEqual(got, info)
+        self.assertEqual(d["lastCommand"], "Settings")
+
+    # 9 is test_90 (it restarts the fixture, so it runs last)
+
+    # 10 --------------------------------------------------------------
+    def test_10_malformed_requests(self):
+        phone = Phone(device_id=new_id("bad"))
+
+        def served():
+            self.assertEqual(phone.folders(self)[0][0] is not None, True)
+
+        # A garbage request line over a raw socket.
+        s = socket.create_connection(("127.0.0.1", H.abqd_port), timeout=10)
+        try:
+            s.sendall(b"\x16\x03\x01 GARBAGE \x00\xff nonsense\r\n\r\n")
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        self.assertRegex(data, rb"^HTTP/1\.[01] 400 ", "garbage request line: %r" % data[:200])
+        served()
+
+        # A malformed base64 query (truncated, then not base64 at all).
+        for q in ("jAAJBAp2MTQw", "!!!not*base64!!!"):
+            r = phone.http("POST", EAS_PATH + "?" + urllib.parse.quote(q, safe=""),
+                           {"Authorization": phone.auth(), "Content-Type": WBXML_TYPE},
+                           FOLDERSYNC_0)
+            self.assertEqual(r.status, 400, "malformed base64 query %r: %r" % (q, r))
+            served()
+
+        # A malformed WBXML Settings body: a string that never ends.
+        good = wbxml(settings_xml({"Model": "Broken", "OS": "Nothing"}))
+        truncated = good[:good.index(b"Broken") + 3]
+        r = phone.post("Settings", truncated)
+        self.assertEqual(r.status, 400, "truncated WBXML Settings: %r" % r)
+        r = phone.post("Settings", b"this is not WBXML")
+        self.assertEqual(r.status, 400, "non-WBXML Settings: %r" % r)
+        served()
+
+    # 11 --------------------------------------------------------------
+    def test_11_options(self):
+        phone = Phone(user="bob")
+        r = phone.options()
+        self.assertEqual(r.status, 200, "OPTIONS with credentials: %r" % r)
+        versions = [v.strip() for v in r.headers.get("ms-asprotocolversions", "").split(",")]
+        self.assertIn("14.1", versions, "OPTIONS: %r" % r)
+        direct = Phone(user="bob", direct=True).options()
+        self.assertEqual(r.headers.get("ms-asprotocolversions"),
+                         direct.headers.get("ms-asprotocolversions"), "not SOGo's own versions")
+        self.assertIn("ms-asprotocolcommands", r.headers)
+        r = phone.options(auth=False)
+        self.assertEqual(r.status, 401, "OPTIONS without credentials: %r" % r)
+
+    # 12 --------------------------------------------------------------
+    def test_12_config_check(self):
+        p = subprocess.run([ABQD, "-n", "-c", H.conf], capture_output=True, text=True, timeout=30)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "configuration OK"), p.stderr)
+        lines = H.config_text().splitlines()
+        lines.insert(3, "listne = 127.0.0.1:1")  # line 4, in [eas]
+        bad = os.path.join(H.work, "bad.conf")
+        with open(bad, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        p = subprocess.run([ABQD, "-n", "-c", bad], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, "bad config: rc %d %s" % (p.returncode, p.stderr))
+        self.assertNotIn("configuration OK", p.stdout)
+        self.assertRegex(p.stderr, r"bad\.conf:4: .*listne", p.stderr)
+
+    # 13 --------------------------------------------------------------
+    def test_13_imap_authentication(self):
+        """[auth] method = imap://: a second abqd checks passwords against the
+        fixture's real Dovecot: a good one syncs, a wrong one gets 401 and leaves
+        no trace."""
+        work = os.path.join(H.work, "imap-abqd")
+        os.makedirs(work, exist_ok=True)
+        (port,) = free_ports(1)
+        conf = os.path.join(work, "abqd.conf")
+        with open(conf, "w") as f:
+            f.write("[eas]\nlisten = 127.0.0.1:%d\ndefault_domain = example.test\n"
+                    "[upstream]\nurl = %s\n[auth]\nmethod = imap://127.0.0.1:%d\n"
+                    "[store]\nurl = sqlite:abqd.db\n[log]\nlevel = debug\n"
+                    % (port, H.fixture_url, H.imap_port))
+        logf = open(os.path.join(work, "abqd.stderr"), "ab")
+        p = subprocess.Popen([ABQD, "-d", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
+                             cwd=work)
+        logf.close()
+        def accepts():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return (True,)
+            except OSError as e:
+                return (False, str(e))
+
+        try:
+            self.until("the IMAP-auth abqd accepts", accepts, 20)
+            good = Phone(device_id=new_id("imap"), user="bob")
+            good.port = port
+            self.assertIn("2", [f[3] for f in good.folders(self)])
+            bad = Phone(device_id=new_id("imapbad"), user="bob", password="wrong")
+            bad.port = port
+            with Timer("IMAP login refused (Dovecot delays failures)"):
+                r = bad.foldersync()
+            self.assertEqual(r.status, 401, "wrong password via IMAP: %r" % r)
+            self.assertIn("basic", r.headers.get("www-authenticate", "").lower())
+            out = subprocess.run([ABQCTL, "-c", conf, "mobile", "getAllDevices", "--json"],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            ids = [d["deviceId"] for d in json.loads(out.stdout)["devices"]]
+            self.assertIn(good.device_id.upper(), [i.upper() for i in ids])
+            self.assertNotIn(bad.device_id.upper(), [i.upper() for i in ids])
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    # 9 ---------------------------------------------------------------
+    def test_90_upstream_down_then_back(self):
+        phone = Phone(device_id=new_id("down"))
+        phone.folders(self)
+        fresh = Phone(device_id=new_id("down2"), user="bob", password="secret-but-new")
+        with Timer("fixture down (upstream stopped)"):
+            H.fixture_ok("down")
+        try:
+            r = phone.foldersync()
+            self.assertEqual(r.status, 503, "FolderSync with the upstream down: %r" % r)
+            self.assertRegex(r.headers.get("retry-after", ""), r"^\d+$", "no Retry-After: %r" % r)
+            r = phone.post("Sync", wbxml(sync_xml("mail/INBOX", "0", False)))
+            self.assertEqual(r.status, 503, "Sync with the upstream down: %r" % r)
+            self.assertIn("retry-after", r.headers)
+            # Credentials abqd has not seen: the probe fails -> 503 too, not 401.
+            r = fresh.foldersync()
+            self.assertEqual(r.status, 503, "unverifiable credentials: %r" % r)
+            self.assertIn("retry-after", r.headers)
+        finally:
+            with Timer("fixture up again"):
+                H.fixture_ok("up")
+        # The same request, with the same abqd.
+        self.assertIn("2", [f[3] for f in phone.folders(self)])
+        d = self.device_info("alice", phone.device_id)["device"]
+        self.assertEqual(d["state"], "Allowed")
+
+    # last ------------------------------------------------------------
+    def test_99_sigterm_clean_exit(self):
+        """abqd ends on SIGTERM with status 0 and no sanitizer report."""
+        with Timer("abqd SIGTERM to exit"):
+            rc = H.stop_abqd()
+        self.assertEqual(rc, 0, "abqd exit status after SIGTERM: %r" % rc)
+        log = H.log_text(limit=10 ** 9)
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            self.assertNotIn(bad, log, "sanitizer report in abqd's log")
+
+
+def main():
+    global ABQD, ABQCTL, H
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--abqd", required=True)
+    ap.add_argument("--abqctl", required=True)
+    args, rest = ap.parse_known_args()
+    ABQD = os.path.abspath(args.abqd)
+    ABQCTL = os.path.abspath(args.abqctl)
+
+    def on_term(sig, frame):
+        raise KeyboardInterrupt("signal %d" % sig)
+    signal.signal(signal.SIGTERM, on_term)
+
+    t0 = time.monotonic()
+    H = Harness()
+    ok = False
+    try:
+        H.start()
+        prog = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
+        ok = prog.result.wasSuccessful() and prog.result.testsRun > 0
+    except BaseException as e:  # setup failed, or interrupted
+        print("FAIL  %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
+    finally:
+        H.failed = not ok
+        H.stop()
+    print("\ntimings:")
+    for label, el in TIMINGS:
+        print("  %-58s %6.2f s" % (label, el))
+    print("e2e: %s in %.1f s" % ("PASS" if ok else "FAIL", time.monotonic() - t0), flush=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
