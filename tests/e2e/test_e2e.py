@@ -222,8 +222,14 @@ class Phone:
             h["Authorization"] = self.auth(password)
         return h
 
+    tls = None  # an ssl.SSLContext: speak HTTPS to abqd
+
     def http(self, method, target, headers, body=None, timeout=60):
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=self.tls)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request(method, target, body=body, headers=headers)
             r = conn.getresponse()
@@ -963,6 +969,153 @@ class E2E(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+    def side_abqd(self, name, extra_conf, listen_tls=False):
+        """Start another abqd on the same fixture with extra config lines; returns
+        (process, port, conf path). The caller stops it with stop_side()."""
+        work = os.path.join(H.work, name)
+        os.makedirs(work, exist_ok=True)
+        os.chmod(work, 0o755)
+        (port,) = free_ports(1)
+        conf = os.path.join(work, "abqd.conf")
+        with open(conf, "w") as f:
+            f.write("[eas]\nlisten = %s127.0.0.1:%d\ndefault_domain = example.test\n"
+                    "%s\n[upstream]\nurl = %s\n[store]\nurl = sqlite:abqd.db\n"
+                    "[log]\nlevel = debug\n" % ("tls:" if listen_tls else "", port,
+                                                   extra_conf, H.fixture_url))
+        logf = open(os.path.join(work, "abqd.stderr"), "ab")
+        p = subprocess.Popen([ABQD, "-d", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
+                             cwd=work)
+        logf.close()
+
+        def accepts():
+            if p.poll() is not None:
+                with open(os.path.join(work, "abqd.stderr")) as f:
+                    self.fail("abqd (%s) exited %d: %s" % (name, p.returncode, f.read()))
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return (True,)
+            except OSError as e:
+                return (False, str(e))
+
+        self.until("abqd (%s) accepts" % name, accepts, 20)
+        return p, port, conf
+
+    @staticmethod
+    def stop_side(p):
+        p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None
+
+    @staticmethod
+    def make_cert(d, tag):
+        """A self-signed certificate for 127.0.0.1 at d/cert.pem, d/key.pem."""
+        p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-days", "1", "-subj", "/CN=abqd-e2e-%s" % tag,
+                            "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", os.path.join(d, "key.pem.new"),
+                            "-out", os.path.join(d, "cert.pem.new")],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError("openssl req: %s" % p.stderr)
+        os.replace(os.path.join(d, "key.pem.new"), os.path.join(d, "key.pem"))
+        os.replace(os.path.join(d, "cert.pem.new"), os.path.join(d, "cert.pem"))
+        with open(os.path.join(d, "cert.pem")) as f:
+            return f.read()
+
+    # 14 --------------------------------------------------------------
+    def test_14_tls_and_certificate_reload(self):
+        """TLS listener; SIGHUP loads a new certificate for new connections while a
+        Ping held over TLS with the old one goes on and is answered."""
+        import ssl
+        d = os.path.join(H.work, "tls-certs")
+        os.makedirs(d, exist_ok=True)
+        pem1 = self.make_cert(d, "one")
+        p, port, conf = self.side_abqd(
+            "tls-abqd", "[tls]\ncert = %s\nkey = %s" % (os.path.join(d, "cert.pem"),
+                                                         os.path.join(d, "key.pem")),
+            listen_tls=True)
+        try:
+            phone = Phone(device_id=new_id("tls"))
+            phone.port = port
+            phone.tls = ssl.create_default_context(cadata=pem1)
+            inbox = phone.inbox(self)
+            key = phone.sync0(self, inbox)
+            key, _ = phone.sync_changes(self, inbox, key)
+            key, _ = phone.sync_changes(self, inbox, key)
+            result = {}
+
+            def ping():
+                try:
+                    result["resp"] = phone.post("Ping", wbxml(ping_xml(inbox, 30)), timeout=90)
+                except Exception as e:  # noqa: BLE001 - reported below
+                    result["error"] = e
+
+            th = threading.Thread(target=ping, daemon=True)
+            th.start()
+            time.sleep(1.5)
+            self.assertTrue(th.is_alive(), "Ping over TLS returned early: %r" % result)
+            pem2 = self.make_cert(d, "two")
+            os.kill(p.pid, signal.SIGHUP)
+
+            def new_cert_served():
+                got = ssl.get_server_certificate(("127.0.0.1", port))
+                return (ssl.PEM_cert_to_DER_cert(got) == ssl.PEM_cert_to_DER_cert(pem2),)
+
+            self.until("new certificate served after SIGHUP", new_cert_served, 10)
+            self.assertTrue(th.is_alive(), "the held Ping ended at the reload: %r" % result)
+            fresh = Phone(device_id=new_id("tls2"))
+            fresh.port = port
+            fresh.tls = ssl.create_default_context(cadata=pem2)
+            self.assertTrue(fresh.folders(self))
+            H.fixture_ok("deliver", "alice", "after the reload %s" % uuid.uuid4().hex[:6])
+            th.join(30)
+            self.assertFalse(th.is_alive(), "held Ping not answered after the delivery")
+            self.assertNotIn("error", result, "held Ping failed: %r" % result.get("error"))
+            self.assertEqual(result["resp"].status, 200, "held Ping: %r" % result["resp"])
+            self.assertEqual(text_of(result["resp"].doc(), "Status"), "2")
+        finally:
+            self.assertEqual(self.stop_side(p), 0, "TLS abqd exit status")
+
+    # 15 --------------------------------------------------------------
+    def test_15_drops_privileges_after_binding(self):
+        """[eas] user: abqd binds and opens its store as root, then runs as that user
+        and still records devices."""
+        p, port, conf = self.side_abqd("user-abqd", "user = nobody")
+        try:
+            with open("/proc/%d/status" % p.pid) as f:
+                uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+            import pwd
+            nobody = str(pwd.getpwnam("nobody").pw_uid)
+            self.assertEqual(uids, [nobody] * 4, "real/effective/saved/fs uid")
+            phone = Phone(device_id=new_id("priv"))
+            phone.port = port
+            self.assertTrue(phone.folders(self))
+            out = subprocess.run([ABQCTL, "-c", conf, "mobile", "getAllDevices", "--json"],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            ids = [x["deviceId"].upper() for x in json.loads(out.stdout)["devices"]]
+            self.assertIn(phone.device_id.upper(), ids)
+        finally:
+            self.assertEqual(self.stop_side(p), 0, "abqd (user nobody) exit status")
+
+    # 16 --------------------------------------------------------------
+    def test_16_passthrough_after_authentication(self):
+        """/autodiscover/ goes to the upstream untouched, but only after login."""
+        path = "/autodiscover/autodiscover.xml"
+        phone = Phone()
+        r = phone.http("GET", path, {"User-Agent": "abqd-e2e"})
+        self.assertEqual(r.status, 401, "passthrough without credentials: %r" % r)
+        r = phone.http("GET", path, {"Authorization": phone.auth()})
+        direct = Phone(direct=True)
+        d = direct.http("GET", path, {"Authorization": direct.auth()})
+        self.assertEqual(r.status, d.status, "through abqd %r, direct %r" % (r, d))
+        self.assertEqual(r.body, d.body)
+        self.assertEqual(H.ctl("mobile", "abq", "history").stdout.count("autodiscover"), 0)
 
     # 9 ---------------------------------------------------------------
     def test_90_upstream_down_then_back(self):
