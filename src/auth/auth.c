@@ -20,7 +20,6 @@
  */
 #include <event2/event.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +61,13 @@ struct auth {
 	void *be;
 	struct curl_loop *cl;
 	unsigned char hkey[32]; /* the per-process HMAC key */
+	/*
+	 * HMAC-SHA256 with the key already absorbed: the inner and outer digests
+	 * after one block of key^ipad and key^opad. A hash copies them into the
+	 * scratch contexts, so a cache lookup costs two small copies and two short
+	 * digests, with no allocation and no algorithm fetch.
+	 */
+	EVP_MD_CTX *hinner, *houter, *hscratch;
 	struct auth_cache pos, neg;
 	struct auth_ratelim by_addr, by_acct;
 	struct amap inflight;
@@ -73,21 +79,48 @@ struct auth {
 	struct auth_stats st;
 };
 
+/* Absorb the key into the inner and outer contexts (RFC 2104). */
+static int
+hmac_setup(struct auth *a)
+{
+	unsigned char ipad[64], opad[64];
+	int ok;
+
+	memset(ipad, 0x36, sizeof(ipad));
+	memset(opad, 0x5c, sizeof(opad));
+	for (size_t i = 0; i < sizeof(a->hkey); i++) {
+		ipad[i] ^= a->hkey[i];
+		opad[i] ^= a->hkey[i];
+	}
+	a->hinner = EVP_MD_CTX_new();
+	a->houter = EVP_MD_CTX_new();
+	a->hscratch = EVP_MD_CTX_new();
+	ok = a->hinner && a->houter && a->hscratch &&
+	     EVP_DigestInit_ex(a->hinner, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(a->hinner, ipad, sizeof(ipad)) == 1 &&
+	     EVP_DigestInit_ex(a->houter, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(a->houter, opad, sizeof(opad)) == 1;
+	explicit_bzero(ipad, sizeof(ipad));
+	explicit_bzero(opad, sizeof(opad));
+	return ok ? 0 : -1;
+}
+
 /* HMAC-SHA256 of prefix (with its NUL when given) then the bytes s[0..n). */
 static void
 auth_hash(const struct auth *a, const char *prefix, const char *s, size_t n, struct akey *out)
 {
-	size_t plen = prefix != NULL ? strlen(prefix) + 1 : 0;
-	unsigned char *buf = xmalloc(plen + n + 1);
-	unsigned int outlen = AKEY_LEN;
+	unsigned char inner[EVP_MAX_MD_SIZE];
+	unsigned int ilen = 0, olen = 0;
 
-	if (plen != 0)
-		memcpy(buf, prefix, plen);
-	memcpy(buf + plen, s, n);
-	if (HMAC(EVP_sha256(), a->hkey, sizeof(a->hkey), buf, plen + n, out->b, &outlen) == NULL)
-		fatalx("HMAC failed");
-	explicit_bzero(buf, plen + n + 1);
-	free(buf);
+	if (EVP_MD_CTX_copy_ex(a->hscratch, a->hinner) != 1 ||
+	    (prefix != NULL && EVP_DigestUpdate(a->hscratch, prefix, strlen(prefix) + 1) != 1) ||
+	    EVP_DigestUpdate(a->hscratch, s, n) != 1 ||
+	    EVP_DigestFinal_ex(a->hscratch, inner, &ilen) != 1 ||
+	    EVP_MD_CTX_copy_ex(a->hscratch, a->houter) != 1 ||
+	    EVP_DigestUpdate(a->hscratch, inner, ilen) != 1 ||
+	    EVP_DigestFinal_ex(a->hscratch, out->b, &olen) != 1 || olen != AKEY_LEN)
+		fatalx("HMAC-SHA256 failed");
+	explicit_bzero(inner, sizeof(inner));
 }
 
 /* The cache key of a credential pair: HMAC("user\0password"). */
@@ -336,8 +369,8 @@ auth_new(struct event_base *base, const struct auth_conf *conf, const char **err
 		*errstr = "auth method must be upstream, imap:// or imaps://";
 		goto fail;
 	}
-	if (RAND_bytes(a->hkey, sizeof(a->hkey)) != 1) {
-		*errstr = "RAND_bytes failed";
+	if (RAND_bytes(a->hkey, sizeof(a->hkey)) != 1 || hmac_setup(a) < 0) {
+		*errstr = "cannot key the credential cache (RAND_bytes or SHA-256 failed)";
 		goto fail;
 	}
 	if ((a->kick = event_new(base, -1, 0, on_kick, a)) == NULL) {
@@ -391,6 +424,9 @@ auth_free(struct auth **ap)
 	auth_ratelim_fini(&a->by_acct);
 	amap_fini(&a->inflight);
 	conf_free(&a->conf);
+	EVP_MD_CTX_free(a->hinner);
+	EVP_MD_CTX_free(a->houter);
+	EVP_MD_CTX_free(a->hscratch);
 	explicit_bzero(a, sizeof(*a));
 	free(a);
 	*ap = NULL;

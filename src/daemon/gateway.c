@@ -41,6 +41,10 @@
 #define HELD_TIMEOUT_S 3660
 #define RETRY_AFTER_S  "30"
 #define WBXML_TYPE     "application/vnd.ms-sync.wbxml"
+/* Phones at once (each held long poll also holds an upstream connection). */
+#define MAX_CONNS 100000
+/* How often a busy device's last-seen time is written. */
+#define TOUCH_INTERVAL_S 60
 
 /* What the loop knows of a device. */
 struct devstate {
@@ -48,6 +52,7 @@ struct devstate {
 	enum abq_reason reason;
 	int64_t rule_id;
 	bool facts_known; /* device_type and user_agent below are what was recorded */
+	int64_t touched;  /* when its last-seen time was last queued */
 	char *device_type;
 	char *user_agent;
 };
@@ -112,7 +117,7 @@ dev_slot(struct gateway *gw, const char *account, const char *device_id)
 	return *slot;
 }
 
-static const struct devstate *
+static struct devstate *
 dev_get(const struct gateway *gw, const char *account, const char *device_id)
 {
 	void **slot = abq_hmap_get(&gw->devices, account, device_id);
@@ -261,26 +266,55 @@ deny(struct exchange *x, int eas_status, const char *outcome)
 
 /* ---- proxying ---- */
 
+/*
+ * Headers that describe one hop, or that abqd sets itself: not forwarded in
+ * either direction. Runs for every header of every proxied request, so the
+ * first letter screens before any comparison.
+ */
 static bool
 hop_by_hop(const char *name)
 {
-	static const char *const names[] = {"Connection",
-	                                    "Keep-Alive",
-	                                    "Proxy-Connection",
-	                                    "Proxy-Authenticate",
-	                                    "Proxy-Authorization",
-	                                    "TE",
-	                                    "Trailer",
-	                                    "Transfer-Encoding",
-	                                    "Upgrade",
-	                                    "Content-Length",
-	                                    "Host",
-	                                    "Expect",
-	                                    "X-Forwarded-For",
-	                                    "X-Forwarded-Proto",
-	                                    NULL};
-	for (size_t i = 0; names[i] != NULL; i++) {
-		if (strcasecmp(name, names[i]) == 0)
+	static const char *const c[] = {"Connection", "Content-Length", NULL};
+	static const char *const e[] = {"Expect", NULL};
+	static const char *const h[] = {"Host", NULL};
+	static const char *const k[] = {"Keep-Alive", NULL};
+	static const char *const p[] = {"Proxy-Connection", "Proxy-Authenticate",
+	                                "Proxy-Authorization", NULL};
+	static const char *const t[] = {"TE", "Trailer", "Transfer-Encoding", NULL};
+	static const char *const u[] = {"Upgrade", NULL};
+	static const char *const x[] = {"X-Forwarded-For", "X-Forwarded-Proto", NULL};
+	const char *const *set;
+
+	switch (name[0] | 0x20) {
+	case 'c':
+		set = c;
+		break;
+	case 'e':
+		set = e;
+		break;
+	case 'h':
+		set = h;
+		break;
+	case 'k':
+		set = k;
+		break;
+	case 'p':
+		set = p;
+		break;
+	case 't':
+		set = t;
+		break;
+	case 'u':
+		set = u;
+		break;
+	case 'x':
+		set = x;
+		break;
+	default:
+		return false;
+	}
+	for (; *set != NULL; set++) {
+		if (strcasecmp(name, *set) == 0)
 			return true;
 	}
 	return false;
@@ -532,11 +566,17 @@ decide(struct exchange *x)
 		}
 		x->has_info = rv == 1;
 	}
-	const struct devstate *s = dev_get(gw, r->account, r->device_id);
+	struct devstate *s = dev_get(gw, r->account, r->device_id);
 	if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY &&
 	    !facts_differ(s, r, x)) {
-		storeq_touch(gw->sq, r->account, r->device_id, abq_now(), x->client,
-		             eas_cmd_name(r->cmd));
+		struct timeval tv;
+		event_base_gettimeofday_cached(gw->base, &tv);
+		/* Last seen is kept to the minute: one store write a minute per device. */
+		if (tv.tv_sec - s->touched >= TOUCH_INTERVAL_S) {
+			s->touched = tv.tv_sec;
+			storeq_touch(gw->sq, r->account, r->device_id, tv.tv_sec, x->client,
+			             eas_cmd_name(r->cmd));
+		}
 		act(x, s->state, s->reason);
 		return;
 	}
@@ -732,6 +772,8 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 	    .ca_file = cfg->upstream_ca_file,
 	    .connect_timeout = (unsigned)cfg->upstream_connect_timeout,
 	    .request_timeout = (unsigned)cfg->upstream_request_timeout,
+	    /* Every held long poll holds one upstream connection. */
+	    .max_conns = MAX_CONNS,
 	};
 	if ((gw->up = upstream_new(base, &uc, &err)) == NULL) {
 		*errmsg_r = xasprintf("upstream: %s", err);
@@ -758,7 +800,7 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 	hc.max_body = (size_t)cfg->eas_max_body;
 	hc.header_timeout_ms = (unsigned)(cfg->eas_header_timeout * 1000);
 	hc.max_conns_per_addr = (unsigned)cfg->eas_max_connections_per_address;
-	hc.max_conns = 100000;
+	hc.max_conns = MAX_CONNS;
 	/* A held request may go quiet for its whole heartbeat. */
 	hc.write_timeout_ms = HELD_TIMEOUT_S * 1000;
 	hc.trusted_proxies = trusted = cidr_list(cfg);

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -196,7 +195,7 @@ main(int argc, char **argv)
 	}
 	log_init("abqd", foreground, level, facility);
 	signal(SIGPIPE, SIG_IGN);
-	if (evthread_use_pthreads() < 0 || (d.base = event_base_new()) == NULL) {
+	if ((d.base = event_base_new()) == NULL) {
 		log_error("cannot start the event loop");
 		goto out;
 	}

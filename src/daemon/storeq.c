@@ -3,16 +3,17 @@
  *
  * Jobs go in a FIFO under a mutex; the thread takes them one at a time, runs
  * them against its own store handle, and puts each finished job on a done list.
- * An event (made active from the thread; libevent is built thread-aware by
- * evthread_use_pthreads() in main) wakes the loop, which calls the job's
- * callback unless it was cancelled meanwhile. Last-seen updates are appended
+ * An eventfd wakes the loop (libevent itself stays single-threaded and
+ * lock-free), which calls the job's callback unless it was cancelled
+ * meanwhile. Last-seen updates are appended
  * to a vector and written in one transaction once a second (or when many are
  * waiting); then the thread reads the change log and posts every device whose
  * recorded decision changed.
  */
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,7 +70,8 @@ struct storeq {
 	struct storeq_job *done, *done_end; /* finished, for the loop */
 	struct touch *touches;
 	size_t ntouches, captouches;
-	struct event *wake; /* active: done jobs to deliver */
+	int efd;            /* eventfd: written by the thread when jobs are done */
+	struct event *wake; /* the loop's read event on efd */
 };
 
 /* Append job to a singly linked FIFO. */
@@ -98,9 +100,14 @@ static void
 job_done(struct storeq *q, struct storeq_job *job)
 {
 	pthread_mutex_lock(&q->lock);
+	bool first = q->done == NULL;
 	fifo_push(&q->done, &q->done_end, job);
 	pthread_mutex_unlock(&q->lock);
-	event_active(q->wake, EV_READ, 0);
+	if (first) {
+		uint64_t one = 1;
+		if (write(q->efd, &one, sizeof(one)) < 0)
+			log_warn("store: cannot wake the event loop");
+	}
 }
 
 /* The loop's side: deliver every finished job. */
@@ -110,8 +117,11 @@ deliver(evutil_socket_t fd, short what, void *arg)
 	struct storeq *q = arg;
 	struct storeq_job *list;
 
-	(void)fd;
+	uint64_t n;
 	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: another wake-up already emptied it. */
+	}
 	pthread_mutex_lock(&q->lock);
 	list = q->done;
 	q->done = q->done_end = NULL;
@@ -301,6 +311,7 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 {
 	struct storeq *q = xcalloc(1, sizeof(*q));
 	struct abq_device_filter all = {0};
+	q->efd = -1;
 	struct load_arg la = {on_device, arg};
 	const char *err = NULL;
 
@@ -318,11 +329,12 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 		*errmsg_r = xasprintf("store: %s", err);
 		goto fail;
 	}
-	if (evthread_make_base_notifiable(base) < 0) {
-		*errmsg_r = xstrdup("libevent cannot be woken from another thread");
+	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		*errmsg_r = xstrdup("eventfd failed");
 		goto fail;
 	}
-	q->wake = event_new(base, -1, 0, deliver, q);
+	q->wake = event_new(base, q->efd, EV_READ | EV_PERSIST, deliver, q);
+	event_add(q->wake, NULL);
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
 	if (pthread_create(&q->thread, NULL, thread_main, q) != 0) {
@@ -335,6 +347,8 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 fail:
 	if (q->wake != NULL)
 		event_free(q->wake);
+	if (q->efd >= 0)
+		close(q->efd);
 	abq_view_free(&q->view);
 	abq_store_close(&q->store);
 	free(q->default_domain);
@@ -361,6 +375,7 @@ storeq_stop(struct storeq **qp)
 		j = next;
 	}
 	event_free(q->wake);
+	close(q->efd);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->cond);
 	abq_view_free(&q->view);

@@ -1060,11 +1060,25 @@ http_response_start(struct http_request *req, int status, const char *reason,
 			return -1;
 	}
 	out = bufferevent_get_output(c->bev);
-	evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", req->minor, status, reason);
-	for (size_t i = 0; headers && headers[i]; i += 2)
-		evbuffer_add_printf(out, "%s: %s\r\n", headers[i], headers[i + 1]);
+	char line[64];
+	int n = snprintf(line, sizeof(line), "HTTP/1.%d %d ", req->minor, status);
+	evbuffer_add(out, line, (size_t)n);
+	evbuffer_add(out, reason, strlen(reason));
+	evbuffer_add(out, "\r\n", 2);
+	for (size_t i = 0; headers && headers[i]; i += 2) {
+		struct evbuffer_iovec v[4] = {
+		    {(void *)headers[i], strlen(headers[i])},
+		    {(void *)": ", 2},
+		    {(void *)headers[i + 1], strlen(headers[i + 1])},
+		    {(void *)"\r\n", 2},
+		};
+		for (int k = 0; k < 4; k++)
+			evbuffer_add(out, v[k].iov_base, v[k].iov_len);
+	}
 	if (content_length >= 0) {
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
+		             (long long)content_length);
+		evbuffer_add(out, line, (size_t)n);
 		req->resp_remaining = content_length;
 	} else if (req->minor >= 1) {
 		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);

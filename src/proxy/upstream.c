@@ -994,31 +994,52 @@ hdr_safe(const char *s)
 	return true;
 }
 
-/* Serialize the request line, headers and body into one buffer. */
+/* Append n bytes at *p and advance it (the buffer was sized beforehand). */
+static void
+put(char **p, const void *s, size_t n)
+{
+	memcpy(*p, s, n);
+	*p += n;
+}
+
+/*
+ * Serialize the request line, headers and body into one buffer, sized first
+ * and filled with memcpy: this runs for every proxied request.
+ */
 static char *
 build_wire(const struct upstream *u, const struct upstream_req_spec *spec, size_t *len)
 {
-	struct evbuffer *b = evbuffer_new();
 	bool need_len = spec->body_len > 0 || strcmp(spec->method, "POST") == 0 ||
 	                strcmp(spec->method, "PUT") == 0 || strcmp(spec->method, "PATCH") == 0;
-	char *out;
+	size_t mlen = strlen(spec->method), tlen = strlen(spec->target);
+	size_t hlen = strlen(u->host_hdr);
+	char clen[48];
+	int cl =
+	    need_len ? snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", spec->body_len) : 0;
+	size_t total = mlen + 1 + tlen + sizeof(" HTTP/1.1\r\nHost: ") - 1 + hlen + 2 + (size_t)cl +
+	               2 + spec->body_len;
 	size_t i;
 
-	if (b == NULL)
-		fatalx("out of memory in libevent");
-	evbuffer_add_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", spec->method, spec->target,
-	                    u->host_hdr);
 	for (i = 0; i < spec->nheaders; i++)
-		evbuffer_add_printf(b, "%s: %s\r\n", spec->headers[i].name, spec->headers[i].value);
-	if (need_len)
-		evbuffer_add_printf(b, "Content-Length: %zu\r\n", spec->body_len);
-	evbuffer_add(b, "\r\n", 2);
+		total += strlen(spec->headers[i].name) + 2 + strlen(spec->headers[i].value) + 2;
+	char *out = xmalloc(total), *p = out;
+	put(&p, spec->method, mlen);
+	put(&p, " ", 1);
+	put(&p, spec->target, tlen);
+	put(&p, " HTTP/1.1\r\nHost: ", sizeof(" HTTP/1.1\r\nHost: ") - 1);
+	put(&p, u->host_hdr, hlen);
+	put(&p, "\r\n", 2);
+	for (i = 0; i < spec->nheaders; i++) {
+		put(&p, spec->headers[i].name, strlen(spec->headers[i].name));
+		put(&p, ": ", 2);
+		put(&p, spec->headers[i].value, strlen(spec->headers[i].value));
+		put(&p, "\r\n", 2);
+	}
+	put(&p, clen, (size_t)cl);
+	put(&p, "\r\n", 2);
 	if (spec->body_len > 0)
-		evbuffer_add(b, spec->body, spec->body_len);
-	*len = evbuffer_get_length(b);
-	out = xmalloc(*len);
-	evbuffer_remove(b, out, *len);
-	evbuffer_free(b);
+		put(&p, spec->body, spec->body_len);
+	*len = (size_t)(p - out);
 	return out;
 }
 

@@ -1,0 +1,292 @@
+#!/bin/bash
+# The proxy benchmark (not a test): abqd against nginx as a plain reverse proxy.
+#
+#   bench/proxy.sh            # both parts
+#   BENCH_ONLY=rps|held bench/proxy.sh; BENCH_HELD="4000 10000" (the default)
+#
+# 1. Requests per second and latency. One fast upstream (nginx, 1 worker,
+#    `return 200` with a small fixed body, access_log off) and, in front of it on
+#    loopback, plain HTTP: nginx as a reverse proxy (worker_processes 1,
+#    access_log off, HTTP/1.1 keep-alive pool to the upstream) and abqd ([log]
+#    level warn, so no request line is logged; auth by upstream probe, cached;
+#    Permissive, so the device is Allowed and proxied). abqd runs one event loop,
+#    hence nginx's one worker. wrk sends the same FolderSync POST (bench/proxy.lua)
+#    to each, and to the upstream directly; added latency = proxy - direct.
+#    Rounds are interleaved (direct, nginx, abqd, direct, ...) and the median
+#    round is reported; then one round at 1 connection (latency without queueing).
+# 2. Held long polls. abqd in front of bench/holder.py (answers OPTIONS, holds
+#    every Ping); bench/hold_clients.py opens N Ping requests (each N of BENCH_HELD) from
+#    127.0.0.2..41 over 50 DeviceIds. abqd's VmRSS before and after, held
+#    connections counted with ss, CPU over 10 s idle-held, and whether abqd drops
+#    the upstream connections once the phones go away.
+#
+# Pinning (2 cores): the server under test (the proxy, or abqd in part 2) on CPU
+# BENCH_PIN_SUT (0); wrk, the upstream nginx, the holder and the clients on
+# BENCH_PIN_LOAD (1). Everything runs in its own temporary folder on ports
+# BENCH_PORT_BASE.. (18600..18606); the system nginx and its config are not used.
+# Results go to stdout and are appended to bench/out/results.txt. BENCH_PERF=1
+# also profiles abqd under wrk (perf, DWARF call graphs) into bench/out/perf-abqd-*.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${BENCH_BUILD:-build-bench}
+ONLY=${BENCH_ONLY:-all}
+DUR=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNS:-50}
+ROUNDS=${BENCH_ROUNDS:-3}
+HELD_LIST=${BENCH_HELD:-4000 10000}
+BASE=${BENCH_PORT_BASE:-18600}
+SUT=${BENCH_PIN_SUT:-0}
+LOAD=${BENCH_PIN_LOAD:-1}
+UP=$BASE NGX=$((BASE + 1)) ABQ=$((BASE + 2)) ADM=$((BASE + 3))
+HOLD=$((BASE + 4)) ABQH=$((BASE + 5)) ADMH=$((BASE + 6))
+
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+need curl curl
+need ss iproute2
+command -v nginx >/dev/null || { apt-get update -qq && { apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null; }; }
+NGINX=$(command -v nginx)
+
+cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C "$B" -j2 abqd >/dev/null
+ABQD=$PWD/$B/src/daemon/abqd
+
+mkdir -p bench/out
+out=bench/out/results.txt
+tmp=$(mktemp -d /tmp/abqd-proxy-bench.XXXXXX)
+chmod 755 "$tmp" # nginx's workers run as nobody
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+say() { echo "$*" | tee -a "$out"; }
+wait_port() {
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on port $1" >&2
+	return 1
+}
+# nginx NAME CPU: start nginx with $tmp/NAME/nginx.conf, in the foreground, pinned.
+nginx_start() {
+	mkdir -p "$tmp/$1/logs"
+	taskset -c "$2" "$NGINX" -p "$tmp/$1/" -c "$tmp/$1/nginx.conf" -e "$tmp/$1/logs/error.log" \
+		-g 'daemon off;' &
+	pids+=($!)
+}
+NGINX_COMMON="pid $tmp/\$NAME/nginx.pid; worker_processes 1; events { worker_connections 8192; }"
+nginx_conf() { # NAME HTTP-BLOCK
+	mkdir -p "$tmp/$1"
+	printf '%s\nhttp {\n\taccess_log off;\n\tclient_body_temp_path %s/%s/body;\n\tproxy_temp_path %s/%s/proxy;\n%s\n}\n' \
+		"${NGINX_COMMON//\$NAME/$1}" "$tmp" "$1" "$tmp" "$1" "$2" >"$tmp/$1/nginx.conf"
+}
+abqd_start() { # NAME PORT ADMIN UPSTREAM-PORT
+	mkdir -p "$tmp/$1"
+	cat >"$tmp/$1/abqd.conf" <<-EOF
+		[eas]
+		listen = 127.0.0.1:$2
+		default_domain = example.com
+		max_connections_per_address = 100000
+		[upstream]
+		url = http://127.0.0.1:$4/Microsoft-Server-ActiveSync
+		[auth]
+		method = upstream
+		[store]
+		url = sqlite:abqd.db
+		[admin]
+		listen = 127.0.0.1:$3
+		[log]
+		level = warn
+	EOF
+	(ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	 cd "$tmp/$1" && exec taskset -c "$SUT" "$ABQD" -d -c abqd.conf 2>"$tmp/$1/stderr") &
+	pids+=($!)
+	wait_port "$2"
+}
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+estab() { ss -Htn state established "( $1 )" | wc -l; }
+
+say "== proxy benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cpus; SUT on cpu $SUT, load on cpu $LOAD; $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+
+if [ "$ONLY" != held ]; then
+	# The fast upstream: a fixed answer to anything (POST, and OPTIONS for the auth probe).
+	nginx_conf upstream "	server {
+		listen 127.0.0.1:$UP backlog=4096;
+		keepalive_requests 100000000;
+		location / {
+			default_type application/vnd.ms-sync.wbxml;
+			add_header MS-Server-ActiveSync 14.1;
+			return 200 \"FOLDERSYNC-RESPONSE-0123456789abcdef0123456789abcdef\";
+		}
+	}"
+	# The plain reverse proxy.
+	nginx_conf nginx "	upstream fast {
+		server 127.0.0.1:$UP;
+		keepalive 64;
+		keepalive_requests 100000000;
+	}
+	server {
+		listen 127.0.0.1:$NGX backlog=4096;
+		keepalive_requests 100000000;
+		location / {
+			proxy_pass http://fast;
+			proxy_http_version 1.1;
+			proxy_set_header Connection \"\";
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+		}
+	}"
+	nginx_start upstream "$LOAD"
+	nginx_start nginx "$SUT"
+	wait_port "$UP"
+	wait_port "$NGX"
+	abqd_start abqd "$ABQ" "$ADM" "$UP"
+
+	q='/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=alice&DeviceId=BENCH1&DeviceType=iPhone'
+	for t in "direct $UP" "nginx $NGX" "abqd $ABQ"; do
+		set -- $t
+		code=$(printf '\x03\x01\x6a\x00\x00\x07\x56\x52\x03\x30\x00\x01\x01' |
+			curl -s -o "$tmp/probe.$1" -w '%{http_code}' -u alice:secret \
+				-H 'MS-ASProtocolVersion: 14.1' -H 'Content-Type: application/vnd.ms-sync.wbxml' \
+				--data-binary @- "http://127.0.0.1:$2$q")
+		echo "probe $1: HTTP $code, $(wc -c <"$tmp/probe.$1") bytes"
+		[ "$code" = 200 ] || { echo "probe $1 failed"; cat "$tmp/abqd/stderr"; exit 1; }
+	done
+
+	# wrk_run PORT CONNS SECONDS -> "rps p50_us p99_us errors"
+	wrk_run() {
+		taskset -c "$LOAD" wrk -t1 -c"$2" -d"$3"s --latency -s bench/proxy.lua \
+			"http://127.0.0.1:$1" >"$tmp/wrk.out"
+		awk '/^RESULT/ { split($0, f, /[ =]/); print f[3], f[5], f[7], f[11] }' "$tmp/wrk.out"
+	}
+	median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+	for t in "direct $UP" "nginx $NGX" "abqd $ABQ"; do
+		set -- $t
+		wrk_run "$2" "$CONNS" 2 >/dev/null # warm-up
+	done
+	for r in $(seq "$ROUNDS"); do
+		for t in "direct $UP" "nginx $NGX" "abqd $ABQ"; do
+			set -- $t
+			read -r rps p50 p99 err < <(wrk_run "$2" "$CONNS" "$DUR")
+			echo "$rps $p50 $p99" >>"$tmp/r.$1"
+			say "round $r $1: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err} (-t1 -c$CONNS -d${DUR}s)"
+		done
+	done
+	for t in direct nginx abqd; do
+		# The median round by req/s, with that round's latencies.
+		read -r rps p50 p99 < <(sort -n "$tmp/r.$t" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')
+		eval "rps_$t=$rps p50_$t=$p50 p99_$t=$p99"
+	done
+	for t in "direct $UP" "nginx $NGX" "abqd $ABQ"; do
+		set -- $t
+		read -r rps p50 p99 err < <(wrk_run "$2" 1 5)
+		eval "c1_p50_$1=$p50 c1_p99_$1=$p99"
+		say "1 connection $1: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err}"
+	done
+	say "proxy_rps_direct $rps_direct"
+	say "proxy_rps_nginx $rps_nginx"
+	say "proxy_rps_abqd $rps_abqd"
+	say "proxy_rps_ratio_abqd_nginx $(awk "BEGIN { printf \"%.2f\", $rps_abqd / $rps_nginx }")"
+	for t in direct nginx abqd; do
+		eval "say \"proxy_p50_us_$t \$p50_$t\"; say \"proxy_p99_us_$t \$p99_$t\""
+	done
+	for t in nginx abqd; do
+		eval "say \"proxy_added_p50_us_$t \$((p50_$t - p50_direct))\""
+		eval "say \"proxy_added_p99_us_$t \$((p99_$t - p99_direct))\""
+		eval "say \"proxy_c1_added_p50_us_$t \$((c1_p50_$t - c1_p50_direct))\""
+		eval "say \"proxy_c1_added_p99_us_$t \$((c1_p99_$t - c1_p99_direct))\""
+	done
+	if [ -n "${BENCH_PERF:-}" ]; then
+		# Where abqd's time goes under the same load: flat profile and call graph.
+		abqd_pid=$(ss -Htlnp "( sport = :$ABQ )" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+		taskset -c "$LOAD" wrk -t1 -c"$CONNS" -d12s -s bench/proxy.lua "http://127.0.0.1:$ABQ" >/dev/null &
+		wpid=$!
+		sleep 1
+		top -H -b -n2 -d1 -p "$abqd_pid" | awk '/^ *PID/ { n++ } n == 2' 
+		perf record -q -F 999 --call-graph dwarf,16384 -p "$abqd_pid" -o "$tmp/perf.data" -- sleep 8 2>/dev/null
+		wait "$wpid"
+		perf report -i "$tmp/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
+			grep -v '^$' >bench/out/perf-abqd-flat.txt
+		perf report -i "$tmp/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+			grep -v '^$' >bench/out/perf-abqd-children.txt
+		echo "perf: bench/out/perf-abqd-flat.txt, bench/out/perf-abqd-children.txt"
+		# System calls per proxied request, abqd against nginx's worker.
+		ngx_pid=$(pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | head -1) # the worker
+		for t in "abqd $ABQ $abqd_pid" "nginx $NGX $ngx_pid"; do
+			set -- $t
+			taskset -c "$LOAD" wrk -t1 -c"$CONNS" -d6s -s bench/proxy.lua "http://127.0.0.1:$2" >"$tmp/wrk.sc" &
+			wpid=$!
+			sleep 1
+			perf trace -s -p "$3" -o "$tmp/trace.$1" -- sleep 4 >/dev/null 2>&1 || true
+			wait "$wpid"
+			calls=$(awk '$2 ~ /^[0-9]+$/ && NF > 5 { n += $2 } END { print n + 0 }' "$tmp/trace.$1")
+			echo "syscalls $1 (4 s under wrk, traced): $calls; by call:"
+			awk '$2 ~ /^[0-9]+$/ && NF > 5 { print "   ", $1, $2 }' "$tmp/trace.$1" | sort -k2 -rn | head -8
+			sed -n 's/^RESULT/  wrk/p' "$tmp/wrk.sc"
+		done
+		grep '%' bench/out/perf-abqd-flat.txt | grep -v '^#' | sed -n 1,30p
+	fi
+	if grep -q . "$tmp/abqd/stderr"; then
+		echo "abqd's stderr (level warn):"
+		sort "$tmp/abqd/stderr" | cut -c1-200 | uniq -c | sort -rn | head -5
+	fi
+fi
+
+if [ "$ONLY" != rps ]; then
+	taskset -c "$LOAD" python3 bench/holder.py "$HOLD" >"$tmp/holder.log" 2>&1 &
+	pids+=($!)
+	wait_port "$HOLD"
+fi
+for HELD in $([ "$ONLY" != rps ] && echo $HELD_LIST); do
+	rm -rf "$tmp/abqh"
+	abqd_start abqh "$ABQH" "$ADMH" "$HOLD"
+	# The subshell execs taskset, which execs abqd: the last pid is abqd itself.
+	apid=${pids[-1]}
+	grep -q abqd "/proc/$apid/comm" || { echo "abqd pid not found"; exit 1; }
+	say "abqd RLIMIT_NOFILE $(awk '/Max open files/ { print $4 }' "/proc/$apid/limits")"
+	taskset -c "$LOAD" python3 bench/hold_clients.py --port "$ABQH" --warm | tee -a "$out"
+	sleep 1
+	rss0=$(rss_kib "$apid")
+	taskset -c "$LOAD" python3 bench/hold_clients.py --port "$ABQH" --n "$HELD" >"$tmp/clients.log" 2>&1 &
+	cpid=$!
+	pids+=($cpid)
+	for _ in $(seq 600); do grep -q '^clients opened' "$tmp/clients.log" && break; sleep 0.2; done
+	say "$(grep '^clients' "$tmp/clients.log" || cat "$tmp/clients.log")"
+	sleep 2
+	up_held=$(estab "dport = :$HOLD")
+	front=$(estab "sport = :$ABQH")
+	rss1=$(rss_kib "$apid")
+	fds=$(ls "/proc/$apid/fd" | wc -l)
+	t0=$(cpu_ticks "$apid")
+	sleep 10
+	t1=$(cpu_ticks "$apid")
+	hz=$(getconf CLK_TCK)
+	say "n${HELD}_held_requested $HELD"
+	say "n${HELD}_held_front_connections $front"
+	say "n${HELD}_held_upstream_connections $up_held"
+	say "n${HELD}_held_abqd_fds $fds"
+	say "n${HELD}_held_rss_before_kib $rss0"
+	say "n${HELD}_held_rss_after_kib $rss1"
+	say "n${HELD}_held_kib_per_connection $(awk "BEGIN { printf \"%.1f\", ($rss1 - $rss0) / ($front > 0 ? $front : 1) }")"
+	say "n${HELD}_held_kib_per_held_request $(awk "BEGIN { printf \"%.1f\", ($rss1 - $rss0) / ($up_held > 0 ? $up_held : 1) }")"
+	say "n${HELD}_held_idle_cpu_percent_10s $(awk "BEGIN { printf \"%.2f\", ($t1 - $t0) * 100 / $hz / 10 }")"
+	kill "$cpid"
+	wait "$cpid" 2>/dev/null || true
+	sleep 3
+	say "n${HELD}_after_close_upstream_connections $(estab "dport = :$HOLD")"
+	say "n${HELD}_after_close_front_connections $(estab "sport = :$ABQH")"
+	say "n${HELD}_after_close_rss_kib $(rss_kib "$apid")"
+	if grep -q . "$tmp/abqh/stderr"; then
+		echo "abqd's stderr (level warn), most frequent lines:"
+		sed 's/^[^a-z]*//' "$tmp/abqh/stderr" | cut -c1-160 | sed 's/dev=[^ ]*/dev=X/' |
+			sort | uniq -c | sort -rn | head -5
+	fi
+	kill "$apid"
+	wait "$apid" 2>/dev/null || true
+	sleep 1
+done
