@@ -570,6 +570,59 @@ abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb,
 	return ops_of(s)->notice_iter(s, state, cb, arg, errstr_r);
 }
 
+/* Read the sync state of one collection of a device. */
+int
+abq_store_syncstate_get(struct abq_store *s, const char *account, const char *device_id,
+                        const char *collection, void **state_r, size_t *len_r, int64_t *updated_r,
+                        const char **errstr_r)
+{
+	int64_t dummy;
+
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(account) || !key_ok(device_id) || !key_ok(collection) || state_r == NULL ||
+	    len_r == NULL)
+		FAIL_ARG(errstr_r, "syncstate_get: account, device_id and collection are required");
+	*state_r = NULL;
+	*len_r = 0;
+	return ops_of(s)->syncstate_get(s, account, device_id, collection, state_r, len_r,
+	                                updated_r ? updated_r : &dummy, errstr_r);
+}
+
+/* Insert or replace the sync state of one collection of a device. */
+int
+abq_store_syncstate_put(struct abq_store *s, const char *account, const char *device_id,
+                        const char *collection, const void *state, size_t len, int64_t updated,
+                        const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(account) || !key_ok(device_id) || !key_ok(collection))
+		FAIL_ARG(errstr_r, "syncstate_put: account, device_id and collection are required");
+	if (state == NULL && len > 0)
+		FAIL_ARG(errstr_r, "syncstate_put: no state");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->syncstate_put(s, account, device_id, collection, state ? state : "",
+	                                len, updated, errstr_r);
+}
+
+/* Remove the sync state of one collection, or of every collection (NULL). */
+int
+abq_store_syncstate_delete(struct abq_store *s, const char *account, const char *device_id,
+                           const char *collection, size_t *count_r, const char **errstr_r)
+{
+	size_t dummy;
+
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(account) || !key_ok(device_id))
+		FAIL_ARG(errstr_r, "syncstate_delete: account and device_id are required");
+	if (collection != NULL && *collection == '\0')
+		FAIL_ARG(errstr_r, "syncstate_delete: empty collection");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->syncstate_delete(s, account, device_id, collection,
+	                                   count_r ? count_r : &dummy, errstr_r);
+}
+
 /*
  * Record destructors (here and below): free the owned strings and zero the
  * struct, so that a cleared record can be cleared again or reused. NULL is

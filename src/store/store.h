@@ -36,7 +36,7 @@
 #include "lib/abq_types.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 1
+#define ABQ_STORE_SCHEMA_VERSION 2
 
 /* A device: the pair (account, DeviceId) and everything known about it. */
 struct abq_device {
@@ -322,6 +322,30 @@ int abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb 
                           const char **errstr_r);
 
 /*
+ * Sync state of the virtual mailbox (schema version 2): an opaque blob per
+ * (account, device_id, collection), written by the command layer through the
+ * daemon (src/mailbox/commands.h, struct eas_state_accessor). collection is a
+ * folder's server id or "foldersync"/"ping". device_id compares without case.
+ *
+ * syncstate_get returns 1 and a malloc'd copy in *state_r (NUL-terminated
+ * after *len_r bytes, so text blobs read as strings; free it) and the time of
+ * the last put in *updated_r (may be NULL), 0 when there is none, or -1.
+ * syncstate_put inserts or replaces. syncstate_delete removes one collection,
+ * or every collection of the device when collection is NULL; *count_r (may be
+ * NULL) gets how many were removed; removing nothing is not an error.
+ * abq_store_device_delete also removes the sync state of the devices it
+ * removes, so that a device decided anew starts from an empty mailbox state.
+ */
+int abq_store_syncstate_get(struct abq_store *s, const char *account, const char *device_id,
+                            const char *collection, void **state_r, size_t *len_r,
+                            int64_t *updated_r, const char **errstr_r);
+int abq_store_syncstate_put(struct abq_store *s, const char *account, const char *device_id,
+                            const char *collection, const void *state, size_t len,
+                            int64_t updated, const char **errstr_r);
+int abq_store_syncstate_delete(struct abq_store *s, const char *account, const char *device_id,
+                               const char *collection, size_t *count_r, const char **errstr_r);
+
+/*
  * The backend's table. store.c calls these after checking arguments; the
  * comments on the abq_store_* wrappers above are the contract.
  */
@@ -381,6 +405,13 @@ struct abq_store_ops {
 	int (*notice_add)(struct abq_store *, struct abq_notice *, const char **);
 	int (*notice_iter)(struct abq_store *, const char *, abq_notice_cb *, void *,
 	                   const char **);
+
+	int (*syncstate_get)(struct abq_store *, const char *, const char *, const char *, void **,
+	                     size_t *, int64_t *, const char **);
+	int (*syncstate_put)(struct abq_store *, const char *, const char *, const char *,
+	                     const void *, size_t, int64_t, const char **);
+	int (*syncstate_delete)(struct abq_store *, const char *, const char *, const char *,
+	                        size_t *, const char **);
 };
 
 /*

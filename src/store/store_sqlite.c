@@ -117,6 +117,14 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " created INTEGER NOT NULL DEFAULT 0,"
     " sent INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX outbox_due ON outbox (state, next_attempt);",
+    /* 1 -> 2: the virtual mailbox's sync state (src/mailbox/commands.c). */
+    "CREATE TABLE syncstate ("
+    " account TEXT NOT NULL,"
+    " device_id TEXT NOT NULL COLLATE NOCASE,"
+    " collection TEXT NOT NULL,"
+    " state BLOB NOT NULL,"
+    " updated INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (account, device_id, collection));",
 };
 
 #define DEVICE_COLS                                                                                \
@@ -161,6 +169,12 @@ enum stmt_id {
 	ST_CHANGE_ADD,
 	ST_CHANGE_LAST,
 	ST_NOTICE_ADD,
+	ST_SYNCSTATE_GET,
+	ST_SYNCSTATE_PUT,
+	ST_SYNCSTATE_DELETE_ONE,
+	ST_SYNCSTATE_DELETE_DEVICE,
+	ST_SYNCSTATE_DELETE_DEVID,
+	ST_SYNCSTATE_DELETE_DEVID_ACCOUNT,
 	ST_COUNT
 };
 
@@ -203,6 +217,16 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "rendered, state, attempts, next_attempt, last_error, created, sent) "
                       "VALUES (?2, ?3, ?4, ?5, ?6, ?7, coalesce(?8, 'queued'), ?9, ?10, ?11, "
                       "?12, ?13)",
+    [ST_SYNCSTATE_GET] = "SELECT state, updated FROM syncstate WHERE account = ?1 AND "
+                         "device_id = ?2 AND collection = ?3",
+    [ST_SYNCSTATE_PUT] = "INSERT OR REPLACE INTO syncstate (account, device_id, collection, "
+                         "state, updated) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_SYNCSTATE_DELETE_ONE] = "DELETE FROM syncstate WHERE account = ?1 AND device_id = ?2 "
+                                "AND collection = ?3",
+    [ST_SYNCSTATE_DELETE_DEVICE] = "DELETE FROM syncstate WHERE account = ?1 AND device_id = ?2",
+    [ST_SYNCSTATE_DELETE_DEVID] = "DELETE FROM syncstate WHERE device_id = ?1",
+    [ST_SYNCSTATE_DELETE_DEVID_ACCOUNT] = "DELETE FROM syncstate WHERE device_id = ?1 AND "
+                                          "account = ?2",
 };
 
 /* The open store. */
@@ -1024,7 +1048,13 @@ sqlite_device_delete(struct abq_store *store, const char *device_id, const char 
 	                "device_delete", errstr_r) < 0)
 		return -1;
 	*count_r = (size_t)sqlite3_changes(s->db);
-	return 0;
+	/* The device's mailbox sync state goes with it (store.h). */
+	st = stmt_get(s, account ? ST_SYNCSTATE_DELETE_DEVID_ACCOUNT : ST_SYNCSTATE_DELETE_DEVID,
+	              "device_delete", errstr_r);
+	if (st == NULL)
+		return -1;
+	return write_bound(s, st, bt(st, 1, device_id) || (account && bt(st, 2, account)),
+	                   "device_delete (sync state)", errstr_r);
 }
 
 /* Count an account's devices (or all) first seen before a time (0: ever). */
@@ -1739,6 +1769,92 @@ sqlite_notice_iter(struct abq_store *store, const char *state, abq_notice_cb *cb
 	return run_iter(s, &notice_kind, st, 0, (any_cb)cb, arg, errstr_r);
 }
 
+/* ---- sync state (schema version 2) ------------------------------------ */
+
+/* Read one collection's sync state into a malloc'd, NUL-terminated copy. */
+static int
+sqlite_syncstate_get(struct abq_store *store, const char *account, const char *device_id,
+                     const char *collection, void **state_r, size_t *len_r, int64_t *updated_r,
+                     const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_SYNCSTATE_GET, "syncstate_get", errstr_r);
+	const void *blob;
+	int rc, n;
+	char *copy;
+
+	if (st == NULL)
+		return -1;
+	if (bt(st, 1, account) || bt(st, 2, device_id) || bt(st, 3, collection)) {
+		db_fail(s, "syncstate_get", errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		stmt_release(st);
+		return 0;
+	}
+	if (rc != SQLITE_ROW) {
+		db_fail(s, "syncstate_get", errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	blob = sqlite3_column_blob(st, 0);
+	n = sqlite3_column_bytes(st, 0);
+	copy = xmalloc((size_t)n + 1);
+	if (n > 0)
+		memcpy(copy, blob, (size_t)n);
+	copy[n] = '\0';
+	*state_r = copy;
+	*len_r = (size_t)n;
+	*updated_r = sqlite3_column_int64(st, 1);
+	stmt_release(st);
+	return 1;
+}
+
+/* Insert or replace one collection's sync state. */
+static int
+sqlite_syncstate_put(struct abq_store *store, const char *account, const char *device_id,
+                     const char *collection, const void *state, size_t len, int64_t updated,
+                     const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_SYNCSTATE_PUT, "syncstate_put", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (len > INT_MAX)
+		return fail(s, errstr_r, "syncstate_put: state of %zu bytes is too large", len);
+	return write_bound(s, st,
+	                   bt(st, 1, account) || bt(st, 2, device_id) || bt(st, 3, collection) ||
+	                       sqlite3_bind_blob(st, 4, state, (int)len, SQLITE_TRANSIENT) ||
+	                       bi(st, 5, updated),
+	                   "syncstate_put", errstr_r);
+}
+
+/* Remove one collection's sync state, or all of the device's; counts them. */
+static int
+sqlite_syncstate_delete(struct abq_store *store, const char *account, const char *device_id,
+                        const char *collection, size_t *count_r, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st =
+	    stmt_get(s, collection ? ST_SYNCSTATE_DELETE_ONE : ST_SYNCSTATE_DELETE_DEVICE,
+	             "syncstate_delete", errstr_r);
+
+	*count_r = 0;
+	if (st == NULL)
+		return -1;
+	if (write_bound(s, st,
+	                bt(st, 1, account) || bt(st, 2, device_id) ||
+	                    (collection && bt(st, 3, collection)),
+	                "syncstate_delete", errstr_r) < 0)
+		return -1;
+	*count_r = (size_t)sqlite3_changes(s->db);
+	return 0;
+}
+
 const struct abq_store_ops abq_store_sqlite_ops = {
     .name = "sqlite",
     .scheme = "sqlite:",
@@ -1775,4 +1891,7 @@ const struct abq_store_ops abq_store_sqlite_ops = {
     .change_last = sqlite_change_last,
     .notice_add = sqlite_notice_add,
     .notice_iter = sqlite_notice_iter,
+    .syncstate_get = sqlite_syncstate_get,
+    .syncstate_put = sqlite_syncstate_put,
+    .syncstate_delete = sqlite_syncstate_delete,
 };

@@ -1524,6 +1524,128 @@ test_open_versions(void **state)
 	sqlite3_close(db);
 }
 
+/* Sync state: round trip, overwrite, binary blobs, delete one and all. */
+static void
+test_syncstate(void **state)
+{
+	struct fx *f = FX(state);
+	void *blob = NULL;
+	size_t len = 0, count = 0;
+	int64_t updated = 0;
+	const uint8_t bin[4] = {0x00, 0xff, 0x01, 0x00};
+
+	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err),
+	                 0);
+	assert_null(blob);
+	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", "key=1", 5, 100, &err));
+	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "foldersync", "fs", 2, 101, &err));
+	OK(abq_store_syncstate_put(f->s, "b@x", "DEV", "inbox", "other", 5, 102, &err));
+	/* DeviceIds compare without case. */
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "a@x", "dev", "inbox", &blob, &len, &updated, &err), 1);
+	assert_int_equal(len, 5);
+	assert_string_equal((char *)blob, "key=1");
+	assert_int_equal(updated, 100);
+	free(blob);
+	/* Overwrite, with binary bytes. */
+	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", bin, sizeof(bin), 200, &err));
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, &updated, &err), 1);
+	assert_int_equal(len, 4);
+	assert_memory_equal(blob, bin, 4);
+	assert_int_equal(updated, 200);
+	free(blob);
+	/* An empty state is a state. */
+	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "ping", NULL, 0, 1, &err));
+	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "ping", &blob, &len, NULL, &err),
+	                 1);
+	assert_int_equal(len, 0);
+	free(blob);
+	/* Delete one, then all of the device (not another account's). */
+	OK(abq_store_syncstate_delete(f->s, "a@x", "DEV", "inbox", &count, &err));
+	assert_int_equal(count, 1);
+	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err),
+	                 0);
+	OK(abq_store_syncstate_delete(f->s, "a@x", "DEV", "inbox", &count, &err));
+	assert_int_equal(count, 0);
+	OK(abq_store_syncstate_delete(f->s, "a@x", "Dev", NULL, &count, &err));
+	assert_int_equal(count, 2);
+	assert_int_equal(abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err),
+	                 1);
+	free(blob);
+	/* Bad arguments. */
+	FAILS(abq_store_syncstate_put(f->s, "", "DEV", "inbox", "x", 1, 0, &err), "required");
+	FAILS(abq_store_syncstate_get(f->s, "a@x", "DEV", NULL, &blob, &len, NULL, &err),
+	      "required");
+	FAILS(abq_store_syncstate_delete(f->s, "a@x", NULL, NULL, NULL, &err), "required");
+	FAILS(abq_store_syncstate_delete(f->s, "a@x", "DEV", "", NULL, &err), "empty collection");
+}
+
+/* Deleting a device's records removes its sync state too (store.h). */
+static void
+test_syncstate_device_delete(void **state)
+{
+	struct fx *f = FX(state);
+	void *blob = NULL;
+	size_t len = 0, count = 0;
+
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_QUARANTINED, ABQ_REASON_MODE, 1);
+	put_device(f->s, "b@x", "DEV", ABQ_STATE_QUARANTINED, ABQ_REASON_MODE, 1);
+	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", "1", 1, 1, &err));
+	OK(abq_store_syncstate_put(f->s, "b@x", "DEV", "inbox", "2", 1, 1, &err));
+	OK(abq_store_syncstate_put(f->s, "c@x", "DEV", "inbox", "3", 1, 1, &err));
+	OK(abq_store_device_delete(f->s, "dev", "a@x", &count, &err));
+	assert_int_equal(count, 1);
+	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err),
+	                 0);
+	assert_int_equal(abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err),
+	                 1);
+	free(blob);
+	OK(abq_store_device_delete(f->s, "DEV", NULL, &count, &err));
+	assert_int_equal(count, 1);
+	assert_int_equal(abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err),
+	                 0);
+	assert_int_equal(abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err),
+	                 0);
+}
+
+/*
+ * A version 1 store (the first schema, without the syncstate table) opened by
+ * this binary becomes version 2 with its data intact.
+ */
+static void
+test_migrate_v1_to_v2(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_device d = {0};
+	void *blob = NULL;
+	size_t len = 0;
+	sqlite3 *db;
+
+	SQLITE_ONLY(f);
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_QUARANTINED, ABQ_REASON_MODE, 7);
+	abq_store_close(&f->s);
+	/* Version 1 is version 2 without the syncstate table. */
+	db = raw_open(f->path);
+	raw_exec(db, "DROP TABLE syncstate; PRAGMA user_version = 1");
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'syncstate'"),
+	                 0);
+	sqlite3_close(db);
+	MSG_HAS(open_fails(f->url, NULL, ABQ_STORE_READONLY), "upgrade");
+	fx_open(f, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
+	assert_int_equal(d.state, ABQ_STATE_QUARANTINED);
+	abq_device_clear(&d);
+	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", "k", 1, 1, &err));
+	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err),
+	                 1);
+	free(blob);
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM devices"), 1);
+	sqlite3_close(db);
+}
+
 /* Files that are not databases, and empty databases. */
 static void
 test_open_not_a_database(void **state)
@@ -1888,6 +2010,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_open_foreign, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_versions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_syncstate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_syncstate_device_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_v1_to_v2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_not_writable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),

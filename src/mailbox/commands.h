@@ -1,0 +1,132 @@
+/*
+ * commands.h: the ActiveSync command layer over a mailbox backend (no I/O).
+ *
+ * eas_serve() answers one EAS command (MS-ASCMD) from a mailbox backend
+ * (mailbox.h): Provision, Settings, FolderSync, Sync, GetItemEstimate, Ping,
+ * ItemOperations, and every other command with that command's own failure
+ * status (the table at the top of commands.c). It touches no socket, file or
+ * clock: the caller passes the request body, the backend, the time, and an
+ * accessor through which the sync state is read and written (the daemon
+ * keeps it in the store: abq_store_syncstate_*). A Ping is not held here: the
+ * answer says "hold for N seconds, then send this body", and the daemon runs
+ * the timer (and may answer earlier with eas_start_over_body()).
+ *
+ * Sync keys, and the quarantine mailbox's folder ids, carry abqd's prefix
+ * "abq-", so that once a device is allowed the daemon can recognise a
+ * request still speaking to the virtual mailbox (eas_request_mailbox_keys,
+ * eas_mailbox_key_is_ours) and answer it with "start over".
+ */
+#ifndef ABQ_MAILBOX_COMMANDS_H
+#define ABQ_MAILBOX_COMMANDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eas/request.h"
+#include "mailbox/mailbox.h"
+
+/* The prefix of every sync key (and quarantine folder id) abqd hands out. */
+#define EAS_MAILBOX_PREFIX "abq-"
+
+/* The sync-state collection names beside folder ids. */
+#define EAS_STATE_FOLDERSYNC "foldersync"
+#define EAS_STATE_PING       "ping"
+
+/*
+ * Where the sync state lives: opaque blobs keyed by (account, device_id,
+ * collection), collection being a folder id, "foldersync" or "ping".
+ * get: 1 with *blob_r malloc'd (the layer frees it) and *len_r, 0 when there is
+ * none, -1 on failure. put and del: 0 or -1. del with collection NULL removes
+ * every collection of the device. A failure makes eas_serve answer HTTP 500
+ * (nothing half-done reaches the phone). The daemon maps these to
+ * abq_store_syncstate_get/put/delete.
+ */
+struct eas_state_accessor {
+	void *arg;
+	int (*get)(void *arg, const char *account, const char *device_id, const char *collection,
+	           char **blob_r, size_t *len_r);
+	int (*put)(void *arg, const char *account, const char *device_id, const char *collection,
+	           const char *blob, size_t len);
+	int (*del)(void *arg, const char *account, const char *device_id, const char *collection);
+};
+
+struct eas_serve_in {
+	enum eas_cmd cmd;
+	const char *version; /* MS-ASProtocolVersion ("14.1"); NULL counts as 14.1 */
+	const uint8_t *body; /* the WBXML request body (may be empty) */
+	size_t body_len;
+	const char *account;   /* normalised account: key of the sync state */
+	const char *device_id; /* key of the sync state */
+	const char *email;     /* UserInformation's address; NULL: the account */
+	struct mbx_backend *backend;
+	struct eas_state_accessor state;
+	/*
+	 * Policy keys for Provision: phase 1 (temporary) and phase 2 (final);
+	 * NULL: derived from the DeviceId and now, never 0.
+	 */
+	uint32_t (*policy_key)(void *arg, bool final);
+	void *policy_key_arg;
+	int64_t now;       /* seconds since the epoch (nonce of new sync keys) */
+	int heartbeat_min; /* allowed Ping heartbeat range, seconds; 0: 60 */
+	int heartbeat_max; /* 0: 3540 */
+};
+
+#define EAS_OUT_HEADERS 4
+
+struct eas_serve_out {
+	int http_status;          /* 200, 400, 500, ... */
+	const char *content_type; /* static; NULL when there is no body */
+	uint8_t *body;            /* malloc'd WBXML; free with eas_serve_out_clear */
+	size_t body_len;
+	const char *headers[EAS_OUT_HEADERS][2]; /* extra (name, value), static strings */
+	size_t n_headers;
+	int hold_seconds;   /* Ping: > 0 hold this long, then send body */
+	bool devinfo_seen;  /* the body carried Settings:DeviceInformation/Set */
+	const char *detail; /* a static note for the debug log, or NULL */
+};
+
+/*
+ * Answer one command. Returns 0 with *out filled (free it with
+ * eas_serve_out_clear), or -1 when in is unusable (no backend, no account);
+ * input from the phone is never a -1: a malformed body is an HTTP 400 or the
+ * command's protocol-error status. OPTIONS and the 2.5-only commands are not
+ * served here (HTTP 400): the daemon proxies OPTIONS.
+ */
+int eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out);
+void eas_serve_out_clear(struct eas_serve_out *out);
+
+/* Whether a sync key (or folder id) is one abqd handed out. */
+bool eas_mailbox_key_is_ours(const char *key);
+
+/*
+ * The sync keys a request carries: FolderSync's SyncKey, Sync's and
+ * GetItemEstimate's Collection SyncKeys, and (for Ping) the folder Ids.
+ * Returns the number found (at most max, copied as new strings into keys[],
+ * the caller frees them), or -1 when the body is not WBXML.
+ */
+int eas_request_sync_keys(enum eas_cmd cmd, const uint8_t *body, size_t len, char **keys,
+                          size_t max);
+/*
+ * Whether the request still speaks to the virtual mailbox: 1 when one of the
+ * keys above is ours, 0 when none is, -1 when the body is not WBXML.
+ */
+int eas_request_has_mailbox_key(enum eas_cmd cmd, const uint8_t *body, size_t len);
+
+/*
+ * The "start over" answer for a device that has left the virtual mailbox:
+ * FolderSync Status 9, Sync Status 3 for each collection of the request
+ * (SyncKey 0), GetItemEstimate Status 4 (invalid sync key) per
+ * collection, Ping Status 7. Fills out (HTTP 200, WBXML) and returns 0, or
+ * -1 for any other command.
+ */
+int eas_start_over_body(enum eas_cmd cmd, const char *version, const uint8_t *req_body,
+                        size_t req_len, struct eas_serve_out *out);
+
+/*
+ * Ping Status 2 naming the folders that changed (the daemon's early answer
+ * to a held Ping when the mailbox itself changed). Returns 0 or -1.
+ */
+int eas_ping_changed_body(const char *const *folder_ids, size_t n, struct eas_serve_out *out);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * mailbox.c: the dispatchers of the mailbox backend interface (mailbox.h).
+ *
+ * Callers go through these functions instead of the ops table, so that
+ * argument checks live in one place, as in the store's store.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailbox/mailbox.h"
+
+/* Free an e-mail's strings and zero it; clearing twice is fine. */
+void
+mbx_email_clear(struct mbx_email *e)
+{
+	if (e == NULL)
+		return;
+	free(e->from);
+	free(e->to);
+	free(e->display_to);
+	free(e->subject);
+	free(e->message_class);
+	free(e->body_plain);
+	free(e->body_html);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The backend's folders. */
+int
+mbx_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+                 const char **errstr_r)
+{
+	*folders_r = NULL;
+	*n_r = 0;
+	if (b == NULL) {
+		*errstr_r = "no mailbox backend";
+		return -1;
+	}
+	return b->ops->list_folders(b, folders_r, n_r, errstr_r);
+}
+
+/* The items of one folder, with their versions. */
+int
+mbx_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+               size_t *n_r, const char **errstr_r)
+{
+	*items_r = NULL;
+	*n_r = 0;
+	if (b == NULL || folder_id == NULL) {
+		*errstr_r = "no mailbox backend or folder";
+		return -1;
+	}
+	return b->ops->list_items(b, folder_id, items_r, n_r, errstr_r);
+}
+
+/* Fetch one item. */
+int
+mbx_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
+          const char **errstr_r)
+{
+	memset(out, 0, sizeof(*out));
+	if (b == NULL || folder_id == NULL || item_id == NULL) {
+		*errstr_r = "no mailbox backend, folder or item";
+		return -1;
+	}
+	return b->ops->fetch(b, folder_id, item_id, out, errstr_r);
+}
+
+/* Set an item's read flag. */
+int
+mbx_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+             const char **errstr_r)
+{
+	if (b == NULL || folder_id == NULL || item_id == NULL) {
+		*errstr_r = "no mailbox backend, folder or item";
+		return -1;
+	}
+	return b->ops->set_read(b, folder_id, item_id, read, errstr_r);
+}
+
+/* Look a folder up by server id. */
+const struct mbx_folder *
+mbx_folder_find(struct mbx_backend *b, const char *folder_id)
+{
+	const struct mbx_folder *f;
+	const char *err;
+	size_t n;
+
+	if (folder_id == NULL || mbx_list_folders(b, &f, &n, &err) < 0)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(f[i].id, folder_id) == 0)
+			return &f[i];
+	}
+	return NULL;
+}
+
+/* Destroy a backend through its table. */
+void
+mbx_destroy(struct mbx_backend **bp)
+{
+	if (bp == NULL || *bp == NULL)
+		return;
+	(*bp)->ops->destroy(*bp);
+	*bp = NULL;
+}

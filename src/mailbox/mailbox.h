@@ -1,0 +1,164 @@
+/*
+ * mailbox.h: the mailbox backend interface under the ActiveSync command layer.
+ *
+ * The command layer (commands.h) speaks EAS; a backend only knows folders and
+ * e-mail items. Each backend fills one struct mbx_ops (OpenSMTPD's table_*.c
+ * shape): the virtual quarantine mailbox now (mailbox_quarantine.c), a native
+ * IMAP backend later, without a change to the command layer.
+ *
+ * - Folders have a server id, a parent id ("0" for the top), a display name
+ *   and an EAS folder type (2 Inbox, 3 Drafts, 4 Deleted Items, 5 Sent Items,
+ *   6 Outbox, 12 user mail folder).
+ * - Items of a folder are listed as (server id, version): the version is a
+ *   change counter the backend bumps whenever the item changes, so the command
+ *   layer finds Adds, Changes and Deletes by comparing with what the client
+ *   has (kept in the sync state, not in the backend).
+ * - A fetch fills a struct mbx_email, whose strings the caller frees with
+ *   mbx_email_clear().
+ *
+ * Backends do no EAS encoding. Errors: 0 / -1 with *errstr_r (a static or
+ * backend-owned message); lookups 1 found, 0 not found, -1.
+ */
+#ifndef ABQ_MAILBOX_H
+#define ABQ_MAILBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* EAS folder types (MS-ASCMD 2.2.3.186.3). */
+#define MBX_FOLDER_INBOX   2
+#define MBX_FOLDER_DRAFTS  3
+#define MBX_FOLDER_DELETED 4
+#define MBX_FOLDER_SENT    5
+#define MBX_FOLDER_OUTBOX  6
+#define MBX_FOLDER_MAIL    12
+
+/* Longest server id (folder or item) the command layer accepts (MS-ASCMD: 64). */
+#define MBX_ID_MAX 64
+
+struct mbx_folder {
+	const char *id;
+	const char *parent_id; /* "0": top level */
+	const char *name;
+	int type; /* MBX_FOLDER_* */
+};
+
+struct mbx_item_ref {
+	char id[MBX_ID_MAX + 1];
+	uint64_t version;
+};
+
+/* One e-mail item; strings owned by the struct (mbx_email_clear frees them). */
+struct mbx_email {
+	char *from;
+	char *to;
+	char *display_to;
+	char *subject;
+	int64_t date_received; /* seconds since the epoch, UTC */
+	bool read;
+	char *message_class; /* "IPM.Note" */
+	char *body_plain;    /* UTF-8, or NULL */
+	char *body_html;     /* UTF-8, or NULL */
+};
+void mbx_email_clear(struct mbx_email *e);
+
+struct mbx_backend;
+
+struct mbx_ops {
+	const char *name; /* "quarantine" */
+	/* The folders; the array and its strings belong to the backend. */
+	int (*list_folders)(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+	                    const char **errstr_r);
+	/*
+	 * The items of a folder in a malloc'd array (*items_r, free it; NULL when
+	 * empty). Returns 0, or -1 (an unknown folder is an error).
+	 */
+	int (*list_items)(struct mbx_backend *b, const char *folder_id,
+	                  struct mbx_item_ref **items_r, size_t *n_r, const char **errstr_r);
+	/* Fetch one item: 1 and *out filled, 0 when there is no such item, -1. */
+	int (*fetch)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	             struct mbx_email *out, const char **errstr_r);
+	/* Set the read flag: 1 done, 0 no such item, -1. */
+	int (*set_read)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	                bool read, const char **errstr_r);
+	void (*destroy)(struct mbx_backend *b);
+};
+
+/* Every backend's struct begins with this header. */
+struct mbx_backend {
+	const struct mbx_ops *ops;
+};
+
+/* Dispatchers, so that callers never touch the table. */
+int mbx_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+                     const char **errstr_r);
+int mbx_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+                   size_t *n_r, const char **errstr_r);
+int mbx_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id,
+              struct mbx_email *out, const char **errstr_r);
+int mbx_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+                 const char **errstr_r);
+/* The folder with this id, or NULL. */
+const struct mbx_folder *mbx_folder_find(struct mbx_backend *b, const char *folder_id);
+/* Destroy a backend; sets *bp to NULL. NULL is fine. */
+void mbx_destroy(struct mbx_backend **bp);
+
+/* ---- The virtual quarantine mailbox (mailbox_quarantine.c) ---- */
+
+/*
+ * The facts the alert names. Every field may be NULL (rendered as "unknown",
+ * except contact, which has a default sentence). state is the registry's
+ * state name ("Quarantined", "Blocked", "Discovery").
+ */
+struct mbx_device_facts {
+	const char *account;
+	const char *email; /* the account's address; NULL: the account */
+	const char *device_id;
+	const char *device_type;
+	const char *model;
+	const char *os;
+	const char *user_agent;
+	const char *imei;
+	const char *eas_version;
+	const char *state;
+	const char *contact; /* whom to contact ("your IT department") */
+};
+
+/*
+ * The alert's configuration. NULL fields take the English defaults in
+ * mailbox_quarantine.c; templates carry the placeholders {account},
+ * {device_id}, {device_type}, {model}, {os}, {user_agent}, {imei},
+ * {eas_version}, {state} and {contact} ({{ is a literal brace). Values are
+ * HTML-escaped in the HTML body. The Discovery texts are used when the state
+ * is "Discovery".
+ */
+struct mbx_quarantine_config {
+	const char *sender; /* "From:"; NULL: "abqd <postmaster@localhost>" */
+	const char *subject;
+	const char *body_plain;
+	const char *body_html;
+	const char *discovery_subject;
+	const char *discovery_body_plain;
+	const char *discovery_body_html;
+	int64_t date; /* the alert's DateReceived; 0: the device's first_seen is unknown, use 0 */
+};
+
+/* Folder ids of the quarantine mailbox: they carry abqd's prefix (commands.h). */
+#define MBX_Q_INBOX_ID "abq-inbox"
+
+/*
+ * A new virtual mailbox for one device: Inbox holding the alert, and empty
+ * Drafts, Deleted Items, Sent Items and Outbox. cfg and facts are copied.
+ * The alert's server id is stable for a device (derived from the DeviceId).
+ */
+struct mbx_backend *mbx_quarantine_new(const struct mbx_quarantine_config *cfg,
+                                       const struct mbx_device_facts *facts);
+
+/*
+ * Render a template: placeholders replaced by the facts' values, each
+ * HTML-escaped when html is true. Returns a new string.
+ */
+char *mbx_render_template(const char *tmpl, const struct mbx_device_facts *facts, bool html);
+
+#endif

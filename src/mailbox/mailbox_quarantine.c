@@ -1,0 +1,394 @@
+/*
+ * mailbox_quarantine.c: the virtual quarantine mailbox, the first mailbox
+ * backend (mailbox.h).
+ *
+ * Five folders: Inbox (type 2) holding exactly one alert message, and empty
+ * Drafts (3), Deleted Items (4), Sent Items (5) and Outbox (6). The folder ids
+ * carry abqd's prefix "abq-" so that the daemon can tell, after the device is
+ * allowed, that a Ping still names the quarantine mailbox's folders.
+ *
+ * The alert's subject and bodies are rendered from templates (English
+ * defaults below; the notices issue adds per-domain and per-locale texts)
+ * with the device's facts; the HTML body escapes every value. A device in
+ * Discovery gets a neutral "checking your device" text instead.
+ *
+ * The alert's server id is derived from the DeviceId (FNV-1a), so that it is
+ * the same for every instance of the mailbox of one device: a restarted abqd
+ * serving a new instance does not make the phone see a new message. Its
+ * version is 1 and never changes (the read flag is the client's to change).
+ * The read flag lives in the instance; the command layer keeps the client's
+ * view in the sync state and restores it with set_read.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+#include "mailbox/mailbox.h"
+
+/* The English defaults: quarantined (or blocked-like) devices. */
+static const char default_subject[] = "Your device {model} is waiting for approval";
+static const char default_plain[] =
+    "Your device is waiting for approval.\r\n"
+    "\r\n"
+    "This device has connected to your mailbox ({account}), but it may not sync your mail, "
+    "calendar and contacts until an administrator approves it. Until then this message is "
+    "the only one it shows. Once the device is approved, your mail appears by itself: there "
+    "is nothing to do on the device.\r\n"
+    "\r\n"
+    "Device:       {model} ({device_type})\r\n"
+    "Device ID:    {device_id}\r\n"
+    "OS:           {os}\r\n"
+    "User agent:   {user_agent}\r\n"
+    "IMEI:         {imei}\r\n"
+    "EAS version:  {eas_version}\r\n"
+    "State:        {state}\r\n"
+    "\r\n"
+    "If you did not expect this, or to ask for approval, contact {contact}.\r\n";
+static const char default_html[] =
+    "<html><body>"
+    "<p><b>Your device is waiting for approval.</b></p>"
+    "<p>This device has connected to your mailbox ({account}), but it may not sync your "
+    "mail, calendar and contacts until an administrator approves it. Until then this message "
+    "is the only one it shows. Once the device is approved, your mail appears by itself: "
+    "there is nothing to do on the device.</p>"
+    "<table>"
+    "<tr><td>Device</td><td>{model} ({device_type})</td></tr>"
+    "<tr><td>Device ID</td><td>{device_id}</td></tr>"
+    "<tr><td>OS</td><td>{os}</td></tr>"
+    "<tr><td>User agent</td><td>{user_agent}</td></tr>"
+    "<tr><td>IMEI</td><td>{imei}</td></tr>"
+    "<tr><td>EAS version</td><td>{eas_version}</td></tr>"
+    "<tr><td>State</td><td>{state}</td></tr>"
+    "</table>"
+    "<p>If you did not expect this, or to ask for approval, contact {contact}.</p>"
+    "</body></html>";
+
+/* The English defaults: devices in Discovery. */
+static const char discovery_subject[] = "Checking your device";
+static const char discovery_plain[] =
+    "Your device is being checked.\r\n"
+    "\r\n"
+    "This device has connected to your mailbox ({account}). Its details are being checked; "
+    "this usually takes a moment. Your mail appears by itself once the check is complete: "
+    "there is nothing to do on the device.\r\n"
+    "\r\n"
+    "Device ID:    {device_id}\r\n"
+    "Device type:  {device_type}\r\n"
+    "EAS version:  {eas_version}\r\n"
+    "\r\n"
+    "If this takes long, contact {contact}.\r\n";
+static const char discovery_html[] =
+    "<html><body>"
+    "<p><b>Your device is being checked.</b></p>"
+    "<p>This device has connected to your mailbox ({account}). Its details are being "
+    "checked; this usually takes a moment. Your mail appears by itself once the check is "
+    "complete: there is nothing to do on the device.</p>"
+    "<table>"
+    "<tr><td>Device ID</td><td>{device_id}</td></tr>"
+    "<tr><td>Device type</td><td>{device_type}</td></tr>"
+    "<tr><td>EAS version</td><td>{eas_version}</td></tr>"
+    "</table>"
+    "<p>If this takes long, contact {contact}.</p>"
+    "</body></html>";
+
+static const char default_sender[] = "abqd <postmaster@localhost>";
+static const char default_contact[] = "your IT department";
+
+static const struct mbx_folder q_folders[] = {
+    {MBX_Q_INBOX_ID, "0", "Inbox", MBX_FOLDER_INBOX},
+    {"abq-drafts", "0", "Drafts", MBX_FOLDER_DRAFTS},
+    {"abq-deleted", "0", "Deleted Items", MBX_FOLDER_DELETED},
+    {"abq-sent", "0", "Sent Items", MBX_FOLDER_SENT},
+    {"abq-outbox", "0", "Outbox", MBX_FOLDER_OUTBOX},
+};
+#define Q_NFOLDERS (sizeof(q_folders) / sizeof(q_folders[0]))
+
+struct q_mailbox {
+	struct mbx_backend base; /* first */
+	char alert_id[MBX_ID_MAX + 1];
+	char *from;
+	char *to;
+	char *subject;
+	char *plain;
+	char *html;
+	int64_t date;
+	bool read;
+};
+
+/* A growing string for template rendering. */
+struct sbuf {
+	char *s;
+	size_t len, cap;
+};
+
+/* Append n bytes to the buffer, growing it geometrically. */
+static void
+sb_add(struct sbuf *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->s = xrealloc(b->s, cap);
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* Append a value, HTML-escaped when html is set. */
+static void
+sb_value(struct sbuf *b, const char *v, bool html)
+{
+	if (!html) {
+		sb_add(b, v, strlen(v));
+		return;
+	}
+	for (; *v; v++) {
+		switch (*v) {
+		case '<':
+			sb_add(b, "&lt;", 4);
+			break;
+		case '>':
+			sb_add(b, "&gt;", 4);
+			break;
+		case '&':
+			sb_add(b, "&amp;", 5);
+			break;
+		case '"':
+			sb_add(b, "&quot;", 6);
+			break;
+		case '\'':
+			sb_add(b, "&#39;", 5);
+			break;
+		default:
+			sb_add(b, v, 1);
+		}
+	}
+}
+
+/* The value of a placeholder name (len bytes), or NULL when it is not one. */
+static const char *
+placeholder(const struct mbx_device_facts *f, const char *name, size_t len)
+{
+	static const char unknown[] = "unknown";
+	const struct {
+		const char *name;
+		const char *value;
+	} map[] = {
+	    {"account", f->account},
+	    {"device_id", f->device_id},
+	    {"device_type", f->device_type},
+	    {"model", f->model},
+	    {"os", f->os},
+	    {"user_agent", f->user_agent},
+	    {"imei", f->imei},
+	    {"eas_version", f->eas_version},
+	    {"state", f->state},
+	    {"contact", f->contact ? f->contact : default_contact},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strlen(map[i].name) == len && memcmp(map[i].name, name, len) == 0)
+			return map[i].value && *map[i].value ? map[i].value : unknown;
+	}
+	return NULL;
+}
+
+/*
+ * Render a template: {name} becomes the fact's value (escaped for HTML), "{{"
+ * a literal "{", and anything else is copied as it is (an unknown {name}
+ * included, so that a typo shows instead of vanishing).
+ */
+char *
+mbx_render_template(const char *tmpl, const struct mbx_device_facts *facts, bool html)
+{
+	struct sbuf b = {0};
+	const char *p = tmpl ? tmpl : "";
+
+	sb_add(&b, "", 0);
+	while (*p) {
+		const char *open = strchr(p, '{');
+		if (open == NULL) {
+			sb_add(&b, p, strlen(p));
+			break;
+		}
+		sb_add(&b, p, (size_t)(open - p));
+		if (open[1] == '{') {
+			sb_add(&b, "{", 1);
+			p = open + 2;
+			continue;
+		}
+		const char *close = strchr(open + 1, '}');
+		const char *v =
+		    close ? placeholder(facts, open + 1, (size_t)(close - open - 1)) : NULL;
+		if (v == NULL) {
+			sb_add(&b, "{", 1);
+			p = open + 1;
+			continue;
+		}
+		sb_value(&b, v, html);
+		p = close + 1;
+	}
+	return b.s;
+}
+
+/* The view of a backend handle as the quarantine mailbox. */
+static struct q_mailbox *
+Q(struct mbx_backend *b)
+{
+	return (struct q_mailbox *)(void *)b;
+}
+
+/* The five folders. */
+static int
+q_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+               const char **errstr_r)
+{
+	*folders_r = q_folders;
+	*n_r = Q_NFOLDERS;
+	return 0;
+}
+
+/* Whether id names one of our folders. */
+static bool
+q_folder_known(const char *id)
+{
+	for (size_t i = 0; i < Q_NFOLDERS; i++) {
+		if (strcmp(q_folders[i].id, id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Inbox lists the alert; the other folders are empty. */
+static int
+q_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+             size_t *n_r, const char **errstr_r)
+{
+	if (!q_folder_known(folder_id)) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if (strcmp(folder_id, MBX_Q_INBOX_ID) != 0)
+		return 0;
+	*items_r = xcalloc(1, sizeof(**items_r));
+	snprintf((*items_r)[0].id, sizeof((*items_r)[0].id), "%s", Q(b)->alert_id);
+	(*items_r)[0].version = 1;
+	*n_r = 1;
+	return 0;
+}
+
+/* Whether (folder, item) is the alert. */
+static bool
+is_alert(struct q_mailbox *q, const char *folder_id, const char *item_id)
+{
+	return strcmp(folder_id, MBX_Q_INBOX_ID) == 0 && strcmp(item_id, q->alert_id) == 0;
+}
+
+/* Fetch the alert (the only item there is). */
+static int
+q_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
+        const char **errstr_r)
+{
+	struct q_mailbox *q = Q(b);
+
+	if (!is_alert(q, folder_id, item_id))
+		return 0;
+	out->from = xstrdup(q->from);
+	out->to = xstrdup(q->to);
+	out->display_to = xstrdup(q->to);
+	out->subject = xstrdup(q->subject);
+	out->date_received = q->date;
+	out->read = q->read;
+	out->message_class = xstrdup("IPM.Note");
+	out->body_plain = xstrdup(q->plain);
+	out->body_html = xstrdup(q->html);
+	return 1;
+}
+
+/* Set the alert's read flag. */
+static int
+q_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+           const char **errstr_r)
+{
+	struct q_mailbox *q = Q(b);
+
+	if (!is_alert(q, folder_id, item_id))
+		return 0;
+	q->read = read;
+	return 1;
+}
+
+/* Free the instance. */
+static void
+q_destroy(struct mbx_backend *b)
+{
+	struct q_mailbox *q = Q(b);
+
+	free(q->from);
+	free(q->to);
+	free(q->subject);
+	free(q->plain);
+	free(q->html);
+	free(q);
+}
+
+static const struct mbx_ops quarantine_ops = {
+    .name = "quarantine",
+    .list_folders = q_list_folders,
+    .list_items = q_list_items,
+    .fetch = q_fetch,
+    .set_read = q_set_read,
+    .destroy = q_destroy,
+};
+
+/* Pick the configured text, else the default. */
+static const char *
+pick(const char *configured, const char *dflt)
+{
+	return configured != NULL && *configured != '\0' ? configured : dflt;
+}
+
+/*
+ * Build one device's mailbox: render the alert once, derive its stable server
+ * id from the DeviceId (FNV-1a 64, case-folded as DeviceIds compare).
+ */
+struct mbx_backend *
+mbx_quarantine_new(const struct mbx_quarantine_config *cfg, const struct mbx_device_facts *facts)
+{
+	static const struct mbx_quarantine_config no_cfg;
+	static const struct mbx_device_facts no_facts;
+	struct q_mailbox *q = xcalloc(1, sizeof(*q));
+	uint64_t h = 0xcbf29ce484222325ULL;
+	bool discovery;
+
+	if (cfg == NULL)
+		cfg = &no_cfg;
+	if (facts == NULL)
+		facts = &no_facts;
+	discovery = facts->state != NULL && str_ieq(facts->state, "Discovery");
+	q->base.ops = &quarantine_ops;
+	for (const char *p = facts->device_id ? facts->device_id : ""; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 'a' && c <= 'z')
+			c = (unsigned char)(c - 'a' + 'A');
+		h = (h ^ c) * 0x100000001b3ULL;
+	}
+	snprintf(q->alert_id, sizeof(q->alert_id), "abq-alert-%016" PRIx64, h);
+	q->from = xstrdup(pick(cfg->sender, default_sender));
+	q->to = xstrdup(facts->email ? facts->email : facts->account ? facts->account : "");
+	q->subject = mbx_render_template(discovery ? pick(cfg->discovery_subject, discovery_subject)
+	                                           : pick(cfg->subject, default_subject),
+	                                 facts, false);
+	q->plain = mbx_render_template(discovery ? pick(cfg->discovery_body_plain, discovery_plain)
+	                                         : pick(cfg->body_plain, default_plain),
+	                               facts, false);
+	q->html = mbx_render_template(discovery ? pick(cfg->discovery_body_html, discovery_html)
+	                                        : pick(cfg->body_html, default_html),
+	                              facts, true);
+	q->date = cfg->date;
+	return &q->base;
+}

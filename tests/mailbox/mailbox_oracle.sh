@@ -1,0 +1,44 @@
+#!/bin/sh
+# mailbox_oracle.sh: libwbxml decodes every answer of the quarantine mailbox.
+#
+# usage: mailbox_oracle.sh MAILBOX-TOOL
+#
+# mailbox-tool writes a phone's first session at EAS 12.1, 14.0, 14.1, 16.0 and
+# 16.1; Debian's wbxml2xml (libwbxml2-utils, an independent codec) must decode
+# each answer, and the Sync and ItemOperations answers must show the alert's
+# subject. A missing wbxml2xml is a failure (scripts/install-deps.sh installs it).
+set -u
+tool=${1:?usage: mailbox_oracle.sh MAILBOX-TOOL}
+command -v wbxml2xml >/dev/null 2>&1 || {
+	echo "mailbox_oracle: wbxml2xml not found (apt-get install libwbxml2-utils)" >&2
+	exit 1
+}
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+"$tool" "$tmp" || { echo "mailbox_oracle: mailbox-tool failed" >&2; exit 1; }
+
+pass=0
+fail=0
+for f in "$tmp"/*.wbxml; do
+	name=$(basename "$f" .wbxml)
+	if wbxml2xml -l ACTIVESYNC -m 0 -o "$tmp/$name.xml" "$f" >"$tmp/log" 2>&1 &&
+		[ -s "$tmp/$name.xml" ]; then
+		pass=$((pass + 1))
+	else
+		echo "FAIL: $name: wbxml2xml: $(cat "$tmp/log")" >&2
+		fail=$((fail + 1))
+		continue
+	fi
+	case "$name" in
+	*-sync-plain | *-sync-html | *-itemoperations)
+		if grep -q "is waiting for approval" "$tmp/$name.xml"; then
+			pass=$((pass + 1))
+		else
+			echo "FAIL: $name: the subject is missing from wbxml2xml's output" >&2
+			fail=$((fail + 1))
+		fi
+		;;
+	esac
+done
+echo "mailbox_oracle: $pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

@@ -1,0 +1,261 @@
+/*
+ * mailbox_tool.c: write sample answers of the quarantine mailbox to files.
+ *
+ * usage: mailbox-tool OUTDIR
+ *
+ * Plays a phone's first session (Provision, Settings, FolderSync, Sync 0,
+ * Sync with GetChanges in plain and HTML, GetItemEstimate, ItemOperations,
+ * Ping, SendMail, and the start-over answers) at every protocol version and
+ * writes each answer as OUTDIR/<version>-<name>.wbxml, so that
+ * mailbox_oracle.sh can check them with libwbxml's wbxml2xml. The sync state
+ * lives in memory (one blob per collection).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eas/wbxml.h"
+#include "lib/util.h"
+#include "mailbox/commands.h"
+
+/* The in-memory state: a handful of (collection, blob) pairs. */
+struct mem {
+	char coll[16][80];
+	char *val[16];
+	size_t n;
+};
+
+/* accessor get */
+static int
+mem_get(void *arg, const char *a, const char *d, const char *c, char **blob_r, size_t *len_r)
+{
+	struct mem *m = arg;
+	for (size_t i = 0; i < m->n; i++) {
+		if (strcmp(m->coll[i], c) == 0) {
+			*blob_r = xstrdup(m->val[i]);
+			*len_r = strlen(m->val[i]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* accessor put */
+static int
+mem_put(void *arg, const char *a, const char *d, const char *c, const char *blob, size_t len)
+{
+	struct mem *m = arg;
+	size_t i;
+	for (i = 0; i < m->n && strcmp(m->coll[i], c) != 0; i++)
+		;
+	if (i == m->n) {
+		if (m->n == 16)
+			return -1;
+		snprintf(m->coll[m->n++], 80, "%s", c);
+	} else {
+		free(m->val[i]);
+	}
+	m->val[i] = xstrndup(blob, len);
+	return 0;
+}
+
+/* accessor del */
+static int
+mem_del(void *arg, const char *a, const char *d, const char *c)
+{
+	struct mem *m = arg;
+	for (size_t i = 0; i < m->n;) {
+		if (c == NULL || strcmp(m->coll[i], c) == 0) {
+			free(m->val[i]);
+			m->n--;
+			m->val[i] = m->val[m->n];
+			memcpy(m->coll[i], m->coll[m->n], 80);
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+static const char *outdir;
+static const char *version;
+static struct mem mem;
+static struct mbx_backend *mb;
+static int failures;
+
+/* Write out's body to OUTDIR/<version>-<name>.wbxml. */
+static void
+save(const char *name, const struct eas_serve_out *out)
+{
+	char path[4096];
+	FILE *fp;
+
+	if (out->http_status != 200 || out->body == NULL) {
+		fprintf(stderr, "mailbox-tool: %s %s: HTTP %d\n", version, name, out->http_status);
+		failures++;
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s-%s.wbxml", outdir, version, name);
+	fp = fopen(path, "wb");
+	if (fp == NULL || fwrite(out->body, 1, out->body_len, fp) != out->body_len) {
+		perror(path);
+		failures++;
+	}
+	if (fp)
+		fclose(fp);
+}
+
+/* Serve a request document and save the answer; returns the decoded answer. */
+static struct wbxml_doc *
+run(const char *name, enum eas_cmd cmd, struct wbxml_doc *req)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	struct eas_serve_out out;
+	struct wbxml_doc *resp = NULL;
+
+	if (req && wbxml_encode(req, &body, &len, NULL) != WBXML_OK)
+		fatalx("cannot encode the %s request", name);
+	wbxml_doc_free(&req);
+	struct eas_serve_in in = {
+	    .cmd = cmd,
+	    .version = version,
+	    .body = body,
+	    .body_len = len,
+	    .account = "alice@example.com",
+	    .device_id = "ORACLEDEV",
+	    .backend = mb,
+	    .state = {&mem, mem_get, mem_put, mem_del},
+	    .now = 1700000000,
+	};
+	if (eas_serve(&in, &out) < 0)
+		fatalx("eas_serve failed for %s", name);
+	save(name, &out);
+	if (out.body)
+		wbxml_decode(out.body, out.body_len, NULL, &resp, NULL);
+	eas_serve_out_clear(&out);
+	free(body);
+	return resp;
+}
+
+/* A Sync request of the Inbox. */
+static struct wbxml_doc *
+sync_req(const char *key, const char *type)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *c =
+	    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "AirSync:Sync"), "Collections"), "Collection");
+	wbxml_addn_text(c, "SyncKey", key);
+	wbxml_addn_text(c, "CollectionId", MBX_Q_INBOX_ID);
+	if (strcmp(key, "0") != 0) {
+		wbxml_addn(c, "GetChanges");
+		wbxml_addn_text(wbxml_addn(wbxml_addn(c, "Options"), "AirSyncBase:BodyPreference"),
+		                "Type", type);
+	}
+	return d;
+}
+
+/* One session at one version. */
+static void
+session(void)
+{
+	struct mbx_device_facts facts = {.account = "alice@example.com",
+	                                 .device_id = "ORACLEDEV",
+	                                 .model = "iPhone15,3",
+	                                 .device_type = "iPhone",
+	                                 .eas_version = version,
+	                                 .state = "Quarantined"};
+	struct wbxml_doc *d, *r;
+	char key[80];
+	struct eas_serve_out out;
+
+	mb = mbx_quarantine_new(NULL, &facts);
+	d = wbxml_doc_new();
+	wbxml_addn_text(
+	    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "Provision:Provision"), "Policies"), "Policy"),
+	    "PolicyType", "MS-EAS-Provisioning-WBXML");
+	r = run("provision", EAS_CMD_PROVISION, d);
+	wbxml_doc_free(&r);
+	d = wbxml_doc_new();
+	struct wbxml_node *s = wbxml_addn_root(d, "Settings:Settings");
+	wbxml_addn_text(wbxml_addn(wbxml_addn(s, "DeviceInformation"), "Set"), "Model", "X");
+	wbxml_addn(wbxml_addn(s, "UserInformation"), "Get");
+	r = run("settings", EAS_CMD_SETTINGS, d);
+	wbxml_doc_free(&r);
+	d = wbxml_doc_new();
+	wbxml_addn_text(wbxml_addn_root(d, "FolderHierarchy:FolderSync"), "SyncKey", "0");
+	r = run("foldersync", EAS_CMD_FOLDERSYNC, d);
+	wbxml_doc_free(&r);
+	r = run("sync0", EAS_CMD_SYNC, sync_req("0", "1"));
+	snprintf(key, sizeof(key), "%s",
+	         wbxml_find_text(wbxml_doc_root(r), "Collections/Collection/SyncKey"));
+	wbxml_doc_free(&r);
+	d = wbxml_doc_new();
+	struct wbxml_node *c = wbxml_addn(
+	    wbxml_addn(wbxml_addn_root(d, "GetItemEstimate:GetItemEstimate"), "Collections"),
+	    "Collection");
+	wbxml_addn_text(c, "AirSync:SyncKey", key);
+	wbxml_addn_text(c, "CollectionId", MBX_Q_INBOX_ID);
+	r = run("getitemestimate", EAS_CMD_GETITEMESTIMATE, d);
+	wbxml_doc_free(&r);
+	r = run("sync-plain", EAS_CMD_SYNC, sync_req(key, "1"));
+	wbxml_doc_free(&r);
+	/* A second session from Sync 0 for the HTML body. */
+	r = run("sync0b", EAS_CMD_SYNC, sync_req("0", "1"));
+	snprintf(key, sizeof(key), "%s",
+	         wbxml_find_text(wbxml_doc_root(r), "Collections/Collection/SyncKey"));
+	wbxml_doc_free(&r);
+	r = run("sync-html", EAS_CMD_SYNC, sync_req(key, "2"));
+	char sid[80];
+	snprintf(
+	    sid, sizeof(sid), "%s",
+	    wbxml_find_text(wbxml_doc_root(r), "Collections/Collection/Commands/Add/ServerId"));
+	wbxml_doc_free(&r);
+	d = wbxml_doc_new();
+	struct wbxml_node *fe =
+	    wbxml_addn(wbxml_addn_root(d, "ItemOperations:ItemOperations"), "Fetch");
+	wbxml_addn_text(fe, "Store", "Mailbox");
+	wbxml_addn_text(fe, "AirSync:CollectionId", MBX_Q_INBOX_ID);
+	wbxml_addn_text(fe, "AirSync:ServerId", sid);
+	r = run("itemoperations", EAS_CMD_ITEMOPERATIONS, d);
+	wbxml_doc_free(&r);
+	d = wbxml_doc_new();
+	struct wbxml_node *p = wbxml_addn_root(d, "Ping:Ping");
+	wbxml_addn_text(p, "HeartbeatInterval", "480");
+	struct wbxml_node *f = wbxml_addn(wbxml_addn(p, "Folders"), "Folder");
+	wbxml_addn_text(f, "Id", MBX_Q_INBOX_ID);
+	wbxml_addn_text(f, "Class", "Email");
+	r = run("ping", EAS_CMD_PING, d);
+	wbxml_doc_free(&r);
+	if (strcmp(version, "14.0") >= 0) {
+		d = wbxml_doc_new();
+		wbxml_addn_text(wbxml_addn_root(d, "ComposeMail:SendMail"), "ClientId", "1");
+		r = run("sendmail", EAS_CMD_SENDMAIL, d);
+		wbxml_doc_free(&r);
+	}
+	if (eas_start_over_body(EAS_CMD_FOLDERSYNC, version, NULL, 0, &out) == 0)
+		save("startover-foldersync", &out);
+	eas_serve_out_clear(&out);
+	if (eas_start_over_body(EAS_CMD_PING, version, NULL, 0, &out) == 0)
+		save("startover-ping", &out);
+	eas_serve_out_clear(&out);
+	mbx_destroy(&mb);
+	mem_del(&mem, NULL, NULL, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const versions[] = {"12.1", "14.0", "14.1", "16.0", "16.1"};
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: mailbox-tool OUTDIR\n");
+		return 2;
+	}
+	outdir = argv[1];
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		version = versions[i];
+		session();
+	}
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,834 @@
+/*
+ * test_commands.c: the ActiveSync command layer over the quarantine mailbox.
+ *
+ * Every test drives eas_serve() with real WBXML request bytes built with the
+ * codec's builder, decodes the answer with the codec, and checks it; the
+ * sync state lives in an in-memory accessor standing in for the store, so a
+ * "restart" is a new backend instance over the same stored state. Each test
+ * runs at every protocol version the mailbox serves.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "eas/wbxml.h"
+#include "lib/util.h"
+#include "mailbox/commands.h"
+
+static const char *const versions[] = {"12.1", "14.0", "14.1", "16.0", "16.1"};
+#define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
+
+/* ---- an in-memory sync-state store ---- */
+
+struct kv {
+	char key[256];
+	char *val;
+	size_t len;
+};
+struct mem {
+	struct kv kv[64];
+	size_t n;
+	int puts;
+};
+
+/* The map key of (account, device, collection). */
+static void
+mkey(char out[256], const char *a, const char *d, const char *c)
+{
+	snprintf(out, 256, "%s\n%s\n%s", a, d, c ? c : "");
+}
+
+/* accessor get: a copy of the blob. */
+static int
+mem_get(void *arg, const char *a, const char *d, const char *c, char **blob_r, size_t *len_r)
+{
+	struct mem *m = arg;
+	char k[256];
+
+	mkey(k, a, d, c);
+	for (size_t i = 0; i < m->n; i++) {
+		if (strcmp(m->kv[i].key, k) == 0) {
+			*blob_r = xstrndup(m->kv[i].val, m->kv[i].len);
+			*len_r = m->kv[i].len;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* accessor put: insert or replace. */
+static int
+mem_put(void *arg, const char *a, const char *d, const char *c, const char *blob, size_t len)
+{
+	struct mem *m = arg;
+	char k[256];
+
+	m->puts++;
+	mkey(k, a, d, c);
+	for (size_t i = 0; i < m->n; i++) {
+		if (strcmp(m->kv[i].key, k) == 0) {
+			free(m->kv[i].val);
+			m->kv[i].val = xstrndup(blob, len);
+			m->kv[i].len = len;
+			return 0;
+		}
+	}
+	assert_true(m->n < 64);
+	snprintf(m->kv[m->n].key, 256, "%s", k);
+	m->kv[m->n].val = xstrndup(blob, len);
+	m->kv[m->n].len = len;
+	m->n++;
+	return 0;
+}
+
+/* accessor del: one collection or all of the device. */
+static int
+mem_del(void *arg, const char *a, const char *d, const char *c)
+{
+	struct mem *m = arg;
+	char k[256];
+	size_t kl;
+
+	mkey(k, a, d, c);
+	kl = strlen(k);
+	for (size_t i = 0; i < m->n;) {
+		if (c ? strcmp(m->kv[i].key, k) == 0 : strncmp(m->kv[i].key, k, kl) == 0) {
+			free(m->kv[i].val);
+			m->kv[i] = m->kv[--m->n];
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+static void
+mem_free(struct mem *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->kv[i].val);
+	m->n = 0;
+}
+
+/* ---- the fixture: one device's mailbox ---- */
+
+struct fx {
+	struct mem mem;
+	struct mbx_backend *mb;
+	struct mbx_device_facts facts;
+	const char *version;
+	struct eas_serve_out out;
+	struct wbxml_doc *resp;
+};
+
+static const struct mbx_quarantine_config qcfg = {
+    .sender = "IT <it@example.com>",
+    .date = 1700000000,
+};
+
+/* A fresh fixture at a version. */
+static void
+fx_init(struct fx *f, const char *version)
+{
+	memset(f, 0, sizeof(*f));
+	f->facts = (struct mbx_device_facts){
+	    .account = "alice@example.com",
+	    .device_id = "DEV1",
+	    .device_type = "iPhone",
+	    .model = "iPhone15,3 <Pro>",
+	    .os = "iOS 17.1",
+	    .user_agent = "Apple-iPhone15C3/2101.1",
+	    .imei = "3566",
+	    .eas_version = version,
+	    .state = "Quarantined",
+	    .contact = "helpdesk@example.com",
+	};
+	f->version = version;
+	f->mb = mbx_quarantine_new(&qcfg, &f->facts);
+}
+
+/* "Restart": a new backend instance, the stored state kept. */
+static void
+fx_restart(struct fx *f)
+{
+	mbx_destroy(&f->mb);
+	f->mb = mbx_quarantine_new(&qcfg, &f->facts);
+}
+
+static void
+fx_done(struct fx *f)
+{
+	eas_serve_out_clear(&f->out);
+	wbxml_doc_free(&f->resp);
+	mbx_destroy(&f->mb);
+	mem_free(&f->mem);
+}
+
+/* Serve cmd with the request doc (NULL: empty body); decode the answer into f->resp. */
+static struct wbxml_node *
+serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	if (req != NULL) {
+		assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+		wbxml_doc_free(&req);
+	}
+	eas_serve_out_clear(&f->out);
+	wbxml_doc_free(&f->resp);
+	struct eas_serve_in in = {
+	    .cmd = cmd,
+	    .version = f->version,
+	    .body = body,
+	    .body_len = len,
+	    .account = f->facts.account,
+	    .device_id = f->facts.device_id,
+	    .backend = f->mb,
+	    .state = {&f->mem, mem_get, mem_put, mem_del},
+	    .now = 1700000100,
+	    .heartbeat_min = 60,
+	    .heartbeat_max = 1800,
+	};
+	assert_int_equal(eas_serve(&in, &f->out), 0);
+	free(body);
+	if (f->out.http_status != 200 || f->out.body == NULL)
+		return NULL;
+	assert_string_equal(f->out.content_type, "application/vnd.ms-sync.wbxml");
+	assert_int_equal(wbxml_decode(f->out.body, f->out.body_len, NULL, &f->resp, NULL),
+	                 WBXML_OK);
+	return wbxml_doc_root(f->resp);
+}
+
+/* The text at path below n, failing the test when absent. */
+static const char *
+txt(const struct wbxml_node *n, const char *path)
+{
+	const char *t = wbxml_find_text(n, path);
+	if (t == NULL)
+		fail_msg("no %s in %s", path, wbxml_to_xml(n, 0));
+	return t;
+}
+
+/* ---- request builders ---- */
+
+static struct wbxml_doc *
+req_foldersync(const char *key)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	wbxml_addn_text(wbxml_addn_root(d, "FolderHierarchy:FolderSync"), "SyncKey", key);
+	return d;
+}
+
+/* Sync of one collection; type/trunc 0 leave out the BodyPreference. */
+static struct wbxml_doc *
+req_sync(const char *key, const char *coll, int type, int trunc, int window, bool getchanges)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *c =
+	    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "AirSync:Sync"), "Collections"), "Collection");
+	wbxml_addn_text(c, "SyncKey", key);
+	wbxml_addn_text(c, "CollectionId", coll);
+	if (getchanges && strcmp(key, "0") != 0)
+		wbxml_addn(c, "GetChanges");
+	if (window)
+		wbxml_addn_text(c, "WindowSize", window == 1 ? "1" : "50");
+	if (type) {
+		struct wbxml_node *bp =
+		    wbxml_addn(wbxml_addn(c, "Options"), "AirSyncBase:BodyPreference");
+		wbxml_addn_text(bp, "Type", type == 1 ? "1" : "2");
+		if (trunc) {
+			char t[16];
+			snprintf(t, sizeof(t), "%d", trunc);
+			wbxml_addn_text(bp, "TruncationSize", t);
+		}
+	}
+	return d;
+}
+
+static struct wbxml_doc *
+req_estimate(const char *key, const char *coll)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *c = wbxml_addn(
+	    wbxml_addn(wbxml_addn_root(d, "GetItemEstimate:GetItemEstimate"), "Collections"),
+	    "Collection");
+	wbxml_addn_text(c, "AirSync:SyncKey", key);
+	wbxml_addn_text(c, "GetItemEstimate:CollectionId", coll);
+	return d;
+}
+
+static struct wbxml_doc *
+req_ping(const char *hb, const char *folder)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *r = wbxml_addn_root(d, "Ping:Ping");
+	wbxml_addn_text(r, "HeartbeatInterval", hb);
+	struct wbxml_node *f = wbxml_addn(wbxml_addn(r, "Folders"), "Folder");
+	wbxml_addn_text(f, "Id", folder);
+	wbxml_addn_text(f, "Class", "Email");
+	return d;
+}
+
+/* Run FolderSync 0 and Sync 0 on the Inbox; returns the Inbox key in key. */
+static void
+prime(struct fx *f, char key[80])
+{
+	struct wbxml_node *r = serve(f, EAS_CMD_FOLDERSYNC, req_foldersync("0"));
+	assert_non_null(r);
+	r = serve(f, EAS_CMD_SYNC, req_sync("0", MBX_Q_INBOX_ID, 0, 0, 0, false));
+	assert_non_null(r);
+	assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+	snprintf(key, 80, "%s", txt(r, "Collections/Collection/SyncKey"));
+	assert_true(eas_mailbox_key_is_ours(key));
+	assert_null(wbxml_find(r, "Collections/Collection/Commands"));
+}
+
+/* ---- tests ---- */
+
+/* FolderSync 0 lists the five folders; our key: no changes; unknown key: 9. */
+static void
+test_foldersync(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80];
+		fx_init(&f, versions[v]);
+		struct wbxml_node *r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("0"));
+		assert_non_null(r);
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_string_equal(txt(r, "Changes/Count"), "5");
+		snprintf(key, sizeof(key), "%s", txt(r, "SyncKey"));
+		assert_true(eas_mailbox_key_is_ours(key));
+		struct wbxml_node *a = wbxml_find(r, "Changes/Add");
+		assert_string_equal(txt(a, "DisplayName"), "Inbox");
+		assert_string_equal(txt(a, "Type"), "2");
+		assert_string_equal(txt(a, "ServerId"), MBX_Q_INBOX_ID);
+		int types = 0;
+		for (struct wbxml_node *c = wbxml_find(r, "Changes")->first_child; c; c = c->next) {
+			const char *t = wbxml_find_text(c, "Type");
+			if (t)
+				types |= 1 << strtol(t, NULL, 10);
+		}
+		assert_int_equal(types, (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6));
+		r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(key));
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_string_equal(txt(r, "Changes/Count"), "0");
+		assert_string_not_equal(txt(r, "SyncKey"), key);
+		r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(key)); /* the old key */
+		assert_string_equal(txt(r, "Status"), "9");
+		r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("upstream-17"));
+		assert_string_equal(txt(r, "Status"), "9");
+		fx_done(&f);
+	}
+}
+
+/* Sync 0, then GetChanges: exactly the alert, plain or HTML, then nothing more. */
+static void
+test_sync_alert(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		for (int type = 1; type <= 2; type++) {
+			struct fx f;
+			char key[80];
+			fx_init(&f, versions[v]);
+			prime(&f, key);
+			struct wbxml_node *r = serve(
+			    &f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, type, 0, 50, true));
+			struct wbxml_node *c = wbxml_find(r, "Collections/Collection");
+			assert_string_equal(txt(c, "Status"), "1");
+			struct wbxml_node *cmds = wbxml_find(c, "Commands");
+			assert_non_null(cmds);
+			assert_non_null(cmds->first_child);
+			assert_null(cmds->first_child->next); /* exactly one */
+			struct wbxml_node *ad = wbxml_find(cmds, "Add/ApplicationData");
+			assert_string_equal(txt(ad, "Email:Subject"),
+			                    "Your device iPhone15,3 <Pro> is waiting for approval");
+			assert_string_equal(txt(ad, "Email:From"), "IT <it@example.com>");
+			assert_string_equal(txt(ad, "Email:To"), "alice@example.com");
+			assert_string_equal(txt(ad, "Email:Read"), "0");
+			assert_string_equal(txt(ad, "Email:DateReceived"),
+			                    "2023-11-14T22:13:20.000Z");
+			assert_string_equal(txt(ad, "AirSyncBase:Body/Type"),
+			                    type == 1 ? "1" : "2");
+			const char *data = txt(ad, "AirSyncBase:Body/Data");
+			if (type == 1) {
+				assert_non_null(strstr(data, "iPhone15,3 <Pro>"));
+				assert_non_null(strstr(data, "helpdesk@example.com"));
+			} else {
+				assert_non_null(strstr(data, "iPhone15,3 &lt;Pro&gt;"));
+				assert_null(strstr(data, "<Pro>"));
+			}
+			assert_null(wbxml_find(c, "MoreAvailable"));
+			snprintf(key, sizeof(key), "%s", txt(c, "SyncKey"));
+			/* No more changes. */
+			r = serve(&f, EAS_CMD_SYNC,
+			          req_sync(key, MBX_Q_INBOX_ID, type, 0, 50, true));
+			c = wbxml_find(r, "Collections/Collection");
+			assert_string_equal(txt(c, "Status"), "1");
+			assert_null(wbxml_find(c, "Commands"));
+			fx_done(&f);
+		}
+	}
+}
+
+/* TruncationSize cuts the body and says so; WindowSize 1 still fits the alert. */
+static void
+test_sync_truncation(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80];
+		fx_init(&f, versions[v]);
+		prime(&f, key);
+		struct wbxml_node *r =
+		    serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 2, 20, 1, true));
+		struct wbxml_node *b = wbxml_find(
+		    r, "Collections/Collection/Commands/Add/ApplicationData/AirSyncBase:Body");
+		assert_int_equal(strlen(txt(b, "Data")), 20);
+		assert_string_equal(txt(b, "Truncated"), "1");
+		assert_true(strtol(txt(b, "EstimatedDataSize"), NULL, 10) > 20);
+		assert_null(wbxml_find(r, "Collections/Collection/MoreAvailable"));
+		fx_done(&f);
+	}
+}
+
+/* A Change of the read flag is accepted and persisted; an unknown key gets 3. */
+static void
+test_sync_read_flag_and_restart(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80], sid[80];
+		fx_init(&f, versions[v]);
+		prime(&f, key);
+		/* Restart between Sync 0 and the Sync that fetches the alert. */
+		fx_restart(&f);
+		struct wbxml_node *r =
+		    serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		snprintf(sid, sizeof(sid), "%s",
+		         txt(r, "Collections/Collection/Commands/Add/ServerId"));
+		snprintf(key, sizeof(key), "%s", txt(r, "Collections/Collection/SyncKey"));
+		/* Mark it read. */
+		struct wbxml_doc *d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, true);
+		struct wbxml_node *c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		struct wbxml_node *ch = wbxml_addn(wbxml_addn(c, "Commands"), "Change");
+		wbxml_addn_text(ch, "ServerId", sid);
+		wbxml_addn_text(wbxml_addn(ch, "ApplicationData"), "Email:Read", "1");
+		r = serve(&f, EAS_CMD_SYNC, d);
+		c = wbxml_find(r, "Collections/Collection");
+		assert_string_equal(txt(c, "Status"), "1");
+		assert_null(wbxml_find(c, "Responses"));
+		assert_null(wbxml_find(c, "Commands"));
+		snprintf(key, sizeof(key), "%s", txt(c, "SyncKey"));
+		/* Restart: the new instance learns the read flag from the state. */
+		fx_restart(&f);
+		r = serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		c = wbxml_find(r, "Collections/Collection");
+		assert_string_equal(txt(c, "Status"), "1");
+		assert_null(wbxml_find(c, "Commands"));
+		/* ItemOperations sees the read flag too (the instance was restored by Sync). */
+		struct mbx_email e;
+		const char *err;
+		assert_int_equal(mbx_fetch(f.mb, MBX_Q_INBOX_ID, sid, &e, &err), 1);
+		assert_true(e.read);
+		mbx_email_clear(&e);
+		/* The client deletes it: the next Sync adds it again. */
+		snprintf(key, sizeof(key), "%s", txt(c, "SyncKey"));
+		d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, false);
+		c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		wbxml_addn_text(wbxml_addn(wbxml_addn(c, "Commands"), "Delete"), "ServerId", sid);
+		/* No GetChanges element: changes are returned (MS-ASCMD default). */
+		r = serve(&f, EAS_CMD_SYNC, d);
+		assert_string_equal(txt(r, "Collections/Collection/Commands/Add/ServerId"), sid);
+		/* Unknown keys. */
+		r = serve(&f, EAS_CMD_SYNC,
+		          req_sync("abq-999-00000000", MBX_Q_INBOX_ID, 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "3");
+		assert_string_equal(txt(r, "Collections/Collection/SyncKey"), "0");
+		r = serve(&f, EAS_CMD_SYNC, req_sync("{uuid}12", MBX_Q_INBOX_ID, 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "3");
+		r = serve(&f, EAS_CMD_SYNC, req_sync("0", "upstream-folder", 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "12");
+		/* Empty Sync. */
+		r = serve(&f, EAS_CMD_SYNC, NULL);
+		assert_string_equal(txt(r, "Status"), "13");
+		fx_done(&f);
+	}
+}
+
+/* GetItemEstimate: 1 before the alert is synced, 0 after. */
+static void
+test_getitemestimate(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80];
+		fx_init(&f, versions[v]);
+		prime(&f, key);
+		struct wbxml_node *r =
+		    serve(&f, EAS_CMD_GETITEMESTIMATE, req_estimate(key, MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Response/Status"), "1");
+		assert_string_equal(txt(r, "Response/Collection/Estimate"), "1");
+		r = serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		snprintf(key, sizeof(key), "%s", txt(r, "Collections/Collection/SyncKey"));
+		r = serve(&f, EAS_CMD_GETITEMESTIMATE, req_estimate(key, MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Response/Collection/Estimate"), "0");
+		r = serve(&f, EAS_CMD_GETITEMESTIMATE, req_estimate("0", MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Response/Status"), "3");
+		r = serve(&f, EAS_CMD_GETITEMESTIMATE, req_estimate("bogus", MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Response/Status"), "4");
+		r = serve(&f, EAS_CMD_GETITEMESTIMATE, req_estimate(key, "nope"));
+		assert_string_equal(txt(r, "Response/Status"), "2");
+		fx_done(&f);
+	}
+}
+
+/* Ping: changes pending -> 2; synced -> HOLD then 1; out of range -> 5; unknown folder -> 7. */
+static void
+test_ping(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80];
+		fx_init(&f, versions[v]);
+		prime(&f, key);
+		struct wbxml_node *r = serve(&f, EAS_CMD_PING, req_ping("480", MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Status"), "2");
+		assert_string_equal(txt(r, "Folders/Folder"), MBX_Q_INBOX_ID);
+		assert_int_equal(f.out.hold_seconds, 0);
+		serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		r = serve(&f, EAS_CMD_PING, req_ping("480", MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_int_equal(f.out.hold_seconds, 480);
+		/* An empty Ping repeats the stored parameters. */
+		r = serve(&f, EAS_CMD_PING, NULL);
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_int_equal(f.out.hold_seconds, 480);
+		r = serve(&f, EAS_CMD_PING, req_ping("10", MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Status"), "5");
+		assert_string_equal(txt(r, "HeartbeatInterval"), "60");
+		assert_int_equal(f.out.hold_seconds, 0);
+		r = serve(&f, EAS_CMD_PING, req_ping("3600", MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Status"), "5");
+		assert_string_equal(txt(r, "HeartbeatInterval"), "1800");
+		r = serve(&f, EAS_CMD_PING, req_ping("480", "upstream-inbox"));
+		assert_string_equal(txt(r, "Status"), "7");
+		fx_done(&f);
+		/* No parameters ever given. */
+		fx_init(&f, versions[v]);
+		r = serve(&f, EAS_CMD_PING, NULL);
+		assert_string_equal(txt(r, "Status"), "3");
+		fx_done(&f);
+	}
+}
+
+/* Provision: phase 1 (temporary key, a policy imposing nothing), phase 2 (final key). */
+static void
+test_provision(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char temp[32];
+		fx_init(&f, versions[v]);
+		struct wbxml_doc *d = wbxml_doc_new();
+		struct wbxml_node *root = wbxml_addn_root(d, "Provision:Provision");
+		if (strcmp(versions[v], "14.1") >= 0) {
+			struct wbxml_node *s = wbxml_addn(
+			    wbxml_addn(root, "Settings:DeviceInformation"), "Settings:Set");
+			wbxml_addn_text(s, "Settings:Model", "iPhone15,3");
+		}
+		wbxml_addn_text(wbxml_addn(wbxml_addn(root, "Policies"), "Policy"), "PolicyType",
+		                "MS-EAS-Provisioning-WBXML");
+		struct wbxml_node *r = serve(&f, EAS_CMD_PROVISION, d);
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_string_equal(txt(r, "Policies/Policy/Status"), "1");
+		assert_string_equal(
+		    txt(r, "Policies/Policy/Data/EASProvisionDoc/DevicePasswordEnabled"), "0");
+		snprintf(temp, sizeof(temp), "%s", txt(r, "Policies/Policy/PolicyKey"));
+		assert_string_not_equal(temp, "0");
+		if (strcmp(versions[v], "14.1") >= 0) {
+			assert_string_equal(txt(r, "Settings:DeviceInformation/Settings:Status"),
+			                    "1");
+			assert_true(f.out.devinfo_seen);
+		} else {
+			assert_null(wbxml_find(r, "Settings:DeviceInformation"));
+		}
+		d = wbxml_doc_new();
+		struct wbxml_node *p = wbxml_addn(
+		    wbxml_addn(wbxml_addn_root(d, "Provision:Provision"), "Policies"), "Policy");
+		wbxml_addn_text(p, "PolicyType", "MS-EAS-Provisioning-WBXML");
+		wbxml_addn_text(p, "PolicyKey", temp);
+		wbxml_addn_text(p, "Status", "1");
+		r = serve(&f, EAS_CMD_PROVISION, d);
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_string_equal(txt(r, "Policies/Policy/Status"), "1");
+		assert_string_not_equal(txt(r, "Policies/Policy/PolicyKey"), temp);
+		assert_null(wbxml_find(r, "Policies/Policy/Data"));
+		fx_done(&f);
+	}
+}
+
+/* Settings: DeviceInformation Set 1, UserInformation Get the address, Oof Get disabled. */
+static void
+test_settings(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		fx_init(&f, versions[v]);
+		struct wbxml_doc *d = wbxml_doc_new();
+		struct wbxml_node *root = wbxml_addn_root(d, "Settings:Settings");
+		wbxml_addn_text(wbxml_addn(wbxml_addn(root, "DeviceInformation"), "Set"), "Model",
+		                "X");
+		wbxml_addn(wbxml_addn(root, "UserInformation"), "Get");
+		wbxml_addn_text(wbxml_addn(wbxml_addn(root, "Oof"), "Get"), "BodyType", "Text");
+		struct wbxml_node *r = serve(&f, EAS_CMD_SETTINGS, d);
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_string_equal(txt(r, "DeviceInformation/Status"), "1");
+		assert_string_equal(txt(r, "UserInformation/Status"), "1");
+		if (strcmp(versions[v], "14.1") >= 0)
+			assert_string_equal(txt(r, "UserInformation/Get/Accounts/Account/"
+			                           "EmailAddresses/PrimarySmtpAddress"),
+			                    "alice@example.com");
+		else
+			assert_string_equal(
+			    txt(r, "UserInformation/Get/EmailAddresses/SmtpAddress"),
+			    "alice@example.com");
+		assert_string_equal(txt(r, "Oof/Get/OofState"), "0");
+		assert_true(f.out.devinfo_seen);
+		fx_done(&f);
+	}
+}
+
+/* ItemOperations Fetch of the alert by ServerId; anything else fails with 6. */
+static void
+test_itemoperations(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80], sid[80];
+		fx_init(&f, versions[v]);
+		prime(&f, key);
+		struct wbxml_node *r =
+		    serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		snprintf(sid, sizeof(sid), "%s",
+		         txt(r, "Collections/Collection/Commands/Add/ServerId"));
+		struct wbxml_doc *d = wbxml_doc_new();
+		struct wbxml_node *root = wbxml_addn_root(d, "ItemOperations:ItemOperations");
+		struct wbxml_node *fe = wbxml_addn(root, "Fetch");
+		wbxml_addn_text(fe, "Store", "Mailbox");
+		wbxml_addn_text(fe, "AirSync:CollectionId", MBX_Q_INBOX_ID);
+		wbxml_addn_text(fe, "AirSync:ServerId", sid);
+		wbxml_addn_text(wbxml_addn(wbxml_addn(fe, "Options"), "AirSyncBase:BodyPreference"),
+		                "AirSyncBase:Type", "2");
+		fe = wbxml_addn(root, "Fetch");
+		wbxml_addn_text(fe, "Store", "Mailbox");
+		wbxml_addn_text(fe, "AirSync:ServerId", "nothing");
+		r = serve(&f, EAS_CMD_ITEMOPERATIONS, d);
+		assert_string_equal(txt(r, "Status"), "1");
+		struct wbxml_node *f1 = wbxml_find(r, "Response/Fetch");
+		assert_string_equal(txt(f1, "Status"), "1");
+		assert_string_equal(txt(f1, "AirSync:ServerId"), sid);
+		assert_string_equal(txt(f1, "Properties/AirSyncBase:Body/Type"), "2");
+		assert_non_null(
+		    strstr(txt(f1, "Properties/Email:Subject"), "waiting for approval"));
+		assert_string_equal(txt(f1->next, "Status"), "6");
+		fx_done(&f);
+	}
+}
+
+/* Every other command answers with its own failure status. */
+static void
+test_other_commands(void **state)
+{
+	static const struct {
+		enum eas_cmd cmd;
+		const char *root;   /* request root, NULL: no body */
+		const char *path;   /* where the status is */
+		const char *status; /* NULL: HTTP error */
+		int http_before_14; /* HTTP status below 14.0 (0: the same as 14.0+) */
+	} cases[] = {
+	    {EAS_CMD_SENDMAIL, "ComposeMail:SendMail", "Status", "111", 500},
+	    {EAS_CMD_SMARTREPLY, "ComposeMail:SmartReply", "Status", "111", 500},
+	    {EAS_CMD_SMARTFORWARD, "ComposeMail:SmartForward", "Status", "111", 500},
+	    {EAS_CMD_MOVEITEMS, "Move:MoveItems", "Response/Status", "5", 0},
+	    {EAS_CMD_SEARCH, "Search:Search", "Status", "3", 0},
+	    {EAS_CMD_FOLDERCREATE, "FolderHierarchy:FolderCreate", "Status", "6", 0},
+	    {EAS_CMD_FOLDERUPDATE, "FolderHierarchy:FolderUpdate", "Status", "3", 0},
+	    {EAS_CMD_FOLDERDELETE, "FolderHierarchy:FolderDelete", "Status", "3", 0},
+	    {EAS_CMD_MEETINGRESPONSE, "MeetingResponse:MeetingResponse", "Result/Status", "3", 0},
+	    {EAS_CMD_RESOLVERECIPIENTS, "ResolveRecipients:ResolveRecipients", "Status", "6", 0},
+	    {EAS_CMD_VALIDATECERT, "ValidateCert:ValidateCert", "Status", "17", 0},
+	    {EAS_CMD_GETATTACHMENT, NULL, NULL, NULL, 500},
+	};
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			struct fx f;
+			struct wbxml_doc *d = NULL;
+			fx_init(&f, versions[v]);
+			if (cases[i].root) {
+				d = wbxml_doc_new();
+				struct wbxml_node *r = wbxml_addn_root(d, cases[i].root);
+				if (cases[i].cmd == EAS_CMD_MOVEITEMS)
+					wbxml_addn_text(wbxml_addn(r, "Move"), "SrcMsgId", "x");
+				else if (cases[i].cmd == EAS_CMD_MEETINGRESPONSE)
+					wbxml_addn_text(wbxml_addn(r, "Request"), "RequestId", "x");
+				else if (cases[i].cmd == EAS_CMD_FOLDERUPDATE ||
+				         cases[i].cmd == EAS_CMD_FOLDERDELETE)
+					wbxml_addn_text(r, "ServerId", MBX_Q_INBOX_ID);
+				else
+					wbxml_addn_text(
+					    r,
+					    cases[i].cmd == EAS_CMD_SEARCH              ? "Store"
+					    : cases[i].cmd == EAS_CMD_VALIDATECERT      ? "CheckCRL"
+					    : cases[i].cmd == EAS_CMD_RESOLVERECIPIENTS ? "To"
+					    : cases[i].cmd == EAS_CMD_FOLDERCREATE ? "DisplayName"
+					                                           : "ClientId",
+					    "x");
+			}
+			struct wbxml_node *r = serve(&f, cases[i].cmd, d);
+			bool old = strcmp(versions[v], "14.0") < 0;
+			if (cases[i].status == NULL || (old && cases[i].http_before_14)) {
+				assert_null(r);
+				assert_int_equal(f.out.http_status, cases[i].http_before_14);
+			} else {
+				assert_non_null(r);
+				assert_string_equal(txt(r, cases[i].path), cases[i].status);
+			}
+			fx_done(&f);
+		}
+	}
+	/* Find at 16.1; OPTIONS is not served here. */
+	struct fx f;
+	fx_init(&f, "16.1");
+	struct wbxml_node *r = serve(&f, EAS_CMD_FIND, NULL);
+	assert_string_equal(txt(r, "Status"), "110");
+	assert_null(serve(&f, EAS_CMD_NONE, NULL));
+	assert_int_equal(f.out.http_status, 400);
+	/* Garbage bodies are a 400. */
+	f.out.http_status = 0;
+	fx_done(&f);
+}
+
+/* The start-over answers and the key helpers the daemon uses. */
+static void
+test_start_over(void **state)
+{
+	struct eas_serve_out out;
+	struct wbxml_doc *doc = NULL, *req;
+	uint8_t *body;
+	size_t len;
+	char *keys[4];
+
+	assert_true(eas_mailbox_key_is_ours("abq-1-0badc0de"));
+	assert_false(eas_mailbox_key_is_ours("0"));
+	assert_false(eas_mailbox_key_is_ours("{1234}5"));
+	assert_false(eas_mailbox_key_is_ours(NULL));
+
+	assert_int_equal(eas_start_over_body(EAS_CMD_FOLDERSYNC, "14.1", NULL, 0, &out), 0);
+	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
+	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "9");
+	wbxml_doc_free(&doc);
+	eas_serve_out_clear(&out);
+
+	assert_int_equal(eas_start_over_body(EAS_CMD_PING, "16.1", NULL, 0, &out), 0);
+	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
+	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "7");
+	wbxml_doc_free(&doc);
+	eas_serve_out_clear(&out);
+
+	req = req_sync("abq-3-12345678", MBX_Q_INBOX_ID, 1, 0, 0, true);
+	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+	wbxml_doc_free(&req);
+	assert_int_equal(eas_request_sync_keys(EAS_CMD_SYNC, body, len, keys, 4), 1);
+	assert_string_equal(keys[0], "abq-3-12345678");
+	free(keys[0]);
+	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_SYNC, body, len), 1);
+	assert_int_equal(eas_start_over_body(EAS_CMD_SYNC, "14.1", body, len, &out), 0);
+	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
+	struct wbxml_node *c = wbxml_find(wbxml_doc_root(doc), "Collections/Collection");
+	assert_string_equal(wbxml_find_text(c, "Status"), "3");
+	assert_string_equal(wbxml_find_text(c, "SyncKey"), "0");
+	assert_string_equal(wbxml_find_text(c, "CollectionId"), MBX_Q_INBOX_ID);
+	wbxml_doc_free(&doc);
+	eas_serve_out_clear(&out);
+	free(body);
+
+	req = req_foldersync("1234");
+	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+	wbxml_doc_free(&req);
+	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_FOLDERSYNC, body, len), 0);
+	free(body);
+	req = req_ping("480", MBX_Q_INBOX_ID);
+	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+	wbxml_doc_free(&req);
+	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_PING, body, len), 1);
+	free(body);
+	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_SYNC, (const uint8_t *)"xx", 2), -1);
+	assert_int_equal(eas_start_over_body(EAS_CMD_SETTINGS, "14.1", NULL, 0, &out), -1);
+
+	const char *ids[] = {MBX_Q_INBOX_ID};
+	assert_int_equal(eas_ping_changed_body(ids, 1, &out), 0);
+	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
+	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "2");
+	wbxml_doc_free(&doc);
+	eas_serve_out_clear(&out);
+}
+
+/* The Discovery text, templates with escapes, and a stable alert id. */
+static void
+test_templates(void **state)
+{
+	struct mbx_device_facts facts = {.account = "a&b", .device_id = "d1", .state = "Discovery"};
+	char *s = mbx_render_template("{account} {{x} {nope} {model}", &facts, true);
+	assert_string_equal(s, "a&amp;b {x} {nope} unknown");
+	free(s);
+	struct mbx_backend *a = mbx_quarantine_new(NULL, &facts);
+	facts.device_id = "D1";
+	struct mbx_backend *b = mbx_quarantine_new(NULL, &facts);
+	struct mbx_item_ref *ia, *ib;
+	size_t na, nb;
+	const char *err;
+	assert_int_equal(mbx_list_items(a, MBX_Q_INBOX_ID, &ia, &na, &err), 0);
+	assert_int_equal(mbx_list_items(b, MBX_Q_INBOX_ID, &ib, &nb, &err), 0);
+	assert_int_equal(na, 1);
+	assert_string_equal(ia[0].id, ib[0].id);
+	struct mbx_email e;
+	assert_int_equal(mbx_fetch(a, MBX_Q_INBOX_ID, ia[0].id, &e, &err), 1);
+	assert_string_equal(e.subject, "Checking your device");
+	mbx_email_clear(&e);
+	free(ia);
+	free(ib);
+	assert_int_equal(mbx_list_items(a, "abq-drafts", &ib, &nb, &err), 0);
+	assert_int_equal(nb, 0);
+	assert_null(ib);
+	assert_int_equal(mbx_list_items(a, "nope", &ib, &nb, &err), -1);
+	mbx_destroy(&a);
+	mbx_destroy(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_foldersync),
+	    cmocka_unit_test(test_sync_alert),
+	    cmocka_unit_test(test_sync_truncation),
+	    cmocka_unit_test(test_sync_read_flag_and_restart),
+	    cmocka_unit_test(test_getitemestimate),
+	    cmocka_unit_test(test_ping),
+	    cmocka_unit_test(test_provision),
+	    cmocka_unit_test(test_settings),
+	    cmocka_unit_test(test_itemoperations),
+	    cmocka_unit_test(test_other_commands),
+	    cmocka_unit_test(test_start_over),
+	    cmocka_unit_test(test_templates),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
