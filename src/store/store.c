@@ -601,8 +601,8 @@ abq_store_syncstate_put(struct abq_store *s, const char *account, const char *de
 		FAIL_ARG(errstr_r, "syncstate_put: no state");
 	if (fault_now(errstr_r))
 		return -1;
-	return ops_of(s)->syncstate_put(s, account, device_id, collection, state ? state : "",
-	                                len, updated, errstr_r);
+	return ops_of(s)->syncstate_put(s, account, device_id, collection, state ? state : "", len,
+	                                updated, errstr_r);
 }
 
 /* Remove the sync state of one collection, or of every collection (NULL). */

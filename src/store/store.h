@@ -340,8 +340,8 @@ int abq_store_syncstate_get(struct abq_store *s, const char *account, const char
                             const char *collection, void **state_r, size_t *len_r,
                             int64_t *updated_r, const char **errstr_r);
 int abq_store_syncstate_put(struct abq_store *s, const char *account, const char *device_id,
-                            const char *collection, const void *state, size_t len,
-                            int64_t updated, const char **errstr_r);
+                            const char *collection, const void *state, size_t len, int64_t updated,
+                            const char **errstr_r);
 int abq_store_syncstate_delete(struct abq_store *s, const char *account, const char *device_id,
                                const char *collection, size_t *count_r, const char **errstr_r);
 

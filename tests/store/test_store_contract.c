@@ -1534,8 +1534,8 @@ test_syncstate(void **state)
 	int64_t updated = 0;
 	const uint8_t bin[4] = {0x00, 0xff, 0x01, 0x00};
 
-	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err),
-	                 0);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 	assert_null(blob);
 	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", "key=1", 5, 100, &err));
 	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "foldersync", "fs", 2, 101, &err));
@@ -1557,21 +1557,21 @@ test_syncstate(void **state)
 	free(blob);
 	/* An empty state is a state. */
 	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "ping", NULL, 0, 1, &err));
-	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "ping", &blob, &len, NULL, &err),
-	                 1);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "a@x", "DEV", "ping", &blob, &len, NULL, &err), 1);
 	assert_int_equal(len, 0);
 	free(blob);
 	/* Delete one, then all of the device (not another account's). */
 	OK(abq_store_syncstate_delete(f->s, "a@x", "DEV", "inbox", &count, &err));
 	assert_int_equal(count, 1);
-	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err),
-	                 0);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 	OK(abq_store_syncstate_delete(f->s, "a@x", "DEV", "inbox", &count, &err));
 	assert_int_equal(count, 0);
 	OK(abq_store_syncstate_delete(f->s, "a@x", "Dev", NULL, &count, &err));
 	assert_int_equal(count, 2);
-	assert_int_equal(abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err),
-	                 1);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err), 1);
 	free(blob);
 	/* Bad arguments. */
 	FAILS(abq_store_syncstate_put(f->s, "", "DEV", "inbox", "x", 1, 0, &err), "required");
@@ -1596,17 +1596,17 @@ test_syncstate_device_delete(void **state)
 	OK(abq_store_syncstate_put(f->s, "c@x", "DEV", "inbox", "3", 1, 1, &err));
 	OK(abq_store_device_delete(f->s, "dev", "a@x", &count, &err));
 	assert_int_equal(count, 1);
-	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err),
-	                 0);
-	assert_int_equal(abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err),
-	                 1);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err), 1);
 	free(blob);
 	OK(abq_store_device_delete(f->s, "DEV", NULL, &count, &err));
 	assert_int_equal(count, 1);
-	assert_int_equal(abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err),
-	                 0);
-	assert_int_equal(abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err),
-	                 0);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "b@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 }
 
 /*
@@ -1637,8 +1637,8 @@ test_migrate_v1_to_v2(void **state)
 	assert_int_equal(d.state, ABQ_STATE_QUARANTINED);
 	abq_device_clear(&d);
 	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", "k", 1, 1, &err));
-	assert_int_equal(abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err),
-	                 1);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err), 1);
 	free(blob);
 	db = raw_open(f->path);
 	assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
