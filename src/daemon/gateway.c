@@ -33,6 +33,7 @@
 #include "engine/hmap.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "mailbox/commands.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 #include "proxy/upstream.h"
@@ -74,6 +75,9 @@ struct gateway {
 	struct exchange *exchanges;
 	unsigned in_flight;
 	bool draining;
+	char *default_domain; /* of bare accounts */
+	char *mail_domain;    /* [smtp] domain: the address of a bare account */
+	char *sender;         /* [smtp] from: the quarantine alert's sender */
 };
 
 struct exchange {
@@ -94,6 +98,9 @@ struct exchange {
 	struct eas_devinfo info;
 	bool has_info;
 	char client[64]; /* the client's address, for the log line */
+	/* A Ping held by the quarantine mailbox: its answer when the heartbeat ends. */
+	struct event *hold_timer;
+	struct eas_serve_out hold;
 };
 
 /* ---- the device map ---- */
@@ -127,6 +134,7 @@ dev_get(const struct gateway *gw, const char *account, const char *device_id)
 static void end_for_state(struct gateway *gw, const char *account, const char *device_id,
                           enum abq_state state, enum abq_reason reason);
 static void decide(struct exchange *x);
+static void act(struct exchange *x, enum abq_state state, enum abq_reason reason);
 
 /* The store thread reports a recorded decision (start, or the change log). */
 static void
@@ -182,6 +190,9 @@ exchange_finish(struct exchange *x)
 		storeq_cancel(x->job);
 	if (x->ureq != NULL)
 		upstream_cancel(x->ureq);
+	if (x->hold_timer != NULL)
+		event_free(x->hold_timer);
+	eas_serve_out_clear(&x->hold);
 	if (x->prev)
 		x->prev->next = x->next;
 	else
@@ -442,6 +453,133 @@ proxy(struct exchange *x)
 
 /* ---- deciding ---- */
 
+/* Send an answer the command layer built (status, type, headers, body). */
+static void
+respond_out(struct exchange *x, const struct eas_serve_out *out)
+{
+	const char *h[2 * EAS_OUT_HEADERS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < out->n_headers && i < EAS_OUT_HEADERS; i++) {
+		h[n++] = out->headers[i][0];
+		h[n++] = out->headers[i][1];
+	}
+	h[n] = NULL;
+	respond(x, out->http_status, out->body_len > 0 ? out->content_type : NULL, out->body,
+	        out->body_len, h);
+}
+
+/*
+ * An allowed device that still speaks with the quarantine mailbox's sync keys
+ * or folders is told to start over (FolderSync 9, Sync 3, Ping 7), so its
+ * fresh FolderSync goes to the upstream. A byte scan for the prefix keeps
+ * this off the hot path of every other request.
+ */
+static bool
+start_over(struct exchange *x)
+{
+	const struct eas_request *r = x->ereq;
+	size_t len = 0;
+	const uint8_t *body;
+	struct eas_serve_out out;
+
+	if (r->cmd != EAS_CMD_FOLDERSYNC && r->cmd != EAS_CMD_SYNC && r->cmd != EAS_CMD_PING &&
+	    r->cmd != EAS_CMD_GETITEMESTIMATE)
+		return false;
+	body = http_request_body(x->hreq, &len);
+	if (len == 0 || memmem(body, len, EAS_MAILBOX_PREFIX, strlen(EAS_MAILBOX_PREFIX)) == NULL ||
+	    eas_request_has_mailbox_key(r->cmd, body, len) != 1)
+		return false;
+	memset(&out, 0, sizeof(out));
+	if (eas_start_over_body(r->cmd, r->protocol_version, body, len, &out) < 0) {
+		eas_serve_out_clear(&out);
+		return false;
+	}
+	x->outcome = "start-over";
+	respond_out(x, &out);
+	eas_serve_out_clear(&out);
+	return true;
+}
+
+/* The heartbeat of a Ping held by the mailbox ended: no changes. */
+static void
+hold_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+	(void)fd;
+	(void)what;
+	struct eas_serve_out out = x->hold;
+	memset(&x->hold, 0, sizeof(x->hold));
+	event_free(x->hold_timer);
+	x->hold_timer = NULL;
+	x->outcome = "mailbox";
+	respond_out(x, &out);
+	eas_serve_out_clear(&out);
+}
+
+/* The store thread answered from the quarantine mailbox. */
+static void
+served(void *arg, int rv, struct eas_serve_out *out, const char *errmsg)
+{
+	struct exchange *x = arg;
+	x->job = NULL;
+	if (rv < 0) {
+		log_warn("user=%s dev=%s cmd=%s: quarantine mailbox: %s", x->ereq->account,
+		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd),
+		         errmsg ? errmsg : "failed");
+		if (out->http_status >= 400 && out->http_status < 500) {
+			x->outcome = "mailbox";
+			respond_out(x, out);
+		} else {
+			respond_503(x, "mailbox-failed", RETRY_AFTER_S);
+		}
+		return;
+	}
+	if (out->hold_seconds > 0) {
+		struct timeval tv = {out->hold_seconds, 0};
+		x->hold = *out;
+		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
+		x->held = true;
+		x->outcome = "mailbox-held";
+		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
+		evtimer_add(x->hold_timer, &tv);
+		return;
+	}
+	x->outcome = "mailbox";
+	respond_out(x, out);
+}
+
+/* The user's address: the account when it is one, else account@[smtp] domain. */
+static char *
+user_address(const struct gateway *gw, const char *account)
+{
+	if (strchr(account, '@') != NULL)
+		return xstrdup(account);
+	const char *d = gw->mail_domain ? gw->mail_domain : gw->default_domain;
+	return d ? xasprintf("%s@%s", account, d) : xstrdup(account);
+}
+
+/* A quarantined or Discovery device: the quarantine mailbox answers. */
+static void
+serve_mailbox(struct exchange *x)
+{
+	const struct eas_request *r = x->ereq;
+	size_t len = 0;
+	const void *body = http_request_body(x->hreq, &len);
+	char *email = user_address(x->gw, r->account);
+	struct storeq_serve_req sr = {
+	    .account = r->account,
+	    .device_id = r->device_id,
+	    .cmd = (int)r->cmd,
+	    .version = r->protocol_version,
+	    .body = body,
+	    .body_len = len,
+	    .email = email,
+	    .sender = x->gw->sender,
+	};
+	x->job = storeq_serve(x->gw->sq, &sr, served, x);
+	free(email);
+}
+
 /* Serve the request according to the device's state. */
 static void
 act(struct exchange *x, enum abq_state state, enum abq_reason reason)
@@ -449,7 +587,8 @@ act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 	x->decision = state;
 	switch (state) {
 	case ABQ_STATE_ALLOWED:
-		proxy(x);
+		if (!start_over(x))
+			proxy(x);
 		break;
 	case ABQ_STATE_BLOCKED:
 		deny(x,
@@ -459,7 +598,7 @@ act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 		break;
 	case ABQ_STATE_QUARANTINED:
 	case ABQ_STATE_DISCOVERY:
-		deny(x, EAS_STATUS_ACCESS_DENIED, "quarantined");
+		serve_mailbox(x);
 		break;
 	default:
 		respond_503(x, "no-decision", RETRY_AFTER_S);
@@ -478,9 +617,26 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 	struct exchange *x = gw->exchanges, *next;
 	for (; x != NULL; x = next) {
 		next = x->next;
-		if (x->ureq == NULL || x->ereq->account == NULL || x->ereq->device_id == NULL ||
-		    strcmp(x->ereq->account, account) != 0 ||
-		    strcasecmp(x->ereq->device_id, device_id) != 0 || state == ABQ_STATE_ALLOWED)
+		if ((x->ureq == NULL && x->hold_timer == NULL) || x->ereq->account == NULL ||
+		    x->ereq->device_id == NULL || strcmp(x->ereq->account, account) != 0 ||
+		    strcasecmp(x->ereq->device_id, device_id) != 0)
+			continue;
+		if (x->hold_timer != NULL) {
+			/* Held by the quarantine mailbox. */
+			if (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY)
+				continue;
+			log_info("user=%s dev=%s: now %s, ending the mailbox's held Ping", account,
+			         device_id, abq_state_name(state));
+			event_free(x->hold_timer);
+			x->hold_timer = NULL;
+			eas_serve_out_clear(&x->hold);
+			if (state == ABQ_STATE_NONE)
+				decide(x);
+			else
+				act(x, state, reason);
+			continue;
+		}
+		if (state == ABQ_STATE_ALLOWED)
 			continue;
 		log_info("user=%s dev=%s: now %s, ending its held request", account, device_id,
 		         abq_state_name(state));
@@ -754,6 +910,9 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 
 	gw->base = base;
 	abq_hmap_init(&gw->devices);
+	gw->default_domain = xstrdup_null(cfg->eas_default_domain);
+	gw->mail_domain = xstrdup_null(cfg->smtp_domain);
+	gw->sender = xstrdup_null(cfg->smtp_from);
 	gw->npassthrough = cfg->eas_passthrough_count;
 	gw->passthrough = xcalloc(gw->npassthrough + 1, sizeof(char *));
 	for (size_t i = 0; i < gw->npassthrough; i++)
@@ -896,6 +1055,9 @@ gateway_free(struct gateway **gwp)
 	for (size_t i = 0; i < gw->npassthrough; i++)
 		free(gw->passthrough[i]);
 	free(gw->passthrough);
+	free(gw->default_domain);
+	free(gw->mail_domain);
+	free(gw->sender);
 	free(gw);
 	*gwp = NULL;
 }

@@ -21,13 +21,16 @@
 #include "core/registry.h"
 #include "core/view.h"
 #include "daemon/storeq.h"
+#include "eas/request.h"
+#include "mailbox/commands.h"
+#include "mailbox/mailbox.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
 /* Flush last-seen updates early when this many wait. */
 #define TOUCH_FLUSH_AT 10000
 
-enum job_kind { JOB_OBSERVE, JOB_DEVICE };
+enum job_kind { JOB_OBSERVE, JOB_DEVICE, JOB_SERVE };
 
 struct storeq_job {
 	struct storeq_job *next;
@@ -41,6 +44,13 @@ struct storeq_job {
 	int rv;
 	struct abq_device recorded;
 	char *errmsg;
+	/* JOB_SERVE */
+	storeq_serve_cb *serve_cb;
+	int cmd;
+	char *version, *email, *sender, *contact;
+	void *body;
+	size_t body_len;
+	struct eas_serve_out out;
 	/* JOB_DEVICE: a change read from the change log */
 	enum abq_state state;
 	enum abq_reason reason;
@@ -89,6 +99,14 @@ fifo_push(struct storeq_job **head, struct storeq_job **tail, struct storeq_job 
 static void
 job_free(struct storeq_job *job)
 {
+	if (job->kind == JOB_SERVE) {
+		eas_serve_out_clear(&job->out);
+		free(job->version);
+		free(job->email);
+		free(job->sender);
+		free(job->contact);
+		free(job->body);
+	}
 	abq_device_clear(&job->seen);
 	abq_device_clear(&job->recorded);
 	free(job->errmsg);
@@ -136,7 +154,9 @@ deliver(evutil_socket_t fd, short what, void *arg)
 			pthread_mutex_lock(&q->lock);
 			bool cancelled = job->cancelled;
 			pthread_mutex_unlock(&q->lock);
-			if (!cancelled)
+			if (!cancelled && job->kind == JOB_SERVE)
+				job->serve_cb(job->arg, job->rv, &job->out, job->errmsg);
+			else if (!cancelled)
 				job->cb(job->arg, job->rv, job->rv == 0 ? &job->recorded : NULL,
 				        job->errmsg);
 		}
@@ -158,6 +178,109 @@ run_observe(struct storeq *q, struct storeq_job *job)
 	if (job->rv < 0)
 		log_error("store: recording %s/%s failed: %s", job->seen.device_id,
 		          job->seen.account, job->errmsg);
+}
+
+/* The command layer's sync-state accessor, on the store thread's handle. */
+static int
+state_get(void *arg, const char *account, const char *device_id, const char *collection,
+          char **blob_r, size_t *len_r)
+{
+	struct storeq *q = arg;
+	const char *err;
+	void *v = NULL;
+	int rv = abq_store_syncstate_get(q->store, account, device_id, collection, &v, len_r, NULL,
+	                                 &err);
+	if (rv < 0)
+		log_warn("store: sync state of %s/%s: %s", device_id, account, err);
+	*blob_r = v;
+	return rv;
+}
+
+static int
+state_put(void *arg, const char *account, const char *device_id, const char *collection,
+          const char *blob, size_t len)
+{
+	struct storeq *q = arg;
+	const char *err;
+	if (abq_store_syncstate_put(q->store, account, device_id, collection, blob, len, abq_now(),
+	                            &err) < 0) {
+		log_warn("store: saving sync state of %s/%s: %s", device_id, account, err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+state_del(void *arg, const char *account, const char *device_id, const char *collection)
+{
+	struct storeq *q = arg;
+	const char *err;
+	size_t n;
+	if (abq_store_syncstate_delete(q->store, account, device_id, collection, &n, &err) < 0) {
+		log_warn("store: deleting sync state of %s/%s: %s", device_id, account, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Thread: answer a request from the quarantine mailbox. */
+static void
+run_serve(struct storeq *q, struct storeq_job *job)
+{
+	struct abq_device d = {0};
+	const char *err;
+	int found =
+	    abq_store_device_get(q->store, job->seen.account, job->seen.device_id, &d, &err);
+	if (found != 1) {
+		job->rv = -1;
+		job->errmsg = xasprintf("device %s/%s: %s", job->seen.device_id, job->seen.account,
+		                        found < 0 ? err : "not in the registry");
+		return;
+	}
+	struct mbx_device_facts facts = {
+	    .account = d.account,
+	    .email = job->email,
+	    .device_id = d.device_id,
+	    .device_type = d.device_type,
+	    .model = d.model,
+	    .os = d.os,
+	    .user_agent = d.user_agent,
+	    .imei = d.imei,
+	    .eas_version = d.eas_version,
+	    .state = abq_state_name(d.state),
+	    .contact = job->contact,
+	};
+	struct mbx_quarantine_config cfg = {.sender = job->sender, .date = d.first_seen};
+	struct mbx_backend *box = mbx_quarantine_new(&cfg, &facts);
+	struct eas_serve_in in = {
+	    .cmd = (enum eas_cmd)job->cmd,
+	    .version = job->version,
+	    .body = job->body,
+	    .body_len = job->body_len,
+	    .account = d.account,
+	    .device_id = d.device_id,
+	    .email = job->email,
+	    .backend = box,
+	    .state = {.arg = q, .get = state_get, .put = state_put, .del = state_del},
+	    .now = abq_now(),
+	};
+	/* One transaction: the sync state a command writes is durable before its answer. */
+	if (abq_store_begin(q->store, &err) < 0) {
+		job->rv = -1;
+		job->errmsg = xasprintf("store: %s", err);
+	} else {
+		job->rv = eas_serve(&in, &job->out) < 0 ? -1 : 0;
+		if (job->rv < 0) {
+			abq_store_rollback(q->store);
+			job->errmsg = xstrdup(job->out.detail ? job->out.detail : "mailbox failed");
+		} else if (abq_store_commit(q->store, &err) < 0) {
+			abq_store_rollback(q->store);
+			job->rv = -1;
+			job->errmsg = xasprintf("store: %s", err);
+		}
+	}
+	mbx_destroy(&box);
+	abq_device_clear(&d);
 }
 
 /* Thread: write the batched last-seen updates in one transaction. */
@@ -272,7 +395,10 @@ thread_main(void *arg)
 		pthread_mutex_unlock(&q->lock);
 
 		if (job != NULL) {
-			run_observe(q, job);
+			if (job->kind == JOB_SERVE)
+				run_serve(q, job);
+			else
+				run_observe(q, job);
 			job_done(q, job);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -393,6 +519,33 @@ storeq_observe(struct storeq *q, const struct abq_device *seen, storeq_observe_c
 	job->q = q;
 	abq_device_copy(&job->seen, seen);
 	job->cb = cb;
+	job->arg = arg;
+	pthread_mutex_lock(&q->lock);
+	fifo_push(&q->head, &q->tail, job);
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return job;
+}
+
+struct storeq_job *
+storeq_serve(struct storeq *q, const struct storeq_serve_req *r, storeq_serve_cb *cb, void *arg)
+{
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_SERVE;
+	job->q = q;
+	job->seen.account = xstrdup(r->account);
+	job->seen.device_id = xstrdup(r->device_id);
+	job->cmd = r->cmd;
+	job->version = xstrdup_null(r->version);
+	job->email = xstrdup_null(r->email);
+	job->sender = xstrdup_null(r->sender);
+	job->contact = xstrdup_null(r->contact);
+	if (r->body_len > 0) {
+		job->body = xmalloc(r->body_len);
+		memcpy(job->body, r->body, r->body_len);
+		job->body_len = r->body_len;
+	}
+	job->serve_cb = cb;
 	job->arg = arg;
 	pthread_mutex_lock(&q->lock);
 	fifo_push(&q->head, &q->tail, job);

@@ -54,6 +54,29 @@ struct storeq_job *storeq_observe(struct storeq *q, const struct abq_device *see
 /* The caller went away: the job still runs, but cb is not called. */
 void storeq_cancel(struct storeq_job *job);
 
+/*
+ * Serve a request of a quarantined (or Discovery) device from the quarantine
+ * mailbox: the command layer runs on the store thread, where the device's
+ * record and sync state are. The result goes to cb on the loop's thread;
+ * out is the command layer's answer (Ping: a hold instruction), valid during
+ * the call only. rv is 0, or -1 with a message.
+ */
+struct eas_serve_out;
+typedef void storeq_serve_cb(void *arg, int rv, struct eas_serve_out *out, const char *errmsg);
+struct storeq_serve_req {
+	const char *account;
+	const char *device_id;
+	int cmd; /* enum eas_cmd */
+	const char *version;
+	const void *body;
+	size_t body_len;
+	const char *email;  /* the user's address */
+	const char *sender; /* the alert's From */
+	const char *contact;
+};
+struct storeq_job *storeq_serve(struct storeq *q, const struct storeq_serve_req *r,
+                                storeq_serve_cb *cb, void *arg);
+
 /* Note a request from a known device; written in batches once a second. */
 void storeq_touch(struct storeq *q, const char *account, const char *device_id, int64_t when,
                   const char *address, const char *command);

@@ -763,20 +763,113 @@ class E2E(unittest.TestCase):
         self.assertEqual((d["state"], d["reason"]), ("Blocked", "Limit"))
 
     # 5 ---------------------------------------------------------------
-    def test_05_quarantine_in_mode_interactive(self):
+    def mailbox_inbox(self, phone):
+        """A quarantined phone's view: FolderSync, Sync 0, GetChanges. Returns
+        (inbox id, sync key, [subjects]) and checks the Inbox holds the alert alone."""
+        fs = phone.folders(self)
+        inbox = [f for f in fs if f[3] == "2"]
+        self.assertEqual(len(inbox), 1, "mailbox folders: %r" % fs)
+        self.assertTrue(inbox[0][0].startswith("abq-"), "not the quarantine mailbox: %r" % fs)
+        coll = inbox[0][0]
+        key = phone.sync0(self, coll)
+        key, subjects = phone.sync_changes(self, coll, key)
+        self.assertEqual(len(subjects), 1, "the Inbox should hold exactly the alert: %r" % subjects)
+        return coll, key, subjects
+
+    def held_ping(self, phone, folder, heartbeat):
+        """Start a Ping in a thread; returns (thread, result dict)."""
+        result = {}
+
+        def ping():
+            try:
+                result["resp"] = phone.post("Ping", wbxml(ping_xml(folder, heartbeat)), timeout=90)
+            except Exception as e:  # noqa: BLE001 - reported by the caller
+                result["error"] = e
+            result["t"] = time.monotonic()
+
+        th = threading.Thread(target=ping, daemon=True)
+        th.start()
+        return th, result
+
+    def test_05_the_story(self):
+        """issue 4: Interactive; an iPhone (16.1) and an Android (14.1) land in the
+        quarantine mailbox; allow one, block the other while both hold a Ping."""
         self.admin("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
         self.restore.append(("config", "global", "set", "attribute", "abqMode", "value",
                              "Permissive"))
-        phone = Phone(device_id=new_id("quar"))
-        r = phone.foldersync()
-        assert_status_doc(self, r, "FolderSync", 130, "new device in mode Interactive")
-        r = phone.foldersync(version="12.1")
-        self.assertEqual(r.status, 403, "quarantined FolderSync at 12.1: %r" % r)
-        doc = H.ctl_json(self, "mobile", "abq", "list", "status", "Quarantined")
-        mine = [d for d in doc["devices"] if d["deviceId"] == phone.device_id]
-        self.assertEqual(len(mine), 1, "quarantined device not listed: %r" % doc)
-        self.assertEqual((mine[0]["account"], mine[0]["state"], mine[0]["reason"]),
-                         ("alice", "Quarantined", "Mode"))
+        iphone = Phone(device_id=new_id("ceoiphone"), user="alice", version="16.1",
+                       device_type="iPhone")
+        android = Phone(device_id=new_id("mgrandroid"), user="bob", version="14.1",
+                        device_type="Android")
+        boxes = {}
+        for ph in (iphone, android):
+            coll, key, subjects = self.mailbox_inbox(ph)
+            self.assertRegex(subjects[0], r"(?i)approv|quarantin|waiting", subjects)
+            doc = H.ctl_json(self, "mobile", "abq", "list", "status", "Quarantined")
+            self.assertIn(ph.device_id.upper(), [d["deviceId"].upper() for d in doc["devices"]])
+            boxes[ph.device_id] = (coll, key)
+        # 12.1 gets the mailbox too.
+        old = Phone(device_id=new_id("old"), user="bob", version="12.1")
+        self.assertTrue(old.folders(self)[0][0].startswith("abq-"))
+
+        ip_th, ip_res = self.held_ping(iphone, boxes[iphone.device_id][0], 120)
+        an_th, an_res = self.held_ping(android, boxes[android.device_id][0], 120)
+        time.sleep(1.5)
+        self.assertTrue(ip_th.is_alive(), "iPhone Ping not held: %r" % ip_res)
+        self.assertTrue(an_th.is_alive(), "Android Ping not held: %r" % an_res)
+        t0 = time.monotonic()
+        self.admin("mobile", "abq", "allow", iphone.device_id)
+        self.admin("mobile", "abq", "block", android.device_id)
+        ip_th.join(10)
+        an_th.join(10)
+        self.assertFalse(ip_th.is_alive() or an_th.is_alive(), "Pings still held after 10 s")
+        for what, res in (("iPhone", ip_res), ("Android", an_res)):
+            self.assertNotIn("error", res, "%s Ping: %r" % (what, res.get("error")))
+            el = res["t"] - t0
+            print("  [time] %-55s %6.2f s" % ("%s held Ping answered after abqctl" % what, el))
+            TIMINGS.append(("%s held Ping answered after abqctl" % what, el))
+            self.assertLess(el, 2.5, "%s Ping answered %.1f s after the change" % (what, el))
+        assert_status_doc(self, ip_res["resp"], "Ping", 7, "allowed iPhone's held Ping")
+        assert_status_doc(self, an_res["resp"], "Ping", 129, "blocked Android's held Ping")
+        # The iPhone's old mailbox key: start over; then the real folders and mail.
+        r = iphone.post("Sync", wbxml(sync_xml(boxes[iphone.device_id][0],
+                                                boxes[iphone.device_id][1], True)))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(text_of(r.doc(), ".//Status"), "3", "Sync with a mailbox key: %r" % r)
+        fs = iphone.folders(self)
+        self.assertFalse(any(f[0].startswith("abq-") for f in fs), fs)
+        real_inbox = [f for f in fs if f[3] == "2"][0][0]
+        key = iphone.sync0(self, real_inbox)
+        _, subjects = iphone.sync_changes(self, real_inbox, key)
+        self.assertTrue(subjects, "the allowed iPhone sees no mail")
+        self.assertFalse(any("approv" in x.lower() for x in subjects), subjects)
+        assert_status_doc(self, android.foldersync(), "FolderSync", 129, "blocked Android")
+
+        # Strict: a third device is blocked at its first request.
+        self.admin("config", "global", "set", "attribute", "abqMode", "value", "Strict")
+        time.sleep(1.5)
+        third = Phone(device_id=new_id("third"), user="bob")
+        assert_status_doc(self, third.foldersync(), "FolderSync", 129, "new device in Strict")
+        # delete: decided anew (now by the mode, no longer the administrator's entry).
+        self.admin("mobile", "abq", "delete", android.device_id)
+        time.sleep(1.5)
+        assert_status_doc(self, android.foldersync(), "FolderSync", 129, "deleted, Strict")
+        d = self.device_info("bob", android.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"]), ("Blocked", "Mode"))
+
+    def test_05b_restart_between_foldersync_and_sync(self):
+        """A quarantined phone's sync survives an abqd restart in the middle."""
+        self.admin("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+        self.restore.append(("config", "global", "set", "attribute", "abqMode", "value",
+                             "Permissive"))
+        phone = Phone(device_id=new_id("restart"))
+        fs = phone.folders(self)
+        coll = [f for f in fs if f[3] == "2"][0][0]
+        key = phone.sync0(self, coll)
+        self.assertIsNotNone(H.stop_abqd(), "abqd did not stop")
+        H.start_abqd()
+        key, subjects = phone.sync_changes(self, coll, key)
+        self.assertEqual(len(subjects), 1, "after the restart: %r" % subjects)
 
     # 6 ---------------------------------------------------------------
     def test_06_base64_query(self):
