@@ -944,6 +944,33 @@ class E2E(unittest.TestCase):
         self.assertEqual(got, info)
         self.assertEqual(d["lastCommand"], "Settings")
 
+    def test_08b_discovery(self):
+        """A rule on the model: a new phone that has not said its model is in
+        Discovery and sees the mailbox's neutral alert; its Settings decide it."""
+        self.admin("mobile", "abq", "setRule", "SM-*", "Blocked", "10", "characteristic",
+                   "DeviceModel", "match", "glob")
+        self.restore.append(("mobile", "abq", "deleteRule", "SM-*"))
+        time.sleep(1.2)
+        samsung = Phone(device_id=new_id("disc"), user="bob", device_type="Android")
+        _, _, subjects = self.mailbox_inbox(samsung)
+        self.assertRegex(subjects[0], r"(?i)checking", subjects)
+        d = self.device_info("bob", samsung.device_id)["device"]
+        self.assertEqual(d["state"], "Discovery")
+        r = samsung.post("Settings", wbxml(settings_xml({"Model": "SM-S918B", "OS": "Android 14"})))
+        assert_status_doc(self, r, "Settings", 129, "Settings that reveal a blocked model")
+        d = self.device_info("bob", samsung.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"], d["model"]), ("Blocked", "Rule", "SM-S918B"))
+        pixel = Phone(device_id=new_id("disc2"), user="bob", device_type="Android")
+        pcoll, pkey, _ = self.mailbox_inbox(pixel)
+        r = pixel.post("Settings", wbxml(settings_xml({"Model": "Pixel 8", "OS": "Android 14"})))
+        self.assertEqual(r.status, 200, "Settings of an allowed model: %r" % r)
+        d = self.device_info("bob", pixel.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"]), ("Allowed", "Mode"))
+        # Its mailbox keys now get "start over", then the real folders.
+        r = pixel.post("Sync", wbxml(sync_xml(pcoll, pkey, True)))
+        self.assertEqual(text_of(r.doc(), ".//Status"), "3", "mailbox key after the decision: %r" % r)
+        self.assertFalse(any(f[0].startswith("abq-") for f in pixel.folders(self)))
+
     # 9 is test_90 (it restarts the fixture, so it runs last)
 
     # 10 --------------------------------------------------------------
