@@ -195,7 +195,18 @@ main(int argc, char **argv)
 	}
 	log_init("abqd", foreground, level, facility);
 	signal(SIGPIPE, SIG_IGN);
-	if ((d.base = event_base_new()) == NULL) {
+	/*
+	 * The epoll changelist folds the add/delete of a write event made within
+	 * one loop pass into a single epoll_ctl (or none): a proxied request
+	 * enables and disables writing on two sockets every time.
+	 */
+	struct event_config *ecfg = event_config_new();
+	if (ecfg != NULL)
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	d.base = ecfg != NULL ? event_base_new_with_config(ecfg) : NULL;
+	if (ecfg != NULL)
+		event_config_free(ecfg);
+	if (d.base == NULL) {
 		log_error("cannot start the event loop");
 		goto out;
 	}
