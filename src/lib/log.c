@@ -69,6 +69,9 @@ log_facility_parse(const char *s, int *out)
 }
 
 /* Write one line at level: stderr gets "2026-11-28T06:00:00Z warn: ...". */
+static void vlog(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 vlog(enum log_level level, const char *fmt, va_list ap)
 {
