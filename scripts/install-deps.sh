@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential cmake ninja-build pkg-config clang-format valgrind python3 sqlite3
 libsqlite3-dev libpcre2-dev libjansson-dev libinih-dev libcmocka-dev libevent-dev
-libhttp-parser-dev libcurl4-openssl-dev libssl-dev libpq-dev libwbxml2-utils"
+libhttp-parser-dev libcurl4-openssl-dev libssl-dev libpq-dev libwbxml2-utils opensmtpd"
 
 missing=""
 for p in $PKGS; do
@@ -18,6 +18,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 echo "install-deps: installing$missing"
+# Keep maintainer scripts from starting system services (the OpenSMTPD the
+# notice tests run is their own, on its own port), unless a policy exists.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# temporary, written by abqd scripts/install-deps.sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	trap 'rm -f "$policy"' EXIT INT TERM
+fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086

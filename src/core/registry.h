@@ -133,8 +133,8 @@ int abq_registry_reevaluate(const struct abq_ctx *c, struct abq_outcome *o, char
  * The daemon's path, and the test tool's: a request from (account, device)
  * carrying these facts (fields left NULL are not reported by this request).
  * A new device is decided, recorded and logged in history; a known one has its
- * facts updated and, when a fact a rule can test changed or its Discovery
- * timed out, is decided again. *out gets the device as recorded.
+ * facts updated and, when a fact a rule can test changed or it is in
+ * Discovery (whose timeout may have passed), is decided again. *out gets the device as recorded.
  */
 int abq_registry_observe(const struct abq_ctx *c, const struct abq_device *seen,
                          struct abq_device *out, struct abq_outcome *o, char **errmsg_r);

@@ -4,9 +4,9 @@
  * For every request: understand it (MS-ASHTTP), authenticate the user, identify
  * the device, decide from the device's recorded state (a new device, or one
  * whose facts changed, is recorded by the store thread first, durably), then
- * forward it to the upstream (Allowed), or answer it with the command's own
- * failure status (Blocked: 129, or 177 for the device limit; Quarantined and
- * Discovery: 130). One log line per request.
+ * forward it to the upstream (Allowed), answer it with the command's own
+ * failure status (Blocked: 129, or 177 for the device limit), or serve it from
+ * the quarantine mailbox (Quarantined and Discovery). One log line per request.
  */
 #ifndef ABQ_DAEMON_GATEWAY_H
 #define ABQ_DAEMON_GATEWAY_H

@@ -10,7 +10,7 @@
  * fit and handed to a struct http_request, so nothing of the parser survives
  * dispatch except its 32 bytes.
  *
- * A connection is in one of four states:
+ * A connection is in one of three states:
  *   READING  feeding input to the parser; the timer enforces the idle,
  *            header and body deadlines
  *   HELD     a whole request was dispatched; input is still read (so EOF/RST

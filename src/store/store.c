@@ -570,6 +570,105 @@ abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb,
 	return ops_of(s)->notice_iter(s, state, cb, arg, errstr_r);
 }
 
+/* Iterate over the queued notices due at now. */
+int
+abq_store_notice_due(struct abq_store *s, int64_t now, abq_notice_cb *cb, void *arg,
+                     const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "notice_due: no callback");
+	return ops_of(s)->notice_due(s, now, cb, arg, errstr_r);
+}
+
+/* Whether v is a state a notice may be in. */
+static bool
+notice_state_ok(const char *v)
+{
+	return v != NULL &&
+	       (strcmp(v, "queued") == 0 || strcmp(v, "sent") == 0 || strcmp(v, "failed") == 0);
+}
+
+/* Record the outcome of one delivery attempt of a notice. */
+int
+abq_store_notice_mark(struct abq_store *s, int64_t id, const char *state, int attempts,
+                      int64_t next_attempt, const char *last_error, int64_t sent,
+                      const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!notice_state_ok(state) || attempts < 0)
+		FAIL_ARG(errstr_r, "notice_mark: state must be queued, sent or failed");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->notice_mark(s, id, state, attempts, next_attempt, last_error, sent,
+	                              errstr_r);
+}
+
+/* Whether (scope, domain, kind, locale) is a complete template key. */
+static bool
+template_key_ok(enum abq_scope scope, const char *domain, const char *kind, const char *locale)
+{
+	if (scope != ABQ_SCOPE_GLOBAL && scope != ABQ_SCOPE_DOMAIN)
+		return false;
+	if (scope == ABQ_SCOPE_DOMAIN && !key_ok(domain))
+		return false;
+	return key_ok(kind) && key_ok(locale);
+}
+
+/* Insert or replace a notice template. */
+int
+abq_store_template_put(struct abq_store *s, const struct abq_template *t, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (t == NULL || !template_key_ok(t->scope, t->domain, t->kind, t->locale))
+		FAIL_ARG(errstr_r, "template_put: scope (global or domain), domain for the domain "
+		                   "scope, kind and locale are required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->template_put(s, t, errstr_r);
+}
+
+/* Look up a notice template by its key. */
+int
+abq_store_template_get(struct abq_store *s, enum abq_scope scope, const char *domain,
+                       const char *kind, const char *locale, struct abq_template *out,
+                       const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (out == NULL || !template_key_ok(scope, domain, kind, locale))
+		FAIL_ARG(errstr_r, "template_get: scope (global or domain), domain for the domain "
+		                   "scope, kind and locale are required");
+	return ops_of(s)->template_get(s, scope, domain, kind, locale, out, errstr_r);
+}
+
+/* Remove a notice template; removing nothing is not an error. */
+int
+abq_store_template_delete(struct abq_store *s, enum abq_scope scope, const char *domain,
+                          const char *kind, const char *locale, size_t *count_r,
+                          const char **errstr_r)
+{
+	size_t dummy;
+
+	CHECK_STORE(s, errstr_r);
+	if (!template_key_ok(scope, domain, kind, locale))
+		FAIL_ARG(errstr_r, "template_delete: scope (global or domain), domain for the "
+		                   "domain scope, kind and locale are required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->template_delete(s, scope, domain, kind, locale,
+	                                  count_r ? count_r : &dummy, errstr_r);
+}
+
+/* Iterate over every notice template. */
+int
+abq_store_template_iter(struct abq_store *s, abq_template_cb *cb, void *arg, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "template_iter: no callback");
+	return ops_of(s)->template_iter(s, cb, arg, errstr_r);
+}
+
 /* Read the sync state of one collection of a device. */
 int
 abq_store_syncstate_get(struct abq_store *s, const char *account, const char *device_id,
@@ -746,4 +845,21 @@ abq_notice_clear(struct abq_notice *n)
 	free(n->state);
 	free(n->last_error);
 	memset(n, 0, sizeof(*n));
+}
+
+void
+abq_template_clear(struct abq_template *t)
+{
+	if (t == NULL)
+		return;
+	free(t->domain);
+	free(t->kind);
+	free(t->locale);
+	free(t->from);
+	free(t->reply_to);
+	free(t->subject);
+	free(t->body_plain);
+	free(t->body_html);
+	free(t->set_by);
+	memset(t, 0, sizeof(*t));
 }

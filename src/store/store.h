@@ -36,7 +36,7 @@
 #include "lib/abq_types.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 2
+#define ABQ_STORE_SCHEMA_VERSION 3
 
 /* A device: the pair (account, DeviceId) and everything known about it. */
 struct abq_device {
@@ -150,6 +150,28 @@ struct abq_notice {
 };
 void abq_notice_clear(struct abq_notice *n);
 
+/*
+ * A notice template (schema version 3): the texts of one kind of notice
+ * ("user-quarantined", "user-blocked", "user-allowed", "admin-digest",
+ * "admin-immediate") in one locale ("de-DE", "de", "en"), globally (scope
+ * ABQ_SCOPE_GLOBAL, domain NULL) or for one domain (ABQ_SCOPE_DOMAIN). NULL
+ * texts fall back to the next template in the lookup order (src/notice/).
+ */
+struct abq_template {
+	enum abq_scope scope; /* ABQ_SCOPE_GLOBAL or ABQ_SCOPE_DOMAIN */
+	char *domain;         /* NULL for global */
+	char *kind;
+	char *locale; /* compared case-insensitively */
+	char *from;
+	char *reply_to;
+	char *subject;
+	char *body_plain;
+	char *body_html;
+	char *set_by;
+	int64_t set_at;
+};
+void abq_template_clear(struct abq_template *t);
+
 /* Filters for iteration. NULL / ABQ_STATE_NONE / 0 fields do not filter. */
 struct abq_device_filter {
 	const char *account;
@@ -189,6 +211,7 @@ typedef int abq_attr_cb(void *arg, const struct abq_attr *a);
 typedef int abq_history_cb(void *arg, const struct abq_history *h);
 typedef int abq_change_cb(void *arg, const struct abq_change *c);
 typedef int abq_notice_cb(void *arg, const struct abq_notice *n);
+typedef int abq_template_cb(void *arg, const struct abq_template *t);
 
 struct abq_store;
 
@@ -320,6 +343,41 @@ int abq_store_change_last(struct abq_store *s, int64_t *seq_r, const char **errs
 int abq_store_notice_add(struct abq_store *s, struct abq_notice *n, const char **errstr_r);
 int abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb, void *arg,
                           const char **errstr_r);
+/*
+ * The queued notices whose next_attempt is at or before now, by id (the
+ * sender's work list).
+ */
+int abq_store_notice_due(struct abq_store *s, int64_t now, abq_notice_cb *cb, void *arg,
+                         const char **errstr_r);
+/*
+ * Record the outcome of one delivery attempt of notice id: its new state
+ * ("queued", "sent" or "failed"), attempts, next_attempt, last_error (NULL
+ * clears it) and sent (the time of delivery, or 0). Fails with "no notice with
+ * id N" when there is none.
+ */
+int abq_store_notice_mark(struct abq_store *s, int64_t id, const char *state, int attempts,
+                          int64_t next_attempt, const char *last_error, int64_t sent,
+                          const char **errstr_r);
+
+/*
+ * Notice templates (schema version 3). The key is (scope, domain, kind,
+ * locale); the domain is ignored (read back NULL) for ABQ_SCOPE_GLOBAL and
+ * required for ABQ_SCOPE_DOMAIN; other scopes are refused. template_put
+ * inserts or replaces; template_get returns 1, 0 (none) or -1;
+ * template_delete removes one template (*count_r, may be NULL, gets 0 or 1;
+ * removing nothing is not an error). template_iter goes by scope name,
+ * domain, kind and locale.
+ */
+int abq_store_template_put(struct abq_store *s, const struct abq_template *t,
+                           const char **errstr_r);
+int abq_store_template_get(struct abq_store *s, enum abq_scope scope, const char *domain,
+                           const char *kind, const char *locale, struct abq_template *out,
+                           const char **errstr_r);
+int abq_store_template_delete(struct abq_store *s, enum abq_scope scope, const char *domain,
+                              const char *kind, const char *locale, size_t *count_r,
+                              const char **errstr_r);
+int abq_store_template_iter(struct abq_store *s, abq_template_cb *cb, void *arg,
+                            const char **errstr_r);
 
 /*
  * Sync state of the virtual mailbox (schema version 2): an opaque blob per
@@ -412,6 +470,16 @@ struct abq_store_ops {
 	                     const void *, size_t, int64_t, const char **);
 	int (*syncstate_delete)(struct abq_store *, const char *, const char *, const char *,
 	                        size_t *, const char **);
+
+	int (*notice_due)(struct abq_store *, int64_t, abq_notice_cb *, void *, const char **);
+	int (*notice_mark)(struct abq_store *, int64_t, const char *, int, int64_t, const char *,
+	                   int64_t, const char **);
+	int (*template_put)(struct abq_store *, const struct abq_template *, const char **);
+	int (*template_get)(struct abq_store *, enum abq_scope, const char *, const char *,
+	                    const char *, struct abq_template *, const char **);
+	int (*template_delete)(struct abq_store *, enum abq_scope, const char *, const char *,
+	                       const char *, size_t *, const char **);
+	int (*template_iter)(struct abq_store *, abq_template_cb *, void *, const char **);
 };
 
 /*

@@ -125,6 +125,16 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " state BLOB NOT NULL,"
     " updated INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (account, device_id, collection));",
+    /* 2 -> 3: notice templates (src/notice/templates.c). */
+    "CREATE TABLE templates ("
+    " scope TEXT NOT NULL,"             /* global, domain */
+    " domain TEXT NOT NULL DEFAULT ''," /* '' for global */
+    " kind TEXT NOT NULL,"
+    " locale TEXT NOT NULL COLLATE NOCASE,"
+    " from_addr TEXT, reply_to TEXT, subject TEXT, body_plain TEXT, body_html TEXT,"
+    " set_by TEXT,"
+    " set_at INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (scope, domain, kind, locale));",
 };
 
 #define DEVICE_COLS                                                                                \
@@ -140,6 +150,9 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
 #define NOTICE_COLS                                                                                \
 	"id, recipient, kind, account, device_id, template_ref, rendered, state, attempts, "       \
 	"next_attempt, last_error, created, sent"
+#define TEMPLATE_COLS                                                                              \
+	"scope, domain, kind, locale, from_addr, reply_to, subject, body_plain, body_html, "       \
+	"set_by, set_at"
 #define STR(x)      #x
 #define XSTR(x)     STR(x)
 #define BATCH_LIMIT " LIMIT " XSTR(ITER_BATCH)
@@ -169,6 +182,10 @@ enum stmt_id {
 	ST_CHANGE_ADD,
 	ST_CHANGE_LAST,
 	ST_NOTICE_ADD,
+	ST_NOTICE_MARK,
+	ST_TEMPLATE_GET,
+	ST_TEMPLATE_PUT,
+	ST_TEMPLATE_DELETE,
 	ST_SYNCSTATE_GET,
 	ST_SYNCSTATE_PUT,
 	ST_SYNCSTATE_DELETE_ONE,
@@ -217,6 +234,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "rendered, state, attempts, next_attempt, last_error, created, sent) "
                       "VALUES (?2, ?3, ?4, ?5, ?6, ?7, coalesce(?8, 'queued'), ?9, ?10, ?11, "
                       "?12, ?13)",
+    [ST_NOTICE_MARK] = "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt = ?4, "
+                       "last_error = ?5, sent = ?6 WHERE id = ?1",
+    [ST_TEMPLATE_GET] = "SELECT " TEMPLATE_COLS " FROM templates WHERE scope = ?1 AND "
+                        "domain = ?2 AND kind = ?3 AND locale = ?4",
+    [ST_TEMPLATE_PUT] = "INSERT OR REPLACE INTO templates (" TEMPLATE_COLS ") VALUES (?1, ?2, "
+                        "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_TEMPLATE_DELETE] = "DELETE FROM templates WHERE scope = ?1 AND domain = ?2 AND "
+                           "kind = ?3 AND locale = ?4",
     [ST_SYNCSTATE_GET] = "SELECT state, updated FROM syncstate WHERE account = ?1 AND "
                          "device_id = ?2 AND collection = ?3",
     [ST_SYNCSTATE_PUT] = "INSERT OR REPLACE INTO syncstate (account, device_id, collection, "
@@ -543,6 +568,27 @@ read_notice(struct sqlite_store *s, sqlite3_stmt *st, void *rec, const char **er
 	n->last_error = col_str(st, 10);
 	n->created = sqlite3_column_int64(st, 11);
 	n->sent = sqlite3_column_int64(st, 12);
+	return 0;
+}
+
+static int
+read_template(struct sqlite_store *s, sqlite3_stmt *st, void *rec, const char **errstr_r)
+{
+	struct abq_template *t = rec;
+	const char *scope = (const char *)sqlite3_column_text(st, 0);
+
+	if (scope == NULL || abq_scope_parse(scope, &t->scope) < 0)
+		return fail(s, errstr_r, "unknown template scope in the store");
+	t->domain = t->scope == ABQ_SCOPE_GLOBAL ? NULL : col_str(st, 1);
+	t->kind = col_str(st, 2);
+	t->locale = col_str(st, 3);
+	t->from = col_str(st, 4);
+	t->reply_to = col_str(st, 5);
+	t->subject = col_str(st, 6);
+	t->body_plain = col_str(st, 7);
+	t->body_html = col_str(st, 8);
+	t->set_by = col_str(st, 9);
+	t->set_at = sqlite3_column_int64(st, 10);
 	return 0;
 }
 
@@ -968,6 +1014,11 @@ static void
 clear_notice(void *p)
 {
 	abq_notice_clear(p);
+}
+static void
+clear_template(void *p)
+{
+	abq_template_clear(p);
 }
 
 /* Look up (account, device_id); device_id matches case-insensitively (NOCASE). */
@@ -1769,6 +1820,158 @@ sqlite_notice_iter(struct abq_store *store, const char *state, abq_notice_cb *cb
 	return run_iter(s, &notice_kind, st, 0, (any_cb)cb, arg, errstr_r);
 }
 
+/* The queued notices due at now, by id. */
+static int
+sqlite_notice_due(struct abq_store *store, int64_t now, abq_notice_cb *cb, void *arg,
+                  const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = iter_prepare(s,
+	                                "SELECT " NOTICE_COLS " FROM outbox WHERE id > :k1 AND "
+	                                "state = 'queued' AND next_attempt <= :now "
+	                                "ORDER BY id" BATCH_LIMIT,
+	                                "notice_due", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (bi_named(st, ":k1", 0) || bi_named(st, ":now", now))
+		return iter_bind_fail(s, st, "notice_due", errstr_r);
+	return run_iter(s, &notice_kind, st, 0, (any_cb)cb, arg, errstr_r);
+}
+
+/* Record the outcome of a delivery attempt; a missing id is an error. */
+static int
+sqlite_notice_mark(struct abq_store *store, int64_t id, const char *state, int attempts,
+                   int64_t next_attempt, const char *last_error, int64_t sent,
+                   const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_NOTICE_MARK, "notice_mark", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (write_bound(s, st,
+	                bi(st, 1, id) || bt(st, 2, state) || bi(st, 3, attempts) ||
+	                    bi(st, 4, next_attempt) || bt(st, 5, last_error) || bi(st, 6, sent),
+	                "notice_mark", errstr_r) < 0)
+		return -1;
+	if (sqlite3_changes(s->db) == 0)
+		return fail(s, errstr_r, "no notice with id %lld", (long long)id);
+	return 0;
+}
+
+/* ---- notice templates (schema version 3) ------------------------------- */
+
+/* The stored domain column of a template key: '' for global. */
+static const char *
+template_domain(enum abq_scope scope, const char *domain)
+{
+	return scope == ABQ_SCOPE_GLOBAL ? "" : domain;
+}
+
+/* Bind the four key columns of a template to parameters 1..4. */
+static int
+bind_template_key(sqlite3_stmt *st, enum abq_scope scope, const char *domain, const char *kind,
+                  const char *locale)
+{
+	return bt(st, 1, abq_scope_name(scope)) || bt(st, 2, template_domain(scope, domain)) ||
+	       bt(st, 3, kind) || bt(st, 4, locale);
+}
+
+/* Insert or replace one template. */
+static int
+sqlite_template_put(struct abq_store *store, const struct abq_template *t, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_TEMPLATE_PUT, "template_put", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	return write_bound(
+	    s, st,
+	    bind_template_key(st, t->scope, t->domain, t->kind, t->locale) || bt(st, 5, t->from) ||
+	        bt(st, 6, t->reply_to) || bt(st, 7, t->subject) || bt(st, 8, t->body_plain) ||
+	        bt(st, 9, t->body_html) || bt(st, 10, t->set_by) || bi(st, 11, t->set_at),
+	    "template_put", errstr_r);
+}
+
+/* Look one template up by its key. */
+static int
+sqlite_template_get(struct abq_store *store, enum abq_scope scope, const char *domain,
+                    const char *kind, const char *locale, struct abq_template *out,
+                    const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_TEMPLATE_GET, "template_get", errstr_r);
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return -1;
+	if (bind_template_key(st, scope, domain, kind, locale)) {
+		db_fail(s, "template_get", errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	return get_one(s, st, "template_get", read_template, out, clear_template, errstr_r);
+}
+
+/* Remove one template; counts it. */
+static int
+sqlite_template_delete(struct abq_store *store, enum abq_scope scope, const char *domain,
+                       const char *kind, const char *locale, size_t *count_r, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_TEMPLATE_DELETE, "template_delete", errstr_r);
+
+	*count_r = 0;
+	if (st == NULL)
+		return -1;
+	if (write_bound(s, st, bind_template_key(st, scope, domain, kind, locale),
+	                "template_delete", errstr_r) < 0)
+		return -1;
+	*count_r = (size_t)sqlite3_changes(s->db);
+	return 0;
+}
+
+static int
+key_template(sqlite3_stmt *st, const void *rec)
+{
+	const struct abq_template *t = rec;
+
+	return bt_named(st, ":k1", abq_scope_name(t->scope)) ||
+	       bt_named(st, ":k2", template_domain(t->scope, t->domain)) ||
+	       bt_named(st, ":k3", t->kind) || bt_named(st, ":k4", t->locale);
+}
+
+static int
+call_template(any_cb cb, void *arg, const void *rec)
+{
+	return ((abq_template_cb *)cb)(arg, rec);
+}
+
+static const struct iter_kind template_kind = {"template_iter", sizeof(struct abq_template),
+                                               read_template,   clear_template,
+                                               key_template,    call_template};
+
+/* Every template by scope name, domain, kind and locale. */
+static int
+sqlite_template_iter(struct abq_store *store, abq_template_cb *cb, void *arg, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = iter_prepare(s,
+	                                "SELECT " TEMPLATE_COLS " FROM templates WHERE (scope, "
+	                                "domain, kind, locale) > (:k1, :k2, :k3, :k4) ORDER BY "
+	                                "scope, domain, kind, locale" BATCH_LIMIT,
+	                                "template_iter", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (bt_named(st, ":k1", "") || bt_named(st, ":k2", "") || bt_named(st, ":k3", "") ||
+	    bt_named(st, ":k4", ""))
+		return iter_bind_fail(s, st, "template_iter", errstr_r);
+	return run_iter(s, &template_kind, st, 0, (any_cb)cb, arg, errstr_r);
+}
+
 /* ---- sync state (schema version 2) ------------------------------------ */
 
 /* Read one collection's sync state into a malloc'd, NUL-terminated copy. */
@@ -1894,4 +2097,10 @@ const struct abq_store_ops abq_store_sqlite_ops = {
     .syncstate_get = sqlite_syncstate_get,
     .syncstate_put = sqlite_syncstate_put,
     .syncstate_delete = sqlite_syncstate_delete,
+    .notice_due = sqlite_notice_due,
+    .notice_mark = sqlite_notice_mark,
+    .template_put = sqlite_template_put,
+    .template_get = sqlite_template_get,
+    .template_delete = sqlite_template_delete,
+    .template_iter = sqlite_template_iter,
 };

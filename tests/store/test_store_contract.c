@@ -1197,6 +1197,145 @@ test_outbox(void **state)
 	assert_string_equal(l.buf, "");
 }
 
+/* A notice as "recipient:state:attempts:next_attempt:last_error:sent". */
+static int
+cb_notice_full(void *arg, const struct abq_notice *n)
+{
+	list_add(arg, "%s:%s:%d:%lld:%s:%lld", n->recipient, n->state, n->attempts,
+	         (long long)n->next_attempt, ns(n->last_error), (long long)n->sent);
+	return 0;
+}
+
+/* The sender's work list: queued and due, by id; marks move notices out of it. */
+static void
+test_outbox_due_mark(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_notice a = {.recipient = "a@x", .kind = "user-blocked", .next_attempt = 100};
+	struct abq_notice b = {.recipient = "b@x", .kind = "user-blocked", .next_attempt = 200};
+	struct abq_notice c = {.recipient = "c@x", .kind = "user-blocked", .state = "sent"};
+	struct list l;
+
+	OK(abq_store_notice_add(s, &a, &err));
+	OK(abq_store_notice_add(s, &b, &err));
+	OK(abq_store_notice_add(s, &c, &err));
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_notice_due(s, 150, cb_notice_list, &l, &err));
+	assert_string_equal(l.buf, "a@x:queued");
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_notice_due(s, 200, cb_notice_list, &l, &err));
+	assert_string_equal(l.buf, "a@x:queued,b@x:queued");
+
+	/* A failed attempt stays queued with a later next_attempt. */
+	OK(abq_store_notice_mark(s, a.id, "queued", 1, 300, "421 try later", 0, &err));
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_notice_due(s, 250, cb_notice_list, &l, &err));
+	assert_string_equal(l.buf, "b@x:queued");
+	/* Sent and failed notices are never due again. */
+	OK(abq_store_notice_mark(s, b.id, "sent", 1, 200, NULL, 260, &err));
+	OK(abq_store_notice_mark(s, a.id, "failed", 5, 300, "550 no such user", 0, &err));
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_notice_due(s, 1000, cb_notice_list, &l, &err));
+	assert_string_equal(l.buf, "");
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_notice_iter(s, NULL, cb_notice_full, &l, &err));
+	assert_string_equal(l.buf, "a@x:failed:5:300:550 no such user:0,b@x:sent:1:200:-:260,"
+	                           "c@x:sent:0:0:-:0");
+
+	/* Bad arguments and unknown ids. */
+	assert_int_equal(abq_store_notice_mark(s, 999999, "sent", 1, 0, NULL, 1, &err), -1);
+	assert_non_null(strstr(err, "no notice with id 999999"));
+	assert_int_equal(abq_store_notice_mark(s, a.id, "bogus", 1, 0, NULL, 1, &err), -1);
+	assert_int_equal(abq_store_notice_mark(s, a.id, NULL, 1, 0, NULL, 1, &err), -1);
+	assert_int_equal(abq_store_notice_due(s, 0, NULL, NULL, &err), -1);
+}
+
+/* A template as "scope/domain/kind/locale=subject". */
+static int
+cb_template_list(void *arg, const struct abq_template *t)
+{
+	list_add(arg, "%s/%s/%s/%s=%s", abq_scope_name(t->scope), ns(t->domain), t->kind, t->locale,
+	         ns(t->subject));
+	return 0;
+}
+
+/* Templates round trip, replace, delete and iterate; keys are checked. */
+static void
+test_templates(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_template g = {.scope = ABQ_SCOPE_GLOBAL,
+	                         .domain = "ignored.example",
+	                         .kind = "user-blocked",
+	                         .locale = "de",
+	                         .from = "it@example.com",
+	                         .reply_to = "help@example.com",
+	                         .subject = "Gerät gesperrt",
+	                         .body_plain = "Ihr Gerät {device_id} ist gesperrt.",
+	                         .body_html = "<p>Ihr Gerät {device_id} ist gesperrt.</p>",
+	                         .set_by = "admin",
+	                         .set_at = 1700000000};
+	struct abq_template d = {.scope = ABQ_SCOPE_DOMAIN,
+	                         .domain = "example.com",
+	                         .kind = "user-blocked",
+	                         .locale = "de-DE",
+	                         .subject = "Gesperrt"};
+	struct abq_template out;
+	struct list l;
+	size_t count;
+
+	OK(abq_store_template_put(s, &g, &err));
+	OK(abq_store_template_put(s, &d, &err));
+	assert_int_equal(
+	    abq_store_template_get(s, ABQ_SCOPE_GLOBAL, NULL, "user-blocked", "DE", &out, &err), 1);
+	assert_null(out.domain);
+	assert_string_equal(out.from, "it@example.com");
+	assert_string_equal(out.reply_to, "help@example.com");
+	assert_string_equal(out.subject, "Gerät gesperrt");
+	assert_string_equal(out.body_plain, g.body_plain);
+	assert_string_equal(out.body_html, g.body_html);
+	assert_string_equal(out.set_by, "admin");
+	assert_int_equal(out.set_at, 1700000000);
+	abq_template_clear(&out);
+	assert_int_equal(abq_store_template_get(s, ABQ_SCOPE_DOMAIN, "example.com", "user-blocked",
+	                                        "de-de", &out, &err),
+	                 1);
+	assert_string_equal(out.domain, "example.com");
+	assert_null(out.body_html);
+	abq_template_clear(&out);
+	assert_int_equal(abq_store_template_get(s, ABQ_SCOPE_DOMAIN, "other.com", "user-blocked",
+	                                        "de-DE", &out, &err),
+	                 0);
+
+	/* Replace. */
+	g.subject = "Neu";
+	OK(abq_store_template_put(s, &g, &err));
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_template_iter(s, cb_template_list, &l, &err));
+	assert_string_equal(l.buf, "domain/example.com/user-blocked/de-DE=Gesperrt,"
+	                           "global/-/user-blocked/de=Neu");
+
+	/* Delete, twice. */
+	OK(abq_store_template_delete(s, ABQ_SCOPE_DOMAIN, "example.com", "user-blocked", "de-DE",
+	                             &count, &err));
+	assert_int_equal(count, 1);
+	OK(abq_store_template_delete(s, ABQ_SCOPE_DOMAIN, "example.com", "user-blocked", "de-DE",
+	                             &count, &err));
+	assert_int_equal(count, 0);
+
+	/* Keys. */
+	d.domain = NULL;
+	assert_int_equal(abq_store_template_put(s, &d, &err), -1);
+	d.domain = "example.com";
+	d.scope = ABQ_SCOPE_ACCOUNT;
+	assert_int_equal(abq_store_template_put(s, &d, &err), -1);
+	assert_int_equal(abq_store_template_get(s, ABQ_SCOPE_GLOBAL, NULL, "", "de", &out, &err),
+	                 -1);
+	assert_int_equal(abq_store_template_get(s, ABQ_SCOPE_GLOBAL, NULL, "k", NULL, &out, &err),
+	                 -1);
+	assert_int_equal(abq_store_template_iter(s, NULL, NULL, &err), -1);
+}
+
 /* ---- transactions and persistence ---------------------------------------- */
 
 /* One write of every kind, for the transaction tests. */
@@ -1625,9 +1764,9 @@ test_migrate_v1_to_v2(void **state)
 	SQLITE_ONLY(f);
 	put_device(f->s, "a@x", "DEV", ABQ_STATE_QUARANTINED, ABQ_REASON_MODE, 7);
 	abq_store_close(&f->s);
-	/* Version 1 is version 2 without the syncstate table. */
+	/* Version 1 is the current schema without the syncstate and templates tables. */
 	db = raw_open(f->path);
-	raw_exec(db, "DROP TABLE syncstate; PRAGMA user_version = 1");
+	raw_exec(db, "DROP TABLE syncstate; DROP TABLE templates; PRAGMA user_version = 1");
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'syncstate'"),
 	                 0);
 	sqlite3_close(db);
@@ -1641,8 +1780,46 @@ test_migrate_v1_to_v2(void **state)
 	    abq_store_syncstate_get(f->s, "a@x", "DEV", "inbox", &blob, &len, NULL, &err), 1);
 	free(blob);
 	db = raw_open(f->path);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), ABQ_STORE_SCHEMA_VERSION);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM devices"), 1);
+	sqlite3_close(db);
+}
+
+/*
+ * A version 2 store (without the templates table) opened by this binary
+ * becomes version 3 with its data intact, and takes templates.
+ */
+static void
+test_migrate_v2_to_v3(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_template t = {
+	    .scope = ABQ_SCOPE_GLOBAL, .kind = "user-blocked", .locale = "fr", .subject = "Bloqué"};
+	struct abq_template out;
+	struct abq_device d = {0};
+	sqlite3 *db;
+
+	SQLITE_ONLY(f);
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_BLOCKED, ABQ_REASON_MODE, 7);
+	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", "k", 1, 1, &err));
+	abq_store_close(&f->s);
+	db = raw_open(f->path);
+	raw_exec(db, "DROP TABLE templates; PRAGMA user_version = 2");
+	sqlite3_close(db);
+	MSG_HAS(open_fails(f->url, NULL, ABQ_STORE_READONLY), "upgrade");
+	fx_open(f, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
+	assert_int_equal(d.state, ABQ_STATE_BLOCKED);
+	abq_device_clear(&d);
+	OK(abq_store_template_put(f->s, &t, &err));
+	assert_int_equal(
+	    abq_store_template_get(f->s, ABQ_SCOPE_GLOBAL, NULL, "user-blocked", "fr", &out, &err),
+	    1);
+	assert_string_equal(out.subject, "Bloqué");
+	abq_template_clear(&out);
+	db = raw_open(f->path);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM syncstate"), 1);
 	sqlite3_close(db);
 }
 
@@ -2013,6 +2190,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_syncstate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_syncstate_device_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_v1_to_v2, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_v2_to_v3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outbox_due_mark, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_templates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_not_writable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),

@@ -1,0 +1,330 @@
+/*
+ * mime.c: rendering a notice as an RFC 5322 / MIME message.
+ *
+ * Design: one growing string (struct sbuf) per message; each header is
+ * checked and written by its own helper. Bodies are quoted-printable, whose
+ * output never holds "=_", so the boundary "=_abqd_<random>" cannot occur in
+ * a body. Line ends in the input may be LF or CRLF; the output is CRLF only.
+ * Randomness (Message-ID, boundary) comes from getrandom(2).
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "lib/util.h"
+#include "notice/mime.h"
+
+/* A growing NUL-terminated string. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+/* Append n bytes of s. */
+static void
+sb_addn(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* Append a string. */
+static void
+sb_add(struct sbuf *b, const char *s)
+{
+	sb_addn(b, s, strlen(s));
+}
+
+/* Append a formatted string. */
+static void __attribute__((format(printf, 2, 3))) sb_addf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		fatalx("out of memory");
+	va_end(ap);
+	sb_add(b, s);
+	free(s);
+}
+
+/* The string built so far (never NULL). */
+static char *
+sb_take(struct sbuf *b)
+{
+	if (b->p == NULL)
+		return xstrdup("");
+	return b->p;
+}
+
+/* n random bytes as 2n lower-case hex digits into out (2n + 1 bytes). */
+static void
+random_hex(char *out, size_t n)
+{
+	unsigned char r[32];
+	size_t i;
+
+	if (n > sizeof(r))
+		n = sizeof(r);
+	if (getrandom(r, n, 0) != (ssize_t)n)
+		for (i = 0; i < n; i++)
+			r[i] = (unsigned char)(rand() & 0xff);
+	for (i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+/* Quoted-printable with CRLF line ends and soft breaks before 76 octets. */
+char *
+notice_mime_qp(const char *text)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct sbuf b = {0};
+	size_t col = 0;
+	const unsigned char *p = (const unsigned char *)(text ? text : "");
+
+	for (; *p; p++) {
+		char enc[4];
+		size_t n;
+		bool eol = p[0] == '\n' || (p[0] == '\r' && p[1] == '\n');
+
+		if (eol) {
+			if (p[0] == '\r')
+				p++;
+			sb_add(&b, "\r\n");
+			col = 0;
+			continue;
+		}
+		/* Spaces and tabs at the end of a line must be encoded. */
+		bool at_end = p[1] == '\0' || p[1] == '\n' || (p[1] == '\r' && p[2] == '\n');
+		if ((*p >= 33 && *p <= 126 && *p != '=') ||
+		    ((*p == ' ' || *p == '\t') && !at_end)) {
+			enc[0] = (char)*p;
+			n = 1;
+		} else {
+			enc[0] = '=';
+			enc[1] = hex[*p >> 4];
+			enc[2] = hex[*p & 15];
+			n = 3;
+		}
+		if (col + n > 75) {
+			sb_add(&b, "=\r\n");
+			col = 0;
+		}
+		sb_addn(&b, enc, n);
+		col += n;
+	}
+	if (col > 0)
+		sb_add(&b, "\r\n");
+	return sb_take(&b);
+}
+
+/* Whether the subject may go out as it is: printable ASCII, short, no "=?". */
+static bool
+header_plain_ok(const char *s)
+{
+	const unsigned char *p;
+
+	if (strlen(s) > 200 || strstr(s, "=?") != NULL)
+		return false;
+	for (p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return false;
+	return true;
+}
+
+/*
+ * An RFC 2047 "B" encoded header value for UTF-8 text: words of at most 45
+ * source octets (60 encoded, 75 with the wrapper), cut between characters, one
+ * per folded line. CR and LF become spaces. Plain ASCII is returned as it is.
+ */
+char *
+notice_mime_encode_header(const char *text)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	struct sbuf b = {0};
+	char *clean = xstrdup(text ? text : "");
+	const unsigned char *p;
+	size_t i, len;
+
+	for (i = 0; clean[i]; i++)
+		if (clean[i] == '\r' || clean[i] == '\n')
+			clean[i] = ' ';
+	if (header_plain_ok(clean))
+		return clean;
+	p = (const unsigned char *)clean;
+	len = strlen(clean);
+	while (len > 0) {
+		size_t n = len < 45 ? len : 45;
+
+		/* Never cut a UTF-8 sequence: back off over continuation bytes. */
+		while (n < len && n > 1 && (p[n] & 0xc0) == 0x80)
+			n--;
+		if (b.len > 0)
+			sb_add(&b, "\r\n ");
+		sb_add(&b, "=?UTF-8?B?");
+		for (i = 0; i < n; i += 3) {
+			unsigned v = (unsigned)p[i] << 16;
+			char q[4];
+
+			if (i + 1 < n)
+				v |= (unsigned)p[i + 1] << 8;
+			if (i + 2 < n)
+				v |= p[i + 2];
+			q[0] = b64[(v >> 18) & 63];
+			q[1] = b64[(v >> 12) & 63];
+			q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+			q[3] = i + 2 < n ? b64[v & 63] : '=';
+			sb_addn(&b, q, 4);
+		}
+		sb_add(&b, "?=");
+		p += n;
+		len -= n;
+	}
+	free(clean);
+	return sb_take(&b);
+}
+
+/* The bare address inside "Name <addr>", or the whole string. */
+char *
+notice_mime_addr_spec(const char *addr)
+{
+	const char *lt = strrchr(addr, '<');
+	const char *gt = lt ? strchr(lt, '>') : NULL;
+
+	if (lt != NULL && gt != NULL)
+		return xstrndup(lt + 1, (size_t)(gt - lt - 1));
+	while (*addr == ' ')
+		addr++;
+	return xstrdup(addr);
+}
+
+/* The domain of an address, for the Message-ID. */
+char *
+notice_mime_domain(const char *addr)
+{
+	char *spec = notice_mime_addr_spec(addr ? addr : "");
+	const char *at = strrchr(spec, '@');
+	char *d = xstrdup(at != NULL && at[1] != '\0' ? at + 1 : "localhost");
+
+	free(spec);
+	return d;
+}
+
+/* An address header value: present, printable, at most 900 octets. */
+static bool
+addr_ok(const char *a)
+{
+	const unsigned char *p;
+
+	if (a == NULL || *a == '\0' || strlen(a) > 900)
+		return false;
+	for (p = (const unsigned char *)a; *p; p++)
+		if (*p == '\r' || *p == '\n' || *p < 0x20)
+			return false;
+	return true;
+}
+
+/* The text of html-escaped plain, in <pre>, for a notice without an HTML body. */
+static char *
+html_of_plain(const char *plain)
+{
+	struct sbuf b = {0};
+	const char *p;
+
+	sb_add(&b, "<html><body><pre>");
+	for (p = plain ? plain : ""; *p; p++) {
+		switch (*p) {
+		case '<':
+			sb_add(&b, "&lt;");
+			break;
+		case '>':
+			sb_add(&b, "&gt;");
+			break;
+		case '&':
+			sb_add(&b, "&amp;");
+			break;
+		default:
+			sb_addn(&b, p, 1);
+		}
+	}
+	sb_add(&b, "</pre></body></html>\n");
+	return sb_take(&b);
+}
+
+/* The RFC 5322 date of t in UTC, without the locale's names. */
+static void
+rfc5322_date(int64_t t, char *out, size_t size)
+{
+	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
+	         months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Render the whole message; see mime.h. */
+char *
+notice_mime_render(const struct notice_mime *m, const char **errstr_r)
+{
+	struct sbuf b = {0};
+	char date[64], id[33], boundary[48], rnd[17];
+	char *domain, *subject, *plain, *html, *html_src = NULL;
+
+	if (!addr_ok(m->from) || !addr_ok(m->to) ||
+	    (m->reply_to != NULL && *m->reply_to != '\0' && !addr_ok(m->reply_to))) {
+		*errstr_r = "notice: From, To and Reply-To must be one line of printable text";
+		return NULL;
+	}
+	rfc5322_date(m->date != 0 ? m->date : (int64_t)time(NULL), date, sizeof(date));
+	random_hex(id, 16);
+	random_hex(rnd, 8);
+	snprintf(boundary, sizeof(boundary), "=_abqd_%s", rnd);
+	domain = notice_mime_domain(m->from);
+	subject = notice_mime_encode_header(m->subject);
+	plain = notice_mime_qp(m->body_plain);
+	if (m->body_html == NULL)
+		html_src = html_of_plain(m->body_plain);
+	html = notice_mime_qp(m->body_html ? m->body_html : html_src);
+
+	sb_add(&b, "MIME-Version: 1.0\r\n");
+	sb_addf(&b, "Date: %s\r\n", date);
+	sb_addf(&b, "Message-ID: <%lld.%s@%s>\r\n", (long long)time(NULL), id, domain);
+	sb_addf(&b, "From: %s\r\n", m->from);
+	sb_addf(&b, "To: %s\r\n", m->to);
+	if (m->reply_to != NULL && *m->reply_to != '\0')
+		sb_addf(&b, "Reply-To: %s\r\n", m->reply_to);
+	sb_addf(&b, "Subject: %s\r\n", subject);
+	sb_add(&b, "Auto-Submitted: auto-generated\r\n");
+	sb_addf(&b, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n", boundary);
+	sb_add(&b, "\r\nThis is a MIME message.\r\n");
+	sb_addf(&b, "\r\n--%s\r\n", boundary);
+	sb_add(&b, "Content-Type: text/plain; charset=UTF-8\r\n"
+	           "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	sb_add(&b, plain);
+	sb_addf(&b, "\r\n--%s\r\n", boundary);
+	sb_add(&b, "Content-Type: text/html; charset=UTF-8\r\n"
+	           "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	sb_add(&b, html);
+	sb_addf(&b, "\r\n--%s--\r\n", boundary);
+	free(domain);
+	free(subject);
+	free(plain);
+	free(html);
+	free(html_src);
+	return sb_take(&b);
+}

@@ -1,0 +1,30 @@
+/*
+ * templates.h: the texts of notices, built in (English) or stored per
+ * global/domain scope and locale, and the choice among them.
+ */
+#ifndef ABQ_NOTICE_TEMPLATES_H
+#define ABQ_NOTICE_TEMPLATES_H
+
+#include "store/store.h"
+
+/* The built-in English template of kind, or NULL for an unknown kind. */
+const struct abq_template *notice_template_builtin(const char *kind);
+
+/*
+ * The language part of a device's OSLanguage: "de-DE" -> "de", "German" ->
+ * "de", "de" -> "de". Writes at most size bytes to out; "" when unknown.
+ */
+void notice_locale_lang(const char *os_language, char *out, size_t size);
+
+/*
+ * Choose the template of kind for a device of domain (NULL: none) whose
+ * OSLanguage is locale (may be NULL), in this order: domain+locale,
+ * domain+language, global+locale, global+language, built-in English. Fields
+ * the chosen template leaves NULL come from the built-in one. *out is filled
+ * with copies (abq_template_clear it). Returns 0, or -1 with *errstr_r (a
+ * store failure or an unknown kind).
+ */
+int notice_template_select(struct abq_store *s, const char *domain, const char *kind,
+                           const char *locale, struct abq_template *out, const char **errstr_r);
+
+#endif
