@@ -117,8 +117,8 @@ level_ok(enum abq_state v)
 
 /*
  * Open the store named by url: find the backend whose scheme prefixes it and
- * hand it the rest. PostgreSQL URLs are recognised so that the message says
- * what is missing rather than "unknown scheme".
+ * hand it the rest; a PostgreSQL URL ("postgresql://" or "postgres://") goes
+ * whole to the PostgreSQL backend.
  */
 struct abq_store *
 abq_store_open(const char *url, const char *base_dir, int flags, const char **errstr_r)
@@ -136,6 +136,9 @@ abq_store_open(const char *url, const char *base_dir, int flags, const char **er
 		*errstr_r = "a store cannot be created read-only";
 		return NULL;
 	}
+	/* PostgreSQL takes the whole URL (libpq parses both spellings of the scheme). */
+	if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
+		return abq_store_pgsql_ops.open(url, base_dir, flags, errstr_r);
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
 		const struct abq_store_ops *ops = backends[i];
 		size_t n = strlen(ops->scheme);
@@ -143,11 +146,8 @@ abq_store_open(const char *url, const char *base_dir, int flags, const char **er
 		if (strncmp(url, ops->scheme, n) == 0)
 			return ops->open(url + n, base_dir, flags, errstr_r);
 	}
-	if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
-		*errstr_r = "the PostgreSQL backend is not built in this version";
-		return NULL;
-	}
-	*errstr_r = "unknown store URL scheme (expected sqlite:PATH or sqlite:///ABSOLUTE/PATH)";
+	*errstr_r = "unknown store URL scheme (expected sqlite:PATH, sqlite:///ABSOLUTE/PATH or "
+	            "postgresql://...)";
 	return NULL;
 }
 

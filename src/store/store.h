@@ -491,5 +491,6 @@ struct abq_store_base {
 };
 
 extern const struct abq_store_ops abq_store_sqlite_ops;
+extern const struct abq_store_ops abq_store_pgsql_ops;
 
 #endif
