@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/notify.h"
 #include "core/registry.h"
 #include "lib/attrs.h"
 #include "lib/util.h"
@@ -256,9 +257,10 @@ inputs_for(const struct abq_ctx *c, const struct abq_policy *p, bool has_entries
  * history and the change log, and note the transition in the outcome.
  */
 static int
-record_state(const struct abq_ctx *c, struct abq_device *d, const struct abq_verdict *v,
-             const char *cause, struct abq_outcome *o, char **errmsg_r)
+record_state(const struct abq_ctx *c, const struct abq_policy *p, struct abq_device *d,
+             const struct abq_verdict *v, const char *cause, struct abq_outcome *o, char **errmsg_r)
 {
+	enum abq_state old_state = d->state;
 	char *old = state_text(d->state, d->reason, d->rule_id);
 	char *new = state_text(v->state, v->reason, v->rule_id);
 	char *subj = subject_of(d->device_id, d->account);
@@ -279,7 +281,8 @@ record_state(const struct abq_ctx *c, struct abq_device *d, const struct abq_ver
 		goto out;
 	}
 	if (history(c, "state", subj, old, new, cause, d->device_id, d->account, errmsg_r) < 0 ||
-	    change(c, ABQ_CHANGE_DEVICE, key, errmsg_r) < 0)
+	    change(c, ABQ_CHANGE_DEVICE, key, errmsg_r) < 0 ||
+	    abq_notify_state(c, p, d, old_state, errmsg_r) < 0)
 		goto out;
 	rv = 0;
 out:
@@ -353,7 +356,7 @@ reevaluate(const struct abq_ctx *c, const struct abq_device_filter *f, const cha
 			goto out;
 		abq_decide(&in, &v);
 		if (verdict_differs(&l.v[i], &v) &&
-		    record_state(c, &l.v[i], &v, cause, o, errmsg_r) < 0)
+		    record_state(c, p, &l.v[i], &v, cause, o, errmsg_r) < 0)
 			goto out;
 	}
 	rv = 0;
@@ -1165,8 +1168,8 @@ abq_registry_observe(const struct abq_ctx *c, const struct abq_device *seen, str
 		}
 		abq_decide(&in, &v);
 		if (verdict_differs(&d, &v)) {
-			rv = record_state(c, &d, &v, is_new ? "first request" : "reported facts", o,
-			                  errmsg_r);
+			rv = record_state(c, p, &d, &v, is_new ? "first request" : "reported facts",
+			                  o, errmsg_r);
 			goto done;
 		}
 	}

@@ -47,6 +47,18 @@ struct abq_outcome {
 };
 void abq_outcome_clear(struct abq_outcome *o);
 
+/*
+ * What the user's notices need ([smtp] from and domain). With it set in the
+ * context, a device that becomes Quarantined or Blocked (or Allowed, when
+ * abqNotifyUserOnAllow is TRUE) gets a notice queued in the outbox in the
+ * same transaction as its state change (core/notify.c).
+ */
+struct abq_notice_conf {
+	const char *from;        /* the sender; required */
+	const char *mail_domain; /* a bare account's mail domain; NULL: its account domain */
+	const char *contact;     /* whom to contact; NULL: the default sentence */
+};
+
 /* The context of an operation. */
 struct abq_ctx {
 	struct abq_store *store;
@@ -54,6 +66,7 @@ struct abq_ctx {
 	const char *who;            /* administrator's name, or ABQ_WHO_DAEMON */
 	int64_t now;
 	bool dry_run;
+	const struct abq_notice_conf *notices; /* NULL: no notices are queued */
 };
 
 /*

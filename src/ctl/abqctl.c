@@ -62,6 +62,19 @@ static const struct ctl_command commands[] = {
     {"mobile abq history [account <account>] [limit <n>]", do_history, 0, 0},
     {"mobile abq history <device-id> [account <account>] [limit <n>]", do_history, 0, 0},
     {"mobile abq purge not-seen <duration>", do_purge, 0, CTL_DRY_RUN},
+    {"mobile abq outbox [status <status>]", do_outbox, 0, 0},
+    {"mobile abq setABQMessage global <kind> <locale> [from <from>] [reply_to <reply_to>] "
+     "[subject <subject>] [body_plain_file <body_plain_file>] [body_html_file <body_html_file>]",
+     do_msg_set, ABQ_SCOPE_GLOBAL, 0},
+    {"mobile abq setABQMessage domain <domain> <kind> <locale> [from <from>] "
+     "[reply_to <reply_to>] [subject <subject>] [body_plain_file <body_plain_file>] "
+     "[body_html_file <body_html_file>]",
+     do_msg_set, ABQ_SCOPE_DOMAIN, 0},
+    {"mobile abq getABQMessage global <kind> <locale>", do_msg_get, ABQ_SCOPE_GLOBAL, 0},
+    {"mobile abq getABQMessage domain <domain> <kind> <locale>", do_msg_get, ABQ_SCOPE_DOMAIN, 0},
+    {"mobile abq deleteABQMessage global <kind> <locale>", do_msg_delete, ABQ_SCOPE_GLOBAL, 0},
+    {"mobile abq deleteABQMessage domain <domain> <kind> <locale>", do_msg_delete, ABQ_SCOPE_DOMAIN,
+     0},
     {"mobile getDeviceList <account>", do_device_list, 0, 0},
     {"mobile getDeviceInfo <account> <device-id>", do_device_info, 0, 0},
     {"mobile getAllDevices", do_all_devices, 0, 0},
@@ -384,6 +397,13 @@ main(int argc, char **argv)
 	env.ctx.who = who;
 	env.ctx.now = abq_now();
 	env.ctx.dry_run = env.dry_run;
+	/* With [smtp] from set, a state change queues the user's notice (abqd sends it). */
+	struct abq_notice_conf notices = {
+	    .from = env.config->smtp_from,
+	    .mail_domain = env.config->smtp_domain,
+	};
+	if (env.config->smtp_from != NULL)
+		env.ctx.notices = &notices;
 	if ((cmd->flags & CTL_NO_STORE) == 0) {
 		const char *err = NULL;
 		env.store = abq_store_open(env.config->store_url, env.config->base_dir, 0, &err);

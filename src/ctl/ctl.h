@@ -61,4 +61,7 @@ ctl_handler do_list, do_device_list, do_device_info, do_all_devices, do_history,
 /* cmd_rule.c */
 ctl_handler do_rule_set, do_rule_delete, do_rule_list, do_notification_interval;
 
+/* cmd_notice.c: the outbox and the notice templates. */
+ctl_handler do_outbox, do_msg_set, do_msg_get, do_msg_delete;
+
 #endif

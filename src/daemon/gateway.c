@@ -36,6 +36,7 @@
 #include "mailbox/commands.h"
 #include "net/http_server.h"
 #include "net/tls.h"
+#include "notice/sender.h"
 #include "proxy/upstream.h"
 
 /* Long polls are held up to 59 minutes; a little more for the upstream's answer. */
@@ -46,6 +47,8 @@
 #define MAX_CONNS 100000
 /* How often a busy device's last-seen time is written. */
 #define TOUCH_INTERVAL_S 60
+/* Seconds between the notice sender's outbox scans (it is also kicked). */
+#define NOTICE_INTERVAL_S 2
 
 /* What the loop knows of a device. */
 struct devstate {
@@ -75,9 +78,10 @@ struct gateway {
 	struct exchange *exchanges;
 	unsigned in_flight;
 	bool draining;
-	char *default_domain; /* of bare accounts */
-	char *mail_domain;    /* [smtp] domain: the address of a bare account */
-	char *sender;         /* [smtp] from: the quarantine alert's sender */
+	char *default_domain;          /* of bare accounts */
+	char *mail_domain;             /* [smtp] domain: the address of a bare account */
+	char *sender;                  /* [smtp] from: the quarantine alert's sender */
+	struct notice_sender *notices; /* the outbox sender; NULL: notices off */
 };
 
 struct exchange {
@@ -921,10 +925,34 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 	gw->rcfg.passthrough = (const char *const *)gw->passthrough;
 	gw->rcfg.n_passthrough = gw->npassthrough;
 
+	/* Notices are on when [smtp] from is set: the sender delivers the outbox. */
+	struct abq_notice_conf nc = {
+	    .from = cfg->smtp_from,
+	    .mail_domain = cfg->smtp_domain,
+	};
 	gw->sq = storeq_start(base, cfg->store_url, cfg->base_dir, cfg->eas_default_domain,
-	                      on_device, gw, errmsg_r);
+	                      cfg->smtp_from != NULL ? &nc : NULL, on_device, gw, errmsg_r);
 	if (gw->sq == NULL)
 		goto fail;
+	if (cfg->smtp_from != NULL) {
+		/* After storeq_start: the sender opens the store it created. */
+		struct notice_sender_config sc = {
+		    .store_url = cfg->store_url,
+		    .base_dir = cfg->base_dir,
+		    .smtp_url = cfg->smtp_url,
+		    .starttls = cfg->smtp_starttls,
+		    .from = cfg->smtp_from,
+		    .username = cfg->smtp_username,
+		    .password = cfg->smtp_password,
+		    .interval = NOTICE_INTERVAL_S,
+		};
+		if ((gw->notices = notice_sender_start(&sc, &err)) == NULL) {
+			*errmsg_r = xasprintf("notice sender: %s", err);
+			goto fail;
+		}
+		storeq_set_sender(gw->sq, gw->notices);
+		log_info("notices: on, through %s", cfg->smtp_url);
+	}
 
 	struct upstream_conf uc = {
 	    .url = cfg->upstream_url,
@@ -1050,6 +1078,7 @@ gateway_free(struct gateway **gwp)
 	auth_free(&gw->auth);
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);
+	notice_sender_stop(&gw->notices);
 	tls_ctx_free(&gw->tls);
 	abq_hmap_free(&gw->devices, devstate_free);
 	for (size_t i = 0; i < gw->npassthrough; i++)

@@ -24,6 +24,7 @@
 #include "eas/request.h"
 #include "mailbox/commands.h"
 #include "mailbox/mailbox.h"
+#include "notice/sender.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -68,6 +69,9 @@ struct touch {
 struct storeq {
 	struct abq_store *store;
 	char *default_domain;
+	struct abq_notice_conf notices; /* strings owned */
+	bool notify;
+	struct notice_sender *sender; /* under lock */
 	struct abq_view *view;
 	storeq_device_cb *on_device;
 	void *arg;
@@ -173,8 +177,18 @@ run_observe(struct storeq *q, struct storeq_job *job)
 	    .default_domain = q->default_domain,
 	    .who = ABQ_WHO_DAEMON,
 	    .now = abq_now(),
+	    .notices = q->notify ? &q->notices : NULL,
 	};
-	job->rv = abq_registry_observe(&c, &job->seen, &job->recorded, NULL, &job->errmsg);
+	struct abq_outcome o = {0};
+	job->rv = abq_registry_observe(&c, &job->seen, &job->recorded, &o, &job->errmsg);
+	/* A changed state may have queued a notice: let the sender look now. */
+	if (job->rv == 0 && o.changed_count > 0 && q->notify) {
+		pthread_mutex_lock(&q->lock);
+		if (q->sender != NULL)
+			notice_sender_kick(q->sender);
+		pthread_mutex_unlock(&q->lock);
+	}
+	abq_outcome_clear(&o);
 	if (job->rv < 0)
 		log_error("store: recording %s/%s failed: %s", job->seen.device_id,
 		          job->seen.account, job->errmsg);
@@ -431,9 +445,18 @@ load_device(void *arg, const struct abq_device *d)
 	return 0;
 }
 
+void
+storeq_set_sender(struct storeq *q, struct notice_sender *sender)
+{
+	pthread_mutex_lock(&q->lock);
+	q->sender = sender;
+	pthread_mutex_unlock(&q->lock);
+}
+
 struct storeq *
 storeq_start(struct event_base *base, const char *url, const char *base_dir,
-             const char *default_domain, storeq_device_cb *on_device, void *arg, char **errmsg_r)
+             const char *default_domain, const struct abq_notice_conf *notices,
+             storeq_device_cb *on_device, void *arg, char **errmsg_r)
 {
 	struct storeq *q = xcalloc(1, sizeof(*q));
 	struct abq_device_filter all = {0};
@@ -444,6 +467,12 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 	q->on_device = on_device;
 	q->arg = arg;
 	q->default_domain = xstrdup_null(default_domain);
+	if (notices != NULL) {
+		q->notify = true;
+		q->notices.from = xstrdup_null(notices->from);
+		q->notices.mail_domain = xstrdup_null(notices->mail_domain);
+		q->notices.contact = xstrdup_null(notices->contact);
+	}
 	q->store = abq_store_open(url, base_dir, ABQ_STORE_CREATE, &err);
 	if (q->store == NULL) {
 		*errmsg_r = xasprintf("store: %s", err);
@@ -478,6 +507,9 @@ fail:
 	abq_view_free(&q->view);
 	abq_store_close(&q->store);
 	free(q->default_domain);
+	free((char *)q->notices.from);
+	free((char *)q->notices.mail_domain);
+	free((char *)q->notices.contact);
 	free(q);
 	return NULL;
 }
@@ -507,6 +539,9 @@ storeq_stop(struct storeq **qp)
 	abq_view_free(&q->view);
 	abq_store_close(&q->store);
 	free(q->default_domain);
+	free((char *)q->notices.from);
+	free((char *)q->notices.mail_domain);
+	free((char *)q->notices.contact);
 	free(q);
 	*qp = NULL;
 }

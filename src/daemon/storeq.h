@@ -30,9 +30,14 @@ typedef void storeq_device_cb(void *arg, const char *account, const char *device
  * on_device (in this thread, before returning), and start the thread. NULL with
  * *errmsg_r (a new string) on failure.
  */
+struct abq_notice_conf;
+struct notice_sender;
+/* notices (copied; NULL: none) makes observations queue the user's notices. */
 struct storeq *storeq_start(struct event_base *base, const char *url, const char *base_dir,
-                            const char *default_domain, storeq_device_cb *on_device, void *arg,
-                            char **errmsg_r);
+                            const char *default_domain, const struct abq_notice_conf *notices,
+                            storeq_device_cb *on_device, void *arg, char **errmsg_r);
+/* The sender to kick after an observation that changed a state (NULL: none). */
+void storeq_set_sender(struct storeq *q, struct notice_sender *sender);
 /* Finish queued work, flush last-seen updates, stop the thread; *q = NULL. */
 void storeq_stop(struct storeq **q);
 

@@ -1109,6 +1109,73 @@ class JsonEveryCommandTest(CliTest):
                          False)
 
 
+class NoticeTest(CliTest):
+    def test_messages_and_outbox(self):
+        """setABQMessage/getABQMessage/deleteABQMessage, and a block by abqctl that
+        queues the user's notice (rendered with the domain template chosen by
+        OSLanguage) in the outbox."""
+        body = self.write("body.txt", "Ihr Gerät {model} ({device_id}) ist gesperrt.\n")
+        self.assertIn("set domain example.com blocked message for locale de", self.ok(
+            "mobile", "abq", "setABQMessage", "domain", "example.com", "blocked", "de",
+            "subject", "Gerät {device_id} gesperrt", "body_plain_file", body))
+        self.ok("mobile", "abq", "setABQMessage", "domain", "example.com", "blocked", "de",
+                "reply_to", "help@example.com")
+        doc = self.okj("mobile", "abq", "getABQMessage", "domain", "example.com", "blocked",
+                       "de")
+        self.assertEqual(doc["subject"], "Gerät {device_id} gesperrt")
+        self.assertEqual(doc["replyTo"], "help@example.com")
+        self.assertIn("{model}", doc["bodyPlain"])
+        self.assertEqual(doc["domain"], "example.com")
+        self.assertIn("subject:   Gerät", self.ok("mobile", "abq", "getABQMessage", "domain",
+                                                 "example.com", "blocked", "de"))
+        self.refused("mobile", "abq", "getABQMessage", "global", "quarantined", "en",
+                     contains="no global quarantined message")
+        self.refused("mobile", "abq", "setABQMessage", "global", "blocked", "en",
+                     contains="nothing to set")
+        self.refused("mobile", "abq", "setABQMessage", "global", "stolen", "en", "subject", "x",
+                     contains="expected quarantined, blocked or allowed")
+        self.refused("mobile", "abq", "setABQMessage", "global", "blocked", "d e", "subject",
+                     "x", contains="locale")
+        self.refused("mobile", "abq", "setABQMessage", "global", "blocked", "en",
+                     "body_html_file", os.path.join(self.dir, "none.html"), contains="none.html")
+        self.refused("mobile", "abq", "outbox", "status", "lost", contains="queued, sent or failed")
+        self.assertIn("no notices", self.ok("mobile", "abq", "outbox"))
+
+        # Without [smtp] from no notice is queued; with it, a block queues one.
+        self.set_mode("Interactive")
+        self.seen("bob", "NB1", model="Pixel 9", lang="de-DE")
+        self.ok("mobile", "abq", "block", "NB1", "account", "bob")
+        self.assertEqual(self.okj("mobile", "abq", "outbox")["notices"], [])
+        self.write("abqd.conf", CONF + "[smtp]\nfrom = abq@example.com\n")
+        self.seen("bob", "NB2", model="Pixel 9", lang="de-DE")
+        self.ok("mobile", "abq", "block", "NB2", "account", "bob")
+        notices = self.okj("mobile", "abq", "outbox")["notices"]
+        self.assertEqual(len(notices), 1, notices)
+        n = notices[0]
+        self.assertEqual((n["kind"], n["recipient"], n["state"], n["attempts"], n["deviceId"]),
+                         ("user-blocked", "bob@example.com", "queued", 0, "NB2"))
+        self.assertEqual(set(n), {"id", "kind", "recipient", "account", "deviceId", "state",
+                                  "attempts", "nextAttempt", "lastError", "created", "sent"})
+        rows = table_rows(self.ok("mobile", "abq", "outbox", "status", "queued"))
+        self.assertEqual([(r["KIND"], r["RECIPIENT"]) for r in rows],
+                         [("user-blocked", "bob@example.com")])
+        self.assertIn("no notices", self.ok("mobile", "abq", "outbox", "status", "sent"))
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        (msg,) = db.execute("SELECT rendered FROM outbox").fetchone()
+        db.close()
+        self.assertIn("Reply-To: help@example.com", msg)
+        self.assertIn("Pixel 9 (NB2) ist gesperrt", msg)
+        # A dry run queues nothing.
+        self.seen("bob", "NB3", model="Pixel 9")
+        self.ok("mobile", "abq", "block", "NB3", "account", "bob", "--dry-run")
+        self.assertEqual(len(self.okj("mobile", "abq", "outbox")["notices"]), 1)
+
+        self.assertIn("deleted", self.ok("mobile", "abq", "deleteABQMessage", "domain",
+                                         "example.com", "blocked", "de"))
+        self.refused("mobile", "abq", "deleteABQMessage", "domain", "example.com", "blocked",
+                     "de", contains="no domain example.com blocked message")
+
+
 def main():
     global ABQCTL, SIMULATE
     ap = argparse.ArgumentParser()

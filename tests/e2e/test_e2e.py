@@ -47,6 +47,7 @@ INSTALL_SH = os.path.join(FIXTURE, "install.sh")
 
 ABQD = None
 ABQCTL = None
+SMTPD = "/usr/sbin/smtpd"  # OpenSMTPD, for the notices test (--smtpd)
 H = None  # the Harness of this run
 
 EAS_PATH = "/Microsoft-Server-ActiveSync"
@@ -1238,6 +1239,121 @@ class E2E(unittest.TestCase):
         self.assertEqual(H.ctl("mobile", "abq", "history").stdout.count("autodiscover"), 0)
 
     # 9 ---------------------------------------------------------------
+    # 17 --------------------------------------------------------------
+    def test_17_user_notices_by_mail(self):
+        """A real OpenSMTPD on loopback (as tests/notice/test_notice_smtp.py runs
+        it) and a side abqd with [smtp] from: alice's new device in Interactive
+        mode brings alice@example.test the quarantine mail naming the device;
+        abqctl block brings the blocked mail; the outbox shows both sent."""
+        import email
+        import email.policy
+        import pwd
+        if not os.path.exists(SMTPD) or os.geteuid() != 0:
+            self.fail("needs root and OpenSMTPD at %s (scripts/install-deps.sh)" % SMTPD)
+        work = os.path.join(H.work, "notice-relay")
+        maildir = os.path.join(work, "Maildir")
+        os.makedirs(maildir, exist_ok=True)
+        os.chmod(work, 0o755)
+        mail = pwd.getpwnam("mail")
+        os.chown(maildir, mail.pw_uid, mail.pw_gid)
+        (smtp_port,) = free_ports(1)
+        smtpd_conf = os.path.join(work, "smtpd.conf")
+        with open(smtpd_conf, "w") as f:
+            f.write('table vusers { "@" = "mail" }\n'
+                    "listen on 127.0.0.1 port %d\n"
+                    'action "local" maildir "%s" virtual <vusers> user mail\n'
+                    'match from any for any action "local"\n' % (smtp_port, maildir))
+        os.chmod(smtpd_conf, 0o644)
+        relay_log = open(os.path.join(work, "smtpd.log"), "ab")
+        relay = subprocess.Popen([SMTPD, "-d", "-f", smtpd_conf], stdout=relay_log,
+                                 stderr=subprocess.STDOUT)
+        relay_log.close()
+
+        def messages():
+            out = []
+            for sub in ("new", "cur"):
+                d = os.path.join(maildir, sub)
+                if os.path.isdir(d):
+                    for n in sorted(os.listdir(d)):
+                        with open(os.path.join(d, n), "rb") as f:
+                            out.append(email.message_from_bytes(f.read(),
+                                                                policy=email.policy.default))
+            return out
+
+        def relay_up():
+            try:
+                socket.create_connection(("127.0.0.1", smtp_port), timeout=0.2).close()
+                return (True,)
+            except OSError as e:
+                return (False, str(e))
+
+        p = None
+        try:
+            self.until("smtpd listens", relay_up, 20)
+            p, port, conf = self.side_abqd(
+                "notice-abqd", "[smtp]\nurl = smtp://127.0.0.1:%d\nfrom = abq@example.test\n"
+                % smtp_port)
+
+            def ctl(*words):
+                r = subprocess.run([ABQCTL, "-c", conf] + list(words), capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(r.returncode, 0, "abqctl %s: %s" % (" ".join(words), r.stderr))
+                return r.stdout
+            ctl("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+            phone = Phone(device_id=new_id("mail"), user="alice", device_type="NoticePhone")
+            phone.port = port
+            info = {"Model": "Pixel Notice", "OS": "Android 15", "OSLanguage": "en-US"}
+            r = phone.post("Settings", wbxml(settings_xml(info)))
+            self.assertEqual(r.status, 200, "Settings: %r" % r)
+
+            def subjects():
+                m = messages()
+                return (len(m) >= 1, [x["Subject"] for x in m])
+            self.until("the quarantine mail arrives", subjects, 15)
+            msgs = messages()
+            self.assertEqual(len(msgs), 1, [m["Subject"] for m in msgs])
+            m = msgs[0]
+            self.assertEqual(m["To"], "alice@example.test")
+            self.assertIn("abq@example.test", m["From"])
+            self.assertEqual(m["Auto-Submitted"], "auto-generated")
+            self.assertIn(phone.device_id, m["Subject"])
+            plain = m.get_body(("plain",)).get_content()
+            for fact in ("Pixel Notice", "NoticePhone", phone.device_id, "Android 15",
+                         "Quarantined"):
+                self.assertIn(fact, plain)
+
+            ctl("mobile", "abq", "block", phone.device_id, "account", "alice")
+
+            def two():
+                m = messages()
+                return (len(m) >= 2, [x["Subject"] for x in m])
+            self.until("the blocked mail arrives", two, 15)
+            time.sleep(1.5)  # nothing more comes
+            msgs = messages()
+            self.assertEqual(len(msgs), 2, [m["Subject"] for m in msgs])
+            blocked = [m for m in msgs if "blocked" in m["Subject"]]
+            self.assertEqual(len(blocked), 1, [m["Subject"] for m in msgs])
+            self.assertIn("Pixel Notice", blocked[0].get_body(("plain",)).get_content())
+
+            def all_sent():
+                doc = json.loads(ctl("mobile", "abq", "outbox", "--json"))
+                n = doc["notices"]
+                return (len(n) == 2 and all(x["state"] == "sent" for x in n), n)
+            _, notices = self.until("the outbox shows both sent", all_sent, 10)
+            self.assertEqual([(x["kind"], x["recipient"], x["deviceId"]) for x in notices],
+                             [("user-quarantined", "alice@example.test", phone.device_id),
+                              ("user-blocked", "alice@example.test", phone.device_id)])
+        finally:
+            if p is not None:
+                self.assertEqual(self.stop_side(p), 0, "the notice abqd's exit status")
+            relay.terminate()
+            try:
+                relay.wait(20)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
+
+    # 90 --------------------------------------------------------------
     def test_90_upstream_down_then_back(self):
         phone = Phone(device_id=new_id("down"))
         phone.folders(self)
@@ -1275,11 +1391,13 @@ class E2E(unittest.TestCase):
 
 
 def main():
-    global ABQD, ABQCTL, H
+    global ABQD, ABQCTL, H, SMTPD
     ap = argparse.ArgumentParser()
     ap.add_argument("--abqd", required=True)
     ap.add_argument("--abqctl", required=True)
+    ap.add_argument("--smtpd", default=SMTPD)
     args, rest = ap.parse_known_args()
+    SMTPD = args.smtpd
     ABQD = os.path.abspath(args.abqd)
     ABQCTL = os.path.abspath(args.abqctl)
 

@@ -1,0 +1,151 @@
+/*
+ * notify.c: the user's notice on a state change, rendered and queued in the
+ * outbox within the caller's store transaction.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/notify.h"
+#include "lib/util.h"
+#include "mailbox/mailbox.h"
+#include "notice/mime.h"
+#include "notice/templates.h"
+
+/* tmpl with every "{first_seen}" replaced by when: a new string (NULL for NULL). */
+static char *
+with_first_seen(const char *tmpl, const char *when)
+{
+	static const char ph[] = "{first_seen}";
+	if (tmpl == NULL)
+		return NULL;
+	size_t n = 0, phlen = sizeof(ph) - 1, wlen = strlen(when);
+	for (const char *s = strstr(tmpl, ph); s != NULL; s = strstr(s + phlen, ph))
+		n++;
+	char *out = xmalloc(strlen(tmpl) + n * wlen + 1), *o = out;
+	const char *s = tmpl, *hit;
+	while ((hit = strstr(s, ph)) != NULL) {
+		memcpy(o, s, (size_t)(hit - s));
+		o += hit - s;
+		memcpy(o, when, wlen);
+		o += wlen;
+		s = hit + phlen;
+	}
+	strcpy(o, s);
+	return out;
+}
+
+/* Render one template text with the facts (first_seen substituted first). */
+static char *
+render(const char *tmpl, const struct mbx_device_facts *f, const char *when, bool html)
+{
+	if (tmpl == NULL)
+		return NULL;
+	char *t = with_first_seen(tmpl, when);
+	char *r = mbx_render_template(t, f, html);
+	free(t);
+	return r;
+}
+
+static const char *
+notice_kind(enum abq_state st)
+{
+	switch (st) {
+	case ABQ_STATE_QUARANTINED:
+		return "user-quarantined";
+	case ABQ_STATE_BLOCKED:
+		return "user-blocked";
+	case ABQ_STATE_ALLOWED:
+		return "user-allowed";
+	default:
+		return NULL;
+	}
+}
+
+int
+abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p, const struct abq_device *d,
+                 enum abq_state old, char **errmsg_r)
+{
+	const struct abq_notice_conf *nc = c->notices;
+	const char *kind = notice_kind(d->state);
+	const char *err = NULL;
+	int rv = -1;
+
+	if (nc == NULL || kind == NULL || old == d->state || c->dry_run)
+		return 0;
+	if (d->state == ABQ_STATE_ALLOWED &&
+	    (p == NULL || abq_policy_int(p, d->account, "abqNotifyUserOnAllow") == 0))
+		return 0;
+
+	const char *domain = account_domain(d->account, c->default_domain);
+	char *to = strchr(d->account, '@') != NULL ? xstrdup(d->account)
+	           : nc->mail_domain != NULL       ? xasprintf("%s@%s", d->account, nc->mail_domain)
+	           : domain != NULL                ? xasprintf("%s@%s", d->account, domain)
+	                                           : xstrdup(d->account);
+	struct abq_template t = {0};
+	if (notice_template_select(c->store, domain, kind, d->os_language, &t, &err) < 0) {
+		*errmsg_r = xasprintf("notice: %s", err);
+		free(to);
+		return -1;
+	}
+	char when[64] = "unknown";
+	if (d->first_seen > 0) {
+		time_t ts = (time_t)d->first_seen;
+		struct tm tm;
+		gmtime_r(&ts, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	}
+	struct mbx_device_facts f = {
+	    .account = d->account,
+	    .email = to,
+	    .device_id = d->device_id,
+	    .device_type = d->device_type,
+	    .model = d->model,
+	    .os = d->os,
+	    .user_agent = d->user_agent,
+	    .imei = d->imei,
+	    .eas_version = d->eas_version,
+	    .state = abq_state_name(d->state),
+	    .contact = nc->contact,
+	};
+	char *subject = render(t.subject, &f, when, false);
+	char *plain = render(t.body_plain, &f, when, false);
+	char *html = render(t.body_html, &f, when, true);
+	struct notice_mime m = {
+	    .from = t.from != NULL ? t.from : nc->from,
+	    .to = to,
+	    .reply_to = t.reply_to,
+	    .subject = subject,
+	    .body_plain = plain != NULL ? plain : "",
+	    .body_html = html,
+	    .date = c->now,
+	};
+	char *msg = notice_mime_render(&m, &err);
+	if (msg == NULL) {
+		*errmsg_r = xasprintf("notice to %s: %s", to, err);
+		goto out;
+	}
+	struct abq_notice n = {
+	    .recipient = to,
+	    .kind = (char *)kind,
+	    .account = d->account,
+	    .device_id = d->device_id,
+	    .rendered = msg,
+	    .state = (char *)"queued",
+	    .next_attempt = c->now,
+	    .created = c->now,
+	};
+	if (abq_store_notice_add(c->store, &n, &err) < 0) {
+		*errmsg_r = xasprintf("store: %s", err);
+		goto out;
+	}
+	rv = 0;
+out:
+	free(msg);
+	free(subject);
+	free(plain);
+	free(html);
+	abq_template_clear(&t);
+	free(to);
+	return rv;
+}

@@ -1,0 +1,20 @@
+/*
+ * notify.h: the user's notice, queued in the outbox inside the transaction of
+ * the state change that causes it (registry.c's record_state).
+ */
+#ifndef ABQ_CORE_NOTIFY_H
+#define ABQ_CORE_NOTIFY_H
+
+#include "core/registry.h"
+
+/*
+ * Device d (its new state already set) went from old to its state. When
+ * c->notices is set and the change calls for a notice (Quarantined, Blocked,
+ * or Allowed with abqNotifyUserOnAllow TRUE in p), render it and add it to
+ * the outbox through c->store. Returns 0 (also when nothing is due), or -1
+ * with *errmsg_r (new string).
+ */
+int abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p,
+                     const struct abq_device *d, enum abq_state old, char **errmsg_r);
+
+#endif
