@@ -31,7 +31,7 @@ with_first_seen(const char *tmpl, const char *when)
 		o += wlen;
 		s = hit + phlen;
 	}
-	strcpy(o, s);
+	memcpy(o, s, strlen(s) + 1);
 	return out;
 }
 
