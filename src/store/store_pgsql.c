@@ -59,6 +59,7 @@
 
 #include "lib/util.h"
 #include "store/store.h"
+#include "store/store_cols.h"
 
 #define WRITE_LOCK_KEY "1094865220" /* 0x41425144, 'ABQD' */
 #define APPLICATION    "abqd"
@@ -169,22 +170,6 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " PRIMARY KEY (scope, domain, kind, locale_key));",
 };
 
-#define DEVICE_COLS                                                                                \
-	"account, device_id, device_type, model, imei, friendly_name, os, os_language, "           \
-	"phone_number, mobile_operator, user_agent, eas_version, last_address, last_command, "     \
-	"first_seen, last_seen, state, reason, rule_id, state_by, state_at"
-#define ENTRY_COLS "device_id, account, state, created_by, created_at"
-#define RULE_COLS                                                                                  \
-	"id, characteristic, match, pattern, level, rule_order, domain, created_by, created_at"
-#define ATTR_COLS    "scope, target, name, value, set_by, set_at"
-#define HISTORY_COLS "id, at, who, what, subject, old_value, new_value, reason, device_id, account"
-#define CHANGE_COLS  "seq, at, kind, key"
-#define NOTICE_COLS                                                                                \
-	"id, recipient, kind, account, device_id, template_ref, rendered, state, attempts, "       \
-	"next_attempt, last_error, created, sent"
-#define TEMPLATE_COLS                                                                              \
-	"scope, domain, kind, locale, from_addr, reply_to, subject, body_plain, body_html, "       \
-	"set_by, set_at"
 #define STR(x)      #x
 #define XSTR(x)     STR(x)
 #define BATCH_LIMIT " LIMIT " XSTR(ITER_BATCH)
