@@ -945,6 +945,9 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 		    .username = cfg->smtp_username,
 		    .password = cfg->smtp_password,
 		    .interval = NOTICE_INTERVAL_S,
+		    .admins = (const char *const *)cfg->smtp_admins,
+		    .n_admins = cfg->smtp_admins_count,
+		    .default_domain = cfg->eas_default_domain,
 		};
 		if ((gw->notices = notice_sender_start(&sc, &err)) == NULL) {
 			*errmsg_r = xasprintf("notice sender: %s", err);

@@ -40,6 +40,7 @@
 #include "auth/curl_loop.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "notice/digest.h"
 #include "notice/mime.h"
 #include "notice/sender.h"
 #include "store/store.h"
@@ -66,6 +67,11 @@ struct notice_sender {
 	bool starttls, tls_insecure;
 	unsigned interval, timeout;
 	int max_permanent;
+	char *default_domain;
+	char **admins;
+	size_t n_admins;
+	int64_t digest_next; /* when to look for a due digest again */
+	int64_t digest_iv;   /* the interval digest_next was computed with */
 
 	pthread_t thread;
 	int pipe_fd[2];
@@ -278,10 +284,40 @@ send_next(struct notice_sender *ns)
 		scan(ns);
 }
 
-/* The periodic scan. */
+/* Queue the administrators' digest when one is due (digest.h). */
+static void
+digest(struct notice_sender *ns)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct notice_digest_conf dc = {
+	    .from = ns->from,
+	    .admins = (const char *const *)ns->admins,
+	    .n_admins = ns->n_admins,
+	    .default_domain = ns->default_domain,
+	};
+	const char *err;
+	int n;
+
+	int64_t iv = notice_digest_interval(ns->store);
+
+	if (iv != ns->digest_iv) { /* changed: decide anew now */
+		ns->digest_iv = iv;
+		ns->digest_next = 0;
+	}
+	if (now < ns->digest_next)
+		return;
+	if ((n = notice_digest_run(ns->store, &dc, now, &ns->digest_next, &err)) < 0) {
+		log_warn("digest: %s", err);
+		ns->digest_next = now + ns->interval;
+	} else if (n > 0)
+		log_info("digest: %d notice(s) queued", n);
+}
+
+/* The periodic digest check and outbox scan. */
 static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
+	digest(arg);
 	scan(arg);
 }
 
@@ -306,6 +342,7 @@ run(void *arg)
 {
 	struct notice_sender *ns = arg;
 
+	digest(ns);
 	scan(ns);
 	event_base_dispatch(ns->base);
 	return NULL;
@@ -341,6 +378,10 @@ sender_free(struct notice_sender *ns)
 	free(ns->from);
 	free(ns->username);
 	free(ns->password);
+	free(ns->default_domain);
+	for (size_t i = 0; i < ns->n_admins; i++)
+		free(ns->admins[i]);
+	free(ns->admins);
 	free(ns);
 }
 
@@ -363,6 +404,11 @@ notice_sender_start(const struct notice_sender_config *cfg, const char **errstr_
 	ns->username = xstrdup_null(cfg->username);
 	ns->password = xstrdup_null(cfg->password);
 	ns->starttls = cfg->starttls;
+	ns->default_domain = xstrdup_null(cfg->default_domain);
+	ns->n_admins = cfg->n_admins;
+	ns->admins = xcalloc(cfg->n_admins + 1, sizeof(char *));
+	for (size_t i = 0; i < cfg->n_admins; i++)
+		ns->admins[i] = xstrdup(cfg->admins[i]);
 	ns->tls_insecure = cfg->tls_insecure;
 	ns->interval = cfg->interval ? cfg->interval : 30;
 	ns->timeout = cfg->timeout ? cfg->timeout : 30;

@@ -13,6 +13,7 @@
 #define ABQ_NOTICE_SENDER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct notice_sender_config {
 	const char *store_url; /* the store the sender opens for itself */
@@ -26,6 +27,10 @@ struct notice_sender_config {
 	unsigned timeout;  /* seconds per transfer and per server answer; 0: 30 */
 	int max_permanent; /* a 5xx this many times in a row: failed; 0: 3 */
 	bool tls_insecure; /* tests only: do not verify the relay's certificate */
+	/* The administrators' digest (digest.h), checked at each scan. */
+	const char *const *admins; /* [smtp] admins */
+	size_t n_admins;
+	const char *default_domain; /* [eas] default_domain; may be NULL */
 };
 
 struct notice_sender;

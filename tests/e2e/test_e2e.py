@@ -1353,6 +1353,220 @@ class E2E(unittest.TestCase):
                 relay.kill()
                 relay.wait()
 
+    # 18 --------------------------------------------------------------
+    def notice_rig(self, name, extra_smtp=""):
+        """A real OpenSMTPD on loopback delivering to a Maildir (as test_17) and a
+        side abqd with [smtp] pointing at it, in Interactive mode. Returns a
+        namespace: relay_start(), relay_stop(), messages(), ctl(), abqd(),
+        kill_abqd(), quarantine(device_id), close()."""
+        import email
+        import email.policy
+        import pwd
+        import types
+        if not os.path.exists(SMTPD) or os.geteuid() != 0:
+            self.fail("needs root and OpenSMTPD at %s (scripts/install-deps.sh)" % SMTPD)
+        work = os.path.join(H.work, name + "-relay")
+        maildir = os.path.join(work, "Maildir")
+        os.makedirs(maildir, exist_ok=True)
+        os.chmod(work, 0o755)
+        mail = pwd.getpwnam("mail")
+        os.chown(maildir, mail.pw_uid, mail.pw_gid)
+        (smtp_port,) = free_ports(1)
+        smtpd_conf = os.path.join(work, "smtpd.conf")
+        with open(smtpd_conf, "w") as f:
+            f.write('table vusers { "@" = "mail" }\n'
+                    "listen on 127.0.0.1 port %d\n"
+                    'action "local" maildir "%s" virtual <vusers> user mail\n'
+                    'match from any for any action "local"\n' % (smtp_port, maildir))
+        os.chmod(smtpd_conf, 0o644)
+        r = types.SimpleNamespace(relay=None, p=None, port=None, conf=None)
+
+        def relay_up():
+            try:
+                socket.create_connection(("127.0.0.1", smtp_port), timeout=0.2).close()
+                return (True,)
+            except OSError as e:
+                return (False, str(e))
+
+        def relay_start():
+            log = open(os.path.join(work, "smtpd.log"), "ab")
+            r.relay = subprocess.Popen([SMTPD, "-d", "-f", smtpd_conf], stdout=log,
+                                       stderr=subprocess.STDOUT)
+            log.close()
+            self.until("smtpd listens", relay_up, 20)
+
+        def relay_stop():
+            if r.relay is None:
+                return
+            r.relay.terminate()
+            try:
+                r.relay.wait(20)
+            except subprocess.TimeoutExpired:
+                r.relay.kill()
+                r.relay.wait()
+            r.relay = None
+            self.until("smtpd is down", lambda: (not relay_up()[0],), 10)
+
+        def messages():
+            out = []
+            for sub in ("new", "cur"):
+                d = os.path.join(maildir, sub)
+                if os.path.isdir(d):
+                    for n in sorted(os.listdir(d)):
+                        with open(os.path.join(d, n), "rb") as f:
+                            out.append(email.message_from_bytes(f.read(),
+                                                                policy=email.policy.default))
+            return out
+
+        def ctl(*words):
+            c = subprocess.run([ABQCTL, "-c", r.conf] + list(words), capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(c.returncode, 0, "abqctl %s: %s" % (" ".join(words), c.stderr))
+            return c.stdout
+
+        def abqd():
+            r.p, r.port, r.conf = self.side_abqd(
+                name + "-abqd", "[smtp]\nurl = smtp://127.0.0.1:%d\nfrom = abq@example.test\n%s"
+                % (smtp_port, extra_smtp))
+
+        def kill_abqd():
+            r.p.kill()
+            r.p.wait()
+            r.p = None
+
+        def quarantine(device_id):
+            phone = Phone(device_id=device_id, user="alice", device_type="DigestPhone")
+            phone.port = r.port
+            info = {"Model": "Pixel " + device_id, "OS": "Android 15", "OSLanguage": "en-US"}
+            resp = phone.post("Settings", wbxml(settings_xml(info)))
+            self.assertEqual(resp.status, 200, "Settings: %r" % resp)
+            d = json.loads(ctl("mobile", "abq", "outbox", "--json"))
+            return d
+
+        def close():
+            try:
+                if r.p is not None:
+                    self.assertEqual(self.stop_side(r.p), 0, "the notice abqd's exit status")
+            finally:
+                relay_stop()
+
+        r.relay_start, r.relay_stop, r.messages, r.ctl = relay_start, relay_stop, messages, ctl
+        r.abqd, r.kill_abqd, r.quarantine, r.close = abqd, kill_abqd, quarantine, close
+        return r
+
+    def test_18_admin_digest(self):
+        """[smtp] admins = it@example.test, abqNotificationsInterval 5s: two new
+        devices quarantined bring one digest naming both with the abqctl lines;
+        the next interval with nothing new brings no second digest."""
+        r = self.notice_rig("digest", "admins = it@example.test\n")
+        try:
+            r.relay_start()
+            r.abqd()
+            r.ctl("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+            ids = [new_id("dig1"), new_id("dig2")]
+            for i in ids:
+                r.quarantine(i)
+            # After both (the default 1h interval holds them): the sender sees the
+            # change within a scan and the first digest covers both.
+            r.ctl("mobile", "abq", "setNotificationInterval", "5s")
+
+            def digests():
+                m = [x for x in r.messages() if x["To"] == "it@example.test"]
+                return (len(m) >= 1, [x["Subject"] for x in m])
+            self.until("the digest arrives", digests, 20)
+            time.sleep(1)
+            dig = [x for x in r.messages() if x["To"] == "it@example.test"]
+            self.assertEqual(len(dig), 1, [x["Subject"] for x in dig])
+            plain = dig[0].get_body(("plain",)).get_content()
+            for i in ids:
+                self.assertIn("abqctl mobile abq allow %s account alice" % i, plain)
+                self.assertIn("abqctl mobile abq block %s account alice" % i, plain)
+                self.assertIn("Pixel " + i, plain)
+            self.assertEqual(dig[0]["Auto-Submitted"], "auto-generated")
+            # Two more intervals with nothing new: no second digest.
+            time.sleep(12)
+            dig = [x for x in r.messages() if x["To"] == "it@example.test"]
+            self.assertEqual(len(dig), 1, [x["Subject"] for x in dig])
+            users = [x for x in r.messages() if x["To"] == "alice@example.test"]
+            self.assertEqual(len(users), 2, [x["Subject"] for x in users])
+        finally:
+            r.close()
+
+    def assert_once(self, msgs, expect):
+        """Each Message-ID once, and expect of them."""
+        ids = [m["Message-ID"] for m in msgs]
+        self.assertEqual(len(ids), len(set(ids)), "duplicates: %r" % ids)
+        self.assertEqual(len(ids), expect, [m["Subject"] for m in msgs])
+
+    def test_19_relay_down_then_up(self):
+        """The relay stopped while a device is quarantined, then started: the
+        user's mail is delivered exactly once."""
+        r = self.notice_rig("relaydown")
+        try:
+            r.relay_start()
+            r.abqd()
+            r.ctl("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+            r.ctl("mobile", "abq", "setNotificationInterval", "0")
+            r.relay_stop()
+            dev = new_id("down")
+            r.quarantine(dev)
+
+            def failed_once():
+                n = json.loads(r.ctl("mobile", "abq", "outbox", "--json"))["notices"]
+                return (len(n) == 1 and n[0]["attempts"] >= 1, n)
+            self.until("an attempt fails with the relay down", failed_once, 15)
+            self.assertEqual(r.messages(), [])
+            r.relay_start()
+
+            def delivered():
+                m = r.messages()
+                return (len(m) >= 1, [x["Subject"] for x in m])
+            self.until("the mail arrives after the relay is back", delivered, 60)
+            time.sleep(3)
+            msgs = r.messages()
+            self.assert_once(msgs, 1)
+            self.assertIn(dev, msgs[0]["Subject"])
+        finally:
+            r.close()
+
+    def test_20_sigkill_with_queued_notices(self):
+        """abqd killed with SIGKILL while notices wait (relay down), restarted,
+        relay up: every notice delivered exactly once."""
+        r = self.notice_rig("sigkill")
+        try:
+            r.relay_start()
+            r.abqd()
+            r.ctl("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+            r.ctl("mobile", "abq", "setNotificationInterval", "0")
+            r.relay_stop()
+            devs = [new_id("kill1"), new_id("kill2")]
+            for d in devs:
+                r.quarantine(d)
+            r.ctl("mobile", "abq", "block", devs[0], "account", "alice")
+
+            def queued():
+                n = json.loads(r.ctl("mobile", "abq", "outbox", "--json"))["notices"]
+                return (len(n) == 3 and all(x["state"] == "queued" for x in n), n)
+            self.until("three notices queued", queued, 15)
+            r.kill_abqd()
+            r.abqd()
+            r.relay_start()
+
+            def delivered():
+                m = r.messages()
+                return (len(m) >= 3, [x["Subject"] for x in m])
+            self.until("every notice delivered after the restart", delivered, 60)
+            time.sleep(3)
+            msgs = r.messages()
+            self.assert_once(msgs, 3)
+
+            def all_sent():
+                n = json.loads(r.ctl("mobile", "abq", "outbox", "--json"))["notices"]
+                return (len(n) == 3 and all(x["state"] == "sent" for x in n), n)
+            self.until("the outbox shows all sent", all_sent, 10)
+        finally:
+            r.close()
+
     # 90 --------------------------------------------------------------
     def test_90_upstream_down_then_back(self):
         phone = Phone(device_id=new_id("down"))
