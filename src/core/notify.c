@@ -62,30 +62,23 @@ notice_kind(enum abq_state st)
 	}
 }
 
-int
-abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p, const struct abq_device *d,
-                 enum abq_state old, char **errmsg_r)
+/*
+ * Render notice kind for device d to one recipient with the template chosen
+ * for the account's domain and the device's OSLanguage, and add it to the
+ * outbox. Returns 0 or -1 with *errmsg_r.
+ */
+static int
+queue_one(const struct abq_ctx *c, const struct abq_device *d, const char *kind, const char *to,
+          const char *user_address, const char *domain, char **errmsg_r)
 {
 	const struct abq_notice_conf *nc = c->notices;
-	const char *kind = notice_kind(d->state);
 	const char *err = NULL;
+	char *msg = NULL;
 	int rv = -1;
 
-	if (nc == NULL || kind == NULL || old == d->state || c->dry_run)
-		return 0;
-	if (d->state == ABQ_STATE_ALLOWED &&
-	    (p == NULL || abq_policy_int(p, d->account, "abqNotifyUserOnAllow") == 0))
-		return 0;
-
-	const char *domain = account_domain(d->account, c->default_domain);
-	char *to = strchr(d->account, '@') != NULL ? xstrdup(d->account)
-	           : nc->mail_domain != NULL       ? xasprintf("%s@%s", d->account, nc->mail_domain)
-	           : domain != NULL                ? xasprintf("%s@%s", d->account, domain)
-	                                           : xstrdup(d->account);
 	struct abq_template t = {0};
 	if (notice_template_select(c->store, domain, kind, d->os_language, &t, &err) < 0) {
 		*errmsg_r = xasprintf("notice: %s", err);
-		free(to);
 		return -1;
 	}
 	char when[64] = "unknown";
@@ -97,7 +90,7 @@ abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p, const stru
 	}
 	struct mbx_device_facts f = {
 	    .account = d->account,
-	    .email = to,
+	    .email = user_address,
 	    .device_id = d->device_id,
 	    .device_type = d->device_type,
 	    .model = d->model,
@@ -120,13 +113,13 @@ abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p, const stru
 	    .body_html = html,
 	    .date = c->now,
 	};
-	char *msg = notice_mime_render(&m, &err);
+	msg = notice_mime_render(&m, &err);
 	if (msg == NULL) {
 		*errmsg_r = xasprintf("notice to %s: %s", to, err);
 		goto out;
 	}
 	struct abq_notice n = {
-	    .recipient = to,
+	    .recipient = (char *)to,
 	    .kind = (char *)kind,
 	    .account = d->account,
 	    .device_id = d->device_id,
@@ -146,6 +139,54 @@ out:
 	free(plain);
 	free(html);
 	abq_template_clear(&t);
+	return rv;
+}
+
+/*
+ * abqNotifyAdminsImmediately: one admin-immediate notice per administrator
+ * (the domain's abqAdmins, else the global one, else [smtp] admins).
+ */
+static int
+queue_admins(const struct abq_ctx *c, const struct abq_policy *p, const struct abq_device *d,
+             const char *user_address, const char *domain, char **errmsg_r)
+{
+	const char *list = p != NULL ? abq_policy_attr(p, d->account, "abqAdmins", NULL) : NULL;
+	if (list == NULL || list[0] == '\0')
+		list = c->notices->admins;
+	if (list == NULL)
+		return 0;
+	char *copy = xstrdup(list), *save = NULL;
+	int rv = 0;
+	for (char *a = strtok_r(copy, ", ", &save); a != NULL && rv == 0;
+	     a = strtok_r(NULL, ", ", &save))
+		rv = queue_one(c, d, "admin-immediate", a, user_address, domain, errmsg_r);
+	free(copy);
+	return rv;
+}
+
+int
+abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p, const struct abq_device *d,
+                 enum abq_state old, char **errmsg_r)
+{
+	const struct abq_notice_conf *nc = c->notices;
+	const char *kind = notice_kind(d->state);
+	int rv;
+
+	if (nc == NULL || kind == NULL || old == d->state || c->dry_run)
+		return 0;
+	if (d->state == ABQ_STATE_ALLOWED &&
+	    (p == NULL || abq_policy_int(p, d->account, "abqNotifyUserOnAllow") == 0))
+		return 0;
+
+	const char *domain = account_domain(d->account, c->default_domain);
+	char *to = strchr(d->account, '@') != NULL ? xstrdup(d->account)
+	           : nc->mail_domain != NULL       ? xasprintf("%s@%s", d->account, nc->mail_domain)
+	           : domain != NULL                ? xasprintf("%s@%s", d->account, domain)
+	                                           : xstrdup(d->account);
+	rv = queue_one(c, d, kind, to, to, domain, errmsg_r);
+	if (rv == 0 && d->state == ABQ_STATE_QUARANTINED && p != NULL &&
+	    abq_policy_int(p, d->account, "abqNotifyAdminsImmediately") != 0)
+		rv = queue_admins(c, p, d, to, domain, errmsg_r);
 	free(to);
 	return rv;
 }

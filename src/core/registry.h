@@ -57,6 +57,7 @@ struct abq_notice_conf {
 	const char *from;        /* the sender; required */
 	const char *mail_domain; /* a bare account's mail domain; NULL: its account domain */
 	const char *contact;     /* whom to contact; NULL: the default sentence */
+	const char *admins;      /* [smtp] admins, comma-separated; NULL: none */
 };
 
 /* The context of an operation. */

@@ -329,7 +329,7 @@ main(int argc, char **argv)
 	bool end_of_options = false;
 	struct ctl_args args;
 	const struct ctl_command *cmd;
-	char *errmsg = NULL, *who = NULL;
+	char *errmsg = NULL, *who = NULL, *admins = NULL;
 	int status = CTL_REFUSED;
 
 	for (int i = 1; i < argc; i++) {
@@ -398,9 +398,16 @@ main(int argc, char **argv)
 	env.ctx.now = abq_now();
 	env.ctx.dry_run = env.dry_run;
 	/* With [smtp] from set, a state change queues the user's notice (abqd sends it). */
+	for (size_t i = 0; i < env.config->smtp_admins_count; i++) {
+		char *n = admins ? xasprintf("%s, %s", admins, env.config->smtp_admins[i])
+		                 : xstrdup(env.config->smtp_admins[i]);
+		free(admins);
+		admins = n;
+	}
 	struct abq_notice_conf notices = {
 	    .from = env.config->smtp_from,
 	    .mail_domain = env.config->smtp_domain,
+	    .admins = admins,
 	};
 	if (env.config->smtp_from != NULL)
 		env.ctx.notices = &notices;
@@ -425,6 +432,7 @@ out:
 		abq_store_close(&env.store);
 	if (env.config != NULL)
 		abq_config_free(&env.config);
+	free(admins);
 	free(who);
 	free(words);
 	return status;

@@ -472,6 +472,7 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 		q->notices.from = xstrdup_null(notices->from);
 		q->notices.mail_domain = xstrdup_null(notices->mail_domain);
 		q->notices.contact = xstrdup_null(notices->contact);
+		q->notices.admins = xstrdup_null(notices->admins);
 	}
 	q->store = abq_store_open(url, base_dir, ABQ_STORE_CREATE, &err);
 	if (q->store == NULL) {
@@ -510,6 +511,7 @@ fail:
 	free((char *)q->notices.from);
 	free((char *)q->notices.mail_domain);
 	free((char *)q->notices.contact);
+	free((char *)q->notices.admins);
 	free(q);
 	return NULL;
 }
@@ -542,6 +544,7 @@ storeq_stop(struct storeq **qp)
 	free((char *)q->notices.from);
 	free((char *)q->notices.mail_domain);
 	free((char *)q->notices.contact);
+	free((char *)q->notices.admins);
 	free(q);
 	*qp = NULL;
 }

@@ -1492,6 +1492,40 @@ class E2E(unittest.TestCase):
         finally:
             r.close()
 
+    def test_21_admins_told_immediately(self):
+        """abqNotifyAdminsImmediately: a quarantine also mails each administrator
+        (a domain's abqAdmins overrides [smtp] admins)."""
+        r = self.notice_rig("immediate", "admins = it@example.test\n")
+        try:
+            r.relay_start()
+            r.abqd()
+            r.ctl("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+            r.ctl("config", "global", "set", "attribute", "abqNotifyAdminsImmediately",
+                  "value", "TRUE")
+            dev = new_id("imm")
+            r.quarantine(dev)
+
+            def told():
+                m = [x for x in r.messages() if x["To"] == "it@example.test"]
+                return (len(m) >= 1, [x["Subject"] for x in m])
+            self.until("the administrators' immediate mail", told, 20)
+            m = [x for x in r.messages() if x["To"] == "it@example.test"]
+            self.assertEqual(len(m), 1, [x["Subject"] for x in m])
+            self.assertIn(dev, m[0]["Subject"] + m[0].get_body(("plain",)).get_content())
+            # A domain's own administrators replace [smtp] admins.
+            r.ctl("config", "domain", "example.test", "set", "attribute", "abqAdmins", "value",
+                  "sec@example.test")
+            dev2 = new_id("imm2")
+            r.quarantine(dev2)
+
+            def sec_told():
+                m2 = [x for x in r.messages() if x["To"] == "sec@example.test"]
+                return (len(m2) >= 1, [x["Subject"] for x in m2])
+            self.until("the domain administrators' mail", sec_told, 20)
+            self.assertEqual(len([x for x in r.messages() if x["To"] == "it@example.test"]), 1)
+        finally:
+            r.close()
+
     def assert_once(self, msgs, expect):
         """Each Message-ID once, and expect of them."""
         ids = [m["Message-ID"] for m in msgs]
