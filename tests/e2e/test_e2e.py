@@ -1526,6 +1526,46 @@ class E2E(unittest.TestCase):
         finally:
             r.close()
 
+    def test_22_domain_template_in_the_phones_language(self):
+        """A domain's German template is chosen for a phone whose OSLanguage is
+        de-DE; an English phone of the same domain gets the built-in text."""
+        r = self.notice_rig("locale")
+        try:
+            r.relay_start()
+            r.abqd()
+            body = os.path.join(H.work, "locale-body.txt")
+            with open(body, "w") as f:
+                f.write("Ihr Gerät {model} ({device_id}) wartet auf Freigabe.\n")
+            r.ctl("mobile", "abq", "setABQMessage", "domain", "example.test", "quarantined",
+                  "de", "subject", "Gerät {device_id} in Quarantäne", "body_plain_file", body)
+            r.ctl("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+            german = Phone(device_id=new_id("de"), user="alice", device_type="Android")
+            german.port = r.port
+            resp = german.post("Settings", wbxml(settings_xml(
+                {"Model": "Pixel 9", "OS": "Android 15", "OSLanguage": "de-DE"})))
+            self.assertEqual(resp.status, 200, resp)
+            english = Phone(device_id=new_id("en"), user="alice", device_type="Android")
+            english.port = r.port
+            english.post("Settings", wbxml(settings_xml(
+                {"Model": "Pixel 9", "OS": "Android 15", "OSLanguage": "en-US"})))
+
+            def both():
+                m = [x for x in r.messages() if x["To"] == "alice@example.test"]
+                return (len(m) >= 2, [x["Subject"] for x in m])
+            self.until("both quarantine mails", both, 20)
+            by_subject = {x["Subject"]: x for x in r.messages()}
+            de = [x for k, x in by_subject.items() if german.device_id in k]
+            self.assertEqual(len(de), 1, list(by_subject))
+            self.assertIn("Quarantäne", de[0]["Subject"])
+            self.assertIn("Ihr Gerät Pixel 9 (%s)" % german.device_id,
+                          de[0].get_body(("plain",)).get_content())
+            en = [x for k, x in by_subject.items() if english.device_id in k
+                  or english.device_id in x.get_body(("plain",)).get_content()]
+            self.assertEqual(len(en), 1, list(by_subject))
+            self.assertNotIn("Quarantäne", en[0]["Subject"])
+        finally:
+            r.close()
+
     def assert_once(self, msgs, expect):
         """Each Message-ID once, and expect of them."""
         ids = [m["Message-ID"] for m in msgs]
