@@ -24,6 +24,7 @@
 #include "eas/request.h"
 #include "mailbox/commands.h"
 #include "mailbox/mailbox.h"
+#include "notice/templates.h"
 #include "notice/sender.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -237,6 +238,46 @@ state_del(void *arg, const char *account, const char *device_id, const char *col
 	return 0;
 }
 
+/*
+ * The quarantine template an administrator stored for device d, if any:
+ * domain before global, the device's locale before its language. Fills *t
+ * and returns true, or returns false (nothing stored, or a store error,
+ * which is logged: the built-in alert is used).
+ */
+static bool
+stored_template(struct storeq *q, const struct abq_device *d, struct abq_template *t)
+{
+	const char *domain = account_domain(d->account, q->default_domain);
+	char lang[16] = "";
+	const char *err;
+
+	notice_locale_lang(d->os_language, lang, sizeof(lang));
+	const struct {
+		enum abq_scope scope;
+		const char *domain;
+		const char *locale;
+	} tries[] = {
+	    {ABQ_SCOPE_DOMAIN, domain, d->os_language},
+	    {ABQ_SCOPE_DOMAIN, domain, lang},
+	    {ABQ_SCOPE_GLOBAL, NULL, d->os_language},
+	    {ABQ_SCOPE_GLOBAL, NULL, lang},
+	};
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		if (tries[i].locale == NULL || tries[i].locale[0] == '\0' ||
+		    (tries[i].scope == ABQ_SCOPE_DOMAIN && tries[i].domain == NULL))
+			continue;
+		int rv = abq_store_template_get(q->store, tries[i].scope, tries[i].domain,
+		                                "user-quarantined", tries[i].locale, t, &err);
+		if (rv == 1)
+			return true;
+		if (rv < 0) {
+			log_warn("store: quarantine template: %s", err);
+			return false;
+		}
+	}
+	return false;
+}
+
 /* Thread: answer a request from the quarantine mailbox. */
 static void
 run_serve(struct storeq *q, struct storeq_job *job)
@@ -265,6 +306,23 @@ run_serve(struct storeq *q, struct storeq_job *job)
 	    .contact = job->contact,
 	};
 	struct mbx_quarantine_config cfg = {.sender = job->sender, .date = d.first_seen};
+	/*
+	 * The alert of a quarantined device says what the user's mail says: a
+	 * template an administrator stored for the quarantine notice (domain, then
+	 * global; the device's locale, then its language) replaces the mailbox's
+	 * built-in text. Discovery keeps its neutral text.
+	 */
+	struct abq_template t = {0};
+	if (d.state == ABQ_STATE_QUARANTINED && stored_template(q, &d, &t)) {
+		if (t.subject != NULL)
+			cfg.subject = t.subject;
+		if (t.body_plain != NULL)
+			cfg.body_plain = t.body_plain;
+		if (t.body_html != NULL)
+			cfg.body_html = t.body_html;
+		if (t.from != NULL)
+			cfg.sender = t.from;
+	}
 	struct mbx_backend *box = mbx_quarantine_new(&cfg, &facts);
 	struct eas_serve_in in = {
 	    .cmd = (enum eas_cmd)job->cmd,
@@ -294,6 +352,7 @@ run_serve(struct storeq *q, struct storeq_job *job)
 		}
 	}
 	mbx_destroy(&box);
+	abq_template_clear(&t);
 	abq_device_clear(&d);
 }
 

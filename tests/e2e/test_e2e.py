@@ -1563,6 +1563,11 @@ class E2E(unittest.TestCase):
                   or english.device_id in x.get_body(("plain",)).get_content()]
             self.assertEqual(len(en), 1, list(by_subject))
             self.assertNotIn("Quarantäne", en[0]["Subject"])
+            # The quarantine mailbox's alert speaks the same language as the mail.
+            _, _, alert = self.mailbox_inbox(german)
+            self.assertIn("Quarantäne", alert[0])
+            _, _, alert = self.mailbox_inbox(english)
+            self.assertNotIn("Quarantäne", alert[0])
         finally:
             r.close()
 
