@@ -12,36 +12,13 @@
 #include "notice/mime.h"
 #include "notice/templates.h"
 
-/* tmpl with every "{first_seen}" replaced by when: a new string (NULL for NULL). */
-static char *
-with_first_seen(const char *tmpl, const char *when)
-{
-	static const char ph[] = "{first_seen}";
-	if (tmpl == NULL)
-		return NULL;
-	size_t n = 0, phlen = sizeof(ph) - 1, wlen = strlen(when);
-	for (const char *s = strstr(tmpl, ph); s != NULL; s = strstr(s + phlen, ph))
-		n++;
-	char *out = xmalloc(strlen(tmpl) + n * wlen + 1), *o = out;
-	const char *s = tmpl, *hit;
-	while ((hit = strstr(s, ph)) != NULL) {
-		memcpy(o, s, (size_t)(hit - s));
-		o += hit - s;
-		memcpy(o, when, wlen);
-		o += wlen;
-		s = hit + phlen;
-	}
-	memcpy(o, s, strlen(s) + 1);
-	return out;
-}
-
 /* Render one template text with the facts (first_seen substituted first). */
 static char *
 render(const char *tmpl, const struct mbx_device_facts *f, const char *when, bool html)
 {
 	if (tmpl == NULL)
 		return NULL;
-	char *t = with_first_seen(tmpl, when);
+	char *t = notice_replace(tmpl, "{first_seen}", when);
 	char *r = mbx_render_template(t, f, html);
 	free(t);
 	return r;

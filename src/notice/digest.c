@@ -27,27 +27,6 @@ struct collect {
 	size_t n, cap;
 };
 
-/* s with every ph replaced by val: a new string. */
-static char *
-replace(const char *s, const char *ph, const char *val)
-{
-	size_t phlen = strlen(ph), vlen = strlen(val), n = 0;
-	const char *hit;
-
-	for (hit = strstr(s, ph); hit != NULL; hit = strstr(hit + phlen, ph))
-		n++;
-	char *out = xmalloc(strlen(s) + n * vlen + 1), *o = out;
-	while ((hit = strstr(s, ph)) != NULL) {
-		memcpy(o, s, (size_t)(hit - s));
-		o += hit - s;
-		memcpy(o, val, vlen);
-		o += vlen;
-		s = hit + phlen;
-	}
-	memcpy(o, s, strlen(s) + 1);
-	return out;
-}
-
 /* A string attribute of scope/target, or NULL (a new string). */
 static char *
 attr_str(struct abq_store *s, enum abq_scope scope, const char *target, const char *name)
@@ -145,7 +124,7 @@ render(const char *tmpl, const struct abq_device *d, const char *email, bool htm
 	    .eas_version = d->eas_version,
 	    .state = abq_state_name(d->state),
 	};
-	char *t = replace(tmpl, "{first_seen}", when);
+	char *t = notice_replace(tmpl, "{first_seen}", when);
 	char *r = mbx_render_template(t, &f, html);
 	free(t);
 	return r;
@@ -177,8 +156,10 @@ queue_group(struct abq_store *s, const struct notice_digest_conf *dc, struct ite
 		plain_list = np;
 		html_list = nh;
 	}
-	char *plain = outer.body_plain ? replace(outer.body_plain, "{devices}", plain_list) : NULL;
-	char *html = outer.body_html ? replace(outer.body_html, "{devices}", html_list) : NULL;
+	char *plain =
+	    outer.body_plain ? notice_replace(outer.body_plain, "{devices}", plain_list) : NULL;
+	char *html =
+	    outer.body_html ? notice_replace(outer.body_html, "{devices}", html_list) : NULL;
 	char *list = xstrdup(admins), *save = NULL;
 	queued = 0;
 	for (char *a = strtok_r(list, ",", &save); a != NULL; a = strtok_r(NULL, ",", &save)) {

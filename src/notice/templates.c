@@ -210,3 +210,24 @@ notice_template_select(struct abq_store *s, const char *domain, const char *kind
 	fill(out, b, b);
 	return 0;
 }
+
+/* s with every placeholder ph replaced by val: a new string. */
+char *
+notice_replace(const char *s, const char *ph, const char *val)
+{
+	size_t phlen = strlen(ph), vlen = strlen(val), n = 0;
+	const char *hit;
+
+	for (hit = strstr(s, ph); hit != NULL; hit = strstr(hit + phlen, ph))
+		n++;
+	char *out = xmalloc(strlen(s) + n * vlen + 1), *o = out;
+	while ((hit = strstr(s, ph)) != NULL) {
+		memcpy(o, s, (size_t)(hit - s));
+		o += hit - s;
+		memcpy(o, val, vlen);
+		o += vlen;
+		s = hit + phlen;
+	}
+	memcpy(o, s, strlen(s) + 1);
+	return out;
+}

@@ -27,4 +27,7 @@ void notice_locale_lang(const char *os_language, char *out, size_t size);
 int notice_template_select(struct abq_store *s, const char *domain, const char *kind,
                            const char *locale, struct abq_template *out, const char **errstr_r);
 
+/* s with every placeholder ph (e.g. "{first_seen}") replaced by val: a new string. */
+char *notice_replace(const char *s, const char *ph, const char *val);
+
 #endif

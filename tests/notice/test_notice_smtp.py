@@ -49,9 +49,10 @@ class Relay:
         os.chmod(self.conf, 0o644)
 
     def start(self):
+        """Start smtpd and wait until it listens. OpenSMTPD's control socket has a
+        fixed path: an smtpd still exiting (a previous test's) makes a new one quit
+        at start, so one that exits before listening is started again."""
         self.log = open(os.path.join(TMP, "smtpd.log"), "ab")
-        self.proc = subprocess.Popen([A.smtpd, "-d", "-f", self.conf], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
 
         def up():
             try:
@@ -59,7 +60,20 @@ class Relay:
                 return True
             except OSError:
                 return False
-        wait(up, 20, "smtpd to listen")
+        for _ in range(10):
+            self.proc = subprocess.Popen([A.smtpd, "-d", "-f", self.conf], stdout=self.log,
+                                         stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if up():
+                    return
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("smtpd did not listen within 20 s")
+            time.sleep(1)
+        raise AssertionError("smtpd exited at start 10 times (see smtpd.log)")
 
     def stop(self):
         if self.proc:
