@@ -1,0 +1,87 @@
+/*
+ * metrics.h: the daemon's counters, gauges and histograms, and their
+ * exposition in the Prometheus text format (served on the admin listener's
+ * /metrics, docs/api.md).
+ *
+ * Every series is a fixed slot in a static table of C11 atomics (relaxed
+ * order): recording is one atomic add on the hot path, from any thread or
+ * event loop, with no lock and no allocation. Label values come from closed
+ * sets (EAS commands, outcomes, states, reasons), so the number of series is
+ * bounded whatever clients send.
+ *
+ * The series:
+ *   abqd_requests_total{command,outcome}          counter
+ *   abqd_decisions_total{state,reason}            counter (devices decided or re-decided)
+ *   abqd_upstream_request_duration_seconds        histogram (time to the upstream's answer head)
+ *   abqd_upstream_errors_total                    counter
+ *   abqd_held_requests{kind="proxied"|"mailbox"}  gauge (long polls held now)
+ *   abqd_auth_failures_total                      counter (bad credentials)
+ *   abqd_auth_rate_limited_total                  counter
+ *   abqd_store_duration_seconds                   histogram (one store-thread job)
+ *   abqd_connections{listener="eas"|"admin"}      gauge
+ *   abqd_outbox_queued, abqd_outbox_oldest_age_seconds, abqd_outbox_failed
+ *                                                 gauges, read from the store at scrape time
+ *   abqd_admin_login_failures_total               counter
+ *   abqd_build_info{version}                      gauge, 1
+ *   abqd_start_time_seconds                       gauge
+ */
+#ifndef ABQ_METRICS_H
+#define ABQ_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/abq_types.h"
+
+/* How a request to the EAS listener ended. */
+enum abq_outcome {
+	ABQ_OUTCOME_PROXIED = 0,  /* forwarded; the upstream's answer went back */
+	ABQ_OUTCOME_MAILBOX,      /* answered by the quarantine mailbox */
+	ABQ_OUTCOME_BLOCKED,      /* the EAS "blocked" answer (129 / 403) */
+	ABQ_OUTCOME_LIMIT,        /* device limit (177) */
+	ABQ_OUTCOME_UNAUTHORIZED, /* 401: bad or missing credentials */
+	ABQ_OUTCOME_RATE_LIMITED, /* 503 with Retry-After from the auth limits */
+	ABQ_OUTCOME_BAD_REQUEST,  /* 400: malformed HTTP, query or WBXML */
+	ABQ_OUTCOME_UNAVAILABLE,  /* 503: upstream or store unavailable */
+	ABQ_OUTCOME_OTHER,        /* OPTIONS, passthrough, anything else */
+	ABQ_OUTCOME_COUNT
+};
+const char *abq_outcome_name(enum abq_outcome o);
+
+/*
+ * Record one finished request. command is an enum eas_cmd value
+ * (eas/request.h), 0 (EAS_CMD_NONE) for none or unknown; values out of range
+ * count as none.
+ */
+void abq_metrics_request(int command, enum abq_outcome outcome);
+/* A device decided (new) or re-decided to (state, reason). */
+void abq_metrics_decision(enum abq_state state, enum abq_reason reason);
+void abq_metrics_upstream_latency(double seconds);
+void abq_metrics_upstream_error(void);
+/* A long poll starts (+1) or ends (-1) being held. */
+void abq_metrics_held(bool mailbox, int delta);
+void abq_metrics_auth_failure(void);
+void abq_metrics_auth_rate_limited(void);
+void abq_metrics_store_latency(double seconds);
+void abq_metrics_connections(bool admin, int delta);
+void abq_metrics_admin_login_failure(void);
+/* Called once at start (build info, start time). */
+void abq_metrics_init(int64_t start_time);
+
+/* What the scraper reads from the store at scrape time. */
+struct abq_metrics_gauges {
+	bool have_outbox; /* false: the outbox gauges are left out (store failed) */
+	int64_t outbox_queued;
+	int64_t outbox_failed;
+	double outbox_oldest_age; /* seconds; 0 when nothing is queued */
+};
+
+/* The whole exposition text (a new string, NUL-terminated); *len_r (may be NULL) gets its length.
+ */
+char *abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r);
+
+/* For tests: set every counter, gauge and histogram back to zero. */
+void abq_metrics_reset(void);
+
+#endif
