@@ -69,6 +69,27 @@ void abq_metrics_admin_login_failure(void);
 /* Called once at start (build info, start time). */
 void abq_metrics_init(int64_t start_time);
 
+/*
+ * The command label. src/lib cannot know the EAS command table (src/eas
+ * depends on src/lib, not the reverse), so the daemon hands over a callback
+ * that names command i (eas_cmd_name) and the number of commands: it is
+ * called only at scrape time, so recording stays one atomic add, and there is
+ * no second copy of the names to drift from eas/request.c. Command 0 is
+ * always labelled "none"; without a callback the label is the number. count
+ * is capped at ABQ_METRICS_COMMANDS_MAX; call before recording starts.
+ */
+#define ABQ_METRICS_COMMANDS_MAX 32
+void abq_metrics_commands(const char *(*name)(int command), int count);
+
+/*
+ * /healthz's upstream half: set by the upstream client after each request or
+ * probe (true when the upstream answered, even with an error status; false on
+ * a connect failure or timeout). Until the first report it reads true, so a
+ * daemon that has not yet spoken to its upstream is not reported unhealthy.
+ */
+void abq_health_upstream(bool ok);
+bool abq_health_upstream_ok(void);
+
 /* What the scraper reads from the store at scrape time. */
 struct abq_metrics_gauges {
 	bool have_outbox; /* false: the outbox gauges are left out (store failed) */
