@@ -79,7 +79,7 @@ static const char *(*command_name)(int);
 static atomic_int command_count = ABQ_METRICS_COMMANDS_MAX;
 
 const char *
-abq_outcome_name(enum abq_outcome o)
+abq_outcome_name(enum abq_req_outcome o)
 {
 	if ((int)o < 0 || o >= ABQ_OUTCOME_COUNT)
 		return "?";
@@ -96,7 +96,7 @@ abq_metrics_commands(const char *(*name)(int command), int count)
 }
 
 void
-abq_metrics_request(int command, enum abq_outcome outcome)
+abq_metrics_request(int command, enum abq_req_outcome outcome)
 {
 	if (command < 0 || command >= atomic_load_explicit(&command_count, memory_order_relaxed))
 		command = 0;

@@ -34,8 +34,11 @@
 
 #include "lib/abq_types.h"
 
-/* How a request to the EAS listener ended. */
-enum abq_outcome {
+/*
+ * How a request to the EAS listener ended. (Not "enum abq_outcome": enum and
+ * struct tags share one namespace, and core/registry.h has struct abq_outcome.)
+ */
+enum abq_req_outcome {
 	ABQ_OUTCOME_PROXIED = 0,  /* forwarded; the upstream's answer went back */
 	ABQ_OUTCOME_MAILBOX,      /* answered by the quarantine mailbox */
 	ABQ_OUTCOME_BLOCKED,      /* the EAS "blocked" answer (129 / 403) */
@@ -47,14 +50,14 @@ enum abq_outcome {
 	ABQ_OUTCOME_OTHER,        /* OPTIONS, passthrough, anything else */
 	ABQ_OUTCOME_COUNT
 };
-const char *abq_outcome_name(enum abq_outcome o);
+const char *abq_outcome_name(enum abq_req_outcome o);
 
 /*
  * Record one finished request. command is an enum eas_cmd value
  * (eas/request.h), 0 (EAS_CMD_NONE) for none or unknown; values out of range
  * count as none.
  */
-void abq_metrics_request(int command, enum abq_outcome outcome);
+void abq_metrics_request(int command, enum abq_req_outcome outcome);
 /* A device decided (new) or re-decided to (state, reason). */
 void abq_metrics_decision(enum abq_state state, enum abq_reason reason);
 void abq_metrics_upstream_latency(double seconds);

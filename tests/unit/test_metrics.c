@@ -219,9 +219,9 @@ test_outcome_names(void **state)
 	};
 
 	for (int i = 0; i < ABQ_OUTCOME_COUNT; i++)
-		assert_string_equal(abq_outcome_name((enum abq_outcome)i), want[i]);
+		assert_string_equal(abq_outcome_name((enum abq_req_outcome)i), want[i]);
 	assert_string_equal(abq_outcome_name(ABQ_OUTCOME_COUNT), "?");
-	assert_string_equal(abq_outcome_name((enum abq_outcome) - 1), "?");
+	assert_string_equal(abq_outcome_name((enum abq_req_outcome) - 1), "?");
 }
 
 /* Label values with a quote, a backslash or a newline are escaped. */
