@@ -68,6 +68,7 @@ struct gateway {
 	struct event_base *base;
 	struct http_server *srv;
 	struct tls_ctx *tls;
+	bool tls_borrowed; /* the main process's (prefork): not freed here */
 	struct upstream *up;
 	struct auth *auth;
 	struct storeq *sq;
@@ -997,6 +998,13 @@ cidr_list(const struct abq_config *cfg)
 struct gateway *
 gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg_r)
 {
+	return gateway_new_worker(base, cfg, NULL, errmsg_r);
+}
+
+struct gateway *
+gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
+                   const struct gateway_worker *w, char **errmsg_r)
+{
 	struct gateway *gw = xcalloc(1, sizeof(*gw));
 	const char *err = NULL;
 	char *trusted = NULL;
@@ -1035,7 +1043,8 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 	if (gw->sq == NULL)
 		goto fail;
 	gw->loaded = true;
-	if (cfg->smtp_from != NULL) {
+	/* One sender (and digest) per site: in a prefork abqd, only one worker's. */
+	if (cfg->smtp_from != NULL && (w == NULL || w->site_tasks)) {
 		/* After storeq_start: the sender opens the store it created. */
 		struct notice_sender_config sc = {
 		    .store_url = cfg->store_url,
@@ -1106,6 +1115,20 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 		const struct abq_listen *l = &cfg->eas_listen[i];
 		char *addr = strchr(l->host, ':') ? xasprintf("[%s]:%s", l->host, l->port)
 		                                  : xasprintf("%s:%s", l->host, l->port);
+		if (w != NULL) {
+			/* Bound by the main process before it forked this worker. */
+			gw->tls = w->tls;
+			gw->tls_borrowed = true;
+			if (http_server_adopt(gw->srv, w->listen_fds[i], l->tls ? w->tls : NULL,
+			                      &err) < 0) {
+				*errmsg_r =
+				    xasprintf("listen %s%s: %s", l->tls ? "tls:" : "", addr, err);
+				free(addr);
+				goto fail;
+			}
+			free(addr);
+			continue;
+		}
 		if (l->tls && gw->tls == NULL &&
 		    (gw->tls = tls_ctx_new(cfg->tls_cert, cfg->tls_key, &err)) == NULL) {
 			*errmsg_r = xasprintf("tls: %s", err);
@@ -1183,7 +1206,8 @@ gateway_free(struct gateway **gwp)
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);
 	notice_sender_stop(&gw->notices);
-	tls_ctx_free(&gw->tls);
+	if (!gw->tls_borrowed)
+		tls_ctx_free(&gw->tls);
 	abq_hmap_free(&gw->devices, devstate_free);
 	for (size_t i = 0; i < gw->npassthrough; i++)
 		free(gw->passthrough[i]);

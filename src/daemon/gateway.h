@@ -11,6 +11,7 @@
 #ifndef ABQ_DAEMON_GATEWAY_H
 #define ABQ_DAEMON_GATEWAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -25,6 +26,24 @@ struct tls_ctx;
  * address. NULL with *errmsg_r (a new string) on failure.
  */
 struct gateway *gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg_r);
+
+/*
+ * What a worker process of a prefork abqd (workers.c) brings: the main process
+ * bound the listeners (one socket per [eas] listen entry, in the config's
+ * order; the gateway owns them) and loaded the TLS context (borrowed, NULL
+ * when no listener is TLS) before dropping privileges. site_tasks: this
+ * worker runs the work done once per site (the outbox sender and the
+ * administrators' digest).
+ */
+struct gateway_worker {
+	int index;
+	const int *listen_fds;
+	struct tls_ctx *tls;
+	bool site_tasks;
+};
+/* gateway_new for a worker; w NULL is gateway_new. */
+struct gateway *gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
+                                   const struct gateway_worker *w, char **errmsg_r);
 /* The store files, for chown before privileges are dropped (NULL-terminated). */
 const char *const *gateway_store_files(struct gateway *gw);
 /* SIGHUP: take what can change safely from a freshly loaded config. */

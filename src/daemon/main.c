@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "daemon/gateway.h"
+#include "daemon/workers.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -59,37 +60,6 @@ log_settings(const struct abq_config *cfg, enum log_level *level, int *facility)
 		        cfg->log_syslog_facility);
 		return -1;
 	}
-	return 0;
-}
-
-/*
- * Give the store files to the daemon's user, then become that user for good.
- * Called after the listeners are bound (so port 443 works) and the store is
- * open.
- */
-static int
-drop_privileges(const char *user, const char *const *files)
-{
-	struct passwd *pw = getpwnam(user);
-	if (pw == NULL) {
-		log_error("[eas] user '%s' does not exist", user);
-		return -1;
-	}
-	for (size_t i = 0; files != NULL && files[i] != NULL; i++) {
-		if (chown(files[i], pw->pw_uid, pw->pw_gid) < 0 && errno != ENOENT) {
-			log_error("chown %s: %s", files[i], strerror(errno));
-			return -1;
-		}
-	}
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("cannot become user %s: %s", user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		log_error("still able to regain root after dropping to %s", user);
-		return -1;
-	}
-	log_info("running as %s", user);
 	return 0;
 }
 
@@ -195,6 +165,15 @@ main(int argc, char **argv)
 	}
 	log_init("abqd", foreground, level, facility);
 	signal(SIGPIPE, SIG_IGN);
+	/* [eas] workers > 1: the main process supervises, each worker goes on below. */
+	const struct gateway_worker *wk = NULL;
+	int nworkers = workers_count(cfg);
+	if (nworkers > 1) {
+		rv = workers_run(cfg, d.config_path, nworkers, &wk);
+		if (wk == NULL)
+			goto out;
+		rv = 1;
+	}
 	/*
 	 * The epoll changelist folds the add/delete of a write event made within
 	 * one loop pass into a single epoll_ctl (or none): a proxied request
@@ -210,21 +189,26 @@ main(int argc, char **argv)
 		log_error("cannot start the event loop");
 		goto out;
 	}
-	if ((d.gw = gateway_new(d.base, cfg, &err)) == NULL) {
+	if ((d.gw = gateway_new_worker(d.base, cfg, wk, &err)) == NULL) {
 		log_error("%s", err);
 		fprintf(stderr, "abqd: %s\n", err);
 		free(err);
 		goto out;
 	}
-	if (cfg->eas_user != NULL && drop_privileges(cfg->eas_user, gateway_store_files(d.gw)) < 0)
+	if (wk == NULL && cfg->eas_user != NULL &&
+	    drop_privileges(cfg->eas_user, gateway_store_files(d.gw)) < 0)
 		goto out;
 	struct event *sterm = evsignal_new(d.base, SIGTERM, on_term, &d);
 	struct event *sint = evsignal_new(d.base, SIGINT, on_term, &d);
 	struct event *shup = evsignal_new(d.base, SIGHUP, on_hup, &d);
 	event_add(sterm, NULL);
-	event_add(sint, NULL);
+	if (wk == NULL)
+		event_add(sint, NULL);
 	event_add(shup, NULL);
-	log_info("abqd %s started; upstream %s", ABQ_VERSION, cfg->upstream_url);
+	if (wk != NULL)
+		workers_ready(wk);
+	else
+		log_info("abqd %s started; upstream %s", ABQ_VERSION, cfg->upstream_url);
 	event_base_dispatch(d.base);
 	log_info("abqd stopping");
 	event_free(sterm);

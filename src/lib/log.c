@@ -12,6 +12,7 @@
 
 static bool log_foreground = true;
 static enum log_level log_threshold = LOG_LEVEL_INFO;
+static char log_prefix[64];
 
 void
 log_init(const char *ident, bool foreground, enum log_level level, int facility)
@@ -26,6 +27,12 @@ void
 log_set_level(enum log_level level)
 {
 	log_threshold = level;
+}
+
+void
+log_set_prefix(const char *prefix)
+{
+	snprintf(log_prefix, sizeof(log_prefix), "%s", prefix != NULL ? prefix : "");
 }
 
 bool
@@ -81,7 +88,9 @@ vlog(enum log_level level, const char *fmt, va_list ap)
 
 	if (level > log_threshold)
 		return;
-	vsnprintf(line, sizeof(line), fmt, ap);
+	size_t off = strlen(log_prefix);
+	memcpy(line, log_prefix, off);
+	vsnprintf(line + off, sizeof(line) - off, fmt, ap);
 	if (!log_foreground) {
 		syslog(prio[level], "%s", line);
 		return;

@@ -18,6 +18,12 @@ enum log_level {
 /* Start logging as ident: to stderr when foreground, else syslog at facility. */
 void log_init(const char *ident, bool foreground, enum log_level level, int facility);
 void log_set_level(enum log_level level);
+/*
+ * Start every line with prefix (copied, up to 63 bytes; NULL or "": none): a
+ * prefork abqd's worker sets "worker=N pid=P " so that its lines can be told
+ * apart on stderr as in syslog.
+ */
+void log_set_prefix(const char *prefix);
 bool log_enabled(enum log_level level);
 /* "error", "warn", "info", "debug" -> level; -1 if unknown. */
 int log_level_parse(const char *s, enum log_level *out);

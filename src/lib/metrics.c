@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "lib/util.h"
 
@@ -61,18 +62,31 @@ static const char *const outcome_names[ABQ_OUTCOME_COUNT] = {
     [ABQ_OUTCOME_OTHER] = "other",
 };
 
-static atomic_uint_fast64_t requests[ABQ_METRICS_COMMANDS_MAX][ABQ_OUTCOME_COUNT];
-static atomic_uint_fast64_t decisions[N_STATES][N_REASONS];
-static struct histogram upstream_latency;
-static struct histogram store_latency;
-static atomic_uint_fast64_t upstream_errors;
-static atomic_int_fast64_t held[2]; /* proxied, mailbox */
-static atomic_uint_fast64_t auth_failures;
-static atomic_uint_fast64_t auth_rate_limited;
-static atomic_int_fast64_t connections[2]; /* eas, admin */
-static atomic_uint_fast64_t admin_login_failures;
-static atomic_int_fast64_t start_time;
-static atomic_bool upstream_ok = true;
+/*
+ * Every series in one table, so that a prefork abqd can move it into memory
+ * its worker processes share (abq_metrics_share): lock-free atomics work
+ * across processes on a MAP_SHARED mapping, and the workers' counts add up.
+ */
+struct table {
+	atomic_uint_fast64_t requests[ABQ_METRICS_COMMANDS_MAX][ABQ_OUTCOME_COUNT];
+	atomic_uint_fast64_t decisions[N_STATES][N_REASONS];
+	struct histogram upstream_latency;
+	struct histogram store_latency;
+	atomic_uint_fast64_t upstream_errors;
+	atomic_int_fast64_t held[2]; /* proxied, mailbox */
+	atomic_uint_fast64_t auth_failures;
+	atomic_uint_fast64_t auth_rate_limited;
+	atomic_int_fast64_t connections[2]; /* eas, admin */
+	atomic_uint_fast64_t admin_login_failures;
+	atomic_int_fast64_t start_time;
+	atomic_bool upstream_not_ok; /* inverted: the zeroed table reads healthy */
+};
+_Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2 &&
+                   ATOMIC_BOOL_LOCK_FREE == 2,
+               "the table's atomics must be lock-free to work across processes");
+
+static struct table local;
+static struct table *T = &local;
 
 /* Set once before recording starts (abq_metrics_commands); read at render. */
 static const char *(*command_name)(int);
@@ -102,7 +116,7 @@ abq_metrics_request(int command, enum abq_req_outcome outcome)
 		command = 0;
 	if ((int)outcome < 0 || outcome >= ABQ_OUTCOME_COUNT)
 		outcome = ABQ_OUTCOME_OTHER;
-	atomic_fetch_add_explicit(&requests[command][outcome], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&T->requests[command][outcome], 1, memory_order_relaxed);
 }
 
 void
@@ -112,7 +126,7 @@ abq_metrics_decision(enum abq_state state, enum abq_reason reason)
 		state = ABQ_STATE_NONE;
 	if ((int)reason < 0 || (int)reason >= N_REASONS)
 		reason = ABQ_REASON_NONE;
-	atomic_fetch_add_explicit(&decisions[state][reason], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&T->decisions[state][reason], 1, memory_order_relaxed);
 }
 
 /* Seconds to whole nanoseconds; NaN and negative durations count as 0. */
@@ -138,70 +152,88 @@ histogram_observe(struct histogram *h, double seconds)
 	atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
+int
+abq_metrics_share(void)
+{
+	if (T != &local)
+		return 0;
+	void *p = mmap(NULL, sizeof(struct table), PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	/* Single-threaded here (before the fork): a plain copy of what was counted. */
+	memcpy(p, &local, sizeof(local));
+	T = p;
+	return 0;
+}
+
 void
 abq_metrics_upstream_latency(double seconds)
 {
-	histogram_observe(&upstream_latency, seconds);
+	histogram_observe(&T->upstream_latency, seconds);
 }
 
 void
 abq_metrics_upstream_error(void)
 {
-	atomic_fetch_add_explicit(&upstream_errors, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&T->upstream_errors, 1, memory_order_relaxed);
 }
 
 void
 abq_metrics_held(bool mailbox, int delta)
 {
-	atomic_fetch_add_explicit(&held[mailbox ? 1 : 0], delta, memory_order_relaxed);
+	atomic_fetch_add_explicit(&T->held[mailbox ? 1 : 0], delta, memory_order_relaxed);
 }
 
 void
 abq_metrics_auth_failure(void)
 {
-	atomic_fetch_add_explicit(&auth_failures, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&T->auth_failures, 1, memory_order_relaxed);
 }
 
 void
 abq_metrics_auth_rate_limited(void)
 {
-	atomic_fetch_add_explicit(&auth_rate_limited, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&T->auth_rate_limited, 1, memory_order_relaxed);
 }
 
 void
 abq_metrics_store_latency(double seconds)
 {
-	histogram_observe(&store_latency, seconds);
+	histogram_observe(&T->store_latency, seconds);
 }
 
 void
 abq_metrics_connections(bool admin, int delta)
 {
-	atomic_fetch_add_explicit(&connections[admin ? 1 : 0], delta, memory_order_relaxed);
+	atomic_fetch_add_explicit(&T->connections[admin ? 1 : 0], delta, memory_order_relaxed);
 }
 
 void
 abq_metrics_admin_login_failure(void)
 {
-	atomic_fetch_add_explicit(&admin_login_failures, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&T->admin_login_failures, 1, memory_order_relaxed);
 }
 
 void
 abq_metrics_init(int64_t t)
 {
-	atomic_store_explicit(&start_time, t, memory_order_relaxed);
+	/* Only the first start counts: a prefork abqd's restarted worker keeps it. */
+	int_fast64_t zero = 0;
+	atomic_compare_exchange_strong_explicit(&T->start_time, &zero, t, memory_order_relaxed,
+	                                        memory_order_relaxed);
 }
 
 void
 abq_health_upstream(bool ok)
 {
-	atomic_store_explicit(&upstream_ok, ok, memory_order_relaxed);
+	atomic_store_explicit(&T->upstream_not_ok, !ok, memory_order_relaxed);
 }
 
 bool
 abq_health_upstream_ok(void)
 {
-	return atomic_load_explicit(&upstream_ok, memory_order_relaxed);
+	return !atomic_load_explicit(&T->upstream_not_ok, memory_order_relaxed);
 }
 
 static void
@@ -217,22 +249,22 @@ abq_metrics_reset(void)
 {
 	for (size_t c = 0; c < ABQ_METRICS_COMMANDS_MAX; c++)
 		for (size_t o = 0; o < ABQ_OUTCOME_COUNT; o++)
-			atomic_store_explicit(&requests[c][o], 0, memory_order_relaxed);
+			atomic_store_explicit(&T->requests[c][o], 0, memory_order_relaxed);
 	for (size_t s = 0; s < N_STATES; s++)
 		for (size_t r = 0; r < N_REASONS; r++)
-			atomic_store_explicit(&decisions[s][r], 0, memory_order_relaxed);
-	histogram_reset(&upstream_latency);
-	histogram_reset(&store_latency);
-	atomic_store_explicit(&upstream_errors, 0, memory_order_relaxed);
+			atomic_store_explicit(&T->decisions[s][r], 0, memory_order_relaxed);
+	histogram_reset(&T->upstream_latency);
+	histogram_reset(&T->store_latency);
+	atomic_store_explicit(&T->upstream_errors, 0, memory_order_relaxed);
 	for (size_t i = 0; i < 2; i++) {
-		atomic_store_explicit(&held[i], 0, memory_order_relaxed);
-		atomic_store_explicit(&connections[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&T->held[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&T->connections[i], 0, memory_order_relaxed);
 	}
-	atomic_store_explicit(&auth_failures, 0, memory_order_relaxed);
-	atomic_store_explicit(&auth_rate_limited, 0, memory_order_relaxed);
-	atomic_store_explicit(&admin_login_failures, 0, memory_order_relaxed);
-	atomic_store_explicit(&start_time, 0, memory_order_relaxed);
-	atomic_store_explicit(&upstream_ok, true, memory_order_relaxed);
+	atomic_store_explicit(&T->auth_failures, 0, memory_order_relaxed);
+	atomic_store_explicit(&T->auth_rate_limited, 0, memory_order_relaxed);
+	atomic_store_explicit(&T->admin_login_failures, 0, memory_order_relaxed);
+	atomic_store_explicit(&T->start_time, 0, memory_order_relaxed);
+	atomic_store_explicit(&T->upstream_not_ok, false, memory_order_relaxed);
 }
 
 /* ---- exposition ---- */
@@ -391,7 +423,8 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	           "ActiveSync requests finished, by command and outcome.");
 	for (int c = 0; c < ncmd; c++) {
 		for (int oc = 0; oc < ABQ_OUTCOME_COUNT; oc++) {
-			uint64_t v = atomic_load_explicit(&requests[c][oc], memory_order_relaxed);
+			uint64_t v =
+			    atomic_load_explicit(&T->requests[c][oc], memory_order_relaxed);
 
 			if (v == 0)
 				continue;
@@ -407,7 +440,8 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	           "reason.");
 	for (int s = 0; s < N_STATES; s++) {
 		for (int r = 0; r < N_REASONS; r++) {
-			uint64_t v = atomic_load_explicit(&decisions[s][r], memory_order_relaxed);
+			uint64_t v =
+			    atomic_load_explicit(&T->decisions[s][r], memory_order_relaxed);
 
 			if (v == 0)
 				continue;
@@ -419,27 +453,27 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 
 	out_histogram(&o, "abqd_upstream_request_duration_seconds",
 	              "Time from sending a request upstream to the head of its answer.",
-	              &upstream_latency);
+	              &T->upstream_latency);
 	out_counter(&o, "abqd_upstream_errors_total",
 	            "Upstream requests that failed (connect, timeout, bad answer).",
-	            &upstream_errors);
+	            &T->upstream_errors);
 
 	out_family(&o, "abqd_held_requests", "gauge", "Long polls (Ping, Sync) held open now.");
 	for (int i = 0; i < 2; i++)
 		out_fmt(&o, "abqd_held_requests{kind=\"%s\"} %lld\n", held_kind[i],
-		        (long long)atomic_load_explicit(&held[i], memory_order_relaxed));
+		        (long long)atomic_load_explicit(&T->held[i], memory_order_relaxed));
 
 	out_counter(&o, "abqd_auth_failures_total", "Requests refused for bad credentials.",
-	            &auth_failures);
+	            &T->auth_failures);
 	out_counter(&o, "abqd_auth_rate_limited_total",
-	            "Requests refused by the authentication rate limits.", &auth_rate_limited);
+	            "Requests refused by the authentication rate limits.", &T->auth_rate_limited);
 	out_histogram(&o, "abqd_store_duration_seconds", "Time the store thread spent on one job.",
-	              &store_latency);
+	              &T->store_latency);
 
 	out_family(&o, "abqd_connections", "gauge", "Client connections open now, by listener.");
 	for (int i = 0; i < 2; i++)
 		out_fmt(&o, "abqd_connections{listener=\"%s\"} %lld\n", listener[i],
-		        (long long)atomic_load_explicit(&connections[i], memory_order_relaxed));
+		        (long long)atomic_load_explicit(&T->connections[i], memory_order_relaxed));
 
 	if (g != NULL && g->have_outbox) {
 		out_family(&o, "abqd_outbox_queued", "gauge", "Notices waiting to be sent.");
@@ -455,7 +489,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	}
 
 	out_counter(&o, "abqd_admin_login_failures_total", "Failed logins on the admin listener.",
-	            &admin_login_failures);
+	            &T->admin_login_failures);
 
 	out_family(&o, "abqd_build_info", "gauge", "The running abqd's version; always 1.");
 	out_str(&o, "abqd_build_info{version=\"");
@@ -464,7 +498,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	out_family(&o, "abqd_start_time_seconds", "gauge",
 	           "When abqd started, in seconds since the epoch.");
 	out_fmt(&o, "abqd_start_time_seconds %lld\n",
-	        (long long)atomic_load_explicit(&start_time, memory_order_relaxed));
+	        (long long)atomic_load_explicit(&T->start_time, memory_order_relaxed));
 
 	if (len_r != NULL)
 		*len_r = o.len;

@@ -105,6 +105,14 @@ struct abq_metrics_gauges {
  */
 char *abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r);
 
+/*
+ * Move the series into one anonymous MAP_SHARED mapping, so that the processes
+ * forked afterwards (a prefork abqd's workers) count into the same table and
+ * every scrape sees their sum. Call before the fork, with no other thread
+ * running. 0, or -1 (mmap failed: the series stay per process).
+ */
+int abq_metrics_share(void);
+
 /* For tests: set every counter, gauge and histogram back to zero. */
 void abq_metrics_reset(void);
 

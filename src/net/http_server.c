@@ -826,17 +826,12 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 	return srv;
 }
 
-/* Open the socket and register the accept event. */
+/* Register the accept event on a listening socket (owned from here on). */
 int
-http_server_listen(struct http_server *srv, const char *addr, struct tls_ctx *tls, int *port_r,
-                   const char **errstr)
+http_server_adopt(struct http_server *srv, int fd, struct tls_ctx *tls, const char **errstr)
 {
-	struct listener *l;
-	int port, fd = net_listen(addr, srv->conf.reuseport, 1024, &port, errstr);
+	struct listener *l = xcalloc(1, sizeof(*l));
 
-	if (fd == -1)
-		return -1;
-	l = xcalloc(1, sizeof(*l));
 	l->srv = srv;
 	l->fd = fd;
 	l->tls = tls;
@@ -854,6 +849,18 @@ http_server_listen(struct http_server *srv, const char *addr, struct tls_ctx *tl
 	}
 	l->next = srv->listeners;
 	srv->listeners = l;
+	return 0;
+}
+
+/* Open the socket and register the accept event. */
+int
+http_server_listen(struct http_server *srv, const char *addr, struct tls_ctx *tls, int *port_r,
+                   const char **errstr)
+{
+	int port, fd = net_listen(addr, srv->conf.reuseport, 1024, &port, errstr);
+
+	if (fd == -1 || http_server_adopt(srv, fd, tls, errstr) == -1)
+		return -1;
 	if (port_r)
 		*port_r = port;
 	return 0;

@@ -98,6 +98,12 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
  */
 int http_server_listen(struct http_server *srv, const char *addr, struct tls_ctx *tls, int *port_r,
                        const char **errstr);
+/*
+ * Serve a socket already bound and listening (non-blocking), such as one the
+ * daemon's main process bound before forking its workers. The server owns fd
+ * from here on (closed on failure too). 0 or -1.
+ */
+int http_server_adopt(struct http_server *srv, int fd, struct tls_ctx *tls, const char **errstr);
 /* Number of open connections (tests, stats). */
 unsigned http_server_conn_count(const struct http_server *srv);
 /*
