@@ -97,6 +97,7 @@ abqd_conf() { # NAME PORT ADMIN
 	cat >"$tmp/$1/abqd.conf" <<-EOF
 		[eas]
 		listen = 127.0.0.1:$2
+		workers = 1
 		default_domain = example.test
 		max_connections_per_address = 100000
 		[upstream]
