@@ -60,19 +60,32 @@ class WorkersHarness(E.Harness):
                     'action "local" maildir "%s" virtual <vusers> user mail\n'
                     'match from any for any action "local"\n' % (self.smtp_port, self.maildir))
         os.chmod(conf, 0o644)
+        # OpenSMTPD's control socket has one fixed path: while another test's smtpd
+        # runs, a new one quits at start. Start again until it listens.
         log = open(os.path.join(self.relay_dir, "smtpd.log"), "ab")
-        self.relay = subprocess.Popen([E.SMTPD, "-d", "-f", conf], stdout=log,
-                                      stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.smtp_port), timeout=0.2).close()
-                break
-            except OSError:
+        deadline = time.monotonic() + 180
+        self.relay = None
+        while self.relay is None:
+            p = subprocess.Popen([E.SMTPD, "-d", "-f", conf], stdout=log, stderr=subprocess.STDOUT)
+            attempt_end = time.monotonic() + 20
+            while p.poll() is None:
+                if time.monotonic() > attempt_end:
+                    p.kill()
+                    p.wait()
+                    break
+                try:
+                    socket.create_connection(("127.0.0.1", self.smtp_port), timeout=0.2).close()
+                    self.relay = p
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            if self.relay is None:
                 if time.monotonic() > deadline:
-                    raise AssertionError("smtpd does not listen after 20 s")
-                time.sleep(0.1)
+                    log.close()
+                    raise AssertionError("smtpd quits at start for 180 s (smtpd.log in %s)"
+                                         % self.relay_dir)
+                time.sleep(1)
+        log.close()
         super().start()
 
     def config_text(self):
