@@ -3,27 +3,33 @@
 #
 #   bench/proxy.sh            # both parts
 #   BENCH_ONLY=rps|held bench/proxy.sh; BENCH_HELD="4000 10000" (the default)
+#   BENCH_WORKERS="1 2" (the default): the worker counts of part 1
 #
-# 1. Requests per second and latency. One fast upstream (nginx, 1 worker,
-#    `return 200` with a small fixed body, access_log off) and, in front of it on
-#    loopback, plain HTTP: nginx as a reverse proxy (worker_processes 1,
-#    access_log off, HTTP/1.1 keep-alive pool to the upstream) and abqd ([log]
-#    level warn, so no request line is logged; auth by upstream probe, cached;
-#    Permissive, so the device is Allowed and proxied). abqd runs one event loop,
-#    hence nginx's one worker. wrk sends the same FolderSync POST (bench/proxy.lua)
-#    to each, and to the upstream directly; added latency = proxy - direct.
-#    Rounds are interleaved (direct, nginx, abqd, direct, ...) and the median
-#    round is reported; then one round at 1 connection (latency without queueing).
+# 1. Requests per second and latency, once per worker count W. One fast
+#    upstream (nginx, W workers, `return 200` with a small fixed body,
+#    access_log off) and, in front of it on loopback, plain HTTP: nginx as a
+#    reverse proxy (worker_processes W, access_log off, HTTP/1.1 keep-alive pool
+#    to the upstream) and abqd ([eas] workers = W; [log] level warn, so no
+#    request line is logged; auth by upstream probe, cached; Permissive, so the
+#    device is Allowed and proxied). With W > 1 a second abqd runs with
+#    ABQD_SHARED_LISTENER=1 (one listening socket shared by the workers instead
+#    of one SO_REUSEPORT socket each), to compare the two. wrk (W threads) sends
+#    the same FolderSync POST (bench/proxy.lua) to each, and to the upstream
+#    directly; added latency = proxy - direct. Rounds are interleaved (direct,
+#    nginx, abqd, direct, ...) and the median round is reported; then one round
+#    at 1 connection (latency without queueing).
 # 2. Held long polls. abqd in front of bench/holder.py (answers OPTIONS, holds
 #    every Ping); bench/hold_clients.py opens N Ping requests (each N of BENCH_HELD) from
 #    127.0.0.2..41 over 50 DeviceIds. abqd's VmRSS before and after, held
 #    connections counted with ss, CPU over 10 s idle-held, and whether abqd drops
 #    the upstream connections once the phones go away.
 #
-# Pinning (2 cores): the server under test (the proxy, or abqd in part 2) on CPU
+# Pinning (2 cores): with W = 1 (and in part 2) the server under test on CPU
 # BENCH_PIN_SUT (0); wrk, the upstream nginx, the holder and the clients on
-# BENCH_PIN_LOAD (1). Everything runs in its own temporary folder on ports
-# BENCH_PORT_BASE.. (18600..18606); the system nginx and its config are not used.
+# BENCH_PIN_LOAD (1). With W > 1 nothing is pinned: W workers need W cores, so
+# the proxy, wrk and the upstream share all of them (the ratio compares abqd
+# and nginx under the same sharing). Everything runs in its own temporary folder on ports
+# BENCH_PORT_BASE.. (18600..18608); the system nginx and its config are not used.
 # Results go to stdout and are appended to bench/out/results.txt. BENCH_PERF=1
 # also profiles abqd under wrk (perf, DWARF call graphs) into bench/out/perf-abqd-*.txt.
 set -euo pipefail
@@ -35,10 +41,11 @@ CONNS=${BENCH_CONNS:-50}
 ROUNDS=${BENCH_ROUNDS:-3}
 HELD_LIST=${BENCH_HELD:-4000 10000}
 BASE=${BENCH_PORT_BASE:-18600}
+WORKERS_LIST=${BENCH_WORKERS:-1 2}
 SUT=${BENCH_PIN_SUT:-0}
 LOAD=${BENCH_PIN_LOAD:-1}
 UP=$BASE NGX=$((BASE + 1)) ABQ=$((BASE + 2)) ADM=$((BASE + 3))
-HOLD=$((BASE + 4)) ABQH=$((BASE + 5)) ADMH=$((BASE + 6))
+HOLD=$((BASE + 4)) ABQH=$((BASE + 5)) ADMH=$((BASE + 6)) ABQS=$((BASE + 7)) ADMS=$((BASE + 8))
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk
@@ -79,17 +86,19 @@ nginx_start() {
 		-g 'daemon off;' &
 	pids+=($!)
 }
-NGINX_COMMON="pid $tmp/\$NAME/nginx.pid; worker_processes 1; events { worker_connections 8192; }"
-nginx_conf() { # NAME HTTP-BLOCK
+NGINX_COMMON="pid $tmp/\$NAME/nginx.pid; worker_processes \$W; events { worker_connections 8192; }"
+nginx_conf() { # NAME HTTP-BLOCK [WORKERS]
 	mkdir -p "$tmp/$1"
+	local c=${NGINX_COMMON//\$NAME/$1}
 	printf '%s\nhttp {\n\taccess_log off;\n\tclient_body_temp_path %s/%s/body;\n\tproxy_temp_path %s/%s/proxy;\n%s\n}\n' \
-		"${NGINX_COMMON//\$NAME/$1}" "$tmp" "$1" "$tmp" "$1" "$2" >"$tmp/$1/nginx.conf"
+		"${c//\$W/${3:-1}}" "$tmp" "$1" "$tmp" "$1" "$2" >"$tmp/$1/nginx.conf"
 }
-abqd_start() { # NAME PORT ADMIN UPSTREAM-PORT
+abqd_start() { # NAME PORT ADMIN UPSTREAM-PORT [WORKERS [CPUS]]
 	mkdir -p "$tmp/$1"
 	cat >"$tmp/$1/abqd.conf" <<-EOF
 		[eas]
 		listen = 127.0.0.1:$2
+		workers = ${5:-1}
 		default_domain = example.com
 		max_connections_per_address = 100000
 		[upstream]
@@ -104,7 +113,7 @@ abqd_start() { # NAME PORT ADMIN UPSTREAM-PORT
 		level = warn
 	EOF
 	(ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-	 cd "$tmp/$1" && exec taskset -c "$SUT" "$ABQD" -d -c abqd.conf 2>"$tmp/$1/stderr") &
+	 cd "$tmp/$1" && exec taskset -c "${6:-$SUT}" "$ABQD" -d -c abqd.conf 2>"$tmp/$1/stderr") &
 	pids+=($!)
 	wait_port "$2"
 }
@@ -114,7 +123,14 @@ estab() { ss -Htn state established "( $1 )" | wc -l; }
 
 say "== proxy benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cpus; SUT on cpu $SUT, load on cpu $LOAD; $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 
-if [ "$ONLY" != held ]; then
+for W in $([ "$ONLY" != held ] && echo $WORKERS_LIST); do
+	if [ "$W" = 1 ]; then
+		SUTC=$SUT LOADC=$LOAD
+	else
+		SUTC="0-$(($(nproc) - 1))" LOADC=$SUTC
+	fi
+	say "-- $W worker(s): proxies on cpu $SUTC, wrk (-t$W) and upstream on cpu $LOADC"
+	run_pids=()
 	# The fast upstream: a fixed answer to anything (POST, and OPTIONS for the auth probe).
 	nginx_conf upstream "	server {
 		listen 127.0.0.1:$UP backlog=4096;
@@ -124,7 +140,7 @@ if [ "$ONLY" != held ]; then
 			add_header MS-Server-ActiveSync 14.1;
 			return 200 \"FOLDERSYNC-RESPONSE-0123456789abcdef0123456789abcdef\";
 		}
-	}"
+	}" "$W"
 	# The plain reverse proxy.
 	nginx_conf nginx "	upstream fast {
 		server 127.0.0.1:$UP;
@@ -140,102 +156,121 @@ if [ "$ONLY" != held ]; then
 			proxy_set_header Connection \"\";
 			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
 		}
-	}"
-	nginx_start upstream "$LOAD"
-	nginx_start nginx "$SUT"
+	}" "$W"
+	nginx_start upstream "$LOADC"
+	run_pids+=(${pids[-1]})
+	nginx_start nginx "$SUTC"
+	run_pids+=(${pids[-1]})
 	wait_port "$UP"
 	wait_port "$NGX"
-	abqd_start abqd "$ABQ" "$ADM" "$UP"
+	rm -rf "$tmp/abqd" "$tmp/abqds"
+	abqd_start abqd "$ABQ" "$ADM" "$UP" "$W" "$SUTC"
+	run_pids+=(${pids[-1]})
+	targets="direct:$UP nginx:$NGX abqd:$ABQ"
+	if [ "$W" -gt 1 ]; then
+		ABQD_SHARED_LISTENER=1 abqd_start abqds "$ABQS" "$ADMS" "$UP" "$W" "$SUTC"
+		run_pids+=(${pids[-1]})
+		targets="$targets abqd_shared:$ABQS"
+	fi
 
 	q='/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=alice&DeviceId=BENCH1&DeviceType=iPhone'
-	for t in "direct $UP" "nginx $NGX" "abqd $ABQ"; do
-		set -- $t
+	for t in $targets; do
+		n=${t%%:*} port=${t##*:}
 		code=$(printf '\x03\x01\x6a\x00\x00\x07\x56\x52\x03\x30\x00\x01\x01' |
-			curl -s -o "$tmp/probe.$1" -w '%{http_code}' -u alice:secret \
+			curl -s -o "$tmp/probe.$n" -w '%{http_code}' -u alice:secret \
 				-H 'MS-ASProtocolVersion: 14.1' -H 'Content-Type: application/vnd.ms-sync.wbxml' \
-				--data-binary @- "http://127.0.0.1:$2$q")
-		echo "probe $1: HTTP $code, $(wc -c <"$tmp/probe.$1") bytes"
-		[ "$code" = 200 ] || { echo "probe $1 failed"; cat "$tmp/abqd/stderr"; exit 1; }
+				--data-binary @- "http://127.0.0.1:$port$q")
+		echo "probe $n: HTTP $code, $(wc -c <"$tmp/probe.$n") bytes"
+		[ "$code" = 200 ] || { echo "probe $n failed"; cat "$tmp/abqd/stderr"; exit 1; }
 	done
 
 	# wrk_run PORT CONNS SECONDS -> "rps p50_us p99_us errors"
 	wrk_run() {
-		taskset -c "$LOAD" wrk -t1 -c"$2" -d"$3"s --latency -s bench/proxy.lua \
+		taskset -c "$LOADC" wrk -t"$W" -c"$2" -d"$3"s --latency -s bench/proxy.lua \
 			"http://127.0.0.1:$1" >"$tmp/wrk.out"
 		awk '/^RESULT/ { split($0, f, /[ =]/); print f[3], f[5], f[7], f[11] }' "$tmp/wrk.out"
 	}
-	median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-	for t in "direct $UP" "nginx $NGX" "abqd $ABQ"; do
-		set -- $t
-		wrk_run "$2" "$CONNS" 2 >/dev/null # warm-up
+	for t in $targets; do
+		wrk_run "${t##*:}" "$CONNS" 2 >/dev/null # warm-up
 	done
+	rm -f "$tmp"/r.*
 	for r in $(seq "$ROUNDS"); do
-		for t in "direct $UP" "nginx $NGX" "abqd $ABQ"; do
-			set -- $t
-			read -r rps p50 p99 err < <(wrk_run "$2" "$CONNS" "$DUR")
-			echo "$rps $p50 $p99" >>"$tmp/r.$1"
-			say "round $r $1: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err} (-t1 -c$CONNS -d${DUR}s)"
+		for t in $targets; do
+			n=${t%%:*}
+			read -r rps p50 p99 err < <(wrk_run "${t##*:}" "$CONNS" "$DUR")
+			echo "$rps $p50 $p99" >>"$tmp/r.$n"
+			say "w$W round $r $n: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err} (-t$W -c$CONNS -d${DUR}s)"
 		done
 	done
-	for t in direct nginx abqd; do
+	for t in $targets; do
+		n=${t%%:*}
 		# The median round by req/s, with that round's latencies.
-		read -r rps p50 p99 < <(sort -n "$tmp/r.$t" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')
-		eval "rps_$t=$rps p50_$t=$p50 p99_$t=$p99"
+		read -r rps p50 p99 < <(sort -n "$tmp/r.$n" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')
+		eval "rps_$n=$rps p50_$n=$p50 p99_$n=$p99"
 	done
-	for t in "direct $UP" "nginx $NGX" "abqd $ABQ"; do
-		set -- $t
-		read -r rps p50 p99 err < <(wrk_run "$2" 1 5)
-		eval "c1_p50_$1=$p50 c1_p99_$1=$p99"
-		say "1 connection $1: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err}"
+	for t in $targets; do
+		n=${t%%:*}
+		read -r rps p50 p99 err < <(wrk_run "${t##*:}" 1 5)
+		eval "c1_p50_$n=$p50 c1_p99_$n=$p99"
+		say "w$W 1 connection $n: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err}"
 	done
-	say "proxy_rps_direct $rps_direct"
-	say "proxy_rps_nginx $rps_nginx"
-	say "proxy_rps_abqd $rps_abqd"
-	say "proxy_rps_ratio_abqd_nginx $(awk "BEGIN { printf \"%.2f\", $rps_abqd / $rps_nginx }")"
-	for t in direct nginx abqd; do
-		eval "say \"proxy_p50_us_$t \$p50_$t\"; say \"proxy_p99_us_$t \$p99_$t\""
+	for t in $targets; do
+		n=${t%%:*}
+		eval "say \"w${W}_proxy_rps_$n \$rps_$n\""
 	done
-	for t in nginx abqd; do
-		eval "say \"proxy_added_p50_us_$t \$((p50_$t - p50_direct))\""
-		eval "say \"proxy_added_p99_us_$t \$((p99_$t - p99_direct))\""
-		eval "say \"proxy_c1_added_p50_us_$t \$((c1_p50_$t - c1_p50_direct))\""
-		eval "say \"proxy_c1_added_p99_us_$t \$((c1_p99_$t - c1_p99_direct))\""
+	say "w${W}_proxy_rps_ratio_abqd_nginx $(awk "BEGIN { printf \"%.2f\", $rps_abqd / $rps_nginx }")"
+	[ "$W" -gt 1 ] && say "w${W}_proxy_rps_ratio_abqd_shared_nginx $(awk "BEGIN { printf \"%.2f\", $rps_abqd_shared / $rps_nginx }")"
+	for t in $targets; do
+		n=${t%%:*}
+		eval "say \"w${W}_proxy_p50_us_$n \$p50_$n\"; say \"w${W}_proxy_p99_us_$n \$p99_$n\""
+		[ "$n" = direct ] && continue
+		eval "say \"w${W}_proxy_added_p50_us_$n \$((p50_$n - p50_direct))\""
+		eval "say \"w${W}_proxy_added_p99_us_$n \$((p99_$n - p99_direct))\""
+		eval "say \"w${W}_proxy_c1_added_p50_us_$n \$((c1_p50_$n - c1_p50_direct))\""
+		eval "say \"w${W}_proxy_c1_added_p99_us_$n \$((c1_p99_$n - c1_p99_direct))\""
 	done
 	if [ -n "${BENCH_PERF:-}" ]; then
-		# Where abqd's time goes under the same load: flat profile and call graph.
-		abqd_pid=$(ss -Htlnp "( sport = :$ABQ )" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
-		taskset -c "$LOAD" wrk -t1 -c"$CONNS" -d12s -s bench/proxy.lua "http://127.0.0.1:$ABQ" >/dev/null &
+		# Where abqd's time goes under the same load: flat profile and call graph
+		# (every abqd process listening on the port: the workers, and the main one idle).
+		abqd_pids=$(ss -Htlnp "( sport = :$ABQ )" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u |
+			paste -sd,)
+		abqd_pid=${abqd_pids##*,}
+		taskset -c "$LOADC" wrk -t"$W" -c"$CONNS" -d12s -s bench/proxy.lua "http://127.0.0.1:$ABQ" >/dev/null &
 		wpid=$!
 		sleep 1
-		top -H -b -n2 -d1 -p "$abqd_pid" | awk '/^ *PID/ { n++ } n == 2' 
-		perf record -q -F 999 --call-graph dwarf,16384 -p "$abqd_pid" -o "$tmp/perf.data" -- sleep 8 2>/dev/null
+		top -H -b -n2 -d1 -p "$abqd_pids" | awk '/^ *PID/ { n++ } n == 2'
+		perf record -q -F 999 --call-graph dwarf,16384 -p "$abqd_pids" -o "$tmp/perf.data" -- sleep 8 2>/dev/null
 		wait "$wpid"
 		perf report -i "$tmp/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
-			grep -v '^$' >bench/out/perf-abqd-flat.txt
+			grep -v '^$' >"bench/out/perf-abqd-w$W-flat.txt"
 		perf report -i "$tmp/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
-			grep -v '^$' >bench/out/perf-abqd-children.txt
-		echo "perf: bench/out/perf-abqd-flat.txt, bench/out/perf-abqd-children.txt"
-		# System calls per proxied request, abqd against nginx's worker.
-		ngx_pid=$(pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | head -1) # the worker
+			grep -v '^$' >"bench/out/perf-abqd-w$W-children.txt"
+		echo "perf: bench/out/perf-abqd-w$W-flat.txt, bench/out/perf-abqd-w$W-children.txt"
+		# System calls per proxied request, abqd (one worker) against an nginx worker.
+		ngx_pid=$(pgrep -P "$(cat "$tmp/nginx/nginx.pid")" | head -1)
 		for t in "abqd $ABQ $abqd_pid" "nginx $NGX $ngx_pid"; do
 			set -- $t
-			taskset -c "$LOAD" wrk -t1 -c"$CONNS" -d6s -s bench/proxy.lua "http://127.0.0.1:$2" >"$tmp/wrk.sc" &
+			taskset -c "$LOADC" wrk -t"$W" -c"$CONNS" -d6s -s bench/proxy.lua "http://127.0.0.1:$2" >"$tmp/wrk.sc" &
 			wpid=$!
 			sleep 1
 			perf trace -s -p "$3" -o "$tmp/trace.$1" -- sleep 4 >/dev/null 2>&1 || true
 			wait "$wpid"
 			calls=$(awk '$2 ~ /^[0-9]+$/ && NF > 5 { n += $2 } END { print n + 0 }' "$tmp/trace.$1")
-			echo "syscalls $1 (4 s under wrk, traced): $calls; by call:"
+			echo "syscalls $1 (one process, 4 s under wrk, traced): $calls; by call:"
 			awk '$2 ~ /^[0-9]+$/ && NF > 5 { print "   ", $1, $2 }' "$tmp/trace.$1" | sort -k2 -rn | head -8
 			sed -n 's/^RESULT/  wrk/p' "$tmp/wrk.sc"
 		done
-		grep '%' bench/out/perf-abqd-flat.txt | grep -v '^#' | sed -n 1,30p
+		grep '%' "bench/out/perf-abqd-w$W-flat.txt" | grep -v '^#' | sed -n 1,30p
 	fi
-	if grep -q . "$tmp/abqd/stderr"; then
-		echo "abqd's stderr (level warn):"
-		sort "$tmp/abqd/stderr" | cut -c1-200 | uniq -c | sort -rn | head -5
-	fi
-fi
+	for n in abqd abqds; do
+		if [ -s "$tmp/$n/stderr" ] && grep -qv ' info: ' "$tmp/$n/stderr"; then
+			echo "$n's stderr (level warn):"
+			grep -v ' info: ' "$tmp/$n/stderr" | sort | cut -c1-200 | uniq -c | sort -rn | head -5
+		fi
+	done
+	for p in "${run_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${run_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+done
 
 if [ "$ONLY" != rps ]; then
 	taskset -c "$LOAD" python3 bench/holder.py "$HOLD" >"$tmp/holder.log" 2>&1 &
