@@ -198,6 +198,11 @@ main(int argc, char **argv)
 	if (wk == NULL && cfg->eas_user != NULL &&
 	    drop_privileges(cfg->eas_user, gateway_store_files(d.gw)) < 0)
 		goto out;
+	/*
+	 * Anything that must run in exactly one process with a loop and a store
+	 * (the admin listener) starts here when wk == NULL || wk->site_tasks: the
+	 * single-process abqd, or worker 0 of a prefork one.
+	 */
 	struct event *sterm = evsignal_new(d.base, SIGTERM, on_term, &d);
 	struct event *sint = evsignal_new(d.base, SIGINT, on_term, &d);
 	struct event *shup = evsignal_new(d.base, SIGHUP, on_hup, &d);

@@ -1482,7 +1482,7 @@ static int
 pgsql_rule_insert(struct abq_store *store, struct abq_rule *r, const char **errstr_r)
 {
 	struct params p = {0};
-	int64_t id;
+	int64_t id = 0; /* -O3 cannot see write_returning set it */
 
 	rule_params(&p, r);
 	if (write_returning(S(store), ST_RULE_INSERT, &p, &id, "rule_insert", errstr_r) < 0)
