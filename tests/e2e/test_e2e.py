@@ -1704,6 +1704,9 @@ class E2E(unittest.TestCase):
                           ("abqd_store_duration_seconds", "histogram"),
                           ("abqd_decisions_total", "counter"), ("abqd_connections", "gauge")):
             self.assertEqual(types.get(fam), kind, "# TYPE of %s" % fam)
+        # Whatever the tests before held (blocked, allowed, dropped Pings) has ended.
+        self.assertEqual((before['abqd_held_requests{kind="proxied"}'],
+                          before['abqd_held_requests{kind="mailbox"}']), (0, 0))
 
         ok = Counting(device_id=new_id("metok"))
         ok.outcome = "proxied"
