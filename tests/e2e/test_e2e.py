@@ -1788,9 +1788,20 @@ class E2E(unittest.TestCase):
         self.assertEqual(after[info[0]], 1)
         self.assertGreater(after["abqd_start_time_seconds"], 1.7e9)
 
+    def healthz(self):
+        conn = http.client.HTTPConnection("127.0.0.1", H.admin_port, timeout=10)
+        try:
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
     def test_90_upstream_down_then_back(self):
         phone = Phone(device_id=new_id("down"))
         phone.folders(self)
+        self.assertEqual(self.healthz()[0], 200, "/healthz with the upstream up")
+        errors = self.scrape()[0]["abqd_upstream_errors_total"]
         fresh = Phone(device_id=new_id("down2"), user="bob", password="secret-but-new")
         with Timer("fixture down (upstream stopped)"):
             H.fixture_ok("down")
@@ -1805,11 +1816,16 @@ class E2E(unittest.TestCase):
             r = fresh.foldersync()
             self.assertEqual(r.status, 503, "unverifiable credentials: %r" % r)
             self.assertIn("retry-after", r.headers)
+            # The upstream's last answer was no answer: unhealthy, and counted.
+            self.assertEqual(self.healthz()[0], 503, "/healthz with the upstream down")
+            self.assertEqual(self.scrape()[0]["abqd_upstream_errors_total"] - errors, 2,
+                             "the FolderSync and the Sync that found no upstream")
         finally:
             with Timer("fixture up again"):
                 H.fixture_ok("up")
         # The same request, with the same abqd.
         self.assertIn("2", [f[3] for f in phone.folders(self)])
+        self.assertEqual(self.healthz()[0], 200, "/healthz once the upstream answers again")
         d = self.device_info("alice", phone.device_id)["device"]
         self.assertEqual(d["state"], "Allowed")
 
