@@ -25,6 +25,7 @@
 
 #include "auth/auth.h"
 #include "core/registry.h"
+#include "core/notify.h"
 #include "daemon/gateway.h"
 #include "daemon/storeq.h"
 #include "eas/devinfo.h"
@@ -1026,19 +1027,10 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 
 	/* Notices are on when [smtp] from is set: the sender delivers the outbox. */
 	char *admins = NULL;
-	for (size_t i = 0; i < cfg->smtp_admins_count; i++) {
-		char *n = admins ? xasprintf("%s, %s", admins, cfg->smtp_admins[i])
-		                 : xstrdup(cfg->smtp_admins[i]);
-		free(admins);
-		admins = n;
-	}
-	struct abq_notice_conf nc = {
-	    .from = cfg->smtp_from,
-	    .mail_domain = cfg->smtp_domain,
-	    .admins = admins,
-	};
-	gw->sq = storeq_start(base, cfg->store_url, cfg->base_dir, cfg->eas_default_domain,
-	                      cfg->smtp_from != NULL ? &nc : NULL, on_device, gw, errmsg_r);
+	struct abq_notice_conf ncs;
+	const struct abq_notice_conf *nc = abq_notice_conf_from(cfg, &ncs, &admins);
+	gw->sq = storeq_start(base, cfg->store_url, cfg->base_dir, cfg->eas_default_domain, nc,
+	                      on_device, gw, errmsg_r);
 	free(admins);
 	if (gw->sq == NULL)
 		goto fail;

@@ -49,6 +49,9 @@ ABQD = None
 ABQCTL = None
 SMTPD = "/usr/sbin/smtpd"  # OpenSMTPD, for the notices test (--smtpd)
 H = None  # the Harness of this run
+# A command abqd runs under ($ABQ_E2E_WRAP, split on spaces), e.g. valgrind: the
+# whole suite then runs against abqd under it (tests/CMakeLists.txt, e2e-valgrind).
+WRAP = os.environ.get("ABQ_E2E_WRAP", "").split()
 
 EAS_PATH = "/Microsoft-Server-ActiveSync"
 WBXML_TYPE = "application/vnd.ms-sync.wbxml"
@@ -444,10 +447,10 @@ class Harness:
         env.pop("ABQD_CONFIG", None)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         with Timer("abqd start (until it accepts)"):
-            self.abqd = subprocess.Popen([ABQD, "-d", "-c", self.conf], stdout=logf,
+            self.abqd = subprocess.Popen(WRAP + [ABQD, "-d", "-c", self.conf], stdout=logf,
                                          stderr=subprocess.STDOUT, cwd=self.work, env=env)
             logf.close()
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + (120 if WRAP else 20)
             while True:
                 if self.abqd.poll() is not None:
                     raise AssertionError("abqd exited with %d at start:\n%s" % (
@@ -458,8 +461,8 @@ class Harness:
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise AssertionError("abqd does not accept on port %d after 20 s:\n%s" % (
-                        self.abqd_port, self.log_text()))
+                    raise AssertionError("abqd does not accept on port %d after %d s:\n%s" % (
+                        self.abqd_port, 120 if WRAP else 20, self.log_text()))
                 time.sleep(0.05)
 
     def stop_abqd(self, timeout=20):
@@ -1705,6 +1708,9 @@ class E2E(unittest.TestCase):
                           ("abqd_store_duration_seconds", "histogram"),
                           ("abqd_decisions_total", "counter"), ("abqd_connections", "gauge")):
             self.assertEqual(types.get(fam), kind, "# TYPE of %s" % fam)
+        # Whatever the tests before held (blocked, allowed, dropped Pings) has ended.
+        self.assertEqual((before['abqd_held_requests{kind="proxied"}'],
+                          before['abqd_held_requests{kind="mailbox"}']), (0, 0))
 
         ok = Counting(device_id=new_id("metok"))
         ok.outcome = "proxied"
@@ -1786,9 +1792,20 @@ class E2E(unittest.TestCase):
         self.assertEqual(after[info[0]], 1)
         self.assertGreater(after["abqd_start_time_seconds"], 1.7e9)
 
+    def healthz(self):
+        conn = http.client.HTTPConnection("127.0.0.1", H.admin_port, timeout=10)
+        try:
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
     def test_90_upstream_down_then_back(self):
         phone = Phone(device_id=new_id("down"))
         phone.folders(self)
+        self.assertEqual(self.healthz()[0], 200, "/healthz with the upstream up")
+        errors = self.scrape()[0]["abqd_upstream_errors_total"]
         fresh = Phone(device_id=new_id("down2"), user="bob", password="secret-but-new")
         with Timer("fixture down (upstream stopped)"):
             H.fixture_ok("down")
@@ -1803,11 +1820,16 @@ class E2E(unittest.TestCase):
             r = fresh.foldersync()
             self.assertEqual(r.status, 503, "unverifiable credentials: %r" % r)
             self.assertIn("retry-after", r.headers)
+            # The upstream's last answer was no answer: unhealthy, and counted.
+            self.assertEqual(self.healthz()[0], 503, "/healthz with the upstream down")
+            self.assertEqual(self.scrape()[0]["abqd_upstream_errors_total"] - errors, 2,
+                             "the FolderSync and the Sync that found no upstream")
         finally:
             with Timer("fixture up again"):
                 H.fixture_ok("up")
         # The same request, with the same abqd.
         self.assertIn("2", [f[3] for f in phone.folders(self)])
+        self.assertEqual(self.healthz()[0], 200, "/healthz once the upstream answers again")
         d = self.device_info("alice", phone.device_id)["device"]
         self.assertEqual(d["state"], "Allowed")
 

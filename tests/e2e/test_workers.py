@@ -10,7 +10,9 @@ Run by CTest as:  python3 test_workers.py --abqd PATH --abqctl PATH [--smtpd PAT
   holds them (ss shows both workers holding some).
 - A worker killed with SIGKILL is restarted; the phone's next requests work,
   including the ones the kernel hands to the dead worker's socket.
-- A killed worker 0 is restarted and takes the outbox sender over again: each
+- Worker 0's admin listener serves /metrics counting both workers' requests.
+- A killed worker 0 is restarted and takes the outbox sender and the admin
+  listener over again: each
   quarantined device brings its owner exactly one mail (a real OpenSMTPD), not
   one per worker.
 - SIGTERM ends the main process and every worker, with status 0.
@@ -101,8 +103,12 @@ class WorkersHarness(E.Harness):
                 "[smtp]\n"
                 "url = smtp://127.0.0.1:%d\n"
                 "from = abq@example.test\n"
+                "[admin]\n"
+                "listen = 127.0.0.1:%d\n"
+                "metrics_public = yes\n"
                 "[log]\n"
-                "level = info\n" % (self.abqd_port, self.fixture_url, self.smtp_port))
+                "level = info\n" % (self.abqd_port, self.fixture_url, self.smtp_port,
+                                    self.admin_port))
 
     def start_abqd(self):
         # The main process binds before it forks: a connection is accepted into
@@ -183,10 +189,15 @@ class Workers(E.E2E):
         for i, pid in w.items():
             self.assertEqual(ppid_of(pid), H.abqd.pid, "worker %d (pid %d) is not abqd's child"
                              % (i, pid))
+        key = 'abqd_requests_total{command="FolderSync",outcome="proxied"}'
+        before, _ = self.scrape()
         phone = Phone(device_id=new_id("spread"))
         self.foldersyncs(phone, 24)  # each on a new connection
         self.assertEqual(self.served_by(phone.device_id), set(w.values()),
                          "one phone's 24 connections should reach both workers")
+        # Worker 0's /metrics counts both workers' requests (one shared table).
+        after, _ = self.scrape()
+        self.assertEqual(after.get(key, 0) - before.get(key, 0), 24, "/metrics: %s" % key)
         # The main process serves nothing itself: every request line has a worker.
         for line in H.log_text(10 ** 9).splitlines():
             if " cmd=" in line and " status=" in line:
@@ -248,6 +259,15 @@ class Workers(E.E2E):
         os.kill(before[0], signal.SIGKILL)
         self.until("worker 0 restarted", lambda: (H.workers().get(0) not in (None, before[0]),
                                                   H.workers()), 10)
+
+        def admin_back():
+            try:
+                m = self.scrape()[0]
+                return (any(k.startswith("abqd_build_info{") and v == 1 for k, v in m.items()),)
+            except (OSError, AssertionError) as e:
+                return (False, str(e))
+        # The admin listener went with the old worker 0 and comes back with the new one.
+        self.until("the admin listener is back", admin_back, 10)
         self.admin("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
         self.restore.append(("config", "global", "set", "attribute", "abqMode", "value",
                              "Permissive"))
