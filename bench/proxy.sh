@@ -186,7 +186,9 @@ for W in $([ "$ONLY" != held ] && echo $WORKERS_LIST); do
 
 	# wrk_run PORT CONNS SECONDS -> "rps p50_us p99_us errors"
 	wrk_run() {
-		taskset -c "$LOADC" wrk -t"$W" -c"$2" -d"$3"s --latency -s bench/proxy.lua \
+		local t=$W
+		[ "$2" -lt "$t" ] && t=$2
+		taskset -c "$LOADC" wrk -t"$t" -c"$2" -d"$3"s --latency -s bench/proxy.lua \
 			"http://127.0.0.1:$1" >"$tmp/wrk.out"
 		awk '/^RESULT/ { split($0, f, /[ =]/); print f[3], f[5], f[7], f[11] }' "$tmp/wrk.out"
 	}
