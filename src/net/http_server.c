@@ -94,6 +94,7 @@ struct http_conn {
 	bool started : 1;      /* a byte of the current request was parsed */
 	bool drain_wanted : 1; /* a write returned 1: call on_drain */
 	bool lingering : 1;
+	bool write_off : 1; /* EV_WRITE disabled: nothing was left to write */
 	int err_status;
 	struct net_addr peer;
 	struct net_addr counted_addr;
@@ -136,6 +137,7 @@ struct http_server {
 static void conn_process(struct http_conn *c);
 static void conn_free(struct http_conn *c);
 static void conn_fail(struct http_conn *c, int status, const char *why);
+static void conn_write_on(struct http_conn *c);
 static void request_free(struct http_request *req);
 
 /* Format and hand a line to the configured logger. */
@@ -404,8 +406,10 @@ on_headers_complete(http_parser *p)
 	}
 	expect = http_request_header(req, "Expect");
 	if (expect && str_ieq(expect, "100-continue") && p->http_minor >= 1 &&
-	    ((p->flags & F_CHUNKED) || p->content_length > 0))
+	    ((p->flags & F_CHUNKED) || p->content_length > 0)) {
+		conn_write_on(c);
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	}
 	conn_arm(c, c->srv->conf.body_timeout_ms);
 	return 0;
 }
@@ -487,6 +491,16 @@ conn_free(struct http_conn *c)
 	free(c);
 }
 
+/* Before queueing output: let libevent write again (see conn_write_now). */
+static void
+conn_write_on(struct http_conn *c)
+{
+	if (c->write_off) {
+		c->write_off = false;
+		bufferevent_enable(c->bev, EV_WRITE);
+	}
+}
+
 /*
  * Finish with this connection once the output is flushed: stop parsing,
  * shut the write side then drain input for a short linger (plain TCP), so
@@ -520,6 +534,7 @@ conn_fail(struct http_conn *c, int status, const char *why)
 		request_free(c->req);
 		c->req = NULL;
 	}
+	conn_write_on(c);
 	evbuffer_add_printf(out,
 	                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
 	                    "Connection: close\r\n\r\n%s\n",
@@ -1070,6 +1085,7 @@ http_response_start(struct http_request *req, int status, const char *reason,
 		if (headers[i + 1] == NULL || !header_ok(headers[i]) || !header_ok(headers[i + 1]))
 			return -1;
 	}
+	conn_write_on(c);
 	out = bufferevent_get_output(c->bev);
 	char line[64];
 	int n = snprintf(line, sizeof(line), "HTTP/1.%d %d ", req->minor, status);
@@ -1139,6 +1155,30 @@ http_response_write(struct http_request *req, const void *data, size_t len)
 }
 
 /*
+ * Plain TCP at the end of a response: write now rather than on the next loop
+ * pass, and when it all went out, drop the write interest the queued bytes
+ * asked for within this pass (the epoll changelist folds the two): no
+ * epoll_ctl and no extra wakeup per answer. conn_write_on() turns it back on
+ * before the next bytes are queued; what is left stays libevent's to write.
+ */
+static void
+conn_write_now(struct http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (c->tls || evbuffer_get_length(out) == 0)
+		return;
+	/* A socket bufferevent keeps its output's front frozen except while it writes. */
+	evbuffer_unfreeze(out, 1);
+	evbuffer_write(out, bufferevent_getfd(c->bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) == 0 && c->state == C_READING) {
+		bufferevent_disable(c->bev, EV_WRITE);
+		c->write_off = true;
+	}
+}
+
+/*
  * Close the body, free the request, and either close the connection or go
  * back to reading the next (maybe already buffered) request.
  */
@@ -1174,6 +1214,7 @@ http_response_end(struct http_request *req)
 	c->state = C_READING;
 	c->started = false;
 	c->err_status = 0;
+	conn_write_now(c);
 	conn_arm(c, c->srv->conf.idle_timeout_ms);
 	conn_process(c);
 	return 0;

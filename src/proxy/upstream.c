@@ -491,9 +491,24 @@ conn_send(struct up_conn *c)
 
 	c->state = CS_BUSY;
 	evtimer_del(c->timer);
-	evbuffer_add_reference(bufferevent_get_output(c->bev), req->wire, req->wire_len, NULL,
-	                       NULL);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_reference(out, req->wire, req->wire_len, NULL, NULL);
 	bufferevent_enable(c->bev, EV_WRITE);
+	/*
+	 * Plain TCP: write now rather than on the next loop pass. When it all
+	 * went out, dropping the write interest cancels the one just asked for
+	 * within this pass (the epoll changelist folds the two): no epoll_ctl
+	 * and no extra wakeup per request. What is left is libevent's to write.
+	 * (A socket bufferevent keeps its output's front frozen but while it
+	 * writes.)
+	 */
+	if (c->u->ssl_ctx == NULL) {
+		evbuffer_unfreeze(out, 1);
+		evbuffer_write(out, bufferevent_getfd(c->bev));
+		evbuffer_freeze(out, 1);
+		if (evbuffer_get_length(out) == 0)
+			bufferevent_disable(c->bev, EV_WRITE);
+	}
 	if (!req->paused)
 		bufferevent_enable(c->bev, EV_READ);
 }
