@@ -15,6 +15,7 @@ Run by CTest as:  python3 test_workers.py --abqd PATH --abqctl PATH [--smtpd PAT
   listener over again: each
   quarantined device brings its owner exactly one mail (a real OpenSMTPD), not
   one per worker.
+- A worker that fails at start stops abqd with status 1 and the reason.
 - SIGTERM ends the main process and every worker, with status 0.
 
 The harness (fixture, abqd, Phone) is tests/e2e/test_e2e.py's. Python 3 standard
@@ -304,6 +305,32 @@ class Workers(E.E2E):
         for d in set(re.findall(r"dev=(e2eheld[0-9a-f]+)", H.log_text(10 ** 9))):
             n = [m for m in msgs if d in m["Subject"]]
             self.assertLessEqual(len(n), 1, "%s: %r" % (d, [m["Subject"] for m in n]))
+
+    def test_05_worker_failing_at_start_stops_abqd(self):
+        """A worker that cannot start (here worker 0: its admin port is taken)
+        stops abqd with status 1 and the reason on stderr, as one process does."""
+        work = tempfile.mkdtemp(prefix="start-fail-", dir=H.work)
+        os.chmod(work, 0o755)
+        (port,) = E.free_ports(1)
+        taken = socket.socket()
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        conf = os.path.join(work, "abqd.conf")
+        with open(conf, "w") as f:
+            f.write("[eas]\nlisten = 127.0.0.1:%d\nworkers = 2\ndefault_domain = example.test\n"
+                    "[upstream]\nurl = %s\n[store]\nurl = sqlite:abqd.db\n"
+                    "[admin]\nlisten = 127.0.0.1:%d\n"
+                    % (port, H.fixture_url, taken.getsockname()[1]))
+        try:
+            p = subprocess.run([E.ABQD, "-d", "-c", conf], capture_output=True, text=True,
+                               timeout=30, cwd=work)
+        finally:
+            taken.close()
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertRegex(p.stderr, r"abqd: admin: listen 127\.0\.0\.1:\d+: Address already in use")
+        self.assertRegex(p.stderr, r"worker 0 \(pid \d+\) exited with status 1 before it served")
+        self.assertIn("every worker has ended", p.stderr)
 
     def test_99_sigterm_ends_everything(self):
         pids = list(H.workers().values())
