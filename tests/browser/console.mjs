@@ -1,0 +1,192 @@
+// console.mjs: the abqd console in Debian's headless chromium, as an
+// administrator uses it. Run by tests/e2e/test_console.py:
+//
+//   node console.mjs URL NAME PASSWORD DEVICE_ID SCREENSHOT [BLOCK_DEVICE_ID]
+//
+// 1. A wrong password shows the API's own message and nothing else opens.
+// 2. Log in; print "READY" (the test may now make the phone connect).
+// 3. DEVICE_ID appears in the quarantine queue without a reload; the badge
+//    counts what the queue shows and what the API says.
+// 4. Screenshot of the queue (SCREENSHOT, and a 360 px wide one beside it);
+//    at phone width nothing scrolls sideways.
+// 5. The keyboard reaches DEVICE_ID's Allow button (Tab only); a click on it
+//    allows the device: it leaves the queue and the badge goes down.
+// 6. With BLOCK_DEVICE_ID: its detail page (reached from the queue), Block,
+//    and the page shows it Blocked with a history row.
+// Each step prints one line; any failure exits 1 with the reason.
+
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+const [url, name, password, deviceId, shot, blockId] = process.argv.slice(2);
+if (!url || !name || !password || !deviceId || !shot) {
+  console.error('usage: node console.mjs URL NAME PASSWORD DEVICE_ID SCREENSHOT [BLOCK_DEVICE_ID]');
+  process.exit(2);
+}
+const TIMEOUT = Number(process.env.ABQ_BROWSER_TIMEOUT_MS || 30000);
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+const step = (s) => console.log('ok: ' + s);
+
+// The API as the page sees it (same cookie), for cross-checks.
+async function apiGet(page, path) {
+  return page.evaluate(async (p) => {
+    const r = await fetch('/api/v1' + p, { headers: { Accept: 'application/json' } });
+    return { status: r.status, body: await r.json() };
+  }, path);
+}
+
+async function badge(page) {
+  return Number(await page.locator('#badge-count').textContent());
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'abqd-chromium-'));
+let context;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1280, height: 800 },
+  });
+  context.setDefaultTimeout(TIMEOUT);
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push('console: ' + m.text());
+  });
+  // The page must fetch nothing from anywhere but abqd.
+  const origin = new URL(url).origin;
+  page.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith(origin) && !u.startsWith('data:')) problems.push('outside request: ' + u);
+  });
+  let loads = 0;
+  page.on('load', () => loads++);
+
+  // 1. Wrong password.
+  await page.goto(url);
+  await page.getByLabel('Name').fill(name);
+  await page.getByLabel('Password').fill(password + '-wrong');
+  const [loginAnswer] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/api/v1/login')),
+    page.getByRole('button', { name: 'Log in' }).click(),
+  ]);
+  check(loginAnswer.status() === 401, `a wrong password answered ${loginAnswer.status()}, not 401`);
+  const apiMessage = (await loginAnswer.json()).error.message;
+  const loginError = page.locator('#login-error');
+  await loginError.filter({ hasText: apiMessage }).waitFor();
+  check((await loginError.textContent()) === apiMessage, 'the login error is not the API message');
+  check(await page.locator('#app').isHidden(), 'the console opened after a wrong password');
+  step(`wrong password refused: "${apiMessage}"`);
+  // A 401 from the login is expected; it is no page problem.
+  problems.length = 0;
+
+  // 2. Log in.
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#app').waitFor({ state: 'visible' });
+  await page.getByRole('heading', { name: 'Quarantine queue' }).waitFor();
+  await page.locator('#queue-summary').filter({ hasText: /\S/ }).waitFor();
+  check((await page.locator('#who-name').textContent()) === name, 'the header does not name the administrator');
+  const loadsAtLogin = loads;
+  await page.evaluate(() => (window.abqNoReload = true));
+  step('logged in');
+  console.log('READY');
+
+  // 3. The device appears without a reload.
+  const card = page.locator(`#queue-list > li[data-device-id="${deviceId}"]`);
+  await card.waitFor({ timeout: Math.max(TIMEOUT, 60000) });
+  check(loads === loadsAtLogin && (await page.evaluate(() => window.abqNoReload === true)), 'the page was reloaded');
+  const text = await card.innerText();
+  for (const label of ['Model', 'OS', 'User agent', 'First seen'])
+    check(text.includes(label), `the queue card lacks ${label}: ${text}`);
+  const api = await apiGet(page, '/devices?state=Quarantined&sort=-firstSeen');
+  check(api.status === 200, `GET /devices answered ${api.status}`);
+  const mine = api.body.devices.find((d) => d.deviceId === deviceId);
+  check(mine, `${deviceId} is not quarantined according to the API`);
+  check(text.includes(mine.account), `the card does not name the owner ${mine.account}`);
+  if (mine.userAgent) check(text.includes(mine.userAgent), `the card does not show the user agent ${mine.userAgent}`);
+  await page.waitForFunction((n) => document.getElementById('badge-count').textContent === String(n), api.body.total);
+  const cards = await page.locator('#queue-list > li').count();
+  check(cards === api.body.total, `the queue shows ${cards} devices, the API counts ${api.body.total}`);
+  const firstSeen = await page.locator('#queue-list > li').evaluateAll((lis) => lis.map((li) => li.dataset.deviceId));
+  const order = api.body.devices.map((d) => d.deviceId);
+  check(JSON.stringify(firstSeen) === JSON.stringify(order), `queue order ${firstSeen} is not newest first (${order})`);
+  step(`${deviceId} of ${mine.account} appeared without a reload; badge ${api.body.total}`);
+
+  // 4. Screenshots (and no sideways scrolling at phone width).
+  mkdirSync(dirname(shot), { recursive: true });
+  await page.waitForTimeout(2600); // let the arrival highlight fade
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log('screenshot: ' + shot);
+  const phoneShot = shot.replace(/(\.png)?$/, '-phone.png');
+  await page.setViewportSize({ width: 360, height: 740 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `at 360 px the page is ${overflow} px too wide`);
+  await page.screenshot({ path: phoneShot, fullPage: true });
+  console.log('screenshot: ' + phoneShot);
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // 5. Keyboard reaches Allow; a click allows.
+  const allow = card.getByRole('button', { name: /^Allow / });
+  await page.locator('body').click({ position: { x: 1, y: 1 } });
+  await page.evaluate(() => document.activeElement && document.activeElement.blur());
+  let reached = false;
+  let focusRing = null;
+  for (let i = 0; i < 60 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = await allow.evaluate((b) => b === document.activeElement);
+  }
+  check(reached, `Tab never reached the Allow button of ${deviceId}`);
+  focusRing = await allow.evaluate((b) => getComputedStyle(b).outlineStyle);
+  check(focusRing !== 'none', 'the focused Allow button shows no focus ring');
+  step('the keyboard reaches Allow (with a visible focus ring)');
+  const before = await badge(page);
+  await allow.click();
+  await card.waitFor({ state: 'detached' });
+  await page.locator('#status').filter({ hasText: `${deviceId} of ${mine.account} is allowed` }).waitFor();
+  await page.waitForFunction((n) => document.getElementById('badge-count').textContent === String(n), before - 1);
+  const after = await apiGet(page, '/devices/' + encodeURIComponent(mine.account) + '/' + encodeURIComponent(deviceId));
+  check(after.body.device.state === 'Allowed', `after Allow the API says ${after.body.device.state}`);
+  step(`Allow clicked: ${deviceId} is Allowed, badge ${before} -> ${before - 1}`);
+
+  // 6. Block from the device's detail page.
+  if (blockId) {
+    const other = page.locator(`#queue-list > li[data-device-id="${blockId}"]`);
+    await other.getByRole('link', { name: blockId }).click();
+    await page.getByRole('heading', { name: blockId, level: 1 }).waitFor();
+    check(loads === loadsAtLogin, 'opening the detail reloaded the page');
+    await page.getByRole('button', { name: 'Block', exact: true }).click();
+    await page.locator('.lead .tag-blocked').waitFor();
+    await page.locator('#status').filter({ hasText: `${blockId} of ` }).waitFor();
+    await page.locator('table.list tbody tr').filter({ hasText: 'Blocked' }).first().waitFor();
+    const b = await apiGet(page, '/devices?state=Blocked&q=' + encodeURIComponent(blockId));
+    check(b.body.devices.some((d) => d.deviceId === blockId), `after Block the API does not list ${blockId} as Blocked`);
+    await page.waitForFunction((n) => document.getElementById('badge-count').textContent === String(n), before - 2);
+    step(`Block from the detail page: ${blockId} is Blocked, badge ${before - 2}`);
+  }
+
+  check(problems.length === 0, problems.join('; '));
+  step('no page errors, no outside requests');
+} catch (e) {
+  console.error('FAIL: ' + (e && e.message ? e.message : e));
+  process.exitCode = 1;
+} finally {
+  if (context) await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
