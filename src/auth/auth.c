@@ -27,6 +27,7 @@
 
 #include "auth/auth_int.h"
 #include "auth/curl_loop.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 struct auth_probe {
@@ -150,7 +151,7 @@ has_ctl(const char *s)
 	return false;
 }
 
-/* Count an answer in the stats. */
+/* Count an answer in the stats, and in the daemon's metrics (one per request). */
 static void
 count_result(struct auth *a, enum auth_result r)
 {
@@ -160,12 +161,14 @@ count_result(struct auth *a, enum auth_result r)
 		break;
 	case AUTH_DENIED:
 		a->st.denied++;
+		abq_metrics_auth_failure();
 		break;
 	case AUTH_UNAVAILABLE:
 		a->st.unavailable++;
 		break;
 	case AUTH_RATE_LIMITED:
 		a->st.rate_limited++;
+		abq_metrics_auth_rate_limited();
 		break;
 	}
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "auth/auth_int.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 #define UPSTREAM_MAX_BODY (64 * 1024)
@@ -85,8 +86,13 @@ upstream_result(void *bep, CURL *easy, CURLcode rc)
 {
 	long code = 0;
 
+	/* A probe is a request to the upstream too: /healthz follows it. */
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+	    rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SSL_CONNECT_ERROR)
+		abq_health_upstream(false);
 	if (rc != CURLE_OK)
 		return AUTH_UNAVAILABLE;
+	abq_health_upstream(true);
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
 	if (code == 200)
 		return AUTH_OK;

@@ -17,4 +17,14 @@
 int abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p,
                      const struct abq_device *d, enum abq_state old, char **errmsg_r);
 
+struct abq_config;
+/*
+ * The notice settings abqctl, the admin API and abqd all act with: NULL when
+ * [smtp] from is not set (no notices are queued); else nc filled from cfg
+ * (borrowing its strings) and returned, with *admins_r the joined [smtp]
+ * admins that nc->admins points to (the caller frees it after use).
+ */
+const struct abq_notice_conf *abq_notice_conf_from(const struct abq_config *cfg,
+                                                   struct abq_notice_conf *nc, char **admins_r);
+
 #endif

@@ -1230,3 +1230,196 @@ abq_registry_explain(const struct abq_ctx *c, const char *account, const char *d
 	x->domain = xstrdup_null(account_domain(x->device.account, c->default_domain));
 	return 0;
 }
+
+/* A rule's domain as the registry keeps it: NULL (global) or lower case; 1 when invalid. */
+static int
+rule_domain(const char *domain, char **out_r, char **errmsg_r)
+{
+	*out_r = NULL;
+	if (domain == NULL)
+		return 0;
+	if (domain[0] == '\0' || strchr(domain, '/') || strchr(domain, ' ')) {
+		*errmsg_r = xasprintf("'%s' is not a valid domain", domain);
+		return 1;
+	}
+	*out_r = str_lower(xstrdup(domain));
+	return 0;
+}
+
+int
+abq_registry_rule_update(const struct abq_ctx *c, int64_t id, const struct abq_rule *r,
+                         struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_rule old = {0}, nr = *r;
+	struct rule_find rf = {.want = r};
+	char *msg = NULL, *domain = NULL, *oldtxt = NULL, *newtxt = NULL, *subj = NULL;
+	const char *err;
+	bool have_old = false;
+	int rv;
+
+	if (abq_rule_check(r, &msg) < 0) {
+		*errmsg_r = msg;
+		return 1;
+	}
+	if (rule_domain(r->domain, &domain, errmsg_r) != 0)
+		return 1;
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(domain);
+		return -1;
+	}
+	rv = abq_store_rule_get(c->store, id, &old, &err);
+	if (rv < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (rv == 0) {
+		*errmsg_r = xasprintf("no rule %lld", (long long)id);
+		rv = 1;
+		goto out;
+	}
+	have_old = true;
+	/* Two rules with the same key would make "setRule" ambiguous. */
+	if (abq_store_rule_iter(c->store, domain, false, find_rule, &rf, &err) != 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (rf.matches > 0 && rf.found.id != id) {
+		*errmsg_r = xasprintf("rule %lld has the same characteristic, match and pattern",
+		                      (long long)rf.found.id);
+		rv = 1;
+		goto out;
+	}
+	nr.id = id;
+	nr.domain = domain;
+	nr.created_by = (char *)c->who;
+	nr.created_at = c->now;
+	if (abq_store_rule_update(c->store, &nr, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	oldtxt = rule_text(&old);
+	newtxt = rule_text(&nr);
+	subj = xasprintf("rule %lld", (long long)id);
+	if (o != NULL) {
+		o->id = id;
+		o->affected = 1;
+	}
+	if ((rv = history(c, "rule", subj, oldtxt, newtxt, NULL, NULL, NULL, errmsg_r)) < 0)
+		goto out;
+	char key[32];
+	snprintf(key, sizeof(key), "%lld", (long long)id);
+	if ((rv = change(c, ABQ_CHANGE_RULE, key, errmsg_r)) < 0)
+		goto out;
+	/* A rule moved between scopes can change devices of both: decide them all. */
+	rv = reevaluate_domain(c, str_eq_null(old.domain, domain) ? domain : NULL, subj, o,
+	                       errmsg_r);
+out:
+	if (rf.matches > 0)
+		abq_rule_clear(&rf.found);
+	if (have_old)
+		abq_rule_clear(&old);
+	free(domain);
+	free(oldtxt);
+	free(newtxt);
+	free(subj);
+	return op_end(c, rv, errmsg_r);
+}
+
+/* Collecting the ids of one scope's rules. */
+struct rule_ids {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static int
+collect_rule_id(void *arg, const struct abq_rule *r)
+{
+	struct rule_ids *x = arg;
+	if (x->n == x->cap) {
+		x->cap = x->cap ? x->cap * 2 : 16;
+		x->ids = xrealloc(x->ids, x->cap * sizeof(int64_t));
+	}
+	x->ids[x->n++] = r->id;
+	return 0;
+}
+
+int
+abq_registry_rule_reorder(const struct abq_ctx *c, const char *domain, const int64_t *ids, size_t n,
+                          struct abq_outcome *o, char **errmsg_r)
+{
+	struct rule_ids have = {0};
+	char *dom = NULL, *subj = NULL;
+	const char *err;
+	int rv;
+
+	if (rule_domain(domain, &dom, errmsg_r) != 0)
+		return 1;
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(dom);
+		return -1;
+	}
+	if (abq_store_rule_iter(c->store, dom, false, collect_rule_id, &have, &err) != 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	/* Every rule of the scope exactly once: a partial order would be a guess. */
+	rv = 1;
+	if (n != have.n) {
+		*errmsg_r = xasprintf("the %s%s scope has %zu rules and %zu ids were given",
+		                      dom ? "domain " : "global", dom ? dom : "", have.n, n);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool found = false;
+		for (size_t j = 0; j < have.n && !found; j++)
+			found = have.ids[j] == ids[i];
+		for (size_t k = 0; k < i && found; k++)
+			if (ids[k] == ids[i]) {
+				*errmsg_r =
+				    xasprintf("rule %lld is named twice", (long long)ids[i]);
+				goto out;
+			}
+		if (!found) {
+			*errmsg_r = xasprintf("rule %lld is not a rule of the %s%s scope",
+			                      (long long)ids[i], dom ? "domain " : "global",
+			                      dom ? dom : "");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct abq_rule r = {0};
+		char *oldtxt, *newtxt, key[32];
+		if (abq_store_rule_get(c->store, ids[i], &r, &err) <= 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+		if (r.order == (int64_t)(i + 1) * 10) {
+			abq_rule_clear(&r);
+			continue;
+		}
+		oldtxt = rule_text(&r);
+		r.order = (int64_t)(i + 1) * 10;
+		newtxt = rule_text(&r);
+		rv = abq_store_rule_update(c->store, &r, &err) < 0 ? store_fail(errmsg_r, err) : 0;
+		free(subj);
+		subj = xasprintf("rule %lld", (long long)r.id);
+		if (rv == 0)
+			rv = history(c, "rule", subj, oldtxt, newtxt, NULL, NULL, NULL, errmsg_r);
+		snprintf(key, sizeof(key), "%lld", (long long)r.id);
+		if (rv == 0)
+			rv = change(c, ABQ_CHANGE_RULE, key, errmsg_r);
+		free(oldtxt);
+		free(newtxt);
+		abq_rule_clear(&r);
+		if (rv != 0)
+			goto out;
+		if (o != NULL)
+			o->affected++;
+	}
+	rv = reevaluate_domain(c, dom, "rule order", o, errmsg_r);
+out:
+	free(have.ids);
+	free(dom);
+	free(subj);
+	return op_end(c, rv, errmsg_r);
+}

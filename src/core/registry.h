@@ -120,6 +120,21 @@ int abq_registry_rule_set(const struct abq_ctx *c, const struct abq_rule *r, str
 int abq_registry_rule_delete(const struct abq_ctx *c, int64_t id, const char *pattern,
                              const char *domain, struct abq_outcome *o, char **errmsg_r);
 
+/*
+ * Change every field of rule id (the admin API's PUT). Refused when there is
+ * no such rule or another rule has the same (domain, characteristic, match,
+ * pattern).
+ */
+int abq_registry_rule_update(const struct abq_ctx *c, int64_t id, const struct abq_rule *r,
+                             struct abq_outcome *o, char **errmsg_r);
+/*
+ * Give the rules of one scope (domain NULL: the global rules) the orders 10,
+ * 20, 30... in the order of ids, in one transaction. Every rule of the scope
+ * must be named exactly once.
+ */
+int abq_registry_rule_reorder(const struct abq_ctx *c, const char *domain, const int64_t *ids,
+                              size_t n, struct abq_outcome *o, char **errmsg_r);
+
 /* Attributes: validated against lib/attrs.h; value NULL unsets. */
 int abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const char *target,
                           const char *name, const char *value, struct abq_outcome *o,

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "core/notify.h"
 #include "ctl/ctl.h"
 #include "ctl/output.h"
 #include "lib/util.h"
@@ -398,19 +399,8 @@ main(int argc, char **argv)
 	env.ctx.now = abq_now();
 	env.ctx.dry_run = env.dry_run;
 	/* With [smtp] from set, a state change queues the user's notice (abqd sends it). */
-	for (size_t i = 0; i < env.config->smtp_admins_count; i++) {
-		char *n = admins ? xasprintf("%s, %s", admins, env.config->smtp_admins[i])
-		                 : xstrdup(env.config->smtp_admins[i]);
-		free(admins);
-		admins = n;
-	}
-	struct abq_notice_conf notices = {
-	    .from = env.config->smtp_from,
-	    .mail_domain = env.config->smtp_domain,
-	    .admins = admins,
-	};
-	if (env.config->smtp_from != NULL)
-		env.ctx.notices = &notices;
+	struct abq_notice_conf notices;
+	env.ctx.notices = abq_notice_conf_from(env.config, &notices, &admins);
 	if ((cmd->flags & CTL_NO_STORE) == 0) {
 		const char *err = NULL;
 		env.store = abq_store_open(env.config->store_url, env.config->base_dir, 0, &err);

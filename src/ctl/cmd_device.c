@@ -254,129 +254,6 @@ do_history(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 	return CTL_OK;
 }
 
-/* The value of characteristic ch among the facts (NULL: not reported). */
-static const char *
-fact_of(const struct abq_facts *f, enum abq_charac ch)
-{
-	switch (ch) {
-	case ABQ_CHAR_DEVICEID:
-		return f->device_id;
-	case ABQ_CHAR_DEVICETYPE:
-		return f->device_type;
-	case ABQ_CHAR_DEVICEMODEL:
-		return f->model;
-	case ABQ_CHAR_DEVICEOS:
-		return f->os;
-	case ABQ_CHAR_USERAGENT:
-		return f->user_agent;
-	}
-	return NULL;
-}
-
-/* How people name a characteristic inside a sentence. */
-static const char *
-fact_label(enum abq_charac ch)
-{
-	switch (ch) {
-	case ABQ_CHAR_DEVICEID:
-		return "DeviceId";
-	case ABQ_CHAR_DEVICETYPE:
-		return "type";
-	case ABQ_CHAR_DEVICEMODEL:
-		return "model";
-	case ABQ_CHAR_DEVICEOS:
-		return "OS";
-	case ABQ_CHAR_USERAGENT:
-		return "user agent";
-	}
-	return "?";
-}
-
-/* Where the effective mode comes from: "global", "domain example.com", "default"... */
-static char *
-mode_source_text(const struct abq_explanation *x)
-{
-	if (x->mode_is_default)
-		return xstrdup("default");
-	switch (x->mode_scope) {
-	case ABQ_SCOPE_GLOBAL:
-		return xstrdup("global");
-	case ABQ_SCOPE_DOMAIN:
-		return xasprintf("domain %s", x->domain != NULL ? x->domain : "?");
-	case ABQ_SCOPE_ACCOUNT:
-		return xasprintf("account %s", x->device.account);
-	}
-	return xstrdup("?");
-}
-
-/* The step number of product.md for a verdict (entries are both step 3). */
-static int
-step_number(enum abq_step s)
-{
-	switch (s) {
-	case ABQ_STEP_ENTRY_DEVICE:
-		return 3;
-	case ABQ_STEP_DISCOVERY:
-		return 5;
-	default:
-		return (int)s;
-	}
-}
-
-/* The sentence saying which step decided and why. A new string. */
-static char *
-explain_text(const struct abq_explanation *x)
-{
-	const struct abq_verdict *v = &x->verdict;
-	const struct abq_device *d = &x->device;
-	char *src = mode_source_text(x);
-	char *rule = v->rule != NULL ? fmt_rule(v->rule) : NULL;
-	const char *mode = abq_mode_name(x->in.mode);
-	const char *state = abq_state_name(v->state);
-	char *s;
-
-	switch (v->step) {
-	case ABQ_STEP_DISABLED:
-		s = xasprintf("step 2: mode Disabled (%s) -> %s, no access control", src, state);
-		break;
-	case ABQ_STEP_ENTRY_ACCOUNT:
-		s = xasprintf("step 3: entry %s/%s -> %s", d->device_id, d->account, state);
-		break;
-	case ABQ_STEP_ENTRY_DEVICE:
-		s = xasprintf("step 3: entry %s (every account) -> %s", d->device_id, state);
-		break;
-	case ABQ_STEP_LIMIT:
-		s = xasprintf("step 4: abqMaxDevicesPerAccount is %" PRId64
-		              " and the account has %zu older device%s -> %s",
-		              x->in.max_devices, x->in.devices_ahead,
-		              x->in.devices_ahead == 1 ? "" : "s", state);
-		break;
-	case ABQ_STEP_RULE:
-		if (v->rule != NULL)
-			s = xasprintf("step 5: rule %" PRId64 " (%s) matches %s '%s'", v->rule_id,
-			              rule, fact_label(v->rule->charac),
-			              fact_of(&x->in.facts, v->rule->charac) != NULL
-			                  ? fact_of(&x->in.facts, v->rule->charac)
-			                  : "");
-		else
-			s = xasprintf("step 5: rule %" PRId64 " matches -> %s", v->rule_id, state);
-		break;
-	case ABQ_STEP_DISCOVERY:
-		s = xasprintf("step 5: rule %" PRId64 " (%s) needs the %s, not reported yet -> "
-		              "Discovery",
-		              v->rule_id, rule != NULL ? rule : "?", fact_label(v->missing));
-		break;
-	case ABQ_STEP_MODE:
-	default:
-		s = xasprintf("step 6: no entry, no rule matched; mode %s (%s) -> %s", mode, src,
-		              state);
-		break;
-	}
-	free(src);
-	free(rule);
-	return s;
-}
-
 /*
  * mobile abq explain DEVICE_ID account A: what the engine decides for this
  * device now, which step decided and why, from the same inputs abqd uses.
@@ -404,34 +281,10 @@ do_explain(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 		return ctl_registry_status(rc, errmsg);
 	}
 	free(errmsg);
-	text = explain_text(&x);
-	src = mode_source_text(&x);
+	text = abq_explain_text(&x);
+	src = abq_explain_mode_source(&x);
 	if (env->json) {
-		json_t *o = json_object();
-		json_object_set_new(o, "account", jstr(x.device.account));
-		json_object_set_new(o, "deviceId", jstr(x.device.device_id));
-		json_object_set_new(o, "known", json_boolean(x.known));
-		json_object_set_new(o, "domain", jstr(x.domain));
-		json_object_set_new(o, "mode", json_string(abq_mode_name(x.in.mode)));
-		json_object_set_new(
-		    o, "modeSource",
-		    json_string(x.mode_is_default ? "default" : abq_scope_name(x.mode_scope)));
-		json_object_set_new(o, "step", json_integer(step_number(x.verdict.step)));
-		json_object_set_new(o, "state", jstate(x.verdict.state));
-		json_object_set_new(o, "reason", jreason(x.verdict.reason));
-		json_object_set_new(o, "ruleId", jid(x.verdict.rule_id));
-		json_object_set_new(
-		    o, "rule", x.verdict.rule != NULL ? rule_json(x.verdict.rule) : json_null());
-		json_object_set_new(o, "missing",
-		                    x.verdict.step == ABQ_STEP_DISCOVERY
-		                        ? json_string(abq_charac_name(x.verdict.missing))
-		                        : json_null());
-		json_object_set_new(o, "explanation", json_string(text));
-		if (x.known) {
-			json_object_set_new(o, "recordedState", jstate(x.device.state));
-			json_object_set_new(o, "recordedReason", jreason(x.device.reason));
-		}
-		json_print(env->out, o);
+		json_print(env->out, explain_json(&x));
 	} else {
 		char buf[64];
 		FILE *out = env->out;

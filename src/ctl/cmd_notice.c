@@ -36,19 +36,7 @@ notice_cb(void *arg, const struct abq_notice *n)
 
 	l->count++;
 	if (l->env->json) {
-		json_t *o = json_object();
-		json_object_set_new(o, "id", jid(n->id));
-		json_object_set_new(o, "kind", jstr(n->kind));
-		json_object_set_new(o, "recipient", jstr(n->recipient));
-		json_object_set_new(o, "account", jstr(n->account));
-		json_object_set_new(o, "deviceId", jstr(n->device_id));
-		json_object_set_new(o, "state", jstr(n->state));
-		json_object_set_new(o, "attempts", json_integer(n->attempts));
-		json_object_set_new(o, "nextAttempt", jtime(n->next_attempt));
-		json_object_set_new(o, "lastError", jstr(n->last_error));
-		json_object_set_new(o, "created", jtime(n->created));
-		json_object_set_new(o, "sent", jtime(n->sent));
-		jstream_item(&l->js, o);
+		jstream_item(&l->js, notice_json(n));
 		return 0;
 	}
 	snprintf(id, sizeof(id), "%" PRId64, n->id);
@@ -291,20 +279,7 @@ do_msg_get(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 		goto out;
 	}
 	if (env->json) {
-		json_t *o = json_object();
-		json_object_set_new(o, "scope",
-		                    jstr(k.scope == ABQ_SCOPE_DOMAIN ? "domain" : "global"));
-		json_object_set_new(o, "domain", jstr(t.domain));
-		json_object_set_new(o, "kind", jstr(k.kind_word));
-		json_object_set_new(o, "locale", jstr(t.locale));
-		json_object_set_new(o, "from", jstr(t.from));
-		json_object_set_new(o, "replyTo", jstr(t.reply_to));
-		json_object_set_new(o, "subject", jstr(t.subject));
-		json_object_set_new(o, "bodyPlain", jstr(t.body_plain));
-		json_object_set_new(o, "bodyHtml", jstr(t.body_html));
-		json_object_set_new(o, "setBy", jstr(t.set_by));
-		json_object_set_new(o, "setAt", jtime(t.set_at));
-		json_print(env->out, o);
+		json_print(env->out, template_json(&t));
 	} else {
 		fprintf(env->out,
 		        "message:   %s %s, locale %s\nfrom:      %s\nreply_to:  %s\nsubject:   %s\n"

@@ -211,141 +211,6 @@ json_print(FILE *out, json_t *obj)
 	json_decref(obj);
 }
 
-/*
- * A JSON string, or null for NULL. Device facts are whatever the phone sent and
- * may not be UTF-8, which jansson refuses; such bytes become '?' rather than
- * losing the whole value.
- */
-json_t *
-jstr(const char *s)
-{
-	json_t *j;
-
-	if (s == NULL)
-		return json_null();
-	j = json_string(s);
-	if (j == NULL) {
-		char *c = xstrdup(s);
-		for (unsigned char *p = (unsigned char *)c; *p != '\0'; p++)
-			if (*p >= 0x80)
-				*p = '?';
-		j = json_string(c);
-		free(c);
-	}
-	return j != NULL ? j : json_null();
-}
-
-/* A timestamp as ISO 8601, or null for "never" (0). */
-json_t *
-jtime(int64_t t)
-{
-	char buf[32];
-
-	return t == 0 ? json_null() : json_string(format_time(t, buf));
-}
-
-/* A state's canonical name, or null for no state. */
-json_t *
-jstate(enum abq_state s)
-{
-	return s == ABQ_STATE_NONE ? json_null() : json_string(abq_state_name(s));
-}
-
-/* A reason's canonical name, or null for none. */
-json_t *
-jreason(enum abq_reason r)
-{
-	return r == ABQ_REASON_NONE ? json_null() : json_string(abq_reason_name(r));
-}
-
-/* A rule id, or null for none (ids start at 1). */
-json_t *
-jid(int64_t id)
-{
-	return id == 0 ? json_null() : json_integer(id);
-}
-
-/* The device object of docs/abqctl.md. */
-json_t *
-device_json(const struct abq_device *d)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "account", jstr(d->account));
-	json_object_set_new(o, "deviceId", jstr(d->device_id));
-	json_object_set_new(o, "deviceType", jstr(d->device_type));
-	json_object_set_new(o, "model", jstr(d->model));
-	json_object_set_new(o, "imei", jstr(d->imei));
-	json_object_set_new(o, "friendlyName", jstr(d->friendly_name));
-	json_object_set_new(o, "os", jstr(d->os));
-	json_object_set_new(o, "osLanguage", jstr(d->os_language));
-	json_object_set_new(o, "phoneNumber", jstr(d->phone_number));
-	json_object_set_new(o, "mobileOperator", jstr(d->mobile_operator));
-	json_object_set_new(o, "userAgent", jstr(d->user_agent));
-	json_object_set_new(o, "easVersion", jstr(d->eas_version));
-	json_object_set_new(o, "lastAddress", jstr(d->last_address));
-	json_object_set_new(o, "lastCommand", jstr(d->last_command));
-	json_object_set_new(o, "firstSeen", jtime(d->first_seen));
-	json_object_set_new(o, "lastSeen", jtime(d->last_seen));
-	json_object_set_new(o, "state", jstate(d->state));
-	json_object_set_new(o, "reason", jreason(d->reason));
-	json_object_set_new(o, "ruleId", jid(d->rule_id));
-	json_object_set_new(o, "stateBy", jstr(d->state_by));
-	json_object_set_new(o, "stateAt", jtime(d->state_at));
-	return o;
-}
-
-/* The entry object of export and getDeviceInfo. */
-json_t *
-entry_json(const struct abq_entry *e)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "deviceId", jstr(e->device_id));
-	json_object_set_new(o, "account", jstr(e->account));
-	json_object_set_new(o, "state", jstate(e->state));
-	json_object_set_new(o, "createdBy", jstr(e->created_by));
-	json_object_set_new(o, "createdAt", jtime(e->created_at));
-	return o;
-}
-
-/* The rule object of listRules. */
-json_t *
-rule_json(const struct abq_rule *r)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "id", json_integer(r->id));
-	json_object_set_new(o, "characteristic", json_string(abq_charac_name(r->charac)));
-	json_object_set_new(o, "match", json_string(abq_match_name(r->match)));
-	json_object_set_new(o, "pattern", jstr(r->pattern));
-	json_object_set_new(o, "level", jstate(r->level));
-	json_object_set_new(o, "order", json_integer(r->order));
-	json_object_set_new(o, "domain", jstr(r->domain));
-	json_object_set_new(o, "createdBy", jstr(r->created_by));
-	json_object_set_new(o, "createdAt", jtime(r->created_at));
-	return o;
-}
-
-/* The history object. */
-json_t *
-history_json(const struct abq_history *h)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "id", json_integer(h->id));
-	json_object_set_new(o, "at", jtime(h->at));
-	json_object_set_new(o, "who", jstr(h->who));
-	json_object_set_new(o, "what", jstr(h->what));
-	json_object_set_new(o, "subject", jstr(h->subject));
-	json_object_set_new(o, "old", jstr(h->old_value));
-	json_object_set_new(o, "new", jstr(h->new_value));
-	json_object_set_new(o, "reason", jstr(h->reason));
-	json_object_set_new(o, "deviceId", jstr(h->device_id));
-	json_object_set_new(o, "account", jstr(h->account));
-	return o;
-}
-
 /* A state with its reason for people: "Blocked (Rule 3)", "-" for no state. */
 const char *
 fmt_state(enum abq_state s, enum abq_reason r, int64_t rule_id, char buf[64])
@@ -364,14 +229,6 @@ fmt_state(enum abq_state s, enum abq_reason r, int64_t rule_id, char buf[64])
 	return buf;
 }
 
-/* A rule for people: "DeviceModel glob 'SM-*' -> Blocked". A new string. */
-char *
-fmt_rule(const struct abq_rule *r)
-{
-	return xasprintf("%s %s '%s' -> %s", abq_charac_name(r->charac), abq_match_name(r->match),
-	                 r->pattern != NULL ? r->pattern : "", abq_state_name(r->level));
-}
-
 /* s for a table cell or a line of text, "-" when there is nothing. */
 const char *
 dash(const char *s)
@@ -379,42 +236,12 @@ dash(const char *s)
 	return s == NULL || s[0] == '\0' ? "-" : s;
 }
 
-/* The "from"/"to" object of a change. */
-static json_t *
-state_json(enum abq_state s, enum abq_reason r, int64_t rule)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "state", jstate(s));
-	json_object_set_new(o, "reason", jreason(r));
-	json_object_set_new(o, "ruleId", jid(rule));
-	return o;
-}
-
 /* Print what an operation changed, or would change in a dry run. */
 void
 print_outcome(struct ctl_env *env, const struct abq_outcome *o)
 {
 	if (env->json) {
-		struct jstream js;
-		json_t *head = json_object();
-		json_object_set_new(head, "ok", json_true());
-		json_object_set_new(head, "dryRun", json_boolean(o->dry_run || env->dry_run));
-		json_object_set_new(head, "affected", json_integer((json_int_t)o->affected));
-		json_object_set_new(head, "id", jid(o->id));
-		jstream_begin(&js, env->out, head, "changed");
-		for (size_t i = 0; i < o->changed_count; i++) {
-			const struct abq_transition *t = &o->changed[i];
-			json_t *c = json_object();
-			json_object_set_new(c, "account", jstr(t->account));
-			json_object_set_new(c, "deviceId", jstr(t->device_id));
-			json_object_set_new(c, "from",
-			                    state_json(t->old_state, t->old_reason, t->old_rule));
-			json_object_set_new(c, "to",
-			                    state_json(t->new_state, t->new_reason, t->new_rule));
-			jstream_item(&js, c);
-		}
-		jstream_end(&js);
+		json_print(env->out, outcome_json(o, env->dry_run));
 		return;
 	}
 	for (size_t i = 0; i < o->changed_count; i++) {

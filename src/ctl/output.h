@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/json.h"
 #include "core/registry.h"
 
 struct ctl_env;
@@ -40,21 +41,8 @@ void jstream_end(struct jstream *js);
 /* Print one whole object (consumed) and a newline. */
 void json_print(FILE *out, json_t *obj);
 
-/* JSON values: NULL, 0 and ABQ_*_NONE become null. */
-json_t *jstr(const char *s);
-json_t *jtime(int64_t t);
-json_t *jstate(enum abq_state s);
-json_t *jreason(enum abq_reason r);
-json_t *jid(int64_t id);
-json_t *device_json(const struct abq_device *d);
-json_t *entry_json(const struct abq_entry *e);
-json_t *rule_json(const struct abq_rule *r);
-json_t *history_json(const struct abq_history *h);
-
 /* "Blocked (Rule 3)", "Quarantined (Mode)", "-" for no state. */
 const char *fmt_state(enum abq_state s, enum abq_reason r, int64_t rule_id, char buf[64]);
-/* "DeviceModel glob 'SM-*' -> Blocked" */
-char *fmt_rule(const struct abq_rule *r);
 /* s, or "-" when NULL or empty. */
 const char *dash(const char *s);
 

@@ -25,6 +25,7 @@
 
 #include "auth/auth.h"
 #include "core/registry.h"
+#include "core/notify.h"
 #include "daemon/gateway.h"
 #include "daemon/storeq.h"
 #include "eas/devinfo.h"
@@ -32,6 +33,7 @@
 #include "eas/status.h"
 #include "engine/hmap.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
 #include "net/http_server.h"
@@ -78,6 +80,8 @@ struct gateway {
 	struct exchange *exchanges;
 	unsigned in_flight;
 	bool draining;
+	/* The store's initial report is over: later state changes are decisions. */
+	bool loaded;
 	char *default_domain;          /* of bare accounts */
 	char *mail_domain;             /* [smtp] domain: the address of a bare account */
 	char *sender;                  /* [smtp] from: the quarantine alert's sender */
@@ -99,6 +103,8 @@ struct exchange {
 	int status;
 	bool started; /* the response's status line went out */
 	bool held;    /* a long poll (Ping, Sync) */
+	/* Counted in abqd_held_requests now: 0 no, 1 proxied, 2 mailbox. */
+	signed char held_gauge;
 	struct eas_devinfo info;
 	bool has_info;
 	char client[64]; /* the client's address, for the log line */
@@ -148,6 +154,8 @@ on_device(void *arg, const char *account, const char *device_id, enum abq_state 
 	struct gateway *gw = arg;
 	struct devstate *d = dev_slot(gw, account, device_id);
 	bool changed = d->state != state;
+	if (changed && gw->loaded && state != ABQ_STATE_NONE)
+		abq_metrics_decision(state, reason);
 	d->state = state;
 	d->reason = reason;
 	d->rule_id = rule_id;
@@ -158,6 +166,67 @@ on_device(void *arg, const char *account, const char *device_id, enum abq_state 
 }
 
 /* ---- finishing ---- */
+
+/* A long poll starts being held: proxied (waiting for the upstream) or by the mailbox. */
+static void
+hold_begin(struct exchange *x, bool mailbox)
+{
+	if (x->held_gauge != 0)
+		return;
+	x->held_gauge = mailbox ? 2 : 1;
+	abq_metrics_held(mailbox, +1);
+}
+
+/* The hold ends, whichever way; a no-op when nothing is held. */
+static void
+hold_end(struct exchange *x)
+{
+	if (x->held_gauge == 0)
+		return;
+	abq_metrics_held(x->held_gauge == 2, -1);
+	x->held_gauge = 0;
+}
+
+/*
+ * The metrics outcome of a finished exchange, from the log line's outcome word
+ * (one place decides both, so they cannot disagree). OPTIONS and passthrough
+ * requests count as other, as metrics.h says.
+ */
+static enum abq_req_outcome
+metrics_outcome(const struct exchange *x)
+{
+	static const struct {
+		const char *word;
+		enum abq_req_outcome o;
+	} map[] = {
+	    {"mailbox", ABQ_OUTCOME_MAILBOX},
+	    {"blocked", ABQ_OUTCOME_BLOCKED},
+	    {"limit", ABQ_OUTCOME_LIMIT},
+	    {"unauthorized", ABQ_OUTCOME_UNAUTHORIZED},
+	    {"rate-limited", ABQ_OUTCOME_RATE_LIMITED},
+	    {"bad-request", ABQ_OUTCOME_BAD_REQUEST},
+	    {"bad-wbxml", ABQ_OUTCOME_BAD_REQUEST},
+	    {"upstream-failed", ABQ_OUTCOME_UNAVAILABLE},
+	    {"upstream-busy", ABQ_OUTCOME_UNAVAILABLE},
+	    {"store-failed", ABQ_OUTCOME_UNAVAILABLE},
+	    {"mailbox-failed", ABQ_OUTCOME_UNAVAILABLE},
+	    {"auth-unavailable", ABQ_OUTCOME_UNAVAILABLE},
+	    {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
+	    {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
+	};
+
+	if (x->outcome == NULL)
+		return ABQ_OUTCOME_OTHER;
+	if (strcmp(x->outcome, "proxied") == 0)
+		return x->ereq != NULL && x->ereq->path_kind == EAS_PATH_EAS &&
+		               x->ereq->method == EAS_METHOD_POST
+		           ? ABQ_OUTCOME_PROXIED
+		           : ABQ_OUTCOME_OTHER;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(x->outcome, map[i].word) == 0)
+			return map[i].o;
+	return ABQ_OUTCOME_OTHER; /* not-found, start-over, cut, client-gone... */
+}
 
 static long long
 elapsed_ms(const struct exchange *x)
@@ -188,6 +257,8 @@ exchange_finish(struct exchange *x)
 	         x->client[0] ? x->client : "-",
 	         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
 	         x->outcome ? x->outcome : "-", up, x->status, elapsed_ms(x));
+	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
+	hold_end(x);
 	if (x->ap != NULL)
 		auth_cancel(x->ap);
 	if (x->job != NULL)
@@ -344,6 +415,7 @@ up_on_response(void *arg, int status, const char *reason, const struct upstream_
 	size_t k = 0;
 
 	x->upstream_status = status;
+	hold_end(x);
 	if (status == 401 && x->ereq->auth_user != NULL)
 		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
 	for (size_t i = 0; i < n; i++) {
@@ -453,6 +525,8 @@ proxy(struct exchange *x)
 	free(xff);
 	if (x->ureq == NULL)
 		respond_503(x, "upstream-busy", RETRY_AFTER_S);
+	else if (x->held)
+		hold_begin(x, false);
 }
 
 /* ---- deciding ---- */
@@ -515,6 +589,7 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 	memset(&x->hold, 0, sizeof(x->hold));
 	event_free(x->hold_timer);
 	x->hold_timer = NULL;
+	hold_end(x);
 	x->outcome = "mailbox";
 	respond_out(x, &out);
 	eas_serve_out_clear(&out);
@@ -546,6 +621,7 @@ served(void *arg, int rv, struct eas_serve_out *out, const char *errmsg)
 		x->outcome = "mailbox-held";
 		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
 		evtimer_add(x->hold_timer, &tv);
+		hold_begin(x, true);
 		return;
 	}
 	x->outcome = "mailbox";
@@ -595,10 +671,10 @@ act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 			proxy(x);
 		break;
 	case ABQ_STATE_BLOCKED:
-		deny(x,
-		     reason == ABQ_REASON_LIMIT ? EAS_STATUS_MAX_DEVICES
-		                                : EAS_STATUS_DEVICE_BLOCKED,
-		     "blocked");
+		if (reason == ABQ_REASON_LIMIT)
+			deny(x, EAS_STATUS_MAX_DEVICES, "limit");
+		else
+			deny(x, EAS_STATUS_DEVICE_BLOCKED, "blocked");
 		break;
 	case ABQ_STATE_QUARANTINED:
 	case ABQ_STATE_DISCOVERY:
@@ -634,6 +710,7 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 			event_free(x->hold_timer);
 			x->hold_timer = NULL;
 			eas_serve_out_clear(&x->hold);
+			hold_end(x); /* before a new answer that may hold again */
 			if (state == ABQ_STATE_NONE)
 				decide(x);
 			else
@@ -646,6 +723,7 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 		         abq_state_name(state));
 		upstream_cancel(x->ureq);
 		x->ureq = NULL;
+		hold_end(x);
 		if (!x->started && state == ABQ_STATE_NONE) {
 			decide(x); /* deleted: decided anew, as at a first request */
 		} else if (!x->started) {
@@ -675,6 +753,9 @@ observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 		return;
 	}
 	struct devstate *s = dev_slot(x->gw, d->account, d->device_id);
+	/* Recorded new or re-decided: counted here, or by on_device if this exchange is gone. */
+	if (s->state != d->state && d->state != ABQ_STATE_NONE)
+		abq_metrics_decision(d->state, d->reason);
 	s->state = d->state;
 	s->reason = d->reason;
 	s->rule_id = d->rule_id;
@@ -887,6 +968,15 @@ http_log(void *arg, enum http_log_level level, const char *msg)
 		log_debug("%s", msg);
 }
 
+_Static_assert(EAS_CMD_COUNT <= ABQ_METRICS_COMMANDS_MAX, "every command has a metrics slot");
+
+/* The metrics' command label: the MS-ASCMD name (lib/metrics.h takes it as a callback). */
+static const char *
+metrics_cmd_name(int cmd)
+{
+	return eas_cmd_name((enum eas_cmd)cmd);
+}
+
 /* "a, b" from a list, for the trusted_proxies conf string. */
 static char *
 cidr_list(const struct abq_config *cfg)
@@ -914,6 +1004,8 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 
 	gw->base = base;
 	abq_hmap_init(&gw->devices);
+	abq_metrics_commands(metrics_cmd_name, EAS_CMD_COUNT);
+	abq_metrics_init(abq_now());
 	gw->default_domain = xstrdup_null(cfg->eas_default_domain);
 	gw->mail_domain = xstrdup_null(cfg->smtp_domain);
 	gw->sender = xstrdup_null(cfg->smtp_from);
@@ -927,22 +1019,14 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 
 	/* Notices are on when [smtp] from is set: the sender delivers the outbox. */
 	char *admins = NULL;
-	for (size_t i = 0; i < cfg->smtp_admins_count; i++) {
-		char *n = admins ? xasprintf("%s, %s", admins, cfg->smtp_admins[i])
-		                 : xstrdup(cfg->smtp_admins[i]);
-		free(admins);
-		admins = n;
-	}
-	struct abq_notice_conf nc = {
-	    .from = cfg->smtp_from,
-	    .mail_domain = cfg->smtp_domain,
-	    .admins = admins,
-	};
-	gw->sq = storeq_start(base, cfg->store_url, cfg->base_dir, cfg->eas_default_domain,
-	                      cfg->smtp_from != NULL ? &nc : NULL, on_device, gw, errmsg_r);
+	struct abq_notice_conf ncs;
+	const struct abq_notice_conf *nc = abq_notice_conf_from(cfg, &ncs, &admins);
+	gw->sq = storeq_start(base, cfg->store_url, cfg->base_dir, cfg->eas_default_domain, nc,
+	                      on_device, gw, errmsg_r);
 	free(admins);
 	if (gw->sq == NULL)
 		goto fail;
+	gw->loaded = true;
 	if (cfg->smtp_from != NULL) {
 		/* After storeq_start: the sender opens the store it created. */
 		struct notice_sender_config sc = {

@@ -20,6 +20,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "config/config.h"
 #include "daemon/gateway.h"
 #include "lib/log.h"
@@ -30,6 +31,7 @@
 struct daemon {
 	struct event_base *base;
 	struct gateway *gw;
+	struct admin *admin;
 	const char *config_path;
 	struct event *drain_timer;
 	int drain_ticks;
@@ -216,8 +218,21 @@ main(int argc, char **argv)
 		free(err);
 		goto out;
 	}
+	/* The admin listener binds now too (a low port needs root) and starts after the drop. */
+	if ((d.admin = admin_new(cfg, &err)) == NULL) {
+		log_error("%s", err);
+		fprintf(stderr, "abqd: %s\n", err);
+		free(err);
+		goto out;
+	}
 	if (cfg->eas_user != NULL && drop_privileges(cfg->eas_user, gateway_store_files(d.gw)) < 0)
 		goto out;
+	if (admin_start(d.admin, &err) < 0) {
+		log_error("%s", err);
+		fprintf(stderr, "abqd: %s\n", err);
+		free(err);
+		goto out;
+	}
 	struct event *sterm = evsignal_new(d.base, SIGTERM, on_term, &d);
 	struct event *sint = evsignal_new(d.base, SIGINT, on_term, &d);
 	struct event *shup = evsignal_new(d.base, SIGHUP, on_hup, &d);
@@ -234,6 +249,7 @@ main(int argc, char **argv)
 out:
 	if (d.drain_timer != NULL)
 		event_free(d.drain_timer);
+	admin_free(&d.admin);
 	gateway_free(&d.gw);
 	if (d.base != NULL) {
 		/* Let libevent finish freeing the connections' bufferevents. */

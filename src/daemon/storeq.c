@@ -27,6 +27,7 @@
 #include "notice/templates.h"
 #include "notice/sender.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 /* Flush last-seen updates early when this many wait. */
@@ -468,10 +469,16 @@ thread_main(void *arg)
 		pthread_mutex_unlock(&q->lock);
 
 		if (job != NULL) {
+			struct timespec t0, t1;
+
+			clock_gettime(CLOCK_MONOTONIC, &t0);
 			if (job->kind == JOB_SERVE)
 				run_serve(q, job);
 			else
 				run_observe(q, job);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			abq_metrics_store_latency((double)(t1.tv_sec - t0.tv_sec) +
+			                          (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 			job_done(q, job);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);

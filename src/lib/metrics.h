@@ -34,8 +34,11 @@
 
 #include "lib/abq_types.h"
 
-/* How a request to the EAS listener ended. */
-enum abq_outcome {
+/*
+ * How a request to the EAS listener ended. (Not "enum abq_outcome": enum and
+ * struct tags share one namespace, and core/registry.h has struct abq_outcome.)
+ */
+enum abq_req_outcome {
 	ABQ_OUTCOME_PROXIED = 0,  /* forwarded; the upstream's answer went back */
 	ABQ_OUTCOME_MAILBOX,      /* answered by the quarantine mailbox */
 	ABQ_OUTCOME_BLOCKED,      /* the EAS "blocked" answer (129 / 403) */
@@ -47,14 +50,14 @@ enum abq_outcome {
 	ABQ_OUTCOME_OTHER,        /* OPTIONS, passthrough, anything else */
 	ABQ_OUTCOME_COUNT
 };
-const char *abq_outcome_name(enum abq_outcome o);
+const char *abq_outcome_name(enum abq_req_outcome o);
 
 /*
  * Record one finished request. command is an enum eas_cmd value
  * (eas/request.h), 0 (EAS_CMD_NONE) for none or unknown; values out of range
  * count as none.
  */
-void abq_metrics_request(int command, enum abq_outcome outcome);
+void abq_metrics_request(int command, enum abq_req_outcome outcome);
 /* A device decided (new) or re-decided to (state, reason). */
 void abq_metrics_decision(enum abq_state state, enum abq_reason reason);
 void abq_metrics_upstream_latency(double seconds);
@@ -68,6 +71,27 @@ void abq_metrics_connections(bool admin, int delta);
 void abq_metrics_admin_login_failure(void);
 /* Called once at start (build info, start time). */
 void abq_metrics_init(int64_t start_time);
+
+/*
+ * The command label. src/lib cannot know the EAS command table (src/eas
+ * depends on src/lib, not the reverse), so the daemon hands over a callback
+ * that names command i (eas_cmd_name) and the number of commands: it is
+ * called only at scrape time, so recording stays one atomic add, and there is
+ * no second copy of the names to drift from eas/request.c. Command 0 is
+ * always labelled "none"; without a callback the label is the number. count
+ * is capped at ABQ_METRICS_COMMANDS_MAX; call before recording starts.
+ */
+#define ABQ_METRICS_COMMANDS_MAX 32
+void abq_metrics_commands(const char *(*name)(int command), int count);
+
+/*
+ * /healthz's upstream half: set by the upstream client after each request or
+ * probe (true when the upstream answered, even with an error status; false on
+ * a connect failure or timeout). Until the first report it reads true, so a
+ * daemon that has not yet spoken to its upstream is not reported unhealthy.
+ */
+void abq_health_upstream(bool ok);
+bool abq_health_upstream_ok(void);
 
 /* What the scraper reads from the store at scrape time. */
 struct abq_metrics_gauges {

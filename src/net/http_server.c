@@ -47,6 +47,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "net/net.h"
 
@@ -478,6 +479,8 @@ conn_free(struct http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconns--;
+	/* This server is the EAS listener's; the admin listener counts its own. */
+	abq_metrics_connections(false, -1);
 	event_free(c->timer);
 	bufferevent_free(c->bev);
 	free(c->hbuf);
@@ -720,6 +723,7 @@ conn_new(struct listener *l, int fd, const struct sockaddr *sa)
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	abq_metrics_connections(false, +1);
 	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
 	if (srv->conf.write_timeout_ms) {
 		struct timeval wt = {.tv_sec = srv->conf.write_timeout_ms / 1000,

@@ -68,7 +68,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 #define MAX_HEADER_BLOCK (64 * 1024)
@@ -115,7 +117,8 @@ struct upstream_req {
 	bool complete : 1;  /* the response ended */
 	bool keepalive : 1; /* and allows reuse */
 	bool cancelled : 1;
-	bool done : 1; /* on_done is running */
+	bool done : 1;      /* on_done is running */
+	struct timespec t0; /* sent, for abqd_upstream_request_duration_seconds */
 	char errbuf[160];
 };
 
@@ -228,6 +231,13 @@ req_end(struct upstream_req *req, enum upstream_result r)
 {
 	req->u->stats.results[r]++;
 	req->done = true;
+	if (r != UPSTREAM_OK) {
+		abq_metrics_upstream_error();
+		/* No answer at all: what /healthz reports as the upstream down. */
+		if (r == UPSTREAM_CONNECT_FAILED || r == UPSTREAM_TIMEOUT ||
+		    r == UPSTREAM_TLS_ERROR)
+			abq_health_upstream(false);
+	}
 	if (req->timer)
 		evtimer_del(req->timer);
 	if (req->cbs.on_done)
@@ -359,6 +369,14 @@ on_headers_complete(http_parser *p)
 	}
 	if (hb_append(req, "", 1) < 0)
 		return -1;
+	{
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		abq_metrics_upstream_latency((double)(now.tv_sec - req->t0.tv_sec) +
+		                             (double)(now.tv_nsec - req->t0.tv_nsec) / 1e9);
+		abq_health_upstream(true);
+	}
 	req->clen = -1;
 	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
 	    p->content_length <= INT64_MAX)
@@ -1083,6 +1101,7 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		fatalx("out of memory in libevent");
 	req_arm_timer(req);
 	u->stats.requests++;
+	clock_gettime(CLOCK_MONOTONIC, &req->t0);
 
 	if (u->idle != NULL) {
 		struct up_conn *c = u->idle;

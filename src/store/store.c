@@ -669,6 +669,132 @@ abq_store_template_iter(struct abq_store *s, abq_template_cb *cb, void *arg, con
 	return ops_of(s)->template_iter(s, cb, arg, errstr_r);
 }
 
+/* Look up an administrator by name. */
+int
+abq_store_admin_get(struct abq_store *s, const char *name, struct abq_admin *out,
+                    const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(name) || out == NULL)
+		FAIL_ARG(errstr_r, "admin_get: name is required");
+	return ops_of(s)->admin_get(s, name, out, errstr_r);
+}
+
+/* Insert or replace an administrator. */
+int
+abq_store_admin_put(struct abq_store *s, const struct abq_admin *a, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (a == NULL || !key_ok(a->name) || !key_ok(a->password_hash))
+		FAIL_ARG(errstr_r, "admin_put: name and password_hash are required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->admin_put(s, a, errstr_r);
+}
+
+/* Remove an administrator and their tokens; removing nothing is not an error. */
+int
+abq_store_admin_delete(struct abq_store *s, const char *name, size_t *count_r,
+                       const char **errstr_r)
+{
+	size_t dummy;
+
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(name))
+		FAIL_ARG(errstr_r, "admin_delete: name is required");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->admin_delete(s, name, count_r ? count_r : &dummy, errstr_r);
+}
+
+/* Iterate over every administrator by name. */
+int
+abq_store_admin_iter(struct abq_store *s, abq_admin_cb *cb, void *arg, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "admin_iter: no callback");
+	return ops_of(s)->admin_iter(s, cb, arg, errstr_r);
+}
+
+/* Add a token; its new id is written into t->id. */
+int
+abq_store_token_add(struct abq_store *s, struct abq_token *t, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (t == NULL || !key_ok(t->admin) || !key_ok(t->hash))
+		FAIL_ARG(errstr_r, "token_add: admin and hash are required");
+	if (t->label != NULL && *t->label == '\0')
+		FAIL_ARG(errstr_r, "token_add: empty label");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->token_add(s, t, errstr_r);
+}
+
+/* Look a token up by its hash. */
+int
+abq_store_token_find(struct abq_store *s, const char *hash, struct abq_token *out,
+                     const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(hash) || out == NULL)
+		FAIL_ARG(errstr_r, "token_find: hash is required");
+	return ops_of(s)->token_find(s, hash, out, errstr_r);
+}
+
+/* Record that token id was used at `at`. */
+int
+abq_store_token_touch(struct abq_store *s, int64_t id, int64_t at, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->token_touch(s, id, at, errstr_r);
+}
+
+/* Remove an administrator's tokens, those with one label or all. */
+int
+abq_store_token_delete(struct abq_store *s, const char *admin, const char *label, size_t *count_r,
+                       const char **errstr_r)
+{
+	size_t dummy;
+
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(admin))
+		FAIL_ARG(errstr_r, "token_delete: admin is required");
+	if (label != NULL && *label == '\0')
+		FAIL_ARG(errstr_r, "token_delete: empty label");
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->token_delete(s, admin, label, count_r ? count_r : &dummy, errstr_r);
+}
+
+/* Iterate over the tokens of one administrator, or of all (admin NULL). */
+int
+abq_store_token_iter(struct abq_store *s, const char *admin, abq_token_cb *cb, void *arg,
+                     const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "token_iter: no callback");
+	if (admin != NULL && *admin == '\0')
+		FAIL_ARG(errstr_r, "token_iter: empty admin");
+	return ops_of(s)->token_iter(s, admin, cb, arg, errstr_r);
+}
+
+/* Count the tokens of one administrator, or of all (admin NULL). */
+int
+abq_store_token_count(struct abq_store *s, const char *admin, size_t *count_r,
+                      const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (count_r == NULL)
+		FAIL_ARG(errstr_r, "token_count: no count_r");
+	if (admin != NULL && *admin == '\0')
+		FAIL_ARG(errstr_r, "token_count: empty admin");
+	return ops_of(s)->token_count(s, admin, count_r, errstr_r);
+}
+
 /* Read the sync state of one collection of a device. */
 int
 abq_store_syncstate_get(struct abq_store *s, const char *account, const char *device_id,
@@ -861,5 +987,28 @@ abq_template_clear(struct abq_template *t)
 	free(t->body_plain);
 	free(t->body_html);
 	free(t->set_by);
+	memset(t, 0, sizeof(*t));
+}
+
+void
+abq_admin_clear(struct abq_admin *a)
+{
+	if (a == NULL)
+		return;
+	free(a->name);
+	free(a->password_hash);
+	free(a->created_by);
+	memset(a, 0, sizeof(*a));
+}
+
+void
+abq_token_clear(struct abq_token *t)
+{
+	if (t == NULL)
+		return;
+	free(t->admin);
+	free(t->label);
+	free(t->hash);
+	free(t->created_by);
 	memset(t, 0, sizeof(*t));
 }

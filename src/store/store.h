@@ -36,7 +36,7 @@
 #include "lib/abq_types.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 3
+#define ABQ_STORE_SCHEMA_VERSION 4
 
 /* A device: the pair (account, DeviceId) and everything known about it. */
 struct abq_device {
@@ -172,6 +172,36 @@ struct abq_template {
 };
 void abq_template_clear(struct abq_template *t);
 
+/*
+ * An administrator of the console and the JSON API (schema version 4). The
+ * name is the key (compared exactly: src/core/admins.c admits lower case only);
+ * password_hash is a crypt(3) string, never the password.
+ */
+struct abq_admin {
+	char *name;
+	char *password_hash;
+	char *created_by;
+	int64_t created_at;
+	int64_t password_at; /* when the password was last set */
+	int64_t last_login;  /* 0: never */
+};
+void abq_admin_clear(struct abq_admin *a);
+
+/*
+ * A bearer token of an administrator (schema version 4). Only the SHA-256 of
+ * the token (lower-case hex) is stored, unique across every administrator.
+ */
+struct abq_token {
+	int64_t id; /* assigned by the store on add */
+	char *admin;
+	char *label; /* NULL: none */
+	char *hash;
+	char *created_by;
+	int64_t created_at;
+	int64_t last_used; /* 0: never */
+};
+void abq_token_clear(struct abq_token *t);
+
 /* Filters for iteration. NULL / ABQ_STATE_NONE / 0 fields do not filter. */
 struct abq_device_filter {
 	const char *account;
@@ -212,6 +242,8 @@ typedef int abq_history_cb(void *arg, const struct abq_history *h);
 typedef int abq_change_cb(void *arg, const struct abq_change *c);
 typedef int abq_notice_cb(void *arg, const struct abq_notice *n);
 typedef int abq_template_cb(void *arg, const struct abq_template *t);
+typedef int abq_admin_cb(void *arg, const struct abq_admin *a);
+typedef int abq_token_cb(void *arg, const struct abq_token *t);
 
 struct abq_store;
 
@@ -380,6 +412,39 @@ int abq_store_template_iter(struct abq_store *s, abq_template_cb *cb, void *arg,
                             const char **errstr_r);
 
 /*
+ * Administrators (schema version 4). admin_put inserts or replaces the whole
+ * record; admin_get returns 1, 0 (none) or -1; admin_delete removes the
+ * administrator and every token of theirs (*count_r, may be NULL, gets 0 or 1:
+ * removing nothing is not an error); admin_iter goes by name.
+ */
+int abq_store_admin_get(struct abq_store *s, const char *name, struct abq_admin *out,
+                        const char **errstr_r);
+int abq_store_admin_put(struct abq_store *s, const struct abq_admin *a, const char **errstr_r);
+int abq_store_admin_delete(struct abq_store *s, const char *name, size_t *count_r,
+                           const char **errstr_r);
+int abq_store_admin_iter(struct abq_store *s, abq_admin_cb *cb, void *arg, const char **errstr_r);
+
+/*
+ * Tokens (schema version 4). token_add inserts (t->id gets the new id); a hash
+ * already stored is an error. token_find looks a token up by its hash: 1, 0 or
+ * -1. token_touch sets last_used of token id (an unknown id is not an error:
+ * the token may have just been revoked). token_delete removes admin's tokens
+ * with that label, or all of them when label is NULL (*count_r, may be NULL,
+ * gets how many). token_iter goes by admin name, then id (admin NULL: every
+ * administrator's); token_count counts them the same way.
+ */
+int abq_store_token_add(struct abq_store *s, struct abq_token *t, const char **errstr_r);
+int abq_store_token_find(struct abq_store *s, const char *hash, struct abq_token *out,
+                         const char **errstr_r);
+int abq_store_token_touch(struct abq_store *s, int64_t id, int64_t at, const char **errstr_r);
+int abq_store_token_delete(struct abq_store *s, const char *admin, const char *label,
+                           size_t *count_r, const char **errstr_r);
+int abq_store_token_iter(struct abq_store *s, const char *admin, abq_token_cb *cb, void *arg,
+                         const char **errstr_r);
+int abq_store_token_count(struct abq_store *s, const char *admin, size_t *count_r,
+                          const char **errstr_r);
+
+/*
  * Sync state of the virtual mailbox (schema version 2): an opaque blob per
  * (account, device_id, collection), written by the command layer through the
  * daemon (src/mailbox/commands.h, struct eas_state_accessor). collection is a
@@ -480,6 +545,18 @@ struct abq_store_ops {
 	int (*template_delete)(struct abq_store *, enum abq_scope, const char *, const char *,
 	                       const char *, size_t *, const char **);
 	int (*template_iter)(struct abq_store *, abq_template_cb *, void *, const char **);
+
+	int (*admin_get)(struct abq_store *, const char *, struct abq_admin *, const char **);
+	int (*admin_put)(struct abq_store *, const struct abq_admin *, const char **);
+	int (*admin_delete)(struct abq_store *, const char *, size_t *, const char **);
+	int (*admin_iter)(struct abq_store *, abq_admin_cb *, void *, const char **);
+	int (*token_add)(struct abq_store *, struct abq_token *, const char **);
+	int (*token_find)(struct abq_store *, const char *, struct abq_token *, const char **);
+	int (*token_touch)(struct abq_store *, int64_t, int64_t, const char **);
+	int (*token_delete)(struct abq_store *, const char *, const char *, size_t *,
+	                    const char **);
+	int (*token_iter)(struct abq_store *, const char *, abq_token_cb *, void *, const char **);
+	int (*token_count)(struct abq_store *, const char *, size_t *, const char **);
 };
 
 /*

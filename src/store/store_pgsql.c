@@ -168,6 +168,23 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " set_by TEXT,"
     " set_at BIGINT NOT NULL DEFAULT 0,"
     " PRIMARY KEY (scope, domain, kind, locale_key));",
+    /* 3 -> 4: administrators and their tokens. */
+    "CREATE TABLE admins ("
+    " name TEXT COLLATE \"C\" PRIMARY KEY,"
+    " password_hash TEXT NOT NULL,"
+    " created_by TEXT,"
+    " created_at BIGINT NOT NULL DEFAULT 0,"
+    " password_at BIGINT NOT NULL DEFAULT 0,"
+    " last_login BIGINT NOT NULL DEFAULT 0);"
+    "CREATE TABLE tokens ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " admin TEXT COLLATE \"C\" NOT NULL,"
+    " label TEXT COLLATE \"C\","
+    " hash TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+    " created_by TEXT,"
+    " created_at BIGINT NOT NULL DEFAULT 0,"
+    " last_used BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX tokens_admin ON tokens (admin, id);",
 };
 
 #define STR(x)      #x
@@ -209,6 +226,16 @@ enum stmt_id {
 	ST_SYNCSTATE_DELETE_DEVICE,
 	ST_HISTORY_IDS,
 	ST_HISTORY_ADD_ID,
+	ST_ADMIN_GET,
+	ST_ADMIN_PUT,
+	ST_ADMIN_DELETE,
+	ST_TOKEN_ADD,
+	ST_TOKEN_FIND,
+	ST_TOKEN_TOUCH,
+	ST_TOKEN_DELETE_ADMIN,
+	ST_TOKEN_DELETE_LABEL,
+	ST_TOKEN_COUNT,
+	ST_TOKEN_COUNT_ALL,
 	ST_COUNT
 };
 
@@ -301,6 +328,22 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_HISTORY_ADD_ID] = "INSERT INTO history (id, at, who, what, subject, old_value, new_value, "
                           "reason, device_id, account) VALUES ($10, $1, $2, $3, $4, $5, $6, $7, "
                           "$8, $9)",
+    [ST_ADMIN_GET] = "SELECT " ADMIN_COLS " FROM admins WHERE name = $1",
+    [ST_ADMIN_PUT] = "INSERT INTO admins (" ADMIN_COLS ") VALUES ($1, $2, $3, $4, $5, $6) "
+                     "ON CONFLICT (name) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+                     "created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at, "
+                     "password_at = EXCLUDED.password_at, last_login = EXCLUDED.last_login",
+    /* No token outlives its owner: both go in the same statement. */
+    [ST_ADMIN_DELETE] = "WITH a AS (DELETE FROM admins WHERE name = $1 RETURNING 1), "
+                        "t AS (DELETE FROM tokens WHERE admin = $1) SELECT count(*) FROM a",
+    [ST_TOKEN_ADD] = "INSERT INTO tokens (admin, label, hash, created_by, created_at, last_used) "
+                     "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    [ST_TOKEN_FIND] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = $1",
+    [ST_TOKEN_TOUCH] = "UPDATE tokens SET last_used = $2 WHERE id = $1",
+    [ST_TOKEN_DELETE_ADMIN] = "DELETE FROM tokens WHERE admin = $1",
+    [ST_TOKEN_DELETE_LABEL] = "DELETE FROM tokens WHERE admin = $1 AND label = $2",
+    [ST_TOKEN_COUNT] = "SELECT count(*) FROM tokens WHERE admin = $1",
+    [ST_TOKEN_COUNT_ALL] = "SELECT count(*) FROM tokens",
 };
 
 /* The open store. */
@@ -873,6 +916,45 @@ read_template(struct pg_store *s, const PGresult *res, int r, void *rec, const c
 	return 0;
 }
 
+static int
+read_admin(struct pg_store *s, const PGresult *res, int r, void *rec, const char **errstr_r)
+{
+	struct abq_admin *a = rec;
+
+	a->name = col_str(res, r, 0);
+	a->password_hash = col_str(res, r, 1);
+	a->created_by = col_str(res, r, 2);
+	a->created_at = col_int(res, r, 3);
+	a->password_at = col_int(res, r, 4);
+	a->last_login = col_int(res, r, 5);
+	return 0;
+}
+
+static int
+read_token(struct pg_store *s, const PGresult *res, int r, void *rec, const char **errstr_r)
+{
+	struct abq_token *t = rec;
+
+	t->id = col_int(res, r, 0);
+	t->admin = col_str(res, r, 1);
+	t->label = col_str(res, r, 2);
+	t->hash = col_str(res, r, 3);
+	t->created_by = col_str(res, r, 4);
+	t->created_at = col_int(res, r, 5);
+	t->last_used = col_int(res, r, 6);
+	return 0;
+}
+
+static void
+clear_admin(void *p)
+{
+	abq_admin_clear(p);
+}
+static void
+clear_token(void *p)
+{
+	abq_token_clear(p);
+}
 static void
 clear_device(void *p)
 {
@@ -1785,6 +1867,128 @@ pgsql_template_delete(struct abq_store *store, enum abq_scope scope, const char 
 	return write_stmt(S(store), ST_TEMPLATE_DELETE, &p, count_r, "template_delete", errstr_r);
 }
 
+/* ---- administrators and tokens ---------------------------------------------- */
+
+static int
+pgsql_admin_get(struct abq_store *store, const char *name, struct abq_admin *out,
+                const char **errstr_r)
+{
+	struct params p = {0};
+
+	memset(out, 0, sizeof(*out));
+	p_text(&p, name);
+	return get_one(S(store), ST_ADMIN_GET, &p, "admin_get", read_admin, out, clear_admin,
+	               errstr_r);
+}
+
+static int
+pgsql_admin_put(struct abq_store *store, const struct abq_admin *a, const char **errstr_r)
+{
+	struct params p = {0};
+
+	p_text(&p, a->name);
+	p_text(&p, a->password_hash);
+	p_text(&p, a->created_by);
+	p_int(&p, a->created_at);
+	p_int(&p, a->password_at);
+	p_int(&p, a->last_login);
+	return write_stmt(S(store), ST_ADMIN_PUT, &p, NULL, "admin_put", errstr_r);
+}
+
+static int
+pgsql_admin_delete(struct abq_store *store, const char *name, size_t *count_r,
+                   const char **errstr_r)
+{
+	struct pg_store *s = S(store);
+	struct params p = {0};
+	PGresult *res;
+
+	*count_r = 0;
+	p_text(&p, name);
+	res = run_stmt(s, ST_ADMIN_DELETE, &p, 0, "admin_delete", errstr_r);
+	p_free(&p);
+	if (res == NULL)
+		return -1;
+	*count_r = (size_t)col_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pgsql_token_add(struct abq_store *store, struct abq_token *t, const char **errstr_r)
+{
+	struct params p = {0};
+	int64_t id;
+
+	p_text(&p, t->admin);
+	p_text(&p, t->label);
+	p_text(&p, t->hash);
+	p_text(&p, t->created_by);
+	p_int(&p, t->created_at);
+	p_int(&p, t->last_used);
+	if (write_returning(S(store), ST_TOKEN_ADD, &p, &id, "token_add", errstr_r) < 0)
+		return -1;
+	t->id = id;
+	return 0;
+}
+
+static int
+pgsql_token_find(struct abq_store *store, const char *hash, struct abq_token *out,
+                 const char **errstr_r)
+{
+	struct params p = {0};
+
+	memset(out, 0, sizeof(*out));
+	p_text(&p, hash);
+	return get_one(S(store), ST_TOKEN_FIND, &p, "token_find", read_token, out, clear_token,
+	               errstr_r);
+}
+
+static int
+pgsql_token_touch(struct abq_store *store, int64_t id, int64_t at, const char **errstr_r)
+{
+	struct params p = {0};
+
+	p_int(&p, id);
+	p_int(&p, at);
+	return write_stmt(S(store), ST_TOKEN_TOUCH, &p, NULL, "token_touch", errstr_r);
+}
+
+static int
+pgsql_token_delete(struct abq_store *store, const char *admin, const char *label, size_t *count_r,
+                   const char **errstr_r)
+{
+	struct params p = {0};
+
+	*count_r = 0;
+	p_text(&p, admin);
+	if (label)
+		p_text(&p, label);
+	return write_stmt(S(store), label ? ST_TOKEN_DELETE_LABEL : ST_TOKEN_DELETE_ADMIN, &p,
+	                  count_r, "token_delete", errstr_r);
+}
+
+static int
+pgsql_token_count(struct abq_store *store, const char *admin, size_t *count_r,
+                  const char **errstr_r)
+{
+	struct pg_store *s = S(store);
+	struct params p = {0};
+	PGresult *res;
+
+	*count_r = 0;
+	if (admin)
+		p_text(&p, admin);
+	res = run_stmt(s, admin ? ST_TOKEN_COUNT : ST_TOKEN_COUNT_ALL, &p, 0, "token_count",
+	               errstr_r);
+	p_free(&p);
+	if (res == NULL)
+		return -1;
+	*count_r = (size_t)col_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
 /* ---- sync state ------------------------------------------------------------ */
 
 /* Read one collection's sync state (binary result) into a NUL-terminated copy. */
@@ -2312,6 +2516,70 @@ pgsql_template_iter(struct abq_store *store, abq_template_cb *cb, void *arg, con
 	                &p, 0, (any_cb)cb, arg, errstr_r);
 }
 
+static void
+key_admin(struct params *p, const void *rec)
+{
+	p_set(p, 0, ((const struct abq_admin *)rec)->name);
+}
+
+static int
+call_admin(any_cb cb, void *arg, const void *rec)
+{
+	return ((abq_admin_cb *)cb)(arg, rec);
+}
+
+static const struct iter_kind admin_kind = {
+    "admin_iter", sizeof(struct abq_admin), read_admin, clear_admin, key_admin, call_admin};
+
+/* Every administrator by name. */
+static int
+pgsql_admin_iter(struct abq_store *store, abq_admin_cb *cb, void *arg, const char **errstr_r)
+{
+	struct params p = {0};
+
+	p_text(&p, "");
+	return run_iter(S(store), &admin_kind,
+	                "SELECT " ADMIN_COLS
+	                " FROM admins WHERE name > $1 ORDER BY name" BATCH_LIMIT,
+	                &p, 0, (any_cb)cb, arg, errstr_r);
+}
+
+static void
+key_token(struct params *p, const void *rec)
+{
+	const struct abq_token *t = rec;
+
+	p_set(p, 0, t->admin);
+	p_int_at(p, 1, t->id);
+}
+
+static int
+call_token(any_cb cb, void *arg, const void *rec)
+{
+	return ((abq_token_cb *)cb)(arg, rec);
+}
+
+static const struct iter_kind token_kind = {
+    "token_iter", sizeof(struct abq_token), read_token, clear_token, key_token, call_token};
+
+/* Tokens by administrator, then id; one administrator's or all. */
+static int
+pgsql_token_iter(struct abq_store *store, const char *admin, abq_token_cb *cb, void *arg,
+                 const char **errstr_r)
+{
+	struct params p = {0};
+	char sql[512] = "SELECT " TOKEN_COLS " FROM tokens WHERE (admin, id) > ($1, $2::bigint)";
+
+	p_text(&p, "");
+	p_int(&p, 0);
+	if (admin) {
+		p_text(&p, admin);
+		sql_add(sql, sizeof(sql), " AND admin = $%d", p.n);
+	}
+	sql_add(sql, sizeof(sql), " ORDER BY admin, id" BATCH_LIMIT);
+	return run_iter(S(store), &token_kind, sql, &p, 0, (any_cb)cb, arg, errstr_r);
+}
+
 const struct abq_store_ops abq_store_pgsql_ops = {
     .name = "pgsql",
     .scheme = "postgresql://",
@@ -2357,4 +2625,14 @@ const struct abq_store_ops abq_store_pgsql_ops = {
     .template_get = pgsql_template_get,
     .template_delete = pgsql_template_delete,
     .template_iter = pgsql_template_iter,
+    .admin_get = pgsql_admin_get,
+    .admin_put = pgsql_admin_put,
+    .admin_delete = pgsql_admin_delete,
+    .admin_iter = pgsql_admin_iter,
+    .token_add = pgsql_token_add,
+    .token_find = pgsql_token_find,
+    .token_touch = pgsql_token_touch,
+    .token_delete = pgsql_token_delete,
+    .token_iter = pgsql_token_iter,
+    .token_count = pgsql_token_count,
 };

@@ -136,6 +136,23 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " set_by TEXT,"
     " set_at INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (scope, domain, kind, locale));",
+    /* 3 -> 4: administrators and their tokens (src/core/admins.c). */
+    "CREATE TABLE admins ("
+    " name TEXT NOT NULL PRIMARY KEY,"
+    " password_hash TEXT NOT NULL," /* crypt(3), never the password */
+    " created_by TEXT,"
+    " created_at INTEGER NOT NULL DEFAULT 0,"
+    " password_at INTEGER NOT NULL DEFAULT 0,"
+    " last_login INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE tokens ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " admin TEXT NOT NULL,"
+    " label TEXT,"
+    " hash TEXT NOT NULL UNIQUE," /* SHA-256 of the token, never the token */
+    " created_by TEXT,"
+    " created_at INTEGER NOT NULL DEFAULT 0,"
+    " last_used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX tokens_admin ON tokens (admin, id);",
 };
 
 #define STR(x)      #x
@@ -177,6 +194,16 @@ enum stmt_id {
 	ST_SYNCSTATE_DELETE_DEVICE,
 	ST_SYNCSTATE_DELETE_DEVID,
 	ST_SYNCSTATE_DELETE_DEVID_ACCOUNT,
+	ST_ADMIN_GET,
+	ST_ADMIN_PUT,
+	ST_ADMIN_DELETE,
+	ST_TOKEN_ADD,
+	ST_TOKEN_FIND,
+	ST_TOKEN_TOUCH,
+	ST_TOKEN_DELETE_ADMIN,
+	ST_TOKEN_DELETE_LABEL,
+	ST_TOKEN_COUNT,
+	ST_TOKEN_COUNT_ALL,
 	ST_COUNT
 };
 
@@ -237,6 +264,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SYNCSTATE_DELETE_DEVID] = "DELETE FROM syncstate WHERE device_id = ?1",
     [ST_SYNCSTATE_DELETE_DEVID_ACCOUNT] = "DELETE FROM syncstate WHERE device_id = ?1 AND "
                                           "account = ?2",
+    [ST_ADMIN_GET] = "SELECT " ADMIN_COLS " FROM admins WHERE name = ?1",
+    [ST_ADMIN_PUT] = "INSERT OR REPLACE INTO admins (" ADMIN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                     "?6)",
+    [ST_ADMIN_DELETE] = "DELETE FROM admins WHERE name = ?1",
+    [ST_TOKEN_ADD] = "INSERT INTO tokens (admin, label, hash, created_by, created_at, last_used) "
+                     "VALUES (?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_TOKEN_FIND] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1",
+    [ST_TOKEN_TOUCH] = "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
+    [ST_TOKEN_DELETE_ADMIN] = "DELETE FROM tokens WHERE admin = ?1",
+    [ST_TOKEN_DELETE_LABEL] = "DELETE FROM tokens WHERE admin = ?1 AND label = ?2",
+    [ST_TOKEN_COUNT] = "SELECT count(*) FROM tokens WHERE admin = ?1",
+    [ST_TOKEN_COUNT_ALL] = "SELECT count(*) FROM tokens",
 };
 
 /* The open store. */
@@ -574,6 +613,35 @@ read_template(struct sqlite_store *s, sqlite3_stmt *st, void *rec, const char **
 	t->body_html = col_str(st, 8);
 	t->set_by = col_str(st, 9);
 	t->set_at = sqlite3_column_int64(st, 10);
+	return 0;
+}
+
+static int
+read_admin(struct sqlite_store *s, sqlite3_stmt *st, void *rec, const char **errstr_r)
+{
+	struct abq_admin *a = rec;
+
+	a->name = col_str(st, 0);
+	a->password_hash = col_str(st, 1);
+	a->created_by = col_str(st, 2);
+	a->created_at = sqlite3_column_int64(st, 3);
+	a->password_at = sqlite3_column_int64(st, 4);
+	a->last_login = sqlite3_column_int64(st, 5);
+	return 0;
+}
+
+static int
+read_token(struct sqlite_store *s, sqlite3_stmt *st, void *rec, const char **errstr_r)
+{
+	struct abq_token *t = rec;
+
+	t->id = sqlite3_column_int64(st, 0);
+	t->admin = col_str(st, 1);
+	t->label = col_str(st, 2);
+	t->hash = col_str(st, 3);
+	t->created_by = col_str(st, 4);
+	t->created_at = sqlite3_column_int64(st, 5);
+	t->last_used = sqlite3_column_int64(st, 6);
 	return 0;
 }
 
@@ -1004,6 +1072,16 @@ static void
 clear_template(void *p)
 {
 	abq_template_clear(p);
+}
+static void
+clear_admin(void *p)
+{
+	abq_admin_clear(p);
+}
+static void
+clear_token(void *p)
+{
+	abq_token_clear(p);
 }
 
 /* Look up (account, device_id); device_id matches case-insensitively (NOCASE). */
@@ -1957,6 +2035,212 @@ sqlite_template_iter(struct abq_store *store, abq_template_cb *cb, void *arg, co
 	return run_iter(s, &template_kind, st, 0, (any_cb)cb, arg, errstr_r);
 }
 
+/* ---- administrators and tokens (schema version 4) ----------------------- */
+
+static int
+sqlite_admin_get(struct abq_store *store, const char *name, struct abq_admin *out,
+                 const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_ADMIN_GET, "admin_get", errstr_r);
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return -1;
+	if (bt(st, 1, name)) {
+		db_fail(s, "admin_get", errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	return get_one(s, st, "admin_get", read_admin, out, clear_admin, errstr_r);
+}
+
+static int
+sqlite_admin_put(struct abq_store *store, const struct abq_admin *a, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_ADMIN_PUT, "admin_put", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	return write_bound(s, st,
+	                   bt(st, 1, a->name) || bt(st, 2, a->password_hash) ||
+	                       bt(st, 3, a->created_by) || bi(st, 4, a->created_at) ||
+	                       bi(st, 5, a->password_at) || bi(st, 6, a->last_login),
+	                   "admin_put", errstr_r);
+}
+
+/* Remove an administrator, then their tokens: no token outlives its owner. */
+static int
+sqlite_admin_delete(struct abq_store *store, const char *name, size_t *count_r,
+                    const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_ADMIN_DELETE, "admin_delete", errstr_r);
+
+	*count_r = 0;
+	if (st == NULL || write_bound(s, st, bt(st, 1, name), "admin_delete", errstr_r) < 0)
+		return -1;
+	*count_r = (size_t)sqlite3_changes(s->db);
+	st = stmt_get(s, ST_TOKEN_DELETE_ADMIN, "admin_delete", errstr_r);
+	if (st == NULL)
+		return -1;
+	return write_bound(s, st, bt(st, 1, name), "admin_delete (tokens)", errstr_r);
+}
+
+static int
+key_admin(sqlite3_stmt *st, const void *rec)
+{
+	return bt_named(st, ":k1", ((const struct abq_admin *)rec)->name);
+}
+
+static int
+call_admin(any_cb cb, void *arg, const void *rec)
+{
+	return ((abq_admin_cb *)cb)(arg, rec);
+}
+
+static const struct iter_kind admin_kind = {
+    "admin_iter", sizeof(struct abq_admin), read_admin, clear_admin, key_admin, call_admin};
+
+static int
+sqlite_admin_iter(struct abq_store *store, abq_admin_cb *cb, void *arg, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = iter_prepare(
+	    s, "SELECT " ADMIN_COLS " FROM admins WHERE name > :k1 ORDER BY name" BATCH_LIMIT,
+	    "admin_iter", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (bt_named(st, ":k1", ""))
+		return iter_bind_fail(s, st, "admin_iter", errstr_r);
+	return run_iter(s, &admin_kind, st, 0, (any_cb)cb, arg, errstr_r);
+}
+
+/* Add a token; a hash already stored fails on the UNIQUE constraint. */
+static int
+sqlite_token_add(struct abq_store *store, struct abq_token *t, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_TOKEN_ADD, "token_add", errstr_r);
+
+	if (st == NULL || write_bound(s, st,
+	                              bt(st, 2, t->admin) || bt(st, 3, t->label) ||
+	                                  bt(st, 4, t->hash) || bt(st, 5, t->created_by) ||
+	                                  bi(st, 6, t->created_at) || bi(st, 7, t->last_used),
+	                              "token_add", errstr_r) < 0)
+		return -1;
+	t->id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+static int
+sqlite_token_find(struct abq_store *store, const char *hash, struct abq_token *out,
+                  const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_TOKEN_FIND, "token_find", errstr_r);
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+		return -1;
+	if (bt(st, 1, hash)) {
+		db_fail(s, "token_find", errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	return get_one(s, st, "token_find", read_token, out, clear_token, errstr_r);
+}
+
+static int
+sqlite_token_touch(struct abq_store *store, int64_t id, int64_t at, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_TOKEN_TOUCH, "token_touch", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	return write_bound(s, st, bi(st, 1, id) || bi(st, 2, at), "token_touch", errstr_r);
+}
+
+static int
+sqlite_token_delete(struct abq_store *store, const char *admin, const char *label, size_t *count_r,
+                    const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, label ? ST_TOKEN_DELETE_LABEL : ST_TOKEN_DELETE_ADMIN,
+	                            "token_delete", errstr_r);
+
+	*count_r = 0;
+	if (st == NULL)
+		return -1;
+	if (write_bound(s, st, bt(st, 1, admin) || (label && bt(st, 2, label)), "token_delete",
+	                errstr_r) < 0)
+		return -1;
+	*count_r = (size_t)sqlite3_changes(s->db);
+	return 0;
+}
+
+static int
+key_token(sqlite3_stmt *st, const void *rec)
+{
+	const struct abq_token *t = rec;
+
+	return bt_named(st, ":k1", t->admin) || bi_named(st, ":k2", t->id);
+}
+
+static int
+call_token(any_cb cb, void *arg, const void *rec)
+{
+	return ((abq_token_cb *)cb)(arg, rec);
+}
+
+static const struct iter_kind token_kind = {
+    "token_iter", sizeof(struct abq_token), read_token, clear_token, key_token, call_token};
+
+static int
+sqlite_token_iter(struct abq_store *store, const char *admin, abq_token_cb *cb, void *arg,
+                  const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st;
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT " TOKEN_COLS " FROM tokens WHERE (admin, id) > (:k1, :k2)%s ORDER BY "
+	         "admin, id" BATCH_LIMIT,
+	         admin ? " AND admin = :admin" : "");
+	if ((st = iter_prepare(s, sql, "token_iter", errstr_r)) == NULL)
+		return -1;
+	if (bt_named(st, ":k1", "") || bi_named(st, ":k2", 0) || bt_named(st, ":admin", admin))
+		return iter_bind_fail(s, st, "token_iter", errstr_r);
+	return run_iter(s, &token_kind, st, 0, (any_cb)cb, arg, errstr_r);
+}
+
+static int
+sqlite_token_count(struct abq_store *store, const char *admin, size_t *count_r,
+                   const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st =
+	    stmt_get(s, admin ? ST_TOKEN_COUNT : ST_TOKEN_COUNT_ALL, "token_count", errstr_r);
+	int rc;
+
+	*count_r = 0;
+	if (st == NULL)
+		return -1;
+	rc = admin ? bt(st, 1, admin) : SQLITE_OK;
+	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		db_fail(s, "token_count", errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	*count_r = (size_t)sqlite3_column_int64(st, 0);
+	stmt_release(st);
+	return 0;
+}
+
 /* ---- sync state (schema version 2) ------------------------------------ */
 
 /* Read one collection's sync state into a malloc'd, NUL-terminated copy. */
@@ -2088,4 +2372,14 @@ const struct abq_store_ops abq_store_sqlite_ops = {
     .template_get = sqlite_template_get,
     .template_delete = sqlite_template_delete,
     .template_iter = sqlite_template_iter,
+    .admin_get = sqlite_admin_get,
+    .admin_put = sqlite_admin_put,
+    .admin_delete = sqlite_admin_delete,
+    .admin_iter = sqlite_admin_iter,
+    .token_add = sqlite_token_add,
+    .token_find = sqlite_token_find,
+    .token_touch = sqlite_token_touch,
+    .token_delete = sqlite_token_delete,
+    .token_iter = sqlite_token_iter,
+    .token_count = sqlite_token_count,
 };

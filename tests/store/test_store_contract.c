@@ -1698,6 +1698,189 @@ test_open_versions(void **state)
 	sqlite3_close(db);
 }
 
+static int
+cb_admin_list(void *arg, const struct abq_admin *a)
+{
+	list_add(arg, "%s:%lld", a->name, (long long)a->last_login);
+	return 0;
+}
+
+static int
+cb_token_list(void *arg, const struct abq_token *t)
+{
+	list_add(arg, "%s/%s", t->admin, ns(t->label));
+	return 0;
+}
+
+/* Administrators: round trip, replace, order, delete (with their tokens). */
+static void
+test_admins(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_admin a = {.name = "zoe@example.com",
+	                      .password_hash = "$y$j9T$salt$hash",
+	                      .created_by = "root",
+	                      .created_at = 100,
+	                      .password_at = 101,
+	                      .last_login = 0};
+	struct abq_admin b = {.name = "alice", .password_hash = "$y$other", .created_at = 1};
+	struct abq_token t = {.admin = "zoe@example.com", .label = "ci", .hash = "aa"};
+	struct abq_admin out;
+	struct list l = {0};
+	size_t n = 99;
+
+	assert_int_equal(abq_store_admin_get(f->s, "zoe@example.com", &out, &err), 0);
+	OK(abq_store_admin_put(f->s, &a, &err));
+	OK(abq_store_admin_put(f->s, &b, &err));
+	assert_int_equal(abq_store_admin_get(f->s, "zoe@example.com", &out, &err), 1);
+	assert_string_equal(out.name, "zoe@example.com");
+	assert_string_equal(out.password_hash, "$y$j9T$salt$hash");
+	assert_string_equal(out.created_by, "root");
+	assert_int_equal(out.created_at, 100);
+	assert_int_equal(out.password_at, 101);
+	assert_int_equal(out.last_login, 0);
+	abq_admin_clear(&out);
+	/* Names compare exactly (admins.c admits lower case only). */
+	assert_int_equal(abq_store_admin_get(f->s, "Zoe@example.com", &out, &err), 0);
+	/* A put replaces the whole record. */
+	a.password_hash = "$y$new";
+	a.last_login = 200;
+	OK(abq_store_admin_put(f->s, &a, &err));
+	assert_int_equal(abq_store_admin_get(f->s, "zoe@example.com", &out, &err), 1);
+	assert_string_equal(out.password_hash, "$y$new");
+	assert_int_equal(out.last_login, 200);
+	assert_null(b.created_by);
+	abq_admin_clear(&out);
+	OK(abq_store_admin_iter(f->s, cb_admin_list, &l, &err));
+	assert_string_equal(l.buf, "alice:0,zoe@example.com:200");
+	/* Delete takes the tokens along, and nothing of another administrator's. */
+	OK(abq_store_token_add(f->s, &t, &err));
+	t.admin = "alice";
+	t.hash = "bb";
+	OK(abq_store_token_add(f->s, &t, &err));
+	OK(abq_store_admin_delete(f->s, "zoe@example.com", &n, &err));
+	assert_int_equal(n, 1);
+	assert_int_equal(abq_store_admin_get(f->s, "zoe@example.com", &out, &err), 0);
+	OK(abq_store_token_count(f->s, "zoe@example.com", &n, &err));
+	assert_int_equal(n, 0);
+	OK(abq_store_token_count(f->s, NULL, &n, &err));
+	assert_int_equal(n, 1);
+	OK(abq_store_admin_delete(f->s, "zoe@example.com", &n, &err));
+	assert_int_equal(n, 0);
+	/* Inside a transaction, rolled back: nothing happened. */
+	OK(abq_store_begin(f->s, &err));
+	OK(abq_store_admin_delete(f->s, "alice", NULL, &err));
+	abq_store_rollback(f->s);
+	assert_int_equal(abq_store_admin_get(f->s, "alice", &out, &err), 1);
+	abq_admin_clear(&out);
+	/* Bad arguments. */
+	FAILS(abq_store_admin_get(f->s, "", &out, &err), "name is required");
+	b.password_hash = NULL;
+	FAILS(abq_store_admin_put(f->s, &b, &err), "password_hash are required");
+	FAILS(abq_store_admin_delete(f->s, NULL, NULL, &err), "name is required");
+	FAILS(abq_store_admin_iter(f->s, NULL, NULL, &err), "no callback");
+	/* The writes count for the fault injection. */
+	setenv("ABQ_STORE_FAULT", "1", 1);
+	FAILS(abq_store_admin_put(f->s, &a, &err), "injected fault");
+	setenv("ABQ_STORE_FAULT", "2", 1);
+	OK(abq_store_token_delete(f->s, "alice", NULL, NULL, &err));
+	FAILS(abq_store_token_touch(f->s, 1, 1, &err), "injected fault");
+	setenv("ABQ_STORE_FAULT", "1", 1);
+	FAILS(abq_store_admin_delete(f->s, "alice", NULL, &err), "injected fault");
+	unsetenv("ABQ_STORE_FAULT");
+	assert_int_equal(abq_store_admin_get(f->s, "alice", &out, &err), 1);
+	abq_admin_clear(&out);
+}
+
+/* Tokens: add, find by hash, unique hashes, touch, delete by label or all, order, count. */
+static void
+test_tokens(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_token t = {.admin = "bob",
+	                      .label = "ci",
+	                      .hash = "0123abcd",
+	                      .created_by = "root",
+	                      .created_at = 10};
+	struct abq_token out;
+	struct list l = {0};
+	int64_t first;
+	size_t n = 99;
+
+	assert_int_equal(abq_store_token_find(f->s, "0123abcd", &out, &err), 0);
+	OK(abq_store_token_add(f->s, &t, &err));
+	assert_true(t.id > 0);
+	first = t.id;
+	assert_int_equal(abq_store_token_find(f->s, "0123abcd", &out, &err), 1);
+	assert_int_equal(out.id, first);
+	assert_string_equal(out.admin, "bob");
+	assert_string_equal(out.label, "ci");
+	assert_string_equal(out.hash, "0123abcd");
+	assert_string_equal(out.created_by, "root");
+	assert_int_equal(out.created_at, 10);
+	assert_int_equal(out.last_used, 0);
+	abq_token_clear(&out);
+	/* A hash is unique across every administrator. */
+	t.admin = "carol";
+	FAILS(abq_store_token_add(f->s, &t, &err), "token_add");
+	/* More tokens: bob unlabelled, bob "ci" again, carol "ci". */
+	t.admin = "bob";
+	t.label = NULL;
+	t.hash = "02";
+	OK(abq_store_token_add(f->s, &t, &err));
+	assert_true(t.id > first);
+	t.label = "ci";
+	t.hash = "03";
+	OK(abq_store_token_add(f->s, &t, &err));
+	t.admin = "carol";
+	t.hash = "04";
+	OK(abq_store_token_add(f->s, &t, &err));
+	t.admin = "al";
+	t.label = "x";
+	t.hash = "05";
+	OK(abq_store_token_add(f->s, &t, &err));
+	OK(abq_store_token_iter(f->s, NULL, cb_token_list, &l, &err));
+	assert_string_equal(l.buf, "al/x,bob/ci,bob/-,bob/ci,carol/ci");
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_token_iter(f->s, "bob", cb_token_list, &l, &err));
+	assert_string_equal(l.buf, "bob/ci,bob/-,bob/ci");
+	OK(abq_store_token_count(f->s, "bob", &n, &err));
+	assert_int_equal(n, 3);
+	OK(abq_store_token_count(f->s, NULL, &n, &err));
+	assert_int_equal(n, 5);
+	/* Touch. */
+	OK(abq_store_token_touch(f->s, first, 777, &err));
+	OK(abq_store_token_touch(f->s, 999999, 777, &err)); /* gone: not an error */
+	assert_int_equal(abq_store_token_find(f->s, "0123abcd", &out, &err), 1);
+	assert_int_equal(out.last_used, 777);
+	abq_token_clear(&out);
+	/* Delete by label: bob's "ci" tokens only. */
+	OK(abq_store_token_delete(f->s, "bob", "ci", &n, &err));
+	assert_int_equal(n, 2);
+	assert_int_equal(abq_store_token_find(f->s, "0123abcd", &out, &err), 0);
+	OK(abq_store_token_delete(f->s, "bob", "ci", &n, &err));
+	assert_int_equal(n, 0);
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_token_iter(f->s, NULL, cb_token_list, &l, &err));
+	assert_string_equal(l.buf, "al/x,bob/-,carol/ci");
+	/* Delete all of one administrator's. */
+	OK(abq_store_token_delete(f->s, "carol", NULL, &n, &err));
+	assert_int_equal(n, 1);
+	OK(abq_store_token_count(f->s, NULL, &n, &err));
+	assert_int_equal(n, 2);
+	/* Bad arguments. */
+	t.hash = NULL;
+	FAILS(abq_store_token_add(f->s, &t, &err), "admin and hash are required");
+	t.hash = "06";
+	t.label = "";
+	FAILS(abq_store_token_add(f->s, &t, &err), "empty label");
+	FAILS(abq_store_token_find(f->s, "", &out, &err), "hash is required");
+	FAILS(abq_store_token_delete(f->s, NULL, NULL, NULL, &err), "admin is required");
+	FAILS(abq_store_token_delete(f->s, "bob", "", NULL, &err), "empty label");
+	FAILS(abq_store_token_count(f->s, "", &n, &err), "empty admin");
+	FAILS(abq_store_token_iter(f->s, NULL, NULL, NULL, &err), "no callback");
+}
+
 /* Sync state: round trip, overwrite, binary blobs, delete one and all. */
 static void
 test_syncstate(void **state)
@@ -1800,7 +1983,8 @@ test_migrate_v1_to_v2(void **state)
 	abq_store_close(&f->s);
 	/* Version 1 is the current schema without the syncstate and templates tables. */
 	db = raw_open(f->path);
-	raw_exec(db, "DROP TABLE syncstate; DROP TABLE templates; PRAGMA user_version = 1");
+	raw_exec(db, "DROP TABLE syncstate; DROP TABLE templates; DROP TABLE admins; "
+	             "DROP TABLE tokens; PRAGMA user_version = 1");
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'syncstate'"),
 	                 0);
 	sqlite3_close(db);
@@ -1837,7 +2021,8 @@ test_migrate_v2_to_v3(void **state)
 	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", "k", 1, 1, &err));
 	abq_store_close(&f->s);
 	db = raw_open(f->path);
-	raw_exec(db, "DROP TABLE templates; PRAGMA user_version = 2");
+	raw_exec(db, "DROP TABLE templates; DROP TABLE admins; DROP TABLE tokens; "
+	             "PRAGMA user_version = 2");
 	sqlite3_close(db);
 	MSG_HAS(open_fails(f->url, NULL, ABQ_STORE_READONLY), "upgrade");
 	fx_open(f, 0);
@@ -1851,9 +2036,68 @@ test_migrate_v2_to_v3(void **state)
 	assert_string_equal(out.subject, "Bloqué");
 	abq_template_clear(&out);
 	db = raw_open(f->path);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), ABQ_STORE_SCHEMA_VERSION);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM syncstate"), 1);
 	sqlite3_close(db);
+}
+
+/*
+ * A version 3 store (without the admins and tokens tables) opened by this
+ * binary becomes version 4 with its data intact, and takes administrators
+ * and tokens. On PostgreSQL the same, through abqd_meta.
+ */
+static void
+test_migrate_v3_to_v4(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_template t = {
+	    .scope = ABQ_SCOPE_GLOBAL, .kind = "user-blocked", .locale = "fr", .subject = "Bloqué"};
+	struct abq_admin a = {.name = "root", .password_hash = "$y$x", .created_at = 5};
+	struct abq_token k = {.admin = "root", .hash = "00ff"};
+	struct abq_admin out = {0};
+	struct abq_device d = {0};
+	size_t n = 0;
+
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_BLOCKED, ABQ_REASON_MODE, 7);
+	OK(abq_store_template_put(f->s, &t, &err));
+	abq_store_close(&f->s);
+	if (f->sqlite) {
+		sqlite3 *db = raw_open(f->path);
+
+		raw_exec(db, "DROP TABLE admins; DROP TABLE tokens; PRAGMA user_version = 3");
+		sqlite3_close(db);
+		MSG_HAS(open_fails(f->url, NULL, ABQ_STORE_READONLY), "upgrade");
+	} else {
+		assert_int_equal(
+		    pg_sql(f->base_url,
+		           "SET search_path = %s; DROP TABLE admins; DROP TABLE tokens; "
+		           "UPDATE abqd_meta SET value = '3' WHERE key = 'schema_version'",
+		           f->schema),
+		    0);
+	}
+	fx_open(f, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
+	assert_int_equal(d.state, ABQ_STATE_BLOCKED);
+	abq_device_clear(&d);
+	OK(abq_store_template_iter(f->s, COUNTER(struct abq_template), &n, &err));
+	assert_int_equal(n, 1);
+	OK(abq_store_admin_put(f->s, &a, &err));
+	OK(abq_store_token_add(f->s, &k, &err));
+	assert_int_equal(abq_store_admin_get(f->s, "root", &out, &err), 1);
+	assert_int_equal(out.created_at, 5);
+	abq_admin_clear(&out);
+	if (f->sqlite) {
+		sqlite3 *db = raw_open(f->path);
+
+		assert_int_equal(raw_int(db, "PRAGMA user_version"), 4);
+		sqlite3_close(db);
+	} else {
+		/* Reopening finds version 4: nothing to migrate, the rows are there. */
+		abq_store_close(&f->s);
+		fx_open(f, ABQ_STORE_READONLY);
+		OK(abq_store_token_count(f->s, "root", &n, &err));
+		assert_int_equal(n, 1);
+	}
 }
 
 /* Files that are not databases, and empty databases. */
@@ -2222,6 +2466,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_syncstate_device_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outbox_due_mark, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_templates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_admins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate_v3_to_v4, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),

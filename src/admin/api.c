@@ -1,0 +1,1158 @@
+/*
+ * api.c: the endpoints of docs/api.md under /api/v1/ (all but login, logout,
+ * session and events, which server.c answers).
+ *
+ * Each change goes through the registry operation abqctl uses, with the same
+ * context (default domain, the administrator's name, now, dry run and the
+ * notice settings), and answers the changes object abqctl --json prints, from
+ * the shared serializers of core/json.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "admin/admin_int.h"
+#include "core/json.h"
+#include "lib/attrs.h"
+#include "lib/util.h"
+#include "store/store.h"
+
+#define PAGE_DEFAULT  100
+#define PAGE_MAX      1000
+#define HISTORY_LIMIT 200
+#define ORDER_MIN     (-1000000000LL)
+#define ORDER_MAX     1000000000LL
+#define LOCALE_MAX    35
+
+/* The registry context of a request: abqctl's, with the administrator's name. */
+static struct abq_ctx
+ctx_of(struct admin_req *r, bool dry_run)
+{
+	struct abq_ctx c = {
+	    .store = admin_store(r->a),
+	    .default_domain = admin_config(r->a)->eas_default_domain,
+	    .who = r->who,
+	    .now = abq_now(),
+	    .dry_run = dry_run,
+	    .notices = admin_notices(r->a),
+	};
+	return c;
+}
+
+static void
+store_failed(struct admin_req *r, const char *err)
+{
+	admin_reply_error(r, 503, "unavailable", "store: %s", err != NULL ? err : "failed");
+}
+
+/* dryRun from the body ("dryRun": true) or the query (?dryRun=true); -1 after a 400. */
+static int
+dry_run_of(struct admin_req *r, json_t *body, bool *dry_r)
+{
+	json_t *v = body != NULL ? json_object_get(body, "dryRun") : NULL;
+	const char *q = admin_query(r, "dryRun");
+
+	*dry_r = false;
+	if (v != NULL && !json_is_boolean(v)) {
+		admin_reply_error(r, 400, "bad_request", "dryRun must be true or false");
+		return -1;
+	}
+	if (v != NULL)
+		*dry_r = json_is_true(v);
+	if (q != NULL) {
+		if (strcmp(q, "true") == 0 || strcmp(q, "1") == 0)
+			*dry_r = true;
+		else if (strcmp(q, "false") != 0 && strcmp(q, "0") != 0) {
+			admin_reply_error(r, 400, "bad_request", "dryRun must be true or false");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A string member: 0 and *v_r (borrowed; NULL when absent or null and
+ * optional), or -1 after a 400 naming the member.
+ */
+static int
+body_string(struct admin_req *r, json_t *body, const char *name, bool required, const char **v_r)
+{
+	json_t *v = json_object_get(body, name);
+
+	*v_r = NULL;
+	if (v == NULL || json_is_null(v)) {
+		if (!required)
+			return 0;
+		admin_reply_error(r, 400, "bad_request", "\"%s\" is missing", name);
+		return -1;
+	}
+	if (!json_is_string(v)) {
+		admin_reply_error(r, 400, "bad_request", "\"%s\" must be a string", name);
+		return -1;
+	}
+	*v_r = json_string_value(v);
+	return 0;
+}
+
+/* An account from the path or the body, normalised; NULL after a 400. */
+static char *
+account_of(struct admin_req *r, const char *word)
+{
+	char *a = account_normalize(word);
+	if (a == NULL)
+		admin_reply_error(r, 400, "bad_request", "'%s' is not a valid account", word);
+	return a;
+}
+
+static bool
+device_id_ok(struct admin_req *r, const char *id)
+{
+	if (device_id_valid(id))
+		return true;
+	admin_reply_error(r, 400, "bad_request",
+	                  "'%s' is not a valid DeviceId (1-64 printable characters, no '/' or "
+	                  "spaces)",
+	                  id);
+	return false;
+}
+
+/* A domain as abqctl takes it, lower-cased; NULL after a 400. */
+static char *
+domain_of(struct admin_req *r, const char *word)
+{
+	if (word[0] == '\0' || strpbrk(word, "/@ \t") != NULL) {
+		admin_reply_error(r, 400, "bad_request", "'%s' is not a valid domain", word);
+		return NULL;
+	}
+	for (const unsigned char *p = (const unsigned char *)word; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			admin_reply_error(r, 400, "bad_request", "'%s' is not a valid domain",
+			                  word);
+			return NULL;
+		}
+	return str_lower(xstrdup(word));
+}
+
+/* Answer a registry operation: its changes object, or its refusal. */
+static void
+reply_outcome(struct admin_req *r, int rc, char *errmsg, struct abq_outcome *o, bool dry_run)
+{
+	if (rc != 0)
+		admin_reply_registry(r, rc, errmsg);
+	else {
+		free(errmsg);
+		admin_reply_json(r, 200, outcome_json(o, dry_run));
+	}
+	abq_outcome_clear(o);
+}
+
+/* ------------------------------------------------------------- devices */
+
+enum dev_sort { SORT_ACCOUNT, SORT_FIRST_SEEN, SORT_LAST_SEEN };
+
+struct dev_query {
+	const char *type, *model, *os, *q;
+	enum dev_sort sort;
+	size_t offset, limit;
+	size_t total;
+	struct abq_device *keep; /* copies: the page (by account) or every match */
+	size_t nkeep, capkeep;
+};
+
+static bool
+has(const char *field, const char *want)
+{
+	return field != NULL && strcasestr(field, want) != NULL;
+}
+
+static int
+dev_cb(void *arg, const struct abq_device *d)
+{
+	struct dev_query *x = arg;
+
+	if ((x->type && !has(d->device_type, x->type)) || (x->model && !has(d->model, x->model)) ||
+	    (x->os && !has(d->os, x->os)))
+		return 0;
+	if (x->q && !has(d->account, x->q) && !has(d->device_id, x->q) &&
+	    !has(d->device_type, x->q) && !has(d->model, x->q) && !has(d->os, x->q) &&
+	    !has(d->user_agent, x->q) && !has(d->friendly_name, x->q))
+		return 0;
+	size_t i = x->total++;
+	/* In the store's order only the page is kept; other orders sort every match. */
+	if (x->sort == SORT_ACCOUNT && (i < x->offset || i >= x->offset + x->limit))
+		return 0;
+	if (x->nkeep == x->capkeep) {
+		x->capkeep = x->capkeep ? 2 * x->capkeep : 64;
+		x->keep = xrealloc(x->keep, x->capkeep * sizeof(*x->keep));
+	}
+	memset(&x->keep[x->nkeep], 0, sizeof(x->keep[0]));
+	abq_device_copy(&x->keep[x->nkeep++], d);
+	return 0;
+}
+
+static int
+by_first_seen_desc(const void *a, const void *b)
+{
+	const struct abq_device *x = a, *y = b;
+	if (x->first_seen != y->first_seen)
+		return x->first_seen < y->first_seen ? 1 : -1;
+	return strcmp(x->account, y->account);
+}
+
+static int
+by_last_seen_desc(const void *a, const void *b)
+{
+	const struct abq_device *x = a, *y = b;
+	if (x->last_seen != y->last_seen)
+		return x->last_seen < y->last_seen ? 1 : -1;
+	return strcmp(x->account, y->account);
+}
+
+/* A time parameter (ISO 8601 or seconds); -1 after a 400. */
+static int
+time_param(struct admin_req *r, const char *name, int64_t *t_r)
+{
+	const char *v = admin_query(r, name), *why;
+
+	*t_r = 0;
+	if (v == NULL)
+		return 0;
+	if (parse_time(v, t_r, &why) < 0) {
+		admin_reply_error(r, 400, "bad_request", "%s '%s': %s", name, v, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+count_param(struct admin_req *r, const char *name, long long min, long long max, size_t dflt,
+            size_t *n_r)
+{
+	const char *v = admin_query(r, name), *why;
+	long long n;
+
+	*n_r = dflt;
+	if (v == NULL)
+		return 0;
+	if (parse_int(v, min, max, &n, &why) < 0) {
+		admin_reply_error(r, 400, "bad_request", "%s '%s': %s (%lld to %lld)", name, v, why,
+		                  min, max);
+		return -1;
+	}
+	*n_r = (size_t)n;
+	return 0;
+}
+
+static void
+list_devices(struct admin_req *r)
+{
+	struct abq_device_filter f = {.default_domain = admin_config(r->a)->eas_default_domain};
+	struct dev_query x = {.sort = SORT_ACCOUNT};
+	const char *state = admin_query(r, "state"), *sort = admin_query(r, "sort");
+	const char *acc = admin_query(r, "account"), *dom = admin_query(r, "domain");
+	char *account = NULL, *domain = NULL;
+	const char *err = NULL;
+
+	x.type = admin_query(r, "type");
+	x.model = admin_query(r, "model");
+	x.os = admin_query(r, "os");
+	x.q = admin_query(r, "q");
+	if (state != NULL && abq_state_parse(state, true, &f.state) < 0) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "state '%s': use Allowed, Blocked, Quarantined or Discovery",
+		                  state);
+		goto out;
+	}
+	if (sort != NULL) {
+		if (strcmp(sort, "account") == 0)
+			x.sort = SORT_ACCOUNT;
+		else if (strcmp(sort, "-firstSeen") == 0)
+			x.sort = SORT_FIRST_SEEN;
+		else if (strcmp(sort, "-lastSeen") == 0)
+			x.sort = SORT_LAST_SEEN;
+		else {
+			admin_reply_error(r, 400, "bad_request",
+			                  "sort '%s': use account, -firstSeen or -lastSeen", sort);
+			goto out;
+		}
+	}
+	if ((acc != NULL && (account = account_of(r, acc)) == NULL) ||
+	    (dom != NULL && (domain = domain_of(r, dom)) == NULL) ||
+	    time_param(r, "seen_since", &f.seen_since) < 0 ||
+	    time_param(r, "seen_before", &f.seen_before) < 0 ||
+	    count_param(r, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &x.limit) < 0 ||
+	    count_param(r, "offset", 0, 1000000000, 0, &x.offset) < 0)
+		goto out;
+	f.account = account;
+	f.domain = domain;
+	if (abq_store_device_iter(admin_store(r->a), &f, dev_cb, &x, &err) != 0) {
+		store_failed(r, err);
+		goto out;
+	}
+	size_t from = 0, to = x.nkeep;
+	if (x.sort != SORT_ACCOUNT) {
+		qsort(x.keep, x.nkeep, sizeof(*x.keep),
+		      x.sort == SORT_FIRST_SEEN ? by_first_seen_desc : by_last_seen_desc);
+		from = x.offset < x.nkeep ? x.offset : x.nkeep;
+		to = from + x.limit < x.nkeep ? from + x.limit : x.nkeep;
+	}
+	json_t *o = json_object(), *arr = json_array();
+	for (size_t i = from; i < to; i++)
+		json_array_append_new(arr, device_json(&x.keep[i]));
+	json_object_set_new(o, "devices", arr);
+	json_object_set_new(o, "total", json_integer((json_int_t)x.total));
+	json_object_set_new(o, "offset", json_integer((json_int_t)x.offset));
+	json_object_set_new(o, "limit", json_integer((json_int_t)x.limit));
+	admin_reply_json(r, 200, o);
+out:
+	for (size_t i = 0; i < x.nkeep; i++)
+		abq_device_clear(&x.keep[i]);
+	free(x.keep);
+	free(account);
+	free(domain);
+}
+
+static int
+history_cb(void *arg, const struct abq_history *h)
+{
+	json_array_append_new(arg, history_json(h));
+	return 0;
+}
+
+/* The device (account, device_id): 1 found, 0 after a 404, -1 after a 503. */
+static int
+device_lookup(struct admin_req *r, const char *account, const char *device_id, struct abq_device *d)
+{
+	const char *err = NULL;
+	int rc = abq_store_device_get(admin_store(r->a), account, device_id, d, &err);
+	if (rc < 0)
+		store_failed(r, err);
+	else if (rc == 0)
+		admin_reply_error(r, 404, "not_found", "no device %s for %s", device_id, account);
+	return rc;
+}
+
+static void
+device_get(struct admin_req *r, const char *account, const char *device_id)
+{
+	struct abq_device d = {0};
+	struct abq_history_filter hf = {.limit = HISTORY_LIMIT};
+	const char *err = NULL;
+	json_t *entries = json_array(), *hist = json_array();
+
+	if (device_lookup(r, account, device_id, &d) != 1)
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		struct abq_entry e = {0};
+		int rc = abq_store_entry_get(admin_store(r->a), d.device_id,
+		                             i == 0 ? account : NULL, &e, &err);
+		if (rc < 0) {
+			store_failed(r, err);
+			goto out;
+		}
+		if (rc == 1) {
+			json_array_append_new(entries, entry_json(&e));
+			abq_entry_clear(&e);
+		}
+	}
+	hf.device_id = d.device_id;
+	hf.account = account;
+	if (abq_store_history_iter(admin_store(r->a), &hf, history_cb, hist, &err) != 0) {
+		store_failed(r, err);
+		goto out;
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "device", device_json(&d));
+	json_object_set_new(o, "entries", entries);
+	json_object_set_new(o, "history", hist);
+	entries = hist = NULL;
+	admin_reply_json(r, 200, o);
+out:
+	json_decref(entries);
+	json_decref(hist);
+	abq_device_clear(&d);
+}
+
+/* POST .../allow|block|quarantine */
+static void
+device_decide(struct admin_req *r, const char *account, const char *device_id, enum abq_state state)
+{
+	struct abq_device d = {0};
+	struct abq_outcome o = {0};
+	json_t *body = admin_body(r, true), *all;
+	char *errmsg = NULL;
+	bool dry;
+
+	if (body == NULL || dry_run_of(r, body, &dry) < 0)
+		goto out;
+	all = json_object_get(body, "allAccounts");
+	if (all != NULL && !json_is_boolean(all)) {
+		admin_reply_error(r, 400, "bad_request", "allAccounts must be true or false");
+		goto out;
+	}
+	if (device_lookup(r, account, device_id, &d) != 1)
+		goto out;
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_set_entry(&c, d.device_id, json_is_true(all) ? NULL : account, state,
+	                                &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
+out:
+	abq_device_clear(&d);
+	json_decref(body);
+}
+
+static void
+device_delete(struct admin_req *r, const char *account, const char *device_id)
+{
+	struct abq_device d = {0};
+	struct abq_outcome o = {0};
+	char *errmsg = NULL;
+	bool dry;
+
+	if (dry_run_of(r, NULL, &dry) < 0 || device_lookup(r, account, device_id, &d) != 1)
+		goto out;
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_delete(&c, d.device_id, account, &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
+out:
+	abq_device_clear(&d);
+}
+
+static void
+explain(struct admin_req *r, const char *account, const char *device_id)
+{
+	struct abq_explanation x;
+	char *errmsg = NULL;
+	struct abq_ctx c = ctx_of(r, false);
+	struct abq_policy *p = abq_registry_policy(admin_store(r->a), c.default_domain, &errmsg);
+
+	if (p == NULL) {
+		admin_reply_registry(r, -1, errmsg);
+		return;
+	}
+	int rc = abq_registry_explain(&c, account, device_id, p, &x, &errmsg);
+	if (rc != 0) {
+		admin_reply_registry(r, rc, errmsg);
+	} else {
+		free(errmsg);
+		admin_reply_json(r, 200, explain_json(&x));
+		abq_explanation_clear(&x);
+	}
+	abq_policy_free(&p);
+}
+
+/* /devices, /devices/{account}/{deviceId}[/action] */
+static void
+devices(struct admin_req *r)
+{
+	char *account = NULL;
+
+	if (r->nseg == 3) {
+		if (r->method == EVHTTP_REQ_GET)
+			list_devices(r);
+		else
+			admin_reply_method(r, "GET");
+		return;
+	}
+	if (r->nseg < 5 || r->nseg > 6) {
+		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
+		return;
+	}
+	const char *device_id = r->seg[4];
+	if ((account = account_of(r, r->seg[3])) == NULL || !device_id_ok(r, device_id))
+		goto out;
+	if (r->nseg == 5) {
+		if (r->method == EVHTTP_REQ_GET)
+			device_get(r, account, device_id);
+		else if (r->method == EVHTTP_REQ_DELETE)
+			device_delete(r, account, device_id);
+		else
+			admin_reply_method(r, "GET, DELETE");
+		goto out;
+	}
+	const char *act = r->seg[5];
+	if (strcmp(act, "explain") == 0) {
+		if (r->method == EVHTTP_REQ_GET)
+			explain(r, account, device_id);
+		else
+			admin_reply_method(r, "GET");
+		goto out;
+	}
+	enum abq_state st;
+	if (strcmp(act, "allow") == 0)
+		st = ABQ_STATE_ALLOWED;
+	else if (strcmp(act, "block") == 0)
+		st = ABQ_STATE_BLOCKED;
+	else if (strcmp(act, "quarantine") == 0)
+		st = ABQ_STATE_QUARANTINED;
+	else {
+		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
+		goto out;
+	}
+	if (r->method == EVHTTP_REQ_POST)
+		device_decide(r, account, device_id, st);
+	else
+		admin_reply_method(r, "POST");
+out:
+	free(account);
+}
+
+/* GET /explain?account=A&deviceId=D */
+static void
+explain_any(struct admin_req *r)
+{
+	const char *acc = admin_query(r, "account"), *dev = admin_query(r, "deviceId");
+	char *account;
+
+	if (r->method != EVHTTP_REQ_GET) {
+		admin_reply_method(r, "GET");
+		return;
+	}
+	if (acc == NULL || dev == NULL) {
+		admin_reply_error(r, 400, "bad_request", "give account and deviceId");
+		return;
+	}
+	if ((account = account_of(r, acc)) == NULL)
+		return;
+	if (device_id_ok(r, dev))
+		explain(r, account, dev);
+	free(account);
+}
+
+/* ------------------------------------------------------------- entries */
+
+static int
+entry_cb(void *arg, const struct abq_entry *e)
+{
+	json_array_append_new(arg, entry_json(e));
+	return 0;
+}
+
+static void
+entries(struct admin_req *r)
+{
+	struct abq_outcome o = {0};
+	char *account = NULL, *errmsg = NULL;
+	json_t *body = NULL;
+	const char *err = NULL;
+	bool dry;
+
+	if (r->nseg != 3) {
+		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
+		return;
+	}
+	if (r->method == EVHTTP_REQ_GET) {
+		enum abq_state st = ABQ_STATE_NONE;
+		const char *sw = admin_query(r, "state");
+		if (sw != NULL && abq_state_parse(sw, false, &st) < 0) {
+			admin_reply_error(r, 400, "bad_request",
+			                  "state '%s': use Allowed, Blocked or Quarantined", sw);
+			return;
+		}
+		json_t *arr = json_array();
+		if (abq_store_entry_iter(admin_store(r->a), st, entry_cb, arr, &err) != 0) {
+			json_decref(arr);
+			store_failed(r, err);
+			return;
+		}
+		json_t *ob = json_object();
+		json_object_set_new(ob, "entries", arr);
+		admin_reply_json(r, 200, ob);
+		return;
+	}
+	if (r->method == EVHTTP_REQ_POST) {
+		const char *dev, *acc, *sw;
+		enum abq_state st;
+		if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
+		    body_string(r, body, "deviceId", true, &dev) < 0 ||
+		    body_string(r, body, "account", false, &acc) < 0 ||
+		    body_string(r, body, "state", true, &sw) < 0 || !device_id_ok(r, dev) ||
+		    (acc != NULL && (account = account_of(r, acc)) == NULL))
+			goto out;
+		if (abq_state_parse(sw, false, &st) < 0) {
+			admin_reply_error(r, 400, "bad_request",
+			                  "state '%s': use Allowed, Blocked or Quarantined", sw);
+			goto out;
+		}
+		struct abq_ctx c = ctx_of(r, dry);
+		int rc = abq_registry_set_entry(&c, dev, account, st, &o, &errmsg);
+		reply_outcome(r, rc, errmsg, &o, dry);
+		goto out;
+	}
+	if (r->method == EVHTTP_REQ_DELETE) {
+		const char *dev = admin_query(r, "deviceId"), *acc = admin_query(r, "account");
+		if (dry_run_of(r, NULL, &dry) < 0)
+			goto out;
+		if (dev == NULL) {
+			admin_reply_error(r, 400, "bad_request", "give deviceId (and account)");
+			goto out;
+		}
+		if (!device_id_ok(r, dev) ||
+		    (acc != NULL && (account = account_of(r, acc)) == NULL))
+			goto out;
+		struct abq_ctx c = ctx_of(r, dry);
+		int rc = abq_registry_delete(&c, dev, account, &o, &errmsg);
+		if (rc == 1) {
+			/* Nothing matched: the entry the path names is not there. */
+			admin_reply_error(r, 404, "not_found", "%s", errmsg);
+			free(errmsg);
+			abq_outcome_clear(&o);
+			goto out;
+		}
+		reply_outcome(r, rc, errmsg, &o, dry);
+		goto out;
+	}
+	admin_reply_method(r, "GET, POST, DELETE");
+out:
+	json_decref(body);
+	free(account);
+}
+
+/* --------------------------------------------------------------- rules */
+
+static int
+rule_cb(void *arg, const struct abq_rule *rule)
+{
+	json_array_append_new(arg, rule_json(rule));
+	return 0;
+}
+
+/* A rule from the body; 0, or -1 after a 400 naming the problem. *domain_r is freed by the caller.
+ */
+static int
+rule_of(struct admin_req *r, json_t *body, struct abq_rule *rule, char **domain_r)
+{
+	const char *ch, *m, *pat, *lvl, *dom;
+	json_t *ord = json_object_get(body, "order");
+	char *msg = NULL;
+
+	memset(rule, 0, sizeof(*rule));
+	*domain_r = NULL;
+	rule->charac = ABQ_CHAR_DEVICEID;
+	rule->match = ABQ_MATCH_REGEX;
+	if (body_string(r, body, "characteristic", false, &ch) < 0 ||
+	    body_string(r, body, "match", false, &m) < 0 ||
+	    body_string(r, body, "pattern", true, &pat) < 0 ||
+	    body_string(r, body, "level", true, &lvl) < 0 ||
+	    body_string(r, body, "domain", false, &dom) < 0)
+		return -1;
+	if (ch != NULL && abq_charac_parse(ch, &rule->charac) < 0) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "characteristic '%s': use DeviceId, DeviceType, DeviceModel, "
+		                  "DeviceOS or UserAgent",
+		                  ch);
+		return -1;
+	}
+	if (m != NULL && abq_match_parse(m, &rule->match) < 0) {
+		admin_reply_error(r, 400, "bad_request", "match '%s': use exact, glob or regex", m);
+		return -1;
+	}
+	if (abq_state_parse(lvl, false, &rule->level) < 0) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "level '%s': use Allowed, Blocked or Quarantined", lvl);
+		return -1;
+	}
+	if (!json_is_integer(ord) || json_integer_value(ord) < ORDER_MIN ||
+	    json_integer_value(ord) > ORDER_MAX) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "\"order\" must be a whole number from %lld "
+		                  "to %lld",
+		                  ORDER_MIN, ORDER_MAX);
+		return -1;
+	}
+	rule->order = json_integer_value(ord);
+	if (pat[0] == '\0') {
+		admin_reply_error(r, 400, "bad_request", "\"pattern\" is empty");
+		return -1;
+	}
+	rule->pattern = (char *)pat;
+	if (dom != NULL && (*domain_r = domain_of(r, dom)) == NULL)
+		return -1;
+	rule->domain = *domain_r;
+	if (abq_rule_check(rule, &msg) < 0) {
+		admin_reply_error(r, 400, "bad_request", "%s", msg != NULL ? msg : "bad rule");
+		free(msg);
+		return -1;
+	}
+	free(msg);
+	return 0;
+}
+
+/* The rule id of the path; 0 after a 400/404/503. */
+static int64_t
+rule_id_of(struct admin_req *r)
+{
+	const char *why, *err = NULL;
+	long long id;
+	struct abq_rule rule = {0};
+
+	if (parse_int(r->seg[3], 1, INT64_MAX, &id, &why) < 0) {
+		admin_reply_error(r, 404, "not_found", "no rule %s", r->seg[3]);
+		return 0;
+	}
+	int rc = abq_store_rule_get(admin_store(r->a), id, &rule, &err);
+	if (rc < 0) {
+		store_failed(r, err);
+		return 0;
+	}
+	if (rc == 0) {
+		admin_reply_error(r, 404, "not_found", "no rule %lld", id);
+		return 0;
+	}
+	abq_rule_clear(&rule);
+	return id;
+}
+
+static void
+rules_reorder(struct admin_req *r)
+{
+	json_t *body = admin_body(r, false), *ids;
+	struct abq_outcome o = {0};
+	const char *dom;
+	char *domain = NULL, *errmsg = NULL;
+	int64_t *v = NULL;
+	bool dry;
+
+	if (body == NULL || dry_run_of(r, body, &dry) < 0 ||
+	    body_string(r, body, "domain", false, &dom) < 0 ||
+	    (dom != NULL && (domain = domain_of(r, dom)) == NULL))
+		goto out;
+	ids = json_object_get(body, "ids");
+	if (!json_is_array(ids)) {
+		admin_reply_error(r, 400, "bad_request", "\"ids\" must be an array of rule ids");
+		goto out;
+	}
+	size_t n = json_array_size(ids);
+	v = xcalloc(n + 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(ids, i);
+		if (!json_is_integer(e)) {
+			admin_reply_error(r, 400, "bad_request",
+			                  "\"ids\" must be an array of rule ids");
+			goto out;
+		}
+		v[i] = json_integer_value(e);
+	}
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_rule_reorder(&c, domain, v, n, &o, &errmsg);
+	if (rc == 1) {
+		admin_reply_error(r, 400, "bad_request", "%s", errmsg);
+		free(errmsg);
+		abq_outcome_clear(&o);
+		goto out;
+	}
+	reply_outcome(r, rc, errmsg, &o, dry);
+out:
+	free(v);
+	free(domain);
+	json_decref(body);
+}
+
+static void
+rules(struct admin_req *r)
+{
+	struct abq_outcome o = {0};
+	struct abq_rule rule;
+	char *domain = NULL, *errmsg = NULL;
+	json_t *body = NULL;
+	const char *err = NULL;
+	bool dry;
+	int rc;
+
+	if (r->nseg == 3 && r->method == EVHTTP_REQ_GET) {
+		const char *dw = admin_query(r, "domain");
+		if (dw != NULL && (domain = domain_of(r, dw)) == NULL)
+			return;
+		json_t *arr = json_array();
+		if (abq_store_rule_iter(admin_store(r->a), domain, domain == NULL, rule_cb, arr,
+		                        &err) != 0) {
+			json_decref(arr);
+			store_failed(r, err);
+		} else {
+			json_t *ob = json_object();
+			json_object_set_new(ob, "rules", arr);
+			admin_reply_json(r, 200, ob);
+		}
+		free(domain);
+		return;
+	}
+	if (r->nseg == 3 && r->method == EVHTTP_REQ_POST) {
+		if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
+		    rule_of(r, body, &rule, &domain) < 0)
+			goto out;
+		struct abq_ctx c = ctx_of(r, dry);
+		rc = abq_registry_rule_set(&c, &rule, &o, &errmsg);
+		reply_outcome(r, rc, errmsg, &o, dry);
+		goto out;
+	}
+	if (r->nseg == 3) {
+		admin_reply_method(r, "GET, POST");
+		return;
+	}
+	if (r->nseg == 4 && strcmp(r->seg[3], "reorder") == 0) {
+		if (r->method == EVHTTP_REQ_POST)
+			rules_reorder(r);
+		else
+			admin_reply_method(r, "POST");
+		return;
+	}
+	if (r->nseg != 4) {
+		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
+		return;
+	}
+	if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_DELETE) {
+		admin_reply_method(r, "PUT, DELETE");
+		return;
+	}
+	int64_t id = rule_id_of(r);
+	if (id == 0)
+		return;
+	if (r->method == EVHTTP_REQ_PUT) {
+		if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
+		    rule_of(r, body, &rule, &domain) < 0)
+			goto out;
+		struct abq_ctx c = ctx_of(r, dry);
+		rc = abq_registry_rule_update(&c, id, &rule, &o, &errmsg);
+		reply_outcome(r, rc, errmsg, &o, dry);
+	} else {
+		if (dry_run_of(r, NULL, &dry) < 0)
+			goto out;
+		struct abq_ctx c = ctx_of(r, dry);
+		rc = abq_registry_rule_delete(&c, id, NULL, NULL, &o, &errmsg);
+		reply_outcome(r, rc, errmsg, &o, dry);
+	}
+out:
+	json_decref(body);
+	free(domain);
+}
+
+/* ---------------------------------------------------------- attributes */
+
+static int
+attr_cb(void *arg, const struct abq_attr *at)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "scope", json_string(abq_scope_name(at->scope)));
+	json_object_set_new(o, "target", jstr(at->target));
+	json_object_set_new(o, "name", jstr(at->name));
+	json_object_set_new(o, "value", jstr(at->value));
+	json_object_set_new(o, "setBy", jstr(at->set_by));
+	json_object_set_new(o, "setAt", jtime(at->set_at));
+	json_array_append_new(arg, o);
+	return 0;
+}
+
+static json_t *
+known_attrs(void)
+{
+	static const char *const modes[] = {"Permissive", "Interactive", "Strict", "Disabled"};
+	json_t *arr = json_array();
+
+	for (const struct abq_attr_def *d = abq_attr_defs(); d->name != NULL; d++) {
+		json_t *o = json_object(), *scopes = json_array(), *values = json_null();
+		for (int s = ABQ_SCOPE_GLOBAL; s <= ABQ_SCOPE_ACCOUNT; s++)
+			if (d->scopes & (1u << s))
+				json_array_append_new(
+				    scopes, json_string(abq_scope_name((enum abq_scope)s)));
+		if (d->type == ABQ_ATTR_MODE) {
+			values = json_array();
+			for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+				json_array_append_new(values, json_string(modes[i]));
+		} else if (d->type == ABQ_ATTR_BOOL) {
+			values = json_array();
+			json_array_append_new(values, json_string("TRUE"));
+			json_array_append_new(values, json_string("FALSE"));
+		}
+		json_object_set_new(o, "name", json_string(d->name));
+		json_object_set_new(o, "default", jstr(d->default_value));
+		json_object_set_new(o, "values", values);
+		json_object_set_new(o, "scopes", scopes);
+		json_object_set_new(o, "help", jstr(d->help));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+static void
+attributes(struct admin_req *r)
+{
+	const char *err = NULL;
+	enum abq_scope scope;
+	char *target = NULL, *errmsg = NULL, *canon = NULL;
+	const char *name, *value = NULL;
+	json_t *body = NULL;
+	struct abq_outcome o = {0};
+	bool dry;
+
+	if (r->nseg == 3) {
+		if (r->method != EVHTTP_REQ_GET) {
+			admin_reply_method(r, "GET");
+			return;
+		}
+		json_t *arr = json_array();
+		if (abq_store_attr_iter(admin_store(r->a), attr_cb, arr, &err) != 0) {
+			json_decref(arr);
+			store_failed(r, err);
+			return;
+		}
+		json_t *ob = json_object();
+		json_object_set_new(ob, "attributes", arr);
+		json_object_set_new(ob, "known", known_attrs());
+		admin_reply_json(r, 200, ob);
+		return;
+	}
+	if (abq_scope_parse(r->seg[3], &scope) < 0 ||
+	    r->nseg != (scope == ABQ_SCOPE_GLOBAL ? 5u : 6u)) {
+		admin_reply_error(
+		    r, 404, "not_found",
+		    "nothing at %s (attributes/global/NAME, attributes/domain/D/NAME, "
+		    "attributes/account/A/NAME)",
+		    r->path);
+		return;
+	}
+	if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_DELETE) {
+		admin_reply_method(r, "PUT, DELETE");
+		return;
+	}
+	if (scope == ABQ_SCOPE_DOMAIN && (target = domain_of(r, r->seg[4])) == NULL)
+		return;
+	if (scope == ABQ_SCOPE_ACCOUNT && (target = account_of(r, r->seg[4])) == NULL)
+		return;
+	name = r->seg[r->nseg - 1];
+	const struct abq_attr_def *def = abq_attr_find(name);
+	if (def == NULL) {
+		admin_reply_error(r, 404, "not_found", "no attribute %s", name);
+		goto out;
+	}
+	if ((def->scopes & (1u << scope)) == 0) {
+		admin_reply_error(r, 400, "bad_request", "%s cannot be set at %s scope", def->name,
+		                  abq_scope_name(scope));
+		goto out;
+	}
+	if (r->method == EVHTTP_REQ_PUT) {
+		if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
+		    body_string(r, body, "value", true, &value) < 0)
+			goto out;
+		if (abq_attr_validate(def, value, &canon, &errmsg) < 0) {
+			admin_reply_error(r, 400, "bad_request", "%s: %s", def->name, errmsg);
+			goto out;
+		}
+	} else if (dry_run_of(r, NULL, &dry) < 0) {
+		goto out;
+	}
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_attr_set(&c, scope, target, def->name, value, &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
+	errmsg = NULL;
+out:
+	json_decref(body);
+	free(target);
+	free(canon);
+	free(errmsg);
+}
+
+/* ------------------------------------------------------------- templates */
+
+static int
+template_cb(void *arg, const struct abq_template *t)
+{
+	json_array_append_new(arg, template_json(t));
+	return 0;
+}
+
+/* Replace *dst by member name of body when present (a string sets, null clears). */
+static int
+take_text(struct admin_req *r, json_t *body, const char *name, char **dst, bool *any)
+{
+	json_t *v = json_object_get(body, name);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) && !json_is_null(v)) {
+		admin_reply_error(r, 400, "bad_request", "\"%s\" must be a string or null", name);
+		return -1;
+	}
+	free(*dst);
+	*dst = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+	*any = true;
+	return 0;
+}
+
+static void
+templates(struct admin_req *r)
+{
+	struct abq_store *s = admin_store(r->a);
+	struct abq_template t = {0};
+	const char *err = NULL, *kind, *locale, *dw = admin_query(r, "domain");
+	char *domain = NULL;
+	json_t *body = NULL;
+	enum abq_scope scope = ABQ_SCOPE_GLOBAL;
+	bool any = false;
+
+	if (r->nseg == 3) {
+		if (r->method != EVHTTP_REQ_GET) {
+			admin_reply_method(r, "GET");
+			return;
+		}
+		json_t *arr = json_array();
+		if (abq_store_template_iter(s, template_cb, arr, &err) != 0) {
+			json_decref(arr);
+			store_failed(r, err);
+			return;
+		}
+		json_t *ob = json_object();
+		json_object_set_new(ob, "templates", arr);
+		admin_reply_json(r, 200, ob);
+		return;
+	}
+	if (r->nseg != 5) {
+		admin_reply_error(r, 404, "not_found", "nothing at %s (templates/KIND/LOCALE)",
+		                  r->path);
+		return;
+	}
+	if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_DELETE) {
+		admin_reply_method(r, "PUT, DELETE");
+		return;
+	}
+	if ((kind = abq_template_kind_parse(r->seg[3])) == NULL) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "kind '%s': use quarantined, blocked, allowed, admin-digest or "
+		                  "admin-immediate",
+		                  r->seg[3]);
+		return;
+	}
+	locale = r->seg[4];
+	size_t n = strlen(locale);
+	if (n == 0 || n > LOCALE_MAX ||
+	    strspn(locale, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+	        n) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "locale '%s': a language tag such as en, de or de-DE", locale);
+		return;
+	}
+	if (dw != NULL) {
+		if ((domain = domain_of(r, dw)) == NULL)
+			return;
+		scope = ABQ_SCOPE_DOMAIN;
+	}
+	if (r->method == EVHTTP_REQ_DELETE) {
+		size_t count = 0;
+		if (abq_store_template_delete(s, scope, domain, kind, locale, &count, &err) < 0)
+			store_failed(r, err);
+		else if (count == 0)
+			admin_reply_error(r, 404, "not_found", "no %s%s %s template for locale %s",
+			                  domain ? "domain " : "global", domain ? domain : "",
+			                  abq_template_kind_word(kind), locale);
+		else {
+			json_t *ob = json_object();
+			json_object_set_new(ob, "deleted", json_integer((json_int_t)count));
+			admin_reply_json(r, 200, ob);
+		}
+		goto out;
+	}
+	if ((body = admin_body(r, false)) == NULL)
+		goto out;
+	int found = abq_store_template_get(s, scope, domain, kind, locale, &t, &err);
+	if (found < 0) {
+		store_failed(r, err);
+		goto out;
+	}
+	if (found == 0) {
+		t.scope = scope;
+		t.domain = xstrdup_null(domain);
+		t.kind = xstrdup(kind);
+		t.locale = xstrdup(locale);
+	}
+	if (take_text(r, body, "from", &t.from, &any) < 0 ||
+	    take_text(r, body, "replyTo", &t.reply_to, &any) < 0 ||
+	    take_text(r, body, "subject", &t.subject, &any) < 0 ||
+	    take_text(r, body, "bodyPlain", &t.body_plain, &any) < 0 ||
+	    take_text(r, body, "bodyHtml", &t.body_html, &any) < 0)
+		goto out;
+	if (!any) {
+		admin_reply_error(
+		    r, 400, "bad_request",
+		    "nothing to set: give from, replyTo, subject, bodyPlain or bodyHtml");
+		goto out;
+	}
+	free(t.set_by);
+	t.set_by = xstrdup(r->who);
+	t.set_at = abq_now();
+	if (abq_store_template_put(s, &t, &err) < 0) {
+		store_failed(r, err);
+		goto out;
+	}
+	json_t *ob = json_object();
+	json_object_set_new(ob, "set", json_true());
+	json_object_set_new(ob, "template", template_json(&t));
+	admin_reply_json(r, 200, ob);
+out:
+	abq_template_clear(&t);
+	json_decref(body);
+	free(domain);
+}
+
+/* ---------------------------------------------------------------- outbox */
+
+static int
+notice_cb(void *arg, const struct abq_notice *n)
+{
+	json_array_append_new(arg, notice_json(n));
+	return 0;
+}
+
+static void
+outbox(struct admin_req *r)
+{
+	const char *st = admin_query(r, "state"), *err = NULL;
+
+	if (r->nseg != 3) {
+		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
+		return;
+	}
+	if (r->method != EVHTTP_REQ_GET) {
+		admin_reply_method(r, "GET");
+		return;
+	}
+	if (st != NULL && strcmp(st, "queued") != 0 && strcmp(st, "sent") != 0 &&
+	    strcmp(st, "failed") != 0) {
+		admin_reply_error(r, 400, "bad_request", "state '%s': use queued, sent or failed",
+		                  st);
+		return;
+	}
+	json_t *arr = json_array();
+	if (abq_store_notice_iter(admin_store(r->a), st, notice_cb, arr, &err) != 0) {
+		json_decref(arr);
+		store_failed(r, err);
+		return;
+	}
+	json_t *ob = json_object();
+	json_object_set_new(ob, "notices", arr);
+	admin_reply_json(r, 200, ob);
+}
+
+/* -------------------------------------------------------------- routing */
+
+void
+api_dispatch(struct admin_req *r)
+{
+	const char *what = r->nseg >= 3 ? r->seg[2] : "";
+
+	if (strcmp(what, "devices") == 0)
+		devices(r);
+	else if (strcmp(what, "explain") == 0 && r->nseg == 3)
+		explain_any(r);
+	else if (strcmp(what, "entries") == 0)
+		entries(r);
+	else if (strcmp(what, "rules") == 0)
+		rules(r);
+	else if (strcmp(what, "attributes") == 0)
+		attributes(r);
+	else if (strcmp(what, "templates") == 0)
+		templates(r);
+	else if (strcmp(what, "outbox") == 0)
+		outbox(r);
+	else
+		admin_reply_error(r, 404, "not_found", "no endpoint %s", r->path);
+}

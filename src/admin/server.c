@@ -1,0 +1,1246 @@
+/*
+ * server.c: the admin listener (admin.h): libevent's evhttp on a thread of
+ * its own, plain or TLS; sessions, bearer tokens, CSRF and the failed-login
+ * limits; /healthz, /metrics, the console's files and the change events. The
+ * API's endpoints are in api.c.
+ *
+ * Everything here runs on the admin thread but admin_new/admin_start/
+ * admin_free, which the main thread calls before the thread starts or after
+ * it has been told to stop (through a pipe, so that libevent needs no locks).
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <sys/queue.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "admin/admin_int.h"
+#include "core/admins.h"
+#include "core/json.h"
+#include "core/notify.h"
+#include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/util.h"
+#include "net/tls.h"
+#include "store/store.h"
+#include "web/web.h"
+
+/* Limits (docs/api.md). */
+#define MAX_BODY         (1024 * 1024)
+#define MAX_HEADERS      (32 * 1024)
+#define IO_TIMEOUT_S     30 /* reading a request, writing an answer; the events keep alive at 15 s */
+#define MAX_CONNS        256
+#define MAX_STREAMS      32
+#define MAX_SESSIONS     1024
+#define SESSION_IDLE_S   (8 * 3600)
+#define SESSION_MAX_S    (12 * 3600)
+#define LOGIN_WINDOW_S   (15 * 60)
+#define LOGIN_MAX_FAILS  10
+#define LIMIT_KEYS_MAX   8192
+#define EVENTS_KEEPALIVE 15 /* ticks of one second */
+#define SESSION_COOKIE   "abqd_session"
+#define ID_BYTES         32
+
+/* An administrator's session (in memory only: a restart logs everyone out). */
+struct session {
+	unsigned char id[ID_BYTES];
+	char csrf[2 * ID_BYTES + 1];
+	char *name;
+	int64_t created;
+	int64_t last_used;
+	struct session *next;
+};
+
+/* Failed logins of one key (an address, a name, or an address and a name). */
+struct limit {
+	char *key;
+	int64_t fails[LOGIN_MAX_FAILS]; /* a ring of the last failures' times */
+	unsigned next;
+	struct limit *link;
+};
+
+/* An event stream (GET /api/v1/events). */
+struct stream {
+	struct evhttp_request *req;
+};
+
+/* A client connection, tracked from its first request to its close. */
+struct conn {
+	struct admin *a;
+	struct evhttp_connection *evcon;
+	struct stream *stream; /* when the connection carries the event stream */
+	struct conn *next;
+};
+
+struct admin {
+	const struct abq_config *cfg;
+	struct event_base *base;
+	struct evhttp *http[2]; /* plain, TLS */
+	struct tls_ctx *tls;
+	struct abq_store *store;
+	struct abq_notice_conf notice_buf;
+	const struct abq_notice_conf *notices;
+	char *notice_admins;
+	pthread_t thread;
+	bool running;
+	int stop_pipe[2];
+	struct event *stop_ev;
+	struct event *tick_ev;
+	struct conn *conns;
+	size_t nconns;
+	size_t nstreams;
+	int64_t last_seq;
+	unsigned ticks;
+	struct session *sessions;
+	size_t nsessions;
+	struct limit *limits;
+	size_t nlimits;
+};
+
+struct abq_store *
+admin_store(struct admin *a)
+{
+	return a->store;
+}
+
+const struct abq_config *
+admin_config(struct admin *a)
+{
+	return a->cfg;
+}
+
+const struct abq_notice_conf *
+admin_notices(struct admin *a)
+{
+	return a->notices;
+}
+
+/* ------------------------------------------------------------------ answers */
+
+/* Headers every answer carries: nothing is cached, framed or sniffed. */
+static void
+common_headers(struct evkeyvalq *h)
+{
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+}
+
+static const char *
+reason_phrase(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 429:
+		return "Too Many Requests";
+	default:
+		return status >= 500 ? "Service Unavailable" : "OK";
+	}
+}
+
+static void
+send_buffer(struct admin_req *r, int status, const char *type, const void *data, size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	struct evbuffer *b = evbuffer_new();
+
+	common_headers(h);
+	if (type != NULL)
+		evhttp_add_header(h, "Content-Type", type);
+	if (evhttp_find_header(h, "Cache-Control") == NULL)
+		evhttp_add_header(h, "Cache-Control", "no-store");
+	if (data != NULL && len > 0)
+		evbuffer_add(b, data, len);
+	r->status = status;
+	evhttp_send_reply(r->req, status, reason_phrase(status), b);
+	evbuffer_free(b);
+}
+
+void
+admin_reply_json(struct admin_req *r, int status, json_t *body)
+{
+	char *s = json_dumps(body, JSON_COMPACT);
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	json_decref(body);
+	if (s == NULL) {
+		s = xstrdup("{\"error\":{\"status\":503,\"code\":\"unavailable\",\"message\":"
+		            "\"cannot encode the answer\"}}");
+		n = strlen(s);
+		status = 503;
+	}
+	s = xrealloc(s, n + 2);
+	s[n++] = '\n';
+	send_buffer(r, status, "application/json; charset=utf-8", s, n);
+	free(s);
+}
+
+void
+admin_reply_error(struct admin_req *r, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg = NULL;
+	json_t *o = json_object(), *e = json_object();
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		fatalx("out of memory");
+	va_end(ap);
+	json_object_set_new(e, "status", json_integer(status));
+	json_object_set_new(e, "code", json_string(code));
+	json_object_set_new(e, "message", jstr(msg));
+	json_object_set_new(o, "error", e);
+	free(msg);
+	admin_reply_json(r, status, o);
+}
+
+void
+admin_reply_registry(struct admin_req *r, int rc, char *errmsg)
+{
+	if (rc > 0)
+		admin_reply_error(r, 409, "refused", "%s", errmsg != NULL ? errmsg : "refused");
+	else
+		admin_reply_error(r, 503, "unavailable", "%s",
+		                  errmsg != NULL ? errmsg : "the store failed");
+	free(errmsg);
+}
+
+void
+admin_reply_method(struct admin_req *r, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+	admin_reply_error(r, 405, "method_not_allowed", "%s %s: use %s", r->method_name, r->path,
+	                  allow);
+}
+
+json_t *
+admin_body(struct admin_req *r, bool empty_ok)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t jerr;
+	json_t *j;
+
+	if (len == 0) {
+		if (empty_ok)
+			return json_object();
+		admin_reply_error(r, 400, "bad_request", "the request has no JSON body");
+		return NULL;
+	}
+	j = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		admin_reply_error(r, 400, "bad_request", "the body is not JSON: %s (line %d)",
+		                  jerr.text, jerr.line);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		admin_reply_error(r, 400, "bad_request", "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+const char *
+admin_query(struct admin_req *r, const char *name)
+{
+	return evhttp_find_header(&r->query, name);
+}
+
+/* ----------------------------------------------------------------- sessions */
+
+static void
+session_free(struct session *s)
+{
+	free(s->name);
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
+
+static void
+hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+unhex(const char *s, unsigned char *out, size_t n)
+{
+	if (strlen(s) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = s[2 * i + k];
+			v <<= 4;
+			if (c >= '0' && c <= '9')
+				v |= c - '0';
+			else if (c >= 'a' && c <= 'f')
+				v |= c - 'a' + 10;
+			else
+				return -1;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+/* Drop expired sessions; with the table full, the least recently used too. */
+static void
+sessions_prune(struct admin *a, int64_t now, bool make_room)
+{
+	struct session **pp = &a->sessions, *lru = NULL;
+
+	while (*pp != NULL) {
+		struct session *s = *pp;
+		if (now - s->last_used > SESSION_IDLE_S || now - s->created > SESSION_MAX_S) {
+			*pp = s->next;
+			session_free(s);
+			a->nsessions--;
+			continue;
+		}
+		if (lru == NULL || s->last_used < lru->last_used)
+			lru = s;
+		pp = &s->next;
+	}
+	if (make_room && a->nsessions >= MAX_SESSIONS && lru != NULL) {
+		for (pp = &a->sessions; *pp != lru; pp = &(*pp)->next)
+			;
+		*pp = lru->next;
+		session_free(lru);
+		a->nsessions--;
+	}
+}
+
+static struct session *
+session_new(struct admin *a, const char *name, int64_t now)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	unsigned char csrf[ID_BYTES];
+
+	if (RAND_bytes(s->id, ID_BYTES) != 1 || RAND_bytes(csrf, ID_BYTES) != 1)
+		fatalx("no random bytes for a session id");
+	hex(csrf, ID_BYTES, s->csrf);
+	OPENSSL_cleanse(csrf, sizeof(csrf));
+	s->name = xstrdup(name);
+	s->created = s->last_used = now;
+	sessions_prune(a, now, true);
+	s->next = a->sessions;
+	a->sessions = s;
+	a->nsessions++;
+	return s;
+}
+
+/* The value of cookie name in a Cookie header, as a new string, or NULL. */
+static char *
+cookie_value(const char *header, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	for (const char *p = header; p != NULL && *p != '\0';) {
+		while (*p == ' ' || *p == '\t' || *p == ';')
+			p++;
+		const char *end = strchr(p, ';');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=')
+			return xstrndup(p + nlen + 1, len - nlen - 1);
+		p = end;
+	}
+	return NULL;
+}
+
+/* The live session named by the request's cookie, or NULL. */
+static struct session *
+session_of(struct admin *a, struct evhttp_request *req, int64_t now)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+	unsigned char id[ID_BYTES];
+	char *v = h != NULL ? cookie_value(h, SESSION_COOKIE) : NULL;
+	struct session *found = NULL;
+
+	if (v == NULL)
+		return NULL;
+	if (unhex(v, id, ID_BYTES) == 0) {
+		sessions_prune(a, now, false);
+		for (struct session *s = a->sessions; s != NULL; s = s->next)
+			if (CRYPTO_memcmp(s->id, id, ID_BYTES) == 0)
+				found = s;
+	}
+	OPENSSL_cleanse(id, sizeof(id));
+	OPENSSL_cleanse(v, strlen(v));
+	free(v);
+	if (found != NULL)
+		found->last_used = now;
+	return found;
+}
+
+static void
+session_drop(struct admin *a, struct session *gone)
+{
+	for (struct session **pp = &a->sessions; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == gone) {
+			*pp = gone->next;
+			session_free(gone);
+			a->nsessions--;
+			return;
+		}
+}
+
+/* ------------------------------------------------------- failed-login limits */
+
+static struct limit *
+limit_find(struct admin *a, const char *key, bool create, int64_t now)
+{
+	struct limit **pp = &a->limits;
+
+	for (struct limit *l = a->limits; l != NULL; l = l->link)
+		if (strcmp(l->key, key) == 0)
+			return l;
+	if (!create)
+		return NULL;
+	/* Forget keys whose every failure is out of the window; cap the table. */
+	while (*pp != NULL) {
+		struct limit *l = *pp;
+		int64_t newest = l->fails[(l->next + LOGIN_MAX_FAILS - 1) % LOGIN_MAX_FAILS];
+		if (now - newest > LOGIN_WINDOW_S || a->nlimits >= LIMIT_KEYS_MAX) {
+			*pp = l->link;
+			free(l->key);
+			free(l);
+			a->nlimits--;
+			continue;
+		}
+		pp = &l->link;
+	}
+	struct limit *l = xcalloc(1, sizeof(*l));
+	l->key = xstrdup(key);
+	l->link = a->limits;
+	a->limits = l;
+	a->nlimits++;
+	return l;
+}
+
+/* Seconds until key may try again (0: now), and how many failures it has in the window. */
+static int64_t
+limit_wait(struct admin *a, const char *key, int64_t now, unsigned *fails_r)
+{
+	struct limit *l = limit_find(a, key, false, now);
+	unsigned n = 0;
+	int64_t oldest = 0;
+
+	if (l != NULL)
+		for (unsigned i = 0; i < LOGIN_MAX_FAILS; i++)
+			if (l->fails[i] != 0 && now - l->fails[i] < LOGIN_WINDOW_S) {
+				if (n++ == 0 || l->fails[i] < oldest)
+					oldest = l->fails[i];
+			}
+	if (fails_r != NULL)
+		*fails_r = n;
+	if (n < LOGIN_MAX_FAILS)
+		return 0;
+	return oldest + LOGIN_WINDOW_S - now > 0 ? oldest + LOGIN_WINDOW_S - now : 1;
+}
+
+static void
+limit_fail(struct admin *a, const char *key, int64_t now)
+{
+	struct limit *l = limit_find(a, key, true, now);
+	l->fails[l->next] = now;
+	l->next = (l->next + 1) % LOGIN_MAX_FAILS;
+}
+
+/* ----------------------------------------------------------------- helpers */
+
+/* The client's address, for the log and the limits. */
+static const char *
+peer_of(struct evhttp_request *req)
+{
+	char *host = NULL;
+	ev_uint16_t port = 0;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &host, &port);
+	return host != NULL ? host : "?";
+}
+
+static bool
+is_tls(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	return bev != NULL && bufferevent_openssl_get_ssl(bev) != NULL;
+}
+
+/* ---------------------------------------------------------- connections */
+
+static void stream_end(struct admin *a, struct conn *c);
+
+static void
+on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct admin *a = arg;
+
+	for (struct conn **pp = &a->conns; *pp != NULL; pp = &(*pp)->next) {
+		struct conn *c = *pp;
+		if (c->evcon != evcon)
+			continue;
+		*pp = c->next;
+		if (c->stream != NULL)
+			stream_end(a, c);
+		free(c);
+		a->nconns--;
+		abq_metrics_connections(true, -1);
+		return;
+	}
+}
+
+/* The connection of req, tracked from now on; NULL when the cap is reached. */
+static struct conn *
+conn_of(struct admin *a, struct evhttp_request *req, bool *over_r)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct conn *c;
+
+	*over_r = false;
+	for (c = a->conns; c != NULL; c = c->next)
+		if (c->evcon == evcon)
+			return c;
+	c = xcalloc(1, sizeof(*c));
+	c->a = a;
+	c->evcon = evcon;
+	c->next = a->conns;
+	a->conns = c;
+	a->nconns++;
+	abq_metrics_connections(true, 1);
+	evhttp_connection_set_closecb(evcon, on_conn_close, a);
+	*over_r = a->nconns > MAX_CONNS;
+	return c;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void
+stream_send(struct evhttp_request *req, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, text, strlen(text));
+	evhttp_send_reply_chunk(req, b);
+	evbuffer_free(b);
+}
+
+/*
+ * The client went away (its connection is being freed) or the admin side
+ * stops. A request whose connection is already gone belongs to us now and is
+ * freed by evhttp_send_reply_end; one still on its connection is freed with
+ * the connection.
+ */
+static void
+stream_end(struct admin *a, struct conn *c)
+{
+	struct stream *s = c->stream;
+
+	c->stream = NULL;
+	if (evhttp_request_get_connection(s->req) == NULL)
+		evhttp_send_reply_end(s->req);
+	free(s);
+	a->nstreams--;
+}
+
+static void
+events_start(struct admin_req *r, struct conn *c)
+{
+	struct admin *a = r->a;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	char first[64];
+
+	if (a->nstreams >= MAX_STREAMS) {
+		evhttp_add_header(h, "Retry-After", "15");
+		admin_reply_error(r, 503, "unavailable", "too many event streams open (at most %d)",
+		                  MAX_STREAMS);
+		return;
+	}
+	if (c->stream != NULL) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "this connection carries a stream already");
+		return;
+	}
+	common_headers(h);
+	evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Accel-Buffering", "no");
+	r->status = 200;
+	evhttp_send_reply_start(r->req, 200, "OK");
+	c->stream = xcalloc(1, sizeof(*c->stream));
+	c->stream->req = r->req;
+	a->nstreams++;
+	/* The client learns where the log is now; reconnecting clients reload anyway. */
+	snprintf(first, sizeof(first), "retry: 3000\nevent: hello\ndata: {\"seq\": %lld}\n\n",
+	         (long long)a->last_seq);
+	stream_send(r->req, first);
+}
+
+/* Once a second: the change log's head, an event to every stream when it moved. */
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+	const char *err = NULL;
+	int64_t seq = 0;
+	char msg[64];
+
+	(void)fd;
+	(void)what;
+	a->ticks++;
+	if (a->nstreams == 0)
+		return;
+	if (abq_store_change_last(a->store, &seq, &err) < 0) {
+		log_warn("admin: reading the change log: %s", err != NULL ? err : "failed");
+		return;
+	}
+	if (seq != a->last_seq) {
+		a->last_seq = seq;
+		snprintf(msg, sizeof(msg), "event: change\ndata: {\"seq\": %lld}\n\n",
+		         (long long)seq);
+		for (struct conn *c = a->conns; c != NULL; c = c->next)
+			if (c->stream != NULL)
+				stream_send(c->stream->req, msg);
+	} else if (a->ticks % EVENTS_KEEPALIVE == 0) {
+		for (struct conn *c = a->conns; c != NULL; c = c->next)
+			if (c->stream != NULL)
+				stream_send(c->stream->req, ": keepalive\n\n");
+	}
+}
+
+/* --------------------------------------------------------- /healthz, /metrics */
+
+static void
+healthz(struct admin_req *r)
+{
+	const char *err = NULL;
+	int64_t seq;
+	bool ok = abq_store_change_last(r->a->store, &seq, &err) == 0 && abq_health_upstream_ok();
+
+	send_buffer(r, ok ? 200 : 503, "text/plain; charset=utf-8", ok ? "ok\n" : "unhealthy\n",
+	            ok ? 3 : 10);
+}
+
+struct outbox_count {
+	int64_t n;
+	int64_t oldest;
+};
+
+static int
+count_notice(void *arg, const struct abq_notice *n)
+{
+	struct outbox_count *c = arg;
+	if (c->n++ == 0 || n->created < c->oldest)
+		c->oldest = n->created;
+	return 0;
+}
+
+static void
+metrics(struct admin_req *r)
+{
+	struct abq_metrics_gauges g = {0};
+	struct outbox_count queued = {0}, failed = {0};
+	const char *err = NULL;
+	size_t len = 0;
+
+	if (abq_store_notice_iter(r->a->store, "queued", count_notice, &queued, &err) == 0 &&
+	    abq_store_notice_iter(r->a->store, "failed", count_notice, &failed, &err) == 0) {
+		int64_t now = abq_now();
+		g.have_outbox = true;
+		g.outbox_queued = queued.n;
+		g.outbox_failed = failed.n;
+		g.outbox_oldest_age =
+		    queued.n > 0 && now > queued.oldest ? (double)(now - queued.oldest) : 0.0;
+	}
+	char *text = abq_metrics_render(&g, &len);
+	send_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+	free(text);
+}
+
+/* ------------------------------------------------------------- page files */
+
+/* The console's files; false when path is none of them. */
+static bool
+page_file(struct admin_req *r)
+{
+	const struct abq_web_asset *w = abq_web_asset(r->path);
+	struct evkeyvalq *h;
+	const char *inm;
+
+	if (w == NULL)
+		return false;
+	if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD) {
+		admin_reply_method(r, "GET, HEAD");
+		return true;
+	}
+	h = evhttp_request_get_output_headers(r->req);
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	evhttp_add_header(h, "Content-Security-Policy",
+	                  "default-src 'self'; img-src 'self' data:; style-src 'self' "
+	                  "'unsafe-inline'; frame-ancestors 'none'; form-action 'self'");
+	if (w->etag != NULL)
+		evhttp_add_header(h, "ETag", w->etag);
+	inm = evhttp_find_header(evhttp_request_get_input_headers(r->req), "If-None-Match");
+	if (w->etag != NULL && inm != NULL && strcmp(inm, w->etag) == 0) {
+		send_buffer(r, 304, NULL, NULL, 0);
+		return true;
+	}
+	send_buffer(r, 200, w->content_type, w->data, w->len);
+	return true;
+}
+
+/* ---------------------------------------------------------------- login */
+
+/* A string member of body, or NULL. */
+static const char *
+body_str(json_t *body, const char *name)
+{
+	json_t *v = json_object_get(body, name);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void
+set_cookie(struct admin_req *r, const char *value, int max_age)
+{
+	char *c = xasprintf("%s=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d%s",
+	                    SESSION_COOKIE, value, max_age, is_tls(r->req) ? "; Secure" : "");
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Set-Cookie", c);
+	OPENSSL_cleanse(c, strlen(c));
+	free(c);
+}
+
+static void
+too_many(struct admin_req *r, int64_t wait)
+{
+	char ra[24];
+	snprintf(ra, sizeof(ra), "%lld", (long long)wait);
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", ra);
+	admin_reply_error(r, 429, "rate_limited",
+	                  "too many failed logins; try again in %lld seconds", (long long)wait);
+}
+
+/*
+ * POST /api/v1/login. Failures are limited per address, and per name: once a
+ * name has had too many, the addresses that failed for it are refused, while
+ * one that has not (the administrator elsewhere) may still log in.
+ */
+static void
+login(struct admin_req *r)
+{
+	struct admin *a = r->a;
+	const char *peer = peer_of(r->req);
+	int64_t now = abq_now(), wait;
+	json_t *body = admin_body(r, false);
+	char *errmsg = NULL, *akey = NULL, *nkey = NULL, *pkey = NULL, *name = NULL;
+	unsigned pair_fails = 0;
+	int rc;
+
+	if (body == NULL)
+		return;
+	const char *name_in = body_str(body, "name");
+	const char *password = body_str(body, "password");
+	if (name_in == NULL || password == NULL) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "give \"name\" and \"password\" as strings");
+		goto out;
+	}
+	name = str_lower(xstrndup(name_in, ABQ_ADMIN_NAME_MAX + 1));
+	akey = xasprintf("a\n%s", peer);
+	nkey = xasprintf("n\n%s", name);
+	pkey = xasprintf("p\n%s\n%s", peer, name);
+	if ((wait = limit_wait(a, akey, now, NULL)) > 0) {
+		abq_metrics_admin_login_failure();
+		too_many(r, wait);
+		goto out;
+	}
+	limit_wait(a, pkey, now, &pair_fails);
+	if ((wait = limit_wait(a, nkey, now, NULL)) > 0 && pair_fails > 0) {
+		abq_metrics_admin_login_failure();
+		too_many(r, wait);
+		goto out;
+	}
+	rc = abq_admin_verify(a->store, name, password, now, &errmsg);
+	if (rc < 0) {
+		admin_reply_registry(r, -1, errmsg);
+		errmsg = NULL;
+		goto out;
+	}
+	if (rc > 0) {
+		limit_fail(a, akey, now);
+		limit_fail(a, nkey, now);
+		limit_fail(a, pkey, now);
+		abq_metrics_admin_login_failure();
+		log_warn("admin: %s: failed login as %s", peer, name);
+		admin_reply_error(r, 401, "unauthenticated", "wrong name or password");
+		goto out;
+	}
+	struct session *s = session_new(a, name, now);
+	char cookie[2 * ID_BYTES + 1];
+	hex(s->id, ID_BYTES, cookie);
+	set_cookie(r, cookie, SESSION_MAX_S);
+	OPENSSL_cleanse(cookie, sizeof(cookie));
+	r->who = s->name;
+	json_t *o = json_object();
+	json_object_set_new(o, "name", json_string(s->name));
+	json_object_set_new(o, "csrf", json_string(s->csrf));
+	admin_reply_json(r, 200, o);
+out:
+	free(errmsg);
+	free(akey);
+	free(nkey);
+	free(pkey);
+	free(name);
+	json_decref(body);
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static bool
+seg_is(struct admin_req *r, size_t i, const char *s)
+{
+	return i < r->nseg && strcmp(r->seg[i], s) == 0;
+}
+
+static bool
+is_api(struct admin_req *r)
+{
+	return seg_is(r, 0, "api") && seg_is(r, 1, "v1");
+}
+
+/* Split and decode the path; -1 when a part does not decode. */
+static int
+split_path(struct admin_req *r, const char *path)
+{
+	const char *p = path;
+
+	if (p[0] != '/')
+		return -1;
+	for (p++; *p != '\0';) {
+		const char *end = strchr(p, '/');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		char *raw = xstrndup(p, len);
+		size_t dlen = 0;
+		char *dec = evhttp_uridecode(raw, 0, &dlen);
+		free(raw);
+		if (dec == NULL || strlen(dec) != dlen) {
+			free(dec);
+			return -1;
+		}
+		r->seg = xrealloc(r->seg, (r->nseg + 1) * sizeof(char *));
+		r->seg[r->nseg++] = dec;
+		if (end == NULL)
+			break;
+		p = end + 1;
+		if (*p == '\0') /* a trailing slash: an empty last part */
+			break;
+	}
+	return 0;
+}
+
+static const char *
+method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	default:
+		return "OTHER";
+	}
+}
+
+/* Who sends the request: a bearer token's or a session's administrator. */
+static int
+authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
+{
+	const char *authz =
+	    evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+	char *errmsg = NULL;
+
+	*sess_r = NULL;
+	*token_name_r = NULL;
+	if (authz != NULL) {
+		if (strncasecmp(authz, "Bearer ", 7) != 0) {
+			admin_reply_error(r, 401, "unauthenticated",
+			                  "the Authorization header must be \"Bearer TOKEN\"");
+			return -1;
+		}
+		const char *tok = authz + 7;
+		while (*tok == ' ')
+			tok++;
+		int rc = abq_admin_token_check(r->a->store, tok, abq_now(), token_name_r, &errmsg);
+		if (rc < 0) {
+			admin_reply_registry(r, -1, errmsg);
+			return -1;
+		}
+		free(errmsg);
+		if (rc > 0) {
+			admin_reply_error(r, 401, "unauthenticated",
+			                  "the bearer token is not valid");
+			return -1;
+		}
+		r->who = *token_name_r;
+		return 0;
+	}
+	*sess_r = session_of(r->a, r->req, abq_now());
+	if (*sess_r != NULL)
+		r->who = (*sess_r)->name;
+	return 0;
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	struct admin *a = arg;
+	struct admin_req r = {.a = a, .req = req};
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct session *sess = NULL;
+	char *token_name = NULL, *who_copy = NULL;
+	bool over;
+	struct conn *c;
+
+	TAILQ_INIT(&r.query);
+	r.method = evhttp_request_get_command(req);
+	r.method_name = method_name(r.method);
+	r.path = xstrdup(path != NULL && path[0] != '\0' ? path : "/");
+	c = conn_of(a, req, &over);
+	if (over) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+		admin_reply_error(&r, 503, "unavailable", "too many admin connections");
+		goto done;
+	}
+	if (split_path(&r, r.path) < 0 ||
+	    (query != NULL && evhttp_parse_query_str(query, &r.query) < 0)) {
+		admin_reply_error(&r, 400, "bad_request", "the path or the query does not decode");
+		goto done;
+	}
+	/* What answers without a session. */
+	if (r.nseg == 1 && strcmp(r.seg[0], "healthz") == 0) {
+		healthz(&r);
+		goto done;
+	}
+	if (is_api(&r) && r.nseg == 3 && strcmp(r.seg[2], "login") == 0) {
+		if (r.method != EVHTTP_REQ_POST)
+			admin_reply_method(&r, "POST");
+		else
+			login(&r);
+		goto done;
+	}
+	if (!is_api(&r) && page_file(&r))
+		goto done;
+	if (r.nseg == 1 && strcmp(r.seg[0], "metrics") == 0 && a->cfg->admin_metrics_public) {
+		metrics(&r);
+		goto done;
+	}
+	if (authenticate(&r, &sess, &token_name) < 0)
+		goto done;
+	if (r.who == NULL) {
+		admin_reply_error(&r, 401, "unauthenticated", "log in first (POST /api/v1/login)");
+		goto done;
+	}
+	if (sess != NULL && (r.method == EVHTTP_REQ_POST || r.method == EVHTTP_REQ_PUT ||
+	                     r.method == EVHTTP_REQ_DELETE)) {
+		const char *t =
+		    evhttp_find_header(evhttp_request_get_input_headers(req), "X-CSRF-Token");
+		if (t == NULL || strlen(t) != strlen(sess->csrf) ||
+		    CRYPTO_memcmp(t, sess->csrf, strlen(sess->csrf)) != 0) {
+			admin_reply_error(&r, 403, "csrf",
+			                  "a missing or wrong X-CSRF-Token header (the session's "
+			                  "csrf value)");
+			goto done;
+		}
+	}
+	if (r.nseg == 1 && strcmp(r.seg[0], "metrics") == 0) {
+		if (r.method != EVHTTP_REQ_GET)
+			admin_reply_method(&r, "GET");
+		else
+			metrics(&r);
+	} else if (!is_api(&r)) {
+		admin_reply_error(&r, 404, "not_found", "nothing at %s", r.path);
+	} else if (r.nseg == 3 && strcmp(r.seg[2], "session") == 0) {
+		if (r.method != EVHTTP_REQ_GET) {
+			admin_reply_method(&r, "GET");
+		} else {
+			json_t *o = json_object();
+			json_object_set_new(o, "name", json_string(r.who));
+			json_object_set_new(o, "csrf",
+			                    sess != NULL ? json_string(sess->csrf) : json_null());
+			admin_reply_json(&r, 200, o);
+		}
+	} else if (r.nseg == 3 && strcmp(r.seg[2], "logout") == 0) {
+		if (r.method != EVHTTP_REQ_POST) {
+			admin_reply_method(&r, "POST");
+		} else {
+			who_copy = xstrdup(r.who);
+			r.who = who_copy;
+			if (sess != NULL)
+				session_drop(a, sess);
+			sess = NULL;
+			set_cookie(&r, "", 0);
+			json_t *o = json_object();
+			json_object_set_new(o, "ok", json_true());
+			admin_reply_json(&r, 200, o);
+		}
+	} else if (r.nseg == 3 && strcmp(r.seg[2], "events") == 0) {
+		if (r.method != EVHTTP_REQ_GET)
+			admin_reply_method(&r, "GET");
+		else
+			events_start(&r, c);
+	} else {
+		api_dispatch(&r);
+	}
+done:
+	log_info("admin %s %s %s %s %d", peer_of(req), r.who != NULL ? r.who : "-", r.method_name,
+	         r.path, r.status);
+	for (size_t i = 0; i < r.nseg; i++)
+		free(r.seg[i]);
+	free(r.seg);
+	free(r.path);
+	free(token_name);
+	free(who_copy);
+	evhttp_clear_headers(&r.query);
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+static struct bufferevent *
+tls_bev(struct event_base *base, void *arg)
+{
+	struct admin *a = arg;
+	SSL *ssl = SSL_new(tls_ctx_get(a->tls));
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                      BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* ---------------------------------------------------------------- life */
+
+static void
+on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+	char b;
+
+	(void)what;
+	if (read(fd, &b, 1) < 0 && errno != EAGAIN)
+		log_warn("admin: stop pipe: %s", strerror(errno));
+	event_base_loopbreak(a->base);
+}
+
+static void *
+admin_thread(void *arg)
+{
+	struct admin *a = arg;
+	event_base_dispatch(a->base);
+	return NULL;
+}
+
+/* The evhttp of plain (tls false) or TLS listeners, made on first use. */
+static struct evhttp *
+http_of(struct admin *a, bool tls)
+{
+	struct evhttp *h = a->http[tls];
+
+	if (h != NULL)
+		return h;
+	if ((h = evhttp_new(a->base)) == NULL)
+		return NULL;
+	evhttp_set_max_body_size(h, MAX_BODY);
+	evhttp_set_max_headers_size(h, MAX_HEADERS);
+	evhttp_set_timeout(h, IO_TIMEOUT_S);
+	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                  EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(h, on_request, a);
+	if (tls)
+		evhttp_set_bevcb(h, tls_bev, a);
+	a->http[tls] = h;
+	return h;
+}
+
+struct admin *
+admin_new(const struct abq_config *cfg, char **errmsg_r)
+{
+	struct admin *a = xcalloc(1, sizeof(*a));
+	const char *err = NULL;
+
+	a->cfg = cfg;
+	a->stop_pipe[0] = a->stop_pipe[1] = -1;
+	if ((a->base = event_base_new()) == NULL) {
+		*errmsg_r = xstrdup("admin: cannot start an event loop");
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->admin_listen_count; i++) {
+		const struct abq_listen *l = &cfg->admin_listen[i];
+		struct evhttp *h;
+		long long port;
+		if (l->tls && a->tls == NULL &&
+		    (a->tls = tls_ctx_new(cfg->tls_cert, cfg->tls_key, &err)) == NULL) {
+			*errmsg_r = xasprintf("admin: tls: %s", err);
+			goto fail;
+		}
+		if ((h = http_of(a, l->tls)) == NULL) {
+			*errmsg_r = xstrdup("admin: cannot make the HTTP server");
+			goto fail;
+		}
+		if (parse_int(l->port, 0, 65535, &port, &err) < 0) {
+			*errmsg_r = xasprintf("admin: listen port %s: %s", l->port, err);
+			goto fail;
+		}
+		errno = 0;
+		if (evhttp_bind_socket_with_handle(h, l->host, (ev_uint16_t)port) == NULL) {
+			*errmsg_r =
+			    xasprintf("admin: listen %s%s:%s: %s", l->tls ? "tls:" : "", l->host,
+			              l->port, errno != 0 ? strerror(errno) : "cannot bind");
+			goto fail;
+		}
+		log_info("admin: listening on %s%s:%s", l->tls ? "tls:" : "", l->host, l->port);
+	}
+	return a;
+fail:
+	admin_free(&a);
+	return NULL;
+}
+
+int
+admin_start(struct admin *a, char **errmsg_r)
+{
+	const char *err = NULL;
+	struct timeval second = {1, 0};
+
+	a->store = abq_store_open(a->cfg->store_url, a->cfg->base_dir, 0, &err);
+	if (a->store == NULL) {
+		*errmsg_r = xasprintf("admin: store: %s", err != NULL ? err : "cannot open");
+		return -1;
+	}
+	if (abq_store_change_last(a->store, &a->last_seq, &err) < 0)
+		a->last_seq = 0;
+	a->notices = abq_notice_conf_from(a->cfg, &a->notice_buf, &a->notice_admins);
+	if (pipe2(a->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		*errmsg_r = xasprintf("admin: pipe: %s", strerror(errno));
+		return -1;
+	}
+	a->stop_ev = event_new(a->base, a->stop_pipe[0], EV_READ, on_stop, a);
+	a->tick_ev = event_new(a->base, -1, EV_PERSIST, on_tick, a);
+	event_add(a->stop_ev, NULL);
+	event_add(a->tick_ev, &second);
+	if (pthread_create(&a->thread, NULL, admin_thread, a) != 0) {
+		*errmsg_r = xstrdup("admin: cannot start its thread");
+		return -1;
+	}
+	a->running = true;
+	return 0;
+}
+
+void
+admin_free(struct admin **ap)
+{
+	struct admin *a = *ap;
+
+	if (a == NULL)
+		return;
+	if (a->running) {
+		char b = 'q';
+		if (write(a->stop_pipe[1], &b, 1) < 0)
+			log_warn("admin: cannot stop the thread: %s", strerror(errno));
+		pthread_join(a->thread, NULL);
+		a->running = false;
+	}
+	/* End the event streams while their connections still stand, then free them all. */
+	for (struct conn *c = a->conns; c != NULL; c = c->next)
+		if (c->stream != NULL) {
+			struct stream *s = c->stream;
+			c->stream = NULL;
+			evhttp_send_reply_end(s->req);
+			free(s);
+			a->nstreams--;
+		}
+	for (int i = 0; i < 2; i++)
+		if (a->http[i] != NULL)
+			evhttp_free(a->http[i]);
+	while (a->conns != NULL) {
+		struct conn *c = a->conns;
+		a->conns = c->next;
+		free(c);
+		abq_metrics_connections(true, -1);
+	}
+	if (a->stop_ev != NULL)
+		event_free(a->stop_ev);
+	if (a->tick_ev != NULL)
+		event_free(a->tick_ev);
+	if (a->base != NULL) {
+		event_base_loop(a->base, EVLOOP_NONBLOCK);
+		event_base_free(a->base);
+	}
+	for (int i = 0; i < 2; i++)
+		if (a->stop_pipe[i] >= 0)
+			close(a->stop_pipe[i]);
+	while (a->sessions != NULL) {
+		struct session *s = a->sessions;
+		a->sessions = s->next;
+		session_free(s);
+	}
+	while (a->limits != NULL) {
+		struct limit *l = a->limits;
+		a->limits = l->link;
+		free(l->key);
+		free(l);
+	}
+	if (a->store != NULL)
+		abq_store_close(&a->store);
+	tls_ctx_free(&a->tls);
+	free(a->notice_admins);
+	free(a);
+	*ap = NULL;
+}

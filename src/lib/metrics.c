@@ -1,0 +1,472 @@
+/*
+ * metrics.c: the daemon's series (metrics.h) and their exposition in the
+ * Prometheus text format, version 0.0.4.
+ *
+ * Every series is a slot in a static table of C11 atomics updated with
+ * relaxed order: a counter is read only by the scraper, which needs no
+ * ordering with anything else, so recording costs one uncontended atomic add
+ * and never locks or allocates. Label values come from closed enums, so the
+ * tables are fixed in size; an out-of-range value lands in slot 0 ("none")
+ * instead of being dropped or indexing past a table.
+ *
+ * Histograms keep one non-cumulative count per bucket and their sum in
+ * nanoseconds (an integer, so it can be added atomically and printed
+ * exactly). The scraper makes the buckets cumulative and takes _count from
+ * the same reads, so the +Inf bucket and _count always agree within one
+ * scrape even while other threads record.
+ */
+#include "lib/metrics.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+#define N_STATES  (ABQ_STATE_DISCOVERY + 1)
+#define N_REASONS (ABQ_REASON_DISCOVERY + 1)
+
+/* The bucket bounds, as printed and in nanoseconds for an exact comparison. */
+static const char *const bucket_le[] = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+    "0.1",    "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
+};
+static const uint64_t bucket_ns[] = {
+    500000ULL,     1000000ULL,    2500000ULL,    5000000ULL,     10000000ULL,
+    25000000ULL,   50000000ULL,   100000000ULL,  250000000ULL,   500000000ULL,
+    1000000000ULL, 2500000000ULL, 5000000000ULL, 10000000000ULL,
+};
+#define N_BUCKETS NELEM(bucket_ns)
+_Static_assert(NELEM(bucket_le) == NELEM(bucket_ns), "one printed bound per bucket");
+
+struct histogram {
+	atomic_uint_fast64_t bucket[N_BUCKETS + 1]; /* the last one is +Inf */
+	atomic_uint_fast64_t sum_ns;
+};
+
+static const char *const outcome_names[ABQ_OUTCOME_COUNT] = {
+    [ABQ_OUTCOME_PROXIED] = "proxied",
+    [ABQ_OUTCOME_MAILBOX] = "mailbox",
+    [ABQ_OUTCOME_BLOCKED] = "blocked",
+    [ABQ_OUTCOME_LIMIT] = "limit",
+    [ABQ_OUTCOME_UNAUTHORIZED] = "unauthorized",
+    [ABQ_OUTCOME_RATE_LIMITED] = "rate_limited",
+    [ABQ_OUTCOME_BAD_REQUEST] = "bad_request",
+    [ABQ_OUTCOME_UNAVAILABLE] = "unavailable",
+    [ABQ_OUTCOME_OTHER] = "other",
+};
+
+static atomic_uint_fast64_t requests[ABQ_METRICS_COMMANDS_MAX][ABQ_OUTCOME_COUNT];
+static atomic_uint_fast64_t decisions[N_STATES][N_REASONS];
+static struct histogram upstream_latency;
+static struct histogram store_latency;
+static atomic_uint_fast64_t upstream_errors;
+static atomic_int_fast64_t held[2]; /* proxied, mailbox */
+static atomic_uint_fast64_t auth_failures;
+static atomic_uint_fast64_t auth_rate_limited;
+static atomic_int_fast64_t connections[2]; /* eas, admin */
+static atomic_uint_fast64_t admin_login_failures;
+static atomic_int_fast64_t start_time;
+static atomic_bool upstream_ok = true;
+
+/* Set once before recording starts (abq_metrics_commands); read at render. */
+static const char *(*command_name)(int);
+static atomic_int command_count = ABQ_METRICS_COMMANDS_MAX;
+
+const char *
+abq_outcome_name(enum abq_req_outcome o)
+{
+	if ((int)o < 0 || o >= ABQ_OUTCOME_COUNT)
+		return "?";
+	return outcome_names[o];
+}
+
+void
+abq_metrics_commands(const char *(*name)(int command), int count)
+{
+	command_name = name;
+	if (count < 1 || count > ABQ_METRICS_COMMANDS_MAX)
+		count = ABQ_METRICS_COMMANDS_MAX;
+	atomic_store_explicit(&command_count, count, memory_order_relaxed);
+}
+
+void
+abq_metrics_request(int command, enum abq_req_outcome outcome)
+{
+	if (command < 0 || command >= atomic_load_explicit(&command_count, memory_order_relaxed))
+		command = 0;
+	if ((int)outcome < 0 || outcome >= ABQ_OUTCOME_COUNT)
+		outcome = ABQ_OUTCOME_OTHER;
+	atomic_fetch_add_explicit(&requests[command][outcome], 1, memory_order_relaxed);
+}
+
+void
+abq_metrics_decision(enum abq_state state, enum abq_reason reason)
+{
+	if ((int)state < 0 || (int)state >= N_STATES)
+		state = ABQ_STATE_NONE;
+	if ((int)reason < 0 || (int)reason >= N_REASONS)
+		reason = ABQ_REASON_NONE;
+	atomic_fetch_add_explicit(&decisions[state][reason], 1, memory_order_relaxed);
+}
+
+/* Seconds to whole nanoseconds; NaN and negative durations count as 0. */
+static uint64_t
+to_ns(double seconds)
+{
+	if (!(seconds > 0))
+		return 0;
+	if (seconds >= 1e9) /* past 30 years: a broken clock, keep the sum sane */
+		return 1000000000ULL * 1000000000ULL;
+	return (uint64_t)(seconds * 1e9 + 0.5);
+}
+
+static void
+histogram_observe(struct histogram *h, double seconds)
+{
+	uint64_t ns = to_ns(seconds);
+	size_t i = 0;
+
+	while (i < N_BUCKETS && ns > bucket_ns[i])
+		i++;
+	atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+void
+abq_metrics_upstream_latency(double seconds)
+{
+	histogram_observe(&upstream_latency, seconds);
+}
+
+void
+abq_metrics_upstream_error(void)
+{
+	atomic_fetch_add_explicit(&upstream_errors, 1, memory_order_relaxed);
+}
+
+void
+abq_metrics_held(bool mailbox, int delta)
+{
+	atomic_fetch_add_explicit(&held[mailbox ? 1 : 0], delta, memory_order_relaxed);
+}
+
+void
+abq_metrics_auth_failure(void)
+{
+	atomic_fetch_add_explicit(&auth_failures, 1, memory_order_relaxed);
+}
+
+void
+abq_metrics_auth_rate_limited(void)
+{
+	atomic_fetch_add_explicit(&auth_rate_limited, 1, memory_order_relaxed);
+}
+
+void
+abq_metrics_store_latency(double seconds)
+{
+	histogram_observe(&store_latency, seconds);
+}
+
+void
+abq_metrics_connections(bool admin, int delta)
+{
+	atomic_fetch_add_explicit(&connections[admin ? 1 : 0], delta, memory_order_relaxed);
+}
+
+void
+abq_metrics_admin_login_failure(void)
+{
+	atomic_fetch_add_explicit(&admin_login_failures, 1, memory_order_relaxed);
+}
+
+void
+abq_metrics_init(int64_t t)
+{
+	atomic_store_explicit(&start_time, t, memory_order_relaxed);
+}
+
+void
+abq_health_upstream(bool ok)
+{
+	atomic_store_explicit(&upstream_ok, ok, memory_order_relaxed);
+}
+
+bool
+abq_health_upstream_ok(void)
+{
+	return atomic_load_explicit(&upstream_ok, memory_order_relaxed);
+}
+
+static void
+histogram_reset(struct histogram *h)
+{
+	for (size_t i = 0; i <= N_BUCKETS; i++)
+		atomic_store_explicit(&h->bucket[i], 0, memory_order_relaxed);
+	atomic_store_explicit(&h->sum_ns, 0, memory_order_relaxed);
+}
+
+void
+abq_metrics_reset(void)
+{
+	for (size_t c = 0; c < ABQ_METRICS_COMMANDS_MAX; c++)
+		for (size_t o = 0; o < ABQ_OUTCOME_COUNT; o++)
+			atomic_store_explicit(&requests[c][o], 0, memory_order_relaxed);
+	for (size_t s = 0; s < N_STATES; s++)
+		for (size_t r = 0; r < N_REASONS; r++)
+			atomic_store_explicit(&decisions[s][r], 0, memory_order_relaxed);
+	histogram_reset(&upstream_latency);
+	histogram_reset(&store_latency);
+	atomic_store_explicit(&upstream_errors, 0, memory_order_relaxed);
+	for (size_t i = 0; i < 2; i++) {
+		atomic_store_explicit(&held[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&connections[i], 0, memory_order_relaxed);
+	}
+	atomic_store_explicit(&auth_failures, 0, memory_order_relaxed);
+	atomic_store_explicit(&auth_rate_limited, 0, memory_order_relaxed);
+	atomic_store_explicit(&admin_login_failures, 0, memory_order_relaxed);
+	atomic_store_explicit(&start_time, 0, memory_order_relaxed);
+	atomic_store_explicit(&upstream_ok, true, memory_order_relaxed);
+}
+
+/* ---- exposition ---- */
+
+/* A growing text buffer; render-time only, so it may allocate. */
+struct out {
+	char *buf;
+	size_t len, cap;
+};
+
+static void
+out_reserve(struct out *o, size_t n)
+{
+	if (o->len + n + 1 <= o->cap)
+		return;
+	while (o->len + n + 1 > o->cap)
+		o->cap = o->cap ? o->cap * 2 : 4096;
+	o->buf = xrealloc(o->buf, o->cap);
+}
+
+static void
+out_add(struct out *o, const char *s, size_t n)
+{
+	out_reserve(o, n);
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+static void
+out_str(struct out *o, const char *s)
+{
+	out_add(o, s, strlen(s));
+}
+
+static void out_fmt(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+out_fmt(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("metrics: cannot format");
+	out_reserve(o, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(o->buf + o->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	o->len += (size_t)n;
+}
+
+/* A label value escaped per the text format: backslash, double quote, newline. */
+static void
+out_label_value(struct out *o, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\')
+			out_str(o, "\\\\");
+		else if (*v == '"')
+			out_str(o, "\\\"");
+		else if (*v == '\n')
+			out_str(o, "\\n");
+		else
+			out_add(o, v, 1);
+	}
+}
+
+static void
+out_family(struct out *o, const char *name, const char *type, const char *help)
+{
+	out_fmt(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Nanoseconds as decimal seconds, exactly: "0.0123", "2", "0". */
+static void
+out_seconds_ns(struct out *o, uint64_t ns)
+{
+	char frac[16];
+	size_t n;
+
+	snprintf(frac, sizeof(frac), "%09llu", (unsigned long long)(ns % 1000000000ULL));
+	n = strlen(frac);
+	while (n > 0 && frac[n - 1] == '0')
+		n--;
+	frac[n] = '\0';
+	out_fmt(o, "%llu%s%s", (unsigned long long)(ns / 1000000000ULL), n ? "." : "", frac);
+}
+
+/* A double as the text format reads it (shortest round trip is not needed here). */
+static void
+out_double(struct out *o, double v)
+{
+	if (isnan(v))
+		out_str(o, "NaN");
+	else if (isinf(v))
+		out_str(o, v > 0 ? "+Inf" : "-Inf");
+	else
+		out_fmt(o, "%.15g", v);
+}
+
+static void
+out_histogram(struct out *o, const char *name, const char *help, struct histogram *h)
+{
+	uint64_t cum = 0;
+
+	out_family(o, name, "histogram", help);
+	for (size_t i = 0; i <= N_BUCKETS; i++) {
+		cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+		out_fmt(o, "%s_bucket{le=\"%s\"} %llu\n", name,
+		        i < N_BUCKETS ? bucket_le[i] : "+Inf", (unsigned long long)cum);
+	}
+	out_fmt(o, "%s_sum ", name);
+	out_seconds_ns(o, atomic_load_explicit(&h->sum_ns, memory_order_relaxed));
+	out_fmt(o, "\n%s_count %llu\n", name, (unsigned long long)cum);
+}
+
+static void
+out_counter(struct out *o, const char *name, const char *help, atomic_uint_fast64_t *c)
+{
+	out_family(o, name, "counter", help);
+	out_fmt(o, "%s %llu\n", name,
+	        (unsigned long long)atomic_load_explicit(c, memory_order_relaxed));
+}
+
+/* The command label of slot c. */
+static void
+out_command(struct out *o, int c)
+{
+	const char *name = NULL;
+
+	if (c == 0) {
+		out_str(o, "none");
+		return;
+	}
+	if (command_name != NULL)
+		name = command_name(c);
+	if (name == NULL || *name == '\0')
+		out_fmt(o, "%d", c);
+	else
+		out_label_value(o, name);
+}
+
+char *
+abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
+{
+	static const char *const held_kind[2] = {"proxied", "mailbox"};
+	static const char *const listener[2] = {"eas", "admin"};
+	struct out o = {0};
+	int ncmd = atomic_load_explicit(&command_count, memory_order_relaxed);
+
+	out_family(&o, "abqd_requests_total", "counter",
+	           "ActiveSync requests finished, by command and outcome.");
+	for (int c = 0; c < ncmd; c++) {
+		for (int oc = 0; oc < ABQ_OUTCOME_COUNT; oc++) {
+			uint64_t v = atomic_load_explicit(&requests[c][oc], memory_order_relaxed);
+
+			if (v == 0)
+				continue;
+			out_str(&o, "abqd_requests_total{command=\"");
+			out_command(&o, c);
+			out_fmt(&o, "\",outcome=\"%s\"} %llu\n", outcome_names[oc],
+			        (unsigned long long)v);
+		}
+	}
+
+	out_family(&o, "abqd_decisions_total", "counter",
+	           "Devices decided when first seen or re-decided to a new state, by state and "
+	           "reason.");
+	for (int s = 0; s < N_STATES; s++) {
+		for (int r = 0; r < N_REASONS; r++) {
+			uint64_t v = atomic_load_explicit(&decisions[s][r], memory_order_relaxed);
+
+			if (v == 0)
+				continue;
+			out_fmt(&o, "abqd_decisions_total{state=\"%s\",reason=\"%s\"} %llu\n",
+			        abq_state_name((enum abq_state)s),
+			        abq_reason_name((enum abq_reason)r), (unsigned long long)v);
+		}
+	}
+
+	out_histogram(&o, "abqd_upstream_request_duration_seconds",
+	              "Time from sending a request upstream to the head of its answer.",
+	              &upstream_latency);
+	out_counter(&o, "abqd_upstream_errors_total",
+	            "Upstream requests that failed (connect, timeout, bad answer).",
+	            &upstream_errors);
+
+	out_family(&o, "abqd_held_requests", "gauge", "Long polls (Ping, Sync) held open now.");
+	for (int i = 0; i < 2; i++)
+		out_fmt(&o, "abqd_held_requests{kind=\"%s\"} %lld\n", held_kind[i],
+		        (long long)atomic_load_explicit(&held[i], memory_order_relaxed));
+
+	out_counter(&o, "abqd_auth_failures_total", "Requests refused for bad credentials.",
+	            &auth_failures);
+	out_counter(&o, "abqd_auth_rate_limited_total",
+	            "Requests refused by the authentication rate limits.", &auth_rate_limited);
+	out_histogram(&o, "abqd_store_duration_seconds", "Time the store thread spent on one job.",
+	              &store_latency);
+
+	out_family(&o, "abqd_connections", "gauge", "Client connections open now, by listener.");
+	for (int i = 0; i < 2; i++)
+		out_fmt(&o, "abqd_connections{listener=\"%s\"} %lld\n", listener[i],
+		        (long long)atomic_load_explicit(&connections[i], memory_order_relaxed));
+
+	if (g != NULL && g->have_outbox) {
+		out_family(&o, "abqd_outbox_queued", "gauge", "Notices waiting to be sent.");
+		out_fmt(&o, "abqd_outbox_queued %lld\n", (long long)g->outbox_queued);
+		out_family(&o, "abqd_outbox_oldest_age_seconds", "gauge",
+		           "Age of the oldest notice waiting to be sent; 0 when none waits.");
+		out_str(&o, "abqd_outbox_oldest_age_seconds ");
+		out_double(&o, g->outbox_oldest_age);
+		out_str(&o, "\n");
+		out_family(&o, "abqd_outbox_failed", "gauge",
+		           "Notices given up after their last attempt.");
+		out_fmt(&o, "abqd_outbox_failed %lld\n", (long long)g->outbox_failed);
+	}
+
+	out_counter(&o, "abqd_admin_login_failures_total", "Failed logins on the admin listener.",
+	            &admin_login_failures);
+
+	out_family(&o, "abqd_build_info", "gauge", "The running abqd's version; always 1.");
+	out_str(&o, "abqd_build_info{version=\"");
+	out_label_value(&o, ABQ_VERSION);
+	out_str(&o, "\"} 1\n");
+	out_family(&o, "abqd_start_time_seconds", "gauge",
+	           "When abqd started, in seconds since the epoch.");
+	out_fmt(&o, "abqd_start_time_seconds %lld\n",
+	        (long long)atomic_load_explicit(&start_time, memory_order_relaxed));
+
+	if (len_r != NULL)
+		*len_r = o.len;
+	return o.buf;
+}

@@ -1,0 +1,391 @@
+/*
+ * test_metrics.c: lib/metrics.c as a scraper sees it.
+ *
+ * Each test records known values, renders the exposition and checks exact
+ * lines: what Prometheus would store is what the lines say, so the numbers,
+ * the label spellings and the escaping are the behaviour under test. The
+ * command names come from the real EAS command table (eas_cmd_name), handed
+ * over the way the daemon does.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eas/request.h"
+#include "lib/metrics.h"
+
+/* The daemon's adapter from the metrics callback to the EAS command table. */
+static const char *
+cmd_label(int c)
+{
+	return eas_cmd_name((enum eas_cmd)c);
+}
+
+/* A command table whose names need escaping. */
+static const char *
+odd_label(int c)
+{
+	return c == 1 ? "a\"b\\c\nd" : "";
+}
+
+static char *
+render(const struct abq_metrics_gauges *g)
+{
+	size_t len = 0;
+	char *s = abq_metrics_render(g, &len);
+
+	assert_non_null(s);
+	assert_int_equal(strlen(s), len);
+	assert_true(len > 0 && s[len - 1] == '\n');
+	return s;
+}
+
+/* True when text holds line as a whole line. */
+static bool
+has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = text; (p = strstr(p, line)) != NULL; p++)
+		if ((p == text || p[-1] == '\n') && p[n] == '\n')
+			return true;
+	return false;
+}
+
+/* How many lines begin with prefix. */
+static int
+count_prefix(const char *text, const char *prefix)
+{
+	int n = 0;
+	size_t plen = strlen(prefix);
+
+	for (const char *p = text; *p != '\0';) {
+		const char *nl = strchr(p, '\n');
+
+		if (strncmp(p, prefix, plen) == 0)
+			n++;
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	return n;
+}
+
+#define assert_line(text, line)                                                                    \
+	do {                                                                                       \
+		if (!has_line((text), (line)))                                                     \
+			fail_msg("missing line: %s\n--- exposition:\n%s", (line), (text));         \
+	} while (0)
+
+static int
+setup(void **state)
+{
+	abq_metrics_reset();
+	abq_metrics_commands(cmd_label, EAS_CMD_COUNT);
+	return 0;
+}
+
+/* Nothing recorded: every family with its HELP and TYPE, exactly this text. */
+static void
+test_empty(void **state)
+{
+	static const char want[] =
+	    "# HELP abqd_requests_total ActiveSync requests finished, by command and outcome.\n"
+	    "# TYPE abqd_requests_total counter\n"
+	    "# HELP abqd_decisions_total Devices decided when first seen or re-decided to a new "
+	    "state, by state and reason.\n"
+	    "# TYPE abqd_decisions_total counter\n"
+	    "# HELP abqd_upstream_request_duration_seconds Time from sending a request upstream "
+	    "to the head of its answer.\n"
+	    "# TYPE abqd_upstream_request_duration_seconds histogram\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.0005\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.001\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.0025\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.005\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.01\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.025\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.05\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.1\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.25\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"0.5\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"1\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"2.5\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"5\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"10\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_bucket{le=\"+Inf\"} 0\n"
+	    "abqd_upstream_request_duration_seconds_sum 0\n"
+	    "abqd_upstream_request_duration_seconds_count 0\n"
+	    "# HELP abqd_upstream_errors_total Upstream requests that failed (connect, timeout, "
+	    "bad answer).\n"
+	    "# TYPE abqd_upstream_errors_total counter\n"
+	    "abqd_upstream_errors_total 0\n"
+	    "# HELP abqd_held_requests Long polls (Ping, Sync) held open now.\n"
+	    "# TYPE abqd_held_requests gauge\n"
+	    "abqd_held_requests{kind=\"proxied\"} 0\n"
+	    "abqd_held_requests{kind=\"mailbox\"} 0\n"
+	    "# HELP abqd_auth_failures_total Requests refused for bad credentials.\n"
+	    "# TYPE abqd_auth_failures_total counter\n"
+	    "abqd_auth_failures_total 0\n"
+	    "# HELP abqd_auth_rate_limited_total Requests refused by the authentication rate "
+	    "limits.\n"
+	    "# TYPE abqd_auth_rate_limited_total counter\n"
+	    "abqd_auth_rate_limited_total 0\n"
+	    "# HELP abqd_store_duration_seconds Time the store thread spent on one job.\n"
+	    "# TYPE abqd_store_duration_seconds histogram\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.0005\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.001\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.0025\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.005\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.01\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.025\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.05\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.1\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.25\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"0.5\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"1\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"2.5\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"5\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"10\"} 0\n"
+	    "abqd_store_duration_seconds_bucket{le=\"+Inf\"} 0\n"
+	    "abqd_store_duration_seconds_sum 0\n"
+	    "abqd_store_duration_seconds_count 0\n"
+	    "# HELP abqd_connections Client connections open now, by listener.\n"
+	    "# TYPE abqd_connections gauge\n"
+	    "abqd_connections{listener=\"eas\"} 0\n"
+	    "abqd_connections{listener=\"admin\"} 0\n"
+	    "# HELP abqd_admin_login_failures_total Failed logins on the admin listener.\n"
+	    "# TYPE abqd_admin_login_failures_total counter\n"
+	    "abqd_admin_login_failures_total 0\n"
+	    "# HELP abqd_build_info The running abqd's version; always 1.\n"
+	    "# TYPE abqd_build_info gauge\n"
+	    "abqd_build_info{version=\"" ABQ_VERSION "\"} 1\n"
+	    "# HELP abqd_start_time_seconds When abqd started, in seconds since the epoch.\n"
+	    "# TYPE abqd_start_time_seconds gauge\n"
+	    "abqd_start_time_seconds 1764309600\n";
+	char *s;
+
+	abq_metrics_init(1764309600);
+	s = render(NULL);
+	assert_string_equal(s, want);
+	free(s);
+	/* The same without outbox gauges when the store could not be read. */
+	s = render(&(struct abq_metrics_gauges){.have_outbox = false, .outbox_queued = 5});
+	assert_string_equal(s, want);
+	free(s);
+}
+
+/* One series per command and outcome that happened; unknown commands are "none". */
+static void
+test_requests(void **state)
+{
+	char *s;
+
+	for (int i = 0; i < 3; i++)
+		abq_metrics_request(EAS_CMD_FOLDERSYNC, ABQ_OUTCOME_PROXIED);
+	abq_metrics_request(EAS_CMD_PING, ABQ_OUTCOME_MAILBOX);
+	abq_metrics_request(EAS_CMD_FOLDERSYNC, ABQ_OUTCOME_UNAUTHORIZED);
+	abq_metrics_request(EAS_CMD_NONE, ABQ_OUTCOME_BAD_REQUEST);
+	abq_metrics_request(-1, ABQ_OUTCOME_BAD_REQUEST);
+	abq_metrics_request(EAS_CMD_COUNT, ABQ_OUTCOME_BAD_REQUEST);
+	abq_metrics_request(ABQ_METRICS_COMMANDS_MAX, ABQ_OUTCOME_BAD_REQUEST);
+	abq_metrics_request(1000000, ABQ_OUTCOME_OTHER);
+	abq_metrics_request(EAS_CMD_FIND, ABQ_OUTCOME_OTHER);
+	s = render(NULL);
+	assert_line(s, "abqd_requests_total{command=\"FolderSync\",outcome=\"proxied\"} 3");
+	assert_line(s, "abqd_requests_total{command=\"FolderSync\",outcome=\"unauthorized\"} 1");
+	assert_line(s, "abqd_requests_total{command=\"Ping\",outcome=\"mailbox\"} 1");
+	assert_line(s, "abqd_requests_total{command=\"none\",outcome=\"bad_request\"} 4");
+	assert_line(s, "abqd_requests_total{command=\"none\",outcome=\"other\"} 1");
+	assert_line(s, "abqd_requests_total{command=\"Find\",outcome=\"other\"} 1");
+	assert_int_equal(count_prefix(s, "abqd_requests_total{"), 6);
+	free(s);
+}
+
+/* The outcome names are the label values docs/api.md lists. */
+static void
+test_outcome_names(void **state)
+{
+	static const char *const want[] = {
+	    "proxied",      "mailbox",     "blocked",     "limit", "unauthorized",
+	    "rate_limited", "bad_request", "unavailable", "other",
+	};
+
+	for (int i = 0; i < ABQ_OUTCOME_COUNT; i++)
+		assert_string_equal(abq_outcome_name((enum abq_req_outcome)i), want[i]);
+	assert_string_equal(abq_outcome_name(ABQ_OUTCOME_COUNT), "?");
+	assert_string_equal(abq_outcome_name((enum abq_req_outcome) - 1), "?");
+}
+
+/* Label values with a quote, a backslash or a newline are escaped. */
+static void
+test_escaping(void **state)
+{
+	char *s;
+
+	abq_metrics_commands(odd_label, 3);
+	abq_metrics_request(1, ABQ_OUTCOME_PROXIED);
+	abq_metrics_request(2, ABQ_OUTCOME_PROXIED); /* no name: the number */
+	abq_metrics_request(3, ABQ_OUTCOME_PROXIED); /* past the count: none */
+	s = render(NULL);
+	assert_line(s, "abqd_requests_total{command=\"a\\\"b\\\\c\\nd\",outcome=\"proxied\"} 1");
+	assert_line(s, "abqd_requests_total{command=\"2\",outcome=\"proxied\"} 1");
+	assert_line(s, "abqd_requests_total{command=\"none\",outcome=\"proxied\"} 1");
+	assert_int_equal(count_prefix(s, "abqd_requests_total{"), 3);
+	free(s);
+}
+
+/* Buckets are cumulative, bounds inclusive; sum and count agree with them. */
+static void
+test_histogram(void **state)
+{
+	char *s;
+
+	abq_metrics_upstream_latency(0.0005); /* exactly a bound: that bucket */
+	abq_metrics_upstream_latency(0.003);
+	abq_metrics_upstream_latency(0.003);
+	abq_metrics_upstream_latency(1.0);
+	abq_metrics_upstream_latency(20.0); /* past the last bound: +Inf only */
+	abq_metrics_upstream_latency(-1.0); /* a clock step back counts as 0 */
+	abq_metrics_upstream_latency(NAN);
+	abq_metrics_store_latency(0.25);
+	s = render(NULL);
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.0005\"} 3");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.001\"} 3");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.0025\"} 3");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.005\"} 5");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.5\"} 5");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"1\"} 6");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"10\"} 6");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"+Inf\"} 7");
+	assert_line(s, "abqd_upstream_request_duration_seconds_sum 21.0065");
+	assert_line(s, "abqd_upstream_request_duration_seconds_count 7");
+	assert_line(s, "abqd_store_duration_seconds_bucket{le=\"0.1\"} 0");
+	assert_line(s, "abqd_store_duration_seconds_bucket{le=\"0.25\"} 1");
+	assert_line(s, "abqd_store_duration_seconds_bucket{le=\"+Inf\"} 1");
+	assert_line(s, "abqd_store_duration_seconds_sum 0.25");
+	assert_line(s, "abqd_store_duration_seconds_count 1");
+	free(s);
+}
+
+/* Held long polls and open connections go back to 0 once they end. */
+static void
+test_gauges_back_to_zero(void **state)
+{
+	char *s;
+
+	abq_metrics_held(false, +1);
+	abq_metrics_held(true, +1);
+	abq_metrics_held(true, +1);
+	abq_metrics_connections(false, +1);
+	abq_metrics_connections(false, +1);
+	abq_metrics_connections(true, +1);
+	s = render(NULL);
+	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 1");
+	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 2");
+	assert_line(s, "abqd_connections{listener=\"eas\"} 2");
+	assert_line(s, "abqd_connections{listener=\"admin\"} 1");
+	free(s);
+	abq_metrics_held(true, -1);
+	abq_metrics_held(false, -1);
+	abq_metrics_held(true, -1);
+	abq_metrics_connections(false, -1);
+	abq_metrics_connections(true, -1);
+	abq_metrics_connections(false, -1);
+	s = render(NULL);
+	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 0");
+	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 0");
+	assert_line(s, "abqd_connections{listener=\"eas\"} 0");
+	assert_line(s, "abqd_connections{listener=\"admin\"} 0");
+	free(s);
+}
+
+/* Decisions by state and reason; the plain counters; the outbox gauges. */
+static void
+test_counters_and_outbox(void **state)
+{
+	struct abq_metrics_gauges g = {
+	    .have_outbox = true, .outbox_queued = 4, .outbox_failed = 1, .outbox_oldest_age = 12.5};
+	char *s;
+
+	abq_metrics_decision(ABQ_STATE_QUARANTINED, ABQ_REASON_MODE);
+	abq_metrics_decision(ABQ_STATE_QUARANTINED, ABQ_REASON_MODE);
+	abq_metrics_decision(ABQ_STATE_ALLOWED, ABQ_REASON_INDIVIDUAL);
+	abq_metrics_decision((enum abq_state)42, (enum abq_reason) - 3);
+	abq_metrics_upstream_error();
+	abq_metrics_auth_failure();
+	abq_metrics_auth_failure();
+	abq_metrics_auth_rate_limited();
+	abq_metrics_admin_login_failure();
+	s = render(&g);
+	assert_line(s, "abqd_decisions_total{state=\"Quarantined\",reason=\"Mode\"} 2");
+	assert_line(s, "abqd_decisions_total{state=\"Allowed\",reason=\"Individual\"} 1");
+	assert_line(s, "abqd_decisions_total{state=\"None\",reason=\"None\"} 1");
+	assert_int_equal(count_prefix(s, "abqd_decisions_total{"), 3);
+	assert_line(s, "abqd_upstream_errors_total 1");
+	assert_line(s, "abqd_auth_failures_total 2");
+	assert_line(s, "abqd_auth_rate_limited_total 1");
+	assert_line(s, "abqd_admin_login_failures_total 1");
+	assert_line(s, "# TYPE abqd_outbox_queued gauge");
+	assert_line(s, "abqd_outbox_queued 4");
+	assert_line(s, "# TYPE abqd_outbox_oldest_age_seconds gauge");
+	assert_line(s, "abqd_outbox_oldest_age_seconds 12.5");
+	assert_line(s, "# TYPE abqd_outbox_failed gauge");
+	assert_line(s, "abqd_outbox_failed 1");
+	free(s);
+
+	/* reset brings every counter back to 0. */
+	abq_metrics_reset();
+	s = render(NULL);
+	assert_int_equal(count_prefix(s, "abqd_decisions_total{"), 0);
+	assert_line(s, "abqd_auth_failures_total 0");
+	assert_line(s, "abqd_upstream_errors_total 0");
+	free(s);
+}
+
+/* The upstream half of /healthz: healthy until told otherwise, then the last word. */
+static void
+test_health(void **state)
+{
+	assert_true(abq_health_upstream_ok());
+	abq_health_upstream(false);
+	assert_false(abq_health_upstream_ok());
+	abq_health_upstream(true);
+	assert_true(abq_health_upstream_ok());
+}
+
+/* A NULL length pointer is allowed. */
+static void
+test_render_no_len(void **state)
+{
+	char *s = abq_metrics_render(NULL, NULL);
+
+	assert_non_null(s);
+	assert_non_null(strstr(s, "# TYPE abqd_requests_total counter\n"));
+	free(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(test_empty, setup),
+	    cmocka_unit_test_setup(test_requests, setup),
+	    cmocka_unit_test_setup(test_outcome_names, setup),
+	    cmocka_unit_test_setup(test_escaping, setup),
+	    cmocka_unit_test_setup(test_histogram, setup),
+	    cmocka_unit_test_setup(test_gauges_back_to_zero, setup),
+	    cmocka_unit_test_setup(test_counters_and_outbox, setup),
+	    cmocka_unit_test_setup(test_health, setup),
+	    cmocka_unit_test_setup(test_render_no_len, setup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
