@@ -24,7 +24,8 @@ export default function mode(ctx) {
   const overrides = h('div');
   const others = h('div');
   const addError = h('p', { class: 'error', role: 'alert' });
-  const scopeSel = select('scope', [['domain', 'domain'], ['account', 'account'], ['global', 'global']], 'domain');
+  const scopeSel = h('select', { name: 'scope' });
+  const attrHelp = h('p', { class: 'muted wide', id: 'attr-help' });
   const nameSel = h('select', { name: 'name' });
   const valueSlot = h('div', { class: 'value-slot' });
   const addForm = h(
@@ -32,6 +33,7 @@ export default function mode(ctx) {
     { class: 'panel grid', 'aria-labelledby': 'set-title', onsubmit: add },
     h('h2', { id: 'set-title' }, 'Set a value'),
     field('Setting', nameSel),
+    attrHelp,
     field('Scope', scopeSel),
     field('Domain or account', h('input', { name: 'target', autocomplete: 'off', spellcheck: 'false' }), 'e.g. example.com or alice@example.com; empty for global'),
     valueSlot,
@@ -62,7 +64,19 @@ export default function mode(ctx) {
     return c;
   };
 
-  nameSel.addEventListener('change', () => replace(valueSlot, field('Value', valueControl(nameSel.value))));
+  // The scopes, values and help of the chosen setting (from the API's "known").
+  function chooseSetting() {
+    const k = knownOf(nameSel.value) || {};
+    const scopes = (Array.isArray(k.scopes) && k.scopes.length ? k.scopes : ['global', 'domain', 'account'])
+      .slice()
+      .sort((a, b) => ['domain', 'account', 'global'].indexOf(a) - ['domain', 'account', 'global'].indexOf(b));
+    const was = scopeSel.value;
+    replace(scopeSel, scopes.map((sc) => h('option', { value: sc, selected: sc === was }, sc)));
+    attrHelp.textContent = k.help ? `${k.help} (default ${val(k.default)})` : '';
+    replace(valueSlot, field('Value', valueControl(nameSel.value)));
+  }
+  nameSel.addEventListener('change', chooseSetting);
+  nameSel.setAttribute('aria-describedby', 'attr-help');
 
   async function refresh() {
     const data = await ctx.api('GET', '/attributes');
@@ -73,7 +87,7 @@ export default function mode(ctx) {
     const attrs = data.attributes || [];
     const chosen = nameSel.value || MODE;
     replace(nameSel, (known.length ? known.map((k) => k.name) : [MODE]).map((n) => h('option', { value: n, selected: n === chosen }, n)));
-    replace(valueSlot, field('Value', valueControl(nameSel.value)));
+    chooseSetting();
 
     const g = attrs.find((a) => a.scope === 'global' && a.name === MODE);
     const current = g ? g.value : (knownOf(MODE) || {}).default || 'Permissive';

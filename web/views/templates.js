@@ -2,9 +2,16 @@
 // device, to administrators), per kind and language, globally or for one
 // domain. A text left empty falls back to the next template in the lookup.
 
-import { field, h, replace, time, val } from '../dom.js';
+import { field, h, replace, select, time, val } from '../dom.js';
 
-const KINDS = ['user-quarantined', 'user-blocked', 'user-allowed', 'admin-digest', 'admin-immediate'];
+// The kinds abqd knows: mails to a device's owner, then to administrators.
+const KINDS = [
+  ['quarantined', 'quarantined (to the user)'],
+  ['blocked', 'blocked (to the user)'],
+  ['allowed', 'allowed (to the user)'],
+  ['admin-digest', 'admin-digest (the periodic digest)'],
+  ['admin-immediate', 'admin-immediate (one quarantined device)'],
+];
 const PLACEHOLDERS = '{account} {device_id} {device_type} {model} {os} {user_agent} {imei} {eas_version} {first_seen} {state} {contact} {devices}';
 const enc = encodeURIComponent;
 
@@ -23,7 +30,6 @@ export default function templates(ctx) {
     editor,
   );
   let lastJson = null;
-  let kinds = KINDS;
 
   async function refresh() {
     const data = await ctx.api('GET', '/templates');
@@ -31,7 +37,6 @@ export default function templates(ctx) {
     if (json === lastJson) return;
     lastJson = json;
     const list = data.templates || [];
-    kinds = [...new Set([...list.map((t) => t.kind), ...KINDS])];
     if (!list.length) {
       replace(listBox, h('p', { class: 'muted' }, 'No template is stored: abqd sends its built-in texts.'));
       return;
@@ -73,7 +78,7 @@ export default function templates(ctx) {
 
   function edit(t) {
     const isNew = t === null;
-    t = t || { kind: KINDS[0], locale: 'en', domain: null };
+    t = t || { kind: KINDS[0][0], locale: 'en', domain: null };
     const error = h('p', { class: 'error', role: 'alert' });
     const text = (name, value, attrs) => h('input', { name, value: value ?? '', autocomplete: 'off', ...attrs });
     const area = (name, value, rows) => h('textarea', { name, rows, spellcheck: 'true' }, value ?? '');
@@ -81,8 +86,9 @@ export default function templates(ctx) {
       'form',
       { class: 'panel grid', 'aria-labelledby': 'tpl-title', onsubmit: save },
       h('h2', { id: 'tpl-title', tabindex: '-1' }, isNew ? 'New template' : `Edit ${t.kind} (${t.locale})`),
-      field('Kind', text('kind', t.kind, { list: 'tpl-kinds', required: true, readonly: !isNew })),
-      h('datalist', { id: 'tpl-kinds' }, kinds.map((k) => h('option', { value: k }))),
+      isNew
+        ? field('Kind', select('kind', KINDS, t.kind))
+        : field('Kind', text('kind', t.kind, { readonly: true })),
       field('Language', text('locale', t.locale, { required: true, readonly: !isNew }), 'en, de, de-DE…'),
       field('Domain', text('domain', t.domain, { readonly: !isNew }), 'empty: every domain'),
       field('From', text('from', t.from, { type: 'email' }), 'empty: the configured sender'),
