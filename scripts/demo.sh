@@ -43,8 +43,8 @@ fi
 # A demo administrator for the web console, with a new password each run.
 admin=demo
 adminpw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-if ! printf '%s\n%s\n' "$adminpw" "$adminpw" | "$abqctl" -c "$conf" admin add "$admin" >/dev/null 2>&1; then
-	printf '%s\n%s\n' "$adminpw" "$adminpw" | "$abqctl" -c "$conf" admin passwd "$admin" >/dev/null
+if ! printf '%s\n' "$adminpw" | "$abqctl" -c "$conf" admin add "$admin" >/dev/null 2>&1; then
+	printf '%s\n' "$adminpw" | "$abqctl" -c "$conf" admin passwd "$admin" >/dev/null
 fi
 
 cat <<TXT

@@ -120,7 +120,8 @@ try {
   const mine = api.body.devices.find((d) => d.deviceId === deviceId);
   check(mine, `${deviceId} is not quarantined according to the API`);
   check(text.includes(mine.account), `the card does not name the owner ${mine.account}`);
-  if (mine.userAgent) check(text.includes(mine.userAgent), `the card does not show the user agent ${mine.userAgent}`);
+  for (const [what, v] of [['user agent', mine.userAgent], ['model', mine.model], ['OS', mine.os]])
+    if (v) check(text.includes(v), `the card does not show the ${what} ${v}: ${text}`);
   await page.waitForFunction((n) => document.getElementById('badge-count').textContent === String(n), api.body.total);
   const cards = await page.locator('#queue-list > li').count();
   check(cards === api.body.total, `the queue shows ${cards} devices, the API counts ${api.body.total}`);

@@ -91,32 +91,40 @@ class Console(unittest.TestCase):
                 self.fail("%s: not within %.1f s; last: %r" % (what, limit, last))
             time.sleep(step)
 
-    def quarantined_mailbox(self, phone):
-        """The phone's first FolderSync: answered by the quarantine mailbox."""
+    def quarantined_mailbox(self, phone, info):
+        """A new phone as it connects: Settings with its DeviceInformation (so
+        the queue shows its model and OS), then FolderSync, answered by the
+        quarantine mailbox."""
+        r = phone.post("Settings", e2e.wbxml(e2e.settings_xml(info)))
+        self.assertEqual(r.status, 200, "Settings: %r" % r)
         fs = phone.folders(self)
         self.assertTrue(any(f[3] == "2" and f[0].startswith("abq-") for f in fs),
                         "not the quarantine mailbox: %r" % fs)
         d = e2e.H.ctl_json(self, "mobile", "getDeviceInfo", phone.user, phone.device_id)["device"]
         self.assertEqual(d["state"], "Quarantined", d)
+        self.assertEqual((d["model"], d["os"]), (info["Model"], info["OS"]), d)
 
     def test_console_allow_from_the_queue(self):
         H = self.H
         self.ctl("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
         name = "console-admin"
         password = secrets.token_urlsafe(18)
-        self.ctl("admin", "add", name, stdin="%s\n%s\n" % (password, password))
+        self.ctl("admin", "add", name, stdin=password + "\n")
         time.sleep(1.5)  # abqd reads the change log once a second
 
         # bob's phone waits in the queue before the page opens.
+        bob_ua = "Android-SAMSUNG-SM-G991B/101.2403"
         bob = Phone(device_id=new_id("bobphone"), user="bob", device_type="Android",
-                    user_agent="Android-SAMSUNG-SM-G991B/101.2403")
-        self.quarantined_mailbox(bob)
+                    user_agent=bob_ua)
+        self.quarantined_mailbox(bob, {"Model": "SM-G991B", "OS": "Android 14",
+                                       "UserAgent": bob_ua})
         # New mail for alice while her phone waits: it must sync once allowed.
         subject = "Console test %s" % uuid.uuid4().hex[:8]
         H.fixture_ok("deliver", "alice", subject)
 
+        alice_ua = "Apple-iPhone16C2/2201.81"
         alice = Phone(device_id=new_id("aliceiphone"), user="alice", version="16.1",
-                      device_type="iPhone", user_agent="Apple-iPhone16C2/2201.81")
+                      device_type="iPhone", user_agent=alice_ua)
         shot = os.path.join(ARTIFACTS, "console-queue.png")
         url = "http://127.0.0.1:%d/" % H.admin_port
         cmd = ["node", os.path.join(BROWSER, "console.mjs"), url, name, password,
@@ -149,7 +157,8 @@ class Console(unittest.TestCase):
                 if line == "READY":
                     break
             # ... then alice's phone makes its first request.
-            self.quarantined_mailbox(alice)
+            self.quarantined_mailbox(alice, {"Model": "iPhone16,2", "OS": "iOS 18.1",
+                                             "UserAgent": alice_ua})
             while True:
                 try:
                     line = lines.get(timeout=180)
@@ -164,6 +173,7 @@ class Console(unittest.TestCase):
             if browser.poll() is None:
                 os.killpg(browser.pid, signal.SIGKILL)
                 browser.wait()
+            browser.stdout.close()
         self.assertEqual(rc, 0, "the browser checks failed:\n%s" % "\n".join(out))
         for path in (shot, shot[:-4] + "-phone.png"):
             self.assertIn("screenshot: " + path, out)
