@@ -12,7 +12,9 @@ alice's while it is open. In the page: a wrong password shows the API's
 message, the login works, alice's phone appears in the queue without a reload,
 the badge counts the queue, a screenshot of the queue is kept
 (ARTIFACTS/console-queue.png and -phone.png), the keyboard reaches Allow, a
-click allows; bob's phone is blocked from its detail page. Then alice's phone
+click allows; bob's phone is blocked from its detail page; rules (a bad regex
+shows the API's message), a domain's mode and a notice template are made,
+changed and removed through their forms. Then alice's phone
 gets her real folders and mail (one message delivered to the fixture during
 the test included) and bob's is refused, and the history names the
 administrator.
