@@ -212,6 +212,15 @@ class Console(unittest.TestCase):
             self.assertEqual((d["state"], d["reason"], d["stateBy"]),
                              (state, "Individual", name), d)
 
+    def test_zz_clean_exit(self):
+        """abqd (with its admin listener and open event streams) ends on SIGTERM
+        with status 0 and no sanitizer report."""
+        rc = self.H.stop_abqd()
+        self.assertEqual(rc, 0, "abqd exit status after SIGTERM: %r" % rc)
+        log = self.H.log_text(limit=10 ** 9)
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            self.assertNotIn(bad, log, "sanitizer report in abqd's log")
+
 
 def main():
     global ARTIFACTS
