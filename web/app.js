@@ -192,8 +192,8 @@ function loggedIn(session) {
 async function login(ev) {
   ev.preventDefault();
   const form = ev.target;
-  const name = form.name.value.trim();
-  const password = form.password.value;
+  const name = $('login-name').value.trim();
+  const password = $('login-password').value;
   const button = form.querySelector('button');
   if (!name || !password) {
     $('login-error').textContent = 'Enter your name and password.';
@@ -205,7 +205,7 @@ async function login(ev) {
     loggedIn(await api('POST', '/login', { name, password }));
   } catch (e) {
     $('login-error').textContent = e.message;
-    form.password.select();
+    $('login-password').select();
   } finally {
     button.disabled = false;
   }
@@ -226,6 +226,11 @@ async function logout() {
 async function boot() {
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
+  // The skip link must not become a route (#main).
+  document.querySelector('.skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    $('main').focus();
+  });
   window.addEventListener('hashchange', () => {
     const keep = keepMessages;
     keepMessages = false;

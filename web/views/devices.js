@@ -16,6 +16,12 @@ const SEEN = [
   ['old90d', 'not for 90 days'],
 ];
 
+const SORTS = [
+  ['account', 'by account'],
+  ['-lastSeen', 'last seen first'],
+  ['-firstSeen', 'newest first'],
+];
+
 export default function devices(ctx) {
   const q = ctx.query;
   const input = (name, type) => h('input', { name, type: type || 'text', value: q.get(name) || '' });
@@ -29,6 +35,7 @@ export default function devices(ctx) {
     field('Model', input('model')),
     field('OS', input('os')),
     field('Last seen', select('seen', SEEN, q.get('seen') || '')),
+    field('Order', select('sort', SORTS, q.get('sort') || 'account')),
     h(
       'div',
       { class: 'filter-actions' },
@@ -46,6 +53,7 @@ export default function devices(ctx) {
     ev.preventDefault();
     const params = {};
     for (const [k, v] of new FormData(form)) if (String(v).trim()) params[k] = String(v).trim();
+    if (params.sort === 'account') delete params.sort;
     ctx.go('#/devices' + query(params));
   }
 

@@ -171,10 +171,10 @@ export default function mode(ctx) {
     const target = scope === 'global' ? null : String(f.get('target')).trim();
     if (scope !== 'global' && !target) {
       addError.textContent = 'Enter a domain or an account.';
-      addForm.target.focus();
+      addForm.elements.target.focus();
       return;
     }
-    if (await put(scope, target, String(f.get('name')), String(f.get('value')), addError)) addForm.target.value = '';
+    if (await put(scope, target, String(f.get('name')), String(f.get('value')), addError)) addForm.elements.target.value = '';
   }
 
   async function unset(a) {

@@ -145,17 +145,17 @@ export default function rules(ctx) {
     };
     if (!body.pattern.trim()) {
       formError.textContent = 'Enter a pattern.';
-      form.pattern.focus();
+      form.elements.pattern.focus();
       return;
     }
     try {
       const res = await ctx.api('POST', '/rules', body);
       ctx.announce(`Rule ${res && res.id != null ? res.id + ' ' : ''}saved.`);
-      form.pattern.value = '';
+      form.elements.pattern.value = '';
       await refresh();
     } catch (e) {
       ctx.fail(e, formError);
-      form.pattern.focus();
+      form.elements.pattern.focus();
     }
   }
 
