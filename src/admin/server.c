@@ -1100,6 +1100,8 @@ http_of(struct admin *a, bool tls)
 	evhttp_set_max_body_size(h, MAX_BODY);
 	evhttp_set_max_headers_size(h, MAX_HEADERS);
 	evhttp_set_timeout(h, IO_TIMEOUT_S);
+	/* A body over the cap is read and dropped, so that the client gets its 413. */
+	evhttp_set_flags(h, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                                  EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(h, on_request, a);
