@@ -626,6 +626,110 @@ class AdminAPI(unittest.TestCase):
         anon = Client()
         self.error(anon.get("/api/v1/events"), 401, "unauthenticated", "events without a session")
 
+    def open_stream(self, cookie):
+        s = socket.create_connection(("127.0.0.1", H.admin_port), timeout=10)
+        s.sendall(("GET /api/v1/events HTTP/1.1\r\nHost: x\r\n"
+                   "Cookie: abqd_session=%s\r\n\r\n" % cookie).encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf or (b" 200 " in buf.split(b"\r\n")[0]
+                                           and b"event: hello" not in buf):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        return s, buf
+
+    def test_41_event_streams_are_capped_and_freed(self):
+        socks = []
+        try:
+            for i in range(32):
+                s, buf = self.open_stream(self.c.cookie)
+                socks.append(s)
+                self.assertIn(b"event: hello", buf, "stream %d: %r" % (i + 1, buf[:300]))
+            s, buf = self.open_stream(self.c.cookie)
+            socks.append(s)
+            head = buf.split(b"\r\n")[0]
+            self.assertIn(b" 503 ", head, "the 33rd stream: %r" % buf[:300])
+            self.assertIn(b"Retry-After", buf)
+        finally:
+            for s in socks:
+                s.close()
+        # The streams of clients that went away are freed within seconds.
+        t0 = time.monotonic()
+        while True:
+            s, buf = self.open_stream(self.c.cookie)
+            s.close()
+            if b"event: hello" in buf:
+                break
+            self.assertLess(time.monotonic() - t0, 5, "streams not freed: %r" % buf[:300])
+            time.sleep(0.5)
+
+    def test_60_tls_listener(self):
+        """A side abqd with a plain and a tls: admin address: the cookie is Secure
+        on TLS, the same account logs in on both."""
+        import ssl
+        work = os.path.join(H.work, "admin-tls")
+        os.makedirs(work, exist_ok=True)
+        pem = e2e.E2E.make_cert(work, "admin")
+        eas, plain, tls = free_ports(3)
+        conf = os.path.join(work, "abqd.conf")
+        with open(conf, "w") as f:
+            f.write("[eas]\nlisten = 127.0.0.1:%d\n[upstream]\nurl = %s\n"
+                    "[store]\nurl = sqlite:abqd.db\n[tls]\ncert = %s\nkey = %s\n"
+                    "[admin]\nlisten = 127.0.0.1:%d, tls:127.0.0.1:%d\n" % (
+                        eas, H.fixture_url, os.path.join(work, "cert.pem"),
+                        os.path.join(work, "key.pem"), plain, tls))
+        env = dict(os.environ)
+        env.pop("ABQD_CONFIG", None)
+        p = subprocess.run([e2e.ABQCTL, "-c", conf, "init"], capture_output=True, text=True,
+                           env=env, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run([e2e.ABQCTL, "-c", conf, "admin", "add", "tls.admin"],
+                           input="tls password 1\n", capture_output=True, text=True, env=env,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        logf = open(os.path.join(work, "abqd.stderr"), "ab")
+        proc = subprocess.Popen([e2e.ABQD, "-d", "-c", conf], stdout=logf,
+                                stderr=subprocess.STDOUT, cwd=work, env=env)
+        logf.close()
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", tls), timeout=1).close()
+                    break
+                except OSError:
+                    self.assertIsNone(proc.poll(), "the TLS abqd exited")
+                    self.assertLess(time.monotonic(), deadline, "the TLS admin port")
+                    time.sleep(0.1)
+            ctx = ssl.create_default_context(cadata=pem)
+            conn = http.client.HTTPSConnection("127.0.0.1", tls, timeout=20, context=ctx)
+            conn.request("POST", "/api/v1/login",
+                         body=json.dumps({"name": "tls.admin", "password": "tls password 1"}),
+                         headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            body = r.read()
+            self.assertEqual(r.status, 200, body)
+            cookie = r.getheader("Set-Cookie")
+            self.assertIn("; Secure", cookie)
+            conn.request("GET", "/api/v1/session",
+                         headers={"Cookie": cookie.split(";")[0]})
+            r = conn.getresponse()
+            self.assertEqual(json.loads(r.read())["name"], "tls.admin")
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", plain, timeout=20)
+            conn.request("POST", "/api/v1/login",
+                         body=json.dumps({"name": "tls.admin", "password": "tls password 1"}),
+                         headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            self.assertNotIn("Secure", r.getheader("Set-Cookie"))
+            conn.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(20), 0, "the TLS abqd's exit status")
+
     # ------------------------------------------------------- metrics/health
     def test_50_metrics_need_a_session(self):
         r = self.c.get("/metrics")
@@ -677,7 +781,17 @@ def main():
                                                                         p.stderr))
         prog = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
         ok = prog.result.wasSuccessful() and prog.result.testsRun > 0
+        # SIGTERM with an event stream open: a clean exit, no sanitizer report.
+        c = Client()
+        r = c.request("POST", "/api/v1/login", {"name": ADMIN, "password": PASSWORD})
+        stream = socket.create_connection(("127.0.0.1", H.admin_port), timeout=10)
+        stream.sendall(("GET /api/v1/events HTTP/1.1\r\nHost: x\r\nCookie: abqd_session=%s"
+                        "\r\n\r\n" % c.cookie).encode())
+        if r.status != 200 or b"event: hello" not in stream.recv(4096):
+            print("FAIL  no event stream before SIGTERM", flush=True)
+            ok = False
         rc = H.stop_abqd()
+        stream.close()
         if rc != 0:
             print("FAIL  abqd exit status after SIGTERM: %r" % rc, flush=True)
             ok = False
