@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -614,6 +615,36 @@ events_start(struct admin_req *r, struct conn *c)
 	stream_send(r->req, first);
 }
 
+/*
+ * While an event stream is written, evhttp does not read its socket, so a
+ * client that went away would only be noticed when a keepalive fails. Peek at
+ * each stream's socket instead: an orderly close (recv 0) or an error frees
+ * the connection now, so that the stream cap is not held by the departed.
+ */
+static void
+streams_reap(struct admin *a)
+{
+	struct evhttp_connection *gone[MAX_STREAMS];
+	size_t n = 0;
+	char b;
+
+	for (struct conn *c = a->conns; c != NULL && n < MAX_STREAMS; c = c->next) {
+		if (c->stream == NULL)
+			continue;
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+		evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+		if (fd < 0)
+			continue;
+		ssize_t got = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (got == 0 ||
+		    (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			gone[n++] = c->evcon;
+	}
+	/* Freeing runs on_conn_close, which unlinks the conn and ends its stream. */
+	for (size_t i = 0; i < n; i++)
+		evhttp_connection_free(gone[i]);
+}
+
 /* Once a second: the change log's head, an event to every stream when it moved. */
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
@@ -626,6 +657,9 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	a->ticks++;
+	if (a->nstreams == 0)
+		return;
+	streams_reap(a);
 	if (a->nstreams == 0)
 		return;
 	if (abq_store_change_last(a->store, &seq, &err) < 0) {
@@ -1100,6 +1134,8 @@ http_of(struct admin *a, bool tls)
 	evhttp_set_max_body_size(h, MAX_BODY);
 	evhttp_set_max_headers_size(h, MAX_HEADERS);
 	evhttp_set_timeout(h, IO_TIMEOUT_S);
+	/* A body over the cap is read and dropped, so that the client gets its 413. */
+	evhttp_set_flags(h, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                                  EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(h, on_request, a);

@@ -1052,13 +1052,14 @@ class E2E(unittest.TestCase):
         no trace."""
         work = os.path.join(H.work, "imap-abqd")
         os.makedirs(work, exist_ok=True)
-        (port,) = free_ports(1)
+        (port, admin_port) = free_ports(2)
         conf = os.path.join(work, "abqd.conf")
         with open(conf, "w") as f:
             f.write("[eas]\nlisten = 127.0.0.1:%d\ndefault_domain = example.test\n"
                     "[upstream]\nurl = %s\n[auth]\nmethod = imap://127.0.0.1:%d\n"
-                    "[store]\nurl = sqlite:abqd.db\n[log]\nlevel = debug\n"
-                    % (port, H.fixture_url, H.imap_port))
+                    "[store]\nurl = sqlite:abqd.db\n[admin]\nlisten = 127.0.0.1:%d\n"
+                    "[log]\nlevel = debug\n"
+                    % (port, H.fixture_url, H.imap_port, admin_port))
         logf = open(os.path.join(work, "abqd.stderr"), "ab")
         p = subprocess.Popen([ABQD, "-d", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
                              cwd=work)
@@ -1101,13 +1102,15 @@ class E2E(unittest.TestCase):
         work = os.path.join(H.work, name)
         os.makedirs(work, exist_ok=True)
         os.chmod(work, 0o755)
-        (port,) = free_ports(1)
+        # Each abqd its own admin port: the default 127.0.0.1:8081 may be taken.
+        (port, admin_port) = free_ports(2)
         conf = os.path.join(work, "abqd.conf")
         with open(conf, "w") as f:
             f.write("[eas]\nlisten = %s127.0.0.1:%d\ndefault_domain = example.test\n"
                     "%s\n[upstream]\nurl = %s\n[store]\nurl = sqlite:abqd.db\n"
+                    "[admin]\nlisten = 127.0.0.1:%d\n"
                     "[log]\nlevel = debug\n" % ("tls:" if listen_tls else "", port,
-                                                   extra_conf, H.fixture_url))
+                                                   extra_conf, H.fixture_url, admin_port))
         logf = open(os.path.join(work, "abqd.stderr"), "ab")
         p = subprocess.Popen([ABQD, "-d", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
                              cwd=work)
