@@ -16,6 +16,8 @@
 // 7. Rules (a bad regex shows the API's message; create, move up, delete),
 //    the mode of a domain (set, remove), a notice template (create, edit,
 //    delete), each checked against the API and left as it was.
+// 8. With ABQ_CONSOLE_FALLBACK=1: the event stream refused, the page
+//    reloaded; "READY2", and the next new device appears by polling.
 // Each step prints one line; any failure exits 1 with the reason.
 
 import { chromium } from 'playwright-core';
@@ -153,8 +155,11 @@ try {
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   // Chromium logs every 4xx answer; the refusals this script provokes are
   // checked where they happen. Anything else logged as an error is a problem.
+  let eventsRefused = false; // step 8 makes the stream fail on purpose
   page.on('console', (m) => {
-    if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) problems.push('console: ' + m.text());
+    if (m.type() !== 'error' || /status of 4\d\d/.test(m.text())) return;
+    if (eventsRefused && /ERR_FAILED/.test(m.text())) return;
+    problems.push('console: ' + m.text());
   });
   // The page must fetch nothing from anywhere but abqd.
   const origin = new URL(url).origin;
@@ -164,6 +169,13 @@ try {
   });
   let loads = 0;
   page.on('load', () => loads++);
+  // The live updates must come over server-sent events (polling is the
+  // fallback, checked in step 8).
+  let streams = 0;
+  page.on('response', (r) => {
+    if (r.url().endsWith('/api/v1/events') && r.status() === 200 && /^text\/event-stream/.test(r.headers()['content-type'] || ''))
+      streams++;
+  });
 
   // 1. Wrong password.
   await page.goto(url);
@@ -197,6 +209,7 @@ try {
   const card = page.locator(`#queue-list > li[data-device-id="${deviceId}"]`);
   await card.waitFor({ timeout: Math.max(TIMEOUT, 60000) });
   check(loads === loadsAtLogin && (await page.evaluate(() => window.abqNoReload === true)), 'the page was reloaded');
+  check(streams > 0, 'no event stream (text/event-stream from /api/v1/events) was opened');
   const text = await card.innerText();
   for (const label of ['Model', 'OS', 'User agent', 'First seen'])
     check(text.includes(label), `the queue card lacks ${label}: ${text}`);
@@ -272,6 +285,27 @@ try {
   // a notice template. Each leaves nothing behind.
   page.on('dialog', (d) => d.accept());
   await sections(page);
+
+  // 8. Without the event stream (refused here), the queue still updates:
+  // polling every 5 s. The test connects one more phone after READY2.
+  if (process.env.ABQ_CONSOLE_FALLBACK === '1') {
+    eventsRefused = true;
+    await page.route('**/api/v1/events', (r) => r.abort());
+    await page.getByRole('link', { name: /^Quarantine/ }).click();
+    await page.reload();
+    await page.locator('#queue-summary').filter({ hasText: /\S/ }).waitFor();
+    const seen = new Set(await page.locator('#queue-list > li').evaluateAll((lis) => lis.map((li) => li.dataset.deviceId)));
+    const streamsBefore = streams;
+    const t0 = Date.now();
+    console.log('READY2');
+    const fresh = await page.waitForFunction(
+      (ids) => [...document.querySelectorAll('#queue-list > li')].map((li) => li.dataset.deviceId).find((id) => !ids.includes(id)),
+      [...seen],
+      { timeout: 60000 },
+    );
+    check(streams === streamsBefore, 'an event stream was open during the fallback check');
+    step(`without events, ${await fresh.jsonValue()} appeared by polling after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
 
   check(problems.length === 0, problems.join('; '));
   step('no page errors, no outside requests');

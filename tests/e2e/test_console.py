@@ -14,7 +14,8 @@ the badge counts the queue, a screenshot of the queue is kept
 (ARTIFACTS/console-queue.png and -phone.png), the keyboard reaches Allow, a
 click allows; bob's phone is blocked from its detail page; rules (a bad regex
 shows the API's message), a domain's mode and a notice template are made,
-changed and removed through their forms. Then alice's phone
+changed and removed through their forms; with the event stream refused, a
+third phone still appears (polling). Then alice's phone
 gets her real folders and mail (one message delivered to the fixture during
 the test included) and bob's is refused, and the history names the
 administrator.
@@ -132,8 +133,9 @@ class Console(unittest.TestCase):
         cmd = ["node", os.path.join(BROWSER, "console.mjs"), url, name, password,
                alice.device_id, shot, bob.device_id]
         print("  $ %s" % " ".join(c if c != password else "PASSWORD" for c in cmd), flush=True)
+        env = dict(os.environ, ABQ_CONSOLE_FALLBACK="1")
         browser = subprocess.Popen(cmd, cwd=BROWSER, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True,
+                                   stderr=subprocess.STDOUT, text=True, env=env,
                                    start_new_session=True)
         lines = queue.Queue()
 
@@ -170,6 +172,12 @@ class Console(unittest.TestCase):
                     break
                 print("  browser| %s" % line, flush=True)
                 out.append(line)
+                if line == "READY2":
+                    # The page now polls (its event stream refused): one more phone.
+                    third = Phone(device_id=new_id("alicetablet"), user="alice",
+                                  device_type="iPad", user_agent="Apple-iPad13C4/2201.81")
+                    self.quarantined_mailbox(third, {"Model": "iPad13,4", "OS": "iOS 18.1",
+                                                     "UserAgent": "Apple-iPad13C4/2201.81"})
             rc = browser.wait(30)
         finally:
             if browser.poll() is None:
@@ -177,6 +185,7 @@ class Console(unittest.TestCase):
                 browser.wait()
             browser.stdout.close()
         self.assertEqual(rc, 0, "the browser checks failed:\n%s" % "\n".join(out))
+        self.assertIn("READY2", out, "the polling check did not run")
         for path in (shot, shot[:-4] + "-phone.png"):
             self.assertIn("screenshot: " + path, out)
             with open(path, "rb") as f:
