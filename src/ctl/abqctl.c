@@ -79,6 +79,16 @@ static const struct ctl_command commands[] = {
     {"mobile getDeviceList <account>", do_device_list, 0, 0},
     {"mobile getDeviceInfo <account> <device-id>", do_device_info, 0, 0},
     {"mobile getAllDevices", do_all_devices, 0, 0},
+
+    /* The administrators of the console and the JSON API (op 1: add, 0: passwd). */
+    {"admin add <name>", do_admin_set, 1, 0},
+    {"admin passwd <name>", do_admin_set, 0, 0},
+    {"admin delete <name>", do_admin_delete, 0, 0},
+    {"admin list", do_admin_list, 0, 0},
+    {"admin token <name>", do_admin_token, 0, 0},
+    {"admin token <name> <label>", do_admin_token, 0, 0},
+    {"admin revoke <name>", do_admin_revoke, 0, 0},
+    {"admin revoke <name> <label>", do_admin_revoke, 0, 0},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -64,4 +64,7 @@ ctl_handler do_rule_set, do_rule_delete, do_rule_list, do_notification_interval;
 /* cmd_notice.c: the outbox and the notice templates. */
 ctl_handler do_outbox, do_msg_set, do_msg_get, do_msg_delete;
 
+/* cmd_admin.c: the administrators of the console and the JSON API. */
+ctl_handler do_admin_set, do_admin_delete, do_admin_list, do_admin_token, do_admin_revoke;
+
 #endif

@@ -9,10 +9,13 @@ and the --json documents. Python 3 standard library only.
 """
 
 import argparse
+import hashlib
 import json
 import os
+import pty
 import pwd
 import re
+import select
 import shutil
 import sqlite3
 import subprocess
@@ -1174,6 +1177,222 @@ class NoticeTest(CliTest):
                                          "example.com", "blocked", "de"))
         self.refused("mobile", "abq", "deleteABQMessage", "domain", "example.com", "blocked",
                      "de", contains="no domain example.com blocked message")
+
+TOKEN = re.compile(r"^abq_[A-Za-z0-9_-]{43}$")
+ADMIN_KEYS = {"name", "createdBy", "createdAt", "passwordAt", "lastLogin", "tokens"}
+
+
+class AdminTest(CliTest):
+    """Administrators of the console and the JSON API: abqctl admin ..."""
+
+    def db_rows(self, sql):
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
+
+    def admin_history(self):
+        return [(h["who"], h["subject"], h["new"])
+                for h in self.okj("mobile", "abq", "history")["history"] if h["what"] == "admin"]
+
+    def test_accounts_with_piped_passwords(self):
+        who = expected_who()
+        env = {"ABQ_NOW": str(T0)}
+        self.assertEqual(self.ok("admin", "add", "alice", stdin="correct horse\n", env=env),
+                         "administrator alice added\n")
+        # No newline at the end, and a CR from a Windows editor: both fine.
+        self.ok("admin", "add", "bob@example.com", stdin="battery staple", env=env)
+        self.ok("admin", "add", "carol", stdin="tr0ub4dor&3\r\nignored second line\n", env=env)
+        doc = self.okj("admin", "list")
+        self.assertEqual(set(doc), {"admins"})
+        self.assertEqual([a["name"] for a in doc["admins"]], ["alice", "bob@example.com", "carol"])
+        for a in doc["admins"]:
+            self.assertEqual(set(a), ADMIN_KEYS)
+            self.assertEqual(a["createdBy"], who)
+            self.assertEqual(a["createdAt"], "2026-01-01T00:00:00Z")
+            self.assertEqual(a["passwordAt"], "2026-01-01T00:00:00Z")
+            self.assertIsNone(a["lastLogin"])
+            self.assertEqual(a["tokens"], 0)
+        rows = table_rows(self.ok("admin", "list"))
+        self.assertEqual([(r["NAME"], r["CREATED BY"], r["LAST LOGIN"], r["TOKENS"]) for r in rows],
+                         [("alice", who, "never", "0"), ("bob@example.com", who, "never", "0"),
+                          ("carol", who, "never", "0")])
+        # The store has yescrypt hashes, never the passwords; history neither.
+        hashes = dict(self.db_rows("SELECT name, password_hash FROM admins"))
+        self.assertEqual(len(hashes), 3)
+        for h in hashes.values():
+            self.assertTrue(h.startswith("$y$"), h)
+        with open(os.path.join(self.dir, "abqd.db"), "rb") as f:
+            raw = f.read()
+        for pw in (b"correct horse", b"battery staple", b"tr0ub4dor"):
+            self.assertNotIn(pw, raw)
+        hist = self.ok("mobile", "abq", "history", "--json")
+        self.assertNotIn("horse", hist)
+        self.assertNotIn("$y$", hist)
+
+        # A new password, then delete.
+        self.assertIn("has a new password",
+                      self.ok("admin", "passwd", "alice", stdin="new password 2\n",
+                              env={"ABQ_NOW": str(T0 + DAY)}))
+        alice = self.okj("admin", "list")["admins"][0]
+        self.assertEqual((alice["createdAt"], alice["passwordAt"]),
+                         ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"))
+        self.assertNotEqual(dict(self.db_rows("SELECT name, password_hash FROM admins"))["alice"],
+                            hashes["alice"])
+        self.assertIn("deleted", self.ok("admin", "delete", "carol"))
+        self.assertEqual([a["name"] for a in self.okj("admin", "list")["admins"]],
+                         ["alice", "bob@example.com"])
+        self.assertEqual(self.okj("admin", "delete", "bob@example.com"),
+                         {"ok": True, "name": "bob@example.com"})
+        self.assertEqual(self.admin_history(),
+                         [(who, "alice", "added"), (who, "bob@example.com", "added"),
+                          (who, "carol", "added"), (who, "alice", "password changed"),
+                          (who, "carol", "deleted"), (who, "bob@example.com", "deleted")])
+
+    def test_refusals(self):
+        self.ok("admin", "add", "alice", stdin="correct horse\n")
+        before = (self.ok("admin", "list", "--json"), self.ok("mobile", "abq", "history", "--json"))
+        cases = [
+            (("admin", "add", "Alice"), "x" * 12, "bad administrator name"),
+            (("admin", "add", "a/b"), "x" * 12, "bad administrator name"),
+            (("admin", "add", ".x"), "x" * 12, "must begin with a letter or a digit"),
+            (("admin", "add", "a" * 65), "x" * 12, "1 to 64"),
+            (("admin", "add", "bob"), "1234567\n", "password too short: at least 8"),
+            (("admin", "add", "bob"), "", "no password given"),
+            (("admin", "add", "bob"), "\n", "password too short"),
+            (("admin", "add", "bob"), "x" * 5000 + "\n", "password too long"),
+            (("admin", "add", "alice"), "another password\n", "administrator 'alice' exists"),
+            (("admin", "passwd", "nobody"), "another password\n", "no administrator 'nobody'"),
+            (("admin", "passwd", "alice"), "short\n", "password too short"),
+            (("admin", "delete", "nobody"), None, "no administrator 'nobody'"),
+            (("admin", "delete", "No Body"), None, "bad administrator name"),
+            (("admin", "token", "nobody"), None, "no administrator 'nobody'"),
+            (("admin", "token", "alice", "two words"), None, "bad token label"),
+            (("admin", "revoke", "nobody"), None, "no administrator 'nobody'"),
+            (("admin", "revoke", "alice", "x" * 65), None, "bad token label"),
+        ]
+        for words, stdin, msg in cases:
+            with self.subTest(words=words[:3]):
+                self.refused(*words, stdin=stdin, contains=msg)
+                self.refused(*(words + ("--json",)), stdin=stdin, contains=msg)
+        self.refused("admin", "add", "--", "-x", stdin="x" * 12, contains="must begin with")
+        usage = [
+            (("admin",), "usage: admin"),
+            (("admin", "add"), "usage: admin add NAME"),
+            (("admin", "add", "a", "b"), "unexpected word 'b'"),
+            (("admin", "token"), "usage: admin token NAME"),
+            (("admin", "revoke", "a", "b", "c"), "unexpected word 'c'"),
+            (("admin", "list", "x"), "unexpected word 'x'"),
+            (("admin", "add", "bob", "--dry-run"), "--dry-run does not apply"),
+            (("admin", "delete", "alice", "--dry-run"), "--dry-run does not apply"),
+        ]
+        for words, msg in usage:
+            with self.subTest(words=words):
+                self.refused(*words, rc=2, stdin="correct horse\n", contains=[msg, "usage:"])
+        self.assertEqual((self.ok("admin", "list", "--json"),
+                          self.ok("mobile", "abq", "history", "--json")), before)
+
+    def test_tokens(self):
+        who = expected_who()
+        self.ok("admin", "add", "alice", stdin="correct horse\n")
+        self.ok("admin", "add", "bob", stdin="battery staple\n")
+        t1 = self.ok("admin", "token", "alice", "ci")
+        self.assertTrue(t1.endswith("\n") and t1.count("\n") == 1, repr(t1))
+        t1 = t1.strip()
+        self.assertRegex(t1, TOKEN)
+        doc = self.okj("admin", "token", "alice", "ci")
+        self.assertEqual(set(doc), {"name", "label", "token"})
+        self.assertEqual((doc["name"], doc["label"]), ("alice", "ci"))
+        self.assertRegex(doc["token"], TOKEN)
+        t3 = self.okj("admin", "token", "alice")
+        self.assertIsNone(t3["label"])
+        t4 = self.ok("admin", "token", "bob").strip()
+        self.assertEqual(len({t1, doc["token"], t3["token"], t4}), 4)
+        self.assertEqual({a["name"]: a["tokens"] for a in self.okj("admin", "list")["admins"]},
+                         {"alice": 3, "bob": 1})
+        # The store keeps the SHA-256 of each token, never the token.
+        stored = self.db_rows("SELECT admin, label, hash, created_by FROM tokens ORDER BY id")
+        self.assertEqual(stored, [
+            ("alice", "ci", hashlib.sha256(t1.encode()).hexdigest(), who),
+            ("alice", "ci", hashlib.sha256(doc["token"].encode()).hexdigest(), who),
+            ("alice", None, hashlib.sha256(t3["token"].encode()).hexdigest(), who),
+            ("bob", None, hashlib.sha256(t4.encode()).hexdigest(), who)])
+        with open(os.path.join(self.dir, "abqd.db"), "rb") as f:
+            raw = f.read()
+        for t in (t1, t4):
+            self.assertNotIn(t[4:].encode(), raw)
+        self.assertNotIn(t1[4:], self.ok("mobile", "abq", "history", "--json"))
+
+        # Revoke by label, then all of alice's; bob's stays.
+        self.assertEqual(self.ok("admin", "revoke", "alice", "ci"),
+                         "revoked 2 tokens of alice labelled ci\n")
+        self.assertEqual(self.okj("admin", "revoke", "alice", "ci"),
+                         {"name": "alice", "label": "ci", "revoked": 0})
+        self.assertEqual(self.okj("admin", "revoke", "alice"),
+                         {"name": "alice", "label": None, "revoked": 1})
+        self.assertEqual(self.db_rows("SELECT admin FROM tokens"), [("bob",)])
+        # Deleting bob takes his token along.
+        self.ok("admin", "delete", "bob")
+        self.assertEqual(self.db_rows("SELECT count(*) FROM tokens"), [(0,)])
+        self.assertEqual([h[2] for h in self.admin_history()],
+                         ["added", "added", "token added (ci)", "token added (ci)", "token added",
+                          "token added", "tokens revoked (2, label ci)", "tokens revoked (1)",
+                          "deleted (tokens revoked: 1)"])
+
+    def run_on_terminal(self, words, answers):
+        """Run abqctl with a terminal as stdin, answering each prompt; (rc, stderr, echoed)."""
+        master, slave = pty.openpty()
+        args = [ABQCTL, "-c", self.conf] + list(words)
+        p = subprocess.Popen(args, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.env, cwd=self.dir)
+        os.close(slave)
+        err, echoed = b"", b""
+        try:
+            for prompt, answer in answers:
+                deadline = time.time() + 30
+                while prompt.encode() not in err:
+                    self.assertLess(time.time(), deadline, "no prompt %r: %r" % (prompt, err))
+                    r, _, _ = select.select([p.stderr, master], [], [], 1)
+                    if p.stderr in r:
+                        chunk = os.read(p.stderr.fileno(), 4096)
+                        self.assertTrue(chunk, "abqctl ended before %r: %r" % (prompt, err))
+                        err += chunk
+                    if master in r:
+                        echoed += os.read(master, 4096)
+                err = err.replace(prompt.encode(), b"", 1)
+                os.write(master, (answer + "\n").encode())
+            out, rest = p.communicate(timeout=60)
+            err += rest
+            while select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                echoed += chunk
+        finally:
+            os.close(master)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        return p.returncode, out.decode(), err.decode(), echoed.decode()
+
+    def test_password_from_terminal(self):
+        rc, out, err, echoed = self.run_on_terminal(
+            ["admin", "add", "alice"],
+            [("New password for alice: ", "correct horse"), ("Again: ", "correct horse")])
+        self.assertEqual((rc, out), (0, "administrator alice added\n"), err)
+        self.assertNotIn("correct horse", echoed)  # typed without echo
+        self.assertEqual([a["name"] for a in self.okj("admin", "list")["admins"]], ["alice"])
+        rc, out, err, echoed = self.run_on_terminal(
+            ["admin", "passwd", "alice"],
+            [("New password for alice: ", "first try 1"), ("Again: ", "first try 2")])
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("abqctl: the passwords do not match", err)
+        self.assertNotIn("first try", echoed + err)
+        self.assertEqual(self.admin_history(), [(expected_who(), "alice", "added")])
 
 
 def main():
