@@ -930,6 +930,48 @@ method_name(enum evhttp_cmd_type m)
 	}
 }
 
+/* Looking an administrator up (abq_admin_list: the accounts are few). */
+struct admin_find {
+	const char *name;
+	bool found;
+	int64_t password_at;
+};
+
+static int
+find_admin(void *arg, const struct abq_admin_info *i)
+{
+	struct admin_find *f = arg;
+	if (strcmp(i->name, f->name) != 0)
+		return 0;
+	f->found = true;
+	f->password_at = i->password_at;
+	return 1;
+}
+
+/*
+ * A session outlives neither its administrator nor their password: one
+ * deleted, or given a new password after the login, is logged out. 0 valid,
+ * 1 not (the session is dropped), -1 the store failed (answered).
+ */
+static int
+session_check(struct admin_req *r, struct session *s)
+{
+	struct admin_find f = {.name = s->name};
+	char *errmsg = NULL;
+
+	if (abq_admin_list(r->a->store, find_admin, &f, &errmsg) < 0) {
+		admin_reply_registry(r, -1, errmsg);
+		return -1;
+	}
+	free(errmsg);
+	if (f.found && f.password_at <= s->created)
+		return 0;
+	log_info("admin: %s: session ended (%s)", s->name,
+	         f.found ? "password changed" : "administrator deleted");
+	session_drop(r->a, s);
+	return 1;
+}
+
 /* Who sends the request: a bearer token's or a session's administrator. */
 static int
 authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
@@ -964,6 +1006,13 @@ authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
 		return 0;
 	}
 	*sess_r = session_of(r->a, r->req, abq_now());
+	if (*sess_r != NULL) {
+		int rc = session_check(r, *sess_r);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			*sess_r = NULL;
+	}
 	if (*sess_r != NULL)
 		r->who = (*sess_r)->name;
 	return 0;
