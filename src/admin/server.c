@@ -434,11 +434,11 @@ limit_find(struct admin *a, const char *key, bool create, int64_t now)
 			return l;
 	if (!create)
 		return NULL;
-	/* Forget keys whose every failure is out of the window; cap the table. */
+	/* Forget keys whose every failure is out of the window. */
 	while (*pp != NULL) {
 		struct limit *l = *pp;
 		int64_t newest = l->fails[(l->next + LOGIN_MAX_FAILS - 1) % LOGIN_MAX_FAILS];
-		if (now - newest > LOGIN_WINDOW_S || a->nlimits >= LIMIT_KEYS_MAX) {
+		if (now - newest > LOGIN_WINDOW_S) {
 			*pp = l->link;
 			free(l->key);
 			free(l);
@@ -446,6 +446,17 @@ limit_find(struct admin *a, const char *key, bool create, int64_t now)
 			continue;
 		}
 		pp = &l->link;
+	}
+	/* Still full: the key first entered longest ago goes (the list's tail). */
+	if (a->nlimits >= LIMIT_KEYS_MAX) {
+		for (pp = &a->limits; *pp != NULL && (*pp)->link != NULL; pp = &(*pp)->link)
+			;
+		if (*pp != NULL) {
+			free((*pp)->key);
+			free(*pp);
+			*pp = NULL;
+			a->nlimits--;
+		}
 	}
 	struct limit *l = xcalloc(1, sizeof(*l));
 	l->key = xstrdup(key);
@@ -606,12 +617,19 @@ events_start(struct admin_req *r, struct conn *c)
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
 	r->status = 200;
 	evhttp_send_reply_start(r->req, 200, "OK");
+	const char *err = NULL;
+	int64_t seq = a->last_seq;
+	if (abq_store_change_last(a->store, &seq, &err) < 0)
+		log_warn("admin: reading the change log: %s", err != NULL ? err : "failed");
+	/* With other streams open, the tick still owes them the move to seq. */
+	if (a->nstreams == 0)
+		a->last_seq = seq;
 	c->stream = xcalloc(1, sizeof(*c->stream));
 	c->stream->req = r->req;
 	a->nstreams++;
 	/* The client learns where the log is now; reconnecting clients reload anyway. */
 	snprintf(first, sizeof(first), "retry: 3000\nevent: hello\ndata: {\"seq\": %lld}\n\n",
-	         (long long)a->last_seq);
+	         (long long)seq);
 	stream_send(r->req, first);
 }
 
