@@ -434,11 +434,11 @@ limit_find(struct admin *a, const char *key, bool create, int64_t now)
 			return l;
 	if (!create)
 		return NULL;
-	/* Forget keys whose every failure is out of the window; cap the table. */
+	/* Forget keys whose every failure is out of the window. */
 	while (*pp != NULL) {
 		struct limit *l = *pp;
 		int64_t newest = l->fails[(l->next + LOGIN_MAX_FAILS - 1) % LOGIN_MAX_FAILS];
-		if (now - newest > LOGIN_WINDOW_S || a->nlimits >= LIMIT_KEYS_MAX) {
+		if (now - newest > LOGIN_WINDOW_S) {
 			*pp = l->link;
 			free(l->key);
 			free(l);
@@ -446,6 +446,17 @@ limit_find(struct admin *a, const char *key, bool create, int64_t now)
 			continue;
 		}
 		pp = &l->link;
+	}
+	/* Still full: the key first entered longest ago goes (the list's tail). */
+	if (a->nlimits >= LIMIT_KEYS_MAX) {
+		for (pp = &a->limits; *pp != NULL && (*pp)->link != NULL; pp = &(*pp)->link)
+			;
+		if (*pp != NULL) {
+			free((*pp)->key);
+			free(*pp);
+			*pp = NULL;
+			a->nlimits--;
+		}
 	}
 	struct limit *l = xcalloc(1, sizeof(*l));
 	l->key = xstrdup(key);
@@ -606,12 +617,19 @@ events_start(struct admin_req *r, struct conn *c)
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
 	r->status = 200;
 	evhttp_send_reply_start(r->req, 200, "OK");
+	const char *err = NULL;
+	int64_t seq = a->last_seq;
+	if (abq_store_change_last(a->store, &seq, &err) < 0)
+		log_warn("admin: reading the change log: %s", err != NULL ? err : "failed");
+	/* With other streams open, the tick still owes them the move to seq. */
+	if (a->nstreams == 0)
+		a->last_seq = seq;
 	c->stream = xcalloc(1, sizeof(*c->stream));
 	c->stream->req = r->req;
 	a->nstreams++;
 	/* The client learns where the log is now; reconnecting clients reload anyway. */
 	snprintf(first, sizeof(first), "retry: 3000\nevent: hello\ndata: {\"seq\": %lld}\n\n",
-	         (long long)a->last_seq);
+	         (long long)seq);
 	stream_send(r->req, first);
 }
 
@@ -930,6 +948,48 @@ method_name(enum evhttp_cmd_type m)
 	}
 }
 
+/* Looking an administrator up (abq_admin_list: the accounts are few). */
+struct admin_find {
+	const char *name;
+	bool found;
+	int64_t password_at;
+};
+
+static int
+find_admin(void *arg, const struct abq_admin_info *i)
+{
+	struct admin_find *f = arg;
+	if (strcmp(i->name, f->name) != 0)
+		return 0;
+	f->found = true;
+	f->password_at = i->password_at;
+	return 1;
+}
+
+/*
+ * A session outlives neither its administrator nor their password: one
+ * deleted, or given a new password after the login, is logged out. 0 valid,
+ * 1 not (the session is dropped), -1 the store failed (answered).
+ */
+static int
+session_check(struct admin_req *r, struct session *s)
+{
+	struct admin_find f = {.name = s->name};
+	char *errmsg = NULL;
+
+	if (abq_admin_list(r->a->store, find_admin, &f, &errmsg) < 0) {
+		admin_reply_registry(r, -1, errmsg);
+		return -1;
+	}
+	free(errmsg);
+	if (f.found && f.password_at <= s->created)
+		return 0;
+	log_info("admin: %s: session ended (%s)", s->name,
+	         f.found ? "password changed" : "administrator deleted");
+	session_drop(r->a, s);
+	return 1;
+}
+
 /* Who sends the request: a bearer token's or a session's administrator. */
 static int
 authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
@@ -964,6 +1024,13 @@ authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
 		return 0;
 	}
 	*sess_r = session_of(r->a, r->req, abq_now());
+	if (*sess_r != NULL) {
+		int rc = session_check(r, *sess_r);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			*sess_r = NULL;
+	}
 	if (*sess_r != NULL)
 		r->who = (*sess_r)->name;
 	return 0;

@@ -233,6 +233,23 @@ class AdminAPI(unittest.TestCase):
         c.cookie = cookie  # the old cookie replayed
         self.error(c.get("/api/v1/devices"), 401, "unauthenticated", "after logout")
 
+    def test_04b_sessions_end_with_the_account(self):
+        name = "gone.admin"
+        p = H.ctl_input("first password\n", "admin", "add", name)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        c = Client()
+        c.login(self, name, "first password")
+        self.ok(c.get("/api/v1/session"), "session")
+        time.sleep(1.1)  # the new password is set a second after the login
+        p = H.ctl_input("second password\n", "admin", "passwd", name)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.error(c.get("/api/v1/session"), 401, "unauthenticated", "after passwd")
+        c.login(self, name, "second password")
+        self.ok(c.get("/api/v1/devices"), "the new session")
+        p = H.ctl("admin", "delete", name)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.error(c.get("/api/v1/devices"), 401, "unauthenticated", "after admin delete")
+
     def test_05_bearer_tokens(self):
         p = H.ctl("admin", "token", ADMIN, "script", "--json")
         self.assertEqual(p.returncode, 0, p.stderr)
