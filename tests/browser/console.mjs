@@ -129,6 +129,18 @@ async function sections(page) {
   t = (await apiGet(page, '/templates')).body.templates.find((x) => x.locale === 'eo');
   check(!t, 'the template was not deleted');
   step('templates: create, edit, delete');
+
+  // Every section fits a 360 px wide phone (nothing scrolls sideways).
+  await page.setViewportSize({ width: 360, height: 740 });
+  for (const name of ['Quarantine', 'Devices', 'Rules', 'Mode', 'Notices']) {
+    await page.getByRole('link', { name: new RegExp('^' + name) }).click();
+    await page.locator('main:not([aria-busy])').waitFor();
+    await page.waitForTimeout(300);
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(over <= 0, `at 360 px the ${name} section is ${over} px too wide`);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+  step('every section fits 360 px');
 }
 
 const profile = mkdtempSync(join(tmpdir(), 'abqd-chromium-'));
