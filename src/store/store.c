@@ -863,3 +863,88 @@ abq_template_clear(struct abq_template *t)
 	free(t->set_by);
 	memset(t, 0, sizeof(*t));
 }
+
+/* ---- several nodes (store.h) -------------------------------------------- */
+
+struct abq_store_listener *
+abq_store_listener_new(struct abq_store *s, const char **errstr_r)
+{
+	const char *dummy;
+
+	if (errstr_r == NULL)
+		errstr_r = &dummy;
+	*errstr_r = NULL;
+	if (s == NULL) {
+		*errstr_r = "no store is open";
+		return NULL;
+	}
+	if (ops_of(s)->listener_new == NULL)
+		return NULL; /* no push: the caller reads the change log periodically */
+	return ops_of(s)->listener_new(s, errstr_r);
+}
+
+static const struct abq_store_ops *
+listener_ops(const struct abq_store_listener *l)
+{
+	return ((const struct abq_store_listener_base *)(const void *)l)->ops;
+}
+
+int
+abq_store_listener_connect(struct abq_store_listener *l, const char **errstr_r)
+{
+	const char *dummy;
+
+	if (errstr_r == NULL)
+		errstr_r = &dummy;
+	if (l == NULL) {
+		*errstr_r = "no listener";
+		return -1;
+	}
+	return listener_ops(l)->listener_connect(l, errstr_r);
+}
+
+int
+abq_store_listener_fd(const struct abq_store_listener *l)
+{
+	return l == NULL ? -1 : listener_ops(l)->listener_fd(l);
+}
+
+int
+abq_store_listener_read(struct abq_store_listener *l, int64_t *seq_r, const char **errstr_r)
+{
+	const char *dummy;
+
+	if (errstr_r == NULL)
+		errstr_r = &dummy;
+	if (l == NULL) {
+		*errstr_r = "no listener";
+		return -1;
+	}
+	return listener_ops(l)->listener_read(l, seq_r, errstr_r);
+}
+
+void
+abq_store_listener_free(struct abq_store_listener **l)
+{
+	if (l == NULL || *l == NULL)
+		return;
+	listener_ops(*l)->listener_free(*l);
+	*l = NULL;
+}
+
+int
+abq_store_try_lock(struct abq_store *s, int64_t key, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (ops_of(s)->try_lock == NULL)
+		return 1; /* one node: the lock is trivially held */
+	return ops_of(s)->try_lock(s, key, errstr_r);
+}
+
+bool
+abq_store_connected(const struct abq_store *s)
+{
+	if (s == NULL)
+		return false;
+	return ops_of(s)->connected == NULL || ops_of(s)->connected(s);
+}
