@@ -379,6 +379,18 @@ class MultiNode(e2e.E2E):
             d = H.ctl_json(self, "mobile", "getDeviceInfo", "alice", ph.device_id)["device"]
             self.assertEqual(d["state"], "Quarantined")
 
+    # last ------------------------------------------------------------
+    def test_m9_sigterm_clean_exit(self):
+        """Both nodes (store thread, change listener, sender) end on SIGTERM with status
+        0 and no sanitizer report."""
+        b, H.b = H.b, None
+        b.send_signal(signal.SIGTERM)
+        self.assertEqual(b.wait(30), 0, "node B's exit status")
+        self.assertEqual(H.stop_abqd(30), 0, "node A's exit status")
+        for text in (H.log_text(limit=10 ** 9), H.b_text()):
+            for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                self.assertNotIn(bad, text, "sanitizer report in a node's log")
+
 
 def load_tests(loader, tests, pattern):
     return loader.loadTestsFromNames(
