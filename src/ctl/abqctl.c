@@ -78,6 +78,7 @@ static const struct ctl_command commands[] = {
     {"mobile getDeviceList <account>", do_device_list, 0, 0},
     {"mobile getDeviceInfo <account> <device-id>", do_device_info, 0, 0},
     {"mobile getAllDevices", do_all_devices, 0, 0},
+    {"mobile abq migrate-store <from-url> <to-url>", do_migrate_store, 0, CTL_NO_STORE},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

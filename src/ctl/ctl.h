@@ -64,4 +64,7 @@ ctl_handler do_rule_set, do_rule_delete, do_rule_list, do_notification_interval;
 /* cmd_notice.c: the outbox and the notice templates. */
 ctl_handler do_outbox, do_msg_set, do_msg_get, do_msg_delete;
 
+/* cmd_migrate.c: moving a registry into another (empty) store. */
+ctl_handler do_migrate_store;
+
 #endif

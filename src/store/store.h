@@ -403,6 +403,16 @@ int abq_store_syncstate_put(struct abq_store *s, const char *account, const char
 int abq_store_syncstate_delete(struct abq_store *s, const char *account, const char *device_id,
                                const char *collection, size_t *count_r, const char **errstr_r);
 
+/* Moving a registry: declared here for the ops table, described at the end. */
+struct abq_syncstate;
+typedef int abq_syncstate_cb(void *arg, const struct abq_syncstate *st);
+enum abq_restore_kind {
+	ABQ_RESTORE_RULE = 1, /* struct abq_rule */
+	ABQ_RESTORE_HISTORY,  /* struct abq_history */
+	ABQ_RESTORE_NOTICE,   /* struct abq_notice */
+	ABQ_RESTORE_CHANGE,   /* struct abq_change */
+};
+
 /*
  * The backend's table. store.c calls these after checking arguments; the
  * comments on the abq_store_* wrappers above are the contract.
@@ -489,6 +499,11 @@ struct abq_store_ops {
 	void (*listener_free)(struct abq_store_listener *);
 	int (*try_lock)(struct abq_store *, int64_t, const char **);
 	bool (*connected)(const struct abq_store *);
+
+	/* Moving a registry (see the end of this file). */
+	int (*syncstate_iter)(struct abq_store *, abq_syncstate_cb *, void *, const char **);
+	int (*restore)(struct abq_store *, enum abq_restore_kind, const void *, const char **);
+	int (*restore_finish)(struct abq_store *, const char **);
 };
 
 /*
@@ -547,5 +562,36 @@ int abq_store_try_lock(struct abq_store *s, int64_t key, const char **errstr_r);
  * delays between attempts.
  */
 bool abq_store_connected(const struct abq_store *s);
+
+/*
+ * Moving a registry into another store (abqctl mobile abq migrate-store).
+ *
+ * syncstate_iter goes through every sync-state blob by account, DeviceId
+ * (without case) and collection. The restore calls write a record with the id
+ * it had in the source store (a rule's id, a history row's id, a notice's id,
+ * a change's seq), so that what refers to them (a device's rule_id, "Rule 3"
+ * in history, the change log's position) stays true; they are meant for an
+ * empty store, inside one transaction, followed by restore_finish, which makes
+ * the store's counters go on after the highest ids restored.
+ */
+struct abq_syncstate {
+	char *account;
+	char *device_id;
+	char *collection;
+	void *state; /* len bytes, NUL-terminated after them */
+	size_t len;
+	int64_t updated;
+};
+void abq_syncstate_clear(struct abq_syncstate *st);
+int abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
+                             const char **errstr_r);
+int abq_store_rule_restore(struct abq_store *s, const struct abq_rule *r, const char **errstr_r);
+int abq_store_history_restore(struct abq_store *s, const struct abq_history *h,
+                              const char **errstr_r);
+int abq_store_notice_restore(struct abq_store *s, const struct abq_notice *n,
+                             const char **errstr_r);
+int abq_store_change_restore(struct abq_store *s, const struct abq_change *c,
+                             const char **errstr_r);
+int abq_store_restore_finish(struct abq_store *s, const char **errstr_r);
 
 #endif

@@ -2435,6 +2435,161 @@ pgsql_template_iter(struct abq_store *store, abq_template_cb *cb, void *arg, con
 	                &p, 0, (any_cb)cb, arg, errstr_r);
 }
 
+/* ---- moving a registry (store.h) ------------------------------------------ */
+
+static int
+read_syncstate(struct pg_store *s, const PGresult *res, int r, void *rec, const char **errstr_r)
+{
+	struct abq_syncstate *st = rec;
+	size_t n = 0;
+	unsigned char *raw;
+
+	st->account = col_str(res, r, 0);
+	st->device_id = col_str(res, r, 1);
+	st->collection = col_str(res, r, 2);
+	st->updated = col_int(res, r, 4);
+	raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, 3), &n);
+	if (raw == NULL)
+		return fail(s, errstr_r, "syncstate_iter: cannot read a state");
+	st->state = xmalloc(n + 1);
+	if (n > 0)
+		memcpy(st->state, raw, n);
+	((char *)st->state)[n] = '\0';
+	st->len = n;
+	PQfreemem(raw);
+	return 0;
+}
+
+static void
+clear_syncstate(void *p)
+{
+	abq_syncstate_clear(p);
+}
+
+static void
+key_syncstate(struct params *p, const void *rec)
+{
+	const struct abq_syncstate *st = rec;
+
+	p_set(p, 0, st->account);
+	p_set(p, 1, st->device_id);
+	str_lower(p->own[1]);
+	p_set(p, 2, st->collection);
+}
+
+static int
+call_syncstate(any_cb cb, void *arg, const void *rec)
+{
+	return ((abq_syncstate_cb *)cb)(arg, rec);
+}
+
+static const struct iter_kind syncstate_kind = {"syncstate_iter", sizeof(struct abq_syncstate),
+                                                read_syncstate,   clear_syncstate,
+                                                key_syncstate,    call_syncstate};
+
+static int
+pgsql_syncstate_iter(struct abq_store *store, abq_syncstate_cb *cb, void *arg,
+                     const char **errstr_r)
+{
+	struct params p = {0};
+
+	p_text(&p, "");
+	p_text(&p, "");
+	p_text(&p, "");
+	return run_iter(S(store), &syncstate_kind,
+	                "SELECT account, device_id, collection, state, updated FROM syncstate "
+	                "WHERE (account, device_key, collection) > ($1, $2, $3) ORDER BY account, "
+	                "device_key, collection" BATCH_LIMIT,
+	                &p, 0, (any_cb)cb, arg, errstr_r);
+}
+
+/*
+ * Write a record under its source id; the sequences are set after the
+ * highest ids by restore_finish. Not prepared: a migration is a one-off.
+ */
+static int
+pgsql_restore(struct abq_store *store, enum abq_restore_kind kind, const void *rec,
+              const char **errstr_r)
+{
+	struct pg_store *s = S(store);
+	struct params p = {0};
+	const char *sql = NULL;
+	PGresult *res;
+	int ret = 0;
+
+	if (kind == ABQ_RESTORE_RULE) {
+		sql =
+		    "INSERT INTO rules (" RULE_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+		rule_params(&p, rec);
+	} else if (kind == ABQ_RESTORE_HISTORY) {
+		const struct abq_history *h = rec;
+		sql = "INSERT INTO history (" HISTORY_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
+		      "$8, $9, $10)";
+		p_int(&p, h->id);
+		p_int(&p, h->at);
+		p_text(&p, h->who);
+		p_text(&p, h->what);
+		p_text(&p, h->subject);
+		p_text(&p, h->old_value);
+		p_text(&p, h->new_value);
+		p_text(&p, h->reason);
+		p_text(&p, h->device_id);
+		p_text(&p, h->account);
+	} else if (kind == ABQ_RESTORE_NOTICE) {
+		const struct abq_notice *n = rec;
+		sql = "INSERT INTO outbox (" NOTICE_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
+		      "coalesce($8, 'queued'), $9, $10, $11, $12, $13)";
+		p_int(&p, n->id);
+		p_text(&p, n->recipient);
+		p_text(&p, n->kind);
+		p_text(&p, n->account);
+		p_text(&p, n->device_id);
+		p_text(&p, n->template_ref);
+		p_text(&p, n->rendered);
+		p_text(&p, n->state);
+		p_int(&p, n->attempts);
+		p_int(&p, n->next_attempt);
+		p_text(&p, n->last_error);
+		p_int(&p, n->created);
+		p_int(&p, n->sent);
+	} else if (kind == ABQ_RESTORE_CHANGE) {
+		const struct abq_change *c = rec;
+		sql = "INSERT INTO changes (" CHANGE_COLS ") VALUES ($1, $2, $3, $4)";
+		p_int(&p, c->seq);
+		p_int(&p, c->at);
+		p_text(&p, change_kind_names[c->kind]);
+		p_text(&p, c->key);
+	} else {
+		return fail(s, errstr_r, "restore: unknown kind %d", (int)kind);
+	}
+	if (pipe_flush(s, errstr_r) < 0) {
+		p_free(&p);
+		return -1;
+	}
+	res = PQexecParams(s->conn, sql, p.n, NULL, p.v, p.len, p.fmt, 0);
+	if (!res_ok(res))
+		ret = db_fail(s, "restore", res, errstr_r);
+	PQclear(res);
+	p_free(&p);
+	return ret;
+}
+
+/* Every counter goes on after the highest id now in its table. */
+static int
+pgsql_restore_finish(struct abq_store *store, const char **errstr_r)
+{
+	return exec_simple(S(store),
+	                   "SELECT setval(pg_get_serial_sequence('rules', 'id'), "
+	                   "coalesce((SELECT max(id) FROM rules), 0) + 1, false); "
+	                   "SELECT setval(pg_get_serial_sequence('history', 'id'), "
+	                   "coalesce((SELECT max(id) FROM history), 0) + 1, false); "
+	                   "SELECT setval(pg_get_serial_sequence('outbox', 'id'), "
+	                   "coalesce((SELECT max(id) FROM outbox), 0) + 1, false); "
+	                   "SELECT setval(pg_get_serial_sequence('changes', 'seq'), "
+	                   "coalesce((SELECT max(seq) FROM changes), 0) + 1, false)",
+	                   "restore_finish", errstr_r);
+}
+
 /* ---- several nodes (store.h) ---------------------------------------------- */
 
 /*
@@ -2632,4 +2787,7 @@ const struct abq_store_ops abq_store_pgsql_ops = {
     .listener_free = pgsql_listener_free,
     .try_lock = pgsql_try_lock,
     .connected = pgsql_connected,
+    .syncstate_iter = pgsql_syncstate_iter,
+    .restore = pgsql_restore,
+    .restore_finish = pgsql_restore_finish,
 };
