@@ -1150,6 +1150,24 @@ exec_session_setup(PGconn *conn, bool readonly)
 	return ret;
 }
 
+/*
+ * Connect with the URL as given, and a connect_timeout of CONNECT_TIMEOUT
+ * seconds unless the URL sets one (later keywords override earlier ones, and
+ * the URL comes last): a server that does not answer (a host gone from the
+ * network) must not hold the store thread for the minutes TCP would wait.
+ * PQreset reuses these options.
+ */
+#define CONNECT_TIMEOUT "5"
+
+static PGconn *
+pg_connect(const char *url)
+{
+	const char *const keys[] = {"connect_timeout", "dbname", NULL};
+	const char *const values[] = {CONNECT_TIMEOUT, url, NULL};
+
+	return PQconnectdbParams(keys, values, 1);
+}
+
 /* Server notices (e.g. from IF EXISTS) are not for abqd's output. */
 static void
 quiet_notices(void *arg, const char *message)
@@ -1173,7 +1191,7 @@ pgsql_open(const char *url, const char *base_dir, int flags, const char **errstr
 	int judged;
 
 	(void)base_dir;
-	conn = PQconnectdb(url);
+	conn = pg_connect(url);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
 		*errstr_r = open_error("cannot connect to store %s: %s", where,
 		                       conn ? PQerrorMessage(conn) : "out of memory");
@@ -2677,7 +2695,7 @@ pgsql_listener_connect(struct abq_store_listener *ll, const char **errstr_r)
 	PGresult *res;
 
 	listener_drop(l);
-	l->conn = PQconnectdb(l->url);
+	l->conn = pg_connect(l->url);
 	if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK)
 		return listener_fail(l, "listen: cannot connect", errstr_r);
 	PQsetNoticeProcessor(l->conn, quiet_notices, NULL);
