@@ -15,7 +15,8 @@ What is asserted, as a phone or an administrator sees it (issue 7, "Done when"):
 - a device quarantined through node A is allowed with abqctl pointed at node
   B's config, and the Ping it holds on node A is answered within 2 seconds;
 - the same new device hitting both nodes at the same moment yields one record,
-  one history row and one notice in the outbox; one node sends;
+  one history row and one notice in the outbox; one node sends the outbox,
+  and when it is killed the other takes the sending over;
 - PostgreSQL restarted mid-test: a node serves the devices it knows (grace
   period), answers an unknown device 503 with Retry-After, a node whose grace
   is over answers every device 503, no registry change is lost, and both nodes
@@ -310,6 +311,26 @@ class MultiNode(e2e.E2E):
         senders = [name for name, text in (("A", H.log_text()), ("B", H.b_text()))
                    if "outbox: this node sends" in text]
         self.assertEqual(len(senders), 1, "nodes sending the outbox: %r" % senders)
+
+        # The sending node dies (SIGKILL: no goodbye): the other takes the work over,
+        # and the dead one, started again, leaves it there.
+        if senders[0] == "A":
+            H.abqd.kill()
+            H.abqd.wait()
+            H.abqd = None
+            other, restart, text = H.b_text, H.start_abqd, lambda: H.log_text(limit=10 ** 9)
+        else:
+            H.b.kill()
+            H.b.wait()
+            H.b = None
+            other, restart, text = lambda: H.log_text(limit=10 ** 9), H.start_b, H.b_text
+        self.until("the other node takes the outbox over",
+                   lambda: ("outbox: this node sends" in other(), None), 15)
+        mark = len(text())
+        restart()
+        self.until("the restarted node leaves it there",
+                   lambda: ("outbox: another node sends" in text()[mark:], None), 15)
+        self.assertNotIn("outbox: this node sends", text()[mark:])
 
     # 3 ---------------------------------------------------------------
     def test_m3_postgresql_restarted(self):
