@@ -1374,9 +1374,17 @@ pgsql_commit(struct abq_store *store, const char **errstr_r)
 		return -1;
 	if (PQtransactionStatus(s->conn) == PQTRANS_INERROR)
 		return fail(s, errstr_r, "commit: the transaction failed earlier; roll it back");
-	if (s->tx_last_seq > 0 && notify_changes(s, s->tx_last_seq, errstr_r) < 0)
-		return -1;
-	res = PQexec(s->conn, "COMMIT");
+	/*
+	 * The change notice travels with the COMMIT in one exchange: a failing
+	 * notify skips the COMMIT (the transaction is then aborted, reported
+	 * below, rolled back by the caller).
+	 */
+	char sql[128] = "COMMIT";
+	if (s->tx_last_seq > 0)
+		snprintf(sql, sizeof(sql),
+		         "SELECT pg_notify('" NOTIFY_CHANNEL "', '%" PRId64 "'); COMMIT",
+		         s->tx_last_seq);
+	res = PQexec(s->conn, sql);
 	if (!res_ok(res)) {
 		db_fail(s, "commit", res, errstr_r);
 		PQclear(res);
