@@ -1152,7 +1152,8 @@ exec_session_setup(PGconn *conn, bool readonly)
 
 /*
  * Connect with the URL as given, and a connect_timeout of CONNECT_TIMEOUT
- * seconds unless the URL sets one (later keywords override earlier ones, and
+ * seconds and TCP keepalives (a dead peer found in about a minute) unless the
+ * URL sets them (later keywords override earlier ones, and
  * the URL comes last): a server that does not answer (a host gone from the
  * network) must not hold the store thread for the minutes TCP would wait.
  * PQreset reuses these options.
@@ -1162,8 +1163,10 @@ exec_session_setup(PGconn *conn, bool readonly)
 static PGconn *
 pg_connect(const char *url)
 {
-	const char *const keys[] = {"connect_timeout", "dbname", NULL};
-	const char *const values[] = {CONNECT_TIMEOUT, url, NULL};
+	/* TCP keepalives too: an idle LISTEN connection to a vanished server is noticed. */
+	const char *const keys[] = {"connect_timeout",  "keepalives_idle", "keepalives_interval",
+	                            "keepalives_count", "dbname",          NULL};
+	const char *const values[] = {CONNECT_TIMEOUT, "30", "10", "3", url, NULL};
 
 	return PQconnectdbParams(keys, values, 1);
 }
