@@ -339,6 +339,10 @@ class MultiNode(e2e.E2E):
         self.admin("mobile", "abq", "allow", known.device_id, "account", "alice")
         quarantined = new_id("mnq")
         self.mailbox_inbox(Phone(device_id=quarantined))
+        # Seen through node B only: node A knows it from its view of the change log.
+        via_b = on_b(Phone(device_id=new_id("mnviab")))
+        self.mailbox_inbox(via_b)
+        self.admin("mobile", "abq", "allow", via_b.device_id, "account", "alice")
         time.sleep(1.5)
         # Both nodes know the allowed device (node B from its view).
         on_a(known).folders(self)
@@ -355,6 +359,9 @@ class MultiNode(e2e.E2E):
             self.until("node B finds the store lost", lost(H.b_text), 10)
             # Node A (grace 300 s): the known device is still served.
             fs = on_a(known).folders(self)
+            self.assertFalse(any(f[0].startswith("abq-") for f in fs), fs)
+            # A device node A never served itself: allowed from its view all the same.
+            fs = on_a(Phone(device_id=via_b.device_id)).folders(self)
             self.assertFalse(any(f[0].startswith("abq-") for f in fs), fs)
             # An unknown device: 503 with Retry-After.
             r = on_a(Phone(device_id=new_id("mnunknown"))).foldersync()
