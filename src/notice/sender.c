@@ -257,6 +257,9 @@ send_next(struct notice_sender *ns)
 	char *from;
 
 	while (ns->batch_next < ns->batch_n) {
+		/* Still this node's work? (A lost connection lost the lock with it.) */
+		if (!leader(ns))
+			break;
 		struct pending *p = &ns->batch[ns->batch_next++];
 		char *rcpt;
 
