@@ -343,6 +343,12 @@ class MultiNode(e2e.E2E):
         via_b = on_b(Phone(device_id=new_id("mnviab")))
         self.mailbox_inbox(via_b)
         self.admin("mobile", "abq", "allow", via_b.device_id, "account", "alice")
+        # One request through node A, then allowed: its next request on A is a
+        # last-seen update (written at most once a minute per device).
+        touched = on_a(Phone(device_id=new_id("mntouch")))
+        self.assertIn(b"abq-", touched.foldersync().body)
+        self.admin("mobile", "abq", "allow", touched.device_id, "account", "alice")
+        seen_before = self.device_info("alice", touched.device_id)["device"]["lastSeen"]
         time.sleep(1.5)
         # Both nodes know the allowed device (node B from its view).
         on_a(known).folders(self)
@@ -359,6 +365,9 @@ class MultiNode(e2e.E2E):
             self.until("node B finds the store lost", lost(H.b_text), 10)
             # Node A (grace 300 s): the known device is still served.
             fs = on_a(known).folders(self)
+            self.assertFalse(any(f[0].startswith("abq-") for f in fs), fs)
+            # Its last-seen update waits in node A's memory while the store is down.
+            fs = touched.folders(self)
             self.assertFalse(any(f[0].startswith("abq-") for f in fs), fs)
             # A device node A never served itself: allowed from its view all the same.
             fs = on_a(Phone(device_id=via_b.device_id)).folders(self)
@@ -388,6 +397,11 @@ class MultiNode(e2e.E2E):
                          before_hist)
         self.until("node A back", lambda: ("store: back" in H.log_text(), None), 15)
         self.until("node B back", lambda: ("store: back" in H.b_text(), None), 15)
+
+        def last_seen_written():
+            d = self.device_info("alice", touched.device_id)["device"]
+            return (d["lastSeen"] > seen_before, d["lastSeen"], seen_before)
+        self.until("the waiting last-seen update written", last_seen_written, 10)
         self.admin_b("mobile", "abq", "block", known.device_id, "account", "alice")
 
         def blocked_on(ph):
