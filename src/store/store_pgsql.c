@@ -49,6 +49,14 @@
  *
  * Errors are one line: "op: " and the server's primary message (or libpq's
  * connection message, newlines folded).
+ *
+ * Several nodes (store.h): a transaction that wrote change-log rows sends
+ * NOTIFY abqd_changes (payload: its last seq) in the same exchange as its
+ * COMMIT; listeners are connections of their own. A connection found lost
+ * outside a transaction is replaced at the next call (conn_ready, with
+ * growing delays between attempts); the sender's lock is a session advisory
+ * lock, lost with the connection. Moving a registry: the restore calls
+ * insert rows under their source ids, restore_finish moves the sequences on.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
