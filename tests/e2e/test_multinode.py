@@ -34,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -66,7 +67,7 @@ class PgCluster:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
     def start_first(self):
-        self.dir = __import__("tempfile").mkdtemp(prefix="abqd-multi-pg-", dir="/tmp")
+        self.dir = tempfile.mkdtemp(prefix="abqd-multi-pg-", dir="/tmp")
         os.chmod(self.dir, 0o755)
         data = os.path.join(self.dir, "data")
         os.mkdir(data)
