@@ -89,6 +89,7 @@ static const struct ctl_command commands[] = {
     {"admin token <name> <label>", do_admin_token, 0, 0},
     {"admin revoke <name>", do_admin_revoke, 0, 0},
     {"admin revoke <name> <label>", do_admin_revoke, 0, 0},
+    {"mobile abq migrate-store <from-url> <to-url>", do_migrate_store, 0, CTL_NO_STORE},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -66,5 +66,7 @@ ctl_handler do_outbox, do_msg_set, do_msg_get, do_msg_delete;
 
 /* cmd_admin.c: the administrators of the console and the JSON API. */
 ctl_handler do_admin_set, do_admin_delete, do_admin_list, do_admin_token, do_admin_revoke;
+/* cmd_migrate.c: moving a registry into another (empty) store. */
+ctl_handler do_migrate_store;
 
 #endif
