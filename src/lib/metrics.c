@@ -74,8 +74,9 @@ static atomic_uint_fast64_t admin_login_failures;
 static atomic_int_fast64_t start_time;
 static atomic_bool upstream_ok = true;
 
-/* Set once before recording starts (abq_metrics_commands); read at render. */
-static const char *(*command_name)(int);
+/* Set once at start (abq_metrics_commands); read at render, maybe on another thread. */
+typedef const char *command_name_fn(int);
+static _Atomic(command_name_fn *) command_name;
 static atomic_int command_count = ABQ_METRICS_COMMANDS_MAX;
 
 const char *
@@ -89,7 +90,7 @@ abq_outcome_name(enum abq_req_outcome o)
 void
 abq_metrics_commands(const char *(*name)(int command), int count)
 {
-	command_name = name;
+	atomic_store_explicit(&command_name, name, memory_order_relaxed);
 	if (count < 1 || count > ABQ_METRICS_COMMANDS_MAX)
 		count = ABQ_METRICS_COMMANDS_MAX;
 	atomic_store_explicit(&command_count, count, memory_order_relaxed);
@@ -366,13 +367,14 @@ static void
 out_command(struct out *o, int c)
 {
 	const char *name = NULL;
+	command_name_fn *fn = atomic_load_explicit(&command_name, memory_order_relaxed);
 
 	if (c == 0) {
 		out_str(o, "none");
 		return;
 	}
-	if (command_name != NULL)
-		name = command_name(c);
+	if (fn != NULL)
+		name = fn(c);
 	if (name == NULL || *name == '\0')
 		out_fmt(o, "%d", c);
 	else

@@ -432,6 +432,7 @@ class Harness:
                 "url = sqlite:abqd.db\n"
                 "[admin]\n"
                 "listen = 127.0.0.1:%d\n"
+                "metrics_public = yes\n"
                 "[log]\n"
                 "level = debug\n" % (self.abqd_port, self.fixture_url, self.admin_port))
 
@@ -1650,9 +1651,160 @@ class E2E(unittest.TestCase):
             r.close()
 
     # 90 --------------------------------------------------------------
+    # 23 --------------------------------------------------------------
+    def scrape(self):
+        """GET /metrics on the admin listener ([admin] metrics_public = yes):
+        ({series: value}, {family: type}), every sample line parsed."""
+        conn = http.client.HTTPConnection("127.0.0.1", H.admin_port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            r = conn.getresponse()
+            body = r.read().decode("utf-8")
+            self.assertEqual(r.status, 200, "GET /metrics: %d %r" % (r.status, body[:300]))
+            self.assertTrue(r.getheader("Content-Type", "").startswith("text/plain"),
+                            "GET /metrics: Content-Type %r" % r.getheader("Content-Type"))
+        finally:
+            conn.close()
+        series, types = {}, {}
+        for line in body.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ")
+                types[name] = kind
+            elif line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                self.assertNotIn(key, series, "series %s twice" % key)
+                series[key] = float(value)
+        return series, types
+
+    @staticmethod
+    def moved(before, after, prefix):
+        """The series under prefix whose value changed, with the change."""
+        keys = set(before) | set(after)
+        return {k: after.get(k, 0) - before.get(k, 0) for k in keys
+                if k.startswith(prefix) and after.get(k, 0) != before.get(k, 0)}
+
+    def test_23_metrics_move(self):
+        """/metrics moves by exactly what the phones did: a proxied FolderSync
+        and Syncs, a wrong password, a quarantined device served by the
+        mailbox, and two held Pings (proxied and mailbox) that end when their
+        phones leave."""
+        sent = []  # (command, outcome) of every request the phones make
+
+        class Counting(Phone):
+            outcome = None
+
+            def post(self, cmd, body, **kw):
+                r = Phone.post(self, cmd, body, **kw)
+                sent.append((cmd, "unauthorized" if r.status == 401 else self.outcome))
+                return r
+
+        qid = new_id("metq")
+        self.admin("mobile", "abq", "quarantine", qid, "account", "alice")
+        time.sleep(1.2)  # nothing for the daemon to see: no device yet
+        before, types = self.scrape()
+        for fam, kind in (("abqd_requests_total", "counter"), ("abqd_held_requests", "gauge"),
+                          ("abqd_upstream_request_duration_seconds", "histogram"),
+                          ("abqd_store_duration_seconds", "histogram"),
+                          ("abqd_decisions_total", "counter"), ("abqd_connections", "gauge")):
+            self.assertEqual(types.get(fam), kind, "# TYPE of %s" % fam)
+        # Whatever the tests before held (blocked, allowed, dropped Pings) has ended.
+        self.assertEqual((before['abqd_held_requests{kind="proxied"}'],
+                          before['abqd_held_requests{kind="mailbox"}']), (0, 0))
+
+        ok = Counting(device_id=new_id("metok"))
+        ok.outcome = "proxied"
+        inbox = ok.inbox(self)
+        key = ok.sync0(self, inbox)
+        key, _ = ok.sync_changes(self, inbox, key)
+        ok.sync_changes(self, inbox, key)
+        bad = Counting(device_id=new_id("metbad"))
+        r = bad.post("FolderSync", FOLDERSYNC_0, password="not-the-password")
+        self.assertEqual(r.status, 401, "wrong password: %r" % r)
+        q = Counting(device_id=qid)
+        q.outcome = "mailbox"
+        qcoll, _, _ = self.mailbox_inbox(q)
+        proxied_n = sum(1 for _, o in sent if o == "proxied")
+
+        # Two held Pings on sockets the test holds, then drops.
+        socks = []
+        try:
+            for phone, folder, hb in ((ok, inbox, 25), (q, qcoll, 120)):
+                s = socket.create_connection(("127.0.0.1", H.abqd_port), timeout=10)
+                socks.append(s)
+                s.sendall(phone.raw_request("Ping", wbxml(ping_xml(folder, hb))))
+
+            def both_held():
+                m, _ = self.scrape()
+                return (self.moved(before, m, "abqd_held_requests") == {
+                    'abqd_held_requests{kind="proxied"}': 1,
+                    'abqd_held_requests{kind="mailbox"}': 1}, m)
+            _, during = self.until("both Pings counted as held", both_held, 5.0)
+            self.assertGreaterEqual(during['abqd_connections{listener="eas"}'],
+                                    before['abqd_connections{listener="eas"}'] + 2)
+            for s in socks:
+                s.settimeout(0.2)
+                try:
+                    early = s.recv(100)
+                except socket.timeout:
+                    early = None
+                self.assertIsNone(early, "a Ping was answered at once: %r" % early)
+        finally:
+            for s in socks:
+                s.close()
+        sent += [("Ping", "other"), ("Ping", "other")]  # client-gone-while-held
+
+        def released():
+            m, _ = self.scrape()
+            return (not self.moved(before, m, "abqd_held_requests") and
+                    m['abqd_connections{listener="eas"}'] ==
+                    before['abqd_connections{listener="eas"}'], m)
+        _, after = self.until("held Pings and connections back to before", released, 5.0)
+
+        want = {}
+        for cmd, outcome in sent:
+            k = 'abqd_requests_total{command="%s",outcome="%s"}' % (cmd, outcome)
+            want[k] = want.get(k, 0) + 1
+        self.assertEqual(self.moved(before, after, "abqd_requests_total"), want)
+        self.assertEqual(self.moved(before, after, "abqd_decisions_total"), {
+            'abqd_decisions_total{state="Allowed",reason="Mode"}': 1,
+            'abqd_decisions_total{state="Quarantined",reason="Individual"}': 1})
+        self.assertEqual(self.moved(before, after, "abqd_auth_failures_total"),
+                         {"abqd_auth_failures_total": 1})
+        self.assertEqual(self.moved(before, after, "abqd_auth_rate_limited_total"), {})
+        self.assertEqual(self.moved(before, after, "abqd_upstream_errors_total"), {})
+        # Each proxied request that got its answer head, once; the dropped Ping none.
+        up = "abqd_upstream_request_duration_seconds"
+        self.assertEqual(after[up + "_count"] - before[up + "_count"], proxied_n)
+        self.assertEqual(after[up + '_bucket{le="+Inf"}'], after[up + "_count"])
+        self.assertGreater(after[up + "_sum"], before[up + "_sum"])
+        # Store jobs: two new devices recorded, and every mailbox answer
+        # (FolderSync, the Syncs and the Ping).
+        mailbox_n = sum(1 for _, o in sent if o == "mailbox") + 1
+        st = "abqd_store_duration_seconds"
+        self.assertEqual(after[st + "_count"] - before[st + "_count"], 2 + mailbox_n)
+        self.assertEqual(after[st + '_bucket{le="+Inf"}'], after[st + "_count"])
+        les = [k for k in after if k.startswith(st + "_bucket")]
+        self.assertEqual(len(les), 15, les)
+        info = [k for k in after if k.startswith("abqd_build_info{")]
+        self.assertEqual(len(info), 1, info)
+        self.assertRegex(info[0], r'^abqd_build_info\{version="\d+\.\d+\.\d+"\}$')
+        self.assertEqual(after[info[0]], 1)
+        self.assertGreater(after["abqd_start_time_seconds"], 1.7e9)
+
+    def healthz(self):
+        conn = http.client.HTTPConnection("127.0.0.1", H.admin_port, timeout=10)
+        try:
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
     def test_90_upstream_down_then_back(self):
         phone = Phone(device_id=new_id("down"))
         phone.folders(self)
+        self.assertEqual(self.healthz()[0], 200, "/healthz with the upstream up")
+        errors = self.scrape()[0]["abqd_upstream_errors_total"]
         fresh = Phone(device_id=new_id("down2"), user="bob", password="secret-but-new")
         with Timer("fixture down (upstream stopped)"):
             H.fixture_ok("down")
@@ -1667,11 +1819,16 @@ class E2E(unittest.TestCase):
             r = fresh.foldersync()
             self.assertEqual(r.status, 503, "unverifiable credentials: %r" % r)
             self.assertIn("retry-after", r.headers)
+            # The upstream's last answer was no answer: unhealthy, and counted.
+            self.assertEqual(self.healthz()[0], 503, "/healthz with the upstream down")
+            self.assertEqual(self.scrape()[0]["abqd_upstream_errors_total"] - errors, 2,
+                             "the FolderSync and the Sync that found no upstream")
         finally:
             with Timer("fixture up again"):
                 H.fixture_ok("up")
         # The same request, with the same abqd.
         self.assertIn("2", [f[3] for f in phone.folders(self)])
+        self.assertEqual(self.healthz()[0], 200, "/healthz once the upstream answers again")
         d = self.device_info("alice", phone.device_id)["device"]
         self.assertEqual(d["state"], "Allowed")
 
