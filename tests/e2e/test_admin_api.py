@@ -40,7 +40,9 @@ class AdminHarness(e2e.Harness):
 
     def config_text(self):
         (self.dead_smtp_port,) = free_ports(1)
-        return super().config_text() + (
+        # /metrics behind the login here (test_60's side abqd has it public).
+        text = super().config_text().replace("metrics_public = yes\n", "")
+        return text + (
             "[smtp]\nurl = smtp://127.0.0.1:%d\nfrom = abqd@example.test\n" % self.dead_smtp_port)
 
     def ctl_input(self, text, *words):
@@ -402,8 +404,10 @@ class AdminAPI(unittest.TestCase):
         doc = self.ok(self.c.get("/api/v1/devices?sort=-lastSeen&limit=1000"), "by last seen")
         ls = [d["lastSeen"] for d in doc["devices"]]
         self.assertEqual(ls, sorted(ls, reverse=True))
-        future = self.ok(self.c.get("/api/v1/devices?seen_since=2100-01-01"), "future")
-        self.assertEqual(future["total"], 0)
+        for sort in ("account", "-firstSeen", "-lastSeen"):
+            future = self.ok(self.c.get("/api/v1/devices?seen_since=2100-01-01&sort=" + sort),
+                             "nothing matches, sorted by " + sort)
+            self.assertEqual((future["total"], future["devices"]), (0, []))
         for bad in ("state=Maybe", "limit=0", "limit=1001", "offset=-1", "sort=model",
                     "seen_since=yesterday", "account=" + q("a b")):
             self.error(self.c.get("/api/v1/devices?" + bad), 400, "bad_request", bad)
@@ -693,7 +697,7 @@ class AdminAPI(unittest.TestCase):
         with open(conf, "w") as f:
             f.write("[eas]\nlisten = 127.0.0.1:%d\n[upstream]\nurl = %s\n"
                     "[store]\nurl = sqlite:abqd.db\n[tls]\ncert = %s\nkey = %s\n"
-                    "[admin]\nlisten = 127.0.0.1:%d, tls:127.0.0.1:%d\n" % (
+                    "[admin]\nlisten = 127.0.0.1:%d, tls:127.0.0.1:%d\nmetrics_public = yes\n" % (
                         eas, H.fixture_url, os.path.join(work, "cert.pem"),
                         os.path.join(work, "key.pem"), plain, tls))
         env = dict(os.environ)
@@ -742,6 +746,15 @@ class AdminAPI(unittest.TestCase):
             r.read()
             self.assertEqual(r.status, 200)
             self.assertNotIn("Secure", r.getheader("Set-Cookie"))
+            # metrics_public = yes: /metrics without a session; the API still needs one.
+            conn.request("GET", "/metrics")
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertIn(b"abqd_build_info", r.read())
+            conn.request("GET", "/api/v1/devices")
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 401)
             conn.close()
         finally:
             proc.send_signal(signal.SIGTERM)
