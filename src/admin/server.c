@@ -1141,8 +1141,12 @@ on_request(struct evhttp_request *req, void *arg)
 		api_dispatch(&r);
 	}
 done:
-	log_info("admin %s %s %s %s %d", peer_of(req), r.who != NULL ? r.who : "-", r.method_name,
-	         r.path, r.status);
+	/* A load balancer's probes every few seconds would drown the log at info. */
+	if (r.nseg == 1 && strcmp(r.seg[0], "healthz") == 0 && r.status == 200)
+		log_debug("admin %s - %s %s %d", peer_of(req), r.method_name, r.path, r.status);
+	else
+		log_info("admin %s %s %s %s %d", peer_of(req), r.who != NULL ? r.who : "-",
+		         r.method_name, r.path, r.status);
 	for (size_t i = 0; i < r.nseg; i++)
 		free(r.seg[i]);
 	free(r.seg);
