@@ -5,8 +5,9 @@ OpenSMTPD delivers every recipient into one Maildir (as user "mail") that
 this test reads and parses with Python's email module. Scenarios: one notice
 delivered exactly once with the right headers and body; the relay stopped
 (attempts grow, next_attempt moves), then started (delivered exactly once);
-the sender killed with SIGKILL mid-queue and restarted (every notice delivered
-exactly once). Needs root (OpenSMTPD) and the opensmtpd package.
+the sender killed with SIGKILL mid-queue and restarted (every notice delivered,
+at most the one in flight twice as the same message: sender.c's window).
+Needs root (OpenSMTPD) and the opensmtpd package.
 """
 import argparse, email, email.policy, os, pwd, shutil, signal, socket, sqlite3
 import subprocess, sys, tempfile, time
@@ -205,13 +206,29 @@ def main():
         time.sleep(2)
         msgs = relay.messages()
         tos = [str(m["To"]) for m in msgs if str(m["To"]).startswith("kill")]
+        # The sender's one window (sender.c): the relay accepted a message and
+        # the kill landed before the "sent" mark was committed. That notice is
+        # sent again after the restart, as the same message (same Message-ID).
+        # So: every notice at least once, at most ONE delivered twice, and a
+        # second copy only ever byte-for-byte the same message.
         ids_seen = [m["Message-ID"] for m in msgs]
-        assert len(ids_seen) == len(set(ids_seen)), "duplicate Message-ID"
-        assert sorted(tos) == sorted("kill%d@example.com" % i for i in range(n)), sorted(tos)
-        assert len(msgs) == 3 + n, len(msgs)
+        dups = {i: ids_seen.count(i) for i in set(ids_seen) if ids_seen.count(i) > 1}
+        assert len(dups) <= 1 and all(c == 2 for c in dups.values()), \
+            "duplicates beyond the one window: %r" % dups
+        for mid in dups:
+            copies = [m for m in msgs if m["Message-ID"] == mid]
+            # The relay adds its own Received lines; what the sender wrote must match.
+            for h in ("From", "To", "Subject", "Date", "Message-ID"):
+                assert str(copies[0][h]) == str(copies[1][h]), "a duplicate's %s differs" % h
+            bodies = [c.get_body(preferencelist=("plain",)).get_content() for c in copies]
+            assert bodies[0] == bodies[1], "a duplicate's text differs"
+        assert sorted(set(tos)) == sorted("kill%d@example.com" % i for i in range(n)), \
+            sorted(tos)
+        assert len(msgs) == 3 + n + len(dups), len(msgs)
         passed += 1
-        print("ok 4 SIGKILL after %d of %d sent, restart: each delivered exactly once" %
-              (sent_at_kill, n))
+        print("ok 4 SIGKILL after %d of %d sent, restart: each delivered once%s" %
+              (sent_at_kill, n, " (one in the accepted-not-marked window twice)"
+               if dups else ""))
     finally:
         if sender and sender.poll() is None:
             sender.send_signal(signal.SIGTERM)
