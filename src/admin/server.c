@@ -1141,6 +1141,10 @@ on_request(struct evhttp_request *req, void *arg)
 		api_dispatch(&r);
 	}
 done:
+	/* One log line stays one line, whatever bytes the path held. */
+	for (char *p = r.path; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	/* A load balancer's probes every few seconds would drown the log at info. */
 	if (r.nseg == 1 && strcmp(r.seg[0], "healthz") == 0 && r.status == 200)
 		log_debug("admin %s - %s %s %d", peer_of(req), r.method_name, r.path, r.status);
