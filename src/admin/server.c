@@ -1176,16 +1176,46 @@ tls_bev(struct event_base *base, void *arg)
 
 /* ---------------------------------------------------------------- life */
 
+/* The main thread's word through the pipe: 'q' stops the loop, 'r' reloads the certificate. */
 static void
-on_stop(evutil_socket_t fd, short what, void *arg)
+on_control(evutil_socket_t fd, short what, void *arg)
 {
 	struct admin *a = arg;
-	char b;
+	const char *err = NULL;
+	char b[16];
+	ssize_t n;
 
 	(void)what;
-	if (read(fd, &b, 1) < 0 && errno != EAGAIN)
-		log_warn("admin: stop pipe: %s", strerror(errno));
-	event_base_loopbreak(a->base);
+	while ((n = read(fd, b, sizeof(b))) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (b[i] == 'q') {
+				event_base_loopbreak(a->base);
+				return;
+			}
+			if (b[i] != 'r' || a->tls == NULL)
+				continue;
+			/* tls_ctx is not thread-safe: it is swapped here, on its own thread. */
+			if (tls_reload(a->tls, &err) < 0)
+				log_error("reload: the admin listener's TLS certificate not "
+				          "reloaded, the "
+				          "old one stays: %s",
+				          err);
+			else
+				log_info(
+				    "reload: the admin listener's TLS certificate reloaded for new "
+				    "connections");
+		}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		log_warn("admin: control pipe: %s", strerror(errno));
+}
+
+void
+admin_reload(struct admin *a)
+{
+	char b = 'r';
+
+	if (a != NULL && a->running && write(a->stop_pipe[1], &b, 1) < 0)
+		log_warn("admin: cannot ask for a reload: %s", strerror(errno));
 }
 
 static void *
@@ -1282,7 +1312,7 @@ admin_start(struct admin *a, char **errmsg_r)
 		*errmsg_r = xasprintf("admin: pipe: %s", strerror(errno));
 		return -1;
 	}
-	a->stop_ev = event_new(a->base, a->stop_pipe[0], EV_READ, on_stop, a);
+	a->stop_ev = event_new(a->base, a->stop_pipe[0], EV_READ | EV_PERSIST, on_control, a);
 	a->tick_ev = event_new(a->base, -1, EV_PERSIST, on_tick, a);
 	event_add(a->stop_ev, NULL);
 	event_add(a->tick_ev, &second);

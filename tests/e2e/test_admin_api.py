@@ -756,6 +756,24 @@ class AdminAPI(unittest.TestCase):
             r.read()
             self.assertEqual(r.status, 401)
             conn.close()
+            # SIGHUP: new TLS connections get the new certificate.
+            pem2 = e2e.E2E.make_cert(work, "admin-two")
+            proc.send_signal(signal.SIGHUP)
+            t0 = time.monotonic()
+            while True:
+                try:
+                    conn = http.client.HTTPSConnection(
+                        "127.0.0.1", tls, timeout=20,
+                        context=ssl.create_default_context(cadata=pem2))
+                    conn.request("GET", "/healthz")
+                    r = conn.getresponse()
+                    self.assertEqual(r.status, 200)
+                    r.read()
+                    conn.close()
+                    break
+                except ssl.SSLError as ex:
+                    self.assertLess(time.monotonic() - t0, 10, "the new certificate: %r" % ex)
+                    time.sleep(0.2)
         finally:
             proc.send_signal(signal.SIGTERM)
             self.assertEqual(proc.wait(120 if e2e.WRAP else 20), 0, "the TLS abqd's exit status")
