@@ -40,20 +40,21 @@
 #include "web/web.h"
 
 /* Limits (docs/api.md). */
-#define MAX_BODY         (1024 * 1024)
-#define MAX_HEADERS      (32 * 1024)
-#define IO_TIMEOUT_S     30 /* reading a request, writing an answer; the events keep alive at 15 s */
-#define MAX_CONNS        256
-#define MAX_STREAMS      32
-#define MAX_SESSIONS     1024
-#define SESSION_IDLE_S   (8 * 3600)
-#define SESSION_MAX_S    (12 * 3600)
-#define LOGIN_WINDOW_S   (15 * 60)
-#define LOGIN_MAX_FAILS  10
-#define LIMIT_KEYS_MAX   8192
-#define EVENTS_KEEPALIVE 15 /* ticks of one second */
-#define SESSION_COOKIE   "abqd_session"
-#define ID_BYTES         32
+#define MAX_BODY           (1024 * 1024)
+#define MAX_HEADERS        (32 * 1024)
+#define IO_TIMEOUT_S       30 /* reading a request, writing an answer; the events keep alive at 15 s */
+#define MAX_CONNS          256
+#define MAX_STREAMS        32
+#define MAX_SESSIONS       1024
+#define SESSION_IDLE_S     (8 * 3600)
+#define SESSION_MAX_S      (12 * 3600)
+#define LOGIN_WINDOW_S     (15 * 60)
+#define LOGIN_MAX_FAILS    10
+#define LOGIN_PASSWORD_MAX 4096
+#define LIMIT_KEYS_MAX     8192
+#define EVENTS_KEEPALIVE   15 /* ticks of one second */
+#define SESSION_COOKIE     "abqd_session"
+#define ID_BYTES           32
 
 /* An administrator's session (in memory only: a restart logs everyone out). */
 struct session {
@@ -825,13 +826,22 @@ login(struct admin_req *r)
 	unsigned pair_fails = 0;
 	int rc;
 
-	if (body == NULL)
+	if (body == NULL) {
+		struct evbuffer *raw = evhttp_request_get_input_buffer(r->req);
+		if (evbuffer_get_length(raw) > 0)
+			OPENSSL_cleanse(evbuffer_pullup(raw, -1), evbuffer_get_length(raw));
 		return;
+	}
 	const char *name_in = body_str(body, "name");
 	const char *password = body_str(body, "password");
 	if (name_in == NULL || password == NULL) {
 		admin_reply_error(r, 400, "bad_request",
 		                  "give \"name\" and \"password\" as strings");
+		goto out;
+	}
+	if (strlen(password) > LOGIN_PASSWORD_MAX) {
+		admin_reply_error(r, 400, "bad_request", "the password is longer than %d bytes",
+		                  LOGIN_PASSWORD_MAX);
 		goto out;
 	}
 	name = str_lower(xstrndup(name_in, ABQ_ADMIN_NAME_MAX + 1));
@@ -875,6 +885,13 @@ login(struct admin_req *r)
 	json_object_set_new(o, "csrf", json_string(s->csrf));
 	admin_reply_json(r, 200, o);
 out:
+	/* The password leaves no copy behind: not in the parsed body, not in the request's. */
+	if (password != NULL)
+		OPENSSL_cleanse((char *)password, strlen(password));
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t inlen = evbuffer_get_length(in);
+	if (inlen > 0)
+		OPENSSL_cleanse(evbuffer_pullup(in, -1), inlen);
 	free(errmsg);
 	free(akey);
 	free(nkey);

@@ -610,6 +610,10 @@ class AdminAPI(unittest.TestCase):
                        400, "bad_request", "body %r" % raw)
         self.error(self.c.request("POST", "/api/v1/login", raw=b"name=x&password=y"), 400,
                    "bad_request", "login form body")
+        self.error(self.c.post("/api/v1/login", {"name": ADMIN, "password": "x" * 5000}), 400,
+                   "bad_request", "a 5000-byte password")
+        self.error(self.c.post("/api/v1/login", {"name": ADMIN}), 400, "bad_request",
+                   "no password")
         big = b"{\"pattern\":\"" + b"x" * (1024 * 1024 + 10) + b"\"}"
         try:
             r = self.c.request("POST", "/api/v1/rules", raw=big,
