@@ -40,20 +40,21 @@
 #include "web/web.h"
 
 /* Limits (docs/api.md). */
-#define MAX_BODY         (1024 * 1024)
-#define MAX_HEADERS      (32 * 1024)
-#define IO_TIMEOUT_S     30 /* reading a request, writing an answer; the events keep alive at 15 s */
-#define MAX_CONNS        256
-#define MAX_STREAMS      32
-#define MAX_SESSIONS     1024
-#define SESSION_IDLE_S   (8 * 3600)
-#define SESSION_MAX_S    (12 * 3600)
-#define LOGIN_WINDOW_S   (15 * 60)
-#define LOGIN_MAX_FAILS  10
-#define LIMIT_KEYS_MAX   8192
-#define EVENTS_KEEPALIVE 15 /* ticks of one second */
-#define SESSION_COOKIE   "abqd_session"
-#define ID_BYTES         32
+#define MAX_BODY           (1024 * 1024)
+#define MAX_HEADERS        (32 * 1024)
+#define IO_TIMEOUT_S       30 /* reading a request, writing an answer; the events keep alive at 15 s */
+#define MAX_CONNS          256
+#define MAX_STREAMS        32
+#define MAX_SESSIONS       1024
+#define SESSION_IDLE_S     (8 * 3600)
+#define SESSION_MAX_S      (12 * 3600)
+#define LOGIN_WINDOW_S     (15 * 60)
+#define LOGIN_MAX_FAILS    10
+#define LOGIN_PASSWORD_MAX 4096
+#define LIMIT_KEYS_MAX     8192
+#define EVENTS_KEEPALIVE   15 /* ticks of one second */
+#define SESSION_COOKIE     "abqd_session"
+#define ID_BYTES           32
 
 /* An administrator's session (in memory only: a restart logs everyone out). */
 struct session {
@@ -825,13 +826,22 @@ login(struct admin_req *r)
 	unsigned pair_fails = 0;
 	int rc;
 
-	if (body == NULL)
+	if (body == NULL) {
+		struct evbuffer *raw = evhttp_request_get_input_buffer(r->req);
+		if (evbuffer_get_length(raw) > 0)
+			OPENSSL_cleanse(evbuffer_pullup(raw, -1), evbuffer_get_length(raw));
 		return;
+	}
 	const char *name_in = body_str(body, "name");
 	const char *password = body_str(body, "password");
 	if (name_in == NULL || password == NULL) {
 		admin_reply_error(r, 400, "bad_request",
 		                  "give \"name\" and \"password\" as strings");
+		goto out;
+	}
+	if (strlen(password) > LOGIN_PASSWORD_MAX) {
+		admin_reply_error(r, 400, "bad_request", "the password is longer than %d bytes",
+		                  LOGIN_PASSWORD_MAX);
 		goto out;
 	}
 	name = str_lower(xstrndup(name_in, ABQ_ADMIN_NAME_MAX + 1));
@@ -875,6 +885,13 @@ login(struct admin_req *r)
 	json_object_set_new(o, "csrf", json_string(s->csrf));
 	admin_reply_json(r, 200, o);
 out:
+	/* The password leaves no copy behind: not in the parsed body, not in the request's. */
+	if (password != NULL)
+		OPENSSL_cleanse((char *)password, strlen(password));
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t inlen = evbuffer_get_length(in);
+	if (inlen > 0)
+		OPENSSL_cleanse(evbuffer_pullup(in, -1), inlen);
 	free(errmsg);
 	free(akey);
 	free(nkey);
@@ -1141,8 +1158,16 @@ on_request(struct evhttp_request *req, void *arg)
 		api_dispatch(&r);
 	}
 done:
-	log_info("admin %s %s %s %s %d", peer_of(req), r.who != NULL ? r.who : "-", r.method_name,
-	         r.path, r.status);
+	/* One log line stays one line, whatever bytes the path held. */
+	for (char *p = r.path; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	/* A load balancer's probes every few seconds would drown the log at info. */
+	if (r.nseg == 1 && strcmp(r.seg[0], "healthz") == 0 && r.status == 200)
+		log_debug("admin %s - %s %s %d", peer_of(req), r.method_name, r.path, r.status);
+	else
+		log_info("admin %s %s %s %s %d", peer_of(req), r.who != NULL ? r.who : "-",
+		         r.method_name, r.path, r.status);
 	for (size_t i = 0; i < r.nseg; i++)
 		free(r.seg[i]);
 	free(r.seg);
@@ -1168,16 +1193,46 @@ tls_bev(struct event_base *base, void *arg)
 
 /* ---------------------------------------------------------------- life */
 
+/* The main thread's word through the pipe: 'q' stops the loop, 'r' reloads the certificate. */
 static void
-on_stop(evutil_socket_t fd, short what, void *arg)
+on_control(evutil_socket_t fd, short what, void *arg)
 {
 	struct admin *a = arg;
-	char b;
+	const char *err = NULL;
+	char b[16];
+	ssize_t n;
 
 	(void)what;
-	if (read(fd, &b, 1) < 0 && errno != EAGAIN)
-		log_warn("admin: stop pipe: %s", strerror(errno));
-	event_base_loopbreak(a->base);
+	while ((n = read(fd, b, sizeof(b))) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (b[i] == 'q') {
+				event_base_loopbreak(a->base);
+				return;
+			}
+			if (b[i] != 'r' || a->tls == NULL)
+				continue;
+			/* tls_ctx is not thread-safe: it is swapped here, on its own thread. */
+			if (tls_reload(a->tls, &err) < 0)
+				log_error("reload: the admin listener's TLS certificate not "
+				          "reloaded, the "
+				          "old one stays: %s",
+				          err);
+			else
+				log_info(
+				    "reload: the admin listener's TLS certificate reloaded for new "
+				    "connections");
+		}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		log_warn("admin: control pipe: %s", strerror(errno));
+}
+
+void
+admin_reload(struct admin *a)
+{
+	char b = 'r';
+
+	if (a != NULL && a->running && write(a->stop_pipe[1], &b, 1) < 0)
+		log_warn("admin: cannot ask for a reload: %s", strerror(errno));
 }
 
 static void *
@@ -1274,7 +1329,7 @@ admin_start(struct admin *a, char **errmsg_r)
 		*errmsg_r = xasprintf("admin: pipe: %s", strerror(errno));
 		return -1;
 	}
-	a->stop_ev = event_new(a->base, a->stop_pipe[0], EV_READ, on_stop, a);
+	a->stop_ev = event_new(a->base, a->stop_pipe[0], EV_READ | EV_PERSIST, on_control, a);
 	a->tick_ev = event_new(a->base, -1, EV_PERSIST, on_tick, a);
 	event_add(a->stop_ev, NULL);
 	event_add(a->tick_ev, &second);

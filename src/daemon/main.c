@@ -146,6 +146,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	if (log_settings(cfg, &level, &facility) == 0)
 		log_set_level(level);
 	gateway_reload(d->gw, cfg);
+	admin_reload(d->admin);
 	log_info("reload: log level %s; other changes need a restart", cfg->log_level);
 	abq_config_free(&cfg);
 }

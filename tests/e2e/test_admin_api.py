@@ -40,7 +40,9 @@ class AdminHarness(e2e.Harness):
 
     def config_text(self):
         (self.dead_smtp_port,) = free_ports(1)
-        return super().config_text() + (
+        # /metrics behind the login here (test_60's side abqd has it public).
+        text = super().config_text().replace("metrics_public = yes\n", "")
+        return text + (
             "[smtp]\nurl = smtp://127.0.0.1:%d\nfrom = abqd@example.test\n" % self.dead_smtp_port)
 
     def ctl_input(self, text, *words):
@@ -402,8 +404,10 @@ class AdminAPI(unittest.TestCase):
         doc = self.ok(self.c.get("/api/v1/devices?sort=-lastSeen&limit=1000"), "by last seen")
         ls = [d["lastSeen"] for d in doc["devices"]]
         self.assertEqual(ls, sorted(ls, reverse=True))
-        future = self.ok(self.c.get("/api/v1/devices?seen_since=2100-01-01"), "future")
-        self.assertEqual(future["total"], 0)
+        for sort in ("account", "-firstSeen", "-lastSeen"):
+            future = self.ok(self.c.get("/api/v1/devices?seen_since=2100-01-01&sort=" + sort),
+                             "nothing matches, sorted by " + sort)
+            self.assertEqual((future["total"], future["devices"]), (0, []))
         for bad in ("state=Maybe", "limit=0", "limit=1001", "offset=-1", "sort=model",
                     "seen_since=yesterday", "account=" + q("a b")):
             self.error(self.c.get("/api/v1/devices?" + bad), 400, "bad_request", bad)
@@ -606,6 +610,10 @@ class AdminAPI(unittest.TestCase):
                        400, "bad_request", "body %r" % raw)
         self.error(self.c.request("POST", "/api/v1/login", raw=b"name=x&password=y"), 400,
                    "bad_request", "login form body")
+        self.error(self.c.post("/api/v1/login", {"name": ADMIN, "password": "x" * 5000}), 400,
+                   "bad_request", "a 5000-byte password")
+        self.error(self.c.post("/api/v1/login", {"name": ADMIN}), 400, "bad_request",
+                   "no password")
         big = b"{\"pattern\":\"" + b"x" * (1024 * 1024 + 10) + b"\"}"
         try:
             r = self.c.request("POST", "/api/v1/rules", raw=big,
@@ -693,7 +701,7 @@ class AdminAPI(unittest.TestCase):
         with open(conf, "w") as f:
             f.write("[eas]\nlisten = 127.0.0.1:%d\n[upstream]\nurl = %s\n"
                     "[store]\nurl = sqlite:abqd.db\n[tls]\ncert = %s\nkey = %s\n"
-                    "[admin]\nlisten = 127.0.0.1:%d, tls:127.0.0.1:%d\n" % (
+                    "[admin]\nlisten = 127.0.0.1:%d, tls:127.0.0.1:%d\nmetrics_public = yes\n" % (
                         eas, H.fixture_url, os.path.join(work, "cert.pem"),
                         os.path.join(work, "key.pem"), plain, tls))
         env = dict(os.environ)
@@ -706,11 +714,11 @@ class AdminAPI(unittest.TestCase):
                            timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
         logf = open(os.path.join(work, "abqd.stderr"), "ab")
-        proc = subprocess.Popen([e2e.ABQD, "-d", "-c", conf], stdout=logf,
+        proc = subprocess.Popen(e2e.WRAP + [e2e.ABQD, "-d", "-c", conf], stdout=logf,
                                 stderr=subprocess.STDOUT, cwd=work, env=env)
         logf.close()
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + (120 if e2e.WRAP else 20)
             while True:
                 try:
                     socket.create_connection(("127.0.0.1", tls), timeout=1).close()
@@ -742,10 +750,37 @@ class AdminAPI(unittest.TestCase):
             r.read()
             self.assertEqual(r.status, 200)
             self.assertNotIn("Secure", r.getheader("Set-Cookie"))
+            # metrics_public = yes: /metrics without a session; the API still needs one.
+            conn.request("GET", "/metrics")
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertIn(b"abqd_build_info", r.read())
+            conn.request("GET", "/api/v1/devices")
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 401)
             conn.close()
+            # SIGHUP: new TLS connections get the new certificate.
+            pem2 = e2e.E2E.make_cert(work, "admin-two")
+            proc.send_signal(signal.SIGHUP)
+            t0 = time.monotonic()
+            while True:
+                try:
+                    conn = http.client.HTTPSConnection(
+                        "127.0.0.1", tls, timeout=20,
+                        context=ssl.create_default_context(cadata=pem2))
+                    conn.request("GET", "/healthz")
+                    r = conn.getresponse()
+                    self.assertEqual(r.status, 200)
+                    r.read()
+                    conn.close()
+                    break
+                except ssl.SSLError as ex:
+                    self.assertLess(time.monotonic() - t0, 10, "the new certificate: %r" % ex)
+                    time.sleep(0.2)
         finally:
             proc.send_signal(signal.SIGTERM)
-            self.assertEqual(proc.wait(20), 0, "the TLS abqd's exit status")
+            self.assertEqual(proc.wait(120 if e2e.WRAP else 20), 0, "the TLS abqd's exit status")
 
     # ------------------------------------------------------- metrics/health
     def test_50_metrics_need_a_session(self):
