@@ -46,7 +46,8 @@ int ctl_domain(const char *word, char **domain_r);
 int ctl_device_id(const char *word);
 int ctl_state(const char *word, bool allow_discovery, enum abq_state *state_r);
 
-/* abqctl.c */
+/* abqctl.c: the whole command (main.c's main calls it), and init. */
+int abqctl_main(int argc, char **argv);
 ctl_handler do_init;
 
 /* cmd_config.c */
