@@ -324,13 +324,18 @@ def assert_status_doc(tc, r, root, status, what):
 
 # ------------------------------------------------------------------ the harness
 
+_PORT_RND = random.Random(os.getpid() ^ int(time.time() * 1000))
+_PORTS_GIVEN = set()
+
+
 def free_ports(n):
-    """n distinct ports below the ephemeral range, each free to bind on loopback now."""
-    rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
+    """n distinct ports below the ephemeral range, each free to bind on loopback now,
+    and never one this process was given before (two calls in the same moment must
+    not hand out the same port: a port given may not be bound yet)."""
     ports = []
     while len(ports) < n:
-        p = rnd.randrange(21000, 32000)
-        if p in ports:
+        p = _PORT_RND.randrange(21000, 32000)
+        if p in ports or p in _PORTS_GIVEN:
             continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -340,6 +345,7 @@ def free_ports(n):
         finally:
             s.close()
         ports.append(p)
+    _PORTS_GIVEN.update(ports)
     return ports
 
 
