@@ -40,6 +40,13 @@ if "$abqctl" -c "$conf" init | grep -q "^created"; then
 	"$abqctl" -c "$conf" config global set attribute abqMode value Interactive >/dev/null
 fi
 
+# A demo administrator for the web console, with a new password each run.
+admin=demo
+adminpw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+if ! printf '%s\n' "$adminpw" | "$abqctl" -c "$conf" admin add "$admin" >/dev/null 2>&1; then
+	printf '%s\n' "$adminpw" | "$abqctl" -c "$conf" admin passwd "$admin" >/dev/null
+fi
+
 cat <<TXT
 
 abqd demo: EAS on http://127.0.0.1:8080/Microsoft-Server-ActiveSync in front of
@@ -53,7 +60,9 @@ Be a phone (FolderSync as alice, device DEMOPHONE1):
     'http://127.0.0.1:8080/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=alice&DeviceId=DEMOPHONE1&DeviceType=iPhone' \\
     | wbxml2xml -l ACTIVESYNC -m 0 -o - /dev/stdin
   (Status 130: quarantined. Then approve it and ask again: the real folders.)
-Administer (in another terminal):
+Administer in the web console: http://127.0.0.1:8081/
+  name $admin, password $adminpw
+Or (in another terminal):
   $abqctl -c $conf mobile abq list status Quarantined
   $abqctl -c $conf mobile abq allow DEMOPHONE1
   $abqctl -c $conf mobile abq block DEMOPHONE1

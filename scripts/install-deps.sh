@@ -6,12 +6,15 @@ set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang-format valgrind python3 sqlite3
 libsqlite3-dev libpcre2-dev libjansson-dev libinih-dev libcmocka-dev libevent-dev
 libhttp-parser-dev libcurl4-openssl-dev libssl-dev libpq-dev libwbxml2-utils opensmtpd postgresql
-libcrypt-dev"
+libcrypt-dev chromium nodejs"
 
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
+# The browser tests' npm: Debian's package, unless the nodejs installed brings
+# its own (some nodejs builds conflict with Debian's npm).
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

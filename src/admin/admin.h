@@ -27,6 +27,8 @@ struct admin *admin_new(const struct abq_config *cfg, char **errmsg_r);
  * 0, or -1 with *errmsg_r.
  */
 int admin_start(struct admin *a, char **errmsg_r);
+/* SIGHUP: the admin thread reloads the [tls] certificate for new connections. */
+void admin_reload(struct admin *a);
 /* Stop the thread (closing every admin connection), free, set *a to NULL. */
 void admin_free(struct admin **a);
 

@@ -291,8 +291,9 @@ list_devices(struct admin_req *r)
 	}
 	size_t from = 0, to = x.nkeep;
 	if (x.sort != SORT_ACCOUNT) {
-		qsort(x.keep, x.nkeep, sizeof(*x.keep),
-		      x.sort == SORT_FIRST_SEEN ? by_first_seen_desc : by_last_seen_desc);
+		if (x.nkeep > 1) /* an empty list has no array: qsort(NULL) is undefined */
+			qsort(x.keep, x.nkeep, sizeof(*x.keep),
+			      x.sort == SORT_FIRST_SEEN ? by_first_seen_desc : by_last_seen_desc);
 		from = x.offset < x.nkeep ? x.offset : x.nkeep;
 		to = from + x.limit < x.nkeep ? from + x.limit : x.nkeep;
 	}

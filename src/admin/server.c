@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,20 +40,21 @@
 #include "web/web.h"
 
 /* Limits (docs/api.md). */
-#define MAX_BODY         (1024 * 1024)
-#define MAX_HEADERS      (32 * 1024)
-#define IO_TIMEOUT_S     30 /* reading a request, writing an answer; the events keep alive at 15 s */
-#define MAX_CONNS        256
-#define MAX_STREAMS      32
-#define MAX_SESSIONS     1024
-#define SESSION_IDLE_S   (8 * 3600)
-#define SESSION_MAX_S    (12 * 3600)
-#define LOGIN_WINDOW_S   (15 * 60)
-#define LOGIN_MAX_FAILS  10
-#define LIMIT_KEYS_MAX   8192
-#define EVENTS_KEEPALIVE 15 /* ticks of one second */
-#define SESSION_COOKIE   "abqd_session"
-#define ID_BYTES         32
+#define MAX_BODY           (1024 * 1024)
+#define MAX_HEADERS        (32 * 1024)
+#define IO_TIMEOUT_S       30 /* reading a request, writing an answer; the events keep alive at 15 s */
+#define MAX_CONNS          256
+#define MAX_STREAMS        32
+#define MAX_SESSIONS       1024
+#define SESSION_IDLE_S     (8 * 3600)
+#define SESSION_MAX_S      (12 * 3600)
+#define LOGIN_WINDOW_S     (15 * 60)
+#define LOGIN_MAX_FAILS    10
+#define LOGIN_PASSWORD_MAX 4096
+#define LIMIT_KEYS_MAX     8192
+#define EVENTS_KEEPALIVE   15 /* ticks of one second */
+#define SESSION_COOKIE     "abqd_session"
+#define ID_BYTES           32
 
 /* An administrator's session (in memory only: a restart logs everyone out). */
 struct session {
@@ -433,11 +435,11 @@ limit_find(struct admin *a, const char *key, bool create, int64_t now)
 			return l;
 	if (!create)
 		return NULL;
-	/* Forget keys whose every failure is out of the window; cap the table. */
+	/* Forget keys whose every failure is out of the window. */
 	while (*pp != NULL) {
 		struct limit *l = *pp;
 		int64_t newest = l->fails[(l->next + LOGIN_MAX_FAILS - 1) % LOGIN_MAX_FAILS];
-		if (now - newest > LOGIN_WINDOW_S || a->nlimits >= LIMIT_KEYS_MAX) {
+		if (now - newest > LOGIN_WINDOW_S) {
 			*pp = l->link;
 			free(l->key);
 			free(l);
@@ -445,6 +447,17 @@ limit_find(struct admin *a, const char *key, bool create, int64_t now)
 			continue;
 		}
 		pp = &l->link;
+	}
+	/* Still full: the key first entered longest ago goes (the list's tail). */
+	if (a->nlimits >= LIMIT_KEYS_MAX) {
+		for (pp = &a->limits; *pp != NULL && (*pp)->link != NULL; pp = &(*pp)->link)
+			;
+		if (*pp != NULL) {
+			free((*pp)->key);
+			free(*pp);
+			*pp = NULL;
+			a->nlimits--;
+		}
 	}
 	struct limit *l = xcalloc(1, sizeof(*l));
 	l->key = xstrdup(key);
@@ -605,13 +618,50 @@ events_start(struct admin_req *r, struct conn *c)
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
 	r->status = 200;
 	evhttp_send_reply_start(r->req, 200, "OK");
+	const char *err = NULL;
+	int64_t seq = a->last_seq;
+	if (abq_store_change_last(a->store, &seq, &err) < 0)
+		log_warn("admin: reading the change log: %s", err != NULL ? err : "failed");
+	/* With other streams open, the tick still owes them the move to seq. */
+	if (a->nstreams == 0)
+		a->last_seq = seq;
 	c->stream = xcalloc(1, sizeof(*c->stream));
 	c->stream->req = r->req;
 	a->nstreams++;
 	/* The client learns where the log is now; reconnecting clients reload anyway. */
 	snprintf(first, sizeof(first), "retry: 3000\nevent: hello\ndata: {\"seq\": %lld}\n\n",
-	         (long long)a->last_seq);
+	         (long long)seq);
 	stream_send(r->req, first);
+}
+
+/*
+ * While an event stream is written, evhttp does not read its socket, so a
+ * client that went away would only be noticed when a keepalive fails. Peek at
+ * each stream's socket instead: an orderly close (recv 0) or an error frees
+ * the connection now, so that the stream cap is not held by the departed.
+ */
+static void
+streams_reap(struct admin *a)
+{
+	struct evhttp_connection *gone[MAX_STREAMS];
+	size_t n = 0;
+	char b;
+
+	for (struct conn *c = a->conns; c != NULL && n < MAX_STREAMS; c = c->next) {
+		if (c->stream == NULL)
+			continue;
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+		evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+		if (fd < 0)
+			continue;
+		ssize_t got = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (got == 0 ||
+		    (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			gone[n++] = c->evcon;
+	}
+	/* Freeing runs on_conn_close, which unlinks the conn and ends its stream. */
+	for (size_t i = 0; i < n; i++)
+		evhttp_connection_free(gone[i]);
 }
 
 /* Once a second: the change log's head, an event to every stream when it moved. */
@@ -626,6 +676,9 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	a->ticks++;
+	if (a->nstreams == 0)
+		return;
+	streams_reap(a);
 	if (a->nstreams == 0)
 		return;
 	if (abq_store_change_last(a->store, &seq, &err) < 0) {
@@ -773,13 +826,22 @@ login(struct admin_req *r)
 	unsigned pair_fails = 0;
 	int rc;
 
-	if (body == NULL)
+	if (body == NULL) {
+		struct evbuffer *raw = evhttp_request_get_input_buffer(r->req);
+		if (evbuffer_get_length(raw) > 0)
+			OPENSSL_cleanse(evbuffer_pullup(raw, -1), evbuffer_get_length(raw));
 		return;
+	}
 	const char *name_in = body_str(body, "name");
 	const char *password = body_str(body, "password");
 	if (name_in == NULL || password == NULL) {
 		admin_reply_error(r, 400, "bad_request",
 		                  "give \"name\" and \"password\" as strings");
+		goto out;
+	}
+	if (strlen(password) > LOGIN_PASSWORD_MAX) {
+		admin_reply_error(r, 400, "bad_request", "the password is longer than %d bytes",
+		                  LOGIN_PASSWORD_MAX);
 		goto out;
 	}
 	name = str_lower(xstrndup(name_in, ABQ_ADMIN_NAME_MAX + 1));
@@ -823,6 +885,13 @@ login(struct admin_req *r)
 	json_object_set_new(o, "csrf", json_string(s->csrf));
 	admin_reply_json(r, 200, o);
 out:
+	/* The password leaves no copy behind: not in the parsed body, not in the request's. */
+	if (password != NULL)
+		OPENSSL_cleanse((char *)password, strlen(password));
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t inlen = evbuffer_get_length(in);
+	if (inlen > 0)
+		OPENSSL_cleanse(evbuffer_pullup(in, -1), inlen);
 	free(errmsg);
 	free(akey);
 	free(nkey);
@@ -896,6 +965,48 @@ method_name(enum evhttp_cmd_type m)
 	}
 }
 
+/* Looking an administrator up (abq_admin_list: the accounts are few). */
+struct admin_find {
+	const char *name;
+	bool found;
+	int64_t password_at;
+};
+
+static int
+find_admin(void *arg, const struct abq_admin_info *i)
+{
+	struct admin_find *f = arg;
+	if (strcmp(i->name, f->name) != 0)
+		return 0;
+	f->found = true;
+	f->password_at = i->password_at;
+	return 1;
+}
+
+/*
+ * A session outlives neither its administrator nor their password: one
+ * deleted, or given a new password after the login, is logged out. 0 valid,
+ * 1 not (the session is dropped), -1 the store failed (answered).
+ */
+static int
+session_check(struct admin_req *r, struct session *s)
+{
+	struct admin_find f = {.name = s->name};
+	char *errmsg = NULL;
+
+	if (abq_admin_list(r->a->store, find_admin, &f, &errmsg) < 0) {
+		admin_reply_registry(r, -1, errmsg);
+		return -1;
+	}
+	free(errmsg);
+	if (f.found && f.password_at <= s->created)
+		return 0;
+	log_info("admin: %s: session ended (%s)", s->name,
+	         f.found ? "password changed" : "administrator deleted");
+	session_drop(r->a, s);
+	return 1;
+}
+
 /* Who sends the request: a bearer token's or a session's administrator. */
 static int
 authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
@@ -930,6 +1041,13 @@ authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
 		return 0;
 	}
 	*sess_r = session_of(r->a, r->req, abq_now());
+	if (*sess_r != NULL) {
+		int rc = session_check(r, *sess_r);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			*sess_r = NULL;
+	}
 	if (*sess_r != NULL)
 		r->who = (*sess_r)->name;
 	return 0;
@@ -1040,8 +1158,16 @@ on_request(struct evhttp_request *req, void *arg)
 		api_dispatch(&r);
 	}
 done:
-	log_info("admin %s %s %s %s %d", peer_of(req), r.who != NULL ? r.who : "-", r.method_name,
-	         r.path, r.status);
+	/* One log line stays one line, whatever bytes the path held. */
+	for (char *p = r.path; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	/* A load balancer's probes every few seconds would drown the log at info. */
+	if (r.nseg == 1 && strcmp(r.seg[0], "healthz") == 0 && r.status == 200)
+		log_debug("admin %s - %s %s %d", peer_of(req), r.method_name, r.path, r.status);
+	else
+		log_info("admin %s %s %s %s %d", peer_of(req), r.who != NULL ? r.who : "-",
+		         r.method_name, r.path, r.status);
 	for (size_t i = 0; i < r.nseg; i++)
 		free(r.seg[i]);
 	free(r.seg);
@@ -1067,16 +1193,46 @@ tls_bev(struct event_base *base, void *arg)
 
 /* ---------------------------------------------------------------- life */
 
+/* The main thread's word through the pipe: 'q' stops the loop, 'r' reloads the certificate. */
 static void
-on_stop(evutil_socket_t fd, short what, void *arg)
+on_control(evutil_socket_t fd, short what, void *arg)
 {
 	struct admin *a = arg;
-	char b;
+	const char *err = NULL;
+	char b[16];
+	ssize_t n;
 
 	(void)what;
-	if (read(fd, &b, 1) < 0 && errno != EAGAIN)
-		log_warn("admin: stop pipe: %s", strerror(errno));
-	event_base_loopbreak(a->base);
+	while ((n = read(fd, b, sizeof(b))) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (b[i] == 'q') {
+				event_base_loopbreak(a->base);
+				return;
+			}
+			if (b[i] != 'r' || a->tls == NULL)
+				continue;
+			/* tls_ctx is not thread-safe: it is swapped here, on its own thread. */
+			if (tls_reload(a->tls, &err) < 0)
+				log_error("reload: the admin listener's TLS certificate not "
+				          "reloaded, the "
+				          "old one stays: %s",
+				          err);
+			else
+				log_info(
+				    "reload: the admin listener's TLS certificate reloaded for new "
+				    "connections");
+		}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		log_warn("admin: control pipe: %s", strerror(errno));
+}
+
+void
+admin_reload(struct admin *a)
+{
+	char b = 'r';
+
+	if (a != NULL && a->running && write(a->stop_pipe[1], &b, 1) < 0)
+		log_warn("admin: cannot ask for a reload: %s", strerror(errno));
 }
 
 static void *
@@ -1100,6 +1256,8 @@ http_of(struct admin *a, bool tls)
 	evhttp_set_max_body_size(h, MAX_BODY);
 	evhttp_set_max_headers_size(h, MAX_HEADERS);
 	evhttp_set_timeout(h, IO_TIMEOUT_S);
+	/* A body over the cap is read and dropped, so that the client gets its 413. */
+	evhttp_set_flags(h, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                                  EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(h, on_request, a);
@@ -1171,7 +1329,7 @@ admin_start(struct admin *a, char **errmsg_r)
 		*errmsg_r = xasprintf("admin: pipe: %s", strerror(errno));
 		return -1;
 	}
-	a->stop_ev = event_new(a->base, a->stop_pipe[0], EV_READ, on_stop, a);
+	a->stop_ev = event_new(a->base, a->stop_pipe[0], EV_READ | EV_PERSIST, on_control, a);
 	a->tick_ev = event_new(a->base, -1, EV_PERSIST, on_tick, a);
 	event_add(a->stop_ev, NULL);
 	event_add(a->tick_ev, &second);

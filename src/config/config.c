@@ -102,6 +102,7 @@ static const struct key keys[] = {
 
     {"store", "url", K_CHOICE, F(store_url), "sqlite:var/abqd.db", 0, 0,
      "sqlite:|postgresql://|postgres://"},
+    {"store", "grace", K_DURATION, F(store_grace), "300s", 0, DAY, NULL},
 
     {"smtp", "url", K_CHOICE, F(smtp_url), "smtp://127.0.0.1:25", 0, 0, "smtp://|smtps://"},
     {"smtp", "starttls", K_BOOL, F(smtp_starttls), "no", 0, 0, NULL},

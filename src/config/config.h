@@ -74,6 +74,7 @@ struct abq_config {
 
 	/* [store] */
 	char *store_url;
+	int64_t store_grace; /* seconds a node serves known devices after losing the store */
 
 	/* [smtp] */
 	char *smtp_url;

@@ -3,7 +3,7 @@
  *
  *     abqctl [-c FILE] [--json] [--dry-run] WORDS...
  *
- * main() reads the options (anywhere among the words), matches the words
+ * abqctl_main() reads the options (anywhere among the words), matches the words
  * against the grammar table below, loads the config, opens the store (never
  * creating it, except for "init"), runs the command's handler and, when run as
  * root, gives the store's files back to the daemon's user. Exit status: 0 on
@@ -89,6 +89,7 @@ static const struct ctl_command commands[] = {
     {"admin token <name> <label>", do_admin_token, 0, 0},
     {"admin revoke <name>", do_admin_revoke, 0, 0},
     {"admin revoke <name> <label>", do_admin_revoke, 0, 0},
+    {"mobile abq migrate-store <from-url> <to-url>", do_migrate_store, 0, CTL_NO_STORE},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -330,8 +331,9 @@ is_option(const char *w)
  * the handler; the exit status is the handler's (or 2 for a usage error, 1 when
  * the config or the store cannot be opened).
  */
+/* The whole of abqctl; main.c calls it (and fuzz/fuzz_abqctl.c, in-process). */
 int
-main(int argc, char **argv)
+abqctl_main(int argc, char **argv)
 {
 	struct ctl_env env = {.out = stdout};
 	const char *config_arg = NULL;

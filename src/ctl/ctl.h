@@ -46,7 +46,8 @@ int ctl_domain(const char *word, char **domain_r);
 int ctl_device_id(const char *word);
 int ctl_state(const char *word, bool allow_discovery, enum abq_state *state_r);
 
-/* abqctl.c */
+/* abqctl.c: the whole command (main.c's main calls it), and init. */
+int abqctl_main(int argc, char **argv);
 ctl_handler do_init;
 
 /* cmd_config.c */
@@ -66,5 +67,7 @@ ctl_handler do_outbox, do_msg_set, do_msg_get, do_msg_delete;
 
 /* cmd_admin.c: the administrators of the console and the JSON API. */
 ctl_handler do_admin_set, do_admin_delete, do_admin_list, do_admin_token, do_admin_revoke;
+/* cmd_migrate.c: moving a registry into another (empty) store. */
+ctl_handler do_migrate_store;
 
 #endif

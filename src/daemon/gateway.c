@@ -87,6 +87,7 @@ struct gateway {
 	char *mail_domain;             /* [smtp] domain: the address of a bare account */
 	char *sender;                  /* [smtp] from: the quarantine alert's sender */
 	struct notice_sender *notices; /* the outbox sender; NULL: notices off */
+	int64_t store_grace;           /* [store] grace: seconds served from memory */
 };
 
 struct exchange {
@@ -748,9 +749,19 @@ observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 		if (rv > 0) {
 			x->outcome = "bad-request";
 			respond_text(x, 400, errmsg ? errmsg : "bad request\n", NULL);
-		} else {
-			respond_503(x, "store-failed", RETRY_AFTER_S);
+			return;
 		}
+		/*
+		 * The store could not record what the phone reported: a device known
+		 * from the last view keeps its decision (the grace period of a lost
+		 * store, checked in decide()); an unknown one cannot be decided.
+		 */
+		const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
+		if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY) {
+			act(x, s->state, s->reason);
+			return;
+		}
+		respond_503(x, "store-failed", RETRY_AFTER_S);
 		return;
 	}
 	struct devstate *s = dev_slot(x->gw, d->account, d->device_id);
@@ -807,6 +818,16 @@ decide(struct exchange *x)
 			return;
 		}
 		x->has_info = rv == 1;
+	}
+	/* Past the grace period of a lost store no decision is trusted any more. */
+	int64_t down = storeq_down_since(gw->sq);
+	if (down != 0) {
+		struct timeval now;
+		event_base_gettimeofday_cached(gw->base, &now);
+		if (now.tv_sec - down >= gw->store_grace) {
+			respond_503(x, "store-lost", RETRY_AFTER_S);
+			return;
+		}
 	}
 	struct devstate *s = dev_get(gw, r->account, r->device_id);
 	if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY &&
@@ -1029,6 +1050,7 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	char *admins = NULL;
 	struct abq_notice_conf ncs;
 	const struct abq_notice_conf *nc = abq_notice_conf_from(cfg, &ncs, &admins);
+	gw->store_grace = cfg->store_grace;
 	gw->sq = storeq_start(base, cfg->store_url, cfg->base_dir, cfg->eas_default_domain, nc,
 	                      on_device, gw, errmsg_r);
 	free(admins);

@@ -116,6 +116,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	if (log_settings(cfg, &level, &facility) == 0)
 		log_set_level(level);
 	gateway_reload(d->gw, cfg);
+	admin_reload(d->admin);
 	log_info("reload: log level %s; other changes need a restart", cfg->log_level);
 	abq_config_free(&cfg);
 }
@@ -128,6 +129,7 @@ main(int argc, char **argv)
 	int ch, rv = 1;
 	char *err = NULL;
 	struct daemon d = {0};
+	struct event *sterm = NULL, *sint = NULL, *shup = NULL;
 	enum log_level level;
 	int facility;
 
@@ -191,6 +193,18 @@ main(int argc, char **argv)
 		log_error("cannot start the event loop");
 		goto out;
 	}
+	/*
+	 * Signals first: from the moment a listener is bound, a SIGTERM must be a
+	 * drain, never the default death (a supervisor may send it as soon as the
+	 * port answers). The events run once the loop does.
+	 */
+	sterm = evsignal_new(d.base, SIGTERM, on_term, &d);
+	sint = evsignal_new(d.base, SIGINT, on_term, &d);
+	shup = evsignal_new(d.base, SIGHUP, on_hup, &d);
+	event_add(sterm, NULL);
+	if (wk == NULL) /* workers: the main process turns Ctrl-C into SIGTERM */
+		event_add(sint, NULL);
+	event_add(shup, NULL);
 	if ((d.gw = gateway_new_worker(d.base, cfg, wk, &err)) == NULL) {
 		log_error("%s", err);
 		fprintf(stderr, "abqd: %s\n", err);
@@ -217,24 +231,20 @@ main(int argc, char **argv)
 		free(err);
 		goto out;
 	}
-	struct event *sterm = evsignal_new(d.base, SIGTERM, on_term, &d);
-	struct event *sint = evsignal_new(d.base, SIGINT, on_term, &d);
-	struct event *shup = evsignal_new(d.base, SIGHUP, on_hup, &d);
-	event_add(sterm, NULL);
-	if (wk == NULL)
-		event_add(sint, NULL);
-	event_add(shup, NULL);
 	if (wk != NULL)
 		workers_ready(wk);
 	else
 		log_info("abqd %s started; upstream %s", ABQ_VERSION, cfg->upstream_url);
 	event_base_dispatch(d.base);
 	log_info("abqd stopping");
-	event_free(sterm);
-	event_free(sint);
-	event_free(shup);
 	rv = 0;
 out:
+	if (sterm != NULL)
+		event_free(sterm);
+	if (sint != NULL)
+		event_free(sint);
+	if (shup != NULL)
+		event_free(shup);
 	if (d.drain_timer != NULL)
 		event_free(d.drain_timer);
 	admin_free(&d.admin);

@@ -9,8 +9,25 @@
  * to a vector and written in one transaction once a second (or when many are
  * waiting); then the thread reads the change log and posts every device whose
  * recorded decision changed.
+ *
+ * Changes pushed (PostgreSQL): a second thread, the listener, waits on a
+ * LISTEN connection of its own (abq_store_listener) with poll(2), and when a
+ * notice arrives it sets `notified` and wakes the store thread, which reads
+ * the change log at once. A thread rather than the libpq socket in the store
+ * thread's wait: the store thread waits on a condition variable for jobs,
+ * and the listener's connection must be re-established with backoff without
+ * delaying jobs. After the listener (re)connects it asks for one read, which
+ * catches up with whatever was missed while it was away; the once-a-second
+ * read stays as the safety net (and is all SQLite has).
+ *
+ * Losing the store: when a read of the change log fails and the handle's
+ * connection is gone, the store is "down" since that moment (storeq_down_since,
+ * for the gateway's grace period); last-seen updates then wait, bounded by
+ * TOUCH_MAX, until a write succeeds again, and the view catches up from its
+ * last seq when the change log can be read again.
  */
 #include <event2/event.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -32,6 +49,11 @@
 
 /* Flush last-seen updates early when this many wait. */
 #define TOUCH_FLUSH_AT 10000
+/* Last-seen updates kept while the store is down; beyond, the newest are dropped. */
+#define TOUCH_MAX 100000
+/* The listener's delays between connection attempts (ms). */
+#define LISTEN_RETRY_MIN_MS 250
+#define LISTEN_RETRY_MAX_MS 5000
 
 enum job_kind { JOB_OBSERVE, JOB_DEVICE, JOB_SERVE };
 
@@ -88,6 +110,14 @@ struct storeq {
 	size_t ntouches, captouches;
 	int efd;            /* eventfd: written by the thread when jobs are done */
 	struct event *wake; /* the loop's read event on efd */
+
+	/* Pushed changes (NULL listener: the backend cannot push). */
+	struct abq_store_listener *listener;
+	pthread_t listen_thread;
+	int listen_stop;    /* eventfd: stops the listener */
+	bool notified;      /* under lock: a notice came, read the change log now */
+	int64_t down_since; /* under lock: 0, or when the store was found lost */
+	size_t touches_dropped;
 };
 
 /* Append job to a singly linked FIFO. */
@@ -357,6 +387,52 @@ run_serve(struct storeq *q, struct storeq_job *job)
 	abq_device_clear(&d);
 }
 
+/*
+ * Put back updates that could not be written, ahead of newer ones, keeping
+ * at most TOUCH_MAX (the newest are dropped beyond: a device's next request
+ * updates its last seen anyway).
+ */
+static void
+requeue_touches(struct storeq *q, struct touch *v, size_t n)
+{
+	pthread_mutex_lock(&q->lock);
+	size_t total = n + q->ntouches, keep = total > TOUCH_MAX ? TOUCH_MAX : total;
+	struct touch *all = xcalloc(keep > 0 ? keep : 1, sizeof(*all));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (k < keep)
+			all[k++] = v[i];
+		else {
+			free(v[i].account);
+			free(v[i].device_id);
+			free(v[i].address);
+			free(v[i].command);
+		}
+	}
+	for (size_t i = 0; i < q->ntouches; i++) {
+		if (k < keep)
+			all[k++] = q->touches[i];
+		else {
+			free(q->touches[i].account);
+			free(q->touches[i].device_id);
+			free(q->touches[i].address);
+			free(q->touches[i].command);
+		}
+	}
+	if (total > keep) {
+		if (q->touches_dropped == 0)
+			log_warn("store: more than %d last-seen updates wait; dropping the newest",
+			         TOUCH_MAX);
+		q->touches_dropped += total - keep;
+	}
+	free(q->touches);
+	free(v);
+	q->touches = all;
+	q->ntouches = k;
+	q->captouches = keep > 0 ? keep : 1;
+	pthread_mutex_unlock(&q->lock);
+}
+
 /* Thread: write the batched last-seen updates in one transaction. */
 static void
 flush_touches(struct storeq *q)
@@ -384,8 +460,15 @@ flush_touches(struct storeq *q)
 	if (abq_store_begin(q->store, &err) < 0 ||
 	    abq_store_device_touch(q->store, seen, n, &err) < 0 ||
 	    abq_store_commit(q->store, &err) < 0) {
-		log_warn("store: last-seen update of %zu devices failed: %s", n, err);
 		abq_store_rollback(q->store);
+		if (!abq_store_connected(q->store)) {
+			/* The store is away: keep them (bounded) for when it is back. */
+			log_debug("store: %zu last-seen updates wait: %s", n, err);
+			free(seen);
+			requeue_touches(q, v, n);
+			return;
+		}
+		log_warn("store: last-seen update of %zu devices failed: %s", n, err);
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(v[i].account);
@@ -420,13 +503,99 @@ refresh(struct storeq *q)
 {
 	char *msg = NULL;
 	size_t n;
-	if (abq_view_refresh(q->view, q->store, on_view_device, q, &n, &msg) < 0) {
-		log_warn("store: reading the change log failed (will retry): %s", msg);
+	int rv = abq_view_refresh(q->view, q->store, on_view_device, q, &n, &msg);
+	bool down = rv < 0 && !abq_store_connected(q->store);
+
+	pthread_mutex_lock(&q->lock);
+	int64_t was = q->down_since;
+	if (down && was == 0)
+		q->down_since = abq_now();
+	else if (!down && rv == 0)
+		q->down_since = 0;
+	pthread_mutex_unlock(&q->lock);
+	if (rv < 0) {
+		if (down && was == 0)
+			log_error("store: lost (%s); serving known devices from memory", msg);
+		else if (!down)
+			log_warn("store: reading the change log failed (will retry): %s", msg);
 		free(msg);
-	} else if (n > 0) {
+		return;
+	}
+	if (was != 0)
+		log_info("store: back after %lld s; caught up to change %lld",
+		         (long long)(abq_now() - was), (long long)abq_view_seq(q->view));
+	if (n > 0)
 		log_debug("store: applied %zu changes (seq %lld)", n,
 		          (long long)abq_view_seq(q->view));
+}
+
+/* Sleep up to ms on the stop eventfd; true when asked to stop. */
+static bool
+listen_sleep(struct storeq *q, int fd, int ms)
+{
+	struct pollfd p[2] = {{.fd = q->listen_stop, .events = POLLIN},
+	                      {.fd = fd, .events = POLLIN}};
+	int rv = poll(p, fd >= 0 ? 2 : 1, ms);
+	if (rv > 0 && (p[0].revents & POLLIN))
+		return true;
+	return false;
+}
+
+/* Ask the store thread for a change-log read now. */
+static void
+poke(struct storeq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->notified = true;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* The listener thread (see the top of the file). */
+static void *
+listen_main(void *arg)
+{
+	struct storeq *q = arg;
+	int delay = 0;
+	bool lost = false;
+	const char *err;
+
+	for (;;) {
+		if (abq_store_listener_fd(q->listener) < 0) {
+			if (delay > 0 && listen_sleep(q, -1, delay))
+				break;
+			if (abq_store_listener_connect(q->listener, &err) < 0) {
+				if (!lost)
+					log_warn("store: change notices lost (%s); reconnecting",
+					         err);
+				lost = true;
+				delay = delay == 0 ? LISTEN_RETRY_MIN_MS : delay * 2;
+				if (delay > LISTEN_RETRY_MAX_MS)
+					delay = LISTEN_RETRY_MAX_MS;
+				continue;
+			}
+			if (lost)
+				log_info("store: change notices back");
+			lost = false;
+			delay = 0;
+			poke(q); /* catch up with what came while not listening */
+		}
+		int fd = abq_store_listener_fd(q->listener);
+		/* A bounded wait: a connection that died silently is found by the read. */
+		if (listen_sleep(q, fd, 30000))
+			break;
+		int64_t seq = 0;
+		int rv = abq_store_listener_read(q->listener, &seq, &err);
+		if (rv > 0) {
+			log_debug("store: change notice (seq %lld)", (long long)seq);
+			poke(q);
+		} else if (rv < 0) {
+			log_warn("store: change notices lost (%s); reconnecting", err);
+			lost = true;
+			delay = LISTEN_RETRY_MIN_MS;
+		}
 	}
+	return NULL;
 }
 
 /* The thread: jobs as they come, touches and the change log once a second. */
@@ -443,7 +612,8 @@ thread_main(void *arg)
 		struct timespec now;
 
 		pthread_mutex_lock(&q->lock);
-		while (q->head == NULL && !q->stopping && q->ntouches < TOUCH_FLUSH_AT) {
+		while (q->head == NULL && !q->stopping && !q->notified &&
+		       (q->down_since != 0 || q->ntouches < TOUCH_FLUSH_AT)) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (now.tv_sec > next.tv_sec ||
 			    (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec))
@@ -466,6 +636,9 @@ thread_main(void *arg)
 				q->tail = NULL;
 		}
 		stop = q->stopping && job == NULL;
+		bool notified = q->notified;
+		q->notified = false;
+		bool flush_now = q->down_since == 0 && q->ntouches >= TOUCH_FLUSH_AT;
 		pthread_mutex_unlock(&q->lock);
 
 		if (job != NULL) {
@@ -484,8 +657,10 @@ thread_main(void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		due = now.tv_sec > next.tv_sec ||
 		      (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec);
-		if (due || stop || q->ntouches >= TOUCH_FLUSH_AT)
+		if (due || stop || flush_now)
 			flush_touches(q);
+		if (notified && !due)
+			refresh(q);
 		if (due) {
 			refresh(q);
 			next = now;
@@ -527,6 +702,7 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 	struct storeq *q = xcalloc(1, sizeof(*q));
 	struct abq_device_filter all = {0};
 	q->efd = -1;
+	q->listen_stop = -1;
 	struct load_arg la = {on_device, arg};
 	const char *err = NULL;
 
@@ -559,14 +735,31 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 	event_add(q->wake, NULL);
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
+	if ((q->listener = abq_store_listener_new(q->store, &err)) == NULL && err != NULL) {
+		*errmsg_r = xasprintf("store: %s", err);
+		goto fail_sync;
+	}
+	if (q->listener != NULL && (q->listen_stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		*errmsg_r = xstrdup("eventfd failed");
+		goto fail_sync;
+	}
 	if (pthread_create(&q->thread, NULL, thread_main, q) != 0) {
 		*errmsg_r = xstrdup("cannot start the store thread");
-		pthread_mutex_destroy(&q->lock);
-		pthread_cond_destroy(&q->cond);
-		goto fail;
+		goto fail_sync;
+	}
+	if (q->listener != NULL && pthread_create(&q->listen_thread, NULL, listen_main, q) != 0) {
+		log_warn("store: cannot start the change listener; reading the change log every "
+		         "second");
+		abq_store_listener_free(&q->listener);
 	}
 	return q;
+fail_sync:
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
 fail:
+	abq_store_listener_free(&q->listener);
+	if (q->listen_stop >= 0)
+		close(q->listen_stop);
 	if (q->wake != NULL)
 		event_free(q->wake);
 	if (q->efd >= 0)
@@ -588,6 +781,15 @@ storeq_stop(struct storeq **qp)
 	struct storeq *q = *qp;
 	if (q == NULL)
 		return;
+	if (q->listener != NULL) {
+		uint64_t one = 1;
+		if (write(q->listen_stop, &one, sizeof(one)) < 0)
+			log_warn("store: cannot stop the change listener");
+		pthread_join(q->listen_thread, NULL);
+		abq_store_listener_free(&q->listener);
+	}
+	if (q->listen_stop >= 0)
+		close(q->listen_stop);
 	pthread_mutex_lock(&q->lock);
 	q->stopping = true;
 	pthread_cond_signal(&q->cond);
@@ -681,9 +883,18 @@ storeq_touch(struct storeq *q, const char *account, const char *device_id, int64
 	t->when = when;
 	t->address = xstrdup_null(address);
 	t->command = xstrdup_null(command);
-	if (q->ntouches >= TOUCH_FLUSH_AT)
+	if (q->ntouches >= TOUCH_FLUSH_AT && q->down_since == 0)
 		pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
+}
+
+int64_t
+storeq_down_since(struct storeq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	int64_t t = q->down_since;
+	pthread_mutex_unlock(&q->lock);
+	return t;
 }
 
 const char *const *

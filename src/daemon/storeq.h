@@ -86,6 +86,12 @@ struct storeq_job *storeq_serve(struct storeq *q, const struct storeq_serve_req 
 void storeq_touch(struct storeq *q, const char *account, const char *device_id, int64_t when,
                   const char *address, const char *command);
 
+/*
+ * 0 while the store answers, else when it was found lost (seconds since the
+ * epoch): the gateway's grace period runs from there ([store] grace).
+ */
+int64_t storeq_down_since(struct storeq *q);
+
 /* The file(s) of the store, for chown before dropping privileges. */
 const char *const *storeq_files(struct storeq *q);
 

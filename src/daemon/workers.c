@@ -446,6 +446,16 @@ workers_run(const struct abq_config *cfg, const char *config_path, int n,
 	W.cfg = cfg;
 	W.config_path = config_path;
 	W.n = n;
+	/*
+	 * Before anything is bound: a SIGTERM sent as soon as the port answers
+	 * must be a drain (read from the signalfd below), never the default death.
+	 */
+	sigemptyset(&W.mask);
+	sigaddset(&W.mask, SIGCHLD);
+	sigaddset(&W.mask, SIGTERM);
+	sigaddset(&W.mask, SIGINT);
+	sigaddset(&W.mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &W.mask, NULL);
 	const char *sh = getenv("ABQD_SHARED_LISTENER");
 	W.shared = sh != NULL && strcmp(sh, "1") == 0;
 	if (cfg->eas_listen_count > sizeof(W.fds_mine) / sizeof(W.fds_mine[0])) {
@@ -463,12 +473,6 @@ workers_run(const struct abq_config *cfg, const char *config_path, int n,
 		close_listeners();
 		return 1;
 	}
-	sigemptyset(&W.mask);
-	sigaddset(&W.mask, SIGCHLD);
-	sigaddset(&W.mask, SIGTERM);
-	sigaddset(&W.mask, SIGINT);
-	sigaddset(&W.mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &W.mask, NULL);
 	if ((W.sfd = signalfd(-1, &W.mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
 	    pipe2(W.ready, O_NONBLOCK | O_CLOEXEC) < 0) {
 		log_error("workers: %s", strerror(errno));

@@ -17,6 +17,13 @@
  * a few retries cover a misconfiguration fixed in the meantime. Transient
  * errors (4xx, connection refused, timeouts) retry forever.
  *
+ * One sender at a time: with several abqd nodes on one PostgreSQL store, only
+ * the node holding the store's ABQ_LOCK_SENDER (a session lock on this
+ * thread's own connection) scans the outbox and queues digests; the others
+ * try to take it at each timer tick and kick, so a node that dies (its
+ * connection ends, the server drops the lock) hands the work over within
+ * one interval. SQLite has one node: the lock is always held.
+ *
  * Exactly once: a notice is marked sent immediately after the relay accepted
  * the message (the 250 after DATA), in a single UPDATE committed at once. THE
  * ONE UNAVOIDABLE WINDOW is between that 250 and the commit: if the process
@@ -72,6 +79,7 @@ struct notice_sender {
 	size_t n_admins;
 	int64_t digest_next; /* when to look for a due digest again */
 	int64_t digest_iv;   /* the interval digest_next was computed with */
+	int leader;          /* ABQ_LOCK_SENDER: 1 held, 0 not, -1 not asked yet */
 
 	pthread_t thread;
 	int pipe_fd[2];
@@ -90,6 +98,26 @@ struct notice_sender {
 };
 
 static void send_next(struct notice_sender *ns);
+
+/* Whether this node does the sending now (see the top of the file). */
+static bool
+leader(struct notice_sender *ns)
+{
+	const char *err;
+	int rv = abq_store_try_lock(ns->store, ABQ_LOCK_SENDER, &err);
+
+	if (rv < 0) {
+		if (ns->leader != 0)
+			log_warn("outbox: cannot tell whether this node sends: %s", err);
+		ns->leader = 0;
+		return false;
+	}
+	if (rv != ns->leader)
+		log_info(rv ? "outbox: this node sends the notices and the digest"
+		            : "outbox: another node sends the notices and the digest");
+	ns->leader = rv;
+	return rv == 1;
+}
 
 /* Growing delays between attempts; the last one repeats. */
 unsigned
@@ -157,6 +185,8 @@ scan(struct notice_sender *ns)
 		return;
 	}
 	ns->rescan = false;
+	if (!leader(ns))
+		return;
 	batch_clear(ns);
 	if (abq_store_notice_due(ns->store, (int64_t)time(NULL), collect, ns, &err) < 0) {
 		log_warn("outbox: %s", err);
@@ -227,6 +257,9 @@ send_next(struct notice_sender *ns)
 	char *from;
 
 	while (ns->batch_next < ns->batch_n) {
+		/* Still this node's work? (A lost connection lost the lock with it.) */
+		if (!leader(ns))
+			break;
 		struct pending *p = &ns->batch[ns->batch_next++];
 		char *rcpt;
 
@@ -298,6 +331,8 @@ digest(struct notice_sender *ns)
 	const char *err;
 	int n;
 
+	if (!leader(ns))
+		return;
 	int64_t iv = notice_digest_interval(ns->store);
 
 	if (iv != ns->digest_iv) { /* changed: decide anew now */
@@ -411,6 +446,7 @@ notice_sender_start(const struct notice_sender_config *cfg, const char **errstr_
 		ns->admins[i] = xstrdup(cfg->admins[i]);
 	ns->tls_insecure = cfg->tls_insecure;
 	ns->interval = cfg->interval ? cfg->interval : 30;
+	ns->leader = -1;
 	ns->timeout = cfg->timeout ? cfg->timeout : 30;
 	ns->max_permanent = cfg->max_permanent > 0 ? cfg->max_permanent : 3;
 	if ((ns->store = abq_store_open(ns->store_url, ns->base_dir, 0, errstr_r)) == NULL)

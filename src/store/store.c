@@ -1012,3 +1012,167 @@ abq_token_clear(struct abq_token *t)
 	free(t->created_by);
 	memset(t, 0, sizeof(*t));
 }
+
+/* ---- several nodes (store.h) -------------------------------------------- */
+
+struct abq_store_listener *
+abq_store_listener_new(struct abq_store *s, const char **errstr_r)
+{
+	const char *dummy;
+
+	if (errstr_r == NULL)
+		errstr_r = &dummy;
+	*errstr_r = NULL;
+	if (s == NULL) {
+		*errstr_r = "no store is open";
+		return NULL;
+	}
+	if (ops_of(s)->listener_new == NULL)
+		return NULL; /* no push: the caller reads the change log periodically */
+	return ops_of(s)->listener_new(s, errstr_r);
+}
+
+static const struct abq_store_ops *
+listener_ops(const struct abq_store_listener *l)
+{
+	return ((const struct abq_store_listener_base *)(const void *)l)->ops;
+}
+
+int
+abq_store_listener_connect(struct abq_store_listener *l, const char **errstr_r)
+{
+	const char *dummy;
+
+	if (errstr_r == NULL)
+		errstr_r = &dummy;
+	if (l == NULL) {
+		*errstr_r = "no listener";
+		return -1;
+	}
+	return listener_ops(l)->listener_connect(l, errstr_r);
+}
+
+int
+abq_store_listener_fd(const struct abq_store_listener *l)
+{
+	return l == NULL ? -1 : listener_ops(l)->listener_fd(l);
+}
+
+int
+abq_store_listener_read(struct abq_store_listener *l, int64_t *seq_r, const char **errstr_r)
+{
+	const char *dummy;
+
+	if (errstr_r == NULL)
+		errstr_r = &dummy;
+	if (l == NULL) {
+		*errstr_r = "no listener";
+		return -1;
+	}
+	return listener_ops(l)->listener_read(l, seq_r, errstr_r);
+}
+
+void
+abq_store_listener_free(struct abq_store_listener **l)
+{
+	if (l == NULL || *l == NULL)
+		return;
+	listener_ops(*l)->listener_free(*l);
+	*l = NULL;
+}
+
+int
+abq_store_try_lock(struct abq_store *s, int64_t key, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (ops_of(s)->try_lock == NULL)
+		return 1; /* one node: the lock is trivially held */
+	return ops_of(s)->try_lock(s, key, errstr_r);
+}
+
+bool
+abq_store_connected(const struct abq_store *s)
+{
+	if (s == NULL)
+		return false;
+	return ops_of(s)->connected == NULL || ops_of(s)->connected(s);
+}
+
+/* ---- moving a registry (store.h) ---------------------------------------- */
+
+void
+abq_syncstate_clear(struct abq_syncstate *st)
+{
+	if (st == NULL)
+		return;
+	free(st->account);
+	free(st->device_id);
+	free(st->collection);
+	free(st->state);
+	memset(st, 0, sizeof(*st));
+}
+
+int
+abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
+                         const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (cb == NULL)
+		FAIL_ARG(errstr_r, "syncstate_iter: no callback");
+	return ops_of(s)->syncstate_iter(s, cb, arg, errstr_r);
+}
+
+static int
+restore(struct abq_store *s, enum abq_restore_kind kind, const void *rec, int64_t id,
+        const char **errstr_r)
+{
+	if (rec == NULL || id <= 0)
+		FAIL_ARG(errstr_r, "restore: a record with its id is required");
+	return ops_of(s)->restore(s, kind, rec, errstr_r);
+}
+
+int
+abq_store_rule_restore(struct abq_store *s, const struct abq_rule *r, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (r != NULL && (!key_ok(r->pattern) || !state_ok(r->level)))
+		FAIL_ARG(errstr_r, "rule_restore: pattern and level are required");
+	return restore(s, ABQ_RESTORE_RULE, r, r ? r->id : 0, errstr_r);
+}
+
+int
+abq_store_history_restore(struct abq_store *s, const struct abq_history *h, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (h != NULL && !key_ok(h->what))
+		FAIL_ARG(errstr_r, "history_restore: what is required");
+	return restore(s, ABQ_RESTORE_HISTORY, h, h ? h->id : 0, errstr_r);
+}
+
+int
+abq_store_notice_restore(struct abq_store *s, const struct abq_notice *n, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (n != NULL && (!key_ok(n->recipient) || !key_ok(n->kind)))
+		FAIL_ARG(errstr_r, "notice_restore: recipient and kind are required");
+	return restore(s, ABQ_RESTORE_NOTICE, n, n ? n->id : 0, errstr_r);
+}
+
+int
+abq_store_change_restore(struct abq_store *s, const struct abq_change *c, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (c != NULL &&
+	    (!key_ok(c->key) || c->kind < ABQ_CHANGE_DEVICE || c->kind > ABQ_CHANGE_TEMPLATE))
+		FAIL_ARG(errstr_r, "change_restore: kind and key are required");
+	return restore(s, ABQ_RESTORE_CHANGE, c, c ? c->seq : 0, errstr_r);
+}
+
+int
+abq_store_restore_finish(struct abq_store *s, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (ops_of(s)->restore_finish == NULL)
+		return 0; /* the backend's counters follow the ids by themselves */
+	return ops_of(s)->restore_finish(s, errstr_r);
+}

@@ -468,6 +468,16 @@ int abq_store_syncstate_put(struct abq_store *s, const char *account, const char
 int abq_store_syncstate_delete(struct abq_store *s, const char *account, const char *device_id,
                                const char *collection, size_t *count_r, const char **errstr_r);
 
+/* Moving a registry: declared here for the ops table, described at the end. */
+struct abq_syncstate;
+typedef int abq_syncstate_cb(void *arg, const struct abq_syncstate *st);
+enum abq_restore_kind {
+	ABQ_RESTORE_RULE = 1, /* struct abq_rule */
+	ABQ_RESTORE_HISTORY,  /* struct abq_history */
+	ABQ_RESTORE_NOTICE,   /* struct abq_notice */
+	ABQ_RESTORE_CHANGE,   /* struct abq_change */
+};
+
 /*
  * The backend's table. store.c calls these after checking arguments; the
  * comments on the abq_store_* wrappers above are the contract.
@@ -557,6 +567,19 @@ struct abq_store_ops {
 	                    const char **);
 	int (*token_iter)(struct abq_store *, const char *, abq_token_cb *, void *, const char **);
 	int (*token_count)(struct abq_store *, const char *, size_t *, const char **);
+	/* Several nodes (see the end of this file); NULL: not supported by the backend. */
+	struct abq_store_listener *(*listener_new)(struct abq_store *, const char **);
+	int (*listener_connect)(struct abq_store_listener *, const char **);
+	int (*listener_fd)(const struct abq_store_listener *);
+	int (*listener_read)(struct abq_store_listener *, int64_t *, const char **);
+	void (*listener_free)(struct abq_store_listener *);
+	int (*try_lock)(struct abq_store *, int64_t, const char **);
+	bool (*connected)(const struct abq_store *);
+
+	/* Moving a registry (see the end of this file). */
+	int (*syncstate_iter)(struct abq_store *, abq_syncstate_cb *, void *, const char **);
+	int (*restore)(struct abq_store *, enum abq_restore_kind, const void *, const char **);
+	int (*restore_finish)(struct abq_store *, const char **);
 };
 
 /*
@@ -569,5 +592,82 @@ struct abq_store_base {
 
 extern const struct abq_store_ops abq_store_sqlite_ops;
 extern const struct abq_store_ops abq_store_pgsql_ops;
+
+/*
+ * Several nodes on one store (PostgreSQL).
+ *
+ * Change notices: a backend that can push (PostgreSQL's LISTEN/NOTIFY) sends
+ * one notice per committed transaction that wrote change-log rows, carrying
+ * the highest seq written. A listener lives on a connection of its own, so
+ * that a daemon can wait for notices while its store handle is busy.
+ * abq_store_listener_new returns NULL with *errstr_r NULL when the backend
+ * cannot push (SQLite: the daemon reads the change log periodically instead).
+ * listener_connect (re)connects and starts listening (0 or -1); listener_fd is
+ * the socket to poll for reading (-1 while not connected); listener_read
+ * consumes what arrived: 1 when at least one notice came (*seq_r, may be NULL,
+ * gets the highest seq announced), 0 when none, -1 when the connection is
+ * lost (the listener is then disconnected; connect it again). The notices
+ * are a hint: a reader refreshes from the change log, which stays the truth.
+ */
+struct abq_store_listener;
+struct abq_store_listener *abq_store_listener_new(struct abq_store *s, const char **errstr_r);
+int abq_store_listener_connect(struct abq_store_listener *l, const char **errstr_r);
+int abq_store_listener_fd(const struct abq_store_listener *l);
+int abq_store_listener_read(struct abq_store_listener *l, int64_t *seq_r, const char **errstr_r);
+void abq_store_listener_free(struct abq_store_listener **l);
+/* Every backend's listener begins with this header. */
+struct abq_store_listener_base {
+	const struct abq_store_ops *ops;
+};
+
+/*
+ * A lock held by one process (node) at a time, for as long as its store
+ * handle's connection lives: work that must run on one node only (the outbox
+ * sender, the digest). Returns 1 when this handle holds lock `key` (taken now
+ * or before), 0 when another handle holds it, -1 on a store error. A node
+ * that dies, or loses its connection, loses the lock; the others take it at
+ * their next try. Backends without sharing (SQLite: one node) always return 1.
+ */
+#define ABQ_LOCK_SENDER 0x41425153 /* 'ABQS': the outbox sender and the digest */
+int abq_store_try_lock(struct abq_store *s, int64_t key, const char **errstr_r);
+
+/*
+ * Whether the handle's connection to the store is up, as far as the last
+ * call knows (a backend without connections is always up). A handle whose
+ * connection was lost reconnects by itself at a later call, with growing
+ * delays between attempts.
+ */
+bool abq_store_connected(const struct abq_store *s);
+
+/*
+ * Moving a registry into another store (abqctl mobile abq migrate-store).
+ *
+ * syncstate_iter goes through every sync-state blob by account, DeviceId
+ * (without case) and collection. The restore calls write a record with the id
+ * it had in the source store (a rule's id, a history row's id, a notice's id,
+ * a change's seq), so that what refers to them (a device's rule_id, "Rule 3"
+ * in history, the change log's position) stays true; they are meant for an
+ * empty store, inside one transaction, followed by restore_finish, which makes
+ * the store's counters go on after the highest ids restored.
+ */
+struct abq_syncstate {
+	char *account;
+	char *device_id;
+	char *collection;
+	void *state; /* len bytes, NUL-terminated after them */
+	size_t len;
+	int64_t updated;
+};
+void abq_syncstate_clear(struct abq_syncstate *st);
+int abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
+                             const char **errstr_r);
+int abq_store_rule_restore(struct abq_store *s, const struct abq_rule *r, const char **errstr_r);
+int abq_store_history_restore(struct abq_store *s, const struct abq_history *h,
+                              const char **errstr_r);
+int abq_store_notice_restore(struct abq_store *s, const struct abq_notice *n,
+                             const char **errstr_r);
+int abq_store_change_restore(struct abq_store *s, const struct abq_change *c,
+                             const char **errstr_r);
+int abq_store_restore_finish(struct abq_store *s, const char **errstr_r);
 
 #endif

@@ -49,6 +49,14 @@
  *
  * Errors are one line: "op: " and the server's primary message (or libpq's
  * connection message, newlines folded).
+ *
+ * Several nodes (store.h): a transaction that wrote change-log rows sends
+ * NOTIFY abqd_changes (payload: its last seq) in the same exchange as its
+ * COMMIT; listeners are connections of their own. A connection found lost
+ * outside a transaction is replaced at the next call (conn_ready, with
+ * growing delays between attempts); the sender's lock is a session advisory
+ * lock, lost with the connection. Moving a registry: the restore calls
+ * insert rows under their source ids, restore_finish moves the sequences on.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -56,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/util.h"
 #include "store/store.h"
@@ -66,6 +75,11 @@
 #define ITER_BATCH     256
 #define MAX_PARAMS     24
 #define PIPE_MAX       256 /* writes queued in a pipeline before their results are read */
+#define NOTIFY_CHANNEL "abqd_changes"
+#define MAX_LOCKS      4
+/* Reconnection: the first attempt at once, then growing delays up to this. */
+#define RETRY_MIN_MS 250
+#define RETRY_MAX_MS 4000
 
 /* migrations[v] takes a store from schema version v to v + 1 (never edited once released). */
 static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
@@ -350,7 +364,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct pg_store {
 	struct abq_store_base base; /* first: store.c finds the ops here */
 	PGconn *conn;
+	char *url;      /* as configured, for reconnecting (never printed) */
 	char *location; /* the URL without its password */
+	/* A transaction is open for the caller: a lost connection is not replaced under it. */
+	bool tx_open;
+	/* Reconnection after a lost connection (monotonic milliseconds). */
+	int64_t retry_at, retry_ms;
+	/* Session advisory locks held on this connection (abq_store_try_lock). */
+	int64_t locks[MAX_LOCKS];
+	int nlocks;
+	bool readonly;
 	const char *files[1];
 	bool prepared[ST_COUNT];
 	/* Change-log numbers taken in the open transaction (for the rollback). */
@@ -516,6 +539,8 @@ res_ok(const PGresult *res)
  * write that failed); the transaction is then aborted, for the caller to roll
  * back. Every exchange with the server goes through here first.
  */
+static int conn_ready(struct pg_store *s, const char **errstr_r);
+
 static int
 pipe_flush(struct pg_store *s, const char **errstr_r)
 {
@@ -523,7 +548,7 @@ pipe_flush(struct pg_store *s, const char **errstr_r)
 	PGresult *res;
 
 	if (s->queued == 0)
-		return 0;
+		return conn_ready(s, errstr_r);
 	if (PQpipelineSync(s->conn) != 1) {
 		ret = db_fail(s, "pipeline", NULL, errstr_r);
 		goto out;
@@ -1198,6 +1223,44 @@ fail:
 	return -1;
 }
 
+/* Every connection's settings (again after a reconnection). */
+#define SESSION_SETUP                                                                              \
+	"SET client_encoding = 'UTF8'; SET client_min_messages = warning; "                        \
+	"SET standard_conforming_strings = on"
+
+static int
+exec_session_setup(PGconn *conn, bool readonly)
+{
+	PGresult *res =
+	    PQexec(conn, readonly ? SESSION_SETUP "; SET default_transaction_read_only = on"
+	                          : SESSION_SETUP);
+	int ret = res_ok(res) ? 0 : -1;
+
+	PQclear(res);
+	return ret;
+}
+
+/*
+ * Connect with the URL as given, and a connect_timeout of CONNECT_TIMEOUT
+ * seconds and TCP keepalives (a dead peer found in about a minute) unless the
+ * URL sets them (later keywords override earlier ones, and
+ * the URL comes last): a server that does not answer (a host gone from the
+ * network) must not hold the store thread for the minutes TCP would wait.
+ * PQreset reuses these options.
+ */
+#define CONNECT_TIMEOUT "5"
+
+static PGconn *
+pg_connect(const char *url)
+{
+	/* TCP keepalives too: an idle LISTEN connection to a vanished server is noticed. */
+	const char *const keys[] = {"connect_timeout",  "keepalives_idle", "keepalives_interval",
+	                            "keepalives_count", "dbname",          NULL};
+	const char *const values[] = {CONNECT_TIMEOUT, "30", "10", "3", url, NULL};
+
+	return PQconnectdbParams(keys, values, 1);
+}
+
 /* Server notices (e.g. from IF EXISTS) are not for abqd's output. */
 static void
 quiet_notices(void *arg, const char *message)
@@ -1221,17 +1284,14 @@ pgsql_open(const char *url, const char *base_dir, int flags, const char **errstr
 	int judged;
 
 	(void)base_dir;
-	conn = PQconnectdb(url);
+	conn = pg_connect(url);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
 		*errstr_r = open_error("cannot connect to store %s: %s", where,
 		                       conn ? PQerrorMessage(conn) : "out of memory");
 		goto fail;
 	}
 	PQsetNoticeProcessor(conn, quiet_notices, NULL);
-	if (open_exec(conn,
-	              "SET client_encoding = 'UTF8'; SET client_min_messages = warning; "
-	              "SET standard_conforming_strings = on",
-	              "cannot open store", where, errstr_r) < 0)
+	if (open_exec(conn, SESSION_SETUP, "cannot open store", where, errstr_r) < 0)
 		goto fail;
 	if (read_identity(conn, where, &id, errstr_r) < 0)
 		goto fail;
@@ -1258,6 +1318,8 @@ pgsql_open(const char *url, const char *base_dir, int flags, const char **errstr
 	s = xcalloc(1, sizeof(*s));
 	s->base.ops = &abq_store_pgsql_ops;
 	s->conn = conn;
+	s->url = xstrdup(url);
+	s->readonly = (flags & ABQ_STORE_READONLY) != 0;
 	s->location = where;
 	s->files[0] = NULL;
 	return (struct abq_store *)(void *)s;
@@ -1269,6 +1331,53 @@ fail:
 
 static void pgsql_rollback(struct abq_store *store);
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Make sure the connection is up before an exchange. A connection found lost
+ * outside a transaction is replaced (PQreset): at once the first time, then
+ * no more often than every retry_ms, doubling up to RETRY_MAX_MS, so that a
+ * daemon calling often while PostgreSQL is down fails fast instead of
+ * connecting on every call. Inside the caller's transaction a lost connection
+ * is an error: the transaction is gone and must not go on in another one.
+ * Prepared statements and session locks belong to the old connection.
+ */
+static int
+conn_ready(struct pg_store *s, const char **errstr_r)
+{
+	int64_t now;
+
+	if (PQstatus(s->conn) == CONNECTION_OK)
+		return 0;
+	if (s->tx_open)
+		return fail(s, errstr_r, "connection to the store lost in a transaction");
+	now = mono_ms();
+	if (now < s->retry_at)
+		return fail(s, errstr_r, "store unreachable, next attempt in %" PRId64 " ms",
+		            s->retry_at - now);
+	memset(s->prepared, 0, sizeof(s->prepared));
+	s->nlocks = 0;
+	s->queued = 0;
+	PQreset(s->conn);
+	if (PQstatus(s->conn) != CONNECTION_OK || exec_session_setup(s->conn, s->readonly) < 0) {
+		s->retry_ms = s->retry_ms == 0 ? RETRY_MIN_MS : s->retry_ms * 2;
+		if (s->retry_ms > RETRY_MAX_MS)
+			s->retry_ms = RETRY_MAX_MS;
+		s->retry_at = now + s->retry_ms;
+		return db_fail(s, "reconnect", NULL, errstr_r);
+	}
+	s->retry_ms = 0;
+	s->retry_at = 0;
+	return 0;
+}
+
 /* Close: an open transaction is rolled back. */
 static void
 pgsql_close(struct abq_store *store)
@@ -1278,6 +1387,9 @@ pgsql_close(struct abq_store *store)
 	pgsql_rollback(store);
 	PQfinish(s->conn);
 	free(s->location);
+	if (s->url != NULL)
+		explicit_bzero(s->url, strlen(s->url)); /* it may carry a password */
+	free(s->url);
 	free(s);
 }
 
@@ -1308,14 +1420,34 @@ pgsql_begin(struct abq_store *store, const char **errstr_r)
 {
 	struct pg_store *s = S(store);
 
-	if (in_tx(s))
+	if (s->tx_open || (PQstatus(s->conn) == CONNECTION_OK && in_tx(s)))
 		return fail(s, errstr_r, "begin: a transaction is already open");
 	s->tx_first_seq = s->tx_last_seq = 0;
 	s->hist_n = s->hist_i = s->hist_block = 0;
-	return exec_simple(s,
-	                   "BEGIN ISOLATION LEVEL READ COMMITTED; "
-	                   "SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")",
-	                   "begin", errstr_r);
+	if (exec_simple(s,
+	                "BEGIN ISOLATION LEVEL READ COMMITTED; "
+	                "SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")",
+	                "begin", errstr_r) < 0) {
+		if (PQstatus(s->conn) == CONNECTION_OK && in_tx(s))
+			PQclear(PQexec(s->conn, "ROLLBACK"));
+		return -1;
+	}
+	s->tx_open = true;
+	return 0;
+}
+
+/*
+ * Tell the other nodes' listeners (store.h) that change-log rows up to seq
+ * were written; delivered by the server when the transaction commits, and
+ * not at all when it rolls back.
+ */
+static int
+notify_changes(struct pg_store *s, int64_t seq, const char **errstr_r)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT pg_notify('" NOTIFY_CHANNEL "', '%" PRId64 "')", seq);
+	return exec_simple(s, sql, "notify", errstr_r);
 }
 
 /*
@@ -1335,7 +1467,17 @@ pgsql_commit(struct abq_store *store, const char **errstr_r)
 		return -1;
 	if (PQtransactionStatus(s->conn) == PQTRANS_INERROR)
 		return fail(s, errstr_r, "commit: the transaction failed earlier; roll it back");
-	res = PQexec(s->conn, "COMMIT");
+	/*
+	 * The change notice travels with the COMMIT in one exchange: a failing
+	 * notify skips the COMMIT (the transaction is then aborted, reported
+	 * below, rolled back by the caller).
+	 */
+	char sql[128] = "COMMIT";
+	if (s->tx_last_seq > 0)
+		snprintf(sql, sizeof(sql),
+		         "SELECT pg_notify('" NOTIFY_CHANNEL "', '%" PRId64 "'); COMMIT",
+		         s->tx_last_seq);
+	res = PQexec(s->conn, sql);
 	if (!res_ok(res)) {
 		db_fail(s, "commit", res, errstr_r);
 		PQclear(res);
@@ -1346,6 +1488,7 @@ pgsql_commit(struct abq_store *store, const char **errstr_r)
 		return fail(s, errstr_r, "commit: the transaction was rolled back by the server");
 	}
 	PQclear(res);
+	s->tx_open = false;
 	s->tx_first_seq = s->tx_last_seq = 0;
 	s->hist_n = s->hist_i = s->hist_block = 0;
 	return 0;
@@ -1363,9 +1506,11 @@ pgsql_rollback(struct abq_store *store)
 	const char *ignored;
 	char *sql;
 
-	pipe_flush(s, &ignored);
+	if (s->queued > 0)
+		pipe_flush(s, &ignored);
+	s->tx_open = false;
 	s->hist_n = s->hist_i = s->hist_block = 0;
-	if (in_tx(s))
+	if (PQstatus(s->conn) == CONNECTION_OK && in_tx(s))
 		PQclear(PQexec(s->conn, "ROLLBACK"));
 	if (s->tx_first_seq == 0 || PQstatus(s->conn) != CONNECTION_OK)
 		return;
@@ -1477,11 +1622,12 @@ pgsql_device_touch(struct abq_store *store, const struct abq_seen *v, size_t n,
                    const char **errstr_r)
 {
 	struct pg_store *s = S(store);
-	bool own = !in_tx(s);
+	bool own = !s->tx_open;
 	size_t i;
 
 	if (own && exec_simple(s, "BEGIN", "device_touch", errstr_r) < 0)
 		return -1;
+	s->tx_open = s->tx_open || own;
 	for (i = 0; i < n; i++) {
 		struct params p = {0};
 
@@ -1495,10 +1641,15 @@ pgsql_device_touch(struct abq_store *store, const struct abq_seen *v, size_t n,
 	}
 	if (own && exec_simple(s, "COMMIT", "device_touch", errstr_r) < 0)
 		goto fail;
+	if (own)
+		s->tx_open = false;
 	return 0;
 fail:
-	if (own)
-		PQclear(PQexec(s->conn, "ROLLBACK"));
+	if (own) {
+		s->tx_open = false;
+		if (PQstatus(s->conn) == CONNECTION_OK)
+			PQclear(PQexec(s->conn, "ROLLBACK"));
+	}
 	return -1;
 }
 
@@ -1726,21 +1877,27 @@ pgsql_change_add(struct abq_store *store, enum abq_change_kind kind, const char 
                  const char **errstr_r)
 {
 	struct pg_store *s = S(store);
-	bool own = !in_tx(s);
+	bool own = !s->tx_open;
 	struct params p = {0};
 	int64_t seq;
 
 	if (own && exec_simple(s, "BEGIN; SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")",
-	                       "change_add", errstr_r) < 0)
+	                       "change_add", errstr_r) < 0) {
+		if (PQstatus(s->conn) == CONNECTION_OK && in_tx(s))
+			PQclear(PQexec(s->conn, "ROLLBACK"));
 		return -1;
+	}
+	s->tx_open = s->tx_open || own;
 	p_int(&p, at);
 	p_text(&p, change_kind_names[kind]);
 	p_text(&p, key);
 	if (write_returning(s, ST_CHANGE_ADD, &p, &seq, "change_add", errstr_r) < 0)
 		goto fail;
 	if (own) {
-		if (exec_simple(s, "COMMIT", "change_add", errstr_r) < 0)
+		if (notify_changes(s, seq, errstr_r) < 0 ||
+		    exec_simple(s, "COMMIT", "change_add", errstr_r) < 0)
 			goto fail;
+		s->tx_open = false;
 	} else {
 		if (s->tx_first_seq == 0)
 			s->tx_first_seq = seq;
@@ -1748,8 +1905,11 @@ pgsql_change_add(struct abq_store *store, enum abq_change_kind kind, const char 
 	}
 	return 0;
 fail:
-	if (own)
-		PQclear(PQexec(s->conn, "ROLLBACK"));
+	if (own) {
+		s->tx_open = false;
+		if (PQstatus(s->conn) == CONNECTION_OK)
+			PQclear(PQexec(s->conn, "ROLLBACK"));
+	}
 	return -1;
 }
 
@@ -2580,6 +2740,306 @@ pgsql_token_iter(struct abq_store *store, const char *admin, abq_token_cb *cb, v
 	return run_iter(S(store), &token_kind, sql, &p, 0, (any_cb)cb, arg, errstr_r);
 }
 
+/* ---- moving a registry (store.h) ------------------------------------------ */
+
+static int
+read_syncstate(struct pg_store *s, const PGresult *res, int r, void *rec, const char **errstr_r)
+{
+	struct abq_syncstate *st = rec;
+	size_t n = 0;
+	unsigned char *raw;
+
+	st->account = col_str(res, r, 0);
+	st->device_id = col_str(res, r, 1);
+	st->collection = col_str(res, r, 2);
+	st->updated = col_int(res, r, 4);
+	raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, 3), &n);
+	if (raw == NULL)
+		return fail(s, errstr_r, "syncstate_iter: cannot read a state");
+	st->state = xmalloc(n + 1);
+	if (n > 0)
+		memcpy(st->state, raw, n);
+	((char *)st->state)[n] = '\0';
+	st->len = n;
+	PQfreemem(raw);
+	return 0;
+}
+
+static void
+clear_syncstate(void *p)
+{
+	abq_syncstate_clear(p);
+}
+
+static void
+key_syncstate(struct params *p, const void *rec)
+{
+	const struct abq_syncstate *st = rec;
+
+	p_set(p, 0, st->account);
+	p_set(p, 1, st->device_id);
+	str_lower(p->own[1]);
+	p_set(p, 2, st->collection);
+}
+
+static int
+call_syncstate(any_cb cb, void *arg, const void *rec)
+{
+	return ((abq_syncstate_cb *)cb)(arg, rec);
+}
+
+static const struct iter_kind syncstate_kind = {"syncstate_iter", sizeof(struct abq_syncstate),
+                                                read_syncstate,   clear_syncstate,
+                                                key_syncstate,    call_syncstate};
+
+static int
+pgsql_syncstate_iter(struct abq_store *store, abq_syncstate_cb *cb, void *arg,
+                     const char **errstr_r)
+{
+	struct params p = {0};
+
+	p_text(&p, "");
+	p_text(&p, "");
+	p_text(&p, "");
+	return run_iter(S(store), &syncstate_kind,
+	                "SELECT account, device_id, collection, state, updated FROM syncstate "
+	                "WHERE (account, device_key, collection) > ($1, $2, $3) ORDER BY account, "
+	                "device_key, collection" BATCH_LIMIT,
+	                &p, 0, (any_cb)cb, arg, errstr_r);
+}
+
+/*
+ * Write a record under its source id; the sequences are set after the
+ * highest ids by restore_finish. Not prepared: a migration is a one-off.
+ */
+static int
+pgsql_restore(struct abq_store *store, enum abq_restore_kind kind, const void *rec,
+              const char **errstr_r)
+{
+	struct pg_store *s = S(store);
+	struct params p = {0};
+	const char *sql = NULL;
+	PGresult *res;
+	int ret = 0;
+
+	if (kind == ABQ_RESTORE_RULE) {
+		sql =
+		    "INSERT INTO rules (" RULE_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+		rule_params(&p, rec);
+	} else if (kind == ABQ_RESTORE_HISTORY) {
+		const struct abq_history *h = rec;
+		sql = "INSERT INTO history (" HISTORY_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
+		      "$8, $9, $10)";
+		p_int(&p, h->id);
+		p_int(&p, h->at);
+		p_text(&p, h->who);
+		p_text(&p, h->what);
+		p_text(&p, h->subject);
+		p_text(&p, h->old_value);
+		p_text(&p, h->new_value);
+		p_text(&p, h->reason);
+		p_text(&p, h->device_id);
+		p_text(&p, h->account);
+	} else if (kind == ABQ_RESTORE_NOTICE) {
+		const struct abq_notice *n = rec;
+		sql = "INSERT INTO outbox (" NOTICE_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
+		      "coalesce($8, 'queued'), $9, $10, $11, $12, $13)";
+		p_int(&p, n->id);
+		p_text(&p, n->recipient);
+		p_text(&p, n->kind);
+		p_text(&p, n->account);
+		p_text(&p, n->device_id);
+		p_text(&p, n->template_ref);
+		p_text(&p, n->rendered);
+		p_text(&p, n->state);
+		p_int(&p, n->attempts);
+		p_int(&p, n->next_attempt);
+		p_text(&p, n->last_error);
+		p_int(&p, n->created);
+		p_int(&p, n->sent);
+	} else if (kind == ABQ_RESTORE_CHANGE) {
+		const struct abq_change *c = rec;
+		sql = "INSERT INTO changes (" CHANGE_COLS ") VALUES ($1, $2, $3, $4)";
+		p_int(&p, c->seq);
+		p_int(&p, c->at);
+		p_text(&p, change_kind_names[c->kind]);
+		p_text(&p, c->key);
+	} else {
+		return fail(s, errstr_r, "restore: unknown kind %d", (int)kind);
+	}
+	if (pipe_flush(s, errstr_r) < 0) {
+		p_free(&p);
+		return -1;
+	}
+	res = PQexecParams(s->conn, sql, p.n, NULL, p.v, p.len, p.fmt, 0);
+	if (!res_ok(res))
+		ret = db_fail(s, "restore", res, errstr_r);
+	PQclear(res);
+	p_free(&p);
+	return ret;
+}
+
+/* Every counter goes on after the highest id now in its table. */
+static int
+pgsql_restore_finish(struct abq_store *store, const char **errstr_r)
+{
+	return exec_simple(S(store),
+	                   "SELECT setval(pg_get_serial_sequence('rules', 'id'), "
+	                   "coalesce((SELECT max(id) FROM rules), 0) + 1, false); "
+	                   "SELECT setval(pg_get_serial_sequence('history', 'id'), "
+	                   "coalesce((SELECT max(id) FROM history), 0) + 1, false); "
+	                   "SELECT setval(pg_get_serial_sequence('outbox', 'id'), "
+	                   "coalesce((SELECT max(id) FROM outbox), 0) + 1, false); "
+	                   "SELECT setval(pg_get_serial_sequence('changes', 'seq'), "
+	                   "coalesce((SELECT max(seq) FROM changes), 0) + 1, false)",
+	                   "restore_finish", errstr_r);
+}
+
+/* ---- several nodes (store.h) ---------------------------------------------- */
+
+/*
+ * Session advisory lock `key` on this connection: held until the connection
+ * ends, so a node that dies or loses PostgreSQL releases it. Once taken it is
+ * remembered (asking again would only stack the lock) and forgotten when the
+ * connection is replaced.
+ */
+static int
+pgsql_try_lock(struct abq_store *store, int64_t key, const char **errstr_r)
+{
+	struct pg_store *s = S(store);
+	char sql[80];
+	PGresult *res;
+	int i, got;
+
+	if (pipe_flush(s, errstr_r) < 0)
+		return -1;
+	for (i = 0; i < s->nlocks; i++)
+		if (s->locks[i] == key)
+			return 1;
+	if (s->nlocks == MAX_LOCKS)
+		return fail(s, errstr_r, "try_lock: too many locks");
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%" PRId64 ")", key);
+	res = PQexec(s->conn, sql);
+	if (!res_ok(res) || PQntuples(res) != 1) {
+		db_fail(s, "try_lock", res, errstr_r);
+		PQclear(res);
+		return -1;
+	}
+	got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (got)
+		s->locks[s->nlocks++] = key;
+	return got;
+}
+
+static bool
+pgsql_connected(const struct abq_store *store)
+{
+	return PQstatus(CS(store)->conn) == CONNECTION_OK;
+}
+
+/* A LISTEN connection of its own (store.h). */
+struct pg_listener {
+	struct abq_store_listener_base base; /* first */
+	char *url;
+	PGconn *conn;
+	char errbuf[1024];
+};
+
+static struct abq_store_listener *
+pgsql_listener_new(struct abq_store *store, const char **errstr_r)
+{
+	struct pg_listener *l = xcalloc(1, sizeof(*l));
+
+	(void)errstr_r;
+	l->base.ops = &abq_store_pgsql_ops;
+	l->url = xstrdup(S(store)->url);
+	return (struct abq_store_listener *)(void *)l;
+}
+
+static void
+listener_drop(struct pg_listener *l)
+{
+	PQfinish(l->conn);
+	l->conn = NULL;
+}
+
+static int
+listener_fail(struct pg_listener *l, const char *what, const char **errstr_r)
+{
+	snprintf(l->errbuf, sizeof(l->errbuf), "%s: %s", what,
+	         l->conn ? PQerrorMessage(l->conn) : "out of memory");
+	one_line(l->errbuf);
+	*errstr_r = l->errbuf;
+	listener_drop(l);
+	return -1;
+}
+
+static int
+pgsql_listener_connect(struct abq_store_listener *ll, const char **errstr_r)
+{
+	struct pg_listener *l = (struct pg_listener *)(void *)ll;
+	PGresult *res;
+
+	listener_drop(l);
+	l->conn = pg_connect(l->url);
+	if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK)
+		return listener_fail(l, "listen: cannot connect", errstr_r);
+	PQsetNoticeProcessor(l->conn, quiet_notices, NULL);
+	res = PQexec(l->conn, "LISTEN " NOTIFY_CHANNEL);
+	if (!res_ok(res)) {
+		PQclear(res);
+		return listener_fail(l, "listen", errstr_r);
+	}
+	PQclear(res);
+	if (PQsetnonblocking(l->conn, 1) != 0)
+		return listener_fail(l, "listen", errstr_r);
+	return 0;
+}
+
+static int
+pgsql_listener_fd(const struct abq_store_listener *ll)
+{
+	const struct pg_listener *l = (const struct pg_listener *)(const void *)ll;
+
+	return l->conn == NULL ? -1 : PQsocket(l->conn);
+}
+
+static int
+pgsql_listener_read(struct abq_store_listener *ll, int64_t *seq_r, const char **errstr_r)
+{
+	struct pg_listener *l = (struct pg_listener *)(void *)ll;
+	PGnotify *n;
+	int got = 0;
+
+	if (l->conn == NULL) {
+		*errstr_r = "listen: not connected";
+		return -1;
+	}
+	if (PQconsumeInput(l->conn) != 1 || PQstatus(l->conn) != CONNECTION_OK)
+		return listener_fail(l, "listen: connection lost", errstr_r);
+	while ((n = PQnotifies(l->conn)) != NULL) {
+		int64_t seq = strtoll(n->extra, NULL, 10);
+
+		if (seq_r != NULL && (got == 0 || seq > *seq_r))
+			*seq_r = seq;
+		got = 1;
+		PQfreemem(n);
+	}
+	return got;
+}
+
+static void
+pgsql_listener_free(struct abq_store_listener *ll)
+{
+	struct pg_listener *l = (struct pg_listener *)(void *)ll;
+
+	listener_drop(l);
+	explicit_bzero(l->url, strlen(l->url));
+	free(l->url);
+	free(l);
+}
+
 const struct abq_store_ops abq_store_pgsql_ops = {
     .name = "pgsql",
     .scheme = "postgresql://",
@@ -2635,4 +3095,14 @@ const struct abq_store_ops abq_store_pgsql_ops = {
     .token_delete = pgsql_token_delete,
     .token_iter = pgsql_token_iter,
     .token_count = pgsql_token_count,
+    .listener_new = pgsql_listener_new,
+    .listener_connect = pgsql_listener_connect,
+    .listener_fd = pgsql_listener_fd,
+    .listener_read = pgsql_listener_read,
+    .listener_free = pgsql_listener_free,
+    .try_lock = pgsql_try_lock,
+    .connected = pgsql_connected,
+    .syncstate_iter = pgsql_syncstate_iter,
+    .restore = pgsql_restore,
+    .restore_finish = pgsql_restore_finish,
 };

@@ -2327,6 +2327,141 @@ sqlite_syncstate_delete(struct abq_store *store, const char *account, const char
 	return 0;
 }
 
+/* ---- moving a registry (store.h) ------------------------------------------ */
+
+static int
+read_syncstate(struct sqlite_store *s, sqlite3_stmt *st, void *rec, const char **errstr_r)
+{
+	struct abq_syncstate *r = rec;
+	const void *blob = sqlite3_column_blob(st, 3);
+	int n = sqlite3_column_bytes(st, 3);
+
+	(void)s;
+	(void)errstr_r;
+	r->account = col_str(st, 0);
+	r->device_id = col_str(st, 1);
+	r->collection = col_str(st, 2);
+	r->len = n > 0 ? (size_t)n : 0;
+	r->state = xmalloc(r->len + 1);
+	if (r->len > 0)
+		memcpy(r->state, blob, r->len);
+	((char *)r->state)[r->len] = '\0';
+	r->updated = sqlite3_column_int64(st, 4);
+	return 0;
+}
+
+static void
+clear_syncstate(void *p)
+{
+	abq_syncstate_clear(p);
+}
+
+static int
+key_syncstate(sqlite3_stmt *st, const void *rec)
+{
+	const struct abq_syncstate *r = rec;
+
+	return bt_named(st, ":k1", r->account) || bt_named(st, ":k2", r->device_id) ||
+	       bt_named(st, ":k3", r->collection);
+}
+
+static int
+call_syncstate(any_cb cb, void *arg, const void *rec)
+{
+	return ((abq_syncstate_cb *)cb)(arg, rec);
+}
+
+static const struct iter_kind syncstate_kind = {"syncstate_iter", sizeof(struct abq_syncstate),
+                                                read_syncstate,   clear_syncstate,
+                                                key_syncstate,    call_syncstate};
+
+static int
+sqlite_syncstate_iter(struct abq_store *store, abq_syncstate_cb *cb, void *arg,
+                      const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st =
+	    iter_prepare(s,
+	                 "SELECT account, device_id, collection, state, updated FROM "
+	                 "syncstate WHERE (account, device_id, collection) > (:k1, "
+	                 ":k2, :k3) ORDER BY account, device_id, "
+	                 "collection" BATCH_LIMIT,
+	                 "syncstate_iter", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (bt_named(st, ":k1", "") || bt_named(st, ":k2", "") || bt_named(st, ":k3", ""))
+		return iter_bind_fail(s, st, "syncstate_iter", errstr_r);
+	return run_iter(s, &syncstate_kind, st, 0, (any_cb)cb, arg, errstr_r);
+}
+
+/*
+ * Write a record under its source id. A statement prepared for the call: a
+ * migration is a one-off, and the cached statements stay the daemon's. The
+ * AUTOINCREMENT counters (sqlite_sequence) follow the highest id by themselves.
+ */
+static int
+sqlite_restore(struct abq_store *store, enum abq_restore_kind kind, const void *rec,
+               const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = NULL;
+	const char *sql = NULL;
+	int rc = SQLITE_OK;
+
+	switch (kind) {
+	case ABQ_RESTORE_RULE:
+		sql =
+		    "INSERT INTO rules (" RULE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+		break;
+	case ABQ_RESTORE_HISTORY:
+		sql = "INSERT INTO history (" HISTORY_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+		      "?8, ?9, ?10)";
+		break;
+	case ABQ_RESTORE_NOTICE:
+		sql = "INSERT INTO outbox (" NOTICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+		      "coalesce(?8, 'queued'), ?9, ?10, ?11, ?12, ?13)";
+		break;
+	case ABQ_RESTORE_CHANGE:
+		sql = "INSERT INTO changes (" CHANGE_COLS ") VALUES (?1, ?2, ?3, ?4)";
+		break;
+	}
+	if (sql == NULL)
+		return fail(s, errstr_r, "restore: unknown kind %d", (int)kind);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return db_fail(s, "restore", errstr_r);
+	}
+	if (kind == ABQ_RESTORE_RULE) {
+		const struct abq_rule *r = rec;
+		rc = bi(st, 1, r->id) || bind_rule(st, r);
+	} else if (kind == ABQ_RESTORE_HISTORY) {
+		const struct abq_history *h = rec;
+		rc = bi(st, 1, h->id) || bi(st, 2, h->at) || bt(st, 3, h->who) ||
+		     bt(st, 4, h->what) || bt(st, 5, h->subject) || bt(st, 6, h->old_value) ||
+		     bt(st, 7, h->new_value) || bt(st, 8, h->reason) || bt(st, 9, h->device_id) ||
+		     bt(st, 10, h->account);
+	} else if (kind == ABQ_RESTORE_NOTICE) {
+		const struct abq_notice *n = rec;
+		rc = bi(st, 1, n->id) || bt(st, 2, n->recipient) || bt(st, 3, n->kind) ||
+		     bt(st, 4, n->account) || bt(st, 5, n->device_id) ||
+		     bt(st, 6, n->template_ref) || bt(st, 7, n->rendered) || bt(st, 8, n->state) ||
+		     bi(st, 9, n->attempts) || bi(st, 10, n->next_attempt) ||
+		     bt(st, 11, n->last_error) || bi(st, 12, n->created) || bi(st, 13, n->sent);
+	} else {
+		const struct abq_change *c = rec;
+		rc = bi(st, 1, c->seq) || bi(st, 2, c->at) ||
+		     bt(st, 3, change_kind_names[c->kind]) || bt(st, 4, c->key);
+	}
+	if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+		db_fail(s, "restore", errstr_r);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 const struct abq_store_ops abq_store_sqlite_ops = {
     .name = "sqlite",
     .scheme = "sqlite:",
@@ -2382,4 +2517,6 @@ const struct abq_store_ops abq_store_sqlite_ops = {
     .token_delete = sqlite_token_delete,
     .token_iter = sqlite_token_iter,
     .token_count = sqlite_token_count,
+    .syncstate_iter = sqlite_syncstate_iter,
+    .restore = sqlite_restore,
 };

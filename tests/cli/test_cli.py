@@ -1395,12 +1395,161 @@ class AdminTest(CliTest):
         self.assertEqual(self.admin_history(), [(expected_who(), "alice", "added")])
 
 
+class MigrateTest(CliTest):
+    """mobile abq migrate-store: a whole registry into an empty store, SQLite to
+    SQLite here, and SQLite -> PostgreSQL -> SQLite when run under
+    tests/store/pg_run.sh (ctest cli_migrate_pgsql, which requires it)."""
+
+    def populate(self):
+        self.write("abqd.conf", CONF + "[smtp]\nfrom = abq@example.com\n")
+        self.set_mode("Interactive")
+        self.ok("config", "domain", "example.com", "set", "attribute", "abqMaxDevicesPerAccount",
+                "value", "5")
+        self.ok("mobile", "abq", "setRule", "Nokia*", "Blocked", "10", "characteristic",
+                "DeviceModel", "match", "glob")
+        self.ok("mobile", "abq", "setRule", "gone", "Allowed", "5")
+        self.ok("mobile", "abq", "setRule", "^SM-", "Allowed", "20", "characteristic",
+                "DeviceModel", "match", "regex", "domain", "example.com")
+        self.ok("mobile", "abq", "deleteRule", "gone")  # rule ids with a gap: 1 and 3
+        self.seen("ceo@example.com", "APPLCEO1", type="iPhone", model="iPhone16,2", os="iOS 18")
+        self.seen("bob", "SAMBOB1", type="Android", model="SM-S918B", os="Android 14")
+        self.seen("bob", "NOK1", type="Android", model="Nokia 3", os="Android 12")
+        self.ok("mobile", "abq", "allow", "APPLCEO1", "account", "ceo@example.com")
+        self.ok("mobile", "abq", "block", "Mixed-Case-1")
+        self.ok("mobile", "abq", "block", "SAMBOB1", "account", "bob")  # queues bob's notice
+        body = self.write("body.txt", "Ihr Gerät {device_id} wartet.\n")
+        self.ok("mobile", "abq", "setABQMessage", "global", "quarantined", "de", "subject",
+                "Wartet", "body_plain_file", body)
+        # An administrator with a token (schema v4).
+        self.ok("admin", "add", "carol", stdin="correct horse\n")
+        self.token = self.ok("admin", "token", "carol", "ci").strip()
+        # The quarantine mailbox's sync state, as abqd writes it (a blob per collection).
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        db.execute("INSERT INTO syncstate (account, device_id, collection, state, updated) "
+                   "VALUES ('ceo@example.com', 'APPLCEO1', 'foldersync', ?, 1767225600)",
+                   (b"key=3\x00\xff binary",))
+        db.commit()
+        db.close()
+
+    def snapshot_of(self, conf):
+        return [self.ok(*(w + ["--json"]), conf=conf) for w in (
+            ["mobile", "abq", "list"], ["mobile", "abq", "export"],
+            ["mobile", "abq", "history"], ["mobile", "abq", "listRules"],
+            ["config", "global", "get"], ["config", "domain", "example.com", "get"],
+            ["mobile", "abq", "outbox"],
+            ["mobile", "abq", "getABQMessage", "global", "quarantined", "de"],
+            ["admin", "list"])]
+
+    def conf_for(self, name, url):
+        return self.write(name, "[store]\nurl = %s\n[eas]\ndefault_domain = example.com\n"
+                          "[smtp]\nfrom = abq@example.com\n" % url)
+
+    def migrate(self, from_url, to_url):
+        doc = self.okj("mobile", "abq", "migrate-store", from_url, to_url)
+        self.assertEqual(set(doc), {"from", "to", "copied"})
+        return doc["copied"]
+
+    def check_copy(self, src_conf, dst_conf):
+        before = self.snapshot_of(src_conf)
+        after = self.snapshot_of(dst_conf)
+        for b, a in zip(before, after):
+            self.assertEqual(json.loads(b), json.loads(a))
+        # Ids are kept: a rule's id, and the counters go on after them.
+        rules = json.loads(after[3])["rules"]
+        self.assertEqual(sorted(r["id"] for r in rules), [1, 3])
+        out = self.ok("mobile", "abq", "setRule", "new*", "Blocked", "30", conf=dst_conf)
+        self.assertIn("rule 4:", out)
+
+    def test_migrate_sqlite(self):
+        self.populate()
+        src = "sqlite:abqd.db"
+        copied = self.migrate(src, "sqlite:copy.db")
+        self.assertEqual(copied["devices"], 3)
+        self.assertEqual(copied["rules"], 2)
+        self.assertEqual(copied["sync state"], 1)
+        self.assertEqual(copied["outbox"], 1)  # bob's notice of the block
+        self.assertEqual(copied["administrators"], 1)
+        self.assertEqual(copied["tokens"], 1)
+        self.assertGreater(copied["history"], 5)
+        self.assertGreater(copied["change log"], 5)
+        db = sqlite3.connect(os.path.join(self.dir, "copy.db"))
+        self.assertEqual(db.execute("SELECT account, device_id, collection, state, updated FROM "
+                                    "syncstate").fetchall(),
+                         [("ceo@example.com", "APPLCEO1", "foldersync", b"key=3\x00\xff binary",
+                           1767225600)])
+        src_db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        q = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'"
+        self.assertEqual(db.execute(q).fetchall(), src_db.execute(q).fetchall())
+        # The administrator's password hash and the token's hash, as they were.
+        for q in ("SELECT name, password_hash, password_at FROM admins",
+                  "SELECT admin, label, hash, created_at FROM tokens"):
+            self.assertEqual(db.execute(q).fetchall(), src_db.execute(q).fetchall(), q)
+            self.assertEqual(len(db.execute(q).fetchall()), 1, q)
+        db.close()
+        src_db.close()
+        self.check_copy(self.conf, self.conf_for("copy.conf", "sqlite:copy.db"))
+
+        # A destination that is not empty is refused, and left as it was.
+        before = self.snapshot_of(os.path.join(self.dir, "copy.conf"))
+        self.refused("mobile", "abq", "migrate-store", src, "sqlite:copy.db",
+                     contains=("not empty", "copies into an empty store only"))
+        self.assertEqual(before, self.snapshot_of(os.path.join(self.dir, "copy.conf")))
+        self.refused("mobile", "abq", "migrate-store", src, src, contains="same store")
+        # A failure half-way leaves the destination empty: one transaction.
+        self.refused("mobile", "abq", "migrate-store", src, "sqlite:half.db",
+                     env={"ABQ_STORE_FAULT": "6"}, contains="injected fault")
+        self.assertEqual(self.migrate(src, "sqlite:half.db"), copied)
+        self.refused("mobile", "abq", "migrate-store", "sqlite:none.db", "sqlite:new.db",
+                     contains=("source", "does not exist"))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "new.db")))
+        self.refused("mobile", "abq", "migrate-store", src, "mysql://x/y", contains="destination")
+        self.refused("mobile", "abq", "migrate-store", src, rc=2, contains="usage")
+
+    def test_migrate_postgresql(self):
+        url = os.environ.get("ABQ_TEST_STORE_URL", "")
+        if not url.startswith("postgres"):
+            if REQUIRE_PG:
+                self.fail("ABQ_TEST_STORE_URL is not a PostgreSQL URL (run under pg_run.sh)")
+            return  # the plain cli run: cli_migrate_pgsql runs this half
+        schema = "migrate_%d" % os.getpid()
+        subprocess.run(["psql", "-X", "-q", url, "-c", "DROP SCHEMA IF EXISTS %s CASCADE; "
+                        "CREATE SCHEMA %s" % (schema, schema)], check=True, capture_output=True)
+        pg = "%s%soptions=-csearch_path%%3D%s" % (url, "&" if "?" in url else "?", schema)
+        self.populate()
+        copied = self.migrate("sqlite:abqd.db", pg)
+        self.assertEqual((copied["devices"], copied["sync state"]), (3, 1))
+        pg_conf = self.conf_for("pg.conf", pg)
+        self.check_copy(self.conf, pg_conf)
+        # The change log's position is the source's: a daemon's seq stays valid.
+        p = subprocess.run(["psql", "-X", "-A", "-t", pg, "-c", "SELECT max(seq) FROM changes"],
+                           capture_output=True, text=True, check=True)
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        (last,) = db.execute("SELECT max(seq) FROM changes").fetchone()
+        db.close()
+        self.assertEqual(int(p.stdout.strip()), last + 1)  # + the rule check_copy added
+        # And back into a new SQLite file, the same registry (with that rule).
+        self.migrate(pg, "sqlite:back.db")
+        self.check_copy_back(pg_conf, self.conf_for("back.conf", "sqlite:back.db"))
+        self.refused("mobile", "abq", "migrate-store", "sqlite:abqd.db", pg,
+                     contains="not empty")
+
+    def check_copy_back(self, src_conf, dst_conf):
+        for b, a in zip(self.snapshot_of(src_conf), self.snapshot_of(dst_conf)):
+            self.assertEqual(json.loads(b), json.loads(a))
+
+
+REQUIRE_PG = False
+
+
 def main():
     global ABQCTL, SIMULATE
     ap = argparse.ArgumentParser()
     ap.add_argument("--abqctl", required=True)
     ap.add_argument("--simulate", required=True)
+    ap.add_argument("--require-pg", action="store_true")
     args, rest = ap.parse_known_args()
+    global REQUIRE_PG
+    REQUIRE_PG = args.require_pg
     ABQCTL = os.path.abspath(args.abqctl)
     SIMULATE = os.path.abspath(args.simulate)
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

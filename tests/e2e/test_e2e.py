@@ -324,13 +324,18 @@ def assert_status_doc(tc, r, root, status, what):
 
 # ------------------------------------------------------------------ the harness
 
+_PORT_RND = random.Random(os.getpid() ^ int(time.time() * 1000))
+_PORTS_GIVEN = set()
+
+
 def free_ports(n):
-    """n distinct ports below the ephemeral range, each free to bind on loopback now."""
-    rnd = random.Random(os.getpid() ^ int(time.time() * 1000))
+    """n distinct ports below the ephemeral range, each free to bind on loopback now,
+    and never one this process was given before (two calls in the same moment must
+    not hand out the same port: a port given may not be bound yet)."""
     ports = []
     while len(ports) < n:
-        p = rnd.randrange(21000, 32000)
-        if p in ports:
+        p = _PORT_RND.randrange(21000, 32000)
+        if p in ports or p in _PORTS_GIVEN:
             continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -340,6 +345,7 @@ def free_ports(n):
         finally:
             s.close()
         ports.append(p)
+    _PORTS_GIVEN.update(ports)
     return ports
 
 
@@ -1053,13 +1059,14 @@ class E2E(unittest.TestCase):
         no trace."""
         work = os.path.join(H.work, "imap-abqd")
         os.makedirs(work, exist_ok=True)
-        (port,) = free_ports(1)
+        (port, admin_port) = free_ports(2)
         conf = os.path.join(work, "abqd.conf")
         with open(conf, "w") as f:
             f.write("[eas]\nlisten = 127.0.0.1:%d\nworkers = 1\ndefault_domain = example.test\n"
                     "[upstream]\nurl = %s\n[auth]\nmethod = imap://127.0.0.1:%d\n"
-                    "[store]\nurl = sqlite:abqd.db\n[log]\nlevel = debug\n"
-                    % (port, H.fixture_url, H.imap_port))
+                    "[store]\nurl = sqlite:abqd.db\n[admin]\nlisten = 127.0.0.1:%d\n"
+                    "[log]\nlevel = debug\n"
+                    % (port, H.fixture_url, H.imap_port, admin_port))
         logf = open(os.path.join(work, "abqd.stderr"), "ab")
         p = subprocess.Popen([ABQD, "-d", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
                              cwd=work)
@@ -1102,13 +1109,15 @@ class E2E(unittest.TestCase):
         work = os.path.join(H.work, name)
         os.makedirs(work, exist_ok=True)
         os.chmod(work, 0o755)
-        (port,) = free_ports(1)
+        # Each abqd its own admin port: the default 127.0.0.1:8081 may be taken.
+        (port, admin_port) = free_ports(2)
         conf = os.path.join(work, "abqd.conf")
         with open(conf, "w") as f:
             f.write("[eas]\nlisten = %s127.0.0.1:%d\nworkers = 1\ndefault_domain = example.test\n"
                     "%s\n[upstream]\nurl = %s\n[store]\nurl = sqlite:abqd.db\n"
+                    "[admin]\nlisten = 127.0.0.1:%d\n"
                     "[log]\nlevel = debug\n" % ("tls:" if listen_tls else "", port,
-                                                   extra_conf, H.fixture_url))
+                                                   extra_conf, H.fixture_url, admin_port))
         logf = open(os.path.join(work, "abqd.stderr"), "ab")
         p = subprocess.Popen([ABQD, "-d", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
                              cwd=work)

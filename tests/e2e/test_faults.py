@@ -14,6 +14,7 @@ Run by CTest as:  python3 test_faults.py --abqd PATH --abqctl PATH [unittest arg
   error, then syncs again once it is back.
 - SIGKILL while new devices arrive: every device that got an answer is in the
   registry after the restart, with its notice in the outbox.
+- SIGTERM the moment the port answers is a clean stop.
 
 The harness (fixture, abqd, Phone) is tests/e2e/test_e2e.py's. Python 3 standard
 library only.
@@ -418,6 +419,17 @@ class Faults(unittest.TestCase):
                              "answered devices without their queued notice")
         finally:
             H.ctl("config", "global", "delete", "attribute", "abqMode")
+
+    # 6 ---------------------------------------------------------------
+    def test_06_sigterm_as_soon_as_the_port_answers(self):
+        """A supervisor may send SIGTERM the moment the port answers: that is a
+        clean stop (exit 0), never the signal's default death."""
+        for _ in range(3):
+            H.stop_abqd()
+            H.start_abqd()  # returns as soon as the EAS port accepts
+            rc = H.stop_abqd()
+            self.assertEqual(rc, 0, "abqd's exit status on an early SIGTERM: %r" % rc)
+        H.start_abqd()
 
 
 def main():

@@ -139,6 +139,7 @@ check_defaults(const struct abq_config *c)
 	assert_int_equal(c->auth_max_failures_per_address, 20);
 	assert_int_equal(c->auth_max_failures_per_account, 10);
 	assert_string_equal(c->store_url, "sqlite:var/abqd.db");
+	assert_int_equal(c->store_grace, 300);
 	assert_string_equal(c->smtp_url, "smtp://127.0.0.1:25");
 	assert_false(c->smtp_starttls);
 	assert_null(c->smtp_from);
@@ -516,7 +517,7 @@ test_values(void **state)
 	            "[auth]\nmethod = imaps://imap.example.com:993\ncache_ttl = 0\n"
 	            "failure_ttl = 1d\nmax_failures_per_address = 1000000\n"
 	            "max_failures_per_account = 1\n"
-	            "[store]\nurl = postgresql://abqd@db/abqd\n"
+	            "[store]\nurl = postgresql://abqd@db/abqd\ngrace = 10m\n"
 	            "[smtp]\nurl = smtps://mail.example.com\nadmins = a@x.org b@y.org,c@z.org\n"
 	            "username = bob\npassword = s3cret\n"
 	            "[log]\nlevel = debug\nsyslog_facility = local3\n",
@@ -539,6 +540,7 @@ test_values(void **state)
 	assert_int_equal(c->auth_max_failures_per_address, 1000000);
 	assert_int_equal(c->auth_max_failures_per_account, 1);
 	assert_string_equal(c->store_url, "postgresql://abqd@db/abqd");
+	assert_int_equal(c->store_grace, 600);
 	assert_string_equal(c->smtp_url, "smtps://mail.example.com");
 	assert_int_equal(c->smtp_admins_count, 3);
 	assert_string_equal(c->smtp_admins[2], "c@z.org");

@@ -321,6 +321,80 @@ test_rules_and_discovery(void **state)
 	free(msg);
 }
 
+/* The API's rule change by id and reorder: devices decided anew, history, refusals. */
+static void
+test_rule_update_and_reorder(void **state)
+{
+	struct fixture *fx = *state;
+	struct abq_device d;
+	struct abq_outcome o = {0};
+	char *msg = NULL;
+	int64_t ids[3];
+	const char *pats[] = {"SM-*", "Pixel*", "iPhone*"};
+
+	set_attr(fx, ABQ_SCOPE_GLOBAL, NULL, "abqMode", "Interactive");
+	for (int i = 0; i < 3; i++) {
+		struct abq_rule r = {.charac = ABQ_CHAR_DEVICEMODEL,
+		                     .match = ABQ_MATCH_GLOB,
+		                     .pattern = (char *)pats[i],
+		                     .level = ABQ_STATE_QUARANTINED,
+		                     .order = 100 - i};
+		assert_int_equal(abq_registry_rule_set(&fx->ctx, &r, &o, &msg), 0);
+		ids[i] = o.id;
+		abq_outcome_clear(&o);
+	}
+	seen(fx, "bob", "ANDR1", "Android", "Pixel 8", &d);
+	assert_int_equal(d.state, ABQ_STATE_QUARANTINED);
+	abq_device_clear(&d);
+
+	/* Rule 2 now blocks: the Pixel is decided anew by it. */
+	size_t h0 = history_count(fx);
+	int64_t c0 = last_change(fx);
+	struct abq_rule u = {.charac = ABQ_CHAR_DEVICEMODEL,
+	                     .match = ABQ_MATCH_GLOB,
+	                     .pattern = (char *)"Pixel*",
+	                     .level = ABQ_STATE_BLOCKED,
+	                     .order = 5};
+	assert_int_equal(abq_registry_rule_update(&fx->ctx, ids[1], &u, &o, &msg), 0);
+	assert_int_equal(o.id, ids[1]);
+	assert_int_equal(o.changed_count, 1);
+	abq_outcome_clear(&o);
+	get(fx, "bob", "ANDR1", ABQ_STATE_BLOCKED, ABQ_REASON_RULE);
+	assert_true(history_count(fx) > h0);
+	assert_true(last_change(fx) > c0);
+
+	/* The key of another rule, an unknown id, a bad regex: refused, nothing written. */
+	u.pattern = (char *)"SM-*";
+	assert_int_equal(abq_registry_rule_update(&fx->ctx, ids[1], &u, &o, &msg), 1);
+	assert_non_null(strstr(msg, "same"));
+	free(msg);
+	u.pattern = (char *)"x";
+	assert_int_equal(abq_registry_rule_update(&fx->ctx, 999, &u, &o, &msg), 1);
+	free(msg);
+	u.match = ABQ_MATCH_REGEX;
+	u.pattern = (char *)"ab(c";
+	assert_int_equal(abq_registry_rule_update(&fx->ctx, ids[1], &u, &o, &msg), 1);
+	free(msg);
+
+	/* Reorder: every rule of the scope once, orders 10, 20, 30. */
+	int64_t part[] = {ids[0], ids[1]};
+	assert_int_equal(abq_registry_rule_reorder(&fx->ctx, NULL, part, 2, &o, &msg), 1);
+	free(msg);
+	int64_t twice[] = {ids[0], ids[0], ids[1]};
+	assert_int_equal(abq_registry_rule_reorder(&fx->ctx, NULL, twice, 3, &o, &msg), 1);
+	free(msg);
+	int64_t order[] = {ids[2], ids[0], ids[1]};
+	assert_int_equal(abq_registry_rule_reorder(&fx->ctx, NULL, order, 3, &o, &msg), 0);
+	abq_outcome_clear(&o);
+	for (int i = 0; i < 3; i++) {
+		struct abq_rule r = {0};
+		const char *err = NULL;
+		assert_int_equal(abq_store_rule_get(fx->store, order[i], &r, &err), 1);
+		assert_int_equal(r.order, (i + 1) * 10);
+		abq_rule_clear(&r);
+	}
+}
+
 /* The device limit blocks the newest device and frees it when the limit rises. */
 static void
 test_limit(void **state)
@@ -487,6 +561,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_story, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mode_change_and_dry_run, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rules_and_discovery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rule_update_and_reorder, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_import, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_adopt_and_purge, setup, teardown),
