@@ -55,6 +55,8 @@
 #define ACCEPT_BATCH    64
 #define ACCEPT_RETRY_MS 200
 #define LINGER_MS       2000
+/* One recv per readable event on plain TCP (what libevent reads at most too). */
+#define READ_CHUNK 16384
 
 enum conn_state { C_READING, C_HELD, C_CLOSING };
 enum hb_last { HB_NONE, HB_URL, HB_FIELD, HB_VALUE };
@@ -79,6 +81,7 @@ struct http_conn {
 	struct http_conn *prev, *next;
 	struct http_server *srv;
 	struct bufferevent *bev;
+	struct event *rev; /* plain TCP: our own read event (conn_on_readable) */
 	struct event *timer;
 	struct http_request *req; /* being read (after headers) or held */
 	http_parser parser;
@@ -138,6 +141,7 @@ static void conn_process(struct http_conn *c);
 static void conn_free(struct http_conn *c);
 static void conn_fail(struct http_conn *c, int status, const char *why);
 static void conn_write_on(struct http_conn *c);
+static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 static void request_free(struct http_request *req);
 
 /* Format and hand a line to the configured logger. */
@@ -486,6 +490,8 @@ conn_free(struct http_conn *c)
 	/* This server is the EAS listener's; the admin listener counts its own. */
 	abq_metrics_connections(false, -1);
 	event_free(c->timer);
+	if (c->rev != NULL)
+		event_free(c->rev);
 	bufferevent_free(c->bev);
 	free(c->hbuf);
 	free(c);
@@ -626,6 +632,43 @@ conn_on_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/*
+ * Plain TCP: read with one recv into the input buffer. libevent's bufferevent
+ * asks the kernel for the readable size (ioctl FIONREAD) before every read;
+ * this is the same read without that system call. The bufferevent keeps the
+ * writing; its EV_READ stays off. EOF and errors go where the bufferevent's
+ * would (conn_on_event). c may be freed by the callbacks: nothing after them.
+ */
+static void
+conn_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	(void)what;
+	/* A socket bufferevent keeps its input's end frozen but while it reads. */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, READ_CHUNK, &v, 1) < 1) {
+		evbuffer_freeze(in, 0);
+		conn_on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+		return;
+	}
+	n = recv(fd, v.iov_base, v.iov_len, 0);
+	if (n > 0) {
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(in, &v, 1);
+	}
+	evbuffer_freeze(in, 0);
+	if (n > 0)
+		conn_on_read(c->bev, c);
+	else if (n == 0)
+		conn_on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		conn_on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+}
+
 /* Output drained: resume a paused producer, or finish closing. */
 static void
 conn_on_write(struct bufferevent *bev, void *arg)
@@ -730,6 +773,12 @@ conn_new(struct listener *l, int fd, const struct sockaddr *sa)
 		bufferevent_free(c->bev);
 		goto fail;
 	}
+	if (!c->tls && (c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_on_readable,
+	                                   c)) == NULL) {
+		event_free(c->timer);
+		bufferevent_free(c->bev);
+		goto fail;
+	}
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	c->state = C_READING;
@@ -745,7 +794,12 @@ conn_new(struct listener *l, int fd, const struct sockaddr *sa)
 		                     .tv_usec = (srv->conf.write_timeout_ms % 1000) * 1000};
 		bufferevent_set_timeouts(c->bev, NULL, &wt);
 	}
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (c->tls) {
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	} else {
+		bufferevent_enable(c->bev, EV_WRITE);
+		event_add(c->rev, NULL);
+	}
 	conn_arm(c, srv->conf.header_timeout_ms);
 	return;
 fail:
