@@ -12,7 +12,6 @@ the outbox as abqctl queues them. Administrators are made with the real
 administrator's HTTP client or the phone sees. Python 3 standard library only.
 """
 
-import argparse
 import http.client
 import json
 import os
@@ -808,58 +807,35 @@ class AdminAPI(unittest.TestCase):
         self.assertEqual((r.status, r.body), (200, b"ok\n"), "healthz, upstream back")
 
 
+def add_admins():
+    for name, pw in ((ADMIN, PASSWORD), (RATE_ADMIN, RATE_PASSWORD)):
+        p = H.ctl_input(pw + "\n", "admin", "add", name)
+        if p.returncode != 0:
+            raise AssertionError("abqctl admin add %s: rc %d: %s" % (name, p.returncode,
+                                                                    p.stderr))
+
+
+def stop_with_a_stream_open():
+    """SIGTERM with an event stream open: a clean exit, no sanitizer report."""
+    c = Client()
+    r = c.request("POST", "/api/v1/login", {"name": ADMIN, "password": PASSWORD})
+    stream = socket.create_connection(("127.0.0.1", H.admin_port), timeout=10)
+    stream.sendall(("GET /api/v1/events HTTP/1.1\r\nHost: x\r\nCookie: abqd_session=%s"
+                    "\r\n\r\n" % c.cookie).encode())
+    if r.status != 200 or b"event: hello" not in stream.recv(4096):
+        print("FAIL  no event stream before SIGTERM", flush=True)
+        stream.close()
+        return False
+    try:
+        return e2e.sigterm_clean_exit()
+    finally:
+        stream.close()
+
+
 def main():
     global H
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--abqd", required=True)
-    ap.add_argument("--abqctl", required=True)
-    args, rest = ap.parse_known_args()
-    e2e.ABQD = os.path.abspath(args.abqd)
-    e2e.ABQCTL = os.path.abspath(args.abqctl)
-
-    def on_term(sig, frame):
-        raise KeyboardInterrupt("signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_term)
-
-    t0 = time.monotonic()
-    H = e2e.H = AdminHarness()
-    ok = False
-    try:
-        H.start()
-        for name, pw in ((ADMIN, PASSWORD), (RATE_ADMIN, RATE_PASSWORD)):
-            p = H.ctl_input(pw + "\n", "admin", "add", name)
-            if p.returncode != 0:
-                raise AssertionError("abqctl admin add %s: rc %d: %s" % (name, p.returncode,
-                                                                        p.stderr))
-        prog = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
-        ok = prog.result.wasSuccessful() and prog.result.testsRun > 0
-        # SIGTERM with an event stream open: a clean exit, no sanitizer report.
-        c = Client()
-        r = c.request("POST", "/api/v1/login", {"name": ADMIN, "password": PASSWORD})
-        stream = socket.create_connection(("127.0.0.1", H.admin_port), timeout=10)
-        stream.sendall(("GET /api/v1/events HTTP/1.1\r\nHost: x\r\nCookie: abqd_session=%s"
-                        "\r\n\r\n" % c.cookie).encode())
-        if r.status != 200 or b"event: hello" not in stream.recv(4096):
-            print("FAIL  no event stream before SIGTERM", flush=True)
-            ok = False
-        rc = H.stop_abqd()
-        stream.close()
-        if rc != 0:
-            print("FAIL  abqd exit status after SIGTERM: %r" % rc, flush=True)
-            ok = False
-        log = H.log_text(limit=10 ** 9)
-        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            if bad in log:
-                print("FAIL  sanitizer report in abqd's log: %s" % bad, flush=True)
-                ok = False
-    except BaseException as ex:  # setup failed, or interrupted
-        print("FAIL  %s: %s" % (type(ex).__name__, ex), file=sys.stderr, flush=True)
-    finally:
-        H.failed = not ok
-        H.stop()
-    print("admin API: %s in %.1f s" % ("PASS" if ok else "FAIL", time.monotonic() - t0),
-          flush=True)
-    sys.exit(0 if ok else 1)
+    H = AdminHarness()
+    e2e.run_suite("admin API", H, after_start=add_admins, at_end=stop_with_a_stream_open)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ playwright-core comes from tests/browser/package-lock.json (`npm ci` there is
 run when node_modules is missing). A missing piece is a failure, never a skip.
 """
 
-import argparse
 import os
 import queue
 import secrets
@@ -232,37 +231,17 @@ class Console(unittest.TestCase):
 
 
 def main():
-    global ARTIFACTS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--abqd", required=True)
-    ap.add_argument("--abqctl", required=True)
-    ap.add_argument("--artifacts", help="where the screenshots go (default: BUILD/artifacts)")
-    args, rest = ap.parse_known_args()
-    e2e.ABQD = os.path.abspath(args.abqd)
-    e2e.ABQCTL = os.path.abspath(args.abqctl)
-    build = os.path.dirname(os.path.dirname(os.path.dirname(e2e.ABQD)))
-    ARTIFACTS = os.path.abspath(args.artifacts or os.path.join(build, "artifacts"))
+    def add_args(ap):
+        ap.add_argument("--artifacts", help="where the screenshots go (default: BUILD/artifacts)")
 
-    def on_term(sig, frame):
-        raise KeyboardInterrupt("signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_term)
-
-    t0 = time.monotonic()
-    e2e.H = e2e.Harness()
-    ok = False
-    try:
+    def before_start(args):
+        global ARTIFACTS
+        build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(args.abqd))))
+        ARTIFACTS = os.path.abspath(args.artifacts or os.path.join(build, "artifacts"))
         node_ready()
         os.makedirs(ARTIFACTS, exist_ok=True)
-        e2e.H.start()
-        prog = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
-        ok = prog.result.wasSuccessful() and prog.result.testsRun > 0
-    except BaseException as e:  # setup failed, or interrupted
-        print("FAIL  %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
-    finally:
-        e2e.H.failed = not ok
-        e2e.H.stop()
-    print("console: %s in %.1f s" % ("PASS" if ok else "FAIL", time.monotonic() - t0), flush=True)
-    sys.exit(0 if ok else 1)
+
+    e2e.run_suite("console", e2e.Harness(), add_args=add_args, before_start=before_start)
 
 
 if __name__ == "__main__":

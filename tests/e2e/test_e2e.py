@@ -1853,12 +1853,25 @@ class E2E(unittest.TestCase):
             self.assertNotIn(bad, log, "sanitizer report in abqd's log")
 
 
-def main():
+def run_suite(name, harness, tests=None, add_args=None, before_start=None, after_start=None,
+              at_end=None):
+    """The main() of every end-to-end suite (this file's and those that import it).
+
+    Reads --abqd, --abqctl and --smtpd (and what add_args(parser) adds), makes
+    `harness` this run's H, starts it (before_start(args) runs first, after_start()
+    once the fixture and abqd are up), runs the tests (the TestCase class `tests`,
+    or every test of the __main__ module; other arguments select tests as
+    unittest's do) and, when they passed, at_end(), which returns False to fail the
+    run. Then it stops everything, prints the timings and "NAME: PASS|FAIL in N s",
+    and exits 0 or 1. SIGTERM (CTest's timeout) interrupts it like Ctrl-C, so the
+    fixture is always stopped."""
     global ABQD, ABQCTL, H, SMTPD
     ap = argparse.ArgumentParser()
     ap.add_argument("--abqd", required=True)
     ap.add_argument("--abqctl", required=True)
     ap.add_argument("--smtpd", default=SMTPD)
+    if add_args is not None:
+        add_args(ap)
     args, rest = ap.parse_known_args()
     SMTPD = args.smtpd
     ABQD = os.path.abspath(args.abqd)
@@ -1869,12 +1882,26 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
 
     t0 = time.monotonic()
-    H = Harness()
+    H = harness
     ok = False
     try:
+        if before_start is not None:
+            before_start(args)
         H.start()
-        prog = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
-        ok = prog.result.wasSuccessful() and prog.result.testsRun > 0
+        if after_start is not None:
+            after_start()
+        if tests is None:
+            prog = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
+            result = prog.result
+        else:
+            suite = unittest.TestLoader().loadTestsFromTestCase(tests)
+            if rest:
+                suite = unittest.TestSuite(t for t in suite if any(
+                    r.split(".")[-1] == t._testMethodName for r in rest))
+            result = unittest.TextTestRunner(verbosity=2).run(suite)
+        ok = result.wasSuccessful() and result.testsRun > 0
+        if ok and at_end is not None:
+            ok = at_end() is not False
     except BaseException as e:  # setup failed, or interrupted
         print("FAIL  %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
     finally:
@@ -1883,8 +1910,26 @@ def main():
     print("\ntimings:")
     for label, el in TIMINGS:
         print("  %-58s %6.2f s" % (label, el))
-    print("e2e: %s in %.1f s" % ("PASS" if ok else "FAIL", time.monotonic() - t0), flush=True)
+    print("%s: %s in %.1f s" % (name, "PASS" if ok else "FAIL", time.monotonic() - t0),
+          flush=True)
     sys.exit(0 if ok else 1)
+
+
+def sigterm_clean_exit():
+    """Stop abqd with SIGTERM; False (with the reason printed) unless it exits 0
+    with no sanitizer report in its log. For run_suite's at_end."""
+    rc = H.stop_abqd()
+    log = H.log_text(limit=10 ** 9)
+    bad = [b for b in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+           if b in log]
+    if rc != 0 or bad:
+        print("FAIL  abqd exit %r after SIGTERM, sanitizer reports %r" % (rc, bad), flush=True)
+        return False
+    return True
+
+
+def main():
+    run_suite("e2e", Harness())
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ The harness (fixture, abqd, Phone) is tests/e2e/test_e2e.py's. Python 3 standard
 library only.
 """
 
-import argparse
 import os
 import resource
 import select
@@ -28,7 +27,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import unittest
@@ -434,43 +432,8 @@ class Faults(unittest.TestCase):
 
 def main():
     global H
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--abqd", required=True)
-    ap.add_argument("--abqctl", required=True)
-    args, rest = ap.parse_known_args()
-    E.ABQD = os.path.abspath(args.abqd)
-    E.ABQCTL = os.path.abspath(args.abqctl)
-
-    def on_term(sig, frame):
-        raise KeyboardInterrupt("signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_term)
-
-    t0 = time.monotonic()
-    H = E.H = FaultHarness()
-    ok = False
-    try:
-        H.start()
-        prog = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
-        ok = prog.result.wasSuccessful() and prog.result.testsRun > 0
-        if ok and H.abqd is not None:
-            rc = H.stop_abqd()
-            log = H.log_text(limit=10 ** 9)
-            bad = [b for b in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                               "runtime error:") if b in log]
-            if rc != 0 or bad:
-                print("FAIL  abqd exit %r after SIGTERM, sanitizer reports %r" % (rc, bad),
-                      flush=True)
-                ok = False
-    except BaseException as e:  # setup failed, or interrupted
-        print("FAIL  %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
-    finally:
-        H.failed = not ok
-        H.stop()
-    print("\ntimings:")
-    for label, el in E.TIMINGS:
-        print("  %-58s %6.2f s" % (label, el))
-    print("faults: %s in %.1f s" % ("PASS" if ok else "FAIL", time.monotonic() - t0), flush=True)
-    sys.exit(0 if ok else 1)
+    H = FaultHarness()
+    E.run_suite("faults", H, at_end=E.sigterm_clean_exit)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ What is asserted, as a phone or an administrator sees it (issue 7, "Done when"):
 Python 3 standard library only. A missing PostgreSQL server is a failure.
 """
 
-import argparse
 import glob
 import json
 import os
@@ -37,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -443,36 +441,8 @@ def load_tests(loader, tests, pattern):
 
 def main():
     global H
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--abqd", required=True)
-    ap.add_argument("--abqctl", required=True)
-    args, rest = ap.parse_known_args()
-    e2e.ABQD = os.path.abspath(args.abqd)
-    e2e.ABQCTL = os.path.abspath(args.abqctl)
-
-    def on_term(sig, frame):
-        raise KeyboardInterrupt("signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_term)
-
-    t0 = time.monotonic()
     H = MultiHarness()
-    e2e.H = H
-    ok = False
-    try:
-        H.start()
-        prog = unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, exit=False)
-        ok = prog.result.wasSuccessful() and prog.result.testsRun > 0
-    except BaseException as e:  # setup failed, or interrupted
-        print("FAIL  %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
-    finally:
-        H.failed = not ok
-        H.stop()
-    print("\ntimings:")
-    for label, el in e2e.TIMINGS:
-        print("  %-58s %6.2f s" % (label, el))
-    print("multinode: %s in %.1f s" % ("PASS" if ok else "FAIL", time.monotonic() - t0),
-          flush=True)
-    sys.exit(0 if ok else 1)
+    e2e.run_suite("multinode", H)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ The harness (fixture, abqd, Phone) is tests/e2e/test_e2e.py's. Python 3 standard
 library only.
 """
 
-import argparse
 import email
 import email.policy
 import os
@@ -31,10 +30,8 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-import unittest
 
 import test_e2e as E
 from test_e2e import Phone, new_id, ping_xml, wbxml
@@ -353,37 +350,8 @@ for _name in [n for n in dir(E.E2E) if n.startswith("test_")]:
 
 def main():
     global H
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--abqd", required=True)
-    ap.add_argument("--abqctl", required=True)
-    ap.add_argument("--smtpd", default=E.SMTPD)
-    args, rest = ap.parse_known_args()
-    E.ABQD = os.path.abspath(args.abqd)
-    E.ABQCTL = os.path.abspath(args.abqctl)
-    E.SMTPD = args.smtpd
-
-    def on_term(sig, frame):
-        raise KeyboardInterrupt("signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_term)
-
-    t0 = time.monotonic()
-    H = E.H = WorkersHarness()
-    ok = False
-    try:
-        H.start()
-        suite = unittest.TestLoader().loadTestsFromTestCase(Workers)
-        if rest:
-            suite = unittest.TestSuite(t for t in suite if any(r.split(".")[-1] == t._testMethodName
-                                                               for r in rest))
-        result = unittest.TextTestRunner(verbosity=2).run(suite)
-        ok = result.wasSuccessful() and result.testsRun > 0
-    except BaseException as e:  # setup failed, or interrupted
-        print("FAIL  %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
-    finally:
-        H.failed = not ok
-        H.stop()
-    print("workers: %s in %.1f s" % ("PASS" if ok else "FAIL", time.monotonic() - t0), flush=True)
-    sys.exit(0 if ok else 1)
+    H = WorkersHarness()
+    E.run_suite("workers", H, tests=Workers)
 
 
 if __name__ == "__main__":
