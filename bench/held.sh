@@ -10,6 +10,8 @@
 #   BENCH_HELD_PER     Pings per device (10): TOTAL/2/PER devices of each kind
 #   BENCH_HELD_WORKERS abqd's [eas] workers (6, see below)
 #   BENCH_HELD_CONNS_PER_PROCESS  held connections per load-generator process (9000)
+#   BENCH_HELD_ROUNDS  rounds (1): each round connects the phones, measures, and lets
+#                      them go; later rounds reuse the same abqd (is memory given back?)
 #
 # What it does:
 # - The whole run is in a network namespace of its own (unshare -n; only its
@@ -54,6 +56,7 @@ TOTAL=${BENCH_HELD_TOTAL:-50000}
 PER=${BENCH_HELD_PER:-10}
 W=${BENCH_HELD_WORKERS:-6}
 PERPROC=${BENCH_HELD_CONNS_PER_PROCESS:-9000}
+ROUNDS=${BENCH_HELD_ROUNDS:-1}
 HOLDER_MAX=10000
 ABQ=18800 ADM=18801 HOLD=18802
 
@@ -178,62 +181,6 @@ say "prepared $((2 * NDEV)) devices in $(awk "BEGIN { printf \"%.1f\", $(date +%
 sleep 2
 rss0=$(sum_status VmRSS) pss0=$(sum_pss)
 
-# The phones: each process its own slice and 20 source addresses.
-t0=$(date +%s.%N)
-base=2 clients=() logs=()
-for kind in P Q; do
-	nproc_k=$(((HALF + PERPROC - 1) / PERPROC))
-	slice=$(((HALF + nproc_k - 1) / nproc_k))
-	for j in $(seq 0 $((nproc_k - 1))); do
-		log=$tmp/clients.$kind.$j.log
-		if [ $kind = P ]; then extra=(--inbox 1); else extra=(); fi
-		python3 bench/mailbox_clients.py --port "$ABQ" hold --prefix "BENCH$kind" --devices "$NDEV" \
-			--per "$PER" --offset $((j * slice)) --count "$slice" --addr-base "$base" --addrs 20 \
-			--heartbeat 1800 --settle 2 "${extra[@]}" >"$log" 2>&1 &
-		pids+=($!)
-		clients+=($!)
-		logs+=("$log")
-		base=$((base + 20))
-		[ "$base" -le 234 ] || { echo "held.sh: too many client processes for 127.0.0.2-254" >&2; exit 1; }
-	done
-done
-for log in "${logs[@]}"; do
-	for _ in $(seq 1500); do grep -q '^clients opened' "$log" && break; sleep 0.2; done
-done
-say "phones connected in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s by ${#clients[@]} processes"
-for kind in P Q; do
-	cat "$tmp"/clients.$kind.*.log | awk -v k="$kind" '/^clients opened/ {
-		for (i = 2; i <= 5; i++) { split($i, f, "="); s[f[1]] += f[2] } }
-		END { printf "phones %s: opened %d failed %d answered early %d holding %d\n",
-			(k == "P" ? "proxied" : "mailbox"), s["opened"], s["failed"], s["answered"], s["holding"] }' | tee -a "$out"
-	grep -h '^early' "$tmp"/clients.$kind.*.log | head -3 || true
-done
-sleep 3
-for p in "${hpids[@]}"; do kill -USR1 "$p"; done
-sleep 0.5
-up_held=$(cat "$tmp"/holder.*.log | awk '/^holder holding/ { s += $3 } END { print s + 0 }')
-g_prox=$(held_gauge proxied) g_mbx=$(held_gauge mailbox)
-front=$(estab "sport = :$ABQ")
-rss1=$(sum_status VmRSS) pss1=$(sum_pss)
-fds=$(max_fds)
-c0=$(cpu_ticks)
-sleep 10
-c1=$(cpu_ticks)
-hz=$(getconf CLK_TCK)
-held=$((g_prox + g_mbx))
-say "held_requested $TOTAL"
-say "held_proxied $g_prox (abqd's gauge; the holders hold $up_held)"
-say "held_mailbox $g_mbx (abqd's gauge)"
-say "held_total $held"
-say "held_phone_connections $front"
-say "held_busiest_worker_fds $fds"
-say "held_rss_before_kib $rss0 ($(mib "$rss0") MiB, $(abqd_pids | wc -w) processes)"
-say "held_rss_kib $rss1 ($(mib "$rss1") MiB)"
-say "held_pss_kib $pss1 ($(mib "$pss1") MiB; before $(mib "$pss0") MiB)"
-say "held_rss_kib_per_held $(awk "BEGIN { printf \"%.2f\", ($rss1 - $rss0) / ($held > 0 ? $held : 1) }")"
-say "held_rss_total_kib_per_held $(awk "BEGIN { printf \"%.2f\", $rss1 / ($held > 0 ? $held : 1) }")"
-say "held_cpu_percent_10s $(awk "BEGIN { printf \"%.2f\", ($c1 - $c0) * 100 / $hz / 10 }") (abqd's processes together; 100 = one core)"
-
 # change VERB DEVICE NAME: abqctl, then wait for all $PER answers of DEVICE.
 change() {
 	local ts te
@@ -254,15 +201,94 @@ change() {
 		printf "%s_change_to_answer_ms min %s median %s max %s\n", p, v[1], v[int((NR + 1) / 2)], v[NR] }' \
 		"$tmp/t.$3" | tee -a "$out"
 }
-change allow BENCHQ000 allow_mailbox
-change block BENCHP000 block_proxied
-sleep 1
-say "held_after_changes total $(($(held_gauge proxied) + $(held_gauge mailbox))) (expected $((held - 2 * PER))); answers to other devices $(cat "${logs[@]}" | grep '^answer' | grep -vc -e '^answer BENCHQ000 ' -e '^answer BENCHP000 ' || true)"
+for R in $(seq "$ROUNDS"); do
+	if [ "$R" -gt 1 ]; then
+		# Round R with the same abqd: the two changed devices back as they were, so
+		# that the memory after the phones go away shows what stays.
+		ctl mobile abq quarantine BENCHQ000 >/dev/null
+		ctl mobile abq allow BENCHP000 >/dev/null
+		sleep 2
+		say "-- round $R (same abqd)"
+	fi
+	# The phones: each process its own slice and 20 source addresses.
+	t0=$(date +%s.%N)
+	base=2 clients=() logs=()
+	for kind in P Q; do
+		nproc_k=$(((HALF + PERPROC - 1) / PERPROC))
+		slice=$(((HALF + nproc_k - 1) / nproc_k))
+		for j in $(seq 0 $((nproc_k - 1))); do
+			log=$tmp/clients.$kind.$j.log
+			if [ $kind = P ]; then extra=(--inbox 1); else extra=(); fi
+			python3 bench/mailbox_clients.py --port "$ABQ" hold --prefix "BENCH$kind" --devices "$NDEV" \
+				--per "$PER" --offset $((j * slice)) --count "$slice" --addr-base "$base" --addrs 20 \
+				--heartbeat 1800 --settle 2 "${extra[@]}" >"$log" 2>&1 &
+			pids+=($!)
+			clients+=($!)
+			logs+=("$log")
+			base=$((base + 20))
+			[ "$base" -le 234 ] || { echo "held.sh: too many client processes for 127.0.0.2-254" >&2; exit 1; }
+		done
+	done
+	for log in "${logs[@]}"; do
+		for _ in $(seq 1500); do grep -q '^clients opened' "$log" && break; sleep 0.2; done
+	done
+	say "phones connected in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s by ${#clients[@]} processes"
+	for kind in P Q; do
+		cat "$tmp"/clients.$kind.*.log | awk -v k="$kind" '/^clients opened/ {
+			for (i = 2; i <= 5; i++) { split($i, f, "="); s[f[1]] += f[2] } }
+			END { printf "phones %s: opened %d failed %d answered early %d holding %d\n",
+				(k == "P" ? "proxied" : "mailbox"), s["opened"], s["failed"], s["answered"], s["holding"] }' | tee -a "$out"
+		grep -h '^early' "$tmp"/clients.$kind.*.log | head -3 || true
+	done
+	# The phones have sent every Ping; abqd may still be working through them (a
+	# mailbox Ping is one store transaction). Wait until its gauge counts them all
+	# (or stops moving for 10 s).
+	last=-1 still=0
+	for _ in $(seq 1200); do
+		g=$(($(held_gauge proxied) + $(held_gauge mailbox)))
+		[ "$g" -ge "$TOTAL" ] && break
+		if [ "$g" = "$last" ]; then still=$((still + 1)); else still=0 last=$g; fi
+		[ "$still" -ge 20 ] && break
+		sleep 0.5
+	done
+	say "all held after $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s (abqd's gauge: $g)"
+	sleep 3
+	for p in "${hpids[@]}"; do kill -USR1 "$p"; done
+	sleep 0.5
+	up_held=$(for f in "$tmp"/holder.*.log; do grep '^holder holding' "$f" | tail -1; done |
+		awk '{ s += $3 } END { print s + 0 }')
+	g_prox=$(held_gauge proxied) g_mbx=$(held_gauge mailbox)
+	front=$(estab "sport = :$ABQ")
+	rss1=$(sum_status VmRSS) pss1=$(sum_pss)
+	fds=$(max_fds)
+	c0=$(cpu_ticks)
+	sleep 10
+	c1=$(cpu_ticks)
+	hz=$(getconf CLK_TCK)
+	held=$((g_prox + g_mbx))
+	say "held_requested $TOTAL"
+	say "held_proxied $g_prox (abqd's gauge; the holders hold $up_held)"
+	say "held_mailbox $g_mbx (abqd's gauge)"
+	say "held_total $held"
+	say "held_phone_connections $front"
+	say "held_busiest_worker_fds $fds"
+	say "held_rss_before_kib $rss0 ($(mib "$rss0") MiB, $(abqd_pids | wc -w) processes)"
+	say "held_rss_kib $rss1 ($(mib "$rss1") MiB)"
+	say "held_pss_kib $pss1 ($(mib "$pss1") MiB; before $(mib "$pss0") MiB)"
+	say "held_rss_kib_per_held $(awk "BEGIN { printf \"%.2f\", ($rss1 - $rss0) / ($held > 0 ? $held : 1) }")"
+	say "held_rss_total_kib_per_held $(awk "BEGIN { printf \"%.2f\", $rss1 / ($held > 0 ? $held : 1) }")"
+	say "held_cpu_percent_10s $(awk "BEGIN { printf \"%.2f\", ($c1 - $c0) * 100 / $hz / 10 }") (abqd's processes together; 100 = one core)"
 
-for p in "${clients[@]}"; do kill "$p" 2>/dev/null || true; done
-for p in "${clients[@]}"; do wait "$p" 2>/dev/null || true; done
-sleep 3
-say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_status VmRSS)"
+	change allow BENCHQ000 allow_mailbox
+	change block BENCHP000 block_proxied
+	sleep 1
+	say "held_after_changes total $(($(held_gauge proxied) + $(held_gauge mailbox))) (expected $((held - 2 * PER))); answers to other devices $(cat "${logs[@]}" | grep '^answer' | grep -vc -e '^answer BENCHQ000 ' -e '^answer BENCHP000 ' || true)"
+
+	for p in "${clients[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${clients[@]}"; do wait "$p" 2>/dev/null || true; done
+	sleep 3
+	say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_status VmRSS)"
+done
 if grep -q . "$tmp/stderr"; then
 	echo "abqd's stderr (level warn), most frequent lines:"
 	sed 's/^[^a-z]*//' "$tmp/stderr" | cut -c1-160 | sed 's/dev=[^ ]*/dev=X/' | sort | uniq -c | sort -rn | head -5
