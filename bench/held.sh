@@ -10,6 +10,7 @@
 #   BENCH_HELD_PER     Pings per device (10): TOTAL/2/PER devices of each kind
 #   BENCH_HELD_WORKERS abqd's [eas] workers (6, see below)
 #   BENCH_HELD_CONNS_PER_PROCESS  held connections per load-generator process (9000)
+#   BENCH_ABQD         the abqd binary (default: the Release build in build-bench)
 #   BENCH_HELD_ROUNDS  rounds (1): each round connects the phones, measures, and lets
 #                      them go; later rounds reuse the same abqd (is memory given back?)
 #
@@ -73,7 +74,7 @@ if [ -z "${BENCH_HELD_NETNS:-}" ]; then
 	BENCH_HELD_NETNS=1 exec unshare -n -- "$0" "$@"
 fi
 
-ABQD=$PWD/$B/src/daemon/abqd
+ABQD=${BENCH_ABQD:-$PWD/$B/src/daemon/abqd}
 ABQCTL=$PWD/$B/src/ctl/abqctl
 HALF=$((TOTAL / 2))
 NDEV=$((HALF / PER))
@@ -289,6 +290,11 @@ for R in $(seq "$ROUNDS"); do
 	sleep 3
 	say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_status VmRSS)"
 done
+# abqd drains and exits; its stderr is kept (an ASan build given as BENCH_ABQD
+# reports leaks there).
+kill "$apid"
+wait "$apid" 2>/dev/null || true
+cp "$tmp/stderr" bench/out/held-abqd-stderr.txt
 if grep -q . "$tmp/stderr"; then
 	echo "abqd's stderr (level warn), most frequent lines:"
 	sed 's/^[^a-z]*//' "$tmp/stderr" | cut -c1-160 | sed 's/dev=[^ ]*/dev=X/' | sort | uniq -c | sort -rn | head -5
