@@ -11,6 +11,8 @@
 #   BENCH_HELD_WORKERS abqd's [eas] workers (6, see below)
 #   BENCH_HELD_CONNS_PER_PROCESS  held connections per load-generator process (9000)
 #   BENCH_ABQD         the abqd binary (default: the Release build in build-bench)
+#   BENCH_HELD_MALLOC_STATS=1  after each round, glibc's malloc_stats() of each
+#                      worker (gdb): bytes in use against bytes held from the system
 #   BENCH_HELD_ROUNDS  rounds (1): each round connects the phones, measures, and lets
 #                      them go; later rounds reuse the same abqd (is memory given back?)
 #
@@ -289,6 +291,19 @@ for R in $(seq "$ROUNDS"); do
 	for p in "${clients[@]}"; do wait "$p" 2>/dev/null || true; done
 	sleep 3
 	say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_status VmRSS)"
+	if [ -n "${BENCH_HELD_MALLOC_STATS:-}" ]; then
+		# glibc's own count of the bytes in use against what it holds from the
+		# system: tells memory kept for reuse from memory still allocated.
+		for p in $(pgrep -P "$apid"); do
+			gdb -q -batch -p "$p" -ex 'call (void) malloc_stats()' >/dev/null 2>&1 || true
+		done
+		sleep 0.5
+		awk '/^Total \(incl. mmap\):/ { t = 1; next } t && /system bytes/ { sys += $4 }
+			t && /in use bytes/ { use += $5; t = 0 }
+			END { printf "after_close malloc (workers, glibc malloc_stats): system %.1f MiB, in use %.1f MiB\n",
+				sys / 1048576, use / 1048576 }' "$tmp/stderr" | tee -a "$out"
+		: >"$tmp/stderr"
+	fi
 done
 # abqd drains and exits; its stderr is kept (an ASan build given as BENCH_ABQD
 # reports leaks there).
