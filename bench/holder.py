@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A holding ActiveSync upstream for bench/proxy.sh (the held long-poll benchmark).
 
-    holder.py PORT [--host 127.0.0.1] [--hold SECONDS]
+    holder.py PORT [--host 127.0.0.1] [--hold SECONDS] [--reuse-port]
 
 Speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies):
   - OPTIONS: 200 at once (so abqd's `[auth] method = upstream` probe succeeds);
@@ -9,7 +9,10 @@ Speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies):
     goes away or --hold seconds (default 3600) pass, then 200 with an empty body;
   - anything else: 200 with a small fixed body.
 Prints "holder listening on HOST:PORT" once it accepts, and on SIGUSR1 the
-number of requests it is holding. Python 3 standard library only.
+number of requests it is holding. --reuse-port binds with SO_REUSEPORT, so that
+several holders share one port (the kernel spreads the connections over them):
+bench/held.sh runs one per 10,000 held Pings, each under its own descriptor
+limit. Python 3 standard library only.
 """
 
 import argparse
@@ -74,10 +77,11 @@ async def main():
     ap.add_argument("port", type=int)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--hold", type=float, default=3600)
+    ap.add_argument("--reuse-port", action="store_true")
     a = ap.parse_args()
     raise_nofile()
     srv = await asyncio.start_server(lambda r, w: serve(r, w, a.hold), a.host, a.port,
-                                     backlog=4096)
+                                     backlog=4096, reuse_port=a.reuse_port or None)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: print("holder holding %d" % held,
                                                           flush=True))

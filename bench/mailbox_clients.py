@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
-"""Phones in abqd's quarantine mailbox, for bench/mailbox.sh.
+"""Phones in abqd's quarantine mailbox, for bench/mailbox.sh and bench/held.sh.
 
-    mailbox_clients.py --port PORT prep --devices 100 [--prefix BENCHQ]
+    mailbox_clients.py --port PORT prep --devices 100 [--prefix BENCHQ] [--proxied]
     mailbox_clients.py --port PORT hold --devices 100 --per 100 [--addrs 50]
+                       [--addr-base 2] [--offset 0 --count N] [--inbox abq-inbox]
 
 prep: each DeviceId (PREFIX000 ..) does what a quarantined phone does before it
 holds a Ping (test_e2e.py's mailbox_inbox): FolderSync 0, Sync 0 on the Inbox,
 then Sync GetChanges until nothing is left (the alert arrives as an Add). Then
 one Ping with a 60 s heartbeat, which must be held (not answered Status 2), is
-checked on the first device and dropped. Prints
+checked on the first device and dropped. With --proxied (Allowed devices, whose
+Pings the upstream holds) only the FolderSync 0, and the probe Ping names
+--inbox. Prints
     prep devices=N inbox=ID alerts=A statuses={...} seconds=S
 
 hold: opens devices*per connections, each bound before connect to one of the
-source addresses 127.0.0.2 .. 127.0.0.(1+addrs) (round robin), and sends on each
-a Ping on the Inbox (HeartbeatInterval --heartbeat, 480) for DeviceId
-PREFIX(i % devices). --batch connections are opened at a time. After --settle
+source addresses 127.0.0.(addr-base) .. 127.0.0.(addr-base+addrs-1) (round
+robin), and sends on each a Ping on --inbox (HeartbeatInterval --heartbeat, 480)
+for DeviceId PREFIX(i % devices). --offset and --count select the connections
+i = offset .. offset+count-1 of the devices*per (so that several processes,
+each under its descriptor limit, share one run). Sockets are bound with
+IP_BIND_ADDRESS_NO_PORT: the port is then chosen at connect() by the whole
+4-tuple, so tens of thousands of bound clients do not use up the ephemeral
+ports that abqd's own upstream connections need. --batch connections are
+opened at a time. After --settle
 seconds it prints
     clients opened=N failed=F answered=A holding=H statuses={...}
 and then one line per answer as it arrives (wall-clock time, so the caller can
@@ -31,10 +40,12 @@ import base64
 import collections
 import resource
 import signal
+import socket
 import sys
 import time
 
 PATH = "/Microsoft-Server-ActiveSync"
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux
 HDR = b"\x03\x01\x6a\x00"
 FOLDERSYNC_0 = HDR + bytes.fromhex("00 07 56 52 03 30 00 01 01")
 
@@ -153,6 +164,8 @@ async def prep_one(a, d, statuses):
         st, body = await exchange(r, w, a, "FolderSync", dev, FOLDERSYNC_0)
         ev = parse(body)
         statuses["FolderSync %d/%s" % (st, first(ev, 7, 0x0C))] += 1
+        if a.proxied:
+            return None, 0
         inbox = None
         sid = None
         for p, t, text in ev:
@@ -196,7 +209,8 @@ async def prep(a):
             alerts += al
     # The first device's Ping must be held, not answered.
     r, w = await asyncio.open_connection("127.0.0.1", a.port)
-    w.write(request(a, "Ping", devname(a, 0), ping_body(inbox or "abq-inbox", 60)))
+    folder = a.inbox if a.proxied else inbox or "abq-inbox"
+    w.write(request(a, "Ping", devname(a, 0), ping_body(folder, 60)))
     try:
         st, body = await asyncio.wait_for(read_response(r), 1.5)
         statuses["probe Ping answered %d/%s" % (st, first(parse(body), 13, 0x07))] += 1
@@ -208,7 +222,10 @@ async def prep(a):
 
 
 async def hold(a):
-    n = a.devices * a.per
+    total = a.devices * a.per
+    first_i = a.offset
+    end_i = total if a.count is None else min(total, a.offset + a.count)
+    n = max(0, end_i - first_i)
     nofile = raise_nofile()
     if n + 64 > nofile:
         print("mailbox_clients: RLIMIT_NOFILE %d is too low for %d connections" % (nofile, n),
@@ -235,18 +252,24 @@ async def hold(a):
 
     async def one(i):
         nonlocal failed
-        src = "127.0.0.%d" % (2 + i % a.addrs)
+        src = "127.0.0.%d" % (a.addr_base + i % a.addrs)
         dev = devname(a, i % a.devices)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            r, w = await asyncio.open_connection("127.0.0.1", a.port, local_addr=(src, 0))
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((src, 0))
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", a.port))
+            r, w = await asyncio.open_connection(sock=sock)
         except OSError:
+            sock.close()
             failed += 1
             return
         w.write(request(a, "Ping", dev, ping_body(a.inbox, a.heartbeat)))
         conns.append((w, asyncio.ensure_future(watch(r, dev))))
 
-    for s0 in range(0, n, a.batch):
-        await asyncio.gather(*(one(i) for i in range(s0, min(n, s0 + a.batch))))
+    for s0 in range(first_i, end_i, a.batch):
+        await asyncio.gather(*(one(i) for i in range(s0, min(end_i, s0 + a.batch))))
     await asyncio.sleep(a.settle)
     answered = sum(statuses.values())
     print("clients opened=%d failed=%d answered=%d holding=%d statuses=%s"
@@ -277,6 +300,10 @@ async def main():
     ap.add_argument("mode", choices=["prep", "hold"])
     ap.add_argument("--per", type=int, default=100)
     ap.add_argument("--addrs", type=int, default=50)
+    ap.add_argument("--addr-base", type=int, default=2)
+    ap.add_argument("--offset", type=int, default=0)
+    ap.add_argument("--count", type=int)
+    ap.add_argument("--proxied", action="store_true")
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--settle", type=float, default=3)
     ap.add_argument("--heartbeat", type=int, default=480)
