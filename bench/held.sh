@@ -13,6 +13,8 @@
 #   BENCH_ABQD         the abqd binary (default: the Release build in build-bench)
 #   BENCH_HELD_MALLOC_STATS=1  after each round, glibc's malloc_stats() of each
 #                      worker (gdb): bytes in use against bytes held from the system
+#   BENCH_HELD_IDLE    seconds to wait after the phones went away before reading the
+#                      memory once more (35; 0: not read)
 #   BENCH_HELD_ROUNDS  rounds (1): each round connects the phones, measures, and lets
 #                      them go; later rounds reuse the same abqd (is memory given back?)
 #
@@ -60,6 +62,7 @@ PER=${BENCH_HELD_PER:-10}
 W=${BENCH_HELD_WORKERS:-6}
 PERPROC=${BENCH_HELD_CONNS_PER_PROCESS:-9000}
 ROUNDS=${BENCH_HELD_ROUNDS:-1}
+IDLE=${BENCH_HELD_IDLE:-35}
 HOLDER_MAX=10000
 ABQ=18800 ADM=18801 HOLD=18802
 
@@ -291,6 +294,11 @@ for R in $(seq "$ROUNDS"); do
 	for p in "${clients[@]}"; do wait "$p" 2>/dev/null || true; done
 	sleep 3
 	say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_status VmRSS)"
+	# abqd gives freed heap pages back within 30 s once the load fell (gateway.c on_trim).
+	if [ "$IDLE" -gt 0 ]; then
+		sleep "$IDLE"
+		say "after_idle_${IDLE}s rss_kib $(sum_status VmRSS) ($(mib "$(sum_status VmRSS)") MiB)"
+	fi
 	if [ -n "${BENCH_HELD_MALLOC_STATS:-}" ]; then
 		# glibc's own count of the bytes in use against what it holds from the
 		# system: tells memory kept for reuse from memory still allocated.

@@ -17,6 +17,7 @@
  * ended, or when the phone went away (on_abort).
  */
 #include <event2/event.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,8 @@ struct gateway {
 	char *sender;                  /* [smtp] from: the quarantine alert's sender */
 	struct notice_sender *notices; /* the outbox sender; NULL: notices off */
 	int64_t store_grace;           /* [store] grace: seconds served from memory */
+	struct event *trim_timer;      /* gives freed memory back (on_trim) */
+	unsigned trim_last;            /* in_flight at the previous tick */
 };
 
 struct exchange {
@@ -1023,6 +1026,27 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
 	return gateway_new_worker(base, cfg, NULL, errmsg_r);
 }
 
+/*
+ * Every TRIM_SECONDS: when fewer requests are in flight than at the previous
+ * tick (held phones went away), hand the heap's free pages back to the kernel.
+ * glibc keeps what a burst of held connections freed (bench/held.sh measured
+ * 25 MiB in use against 400 MiB resident after 50,000 Pings ended), and
+ * malloc_trim(0) releases the free pages inside its arenas, not only their
+ * tops. It costs a walk of the arenas, a few milliseconds at most, and only
+ * after the load fell.
+ */
+#define TRIM_SECONDS 30
+
+static void
+on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	if (gw->in_flight < gw->trim_last)
+		malloc_trim(0);
+	gw->trim_last = gw->in_flight;
+}
+
 struct gateway *
 gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
                    const struct gateway_worker *w, char **errmsg_r)
@@ -1157,6 +1181,10 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 		log_info("listening on %s%s", l->tls ? "tls:" : "", addr);
 		free(addr);
 	}
+	struct timeval trim_tv = {TRIM_SECONDS, 0};
+	gw->trim_timer = event_new(base, -1, EV_PERSIST, on_trim, gw);
+	if (gw->trim_timer != NULL)
+		event_add(gw->trim_timer, &trim_tv);
 	return gw;
 fail:
 	gateway_free(&gw);
@@ -1212,6 +1240,8 @@ gateway_free(struct gateway **gwp)
 	struct gateway *gw = *gwp;
 	if (gw == NULL)
 		return;
+	if (gw->trim_timer != NULL)
+		event_free(gw->trim_timer);
 	/* The server's on_abort finishes every exchange still open. */
 	http_server_free(&gw->srv);
 	while (gw->exchanges != NULL)
