@@ -58,26 +58,9 @@ queue_one(const struct abq_ctx *c, const struct abq_device *d, const char *kind,
 		*errmsg_r = xasprintf("notice: %s", err);
 		return -1;
 	}
-	char when[64] = "unknown";
-	if (d->first_seen > 0) {
-		time_t ts = (time_t)d->first_seen;
-		struct tm tm;
-		gmtime_r(&ts, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	}
-	struct mbx_device_facts f = {
-	    .account = d->account,
-	    .email = user_address,
-	    .device_id = d->device_id,
-	    .device_type = d->device_type,
-	    .model = d->model,
-	    .os = d->os,
-	    .user_agent = d->user_agent,
-	    .imei = d->imei,
-	    .eas_version = d->eas_version,
-	    .state = abq_state_name(d->state),
-	    .contact = nc->contact,
-	};
+	char when[64];
+	struct mbx_device_facts f;
+	notice_device_facts(d, user_address, nc->contact, &f, when);
 	char *subject = render(t.subject, &f, when, false);
 	char *plain = render(t.body_plain, &f, when, false);
 	char *html = render(t.body_html, &f, when, true);

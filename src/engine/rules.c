@@ -205,39 +205,13 @@ abq_rule_check(const struct abq_rule *r, char **errmsg_r)
 	return -1;
 }
 
-/* A growing string for building screens. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-/* Append n bytes to b, growing it as needed. */
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-/* Append a C string to b. */
-static void
-sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
 /* Append one byte to a regex as \x{hh}: literal everywhere, classes included. */
 static void
 sb_literal_hex(struct sbuf *b, unsigned char c)
 {
 	static const char hex[] = "0123456789abcdef";
 	char esc[] = {'\\', 'x', '{', hex[c >> 4], hex[c & 15], '}'};
-	sb_add(b, esc, sizeof(esc));
+	sbuf_addn(b, esc, sizeof(esc));
 }
 
 /* Append one literal byte to a regex, escaped unless it is a letter or digit. */
@@ -246,7 +220,7 @@ sb_literal(struct sbuf *b, unsigned char c)
 {
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
 		char ch = (char)c;
-		sb_add(b, &ch, 1);
+		sbuf_addn(b, &ch, 1);
 	} else {
 		sb_literal_hex(b, c);
 	}
@@ -281,15 +255,15 @@ glob_bracket(const char *p, struct sbuf *b)
 	}
 	if (*q == '\0')
 		return NULL;
-	sb_str(b, negated ? "[^" : "[");
+	sbuf_add(b, negated ? "[^" : "[");
 	for (const char *c = first; c < q; c++) {
 		/* A '-' between two characters makes a range; elsewhere it is literal. */
 		if (*c == '-' && c > first && c + 1 < q)
-			sb_str(b, "-");
+			sbuf_add(b, "-");
 		else
 			sb_literal_hex(b, (unsigned char)*c);
 	}
-	sb_str(b, negated ? "][\\x80-\\xff]*" : "]");
+	sbuf_add(b, negated ? "][\\x80-\\xff]*" : "]");
 	return q;
 }
 
@@ -312,10 +286,10 @@ glob_to_regex(const char *glob, struct sbuf *b)
 			return false;
 		switch (c) {
 		case '*':
-			sb_str(b, "(?s:.*)");
+			sbuf_add(b, "(?s:.*)");
 			break;
 		case '?':
-			sb_str(b, one_char);
+			sbuf_add(b, one_char);
 			break;
 		case '[': {
 			const char *q = glob_bracket(p, b);
@@ -391,17 +365,17 @@ build_screen(struct char_index *ci)
 		return;
 	for (size_t i = 0; i < ci->npats; i++) {
 		const struct pat_rule *pr = &ci->pats[i];
-		sb_str(&b, i == 0 ? "(?:" : "|(?:");
+		sbuf_add(&b, i == 0 ? "(?:" : "|(?:");
 		if (pr->match == ABQ_MATCH_GLOB) {
 			if (!glob_to_regex(pr->pattern, &b))
 				goto out;
 		} else {
 			if (!regex_screenable(pr->pattern, pr->re))
 				goto out;
-			sb_str(&b, pr->pattern);
-			sb_str(&b, "\\E");
+			sbuf_add(&b, pr->pattern);
+			sbuf_add(&b, "\\E");
 		}
-		sb_str(&b, ")");
+		sbuf_add(&b, ")");
 	}
 	ci->screen = pcre2_compile((PCRE2_SPTR)b.p, b.len, RE_OPTIONS, &err, &off, NULL);
 	if (ci->screen != NULL)

@@ -521,3 +521,48 @@ device_id_valid(const char *id)
 	}
 	return i > 0;
 }
+
+void
+sbuf_addn(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = xrealloc(b->p, cap);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void
+sbuf_add(struct sbuf *b, const char *s)
+{
+	sbuf_addn(b, s, strlen(s));
+}
+
+void
+sbuf_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("out of memory");
+	sbuf_addn(b, s, (size_t)n);
+	free(s);
+}
+
+char *
+sbuf_take(struct sbuf *b)
+{
+	char *p = b->p != NULL ? b->p : xstrdup("");
+	*b = (struct sbuf){0};
+	return p;
+}

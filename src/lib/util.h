@@ -22,6 +22,20 @@ char *xstrdup_null(const char *s);
 /* printf into a freshly allocated string. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * A growing NUL-terminated string: zero-initialise it, append, then keep p
+ * (NULL while nothing was appended) or sbuf_take it; free p when done.
+ */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+void sbuf_addn(struct sbuf *b, const char *s, size_t n);
+void sbuf_add(struct sbuf *b, const char *s);
+void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The string built (never NULL: "" when nothing was appended); b is left empty. */
+char *sbuf_take(struct sbuf *b);
+
 /* Print "abqd: <message>" to stderr and exit(1): for the impossible only. */
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -199,49 +199,23 @@ bad:
 	return -1;
 }
 
-/* A growing string. */
-struct sbuf {
-	char *s;
-	size_t len, cap;
-};
-
-/* Append a formatted line to the buffer. */
-static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char *line;
-
-	va_start(ap, fmt);
-	if (vasprintf(&line, fmt, ap) < 0)
-		fatalx("out of memory");
-	va_end(ap);
-	size_t n = strlen(line);
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->s = xrealloc(b->s, b->cap);
-	}
-	memcpy(b->s + b->len, line, n + 1);
-	b->len += n;
-	free(line);
-}
-
 /* Serialise a state into a new string. */
 static char *
 sstate_format(const struct sstate *s)
 {
 	struct sbuf b = {0};
 
-	sb_printf(&b, "v=1\n");
+	sbuf_printf(&b, "v=1\n");
 	if (s->key[0])
-		sb_printf(&b, "key=%s\n", s->key);
+		sbuf_printf(&b, "key=%s\n", s->key);
 	for (size_t i = 0; i < s->n; i++)
-		sb_printf(&b, "item=%s %" PRIu64 " %d\n", s->items[i].id, s->items[i].version,
-		          s->items[i].read ? 1 : 0);
+		sbuf_printf(&b, "item=%s %" PRIu64 " %d\n", s->items[i].id, s->items[i].version,
+		            s->items[i].read ? 1 : 0);
 	if (s->hb > 0)
-		sb_printf(&b, "hb=%d\n", s->hb);
+		sbuf_printf(&b, "hb=%d\n", s->hb);
 	for (size_t i = 0; i < s->n_folders; i++)
-		sb_printf(&b, "folder=%s\n", s->folders[i]);
-	return b.s;
+		sbuf_printf(&b, "folder=%s\n", s->folders[i]);
+	return b.p;
 }
 
 /* Read a collection's state: 1 found (and parsed), 0 none or unreadable, -1 failure. */

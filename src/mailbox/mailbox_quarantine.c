@@ -117,55 +117,33 @@ struct q_mailbox {
 	bool read;
 };
 
-/* A growing string for template rendering. */
-struct sbuf {
-	char *s;
-	size_t len, cap;
-};
-
-/* Append n bytes to the buffer, growing it geometrically. */
-static void
-sb_add(struct sbuf *b, const char *p, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		b->s = xrealloc(b->s, cap);
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, p, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
 /* Append a value, HTML-escaped when html is set. */
 static void
 sb_value(struct sbuf *b, const char *v, bool html)
 {
 	if (!html) {
-		sb_add(b, v, strlen(v));
+		sbuf_addn(b, v, strlen(v));
 		return;
 	}
 	for (; *v; v++) {
 		switch (*v) {
 		case '<':
-			sb_add(b, "&lt;", 4);
+			sbuf_addn(b, "&lt;", 4);
 			break;
 		case '>':
-			sb_add(b, "&gt;", 4);
+			sbuf_addn(b, "&gt;", 4);
 			break;
 		case '&':
-			sb_add(b, "&amp;", 5);
+			sbuf_addn(b, "&amp;", 5);
 			break;
 		case '"':
-			sb_add(b, "&quot;", 6);
+			sbuf_addn(b, "&quot;", 6);
 			break;
 		case '\'':
-			sb_add(b, "&#39;", 5);
+			sbuf_addn(b, "&#39;", 5);
 			break;
 		default:
-			sb_add(b, v, 1);
+			sbuf_addn(b, v, 1);
 		}
 	}
 }
@@ -208,16 +186,16 @@ mbx_render_template(const char *tmpl, const struct mbx_device_facts *facts, bool
 	struct sbuf b = {0};
 	const char *p = tmpl ? tmpl : "";
 
-	sb_add(&b, "", 0);
+	sbuf_addn(&b, "", 0);
 	while (*p) {
 		const char *open = strchr(p, '{');
 		if (open == NULL) {
-			sb_add(&b, p, strlen(p));
+			sbuf_addn(&b, p, strlen(p));
 			break;
 		}
-		sb_add(&b, p, (size_t)(open - p));
+		sbuf_addn(&b, p, (size_t)(open - p));
 		if (open[1] == '{') {
-			sb_add(&b, "{", 1);
+			sbuf_addn(&b, "{", 1);
 			p = open + 2;
 			continue;
 		}
@@ -225,14 +203,14 @@ mbx_render_template(const char *tmpl, const struct mbx_device_facts *facts, bool
 		const char *v =
 		    close ? placeholder(facts, open + 1, (size_t)(close - open - 1)) : NULL;
 		if (v == NULL) {
-			sb_add(&b, "{", 1);
+			sbuf_addn(&b, "{", 1);
 			p = open + 1;
 			continue;
 		}
 		sb_value(&b, v, html);
 		p = close + 1;
 	}
-	return b.s;
+	return b.p;
 }
 
 /* The view of a backend handle as the quarantine mailbox. */

@@ -101,29 +101,13 @@ quarantined(void *arg, const struct abq_history *h)
 static char *
 render(const char *tmpl, const struct abq_device *d, const char *email, bool html)
 {
-	char when[64] = "unknown";
+	char when[64];
+	struct mbx_device_facts f;
 	if (tmpl == NULL)
 		return NULL;
 	if (d == NULL)
 		return xstrdup(tmpl);
-	if (d->first_seen > 0) {
-		time_t ts = (time_t)d->first_seen;
-		struct tm tm;
-		gmtime_r(&ts, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	}
-	struct mbx_device_facts f = {
-	    .account = d->account,
-	    .email = email,
-	    .device_id = d->device_id,
-	    .device_type = d->device_type,
-	    .model = d->model,
-	    .os = d->os,
-	    .user_agent = d->user_agent,
-	    .imei = d->imei,
-	    .eas_version = d->eas_version,
-	    .state = abq_state_name(d->state),
-	};
+	notice_device_facts(d, email, NULL, &f, when);
 	char *t = notice_replace(tmpl, "{first_seen}", when);
 	char *r = mbx_render_template(t, &f, html);
 	free(t);

@@ -18,55 +18,6 @@
 #include "lib/util.h"
 #include "notice/mime.h"
 
-/* A growing NUL-terminated string. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-/* Append n bytes of s. */
-static void
-sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-/* Append a string. */
-static void
-sb_add(struct sbuf *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
-
-/* Append a formatted string. */
-static void __attribute__((format(printf, 2, 3))) sb_addf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		fatalx("out of memory");
-	va_end(ap);
-	sb_add(b, s);
-	free(s);
-}
-
-/* The string built so far (never NULL). */
-static char *
-sb_take(struct sbuf *b)
-{
-	if (b->p == NULL)
-		return xstrdup("");
-	return b->p;
-}
-
 /* n random bytes as 2n lower-case hex digits into out (2n + 1 bytes). */
 static void
 random_hex(char *out, size_t n)
@@ -100,7 +51,7 @@ notice_mime_qp(const char *text)
 		if (eol) {
 			if (p[0] == '\r')
 				p++;
-			sb_add(&b, "\r\n");
+			sbuf_add(&b, "\r\n");
 			col = 0;
 			continue;
 		}
@@ -117,15 +68,15 @@ notice_mime_qp(const char *text)
 			n = 3;
 		}
 		if (col + n > 75) {
-			sb_add(&b, "=\r\n");
+			sbuf_add(&b, "=\r\n");
 			col = 0;
 		}
-		sb_addn(&b, enc, n);
+		sbuf_addn(&b, enc, n);
 		col += n;
 	}
 	if (col > 0)
-		sb_add(&b, "\r\n");
-	return sb_take(&b);
+		sbuf_add(&b, "\r\n");
+	return sbuf_take(&b);
 }
 
 /* Whether the subject may go out as it is: printable ASCII, short, no "=?". */
@@ -171,8 +122,8 @@ notice_mime_encode_header(const char *text)
 		while (n < len && n > 1 && (p[n] & 0xc0) == 0x80)
 			n--;
 		if (b.len > 0)
-			sb_add(&b, "\r\n ");
-		sb_add(&b, "=?UTF-8?B?");
+			sbuf_add(&b, "\r\n ");
+		sbuf_add(&b, "=?UTF-8?B?");
 		for (i = 0; i < n; i += 3) {
 			unsigned v = (unsigned)p[i] << 16;
 			char q[4];
@@ -185,14 +136,14 @@ notice_mime_encode_header(const char *text)
 			q[1] = b64[(v >> 12) & 63];
 			q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
 			q[3] = i + 2 < n ? b64[v & 63] : '=';
-			sb_addn(&b, q, 4);
+			sbuf_addn(&b, q, 4);
 		}
-		sb_add(&b, "?=");
+		sbuf_add(&b, "?=");
 		p += n;
 		len -= n;
 	}
 	free(clean);
-	return sb_take(&b);
+	return sbuf_take(&b);
 }
 
 /* The bare address inside "Name <addr>", or the whole string. */
@@ -242,24 +193,24 @@ html_of_plain(const char *plain)
 	struct sbuf b = {0};
 	const char *p;
 
-	sb_add(&b, "<html><body><pre>");
+	sbuf_add(&b, "<html><body><pre>");
 	for (p = plain ? plain : ""; *p; p++) {
 		switch (*p) {
 		case '<':
-			sb_add(&b, "&lt;");
+			sbuf_add(&b, "&lt;");
 			break;
 		case '>':
-			sb_add(&b, "&gt;");
+			sbuf_add(&b, "&gt;");
 			break;
 		case '&':
-			sb_add(&b, "&amp;");
+			sbuf_add(&b, "&amp;");
 			break;
 		default:
-			sb_addn(&b, p, 1);
+			sbuf_addn(&b, p, 1);
 		}
 	}
-	sb_add(&b, "</pre></body></html>\n");
-	return sb_take(&b);
+	sbuf_add(&b, "</pre></body></html>\n");
+	return sbuf_take(&b);
 }
 
 /* The RFC 5322 date of t in UTC, without the locale's names. */
@@ -301,30 +252,30 @@ notice_mime_render(const struct notice_mime *m, const char **errstr_r)
 		html_src = html_of_plain(m->body_plain);
 	html = notice_mime_qp(m->body_html ? m->body_html : html_src);
 
-	sb_add(&b, "MIME-Version: 1.0\r\n");
-	sb_addf(&b, "Date: %s\r\n", date);
-	sb_addf(&b, "Message-ID: <%lld.%s@%s>\r\n", (long long)time(NULL), id, domain);
-	sb_addf(&b, "From: %s\r\n", m->from);
-	sb_addf(&b, "To: %s\r\n", m->to);
+	sbuf_add(&b, "MIME-Version: 1.0\r\n");
+	sbuf_printf(&b, "Date: %s\r\n", date);
+	sbuf_printf(&b, "Message-ID: <%lld.%s@%s>\r\n", (long long)time(NULL), id, domain);
+	sbuf_printf(&b, "From: %s\r\n", m->from);
+	sbuf_printf(&b, "To: %s\r\n", m->to);
 	if (m->reply_to != NULL && *m->reply_to != '\0')
-		sb_addf(&b, "Reply-To: %s\r\n", m->reply_to);
-	sb_addf(&b, "Subject: %s\r\n", subject);
-	sb_add(&b, "Auto-Submitted: auto-generated\r\n");
-	sb_addf(&b, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n", boundary);
-	sb_add(&b, "\r\nThis is a MIME message.\r\n");
-	sb_addf(&b, "\r\n--%s\r\n", boundary);
-	sb_add(&b, "Content-Type: text/plain; charset=UTF-8\r\n"
-	           "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-	sb_add(&b, plain);
-	sb_addf(&b, "\r\n--%s\r\n", boundary);
-	sb_add(&b, "Content-Type: text/html; charset=UTF-8\r\n"
-	           "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-	sb_add(&b, html);
-	sb_addf(&b, "\r\n--%s--\r\n", boundary);
+		sbuf_printf(&b, "Reply-To: %s\r\n", m->reply_to);
+	sbuf_printf(&b, "Subject: %s\r\n", subject);
+	sbuf_add(&b, "Auto-Submitted: auto-generated\r\n");
+	sbuf_printf(&b, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n", boundary);
+	sbuf_add(&b, "\r\nThis is a MIME message.\r\n");
+	sbuf_printf(&b, "\r\n--%s\r\n", boundary);
+	sbuf_add(&b, "Content-Type: text/plain; charset=UTF-8\r\n"
+	             "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	sbuf_add(&b, plain);
+	sbuf_printf(&b, "\r\n--%s\r\n", boundary);
+	sbuf_add(&b, "Content-Type: text/html; charset=UTF-8\r\n"
+	             "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	sbuf_add(&b, html);
+	sbuf_printf(&b, "\r\n--%s--\r\n", boundary);
 	free(domain);
 	free(subject);
 	free(plain);
 	free(html);
 	free(html_src);
-	return sb_take(&b);
+	return sbuf_take(&b);
 }

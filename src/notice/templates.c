@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "lib/util.h"
 #include "notice/templates.h"
@@ -230,4 +231,30 @@ notice_replace(const char *s, const char *ph, const char *val)
 	}
 	memcpy(o, s, strlen(s) + 1);
 	return out;
+}
+
+void
+notice_device_facts(const struct abq_device *d, const char *email, const char *contact,
+                    struct mbx_device_facts *f, char when[64])
+{
+	snprintf(when, 64, "unknown");
+	if (d->first_seen > 0) {
+		time_t ts = (time_t)d->first_seen;
+		struct tm tm;
+		gmtime_r(&ts, &tm);
+		strftime(when, 64, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	}
+	*f = (struct mbx_device_facts){
+	    .account = d->account,
+	    .email = email,
+	    .device_id = d->device_id,
+	    .device_type = d->device_type,
+	    .model = d->model,
+	    .os = d->os,
+	    .user_agent = d->user_agent,
+	    .imei = d->imei,
+	    .eas_version = d->eas_version,
+	    .state = abq_state_name(d->state),
+	    .contact = contact,
+	};
 }

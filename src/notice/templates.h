@@ -5,6 +5,7 @@
 #ifndef ABQ_NOTICE_TEMPLATES_H
 #define ABQ_NOTICE_TEMPLATES_H
 
+#include "mailbox/mailbox.h"
 #include "store/store.h"
 
 /* The built-in English template of kind, or NULL for an unknown kind. */
@@ -29,5 +30,13 @@ int notice_template_select(struct abq_store *s, const char *domain, const char *
 
 /* s with every placeholder ph (e.g. "{first_seen}") replaced by val: a new string. */
 char *notice_replace(const char *s, const char *ph, const char *val);
+
+/*
+ * The placeholders' values for device d (owned by d and email: f borrows them),
+ * and its first-seen time as "YYYY-MM-DD HH:MM:SS UTC" ("unknown" when not
+ * known) in when, for {first_seen}.
+ */
+void notice_device_facts(const struct abq_device *d, const char *email, const char *contact,
+                         struct mbx_device_facts *f, char when[64]);
 
 #endif
