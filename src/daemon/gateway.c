@@ -250,18 +250,20 @@ exchange_finish(struct exchange *x)
 	const struct eas_request *r = x->ereq;
 	char up[16] = "-";
 
-	if (x->upstream_status > 0)
+	if (x->upstream_status > 0 && log_enabled(LOG_LEVEL_INFO))
 		snprintf(up, sizeof(up), "%d", x->upstream_status);
-	log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
-	         "status=%d ms=%lld",
-	         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
-	         r ? (r->cmd != EAS_CMD_NONE ? eas_cmd_name(r->cmd)
-	                                     : (r->method_name ? r->method_name : "-"))
-	           : "-",
-	         r && r->protocol_version ? r->protocol_version : "-",
-	         x->client[0] ? x->client : "-",
-	         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
-	         x->outcome ? x->outcome : "-", up, x->status, elapsed_ms(x));
+	/* The request line costs a clock read and a format: only when it is written. */
+	if (log_enabled(LOG_LEVEL_INFO))
+		log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
+		         "status=%d ms=%lld",
+		         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
+		         r ? (r->cmd != EAS_CMD_NONE ? eas_cmd_name(r->cmd)
+		                                     : (r->method_name ? r->method_name : "-"))
+		           : "-",
+		         r && r->protocol_version ? r->protocol_version : "-",
+		         x->client[0] ? x->client : "-",
+		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
+		         x->outcome ? x->outcome : "-", up, x->status, elapsed_ms(x));
 	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
 	hold_end(x);
 	if (x->ap != NULL)
@@ -416,7 +418,8 @@ up_on_response(void *arg, int status, const char *reason, const struct upstream_
                size_t n)
 {
 	struct exchange *x = arg;
-	const char **h = xcalloc(2 * n + 1, sizeof(*h));
+	const char *stack_h[2 * 32 + 1];
+	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
 	size_t k = 0;
 
 	x->upstream_status = status;
@@ -434,7 +437,8 @@ up_on_response(void *arg, int status, const char *reason, const struct upstream_
 	if (http_response_start(x->hreq, status, reason, upstream_req_content_length(x->ureq), h) ==
 	    0)
 		x->started = true;
-	free(h);
+	if (h != stack_h)
+		free(h);
 }
 
 static void
@@ -485,16 +489,29 @@ proxy(struct exchange *x)
 	struct http_request *hreq = x->hreq;
 	const char *url = http_request_url(hreq);
 	const char *q = strchr(url, '?');
-	char *target;
+	const char *target;
 	struct upstream_header h[EAS_REQ_HEADERS_MAX + 2];
 	size_t n = 0;
 	const char *name, *value, *xff_in = NULL;
-	char *xff;
+	struct sbuf tb = {0}, xb = {0};
+	char tstack[512], xstack[128];
 
-	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
-		target = xstrdup(url);
-	else
-		target = xasprintf("%s%s", upstream_base_path(gw->up), q ? q : "");
+	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH) {
+		target = url;
+	} else {
+		const char *base = upstream_base_path(gw->up);
+		size_t blen = strlen(base), qlen = q ? strlen(q) : 0;
+
+		if (blen + qlen < sizeof(tstack)) {
+			memcpy(tstack, base, blen);
+			memcpy(tstack + blen, q ? q : "", qlen + 1);
+			target = tstack;
+		} else {
+			sbuf_add(&tb, base);
+			sbuf_add(&tb, q ? q : "");
+			target = tb.p;
+		}
+	}
 	for (size_t i = 0;
 	     http_request_header_at(hreq, i, &name, &value) && n < EAS_REQ_HEADERS_MAX; i++) {
 		if (strcasecmp(name, "X-Forwarded-For") == 0)
@@ -505,10 +522,21 @@ proxy(struct exchange *x)
 		h[n].value = value;
 		n++;
 	}
-	xff = xff_in ? xasprintf("%s, %s", xff_in, http_request_peer(hreq))
-	             : xstrdup(http_request_peer(hreq));
+	const char *peer = http_request_peer(hreq);
 	h[n].name = "X-Forwarded-For";
-	h[n++].value = xff;
+	if (xff_in == NULL) {
+		h[n++].value = peer;
+	} else if (strlen(xff_in) + strlen(peer) + 3 <= sizeof(xstack)) {
+		size_t a = strlen(xff_in), b = strlen(peer);
+
+		memcpy(xstack, xff_in, a);
+		memcpy(xstack + a, ", ", 2);
+		memcpy(xstack + a + 2, peer, b + 1);
+		h[n++].value = xstack;
+	} else {
+		sbuf_printf(&xb, "%s, %s", xff_in, peer);
+		h[n++].value = xb.p;
+	}
 	h[n].name = "X-Forwarded-Proto";
 	h[n++].value = http_request_is_tls(hreq) ? "https" : "http";
 
@@ -526,8 +554,8 @@ proxy(struct exchange *x)
 	};
 	x->outcome = "proxied";
 	x->ureq = upstream_send(gw->up, &spec, &up_cbs, x);
-	free(target);
-	free(xff);
+	free(tb.p);
+	free(xb.p);
 	if (x->ureq == NULL)
 		respond_503(x, "upstream-busy", RETRY_AFTER_S);
 	else if (x->held)

@@ -131,6 +131,20 @@ enum b64tag {
 #define OPT_SAVEINSENT      0x01
 #define OPT_ACCEPTMULTIPART 0x02
 
+/*
+ * A request and the strings it holds, in one allocation: its strings are
+ * carved from the arena behind it (a phone's request needs a few hundred
+ * bytes), and only what does not fit gets a malloc of its own. The request
+ * parser runs for every request the gateway takes, so this keeps it at one
+ * malloc and one free where it had a dozen of each.
+ */
+#define REQ_ARENA 1024
+struct req_block {
+	struct eas_request req; /* first: the block is freed through &req */
+	size_t used;
+	char arena[REQ_ARENA];
+};
+
 /* What one parse carries besides the request: where errors go, what was seen. */
 struct parse_ctx {
 	struct eas_request *req;
@@ -155,6 +169,44 @@ req_fail(struct parse_ctx *c, enum eas_req_err err, const char *fmt, ...)
 		va_end(ap);
 	}
 	return err;
+}
+
+/* n bytes for a string of the request: from the arena, else the heap. */
+static char *
+req_alloc(struct parse_ctx *c, size_t n)
+{
+	struct req_block *b = (struct req_block *)c->req;
+
+	if (n <= REQ_ARENA - b->used) {
+		char *p = b->arena + b->used;
+
+		b->used += n;
+		return p;
+	}
+	return xmalloc(n);
+}
+
+/* A copy of s[0..len) as a string of the request. */
+static char *
+req_strndup(struct parse_ctx *c, const char *s, size_t len)
+{
+	char *p = req_alloc(c, len + 1);
+
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+/* Free a string of the request unless the arena holds it. */
+static void
+req_str_free(struct eas_request *r, char *p)
+{
+	struct req_block *b = (struct req_block *)r;
+
+	uintptr_t a = (uintptr_t)b->arena, q = (uintptr_t)p;
+
+	if (p != NULL && (q < a || q >= a + REQ_ARENA))
+		free(p);
 }
 
 /* The one-line meaning of each error code, for logs and 400 bodies. */
@@ -279,15 +331,14 @@ hexval(unsigned char c)
 }
 
 /*
- * Strict %-decoding of s[0..len) into a new NUL-terminated string. A '%' must
- * be followed by two hex digits, and %00 is refused (it would cut the C
- * string). With plus_space, '+' becomes ' ' (form encoding). Returns the new
- * string with *outlen set, or NULL with *errpos at the offending '%'.
+ * Strict %-decoding of s[0..len) into out (len + 1 bytes), NUL-terminated. A
+ * '%' must be followed by two hex digits, and %00 is refused (it would cut
+ * the C string). With plus_space, '+' becomes ' ' (form encoding). Returns
+ * out with *outlen set, or NULL with *errpos at the offending '%'.
  */
 static char *
-pct_decode(const char *s, size_t len, bool plus_space, size_t *outlen, size_t *errpos)
+pct_decode(const char *s, size_t len, bool plus_space, char *out, size_t *outlen, size_t *errpos)
 {
-	char *out = xmalloc(len + 1);
 	size_t o = 0;
 
 	for (size_t i = 0; i < len; i++) {
@@ -298,7 +349,6 @@ pct_decode(const char *s, size_t len, bool plus_space, size_t *outlen, size_t *e
 			int lo = i + 2 < len ? hexval((unsigned char)s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-				free(out);
 				*errpos = i;
 				return NULL;
 			}
@@ -315,18 +365,18 @@ pct_decode(const char *s, size_t len, bool plus_space, size_t *outlen, size_t *e
 	return out;
 }
 
-/* Parse a whole decimal number in [0, 2^32-1]: no sign, no space. */
+/* Parse a whole decimal number s[0..len) in [0, 2^32-1]: no sign, no space. */
 static bool
-parse_u32(const char *s, uint32_t *out)
+parse_u32(const char *s, size_t len, uint32_t *out)
 {
 	uint64_t v = 0;
 
-	if (*s == '\0')
+	if (len == 0)
 		return false;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
 			return false;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + (uint64_t)(s[i] - '0');
 		if (v > UINT32_MAX)
 			return false;
 	}
@@ -350,19 +400,25 @@ version_valid(const char *v)
 	return i - n == 1 && v[i] == '\0';
 }
 
-/* Upper-case hex of b[0..n) in a new string. */
+/* Upper-case hex of b[0..n) into out (2n + 1 bytes), NUL-terminated. */
 static char *
-hex_upper(const unsigned char *b, size_t n)
+hex_into(char *out, const unsigned char *b, size_t n)
 {
 	static const char digits[] = "0123456789ABCDEF";
-	char *s = xmalloc(n * 2 + 1);
 
 	for (size_t i = 0; i < n; i++) {
-		s[2 * i] = digits[b[i] >> 4];
-		s[2 * i + 1] = digits[b[i] & 0x0f];
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 0x0f];
 	}
-	s[n * 2] = '\0';
-	return s;
+	out[n * 2] = '\0';
+	return out;
+}
+
+/* Upper-case hex of b[0..n) as a string of the request. */
+static char *
+hex_upper(struct parse_ctx *c, const unsigned char *b, size_t n)
+{
+	return hex_into(req_alloc(c, n * 2 + 1), b, n);
 }
 
 /*
@@ -383,8 +439,8 @@ add_extra(struct parse_ctx *c, const char *name, const char *value)
 		r->n_extra_dropped++;
 		return EAS_REQ_OK;
 	}
-	r->extra[r->n_extra].name = xstrdup(name);
-	r->extra[r->n_extra].value = xstrdup(value);
+	r->extra[r->n_extra].name = req_strndup(c, name, strlen(name));
+	r->extra[r->n_extra].value = req_strndup(c, value, strlen(value));
 	r->n_extra++;
 	return EAS_REQ_OK;
 }
@@ -405,8 +461,8 @@ set_param(struct parse_ctx *c, char **field, const char *name, const char *value
 		return req_fail(c, EAS_REQ_EPARAM, "%s: %s holds a control character", form, name);
 	if (len == 0)
 		return EAS_REQ_OK;
-	free(*field);
-	*field = xstrndup(value, len);
+	req_str_free(c->req, *field);
+	*field = req_strndup(c, value, len);
 	return EAS_REQ_OK;
 }
 
@@ -448,7 +504,7 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 			return req_fail(c, EAS_REQ_EDEVICEID,
 			                "query: DeviceId must be 1-64 printable characters "
 			                "without '/' or white space");
-		r->device_id = xstrndup(value, len);
+		r->device_id = req_strndup(c, value, len);
 		return EAS_REQ_OK;
 	case QP_DEVICETYPE:
 		return set_param(c, &r->device_type, name, value, len, EAS_REQ_DEVTYPE_MAX,
@@ -470,7 +526,7 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 	case QP_ACCEPTMULTIPART:
 		return set_flag(c, &r->accept_multipart, name, value);
 	case QP_POLICYKEY:
-		if (!parse_u32(value, &c->query_policy_key))
+		if (!parse_u32(value, len, &c->query_policy_key))
 			return req_fail(
 			    c, EAS_REQ_EPOLICYKEY,
 			    "query: PolicyKey is not a number between 0 and 4294967295");
@@ -492,11 +548,14 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 	bool seen[QP_COUNT] = {false};
 	size_t start = 0, nparams = 0;
 	enum eas_req_err err = EAS_REQ_OK;
+	/* Decoded name and value of one pair: at most the pair's length + 2. */
+	char stackbuf[512];
+	char *scratch = qlen + 2 <= sizeof(stackbuf) ? stackbuf : xmalloc(qlen + 2);
 
 	while (start <= qlen && err == EAS_REQ_OK) {
 		const char *pair = q + start, *eq;
 		size_t end = start, plen, nlen, vlen, pos;
-		char *name = NULL, *value = NULL;
+		char *name, *value;
 		int qp;
 
 		while (end < qlen && q[end] != '&')
@@ -505,36 +564,42 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		start = end + 1;
 		if (plen == 0)
 			continue;
-		if (++nparams > EAS_REQ_PARAMS_MAX)
-			return req_fail(c, EAS_REQ_ETOOLONG, "query: more than %d parameters",
-			                EAS_REQ_PARAMS_MAX);
+		if (++nparams > EAS_REQ_PARAMS_MAX) {
+			err = req_fail(c, EAS_REQ_ETOOLONG, "query: more than %d parameters",
+			               EAS_REQ_PARAMS_MAX);
+			break;
+		}
 		eq = memchr(pair, '=', plen);
 		nlen = eq != NULL ? (size_t)(eq - pair) : plen;
-		if (nlen == 0)
-			return req_fail(c, EAS_REQ_EPARAM,
-			                "query: parameter without a name at byte %zu",
-			                (size_t)(pair - q) + 1);
-		name = pct_decode(pair, nlen, true, &nlen, &pos);
-		if (name == NULL)
-			return req_fail(c, EAS_REQ_EESCAPE, "query: bad %%-escape at byte %zu",
-			                (size_t)(pair - q) + pos + 1);
+		if (nlen == 0) {
+			err = req_fail(c, EAS_REQ_EPARAM,
+			               "query: parameter without a name at byte %zu",
+			               (size_t)(pair - q) + 1);
+			break;
+		}
+		name = pct_decode(pair, nlen, true, scratch, &nlen, &pos);
+		if (name == NULL) {
+			err = req_fail(c, EAS_REQ_EESCAPE, "query: bad %%-escape at byte %zu",
+			               (size_t)(pair - q) + pos + 1);
+			break;
+		}
+		value = scratch + nlen + 1;
 		if (eq != NULL) {
-			value =
-			    pct_decode(eq + 1, plen - (size_t)(eq + 1 - pair), true, &vlen, &pos);
-			if (value == NULL) {
-				free(name);
-				return req_fail(c, EAS_REQ_EESCAPE,
-				                "query: bad %%-escape at byte %zu",
-				                (size_t)(eq + 1 - q) + pos + 1);
+			if (pct_decode(eq + 1, plen - (size_t)(eq + 1 - pair), true, value, &vlen,
+			               &pos) == NULL) {
+				err =
+				    req_fail(c, EAS_REQ_EESCAPE, "query: bad %%-escape at byte %zu",
+				             (size_t)(eq + 1 - q) + pos + 1);
+				break;
 			}
 		} else {
-			value = xstrdup("");
+			value[0] = '\0';
 			vlen = 0;
 		}
 		if (!no_ctl(name, nlen)) {
 			err = req_fail(c, EAS_REQ_EPARAM,
 			               "query: a parameter name holds a control character");
-			goto next;
+			break;
 		}
 		for (qp = 0; qp < QP_COUNT; qp++)
 			if (strcasecmp(name, qparam_names[qp]) == 0)
@@ -548,19 +613,18 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 				               "query: %s holds a control character", name);
 			else
 				err = add_extra(c, name, value);
-			goto next;
+			continue;
 		}
 		if (seen[qp]) {
 			err = req_fail(c, EAS_REQ_EDUPPARAM, "query: %s given twice",
 			               qparam_names[qp]);
-			goto next;
+			continue;
 		}
 		seen[qp] = true;
 		err = plain_param(c, (enum qparam)qp, value, vlen);
-	next:
-		free(name);
-		free(value);
 	}
+	if (scratch != stackbuf)
+		free(scratch);
 	return err;
 }
 
@@ -670,11 +734,10 @@ parse_b64_params(struct parse_ctx *c, const unsigned char *b, size_t n, size_t p
 			    r->accept_multipart || (b[vpos] & OPT_ACCEPTMULTIPART) != 0;
 			continue;
 		default: {
-			char name[8], *hex = hex_upper(b + vpos, len);
+			char name[8], hex[2 * 255 + 1]; /* len is one byte */
 
 			snprintf(name, sizeof(name), "#%u", tag);
-			err = add_extra(c, name, hex);
-			free(hex);
+			err = add_extra(c, name, hex_into(hex, b + vpos, len));
 			if (err != EAS_REQ_OK)
 				return err;
 			continue;
@@ -713,7 +776,8 @@ parse_b64_layout(struct parse_ctx *c, const unsigned char *b, size_t n)
 	case 141:
 	case 160:
 	case 161:
-		r->protocol_version = xasprintf("%u.%u", b[0] / 10u, b[0] % 10u);
+		r->protocol_version = req_alloc(c, 5);
+		snprintf(r->protocol_version, 5, "%u.%u", b[0] / 10u, b[0] % 10u);
 		break;
 	default:
 		return req_fail(c, EAS_REQ_EVERSION,
@@ -744,7 +808,7 @@ parse_b64_layout(struct parse_ctx *c, const unsigned char *b, size_t n)
 		                "base64 query: DeviceId of %zu bytes is longer than %d (byte %zu "
 		                "of %zu)",
 		                len, B64_DEVICE_ID_MAX, pos - len, n);
-	r->device_id = hex_upper(b + pos - len, len);
+	r->device_id = hex_upper(c, b + pos - len, len);
 
 	if ((err = b64_take(c, n, &pos, 1, "policy key length", false)) != EAS_REQ_OK)
 		return err;
@@ -776,7 +840,7 @@ parse_b64_layout(struct parse_ctx *c, const unsigned char *b, size_t n)
 			                "printable ASCII (byte %zu of %zu)",
 			                i + 1, n);
 	if (len > 0)
-		r->device_type = xstrndup((const char *)b + pos - len, len);
+		r->device_type = req_strndup(c, (const char *)b + pos - len, len);
 
 	return parse_b64_params(c, b, n, pos);
 }
@@ -785,6 +849,7 @@ parse_b64_layout(struct parse_ctx *c, const unsigned char *b, size_t n)
 static enum eas_req_err
 parse_b64_query(struct parse_ctx *c, const char *q, size_t qlen)
 {
+	char textbuf[256], bytesbuf[256];
 	char *text = NULL;
 	const char *in = q;
 	size_t inlen = qlen, blen, pos;
@@ -793,21 +858,27 @@ parse_b64_query(struct parse_ctx *c, const char *q, size_t qlen)
 	enum eas_req_err err;
 
 	if (memchr(q, '%', qlen) != NULL) {
-		text = pct_decode(q, qlen, false, &inlen, &pos);
-		if (text == NULL)
+		text = qlen < sizeof(textbuf) ? textbuf : xmalloc(qlen + 1);
+		if (pct_decode(q, qlen, false, text, &inlen, &pos) == NULL) {
+			if (text != textbuf)
+				free(text);
 			return req_fail(c, EAS_REQ_EESCAPE,
 			                "base64 query: bad %%-escape at byte %zu", pos + 1);
+		}
 		in = text;
 	}
-	bytes = xmalloc(B64_DECODED_MAX(inlen));
+	bytes = B64_DECODED_MAX(inlen) <= sizeof(bytesbuf) ? (unsigned char *)bytesbuf
+	                                                   : xmalloc(B64_DECODED_MAX(inlen));
 	if (b64_decode(in, inlen, bytes, &blen, &pos, &why) != 0) {
 		err = req_fail(c, EAS_REQ_EBASE64, "base64 query: %s at character %zu of %zu", why,
 		               pos + 1, inlen);
 	} else {
 		err = parse_b64_layout(c, bytes, blen);
 	}
-	free(bytes);
-	free(text);
+	if (bytes != (unsigned char *)bytesbuf)
+		free(bytes);
+	if (text != NULL && text != textbuf)
+		free(text);
 	return err;
 }
 
@@ -841,7 +912,7 @@ parse_method(struct parse_ctx *c, const char *method)
 		if (method[i] < 'A' || method[i] > 'Z')
 			return req_fail(c, EAS_REQ_EMETHOD,
 			                "method is not an upper-case word (character %zu)", i + 1);
-	r->method_name = xstrndup(method, len);
+	r->method_name = req_strndup(c, method, len);
 	if (strcmp(method, "POST") == 0)
 		r->method = EAS_METHOD_POST;
 	else if (strcmp(method, "OPTIONS") == 0)
@@ -900,7 +971,7 @@ parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const ch
 			                "(byte %zu)",
 			                i + 1);
 	}
-	r->path = xstrndup(target, plen);
+	r->path = req_strndup(c, target, plen);
 	if (path_is_eas(target, plen, eas)) {
 		r->path_kind = EAS_PATH_EAS;
 	} else {
@@ -927,57 +998,89 @@ parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const ch
 	return parse_plain_query(c, qmark + 1, qlen);
 }
 
+/* The headers abqd reads, in the order they are checked. */
+enum known_hdr { KH_AUTH, KH_VERSION, KH_POLICYKEY, KH_MULTIPART, KH_UA, KH_CTYPE, KH_COUNT };
+
+static const struct {
+	const char *name;
+	size_t len;
+	bool single; /* a second one is an error; else the first counts */
+} known_hdrs[KH_COUNT] = {
+    [KH_AUTH] = {"Authorization", 13, true},
+    [KH_VERSION] = {"MS-ASProtocolVersion", 20, true},
+    [KH_POLICYKEY] = {"X-MS-PolicyKey", 14, true},
+    [KH_MULTIPART] = {"MS-ASAcceptMultiPart", 20, true},
+    [KH_UA] = {"User-Agent", 10, false},
+    [KH_CTYPE] = {"Content-Type", 12, false},
+};
+
+/* Where each known header is: its first occurrence, and how many there are. */
+struct hdr_index {
+	const char *first[KH_COUNT];
+	unsigned count[KH_COUNT];
+};
+
+/* One pass over the headers: name lengths first, a case-blind compare on a match. */
+static void
+index_headers(const struct eas_header *h, size_t n, struct hdr_index *ix)
+{
+	memset(ix, 0, sizeof(*ix));
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(h[i].name);
+
+		for (int k = 0; k < KH_COUNT; k++) {
+			if (known_hdrs[k].len != len ||
+			    strcasecmp(h[i].name, known_hdrs[k].name) != 0)
+				continue;
+			if (ix->count[k]++ == 0)
+				ix->first[k] = h[i].value;
+			break;
+		}
+	}
+}
+
 /*
- * Find a header without regard to case. Returns its value with surrounding
- * blanks cut (in *len), NULL if absent. A second occurrence of a header that
- * must be single is an error, reported through *err.
+ * A known header's value with surrounding blanks cut (in *len), NULL if
+ * absent. A second occurrence of a header that must be single is an error,
+ * as are an over-long value and a control character; reported through *err.
  */
 static const char *
-header_get(struct parse_ctx *c, const struct eas_header *h, size_t n, const char *name, bool single,
-           size_t *len, enum eas_req_err *err)
+header_get(struct parse_ctx *c, const struct hdr_index *ix, enum known_hdr k, size_t *len,
+           enum eas_req_err *err)
 {
-	const char *found = NULL;
-	size_t flen = 0;
+	const char *name = known_hdrs[k].name;
+	const char *v = ix->first[k];
+	size_t vlen;
 
 	*err = EAS_REQ_OK;
-	for (size_t i = 0; i < n; i++) {
-		const char *v = h[i].value;
-		size_t vlen;
+	*len = 0;
+	if (v == NULL)
+		return NULL;
+	if (known_hdrs[k].single && ix->count[k] > 1) {
+		*err = req_fail(c, EAS_REQ_EDUPHEADER, "header %s given twice", name);
+		return NULL;
+	}
+	vlen = strnlen(v, EAS_REQ_HEADER_MAX + 1);
+	if (vlen > EAS_REQ_HEADER_MAX) {
+		*err = req_fail(c, EAS_REQ_ETOOLONG, "header %s longer than %d bytes", name,
+		                EAS_REQ_HEADER_MAX);
+		return NULL;
+	}
+	for (size_t j = 0; j < vlen; j++) {
+		unsigned char ch = (unsigned char)v[j];
 
-		if (strcasecmp(h[i].name, name) != 0)
-			continue;
-		if (found != NULL) {
-			if (single) {
-				*err =
-				    req_fail(c, EAS_REQ_EDUPHEADER, "header %s given twice", name);
-				return NULL;
-			}
-			continue;
-		}
-		vlen = strnlen(v, EAS_REQ_HEADER_MAX + 1);
-		if (vlen > EAS_REQ_HEADER_MAX) {
-			*err = req_fail(c, EAS_REQ_ETOOLONG, "header %s longer than %d bytes", name,
-			                EAS_REQ_HEADER_MAX);
+		if (is_ctl(ch) && ch != '\t') {
+			*err = req_fail(c, EAS_REQ_EHEADER, "header %s holds a control character",
+			                name);
 			return NULL;
 		}
-		for (size_t j = 0; j < vlen; j++) {
-			unsigned char ch = (unsigned char)v[j];
-
-			if (is_ctl(ch) && ch != '\t') {
-				*err = req_fail(c, EAS_REQ_EHEADER,
-				                "header %s holds a control character", name);
-				return NULL;
-			}
-		}
-		while (vlen > 0 && (*v == ' ' || *v == '\t'))
-			v++, vlen--;
-		while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-			vlen--;
-		found = v;
-		flen = vlen;
 	}
-	*len = flen;
-	return found;
+	while (vlen > 0 && (*v == ' ' || *v == '\t'))
+		v++, vlen--;
+	while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		vlen--;
+	*len = vlen;
+	return v;
 }
 
 /*
@@ -990,8 +1093,8 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 {
 	struct eas_request *r = c->req;
 	size_t slen = 0, pos, blen;
-	unsigned char *buf;
-	const char *why, *colon;
+	unsigned char stackbuf[256], *buf;
+	const char *why, *colon, *acct;
 	enum eas_req_err err = EAS_REQ_OK;
 
 	while (slen < len && v[slen] != ' ' && v[slen] != '\t')
@@ -1005,7 +1108,7 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 		    !(ch >= '0' && ch <= '9') && ch != '-' && ch != '_' && ch != '.')
 			return req_fail(c, EAS_REQ_EAUTH, "Authorization: malformed scheme");
 	}
-	r->auth_scheme = xstrndup(v, slen);
+	r->auth_scheme = req_strndup(c, v, slen);
 	if (strcasecmp(r->auth_scheme, "Basic") != 0)
 		return EAS_REQ_OK; /* no_auth stays set */
 	v += slen, len -= slen;
@@ -1013,7 +1116,8 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 		v++, len--;
 	if (len == 0)
 		return req_fail(c, EAS_REQ_EAUTH, "Authorization: Basic without credentials");
-	buf = xmalloc(B64_DECODED_MAX(len) + 1);
+	blen = B64_DECODED_MAX(len) + 1;
+	buf = blen <= sizeof(stackbuf) ? stackbuf : xmalloc(blen);
 	if (b64_decode(v, len, buf, &blen, &pos, &why) != 0) {
 		err = req_fail(c, EAS_REQ_EAUTH,
 		               "Authorization: Basic credentials are not base64: %s at character "
@@ -1037,12 +1141,12 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 		               EAS_REQ_USER_MAX);
 		goto out;
 	}
-	r->auth_user = xstrndup((const char *)buf, pos);
+	r->auth_user = req_strndup(c, (const char *)buf, pos);
 	r->auth_password_len = blen - pos - 1;
-	r->auth_password = xmalloc(r->auth_password_len + 1);
-	memcpy(r->auth_password, colon + 1, r->auth_password_len);
-	r->auth_password[r->auth_password_len] = '\0';
-	r->account = account_normalize(r->auth_user);
+	r->auth_password = req_strndup(c, colon + 1, r->auth_password_len);
+	acct = account_part(r->auth_user, &pos);
+	if (acct != NULL)
+		r->account = str_lower(req_strndup(c, acct, pos));
 	if (r->account == NULL) {
 		err = req_fail(c, EAS_REQ_EUSER,
 		               "Authorization: the user name is empty or holds control "
@@ -1052,7 +1156,8 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 	r->no_auth = false;
 out:
 	explicit_bzero(buf, B64_DECODED_MAX(len) + 1);
-	free(buf);
+	if (buf != stackbuf)
+		free(buf);
 	return err;
 }
 
@@ -1062,6 +1167,7 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n)
 {
 	struct eas_request *r = c->req;
 	enum eas_req_err err;
+	struct hdr_index ix;
 	const char *v;
 	size_t len;
 
@@ -1071,35 +1177,30 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n)
 		if (h[i].name == NULL || h[i].value == NULL)
 			return req_fail(c, EAS_REQ_EINVAL, "header %zu has no name or value", i);
 
-	v = header_get(c, h, n, "Authorization", true, &len, &err);
+	index_headers(h, n, &ix);
+	v = header_get(c, &ix, KH_AUTH, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL && len > 0 && (err = parse_authorization(c, v, len)) != EAS_REQ_OK)
 		return err;
 
-	v = header_get(c, h, n, "MS-ASProtocolVersion", true, &len, &err);
+	v = header_get(c, &ix, KH_VERSION, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL && r->protocol_version == NULL) {
-		char *s = xstrndup(v, len);
+		char *s = req_strndup(c, v, len);
 
-		if (!version_valid(s)) {
-			free(s);
+		if (!version_valid(s))
 			return req_fail(c, EAS_REQ_EVERSION,
 			                "MS-ASProtocolVersion is not a version like 14.1");
-		}
 		r->protocol_version = s;
 	}
 
-	v = header_get(c, h, n, "X-MS-PolicyKey", true, &len, &err);
+	v = header_get(c, &ix, KH_POLICYKEY, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL && len > 0 && r->query_form != EAS_QUERY_BASE64) {
-		char *s = xstrndup(v, len);
-		bool ok = parse_u32(s, &r->policy_key);
-
-		free(s);
-		if (!ok)
+		if (!parse_u32(v, len, &r->policy_key))
 			return req_fail(c, EAS_REQ_EPOLICYKEY,
 			                "X-MS-PolicyKey is not a number between 0 and 4294967295");
 		r->has_policy_key = true;
@@ -1109,7 +1210,7 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n)
 		r->policy_key = c->query_policy_key;
 	}
 
-	v = header_get(c, h, n, "MS-ASAcceptMultiPart", true, &len, &err);
+	v = header_get(c, &ix, KH_MULTIPART, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL) {
@@ -1119,16 +1220,16 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n)
 			return req_fail(c, EAS_REQ_EHEADER, "MS-ASAcceptMultiPart must be T or F");
 	}
 
-	v = header_get(c, h, n, "User-Agent", false, &len, &err);
+	v = header_get(c, &ix, KH_UA, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL)
-		r->user_agent = xstrndup(v, len);
-	v = header_get(c, h, n, "Content-Type", false, &len, &err);
+		r->user_agent = req_strndup(c, v, len);
+	v = header_get(c, &ix, KH_CTYPE, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL)
-		r->content_type = xstrndup(v, len);
+		r->content_type = req_strndup(c, v, len);
 	return EAS_REQ_OK;
 }
 
@@ -1141,12 +1242,8 @@ check_request(struct parse_ctx *c)
 {
 	struct eas_request *r = c->req;
 
-	if (r->account != NULL && r->user != NULL) {
-		char *qa = account_normalize(r->user);
-
-		r->user_mismatch = qa == NULL || strcmp(qa, r->account) != 0;
-		free(qa);
-	}
+	if (r->account != NULL && r->user != NULL)
+		r->user_mismatch = !account_is(r->user, r->account);
 	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST)
 		return EAS_REQ_OK;
 	if (r->cmd == EAS_CMD_NONE)
@@ -1172,7 +1269,13 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 	*req_r = NULL;
 	if (method == NULL || target == NULL || (headers == NULL && n_headers > 0))
 		return req_fail(&c, EAS_REQ_EINVAL, "method, target or headers missing");
-	c.req = xcalloc(1, sizeof(*c.req));
+	{
+		struct req_block *b = xmalloc(sizeof(*b)); /* the arena is not zeroed */
+
+		memset(&b->req, 0, sizeof(b->req));
+		b->used = 0;
+		c.req = &b->req;
+	}
 	c.req->no_auth = true;
 	if ((err = parse_method(&c, method)) != EAS_REQ_OK ||
 	    (err = parse_target(&c, cfg, target)) != EAS_REQ_OK ||
@@ -1194,29 +1297,28 @@ eas_request_free(struct eas_request **reqp)
 	if (reqp == NULL || *reqp == NULL)
 		return;
 	r = *reqp;
-	if (r->auth_password != NULL) {
+	if (r->auth_password != NULL)
 		explicit_bzero(r->auth_password, r->auth_password_len);
-		free(r->auth_password);
-	}
-	free(r->method_name);
-	free(r->path);
-	free(r->user);
-	free(r->device_id);
-	free(r->device_type);
-	free(r->protocol_version);
-	free(r->attachment_name);
-	free(r->collection_id);
-	free(r->item_id);
-	free(r->long_id);
-	free(r->occurrence);
-	free(r->user_agent);
-	free(r->content_type);
-	free(r->auth_scheme);
-	free(r->auth_user);
-	free(r->account);
+	req_str_free(r, r->auth_password);
+	req_str_free(r, r->method_name);
+	req_str_free(r, r->path);
+	req_str_free(r, r->user);
+	req_str_free(r, r->device_id);
+	req_str_free(r, r->device_type);
+	req_str_free(r, r->protocol_version);
+	req_str_free(r, r->attachment_name);
+	req_str_free(r, r->collection_id);
+	req_str_free(r, r->item_id);
+	req_str_free(r, r->long_id);
+	req_str_free(r, r->occurrence);
+	req_str_free(r, r->user_agent);
+	req_str_free(r, r->content_type);
+	req_str_free(r, r->auth_scheme);
+	req_str_free(r, r->auth_user);
+	req_str_free(r, r->account);
 	for (size_t i = 0; i < r->n_extra; i++) {
-		free(r->extra[i].name);
-		free(r->extra[i].value);
+		req_str_free(r, r->extra[i].name);
+		req_str_free(r, r->extra[i].value);
 	}
 	free(r);
 	*reqp = NULL;

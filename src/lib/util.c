@@ -465,6 +465,16 @@ abq_now(void)
 char *
 account_normalize(const char *user)
 {
+	size_t len;
+	const char *p = account_part(user, &len);
+
+	return p != NULL ? str_lower(xstrndup(p, len)) : NULL;
+}
+
+/* The part of user that account_normalize keeps (not yet lower-cased), or NULL. */
+const char *
+account_part(const char *user, size_t *lenp)
+{
 	const char *p;
 	size_t len;
 
@@ -481,7 +491,28 @@ account_normalize(const char *user)
 		if (c < 0x20 || c == 0x7f || c == ' ' || c == '/')
 			return NULL;
 	}
-	return str_lower(xstrndup(p, len));
+	*lenp = len;
+	return p;
+}
+
+/* Whether user names account (as account_normalize would give it), without a copy. */
+bool
+account_is(const char *user, const char *account)
+{
+	size_t len;
+	const char *p = account_part(user, &len);
+
+	if (p == NULL || account == NULL || strlen(account) != len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if (c != (unsigned char)account[i])
+			return false;
+	}
+	return true;
 }
 
 /*

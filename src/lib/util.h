@@ -81,6 +81,10 @@ int64_t abq_now(void);
  * unusable name (containing control characters, '/' or white space).
  */
 char *account_normalize(const char *user);
+/* Where account_normalize's account lies in user (*len bytes, case as sent), or NULL. */
+const char *account_part(const char *user, size_t *len);
+/* Whether user normalizes to account; no allocation. */
+bool account_is(const char *user, const char *account);
 /*
  * The domain an account belongs to: the part after '@', else default_domain
  * (which may be NULL). Returns a pointer into account or default_domain.

@@ -101,6 +101,13 @@ struct http_conn {
 	int err_status;
 	struct net_addr peer;
 	struct net_addr counted_addr;
+	char peertxt[48]; /* peer, numeric; formatted on first use */
+};
+
+/* One header of a request: pointers into its flat block, with their lengths. */
+struct hdr_ent {
+	const char *name, *value;
+	uint32_t nlen, vlen;
 };
 
 struct http_request {
@@ -121,6 +128,7 @@ struct http_request {
 	bool client_done : 1;
 	char addrbuf[48];
 	char clientbuf[48];
+	struct hdr_ent h[]; /* nhdr entries, indexed once the block is complete */
 };
 
 struct http_server {
@@ -135,6 +143,7 @@ struct http_server {
 	unsigned nconns;
 	http_parser_settings settings;
 	struct addr_count *buckets[ADDR_BUCKETS];
+	char *rbuf; /* READ_CHUNK bytes: one recv, parsed in place (conn_on_readable) */
 };
 
 static void conn_process(struct http_conn *c);
@@ -389,12 +398,27 @@ on_headers_complete(http_parser *p)
 		c->err_status = 405;
 		return -1;
 	}
-	req = xcalloc(1, sizeof(*req));
+	req = xcalloc(1, sizeof(*req) + c->nhdr * sizeof(req->h[0]));
 	req->conn = c;
 	req->hdr = xrealloc(c->hbuf, c->hlen);
 	c->hbuf = NULL;
 	c->hcap = c->hlen = 0;
 	req->nhdr = c->nhdr;
+	/* Index the block once: every later look-up is by pointer and length. */
+	{
+		const char *q = req->hdr;
+
+		q += strlen(q) + 1; /* the URL */
+		for (size_t k = 0; k < req->nhdr; k++) {
+			struct hdr_ent *e = &req->h[k];
+
+			e->name = q;
+			e->nlen = (uint32_t)strlen(q);
+			e->value = q + e->nlen + 1;
+			e->vlen = (uint32_t)strlen(e->value);
+			q = e->value + e->vlen + 1;
+		}
+	}
 	req->method = (uint8_t)p->method;
 	req->minor = p->http_minor > 0 ? 1 : 0;
 	req->head = p->method == HTTP_HEAD;
@@ -633,11 +657,58 @@ conn_on_read(struct bufferevent *bev, void *arg)
 }
 
 /*
- * Plain TCP: read with one recv into the input buffer. libevent's bufferevent
- * asks the kernel for the readable size (ioctl FIONREAD) before every read;
- * this is the same read without that system call. The bufferevent keeps the
- * writing; its EV_READ stays off. EOF and errors go where the bufferevent's
- * would (conn_on_event). c may be freed by the callbacks: nothing after them.
+ * Parse n bytes straight from the server's read buffer: the usual case of a
+ * whole request in one read, with nothing buffered before it. Whatever is
+ * left when the parser stops for a dispatched request (a pipelined request)
+ * goes to the input buffer, as if it had been read there.
+ */
+static void
+conn_parse_direct(struct http_conn *c, const char *buf, size_t n)
+{
+	size_t off = 0;
+
+	c->in_process = true;
+	while (off < n && c->state == C_READING) {
+		size_t k = http_parser_execute(&c->parser, &c->srv->settings, buf + off, n - off);
+		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+
+		if (e == HPE_PAUSED) {
+			off += k;
+			conn_dispatch(c);
+			continue;
+		}
+		if (e != HPE_OK) {
+			conn_fail(c, c->err_status ? c->err_status : 400,
+			          http_errno_description(e));
+			off = n;
+			break;
+		}
+		if (k < n - off) {
+			conn_fail(c, 400, "unparsed bytes after the request");
+			off = n;
+			break;
+		}
+		off += k;
+	}
+	c->in_process = false;
+	if (off < n && c->state != C_CLOSING) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+
+		evbuffer_unfreeze(in, 0);
+		evbuffer_add(in, buf + off, n - off);
+		evbuffer_freeze(in, 0);
+		conn_on_read(c->bev, c);
+	}
+}
+
+/*
+ * Plain TCP: read with one recv. libevent's bufferevent asks the kernel for
+ * the readable size (ioctl FIONREAD) before every read and reads into a
+ * fresh buffer chain; this is the same read without that system call, and
+ * when nothing is buffered it is parsed where it landed (conn_parse_direct).
+ * The bufferevent keeps the writing; its EV_READ stays off. EOF and errors go
+ * where the bufferevent's would (conn_on_event). c may be freed by the
+ * callbacks: nothing after them.
  */
 static void
 conn_on_readable(evutil_socket_t fd, short what, void *arg)
@@ -648,6 +719,16 @@ conn_on_readable(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)what;
+	if (c->state == C_READING && !c->in_process && evbuffer_get_length(in) == 0) {
+		n = recv(fd, c->srv->rbuf, READ_CHUNK, 0);
+		if (n > 0)
+			conn_parse_direct(c, c->srv->rbuf, (size_t)n);
+		else if (n == 0)
+			conn_on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
+		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			conn_on_event(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+		return;
+	}
 	/* A socket bufferevent keeps its input's end frozen but while it reads. */
 	evbuffer_unfreeze(in, 0);
 	if (evbuffer_reserve_space(in, READ_CHUNK, &v, 1) < 1) {
@@ -855,6 +936,7 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 		return NULL;
 	}
 	srv = xcalloc(1, sizeof(*srv));
+	srv->rbuf = xmalloc(READ_CHUNK);
 	http_server_conf_defaults(&d);
 	srv->conf = *conf;
 #define DEF(f)                                                                                     \
@@ -872,11 +954,13 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 #undef DEF
 	if (srv->conf.max_header_size > UINT32_MAX / 2) {
 		*errstr = "http server: max_header_size too large";
+		free(srv->rbuf);
 		free(srv);
 		return NULL;
 	}
 	if (net_cidr_parse_list(conf->trusted_proxies, &srv->trusted, &srv->ntrusted, errstr) ==
 	    -1) {
+		free(srv->rbuf);
 		free(srv);
 		return NULL;
 	}
@@ -967,6 +1051,7 @@ http_server_free(struct http_server **srvp)
 		}
 	}
 	free(srv->trusted);
+	free(srv->rbuf);
 	free(srv);
 	*srvp = NULL;
 }
@@ -991,37 +1076,29 @@ http_request_minor(const struct http_request *req)
 	return req->minor;
 }
 
-/* Walk the flat header block to the i-th name/value pair. */
+/* The i-th name/value pair, from the index. */
 bool
 http_request_header_at(const struct http_request *req, size_t i, const char **name,
                        const char **value)
 {
-	const char *p = req->hdr;
-
 	if (i >= req->nhdr)
 		return false;
-	p += strlen(p) + 1; /* the URL */
-	for (size_t k = 0; k < i; k++) {
-		p += strlen(p) + 1;
-		p += strlen(p) + 1;
-	}
-	*name = p;
-	*value = p + strlen(p) + 1;
+	*name = req->h[i].name;
+	*value = req->h[i].value;
 	return true;
 }
 
-/* Linear, case-insensitive: requests carry a dozen headers. */
+/* Linear, case-insensitive: requests carry a dozen headers; lengths first. */
 const char *
 http_request_header(const struct http_request *req, const char *name)
 {
-	const char *p = req->hdr;
+	size_t len = strlen(name);
 
-	p += strlen(p) + 1;
 	for (size_t k = 0; k < req->nhdr; k++) {
-		const char *v = p + strlen(p) + 1;
-		if (str_ieq(p, name))
-			return v;
-		p = v + strlen(v) + 1;
+		const struct hdr_ent *e = &req->h[k];
+
+		if (e->nlen == len && strncasecmp(e->name, name, len) == 0)
+			return e->value;
 	}
 	return NULL;
 }
@@ -1033,12 +1110,24 @@ http_request_body(const struct http_request *req, size_t *len)
 	return req->body ? req->body : "";
 }
 
+/* The peer's address as text, formatted once per connection. */
+static const char *
+conn_peer_text(struct http_conn *c)
+{
+	_Static_assert(sizeof(c->peertxt) == sizeof(((struct http_request *)0)->addrbuf),
+	               "one size for the address texts");
+	if (c->peertxt[0] == '\0')
+		net_addr_format(&c->peer, c->peertxt, sizeof(c->peertxt));
+	return c->peertxt;
+}
+
 const char *
 http_request_peer(struct http_request *req)
 {
 	if (req->conn == NULL)
 		return req->addrbuf[0] ? req->addrbuf : "?";
-	return net_addr_format(&req->conn->peer, req->addrbuf, sizeof(req->addrbuf));
+	memcpy(req->addrbuf, conn_peer_text(req->conn), sizeof(req->addrbuf));
+	return req->addrbuf;
 }
 
 bool
@@ -1086,7 +1175,10 @@ http_request_client(struct http_request *req)
 			end = start > xff ? start - 1 : xff;
 		}
 	}
-	net_addr_format(&client, req->clientbuf, sizeof(req->clientbuf));
+	if (net_addr_eq(&client, &req->conn->peer))
+		memcpy(req->clientbuf, conn_peer_text(req->conn), sizeof(req->clientbuf));
+	else
+		net_addr_format(&client, req->clientbuf, sizeof(req->clientbuf));
 	req->client_done = true;
 	return req->clientbuf;
 }
@@ -1121,6 +1213,44 @@ header_ok(const char *s)
 	return s[strcspn(s, "\r\n")] == '\0';
 }
 
+/* A response head being put together: a stack buffer in front of out. */
+struct head_buf {
+	struct evbuffer *out;
+	size_t n;
+	char buf[2048];
+};
+
+static void
+head_put(struct head_buf *b, const char *s, size_t len)
+{
+	if (b->n + len > sizeof(b->buf)) {
+		evbuffer_add(b->out, b->buf, b->n);
+		b->n = 0;
+		if (len > sizeof(b->buf)) {
+			evbuffer_add(b->out, s, len);
+			return;
+		}
+	}
+	memcpy(b->buf + b->n, s, len);
+	b->n += len;
+}
+
+/* v in decimal into buf (at least 21 bytes, not terminated); returns the length. */
+static size_t
+fmt_u64(char *buf, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
 /* Write the status line and headers; choose the framing. */
 int
 http_response_start(struct http_request *req, int status, const char *reason,
@@ -1141,37 +1271,41 @@ http_response_start(struct http_request *req, int status, const char *reason,
 	}
 	conn_write_on(c);
 	out = bufferevent_get_output(c->bev);
-	char line[64];
-	int n = snprintf(line, sizeof(line), "HTTP/1.%d %d ", req->minor, status);
-	evbuffer_add(out, line, (size_t)n);
-	evbuffer_add(out, reason, strlen(reason));
-	evbuffer_add(out, "\r\n", 2);
+	/* The head is put together here and handed to the buffer at once. */
+	struct head_buf b; /* not zeroed: only b.buf[0..b.n) is read */
+	char num[24];
+
+	b.out = out;
+	b.n = 0;
+
+	head_put(&b, req->minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
+	head_put(&b, num, fmt_u64(num, (uint64_t)status));
+	head_put(&b, " ", 1);
+	head_put(&b, reason, strlen(reason));
+	head_put(&b, "\r\n", 2);
 	for (size_t i = 0; headers && headers[i]; i += 2) {
-		struct evbuffer_iovec v[4] = {
-		    {(void *)headers[i], strlen(headers[i])},
-		    {(void *)": ", 2},
-		    {(void *)headers[i + 1], strlen(headers[i + 1])},
-		    {(void *)"\r\n", 2},
-		};
-		for (int k = 0; k < 4; k++)
-			evbuffer_add(out, v[k].iov_base, v[k].iov_len);
+		head_put(&b, headers[i], strlen(headers[i]));
+		head_put(&b, ": ", 2);
+		head_put(&b, headers[i + 1], strlen(headers[i + 1]));
+		head_put(&b, "\r\n", 2);
 	}
 	if (content_length >= 0) {
-		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
-		             (long long)content_length);
-		evbuffer_add(out, line, (size_t)n);
+		head_put(&b, "Content-Length: ", 16);
+		head_put(&b, num, fmt_u64(num, (uint64_t)content_length));
+		head_put(&b, "\r\n", 2);
 		req->resp_remaining = content_length;
 	} else if (req->minor >= 1) {
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		head_put(&b, "Transfer-Encoding: chunked\r\n", 28);
 		req->chunked = !req->head;
 	} else {
 		req->keep_alive = false; /* HTTP/1.0: the close ends the body */
 	}
 	if (!req->keep_alive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
+		head_put(&b, "Connection: close\r\n", 19);
 	else if (req->minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+		head_put(&b, "Connection: keep-alive\r\n", 24);
+	head_put(&b, "\r\n", 2);
+	evbuffer_add(out, b.buf, b.n);
 	if (req->head)
 		req->resp_remaining = -1;
 	req->resp_state = R_STARTED;

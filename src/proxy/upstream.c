@@ -74,6 +74,8 @@
 #include "lib/util.h"
 
 #define MAX_HEADER_BLOCK (64 * 1024)
+/* Plain TCP reads: one recv of at most this much (what libevent reads at most too). */
+#define READ_CHUNK 16384
 
 enum conn_state { CS_CONNECTING, CS_HANDSHAKE, CS_BUSY, CS_IDLE };
 enum hb_last { HB_REASON, HB_FIELD, HB_VALUE };
@@ -82,6 +84,7 @@ struct up_conn {
 	struct up_conn *prev, *next; /* in u->busy or u->idle */
 	struct upstream *u;
 	struct bufferevent *bev; /* socket, or the TLS filter over it */
+	struct event *rev;       /* plain TCP, once connected: our reads (conn_on_readable) */
 	struct event *timer;     /* connect timeout, then idle timeout */
 	struct upstream_req *req;
 	unsigned nreq; /* requests started on this connection */
@@ -96,12 +99,12 @@ struct upstream_req {
 	struct up_conn *conn;
 	struct upstream_cbs cbs;
 	void *arg;
-	char *wire; /* request head + body */
+	char *wire; /* request head + body, in the same allocation as the request */
 	size_t wire_len;
-	struct event *timer;
-	int timeout; /* seconds, 0 none */
+	struct event *timer; /* in the same allocation too (event_assign) */
+	int timeout;         /* seconds, 0 none */
 	http_parser parser;
-	char *hbuf; /* reason\0name\0value\0... */
+	char *hbuf; /* reason\0name\0value\0...: hinline, or the heap when larger */
 	size_t hlen, hcap;
 	size_t nfield, nvalue;
 	int64_t clen;
@@ -120,6 +123,7 @@ struct upstream_req {
 	bool done : 1;      /* on_done is running */
 	struct timespec t0; /* sent, for abqd_upstream_request_duration_seconds */
 	char errbuf[160];
+	char hinline[512]; /* a usual response's header block fits */
 };
 
 struct upstream {
@@ -135,9 +139,11 @@ struct upstream {
 	struct up_conn *busy, *idle;
 	unsigned nconns, nidle;
 	struct upstream_stats stats;
+	char *rbuf; /* READ_CHUNK bytes: one recv, parsed in place */
 };
 
 static void conn_process(struct up_conn *c);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_close(struct up_conn *c);
 static void req_fail(struct upstream_req *req, enum upstream_result r);
 static int conn_start(struct upstream *u, struct upstream_req *req);
@@ -205,10 +211,9 @@ req_set_error(struct upstream_req *req, const char *msg)
 static void
 req_free(struct upstream_req *req)
 {
-	if (req->timer)
-		event_free(req->timer);
-	free(req->hbuf);
-	free(req->wire);
+	event_del(req->timer);
+	if (req->hbuf != req->hinline)
+		free(req->hbuf);
 	free(req);
 }
 
@@ -284,12 +289,21 @@ hb_append(struct upstream_req *req, const char *at, size_t len)
 		req_set_error(req, "response header block over 64 KiB");
 		return -1;
 	}
+	if (req->hbuf == NULL) {
+		req->hbuf = req->hinline;
+		req->hcap = sizeof(req->hinline);
+	}
 	if (req->hlen + len + 1 > req->hcap) {
-		size_t cap = req->hcap ? req->hcap : 512;
+		size_t cap = req->hcap;
 
 		while (cap < req->hlen + len + 1)
 			cap *= 2;
-		req->hbuf = xrealloc(req->hbuf, cap);
+		if (req->hbuf == req->hinline) {
+			req->hbuf = xmalloc(cap);
+			memcpy(req->hbuf, req->hinline, req->hlen);
+		} else {
+			req->hbuf = xrealloc(req->hbuf, cap);
+		}
 		req->hcap = cap;
 	}
 	memcpy(req->hbuf + req->hlen, at, len);
@@ -381,7 +395,8 @@ on_headers_complete(http_parser *p)
 	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
 	    p->content_length <= INT64_MAX)
 		req->clen = (int64_t)p->content_length;
-	hdrs = xcalloc(req->nfield ? req->nfield : 1, sizeof(*hdrs));
+	struct upstream_header stack_hdrs[32];
+	hdrs = req->nfield <= 32 ? stack_hdrs : xcalloc(req->nfield, sizeof(*hdrs));
 	s = req->hbuf;
 	s += strlen(s) + 1; /* past the reason */
 	for (i = 0; i < req->nfield; i++) {
@@ -392,8 +407,10 @@ on_headers_complete(http_parser *p)
 	}
 	if (req->cbs.on_response)
 		req->cbs.on_response(req->arg, p->status_code, req->hbuf, hdrs, req->nfield);
-	free(hdrs);
-	free(req->hbuf);
+	if (hdrs != stack_hdrs)
+		free(hdrs);
+	if (req->hbuf != req->hinline)
+		free(req->hbuf);
 	req->hbuf = NULL;
 	req->hlen = req->hcap = 0;
 	if (req->cancelled)
@@ -455,9 +472,42 @@ conn_close(struct up_conn *c)
 	u->nconns--;
 	u->stats.conns = u->nconns;
 	u->stats.idle = u->nidle;
+	if (c->rev != NULL)
+		event_free(c->rev);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	free(c);
+}
+
+/* Start or stop reading: our own event on plain TCP, the bufferevent's on TLS. */
+static void
+conn_read_on(struct up_conn *c)
+{
+	if (c->rev != NULL)
+		event_add(c->rev, NULL); /* already added: nothing happens */
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+static void
+conn_read_off(struct up_conn *c)
+{
+	if (c->rev != NULL)
+		event_del(c->rev);
+	else
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+/* Put bytes read but not parsed in the input buffer, where conn_process finds them. */
+static void
+conn_stash(struct up_conn *c, const char *buf, size_t len)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	/* A socket bufferevent keeps its input's end frozen but while it reads. */
+	evbuffer_unfreeze(in, 0);
+	evbuffer_add(in, buf, len);
+	evbuffer_freeze(in, 0);
 }
 
 /* The response is complete: pool the connection if it is clean, else close. */
@@ -479,7 +529,7 @@ conn_release(struct up_conn *c, bool keep)
 	u->stats.idle = u->nidle;
 	c->state = CS_IDLE;
 	c->req = NULL;
-	bufferevent_enable(c->bev, EV_READ); /* EOF or stray bytes close it */
+	conn_read_on(c); /* EOF or stray bytes close it */
 	evtimer_add(c->timer, &tv);
 }
 
@@ -510,7 +560,7 @@ conn_send(struct up_conn *c)
 			bufferevent_disable(c->bev, EV_WRITE);
 	}
 	if (!req->paused)
-		bufferevent_enable(c->bev, EV_READ);
+		conn_read_on(c);
 }
 
 /* Bind req to connection c for a new attempt (parser reset). */
@@ -617,31 +667,51 @@ conn_end_of_stream(struct up_conn *c)
 
 /*
  * Feed the input to the parser until it is empty, the caller pauses, or the
- * response ends; then act on what happened. Every path that calls a user
- * callback comes through here.
+ * response ends; then act on what happened. The input is buf[0..blen) when
+ * buf is given (bytes just read, nothing buffered before them; what the
+ * parser leaves goes to the input buffer), else the input buffer. Every path
+ * that calls a user callback comes through here.
  */
 static void
-conn_process(struct up_conn *c)
+conn_process_from(struct up_conn *c, const char *buf, size_t blen)
 {
 	struct upstream_req *req = c->req;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	enum upstream_result fail = UPSTREAM_OK;
 	bool progress = false;
 
-	if (req->paused)
+	if (req->paused) {
+		if (buf != NULL && blen > 0)
+			conn_stash(c, buf, blen);
 		return;
+	}
 	req->depth++;
 	while (!req->cancelled && !req->paused && !req->complete) {
 		struct evbuffer_iovec v;
+		const char *p;
 		enum http_errno e;
-		size_t n;
+		size_t len, n;
 
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-			break;
+		if (buf != NULL) {
+			if (blen == 0)
+				break;
+			p = buf;
+			len = blen;
+		} else {
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+				break;
+			p = v.iov_base;
+			len = v.iov_len;
+		}
 		req->got_byte = true;
 		progress = true;
-		n = http_parser_execute(&req->parser, &parser_settings, v.iov_base, v.iov_len);
-		evbuffer_drain(in, n);
+		n = http_parser_execute(&req->parser, &parser_settings, p, len);
+		if (buf != NULL) {
+			buf += n;
+			blen -= n;
+		} else {
+			evbuffer_drain(in, n);
+		}
 		e = HTTP_PARSER_ERRNO(&req->parser);
 		if (e == HPE_OK || e == HPE_PAUSED || req->cancelled)
 			continue;
@@ -650,6 +720,8 @@ conn_process(struct up_conn *c)
 		break;
 	}
 	req->depth--;
+	if (buf != NULL && blen > 0 && !req->cancelled && fail == UPSTREAM_OK)
+		conn_stash(c, buf, blen);
 	if (req->cancelled) {
 		req_drop_conn(req);
 		req_free(req);
@@ -672,6 +744,53 @@ conn_process(struct up_conn *c)
 		req_arm_timer(req);
 	if (!req->paused && (c->eof || c->err))
 		conn_end_of_stream(c);
+}
+
+static void
+conn_process(struct up_conn *c)
+{
+	conn_process_from(c, NULL, 0);
+}
+
+/*
+ * Plain TCP: read with one recv. libevent's bufferevent asks the kernel for
+ * the readable size (ioctl FIONREAD) before every read and reads into a
+ * fresh buffer chain; this is the same read without that system call, parsed
+ * where it landed when nothing is buffered before it. EOF and errors go where
+ * the bufferevent's would (conn_event_cb). c may be freed by the callbacks.
+ */
+static void
+conn_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct up_conn *c = arg;
+	struct upstream *u = c->u;
+	ssize_t n;
+
+	(void)what;
+	if (c->state == CS_IDLE) { /* stray bytes or EOF: either way it is done */
+		u->stats.idle_closed++;
+		conn_close(c);
+		return;
+	}
+	if (c->req == NULL || c->state != CS_BUSY || c->req->paused) {
+		conn_read_off(c);
+		return;
+	}
+	n = recv(fd, u->rbuf, READ_CHUNK, 0);
+	if (n > 0) {
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+			conn_process_from(c, u->rbuf, (size_t)n);
+		} else {
+			conn_stash(c, u->rbuf, (size_t)n);
+			conn_process(c);
+		}
+	} else if (n == 0) {
+		conn_read_off(c);
+		conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		conn_read_off(c);
+		conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+	}
 }
 
 /* Bytes arrived: parse them, or close an idle connection that got any. */
@@ -712,6 +831,12 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (c->state == CS_CONNECTING) {
 			setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 			           sizeof(one));
+			if (c->u->ssl_ctx == NULL) {
+				c->rev = event_new(c->u->base, bufferevent_getfd(bev),
+				                   EV_READ | EV_PERSIST, conn_on_readable, c);
+				if (c->rev == NULL)
+					fatalx("out of memory in libevent");
+			}
 			if (c->u->ssl_ctx != NULL) {
 				conn_start_tls(c);
 				bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
@@ -941,6 +1066,7 @@ upstream_new(struct event_base *base, const struct upstream_conf *conf, const ch
 		*errstr = "cannot set up DNS";
 		goto fail;
 	}
+	u->rbuf = xmalloc(READ_CHUNK);
 	return u;
 fail:
 	upstream_free(&u);
@@ -978,6 +1104,7 @@ upstream_free(struct upstream **up)
 	free(u->host);
 	free(u->host_hdr);
 	free(u->path);
+	free(u->rbuf);
 	free(u);
 	*up = NULL;
 }
@@ -1017,14 +1144,25 @@ upstream_stats(const struct upstream *u)
 	return &u->stats;
 }
 
-/* True if s has no CR, LF or other control character but tab. */
-static bool
-hdr_safe(const char *s)
+/*
+ * The length of a header name (name true) or value, or -1 if it may not go
+ * on the wire: a CR, LF or other control character but tab; in a name also
+ * ':', space and tab.
+ */
+static ssize_t
+hdr_len(const char *s, bool name)
 {
-	for (; *s; s++)
-		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
-			return false;
-	return true;
+	const char *p = s;
+
+	for (; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return -1;
+		if (name && (ch == ':' || ch == ' ' || ch == '\t'))
+			return -1;
+	}
+	return p - s;
 }
 
 /* Append n bytes at *p and advance it (the buffer was sized beforehand). */
@@ -1036,26 +1174,68 @@ put(char **p, const void *s, size_t n)
 }
 
 /*
- * Serialize the request line, headers and body into one buffer, sized first
- * and filled with memcpy: this runs for every proxied request.
+ * Start a request on a pooled connection (LIFO) or a new one. Returns NULL
+ * with errno EINVAL or EAGAIN; nothing is called back from in here.
+ *
+ * The request line, headers and body are serialized once, into the same
+ * allocation as the request and its timer: sized first, filled with memcpy.
+ * This runs for every proxied request.
  */
-static char *
-build_wire(const struct upstream *u, const struct upstream_req_spec *spec, size_t *len)
+struct upstream_req *
+upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
+              const struct upstream_cbs *cbs, void *arg)
 {
-	bool need_len = spec->body_len > 0 || strcmp(spec->method, "POST") == 0 ||
-	                strcmp(spec->method, "PUT") == 0 || strcmp(spec->method, "PATCH") == 0;
-	size_t mlen = strlen(spec->method), tlen = strlen(spec->target);
-	size_t hlen = strlen(u->host_hdr);
-	char clen[48];
-	int cl =
-	    need_len ? snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", spec->body_len) : 0;
-	size_t total = mlen + 1 + tlen + sizeof(" HTTP/1.1\r\nHost: ") - 1 + hlen + 2 + (size_t)cl +
-	               2 + spec->body_len;
-	size_t i;
+	struct upstream_req *req;
+	size_t i, mlen, tlen, hlen, total, evsize;
+	size_t lens_stack[2 * 64], *lens;
+	ssize_t m, t;
+	bool need_len;
+	char clen[48], *p;
+	int cl;
 
-	for (i = 0; i < spec->nheaders; i++)
-		total += strlen(spec->headers[i].name) + 2 + strlen(spec->headers[i].value) + 2;
-	char *out = xmalloc(total), *p = out;
+	if (spec->method == NULL || spec->target == NULL || spec->method[0] == '\0' ||
+	    spec->target[0] == '\0' || (m = hdr_len(spec->method, true)) < 0 ||
+	    (t = hdr_len(spec->target, false)) < 0 || memchr(spec->target, ' ', (size_t)t) ||
+	    memchr(spec->target, '\t', (size_t)t) || (spec->body_len > 0 && spec->body == NULL))
+		goto inval;
+	mlen = (size_t)m;
+	tlen = (size_t)t;
+	hlen = strlen(u->host_hdr);
+	need_len = spec->body_len > 0 || strcmp(spec->method, "POST") == 0 ||
+	           strcmp(spec->method, "PUT") == 0 || strcmp(spec->method, "PATCH") == 0;
+	cl = need_len ? snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", spec->body_len) : 0;
+	total = mlen + 1 + tlen + sizeof(" HTTP/1.1\r\nHost: ") - 1 + hlen + 2 + (size_t)cl + 2 +
+	        spec->body_len;
+	lens = spec->nheaders <= 64 ? lens_stack : xcalloc(2 * spec->nheaders, sizeof(*lens));
+	for (i = 0; i < spec->nheaders; i++) {
+		ssize_t nl, vl;
+
+		if (spec->headers[i].name == NULL || spec->headers[i].value == NULL ||
+		    spec->headers[i].name[0] == '\0' ||
+		    (nl = hdr_len(spec->headers[i].name, true)) < 0 ||
+		    (vl = hdr_len(spec->headers[i].value, false)) < 0) {
+			if (lens != lens_stack)
+				free(lens);
+			goto inval;
+		}
+		lens[2 * i] = (size_t)nl;
+		lens[2 * i + 1] = (size_t)vl;
+		total += (size_t)nl + 2 + (size_t)vl + 2;
+	}
+	if (u->idle == NULL && u->nconns >= u->conf.max_conns) {
+		if (lens != lens_stack)
+			free(lens);
+		u->stats.rejected++;
+		errno = EAGAIN;
+		return NULL;
+	}
+
+	evsize = (event_get_struct_event_size() + 15) & ~(size_t)15;
+	req = xmalloc(sizeof(*req) + evsize + total);
+	memset(req, 0, sizeof(*req));
+	req->timer = (struct event *)(void *)(req + 1);
+	req->wire = (char *)req->timer + evsize;
+	p = req->wire;
 	put(&p, spec->method, mlen);
 	put(&p, " ", 1);
 	put(&p, spec->target, tlen);
@@ -1063,57 +1243,27 @@ build_wire(const struct upstream *u, const struct upstream_req_spec *spec, size_
 	put(&p, u->host_hdr, hlen);
 	put(&p, "\r\n", 2);
 	for (i = 0; i < spec->nheaders; i++) {
-		put(&p, spec->headers[i].name, strlen(spec->headers[i].name));
+		put(&p, spec->headers[i].name, lens[2 * i]);
 		put(&p, ": ", 2);
-		put(&p, spec->headers[i].value, strlen(spec->headers[i].value));
+		put(&p, spec->headers[i].value, lens[2 * i + 1]);
 		put(&p, "\r\n", 2);
 	}
 	put(&p, clen, (size_t)cl);
 	put(&p, "\r\n", 2);
 	if (spec->body_len > 0)
 		put(&p, spec->body, spec->body_len);
-	*len = (size_t)(p - out);
-	return out;
-}
+	req->wire_len = (size_t)(p - req->wire);
+	if (lens != lens_stack)
+		free(lens);
 
-/*
- * Start a request on a pooled connection (LIFO) or a new one. Returns NULL
- * with errno EINVAL or EAGAIN; nothing is called back from in here.
- */
-struct upstream_req *
-upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
-              const struct upstream_cbs *cbs, void *arg)
-{
-	struct upstream_req *req;
-	size_t i;
-
-	if (spec->method == NULL || spec->target == NULL || spec->method[0] == '\0' ||
-	    spec->target[0] == '\0' || strpbrk(spec->method, " \t") != NULL ||
-	    strpbrk(spec->target, " \t") != NULL || !hdr_safe(spec->method) ||
-	    !hdr_safe(spec->target) || (spec->body_len > 0 && spec->body == NULL))
-		goto inval;
-	for (i = 0; i < spec->nheaders; i++)
-		if (spec->headers[i].name == NULL || spec->headers[i].value == NULL ||
-		    spec->headers[i].name[0] == '\0' || strpbrk(spec->headers[i].name, ": \t") ||
-		    !hdr_safe(spec->headers[i].name) || !hdr_safe(spec->headers[i].value))
-			goto inval;
-	if (u->idle == NULL && u->nconns >= u->conf.max_conns) {
-		u->stats.rejected++;
-		errno = EAGAIN;
-		return NULL;
-	}
-
-	req = xcalloc(1, sizeof(*req));
 	req->u = u;
 	req->cbs = *cbs;
 	req->arg = arg;
 	req->head = strcmp(spec->method, "HEAD") == 0;
 	req->timeout = spec->timeout < 0 ? (int)u->conf.request_timeout : spec->timeout;
 	req->clen = -1;
-	req->wire = build_wire(u, spec, &req->wire_len);
-	req->timer = evtimer_new(u->base, req_timer_cb, req);
-	if (req->timer == NULL)
-		fatalx("out of memory in libevent");
+	if (event_assign(req->timer, u->base, -1, 0, req_timer_cb, req) != 0)
+		fatalx("event_assign failed");
 	req_arm_timer(req);
 	u->stats.requests++;
 	clock_gettime(CLOCK_MONOTONIC, &req->t0);
@@ -1149,7 +1299,7 @@ upstream_pause(struct upstream_req *req)
 		http_parser_pause(&req->parser, 1);
 	evtimer_del(req->timer);
 	if (req->conn != NULL && req->conn->state == CS_BUSY)
-		bufferevent_disable(req->conn->bev, EV_READ);
+		conn_read_off(req->conn);
 }
 
 /* Read again; buffered input is processed from the loop. */
@@ -1167,7 +1317,7 @@ upstream_resume(struct upstream_req *req)
 	c = req->conn;
 	if (c != NULL && c->state == CS_BUSY) {
 		if (!c->eof && !c->err)
-			bufferevent_enable(c->bev, EV_READ);
+			conn_read_on(c);
 		bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
 	}
 }
@@ -1183,8 +1333,10 @@ upstream_cancel(struct upstream_req *req)
 	if (req->depth > 0) {
 		/* Inside our own callback: conn_process frees it on return, but
 		 * stop the bytes now. */
-		if (req->conn != NULL)
-			bufferevent_disable(req->conn->bev, EV_READ | EV_WRITE);
+		if (req->conn != NULL) {
+			conn_read_off(req->conn);
+			bufferevent_disable(req->conn->bev, EV_WRITE);
+		}
 		return;
 	}
 	req_drop_conn(req);

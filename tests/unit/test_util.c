@@ -406,7 +406,21 @@ test_account_normalize(void **state)
 		else
 			assert_string_equal(s, cases[i].out);
 		free(s);
+		/* account_is answers the same question without a copy. */
+		if (cases[i].out != NULL) {
+			char other[300];
+
+			assert_true(account_is(cases[i].in, cases[i].out));
+			snprintf(other, sizeof(other), "%sx", cases[i].out);
+			assert_false(account_is(cases[i].in, other));
+			assert_false(account_is(cases[i].in, cases[i].out + 1));
+		} else {
+			assert_false(account_is(cases[i].in, "alice"));
+			assert_false(account_is(cases[i].in, ""));
+		}
 	}
+	assert_false(account_is("alice", NULL));
+	assert_false(account_is("Alice", "Alice")); /* the account is lower case */
 
 	memset(long_ok, 'A', 256);
 	long_ok[256] = '\0';
