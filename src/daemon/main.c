@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -132,6 +133,14 @@ main(int argc, char **argv)
 	struct event *sterm = NULL, *sint = NULL, *shup = NULL;
 	enum log_level level;
 	int facility;
+
+	/*
+	 * No glibc fastbins: every request allocates a few blocks over 1 KiB,
+	 * and each such allocation first consolidates the fastbins (profiled
+	 * at a few percent of the proxy path). The per-thread cache still
+	 * serves the small blocks without locking.
+	 */
+	mallopt(M_MXFAST, 0);
 
 	while ((ch = getopt(argc, argv, "c:dnhV")) != -1) {
 		switch (ch) {

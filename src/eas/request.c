@@ -117,6 +117,22 @@ static const char *const qparam_names[QP_COUNT] = {
     [QP_ACCEPTMULTIPART] = "AcceptMultiPart",
 };
 
+/* The length of each name, compared before the name. */
+static const unsigned char qparam_lens[QP_COUNT] = {
+    [QP_CMD] = sizeof("Cmd") - 1,
+    [QP_USER] = sizeof("User") - 1,
+    [QP_DEVICEID] = sizeof("DeviceId") - 1,
+    [QP_DEVICETYPE] = sizeof("DeviceType") - 1,
+    [QP_ATTACHMENTNAME] = sizeof("AttachmentName") - 1,
+    [QP_COLLECTIONID] = sizeof("CollectionId") - 1,
+    [QP_ITEMID] = sizeof("ItemId") - 1,
+    [QP_LONGID] = sizeof("LongId") - 1,
+    [QP_OCCURRENCE] = sizeof("Occurrence") - 1,
+    [QP_SAVEINSENT] = sizeof("SaveInSent") - 1,
+    [QP_POLICYKEY] = sizeof("PolicyKey") - 1,
+    [QP_ACCEPTMULTIPART] = sizeof("AcceptMultiPart") - 1,
+};
+
 /* The base64 parameter tags (MS-ASHTTP 2.2.1.1.1.1.3). */
 enum b64tag {
 	TAG_ATTACHMENTNAME = 0,
@@ -602,7 +618,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			break;
 		}
 		for (qp = 0; qp < QP_COUNT; qp++)
-			if (strcasecmp(name, qparam_names[qp]) == 0)
+			if (qparam_lens[qp] == nlen && strcasecmp(name, qparam_names[qp]) == 0)
 				break;
 		if (qp == QP_COUNT) {
 			if (nlen > 64 || vlen > EAS_REQ_VALUE_MAX)

@@ -57,6 +57,10 @@
 #define LINGER_MS       2000
 /* One recv per readable event on plain TCP (what libevent reads at most too). */
 #define READ_CHUNK 16384
+/* A body up to this size shares the request's allocation. */
+#define BODY_INLINE_MAX 4096
+/* A connection keeps a header buffer up to this size between requests. */
+#define HBUF_KEEP_MAX 1024
 
 enum conn_state { C_READING, C_HELD, C_CLOSING };
 enum hb_last { HB_NONE, HB_URL, HB_FIELD, HB_VALUE };
@@ -99,6 +103,12 @@ struct http_conn {
 	bool lingering : 1;
 	bool write_off : 1; /* EV_WRITE disabled: nothing was left to write */
 	int err_status;
+	/*
+	 * The header or body deadline the parser asked for, armed when the parse
+	 * pass ends with the request still incomplete: a request read whole in
+	 * one pass costs no timer changes but the dispatch's.
+	 */
+	unsigned arm_ms;
 	struct net_addr peer;
 	struct net_addr counted_addr;
 	char peertxt[48]; /* peer, numeric; formatted on first use */
@@ -126,6 +136,7 @@ struct http_request {
 	bool chunked : 1;
 	bool aborted : 1;
 	bool client_done : 1;
+	bool body_inline : 1; /* body lives in the request's own allocation */
 	char addrbuf[48];
 	char clientbuf[48];
 	struct hdr_ent h[]; /* nhdr entries, indexed once the block is complete */
@@ -259,6 +270,15 @@ conn_arm(struct http_conn *c, unsigned ms)
 	evtimer_add(c->timer, &tv);
 }
 
+/* A parse pass ended: arm the deadline it asked for, if still reading. */
+static void
+conn_arm_pending(struct http_conn *c)
+{
+	if (c->arm_ms != 0 && c->state == C_READING)
+		conn_arm(c, c->arm_ms);
+	c->arm_ms = 0;
+}
+
 /* Idle, header, body deadlines, and the end of a closing linger. */
 static void
 conn_on_timer(evutil_socket_t fd, short what, void *arg)
@@ -327,7 +347,7 @@ on_message_begin(http_parser *p)
 	c->hlen = 0;
 	c->nhdr = 0;
 	c->hlast = HB_NONE;
-	conn_arm(c, c->srv->conf.header_timeout_ms);
+	c->arm_ms = c->srv->conf.header_timeout_ms;
 	return 0;
 }
 
@@ -398,16 +418,37 @@ on_headers_complete(http_parser *p)
 		c->err_status = 405;
 		return -1;
 	}
-	req = xcalloc(1, sizeof(*req) + c->nhdr * sizeof(req->h[0]));
-	req->conn = c;
-	req->hdr = xrealloc(c->hbuf, c->hlen);
-	c->hbuf = NULL;
-	c->hcap = c->hlen = 0;
-	req->nhdr = c->nhdr;
-	/* Index the block once: every later look-up is by pointer and length. */
+	/*
+	 * One allocation: the request, its header index, the header block and
+	 * (when small and announced) the body. The connection keeps its header
+	 * buffer for the next request unless it grew large.
+	 */
 	{
-		const char *q = req->hdr;
+		size_t idx = c->nhdr * sizeof(req->h[0]);
+		size_t inl = (p->flags & F_CONTENTLENGTH) && p->content_length <= BODY_INLINE_MAX
+		                 ? (size_t)p->content_length
+		                 : 0;
+		const char *q;
 
+		req = xmalloc(sizeof(*req) + idx + c->hlen + inl);
+		memset(req, 0, sizeof(*req));
+		req->hdr = (char *)req->h + idx;
+		memcpy(req->hdr, c->hbuf, c->hlen);
+		if (inl > 0) {
+			req->body = req->hdr + c->hlen;
+			req->body_cap = inl;
+			req->body_inline = true;
+		}
+		if (c->hcap > HBUF_KEEP_MAX) {
+			free(c->hbuf);
+			c->hbuf = NULL;
+			c->hcap = 0;
+		}
+		c->hlen = 0;
+		req->conn = c;
+		req->nhdr = c->nhdr;
+		/* Index the block once: every later look-up is by pointer and length. */
+		q = req->hdr;
 		q += strlen(q) + 1; /* the URL */
 		for (size_t k = 0; k < req->nhdr; k++) {
 			struct hdr_ent *e = &req->h[k];
@@ -428,7 +469,7 @@ on_headers_complete(http_parser *p)
 		c->err_status = 413;
 		return -1;
 	}
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0) {
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 && !req->body_inline) {
 		req->body_cap = (size_t)p->content_length;
 		req->body = xmalloc(req->body_cap);
 	}
@@ -438,7 +479,7 @@ on_headers_complete(http_parser *p)
 		conn_write_on(c);
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	}
-	conn_arm(c, c->srv->conf.body_timeout_ms);
+	c->arm_ms = c->srv->conf.body_timeout_ms;
 	return 0;
 }
 
@@ -459,7 +500,15 @@ on_body(http_parser *p, const char *at, size_t len)
 			cap *= 2;
 		if (cap > c->srv->conf.max_body)
 			cap = c->srv->conf.max_body;
-		req->body = xrealloc(req->body, cap);
+		if (req->body_inline) {
+			char *b = xmalloc(cap);
+
+			memcpy(b, req->body, req->body_len);
+			req->body = b;
+			req->body_inline = false;
+		} else {
+			req->body = xrealloc(req->body, cap);
+		}
 		req->body_cap = cap;
 	}
 	memcpy(req->body + req->body_len, at, len);
@@ -580,6 +629,7 @@ conn_dispatch(struct http_conn *c)
 	struct http_request *req = c->req;
 
 	evtimer_del(c->timer);
+	c->arm_ms = 0;
 	c->state = C_HELD;
 	c->started = false;
 	if (!c->counted && srv->conf.max_conns_per_addr &&
@@ -631,6 +681,7 @@ conn_process(struct http_conn *c)
 		evbuffer_drain(in, n);
 	}
 	c->in_process = false;
+	conn_arm_pending(c);
 }
 
 /* Bytes arrived: parse them, cap them while held, discard them when closing. */
@@ -691,6 +742,7 @@ conn_parse_direct(struct http_conn *c, const char *buf, size_t n)
 		off += k;
 	}
 	c->in_process = false;
+	conn_arm_pending(c);
 	if (off < n && c->state != C_CLOSING) {
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 
@@ -1201,8 +1253,8 @@ http_request_get_data(const struct http_request *req)
 static void
 request_free(struct http_request *req)
 {
-	free(req->hdr);
-	free(req->body);
+	if (!req->body_inline)
+		free(req->body);
 	free(req);
 }
 

@@ -542,22 +542,24 @@ conn_send(struct up_conn *c)
 	c->state = CS_BUSY;
 	evtimer_del(c->timer);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add_reference(out, req->wire, req->wire_len, NULL, NULL);
-	bufferevent_enable(c->bev, EV_WRITE);
 	/*
-	 * Plain TCP: write now rather than on the next loop pass. When it all
-	 * went out, dropping the write interest cancels the one just asked for
-	 * within this pass (the epoll changelist folds the two): no epoll_ctl
-	 * and no extra wakeup per request. What is left is libevent's to write.
-	 * (A socket bufferevent keeps its output's front frozen but while it
-	 * writes.)
+	 * Plain TCP with nothing queued: send now, straight from the request's
+	 * bytes, rather than on the next loop pass; the write interest and the
+	 * output buffer are touched only for what the socket did not take (and
+	 * libevent reports a failed send when it writes the rest).
 	 */
-	if (c->u->ssl_ctx == NULL) {
-		evbuffer_unfreeze(out, 1);
-		evbuffer_write(out, bufferevent_getfd(c->bev));
-		evbuffer_freeze(out, 1);
-		if (evbuffer_get_length(out) == 0)
-			bufferevent_disable(c->bev, EV_WRITE);
+	if (c->u->ssl_ctx == NULL && evbuffer_get_length(out) == 0) {
+		ssize_t n = send(bufferevent_getfd(c->bev), req->wire, req->wire_len, MSG_NOSIGNAL);
+		size_t done = n > 0 ? (size_t)n : 0;
+
+		if (done < req->wire_len) {
+			evbuffer_add_reference(out, req->wire + done, req->wire_len - done, NULL,
+			                       NULL);
+			bufferevent_enable(c->bev, EV_WRITE);
+		}
+	} else {
+		evbuffer_add_reference(out, req->wire, req->wire_len, NULL, NULL);
+		bufferevent_enable(c->bev, EV_WRITE);
 	}
 	if (!req->paused)
 		conn_read_on(c);
@@ -1203,7 +1205,22 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	hlen = strlen(u->host_hdr);
 	need_len = spec->body_len > 0 || strcmp(spec->method, "POST") == 0 ||
 	           strcmp(spec->method, "PUT") == 0 || strcmp(spec->method, "PATCH") == 0;
-	cl = need_len ? snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", spec->body_len) : 0;
+	cl = 0;
+	if (need_len) { /* "Content-Length: N\r\n", N in decimal */
+		char digits[24];
+		size_t nd = 0, v = spec->body_len;
+
+		do {
+			digits[nd++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v != 0);
+		memcpy(clen, "Content-Length: ", 16);
+		cl = 16;
+		while (nd > 0)
+			clen[cl++] = digits[--nd];
+		clen[cl++] = '\r';
+		clen[cl++] = '\n';
+	}
 	total = mlen + 1 + tlen + sizeof(" HTTP/1.1\r\nHost: ") - 1 + hlen + 2 + (size_t)cl + 2 +
 	        spec->body_len;
 	lens = spec->nheaders <= 64 ? lens_stack : xcalloc(2 * spec->nheaders, sizeof(*lens));
