@@ -180,6 +180,8 @@ hold_begin(struct exchange *x, bool mailbox)
 		return;
 	x->held_gauge = mailbox ? 2 : 1;
 	abq_metrics_held(mailbox, +1);
+	if (x->hreq != NULL)
+		http_request_held(x->hreq);
 }
 
 /* The hold ends, whichever way; a no-op when nothing is held. */

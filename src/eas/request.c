@@ -154,11 +154,10 @@ enum b64tag {
  * parser runs for every request the gateway takes, so this keeps it at one
  * malloc and one free where it had a dozen of each.
  */
-#define REQ_ARENA 1024
 struct req_block {
 	struct eas_request req; /* first: the block is freed through &req */
-	size_t used;
-	char arena[REQ_ARENA];
+	size_t used, cap;
+	char arena[]; /* cap bytes, sized from the request (req_arena_size) */
 };
 
 /* What one parse carries besides the request: where errors go, what was seen. */
@@ -193,7 +192,7 @@ req_alloc(struct parse_ctx *c, size_t n)
 {
 	struct req_block *b = (struct req_block *)c->req;
 
-	if (n <= REQ_ARENA - b->used) {
+	if (n <= b->cap - b->used) {
 		char *p = b->arena + b->used;
 
 		b->used += n;
@@ -221,7 +220,7 @@ req_str_free(struct eas_request *r, char *p)
 
 	uintptr_t a = (uintptr_t)b->arena, q = (uintptr_t)p;
 
-	if (p != NULL && (q < a || q >= a + REQ_ARENA))
+	if (p != NULL && (q < a || q >= a + b->cap))
 		free(p);
 }
 
@@ -1179,11 +1178,12 @@ out:
 
 /* The headers abqd reads: credentials, policy key, version and the plain ones. */
 static enum eas_req_err
-parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n)
+parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n,
+              const struct hdr_index *ixp)
 {
 	struct eas_request *r = c->req;
+	const struct hdr_index ix = *ixp;
 	enum eas_req_err err;
-	struct hdr_index ix;
 	const char *v;
 	size_t len;
 
@@ -1193,7 +1193,6 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n)
 		if (h[i].name == NULL || h[i].value == NULL)
 			return req_fail(c, EAS_REQ_EINVAL, "header %zu has no name or value", i);
 
-	index_headers(h, n, &ix);
 	v = header_get(c, &ix, KH_AUTH, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
@@ -1269,6 +1268,24 @@ check_request(struct parse_ctx *c)
 	return EAS_REQ_OK;
 }
 
+/*
+ * The arena for a request's strings: what its target and the headers read
+ * can give at most (decoded values, the hex DeviceId, the credentials and
+ * the account), within bounds. A held request keeps its block for as long
+ * as it is held, so it is sized, not fixed; what does not fit gets a malloc.
+ */
+static size_t
+req_arena_size(const char *target, const struct hdr_index *ix)
+{
+	size_t est = 64 + 2 * strnlen(target, EAS_REQ_TARGET_MAX + 1);
+
+	for (int k = 0; k < KH_COUNT; k++)
+		if (ix->first[k] != NULL)
+			est +=
+			    (k == KH_AUTH ? 3 : 1) * strnlen(ix->first[k], EAS_REQ_HEADER_MAX + 1);
+	return est < 256 ? 256 : est > 4096 ? 4096 : est;
+}
+
 /* Understand one request; see request.h. */
 enum eas_req_err
 eas_request_parse(const struct eas_request_config *cfg, const char *method, const char *target,
@@ -1276,6 +1293,7 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
                   char *errbuf, size_t errlen)
 {
 	struct parse_ctx c = {.errbuf = errbuf, .errlen = errlen};
+	struct hdr_index ix;
 	enum eas_req_err err;
 
 	if (errbuf != NULL && errlen > 0)
@@ -1285,17 +1303,30 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 	*req_r = NULL;
 	if (method == NULL || target == NULL || (headers == NULL && n_headers > 0))
 		return req_fail(&c, EAS_REQ_EINVAL, "method, target or headers missing");
+	/* The headers are looked at once, here; parse_headers refuses bad ones. */
+	memset(&ix, 0, sizeof(ix));
+	if (n_headers <= EAS_REQ_HEADERS_MAX) {
+		size_t i;
+
+		for (i = 0; i < n_headers; i++)
+			if (headers[i].name == NULL || headers[i].value == NULL)
+				break;
+		if (i == n_headers)
+			index_headers(headers, n_headers, &ix);
+	}
 	{
-		struct req_block *b = xmalloc(sizeof(*b)); /* the arena is not zeroed */
+		size_t cap = req_arena_size(target, &ix);
+		struct req_block *b = xmalloc(sizeof(*b) + cap); /* the arena is not zeroed */
 
 		memset(&b->req, 0, sizeof(b->req));
 		b->used = 0;
+		b->cap = cap;
 		c.req = &b->req;
 	}
 	c.req->no_auth = true;
 	if ((err = parse_method(&c, method)) != EAS_REQ_OK ||
 	    (err = parse_target(&c, cfg, target)) != EAS_REQ_OK ||
-	    (err = parse_headers(&c, headers, n_headers)) != EAS_REQ_OK ||
+	    (err = parse_headers(&c, headers, n_headers, &ix)) != EAS_REQ_OK ||
 	    (err = check_request(&c)) != EAS_REQ_OK) {
 		eas_request_free(&c.req);
 		return err;

@@ -1236,6 +1236,18 @@ http_request_client(struct http_request *req)
 }
 
 void
+http_request_held(struct http_request *req)
+{
+	struct http_conn *c = req->conn;
+
+	if (c != NULL && c->hlen == 0) {
+		free(c->hbuf);
+		c->hbuf = NULL;
+		c->hcap = 0;
+	}
+}
+
+void
 http_request_set_data(struct http_request *req, void *data)
 {
 	req->data = data;

@@ -131,6 +131,12 @@ const char *http_request_peer(struct http_request *req);
 const char *http_request_client(struct http_request *req);
 bool http_request_is_tls(const struct http_request *req);
 void http_request_set_data(struct http_request *req, void *data);
+/*
+ * The handler will answer req late (a long poll): its connection gives back
+ * the scratch memory it keeps between requests, which matters with tens of
+ * thousands held.
+ */
+void http_request_held(struct http_request *req);
 void *http_request_get_data(const struct http_request *req);
 
 /*
