@@ -483,6 +483,27 @@ static const struct upstream_cbs up_cbs = {
     .on_done = up_on_done,
 };
 
+/*
+ * a, sep and b joined: in stack (cap bytes) when they fit, which is the usual
+ * case on this per-request path, else in spill (the caller frees spill->p).
+ */
+static const char *
+join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b)
+{
+	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+
+	if (la + ls + lb < cap) {
+		memcpy(stack, a, la);
+		memcpy(stack + la, sep, ls);
+		memcpy(stack + la + ls, b, lb + 1);
+		return stack;
+	}
+	sbuf_addn(spill, a, la);
+	sbuf_addn(spill, sep, ls);
+	sbuf_addn(spill, b, lb);
+	return spill->p;
+}
+
 /* Forward the request as it came, to the upstream. */
 static void
 proxy(struct exchange *x)
@@ -498,22 +519,11 @@ proxy(struct exchange *x)
 	struct sbuf tb = {0}, xb = {0};
 	char tstack[512], xstack[128];
 
-	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH) {
+	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
 		target = url;
-	} else {
-		const char *base = upstream_base_path(gw->up);
-		size_t blen = strlen(base), qlen = q ? strlen(q) : 0;
-
-		if (blen + qlen < sizeof(tstack)) {
-			memcpy(tstack, base, blen);
-			memcpy(tstack + blen, q ? q : "", qlen + 1);
-			target = tstack;
-		} else {
-			sbuf_add(&tb, base);
-			sbuf_add(&tb, q ? q : "");
-			target = tb.p;
-		}
-	}
+	else
+		target =
+		    join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up), "", q ? q : "");
 	for (size_t i = 0;
 	     http_request_header_at(hreq, i, &name, &value) && n < EAS_REQ_HEADERS_MAX; i++) {
 		if (strcasecmp(name, "X-Forwarded-For") == 0)
@@ -526,19 +536,7 @@ proxy(struct exchange *x)
 	}
 	const char *peer = http_request_peer(hreq);
 	h[n].name = "X-Forwarded-For";
-	if (xff_in == NULL) {
-		h[n++].value = peer;
-	} else if (strlen(xff_in) + strlen(peer) + 3 <= sizeof(xstack)) {
-		size_t a = strlen(xff_in), b = strlen(peer);
-
-		memcpy(xstack, xff_in, a);
-		memcpy(xstack + a, ", ", 2);
-		memcpy(xstack + a + 2, peer, b + 1);
-		h[n++].value = xstack;
-	} else {
-		sbuf_printf(&xb, "%s, %s", xff_in, peer);
-		h[n++].value = xb.p;
-	}
+	h[n++].value = xff_in ? join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer) : peer;
 	h[n].name = "X-Forwarded-Proto";
 	h[n++].value = http_request_is_tls(hreq) ? "https" : "http";
 

@@ -102,35 +102,25 @@ enum qparam {
 	QP_COUNT
 };
 
-static const char *const qparam_names[QP_COUNT] = {
-    [QP_CMD] = "Cmd",
-    [QP_USER] = "User",
-    [QP_DEVICEID] = "DeviceId",
-    [QP_DEVICETYPE] = "DeviceType",
-    [QP_ATTACHMENTNAME] = "AttachmentName",
-    [QP_COLLECTIONID] = "CollectionId",
-    [QP_ITEMID] = "ItemId",
-    [QP_LONGID] = "LongId",
-    [QP_OCCURRENCE] = "Occurrence",
-    [QP_SAVEINSENT] = "SaveInSent",
-    [QP_POLICYKEY] = "PolicyKey",
-    [QP_ACCEPTMULTIPART] = "AcceptMultiPart",
-};
+/* A name with its length, for tables compared length first. */
+#define NAME_LEN(s) s, sizeof(s) - 1
 
-/* The length of each name, compared before the name. */
-static const unsigned char qparam_lens[QP_COUNT] = {
-    [QP_CMD] = sizeof("Cmd") - 1,
-    [QP_USER] = sizeof("User") - 1,
-    [QP_DEVICEID] = sizeof("DeviceId") - 1,
-    [QP_DEVICETYPE] = sizeof("DeviceType") - 1,
-    [QP_ATTACHMENTNAME] = sizeof("AttachmentName") - 1,
-    [QP_COLLECTIONID] = sizeof("CollectionId") - 1,
-    [QP_ITEMID] = sizeof("ItemId") - 1,
-    [QP_LONGID] = sizeof("LongId") - 1,
-    [QP_OCCURRENCE] = sizeof("Occurrence") - 1,
-    [QP_SAVEINSENT] = sizeof("SaveInSent") - 1,
-    [QP_POLICYKEY] = sizeof("PolicyKey") - 1,
-    [QP_ACCEPTMULTIPART] = sizeof("AcceptMultiPart") - 1,
+static const struct {
+	const char *name;
+	size_t len;
+} qparams[QP_COUNT] = {
+    [QP_CMD] = {NAME_LEN("Cmd")},
+    [QP_USER] = {NAME_LEN("User")},
+    [QP_DEVICEID] = {NAME_LEN("DeviceId")},
+    [QP_DEVICETYPE] = {NAME_LEN("DeviceType")},
+    [QP_ATTACHMENTNAME] = {NAME_LEN("AttachmentName")},
+    [QP_COLLECTIONID] = {NAME_LEN("CollectionId")},
+    [QP_ITEMID] = {NAME_LEN("ItemId")},
+    [QP_LONGID] = {NAME_LEN("LongId")},
+    [QP_OCCURRENCE] = {NAME_LEN("Occurrence")},
+    [QP_SAVEINSENT] = {NAME_LEN("SaveInSent")},
+    [QP_POLICYKEY] = {NAME_LEN("PolicyKey")},
+    [QP_ACCEPTMULTIPART] = {NAME_LEN("AcceptMultiPart")},
 };
 
 /* The base64 parameter tags (MS-ASHTTP 2.2.1.1.1.1.3). */
@@ -499,7 +489,7 @@ static enum eas_req_err
 plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 {
 	struct eas_request *r = c->req;
-	const char *name = qparam_names[qp];
+	const char *name = qparams[qp].name;
 
 	if (!no_ctl(value, len))
 		return req_fail(c, EAS_REQ_EPARAM, "query: %s holds a control character", name);
@@ -617,7 +607,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			break;
 		}
 		for (qp = 0; qp < QP_COUNT; qp++)
-			if (qparam_lens[qp] == nlen && strcasecmp(name, qparam_names[qp]) == 0)
+			if (qparams[qp].len == nlen && strcasecmp(name, qparams[qp].name) == 0)
 				break;
 		if (qp == QP_COUNT) {
 			if (nlen > 64 || vlen > EAS_REQ_VALUE_MAX)
@@ -632,7 +622,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		}
 		if (seen[qp]) {
 			err = req_fail(c, EAS_REQ_EDUPPARAM, "query: %s given twice",
-			               qparam_names[qp]);
+			               qparams[qp].name);
 			continue;
 		}
 		seen[qp] = true;
@@ -1021,12 +1011,12 @@ static const struct {
 	size_t len;
 	bool single; /* a second one is an error; else the first counts */
 } known_hdrs[KH_COUNT] = {
-    [KH_AUTH] = {"Authorization", 13, true},
-    [KH_VERSION] = {"MS-ASProtocolVersion", 20, true},
-    [KH_POLICYKEY] = {"X-MS-PolicyKey", 14, true},
-    [KH_MULTIPART] = {"MS-ASAcceptMultiPart", 20, true},
-    [KH_UA] = {"User-Agent", 10, false},
-    [KH_CTYPE] = {"Content-Type", 12, false},
+    [KH_AUTH] = {NAME_LEN("Authorization"), true},
+    [KH_VERSION] = {NAME_LEN("MS-ASProtocolVersion"), true},
+    [KH_POLICYKEY] = {NAME_LEN("X-MS-PolicyKey"), true},
+    [KH_MULTIPART] = {NAME_LEN("MS-ASAcceptMultiPart"), true},
+    [KH_UA] = {NAME_LEN("User-Agent"), false},
+    [KH_CTYPE] = {NAME_LEN("Content-Type"), false},
 };
 
 /* Where each known header is: its first occurrence, and how many there are. */
@@ -1178,11 +1168,9 @@ out:
 
 /* The headers abqd reads: credentials, policy key, version and the plain ones. */
 static enum eas_req_err
-parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n,
-              const struct hdr_index *ixp)
+parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n, const struct hdr_index *ix)
 {
 	struct eas_request *r = c->req;
-	const struct hdr_index ix = *ixp;
 	enum eas_req_err err;
 	const char *v;
 	size_t len;
@@ -1193,13 +1181,13 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n,
 		if (h[i].name == NULL || h[i].value == NULL)
 			return req_fail(c, EAS_REQ_EINVAL, "header %zu has no name or value", i);
 
-	v = header_get(c, &ix, KH_AUTH, &len, &err);
+	v = header_get(c, ix, KH_AUTH, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL && len > 0 && (err = parse_authorization(c, v, len)) != EAS_REQ_OK)
 		return err;
 
-	v = header_get(c, &ix, KH_VERSION, &len, &err);
+	v = header_get(c, ix, KH_VERSION, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL && r->protocol_version == NULL) {
@@ -1211,7 +1199,7 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n,
 		r->protocol_version = s;
 	}
 
-	v = header_get(c, &ix, KH_POLICYKEY, &len, &err);
+	v = header_get(c, ix, KH_POLICYKEY, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL && len > 0 && r->query_form != EAS_QUERY_BASE64) {
@@ -1225,7 +1213,7 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n,
 		r->policy_key = c->query_policy_key;
 	}
 
-	v = header_get(c, &ix, KH_MULTIPART, &len, &err);
+	v = header_get(c, ix, KH_MULTIPART, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL) {
@@ -1235,12 +1223,12 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n,
 			return req_fail(c, EAS_REQ_EHEADER, "MS-ASAcceptMultiPart must be T or F");
 	}
 
-	v = header_get(c, &ix, KH_UA, &len, &err);
+	v = header_get(c, ix, KH_UA, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL)
 		r->user_agent = req_strndup(c, v, len);
-	v = header_get(c, &ix, KH_CTYPE, &len, &err);
+	v = header_get(c, ix, KH_CTYPE, &len, &err);
 	if (err != EAS_REQ_OK)
 		return err;
 	if (v != NULL)

@@ -495,6 +495,22 @@ account_part(const char *user, size_t *lenp)
 	return p;
 }
 
+/* v in decimal into buf (at least 20 bytes), not terminated; returns the length. */
+size_t
+fmt_u64(char *buf, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
 /* Whether user names account (as account_normalize would give it), without a copy. */
 bool
 account_is(const char *user, const char *account)

@@ -83,6 +83,8 @@ int64_t abq_now(void);
 char *account_normalize(const char *user);
 /* Where account_normalize's account lies in user (*len bytes, case as sent), or NULL. */
 const char *account_part(const char *user, size_t *len);
+/* v in decimal into buf (at least 20 bytes), not terminated; returns the length. */
+size_t fmt_u64(char *buf, uint64_t v);
 /* Whether user normalizes to account; no allocation. */
 bool account_is(const char *user, const char *account);
 /*

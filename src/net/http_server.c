@@ -645,6 +645,40 @@ conn_dispatch(struct http_conn *c)
 	srv->handler.on_request(req, srv->arg);
 }
 
+/*
+ * Run the parser over buf[0..n) while the connection reads, dispatching each
+ * whole request. Returns the bytes consumed: fewer than n when the
+ * connection stopped reading (a request is out, or it is closing), all of
+ * them on a parse error (the connection is closing then).
+ */
+static size_t
+conn_parse(struct http_conn *c, const char *buf, size_t n)
+{
+	size_t off = 0;
+
+	while (off < n && c->state == C_READING) {
+		size_t k = http_parser_execute(&c->parser, &c->srv->settings, buf + off, n - off);
+		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+
+		off += k;
+		if (e == HPE_PAUSED) {
+			conn_dispatch(c);
+			continue;
+		}
+		if (e != HPE_OK) {
+			conn_fail(c, c->err_status ? c->err_status : 400,
+			          http_errno_description(e));
+			return n;
+		}
+		if (off < n) {
+			/* the parser stopped without pausing: not a request we serve */
+			conn_fail(c, 400, "unparsed bytes after the request");
+			return n;
+		}
+	}
+	return off;
+}
+
 /* Parse what is buffered until a request is dispatched or input runs out. */
 static void
 conn_process(struct http_conn *c)
@@ -656,29 +690,10 @@ conn_process(struct http_conn *c)
 	c->in_process = true;
 	while (c->state == C_READING && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
-		size_t n;
-		enum http_errno e;
 
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		n = http_parser_execute(&c->parser, &c->srv->settings, v.iov_base, v.iov_len);
-		e = HTTP_PARSER_ERRNO(&c->parser);
-		if (e == HPE_PAUSED) {
-			evbuffer_drain(in, n);
-			conn_dispatch(c);
-			continue;
-		}
-		if (e != HPE_OK) {
-			conn_fail(c, c->err_status ? c->err_status : 400,
-			          http_errno_description(e));
-			break;
-		}
-		if (n < v.iov_len) {
-			/* the parser stopped without pausing: not a request we serve */
-			conn_fail(c, 400, "unparsed bytes after the request");
-			break;
-		}
-		evbuffer_drain(in, n);
+		evbuffer_drain(in, conn_parse(c, v.iov_base, v.iov_len));
 	}
 	c->in_process = false;
 	conn_arm_pending(c);
@@ -716,31 +731,10 @@ conn_on_read(struct bufferevent *bev, void *arg)
 static void
 conn_parse_direct(struct http_conn *c, const char *buf, size_t n)
 {
-	size_t off = 0;
+	size_t off;
 
 	c->in_process = true;
-	while (off < n && c->state == C_READING) {
-		size_t k = http_parser_execute(&c->parser, &c->srv->settings, buf + off, n - off);
-		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-
-		if (e == HPE_PAUSED) {
-			off += k;
-			conn_dispatch(c);
-			continue;
-		}
-		if (e != HPE_OK) {
-			conn_fail(c, c->err_status ? c->err_status : 400,
-			          http_errno_description(e));
-			off = n;
-			break;
-		}
-		if (k < n - off) {
-			conn_fail(c, 400, "unparsed bytes after the request");
-			off = n;
-			break;
-		}
-		off += k;
-	}
+	off = conn_parse(c, buf, n);
 	c->in_process = false;
 	conn_arm_pending(c);
 	if (off < n && c->state != C_CLOSING) {
@@ -1297,22 +1291,6 @@ head_put(struct head_buf *b, const char *s, size_t len)
 	}
 	memcpy(b->buf + b->n, s, len);
 	b->n += len;
-}
-
-/* v in decimal into buf (at least 21 bytes, not terminated); returns the length. */
-static size_t
-fmt_u64(char *buf, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	return n;
 }
 
 /* Write the status line and headers; choose the framing. */

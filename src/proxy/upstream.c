@@ -1206,18 +1206,9 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	need_len = spec->body_len > 0 || strcmp(spec->method, "POST") == 0 ||
 	           strcmp(spec->method, "PUT") == 0 || strcmp(spec->method, "PATCH") == 0;
 	cl = 0;
-	if (need_len) { /* "Content-Length: N\r\n", N in decimal */
-		char digits[24];
-		size_t nd = 0, v = spec->body_len;
-
-		do {
-			digits[nd++] = (char)('0' + v % 10);
-			v /= 10;
-		} while (v != 0);
+	if (need_len) { /* "Content-Length: N\r\n" */
 		memcpy(clen, "Content-Length: ", 16);
-		cl = 16;
-		while (nd > 0)
-			clen[cl++] = digits[--nd];
+		cl = 16 + (int)fmt_u64(clen + 16, spec->body_len);
 		clen[cl++] = '\r';
 		clen[cl++] = '\n';
 	}
