@@ -93,6 +93,34 @@ struct gateway {
 	unsigned trim_last;            /* in_flight at the previous tick */
 };
 
+/* What became of a request (the outcomes table below gives its word and metric). */
+enum outcome {
+	OUT_NONE, /* not decided yet: "-" in the log line */
+	OUT_PROXIED,
+	OUT_MAILBOX,
+	OUT_MAILBOX_HELD,
+	OUT_BLOCKED,
+	OUT_LIMIT,
+	OUT_UNAUTHORIZED,
+	OUT_RATE_LIMITED,
+	OUT_BAD_REQUEST,
+	OUT_BAD_WBXML,
+	OUT_NOT_FOUND,
+	OUT_START_OVER,
+	OUT_CUT,
+	OUT_CLIENT_GONE,
+	OUT_CLIENT_GONE_WHILE_HELD,
+	OUT_UPSTREAM_FAILED,
+	OUT_UPSTREAM_BUSY,
+	OUT_STORE_FAILED,
+	OUT_STORE_LOST,
+	OUT_MAILBOX_FAILED,
+	OUT_AUTH_UNAVAILABLE,
+	OUT_NO_DECISION,
+	OUT_SHUTTING_DOWN,
+	OUT_COUNT
+};
+
 struct exchange {
 	struct gateway *gw;
 	struct exchange *prev, *next;
@@ -102,7 +130,7 @@ struct exchange {
 	struct storeq_job *job;
 	struct upstream_req *ureq;
 	struct timespec t0;
-	const char *outcome; /* for the log line: "proxied", "blocked", ... */
+	enum outcome outcome;
 	enum abq_state decision;
 	int upstream_status;
 	int status;
@@ -195,44 +223,49 @@ hold_end(struct exchange *x)
 }
 
 /*
- * The metrics outcome of a finished exchange, from the log line's outcome word
- * (one place decides both, so they cannot disagree). OPTIONS and passthrough
- * requests count as other, as metrics.h says.
+ * What became of a request: its word in the log line and its outcome in
+ * abqd_requests_total (docs/api.md), in one table so the two cannot disagree.
+ * OPTIONS and passthrough requests that were proxied count as other.
  */
+static const struct {
+	const char *word;
+	enum abq_req_outcome metric;
+} outcomes[OUT_COUNT] = {
+    [OUT_NONE] = {"-", ABQ_OUTCOME_OTHER},
+    [OUT_PROXIED] = {"proxied", ABQ_OUTCOME_PROXIED},
+    [OUT_MAILBOX] = {"mailbox", ABQ_OUTCOME_MAILBOX},
+    [OUT_MAILBOX_HELD] = {"mailbox-held", ABQ_OUTCOME_OTHER},
+    [OUT_BLOCKED] = {"blocked", ABQ_OUTCOME_BLOCKED},
+    [OUT_LIMIT] = {"limit", ABQ_OUTCOME_LIMIT},
+    [OUT_UNAUTHORIZED] = {"unauthorized", ABQ_OUTCOME_UNAUTHORIZED},
+    [OUT_RATE_LIMITED] = {"rate-limited", ABQ_OUTCOME_RATE_LIMITED},
+    [OUT_BAD_REQUEST] = {"bad-request", ABQ_OUTCOME_BAD_REQUEST},
+    [OUT_BAD_WBXML] = {"bad-wbxml", ABQ_OUTCOME_BAD_REQUEST},
+    [OUT_NOT_FOUND] = {"not-found", ABQ_OUTCOME_OTHER},
+    [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
+    [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
+    [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
+    [OUT_CLIENT_GONE_WHILE_HELD] = {"client-gone-while-held", ABQ_OUTCOME_OTHER},
+    [OUT_UPSTREAM_FAILED] = {"upstream-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_UPSTREAM_BUSY] = {"upstream-busy", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_STORE_FAILED] = {"store-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_STORE_LOST] = {"store-lost", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_MAILBOX_FAILED] = {"mailbox-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_AUTH_UNAVAILABLE] = {"auth-unavailable", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_NO_DECISION] = {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_SHUTTING_DOWN] = {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
+};
+
+/* The metrics outcome of a finished exchange. */
 static enum abq_req_outcome
 metrics_outcome(const struct exchange *x)
 {
-	static const struct {
-		const char *word;
-		enum abq_req_outcome o;
-	} map[] = {
-	    {"mailbox", ABQ_OUTCOME_MAILBOX},
-	    {"blocked", ABQ_OUTCOME_BLOCKED},
-	    {"limit", ABQ_OUTCOME_LIMIT},
-	    {"unauthorized", ABQ_OUTCOME_UNAUTHORIZED},
-	    {"rate-limited", ABQ_OUTCOME_RATE_LIMITED},
-	    {"bad-request", ABQ_OUTCOME_BAD_REQUEST},
-	    {"bad-wbxml", ABQ_OUTCOME_BAD_REQUEST},
-	    {"upstream-failed", ABQ_OUTCOME_UNAVAILABLE},
-	    {"upstream-busy", ABQ_OUTCOME_UNAVAILABLE},
-	    {"store-failed", ABQ_OUTCOME_UNAVAILABLE},
-	    {"mailbox-failed", ABQ_OUTCOME_UNAVAILABLE},
-	    {"auth-unavailable", ABQ_OUTCOME_UNAVAILABLE},
-	    {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
-	    {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
-	};
-
-	if (x->outcome == NULL)
-		return ABQ_OUTCOME_OTHER;
-	if (strcmp(x->outcome, "proxied") == 0)
+	if (x->outcome == OUT_PROXIED)
 		return x->ereq != NULL && x->ereq->path_kind == EAS_PATH_EAS &&
 		               x->ereq->method == EAS_METHOD_POST
 		           ? ABQ_OUTCOME_PROXIED
 		           : ABQ_OUTCOME_OTHER;
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(x->outcome, map[i].word) == 0)
-			return map[i].o;
-	return ABQ_OUTCOME_OTHER; /* not-found, start-over, cut, client-gone... */
+	return outcomes[x->outcome].metric;
 }
 
 static long long
@@ -265,7 +298,7 @@ exchange_finish(struct exchange *x)
 		         r && r->protocol_version ? r->protocol_version : "-",
 		         x->client[0] ? x->client : "-",
 		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
-		         x->outcome ? x->outcome : "-", up, x->status, elapsed_ms(x));
+		         outcomes[x->outcome].word, up, x->status, elapsed_ms(x));
 	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
 	hold_end(x);
 	if (x->ap != NULL)
@@ -327,12 +360,12 @@ static void
 respond_401(struct exchange *x)
 {
 	static const char *const h[] = {"WWW-Authenticate", "Basic realm=\"ActiveSync\"", NULL};
-	x->outcome = "unauthorized";
+	x->outcome = OUT_UNAUTHORIZED;
 	respond_text(x, 401, "authentication required\n", h);
 }
 
 static void
-respond_503(struct exchange *x, const char *why, const char *retry_after)
+respond_503(struct exchange *x, enum outcome why, const char *retry_after)
 {
 	const char *const h[] = {"Retry-After", retry_after, NULL};
 	x->outcome = why;
@@ -341,7 +374,7 @@ respond_503(struct exchange *x, const char *why, const char *retry_after)
 
 /* The command's own failure answer: 200 with Status, or 403. */
 static void
-deny(struct exchange *x, int eas_status, const char *outcome)
+deny(struct exchange *x, int eas_status, enum outcome outcome)
 {
 	int http;
 	uint8_t *body = NULL;
@@ -468,10 +501,10 @@ up_on_done(void *arg, enum upstream_result result)
 	         x->ereq->account ? x->ereq->account : "-",
 	         x->ereq->device_id ? x->ereq->device_id : "-");
 	if (!x->started) {
-		respond_503(x, "upstream-failed", RETRY_AFTER_S);
+		respond_503(x, OUT_UPSTREAM_FAILED, RETRY_AFTER_S);
 		return;
 	}
-	x->outcome = "upstream-failed";
+	x->outcome = OUT_UPSTREAM_FAILED;
 	http_response_abort(x->hreq);
 	x->hreq = NULL;
 	exchange_finish(x);
@@ -552,12 +585,12 @@ proxy(struct exchange *x)
 	    .body_len = blen,
 	    .timeout = x->held ? HELD_TIMEOUT_S : UPSTREAM_TIMEOUT_DEFAULT,
 	};
-	x->outcome = "proxied";
+	x->outcome = OUT_PROXIED;
 	x->ureq = upstream_send(gw->up, &spec, &up_cbs, x);
 	free(tb.p);
 	free(xb.p);
 	if (x->ureq == NULL)
-		respond_503(x, "upstream-busy", RETRY_AFTER_S);
+		respond_503(x, OUT_UPSTREAM_BUSY, RETRY_AFTER_S);
 	else if (x->held)
 		hold_begin(x, false);
 }
@@ -605,7 +638,7 @@ start_over(struct exchange *x)
 		eas_serve_out_clear(&out);
 		return false;
 	}
-	x->outcome = "start-over";
+	x->outcome = OUT_START_OVER;
 	respond_out(x, &out);
 	eas_serve_out_clear(&out);
 	return true;
@@ -623,7 +656,7 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 	event_free(x->hold_timer);
 	x->hold_timer = NULL;
 	hold_end(x);
-	x->outcome = "mailbox";
+	x->outcome = OUT_MAILBOX;
 	respond_out(x, &out);
 	eas_serve_out_clear(&out);
 }
@@ -639,10 +672,10 @@ served(void *arg, int rv, struct eas_serve_out *out, const char *errmsg)
 		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd),
 		         errmsg ? errmsg : "failed");
 		if (out->http_status >= 400 && out->http_status < 500) {
-			x->outcome = "mailbox";
+			x->outcome = OUT_MAILBOX;
 			respond_out(x, out);
 		} else {
-			respond_503(x, "mailbox-failed", RETRY_AFTER_S);
+			respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
 		}
 		return;
 	}
@@ -651,13 +684,13 @@ served(void *arg, int rv, struct eas_serve_out *out, const char *errmsg)
 		x->hold = *out;
 		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
 		x->held = true;
-		x->outcome = "mailbox-held";
+		x->outcome = OUT_MAILBOX_HELD;
 		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
 		evtimer_add(x->hold_timer, &tv);
 		hold_begin(x, true);
 		return;
 	}
-	x->outcome = "mailbox";
+	x->outcome = OUT_MAILBOX;
 	respond_out(x, out);
 }
 
@@ -705,16 +738,16 @@ act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 		break;
 	case ABQ_STATE_BLOCKED:
 		if (reason == ABQ_REASON_LIMIT)
-			deny(x, EAS_STATUS_MAX_DEVICES, "limit");
+			deny(x, EAS_STATUS_MAX_DEVICES, OUT_LIMIT);
 		else
-			deny(x, EAS_STATUS_DEVICE_BLOCKED, "blocked");
+			deny(x, EAS_STATUS_DEVICE_BLOCKED, OUT_BLOCKED);
 		break;
 	case ABQ_STATE_QUARANTINED:
 	case ABQ_STATE_DISCOVERY:
 		serve_mailbox(x);
 		break;
 	default:
-		respond_503(x, "no-decision", RETRY_AFTER_S);
+		respond_503(x, OUT_NO_DECISION, RETRY_AFTER_S);
 		break;
 	}
 }
@@ -762,7 +795,7 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 		} else if (!x->started) {
 			act(x, state, reason);
 		} else {
-			x->outcome = "cut";
+			x->outcome = OUT_CUT;
 			http_response_abort(x->hreq);
 			x->hreq = NULL;
 			exchange_finish(x);
@@ -778,7 +811,7 @@ observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 	x->job = NULL;
 	if (rv != 0) {
 		if (rv > 0) {
-			x->outcome = "bad-request";
+			x->outcome = OUT_BAD_REQUEST;
 			respond_text(x, 400, errmsg ? errmsg : "bad request\n", NULL);
 			return;
 		}
@@ -792,7 +825,7 @@ observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 			act(x, s->state, s->reason);
 			return;
 		}
-		respond_503(x, "store-failed", RETRY_AFTER_S);
+		respond_503(x, OUT_STORE_FAILED, RETRY_AFTER_S);
 		return;
 	}
 	struct devstate *s = dev_slot(x->gw, d->account, d->device_id);
@@ -829,7 +862,7 @@ decide(struct exchange *x)
 
 	if (r->path_kind == EAS_PATH_PASSTHROUGH || r->method != EAS_METHOD_POST ||
 	    r->device_id == NULL) {
-		x->outcome = "proxied";
+		x->outcome = OUT_PROXIED;
 		proxy(x);
 		return;
 	}
@@ -844,7 +877,7 @@ decide(struct exchange *x)
 			log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s", r->account,
 			         r->device_id, eas_cmd_name(r->cmd), msg);
 			free(msg);
-			x->outcome = "bad-wbxml";
+			x->outcome = OUT_BAD_WBXML;
 			respond_text(x, 400, "malformed WBXML body\n", NULL);
 			return;
 		}
@@ -856,7 +889,7 @@ decide(struct exchange *x)
 		struct timeval now;
 		event_base_gettimeofday_cached(gw->base, &now);
 		if (now.tv_sec - down >= gw->store_grace) {
-			respond_503(x, "store-lost", RETRY_AFTER_S);
+			respond_503(x, OUT_STORE_LOST, RETRY_AFTER_S);
 			return;
 		}
 	}
@@ -913,8 +946,8 @@ auth_done(void *arg, enum auth_result result, bool from_cache)
 	case AUTH_UNAVAILABLE:
 	case AUTH_RATE_LIMITED:
 		snprintf(ra, sizeof(ra), "%u", auth_retry_after(x->gw->auth, result));
-		respond_503(x, result == AUTH_RATE_LIMITED ? "rate-limited" : "auth-unavailable",
-		            ra);
+		respond_503(
+		    x, result == AUTH_RATE_LIMITED ? OUT_RATE_LIMITED : OUT_AUTH_UNAVAILABLE, ra);
 		return;
 	}
 }
@@ -944,7 +977,7 @@ on_request(struct http_request *hreq, void *arg)
 
 	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value); i++) {
 		if (n == EAS_REQ_HEADERS_MAX) {
-			x->outcome = "bad-request";
+			x->outcome = OUT_BAD_REQUEST;
 			respond_text(x, 400, "too many headers\n", NULL);
 			return;
 		}
@@ -957,14 +990,14 @@ on_request(struct http_request *hreq, void *arg)
 	                      &x->ereq, err, sizeof(err));
 	if (e != EAS_REQ_OK) {
 		log_warn("addr=%s: bad request: %s", http_request_client(hreq), err);
-		x->outcome = "bad-request";
+		x->outcome = OUT_BAD_REQUEST;
 		char *body = xasprintf("bad request: %s\n", err);
 		respond_text(x, 400, body, NULL);
 		free(body);
 		return;
 	}
 	if (x->ereq->path_kind == EAS_PATH_OTHER) {
-		x->outcome = "not-found";
+		x->outcome = OUT_NOT_FOUND;
 		respond_text(x, 404, "not found\n", NULL);
 		return;
 	}
@@ -988,7 +1021,7 @@ on_abort(struct http_request *hreq, void *arg)
 	(void)arg;
 	if (x == NULL)
 		return;
-	x->outcome = x->held ? "client-gone-while-held" : "client-gone";
+	x->outcome = x->held ? OUT_CLIENT_GONE_WHILE_HELD : OUT_CLIENT_GONE;
 	x->status = 499;
 	x->hreq = NULL;
 	exchange_finish(x);
@@ -1251,7 +1284,7 @@ gateway_drain(struct gateway *gw)
 			continue;
 		upstream_cancel(x->ureq);
 		x->ureq = NULL;
-		respond_503(x, "shutting-down", "5");
+		respond_503(x, OUT_SHUTTING_DOWN, "5");
 	}
 	return gw->in_flight;
 }
