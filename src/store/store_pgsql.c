@@ -1043,6 +1043,21 @@ get_one(struct pg_store *s, enum stmt_id id, struct params *p, const char *what,
 	return ret;
 }
 
+/* Run a statement whose one row holds a count (SELECT count(*)) into *count_r. */
+static int
+count_stmt(struct pg_store *s, enum stmt_id id, struct params *p, size_t *count_r, const char *what,
+           const char **errstr_r)
+{
+	PGresult *res = run_stmt(s, id, p, 0, what, errstr_r);
+
+	p_free(p);
+	if (res == NULL)
+		return -1;
+	*count_r = (size_t)col_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
 /* ---- opening --------------------------------------------------------------- */
 
 static _Thread_local char open_errbuf[1024];
@@ -1576,44 +1591,28 @@ static int
 pgsql_device_delete(struct abq_store *store, const char *device_id, const char *account,
                     size_t *count_r, const char **errstr_r)
 {
-	struct pg_store *s = S(store);
 	struct params p = {0};
-	PGresult *res;
 
 	*count_r = 0;
 	p_key(&p, device_id);
 	if (account)
 		p_text(&p, account);
-	res = run_stmt(s, account ? ST_DEVICE_DELETE_ONE : ST_DEVICE_DELETE_ALL, &p, 0,
-	               "device_delete", errstr_r);
-	p_free(&p);
-	if (res == NULL)
-		return -1;
-	*count_r = (size_t)col_int(res, 0, 0);
-	PQclear(res);
-	return 0;
+	return count_stmt(S(store), account ? ST_DEVICE_DELETE_ONE : ST_DEVICE_DELETE_ALL, &p,
+	                  count_r, "device_delete", errstr_r);
 }
 
 static int
 pgsql_device_count(struct abq_store *store, const char *account, int64_t before, size_t *count_r,
                    const char **errstr_r)
 {
-	struct pg_store *s = S(store);
 	struct params p = {0};
-	PGresult *res;
 
 	*count_r = 0;
 	if (account)
 		p_text(&p, account);
 	p_int(&p, before);
-	res = run_stmt(s, account ? ST_DEVICE_COUNT : ST_DEVICE_COUNT_ALL, &p, 0, "device_count",
-	               errstr_r);
-	p_free(&p);
-	if (res == NULL)
-		return -1;
-	*count_r = (size_t)col_int(res, 0, 0);
-	PQclear(res);
-	return 0;
+	return count_stmt(S(store), account ? ST_DEVICE_COUNT : ST_DEVICE_COUNT_ALL, &p, count_r,
+	                  "device_count", errstr_r);
 }
 
 /* Last-seen updates, in a transaction of their own unless one is open. */
@@ -1715,13 +1714,9 @@ static int
 pgsql_rule_insert(struct abq_store *store, struct abq_rule *r, const char **errstr_r)
 {
 	struct params p = {0};
-	int64_t id = 0; /* -O3 cannot see write_returning set it */
 
 	rule_params(&p, r);
-	if (write_returning(S(store), ST_RULE_INSERT, &p, &id, "rule_insert", errstr_r) < 0)
-		return -1;
-	r->id = id;
-	return 0;
+	return write_returning(S(store), ST_RULE_INSERT, &p, &r->id, "rule_insert", errstr_r);
 }
 
 static int
@@ -2059,26 +2054,17 @@ static int
 pgsql_admin_delete(struct abq_store *store, const char *name, size_t *count_r,
                    const char **errstr_r)
 {
-	struct pg_store *s = S(store);
 	struct params p = {0};
-	PGresult *res;
 
 	*count_r = 0;
 	p_text(&p, name);
-	res = run_stmt(s, ST_ADMIN_DELETE, &p, 0, "admin_delete", errstr_r);
-	p_free(&p);
-	if (res == NULL)
-		return -1;
-	*count_r = (size_t)col_int(res, 0, 0);
-	PQclear(res);
-	return 0;
+	return count_stmt(S(store), ST_ADMIN_DELETE, &p, count_r, "admin_delete", errstr_r);
 }
 
 static int
 pgsql_token_add(struct abq_store *store, struct abq_token *t, const char **errstr_r)
 {
 	struct params p = {0};
-	int64_t id;
 
 	p_text(&p, t->admin);
 	p_text(&p, t->label);
@@ -2086,10 +2072,7 @@ pgsql_token_add(struct abq_store *store, struct abq_token *t, const char **errst
 	p_text(&p, t->created_by);
 	p_int(&p, t->created_at);
 	p_int(&p, t->last_used);
-	if (write_returning(S(store), ST_TOKEN_ADD, &p, &id, "token_add", errstr_r) < 0)
-		return -1;
-	t->id = id;
-	return 0;
+	return write_returning(S(store), ST_TOKEN_ADD, &p, &t->id, "token_add", errstr_r);
 }
 
 static int
@@ -2132,21 +2115,13 @@ static int
 pgsql_token_count(struct abq_store *store, const char *admin, size_t *count_r,
                   const char **errstr_r)
 {
-	struct pg_store *s = S(store);
 	struct params p = {0};
-	PGresult *res;
 
 	*count_r = 0;
 	if (admin)
 		p_text(&p, admin);
-	res = run_stmt(s, admin ? ST_TOKEN_COUNT : ST_TOKEN_COUNT_ALL, &p, 0, "token_count",
-	               errstr_r);
-	p_free(&p);
-	if (res == NULL)
-		return -1;
-	*count_r = (size_t)col_int(res, 0, 0);
-	PQclear(res);
-	return 0;
+	return count_stmt(S(store), admin ? ST_TOKEN_COUNT : ST_TOKEN_COUNT_ALL, &p, count_r,
+	                  "token_count", errstr_r);
 }
 
 /* ---- sync state ------------------------------------------------------------ */

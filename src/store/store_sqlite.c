@@ -1006,16 +1006,23 @@ sqlite_rollback(struct abq_store *store)
 /* ---- point operations -------------------------------------------------- */
 
 /*
- * Run a cached SELECT that yields at most one row into a clear record. Returns
- * 1 (found), 0 (not found) or -1.
+ * Run a cached SELECT that yields at most one row into a clear record, after
+ * its parameters were bound by bind_rc == SQLITE_OK. Returns 1 (found), 0 (not
+ * found) or -1.
  */
 static int
-get_one(struct sqlite_store *s, sqlite3_stmt *st, const char *what,
+get_one(struct sqlite_store *s, sqlite3_stmt *st, int bind_rc, const char *what,
         int (*read)(struct sqlite_store *, sqlite3_stmt *, void *, const char **), void *rec,
         void (*clear)(void *), const char **errstr_r)
 {
-	int rc = sqlite3_step(st), ret;
+	int rc, ret;
 
+	if (bind_rc != SQLITE_OK) {
+		db_fail(s, what, errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		stmt_release(st);
 		return 0;
@@ -1030,6 +1037,21 @@ get_one(struct sqlite_store *s, sqlite3_stmt *st, const char *what,
 		clear(rec);
 	stmt_release(st);
 	return ret;
+}
+
+/* Run a cached SELECT count(*) after its parameters were bound by bind_rc == SQLITE_OK. */
+static int
+count_bound(struct sqlite_store *s, sqlite3_stmt *st, int bind_rc, size_t *count_r,
+            const char *what, const char **errstr_r)
+{
+	if (bind_rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+		db_fail(s, what, errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	*count_r = (size_t)sqlite3_column_int64(st, 0);
+	stmt_release(st);
+	return 0;
 }
 
 /* Adapters from the typed clear functions to the generic shape. */
@@ -1095,12 +1117,8 @@ sqlite_device_get(struct abq_store *store, const char *account, const char *devi
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	if (bt(st, 1, account) || bt(st, 2, device_id)) {
-		db_fail(s, "device_get", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	return get_one(s, st, "device_get", read_device, out, clear_device, errstr_r);
+	return get_one(s, st, bt(st, 1, account) || bt(st, 2, device_id), "device_get", read_device,
+	               out, clear_device, errstr_r);
 }
 
 /* Bind every column of a device to the ST_DEVICE_PUT parameters. */
@@ -1179,20 +1197,13 @@ sqlite_device_count(struct abq_store *store, const char *account, int64_t before
 	struct sqlite_store *s = S(store);
 	sqlite3_stmt *st =
 	    stmt_get(s, account ? ST_DEVICE_COUNT : ST_DEVICE_COUNT_ALL, "device_count", errstr_r);
-	int rc;
 
 	*count_r = 0;
 	if (st == NULL)
 		return -1;
-	rc = account ? (bt(st, 1, account) || bi(st, 2, before)) : bi(st, 1, before);
-	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
-		db_fail(s, "device_count", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	*count_r = (size_t)sqlite3_column_int64(st, 0);
-	stmt_release(st);
-	return 0;
+	return count_bound(s, st,
+	                   account ? (bt(st, 1, account) || bi(st, 2, before)) : bi(st, 1, before),
+	                   count_r, "device_count", errstr_r);
 }
 
 /*
@@ -1246,12 +1257,8 @@ sqlite_entry_get(struct abq_store *store, const char *device_id, const char *acc
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	if (bt(st, 1, device_id) || bt(st, 2, account)) {
-		db_fail(s, "entry_get", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	return get_one(s, st, "entry_get", read_entry, out, clear_entry, errstr_r);
+	return get_one(s, st, bt(st, 1, device_id) || bt(st, 2, account), "entry_get", read_entry,
+	               out, clear_entry, errstr_r);
 }
 
 /* Write an entry, replacing the one with the same key. */
@@ -1338,12 +1345,7 @@ sqlite_rule_get(struct abq_store *store, int64_t id, struct abq_rule *out, const
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	if (bi(st, 1, id)) {
-		db_fail(s, "rule_get", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	return get_one(s, st, "rule_get", read_rule, out, clear_rule, errstr_r);
+	return get_one(s, st, bi(st, 1, id), "rule_get", read_rule, out, clear_rule, errstr_r);
 }
 
 /*
@@ -1374,13 +1376,10 @@ sqlite_attr_get(struct abq_store *store, enum abq_scope scope, const char *targe
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	if (bt(st, 1, abq_scope_name(scope)) || bt(st, 2, target ? target : "") ||
-	    bt(st, 3, name)) {
-		db_fail(s, "attr_get", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	return get_one(s, st, "attr_get", read_attr, out, clear_attr, errstr_r);
+	return get_one(s, st,
+	               bt(st, 1, abq_scope_name(scope)) || bt(st, 2, target ? target : "") ||
+	                   bt(st, 3, name),
+	               "attr_get", read_attr, out, clear_attr, errstr_r);
 }
 
 /* Set an attribute, replacing the previous value at that scope. */
@@ -1970,12 +1969,8 @@ sqlite_template_get(struct abq_store *store, enum abq_scope scope, const char *d
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	if (bind_template_key(st, scope, domain, kind, locale)) {
-		db_fail(s, "template_get", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	return get_one(s, st, "template_get", read_template, out, clear_template, errstr_r);
+	return get_one(s, st, bind_template_key(st, scope, domain, kind, locale), "template_get",
+	               read_template, out, clear_template, errstr_r);
 }
 
 /* Remove one template; counts it. */
@@ -2047,12 +2042,7 @@ sqlite_admin_get(struct abq_store *store, const char *name, struct abq_admin *ou
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	if (bt(st, 1, name)) {
-		db_fail(s, "admin_get", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	return get_one(s, st, "admin_get", read_admin, out, clear_admin, errstr_r);
+	return get_one(s, st, bt(st, 1, name), "admin_get", read_admin, out, clear_admin, errstr_r);
 }
 
 static int
@@ -2145,12 +2135,8 @@ sqlite_token_find(struct abq_store *store, const char *hash, struct abq_token *o
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	if (bt(st, 1, hash)) {
-		db_fail(s, "token_find", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	return get_one(s, st, "token_find", read_token, out, clear_token, errstr_r);
+	return get_one(s, st, bt(st, 1, hash), "token_find", read_token, out, clear_token,
+	               errstr_r);
 }
 
 static int
@@ -2225,20 +2211,12 @@ sqlite_token_count(struct abq_store *store, const char *admin, size_t *count_r,
 	struct sqlite_store *s = S(store);
 	sqlite3_stmt *st =
 	    stmt_get(s, admin ? ST_TOKEN_COUNT : ST_TOKEN_COUNT_ALL, "token_count", errstr_r);
-	int rc;
 
 	*count_r = 0;
 	if (st == NULL)
 		return -1;
-	rc = admin ? bt(st, 1, admin) : SQLITE_OK;
-	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
-		db_fail(s, "token_count", errstr_r);
-		stmt_release(st);
-		return -1;
-	}
-	*count_r = (size_t)sqlite3_column_int64(st, 0);
-	stmt_release(st);
-	return 0;
+	return count_bound(s, st, admin ? bt(st, 1, admin) : SQLITE_OK, count_r, "token_count",
+	                   errstr_r);
 }
 
 /* ---- sync state (schema version 2) ------------------------------------ */
