@@ -965,24 +965,6 @@ method_name(enum evhttp_cmd_type m)
 	}
 }
 
-/* Looking an administrator up (abq_admin_list: the accounts are few). */
-struct admin_find {
-	const char *name;
-	bool found;
-	int64_t password_at;
-};
-
-static int
-find_admin(void *arg, const struct abq_admin_info *i)
-{
-	struct admin_find *f = arg;
-	if (strcmp(i->name, f->name) != 0)
-		return 0;
-	f->found = true;
-	f->password_at = i->password_at;
-	return 1;
-}
-
 /*
  * A session outlives neither its administrator nor their password: one
  * deleted, or given a new password after the login, is logged out. 0 valid,
@@ -991,18 +973,20 @@ find_admin(void *arg, const struct abq_admin_info *i)
 static int
 session_check(struct admin_req *r, struct session *s)
 {
-	struct admin_find f = {.name = s->name};
-	char *errmsg = NULL;
+	struct abq_admin adm = {0};
+	const char *err = NULL;
+	int found = abq_store_admin_get(r->a->store, s->name, &adm, &err);
+	int64_t password_at = adm.password_at;
 
-	if (abq_admin_list(r->a->store, find_admin, &f, &errmsg) < 0) {
-		admin_reply_registry(r, -1, errmsg);
+	abq_admin_clear(&adm);
+	if (found < 0) {
+		admin_reply_registry(r, -1, xasprintf("store: %s", err ? err : "unknown error"));
 		return -1;
 	}
-	free(errmsg);
-	if (f.found && f.password_at <= s->created)
+	if (found == 1 && password_at <= s->created)
 		return 0;
 	log_info("admin: %s: session ended (%s)", s->name,
-	         f.found ? "password changed" : "administrator deleted");
+	         found == 1 ? "password changed" : "administrator deleted");
 	session_drop(r->a, s);
 	return 1;
 }
