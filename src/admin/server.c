@@ -782,7 +782,7 @@ page_file(struct admin_req *r)
 
 /* ---------------------------------------------------------------- login */
 
-/* A string member of body, or NULL. */
+/* A string member of body, or NULL (also when there is no body). */
 static const char *
 body_str(json_t *body, const char *name)
 {
@@ -822,18 +822,13 @@ login(struct admin_req *r)
 	const char *peer = peer_of(r->req);
 	int64_t now = abq_now(), wait;
 	json_t *body = admin_body(r, false);
+	const char *name_in = body_str(body, "name"), *password = body_str(body, "password");
 	char *errmsg = NULL, *akey = NULL, *nkey = NULL, *pkey = NULL, *name = NULL;
 	unsigned pair_fails = 0;
 	int rc;
 
-	if (body == NULL) {
-		struct evbuffer *raw = evhttp_request_get_input_buffer(r->req);
-		if (evbuffer_get_length(raw) > 0)
-			OPENSSL_cleanse(evbuffer_pullup(raw, -1), evbuffer_get_length(raw));
-		return;
-	}
-	const char *name_in = body_str(body, "name");
-	const char *password = body_str(body, "password");
+	if (body == NULL) /* answered; the request's bytes are still wiped below */
+		goto out;
 	if (name_in == NULL || password == NULL) {
 		admin_reply_error(r, 400, "bad_request",
 		                  "give \"name\" and \"password\" as strings");
