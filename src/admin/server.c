@@ -132,13 +132,20 @@ admin_notices(struct admin *a)
 
 /* ------------------------------------------------------------------ answers */
 
-/* Headers every answer carries: nothing is cached, framed or sniffed. */
+/*
+ * Headers every answer carries (the event stream's too): nothing is framed or
+ * sniffed, nothing cached unless the answer said otherwise; type may be NULL.
+ */
 static void
-common_headers(struct evkeyvalq *h)
+common_headers(struct evkeyvalq *h, const char *type)
 {
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
 	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	if (type != NULL)
+		evhttp_add_header(h, "Content-Type", type);
+	if (evhttp_find_header(h, "Cache-Control") == NULL)
+		evhttp_add_header(h, "Cache-Control", "no-store");
 }
 
 static const char *
@@ -176,11 +183,7 @@ send_buffer(struct admin_req *r, int status, const char *type, const void *data,
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	struct evbuffer *b = evbuffer_new();
 
-	common_headers(h);
-	if (type != NULL)
-		evhttp_add_header(h, "Content-Type", type);
-	if (evhttp_find_header(h, "Cache-Control") == NULL)
-		evhttp_add_header(h, "Cache-Control", "no-store");
+	common_headers(h, type);
 	if (data != NULL && len > 0)
 		evbuffer_add(b, data, len);
 	r->status = status;
@@ -612,9 +615,7 @@ events_start(struct admin_req *r, struct conn *c)
 		                  "this connection carries a stream already");
 		return;
 	}
-	common_headers(h);
-	evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
-	evhttp_add_header(h, "Cache-Control", "no-store");
+	common_headers(h, "text/event-stream; charset=utf-8");
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
 	r->status = 200;
 	evhttp_send_reply_start(r->req, 200, "OK");
