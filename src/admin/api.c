@@ -45,6 +45,25 @@ store_failed(struct admin_req *r, const char *err)
 	admin_reply_error(r, 503, "unavailable", "store: %s", err != NULL ? err : "failed");
 }
 
+/*
+ * A listing's answer: {key: arr} (arr consumed), or NULL after a 503 when the
+ * store's iteration failed (rc != 0).
+ */
+static json_t *
+list_object(struct admin_req *r, int rc, const char *err, const char *key, json_t *arr)
+{
+	json_t *ob;
+
+	if (rc != 0) {
+		json_decref(arr);
+		store_failed(r, err);
+		return NULL;
+	}
+	ob = json_object();
+	json_object_set_new(ob, key, arr);
+	return ob;
+}
+
 /* dryRun from the body ("dryRun": true) or the query (?dryRun=true); -1 after a 400. */
 static int
 dry_run_of(struct admin_req *r, json_t *body, bool *dry_r)
@@ -550,15 +569,10 @@ entries(struct admin_req *r)
 			                  "state '%s': use Allowed, Blocked or Quarantined", sw);
 			return;
 		}
-		json_t *arr = json_array();
-		if (abq_store_entry_iter(admin_store(r->a), st, entry_cb, arr, &err) != 0) {
-			json_decref(arr);
-			store_failed(r, err);
-			return;
-		}
-		json_t *ob = json_object();
-		json_object_set_new(ob, "entries", arr);
-		admin_reply_json(r, 200, ob);
+		json_t *arr = json_array(), *ob;
+		int rc = abq_store_entry_iter(admin_store(r->a), st, entry_cb, arr, &err);
+		if ((ob = list_object(r, rc, err, "entries", arr)) != NULL)
+			admin_reply_json(r, 200, ob);
 		return;
 	}
 	if (r->method == EVHTTP_REQ_POST) {
@@ -764,16 +778,11 @@ rules(struct admin_req *r)
 		const char *dw = admin_query(r, "domain");
 		if (dw != NULL && (domain = domain_of(r, dw)) == NULL)
 			return;
-		json_t *arr = json_array();
-		if (abq_store_rule_iter(admin_store(r->a), domain, domain == NULL, rule_cb, arr,
-		                        &err) != 0) {
-			json_decref(arr);
-			store_failed(r, err);
-		} else {
-			json_t *ob = json_object();
-			json_object_set_new(ob, "rules", arr);
+		json_t *arr = json_array(), *ob;
+		rc = abq_store_rule_iter(admin_store(r->a), domain, domain == NULL, rule_cb, arr,
+		                         &err);
+		if ((ob = list_object(r, rc, err, "rules", arr)) != NULL)
 			admin_reply_json(r, 200, ob);
-		}
 		free(domain);
 		return;
 	}
@@ -891,16 +900,12 @@ attributes(struct admin_req *r)
 			admin_reply_method(r, "GET");
 			return;
 		}
-		json_t *arr = json_array();
-		if (abq_store_attr_iter(admin_store(r->a), attr_cb, arr, &err) != 0) {
-			json_decref(arr);
-			store_failed(r, err);
-			return;
+		json_t *arr = json_array(), *ob;
+		int rc = abq_store_attr_iter(admin_store(r->a), attr_cb, arr, &err);
+		if ((ob = list_object(r, rc, err, "attributes", arr)) != NULL) {
+			json_object_set_new(ob, "known", known_attrs());
+			admin_reply_json(r, 200, ob);
 		}
-		json_t *ob = json_object();
-		json_object_set_new(ob, "attributes", arr);
-		json_object_set_new(ob, "known", known_attrs());
-		admin_reply_json(r, 200, ob);
 		return;
 	}
 	if (abq_scope_parse(r->seg[3], &scope) < 0 ||
@@ -996,15 +1001,10 @@ templates(struct admin_req *r)
 			admin_reply_method(r, "GET");
 			return;
 		}
-		json_t *arr = json_array();
-		if (abq_store_template_iter(s, template_cb, arr, &err) != 0) {
-			json_decref(arr);
-			store_failed(r, err);
-			return;
-		}
-		json_t *ob = json_object();
-		json_object_set_new(ob, "templates", arr);
-		admin_reply_json(r, 200, ob);
+		json_t *arr = json_array(), *ob;
+		int rc = abq_store_template_iter(s, template_cb, arr, &err);
+		if ((ob = list_object(r, rc, err, "templates", arr)) != NULL)
+			admin_reply_json(r, 200, ob);
 		return;
 	}
 	if (r->nseg != 5) {
@@ -1122,15 +1122,10 @@ outbox(struct admin_req *r)
 		                  st);
 		return;
 	}
-	json_t *arr = json_array();
-	if (abq_store_notice_iter(admin_store(r->a), st, notice_cb, arr, &err) != 0) {
-		json_decref(arr);
-		store_failed(r, err);
-		return;
-	}
-	json_t *ob = json_object();
-	json_object_set_new(ob, "notices", arr);
-	admin_reply_json(r, 200, ob);
+	json_t *arr = json_array(), *ob;
+	int rc = abq_store_notice_iter(admin_store(r->a), st, notice_cb, arr, &err);
+	if ((ob = list_object(r, rc, err, "notices", arr)) != NULL)
+		admin_reply_json(r, 200, ob);
 }
 
 /* -------------------------------------------------------------- routing */

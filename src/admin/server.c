@@ -132,13 +132,20 @@ admin_notices(struct admin *a)
 
 /* ------------------------------------------------------------------ answers */
 
-/* Headers every answer carries: nothing is cached, framed or sniffed. */
+/*
+ * Headers every answer carries (the event stream's too): nothing is framed or
+ * sniffed, nothing cached unless the answer said otherwise; type may be NULL.
+ */
 static void
-common_headers(struct evkeyvalq *h)
+common_headers(struct evkeyvalq *h, const char *type)
 {
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
 	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	if (type != NULL)
+		evhttp_add_header(h, "Content-Type", type);
+	if (evhttp_find_header(h, "Cache-Control") == NULL)
+		evhttp_add_header(h, "Cache-Control", "no-store");
 }
 
 static const char *
@@ -176,11 +183,7 @@ send_buffer(struct admin_req *r, int status, const char *type, const void *data,
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	struct evbuffer *b = evbuffer_new();
 
-	common_headers(h);
-	if (type != NULL)
-		evhttp_add_header(h, "Content-Type", type);
-	if (evhttp_find_header(h, "Cache-Control") == NULL)
-		evhttp_add_header(h, "Cache-Control", "no-store");
+	common_headers(h, type);
 	if (data != NULL && len > 0)
 		evbuffer_add(b, data, len);
 	r->status = status;
@@ -612,9 +615,7 @@ events_start(struct admin_req *r, struct conn *c)
 		                  "this connection carries a stream already");
 		return;
 	}
-	common_headers(h);
-	evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
-	evhttp_add_header(h, "Cache-Control", "no-store");
+	common_headers(h, "text/event-stream; charset=utf-8");
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
 	r->status = 200;
 	evhttp_send_reply_start(r->req, 200, "OK");
@@ -782,7 +783,7 @@ page_file(struct admin_req *r)
 
 /* ---------------------------------------------------------------- login */
 
-/* A string member of body, or NULL. */
+/* A string member of body, or NULL (also when there is no body). */
 static const char *
 body_str(json_t *body, const char *name)
 {
@@ -822,18 +823,13 @@ login(struct admin_req *r)
 	const char *peer = peer_of(r->req);
 	int64_t now = abq_now(), wait;
 	json_t *body = admin_body(r, false);
+	const char *name_in = body_str(body, "name"), *password = body_str(body, "password");
 	char *errmsg = NULL, *akey = NULL, *nkey = NULL, *pkey = NULL, *name = NULL;
 	unsigned pair_fails = 0;
 	int rc;
 
-	if (body == NULL) {
-		struct evbuffer *raw = evhttp_request_get_input_buffer(r->req);
-		if (evbuffer_get_length(raw) > 0)
-			OPENSSL_cleanse(evbuffer_pullup(raw, -1), evbuffer_get_length(raw));
-		return;
-	}
-	const char *name_in = body_str(body, "name");
-	const char *password = body_str(body, "password");
+	if (body == NULL) /* answered; the request's bytes are still wiped below */
+		goto out;
 	if (name_in == NULL || password == NULL) {
 		admin_reply_error(r, 400, "bad_request",
 		                  "give \"name\" and \"password\" as strings");
@@ -965,24 +961,6 @@ method_name(enum evhttp_cmd_type m)
 	}
 }
 
-/* Looking an administrator up (abq_admin_list: the accounts are few). */
-struct admin_find {
-	const char *name;
-	bool found;
-	int64_t password_at;
-};
-
-static int
-find_admin(void *arg, const struct abq_admin_info *i)
-{
-	struct admin_find *f = arg;
-	if (strcmp(i->name, f->name) != 0)
-		return 0;
-	f->found = true;
-	f->password_at = i->password_at;
-	return 1;
-}
-
 /*
  * A session outlives neither its administrator nor their password: one
  * deleted, or given a new password after the login, is logged out. 0 valid,
@@ -991,18 +969,20 @@ find_admin(void *arg, const struct abq_admin_info *i)
 static int
 session_check(struct admin_req *r, struct session *s)
 {
-	struct admin_find f = {.name = s->name};
-	char *errmsg = NULL;
+	struct abq_admin adm = {0};
+	const char *err = NULL;
+	int found = abq_store_admin_get(r->a->store, s->name, &adm, &err);
+	int64_t password_at = adm.password_at;
 
-	if (abq_admin_list(r->a->store, find_admin, &f, &errmsg) < 0) {
-		admin_reply_registry(r, -1, errmsg);
+	abq_admin_clear(&adm);
+	if (found < 0) {
+		admin_reply_registry(r, -1, xasprintf("store: %s", err ? err : "unknown error"));
 		return -1;
 	}
-	free(errmsg);
-	if (f.found && f.password_at <= s->created)
+	if (found == 1 && password_at <= s->created)
 		return 0;
 	log_info("admin: %s: session ended (%s)", s->name,
-	         f.found ? "password changed" : "administrator deleted");
+	         found == 1 ? "password changed" : "administrator deleted");
 	session_drop(r->a, s);
 	return 1;
 }

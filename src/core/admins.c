@@ -597,13 +597,3 @@ abq_admin_token_revoke(struct abq_store *s, const char *name, const char *label,
 		*count_r = n;
 	return 0;
 }
-
-void
-abq_admin_info_clear(struct abq_admin_info *a)
-{
-	if (a == NULL)
-		return;
-	free(a->name);
-	free(a->created_by);
-	memset(a, 0, sizeof(*a));
-}

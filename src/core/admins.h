@@ -74,6 +74,4 @@ int abq_admin_token_check(struct abq_store *s, const char *token, int64_t now, c
 int abq_admin_token_revoke(struct abq_store *s, const char *name, const char *label,
                            const char *who, int64_t now, size_t *count_r, char **errmsg_r);
 
-void abq_admin_info_clear(struct abq_admin_info *a);
-
 #endif

@@ -298,6 +298,19 @@ do_admin_list(struct ctl_env *env, const struct ctl_command *cmd, const struct c
 	return ctl_registry_status(r, msg);
 }
 
+/* Print {"name": NAME, "label": LABEL, key: v} (v consumed): admin token and revoke. */
+static void
+print_token_json(struct ctl_env *env, const char *name, const char *label, const char *key,
+                 json_t *v)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", jstr(name));
+	json_object_set_new(o, "label", jstr(label));
+	json_object_set_new(o, key, v);
+	json_print(env->out, o);
+}
+
 /* admin token NAME [LABEL]: a new token, printed once. */
 int
 do_admin_token(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
@@ -313,16 +326,10 @@ do_admin_token(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 	if (r != 0)
 		return ctl_registry_status(r, msg);
 	free(msg);
-	if (env->json) {
-		json_t *o = json_object();
-
-		json_object_set_new(o, "name", jstr(name));
-		json_object_set_new(o, "label", jstr(label));
-		json_object_set_new(o, "token", jstr(token));
-		json_print(env->out, o);
-	} else {
+	if (env->json)
+		print_token_json(env, name, label, "token", jstr(token));
+	else
 		fprintf(env->out, "%s\n", token);
-	}
 	OPENSSL_cleanse(token, strlen(token));
 	free(token);
 	return CTL_OK;
@@ -344,16 +351,10 @@ do_admin_revoke(struct ctl_env *env, const struct ctl_command *cmd, const struct
 	if (r != 0)
 		return ctl_registry_status(r, msg);
 	free(msg);
-	if (env->json) {
-		json_t *o = json_object();
-
-		json_object_set_new(o, "name", jstr(name));
-		json_object_set_new(o, "label", jstr(label));
-		json_object_set_new(o, "revoked", json_integer((json_int_t)n));
-		json_print(env->out, o);
-	} else {
+	if (env->json)
+		print_token_json(env, name, label, "revoked", json_integer((json_int_t)n));
+	else
 		fprintf(env->out, "revoked %zu token%s of %s%s%s\n", n, n == 1 ? "" : "s", name,
 		        label ? " labelled " : "", label ? label : "");
-	}
 	return CTL_OK;
 }

@@ -264,7 +264,7 @@ do_explain(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 	const char *device_id = ctl_arg(args, "device-id");
 	struct abq_explanation x;
 	struct abq_policy *p;
-	char *account = NULL, *errmsg = NULL, *text, *src;
+	char *account = NULL, *errmsg = NULL;
 	int rc;
 
 	if (ctl_device_id(device_id) < 0 || ctl_account(ctl_arg(args, "account"), &account) < 0)
@@ -281,12 +281,10 @@ do_explain(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 		return ctl_registry_status(rc, errmsg);
 	}
 	free(errmsg);
-	text = abq_explain_text(&x);
-	src = abq_explain_mode_source(&x);
 	if (env->json) {
 		json_print(env->out, explain_json(&x));
 	} else {
-		char buf[64];
+		char buf[64], *text = abq_explain_text(&x), *src = abq_explain_mode_source(&x);
 		FILE *out = env->out;
 		if (x.known)
 			fprintf(
@@ -310,9 +308,9 @@ do_explain(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 		     x.device.rule_id != x.verdict.rule_id))
 			fprintf(out, "note: the recorded state differs; the device is decided "
 			             "anew at its next request\n");
+		free(text);
+		free(src);
 	}
-	free(text);
-	free(src);
 	abq_explanation_clear(&x);
 	abq_policy_free(&p);
 	return CTL_OK;

@@ -27,13 +27,6 @@
 #include "ctl/output.h"
 #include "lib/util.h"
 
-/* One copy in progress: the destination, the count, the first error. */
-struct copy {
-	struct abq_store *to;
-	size_t n;
-	const char *err;
-};
-
 /*
  * A copier: `each` runs fn over every row of its table in store s (fn returns
  * 0 to go on, non-zero to stop, like the store's callbacks); `put` writes one
@@ -149,29 +142,21 @@ each_token(struct abq_store *s, row_fn *fn, void *arg, const char **err)
 	return abq_store_token_iter(s, NULL, cb_token, &ea, err);
 }
 
-static int
-put_attr(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_attr_put(to, rec, err);
-}
-
-static int
-put_rule(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_rule_restore(to, rec, err);
-}
-
-static int
-put_entry(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_entry_put(to, rec, err);
-}
-
-static int
-put_device(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_device_put(to, rec, err);
-}
+/* A put that only gives the row its type. */
+#define PUT(name, store_put)                                                                       \
+	static int name(struct abq_store *to, const void *rec, const char **err)                   \
+	{                                                                                          \
+		return store_put(to, rec, err);                                                    \
+	}
+PUT(put_attr, abq_store_attr_put)
+PUT(put_rule, abq_store_rule_restore)
+PUT(put_entry, abq_store_entry_put)
+PUT(put_device, abq_store_device_put)
+PUT(put_template, abq_store_template_put)
+PUT(put_history, abq_store_history_restore)
+PUT(put_change, abq_store_change_restore)
+PUT(put_notice, abq_store_notice_restore)
+PUT(put_admin, abq_store_admin_put)
 
 static int
 put_syncstate(struct abq_store *to, const void *rec, const char **err)
@@ -179,36 +164,6 @@ put_syncstate(struct abq_store *to, const void *rec, const char **err)
 	const struct abq_syncstate *st = rec;
 	return abq_store_syncstate_put(to, st->account, st->device_id, st->collection, st->state,
 	                               st->len, st->updated, err);
-}
-
-static int
-put_template(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_template_put(to, rec, err);
-}
-
-static int
-put_history(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_history_restore(to, rec, err);
-}
-
-static int
-put_change(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_change_restore(to, rec, err);
-}
-
-static int
-put_notice(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_notice_restore(to, rec, err);
-}
-
-static int
-put_admin(struct abq_store *to, const void *rec, const char **err)
-{
-	return abq_store_admin_put(to, rec, err);
 }
 
 /* Token ids are not referred to anywhere (tokens are found by hash): a new id is fine. */
@@ -244,19 +199,21 @@ found_row(void *arg, const void *rec)
 	return 1;
 }
 
-/* The copy's callback, with the copier's put in arg->... (see copy_table). */
-struct copy_arg {
-	struct copy *c;
+/* One table's copy in progress: the destination, its copier, the count, the first error. */
+struct copy {
+	struct abq_store *to;
 	const struct copier *k;
+	size_t n;
+	const char *err;
 };
 
 static int
 copy_row(void *arg, const void *rec)
 {
-	struct copy_arg *ca = arg;
-	if (ca->k->put(ca->c->to, rec, &ca->c->err) < 0)
+	struct copy *c = arg;
+	if (c->k->put(c->to, rec, &c->err) < 0)
 		return -1;
-	ca->c->n++;
+	c->n++;
 	return 0;
 }
 
@@ -311,9 +268,8 @@ do_migrate_store(struct ctl_env *env, const struct ctl_command *cmd, const struc
 		}
 	}
 	for (size_t i = 0; i < NCOPIERS; i++) {
-		struct copy c = {.to = to};
-		struct copy_arg ca = {&c, &copiers[i]};
-		int rc = copiers[i].each(from, copy_row, &ca, &err);
+		struct copy c = {.to = to, .k = &copiers[i]};
+		int rc = copiers[i].each(from, copy_row, &c, &err);
 		if (rc != 0) {
 			if (c.err != NULL)
 				ctl_fail("copying the %s: destination: %s", copiers[i].table,
