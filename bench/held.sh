@@ -92,9 +92,9 @@ hpids=()
 ctl() { "$ABQCTL" -c "$tmp/abqd.conf" "$@"; }
 # abqd's processes: the main one and its workers.
 abqd_pids() { echo "$apid $(pgrep -P "$apid" | tr '\n' ' ')"; }
-sum_status() { # FIELD (VmRSS) -> KiB over abqd's processes
+sum_rss() { # KiB of VmRSS over abqd's processes
 	local s=0 p
-	for p in $(abqd_pids); do s=$((s + $(awk -v f="$1:" '$1 == f { print $2 }' "/proc/$p/status"))); done
+	for p in $(abqd_pids); do s=$((s + $(rss_kib "$p"))); done
 	echo "$s"
 }
 sum_pss() {
@@ -164,7 +164,7 @@ python3 bench/mailbox_clients.py --port "$ABQ" prep --proxied --prefix BENCHP --
 python3 bench/mailbox_clients.py --port "$ABQ" prep --prefix BENCHQ --devices "$NDEV" | tee -a "$out"
 say "prepared $((2 * NDEV)) devices in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s"
 sleep 2
-rss0=$(sum_status VmRSS) pss0=$(sum_pss)
+rss0=$(sum_rss) pss0=$(sum_pss)
 
 # change VERB DEVICE NAME: abqctl, then wait for all $PER answers of DEVICE.
 change() {
@@ -244,7 +244,7 @@ for R in $(seq "$ROUNDS"); do
 		awk '{ s += $3 } END { print s + 0 }')
 	g_prox=$(held_gauge proxied) g_mbx=$(held_gauge mailbox)
 	front=$(estab "sport = :$ABQ")
-	rss1=$(sum_status VmRSS) pss1=$(sum_pss)
+	rss1=$(sum_rss) pss1=$(sum_pss)
 	fds=$(max_fds)
 	c0=$(sum_cpu_ticks)
 	sleep 10
@@ -272,11 +272,12 @@ for R in $(seq "$ROUNDS"); do
 	for p in "${clients[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${clients[@]}"; do wait "$p" 2>/dev/null || true; done
 	sleep 3
-	say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_status VmRSS)"
+	say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_rss)"
 	# abqd gives freed heap pages back within 30 s once the load fell (gateway.c on_trim).
 	if [ "$IDLE" -gt 0 ]; then
 		sleep "$IDLE"
-		say "after_idle_${IDLE}s rss_kib $(sum_status VmRSS) ($(mib "$(sum_status VmRSS)") MiB)"
+		rss=$(sum_rss)
+		say "after_idle_${IDLE}s rss_kib $rss ($(mib "$rss") MiB)"
 	fi
 	if [ -n "${BENCH_HELD_MALLOC_STATS:-}" ]; then
 		# glibc's own count of the bytes in use against what it holds from the
