@@ -65,17 +65,17 @@ ROUNDS=${BENCH_HELD_ROUNDS:-1}
 IDLE=${BENCH_HELD_IDLE:-35}
 HOLDER_MAX=10000
 ABQ=18800 ADM=18801 HOLD=18802
+. bench/lib.sh
 
 if [ -z "${BENCH_HELD_NETNS:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "held.sh: needs root (a network namespace of its own)" >&2; exit 1; }
-	for c in ss:iproute2 curl:curl unshare:util-linux; do
-		command -v "${c%%:*}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${c##*:}" >/dev/null; }
-	done
+	need ss iproute2
+	need curl curl
+	need unshare util-linux
 	HALF=$((TOTAL / 2))
 	[ $((HALF % PER)) = 0 ] && [ "$HALF" -ge "$PER" ] ||
 		{ echo "held.sh: BENCH_HELD_TOTAL/2 must be a multiple of BENCH_HELD_PER" >&2; exit 1; }
-	cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-	ninja -C "$B" -j2 abqd abqctl >/dev/null
+	build_release abqd abqctl
 	BENCH_HELD_NETNS=1 exec unshare -n -- "$0" "$@"
 fi
 
@@ -87,32 +87,14 @@ ip link set lo up
 sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
 sysctl -qw net.core.somaxconn=8192
 
-mkdir -p bench/out
-out=bench/out/results.txt
-tmp=$(mktemp -d /tmp/abqd-held-bench.XXXXXX)
-pids=() hpids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-say() { echo "$*" | tee -a "$out"; }
-wait_port() {
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on port $1" >&2
-	return 1
-}
+bench_init held
+hpids=()
 ctl() { "$ABQCTL" -c "$tmp/abqd.conf" "$@"; }
 # abqd's processes: the main one and its workers.
 abqd_pids() { echo "$apid $(pgrep -P "$apid" | tr '\n' ' ')"; }
-sum_status() { # FIELD (VmRSS) -> KiB over abqd's processes
+sum_rss() { # KiB of VmRSS over abqd's processes
 	local s=0 p
-	for p in $(abqd_pids); do s=$((s + $(awk -v f="$1:" '$1 == f { print $2 }' "/proc/$p/status"))); done
+	for p in $(abqd_pids); do s=$((s + $(rss_kib "$p"))); done
 	echo "$s"
 }
 sum_pss() {
@@ -120,9 +102,9 @@ sum_pss() {
 	for p in $(abqd_pids); do s=$((s + $(awk '$1 == "Pss:" { print $2 }' "/proc/$p/smaps_rollup"))); done
 	echo "$s"
 }
-cpu_ticks() {
+sum_cpu_ticks() {
 	local s=0 p
-	for p in $(abqd_pids); do s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+	for p in $(abqd_pids); do s=$((s + $(cpu_ticks "$p"))); done
 	echo "$s"
 }
 max_fds() {
@@ -133,7 +115,6 @@ max_fds() {
 	done
 	echo "$m"
 }
-estab() { ss -Htn state established "( $1 )" | wc -l; }
 held_gauge() { # KIND -> abqd_held_requests{kind="KIND"}
 	curl -s "http://127.0.0.1:$ADM/metrics" | awk -v k="abqd_held_requests{kind=\"$1\"}" '$1 == k { print $2 }'
 }
@@ -171,9 +152,7 @@ EOF
 ctl init >/dev/null
 ctl config global set attribute abqMode value Interactive >/dev/null
 for d in $(seq 0 $((NDEV - 1))); do printf 'BENCHP%03d\n' "$d"; done | ctl mobile abq import - Allowed >/dev/null
-(ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
- cd "$tmp" && exec "$ABQD" -d -c abqd.conf 2>"$tmp/stderr") &
-pids+=($!)
+abqd_spawn "$tmp"
 apid=${pids[-1]}
 wait_port "$ABQ"
 sleep 1
@@ -185,7 +164,7 @@ python3 bench/mailbox_clients.py --port "$ABQ" prep --proxied --prefix BENCHP --
 python3 bench/mailbox_clients.py --port "$ABQ" prep --prefix BENCHQ --devices "$NDEV" | tee -a "$out"
 say "prepared $((2 * NDEV)) devices in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }") s"
 sleep 2
-rss0=$(sum_status VmRSS) pss0=$(sum_pss)
+rss0=$(sum_rss) pss0=$(sum_pss)
 
 # change VERB DEVICE NAME: abqctl, then wait for all $PER answers of DEVICE.
 change() {
@@ -265,11 +244,11 @@ for R in $(seq "$ROUNDS"); do
 		awk '{ s += $3 } END { print s + 0 }')
 	g_prox=$(held_gauge proxied) g_mbx=$(held_gauge mailbox)
 	front=$(estab "sport = :$ABQ")
-	rss1=$(sum_status VmRSS) pss1=$(sum_pss)
+	rss1=$(sum_rss) pss1=$(sum_pss)
 	fds=$(max_fds)
-	c0=$(cpu_ticks)
+	c0=$(sum_cpu_ticks)
 	sleep 10
-	c1=$(cpu_ticks)
+	c1=$(sum_cpu_ticks)
 	hz=$(getconf CLK_TCK)
 	held=$((g_prox + g_mbx))
 	say "held_requested $TOTAL"
@@ -293,11 +272,12 @@ for R in $(seq "$ROUNDS"); do
 	for p in "${clients[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${clients[@]}"; do wait "$p" 2>/dev/null || true; done
 	sleep 3
-	say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_status VmRSS)"
+	say "after_close phone_connections $(estab "sport = :$ABQ") upstream_connections $(estab "dport = :$HOLD") held $(($(held_gauge proxied) + $(held_gauge mailbox))) busiest_worker_fds $(max_fds) rss_kib $(sum_rss)"
 	# abqd gives freed heap pages back within 30 s once the load fell (gateway.c on_trim).
 	if [ "$IDLE" -gt 0 ]; then
 		sleep "$IDLE"
-		say "after_idle_${IDLE}s rss_kib $(sum_status VmRSS) ($(mib "$(sum_status VmRSS)") MiB)"
+		rss=$(sum_rss)
+		say "after_idle_${IDLE}s rss_kib $rss ($(mib "$rss") MiB)"
 	fi
 	if [ -n "${BENCH_HELD_MALLOC_STATS:-}" ]; then
 		# glibc's own count of the bytes in use against what it holds from the
@@ -318,7 +298,4 @@ done
 kill "$apid"
 wait "$apid" 2>/dev/null || true
 cp "$tmp/stderr" bench/out/held-abqd-stderr.txt
-if grep -q . "$tmp/stderr"; then
-	echo "abqd's stderr (level warn), most frequent lines:"
-	sed 's/^[^a-z]*//' "$tmp/stderr" | cut -c1-160 | sed 's/dev=[^ ]*/dev=X/' | sort | uniq -c | sort -rn | head -5
-fi
+stderr_summary "$tmp/stderr"

@@ -42,48 +42,27 @@ SUT=${BENCH_PIN_SUT:-0}
 LOAD=${BENCH_PIN_LOAD:-1}
 ABQ=$BASE ADM=$((BASE + 1)) ABQH=$((BASE + 2)) ADMH=$((BASE + 3))
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+. bench/lib.sh
 need wrk wrk
 need curl curl
 need ss iproute2
 [ "$(id -u)" = 0 ] || { echo "mailbox.sh: needs root (the SOGo fixture)" >&2; exit 1; }
 tests/fixture/install.sh >/dev/null
 
-cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C "$B" -j2 abqd abqctl >/dev/null
+build_release abqd abqctl
 ABQD=$PWD/$B/src/daemon/abqd
 ABQCTL=$PWD/$B/src/ctl/abqctl
 [ -x "$ABQCTL" ] || ABQCTL=$(find "$PWD/$B" -name abqctl -type f -perm -u+x | head -1)
 
-mkdir -p bench/out
-out=bench/out/results.txt
-tmp=$(mktemp -d /tmp/abqd-mailbox-bench.XXXXXX)
-chmod 755 "$tmp" # the fixture's daemons run as their own users
-pids=()
 fixture_up=
+cleanup_more() {
+	[ -z "$fixture_up" ] || tests/fixture/upstream.sh down --dir "$tmp/fixture" >/dev/null 2>&1 || true
+}
+bench_init mailbox
+chmod 755 "$tmp" # the fixture's daemons run as their own users
 export ABQ_FIX_SOGO_PORT=$((BASE + 10)) ABQ_FIX_PG_PORT=$((BASE + 11))
 export ABQ_FIX_IMAP_PORT=$((BASE + 12)) ABQ_FIX_MEMCACHED_PORT=$((BASE + 13))
 export ABQ_FIX_SMTP_PORT=$((BASE + 14))
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -z "$fixture_up" ] || tests/fixture/upstream.sh down --dir "$tmp/fixture" >/dev/null 2>&1 || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-say() { echo "$*" | tee -a "$out"; }
-wait_port() {
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on port $1" >&2
-	return 1
-}
-rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-estab() { ss -Htn state established "( $1 )" | wc -l; }
 
 # The upstream: SOGo, its database, IMAP and cache pinned with it.
 fixture_up=1
@@ -119,20 +98,14 @@ abqd_start() { # NAME PORT ADMIN
 	abqd_conf "$@"
 	ctl "$1" init >/dev/null
 	ctl "$1" config global set attribute abqMode value Interactive >/dev/null
-	(ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-	 cd "$tmp/$1" && exec taskset -c "$SUT" "$ABQD" -d -c abqd.conf 2>"$tmp/$1/stderr") &
-	pids+=($!)
+	abqd_spawn "$tmp/$1" taskset -c "$SUT"
 	wait_port "$2"
 	# The subshell execs taskset, which execs abqd: the last pid is abqd itself.
 	apid=${pids[-1]}
 	grep -q abqd "/proc/$apid/comm" || { echo "abqd pid not found"; exit 1; }
 }
 abqd_stop() {
-	if grep -q . "$tmp/$1/stderr"; then
-		echo "abqd's stderr (level warn), most frequent lines:"
-		sed 's/^[^a-z]*//' "$tmp/$1/stderr" | cut -c1-160 | sed 's/dev=[^ ]*/dev=X/' |
-			sort | uniq -c | sort -rn | head -5
-	fi
+	stderr_summary "$tmp/$1/stderr"
 	kill "$apid"
 	wait "$apid" 2>/dev/null || true
 }

@@ -47,38 +47,18 @@ LOAD=${BENCH_PIN_LOAD:-1}
 UP=$BASE NGX=$((BASE + 1)) ABQ=$((BASE + 2)) ADM=$((BASE + 3))
 HOLD=$((BASE + 4)) ABQH=$((BASE + 5)) ADMH=$((BASE + 6)) ABQS=$((BASE + 7)) ADMS=$((BASE + 8))
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+. bench/lib.sh
 need wrk wrk
 need curl curl
 need ss iproute2
 command -v nginx >/dev/null || { apt-get update -qq && { apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null; }; }
 NGINX=$(command -v nginx)
 
-cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C "$B" -j2 abqd >/dev/null
+build_release abqd
 ABQD=$PWD/$B/src/daemon/abqd
 
-mkdir -p bench/out
-out=bench/out/results.txt
-tmp=$(mktemp -d /tmp/abqd-proxy-bench.XXXXXX)
+bench_init proxy
 chmod 755 "$tmp" # nginx's workers run as nobody
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-say() { echo "$*" | tee -a "$out"; }
-wait_port() {
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on port $1" >&2
-	return 1
-}
 # nginx NAME CPU: start nginx with $tmp/NAME/nginx.conf, in the foreground, pinned.
 nginx_start() {
 	mkdir -p "$tmp/$1/logs"
@@ -112,14 +92,9 @@ abqd_start() { # NAME PORT ADMIN UPSTREAM-PORT [WORKERS [CPUS]]
 		[log]
 		level = warn
 	EOF
-	(ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-	 cd "$tmp/$1" && exec taskset -c "${6:-$SUT}" "$ABQD" -d -c abqd.conf 2>"$tmp/$1/stderr") &
-	pids+=($!)
+	abqd_spawn "$tmp/$1" taskset -c "${6:-$SUT}"
 	wait_port "$2"
 }
-rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-estab() { ss -Htn state established "( $1 )" | wc -l; }
 
 say "== proxy benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cpus; SUT on cpu $SUT, load on cpu $LOAD; $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 
@@ -318,11 +293,7 @@ for HELD in $([ "$ONLY" != rps ] && echo $HELD_LIST); do
 	say "n${HELD}_after_close_upstream_connections $(estab "dport = :$HOLD")"
 	say "n${HELD}_after_close_front_connections $(estab "sport = :$ABQH")"
 	say "n${HELD}_after_close_rss_kib $(rss_kib "$apid")"
-	if grep -q . "$tmp/abqh/stderr"; then
-		echo "abqd's stderr (level warn), most frequent lines:"
-		sed 's/^[^a-z]*//' "$tmp/abqh/stderr" | cut -c1-160 | sed 's/dev=[^ ]*/dev=X/' |
-			sort | uniq -c | sort -rn | head -5
-	fi
+	stderr_summary "$tmp/abqh/stderr"
 	kill "$apid"
 	wait "$apid" 2>/dev/null || true
 	sleep 1

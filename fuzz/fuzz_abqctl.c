@@ -16,11 +16,10 @@
  * nothing); stdout and stderr go to /dev/null (in the replay; libFuzzer runs
  * take -close_fd_mask=3, as bench/fuzz gives).
  *
- * Built with -DABQ_FUZZ_REPLAY it gets a main() that feeds every file of the
- * named directories (the seed corpus fuzz/corpus/abqctl): the replay test of
- * the normal and sanitizer builds.
+ * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that feeds
+ * every file of the named directories (the seed corpus fuzz/corpus/abqctl): the
+ * replay test of the normal and sanitizer builds.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include <unistd.h>
 
 #include "ctl/ctl.h"
+#include "replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -141,66 +141,31 @@ out:
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-/* Feed one corpus file. */
-static int
-replay_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t buf[4096];
-	size_t n;
+const char replay_name[] = "fuzz_abqctl_replay";
 
-	if (f == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
-	return 0;
+bool
+replay_wants(const char *name)
+{
+	(void)name;
+	return true;
 }
 
-static int
-by_name(const struct dirent **a, const struct dirent **b)
+void
+replay_input(const char *name, const uint8_t *data, size_t size)
 {
-	return strcmp((*a)->d_name, (*b)->d_name);
+	(void)name;
+	LLVMFuzzerTestOneInput(data, size);
 }
 
 int
-main(int argc, char **argv)
+replay_done(void)
 {
-	int files = 0, failed = 0;
-	char cwd[4096];
-
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		return 1;
-	for (int i = 1; i < argc; i++) {
-		struct dirent **list;
-		/* In name order, so that a seed may rely on an earlier one's writes. */
-		int m = scandir(argv[i], &list, NULL, by_name);
-		if (m < 0)
-			return 1;
-		for (int k = 0; k < m; k++) {
-			char path[8192];
-			if (list[k]->d_name[0] != '.') {
-				if (argv[i][0] == '/')
-					snprintf(path, sizeof(path), "%s/%s", argv[i],
-					         list[k]->d_name);
-				else
-					snprintf(path, sizeof(path), "%s/%s/%s", cwd, argv[i],
-					         list[k]->d_name);
-				failed += replay_file(path) != 0;
-				files++;
-			}
-			free(list[k]);
-		}
-		free(list);
-	}
 	if (dir[0] != '\0') {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 		if (chdir("/") != 0 || system(cmd) != 0)
-			failed++;
+			return 1;
 	}
-	if (real_stderr >= 0)
-		dprintf(real_stderr, "fuzz_abqctl_replay: %d files, %d failed\n", files, failed);
-	return files == 0 || failed != 0;
+	return 0;
 }
 #endif

@@ -6,11 +6,10 @@
  * never a crash, a leak or a read out of bounds. A config that loads is freed
  * and loaded again from the same bytes, which must succeed the same way.
  *
- * Built with -DABQ_FUZZ_REPLAY it gets a main() that feeds every file of the
- * named directories (the seed corpus fuzz/corpus/config), and every
- * truncation of each: the replay test of the normal build.
+ * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that feeds
+ * every file of the named directories (the seed corpus fuzz/corpus/config), and
+ * every truncation of each: the replay test of the normal build.
  */
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -58,48 +58,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-/* Feed a file and every prefix of it. */
-static int
-replay_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t buf[65536];
-	size_t n;
+const char replay_name[] = "fuzz_config_replay";
 
-	if (f == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	for (size_t i = 0; i <= n; i += 1 + i / 16)
-		LLVMFuzzerTestOneInput(buf, i);
-	LLVMFuzzerTestOneInput(buf, n);
-	return 0;
+bool
+replay_wants(const char *name)
+{
+	(void)name;
+	return true;
+}
+
+/* A file and every prefix of it. */
+void
+replay_input(const char *name, const uint8_t *data, size_t size)
+{
+	(void)name;
+	for (size_t i = 0; i <= size; i += 1 + i / 16)
+		LLVMFuzzerTestOneInput(data, i);
+	LLVMFuzzerTestOneInput(data, size);
 }
 
 int
-main(int argc, char **argv)
+replay_done(void)
 {
-	int files = 0, failed = 0;
-
-	for (int i = 1; i < argc; i++) {
-		DIR *d = opendir(argv[i]);
-		struct dirent *e;
-		if (d == NULL)
-			return 1;
-		while ((e = readdir(d)) != NULL) {
-			char path[4096];
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-			failed += replay_file(path) != 0;
-			files++;
-		}
-		closedir(d);
-	}
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), "/tmp/abq-fuzz-config-%ld.conf", (long)getpid());
 	unlink(tmp);
-	printf("fuzz_config_replay: %d files, %d failed\n", files, failed);
-	return files == 0 || failed != 0;
+	return 0;
 }
 #endif

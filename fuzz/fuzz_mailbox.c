@@ -9,12 +9,11 @@
  * would. Nothing may crash, leak or read out of bounds, and every answer the
  * layer gives must itself decode.
  *
- * Built with -DABQ_FUZZ_REPLAY it gets a main() that feeds the named
- * directories: every .wbxml file as the body of every command at every
- * version, and every .in file (the fuzzer's own corpus, fuzz/corpus/mailbox)
- * as it is: the replay test of the normal build.
+ * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that feeds
+ * the named directories: every .wbxml file as the body of every command at
+ * every version, and every .in file (the fuzzer's own corpus,
+ * fuzz/corpus/mailbox) as it is: the replay test of the normal build.
  */
-#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include "lib/util.h"
 #include "mailbox/commands.h"
 #include "mailbox/mailbox.h"
+#include "replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -162,69 +162,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef ABQ_FUZZ_REPLAY
+const char replay_name[] = "fuzz_mailbox_replay";
+
+bool
+replay_wants(const char *name)
+{
+	return replay_suffix(name, ".in") || replay_suffix(name, ".wbxml");
+}
+
 /*
  * A ".in" file is a fuzzer input as it is (command byte, version byte, body);
  * a ".wbxml" file is a body, fed as every command at every version.
  */
-static int
-replay_file(const char *path, bool raw)
+void
+replay_input(const char *name, const uint8_t *data, size_t size)
 {
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
-
-	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0) {
-		if (f != NULL)
-			fclose(f);
-		return -1;
+	if (replay_suffix(name, ".in")) {
+		LLVMFuzzerTestOneInput(data, size);
+		return;
 	}
-	rewind(f);
-	buf = xmalloc((size_t)n + 2);
-	if (fread(buf + 2, 1, (size_t)n, f) != (size_t)n) {
-		fclose(f);
-		free(buf);
-		return -1;
-	}
-	fclose(f);
-	if (raw) {
-		LLVMFuzzerTestOneInput(buf + 2, (size_t)n);
-		free(buf);
-		return 0;
-	}
+	uint8_t *buf = xmalloc(size + 2);
+	memcpy(buf + 2, data, size);
 	for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
 		for (int v = 0; v < 5; v++) {
 			buf[0] = (uint8_t)c;
 			buf[1] = (uint8_t)v;
-			LLVMFuzzerTestOneInput(buf, (size_t)n + 2);
+			LLVMFuzzerTestOneInput(buf, size + 2);
 		}
 	}
 	free(buf);
-	return 0;
 }
 
 int
-main(int argc, char **argv)
+replay_done(void)
 {
-	int files = 0, failed = 0;
-
-	for (int i = 1; i < argc; i++) {
-		DIR *d = opendir(argv[i]);
-		struct dirent *e;
-		if (d == NULL)
-			return 1;
-		while ((e = readdir(d)) != NULL) {
-			size_t l = strlen(e->d_name);
-			char path[4096];
-			bool raw = l > 3 && strcmp(e->d_name + l - 3, ".in") == 0;
-			if (!raw && (l < 6 || strcmp(e->d_name + l - 6, ".wbxml") != 0))
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-			failed += replay_file(path, raw) != 0;
-			files++;
-		}
-		closedir(d);
-	}
-	printf("fuzz_mailbox_replay: %d files, %d failed\n", files, failed);
-	return files == 0 || failed != 0;
+	return 0;
 }
 #endif

@@ -9,13 +9,13 @@
  *   3: a whole request target, with two passthrough prefixes configured.
  * Every successful parse is also described, to exercise that path.
  *
- * Built with -DABQ_FUZZ_REPLAY it gets a main() that feeds every file of the
- * directories (or files) named on the command line through the same function:
- * the corpus replay test of the normal build.
+ * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that feeds
+ * every file of the directories (or files) named on the command line through
+ * the same function: the corpus replay test of the normal build.
  */
 #include "eas/request.h"
+#include "replay.h"
 
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,60 +108,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-/* Feed one file through the target; returns 0, or -1 if it cannot be read. */
-static int
-replay_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	size_t n;
+const char replay_name[] = "fuzz_request_replay";
 
-	if (f == NULL)
-		return -1;
-	buf = malloc(64 * 1024);
-	if (buf == NULL)
-		abort();
-	n = fread(buf, 1, 64 * 1024, f);
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
-	free(buf);
-	return 0;
+bool
+replay_wants(const char *name)
+{
+	(void)name;
+	return true;
 }
 
-/* Replay every regular file of the named directories (or the named files). */
-int
-main(int argc, char **argv)
+void
+replay_input(const char *name, const uint8_t *data, size_t size)
 {
-	size_t count = 0;
+	(void)name;
+	LLVMFuzzerTestOneInput(data, size);
+}
 
-	for (int i = 1; i < argc; i++) {
-		DIR *d = opendir(argv[i]);
-		struct dirent *e;
-
-		if (d == NULL) {
-			if (replay_file(argv[i]) != 0) {
-				fprintf(stderr, "fuzz_request_replay: cannot read %s\n", argv[i]);
-				return 1;
-			}
-			count++;
-			continue;
-		}
-		while ((e = readdir(d)) != NULL) {
-			char path[4096];
-
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-			if (replay_file(path) != 0) {
-				fprintf(stderr, "fuzz_request_replay: cannot read %s\n", path);
-				closedir(d);
-				return 1;
-			}
-			count++;
-		}
-		closedir(d);
-	}
-	printf("fuzz_request_replay: %zu inputs replayed\n", count);
-	return count > 0 ? 0 : 1;
+int
+replay_done(void)
+{
+	return 0;
 }
 #endif

@@ -7,13 +7,14 @@
  * decode(encode(decode(x))) must equal decode(x), and encoding that second
  * tree must give the same bytes again (the encoder is canonical).
  *
- * Built with -DABQ_FUZZ_REPLAY it gets a main() that feeds every file of the
- * directories (or files) named on the command line, and every truncation of
- * each, through the same function: the corpus replay test of the normal build.
+ * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that feeds
+ * every file of the directories (or files) named on the command line, and every
+ * truncation of each, through the same function: the corpus replay test of the
+ * normal build.
  */
 #include "eas/wbxml.h"
+#include "replay.h"
 
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,63 +76,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-/* Feed one file, and each of its prefixes, through the target. */
-static int
-replay_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf;
-	long n;
+const char replay_name[] = "fuzz_wbxml_replay";
 
-	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0) {
-		perror(path);
-		if (f != NULL)
-			fclose(f);
-		return -1;
-	}
-	buf = malloc((size_t)n + 1);
-	if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		perror(path);
-		free(buf);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	for (long i = 0; i <= n; i++)
-		LLVMFuzzerTestOneInput(buf, (size_t)i);
-	free(buf);
-	return 0;
+bool
+replay_wants(const char *name)
+{
+	return replay_suffix(name, ".wbxml");
 }
 
-/* Replay every .wbxml file of the named directories (or the named files). */
-int
-main(int argc, char **argv)
+/* A file and each of its prefixes. */
+void
+replay_input(const char *name, const uint8_t *data, size_t size)
 {
-	int files = 0, failed = 0;
+	(void)name;
+	for (size_t i = 0; i <= size; i++)
+		LLVMFuzzerTestOneInput(data, i);
+}
 
-	for (int i = 1; i < argc; i++) {
-		DIR *d = opendir(argv[i]);
-		struct dirent *e;
-
-		if (d == NULL) {
-			failed += replay_file(argv[i]) != 0;
-			files++;
-			continue;
-		}
-		while ((e = readdir(d)) != NULL) {
-			size_t l = strlen(e->d_name);
-			char path[4096];
-
-			if (l < 6 || strcmp(e->d_name + l - 6, ".wbxml") != 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-			failed += replay_file(path) != 0;
-			files++;
-		}
-		closedir(d);
-	}
-	printf("fuzz_wbxml_replay: %d files, %d failed\n", files, failed);
-	return files == 0 || failed != 0;
+int
+replay_done(void)
+{
+	return 0;
 }
 #endif

@@ -19,15 +19,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_e2e as e2e  # noqa: E402
-from test_e2e import (Phone, Timer, assert_status_doc, free_ports, new_id,  # noqa: E402
-                      ping_xml, wbxml)
+from test_e2e import (Phone, Timer, assert_status_doc, free_ports, held_ping,  # noqa: E402
+                      new_id)
 
 H = None
 ADMIN, PASSWORD = "alice.admin", "correct horse battery"
@@ -325,16 +324,7 @@ class AdminAPI(unittest.TestCase):
         ids = [d["deviceId"].upper() for d in doc["devices"]]
         self.assertIn(phone.device_id.upper(), ids)
         self.assertEqual(ids[0], phone.device_id.upper(), "newest first: %r" % ids)
-        result = {}
-
-        def ping():
-            try:
-                result["resp"] = phone.post("Ping", wbxml(ping_xml(box, 120)), timeout=90)
-            except Exception as ex:  # noqa: BLE001 - reported below
-                result["error"] = ex
-            result["t"] = time.monotonic()
-        th = threading.Thread(target=ping, daemon=True)
-        th.start()
+        th, result = held_ping(phone, box, 120)
         time.sleep(1.5)
         self.assertTrue(th.is_alive(), "Ping not held: %r" % result)
         t0 = time.monotonic()

@@ -349,6 +349,69 @@ def free_ports(n):
     return ports
 
 
+def held_ping(phone, folder, heartbeat, timeout=90):
+    """Start phone's Ping on folder in a thread; returns (thread, result dict), the
+    dict getting "resp" (or "error") and "t" (time.monotonic() at the answer)."""
+    result = {}
+
+    def ping():
+        try:
+            result["resp"] = phone.post("Ping", wbxml(ping_xml(folder, heartbeat)),
+                                        timeout=timeout)
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            result["error"] = e
+        result["t"] = time.monotonic()
+
+    th = threading.Thread(target=ping, daemon=True)
+    th.start()
+    return th, result
+
+
+def stop_process(p, timeout=20):
+    """SIGTERM p and wait for it; SIGKILL it if it is still there after timeout s."""
+    p.terminate()
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def relay_config(work):
+    """For an OpenSMTPD on loopback that delivers every mail to a Maildir: the
+    Maildir (the mail user's) and smtpd.conf, both in work, and a free port for
+    it. Returns (port, maildir, conf)."""
+    import pwd
+    maildir = os.path.join(work, "Maildir")
+    os.makedirs(maildir, exist_ok=True)
+    os.chmod(work, 0o755)
+    mail = pwd.getpwnam("mail")
+    os.chown(maildir, mail.pw_uid, mail.pw_gid)
+    (port,) = free_ports(1)
+    conf = os.path.join(work, "smtpd.conf")
+    with open(conf, "w") as f:
+        f.write('table vusers { "@" = "mail" }\n'
+                "listen on 127.0.0.1 port %d\n"
+                'action "local" maildir "%s" virtual <vusers> user mail\n'
+                'match from any for any action "local"\n' % (port, maildir))
+    os.chmod(conf, 0o644)
+    return port, maildir, conf
+
+
+def maildir_messages(maildir):
+    """The mails delivered to maildir (new and cur), parsed."""
+    import email
+    import email.policy
+    out = []
+    for sub in ("new", "cur"):
+        d = os.path.join(maildir, sub)
+        if os.path.isdir(d):
+            for n in sorted(os.listdir(d)):
+                with open(os.path.join(d, n), "rb") as f:
+                    out.append(email.message_from_bytes(f.read(), policy=email.policy.default))
+    return out
+
+
 class Harness:
     def __init__(self):
         self.work = None
@@ -739,17 +802,7 @@ class E2E(unittest.TestCase):
         key = phone.sync0(self, inbox)
         key, _ = phone.sync_changes(self, inbox, key)
         phone.sync_changes(self, inbox, key)
-        result = {}
-
-        def ping():
-            try:
-                result["resp"] = phone.post("Ping", wbxml(ping_xml(inbox, 25)), timeout=60)
-            except Exception as e:  # noqa: BLE001 - reported below
-                result["error"] = e
-            result["t"] = time.monotonic()
-
-        th = threading.Thread(target=ping, daemon=True)
-        th.start()
+        th, result = held_ping(phone, inbox, 25, timeout=60)
         time.sleep(1.0)
         self.assertTrue(th.is_alive(), "Ping not held: %r" % result)
         t_block = time.monotonic()
@@ -788,20 +841,7 @@ class E2E(unittest.TestCase):
         self.assertEqual(len(subjects), 1, "the Inbox should hold exactly the alert: %r" % subjects)
         return coll, key, subjects
 
-    def held_ping(self, phone, folder, heartbeat):
-        """Start a Ping in a thread; returns (thread, result dict)."""
-        result = {}
-
-        def ping():
-            try:
-                result["resp"] = phone.post("Ping", wbxml(ping_xml(folder, heartbeat)), timeout=90)
-            except Exception as e:  # noqa: BLE001 - reported by the caller
-                result["error"] = e
-            result["t"] = time.monotonic()
-
-        th = threading.Thread(target=ping, daemon=True)
-        th.start()
-        return th, result
+    held_ping = staticmethod(held_ping)
 
     def test_05_the_story(self):
         """issue 4: Interactive; an iPhone (16.1) and an Android (14.1) land in the
@@ -1259,40 +1299,17 @@ class E2E(unittest.TestCase):
         it) and a side abqd with [smtp] from: alice's new device in Interactive
         mode brings alice@example.test the quarantine mail naming the device;
         abqctl block brings the blocked mail; the outbox shows both sent."""
-        import email
-        import email.policy
-        import pwd
         if not os.path.exists(SMTPD) or os.geteuid() != 0:
             self.fail("needs root and OpenSMTPD at %s (scripts/install-deps.sh)" % SMTPD)
         work = os.path.join(H.work, "notice-relay")
-        maildir = os.path.join(work, "Maildir")
-        os.makedirs(maildir, exist_ok=True)
-        os.chmod(work, 0o755)
-        mail = pwd.getpwnam("mail")
-        os.chown(maildir, mail.pw_uid, mail.pw_gid)
-        (smtp_port,) = free_ports(1)
-        smtpd_conf = os.path.join(work, "smtpd.conf")
-        with open(smtpd_conf, "w") as f:
-            f.write('table vusers { "@" = "mail" }\n'
-                    "listen on 127.0.0.1 port %d\n"
-                    'action "local" maildir "%s" virtual <vusers> user mail\n'
-                    'match from any for any action "local"\n' % (smtp_port, maildir))
-        os.chmod(smtpd_conf, 0o644)
+        smtp_port, maildir, smtpd_conf = relay_config(work)
         relay_log = open(os.path.join(work, "smtpd.log"), "ab")
         relay = subprocess.Popen([SMTPD, "-d", "-f", smtpd_conf], stdout=relay_log,
                                  stderr=subprocess.STDOUT)
         relay_log.close()
 
         def messages():
-            out = []
-            for sub in ("new", "cur"):
-                d = os.path.join(maildir, sub)
-                if os.path.isdir(d):
-                    for n in sorted(os.listdir(d)):
-                        with open(os.path.join(d, n), "rb") as f:
-                            out.append(email.message_from_bytes(f.read(),
-                                                                policy=email.policy.default))
-            return out
+            return maildir_messages(maildir)
 
         def relay_up():
             try:
@@ -1360,12 +1377,7 @@ class E2E(unittest.TestCase):
         finally:
             if p is not None:
                 self.assertEqual(self.stop_side(p), 0, "the notice abqd's exit status")
-            relay.terminate()
-            try:
-                relay.wait(20)
-            except subprocess.TimeoutExpired:
-                relay.kill()
-                relay.wait()
+            stop_process(relay)
 
     # 18 --------------------------------------------------------------
     def notice_rig(self, name, extra_smtp=""):
@@ -1373,26 +1385,11 @@ class E2E(unittest.TestCase):
         side abqd with [smtp] pointing at it, in Interactive mode. Returns a
         namespace: relay_start(), relay_stop(), messages(), ctl(), abqd(),
         kill_abqd(), quarantine(device_id), close()."""
-        import email
-        import email.policy
-        import pwd
         import types
         if not os.path.exists(SMTPD) or os.geteuid() != 0:
             self.fail("needs root and OpenSMTPD at %s (scripts/install-deps.sh)" % SMTPD)
         work = os.path.join(H.work, name + "-relay")
-        maildir = os.path.join(work, "Maildir")
-        os.makedirs(maildir, exist_ok=True)
-        os.chmod(work, 0o755)
-        mail = pwd.getpwnam("mail")
-        os.chown(maildir, mail.pw_uid, mail.pw_gid)
-        (smtp_port,) = free_ports(1)
-        smtpd_conf = os.path.join(work, "smtpd.conf")
-        with open(smtpd_conf, "w") as f:
-            f.write('table vusers { "@" = "mail" }\n'
-                    "listen on 127.0.0.1 port %d\n"
-                    'action "local" maildir "%s" virtual <vusers> user mail\n'
-                    'match from any for any action "local"\n' % (smtp_port, maildir))
-        os.chmod(smtpd_conf, 0o644)
+        smtp_port, maildir, smtpd_conf = relay_config(work)
         r = types.SimpleNamespace(relay=None, p=None, port=None, conf=None)
 
         def relay_up():
@@ -1412,25 +1409,12 @@ class E2E(unittest.TestCase):
         def relay_stop():
             if r.relay is None:
                 return
-            r.relay.terminate()
-            try:
-                r.relay.wait(20)
-            except subprocess.TimeoutExpired:
-                r.relay.kill()
-                r.relay.wait()
+            stop_process(r.relay)
             r.relay = None
             self.until("smtpd is down", lambda: (not relay_up()[0],), 10)
 
         def messages():
-            out = []
-            for sub in ("new", "cur"):
-                d = os.path.join(maildir, sub)
-                if os.path.isdir(d):
-                    for n in sorted(os.listdir(d)):
-                        with open(os.path.join(d, n), "rb") as f:
-                            out.append(email.message_from_bytes(f.read(),
-                                                                policy=email.policy.default))
-            return out
+            return maildir_messages(maildir)
 
         def ctl(*words):
             c = subprocess.run([ABQCTL, "-c", r.conf] + list(words), capture_output=True,

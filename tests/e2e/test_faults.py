@@ -26,13 +26,12 @@ import select
 import signal
 import socket
 import sqlite3
-import subprocess
 import threading
 import time
 import unittest
 
 import test_e2e as E
-from test_e2e import Phone, Timer, new_id, ping_xml, wbxml
+from test_e2e import Phone, Timer, new_id
 
 H = None
 
@@ -323,20 +322,9 @@ class Faults(unittest.TestCase):
             key, _ = p.sync_changes(self, inbox, key)
             p.sync_changes(self, inbox, key)
             inboxes.append(inbox)
-        results = [dict() for _ in phones]
-
-        def ping(i):
-            try:
-                results[i]["resp"] = phones[i].post("Ping", wbxml(ping_xml(inboxes[i], 300)),
-                                                    timeout=120)
-            except Exception as e:  # noqa: BLE001 - reported below
-                results[i]["error"] = e
-            results[i]["t"] = time.monotonic()
-
-        threads = [threading.Thread(target=ping, args=(i,), daemon=True)
-                   for i in range(len(phones))]
-        for t in threads:
-            t.start()
+        held = [E.held_ping(p, inbox, 300, timeout=120) for p, inbox in zip(phones, inboxes)]
+        threads = [th for th, _ in held]
+        results = [res for _, res in held]
         time.sleep(2.0)
         self.assertTrue(all(t.is_alive() for t in threads), "Pings not held: %r" % results)
         t_down = time.monotonic()

@@ -22,10 +22,7 @@ The harness (fixture, abqd, Phone) is tests/e2e/test_e2e.py's. Python 3 standard
 library only.
 """
 
-import email
-import email.policy
 import os
-import pwd
 import re
 import signal
 import socket
@@ -34,7 +31,7 @@ import tempfile
 import time
 
 import test_e2e as E
-from test_e2e import Phone, new_id, ping_xml, wbxml
+from test_e2e import Phone, new_id
 
 H = None
 
@@ -47,19 +44,7 @@ class WorkersHarness(E.Harness):
             raise AssertionError("needs root and OpenSMTPD at %s (scripts/install-deps.sh)"
                                  % E.SMTPD)
         self.relay_dir = tempfile.mkdtemp(prefix="abqd-workers-relay-", dir="/tmp")
-        os.chmod(self.relay_dir, 0o755)
-        self.maildir = os.path.join(self.relay_dir, "Maildir")
-        os.makedirs(self.maildir)
-        mail = pwd.getpwnam("mail")
-        os.chown(self.maildir, mail.pw_uid, mail.pw_gid)
-        (self.smtp_port,) = E.free_ports(1)
-        conf = os.path.join(self.relay_dir, "smtpd.conf")
-        with open(conf, "w") as f:
-            f.write('table vusers { "@" = "mail" }\n'
-                    "listen on 127.0.0.1 port %d\n"
-                    'action "local" maildir "%s" virtual <vusers> user mail\n'
-                    'match from any for any action "local"\n' % (self.smtp_port, self.maildir))
-        os.chmod(conf, 0o644)
+        self.smtp_port, self.maildir, conf = E.relay_config(self.relay_dir)
         # OpenSMTPD's control socket has one fixed path: while another test's smtpd
         # runs, a new one quits at start. Start again until it listens.
         log = open(os.path.join(self.relay_dir, "smtpd.log"), "ab")
@@ -122,27 +107,14 @@ class WorkersHarness(E.Harness):
         super().stop()
         relay = getattr(self, "relay", None)
         if relay is not None:
-            relay.terminate()
-            try:
-                relay.wait(20)
-            except subprocess.TimeoutExpired:
-                relay.kill()
-                relay.wait()
+            E.stop_process(relay)
             self.relay = None
         if not self.failed and getattr(self, "relay_dir", None):
             import shutil
             shutil.rmtree(self.relay_dir, ignore_errors=True)
 
     def messages(self):
-        out = []
-        for sub in ("new", "cur"):
-            d = os.path.join(self.maildir, sub)
-            if os.path.isdir(d):
-                for n in sorted(os.listdir(d)):
-                    with open(os.path.join(d, n), "rb") as f:
-                        out.append(email.message_from_bytes(f.read(),
-                                                            policy=email.policy.default))
-        return out
+        return E.maildir_messages(self.maildir)
 
     def workers(self):
         """{index: pid} of the workers now running, from the main process's log."""
