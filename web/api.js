@@ -55,7 +55,7 @@ export async function api(method, path, body) {
   return data;
 }
 
-const enc = encodeURIComponent;
+export const enc = encodeURIComponent;
 
 export function devicePath(account, deviceId) {
   return `/devices/${enc(account)}/${enc(deviceId)}`;

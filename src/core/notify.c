@@ -4,25 +4,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/notify.h"
 #include "lib/util.h"
 #include "mailbox/mailbox.h"
 #include "notice/mime.h"
 #include "notice/templates.h"
-
-/* Render one template text with the facts (first_seen substituted first). */
-static char *
-render(const char *tmpl, const struct mbx_device_facts *f, const char *when, bool html)
-{
-	if (tmpl == NULL)
-		return NULL;
-	char *t = notice_replace(tmpl, "{first_seen}", when);
-	char *r = mbx_render_template(t, f, html);
-	free(t);
-	return r;
-}
 
 static const char *
 notice_kind(enum abq_state st)
@@ -61,9 +48,9 @@ queue_one(const struct abq_ctx *c, const struct abq_device *d, const char *kind,
 	char when[64];
 	struct mbx_device_facts f;
 	notice_device_facts(d, user_address, nc->contact, &f, when);
-	char *subject = render(t.subject, &f, when, false);
-	char *plain = render(t.body_plain, &f, when, false);
-	char *html = render(t.body_html, &f, when, true);
+	char *subject = notice_render(t.subject, &f, when, false);
+	char *plain = notice_render(t.body_plain, &f, when, false);
+	char *html = notice_render(t.body_html, &f, when, true);
 	struct notice_mime m = {
 	    .from = t.from != NULL ? t.from : nc->from,
 	    .to = to,

@@ -765,6 +765,21 @@ reevaluate_domain(const struct abq_ctx *c, const char *domain, const char *cause
 	return reevaluate(c, &f, cause, o, errmsg_r);
 }
 
+/* A rule's domain as the registry keeps it: NULL (global) or lower case; 1 when invalid. */
+static int
+rule_domain(const char *domain, char **out_r, char **errmsg_r)
+{
+	*out_r = NULL;
+	if (domain == NULL)
+		return 0;
+	if (domain[0] == '\0' || strchr(domain, '/') || strchr(domain, ' ')) {
+		*errmsg_r = xasprintf("'%s' is not a valid domain", domain);
+		return 1;
+	}
+	*out_r = str_lower(xstrdup(domain));
+	return 0;
+}
+
 int
 abq_registry_rule_set(const struct abq_ctx *c, const struct abq_rule *r, struct abq_outcome *o,
                       char **errmsg_r)
@@ -779,13 +794,8 @@ abq_registry_rule_set(const struct abq_ctx *c, const struct abq_rule *r, struct 
 		*errmsg_r = msg;
 		return 1;
 	}
-	if (r->domain != NULL) {
-		if (r->domain[0] == '\0' || strchr(r->domain, '/') || strchr(r->domain, ' ')) {
-			*errmsg_r = xasprintf("'%s' is not a valid domain", r->domain);
-			return 1;
-		}
-		domain = str_lower(xstrdup(r->domain));
-	}
+	if (rule_domain(r->domain, &domain, errmsg_r) != 0)
+		return 1;
 	if (op_begin(c, o, errmsg_r) < 0) {
 		free(domain);
 		return -1;
@@ -1228,21 +1238,6 @@ abq_registry_explain(const struct abq_ctx *c, const char *account, const char *d
 	x->mode_is_default =
 	    abq_policy_attr(p, x->device.account, "abqMode", &x->mode_scope) == NULL;
 	x->domain = xstrdup_null(account_domain(x->device.account, c->default_domain));
-	return 0;
-}
-
-/* A rule's domain as the registry keeps it: NULL (global) or lower case; 1 when invalid. */
-static int
-rule_domain(const char *domain, char **out_r, char **errmsg_r)
-{
-	*out_r = NULL;
-	if (domain == NULL)
-		return 0;
-	if (domain[0] == '\0' || strchr(domain, '/') || strchr(domain, ' ')) {
-		*errmsg_r = xasprintf("'%s' is not a valid domain", domain);
-		return 1;
-	}
-	*out_r = str_lower(xstrdup(domain));
 	return 0;
 }
 

@@ -9,11 +9,8 @@
  * for up to DRAIN_SECONDS). SIGHUP reloads what can change safely: the log
  * level and the TLS certificate. -n checks the config and exits.
  */
-#include <errno.h>
 #include <event2/event.h>
-#include <grp.h>
 #include <malloc.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +61,15 @@ log_settings(const struct abq_config *cfg, enum log_level *level, int *facility)
 		return -1;
 	}
 	return 0;
+}
+
+/* A start-up error, to the log and to stderr; err is freed. */
+static void
+start_failed(char *err)
+{
+	log_error("%s", err);
+	fprintf(stderr, "abqd: %s\n", err);
+	free(err);
 }
 
 static void
@@ -215,9 +221,7 @@ main(int argc, char **argv)
 		event_add(sint, NULL);
 	event_add(shup, NULL);
 	if ((d.gw = gateway_new_worker(d.base, cfg, wk, &err)) == NULL) {
-		log_error("%s", err);
-		fprintf(stderr, "abqd: %s\n", err);
-		free(err);
+		start_failed(err);
 		goto out;
 	}
 	/*
@@ -226,18 +230,14 @@ main(int argc, char **argv)
 	 * be shared across a fork), already without privileges.
 	 */
 	if ((wk == NULL || wk->site_tasks) && (d.admin = admin_new(cfg, &err)) == NULL) {
-		log_error("%s", err);
-		fprintf(stderr, "abqd: %s\n", err);
-		free(err);
+		start_failed(err);
 		goto out;
 	}
 	if (wk == NULL && cfg->eas_user != NULL &&
 	    drop_privileges(cfg->eas_user, gateway_store_files(d.gw)) < 0)
 		goto out;
 	if (d.admin != NULL && admin_start(d.admin, &err) < 0) {
-		log_error("%s", err);
-		fprintf(stderr, "abqd: %s\n", err);
-		free(err);
+		start_failed(err);
 		goto out;
 	}
 	if (wk != NULL)

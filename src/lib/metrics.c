@@ -18,7 +18,6 @@
 #include "lib/metrics.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,82 +269,31 @@ abq_metrics_reset(void)
 
 /* ---- exposition ---- */
 
-/* A growing text buffer; render-time only, so it may allocate. */
-struct out {
-	char *buf;
-	size_t len, cap;
-};
-
-static void
-out_reserve(struct out *o, size_t n)
-{
-	if (o->len + n + 1 <= o->cap)
-		return;
-	while (o->len + n + 1 > o->cap)
-		o->cap = o->cap ? o->cap * 2 : 4096;
-	o->buf = xrealloc(o->buf, o->cap);
-}
-
-static void
-out_add(struct out *o, const char *s, size_t n)
-{
-	out_reserve(o, n);
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-	o->buf[o->len] = '\0';
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-	out_add(o, s, strlen(s));
-}
-
-static void out_fmt(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-out_fmt(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		fatalx("metrics: cannot format");
-	out_reserve(o, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(o->buf + o->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	o->len += (size_t)n;
-}
-
 /* A label value escaped per the text format: backslash, double quote, newline. */
 static void
-out_label_value(struct out *o, const char *v)
+out_label_value(struct sbuf *o, const char *v)
 {
 	for (; *v != '\0'; v++) {
 		if (*v == '\\')
-			out_str(o, "\\\\");
+			sbuf_add(o, "\\\\");
 		else if (*v == '"')
-			out_str(o, "\\\"");
+			sbuf_add(o, "\\\"");
 		else if (*v == '\n')
-			out_str(o, "\\n");
+			sbuf_add(o, "\\n");
 		else
-			out_add(o, v, 1);
+			sbuf_addn(o, v, 1);
 	}
 }
 
 static void
-out_family(struct out *o, const char *name, const char *type, const char *help)
+out_family(struct sbuf *o, const char *name, const char *type, const char *help)
 {
-	out_fmt(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Nanoseconds as decimal seconds, exactly: "0.0123", "2", "0". */
 static void
-out_seconds_ns(struct out *o, uint64_t ns)
+out_seconds_ns(struct sbuf *o, uint64_t ns)
 {
 	char frac[16];
 	size_t n;
@@ -355,60 +303,60 @@ out_seconds_ns(struct out *o, uint64_t ns)
 	while (n > 0 && frac[n - 1] == '0')
 		n--;
 	frac[n] = '\0';
-	out_fmt(o, "%llu%s%s", (unsigned long long)(ns / 1000000000ULL), n ? "." : "", frac);
+	sbuf_printf(o, "%llu%s%s", (unsigned long long)(ns / 1000000000ULL), n ? "." : "", frac);
 }
 
 /* A double as the text format reads it (shortest round trip is not needed here). */
 static void
-out_double(struct out *o, double v)
+out_double(struct sbuf *o, double v)
 {
 	if (isnan(v))
-		out_str(o, "NaN");
+		sbuf_add(o, "NaN");
 	else if (isinf(v))
-		out_str(o, v > 0 ? "+Inf" : "-Inf");
+		sbuf_add(o, v > 0 ? "+Inf" : "-Inf");
 	else
-		out_fmt(o, "%.15g", v);
+		sbuf_printf(o, "%.15g", v);
 }
 
 static void
-out_histogram(struct out *o, const char *name, const char *help, struct histogram *h)
+out_histogram(struct sbuf *o, const char *name, const char *help, struct histogram *h)
 {
 	uint64_t cum = 0;
 
 	out_family(o, name, "histogram", help);
 	for (size_t i = 0; i <= N_BUCKETS; i++) {
 		cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
-		out_fmt(o, "%s_bucket{le=\"%s\"} %llu\n", name,
-		        i < N_BUCKETS ? bucket_le[i] : "+Inf", (unsigned long long)cum);
+		sbuf_printf(o, "%s_bucket{le=\"%s\"} %llu\n", name,
+		            i < N_BUCKETS ? bucket_le[i] : "+Inf", (unsigned long long)cum);
 	}
-	out_fmt(o, "%s_sum ", name);
+	sbuf_printf(o, "%s_sum ", name);
 	out_seconds_ns(o, atomic_load_explicit(&h->sum_ns, memory_order_relaxed));
-	out_fmt(o, "\n%s_count %llu\n", name, (unsigned long long)cum);
+	sbuf_printf(o, "\n%s_count %llu\n", name, (unsigned long long)cum);
 }
 
 static void
-out_counter(struct out *o, const char *name, const char *help, atomic_uint_fast64_t *c)
+out_counter(struct sbuf *o, const char *name, const char *help, atomic_uint_fast64_t *c)
 {
 	out_family(o, name, "counter", help);
-	out_fmt(o, "%s %llu\n", name,
-	        (unsigned long long)atomic_load_explicit(c, memory_order_relaxed));
+	sbuf_printf(o, "%s %llu\n", name,
+	            (unsigned long long)atomic_load_explicit(c, memory_order_relaxed));
 }
 
 /* The command label of slot c. */
 static void
-out_command(struct out *o, int c)
+out_command(struct sbuf *o, int c)
 {
 	const char *name = NULL;
 	command_name_fn *fn = atomic_load_explicit(&command_name, memory_order_relaxed);
 
 	if (c == 0) {
-		out_str(o, "none");
+		sbuf_add(o, "none");
 		return;
 	}
 	if (fn != NULL)
 		name = fn(c);
 	if (name == NULL || *name == '\0')
-		out_fmt(o, "%d", c);
+		sbuf_printf(o, "%d", c);
 	else
 		out_label_value(o, name);
 }
@@ -418,7 +366,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 {
 	static const char *const held_kind[2] = {"proxied", "mailbox"};
 	static const char *const listener[2] = {"eas", "admin"};
-	struct out o = {0};
+	struct sbuf o = {0};
 	int ncmd = atomic_load_explicit(&command_count, memory_order_relaxed);
 
 	out_family(&o, "abqd_requests_total", "counter",
@@ -430,10 +378,10 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 
 			if (v == 0)
 				continue;
-			out_str(&o, "abqd_requests_total{command=\"");
+			sbuf_add(&o, "abqd_requests_total{command=\"");
 			out_command(&o, c);
-			out_fmt(&o, "\",outcome=\"%s\"} %llu\n", outcome_names[oc],
-			        (unsigned long long)v);
+			sbuf_printf(&o, "\",outcome=\"%s\"} %llu\n", outcome_names[oc],
+			            (unsigned long long)v);
 		}
 	}
 
@@ -447,9 +395,9 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 
 			if (v == 0)
 				continue;
-			out_fmt(&o, "abqd_decisions_total{state=\"%s\",reason=\"%s\"} %llu\n",
-			        abq_state_name((enum abq_state)s),
-			        abq_reason_name((enum abq_reason)r), (unsigned long long)v);
+			sbuf_printf(&o, "abqd_decisions_total{state=\"%s\",reason=\"%s\"} %llu\n",
+			            abq_state_name((enum abq_state)s),
+			            abq_reason_name((enum abq_reason)r), (unsigned long long)v);
 		}
 	}
 
@@ -462,8 +410,8 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 
 	out_family(&o, "abqd_held_requests", "gauge", "Long polls (Ping, Sync) held open now.");
 	for (int i = 0; i < 2; i++)
-		out_fmt(&o, "abqd_held_requests{kind=\"%s\"} %lld\n", held_kind[i],
-		        (long long)atomic_load_explicit(&T->held[i], memory_order_relaxed));
+		sbuf_printf(&o, "abqd_held_requests{kind=\"%s\"} %lld\n", held_kind[i],
+		            (long long)atomic_load_explicit(&T->held[i], memory_order_relaxed));
 
 	out_counter(&o, "abqd_auth_failures_total", "Requests refused for bad credentials.",
 	            &T->auth_failures);
@@ -474,35 +422,36 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 
 	out_family(&o, "abqd_connections", "gauge", "Client connections open now, by listener.");
 	for (int i = 0; i < 2; i++)
-		out_fmt(&o, "abqd_connections{listener=\"%s\"} %lld\n", listener[i],
-		        (long long)atomic_load_explicit(&T->connections[i], memory_order_relaxed));
+		sbuf_printf(
+		    &o, "abqd_connections{listener=\"%s\"} %lld\n", listener[i],
+		    (long long)atomic_load_explicit(&T->connections[i], memory_order_relaxed));
 
 	if (g != NULL && g->have_outbox) {
 		out_family(&o, "abqd_outbox_queued", "gauge", "Notices waiting to be sent.");
-		out_fmt(&o, "abqd_outbox_queued %lld\n", (long long)g->outbox_queued);
+		sbuf_printf(&o, "abqd_outbox_queued %lld\n", (long long)g->outbox_queued);
 		out_family(&o, "abqd_outbox_oldest_age_seconds", "gauge",
 		           "Age of the oldest notice waiting to be sent; 0 when none waits.");
-		out_str(&o, "abqd_outbox_oldest_age_seconds ");
+		sbuf_add(&o, "abqd_outbox_oldest_age_seconds ");
 		out_double(&o, g->outbox_oldest_age);
-		out_str(&o, "\n");
+		sbuf_add(&o, "\n");
 		out_family(&o, "abqd_outbox_failed", "gauge",
 		           "Notices given up after their last attempt.");
-		out_fmt(&o, "abqd_outbox_failed %lld\n", (long long)g->outbox_failed);
+		sbuf_printf(&o, "abqd_outbox_failed %lld\n", (long long)g->outbox_failed);
 	}
 
 	out_counter(&o, "abqd_admin_login_failures_total", "Failed logins on the admin listener.",
 	            &T->admin_login_failures);
 
 	out_family(&o, "abqd_build_info", "gauge", "The running abqd's version; always 1.");
-	out_str(&o, "abqd_build_info{version=\"");
+	sbuf_add(&o, "abqd_build_info{version=\"");
 	out_label_value(&o, ABQ_VERSION);
-	out_str(&o, "\"} 1\n");
+	sbuf_add(&o, "\"} 1\n");
 	out_family(&o, "abqd_start_time_seconds", "gauge",
 	           "When abqd started, in seconds since the epoch.");
-	out_fmt(&o, "abqd_start_time_seconds %lld\n",
-	        (long long)atomic_load_explicit(&T->start_time, memory_order_relaxed));
+	sbuf_printf(&o, "abqd_start_time_seconds %lld\n",
+	            (long long)atomic_load_explicit(&T->start_time, memory_order_relaxed));
 
 	if (len_r != NULL)
 		*len_r = o.len;
-	return o.buf;
+	return o.p;
 }

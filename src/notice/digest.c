@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lib/attrs.h"
 #include "lib/util.h"
@@ -108,10 +107,7 @@ render(const char *tmpl, const struct abq_device *d, const char *email, bool htm
 	if (d == NULL)
 		return xstrdup(tmpl);
 	notice_device_facts(d, email, NULL, &f, when);
-	char *t = notice_replace(tmpl, "{first_seen}", when);
-	char *r = mbx_render_template(t, &f, html);
-	free(t);
-	return r;
+	return notice_render(tmpl, &f, when, html);
 }
 
 /* Queue one digest per address of the group of items (same admins). */

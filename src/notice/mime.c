@@ -7,7 +7,6 @@
  * a body. Line ends in the input may be LF or CRLF; the output is CRLF only.
  * Randomness (Message-ID, boundary) comes from getrandom(2).
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

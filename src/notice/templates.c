@@ -3,13 +3,14 @@
  *
  * Design: the built-in texts are static abq_template records, one per kind,
  * with the placeholders of mbx_render_template (src/mailbox/mailbox.h) plus
- * {first_seen}; rendering is the caller's. Stored templates are looked up
+ * {first_seen}; notice_render renders one text. Stored templates are looked up
  * from the most specific key to the least, and any text a stored template
  * leaves empty is filled from the built-in one, so an administrator may
  * override the subject alone.
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -257,4 +258,15 @@ notice_device_facts(const struct abq_device *d, const char *email, const char *c
 	    .state = abq_state_name(d->state),
 	    .contact = contact,
 	};
+}
+
+char *
+notice_render(const char *tmpl, const struct mbx_device_facts *f, const char *when, bool html)
+{
+	if (tmpl == NULL)
+		return NULL;
+	char *t = notice_replace(tmpl, "{first_seen}", when);
+	char *r = mbx_render_template(t, f, html);
+	free(t);
+	return r;
 }

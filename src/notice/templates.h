@@ -38,5 +38,11 @@ char *notice_replace(const char *s, const char *ph, const char *val);
  */
 void notice_device_facts(const struct abq_device *d, const char *email, const char *contact,
                          struct mbx_device_facts *f, char when[64]);
+/*
+ * One template text rendered for a device: {first_seen} replaced by when, then
+ * the facts' placeholders (mbx_render_template). A new string; NULL for NULL.
+ */
+char *notice_render(const char *tmpl, const struct mbx_device_facts *f, const char *when,
+                    bool html);
 
 #endif

@@ -2,6 +2,7 @@
 // settings (attributes) where they are set. A domain setting overrides the
 // global one, an account setting the domain's.
 
+import { enc } from '../api.js';
 import { field, h, replace, select, time, val } from '../dom.js';
 
 const MODE = 'abqMode';
@@ -12,8 +13,6 @@ const MODE_HELP = {
   Strict: 'new devices are blocked unless allowed',
   Disabled: 'no access control: every device syncs',
 };
-
-const enc = encodeURIComponent;
 
 function attrPath(scope, target, name) {
   return scope === 'global' ? `/attributes/global/${enc(name)}` : `/attributes/${scope}/${enc(target)}/${enc(name)}`;

@@ -2,6 +2,7 @@
 // device, to administrators), per kind and language, globally or for one
 // domain. A text left empty falls back to the next template in the lookup.
 
+import { enc } from '../api.js';
 import { field, h, replace, select, time, val } from '../dom.js';
 
 // The kinds abqd knows: mails to a device's owner, then to administrators.
@@ -13,7 +14,6 @@ const KINDS = [
   ['admin-immediate', 'admin-immediate (one quarantined device)'],
 ];
 const PLACEHOLDERS = '{account} {device_id} {device_type} {model} {os} {user_agent} {imei} {eas_version} {first_seen} {state} {contact} {devices}';
-const enc = encodeURIComponent;
 
 function tplPath(t) {
   return `/templates/${enc(t.kind)}/${enc(t.locale)}` + (t.domain ? `?domain=${enc(t.domain)}` : '');
