@@ -88,6 +88,11 @@ size_t fmt_u64(char *buf, uint64_t v);
 /* Whether user normalizes to account; no allocation. */
 bool account_is(const char *user, const char *account);
 /*
+ * The length of s if it may go on the wire as an HTTP field value: no control
+ * character but tab, no DEL. -1 otherwise. Eight bytes at a time.
+ */
+long field_value_len(const char *s);
+/*
  * The domain an account belongs to: the part after '@', else default_domain
  * (which may be NULL). Returns a pointer into account or default_domain.
  */

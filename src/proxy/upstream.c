@@ -1149,19 +1149,19 @@ upstream_stats(const struct upstream *u)
 /*
  * The length of a header name (name true) or value, or -1 if it may not go
  * on the wire: a CR, LF or other control character but tab; in a name also
- * ':', space and tab.
+ * ':', space and tab. Values, the long part, are scanned a word at a time.
  */
 static ssize_t
 hdr_len(const char *s, bool name)
 {
 	const char *p = s;
 
+	if (!name)
+		return field_value_len(s);
 	for (; *p; p++) {
 		unsigned char ch = (unsigned char)*p;
 
-		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-			return -1;
-		if (name && (ch == ':' || ch == ' ' || ch == '\t'))
+		if (ch <= 0x20 || ch == 0x7f || ch == ':')
 			return -1;
 	}
 	return p - s;

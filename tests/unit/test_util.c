@@ -369,6 +369,36 @@ test_abq_now(void **state)
 	unsetenv("ABQ_NOW");
 }
 
+/*
+ * field_value_len against a byte-at-a-time reference: every byte value at
+ * every position of strings of 1 to 40 bytes, so each lands in a whole word
+ * and in the tail.
+ */
+static void
+test_field_value_len(void **state)
+{
+	char buf[41];
+
+	assert_int_equal(field_value_len(""), 0);
+	assert_int_equal(field_value_len("Basic YWxpY2U6c2VjcmV0"), 22);
+	assert_int_equal(field_value_len("a\tb"), 3);
+	assert_int_equal(field_value_len("Apple-iPhone/1402.100\r"), -1);
+	assert_int_equal(field_value_len("\xc3\xa9t\xc3\xa9 \xff\x80"), 8);
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 1; c < 256; c++) {
+				bool bad = (c < 0x20 && c != '\t') || c == 0x7f;
+
+				memset(buf, 'x', len);
+				buf[len] = '\0';
+				buf[pos] = (char)c;
+				if (field_value_len(buf) != (bad ? -1 : (long)len))
+					fail_msg("len %zu, byte 0x%02x at %zu", len, c, pos);
+			}
+		}
+	}
+}
+
 static void
 test_account_normalize(void **state)
 {
@@ -597,19 +627,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_alloc),
-	    cmocka_unit_test(test_fatalx),
-	    cmocka_unit_test(test_strings),
-	    cmocka_unit_test(test_parse_int),
-	    cmocka_unit_test(test_parse_duration),
-	    cmocka_unit_test(test_format_duration),
-	    cmocka_unit_test(test_parse_size),
-	    cmocka_unit_test(test_format_time),
-	    cmocka_unit_test(test_parse_time),
-	    cmocka_unit_test(test_abq_now),
-	    cmocka_unit_test(test_account_normalize),
-	    cmocka_unit_test(test_account_domain),
-	    cmocka_unit_test(test_device_id_valid),
+	    cmocka_unit_test(test_alloc),           cmocka_unit_test(test_fatalx),
+	    cmocka_unit_test(test_strings),         cmocka_unit_test(test_parse_int),
+	    cmocka_unit_test(test_parse_duration),  cmocka_unit_test(test_format_duration),
+	    cmocka_unit_test(test_parse_size),      cmocka_unit_test(test_format_time),
+	    cmocka_unit_test(test_parse_time),      cmocka_unit_test(test_abq_now),
+	    cmocka_unit_test(test_field_value_len), cmocka_unit_test(test_account_normalize),
+	    cmocka_unit_test(test_account_domain),  cmocka_unit_test(test_device_id_valid),
 	    cmocka_unit_test(test_types),
 	};
 
