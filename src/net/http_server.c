@@ -61,6 +61,8 @@
 #define BODY_INLINE_MAX 4096
 /* A connection keeps a header buffer up to this size between requests. */
 #define HBUF_KEEP_MAX 1024
+/* A response head and body up to this size go out with one send() (srv->wbuf). */
+#define WBUF_CAP 4096
 
 enum conn_state { C_READING, C_HELD, C_CLOSING };
 enum hb_last { HB_NONE, HB_URL, HB_FIELD, HB_VALUE };
@@ -155,6 +157,16 @@ struct http_server {
 	http_parser_settings settings;
 	struct addr_count *buckets[ADDR_BUCKETS];
 	char *rbuf; /* READ_CHUNK bytes: one recv, parsed in place (conn_on_readable) */
+	/*
+	 * One response being put together for a plain TCP connection whose
+	 * output is empty: its head, and its body if the body comes whole. It is
+	 * sent with one send() at http_response_end, with no evbuffer and no
+	 * write interest (see pending_send). It moves to the connection's
+	 * evbuffer if anything else is to be written first (pending_flush).
+	 */
+	char *wbuf; /* WBUF_CAP bytes */
+	size_t wlen;
+	struct http_conn *wconn; /* whose bytes wbuf holds, or NULL */
 };
 
 static void conn_process(struct http_conn *c);
@@ -562,6 +574,10 @@ conn_free(struct http_conn *c)
 	srv->nconns--;
 	/* This server is the EAS listener's; the admin listener counts its own. */
 	abq_metrics_connections(false, -1);
+	if (c->srv->wconn == c) {
+		c->srv->wconn = NULL;
+		c->srv->wlen = 0;
+	}
 	event_free(c->timer);
 	if (c->rev != NULL)
 		event_free(c->rev);
@@ -578,6 +594,52 @@ conn_write_on(struct http_conn *c)
 		c->write_off = false;
 		bufferevent_enable(c->bev, EV_WRITE);
 	}
+}
+
+/*
+ * The response in srv->wbuf moves to its connection's evbuffer, so that
+ * libevent writes it, in order, ahead of what comes next.
+ */
+static void
+pending_flush(struct http_server *srv)
+{
+	struct http_conn *c = srv->wconn;
+
+	if (c == NULL)
+		return;
+	conn_write_on(c);
+	evbuffer_add(bufferevent_get_output(c->bev), srv->wbuf, srv->wlen);
+	srv->wconn = NULL;
+	srv->wlen = 0;
+}
+
+/*
+ * The response in srv->wbuf is whole: one send() on the connection's socket
+ * (its output evbuffer is empty, checked when the response started). What
+ * the socket does not take, or all of it on an error, goes to the evbuffer,
+ * where libevent goes on or reports the error as for any other write.
+ */
+static void
+pending_send(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	ssize_t n;
+
+	if (srv->wconn != c)
+		return;
+	do
+		n = send(bufferevent_getfd(c->bev), srv->wbuf, srv->wlen, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n > 0 && (size_t)n == srv->wlen) {
+		srv->wconn = NULL;
+		srv->wlen = 0;
+		return;
+	}
+	if (n > 0) {
+		memmove(srv->wbuf, srv->wbuf + n, srv->wlen - (size_t)n);
+		srv->wlen -= (size_t)n;
+	}
+	pending_flush(srv);
 }
 
 /*
@@ -983,6 +1045,7 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 	}
 	srv = xcalloc(1, sizeof(*srv));
 	srv->rbuf = xmalloc(READ_CHUNK);
+	srv->wbuf = xmalloc(WBUF_CAP);
 	http_server_conf_defaults(&d);
 	srv->conf = *conf;
 #define DEF(f)                                                                                     \
@@ -1001,12 +1064,14 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 	if (srv->conf.max_header_size > UINT32_MAX / 2) {
 		*errstr = "http server: max_header_size too large";
 		free(srv->rbuf);
+		free(srv->wbuf);
 		free(srv);
 		return NULL;
 	}
 	if (net_cidr_parse_list(conf->trusted_proxies, &srv->trusted, &srv->ntrusted, errstr) ==
 	    -1) {
 		free(srv->rbuf);
+		free(srv->wbuf);
 		free(srv);
 		return NULL;
 	}
@@ -1098,6 +1163,7 @@ http_server_free(struct http_server **srvp)
 	}
 	free(srv->trusted);
 	free(srv->rbuf);
+	free(srv->wbuf);
 	free(srv);
 	*srvp = NULL;
 }
@@ -1271,21 +1337,30 @@ header_ok(const char *s)
 	return s[strcspn(s, "\r\n")] == '\0';
 }
 
-/* A response head being put together: a stack buffer in front of out. */
+/*
+ * A response head being put together in buf (cap bytes): srv->wbuf for a
+ * response that may go out with one send(), else a stack buffer. What does
+ * not fit goes to the connection's evbuffer, and then so does the rest.
+ */
 struct head_buf {
-	struct evbuffer *out;
-	size_t n;
-	char buf[2048];
+	struct http_conn *c;
+	char *buf;
+	size_t n, cap;
+	bool spilled;
 };
 
 static void
 head_put(struct head_buf *b, const char *s, size_t len)
 {
-	if (b->n + len > sizeof(b->buf)) {
-		evbuffer_add(b->out, b->buf, b->n);
+	if (b->n + len > b->cap) {
+		struct evbuffer *out = bufferevent_get_output(b->c->bev);
+
+		conn_write_on(b->c);
+		evbuffer_add(out, b->buf, b->n);
 		b->n = 0;
-		if (len > sizeof(b->buf)) {
-			evbuffer_add(b->out, s, len);
+		b->spilled = true;
+		if (len > b->cap) {
+			evbuffer_add(out, s, len);
 			return;
 		}
 	}
@@ -1299,7 +1374,11 @@ http_response_start(struct http_request *req, int status, const char *reason,
                     int64_t content_length, const char *const *headers)
 {
 	struct http_conn *c = req->conn;
-	struct evbuffer *out;
+	struct http_server *srv;
+	struct head_buf b;
+	char stack[2048]; /* not zeroed: only stack[0..b.n) is read */
+	char num[24];
+	bool direct;
 
 	if (c == NULL || req->aborted || req->resp_state != R_NONE || status < 100 || status > 999)
 		return -1;
@@ -1311,15 +1390,25 @@ http_response_start(struct http_request *req, int status, const char *reason,
 		if (headers[i + 1] == NULL || !header_ok(headers[i]) || !header_ok(headers[i + 1]))
 			return -1;
 	}
-	conn_write_on(c);
-	out = bufferevent_get_output(c->bev);
-	/* The head is put together here and handed to the buffer at once. */
-	struct head_buf b; /* not zeroed: only b.buf[0..b.n) is read */
-	char num[24];
-
-	b.out = out;
+	/*
+	 * A response of known length on plain TCP, with nothing of an earlier
+	 * one still queued, is put together in srv->wbuf (see pending_send).
+	 */
+	srv = c->srv;
+	direct = !c->tls && content_length >= 0 &&
+	         evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+	b.c = c;
 	b.n = 0;
-
+	b.spilled = false;
+	if (direct) {
+		pending_flush(srv); /* another connection's: to its evbuffer */
+		b.buf = srv->wbuf;
+		b.cap = WBUF_CAP;
+	} else {
+		conn_write_on(c);
+		b.buf = stack;
+		b.cap = sizeof(stack);
+	}
 	head_put(&b, req->minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
 	head_put(&b, num, fmt_u64(num, (uint64_t)status));
 	head_put(&b, " ", 1);
@@ -1347,7 +1436,12 @@ http_response_start(struct http_request *req, int status, const char *reason,
 	else if (req->minor == 0)
 		head_put(&b, "Connection: keep-alive\r\n", 24);
 	head_put(&b, "\r\n", 2);
-	evbuffer_add(out, b.buf, b.n);
+	if (direct && !b.spilled) {
+		srv->wconn = c;
+		srv->wlen = b.n;
+	} else {
+		evbuffer_add(bufferevent_get_output(c->bev), b.buf, b.n);
+	}
 	if (req->head)
 		req->resp_remaining = -1;
 	req->resp_state = R_STARTED;
@@ -1363,13 +1457,27 @@ http_response_write(struct http_request *req, const void *data, size_t len)
 
 	if (c == NULL || req->aborted || req->resp_state != R_STARTED)
 		return -1;
+	if (len > 0 && !req->head && req->resp_remaining >= 0 &&
+	    (uint64_t)len > (uint64_t)req->resp_remaining)
+		return -1;
+	if (c->srv->wconn == c) {
+		struct http_server *srv = c->srv;
+
+		if (len == 0 || req->head)
+			return 0;
+		/* The whole body, and it fits: it goes out with the head. */
+		if ((int64_t)len == req->resp_remaining && srv->wlen + len <= WBUF_CAP) {
+			memcpy(srv->wbuf + srv->wlen, data, len);
+			srv->wlen += len;
+			req->resp_remaining = 0;
+			return 0;
+		}
+		pending_flush(srv);
+	}
 	out = bufferevent_get_output(c->bev);
 	if (len > 0 && !req->head) {
-		if (req->resp_remaining >= 0) {
-			if ((uint64_t)len > (uint64_t)req->resp_remaining)
-				return -1;
+		if (req->resp_remaining >= 0)
 			req->resp_remaining -= (int64_t)len;
-		}
 		if (req->chunked)
 			evbuffer_add_printf(out, "%zx\r\n", len);
 		evbuffer_add(out, data, len);
@@ -1435,6 +1543,7 @@ http_response_end(struct http_request *req)
 	c->drain_wanted = false;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	request_free(req);
+	pending_send(c);
 	if (!keep) {
 		conn_close_after_flush(c);
 		return 0;

@@ -725,6 +725,149 @@ test_abort(void **state)
 	assert_true(dt < slow(100));
 }
 
+/*
+ * Responses put together in pieces, as the gateway relays them: a head whose
+ * body comes later while another connection answers in between; a body in
+ * two writes; a body larger than one send's buffer; an empty body; a HEAD.
+ * Each client gets exactly its own bytes, in order.
+ */
+#define BIG_LEN 100000
+static unsigned char big[BIG_LEN];
+
+static void
+pieces_start_a(void *arg)
+{
+	assert_int_equal(http_response_start(F.held[0], 200, NULL, 10, NULL), 0);
+}
+
+static void
+pieces_answer_b(void *arg)
+{
+	const char *h[] = {"X-Conn", "b", NULL};
+
+	assert_int_equal(http_response_start(F.held[1], 201, NULL, 5, h), 0);
+	assert_int_equal(http_response_write(F.held[1], "hello", 5), 0);
+	assert_int_equal(http_response_write(F.held[1], "!", 1), -1); /* past the length */
+	assert_int_equal(http_response_end(F.held[1]), 0);
+}
+
+static void
+pieces_finish_a(void *arg)
+{
+	assert_int_equal(http_response_write(F.held[0], "01234", 5), 0);
+	assert_int_equal(http_response_write(F.held[0], "56789", 5), 0);
+	assert_int_equal(http_response_end(F.held[0]), 0);
+}
+
+static void
+pieces_big(void *arg)
+{
+	assert_int_equal(http_response_start(F.held[2], 200, NULL, BIG_LEN, NULL), 0);
+	assert_true(http_response_write(F.held[2], big, BIG_LEN) >= 0);
+	assert_int_equal(http_response_end(F.held[2]), 0);
+}
+
+static void
+pieces_start_empty(void *arg)
+{
+	assert_int_equal(http_response_start(F.held[3], 204, NULL, 0, NULL), 0);
+	assert_int_equal(http_response_end(F.held[3]), 0);
+}
+
+static void
+pieces_head(void *arg)
+{
+	assert_int_equal(http_response_start(F.held[4], 200, NULL, 7, NULL), 0);
+	assert_int_equal(http_response_write(F.held[4], "ignored", 7), 0);
+	assert_int_equal(http_response_end(F.held[4]), 0);
+}
+
+static void
+test_response_pieces(void **state)
+{
+	struct resp r;
+	char line[256];
+	int a, b;
+
+	for (size_t i = 0; i < BIG_LEN; i++)
+		big[i] = (unsigned char)(i % 253);
+	start_server(NULL);
+	a = cli_connect(F.port);
+	b = cli_connect(F.port);
+	cli_sends(a, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+	want_held = 1;
+	assert_true(wait_for(held_reached, slow(2000)));
+	cli_sends(b, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+	want_held = 2;
+	assert_true(wait_for(held_reached, slow(2000)));
+
+	/* A's head waits for its body; B answers meanwhile. */
+	run_on_loop(pieces_start_a, NULL);
+	run_on_loop(pieces_answer_b, NULL);
+	assert_int_equal(read_response(b, &r), 0);
+	assert_int_equal(r.status, 201);
+	assert_non_null(strstr(r.head, "X-Conn: b\r\n"));
+	assert_int_equal(r.len, 5);
+	assert_memory_equal(r.body, "hello", 5);
+	free(r.body);
+	/* A's head is on the wire before its body. */
+	assert_int_equal(read_line(a, line, sizeof(line)), 0);
+	assert_string_equal(line, "HTTP/1.1 200 OK\r\n");
+	run_on_loop(pieces_finish_a, NULL);
+	for (;;) {
+		assert_int_equal(read_line(a, line, sizeof(line)), 0);
+		if (strcmp(line, "\r\n") == 0)
+			break;
+	}
+	assert_int_equal(read_n(a, line, 10), 0);
+	assert_memory_equal(line, "0123456789", 10);
+
+	/* The same connection again: a body far larger than one buffer. */
+	cli_sends(a, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+	want_held = 3;
+	assert_true(wait_for(held_reached, slow(2000)));
+	run_on_loop(pieces_big, NULL);
+	assert_int_equal(read_response(a, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, BIG_LEN);
+	assert_memory_equal(r.body, big, BIG_LEN);
+	free(r.body);
+
+	/* An empty body, then a HEAD: heads only, and the connection goes on. */
+	cli_sends(a, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\nHEAD /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+	want_held = 4;
+	assert_true(wait_for(held_reached, slow(2000)));
+	usleep(slow(50) * 1000); /* the HEAD waits behind the first */
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.nheld, 4);
+	pthread_mutex_unlock(&F.mu);
+	run_on_loop(pieces_start_empty, NULL);
+	want_held = 5;
+	assert_true(wait_for(held_reached, slow(2000)));
+	run_on_loop(pieces_head, NULL);
+	assert_int_equal(read_response(a, &r), 0);
+	assert_int_equal(r.status, 204);
+	assert_int_equal(r.len, 0);
+	free(r.body);
+	assert_int_equal(read_line(a, line, sizeof(line)), 0);
+	assert_string_equal(line, "HTTP/1.1 200 OK\r\n");
+	for (;;) {
+		assert_int_equal(read_line(a, line, sizeof(line)), 0);
+		if (strcmp(line, "\r\n") == 0)
+			break;
+		if (strncasecmp(line, "Content-Length:", 15) == 0)
+			assert_string_equal(line, "Content-Length: 7\r\n");
+	}
+	/* Nothing follows the HEAD's head: the next bytes answer the next request. */
+	cli_sends(a, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(a, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr((char *)r.body, "GET /after 0"));
+	free(r.body);
+	close(a);
+	close(b);
+}
+
 static void
 test_stream_backpressure(void **state)
 {
@@ -1181,6 +1324,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_header_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_response_pieces, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_backpressure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_per_addr_cap, setup, teardown),
