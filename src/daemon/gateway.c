@@ -394,60 +394,6 @@ deny(struct exchange *x, int eas_status, enum outcome outcome)
 
 /* ---- proxying ---- */
 
-/*
- * Headers that describe one hop, or that abqd sets itself: not forwarded in
- * either direction. Runs for every header of every proxied request, so the
- * first letter screens before any comparison.
- */
-static bool
-hop_by_hop(const char *name)
-{
-	static const char *const c[] = {"Connection", "Content-Length", NULL};
-	static const char *const e[] = {"Expect", NULL};
-	static const char *const h[] = {"Host", NULL};
-	static const char *const k[] = {"Keep-Alive", NULL};
-	static const char *const p[] = {"Proxy-Connection", "Proxy-Authenticate",
-	                                "Proxy-Authorization", NULL};
-	static const char *const t[] = {"TE", "Trailer", "Transfer-Encoding", NULL};
-	static const char *const u[] = {"Upgrade", NULL};
-	static const char *const x[] = {"X-Forwarded-For", "X-Forwarded-Proto", NULL};
-	const char *const *set;
-
-	switch (name[0] | 0x20) {
-	case 'c':
-		set = c;
-		break;
-	case 'e':
-		set = e;
-		break;
-	case 'h':
-		set = h;
-		break;
-	case 'k':
-		set = k;
-		break;
-	case 'p':
-		set = p;
-		break;
-	case 't':
-		set = t;
-		break;
-	case 'u':
-		set = u;
-		break;
-	case 'x':
-		set = x;
-		break;
-	default:
-		return false;
-	}
-	for (; *set != NULL; set++) {
-		if (strcasecmp(name, *set) == 0)
-			return true;
-	}
-	return false;
-}
-
 static void
 up_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
                size_t n)
@@ -462,7 +408,7 @@ up_on_response(void *arg, int status, const char *reason, const struct upstream_
 	if (status == 401 && x->ereq->auth_user != NULL)
 		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
 	for (size_t i = 0; i < n; i++) {
-		if (hop_by_hop(headers[i].name))
+		if (upstream_hop_header(headers[i].name, headers[i].name_len))
 			continue;
 		h[k++] = headers[i].name;
 		h[k++] = headers[i].value;
@@ -549,6 +495,7 @@ proxy(struct exchange *x)
 	struct upstream_header h[EAS_REQ_HEADERS_MAX + 2];
 	size_t n = 0;
 	const char *name, *value, *xff_in = NULL;
+	size_t nlen;
 	struct sbuf tb = {0}, xb = {0};
 	char tstack[512], xstack[128];
 
@@ -558,10 +505,11 @@ proxy(struct exchange *x)
 		target =
 		    join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up), "", q ? q : "");
 	for (size_t i = 0;
-	     http_request_header_at(hreq, i, &name, &value) && n < EAS_REQ_HEADERS_MAX; i++) {
-		if (strcasecmp(name, "X-Forwarded-For") == 0)
+	     http_request_header_at(hreq, i, &name, &value, &nlen) && n < EAS_REQ_HEADERS_MAX;
+	     i++) {
+		if (nlen == 15 && mem_ieq(name, "X-Forwarded-For", 15))
 			xff_in = value;
-		if (hop_by_hop(name))
+		if (upstream_hop_header(name, nlen))
 			continue;
 		h[n].name = name;
 		h[n].value = value;
@@ -975,7 +923,7 @@ on_request(struct http_request *hreq, void *arg)
 	http_request_set_data(hreq, x);
 	snprintf(x->client, sizeof(x->client), "%s", http_request_client(hreq));
 
-	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value); i++) {
+	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, NULL); i++) {
 		if (n == EAS_REQ_HEADERS_MAX) {
 			x->outcome = OUT_BAD_REQUEST;
 			respond_text(x, 400, "too many headers\n", NULL);

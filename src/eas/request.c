@@ -279,7 +279,8 @@ eas_cmd_from_name(const char *name)
 	if (name == NULL || *name == '\0')
 		return EAS_CMD_NONE;
 	for (int i = 1; i < EAS_CMD_COUNT; i++)
-		if (strcasecmp(name, cmd_names[i]) == 0)
+		if ((name[0] | 0x20) == (cmd_names[i][0] | 0x20) &&
+		    strcasecmp(name, cmd_names[i]) == 0)
 			return (enum eas_cmd)i;
 	return EAS_CMD_NONE;
 }
@@ -607,7 +608,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			break;
 		}
 		for (qp = 0; qp < QP_COUNT; qp++)
-			if (qparams[qp].len == nlen && strcasecmp(name, qparams[qp].name) == 0)
+			if (qparams[qp].len == nlen && mem_ieq(name, qparams[qp].name, nlen))
 				break;
 		if (qp == QP_COUNT) {
 			if (nlen > 64 || vlen > EAS_REQ_VALUE_MAX)
@@ -1035,7 +1036,7 @@ index_headers(const struct eas_header *h, size_t n, struct hdr_index *ix)
 
 		for (int k = 0; k < KH_COUNT; k++) {
 			if (known_hdrs[k].len != len ||
-			    strcasecmp(h[i].name, known_hdrs[k].name) != 0)
+			    !mem_ieq(h[i].name, known_hdrs[k].name, len))
 				continue;
 			if (ix->count[k]++ == 0)
 				ix->first[k] = h[i].value;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Out of memory is the one failure abqd does not try to survive: it exits. */
 void *xmalloc(size_t n);
@@ -45,6 +46,52 @@ char *str_lower(char *s);
 bool str_ieq(const char *a, const char *b);
 /* Strings equal, NULL equal to NULL. */
 bool str_eq_null(const char *a, const char *b);
+
+/* x with its ASCII capitals (one per byte) made small: eight bytes at once. */
+static inline uint64_t
+ascii_lower8(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t low7 = x & ~high; /* no byte can carry into the next below */
+	uint64_t ge_a = low7 + ones * (0x80 - 'A'), gt_z = low7 + ones * (0x80 - 'Z' - 1);
+
+	return x | (((ge_a ^ gt_z) & high & ~x) >> 2);
+}
+
+/*
+ * n bytes equal without regard to ASCII case. Inline, eight bytes a step: it
+ * compares header and parameter names on every request, after a length check.
+ */
+static inline bool
+mem_ieq(const char *a, const char *b, size_t n)
+{
+	uint64_t x, y;
+	size_t i = 0;
+
+	if (n < 8) {
+		for (; i < n; i++) {
+			unsigned char c = (unsigned char)a[i], d = (unsigned char)b[i];
+
+			if (c != d &&
+			    ((c | 0x20) != (d | 0x20) || (c | 0x20) < 'a' || (c | 0x20) > 'z'))
+				return false;
+		}
+		return true;
+	}
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y && ascii_lower8(x) != ascii_lower8(y))
+			return false;
+	}
+	if (i < n) { /* the last eight bytes, overlapping what was compared */
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		if (x != y && ascii_lower8(x) != ascii_lower8(y))
+			return false;
+	}
+	return true;
+}
 
 /*
  * Parse a whole decimal integer in [min, max]. Returns 0, or -1 with *errstr set

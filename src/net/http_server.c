@@ -1191,12 +1191,14 @@ http_request_minor(const struct http_request *req)
 /* The i-th name/value pair, from the index. */
 bool
 http_request_header_at(const struct http_request *req, size_t i, const char **name,
-                       const char **value)
+                       const char **value, size_t *name_len)
 {
 	if (i >= req->nhdr)
 		return false;
 	*name = req->h[i].name;
 	*value = req->h[i].value;
+	if (name_len != NULL)
+		*name_len = req->h[i].nlen;
 	return true;
 }
 
@@ -1209,7 +1211,7 @@ http_request_header(const struct http_request *req, const char *name)
 	for (size_t k = 0; k < req->nhdr; k++) {
 		const struct hdr_ent *e = &req->h[k];
 
-		if (e->nlen == len && strncasecmp(e->name, name, len) == 0)
+		if (e->nlen == len && mem_ieq(e->name, name, len))
 			return e->value;
 	}
 	return NULL;

@@ -401,7 +401,8 @@ on_headers_complete(http_parser *p)
 	s += strlen(s) + 1; /* past the reason */
 	for (i = 0; i < req->nfield; i++) {
 		hdrs[i].name = s;
-		s += strlen(s) + 1;
+		hdrs[i].name_len = strlen(s);
+		s += hdrs[i].name_len + 1;
 		hdrs[i].value = s;
 		s += strlen(s) + 1;
 	}
@@ -1109,6 +1110,45 @@ upstream_free(struct upstream **up)
 	free(u->rbuf);
 	free(u);
 	*up = NULL;
+}
+
+/*
+ * Headers that describe one hop, or that abqd sets itself: not forwarded in
+ * either direction. Runs for every header of every proxied request and
+ * response, so the length screens before any comparison.
+ */
+#define HOP(s)                                                                                     \
+	{                                                                                          \
+		s, sizeof(s) - 1                                                                   \
+	}
+static const struct {
+	const char *name;
+	size_t len;
+} hop_names[] = {
+    HOP("Connection"),
+    HOP("Content-Length"),
+    HOP("Expect"),
+    HOP("Host"),
+    HOP("Keep-Alive"),
+    HOP("Proxy-Connection"),
+    HOP("Proxy-Authenticate"),
+    HOP("Proxy-Authorization"),
+    HOP("TE"),
+    HOP("Trailer"),
+    HOP("Transfer-Encoding"),
+    HOP("Upgrade"),
+    HOP("X-Forwarded-For"),
+    HOP("X-Forwarded-Proto"),
+};
+#undef HOP
+
+bool
+upstream_hop_header(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(hop_names) / sizeof(hop_names[0]); i++)
+		if (hop_names[i].len == len && mem_ieq(name, hop_names[i].name, len))
+			return true;
+	return false;
 }
 
 /* Accessors for the parsed URL. */

@@ -62,11 +62,22 @@ struct upstream_conf {
 	unsigned max_conns;       /* [4096] connections open at once (busy + idle) */
 };
 
-/* One header line. Both strings are NUL-terminated. */
+/*
+ * One header line. Both strings are NUL-terminated. name_len is filled in
+ * for on_response; upstream_send measures the strings itself.
+ */
 struct upstream_header {
 	const char *name;
 	const char *value;
+	size_t name_len;
 };
+
+/*
+ * Whether a header (name, len bytes) is hop-by-hop or set by the proxy
+ * itself (Connection, Host, Transfer-Encoding, X-Forwarded-For, ...): a proxy
+ * passes neither way. Case-insensitive.
+ */
+bool upstream_hop_header(const char *name, size_t len);
 
 /* Use the upstream's request_timeout (upstream_req_spec.timeout). */
 #define UPSTREAM_TIMEOUT_DEFAULT (-1)

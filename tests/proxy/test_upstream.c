@@ -6,6 +6,7 @@
  * TLS) and checks what the client reports and what the server saw
  * (connections accepted and closed).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -355,9 +356,11 @@ t_on_response(void *arg, int status, const char *reason, const struct upstream_h
 	r->status = status;
 	snprintf(r->reason, sizeof(r->reason), "%s", reason);
 	r->clen = upstream_req_content_length(r->req);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		assert_int_equal(h[i].name_len, strlen(h[i].name));
 		if (strcasecmp(h[i].name, "X-Echo") == 0 && strcmp(h[i].value, "yes") == 0)
 			r->saw_echo_header = true;
+	}
 }
 
 /* The pause test's timer: nothing may have arrived while paused; resume. */
@@ -455,7 +458,8 @@ static void
 send_req(struct fixture *f, struct result *r, const char *method, const char *target,
          const char *body, int timeout)
 {
-	struct upstream_header h[] = {{"X-Forwarded-For", "10.0.0.1"}, {"User-Agent", "test"}};
+	struct upstream_header h[] = {{.name = "X-Forwarded-For", .value = "10.0.0.1"},
+	                              {.name = "User-Agent", .value = "test"}};
 	struct upstream_req_spec spec = {
 	    .method = method,
 	    .target = target,
@@ -958,7 +962,7 @@ test_bad_input(void **state)
 {
 	struct fixture *f = *state;
 	struct upstream_conf conf = {0};
-	struct upstream_header h = {"X-Bad", "a\r\nInjected: yes"};
+	struct upstream_header h = {.name = "X-Bad", .value = "a\r\nInjected: yes"};
 	struct upstream_req_spec spec = {
 	    .method = "GET", .target = "/", .headers = &h, .nheaders = 1};
 	const char *err = NULL;
@@ -1027,10 +1031,65 @@ test_tls(void **state)
 	SSL_CTX_free(ctx);
 }
 
+/* Which headers a proxy keeps to itself: the whole list, any case, and near misses. */
+static void
+test_hop_headers(void **state)
+{
+	static const char *const hop[] = {
+	    "Connection",
+	    "Content-Length",
+	    "Expect",
+	    "Host",
+	    "Keep-Alive",
+	    "Proxy-Connection",
+	    "Proxy-Authenticate",
+	    "Proxy-Authorization",
+	    "TE",
+	    "Trailer",
+	    "Transfer-Encoding",
+	    "Upgrade",
+	    "X-Forwarded-For",
+	    "X-Forwarded-Proto",
+	};
+	static const char *const passed[] = {
+	    "Authorization",
+	    "User-Agent",
+	    "MS-ASProtocolVersion",
+	    "Content-Type",
+	    "X-MS-PolicyKey",
+	    "Hosts",
+	    "Hos",
+	    "T",
+	    "X-Forwarded-Host",
+	    "Connection2",
+	    "Content-Lengt",
+	    "",
+	};
+	char up[64], low[64];
+
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
+		size_t n = strlen(hop[i]);
+
+		for (size_t j = 0; j <= n; j++) {
+			up[j] = (char)toupper((unsigned char)hop[i][j]);
+			low[j] = (char)tolower((unsigned char)hop[i][j]);
+		}
+		assert_true(upstream_hop_header(hop[i], n));
+		assert_true(upstream_hop_header(up, n));
+		assert_true(upstream_hop_header(low, n));
+		/* The length given is what counts: a prefix is another name. */
+		assert_false(upstream_hop_header(hop[i], n - 1));
+	}
+	for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
+		if (upstream_hop_header(passed[i], strlen(passed[i])))
+			fail_msg("%s is forwarded", passed[i]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_hop_headers),
 	    cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive_reuse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chunked, setup, teardown),

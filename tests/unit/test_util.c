@@ -369,6 +369,43 @@ test_abq_now(void **state)
 	unsetenv("ABQ_NOW");
 }
 
+/* mem_ieq: ASCII letters fold, nothing else does. */
+static void
+test_mem_ieq(void **state)
+{
+	assert_true(mem_ieq("X-Forwarded-For", "x-forwarded-for", 15));
+	assert_true(mem_ieq("CONTENT-length", "Content-Length", 14));
+	assert_true(mem_ieq("ab", "xy", 0));
+	assert_false(mem_ieq("Host", "Hosu", 4));
+	/* Only letters fold: '@' (0x40) and '`' (0x60) differ by the same bit. */
+	assert_false(mem_ieq("@", "`", 1));
+	assert_false(mem_ieq("[", "{", 1));
+	assert_false(mem_ieq("\xc9", "\xe9", 1));
+	/* Against a byte-at-a-time reference, at every position of 1-20 bytes. */
+	for (size_t len = 1; len <= 20; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				int others[] = {c, c ^ 0x20, c ^ 0x80, c ^ 0x01, c ^ 0x40};
+
+				for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++) {
+					char x[21], y[21];
+					int d = others[k];
+					int lc = c >= 'A' && c <= 'Z' ? c | 0x20 : c;
+					int ld = d >= 'A' && d <= 'Z' ? d | 0x20 : d;
+
+					memset(x, 'q', len);
+					memset(y, 'Q', len);
+					x[pos] = (char)c;
+					y[pos] = (char)d;
+					if (mem_ieq(x, y, len) != (lc == ld))
+						fail_msg("len %zu pos %zu: 0x%02x vs 0x%02x", len,
+						         pos, c, d);
+				}
+			}
+		}
+	}
+}
+
 /*
  * field_value_len against a byte-at-a-time reference: every byte value at
  * every position of strings of 1 to 40 bytes, so each lands in a whole word
@@ -627,13 +664,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_alloc),           cmocka_unit_test(test_fatalx),
-	    cmocka_unit_test(test_strings),         cmocka_unit_test(test_parse_int),
-	    cmocka_unit_test(test_parse_duration),  cmocka_unit_test(test_format_duration),
-	    cmocka_unit_test(test_parse_size),      cmocka_unit_test(test_format_time),
-	    cmocka_unit_test(test_parse_time),      cmocka_unit_test(test_abq_now),
-	    cmocka_unit_test(test_field_value_len), cmocka_unit_test(test_account_normalize),
-	    cmocka_unit_test(test_account_domain),  cmocka_unit_test(test_device_id_valid),
+	    cmocka_unit_test(test_alloc),
+	    cmocka_unit_test(test_fatalx),
+	    cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_parse_int),
+	    cmocka_unit_test(test_parse_duration),
+	    cmocka_unit_test(test_format_duration),
+	    cmocka_unit_test(test_parse_size),
+	    cmocka_unit_test(test_format_time),
+	    cmocka_unit_test(test_parse_time),
+	    cmocka_unit_test(test_abq_now),
+	    cmocka_unit_test(test_mem_ieq),
+	    cmocka_unit_test(test_field_value_len),
+	    cmocka_unit_test(test_account_normalize),
+	    cmocka_unit_test(test_account_domain),
+	    cmocka_unit_test(test_device_id_valid),
 	    cmocka_unit_test(test_types),
 	};
 
