@@ -921,7 +921,13 @@ on_request(struct http_request *hreq, void *arg)
 	gw->exchanges = x;
 	gw->in_flight++;
 	http_request_set_data(hreq, x);
-	snprintf(x->client, sizeof(x->client), "%s", http_request_client(hreq));
+	{ /* a copy for the log line, which outlives hreq */
+		const char *cl = http_request_client(hreq);
+		size_t cn = strnlen(cl, sizeof(x->client) - 1);
+
+		memcpy(x->client, cl, cn);
+		x->client[cn] = '\0';
+	}
 
 	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, NULL); i++) {
 		if (n == EAS_REQ_HEADERS_MAX) {
