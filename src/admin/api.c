@@ -139,16 +139,10 @@ device_id_ok(struct admin_req *r, const char *id)
 static char *
 domain_of(struct admin_req *r, const char *word)
 {
-	if (word[0] == '\0' || strpbrk(word, "/@ \t") != NULL) {
+	if (!domain_valid(word)) {
 		admin_reply_error(r, 400, "bad_request", "'%s' is not a valid domain", word);
 		return NULL;
 	}
-	for (const unsigned char *p = (const unsigned char *)word; *p != '\0'; p++)
-		if (*p < 0x20 || *p == 0x7f) {
-			admin_reply_error(r, 400, "bad_request", "'%s' is not a valid domain",
-			                  word);
-			return NULL;
-		}
 	return str_lower(xstrdup(word));
 }
 

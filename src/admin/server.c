@@ -214,12 +214,11 @@ void
 admin_reply_error(struct admin_req *r, int status, const char *code, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg = NULL;
+	char *msg;
 	json_t *o = json_object(), *e = json_object();
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		fatalx("out of memory");
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	json_object_set_new(e, "status", json_integer(status));
 	json_object_set_new(e, "code", json_string(code));
@@ -713,36 +712,22 @@ healthz(struct admin_req *r)
 	            ok ? 3 : 10);
 }
 
-struct outbox_count {
-	int64_t n;
-	int64_t oldest;
-};
-
-static int
-count_notice(void *arg, const struct abq_notice *n)
-{
-	struct outbox_count *c = arg;
-	if (c->n++ == 0 || n->created < c->oldest)
-		c->oldest = n->created;
-	return 0;
-}
-
 static void
 metrics(struct admin_req *r)
 {
 	struct abq_metrics_gauges g = {0};
-	struct outbox_count queued = {0}, failed = {0};
+	int64_t queued, oldest, failed, unused;
 	const char *err = NULL;
 	size_t len = 0;
 
-	if (abq_store_notice_iter(r->a->store, "queued", count_notice, &queued, &err) == 0 &&
-	    abq_store_notice_iter(r->a->store, "failed", count_notice, &failed, &err) == 0) {
+	/* Two aggregate queries: the outbox's rows are never read here. */
+	if (abq_store_notice_stats(r->a->store, "queued", &queued, &oldest, &err) == 0 &&
+	    abq_store_notice_stats(r->a->store, "failed", &failed, &unused, &err) == 0) {
 		int64_t now = abq_now();
 		g.have_outbox = true;
-		g.outbox_queued = queued.n;
-		g.outbox_failed = failed.n;
-		g.outbox_oldest_age =
-		    queued.n > 0 && now > queued.oldest ? (double)(now - queued.oldest) : 0.0;
+		g.outbox_queued = queued;
+		g.outbox_failed = failed;
+		g.outbox_oldest_age = queued > 0 && now > oldest ? (double)(now - oldest) : 0.0;
 	}
 	char *text = abq_metrics_render(&g, &len);
 	send_buffer(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);

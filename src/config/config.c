@@ -673,8 +673,7 @@ load_error(struct load *ld, const char *fmt, ...)
 	if (ld->error != NULL)
 		return;
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		fatalx("out of memory (vasprintf)");
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	ld->error = xasprintf("%s:%d: %s", ld->file, ld->lineno, msg);
 	free(msg);

@@ -63,13 +63,10 @@ tx_fail(struct abq_store *s, char **errmsg_r, const char *errstr)
 static int __attribute__((format(printf, 2, 3))) refuse(char **errmsg_r, const char *fmt, ...)
 {
 	va_list ap;
-	char *m = NULL;
 
 	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		fatalx("out of memory");
+	*errmsg_r = xvasprintf(fmt, ap);
 	va_end(ap);
-	*errmsg_r = m;
 	return 1;
 }
 

@@ -1384,8 +1384,16 @@ abq_registry_rule_reorder(const struct abq_ctx *c, const char *domain, const int
 	for (size_t i = 0; i < n; i++) {
 		struct abq_rule r = {0};
 		char *oldtxt, *newtxt, key[32];
-		if (abq_store_rule_get(c->store, ids[i], &r, &err) <= 0) {
+		int got = abq_store_rule_get(c->store, ids[i], &r, &err);
+
+		if (got < 0) {
 			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+		if (got == 0) { /* listed above in this transaction: only a broken store */
+			*errmsg_r =
+			    xasprintf("rule %lld vanished during the reorder", (long long)ids[i]);
+			rv = -1;
 			goto out;
 		}
 		if (r.order == (int64_t)(i + 1) * 10) {

@@ -100,11 +100,10 @@ int
 ctl_fail(const char *fmt, ...)
 {
 	va_list ap;
-	char *msg = NULL;
+	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		fatalx("out of memory");
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	for (char *line = msg; line != NULL;) {
 		char *nl = strchr(line, '\n');
@@ -150,15 +149,10 @@ int
 ctl_domain(const char *word, char **domain_r)
 {
 	*domain_r = NULL;
-	if (word[0] == '\0' || strpbrk(word, "/@ \t") != NULL) {
+	if (!domain_valid(word)) {
 		ctl_fail("'%s' is not a valid domain", word);
 		return -1;
 	}
-	for (const unsigned char *p = (const unsigned char *)word; *p != '\0'; p++)
-		if (*p < 0x20 || *p == 0x7f) {
-			ctl_fail("'%s' is not a valid domain", word);
-			return -1;
-		}
 	*domain_r = str_lower(xstrdup(word));
 	return 0;
 }

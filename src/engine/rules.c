@@ -129,15 +129,12 @@ abq_engine_thread_done(void)
 static void __attribute__((format(printf, 2, 3))) set_err(char **errmsg_r, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	if (errmsg_r == NULL)
 		return;
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		fatalx("out of memory");
+	*errmsg_r = xvasprintf(fmt, ap);
 	va_end(ap);
-	*errmsg_r = msg;
 }
 
 /*

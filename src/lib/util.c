@@ -105,19 +105,27 @@ xstrdup_null(const char *s)
 	return s == NULL ? NULL : xstrdup(s);
 }
 
+/* vprintf into a new string; the caller frees it. */
+char *
+xvasprintf(const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		fatalx("out of memory (asprintf)");
+	return s;
+}
+
 /* printf into a new string; the caller frees it. */
 char *
 xasprintf(const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
-	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
+	s = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (r < 0)
-		fatalx("out of memory (asprintf)");
 	return s;
 }
 
@@ -606,6 +614,17 @@ device_id_valid(const char *id)
 	return i > 0;
 }
 
+bool
+domain_valid(const char *domain)
+{
+	if (domain == NULL || domain[0] == '\0' || strpbrk(domain, "/@") != NULL)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)domain; *p != '\0'; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
 void
 sbuf_addn(struct sbuf *b, const char *s, size_t n)
 {
@@ -632,14 +651,11 @@ sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
-	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
+	s = xvasprintf(fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		fatalx("out of memory");
-	sbuf_addn(b, s, (size_t)n);
+	sbuf_addn(b, s, strlen(s));
 	free(s);
 }
 

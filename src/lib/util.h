@@ -20,8 +20,9 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* xstrdup that keeps NULL as NULL. */
 char *xstrdup_null(const char *s);
-/* printf into a freshly allocated string. */
+/* printf into a freshly allocated string (exits when memory runs out). */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /*
  * A growing NUL-terminated string: zero-initialise it, append, then keep p
@@ -149,5 +150,10 @@ const char *account_domain(const char *account, const char *default_domain);
  * '/' or white space. Returns true if valid.
  */
 bool device_id_valid(const char *id);
+/*
+ * A domain as an administrator names one (abqctl, the admin API): not empty,
+ * no '/', '@', space, tab or other control character.
+ */
+bool domain_valid(const char *domain);
 
 #endif

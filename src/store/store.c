@@ -570,6 +570,20 @@ abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb,
 	return ops_of(s)->notice_iter(s, state, cb, arg, errstr_r);
 }
 
+/* Count the notices in one state and find the oldest. */
+int
+abq_store_notice_stats(struct abq_store *s, const char *state, int64_t *count_r, int64_t *oldest_r,
+                       const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (!key_ok(state) || count_r == NULL || oldest_r == NULL)
+		FAIL_ARG(errstr_r, "notice_stats: a state and two results are required");
+	*count_r = *oldest_r = 0;
+	if (fault_now(errstr_r))
+		return -1;
+	return ops_of(s)->notice_stats(s, state, count_r, oldest_r, errstr_r);
+}
+
 /* Iterate over the queued notices due at now. */
 int
 abq_store_notice_due(struct abq_store *s, int64_t now, abq_notice_cb *cb, void *arg,

@@ -376,6 +376,12 @@ int abq_store_notice_add(struct abq_store *s, struct abq_notice *n, const char *
 int abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb, void *arg,
                           const char **errstr_r);
 /*
+ * How many notices are in state, and when the oldest of them was created (0
+ * when there is none): one aggregate query, for /metrics.
+ */
+int abq_store_notice_stats(struct abq_store *s, const char *state, int64_t *count_r,
+                           int64_t *oldest_r, const char **errstr_r);
+/*
  * The queued notices whose next_attempt is at or before now, by id (the
  * sender's work list).
  */
@@ -538,6 +544,7 @@ struct abq_store_ops {
 	int (*notice_add)(struct abq_store *, struct abq_notice *, const char **);
 	int (*notice_iter)(struct abq_store *, const char *, abq_notice_cb *, void *,
 	                   const char **);
+	int (*notice_stats)(struct abq_store *, const char *, int64_t *, int64_t *, const char **);
 
 	int (*syncstate_get)(struct abq_store *, const char *, const char *, const char *, void **,
 	                     size_t *, int64_t *, const char **);

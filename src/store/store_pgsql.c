@@ -231,6 +231,7 @@ enum stmt_id {
 	ST_CHANGE_LAST,
 	ST_NOTICE_ADD,
 	ST_NOTICE_MARK,
+	ST_NOTICE_STATS,
 	ST_TEMPLATE_GET,
 	ST_TEMPLATE_PUT,
 	ST_TEMPLATE_DELETE,
@@ -311,6 +312,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "reason, device_id, account) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
                        "RETURNING id",
     [ST_CHANGE_ADD] = "INSERT INTO changes (at, kind, key) VALUES ($1, $2, $3) RETURNING seq",
+    [ST_NOTICE_STATS] = "SELECT count(*), coalesce(min(created), 0) FROM outbox WHERE state = $1",
     [ST_CHANGE_LAST] = "SELECT coalesce(max(seq), 0) FROM changes",
     [ST_NOTICE_ADD] = "INSERT INTO outbox (recipient, kind, account, device_id, template_ref, "
                       "rendered, state, attempts, next_attempt, last_error, created, sent) "
@@ -2599,6 +2601,24 @@ pgsql_notice_iter(struct abq_store *store, const char *state, abq_notice_cb *cb,
 }
 
 static int
+pgsql_notice_stats(struct abq_store *store, const char *state, int64_t *count_r, int64_t *oldest_r,
+                   const char **errstr_r)
+{
+	struct params p = {0};
+	PGresult *res;
+
+	p_text(&p, state);
+	res = run_stmt(S(store), ST_NOTICE_STATS, &p, 0, "notice_stats", errstr_r);
+	p_free(&p);
+	if (res == NULL)
+		return -1;
+	*count_r = col_int(res, 0, 0);
+	*oldest_r = col_int(res, 0, 1);
+	PQclear(res);
+	return 0;
+}
+
+static int
 pgsql_notice_due(struct abq_store *store, int64_t now, abq_notice_cb *cb, void *arg,
                  const char **errstr_r)
 {
@@ -3051,6 +3071,7 @@ const struct abq_store_ops abq_store_pgsql_ops = {
     .change_last = pgsql_change_last,
     .notice_add = pgsql_notice_add,
     .notice_iter = pgsql_notice_iter,
+    .notice_stats = pgsql_notice_stats,
     .syncstate_get = pgsql_syncstate_get,
     .syncstate_put = pgsql_syncstate_put,
     .syncstate_delete = pgsql_syncstate_delete,

@@ -185,6 +185,7 @@ enum stmt_id {
 	ST_CHANGE_LAST,
 	ST_NOTICE_ADD,
 	ST_NOTICE_MARK,
+	ST_NOTICE_STATS,
 	ST_TEMPLATE_GET,
 	ST_TEMPLATE_PUT,
 	ST_TEMPLATE_DELETE,
@@ -240,6 +241,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_HISTORY_ADD] = "INSERT INTO history (at, who, what, subject, old_value, new_value, "
                        "reason, device_id, account) VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_CHANGE_ADD] = "INSERT INTO changes (at, kind, key) VALUES (?1, ?2, ?3)",
+    [ST_NOTICE_STATS] = "SELECT count(*), coalesce(min(created), 0) FROM outbox WHERE state = ?1",
     [ST_CHANGE_LAST] = "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
                        "'changes'), 0), coalesce((SELECT max(seq) FROM changes), 0))",
     [ST_NOTICE_ADD] = "INSERT INTO outbox (recipient, kind, account, device_id, template_ref, "
@@ -1882,6 +1884,27 @@ sqlite_notice_iter(struct abq_store *store, const char *state, abq_notice_cb *cb
 	return run_iter(s, &notice_kind, st, 0, (any_cb)cb, arg, errstr_r);
 }
 
+/* One aggregate over the rows in state (the outbox_due index leads with it). */
+static int
+sqlite_notice_stats(struct abq_store *store, const char *state, int64_t *count_r, int64_t *oldest_r,
+                    const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st = stmt_get(s, ST_NOTICE_STATS, "notice_stats", errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (bt(st, 1, state) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+		db_fail(s, "notice_stats", errstr_r);
+		stmt_release(st);
+		return -1;
+	}
+	*count_r = sqlite3_column_int64(st, 0);
+	*oldest_r = sqlite3_column_int64(st, 1);
+	stmt_release(st);
+	return 0;
+}
+
 /* The queued notices due at now, by id. */
 static int
 sqlite_notice_due(struct abq_store *store, int64_t now, abq_notice_cb *cb, void *arg,
@@ -2476,6 +2499,7 @@ const struct abq_store_ops abq_store_sqlite_ops = {
     .change_last = sqlite_change_last,
     .notice_add = sqlite_notice_add,
     .notice_iter = sqlite_notice_iter,
+    .notice_stats = sqlite_notice_stats,
     .syncstate_get = sqlite_syncstate_get,
     .syncstate_put = sqlite_syncstate_put,
     .syncstate_delete = sqlite_syncstate_delete,

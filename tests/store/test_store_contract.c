@@ -1234,6 +1234,34 @@ test_outbox(void **state)
 	memset(&l, 0, sizeof(l));
 	OK(abq_store_notice_iter(s, "failed", cb_notice_list, &l, &err));
 	assert_string_equal(l.buf, "");
+
+	/* The counts /metrics shows, without reading the rows. */
+	struct abq_notice c = {
+	    .recipient = "bob@example.com", .kind = "user-quarantined", .created = 1600000000};
+	struct abq_notice d = {.recipient = "carol@example.com",
+	                       .kind = "user-quarantined",
+	                       .state = "failed",
+	                       .created = 1650000000};
+	struct abq_notice e = {
+	    .recipient = "dave@example.com", .kind = "user-quarantined", .created = 1700000500};
+	int64_t count = -1, oldest = -1;
+
+	OK(abq_store_notice_stats(s, "failed", &count, &oldest, &err));
+	assert_int_equal(count, 0);
+	assert_int_equal(oldest, 0);
+	OK(abq_store_notice_add(s, &c, &err));
+	OK(abq_store_notice_add(s, &d, &err));
+	OK(abq_store_notice_add(s, &e, &err));
+	OK(abq_store_notice_stats(s, "queued", &count, &oldest, &err));
+	assert_int_equal(count, 3); /* a, c, e */
+	assert_int_equal(oldest, a.created < c.created ? a.created : c.created);
+	OK(abq_store_notice_stats(s, "failed", &count, &oldest, &err));
+	assert_int_equal(count, 1);
+	assert_int_equal(oldest, 1650000000);
+	OK(abq_store_notice_stats(s, "sent", &count, &oldest, &err));
+	assert_int_equal(count, 1);
+	assert_int_equal(oldest, 1700000000);
+	assert_int_equal(abq_store_notice_stats(s, "", &count, &oldest, &err), -1);
 }
 
 /* A notice as "recipient:state:attempts:next_attempt:last_error:sent". */

@@ -369,6 +369,26 @@ test_abq_now(void **state)
 	unsetenv("ABQ_NOW");
 }
 
+/* domain_valid: what abqctl and the admin API accept as a domain. */
+static void
+test_domain_valid(void **state)
+{
+	static const char *const good[] = {
+	    "example.com",           "EXAMPLE.com",       "a",
+	    "xn--bcher-kva.example", "sub.example.co.uk", "caf\xc3\xa9.example"};
+	static const char *const bad[] = {
+	    "",       "a/b", "alice@example.com", "exa mple.com", "example.com\t", "ex\nample",
+	    "ex\x7f", "@"};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (!domain_valid(good[i]))
+			fail_msg("'%s' refused", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (domain_valid(bad[i]))
+			fail_msg("'%s' accepted", bad[i]);
+	assert_false(domain_valid(NULL));
+}
+
 /* mem_ieq: ASCII letters fold, nothing else does. */
 static void
 test_mem_ieq(void **state)
@@ -664,21 +684,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_alloc),
-	    cmocka_unit_test(test_fatalx),
-	    cmocka_unit_test(test_strings),
-	    cmocka_unit_test(test_parse_int),
-	    cmocka_unit_test(test_parse_duration),
-	    cmocka_unit_test(test_format_duration),
-	    cmocka_unit_test(test_parse_size),
-	    cmocka_unit_test(test_format_time),
-	    cmocka_unit_test(test_parse_time),
-	    cmocka_unit_test(test_abq_now),
-	    cmocka_unit_test(test_mem_ieq),
-	    cmocka_unit_test(test_field_value_len),
-	    cmocka_unit_test(test_account_normalize),
-	    cmocka_unit_test(test_account_domain),
-	    cmocka_unit_test(test_device_id_valid),
+	    cmocka_unit_test(test_alloc),           cmocka_unit_test(test_fatalx),
+	    cmocka_unit_test(test_strings),         cmocka_unit_test(test_parse_int),
+	    cmocka_unit_test(test_parse_duration),  cmocka_unit_test(test_format_duration),
+	    cmocka_unit_test(test_parse_size),      cmocka_unit_test(test_format_time),
+	    cmocka_unit_test(test_parse_time),      cmocka_unit_test(test_abq_now),
+	    cmocka_unit_test(test_domain_valid),    cmocka_unit_test(test_mem_ieq),
+	    cmocka_unit_test(test_field_value_len), cmocka_unit_test(test_account_normalize),
+	    cmocka_unit_test(test_account_domain),  cmocka_unit_test(test_device_id_valid),
 	    cmocka_unit_test(test_types),
 	};
 
