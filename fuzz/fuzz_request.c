@@ -14,6 +14,7 @@
  * the same function: the corpus replay test of the normal build.
  */
 #include "eas/request.h"
+#include "lib/util.h"
 #include "replay.h"
 
 #include <stdint.h>
@@ -53,7 +54,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const pass[] = {"/autodiscover/", "/ews/"};
-	struct eas_request_config cfg = {NULL, pass, 2};
+	static struct blk_cache blocks = {.size = 2048}; /* as the gateway has it */
+	struct eas_request_config cfg = {NULL, pass, 2, &blocks};
 	struct eas_header hdr[3] = {
 	    {"MS-ASProtocolVersion", "14.1"},
 	    {"User-Agent", "fuzz"},

@@ -68,6 +68,8 @@ struct exchange;
 
 struct gateway {
 	struct event_base *base;
+	/* Kept for reuse (util.h): exchanges, and parsed requests (rcfg.blocks). */
+	struct blk_cache exchange_blocks, ereq_blocks;
 	struct http_server *srv;
 	struct tls_ctx *tls;
 	bool tls_borrowed; /* the main process's (prefork): not freed here */
@@ -319,7 +321,7 @@ exchange_finish(struct exchange *x)
 	gw->in_flight--;
 	eas_request_free(&x->ereq);
 	eas_devinfo_clear(&x->info);
-	free(x);
+	blk_free(&gw->exchange_blocks, x);
 }
 
 /* Answer with a small body and extra headers (NULL-terminated pairs), then finish. */
@@ -906,12 +908,13 @@ static void
 on_request(struct http_request *hreq, void *arg)
 {
 	struct gateway *gw = arg;
-	struct exchange *x = xcalloc(1, sizeof(*x));
+	struct exchange *x = blk_alloc(&gw->exchange_blocks);
 	struct eas_header h[EAS_REQ_HEADERS_MAX];
 	size_t n = 0;
 	const char *name, *value;
 	char err[EAS_REQ_ERRBUF];
 
+	memset(x, 0, sizeof(*x));
 	clock_gettime(CLOCK_MONOTONIC, &x->t0);
 	x->gw = gw;
 	x->hreq = hreq;
@@ -1084,6 +1087,9 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	gw->rcfg.eas_path = cfg->eas_path;
 	gw->rcfg.passthrough = (const char *const *)gw->passthrough;
 	gw->rcfg.n_passthrough = gw->npassthrough;
+	gw->exchange_blocks.size = sizeof(struct exchange);
+	gw->ereq_blocks.size = 2048; /* a request and its strings, as a phone sends them */
+	gw->rcfg.blocks = &gw->ereq_blocks;
 
 	/* Notices are on when [smtp] from is set: the sender delivers the outbox. */
 	char *admins = NULL;
@@ -1274,6 +1280,8 @@ gateway_free(struct gateway **gwp)
 	free(gw->default_domain);
 	free(gw->mail_domain);
 	free(gw->sender);
+	blk_cache_clear(&gw->exchange_blocks);
+	blk_cache_clear(&gw->ereq_blocks);
 	free(gw);
 	*gwp = NULL;
 }

@@ -147,7 +147,8 @@ enum b64tag {
 struct req_block {
 	struct eas_request req; /* first: the block is freed through &req */
 	size_t used, cap;
-	char arena[]; /* cap bytes, sized from the request (req_arena_size) */
+	struct blk_cache *cache; /* the block's cache (cfg->blocks), or NULL: free() */
+	char arena[];            /* cap bytes, sized from the request (req_arena_size) */
 };
 
 /* What one parse carries besides the request: where errors go, what was seen. */
@@ -1305,11 +1306,17 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 	}
 	{
 		size_t cap = req_arena_size(target, &ix);
-		struct req_block *b = xmalloc(sizeof(*b) + cap); /* the arena is not zeroed */
+		struct req_block *b;
+		struct blk_cache *bc = cfg != NULL ? cfg->blocks : NULL;
 
+		if (bc != NULL && sizeof(*b) + cap > bc->size)
+			bc = NULL;
+		/* The arena is not zeroed; a cached block's arena is all the rest of it. */
+		b = bc != NULL ? blk_alloc(bc) : xmalloc(sizeof(*b) + cap);
 		memset(&b->req, 0, sizeof(b->req));
 		b->used = 0;
-		b->cap = cap;
+		b->cap = bc != NULL ? bc->size - sizeof(*b) : cap;
+		b->cache = bc;
 		c.req = &b->req;
 	}
 	c.req->no_auth = true;
@@ -1356,7 +1363,10 @@ eas_request_free(struct eas_request **reqp)
 		req_str_free(r, r->extra[i].name);
 		req_str_free(r, r->extra[i].value);
 	}
-	free(r);
+	if (((struct req_block *)r)->cache != NULL)
+		blk_free(((struct req_block *)r)->cache, r);
+	else
+		free(r);
 	*reqp = NULL;
 }
 

@@ -160,10 +160,18 @@ struct eas_header {
 };
 
 /* Where ActiveSync lives and which prefixes are passed through untouched. */
+struct blk_cache;
+
 struct eas_request_config {
 	const char *eas_path;           /* NULL: "/Microsoft-Server-ActiveSync" */
 	const char *const *passthrough; /* e.g. "/autodiscover/" */
 	size_t n_passthrough;
+	/*
+	 * May be NULL. Requests that fit take a block of blocks->size bytes
+	 * (at least 1024) from here and give it back when freed, so the cache
+	 * must outlive them; blk_cache_clear empties it.
+	 */
+	struct blk_cache *blocks;
 };
 
 /* A query parameter abqd does not know, kept for the logs. */

@@ -614,6 +614,14 @@ device_id_valid(const char *id)
 	return i > 0;
 }
 
+/* Free every block waiting in c. */
+void
+blk_cache_clear(struct blk_cache *c)
+{
+	while (c->n > 0)
+		free(c->b[--c->n]);
+}
+
 bool
 domain_valid(const char *domain)
 {

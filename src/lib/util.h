@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Out of memory is the one failure abqd does not try to survive: it exits. */
@@ -43,6 +44,45 @@ void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn)
 
 /* In-place ASCII lower-casing; returns s. */
 char *str_lower(char *s);
+/*
+ * Free blocks of one size kept for reuse, one cache per owner (the HTTP
+ * server, the upstream, the gateway), emptied with blk_cache_clear when the
+ * owner goes. For the allocations every proxied request makes: the phone's request, the
+ * exchange, the parsed MS-ASHTTP request, the upstream request. glibc keeps
+ * only 7 free chunks per size for its thread cache and none over 1 KiB, so
+ * with a few dozen requests in flight most of these went through its bins
+ * (_int_malloc, _int_free), at a cost that showed in the proxy's profile. At
+ * most BLK_CACHE_MAX blocks wait; more are freed.
+ */
+#define BLK_CACHE_MAX 64
+struct blk_cache {
+	size_t size;
+	unsigned n;
+	void *b[BLK_CACHE_MAX];
+};
+
+static inline void *
+blk_alloc(struct blk_cache *c)
+{
+	return c->n > 0 ? c->b[--c->n] : xmalloc(c->size);
+}
+
+void blk_cache_clear(struct blk_cache *c);
+
+static inline void
+blk_free(struct blk_cache *c, void *p)
+{
+#ifdef __SANITIZE_ADDRESS__
+	/* Under AddressSanitizer every block goes back, so a stale use is seen. */
+	free(p);
+	return;
+#endif
+	if (c->n < BLK_CACHE_MAX)
+		c->b[c->n++] = p;
+	else
+		free(p);
+}
+
 /* Case-insensitive ASCII equality; NULL equals only NULL. */
 bool str_ieq(const char *a, const char *b);
 /* Strings equal, NULL equal to NULL. */

@@ -63,6 +63,8 @@
 #define HBUF_KEEP_MAX 1024
 /* A response head and body up to this size go out with one send() (srv->wbuf). */
 #define WBUF_CAP 4096
+/* A usual request (index, headers, small body) fits one block of srv->req_blocks. */
+#define REQ_BLOCK 1024
 
 enum conn_state { C_READING, C_HELD, C_CLOSING };
 enum hb_last { HB_NONE, HB_URL, HB_FIELD, HB_VALUE };
@@ -138,7 +140,8 @@ struct http_request {
 	bool chunked : 1;
 	bool aborted : 1;
 	bool client_done : 1;
-	bool body_inline : 1; /* body lives in the request's own allocation */
+	bool body_inline : 1;    /* body lives in the request's own allocation */
+	struct blk_cache *cache; /* where the request's block goes back, or NULL: free() */
 	char addrbuf[48];
 	char clientbuf[48];
 	struct hdr_ent h[]; /* nhdr entries, indexed once the block is complete */
@@ -166,7 +169,8 @@ struct http_server {
 	 */
 	char *wbuf; /* WBUF_CAP bytes */
 	size_t wlen;
-	struct http_conn *wconn; /* whose bytes wbuf holds, or NULL */
+	struct http_conn *wconn;     /* whose bytes wbuf holds, or NULL */
+	struct blk_cache req_blocks; /* REQ_BLOCK bytes each */
 };
 
 static void conn_process(struct http_conn *c);
@@ -442,8 +446,12 @@ on_headers_complete(http_parser *p)
 		                 : 0;
 		const char *q;
 
-		req = xmalloc(sizeof(*req) + idx + c->hlen + inl);
+		size_t need = sizeof(*req) + idx + c->hlen + inl;
+
+		req = need <= REQ_BLOCK ? blk_alloc(&c->srv->req_blocks) : xmalloc(need);
 		memset(req, 0, sizeof(*req));
+		if (need <= REQ_BLOCK)
+			req->cache = &c->srv->req_blocks;
 		req->hdr = (char *)req->h + idx;
 		memcpy(req->hdr, c->hbuf, c->hlen);
 		if (inl > 0) {
@@ -1046,6 +1054,7 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 	srv = xcalloc(1, sizeof(*srv));
 	srv->rbuf = xmalloc(READ_CHUNK);
 	srv->wbuf = xmalloc(WBUF_CAP);
+	srv->req_blocks.size = REQ_BLOCK;
 	http_server_conf_defaults(&d);
 	srv->conf = *conf;
 #define DEF(f)                                                                                     \
@@ -1164,6 +1173,7 @@ http_server_free(struct http_server **srvp)
 	free(srv->trusted);
 	free(srv->rbuf);
 	free(srv->wbuf);
+	blk_cache_clear(&srv->req_blocks);
 	free(srv);
 	*srvp = NULL;
 }
@@ -1329,7 +1339,10 @@ request_free(struct http_request *req)
 {
 	if (!req->body_inline)
 		free(req->body);
-	free(req);
+	if (req->cache != NULL)
+		blk_free(req->cache, req);
+	else
+		free(req);
 }
 
 /* True if s is safe in a header line. */

@@ -121,6 +121,7 @@ struct upstream_req {
 	bool keepalive : 1; /* and allows reuse */
 	bool cancelled : 1;
 	bool done : 1;      /* on_done is running */
+	bool cached : 1;    /* a req_blocks block (UP_REQ_BLOCK bytes) */
 	struct timespec t0; /* sent, for abqd_upstream_request_duration_seconds */
 	char errbuf[160];
 	char hinline[512]; /* a usual response's header block fits */
@@ -128,6 +129,7 @@ struct upstream_req {
 
 struct upstream {
 	struct event_base *base;
+	struct blk_cache req_blocks; /* UP_REQ_BLOCK bytes each */
 	struct evdns_base *dns;
 	SSL_CTX *ssl_ctx; /* NULL for http:// */
 	char *host;       /* without brackets */
@@ -208,13 +210,19 @@ req_set_error(struct upstream_req *req, const char *msg)
 }
 
 /* Free a request and everything it owns but its connection (detached first). */
+/* A request, its timer and a usual wire image fit one block of u->req_blocks. */
+#define UP_REQ_BLOCK 2048
+
 static void
 req_free(struct upstream_req *req)
 {
 	event_del(req->timer);
 	if (req->hbuf != req->hinline)
 		free(req->hbuf);
-	free(req);
+	if (req->cached)
+		blk_free(&req->u->req_blocks, req);
+	else
+		free(req);
 }
 
 /* Detach the request's connection and close it (it is mid-request). */
@@ -1070,6 +1078,7 @@ upstream_new(struct event_base *base, const struct upstream_conf *conf, const ch
 		goto fail;
 	}
 	u->rbuf = xmalloc(READ_CHUNK);
+	u->req_blocks.size = UP_REQ_BLOCK;
 	return u;
 fail:
 	upstream_free(&u);
@@ -1090,10 +1099,12 @@ upstream_free(struct upstream **up)
 
 		if (req != NULL) {
 			req_drop_conn(req);
-			if (req->depth == 0 && !req->done)
+			if (req->depth == 0 && !req->done) {
 				req_free(req);
-			else
+			} else {
 				req->cancelled = true;
+				req->cached = false; /* freed after u: to free() */
+			}
 		} else {
 			conn_close(c);
 		}
@@ -1108,6 +1119,7 @@ upstream_free(struct upstream **up)
 	free(u->host_hdr);
 	free(u->path);
 	free(u->rbuf);
+	blk_cache_clear(&u->req_blocks);
 	free(u);
 	*up = NULL;
 }
@@ -1279,8 +1291,14 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	}
 
 	evsize = (event_get_struct_event_size() + 15) & ~(size_t)15;
-	req = xmalloc(sizeof(*req) + evsize + total);
-	memset(req, 0, sizeof(*req));
+	if (sizeof(*req) + evsize + total <= UP_REQ_BLOCK) {
+		req = blk_alloc(&u->req_blocks);
+		memset(req, 0, sizeof(*req));
+		req->cached = true;
+	} else {
+		req = xmalloc(sizeof(*req) + evsize + total);
+		memset(req, 0, sizeof(*req));
+	}
 	req->timer = (struct event *)(void *)(req + 1);
 	req->wire = (char *)req->timer + evsize;
 	p = req->wire;
