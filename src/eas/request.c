@@ -1073,14 +1073,9 @@ header_get(struct parse_ctx *c, const struct hdr_index *ix, enum known_hdr k, si
 		                EAS_REQ_HEADER_MAX);
 		return NULL;
 	}
-	for (size_t j = 0; j < vlen; j++) {
-		unsigned char ch = (unsigned char)v[j];
-
-		if (is_ctl(ch) && ch != '\t') {
-			*err = req_fail(c, EAS_REQ_EHEADER, "header %s holds a control character",
-			                name);
-			return NULL;
-		}
+	if (!field_value_ok(v, vlen)) {
+		*err = req_fail(c, EAS_REQ_EHEADER, "header %s holds a control character", name);
+		return NULL;
 	}
 	while (vlen > 0 && (*v == ' ' || *v == '\t'))
 		v++, vlen--;

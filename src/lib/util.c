@@ -520,18 +520,19 @@ fmt_u64(char *buf, uint64_t v)
 }
 
 /*
- * Every forwarded header value and target goes through this, so it looks at
- * eight bytes per step once strlen (vectorized in libc) has found the end. A
+ * Every header value read or forwarded goes through this, so it looks at
+ * eight bytes per step (field_value_len: once strlen, vectorized in libc, has
+ * found the end). A
  * word is looked at byte by byte only when it holds a byte below 0x20 or a
  * DEL; tab is the one such byte allowed. The test for "a byte below n" is
  * exact for n <= 128: no byte can borrow from its neighbour unless one is
  * already below n.
  */
-long
-field_value_len(const char *s)
+bool
+field_value_ok(const char *s, size_t n)
 {
 	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	size_t n = strlen(s), i = 0;
+	size_t i = 0;
 
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w, del;
@@ -543,7 +544,7 @@ field_value_len(const char *s)
 				unsigned char c = (unsigned char)s[j];
 
 				if ((c < 0x20 && c != '\t') || c == 0x7f)
-					return -1;
+					return false;
 			}
 		}
 	}
@@ -551,9 +552,17 @@ field_value_len(const char *s)
 		unsigned char c = (unsigned char)s[i];
 
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return -1;
+			return false;
 	}
-	return (long)n;
+	return true;
+}
+
+long
+field_value_len(const char *s)
+{
+	size_t n = strlen(s);
+
+	return field_value_ok(s, n) ? (long)n : -1;
 }
 
 /* Whether user names account (as account_normalize would give it), without a copy. */

@@ -180,6 +180,8 @@ bool account_is(const char *user, const char *account);
  * character but tab, no DEL. -1 otherwise. Eight bytes at a time.
  */
 long field_value_len(const char *s);
+/* The same test on s[0..n): true when every byte may be in a field value. */
+bool field_value_ok(const char *s, size_t n);
 /*
  * The domain an account belongs to: the part after '@', else default_domain
  * (which may be NULL). Returns a pointer into account or default_domain.

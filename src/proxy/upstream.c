@@ -1127,40 +1127,39 @@ upstream_free(struct upstream **up)
 /*
  * Headers that describe one hop, or that abqd sets itself: not forwarded in
  * either direction. Runs for every header of every proxied request and
- * response, so the length screens before any comparison.
+ * response, so the length chooses the one or two names to compare.
  */
-#define HOP(s)                                                                                     \
-	{                                                                                          \
-		s, sizeof(s) - 1                                                                   \
-	}
-static const struct {
-	const char *name;
-	size_t len;
-} hop_names[] = {
-    HOP("Connection"),
-    HOP("Content-Length"),
-    HOP("Expect"),
-    HOP("Host"),
-    HOP("Keep-Alive"),
-    HOP("Proxy-Connection"),
-    HOP("Proxy-Authenticate"),
-    HOP("Proxy-Authorization"),
-    HOP("TE"),
-    HOP("Trailer"),
-    HOP("Transfer-Encoding"),
-    HOP("Upgrade"),
-    HOP("X-Forwarded-For"),
-    HOP("X-Forwarded-Proto"),
-};
-#undef HOP
-
 bool
 upstream_hop_header(const char *name, size_t len)
 {
-	for (size_t i = 0; i < sizeof(hop_names) / sizeof(hop_names[0]); i++)
-		if (hop_names[i].len == len && mem_ieq(name, hop_names[i].name, len))
-			return true;
-	return false;
+#define IS(s) mem_ieq(name, s, sizeof(s) - 1)
+	switch (len) {
+	case 2:
+		return IS("TE");
+	case 4:
+		return IS("Host");
+	case 6:
+		return IS("Expect");
+	case 7:
+		return IS("Trailer") || IS("Upgrade");
+	case 10:
+		return IS("Connection") || IS("Keep-Alive");
+	case 14:
+		return IS("Content-Length");
+	case 15:
+		return IS("X-Forwarded-For");
+	case 16:
+		return IS("Proxy-Connection");
+	case 17:
+		return IS("Transfer-Encoding") || IS("X-Forwarded-Proto");
+	case 18:
+		return IS("Proxy-Authenticate");
+	case 19:
+		return IS("Proxy-Authorization");
+	default:
+		return false;
+	}
+#undef IS
 }
 
 /* Accessors for the parsed URL. */

@@ -441,6 +441,10 @@ test_field_value_len(void **state)
 	assert_int_equal(field_value_len("a\tb"), 3);
 	assert_int_equal(field_value_len("Apple-iPhone/1402.100\r"), -1);
 	assert_int_equal(field_value_len("\xc3\xa9t\xc3\xa9 \xff\x80"), 8);
+	/* field_value_ok looks at exactly n bytes. */
+	assert_true(field_value_ok("abc\r\n", 3));
+	assert_false(field_value_ok("abc\r\n", 4));
+	assert_true(field_value_ok("", 0));
 	for (size_t len = 1; len <= 40; len++) {
 		for (size_t pos = 0; pos < len; pos++) {
 			for (int c = 1; c < 256; c++) {
@@ -449,7 +453,8 @@ test_field_value_len(void **state)
 				memset(buf, 'x', len);
 				buf[len] = '\0';
 				buf[pos] = (char)c;
-				if (field_value_len(buf) != (bad ? -1 : (long)len))
+				if (field_value_len(buf) != (bad ? -1 : (long)len) ||
+				    field_value_ok(buf, len) == bad)
 					fail_msg("len %zu, byte 0x%02x at %zu", len, c, pos);
 			}
 		}
