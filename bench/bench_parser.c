@@ -33,16 +33,6 @@ static const char request[] =
     "\r\n"
     "\x03\x01\x6a\x00\x00\x07\x56\x52\x03\x30\x00\x01\x01";
 
-static const char request_short_path[] = "POST /x HTTP/1.1\r\n"
-                                         "Host: 127.0.0.1:18602\r\n"
-                                         "Authorization: Basic YWxpY2U6c2VjcmV0\r\n"
-                                         "MS-ASProtocolVersion: 14.1\r\n"
-                                         "Content-Type: application/vnd.ms-sync.wbxml\r\n"
-                                         "User-Agent: Apple-iPhone/1402.100\r\n"
-                                         "Content-Length: 13\r\n"
-                                         "\r\n"
-                                         "\x03\x01\x6a\x00\x00\x07\x56\x52\x03\x30\x00\x01\x01";
-
 static const char response[] = "HTTP/1.1 200 OK\r\n"
                                "Server: nginx/1.22.1\r\n"
                                "Date: Sat, 28 Nov 2026 14:12:58 GMT\r\n"
@@ -137,8 +127,16 @@ main(int argc, char **argv)
 	printf("libhttp-parser %lu.%lu.%lu, %ld parses each\n", (http_parser_version() >> 16) & 255,
 	       (http_parser_version() >> 8) & 255, http_parser_version() & 255, n);
 	req = time_parse("parser_request", HTTP_REQUEST, request, sizeof(request) - 1, n);
-	time_parse("parser_request_short_path", HTTP_REQUEST, request_short_path,
-	           sizeof(request_short_path) - 1, n);
+	/* The same request with "/x" for its target: what the query costs. */
+	{
+		const char *rest = strstr(request, " HTTP/1.1\r\n");
+		size_t len = sizeof(request) - 1 - (size_t)(rest - request);
+		char shortreq[sizeof(request)];
+
+		memcpy(shortreq, "POST /x", 7);
+		memcpy(shortreq + 7, rest, len);
+		time_parse("parser_request_short_path", HTTP_REQUEST, shortreq, 7 + len, n);
+	}
 	resp = time_parse("parser_response", HTTP_RESPONSE, response, sizeof(response) - 1, n);
 	printf("parser_per_proxied_request_ns %.1f\n", req + resp);
 	return 0;
