@@ -1345,11 +1345,29 @@ request_free(struct http_request *req)
 		free(req);
 }
 
-/* True if s is safe in a header line. */
-static bool
-header_ok(const char *s)
+/*
+ * The length of s if it is safe in a header line (no CR or LF), else -1:
+ * strlen, then eight bytes a step, as every response header goes through it.
+ */
+static ssize_t
+header_len(const char *s)
 {
-	return s[strcspn(s, "\r\n")] == '\0';
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	size_t n = strlen(s), i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, cr, lf;
+
+		memcpy(&w, s + i, 8);
+		cr = w ^ (ones * '\r');
+		lf = w ^ (ones * '\n');
+		if ((((cr - ones) & ~cr) | ((lf - ones) & ~lf)) & high)
+			return -1; /* a zero byte in cr or lf: CR or LF in w */
+	}
+	for (; i < n; i++)
+		if (s[i] == '\r' || s[i] == '\n')
+			return -1;
+	return (ssize_t)n;
 }
 
 /*
@@ -1394,16 +1412,27 @@ http_response_start(struct http_request *req, int status, const char *reason,
 	char stack[2048]; /* not zeroed: only stack[0..b.n) is read */
 	char num[24];
 	bool direct;
+	ssize_t rlen, lens_stack[32], *lens = lens_stack;
+	size_t nh = 0;
 
 	if (c == NULL || req->aborted || req->resp_state != R_NONE || status < 100 || status > 999)
 		return -1;
 	if (reason == NULL)
 		reason = http_status_str((enum http_status)status);
-	if (!header_ok(reason))
+	if ((rlen = header_len(reason)) < 0)
 		return -1;
-	for (size_t i = 0; headers && headers[i]; i += 2) {
-		if (headers[i + 1] == NULL || !header_ok(headers[i]) || !header_ok(headers[i + 1]))
+	/* Every name and value measured and checked once, before a byte is queued. */
+	while (headers && headers[nh])
+		nh++;
+	if (nh > sizeof(lens_stack) / sizeof(lens_stack[0]))
+		lens = xcalloc(nh, sizeof(*lens));
+	for (size_t i = 0; i < nh; i += 2) {
+		if (headers[i + 1] == NULL || (lens[i] = header_len(headers[i])) < 0 ||
+		    (lens[i + 1] = header_len(headers[i + 1])) < 0) {
+			if (lens != lens_stack)
+				free(lens);
 			return -1;
+		}
 	}
 	/*
 	 * A response of known length on plain TCP, with nothing of an earlier
@@ -1427,14 +1456,16 @@ http_response_start(struct http_request *req, int status, const char *reason,
 	head_put(&b, req->minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
 	head_put(&b, num, fmt_u64(num, (uint64_t)status));
 	head_put(&b, " ", 1);
-	head_put(&b, reason, strlen(reason));
+	head_put(&b, reason, (size_t)rlen);
 	head_put(&b, "\r\n", 2);
-	for (size_t i = 0; headers && headers[i]; i += 2) {
-		head_put(&b, headers[i], strlen(headers[i]));
+	for (size_t i = 0; i < nh; i += 2) {
+		head_put(&b, headers[i], (size_t)lens[i]);
 		head_put(&b, ": ", 2);
-		head_put(&b, headers[i + 1], strlen(headers[i + 1]));
+		head_put(&b, headers[i + 1], (size_t)lens[i + 1]);
 		head_put(&b, "\r\n", 2);
 	}
+	if (lens != lens_stack)
+		free(lens);
 	if (content_length >= 0) {
 		head_put(&b, "Content-Length: ", 16);
 		head_put(&b, num, fmt_u64(num, (uint64_t)content_length));

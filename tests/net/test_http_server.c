@@ -728,7 +728,8 @@ test_abort(void **state)
 /*
  * Responses put together in pieces, as the gateway relays them: a head whose
  * body comes later while another connection answers in between; a body in
- * two writes; a body larger than one send's buffer; an empty body; a HEAD.
+ * two writes; a body larger than one send's buffer; an empty body; a HEAD;
+ * heads refused for a CR or LF in a header, which leave nothing behind.
  * Each client gets exactly its own bytes, in order.
  */
 #define BIG_LEN 100000
@@ -757,6 +758,22 @@ pieces_finish_a(void *arg)
 	assert_int_equal(http_response_write(F.held[0], "01234", 5), 0);
 	assert_int_equal(http_response_write(F.held[0], "56789", 5), 0);
 	assert_int_equal(http_response_end(F.held[0]), 0);
+}
+
+/* Headers that would split the head are refused, and nothing is queued. */
+static void
+pieces_refuse_crlf(void *arg)
+{
+	const char *in_value[] = {"X-A", "ok", "X-B", "a long enough value\r\nInjected: 1", NULL};
+	const char *in_tail[] = {"X-C", "v\n", NULL};
+	const char *in_name[] = {"X\rD", "v", NULL};
+	const char *odd[] = {"X-E", NULL};
+
+	assert_int_equal(http_response_start(F.held[1], 200, NULL, 1, in_value), -1);
+	assert_int_equal(http_response_start(F.held[1], 200, NULL, 1, in_tail), -1);
+	assert_int_equal(http_response_start(F.held[1], 200, NULL, 1, in_name), -1);
+	assert_int_equal(http_response_start(F.held[1], 200, NULL, 1, odd), -1);
+	assert_int_equal(http_response_start(F.held[1], 200, "Fine\r\nX: y", 1, NULL), -1);
 }
 
 static void
@@ -801,6 +818,8 @@ test_response_pieces(void **state)
 	want_held = 2;
 	assert_true(wait_for(held_reached, slow(2000)));
 
+	/* B's refused heads leave no trace: its answer below is the first bytes it gets. */
+	run_on_loop(pieces_refuse_crlf, NULL);
 	/* A's head waits for its body; B answers meanwhile. */
 	run_on_loop(pieces_start_a, NULL);
 	run_on_loop(pieces_answer_b, NULL);
