@@ -32,8 +32,6 @@
 #include "ctl/ctl.h"
 #include "replay.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define MAX_WORDS 20
 
 static char dir[64];
@@ -141,24 +139,8 @@ out:
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-const char replay_name[] = "fuzz_abqctl_replay";
-
-bool
-replay_wants(const char *name)
-{
-	(void)name;
-	return true;
-}
-
-void
-replay_input(const char *name, const uint8_t *data, size_t size)
-{
-	(void)name;
-	LLVMFuzzerTestOneInput(data, size);
-}
-
-int
-replay_done(void)
+static int
+abqctl_done(void)
 {
 	if (dir[0] != '\0') {
 		char cmd[128];
@@ -168,4 +150,6 @@ replay_done(void)
 	}
 	return 0;
 }
+
+const struct replay_target replay_target = {.name = "fuzz_abqctl_replay", .done = abqctl_done};
 #endif

@@ -19,8 +19,6 @@
 #include "config/config.h"
 #include "replay.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* Write data to a private file and load it; returns whether it loaded. */
 static int
 load(const uint8_t *data, size_t size)
@@ -58,18 +56,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-const char replay_name[] = "fuzz_config_replay";
-
-bool
-replay_wants(const char *name)
-{
-	(void)name;
-	return true;
-}
-
 /* A file and every prefix of it. */
-void
-replay_input(const char *name, const uint8_t *data, size_t size)
+static void
+config_input(const char *name, const uint8_t *data, size_t size)
 {
 	(void)name;
 	for (size_t i = 0; i <= size; i += 1 + i / 16)
@@ -77,12 +66,15 @@ replay_input(const char *name, const uint8_t *data, size_t size)
 	LLVMFuzzerTestOneInput(data, size);
 }
 
-int
-replay_done(void)
+static int
+config_done(void)
 {
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), "/tmp/abq-fuzz-config-%ld.conf", (long)getpid());
 	unlink(tmp);
 	return 0;
 }
+
+const struct replay_target replay_target = {
+    .name = "fuzz_config_replay", .input = config_input, .done = config_done};
 #endif

@@ -27,8 +27,6 @@
 #include "mailbox/mailbox.h"
 #include "replay.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* A tiny sync-state store: a few blobs keyed by collection. */
 struct mem {
 	char key[8][128];
@@ -162,10 +160,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-const char replay_name[] = "fuzz_mailbox_replay";
-
-bool
-replay_wants(const char *name)
+static bool
+mailbox_wants(const char *name)
 {
 	return replay_suffix(name, ".in") || replay_suffix(name, ".wbxml");
 }
@@ -174,8 +170,8 @@ replay_wants(const char *name)
  * A ".in" file is a fuzzer input as it is (command byte, version byte, body);
  * a ".wbxml" file is a body, fed as every command at every version.
  */
-void
-replay_input(const char *name, const uint8_t *data, size_t size)
+static void
+mailbox_input(const char *name, const uint8_t *data, size_t size)
 {
 	if (replay_suffix(name, ".in")) {
 		LLVMFuzzerTestOneInput(data, size);
@@ -193,9 +189,6 @@ replay_input(const char *name, const uint8_t *data, size_t size)
 	free(buf);
 }
 
-int
-replay_done(void)
-{
-	return 0;
-}
+const struct replay_target replay_target = {
+    .name = "fuzz_mailbox_replay", .wants = mailbox_wants, .input = mailbox_input};
 #endif

@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* Standard base64 of b[0..n) into a new NUL-terminated string. */
 static char *
 b64_encode(const uint8_t *b, size_t n)
@@ -110,25 +108,5 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-const char replay_name[] = "fuzz_request_replay";
-
-bool
-replay_wants(const char *name)
-{
-	(void)name;
-	return true;
-}
-
-void
-replay_input(const char *name, const uint8_t *data, size_t size)
-{
-	(void)name;
-	LLVMFuzzerTestOneInput(data, size);
-}
-
-int
-replay_done(void)
-{
-	return 0;
-}
+const struct replay_target replay_target = {.name = "fuzz_request_replay"};
 #endif

@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* Compare two trees: same shape, pages, tokens, flags and content. */
 static int
 same_tree(const struct wbxml_node *a, const struct wbxml_node *b)
@@ -76,26 +74,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef ABQ_FUZZ_REPLAY
-const char replay_name[] = "fuzz_wbxml_replay";
-
-bool
-replay_wants(const char *name)
+static bool
+wbxml_wants(const char *name)
 {
 	return replay_suffix(name, ".wbxml");
 }
 
 /* A file and each of its prefixes. */
-void
-replay_input(const char *name, const uint8_t *data, size_t size)
+static void
+wbxml_input(const char *name, const uint8_t *data, size_t size)
 {
 	(void)name;
 	for (size_t i = 0; i <= size; i++)
 		LLVMFuzzerTestOneInput(data, i);
 }
 
-int
-replay_done(void)
-{
-	return 0;
-}
+const struct replay_target replay_target = {
+    .name = "fuzz_wbxml_replay", .wants = wbxml_wants, .input = wbxml_input};
 #endif

@@ -38,11 +38,14 @@ replay_file(const char *path, const char *name)
 	if (f != NULL)
 		fclose(f);
 	if (!ok) {
-		dprintf(out, "%s: cannot read %s\n", replay_name, path);
+		dprintf(out, "%s: cannot read %s\n", replay_target.name, path);
 		free(buf);
 		return -1;
 	}
-	replay_input(name, buf, (size_t)n);
+	if (replay_target.input != NULL)
+		replay_target.input(name, buf, (size_t)n);
+	else
+		LLVMFuzzerTestOneInput(buf, (size_t)n);
 	free(buf);
 	return 0;
 }
@@ -74,7 +77,8 @@ main(int argc, char **argv)
 		}
 		for (int k = 0; k < m; k++) {
 			const char *name = list[k]->d_name;
-			if (name[0] != '.' && replay_wants(name)) {
+			if (name[0] != '.' &&
+			    (replay_target.wants == NULL || replay_target.wants(name))) {
 				char *path = xasprintf("%s/%s", top, name);
 				failed += replay_file(path, name) != 0;
 				files++;
@@ -86,7 +90,8 @@ main(int argc, char **argv)
 			free(list);
 		free(top);
 	}
-	failed += replay_done();
-	dprintf(out, "%s: %d files, %d failed\n", replay_name, files, failed);
+	if (replay_target.done != NULL)
+		failed += replay_target.done();
+	dprintf(out, "%s: %d files, %d failed\n", replay_target.name, files, failed);
 	return files == 0 || failed != 0;
 }
