@@ -5,7 +5,7 @@
  * Design: a check (struct auth_pending) is answered either at once from the
  * tables (positive cache, negative cache, rate limit, malformed credentials)
  * or by a probe (struct auth_probe). Probes are keyed by the credentials'
- * HMAC in `inflight`, so a second check of the same credentials joins the
+ * keyed hash in `inflight`, so a second check of the same credentials joins the
  * probe already queued or running instead of starting one. At most
  * max_in_flight probes run; the others wait in a FIFO queue. Answers are never
  * given from inside auth_check nor from inside libcurl: a pending with its
@@ -16,9 +16,10 @@
  *
  * Secrets: a probe holds the only clear copies of the user's password and
  * Authorization header, wiped with explicit_bzero when the probe ends; the
- * tables hold HMAC values only.
+ * tables hold keyed hashes only.
  */
 #include <event2/event.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -61,14 +62,17 @@ struct auth {
 	const struct auth_backend_ops *ops;
 	void *be;
 	struct curl_loop *cl;
-	unsigned char hkey[32]; /* the per-process HMAC key */
 	/*
-	 * HMAC-SHA256 with the key already absorbed: the inner and outer digests
-	 * after one block of key^ipad and key^opad. A hash copies them into the
-	 * scratch contexts, so a cache lookup costs two small copies and two short
-	 * digests, with no allocation and no algorithm fetch.
+	 * The keyed hash of the tables: SipHash-2-4 with 128-bit output (a PRF;
+	 * an IETF/Linux-kernel staple for hash tables fed by peers), through
+	 * OpenSSL's EVP_MAC, under a random per-process key. The context keeps the
+	 * key: EVP_MAC_init without one restarts it, so a hash allocates nothing.
+	 * It replaced HMAC-SHA256, whose EVP context copies allocated and freed
+	 * twice per request (0.38 µs against 0.13 µs a hash, measured here).
 	 */
-	EVP_MD_CTX *hinner, *houter, *hscratch;
+	unsigned char hkey[16];
+	EVP_MAC *mac;
+	EVP_MAC_CTX *hctx;
 	struct auth_cache pos, neg;
 	struct auth_ratelim by_addr, by_acct;
 	struct amap inflight;
@@ -80,51 +84,35 @@ struct auth {
 	struct auth_stats st;
 };
 
-/* Absorb the key into the inner and outer contexts (RFC 2104). */
+/* Fetch SipHash and give it the key. Returns 0, or -1. */
 static int
-hmac_setup(struct auth *a)
+hash_setup(struct auth *a)
 {
-	unsigned char ipad[64], opad[64];
-	int ok;
+	size_t size = AKEY_LEN;
+	OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
+	                       OSSL_PARAM_construct_end()};
 
-	memset(ipad, 0x36, sizeof(ipad));
-	memset(opad, 0x5c, sizeof(opad));
-	for (size_t i = 0; i < sizeof(a->hkey); i++) {
-		ipad[i] ^= a->hkey[i];
-		opad[i] ^= a->hkey[i];
-	}
-	a->hinner = EVP_MD_CTX_new();
-	a->houter = EVP_MD_CTX_new();
-	a->hscratch = EVP_MD_CTX_new();
-	ok = a->hinner && a->houter && a->hscratch &&
-	     EVP_DigestInit_ex(a->hinner, EVP_sha256(), NULL) == 1 &&
-	     EVP_DigestUpdate(a->hinner, ipad, sizeof(ipad)) == 1 &&
-	     EVP_DigestInit_ex(a->houter, EVP_sha256(), NULL) == 1 &&
-	     EVP_DigestUpdate(a->houter, opad, sizeof(opad)) == 1;
-	explicit_bzero(ipad, sizeof(ipad));
-	explicit_bzero(opad, sizeof(opad));
-	return ok ? 0 : -1;
+	if ((a->mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL)) == NULL ||
+	    (a->hctx = EVP_MAC_CTX_new(a->mac)) == NULL)
+		return -1;
+	return EVP_MAC_init(a->hctx, a->hkey, sizeof(a->hkey), params) == 1 ? 0 : -1;
 }
 
-/* HMAC-SHA256 of prefix (with its NUL when given) then the bytes s[0..n). */
+/* The keyed hash of prefix (with its NUL when given) then the bytes s[0..n). */
 static void
 auth_hash(const struct auth *a, const char *prefix, const char *s, size_t n, struct akey *out)
 {
-	unsigned char inner[EVP_MAX_MD_SIZE];
-	unsigned int ilen = 0, olen = 0;
+	size_t olen = 0;
 
-	if (EVP_MD_CTX_copy_ex(a->hscratch, a->hinner) != 1 ||
-	    (prefix != NULL && EVP_DigestUpdate(a->hscratch, prefix, strlen(prefix) + 1) != 1) ||
-	    EVP_DigestUpdate(a->hscratch, s, n) != 1 ||
-	    EVP_DigestFinal_ex(a->hscratch, inner, &ilen) != 1 ||
-	    EVP_MD_CTX_copy_ex(a->hscratch, a->houter) != 1 ||
-	    EVP_DigestUpdate(a->hscratch, inner, ilen) != 1 ||
-	    EVP_DigestFinal_ex(a->hscratch, out->b, &olen) != 1 || olen != AKEY_LEN)
-		fatalx("HMAC-SHA256 failed");
-	explicit_bzero(inner, sizeof(inner));
+	if (EVP_MAC_init(a->hctx, NULL, 0, NULL) != 1 ||
+	    (prefix != NULL &&
+	     EVP_MAC_update(a->hctx, (const unsigned char *)prefix, strlen(prefix) + 1) != 1) ||
+	    EVP_MAC_update(a->hctx, (const unsigned char *)s, n) != 1 ||
+	    EVP_MAC_final(a->hctx, out->b, &olen, sizeof(out->b)) != 1 || olen != AKEY_LEN)
+		fatalx("SipHash failed");
 }
 
-/* The cache key of a credential pair: HMAC("user\0password"). */
+/* The cache key of a credential pair: the keyed hash of "user\0password". */
 static void
 cred_key(const struct auth *a, const char *user, const char *password, struct akey *out)
 {
@@ -372,8 +360,8 @@ auth_new(struct event_base *base, const struct auth_conf *conf, const char **err
 		*errstr = "auth method must be upstream, imap:// or imaps://";
 		goto fail;
 	}
-	if (RAND_bytes(a->hkey, sizeof(a->hkey)) != 1 || hmac_setup(a) < 0) {
-		*errstr = "cannot key the credential cache (RAND_bytes or SHA-256 failed)";
+	if (RAND_bytes(a->hkey, sizeof(a->hkey)) != 1 || hash_setup(a) < 0) {
+		*errstr = "cannot key the credential cache (RAND_bytes or SipHash failed)";
 		goto fail;
 	}
 	if ((a->kick = event_new(base, -1, 0, on_kick, a)) == NULL) {
@@ -427,9 +415,8 @@ auth_free(struct auth **ap)
 	auth_ratelim_fini(&a->by_acct);
 	amap_fini(&a->inflight);
 	conf_free(&a->conf);
-	EVP_MD_CTX_free(a->hinner);
-	EVP_MD_CTX_free(a->houter);
-	EVP_MD_CTX_free(a->hscratch);
+	EVP_MAC_CTX_free(a->hctx);
+	EVP_MAC_free(a->mac);
 	explicit_bzero(a, sizeof(*a));
 	free(a);
 	*ap = NULL;
@@ -454,6 +441,40 @@ basic_header(const char *user, const char *password)
 	return out;
 }
 
+/* Credentials worth a look: a user, a password, no control character anywhere. */
+static bool
+usable(const char *user, const char *password, const char *authorization)
+{
+	return user != NULL && password != NULL && *user != '\0' && !has_ctl(user) &&
+	       !has_ctl(password) && (authorization == NULL || !has_ctl(authorization));
+}
+
+/* The caches alone, answered now; see auth.h. */
+bool
+auth_check_cached(struct auth *a, const char *user, const char *password, const char *authorization,
+                  enum auth_result *result)
+{
+	struct akey key;
+	int64_t now;
+
+	if (!usable(user, password, authorization))
+		return false; /* auth_check denies it, and counts it */
+	now = auth_now_ms();
+	cred_key(a, user, password, &key);
+	if (auth_cache_has(&a->pos, &key, now)) {
+		a->st.cache_hits++;
+		*result = AUTH_OK;
+	} else if (auth_cache_has(&a->neg, &key, now)) {
+		a->st.negative_hits++;
+		*result = AUTH_DENIED;
+	} else {
+		return false;
+	}
+	a->st.checks++;
+	count_result(a, *result);
+	return true;
+}
+
 /* The public entry: answer from the tables, or join or start a probe. */
 struct auth_pending *
 auth_check(struct auth *a, const char *user, const char *password, const char *authorization,
@@ -470,8 +491,7 @@ auth_check(struct auth *a, const char *user, const char *password, const char *a
 	p->cb = cb;
 	p->arg = arg;
 	a->st.checks++;
-	if (user == NULL || password == NULL || *user == '\0' || has_ctl(user) ||
-	    has_ctl(password) || (authorization != NULL && has_ctl(authorization))) {
+	if (!usable(user, password, authorization)) {
 		make_ready(a, p, AUTH_DENIED, false);
 		return p;
 	}

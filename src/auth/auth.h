@@ -12,7 +12,7 @@
  *
  * In front of the backends (auth.c, auth_cache.c):
  *   - a positive cache (cache_ttl) and a negative cache (failure_ttl), keyed by
- *     HMAC-SHA256(random per-process key, "user\0password"): the password is
+ *     SipHash-2-4-128(random per-process key, "user\0password"): the password is
  *     never kept, only the hash. Each holds at most max_cache entries; when
  *     full the oldest goes. Unavailable answers are never cached.
  *   - failure rate limits: sliding one-minute windows of failed probes (a
@@ -124,6 +124,18 @@ void auth_free(struct auth **a);
 struct auth_pending *auth_check(struct auth *a, const char *user, const char *password,
                                 const char *authorization, const char *client_addr, auth_cb *cb,
                                 void *arg);
+/*
+ * The same check answered from the caches alone, at once, with no callback:
+ * true with *result AUTH_OK (positive cache) or AUTH_DENIED (negative cache),
+ * counted in the stats as auth_check counts a cache answer. False when neither
+ * cache knows the pair, or it is refused unlooked (empty user, a control
+ * character): auth_check then gives the answer, and counts it. This is the
+ * fast path of nearly every request of a phone that syncs; it saves the
+ * deferral (an allocation and a pass of the loop) that auth_check's promise
+ * of an always-later callback costs.
+ */
+bool auth_check_cached(struct auth *a, const char *user, const char *password,
+                       const char *authorization, enum auth_result *result);
 /* The phone went away: no callback for p, which is freed. A probe it started
  * keeps running if others wait on it, or is aborted if none does. */
 void auth_cancel(struct auth_pending *p);

@@ -1,11 +1,11 @@
 /*
  * auth_cache.c: the in-memory tables of the auth front: a hash map keyed by
- * HMAC values, the positive/negative credential caches, and the failure
+ * keyed hashes, the positive/negative credential caches, and the failure
  * rate-limit windows.
  *
  * Design: nothing here knows a password or a user name. auth.c hashes
  * "user\0password" (caches), "a\0address" and "u\0account" (limits) with a
- * per-process random HMAC key and hands over only the 32-byte result. All
+ * per-process random key (SipHash-2-4) and hands over only the 16-byte result. All
  * tables are bounded: when one is full its oldest entry goes, so a flood of
  * distinct credentials or addresses costs memory up to the cap and no more.
  * Expired entries leave lazily, from the head of the age list, on every put.

@@ -1,7 +1,8 @@
 /*
  * auth_int.h: what auth.c, auth_cache.c and the backends share.
  *
- * amap: a chained hash table of nodes keyed by 32-byte HMAC values. The keys
+ * amap: a chained hash table of nodes keyed by 16-byte keyed hashes (SipHash-2-4,
+ * 128-bit output, under a random per-process key). The keys
  * are already uniformly random (a keyed hash the peer cannot predict), so the
  * table hashes by taking their first bytes and cannot be flooded into one
  * bucket.
@@ -22,7 +23,7 @@
 
 #include "auth/auth.h"
 
-#define AKEY_LEN       32
+#define AKEY_LEN       16
 #define AUTH_WINDOW_MS 60000
 
 struct akey {
