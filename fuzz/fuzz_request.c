@@ -54,10 +54,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const pass[] = {"/autodiscover/", "/ews/"};
 	static struct blk_cache blocks = {.size = 2048}; /* as the gateway has it */
 	struct eas_request_config cfg = {NULL, pass, 2, &blocks};
+	/* With their lengths, as the gateway passes what the HTTP server measured. */
 	struct eas_header hdr[3] = {
-	    {"MS-ASProtocolVersion", "14.1"},
-	    {"User-Agent", "fuzz"},
-	    {"Authorization", "Basic ZG9tXFVzZXI6cGFzcw=="},
+	    {.name = "MS-ASProtocolVersion", .value = "14.1", .name_len = 20, .value_len = 4},
+	    {.name = "User-Agent", .value = "fuzz", .name_len = 10, .value_len = 4},
+	    {.name = "Authorization", .value = "Basic ZG9tXFVzZXI6cGFzcw==", .name_len = 13},
 	};
 	struct eas_request *req = NULL;
 	char err[EAS_REQ_ERRBUF], desc[512], *body, *target, *b64 = NULL;
@@ -79,6 +80,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 1:
 		hdr[2].value = body;
+		hdr[2].value_len = strlen(body);
 		target = strdup("/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=D1&User=u");
 		break;
 	case 2:

@@ -497,7 +497,7 @@ proxy(struct exchange *x)
 	struct upstream_header h[EAS_REQ_HEADERS_MAX + 2];
 	size_t n = 0;
 	const char *name, *value, *xff_in = NULL;
-	size_t nlen;
+	size_t nlen, vlen;
 	struct sbuf tb = {0}, xb = {0};
 	char tstack[512], xstack[128];
 
@@ -506,8 +506,8 @@ proxy(struct exchange *x)
 	else
 		target =
 		    join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up), "", q ? q : "");
-	for (size_t i = 0;
-	     http_request_header_at(hreq, i, &name, &value, &nlen) && n < EAS_REQ_HEADERS_MAX;
+	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen) &&
+	                   n < EAS_REQ_HEADERS_MAX;
 	     i++) {
 		if (nlen == 15 && mem_ieq(name, "X-Forwarded-For", 15))
 			xff_in = value;
@@ -515,13 +515,18 @@ proxy(struct exchange *x)
 			continue;
 		h[n].name = name;
 		h[n].value = value;
+		h[n].name_len = nlen;
+		h[n].value_len = vlen;
 		n++;
 	}
 	const char *peer = http_request_peer(hreq);
-	h[n].name = "X-Forwarded-For";
-	h[n++].value = xff_in ? join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer) : peer;
-	h[n].name = "X-Forwarded-Proto";
-	h[n++].value = http_request_is_tls(hreq) ? "https" : "http";
+	h[n] = (struct upstream_header){
+	    .name = "X-Forwarded-For",
+	    .value = xff_in ? join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer) : peer};
+	n++;
+	h[n] = (struct upstream_header){.name = "X-Forwarded-Proto",
+	                                .value = http_request_is_tls(hreq) ? "https" : "http"};
+	n++;
 
 	size_t blen = 0;
 	const void *body = http_request_body(hreq, &blen);
@@ -932,14 +937,14 @@ on_request(struct http_request *hreq, void *arg)
 		x->client[cn] = '\0';
 	}
 
-	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, NULL); i++) {
+	for (size_t i = 0, nlen, vlen; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen);
+	     i++) {
 		if (n == EAS_REQ_HEADERS_MAX) {
 			x->outcome = OUT_BAD_REQUEST;
 			respond_text(x, 400, "too many headers\n", NULL);
 			return;
 		}
-		h[n].name = name;
-		h[n].value = value;
+		h[n] = (struct eas_header){name, value, nlen, vlen};
 		n++;
 	}
 	enum eas_req_err e =
@@ -966,9 +971,19 @@ on_request(struct http_request *hreq, void *arg)
 		respond_401(x);
 		return;
 	}
-	x->ap = auth_check(gw->auth, x->ereq->auth_user, x->ereq->auth_password,
-	                   http_request_header(hreq, "Authorization"), http_request_client(hreq),
-	                   auth_done, x);
+	{
+		const char *authz = http_request_header(hreq, "Authorization");
+		enum auth_result r;
+
+		/* A cache answer goes on now (x may be gone after it). */
+		if (auth_check_cached(gw->auth, x->ereq->auth_user, x->ereq->auth_password, authz,
+		                      &r)) {
+			auth_done(x, r, true);
+			return;
+		}
+		x->ap = auth_check(gw->auth, x->ereq->auth_user, x->ereq->auth_password, authz,
+		                   http_request_client(hreq), auth_done, x);
+	}
 }
 
 static void

@@ -157,6 +157,11 @@ struct parse_ctx {
 	char *errbuf;
 	size_t errlen;
 	bool has_query_policy_key; /* PolicyKey= or the base64 field */
+	/*
+	 * The strings being set come verbatim from the request target, which
+	 * parse_target has already refused for any control byte: no check again.
+	 */
+	bool from_target;
 	uint32_t query_policy_key;
 };
 
@@ -324,6 +329,35 @@ no_ctl(const char *s, size_t len)
 	return true;
 }
 
+/*
+ * The length of the run of visible ASCII (0x21-0x7e) that starts s[0..n):
+ * n when every byte is one. Eight bytes a step: a word is looked at byte by
+ * byte only when it holds a byte below 0x21 or above 0x7e. Both word tests
+ * are exact: a byte can borrow or carry into its neighbour only when it is
+ * itself out of range.
+ */
+static size_t
+graphic_prefix(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		if ((((w - ones * 0x21) & ~w) | ((w + ones) | w)) & high)
+			break;
+	}
+	for (; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch <= 0x20 || ch >= 0x7f)
+			break;
+	}
+	return i;
+}
+
 /* The value of a hex digit, or -1. */
 static int
 hexval(unsigned char c)
@@ -335,6 +369,15 @@ hexval(unsigned char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+/* s[0..len) into out (len + 1 bytes), NUL-terminated; returns out. */
+static char *
+copy_nul(char *out, const char *s, size_t len)
+{
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return out;
 }
 
 /*
@@ -464,7 +507,7 @@ set_param(struct parse_ctx *c, char **field, const char *name, const char *value
 	if (len > max)
 		return req_fail(c, EAS_REQ_ETOOLONG, "%s: %s is %zu bytes long (at most %zu)", form,
 		                name, len, max);
-	if (!no_ctl(value, len))
+	if (!c->from_target && !no_ctl(value, len))
 		return req_fail(c, EAS_REQ_EPARAM, "%s: %s holds a control character", form, name);
 	if (len == 0)
 		return EAS_REQ_OK;
@@ -493,7 +536,7 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 	struct eas_request *r = c->req;
 	const char *name = qparams[qp].name;
 
-	if (!no_ctl(value, len))
+	if (!c->from_target && !no_ctl(value, len))
 		return req_fail(c, EAS_REQ_EPARAM, "query: %s holds a control character", name);
 	switch (qp) {
 	case QP_CMD:
@@ -558,6 +601,13 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 	/* Decoded name and value of one pair: at most the pair's length + 2. */
 	char stackbuf[512];
 	char *scratch = qlen + 2 <= sizeof(stackbuf) ? stackbuf : xmalloc(qlen + 2);
+	/*
+	 * Nearly every phone's query has nothing to decode: then each name and
+	 * value is a plain copy of bytes parse_target has checked.
+	 */
+	bool verbatim = memchr(q, '%', qlen) == NULL && memchr(q, '+', qlen) == NULL;
+
+	c->from_target = verbatim;
 
 	while (start <= qlen && err == EAS_REQ_OK) {
 		const char *pair = q + start, *eq;
@@ -565,8 +615,11 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		char *name, *value;
 		int qp;
 
-		while (end < qlen && q[end] != '&')
-			end++;
+		{
+			const char *amp = memchr(q + start, '&', qlen - start);
+
+			end = amp != NULL ? (size_t)(amp - q) : qlen;
+		}
 		plen = end - start;
 		start = end + 1;
 		if (plen == 0)
@@ -584,14 +637,18 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			               (size_t)(pair - q) + 1);
 			break;
 		}
-		name = pct_decode(pair, nlen, true, scratch, &nlen, &pos);
+		name = verbatim ? copy_nul(scratch, pair, nlen)
+		                : pct_decode(pair, nlen, true, scratch, &nlen, &pos);
 		if (name == NULL) {
 			err = req_fail(c, EAS_REQ_EESCAPE, "query: bad %%-escape at byte %zu",
 			               (size_t)(pair - q) + pos + 1);
 			break;
 		}
 		value = scratch + nlen + 1;
-		if (eq != NULL) {
+		if (eq != NULL && verbatim) {
+			vlen = plen - (size_t)(eq + 1 - pair);
+			copy_nul(value, eq + 1, vlen);
+		} else if (eq != NULL) {
 			if (pct_decode(eq + 1, plen - (size_t)(eq + 1 - pair), true, value, &vlen,
 			               &pos) == NULL) {
 				err =
@@ -603,7 +660,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			value[0] = '\0';
 			vlen = 0;
 		}
-		if (!no_ctl(name, nlen)) {
+		if (!verbatim && !no_ctl(name, nlen)) {
 			err = req_fail(c, EAS_REQ_EPARAM,
 			               "query: a parameter name holds a control character");
 			break;
@@ -615,7 +672,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			if (nlen > 64 || vlen > EAS_REQ_VALUE_MAX)
 				err = req_fail(c, EAS_REQ_ETOOLONG,
 				               "query: an unknown parameter is too long");
-			else if (!no_ctl(value, vlen))
+			else if (!verbatim && !no_ctl(value, vlen))
 				err = req_fail(c, EAS_REQ_EPARAM,
 				               "query: %s holds a control character", name);
 			else
@@ -630,6 +687,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		seen[qp] = true;
 		err = plain_param(c, (enum qparam)qp, value, vlen);
 	}
+	c->from_target = false;
 	if (scratch != stackbuf)
 		free(scratch);
 	return err;
@@ -969,14 +1027,14 @@ parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const ch
 	if (qlen > EAS_REQ_QUERY_MAX)
 		return req_fail(c, EAS_REQ_ETOOLONG, "query of %zu bytes (at most %d)", qlen,
 		                EAS_REQ_QUERY_MAX);
-	for (size_t i = 0; i < tlen; i++) {
-		unsigned char ch = (unsigned char)target[i];
+	{
+		size_t bad = graphic_prefix(target, tlen);
 
-		if (is_ctl(ch) || ch == ' ' || ch >= 0x80)
+		if (bad < tlen)
 			return req_fail(c, EAS_REQ_ETARGET,
 			                "request target holds a control, space or non-ASCII byte "
 			                "(byte %zu)",
-			                i + 1);
+			                bad + 1);
 	}
 	r->path = req_strndup(c, target, plen);
 	if (path_is_eas(target, plen, eas)) {
@@ -1024,6 +1082,7 @@ static const struct {
 /* Where each known header is: its first occurrence, and how many there are. */
 struct hdr_index {
 	const char *first[KH_COUNT];
+	size_t first_len[KH_COUNT]; /* its value's length, or 0: measure it */
 	unsigned count[KH_COUNT];
 };
 
@@ -1033,14 +1092,16 @@ index_headers(const struct eas_header *h, size_t n, struct hdr_index *ix)
 {
 	memset(ix, 0, sizeof(*ix));
 	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(h[i].name);
+		size_t len = h[i].name_len != 0 ? h[i].name_len : strlen(h[i].name);
 
 		for (int k = 0; k < KH_COUNT; k++) {
 			if (known_hdrs[k].len != len ||
 			    !mem_ieq(h[i].name, known_hdrs[k].name, len))
 				continue;
-			if (ix->count[k]++ == 0)
+			if (ix->count[k]++ == 0) {
 				ix->first[k] = h[i].value;
+				ix->first_len[k] = h[i].value_len;
+			}
 			break;
 		}
 	}
@@ -1067,7 +1128,7 @@ header_get(struct parse_ctx *c, const struct hdr_index *ix, enum known_hdr k, si
 		*err = req_fail(c, EAS_REQ_EDUPHEADER, "header %s given twice", name);
 		return NULL;
 	}
-	vlen = strnlen(v, EAS_REQ_HEADER_MAX + 1);
+	vlen = ix->first_len[k] != 0 ? ix->first_len[k] : strnlen(v, EAS_REQ_HEADER_MAX + 1);
 	if (vlen > EAS_REQ_HEADER_MAX) {
 		*err = req_fail(c, EAS_REQ_ETOOLONG, "header %s longer than %d bytes", name,
 		                EAS_REQ_HEADER_MAX);

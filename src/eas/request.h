@@ -153,10 +153,15 @@ int eas_cmd_code(enum eas_cmd cmd);
 /* The command a base64 command code stands for, or EAS_CMD_NONE. */
 enum eas_cmd eas_cmd_from_code(int code);
 
-/* A header as the HTTP parser hands it over: NUL-terminated name and value. */
+/*
+ * A header as the HTTP parser hands it over: NUL-terminated name and value,
+ * with their lengths when the caller knows them (0: measured here).
+ */
 struct eas_header {
 	const char *name;
 	const char *value;
+	size_t name_len;
+	size_t value_len;
 };
 
 /* Where ActiveSync lives and which prefixes are passed through untouched. */

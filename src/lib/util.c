@@ -557,6 +557,36 @@ field_value_ok(const char *s, size_t n)
 	return true;
 }
 
+/*
+ * Each of the three word tests (a byte below 0x21, a byte equal to DEL, a
+ * byte equal to ':') is exact, so a word that passes them all is good and
+ * one that fails holds a bad byte: no byte-by-byte second look.
+ */
+bool
+field_name_ok(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, del, colon;
+
+		memcpy(&w, s + i, 8);
+		del = w ^ (ones * 0x7f);
+		colon = w ^ (ones * ':');
+		if ((((w - ones * 0x21) & ~w) | ((del - ones) & ~del) | ((colon - ones) & ~colon)) &
+		    high)
+			return false;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c == 0x7f || c == ':')
+			return false;
+	}
+	return true;
+}
+
 long
 field_value_len(const char *s)
 {

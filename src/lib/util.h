@@ -196,6 +196,11 @@ long field_value_len(const char *s);
 /* The same test on s[0..n): true when every byte may be in a field value. */
 bool field_value_ok(const char *s, size_t n);
 /*
+ * True when s[0..n) may go on the wire as a field name, as abqd writes them:
+ * no control character, space, DEL or ':'. Eight bytes at a time.
+ */
+bool field_name_ok(const char *s, size_t n);
+/*
  * The domain an account belongs to: the part after '@', else default_domain
  * (which may be NULL). Returns a pointer into account or default_domain.
  */

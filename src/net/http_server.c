@@ -85,6 +85,9 @@ struct listener {
 	int fd;
 };
 
+/* Piece ends kept per connection: the URL and 15 headers, more than most phones send. */
+#define HB_ENDS 32
+
 struct http_conn {
 	struct http_conn *prev, *next;
 	struct http_server *srv;
@@ -96,6 +99,13 @@ struct http_conn {
 	/* header accumulation, only while reading a header block */
 	char *hbuf;
 	uint32_t hlen, hcap;
+	/*
+	 * Where the first HB_ENDS pieces end (their NULs), so that the request's
+	 * index is built without a strlen per piece; nends == HB_ENDS + 1 means
+	 * more pieces (or a block over 64 KiB) than that: the rest are measured.
+	 */
+	uint16_t hend[HB_ENDS];
+	uint16_t nends;
 	uint16_t nhdr;
 	uint8_t hlast;
 	uint8_t state;
@@ -350,6 +360,10 @@ hb_append(struct http_conn *c, const char *p, size_t len)
 static void
 hb_nul(struct http_conn *c)
 {
+	if (c->nends < HB_ENDS && c->hlen <= UINT16_MAX)
+		c->hend[c->nends++] = (uint16_t)c->hlen;
+	else
+		c->nends = HB_ENDS + 1;
 	c->hbuf[c->hlen++] = '\0';
 }
 
@@ -361,6 +375,7 @@ on_message_begin(http_parser *p)
 
 	c->started = true;
 	c->hlen = 0;
+	c->nends = 0;
 	c->nhdr = 0;
 	c->hlast = HB_NONE;
 	c->arm_ms = c->srv->conf.header_timeout_ms;
@@ -467,17 +482,29 @@ on_headers_complete(http_parser *p)
 		c->hlen = 0;
 		req->conn = c;
 		req->nhdr = c->nhdr;
-		/* Index the block once: every later look-up is by pointer and length. */
-		q = req->hdr;
-		q += strlen(q) + 1; /* the URL */
-		for (size_t k = 0; k < req->nhdr; k++) {
-			struct hdr_ent *e = &req->h[k];
+		/*
+		 * Index the block once: every later look-up is by pointer and
+		 * length. Piece i ends at hend[i] when it was recorded.
+		 */
+		{
+			size_t known = c->nends <= HB_ENDS ? c->nends : 0, i = 0;
+#define PIECE_LEN(p) (i < known ? (uint32_t)(c->hend[i] - ((p)-req->hdr)) : (uint32_t)strlen(p))
+			q = req->hdr;
+			q += PIECE_LEN(q) + 1; /* the URL */
+			i++;
+			for (size_t k = 0; k < req->nhdr; k++) {
+				struct hdr_ent *e = &req->h[k];
 
-			e->name = q;
-			e->nlen = (uint32_t)strlen(q);
-			e->value = q + e->nlen + 1;
-			e->vlen = (uint32_t)strlen(e->value);
-			q = e->value + e->vlen + 1;
+				e->name = q;
+				e->nlen = PIECE_LEN(q);
+				i++;
+				e->value = q + e->nlen + 1;
+				e->vlen = PIECE_LEN(e->value);
+				i++;
+				q = e->value + e->vlen + 1;
+			}
+#undef PIECE_LEN
+			c->nends = 0;
 		}
 	}
 	req->method = (uint8_t)p->method;
@@ -1201,7 +1228,7 @@ http_request_minor(const struct http_request *req)
 /* The i-th name/value pair, from the index. */
 bool
 http_request_header_at(const struct http_request *req, size_t i, const char **name,
-                       const char **value, size_t *name_len)
+                       const char **value, size_t *name_len, size_t *value_len)
 {
 	if (i >= req->nhdr)
 		return false;
@@ -1209,6 +1236,8 @@ http_request_header_at(const struct http_request *req, size_t i, const char **na
 	*value = req->h[i].value;
 	if (name_len != NULL)
 		*name_len = req->h[i].nlen;
+	if (value_len != NULL)
+		*value_len = req->h[i].vlen;
 	return true;
 }
 

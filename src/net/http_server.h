@@ -120,9 +120,12 @@ const char *http_request_url(const struct http_request *req);
 int http_request_minor(const struct http_request *req);
 /* First header named name (case-insensitive), or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
-/* The i-th header, and its name's length if name_len is not NULL; false past the end. */
+/*
+ * The i-th header, with the lengths of its name and value where name_len and
+ * value_len are not NULL; false past the end.
+ */
 bool http_request_header_at(const struct http_request *req, size_t i, const char **name,
-                            const char **value, size_t *name_len);
+                            const char **value, size_t *name_len, size_t *value_len);
 const void *http_request_body(const struct http_request *req, size_t *len);
 /* The TCP peer's address, numeric. */
 const char *http_request_peer(struct http_request *req);

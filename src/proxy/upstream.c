@@ -1209,13 +1209,37 @@ hdr_len(const char *s, bool name)
 
 	if (!name)
 		return field_value_len(s);
-	for (; *p; p++) {
-		unsigned char ch = (unsigned char)*p;
+	p += strlen(s);
+	return field_name_ok(s, (size_t)(p - s)) ? p - s : -1;
+}
 
-		if (ch <= 0x20 || ch == 0x7f || ch == ':')
-			return -1;
+/* The same for a header of the request, whose lengths the caller may know. */
+static bool
+hdr_lens(const struct upstream_header *h, size_t *nl, size_t *vl)
+{
+	ssize_t n;
+
+	if (h->name == NULL || h->value == NULL || h->name[0] == '\0')
+		return false;
+	if (h->name_len != 0) {
+		if (!field_name_ok(h->name, h->name_len))
+			return false;
+		*nl = h->name_len;
+	} else if ((n = hdr_len(h->name, true)) < 0) {
+		return false;
+	} else {
+		*nl = (size_t)n;
 	}
-	return p - s;
+	if (h->value_len != 0) {
+		if (!field_value_ok(h->value, h->value_len))
+			return false;
+		*vl = h->value_len;
+	} else if ((n = hdr_len(h->value, false)) < 0) {
+		return false;
+	} else {
+		*vl = (size_t)n;
+	}
+	return true;
 }
 
 /* Append n bytes at *p and advance it (the buffer was sized beforehand). */
@@ -1267,19 +1291,12 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	        spec->body_len;
 	lens = spec->nheaders <= 64 ? lens_stack : xcalloc(2 * spec->nheaders, sizeof(*lens));
 	for (i = 0; i < spec->nheaders; i++) {
-		ssize_t nl, vl;
-
-		if (spec->headers[i].name == NULL || spec->headers[i].value == NULL ||
-		    spec->headers[i].name[0] == '\0' ||
-		    (nl = hdr_len(spec->headers[i].name, true)) < 0 ||
-		    (vl = hdr_len(spec->headers[i].value, false)) < 0) {
+		if (!hdr_lens(&spec->headers[i], &lens[2 * i], &lens[2 * i + 1])) {
 			if (lens != lens_stack)
 				free(lens);
 			goto inval;
 		}
-		lens[2 * i] = (size_t)nl;
-		lens[2 * i + 1] = (size_t)vl;
-		total += (size_t)nl + 2 + (size_t)vl + 2;
+		total += lens[2 * i] + 2 + lens[2 * i + 1] + 2;
 	}
 	if (u->idle == NULL && u->nconns >= u->conf.max_conns) {
 		if (lens != lens_stack)

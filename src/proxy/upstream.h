@@ -66,10 +66,15 @@ struct upstream_conf {
  * One header line. Both strings are NUL-terminated. name_len is filled in
  * for on_response; upstream_send measures the strings itself.
  */
+/*
+ * A header: NUL-terminated name and value. To upstream_send the lengths are
+ * optional (0: measured there); from on_response name_len is always set.
+ */
 struct upstream_header {
 	const char *name;
 	const char *value;
 	size_t name_len;
+	size_t value_len;
 };
 
 /*

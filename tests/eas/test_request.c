@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eas/b64.h"
 #include "eas/request.h"
 #include "lib/util.h"
 
@@ -43,8 +44,7 @@ parse_h(const char *method, const char *target, struct eas_request **r, ...)
 
 	va_start(ap, r);
 	while ((name = va_arg(ap, const char *)) != NULL && n < 16) {
-		h[n].name = name;
-		h[n].value = va_arg(ap, const char *);
+		h[n] = (struct eas_header){.name = name, .value = va_arg(ap, const char *)};
 		n++;
 	}
 	va_end(ap);
@@ -494,6 +494,167 @@ test_percent(void **state)
 	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D+1", &r), EAS_REQ_EDEVICEID);
 }
 
+/*
+ * The decoder's table against the RFC 4648 alphabet: every byte value as the
+ * first character of a quantum decodes to its index there, or is refused.
+ */
+static void
+test_base64_alphabet(void **state)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char out[8];
+	size_t outlen, pos;
+	const char *why;
+
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		char in[4] = {(char)c, 'A', 'A', 'A'};
+		const char *at = c != 0 ? memchr(alphabet, c, 64) : NULL;
+		int rc = b64_decode(in, 4, out, &outlen, &pos, &why);
+
+		if (c == '=') {
+			assert_int_equal(rc, -1); /* padding first: data after '=' */
+			continue;
+		}
+		if (at == NULL) {
+			if (rc != -1 || pos != 0)
+				fail_msg("byte 0x%02x: accepted or wrong place", c);
+			continue;
+		}
+		if (rc != 0 || outlen != 3 || out[0] >> 2 != (unsigned)(at - alphabet) ||
+		    (out[0] & 3) != 0 || out[1] != 0 || out[2] != 0)
+			fail_msg("byte 0x%02x: decoded wrong", c);
+	}
+}
+
+/*
+ * Every byte value at every place of the query (and of the path): refused
+ * as a request-target byte exactly when it is a control, a space, DEL or
+ * above 0x7e, whatever its place in the eight-byte steps of the check.
+ */
+static void
+test_target_bytes(void **state)
+{
+	char target[128];
+	struct eas_request *r = NULL;
+
+	(void)state;
+	for (size_t pos = 0; pos < 40; pos++) {
+		for (int c = 1; c < 256; c++) {
+			bool bad = c <= 0x20 || c >= 0x7f;
+			enum eas_req_err e;
+			int n = snprintf(target, sizeof(target), EAS "?Cmd=Sync&DeviceId=D1&X=");
+
+			memset(target + n, 'v', 40);
+			target[n + 40] = '\0';
+			target[(size_t)n + pos] = (char)c;
+			e = post(target, &r);
+			eas_request_free(&r);
+			if ((e == EAS_REQ_ETARGET) != bad)
+				fail_msg("byte 0x%02x at %zu of the query: %s", c, pos, errbuf);
+			if (bad) {
+				char want[64];
+
+				snprintf(want, sizeof(want), "(byte %zu)", (size_t)n + pos + 1);
+				if (strstr(errbuf, want) == NULL)
+					fail_msg("byte 0x%02x at %zu: %s", c, pos, errbuf);
+			}
+		}
+	}
+	/* In the path. */
+	assert_int_equal(post("/Microsoft-Server\x7f-ActiveSync?Cmd=Sync&DeviceId=D1", &r),
+	                 EAS_REQ_ETARGET);
+	assert_int_equal(post("/Microsoft-Server-ActiveSync\x80?Cmd=Sync&DeviceId=D1", &r),
+	                 EAS_REQ_ETARGET);
+}
+
+/*
+ * A query with nothing to decode is copied as it is; one with an escape or a
+ * '+' is decoded. Both give the same request, and a control character only
+ * an escape can bring is refused in names, known values and unknown ones.
+ */
+static void
+test_query_verbatim(void **state)
+{
+	static const char *const pairs[][2] = {
+	    {EAS "?Cmd=Ping&User=jdoe&DeviceId=D1&DeviceType=iPhone&Flag&X-A=b",
+	     EAS "?Cmd=Ping&User=jdo%65&DeviceId=D1&DeviceType=iPhone&Flag&X-A=b"},
+	    {EAS "?Cmd=Sync&DeviceId=D1&X-A=b&CollectionId=7",
+	     EAS "?Cmd=Sync&DeviceId=D1&X-A=b&CollectionId=7&Y=+"},
+	};
+	struct eas_request *a = NULL, *b = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		assert_int_equal(post(pairs[i][0], &a), EAS_REQ_OK);
+		assert_int_equal(post(pairs[i][1], &b), EAS_REQ_OK);
+		assert_int_equal(a->cmd, b->cmd);
+		assert_string_equal(a->device_id, b->device_id);
+		assert_int_equal(a->user == NULL, b->user == NULL);
+		if (a->user != NULL)
+			assert_string_equal(a->user, b->user);
+		assert_int_equal(a->collection_id == NULL, b->collection_id == NULL);
+		assert_true(a->n_extra >= 1);
+		for (size_t k = 0; k < a->n_extra; k++) {
+			assert_string_equal(a->extra[k].name, b->extra[k].name);
+			assert_string_equal(a->extra[k].value, b->extra[k].value);
+		}
+		eas_request_free(&a);
+		eas_request_free(&b);
+	}
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&DeviceType=i%01", &a), EAS_REQ_EPARAM);
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&X%09Y=1", &a), EAS_REQ_EPARAM);
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&X=%7f", &a), EAS_REQ_EPARAM);
+	assert_int_equal(post(EAS "?Cmd=Sync%0d&DeviceId=D1", &a), EAS_REQ_EPARAM);
+	assert_null(a);
+}
+
+/*
+ * Header lengths given by the caller (as the gateway passes what the HTTP
+ * server measured) give the request the same headers as lengths measured
+ * here, and the same refusals.
+ */
+static void
+test_header_lengths(void **state)
+{
+	static const char *const names[] = {"Authorization", "User-Agent", "MS-ASProtocolVersion",
+	                                    "X-MS-PolicyKey", "Content-Type"};
+	static const char *const values[] = {AUTH_JDOE, " Apple-iPhone/1402.100\t", "16.1", "123",
+	                                     "application/vnd.ms-sync.wbxml"};
+	struct eas_header h[5];
+	struct eas_request *a = NULL, *b = NULL;
+	char bad[] = "Apple\x01iPhone";
+	const char *target = EAS "?Cmd=Sync&DeviceId=D1";
+
+	(void)state;
+	for (size_t i = 0; i < 5; i++)
+		h[i] = (struct eas_header){.name = names[i], .value = values[i]};
+	assert_int_equal(eas_request_parse(&cfg, "POST", target, h, 5, &a, errbuf, sizeof(errbuf)),
+	                 EAS_REQ_OK);
+	for (size_t i = 0; i < 5; i++) {
+		h[i].name_len = strlen(names[i]);
+		h[i].value_len = strlen(values[i]);
+	}
+	assert_int_equal(eas_request_parse(&cfg, "POST", target, h, 5, &b, errbuf, sizeof(errbuf)),
+	                 EAS_REQ_OK);
+	assert_string_equal(a->user_agent, "Apple-iPhone/1402.100");
+	assert_string_equal(b->user_agent, a->user_agent);
+	assert_string_equal(b->protocol_version, a->protocol_version);
+	assert_string_equal(b->content_type, a->content_type);
+	assert_string_equal(b->account, a->account);
+	assert_int_equal(b->policy_key, a->policy_key);
+	assert_true(b->has_policy_key);
+	eas_request_free(&a);
+	eas_request_free(&b);
+	/* A control character within the given length is found. */
+	h[1].value = bad;
+	h[1].value_len = strlen(bad);
+	assert_int_equal(eas_request_parse(&cfg, "POST", target, h, 5, &a, errbuf, sizeof(errbuf)),
+	                 EAS_REQ_EHEADER);
+	assert_null(a);
+}
+
 /* Identity: DOMAIN\user, mismatch, no credentials, bad credentials. */
 static void
 test_identity(void **state)
@@ -823,9 +984,9 @@ test_block_cache(void **state)
 	struct blk_cache blocks = {.size = 2048};
 	struct eas_request_config bc = {NULL, pass_prefixes, 2, &blocks};
 	struct eas_request *r = NULL;
-	struct eas_header h[3] = {{"Authorization", AUTH_JDOE},
-	                          {"User-Agent", "Apple-iPhone/1402.100"},
-	                          {"MS-ASProtocolVersion", "14.1"}};
+	struct eas_header h[3] = {{.name = "Authorization", .value = AUTH_JDOE},
+	                          {.name = "User-Agent", .value = "Apple-iPhone/1402.100"},
+	                          {.name = "MS-ASProtocolVersion", .value = "14.1"}};
 	char ua[3001];
 	void *first;
 	unsigned kept = 1;
@@ -908,10 +1069,11 @@ test_large_request(void **state)
 	snprintf(cred, sizeof(cred), "%s:%s", user, "pw-with-some-length-0123456789");
 	b64enc((const unsigned char *)cred, strlen(cred), b64);
 	snprintf(auth, sizeof(auth), "Basic %s", b64);
-	h[0] = (struct eas_header){"Authorization", auth};
-	h[1] = (struct eas_header){"User-Agent", ua};
-	h[2] = (struct eas_header){"content-type", "application/vnd.ms-sync.wbxml"};
-	h[3] = (struct eas_header){"MS-ASPROTOCOLVERSION", "16.1"};
+	h[0] = (struct eas_header){.name = "Authorization", .value = auth};
+	h[1] = (struct eas_header){.name = "User-Agent", .value = ua};
+	h[2] =
+	    (struct eas_header){.name = "content-type", .value = "application/vnd.ms-sync.wbxml"};
+	h[3] = (struct eas_header){.name = "MS-ASPROTOCOLVERSION", .value = "16.1"};
 	assert_int_equal(eas_request_parse(&cfg, "POST", target, h, 4, &r, errbuf, sizeof(errbuf)),
 	                 EAS_REQ_OK);
 	assert_int_equal(r->cmd, EAS_CMD_SYNC);
@@ -989,6 +1151,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_base64_alphabet),
+	    cmocka_unit_test(test_target_bytes),
+	    cmocka_unit_test(test_query_verbatim),
+	    cmocka_unit_test(test_header_lengths),
 	    cmocka_unit_test(test_vector1),
 	    cmocka_unit_test(test_vector2),
 	    cmocka_unit_test(test_vector3),

@@ -153,6 +153,23 @@ on_request(struct http_request *req, void *arg)
 		stream_pump(req);
 		return;
 	}
+	if (strcmp(url, "/headers") == 0) {
+		/* Every header as "name=value;", after checking the index's lengths. */
+		char all[4096];
+		size_t n = 0, nl, vl;
+		const char *name, *value;
+
+		for (size_t i = 0; http_request_header_at(req, i, &name, &value, &nl, &vl); i++) {
+			int k = nl == strlen(name) && vl == strlen(value)
+			            ? snprintf(all + n, sizeof(all) - n, "%s=%s;", name, value)
+			            : snprintf(all + n, sizeof(all) - n, "BAD LENGTHS AT %zu;", i);
+			if (k < 0 || (size_t)k >= sizeof(all) - n)
+				break;
+			n += (size_t)k;
+		}
+		assert_int_equal(http_response_simple(req, 200, "text/plain", all, n), 0);
+		return;
+	}
 	snprintf(out, sizeof(out), "%s %s %zu client=%s", http_request_method(req), url, len,
 	         http_request_client(req));
 	assert_int_equal(http_response_simple(req, 200, "text/plain", out, strlen(out)), 0);
@@ -499,6 +516,51 @@ test_post_body(void **state)
 	assert_string_equal(F.xtest, "Abc");
 	assert_int_equal(F.body_len, 11);
 	assert_memory_equal(F.body, "hello=world", 11);
+	free(r.body);
+	close(fd);
+}
+
+/*
+ * The request's header index, as the handler sees it: names, values and
+ * their lengths, for a few headers, for more than the connection records the
+ * ends of (the rest are measured), for an empty value, a name or value that
+ * arrives in two reads, and on the next request of the same connection.
+ */
+static void
+test_header_index(void **state)
+{
+	char req[4096], want[4096];
+	struct resp r;
+	size_t n, w;
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	for (int count = 1; count <= 40; count += 13) {
+		n = (size_t)snprintf(req, sizeof(req), "GET /headers HTTP/1.1\r\n");
+		w = 0;
+		for (int i = 0; i < count; i++) {
+			n += (size_t)snprintf(req + n, sizeof(req) - n, "X-H%d: %.*s\r\n", i, i % 7,
+			                      "abcdefg");
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "X-H%d=%.*s;", i, i % 7,
+			                      "abcdefg");
+		}
+		snprintf(req + n, sizeof(req) - n, "\r\n");
+		cli_sends(fd, req);
+		assert_int_equal(read_response(fd, &r), 0);
+		assert_int_equal(r.status, 200);
+		assert_string_equal((char *)r.body, want);
+		free(r.body);
+	}
+	/* In pieces: a name and a value cut across reads. */
+	cli_sends(fd, "GET /headers HTTP/1.1\r\nX-Lo");
+	usleep(20000);
+	cli_sends(fd, "ng-Name: first ha");
+	usleep(20000);
+	cli_sends(fd, "lf, second half\r\nX-Empty:\r\nX-Last: z\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body,
+	                    "X-Long-Name=first half, second half;X-Empty=;X-Last=z;");
 	free(r.body);
 	close(fd);
 }
@@ -1334,6 +1396,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_post_body, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_header_index, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_connection_close, setup, teardown),

@@ -458,8 +458,10 @@ static void
 send_req(struct fixture *f, struct result *r, const char *method, const char *target,
          const char *body, int timeout)
 {
-	struct upstream_header h[] = {{.name = "X-Forwarded-For", .value = "10.0.0.1"},
-	                              {.name = "User-Agent", .value = "test"}};
+	/* One header measured by upstream_send, one with its lengths given. */
+	struct upstream_header h[] = {
+	    {.name = "X-Forwarded-For", .value = "10.0.0.1"},
+	    {.name = "User-Agent", .value = "test", .name_len = 10, .value_len = 4}};
 	struct upstream_req_spec spec = {
 	    .method = method,
 	    .target = target,
@@ -596,6 +598,7 @@ test_roundtrip(void **state)
 	assert_non_null(strstr(f->srv->last_req, "POST /base?Cmd=Ping&User=a HTTP/1.1\r\n"));
 	assert_non_null(strstr(f->srv->last_req, host));
 	assert_non_null(strstr(f->srv->last_req, "\r\nX-Forwarded-For: 10.0.0.1\r\n"));
+	assert_non_null(strstr(f->srv->last_req, "\r\nUser-Agent: test\r\n"));
 	assert_non_null(strstr(f->srv->last_req, "\r\nContent-Length: 5\r\n\r\nhello"));
 	result_clear(&r);
 
@@ -986,6 +989,34 @@ test_bad_input(void **state)
 	assert_int_equal(upstream_port(f->up), 443);
 	assert_true(upstream_is_tls(f->up));
 	assert_string_equal(upstream_base_path(f->up), "/SOGo/eas");
+	errno = 0;
+	assert_null(upstream_send(f->up, &spec, &cbs, NULL));
+	assert_int_equal(errno, EINVAL);
+	/* The same refusals when the caller gives the lengths. */
+	h.name_len = strlen(h.name);
+	h.value_len = strlen(h.value);
+	errno = 0;
+	assert_null(upstream_send(f->up, &spec, &cbs, NULL));
+	assert_int_equal(errno, EINVAL);
+	{
+		static const char *const names[] = {"X-Bad:", "X Bad", "X-\x7f", "X-Bad\t",
+		                                    "Host:evil"};
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			h = (struct upstream_header){.name = names[i],
+			                             .value = "v",
+			                             .name_len = strlen(names[i]),
+			                             .value_len = 1};
+			errno = 0;
+			assert_null(upstream_send(f->up, &spec, &cbs, NULL));
+			assert_int_equal(errno, EINVAL);
+			h.name_len = 0; /* measured: the same answer */
+			errno = 0;
+			assert_null(upstream_send(f->up, &spec, &cbs, NULL));
+			assert_int_equal(errno, EINVAL);
+		}
+	}
+	h = (struct upstream_header){
+	    .name = "X-Ok", .value = "a\x01b", .name_len = 4, .value_len = 3};
 	errno = 0;
 	assert_null(upstream_send(f->up, &spec, &cbs, NULL));
 	assert_int_equal(errno, EINVAL);

@@ -461,6 +461,32 @@ test_field_value_len(void **state)
 	}
 }
 
+/* field_name_ok against a byte-by-byte reference, every byte at every place. */
+static void
+test_field_name_ok(void **state)
+{
+	char buf[41];
+
+	(void)state;
+	assert_true(field_name_ok("X-Forwarded-For", 15));
+	assert_true(field_name_ok("", 0));
+	assert_false(field_name_ok("Host:", 5));
+	assert_true(field_name_ok("Host:", 4)); /* exactly n bytes */
+	assert_false(field_name_ok("X-Bad Name", 10));
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				bool bad = c <= 0x20 || c == 0x7f || c == ':';
+
+				memset(buf, 'x', len);
+				buf[pos] = (char)c;
+				if (field_name_ok(buf, len) == bad)
+					fail_msg("len %zu, byte 0x%02x at %zu", len, c, pos);
+			}
+		}
+	}
+}
+
 static void
 test_account_normalize(void **state)
 {
@@ -689,14 +715,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_alloc),           cmocka_unit_test(test_fatalx),
-	    cmocka_unit_test(test_strings),         cmocka_unit_test(test_parse_int),
-	    cmocka_unit_test(test_parse_duration),  cmocka_unit_test(test_format_duration),
-	    cmocka_unit_test(test_parse_size),      cmocka_unit_test(test_format_time),
-	    cmocka_unit_test(test_parse_time),      cmocka_unit_test(test_abq_now),
-	    cmocka_unit_test(test_domain_valid),    cmocka_unit_test(test_mem_ieq),
-	    cmocka_unit_test(test_field_value_len), cmocka_unit_test(test_account_normalize),
-	    cmocka_unit_test(test_account_domain),  cmocka_unit_test(test_device_id_valid),
+	    cmocka_unit_test(test_alloc),
+	    cmocka_unit_test(test_fatalx),
+	    cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_parse_int),
+	    cmocka_unit_test(test_parse_duration),
+	    cmocka_unit_test(test_format_duration),
+	    cmocka_unit_test(test_parse_size),
+	    cmocka_unit_test(test_format_time),
+	    cmocka_unit_test(test_parse_time),
+	    cmocka_unit_test(test_abq_now),
+	    cmocka_unit_test(test_domain_valid),
+	    cmocka_unit_test(test_mem_ieq),
+	    cmocka_unit_test(test_field_value_len),
+	    cmocka_unit_test(test_field_name_ok),
+	    cmocka_unit_test(test_account_normalize),
+	    cmocka_unit_test(test_account_domain),
+	    cmocka_unit_test(test_device_id_valid),
 	    cmocka_unit_test(test_types),
 	};
 
