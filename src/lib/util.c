@@ -534,18 +534,25 @@ field_value_ok(const char *s, size_t n)
 	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
 	size_t i = 0;
 
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w, del;
+	if (n >= 8) {
+		/* The last step may overlap the one before it: no byte-by-byte tail. */
+		for (;; i += 8) {
+			uint64_t w, del;
 
-		memcpy(&w, s + i, 8);
-		del = w ^ (ones * 0x7f);
-		if ((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & high) {
-			for (size_t j = i; j < i + 8; j++) {
-				unsigned char c = (unsigned char)s[j];
+			if (i + 8 > n)
+				i = n - 8;
+			memcpy(&w, s + i, 8);
+			del = w ^ (ones * 0x7f);
+			if ((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & high) {
+				for (size_t j = i; j < i + 8; j++) {
+					unsigned char c = (unsigned char)s[j];
 
-				if ((c < 0x20 && c != '\t') || c == 0x7f)
-					return false;
+					if ((c < 0x20 && c != '\t') || c == 0x7f)
+						return false;
+				}
 			}
+			if (i + 8 == n)
+				return true;
 		}
 	}
 	for (; i < n; i++) {
@@ -568,15 +575,23 @@ field_name_ok(const char *s, size_t n)
 	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
 	size_t i = 0;
 
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w, del, colon;
+	if (n >= 8) {
+		/* The last step may overlap the one before it: no byte-by-byte tail. */
+		for (;; i += 8) {
+			uint64_t w, del, colon;
 
-		memcpy(&w, s + i, 8);
-		del = w ^ (ones * 0x7f);
-		colon = w ^ (ones * ':');
-		if ((((w - ones * 0x21) & ~w) | ((del - ones) & ~del) | ((colon - ones) & ~colon)) &
-		    high)
-			return false;
+			if (i + 8 > n)
+				i = n - 8;
+			memcpy(&w, s + i, 8);
+			del = w ^ (ones * 0x7f);
+			colon = w ^ (ones * ':');
+			if ((((w - ones * 0x21) & ~w) | ((del - ones) & ~del) |
+			     ((colon - ones) & ~colon)) &
+			    high)
+				return false;
+			if (i + 8 == n)
+				return true;
+		}
 	}
 	for (; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];

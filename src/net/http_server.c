@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "lib/metrics.h"
+#include "lib/timers.h"
 #include "lib/util.h"
 #include "net/net.h"
 
@@ -181,6 +182,7 @@ struct http_server {
 	size_t wlen;
 	struct http_conn *wconn;     /* whose bytes wbuf holds, or NULL */
 	struct blk_cache req_blocks; /* REQ_BLOCK bytes each */
+	struct timer_set timers;     /* the connections' deadlines, as common timeouts */
 };
 
 static void conn_process(struct http_conn *c);
@@ -291,9 +293,7 @@ addr_release(struct http_conn *c)
 static void
 conn_arm(struct http_conn *c, unsigned ms)
 {
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-
-	evtimer_add(c->timer, &tv);
+	timer_set_add(&c->srv->timers, c->srv->base, c->timer, ms);
 }
 
 /* A parse pass ended: arm the deadline it asked for, if still reading. */

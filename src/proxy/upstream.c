@@ -71,6 +71,7 @@
 #include <time.h>
 
 #include "lib/metrics.h"
+#include "lib/timers.h"
 #include "lib/util.h"
 
 #define MAX_HEADER_BLOCK (64 * 1024)
@@ -141,7 +142,8 @@ struct upstream {
 	struct up_conn *busy, *idle;
 	unsigned nconns, nidle;
 	struct upstream_stats stats;
-	char *rbuf; /* READ_CHUNK bytes: one recv, parsed in place */
+	char *rbuf;              /* READ_CHUNK bytes: one recv, parsed in place */
+	struct timer_set timers; /* request and idle clocks, as common timeouts */
 };
 
 static void conn_process(struct up_conn *c);
@@ -270,10 +272,8 @@ req_fail(struct upstream_req *req, enum upstream_result r)
 static void
 req_arm_timer(struct upstream_req *req)
 {
-	struct timeval tv = {req->timeout, 0};
-
 	if (req->timeout > 0 && !req->paused)
-		evtimer_add(req->timer, &tv);
+		timer_set_add_s(&req->u->timers, req->u->base, req->timer, (unsigned)req->timeout);
 }
 
 /* The request's no-progress timer fired. */
@@ -524,7 +524,6 @@ static void
 conn_release(struct up_conn *c, bool keep)
 {
 	struct upstream *u = c->u;
-	struct timeval tv = {u->conf.idle_timeout, 0};
 
 	if (!keep || u->nidle >= u->conf.max_idle) {
 		if (keep)
@@ -539,7 +538,7 @@ conn_release(struct up_conn *c, bool keep)
 	c->state = CS_IDLE;
 	c->req = NULL;
 	conn_read_on(c); /* EOF or stray bytes close it */
-	evtimer_add(c->timer, &tv);
+	timer_set_add_s(&u->timers, u->base, c->timer, u->conf.idle_timeout);
 }
 
 /* Write the request on a ready connection and start reading the answer. */
