@@ -159,24 +159,52 @@ for W in $([ "$ONLY" != held ] && echo $WORKERS_LIST); do
 		[ "$code" = 200 ] || { echo "probe $n failed"; cat "$tmp/abqd/stderr"; exit 1; }
 	done
 
-	# wrk_run PORT CONNS SECONDS -> "rps p50_us p99_us errors"
+	# wrk_run PORT CONNS SECONDS -> "rps p50_us p99_us errors requests"
 	wrk_run() {
 		local t=$W
 		[ "$2" -lt "$t" ] && t=$2
 		taskset -c "$LOADC" wrk -t"$t" -c"$2" -d"$3"s --latency -s bench/proxy.lua \
 			"http://127.0.0.1:$1" >"$tmp/wrk.out"
-		awk '/^RESULT/ { split($0, f, /[ =]/); print f[3], f[5], f[7], f[11] }' "$tmp/wrk.out"
+		awk '/^RESULT/ { split($0, f, /[ =]/); print f[3], f[5], f[7], f[11], f[9] }' "$tmp/wrk.out"
 	}
+	# The processes of each server under test, for their CPU time: every
+	# process listening on its port, and its parent when that is the same
+	# program (nginx's master, abqd's main process): all of the server's work.
+	server_pids() {
+		local p pp
+		for p in $(ss -Htlnp "( sport = :$1 )" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+			echo "$p"
+			pp=$(awk '{ print $4 }' "/proc/$p/stat")
+			[ "$(cat "/proc/$pp/comm")" = "$(cat "/proc/$p/comm")" ] && echo "$pp"
+		done | sort -u | paste -sd' '
+	}
+	# cpu_of PIDS -> their user+system clock ticks so far
+	cpu_of() {
+		local p n=0
+		for p in $1; do n=$((n + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done
+		echo "$n"
+	}
+	hz=$(getconf CLK_TCK)
 	for t in $targets; do
 		wrk_run "${t##*:}" "$CONNS" 2 >/dev/null # warm-up
 	done
-	rm -f "$tmp"/r.*
+	rm -f "$tmp"/r.* "$tmp"/c.*
+	for t in $targets; do
+		eval "spids_${t%%:*}=\"$(server_pids "${t##*:}")\""
+	done
 	for r in $(seq "$ROUNDS"); do
 		for t in $targets; do
 			n=${t%%:*}
-			read -r rps p50 p99 err < <(wrk_run "${t##*:}" "$CONNS" "$DUR")
+			eval "sp=\$spids_$n"
+			c0=$(cpu_of "$sp")
+			read -r rps p50 p99 err reqs < <(wrk_run "${t##*:}" "$CONNS" "$DUR")
+			c1=$(cpu_of "$sp")
+			# CPU per request: what the server spent (user + system, all its
+			# processes) per answered request, in microseconds.
+			cpu=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.2f", n > 0 ? c * 1e6 / hz / n : 0 }')
 			echo "$rps $p50 $p99" >>"$tmp/r.$n"
-			say "w$W round $r $n: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err} (-t$W -c$CONNS -d${DUR}s)"
+			echo "$cpu" >>"$tmp/c.$n"
+			say "w$W round $r $n: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err} cpu ${cpu} us/request (-t$W -c$CONNS -d${DUR}s)"
 		done
 	done
 	for t in $targets; do
@@ -196,6 +224,14 @@ for W in $([ "$ONLY" != held ] && echo $WORKERS_LIST); do
 		eval "say \"w${W}_proxy_rps_$n \$rps_$n\""
 	done
 	say "w${W}_proxy_rps_ratio_abqd_nginx $(awk "BEGIN { printf \"%.2f\", $rps_abqd / $rps_nginx }")"
+	# The median CPU per request of each, and nginx's over abqd's: above 1,
+	# abqd does the same work with less CPU (what a busy machine runs out of).
+	for t in $targets; do
+		n=${t%%:*}
+		eval "cpu_$n=$(sort -n "$tmp/c.$n" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')"
+		eval "say \"w${W}_proxy_cpu_us_per_request_$n \$cpu_$n\""
+	done
+	say "w${W}_proxy_cpu_ratio_nginx_abqd $(awk "BEGIN { printf \"%.2f\", $cpu_nginx / $cpu_abqd }")"
 	[ "$W" -gt 1 ] && say "w${W}_proxy_rps_ratio_abqd_shared_nginx $(awk "BEGIN { printf \"%.2f\", $rps_abqd_shared / $rps_nginx }")"
 	for t in $targets; do
 		n=${t%%:*}
