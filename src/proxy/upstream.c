@@ -77,6 +77,8 @@
 #define MAX_HEADER_BLOCK (64 * 1024)
 /* Plain TCP reads: one recv of at most this much (what libevent reads at most too). */
 #define READ_CHUNK 16384
+/* Header pieces whose ends a response records: the reason and 15 headers. */
+#define UP_ENDS 31
 
 enum conn_state { CS_CONNECTING, CS_HANDSHAKE, CS_BUSY, CS_IDLE };
 enum hb_last { HB_REASON, HB_FIELD, HB_VALUE };
@@ -107,6 +109,12 @@ struct upstream_req {
 	http_parser parser;
 	char *hbuf; /* reason\0name\0value\0...: hinline, or the heap when larger */
 	size_t hlen, hcap;
+	/*
+	 * Where the first UP_ENDS pieces end (their NULs), so the header array
+	 * is built without a strlen per piece; past that the rest are measured.
+	 */
+	uint16_t hend[UP_ENDS];
+	uint16_t nends;
 	size_t nfield, nvalue;
 	int64_t clen;
 	int depth;                     /* > 0 while conn_process is on the stack */
@@ -319,6 +327,17 @@ hb_append(struct upstream_req *req, const char *at, size_t len)
 	return 0;
 }
 
+/* End the current piece with its NUL, remembering where it ends. */
+static int
+hb_end(struct upstream_req *req)
+{
+	if (req->nends < UP_ENDS && req->hlen <= UINT16_MAX)
+		req->hend[req->nends++] = (uint16_t)req->hlen;
+	else
+		req->nends = UP_ENDS + 1;
+	return hb_append(req, "", 1);
+}
+
 /* A new response (the final one, or a 1xx before it) begins. */
 static int
 on_message_begin(http_parser *p)
@@ -326,6 +345,7 @@ on_message_begin(http_parser *p)
 	struct upstream_req *req = p->data;
 
 	req->hlen = 0;
+	req->nends = 0;
 	req->nfield = req->nvalue = 0;
 	req->hlast = HB_REASON;
 	return 0;
@@ -345,7 +365,7 @@ on_header_field(http_parser *p, const char *at, size_t len)
 	struct upstream_req *req = p->data;
 
 	if (req->hlast != HB_FIELD) {
-		if (hb_append(req, "", 1) < 0)
+		if (hb_end(req) < 0)
 			return -1;
 		req->hlast = HB_FIELD;
 		req->nfield++;
@@ -360,7 +380,7 @@ on_header_value(http_parser *p, const char *at, size_t len)
 	struct upstream_req *req = p->data;
 
 	if (req->hlast != HB_VALUE) {
-		if (hb_append(req, "", 1) < 0)
+		if (hb_end(req) < 0)
 			return -1;
 		req->hlast = HB_VALUE;
 		req->nvalue++;
@@ -389,7 +409,7 @@ on_headers_complete(http_parser *p)
 		req_set_error(req, "unexpected upgrade or header without value");
 		return -1;
 	}
-	if (hb_append(req, "", 1) < 0)
+	if (hb_end(req) < 0)
 		return -1;
 	{
 		struct timespec now;
@@ -405,14 +425,24 @@ on_headers_complete(http_parser *p)
 		req->clen = (int64_t)p->content_length;
 	struct upstream_header stack_hdrs[32];
 	hdrs = req->nfield <= 32 ? stack_hdrs : xcalloc(req->nfield, sizeof(*hdrs));
-	s = req->hbuf;
-	s += strlen(s) + 1; /* past the reason */
-	for (i = 0; i < req->nfield; i++) {
-		hdrs[i].name = s;
-		hdrs[i].name_len = strlen(s);
-		s += hdrs[i].name_len + 1;
-		hdrs[i].value = s;
-		s += strlen(s) + 1;
+	{
+		/* Piece k ends at hend[k] when it was recorded (0: the reason). */
+		size_t known = req->nends <= UP_ENDS ? req->nends : 0, k = 0;
+#define PIECE_LEN(p) (k < known ? (size_t)req->hend[k] - (size_t)((p)-req->hbuf) : strlen(p))
+		s = req->hbuf;
+		s += PIECE_LEN(s) + 1; /* past the reason */
+		k++;
+		for (i = 0; i < req->nfield; i++) {
+			hdrs[i].name = s;
+			hdrs[i].name_len = PIECE_LEN(s);
+			k++;
+			s += hdrs[i].name_len + 1;
+			hdrs[i].value = s;
+			hdrs[i].value_len = PIECE_LEN(s);
+			k++;
+			s += hdrs[i].value_len + 1;
+		}
+#undef PIECE_LEN
 	}
 	if (req->cbs.on_response)
 		req->cbs.on_response(req->arg, p->status_code, req->hbuf, hdrs, req->nfield);

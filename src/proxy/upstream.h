@@ -68,7 +68,7 @@ struct upstream_conf {
  */
 /*
  * A header: NUL-terminated name and value. To upstream_send the lengths are
- * optional (0: measured there); from on_response name_len is always set.
+ * optional (0: measured there); from on_response both are always set.
  */
 struct upstream_header {
 	const char *name;

@@ -49,6 +49,7 @@ enum srv_mode {
 	M_HOLD,        /* answers after 3 s */
 	M_MALFORMED,   /* garbage status line */
 	M_BIG_HEADER,  /* a 70 KiB header */
+	M_MANY,        /* 40 headers, one of them empty */
 };
 
 #define STREAM_TOTAL (4 * 1024 * 1024)
@@ -195,6 +196,17 @@ sc_answer(struct sconn *sc, const char *head, const char *body, size_t blen)
 	case M_MALFORMED:
 		sc_printf(sc, "HTTP/1.1 2x0 What\r\nbroken\r\n\r\n");
 		break;
+	case M_MANY: {
+		char resp[4096];
+		size_t n = (size_t)snprintf(resp, sizeof(resp), "HTTP/1.1 200 Fine Thanks\r\n");
+
+		for (int i = 0; i < 40; i++)
+			n += (size_t)snprintf(resp + n, sizeof(resp) - n, "X-H%d: %.*s\r\n", i,
+			                      i % 9, "abcdefghi");
+		n += (size_t)snprintf(resp + n, sizeof(resp) - n, "Content-Length: 2\r\n\r\nok");
+		bufferevent_write(sc->bev, resp, n);
+		break;
+	}
 	case M_BIG_HEADER: {
 		char *big = xmalloc(70 * 1024 + 1);
 
@@ -329,6 +341,7 @@ struct result {
 	struct upstream_req *req;
 	int status;
 	char reason[64];
+	char heads[4096]; /* every header as "name=value;" */
 	bool saw_echo_header;
 	int64_t clen;
 	char *body;
@@ -358,6 +371,9 @@ t_on_response(void *arg, int status, const char *reason, const struct upstream_h
 	r->clen = upstream_req_content_length(r->req);
 	for (i = 0; i < n; i++) {
 		assert_int_equal(h[i].name_len, strlen(h[i].name));
+		assert_int_equal(h[i].value_len, strlen(h[i].value));
+		size_t k = strlen(r->heads);
+		snprintf(r->heads + k, sizeof(r->heads) - k, "%s=%s;", h[i].name, h[i].value);
 		if (strcasecmp(h[i].name, "X-Echo") == 0 && strcmp(h[i].value, "yes") == 0)
 			r->saw_echo_header = true;
 	}
@@ -607,6 +623,34 @@ test_roundtrip(void **state)
 	assert_int_equal(r.result, UPSTREAM_OK);
 	assert_string_equal(r.body, "GET /base/x ");
 	assert_null(strcasestr(f->srv->last_req, "Content-Length"));
+	result_clear(&r);
+}
+
+/*
+ * A response with more headers than the request records the ends of, with
+ * an empty value: every name and value, with lengths (t_on_response checks
+ * them against strlen).
+ */
+static void
+test_many_headers(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = {0};
+	char want[4096];
+	size_t n = 0;
+
+	f->srv = srv_new(f->base, M_MANY, NULL);
+	make_upstream(f, "http", f->srv->port, NULL, 0, 0);
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	assert_string_equal(r.reason, "Fine Thanks");
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(want + n, sizeof(want) - n, "X-H%d=%.*s;", i, i % 9,
+		                      "abcdefghi");
+	snprintf(want + n, sizeof(want) - n, "Content-Length=2;");
+	assert_string_equal(r.heads, want);
+	assert_string_equal(r.body, "ok");
 	result_clear(&r);
 }
 
@@ -1122,6 +1166,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hop_headers),
 	    cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_headers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive_reuse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chunked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_until_eof, setup, teardown),
