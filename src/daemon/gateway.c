@@ -35,6 +35,7 @@
 #include "engine/hmap.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
+#include "lib/timers.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
 #include "net/http_server.h"
@@ -131,7 +132,7 @@ struct exchange {
 	struct auth_pending *ap;
 	struct storeq_job *job;
 	struct upstream_req *ureq;
-	struct timespec t0;
+	struct timeval t0; /* loop_time of the request's arrival */
 	enum outcome outcome;
 	enum abq_state decision;
 	int upstream_status;
@@ -273,10 +274,7 @@ metrics_outcome(const struct exchange *x)
 static long long
 elapsed_ms(const struct exchange *x)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long long)(now.tv_sec - x->t0.tv_sec) * 1000 +
-	       (now.tv_nsec - x->t0.tv_nsec) / 1000000;
+	return (long long)(loop_seconds_since(x->gw->base, &x->t0) * 1000);
 }
 
 /* Log the request's line and free the exchange. */
@@ -289,7 +287,7 @@ exchange_finish(struct exchange *x)
 
 	if (x->upstream_status > 0 && log_enabled(LOG_LEVEL_INFO))
 		snprintf(up, sizeof(up), "%d", x->upstream_status);
-	/* The request line costs a clock read and a format: only when it is written. */
+	/* The request line costs a format: only when it is written. */
 	if (log_enabled(LOG_LEVEL_INFO))
 		log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
 		         "status=%d ms=%lld",
@@ -920,7 +918,7 @@ on_request(struct http_request *hreq, void *arg)
 	char err[EAS_REQ_ERRBUF];
 
 	memset(x, 0, sizeof(*x));
-	clock_gettime(CLOCK_MONOTONIC, &x->t0);
+	loop_time(gw->base, &x->t0);
 	x->gw = gw;
 	x->hreq = hreq;
 	x->next = gw->exchanges;

@@ -51,6 +51,32 @@ timer_set_add(struct timer_set *s, struct event_base *base, struct event *ev, un
 	return evtimer_add(ev, s->e[i].tv != NULL ? s->e[i].tv : &tv);
 }
 
+/*
+ * The time of the loop's current pass, for a duration between two passes:
+ * libevent reads the clock once when a pass begins and keeps it
+ * (event_base_gettimeofday_cached), so a request's clocks cost no clock read
+ * of their own. A duration so measured includes the time the request waited
+ * in its passes, and is on the wall clock: one taken across a clock step can
+ * be off (or negative; loop_seconds_since gives 0 then).
+ */
+static inline void
+loop_time(struct event_base *base, struct timeval *tv)
+{
+	event_base_gettimeofday_cached(base, tv);
+}
+
+/* Seconds from t0 (a loop_time) to the current pass, never negative. */
+static inline double
+loop_seconds_since(struct event_base *base, const struct timeval *t0)
+{
+	struct timeval now;
+	double d;
+
+	event_base_gettimeofday_cached(base, &now);
+	d = (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_usec - t0->tv_usec) / 1e6;
+	return d > 0 ? d : 0;
+}
+
 /* The same for a whole number of seconds (past 49 days, plainly). */
 static inline int
 timer_set_add_s(struct timer_set *s, struct event_base *base, struct event *ev, unsigned sec)

@@ -129,9 +129,9 @@ struct upstream_req {
 	bool complete : 1;  /* the response ended */
 	bool keepalive : 1; /* and allows reuse */
 	bool cancelled : 1;
-	bool done : 1;      /* on_done is running */
-	bool cached : 1;    /* a req_blocks block (UP_REQ_BLOCK bytes) */
-	struct timespec t0; /* sent, for abqd_upstream_request_duration_seconds */
+	bool done : 1;     /* on_done is running */
+	bool cached : 1;   /* a req_blocks block (UP_REQ_BLOCK bytes) */
+	struct timeval t0; /* sent (loop_time), for abqd_upstream_request_duration_seconds */
 	char errbuf[160];
 	char hinline[512]; /* a usual response's header block fits */
 };
@@ -411,14 +411,8 @@ on_headers_complete(http_parser *p)
 	}
 	if (hb_end(req) < 0)
 		return -1;
-	{
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		abq_metrics_upstream_latency((double)(now.tv_sec - req->t0.tv_sec) +
-		                             (double)(now.tv_nsec - req->t0.tv_nsec) / 1e9);
-		abq_health_upstream(true);
-	}
+	abq_metrics_upstream_latency(loop_seconds_since(req->u->base, &req->t0));
+	abq_health_upstream(true);
 	req->clen = -1;
 	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
 	    p->content_length <= INT64_MAX)
@@ -1377,7 +1371,7 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		fatalx("event_assign failed");
 	req_arm_timer(req);
 	u->stats.requests++;
-	clock_gettime(CLOCK_MONOTONIC, &req->t0);
+	loop_time(u->base, &req->t0);
 
 	if (u->idle != NULL) {
 		struct up_conn *c = u->idle;

@@ -2,7 +2,7 @@
  * test_timers.c: src/lib/timers.h, timers armed through libevent's common
  * timeouts: each fires once, after its duration (the last arming's), for
  * remembered durations, re-armed ones, a full set (plain timers past it),
- * zero and whole seconds.
+ * zero and whole seconds; and the loop's cached time for durations.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,11 +100,45 @@ test_timer_set(void **state)
 	event_base_free(base);
 }
 
+static struct timeval lt0;
+static double lt_seen = -1;
+
+static void
+on_loop_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lt_seen = loop_seconds_since(arg, &lt0);
+}
+
+/* loop_time and loop_seconds_since: the pass's time, a duration across passes. */
+static void
+test_loop_time(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct event *ev = evtimer_new(base, on_loop_timer, base);
+	struct timeval tv = {0, 80000}, future;
+
+	(void)state;
+	loop_time(base, &lt0);
+	evtimer_add(ev, &tv);
+	event_base_dispatch(base);
+	/* At least the timer's 80 ms (less a coarse tick), and not absurdly more. */
+	assert_true(lt_seen >= 0.07 && lt_seen < 5.0);
+	/* A start in the future (a stepped clock): 0, never negative. */
+	loop_time(base, &future);
+	future.tv_sec += 10;
+	assert_true(loop_seconds_since(base, &future) == 0);
+	event_free(ev);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_timer_set),
+	    cmocka_unit_test(test_loop_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
