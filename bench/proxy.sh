@@ -201,7 +201,7 @@ for W in $([ "$ONLY" != held ] && echo $WORKERS_LIST); do
 			c1=$(cpu_of "$sp")
 			# CPU per request: what the server spent (user + system, all its
 			# processes) per answered request, in microseconds.
-			cpu=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.2f", n > 0 ? c * 1e6 / hz / n : 0 }')
+			cpu=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.2f", (n > 0 ? c * 1e6 / hz / n : 0) }')
 			echo "$rps $p50 $p99" >>"$tmp/r.$n"
 			echo "$cpu" >>"$tmp/c.$n"
 			say "w$W round $r $n: ${rps} req/s p50 ${p50} us p99 ${p99} us errors ${err} cpu ${cpu} us/request (-t$W -c$CONNS -d${DUR}s)"
@@ -224,6 +224,11 @@ for W in $([ "$ONLY" != held ] && echo $WORKERS_LIST); do
 		eval "say \"w${W}_proxy_rps_$n \$rps_$n\""
 	done
 	say "w${W}_proxy_rps_ratio_abqd_nginx $(awk "BEGIN { printf \"%.2f\", $rps_abqd / $rps_nginx }")"
+	# Round by round (each abqd round against the nginx round just before it,
+	# which cancels the machine's slow drifts), and the median of those.
+	paste -d' ' "$tmp/r.abqd" "$tmp/r.nginx" | awk '{ printf "%.2f\n", $1 / $4 }' >"$tmp/pairs"
+	say "w${W}_proxy_rps_ratio_rounds $(paste -sd' ' "$tmp/pairs")"
+	say "w${W}_proxy_rps_ratio_paired_median $(sort -n "$tmp/pairs" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')"
 	# The median CPU per request of each, and nginx's over abqd's: above 1,
 	# abqd does the same work with less CPU (what a busy machine runs out of).
 	for t in $targets; do
