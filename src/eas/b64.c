@@ -33,10 +33,11 @@ b64_value(unsigned char c)
 }
 
 /*
- * Decode quantum by quantum. The data characters are counted first (the run
- * before any '='), then the padding is checked: at most two '=', only at the
- * end, and only to complete the last quantum to four characters. A lone data
- * character in the last quantum encodes no whole byte and is an error.
+ * Decode in one pass over the data characters (the run before any '='),
+ * then check the padding: at most two '=', only at the end, and only to
+ * complete the last quantum to four characters. A lone data character in the
+ * last quantum encodes no whole byte and is an error. On an error out may
+ * hold some bytes already; *outlen is set only on success.
  */
 int
 b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, size_t *errpos,
@@ -47,10 +48,19 @@ b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, size_
 	int nacc = 0;
 
 	for (ndata = 0; ndata < len && in[ndata] != '='; ndata++) {
-		if (b64_value((unsigned char)in[ndata]) < 0) {
+		int v = b64_value((unsigned char)in[ndata]);
+
+		if (v < 0) {
 			*errpos = ndata;
 			*errstr = "not a base64 character";
 			return -1;
+		}
+		acc = (acc << 6) | (uint32_t)v;
+		nacc += 6;
+		if (nacc >= 8) {
+			nacc -= 8;
+			out[o++] = (unsigned char)(acc >> nacc);
+			acc &= (1u << nacc) - 1;
 		}
 	}
 	npad = len - ndata;
@@ -70,15 +80,6 @@ b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, size_
 		*errpos = ndata;
 		*errstr = "wrong amount of '=' padding";
 		return -1;
-	}
-	for (i = 0; i < ndata; i++) {
-		acc = (acc << 6) | (uint32_t)b64_value((unsigned char)in[i]);
-		nacc += 6;
-		if (nacc >= 8) {
-			nacc -= 8;
-			out[o++] = (unsigned char)(acc >> nacc);
-			acc &= (1u << nacc) - 1;
-		}
 	}
 	*outlen = o;
 	return 0;

@@ -28,7 +28,8 @@
  * Decode in[0..len) into out, which must hold B64_DECODED_MAX(len) bytes.
  * Returns 0 with *outlen set, or -1 with *errpos set to the offset of the
  * offending character (len for a truncated quantum) and *errstr to a static
- * reason.
+ * reason; out may then hold some bytes decoded before the error (a caller
+ * holding secrets there wipes the whole buffer).
  */
 int b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, size_t *errpos,
                const char **errstr);

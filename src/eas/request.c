@@ -1327,8 +1327,10 @@ req_arena_size(const char *target, const struct hdr_index *ix)
 
 	for (int k = 0; k < KH_COUNT; k++)
 		if (ix->first[k] != NULL)
-			est +=
-			    (k == KH_AUTH ? 3 : 1) * strnlen(ix->first[k], EAS_REQ_HEADER_MAX + 1);
+			est += (k == KH_AUTH ? 3 : 1) *
+			       (ix->first_len[k] != 0 && ix->first_len[k] <= EAS_REQ_HEADER_MAX
+			            ? ix->first_len[k]
+			            : strnlen(ix->first[k], EAS_REQ_HEADER_MAX + 1));
 	return est < 256 ? 256 : est > 4096 ? 4096 : est;
 }
 

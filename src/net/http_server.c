@@ -1411,20 +1411,31 @@ struct head_buf {
 	bool spilled;
 };
 
-static void
+/* What head_put does when the piece does not fit (out of line: rare). */
+static __attribute__((noinline)) void
+head_spill(struct head_buf *b, const char *s, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(b->c->bev);
+
+	conn_write_on(b->c);
+	evbuffer_add(out, b->buf, b->n);
+	b->n = 0;
+	b->spilled = true;
+	if (len > b->cap) {
+		evbuffer_add(out, s, len);
+		return;
+	}
+	memcpy(b->buf, s, len);
+	b->n = len;
+}
+
+/* Append a piece: inline, so the constant ones are a few moves. */
+static inline void
 head_put(struct head_buf *b, const char *s, size_t len)
 {
-	if (b->n + len > b->cap) {
-		struct evbuffer *out = bufferevent_get_output(b->c->bev);
-
-		conn_write_on(b->c);
-		evbuffer_add(out, b->buf, b->n);
-		b->n = 0;
-		b->spilled = true;
-		if (len > b->cap) {
-			evbuffer_add(out, s, len);
-			return;
-		}
+	if (__builtin_expect(b->n + len > b->cap, 0)) {
+		head_spill(b, s, len);
+		return;
 	}
 	memcpy(b->buf + b->n, s, len);
 	b->n += len;

@@ -153,6 +153,20 @@ on_request(struct http_request *req, void *arg)
 		stream_pump(req);
 		return;
 	}
+	if (strncmp(url, "/bighead/", 9) == 0) {
+		/* A head of any size: X-Big of N bytes, then X-After, then a body. */
+		size_t n = strtoul(url + 9, NULL, 10);
+		char *v = malloc(n + 1);
+		const char *h[] = {"X-Big", v, "X-After", "1", NULL};
+
+		memset(v, 'h', n);
+		v[n] = '\0';
+		assert_int_equal(http_response_start(req, 200, NULL, 4, h), 0);
+		assert_int_equal(http_response_write(req, "done", 4), 0);
+		assert_int_equal(http_response_end(req), 0);
+		free(v);
+		return;
+	}
 	if (strcmp(url, "/headers") == 0) {
 		/* Every header as "name=value;", after checking the index's lengths. */
 		char all[4096];
@@ -562,6 +576,49 @@ test_header_index(void **state)
 	assert_string_equal((char *)r.body,
 	                    "X-Long-Name=first half, second half;X-Empty=;X-Last=z;");
 	free(r.body);
+	close(fd);
+}
+
+/*
+ * Response heads larger than the buffers they are put together in (the
+ * listener's 4 KiB, a 2 KiB stack one when something is queued): the head
+ * comes out whole and in order, then the body, on one kept-alive connection.
+ */
+static void
+test_big_head(void **state)
+{
+	static const size_t sizes[] = {10, 2000, 3000, 4080, 4100, 9000, 30};
+	size_t cap = 64 * 1024;
+	char *got = malloc(cap), req[64];
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = 0;
+		char *want = malloc(sizes[k] + 64);
+
+		snprintf(req, sizeof(req), "GET /bighead/%zu HTTP/1.1\r\n\r\n", sizes[k]);
+		cli_sends(fd, req);
+		/* Read until the body, "done", has come. */
+		while (n < 4 || memcmp(got + n - 4, "done", 4) != 0) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			ssize_t r;
+
+			assert_int_equal(poll(&p, 1, slow(3000)), 1);
+			r = recv(fd, got + n, cap - 1 - n, 0);
+			assert_true(r > 0);
+			n += (size_t)r;
+		}
+		got[n] = '\0';
+		assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
+		memcpy(want, "\r\nX-Big: ", 9);
+		memset(want + 9, 'h', sizes[k]);
+		strcpy(want + 9 + sizes[k], "\r\nX-After: 1\r\nContent-Length: 4\r\n\r\ndone");
+		assert_non_null(strstr(got, want));
+		free(want);
+	}
+	free(got);
 	close(fd);
 }
 
@@ -1397,6 +1454,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_post_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_header_index, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_big_head, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_connection_close, setup, teardown),
