@@ -332,25 +332,38 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- parser callbacks ---- */
 
-/* Append to the header buffer, refusing to grow past max_header_size. */
-static int
-hb_append(struct http_conn *c, const char *p, size_t len)
+/* Make room for need bytes in the header buffer, or refuse (431) past max_header_size. */
+static __attribute__((noinline)) int
+hb_grow(struct http_conn *c, size_t need)
 {
-	size_t need = (size_t)c->hlen + len + 3;
+	size_t cap = c->hcap ? c->hcap : 512;
 
 	if (need > c->srv->conf.max_header_size) {
 		c->err_status = 431;
 		return -1;
 	}
-	if (need > c->hcap) {
-		size_t cap = c->hcap ? c->hcap : 512;
-		while (cap < need)
-			cap *= 2;
-		if (cap > c->srv->conf.max_header_size + 3)
-			cap = c->srv->conf.max_header_size + 3;
-		c->hbuf = xrealloc(c->hbuf, cap);
-		c->hcap = (uint32_t)cap;
-	}
+	while (cap < need)
+		cap *= 2;
+	if (cap > c->srv->conf.max_header_size)
+		cap = c->srv->conf.max_header_size;
+	c->hbuf = xrealloc(c->hbuf, cap);
+	c->hcap = (uint32_t)cap;
+	return 0;
+}
+
+/*
+ * Append to the header buffer (with room for 3 NULs after it), refusing to
+ * grow past max_header_size. Inline: the parser calls back with a piece of
+ * every name and value. The buffer is never larger than max_header_size
+ * (hb_grow caps it), so one test against its capacity covers both.
+ */
+static inline int
+hb_append(struct http_conn *c, const char *p, size_t len)
+{
+	size_t need = (size_t)c->hlen + len + 3;
+
+	if (__builtin_expect(need > c->hcap, 0) && hb_grow(c, need) < 0)
+		return -1;
 	memcpy(c->hbuf + c->hlen, p, len);
 	c->hlen += (uint32_t)len;
 	return 0;

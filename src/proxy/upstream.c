@@ -95,6 +95,7 @@ struct up_conn {
 	bool eof : 1;      /* the upstream closed (seen, maybe not yet handled) */
 	bool err : 1;      /* read or write error (seen, maybe not yet handled) */
 	bool fail_now : 1; /* connect could not even start: timer reports it */
+	bool reading : 1;  /* rev is added (plain TCP) */
 };
 
 struct upstream_req {
@@ -297,8 +298,8 @@ req_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- response parsing (http_parser callbacks) ---- */
 
 /* Append len bytes to the header buffer, under the 64 KiB cap. */
-static int
-hb_append(struct upstream_req *req, const char *at, size_t len)
+static __attribute__((noinline)) int
+hb_append_slow(struct upstream_req *req, const char *at, size_t len)
 {
 	if (req->hlen + len + 1 > MAX_HEADER_BLOCK) {
 		req->cb_error = UPSTREAM_PROTOCOL_ERROR;
@@ -322,6 +323,20 @@ hb_append(struct upstream_req *req, const char *at, size_t len)
 		}
 		req->hcap = cap;
 	}
+	memcpy(req->hbuf + req->hlen, at, len);
+	req->hlen += len;
+	return 0;
+}
+
+/*
+ * The same, inline for the usual case of room in the buffer (whose capacity
+ * never passes the cap: it doubles from 512 up to 64 KiB at most).
+ */
+static inline int
+hb_append(struct upstream_req *req, const char *at, size_t len)
+{
+	if (__builtin_expect(req->hlen + len + 1 > req->hcap, 0))
+		return hb_append_slow(req, at, len);
 	memcpy(req->hbuf + req->hlen, at, len);
 	req->hlen += len;
 	return 0;
@@ -516,19 +531,26 @@ conn_close(struct up_conn *c)
 static void
 conn_read_on(struct up_conn *c)
 {
-	if (c->rev != NULL)
-		event_add(c->rev, NULL); /* already added: nothing happens */
-	else
+	if (c->rev != NULL) {
+		/* Asked again for every request: a flag, not a call into libevent. */
+		if (!c->reading)
+			event_add(c->rev, NULL);
+		c->reading = true;
+	} else {
 		bufferevent_enable(c->bev, EV_READ);
+	}
 }
 
 static void
 conn_read_off(struct up_conn *c)
 {
-	if (c->rev != NULL)
-		event_del(c->rev);
-	else
+	if (c->rev != NULL) {
+		if (c->reading)
+			event_del(c->rev);
+		c->reading = false;
+	} else {
 		bufferevent_disable(c->bev, EV_READ);
+	}
 }
 
 /* Put bytes read but not parsed in the input buffer, where conn_process finds them. */

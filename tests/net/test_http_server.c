@@ -764,6 +764,46 @@ test_header_too_large(void **state)
 	assert_int_equal(F.nreq, 0);
 }
 
+/*
+ * The header cap's edge (16 KiB by default, counted as the server keeps the
+ * block: the URL, names and values, 3 bytes of terminators to spare): a
+ * value that just fits is served, one byte more is 431, on fresh
+ * connections and after a small request has kept the connection's buffer.
+ */
+static void
+test_header_cap_edge(void **state)
+{
+	size_t max = 16 * 1024, fit = max - 9; /* "/" NUL "X-B" NUL value + 3 */
+	char *v = malloc(max + 1), *req = malloc(max + 64);
+	struct resp r;
+
+	start_server(NULL);
+	for (int warm = 0; warm < 2; warm++) {
+		for (size_t extra = 0; extra < 2; extra++) {
+			int fd = cli_connect(F.port);
+
+			if (warm) {
+				cli_sends(fd, "GET /small HTTP/1.1\r\nX-A: b\r\n\r\n");
+				assert_int_equal(read_response(fd, &r), 0);
+				assert_int_equal(r.status, 200);
+				free(r.body);
+			}
+			memset(v, 'v', fit + extra);
+			v[fit + extra] = '\0';
+			snprintf(req, max + 64, "GET / HTTP/1.1\r\nX-B: %s\r\n\r\n", v);
+			cli_sends(fd, req);
+			assert_int_equal(read_response(fd, &r), 0);
+			if (r.status != (extra ? 431 : 200))
+				fail_msg("value of %zu bytes (warm %d): status %d", fit + extra,
+				         warm, r.status);
+			free(r.body);
+			close(fd);
+		}
+	}
+	free(v);
+	free(req);
+}
+
 static void
 test_header_timeout(void **state)
 {
@@ -1455,6 +1495,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_post_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_header_index, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_big_head, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_header_cap_edge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_connection_close, setup, teardown),
