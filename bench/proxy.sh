@@ -17,7 +17,11 @@
 #    the same FolderSync POST (bench/proxy.lua) to each, and to the upstream
 #    directly; added latency = proxy - direct. Rounds are interleaved (direct,
 #    nginx, abqd, direct, ...) and the median round is reported; then one round
-#    at 1 connection (latency without queueing).
+#    at 1 connection (latency without queueing). Each round also reads the CPU
+#    time (user + system) of all of each server's processes per request
+#    answered, and each abqd round is set against the nginx round before it
+#    (w*_proxy_rps_ratio_rounds and their median): on a shared VM both are
+#    steadier than two independent medians.
 # 2. Held long polls. abqd in front of bench/holder.py (answers OPTIONS, holds
 #    every Ping); bench/hold_clients.py opens N Ping requests (each N of BENCH_HELD) from
 #    127.0.0.2..41 over 50 DeviceIds. abqd's VmRSS before and after, held

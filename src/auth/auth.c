@@ -429,27 +429,35 @@ usable(const char *user, const char *password, const char *authorization)
 	       !has_ctl(password) && (authorization == NULL || !has_ctl(authorization));
 }
 
+/* The two caches' answer for key (OK, DENIED), counted as a hit; false if neither knows it. */
+static bool
+cache_answer(struct auth *a, const struct akey *key, int64_t now, enum auth_result *result)
+{
+	if (auth_cache_has(&a->pos, key, now)) {
+		a->st.cache_hits++;
+		*result = AUTH_OK;
+		return true;
+	}
+	if (auth_cache_has(&a->neg, key, now)) {
+		a->st.negative_hits++;
+		*result = AUTH_DENIED;
+		return true;
+	}
+	return false;
+}
+
 /* The caches alone, answered now; see auth.h. */
 bool
 auth_check_cached(struct auth *a, const char *user, const char *password, const char *authorization,
                   enum auth_result *result)
 {
 	struct akey key;
-	int64_t now;
 
 	if (!usable(user, password, authorization))
 		return false; /* auth_check denies it, and counts it */
-	now = auth_now_ms();
 	cred_key(a, user, password, &key);
-	if (auth_cache_has(&a->pos, &key, now)) {
-		a->st.cache_hits++;
-		*result = AUTH_OK;
-	} else if (auth_cache_has(&a->neg, &key, now)) {
-		a->st.negative_hits++;
-		*result = AUTH_DENIED;
-	} else {
+	if (!cache_answer(a, &key, auth_now_ms(), result))
 		return false;
-	}
 	a->st.checks++;
 	count_result(a, *result);
 	return true;
@@ -463,6 +471,7 @@ auth_check(struct auth *a, const char *user, const char *password, const char *a
 	struct auth_pending *p = xmalloc(sizeof(*p)); /* calloc bypasses glibc's thread cache */
 	struct auth_probe *pr;
 	struct akey key, acct_key;
+	enum auth_result cached;
 	int64_t now = auth_now_ms();
 	char *acct;
 
@@ -476,14 +485,8 @@ auth_check(struct auth *a, const char *user, const char *password, const char *a
 		return p;
 	}
 	cred_key(a, user, password, &key);
-	if (auth_cache_has(&a->pos, &key, now)) {
-		a->st.cache_hits++;
-		make_ready(a, p, AUTH_OK, true);
-		return p;
-	}
-	if (auth_cache_has(&a->neg, &key, now)) {
-		a->st.negative_hits++;
-		make_ready(a, p, AUTH_DENIED, true);
+	if (cache_answer(a, &key, now, &cached)) {
+		make_ready(a, p, cached, true);
 		return p;
 	}
 	if ((acct = account_normalize(user)) == NULL) {

@@ -1086,6 +1086,14 @@ struct hdr_index {
 	unsigned count[KH_COUNT];
 };
 
+/* The length of known header k's first value: as given, else measured (capped). */
+static size_t
+first_len(const struct hdr_index *ix, enum known_hdr k)
+{
+	return ix->first_len[k] != 0 ? ix->first_len[k]
+	                             : strnlen(ix->first[k], EAS_REQ_HEADER_MAX + 1);
+}
+
 /* One pass over the headers: name lengths first, a case-blind compare on a match. */
 static void
 index_headers(const struct eas_header *h, size_t n, struct hdr_index *ix)
@@ -1128,7 +1136,7 @@ header_get(struct parse_ctx *c, const struct hdr_index *ix, enum known_hdr k, si
 		*err = req_fail(c, EAS_REQ_EDUPHEADER, "header %s given twice", name);
 		return NULL;
 	}
-	vlen = ix->first_len[k] != 0 ? ix->first_len[k] : strnlen(v, EAS_REQ_HEADER_MAX + 1);
+	vlen = first_len(ix, k);
 	if (vlen > EAS_REQ_HEADER_MAX) {
 		*err = req_fail(c, EAS_REQ_ETOOLONG, "header %s longer than %d bytes", name,
 		                EAS_REQ_HEADER_MAX);
@@ -1327,10 +1335,7 @@ req_arena_size(const char *target, const struct hdr_index *ix)
 
 	for (int k = 0; k < KH_COUNT; k++)
 		if (ix->first[k] != NULL)
-			est += (k == KH_AUTH ? 3 : 1) *
-			       (ix->first_len[k] != 0 && ix->first_len[k] <= EAS_REQ_HEADER_MAX
-			            ? ix->first_len[k]
-			            : strnlen(ix->first[k], EAS_REQ_HEADER_MAX + 1));
+			est += (k == KH_AUTH ? 3 : 1) * first_len(ix, (enum known_hdr)k);
 	return est < 256 ? 256 : est > 4096 ? 4096 : est;
 }
 

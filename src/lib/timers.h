@@ -38,17 +38,31 @@ static inline int
 timer_set_add(struct timer_set *s, struct event_base *base, struct event *ev, unsigned ms)
 {
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	const struct timeval *common = NULL;
 	unsigned i;
 
-	for (i = 0; i < s->n; i++)
-		if (s->e[i].ms == ms)
-			return evtimer_add(ev, s->e[i].tv != NULL ? s->e[i].tv : &tv);
-	if (ms == 0 || s->n == TIMER_SET_MAX)
+	for (i = 0; i < s->n && s->e[i].ms != ms; i++)
+		;
+	if (i < s->n) {
+		common = s->e[i].tv;
+	} else if (ms != 0 && s->n < TIMER_SET_MAX) {
+		common = event_base_init_common_timeout(base, &tv);
+		s->e[s->n].ms = ms;
+		s->e[s->n].tv = common;
+		s->n++;
+	}
+	return evtimer_add(ev, common != NULL ? common : &tv);
+}
+
+/* The same for a whole number of seconds (past 49 days, plainly). */
+static inline int
+timer_set_add_s(struct timer_set *s, struct event_base *base, struct event *ev, unsigned sec)
+{
+	struct timeval tv = {.tv_sec = sec, .tv_usec = 0};
+
+	if (sec > 4000000u)
 		return evtimer_add(ev, &tv);
-	s->e[s->n].ms = ms;
-	s->e[s->n].tv = event_base_init_common_timeout(base, &tv);
-	s->n++;
-	return evtimer_add(ev, s->e[i].tv != NULL ? s->e[i].tv : &tv);
+	return timer_set_add(s, base, ev, sec * 1000u);
 }
 
 /*
@@ -75,17 +89,6 @@ loop_seconds_since(struct event_base *base, const struct timeval *t0)
 	event_base_gettimeofday_cached(base, &now);
 	d = (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_usec - t0->tv_usec) / 1e6;
 	return d > 0 ? d : 0;
-}
-
-/* The same for a whole number of seconds (past 49 days, plainly). */
-static inline int
-timer_set_add_s(struct timer_set *s, struct event_base *base, struct event *ev, unsigned sec)
-{
-	struct timeval tv = {.tv_sec = sec, .tv_usec = 0};
-
-	if (sec > 4000000u)
-		return evtimer_add(ev, &tv);
-	return timer_set_add(s, base, ev, sec * 1000u);
 }
 
 #endif

@@ -75,6 +75,36 @@ blk_alloc(struct blk_cache *c)
 
 void blk_cache_clear(struct blk_cache *c);
 
+/*
+ * Where the pieces of a flat "a\0b\0c\0..." block end, noted while it is
+ * built, so that indexing it later costs no strlen per piece. Only the first
+ * PIECE_ENDS_MAX pieces within the first 64 KiB are noted; piece_len measures
+ * the others. Both HTTP parsers (the server's request headers, the upstream's
+ * response headers) build such blocks.
+ */
+#define PIECE_ENDS_MAX 32
+
+struct piece_ends {
+	uint16_t end[PIECE_ENDS_MAX]; /* the offset of each noted piece's NUL */
+	uint16_t n;
+};
+
+/* The piece being built ends at offset off (where its NUL goes). */
+static inline void
+piece_ends_note(struct piece_ends *pe, size_t off)
+{
+	/* Offsets only grow: once one is past 64 KiB, so are all the later ones. */
+	if (pe->n < PIECE_ENDS_MAX && off <= UINT16_MAX)
+		pe->end[pe->n++] = (uint16_t)off;
+}
+
+/* The length of piece k, which starts at p inside block. */
+static inline size_t
+piece_len(const struct piece_ends *pe, size_t k, const char *block, const char *p)
+{
+	return k < pe->n ? (size_t)pe->end[k] - (size_t)(p - block) : strlen(p);
+}
+
 static inline void
 blk_free(struct blk_cache *c, void *p)
 {

@@ -86,9 +86,6 @@ struct listener {
 	int fd;
 };
 
-/* Piece ends kept per connection: the URL and 15 headers, more than most phones send. */
-#define HB_ENDS 32
-
 struct http_conn {
 	struct http_conn *prev, *next;
 	struct http_server *srv;
@@ -100,13 +97,7 @@ struct http_conn {
 	/* header accumulation, only while reading a header block */
 	char *hbuf;
 	uint32_t hlen, hcap;
-	/*
-	 * Where the first HB_ENDS pieces end (their NULs), so that the request's
-	 * index is built without a strlen per piece; nends == HB_ENDS + 1 means
-	 * more pieces (or a block over 64 KiB) than that: the rest are measured.
-	 */
-	uint16_t hend[HB_ENDS];
-	uint16_t nends;
+	struct piece_ends ends; /* of the URL and the first 15 headers' names and values */
 	uint16_t nhdr;
 	uint8_t hlast;
 	uint8_t state;
@@ -373,10 +364,7 @@ hb_append(struct http_conn *c, const char *p, size_t len)
 static void
 hb_nul(struct http_conn *c)
 {
-	if (c->nends < HB_ENDS && c->hlen <= UINT16_MAX)
-		c->hend[c->nends++] = (uint16_t)c->hlen;
-	else
-		c->nends = HB_ENDS + 1;
+	piece_ends_note(&c->ends, c->hlen);
 	c->hbuf[c->hlen++] = '\0';
 }
 
@@ -388,7 +376,7 @@ on_message_begin(http_parser *p)
 
 	c->started = true;
 	c->hlen = 0;
-	c->nends = 0;
+	c->ends.n = 0;
 	c->nhdr = 0;
 	c->hlast = HB_NONE;
 	c->arm_ms = c->srv->conf.header_timeout_ms;
@@ -497,28 +485,20 @@ on_headers_complete(http_parser *p)
 		req->nhdr = c->nhdr;
 		/*
 		 * Index the block once: every later look-up is by pointer and
-		 * length. Piece i ends at hend[i] when it was recorded.
+		 * length. The block is a copy of hbuf, so the noted ends hold.
 		 */
-		{
-			size_t known = c->nends <= HB_ENDS ? c->nends : 0, i = 0;
-#define PIECE_LEN(p) (i < known ? (uint32_t)(c->hend[i] - ((p)-req->hdr)) : (uint32_t)strlen(p))
-			q = req->hdr;
-			q += PIECE_LEN(q) + 1; /* the URL */
-			i++;
-			for (size_t k = 0; k < req->nhdr; k++) {
-				struct hdr_ent *e = &req->h[k];
+		q = req->hdr;
+		q += piece_len(&c->ends, 0, req->hdr, q) + 1; /* the URL */
+		for (size_t k = 0; k < req->nhdr; k++) {
+			struct hdr_ent *e = &req->h[k];
 
-				e->name = q;
-				e->nlen = PIECE_LEN(q);
-				i++;
-				e->value = q + e->nlen + 1;
-				e->vlen = PIECE_LEN(e->value);
-				i++;
-				q = e->value + e->vlen + 1;
-			}
-#undef PIECE_LEN
-			c->nends = 0;
+			e->name = q;
+			e->nlen = (uint32_t)piece_len(&c->ends, 1 + 2 * k, req->hdr, q);
+			e->value = q + e->nlen + 1;
+			e->vlen = (uint32_t)piece_len(&c->ends, 2 + 2 * k, req->hdr, e->value);
+			q = e->value + e->vlen + 1;
 		}
+		c->ends.n = 0;
 	}
 	req->method = (uint8_t)p->method;
 	req->minor = p->http_minor > 0 ? 1 : 0;

@@ -77,8 +77,6 @@
 #define MAX_HEADER_BLOCK (64 * 1024)
 /* Plain TCP reads: one recv of at most this much (what libevent reads at most too). */
 #define READ_CHUNK 16384
-/* Header pieces whose ends a response records: the reason and 15 headers. */
-#define UP_ENDS 31
 
 enum conn_state { CS_CONNECTING, CS_HANDSHAKE, CS_BUSY, CS_IDLE };
 enum hb_last { HB_REASON, HB_FIELD, HB_VALUE };
@@ -110,12 +108,7 @@ struct upstream_req {
 	http_parser parser;
 	char *hbuf; /* reason\0name\0value\0...: hinline, or the heap when larger */
 	size_t hlen, hcap;
-	/*
-	 * Where the first UP_ENDS pieces end (their NULs), so the header array
-	 * is built without a strlen per piece; past that the rest are measured.
-	 */
-	uint16_t hend[UP_ENDS];
-	uint16_t nends;
+	struct piece_ends ends; /* of the reason and the first headers' names and values */
 	size_t nfield, nvalue;
 	int64_t clen;
 	int depth;                     /* > 0 while conn_process is on the stack */
@@ -346,10 +339,7 @@ hb_append(struct upstream_req *req, const char *at, size_t len)
 static int
 hb_end(struct upstream_req *req)
 {
-	if (req->nends < UP_ENDS && req->hlen <= UINT16_MAX)
-		req->hend[req->nends++] = (uint16_t)req->hlen;
-	else
-		req->nends = UP_ENDS + 1;
+	piece_ends_note(&req->ends, req->hlen);
 	return hb_append(req, "", 1);
 }
 
@@ -360,7 +350,7 @@ on_message_begin(http_parser *p)
 	struct upstream_req *req = p->data;
 
 	req->hlen = 0;
-	req->nends = 0;
+	req->ends.n = 0;
 	req->nfield = req->nvalue = 0;
 	req->hlast = HB_REASON;
 	return 0;
@@ -434,24 +424,15 @@ on_headers_complete(http_parser *p)
 		req->clen = (int64_t)p->content_length;
 	struct upstream_header stack_hdrs[32];
 	hdrs = req->nfield <= 32 ? stack_hdrs : xcalloc(req->nfield, sizeof(*hdrs));
-	{
-		/* Piece k ends at hend[k] when it was recorded (0: the reason). */
-		size_t known = req->nends <= UP_ENDS ? req->nends : 0, k = 0;
-#define PIECE_LEN(p) (k < known ? (size_t)req->hend[k] - (size_t)((p)-req->hbuf) : strlen(p))
-		s = req->hbuf;
-		s += PIECE_LEN(s) + 1; /* past the reason */
-		k++;
-		for (i = 0; i < req->nfield; i++) {
-			hdrs[i].name = s;
-			hdrs[i].name_len = PIECE_LEN(s);
-			k++;
-			s += hdrs[i].name_len + 1;
-			hdrs[i].value = s;
-			hdrs[i].value_len = PIECE_LEN(s);
-			k++;
-			s += hdrs[i].value_len + 1;
-		}
-#undef PIECE_LEN
+	s = req->hbuf;
+	s += piece_len(&req->ends, 0, req->hbuf, s) + 1; /* past the reason */
+	for (i = 0; i < req->nfield; i++) {
+		hdrs[i].name = s;
+		hdrs[i].name_len = piece_len(&req->ends, 1 + 2 * i, req->hbuf, s);
+		s += hdrs[i].name_len + 1;
+		hdrs[i].value = s;
+		hdrs[i].value_len = piece_len(&req->ends, 2 + 2 * i, req->hbuf, s);
+		s += hdrs[i].value_len + 1;
 	}
 	if (req->cbs.on_response)
 		req->cbs.on_response(req->arg, p->status_code, req->hbuf, hdrs, req->nfield);
@@ -1258,33 +1239,18 @@ hdr_len(const char *s, bool name)
 	return field_name_ok(s, (size_t)(p - s)) ? p - s : -1;
 }
 
-/* The same for a header of the request, whose lengths the caller may know. */
+/*
+ * The same for a header of the request, whose lengths the caller may give
+ * (0: measured here); checked either way.
+ */
 static bool
 hdr_lens(const struct upstream_header *h, size_t *nl, size_t *vl)
 {
-	ssize_t n;
-
 	if (h->name == NULL || h->value == NULL || h->name[0] == '\0')
 		return false;
-	if (h->name_len != 0) {
-		if (!field_name_ok(h->name, h->name_len))
-			return false;
-		*nl = h->name_len;
-	} else if ((n = hdr_len(h->name, true)) < 0) {
-		return false;
-	} else {
-		*nl = (size_t)n;
-	}
-	if (h->value_len != 0) {
-		if (!field_value_ok(h->value, h->value_len))
-			return false;
-		*vl = h->value_len;
-	} else if ((n = hdr_len(h->value, false)) < 0) {
-		return false;
-	} else {
-		*vl = (size_t)n;
-	}
-	return true;
+	*nl = h->name_len != 0 ? h->name_len : strlen(h->name);
+	*vl = h->value_len != 0 ? h->value_len : strlen(h->value);
+	return field_name_ok(h->name, *nl) && field_value_ok(h->value, *vl);
 }
 
 /* Append n bytes at *p and advance it (the buffer was sized beforehand). */

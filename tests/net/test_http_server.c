@@ -596,7 +596,8 @@ test_big_head(void **state)
 	fd = cli_connect(F.port);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t n = 0;
-		char *want = malloc(sizes[k] + 64);
+		size_t wcap = sizes[k] + 64;
+		char *want = malloc(wcap);
 
 		snprintf(req, sizeof(req), "GET /bighead/%zu HTTP/1.1\r\n\r\n", sizes[k]);
 		cli_sends(fd, req);
@@ -614,7 +615,8 @@ test_big_head(void **state)
 		assert_non_null(strstr(got, "HTTP/1.1 200 OK\r\n"));
 		memcpy(want, "\r\nX-Big: ", 9);
 		memset(want + 9, 'h', sizes[k]);
-		strcpy(want + 9 + sizes[k], "\r\nX-After: 1\r\nContent-Length: 4\r\n\r\ndone");
+		snprintf(want + 9 + sizes[k], wcap - 9 - sizes[k], "%s",
+		         "\r\nX-After: 1\r\nContent-Length: 4\r\n\r\ndone");
 		assert_non_null(strstr(got, want));
 		free(want);
 	}
