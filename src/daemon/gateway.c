@@ -109,6 +109,7 @@ enum outcome {
 	OUT_BAD_REQUEST,
 	OUT_BAD_WBXML,
 	OUT_NOT_FOUND,
+	OUT_BAD_METHOD,
 	OUT_START_OVER,
 	OUT_CUT,
 	OUT_CLIENT_GONE,
@@ -245,6 +246,7 @@ static const struct {
     [OUT_BAD_REQUEST] = {"bad-request", ABQ_OUTCOME_BAD_REQUEST},
     [OUT_BAD_WBXML] = {"bad-wbxml", ABQ_OUTCOME_BAD_REQUEST},
     [OUT_NOT_FOUND] = {"not-found", ABQ_OUTCOME_OTHER},
+    [OUT_BAD_METHOD] = {"bad-method", ABQ_OUTCOME_BAD_REQUEST},
     [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
     [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
     [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
@@ -483,6 +485,34 @@ join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *se
 	return spill->p;
 }
 
+/*
+ * Whether a command may be sent twice without harm, so that it may ride a
+ * pooled upstream connection (upstream.h, fresh). Sending mail, moving items
+ * and changing folders would be done twice if a pooled connection that the
+ * upstream closed had read the request first; Sync, Ping and the reads are
+ * safe to repeat (a repeated SyncKey is answered again, MS-ASCMD 3.1.5.9).
+ */
+static bool
+cmd_idempotent(enum eas_cmd cmd)
+{
+	switch (cmd) {
+	case EAS_CMD_SENDMAIL:
+	case EAS_CMD_SMARTFORWARD:
+	case EAS_CMD_SMARTREPLY:
+	case EAS_CMD_MOVEITEMS:
+	case EAS_CMD_MEETINGRESPONSE:
+	case EAS_CMD_FOLDERCREATE:
+	case EAS_CMD_FOLDERDELETE:
+	case EAS_CMD_FOLDERUPDATE:
+	case EAS_CMD_CREATECOLLECTION:
+	case EAS_CMD_DELETECOLLECTION:
+	case EAS_CMD_MOVECOLLECTION:
+		return false;
+	default:
+		return true;
+	}
+}
+
 /* Forward the request as it came, to the upstream. */
 static void
 proxy(struct exchange *x)
@@ -507,8 +537,22 @@ proxy(struct exchange *x)
 	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen) &&
 	                   n < EAS_REQ_HEADERS_MAX;
 	     i++) {
-		if (nlen == 15 && mem_ieq(name, "X-Forwarded-For", 15))
-			xff_in = value;
+		if (nlen == 15 && mem_ieq(name, "X-Forwarded-For", 15)) {
+			/*
+			 * Several fields are one list in their order (http_request_client
+			 * reads them so): forwarded as one field, the peer last.
+			 */
+			if (xff_in != NULL) {
+				if (xb.p == NULL)
+					sbuf_addn(&xb, xff_in, strlen(xff_in));
+				sbuf_addn(&xb, ", ", 2);
+				sbuf_addn(&xb, value, vlen);
+				xff_in = xb.p;
+			} else {
+				xff_in = value;
+			}
+			continue;
+		}
 		if (upstream_hop_header(name, nlen))
 			continue;
 		h[n].name = name;
@@ -518,9 +562,15 @@ proxy(struct exchange *x)
 		n++;
 	}
 	const char *peer = http_request_peer(hreq);
-	h[n] = (struct upstream_header){
-	    .name = "X-Forwarded-For",
-	    .value = xff_in ? join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer) : peer};
+	if (xb.p != NULL) {
+		sbuf_addn(&xb, ", ", 2);
+		sbuf_addn(&xb, peer, strlen(peer));
+		xff_in = xb.p;
+	} else if (xff_in != NULL) {
+		xff_in = join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer);
+	}
+	h[n] = (struct upstream_header){.name = "X-Forwarded-For",
+	                                .value = xff_in != NULL ? xff_in : peer};
 	n++;
 	h[n] = (struct upstream_header){.name = "X-Forwarded-Proto",
 	                                .value = http_request_is_tls(hreq) ? "https" : "http"};
@@ -538,6 +588,7 @@ proxy(struct exchange *x)
 	    .body_len = blen,
 	    .timeout = x->held ? HELD_TIMEOUT_S : UPSTREAM_TIMEOUT_DEFAULT,
 	};
+	spec.fresh = !cmd_idempotent(x->ereq->cmd);
 	x->outcome = OUT_PROXIED;
 	x->ureq = upstream_send(gw->up, &spec, &up_cbs, x);
 	free(tb.p);
@@ -813,10 +864,16 @@ decide(struct exchange *x)
 	struct gateway *gw = x->gw;
 	const struct eas_request *r = x->ereq;
 
-	if (r->path_kind == EAS_PATH_PASSTHROUGH || r->method != EAS_METHOD_POST ||
-	    r->device_id == NULL) {
+	if (r->path_kind == EAS_PATH_PASSTHROUGH ||
+	    (r->path_kind == EAS_PATH_EAS && r->method == EAS_METHOD_OPTIONS)) {
 		x->outcome = OUT_PROXIED;
 		proxy(x);
+		return;
+	}
+	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST || r->device_id == NULL) {
+		/* on_request let nothing else through; nothing undecided is forwarded */
+		x->outcome = OUT_BAD_REQUEST;
+		respond_text(x, 400, "bad request\n", NULL);
 		return;
 	}
 	eas_devinfo_clear(&x->info);
@@ -959,6 +1016,14 @@ on_request(struct http_request *hreq, void *arg)
 	if (x->ereq->path_kind == EAS_PATH_OTHER) {
 		x->outcome = OUT_NOT_FOUND;
 		respond_text(x, 404, "not found\n", NULL);
+		return;
+	}
+	if (x->ereq->path_kind == EAS_PATH_EAS && x->ereq->method != EAS_METHOD_POST &&
+	    x->ereq->method != EAS_METHOD_OPTIONS) {
+		/* Fail closed: only POST is decided, and only OPTIONS needs no decision. */
+		static const char *const allow[] = {"Allow", "OPTIONS, POST", NULL};
+		x->outcome = OUT_BAD_METHOD;
+		respond_text(x, 405, "method not allowed\n", allow);
 		return;
 	}
 	if (x->ereq->user_mismatch)

@@ -1286,13 +1286,15 @@ http_request_is_tls(const struct http_request *req)
  * X-Forwarded-For only from a trusted peer; then, from the right, skip hops
  * that are themselves trusted proxies; the first other valid address is the
  * client. A malformed entry stops the walk (we keep the last good hop).
+ * Several X-Forwarded-For fields are one list in their order (RFC 9110
+ * 5.3), which is also how the gateway forwards them: the walk starts at the
+ * end of the last field and goes on into the fields before it.
  */
 const char *
 http_request_client(struct http_request *req)
 {
 	struct http_server *srv;
 	struct net_addr client, a;
-	const char *xff, *end;
 
 	if (req->client_done)
 		return req->clientbuf;
@@ -1300,9 +1302,14 @@ http_request_client(struct http_request *req)
 		return "?";
 	srv = req->conn->srv;
 	client = req->conn->peer;
-	xff = http_request_header(req, "X-Forwarded-For");
-	if (xff && net_cidr_match(srv->trusted, srv->ntrusted, &client)) {
-		end = xff + strlen(xff);
+	if (!net_cidr_match(srv->trusted, srv->ntrusted, &client))
+		goto done;
+	for (size_t i = req->nhdr; i-- > 0;) {
+		const struct hdr_ent *h = &req->h[i];
+		const char *xff = h->value, *end = h->value + h->vlen;
+
+		if (h->nlen != 15 || !mem_ieq(h->name, "X-Forwarded-For", 15))
+			continue;
 		while (end > xff) {
 			const char *start = end;
 			const char *s, *e;
@@ -1314,13 +1321,14 @@ http_request_client(struct http_request *req)
 			for (e = end; e > s && (e[-1] == ' ' || e[-1] == '\t'); e--)
 				;
 			if (net_addr_parse(&a, s, (size_t)(e - s)) == -1)
-				break;
+				goto done;
 			client = a;
 			if (!net_cidr_match(srv->trusted, srv->ntrusted, &a))
-				break;
+				goto done;
 			end = start > xff ? start - 1 : xff;
 		}
 	}
+done:
 	if (net_addr_eq(&client, &req->conn->peer))
 		memcpy(req->clientbuf, conn_peer_text(req->conn), sizeof(req->clientbuf));
 	else

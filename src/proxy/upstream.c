@@ -1309,7 +1309,12 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		}
 		total += lens[2 * i] + 2 + lens[2 * i + 1] + 2;
 	}
-	if (u->idle == NULL && u->nconns >= u->conf.max_conns) {
+	if ((u->idle == NULL || spec->fresh) && u->nconns >= u->conf.max_conns) {
+		/* A fresh connection needs a free slot: an idle one gives its own. */
+		if (spec->fresh && u->idle != NULL)
+			conn_close(u->idle);
+	}
+	if ((u->idle == NULL || spec->fresh) && u->nconns >= u->conf.max_conns) {
 		if (lens != lens_stack)
 			free(lens);
 		u->stats.rejected++;
@@ -1361,7 +1366,7 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	u->stats.requests++;
 	loop_time(u->base, &req->t0);
 
-	if (u->idle != NULL) {
+	if (u->idle != NULL && !spec->fresh) {
 		struct up_conn *c = u->idle;
 
 		list_remove(&u->idle, c);

@@ -109,6 +109,13 @@ struct upstream_req_spec {
 	 * restarts on every byte received and stops while paused. The connect
 	 * timeout always applies on top. */
 	int timeout;
+	/*
+	 * Not idempotent (SendMail, SmartReply, ...): sent on a new connection,
+	 * never on a pooled one, so that it is never sent twice. A pooled
+	 * connection the upstream closed may have read the request before it
+	 * closed, and only a request on a reused connection is ever retried.
+	 */
+	bool fresh;
 };
 
 /*

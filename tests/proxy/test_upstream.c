@@ -469,10 +469,21 @@ run_for(struct fixture *f, int ms)
 	run_until(f, NULL, ms);
 }
 
+static void send_req_spec(struct fixture *f, struct result *r, const char *method,
+                          const char *target, const char *body, int timeout, bool fresh);
+
 /* Send a request with the test callbacks; the result goes to r. */
 static void
 send_req(struct fixture *f, struct result *r, const char *method, const char *target,
          const char *body, int timeout)
+{
+	send_req_spec(f, r, method, target, body, timeout, false);
+}
+
+/* send_req, with the spec's fresh flag (a request that is not idempotent). */
+static void
+send_req_spec(struct fixture *f, struct result *r, const char *method, const char *target,
+              const char *body, int timeout, bool fresh)
 {
 	/* One header measured by upstream_send, one with its lengths given. */
 	struct upstream_header h[] = {
@@ -486,6 +497,7 @@ send_req(struct fixture *f, struct result *r, const char *method, const char *ta
 	    .body = body,
 	    .body_len = body ? strlen(body) : 0,
 	    .timeout = timeout,
+	    .fresh = fresh,
 	};
 
 	r->base = f->base;
@@ -959,6 +971,36 @@ test_stale_pooled(void **state)
 	assert_int_equal(upstream_stats(f->up)->reuses, 1);
 }
 
+/*
+ * A request that is not idempotent (SendMail) never rides a pooled
+ * connection, so it is never sent twice: with the pooled connection closed
+ * by the server it goes out once, on a new connection, and is not retried.
+ */
+static void
+test_fresh_not_pooled(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = {0};
+
+	f->srv = srv_new(f->base, M_ECHO, NULL);
+	make_upstream(f, "http", f->srv->port, NULL, 0, 0);
+	send_req(f, &r, "POST", "/base", "one", UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	result_clear(&r);
+	assert_int_equal(upstream_stats(f->up)->idle, 1);
+
+	sconn_free(f->srv->conns);
+	send_req_spec(f, &r, "POST", "/base?Cmd=SendMail", "mail", UPSTREAM_TIMEOUT_DEFAULT, true);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	assert_string_equal(r.body, "POST /base?Cmd=SendMail mail");
+	result_clear(&r);
+	assert_int_equal(f->srv->accepted, 2);
+	assert_int_equal(upstream_stats(f->up)->reuses, 0);
+	assert_int_equal(upstream_stats(f->up)->retries, 0);
+}
+
 /* An idle pooled connection is closed after idle_timeout. */
 static void
 test_idle_timeout(void **state)
@@ -1180,6 +1222,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_held, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_pooled, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fresh_not_pooled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
