@@ -14,10 +14,12 @@
  * moment it is made, and that count is added to each key's failure window,
  * so probes in flight hold their slots and cannot overrun a limit. When the
  * probe ends probe_release takes the charge back, turning it into a recorded
- * failure when the answer was DENIED (or the probe was aborted mid-way). Answers are never
- * given from inside auth_check nor from inside libcurl: a pending with its
- * answer goes on the `ready` list and one libevent event (`kick`, made active
- * with event_active: no syscall) delivers the whole list from the loop. That
+ * failure when the answer was DENIED (or the probe was aborted mid-way).
+ *
+ * Answers are never given from inside auth_check nor from inside libcurl: a
+ * pending with its answer goes on the `ready` list and one libevent event
+ * (`kick`, made active with event_active: no syscall) delivers the whole list
+ * from the loop. That
  * keeps callers simple (the callback never runs under their feet) and lets a
  * callback start or cancel other checks safely.
  *

@@ -66,7 +66,9 @@
  * is probed from any address of its own, whatever a flood from elsewhere did;
  * what remains is an owner whose password is not known good (first use in 7
  * days, a restart, a new password) during a guessing storm spread over many
- * addresses, who waits for the account window (one minute after the storm).
+ * addresses, who waits for the account window (one minute after the storm),
+ * and an attacker who shares the owner's address (the same NAT), who can fill
+ * that address's windows as the owner can.
  *
  * RATE-LIMIT DECISION: the daemon answers AUTH_RATE_LIMITED with 503 and
  * Retry-After (auth_retry_after), as it does AUTH_UNAVAILABLE, and NOT with

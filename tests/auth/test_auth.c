@@ -839,6 +839,36 @@ test_probes_in_flight_bounds(void **state)
 	assert_int_equal(count_answers(r, 2, AUTH_UNAVAILABLE), 2);
 }
 
+/*
+ * A probe whose last waiter leaves: a queued one never reached the verifier
+ * and gives its slot back; a running one is aborted but the verifier saw the
+ * guess, so its slot stays as a failure (hanging up buys no new guess).
+ */
+static void
+test_cancel_slots(void **state)
+{
+	struct fx *f = *state;
+	struct auth_pending *p1, *p2;
+	struct res r0 = {0}, r[2];
+
+	f->conf.max_failures_per_address = 2;
+	f->conf.max_in_flight = 1;
+	f->conf.request_timeout_ms = 2000;
+	fx_auth(f);
+	p1 = auth_check(f->auth, "slow", "a", NULL, "192.0.2.66", on_result, &r0);
+	p2 = auth_check(f->auth, "slow", "b", NULL, "192.0.2.66", on_result, &r0);
+	run_for(f->base, 100);
+	assert_int_equal(f->srv.probes, 1); /* p1 runs, p2 is queued */
+	auth_cancel(p2);
+	auth_cancel(p1);
+	/* one failure kept (p1): one slot left, taken by the first of two */
+	check_many(f, r, 2, "bob", "c%d", "192.0.2.66");
+	assert_int_equal(r[0].r, AUTH_DENIED);
+	assert_int_equal(r[1].r, AUTH_RATE_LIMITED);
+	assert_int_equal(f->srv.probes, 2);
+	assert_int_equal(r0.calls, 0);
+}
+
 /* Ten identical checks at once share one probe. */
 static void
 test_coalesce(void **state)
@@ -1167,6 +1197,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_known_good_past_account_window, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unavailable_gives_slots_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_probes_in_flight_bounds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_slots, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_coalesce, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrency_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
