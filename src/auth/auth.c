@@ -7,10 +7,19 @@
  * or by a probe (struct auth_probe). Probes are keyed by the credentials'
  * keyed hash in `inflight`, so a second check of the same credentials joins the
  * probe already queued or running instead of starting one. At most
- * max_in_flight probes run; the others wait in a FIFO queue. Answers are never
- * given from inside auth_check nor from inside libcurl: a pending with its
- * answer goes on the `ready` list and one libevent event (`kick`, made active
- * with event_active: no syscall) delivers the whole list from the loop. That
+ * max_in_flight probes run; the others wait in a FIFO queue.
+ *
+ * Limits (auth.h says which and why): a new probe is "charged" to the keys of
+ * its client address, (account, address) pair and account in `busy` the
+ * moment it is made, and that count is added to each key's failure window,
+ * so probes in flight hold their slots and cannot overrun a limit. When the
+ * probe ends probe_release takes the charge back, turning it into a recorded
+ * failure when the answer was DENIED (or the probe was aborted mid-way).
+ *
+ * Answers are never given from inside auth_check nor from inside libcurl: a
+ * pending with its answer goes on the `ready` list and one libevent event
+ * (`kick`, made active with event_active: no syscall) delivers the whole list
+ * from the loop. That
  * keeps callers simple (the callback never runs under their feet) and lets a
  * callback start or cancel other checks safely.
  *
@@ -19,6 +28,7 @@
  * tables hold keyed hashes only.
  */
 #include <event2/event.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -37,7 +47,9 @@ struct auth_probe {
 	TAILQ_ENTRY(auth_probe) plink; /* in a->probes always */
 	TAILQ_HEAD(, auth_pending) waiters;
 	struct auth *a;
-	struct akey acct_key;
+	struct akey addr_key, pair_key, acct_key; /* what it is charged to */
+	bool has_addr;
+	bool charged;                  /* holds its slots in a->busy until probe_release */
 	char *user, *password, *authz; /* wiped on free */
 	CURL *easy;
 	void *state;
@@ -48,8 +60,6 @@ struct auth_pending {
 	TAILQ_ENTRY(auth_pending) link; /* in probe->waiters or a->ready */
 	struct auth *a;
 	struct auth_probe *probe; /* NULL once answered */
-	struct akey addr_key;
-	bool has_addr;
 	auth_cb *cb;
 	void *arg;
 	enum auth_result result;
@@ -70,7 +80,9 @@ struct auth {
 	 */
 	uint8_t hkey[SIPHASH_KEY_LEN];
 	struct auth_cache pos, neg;
-	struct auth_ratelim by_addr, by_acct;
+	struct auth_cache good; /* credentials that passed a probe (AUTH_KNOWN_GOOD_MS) */
+	struct auth_ratelim by_addr, by_pair, by_acct;
+	struct auth_busy busy; /* probes in flight per address, pair, account key */
 	struct amap inflight;
 	TAILQ_HEAD(, auth_probe) queue;
 	TAILQ_HEAD(, auth_probe) probes;
@@ -99,6 +111,19 @@ static void
 cred_key(const struct auth *a, const char *user, const char *password, struct akey *out)
 {
 	auth_hash(a, user, password, strlen(password), out);
+}
+
+/* The key of an (account, client address) pair: the keyed hash of "p\0acct\0addr". */
+static void
+pair_key(const struct auth *a, const char *acct, const char *addr, struct akey *out)
+{
+	struct siphash h;
+
+	siphash_init(&h, a->hkey);
+	siphash_update(&h, "p", 2);
+	siphash_update(&h, acct, strlen(acct) + 1);
+	siphash_update(&h, addr, strlen(addr));
+	siphash_final(&h, out->b);
 }
 
 /* Wipe and free a secret string. */
@@ -189,8 +214,45 @@ probe_free(struct auth *a, struct auth_probe *pr)
 	free(pr);
 }
 
+/* Charge a new probe to its keys: it holds a slot in each window from now on. */
+static void
+probe_charge(struct auth *a, struct auth_probe *pr)
+{
+	if (pr->has_addr)
+		auth_busy_add(&a->busy, &pr->addr_key);
+	auth_busy_add(&a->busy, &pr->pair_key);
+	auth_busy_add(&a->busy, &pr->acct_key);
+	pr->charged = true;
+}
+
 /*
- * A probe has its answer: update the caches and failure windows, hand the
+ * The probe is over: give its slots back, or, when failed (DENIED, or
+ * aborted after it reached the verifier), keep them as recorded failures in
+ * the address, pair and account windows.
+ */
+static void
+probe_release(struct auth *a, struct auth_probe *pr, bool failed)
+{
+	int64_t now = auth_now_ms();
+
+	if (!pr->charged)
+		return;
+	pr->charged = false;
+	if (pr->has_addr)
+		auth_busy_sub(&a->busy, &pr->addr_key);
+	auth_busy_sub(&a->busy, &pr->pair_key);
+	auth_busy_sub(&a->busy, &pr->acct_key);
+	if (!failed)
+		return;
+	if (pr->has_addr)
+		auth_ratelim_fail(&a->by_addr, &pr->addr_key, now);
+	auth_ratelim_fail(&a->by_pair, &pr->pair_key, now);
+	auth_ratelim_fail(&a->by_acct, &pr->acct_key, now);
+}
+
+/*
+ * A probe has its answer: update the caches and failure windows (OK and
+ * UNAVAILABLE give the probe's slots back, DENIED keeps them), hand the
  * answer to every waiter, free the probe. The slot is not refilled here.
  */
 static void
@@ -202,14 +264,14 @@ probe_complete(struct auth *a, struct auth_probe *pr, enum auth_result r)
 	if (r == AUTH_OK) {
 		auth_cache_del(&a->neg, &pr->node.key);
 		auth_cache_put(&a->pos, &pr->node.key, now);
+		auth_cache_put(&a->good, &pr->node.key, now);
 	} else if (r == AUTH_DENIED) {
 		auth_cache_put(&a->neg, &pr->node.key, now);
-		auth_ratelim_fail(&a->by_acct, &pr->acct_key, now);
+		auth_cache_del(&a->good, &pr->node.key);
 	}
+	probe_release(a, pr, r == AUTH_DENIED);
 	while ((p = TAILQ_FIRST(&pr->waiters)) != NULL) {
 		TAILQ_REMOVE(&pr->waiters, p, link);
-		if (r == AUTH_DENIED && p->has_addr)
-			auth_ratelim_fail(&a->by_addr, &p->addr_key, now);
 		make_ready(a, p, r, false);
 	}
 	probe_free(a, pr);
@@ -304,6 +366,10 @@ conf_copy(struct auth_conf *dst, const struct auth_conf *src)
 		dst->request_timeout_ms = 30000;
 	if (dst->max_in_flight == 0)
 		dst->max_in_flight = 64;
+	if (dst->max_probes_per_address == 0)
+		dst->max_probes_per_address = 4;
+	if (dst->max_probes_per_account == 0)
+		dst->max_probes_per_account = 4;
 	if (dst->max_cache == 0)
 		dst->max_cache = 100000;
 }
@@ -315,6 +381,17 @@ conf_free(struct auth_conf *c)
 	free((char *)c->method);
 	free((char *)c->upstream_url);
 	free((char *)c->ca_file);
+}
+
+/*
+ * The limit of the account window over all addresses: ten times the
+ * per-pair limit (0 stays 0: no limit), saturated rather than wrapped.
+ */
+static unsigned
+acct_limit(unsigned per_pair)
+{
+	return per_pair > UINT_MAX / AUTH_ACCOUNT_FACTOR ? UINT_MAX
+	                                                 : per_pair * AUTH_ACCOUNT_FACTOR;
 }
 
 /* Pick the backend for conf->method, start libcurl, set up the tables. */
@@ -331,8 +408,12 @@ auth_new(struct event_base *base, const struct auth_conf *conf, const char **err
 	amap_init(&a->inflight);
 	auth_cache_init(&a->pos, a->conf.cache_ttl_ms, a->conf.max_cache);
 	auth_cache_init(&a->neg, a->conf.failure_ttl_ms, a->conf.max_cache);
+	auth_cache_init(&a->good, AUTH_KNOWN_GOOD_MS, a->conf.max_cache);
 	auth_ratelim_init(&a->by_addr, a->conf.max_failures_per_address, a->conf.max_cache);
-	auth_ratelim_init(&a->by_acct, a->conf.max_failures_per_account, a->conf.max_cache);
+	auth_ratelim_init(&a->by_pair, a->conf.max_failures_per_account, a->conf.max_cache);
+	auth_ratelim_init(&a->by_acct, acct_limit(a->conf.max_failures_per_account),
+	                  a->conf.max_cache);
+	auth_busy_init(&a->busy);
 	if (a->conf.method == NULL || strcasecmp(a->conf.method, "upstream") == 0) {
 		a->ops = &auth_upstream_ops;
 	} else if (strncasecmp(a->conf.method, "imap://", 7) == 0 ||
@@ -393,8 +474,11 @@ auth_free(struct auth **ap)
 		event_free(a->kick);
 	auth_cache_fini(&a->pos);
 	auth_cache_fini(&a->neg);
+	auth_cache_fini(&a->good);
 	auth_ratelim_fini(&a->by_addr);
+	auth_ratelim_fini(&a->by_pair);
 	auth_ratelim_fini(&a->by_acct);
+	auth_busy_fini(&a->busy);
 	amap_fini(&a->inflight);
 	conf_free(&a->conf);
 	explicit_bzero(a, sizeof(*a));
@@ -463,14 +547,42 @@ auth_check_cached(struct auth *a, const char *user, const char *password, const 
 	return true;
 }
 
+/* True if k's window is full: its failures in the minute plus its probes in flight. */
+static bool
+window_full(struct auth *a, struct auth_ratelim *r, const struct akey *k, int64_t now)
+{
+	return r->limit != 0 &&
+	       auth_ratelim_count(r, k, now) + auth_busy_count(&a->busy, k) >= r->limit;
+}
+
+/*
+ * May a new probe charged to pr's keys start now? Its own address and
+ * (account, address) pair must have room; the account over all addresses
+ * must too, unless the credentials are known good (auth.h says why).
+ */
+static bool
+probe_allowed(struct auth *a, const struct auth_probe *pr, bool known_good, int64_t now)
+{
+	if (pr->has_addr &&
+	    (auth_busy_count(&a->busy, &pr->addr_key) >= a->conf.max_probes_per_address ||
+	     window_full(a, &a->by_addr, &pr->addr_key, now)))
+		return false;
+	if (window_full(a, &a->by_pair, &pr->pair_key, now))
+		return false;
+	if (known_good)
+		return true;
+	return auth_busy_count(&a->busy, &pr->acct_key) < a->conf.max_probes_per_account &&
+	       !window_full(a, &a->by_acct, &pr->acct_key, now);
+}
+
 /* The public entry: answer from the tables, or join or start a probe. */
 struct auth_pending *
 auth_check(struct auth *a, const char *user, const char *password, const char *authorization,
            const char *client_addr, auth_cb *cb, void *arg)
 {
 	struct auth_pending *p = xmalloc(sizeof(*p)); /* calloc bypasses glibc's thread cache */
-	struct auth_probe *pr;
-	struct akey key, acct_key;
+	struct auth_probe *pr, lim;
+	struct akey key;
 	enum auth_result cached;
 	int64_t now = auth_now_ms();
 	char *acct;
@@ -493,34 +605,41 @@ auth_check(struct auth *a, const char *user, const char *password, const char *a
 		make_ready(a, p, AUTH_DENIED, false);
 		return p;
 	}
-	auth_hash(a, "u", acct, strlen(acct), &acct_key);
-	free(acct);
-	if (client_addr != NULL) {
-		auth_hash(a, "a", client_addr, strlen(client_addr), &p->addr_key);
-		p->has_addr = true;
-	}
-	if ((p->has_addr && auth_ratelim_over(&a->by_addr, &p->addr_key, now)) ||
-	    auth_ratelim_over(&a->by_acct, &acct_key, now)) {
-		make_ready(a, p, AUTH_RATE_LIMITED, false);
-		return p;
-	}
 	pr = (struct auth_probe *)amap_find(&a->inflight, &key);
 	if (pr != NULL) {
+		/* the same credentials are being probed: no new guess, no new slot */
+		free(acct);
 		a->st.coalesced++;
 		p->probe = pr;
 		TAILQ_INSERT_TAIL(&pr->waiters, p, link);
 		return p;
 	}
+	memset(&lim, 0, sizeof(lim));
+	auth_hash(a, "u", acct, strlen(acct), &lim.acct_key);
+	pair_key(a, acct, client_addr != NULL ? client_addr : "", &lim.pair_key);
+	free(acct);
+	if (client_addr != NULL) {
+		auth_hash(a, "a", client_addr, strlen(client_addr), &lim.addr_key);
+		lim.has_addr = true;
+	}
+	if (!probe_allowed(a, &lim, auth_cache_has(&a->good, &key, now), now)) {
+		make_ready(a, p, AUTH_RATE_LIMITED, false);
+		return p;
+	}
 	pr = xcalloc(1, sizeof(*pr));
 	pr->a = a;
 	pr->node.key = key;
-	pr->acct_key = acct_key;
+	pr->addr_key = lim.addr_key;
+	pr->pair_key = lim.pair_key;
+	pr->acct_key = lim.acct_key;
+	pr->has_addr = lim.has_addr;
 	TAILQ_INIT(&pr->waiters);
 	pr->user = xstrdup(user);
 	pr->password = xstrdup(password);
 	pr->authz = authorization != NULL ? xstrdup(authorization) : basic_header(user, password);
 	amap_insert(&a->inflight, &pr->node);
 	TAILQ_INSERT_TAIL(&a->probes, pr, plink);
+	probe_charge(a, pr);
 	p->probe = pr;
 	TAILQ_INSERT_TAIL(&pr->waiters, p, link);
 	TAILQ_INSERT_TAIL(&a->queue, pr, qlink);
@@ -530,7 +649,10 @@ auth_check(struct auth *a, const char *user, const char *password, const char *a
 
 /*
  * Forget p. If it was the last waiter of its probe, the probe goes too: a
- * queued one leaves the queue, a running one is aborted and its slot refilled.
+ * queued one leaves the queue and gives its limit slots back (the verifier
+ * never saw it); a running one is aborted, its probe slot refilled, and its
+ * limit slots kept as failures: the verifier has seen the guess (and may count
+ * it against the account itself), so hanging up must not buy another.
  */
 void
 auth_cancel(struct auth_pending *p)
@@ -552,8 +674,10 @@ auth_cancel(struct auth_pending *p)
 		curl_loop_remove(a->cl, pr->easy);
 		a->ops->cleanup(a->be, pr->easy, pr->state);
 		a->running--;
+		probe_release(a, pr, true);
 	} else {
 		TAILQ_REMOVE(&a->queue, pr, qlink);
+		probe_release(a, pr, false);
 	}
 	probe_free(a, pr);
 	pump(a);
@@ -619,4 +743,5 @@ auth_get_stats(const struct auth *a, struct auth_stats *st)
 	st->queued++;
 	st->cached = (unsigned)auth_cache_count(&a->pos);
 	st->negative_cached = (unsigned)auth_cache_count(&a->neg);
+	st->known_good = (unsigned)auth_cache_count(&a->good);
 }

@@ -15,10 +15,12 @@
  *     SipHash-2-4-128(random per-process key, "user\0password"): the password is
  *     never kept, only the hash. Each holds at most max_cache entries; when
  *     full the oldest goes. Unavailable answers are never cached.
- *   - failure rate limits: sliding one-minute windows of failed probes (a
- *     401 / refused login) per client address and per account (normalised:
- *     lower-cased, "DOMAIN\" removed). A check over either limit is answered
- *     AUTH_RATE_LIMITED without probing.
+ *   - a set of "known good" credentials: the same keyed hashes, of every pair
+ *     that passed a probe in the last 7 days (AUTH_KNOWN_GOOD_MS), at most
+ *     max_cache, oldest evicted, in memory only. A DENIED probe removes its
+ *     pair. It outlives the positive cache; it answers nothing by itself, it
+ *     only exempts a probe from the account-wide limits below.
+ *   - failure limits and bounds on probes in flight (LIMITS below);
  *   - a cap on probes in flight (max_in_flight) with a FIFO queue behind it;
  *     identical credentials checked while a probe for them is queued or running
  *     share that one probe.
@@ -28,11 +30,45 @@
  * Limits are per client address string as given: an IPv6 client rotating
  * through its /64 counts as many addresses (a known limitation).
  *
- * Order of a check: positive cache (OK) -> negative cache (DENIED) -> rate
- * limits (RATE_LIMITED) -> join or start a probe. The positive cache coming
- * first is what keeps a flood of bad passwords from locking out the real user:
- * the account limit counts failures only, and a password that is known good
- * is answered from the cache whatever the limits say.
+ * Order of a check: unusable credentials (DENIED) -> positive cache (OK) ->
+ * negative cache (DENIED) -> unusable account name (DENIED) -> join a probe of
+ * the same credentials already queued or running (no limit: it is no new
+ * guess and takes no slot) -> limits (RATE_LIMITED, not probed) -> start a
+ * probe. The positive cache still comes first: a password answered from it
+ * is never refused by a limit.
+ *
+ * LIMITS. The account is the one account_normalize gives (util.h). A probe is
+ * charged when it STARTS (made, queued or running), to three keys: its client
+ * address, its (account, client address) pair, and its account. From then on
+ * it holds a provisional failure slot in each of their sliding one-minute
+ * windows. When it answers OK or UNAVAILABLE (not the client's fault) the
+ * slots are given back; DENIED keeps them as failures. A probe aborted by
+ * auth_cancel gives them back if it was still queued, and keeps them as
+ * failures if it was running (the verifier saw the guess). A window's count
+ * is its failures in the last minute plus the probes in flight charged to it,
+ * so no more than its limit of guesses can be in flight or failed in any
+ * minute: the (limit+1)th concurrent guess is refused unprobed. A probe
+ * may start only if every check below passes, else AUTH_RATE_LIMITED:
+ *   address  window max_failures_per_address, and at most
+ *            max_probes_per_address probes in flight;
+ *   pair     window max_failures_per_account, per (account, address): a
+ *            guessing storm from one address locks that address out of that
+ *            account and nothing else;
+ *   account  window 10 x max_failures_per_account over all addresses (against
+ *            guessing spread over many addresses), and at most
+ *            max_probes_per_account probes in flight - both skipped when the
+ *            credentials are known good.
+ * Why this cannot lock out the owner: the address and pair windows that a
+ * check meets are filled only by probes from its own address; the only counts
+ * other addresses can fill are the account-wide ones, and those never refuse
+ * credentials that are known good (a keyed hash the attacker can only match
+ * with the password itself). So the owner whose password passed within 7 days
+ * is probed from any address of its own, whatever a flood from elsewhere did;
+ * what remains is an owner whose password is not known good (first use in 7
+ * days, a restart, a new password) during a guessing storm spread over many
+ * addresses, who waits for the account window (one minute after the storm),
+ * and an attacker who shares the owner's address (the same NAT), who can fill
+ * that address's windows as the owner can.
  *
  * RATE-LIMIT DECISION: the daemon answers AUTH_RATE_LIMITED with 503 and
  * Retry-After (auth_retry_after), as it does AUTH_UNAVAILABLE, and NOT with
@@ -83,10 +119,15 @@ struct auth_conf {
 	int64_t cache_ttl_ms;              /* positive cache; 0: no positive cache */
 	int64_t failure_ttl_ms;            /* negative cache; 0: no negative cache */
 	unsigned max_failures_per_address; /* per minute; 0: no limit */
-	unsigned max_failures_per_account; /* per minute; 0: no limit */
-	unsigned max_in_flight;            /* probes at once; 0: 64 */
-	unsigned max_cache;                /* entries per cache/limit table; 0: 100000 */
-	bool insecure_skip_verify;         /* tests only: no TLS peer verification */
+	/* per minute and (account, address) pair; 10 x this per account over
+	 * all addresses, not for known-good credentials; 0: neither limit */
+	unsigned max_failures_per_account;
+	unsigned max_probes_per_address; /* probes in flight started from one address; 0: 4 */
+	unsigned max_probes_per_account; /* probes in flight for one account, not for
+	                                    known-good credentials; 0: 4 */
+	unsigned max_in_flight;          /* probes at once; 0: 64 */
+	unsigned max_cache;              /* entries per cache/limit table; 0: 100000 */
+	bool insecure_skip_verify;       /* tests only: no TLS peer verification */
 };
 
 /* Counters for /metrics; monotonic except in_flight and queued. */
@@ -102,6 +143,7 @@ struct auth_stats {
 	unsigned in_flight; /* probes running now */
 	unsigned queued;    /* probes waiting for a slot */
 	unsigned cached, negative_cached;
+	unsigned known_good; /* credentials in the known-good set */
 };
 
 typedef void auth_cb(void *arg, enum auth_result result, bool from_cache);
@@ -118,7 +160,8 @@ void auth_free(struct auth **a);
  * Check user/password. authorization is the client's raw Authorization header
  * value ("Basic ...") forwarded as-is by the upstream probe; NULL builds a
  * Basic header from user and password. client_addr keys the per-address
- * limit. Returns a handle for auth_cancel; cb(arg, result, from_cache) comes
+ * and per-pair limits (NULL: no address limit; such checks share one pair per
+ * account). Returns a handle for auth_cancel; cb(arg, result, from_cache) comes
  * later from the loop. from_cache is true for cache answers (both caches).
  */
 struct auth_pending *auth_check(struct auth *a, const char *user, const char *password,

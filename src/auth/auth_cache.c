@@ -1,14 +1,18 @@
 /*
  * auth_cache.c: the in-memory tables of the auth front: a hash map keyed by
- * keyed hashes, the positive/negative credential caches, and the failure
- * rate-limit windows.
+ * keyed hashes, the positive/negative/known-good credential caches, the
+ * failure rate-limit windows and the counts of probes in flight.
  *
  * Design: nothing here knows a password or a user name. auth.c hashes
- * "user\0password" (caches), "a\0address" and "u\0account" (limits) with a
- * per-process random key (SipHash-2-4) and hands over only the 16-byte result. All
- * tables are bounded: when one is full its oldest entry goes, so a flood of
- * distinct credentials or addresses costs memory up to the cap and no more.
- * Expired entries leave lazily, from the head of the age list, on every put.
+ * "user\0password" (caches), "a\0address", "p\0account\0address" and
+ * "u\0account" (limits) with a per-process random key (SipHash-2-4) and hands
+ * over only the 16-byte result. All tables are bounded: when one is full its
+ * oldest entry goes, so a flood of distinct credentials or addresses costs
+ * memory up to the cap and no more; the in-flight counts hold only keys with
+ * a probe in flight. Expired entries leave lazily, from the head of the age
+ * list, on every put. A failure window's ring starts small and grows (up to
+ * its limit) only while that many failures are within the minute, so a high
+ * limit costs memory only where it is used.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +31,14 @@ struct auth_window {
 	struct amap_node node; /* first */
 	TAILQ_ENTRY(auth_window) link;
 	int64_t last;  /* time of the newest failure */
-	unsigned next; /* ring position of the next failure */
-	int64_t ts[];  /* limit slots; 0 = empty */
+	unsigned next; /* ring position of the next failure (the oldest when full) */
+	unsigned cap;  /* slots in ts, at most the limit */
+	int64_t *ts;   /* failure times, oldest at next; 0 = empty */
+};
+
+struct auth_busy_entry {
+	struct amap_node node; /* first */
+	unsigned n;            /* probes in flight, > 0 */
 };
 
 /* A monotonic millisecond clock; CLOCK_MONOTONIC_COARSE is read from the vDSO. */
@@ -243,6 +253,7 @@ window_drop(struct auth_ratelim *r, struct auth_window *w)
 {
 	amap_remove(&r->map, &w->node);
 	TAILQ_REMOVE(&r->age, w, link);
+	free(w->ts);
 	free(w);
 }
 
@@ -271,7 +282,7 @@ auth_ratelim_count(struct auth_ratelim *r, const struct akey *k, int64_t now)
 		window_drop(r, w); /* all its failures are older than the window */
 		return 0;
 	}
-	for (unsigned i = 0; i < r->limit; i++)
+	for (unsigned i = 0; i < w->cap; i++)
 		if (w->ts[i] != 0 && now - w->ts[i] < AUTH_WINDOW_MS)
 			n++;
 	return n;
@@ -282,6 +293,29 @@ bool
 auth_ratelim_over(struct auth_ratelim *r, const struct akey *k, int64_t now)
 {
 	return r->limit != 0 && auth_ratelim_count(r, k, now) >= r->limit;
+}
+
+/*
+ * Make room for one more failure in w: a full ring whose oldest failure is
+ * still within the minute grows (doubling, up to the limit), rotated so the
+ * oldest is first and the new slots follow the newest.
+ */
+static void
+window_grow(const struct auth_ratelim *r, struct auth_window *w, int64_t now)
+{
+	unsigned cap;
+	int64_t *ts;
+
+	if (w->cap >= r->limit || w->ts[w->next] == 0 || now - w->ts[w->next] >= AUTH_WINDOW_MS)
+		return; /* a free or stale slot, or the ring is as big as it gets */
+	cap = w->cap > r->limit / 2 ? r->limit : w->cap * 2;
+	ts = xcalloc(cap, sizeof(*ts));
+	memcpy(ts, w->ts + w->next, (w->cap - w->next) * sizeof(*ts));
+	memcpy(ts + (w->cap - w->next), w->ts, w->next * sizeof(*ts));
+	free(w->ts);
+	w->ts = ts;
+	w->next = w->cap;
+	w->cap = cap;
 }
 
 /*
@@ -300,15 +334,76 @@ auth_ratelim_fail(struct auth_ratelim *r, const struct akey *k, int64_t now)
 	w = (struct auth_window *)amap_find(&r->map, k);
 	if (w != NULL) {
 		TAILQ_REMOVE(&r->age, w, link);
+		window_grow(r, w, now);
 	} else {
 		while (r->map.count >= r->max)
 			window_drop(r, TAILQ_FIRST(&r->age));
-		w = xcalloc(1, sizeof(*w) + r->limit * sizeof(w->ts[0]));
+		w = xcalloc(1, sizeof(*w));
+		w->cap = r->limit < 8 ? r->limit : 8;
+		w->ts = xcalloc(w->cap, sizeof(*w->ts));
 		w->node.key = *k;
 		amap_insert(&r->map, &w->node);
 	}
 	w->ts[w->next] = now != 0 ? now : 1;
-	w->next = (w->next + 1) % r->limit;
+	w->next = (w->next + 1) % w->cap;
 	w->last = now;
 	TAILQ_INSERT_TAIL(&r->age, w, link);
+}
+
+/* No probe in flight anywhere. */
+void
+auth_busy_init(struct auth_busy *b)
+{
+	amap_init(&b->map);
+}
+
+/* Free every count (auth_free: the probes are gone without their answers). */
+void
+auth_busy_fini(struct auth_busy *b)
+{
+	for (size_t i = 0; i < b->map.nbuckets; i++) {
+		struct amap_node *n = b->map.buckets[i], *next;
+		for (; n != NULL; n = next) {
+			next = n->next;
+			free(n);
+		}
+	}
+	amap_fini(&b->map);
+}
+
+/* Probes in flight charged to k. */
+unsigned
+auth_busy_count(const struct auth_busy *b, const struct akey *k)
+{
+	const struct auth_busy_entry *e = (const struct auth_busy_entry *)amap_find(&b->map, k);
+
+	return e != NULL ? e->n : 0;
+}
+
+/* One more probe in flight for k. */
+void
+auth_busy_add(struct auth_busy *b, const struct akey *k)
+{
+	struct auth_busy_entry *e = (struct auth_busy_entry *)amap_find(&b->map, k);
+
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		e->node.key = *k;
+		amap_insert(&b->map, &e->node);
+	}
+	e->n++;
+}
+
+/* One probe fewer for k; the key leaves with its last probe. */
+void
+auth_busy_sub(struct auth_busy *b, const struct akey *k)
+{
+	struct auth_busy_entry *e = (struct auth_busy_entry *)amap_find(&b->map, k);
+
+	if (e == NULL)
+		return;
+	if (--e->n == 0) {
+		amap_remove(&b->map, &e->node);
+		free(e);
+	}
 }

@@ -8,8 +8,14 @@
  * bucket.
  * auth_cache: an amap plus an insertion-ordered list; every entry lives the
  * same ttl, so the list head is always the next to expire or to evict.
- * auth_ratelim: per key, a ring of the last `limit` failure times; the count
- * of those within the last minute is the sliding-window count.
+ * auth_ratelim: per key, a ring of the last `limit` failure times (grown as
+ * failures come, up to `limit`); the count of those within the last minute is
+ * the sliding-window count.
+ * auth_busy: per key, the number of probes in flight (queued or running)
+ * charged to it; a key leaves when its count drops to 0, so the table is
+ * bounded by the probes in flight. auth.c adds it to the failure count of a
+ * window (a probe takes its slot when it starts) and bounds it per address
+ * and per account.
  * auth_backend_ops: one backend (upstream probe, IMAP) as a table of
  * functions that build a libcurl easy handle for a probe and read its result.
  */
@@ -25,6 +31,10 @@
 
 #define AKEY_LEN       16
 #define AUTH_WINDOW_MS 60000
+/* How long credentials that passed a probe are "known good" (auth.h). */
+/* The account window over all addresses allows this many times the per-pair limit. */
+#define AUTH_ACCOUNT_FACTOR 10
+#define AUTH_KNOWN_GOOD_MS  (7 * 24 * 3600 * (int64_t)1000)
 
 struct akey {
 	unsigned char b[AKEY_LEN];
@@ -79,6 +89,19 @@ unsigned auth_ratelim_count(struct auth_ratelim *r, const struct akey *k, int64_
 /* True if k has reached the limit. */
 bool auth_ratelim_over(struct auth_ratelim *r, const struct akey *k, int64_t now);
 void auth_ratelim_fail(struct auth_ratelim *r, const struct akey *k, int64_t now);
+
+struct auth_busy {
+	struct amap map;
+};
+
+void auth_busy_init(struct auth_busy *b);
+void auth_busy_fini(struct auth_busy *b);
+/* Probes in flight charged to k. */
+unsigned auth_busy_count(const struct auth_busy *b, const struct akey *k);
+/* One more probe in flight for k. */
+void auth_busy_add(struct auth_busy *b, const struct akey *k);
+/* One probe fewer for k (which must have been added). */
+void auth_busy_sub(struct auth_busy *b, const struct akey *k);
 
 /* The milliseconds of a monotonic clock (vDSO, no syscall). */
 int64_t auth_now_ms(void);

@@ -587,7 +587,11 @@ test_address_limit(void **state)
 	assert_int_equal(auth_retry_after(f->auth, AUTH_RATE_LIMITED), 60);
 }
 
-/* 10 failures of one account limit its probes, not its cached password. */
+/*
+ * Failures of one account spread over many addresses fill its window over all
+ * addresses (10 x max_failures_per_account), which limits new probes of it,
+ * not its cached password nor other accounts.
+ */
 static void
 test_account_limit(void **state)
 {
@@ -595,28 +599,274 @@ test_account_limit(void **state)
 	struct res r;
 	char pw[32], addr[32];
 
-	f->conf.max_failures_per_account = 10;
+	f->conf.max_failures_per_account = 2; /* 2 per pair, 20 per account */
 	fx_auth(f);
 	r = check1(f, "alice", "secret", "198.51.100.1"); /* known good before the attack */
 	assert_int_equal(r.r, AUTH_OK);
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < 20; i++) {
 		snprintf(pw, sizeof(pw), "guess%d", i);
 		snprintf(addr, sizeof(addr), "203.0.113.%d", i);
 		/* the account is normalised: these are all alice */
-		r = check1(f, i % 2 ? "ALICE" : "EXAMPLE\\alice", pw, addr);
+		r = check1(f, i % 2 ? "ALICE" : "alice", pw, addr);
 		assert_int_equal(r.r, AUTH_DENIED);
 	}
-	assert_int_equal(f->srv.probes, 11);
+	assert_int_equal(f->srv.probes, 21);
 	r = check1(f, "alice", "guess99", "203.0.113.99");
 	assert_int_equal(r.r, AUTH_RATE_LIMITED);
-	assert_int_equal(f->srv.probes, 11);
+	assert_int_equal(f->srv.probes, 21);
 	/* the cached good password still works, from anywhere */
 	r = check1(f, "alice", "secret", "203.0.113.99");
 	assert_int_equal(r.r, AUTH_OK);
+	assert_true(r.from_cache);
 	/* other accounts are not affected */
 	r = check1(f, "bob", "guess", "203.0.113.99");
 	assert_int_equal(r.r, AUTH_DENIED);
+	assert_int_equal(f->srv.probes, 22);
+}
+
+/*
+ * Start n checks at once and run them to their answers; user, password and
+ * address are formats of the check's index i (a "%d" in them, or none).
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static void
+check_many(struct fx *f, struct res *r, int n, const char *user, const char *pwfmt,
+           const char *addrfmt)
+{
+	char pw[64], addr[64], u[64];
+	int done = 0;
+
+	memset(r, 0, (size_t)n * sizeof(*r));
+	for (int i = 0; i < n; i++) {
+		snprintf(u, sizeof(u), user, i);
+		snprintf(pw, sizeof(pw), pwfmt, i);
+		snprintf(addr, sizeof(addr), addrfmt, i);
+		r[i].counter = &done;
+		auth_check(f->auth, u, pw, NULL, addr, on_result, &r[i]);
+	}
+	run_until(f->base, &done, n, 10000);
+	assert_int_equal(done, n);
+}
+#pragma GCC diagnostic pop
+
+/* How many of r[0..n) were answered res. */
+static int
+count_answers(const struct res *r, int n, enum auth_result res)
+{
+	int c = 0;
+
+	for (int i = 0; i < n; i++)
+		c += r[i].r == res;
+	return c;
+}
+
+/*
+ * 200 wrong guesses at once from one address against a limit of 10: a probe
+ * takes its slot when it starts, so only 10 reach the verifier (the others
+ * are refused unprobed), for the address window as for the (account,
+ * address) pair window.
+ */
+static void
+test_concurrent_guesses(void **state)
+{
+	struct fx *f = *state;
+	struct res *r = calloc(200, sizeof(*r));
+	struct auth_stats st;
+
+	f->conf.max_failures_per_address = 10;
+	f->conf.max_failures_per_account = 10;
+	f->conf.max_probes_per_address = 1000; /* the windows, not the in-flight bound */
+	f->conf.max_probes_per_account = 1000;
+	fx_auth(f);
+	/* many accounts: the address window */
+	check_many(f, r, 200, "user%d", "guess%d", "192.0.2.66");
+	assert_int_equal(f->srv.probes, 10);
+	assert_int_equal(count_answers(r, 200, AUTH_DENIED), 10);
+	assert_int_equal(count_answers(r, 200, AUTH_RATE_LIMITED), 190);
+	/* one account: the pair window */
+	check_many(f, r, 200, "alice", "guess%d", "192.0.2.67");
+	assert_int_equal(f->srv.probes, 20);
+	assert_int_equal(count_answers(r, 200, AUTH_DENIED), 10);
+	assert_int_equal(count_answers(r, 200, AUTH_RATE_LIMITED), 190);
+	/* and with the default in-flight bound, at most 4 at once from one address */
+	auth_free(&f->auth);
+	f->conf.max_probes_per_address = 0;
+	f->conf.max_probes_per_account = 0;
+	fx_auth(f);
+	check_many(f, r, 200, "user%d", "guess%d", "192.0.2.68");
+	assert_int_equal(f->srv.probes, 24);
+	assert_int_equal(count_answers(r, 200, AUTH_RATE_LIMITED), 196);
+	auth_get_stats(f->auth, &st);
+	assert_int_equal(st.probes, 4);
+	assert_int_equal(st.rate_limited, 196);
+	free(r);
+}
+
+/*
+ * A guessing storm from one address locks only that (account, address)
+ * pair: the owner's right password from another address is probed and OK,
+ * while from the attacker's address even the right password is refused.
+ */
+static void
+test_storm_does_not_lock_out_owner(void **state)
+{
+	struct fx *f = *state;
+	struct res r;
+	char pw[32];
+	int i;
+
+	f->conf.max_failures_per_account = 10;
+	fx_auth(f);
+	for (i = 0; i < 50; i++) {
+		snprintf(pw, sizeof(pw), "guess%d", i);
+		r = check1(f, "alice", pw, "192.0.2.66");
+		if (r.r == AUTH_RATE_LIMITED)
+			break;
+		assert_int_equal(r.r, AUTH_DENIED);
+	}
+	assert_int_equal(i, 10);
+	assert_int_equal(f->srv.probes, 10);
+	/* the attacker's address: refused, even the right password, unprobed */
+	r = check1(f, "alice", "secret", "192.0.2.66");
+	assert_int_equal(r.r, AUTH_RATE_LIMITED);
+	assert_int_equal(f->srv.probes, 10);
+	/* the owner's address: probed, OK */
+	r = check1(f, "alice", "secret", "198.51.100.7");
+	assert_int_equal(r.r, AUTH_OK);
+	assert_false(r.from_cache);
+	assert_int_equal(f->srv.probes, 11);
+	/* and a wrong guess from a third address is still probed */
+	r = check1(f, "alice", "guess99", "198.51.100.8");
+	assert_int_equal(r.r, AUTH_DENIED);
 	assert_int_equal(f->srv.probes, 12);
+}
+
+/*
+ * Credentials that passed a probe stay "known good" after their positive
+ * cache entry expired: they are probed from a new address while the account
+ * window over all addresses is full; unknown credentials are refused.
+ */
+static void
+test_known_good_past_account_window(void **state)
+{
+	struct fx *f = *state;
+	struct auth_stats st;
+	struct res r;
+	char pw[32], addr[32];
+
+	f->conf.cache_ttl_ms = 300;
+	f->conf.max_failures_per_account = 2; /* 2 per pair, 20 per account */
+	fx_auth(f);
+	r = check1(f, "alice", "secret", "198.51.100.1");
+	assert_int_equal(r.r, AUTH_OK);
+	usleep(400 * 1000); /* the positive cache entry expires */
+	for (int i = 0; i < 20; i++) {
+		snprintf(pw, sizeof(pw), "guess%d", i);
+		snprintf(addr, sizeof(addr), "203.0.113.%d", i);
+		r = check1(f, "alice", pw, addr);
+		assert_int_equal(r.r, AUTH_DENIED);
+	}
+	assert_int_equal(f->srv.probes, 21);
+	r = check1(f, "alice", "guess99", "203.0.113.99");
+	assert_int_equal(r.r, AUTH_RATE_LIMITED); /* the account window is full */
+	r = check1(f, "alice", "secret", "198.51.100.200");
+	assert_int_equal(r.r, AUTH_OK);
+	assert_false(r.from_cache); /* probed, not from the cache */
+	assert_int_equal(f->srv.probes, 22);
+	auth_get_stats(f->auth, &st);
+	assert_int_equal(st.known_good, 1);
+}
+
+/*
+ * UNAVAILABLE is not the client's fault: the slots its probes held while in
+ * flight are given back when they answer. DENIED keeps them.
+ */
+static void
+test_unavailable_gives_slots_back(void **state)
+{
+	struct fx *f = *state;
+	struct res r[4], one;
+
+	f->conf.max_failures_per_address = 3;
+	fx_auth(f);
+	/* 4 at once: 3 take the slots, the 4th is refused while they are in flight */
+	check_many(f, r, 4, "broken", "x%d", "192.0.2.66");
+	assert_int_equal(f->srv.probes, 3);
+	assert_int_equal(count_answers(r, 4, AUTH_UNAVAILABLE), 3);
+	assert_int_equal(r[3].r, AUTH_RATE_LIMITED);
+	/* they answered UNAVAILABLE: the 3 slots are free again */
+	check_many(f, r, 3, "broken", "y%d", "192.0.2.66");
+	assert_int_equal(f->srv.probes, 6);
+	assert_int_equal(count_answers(r, 3, AUTH_UNAVAILABLE), 3);
+	/* DENIED keeps them */
+	check_many(f, r, 3, "bob", "z%d", "192.0.2.66");
+	assert_int_equal(f->srv.probes, 9);
+	assert_int_equal(count_answers(r, 3, AUTH_DENIED), 3);
+	one = check1(f, "broken", "w", "192.0.2.66");
+	assert_int_equal(one.r, AUTH_RATE_LIMITED);
+	assert_int_equal(f->srv.probes, 9);
+}
+
+/*
+ * Probes in flight are bounded per address (max_probes_per_address) and per
+ * account (max_probes_per_account), without any failure limit; the bound is
+ * on probes at once, so the slots come back when they answer.
+ */
+static void
+test_probes_in_flight_bounds(void **state)
+{
+	struct fx *f = *state;
+	struct res r[5];
+
+	f->conf.max_probes_per_address = 2;
+	f->conf.max_probes_per_account = 2;
+	fx_auth(f);
+	/* 5 accounts at once from one address: 2 probed */
+	check_many(f, r, 5, "delay%d", "secret", "192.0.2.66");
+	assert_int_equal(f->srv.probes, 2);
+	assert_int_equal(f->srv.max_open, 2);
+	assert_int_equal(count_answers(r, 5, AUTH_OK), 2);
+	assert_int_equal(count_answers(r, 5, AUTH_RATE_LIMITED), 3);
+	/* one account at once from 5 addresses: 2 probed (they time out) */
+	check_many(f, r, 5, "slow", "p%d", "198.51.100.%d");
+	assert_int_equal(f->srv.probes, 4);
+	assert_int_equal(count_answers(r, 5, AUTH_UNAVAILABLE), 2);
+	assert_int_equal(count_answers(r, 5, AUTH_RATE_LIMITED), 3);
+	/* answered: room again */
+	check_many(f, r, 2, "slow", "q%d", "198.51.100.%d");
+	assert_int_equal(f->srv.probes, 6);
+	assert_int_equal(count_answers(r, 2, AUTH_UNAVAILABLE), 2);
+}
+
+/*
+ * A probe whose last waiter leaves: a queued one never reached the verifier
+ * and gives its slot back; a running one is aborted but the verifier saw the
+ * guess, so its slot stays as a failure (hanging up buys no new guess).
+ */
+static void
+test_cancel_slots(void **state)
+{
+	struct fx *f = *state;
+	struct auth_pending *p1, *p2;
+	struct res r0 = {0}, r[2];
+
+	f->conf.max_failures_per_address = 2;
+	f->conf.max_in_flight = 1;
+	f->conf.request_timeout_ms = 2000;
+	fx_auth(f);
+	p1 = auth_check(f->auth, "slow", "a", NULL, "192.0.2.66", on_result, &r0);
+	p2 = auth_check(f->auth, "slow", "b", NULL, "192.0.2.66", on_result, &r0);
+	run_for(f->base, 100);
+	assert_int_equal(f->srv.probes, 1); /* p1 runs, p2 is queued */
+	auth_cancel(p2);
+	auth_cancel(p1);
+	/* one failure kept (p1): one slot left, taken by the first of two */
+	check_many(f, r, 2, "bob", "c%d", "192.0.2.66");
+	assert_int_equal(r[0].r, AUTH_DENIED);
+	assert_int_equal(r[1].r, AUTH_RATE_LIMITED);
+	assert_int_equal(f->srv.probes, 2);
+	assert_int_equal(r0.calls, 0);
 }
 
 /* Ten identical checks at once share one probe. */
@@ -657,6 +907,7 @@ test_concurrency_cap(void **state)
 	struct auth_stats st;
 
 	f->conf.max_in_flight = 2;
+	f->conf.max_probes_per_address = 10;
 	fx_auth(f);
 	memset(r, 0, sizeof(r));
 	for (int i = 0; i < 5; i++) {
@@ -941,6 +1192,12 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_address_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_account_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_guesses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_storm_does_not_lock_out_owner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_known_good_past_account_window, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unavailable_gives_slots_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_probes_in_flight_bounds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_slots, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_coalesce, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrency_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
