@@ -67,8 +67,9 @@
 /* A usual request (index, headers, small body) fits one block of srv->req_blocks. */
 #define REQ_BLOCK 1024
 
-enum conn_state { C_READING, C_HELD, C_CLOSING };
-enum hb_last { HB_NONE, HB_URL, HB_FIELD, HB_VALUE };
+enum conn_state { C_READING, C_WAITING, C_HELD, C_CLOSING };
+/* HB_TRAILER: the header block is complete; fields now are trailers (counted, dropped). */
+enum hb_last { HB_NONE, HB_URL, HB_FIELD, HB_VALUE, HB_TRAILER };
 enum resp_state { R_NONE, R_STARTED };
 
 struct addr_count {
@@ -107,7 +108,12 @@ struct http_conn {
 	bool started : 1;      /* a byte of the current request was parsed */
 	bool drain_wanted : 1; /* a write returned 1: call on_drain */
 	bool lingering : 1;
-	bool write_off : 1; /* EV_WRITE disabled: nothing was left to write */
+	bool write_off : 1;      /* EV_WRITE disabled: nothing was left to write */
+	bool hdr_pause : 1;      /* the parser paused at the end of a header block (on_headers) */
+	bool want_continue : 1;  /* Expect: 100-continue, to answer when the body is read */
+	bool read_off : 1;       /* waiting with a full input: not reading */
+	bool in_headers : 1;     /* inside on_headers */
+	bool resume_pending : 1; /* http_request_resume_body was called */
 	int err_status;
 	/*
 	 * The header or body deadline the parser asked for, armed when the parse
@@ -143,6 +149,8 @@ struct http_request {
 	bool aborted : 1;
 	bool client_done : 1;
 	bool body_inline : 1;    /* body lives in the request's own allocation */
+	bool notified : 1;       /* the handler has seen it (on_headers or on_request) */
+	size_t body_max;         /* max_body, or lower (http_request_set_body_cap) */
 	struct blk_cache *cache; /* where the request's block goes back, or NULL: free() */
 	char addrbuf[48];
 	char clientbuf[48];
@@ -173,6 +181,7 @@ struct http_server {
 	size_t wlen;
 	struct http_conn *wconn;     /* whose bytes wbuf holds, or NULL */
 	struct blk_cache req_blocks; /* REQ_BLOCK bytes each */
+	size_t body_bytes;           /* the requests' separate body allocations, in bytes */
 	struct timer_set timers;     /* the connections' deadlines, as common timeouts */
 };
 
@@ -181,7 +190,10 @@ static void conn_free(struct http_conn *c);
 static void conn_fail(struct http_conn *c, int status, const char *why);
 static void conn_write_on(struct http_conn *c);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
-static void request_free(struct http_request *req);
+static void request_free(struct http_server *srv, struct http_request *req);
+static void conn_read_on(struct http_conn *c);
+static void conn_read_off(struct http_conn *c);
+static void conn_body_resume(struct http_conn *c);
 
 /* Format and hand a line to the configured logger. */
 static void srv_log(struct http_server *srv, enum http_log_level level, const char *fmt, ...)
@@ -214,6 +226,7 @@ http_server_conf_defaults(struct http_server_conf *c)
 	c->idle_timeout_ms = 120 * 1000;
 	c->write_timeout_ms = 120 * 1000;
 	c->max_conns = 10000;
+	c->max_body_total = 256 * 1024 * 1024;
 }
 
 /* ---- per-address connection counts ---- */
@@ -302,6 +315,14 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
 
+	if (c->resume_pending && c->state == C_WAITING) {
+		/* made active by http_request_resume_body */
+		conn_body_resume(c);
+		if (c->state == C_READING)
+			conn_process(c);
+		return;
+	}
+	c->resume_pending = false;
 	if (c->state == C_CLOSING) {
 		conn_free(c);
 		return;
@@ -392,11 +413,29 @@ on_url(http_parser *p, const char *at, size_t len)
 	return hb_append(c, at, len);
 }
 
+/*
+ * A piece of a trailer field (after a chunked body): never stored, as abqd
+ * forwards no trailers, but counted (in hlen, the header buffer being out of
+ * use) against max_header_size.
+ */
+static __attribute__((noinline)) int
+trailer_count(struct http_conn *c, size_t len)
+{
+	if (len > c->srv->conf.max_header_size - c->hlen) {
+		c->err_status = 431;
+		return -1;
+	}
+	c->hlen += (uint32_t)len;
+	return 0;
+}
+
 static int
 on_header_field(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = p->data;
 
+	if (__builtin_expect(c->hlast == HB_TRAILER, 0))
+		return trailer_count(c, len);
 	if (c->hlast == HB_NONE && hb_append(c, "", 0) == -1)
 		return -1;
 	if (c->hlast == HB_FIELD) {
@@ -419,6 +458,8 @@ on_header_value(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = p->data;
 
+	if (__builtin_expect(c->hlast == HB_TRAILER, 0))
+		return trailer_count(c, len);
 	if (c->hlast == HB_FIELD)
 		hb_nul(c); /* ends the name */
 	c->hlast = HB_VALUE;
@@ -426,8 +467,24 @@ on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 /*
+ * The body is going to be read: answer 100 Continue if the client waits for
+ * it, and start the body deadline (armed when this parse pass ends).
+ */
+static void
+body_start(struct http_conn *c)
+{
+	if (c->want_continue) {
+		c->want_continue = false;
+		conn_write_on(c);
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	}
+	c->arm_ms = c->srv->conf.body_timeout_ms;
+}
+
+/*
  * The header block is complete: move it into a new request, apply the body
- * cap (413 before reading a byte of the body), send 100 Continue if asked.
+ * cap (413 before reading a byte of the body); then either pause for
+ * on_headers (conn_headers) or start the body (body_start).
  */
 static int
 on_headers_complete(http_parser *p)
@@ -480,7 +537,9 @@ on_headers_complete(http_parser *p)
 			c->hbuf = NULL;
 			c->hcap = 0;
 		}
+		/* Nothing of the block is written after this: trailers are only counted. */
 		c->hlen = 0;
+		c->hlast = HB_TRAILER;
 		req->conn = c;
 		req->nhdr = c->nhdr;
 		/*
@@ -499,58 +558,82 @@ on_headers_complete(http_parser *p)
 			q = e->value + e->vlen + 1;
 		}
 		c->ends.n = 0;
+		c->nhdr = 0;
 	}
 	req->method = (uint8_t)p->method;
 	req->minor = p->http_minor > 0 ? 1 : 0;
 	req->head = p->method == HTTP_HEAD;
 	req->resp_remaining = -1;
+	req->body_max = c->srv->conf.max_body;
 	c->req = req;
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->conf.max_body) {
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > req->body_max) {
 		c->err_status = 413;
 		return -1;
 	}
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 && !req->body_inline) {
-		req->body_cap = (size_t)p->content_length;
-		req->body = xmalloc(req->body_cap);
-	}
 	expect = http_request_header(req, "Expect");
-	if (expect && str_ieq(expect, "100-continue") && p->http_minor >= 1 &&
-	    ((p->flags & F_CHUNKED) || p->content_length > 0)) {
-		conn_write_on(c);
-		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->want_continue = expect && str_ieq(expect, "100-continue") && p->http_minor >= 1 &&
+	                   ((p->flags & F_CHUNKED) || p->content_length > 0);
+	if (c->srv->handler.on_headers != NULL) {
+		/* conn_parse calls on_headers, outside the parser (conn_headers). */
+		c->hdr_pause = true;
+		http_parser_pause(p, 1);
+		return 0;
 	}
-	c->arm_ms = c->srv->conf.body_timeout_ms;
+	body_start(c);
 	return 0;
 }
 
-/* Body bytes (already de-chunked): append under the max_body cap. */
+/*
+ * The body grows as its bytes come (never allocated at the announced
+ * Content-Length up front): doubling, capped by the Content-Length and the
+ * request's cap, and charged to the server-wide budget max_body_total (503
+ * past it).
+ */
+static __attribute__((noinline)) int
+body_grow(struct http_conn *c, struct http_request *req, size_t need)
+{
+	struct http_server *srv = c->srv;
+	size_t cap = req->body_cap > BODY_INLINE_MAX / 2 ? req->body_cap * 2 : BODY_INLINE_MAX;
+	size_t old = req->body_inline ? 0 : req->body_cap;
+
+	while (cap < need)
+		cap *= 2;
+	if (cap > req->body_max)
+		cap = req->body_max;
+	if ((c->parser.flags & F_CONTENTLENGTH) && !(c->parser.flags & F_CHUNKED) &&
+	    cap > need + c->parser.content_length)
+		cap = need + (size_t)c->parser.content_length; /* what is still announced */
+	if (cap - old > srv->conf.max_body_total - srv->body_bytes) {
+		c->err_status = 503;
+		return -1;
+	}
+	if (req->body_inline) {
+		char *b = xmalloc(cap);
+
+		memcpy(b, req->body, req->body_len);
+		req->body = b;
+		req->body_inline = false;
+	} else {
+		req->body = xrealloc(req->body, cap);
+	}
+	srv->body_bytes += cap - old;
+	req->body_cap = cap;
+	return 0;
+}
+
+/* Body bytes (already de-chunked): append under the request's cap. */
 static int
 on_body(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = p->data;
 	struct http_request *req = c->req;
 
-	if (req->body_len + len > c->srv->conf.max_body) {
+	if (len > req->body_max - req->body_len) {
 		c->err_status = 413;
 		return -1;
 	}
-	if (req->body_len + len > req->body_cap) {
-		size_t cap = req->body_cap ? req->body_cap * 2 : 4096;
-		while (cap < req->body_len + len)
-			cap *= 2;
-		if (cap > c->srv->conf.max_body)
-			cap = c->srv->conf.max_body;
-		if (req->body_inline) {
-			char *b = xmalloc(cap);
-
-			memcpy(b, req->body, req->body_len);
-			req->body = b;
-			req->body_inline = false;
-		} else {
-			req->body = xrealloc(req->body, cap);
-		}
-		req->body_cap = cap;
-	}
+	if (req->body_len + len > req->body_cap && body_grow(c, req, req->body_len + len) == -1)
+		return -1;
 	memcpy(req->body + req->body_len, at, len);
 	req->body_len += len;
 	return 0;
@@ -565,11 +648,37 @@ on_message_complete(http_parser *p)
 	if (c->req == NULL)
 		return -1;
 	c->req->keep_alive = http_should_keep_alive(p) && !p->upgrade;
+	c->hlen = 0; /* the trailers' count */
 	http_parser_pause(p, 1);
 	return 0;
 }
 
 /* ---- connection life ---- */
+
+/*
+ * The connection's request dies unanswered: if the handler has seen it
+ * (on_headers or on_request), on_abort is called, once, with the addresses
+ * still readable; then it is freed.
+ */
+static void
+conn_drop_req(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	struct http_request *req = c->req;
+
+	if (req->notified) {
+		/* keep the addresses readable from on_abort */
+		http_request_peer(req);
+		http_request_client(req);
+	}
+	c->req = NULL;
+	req->conn = NULL;
+	if (req->notified && srv->handler.on_abort) {
+		req->aborted = true;
+		srv->handler.on_abort(req, srv->arg);
+	}
+	request_free(srv, req);
+}
 
 /* Remove from the server, release everything; held requests get on_abort. */
 static void
@@ -578,20 +687,8 @@ conn_free(struct http_conn *c)
 	struct http_server *srv = c->srv;
 	struct http_request *req = c->req;
 
-	if (req) {
-		if (c->state == C_HELD) {
-			/* keep the addresses readable from on_abort */
-			http_request_peer(req);
-			http_request_client(req);
-		}
-		c->req = NULL;
-		req->conn = NULL;
-		if (c->state == C_HELD && srv->handler.on_abort) {
-			req->aborted = true;
-			srv->handler.on_abort(req, srv->arg);
-		}
-		request_free(req);
-	}
+	if (req)
+		conn_drop_req(c);
 	addr_release(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -680,6 +777,7 @@ conn_close_after_flush(struct http_conn *c)
 {
 	c->state = C_CLOSING;
 	c->drain_wanted = false;
+	conn_read_on(c); /* the linger drains what the client still sends */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	evtimer_del(c->timer); /* the write timeout bounds the flush */
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -699,15 +797,14 @@ conn_fail(struct http_conn *c, int status, const char *why)
 	srv_log(c->srv, status == 408 || status == 503 ? HTTP_LOG_INFO : HTTP_LOG_WARN,
 	        "http: peer=%s status=%d: %s", net_addr_format(&c->peer, peer, sizeof(peer)),
 	        status, why);
-	if (c->req) {
-		request_free(c->req);
-		c->req = NULL;
-	}
+	if (c->req)
+		conn_drop_req(c);
 	conn_write_on(c);
 	evbuffer_add_printf(out,
 	                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-	                    "Connection: close\r\n\r\n%s\n",
-	                    status, reason, strlen(reason) + 1, reason);
+	                    "%sConnection: close\r\n\r\n%s\n",
+	                    status, reason, strlen(reason) + 1,
+	                    status == 503 ? "Retry-After: 5\r\n" : "", reason);
 	conn_close_after_flush(c);
 }
 
@@ -732,7 +829,57 @@ conn_dispatch(struct http_conn *c)
 			return;
 		}
 	}
+	req->notified = true;
 	srv->handler.on_request(req, srv->arg);
+}
+
+/*
+ * Read the waiting body: 413 at once if its Content-Length is over the
+ * request's cap, else 100 Continue if asked, the body deadline, reading on.
+ * The caller parses what is buffered.
+ */
+static void
+conn_body_resume(struct http_conn *c)
+{
+	c->resume_pending = false;
+	if (c->req->resp_state != R_NONE)
+		return; /* answering already: the body is never read */
+	if ((c->parser.flags & F_CONTENTLENGTH) && c->parser.content_length > c->req->body_max) {
+		conn_fail(c, 413, "Content-Length over the request's cap");
+		return;
+	}
+	c->state = C_READING;
+	body_start(c);
+	conn_read_on(c);
+}
+
+/*
+ * The parser paused at the end of a header block: hand it to on_headers,
+ * outside the parser. The handler reads the body now (HTTP_BODY_READ), leaves
+ * it waiting (C_WAITING: input read up to max_pipeline but not parsed), or
+ * has answered (the connection closes after the answer). It may also have
+ * called http_request_resume_body itself.
+ */
+static void
+conn_headers(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	struct http_request *req = c->req;
+	int r;
+
+	c->hdr_pause = false;
+	http_parser_pause(&c->parser, 0);
+	c->state = C_WAITING;
+	c->arm_ms = 0;
+	evtimer_del(c->timer);
+	req->notified = true;
+	c->in_headers = true;
+	r = srv->handler.on_headers(req, srv->arg);
+	c->in_headers = false;
+	if (c->req != req || c->state != C_WAITING || req->resp_state != R_NONE)
+		return; /* answered or answering */
+	if (r == HTTP_BODY_READ || c->resume_pending)
+		conn_body_resume(c);
 }
 
 /*
@@ -752,7 +899,10 @@ conn_parse(struct http_conn *c, const char *buf, size_t n)
 
 		off += k;
 		if (e == HPE_PAUSED) {
-			conn_dispatch(c);
+			if (c->hdr_pause)
+				conn_headers(c);
+			else
+				conn_dispatch(c);
 			continue;
 		}
 		if (e != HPE_OK) {
@@ -789,6 +939,36 @@ conn_process(struct http_conn *c)
 	conn_arm_pending(c);
 }
 
+/*
+ * Stop reading (a body waiting for the handler filled max_pipeline): the
+ * kernel's buffer and TCP flow control hold the rest. A close by the client
+ * is then noticed when reading resumes or the answer is written.
+ */
+static void
+conn_read_off(struct http_conn *c)
+{
+	if (c->read_off)
+		return;
+	c->read_off = true;
+	if (c->rev != NULL)
+		event_del(c->rev);
+	else
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+/* Read again after conn_read_off. */
+static void
+conn_read_on(struct http_conn *c)
+{
+	if (!c->read_off)
+		return;
+	c->read_off = false;
+	if (c->rev != NULL)
+		event_add(c->rev, NULL);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
 /* Bytes arrived: parse them, cap them while held, discard them when closing. */
 static void
 conn_on_read(struct bufferevent *bev, void *arg)
@@ -799,6 +979,12 @@ conn_on_read(struct bufferevent *bev, void *arg)
 	switch (c->state) {
 	case C_READING:
 		conn_process(c);
+		break;
+	case C_WAITING:
+		/* The body waits for the handler: read on up to the cap, then only watch for a
+		 * close. */
+		if (evbuffer_get_length(in) > c->srv->conf.max_pipeline)
+			conn_read_off(c);
 		break;
 	case C_HELD:
 		if (evbuffer_get_length(in) > c->srv->conf.max_pipeline) {
@@ -905,7 +1091,7 @@ conn_on_write(struct bufferevent *bev, void *arg)
 		conn_arm(c, LINGER_MS);
 		return;
 	}
-	if (c->state == C_HELD && c->drain_wanted && c->req &&
+	if ((c->state == C_HELD || c->state == C_WAITING) && c->drain_wanted && c->req &&
 	    evbuffer_get_length(out) <= c->srv->conf.write_high_water / 2) {
 		c->drain_wanted = false;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
@@ -939,10 +1125,9 @@ listener_on_retry(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Wrap an accepted socket in a connection, or close it when over a limit. */
-static void
-conn_new(struct listener *l, int fd, const struct sockaddr *sa)
+static int
+conn_new(struct http_server *srv, struct tls_ctx *tls, int fd, const struct sockaddr *sa)
 {
-	struct http_server *srv = l->srv;
 	struct http_conn *c;
 	char buf[48];
 	int on = 1;
@@ -951,14 +1136,19 @@ conn_new(struct listener *l, int fd, const struct sockaddr *sa)
 	if (srv->nconns >= srv->conf.max_conns) {
 		srv_log(srv, HTTP_LOG_WARN, "http: max_conns reached, closing a new connection");
 		close(fd);
-		return;
+		return -1;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->srv = srv;
-	if (net_addr_from_sockaddr(&c->peer, sa) == -1) {
+	if (sa == NULL) {
+		/* a local socket (http_server_serve_fd): counted as 127.0.0.1 */
+		c->peer.family = AF_INET;
+		c->peer.bytes[0] = 127;
+		c->peer.bytes[3] = 1;
+	} else if (net_addr_from_sockaddr(&c->peer, sa) == -1) {
 		free(c);
 		close(fd);
-		return;
+		return -1;
 	}
 	if (!net_cidr_match(srv->trusted, srv->ntrusted, &c->peer) && !addr_take(c, &c->peer)) {
 		srv_log(srv, HTTP_LOG_INFO,
@@ -966,11 +1156,12 @@ conn_new(struct listener *l, int fd, const struct sockaddr *sa)
 		        net_addr_format(&c->peer, buf, sizeof(buf)));
 		free(c);
 		close(fd);
-		return;
+		return -1;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	if (l->tls) {
-		SSL *ssl = SSL_new(tls_ctx_get(l->tls));
+	if (sa != NULL)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (tls) {
+		SSL *ssl = SSL_new(tls_ctx_get(tls));
 		if (ssl != NULL) {
 			c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
 			                                        BUFFEREVENT_SSL_ACCEPTING, opts);
@@ -1018,11 +1209,12 @@ conn_new(struct listener *l, int fd, const struct sockaddr *sa)
 		event_add(c->rev, NULL);
 	}
 	conn_arm(c, srv->conf.header_timeout_ms);
-	return;
+	return 0;
 fail:
 	srv_log(srv, HTTP_LOG_WARN, "http: cannot set up a connection");
 	addr_release(c);
 	free(c);
+	return -1;
 }
 
 /*
@@ -1053,7 +1245,7 @@ listener_on_accept(evutil_socket_t lfd, short what, void *arg)
 			}
 			return;
 		}
-		conn_new(l, fd, (struct sockaddr *)&ss);
+		conn_new(l->srv, l->tls, fd, (struct sockaddr *)&ss);
 	}
 }
 
@@ -1089,6 +1281,7 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 	DEF(idle_timeout_ms)
 	DEF(write_timeout_ms)
 	DEF(max_conns)
+	DEF(max_body_total)
 #undef DEF
 	if (srv->conf.max_header_size > UINT32_MAX / 2) {
 		*errstr = "http server: max_header_size too large";
@@ -1163,6 +1356,34 @@ unsigned
 http_server_conn_count(const struct http_server *srv)
 {
 	return srv->nconns;
+}
+
+size_t
+http_server_body_bytes(const struct http_server *srv)
+{
+	return srv->body_bytes;
+}
+
+/*
+ * Serve one connected socket as if it had been accepted (plain, no TLS): an
+ * AF_INET/AF_INET6 peer is taken from getpeername, anything else (a socket
+ * pair) counts as 127.0.0.1. For tests and the fuzz target.
+ */
+int
+http_server_serve_fd(struct http_server *srv, int fd, const char **errstr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const struct sockaddr *sa = NULL;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+		sa = (const struct sockaddr *)&ss;
+	if (conn_new(srv, NULL, fd, sa) == -1) {
+		*errstr = "cannot serve the connection";
+		return -1;
+	}
+	return 0;
 }
 
 /* Close listeners then connections (held ones get on_abort). */
@@ -1363,12 +1584,14 @@ http_request_get_data(const struct http_request *req)
 
 /* ---- responses ---- */
 
-/* Free a request's memory (never touches the connection). */
+/* Free a request's memory, giving its body's bytes back to srv's budget. */
 static void
-request_free(struct http_request *req)
+request_free(struct http_server *srv, struct http_request *req)
 {
-	if (!req->body_inline)
+	if (!req->body_inline && req->body != NULL) {
+		srv->body_bytes -= req->body_cap;
 		free(req->body);
+	}
 	if (req->cache != NULL)
 		blk_free(req->cache, req);
 	else
@@ -1616,7 +1839,7 @@ http_response_end(struct http_request *req)
 	if (c == NULL || req->aborted)
 		return -1;
 	if (req->resp_state == R_NONE) {
-		request_free(req);
+		request_free(c->srv, req);
 		c->req = NULL;
 		conn_fail(c, 500, "handler ended without a response");
 		return -1;
@@ -1629,7 +1852,7 @@ http_response_end(struct http_request *req)
 	c->req = NULL;
 	c->drain_wanted = false;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	request_free(req);
+	request_free(c->srv, req);
 	pending_send(c);
 	if (!keep) {
 		conn_close_after_flush(c);
@@ -1661,8 +1884,43 @@ http_response_abort(struct http_request *req)
 	}
 	srv_log(c->srv, HTTP_LOG_INFO, "http: response abandoned mid-body");
 	c->req = NULL;
-	request_free(req);
+	request_free(c->srv, req);
+	if (c->in_process) {
+		/* Called from a handler inside conn_process: close from the loop. */
+		c->state = C_CLOSING;
+		c->lingering = true;
+		event_active(c->timer, EV_TIMEOUT, 1);
+		return;
+	}
 	conn_free(c);
+}
+
+/* A lower body cap for this request (from on_headers). */
+void
+http_request_set_body_cap(struct http_request *req, size_t cap)
+{
+	if (cap < req->body_max)
+		req->body_max = cap;
+}
+
+/*
+ * Ask for the body of a request that on_headers left waiting. The work is
+ * done outside the handler's call (conn_body_resume: from conn_headers when
+ * called inside on_headers, else from the connection's timer made active),
+ * so that on_request or on_abort never run inside it. Ignored unless req is
+ * waiting and unanswered.
+ */
+void
+http_request_resume_body(struct http_request *req)
+{
+	struct http_conn *c = req->conn;
+
+	if (c == NULL || req->aborted || c->req != req || c->state != C_WAITING ||
+	    req->resp_state != R_NONE || c->resume_pending)
+		return;
+	c->resume_pending = true;
+	if (!c->in_headers)
+		event_active(c->timer, EV_TIMEOUT, 1);
 }
 
 /*

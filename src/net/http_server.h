@@ -18,11 +18,31 @@
  * returns. After http_response_end (or _simple) req is freed too; the next
  * pipelined request, if any, is parsed then.
  *
+ * With handler->on_headers the handler sees the header block before any body
+ * byte is read, and may leave the body unread while it checks credentials
+ * (HTTP_BODY_WAIT, then http_request_resume_body), lower the body's cap
+ * (http_request_set_body_cap) or answer at once. on_abort(req) is called for
+ * every request the handler has seen (on_headers or on_request) whose
+ * connection dies before the response ended: while its body waits, while the
+ * body is read (a timeout, a malformed or oversized body, the client gone),
+ * or while it is held. Each request gets exactly one of: an answer by the
+ * handler, or on_abort; nothing is called back after either.
+ *
+ * Trailer fields after a chunked body are counted against max_header_size
+ * and dropped: they are never stored nor shown to the handler.
+ *
+ * A body is allocated as its bytes arrive (doubling, up to its
+ * Content-Length), never at its announced size up front; all the bodies of a
+ * server share the budget max_body_total.
+ *
  * Limits (each closes only the offending connection):
  *   header block over max_header_size  -> 431, close
  *   headers not complete in header_timeout -> 408, close (silent if no byte)
  *   Content-Length over max_body       -> 413 at once, body never read, close
  *   chunked body growing over max_body -> 413, close
+ *   (max_body: or the request's cap, http_request_set_body_cap)
+ *   trailers over max_header_size      -> 431, close
+ *   bodies of all requests over max_body_total -> 503 with Retry-After: 5, close
  *   body not complete in body_timeout  -> 408, close
  *   malformed request                  -> 400 with Connection: close, log line
  *   connections over max_conns, or over max_conns_per_addr for one client
@@ -31,6 +51,10 @@
  *     are counted under the X-Forwarded-For client of their first request,
  *     and one over the cap gets 503 and is closed)
  *   pipelined bytes while a request is held over max_pipeline -> abort, close
+ *   body bytes while on_headers left the body waiting over max_pipeline
+ *                                      -> reading stops until resumed or answered
+ *                                         (a client that closes meanwhile is
+ *                                         noticed then)
  *   idle keep-alive connection after idle_timeout -> closed silently
  *
  * All callbacks run on the event loop's thread; nothing here is thread-safe.
@@ -62,6 +86,7 @@ struct http_server_conf {
 	unsigned write_timeout_ms;   /* [120 s] no write progress -> abort */
 	unsigned max_conns;          /* [10000] total */
 	unsigned max_conns_per_addr; /* [0 = unlimited] per client address */
+	size_t max_body_total;       /* [256 MiB] the server's buffered bodies, all requests */
 	const char *trusted_proxies; /* CIDR list whose X-Forwarded-For we believe */
 	bool reuseport;              /* SO_REUSEPORT on listeners (multi-loop) */
 	/* Log lines (never containing header values); may be NULL. */
@@ -69,15 +94,36 @@ struct http_server_conf {
 	void *log_arg;
 };
 
+/* What on_headers returns. */
+enum { HTTP_BODY_READ = 0, HTTP_BODY_WAIT = 1 };
+
 struct http_handler {
 	/* A whole request has arrived. Answer now or later. */
 	void (*on_request)(struct http_request *req, void *arg);
-	/* The client went away (or the server is freed) before the response
-	 * ended: cancel the work; req is freed when this returns. May be NULL. */
+	/*
+	 * The client went away (or the server is freed, or the request failed
+	 * while its body was read) after on_headers or on_request saw req and
+	 * before the response ended: while the body waits, while it is read, or
+	 * while the request is held. Cancel the work; req is freed when this
+	 * returns. Called at most once, never after the handler answered. May be
+	 * NULL.
+	 */
 	void (*on_abort)(struct http_request *req, void *arg);
 	/* The output fell below half the high-water mark after a write returned
 	 * 1: write more. May be NULL. */
 	void (*on_drain)(struct http_request *req, void *arg);
+	/*
+	 * The header block is complete and no body byte has been read yet (may be
+	 * NULL: the body is read as before). Return HTTP_BODY_READ to read the body
+	 * now, or HTTP_BODY_WAIT to leave it unread until http_request_resume_body(req)
+	 * (e.g. while credentials are checked). Instead of either, the handler may
+	 * answer at once (http_response_simple etc.) from inside on_headers or while
+	 * waiting: the body is then never read and the connection is closed after the
+	 * answer (Connection: close). on_request(req) follows once the body is whole,
+	 * on the same req (data set with http_request_set_data stays).
+	 * "100 Continue" is sent only when the body is going to be read.
+	 */
+	int (*on_headers)(struct http_request *req, void *arg);
 };
 
 /* Fill c with the defaults (also applied to any zero field by _new). */
@@ -104,8 +150,16 @@ int http_server_listen(struct http_server *srv, const char *addr, struct tls_ctx
  * from here on (closed on failure too). 0 or -1.
  */
 int http_server_adopt(struct http_server *srv, int fd, struct tls_ctx *tls, const char **errstr);
+/*
+ * Serve an already-connected, non-blocking socket as if it had been accepted
+ * (plain, no TLS); the peer is the socket's TCP peer, or 127.0.0.1 for a
+ * socket pair. The server owns fd from here on (closed on failure too). 0 or -1.
+ */
+int http_server_serve_fd(struct http_server *srv, int fd, const char **errstr);
 /* Number of open connections (tests, stats). */
 unsigned http_server_conn_count(const struct http_server *srv);
+/* Bytes of request bodies the server holds now (tests, metrics). */
+size_t http_server_body_bytes(const struct http_server *srv);
 /*
  * Close everything: held requests get on_abort. Sets *srvp to NULL. libevent
  * finishes freeing bufferevents from the loop: run
@@ -141,6 +195,15 @@ void http_request_set_data(struct http_request *req, void *data);
  */
 void http_request_held(struct http_request *req);
 void *http_request_get_data(const struct http_request *req);
+/* Lower this request's body cap below max_body (from on_headers, before the body is
+ * read): a body over it is refused with 413 and the connection closed. */
+void http_request_set_body_cap(struct http_request *req, size_t cap);
+/*
+ * Read the body of a request left waiting by on_headers (HTTP_BODY_WAIT). Done
+ * from the event loop (on_request, or on_abort, never runs inside this call);
+ * ignored once the request is answered.
+ */
+void http_request_resume_body(struct http_request *req);
 
 /*
  * Start the response. reason NULL means the standard phrase. content_length

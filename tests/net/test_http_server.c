@@ -69,6 +69,11 @@ static struct {
 	bool stream_done;
 	char log[8192];
 	size_t log_len;
+	/* on_headers (handler_hdrs) */
+	const struct http_handler *handler;
+	int nheaders;
+	struct http_request *waiting;
+	char hdr_url[256];
 } F;
 
 /* Milliseconds on a monotonic clock. */
@@ -225,7 +230,48 @@ on_log(void *arg, enum http_log_level level, const char *msg)
 	pthread_mutex_unlock(&F.mu);
 }
 
-static const struct http_handler handler = {on_request, on_abort, on_drain};
+static const struct http_handler handler = {on_request, on_abort, on_drain, NULL};
+
+/*
+ * on_headers by URL: /wait leaves the body waiting (F.waiting), /deny answers
+ * 401 at once, /cap lowers the body cap to 10 bytes; anything else reads.
+ */
+static int
+on_headers(struct http_request *req, void *arg)
+{
+	const char *url = http_request_url(req);
+
+	pthread_mutex_lock(&F.mu);
+	F.nheaders++;
+	snprintf(F.hdr_url, sizeof(F.hdr_url), "%s", url);
+	pthread_mutex_unlock(&F.mu);
+	if (strcmp(url, "/wait") == 0) {
+		pthread_mutex_lock(&F.mu);
+		F.waiting = req;
+		pthread_mutex_unlock(&F.mu);
+		return HTTP_BODY_WAIT;
+	}
+	if (strcmp(url, "/deny") == 0) {
+		assert_int_equal(http_response_simple(req, 401, "text/plain", "who?", 4), 0);
+		return HTTP_BODY_READ; /* ignored: answered */
+	}
+	if (strcmp(url, "/cap") == 0)
+		http_request_set_body_cap(req, 10);
+	return HTTP_BODY_READ;
+}
+
+/* on_abort that also forgets a waiting request. */
+static void
+on_abort_hdrs(struct http_request *req, void *arg)
+{
+	pthread_mutex_lock(&F.mu);
+	if (F.waiting == req)
+		F.waiting = NULL;
+	pthread_mutex_unlock(&F.mu);
+	on_abort(req, arg);
+}
+
+static const struct http_handler handler_hdrs = {on_request, on_abort_hdrs, on_drain, on_headers};
 
 /* ---- running the server ---- */
 
@@ -251,7 +297,7 @@ start_server(const struct http_server_conf *conf)
 	d.log = on_log;
 	F.base = event_base_new();
 	assert_non_null(F.base);
-	F.srv = http_server_new(F.base, &d, &handler, NULL, &err);
+	F.srv = http_server_new(F.base, &d, F.handler ? F.handler : &handler, NULL, &err);
 	assert_non_null(F.srv);
 	assert_int_equal(http_server_listen(F.srv, "127.0.0.1:0", NULL, &F.port, &err), 0);
 	assert_true(F.port > 0);
@@ -1490,6 +1536,339 @@ test_memory_held(void **state)
 	assert_true(wait_for(aborts_reached, slow(10000)));
 }
 
+/* ---- trailers, on_headers, body memory ---- */
+
+/* The request of the trailer finding: a header block over 1 KiB, a chunked body, a trailer. */
+static char *
+trailer_request(size_t pad, const char *trailers)
+{
+	size_t cap = pad + strlen(trailers) + 256;
+	char *s = malloc(cap), *a = malloc(pad + 1);
+
+	memset(a, 'A', pad);
+	a[pad] = '\0';
+	snprintf(s, cap,
+	         "POST /Microsoft-Server-ActiveSync HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n"
+	         "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n%s\r\n",
+	         a, trailers);
+	free(a);
+	return s;
+}
+
+/* Send req then a pipelined GET; both answered 200, the trailer never seen as a header. */
+static void
+trailer_round(int fd, const char *req)
+{
+	struct resp r;
+
+	cli_sends(fd, req);
+	cli_sends(fd, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal((char *)r.body, "POST /Microsoft-Server-ActiveSync 3 client=127.0.0.1");
+	free(r.body);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal((char *)r.body, "GET /next 0 client=127.0.0.1");
+	free(r.body);
+}
+
+/*
+ * Trailers after a chunked body are counted and dropped: after a header block
+ * over the kept buffer size (the use-after-free of the finding), many of
+ * them, after a small block, split byte by byte; and one over
+ * max_header_size gets 431.
+ */
+static void
+test_trailers(void **state)
+{
+	struct resp r;
+	char many[4096] = "", *req;
+	int fd;
+
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	req = trailer_request(1100, "X-Trailer: 1\r\n");
+	trailer_round(fd, req);
+	free(req);
+	for (int i = 0; i < 100; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "X-T%d: %d\r\n", i, i);
+	req = trailer_request(1100, many);
+	trailer_round(fd, req);
+	free(req);
+	req = trailer_request(5, "X-Trailer: 1\r\nX-Other: 2\r\n");
+	trailer_round(fd, req);
+	/* the same, a byte per send */
+	for (size_t i = 0; req[i]; i++) {
+		cli_send(fd, req + i, 1);
+		usleep(100);
+	}
+	cli_sends(fd, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "GET /next 0 client=127.0.0.1");
+	free(r.body);
+	free(req);
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.nreq, 8);
+	pthread_mutex_unlock(&F.mu);
+	/* a trailer over max_header_size (16 KiB) */
+	{
+		char *huge = malloc(20000);
+
+		memcpy(huge, "X-Huge: ", 8);
+		memset(huge + 8, 'b', 20000 - 11);
+		memcpy(huge + 20000 - 3, "\r\n", 3);
+		req = trailer_request(1100, huge);
+		cli_sends(fd, req);
+		assert_int_equal(read_response(fd, &r), 0);
+		assert_int_equal(r.status, 431);
+		free(r.body);
+		assert_true(closed_within(fd, slow(3000)));
+		free(huge);
+		free(req);
+	}
+	close(fd);
+}
+
+static int want_headers;
+static bool
+headers_reached(void)
+{
+	pthread_mutex_lock(&F.mu);
+	bool ok = F.nheaders >= want_headers;
+	pthread_mutex_unlock(&F.mu);
+	return ok;
+}
+
+static void
+resume_waiting(void *arg)
+{
+	assert_non_null(F.waiting);
+	http_request_resume_body(F.waiting);
+	F.waiting = NULL;
+}
+
+static void
+deny_waiting(void *arg)
+{
+	assert_non_null(F.waiting);
+	assert_int_equal(http_response_simple(F.waiting, 401, "text/plain", "no", 2), 0);
+	F.waiting = NULL;
+}
+
+/* True if nothing arrives on fd within ms. */
+static bool
+silent_for(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, ms) == 0;
+}
+
+/*
+ * on_headers: WAIT leaves the body unread and on_request waits for the
+ * resume; 100 Continue goes out only when the body is to be read; an answer
+ * from on_headers or while waiting closes the connection and on_request is
+ * never called; a lowered cap refuses a larger body before it is read.
+ */
+static void
+test_on_headers(void **state)
+{
+	struct resp r;
+	char line[256];
+	int fd;
+
+	F.handler = &handler_hdrs;
+	start_server(NULL);
+	/* WAIT, then resume: the body is read then */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+	want_headers = 1;
+	assert_true(wait_for(headers_reached, slow(2000)));
+	assert_true(silent_for(fd, slow(200)));
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.nreq, 0);
+	pthread_mutex_unlock(&F.mu);
+	run_on_loop(resume_waiting, NULL);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal((char *)r.body, "POST /wait 5 client=127.0.0.1");
+	free(r.body);
+	/* keep-alive goes on: READ for a plain request */
+	cli_sends(fd, "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "POST /read 2 client=127.0.0.1");
+	free(r.body);
+	/* Expect: 100-continue while waiting: nothing until the resume */
+	cli_sends(fd, "POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+	              "Expect: 100-continue\r\n\r\n");
+	want_headers = 3;
+	assert_true(wait_for(headers_reached, slow(2000)));
+	assert_true(silent_for(fd, slow(200)));
+	run_on_loop(resume_waiting, NULL);
+	assert_int_equal(read_line(fd, line, sizeof(line)), 0);
+	assert_string_equal(line, "HTTP/1.1 100 Continue\r\n");
+	assert_int_equal(read_line(fd, line, sizeof(line)), 0);
+	cli_sends(fd, "xyz");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "POST /wait 3 client=127.0.0.1");
+	free(r.body);
+	/* answered while waiting: no 100 Continue, Connection: close, no on_request */
+	cli_sends(fd, "POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+	              "Expect: 100-continue\r\n\r\n");
+	want_headers = 4;
+	assert_true(wait_for(headers_reached, slow(2000)));
+	run_on_loop(deny_waiting, NULL);
+	assert_int_equal(read_line(fd, line, sizeof(line)), 0);
+	assert_string_equal(line, "HTTP/1.1 401 Unauthorized\r\n");
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.nreq, 3);
+	assert_int_equal(F.aborts, 0);
+	pthread_mutex_unlock(&F.mu);
+	/* answered from inside on_headers, body and a pipelined request sent along */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+	              "Expect: 100-continue\r\n\r\nabcGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_line(fd, line, sizeof(line)), 0);
+	assert_string_equal(line, "HTTP/1.1 401 Unauthorized\r\n");
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+	/* a body over the request's cap: 413 before a byte is read, on_abort once */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /cap HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 413);
+	free(r.body);
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+	/* chunked over the cap */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /cap HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	              "8\r\n01234567\r\n8\r\n01234567\r\n0\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 413);
+	free(r.body);
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.nreq, 3);
+	assert_int_equal(F.aborts, 2);
+	pthread_mutex_unlock(&F.mu);
+}
+
+/* The client goes away while its body waits, or while it is read: on_abort once each. */
+static void
+test_on_headers_abort(void **state)
+{
+	int fd;
+
+	F.handler = &handler_hdrs;
+	start_server(NULL);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe");
+	want_headers = 1;
+	assert_true(wait_for(headers_reached, slow(2000)));
+	close(fd);
+	want_aborts = 1;
+	assert_true(wait_for(aborts_reached, slow(2000)));
+	/* while the body is read */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe");
+	want_headers = 2;
+	assert_true(wait_for(headers_reached, slow(2000)));
+	usleep(50 * 1000);
+	close(fd);
+	want_aborts = 2;
+	assert_true(wait_for(aborts_reached, slow(2000)));
+	usleep(100 * 1000);
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.aborts, 2);
+	assert_int_equal(F.nreq, 0);
+	assert_null(F.waiting);
+	pthread_mutex_unlock(&F.mu);
+}
+
+static size_t body_bytes_seen;
+static void
+get_body_bytes(void *arg)
+{
+	body_bytes_seen = http_server_body_bytes(F.srv);
+}
+
+static size_t
+body_bytes(void)
+{
+	run_on_loop(get_body_bytes, NULL);
+	return body_bytes_seen;
+}
+
+/*
+ * Bodies grow as their bytes come: 16 connections announcing 32 MiB and
+ * sending 6000 bytes hold a few KiB each, not 32 MiB. A body that would take
+ * the server's total over max_body_total gets 503 with Retry-After; memory
+ * comes back when requests end.
+ */
+#define ANNOUNCERS 16
+static void
+test_body_memory(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fds[ANNOUNCERS], fd;
+	char *body = malloc(40000);
+	int64_t end;
+
+	memset(body, 'b', 40000);
+	http_server_conf_defaults(&c);
+	c.max_body = 64 * 1024 * 1024;
+	c.max_body_total = 160 * 1024;
+	start_server(&c);
+	for (int i = 0; i < ANNOUNCERS; i++) {
+		fds[i] = cli_connect(F.port);
+		cli_sends(fds[i],
+		          "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 33554432\r\n\r\n");
+		cli_send(fds[i], body, 6000);
+	}
+	end = now_ms() + slow(3000);
+	while (body_bytes() < ANNOUNCERS * 6000 && now_ms() < end)
+		usleep(1000);
+	print_message("%d bodies announced at 32 MiB, 6000 bytes sent: %zu bytes held\n",
+	              ANNOUNCERS, body_bytes());
+	assert_true(body_bytes() >= ANNOUNCERS * 6000);
+	assert_true(body_bytes() <= ANNOUNCERS * 8192);
+	/* one more grows over the 160 KiB budget: 503, closed */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 33554432\r\n\r\n");
+	cli_send(fd, body, 40000);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_non_null(strcasestr(r.head, "Retry-After: 5"));
+	free(r.body);
+	assert_true(closed_within(fd, slow(3000)));
+	close(fd);
+	for (int i = 0; i < ANNOUNCERS; i++)
+		close(fds[i]);
+	end = now_ms() + slow(3000);
+	while (body_bytes() > 0 && now_ms() < end)
+		usleep(1000);
+	assert_int_equal(body_bytes(), 0);
+	/* a whole large body still goes through, and its memory comes back */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n");
+	cli_send(fd, body, 40000);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "POST /ok 40000 client=127.0.0.1");
+	free(r.body);
+	close(fd);
+	assert_int_equal(body_bytes(), 0);
+	free(body);
+}
+
 int
 main(void)
 {
@@ -1516,6 +1895,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_memory_held, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_trailers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_on_headers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_on_headers_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_memory, setup, teardown),
 	};
 	int rc;
 
