@@ -155,6 +155,23 @@ unused_token(struct checker *c, uint8_t b, size_t off)
 	}
 }
 
+/*
+ * The end of the STR_I string starting at p (its NUL), or NULL. EAS text is
+ * mostly short (keys, ids, flags): a plain loop over the first bytes costs
+ * less than a call; long text (bodies, MIME) goes to memchr().
+ */
+static inline const uint8_t *
+find_nul(const uint8_t *p, const uint8_t *end)
+{
+	for (int i = 0; i < 16; i++, p++) {
+		if (p == end)
+			return NULL;
+		if (*p == 0)
+			return p;
+	}
+	return memchr(p, 0, (size_t)(end - p));
+}
+
 /* Check buf[0..len) against the decoder's rules and limits (see wbxml.h). */
 enum wbxml_err
 wbxml_check_limits(const uint8_t *buf, size_t len, const struct wbxml_limits *limits,
@@ -167,7 +184,7 @@ wbxml_check_limits(const uint8_t *buf, size_t len, const struct wbxml_limits *li
 	const char *dummy_why;
 	struct checker c = {.buf = buf, .len = len};
 	const char *const *tags = wbxml_codepages[0].tags;
-	size_t depth = 0, nodes = 0;
+	size_t pos, depth = 0, nodes = 0;
 	enum held held = HELD_NOTHING;
 	bool done = false;
 	enum wbxml_err e;
@@ -189,11 +206,12 @@ wbxml_check_limits(const uint8_t *buf, size_t len, const struct wbxml_limits *li
 	if ((e = check_header(&c)) != WBXML_OK)
 		return e;
 
-	while (c.pos < len) {
-		size_t off = c.pos;
-		uint8_t b = buf[c.pos++];
+	/* The body: pos stays in a register; c.pos is only used around OPAQUE lengths. */
+	pos = c.pos;
+	while (pos < len) {
+		size_t off = pos;
+		uint8_t b = buf[pos++];
 		enum held kind;
-		uint32_t n;
 
 		/* Tags first: they are most of the tokens. */
 		if (b < TAG_ATTRIBUTES && (b & TAG_MASK) >= TAG_FIRST) {
@@ -233,29 +251,34 @@ wbxml_check_limits(const uint8_t *buf, size_t len, const struct wbxml_limits *li
 			held = HELD_CHILDREN; /* the parent holds the element just closed */
 			continue;
 		case TOK_STR_I: {
-			const uint8_t *nul = memchr(buf + c.pos, 0, len - c.pos);
+			const uint8_t *nul = find_nul(buf + pos, buf + len);
 
 			if (nul == NULL)
 				return fail(&c, WBXML_ERR_UNTERMINATED_STR, off,
 				            "STR_I without its terminating NUL");
-			c.pos = (size_t)(nul - buf) + 1;
+			pos = (size_t)(nul - buf) + 1;
 			kind = HELD_TEXT;
 			break;
 		}
-		case TOK_OPAQUE:
+		case TOK_OPAQUE: {
+			uint32_t n;
+
+			c.pos = pos;
 			if ((e = check_mbuint(&c, &n)) != WBXML_OK)
 				return e;
-			if (n > len - c.pos)
+			pos = c.pos;
+			if (n > len - pos)
 				return fail(&c, WBXML_ERR_TRUNCATED, len,
 				            "OPAQUE length past the end of the input");
-			c.pos += n;
+			pos += n;
 			kind = HELD_OPAQUE;
 			break;
+		}
 		case TOK_SWITCH_PAGE:
-			if (c.pos >= len)
+			if (pos >= len)
 				return fail(&c, WBXML_ERR_TRUNCATED, len,
 				            "input ends inside SWITCH_PAGE");
-			b = buf[c.pos++];
+			b = buf[pos++];
 			if (b >= WBXML_NPAGES)
 				return fail(&c, WBXML_ERR_UNKNOWN_PAGE, off,
 				            "SWITCH_PAGE to an undefined code page");
