@@ -3,8 +3,9 @@
  *
  * A decoder from peer bytes into a small DOM tree, an encoder back to the
  * exact bytes Exchange and libwbxml produce, a builder API for the answers
- * abqd writes itself, an XML rendering for logs, and a path lookup used to
- * pull fields such as Settings:DeviceInformation out of request bodies.
+ * abqd writes itself, an XML rendering for logs, a path lookup used to pull
+ * fields such as Settings:DeviceInformation out of request bodies, and a
+ * one-pass check of bodies the gateway forwards without decoding them.
  *
  * Every element is named by (code page, token); the 26 code pages of EAS 16.1
  * live in wbxml_tables.c. A qualified name is "Page:Tag" ("AirSync:Sync",
