@@ -7,10 +7,15 @@
  * decode(encode(decode(x))) must equal decode(x), and encoding that second
  * tree must give the same bytes again (the encoder is canonical).
  *
+ * The one-pass check (wbxml_check_limits, src/eas/wbxml_check.c) must agree
+ * with the decoder (wbxml_decode) on every input: both accept, or both refuse
+ * with the same error code at the same offset, with the fuzz limits and with
+ * the default ones (wbxml_check, what the gateway calls).
+ *
  * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that feeds
- * every file of the directories (or files) named on the command line, and every
- * truncation of each, through the same function: the corpus replay test of the
- * normal build.
+ * every file of the directories (or files) named on the command line, every
+ * truncation of each and every single-bit flip of each, through the same
+ * function: the corpus replay test of the normal build.
  */
 #include "eas/wbxml.h"
 #include "replay.h"
@@ -36,7 +41,32 @@ same_tree(const struct wbxml_node *a, const struct wbxml_node *b)
 	return a == NULL && b == NULL;
 }
 
-/* One input: decode, render, look up, re-encode, decode again, compare. */
+/*
+ * The one-pass check against the decoder, with the given limits: same verdict,
+ * and on a refusal the same code and offset and a reason. Returns the verdict.
+ */
+static enum wbxml_err
+check_agrees(const uint8_t *data, size_t size, const struct wbxml_limits *lim)
+{
+	struct wbxml_doc *doc = NULL;
+	struct wbxml_error err;
+	enum wbxml_err rc, crc;
+	const char *why = NULL;
+	size_t pos = (size_t)-1;
+
+	crc = wbxml_check_limits(data, size, lim, &pos, &why);
+	rc = wbxml_decode(data, size, lim, &doc, &err);
+	wbxml_doc_free(&doc);
+	if (crc != rc)
+		abort();
+	if (rc != WBXML_OK && (pos != err.offset || why == NULL || why[0] == '\0'))
+		abort();
+	if (lim == NULL && (wbxml_check(data, size, NULL, NULL) == 0) != (rc == WBXML_OK))
+		abort();
+	return rc;
+}
+
+/* One input: check, decode, render, look up, re-encode, decode again, compare. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,9 +76,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *out = NULL, *out2 = NULL;
 	size_t len, len2;
 	char *xml;
+	enum wbxml_err crc;
 
+	(void)check_agrees(data, size, NULL);
+	crc = check_agrees(data, size, &lim);
 	if (wbxml_decode(data, size, &lim, &doc, &err) != WBXML_OK) {
-		if (doc != NULL || err.msg[0] == '\0' || err.code == WBXML_OK)
+		if (doc != NULL || err.msg[0] == '\0' || err.code == WBXML_OK || crc != err.code)
 			abort();
 		return 0;
 	}
@@ -80,13 +113,26 @@ wbxml_wants(const char *name)
 	return replay_suffix(name, ".wbxml");
 }
 
-/* A file and each of its prefixes. */
+/* A file, each of its prefixes and each of its single-bit flips. */
 static void
 wbxml_input(const char *name, const uint8_t *data, size_t size)
 {
+	uint8_t *copy;
+
 	(void)name;
 	for (size_t i = 0; i <= size; i++)
 		LLVMFuzzerTestOneInput(data, i);
+	if (size == 0 || (copy = malloc(size)) == NULL)
+		return;
+	memcpy(copy, data, size);
+	for (size_t i = 0; i < size; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			copy[i] ^= (uint8_t)(1u << bit);
+			LLVMFuzzerTestOneInput(copy, size);
+			copy[i] ^= (uint8_t)(1u << bit);
+		}
+	}
+	free(copy);
 }
 
 const struct replay_target replay_target = {

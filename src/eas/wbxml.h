@@ -3,8 +3,9 @@
  *
  * A decoder from peer bytes into a small DOM tree, an encoder back to the
  * exact bytes Exchange and libwbxml produce, a builder API for the answers
- * abqd writes itself, an XML rendering for logs, and a path lookup used to
- * pull fields such as Settings:DeviceInformation out of request bodies.
+ * abqd writes itself, an XML rendering for logs, a path lookup used to pull
+ * fields such as Settings:DeviceInformation out of request bodies, and a
+ * one-pass check of bodies the gateway forwards without decoding them.
  *
  * Every element is named by (code page, token); the 26 code pages of EAS 16.1
  * live in wbxml_tables.c. A qualified name is "Page:Tag" ("AirSync:Sync",
@@ -149,6 +150,28 @@ struct wbxml_limits {
  */
 enum wbxml_err wbxml_decode(const uint8_t *buf, size_t len, const struct wbxml_limits *limits,
                             struct wbxml_doc **doc_r, struct wbxml_error *err_r);
+
+/*
+ * Check that buf[0..len) is one well-formed ActiveSync WBXML document, in one
+ * pass without building a tree, copying or allocating (wbxml_check.c): the
+ * header 03 01 6A 00, every tag defined on its code page of EAS 16.1, no
+ * attributes, no token ActiveSync does not use (ENTITY, LITERAL*, PI, STR_T,
+ * EXT*), one root element properly closed and nothing after it, STR_I
+ * terminated, OPAQUE within the input, no text mixed with child elements,
+ * and the decoder's default limits. It accepts exactly what wbxml_decode()
+ * with NULL limits accepts. Returns 0, or -1 with *errpos (byte offset) and
+ * *why (static text) set; errpos and why may be NULL. For request bodies the
+ * gateway forwards without decoding them.
+ */
+int wbxml_check(const uint8_t *buf, size_t len, size_t *errpos, const char **why);
+
+/*
+ * The same with decoder limits (NULL: the defaults), returning the error code
+ * wbxml_decode() would return for the same input and limits (WBXML_OK if it
+ * would decode); when both fail, *errpos equals its wbxml_error offset.
+ */
+enum wbxml_err wbxml_check_limits(const uint8_t *buf, size_t len, const struct wbxml_limits *limits,
+                                  size_t *errpos, const char **why);
 
 /*
  * Encode a document: header 03 01 6A 00, SWITCH_PAGE only when the page

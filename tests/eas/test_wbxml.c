@@ -5,7 +5,9 @@
  * against hand-assembled bytes, decode/encode round trips over the corpus of
  * every EAS command (tests/eas/wbxml-corpus, produced by libwbxml's
  * xml2wbxml), every truncation of every corpus document, every error path,
- * the builder, the XML rendering, the path lookup and the tables themselves.
+ * the builder, the XML rendering, the path lookup and the tables themselves;
+ * and the one-pass check (wbxml_check), rule by rule and against the decoder
+ * over every truncation and byte change of the corpus.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -1181,6 +1183,313 @@ test_qname(void **state)
 	wbxml_doc_free(&doc);
 }
 
+/* ---- The one-pass check (wbxml_check.c) ---- */
+
+/* One malformed document, the rule it breaks and where the check must stop. */
+struct bad_doc {
+	const char *name;
+	const uint8_t *buf;
+	size_t len;
+	enum wbxml_err code;
+	size_t errpos;
+	const char *why;
+};
+
+#define BAD(name, code, pos, why, ...)                                                             \
+	{                                                                                          \
+		name, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}),      \
+		    code, pos, why                                                                 \
+	}
+
+/* One row a rule; the decoder must refuse each one the same way (code and offset). */
+static const struct bad_doc bad_docs[] = {
+    /* Header. */
+    BAD("version 1.1", WBXML_ERR_BAD_HEADER, 0, "WBXML version is not 1.3", 0x01, 0x01, 0x6A, 0x00,
+        0x45, 0x01),
+    BAD("version 1.2", WBXML_ERR_BAD_HEADER, 0, "WBXML version is not 1.3", 0x02, 0x01, 0x6A, 0x00,
+        0x45, 0x01),
+    BAD("public id 2", WBXML_ERR_BAD_HEADER, 1, "public identifier is not 1", 0x03, 0x02, 0x6A,
+        0x00, 0x45, 0x01),
+    BAD("public id by string table", WBXML_ERR_BAD_HEADER, 1, "public identifier is not 1", 0x03,
+        0x00, 0x00, 0x6A, 0x00, 0x45, 0x01),
+    BAD("charset US-ASCII", WBXML_ERR_BAD_HEADER, 2, "charset is not UTF-8 (106)", 0x03, 0x01, 0x03,
+        0x00, 0x45, 0x01),
+    BAD("string table", WBXML_ERR_BAD_HEADER, 3, "string table not empty", 0x03, 0x01, 0x6A, 0x02,
+        'a', 0x00, 0x45, 0x01),
+    BAD("string table past the end", WBXML_ERR_BAD_HEADER, 3, "string table not empty", 0x03, 0x01,
+        0x6A, 0x7F),
+    BAD("header cut", WBXML_ERR_TRUNCATED, 2, "input ends inside a multi-byte integer", 0x03, 0x01),
+    /* Multi-byte integers. */
+    BAD("mb_u_int32 of 6 bytes", WBXML_ERR_MBUINT, 2, "multi-byte integer longer than 32 bits",
+        0x03, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x6A),
+    BAD("mb_u_int32 over 32 bits", WBXML_ERR_MBUINT, 6, "multi-byte integer longer than 32 bits",
+        HDR, 0x4B, 0xC3, 0x90, 0x80, 0x80, 0x80, 0x00, 0x01),
+    BAD("mb_u_int32 cut", WBXML_ERR_TRUNCATED, 7, "input ends inside a multi-byte integer", HDR,
+        0x4B, 0xC3, 0x81),
+    /* Pages and tags. */
+    BAD("page 26", WBXML_ERR_UNKNOWN_PAGE, 4, "SWITCH_PAGE to an undefined code page", HDR, 0x00,
+        0x1A, 0x45, 0x01),
+    BAD("page 255 inside", WBXML_ERR_UNKNOWN_PAGE, 5, "SWITCH_PAGE to an undefined code page", HDR,
+        0x45, 0x00, 0xFF, 0x01),
+    BAD("SWITCH_PAGE cut", WBXML_ERR_TRUNCATED, 6, "input ends inside SWITCH_PAGE", HDR, 0x45,
+        0x00),
+    BAD("AirSync 0x2A", WBXML_ERR_UNKNOWN_TOKEN, 5, "tag not defined on the current code page", HDR,
+        0x45, 0x2A, 0x01),
+    BAD("FolderHierarchy 0x3F", WBXML_ERR_UNKNOWN_TOKEN, 7,
+        "tag not defined on the current code page", HDR, 0x00, 0x07, 0x56, 0x7F, 0x01, 0x01),
+    BAD("AirSyncBase gap 0x09", WBXML_ERR_UNKNOWN_TOKEN, 6,
+        "tag not defined on the current code page", HDR, 0x00, 0x11, 0x09),
+    BAD("attributes on the root", WBXML_ERR_ATTRIBUTES, 4, "tag with attributes", HDR, 0xC5, 0x01,
+        0x01),
+    BAD("attributes inside", WBXML_ERR_ATTRIBUTES, 5, "tag with attributes", HDR, 0x45, 0x8B, 0x01,
+        0x01),
+    /* Structure. */
+    BAD("END first", WBXML_ERR_UNEXPECTED, 4, "END without an open element", HDR, 0x01),
+    BAD("END after the root", WBXML_ERR_UNEXPECTED, 6, "END without an open element", HDR, 0x45,
+        0x01, 0x01),
+    BAD("still open", WBXML_ERR_TRUNCATED, 6, "elements still open at the end", HDR, 0x45, 0x5C),
+    BAD("STR_I before the root", WBXML_ERR_UNEXPECTED, 4, "content before the root element", HDR,
+        0x03, 'a', 0x00, 0x45, 0x01),
+    BAD("OPAQUE before the root", WBXML_ERR_UNEXPECTED, 4, "content before the root element", HDR,
+        0xC3, 0x00, 0x45, 0x01),
+    BAD("STR_I after the root", WBXML_ERR_TRAILING, 6, "content after the root element", HDR, 0x45,
+        0x01, 0x03, 'a', 0x00),
+    BAD("OPAQUE after the root", WBXML_ERR_TRAILING, 5, "content after the root element", HDR, 0x05,
+        0xC3, 0x01, 'x'),
+    BAD("two roots", WBXML_ERR_TRAILING, 5, "element after the root element", HDR, 0x05, 0x05),
+    BAD("two roots with content", WBXML_ERR_TRAILING, 6, "element after the root element", HDR,
+        0x45, 0x01, 0x45, 0x01),
+    BAD("SWITCH_PAGE after the root", WBXML_ERR_TRAILING, 6, "SWITCH_PAGE after the root element",
+        HDR, 0x45, 0x01, 0x00, 0x01),
+    BAD("no root", WBXML_ERR_EMPTY, 4, "no root element", HDR),
+    BAD("only a page switch", WBXML_ERR_EMPTY, 6, "no root element", HDR, 0x00, 0x07),
+    BAD("text then child", WBXML_ERR_MIXED, 8,
+        "element inside an element holding text or opaque data", HDR, 0x45, 0x03, 'a', 0x00, 0x0B,
+        0x01),
+    BAD("child then text", WBXML_ERR_MIXED, 6, "text or opaque data mixed with other content", HDR,
+        0x45, 0x0B, 0x03, 'a', 0x00, 0x01),
+    BAD("closed child then opaque", WBXML_ERR_MIXED, 7,
+        "text or opaque data mixed with other content", HDR, 0x45, 0x4B, 0x01, 0xC3, 0x00, 0x01),
+    BAD("text then opaque", WBXML_ERR_MIXED, 8, "text or opaque data mixed with other content", HDR,
+        0x4B, 0x03, 'a', 0x00, 0xC3, 0x00, 0x01),
+    /* Strings and opaque data. */
+    BAD("STR_I without NUL", WBXML_ERR_UNTERMINATED_STR, 5, "STR_I without its terminating NUL",
+        HDR, 0x4B, 0x03, 'a', 'b'),
+    BAD("OPAQUE past the end", WBXML_ERR_TRUNCATED, 9, "OPAQUE length past the end of the input",
+        HDR, 0x4B, 0xC3, 0x05, 'a', 'b'),
+    BAD("OPAQUE of 4 GiB", WBXML_ERR_TRUNCATED, 12, "OPAQUE length past the end of the input", HDR,
+        0x4B, 0xC3, 0x8F, 0xFF, 0xFF, 0xFF, 0x7F, 0x01),
+    /* Global tokens ActiveSync does not use. */
+    BAD("STR_T", WBXML_ERR_UNSUPPORTED, 5, "STR_T without a string table", HDR, 0x4B, 0x83, 0x00,
+        0x01),
+    BAD("STR_T before the root", WBXML_ERR_UNSUPPORTED, 4, "STR_T without a string table", HDR,
+        0x83, 0x00),
+    BAD("ENTITY", WBXML_ERR_UNSUPPORTED, 5, "ENTITY token not used by ActiveSync", HDR, 0x4B, 0x02,
+        0x41, 0x01),
+    BAD("ENTITY before the root", WBXML_ERR_UNSUPPORTED, 4, "ENTITY token not used by ActiveSync",
+        HDR, 0x02, 0x41, 0x45, 0x01),
+    BAD("PI", WBXML_ERR_UNSUPPORTED, 5, "PI token not used by ActiveSync", HDR, 0x45, 0x43, 0x01),
+    BAD("LITERAL", WBXML_ERR_UNSUPPORTED, 5, "LITERAL token not used by ActiveSync", HDR, 0x45,
+        0x04, 0x00),
+    BAD("LITERAL_C", WBXML_ERR_UNSUPPORTED, 5, "LITERAL token not used by ActiveSync", HDR, 0x45,
+        0x44, 0x00),
+    BAD("LITERAL_A", WBXML_ERR_UNSUPPORTED, 5, "LITERAL token not used by ActiveSync", HDR, 0x45,
+        0x84, 0x00),
+    BAD("LITERAL_AC", WBXML_ERR_UNSUPPORTED, 5, "LITERAL token not used by ActiveSync", HDR, 0x45,
+        0xC4, 0x00),
+    BAD("EXT_I_0", WBXML_ERR_EXTENSION, 5, "EXT token not used by ActiveSync", HDR, 0x45, 0x40, 'a',
+        0x00, 0x01),
+    BAD("EXT_T_1", WBXML_ERR_EXTENSION, 5, "EXT token not used by ActiveSync", HDR, 0x45, 0x81,
+        0x00, 0x01),
+    BAD("EXT_2", WBXML_ERR_EXTENSION, 5, "EXT token not used by ActiveSync", HDR, 0x45, 0xC2, 0x01),
+};
+
+/* Accepted forms beyond the corpus: what the decoder takes, the check must take too. */
+static const struct bad_doc good_docs[] = {
+    BAD("empty root", WBXML_OK, 0, NULL, HDR, 0x05),
+    BAD("split strings", WBXML_OK, 0, NULL, HDR, 0x4B, 0x03, 'a', 0x00, 0x03, 0x00, 0x01),
+    BAD("split opaque", WBXML_OK, 0, NULL, HDR, 0x4B, 0xC3, 0x01, 'x', 0xC3, 0x80, 0x01, 'y', 0x01),
+    BAD("empty content", WBXML_OK, 0, NULL, HDR, 0x45, 0x4B, 0x01, 0x01),
+    BAD("redundant switches", WBXML_OK, 0, NULL, HDR, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x45,
+        0x00, 0x00, 0x0B, 0x01),
+    BAD("switch before END", WBXML_OK, 0, NULL, HDR, 0x45, 0x00, 0x19, 0x01),
+    BAD("Find page", WBXML_OK, 0, NULL, HDR, 0x00, 0x19, 0x45, 0x47, 0x03, '1', 0x00, 0x01, 0x01),
+    BAD("mb_u_int32 in 5 bytes", WBXML_OK, 0, NULL, 0x03, 0x80, 0x80, 0x80, 0x80, 0x01, 0x6A, 0x00,
+        0x05),
+    BAD("OPAQUE with NUL", WBXML_OK, 0, NULL, HDR, 0x4B, 0xC3, 0x02, 0x00, 0x01, 0x01),
+    /* Text is not checked for UTF-8: the decoder keeps the bytes as they are. */
+    BAD("STR_I not UTF-8", WBXML_OK, 0, NULL, HDR, 0x4B, 0x03, 0xFF, 0xC0, 0x80, 0x00, 0x01),
+};
+
+/* Compare the check with the decoder on one input: same code, same offset. */
+static void
+check_like_decoder(const char *name, const uint8_t *buf, size_t len)
+{
+	struct wbxml_doc *doc = NULL;
+	struct wbxml_error err;
+	const char *why = NULL;
+	size_t pos = 0;
+	enum wbxml_err rc = wbxml_decode(buf, len, NULL, &doc, &err);
+	enum wbxml_err crc = wbxml_check_limits(buf, len, NULL, &pos, &why);
+
+	wbxml_doc_free(&doc);
+	if (crc != rc || (rc != WBXML_OK && pos != err.offset))
+		fail_msg("%s (%zu bytes): check says %d at %zu (%s), decoder %d at %zu (%s)", name,
+		         len, crc, pos, why ? why : "-", rc, err.offset, err.msg);
+	assert_int_equal(wbxml_check(buf, len, &pos, &why), rc == WBXML_OK ? 0 : -1);
+}
+
+/* Every rule: the check stops where and why expected, exactly as the decoder does. */
+static void
+test_check_rules(void **state)
+{
+	size_t pos;
+	const char *why;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_docs) / sizeof(bad_docs[0]); i++) {
+		const struct bad_doc *b = &bad_docs[i];
+		/* A copy of exactly len bytes, so that ASan sees any over-read. */
+		uint8_t *p = xmalloc(b->len);
+
+		memcpy(p, b->buf, b->len);
+		pos = 999;
+		why = NULL;
+		if (wbxml_check(p, b->len, &pos, &why) != -1)
+			fail_msg("%s: accepted", b->name);
+		if (pos != b->errpos || why == NULL || strcmp(why, b->why) != 0)
+			fail_msg("%s: refused at %zu (%s), expected %zu (%s)", b->name, pos,
+			         why ? why : "-", b->errpos, b->why);
+		assert_int_equal(wbxml_check_limits(p, b->len, NULL, &pos, &why), b->code);
+		expect_error(p, b->len, NULL, b->code);
+		check_like_decoder(b->name, p, b->len);
+		free(p);
+	}
+	for (size_t i = 0; i < sizeof(good_docs) / sizeof(good_docs[0]); i++) {
+		pos = 999;
+		why = NULL;
+		if (wbxml_check(good_docs[i].buf, good_docs[i].len, &pos, &why) != 0)
+			fail_msg("%s: refused at %zu (%s)", good_docs[i].name, pos, why);
+		assert_int_equal(pos, 999);
+		assert_null(why);
+		check_like_decoder(good_docs[i].name, good_docs[i].buf, good_docs[i].len);
+	}
+	/* Empty input, no buffer, and NULL for errpos and why. */
+	assert_int_equal(wbxml_check((const uint8_t *)"", 0, &pos, &why), -1);
+	assert_int_equal(pos, 0);
+	assert_string_equal(why, "empty input");
+	assert_int_equal(wbxml_check(NULL, 0, &pos, &why), -1);
+	assert_int_equal(wbxml_check(NULL, 3, &pos, &why), -1);
+	assert_string_equal(why, "no input buffer");
+	assert_int_equal(wbxml_check(bad_docs[0].buf, bad_docs[0].len, NULL, NULL), -1);
+	assert_int_equal(wbxml_check(good_docs[0].buf, good_docs[0].len, NULL, NULL), 0);
+}
+
+/* Depth, node and size limits: the decoder's defaults, and caller-set ones. */
+static void
+test_check_limits(void **state)
+{
+	size_t big = 4 + 1 + 100000 + 1;
+	uint8_t deep[4 + 65 + 65], *buf = xmalloc(big);
+	struct wbxml_limits lim = {0};
+	const char *why;
+	size_t n = 4, pos;
+
+	(void)state;
+	memcpy(deep, (uint8_t[]){HDR}, 4);
+	for (int i = 0; i < 65; i++)
+		deep[n++] = 0x5C; /* AirSync:Collections with content */
+	for (int i = 0; i < 65; i++)
+		deep[n++] = 0x01;
+	assert_int_equal(wbxml_check(deep, n, &pos, &why), -1);
+	assert_int_equal(pos, 4 + 64);
+	assert_string_equal(why, "elements nested too deep");
+	check_like_decoder("65 levels", deep, n);
+	/* 64 levels are fine: the 65th opening and one END less. */
+	memmove(deep + 4 + 64, deep + 4 + 65, 64);
+	assert_int_equal(wbxml_check(deep, n - 2, &pos, &why), 0);
+	check_like_decoder("64 levels", deep, n - 2);
+	lim.max_depth = 3;
+	assert_int_equal(wbxml_check_limits(deep, n - 2, &lim, &pos, &why), WBXML_ERR_DEPTH);
+	assert_int_equal(pos, 7);
+	lim.max_depth = 0;
+	lim.max_nodes = 10;
+	assert_int_equal(wbxml_check_limits(deep, n - 2, &lim, &pos, &why),
+	                 WBXML_ERR_TOO_MANY_NODES);
+	assert_int_equal(pos, 14);
+	assert_string_equal(why, "too many elements");
+	lim.max_nodes = 0;
+	lim.max_input = n - 3;
+	assert_int_equal(wbxml_check_limits(deep, n - 2, &lim, &pos, &why), WBXML_ERR_TOO_LARGE);
+	assert_int_equal(pos, 0);
+	assert_string_equal(why, "input larger than the limit");
+	lim.max_input = n - 2;
+	assert_int_equal(wbxml_check_limits(deep, n - 2, &lim, &pos, &why), WBXML_OK);
+
+	/* 100,001 empty siblings pass the default node cap; 100,000 elements are fine. */
+	memcpy(buf, (uint8_t[]){HDR}, 4);
+	buf[4] = 0x5C;
+	memset(buf + 5, 0x0B, 100000);
+	buf[big - 1] = 0x01;
+	assert_int_equal(wbxml_check(buf, big, &pos, &why), -1);
+	assert_int_equal(pos, big - 1 - 1);
+	check_like_decoder("100,001 elements", buf, big);
+	buf[big - 2] = 0x01;
+	assert_int_equal(wbxml_check(buf, big - 1, &pos, &why), 0);
+	check_like_decoder("100,000 elements", buf, big - 1);
+	free(buf);
+}
+
+/*
+ * The property the gateway relies on, against wbxml_decode(): every corpus
+ * document passes, and every truncation and every byte change of one (each
+ * bit flipped, and each byte set to a global token or a tag) is accepted by
+ * the check if and only if the decoder accepts it, with the same error code
+ * and offset when both refuse.
+ */
+static void
+test_check_corpus(void **state)
+{
+	static const uint8_t values[] = {0x00, 0x01, 0x03, 0x05, 0x45, 0x83, 0xC3, 0xC5, 0xFF};
+	struct sample *s;
+	size_t n = load_corpus(&s), refused = 0, accepted = 0;
+
+	(void)state;
+	assert_true(n >= 40);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *p = xmalloc(s[i].len);
+		const char *why = NULL;
+		size_t pos = 0;
+
+		if (wbxml_check(s[i].buf, s[i].len, &pos, &why) != 0)
+			fail_msg("%s: refused at %zu (%s)", s[i].name, pos, why);
+		for (size_t cut = 0; cut < s[i].len; cut++) {
+			memcpy(p, s[i].buf, cut);
+			check_like_decoder(s[i].name, p, cut);
+			assert_int_equal(wbxml_check(p, cut, NULL, NULL), -1);
+		}
+		memcpy(p, s[i].buf, s[i].len);
+		for (size_t at = 0; at < s[i].len; at++) {
+			uint8_t orig = p[at];
+
+			for (size_t v = 0; v < 8 + sizeof(values); v++) {
+				p[at] = v < 8 ? orig ^ (uint8_t)(1u << v) : values[v - 8];
+				check_like_decoder(s[i].name, p, s[i].len);
+				if (wbxml_check(p, s[i].len, NULL, NULL) == 0)
+					accepted++;
+				else
+					refused++;
+			}
+			p[at] = orig;
+		}
+		free(p);
+	}
+	/* Both verdicts are exercised: flips to other defined tags or text still decode. */
+	assert_true(accepted > 1000);
+	assert_true(refused > 1000);
+	free_corpus(s, n);
+}
+
 /* Run every test. */
 int
 main(void)
@@ -1207,6 +1516,9 @@ main(void)
 	    cmocka_unit_test(test_tables_brief),
 	    cmocka_unit_test(test_tables_through_decoder),
 	    cmocka_unit_test(test_qname),
+	    cmocka_unit_test(test_check_rules),
+	    cmocka_unit_test(test_check_limits),
+	    cmocka_unit_test(test_check_corpus),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
