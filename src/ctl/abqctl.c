@@ -129,11 +129,16 @@ ctl_registry_status(int rc, char *errmsg)
 	return CTL_REFUSED;
 }
 
-/* An account typed on the command line, normalised as abqd normalises user names. */
+/*
+ * An account typed on the command line, in the one form abqd records:
+ * "alice", "EXAMPLE\alice" and "Alice@Example.com" all name
+ * "alice@example.com" when [eas] default_domain is example.com.
+ */
 int
-ctl_account(const char *word, char **account_r)
+ctl_account(const struct ctl_env *env, const char *word, char **account_r)
 {
-	*account_r = account_normalize(word);
+	*account_r =
+	    account_canonical(word, env->config != NULL ? env->config->eas_default_domain : NULL);
 	if (*account_r == NULL) {
 		ctl_fail("'%s' is not a valid account", word);
 		return -1;

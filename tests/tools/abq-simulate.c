@@ -105,6 +105,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "abq-simulate: %s\n", err);
 		goto out;
 	}
+	/* The account as abqd records it: canonical under [eas] default_domain. */
+	{
+		char *canon = account_canonical(seen.account, config->eas_default_domain);
+
+		if (canon == NULL) {
+			fprintf(stderr, "abq-simulate: '%s' is not a valid account\n",
+			        seen.account);
+			goto out;
+		}
+		free(seen.account);
+		seen.account = canon;
+	}
 	ctx.store = store;
 	ctx.default_domain = config->eas_default_domain;
 	ctx.who = ABQ_WHO_DAEMON;
