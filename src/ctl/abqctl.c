@@ -419,6 +419,12 @@ abqctl_main(int argc, char **argv)
 			ctl_fail("%s", err != NULL ? err : "cannot open the store");
 			goto out;
 		}
+		/* Accounts recorded bare before default_domain was set get it, once. */
+		if (abq_store_accounts_canonicalize(env.store, env.config->eas_default_domain, NULL,
+		                                    &err) < 0) {
+			ctl_fail("store: giving accounts the default domain: %s", err);
+			goto out;
+		}
 		env.ctx.store = env.store;
 	}
 

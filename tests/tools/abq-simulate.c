@@ -101,7 +101,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	store = abq_store_open(config->store_url, config->base_dir, 0, &err);
-	if (store == NULL) {
+	if (store == NULL ||
+	    abq_store_accounts_canonicalize(store, config->eas_default_domain, NULL, &err) < 0) {
 		fprintf(stderr, "abq-simulate: %s\n", err);
 		goto out;
 	}
