@@ -53,7 +53,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const pass[] = {"/autodiscover/", "/ews/"};
 	static struct blk_cache blocks = {.size = 2048}; /* as the gateway has it */
-	struct eas_request_config cfg = {NULL, pass, 2, &blocks};
+	struct eas_request_config cfg = {NULL, pass, 2, &blocks, NULL};
 	/* With their lengths, as the gateway passes what the HTTP server measured. */
 	struct eas_header hdr[3] = {
 	    {.name = "MS-ASProtocolVersion", .value = "14.1", .name_len = 20, .value_len = 4},

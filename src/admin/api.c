@@ -113,11 +113,14 @@ body_string(struct admin_req *r, json_t *body, const char *name, bool required, 
 	return 0;
 }
 
-/* An account from the path or the body, normalised; NULL after a 400. */
+/*
+ * An account from the path or the body, in its canonical form ([eas]
+ * default_domain added to a bare name, as abqd records it); NULL after a 400.
+ */
 static char *
 account_of(struct admin_req *r, const char *word)
 {
-	char *a = account_normalize(word);
+	char *a = account_canonical(word, admin_config(r->a)->eas_default_domain);
 	if (a == NULL)
 		admin_reply_error(r, 400, "bad_request", "'%s' is not a valid account", word);
 	return a;

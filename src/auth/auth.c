@@ -601,7 +601,7 @@ auth_check(struct auth *a, const char *user, const char *password, const char *a
 		make_ready(a, p, cached, true);
 		return p;
 	}
-	if ((acct = account_normalize(user)) == NULL) {
+	if ((acct = account_canonical(user, a->conf.default_domain)) == NULL) {
 		make_ready(a, p, AUTH_DENIED, false);
 		return p;
 	}

@@ -128,6 +128,12 @@ struct auth_conf {
 	unsigned max_in_flight;          /* probes at once; 0: 64 */
 	unsigned max_cache;              /* entries per cache/limit table; 0: 100000 */
 	bool insecure_skip_verify;       /* tests only: no TLS peer verification */
+	/*
+	 * [eas] default_domain, or NULL: the per-account limit counts every
+	 * spelling of one account together (util.h account_canonical). Not
+	 * copied: it must outlive the verifier.
+	 */
+	const char *default_domain;
 };
 
 /* Counters for /metrics; monotonic except in_flight and queued. */

@@ -129,11 +129,16 @@ ctl_registry_status(int rc, char *errmsg)
 	return CTL_REFUSED;
 }
 
-/* An account typed on the command line, normalised as abqd normalises user names. */
+/*
+ * An account typed on the command line, in the one form abqd records:
+ * "alice", "EXAMPLE\alice" and "Alice@Example.com" all name
+ * "alice@example.com" when [eas] default_domain is example.com.
+ */
 int
-ctl_account(const char *word, char **account_r)
+ctl_account(const struct ctl_env *env, const char *word, char **account_r)
 {
-	*account_r = account_normalize(word);
+	*account_r =
+	    account_canonical(word, env->config != NULL ? env->config->eas_default_domain : NULL);
 	if (*account_r == NULL) {
 		ctl_fail("'%s' is not a valid account", word);
 		return -1;
@@ -412,6 +417,12 @@ abqctl_main(int argc, char **argv)
 		env.store = abq_store_open(env.config->store_url, env.config->base_dir, 0, &err);
 		if (env.store == NULL) {
 			ctl_fail("%s", err != NULL ? err : "cannot open the store");
+			goto out;
+		}
+		/* Accounts recorded bare before default_domain was set get it, once. */
+		if (abq_store_accounts_canonicalize(env.store, env.config->eas_default_domain, NULL,
+		                                    &err) < 0) {
+			ctl_fail("store: giving accounts the default domain: %s", err);
 			goto out;
 		}
 		env.ctx.store = env.store;

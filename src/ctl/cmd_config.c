@@ -17,7 +17,8 @@
 
 /* The scope's target from the command line (normalised), NULL for global. */
 static int
-config_target(const struct ctl_command *cmd, const struct ctl_args *args, char **target_r)
+config_target(const struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args,
+              char **target_r)
 {
 	*target_r = NULL;
 	switch ((enum abq_scope)cmd->op) {
@@ -26,7 +27,7 @@ config_target(const struct ctl_command *cmd, const struct ctl_args *args, char *
 	case ABQ_SCOPE_DOMAIN:
 		return ctl_domain(ctl_arg(args, "domain"), target_r);
 	case ABQ_SCOPE_ACCOUNT:
-		return ctl_account(ctl_arg(args, "account"), target_r);
+		return ctl_account(env, ctl_arg(args, "account"), target_r);
 	}
 	return -1;
 }
@@ -126,7 +127,7 @@ do_config_get(struct ctl_env *env, const struct ctl_command *cmd, const struct c
 	int status = CTL_OK;
 	static const char *const headers[] = {"ATTRIBUTE", "VALUE", "SOURCE"};
 
-	if (config_target(cmd, args, &target) < 0)
+	if (config_target(env, cmd, args, &target) < 0)
 		return CTL_REFUSED;
 	where = scope_text(scope, target);
 	if (name != NULL) {
@@ -211,7 +212,7 @@ config_change(struct ctl_env *env, const struct ctl_command *cmd, const struct c
 	const struct abq_attr_def *def;
 	int rc;
 
-	if (config_target(cmd, args, &target) < 0)
+	if (config_target(env, cmd, args, &target) < 0)
 		return CTL_REFUSED;
 	rc = abq_registry_attr_set(&env->ctx, scope, target, name, value, &o, &errmsg);
 	if (rc != 0) {

@@ -42,7 +42,7 @@ do_list(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_arg
 
 	if (status != NULL && ctl_state(status, true, &f.state) < 0)
 		goto out;
-	if (account_word != NULL && ctl_account(account_word, &account) < 0)
+	if (account_word != NULL && ctl_account(env, account_word, &account) < 0)
 		goto out;
 	if (domain_word != NULL && ctl_domain(domain_word, &domain) < 0)
 		goto out;
@@ -63,7 +63,7 @@ do_device_list(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 	char *account = NULL;
 	int rc;
 
-	if (ctl_account(ctl_arg(args, "account"), &account) < 0)
+	if (ctl_account(env, ctl_arg(args, "account"), &account) < 0)
 		return CTL_REFUSED;
 	f.account = account;
 	rc = list_devices(env, &f);
@@ -103,7 +103,8 @@ do_device_info(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 	int rc, status = CTL_REFUSED;
 
 	memset(entries, 0, sizeof(entries));
-	if (ctl_device_id(device_id) < 0 || ctl_account(ctl_arg(args, "account"), &account) < 0)
+	if (ctl_device_id(device_id) < 0 ||
+	    ctl_account(env, ctl_arg(args, "account"), &account) < 0)
 		return CTL_REFUSED;
 	rc = abq_store_device_get(env->store, account, device_id, &d, &err);
 	if (rc < 0) {
@@ -223,7 +224,7 @@ do_history(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 
 	if (device_id != NULL && ctl_device_id(device_id) < 0)
 		return CTL_REFUSED;
-	if (account_word != NULL && ctl_account(account_word, &account) < 0)
+	if (account_word != NULL && ctl_account(env, account_word, &account) < 0)
 		return CTL_REFUSED;
 	if (limit_word != NULL) {
 		long long n;
@@ -267,7 +268,8 @@ do_explain(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 	char *account = NULL, *errmsg = NULL;
 	int rc;
 
-	if (ctl_device_id(device_id) < 0 || ctl_account(ctl_arg(args, "account"), &account) < 0)
+	if (ctl_device_id(device_id) < 0 ||
+	    ctl_account(env, ctl_arg(args, "account"), &account) < 0)
 		return CTL_REFUSED;
 	p = abq_registry_policy(env->store, env->config->eas_default_domain, &errmsg);
 	if (p == NULL) {

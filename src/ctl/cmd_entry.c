@@ -32,7 +32,7 @@ write_entry(struct ctl_env *env, const char *device_id, const char *account_word
 
 	if (ctl_device_id(device_id) < 0)
 		return CTL_REFUSED;
-	if (account_word != NULL && ctl_account(account_word, &account) < 0)
+	if (account_word != NULL && ctl_account(env, account_word, &account) < 0)
 		return CTL_REFUSED;
 	rc = abq_registry_set_entry(&env->ctx, device_id, account, state, &o, &errmsg);
 	if (rc != 0) {
@@ -90,7 +90,7 @@ do_delete(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_a
 
 	if (ctl_device_id(device_id) < 0)
 		return CTL_REFUSED;
-	if (account_word != NULL && ctl_account(account_word, &account) < 0)
+	if (account_word != NULL && ctl_account(env, account_word, &account) < 0)
 		return CTL_REFUSED;
 	rc = abq_registry_delete(&env->ctx, device_id, account, &o, &errmsg);
 	if (rc != 0) {

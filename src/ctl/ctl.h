@@ -41,7 +41,8 @@ int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_registry_status(int rc, char *errmsg);
 
 /* Command-line values, checked and normalised; each returns 0 or prints the error and -1. */
-int ctl_account(const char *word, char **account_r);
+/* An account in its canonical form (util.h account_canonical, [eas] default_domain). */
+int ctl_account(const struct ctl_env *env, const char *word, char **account_r);
 int ctl_domain(const char *word, char **domain_r);
 int ctl_device_id(const char *word);
 int ctl_state(const char *word, bool allow_discovery, enum abq_state *state_r);

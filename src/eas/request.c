@@ -163,6 +163,7 @@ struct parse_ctx {
 	 */
 	bool from_target;
 	uint32_t query_policy_key;
+	const char *default_domain; /* eas_request_config's, for the account */
 };
 
 static enum eas_req_err req_fail(struct parse_ctx *c, enum eas_req_err err, const char *fmt, ...)
@@ -1165,7 +1166,9 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 	struct eas_request *r = c->req;
 	size_t slen = 0, pos, blen;
 	unsigned char stackbuf[256], *buf;
-	const char *why, *colon, *acct;
+	const char *why, *colon;
+	char acct[ACCOUNT_MAX + 1];
+	long alen;
 	enum eas_req_err err = EAS_REQ_OK;
 
 	while (slen < len && v[slen] != ' ' && v[slen] != '\t')
@@ -1215,15 +1218,16 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 	r->auth_user = req_strndup(c, (const char *)buf, pos);
 	r->auth_password_len = blen - pos - 1;
 	r->auth_password = req_strndup(c, colon + 1, r->auth_password_len);
-	acct = account_part(r->auth_user, &pos);
-	if (acct != NULL)
-		r->account = str_lower(req_strndup(c, acct, pos));
-	if (r->account == NULL) {
+	/* The one spelling of the account (product.md, Identity). */
+	alen = account_canonical_into(r->auth_user, c->default_domain, acct);
+	if (alen < 0) {
 		err = req_fail(c, EAS_REQ_EUSER,
-		               "Authorization: the user name is empty or holds control "
-		               "characters, '/' or white space");
+		               "Authorization: the user name is empty, is not one name and at "
+		               "most one domain, or holds control characters, '/' or white "
+		               "space");
 		goto out;
 	}
+	r->account = req_strndup(c, acct, (size_t)alen);
 	r->no_auth = false;
 out:
 	explicit_bzero(buf, B64_DECODED_MAX(len) + 1);
@@ -1312,7 +1316,7 @@ check_request(struct parse_ctx *c)
 	struct eas_request *r = c->req;
 
 	if (r->account != NULL && r->user != NULL)
-		r->user_mismatch = !account_is(r->user, r->account);
+		r->user_mismatch = !account_is_canonical_of(r->user, r->account, c->default_domain);
 	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST)
 		return EAS_REQ_OK;
 	if (r->cmd == EAS_CMD_NONE)
@@ -1383,6 +1387,7 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 		c.req = &b->req;
 	}
 	c.req->no_auth = true;
+	c.default_domain = cfg != NULL ? cfg->default_domain : NULL;
 	if ((err = parse_method(&c, method)) != EAS_REQ_OK ||
 	    (err = parse_target(&c, cfg, target)) != EAS_REQ_OK ||
 	    (err = parse_headers(&c, headers, n_headers, &ix)) != EAS_REQ_OK ||

@@ -31,9 +31,10 @@
  *   over the MS-ASProtocolVersion and X-MS-PolicyKey headers (MS-ASHTTP: the
  *   fields replace the headers); with a plain query the headers win over the
  *   non-standard PolicyKey= parameter.
- * - Identity: the account comes from Authorization: Basic (account_normalize:
- *   lower-cased, "DOMAIN\" removed). A User= (or base64 User tag) that does not
- *   normalise to the same account sets user_mismatch; the credentials win.
+ * - Identity: the account comes from Authorization: Basic (account_canonical:
+ *   lower-cased, "DOMAIN\" removed, "@default_domain" added to a bare name).
+ *   A User= (or base64 User tag) that does not canonicalise to the same
+ *   account sets user_mismatch; the credentials win.
  *   No Authorization, or a scheme other than Basic, sets no_auth and leaves
  *   account NULL. A Basic header that cannot be decoded is an error.
  * - A POST to the EAS path needs Cmd and DeviceId; OPTIONS needs neither.
@@ -177,6 +178,11 @@ struct eas_request_config {
 	 * must outlive them; blk_cache_clear empties it.
 	 */
 	struct blk_cache *blocks;
+	/*
+	 * [eas] default_domain, or NULL: a bare user name's account is
+	 * name@default_domain (util.h account_canonical). Not copied.
+	 */
+	const char *default_domain;
 };
 
 /* A query parameter abqd does not know, kept for the logs. */
@@ -220,7 +226,7 @@ struct eas_request {
 	char *auth_user;     /* user name from the credentials, as sent */
 	char *auth_password; /* wiped by eas_request_free; never printed */
 	size_t auth_password_len;
-	char *account;      /* account_normalize(auth_user), or NULL if no_auth */
+	char *account;      /* account_canonical(auth_user), or NULL if no_auth */
 	bool user_mismatch; /* User= names someone else; the credentials won */
 
 	struct eas_param extra[EAS_REQ_EXTRA_MAX];

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#define ACCOUNT_MAX      256
 #define DEVICE_ID_MAX    64
 #define DURATION_ERR_MSG "not a duration (use 0, 30s, 45m, 6h, 1d)"
 #define SIZE_ERR_MSG     "not a size (use 1048576, 512K, 32M, 1G)"
@@ -466,17 +465,70 @@ abq_now(void)
 /*
  * The account a user name stands for (product.md): a Windows "DOMAIN\" prefix
  * is dropped (up to the last backslash) and ASCII is lower-cased, so that
- * "CORP\Alice" and "alice" are one account. Names that could confuse a log
- * line, a path or the CLI grammar (control characters, white space, '/') or
- * that are empty or longer than 256 bytes are refused with NULL.
+ * "CORP\Alice" and "alice" are one account; with a default domain a bare name
+ * gets "@default_domain", so that "alice" and "alice@example.com" are one
+ * account too. Names that could confuse a log line, a path or the CLI grammar
+ * (control characters, white space, '/'), that are not one local part and at
+ * most one domain ("a@b@c", "alice@", "@x"), or that are empty or longer than
+ * ACCOUNT_MAX bytes are refused with NULL.
  */
+char *
+account_canonical(const char *user, const char *default_domain)
+{
+	char buf[ACCOUNT_MAX + 1];
+	long n = account_canonical_into(user, default_domain, buf);
+
+	return n < 0 ? NULL : xstrndup(buf, (size_t)n);
+}
+
+/* account_canonical without the allocation: into out[ACCOUNT_MAX + 1]. */
+long
+account_canonical_into(const char *user, const char *default_domain, char *out)
+{
+	size_t len, dlen = 0;
+	const char *p = account_part(user, &len);
+	const char *at;
+
+	if (p == NULL)
+		return -1;
+	at = memchr(p, '@', len);
+	if (at != NULL) {
+		size_t local = (size_t)(at - p);
+
+		if (local == 0 || local == len - 1 || memchr(at + 1, '@', len - local - 1) != NULL)
+			return -1;
+	} else if (default_domain != NULL && *default_domain != '\0') {
+		dlen = strlen(default_domain);
+		if (len + 1 + dlen > ACCOUNT_MAX)
+			return -1;
+	}
+	memcpy(out, p, len);
+	if (dlen > 0) {
+		out[len++] = '@';
+		memcpy(out + len, default_domain, dlen);
+		len += dlen;
+	}
+	out[len] = '\0';
+	str_lower(out);
+	return (long)len;
+}
+
+/* Whether user stands for account, as account_canonical would give it. */
+bool
+account_is_canonical_of(const char *user, const char *account, const char *default_domain)
+{
+	char buf[ACCOUNT_MAX + 1];
+
+	if (account == NULL || account_canonical_into(user, default_domain, buf) < 0)
+		return false;
+	return strcmp(buf, account) == 0;
+}
+
+/* The account of a user name where no default domain is known. */
 char *
 account_normalize(const char *user)
 {
-	size_t len;
-	const char *p = account_part(user, &len);
-
-	return p != NULL ? str_lower(xstrndup(p, len)) : NULL;
+	return account_canonical(user, NULL);
 }
 
 /* The part of user that account_normalize keeps (not yet lower-cased), or NULL. */
@@ -614,20 +666,7 @@ field_value_len(const char *s)
 bool
 account_is(const char *user, const char *account)
 {
-	size_t len;
-	const char *p = account_part(user, &len);
-
-	if (p == NULL || account == NULL || strlen(account) != len)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		if (c != (unsigned char)account[i])
-			return false;
-	}
-	return true;
+	return account_is_canonical_of(user, account, NULL);
 }
 
 /*

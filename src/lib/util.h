@@ -206,17 +206,35 @@ int parse_time(const char *s, int64_t *t, const char **errstr);
 /* The current time in seconds; ABQ_NOW in the environment overrides it (tests). */
 int64_t abq_now(void);
 
+/* The longest account abqd records, in bytes (the domain part included). */
+#define ACCOUNT_MAX 256
+
 /*
- * Identity (product.md): the account is the user name lower-cased, with a
- * "DOMAIN\" prefix removed. Returns a new string, or NULL for an empty or
- * unusable name (containing control characters, '/' or white space).
+ * Identity (product.md): the one spelling of a person's account. The user
+ * name loses a "DOMAIN\" prefix (up to the last backslash) and is lower-cased;
+ * when default_domain is set (not NULL or empty) and the name has no '@',
+ * "@default_domain" is appended. So with default_domain "example.com",
+ * "alice", "Alice", "EXAMPLE\alice" and "alice@EXAMPLE.com" are all
+ * "alice@example.com"; without it a bare name stays bare. Returns a new
+ * string, or NULL for an unusable name: empty, more than one '@', an empty
+ * part before or after the '@', control characters, white space or '/', or
+ * longer than ACCOUNT_MAX bytes once canonical.
  */
+char *account_canonical(const char *user, const char *default_domain);
+/*
+ * account_canonical into out (at least ACCOUNT_MAX + 1 bytes), NUL-terminated:
+ * returns its length, or -1 for an unusable name. No allocation.
+ */
+long account_canonical_into(const char *user, const char *default_domain, char *out);
+/* Whether user's canonical account is account (the User= check); no allocation. */
+bool account_is_canonical_of(const char *user, const char *account, const char *default_domain);
+/* account_canonical(user, NULL): for callers that know no default domain. */
 char *account_normalize(const char *user);
 /* Where account_normalize's account lies in user (*len bytes, case as sent), or NULL. */
 const char *account_part(const char *user, size_t *len);
 /* v in decimal into buf (at least 20 bytes), not terminated; returns the length. */
 size_t fmt_u64(char *buf, uint64_t v);
-/* Whether user normalizes to account; no allocation. */
+/* account_is_canonical_of(user, account, NULL). */
 bool account_is(const char *user, const char *account);
 /*
  * The length of s if it may go on the wire as an HTTP field value: no control

@@ -1190,3 +1190,67 @@ abq_store_restore_finish(struct abq_store *s, const char **errstr_r)
 		return 0; /* the backend's counters follow the ids by themselves */
 	return ops_of(s)->restore_finish(s, errstr_r);
 }
+
+/* A meta value of the store; see store.h. */
+int
+abq_store_meta_get(struct abq_store *s, const char *key, char **value_r, const char **errstr_r)
+{
+	CHECK_STORE(s, errstr_r);
+	if (value_r == NULL)
+		FAIL_ARG(errstr_r, "meta_get: no place for the value");
+	*value_r = NULL;
+	if (!key_ok(key))
+		FAIL_ARG(errstr_r, "meta_get: no key");
+	return ops_of(s)->meta_get(s, key, value_r, errstr_r);
+}
+
+/*
+ * Give bare accounts the default domain; see store.h. The recorded domain is
+ * read first without the write lock, so that the common case (done already)
+ * costs one read; it is read again under the lock, so that two processes
+ * starting at once rewrite once.
+ */
+int
+abq_store_accounts_canonicalize(struct abq_store *s, const char *default_domain, size_t *count_r,
+                                const char **errstr_r)
+{
+	size_t dummy_count;
+	char *domain, *cur = NULL;
+	int rc;
+
+	CHECK_STORE(s, errstr_r);
+	if (count_r == NULL)
+		count_r = &dummy_count;
+	*count_r = 0;
+	if (default_domain == NULL || *default_domain == '\0')
+		return 0;
+	if (!domain_valid(default_domain))
+		FAIL_ARG(errstr_r, "accounts_canonicalize: not a valid domain");
+	domain = str_lower(xstrdup(default_domain));
+	rc = ops_of(s)->meta_get(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &cur, errstr_r);
+	if (rc < 0 || (rc == 1 && strcmp(cur, domain) == 0))
+		goto out;
+	free(cur);
+	cur = NULL;
+	if ((rc = abq_store_begin(s, errstr_r)) < 0)
+		goto out;
+	rc = ops_of(s)->meta_get(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &cur, errstr_r);
+	if (rc == 1 && strcmp(cur, domain) == 0) {
+		abq_store_rollback(s);
+		rc = 0;
+		goto out;
+	}
+	if (rc < 0 || fault_now(errstr_r) ||
+	    ops_of(s)->accounts_canonicalize(s, domain, count_r, errstr_r) < 0 ||
+	    abq_store_commit(s, errstr_r) < 0) {
+		abq_store_rollback(s);
+		*count_r = 0;
+		rc = -1;
+		goto out;
+	}
+	rc = 0;
+out:
+	free(cur);
+	free(domain);
+	return rc < 0 ? -1 : 0;
+}

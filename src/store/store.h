@@ -36,7 +36,7 @@
 #include "lib/abq_types.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 4
+#define ABQ_STORE_SCHEMA_VERSION 5
 
 /* A device: the pair (account, DeviceId) and everything known about it. */
 struct abq_device {
@@ -474,6 +474,28 @@ int abq_store_syncstate_put(struct abq_store *s, const char *account, const char
 int abq_store_syncstate_delete(struct abq_store *s, const char *account, const char *device_id,
                                const char *collection, size_t *count_r, const char **errstr_r);
 
+/*
+ * One identity per person (product.md): accounts recorded before [eas]
+ * default_domain was set are bare ("alice") where the canonical form is now
+ * "alice@example.com" (util.h account_canonical). abq_store_accounts_canonicalize
+ * rewrites every bare account to "name@default_domain" in every table that
+ * holds one (devices, entries, account attributes, sync state, history, the
+ * outbox), in one transaction of its own (call it outside a transaction), and
+ * records the domain under the meta key "account_domain" (schema version 5).
+ * Collisions merge: of two device records of one DeviceId, the one seen more
+ * recently stays (the canonical one on a tie), with its sync state; of two
+ * entries or account attributes, the canonical one stays. When the recorded
+ * domain is default_domain already, it only reads that key; a NULL or empty
+ * default_domain does nothing. *count_r (may be NULL) gets how many device,
+ * entry and attribute records were rewritten or merged away. The change log is
+ * not written: daemons load the registry after this has run at their start.
+ */
+#define ABQ_STORE_META_ACCOUNT_DOMAIN "account_domain"
+int abq_store_accounts_canonicalize(struct abq_store *s, const char *default_domain,
+                                    size_t *count_r, const char **errstr_r);
+/* A meta value of the store (1 with *value_r, malloc'd; 0 when absent; -1). */
+int abq_store_meta_get(struct abq_store *s, const char *key, char **value_r, const char **errstr_r);
+
 /* Moving a registry: declared here for the ops table, described at the end. */
 struct abq_syncstate;
 typedef int abq_syncstate_cb(void *arg, const struct abq_syncstate *st);
@@ -587,6 +609,11 @@ struct abq_store_ops {
 	int (*syncstate_iter)(struct abq_store *, abq_syncstate_cb *, void *, const char **);
 	int (*restore)(struct abq_store *, enum abq_restore_kind, const void *, const char **);
 	int (*restore_finish)(struct abq_store *, const char **);
+
+	/* Accounts (abq_store_accounts_canonicalize), schema version 5. */
+	int (*meta_get)(struct abq_store *, const char *, char **, const char **);
+	/* Inside the caller's transaction; also records the meta key. */
+	int (*accounts_canonicalize)(struct abq_store *, const char *, size_t *, const char **);
 };
 
 /*

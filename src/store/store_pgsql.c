@@ -199,6 +199,8 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " created_at BIGINT NOT NULL DEFAULT 0,"
     " last_used BIGINT NOT NULL DEFAULT 0);"
     "CREATE INDEX tokens_admin ON tokens (admin, id);",
+    /* 4 -> 5: the history of one account found without a scan (abqd_meta was there). */
+    "CREATE INDEX history_account ON history (account);",
 };
 
 #define STR(x)      #x
@@ -3035,6 +3037,125 @@ pgsql_listener_free(struct abq_store_listener *ll)
 	free(l);
 }
 
+/* ---- accounts ---------------------------------------------------------------- */
+
+/* Run sql with one text parameter; the result, or NULL with *errstr_r. */
+static PGresult *
+exec_text1(struct pg_store *s, const char *sql, const char *v, const char *what,
+           const char **errstr_r)
+{
+	PGresult *res;
+
+	if (pipe_flush(s, errstr_r) < 0)
+		return NULL;
+	res = PQexecParams(s->conn, sql, 1, NULL, &v, NULL, NULL, 0);
+	if (!res_ok(res)) {
+		db_fail(s, what, res, errstr_r);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Read a meta value: 1 with *value_r (malloc'd), 0 when absent, or -1. */
+static int
+pgsql_meta_get(struct abq_store *store, const char *key, char **value_r, const char **errstr_r)
+{
+	struct pg_store *s = S(store);
+	PGresult *res;
+	int rc = 0;
+
+	*value_r = NULL;
+	res =
+	    exec_text1(s, "SELECT value FROM abqd_meta WHERE key = $1", key, "meta_get", errstr_r);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1) {
+		*value_r = col_str(res, 0, 0);
+		rc = *value_r != NULL ? 1 : 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/*
+ * The rewrite of bare accounts to "name@domain" (store.h), in the order of the
+ * SQLite backend's (see there); $1 is the domain. DeviceIds and attribute
+ * names compare by their lower-cased key columns.
+ */
+static const struct {
+	const char *sql;
+	bool counted; /* a registry record (device, entry, attribute) */
+} pgsql_canon[] = {
+    {"DELETE FROM devices WHERE strpos(account, '@') > 0 AND EXISTS (SELECT 1 FROM devices b"
+     " WHERE strpos(b.account, '@') = 0 AND b.account || '@' || $1::text = devices.account"
+     " AND b.device_key = devices.device_key AND b.last_seen > devices.last_seen)",
+     true},
+    {"DELETE FROM devices WHERE strpos(account, '@') = 0 AND EXISTS (SELECT 1 FROM devices c"
+     " WHERE c.account = devices.account || '@' || $1::text"
+     " AND c.device_key = devices.device_key)",
+     true},
+    {"DELETE FROM syncstate WHERE strpos(account, '@') = 0 AND EXISTS (SELECT 1 FROM devices c"
+     " WHERE c.account = syncstate.account || '@' || $1::text"
+     " AND c.device_key = syncstate.device_key)",
+     false},
+    {"DELETE FROM syncstate WHERE strpos(account, '@') > 0 AND EXISTS (SELECT 1 FROM devices b"
+     " WHERE strpos(b.account, '@') = 0 AND b.account || '@' || $1::text = syncstate.account"
+     " AND b.device_key = syncstate.device_key)",
+     false},
+    {"DELETE FROM syncstate WHERE strpos(account, '@') = 0 AND EXISTS (SELECT 1 FROM syncstate c"
+     " WHERE c.account = syncstate.account || '@' || $1::text"
+     " AND c.device_key = syncstate.device_key AND c.collection = syncstate.collection)",
+     false},
+    {"UPDATE syncstate SET account = account || '@' || $1::text WHERE strpos(account, '@') = 0",
+     false},
+    {"UPDATE devices SET account = account || '@' || $1::text WHERE strpos(account, '@') = 0",
+     true},
+    {"DELETE FROM entries WHERE strpos(account, '@') = 0 AND EXISTS (SELECT 1 FROM entries c"
+     " WHERE c.account = entries.account || '@' || $1::text"
+     " AND c.device_key = entries.device_key)",
+     true},
+    {"UPDATE entries SET account = account || '@' || $1::text WHERE strpos(account, '@') = 0",
+     true},
+    {"DELETE FROM attrs WHERE scope = 'account' AND strpos(target, '@') = 0 AND EXISTS"
+     " (SELECT 1 FROM attrs c WHERE c.scope = 'account'"
+     " AND c.target = attrs.target || '@' || $1::text AND c.name_key = attrs.name_key)",
+     true},
+    {"UPDATE attrs SET target = target || '@' || $1::text"
+     " WHERE scope = 'account' AND strpos(target, '@') = 0",
+     true},
+    {"UPDATE history SET account = account || '@' || $1::text"
+     " WHERE account <> '' AND strpos(account, '@') = 0",
+     false},
+    {"UPDATE outbox SET account = account || '@' || $1::text"
+     " WHERE account <> '' AND strpos(account, '@') = 0",
+     false},
+    {"INSERT INTO abqd_meta (key, value) VALUES ('" ABQ_STORE_META_ACCOUNT_DOMAIN "', $1)"
+     " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+     false},
+};
+
+/* Give bare accounts "@domain" in every table, inside the caller's transaction. */
+static int
+pgsql_accounts_canonicalize(struct abq_store *store, const char *domain, size_t *count_r,
+                            const char **errstr_r)
+{
+	struct pg_store *s = S(store);
+
+	*count_r = 0;
+	for (size_t i = 0; i < sizeof(pgsql_canon) / sizeof(pgsql_canon[0]); i++) {
+		PGresult *res =
+		    exec_text1(s, pgsql_canon[i].sql, domain, "accounts_canonicalize", errstr_r);
+
+		if (res == NULL)
+			return -1;
+		if (pgsql_canon[i].counted)
+			*count_r += (size_t)strtoull(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	return 0;
+}
+
 const struct abq_store_ops abq_store_pgsql_ops = {
     .name = "pgsql",
     .scheme = "postgresql://",
@@ -3101,4 +3222,6 @@ const struct abq_store_ops abq_store_pgsql_ops = {
     .syncstate_iter = pgsql_syncstate_iter,
     .restore = pgsql_restore,
     .restore_finish = pgsql_restore_finish,
+    .meta_get = pgsql_meta_get,
+    .accounts_canonicalize = pgsql_accounts_canonicalize,
 };

@@ -153,6 +153,15 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " created_at INTEGER NOT NULL DEFAULT 0,"
     " last_used INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX tokens_admin ON tokens (admin, id);",
+    /*
+     * 4 -> 5: facts about the store itself (the domain its bare accounts
+     * were given, store.h abq_store_accounts_canonicalize) and the history
+     * of one account found without a scan.
+     */
+    "CREATE TABLE meta ("
+    " key TEXT NOT NULL PRIMARY KEY,"
+    " value TEXT NOT NULL);"
+    "CREATE INDEX history_account ON history (account);",
 };
 
 #define STR(x)      #x
@@ -2463,6 +2472,121 @@ sqlite_restore(struct abq_store *store, enum abq_restore_kind kind, const void *
 	return 0;
 }
 
+/* ---- accounts ---------------------------------------------------------------- */
+
+/* Read a meta value: 1 with *value_r (malloc'd), 0 when absent, or -1. */
+static int
+sqlite_meta_get(struct abq_store *store, const char *key, char **value_r, const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+	sqlite3_stmt *st;
+	int rc;
+
+	*value_r = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_fail(s, "meta_get", errstr_r);
+	if (bt(st, 1, key) != SQLITE_OK) {
+		db_fail(s, "meta_get", errstr_r);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*value_r = xstrdup((const char *)sqlite3_column_text(st, 0));
+		rc = 1;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = db_fail(s, "meta_get", errstr_r);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * The rewrite of bare accounts to "name@domain" (store.h), one statement at a
+ * time, in this order: devices that lose a collision (the one seen less
+ * recently; the canonical one on a tie), then the sync state of the pairs whose
+ * device is gone (and, between two states with no device, the bare one), then
+ * every table's bare accounts; entries and account attributes keep the
+ * canonical record of a collision. ?1 is the domain. History and the outbox
+ * are rewritten too, so a filter by account finds what was recorded before.
+ */
+static const struct {
+	const char *sql;
+	bool counted; /* a registry record (device, entry, attribute) */
+} sqlite_canon[] = {
+    {"DELETE FROM devices WHERE instr(account, '@') > 0 AND EXISTS (SELECT 1 FROM devices b"
+     " WHERE instr(b.account, '@') = 0 AND b.account || '@' || ?1 = devices.account"
+     " AND b.device_id = devices.device_id AND b.last_seen > devices.last_seen)",
+     true},
+    {"DELETE FROM devices WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM devices c"
+     " WHERE c.account = devices.account || '@' || ?1 AND c.device_id = devices.device_id)",
+     true},
+    {"DELETE FROM syncstate WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM devices c"
+     " WHERE c.account = syncstate.account || '@' || ?1 AND c.device_id = syncstate.device_id)",
+     false},
+    {"DELETE FROM syncstate WHERE instr(account, '@') > 0 AND EXISTS (SELECT 1 FROM devices b"
+     " WHERE instr(b.account, '@') = 0 AND b.account || '@' || ?1 = syncstate.account"
+     " AND b.device_id = syncstate.device_id)",
+     false},
+    {"DELETE FROM syncstate WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM syncstate c"
+     " WHERE c.account = syncstate.account || '@' || ?1 AND c.device_id = syncstate.device_id"
+     " AND c.collection = syncstate.collection)",
+     false},
+    {"UPDATE syncstate SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
+    {"UPDATE devices SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", true},
+    {"DELETE FROM entries WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM entries c"
+     " WHERE c.account = entries.account || '@' || ?1 AND c.device_id = entries.device_id)",
+     true},
+    {"UPDATE entries SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", true},
+    {"DELETE FROM attrs WHERE scope = 'account' AND instr(target, '@') = 0 AND EXISTS"
+     " (SELECT 1 FROM attrs c WHERE c.scope = 'account'"
+     " AND c.target = attrs.target || '@' || ?1 AND c.name = attrs.name)",
+     true},
+    {"UPDATE attrs SET target = target || '@' || ?1"
+     " WHERE scope = 'account' AND instr(target, '@') = 0",
+     true},
+    {"UPDATE history SET account = account || '@' || ?1"
+     " WHERE account <> '' AND instr(account, '@') = 0",
+     false},
+    {"UPDATE outbox SET account = account || '@' || ?1"
+     " WHERE account <> '' AND instr(account, '@') = 0",
+     false},
+    {"INSERT OR REPLACE INTO meta (key, value) VALUES ('" ABQ_STORE_META_ACCOUNT_DOMAIN "', ?1)",
+     false},
+};
+
+/* Give bare accounts "@domain" in every table, inside the caller's transaction. */
+static int
+sqlite_accounts_canonicalize(struct abq_store *store, const char *domain, size_t *count_r,
+                             const char **errstr_r)
+{
+	struct sqlite_store *s = S(store);
+
+	*count_r = 0;
+	for (size_t i = 0; i < sizeof(sqlite_canon) / sizeof(sqlite_canon[0]); i++) {
+		sqlite3_stmt *st;
+		int rc;
+
+		if (sqlite3_prepare_v2(s->db, sqlite_canon[i].sql, -1, &st, NULL) != SQLITE_OK)
+			return db_fail(s, "accounts_canonicalize", errstr_r);
+		rc = bt(st, 1, domain);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE) {
+			db_fail(s, "accounts_canonicalize", errstr_r);
+			sqlite3_finalize(st);
+			return -1;
+		}
+		sqlite3_finalize(st);
+		if (sqlite_canon[i].counted)
+			*count_r += (size_t)sqlite3_changes(s->db);
+	}
+	return 0;
+}
+
 const struct abq_store_ops abq_store_sqlite_ops = {
     .name = "sqlite",
     .scheme = "sqlite:",
@@ -2521,4 +2645,6 @@ const struct abq_store_ops abq_store_sqlite_ops = {
     .token_count = sqlite_token_count,
     .syncstate_iter = sqlite_syncstate_iter,
     .restore = sqlite_restore,
+    .meta_get = sqlite_meta_get,
+    .accounts_canonicalize = sqlite_accounts_canonicalize,
 };

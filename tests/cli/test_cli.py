@@ -215,14 +215,14 @@ class StoryTest(CliTest):
         # Both new phones wait in quarantine, in the table and in JSON.
         rows = table_rows(self.ok("mobile", "abq", "list", "status", "Quarantined"))
         self.assertEqual({(r["ACCOUNT"], r["DEVICE_ID"]) for r in rows},
-                         {("ceo@example.com", "APPLCEO1"), ("bob", "SAMBOB1")})
+                         {("ceo@example.com", "APPLCEO1"), ("bob@example.com", "SAMBOB1")})
         for r in rows:
             self.assertEqual(r["STATE"], "Quarantined")
             self.assertEqual(r["REASON"], "Mode")
         ceo = [r for r in rows if r["DEVICE_ID"] == "APPLCEO1"][0]
         self.assertEqual((ceo["TYPE"], ceo["MODEL"]), ("iPhone", "iPhone16,2"))
         q = self.devices("status", "Quarantined")
-        self.assertEqual(set(q), {("ceo@example.com", "APPLCEO1"), ("bob", "SAMBOB1")})
+        self.assertEqual(set(q), {("ceo@example.com", "APPLCEO1"), ("bob@example.com", "SAMBOB1")})
         d = q[("ceo@example.com", "APPLCEO1")]
         self.assertEqual((d["deviceType"], d["model"], d["os"]), ("iPhone", "iPhone16,2",
                                                                    "iOS 18.1"))
@@ -236,10 +236,10 @@ class StoryTest(CliTest):
                       "Allowed (Individual)", out)
         out = self.ok("mobile", "abq", "block", "SAMBOB1")
         self.assertIn("SAMBOB1: Blocked (entry for every account)", out)
-        self.assertIn("bob / SAMBOB1: Quarantined (Mode) -> Blocked (Individual)", out)
+        self.assertIn("bob@example.com / SAMBOB1: Quarantined (Mode) -> Blocked (Individual)", out)
         self.assertEqual(self.state_of("ceo@example.com", "APPLCEO1"), ("Allowed", "Individual"))
-        self.assertEqual(self.state_of("bob", "SAMBOB1"), ("Blocked", "Individual"))
-        self.assertEqual(self.devices()[("bob", "SAMBOB1")]["stateBy"], expected_who())
+        self.assertEqual(self.state_of("bob@example.com", "SAMBOB1"), ("Blocked", "Individual"))
+        self.assertEqual(self.devices()[("bob@example.com", "SAMBOB1")]["stateBy"], expected_who())
 
         # History names who did it and when.
         hist = self.okj("mobile", "abq", "history")["history"]
@@ -268,13 +268,13 @@ class StoryTest(CliTest):
         # The office phone changes hands: deleted, then decided anew.
         out = self.ok("mobile", "abq", "delete", "OFFICE1")
         self.assertIn("deleted OFFICE1", out)
-        self.assertNotIn(("frontdesk", "OFFICE1"), self.devices())
+        self.assertNotIn(("frontdesk@example.com", "OFFICE1"), self.devices())
         self.assertNotIn("OFFICE1", self.ok("mobile", "abq", "list"))
         self.assertNotIn("OFFICE1", self.ok("mobile", "abq", "export"))
-        self.refused("mobile", "getDeviceInfo", "frontdesk", "OFFICE1", contains="no device")
+        self.refused("mobile", "getDeviceInfo", "frontdesk@example.com", "OFFICE1", contains="no device")
         self.assertEqual(self.seen("newhire", "OFFICE1", type="Android", model="Nokia",
                                    os="Android 12"), "Blocked Mode")
-        self.assertEqual(self.state_of("newhire", "OFFICE1"), ("Blocked", "Mode"))
+        self.assertEqual(self.state_of("newhire@example.com", "OFFICE1"), ("Blocked", "Mode"))
 
 
 class GrammarTest(CliTest):
@@ -294,7 +294,7 @@ class GrammarTest(CliTest):
             (["mobile", "abq", "setRule", "x", "Blocked"], "missing ORDER"),
             (["mobile", "abq", "purge", "180d"], "usage: mobile abq purge not-seen DURATION"),
             (["mobile", "abq", "import", "f"], "missing STATE"),
-            (["mobile", "getDeviceInfo", "alice"], "missing DEVICE_ID"),
+            (["mobile", "getDeviceInfo", "alice@example.com"], "missing DEVICE_ID"),
             (["config", "global", "set", "attribute", "abqMode"], "usage: config global set"),
             (["config", "domain"], "usage: config domain"),
             (["config", "planet", "get"], "unexpected word 'planet'"),
@@ -320,7 +320,7 @@ class GrammarTest(CliTest):
         self.seen("bob", "SAMX1", type="Android", model="SM-A52", os="Android 13")
         doc = self.okj("MOBILE", "ABQ", "setrule", "SM-*", "blocked", "3", "CHARACTERISTIC",
                        "devicemodel", "MATCH", "GLOB")
-        self.assertEqual(self.assert_changes(doc, False)[("bob", "SAMX1")]["to"]["state"],
+        self.assertEqual(self.assert_changes(doc, False)[("bob@example.com", "SAMX1")]["to"]["state"],
                          "Blocked")
         rules = self.okj("Mobile", "Abq", "LISTRULES")["rules"]
         self.assertEqual([(r["characteristic"], r["match"], r["pattern"], r["level"])
@@ -331,7 +331,7 @@ class GrammarTest(CliTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([d["deviceId"] for d in json.loads(p.stdout)["devices"]], ["SAMX1"])
         self.ok("mobile", "abq", "set", "SAMX1", "allowed")
-        self.assertEqual(self.state_of("bob", "SAMX1"), ("Allowed", "Individual"))
+        self.assertEqual(self.state_of("bob@example.com", "SAMX1"), ("Allowed", "Individual"))
 
     def test_help_version_and_abqd_config(self):
         p = self.run_ctl("--help", conf=False)
@@ -390,19 +390,19 @@ class ConfigTest(CliTest):
         self.assertEqual((a["value"], a["source"]), ("0", "default"))
 
         # Every attribute at once, for people and for scripts.
-        doc = self.okj("config", "account", "bob", "get")
+        doc = self.okj("config", "account", "bob@example.com", "get")
         names = {a["name"]: a for a in doc["attributes"]}
         self.assertIn("abqMode", names)
         self.assertIn("abqMaxDevicesPerAccount", names)
         for a in doc["attributes"]:
             self.assertIn(a["source"], {"global", "domain", "account", "default"})
-        rows = table_rows(self.ok("config", "account", "bob", "get"))
+        rows = table_rows(self.ok("config", "account", "bob@example.com", "get"))
         mode = [r for r in rows if r["ATTRIBUTE"] == "abqMode"][0]
         self.assertEqual((mode["VALUE"], mode["SOURCE"]), ("Strict", "domain example.com"))
         self.assertEqual(len(rows), len(doc["attributes"]))
 
         # The modes decide devices at each scope.
-        self.assertEqual(self.seen("alice@example.com", "A1", model="m", os="o"), "Allowed Mode")
+        self.assertEqual(self.seen("alice", "A1", model="m", os="o"), "Allowed Mode")
         self.assertEqual(self.seen("bob", "B1", model="m", os="o"), "Blocked Mode")
         self.assertEqual(self.seen("carol@other.org", "C1", model="m", os="o"),
                          "Quarantined Mode")
@@ -416,7 +416,7 @@ class ConfigTest(CliTest):
         self.refused("config", "account", "alice@example.com", "delete", "attribute", "abqMode",
                   contains="not set")
         out = self.ok("config", "domain", "example.com", "delete", "attribute", "abqMode")
-        self.assertIn("changed: bob / B1: Blocked (Mode) -> Quarantined (Mode)", out)
+        self.assertIn("changed: bob@example.com / B1: Blocked (Mode) -> Quarantined (Mode)", out)
 
         # setNotificationInterval is the global abqNotificationsInterval.
         out = self.ok("mobile", "abq", "setNotificationInterval", "45m")
@@ -437,22 +437,22 @@ class EntryTest(CliTest):
         self.seen("bob", "DEV1", type="iPhone", model="iPhone15,2", os="iOS 18")
         self.seen("bob", "DEV2", type="Android", model="Pixel 8", os="Android 14")
 
-        doc = self.okj("mobile", "abq", "quarantine", "DEV2", "account", "bob")
+        doc = self.okj("mobile", "abq", "quarantine", "DEV2", "account", "bob@example.com")
         self.assert_changes(doc, False)
-        self.assertEqual(self.state_of("bob", "DEV2"), ("Quarantined", "Individual"))
-        doc = self.okj("mobile", "abq", "allow", "DEV1", "account", "alice")
+        self.assertEqual(self.state_of("bob@example.com", "DEV2"), ("Quarantined", "Individual"))
+        doc = self.okj("mobile", "abq", "allow", "DEV1", "account", "alice@example.com")
         ch = self.assert_changes(doc, False)
-        self.assertEqual(set(ch), {("alice", "DEV1")})
-        self.assertEqual(ch[("alice", "DEV1")]["from"],
+        self.assertEqual(set(ch), {("alice@example.com", "DEV1")})
+        self.assertEqual(ch[("alice@example.com", "DEV1")]["from"],
                          {"state": "Quarantined", "reason": "Mode", "ruleId": None})
-        self.assertEqual(ch[("alice", "DEV1")]["to"],
+        self.assertEqual(ch[("alice@example.com", "DEV1")]["to"],
                          {"state": "Allowed", "reason": "Individual", "ruleId": None})
-        self.assertEqual(self.state_of("bob", "DEV1"), ("Quarantined", "Mode"))
+        self.assertEqual(self.state_of("bob@example.com", "DEV1"), ("Quarantined", "Mode"))
         out = self.ok("mobile", "abq", "set", "DEV1", "Blocked")
         self.assertIn("DEV1: Blocked (entry for every account)", out)
         # The DeviceId/account entry still wins over the DeviceId entry.
-        self.assertEqual(self.state_of("alice", "DEV1"), ("Allowed", "Individual"))
-        self.assertEqual(self.state_of("bob", "DEV1"), ("Blocked", "Individual"))
+        self.assertEqual(self.state_of("alice@example.com", "DEV1"), ("Allowed", "Individual"))
+        self.assertEqual(self.state_of("bob@example.com", "DEV1"), ("Blocked", "Individual"))
 
         # getDeviceList / getAllDevices / getDeviceInfo
         self.assertEqual([d["deviceId"] for d in
@@ -461,7 +461,7 @@ class EntryTest(CliTest):
         self.assertEqual(len(self.okj("mobile", "getAllDevices")["devices"]), 3)
         rows = table_rows(self.ok("mobile", "getAllDevices"))
         self.assertEqual(len(rows), 3)
-        info = self.okj("mobile", "getDeviceInfo", "alice", "DEV1")
+        info = self.okj("mobile", "getDeviceInfo", "alice@example.com", "DEV1")
         self.assertEqual(set(info), {"device", "entries"})
         d = info["device"]
         self.assertEqual(set(d), DEVICE_KEYS)
@@ -473,27 +473,27 @@ class EntryTest(CliTest):
         for e in info["entries"]:
             self.assertEqual(set(e), ENTRY_KEYS)
         self.assertEqual(sorted((e["account"] or "", e["state"]) for e in info["entries"]),
-                         [("", "Blocked"), ("alice", "Allowed")])
-        text = self.ok("mobile", "getDeviceInfo", "alice", "DEV1")
+                         [("", "Blocked"), ("alice@example.com", "Allowed")])
+        text = self.ok("mobile", "getDeviceInfo", "alice@example.com", "DEV1")
         self.assertIn("Alice's phone", text)
         self.assertIn("Allowed (Individual)", text)
-        self.refused("mobile", "getDeviceInfo", "alice", "NOPE", contains="no device NOPE")
+        self.refused("mobile", "getDeviceInfo", "alice@example.com", "NOPE", contains="no device NOPE")
 
         # list filters
-        self.assertEqual(set(self.devices("account", "bob")), {("bob", "DEV1"), ("bob", "DEV2")})
-        self.assertEqual(set(self.devices("status", "Blocked")), {("bob", "DEV1")})
+        self.assertEqual(set(self.devices("account", "bob@example.com")), {("bob@example.com", "DEV1"), ("bob@example.com", "DEV2")})
+        self.assertEqual(set(self.devices("status", "Blocked")), {("bob@example.com", "DEV1")})
         self.assertEqual(len(self.devices("domain", "example.com")), 3)
         self.assertEqual(len(self.devices("domain", "other.org")), 0)
         self.assertIn("no devices", self.ok("mobile", "abq", "list", "domain", "other.org"))
 
         # delete with account removes one account's record and entry only
-        doc = self.okj("mobile", "abq", "delete", "DEV1", "account", "alice")
+        doc = self.okj("mobile", "abq", "delete", "DEV1", "account", "alice@example.com")
         self.assert_changes(doc, False)
-        self.assertEqual(set(self.devices()), {("bob", "DEV1"), ("bob", "DEV2")})
+        self.assertEqual(set(self.devices()), {("bob@example.com", "DEV1"), ("bob@example.com", "DEV2")})
         self.assertEqual(self.ok("mobile", "abq", "export", "status", "Blocked").split(),
                          ["DEV1"])
         self.ok("mobile", "abq", "delete", "DEV1")
-        self.assertEqual(set(self.devices()), {("bob", "DEV2")})
+        self.assertEqual(set(self.devices()), {("bob@example.com", "DEV2")})
         self.refused("mobile", "abq", "delete", "DEV1", contains="DEV1")
 
     def test_export_groups(self):
@@ -538,21 +538,21 @@ class RuleTest(CliTest):
         def seen(acct, dev, ty, model, os_, ua="UA/1"):
             return self.seen(acct, dev, type=ty, model=model, os=os_, ua=ua)
 
-        self.assertEqual(seen("bob", "BAD001", "Android", "X1", "Other 1"), "Blocked Rule %d" % r_id)
-        self.assertEqual(seen("bob", "WP0001", "WP8", "Lumia", "WP 8.1"), "Allowed Rule %d" % r_type)
-        self.assertEqual(seen("bob", "SAM001", "Android", "SM-A52", "Android 13"),
+        self.assertEqual(seen("bob@example.com", "BAD001", "Android", "X1", "Other 1"), "Blocked Rule %d" % r_id)
+        self.assertEqual(seen("bob@example.com", "WP0001", "WP8", "Lumia", "WP 8.1"), "Allowed Rule %d" % r_type)
+        self.assertEqual(seen("bob@example.com", "SAM001", "Android", "SM-A52", "Android 13"),
                          "Blocked Rule %d" % r_model)
-        self.assertEqual(seen("bob", "IOS001", "iPhone", "iPhone15,2", "iOS 18.1"),
+        self.assertEqual(seen("bob@example.com", "IOS001", "iPhone", "iPhone15,2", "iOS 18.1"),
                          "Allowed Rule %d" % r_os)
-        self.assertEqual(seen("bob", "OA0001", "Android", "Moto", "Android 13",
+        self.assertEqual(seen("bob@example.com", "OA0001", "Android", "Moto", "Android 13",
                               "Outlook-Android/2.0"), "Blocked Rule %d" % r_ua)
-        self.assertEqual(seen("bob", "PIX001", "Android", "Pixel 8", "Android 14"),
+        self.assertEqual(seen("bob@example.com", "PIX001", "Android", "Pixel 8", "Android 14"),
                          "Allowed Rule %d" % r_dom)
         self.assertEqual(seen("carol@other.org", "PIX002", "Android", "Pixel 8", "Android 14"),
                          "Quarantined Mode")
-        self.assertEqual(seen("bob", "NONE01", "Android", "Moto", "Android 13"),
+        self.assertEqual(seen("bob@example.com", "NONE01", "Android", "Moto", "Android 13"),
                          "Quarantined Mode")
-        self.assertEqual(self.devices()[("bob", "SAM001")]["ruleId"], r_model)
+        self.assertEqual(self.devices()[("bob@example.com", "SAM001")]["ruleId"], r_model)
 
         rules = self.okj("mobile", "abq", "listRules")["rules"]
         self.assertEqual(len(rules), 6)
@@ -577,7 +577,7 @@ class RuleTest(CliTest):
         out = self.ok("mobile", "abq", "setRule", "SM-*", "Quarantined", "30", "characteristic",
                       "DeviceModel", "match", "glob")
         self.assertIn("rule %d:" % r_model, out)
-        self.assertIn("bob / SAM001: Blocked (Rule %d) -> Quarantined (Rule %d)" %
+        self.assertIn("bob@example.com / SAM001: Blocked (Rule %d) -> Quarantined (Rule %d)" %
                       (r_model, r_model), out)
         self.assertEqual(len(self.okj("mobile", "abq", "listRules")["rules"]), 6)
 
@@ -585,13 +585,13 @@ class RuleTest(CliTest):
         doc = self.okj("mobile", "abq", "deleteRule", str(r_id))
         ch = self.assert_changes(doc, False)
         self.assertEqual(doc["id"], r_id)
-        self.assertEqual(ch[("bob", "BAD001")]["to"]["state"], "Quarantined")
+        self.assertEqual(ch[("bob@example.com", "BAD001")]["to"]["state"], "Quarantined")
         out = self.ok("mobile", "abq", "deleteRule", "Outlook-Android*")
         self.assertIn("deleted rule %d" % r_ua, out)
-        self.assertIn("bob / OA0001: Blocked (Rule %d) -> Quarantined (Mode)" % r_ua, out)
+        self.assertIn("bob@example.com / OA0001: Blocked (Rule %d) -> Quarantined (Mode)" % r_ua, out)
         self.refused("mobile", "abq", "deleteRule", "Pixel 8", contains="no rule")
         self.ok("mobile", "abq", "deleteRule", "Pixel 8", "domain", "example.com")
-        self.assertEqual(self.state_of("bob", "PIX001"), ("Quarantined", "Mode"))
+        self.assertEqual(self.state_of("bob@example.com", "PIX001"), ("Quarantined", "Mode"))
         self.refused("mobile", "abq", "deleteRule", "999", contains="no rule")
         self.assertEqual(sorted(r["id"] for r in self.okj("mobile", "abq", "listRules")["rules"]),
                          sorted([r_type, r_model, r_os]))
@@ -605,7 +605,7 @@ class RuleTest(CliTest):
                          "Discovery Discovery %d" % rid)
         self.assertIn(("Discovery", "Discovery"), [(d["state"], d["reason"]) for d in
                                                    self.devices("status", "Discovery").values()])
-        x = self.okj("mobile", "abq", "explain", "DISC01", "account", "dave")
+        x = self.okj("mobile", "abq", "explain", "DISC01", "account", "dave@example.com")
         self.assertEqual((x["state"], x["missing"], x["ruleId"], x["step"]),
                          ("Discovery", "DeviceModel", rid, 5))
         self.assertEqual(self.seen("dave", "DISC01", model="Galaxy S3", os="Android 4"),
@@ -615,7 +615,7 @@ class RuleTest(CliTest):
 class DryRunTest(CliTest):
     def test_dry_run_changes_nothing(self):
         self.set_mode("Interactive")
-        for i, acct in enumerate(("alice", "bob", "carol@other.org")):
+        for i, acct in enumerate(("alice@example.com", "bob@example.com", "carol@other.org")):
             self.assertEqual(self.seen(acct, "DEV%d" % i, type="Android", model="SM-A%d" % i,
                                        os="Android 13"), "Quarantined Mode")
         before = self.snapshot()
@@ -631,7 +631,7 @@ class DryRunTest(CliTest):
         doc = self.okj("config", "global", "set", "attribute", "abqMode", "value", "Strict",
                        "--dry-run")
         ch = self.assert_changes(doc, True)
-        self.assertEqual(set(ch), {("alice", "DEV0"), ("bob", "DEV1"), ("carol@other.org", "DEV2")})
+        self.assertEqual(set(ch), {("alice@example.com", "DEV0"), ("bob@example.com", "DEV1"), ("carol@other.org", "DEV2")})
         for c in ch.values():
             self.assertEqual((c["from"]["state"], c["to"]["state"]), ("Quarantined", "Blocked"))
         self.assertEqual(self.snapshot(), before)
@@ -639,16 +639,16 @@ class DryRunTest(CliTest):
         out = self.ok("mobile", "abq", "setRule", "SM-A[01]", "Allowed", "1", "characteristic",
                       "DeviceModel", "--dry-run")
         self.assertEqual(len([l for l in out.splitlines() if l.startswith("would change:")]), 2)
-        self.assertIn("alice / DEV0: Quarantined (Mode) -> Allowed (Rule", out)
+        self.assertIn("alice@example.com / DEV0: Quarantined (Mode) -> Allowed (Rule", out)
         self.assertEqual(self.snapshot(), before)
 
         # Every other change, in dry run, writes nothing either.
         imp = self.write("imp.txt", "DEV0\nDEV9/zed\n")
         dry = [
             ("mobile", "abq", "allow", "DEV0"),
-            ("mobile", "abq", "block", "DEV0", "account", "alice"),
+            ("mobile", "abq", "block", "DEV0", "account", "alice@example.com"),
             ("mobile", "abq", "quarantine", "NEW1"),
-            ("mobile", "abq", "set", "DEV1", "Allowed", "account", "bob"),
+            ("mobile", "abq", "set", "DEV1", "Allowed", "account", "bob@example.com"),
             ("mobile", "abq", "delete", "DEV1"),
             ("mobile", "abq", "import", imp, "Allowed"),
             ("mobile", "abq", "adopt"),
@@ -663,7 +663,7 @@ class DryRunTest(CliTest):
                 self.assert_changes(doc, True)
                 self.assertIn("would", self.ok(*words, "--dry-run"))
                 self.assertEqual(self.snapshot(), before)
-        self.assertIn("would change: alice / DEV0", self.ok("mobile", "abq", "allow", "DEV0",
+        self.assertIn("would change: alice@example.com / DEV0", self.ok("mobile", "abq", "allow", "DEV0",
                                                             "--dry-run"))
         self.assertIn("would change:", self.ok("config", "global", "delete", "attribute",
                                                "abqMode", "--dry-run"))
@@ -673,7 +673,7 @@ class DryRunTest(CliTest):
         before = self.snapshot()
         out = self.ok("mobile", "abq", "deleteRule", str(rid), "--dry-run")
         self.assertIn("would delete rule %d" % rid, out)
-        self.assertIn("would change: bob / DEV1: Blocked (Rule %d) -> Quarantined (Mode)" % rid,
+        self.assertIn("would change: bob@example.com / DEV1: Blocked (Rule %d) -> Quarantined (Mode)" % rid,
                       out)
         self.assertEqual(self.snapshot(), before)
         later = {"ABQ_NOW": str(int(time.time()) + 400 * DAY)}
@@ -683,7 +683,7 @@ class DryRunTest(CliTest):
 
     def rule_for_real(self):
         doc = self.okj("mobile", "abq", "setRule", "^DEV1$", "Blocked", "1")
-        self.assertEqual(self.state_of("bob", "DEV1"), ("Blocked", "Rule"))
+        self.assertEqual(self.state_of("bob@example.com", "DEV1"), ("Blocked", "Rule"))
         return doc["id"]
 
 
@@ -702,15 +702,15 @@ class AdoptPurgeTest(CliTest):
         doc = self.okj("mobile", "abq", "adopt", "seen-since", "2026-01-05", env=t10)
         self.assertEqual(doc["affected"], 1)
         self.assertEqual(self.ok("mobile", "abq", "export", "status", "Allowed").split(),
-                         ["NEW1/bob"])
+                         ["NEW1/bob@example.com"])
         out = self.ok("mobile", "abq", "adopt", env=t10)
         self.assertIn("adopted 1 device", out)
         self.assertEqual(sorted(self.ok("mobile", "abq", "export", "status", "Allowed").split()),
-                         ["NEW1/bob", "OLD1/alice"])
+                         ["NEW1/bob@example.com", "OLD1/alice@example.com"])
         # Switching ABQ on cuts no adopted phone off; a new one is blocked.
         out = self.set_mode("Strict")
         self.assertIn("no device changed state", out)
-        self.assertEqual(self.state_of("alice", "OLD1"), ("Allowed", "Individual"))
+        self.assertEqual(self.state_of("alice@example.com", "OLD1"), ("Allowed", "Individual"))
         self.assertEqual(self.seen("dave", "NEW3", env=t10, model="m", os="o"), "Blocked Mode")
         self.refused("mobile", "abq", "adopt", "seen-since", "last-tuesday", contains="seen-since")
 
@@ -724,14 +724,14 @@ class AdoptPurgeTest(CliTest):
         before = self.snapshot()
         out = self.ok("mobile", "abq", "purge", "not-seen", "180d", "--dry-run", env=t201)
         self.assertIn("would forget 1 device", out)
-        self.assertIn("alice / STALE1", out)
+        self.assertIn("alice@example.com / STALE1", out)
         self.assertEqual(self.snapshot(), before)
         doc = self.okj("mobile", "abq", "purge", "not-seen", "180d", env=t201)
         ch = self.assert_changes(doc, False)
         self.assertEqual(doc["affected"], 1)
-        self.assertEqual(set(ch), {("alice", "STALE1")})
-        self.assertIsNone(ch[("alice", "STALE1")]["to"]["state"])
-        self.assertEqual(set(self.devices()), {("bob", "FRESH1")})
+        self.assertEqual(set(ch), {("alice@example.com", "STALE1")})
+        self.assertIsNone(ch[("alice@example.com", "STALE1")]["to"]["state"])
+        self.assertEqual(set(self.devices()), {("bob@example.com", "FRESH1")})
         self.assertIn("STALE1", self.ok("mobile", "abq", "export"))  # entries stay
         self.assertIn("purge", [h["what"] for h in
                                 self.okj("mobile", "abq", "history", "STALE1")["history"]])
@@ -743,87 +743,87 @@ class ExplainHistoryTest(CliTest):
     def test_explain_every_step(self):
         self.set_mode("Interactive")
         self.seen("bob", "E1", type="Android", model="Moto", os="Android 13")
-        text = self.ok("mobile", "abq", "explain", "E1", "account", "bob")
+        text = self.ok("mobile", "abq", "explain", "E1", "account", "bob@example.com")
         self.assertIn("step 6: no entry, no rule matched; mode Interactive (global) -> "
                       "Quarantined", text)
-        x = self.okj("mobile", "abq", "explain", "E1", "account", "bob")
+        x = self.okj("mobile", "abq", "explain", "E1", "account", "bob@example.com")
         self.assertTrue(EXPLAIN_KEYS <= set(x), x)
         self.assertEqual((x["account"], x["deviceId"], x["known"], x["domain"], x["mode"],
                           x["modeSource"], x["step"], x["state"], x["reason"], x["ruleId"],
                           x["rule"], x["missing"]),
-                         ("bob", "E1", True, "example.com", "Interactive", "global", 6,
+                         ("bob@example.com", "E1", True, "example.com", "Interactive", "global", 6,
                           "Quarantined", "Mode", None, None, None))
 
         self.set_mode("Strict", "domain", "example.com")
         self.assertIn("mode Strict (domain example.com) -> Blocked",
-                      self.ok("mobile", "abq", "explain", "E1", "account", "bob"))
-        self.assertEqual(self.okj("mobile", "abq", "explain", "E1", "account", "bob")
+                      self.ok("mobile", "abq", "explain", "E1", "account", "bob@example.com"))
+        self.assertEqual(self.okj("mobile", "abq", "explain", "E1", "account", "bob@example.com")
                          ["modeSource"], "domain")
 
-        self.ok("mobile", "abq", "allow", "E1", "account", "bob")
-        self.assertIn("step 3: entry E1/bob -> Allowed",
-                      self.ok("mobile", "abq", "explain", "E1", "account", "bob"))
+        self.ok("mobile", "abq", "allow", "E1", "account", "bob@example.com")
+        self.assertIn("step 3: entry E1/bob@example.com -> Allowed",
+                      self.ok("mobile", "abq", "explain", "E1", "account", "bob@example.com"))
         self.ok("mobile", "abq", "block", "E2")
-        x = self.okj("mobile", "abq", "explain", "E2", "account", "carol")
+        x = self.okj("mobile", "abq", "explain", "E2", "account", "carol@example.com")
         self.assertEqual((x["known"], x["step"], x["state"], x["reason"]),
                          (False, 3, "Blocked", "Individual"))
         self.assertIn("step 3: entry E2 (every account) -> Blocked", x["explanation"])
         self.assertIn("not in the registry",
-                      self.ok("mobile", "abq", "explain", "E2", "account", "carol"))
+                      self.ok("mobile", "abq", "explain", "E2", "account", "carol@example.com"))
 
         rid = self.okj("mobile", "abq", "setRule", "SM-*", "Blocked", "1", "characteristic",
                        "DeviceModel", "match", "glob")["id"]
         self.seen("bob", "E3", type="Android", model="SM-G991B", os="Android 14")
-        text = self.ok("mobile", "abq", "explain", "E3", "account", "bob")
+        text = self.ok("mobile", "abq", "explain", "E3", "account", "bob@example.com")
         self.assertIn("step 5: rule %d (DeviceModel glob 'SM-*' -> Blocked) matches model "
                       "'SM-G991B'" % rid, text)
-        x = self.okj("mobile", "abq", "explain", "E3", "account", "bob")
+        x = self.okj("mobile", "abq", "explain", "E3", "account", "bob@example.com")
         self.assertEqual((x["step"], x["reason"], x["ruleId"]), (5, "Rule", rid))
         self.assertEqual(set(x["rule"]), RULE_KEYS)
         self.assertEqual(x["rule"]["pattern"], "SM-*")
-        text = self.ok("mobile", "abq", "explain", "NEW9", "account", "bob")
+        text = self.ok("mobile", "abq", "explain", "NEW9", "account", "bob@example.com")
         self.assertIn("needs the model", text)
 
         # Step 4: the account's limit.
-        self.ok("config", "account", "dave", "set", "attribute", "abqMode", "value", "Permissive")
-        self.ok("config", "account", "dave", "set", "attribute", "abqMaxDevicesPerAccount",
+        self.ok("config", "account", "dave@example.com", "set", "attribute", "abqMode", "value", "Permissive")
+        self.ok("config", "account", "dave@example.com", "set", "attribute", "abqMaxDevicesPerAccount",
                 "value", "1")
         t1 = {"ABQ_NOW": str(T0)}
         t2 = {"ABQ_NOW": str(T0 + 60)}
         self.assertEqual(self.seen("dave", "L1", env=t1, model="Nokia", os="x"), "Allowed Mode")
         self.assertEqual(self.seen("dave", "L2", env=t2, model="Nokia", os="x"), "Blocked Limit")
-        x = self.okj("mobile", "abq", "explain", "L2", "account", "dave", env=t2)
+        x = self.okj("mobile", "abq", "explain", "L2", "account", "dave@example.com", env=t2)
         self.assertEqual((x["step"], x["state"], x["reason"], x["modeSource"]),
                          (4, "Blocked", "Limit", "account"))
         self.assertIn("step 4: abqMaxDevicesPerAccount is 1", x["explanation"])
 
         # Step 2: Disabled.
-        self.ok("config", "account", "erin", "set", "attribute", "abqMode", "value", "Disabled")
+        self.ok("config", "account", "erin@example.com", "set", "attribute", "abqMode", "value", "Disabled")
         self.assertEqual(self.seen("erin", "D1", model="SM-X", os="x"), "Allowed Disabled")
-        text = self.ok("mobile", "abq", "explain", "D1", "account", "erin")
-        self.assertIn("step 2: mode Disabled (account erin) -> Allowed", text)
+        text = self.ok("mobile", "abq", "explain", "D1", "account", "erin@example.com")
+        self.assertIn("step 2: mode Disabled (account erin@example.com) -> Allowed", text)
         self.refused("mobile", "abq", "explain", "D1", "account", "bad account",
                   contains="not a valid account")
 
     def test_history_filters(self):
-        self.ok("mobile", "abq", "allow", "H1", "account", "alice")
+        self.ok("mobile", "abq", "allow", "H1", "account", "alice@example.com")
         self.ok("mobile", "abq", "block", "H2")
-        self.ok("mobile", "abq", "quarantine", "H1", "account", "bob")
-        self.ok("mobile", "abq", "block", "H1", "account", "alice", env={"SUDO_USER": "carol"})
+        self.ok("mobile", "abq", "quarantine", "H1", "account", "bob@example.com")
+        self.ok("mobile", "abq", "block", "H1", "account", "alice@example.com", env={"SUDO_USER": "carol@example.com"})
         all_ = self.okj("mobile", "abq", "history")["history"]
         self.assertGreaterEqual(len(all_), 4)
         ids = [h["id"] for h in all_]
         self.assertEqual(ids, sorted(ids))  # oldest first
         h1 = self.okj("mobile", "abq", "history", "H1")["history"]
         self.assertTrue(h1 and all(h["deviceId"] == "H1" for h in h1))
-        alice = self.okj("mobile", "abq", "history", "account", "alice")["history"]
-        self.assertTrue(alice and all(h["account"] == "alice" for h in alice))
-        self.assertEqual(alice[-1]["who"], expected_who("carol"))
+        alice = self.okj("mobile", "abq", "history", "account", "alice@example.com")["history"]
+        self.assertTrue(alice and all(h["account"] == "alice@example.com" for h in alice))
+        self.assertEqual(alice[-1]["who"], expected_who("carol@example.com"))
         last2 = self.okj("mobile", "abq", "history", "limit", "2")["history"]
         self.assertEqual([h["id"] for h in last2], sorted(ids, reverse=True)[:2])
-        one = self.okj("mobile", "abq", "history", "H1", "account", "bob", "limit", "1")
+        one = self.okj("mobile", "abq", "history", "H1", "account", "bob@example.com", "limit", "1")
         self.assertEqual(len(one["history"]), 1)
-        self.assertEqual(one["history"][0]["account"], "bob")
+        self.assertEqual(one["history"][0]["account"], "bob@example.com")
         rows = table_rows(self.ok("mobile", "abq", "history", "H2"))
         self.assertTrue(rows)
         self.assertEqual(rows[0]["WHO"], expected_who())
@@ -897,6 +897,67 @@ class ImportExportTest(CliTest):
         self.assertEqual(self.snapshot(), before)
 
 
+class IdentityTest(CliTest):
+    """One identity per person: every spelling of a login is one account."""
+
+    def test_every_spelling_is_one_account(self):
+        self.set_mode("Permissive")
+        for acct, dev in (("alice", "DEV1"), ("EXAMPLE\\Alice", "DEV2"),
+                          ("Alice@EXAMPLE.com", "DEV3"), ("example.com\\ALICE", "DEV4")):
+            self.assertEqual(self.seen(acct, dev, model="m", os="o"), "Allowed Mode")
+        self.seen("alice@other.org", "DEV5", model="m", os="o")
+        self.assertEqual(set(self.devices()),
+                         {("alice@example.com", d) for d in ("DEV1", "DEV2", "DEV3", "DEV4")} |
+                         {("alice@other.org", "DEV5")})
+        # Whatever spelling the administrator types finds the same devices.
+        for word in ("alice", "ALICE", "EXAMPLE\\alice", "alice@Example.COM"):
+            got = {(d["account"], d["deviceId"])
+                   for d in self.okj("mobile", "getDeviceList", word)["devices"]}
+            self.assertEqual(got, {("alice@example.com", d)
+                                   for d in ("DEV1", "DEV2", "DEV3", "DEV4")}, word)
+            text = self.ok("mobile", "getDeviceList", word)
+            self.assertIn("alice@example.com", text)
+            self.assertNotIn("alice@other.org", text)
+        self.ok("mobile", "getDeviceInfo", "alice", "DEV2")
+        # An entry or a block written under one spelling holds for every spelling.
+        self.ok("mobile", "abq", "block", "DEV1", "account", "Alice")
+        self.assertEqual(self.ok("mobile", "abq", "export", "status", "Blocked").split(),
+                         ["DEV1/alice@example.com"])
+        self.assertEqual(self.seen("EXAMPLE\\alice", "DEV1", model="m", os="o"),
+                         "Blocked Individual")
+        self.ok("config", "account", "ALICE", "set", "attribute", "abqMode", "value", "Strict")
+        # ... and the mode set under one spelling decides a new device of another.
+        self.assertEqual(self.seen("alice", "DEV9", model="m", os="o"), "Blocked Mode")
+        for word in ("a@b@c", "alice@", "@example.com"):
+            self.refused("mobile", "getDeviceList", word, contains="not a valid account")
+
+    def test_bare_records_rewritten_once(self):
+        # A store written while no default domain was set holds bare accounts.
+        bare = self.write("bare.conf", "[store]\nurl = sqlite:abqd.db\n")
+        for acct, dev in (("alice", "OLD1"), ("bob", "OLD2")):
+            p = subprocess.run([SIMULATE, "-c", bare, "seen", acct, dev, "model", "m", "os", "o"],
+                               capture_output=True, text=True, env=self.env, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.ok("mobile", "abq", "block", "OLD2", "account", "bob", conf=bare)
+        self.assertEqual(set(self.devices_with(bare)), {("alice", "OLD1"), ("bob", "OLD2")})
+        # The first abqctl run with default_domain set gives them the domain.
+        self.assertEqual(set(self.devices()),
+                         {("alice@example.com", "OLD1"), ("bob@example.com", "OLD2")})
+        self.assertEqual(self.ok("mobile", "abq", "export", "status", "Blocked").split(),
+                         ["OLD2/bob@example.com"])
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        self.assertEqual(db.execute("SELECT value FROM meta WHERE key = 'account_domain'")
+                         .fetchone()[0], "example.com")
+        db.close()
+        # The same person seen again is the same device, still blocked.
+        self.assertEqual(self.seen("Bob", "OLD2", model="m", os="o"), "Blocked Individual")
+        self.assertEqual(len(self.devices()), 2)
+
+    def devices_with(self, conf):
+        doc = self.okj("mobile", "abq", "list", conf=conf)
+        return {(d["account"], d["deviceId"]): d for d in doc["devices"]}
+
+
 class BadInputTest(CliTest):
     def test_refused_requests(self):
         self.set_mode("Interactive")
@@ -911,7 +972,7 @@ class BadInputTest(CliTest):
              "Sometimes"),
             (("config", "global", "set", "attribute", "abqMaxDevicesPerAccount", "value", "-3"),
              "abqMaxDevicesPerAccount"),
-            (("config", "account", "bob", "set", "attribute", "abqNotificationsInterval",
+            (("config", "account", "bob@example.com", "set", "attribute", "abqNotificationsInterval",
               "value", "1h"), "cannot be set at account scope"),
             (("config", "domain", "a b", "get"), "not a valid domain"),
             (("config", "account", "", "get"), "not a valid account"),
@@ -930,7 +991,7 @@ class BadInputTest(CliTest):
             (("mobile", "abq", "deleteRule", "nothing-like-this"), "no rule"),
             (("mobile", "abq", "setNotificationInterval", "5x"), "interval '5x'"),
             (("mobile", "abq", "delete", "NODEV"), "NODEV"),
-            (("mobile", "getDeviceInfo", "bob", "NODEV"), "no device NODEV"),
+            (("mobile", "getDeviceInfo", "bob@example.com", "NODEV"), "no device NODEV"),
         ]
         for words, msg in cases:
             with self.subTest(words=words):
@@ -1007,7 +1068,7 @@ class StoreFileTest(CliTest):
                            "Strict")):
                 self.refused(*words, conf=conf, contains=["does not exist", "abqctl init"])
                 self.assertFalse(os.path.exists(os.path.join(self.dir, path)))
-        p = subprocess.run([SIMULATE, "-c", conf, "seen", "bob", "X"], capture_output=True,
+        p = subprocess.run([SIMULATE, "-c", conf, "seen", "bob@example.com", "X"], capture_output=True,
                            text=True, env=self.env)
         self.assertEqual(p.returncode, 1)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "sub/nothere.db")))
@@ -1040,11 +1101,11 @@ class StoreFileTest(CliTest):
         self.assertEqual(sorted(got), sorted(want))
 
     def test_who_and_store_owner(self):
-        self.ok("mobile", "abq", "allow", "W1", env={"SUDO_USER": "carol"})
+        self.ok("mobile", "abq", "allow", "W1", env={"SUDO_USER": "carol@example.com"})
         self.ok("mobile", "abq", "allow", "W2")
         hist = {h["subject"]: h["who"] for h in self.okj("mobile", "abq", "history")["history"]
                 if h["what"] == "entry"}
-        self.assertEqual(hist["W1"], expected_who("carol"))
+        self.assertEqual(hist["W1"], expected_who("carol@example.com"))
         self.assertEqual(hist["W2"], expected_who())
         # [eas] user: a root abqctl gives the store files to the daemon's user.
         try:
@@ -1074,19 +1135,19 @@ class JsonEveryCommandTest(CliTest):
             (("init",), {"ok", "created", "backend", "store"}),
             (("config", "global", "get"), {"attributes"}),
             (("config", "domain", "example.com", "get"), {"attributes"}),
-            (("config", "account", "bob", "get", "attribute", "abqMode"), {"attributes"}),
+            (("config", "account", "bob@example.com", "get", "attribute", "abqMode"), {"attributes"}),
             (("config", "global", "set", "attribute", "abqDiscoveryTimeout", "value", "10m"),
              CHANGE_KEYS),
             (("config", "domain", "example.com", "set", "attribute", "abqMode", "value",
               "Interactive"), CHANGE_KEYS),
-            (("config", "account", "bob", "set", "attribute", "abqMode", "value",
+            (("config", "account", "bob@example.com", "set", "attribute", "abqMode", "value",
               "Interactive"), CHANGE_KEYS),
-            (("config", "account", "bob", "delete", "attribute", "abqMode"), CHANGE_KEYS),
+            (("config", "account", "bob@example.com", "delete", "attribute", "abqMode"), CHANGE_KEYS),
             (("config", "domain", "example.com", "delete", "attribute", "abqMode"), CHANGE_KEYS),
             (("config", "global", "delete", "attribute", "abqDiscoveryTimeout"), CHANGE_KEYS),
             (("mobile", "abq", "list"), {"devices"}),
             (("mobile", "abq", "allow", "J1"), CHANGE_KEYS),
-            (("mobile", "abq", "block", "J1", "account", "bob"), CHANGE_KEYS),
+            (("mobile", "abq", "block", "J1", "account", "bob@example.com"), CHANGE_KEYS),
             (("mobile", "abq", "quarantine", "J4"), CHANGE_KEYS),
             (("mobile", "abq", "set", "J4", "Allowed"), CHANGE_KEYS),
             (("mobile", "abq", "import", imp, "Quarantined"), CHANGE_KEYS),
@@ -1096,11 +1157,11 @@ class JsonEveryCommandTest(CliTest):
             (("mobile", "abq", "deleteRule", str(rid)), CHANGE_KEYS),
             (("mobile", "abq", "setNotificationInterval", "1d"), CHANGE_KEYS),
             (("mobile", "abq", "adopt"), CHANGE_KEYS),
-            (("mobile", "abq", "explain", "J1", "account", "bob"), EXPLAIN_KEYS),
+            (("mobile", "abq", "explain", "J1", "account", "bob@example.com"), EXPLAIN_KEYS),
             (("mobile", "abq", "history", "J1"), {"history"}),
             (("mobile", "abq", "purge", "not-seen", "1d"), CHANGE_KEYS),
-            (("mobile", "getDeviceList", "bob"), {"devices"}),
-            (("mobile", "getDeviceInfo", "bob", "J1"), {"device", "entries"}),
+            (("mobile", "getDeviceList", "bob@example.com"), {"devices"}),
+            (("mobile", "getDeviceInfo", "bob@example.com", "J1"), {"device", "entries"}),
             (("mobile", "getAllDevices",), {"devices"}),
             (("mobile", "abq", "delete", "J4"), CHANGE_KEYS),
         ]
@@ -1147,11 +1208,11 @@ class NoticeTest(CliTest):
         # Without [smtp] from no notice is queued; with it, a block queues one.
         self.set_mode("Interactive")
         self.seen("bob", "NB1", model="Pixel 9", lang="de-DE")
-        self.ok("mobile", "abq", "block", "NB1", "account", "bob")
+        self.ok("mobile", "abq", "block", "NB1", "account", "bob@example.com")
         self.assertEqual(self.okj("mobile", "abq", "outbox")["notices"], [])
         self.write("abqd.conf", CONF + "[smtp]\nfrom = abq@example.com\n")
         self.seen("bob", "NB2", model="Pixel 9", lang="de-DE")
-        self.ok("mobile", "abq", "block", "NB2", "account", "bob")
+        self.ok("mobile", "abq", "block", "NB2", "account", "bob@example.com")
         notices = self.okj("mobile", "abq", "outbox")["notices"]
         self.assertEqual(len(notices), 1, notices)
         n = notices[0]
@@ -1170,7 +1231,7 @@ class NoticeTest(CliTest):
         self.assertIn("Pixel 9 (NB2) ist gesperrt", msg)
         # A dry run queues nothing.
         self.seen("bob", "NB3", model="Pixel 9")
-        self.ok("mobile", "abq", "block", "NB3", "account", "bob", "--dry-run")
+        self.ok("mobile", "abq", "block", "NB3", "account", "bob@example.com", "--dry-run")
         self.assertEqual(len(self.okj("mobile", "abq", "outbox")["notices"]), 1)
 
         self.assertIn("deleted", self.ok("mobile", "abq", "deleteABQMessage", "domain",
@@ -1199,14 +1260,14 @@ class AdminTest(CliTest):
     def test_accounts_with_piped_passwords(self):
         who = expected_who()
         env = {"ABQ_NOW": str(T0)}
-        self.assertEqual(self.ok("admin", "add", "alice", stdin="correct horse\n", env=env),
-                         "administrator alice added\n")
+        self.assertEqual(self.ok("admin", "add", "alice@example.com", stdin="correct horse\n", env=env),
+                         "administrator alice@example.com added\n")
         # No newline at the end, and a CR from a Windows editor: both fine.
         self.ok("admin", "add", "bob@example.com", stdin="battery staple", env=env)
-        self.ok("admin", "add", "carol", stdin="tr0ub4dor&3\r\nignored second line\n", env=env)
+        self.ok("admin", "add", "carol@example.com", stdin="tr0ub4dor&3\r\nignored second line\n", env=env)
         doc = self.okj("admin", "list")
         self.assertEqual(set(doc), {"admins"})
-        self.assertEqual([a["name"] for a in doc["admins"]], ["alice", "bob@example.com", "carol"])
+        self.assertEqual([a["name"] for a in doc["admins"]], ["alice@example.com", "bob@example.com", "carol@example.com"])
         for a in doc["admins"]:
             self.assertEqual(set(a), ADMIN_KEYS)
             self.assertEqual(a["createdBy"], who)
@@ -1216,8 +1277,8 @@ class AdminTest(CliTest):
             self.assertEqual(a["tokens"], 0)
         rows = table_rows(self.ok("admin", "list"))
         self.assertEqual([(r["NAME"], r["CREATED BY"], r["LAST LOGIN"], r["TOKENS"]) for r in rows],
-                         [("alice", who, "never", "0"), ("bob@example.com", who, "never", "0"),
-                          ("carol", who, "never", "0")])
+                         [("alice@example.com", who, "never", "0"), ("bob@example.com", who, "never", "0"),
+                          ("carol@example.com", who, "never", "0")])
         # The store has yescrypt hashes, never the passwords; history neither.
         hashes = dict(self.db_rows("SELECT name, password_hash FROM admins"))
         self.assertEqual(len(hashes), 3)
@@ -1233,44 +1294,44 @@ class AdminTest(CliTest):
 
         # A new password, then delete.
         self.assertIn("has a new password",
-                      self.ok("admin", "passwd", "alice", stdin="new password 2\n",
+                      self.ok("admin", "passwd", "alice@example.com", stdin="new password 2\n",
                               env={"ABQ_NOW": str(T0 + DAY)}))
         alice = self.okj("admin", "list")["admins"][0]
         self.assertEqual((alice["createdAt"], alice["passwordAt"]),
                          ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"))
-        self.assertNotEqual(dict(self.db_rows("SELECT name, password_hash FROM admins"))["alice"],
-                            hashes["alice"])
-        self.assertIn("deleted", self.ok("admin", "delete", "carol"))
+        self.assertNotEqual(dict(self.db_rows("SELECT name, password_hash FROM admins"))["alice@example.com"],
+                            hashes["alice@example.com"])
+        self.assertIn("deleted", self.ok("admin", "delete", "carol@example.com"))
         self.assertEqual([a["name"] for a in self.okj("admin", "list")["admins"]],
-                         ["alice", "bob@example.com"])
+                         ["alice@example.com", "bob@example.com"])
         self.assertEqual(self.okj("admin", "delete", "bob@example.com"),
                          {"ok": True, "name": "bob@example.com"})
         self.assertEqual(self.admin_history(),
-                         [(who, "alice", "added"), (who, "bob@example.com", "added"),
-                          (who, "carol", "added"), (who, "alice", "password changed"),
-                          (who, "carol", "deleted"), (who, "bob@example.com", "deleted")])
+                         [(who, "alice@example.com", "added"), (who, "bob@example.com", "added"),
+                          (who, "carol@example.com", "added"), (who, "alice@example.com", "password changed"),
+                          (who, "carol@example.com", "deleted"), (who, "bob@example.com", "deleted")])
 
     def test_refusals(self):
-        self.ok("admin", "add", "alice", stdin="correct horse\n")
+        self.ok("admin", "add", "alice@example.com", stdin="correct horse\n")
         before = (self.ok("admin", "list", "--json"), self.ok("mobile", "abq", "history", "--json"))
         cases = [
             (("admin", "add", "Alice"), "x" * 12, "bad administrator name"),
             (("admin", "add", "a/b"), "x" * 12, "bad administrator name"),
             (("admin", "add", ".x"), "x" * 12, "must begin with a letter or a digit"),
             (("admin", "add", "a" * 65), "x" * 12, "1 to 64"),
-            (("admin", "add", "bob"), "1234567\n", "password too short: at least 8"),
-            (("admin", "add", "bob"), "", "no password given"),
-            (("admin", "add", "bob"), "\n", "password too short"),
-            (("admin", "add", "bob"), "x" * 5000 + "\n", "password too long"),
-            (("admin", "add", "alice"), "another password\n", "administrator 'alice' exists"),
+            (("admin", "add", "bob@example.com"), "1234567\n", "password too short: at least 8"),
+            (("admin", "add", "bob@example.com"), "", "no password given"),
+            (("admin", "add", "bob@example.com"), "\n", "password too short"),
+            (("admin", "add", "bob@example.com"), "x" * 5000 + "\n", "password too long"),
+            (("admin", "add", "alice@example.com"), "another password\n", "administrator 'alice@example.com' exists"),
             (("admin", "passwd", "nobody"), "another password\n", "no administrator 'nobody'"),
-            (("admin", "passwd", "alice"), "short\n", "password too short"),
+            (("admin", "passwd", "alice@example.com"), "short\n", "password too short"),
             (("admin", "delete", "nobody"), None, "no administrator 'nobody'"),
             (("admin", "delete", "No Body"), None, "bad administrator name"),
             (("admin", "token", "nobody"), None, "no administrator 'nobody'"),
-            (("admin", "token", "alice", "two words"), None, "bad token label"),
+            (("admin", "token", "alice@example.com", "two words"), None, "bad token label"),
             (("admin", "revoke", "nobody"), None, "no administrator 'nobody'"),
-            (("admin", "revoke", "alice", "x" * 65), None, "bad token label"),
+            (("admin", "revoke", "alice@example.com", "x" * 65), None, "bad token label"),
         ]
         for words, stdin, msg in cases:
             with self.subTest(words=words[:3]):
@@ -1284,8 +1345,8 @@ class AdminTest(CliTest):
             (("admin", "token"), "usage: admin token NAME"),
             (("admin", "revoke", "a", "b", "c"), "unexpected word 'c'"),
             (("admin", "list", "x"), "unexpected word 'x'"),
-            (("admin", "add", "bob", "--dry-run"), "--dry-run does not apply"),
-            (("admin", "delete", "alice", "--dry-run"), "--dry-run does not apply"),
+            (("admin", "add", "bob@example.com", "--dry-run"), "--dry-run does not apply"),
+            (("admin", "delete", "alice@example.com", "--dry-run"), "--dry-run does not apply"),
         ]
         for words, msg in usage:
             with self.subTest(words=words):
@@ -1295,29 +1356,29 @@ class AdminTest(CliTest):
 
     def test_tokens(self):
         who = expected_who()
-        self.ok("admin", "add", "alice", stdin="correct horse\n")
-        self.ok("admin", "add", "bob", stdin="battery staple\n")
-        t1 = self.ok("admin", "token", "alice", "ci")
+        self.ok("admin", "add", "alice@example.com", stdin="correct horse\n")
+        self.ok("admin", "add", "bob@example.com", stdin="battery staple\n")
+        t1 = self.ok("admin", "token", "alice@example.com", "ci")
         self.assertTrue(t1.endswith("\n") and t1.count("\n") == 1, repr(t1))
         t1 = t1.strip()
         self.assertRegex(t1, TOKEN)
-        doc = self.okj("admin", "token", "alice", "ci")
+        doc = self.okj("admin", "token", "alice@example.com", "ci")
         self.assertEqual(set(doc), {"name", "label", "token"})
-        self.assertEqual((doc["name"], doc["label"]), ("alice", "ci"))
+        self.assertEqual((doc["name"], doc["label"]), ("alice@example.com", "ci"))
         self.assertRegex(doc["token"], TOKEN)
-        t3 = self.okj("admin", "token", "alice")
+        t3 = self.okj("admin", "token", "alice@example.com")
         self.assertIsNone(t3["label"])
-        t4 = self.ok("admin", "token", "bob").strip()
+        t4 = self.ok("admin", "token", "bob@example.com").strip()
         self.assertEqual(len({t1, doc["token"], t3["token"], t4}), 4)
         self.assertEqual({a["name"]: a["tokens"] for a in self.okj("admin", "list")["admins"]},
-                         {"alice": 3, "bob": 1})
+                         {"alice@example.com": 3, "bob@example.com": 1})
         # The store keeps the SHA-256 of each token, never the token.
         stored = self.db_rows("SELECT admin, label, hash, created_by FROM tokens ORDER BY id")
         self.assertEqual(stored, [
-            ("alice", "ci", hashlib.sha256(t1.encode()).hexdigest(), who),
-            ("alice", "ci", hashlib.sha256(doc["token"].encode()).hexdigest(), who),
-            ("alice", None, hashlib.sha256(t3["token"].encode()).hexdigest(), who),
-            ("bob", None, hashlib.sha256(t4.encode()).hexdigest(), who)])
+            ("alice@example.com", "ci", hashlib.sha256(t1.encode()).hexdigest(), who),
+            ("alice@example.com", "ci", hashlib.sha256(doc["token"].encode()).hexdigest(), who),
+            ("alice@example.com", None, hashlib.sha256(t3["token"].encode()).hexdigest(), who),
+            ("bob@example.com", None, hashlib.sha256(t4.encode()).hexdigest(), who)])
         with open(os.path.join(self.dir, "abqd.db"), "rb") as f:
             raw = f.read()
         for t in (t1, t4):
@@ -1325,15 +1386,15 @@ class AdminTest(CliTest):
         self.assertNotIn(t1[4:], self.ok("mobile", "abq", "history", "--json"))
 
         # Revoke by label, then all of alice's; bob's stays.
-        self.assertEqual(self.ok("admin", "revoke", "alice", "ci"),
-                         "revoked 2 tokens of alice labelled ci\n")
-        self.assertEqual(self.okj("admin", "revoke", "alice", "ci"),
-                         {"name": "alice", "label": "ci", "revoked": 0})
-        self.assertEqual(self.okj("admin", "revoke", "alice"),
-                         {"name": "alice", "label": None, "revoked": 1})
-        self.assertEqual(self.db_rows("SELECT admin FROM tokens"), [("bob",)])
+        self.assertEqual(self.ok("admin", "revoke", "alice@example.com", "ci"),
+                         "revoked 2 tokens of alice@example.com labelled ci\n")
+        self.assertEqual(self.okj("admin", "revoke", "alice@example.com", "ci"),
+                         {"name": "alice@example.com", "label": "ci", "revoked": 0})
+        self.assertEqual(self.okj("admin", "revoke", "alice@example.com"),
+                         {"name": "alice@example.com", "label": None, "revoked": 1})
+        self.assertEqual(self.db_rows("SELECT admin FROM tokens"), [("bob@example.com",)])
         # Deleting bob takes his token along.
-        self.ok("admin", "delete", "bob")
+        self.ok("admin", "delete", "bob@example.com")
         self.assertEqual(self.db_rows("SELECT count(*) FROM tokens"), [(0,)])
         self.assertEqual([h[2] for h in self.admin_history()],
                          ["added", "added", "token added (ci)", "token added (ci)", "token added",
@@ -1381,18 +1442,18 @@ class AdminTest(CliTest):
 
     def test_password_from_terminal(self):
         rc, out, err, echoed = self.run_on_terminal(
-            ["admin", "add", "alice"],
-            [("New password for alice: ", "correct horse"), ("Again: ", "correct horse")])
-        self.assertEqual((rc, out), (0, "administrator alice added\n"), err)
+            ["admin", "add", "alice@example.com"],
+            [("New password for alice@example.com: ", "correct horse"), ("Again: ", "correct horse")])
+        self.assertEqual((rc, out), (0, "administrator alice@example.com added\n"), err)
         self.assertNotIn("correct horse", echoed)  # typed without echo
-        self.assertEqual([a["name"] for a in self.okj("admin", "list")["admins"]], ["alice"])
+        self.assertEqual([a["name"] for a in self.okj("admin", "list")["admins"]], ["alice@example.com"])
         rc, out, err, echoed = self.run_on_terminal(
-            ["admin", "passwd", "alice"],
-            [("New password for alice: ", "first try 1"), ("Again: ", "first try 2")])
+            ["admin", "passwd", "alice@example.com"],
+            [("New password for alice@example.com: ", "first try 1"), ("Again: ", "first try 2")])
         self.assertEqual((rc, out), (1, ""))
         self.assertIn("abqctl: the passwords do not match", err)
         self.assertNotIn("first try", echoed + err)
-        self.assertEqual(self.admin_history(), [(expected_who(), "alice", "added")])
+        self.assertEqual(self.admin_history(), [(expected_who(), "alice@example.com", "added")])
 
 
 class MigrateTest(CliTest):
@@ -1416,13 +1477,13 @@ class MigrateTest(CliTest):
         self.seen("bob", "NOK1", type="Android", model="Nokia 3", os="Android 12")
         self.ok("mobile", "abq", "allow", "APPLCEO1", "account", "ceo@example.com")
         self.ok("mobile", "abq", "block", "Mixed-Case-1")
-        self.ok("mobile", "abq", "block", "SAMBOB1", "account", "bob")  # queues bob's notice
+        self.ok("mobile", "abq", "block", "SAMBOB1", "account", "bob@example.com")  # queues bob's notice
         body = self.write("body.txt", "Ihr Gerät {device_id} wartet.\n")
         self.ok("mobile", "abq", "setABQMessage", "global", "quarantined", "de", "subject",
                 "Wartet", "body_plain_file", body)
         # An administrator with a token (schema v4).
-        self.ok("admin", "add", "carol", stdin="correct horse\n")
-        self.token = self.ok("admin", "token", "carol", "ci").strip()
+        self.ok("admin", "add", "carol@example.com", stdin="correct horse\n")
+        self.token = self.ok("admin", "token", "carol@example.com", "ci").strip()
         # The quarantine mailbox's sync state, as abqd writes it (a blob per collection).
         db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
         db.execute("INSERT INTO syncstate (account, device_id, collection, state, updated) "

@@ -24,7 +24,7 @@
 #define AUTH_JDOE "Basic RVhBTVBMRVxKRG9lOnMzY3JldA=="
 
 static const char *const pass_prefixes[] = {"/autodiscover/", "/EWS/"};
-static const struct eas_request_config cfg = {NULL, pass_prefixes, 2, NULL};
+static const struct eas_request_config cfg = {NULL, pass_prefixes, 2, NULL, NULL};
 
 /* The three vectors of eas-protocol.md (from Horde's test suite and MS-ASHTTP). */
 static const char vec1[] = "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l";
@@ -655,6 +655,100 @@ test_header_lengths(void **state)
 	assert_null(a);
 }
 
+/* Parse a POST to target with Basic credentials user:pw under default_domain dom. */
+static enum eas_req_err
+post_as(const char *dom, const char *user, const char *target, struct eas_request **r)
+{
+	const struct eas_request_config dc = {NULL, pass_prefixes, 2, NULL, dom};
+	char cred[300], hdr[420];
+	struct eas_header h[1];
+
+	snprintf(cred, sizeof(cred), "%s:pw", user);
+	snprintf(hdr, sizeof(hdr), "Basic ");
+	b64enc((const unsigned char *)cred, strlen(cred), hdr + 6);
+	h[0] = (struct eas_header){.name = "Authorization", .value = hdr};
+	return eas_request_parse(&dc, "POST", target, h, 1, r, errbuf, sizeof(errbuf));
+}
+
+/*
+ * One identity per person: every spelling of a login gives one account, the
+ * canonical one under [eas] default_domain, and a User= in another spelling of
+ * the same person is no mismatch; names that are not one account are refused.
+ */
+static void
+test_identity_canonical(void **state)
+{
+	static const char *const spellings[] = {
+	    "alice",
+	    "Alice",
+	    "EXAMPLE\\alice",
+	    "example.com\\ALICE",
+	    "alice@example.com",
+	    "Alice@EXAMPLE.COM",
+	    "CORP\\alice@Example.com",
+	};
+	static const char *const bad[] = {"alice@", "@example.com", "a@b@c", "EXAMPLE\\"};
+	struct eas_request *r = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+		print_message("login %s\n", spellings[i]);
+		assert_int_equal(post_as("example.com", spellings[i],
+		                         EAS "?Cmd=Sync&User=ALICE&DeviceId=D1", &r),
+		                 EAS_REQ_OK);
+		assert_string_equal(r->auth_user, spellings[i]); /* as sent, for the upstream */
+		assert_string_equal(r->account, "alice@example.com");
+		assert_false(r->user_mismatch);
+		eas_request_free(&r);
+		/* Every User= spelling of the same person matches too. */
+		for (size_t j = 0; j < sizeof(spellings) / sizeof(spellings[0]); j++) {
+			char target[200];
+
+			snprintf(target, sizeof(target), EAS "?Cmd=Sync&User=%s&DeviceId=D1",
+			         spellings[j]);
+			if (strchr(spellings[j], '\\') != NULL)
+				continue; /* a backslash is not sent raw in a query */
+			assert_int_equal(post_as("example.com", spellings[i], target, &r),
+			                 EAS_REQ_OK);
+			assert_false(r->user_mismatch);
+			eas_request_free(&r);
+		}
+	}
+	/* Another person, or the same name in another domain, is a mismatch. */
+	assert_int_equal(post_as("example.com", "alice", EAS "?Cmd=Sync&User=bob&DeviceId=D1", &r),
+	                 EAS_REQ_OK);
+	assert_true(r->user_mismatch);
+	eas_request_free(&r);
+	assert_int_equal(
+	    post_as("example.com", "alice", EAS "?Cmd=Sync&User=alice%40corp.org&DeviceId=D1", &r),
+	    EAS_REQ_OK);
+	assert_true(r->user_mismatch);
+	eas_request_free(&r);
+	/* A full name in another domain stays in that domain. */
+	assert_int_equal(post_as("example.com", "alice@Corp.Org", EAS "?Cmd=Sync&DeviceId=D1", &r),
+	                 EAS_REQ_OK);
+	assert_string_equal(r->account, "alice@corp.org");
+	eas_request_free(&r);
+	/* Without a default domain a bare name stays bare; the domain is lower-cased. */
+	assert_int_equal(post_as(NULL, "EXAMPLE\\Alice", EAS "?Cmd=Sync&DeviceId=D1", &r),
+	                 EAS_REQ_OK);
+	assert_string_equal(r->account, "alice");
+	eas_request_free(&r);
+	assert_int_equal(post_as(NULL, "Alice@EXAMPLE.com", EAS "?Cmd=Sync&DeviceId=D1", &r),
+	                 EAS_REQ_OK);
+	assert_string_equal(r->account, "alice@example.com");
+	eas_request_free(&r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("login %s\n", bad[i]);
+		assert_int_equal(post_as("example.com", bad[i], EAS "?Cmd=Sync&DeviceId=D1", &r),
+		                 EAS_REQ_EUSER);
+		assert_null(r);
+		assert_int_equal(post_as(NULL, bad[i], EAS "?Cmd=Sync&DeviceId=D1", &r),
+		                 EAS_REQ_EUSER);
+		assert_null(r);
+	}
+}
+
 /* Identity: DOMAIN\user, mismatch, no credentials, bad credentials. */
 static void
 test_identity(void **state)
@@ -838,7 +932,7 @@ test_oversize(void **state)
 static void
 test_paths(void **state)
 {
-	static const struct eas_request_config custom = {"/eas", NULL, 0, NULL};
+	static const struct eas_request_config custom = {"/eas", NULL, 0, NULL, NULL};
 	struct eas_request *r = NULL;
 
 	(void)state;
@@ -982,7 +1076,7 @@ static void
 test_block_cache(void **state)
 {
 	struct blk_cache blocks = {.size = 2048};
-	struct eas_request_config bc = {NULL, pass_prefixes, 2, &blocks};
+	struct eas_request_config bc = {NULL, pass_prefixes, 2, &blocks, NULL};
 	struct eas_request *r = NULL;
 	struct eas_header h[3] = {{.name = "Authorization", .value = AUTH_JDOE},
 	                          {.name = "User-Agent", .value = "Apple-iPhone/1402.100"},
@@ -1151,29 +1245,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_base64_alphabet),
-	    cmocka_unit_test(test_target_bytes),
-	    cmocka_unit_test(test_query_verbatim),
-	    cmocka_unit_test(test_header_lengths),
-	    cmocka_unit_test(test_vector1),
-	    cmocka_unit_test(test_vector2),
-	    cmocka_unit_test(test_vector3),
-	    cmocka_unit_test(test_vectors_truncated),
-	    cmocka_unit_test(test_base64_messages),
-	    cmocka_unit_test(test_base64_layout),
-	    cmocka_unit_test(test_bad_base64),
-	    cmocka_unit_test(test_plain_every_command),
-	    cmocka_unit_test(test_plain_params),
-	    cmocka_unit_test(test_percent),
-	    cmocka_unit_test(test_identity),
-	    cmocka_unit_test(test_duplicates),
-	    cmocka_unit_test(test_oversize),
-	    cmocka_unit_test(test_paths),
-	    cmocka_unit_test(test_options_and_methods),
-	    cmocka_unit_test(test_headers),
-	    cmocka_unit_test(test_large_request),
-	    cmocka_unit_test(test_block_cache),
-	    cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_base64_alphabet), cmocka_unit_test(test_target_bytes),
+	    cmocka_unit_test(test_query_verbatim),  cmocka_unit_test(test_header_lengths),
+	    cmocka_unit_test(test_vector1),         cmocka_unit_test(test_vector2),
+	    cmocka_unit_test(test_vector3),         cmocka_unit_test(test_vectors_truncated),
+	    cmocka_unit_test(test_base64_messages), cmocka_unit_test(test_base64_layout),
+	    cmocka_unit_test(test_bad_base64),      cmocka_unit_test(test_plain_every_command),
+	    cmocka_unit_test(test_plain_params),    cmocka_unit_test(test_percent),
+	    cmocka_unit_test(test_identity),        cmocka_unit_test(test_identity_canonical),
+	    cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_paths),           cmocka_unit_test(test_options_and_methods),
+	    cmocka_unit_test(test_headers),         cmocka_unit_test(test_large_request),
+	    cmocka_unit_test(test_block_cache),     cmocka_unit_test(test_strerror),
 	    cmocka_unit_test(test_random_bytes),
 	};
 

@@ -255,6 +255,13 @@ cb_notice_list(void *arg, const struct abq_notice *n)
 	return 0;
 }
 
+static int
+cb_notice_account(void *arg, const struct abq_notice *n)
+{
+	list_add(arg, "%s", ns(n->account));
+	return 0;
+}
+
 /* Count records of any kind. */
 static int
 cb_count(void *arg, const void *rec)
@@ -2012,7 +2019,8 @@ test_migrate_v1_to_v2(void **state)
 	/* Version 1 is the current schema without the syncstate and templates tables. */
 	db = raw_open(f->path);
 	raw_exec(db, "DROP TABLE syncstate; DROP TABLE templates; DROP TABLE admins; "
-	             "DROP TABLE tokens; PRAGMA user_version = 1");
+	             "DROP TABLE tokens; DROP TABLE meta; DROP INDEX history_account; "
+	             "PRAGMA user_version = 1");
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'syncstate'"),
 	                 0);
 	sqlite3_close(db);
@@ -2050,7 +2058,7 @@ test_migrate_v2_to_v3(void **state)
 	abq_store_close(&f->s);
 	db = raw_open(f->path);
 	raw_exec(db, "DROP TABLE templates; DROP TABLE admins; DROP TABLE tokens; "
-	             "PRAGMA user_version = 2");
+	             "DROP TABLE meta; DROP INDEX history_account; PRAGMA user_version = 2");
 	sqlite3_close(db);
 	MSG_HAS(open_fails(f->url, NULL, ABQ_STORE_READONLY), "upgrade");
 	fx_open(f, 0);
@@ -2092,13 +2100,15 @@ test_migrate_v3_to_v4(void **state)
 	if (f->sqlite) {
 		sqlite3 *db = raw_open(f->path);
 
-		raw_exec(db, "DROP TABLE admins; DROP TABLE tokens; PRAGMA user_version = 3");
+		raw_exec(db, "DROP TABLE admins; DROP TABLE tokens; DROP TABLE meta; "
+		             "DROP INDEX history_account; PRAGMA user_version = 3");
 		sqlite3_close(db);
 		MSG_HAS(open_fails(f->url, NULL, ABQ_STORE_READONLY), "upgrade");
 	} else {
 		assert_int_equal(
 		    pg_sql(f->base_url,
 		           "SET search_path = %s; DROP TABLE admins; DROP TABLE tokens; "
+		           "DROP INDEX history_account; "
 		           "UPDATE abqd_meta SET value = '3' WHERE key = 'schema_version'",
 		           f->schema),
 		    0);
@@ -2117,15 +2127,176 @@ test_migrate_v3_to_v4(void **state)
 	if (f->sqlite) {
 		sqlite3 *db = raw_open(f->path);
 
-		assert_int_equal(raw_int(db, "PRAGMA user_version"), 4);
+		assert_int_equal(raw_int(db, "PRAGMA user_version"), ABQ_STORE_SCHEMA_VERSION);
 		sqlite3_close(db);
 	} else {
-		/* Reopening finds version 4: nothing to migrate, the rows are there. */
+		/* Reopening finds the current version: nothing to migrate, the rows are there. */
 		abq_store_close(&f->s);
 		fx_open(f, ABQ_STORE_READONLY);
 		OK(abq_store_token_count(f->s, "root", &n, &err));
 		assert_int_equal(n, 1);
 	}
+}
+
+/* ---- accounts: one identity per person ------------------------------------ */
+
+/* The sync state blob of (account, device_id, collection) as a string, or "-". */
+static const char *
+syncstate_of(struct abq_store *s, const char *account, const char *device_id,
+             const char *collection)
+{
+	static char buf[64];
+	void *blob = NULL;
+	size_t len = 0;
+	int rc =
+	    abq_store_syncstate_get(s, account, device_id, collection, &blob, &len, NULL, &err);
+
+	assert_int_not_equal(rc, -1);
+	snprintf(buf, sizeof(buf), "%s", rc == 1 ? (const char *)blob : "-");
+	free(blob);
+	return buf;
+}
+
+/* Every list a rewrite touches, in one string, to compare before and after. */
+static const char *
+accounts_snapshot(struct abq_store *s)
+{
+	static struct list l;
+	struct abq_device_filter all = {0};
+
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_device_iter(s, &all, cb_device_list, &l, &err));
+	OK(abq_store_entry_iter(s, ABQ_STATE_NONE, cb_entry_list, &l, &err));
+	OK(abq_store_attr_iter(s, cb_attr_list, &l, &err));
+	return l.buf;
+}
+
+/*
+ * Records written before [eas] default_domain was set hold bare accounts; the
+ * rewrite gives them the domain in every table, merges collisions (the device
+ * seen last wins, with its sync state; the canonical entry and attribute win),
+ * records the domain, and a second run changes nothing.
+ */
+static void
+test_accounts_canonicalize(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_notice n = {
+	    .recipient = "alice@example.com", .kind = "user-blocked", .account = "alice"};
+	struct abq_device d = {0};
+	struct abq_entry e = {0};
+	struct abq_attr a = {0};
+	char before[4096];
+	char *v = NULL;
+	size_t count = 99;
+
+	/* alice: the bare record is the newer one; bob: the canonical one is. */
+	put_device(s, "alice", "D1", ABQ_STATE_BLOCKED, ABQ_REASON_INDIVIDUAL, 100);
+	put_device(s, "alice@example.com", "d1", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 50);
+	put_device(s, "bob", "D2", ABQ_STATE_QUARANTINED, ABQ_REASON_MODE, 10);
+	put_device(s, "bob@example.com", "D2", ABQ_STATE_ALLOWED, ABQ_REASON_INDIVIDUAL, 20);
+	put_device(s, "carol", "D3", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 5);
+	put_device(s, "dave@corp.org", "D4", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 5);
+	OK(abq_store_syncstate_put(s, "alice", "D1", "inbox", "bare", 5, 1, &err));
+	OK(abq_store_syncstate_put(s, "alice@example.com", "D1", "inbox", "canon", 6, 9, &err));
+	OK(abq_store_syncstate_put(s, "bob", "D2", "inbox", "bare", 5, 9, &err));
+	OK(abq_store_syncstate_put(s, "bob@example.com", "D2", "inbox", "canon", 6, 1, &err));
+	OK(abq_store_syncstate_put(s, "carol", "D3", "ping", "carol", 6, 1, &err));
+	put_entry(s, "D1", "alice", ABQ_STATE_BLOCKED);
+	put_entry(s, "D1", "alice@example.com", ABQ_STATE_ALLOWED);
+	put_entry(s, "D5", "erin", ABQ_STATE_QUARANTINED);
+	put_entry(s, "D6", NULL, ABQ_STATE_BLOCKED);
+	put_attr(s, ABQ_SCOPE_ACCOUNT, "alice", "abqMode", "Strict");
+	put_attr(s, ABQ_SCOPE_ACCOUNT, "alice@example.com", "ABQMODE", "Permissive");
+	put_attr(s, ABQ_SCOPE_ACCOUNT, "alice", "abqMaxDevices", "2");
+	put_attr(s, ABQ_SCOPE_DOMAIN, "example.com", "abqMode", "Interactive");
+	put_attr(s, ABQ_SCOPE_GLOBAL, NULL, "abqMode", "Permissive");
+	add_history(s, 7, "D1/alice", "D1", "alice");
+	OK(abq_store_notice_add(s, &n, &err));
+
+	/* No domain: nothing happens, nothing is recorded. */
+	snprintf(before, sizeof(before), "%s", accounts_snapshot(s));
+	OK(abq_store_accounts_canonicalize(s, NULL, &count, &err));
+	assert_int_equal(count, 0);
+	OK(abq_store_accounts_canonicalize(s, "", NULL, &err));
+	assert_string_equal(accounts_snapshot(s), before);
+	assert_int_equal(abq_store_meta_get(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &v, &err), 0);
+	FAILS(abq_store_accounts_canonicalize(s, "bad domain", &count, &err), "domain");
+
+	/* A failure anywhere leaves everything as it was (one transaction). */
+	setenv("ABQ_STORE_FAULT", "2", 1); /* the commit */
+	FAILS(abq_store_accounts_canonicalize(s, "example.com", &count, &err), "injected");
+	unsetenv("ABQ_STORE_FAULT");
+	assert_int_equal(count, 0);
+	assert_string_equal(accounts_snapshot(s), before);
+	assert_int_equal(abq_store_meta_get(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &v, &err), 0);
+
+	OK(abq_store_accounts_canonicalize(s, "Example.COM", &count, &err));
+	/* Devices: 2 merged away, 2 renamed; entries: 1 and 1; attributes: 1 and 1. */
+	assert_int_equal(count, 8);
+	assert_string_equal(accounts_snapshot(s),
+	                    "alice@example.com/D1,bob@example.com/D2,carol@example.com/D3,"
+	                    "dave@corp.org/D4,"
+	                    "D1/alice@example.com=Allowed,D5/erin@example.com=Quarantined,"
+	                    "D6/-=Blocked,"
+	                    "global/-/abqMode=Permissive,domain/example.com/abqMode=Interactive,"
+	                    "account/alice@example.com/abqMaxDevices=2,"
+	                    "account/alice@example.com/ABQMODE=Permissive");
+	/* The device seen last won, whichever spelling it had, with its own state. */
+	assert_int_equal(abq_store_device_get(s, "alice@example.com", "D1", &d, &err), 1);
+	assert_int_equal(d.state, ABQ_STATE_BLOCKED);
+	assert_int_equal(d.last_seen, 100);
+	abq_device_clear(&d);
+	assert_int_equal(abq_store_device_get(s, "bob@example.com", "D2", &d, &err), 1);
+	assert_int_equal(d.state, ABQ_STATE_ALLOWED);
+	assert_int_equal(d.last_seen, 20);
+	abq_device_clear(&d);
+	assert_int_equal(abq_store_device_get(s, "alice", "D1", &d, &err), 0);
+	assert_int_equal(abq_store_entry_get(s, "D1", "alice", &e, &err), 0);
+	assert_int_equal(abq_store_attr_get(s, ABQ_SCOPE_ACCOUNT, "alice", "abqMode", &a, &err), 0);
+	/* Sync state follows the device that stayed. */
+	assert_string_equal(syncstate_of(s, "alice@example.com", "D1", "inbox"), "bare");
+	assert_string_equal(syncstate_of(s, "bob@example.com", "D2", "inbox"), "canon");
+	assert_string_equal(syncstate_of(s, "carol@example.com", "D3", "ping"), "carol");
+	assert_string_equal(syncstate_of(s, "alice", "D1", "inbox"), "-");
+	assert_string_equal(syncstate_of(s, "bob", "D2", "inbox"), "-");
+	/* History and the outbox are found under the canonical account. */
+	assert_string_equal(history_of(s, NULL, "alice@example.com", 0, 0), "D1/alice");
+	assert_string_equal(history_of(s, NULL, "alice", 0, 0), "");
+	{
+		struct list l;
+
+		memset(&l, 0, sizeof(l));
+		OK(abq_store_notice_iter(s, NULL, cb_notice_account, &l, &err));
+		assert_string_equal(l.buf, "alice@example.com");
+	}
+	assert_int_equal(abq_store_meta_get(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &v, &err), 1);
+	assert_string_equal(v, "example.com");
+	free(v);
+	v = NULL;
+
+	/* A second run changes nothing. */
+	snprintf(before, sizeof(before), "%s", accounts_snapshot(s));
+	OK(abq_store_accounts_canonicalize(s, "example.com", &count, &err));
+	assert_int_equal(count, 0);
+	assert_string_equal(accounts_snapshot(s), before);
+
+	/* Another domain later: only what is bare then gets it; full names stay. */
+	put_device(s, "frank", "D7", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 5);
+	OK(abq_store_accounts_canonicalize(s, "other.org", &count, &err));
+	assert_int_equal(count, 1);
+	assert_string_equal(devices_of(s, &(struct abq_device_filter){0}),
+	                    "alice@example.com/D1,bob@example.com/D2,carol@example.com/D3,"
+	                    "dave@corp.org/D4,frank@other.org/D7");
+	assert_int_equal(abq_store_meta_get(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &v, &err), 1);
+	assert_string_equal(v, "other.org");
+	free(v);
+	/* It survives a reopen: the recorded domain is the store's. */
+	abq_store_close(&FX(state)->s);
+	fx_open(FX(state), 0);
+	s = FX(state)->s;
+	OK(abq_store_accounts_canonicalize(s, "other.org", &count, &err));
+	assert_int_equal(count, 0);
 }
 
 /* Files that are not databases, and empty databases. */
@@ -2467,6 +2638,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_admins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_v3_to_v4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),

@@ -101,9 +101,22 @@ main(int argc, char **argv)
 		goto out;
 	}
 	store = abq_store_open(config->store_url, config->base_dir, 0, &err);
-	if (store == NULL) {
+	if (store == NULL ||
+	    abq_store_accounts_canonicalize(store, config->eas_default_domain, NULL, &err) < 0) {
 		fprintf(stderr, "abq-simulate: %s\n", err);
 		goto out;
+	}
+	/* The account as abqd records it: canonical under [eas] default_domain. */
+	{
+		char *canon = account_canonical(seen.account, config->eas_default_domain);
+
+		if (canon == NULL) {
+			fprintf(stderr, "abq-simulate: '%s' is not a valid account\n",
+			        seen.account);
+			goto out;
+		}
+		free(seen.account);
+		seen.account = canon;
 	}
 	ctx.store = store;
 	ctx.default_domain = config->eas_default_domain;

@@ -562,6 +562,97 @@ test_account_normalize(void **state)
 	free(s);
 }
 
+/* Every spelling of one person gives one account (product.md, Identity). */
+static void
+test_account_canonical(void **state)
+{
+	static const struct {
+		const char *in, *dom, *out;
+	} cases[] = {
+	    {"alice", "example.com", "alice@example.com"},
+	    {"Alice", "example.com", "alice@example.com"},
+	    {"ALICE", "Example.COM", "alice@example.com"},
+	    {"EXAMPLE\\alice", "example.com", "alice@example.com"},
+	    {"example.com\\Alice", "example.com", "alice@example.com"},
+	    {"a\\b\\alice", "example.com", "alice@example.com"},
+	    {"alice@EXAMPLE.com", "example.com", "alice@example.com"},
+	    {"Alice@Example.Com", "example.com", "alice@example.com"},
+	    {"EXAMPLE\\alice@example.com", "example.com", "alice@example.com"},
+	    {"alice@example.com", NULL, "alice@example.com"},
+	    {"alice@corp.org", "example.com", "alice@corp.org"},
+	    {"alice", NULL, "alice"},
+	    {"alice", "", "alice"},
+	    {"Alice", NULL, "alice"},
+	    {"EXAMPLE\\Alice", NULL, "alice"},
+	    {"alice@", "example.com", NULL},
+	    {"alice@", NULL, NULL},
+	    {"@x", "example.com", NULL},
+	    {"@x", NULL, NULL},
+	    {"@", "example.com", NULL},
+	    {"a@b@c", "example.com", NULL},
+	    {"a@b@c", NULL, NULL},
+	    {"EXAMPLE\\", "example.com", NULL},
+	    {"", "example.com", NULL},
+	    {NULL, "example.com", NULL},
+	    {"al ice", "example.com", NULL},
+	    {"al\tice", "example.com", NULL},
+	    {"al\nice@example.com", NULL, NULL},
+	    {"al\x7f", "example.com", NULL},
+	    {"a/b", "example.com", NULL},
+	    {"alice@x/y", NULL, NULL},
+	    {"alice@ex ample.com", NULL, NULL},
+	};
+	char buf[ACCOUNT_MAX + 1], big[ACCOUNT_MAX + 2];
+	char *s;
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		print_message("account_canonical(\"%s\", %s)\n",
+		              cases[i].in ? cases[i].in : "(null)",
+		              cases[i].dom ? cases[i].dom : "(null)");
+		s = account_canonical(cases[i].in, cases[i].dom);
+		if (cases[i].out == NULL) {
+			assert_null(s);
+			assert_int_equal(account_canonical_into(cases[i].in, cases[i].dom, buf),
+			                 -1);
+			assert_false(account_is_canonical_of(cases[i].in, "alice@example.com",
+			                                     cases[i].dom));
+		} else {
+			assert_string_equal(s, cases[i].out);
+			assert_int_equal(account_canonical_into(cases[i].in, cases[i].dom, buf),
+			                 (long)strlen(cases[i].out));
+			assert_string_equal(buf, cases[i].out);
+			assert_true(
+			    account_is_canonical_of(cases[i].in, cases[i].out, cases[i].dom));
+			assert_false(
+			    account_is_canonical_of(cases[i].in, "bob@example.com", cases[i].dom));
+			assert_false(account_is_canonical_of(cases[i].in, NULL, cases[i].dom));
+		}
+		free(s);
+	}
+	/* The canonical form is what counts: a bare User= against a full account. */
+	assert_true(account_is_canonical_of("alice", "alice@example.com", "example.com"));
+	assert_true(account_is_canonical_of("EXAMPLE\\Alice", "alice@example.com", "example.com"));
+	assert_false(account_is_canonical_of("alice", "alice@example.com", NULL));
+	assert_false(account_is_canonical_of("alice", "alice", "example.com"));
+	/* Without a default domain, account_normalize is account_canonical(user, NULL). */
+	s = account_normalize("a@b@c");
+	assert_null(s);
+	/* The length cap holds for the canonical form, the added domain included. */
+	memset(big, 'a', 250);
+	big[250] = '\0';
+	s = account_canonical(big, "example.com");
+	assert_null(s);
+	s = account_canonical(big, NULL);
+	assert_non_null(s);
+	free(s);
+	memset(big, 'a', 244);
+	big[244] = '\0';
+	s = account_canonical(big, "example.com"); /* 244 + 1 + 11 = 256 */
+	assert_non_null(s);
+	assert_int_equal(strlen(s), ACCOUNT_MAX);
+	free(s);
+}
+
 static void
 test_account_domain(void **state)
 {
@@ -730,6 +821,7 @@ main(void)
 	    cmocka_unit_test(test_field_value_len),
 	    cmocka_unit_test(test_field_name_ok),
 	    cmocka_unit_test(test_account_normalize),
+	    cmocka_unit_test(test_account_canonical),
 	    cmocka_unit_test(test_account_domain),
 	    cmocka_unit_test(test_device_id_valid),
 	    cmocka_unit_test(test_types),
