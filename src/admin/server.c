@@ -1120,6 +1120,7 @@ on_request(struct evhttp_request *req, void *arg)
 	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	struct session *sess = NULL;
 	char *token_name = NULL, *who_copy = NULL;
+	char logpath[512], logwho[4 * ABQ_ADMIN_NAME_MAX + 8];
 	bool over;
 	struct conn *c;
 
@@ -1216,7 +1217,6 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 done:
 	/* One log line stays one line, whatever bytes the path held: escaped. */
-	char logpath[512], logwho[4 * ABQ_ADMIN_NAME_MAX + 8];
 	log_text(logpath, sizeof(logpath), r.path);
 	/* A load balancer's probes every few seconds would drown the log at info. */
 	if (r.nseg == 1 && strcmp(r.seg[0], "healthz") == 0 && r.status == 200)
