@@ -797,6 +797,90 @@ too_many(struct admin_req *r, int64_t wait)
 }
 
 /*
+ * Whether a Content-Type value names application/json (parameters such as
+ * charset allowed): what the console's login sends. A page elsewhere can make
+ * a browser post a form (urlencoded, multipart, text/plain) or an untyped body
+ * to us without asking first, but not JSON.
+ */
+static bool
+is_json_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1;
+
+	if (ct == NULL)
+		return false;
+	ct += strspn(ct, " \t");
+	if (strncasecmp(ct, want, n) != 0)
+		return false;
+	ct += n;
+	ct += strspn(ct, " \t");
+	return *ct == '\0' || *ct == ';';
+}
+
+/* The n bytes of an authority (host[:port]) without the scheme's default port. */
+static size_t
+authority_len(const char *auth, size_t n, bool tls)
+{
+	const char *dflt = tls ? ":443" : ":80";
+	size_t d = strlen(dflt);
+
+	return n > d && memcmp(auth + n - d, dflt, d) == 0 ? n - d : n;
+}
+
+/*
+ * Whether url (an Origin, or a Referer) is this listener's own origin: its
+ * scheme (https on a TLS listener, else http), then the host and port that the
+ * request's Host header names, up to the path. A default port may be left out
+ * on either side. False without a Host header, and for Origin "null".
+ */
+static bool
+same_origin(struct evhttp_request *req, const char *url)
+{
+	const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+	bool tls = is_tls(req);
+	const char *scheme = tls ? "https://" : "http://", *auth;
+	size_t sl = strlen(scheme), al, hl;
+
+	if (host == NULL || host[0] == '\0' || strncasecmp(url, scheme, sl) != 0)
+		return false;
+	auth = url + sl;
+	al = authority_len(auth, strcspn(auth, "/?#"), tls);
+	hl = authority_len(host, strlen(host), tls);
+	return al == hl && strncasecmp(auth, host, al) == 0;
+}
+
+/*
+ * Whether a login may come from where the browser says it comes from (login
+ * CSRF: a page elsewhere logging the administrator's browser in as someone
+ * else). Answers and returns false when not: the body must be JSON, and an
+ * Origin (or, without one, a Referer) must be this listener's own. A client
+ * that sends neither (a script, curl) is not a browser on another site.
+ */
+static bool
+login_allowed(struct admin_req *r)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
+	const char *origin = evhttp_find_header(h, "Origin");
+	const char *referer = evhttp_find_header(h, "Referer");
+	const char *from = origin != NULL ? origin : referer;
+
+	if (!is_json_type(evhttp_find_header(h, "Content-Type"))) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "the login takes a JSON body (Content-Type: application/json)");
+		return false;
+	}
+	if (from != NULL && !same_origin(r->req, from)) {
+		admin_reply_error(r, 403, "csrf",
+		                  "a login from another site is refused: the %s is not this "
+		                  "console's own address",
+		                  origin != NULL ? "Origin" : "Referer");
+		return false;
+	}
+	return true;
+}
+
+/*
  * POST /api/v1/login. Failures are limited per address, and per name: once a
  * name has had too many, the addresses that failed for it are refused, while
  * one that has not (the administrator elsewhere) may still log in.
@@ -807,14 +891,18 @@ login(struct admin_req *r)
 	struct admin *a = r->a;
 	const char *peer = peer_of(r->req);
 	int64_t now = abq_now(), wait;
-	json_t *body = admin_body(r, false);
-	const char *name_in = body_str(body, "name"), *password = body_str(body, "password");
+	json_t *body = NULL;
+	const char *name_in = NULL, *password = NULL;
 	char *errmsg = NULL, *akey = NULL, *nkey = NULL, *pkey = NULL, *name = NULL;
+	char logname[4 * ABQ_ADMIN_NAME_MAX + 8];
 	unsigned pair_fails = 0;
 	int rc;
 
-	if (body == NULL) /* answered; the request's bytes are still wiped below */
+	/* Refused or answered: the request's bytes are still wiped below. */
+	if (!login_allowed(r) || (body = admin_body(r, false)) == NULL)
 		goto out;
+	name_in = body_str(body, "name");
+	password = body_str(body, "password");
 	if (name_in == NULL || password == NULL) {
 		admin_reply_error(r, 400, "bad_request",
 		                  "give \"name\" and \"password\" as strings");
@@ -851,7 +939,9 @@ login(struct admin_req *r)
 		limit_fail(a, nkey, now);
 		limit_fail(a, pkey, now);
 		abq_metrics_admin_login_failure();
-		log_warn("admin: %s: failed login as %s", peer, name);
+		/* The name is the client's: a "\n" in it must not start a line. */
+		log_warn("admin: %s: failed login as %s", peer,
+		         log_safe(logname, sizeof(logname), name));
 		admin_reply_error(r, 401, "unauthenticated", "wrong name or password");
 		goto out;
 	}
@@ -966,7 +1056,9 @@ session_check(struct admin_req *r, struct session *s)
 	}
 	if (found == 1 && password_at <= s->created)
 		return 0;
-	log_info("admin: %s: session ended (%s)", s->name,
+	char logname[4 * ABQ_ADMIN_NAME_MAX + 8];
+
+	log_info("admin: %s: session ended (%s)", log_text(logname, sizeof(logname), s->name),
 	         found == 1 ? "password changed" : "administrator deleted");
 	session_drop(r->a, s);
 	return 1;
@@ -1028,6 +1120,7 @@ on_request(struct evhttp_request *req, void *arg)
 	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	struct session *sess = NULL;
 	char *token_name = NULL, *who_copy = NULL;
+	char logpath[512], logwho[4 * ABQ_ADMIN_NAME_MAX + 8];
 	bool over;
 	struct conn *c;
 
@@ -1123,16 +1216,15 @@ on_request(struct evhttp_request *req, void *arg)
 		api_dispatch(&r);
 	}
 done:
-	/* One log line stays one line, whatever bytes the path held. */
-	for (char *p = r.path; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	/* One log line stays one line, whatever bytes the path held: escaped. */
+	log_text(logpath, sizeof(logpath), r.path);
 	/* A load balancer's probes every few seconds would drown the log at info. */
 	if (r.nseg == 1 && strcmp(r.seg[0], "healthz") == 0 && r.status == 200)
-		log_debug("admin %s - %s %s %d", peer_of(req), r.method_name, r.path, r.status);
+		log_debug("admin %s - %s %s %d", peer_of(req), r.method_name, logpath, r.status);
 	else
-		log_info("admin %s %s %s %s %d", peer_of(req), r.who != NULL ? r.who : "-",
-		         r.method_name, r.path, r.status);
+		log_info("admin %s %s %s %s %d", peer_of(req),
+		         r.who != NULL ? log_text(logwho, sizeof(logwho), r.who) : "-",
+		         r.method_name, logpath, r.status);
 	for (size_t i = 0; i < r.nseg; i++)
 		free(r.seg[i]);
 	free(r.seg);

@@ -95,7 +95,10 @@ static const struct ctl_command commands[] = {
 
 #define SYNOPSIS "abqctl [-c FILE] [--json] [--dry-run] COMMAND..."
 
-/* Print one "abqctl: ..." line per line of the formatted message; returns CTL_REFUSED. */
+/*
+ * Print one "abqctl: ..." line per line of the formatted message, its control
+ * characters escaped (it may quote a stored value or a file); returns CTL_REFUSED.
+ */
 int
 ctl_fail(const char *fmt, ...)
 {
@@ -109,7 +112,9 @@ ctl_fail(const char *fmt, ...)
 		char *nl = strchr(line, '\n');
 		if (nl != NULL)
 			*nl = '\0';
-		fprintf(stderr, "abqctl: %s\n", line);
+		char *text = text_shown(line, 0);
+		fprintf(stderr, "abqctl: %s\n", text);
+		free(text);
 		line = nl != NULL ? nl + 1 : NULL;
 	}
 	free(msg);

@@ -182,7 +182,7 @@ print_done(struct ctl_env *env, const char *name, const char *what)
 		json_object_set_new(o, "name", jstr(name));
 		json_print(env->out, o);
 	} else {
-		fprintf(env->out, "administrator %s %s\n", name, what);
+		fprintf(env->out, "administrator %s %s\n", shown(name), what);
 	}
 }
 
@@ -354,7 +354,7 @@ do_admin_revoke(struct ctl_env *env, const struct ctl_command *cmd, const struct
 	if (env->json)
 		print_token_json(env, name, label, "revoked", json_integer((json_int_t)n));
 	else
-		fprintf(env->out, "revoked %zu token%s of %s%s%s\n", n, n == 1 ? "" : "s", name,
-		        label ? " labelled " : "", label ? label : "");
+		fprintf(env->out, "revoked %zu token%s of %s%s%s\n", n, n == 1 ? "" : "s",
+		        shown(name), label ? " labelled " : "", label ? shown(label) : "");
 	return CTL_OK;
 }

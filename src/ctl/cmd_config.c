@@ -228,12 +228,12 @@ config_change(struct ctl_env *env, const struct ctl_command *cmd, const struct c
 			canon = NULL;
 		if (value != NULL)
 			fprintf(env->out, "%s%s %s = %s\n", env->dry_run ? "would set " : "set ",
-			        where, def != NULL ? def->name : name,
-			        canon != NULL ? canon : value);
+			        shown(where), def != NULL ? def->name : shown(name),
+			        shown(canon != NULL ? canon : value));
 		else
 			fprintf(env->out, "%s%s %s (back to the inherited value)\n",
-			        env->dry_run ? "would unset " : "unset ", where,
-			        def != NULL ? def->name : name);
+			        env->dry_run ? "would unset " : "unset ", shown(where),
+			        def != NULL ? def->name : shown(name));
 	}
 	print_outcome(env, &o);
 	abq_outcome_clear(&o);

@@ -80,11 +80,11 @@ do_all_devices(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 	return list_devices(env, &f);
 }
 
-/* One "label: value" line of getDeviceInfo. */
+/* One "label: value" line of getDeviceInfo; the value as people are shown it. */
 static void
 info_line(FILE *out, const char *label, const char *value)
 {
-	fprintf(out, "%-16s %s\n", label, dash(value));
+	fprintf(out, "%-16s %s\n", label, shown(value));
 }
 
 /*
@@ -153,16 +153,16 @@ do_device_info(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 		info_line(out, "first seen:", format_time(d.first_seen, t1));
 		info_line(out, "last seen:", format_time(d.last_seen, t2));
 		info_line(out, "state:", fmt_state(d.state, d.reason, d.rule_id, buf));
-		fprintf(out, "%-16s %s at %s\n", "state set by:", dash(d.state_by),
+		fprintf(out, "%-16s %s at %s\n", "state set by:", shown(d.state_by),
 		        format_time(d.state_at, t1));
 		for (int i = 0; i < 2; i++) {
 			if (!have[i])
 				continue;
 			fprintf(out, "%-16s %s%s%s: %s (by %s at %s)\n",
-			        "entry:", entries[i].device_id,
+			        "entry:", shown(entries[i].device_id),
 			        entries[i].account != NULL ? "/" : "",
-			        entries[i].account != NULL ? entries[i].account : "",
-			        abq_state_name(entries[i].state), dash(entries[i].created_by),
+			        entries[i].account != NULL ? shown(entries[i].account) : "",
+			        abq_state_name(entries[i].state), shown(entries[i].created_by),
 			        format_time(entries[i].created_at, t2));
 		}
 		if (!have[0] && !have[1])
@@ -292,17 +292,19 @@ do_explain(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 			fprintf(
 			    out,
 			    "%s / %s: type %s, model %s, OS %s, user agent %s; recorded state %s\n",
-			    x.device.account, x.device.device_id, dash(x.device.device_type),
-			    dash(x.device.model), dash(x.device.os), dash(x.device.user_agent),
+			    shown(x.device.account), shown(x.device.device_id),
+			    shown(x.device.device_type), shown(x.device.model), shown(x.device.os),
+			    shown(x.device.user_agent),
 			    fmt_state(x.device.state, x.device.reason, x.device.rule_id, buf));
 		else
 			fprintf(out,
 			        "%s / %s: not in the registry; explained as a new device of which "
 			        "only the DeviceId is known\n",
-			        x.device.account, x.device.device_id);
-		fprintf(out, "domain %s; mode %s (%s)\n", dash(x.domain), abq_mode_name(x.in.mode),
-		        src);
-		fprintf(out, "%s\n", text);
+			        shown(x.device.account), shown(x.device.device_id));
+		fprintf(out, "domain %s; mode %s (%s)\n", shown(x.domain), abq_mode_name(x.in.mode),
+		        shown(src));
+		/* It quotes the fact a rule matched: the phone's own text. */
+		fprintf(out, "%s\n", shown(text));
 		fprintf(out, "decision: %s\n",
 		        fmt_state(x.verdict.state, x.verdict.reason, x.verdict.rule_id, buf));
 		if (x.known &&

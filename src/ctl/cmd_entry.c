@@ -180,7 +180,7 @@ do_import(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_a
 			char *nl = strchr(p, '\n');
 			if (nl != NULL)
 				*nl = '\0';
-			fprintf(stderr, "abqctl: %s: %s\n", name, p);
+			fprintf(stderr, "abqctl: %s: %s\n", shown(name), shown(p));
 			p = nl != NULL ? nl + 1 : NULL;
 		}
 		free(errmsg);
@@ -223,9 +223,9 @@ export_cb(void *arg, const struct abq_entry *e)
 		return 0;
 	}
 	if (e->account != NULL)
-		fprintf(x->env->out, "%s/%s\n", e->device_id, e->account);
+		fprintf(x->env->out, "%s/%s\n", shown(e->device_id), shown(e->account));
 	else
-		fprintf(x->env->out, "%s\n", e->device_id);
+		fprintf(x->env->out, "%s\n", shown(e->device_id));
 	return 0;
 }
 

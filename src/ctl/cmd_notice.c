@@ -284,9 +284,10 @@ do_msg_get(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 		fprintf(env->out,
 		        "message:   %s %s, locale %s\nfrom:      %s\nreply_to:  %s\nsubject:   %s\n"
 		        "set by:    %s at %s\nbody_plain:\n%s\nbody_html:\n%s\n",
-		        where, k.kind_word, t.locale, dash(t.from), dash(t.reply_to),
-		        dash(t.subject), dash(t.set_by), format_time(t.set_at, at),
-		        dash(t.body_plain), dash(t.body_html));
+		        shown(where), k.kind_word, shown(t.locale), shown(t.from),
+		        shown(t.reply_to), shown(t.subject), shown(t.set_by),
+		        format_time(t.set_at, at), shown_text(t.body_plain, TEXT_KEEP_LINES),
+		        shown_text(t.body_html, TEXT_KEEP_LINES));
 	}
 	rc = CTL_OK;
 out:

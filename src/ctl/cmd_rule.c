@@ -72,8 +72,8 @@ do_rule_set(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl
 	if (!env->json) {
 		text = fmt_rule(&r);
 		fprintf(env->out, "%srule %" PRId64 ": %s, order %lld, %s%s\n",
-		        env->dry_run ? "would set " : "", o.id, text, order,
-		        domain != NULL ? "domain " : "global", domain != NULL ? domain : "");
+		        env->dry_run ? "would set " : "", o.id, shown(text), order,
+		        domain != NULL ? "domain " : "global", domain != NULL ? shown(domain) : "");
 		free(text);
 	}
 	print_outcome(env, &o);

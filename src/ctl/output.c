@@ -8,6 +8,7 @@
 
 #include "ctl/ctl.h"
 #include "ctl/output.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 /* Rows buffered to size the columns before the table starts streaming. */
@@ -25,18 +26,14 @@ struct table {
 };
 
 /*
- * A cell as it is printed: "-" for nothing, control characters (a user agent
- * is whatever the phone sent) replaced by '?' so that a row stays one line.
+ * A cell as it is printed: "-" for nothing, control characters and bytes that
+ * are not UTF-8 escaped (a user agent is whatever the phone sent), so that a
+ * row stays one line and the terminal sees no escape sequence.
  */
 static char *
 cell_text(const char *s)
 {
-	char *c = xstrdup(s == NULL || s[0] == '\0' ? "-" : s);
-
-	for (char *p = c; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return c;
+	return text_shown(s == NULL || s[0] == '\0' ? "-" : s, 0);
 }
 
 /* The printed width of s: UTF-8 continuation bytes take no column. */
@@ -153,13 +150,43 @@ table_finish(struct table **tp)
 	return rows;
 }
 
+/*
+ * A json_dump_callback sink: the bytes go to the FILE with DEL written as
+ * "\u007f". jansson escapes the other controls but passes DEL; a DEL byte can
+ * only be inside a string, where the escape means the same.
+ */
+static int
+json_sink(const char *buf, size_t size, void *data)
+{
+	FILE *out = data;
+	const char *end = buf + size, *del;
+
+	while ((del = memchr(buf, 0x7f, (size_t)(end - buf))) != NULL) {
+		fwrite(buf, 1, (size_t)(del - buf), out);
+		fputs("\\u007f", out);
+		buf = del + 1;
+	}
+	fwrite(buf, 1, (size_t)(end - buf), out);
+	return 0;
+}
+
+/*
+ * Print j compactly. Like all of abqctl's JSON, ASCII only and with no control
+ * byte: a C1 control a phone sent (U+009B, CSI) is "\u009B", never the bytes a
+ * terminal would act on when the JSON is read there.
+ */
+static void
+json_out(FILE *out, const json_t *j)
+{
+	json_dump_callback(j, json_sink, out, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
+}
+
 /* Print the opening of a streamed object: "{", head's members, then "name":[. */
 void
 jstream_begin(struct jstream *js, FILE *out, json_t *head, const char *name)
 {
 	const char *key;
 	json_t *value;
-	char *s;
 
 	js->out = out;
 	js->count = 0;
@@ -168,20 +195,17 @@ jstream_begin(struct jstream *js, FILE *out, json_t *head, const char *name)
 		json_object_foreach(head, key, value)
 		{
 			json_t *k = json_string(key);
-			s = json_dumps(k, JSON_ENCODE_ANY);
-			fprintf(out, "%s:", s);
-			free(s);
+			json_out(out, k);
+			fputc(':', out);
 			json_decref(k);
-			s = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
-			fprintf(out, "%s,", s);
-			free(s);
+			json_out(out, value);
+			fputc(',', out);
 		}
 		json_decref(head);
 	}
 	value = json_string(name);
-	s = json_dumps(value, JSON_ENCODE_ANY);
-	fprintf(out, "%s:[", s);
-	free(s);
+	json_out(out, value);
+	fputs(":[", out);
 	json_decref(value);
 }
 
@@ -191,7 +215,7 @@ jstream_item(struct jstream *js, json_t *item)
 {
 	if (js->count++ > 0)
 		fputc(',', js->out);
-	json_dumpf(item, js->out, JSON_COMPACT);
+	json_out(js->out, item);
 	json_decref(item);
 }
 
@@ -206,7 +230,7 @@ jstream_end(struct jstream *js)
 void
 json_print(FILE *out, json_t *obj)
 {
-	json_dumpf(obj, out, JSON_COMPACT);
+	json_out(out, obj);
 	fputc('\n', out);
 	json_decref(obj);
 }
@@ -236,6 +260,29 @@ dash(const char *s)
 	return s == NULL || s[0] == '\0' ? "-" : s;
 }
 
+/* The strings shown_text handed out, freed when their slot comes round again. */
+#define SHOWN_SLOTS 8
+static char *shown_slot[SHOWN_SLOTS];
+static unsigned shown_next;
+
+/* s escaped for people, "-" for nothing (output.h). */
+const char *
+shown_text(const char *s, unsigned flags)
+{
+	char **slot = &shown_slot[shown_next++ % SHOWN_SLOTS];
+
+	free(*slot);
+	*slot = text_shown(s == NULL || s[0] == '\0' ? "-" : s, flags);
+	return *slot;
+}
+
+/* One line of text as people are shown it (output.h). */
+const char *
+shown(const char *s)
+{
+	return shown_text(s, 0);
+}
+
 /* Print what an operation changed, or would change in a dry run. */
 void
 print_outcome(struct ctl_env *env, const struct abq_outcome *o)
@@ -248,8 +295,8 @@ print_outcome(struct ctl_env *env, const struct abq_outcome *o)
 		const struct abq_transition *t = &o->changed[i];
 		char a[64], b[64];
 		fprintf(env->out, "%s %s / %s: %s -> %s\n",
-		        env->dry_run ? "would change:" : "changed:", dash(t->account),
-		        dash(t->device_id), fmt_state(t->old_state, t->old_reason, t->old_rule, a),
+		        env->dry_run ? "would change:" : "changed:", shown(t->account),
+		        shown(t->device_id), fmt_state(t->old_state, t->old_reason, t->old_rule, a),
 		        t->new_state == ABQ_STATE_NONE
 		            ? "forgotten"
 		            : fmt_state(t->new_state, t->new_reason, t->new_rule, b));

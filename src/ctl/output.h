@@ -16,6 +16,7 @@
 
 #include "core/json.h"
 #include "core/registry.h"
+#include "lib/log.h"
 
 struct ctl_env;
 
@@ -45,6 +46,16 @@ void json_print(FILE *out, json_t *obj);
 const char *fmt_state(enum abq_state s, enum abq_reason r, int64_t rule_id, char buf[64]);
 /* s, or "-" when NULL or empty. */
 const char *dash(const char *s);
+/*
+ * s as people are shown it: "-" when NULL or empty, control characters and
+ * bytes that are not UTF-8 escaped ("\x1b", see text_piece in lib/log.h), so
+ * that what a phone reported cannot move the cursor, clear the screen or start
+ * a line. flags: TEXT_KEEP_LINES for multi-line text. The string lives until
+ * the eighth call after this one: enough for the arguments of one printf.
+ */
+const char *shown_text(const char *s, unsigned flags);
+/* shown_text(s, 0): one line of text. */
+const char *shown(const char *s);
 
 /*
  * Print what a registry operation did (or would do): for people, a line per

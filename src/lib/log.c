@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 
 static bool log_foreground = true;
 static enum log_level log_threshold = LOG_LEVEL_INFO;
@@ -73,6 +74,155 @@ log_facility_parse(const char *s, int *out)
 		}
 	}
 	return -1;
+}
+
+/*
+ * The length of the valid UTF-8 sequence of two or more bytes at p, 0 when
+ * there is none (RFC 3629: no overlong form, no surrogate, nothing beyond
+ * U+10FFFF). A NUL ends a sequence as any other non-continuation byte does.
+ */
+static size_t
+utf8_seq_len(const unsigned char *p)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (p[0] == 0xe0)
+		lo = 0xa0; /* overlong below U+0800 */
+	else if (p[0] == 0xed)
+		hi = 0x9f; /* U+D800-U+DFFF */
+	else if (p[0] == 0xf0)
+		lo = 0x90; /* overlong below U+10000 */
+	else if (p[0] == 0xf4)
+		hi = 0x8f; /* beyond U+10FFFF */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* Write "\xNN" for each of the n bytes at p into out; returns 4 * n. */
+static size_t
+hex_bytes(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[4 * i] = '\\';
+		out[4 * i + 1] = 'x';
+		out[4 * i + 2] = digits[p[i] >> 4];
+		out[4 * i + 3] = digits[p[i] & 15];
+	}
+	return 4 * n;
+}
+
+/* One character of peer text as it is shown (log.h). */
+size_t
+text_piece(const char *s, unsigned flags, char out[TEXT_PIECE_MAX], size_t *used)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	*used = 1;
+	if (p[0] < 0x80) {
+		if ((p[0] == '\n' || p[0] == '\t') && (flags & TEXT_KEEP_LINES) != 0) {
+			out[0] = (char)p[0];
+			return 1;
+		}
+		if (p[0] < 0x20 || p[0] == 0x7f)
+			return hex_bytes(p, 1, out);
+		if ((p[0] == '\\' || p[0] == '"') && (flags & TEXT_QUOTED) != 0) {
+			out[0] = '\\';
+			out[1] = (char)p[0];
+			return 2;
+		}
+		out[0] = (char)p[0];
+		return 1;
+	}
+	n = utf8_seq_len(p);
+	if (n == 0)
+		return hex_bytes(p, 1, out);
+	*used = n;
+	if (p[0] == 0xc2 && p[1] <= 0x9f) /* a C1 control: CSI, NEL... */
+		return hex_bytes(p, 2, out);
+	memcpy(out, p, n);
+	return n;
+}
+
+/* s as it is shown, in a new string. */
+char *
+text_shown(const char *s, unsigned flags)
+{
+	struct sbuf b = {0};
+	char piece[TEXT_PIECE_MAX];
+	size_t used;
+
+	if (s == NULL)
+		return NULL;
+	for (; *s != '\0'; s += used)
+		sbuf_addn(&b, piece, text_piece(s, flags, piece, &used));
+	return sbuf_take(&b);
+}
+
+/*
+ * s escaped into buf, quoted (with TEXT_QUOTED) or not. When it does not fit,
+ * as many whole pieces as leave room for "...", the quote and the NUL.
+ */
+static const char *
+log_escape(char *buf, size_t len, const char *s, bool quoted)
+{
+	unsigned flags = quoted ? TEXT_QUOTED : 0;
+	size_t q = quoted ? 1 : 0, off = 0, used, need = 2 * q + 1;
+	char piece[TEXT_PIECE_MAX];
+
+	if (len == 0)
+		return buf;
+	if (s == NULL || len < 2 * q + 4) {
+		snprintf(buf, len, "%s", s == NULL ? "-" : "...");
+		return buf;
+	}
+	for (const char *p = s; *p != '\0' && need <= len; p += used)
+		need += text_piece(p, flags, piece, &used);
+	if (quoted)
+		buf[off++] = '"';
+	for (; *s != '\0'; s += used) {
+		size_t n = text_piece(s, flags, piece, &used);
+		if (need > len && off + n + 3 + q + 1 > len) {
+			memcpy(buf + off, "...", 3);
+			off += 3;
+			break;
+		}
+		memcpy(buf + off, piece, n);
+		off += n;
+	}
+	if (quoted)
+		buf[off++] = '"';
+	buf[off] = '\0';
+	return buf;
+}
+
+/* s for a log line, quoted (log.h). */
+const char *
+log_safe(char *buf, size_t len, const char *s)
+{
+	return log_escape(buf, len, s, true);
+}
+
+/* s for a log line, unquoted (log.h). */
+const char *
+log_text(char *buf, size_t len, const char *s)
+{
+	return log_escape(buf, len, s, false);
 }
 
 /* Write one line at level: stderr gets "2026-11-28T06:00:00Z warn: ...". */

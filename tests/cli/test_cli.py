@@ -832,6 +832,140 @@ class ExplainHistoryTest(CliTest):
         self.refused("mobile", "abq", "history", "limit", "many", contains="limit 'many'")
 
 
+class OutputHygieneTest(CliTest):
+    """What a phone reported reaches the administrator's terminal escaped, never raw."""
+
+    # A model that would clear the screen, go back to the start of the line and open
+    # a C1 control sequence (U+009B, CSI, as UTF-8); the other facts with more of the same.
+    MODEL = "Evil\x1b[2J\rX\x9b2J"
+    MODEL_SHOWN = "Evil\\x1b[2J\\x0dX\\xc2\\x9b2J"
+    FACTS = {
+        "type": "Type\x07\x1b]0;title\x07",
+        "os": "OS\x7f\x08\x08",
+        "ua": b"UA\x9b\xff\xc0\xafend",  # not UTF-8: a lone CSI byte, 0xff, an overlong
+        "imei": "35\x1b[8m",
+        "friendly": "Line one\nabqctl: forged line",
+        "phone": "+1\x1b[6n",
+        "operator": "Op\xc2\x85".encode("latin-1"),  # NEL, U+0085, as UTF-8 bytes
+    }
+
+    def run_bytes(self, *words):
+        """Run abqctl and return its stdout as bytes (exit 0, nothing on stderr)."""
+        p = subprocess.run([ABQCTL, "-c", self.conf] + list(words), capture_output=True,
+                           env=self.env, timeout=300, cwd=self.dir)
+        self.assertEqual(p.returncode, 0, "abqctl %r: %r" % (words, p.stderr))
+        self.assertEqual(p.stderr, b"")
+        return p.stdout
+
+    def assert_clean(self, out, what):
+        """out is UTF-8 with no control character but LF, no DEL and no C1 control."""
+        try:
+            text = out.decode("utf-8")
+        except UnicodeDecodeError as ex:
+            self.fail("%s: not UTF-8 (%s): %r" % (what, ex, out))
+        bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
+        self.assertEqual(bad, [], "%s: raw control characters in %r" % (what, text))
+        return text
+
+    def hostile_device(self):
+        args = [SIMULATE, "-c", self.conf, "seen", "bob", "EVIL1", "model", self.MODEL]
+        for k, v in self.FACTS.items():
+            args += [k, v]
+        p = subprocess.run(args, capture_output=True, env=self.env, timeout=120)
+        self.assertEqual(p.returncode, 0, "abq-simulate: %r" % p.stderr)
+
+    def test_device_text_is_escaped(self):
+        self.set_mode("Interactive")
+        self.hostile_device()
+        info = self.assert_clean(self.run_bytes("mobile", "getDeviceInfo", "bob", "EVIL1"),
+                                 "getDeviceInfo")
+        lines = dict(re.split(r"\s{2,}|(?<=:) ", l, maxsplit=1) for l in info.splitlines())
+        self.assertEqual(lines["model:"], self.MODEL_SHOWN)
+        self.assertEqual(lines["type:"], "Type\\x07\\x1b]0;title\\x07")
+        self.assertEqual(lines["os:"], "OS\\x7f\\x08\\x08")
+        self.assertEqual(lines["user agent:"], "UA\\x9b\\xff\\xc0\\xafend")
+        self.assertEqual(lines["imei:"], "35\\x1b[8m")
+        self.assertEqual(lines["friendly name:"], "Line one\\x0aabqctl: forged line")
+        self.assertEqual(lines["phone number:"], "+1\\x1b[6n")
+        self.assertEqual(lines["operator:"], "Op\\xc2\\x85")
+        self.assertNotIn("\nabqctl: forged line", info)
+        # The same device in every listing of devices: one row, escaped.
+        for words in (("mobile", "abq", "list"), ("mobile", "getDeviceList", "bob"),
+                      ("mobile", "getAllDevices"), ("mobile", "abq", "list", "status",
+                                                    "Quarantined")):
+            text = self.assert_clean(self.run_bytes(*words), " ".join(words))
+            rows = table_rows(text)
+            self.assertEqual(len(text.splitlines()), 2, text)
+            self.assertEqual(rows[0]["MODEL"], self.MODEL_SHOWN, words)
+            self.assertEqual(rows[0]["TYPE"], "Type\\x07\\x1b]0;title\\x07", words)
+        # explain quotes the model a rule matched.
+        rid = self.okj("mobile", "abq", "setRule", "Evil*", "Blocked", "1", "characteristic",
+                       "DeviceModel", "match", "glob")["id"]
+        self.hostile_device()
+        text = self.assert_clean(self.run_bytes("mobile", "abq", "explain", "EVIL1", "account",
+                                                "bob"), "explain")
+        self.assertIn("rule %d (DeviceModel glob 'Evil*' -> Blocked) matches model '%s'"
+                      % (rid, self.MODEL_SHOWN), text)
+        self.assertIn("model %s, OS OS\\x7f" % self.MODEL_SHOWN, text)
+        # --json keeps the text exactly, escaped by JSON and in ASCII only (no raw C1).
+        raw = self.run_bytes("mobile", "abq", "list", "--json")
+        self.assert_clean(raw, "list --json")
+        self.assertTrue(all(b < 0x80 for b in raw), raw)
+        (d,) = json.loads(raw)["devices"]
+        self.assertEqual(d["model"], self.MODEL)
+        self.assertEqual(d["friendlyName"], self.FACTS["friendly"])
+        self.assertEqual(d["userAgent"][:2], "UA")  # bytes that are not UTF-8 become '?'
+        info = json.loads(self.assert_clean(
+            self.run_bytes("mobile", "getDeviceInfo", "bob", "EVIL1", "--json"), "info --json"))
+        self.assertEqual(info["device"]["model"], self.MODEL)
+
+    def test_history_and_rules_are_escaped(self):
+        # A rule's pattern may come from the console (another administrator's browser).
+        pattern = "x\x1b[2J\r\x9by"
+        shown = "x\\x1b[2J\\x0d\\xc2\\x9by"
+        out = self.assert_clean(self.run_bytes("mobile", "abq", "setRule", pattern, "Blocked",
+                                               "1", "characteristic", "DeviceModel", "match",
+                                               "glob"), "setRule")
+        self.assertIn("DeviceModel glob '%s' -> Blocked" % shown, out)
+        text = self.assert_clean(self.run_bytes("mobile", "abq", "listRules"), "listRules")
+        self.assertEqual(table_rows(text)[0]["PATTERN"], shown)
+        text = self.assert_clean(self.run_bytes("mobile", "abq", "history"), "history")
+        self.assertEqual(len(text.splitlines()), 2, text)
+        self.assertIn("glob '%s'" % shown, table_rows(text)[0]["NEW"])
+        self.assertEqual(self.okj("mobile", "abq", "history")["history"][0]["new"],
+                         "DeviceModel glob '%s' -> Blocked, order 1" % pattern)
+        # A store written before facts were checked: the raw bytes are in the rows.
+        self.hostile_store_rows()
+        text = self.assert_clean(self.run_bytes("mobile", "abq", "history", "OLD1"), "history")
+        n = len(self.okj("mobile", "abq", "history", "OLD1")["history"])
+        self.assertEqual(len(text.splitlines()), 1 + n, text)  # one line a row
+        (row,) = [r for r in table_rows(text) if r["REASON"].startswith("seen")]
+        self.assertEqual(row["REASON"], "seen\\x1b[2J\\x0d\\xc2\\x9b\\xff")
+        self.assertEqual(row["WHO"], "abqd\\x0aabqctl: forged")
+        text = self.assert_clean(self.run_bytes("mobile", "abq", "list"), "list")
+        self.assertIn("Old\\x1b[2J\\x0d\\xc2\\x9b\\xff", text)
+        info = self.assert_clean(self.run_bytes("mobile", "getDeviceInfo", "old", "OLD1"), "info")
+        self.assertIn("Old\\x1b[2J\\x0d\\xc2\\x9b\\xff", info)
+        for words in (("mobile", "abq", "history", "--json"), ("mobile", "abq", "list", "--json")):
+            raw = self.run_bytes(*words)
+            self.assertTrue(all(b < 0x80 for b in raw), raw)
+            json.loads(raw)
+
+    def hostile_store_rows(self):
+        """A device and a history row with raw controls and bytes that are not UTF-8."""
+        self.seen("old", "OLD1", model="m")
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        bad = b"\x1b[2J\r\xc2\x9b\xff"
+        with db:
+            db.execute("UPDATE devices SET model = CAST(? AS TEXT) WHERE device_id = 'OLD1'",
+                       (b"Old" + bad,))
+            db.execute("INSERT INTO history (at, who, what, subject, old_value, new_value, "
+                       "reason, device_id, account) VALUES (?, CAST(? AS TEXT), 'state', "
+                       "'OLD1/old', NULL, 'Quarantined', CAST(? AS TEXT), 'OLD1', 'old')",
+                       (T0, b"abqd\nabqctl: forged", b"seen" + bad))
+        db.close()
+
+
 class ImportExportTest(CliTest):
     def test_import_export_10000(self):
         lines = []

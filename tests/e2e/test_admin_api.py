@@ -297,6 +297,85 @@ class AdminAPI(unittest.TestCase):
         line = [x for x in m.splitlines() if x.startswith("abqd_admin_login_failures_total")]
         self.assertTrue(line and float(line[0].split()[-1]) >= 10, line)
 
+    def test_07_login_from_another_site_is_refused(self):
+        """Login CSRF: a page elsewhere cannot log the browser in, right password or not."""
+        creds = {"name": ADMIN, "password": PASSWORD}
+        own = "http://127.0.0.1:%d" % H.admin_port
+        for headers, what in (
+                ({"Origin": "http://evil.example"}, "another site"),
+                ({"Origin": "null"}, "an opaque origin (sandboxed frame, data: URL)"),
+                ({"Origin": "http://127.0.0.1:%d" % (H.admin_port + 1)}, "another port"),
+                ({"Origin": "https://127.0.0.1:%d" % H.admin_port}, "another scheme"),
+                ({"Origin": "http://127.0.0.1"}, "no port"),
+                ({"Origin": own + ".evil.example"}, "a longer host"),
+                ({"Origin": "http://evil.example", "Referer": own + "/"},
+                 "a foreign Origin with our Referer"),
+                ({"Referer": "http://evil.example/login.html"}, "a Referer from elsewhere"),
+                ({"Referer": "http://127.0.0.1:%d@evil.example/" % H.admin_port},
+                 "a Referer whose host is elsewhere"),
+                ({"Origin": "http://localhost:%d" % H.admin_port}, "another host name")):
+            with self.subTest(what=what):
+                c = Client()
+                msg = self.error(c.post("/api/v1/login", creds, headers=headers), 403, "csrf",
+                                 what)
+                self.assertIn("another site", msg)
+                self.assertIsNone(c.cookie, "%s: a session cookie" % what)
+        # The console's own page, as a browser sends it, and as the Host header names it.
+        for headers, what in (
+                ({"Origin": own}, "our Origin"),
+                ({"Origin": "HTTP://LocalHost:%d" % H.admin_port,
+                  "Host": "localhost:%d" % H.admin_port}, "our Origin, in capitals"),
+                ({"Referer": own + "/#/devices"}, "our Referer"),
+                ({"Origin": "http://localhost:%d" % H.admin_port,
+                  "Host": "localhost:%d" % H.admin_port}, "the Host header's name"),
+                ({}, "a script: neither Origin nor Referer")):
+            with self.subTest(what=what):
+                c = Client()
+                r = c.post("/api/v1/login", creds, headers=headers)
+                self.assertEqual(r.status, 200, "%s: %r" % (what, r))
+                self.assertIsNotNone(c.cookie, what)
+
+    def test_08_login_takes_json_only(self):
+        """A form (or an untyped body) cannot log in: only the console's own JSON."""
+        body = json.dumps({"name": ADMIN, "password": PASSWORD}).encode()
+        for ctype in ("text/plain", "text/plain; charset=utf-8",
+                      "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                      "application/jsonx", "application/json-patch+json", "text/json", ""):
+            with self.subTest(ctype=ctype):
+                c = Client()
+                headers = {"Content-Type": ctype} if ctype else {}
+                msg = self.error(c.request("POST", "/api/v1/login", raw=body, headers=headers),
+                                 400, "bad_request", "Content-Type %r" % ctype)
+                self.assertIn("application/json", msg)
+                self.assertIsNone(c.cookie, ctype)
+        for ctype in ("application/json", "application/json; charset=utf-8",
+                      "Application/JSON", "application/json ;charset=UTF-8"):
+            with self.subTest(ctype=ctype):
+                c = Client()
+                r = c.request("POST", "/api/v1/login", raw=body, headers={"Content-Type": ctype})
+                self.assertEqual(r.status, 200, "Content-Type %r: %r" % (ctype, r))
+
+    def test_09_login_name_cannot_forge_log_lines(self):
+        """A login name with a line break, CR or escape stays on its own log line, escaped."""
+        c = Client(source="127.0.0.5")
+        forged = "2026-01-01t00:00:00z warn: admin: 10.9.9.9: forged"
+        names = ("nobody\n" + forged, "nobody\r" + forged, "nobody\x1b[2J\x9b" + forged)
+        for name in names:
+            self.error(c.post("/api/v1/login", {"name": name, "password": "wrong"}), 401,
+                       "unauthenticated", "name %r" % name)
+        time.sleep(0.2)
+        log = H.log_text()
+        lines = [l for l in log.splitlines() if "forged" in l]
+        self.assertEqual(len(lines), len(names), lines)
+        for line in lines:
+            self.assertFalse(line.startswith("2026-01-01t"), "a forged log line: %r" % line)
+            self.assertIn("admin: 127.0.0.5: failed login as \"nobody\\x", line)
+            self.assertTrue(all(c >= " " and not "\x7f" <= c <= "\x9f" for c in line),
+                            "control characters in the log: %r" % line)
+        self.assertIn('failed login as "nobody\\x0a' + forged + '"', log)
+        self.assertIn('failed login as "nobody\\x0d' + forged + '"', log)
+        self.assertIn('failed login as "nobody\\x1b[2j\\xc2\\x9b' + forged + '"', log)
+
     def ok_text(self, r):
         self.assertEqual(r.status, 200, r)
         return r.body.decode()
