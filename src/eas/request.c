@@ -1203,6 +1203,11 @@ canon_path(struct parse_ctx *c, const char *p, size_t len)
 		r->fwd_path = r->path;
 		return EAS_REQ_OK;
 	}
+	/* Within the cap a second parse of the forwarded form applies. */
+	if (n + extra > EAS_PATH_MAX)
+		return req_fail(c, EAS_REQ_ETOOLONG,
+		                "path: %zu bytes once %%-encoded for the upstream (at most %d)",
+		                n + extra, EAS_PATH_MAX);
 	r->fwd_path = req_alloc(c, n + extra + 1);
 	{
 		static const char digits[] = "0123456789ABCDEF";
@@ -1662,7 +1667,7 @@ fwd_add(char *o, bool *first, const char *name, size_t nlen, const char *v)
  * under their own names, values %-encoded but the unreserved bytes. User is
  * the credentials' user name when there are credentials.
  */
-static void
+static enum eas_req_err
 fwd_plain(struct parse_ctx *c)
 {
 	struct eas_request *r = c->req;
@@ -1695,12 +1700,18 @@ fwd_plain(struct parse_ctx *c)
 		if (v[qp] != NULL)
 			size += qparams[qp].len + 2 + 3 * strlen(v[qp]);
 	if (size == 1)
-		return;
+		return EAS_REQ_OK;
 	o = r->fwd_query = req_alloc(c, size);
 	for (int qp = 0; qp < QP_COUNT; qp++)
 		if (v[qp] != NULL)
 			o = fwd_add(o, &first, qparams[qp].name, qparams[qp].len, v[qp]);
 	*o = '\0';
+	/* Escaping can triple a value: keep what is forwarded within the cap. */
+	if ((size_t)(o - r->fwd_query) > EAS_REQ_QUERY_MAX)
+		return req_fail(c, EAS_REQ_ETOOLONG,
+		                "query: %zu bytes once %%-encoded for the upstream (at most %d)",
+		                (size_t)(o - r->fwd_query), EAS_REQ_QUERY_MAX);
+	return EAS_REQ_OK;
 }
 
 /* Append one tagged base64 parameter (tag, length byte, value) at b + *n. */
@@ -1803,8 +1814,8 @@ build_fwd_query(struct parse_ctx *c)
 	if (r->path_kind != EAS_PATH_EAS)
 		return EAS_REQ_OK;
 	if (r->query_form == EAS_QUERY_PLAIN)
-		fwd_plain(c);
-	else if (r->query_form == EAS_QUERY_BASE64)
+		return fwd_plain(c);
+	if (r->query_form == EAS_QUERY_BASE64)
 		return fwd_b64(c);
 	return EAS_REQ_OK;
 }
