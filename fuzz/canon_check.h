@@ -115,7 +115,7 @@ canon_check(const struct eas_request_config *cfg, const char *method, const stru
 	if (a->path_kind == EAS_PATH_EAS) {
 		const char *user = a->user != NULL && a->auth_user != NULL ? a->auth_user : a->user;
 
-		if (a->cmd != b->cmd || a->query_form != b->query_form ||
+		if (a->cmd != b->cmd || (a->fwd_query != NULL && a->query_form != b->query_form) ||
 		    !canon_same(user, b->user) || !canon_same(a->device_id, b->device_id) ||
 		    !canon_same(a->device_type, b->device_type) ||
 		    !canon_same(a->attachment_name, b->attachment_name) ||

@@ -1813,6 +1813,10 @@ build_fwd_query(struct parse_ctx *c)
 
 	if (r->path_kind != EAS_PATH_EAS)
 		return EAS_REQ_OK;
+	/* What is forwarded as User= holds no control byte, as a User= may not. */
+	if (r->user != NULL && r->auth_user != NULL && !no_ctl(r->auth_user, strlen(r->auth_user)))
+		return req_fail(c, EAS_REQ_EUSER,
+		                "the credentials' user name holds a control character");
 	if (r->query_form == EAS_QUERY_PLAIN)
 		return fwd_plain(c);
 	if (r->query_form == EAS_QUERY_BASE64)

@@ -1158,6 +1158,17 @@ test_fwd_query(void **state)
 	    EAS_REQ_OK);
 	assert_string_equal(r->fwd_query, "Cmd=Sync&DeviceId=D1");
 	eas_request_free(&r);
+	/* A control byte in the credentials' domain part never reaches User=. */
+	{
+		static const char cred[] = "EX\001AMPLE\\JDoe:s3cret";
+		char auth[64] = "Basic ";
+
+		b64enc((const unsigned char *)cred, strlen(cred), auth + 6);
+		assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&User=jdoe&DeviceId=D1", &r,
+		                         "Authorization", auth, NULL),
+		                 EAS_REQ_EUSER);
+		assert_null(r);
+	}
 	/* Only unknown parameters, or none: nothing to forward. */
 	assert_int_equal(parse_h("OPTIONS", EAS "?XA=1", &r, NULL), EAS_REQ_OK);
 	assert_null(r->fwd_query);
