@@ -161,6 +161,7 @@ struct parse_ctx {
 	bool b64_options;          /* the base64 Options tag was given */
 	bool q_multipart;          /* AcceptMultiPart= or the Options bit, alone */
 	unsigned char b64_version; /* the base64 query's version byte */
+	size_t qlen;               /* the raw query's length */
 	/*
 	 * The strings being set come verbatim from the request target, which
 	 * parse_target has already refused for any control byte: no check again.
@@ -364,6 +365,51 @@ graphic_prefix(const char *s, size_t n)
 			break;
 	}
 	return i;
+}
+
+/*
+ * The classes of the bytes of a request target, one lookup per byte (the
+ * hot path runs every byte of a phone's target through them): UNRESERVED
+ * (RFC 3986 2.3: letters, digits, '-' '.' '_' '~'), PATH_LIT what fwd_path
+ * carries as it is (unreserved, the sub-delims a segment allows but ';',
+ * ':', '@', '/'), NAME_CH what a query parameter name may hold (letters and
+ * digits). Bytes from 0x80 are in none.
+ */
+#define UNRESERVED 1
+#define PATH_LIT   2
+#define NAME_CH    4
+
+static const unsigned char uri_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, /* 0x08 */
+    0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    0, 0, 0, 0, 0, 0, 0, 0, /* 0x18 */
+    0, 2, 0, 0, 2, 0, 2, 2, /* 0x20 */
+    2, 2, 2, 2, 2, 3, 3, 2, /* 0x28 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x30 */
+    7, 7, 2, 0, 0, 2, 0, 0, /* 0x38 */
+    2, 7, 7, 7, 7, 7, 7, 7, /* 0x40 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x48 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x50 */
+    7, 7, 7, 0, 0, 0, 0, 3, /* 0x58 */
+    0, 7, 7, 7, 7, 7, 7, 7, /* 0x60 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x68 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x70 */
+    7, 7, 7, 0, 0, 0, 3, 0, /* 0x78 */
+};
+
+/* True for an unreserved byte. */
+static inline bool
+is_unreserved(unsigned char ch)
+{
+	return (uri_class[ch] & UNRESERVED) != 0;
+}
+
+/* True for a byte fwd_path carries as it is. */
+static inline bool
+is_path_literal(unsigned char ch)
+{
+	return (uri_class[ch] & PATH_LIT) != 0;
 }
 
 /* The value of a hex digit, or -1. */
@@ -657,8 +703,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		for (pos = 0; pos < nlen; pos++) {
 			unsigned char ch = (unsigned char)pair[pos];
 
-			if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') &&
-			    !(ch >= '0' && ch <= '9'))
+			if (!(uri_class[ch] & NAME_CH))
 				break;
 		}
 		if (pos < nlen) {
@@ -1013,40 +1058,6 @@ parse_method(struct parse_ctx *c, const char *method)
 	return EAS_REQ_OK;
 }
 
-/* True for an unreserved byte (RFC 3986 2.3): letters, digits, '-' '.' '_' '~'. */
-static bool
-is_unreserved(unsigned char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '-' || ch == '.' || ch == '_' || ch == '~';
-}
-
-/*
- * True for a byte fwd_path carries as it is: unreserved, the sub-delims a
- * segment allows (';' is refused in paths), ':', '@' and '/'.
- */
-static bool
-is_path_literal(unsigned char ch)
-{
-	switch (ch) {
-	case '!':
-	case '$':
-	case '&':
-	case '\'':
-	case '(':
-	case ')':
-	case '*':
-	case '+':
-	case ',':
-	case '=':
-	case ':':
-	case '@':
-	case '/':
-		return true;
-	}
-	return is_unreserved(ch);
-}
-
 /*
  * True if the raw path p[0..len) (p[0] is '/') is its own canonical form:
  * nothing to decode or refuse, no "//", no "." or ".." segment. A phone's
@@ -1176,10 +1187,11 @@ path_remove_dots(struct parse_ctx *c, char *s, size_t n, enum eas_req_err *err)
 
 /*
  * The canonical path of the raw p[0..len) into r->path, and its wire form
- * into r->fwd_path (the same string when nothing needs escaping).
+ * into r->fwd_path (the same string when nothing needs escaping), its
+ * length into *outlen.
  */
 static enum eas_req_err
-canon_path(struct parse_ctx *c, const char *p, size_t len)
+canon_path(struct parse_ctx *c, const char *p, size_t len, size_t *outlen)
 {
 	struct eas_request *r = c->req;
 	enum eas_req_err err = EAS_REQ_OK;
@@ -1189,6 +1201,7 @@ canon_path(struct parse_ctx *c, const char *p, size_t len)
 	if (path_is_canonical(p, len)) {
 		r->path = req_strndup(c, p, len);
 		r->fwd_path = r->path;
+		*outlen = len;
 		return EAS_REQ_OK;
 	}
 	r->path = s = req_alloc(c, len + 1);
@@ -1196,6 +1209,7 @@ canon_path(struct parse_ctx *c, const char *p, size_t len)
 	if ((n = path_decode(c, p, len, s, &err)) == (size_t)-1 ||
 	    (n = path_remove_dots(c, s, n, &err)) == (size_t)-1)
 		return err;
+	*outlen = n;
 	for (size_t i = 0; i < n; i++)
 		if (!is_path_literal((unsigned char)s[i]))
 			extra += 2;
@@ -1335,9 +1349,8 @@ parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const ch
 			                "(byte %zu)",
 			                bad + 1);
 	}
-	if ((err = canon_path(c, target, plen)) != EAS_REQ_OK)
+	if ((err = canon_path(c, target, plen, &plen)) != EAS_REQ_OK)
 		return err;
-	plen = strlen(r->path);
 	if (path_is_eas(r->path, plen, eas)) {
 		r->path_kind = EAS_PATH_EAS;
 	} else {
@@ -1355,6 +1368,7 @@ parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const ch
 	}
 	if (qlen == 0)
 		return EAS_REQ_OK;
+	c->qlen = qlen;
 	{
 		/* The query ends at the target's NUL: one pass for all three. */
 		size_t bad = strcspn(qmark + 1, "?#;");
@@ -1696,11 +1710,18 @@ fwd_plain(struct parse_ctx *c)
 	}
 	if (c->seen[QP_ACCEPTMULTIPART])
 		v[QP_ACCEPTMULTIPART] = c->q_multipart ? "T" : "F";
+	/*
+	 * Room without measuring each value: the values from the query are
+	 * decoded from at most qlen bytes, each byte escaped into at most
+	 * three; the user name may come from the credentials; the names, the
+	 * command's name and the policy key fit in the rest.
+	 */
 	for (int qp = 0; qp < QP_COUNT; qp++)
 		if (v[qp] != NULL)
-			size += qparams[qp].len + 2 + 3 * strlen(v[qp]);
+			size += qparams[qp].len + 2;
 	if (size == 1)
 		return EAS_REQ_OK;
+	size += 3 * c->qlen + 32 + (v[QP_USER] != NULL ? 3 * strlen(v[QP_USER]) : 0);
 	o = r->fwd_query = req_alloc(c, size);
 	for (int qp = 0; qp < QP_COUNT; qp++)
 		if (v[qp] != NULL)
