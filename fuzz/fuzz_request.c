@@ -7,12 +7,14 @@
  *   2: the raw base64-decoded bytes of a base64 query (re-encoded here, so the
  *      fuzzer explores the binary layout instead of the base64 alphabet),
  *   3: a whole request target, with two passthrough prefixes configured.
- * Every successful parse is also described, to exercise that path.
+ * Every successful parse is also described, to exercise that path, and
+ * checked against the invariants of the canonical request (canon_check.h).
  *
  * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that feeds
  * every file of the directories (or files) named on the command line through
  * the same function: the corpus replay test of the normal build.
  */
+#include "canon_check.h"
 #include "eas/request.h"
 #include "lib/util.h"
 #include "replay.h"
@@ -99,6 +101,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (eas_request_parse(&cfg, method, target, hdr, 3, &req, err, sizeof(err)) == EAS_REQ_OK) {
 		eas_request_describe(req, desc, sizeof(desc));
+		canon_check(&cfg, method, hdr, 3, req);
 		eas_request_free(&req);
 	} else if (req != NULL || err[0] == '\0') {
 		abort(); /* a failure must leave no request and must say why */

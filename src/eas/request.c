@@ -157,6 +157,11 @@ struct parse_ctx {
 	char *errbuf;
 	size_t errlen;
 	bool has_query_policy_key; /* PolicyKey= or the base64 field */
+	bool seen[QP_COUNT];       /* the plain parameters given */
+	bool b64_options;          /* the base64 Options tag was given */
+	bool q_multipart;          /* AcceptMultiPart= or the Options bit, alone */
+	unsigned char b64_version; /* the base64 query's version byte */
+	size_t qlen;               /* the raw query's length */
 	/*
 	 * The strings being set come verbatim from the request target, which
 	 * parse_target has already refused for any control byte: no check again.
@@ -266,6 +271,10 @@ eas_request_strerror(enum eas_req_err err)
 		return "invalid header value";
 	case EAS_REQ_EINVAL:
 		return "invalid argument";
+	case EAS_REQ_EPATH:
+		return "path cannot be normalised";
+	case EAS_REQ_EQUERY:
+		return "query could be read differently";
 	}
 	return "unknown error";
 }
@@ -357,6 +366,51 @@ graphic_prefix(const char *s, size_t n)
 			break;
 	}
 	return i;
+}
+
+/*
+ * The classes of the bytes of a request target, one lookup per byte (the
+ * hot path runs every byte of a phone's target through them): UNRESERVED
+ * (RFC 3986 2.3: letters, digits, '-' '.' '_' '~'), PATH_LIT what fwd_path
+ * carries as it is (unreserved, the sub-delims a segment allows but ';',
+ * ':', '@', '/'), NAME_CH what a query parameter name may hold (letters and
+ * digits). Bytes from 0x80 are in none.
+ */
+#define UNRESERVED 1
+#define PATH_LIT   2
+#define NAME_CH    4
+
+static const unsigned char uri_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, /* 0x08 */
+    0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    0, 0, 0, 0, 0, 0, 0, 0, /* 0x18 */
+    0, 2, 0, 0, 2, 0, 2, 2, /* 0x20 */
+    2, 2, 2, 2, 2, 3, 3, 2, /* 0x28 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x30 */
+    7, 7, 2, 0, 0, 2, 0, 0, /* 0x38 */
+    2, 7, 7, 7, 7, 7, 7, 7, /* 0x40 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x48 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x50 */
+    7, 7, 7, 0, 0, 0, 0, 3, /* 0x58 */
+    0, 7, 7, 7, 7, 7, 7, 7, /* 0x60 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x68 */
+    7, 7, 7, 7, 7, 7, 7, 7, /* 0x70 */
+    7, 7, 7, 0, 0, 0, 3, 0, /* 0x78 */
+};
+
+/* True for an unreserved byte. */
+static inline bool
+is_unreserved(unsigned char ch)
+{
+	return (uri_class[ch] & UNRESERVED) != 0;
+}
+
+/* True for a byte fwd_path carries as it is. */
+static inline bool
+is_path_literal(unsigned char ch)
+{
+	return (uri_class[ch] & PATH_LIT) != 0;
 }
 
 /* The value of a hex digit, or -1. */
@@ -536,6 +590,7 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 {
 	struct eas_request *r = c->req;
 	const char *name = qparams[qp].name;
+	enum eas_req_err err;
 
 	if (!c->from_target && !no_ctl(value, len))
 		return req_fail(c, EAS_REQ_EPARAM, "query: %s holds a control character", name);
@@ -575,7 +630,10 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 	case QP_SAVEINSENT:
 		return set_flag(c, &r->save_in_sent, name, value);
 	case QP_ACCEPTMULTIPART:
-		return set_flag(c, &r->accept_multipart, name, value);
+		if ((err = set_flag(c, &r->accept_multipart, name, value)) != EAS_REQ_OK)
+			return err;
+		c->q_multipart = r->accept_multipart;
+		return EAS_REQ_OK;
 	case QP_POLICYKEY:
 		if (!parse_u32(value, len, &c->query_policy_key))
 			return req_fail(
@@ -596,7 +654,7 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 static enum eas_req_err
 parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 {
-	bool seen[QP_COUNT] = {false};
+	bool *seen = c->seen;
 	size_t start = 0, nparams = 0;
 	enum eas_req_err err = EAS_REQ_OK;
 	/* Decoded name and value of one pair: at most the pair's length + 2. */
@@ -638,13 +696,25 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			               (size_t)(pair - q) + 1);
 			break;
 		}
-		name = verbatim ? copy_nul(scratch, pair, nlen)
-		                : pct_decode(pair, nlen, true, scratch, &nlen, &pos);
-		if (name == NULL) {
-			err = req_fail(c, EAS_REQ_EESCAPE, "query: bad %%-escape at byte %zu",
-			               (size_t)(pair - q) + pos + 1);
+		/*
+		 * A name is letters and digits, given literally: PHP reads
+		 * "+DeviceId" as "DeviceId" and "Device.Id" as "Device_Id", so
+		 * any other spelling could name another parameter upstream.
+		 */
+		for (pos = 0; pos < nlen; pos++) {
+			unsigned char ch = (unsigned char)pair[pos];
+
+			if (!(uri_class[ch] & NAME_CH))
+				break;
+		}
+		if (pos < nlen) {
+			err = req_fail(c, EAS_REQ_EQUERY,
+			               "query: parameter name with '%c' at byte %zu (names are "
+			               "letters and digits)",
+			               pair[pos], (size_t)(pair - q) + pos + 1);
 			break;
 		}
+		name = copy_nul(scratch, pair, nlen);
 		value = scratch + nlen + 1;
 		if (eq != NULL && verbatim) {
 			vlen = plen - (size_t)(eq + 1 - pair);
@@ -660,11 +730,6 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		} else {
 			value[0] = '\0';
 			vlen = 0;
-		}
-		if (!verbatim && !no_ctl(name, nlen)) {
-			err = req_fail(c, EAS_REQ_EPARAM,
-			               "query: a parameter name holds a control character");
-			break;
 		}
 		for (qp = 0; qp < QP_COUNT; qp++)
 			if (qparams[qp].len == nlen && mem_ieq(name, qparams[qp].name, nlen))
@@ -796,8 +861,9 @@ parse_b64_params(struct parse_ctx *c, const unsigned char *b, size_t n, size_t p
 				                "%zu of %zu)",
 				                len, vpos, n);
 			r->save_in_sent = (b[vpos] & OPT_SAVEINSENT) != 0;
-			r->accept_multipart =
-			    r->accept_multipart || (b[vpos] & OPT_ACCEPTMULTIPART) != 0;
+			c->b64_options = true;
+			c->q_multipart = (b[vpos] & OPT_ACCEPTMULTIPART) != 0;
+			r->accept_multipart = r->accept_multipart || c->q_multipart;
 			continue;
 		default: {
 			char name[8], hex[2 * 255 + 1]; /* len is one byte */
@@ -842,6 +908,7 @@ parse_b64_layout(struct parse_ctx *c, const unsigned char *b, size_t n)
 	case 141:
 	case 160:
 	case 161:
+		c->b64_version = b[0];
 		r->protocol_version = req_alloc(c, 5);
 		snprintf(r->protocol_version, 5, "%u.%u", b[0] / 10u, b[0] % 10u);
 		break;
@@ -992,6 +1059,251 @@ parse_method(struct parse_ctx *c, const char *method)
 	return EAS_REQ_OK;
 }
 
+/*
+ * True if the raw path p[0..len) (p[0] is '/') is its own canonical form:
+ * nothing to decode or refuse, no "//", no "." or ".." segment. A phone's
+ * "/Microsoft-Server-ActiveSync" is, and takes only this one pass.
+ */
+static bool
+path_is_canonical(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch == '/') {
+			if (i + 1 < len && p[i + 1] == '/')
+				return false;
+			continue;
+		}
+		if (!is_path_literal(ch))
+			return false;
+		if (ch == '.' && p[i - 1] == '/') {
+			size_t k = i + 1;
+
+			if (k < len && p[k] == '.')
+				k++;
+			if (k == len || p[k] == '/')
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Strict %-decoding of the path p[0..len) into out (len + 1 bytes) with runs
+ * of '/' collapsed. Refused: a bad escape; a '\' or ';', raw or encoded; an
+ * encoded '/' (it would be a separator upstream and not here) or '%' (an
+ * upstream that decodes twice would see what abqd did not); a decoded byte
+ * outside visible ASCII. Returns the length written, or (size_t)-1 with the
+ * error recorded.
+ */
+static size_t
+path_decode(struct parse_ctx *c, const char *p, size_t len, char *out, enum eas_req_err *err)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch == '\\' || ch == ';') {
+			*err = req_fail(c, EAS_REQ_EPATH, "path: '%c' at byte %zu", ch, i + 1);
+			return (size_t)-1;
+		}
+		if (ch == '%') {
+			int hi = i + 2 < len ? hexval((unsigned char)p[i + 1]) : -1;
+			int lo = i + 2 < len ? hexval((unsigned char)p[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0) {
+				*err = req_fail(c, EAS_REQ_EPATH, "path: bad %%-escape at byte %zu",
+				                i + 1);
+				return (size_t)-1;
+			}
+			ch = (unsigned char)(hi << 4 | lo);
+			if (ch == '/' || ch == '\\' || ch == ';' || ch == '%') {
+				*err = req_fail(c, EAS_REQ_EPATH,
+				                "path: encoded '%c' (%%%02X) at byte %zu", ch, ch,
+				                i + 1);
+				return (size_t)-1;
+			}
+			if (ch <= 0x20 || ch >= 0x7f) {
+				*err = req_fail(c, EAS_REQ_EPATH,
+				                "path: %%%02X at byte %zu is not a visible ASCII "
+				                "character",
+				                ch, i + 1);
+				return (size_t)-1;
+			}
+			out[o++] = (char)ch;
+			i += 2;
+			continue;
+		}
+		if (ch == '/' && o > 0 && out[o - 1] == '/')
+			continue; /* decoded bytes are never '/': only raw ones collapse */
+		out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/*
+ * Remove the dot-segments of the decoded, collapsed path s[0..n) (s[0] is
+ * '/') in place, as RFC 3986 5.2.4 does, except that a ".." at the root is
+ * refused rather than dropped: it means the client aimed above it. A path
+ * that ends in a dot-segment or '/' keeps a trailing '/'. Returns the new
+ * length, or (size_t)-1 with the error recorded.
+ */
+static size_t
+path_remove_dots(struct parse_ctx *c, char *s, size_t n, enum eas_req_err *err)
+{
+	size_t w = 0, i = 0;
+	bool slash_end = false;
+
+	while (i < n) {
+		size_t j = i + 1, sl;
+
+		while (j < n && s[j] != '/')
+			j++;
+		sl = j - i - 1;
+		slash_end = true;
+		if (sl == 2 && s[i + 1] == '.' && s[i + 2] == '.') {
+			if (w == 0) {
+				*err =
+				    req_fail(c, EAS_REQ_EPATH, "path: '..' climbs above the root");
+				return (size_t)-1;
+			}
+			while (s[w - 1] != '/')
+				w--;
+			w--;
+		} else if (!(sl == 1 && s[i + 1] == '.') && sl > 0) {
+			memmove(s + w, s + i, sl + 1);
+			w += sl + 1;
+			slash_end = false;
+		}
+		i = j;
+	}
+	if (slash_end || w == 0)
+		s[w++] = '/';
+	s[w] = '\0';
+	return w;
+}
+
+/*
+ * The canonical path of the raw p[0..len) into r->path, and its wire form
+ * into r->fwd_path (the same string when nothing needs escaping), its
+ * length into *outlen.
+ */
+static enum eas_req_err
+canon_path(struct parse_ctx *c, const char *p, size_t len, size_t *outlen)
+{
+	struct eas_request *r = c->req;
+	enum eas_req_err err = EAS_REQ_OK;
+	size_t n, extra = 0;
+	char *s;
+
+	if (path_is_canonical(p, len)) {
+		r->path = req_strndup(c, p, len);
+		r->fwd_path = r->path;
+		*outlen = len;
+		return EAS_REQ_OK;
+	}
+	r->path = s = req_alloc(c, len + 1);
+	s[0] = '\0';
+	if ((n = path_decode(c, p, len, s, &err)) == (size_t)-1 ||
+	    (n = path_remove_dots(c, s, n, &err)) == (size_t)-1)
+		return err;
+	*outlen = n;
+	for (size_t i = 0; i < n; i++)
+		if (!is_path_literal((unsigned char)s[i]))
+			extra += 2;
+	if (extra == 0) {
+		r->fwd_path = r->path;
+		return EAS_REQ_OK;
+	}
+	/* Within the cap a second parse of the forwarded form applies. */
+	if (n + extra > EAS_PATH_MAX)
+		return req_fail(c, EAS_REQ_ETOOLONG,
+		                "path: %zu bytes once %%-encoded for the upstream (at most %d)",
+		                n + extra, EAS_PATH_MAX);
+	r->fwd_path = req_alloc(c, n + extra + 1);
+	{
+		static const char digits[] = "0123456789ABCDEF";
+		char *o = r->fwd_path;
+
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)s[i];
+
+			if (is_path_literal(ch)) {
+				*o++ = (char)ch;
+			} else {
+				*o++ = '%';
+				*o++ = digits[ch >> 4];
+				*o++ = digits[ch & 0x0f];
+			}
+		}
+		*o = '\0';
+	}
+	return EAS_REQ_OK;
+}
+
+/*
+ * True if the canonical path[0..len) is under the passthrough entry: the
+ * entry's name, or below it ("/autodiscover/" and "/autodiscover" both take
+ * "/autodiscover" and "/autodiscover/x", never "/autodiscoverx").
+ */
+static bool
+path_under(const char *path, size_t len, const char *entry)
+{
+	size_t elen = strlen(entry);
+
+	while (elen > 0 && entry[elen - 1] == '/')
+		elen--;
+	if (elen > len || strncasecmp(path, entry, elen) != 0)
+		return false;
+	return elen == len || path[elen] == '/';
+}
+
+/*
+ * A passthrough path's query q[0..qlen): forwarded only when made of
+ * unreserved bytes, '&', '=' and %-escapes (re-emitted in upper case, %00
+ * refused), so that no upstream can split or decode it another way.
+ */
+static enum eas_req_err
+pass_query(struct parse_ctx *c, const char *q, size_t qlen)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	char *out;
+
+	if (qlen == 0)
+		return EAS_REQ_OK;
+	out = req_alloc(c, qlen + 1);
+	c->req->fwd_query = out;
+	for (size_t i = 0; i < qlen; i++) {
+		unsigned char ch = (unsigned char)q[i];
+
+		if (ch == '%') {
+			int hi = i + 2 < qlen ? hexval((unsigned char)q[i + 1]) : -1;
+			int lo = i + 2 < qlen ? hexval((unsigned char)q[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return req_fail(c, EAS_REQ_EESCAPE,
+				                "query: bad %%-escape at byte %zu", i + 1);
+			*out++ = '%';
+			*out++ = digits[hi];
+			*out++ = digits[lo];
+			i += 2;
+		} else if (is_unreserved(ch) || ch == '&' || ch == '=') {
+			*out++ = (char)ch;
+		} else {
+			return req_fail(
+			    c, EAS_REQ_EQUERY,
+			    "passthrough query: '%c' at byte %zu (only letters, digits, "
+			    "'-._~&=' and %%-escapes)",
+			    ch, i + 1);
+		}
+	}
+	*out = '\0';
+	return EAS_REQ_OK;
+}
+
 /* True if path[0..len) is the EAS path, without case, one trailing '/' allowed. */
 static bool
 path_is_eas(const char *path, size_t len, const char *eas)
@@ -1014,6 +1326,7 @@ parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const ch
 	const char *eas = cfg != NULL && cfg->eas_path != NULL ? cfg->eas_path : EAS_PATH_DEFAULT;
 	size_t tlen = strnlen(target, EAS_REQ_TARGET_MAX + 1), plen, qlen;
 	const char *qmark;
+	enum eas_req_err err;
 
 	if (tlen > EAS_REQ_TARGET_MAX)
 		return req_fail(c, EAS_REQ_ETOOLONG, "request target longer than %d bytes",
@@ -1037,22 +1350,36 @@ parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const ch
 			                "(byte %zu)",
 			                bad + 1);
 	}
-	r->path = req_strndup(c, target, plen);
-	if (path_is_eas(target, plen, eas)) {
+	if ((err = canon_path(c, target, plen, &plen)) != EAS_REQ_OK)
+		return err;
+	if (path_is_eas(r->path, plen, eas)) {
 		r->path_kind = EAS_PATH_EAS;
 	} else {
 		for (size_t i = 0;
 		     cfg != NULL && cfg->passthrough != NULL && i < cfg->n_passthrough; i++) {
 			const char *p = cfg->passthrough[i];
-			size_t len = p != NULL ? strlen(p) : 0;
 
-			if (len > 0 && len <= plen && strncasecmp(target, p, len) == 0) {
+			if (p != NULL && p[0] != '\0' && path_under(r->path, plen, p)) {
 				r->path_kind = EAS_PATH_PASSTHROUGH;
 				r->passthrough_index = i;
-				break;
+				return pass_query(c, qmark != NULL ? qmark + 1 : "", qlen);
 			}
 		}
 		return EAS_REQ_OK;
+	}
+	if (qlen == 0)
+		return EAS_REQ_OK;
+	c->qlen = qlen;
+	{
+		/* The query ends at the target's NUL: one pass for all three. */
+		size_t bad = strcspn(qmark + 1, "?#;");
+
+		if (bad < qlen)
+			return req_fail(c, EAS_REQ_EQUERY,
+			                "query: %s'%c' at byte %zu (the upstream could read it "
+			                "differently)",
+			                qmark[1 + bad] == '?' ? "a second " : "", qmark[1 + bad],
+			                bad + 1);
 	}
 	if (qlen == 0)
 		return EAS_REQ_OK;
@@ -1326,6 +1653,202 @@ check_request(struct parse_ctx *c)
 	return EAS_REQ_OK;
 }
 
+/* Append name=value to the query being built at *o, the value %-encoded. */
+static char *
+fwd_add(char *o, bool *first, const char *name, size_t nlen, const char *v)
+{
+	static const char digits[] = "0123456789ABCDEF";
+
+	if (!*first)
+		*o++ = '&';
+	*first = false;
+	memcpy(o, name, nlen);
+	o += nlen;
+	*o++ = '=';
+	for (; *v != '\0'; v++) {
+		unsigned char ch = (unsigned char)*v;
+
+		if (is_unreserved(ch)) {
+			*o++ = (char)ch;
+		} else {
+			*o++ = '%';
+			*o++ = digits[ch >> 4];
+			*o++ = digits[ch & 0x0f];
+		}
+	}
+	return o;
+}
+
+/*
+ * The plain query to forward: the known parameters that were given, one of
+ * each, in the order of enum qparam (Cmd, User, DeviceId, DeviceType, ...),
+ * under their own names, values %-encoded but the unreserved bytes. User is
+ * the credentials' user name when there are credentials.
+ */
+static enum eas_req_err
+fwd_plain(struct parse_ctx *c)
+{
+	struct eas_request *r = c->req;
+	const char *v[QP_COUNT] = {NULL};
+	char key[16];
+	size_t size = 1;
+	bool first = true;
+	char *o;
+
+	if (r->cmd != EAS_CMD_NONE)
+		v[QP_CMD] = eas_cmd_name(r->cmd);
+	if (r->user != NULL)
+		v[QP_USER] = r->auth_user != NULL ? r->auth_user : r->user;
+	v[QP_DEVICEID] = r->device_id;
+	v[QP_DEVICETYPE] = r->device_type;
+	v[QP_ATTACHMENTNAME] = r->attachment_name;
+	v[QP_COLLECTIONID] = r->collection_id;
+	v[QP_ITEMID] = r->item_id;
+	v[QP_LONGID] = r->long_id;
+	v[QP_OCCURRENCE] = r->occurrence;
+	if (c->seen[QP_SAVEINSENT])
+		v[QP_SAVEINSENT] = r->save_in_sent ? "T" : "F";
+	if (c->has_query_policy_key) {
+		snprintf(key, sizeof(key), "%u", c->query_policy_key);
+		v[QP_POLICYKEY] = key;
+	}
+	if (c->seen[QP_ACCEPTMULTIPART])
+		v[QP_ACCEPTMULTIPART] = c->q_multipart ? "T" : "F";
+	/*
+	 * Room without measuring each value: the values from the query are
+	 * decoded from at most qlen bytes, each byte escaped into at most
+	 * three; the user name may come from the credentials; the names, the
+	 * command's name and the policy key fit in the rest.
+	 */
+	for (int qp = 0; qp < QP_COUNT; qp++)
+		if (v[qp] != NULL)
+			size += qparams[qp].len + 2;
+	if (size == 1)
+		return EAS_REQ_OK;
+	size += 3 * c->qlen + 32 + (v[QP_USER] != NULL ? 3 * strlen(v[QP_USER]) : 0);
+	o = r->fwd_query = req_alloc(c, size);
+	for (int qp = 0; qp < QP_COUNT; qp++)
+		if (v[qp] != NULL)
+			o = fwd_add(o, &first, qparams[qp].name, qparams[qp].len, v[qp]);
+	*o = '\0';
+	/* Escaping can triple a value: keep what is forwarded within the cap. */
+	if ((size_t)(o - r->fwd_query) > EAS_REQ_QUERY_MAX)
+		return req_fail(c, EAS_REQ_ETOOLONG,
+		                "query: %zu bytes once %%-encoded for the upstream (at most %d)",
+		                (size_t)(o - r->fwd_query), EAS_REQ_QUERY_MAX);
+	return EAS_REQ_OK;
+}
+
+/* Append one tagged base64 parameter (tag, length byte, value) at b + *n. */
+static void
+fwd_b64_tag(unsigned char *b, size_t *n, unsigned tag, const char *v)
+{
+	size_t len;
+
+	if (v == NULL)
+		return;
+	len = strlen(v);
+	b[(*n)++] = (unsigned char)tag;
+	b[(*n)++] = (unsigned char)len;
+	memcpy(b + *n, v, len);
+	*n += len;
+}
+
+/*
+ * The base64 query to forward: the decoded fields in the MS-ASHTTP layout
+ * (version, command code, locale, DeviceId, policy key, DeviceType), then
+ * the known tags in tag order, unknown tags left out; User is the
+ * credentials' user name when there are credentials. Standard base64 with
+ * its padding, no %-escape.
+ */
+static enum eas_req_err
+fwd_b64(struct parse_ctx *c)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	struct eas_request *r = c->req;
+	/* Fixed fields, 255-byte fields and tags, and a user name of 256. */
+	unsigned char b[8 + B64_DEVICE_ID_MAX + 8 * (2 + 255) + EAS_REQ_USER_MAX];
+	size_t n = 0, len;
+	const char *user = r->user != NULL && r->auth_user != NULL ? r->auth_user : r->user;
+	char *o;
+
+	if (user != NULL && strlen(user) > 255)
+		return req_fail(c, EAS_REQ_EUSER,
+		                "base64 query: the credentials' user name is longer than 255 "
+		                "bytes");
+	b[n++] = c->b64_version;
+	b[n++] = (unsigned char)eas_cmd_code(r->cmd);
+	b[n++] = (unsigned char)(r->locale & 0xff);
+	b[n++] = (unsigned char)(r->locale >> 8);
+	len = strlen(r->device_id) / 2;
+	b[n++] = (unsigned char)len;
+	for (size_t i = 0; i < len; i++)
+		b[n++] = (unsigned char)(hexval((unsigned char)r->device_id[2 * i]) << 4 |
+		                         hexval((unsigned char)r->device_id[2 * i + 1]));
+	if (c->has_query_policy_key) {
+		b[n++] = 4;
+		for (int k = 0; k < 4; k++)
+			b[n++] = (unsigned char)(c->query_policy_key >> (8 * k));
+	} else {
+		b[n++] = 0;
+	}
+	len = r->device_type != NULL ? strlen(r->device_type) : 0;
+	b[n++] = (unsigned char)len;
+	memcpy(b + n, r->device_type != NULL ? r->device_type : "", len);
+	n += len;
+	fwd_b64_tag(b, &n, TAG_ATTACHMENTNAME, r->attachment_name);
+	fwd_b64_tag(b, &n, TAG_COLLECTIONID, r->collection_id);
+	fwd_b64_tag(b, &n, TAG_ITEMID, r->item_id);
+	fwd_b64_tag(b, &n, TAG_LONGID, r->long_id);
+	fwd_b64_tag(b, &n, TAG_OCCURRENCE, r->occurrence);
+	if (c->b64_options) {
+		b[n++] = TAG_OPTIONS;
+		b[n++] = 1;
+		b[n++] = (unsigned char)((r->save_in_sent ? OPT_SAVEINSENT : 0) |
+		                         (c->q_multipart ? OPT_ACCEPTMULTIPART : 0));
+	}
+	fwd_b64_tag(b, &n, TAG_USER, user);
+
+	o = r->fwd_query = req_alloc(c, (n + 2) / 3 * 4 + 1);
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16;
+
+		if (i + 1 < n)
+			v |= (uint32_t)b[i + 1] << 8;
+		if (i + 2 < n)
+			v |= b[i + 2];
+		*o++ = a[v >> 18 & 63];
+		*o++ = a[v >> 12 & 63];
+		*o++ = i + 1 < n ? a[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? a[v & 63] : '=';
+	}
+	*o = '\0';
+	return EAS_REQ_OK;
+}
+
+/*
+ * The query to forward for the EAS path, built from what was decided on (the
+ * passthrough query is set by parse_target). Runs last: the user name of the
+ * credentials replaces User=, and it is known only after the headers.
+ */
+static enum eas_req_err
+build_fwd_query(struct parse_ctx *c)
+{
+	struct eas_request *r = c->req;
+
+	if (r->path_kind != EAS_PATH_EAS)
+		return EAS_REQ_OK;
+	/* What is forwarded as User= holds no control byte, as a User= may not. */
+	if (r->user != NULL && r->auth_user != NULL && !no_ctl(r->auth_user, strlen(r->auth_user)))
+		return req_fail(c, EAS_REQ_EUSER,
+		                "the credentials' user name holds a control character");
+	if (r->query_form == EAS_QUERY_PLAIN)
+		return fwd_plain(c);
+	if (r->query_form == EAS_QUERY_BASE64)
+		return fwd_b64(c);
+	return EAS_REQ_OK;
+}
+
 /*
  * The arena for a request's strings: what its target and the headers read
  * can give at most (decoded values, the hex DeviceId, the credentials and
@@ -1391,7 +1914,7 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 	if ((err = parse_method(&c, method)) != EAS_REQ_OK ||
 	    (err = parse_target(&c, cfg, target)) != EAS_REQ_OK ||
 	    (err = parse_headers(&c, headers, n_headers, &ix)) != EAS_REQ_OK ||
-	    (err = check_request(&c)) != EAS_REQ_OK) {
+	    (err = check_request(&c)) != EAS_REQ_OK || (err = build_fwd_query(&c)) != EAS_REQ_OK) {
 		eas_request_free(&c.req);
 		return err;
 	}
@@ -1412,7 +1935,10 @@ eas_request_free(struct eas_request **reqp)
 		explicit_bzero(r->auth_password, r->auth_password_len);
 	req_str_free(r, r->auth_password);
 	req_str_free(r, r->method_name);
+	if (r->fwd_path != r->path)
+		req_str_free(r, r->fwd_path);
 	req_str_free(r, r->path);
+	req_str_free(r, r->fwd_query);
 	req_str_free(r, r->user);
 	req_str_free(r, r->device_id);
 	req_str_free(r, r->device_type);

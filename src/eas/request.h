@@ -39,8 +39,21 @@
  *   account NULL. A Basic header that cannot be decoded is an error.
  * - A POST to the EAS path needs Cmd and DeviceId; OPTIONS needs neither.
  *   The query is read only for the EAS path; credentials on every path.
- * - Paths are compared raw (not %-decoded) and without case: the EAS path
- *   exactly (one trailing '/' allowed), passthrough entries as prefixes.
+ * - One canonical path, decided once: the path is %-decoded strictly (a bad
+ *   escape, %00, an encoded '/', '\\' or '%' (double encoding), a decoded
+ *   byte outside visible ASCII are refused), a '\\' or ';' anywhere is
+ *   refused, runs of '/' are collapsed and dot-segments removed (RFC 3986
+ *   5.2.4); a ".." above the root is refused (EAS_REQ_EPATH). Only then is it
+ *   classified, without case: the EAS path exactly (one trailing '/'
+ *   allowed), a passthrough entry ("/autodiscover/" or "/autodiscover") as
+ *   whole segments: "/autodiscover" and "/autodiscover/..." match,
+ *   "/autodiscoverX" does not. What is forwarded is built from the canonical
+ *   form (fwd_path, fwd_query), never from the raw target.
+ * - A query the upstream could read otherwise is refused (EAS_REQ_EQUERY): a
+ *   second '?', a '#' or a ';' anywhere in it; on the EAS path a parameter
+ *   name that is not letters and digits given literally (no '%', no '+':
+ *   PHP turns " DeviceId" or "Device.Id" into other names); on a passthrough
+ *   path anything but unreserved bytes, '&', '=' and %-escapes.
  * - Caps: request target EAS_REQ_TARGET_MAX, query EAS_REQ_QUERY_MAX, every
  *   header value EAS_REQ_HEADER_MAX, EAS_REQ_HEADERS_MAX headers, at most
  *   EAS_REQ_PARAMS_MAX query parameters, each value EAS_REQ_VALUE_MAX.
@@ -90,6 +103,8 @@ enum eas_req_err {
 	EAS_REQ_EDUPHEADER = 17,  /* a header that must be single given twice */
 	EAS_REQ_EHEADER = 18,     /* a header with control characters */
 	EAS_REQ_EINVAL = 19,      /* the caller passed nonsense (NULL pointers) */
+	EAS_REQ_EPATH = 20,       /* the path cannot be normalised */
+	EAS_REQ_EQUERY = 21,      /* a query the upstream could read differently */
 };
 
 /* A static one-line description of an error code. */
@@ -196,7 +211,30 @@ struct eas_request {
 	char *method_name; /* as sent ("POST") */
 	enum eas_path_kind path_kind;
 	size_t passthrough_index; /* which prefix, for EAS_PATH_PASSTHROUGH */
-	char *path;               /* raw, without the query */
+	/*
+	 * The canonical path, decoded: %-escapes decoded, runs of '/' collapsed,
+	 * "." and ".." segments removed (RFC 3986 5.2.4). What was classified.
+	 */
+	char *path;
+	/*
+	 * The canonical path for the wire: every byte but the unreserved ones,
+	 * the sub-delims, ':', '@' and '/' %-encoded in upper-case hex. What the
+	 * gateway forwards for a passthrough path. Re-parsed, it gives path again.
+	 */
+	char *fwd_path;
+	/*
+	 * The query to forward, without its '?', or NULL for none. On the EAS
+	 * path it is rebuilt from what was decided on: a plain query from the
+	 * known parameters only, one of each (Cmd, User, DeviceId, DeviceType,
+	 * then the others in a fixed order), values %-encoded but the unreserved
+	 * bytes; a base64 query re-serialised in the MS-ASHTTP layout without
+	 * unknown tags and encoded as padded standard base64. In both, User is
+	 * the credentials' user name (auth_user) when both are present. On a
+	 * passthrough path, the query as sent with its %-escapes in upper case
+	 * (only unreserved bytes, '&', '=' and escapes are accepted there).
+	 * NULL on other paths.
+	 */
+	char *fwd_query;
 	enum eas_query_form query_form;
 
 	enum eas_cmd cmd;

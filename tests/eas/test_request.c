@@ -437,7 +437,7 @@ test_plain_params(void **state)
 	(void)state;
 	assert_int_equal(post(EAS "?Cmd=SmartReply&User=jdoe&DeviceId=D1&DeviceType=T"
 	                          "&CollectionId=5&ItemId=5%3A12&LongId=L1&Occurrence=2026-01-01"
-	                          "&SaveInSent=T&AttachmentName=a%2Fb+c.txt&X-Vendor=1&",
+	                          "&SaveInSent=T&AttachmentName=a%2Fb+c.txt&XVendor=1&",
 	                      &r),
 	                 EAS_REQ_OK);
 	assert_int_equal(r->cmd, EAS_CMD_SMARTREPLY);
@@ -448,7 +448,7 @@ test_plain_params(void **state)
 	assert_true(r->save_in_sent);
 	assert_string_equal(r->attachment_name, "a/b c.txt");
 	assert_int_equal(r->n_extra, 1);
-	assert_string_equal(r->extra[0].name, "X-Vendor");
+	assert_string_equal(r->extra[0].name, "XVendor");
 	assert_string_equal(r->extra[0].value, "1");
 	eas_request_free(&r);
 
@@ -467,9 +467,10 @@ static void
 test_percent(void **state)
 {
 	static const char *const bad[] = {
-	    EAS "?Cmd=Sync&DeviceId=D1&User=%zz", EAS "?Cmd=Sync&DeviceId=D1&User=a%4",
-	    EAS "?Cmd=Sync&DeviceId=D1&User=a%",  EAS "?Cmd=Sync&DeviceId=D1&User=a%00b",
-	    EAS "?Cmd=Sync&DeviceId=D1&Us%2=x",
+	    EAS "?Cmd=Sync&DeviceId=D1&User=%zz",
+	    EAS "?Cmd=Sync&DeviceId=D1&User=a%4",
+	    EAS "?Cmd=Sync&DeviceId=D1&User=a%",
+	    EAS "?Cmd=Sync&DeviceId=D1&User=a%00b",
 	};
 	struct eas_request *r = NULL;
 
@@ -578,10 +579,10 @@ static void
 test_query_verbatim(void **state)
 {
 	static const char *const pairs[][2] = {
-	    {EAS "?Cmd=Ping&User=jdoe&DeviceId=D1&DeviceType=iPhone&Flag&X-A=b",
-	     EAS "?Cmd=Ping&User=jdo%65&DeviceId=D1&DeviceType=iPhone&Flag&X-A=b"},
-	    {EAS "?Cmd=Sync&DeviceId=D1&X-A=b&CollectionId=7",
-	     EAS "?Cmd=Sync&DeviceId=D1&X-A=b&CollectionId=7&Y=+"},
+	    {EAS "?Cmd=Ping&User=jdoe&DeviceId=D1&DeviceType=iPhone&Flag&XA=b",
+	     EAS "?Cmd=Ping&User=jdo%65&DeviceId=D1&DeviceType=iPhone&Flag&XA=b"},
+	    {EAS "?Cmd=Sync&DeviceId=D1&XA=b&CollectionId=7",
+	     EAS "?Cmd=Sync&DeviceId=D1&XA=b&CollectionId=7&Y=+"},
 	};
 	struct eas_request *a = NULL, *b = NULL;
 
@@ -604,7 +605,8 @@ test_query_verbatim(void **state)
 		eas_request_free(&b);
 	}
 	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&DeviceType=i%01", &a), EAS_REQ_EPARAM);
-	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&X%09Y=1", &a), EAS_REQ_EPARAM);
+	/* A name is never decoded: an escape in it is refused as such. */
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&X%09Y=1", &a), EAS_REQ_EQUERY);
 	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&X=%7f", &a), EAS_REQ_EPARAM);
 	assert_int_equal(post(EAS "?Cmd=Sync%0d&DeviceId=D1", &a), EAS_REQ_EPARAM);
 	assert_null(a);
@@ -943,8 +945,8 @@ test_paths(void **state)
 	assert_int_equal(r->path_kind, EAS_PATH_EAS);
 	eas_request_free(&r);
 
-	/* Passthrough: no Cmd needed, the query is not read, credentials are. */
-	assert_int_equal(post("/AutoDiscover/autodiscover.xml?junk=%zz", &r), EAS_REQ_OK);
+	/* Passthrough: no Cmd needed, the query is not parsed, credentials are. */
+	assert_int_equal(post("/AutoDiscover/autodiscover.xml?junk=%7a", &r), EAS_REQ_OK);
 	assert_int_equal(r->path_kind, EAS_PATH_PASSTHROUGH);
 	assert_int_equal(r->passthrough_index, 0);
 	assert_string_equal(r->path, "/AutoDiscover/autodiscover.xml");
@@ -959,7 +961,7 @@ test_paths(void **state)
 	assert_int_equal(post(EAS "X?Cmd=Sync", &r), EAS_REQ_OK);
 	assert_int_equal(r->path_kind, EAS_PATH_OTHER);
 	eas_request_free(&r);
-	assert_int_equal(post("/autodiscover", &r), EAS_REQ_OK);
+	assert_int_equal(post("/autodiscoverX", &r), EAS_REQ_OK);
 	assert_int_equal(r->path_kind, EAS_PATH_OTHER);
 	eas_request_free(&r);
 
@@ -977,6 +979,409 @@ test_paths(void **state)
 	assert_int_equal(post(EAS "?Cmd=Sync Ping", &r), EAS_REQ_ETARGET);
 	assert_int_equal(post("", &r), EAS_REQ_ETARGET);
 	assert_null(r);
+}
+
+/* One target against what canonicalisation must make of it. */
+struct path_case {
+	const char *target;
+	enum eas_req_err err;
+	enum eas_path_kind kind;
+	const char *path;     /* the canonical path, or the error message */
+	const char *fwd_path; /* NULL: the same as path */
+};
+
+/* Check each case: error and message, or kind, path and wire form. */
+static void
+check_paths(const struct path_case *pc, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct eas_request *r = NULL;
+		enum eas_req_err err = post(pc[i].target, &r);
+
+		if (err != pc[i].err)
+			fail_msg("%s: error %d, wanted %d (%s)", pc[i].target, err, pc[i].err,
+			         errbuf);
+		if (err != EAS_REQ_OK) {
+			assert_null(r);
+			if (pc[i].path != NULL && strcmp(errbuf, pc[i].path) != 0)
+				fail_msg("%s: message \"%s\"", pc[i].target, errbuf);
+			continue;
+		}
+		if (r->path_kind != pc[i].kind || strcmp(r->path, pc[i].path) != 0 ||
+		    strcmp(r->fwd_path, pc[i].fwd_path ? pc[i].fwd_path : pc[i].path) != 0)
+			fail_msg("%s: kind %d path \"%s\" fwd_path \"%s\"", pc[i].target,
+			         r->path_kind, r->path, r->fwd_path);
+		eas_request_free(&r);
+	}
+}
+
+/*
+ * Issue finding 2: a passthrough prefix followed by a way back up is the EAS
+ * path (decided) or another path (404), never passthrough, however it is
+ * spelled; what cannot be normalised is refused.
+ */
+static void
+test_canon_path(void **state)
+{
+	static const struct path_case pc[] = {
+	    /* The attack and its spellings: all end on the EAS path. */
+	    {"/autodiscover/../Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=X", EAS_REQ_OK,
+	     EAS_PATH_EAS, EAS, NULL},
+	    {"/autodiscover/%2e%2e/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=X", EAS_REQ_OK,
+	     EAS_PATH_EAS, EAS, NULL},
+	    {"/autodiscover/%2E%2e/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=X", EAS_REQ_OK,
+	     EAS_PATH_EAS, EAS, NULL},
+	    {"/autodiscover/.%2E/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=X", EAS_REQ_OK,
+	     EAS_PATH_EAS, EAS, NULL},
+	    {"/autodiscover//..//Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=X", EAS_REQ_OK,
+	     EAS_PATH_EAS, EAS, NULL},
+	    {"/autodiscover/./x/../../Micro%73oft-Server-ActiveSync?Cmd=Sync&DeviceId=X",
+	     EAS_REQ_OK, EAS_PATH_EAS, EAS, NULL},
+	    {"/./Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=X", EAS_REQ_OK, EAS_PATH_EAS, EAS,
+	     NULL},
+	    {"/Microsoft-Server-ActiveSync/.?Cmd=Sync&DeviceId=X", EAS_REQ_OK, EAS_PATH_EAS,
+	     EAS "/", NULL},
+	    {"/Microsoft-Server-ActiveSync/x/..?Cmd=Sync&DeviceId=X", EAS_REQ_OK, EAS_PATH_EAS,
+	     EAS "/", NULL},
+	    {"//Microsoft-Server-ActiveSync//?Cmd=Sync&DeviceId=X", EAS_REQ_OK, EAS_PATH_EAS,
+	     EAS "/", NULL},
+	    /* Out of the prefix to any other path: 404, not passthrough. */
+	    {"/autodiscover/../x", EAS_REQ_OK, EAS_PATH_OTHER, "/x", NULL},
+	    {"/autodiscover/%2e%2e/owa/", EAS_REQ_OK, EAS_PATH_OTHER, "/owa/", NULL},
+	    {"/autodiscoverx/", EAS_REQ_OK, EAS_PATH_OTHER, "/autodiscoverx/", NULL},
+	    {"/autodiscover.xml", EAS_REQ_OK, EAS_PATH_OTHER, "/autodiscover.xml", NULL},
+	    {"/Microsoft-Server-ActiveSync...", EAS_REQ_OK, EAS_PATH_OTHER, EAS "...", NULL},
+	    {"/Microsoft-Server-ActiveSyncX", EAS_REQ_OK, EAS_PATH_OTHER, EAS "X", NULL},
+	    /* Whole segments of a passthrough entry. */
+	    {"/autodiscover", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/autodiscover", NULL},
+	    {"/AutoDiscover/AutoDiscover.xml", EAS_REQ_OK, EAS_PATH_PASSTHROUGH,
+	     "/AutoDiscover/AutoDiscover.xml", NULL},
+	    {"//autodiscover//x", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/autodiscover/x", NULL},
+	    {"/autodiscover/x/../y", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/autodiscover/y", NULL},
+	    {"/autodiscover/..", EAS_REQ_OK, EAS_PATH_OTHER, "/", NULL},
+	    {"/EWS/./x/..", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/EWS/", NULL},
+	    {"/autodiscover/%7Euser", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/autodiscover/~user",
+	     NULL},
+	    {"/autodiscover/a%3fb", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/autodiscover/a?b",
+	     "/autodiscover/a%3Fb"},
+	    {"/autodiscover/a\"b", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/autodiscover/a\"b",
+	     "/autodiscover/a%22b"},
+	    {"/autodiscover/a%23b%5b%5D", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/autodiscover/a#b[]",
+	     "/autodiscover/a%23b%5B%5D"},
+	    {"/autodiscover/%41+b", EAS_REQ_OK, EAS_PATH_PASSTHROUGH, "/autodiscover/A+b", NULL},
+	    /* Refused. */
+	    {"/autodiscover/%2e%2e%2fMicrosoft-Server-ActiveSync", EAS_REQ_EPATH, 0,
+	     "path: encoded '/' (%2F) at byte 21", NULL},
+	    {"/autodiscover/..%2F", EAS_REQ_EPATH, 0, "path: encoded '/' (%2F) at byte 17", NULL},
+	    {"/Microsoft-Server-ActiveSync%2f", EAS_REQ_EPATH, 0,
+	     "path: encoded '/' (%2F) at byte 29", NULL},
+	    {"/autodiscover/..;/Microsoft-Server-ActiveSync", EAS_REQ_EPATH, 0,
+	     "path: ';' at byte 17", NULL},
+	    {"/autodiscover;x=1/", EAS_REQ_EPATH, 0, "path: ';' at byte 14", NULL},
+	    {"/autodiscover/..%3b/x", EAS_REQ_EPATH, 0, "path: encoded ';' (%3B) at byte 17", NULL},
+	    {"/autodiscover\\..\\Microsoft-Server-ActiveSync", EAS_REQ_EPATH, 0,
+	     "path: '\\' at byte 14", NULL},
+	    {"/autodiscover/%5c..%5cx", EAS_REQ_EPATH, 0, "path: encoded '\\' (%5C) at byte 15",
+	     NULL},
+	    /* Double encoding: one decode leaves a '%', which is refused. */
+	    {"/autodiscover/%252e%252e/Microsoft-Server-ActiveSync", EAS_REQ_EPATH, 0,
+	     "path: encoded '%' (%25) at byte 15", NULL},
+	    {"/..", EAS_REQ_EPATH, 0, "path: '..' climbs above the root", NULL},
+	    {"/autodiscover/../../Microsoft-Server-ActiveSync", EAS_REQ_EPATH, 0,
+	     "path: '..' climbs above the root", NULL},
+	    {"/%2e%2e/x", EAS_REQ_EPATH, 0, "path: '..' climbs above the root", NULL},
+	    {"/a%00b", EAS_REQ_EPATH, 0, "path: %00 at byte 3 is not a visible ASCII character",
+	     NULL},
+	    {"/a%20b", EAS_REQ_EPATH, 0, "path: %20 at byte 3 is not a visible ASCII character",
+	     NULL},
+	    {"/a%C3%A9", EAS_REQ_EPATH, 0, NULL, NULL},
+	    {"/a%7f", EAS_REQ_EPATH, 0, NULL, NULL},
+	    {"/a%zz", EAS_REQ_EPATH, 0, "path: bad %-escape at byte 3", NULL},
+	    {"/a%2", EAS_REQ_EPATH, 0, "path: bad %-escape at byte 3", NULL},
+	    {"/a%", EAS_REQ_EPATH, 0, "path: bad %-escape at byte 3", NULL},
+	    {"/a%2?x", EAS_REQ_EPATH, 0, "path: bad %-escape at byte 3", NULL},
+	};
+
+	(void)state;
+	check_paths(pc, sizeof(pc) / sizeof(pc[0]));
+}
+
+/* Check that target is refused with err, and with msg when not NULL. */
+static void
+refused(const char *target, enum eas_req_err err, const char *msg)
+{
+	struct eas_request *r = NULL;
+	enum eas_req_err got = post(target, &r);
+
+	if (got != err)
+		fail_msg("%s: error %d, wanted %d (%s)", target, got, err, errbuf);
+	assert_null(r);
+	if (msg != NULL && strcmp(errbuf, msg) != 0)
+		fail_msg("%s: message \"%s\"", target, errbuf);
+}
+
+/*
+ * Issue finding 4: a query that abqd and an upstream could read as two
+ * requests is refused: a second '?' (read from the last one), '#', ';',
+ * parameter names PHP would mangle, a name twice under two cases.
+ */
+static void
+test_canon_query(void **state)
+{
+	static const char *const bad_names[] = {
+	    "+DeviceId=B",  "%20DeviceId=B", "Device%20Id=B", "Device.Id=B", "DeviceId[]=B",
+	    "Device%49d=B", "Device_Id=B",   "Device-Id=B",   "Device+Id=B", "DeviceId%00=B",
+	};
+	struct eas_request *r = NULL;
+	char target[256];
+
+	(void)state;
+	refused(EAS "?Cmd=Sync&DeviceId=A?DeviceId=B", EAS_REQ_EQUERY,
+	        "query: a second '?' at byte 20 (the upstream could read it differently)");
+	refused(EAS "?Cmd=Sync&DeviceId=A&?DeviceId=B", EAS_REQ_EQUERY, NULL);
+	refused(EAS "?Cmd=Sync&DeviceId=A&x=?", EAS_REQ_EQUERY, NULL);
+	refused(EAS "??Cmd=Sync&DeviceId=A", EAS_REQ_EQUERY, NULL);
+	refused(EAS "?Cmd=Sync&DeviceId=A#&DeviceId=B", EAS_REQ_EQUERY,
+	        "query: '#' at byte 20 (the upstream could read it differently)");
+	refused(EAS "?Cmd=Sync;DeviceId=B&DeviceId=A", EAS_REQ_EQUERY,
+	        "query: ';' at byte 9 (the upstream could read it differently)");
+	refused(EAS "?Cmd=Sync&DeviceId=A;B", EAS_REQ_EQUERY, NULL);
+	/* The same in a base64 query. */
+	snprintf(target, sizeof(target), EAS "?%s?x", vec1);
+	refused(target, EAS_REQ_EQUERY, NULL);
+	snprintf(target, sizeof(target), EAS "?%s#x", vec1);
+	refused(target, EAS_REQ_EQUERY, NULL);
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		snprintf(target, sizeof(target), EAS "?Cmd=Sync&DeviceId=A&%s", bad_names[i]);
+		refused(target, EAS_REQ_EQUERY, NULL);
+		snprintf(target, sizeof(target), EAS "?%s&Cmd=Sync&DeviceId=A", bad_names[i]);
+		refused(target, EAS_REQ_EQUERY, NULL);
+	}
+	refused(EAS "?Cmd=Sync&DeviceId=A&+DeviceId=B", EAS_REQ_EQUERY,
+	        "query: parameter name with '+' at byte 21 (names are letters and digits)");
+	/* A known name under another case is that name: twice is an error. */
+	refused(EAS "?Cmd=Sync&DeviceId=A&deviceid=B", EAS_REQ_EDUPPARAM, NULL);
+	refused(EAS "?Cmd=Sync&DEVICEID=A&DeviceId=A", EAS_REQ_EDUPPARAM, NULL);
+	refused(EAS "?Cmd=Sync&cmd=Ping&DeviceId=A", EAS_REQ_EDUPPARAM, NULL);
+	refused(EAS "?Cmd=Sync&DeviceId=A&User=a&USER=b", EAS_REQ_EDUPPARAM, NULL);
+
+	/* Values may hold anything escaped: they are re-encoded. */
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=A&CollectionId=%3F%23%3B%26x", &r),
+	                 EAS_REQ_OK);
+	assert_string_equal(r->collection_id, "?#;&x");
+	assert_string_equal(r->fwd_query, "Cmd=Sync&DeviceId=A&CollectionId=%3F%23%3B%26x");
+	eas_request_free(&r);
+
+	/* A passthrough query: unreserved, '&', '=' and escapes only. */
+	assert_int_equal(post("/autodiscover/x?a=1&b=%2f%7e&c", &r), EAS_REQ_OK);
+	assert_string_equal(r->fwd_query, "a=1&b=%2F%7E&c");
+	eas_request_free(&r);
+	assert_int_equal(post("/autodiscover/x?", &r), EAS_REQ_OK);
+	assert_null(r->fwd_query);
+	eas_request_free(&r);
+	assert_int_equal(post("/autodiscover/x", &r), EAS_REQ_OK);
+	assert_null(r->fwd_query);
+	eas_request_free(&r);
+	refused("/autodiscover/x?a=1+2", EAS_REQ_EQUERY,
+	        "passthrough query: '+' at byte 4 (only letters, digits, '-._~&=' and "
+	        "%-escapes)");
+	refused("/autodiscover/x?a=1;b=2", EAS_REQ_EQUERY, NULL);
+	refused("/autodiscover/x?a=1?b=2", EAS_REQ_EQUERY, NULL);
+	refused("/autodiscover/x?a=1#b", EAS_REQ_EQUERY, NULL);
+	refused("/autodiscover/x?a[]=1", EAS_REQ_EQUERY, NULL);
+	refused("/autodiscover/x?a=%00", EAS_REQ_EESCAPE, NULL);
+	refused("/autodiscover/x?a=%zz", EAS_REQ_EESCAPE, "query: bad %-escape at byte 3");
+	refused("/autodiscover/x?a=%2", EAS_REQ_EESCAPE, NULL);
+	/* Another path's query is not read (the answer is 404). */
+	assert_int_equal(post("/other?a=%zz?;#", &r), EAS_REQ_OK);
+	assert_int_equal(r->path_kind, EAS_PATH_OTHER);
+	assert_null(r->fwd_query);
+	eas_request_free(&r);
+}
+
+/* Parse target with or without the jdoe credentials; check fwd_query. */
+static void
+fwd_is(const char *target, bool auth, const char *want)
+{
+	struct eas_request *r = NULL;
+	enum eas_req_err err = auth ? post(target, &r) : parse_h("POST", target, &r, NULL);
+
+	if (err != EAS_REQ_OK)
+		fail_msg("%s: error %d (%s)", target, err, errbuf);
+	if (want == NULL ? r->fwd_query != NULL
+	                 : r->fwd_query == NULL || strcmp(r->fwd_query, want) != 0)
+		fail_msg("%s: fwd_query \"%s\", wanted \"%s\"", target,
+		         r->fwd_query ? r->fwd_query : "(null)", want ? want : "(null)");
+	assert_string_equal(r->fwd_path, r->path);
+	eas_request_free(&r);
+}
+
+/* What is forwarded for usual requests, to the byte. */
+static void
+test_fwd_query(void **state)
+{
+	unsigned char b[128];
+	size_t n;
+	char target[300];
+	struct eas_request *r = NULL;
+
+	(void)state;
+	/* The credentials' user name as sent replaces User=. */
+	fwd_is(EAS "?Cmd=Sync&User=jdoe&DeviceId=ABC123&DeviceType=iPhone", true,
+	       "Cmd=Sync&User=EXAMPLE%5CJDoe&DeviceId=ABC123&DeviceType=iPhone");
+	fwd_is(EAS "?Cmd=Sync&User=mallory&DeviceId=ABC123&DeviceType=iPhone", true,
+	       "Cmd=Sync&User=EXAMPLE%5CJDoe&DeviceId=ABC123&DeviceType=iPhone");
+	fwd_is(EAS "?Cmd=Sync&User=jdoe&DeviceId=ABC123&DeviceType=iPhone", false,
+	       "Cmd=Sync&User=jdoe&DeviceId=ABC123&DeviceType=iPhone");
+	/* No User= given: none added. Names in their own case, a fixed order. */
+	fwd_is(EAS "?devicetype=iPhone&deviceid=ABC123&cmd=sync&XA=1&Flag", true,
+	       "Cmd=Sync&DeviceId=ABC123&DeviceType=iPhone");
+	fwd_is(EAS "/?Cmd=Sync&User=&DeviceId=D1&DeviceType=", false, "Cmd=Sync&DeviceId=D1");
+	fwd_is(EAS "?Cmd=SmartReply&DeviceId=D1&ItemId=5%3A12&SaveInSent=T"
+	           "&AttachmentName=a%2Fb+c.txt&PolicyKey=12&AcceptMultiPart=F&CollectionId=5"
+	           "&LongId=L1&Occurrence=2026-01-01&User=a%40b.c",
+	       false,
+	       "Cmd=SmartReply&User=a%40b.c&DeviceId=D1&AttachmentName=a%2Fb%20c.txt"
+	       "&CollectionId=5&ItemId=5%3A12&LongId=L1&Occurrence=2026-01-01&SaveInSent=T"
+	       "&PolicyKey=12&AcceptMultiPart=F");
+	fwd_is(EAS "?Cmd=Sync&DeviceId=D1&SaveInSent=f&AcceptMultiPart=t", false,
+	       "Cmd=Sync&DeviceId=D1&SaveInSent=F&AcceptMultiPart=T");
+	/* The MS-ASAcceptMultiPart header is not moved into the query. */
+	assert_int_equal(
+	    parse_h("POST", EAS "?Cmd=Sync&DeviceId=D1", &r, "MS-ASAcceptMultiPart", "T", NULL),
+	    EAS_REQ_OK);
+	assert_string_equal(r->fwd_query, "Cmd=Sync&DeviceId=D1");
+	eas_request_free(&r);
+	/* A control byte in the credentials' domain part never reaches User=. */
+	{
+		static const char cred[] = "EX\001AMPLE\\JDoe:s3cret";
+		char auth[64] = "Basic ";
+
+		b64enc((const unsigned char *)cred, strlen(cred), auth + 6);
+		assert_int_equal(parse_h("POST", EAS "?Cmd=Sync&User=jdoe&DeviceId=D1", &r,
+		                         "Authorization", auth, NULL),
+		                 EAS_REQ_EUSER);
+		assert_null(r);
+	}
+	/* Only unknown parameters, or none: nothing to forward. */
+	assert_int_equal(parse_h("OPTIONS", EAS "?XA=1", &r, NULL), EAS_REQ_OK);
+	assert_null(r->fwd_query);
+	assert_string_equal(r->fwd_path, EAS);
+	eas_request_free(&r);
+	fwd_is("/./Microsoft-Server-ActiveSync?Cmd=Ping&DeviceId=D1", true, "Cmd=Ping&DeviceId=D1");
+
+	/* Base64: the vectors already in the canonical layout come back as they are. */
+	fwd_is(EAS "?jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l", true, vec1);
+	fwd_is(EAS "?oBEJBBBOaW5lMkVDN0VDMEJCNTREBAGJpmIHQW5kcm9pZAcBAA", true, vec2);
+	/* Escapes undone; the tags in tag order (CollectionId, ItemId, Options). */
+	n = b64dec(vec3, b);
+	assert_int_equal(n, 48);
+	{
+		/* vec3's tags: Options 07 01 01, ItemId 03 06 "119281", CollectionId 01 05 INBOX.
+		 */
+		unsigned char want[48];
+
+		memcpy(want, b, 30);
+		memcpy(want + 30,
+		       "\x01\x05INBOX\x03\x06"
+		       "119281\x07\x01\x01",
+		       18);
+		b64enc(want, 48, target);
+		fwd_is(EAS "?eQIJBBCuTs0Z9ZK6Vldwb%2FdM8JusBHVeHIQDUFBDBwEBAwYxMTkyODEBBUlOQk9Y",
+		       true, target);
+	}
+	/* User tag replaced by the credentials' name, unknown tags (2, 9) dropped. */
+	n = b64dec(vec1, b);
+	memcpy(b + n, "\x08\x07mallory\x02\x02zz\x09\x01q", 16);
+	{
+		char q[300];
+		unsigned char want[64];
+
+		snprintf(target, sizeof(target), EAS "?");
+		b64enc(b, n + 16, target + strlen(target));
+		memcpy(want, b, n);
+		memcpy(want + n,
+		       "\x08\x0c"
+		       "EXAMPLE\\JDoe",
+		       14);
+		b64enc(want, n + 14, q);
+		fwd_is(target, true, q);
+		/* Without credentials, the User tag as sent. */
+		memcpy(want + n, "\x08\x07mallory", 9);
+		b64enc(want, n + 9, q);
+		fwd_is(target, false, q);
+	}
+}
+
+/* The fields two parses must agree on. */
+static void
+same_fields(const struct eas_request *a, const struct eas_request *b, const char *t)
+{
+	const char *const fa[] = {a->user,    a->device_id,     a->device_type,
+	                          a->item_id, a->collection_id, a->attachment_name,
+	                          a->long_id, a->occurrence,    a->protocol_version};
+	const char *const fb[] = {b->user,    b->device_id,     b->device_type,
+	                          b->item_id, b->collection_id, b->attachment_name,
+	                          b->long_id, b->occurrence,    b->protocol_version};
+
+	if (a->cmd != b->cmd || a->query_form != b->query_form ||
+	    a->has_policy_key != b->has_policy_key || a->policy_key != b->policy_key ||
+	    a->save_in_sent != b->save_in_sent || a->accept_multipart != b->accept_multipart ||
+	    a->has_locale != b->has_locale || a->locale != b->locale)
+		fail_msg("%s: fields differ on the second parse", t);
+	for (size_t i = 0; i < sizeof(fa) / sizeof(fa[0]); i++)
+		if ((fa[i] == NULL) != (fb[i] == NULL) ||
+		    (fa[i] != NULL && strcmp(fa[i], fb[i]) != 0))
+			fail_msg("%s: field %zu \"%s\" then \"%s\"", t, i, fa[i] ? fa[i] : "-",
+			         fb[i] ? fb[i] : "-");
+}
+
+/*
+ * Idempotence: the EAS path with fwd_query parsed again (with the same
+ * credentials) gives the same command, device, user and parameters, and the
+ * same fwd_query; the user is the credentials' one when both were there.
+ */
+static void
+test_fwd_idempotent(void **state)
+{
+	static const char *const targets[] = {
+	    EAS "?Cmd=Sync&User=jdoe&DeviceId=ABC123&DeviceType=iPhone",
+	    EAS "?cmd=ping&user=x%2By&deviceid=D%2B1&devicetype=a%2Fb&Foo=1",
+	    EAS "?Cmd=SmartReply&DeviceId=D1&ItemId=5%3A12&SaveInSent=T"
+	        "&AttachmentName=a%2Fb+c.txt&PolicyKey=12&AcceptMultiPart=F&CollectionId=5"
+	        "&LongId=L1&Occurrence=2026-01-01&User=%7e%21%2A",
+	    EAS "?jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l",
+	    EAS "?oBEJBBBOaW5lMkVDN0VDMEJCNTREBAGJpmIHQW5kcm9pZAcBAA",
+	    EAS "?eQIJBBCuTs0Z9ZK6Vldwb%2FdM8JusBHVeHIQDUFBDBwEBAwYxMTkyODEBBUlOQk9Y",
+	    EAS "?Cmd=Sync&DeviceId=D1&CollectionId=%3F%23%3B%26%3D%25",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		for (int auth = 0; auth < 2; auth++) {
+			struct eas_request *a = NULL, *b = NULL;
+			char again[1024];
+
+			if ((auth ? post(targets[i], &a) : parse_h("POST", targets[i], &a, NULL)) !=
+			    EAS_REQ_OK)
+				fail_msg("%s: %s", targets[i], errbuf);
+			assert_non_null(a->fwd_query);
+			snprintf(again, sizeof(again), EAS "?%s", a->fwd_query);
+			if ((auth ? post(again, &b) : parse_h("POST", again, &b, NULL)) !=
+			    EAS_REQ_OK)
+				fail_msg("%s: %s", again, errbuf);
+			if (auth && a->user != NULL)
+				assert_string_equal(b->user, a->auth_user);
+			else
+				same_fields(a, b, targets[i]);
+			assert_string_equal(a->device_id, b->device_id);
+			assert_int_equal(a->cmd, b->cmd);
+			assert_int_equal(b->n_extra, 0);
+			assert_string_equal(a->fwd_query, b->fwd_query);
+			eas_request_free(&a);
+			eas_request_free(&b);
+		}
+	}
 }
 
 /* OPTIONS needs neither command nor device; methods are checked. */
@@ -1197,7 +1602,7 @@ static void
 test_strerror(void **state)
 {
 	(void)state;
-	for (int e = EAS_REQ_OK; e <= EAS_REQ_EINVAL; e++) {
+	for (int e = EAS_REQ_OK; e <= EAS_REQ_EQUERY; e++) {
 		const char *s = eas_request_strerror((enum eas_req_err)e);
 
 		assert_non_null(s);
@@ -1245,18 +1650,34 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_base64_alphabet), cmocka_unit_test(test_target_bytes),
-	    cmocka_unit_test(test_query_verbatim),  cmocka_unit_test(test_header_lengths),
-	    cmocka_unit_test(test_vector1),         cmocka_unit_test(test_vector2),
-	    cmocka_unit_test(test_vector3),         cmocka_unit_test(test_vectors_truncated),
-	    cmocka_unit_test(test_base64_messages), cmocka_unit_test(test_base64_layout),
-	    cmocka_unit_test(test_bad_base64),      cmocka_unit_test(test_plain_every_command),
-	    cmocka_unit_test(test_plain_params),    cmocka_unit_test(test_percent),
-	    cmocka_unit_test(test_identity),        cmocka_unit_test(test_identity_canonical),
-	    cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_oversize),
-	    cmocka_unit_test(test_paths),           cmocka_unit_test(test_options_and_methods),
-	    cmocka_unit_test(test_headers),         cmocka_unit_test(test_large_request),
-	    cmocka_unit_test(test_block_cache),     cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_base64_alphabet),
+	    cmocka_unit_test(test_target_bytes),
+	    cmocka_unit_test(test_query_verbatim),
+	    cmocka_unit_test(test_header_lengths),
+	    cmocka_unit_test(test_vector1),
+	    cmocka_unit_test(test_vector2),
+	    cmocka_unit_test(test_vector3),
+	    cmocka_unit_test(test_vectors_truncated),
+	    cmocka_unit_test(test_base64_messages),
+	    cmocka_unit_test(test_base64_layout),
+	    cmocka_unit_test(test_bad_base64),
+	    cmocka_unit_test(test_plain_every_command),
+	    cmocka_unit_test(test_plain_params),
+	    cmocka_unit_test(test_percent),
+	    cmocka_unit_test(test_identity),
+	    cmocka_unit_test(test_identity_canonical),
+	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_paths),
+	    cmocka_unit_test(test_canon_path),
+	    cmocka_unit_test(test_canon_query),
+	    cmocka_unit_test(test_fwd_query),
+	    cmocka_unit_test(test_fwd_idempotent),
+	    cmocka_unit_test(test_options_and_methods),
+	    cmocka_unit_test(test_headers),
+	    cmocka_unit_test(test_large_request),
+	    cmocka_unit_test(test_block_cache),
+	    cmocka_unit_test(test_strerror),
 	    cmocka_unit_test(test_random_bytes),
 	};
 
