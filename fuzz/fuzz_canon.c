@@ -74,7 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* "EXAMPLE\JDoe:s3cret"; "a b@c%d&e=f+g:pw" */
 	static const char *const auths[] = {NULL, "Basic RVhBTVBMRVxKRG9lOnMzY3JldA==", long_auth,
 	                                    "Basic YSBiQGMlZCZlPWYrZzpwdw=="};
-	struct eas_request_config cfg = {NULL, pass, 2, &blocks};
+	struct eas_request_config cfg = {NULL, pass, 2, &blocks, "example.com"};
 	struct eas_header hdr[2] = {
 	    {.name = "MS-ASProtocolVersion", .value = "14.1", .name_len = 20, .value_len = 4},
 	    {.name = "Authorization", .value = NULL, .name_len = 13},

@@ -99,6 +99,8 @@ static const struct key keys[] = {
      NULL},
     {"auth", "max_failures_per_account", K_INT, F(auth_max_failures_per_account), "10", 1, MANY,
      NULL},
+    {"auth", "max_probes_per_address", K_INT, F(auth_max_probes_per_address), "4", 1, 10000, NULL},
+    {"auth", "max_probes_per_account", K_INT, F(auth_max_probes_per_account), "4", 1, 10000, NULL},
 
     {"store", "url", K_CHOICE, F(store_url), "sqlite:var/abqd.db", 0, 0,
      "sqlite:|postgresql://|postgres://"},

@@ -71,6 +71,8 @@ struct abq_config {
 	int64_t auth_failure_ttl;
 	int64_t auth_max_failures_per_address;
 	int64_t auth_max_failures_per_account;
+	int64_t auth_max_probes_per_address; /* credential checks in flight */
+	int64_t auth_max_probes_per_account;
 
 	/* [store] */
 	char *store_url;

@@ -397,14 +397,18 @@ op_end(const struct abq_ctx *c, int rv, char **errmsg_r)
 	return 0;
 }
 
-/* Normalise an optional account argument; refuses (1) an unusable one. */
+/*
+ * An optional account argument in its one canonical form (product.md,
+ * "Identity": DOMAIN\ dropped, lower-cased, a bare name given the default
+ * domain); refuses (1) an unusable one.
+ */
 static int
-norm_account(const char *account, char **out, char **errmsg_r)
+norm_account(const struct abq_ctx *c, const char *account, char **out, char **errmsg_r)
 {
 	*out = NULL;
 	if (account == NULL)
 		return 0;
-	if ((*out = account_normalize(account)) == NULL) {
+	if ((*out = account_canonical(account, c->default_domain)) == NULL) {
 		*errmsg_r = xasprintf("'%s' is not a valid account", account);
 		return 1;
 	}
@@ -481,7 +485,7 @@ abq_registry_set_entry(const struct abq_ctx *c, const char *device_id, const cha
 
 	if ((rv = check_device_id(device_id, errmsg_r)) != 0 ||
 	    (rv = check_admin_state(state, errmsg_r)) != 0 ||
-	    (rv = norm_account(account, &acct, errmsg_r)) != 0)
+	    (rv = norm_account(c, account, &acct, errmsg_r)) != 0)
 		return rv;
 	if (op_begin(c, o, errmsg_r) < 0) {
 		free(acct);
@@ -560,7 +564,7 @@ abq_registry_delete(const struct abq_ctx *c, const char *device_id, const char *
 	int rv;
 
 	if ((rv = check_device_id(device_id, errmsg_r)) != 0 ||
-	    (rv = norm_account(account, &acct, errmsg_r)) != 0)
+	    (rv = norm_account(c, account, &acct, errmsg_r)) != 0)
 		return rv;
 	if (op_begin(c, o, errmsg_r) < 0) {
 		free(acct);
@@ -706,9 +710,16 @@ abq_registry_import(const struct abq_ctx *c, const struct abq_import_line *lines
 	if (op_begin(c, o, errmsg_r) < 0)
 		return -1;
 	/* One change-log row ("*": every entry) rather than one per line. */
-	for (size_t i = 0; i < n && rv == 0; i++)
-		rv = put_entry(c, lines[i].device_id, lines[i].account, state, "import", false,
-		               errmsg_r);
+	/* The file's accounts were checked by abq_import_parse; here they take
+	 * their canonical form, which needs the default domain. */
+	for (size_t i = 0; i < n && rv == 0; i++) {
+		char *acct = NULL;
+
+		if ((rv = norm_account(c, lines[i].account, &acct, errmsg_r)) == 0)
+			rv = put_entry(c, lines[i].device_id, acct, state, "import", false,
+			               errmsg_r);
+		free(acct);
+	}
 	if (rv == 0 && n > 0)
 		rv = change(c, ABQ_CHANGE_ENTRY, "*", errmsg_r);
 	if (rv == 0) {
@@ -942,7 +953,7 @@ abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const char 
 		return 1;
 	}
 	if (scope == ABQ_SCOPE_ACCOUNT) {
-		if ((rv = norm_account(target, &tgt, errmsg_r)) != 0)
+		if ((rv = norm_account(c, target, &tgt, errmsg_r)) != 0)
 			return rv;
 		if (tgt == NULL) {
 			*errmsg_r = xstrdup("an account is required");
@@ -1146,7 +1157,7 @@ abq_registry_observe(const struct abq_ctx *c, const struct abq_device *seen, str
 	int rv, found;
 
 	if ((rv = check_device_id(seen->device_id, errmsg_r)) != 0 ||
-	    (rv = norm_account(seen->account, &acct, errmsg_r)) != 0)
+	    (rv = norm_account(c, seen->account, &acct, errmsg_r)) != 0)
 		return rv;
 	if (acct == NULL) {
 		*errmsg_r = xstrdup("an account is required");
@@ -1212,7 +1223,7 @@ abq_registry_explain(const struct abq_ctx *c, const char *account, const char *d
 
 	memset(x, 0, sizeof(*x));
 	if ((rv = check_device_id(device_id, errmsg_r)) != 0 ||
-	    (rv = norm_account(account, &acct, errmsg_r)) != 0)
+	    (rv = norm_account(c, account, &acct, errmsg_r)) != 0)
 		return rv;
 	if (acct == NULL) {
 		*errmsg_r = xstrdup("an account is required");

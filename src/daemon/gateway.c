@@ -1,10 +1,13 @@
 /*
  * gateway.c: one exchange per request, from the phone's bytes to the answer.
  *
- *   on_request -> parse (400/404) -> credentials? (401) -> auth_check
- *     -> auth_done: DENIED 401 | UNAVAILABLE, RATE_LIMITED 503
- *        OK: OPTIONS and passthrough paths -> proxy
- *            POST on the EAS path -> decide:
+ *   on_headers (no body read yet) -> parse (400/404/405) -> credentials? (401)
+ *     -> auth_check while the body waits unread
+ *     -> auth_done: DENIED 401 | UNAVAILABLE, RATE_LIMITED 503 (body never read)
+ *        OK: read the body
+ *   on_request (body whole) -> decide:
+ *        OPTIONS and passthrough paths -> proxy
+ *        POST on the EAS path -> WBXML checked (400), then:
  *              known device, same facts -> its recorded state
  *              new device or new facts  -> storeq_observe -> observed -> state
  *     -> act: Allowed -> proxy; Blocked -> 129/177; Quarantined, Discovery -> 130
@@ -32,6 +35,7 @@
 #include "eas/devinfo.h"
 #include "eas/request.h"
 #include "eas/status.h"
+#include "eas/wbxml.h"
 #include "engine/hmap.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -138,8 +142,10 @@ struct exchange {
 	enum abq_state decision;
 	int upstream_status;
 	int status;
-	bool started; /* the response's status line went out */
-	bool held;    /* a long poll (Ping, Sync) */
+	bool started;    /* the response's status line went out */
+	bool held;       /* a long poll (Ping, Sync) */
+	bool authed;     /* the credentials were checked and are good */
+	bool body_waits; /* on_headers left the body unread (HTTP_BODY_WAIT) */
 	/* Counted in abqd_held_requests now: 0 no, 1 proxied, 2 mailbox. */
 	signed char held_gauge;
 	struct eas_devinfo info;
@@ -519,8 +525,6 @@ proxy(struct exchange *x)
 {
 	struct gateway *gw = x->gw;
 	struct http_request *hreq = x->hreq;
-	const char *url = http_request_url(hreq);
-	const char *q = strchr(url, '?');
 	const char *target;
 	struct upstream_header h[EAS_REQ_HEADERS_MAX + 2];
 	size_t n = 0;
@@ -529,11 +533,19 @@ proxy(struct exchange *x)
 	struct sbuf tb = {0}, xb = {0};
 	char tstack[512], xstack[128];
 
+	/*
+	 * What is forwarded is what was decided on: the canonical path and the
+	 * query rebuilt from the parsed parameters (request.h, fwd_path and
+	 * fwd_query), never the phone's raw target.
+	 */
+	const char *q = x->ereq->fwd_query;
 	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
-		target = url;
+		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q)
+		                   : x->ereq->fwd_path;
 	else
-		target =
-		    join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up), "", q ? q : "");
+		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up),
+		                           "?", q)
+		                   : upstream_base_path(gw->up);
 	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen) &&
 	                   n < EAS_REQ_HEADERS_MAX;
 	     i++) {
@@ -730,6 +742,36 @@ serve_mailbox(struct exchange *x)
 	free(email);
 }
 
+/*
+ * What an allowed device sends the upstream must be well-formed WBXML of the
+ * EAS code pages (wbxml_check: one pass, no tree, no copy); else 400 and
+ * nothing is forwarded. SendMail, SmartReply and SmartForward below 14.0
+ * carry MIME (MS-ASCMD 2.2.1.15), which is passed as it is. Returns whether
+ * the request may go on (false: answered).
+ */
+static bool
+body_well_formed(struct exchange *x)
+{
+	const struct eas_request *r = x->ereq;
+	size_t len = 0, pos = 0;
+	const char *why = NULL;
+	const uint8_t *body = http_request_body(x->hreq, &len);
+
+	if (len == 0)
+		return true;
+	if ((r->cmd == EAS_CMD_SENDMAIL || r->cmd == EAS_CMD_SMARTREPLY ||
+	     r->cmd == EAS_CMD_SMARTFORWARD) &&
+	    (r->protocol_version == NULL || strtod(r->protocol_version, NULL) < 14.0))
+		return true;
+	if (wbxml_check(body, len, &pos, &why) == 0)
+		return true;
+	log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s at byte %zu", r->account,
+	         r->device_id, eas_cmd_name(r->cmd), why, pos);
+	x->outcome = OUT_BAD_WBXML;
+	respond_text(x, 400, "malformed WBXML body\n", NULL);
+	return false;
+}
+
 /* Serve the request according to the device's state. */
 static void
 act(struct exchange *x, enum abq_state state, enum abq_reason reason)
@@ -737,7 +779,7 @@ act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 	x->decision = state;
 	switch (state) {
 	case ABQ_STATE_ALLOWED:
-		if (!start_over(x))
+		if (!start_over(x) && body_well_formed(x))
 			proxy(x);
 		break;
 	case ABQ_STATE_BLOCKED:
@@ -938,6 +980,10 @@ decide(struct exchange *x)
 	x->job = storeq_observe(gw->sq, &seen, observed, x);
 }
 
+/*
+ * The credentials were checked (from the cache or by a probe) while the body
+ * waited unread: read it now, or answer from the headers alone.
+ */
 static void
 auth_done(void *arg, enum auth_result result, bool from_cache)
 {
@@ -948,7 +994,11 @@ auth_done(void *arg, enum auth_result result, bool from_cache)
 	x->ap = NULL;
 	switch (result) {
 	case AUTH_OK:
-		decide(x);
+		x->authed = true;
+		if (x->body_waits) {
+			x->body_waits = false;
+			http_request_resume_body(x->hreq); /* on_request follows from the loop */
+		}
 		return;
 	case AUTH_DENIED:
 		respond_401(x);
@@ -964,8 +1014,17 @@ auth_done(void *arg, enum auth_result result, bool from_cache)
 
 /* ---- the HTTP server's callbacks ---- */
 
-static void
-on_request(struct http_request *hreq, void *arg)
+/*
+ * The header block is complete, no body byte read. Everything that needs no
+ * body is settled here: the request is parsed and classified (400, 404, 405),
+ * and the credentials are checked before a byte of the body is read. Without
+ * usable credentials, or with refused ones, the answer comes from the headers
+ * and the body is never read (the connection closes after the answer); while
+ * a probe runs the body waits unread. So no request that fails
+ * authentication costs abqd more than its headers.
+ */
+static int
+on_headers(struct http_request *hreq, void *arg)
 {
 	struct gateway *gw = arg;
 	struct exchange *x = blk_alloc(&gw->exchange_blocks);
@@ -997,7 +1056,7 @@ on_request(struct http_request *hreq, void *arg)
 		if (n == EAS_REQ_HEADERS_MAX) {
 			x->outcome = OUT_BAD_REQUEST;
 			respond_text(x, 400, "too many headers\n", NULL);
-			return;
+			return HTTP_BODY_READ;
 		}
 		h[n] = (struct eas_header){name, value, nlen, vlen};
 		n++;
@@ -1006,17 +1065,19 @@ on_request(struct http_request *hreq, void *arg)
 	    eas_request_parse(&gw->rcfg, http_request_method(hreq), http_request_url(hreq), h, n,
 	                      &x->ereq, err, sizeof(err));
 	if (e != EAS_REQ_OK) {
-		log_warn("addr=%s: bad request: %s", http_request_client(hreq), err);
+		char safe[EAS_REQ_ERRBUF * 4];
+
+		log_warn("addr=%s: bad request: %s", x->client, log_safe(safe, sizeof(safe), err));
 		x->outcome = OUT_BAD_REQUEST;
-		char *body = xasprintf("bad request: %s\n", err);
+		char *body = xasprintf("bad request: %s\n", safe);
 		respond_text(x, 400, body, NULL);
 		free(body);
-		return;
+		return HTTP_BODY_READ;
 	}
 	if (x->ereq->path_kind == EAS_PATH_OTHER) {
 		x->outcome = OUT_NOT_FOUND;
 		respond_text(x, 404, "not found\n", NULL);
-		return;
+		return HTTP_BODY_READ;
 	}
 	if (x->ereq->path_kind == EAS_PATH_EAS && x->ereq->method != EAS_METHOD_POST &&
 	    x->ereq->method != EAS_METHOD_OPTIONS) {
@@ -1024,15 +1085,14 @@ on_request(struct http_request *hreq, void *arg)
 		static const char *const allow[] = {"Allow", "OPTIONS, POST", NULL};
 		x->outcome = OUT_BAD_METHOD;
 		respond_text(x, 405, "method not allowed\n", allow);
-		return;
+		return HTTP_BODY_READ;
 	}
 	if (x->ereq->user_mismatch)
-		log_info("user=%s dev=%s: the query names user %s; the credentials win",
-		         x->ereq->account, x->ereq->device_id ? x->ereq->device_id : "-",
-		         x->ereq->user ? x->ereq->user : "-");
+		log_info("user=%s dev=%s: the query names another user; the credentials win",
+		         x->ereq->account, x->ereq->device_id ? x->ereq->device_id : "-");
 	if (x->ereq->no_auth || x->ereq->account == NULL) {
 		respond_401(x);
-		return;
+		return HTTP_BODY_READ;
 	}
 	{
 		const char *authz = http_request_header(hreq, "Authorization");
@@ -1042,11 +1102,34 @@ on_request(struct http_request *hreq, void *arg)
 		if (auth_check_cached(gw->auth, x->ereq->auth_user, x->ereq->auth_password, authz,
 		                      &r)) {
 			auth_done(x, r, true);
-			return;
+			return HTTP_BODY_READ;
 		}
+		x->body_waits = true;
 		x->ap = auth_check(gw->auth, x->ereq->auth_user, x->ereq->auth_password, authz,
-		                   http_request_client(hreq), auth_done, x);
+		                   x->client, auth_done, x);
+		return HTTP_BODY_WAIT;
 	}
+}
+
+/* The body is whole, and the credentials were good (on_headers): decide. */
+static void
+on_request(struct http_request *hreq, void *arg)
+{
+	struct exchange *x = http_request_get_data(hreq);
+
+	(void)arg;
+	if (x == NULL || !x->authed) {
+		/* on_headers answers every other request before its body is read */
+		log_warn("gateway: a request reached on_request without checked credentials");
+		if (x != NULL) {
+			x->outcome = OUT_BAD_REQUEST;
+			respond_text(x, 500, "internal error\n", NULL);
+		} else {
+			http_response_simple(hreq, 500, "text/plain", "internal error\n", 15);
+		}
+		return;
+	}
+	decide(x);
 }
 
 static void
@@ -1075,6 +1158,7 @@ static const struct http_handler handler = {
     .on_request = on_request,
     .on_abort = on_abort,
     .on_drain = on_drain,
+    .on_headers = on_headers,
 };
 
 static void
@@ -1168,6 +1252,7 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	gw->exchange_blocks.size = sizeof(struct exchange);
 	gw->ereq_blocks.size = 2048; /* a request and its strings, as a phone sends them */
 	gw->rcfg.blocks = &gw->ereq_blocks;
+	gw->rcfg.default_domain = gw->default_domain;
 
 	/* Notices are on when [smtp] from is set: the sender delivers the outbox. */
 	char *admins = NULL;
@@ -1226,6 +1311,9 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	    .failure_ttl_ms = cfg->auth_failure_ttl * 1000,
 	    .max_failures_per_address = (unsigned)cfg->auth_max_failures_per_address,
 	    .max_failures_per_account = (unsigned)cfg->auth_max_failures_per_account,
+	    .max_probes_per_address = (unsigned)cfg->auth_max_probes_per_address,
+	    .max_probes_per_account = (unsigned)cfg->auth_max_probes_per_account,
+	    .default_domain = gw->default_domain,
 	};
 	if ((gw->auth = auth_new(base, &ac, &err)) == NULL) {
 		*errmsg_r = xasprintf("auth: %s", err);

@@ -721,6 +721,15 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 		*errmsg_r = xasprintf("store: %s", err);
 		goto fail;
 	}
+	/*
+	 * Records written before accounts were canonical (a bare "alice" where
+	 * the canonical form is "alice@example.com") are rewritten once, before
+	 * anything is loaded (store.h, abq_store_accounts_canonicalize).
+	 */
+	if (abq_store_accounts_canonicalize(q->store, default_domain, NULL, &err) != 0) {
+		*errmsg_r = xasprintf("store: %s", err);
+		goto fail;
+	}
 	if ((q->view = abq_view_load(q->store, default_domain, errmsg_r)) == NULL)
 		goto fail;
 	if (abq_store_device_iter(q->store, &all, load_device, &la, &err) != 0) {

@@ -198,6 +198,13 @@ store_and_privileges(void)
 		fprintf(stderr, "abqd: store: %s\n", err);
 		return -1;
 	}
+	/* Once, before the workers open it: bare accounts made canonical. */
+	if (abq_store_accounts_canonicalize(st, cfg->eas_default_domain, NULL, &err) != 0) {
+		log_error("store: %s", err);
+		fprintf(stderr, "abqd: store: %s\n", err);
+		abq_store_close(&st);
+		return -1;
+	}
 	const char *const *f = abq_store_files(st);
 	size_t nf = 0;
 	while (f[nf] != NULL)

@@ -455,7 +455,7 @@ class AdminAPI(unittest.TestCase):
         self.assertEqual([d["deviceId"].upper() for d in doc["devices"]], [a.device_id.upper()])
         doc = self.ok(self.c.get("/api/v1/devices?account=bob&type=android"), "account")
         self.assertIn(b.device_id.upper(), [d["deviceId"].upper() for d in doc["devices"]])
-        self.assertTrue(all(d["account"] == "bob" for d in doc["devices"]))
+        self.assertTrue(all(d["account"] == "bob@example.test" for d in doc["devices"]))
         doc = self.ok(self.c.get("/api/v1/devices?domain=example.test&limit=1000"), "domain")
         self.assertGreaterEqual(doc["total"], 2)
         doc = self.ok(self.c.get("/api/v1/devices?domain=elsewhere.example"), "other domain")
@@ -553,7 +553,7 @@ class AdminAPI(unittest.TestCase):
         ents = self.ok(self.c.get("/api/v1/entries?state=Blocked"), "entries")["entries"]
         mine = [x for x in ents if x["deviceId"] == dev]
         self.assertEqual(len(mine), 1, ents)
-        self.assertEqual((mine[0]["account"], mine[0]["createdBy"]), ("bob", ADMIN))
+        self.assertEqual((mine[0]["account"], mine[0]["createdBy"]), ("bob@example.test", ADMIN))
         for body in ({"account": "bob", "state": "Blocked"}, {"deviceId": dev, "state": "Maybe"},
                      {"deviceId": dev, "state": "Discovery"}, {"deviceId": 5, "state": "Allowed"},
                      {"deviceId": "a/b", "state": "Allowed"}):
