@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
 #include "lib/util.h"
 #include "mailbox/mailbox.h"
 
@@ -117,12 +118,21 @@ struct q_mailbox {
 	bool read;
 };
 
-/* Append a value, HTML-escaped when html is set. */
+/*
+ * Append a value, HTML-escaped when html is set. The values are what a phone
+ * reported (model, OS, friendly name...): control characters and bytes that
+ * are not UTF-8 are shown as \xNN (lib/log.h text_shown), so that no peer
+ * byte reaches a mail or an alert raw.
+ */
 static void
-sb_value(struct sbuf *b, const char *v, bool html)
+sb_value(struct sbuf *b, const char *v0, bool html)
 {
+	char *shown = text_shown(v0, 0);
+	const char *v = shown;
+
 	if (!html) {
 		sbuf_addn(b, v, strlen(v));
+		free(shown);
 		return;
 	}
 	for (; *v; v++) {
@@ -146,6 +156,7 @@ sb_value(struct sbuf *b, const char *v, bool html)
 			sbuf_addn(b, v, 1);
 		}
 	}
+	free(shown);
 }
 
 /* The value of a placeholder name (len bytes), or NULL when it is not one. */

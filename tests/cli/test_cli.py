@@ -1002,7 +1002,7 @@ class ImportExportTest(CliTest):
         out = self.ok("mobile", "abq", "import", "-", "blocked", stdin="S1\nS2/Bob\n")
         self.assertIn("imported 2 entries as Blocked", out)
         self.assertEqual(self.ok("mobile", "abq", "export", "status", "Blocked").split(),
-                         ["S1", "S2/bob"])
+                         ["S1", "S2/bob@example.com"])
 
     def test_import_bad_lines(self):
         self.ok("mobile", "abq", "allow", "KEEP1")

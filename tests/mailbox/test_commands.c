@@ -789,6 +789,15 @@ test_templates(void **state)
 	char *s = mbx_render_template("{account} {{x} {nope} {model}", &facts, true);
 	assert_string_equal(s, "a&amp;b {x} {nope} unknown");
 	free(s);
+	/* What a phone reported reaches a mail or an alert with its controls shown. */
+	facts.model = "Ph\x1b[2Jone\r\n.\r\nX\xc2\x9b<b>";
+	s = mbx_render_template("{model}", &facts, false);
+	assert_string_equal(s, "Ph\\x1b[2Jone\\x0d\\x0a.\\x0d\\x0aX\\xc2\\x9b<b>");
+	free(s);
+	s = mbx_render_template("{model}", &facts, true);
+	assert_string_equal(s, "Ph\\x1b[2Jone\\x0d\\x0a.\\x0d\\x0aX\\xc2\\x9b&lt;b&gt;");
+	free(s);
+	facts.model = NULL;
 	struct mbx_backend *a = mbx_quarantine_new(NULL, &facts);
 	facts.device_id = "D1";
 	struct mbx_backend *b = mbx_quarantine_new(NULL, &facts);

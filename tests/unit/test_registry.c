@@ -86,7 +86,10 @@ get(struct fixture *fx, const char *account, const char *id, enum abq_state st, 
 {
 	struct abq_device d = {0};
 	const char *err = NULL;
-	int rv = abq_store_device_get(fx->store, account, id, &d, &err);
+	/* recorded under the account's canonical form (example.com is the default domain) */
+	char *acct = account_canonical(account, fx->ctx.default_domain);
+	int rv = abq_store_device_get(fx->store, acct, id, &d, &err);
+	free(acct);
 	if (rv != 1)
 		fail_msg("device %s/%s: rv %d %s", id, account, rv, err ? err : "");
 	if (d.state != st || d.reason != r)
@@ -231,7 +234,7 @@ test_mode_change_and_dry_run(void **state)
 	                                       "Interactive", &o, &msg),
 	                 0);
 	assert_int_equal(o.changed_count, 1);
-	assert_string_equal(o.changed[0].account, "alice");
+	assert_string_equal(o.changed[0].account, "alice@example.com");
 	abq_outcome_clear(&o);
 	get(fx, "alice", "DEV1", ABQ_STATE_QUARANTINED, ABQ_REASON_MODE);
 	get(fx, "alice@other.org", "DEV2", ABQ_STATE_ALLOWED, ABQ_REASON_MODE);
@@ -480,7 +483,8 @@ test_adopt_and_purge(void **state)
 	abq_outcome_clear(&o);
 	struct abq_device gone = {0};
 	const char *err;
-	assert_int_equal(abq_store_device_get(fx->store, "alice", "OLD1", &gone, &err), 0);
+	assert_int_equal(abq_store_device_get(fx->store, "alice@example.com", "OLD1", &gone, &err),
+	                 0);
 	get(fx, "bob", "NEW1", ABQ_STATE_ALLOWED, ABQ_REASON_INDIVIDUAL);
 }
 

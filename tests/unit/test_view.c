@@ -101,9 +101,9 @@ test_view_follows_changes(void **state)
 	struct abq_view *v = abq_view_load(fx->daemon, "example.com", &msg);
 	assert_non_null(v);
 	assert_int_equal(abq_view_device_count(v), 1);
-	assert_true(abq_view_device(v, "alice", "deva", &vd));
+	assert_true(abq_view_device(v, "alice@example.com", "deva", &vd));
 	assert_int_equal(vd.state, ABQ_STATE_ALLOWED);
-	assert_false(abq_view_device(v, "bob", "DEVA", NULL));
+	assert_false(abq_view_device(v, "bob@example.com", "DEVA", NULL));
 
 	/* Nothing changed: nothing applied. */
 	assert_int_equal(abq_view_refresh(v, fx->daemon, on_device, &log, &n, &msg), 0);
@@ -120,9 +120,9 @@ test_view_follows_changes(void **state)
 	assert_int_equal(n, 2); /* the attribute, the device */
 	assert_int_equal(abq_policy_mode(abq_view_policy(v), "alice"), ABQ_MODE_INTERACTIVE);
 	assert_int_equal(log.calls, 1);
-	assert_string_equal(log.last, "alice/DEVA");
+	assert_string_equal(log.last, "alice@example.com/DEVA");
 	assert_int_equal(log.state, ABQ_STATE_QUARANTINED);
-	assert_true(abq_view_device(v, "alice", "DEVA", &vd));
+	assert_true(abq_view_device(v, "alice@example.com", "DEVA", &vd));
 	assert_int_equal(vd.state, ABQ_STATE_QUARANTINED);
 
 	/* A new device and an allow. */
@@ -132,7 +132,7 @@ test_view_follows_changes(void **state)
 	abq_outcome_clear(&o);
 	assert_int_equal(abq_view_refresh(v, fx->daemon, on_device, &log, &n, &msg), 0);
 	assert_int_equal(abq_view_device_count(v), 2);
-	assert_true(abq_view_device(v, "alice", "DEVA", &vd));
+	assert_true(abq_view_device(v, "alice@example.com", "DEVA", &vd));
 	assert_int_equal(vd.state, ABQ_STATE_ALLOWED);
 	assert_int_equal(vd.reason, ABQ_REASON_INDIVIDUAL);
 	assert_int_equal(abq_policy_entry(abq_view_policy(v), "DEVA", NULL), ABQ_STATE_ALLOWED);
@@ -141,14 +141,14 @@ test_view_follows_changes(void **state)
 	assert_int_equal(abq_registry_delete(&fx->ctx, "DEVB", NULL, &o, &msg), 0);
 	abq_outcome_clear(&o);
 	assert_int_equal(abq_view_refresh(v, fx->daemon, on_device, &log, &n, &msg), 0);
-	assert_false(abq_view_device(v, "bob", "DEVB", NULL));
+	assert_false(abq_view_device(v, "bob@example.com", "DEVB", NULL));
 	assert_int_equal(log.state, ABQ_STATE_NONE);
 	assert_int_equal(abq_view_device_count(v), 1);
 
 	/* Seen again: known again. */
 	observe(fx, "bob", "DEVB");
 	assert_int_equal(abq_view_refresh(v, fx->daemon, NULL, NULL, &n, &msg), 0);
-	assert_true(abq_view_device(v, "bob", "DEVB", &vd));
+	assert_true(abq_view_device(v, "bob@example.com", "DEVB", &vd));
 	assert_int_equal(vd.state, ABQ_STATE_QUARANTINED);
 	assert_int_equal(abq_view_device_count(v), 2);
 	abq_view_free(&v);
@@ -187,12 +187,12 @@ test_view_refresh_failure_retries(void **state)
 	assert_non_null(strstr(msg, "does not compile"));
 	free(msg);
 	assert_int_equal(abq_view_seq(v), seq);
-	assert_true(abq_view_device(v, "alice", "DEVA", &vd));
+	assert_true(abq_view_device(v, "alice@example.com", "DEVA", &vd));
 	assert_int_equal(vd.state, ABQ_STATE_ALLOWED);
 	/* Repaired: the pending changes apply. */
 	assert_int_equal(abq_store_rule_delete(fx->admin, bad.id, &err), 0);
 	assert_int_equal(abq_view_refresh(v, fx->daemon, NULL, NULL, &n, &msg), 0);
-	assert_true(abq_view_device(v, "alice", "DEVA", &vd));
+	assert_true(abq_view_device(v, "alice@example.com", "DEVA", &vd));
 	assert_int_equal(vd.state, ABQ_STATE_BLOCKED);
 	abq_view_free(&v);
 }
