@@ -79,6 +79,7 @@ static const struct key keys[] = {
     {"eas", "user", K_STRING, F(eas_user), NULL, 0, 0, NULL},
     {"eas", "workers", K_WORKERS, F(eas_workers), "auto", 1, 64, NULL},
     {"eas", "max_body", K_SIZE, F(eas_max_body), "32M", KIB, GIB, NULL},
+    {"eas", "max_body_total", K_SIZE, F(eas_max_body_total), "256M", KIB, 64LL * GIB, NULL},
     {"eas", "header_timeout", K_DURATION, F(eas_header_timeout), "30s", 1, HOUR, NULL},
     {"eas", "max_connections_per_address", K_INT, F(eas_max_connections_per_address), "256", 1,
      MANY, NULL},

@@ -52,6 +52,7 @@ struct abq_config {
 	char *eas_user;
 	int64_t eas_workers; /* 0: auto (one per core) */
 	int64_t eas_max_body;
+	int64_t eas_max_body_total; /* all bodies being read at once, per worker */
 	int64_t eas_header_timeout;
 	int64_t eas_max_connections_per_address;
 

@@ -1323,6 +1323,7 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	struct http_server_conf hc;
 	http_server_conf_defaults(&hc);
 	hc.max_body = (size_t)cfg->eas_max_body;
+	hc.max_body_total = (size_t)cfg->eas_max_body_total;
 	hc.header_timeout_ms = (unsigned)(cfg->eas_header_timeout * 1000);
 	hc.max_conns_per_addr = (unsigned)cfg->eas_max_connections_per_address;
 	hc.max_conns = MAX_CONNS;

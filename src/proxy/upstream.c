@@ -103,6 +103,9 @@ struct upstream_req {
 	void *arg;
 	char *wire; /* request head + body, in the same allocation as the request */
 	size_t wire_len;
+	/* A large body is not copied: written by reference after wire (the head). */
+	const char *body_ref;
+	size_t body_ref_len;
 	struct event *timer; /* in the same allocation too (event_assign) */
 	int timeout;         /* seconds, 0 none */
 	http_parser parser;
@@ -214,6 +217,12 @@ req_set_error(struct upstream_req *req, const char *msg)
 }
 
 /* Free a request and everything it owns but its connection (detached first). */
+/*
+ * A body larger than this is written by reference from the caller's buffer
+ * (upstream.h: it must outlive the request) rather than copied next to the
+ * head: a 32 MiB SendMail is held once, not twice.
+ */
+#define UP_BODY_REF_MIN (16 * 1024)
 /* A request, its timer and a usual wire image fit one block of u->req_blocks. */
 #define UP_REQ_BLOCK 2048
 
@@ -583,7 +592,11 @@ conn_send(struct up_conn *c)
 	 * output buffer are touched only for what the socket did not take (and
 	 * libevent reports a failed send when it writes the rest).
 	 */
-	if (c->u->ssl_ctx == NULL && evbuffer_get_length(out) == 0) {
+	if (req->body_ref != NULL) {
+		evbuffer_add_reference(out, req->wire, req->wire_len, NULL, NULL);
+		evbuffer_add_reference(out, req->body_ref, req->body_ref_len, NULL, NULL);
+		bufferevent_enable(c->bev, EV_WRITE);
+	} else if (c->u->ssl_ctx == NULL && evbuffer_get_length(out) == 0) {
 		ssize_t n = send(bufferevent_getfd(c->bev), req->wire, req->wire_len, MSG_NOSIGNAL);
 		size_t done = n > 0 ? (size_t)n : 0;
 
@@ -1299,7 +1312,7 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		clen[cl++] = '\n';
 	}
 	total = mlen + 1 + tlen + sizeof(" HTTP/1.1\r\nHost: ") - 1 + hlen + 2 + (size_t)cl + 2 +
-	        spec->body_len;
+	        (spec->body_len > UP_BODY_REF_MIN ? 0 : spec->body_len);
 	lens = spec->nheaders <= 64 ? lens_stack : xcalloc(2 * spec->nheaders, sizeof(*lens));
 	for (i = 0; i < spec->nheaders; i++) {
 		if (!hdr_lens(&spec->headers[i], &lens[2 * i], &lens[2 * i + 1])) {
@@ -1348,8 +1361,12 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	}
 	put(&p, clen, (size_t)cl);
 	put(&p, "\r\n", 2);
-	if (spec->body_len > 0)
+	if (spec->body_len > UP_BODY_REF_MIN) {
+		req->body_ref = spec->body;
+		req->body_ref_len = spec->body_len;
+	} else if (spec->body_len > 0) {
 		put(&p, spec->body, spec->body_len);
+	}
 	req->wire_len = (size_t)(p - req->wire);
 	if (lens != lens_stack)
 		free(lens);

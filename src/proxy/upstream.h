@@ -101,6 +101,11 @@ struct upstream_req_spec {
 	 * Content-Length, Transfer-Encoding or Connection. */
 	const struct upstream_header *headers;
 	size_t nheaders;
+	/*
+	 * A body over 16 KiB is not copied: it is written from here, so it must
+	 * stay valid until on_done runs or the request is cancelled (the
+	 * gateway's phone request outlives its upstream request).
+	 */
 	const void *body;
 	size_t body_len;
 	/* Seconds without progress from the upstream before UPSTREAM_TIMEOUT:

@@ -1001,6 +1001,42 @@ test_fresh_not_pooled(void **state)
 	assert_int_equal(upstream_stats(f->up)->retries, 0);
 }
 
+/*
+ * A body over 16 KiB is written from the caller's buffer, not copied: it
+ * arrives whole, and again whole when a stale pooled connection makes the
+ * request go out a second time.
+ */
+static void
+test_large_body(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = {0};
+	size_t n = 300 * 1024;
+	char *big = xmalloc(n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		big[i] = (char)('a' + i % 26);
+	big[n] = '\0';
+	f->srv = srv_new(f->base, M_ECHO, NULL);
+	make_upstream(f, "http", f->srv->port, NULL, 0, 0);
+	send_req(f, &r, "POST", "/base", big, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	assert_int_equal(r.body_len, strlen("POST /base ") + n);
+	assert_memory_equal(r.body + strlen("POST /base "), big, n);
+	result_clear(&r);
+
+	sconn_free(f->srv->conns); /* the pooled connection goes stale */
+	send_req(f, &r, "POST", "/base", big, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	assert_int_equal(r.body_len, strlen("POST /base ") + n);
+	assert_memory_equal(r.body + strlen("POST /base "), big, n);
+	result_clear(&r);
+	assert_int_equal(upstream_stats(f->up)->retries, 1);
+	free(big);
+}
+
 /* An idle pooled connection is closed after idle_timeout. */
 static void
 test_idle_timeout(void **state)
@@ -1223,6 +1259,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_held, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_pooled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fresh_not_pooled, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_large_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
