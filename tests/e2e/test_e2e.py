@@ -1064,6 +1064,34 @@ class E2E(unittest.TestCase):
         self.assertEqual(r.status, 400, "non-WBXML Settings: %r" % r)
         served()
 
+    def test_10b_blocked_device_finds_no_side_door(self):
+        """Against the real SOGo: a blocked device that walks around the EAS path
+        (dot-segments after the passthrough prefix, encodings, another method, a
+        second DeviceId) never gets SOGo's answer."""
+        phone = Phone(device_id=new_id("door"))
+        served = phone.folders(self)[0][0]
+        self.assertIsNotNone(served)
+        self.admin("mobile", "abq", "block", phone.device_id, "account", "alice")
+
+        def blocked():
+            r = phone.foldersync()
+            return (r.status == 200 and r.body and text_of(r.doc(), "Status") == "129", r)
+        self.until("block seen by abqd", blocked, 2.5, 0.1)
+        for method, path in (("POST", "/autodiscover/../Microsoft-Server-ActiveSync"),
+                             ("POST", "/autodiscover/%2e%2e/Microsoft-Server-ActiveSync"),
+                             ("POST", "/autodiscover/..;/Microsoft-Server-ActiveSync"),
+                             ("POST", "//Microsoft-Server-ActiveSync/."),
+                             ("GET", EAS_PATH), ("PUT", EAS_PATH)):
+            r = phone.http(method, path + "?" + phone.query("FolderSync"),
+                           phone.headers(), FOLDERSYNC_0)
+            self.assertIn(r.status, (200, 400, 403, 404, 405), "%s %s: %r" % (method, path, r))
+            if r.status == 200:  # decided on the EAS path: the blocked answer, not SOGo's
+                self.assertEqual(text_of(decode(r.body), "Status"), "129",
+                                 "%s %s: %r" % (method, path, r))
+        r = phone.http("POST", EAS_PATH + "?" + phone.query("FolderSync") + "?DeviceId=other",
+                       phone.headers(), FOLDERSYNC_0)
+        self.assertEqual(r.status, 400, "a second '?': %r" % r)
+
     # 11 --------------------------------------------------------------
     def test_11_options(self):
         phone = Phone(user="bob")
