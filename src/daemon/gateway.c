@@ -539,6 +539,10 @@ proxy(struct exchange *x)
 	 * fwd_query), never the phone's raw target.
 	 */
 	const char *q = x->ereq->fwd_query;
+	/* OPTIONS on the EAS path is undecided: it carries no command, query or body. */
+	bool bare = x->ereq->path_kind == EAS_PATH_EAS && x->ereq->method == EAS_METHOD_OPTIONS;
+	if (bare)
+		q = NULL;
 	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
 		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q)
 		                   : x->ereq->fwd_path;
@@ -589,7 +593,7 @@ proxy(struct exchange *x)
 	n++;
 
 	size_t blen = 0;
-	const void *body = http_request_body(hreq, &blen);
+	const void *body = bare ? NULL : http_request_body(hreq, &blen);
 	x->held = x->ereq->cmd == EAS_CMD_PING || x->ereq->cmd == EAS_CMD_SYNC;
 	struct upstream_req_spec spec = {
 	    .method = http_request_method(hreq),

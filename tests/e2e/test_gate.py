@@ -288,6 +288,16 @@ class Gate(unittest.TestCase):
         r = self.send("OPTIONS", EAS, {"Authorization": basic("alice")})
         self.assertEqual(r.status, 200)
         self.assertIn("ms-asprotocolversions", r.headers)
+        # OPTIONS is not decided, so it carries nothing a command could: no query,
+        # no body reach the upstream.
+        self.rec.clear()
+        r = self.send("OPTIONS", "%s?Cmd=Sync&User=alice&DeviceId=%s&DeviceType=x" % (
+            EAS, blocked), {"Authorization": basic("alice")}, SYNC_0)
+        self.assertEqual(r.status, 200)
+        got = self.rec.seen()
+        self.assertEqual([(x.method, x.target, x.body) for x in got],
+                         [("OPTIONS", UP_PATH, b"")])
+        self.assert_never_forwarded(blocked)
 
     # 4 ---------------------------------------------------------------
     def test_04_one_reading_of_the_query(self):
