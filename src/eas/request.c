@@ -1642,8 +1642,12 @@ check_request(struct parse_ctx *c)
 {
 	struct eas_request *r = c->req;
 
-	if (r->account != NULL && r->user != NULL)
-		r->user_mismatch = !account_is_canonical_of(r->user, r->account, c->default_domain);
+	if (r->account != NULL && r->user != NULL) {
+		/* User= spelled as the credentials' name (the usual case) names the same account.
+		 */
+		r->user_mismatch = !(r->auth_user != NULL && strcmp(r->user, r->auth_user) == 0) &&
+		                   !account_is_canonical_of(r->user, r->account, c->default_domain);
+	}
 	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST)
 		return EAS_REQ_OK;
 	if (r->cmd == EAS_CMD_NONE)
