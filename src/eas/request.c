@@ -169,6 +169,14 @@ struct parse_ctx {
 	bool from_target;
 	uint32_t query_policy_key;
 	const char *default_domain; /* eas_request_config's, for the account */
+	/*
+	 * The plain query as sent is already the one fwd_plain would build
+	 * (parse_plain_query: nothing escaped, known names only, spelled and
+	 * ordered as fwd_plain writes them, values of unreserved bytes in their
+	 * one form): it is forwarded as it came, without being rebuilt.
+	 */
+	bool q_canon;
+	const char *qraw; /* the raw query, qlen bytes */
 };
 
 static enum eas_req_err req_fail(struct parse_ctx *c, enum eas_req_err err, const char *fmt, ...)
@@ -648,6 +656,36 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 }
 
 /*
+ * Whether one known pair, already taken by plain_param, is written exactly
+ * as fwd_plain would write it: after the previous pair in fwd_plain's order,
+ * the name spelled as in qparams, a value that is not empty, of unreserved
+ * bytes only, and in the one form fwd_plain gives it (the command's own
+ * name, T or F, a number without leading zeros).
+ */
+static bool
+plain_canonical(const struct parse_ctx *c, int qp, int last, const char *name, bool has_eq,
+                const char *value, size_t vlen)
+{
+	if (qp <= last || !has_eq || vlen == 0 ||
+	    memcmp(name, qparams[qp].name, qparams[qp].len) != 0)
+		return false;
+	for (size_t i = 0; i < vlen; i++)
+		if (!is_unreserved((unsigned char)value[i]))
+			return false;
+	switch (qp) {
+	case QP_CMD:
+		return strcmp(value, eas_cmd_name(c->req->cmd)) == 0;
+	case QP_SAVEINSENT:
+	case QP_ACCEPTMULTIPART:
+		return vlen == 1 && (value[0] == 'T' || value[0] == 'F');
+	case QP_POLICYKEY:
+		return value[0] != '0' || vlen == 1;
+	default:
+		return true;
+	}
+}
+
+/*
  * The plain query: split on '&', each pair on its first '=', decode name and
  * value, refuse duplicates, dispatch the known names and keep the others.
  */
@@ -665,6 +703,8 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 	 * value is a plain copy of bytes parse_target has checked.
 	 */
 	bool verbatim = memchr(q, '%', qlen) == NULL && memchr(q, '+', qlen) == NULL;
+	bool canon = verbatim; /* see parse_ctx, q_canon */
+	int last = -1;
 
 	c->from_target = verbatim;
 
@@ -681,8 +721,10 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		}
 		plen = end - start;
 		start = end + 1;
-		if (plen == 0)
+		if (plen == 0) {
+			canon = false;
 			continue;
+		}
 		if (++nparams > EAS_REQ_PARAMS_MAX) {
 			err = req_fail(c, EAS_REQ_ETOOLONG, "query: more than %d parameters",
 			               EAS_REQ_PARAMS_MAX);
@@ -735,6 +777,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			if (qparams[qp].len == nlen && mem_ieq(name, qparams[qp].name, nlen))
 				break;
 		if (qp == QP_COUNT) {
+			canon = false;
 			if (nlen > 64 || vlen > EAS_REQ_VALUE_MAX)
 				err = req_fail(c, EAS_REQ_ETOOLONG,
 				               "query: an unknown parameter is too long");
@@ -752,7 +795,12 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		}
 		seen[qp] = true;
 		err = plain_param(c, (enum qparam)qp, value, vlen);
+		if (canon && err == EAS_REQ_OK)
+			canon = plain_canonical(c, qp, last, name, eq != NULL, value, vlen);
+		last = qp;
 	}
+	c->q_canon = canon && err == EAS_REQ_OK;
+	c->qraw = q;
 	c->from_target = false;
 	if (scratch != stackbuf)
 		free(scratch);
@@ -1690,7 +1738,7 @@ fwd_add(char *o, bool *first, const char *name, size_t nlen, const char *v)
  * the credentials' user name when there are credentials.
  */
 static enum eas_req_err
-fwd_plain(struct parse_ctx *c)
+fwd_plain_build(struct parse_ctx *c)
 {
 	struct eas_request *r = c->req;
 	const char *v[QP_COUNT] = {NULL};
@@ -1740,6 +1788,34 @@ fwd_plain(struct parse_ctx *c)
 		return req_fail(c, EAS_REQ_ETOOLONG,
 		                "query: %zu bytes once %%-encoded for the upstream (at most %d)",
 		                (size_t)(o - r->fwd_query), EAS_REQ_QUERY_MAX);
+	return EAS_REQ_OK;
+}
+
+/*
+ * The plain query to forward. The usual phone's query is already in that
+ * form (parse_ctx, q_canon): then it is copied, not rebuilt, unless its User=
+ * is not the credentials' user name as sent. Debug and fuzzing builds build
+ * it too and abort when the two differ.
+ */
+static enum eas_req_err
+fwd_plain(struct parse_ctx *c)
+{
+	struct eas_request *r = c->req;
+
+	if (!c->q_canon ||
+	    (r->user != NULL && r->auth_user != NULL && strcmp(r->user, r->auth_user) != 0))
+		return fwd_plain_build(c);
+#if !defined(NDEBUG) || defined(ABQ_FUZZ_BUILD)
+	{
+		enum eas_req_err err = fwd_plain_build(c);
+
+		if (err != EAS_REQ_OK || r->fwd_query == NULL || strlen(r->fwd_query) != c->qlen ||
+		    memcmp(r->fwd_query, c->qraw, c->qlen) != 0)
+			abort(); /* the copied query would not be the canonical one */
+		req_str_free(r, r->fwd_query);
+	}
+#endif
+	r->fwd_query = req_strndup(c, c->qraw, c->qlen);
 	return EAS_REQ_OK;
 }
 
