@@ -15,6 +15,7 @@
  * the same function: the corpus replay test of the normal build.
  */
 #include "canon_check.h"
+#include "eas/b64.h"
 #include "eas/request.h"
 #include "lib/util.h"
 #include "replay.h"
@@ -24,28 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Standard base64 of b[0..n) into a new NUL-terminated string. */
+/* Standard base64 of b[0..n) into a new NUL-terminated string (eas/b64.h). */
 static char *
-b64_encode(const uint8_t *b, size_t n)
+b64_encode_new(const uint8_t *b, size_t n)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *s = malloc((n + 2) / 3 * 4 + 1), *o = s;
+	char *s = malloc(B64_ENCODED_LEN(n) + 1);
 
 	if (s == NULL)
 		abort();
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)b[i] << 16;
-
-		if (i + 1 < n)
-			v |= (uint32_t)b[i + 1] << 8;
-		if (i + 2 < n)
-			v |= b[i + 2];
-		*o++ = a[v >> 18 & 63];
-		*o++ = a[v >> 12 & 63];
-		*o++ = i + 1 < n ? a[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? a[v & 63] : '=';
-	}
-	*o = '\0';
+	b64_encode(b, n, s);
 	return s;
 }
 
@@ -86,7 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		target = strdup("/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=D1&User=u");
 		break;
 	case 2:
-		b64 = b64_encode(data + 1, size - 1);
+		b64 = b64_encode_new(data + 1, size - 1);
 		target = malloc(strlen(b64) + 64);
 		if (target == NULL)
 			abort();

@@ -21,6 +21,8 @@
 
 #include <stddef.h>
 
+/* The characters (without the NUL) that n bytes encode to, padded. */
+#define B64_ENCODED_LEN(n) (((n) + 2) / 3 * 4)
 /* The most bytes that len characters of base64 can decode to. */
 #define B64_DECODED_MAX(len) (((len) + 3) / 4 * 3)
 
@@ -33,5 +35,11 @@
  */
 int b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, size_t *errpos,
                const char **errstr);
+/*
+ * Encode in[0..n) as standard padded base64 into out, which must hold
+ * B64_ENCODED_LEN(n) + 1 bytes; NUL-terminated. Returns the length written.
+ * The form the forwarded base64 query takes (request.c).
+ */
+size_t b64_encode(const unsigned char *in, size_t n, char *out);
 
 #endif

@@ -1844,13 +1844,11 @@ fwd_b64_tag(unsigned char *b, size_t *n, unsigned tag, const char *v)
 static enum eas_req_err
 fwd_b64(struct parse_ctx *c)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	struct eas_request *r = c->req;
 	/* Fixed fields, 255-byte fields and tags, and a user name of 256. */
 	unsigned char b[8 + B64_DEVICE_ID_MAX + 8 * (2 + 255) + EAS_REQ_USER_MAX];
 	size_t n = 0, len;
 	const char *user = r->user != NULL && r->auth_user != NULL ? r->auth_user : r->user;
-	char *o;
 
 	if (user != NULL && strlen(user) > 255)
 		return req_fail(c, EAS_REQ_EUSER,
@@ -1889,20 +1887,8 @@ fwd_b64(struct parse_ctx *c)
 	}
 	fwd_b64_tag(b, &n, TAG_USER, user);
 
-	o = r->fwd_query = req_alloc(c, (n + 2) / 3 * 4 + 1);
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)b[i] << 16;
-
-		if (i + 1 < n)
-			v |= (uint32_t)b[i + 1] << 8;
-		if (i + 2 < n)
-			v |= b[i + 2];
-		*o++ = a[v >> 18 & 63];
-		*o++ = a[v >> 12 & 63];
-		*o++ = i + 1 < n ? a[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? a[v & 63] : '=';
-	}
-	*o = '\0';
+	r->fwd_query = req_alloc(c, B64_ENCODED_LEN(n) + 1);
+	b64_encode(b, n, r->fwd_query);
 	return EAS_REQ_OK;
 }
 

@@ -1322,11 +1322,9 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		}
 		total += lens[2 * i] + 2 + lens[2 * i + 1] + 2;
 	}
-	if ((u->idle == NULL || spec->fresh) && u->nconns >= u->conf.max_conns) {
-		/* A fresh connection needs a free slot: an idle one gives its own. */
-		if (spec->fresh && u->idle != NULL)
-			conn_close(u->idle);
-	}
+	/* A fresh connection needs a free slot: an idle one gives up its own. */
+	if (spec->fresh && u->idle != NULL && u->nconns >= u->conf.max_conns)
+		conn_close(u->idle);
 	if ((u->idle == NULL || spec->fresh) && u->nconns >= u->conf.max_conns) {
 		if (lens != lens_stack)
 			free(lens);
