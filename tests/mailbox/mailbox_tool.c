@@ -5,7 +5,10 @@
  *
  * Plays a phone's first session (Provision, Settings, FolderSync, Sync 0,
  * Sync with GetChanges in plain and HTML, GetItemEstimate, ItemOperations,
- * Ping, SendMail, and the start-over answers) at every protocol version and
+ * Ping, SendMail, the start-over answers, and the answers of the
+ * command-layer review: Sync with a MIME body, a refused Add, Wait out of
+ * range, Settings Oof and RightsManagementInformation, MoveItems,
+ * EmptyFolderContents) at every protocol version and
  * writes each answer as OUTDIR/<version>-<name>.wbxml, so that
  * mailbox_oracle.sh can check them with libwbxml's wbxml2xml. The sync state
  * lives in memory (one blob per collection).
@@ -138,7 +141,7 @@ run(const char *name, enum eas_cmd cmd, struct wbxml_doc *req)
 	return resp;
 }
 
-/* A Sync request of the Inbox. */
+/* A Sync request of the Inbox (type "4": MIME, with MIMESupport 2). */
 static struct wbxml_doc *
 sync_req(const char *key, const char *type)
 {
@@ -149,8 +152,10 @@ sync_req(const char *key, const char *type)
 	wbxml_addn_text(c, "CollectionId", MBX_Q_INBOX_ID);
 	if (strcmp(key, "0") != 0) {
 		wbxml_addn(c, "GetChanges");
-		wbxml_addn_text(wbxml_addn(wbxml_addn(c, "Options"), "AirSyncBase:BodyPreference"),
-		                "Type", type);
+		struct wbxml_node *o = wbxml_addn(c, "Options");
+		if (strcmp(type, "4") == 0)
+			wbxml_addn_text(o, "MIMESupport", "2");
+		wbxml_addn_text(wbxml_addn(o, "AirSyncBase:BodyPreference"), "Type", type);
 	}
 	return d;
 }
@@ -233,6 +238,49 @@ session(void)
 		r = run("sendmail", EAS_CMD_SENDMAIL, d);
 		wbxml_doc_free(&r);
 	}
+	/* A third session from Sync 0 for the MIME body. */
+	r = run("sync0c", EAS_CMD_SYNC, sync_req("0", "1"));
+	snprintf(key, sizeof(key), "%s",
+	         wbxml_find_text(wbxml_doc_root(r), "Collections/Collection/SyncKey"));
+	wbxml_doc_free(&r);
+	r = run("sync-mime", EAS_CMD_SYNC, sync_req(key, "4"));
+	snprintf(key, sizeof(key), "%s",
+	         wbxml_find_text(wbxml_doc_root(r), "Collections/Collection/SyncKey"));
+	wbxml_doc_free(&r);
+	/* A refused Add (a draft), and a Wait out of range. */
+	d = sync_req(key, "1");
+	struct wbxml_node *a = wbxml_addn(
+	    wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"), "Add");
+	wbxml_addn_text(a, "ClientId", "draft-1");
+	wbxml_addn_text(wbxml_addn(a, "ApplicationData"), "Email:Subject", "draft");
+	r = run("sync-add", EAS_CMD_SYNC, d);
+	wbxml_doc_free(&r);
+	d = sync_req(key, "1");
+	wbxml_addn_text(wbxml_doc_root(d), "Wait", "90");
+	r = run("sync-limit", EAS_CMD_SYNC, d);
+	wbxml_doc_free(&r);
+	/* Settings the quarantine refuses, and rights management. */
+	d = wbxml_doc_new();
+	s = wbxml_addn_root(d, "Settings:Settings");
+	wbxml_addn_text(wbxml_addn(wbxml_addn(s, "Oof"), "Get"), "BodyType", "Text");
+	wbxml_addn_text(wbxml_addn(wbxml_addn(s, "Oof"), "Set"), "OofState", "1");
+	wbxml_addn(wbxml_addn(s, "RightsManagementInformation"), "Get");
+	r = run("settings-oof", EAS_CMD_SETTINGS, d);
+	wbxml_doc_free(&r);
+	/* The alert moved to Deleted Items; Deleted Items emptied. */
+	d = wbxml_doc_new();
+	struct wbxml_node *m = wbxml_addn(wbxml_addn_root(d, "Move:MoveItems"), "Move");
+	wbxml_addn_text(m, "SrcMsgId", sid);
+	wbxml_addn_text(m, "SrcFldId", MBX_Q_INBOX_ID);
+	wbxml_addn_text(m, "DstFldId", "abq-deleted");
+	r = run("moveitems", EAS_CMD_MOVEITEMS, d);
+	wbxml_doc_free(&r);
+	d = wbxml_doc_new();
+	wbxml_addn_text(
+	    wbxml_addn(wbxml_addn_root(d, "ItemOperations:ItemOperations"), "EmptyFolderContents"),
+	    "AirSync:CollectionId", "abq-deleted");
+	r = run("emptyfolder", EAS_CMD_ITEMOPERATIONS, d);
+	wbxml_doc_free(&r);
 	if (eas_start_over_body(EAS_CMD_FOLDERSYNC, version, NULL, 0, &out) == 0)
 		save("startover-foldersync", &out);
 	eas_serve_out_clear(&out);
@@ -246,7 +294,7 @@ session(void)
 int
 main(int argc, char **argv)
 {
-	static const char *const versions[] = {"12.1", "14.0", "14.1", "16.0", "16.1"};
+	static const char *const versions[] = {"12.0", "12.1", "14.0", "14.1", "16.0", "16.1"};
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: mailbox-tool OUTDIR\n");

@@ -492,7 +492,8 @@ test_sync_read_flag_and_restart(void **state)
 		assert_non_null(strstr(txt(r, "Collections/Collection/Commands/Add/ApplicationData/"
 		                              "Email:Subject"),
 		                       "Checking"));
-		assert_string_not_equal(txt(r, "Collections/Collection/Commands/Add/ServerId"), sid);
+		assert_string_not_equal(txt(r, "Collections/Collection/Commands/Add/ServerId"),
+		                        sid);
 		assert_null(wbxml_find(r, "Collections/Collection/Commands/Delete"));
 		/* Unknown keys. */
 		r = serve(&f, EAS_CMD_SYNC,
@@ -505,7 +506,8 @@ test_sync_read_flag_and_restart(void **state)
 		assert_string_equal(txt(r, "Collections/Collection/Status"), "12");
 		/* An empty Sync repeats the last request. */
 		r = serve(&f, EAS_CMD_SYNC, NULL);
-		assert_string_equal(txt(r, "Collections/Collection/CollectionId"), "upstream-folder");
+		assert_string_equal(txt(r, "Collections/Collection/CollectionId"),
+		                    "upstream-folder");
 		assert_string_equal(txt(r, "Collections/Collection/Status"), "12");
 		fx_done(&f);
 	}
@@ -891,6 +893,553 @@ test_templates(void **state)
 	mbx_destroy(&b);
 }
 
+/* ---- issue: the command layer as Exchange answers ---- */
+
+/* A Sync of the Inbox with the current key and the given top-level hold elements. */
+static struct wbxml_doc *
+req_sync_hold(const char *key, const char *wait, const char *hb)
+{
+	struct wbxml_doc *d = req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true);
+	struct wbxml_node *r = wbxml_doc_root(d);
+	if (wait)
+		wbxml_addn_text(r, "Wait", wait);
+	if (hb)
+		wbxml_addn_text(r, "HeartbeatInterval", hb);
+	return d;
+}
+
+/* Prime and fetch the alert; returns its id in sid and the key after it in key. */
+static void
+prime_alert(struct fx *f, char key[80], char sid[80])
+{
+	prime(f, key);
+	struct wbxml_node *r = serve(f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+	snprintf(sid, 80, "%s", txt(r, "Collections/Collection/Commands/Add/ServerId"));
+	snprintf(key, 80, "%s", txt(r, "Collections/Collection/SyncKey"));
+}
+
+/*
+ * A Sync with Wait (or HeartbeatInterval from 14.0) and nothing to say is
+ * held, then answered with an empty 200, the key unchanged; out of range:
+ * 14 and the Limit; both: 4; something pending: answered at once.
+ */
+static void
+test_sync_wait(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80], sid[80];
+		fx_init(&f, versions[v]);
+		prime(&f, key);
+		/* The alert is pending: answered at once, with it. */
+		struct wbxml_node *r = serve(&f, EAS_CMD_SYNC, req_sync_hold(key, "1", NULL));
+		assert_int_equal(f.out.hold_seconds, 0);
+		snprintf(sid, sizeof(sid), "%s",
+		         txt(r, "Collections/Collection/Commands/Add/ServerId"));
+		snprintf(key, sizeof(key), "%s", txt(r, "Collections/Collection/SyncKey"));
+		/* Nothing pending: held for Wait minutes; the held answer has no body. */
+		r = serve(&f, EAS_CMD_SYNC, req_sync_hold(key, "1", NULL));
+		assert_null(r);
+		assert_int_equal(f.out.http_status, 200);
+		assert_null(f.out.body);
+		assert_int_equal(f.out.hold_seconds, 60);
+		if (strcmp(versions[v], "14.0") >= 0) {
+			r = serve(&f, EAS_CMD_SYNC, req_sync_hold(key, NULL, "300"));
+			assert_null(r);
+			assert_int_equal(f.out.hold_seconds, 300);
+		}
+		/* The key did not move: a plain Sync with it still works, nothing new. */
+		r = serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+		assert_string_equal(txt(r, "Collections/Collection/SyncKey"), key);
+		assert_null(wbxml_find(r, "Collections/Collection/Commands"));
+		assert_int_equal(f.out.hold_seconds, 0);
+		/* Out of range (the fixture allows 60..1800 s): 14 and the bound. */
+		static const struct {
+			const char *wait, *hb, *limit;
+		} bad[] = {{"0", NULL, "1"},
+		           {"31", NULL, "30"},
+		           {"x", NULL, "1"},
+		           {NULL, "59", "60"},
+		           {NULL, "1801", "1800"}};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			r = serve(&f, EAS_CMD_SYNC, req_sync_hold(key, bad[i].wait, bad[i].hb));
+			assert_string_equal(txt(r, "Status"), "14");
+			assert_string_equal(txt(r, "Limit"), bad[i].limit);
+			assert_int_equal(f.out.hold_seconds, 0);
+		}
+		r = serve(&f, EAS_CMD_SYNC, req_sync_hold(key, "5", "300"));
+		assert_string_equal(txt(r, "Status"), "4");
+		/* A client change is answered at once, even with Wait. */
+		struct wbxml_doc *d = req_sync_hold(key, "5", NULL);
+		struct wbxml_node *c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		struct wbxml_node *ch = wbxml_addn(wbxml_addn(c, "Commands"), "Change");
+		wbxml_addn_text(ch, "ServerId", sid);
+		wbxml_addn_text(wbxml_addn(ch, "ApplicationData"), "Email:Read", "1");
+		r = serve(&f, EAS_CMD_SYNC, d);
+		assert_non_null(r);
+		assert_int_equal(f.out.hold_seconds, 0);
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+		fx_done(&f);
+	}
+}
+
+/*
+ * A request repeated with the key it was sent with (its answer was lost)
+ * gets that answer again, with the key it was given, not Status 3; the
+ * newer key then goes on; a key older than that: 3.
+ */
+static void
+test_sync_retried_key(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char k1[80], k2[80], sid[80];
+		fx_init(&f, versions[v]);
+		prime(&f, k1);
+		struct wbxml_node *r =
+		    serve(&f, EAS_CMD_SYNC, req_sync(k1, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		snprintf(k2, sizeof(k2), "%s", txt(r, "Collections/Collection/SyncKey"));
+		snprintf(sid, sizeof(sid), "%s",
+		         txt(r, "Collections/Collection/Commands/Add/ServerId"));
+		assert_string_not_equal(k1, k2);
+		/* The answer is lost; the phone sends the same request again, twice. */
+		for (int i = 0; i < 2; i++) {
+			fx_restart(&f);
+			r = serve(&f, EAS_CMD_SYNC, req_sync(k1, MBX_Q_INBOX_ID, 1, 0, 0, true));
+			assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+			assert_string_equal(txt(r, "Collections/Collection/SyncKey"), k2);
+			assert_string_equal(txt(r, "Collections/Collection/Commands/Add/ServerId"),
+			                    sid);
+		}
+		/* GetItemEstimate with the old key counts what that answer holds. */
+		r = serve(&f, EAS_CMD_GETITEMESTIMATE, req_estimate(k1, MBX_Q_INBOX_ID));
+		assert_string_equal(txt(r, "Response/Status"), "1");
+		assert_string_equal(txt(r, "Response/Collection/Estimate"), "1");
+		/* The new key goes on: nothing new, and it stays. */
+		r = serve(&f, EAS_CMD_SYNC, req_sync(k2, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+		assert_string_equal(txt(r, "Collections/Collection/SyncKey"), k2);
+		assert_null(wbxml_find(r, "Collections/Collection/Commands"));
+		/* A change moves the key on; its answer lost too: replayed, read flag kept. */
+		struct wbxml_doc *d = req_sync(k2, MBX_Q_INBOX_ID, 0, 0, 0, true);
+		struct wbxml_node *c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		struct wbxml_node *ch = wbxml_addn(wbxml_addn(c, "Commands"), "Change");
+		wbxml_addn_text(ch, "ServerId", sid);
+		wbxml_addn_text(wbxml_addn(ch, "ApplicationData"), "Email:Read", "1");
+		uint8_t *body;
+		size_t len;
+		assert_int_equal(wbxml_encode(d, &body, &len, NULL), WBXML_OK);
+		char k3[80] = "";
+		for (int i = 0; i < 2; i++) {
+			struct wbxml_doc *again = NULL;
+			assert_int_equal(wbxml_decode(body, len, NULL, &again, NULL), WBXML_OK);
+			fx_restart(&f);
+			r = serve(&f, EAS_CMD_SYNC, again);
+			assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+			if (i == 0)
+				snprintf(k3, sizeof(k3), "%s",
+				         txt(r, "Collections/Collection/SyncKey"));
+			assert_string_equal(txt(r, "Collections/Collection/SyncKey"), k3);
+		}
+		free(body);
+		wbxml_doc_free(&d);
+		assert_string_not_equal(k3, k2);
+		/* k1 is now older than the previous key: start over. */
+		r = serve(&f, EAS_CMD_SYNC, req_sync(k1, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "3");
+		fx_done(&f);
+	}
+}
+
+/* Partial Sync and the empty Sync: 13 with nothing cached, else the cached request. */
+static void
+test_sync_partial(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80], sid[80];
+		fx_init(&f, versions[v]);
+		struct wbxml_doc *d = wbxml_doc_new();
+		struct wbxml_node *root = wbxml_addn_root(d, "AirSync:Sync");
+		wbxml_addn(root, "Partial");
+		wbxml_addn_text(root, "Wait", "5");
+		struct wbxml_node *r = serve(&f, EAS_CMD_SYNC, d);
+		assert_string_equal(txt(r, "Status"), "13");
+		r = serve(&f, EAS_CMD_SYNC, NULL);
+		assert_string_equal(txt(r, "Status"), "13");
+		prime_alert(&f, key, sid);
+		/* Now the Inbox is cached: a Partial Sync with Wait alone holds it. */
+		d = wbxml_doc_new();
+		root = wbxml_addn_root(d, "AirSync:Sync");
+		wbxml_addn(root, "Partial");
+		wbxml_addn_text(root, "Wait", "2");
+		r = serve(&f, EAS_CMD_SYNC, d);
+		assert_null(r);
+		assert_int_equal(f.out.http_status, 200);
+		assert_int_equal(f.out.hold_seconds, 120);
+		/* ... and an empty one repeats it (Wait included). */
+		r = serve(&f, EAS_CMD_SYNC, NULL);
+		assert_null(r);
+		assert_int_equal(f.out.hold_seconds, 120);
+		/* A Sync without Collections or anything else: protocol error. */
+		d = wbxml_doc_new();
+		wbxml_addn_root(d, "AirSync:Sync");
+		r = serve(&f, EAS_CMD_SYNC, d);
+		assert_string_equal(txt(r, "Status"), "4");
+		fx_done(&f);
+	}
+}
+
+/*
+ * Permanent refusals: a client Add gets 6 (not 5, retried forever); the
+ * alert moved to Deleted Items is moved (3) and not added back to the
+ * Inbox; unknown source 1, destination 2, same folder 4; EmptyFolderContents
+ * of Deleted Items: 1 with its CollectionId.
+ */
+static void
+test_permanent_refusals(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80], sid[80];
+		fx_init(&f, versions[v]);
+		prime_alert(&f, key, sid);
+		/* A draft saved from the phone. */
+		struct wbxml_doc *d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, true);
+		struct wbxml_node *c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		struct wbxml_node *a = wbxml_addn(wbxml_addn(c, "Commands"), "Add");
+		wbxml_addn_text(a, "ClientId", "draft-1");
+		wbxml_addn_text(wbxml_addn(a, "ApplicationData"), "Email:Subject", "draft");
+		struct wbxml_node *r = serve(&f, EAS_CMD_SYNC, d);
+		assert_string_equal(txt(r, "Collections/Collection/Responses/Add/ClientId"),
+		                    "draft-1");
+		assert_string_equal(txt(r, "Collections/Collection/Responses/Add/Status"), "6");
+		snprintf(key, sizeof(key), "%s", txt(r, "Collections/Collection/SyncKey"));
+		/* The Deleted Items folder is synced too. */
+		r = serve(&f, EAS_CMD_SYNC, req_sync("0", "abq-deleted", 0, 0, 0, false));
+		char dkey[80];
+		snprintf(dkey, sizeof(dkey), "%s", txt(r, "Collections/Collection/SyncKey"));
+		/* MoveItems. */
+		d = wbxml_doc_new();
+		struct wbxml_node *root = wbxml_addn_root(d, "Move:MoveItems");
+		static const char *const moves[][3] = {
+		    {NULL, MBX_Q_INBOX_ID, "abq-deleted"}, /* the alert: 3 */
+		    {"nope", MBX_Q_INBOX_ID, "abq-deleted"},
+		    {NULL, MBX_Q_INBOX_ID, "elsewhere"},
+		    {NULL, MBX_Q_INBOX_ID, MBX_Q_INBOX_ID},
+		    {NULL, "upstream-inbox", "abq-deleted"},
+		};
+		for (size_t i = 0; i < 5; i++) {
+			struct wbxml_node *m = wbxml_addn(root, "Move");
+			wbxml_addn_text(m, "SrcMsgId", moves[i][0] ? moves[i][0] : sid);
+			wbxml_addn_text(m, "SrcFldId", moves[i][1]);
+			wbxml_addn_text(m, "DstFldId", moves[i][2]);
+		}
+		r = serve(&f, EAS_CMD_MOVEITEMS, d);
+		static const char *const want[] = {"3", "1", "2", "4", "1"};
+		size_t i = 0;
+		for (struct wbxml_node *x = r->first_child; x; x = x->next, i++)
+			assert_string_equal(txt(x, "Status"), want[i]);
+		assert_int_equal(i, 5);
+		assert_string_equal(txt(r->first_child, "DstMsgId"), sid);
+		/* The Inbox does not add it back; Deleted Items drops it at its next Sync. */
+		fx_restart(&f);
+		r = serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+		assert_null(wbxml_find(r, "Collections/Collection/Commands"));
+		r = serve(&f, EAS_CMD_SYNC, req_sync(dkey, "abq-deleted", 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Commands/Delete/ServerId"), sid);
+		/* The same Move again (a retry): still done. */
+		d = wbxml_doc_new();
+		struct wbxml_node *m = wbxml_addn(wbxml_addn_root(d, "Move:MoveItems"), "Move");
+		wbxml_addn_text(m, "SrcMsgId", sid);
+		wbxml_addn_text(m, "SrcFldId", MBX_Q_INBOX_ID);
+		wbxml_addn_text(m, "DstFldId", "abq-deleted");
+		r = serve(&f, EAS_CMD_MOVEITEMS, d);
+		assert_string_equal(txt(r, "Response/Status"), "3");
+		/* EmptyFolderContents of the (empty) Deleted Items, and of an unknown folder. */
+		d = wbxml_doc_new();
+		root = wbxml_addn_root(d, "ItemOperations:ItemOperations");
+		wbxml_addn_text(wbxml_addn(root, "EmptyFolderContents"), "AirSync:CollectionId",
+		                "abq-deleted");
+		wbxml_addn_text(wbxml_addn(root, "EmptyFolderContents"), "AirSync:CollectionId",
+		                "upstream-trash");
+		r = serve(&f, EAS_CMD_ITEMOPERATIONS, d);
+		struct wbxml_node *e = wbxml_find(r, "Response/EmptyFolderContents");
+		assert_string_equal(txt(e, "Status"), "1");
+		assert_string_equal(txt(e, "AirSync:CollectionId"), "abq-deleted");
+		assert_string_equal(txt(e->next, "Status"), "6");
+		fx_done(&f);
+	}
+}
+
+/* ItemOperations Fetch shows the read flag the client set (and nothing it deleted). */
+static void
+test_fetch_read_flag(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		char key[80], sid[80];
+		fx_init(&f, versions[v]);
+		prime_alert(&f, key, sid);
+		struct wbxml_doc *d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, true);
+		struct wbxml_node *c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		struct wbxml_node *ch = wbxml_addn(wbxml_addn(c, "Commands"), "Change");
+		wbxml_addn_text(ch, "ServerId", sid);
+		wbxml_addn_text(wbxml_addn(ch, "ApplicationData"), "Email:Read", "1");
+		serve(&f, EAS_CMD_SYNC, d);
+		for (int with_coll = 0; with_coll < 2; with_coll++) {
+			fx_restart(&f); /* a new request: a new mailbox instance */
+			d = wbxml_doc_new();
+			struct wbxml_node *fe = wbxml_addn(
+			    wbxml_addn_root(d, "ItemOperations:ItemOperations"), "Fetch");
+			wbxml_addn_text(fe, "Store", "Mailbox");
+			if (with_coll)
+				wbxml_addn_text(fe, "AirSync:CollectionId", MBX_Q_INBOX_ID);
+			wbxml_addn_text(fe, "AirSync:ServerId", sid);
+			struct wbxml_node *r = serve(&f, EAS_CMD_ITEMOPERATIONS, d);
+			assert_string_equal(txt(r, "Response/Fetch/Status"), "1");
+			assert_string_equal(txt(r, "Response/Fetch/Properties/Email:Read"), "1");
+		}
+		fx_done(&f);
+	}
+}
+
+/* Body Type 4 with MIMESupport 2: the alert as an RFC 5322 multipart/alternative message. */
+static void
+test_mime_body(void **state)
+{
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		for (int mime = 0; mime <= 2; mime++) {
+			struct fx f;
+			char key[80];
+			fx_init(&f, versions[v]);
+			prime(&f, key);
+			struct wbxml_doc *d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, true);
+			struct wbxml_node *c =
+			    wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+			struct wbxml_node *o = wbxml_addn(c, "Options");
+			char t[4];
+			snprintf(t, sizeof(t), "%d", mime);
+			wbxml_addn_text(o, "MIMESupport", t);
+			wbxml_addn_text(wbxml_addn(o, "AirSyncBase:BodyPreference"), "Type", "4");
+			struct wbxml_node *r = serve(&f, EAS_CMD_SYNC, d);
+			struct wbxml_node *b =
+			    wbxml_find(r, "Collections/Collection/Commands/Add/ApplicationData/"
+			                  "AirSyncBase:Body");
+			if (mime != 2) { /* no MIME asked for every message: plain text */
+				assert_string_equal(txt(b, "Type"), "1");
+				fx_done(&f);
+				continue;
+			}
+			assert_string_equal(txt(b, "Type"), "4");
+			const char *m = txt(b, "Data");
+			assert_int_equal(strncmp(m, "MIME-Version: 1.0\r\n", 19), 0);
+			assert_non_null(strstr(m, "Content-Type: multipart/alternative;"));
+			assert_non_null(strstr(m, "Content-Type: text/plain; charset=UTF-8"));
+			assert_non_null(strstr(m, "Content-Type: text/html; charset=UTF-8"));
+			assert_non_null(strstr(m, "\r\nSubject: Your device"));
+			assert_non_null(strstr(m, "\r\nFrom: IT <it@example.com>\r\n"));
+			assert_non_null(strstr(m, "\r\nTo: alice@example.com\r\n"));
+			char est[32];
+			snprintf(est, sizeof(est), "%zu", strlen(m));
+			assert_string_equal(txt(b, "EstimatedDataSize"), est);
+			char *first = xstrdup(m);
+			/* ItemOperations, truncated: the same message, cut, marked so. */
+			const char *sid = txt(r, "Collections/Collection/Commands/Add/ServerId");
+			d = wbxml_doc_new();
+			struct wbxml_node *fe = wbxml_addn(
+			    wbxml_addn_root(d, "ItemOperations:ItemOperations"), "Fetch");
+			wbxml_addn_text(fe, "Store", "Mailbox");
+			wbxml_addn_text(fe, "AirSync:CollectionId", MBX_Q_INBOX_ID);
+			wbxml_addn_text(fe, "AirSync:ServerId", sid);
+			o = wbxml_addn(fe, "Options");
+			wbxml_addn_text(o, "AirSync:MIMESupport", "2");
+			struct wbxml_node *bp = wbxml_addn(o, "AirSyncBase:BodyPreference");
+			wbxml_addn_text(bp, "Type", "4");
+			wbxml_addn_text(bp, "TruncationSize", "100");
+			r = serve(&f, EAS_CMD_ITEMOPERATIONS, d);
+			b = wbxml_find(r, "Response/Fetch/Properties/AirSyncBase:Body");
+			assert_string_equal(txt(b, "Type"), "4");
+			assert_string_equal(txt(b, "Truncated"), "1");
+			assert_string_equal(txt(b, "EstimatedDataSize"), est);
+			assert_int_equal(strlen(txt(b, "Data")), 100);
+			assert_int_equal(strncmp(txt(b, "Data"), first, 100), 0);
+			free(first);
+			fx_done(&f);
+		}
+	}
+}
+
+/* Provision at 12.0 sends only the 12.0 elements; 12.1 and later the rest too. */
+static void
+test_provision_versions(void **state)
+{
+	static const char *const vs[] = {"12.0", "12.1", "14.1", "16.1"};
+	for (size_t v = 0; v < 4; v++) {
+		struct fx f;
+		fx_init(&f, vs[v]);
+		struct wbxml_doc *d = wbxml_doc_new();
+		wbxml_addn_text(
+		    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "Provision:Provision"), "Policies"),
+		               "Policy"),
+		    "PolicyType", "MS-EAS-Provisioning-WBXML");
+		struct wbxml_node *r = serve(&f, EAS_CMD_PROVISION, d);
+		struct wbxml_node *doc = wbxml_find(r, "Policies/Policy/Data/EASProvisionDoc");
+		assert_non_null(doc);
+		assert_string_equal(txt(doc, "DevicePasswordEnabled"), "0");
+		assert_string_equal(txt(doc, "AttachmentsEnabled"), "1");
+		bool old = v == 0;
+		static const char *const v121[] = {"AllowStorageCard", "AllowCamera",
+		                                   "RequireDeviceEncryption",
+		                                   "RequireStorageCardEncryption", "AllowBrowser"};
+		for (size_t i = 0; i < 5; i++) {
+			if (old)
+				assert_null(wbxml_find(doc, v121[i]));
+			else
+				assert_non_null(wbxml_find(doc, v121[i]));
+		}
+		fx_done(&f);
+	}
+}
+
+/* ---- a backend whose folders and items change, for the generic paths ---- */
+
+struct tb {
+	struct mbx_backend base;
+	struct mbx_folder folders[4];
+	size_t nfolders;
+	char names[4][16];
+	size_t nitems; /* items "m<i>" in the first folder, version ver */
+	uint64_t ver;
+};
+
+static int
+tb_list_folders(struct mbx_backend *b, const struct mbx_folder **f, size_t *n, const char **e)
+{
+	struct tb *t = (struct tb *)b;
+	(void)e;
+	*f = t->folders;
+	*n = t->nfolders;
+	return 0;
+}
+
+static int
+tb_list_items(struct mbx_backend *b, const char *folder, struct mbx_item_ref **items, size_t *n,
+              const char **e)
+{
+	struct tb *t = (struct tb *)b;
+	(void)e;
+	*items = NULL;
+	*n = 0;
+	if (strcmp(folder, t->folders[0].id) != 0)
+		return 0;
+	*items = xcalloc(t->nitems + 1, sizeof(**items));
+	for (size_t i = 0; i < t->nitems; i++) {
+		snprintf((*items)[i].id, sizeof((*items)[i].id), "m%zu", i);
+		(*items)[i].version = t->ver;
+	}
+	*n = t->nitems;
+	return 0;
+}
+
+static int
+tb_fetch(struct mbx_backend *b, const char *folder, const char *id, struct mbx_email *out,
+         const char **e)
+{
+	(void)b;
+	(void)folder;
+	(void)e;
+	out->subject = xstrdup(id);
+	out->from = xstrdup("a@example.com");
+	out->to = xstrdup("b@example.com");
+	out->body_plain = xstrdup("x");
+	return 1;
+}
+
+static int
+tb_set_read(struct mbx_backend *b, const char *folder, const char *id, bool read, const char **e)
+{
+	(void)b;
+	(void)folder;
+	(void)id;
+	(void)read;
+	(void)e;
+	return 1;
+}
+
+static void
+tb_destroy(struct mbx_backend *b)
+{
+	(void)b;
+}
+
+static const struct mbx_ops tb_ops = {"test",   tb_list_folders, tb_list_items,
+                                      tb_fetch, tb_set_read,     tb_destroy};
+
+/*
+ * FolderSync reports Adds, Updates and Deletes as the hierarchy changes, a
+ * new key only then, and answers the previous key again; Sync's WindowSize 0
+ * or over 512 means 512.
+ */
+static void
+test_changing_backend(void **state)
+{
+	struct tb t = {.base = {&tb_ops}, .nfolders = 2, .nitems = 600, .ver = 1};
+	struct fx f;
+	char k1[80], k2[80];
+
+	t.folders[0] = (struct mbx_folder){"f-inbox", "0", "Inbox", MBX_FOLDER_INBOX};
+	t.folders[1] = (struct mbx_folder){"f-sent", "0", "Sent", MBX_FOLDER_SENT};
+	fx_init(&f, "16.1");
+	mbx_destroy(&f.mb);
+	f.mb = &t.base;
+	struct wbxml_node *r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("0"));
+	assert_string_equal(txt(r, "Changes/Count"), "2");
+	snprintf(k1, sizeof(k1), "%s", txt(r, "SyncKey"));
+	/* Sent renamed, a folder added, Inbox kept. */
+	t.folders[1].name = "Sent Items";
+	t.folders[2] = (struct mbx_folder){"f-work", "f-inbox", "Work", MBX_FOLDER_MAIL};
+	t.nfolders = 3;
+	r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(k1));
+	assert_string_equal(txt(r, "Status"), "1");
+	assert_string_equal(txt(r, "Changes/Count"), "2");
+	assert_string_equal(txt(r, "Changes/Update/ServerId"), "f-sent");
+	assert_string_equal(txt(r, "Changes/Update/DisplayName"), "Sent Items");
+	assert_string_equal(txt(r, "Changes/Add/ServerId"), "f-work");
+	snprintf(k2, sizeof(k2), "%s", txt(r, "SyncKey"));
+	assert_string_not_equal(k1, k2);
+	/* The answer was lost: k1 again gets the same changes and k2. */
+	r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(k1));
+	assert_string_equal(txt(r, "Status"), "1");
+	assert_string_equal(txt(r, "Changes/Count"), "2");
+	assert_string_equal(txt(r, "SyncKey"), k2);
+	/* Work deleted. */
+	t.nfolders = 2;
+	r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(k2));
+	assert_string_equal(txt(r, "Changes/Count"), "1");
+	assert_string_equal(txt(r, "Changes/Delete/ServerId"), "f-work");
+	/* Sync: WindowSize 0 and 100000 mean 512. */
+	r = serve(&f, EAS_CMD_SYNC, req_sync("0", "f-inbox", 0, 0, 0, false));
+	snprintf(k1, sizeof(k1), "%s", txt(r, "Collections/Collection/SyncKey"));
+	static const char *const ws[] = {"0", "100000"};
+	for (int w = 0; w < 2; w++) {
+		struct wbxml_doc *d = req_sync(k1, "f-inbox", 0, 0, 0, true);
+		wbxml_addn_text(wbxml_find(wbxml_doc_root(d), "Collections/Collection"),
+		                "WindowSize", ws[w]);
+		r = serve(&f, EAS_CMD_SYNC, d);
+		struct wbxml_node *c = wbxml_find(r, "Collections/Collection");
+		assert_non_null(wbxml_find(c, "MoreAvailable"));
+		size_t n = 0;
+		for (struct wbxml_node *x = wbxml_find(c, "Commands")->first_child; x; x = x->next)
+			n++;
+		assert_int_equal(n, 512); /* the second round repeats k1: answered again */
+	}
+	f.mb = NULL; /* not the fixture's to destroy */
+	fx_done(&f);
+}
+
 int
 main(void)
 {
@@ -907,6 +1456,14 @@ main(void)
 	    cmocka_unit_test(test_other_commands),
 	    cmocka_unit_test(test_start_over),
 	    cmocka_unit_test(test_templates),
+	    cmocka_unit_test(test_sync_wait),
+	    cmocka_unit_test(test_sync_retried_key),
+	    cmocka_unit_test(test_sync_partial),
+	    cmocka_unit_test(test_permanent_refusals),
+	    cmocka_unit_test(test_fetch_read_flag),
+	    cmocka_unit_test(test_mime_body),
+	    cmocka_unit_test(test_provision_versions),
+	    cmocka_unit_test(test_changing_backend),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
