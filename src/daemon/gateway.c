@@ -168,7 +168,8 @@ struct exchange {
 	struct eas_devinfo info;
 	bool has_info;
 	char client[64]; /* the client's address, for the log line */
-	/* A Ping held by the quarantine mailbox: its answer when the heartbeat ends. */
+	/* A Ping (or hanging Sync) held by the quarantine mailbox: its answer when the wait ends.
+	 */
 	struct event *hold_timer;
 	struct eas_serve_out hold;
 	struct handover *ho; /* a handover's upstream answer, or NULL */
@@ -971,7 +972,7 @@ start_over(struct exchange *x)
 	return true;
 }
 
-/* The heartbeat of a Ping held by the mailbox ended: no changes. */
+/* The wait of a Ping (or hanging Sync) held by the mailbox ended: no changes. */
 static void
 hold_expired(evutil_socket_t fd, short what, void *arg)
 {
@@ -1128,8 +1129,8 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 			/* Held by the quarantine mailbox. */
 			if (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY)
 				continue;
-			log_info("user=%s dev=%s: now %s, ending the mailbox's held Ping", account,
-			         device_id, abq_state_name(state));
+			log_info("user=%s dev=%s: now %s, ending the mailbox's held %s", account,
+			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));
 			event_free(x->hold_timer);
 			x->hold_timer = NULL;
 			eas_serve_out_clear(&x->hold);
