@@ -8,7 +8,7 @@
 #include "core/notify.h"
 #include "lib/util.h"
 #include "mailbox/mailbox.h"
-#include "notice/mime.h"
+#include "lib/mime.h"
 #include "notice/templates.h"
 
 static const char *
@@ -51,7 +51,7 @@ queue_one(const struct abq_ctx *c, const struct abq_device *d, const char *kind,
 	char *subject = notice_render(t.subject, &f, when, false);
 	char *plain = notice_render(t.body_plain, &f, when, false);
 	char *html = notice_render(t.body_html, &f, when, true);
-	struct notice_mime m = {
+	struct mime_message m = {
 	    .from = t.from != NULL ? t.from : nc->from,
 	    .to = to,
 	    .reply_to = t.reply_to,
@@ -60,7 +60,7 @@ queue_one(const struct abq_ctx *c, const struct abq_device *d, const char *kind,
 	    .body_html = html,
 	    .date = c->now,
 	};
-	msg = notice_mime_render(&m, &err);
+	msg = mime_render(&m, &err);
 	if (msg == NULL) {
 		*errmsg_r = xasprintf("notice to %s: %s", to, err);
 		goto out;

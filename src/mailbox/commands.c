@@ -3,27 +3,37 @@
  * backend (mailbox.h). No I/O: requests and answers are bytes, the sync
  * state goes through the caller's accessor.
  *
- * What each command answers (MS-ASCMD; "v" = protocol version):
+ * What each command answers (MS-ASCMD; "v" = protocol version). The table
+ * with the spec sections, per version, is docs/internals/mailbox.md.
  *
  *   Command            Answer
  *   -----------------  ---------------------------------------------------------
  *   Provision          phase 1: Status 1, DeviceInformation Status 1 when sent,
  *                      Policy Status 1, a temporary PolicyKey, Data/EASProvisionDoc
- *                      imposing nothing; phase 2: Status 1 and the final key;
+ *                      imposing nothing, with the elements of the version (12.0
+ *                      has fewer); phase 2: Status 1 and the final key;
  *                      RemoteWipe ack: Status 1; PolicyType other than
  *                      MS-EAS-Provisioning-WBXML: Policy Status 3 (unknown type)
  *   Settings           Status 1; DeviceInformation Set 1; UserInformation Get the
- *                      address (Accounts form from 14.1); Oof Get: OofState 0
- *                      (disabled); Oof Set: 3 (access denied: it would change
- *                      the real mailbox); DevicePassword Set 1
- *   FolderSync         SyncKey 0: the backend's folders; our current key: no
- *                      changes; any other key: Status 9 (start over)
+ *                      address (Accounts form from 14.1); Oof Get and Set: 7
+ *                      (denied by policy); DevicePassword Set 1;
+ *                      RightsManagementInformation Get: 1, no templates
+ *   FolderSync         SyncKey 0: the backend's folders; our current key: the
+ *                      changes (none: the key stays); our previous key: that
+ *                      answer again; any other key: Status 9 (start over);
+ *                      FolderSync 0 also announces versions and commands
  *   Sync               SyncKey 0: a new key, no items; our current key: the
- *                      client's Change (read flag) / Delete applied, then the
- *                      backend's changes up to WindowSize, MoreAvailable when
- *                      more remain; any other key: Status 3 (SyncKey 0);
- *                      unknown collection: 12 (hierarchy changed); client Add:
- *                      Responses Add Status 5; empty body: root Status 13
+ *                      client's Change (read flag) / Delete (a tombstone: not
+ *                      added back) applied, then the backend's changes up to
+ *                      WindowSize (0 or over 512: 512), MoreAvailable when more
+ *                      remain; nothing changed: the key stays; our previous key:
+ *                      answered again from the state before (a lost answer);
+ *                      any other key: Status 3; unknown collection: 12; client
+ *                      Add: Responses Add Status 6 (not storable: no retry);
+ *                      Wait / HeartbeatInterval: held while nothing changes,
+ *                      then HTTP 200 without a body; both: 4; out of range:
+ *                      14 and Limit; empty body or Partial: the cached request
+ *                      (13 when none)
  *   GetItemEstimate    per collection: 1 and the number of pending changes;
  *                      key 0 or none: 3 (not primed); other key: 4; unknown
  *                      collection: 2
@@ -32,15 +42,18 @@
  *                      2 and the folders; else HOLD for the heartbeat, then 1;
  *                      no parameters at all: 3
  *   ItemOperations     Fetch of an item by (CollectionId,) ServerId: Status 1 and
- *                      its properties with the preferred body; any other Fetch:
- *                      Fetch Status 6 (object not found); EmptyFolderContents
- *                      and Move: 3 (server error)
+ *                      its properties with the preferred body and the client's
+ *                      read flag; other Fetch: 6 (15 for an attachment);
+ *                      EmptyFolderContents: 1 (the folder emptied for the
+ *                      client), 6 for an unknown folder; Move: 3
  *   SendMail,          v >= 14.0: ComposeMail root Status 111
  *   SmartReply,          (ServerErrorRetryLater: the phone keeps the message in
  *   SmartForward         its Outbox and sends it again once allowed);
- *                      v < 14.0: HTTP 500 (their error form before 14.0)
- *   GetAttachment      HTTP 500 (MS-ASCMD: attachment not found; there is none)
- *   MoveItems          per Move: SrcMsgId and Status 5 (the move failed)
+ *                      v < 14.0: HTTP 503 and Retry-After (the same, in HTTP)
+ *   GetAttachment      HTTP 503 and Retry-After (there is no attachment yet)
+ *   MoveItems          per Move: 3 (moved: a tombstone in the source, gone from
+ *                      the destination at its next Sync); unknown source 1,
+ *                      destination 2, the same folder 4
  *   Search             root Status 3 (server error)
  *   FolderCreate       Status 6 (server error)
  *   FolderUpdate,      Status 3 (special folder) for our folders, else 4 (does
@@ -48,19 +61,23 @@
  *   MeetingResponse    per Request: RequestId and Status 3 (mailbox error)
  *   ResolveRecipients  root Status 6 (server error)
  *   ValidateCert       root Status 17 (unknown server error)
- *   Find               root Status 110 (common ServerError); v < 16.1: 403
+ *   Find               root Status 110 (common ServerError); v < 16.1: HTTP 501
  *   OPTIONS, 2.5 cmds  HTTP 400: not served here (the daemon proxies OPTIONS)
  *
- * A request body that is not WBXML, or whose root is not the command's,
- * gets HTTP 400.
+ * Every answer carries MS-Server-ActiveSync. A request body that is not
+ * WBXML, or whose root is not the command's, gets HTTP 400.
  *
  * Sync state, per (account, device, collection), is a few text lines:
- *   "key=abq-<gen>-<8 hex>", then "item=<server id> <version> <read 0|1>"
- *   for each item the client has. FolderSync keeps "key=" alone; Ping keeps
- *   "hb=<seconds>" and "folder=<id>" lines (a Ping without a body repeats
- *   them). The state is written before the answer is returned: a phone whose
- *   answer is lost retries with the old key and is told to start over.
- *   FolderSync with SyncKey 0 drops every state of the device first.
+ *   "key=abq-<gen>-<8 hex>", then "item=<server id> <version> <read 0|1>[ g]"
+ *   for each item the client has (g: a tombstone), then "prev=<key>" and
+ *   "pitem=" lines: the key before and the items the client had then.
+ *   FolderSync keeps the same for folders (the version a hash of the
+ *   folder's name, parent and type); Ping keeps "hb=<seconds>" and
+ *   "folder=<id>" lines (a Ping without a body repeats them); "sync" keeps
+ *   the last Sync request for the empty and Partial ones. The state is
+ *   written before the answer is returned: a phone whose answer is lost
+ *   retries with the old key and gets that answer again. FolderSync with
+ *   SyncKey 0 drops every state of the device first.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -71,6 +88,7 @@
 
 #include "eas/status.h"
 #include "eas/wbxml.h"
+#include "lib/mime.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
 
@@ -82,6 +100,15 @@
 #define DEFAULT_HB_MIN   60
 #define DEFAULT_HB_MAX   3540
 #define MAX_PING_FOLDERS 300
+/* Collections in one Sync (beyond: Status 15 and the Limit). */
+#define MAX_SYNC_COLLECTIONS 300
+/* MS-Server-ActiveSync of the mailbox's answers. */
+#define EAS_MAILBOX_SERVER_VERSION "16.1"
+/* The commands a FolderSync 0 answer announces (Find added at 16.1). */
+#define EAS_MAILBOX_COMMANDS                                                                       \
+	"Sync,SendMail,SmartForward,SmartReply,GetAttachment,FolderSync,FolderCreate,"             \
+	"FolderDelete,FolderUpdate,MoveItems,GetItemEstimate,MeetingResponse,Search,Settings,"     \
+	"Ping,ItemOperations,Provision,ResolveRecipients,ValidateCert"
 
 /* ---- sync state ------------------------------------------------------- */
 
@@ -89,69 +116,133 @@ struct st_item {
 	char id[MBX_ID_MAX + 1];
 	uint64_t version;
 	bool read;
+	/*
+	 * Deleted by the client: a tombstone, so the item is not added back
+	 * while it stays as it is; it goes when the item changes or vanishes.
+	 */
+	bool gone;
 };
 
-/* What the client has of one collection, as the state blob says. */
+/* A list of items the client has. */
+struct st_items {
+	struct st_item *v;
+	size_t n, cap;
+};
+
+/*
+ * What the client has of one collection, as the state blob says: the
+ * current key and items, and the key before it with the items the client had
+ * then, so that a request repeated with that key (its answer was lost) is
+ * answered again instead of being refused.
+ */
 struct sstate {
 	char key[MBX_ID_MAX + 1];
-	struct st_item *items;
-	size_t n, cap;
+	struct st_items items;
+	char prev_key[MBX_ID_MAX + 1];
+	struct st_items prev;
 	int hb;         /* ping */
 	char **folders; /* ping */
 	size_t n_folders;
 };
 
-/* Free a state's arrays and zero it. */
+/* Free a list's array and empty it. */
 static void
-sstate_clear(struct sstate *s)
+items_clear(struct st_items *l)
 {
-	free(s->items);
-	for (size_t i = 0; i < s->n_folders; i++)
-		free(s->folders[i]);
-	free(s->folders);
-	memset(s, 0, sizeof(*s));
+	free(l->v);
+	memset(l, 0, sizeof(*l));
 }
 
-/* The item entry with this id, or NULL. */
+/* The entry with this id, or NULL. */
 static struct st_item *
-sstate_item(struct sstate *s, const char *id)
+items_find(struct st_items *l, const char *id)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		if (strcmp(s->items[i].id, id) == 0)
-			return &s->items[i];
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i].id, id) == 0)
+			return &l->v[i];
 	}
 	return NULL;
 }
 
-/* Append an item entry (ids longer than MBX_ID_MAX are refused). */
+/* Append an entry (ids longer than MBX_ID_MAX, or past STATE_MAX_ITEMS, are refused). */
 static struct st_item *
-sstate_add(struct sstate *s, const char *id, uint64_t version, bool read)
+items_add(struct st_items *l, const char *id, uint64_t version, bool read)
 {
-	if (strlen(id) > MBX_ID_MAX || s->n >= STATE_MAX_ITEMS)
+	if (strlen(id) > MBX_ID_MAX || l->n >= STATE_MAX_ITEMS)
 		return NULL;
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 8;
-		s->items = xrealloc(s->items, s->cap * sizeof(*s->items));
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 	}
-	struct st_item *it = &s->items[s->n++];
+	struct st_item *it = &l->v[l->n++];
+	memset(it, 0, sizeof(*it));
 	snprintf(it->id, sizeof(it->id), "%s", id);
 	it->version = version;
 	it->read = read;
 	return it;
 }
 
-/* Remove an item entry by index. */
+/* Remove an entry by index. */
 static void
-sstate_remove(struct sstate *s, size_t i)
+items_remove(struct st_items *l, size_t i)
 {
-	memmove(&s->items[i], &s->items[i + 1], (s->n - i - 1) * sizeof(*s->items));
-	s->n--;
+	memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*l->v));
+	l->n--;
+}
+
+/* dst becomes a copy of src (dst's old array is freed). */
+static void
+items_copy(struct st_items *dst, const struct st_items *src)
+{
+	items_clear(dst);
+	if (src->n == 0)
+		return;
+	dst->v = xcalloc(src->n, sizeof(*dst->v));
+	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+	dst->n = dst->cap = src->n;
+}
+
+/* Free a state's arrays and zero it. */
+static void
+sstate_clear(struct sstate *s)
+{
+	items_clear(&s->items);
+	items_clear(&s->prev);
+	for (size_t i = 0; i < s->n_folders; i++)
+		free(s->folders[i]);
+	free(s->folders);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Parse "<id> <version> <read> [g]" into list; 0 or -1. */
+static int
+parse_item(const char *text, struct st_items *l)
+{
+	char id[MBX_ID_MAX + 1], flag[2] = "";
+	uint64_t v;
+	int rd, n = sscanf(text, "%64s %" SCNu64 " %d %1s", id, &v, &rd, flag);
+	struct st_item *it;
+
+	if (n < 3 || (it = items_add(l, id, v, rd != 0)) == NULL)
+		return -1;
+	it->gone = n == 4 && flag[0] == 'g';
+	return 0;
+}
+
+/* Copy a key line's value; 0 or -1 when too long. */
+static int
+parse_key(const char *text, char key[MBX_ID_MAX + 1])
+{
+	if (strlen(text) > MBX_ID_MAX)
+		return -1;
+	snprintf(key, MBX_ID_MAX + 1, "%s", text);
+	return 0;
 }
 
 /*
  * Parse a state blob. Unknown lines are skipped (a newer abqd may add some);
- * a malformed item line makes the whole state unusable (returns -1), which
- * the callers treat as "no state": the phone is told to start over.
+ * a malformed line makes the whole state unusable (returns -1), which the
+ * callers treat as "no state": the phone is told to start over.
  */
 static int
 sstate_parse(const char *blob, size_t len, struct sstate *s)
@@ -170,15 +261,16 @@ sstate_parse(const char *blob, size_t len, struct sstate *s)
 		line[n] = '\0';
 		p += n + (nl ? 1 : 0);
 		if (strncmp(line, "key=", 4) == 0) {
-			if (strlen(line + 4) > MBX_ID_MAX)
+			if (parse_key(line + 4, s->key) < 0)
 				goto bad;
-			snprintf(s->key, sizeof(s->key), "%s", line + 4);
+		} else if (strncmp(line, "prev=", 5) == 0) {
+			if (parse_key(line + 5, s->prev_key) < 0)
+				goto bad;
 		} else if (strncmp(line, "item=", 5) == 0) {
-			char id[MBX_ID_MAX + 1];
-			uint64_t v;
-			int rd;
-			if (sscanf(line + 5, "%64s %" SCNu64 " %d", id, &v, &rd) != 3 ||
-			    sstate_add(s, id, v, rd != 0) == NULL)
+			if (parse_item(line + 5, &s->items) < 0)
+				goto bad;
+		} else if (strncmp(line, "pitem=", 6) == 0) {
+			if (parse_item(line + 6, &s->prev) < 0)
 				goto bad;
 		} else if (strncmp(line, "hb=", 3) == 0) {
 			long long hb;
@@ -199,6 +291,15 @@ bad:
 	return -1;
 }
 
+/* Append a list's item lines, each named tag. */
+static void
+format_items(struct sbuf *b, const char *tag, const struct st_items *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		sbuf_printf(b, "%s=%s %" PRIu64 " %d%s\n", tag, l->v[i].id, l->v[i].version,
+		            l->v[i].read ? 1 : 0, l->v[i].gone ? " g" : "");
+}
+
 /* Serialise a state into a new string. */
 static char *
 sstate_format(const struct sstate *s)
@@ -208,9 +309,11 @@ sstate_format(const struct sstate *s)
 	sbuf_printf(&b, "v=1\n");
 	if (s->key[0])
 		sbuf_printf(&b, "key=%s\n", s->key);
-	for (size_t i = 0; i < s->n; i++)
-		sbuf_printf(&b, "item=%s %" PRIu64 " %d\n", s->items[i].id, s->items[i].version,
-		            s->items[i].read ? 1 : 0);
+	format_items(&b, "item", &s->items);
+	if (s->prev_key[0]) {
+		sbuf_printf(&b, "prev=%s\n", s->prev_key);
+		format_items(&b, "pitem", &s->prev);
+	}
 	if (s->hb > 0)
 		sbuf_printf(&b, "hb=%d\n", s->hb);
 	for (size_t i = 0; i < s->n_folders; i++)
@@ -218,22 +321,48 @@ sstate_format(const struct sstate *s)
 	return b.p;
 }
 
+/* Read a collection's blob: 1 (*blob_r malloc'd), 0 none, -1 failure. */
+static int
+blob_load(const struct eas_serve_in *in, const char *coll, char **blob_r, size_t *len_r)
+{
+	int r;
+
+	*blob_r = NULL;
+	*len_r = 0;
+	if (in->state.get == NULL)
+		return 0;
+	r = in->state.get(in->state.arg, in->account, in->device_id, coll, blob_r, len_r);
+	if (r <= 0) {
+		free(*blob_r);
+		*blob_r = NULL;
+		return r < 0 ? -1 : 0;
+	}
+	return 1;
+}
+
+/* Write a collection's blob (a string): 0 or -1. */
+static int
+blob_store(const struct eas_serve_in *in, const char *coll, const char *blob)
+{
+	if (in->state.put == NULL)
+		return 0;
+	return in->state.put(in->state.arg, in->account, in->device_id, coll, blob, strlen(blob)) <
+	               0
+	           ? -1
+	           : 0;
+}
+
 /* Read a collection's state: 1 found (and parsed), 0 none or unreadable, -1 failure. */
 static int
 state_load(const struct eas_serve_in *in, const char *coll, struct sstate *s)
 {
-	char *blob = NULL;
-	size_t len = 0;
-	int r;
+	char *blob;
+	size_t len;
+	int r = blob_load(in, coll, &blob, &len);
 
 	memset(s, 0, sizeof(*s));
-	if (in->state.get == NULL)
-		return 0;
-	r = in->state.get(in->state.arg, in->account, in->device_id, coll, &blob, &len);
-	if (r <= 0) {
-		free(blob);
-		return r < 0 ? -1 : 0;
-	}
+	if (r <= 0)
+		return r;
 	r = sstate_parse(blob, len, s) == 0 ? 1 : 0;
 	free(blob);
 	return r;
@@ -243,17 +372,12 @@ state_load(const struct eas_serve_in *in, const char *coll, struct sstate *s)
 static int
 state_store(const struct eas_serve_in *in, const char *coll, const struct sstate *s)
 {
-	char *blob;
-	int r;
+	char *blob = sstate_format(s);
+	int r = blob_store(in, coll, blob);
 
-	if (in->state.put == NULL)
-		return 0;
-	blob = sstate_format(s);
-	r = in->state.put(in->state.arg, in->account, in->device_id, coll, blob, strlen(blob));
 	free(blob);
-	return r < 0 ? -1 : 0;
+	return r;
 }
-
 /* FNV-1a over a string, continuing from h. */
 static uint64_t
 fnv(uint64_t h, const char *s)
@@ -399,7 +523,7 @@ decode_root(const struct eas_serve_in *in, unsigned page, const char *root,
 
 /* ---- bodies and e-mail items ----------------------------------------- */
 
-/* The body the client asked for: type 1 (plain) or 2 (HTML). */
+/* The body the client asked for: type 1 (plain), 2 (HTML) or 4 (MIME). */
 struct body_pref {
 	int type;
 	long long truncation; /* 0: none */
@@ -407,19 +531,22 @@ struct body_pref {
 };
 
 /*
- * Pick the first BodyPreference below opts whose type we serve (1 or 2);
- * without one, plain text in full.
+ * Pick the first BodyPreference below opts whose type we serve: 1 and 2
+ * always, 4 (the whole message as MIME) when the same Options say
+ * MIMESupport 2 (MS-ASAIRS 2.2.2.8: MIME for every message; 1 asks it for
+ * S/MIME messages only, and ours are not). Without one, plain text in full.
  */
 static struct body_pref
 pick_body(const struct wbxml_node *opts)
 {
 	struct body_pref bp = {1, 0, false};
+	long long mime = kid_int(opts, "AirSync:MIMESupport", 0, 2, 0);
 
 	for (const struct wbxml_node *c = opts ? opts->first_child : NULL; c; c = c->next) {
 		if (!is_el(c, WBXML_PAGE_AIRSYNCBASE, "BodyPreference"))
 			continue;
 		long long t = kid_int(c, "AirSyncBase:Type", 1, 4, 0);
-		if (t != 1 && t != 2)
+		if (t != 1 && t != 2 && !(t == 4 && mime == 2))
 			continue;
 		bp.type = (int)t;
 		bp.truncation = kid_int(c, "AirSyncBase:TruncationSize", 0, 0xFFFFFFFFLL, 0);
@@ -441,14 +568,43 @@ eas_date(int64_t t, char buf[40])
 }
 
 /*
+ * The item as an RFC 5322 message (multipart/alternative of its plain and
+ * HTML bodies), the same bytes at every fetch (the Message-ID and the
+ * boundary come from the server id); NULL when its addresses cannot head a
+ * message.
+ */
+static char *
+email_mime(const struct mbx_email *e, const char *id)
+{
+	const char *err;
+	struct mime_message m = {
+	    .from = e->from,
+	    .to = e->to,
+	    .subject = e->subject,
+	    .body_plain = e->body_plain ? e->body_plain : "",
+	    .body_html = e->body_html,
+	    .date = e->date_received ? e->date_received : 1,
+	    .message_id = id,
+	};
+
+	if (e->from == NULL || e->to == NULL)
+		return NULL;
+	return mime_render(&m, &err);
+}
+
+/*
  * AirSyncBase:Body of an e-mail in the preferred type, truncated to the
- * preference on a UTF-8 boundary (nothing when AllOrNone and it does not fit).
+ * preference on a UTF-8 boundary (nothing when AllOrNone and it does not
+ * fit). A MIME body that cannot be rendered falls back to plain text.
  */
 static void
-add_body(struct wbxml_node *parent, const struct mbx_email *e, struct body_pref bp)
+add_body(struct wbxml_node *parent, const struct mbx_email *e, const char *id, struct body_pref bp)
 {
-	const char *text = bp.type == 2 && e->body_html ? e->body_html : e->body_plain;
-	int type = bp.type == 2 && e->body_html ? 2 : 1;
+	char *mime = bp.type == 4 ? email_mime(e, id) : NULL;
+	const char *text = mime                                   ? mime
+	                   : bp.type == 2 && e->body_html != NULL ? e->body_html
+	                                                          : e->body_plain;
+	int type = mime ? 4 : bp.type == 2 && e->body_html ? 2 : 1;
 	size_t full = text ? strlen(text) : 0, n = full;
 	bool truncated = false;
 
@@ -463,16 +619,17 @@ add_body(struct wbxml_node *parent, const struct mbx_email *e, struct body_pref 
 	add_int(b, "AirSyncBase:EstimatedDataSize", (long long)full);
 	if (truncated)
 		add_int(b, "AirSyncBase:Truncated", 1);
-	if (truncated && bp.all_or_none)
-		return;
-	char *data = xstrndup(text ? text : "", n);
-	wbxml_addn_text(b, "AirSyncBase:Data", data);
-	free(data);
+	if (!(truncated && bp.all_or_none)) {
+		char *data = xstrndup(text ? text : "", n);
+		wbxml_addn_text(b, "AirSyncBase:Data", data);
+		free(data);
+	}
+	free(mime);
 }
 
-/* The e-mail properties (ApplicationData / Properties) of an item. */
+/* The e-mail properties (ApplicationData / Properties) of item id. */
 static void
-add_email(struct wbxml_node *parent, const struct mbx_email *e, struct body_pref bp)
+add_email(struct wbxml_node *parent, const struct mbx_email *e, const char *id, struct body_pref bp)
 {
 	char date[40];
 
@@ -484,7 +641,7 @@ add_email(struct wbxml_node *parent, const struct mbx_email *e, struct body_pref
 	wbxml_addn_text(parent, "Email:DisplayTo", e->display_to ? e->display_to : "");
 	add_int(parent, "Email:Importance", 1);
 	add_int(parent, "Email:Read", e->read ? 1 : 0);
-	add_body(parent, e, bp);
+	add_body(parent, e, id, bp);
 	wbxml_addn_text(parent, "Email:MessageClass",
 	                e->message_class ? e->message_class : "IPM.Note");
 	add_int(parent, "Email:InternetCPID", 65001);
@@ -512,7 +669,13 @@ policy_key(const struct eas_serve_in *in, bool final)
 	return k ? k : 1;
 }
 
-/* The EASProvisionDoc of a policy that imposes nothing. */
+/*
+ * The EASProvisionDoc of a policy that imposes nothing, with the elements
+ * the version knows: MS-ASPROV 2.2.2 gives 12.0 only the password and
+ * attachment settings; the rest (storage card, camera, ... and even
+ * RequireDeviceEncryption) came with 12.1, and a 12.0 client may refuse
+ * what it does not know.
+ */
 static void
 add_provision_doc(struct wbxml_node *data, int v)
 {
@@ -520,41 +683,43 @@ add_provision_doc(struct wbxml_node *data, int v)
 	static const struct {
 		const char *name;
 		int value;
+		int since; /* the first version that has it */
 	} fields[] = {
-	    {"DevicePasswordEnabled", 0},
-	    {"AlphanumericDevicePasswordRequired", 0},
-	    {"PasswordRecoveryEnabled", 0},
-	    {"RequireStorageCardEncryption", 0},
-	    {"AttachmentsEnabled", 1},
-	    {"AllowSimpleDevicePassword", 1},
-	    {"AllowStorageCard", 1},
-	    {"AllowCamera", 1},
-	    {"RequireDeviceEncryption", 0},
-	    {"AllowUnsignedApplications", 1},
-	    {"AllowUnsignedInstallationPackages", 1},
-	    {"AllowWiFi", 1},
-	    {"AllowTextMessaging", 1},
-	    {"AllowPOPIMAPEmail", 1},
-	    {"AllowBluetooth", 2},
-	    {"AllowIrDA", 1},
-	    {"RequireManualSyncWhenRoaming", 0},
-	    {"AllowDesktopSync", 1},
-	    {"MaxCalendarAgeFilter", 0},
-	    {"AllowHTMLEmail", 1},
-	    {"MaxEmailAgeFilter", 0},
-	    {"RequireSignedSMIMEMessages", 0},
-	    {"RequireEncryptedSMIMEMessages", 0},
-	    {"AllowSMIMEEncryptionAlgorithmNegotiation", 2},
-	    {"AllowSMIMESoftCerts", 1},
-	    {"AllowBrowser", 1},
-	    {"AllowConsumerEmail", 1},
-	    {"AllowRemoteDesktop", 1},
-	    {"AllowInternetSharing", 1},
+	    {"DevicePasswordEnabled", 0, 120},
+	    {"AlphanumericDevicePasswordRequired", 0, 120},
+	    {"PasswordRecoveryEnabled", 0, 120},
+	    {"RequireStorageCardEncryption", 0, 121},
+	    {"AttachmentsEnabled", 1, 120},
+	    {"AllowSimpleDevicePassword", 1, 120},
+	    {"AllowStorageCard", 1, 121},
+	    {"AllowCamera", 1, 121},
+	    {"RequireDeviceEncryption", 0, 121},
+	    {"AllowUnsignedApplications", 1, 121},
+	    {"AllowUnsignedInstallationPackages", 1, 121},
+	    {"AllowWiFi", 1, 121},
+	    {"AllowTextMessaging", 1, 121},
+	    {"AllowPOPIMAPEmail", 1, 121},
+	    {"AllowBluetooth", 2, 121},
+	    {"AllowIrDA", 1, 121},
+	    {"RequireManualSyncWhenRoaming", 0, 121},
+	    {"AllowDesktopSync", 1, 121},
+	    {"MaxCalendarAgeFilter", 0, 121},
+	    {"AllowHTMLEmail", 1, 121},
+	    {"MaxEmailAgeFilter", 0, 121},
+	    {"RequireSignedSMIMEMessages", 0, 121},
+	    {"RequireEncryptedSMIMEMessages", 0, 121},
+	    {"AllowSMIMEEncryptionAlgorithmNegotiation", 2, 121},
+	    {"AllowSMIMESoftCerts", 1, 121},
+	    {"AllowBrowser", 1, 121},
+	    {"AllowConsumerEmail", 1, 121},
+	    {"AllowRemoteDesktop", 1, 121},
+	    {"AllowInternetSharing", 1, 121},
 	};
 	char q[80];
 
-	(void)v;
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (v < fields[i].since)
+			continue;
 		snprintf(q, sizeof(q), "Provision:%s", fields[i].name);
 		add_int(d, q, fields[i].value);
 	}
@@ -606,7 +771,12 @@ cmd_provision(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
 
 /* ---- Settings --------------------------------------------------------- */
 
-/* Settings: DeviceInformation Set, UserInformation Get, Oof, DevicePassword. */
+/*
+ * Settings: DeviceInformation Set, UserInformation Get, Oof (Get and Set
+ * denied by policy: the out-of-office reply belongs to the real mailbox, and
+ * 7 is what a quarantined device gets elsewhere too), DevicePassword,
+ * RightsManagementInformation Get (no templates).
+ */
 static int
 cmd_settings(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
 {
@@ -638,16 +808,14 @@ cmd_settings(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
 				                addr);
 			}
 		} else if (is_el(c, WBXML_PAGE_SETTINGS, "Oof")) {
-			struct wbxml_node *o = wbxml_addn(r, "Oof");
-			if (kid(c, "Get") != NULL) {
-				add_int(o, "Status", 1);
-				add_int(wbxml_addn(o, "Get"), "OofState", 0);
-			} else {
-				add_int(o, "Status",
-				        3); /* access denied: would change the mailbox */
-			}
+			add_int(wbxml_addn(r, "Oof"), "Status", 7); /* denied by policy */
 		} else if (is_el(c, WBXML_PAGE_SETTINGS, "DevicePassword")) {
 			add_int(wbxml_addn(r, "DevicePassword"), "Status", 1);
+		} else if (is_el(c, WBXML_PAGE_SETTINGS, "RightsManagementInformation")) {
+			struct wbxml_node *m = wbxml_addn(r, "RightsManagementInformation");
+			add_int(m, "Status", 1);
+			wbxml_addn(wbxml_addn(m, "Get"),
+			           "RightsManagement:RightsManagementTemplates");
 		}
 	}
 	wbxml_doc_free(&rq);
@@ -656,19 +824,79 @@ cmd_settings(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
 
 /* ---- FolderSync ------------------------------------------------------- */
 
-/* FolderSync: the hierarchy for key 0, no changes for our current key, else 9. */
+/* A folder's version: a hash of what the client shows of it. */
+static uint64_t
+folder_version(const struct mbx_folder *f)
+{
+	char t[16];
+
+	snprintf(t, sizeof(t), "%d", f->type);
+	return fnv(fnv(fnv(0xcbf29ce484222325ULL, f->parent_id ? f->parent_id : "0"), f->name), t);
+}
+
+/*
+ * Which of a collection's lists a request's key names: the current one (0),
+ * the previous one (1: the answer to it was lost, answer it again), or
+ * neither (-1).
+ */
+static int
+key_match(const struct sstate *st, const char *key)
+{
+	if (st->key[0] && strcmp(st->key, key) == 0)
+		return 0;
+	if (st->prev_key[0] && strcmp(st->prev_key, key) == 0)
+		return 1;
+	return -1;
+}
+
+/*
+ * The state after an answer. replay: the request repeated the previous key,
+ * so it gets the key it was given before, and the previous list stays.
+ * changed: a new key, the current list becoming the previous one. Neither:
+ * the key stays. Returns the key to answer with (in st->key).
+ */
+static void
+state_advance(const struct eas_serve_in *in, const char *coll, struct sstate *st,
+              struct st_items *work, bool replay, bool changed)
+{
+	if (replay) {
+		items_clear(&st->items);
+		st->items = *work;
+	} else if (changed) {
+		char nk[MBX_ID_MAX + 1];
+		new_key(in, coll, st->key, nk);
+		snprintf(st->prev_key, sizeof(st->prev_key), "%s", st->key);
+		items_clear(&st->prev);
+		st->prev = st->items;
+		st->items = *work;
+		snprintf(st->key, sizeof(st->key), "%s", nk);
+	} else {
+		items_clear(&st->items);
+		st->items = *work;
+	}
+	memset(work, 0, sizeof(*work));
+}
+
+/*
+ * FolderSync: the hierarchy's changes since the client's key (all of it for
+ * key 0), found by comparing the backend's folders with the folders the
+ * state says the client has. The key changes only when something did; the
+ * previous key is answered again (MS-ASCMD 3.1.5.9); any other key: 9.
+ */
 static int
 cmd_foldersync(const struct eas_serve_in *in, struct eas_serve_out *out)
 {
-	struct wbxml_node *req, *r;
+	struct wbxml_node *req, *r, *keyn, *ch, *count;
 	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderSync", out, &req);
+	struct wbxml_doc *doc = NULL;
 	struct sstate st;
+	struct st_items work = {0};
 	const struct mbx_folder *f = NULL;
 	size_t nf = 0;
 	const char *key, *err;
-	char nk[MBX_ID_MAX + 1];
-	bool initial;
-	int rv = 0;
+	bool initial, replay = false;
+	long n = 0;
+	char t[32];
 
 	if (rq == NULL)
 		return 0;
@@ -678,52 +906,75 @@ cmd_foldersync(const struct eas_serve_in *in, struct eas_serve_out *out)
 		return status_only("FolderHierarchy:FolderSync", 10, out); /* incorrect format */
 	}
 	initial = strcmp(key, "0") == 0;
+	memset(&st, 0, sizeof(st));
 	if (initial) {
 		if (in->state.del &&
 		    in->state.del(in->state.arg, in->account, in->device_id, NULL) < 0)
 			goto fail;
-		memset(&st, 0, sizeof(st));
 	} else {
-		int lr = state_load(in, EAS_STATE_FOLDERSYNC, &st);
+		int lr = state_load(in, EAS_STATE_FOLDERSYNC, &st), m;
 		if (lr < 0)
 			goto fail;
-		if (lr == 0 || strcmp(st.key, key) != 0) {
+		if (lr == 0 || (m = key_match(&st, key)) < 0) {
 			sstate_clear(&st);
 			wbxml_doc_free(&rq);
 			return status_only("FolderHierarchy:FolderSync", 9, out);
 		}
+		replay = m == 1;
+		items_copy(&work, replay ? &st.prev : &st.items);
 	}
-	if (mbx_list_folders(in->backend, &f, &nf, &err) < 0) {
-		sstate_clear(&st);
+	wbxml_doc_free(&rq);
+	if (mbx_list_folders(in->backend, &f, &nf, &err) < 0)
 		goto fail;
-	}
-	new_key(in, EAS_STATE_FOLDERSYNC, initial ? NULL : st.key, nk);
-	snprintf(st.key, sizeof(st.key), "%s", nk);
-	if (state_store(in, EAS_STATE_FOLDERSYNC, &st) < 0) {
-		sstate_clear(&st);
-		goto fail;
-	}
-	sstate_clear(&st);
 
-	struct wbxml_doc *doc = wbxml_doc_new();
+	doc = wbxml_doc_new();
 	r = wbxml_addn_root(doc, "FolderHierarchy:FolderSync");
 	add_int(r, "Status", 1);
-	wbxml_addn_text(r, "SyncKey", nk);
-	struct wbxml_node *ch = wbxml_addn(r, "Changes");
-	add_int(ch, "Count", initial ? (long long)nf : 0);
-	for (size_t i = 0; initial && i < nf; i++) {
-		struct wbxml_node *a = wbxml_addn(ch, "Add");
+	keyn = wbxml_addn_text(r, "SyncKey", "");
+	ch = wbxml_addn(r, "Changes");
+	count = wbxml_addn_text(ch, "Count", "0");
+	for (size_t i = 0; i < nf; i++) {
+		uint64_t v = folder_version(&f[i]);
+		struct st_item *have = items_find(&work, f[i].id);
+		if (have != NULL && have->version == v)
+			continue;
+		if (have == NULL && items_add(&work, f[i].id, v, false) == NULL)
+			continue; /* an id the state cannot keep: not shown */
+		if (have != NULL)
+			have->version = v;
+		struct wbxml_node *a = wbxml_addn(ch, have ? "Update" : "Add");
 		wbxml_addn_text(a, "ServerId", f[i].id);
 		wbxml_addn_text(a, "ParentId", f[i].parent_id ? f[i].parent_id : "0");
 		wbxml_addn_text(a, "DisplayName", f[i].name);
 		add_int(a, "Type", f[i].type);
+		n++;
 	}
-	wbxml_doc_free(&rq);
+	for (size_t j = 0; j < work.n;) {
+		bool found = false;
+		for (size_t i = 0; i < nf && !found; i++)
+			found = strcmp(f[i].id, work.v[j].id) == 0;
+		if (found) {
+			j++;
+			continue;
+		}
+		wbxml_addn_text(wbxml_addn(ch, "Delete"), "ServerId", work.v[j].id);
+		items_remove(&work, j);
+		n++;
+	}
+	snprintf(t, sizeof(t), "%ld", n);
+	wbxml_set_text(count, t, strlen(t));
+	state_advance(in, EAS_STATE_FOLDERSYNC, &st, &work, replay, initial || n > 0);
+	if ((initial || n > 0 || replay) && state_store(in, EAS_STATE_FOLDERSYNC, &st) < 0)
+		goto fail;
+	wbxml_set_text(keyn, st.key, strlen(st.key));
+	sstate_clear(&st);
 	return finish(&doc, out);
 fail:
+	items_clear(&work);
+	sstate_clear(&st);
+	wbxml_doc_free(&doc);
 	wbxml_doc_free(&rq);
-	http_only(500, "sync state or mailbox failure", out);
-	return rv;
+	return http_only(500, "sync state or mailbox failure", out);
 }
 
 /* ---- Sync ------------------------------------------------------------- */
@@ -736,12 +987,14 @@ struct change {
 };
 
 /*
- * Compare the backend's items of folder with the state: Adds (not in the
- * state), Changes (another version), Deletes (gone from the backend). Returns
- * the number of changes (*ch_r malloc'd), or -1.
+ * Compare the backend's items of folder with what the client has: Adds (not
+ * there, or a tombstone of an older version), Changes (another version),
+ * Deletes (gone from the backend). Tombstones of items the backend no longer
+ * has are dropped from have. Returns the number of changes (*ch_r
+ * malloc'd), or -1.
  */
 static long
-diff_items(const struct eas_serve_in *in, const char *folder, struct sstate *st,
+diff_items(const struct eas_serve_in *in, const char *folder, struct st_items *have,
            struct change **ch_r)
 {
 	struct mbx_item_ref *items = NULL;
@@ -752,48 +1005,82 @@ diff_items(const struct eas_serve_in *in, const char *folder, struct sstate *st,
 	*ch_r = NULL;
 	if (mbx_list_items(in->backend, folder, &items, &n, &err) < 0)
 		return -1;
-	ch = xcalloc(n + st->n + 1, sizeof(*ch));
+	ch = xcalloc(n + have->n + 1, sizeof(*ch));
 	for (size_t i = 0; i < n; i++) {
-		struct st_item *have = sstate_item(st, items[i].id);
-		if (have != NULL && have->version == items[i].version)
-			continue;
-		ch[nc].kind = have ? CH_CHANGE : CH_ADD;
+		struct st_item *h = items_find(have, items[i].id);
+		if (h != NULL && h->version == items[i].version)
+			continue; /* the client has it, or deleted this very version */
+		ch[nc].kind = h != NULL && !h->gone ? CH_CHANGE : CH_ADD;
 		snprintf(ch[nc].id, sizeof(ch[nc].id), "%s", items[i].id);
 		ch[nc].version = items[i].version;
 		nc++;
 	}
-	for (size_t j = 0; j < st->n; j++) {
+	for (size_t j = 0; j < have->n;) {
 		bool found = false;
 		for (size_t i = 0; i < n && !found; i++)
-			found = strcmp(items[i].id, st->items[j].id) == 0;
+			found = strcmp(items[i].id, have->v[j].id) == 0;
+		if (!found && have->v[j].gone) {
+			items_remove(have, j);
+			continue;
+		}
 		if (!found) {
 			ch[nc].kind = CH_DELETE;
-			snprintf(ch[nc].id, sizeof(ch[nc].id), "%s", st->items[j].id);
+			snprintf(ch[nc].id, sizeof(ch[nc].id), "%s", have->v[j].id);
 			nc++;
 		}
+		j++;
 	}
 	free(items);
 	*ch_r = ch;
 	return (long)nc;
 }
 
-/* Apply the client's Commands (Change of the read flag, Delete, Add, Fetch). */
+/* Restore the read flags the client has set into the backend instance. */
 static int
-apply_client_commands(const struct eas_serve_in *in, const char *folder, struct sstate *st,
+restore_read_flags(const struct eas_serve_in *in, const char *folder, const struct st_items *have)
+{
+	const char *err;
+
+	for (size_t i = 0; i < have->n; i++) {
+		if (have->v[i].read && !have->v[i].gone &&
+		    mbx_set_read(in->backend, folder, have->v[i].id, true, &err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The Responses element of a collection, created on first use. */
+static struct wbxml_node *
+responses_of(struct wbxml_node *coll_out, struct wbxml_node **responses)
+{
+	if (*responses == NULL)
+		*responses = wbxml_addn(coll_out, "Responses");
+	return *responses;
+}
+
+/*
+ * Apply the client's Commands: Change (the read flag), Delete (a tombstone),
+ * Add (refused for good: Status 6, the item is not one this mailbox can
+ * store; 5 would make the client retry it at every Sync), Fetch. Returns
+ * the number of commands seen, or -1 on a backend failure.
+ */
+static long
+apply_client_commands(const struct eas_serve_in *in, const char *folder, struct st_items *have,
                       const struct wbxml_node *cmds, struct body_pref bp,
                       struct wbxml_node *coll_out, struct wbxml_node **responses)
 {
 	const char *err;
+	long seen = 0;
 
 	for (const struct wbxml_node *c = cmds ? cmds->first_child : NULL; c; c = c->next) {
 		const char *sid = kid_text(c, "ServerId");
+		seen++;
 		if (is_el(c, WBXML_PAGE_AIRSYNC, "Change")) {
 			const char *rd = wbxml_find_text(c, "ApplicationData/Email:Read");
-			struct st_item *it = sid ? sstate_item(st, sid) : NULL;
-			if (it == NULL) {
-				if (*responses == NULL)
-					*responses = wbxml_addn(coll_out, "Responses");
-				struct wbxml_node *x = wbxml_addn(*responses, "Change");
+			struct st_item *it = sid ? items_find(have, sid) : NULL;
+			if (it == NULL || it->gone) {
+				struct wbxml_node *x =
+				    wbxml_addn(responses_of(coll_out, responses), "Change");
 				wbxml_addn_text(x, "ServerId", sid ? sid : "");
 				add_int(x, "Status", 8); /* object not found */
 				continue;
@@ -804,133 +1091,262 @@ apply_client_commands(const struct eas_serve_in *in, const char *folder, struct 
 					return -1;
 			}
 		} else if (is_el(c, WBXML_PAGE_AIRSYNC, "Delete")) {
-			/* Forgotten by the client: the next GetChanges adds it again. */
-			for (size_t i = 0; sid && i < st->n; i++) {
-				if (strcmp(st->items[i].id, sid) == 0) {
-					sstate_remove(st, i);
-					break;
-				}
-			}
+			struct st_item *it = sid ? items_find(have, sid) : NULL;
+			if (it != NULL)
+				it->gone = true;
 		} else if (is_el(c, WBXML_PAGE_AIRSYNC, "Add")) {
 			const char *cid = kid_text(c, "ClientId");
-			if (*responses == NULL)
-				*responses = wbxml_addn(coll_out, "Responses");
-			struct wbxml_node *x = wbxml_addn(*responses, "Add");
+			struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), "Add");
 			wbxml_addn_text(x, "ClientId", cid ? cid : "");
-			add_int(x, "Status", 5); /* server error: not stored */
+			add_int(x, "Status", 6); /* cannot be stored here: do not retry */
 		} else if (is_el(c, WBXML_PAGE_AIRSYNC, "Fetch")) {
 			struct mbx_email e;
-			int fr = sid ? mbx_fetch(in->backend, folder, sid, &e, &err) : 0;
+			struct st_item *it = sid ? items_find(have, sid) : NULL;
+			int fr = sid && !(it && it->gone)
+			             ? mbx_fetch(in->backend, folder, sid, &e, &err)
+			             : 0;
 			if (fr < 0)
 				return -1;
-			if (*responses == NULL)
-				*responses = wbxml_addn(coll_out, "Responses");
-			struct wbxml_node *x = wbxml_addn(*responses, "Fetch");
+			struct wbxml_node *x =
+			    wbxml_addn(responses_of(coll_out, responses), "Fetch");
 			wbxml_addn_text(x, "ServerId", sid ? sid : "");
 			add_int(x, "Status", fr == 1 ? 1 : 8);
 			if (fr == 1)
-				add_email(wbxml_addn(x, "ApplicationData"), &e, bp);
-			mbx_email_clear(&e);
+				add_email(wbxml_addn(x, "ApplicationData"), &e, sid, bp);
+			if (fr == 1)
+				mbx_email_clear(&e);
+		} else {
+			seen--;
 		}
 	}
-	return 0;
+	return seen;
 }
 
-/* Restore the read flags the client has set into the backend instance. */
-static int
-restore_read_flags(const struct eas_serve_in *in, const char *folder, const struct sstate *st)
-{
-	const char *err;
-
-	for (size_t i = 0; i < st->n; i++) {
-		if (st->items[i].read &&
-		    mbx_set_read(in->backend, folder, st->items[i].id, true, &err) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* One collection of a Sync request. Returns 0, or -1 on a state/backend failure. */
-static int
-sync_collection(const struct eas_serve_in *in, const struct wbxml_node *c, long long window,
-                struct wbxml_node *colls_out)
-{
-	const char *key = kid_text(c, "SyncKey"), *folder = kid_text(c, "CollectionId");
-	struct wbxml_node *co = wbxml_addn(colls_out, "Collection");
-	struct wbxml_node *responses = NULL, *more_at;
-	struct sstate st;
-	struct change *ch = NULL;
-	struct body_pref bp = pick_body(kid(c, "Options"));
-	char nk[MBX_ID_MAX + 1];
-	const char *gc;
+/*
+ * One collection of a Sync, as the request (or the cached request it
+ * repeats) gives it. key is NULL for a collection taken from the cache: the
+ * client goes on from its current key.
+ */
+struct coll_req {
+	char id[MBX_ID_MAX + 1];
+	char key[MBX_ID_MAX + 1]; /* "": the current key */
+	long long window;         /* 0: the request's */
 	bool get_changes;
-	long nc;
-	int lr;
+	struct body_pref bp;
+	const struct wbxml_node *commands; /* the client's, NULL when cached */
+	bool bad;                          /* no CollectionId or SyncKey: Status 4 */
+};
 
-	if (key == NULL || folder == NULL) {
+/* The whole Sync request, as given or as completed from the cache. */
+struct sync_req {
+	struct coll_req *c;
+	size_t n;
+	long long wait_s; /* the hold: Wait (minutes) or HeartbeatInterval, in seconds; 0 none */
+	long long window; /* 0: DEFAULT_WINDOW */
+};
+
+static void
+sync_req_clear(struct sync_req *q)
+{
+	free(q->c);
+	memset(q, 0, sizeof(*q));
+}
+
+/* Append a collection; NULL past MAX_SYNC_COLLECTIONS. */
+static struct coll_req *
+sync_req_add(struct sync_req *q)
+{
+	if (q->n >= MAX_SYNC_COLLECTIONS)
+		return NULL;
+	q->c = xrealloc(q->c, (q->n + 1) * sizeof(*q->c));
+	memset(&q->c[q->n], 0, sizeof(q->c[0]));
+	return &q->c[q->n++];
+}
+
+/* The collection with this id, or NULL. */
+static struct coll_req *
+sync_req_find(struct sync_req *q, const char *id)
+{
+	for (size_t i = 0; i < q->n; i++) {
+		if (!q->c[i].bad && strcmp(q->c[i].id, id) == 0)
+			return &q->c[i];
+	}
+	return NULL;
+}
+
+/*
+ * The cached Sync request (MS-ASCMD 2.2.3.131 Partial, and the empty Sync
+ * that repeats the last one), kept as the "sync" state: "hold=<seconds>",
+ * "window=<n>", then "coll=<id> <window> <getchanges> <type> <truncation>
+ * <allornone>" per collection. Returns 1 (cached), 0 (none), -1.
+ */
+static int
+cache_load(const struct eas_serve_in *in, struct sync_req *q)
+{
+	char *blob;
+	size_t len;
+	int r = blob_load(in, EAS_STATE_SYNC, &blob, &len);
+	const char *p, *end;
+
+	memset(q, 0, sizeof(*q));
+	if (r <= 0)
+		return r;
+	for (p = blob, end = blob + len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		char line[256], id[MBX_ID_MAX + 1];
+		long long w, tr, hold;
+		int gc, type, aon;
+		struct coll_req *c;
+
+		if (n >= sizeof(line)) {
+			r = 0;
+			break;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
+		p += n + (nl ? 1 : 0);
+		if (sscanf(line, "hold=%lld", &hold) == 1)
+			q->wait_s = hold;
+		else if (sscanf(line, "window=%lld", &w) == 1)
+			q->window = w;
+		else if (sscanf(line, "coll=%64s %lld %d %d %lld %d", id, &w, &gc, &type, &tr,
+		                &aon) == 6 &&
+		         (c = sync_req_add(q)) != NULL) {
+			snprintf(c->id, sizeof(c->id), "%s", id);
+			c->window = w;
+			c->get_changes = gc != 0;
+			c->bp = (struct body_pref){type, tr, aon != 0};
+		}
+	}
+	free(blob);
+	if (r == 0)
+		sync_req_clear(q);
+	return r;
+}
+
+/* Store the request as the cache for the next empty or Partial Sync. */
+static int
+cache_store(const struct eas_serve_in *in, const struct sync_req *q)
+{
+	struct sbuf b = {0};
+	int r;
+
+	sbuf_printf(&b, "v=1\nhold=%lld\nwindow=%lld\n", q->wait_s, q->window);
+	for (size_t i = 0; i < q->n; i++) {
+		const struct coll_req *c = &q->c[i];
+		if (!c->bad)
+			sbuf_printf(&b, "coll=%s %lld %d %d %lld %d\n", c->id, c->window,
+			            c->get_changes ? 1 : 0, c->bp.type, c->bp.truncation,
+			            c->bp.all_or_none ? 1 : 0);
+	}
+	r = blob_store(in, EAS_STATE_SYNC, b.p);
+	free(b.p);
+	return r;
+}
+
+/* A WindowSize: 0 or over the maximum means the maximum (MS-ASCMD 2.2.3.199.2). */
+static long long
+window_of(const struct wbxml_node *n, long long def)
+{
+	const char *t = kid_text(n, "WindowSize"), *e;
+	long long v;
+
+	if (t == NULL || parse_int(t, 0, 0x7fffffffLL, &v, &e) < 0)
+		return def;
+	return v == 0 || v > MAX_WINDOW ? MAX_WINDOW : v;
+}
+
+/*
+ * One collection of a Sync. Adds the answer's Collection to colls_out and
+ * sets *said when it carries anything a held Sync must be answered for (a
+ * new key, a status other than 1, the server's or the client's changes).
+ * Returns 0, or -1 on a state/backend failure.
+ */
+static int
+sync_collection(const struct eas_serve_in *in, const struct coll_req *cr, long long window,
+                struct wbxml_node *colls_out, bool *said)
+{
+	const char *folder = cr->id;
+	struct wbxml_node *co = wbxml_addn(colls_out, "Collection");
+	struct wbxml_node *responses = NULL, *keyn, *cmds = NULL;
+	struct sstate st;
+	struct st_items work = {0};
+	struct change *ch = NULL;
+	bool replay, more = false;
+	long nc, acted, sent = 0;
+	int lr, m;
+
+	if (cr->bad) {
 		wbxml_addn_text(co, "SyncKey", "0");
-		wbxml_addn_text(co, "CollectionId", folder ? folder : "");
+		wbxml_addn_text(co, "CollectionId", folder);
 		add_int(co, "Status", 4); /* protocol error */
+		*said = true;
 		return 0;
 	}
 	if (mbx_folder_find(in->backend, folder) == NULL) {
-		wbxml_addn_text(co, "SyncKey", "0");
+		wbxml_addn_text(co, "SyncKey", cr->key[0] ? cr->key : "0");
 		wbxml_addn_text(co, "CollectionId", folder);
 		add_int(co, "Status", 12); /* hierarchy changed: FolderSync */
+		*said = true;
 		return 0;
 	}
-	window = kid_int(c, "WindowSize", 0, MAX_WINDOW, window);
-	if (window < 1)
-		window = 1;
-	if (strcmp(key, "0") == 0) {
+	if (cr->window > 0)
+		window = cr->window;
+	if (strcmp(cr->key, "0") == 0) {
 		memset(&st, 0, sizeof(st));
-		new_key(in, folder, NULL, nk);
-		snprintf(st.key, sizeof(st.key), "%s", nk);
+		state_advance(in, folder, &st, &work, false, true);
 		if (state_store(in, folder, &st) < 0)
-			return -1;
-		wbxml_addn_text(co, "SyncKey", nk);
+			goto fail;
+		wbxml_addn_text(co, "SyncKey", st.key);
 		wbxml_addn_text(co, "CollectionId", folder);
 		add_int(co, "Status", 1);
+		sstate_clear(&st);
+		*said = true;
 		return 0;
 	}
 	lr = state_load(in, folder, &st);
 	if (lr < 0)
 		return -1;
-	if (lr == 0 || strcmp(st.key, key) != 0) {
+	m = lr == 0 ? -1 : cr->key[0] ? key_match(&st, cr->key) : 0;
+	if (m < 0) {
 		sstate_clear(&st);
 		wbxml_addn_text(co, "SyncKey", "0");
 		wbxml_addn_text(co, "CollectionId", folder);
 		add_int(co, "Status", 3); /* invalid sync key: start over */
+		*said = true;
 		return 0;
 	}
-	new_key(in, folder, st.key, nk);
-	wbxml_addn_text(co, "SyncKey", nk);
+	replay = m == 1;
+	items_copy(&work, replay ? &st.prev : &st.items);
+	keyn = wbxml_addn_text(co, "SyncKey", "");
 	wbxml_addn_text(co, "CollectionId", folder);
 	add_int(co, "Status", 1);
-	more_at = co;
-	if (restore_read_flags(in, folder, &st) < 0 ||
-	    apply_client_commands(in, folder, &st, kid(c, "Commands"), bp, co, &responses) < 0)
+	if (restore_read_flags(in, folder, &work) < 0)
 		goto fail;
-	gc = kid_text(c, "GetChanges");
-	get_changes = kid(c, "GetChanges") == NULL || gc == NULL || strcmp(gc, "0") != 0;
-	if (get_changes) {
-		nc = diff_items(in, folder, &st, &ch);
+	acted = apply_client_commands(in, folder, &work, cr->commands, cr->bp, co, &responses);
+	if (acted < 0)
+		goto fail;
+	if (cr->get_changes) {
+		nc = diff_items(in, folder, &work, &ch);
 		if (nc < 0)
 			goto fail;
-		if (nc > window)
-			wbxml_addn(more_at, "MoreAvailable");
-		struct wbxml_node *cmds = NULL;
+		if (nc > window) {
+			wbxml_addn(co, "MoreAvailable");
+			more = true;
+		}
 		for (long i = 0; i < nc && i < window; i++) {
 			if (cmds == NULL)
 				cmds = wbxml_addn(co, "Commands");
 			if (ch[i].kind == CH_DELETE) {
 				wbxml_addn_text(wbxml_addn(cmds, "Delete"), "ServerId", ch[i].id);
-				for (size_t j = 0; j < st.n; j++) {
-					if (strcmp(st.items[j].id, ch[i].id) == 0) {
-						sstate_remove(&st, j);
+				for (size_t j = 0; j < work.n; j++) {
+					if (strcmp(work.v[j].id, ch[i].id) == 0) {
+						items_remove(&work, j);
 						break;
 					}
 				}
+				sent++;
 				continue;
 			}
 			struct mbx_email e;
@@ -943,63 +1359,211 @@ sync_collection(const struct eas_serve_in *in, const struct wbxml_node *c, long 
 			struct wbxml_node *a =
 			    wbxml_addn(cmds, ch[i].kind == CH_ADD ? "Add" : "Change");
 			wbxml_addn_text(a, "ServerId", ch[i].id);
-			add_email(wbxml_addn(a, "ApplicationData"), &e, bp);
-			struct st_item *it = sstate_item(&st, ch[i].id);
+			add_email(wbxml_addn(a, "ApplicationData"), &e, ch[i].id, cr->bp);
+			struct st_item *it = items_find(&work, ch[i].id);
 			if (it == NULL)
-				it = sstate_add(&st, ch[i].id, ch[i].version, e.read);
+				it = items_add(&work, ch[i].id, ch[i].version, e.read);
 			if (it != NULL) {
 				it->version = ch[i].version;
 				it->read = e.read;
+				it->gone = false;
 			}
 			mbx_email_clear(&e);
+			sent++;
 		}
 		free(ch);
 		ch = NULL;
 	}
-	snprintf(st.key, sizeof(st.key), "%s", nk);
-	if (state_store(in, folder, &st) < 0)
+	bool changed = acted > 0 || sent > 0 || more;
+	state_advance(in, folder, &st, &work, replay, changed);
+	if ((changed || replay) && state_store(in, folder, &st) < 0)
 		goto fail;
+	wbxml_set_text(keyn, st.key, strlen(st.key));
+	if (changed || replay || responses != NULL)
+		*said = true;
 	sstate_clear(&st);
 	return 0;
 fail:
 	free(ch);
+	items_clear(&work);
 	sstate_clear(&st);
 	return -1;
 }
 
-/* Sync: every collection of the request. */
+/*
+ * The hold a Sync asks for: Wait (minutes, 12.1+) or HeartbeatInterval
+ * (seconds, 14.0+), within the heartbeat range the daemon allows
+ * (MS-ASCMD 2.2.3.198, 2.2.3.88.2). Returns the seconds (0: none), or -1
+ * with *status_r (4: both given; 14: out of range, *limit_r the bound in
+ * the element's unit).
+ */
+static long long
+sync_hold(const struct eas_serve_in *in, const struct wbxml_node *req, int *status_r,
+          long long *limit_r)
+{
+	int hb_min = in->heartbeat_min > 0 ? in->heartbeat_min : DEFAULT_HB_MIN;
+	int hb_max = in->heartbeat_max > 0 ? in->heartbeat_max : DEFAULT_HB_MAX;
+	const char *wait = kid_text(req, "Wait"), *hb = kid_text(req, "HeartbeatInterval"), *e;
+	long long v;
+
+	if (wait != NULL && hb != NULL) {
+		*status_r = 4;
+		return -1;
+	}
+	if (wait != NULL) {
+		long long lo = (hb_min + 59) / 60, hi = hb_max / 60;
+		if (parse_int(wait, 0, 0x7fffffffLL, &v, &e) < 0 || v < lo || v > hi) {
+			*status_r = 14;
+			*limit_r =
+			    parse_int(wait, 0, 0x7fffffffLL, &v, &e) == 0 && v > hi ? hi : lo;
+			return -1;
+		}
+		return v * 60;
+	}
+	if (hb != NULL) {
+		if (parse_int(hb, 0, 0x7fffffffLL, &v, &e) < 0 || v < hb_min || v > hb_max) {
+			*status_r = 14;
+			*limit_r = parse_int(hb, 0, 0x7fffffffLL, &v, &e) == 0 && v > hb_max
+			               ? hb_max
+			               : hb_min;
+			return -1;
+		}
+		return v;
+	}
+	return 0;
+}
+
+/* Read the request's collections into q; 0, or -1 (too many: Status 15... told by the caller). */
+static int
+parse_collections(const struct wbxml_node *colls, struct sync_req *q)
+{
+	for (const struct wbxml_node *c = colls ? colls->first_child : NULL; c; c = c->next) {
+		if (!is_el(c, WBXML_PAGE_AIRSYNC, "Collection"))
+			continue;
+		struct coll_req *cr = sync_req_add(q);
+		const char *key = kid_text(c, "SyncKey"), *id = kid_text(c, "CollectionId");
+		const char *gc = kid_text(c, "GetChanges");
+		if (cr == NULL)
+			return -1;
+		if (id == NULL || strlen(id) > MBX_ID_MAX ||
+		    (key != NULL && strlen(key) > MBX_ID_MAX)) {
+			cr->bad = true;
+			snprintf(cr->id, sizeof(cr->id), "%.*s", MBX_ID_MAX, id ? id : "");
+			continue;
+		}
+		snprintf(cr->id, sizeof(cr->id), "%s", id);
+		snprintf(cr->key, sizeof(cr->key), "%s", key ? key : "");
+		cr->bad = key == NULL;
+		cr->window = kid(c, "WindowSize") ? window_of(c, 0) : 0;
+		cr->get_changes =
+		    kid(c, "GetChanges") == NULL || gc == NULL || strcmp(gc, "0") != 0;
+		cr->bp = pick_body(kid(c, "Options"));
+		cr->commands = kid(c, "Commands");
+	}
+	return 0;
+}
+
+/*
+ * Sync: every collection of the request. An empty request repeats the
+ * cached one; a Partial one is completed from it (13 when nothing is
+ * cached). With Wait or HeartbeatInterval and nothing to say, the answer is
+ * held (hold_seconds) and is then empty: HTTP 200 without a body, the keys
+ * unchanged.
+ */
 static int
 cmd_sync(const struct eas_serve_in *in, struct eas_serve_out *out)
 {
-	struct wbxml_node *req, *colls, *r;
-	struct wbxml_doc *rq, *doc;
-	long long window;
+	struct wbxml_node *req = NULL, *r, *co;
+	struct wbxml_doc *rq = NULL, *doc = NULL;
+	struct sync_req q = {0}, cache = {0};
+	bool said = false;
+	int cl, status = 0;
+	long long limit = 0;
 
-	if (in->body_len == 0) /* an empty Sync repeats the last one: not cached here */
-		return status_only("AirSync:Sync", 13, out);
-	rq = decode_root(in, WBXML_PAGE_AIRSYNC, "Sync", out, &req);
-	if (rq == NULL)
-		return 0;
-	colls = kid(req, "Collections");
-	if (colls == NULL) {
-		wbxml_doc_free(&rq);
-		return status_only("AirSync:Sync", 4, out);
-	}
-	window = kid_int(req, "WindowSize", 1, MAX_WINDOW, DEFAULT_WINDOW);
-	doc = wbxml_doc_new();
-	r = wbxml_addn_root(doc, "AirSync:Sync");
-	struct wbxml_node *co = wbxml_addn(r, "Collections");
-	for (struct wbxml_node *c = colls->first_child; c; c = c->next) {
-		if (!is_el(c, WBXML_PAGE_AIRSYNC, "Collection"))
-			continue;
-		if (sync_collection(in, c, window, co) < 0) {
-			wbxml_doc_free(&doc);
-			wbxml_doc_free(&rq);
-			return http_only(500, "sync state or mailbox failure", out);
+	cl = cache_load(in, &cache);
+	if (cl < 0)
+		return http_only(500, "sync state failure", out);
+	if (in->body_len == 0) {
+		if (cl == 0)
+			return status_only("AirSync:Sync", 13, out); /* nothing cached: resend */
+		q = cache;
+		memset(&cache, 0, sizeof(cache));
+	} else {
+		rq = decode_root(in, WBXML_PAGE_AIRSYNC, "Sync", out, &req);
+		if (rq == NULL) {
+			sync_req_clear(&cache);
+			return 0;
+		}
+		bool partial = kid(req, "Partial") != NULL;
+		struct wbxml_node *colls = kid(req, "Collections");
+		long long hold = sync_hold(in, req, &status, &limit);
+		if (hold < 0)
+			goto status;
+		if (colls == NULL && !partial && hold == 0 && kid(req, "WindowSize") == NULL) {
+			status = 4; /* nothing at all */
+			goto status;
+		}
+		if ((partial || colls == NULL) && cl == 0) {
+			status = 13; /* a partial request over nothing cached */
+			goto status;
+		}
+		if (parse_collections(colls, &q) < 0) {
+			status = 15; /* too many collections */
+			limit = MAX_SYNC_COLLECTIONS;
+			goto status;
+		}
+		q.window = kid(req, "WindowSize")     ? window_of(req, DEFAULT_WINDOW)
+		           : partial || colls == NULL ? cache.window
+		                                      : 0;
+		q.wait_s = kid(req, "Wait") || kid(req, "HeartbeatInterval") ? hold
+		           : partial || colls == NULL                        ? cache.wait_s
+		                                                             : 0;
+		for (size_t i = 0; (partial || colls == NULL) && i < cache.n; i++) {
+			if (sync_req_find(&q, cache.c[i].id) != NULL)
+				continue;
+			struct coll_req *cr = sync_req_add(&q);
+			if (cr != NULL)
+				*cr = cache.c[i];
 		}
 	}
+	doc = wbxml_doc_new();
+	r = wbxml_addn_root(doc, "AirSync:Sync");
+	co = wbxml_addn(r, "Collections");
+	for (size_t i = 0; i < q.n; i++) {
+		if (sync_collection(in, &q.c[i], q.window > 0 ? q.window : DEFAULT_WINDOW, co,
+		                    &said) < 0)
+			goto fail;
+	}
+	if (cache_store(in, &q) < 0)
+		goto fail;
+	if (q.wait_s > 0 && !said) {
+		wbxml_doc_free(&doc);
+		out->http_status = 200;
+		out->hold_seconds = (int)q.wait_s;
+		out->detail = "held Sync";
+	} else {
+		finish(&doc, out);
+	}
+	sync_req_clear(&q);
+	sync_req_clear(&cache);
+	wbxml_doc_free(&rq);
+	return 0;
+status:
+	doc = wbxml_doc_new();
+	r = wbxml_addn_root(doc, "AirSync:Sync");
+	add_int(r, "Status", status);
+	if (status == 14 || status == 15)
+		add_int(r, "Limit", limit);
+	sync_req_clear(&q);
+	sync_req_clear(&cache);
 	wbxml_doc_free(&rq);
 	return finish(&doc, out);
+fail:
+	sync_req_clear(&q);
+	sync_req_clear(&cache);
+	wbxml_doc_free(&doc);
+	wbxml_doc_free(&rq);
+	return http_only(500, "sync state or mailbox failure", out);
 }
 
 /* ---- GetItemEstimate -------------------------------------------------- */
@@ -1036,9 +1600,11 @@ cmd_getitemestimate(const struct eas_serve_in *in, struct eas_serve_out *out)
 		else if ((lr = state_load(in, folder, &st)) < 0)
 			goto fail;
 		else {
-			if (lr == 0 || strcmp(st.key, key) != 0)
+			int m = lr == 0 ? -1 : key_match(&st, key);
+			if (m < 0)
 				status = 4;
-			else if ((nc = diff_items(in, folder, &st, &ch)) < 0) {
+			else if ((nc = diff_items(in, folder, m == 1 ? &st.prev : &st.items, &ch)) <
+			         0) {
 				sstate_clear(&st);
 				goto fail;
 			}
@@ -1073,7 +1639,7 @@ folder_has_changes(const struct eas_serve_in *in, const char *folder)
 
 	if (state_load(in, folder, &st) < 0)
 		return -1;
-	nc = diff_items(in, folder, &st, &ch);
+	nc = diff_items(in, folder, &st.items, &ch);
 	free(ch);
 	sstate_clear(&st);
 	return nc < 0 ? -1 : nc > 0;
@@ -1168,7 +1734,120 @@ fail:
 
 /* ---- ItemOperations --------------------------------------------------- */
 
-/* ItemOperations: Fetch of a mailbox item; other operations fail. */
+/*
+ * Fetch one item of folder with the client's read flag: the backend
+ * instance is new at every request, and the read flag the client set lives
+ * in the folder's sync state. 1 found, 0 not, -1 failure.
+ */
+static int
+fetch_as_client_sees(const struct eas_serve_in *in, const char *folder, const char *id,
+                     struct mbx_email *e)
+{
+	struct sstate st;
+	const char *err;
+	struct st_item *it;
+	int lr = state_load(in, folder, &st);
+
+	memset(e, 0, sizeof(*e));
+	if (lr < 0)
+		return -1;
+	it = items_find(&st.items, id);
+	if (it != NULL && it->gone) {
+		sstate_clear(&st);
+		return 0; /* the client deleted it */
+	}
+	if (it != NULL && it->read && mbx_set_read(in->backend, folder, id, true, &err) < 0) {
+		sstate_clear(&st);
+		return -1;
+	}
+	sstate_clear(&st);
+	return mbx_fetch(in->backend, folder, id, e, &err);
+}
+
+/* ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId. */
+static int
+itemops_fetch(const struct eas_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
+{
+	const char *sid = kid_text(c, "AirSync:ServerId");
+	const char *folder = kid_text(c, "AirSync:CollectionId");
+	const char *err;
+	struct mbx_email e = {0};
+	int fr = 0;
+
+	if (sid != NULL && folder == NULL) {
+		/* Without CollectionId: look in every folder. */
+		const struct mbx_folder *f;
+		size_t nf;
+		if (mbx_list_folders(in->backend, &f, &nf, &err) < 0)
+			return -1;
+		for (size_t i = 0; i < nf && fr == 0; i++) {
+			fr = fetch_as_client_sees(in, f[i].id, sid, &e);
+			if (fr == 1)
+				folder = f[i].id;
+		}
+	} else if (sid != NULL && mbx_folder_find(in->backend, folder) != NULL) {
+		fr = fetch_as_client_sees(in, folder, sid, &e);
+	}
+	if (fr < 0)
+		return -1;
+	struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:Fetch");
+	/* 15: attachment id invalid (there are none); 6: object not found. */
+	add_int(x, "ItemOperations:Status",
+	        fr == 1                                       ? 1
+	        : kid(c, "AirSyncBase:FileReference") != NULL ? 15
+	                                                      : 6);
+	if (folder != NULL)
+		wbxml_addn_text(x, "AirSync:CollectionId", folder);
+	if (sid != NULL)
+		wbxml_addn_text(x, "AirSync:ServerId", sid);
+	if (fr == 1) {
+		wbxml_addn_text(x, "AirSync:Class", "Email");
+		add_email(wbxml_addn(x, "ItemOperations:Properties"), &e, sid,
+		          pick_body(kid(c, "ItemOperations:Options")));
+	}
+	mbx_email_clear(&e);
+	return 0;
+}
+
+/*
+ * Mark every item of folder the client has as deleted by it (tombstones:
+ * they are not added back). 0 or -1.
+ */
+static int
+tombstone_all(const struct eas_serve_in *in, const char *folder)
+{
+	struct sstate st;
+	int lr = state_load(in, folder, &st), rv = 0;
+
+	if (lr <= 0)
+		return lr;
+	for (size_t i = 0; i < st.items.n; i++)
+		st.items.v[i].gone = true;
+	rv = state_store(in, folder, &st);
+	sstate_clear(&st);
+	return rv;
+}
+
+/*
+ * ItemOperations EmptyFolderContents: a folder of the mailbox is emptied
+ * for the client (Status 1: an empty Deleted Items is simply empty, and the
+ * alert, emptied from the Inbox, is not added back); an unknown one: 6.
+ */
+static int
+itemops_empty(const struct eas_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
+{
+	const char *folder = kid_text(c, "AirSync:CollectionId");
+	struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:EmptyFolderContents");
+	bool known = folder != NULL && mbx_folder_find(in->backend, folder) != NULL;
+
+	if (known && tombstone_all(in, folder) < 0)
+		return -1;
+	add_int(x, "ItemOperations:Status", known ? 1 : 6);
+	wbxml_addn_text(x, "AirSync:CollectionId", folder ? folder : "");
+	return 0;
+}
+
+/* ItemOperations: Fetch and EmptyFolderContents; Move fails (3). */
 static int
 cmd_itemoperations(const struct eas_serve_in *in, struct eas_serve_out *out)
 {
@@ -1176,7 +1855,6 @@ cmd_itemoperations(const struct eas_serve_in *in, struct eas_serve_out *out)
 	struct wbxml_doc *rq =
 	    decode_root(in, WBXML_PAGE_ITEMOPERATIONS, "ItemOperations", out, &req);
 	struct wbxml_doc *doc;
-	const char *err;
 
 	if (rq == NULL)
 		return 0;
@@ -1185,56 +1863,82 @@ cmd_itemoperations(const struct eas_serve_in *in, struct eas_serve_out *out)
 	add_int(r, "Status", 1);
 	resp = wbxml_addn(r, "Response");
 	for (struct wbxml_node *c = req->first_child; c; c = c->next) {
-		if (!is_el(c, WBXML_PAGE_ITEMOPERATIONS, "Fetch")) {
+		int rv = 0;
+		if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "Fetch")) {
+			rv = itemops_fetch(in, c, resp);
+		} else if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "EmptyFolderContents")) {
+			rv = itemops_empty(in, c, resp);
+		} else {
 			struct wbxml_node *x = wbxml_add(resp, c->page, c->token);
 			add_int(x, "ItemOperations:Status", 3); /* server error */
-			continue;
 		}
-		const char *sid = kid_text(c, "AirSync:ServerId");
-		const char *folder = kid_text(c, "AirSync:CollectionId");
-		struct mbx_email e = {0};
-		int fr = 0;
-
-		if (sid != NULL && folder == NULL) {
-			/* Without CollectionId: look in every folder. */
-			const struct mbx_folder *f;
-			size_t nf;
-			if (mbx_list_folders(in->backend, &f, &nf, &err) < 0)
-				goto fail;
-			for (size_t i = 0; i < nf && fr == 0; i++) {
-				fr = mbx_fetch(in->backend, f[i].id, sid, &e, &err);
-				if (fr == 1)
-					folder = f[i].id;
-			}
-		} else if (sid != NULL && mbx_folder_find(in->backend, folder) != NULL) {
-			fr = mbx_fetch(in->backend, folder, sid, &e, &err);
+		if (rv < 0) {
+			wbxml_doc_free(&doc);
+			wbxml_doc_free(&rq);
+			return http_only(500, "sync state or mailbox failure", out);
 		}
-		if (fr < 0)
-			goto fail;
-		struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:Fetch");
-		add_int(x, "ItemOperations:Status", fr == 1 ? 1 : 6);
-		if (folder != NULL)
-			wbxml_addn_text(x, "AirSync:CollectionId", folder);
-		if (sid != NULL)
-			wbxml_addn_text(x, "AirSync:ServerId", sid);
-		if (fr == 1) {
-			wbxml_addn_text(x, "AirSync:Class", "Email");
-			add_email(wbxml_addn(x, "ItemOperations:Properties"), &e,
-			          pick_body(kid(c, "ItemOperations:Options")));
-		}
-		mbx_email_clear(&e);
 	}
 	wbxml_doc_free(&rq);
 	return finish(&doc, out);
-fail:
-	wbxml_doc_free(&doc);
-	wbxml_doc_free(&rq);
-	return http_only(500, "mailbox failure", out);
 }
 
-/* ---- the commands that fail ------------------------------------------ */
+/* ---- MoveItems -------------------------------------------------------- */
 
-/* MoveItems: each Move fails with Status 5. */
+/*
+ * One Move of MoveItems: 1 when the source folder or item is unknown, 2 for
+ * an unknown destination, 4 when both are the same; else 3 (done): the item
+ * is a tombstone in the source's state (not added back), and the
+ * destination's state, when the client has one, lists it under the same
+ * id, so that its next Sync there removes it (the mailbox keeps no copy).
+ * Returns the status, or -1 on a state/backend failure.
+ */
+static int
+move_one(const struct eas_serve_in *in, const char *src, const char *sfld, const char *dfld)
+{
+	struct mbx_item_ref *items = NULL;
+	size_t n = 0;
+	const char *err;
+	bool found = false;
+	struct sstate st;
+	int lr;
+
+	if (src == NULL || sfld == NULL || mbx_folder_find(in->backend, sfld) == NULL)
+		return 1;
+	if (mbx_list_items(in->backend, sfld, &items, &n, &err) < 0)
+		return -1;
+	for (size_t i = 0; i < n && !found; i++)
+		found = strcmp(items[i].id, src) == 0;
+	free(items);
+	if (!found)
+		return 1;
+	if (dfld == NULL || mbx_folder_find(in->backend, dfld) == NULL)
+		return 2;
+	if (strcmp(sfld, dfld) == 0)
+		return 4;
+	if ((lr = state_load(in, sfld, &st)) < 0)
+		return -1;
+	struct st_item *it = lr ? items_find(&st.items, src) : NULL;
+	bool read = it != NULL && it->read;
+	if (it != NULL && !it->gone) {
+		it->gone = true;
+		if (state_store(in, sfld, &st) < 0) {
+			sstate_clear(&st);
+			return -1;
+		}
+	}
+	sstate_clear(&st);
+	if ((lr = state_load(in, dfld, &st)) < 0)
+		return -1;
+	if (lr == 1 && items_find(&st.items, src) == NULL && items_add(&st.items, src, 0, read) &&
+	    state_store(in, dfld, &st) < 0) {
+		sstate_clear(&st);
+		return -1;
+	}
+	sstate_clear(&st);
+	return 3;
+}
+
+/* MoveItems: each Move answered by move_one. */
 static int
 cmd_moveitems(const struct eas_serve_in *in, struct eas_serve_out *out)
 {
@@ -1250,13 +1954,23 @@ cmd_moveitems(const struct eas_serve_in *in, struct eas_serve_out *out)
 		if (!is_el(c, WBXML_PAGE_MOVE, "Move"))
 			continue;
 		const char *src = kid_text(c, "SrcMsgId");
+		int status = move_one(in, src, kid_text(c, "SrcFldId"), kid_text(c, "DstFldId"));
+		if (status < 0) {
+			wbxml_doc_free(&doc);
+			wbxml_doc_free(&rq);
+			return http_only(500, "sync state or mailbox failure", out);
+		}
 		struct wbxml_node *x = wbxml_addn(r, "Response");
 		wbxml_addn_text(x, "SrcMsgId", src ? src : "");
-		add_int(x, "Status", 5);
+		add_int(x, "Status", status);
+		if (status == 3)
+			wbxml_addn_text(x, "DstMsgId", src);
 	}
 	wbxml_doc_free(&rq);
 	return finish(&doc, out);
 }
+
+/* ---- the commands that fail ------------------------------------------ */
 
 /* MeetingResponse: each Request fails with Status 3. */
 static int
@@ -1301,21 +2015,19 @@ cmd_folder_change(const struct eas_serve_in *in, const char *root, const char *q
 
 /* ---- the dispatcher --------------------------------------------------- */
 
-/* Answer one command (the table at the top of this file). */
-int
-eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out)
+/* "Retry later" in HTTP: 503 and Retry-After (an hour: the phone keeps its mail). */
+static int
+retry_later(const char *detail, struct eas_serve_out *out)
 {
-	int v;
+	out->headers[out->n_headers][0] = "Retry-After";
+	out->headers[out->n_headers++][1] = "3600";
+	return http_only(503, detail, out);
+}
 
-	if (out == NULL)
-		return -1;
-	memset(out, 0, sizeof(*out));
-	if (in == NULL || in->backend == NULL || in->account == NULL || *in->account == '\0' ||
-	    in->device_id == NULL || *in->device_id == '\0' || (in->body == NULL && in->body_len)) {
-		out->http_status = 500;
-		return -1;
-	}
-	v = in->version ? eas_version_number(in->version) : 141;
+/* Answer one command at version v (the table at the top of this file). */
+static int
+serve_cmd(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
+{
 	switch (in->cmd) {
 	case EAS_CMD_PROVISION:
 		return cmd_provision(in, v, out);
@@ -1334,12 +2046,11 @@ eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out)
 	case EAS_CMD_SENDMAIL:
 	case EAS_CMD_SMARTREPLY:
 	case EAS_CMD_SMARTFORWARD:
-		if (v < 140)
-			return http_only(500, "mail cannot be sent from the quarantine mailbox",
-			                 out);
+		if (v < 140) /* no status in the body before 14.0: the HTTP form of "retry later" */
+			return retry_later("mail cannot be sent from the quarantine mailbox", out);
 		return status_only(eas_status_root(in->cmd), 111, out);
 	case EAS_CMD_GETATTACHMENT:
-		return http_only(500, "no attachment in the quarantine mailbox", out);
+		return retry_later("no attachment in the quarantine mailbox", out);
 	case EAS_CMD_MOVEITEMS:
 		return cmd_moveitems(in, out);
 	case EAS_CMD_SEARCH:
@@ -1357,12 +2068,92 @@ eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out)
 	case EAS_CMD_VALIDATECERT:
 		return status_only("ValidateCert:ValidateCert", 17, out);
 	case EAS_CMD_FIND:
-		if (v < 161)
-			return http_only(403, "Find needs EAS 16.1", out);
+		if (v < 161) /* not a command of this version (501), not "forbidden" (403) */
+			return http_only(501, "Find needs EAS 16.1", out);
 		return status_only("Find:Find", 110, out);
 	default:
 		return http_only(400, "not a command the mailbox serves", out);
 	}
+}
+
+/*
+ * The versions and commands a FolderSync 0 answer announces (MS-ASHTTP
+ * 2.2.2.1.1): the versions the mailbox serves up to the client's own, so
+ * that the phone is never invited to a version the server behind abqd may
+ * not speak once the device is allowed; the commands of that version.
+ */
+static void
+announce(int v, struct eas_serve_out *out)
+{
+	static const struct {
+		int v;
+		const char *list;
+	} versions[] = {
+	    {120, "12.0"},
+	    {121, "12.0,12.1"},
+	    {140, "12.0,12.1,14.0"},
+	    {141, "12.0,12.1,14.0,14.1"},
+	    {160, "12.0,12.1,14.0,14.1,16.0"},
+	    {161, "12.0,12.1,14.0,14.1,16.0,16.1"},
+	};
+	const char *list = versions[0].list;
+
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		if (versions[i].v <= v)
+			list = versions[i].list;
+	}
+	if (out->n_headers + 2 > EAS_OUT_HEADERS)
+		return;
+	out->headers[out->n_headers][0] = "MS-ASProtocolVersions";
+	out->headers[out->n_headers++][1] = list;
+	out->headers[out->n_headers][0] = "MS-ASProtocolCommands";
+	out->headers[out->n_headers++][1] =
+	    v >= 161 ? EAS_MAILBOX_COMMANDS ",Find" : EAS_MAILBOX_COMMANDS;
+}
+
+/* Whether a FolderSync request carries SyncKey 0 (decoded again: it is tiny). */
+static bool
+foldersync_initial(const struct eas_serve_in *in)
+{
+	struct wbxml_doc *doc = NULL;
+	bool initial = false;
+
+	if (in->body_len > 0 &&
+	    wbxml_decode(in->body, in->body_len, NULL, &doc, NULL) == WBXML_OK) {
+		const char *k = kid_text(wbxml_doc_root(doc), "SyncKey");
+		initial = k != NULL && strcmp(k, "0") == 0;
+	}
+	wbxml_doc_free(&doc);
+	return initial;
+}
+
+/*
+ * Answer one command; every answer names the server (MS-Server-ActiveSync),
+ * and FolderSync 0 announces the versions and commands.
+ */
+int
+eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out)
+{
+	int v, rv;
+
+	if (out == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	if (in == NULL || in->backend == NULL || in->account == NULL || *in->account == '\0' ||
+	    in->device_id == NULL || *in->device_id == '\0' || (in->body == NULL && in->body_len)) {
+		out->http_status = 500;
+		return -1;
+	}
+	v = in->version ? eas_version_number(in->version) : 141;
+	rv = serve_cmd(in, v, out);
+	if (out->n_headers < EAS_OUT_HEADERS) {
+		out->headers[out->n_headers][0] = "MS-Server-ActiveSync";
+		out->headers[out->n_headers++][1] = EAS_MAILBOX_SERVER_VERSION;
+	}
+	if (rv == 0 && in->cmd == EAS_CMD_FOLDERSYNC && out->http_status == 200 &&
+	    foldersync_initial(in))
+		announce(v, out);
+	return rv;
 }
 
 /* Free an answer's body and zero it. */

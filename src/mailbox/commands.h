@@ -32,6 +32,7 @@
 /* The sync-state collection names beside folder ids. */
 #define EAS_STATE_FOLDERSYNC "foldersync"
 #define EAS_STATE_PING       "ping"
+#define EAS_STATE_SYNC       "sync"
 
 /*
  * Where the sync state lives: opaque blobs keyed by (account, device_id,

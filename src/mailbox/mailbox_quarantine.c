@@ -12,10 +12,11 @@
  * with the device's facts; the HTML body escapes every value. A device in
  * Discovery gets a neutral "checking your device" text instead.
  *
- * The alert's server id is derived from the DeviceId (FNV-1a), so that it is
- * the same for every instance of the mailbox of one device: a restarted abqd
- * serving a new instance does not make the phone see a new message. Its
- * version is 1 and never changes (the read flag is the client's to change).
+ * The alert's server id is derived from the DeviceId and from what the
+ * alert says, so that it is the same for every instance of the mailbox of
+ * one device while its text stays the same: a restarted abqd serving a new
+ * instance does not make the phone see a new message, and a new text is a
+ * new message. Its version is 1 (the read flag is the client's to change).
  * The read flag lives in the instance; the command layer keeps the client's
  * view in the sync state and restores it with set_read.
  */
@@ -361,8 +362,14 @@ pick(const char *configured, const char *dflt)
 }
 
 /*
- * Build one device's mailbox: render the alert once, derive its stable server
- * id from the DeviceId (FNV-1a 64, case-folded as DeviceIds compare).
+ * Build one device's mailbox: render the alert once and derive its server
+ * id from the DeviceId (FNV-1a 64, case-folded as DeviceIds compare) and
+ * from what it says (FNV-1a 32 of sender, subject and bodies, case-folded
+ * like the DeviceId they show). The same
+ * alert keeps its id across requests and restarts; an alert that says
+ * something new (the device left Discovery, an administrator changed the
+ * template) is a new message: the phone is told to delete the old one and
+ * add the new one, even if it had deleted the old one.
  */
 struct mbx_backend *
 mbx_quarantine_new(const struct mbx_quarantine_config *cfg, const struct mbx_device_facts *facts)
@@ -385,7 +392,6 @@ mbx_quarantine_new(const struct mbx_quarantine_config *cfg, const struct mbx_dev
 			c = (unsigned char)(c - 'a' + 'A');
 		h = (h ^ c) * 0x100000001b3ULL;
 	}
-	snprintf(q->alert_id, sizeof(q->alert_id), "abq-alert-%016" PRIx64, h);
 	q->from = xstrdup(pick(cfg->sender, default_sender));
 	q->to = xstrdup(facts->email ? facts->email : facts->account ? facts->account : "");
 	q->subject = mbx_render_template(discovery ? pick(cfg->discovery_subject, discovery_subject)
@@ -398,5 +404,17 @@ mbx_quarantine_new(const struct mbx_quarantine_config *cfg, const struct mbx_dev
 	                                        : pick(cfg->body_html, default_html),
 	                              facts, true);
 	q->date = cfg->date;
+	uint32_t c = 0x811c9dc5U;
+	const char *parts[] = {q->from, q->subject, q->plain, q->html};
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		for (const char *p = parts[i]; p != NULL && *p; p++) {
+			unsigned char ch = (unsigned char)*p; /* folded: DeviceIds are in the text */
+			if (ch >= 'a' && ch <= 'z')
+				ch = (unsigned char)(ch - 'a' + 'A');
+			c = (c ^ ch) * 0x01000193U;
+		}
+		c = (c ^ 0xffU) * 0x01000193U;
+	}
+	snprintf(q->alert_id, sizeof(q->alert_id), "abq-alert-%016" PRIx64 "-%08" PRIx32, h, c);
 	return &q->base;
 }

@@ -9,7 +9,7 @@
 #include "lib/util.h"
 #include "mailbox/mailbox.h"
 #include "notice/digest.h"
-#include "notice/mime.h"
+#include "lib/mime.h"
 #include "notice/templates.h"
 
 #define KIND "admin-digest"
@@ -150,7 +150,7 @@ queue_group(struct abq_store *s, const struct notice_digest_conf *dc, struct ite
 			a[--l] = '\0';
 		if (*a == '\0')
 			continue;
-		struct notice_mime m = {
+		struct mime_message m = {
 		    .from = outer.from != NULL ? outer.from : dc->from,
 		    .to = a,
 		    .reply_to = outer.reply_to,
@@ -159,7 +159,7 @@ queue_group(struct abq_store *s, const struct notice_digest_conf *dc, struct ite
 		    .body_html = html,
 		    .date = now,
 		};
-		char *msg = notice_mime_render(&m, errstr_r);
+		char *msg = mime_render(&m, errstr_r);
 		if (msg == NULL) {
 			queued = -1;
 			break;

@@ -48,7 +48,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "notice/digest.h"
-#include "notice/mime.h"
+#include "lib/mime.h"
 #include "notice/sender.h"
 #include "store/store.h"
 
@@ -271,8 +271,8 @@ send_next(struct notice_sender *ns)
 		ns->easy = curl_easy_init();
 		if (ns->easy == NULL)
 			break;
-		from = notice_mime_addr_spec(ns->from);
-		rcpt = notice_mime_addr_spec(p->recipient);
+		from = mime_addr_spec(ns->from);
+		rcpt = mime_addr_spec(p->recipient);
 		ns->rcpt = curl_slist_append(NULL, rcpt);
 		free(rcpt);
 		ns->up = (struct upload){p->rendered, strlen(p->rendered), 0};

@@ -216,6 +216,17 @@ txt(const struct wbxml_node *n, const char *path)
 	return t;
 }
 
+/* The value of an extra header of the last answer, or NULL. */
+static const char *
+hdr(const struct fx *f, const char *name)
+{
+	for (size_t i = 0; i < f->out.n_headers; i++) {
+		if (strcmp(f->out.headers[i][0], name) == 0)
+			return f->out.headers[i][1];
+	}
+	return NULL;
+}
+
 /* ---- request builders ---- */
 
 static struct wbxml_doc *
@@ -292,7 +303,11 @@ prime(struct fx *f, char key[80])
 
 /* ---- tests ---- */
 
-/* FolderSync 0 lists the five folders; our key: no changes; unknown key: 9. */
+/*
+ * FolderSync 0 lists the five folders and announces the versions up to the
+ * client's and the commands; our key: no changes and the key stays, as often
+ * as it is repeated (a lost answer); unknown key: 9.
+ */
 static void
 test_foldersync(void **state)
 {
@@ -317,12 +332,20 @@ test_foldersync(void **state)
 				types |= 1 << strtol(t, NULL, 10);
 		}
 		assert_int_equal(types, (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6));
-		r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(key));
-		assert_string_equal(txt(r, "Status"), "1");
-		assert_string_equal(txt(r, "Changes/Count"), "0");
-		assert_string_not_equal(txt(r, "SyncKey"), key);
-		r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(key)); /* the old key */
-		assert_string_equal(txt(r, "Status"), "9");
+		const char *pv = hdr(&f, "MS-ASProtocolVersions");
+		assert_non_null(pv);
+		assert_string_equal(pv + strlen(pv) - strlen(versions[v]), versions[v]);
+		assert_non_null(strstr(hdr(&f, "MS-ASProtocolCommands"), "FolderSync"));
+		assert_non_null(hdr(&f, "MS-Server-ActiveSync"));
+		for (int i = 0; i < 3; i++) {
+			r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(key));
+			assert_string_equal(txt(r, "Status"), "1");
+			assert_string_equal(txt(r, "Changes/Count"), "0");
+			assert_null(wbxml_find(r, "Changes/Add"));
+			assert_string_equal(txt(r, "SyncKey"), key);
+			assert_non_null(hdr(&f, "MS-Server-ActiveSync"));
+			assert_null(hdr(&f, "MS-ASProtocolVersions"));
+		}
 		r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("upstream-17"));
 		assert_string_equal(txt(r, "Status"), "9");
 		fx_done(&f);
@@ -439,14 +462,38 @@ test_sync_read_flag_and_restart(void **state)
 		assert_int_equal(mbx_fetch(f.mb, MBX_Q_INBOX_ID, sid, &e, &err), 1);
 		assert_true(e.read);
 		mbx_email_clear(&e);
-		/* The client deletes it: the next Sync adds it again. */
+		/* The client deletes it: not added back, in this answer or later ones. */
 		snprintf(key, sizeof(key), "%s", txt(c, "SyncKey"));
 		d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, false);
 		c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
 		wbxml_addn_text(wbxml_addn(wbxml_addn(c, "Commands"), "Delete"), "ServerId", sid);
 		/* No GetChanges element: changes are returned (MS-ASCMD default). */
 		r = serve(&f, EAS_CMD_SYNC, d);
-		assert_string_equal(txt(r, "Collections/Collection/Commands/Add/ServerId"), sid);
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+		assert_null(wbxml_find(r, "Collections/Collection/Commands"));
+		snprintf(key, sizeof(key), "%s", txt(r, "Collections/Collection/SyncKey"));
+		fx_restart(&f);
+		r = serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+		assert_null(wbxml_find(r, "Collections/Collection/Commands"));
+		/* A change of the deleted alert is refused: it is gone for the client. */
+		d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, false);
+		c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		ch = wbxml_addn(wbxml_addn(c, "Commands"), "Change");
+		wbxml_addn_text(ch, "ServerId", sid);
+		wbxml_addn_text(wbxml_addn(ch, "ApplicationData"), "Email:Read", "0");
+		r = serve(&f, EAS_CMD_SYNC, d);
+		assert_string_equal(txt(r, "Collections/Collection/Responses/Change/Status"), "8");
+		/* The alert says something new (the device left Discovery): a new message. */
+		f.facts.state = "Discovery";
+		fx_restart(&f);
+		snprintf(key, sizeof(key), "%s", txt(r, "Collections/Collection/SyncKey"));
+		r = serve(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true));
+		assert_non_null(strstr(txt(r, "Collections/Collection/Commands/Add/ApplicationData/"
+		                              "Email:Subject"),
+		                       "Checking"));
+		assert_string_not_equal(txt(r, "Collections/Collection/Commands/Add/ServerId"), sid);
+		assert_null(wbxml_find(r, "Collections/Collection/Commands/Delete"));
 		/* Unknown keys. */
 		r = serve(&f, EAS_CMD_SYNC,
 		          req_sync("abq-999-00000000", MBX_Q_INBOX_ID, 1, 0, 0, true));
@@ -456,9 +503,10 @@ test_sync_read_flag_and_restart(void **state)
 		assert_string_equal(txt(r, "Collections/Collection/Status"), "3");
 		r = serve(&f, EAS_CMD_SYNC, req_sync("0", "upstream-folder", 1, 0, 0, true));
 		assert_string_equal(txt(r, "Collections/Collection/Status"), "12");
-		/* Empty Sync. */
+		/* An empty Sync repeats the last request. */
 		r = serve(&f, EAS_CMD_SYNC, NULL);
-		assert_string_equal(txt(r, "Status"), "13");
+		assert_string_equal(txt(r, "Collections/Collection/CollectionId"), "upstream-folder");
+		assert_string_equal(txt(r, "Collections/Collection/Status"), "12");
 		fx_done(&f);
 	}
 }
@@ -575,7 +623,10 @@ test_provision(void **state)
 	}
 }
 
-/* Settings: DeviceInformation Set 1, UserInformation Get the address, Oof Get disabled. */
+/*
+ * Settings: DeviceInformation Set 1, UserInformation Get the address, Oof Get
+ * and Set denied by policy (7), RightsManagementInformation Get: no templates.
+ */
 static void
 test_settings(void **state)
 {
@@ -588,6 +639,8 @@ test_settings(void **state)
 		                "X");
 		wbxml_addn(wbxml_addn(root, "UserInformation"), "Get");
 		wbxml_addn_text(wbxml_addn(wbxml_addn(root, "Oof"), "Get"), "BodyType", "Text");
+		wbxml_addn_text(wbxml_addn(wbxml_addn(root, "Oof"), "Set"), "OofState", "1");
+		wbxml_addn(wbxml_addn(root, "RightsManagementInformation"), "Get");
 		struct wbxml_node *r = serve(&f, EAS_CMD_SETTINGS, d);
 		assert_string_equal(txt(r, "Status"), "1");
 		assert_string_equal(txt(r, "DeviceInformation/Status"), "1");
@@ -600,7 +653,17 @@ test_settings(void **state)
 			assert_string_equal(
 			    txt(r, "UserInformation/Get/EmailAddresses/SmtpAddress"),
 			    "alice@example.com");
-		assert_string_equal(txt(r, "Oof/Get/OofState"), "0");
+		struct wbxml_node *oof = wbxml_find(r, "Oof");
+		assert_string_equal(txt(oof, "Status"), "7");
+		assert_null(wbxml_find(oof, "Get"));
+		assert_non_null(oof->next);
+		assert_string_equal(txt(oof->next, "Status"), "7");
+		assert_string_equal(txt(r, "RightsManagementInformation/Status"), "1");
+		assert_non_null(wbxml_find(r, "RightsManagementInformation/Get/"
+		                              "RightsManagement:RightsManagementTemplates"));
+		assert_null(wbxml_find(r, "RightsManagementInformation/Get/"
+		                          "RightsManagement:RightsManagementTemplates/"
+		                          "RightsManagement:RightsManagementTemplate"));
 		assert_true(f.out.devinfo_seen);
 		fx_done(&f);
 	}
@@ -654,10 +717,10 @@ test_other_commands(void **state)
 		const char *status; /* NULL: HTTP error */
 		int http_before_14; /* HTTP status below 14.0 (0: the same as 14.0+) */
 	} cases[] = {
-	    {EAS_CMD_SENDMAIL, "ComposeMail:SendMail", "Status", "111", 500},
-	    {EAS_CMD_SMARTREPLY, "ComposeMail:SmartReply", "Status", "111", 500},
-	    {EAS_CMD_SMARTFORWARD, "ComposeMail:SmartForward", "Status", "111", 500},
-	    {EAS_CMD_MOVEITEMS, "Move:MoveItems", "Response/Status", "5", 0},
+	    {EAS_CMD_SENDMAIL, "ComposeMail:SendMail", "Status", "111", 503},
+	    {EAS_CMD_SMARTREPLY, "ComposeMail:SmartReply", "Status", "111", 503},
+	    {EAS_CMD_SMARTFORWARD, "ComposeMail:SmartForward", "Status", "111", 503},
+	    {EAS_CMD_MOVEITEMS, "Move:MoveItems", "Response/Status", "1", 0},
 	    {EAS_CMD_SEARCH, "Search:Search", "Status", "3", 0},
 	    {EAS_CMD_FOLDERCREATE, "FolderHierarchy:FolderCreate", "Status", "6", 0},
 	    {EAS_CMD_FOLDERUPDATE, "FolderHierarchy:FolderUpdate", "Status", "3", 0},
@@ -665,7 +728,7 @@ test_other_commands(void **state)
 	    {EAS_CMD_MEETINGRESPONSE, "MeetingResponse:MeetingResponse", "Result/Status", "3", 0},
 	    {EAS_CMD_RESOLVERECIPIENTS, "ResolveRecipients:ResolveRecipients", "Status", "6", 0},
 	    {EAS_CMD_VALIDATECERT, "ValidateCert:ValidateCert", "Status", "17", 0},
-	    {EAS_CMD_GETATTACHMENT, NULL, NULL, NULL, 500},
+	    {EAS_CMD_GETATTACHMENT, NULL, NULL, NULL, 503},
 	};
 	for (size_t v = 0; v < NVERSIONS; v++) {
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -697,6 +760,8 @@ test_other_commands(void **state)
 			if (cases[i].status == NULL || (old && cases[i].http_before_14)) {
 				assert_null(r);
 				assert_int_equal(f.out.http_status, cases[i].http_before_14);
+				/* Retry later, in HTTP: never a bare 500 or 403. */
+				assert_string_equal(hdr(&f, "Retry-After"), "3600");
 			} else {
 				assert_non_null(r);
 				assert_string_equal(txt(r, cases[i].path), cases[i].status);
@@ -709,6 +774,10 @@ test_other_commands(void **state)
 	fx_init(&f, "16.1");
 	struct wbxml_node *r = serve(&f, EAS_CMD_FIND, NULL);
 	assert_string_equal(txt(r, "Status"), "110");
+	fx_done(&f);
+	fx_init(&f, "14.1");
+	assert_null(serve(&f, EAS_CMD_FIND, NULL));
+	assert_int_equal(f.out.http_status, 501); /* not this version's: not "forbidden" */
 	assert_null(serve(&f, EAS_CMD_NONE, NULL));
 	assert_int_equal(f.out.http_status, 400);
 	/* Garbage bodies are a 400. */

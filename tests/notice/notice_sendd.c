@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lib/util.h"
-#include "notice/mime.h"
+#include "lib/mime.h"
 #include "notice/sender.h"
 #include "store/store.h"
 
@@ -47,7 +47,7 @@ static int
 do_queue(char **argv)
 {
 	const char *err;
-	struct notice_mime m = {
+	struct mime_message m = {
 	    .from = argv[1], .to = argv[2], .subject = argv[3], .body_plain = argv[4]};
 	struct abq_notice n = {.recipient = argv[2], .kind = "user-blocked"};
 	struct abq_store *s = abq_store_open(argv[0], NULL, 0, &err);
@@ -55,7 +55,7 @@ do_queue(char **argv)
 
 	if (s == NULL)
 		goto fail;
-	if ((msg = notice_mime_render(&m, &err)) == NULL)
+	if ((msg = mime_render(&m, &err)) == NULL)
 		goto fail;
 	n.rendered = msg;
 	n.created = (int64_t)time(NULL);

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "notice/mime.h"
+#include "lib/mime.h"
 #include "notice/sender.h"
 #include "notice/templates.h"
 #include "store/store.h"
@@ -36,14 +36,14 @@ assert_lines(const char *msg, size_t max)
 static void
 test_qp(void **state)
 {
-	char *q = notice_mime_qp("a=b é \nline2\r\nend");
+	char *q = mime_qp("a=b é \nline2\r\nend");
 	char long_line[300];
 
 	assert_string_equal(q, "a=3Db =C3=A9=20\r\nline2\r\nend\r\n");
 	free(q);
 	memset(long_line, 'x', sizeof(long_line) - 1);
 	long_line[sizeof(long_line) - 1] = '\0';
-	q = notice_mime_qp(long_line);
+	q = mime_qp(long_line);
 	assert_lines(q, 76);
 	free(q);
 }
@@ -52,17 +52,17 @@ test_qp(void **state)
 static void
 test_encoded_words(void **state)
 {
-	char *h = notice_mime_encode_header("Device blocked");
+	char *h = mime_encode_header("Device blocked");
 
 	assert_string_equal(h, "Device blocked");
 	free(h);
-	h = notice_mime_encode_header("Gerät");
+	h = mime_encode_header("Gerät");
 	assert_string_equal(h, "=?UTF-8?B?R2Vyw6R0?=");
 	free(h);
-	h = notice_mime_encode_header("a\r\nBcc: evil@example.com");
+	h = mime_encode_header("a\r\nBcc: evil@example.com");
 	assert_null(strchr(h, '\n'));
 	free(h);
-	h = notice_mime_encode_header("ééééééééééééééééééééééééééééééééééééééééééééééé");
+	h = mime_encode_header("ééééééééééééééééééééééééééééééééééééééééééééééé");
 	assert_non_null(strstr(h, "?=\r\n =?UTF-8?B?"));
 	for (const char *p = h, *e; *p; p = e + (*e ? 2 : 0)) {
 		e = strstr(p, "\r\n");
@@ -78,13 +78,13 @@ static void
 test_render(void **state)
 {
 	const char *err = NULL;
-	struct notice_mime m = {.from = "ABQ <mobile-admin@example.com>",
+	struct mime_message m = {.from = "ABQ <mobile-admin@example.com>",
 	                        .to = "alice@example.com",
 	                        .reply_to = "it@example.com",
 	                        .subject = "Ihr Gerät",
 	                        .body_plain = "Hello\nWorld",
 	                        .date = 1700000000};
-	char *msg = notice_mime_render(&m, &err), *msg2;
+	char *msg = mime_render(&m, &err), *msg2;
 
 	assert_non_null(msg);
 	assert_lines(msg, 998);
@@ -100,20 +100,20 @@ test_render(void **state)
 	assert_non_null(strstr(msg, "text/plain; charset=UTF-8"));
 	assert_non_null(strstr(msg, "text/html; charset=UTF-8"));
 	assert_non_null(strstr(msg, "Hello\r\nWorld\r\n"));
-	msg2 = notice_mime_render(&m, &err);
+	msg2 = mime_render(&m, &err);
 	assert_string_not_equal(strstr(msg, "Message-ID:"), strstr(msg2, "Message-ID:"));
 	free(msg);
 	free(msg2);
 
 	m.to = "alice@example.com\r\nBcc: evil@example.com";
-	assert_null(notice_mime_render(&m, &err));
+	assert_null(mime_render(&m, &err));
 	assert_non_null(err);
 	m.to = "alice@example.com";
 	m.reply_to = "x\nBcc: y";
-	assert_null(notice_mime_render(&m, &err));
+	assert_null(mime_render(&m, &err));
 	m.reply_to = NULL;
 	m.from = NULL;
-	assert_null(notice_mime_render(&m, &err));
+	assert_null(mime_render(&m, &err));
 }
 
 /* OSLanguage values to languages. */

@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "lib/util.h"
-#include "notice/mime.h"
+#include "lib/mime.h"
 
 /* n random bytes as 2n lower-case hex digits into out (2n + 1 bytes). */
 static void
@@ -35,7 +35,7 @@ random_hex(char *out, size_t n)
 
 /* Quoted-printable with CRLF line ends and soft breaks before 76 octets. */
 char *
-notice_mime_qp(const char *text)
+mime_qp(const char *text)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	struct sbuf b = {0};
@@ -98,7 +98,7 @@ header_plain_ok(const char *s)
  * per folded line. CR and LF become spaces. Plain ASCII is returned as it is.
  */
 char *
-notice_mime_encode_header(const char *text)
+mime_encode_header(const char *text)
 {
 	static const char b64[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -147,7 +147,7 @@ notice_mime_encode_header(const char *text)
 
 /* The bare address inside "Name <addr>", or the whole string. */
 char *
-notice_mime_addr_spec(const char *addr)
+mime_addr_spec(const char *addr)
 {
 	const char *lt = strrchr(addr, '<');
 	const char *gt = lt ? strchr(lt, '>') : NULL;
@@ -161,9 +161,9 @@ notice_mime_addr_spec(const char *addr)
 
 /* The domain of an address, for the Message-ID. */
 char *
-notice_mime_domain(const char *addr)
+mime_domain(const char *addr)
 {
-	char *spec = notice_mime_addr_spec(addr ? addr : "");
+	char *spec = mime_addr_spec(addr ? addr : "");
 	const char *at = strrchr(spec, '@');
 	char *d = xstrdup(at != NULL && at[1] != '\0' ? at + 1 : "localhost");
 
@@ -227,13 +227,27 @@ rfc5322_date(int64_t t, char *out, size_t size)
 	         months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* Whether a caller's Message-ID part is a dot-atom (letters, digits, "-", "." and "_"). */
+static bool
+id_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '.' || *s == '_'))
+			return false;
+	}
+	return n <= 200;
+}
+
 /* Render the whole message; see mime.h. */
 char *
-notice_mime_render(const struct notice_mime *m, const char **errstr_r)
+mime_render(const struct mime_message *m, const char **errstr_r)
 {
 	struct sbuf b = {0};
 	char date[64], id[33], boundary[48], rnd[17];
-	char *domain, *subject, *plain, *html, *html_src = NULL;
+	char *domain, *subject, *plain, *html, *html_src = NULL, *msgid;
 
 	if (!addr_ok(m->from) || !addr_ok(m->to) ||
 	    (m->reply_to != NULL && *m->reply_to != '\0' && !addr_ok(m->reply_to))) {
@@ -241,19 +255,28 @@ notice_mime_render(const struct notice_mime *m, const char **errstr_r)
 		return NULL;
 	}
 	rfc5322_date(m->date != 0 ? m->date : (int64_t)time(NULL), date, sizeof(date));
-	random_hex(id, 16);
-	random_hex(rnd, 8);
+	domain = mime_domain(m->from);
+	if (m->message_id != NULL && *m->message_id != '\0' && id_ok(m->message_id)) {
+		uint64_t h = 0xcbf29ce484222325ULL;
+		for (const char *p = m->message_id; *p; p++)
+			h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+		snprintf(rnd, sizeof(rnd), "%016llx", (unsigned long long)h);
+		msgid = xasprintf("<%s@%s>", m->message_id, domain);
+	} else {
+		random_hex(id, 16);
+		random_hex(rnd, 8);
+		msgid = xasprintf("<%lld.%s@%s>", (long long)time(NULL), id, domain);
+	}
 	snprintf(boundary, sizeof(boundary), "=_abqd_%s", rnd);
-	domain = notice_mime_domain(m->from);
-	subject = notice_mime_encode_header(m->subject);
-	plain = notice_mime_qp(m->body_plain);
+	subject = mime_encode_header(m->subject);
+	plain = mime_qp(m->body_plain);
 	if (m->body_html == NULL)
 		html_src = html_of_plain(m->body_plain);
-	html = notice_mime_qp(m->body_html ? m->body_html : html_src);
+	html = mime_qp(m->body_html ? m->body_html : html_src);
 
 	sbuf_add(&b, "MIME-Version: 1.0\r\n");
 	sbuf_printf(&b, "Date: %s\r\n", date);
-	sbuf_printf(&b, "Message-ID: <%lld.%s@%s>\r\n", (long long)time(NULL), id, domain);
+	sbuf_printf(&b, "Message-ID: %s\r\n", msgid);
 	sbuf_printf(&b, "From: %s\r\n", m->from);
 	sbuf_printf(&b, "To: %s\r\n", m->to);
 	if (m->reply_to != NULL && *m->reply_to != '\0')
@@ -271,6 +294,7 @@ notice_mime_render(const struct notice_mime *m, const char **errstr_r)
 	             "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
 	sbuf_add(&b, html);
 	sbuf_printf(&b, "\r\n--%s--\r\n", boundary);
+	free(msgid);
 	free(domain);
 	free(subject);
 	free(plain);
