@@ -42,6 +42,7 @@
 #include "lib/timers.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
+#include "mailbox/mailbox.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 #include "notice/sender.h"
@@ -57,6 +58,8 @@
 #define TOUCH_INTERVAL_S 60
 /* Seconds between the notice sender's outbox scans (it is also kicked). */
 #define NOTICE_INTERVAL_S 2
+/* The upstream's FolderSync answer held whole at a handover (a few KiB in practice). */
+#define HANDOVER_MAX (1024 * 1024)
 
 /* What the loop knows of a device. */
 struct devstate {
@@ -70,6 +73,19 @@ struct devstate {
 };
 
 struct exchange;
+
+/*
+ * A handover (handover() below): the upstream's answer to the FolderSync 0
+ * abqd sent for a phone leaving the quarantine mailbox, held until it is
+ * whole. The headers are the upstream's, hop-by-hop ones left out.
+ */
+struct handover {
+	int status;
+	char *reason;
+	char **headers; /* name, value, ..., NULL */
+	int64_t content_length;
+	struct sbuf body;
+};
 
 struct gateway {
 	struct event_base *base;
@@ -115,6 +131,7 @@ enum outcome {
 	OUT_NOT_FOUND,
 	OUT_BAD_METHOD,
 	OUT_START_OVER,
+	OUT_HANDOVER,
 	OUT_CUT,
 	OUT_CLIENT_GONE,
 	OUT_CLIENT_GONE_WHILE_HELD,
@@ -151,9 +168,11 @@ struct exchange {
 	struct eas_devinfo info;
 	bool has_info;
 	char client[64]; /* the client's address, for the log line */
-	/* A Ping held by the quarantine mailbox: its answer when the heartbeat ends. */
+	/* A Ping (or hanging Sync) held by the quarantine mailbox: its answer when the wait ends.
+	 */
 	struct event *hold_timer;
 	struct eas_serve_out hold;
+	struct handover *ho; /* a handover's upstream answer, or NULL */
 };
 
 /* ---- the device map ---- */
@@ -210,6 +229,23 @@ on_device(void *arg, const char *account, const char *device_id, enum abq_state 
 
 /* ---- finishing ---- */
 
+/* Free a handover's answer; sets *hop to NULL. NULL is fine. */
+static void
+handover_free(struct handover **hop)
+{
+	struct handover *ho = *hop;
+
+	if (ho == NULL)
+		return;
+	for (size_t i = 0; ho->headers != NULL && ho->headers[i] != NULL; i++)
+		free(ho->headers[i]);
+	free(ho->headers);
+	free(ho->reason);
+	free(ho->body.p);
+	free(ho);
+	*hop = NULL;
+}
+
 /* A long poll starts being held: proxied (waiting for the upstream) or by the mailbox. */
 static void
 hold_begin(struct exchange *x, bool mailbox)
@@ -254,6 +290,7 @@ static const struct {
     [OUT_NOT_FOUND] = {"not-found", ABQ_OUTCOME_OTHER},
     [OUT_BAD_METHOD] = {"bad-method", ABQ_OUTCOME_BAD_REQUEST},
     [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
+    [OUT_HANDOVER] = {"handover", ABQ_OUTCOME_PROXIED},
     [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
     [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
     [OUT_CLIENT_GONE_WHILE_HELD] = {"client-gone-while-held", ABQ_OUTCOME_OTHER},
@@ -318,6 +355,7 @@ exchange_finish(struct exchange *x)
 	if (x->hold_timer != NULL)
 		event_free(x->hold_timer);
 	eas_serve_out_clear(&x->hold);
+	handover_free(&x->ho);
 	if (x->prev)
 		x->prev->next = x->next;
 	else
@@ -519,9 +557,12 @@ cmd_idempotent(enum eas_cmd cmd)
 	}
 }
 
-/* Forward the request as it came, to the upstream. */
+/*
+ * Forward the request to the upstream: as it came, or (own_body not NULL)
+ * with abqd's own body in place of the phone's; its answer goes to cbs.
+ */
 static void
-proxy(struct exchange *x)
+proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct upstream_cbs *cbs)
 {
 	struct gateway *gw = x->gw;
 	struct http_request *hreq = x->hreq;
@@ -592,8 +633,10 @@ proxy(struct exchange *x)
 	                                .value = http_request_is_tls(hreq) ? "https" : "http"};
 	n++;
 
-	size_t blen = 0;
-	const void *body = bare ? NULL : http_request_body(hreq, &blen);
+	size_t blen = own_len;
+	const void *body = own_body != NULL ? own_body
+	                   : bare           ? NULL
+	                                    : http_request_body(hreq, &blen);
 	x->held = x->ereq->cmd == EAS_CMD_PING || x->ereq->cmd == EAS_CMD_SYNC;
 	struct upstream_req_spec spec = {
 	    .method = http_request_method(hreq),
@@ -606,13 +649,272 @@ proxy(struct exchange *x)
 	};
 	spec.fresh = !cmd_idempotent(x->ereq->cmd);
 	x->outcome = OUT_PROXIED;
-	x->ureq = upstream_send(gw->up, &spec, &up_cbs, x);
+	x->ureq = upstream_send(gw->up, &spec, cbs, x);
 	free(tb.p);
 	free(xb.p);
 	if (x->ureq == NULL)
 		respond_503(x, OUT_UPSTREAM_BUSY, RETRY_AFTER_S);
 	else if (x->held)
 		hold_begin(x, false);
+}
+
+/* Forward the request as it came, to the upstream, and stream its answer back. */
+static void
+proxy(struct exchange *x)
+{
+	proxy_via(x, NULL, 0, &up_cbs);
+}
+
+/* ---- the handover: from the quarantine mailbox to the real folders ---- */
+
+/*
+ * A phone allowed while it spoke to the quarantine mailbox sends its next
+ * FolderSync with the mailbox's sync key. FolderSync Status 9 would make it
+ * start over, and iOS and Android then throw the whole account away. So abqd
+ * asks the upstream for the folder hierarchy itself (FolderSync, SyncKey 0)
+ * and gives the phone that answer with a Delete for each quarantine folder
+ * added: the phone swaps the quarantine folders for the real ones and goes
+ * on with the upstream's SyncKey, as after any change of the hierarchy. The
+ * answer is small and held whole (up to HANDOVER_MAX); one that is larger or
+ * is not a FolderSync Status 1 (a provisioning demand, an error) goes to the
+ * phone as the upstream sent it.
+ */
+
+/* Whether n is FolderHierarchy:<tag>. */
+static bool
+fh_is(const struct wbxml_node *n, const char *tag)
+{
+	return n != NULL && n->page == WBXML_PAGE_FOLDERHIERARCHY && n->name != NULL &&
+	       strcmp(n->name, tag) == 0;
+}
+
+/* Append a copy of n and its subtree under parent. */
+static void
+wbxml_copy(struct wbxml_node *parent, const struct wbxml_node *n)
+{
+	struct wbxml_node *c;
+
+	if (n->flags & WBXML_NODE_TEXT) {
+		wbxml_add_text(parent, n->page, n->token, (const char *)n->data);
+		return;
+	}
+	if (n->flags & WBXML_NODE_OPAQUE) {
+		wbxml_add_opaque(parent, n->page, n->token, n->data, n->len);
+		return;
+	}
+	c = wbxml_add(parent, n->page, n->token);
+	for (const struct wbxml_node *k = n->first_child; k != NULL; k = k->next)
+		wbxml_copy(c, k);
+}
+
+/* Changes' Count and a Delete for each quarantine folder, under changes. */
+static void
+handover_deletes(struct wbxml_node *changes, size_t others)
+{
+	const char *const *ids;
+	size_t nq = mbx_quarantine_folder_ids(&ids);
+	char count[24];
+
+	snprintf(count, sizeof(count), "%zu", others + nq);
+	wbxml_addn_text(changes, "FolderHierarchy:Count", count);
+	for (size_t i = 0; i < nq; i++)
+		wbxml_addn_text(wbxml_addn(changes, "FolderHierarchy:Delete"),
+		                "FolderHierarchy:ServerId", ids[i]);
+}
+
+/*
+ * The phone's answer from the upstream's FolderSync answer (in, len): the
+ * same document with Count and the quarantine folders' Deletes first in
+ * Changes. Returns 0 with *out_r (malloc'd) and *len_r, or -1 with *why
+ * (static) when in is not a FolderSync Status 1 answer with a SyncKey.
+ */
+static int
+handover_answer(const uint8_t *in, size_t len, uint8_t **out_r, size_t *len_r, const char **why)
+{
+	struct wbxml_limits lim = {.max_input = HANDOVER_MAX};
+	struct wbxml_doc *up = NULL, *doc = NULL;
+	const struct wbxml_node *root;
+	struct wbxml_node *r;
+	const char *st, *key;
+	bool changes = false;
+	int rv = -1;
+
+	*why = "not WBXML";
+	if (wbxml_decode(in, len, &lim, &up, NULL) != WBXML_OK)
+		goto out;
+	root = wbxml_doc_root(up);
+	st = wbxml_find_text(root, "FolderHierarchy:Status");
+	key = wbxml_find_text(root, "FolderHierarchy:SyncKey");
+	*why = "not FolderSync Status 1";
+	if (!fh_is(root, "FolderSync") || st == NULL || strcmp(st, "1") != 0 || key == NULL ||
+	    key[0] == '\0')
+		goto out;
+	doc = wbxml_doc_new();
+	r = wbxml_add_root(doc, root->page, root->token);
+	for (const struct wbxml_node *c = root->first_child; c != NULL; c = c->next) {
+		if (!fh_is(c, "Changes")) {
+			wbxml_copy(r, c);
+			continue;
+		}
+		struct wbxml_node *ch = wbxml_add(r, c->page, c->token);
+		size_t others = 0;
+
+		changes = true;
+		for (const struct wbxml_node *k = c->first_child; k != NULL; k = k->next)
+			others += fh_is(k, "Add") || fh_is(k, "Update") || fh_is(k, "Delete");
+		handover_deletes(ch, others);
+		for (const struct wbxml_node *k = c->first_child; k != NULL; k = k->next)
+			if (!fh_is(k, "Count"))
+				wbxml_copy(ch, k);
+	}
+	if (!changes)
+		handover_deletes(wbxml_addn(r, "FolderHierarchy:Changes"), 0);
+	*why = "cannot encode";
+	if (wbxml_encode(doc, out_r, len_r, NULL) == WBXML_OK)
+		rv = 0;
+out:
+	wbxml_doc_free(&up);
+	wbxml_doc_free(&doc);
+	return rv;
+}
+
+/* Send the held answer with the upstream's status and headers, then finish. */
+static void
+handover_send(struct exchange *x, const void *body, size_t len)
+{
+	struct handover *ho = x->ho;
+	struct http_request *hreq = x->hreq;
+
+	x->status = ho->status;
+	if (http_response_start(hreq, ho->status, ho->reason, (int64_t)len,
+	                        (const char *const *)ho->headers) == 0) {
+		if (len > 0)
+			http_response_write(hreq, body, len);
+		http_response_end(hreq);
+	}
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+/* The upstream's status line and headers: kept for the answer. */
+static void
+ho_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
+               size_t n)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+	size_t k = 0;
+
+	x->upstream_status = status;
+	if (status == 401 && x->ereq->auth_user != NULL)
+		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
+	ho->status = status;
+	ho->reason = xstrdup_null(reason);
+	ho->content_length = upstream_req_content_length(x->ureq);
+	ho->headers = xcalloc(2 * n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		if (upstream_hop_header(headers[i].name, headers[i].name_len))
+			continue;
+		ho->headers[k++] = xstrdup(headers[i].name);
+		ho->headers[k++] = xstrdup(headers[i].value);
+	}
+}
+
+/*
+ * A piece of the answer: held, unless the answer outgrows HANDOVER_MAX; then
+ * what is held goes out and the rest is streamed as for any proxied request.
+ */
+static void
+ho_on_body(void *arg, const void *data, size_t len)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+
+	if (!x->started && ho->body.len + len > HANDOVER_MAX) {
+		log_warn("user=%s dev=%s: the upstream's FolderSync answer is over %d bytes: "
+		         "relayed as it is, without the quarantine folders' Deletes",
+		         x->ereq->account, x->ereq->device_id, HANDOVER_MAX);
+		x->outcome = OUT_PROXIED;
+		x->status = ho->status;
+		if (http_response_start(x->hreq, ho->status, ho->reason, ho->content_length,
+		                        (const char *const *)ho->headers) == 0)
+			x->started = true;
+		if (x->started && ho->body.len > 0)
+			http_response_write(x->hreq, ho->body.p, ho->body.len);
+		free(ho->body.p);
+		ho->body = (struct sbuf){0};
+	}
+	if (x->started) {
+		up_on_body(x, data, len);
+		return;
+	}
+	sbuf_addn(&ho->body, data, len);
+}
+
+/* The whole answer is in: the phone's answer with the Deletes, or the upstream's as it is. */
+static void
+ho_on_done(void *arg, enum upstream_result result)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+	uint8_t *out = NULL;
+	size_t olen = 0;
+	const char *why = "not HTTP 200";
+
+	if (x->started || result != UPSTREAM_OK) {
+		up_on_done(x, result); /* streamed, or failed: as for any proxied request */
+		return;
+	}
+	x->ureq = NULL;
+	if (ho->status == 200 &&
+	    handover_answer((const uint8_t *)ho->body.p, ho->body.len, &out, &olen, &why) == 0) {
+		log_info("user=%s dev=%s: handover: the upstream's folders replace the quarantine "
+		         "mailbox's",
+		         x->ereq->account, x->ereq->device_id);
+		x->outcome = OUT_HANDOVER;
+		handover_send(x, out, olen);
+		free(out);
+		return;
+	}
+	log_warn("user=%s dev=%s: handover: the upstream's FolderSync answer (HTTP %d) is %s: "
+	         "relayed as it is",
+	         x->ereq->account, x->ereq->device_id, ho->status, why);
+	x->outcome = OUT_PROXIED;
+	handover_send(x, ho->body.p, ho->body.len);
+}
+
+static const struct upstream_cbs ho_cbs = {
+    .on_response = ho_on_response,
+    .on_body = ho_on_body,
+    .on_done = ho_on_done,
+};
+
+/*
+ * An allowed phone's FolderSync with the quarantine mailbox's key: ask the
+ * upstream for its whole hierarchy (FolderSync, SyncKey 0, with the phone's
+ * query and headers) and hand it over (above).
+ */
+static void
+handover(struct exchange *x)
+{
+	struct wbxml_doc *doc = wbxml_doc_new();
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	handover_free(&x->ho); /* a request decided anew */
+	wbxml_addn_text(wbxml_addn_root(doc, "FolderHierarchy:FolderSync"), "SyncKey", "0");
+	if (wbxml_encode(doc, &body, &len, NULL) != WBXML_OK) {
+		wbxml_doc_free(&doc);
+		respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
+		return;
+	}
+	wbxml_doc_free(&doc);
+	log_info("user=%s dev=%s: FolderSync with the quarantine mailbox's key: asking the "
+	         "upstream for its folders",
+	         x->ereq->account, x->ereq->device_id);
+	x->ho = xcalloc(1, sizeof(*x->ho));
+	proxy_via(x, body, len, &ho_cbs); /* the body is copied: it is small */
+	free(body);
 }
 
 /* ---- deciding ---- */
@@ -634,9 +936,11 @@ respond_out(struct exchange *x, const struct eas_serve_out *out)
 
 /*
  * An allowed device that still speaks with the quarantine mailbox's sync keys
- * or folders is told to start over (FolderSync 9, Sync 3, Ping 7), so its
- * fresh FolderSync goes to the upstream. A byte scan for the prefix keeps
- * this off the hot path of every other request.
+ * or folders: its FolderSync is handed over to the upstream's folders
+ * (handover()); Sync, GetItemEstimate and Ping are told to start over (Sync
+ * 3 per collection, GetItemEstimate 4, Ping 7), so that the phone runs a
+ * FolderSync. A byte scan for the prefix keeps this off the hot path of every
+ * other request.
  */
 static bool
 start_over(struct exchange *x)
@@ -653,6 +957,10 @@ start_over(struct exchange *x)
 	if (len == 0 || memmem(body, len, EAS_MAILBOX_PREFIX, strlen(EAS_MAILBOX_PREFIX)) == NULL ||
 	    eas_request_has_mailbox_key(r->cmd, body, len) != 1)
 		return false;
+	if (r->cmd == EAS_CMD_FOLDERSYNC) {
+		handover(x);
+		return true;
+	}
 	memset(&out, 0, sizeof(out));
 	if (eas_start_over_body(r->cmd, r->protocol_version, body, len, &out) < 0) {
 		eas_serve_out_clear(&out);
@@ -664,7 +972,7 @@ start_over(struct exchange *x)
 	return true;
 }
 
-/* The heartbeat of a Ping held by the mailbox ended: no changes. */
+/* The wait of a Ping (or hanging Sync) held by the mailbox ended: no changes. */
 static void
 hold_expired(evutil_socket_t fd, short what, void *arg)
 {
@@ -821,8 +1129,8 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 			/* Held by the quarantine mailbox. */
 			if (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY)
 				continue;
-			log_info("user=%s dev=%s: now %s, ending the mailbox's held Ping", account,
-			         device_id, abq_state_name(state));
+			log_info("user=%s dev=%s: now %s, ending the mailbox's held %s", account,
+			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));
 			event_free(x->hold_timer);
 			x->hold_timer = NULL;
 			eas_serve_out_clear(&x->hold);

@@ -128,6 +128,21 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	abq_config_free(&cfg);
 }
 
+/*
+ * Without a mail domain or a default domain, an account without "@" has no
+ * address: UserInformation and the quarantine alert's To give the bare
+ * account name, which phones show as a broken address. Said once, at start
+ * (before the workers fork).
+ */
+static void
+warn_no_domain(const struct abq_config *cfg)
+{
+	if (cfg->smtp_domain == NULL && cfg->eas_default_domain == NULL)
+		log_warn("neither [smtp] domain nor [eas] default_domain is set: an account "
+		         "without a domain is given its bare name as its address (UserInformation, "
+		         "the quarantine alert); set [smtp] domain or [eas] default_domain");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -183,6 +198,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	log_init("abqd", foreground, level, facility);
+	warn_no_domain(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	/* [eas] workers > 1: the main process supervises, each worker goes on below. */
 	const struct gateway_worker *wk = NULL;

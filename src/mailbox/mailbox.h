@@ -161,4 +161,12 @@ struct mbx_backend *mbx_quarantine_new(const struct mbx_quarantine_config *cfg,
  */
 char *mbx_render_template(const char *tmpl, const struct mbx_device_facts *facts, bool html);
 
+/*
+ * The server ids of the quarantine mailbox's folders, the same for every
+ * device: *ids_r points at a static array of that many ids. For the daemon,
+ * which has a newly allowed phone delete them when it hands it the real
+ * folders.
+ */
+size_t mbx_quarantine_folder_ids(const char *const **ids_r);
+
 #endif

@@ -98,12 +98,17 @@ static const char discovery_html[] =
 static const char default_sender[] = "abqd <postmaster@localhost>";
 static const char default_contact[] = "your IT department";
 
+#define Q_DRAFTS_ID  "abq-drafts"
+#define Q_DELETED_ID "abq-deleted"
+#define Q_SENT_ID    "abq-sent"
+#define Q_OUTBOX_ID  "abq-outbox"
+
 static const struct mbx_folder q_folders[] = {
     {MBX_Q_INBOX_ID, "0", "Inbox", MBX_FOLDER_INBOX},
-    {"abq-drafts", "0", "Drafts", MBX_FOLDER_DRAFTS},
-    {"abq-deleted", "0", "Deleted Items", MBX_FOLDER_DELETED},
-    {"abq-sent", "0", "Sent Items", MBX_FOLDER_SENT},
-    {"abq-outbox", "0", "Outbox", MBX_FOLDER_OUTBOX},
+    {Q_DRAFTS_ID, "0", "Drafts", MBX_FOLDER_DRAFTS},
+    {Q_DELETED_ID, "0", "Deleted Items", MBX_FOLDER_DELETED},
+    {Q_SENT_ID, "0", "Sent Items", MBX_FOLDER_SENT},
+    {Q_OUTBOX_ID, "0", "Outbox", MBX_FOLDER_OUTBOX},
 };
 #define Q_NFOLDERS (sizeof(q_folders) / sizeof(q_folders[0]))
 
@@ -240,6 +245,20 @@ q_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_
 	*folders_r = q_folders;
 	*n_r = Q_NFOLDERS;
 	return 0;
+}
+
+/* The folder ids alone, in q_folders' order (a static list: ids never change). */
+static const char *const q_folder_ids[] = {
+    MBX_Q_INBOX_ID, Q_DRAFTS_ID, Q_DELETED_ID, Q_SENT_ID, Q_OUTBOX_ID,
+};
+_Static_assert(sizeof(q_folder_ids) / sizeof(q_folder_ids[0]) == Q_NFOLDERS,
+               "one id per quarantine folder");
+
+size_t
+mbx_quarantine_folder_ids(const char *const **ids_r)
+{
+	*ids_r = q_folder_ids;
+	return Q_NFOLDERS;
 }
 
 /* Whether id names one of our folders. */

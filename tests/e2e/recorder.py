@@ -13,7 +13,9 @@ and answers:
 - OPTIONS with Basic credentials of a known login (see LOGINS): 200 with the
   MS-ASProtocolVersions and MS-ASProtocolCommands headers; else 401. abqd's
   auth probe is such an OPTIONS.
-- anything else: 200 with a small WBXML body (FolderSync Status 1).
+- anything else: 200 with a small WBXML body (FolderSync Status 1), unless
+  the test set `reply` to a function that gives the whole answer's bytes
+  for a request (None: the usual answer).
 Logins are looked up the way many upstreams do: "EXAMPLE\\alice", "alice" and
 "alice@example.test" are the same person.
 
@@ -74,6 +76,7 @@ class Recorder:
         self.probes_in_flight = 0
         self.max_probes_in_flight = 0
         self.probe_delay = 0.0  # seconds an OPTIONS is held before its answer
+        self.reply = None  # request -> answer bytes or None, for other than OPTIONS
         self.stopped = False
         self.thread = threading.Thread(target=self.accept_loop, daemon=True)
         self.thread.start()
@@ -178,6 +181,9 @@ class Recorder:
             return (b"HTTP/1.1 200 OK\r\nMS-ASProtocolVersions: 12.1,14.0,14.1,16.0,16.1\r\n"
                     b"MS-ASProtocolCommands: Sync,FolderSync,Ping,SendMail,Settings,Provision\r\n"
                     b"Content-Length: 0\r\n\r\n")
+        special = self.reply(req) if self.reply is not None else None
+        if special is not None:
+            return special
         body = FOLDERSYNC_OK
         return (b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.ms-sync.wbxml\r\n"
                 b"X-Recorder: 1\r\nContent-Length: %d\r\n\r\n" % len(body)) + body

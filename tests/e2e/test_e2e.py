@@ -165,6 +165,34 @@ def sync_xml(coll_id, key, get_changes):
             '</asb:BodyPreference></Options></Collection></Collections></Sync>' % (key, coll_id))
 
 
+def foldersync_xml(key):
+    return ('<FolderSync xmlns="FolderHierarchy:"><SyncKey>%s</SyncKey></FolderSync>' % key)
+
+
+def hanging_sync_xml(coll_id, key, wait=1):
+    """A Sync that asks to be held (MS-ASCMD 2.2.3.198): Wait in minutes."""
+    return ('<Sync xmlns="AirSync:"><Collections><Collection><SyncKey>%s</SyncKey>'
+            '<CollectionId>%s</CollectionId></Collection></Collections><Wait>%d</Wait></Sync>'
+            % (key, coll_id, wait))
+
+
+def folder_changes(tc, r, what):
+    """A FolderSync answer of Status 1: (SyncKey, Count, [(op, ServerId, Type)]) in
+    document order, op Add, Update or Delete."""
+    assert_status_doc(tc, r, "FolderSync", 1, what)
+    doc = r.doc()
+    tc.assertEqual(doc.tag, "FolderSync", "%s: %s" % (what, ET.tostring(doc)[:300]))
+    ch = doc.find("Changes")
+    ops = []
+    count = None
+    if ch is not None:
+        count = text_of(ch, "Count")
+        for el in ch:
+            if el.tag in ("Add", "Update", "Delete"):
+                ops.append((el.tag, text_of(el, "ServerId"), text_of(el, "Type")))
+    return text_of(doc, "SyncKey"), count, ops
+
+
 def esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -909,6 +937,157 @@ class E2E(unittest.TestCase):
         d = self.device_info("bob", android.device_id)["device"]
         self.assertEqual((d["state"], d["reason"]), ("Blocked", "Mode"))
 
+    def quarantined_phone(self, tag, sync=True, **kw):
+        """Interactive mode (restored after the test) and a phone in the quarantine
+        mailbox: (phone, FolderSync key, [(ServerId, Type)], inbox id, Sync key)
+        after a FolderSync 0, then (sync) a Sync 0 and GetChanges until nothing is
+        left (else the Sync key is None)."""
+        self.admin("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
+        self.restore.append(("config", "global", "set", "attribute", "abqMode", "value",
+                             "Permissive"))
+        time.sleep(1.2)
+        phone = Phone(device_id=new_id(tag), **kw)
+        fkey, _, ops = folder_changes(self, phone.foldersync(), "quarantine FolderSync 0")
+        self.assertTrue(fkey and fkey.startswith("abq-"), "mailbox FolderSync key: %r" % fkey)
+        folders = [(sid, t) for op, sid, t in ops if op == "Add"]
+        self.assertTrue(folders and all(sid.startswith("abq-") for sid, _ in folders), folders)
+        inbox = [sid for sid, t in folders if t == "2"][0]
+        if not sync:
+            return phone, fkey, folders, inbox, None
+        key = phone.sync0(self, inbox)
+        key, subjects = phone.sync_changes(self, inbox, key)
+        self.assertEqual(len(subjects), 1, "the Inbox should hold exactly the alert: %r" % subjects)
+        return phone, fkey, folders, inbox, key
+
+    def test_05c_allowed_phone_gets_its_real_folders(self):
+        """issue 20: a quarantined phone holding a Ping is allowed: the Ping gets 7,
+        its FolderSync with the mailbox's key gets the real folders (Status 1, the
+        quarantine folders deleted, the real ones added) and a SyncKey the upstream
+        takes; never a FolderSync 9, which makes iOS and Android drop the account."""
+        phone, fkey, qfolders, qinbox, _ = self.quarantined_phone(
+            "handover", version="16.1", device_type="iPhone")
+        th, res = self.held_ping(phone, qinbox, 120)
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "Ping not held: %r" % res)
+        t0 = time.monotonic()
+        self.admin("mobile", "abq", "allow", phone.device_id)
+        th.join(10)
+        self.assertFalse(th.is_alive(), "Ping still held 10 s after the allow")
+        self.assertNotIn("error", res, "Ping: %r" % res.get("error"))
+        self.assertLess(res["t"] - t0, 2.5, "Ping answered %.1f s after the allow" % (
+            res["t"] - t0))
+        assert_status_doc(self, res["resp"], "Ping", 7, "allowed phone's held Ping")
+
+        # Its next FolderSync, with the mailbox's key, as phones send it.
+        with Timer("handover FolderSync (abqd asks the upstream)"):
+            r = phone.post("FolderSync", wbxml(foldersync_xml(fkey)))
+        key, count, ops = folder_changes(self, r, "FolderSync with the mailbox's key")
+        print("  handover: key %s, Count %s, %s" % (key, count, ", ".join(
+            "%s %s" % (op, sid) for op, sid, _ in ops)))
+        self.assertTrue(key and key != "0" and not key.startswith("abq-"),
+                        "not the upstream's SyncKey: %r" % key)
+        deletes = [sid for op, sid, _ in ops if op == "Delete"]
+        adds = [(sid, t) for op, sid, t in ops if op == "Add"]
+        self.assertEqual(sorted(deletes), sorted(sid for sid, _ in qfolders),
+                         "not every quarantine folder deleted: %r" % ops)
+        self.assertEqual(count, str(len(ops)), "Count is not the number of changes: %r" % ops)
+        self.assertFalse(any(sid.startswith("abq-") for sid, _ in adds), adds)
+        real_inbox = [sid for sid, t in adds if t == "2"]
+        self.assertEqual(len(real_inbox), 1, "not exactly one real Inbox added: %r" % adds)
+        # The same folders SOGo gives a FolderSync 0 of this phone's own.
+        direct = Phone(device_id=new_id("hodirect"), direct=True, version="16.1")
+        self.assertEqual(sorted(adds), sorted((f[0], f[3]) for f in direct.folders(self)))
+
+        # The upstream's key goes on: a further FolderSync reaches SOGo, Status 1.
+        key2, _, ops2 = folder_changes(self, phone.post("FolderSync", wbxml(foldersync_xml(key))),
+                                       "FolderSync with the handed-over key")
+        self.assertFalse(any(op == "Add" for op, _, _ in ops2), "folders added twice: %r" % ops2)
+        self.assertFalse(key2.startswith("abq-"), key2)
+        # And the real mail.
+        skey = phone.sync0(self, real_inbox[0])
+        _, subjects = phone.sync_changes(self, real_inbox[0], skey)
+        for subj in ALICE_SEEDED:
+            self.assertIn(subj, subjects, "the allowed phone does not see its mail")
+        self.assertFalse(any("approv" in x.lower() for x in subjects), subjects)
+        self.assertRegex(H.log_text(), r"dev=%s cmd=FolderSync .*outcome=handover "
+                         r"upstream=200 status=200" % phone.device_id)
+
+    # The held cases of issue 20, as a quarantined phone meets them.
+    def test_05d_hanging_sync_held_and_ended_by_an_allow(self):
+        """A hanging Sync (Wait) with the current key and nothing changed is held
+        like a Ping (MS-ASCMD 2.2.3.198); the allow ends it at once with the Sync
+        start-over (Status 3 for the collection)."""
+        phone, _, _, inbox, key = self.quarantined_phone("hang", version="14.1")
+        result = {}
+
+        def sync():
+            try:
+                result["resp"] = phone.post("Sync", wbxml(hanging_sync_xml(inbox, key, 1)),
+                                            timeout=90)
+            except Exception as e:  # noqa: BLE001 - reported below
+                result["error"] = e
+            result["t"] = time.monotonic()
+
+        th = threading.Thread(target=sync, daemon=True)
+        th.start()
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "the hanging Sync was answered at once: %r" % result)
+        t0 = time.monotonic()
+        self.admin("mobile", "abq", "allow", phone.device_id)
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the hanging Sync is still held 10 s after the allow")
+        self.assertNotIn("error", result, "hanging Sync: %r" % result.get("error"))
+        el = result["t"] - t0
+        print("  [time] %-55s %6.2f s" % ("held Sync answered after the allow", el))
+        TIMINGS.append(("held Sync answered after the allow", el))
+        self.assertLess(el, 2.5, "the held Sync was answered %.1f s after the allow" % el)
+        r = result["resp"]
+        self.assertEqual(r.status, 200, r)
+        c = r.doc().find(".//Collection")
+        self.assertIsNotNone(c, "no Collection in the answer: %r" % r)
+        self.assertEqual(text_of(c, "CollectionId"), inbox, r)
+        self.assertEqual(text_of(c, "Status"), "3", "not the start-over answer: %r" % r)
+
+    def test_05e_retried_sync_key_is_answered_again(self):
+        """A phone whose Sync answer was lost resends the request with the same key
+        (MS-ASCMD 3.1.5.9): the same answer again, Status 1, never 3."""
+        phone, _, _, inbox, _ = self.quarantined_phone("retry", sync=False)
+        k1 = phone.sync0(self, inbox)
+        first = phone.post("Sync", wbxml(sync_xml(inbox, k1, True)))
+        c1 = first.doc().find(".//Collection")
+        self.assertEqual(text_of(c1, "Status"), "1", first)
+        k2 = text_of(c1, "SyncKey")
+        adds1 = [text_of(a, "ServerId") for a in c1.iter("Add")]
+        self.assertEqual(len(adds1), 1, "the alert: %r" % first)
+        # That answer was lost on the way: the phone sends the same request again.
+        again = phone.post("Sync", wbxml(sync_xml(inbox, k1, True)))
+        self.assertEqual(again.status, 200, again)
+        c2 = again.doc().find(".//Collection")
+        self.assertIsNotNone(c2, "retry: no Collection: %r" % again)
+        self.assertEqual(text_of(c2, "Status"), "1", "retried key refused: %r" % again)
+        self.assertEqual([text_of(a, "ServerId") for a in c2.iter("Add")], adds1,
+                         "the retry is not answered with the same changes: %r" % again)
+        k3 = text_of(c2, "SyncKey")
+        # The key of the repeated answer works (the same key, or one that goes on).
+        r = phone.post("Sync", wbxml(sync_xml(inbox, k3, True)))
+        self.assertEqual(r.status, 200, r)
+        if r.body:
+            self.assertEqual(text_of(r.doc().find(".//Collection"), "Status"), "1",
+                             "the key of the repeated answer (%s, first %s): %r" % (k3, k2, r))
+
+    def test_05f_repeated_foldersync_key(self):
+        """The same FolderSync twice (a lost answer, or nothing changed): Status 1
+        both times, never 9."""
+        phone, fkey = self.quarantined_phone("fsrep", sync=False)[:2]
+        answers = []
+        for n in (1, 2):
+            key, _, ops = folder_changes(self, phone.post("FolderSync", wbxml(foldersync_xml(
+                fkey))), "FolderSync %d with the same key" % n)
+            answers.append((key, ops))
+        self.assertTrue(answers[1][0], answers)
+        r = phone.post("FolderSync", wbxml(foldersync_xml(answers[1][0])))
+        folder_changes(self, r, "FolderSync with the key of the repeated answer")
+
     def test_05b_restart_between_foldersync_and_sync(self):
         """A quarantined phone's sync survives an abqd restart in the middle."""
         self.admin("config", "global", "set", "attribute", "abqMode", "value", "Interactive")
@@ -1171,9 +1350,10 @@ class E2E(unittest.TestCase):
                 p.kill()
                 p.wait()
 
-    def side_abqd(self, name, extra_conf, listen_tls=False):
-        """Start another abqd on the same fixture with extra config lines; returns
-        (process, port, conf path). The caller stops it with stop_side()."""
+    def side_abqd(self, name, extra_conf, listen_tls=False, domain="example.test", workers=1):
+        """Start another abqd on the same fixture with extra config lines ([eas]
+        default_domain = domain, none if None); returns (process, port, conf
+        path). The caller stops it with stop_side()."""
         work = os.path.join(H.work, name)
         os.makedirs(work, exist_ok=True)
         os.chmod(work, 0o755)
@@ -1181,11 +1361,13 @@ class E2E(unittest.TestCase):
         (port, admin_port) = free_ports(2)
         conf = os.path.join(work, "abqd.conf")
         with open(conf, "w") as f:
-            f.write("[eas]\nlisten = %s127.0.0.1:%d\nworkers = 1\ndefault_domain = example.test\n"
+            f.write("[eas]\nlisten = %s127.0.0.1:%d\nworkers = %d\n%s"
                     "%s\n[upstream]\nurl = %s\n[store]\nurl = sqlite:abqd.db\n"
                     "[admin]\nlisten = 127.0.0.1:%d\n"
-                    "[log]\nlevel = debug\n" % ("tls:" if listen_tls else "", port,
-                                                   extra_conf, H.fixture_url, admin_port))
+                    "[log]\nlevel = debug\n" % (
+                        "tls:" if listen_tls else "", port, workers,
+                        "default_domain = %s\n" % domain if domain else "",
+                        extra_conf, H.fixture_url, admin_port))
         logf = open(os.path.join(work, "abqd.stderr"), "ab")
         p = subprocess.Popen([ABQD, "-d", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
                              cwd=work)
@@ -1203,6 +1385,25 @@ class E2E(unittest.TestCase):
 
         self.until("abqd (%s) accepts" % name, accepts, 20)
         return p, port, conf
+
+    def test_13b_warns_without_a_domain(self):
+        """Without [smtp] domain and [eas] default_domain a bare account has no
+        address (UserInformation answers the name alone): abqd says so once at
+        start, naming both keys; with either set it says nothing."""
+        p, _, conf = self.side_abqd("nodomain", "", domain=None, workers=2)
+        self.stop_side(p)
+        with open(os.path.join(os.path.dirname(conf), "abqd.stderr")) as f:
+            log = f.read()
+        warns = [l for l in log.splitlines() if "default_domain" in l and "warn" in l.lower()]
+        self.assertEqual(len(warns), 1, "not one warning with two workers: %r" % warns)
+        self.assertIn("[smtp] domain", warns[0])
+        self.assertIn("[eas] default_domain", warns[0])
+        print("  %s" % warns[0])
+        p, _, conf = self.side_abqd("smtpdomain", "[smtp]\ndomain = example.test", domain=None)
+        self.stop_side(p)
+        with open(os.path.join(os.path.dirname(conf), "abqd.stderr")) as f:
+            self.assertNotIn("default_domain is set", f.read())
+        self.assertNotIn("default_domain is set", H.log_text())
 
     @staticmethod
     def stop_side(p):

@@ -26,7 +26,7 @@ import unittest
 import urllib.parse
 
 import test_e2e as E
-from recorder import Recorder
+from recorder import FOLDERSYNC_OK, Recorder
 from test_e2e import Phone, new_id
 
 EAS = E.EAS_PATH
@@ -128,6 +128,7 @@ class Gate(unittest.TestCase):
         self.assertIsNone(E.H.abqd.poll(), "abqd died (exit %s)" % E.H.abqd.returncode)
         self.rec = E.H.rec
         self.rec.probe_delay = 0.0
+        self.rec.reply = None
 
     def tearDown(self):
         if E.H.abqd.poll() is not None:
@@ -526,6 +527,63 @@ class Gate(unittest.TestCase):
                       "&SaveInSent=T" % (EAS, dev), h, mime)
         self.assertEqual(r.status, 200)
         self.assertEqual([x.body for x in self.rec.seen(lambda x: x.method == "POST")], [mime])
+
+    # 10 --------------------------------------------------------------
+    def test_10_handover_of_an_allowed_phones_foldersync(self):
+        """An allowed phone's FolderSync with the quarantine mailbox's key: the
+        upstream is asked FolderSync SyncKey 0 (eas-protocol.md's bytes, the
+        phone's query) and its Status 1 answer reaches the phone with a Delete per
+        quarantine folder and Count adjusted. Any other answer (another Status,
+        another HTTP status, not WBXML, over 1 MiB) is relayed as it came."""
+        dev = self.allowed_device("ho")
+        q = "%s?Cmd=FolderSync&User=alice&DeviceId=%s&DeviceType=iPhone" % (EAS, dev)
+        key_abq = E.wbxml('<FolderSync xmlns="FolderHierarchy:"><SyncKey>abq-3-0badc0de'
+                          '</SyncKey></FolderSync>')
+        self.rec.clear()
+        r = self.send("POST", q, self.eas_headers(version="16.1"), key_abq)
+        ups = self.rec.seen(lambda x: x.method == "POST")
+        self.assertEqual(len(ups), 1, ups)
+        self.assertEqual(ups[0].body, E.FOLDERSYNC_0, "not FolderSync SyncKey 0: %s" % (
+            ups[0].body.hex(" ")))
+        self.assertIn("Cmd=FolderSync", ups[0].target)
+        self.assertIn(dev, ups[0].target)
+        self.assertEqual(ups[0].header_values("MS-ASProtocolVersion"), ["16.1"])
+        self.assert_never_forwarded("abq-3-0badc0de")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers.get("x-recorder"), "1", "the upstream's headers: %r" % r)
+        doc = r.doc()
+        self.assertEqual((doc.tag, E.text_of(doc, "Status"), E.text_of(doc, "SyncKey")),
+                         ("FolderSync", "1", "up-1"), r)
+        ch = doc.find("Changes")
+        self.assertEqual(E.text_of(ch, "Count"), "5", r)
+        self.assertEqual([(el.tag, E.text_of(el, "ServerId")) for el in ch if el.tag != "Count"],
+                         [("Delete", i) for i in ("abq-inbox", "abq-drafts", "abq-deleted",
+                                                  "abq-sent", "abq-outbox")])
+        # A FolderSync with the upstream's own key is proxied as always.
+        self.rec.clear()
+        plain = E.wbxml('<FolderSync xmlns="FolderHierarchy:"><SyncKey>up-1</SyncKey>'
+                        '</FolderSync>')
+        r = self.send("POST", q, self.eas_headers(), plain)
+        self.assertEqual((r.status, r.body), (200, FOLDERSYNC_OK))
+        self.assertEqual([x.body for x in self.rec.seen(lambda x: x.method == "POST")], [plain])
+
+        def answer(status, body, ctype=b"application/vnd.ms-sync.wbxml"):
+            return (b"HTTP/1.1 %d X\r\nContent-Type: %s\r\nX-Recorder: 2\r\n"
+                    b"Content-Length: %d\r\n\r\n" % (status, ctype, len(body))) + body
+        provision = bytes.fromhex("03016a00000756" "4c0331343200" "01" "01")  # Status 142
+        big = b"\x03\x01\x6a\x00" + b"x" * (1536 * 1024)
+        for status, body in ((200, provision), (503, b"down for a while\n"),
+                             (200, b"not WBXML"), (200, big), (200, b"")):
+            self.rec.reply = lambda req, s=status, b=body: answer(s, b)
+            r = self.send("POST", q, self.eas_headers(), key_abq)
+            self.assertEqual((r.status, r.headers.get("x-recorder")), (status, "2"),
+                             "not relayed: %r" % r)
+            self.assertTrue(r.body == body, "HTTP %d, %d bytes: relayed %d bytes" % (
+                status, len(body), len(r.body)))
+        self.rec.reply = None
+        self.assertIsNone(E.H.abqd.poll(), "abqd died")
+        log = E.H.log_text()
+        self.assertRegex(log, r"dev=%s cmd=FolderSync .*outcome=handover" % dev)
 
 
 def main():
