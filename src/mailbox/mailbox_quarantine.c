@@ -408,7 +408,8 @@ mbx_quarantine_new(const struct mbx_quarantine_config *cfg, const struct mbx_dev
 	const char *parts[] = {q->from, q->subject, q->plain, q->html};
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 		for (const char *p = parts[i]; p != NULL && *p; p++) {
-			unsigned char ch = (unsigned char)*p; /* folded: DeviceIds are in the text */
+			unsigned char ch =
+			    (unsigned char)*p; /* folded: DeviceIds are in the text */
 			if (ch >= 'a' && ch <= 'z')
 				ch = (unsigned char)(ch - 'a' + 'A');
 			c = (c ^ ch) * 0x01000193U;
