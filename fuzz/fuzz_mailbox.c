@@ -6,8 +6,10 @@
  * protocol version (second byte); the rest is the request body. Before it, a
  * valid FolderSync 0 and Sync 0 run against the same in-memory sync state, so
  * that the input meets a mailbox with state, as a real phone's second request
- * would. Nothing may crash, leak or read out of bounds, and every answer the
- * layer gives must itself decode.
+ * would. The body is then served a second time (a phone repeating a request
+ * whose answer it lost: the replay paths), and an empty Sync follows (the
+ * cached-request path). Nothing may crash, leak or read out of bounds, and
+ * every answer the layer gives must itself decode.
  *
  * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that feeds
  * the named directories: every .wbxml file as the body of every command at
@@ -151,8 +153,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mbx_backend *box = mbx_quarantine_new(&cfg, &facts);
 	const char *version = versions[data[1] % 5];
 	serve(box, &m, EAS_CMD_FOLDERSYNC, version, foldersync0, sizeof(foldersync0));
-	serve(box, &m, cmds[data[0] % (sizeof(cmds) / sizeof(cmds[0]))], version, data + 2,
-	      size - 2);
+	enum eas_cmd cmd = cmds[data[0] % (sizeof(cmds) / sizeof(cmds[0]))];
+	serve(box, &m, cmd, version, data + 2, size - 2);
+	serve(box, &m, cmd, version, data + 2, size - 2);
+	serve(box, &m, EAS_CMD_SYNC, version, NULL, 0);
 	mbx_destroy(&box);
 	for (size_t i = 0; i < m.n; i++)
 		free(m.val[i]);
