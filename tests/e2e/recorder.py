@@ -5,7 +5,7 @@ The gate tests (test_gate.py) put abqd in front of it to assert what abqd
 forwards and, above all, what it never forwards: every request that arrives
 is kept whole (request line, every header line in order, body bytes) for the
 test to look at. A real server (SOGo, tests/fixture) answers the same
-requests in test_e2e.py; this one exists because no real server tells what
+requests in the other e2e suites; this one exists because no real server tells what
 bytes it was given.
 
 It speaks HTTP/1.1 with keep-alive, reads Content-Length and chunked bodies

@@ -4,7 +4,7 @@ the console would.
 
 Run by CTest as:  python3 test_admin_api.py --abqd PATH --abqctl PATH [unittest args]
 
-It reuses the end-to-end harness of test_e2e.py (a real SOGo fixture, abqd in
+It reuses the end-to-end harness (harness.py) (a real SOGo fixture, abqd in
 the foreground with a generated config, the real abqctl) and adds [smtp] from
 (towards a port nobody listens on) so that the user's notices are queued in
 the outbox as abqctl queues them. Administrators are made with the real
@@ -24,8 +24,8 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_e2e as e2e  # noqa: E402
-from test_e2e import (Phone, Timer, assert_status_doc, free_ports, held_ping,  # noqa: E402
+import harness as e2e  # noqa: E402
+from harness import (Phone, Timer, assert_status_doc, free_ports, held_ping,  # noqa: E402
                       new_id)
 
 H = None
@@ -763,7 +763,7 @@ class AdminAPI(unittest.TestCase):
         import ssl
         work = os.path.join(H.work, "admin-tls")
         os.makedirs(work, exist_ok=True)
-        pem = e2e.E2E.make_cert(work, "admin")
+        pem = e2e.Case.make_cert(work, "admin")
         eas, plain, tls = free_ports(3)
         conf = os.path.join(work, "abqd.conf")
         with open(conf, "w") as f:
@@ -829,7 +829,7 @@ class AdminAPI(unittest.TestCase):
             self.assertEqual(r.status, 401)
             conn.close()
             # SIGHUP: new TLS connections get the new certificate.
-            pem2 = e2e.E2E.make_cert(work, "admin-two")
+            pem2 = e2e.Case.make_cert(work, "admin-two")
             proc.send_signal(signal.SIGHUP)
             t0 = time.monotonic()
             while True:

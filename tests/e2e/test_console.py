@@ -42,8 +42,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BROWSER = os.path.join(ROOT, "tests", "browser")
 sys.path.insert(0, HERE)
 
-import test_e2e as e2e  # noqa: E402 - the harness and the phone
-from test_e2e import ALICE_SEEDED, Phone, assert_status_doc, new_id  # noqa: E402
+import harness as e2e  # noqa: E402 - the harness and the phone
+from harness import ALICE_SEEDED, Phone, assert_status_doc, new_id  # noqa: E402
 
 ARTIFACTS = None
 CHROMIUM = "/usr/bin/chromium"

@@ -16,7 +16,7 @@ Run by CTest as:  python3 test_faults.py --abqd PATH --abqctl PATH [unittest arg
   registry after the restart, with its notice in the outbox.
 - SIGTERM the moment the port answers is a clean stop.
 
-The harness (fixture, abqd, Phone) is tests/e2e/test_e2e.py's. Python 3 standard
+The harness (fixture, abqd, Phone) is tests/e2e/harness.py. Python 3 standard
 library only.
 """
 
@@ -30,8 +30,8 @@ import threading
 import time
 import unittest
 
-import test_e2e as E
-from test_e2e import Phone, Timer, new_id
+import harness as E
+from harness import Phone, Timer, new_id
 
 H = None
 
@@ -39,7 +39,7 @@ HEADER_TIMEOUT = 5  # [eas] header_timeout for this run, seconds
 
 
 class FaultHarness(E.Harness):
-    """test_e2e's harness with a short header timeout and notices queued to a
+    """The e2e harness with a short header timeout and notices queued to a
     relay that never answers (they stay in the outbox, where the test counts them)."""
 
     def config_text(self):

@@ -11,7 +11,7 @@ refuses). Each test is one finding of a review done as an attacker holding
 a valid password, with the neighbours the next attacker would try: other
 encodings, other methods, other name spellings, other header layouts.
 
-The harness is test_e2e's (Phone, abqctl, SIGTERM checks) without the SOGo
+The harness is harness.py's (Phone, abqctl, SIGTERM checks) without the SOGo
 fixture; Python 3 standard library only.
 """
 
@@ -25,9 +25,9 @@ import time
 import unittest
 import urllib.parse
 
-import test_e2e as E
+import harness as E
 from recorder import FOLDERSYNC_OK, Recorder
-from test_e2e import Phone, new_id
+from harness import Phone, new_id
 
 EAS = E.EAS_PATH
 UP_PATH = "/up/Microsoft-Server-ActiveSync"

@@ -3,7 +3,7 @@
 
 Run by CTest as:  python3 test_multinode.py --abqd PATH --abqctl PATH [unittest args]
 
-Reuses test_e2e.py's Harness (the SOGo fixture on free ports, in its own
+Reuses harness.py's Harness (the SOGo fixture on free ports, in its own
 scratch folder) and Phone. abqd's store is a private PostgreSQL cluster of its
 own (Debian's server binaries, trust authentication on loopback, a free port;
 not the fixture's PostgreSQL, which SOGo uses), started before the nodes and
@@ -39,8 +39,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import test_e2e as e2e  # noqa: E402
-from test_e2e import Phone, Harness, new_id, assert_status_doc, free_ports  # noqa: E402
+import harness as e2e  # noqa: E402
+from harness import Phone, Harness, new_id, assert_status_doc, free_ports  # noqa: E402
 
 H = None
 
@@ -223,9 +223,8 @@ def on_a(phone):
     return phone
 
 
-class MultiNode(e2e.E2E):
-    """Only the tests below run (unittest loads this class's test_ methods; the
-    E2E ones it inherits are left out in load_tests)."""
+class MultiNode(e2e.Case):
+    """Two nodes on one store (load_tests picks the test_m tests)."""
 
     def setUp(self):
         super().setUp()

@@ -18,7 +18,7 @@ Run by CTest as:  python3 test_workers.py --abqd PATH --abqctl PATH [--smtpd PAT
 - A worker that fails at start stops abqd with status 1 and the reason.
 - SIGTERM ends the main process and every worker, with status 0.
 
-The harness (fixture, abqd, Phone) is tests/e2e/test_e2e.py's. Python 3 standard
+The harness (fixture, abqd, Phone) is tests/e2e/harness.py. Python 3 standard
 library only.
 """
 
@@ -30,14 +30,14 @@ import subprocess
 import tempfile
 import time
 
-import test_e2e as E
-from test_e2e import Phone, new_id
+import harness as E
+from harness import Phone, new_id
 
 H = None
 
 
 class WorkersHarness(E.Harness):
-    """test_e2e's harness with two workers and notices sent to a real relay."""
+    """The e2e harness with two workers and notices sent to a real relay."""
 
     def start(self):
         if not os.path.exists(E.SMTPD) or os.geteuid() != 0:
@@ -140,8 +140,8 @@ def ppid_of(pid):
         return None
 
 
-class Workers(E.E2E):
-    """E2E's helpers (until, admin, mailbox_inbox, held_ping); its tests are not rerun."""
+class Workers(E.Case):
+    """The harness's helpers (until, admin, mailbox_inbox, held_ping) and this file's tests."""
 
     def served_by(self, device_id):
         """Worker pids named on the request lines of device_id."""
@@ -320,11 +320,6 @@ class Workers(E.E2E):
         self.assertIn("every worker has ended", log)
         for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
             self.assertNotIn(bad, log)
-
-
-# Only this file's tests: the E2E base class lends its helpers, not its tests.
-for _name in [n for n in dir(E.E2E) if n.startswith("test_")]:
-    setattr(Workers, _name, None)
 
 
 def main():

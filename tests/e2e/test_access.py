@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""End to end, blocked devices, the device limit, authentication and Discovery.
+
+A blocked device refused (Status 129, or 403 at 12.1) even mid-Ping, the device limit
+(177), a wrong password leaving no trace, DeviceInformation recorded, Discovery
+decided when the facts arrive, IMAP authentication.
+
+Run by CTest as:  python3 test_access.py --abqd PATH --abqctl PATH [--smtpd PATH] [unittest args]
+(test_e2e.py runs this suite together with the others on one fixture). The
+harness (harness.py) starts the fixture and abqd; see it for what a run does.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import harness as E
+from harness import (FOLDERSYNC_0, Phone, TIMINGS, Timer, assert_status_doc, free_ports, held_ping, new_id, settings_xml, sync_xml, text_of, wbxml)
+
+
+class AccessTests(E.Case):
+    maxDiff = None
+
+    def test_04_blocked_device(self):
+        phone = Phone(device_id=new_id("blk"))
+        phone.folders(self)
+        self.admin("mobile", "abq", "block", phone.device_id)
+
+        def blocked():
+            r = phone.foldersync()
+            return (r.status == 200 and r.body and text_of(r.doc(), "Status") == "129", r)
+        _, r = self.until("block seen by abqd", blocked, 2.5, 0.1)
+        assert_status_doc(self, r, "FolderSync", 129, "blocked FolderSync at 14.1")
+        r = phone.foldersync(version="16.1")
+        assert_status_doc(self, r, "FolderSync", 129, "blocked FolderSync at 16.1")
+        r = phone.foldersync(version="12.1")
+        self.assertEqual(r.status, 403, "blocked FolderSync at 12.1: %r" % r)
+        d = self.device_info("alice", phone.device_id)
+        self.assertEqual((d["device"]["state"], d["device"]["reason"]), ("Blocked", "Individual"))
+        self.assertEqual([(e["deviceId"], e["state"]) for e in d["entries"]],
+                         [(phone.device_id, "Blocked")])
+
+    def test_04a_block_ends_a_held_ping(self):
+        """product.md: a Ping held by a device that becomes blocked is answered within 2 s."""
+        phone = Phone(device_id=new_id("blkping"))
+        inbox = phone.inbox(self)
+        key = phone.sync0(self, inbox)
+        key, _ = phone.sync_changes(self, inbox, key)
+        phone.sync_changes(self, inbox, key)
+        th, result = held_ping(phone, inbox, 25, timeout=60)
+        time.sleep(1.0)
+        self.assertTrue(th.is_alive(), "Ping not held: %r" % result)
+        t_block = time.monotonic()
+        self.admin("mobile", "abq", "block", phone.device_id, "account", "alice")
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the held Ping is still held 10 s after the block")
+        self.assertNotIn("error", result, "Ping failed: %r" % result.get("error"))
+        el = result["t"] - t_block
+        print("  [time] %-55s %6.2f s" % ("held Ping answered after the block", el))
+        TIMINGS.append(("held Ping answered after the block", el))
+        self.assertLess(el, 2.5, "the held Ping was answered %.1f s after the block" % el)
+        assert_status_doc(self, result["resp"], "Ping", 129, "held Ping of a blocked device")
+
+    def test_04b_device_limit(self):
+        first = Phone(device_id=new_id("lim1"), user="bob")
+        first.folders(self)
+        self.admin("config", "global", "set", "attribute", "abqMaxDevicesPerAccount", "value", "1")
+        self.restore.append(("config", "global", "delete", "attribute", "abqMaxDevicesPerAccount"))
+        second = Phone(device_id=new_id("lim2"), user="bob")
+        r = second.foldersync()
+        assert_status_doc(self, r, "FolderSync", 177, "second device beyond the limit")
+        d = self.device_info("bob", second.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"]), ("Blocked", "Limit"))
+
+    def test_07_wrong_password_leaves_no_trace(self):
+        phone = Phone(device_id=new_id("badpw"))
+        r = phone.post("FolderSync", FOLDERSYNC_0, password="not-the-password")
+        self.assertEqual(r.status, 401, "wrong password: %r" % r)
+        self.assertRegex(r.headers.get("www-authenticate", ""), r"^Basic( |$)")
+        r = phone.post("FolderSync", FOLDERSYNC_0, auth=False)
+        self.assertEqual(r.status, 401, "no credentials: %r" % r)
+        self.assertRegex(r.headers.get("www-authenticate", ""), r"^Basic( |$)")
+        devs = E.H.ctl_json(self, "mobile", "getAllDevices")["devices"]
+        self.assertTrue(devs, "getAllDevices lists nothing at all (other tests made devices)")
+        self.assertEqual([d for d in devs if d["deviceId"].lower() == phone.device_id.lower()],
+                         [])
+        hist = E.H.ctl_json(self, "mobile", "abq", "history")["history"]
+        self.assertEqual([e for e in hist if phone.device_id.lower() in json.dumps(e).lower()], [])
+
+    def test_08_settings_device_information(self):
+        phone = Phone(device_id=new_id("info"), user_agent="abqd-e2e-header/2.0")
+        info = {"Model": "Pixel 8 Pro", "IMEI": "356938035643809", "FriendlyName": "Alice's phone",
+                "OS": "Android 14.0.0", "OSLanguage": "English", "UserAgent": "Android-Mail/2024.11"}
+        r = phone.post("Settings", wbxml(settings_xml(info)))
+        self.assertEqual(r.status, 200, "Settings: %r" % r)
+        doc = r.doc()
+        self.assertEqual(doc.tag, "Settings")
+        d = self.device_info("alice", phone.device_id)["device"]
+        got = {"Model": d["model"], "IMEI": d["imei"], "FriendlyName": d["friendlyName"],
+               "OS": d["os"], "OSLanguage": d["osLanguage"], "UserAgent": d["userAgent"]}
+        self.assertEqual(got, info)
+        self.assertEqual(d["lastCommand"], "Settings")
+
+    def test_08b_discovery(self):
+        """A rule on the model: a new phone that has not said its model is in
+        Discovery and sees the mailbox's neutral alert; its Settings decide it."""
+        self.admin("mobile", "abq", "setRule", "SM-*", "Blocked", "10", "characteristic",
+                   "DeviceModel", "match", "glob")
+        self.restore.append(("mobile", "abq", "deleteRule", "SM-*"))
+        time.sleep(1.2)
+        samsung = Phone(device_id=new_id("disc"), user="bob", device_type="Android")
+        _, _, subjects = self.mailbox_inbox(samsung)
+        self.assertRegex(subjects[0], r"(?i)checking", subjects)
+        d = self.device_info("bob", samsung.device_id)["device"]
+        self.assertEqual(d["state"], "Discovery")
+        r = samsung.post("Settings", wbxml(settings_xml({"Model": "SM-S918B", "OS": "Android 14"})))
+        assert_status_doc(self, r, "Settings", 129, "Settings that reveal a blocked model")
+        d = self.device_info("bob", samsung.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"], d["model"]), ("Blocked", "Rule", "SM-S918B"))
+        pixel = Phone(device_id=new_id("disc2"), user="bob", device_type="Android")
+        pcoll, pkey, _ = self.mailbox_inbox(pixel)
+        r = pixel.post("Settings", wbxml(settings_xml({"Model": "Pixel 8", "OS": "Android 14"})))
+        self.assertEqual(r.status, 200, "Settings of an allowed model: %r" % r)
+        d = self.device_info("bob", pixel.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"]), ("Allowed", "Mode"))
+        # Its mailbox keys now get "start over", then the real folders.
+        r = pixel.post("Sync", wbxml(sync_xml(pcoll, pkey, True)))
+        self.assertEqual(text_of(r.doc(), ".//Status"), "3", "mailbox key after the decision: %r" % r)
+        self.assertFalse(any(f[0].startswith("abq-") for f in pixel.folders(self)))
+
+    def test_13_imap_authentication(self):
+        """[auth] method = imap://: a second abqd checks passwords against the
+        fixture's real Dovecot: a good one syncs, a wrong one gets 401 and leaves
+        no trace."""
+        work = os.path.join(E.H.work, "imap-abqd")
+        os.makedirs(work, exist_ok=True)
+        (port, admin_port) = free_ports(2)
+        conf = os.path.join(work, "abqd.conf")
+        with open(conf, "w") as f:
+            f.write("[eas]\nlisten = 127.0.0.1:%d\nworkers = 1\ndefault_domain = example.test\n"
+                    "[upstream]\nurl = %s\n[auth]\nmethod = imap://127.0.0.1:%d\n"
+                    "[store]\nurl = sqlite:abqd.db\n[admin]\nlisten = 127.0.0.1:%d\n"
+                    "[log]\nlevel = debug\n"
+                    % (port, E.H.fixture_url, E.H.imap_port, admin_port))
+        logf = open(os.path.join(work, "abqd.stderr"), "ab")
+        p = subprocess.Popen([E.ABQD, "-d", "-c", conf], stdout=logf, stderr=subprocess.STDOUT,
+                             cwd=work)
+        logf.close()
+        def accepts():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return (True,)
+            except OSError as e:
+                return (False, str(e))
+
+        try:
+            self.until("the IMAP-auth abqd accepts", accepts, 20)
+            good = Phone(device_id=new_id("imap"), user="bob")
+            good.port = port
+            self.assertIn("2", [f[3] for f in good.folders(self)])
+            bad = Phone(device_id=new_id("imapbad"), user="bob", password="wrong")
+            bad.port = port
+            with Timer("IMAP login refused (Dovecot delays failures)"):
+                r = bad.foldersync()
+            self.assertEqual(r.status, 401, "wrong password via IMAP: %r" % r)
+            self.assertIn("basic", r.headers.get("www-authenticate", "").lower())
+            out = subprocess.run([E.ABQCTL, "-c", conf, "mobile", "getAllDevices", "--json"],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            ids = [d["deviceId"] for d in json.loads(out.stdout)["devices"]]
+            self.assertIn(good.device_id.upper(), [i.upper() for i in ids])
+            self.assertNotIn(bad.device_id.upper(), [i.upper() for i in ids])
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def main():
+    E.run_suite("e2e_access", E.Harness(), tests=AccessTests)
+
+
+if __name__ == "__main__":
+    main()
