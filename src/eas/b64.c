@@ -47,7 +47,25 @@ b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, size_
 	uint32_t acc = 0;
 	int nacc = 0;
 
-	for (ndata = 0; ndata < len && in[ndata] != '='; ndata++) {
+	/*
+	 * Whole groups of four data characters first, three bytes each; the
+	 * first group holding a '=' or a bad character is left to the loop
+	 * below, which starts with nothing carried (a group ends on a byte).
+	 */
+	for (ndata = 0; ndata + 4 <= len; ndata += 4) {
+		const unsigned char *g = (const unsigned char *)in + ndata;
+		int a = b64_values[g[0]], b = b64_values[g[1]], c = b64_values[g[2]],
+		    d = b64_values[g[3]];
+		uint32_t v;
+
+		if ((a | b | c | d) < 0)
+			break;
+		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+		out[o++] = (unsigned char)(v >> 16);
+		out[o++] = (unsigned char)(v >> 8);
+		out[o++] = (unsigned char)v;
+	}
+	for (; ndata < len && in[ndata] != '='; ndata++) {
 		int v = b64_value((unsigned char)in[ndata]);
 
 		if (v < 0) {

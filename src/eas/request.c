@@ -177,6 +177,12 @@ struct parse_ctx {
 	 */
 	bool q_canon;
 	const char *qraw; /* the raw query, qlen bytes */
+	/*
+	 * The values being set are NUL-terminated strings in the request's
+	 * arena that live as long as it (parse_plain_verbatim): kept as they
+	 * are, not copied.
+	 */
+	bool in_place;
 };
 
 static enum eas_req_err req_fail(struct parse_ctx *c, enum eas_req_err err, const char *fmt, ...)
@@ -209,6 +215,15 @@ req_alloc(struct parse_ctx *c, size_t n)
 		return p;
 	}
 	return xmalloc(n);
+}
+
+/* The bytes the arena has left. */
+static size_t
+req_arena_left(const struct parse_ctx *c)
+{
+	const struct req_block *b = (const struct req_block *)c->req;
+
+	return b->cap - b->used;
 }
 
 /* A copy of s[0..len) as a string of the request. */
@@ -575,7 +590,8 @@ set_param(struct parse_ctx *c, char **field, const char *name, const char *value
 	if (len == 0)
 		return EAS_REQ_OK;
 	req_str_free(c->req, *field);
-	*field = req_strndup(c, value, len);
+	/* In place: value is the arena's own string (parse_ctx, in_place). */
+	*field = c->in_place ? (char *)value : req_strndup(c, value, len);
 	return EAS_REQ_OK;
 }
 
@@ -618,7 +634,7 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 			return req_fail(c, EAS_REQ_EDEVICEID,
 			                "query: DeviceId must be 1-64 printable characters "
 			                "without '/' or white space");
-		r->device_id = req_strndup(c, value, len);
+		r->device_id = c->in_place ? (char *)value : req_strndup(c, value, len);
 		return EAS_REQ_OK;
 	case QP_DEVICETYPE:
 		return set_param(c, &r->device_type, name, value, len, EAS_REQ_DEVTYPE_MAX,
@@ -659,19 +675,17 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
  * Whether one known pair, already taken by plain_param, is written exactly
  * as fwd_plain would write it: after the previous pair in fwd_plain's order,
  * the name spelled as in qparams, a value that is not empty, of unreserved
- * bytes only, and in the one form fwd_plain gives it (the command's own
- * name, T or F, a number without leading zeros).
+ * bytes only (unreserved: the caller has looked), and in the one form
+ * fwd_plain gives it (the command's own name, T or F, a number without
+ * leading zeros).
  */
 static bool
 plain_canonical(const struct parse_ctx *c, int qp, int last, const char *name, bool has_eq,
-                const char *value, size_t vlen)
+                const char *value, size_t vlen, bool unreserved)
 {
-	if (qp <= last || !has_eq || vlen == 0 ||
+	if (qp <= last || !has_eq || vlen == 0 || !unreserved ||
 	    memcmp(name, qparams[qp].name, qparams[qp].len) != 0)
 		return false;
-	for (size_t i = 0; i < vlen; i++)
-		if (!is_unreserved((unsigned char)value[i]))
-			return false;
 	switch (qp) {
 	case QP_CMD:
 		return strcmp(value, eas_cmd_name(c->req->cmd)) == 0;
@@ -686,6 +700,106 @@ plain_canonical(const struct parse_ctx *c, int qp, int last, const char *name, b
 }
 
 /*
+ * parse_plain_query for a query with nothing to decode (no '%', no '+': the
+ * query of nearly every phone), when the arena has room for it: the same
+ * pairs, checks, errors in the same order and the same canonical test, in
+ * one walk over each pair. The query is copied once into the arena and cut
+ * there into NUL-terminated names and values, which the known parameters
+ * keep as they are instead of a copy each.
+ */
+static enum eas_req_err
+parse_plain_verbatim(struct parse_ctx *c, const char *q, size_t qlen)
+{
+	bool *seen = c->seen;
+	size_t start = 0, nparams = 0;
+	enum eas_req_err err = EAS_REQ_OK;
+	char *buf = req_alloc(c, qlen + 1); /* in the arena: the caller has looked */
+	bool canon = true;                  /* see parse_ctx, q_canon */
+	int last = -1;
+
+	memcpy(buf, q, qlen);
+	buf[qlen] = '\0';
+	c->from_target = true;
+	c->in_place = true;
+	while (start <= qlen && err == EAS_REQ_OK) {
+		size_t i = start, nlen, vlen = 0;
+		char *name = buf + start, *value;
+		unsigned cls = UNRESERVED; /* the classes all the value's bytes share */
+		bool has_eq;
+		int qp;
+
+		if (start == qlen || buf[start] == '&') {
+			canon = false; /* an empty pair */
+			start++;
+			continue;
+		}
+		if (++nparams > EAS_REQ_PARAMS_MAX) {
+			err = req_fail(c, EAS_REQ_ETOOLONG, "query: more than %d parameters",
+			               EAS_REQ_PARAMS_MAX);
+			break;
+		}
+		while (i < qlen && (uri_class[(unsigned char)buf[i]] & NAME_CH))
+			i++;
+		nlen = i - start;
+		/* A name is letters and digits given literally (parse_plain_query). */
+		if (i < qlen && buf[i] != '=' && buf[i] != '&') {
+			err = req_fail(c, EAS_REQ_EQUERY,
+			               "query: parameter name with '%c' at byte %zu (names are "
+			               "letters and digits)",
+			               buf[i], i + 1);
+			break;
+		}
+		if (nlen == 0) {
+			err = req_fail(c, EAS_REQ_EPARAM,
+			               "query: parameter without a name at byte %zu", start + 1);
+			break;
+		}
+		has_eq = i < qlen && buf[i] == '=';
+		buf[i] = '\0'; /* the name's end: its '=', its '&' or the query's NUL */
+		value = buf + i;
+		start = i + 1;
+		if (has_eq) {
+			size_t j = i + 1;
+
+			while (j < qlen && buf[j] != '&')
+				cls &= uri_class[(unsigned char)buf[j++]];
+			buf[j] = '\0';
+			value = buf + i + 1;
+			vlen = j - i - 1;
+			start = j + 1;
+		}
+		for (qp = 0; qp < QP_COUNT; qp++)
+			if (qparams[qp].len == nlen && mem_ieq(name, qparams[qp].name, nlen))
+				break;
+		if (qp == QP_COUNT) {
+			canon = false;
+			if (nlen > 64 || vlen > EAS_REQ_VALUE_MAX)
+				err = req_fail(c, EAS_REQ_ETOOLONG,
+				               "query: an unknown parameter is too long");
+			else
+				err = add_extra(c, name, value);
+			continue;
+		}
+		if (seen[qp]) {
+			err = req_fail(c, EAS_REQ_EDUPPARAM, "query: %s given twice",
+			               qparams[qp].name);
+			continue;
+		}
+		seen[qp] = true;
+		err = plain_param(c, (enum qparam)qp, value, vlen);
+		if (canon && err == EAS_REQ_OK)
+			canon = plain_canonical(c, qp, last, name, has_eq, value, vlen,
+			                        (cls & UNRESERVED) != 0);
+		last = qp;
+	}
+	c->q_canon = canon && err == EAS_REQ_OK;
+	c->qraw = q;
+	c->from_target = false;
+	c->in_place = false;
+	return err;
+}
+
+/*
  * The plain query: split on '&', each pair on its first '=', decode name and
  * value, refuse duplicates, dispatch the known names and keep the others.
  */
@@ -697,7 +811,7 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 	enum eas_req_err err = EAS_REQ_OK;
 	/* Decoded name and value of one pair: at most the pair's length + 2. */
 	char stackbuf[512];
-	char *scratch = qlen + 2 <= sizeof(stackbuf) ? stackbuf : xmalloc(qlen + 2);
+	char *scratch;
 	/*
 	 * Nearly every phone's query has nothing to decode: then each name and
 	 * value is a plain copy of bytes parse_target has checked.
@@ -705,6 +819,10 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 	bool verbatim = memchr(q, '%', qlen) == NULL && memchr(q, '+', qlen) == NULL;
 	bool canon = verbatim; /* see parse_ctx, q_canon */
 	int last = -1;
+
+	if (verbatim && qlen < req_arena_left(c))
+		return parse_plain_verbatim(c, q, qlen);
+	scratch = qlen + 2 <= sizeof(stackbuf) ? stackbuf : xmalloc(qlen + 2);
 
 	c->from_target = verbatim;
 
@@ -795,8 +913,13 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 		}
 		seen[qp] = true;
 		err = plain_param(c, (enum qparam)qp, value, vlen);
-		if (canon && err == EAS_REQ_OK)
-			canon = plain_canonical(c, qp, last, name, eq != NULL, value, vlen);
+		if (canon && err == EAS_REQ_OK) {
+			bool unres = true;
+
+			for (size_t i = 0; i < vlen && unres; i++)
+				unres = is_unreserved((unsigned char)value[i]);
+			canon = plain_canonical(c, qp, last, name, eq != NULL, value, vlen, unres);
+		}
 		last = qp;
 	}
 	c->q_canon = canon && err == EAS_REQ_OK;
@@ -1470,23 +1593,50 @@ first_len(const struct hdr_index *ix, enum known_hdr k)
 	                             : strnlen(ix->first[k], EAS_REQ_HEADER_MAX + 1);
 }
 
-/* One pass over the headers: name lengths first, a case-blind compare on a match. */
+/*
+ * The known header a name of len bytes is, or -1: the length picks the one
+ * candidate (the two of 20 bytes differ at their sixth), one case-blind
+ * compare decides.
+ */
+static int
+known_hdr_of(const char *name, size_t len)
+{
+	int k;
+
+	switch (len) {
+	case sizeof("User-Agent") - 1:
+		k = KH_UA;
+		break;
+	case sizeof("Content-Type") - 1:
+		k = KH_CTYPE;
+		break;
+	case sizeof("Authorization") - 1:
+		k = KH_AUTH;
+		break;
+	case sizeof("X-MS-PolicyKey") - 1:
+		k = KH_POLICYKEY;
+		break;
+	case sizeof("MS-ASProtocolVersion") - 1: /* and MS-ASAcceptMultiPart */
+		k = (name[5] | 0x20) == 'p' ? KH_VERSION : KH_MULTIPART;
+		break;
+	default:
+		return -1;
+	}
+	return known_hdrs[k].len == len && mem_ieq(name, known_hdrs[k].name, len) ? k : -1;
+}
+
+/* One pass over the headers: each name looked up once (known_hdr_of). */
 static void
 index_headers(const struct eas_header *h, size_t n, struct hdr_index *ix)
 {
 	memset(ix, 0, sizeof(*ix));
 	for (size_t i = 0; i < n; i++) {
 		size_t len = h[i].name_len != 0 ? h[i].name_len : strlen(h[i].name);
+		int k = known_hdr_of(h[i].name, len);
 
-		for (int k = 0; k < KH_COUNT; k++) {
-			if (known_hdrs[k].len != len ||
-			    !mem_ieq(h[i].name, known_hdrs[k].name, len))
-				continue;
-			if (ix->count[k]++ == 0) {
-				ix->first[k] = h[i].value;
-				ix->first_len[k] = h[i].value_len;
-			}
-			break;
+		if (k >= 0 && ix->count[k]++ == 0) {
+			ix->first[k] = h[i].value;
+			ix->first_len[k] = h[i].value_len;
 		}
 	}
 }
