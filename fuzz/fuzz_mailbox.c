@@ -141,10 +141,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t foldersync0[] = {0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56,
 	                                      0x52, 0x03, 0x30, 0x00, 0x01, 0x01};
-	struct mbx_device_facts facts = {.account = "alice",
-	                                 .device_id = "FUZZDEV",
-	                                 .device_type = "iPhone",
-	                                 .state = "Quarantined"};
+	struct notice_facts facts = {.account = "alice",
+	                             .device_id = "FUZZDEV",
+	                             .device_type = "iPhone",
+	                             .state = "Quarantined"};
 	struct mbx_quarantine_config cfg = {0};
 	struct mem m = {0};
 

@@ -164,12 +164,12 @@ sync_req(const char *key, const char *type)
 static void
 session(void)
 {
-	struct mbx_device_facts facts = {.account = "alice@example.com",
-	                                 .device_id = "ORACLEDEV",
-	                                 .model = "iPhone15,3",
-	                                 .device_type = "iPhone",
-	                                 .eas_version = version,
-	                                 .state = "Quarantined"};
+	struct notice_facts facts = {.account = "alice@example.com",
+	                             .device_id = "ORACLEDEV",
+	                             .model = "iPhone15,3",
+	                             .device_type = "iPhone",
+	                             .eas_version = version,
+	                             .state = "Quarantined"};
 	struct wbxml_doc *d, *r;
 	char key[80];
 	struct eas_serve_out out;

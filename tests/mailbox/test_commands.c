@@ -121,7 +121,7 @@ mem_free(struct mem *m)
 struct fx {
 	struct mem mem;
 	struct mbx_backend *mb;
-	struct mbx_device_facts facts;
+	struct notice_facts facts;
 	const char *version;
 	struct eas_serve_out out;
 	struct wbxml_doc *resp;
@@ -137,7 +137,7 @@ static void
 fx_init(struct fx *f, const char *version)
 {
 	memset(f, 0, sizeof(*f));
-	f->facts = (struct mbx_device_facts){
+	f->facts = (struct notice_facts){
 	    .account = "alice@example.com",
 	    .device_id = "DEV1",
 	    .device_type = "iPhone",
@@ -856,16 +856,16 @@ test_start_over(void **state)
 static void
 test_templates(void **state)
 {
-	struct mbx_device_facts facts = {.account = "a&b", .device_id = "d1", .state = "Discovery"};
-	char *s = mbx_render_template("{account} {{x} {nope} {model}", &facts, true);
+	struct notice_facts facts = {.account = "a&b", .device_id = "d1", .state = "Discovery"};
+	char *s = notice_render_template("{account} {{x} {nope} {model}", &facts, true);
 	assert_string_equal(s, "a&amp;b {x} {nope} unknown");
 	free(s);
 	/* What a phone reported reaches a mail or an alert with its controls shown. */
 	facts.model = "Ph\x1b[2Jone\r\n.\r\nX\xc2\x9b<b>";
-	s = mbx_render_template("{model}", &facts, false);
+	s = notice_render_template("{model}", &facts, false);
 	assert_string_equal(s, "Ph\\x1b[2Jone\\x0d\\x0a.\\x0d\\x0aX\\xc2\\x9b<b>");
 	free(s);
-	s = mbx_render_template("{model}", &facts, true);
+	s = notice_render_template("{model}", &facts, true);
 	assert_string_equal(s, "Ph\\x1b[2Jone\\x0d\\x0a.\\x0d\\x0aX\\xc2\\x9b&lt;b&gt;");
 	free(s);
 	facts.model = NULL;
