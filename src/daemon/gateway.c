@@ -36,7 +36,7 @@
 #include "eas/request.h"
 #include "eas/status.h"
 #include "eas/wbxml.h"
-#include "engine/hmap.h"
+#include "lib/hmap.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/timers.h"
