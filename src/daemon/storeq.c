@@ -74,7 +74,7 @@ struct storeq_job {
 	char *version, *email, *sender, *contact;
 	void *body;
 	size_t body_len;
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 	/* JOB_DEVICE: a change read from the change log */
 	enum abq_state state;
 	enum abq_reason reason;
@@ -135,7 +135,7 @@ static void
 job_free(struct storeq_job *job)
 {
 	if (job->kind == JOB_SERVE) {
-		eas_serve_out_clear(&job->out);
+		mbx_serve_out_clear(&job->out);
 		free(job->version);
 		free(job->email);
 		free(job->sender);

@@ -81,7 +81,7 @@ stored_template(struct abq_store *s, const char *default_domain, const struct ab
 /* Answer one request from the device's quarantine mailbox; see serve.h. */
 int
 mbx_quarantine_serve(struct abq_store *s, const char *default_domain,
-                     const struct mbx_quarantine_req *r, struct eas_serve_out *out, char **errmsg_r)
+                     const struct mbx_quarantine_req *r, struct mbx_serve_out *out, char **errmsg_r)
 {
 	struct abq_device d = {0};
 	const char *err;
@@ -124,7 +124,7 @@ mbx_quarantine_serve(struct abq_store *s, const char *default_domain,
 			cfg.sender = t.from;
 	}
 	struct mbx_backend *box = mbx_quarantine_new(&cfg, &facts);
-	struct eas_serve_in in = {
+	struct mbx_serve_in in = {
 	    .cmd = r->cmd,
 	    .version = r->version,
 	    .body = r->body,
@@ -141,7 +141,7 @@ mbx_quarantine_serve(struct abq_store *s, const char *default_domain,
 		rv = -1;
 		*errmsg_r = xasprintf("store: %s", err);
 	} else {
-		rv = eas_serve(&in, out) < 0 ? -1 : 0;
+		rv = mbx_serve(&in, out) < 0 ? -1 : 0;
 		if (rv < 0) {
 			abq_store_rollback(s);
 			*errmsg_r = xstrdup(out->detail ? out->detail : "mailbox failed");

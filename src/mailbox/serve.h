@@ -36,13 +36,13 @@ struct mbx_quarantine_req {
  * for its domain or globally, in notice_template_find's order; Discovery
  * keeps its neutral text). default_domain is the domain of accounts without
  * one. The sync state the command writes is committed before this returns.
- * Returns 0 with *out filled (eas_serve_out_clear it), or -1 with *errmsg_r
+ * Returns 0 with *out filled (mbx_serve_out_clear it), or -1 with *errmsg_r
  * (a new string: the device is not recorded, the store failed, or the
  * command layer refused the request; *out may hold its note, and must be
  * cleared all the same).
  */
 int mbx_quarantine_serve(struct abq_store *s, const char *default_domain,
-                         const struct mbx_quarantine_req *r, struct eas_serve_out *out,
+                         const struct mbx_quarantine_req *r, struct mbx_serve_out *out,
                          char **errmsg_r);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * test_commands.c: the ActiveSync command layer over the quarantine mailbox.
  *
- * Every test drives eas_serve() with real WBXML request bytes built with the
+ * Every test drives mbx_serve() with real WBXML request bytes built with the
  * codec's builder, decodes the answer with the codec, and checks it; the
  * sync state lives in an in-memory accessor standing in for the store, so a
  * "restart" is a new backend instance over the same stored state. Each test
@@ -123,7 +123,7 @@ struct fx {
 	struct mbx_backend *mb;
 	struct notice_facts facts;
 	const char *version;
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 	struct wbxml_doc *resp;
 };
 
@@ -164,7 +164,7 @@ fx_restart(struct fx *f)
 static void
 fx_done(struct fx *f)
 {
-	eas_serve_out_clear(&f->out);
+	mbx_serve_out_clear(&f->out);
 	wbxml_doc_free(&f->resp);
 	mbx_destroy(&f->mb);
 	mem_free(&f->mem);
@@ -181,9 +181,9 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 		assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 		wbxml_doc_free(&req);
 	}
-	eas_serve_out_clear(&f->out);
+	mbx_serve_out_clear(&f->out);
 	wbxml_doc_free(&f->resp);
-	struct eas_serve_in in = {
+	struct mbx_serve_in in = {
 	    .cmd = cmd,
 	    .version = f->version,
 	    .body = body,
@@ -196,7 +196,7 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .heartbeat_min = 60,
 	    .heartbeat_max = 1800,
 	};
-	assert_int_equal(eas_serve(&in, &f->out), 0);
+	assert_int_equal(mbx_serve(&in, &f->out), 0);
 	free(body);
 	if (f->out.http_status != 200 || f->out.body == NULL)
 		return NULL;
@@ -297,7 +297,7 @@ prime(struct fx *f, char key[80])
 	assert_non_null(r);
 	assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
 	snprintf(key, 80, "%s", txt(r, "Collections/Collection/SyncKey"));
-	assert_true(eas_mailbox_key_is_ours(key));
+	assert_true(mbx_key_is_ours(key));
 	assert_null(wbxml_find(r, "Collections/Collection/Commands"));
 }
 
@@ -320,7 +320,7 @@ test_foldersync(void **state)
 		assert_string_equal(txt(r, "Status"), "1");
 		assert_string_equal(txt(r, "Changes/Count"), "5");
 		snprintf(key, sizeof(key), "%s", txt(r, "SyncKey"));
-		assert_true(eas_mailbox_key_is_ours(key));
+		assert_true(mbx_key_is_ours(key));
 		struct wbxml_node *a = wbxml_find(r, "Changes/Add");
 		assert_string_equal(txt(a, "DisplayName"), "Inbox");
 		assert_string_equal(txt(a, "Type"), "2");
@@ -791,65 +791,65 @@ test_other_commands(void **state)
 static void
 test_start_over(void **state)
 {
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 	struct wbxml_doc *doc = NULL, *req;
 	uint8_t *body;
 	size_t len;
 	char *keys[4];
 
-	assert_true(eas_mailbox_key_is_ours("abq-1-0badc0de"));
-	assert_false(eas_mailbox_key_is_ours("0"));
-	assert_false(eas_mailbox_key_is_ours("{1234}5"));
-	assert_false(eas_mailbox_key_is_ours(NULL));
+	assert_true(mbx_key_is_ours("abq-1-0badc0de"));
+	assert_false(mbx_key_is_ours("0"));
+	assert_false(mbx_key_is_ours("{1234}5"));
+	assert_false(mbx_key_is_ours(NULL));
 
-	assert_int_equal(eas_start_over_body(EAS_CMD_FOLDERSYNC, "14.1", NULL, 0, &out), 0);
+	assert_int_equal(mbx_start_over_body(EAS_CMD_FOLDERSYNC, "14.1", NULL, 0, &out), 0);
 	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
 	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "9");
 	wbxml_doc_free(&doc);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 
-	assert_int_equal(eas_start_over_body(EAS_CMD_PING, "16.1", NULL, 0, &out), 0);
+	assert_int_equal(mbx_start_over_body(EAS_CMD_PING, "16.1", NULL, 0, &out), 0);
 	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
 	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "7");
 	wbxml_doc_free(&doc);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 
 	req = req_sync("abq-3-12345678", MBX_Q_INBOX_ID, 1, 0, 0, true);
 	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 	wbxml_doc_free(&req);
-	assert_int_equal(eas_request_sync_keys(EAS_CMD_SYNC, body, len, keys, 4), 1);
+	assert_int_equal(mbx_request_sync_keys(EAS_CMD_SYNC, body, len, keys, 4), 1);
 	assert_string_equal(keys[0], "abq-3-12345678");
 	free(keys[0]);
-	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_SYNC, body, len), 1);
-	assert_int_equal(eas_start_over_body(EAS_CMD_SYNC, "14.1", body, len, &out), 0);
+	assert_int_equal(mbx_request_has_key(EAS_CMD_SYNC, body, len), 1);
+	assert_int_equal(mbx_start_over_body(EAS_CMD_SYNC, "14.1", body, len, &out), 0);
 	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
 	struct wbxml_node *c = wbxml_find(wbxml_doc_root(doc), "Collections/Collection");
 	assert_string_equal(wbxml_find_text(c, "Status"), "3");
 	assert_string_equal(wbxml_find_text(c, "SyncKey"), "0");
 	assert_string_equal(wbxml_find_text(c, "CollectionId"), MBX_Q_INBOX_ID);
 	wbxml_doc_free(&doc);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 	free(body);
 
 	req = req_foldersync("1234");
 	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 	wbxml_doc_free(&req);
-	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_FOLDERSYNC, body, len), 0);
+	assert_int_equal(mbx_request_has_key(EAS_CMD_FOLDERSYNC, body, len), 0);
 	free(body);
 	req = req_ping("480", MBX_Q_INBOX_ID);
 	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 	wbxml_doc_free(&req);
-	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_PING, body, len), 1);
+	assert_int_equal(mbx_request_has_key(EAS_CMD_PING, body, len), 1);
 	free(body);
-	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_SYNC, (const uint8_t *)"xx", 2), -1);
-	assert_int_equal(eas_start_over_body(EAS_CMD_SETTINGS, "14.1", NULL, 0, &out), -1);
+	assert_int_equal(mbx_request_has_key(EAS_CMD_SYNC, (const uint8_t *)"xx", 2), -1);
+	assert_int_equal(mbx_start_over_body(EAS_CMD_SETTINGS, "14.1", NULL, 0, &out), -1);
 
 	const char *ids[] = {MBX_Q_INBOX_ID};
-	assert_int_equal(eas_ping_changed_body(ids, 1, &out), 0);
+	assert_int_equal(mbx_ping_changed_body(ids, 1, &out), 0);
 	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
 	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "2");
 	wbxml_doc_free(&doc);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 }
 
 /* The Discovery text, templates with escapes, and a stable alert id. */
