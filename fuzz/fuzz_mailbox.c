@@ -113,7 +113,7 @@ static void
 serve(struct mbx_backend *box, struct mem *m, enum eas_cmd cmd, const char *version,
       const uint8_t *body, size_t len)
 {
-	struct eas_serve_in in = {
+	struct mbx_serve_in in = {
 	    .cmd = cmd,
 	    .version = version,
 	    .body = len ? body : NULL,
@@ -125,15 +125,15 @@ serve(struct mbx_backend *box, struct mem *m, enum eas_cmd cmd, const char *vers
 	    .state = {.arg = m, .get = mem_get, .put = mem_put, .del = mem_del},
 	    .now = 1800000000,
 	};
-	struct eas_serve_out out;
-	eas_serve(&in, &out);
+	struct mbx_serve_out out;
+	mbx_serve(&in, &out);
 	if (out.body_len > 0 && out.content_type != NULL && strstr(out.content_type, "wbxml")) {
 		struct wbxml_doc *doc = NULL;
 		if (wbxml_decode(out.body, out.body_len, NULL, &doc, NULL) != WBXML_OK)
 			abort(); /* the layer produced WBXML it cannot read back */
 		wbxml_doc_free(&doc);
 	}
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 }
 
 int
@@ -141,10 +141,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t foldersync0[] = {0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56,
 	                                      0x52, 0x03, 0x30, 0x00, 0x01, 0x01};
-	struct mbx_device_facts facts = {.account = "alice",
-	                                 .device_id = "FUZZDEV",
-	                                 .device_type = "iPhone",
-	                                 .state = "Quarantined"};
+	struct notice_facts facts = {.account = "alice",
+	                             .device_id = "FUZZDEV",
+	                             .device_type = "iPhone",
+	                             .state = "Quarantined"};
 	struct mbx_quarantine_config cfg = {0};
 	struct mem m = {0};
 

@@ -36,10 +36,10 @@
 #include <strings.h>
 
 #include "auth/auth_int.h"
-#include "auth/curl_loop.h"
 #include "lib/metrics.h"
 #include "lib/siphash.h"
 #include "lib/util.h"
+#include "net/curl_loop.h"
 
 struct auth_probe {
 	struct amap_node node;         /* first; key = HMAC(user\0password), in inflight */

@@ -8,7 +8,7 @@
  *   imap:// / imaps://  auth_imap.c: IMAP LOGIN (then LOGOUT); a refused login is
  *                       a wrong password, any other failure = unavailable.
  * Both run through libcurl's multi interface on the caller's libevent loop
- * (curl_loop.h), so a probe never blocks the loop.
+ * (net/curl_loop.h), so a probe never blocks the loop.
  *
  * In front of the backends (auth.c, auth_cache.c):
  *   - a positive cache (cache_ttl) and a negative cache (failure_ttl), keyed by

@@ -7,7 +7,6 @@
 
 #include "core/notify.h"
 #include "lib/util.h"
-#include "mailbox/mailbox.h"
 #include "lib/mime.h"
 #include "notice/templates.h"
 
@@ -46,7 +45,7 @@ queue_one(const struct abq_ctx *c, const struct abq_device *d, const char *kind,
 		return -1;
 	}
 	char when[64];
-	struct mbx_device_facts f;
+	struct notice_facts f;
 	notice_device_facts(d, user_address, nc->contact, &f, when);
 	char *subject = notice_render(t.subject, &f, when, false);
 	char *plain = notice_render(t.body_plain, &f, when, false);

@@ -11,7 +11,7 @@
 
 #include "core/registry.h"
 #include "core/view.h"
-#include "engine/hmap.h"
+#include "lib/hmap.h"
 #include "lib/util.h"
 
 struct abq_view {

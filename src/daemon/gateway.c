@@ -36,7 +36,7 @@
 #include "eas/request.h"
 #include "eas/status.h"
 #include "eas/wbxml.h"
-#include "engine/hmap.h"
+#include "lib/hmap.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/timers.h"
@@ -171,7 +171,7 @@ struct exchange {
 	/* A Ping (or hanging Sync) held by the quarantine mailbox: its answer when the wait ends.
 	 */
 	struct event *hold_timer;
-	struct eas_serve_out hold;
+	struct mbx_serve_out hold;
 	struct handover *ho; /* a handover's upstream answer, or NULL */
 };
 
@@ -354,7 +354,7 @@ exchange_finish(struct exchange *x)
 		upstream_cancel(x->ureq);
 	if (x->hold_timer != NULL)
 		event_free(x->hold_timer);
-	eas_serve_out_clear(&x->hold);
+	mbx_serve_out_clear(&x->hold);
 	handover_free(&x->ho);
 	if (x->prev)
 		x->prev->next = x->next;
@@ -921,11 +921,11 @@ handover(struct exchange *x)
 
 /* Send an answer the command layer built (status, type, headers, body). */
 static void
-respond_out(struct exchange *x, const struct eas_serve_out *out)
+respond_out(struct exchange *x, const struct mbx_serve_out *out)
 {
-	const char *h[2 * EAS_OUT_HEADERS + 1];
+	const char *h[2 * MBX_OUT_HEADERS + 1];
 	size_t n = 0;
-	for (size_t i = 0; i < out->n_headers && i < EAS_OUT_HEADERS; i++) {
+	for (size_t i = 0; i < out->n_headers && i < MBX_OUT_HEADERS; i++) {
 		h[n++] = out->headers[i][0];
 		h[n++] = out->headers[i][1];
 	}
@@ -948,27 +948,27 @@ start_over(struct exchange *x)
 	const struct eas_request *r = x->ereq;
 	size_t len = 0;
 	const uint8_t *body;
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 
 	if (r->cmd != EAS_CMD_FOLDERSYNC && r->cmd != EAS_CMD_SYNC && r->cmd != EAS_CMD_PING &&
 	    r->cmd != EAS_CMD_GETITEMESTIMATE)
 		return false;
 	body = http_request_body(x->hreq, &len);
-	if (len == 0 || memmem(body, len, EAS_MAILBOX_PREFIX, strlen(EAS_MAILBOX_PREFIX)) == NULL ||
-	    eas_request_has_mailbox_key(r->cmd, body, len) != 1)
+	if (len == 0 || memmem(body, len, MBX_KEY_PREFIX, strlen(MBX_KEY_PREFIX)) == NULL ||
+	    mbx_request_has_key(r->cmd, body, len) != 1)
 		return false;
 	if (r->cmd == EAS_CMD_FOLDERSYNC) {
 		handover(x);
 		return true;
 	}
 	memset(&out, 0, sizeof(out));
-	if (eas_start_over_body(r->cmd, r->protocol_version, body, len, &out) < 0) {
-		eas_serve_out_clear(&out);
+	if (mbx_start_over_body(r->cmd, r->protocol_version, body, len, &out) < 0) {
+		mbx_serve_out_clear(&out);
 		return false;
 	}
 	x->outcome = OUT_START_OVER;
 	respond_out(x, &out);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 	return true;
 }
 
@@ -979,19 +979,19 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 	struct exchange *x = arg;
 	(void)fd;
 	(void)what;
-	struct eas_serve_out out = x->hold;
+	struct mbx_serve_out out = x->hold;
 	memset(&x->hold, 0, sizeof(x->hold));
 	event_free(x->hold_timer);
 	x->hold_timer = NULL;
 	hold_end(x);
 	x->outcome = OUT_MAILBOX;
 	respond_out(x, &out);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 }
 
 /* The store thread answered from the quarantine mailbox. */
 static void
-served(void *arg, int rv, struct eas_serve_out *out, const char *errmsg)
+served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
 {
 	struct exchange *x = arg;
 	x->job = NULL;
@@ -1133,7 +1133,7 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));
 			event_free(x->hold_timer);
 			x->hold_timer = NULL;
-			eas_serve_out_clear(&x->hold);
+			mbx_serve_out_clear(&x->hold);
 			hold_end(x); /* before a new answer that may hold again */
 			if (state == ABQ_STATE_NONE)
 				decide(x);

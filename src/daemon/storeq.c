@@ -40,8 +40,7 @@
 #include "daemon/storeq.h"
 #include "eas/request.h"
 #include "mailbox/commands.h"
-#include "mailbox/mailbox.h"
-#include "notice/templates.h"
+#include "mailbox/serve.h"
 #include "notice/sender.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -75,7 +74,7 @@ struct storeq_job {
 	char *version, *email, *sender, *contact;
 	void *body;
 	size_t body_len;
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 	/* JOB_DEVICE: a change read from the change log */
 	enum abq_state state;
 	enum abq_reason reason;
@@ -136,7 +135,7 @@ static void
 job_free(struct storeq_job *job)
 {
 	if (job->kind == JOB_SERVE) {
-		eas_serve_out_clear(&job->out);
+		mbx_serve_out_clear(&job->out);
 		free(job->version);
 		free(job->email);
 		free(job->sender);
@@ -226,165 +225,25 @@ run_observe(struct storeq *q, struct storeq_job *job)
 		          job->seen.account, job->errmsg);
 }
 
-/* The command layer's sync-state accessor, on the store thread's handle. */
-static int
-state_get(void *arg, const char *account, const char *device_id, const char *collection,
-          char **blob_r, size_t *len_r)
-{
-	struct storeq *q = arg;
-	const char *err;
-	void *v = NULL;
-	int rv = abq_store_syncstate_get(q->store, account, device_id, collection, &v, len_r, NULL,
-	                                 &err);
-	if (rv < 0)
-		log_warn("store: sync state of %s/%s: %s", device_id, account, err);
-	*blob_r = v;
-	return rv;
-}
-
-static int
-state_put(void *arg, const char *account, const char *device_id, const char *collection,
-          const char *blob, size_t len)
-{
-	struct storeq *q = arg;
-	const char *err;
-	if (abq_store_syncstate_put(q->store, account, device_id, collection, blob, len, abq_now(),
-	                            &err) < 0) {
-		log_warn("store: saving sync state of %s/%s: %s", device_id, account, err);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-state_del(void *arg, const char *account, const char *device_id, const char *collection)
-{
-	struct storeq *q = arg;
-	const char *err;
-	size_t n;
-	if (abq_store_syncstate_delete(q->store, account, device_id, collection, &n, &err) < 0) {
-		log_warn("store: deleting sync state of %s/%s: %s", device_id, account, err);
-		return -1;
-	}
-	return 0;
-}
-
 /*
- * The quarantine template an administrator stored for device d, if any:
- * domain before global, the device's locale before its language. Fills *t
- * and returns true, or returns false (nothing stored, or a store error,
- * which is logged: the built-in alert is used).
+ * Thread: answer a request from the quarantine mailbox (mailbox/serve.h), on
+ * the thread's store handle.
  */
-static bool
-stored_template(struct storeq *q, const struct abq_device *d, struct abq_template *t)
-{
-	const char *domain = account_domain(d->account, q->default_domain);
-	char lang[16] = "";
-	const char *err;
-
-	notice_locale_lang(d->os_language, lang, sizeof(lang));
-	const struct {
-		enum abq_scope scope;
-		const char *domain;
-		const char *locale;
-	} tries[] = {
-	    {ABQ_SCOPE_DOMAIN, domain, d->os_language},
-	    {ABQ_SCOPE_DOMAIN, domain, lang},
-	    {ABQ_SCOPE_GLOBAL, NULL, d->os_language},
-	    {ABQ_SCOPE_GLOBAL, NULL, lang},
-	};
-	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
-		if (tries[i].locale == NULL || tries[i].locale[0] == '\0' ||
-		    (tries[i].scope == ABQ_SCOPE_DOMAIN && tries[i].domain == NULL))
-			continue;
-		int rv = abq_store_template_get(q->store, tries[i].scope, tries[i].domain,
-		                                "user-quarantined", tries[i].locale, t, &err);
-		if (rv == 1)
-			return true;
-		if (rv < 0) {
-			log_warn("store: quarantine template: %s", err);
-			return false;
-		}
-	}
-	return false;
-}
-
-/* Thread: answer a request from the quarantine mailbox. */
 static void
 run_serve(struct storeq *q, struct storeq_job *job)
 {
-	struct abq_device d = {0};
-	const char *err;
-	int found =
-	    abq_store_device_get(q->store, job->seen.account, job->seen.device_id, &d, &err);
-	if (found != 1) {
-		job->rv = -1;
-		job->errmsg = xasprintf("device %s/%s: %s", job->seen.device_id, job->seen.account,
-		                        found < 0 ? err : "not in the registry");
-		return;
-	}
-	struct mbx_device_facts facts = {
-	    .account = d.account,
-	    .email = job->email,
-	    .device_id = d.device_id,
-	    .device_type = d.device_type,
-	    .model = d.model,
-	    .os = d.os,
-	    .user_agent = d.user_agent,
-	    .imei = d.imei,
-	    .eas_version = d.eas_version,
-	    .state = abq_state_name(d.state),
-	    .contact = job->contact,
-	};
-	struct mbx_quarantine_config cfg = {.sender = job->sender, .date = d.first_seen};
-	/*
-	 * The alert of a quarantined device says what the user's mail says: a
-	 * template an administrator stored for the quarantine notice (domain, then
-	 * global; the device's locale, then its language) replaces the mailbox's
-	 * built-in text. Discovery keeps its neutral text.
-	 */
-	struct abq_template t = {0};
-	if (d.state == ABQ_STATE_QUARANTINED && stored_template(q, &d, &t)) {
-		if (t.subject != NULL)
-			cfg.subject = t.subject;
-		if (t.body_plain != NULL)
-			cfg.body_plain = t.body_plain;
-		if (t.body_html != NULL)
-			cfg.body_html = t.body_html;
-		if (t.from != NULL)
-			cfg.sender = t.from;
-	}
-	struct mbx_backend *box = mbx_quarantine_new(&cfg, &facts);
-	struct eas_serve_in in = {
+	const struct mbx_quarantine_req r = {
+	    .account = job->seen.account,
+	    .device_id = job->seen.device_id,
 	    .cmd = (enum eas_cmd)job->cmd,
 	    .version = job->version,
 	    .body = job->body,
 	    .body_len = job->body_len,
-	    .account = d.account,
-	    .device_id = d.device_id,
 	    .email = job->email,
-	    .backend = box,
-	    .state = {.arg = q, .get = state_get, .put = state_put, .del = state_del},
-	    .now = abq_now(),
+	    .sender = job->sender,
+	    .contact = job->contact,
 	};
-	/* One transaction: the sync state a command writes is durable before its answer. */
-	if (abq_store_begin(q->store, &err) < 0) {
-		job->rv = -1;
-		job->errmsg = xasprintf("store: %s", err);
-	} else {
-		job->rv = eas_serve(&in, &job->out) < 0 ? -1 : 0;
-		if (job->rv < 0) {
-			abq_store_rollback(q->store);
-			job->errmsg = xstrdup(job->out.detail ? job->out.detail : "mailbox failed");
-		} else if (abq_store_commit(q->store, &err) < 0) {
-			abq_store_rollback(q->store);
-			job->rv = -1;
-			job->errmsg = xasprintf("store: %s", err);
-		}
-	}
-	mbx_destroy(&box);
-	abq_template_clear(&t);
-	abq_device_clear(&d);
+	job->rv = mbx_quarantine_serve(q->store, q->default_domain, &r, &job->out, &job->errmsg);
 }
 
 /*

@@ -66,8 +66,8 @@ void storeq_cancel(struct storeq_job *job);
  * out is the command layer's answer (Ping: a hold instruction), valid during
  * the call only. rv is 0, or -1 with a message.
  */
-struct eas_serve_out;
-typedef void storeq_serve_cb(void *arg, int rv, struct eas_serve_out *out, const char *errmsg);
+struct mbx_serve_out;
+typedef void storeq_serve_cb(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg);
 struct storeq_serve_req {
 	const char *account;
 	const char *device_id;

@@ -17,8 +17,8 @@
 #include <strings.h>
 
 #include "engine/engine.h"
-#include "engine/hmap.h"
 #include "lib/attrs.h"
+#include "lib/hmap.h"
 #include "lib/util.h"
 
 /* The attributes set at one scope (global, one domain or one account). */

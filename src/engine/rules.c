@@ -35,7 +35,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/hmap.h"
+#include "lib/hmap.h"
 #include "lib/util.h"
 
 #define NOPOS UINT32_MAX

@@ -323,7 +323,7 @@ sstate_format(const struct sstate *s)
 
 /* Read a collection's blob: 1 (*blob_r malloc'd), 0 none, -1 failure. */
 static int
-blob_load(const struct eas_serve_in *in, const char *coll, char **blob_r, size_t *len_r)
+blob_load(const struct mbx_serve_in *in, const char *coll, char **blob_r, size_t *len_r)
 {
 	int r;
 
@@ -342,7 +342,7 @@ blob_load(const struct eas_serve_in *in, const char *coll, char **blob_r, size_t
 
 /* Write a collection's blob (a string): 0 or -1. */
 static int
-blob_store(const struct eas_serve_in *in, const char *coll, const char *blob)
+blob_store(const struct mbx_serve_in *in, const char *coll, const char *blob)
 {
 	if (in->state.put == NULL)
 		return 0;
@@ -354,7 +354,7 @@ blob_store(const struct eas_serve_in *in, const char *coll, const char *blob)
 
 /* Read a collection's state: 1 found (and parsed), 0 none or unreadable, -1 failure. */
 static int
-state_load(const struct eas_serve_in *in, const char *coll, struct sstate *s)
+state_load(const struct mbx_serve_in *in, const char *coll, struct sstate *s)
 {
 	char *blob;
 	size_t len;
@@ -370,7 +370,7 @@ state_load(const struct eas_serve_in *in, const char *coll, struct sstate *s)
 
 /* Write a collection's state: 0 or -1. */
 static int
-state_store(const struct eas_serve_in *in, const char *coll, const struct sstate *s)
+state_store(const struct mbx_serve_in *in, const char *coll, const struct sstate *s)
 {
 	char *blob = sstate_format(s);
 	int r = blob_store(in, coll, blob);
@@ -393,26 +393,26 @@ fnv(uint64_t h, const char *s)
  * that a key from an earlier life of the state does not match by chance.
  */
 static void
-new_key(const struct eas_serve_in *in, const char *coll, const char *old, char key[MBX_ID_MAX + 1])
+new_key(const struct mbx_serve_in *in, const char *coll, const char *old, char key[MBX_ID_MAX + 1])
 {
 	unsigned long gen = 0;
 	char num[32];
 
-	if (old && eas_mailbox_key_is_ours(old))
-		gen = strtoul(old + strlen(EAS_MAILBOX_PREFIX), NULL, 10);
+	if (old && mbx_key_is_ours(old))
+		gen = strtoul(old + strlen(MBX_KEY_PREFIX), NULL, 10);
 	gen++;
 	snprintf(num, sizeof(num), "%lu:%" PRId64, gen, in->now);
 	uint64_t h =
 	    fnv(fnv(fnv(fnv(0xcbf29ce484222325ULL, in->account), in->device_id), coll), num);
-	snprintf(key, MBX_ID_MAX + 1, EAS_MAILBOX_PREFIX "%lu-%08" PRIx32, gen,
+	snprintf(key, MBX_ID_MAX + 1, MBX_KEY_PREFIX "%lu-%08" PRIx32, gen,
 	         (uint32_t)(h ^ (h >> 32)));
 }
 
 /* Whether a key is one of ours. */
 bool
-eas_mailbox_key_is_ours(const char *key)
+mbx_key_is_ours(const char *key)
 {
-	return key != NULL && strncmp(key, EAS_MAILBOX_PREFIX, strlen(EAS_MAILBOX_PREFIX)) == 0;
+	return key != NULL && strncmp(key, MBX_KEY_PREFIX, strlen(MBX_KEY_PREFIX)) == 0;
 }
 
 /* ---- WBXML helpers ---------------------------------------------------- */
@@ -462,7 +462,7 @@ kid_int(const struct wbxml_node *n, const char *qname, long long min, long long 
 
 /* Encode doc into out as an HTTP 200 WBXML answer; frees doc. Returns 0 or -1. */
 static int
-finish(struct wbxml_doc **doc, struct eas_serve_out *out)
+finish(struct wbxml_doc **doc, struct mbx_serve_out *out)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -483,7 +483,7 @@ finish(struct wbxml_doc **doc, struct eas_serve_out *out)
 
 /* An answer holding only <root><Status>status</Status></root>. */
 static int
-status_only(const char *root, int status, struct eas_serve_out *out)
+status_only(const char *root, int status, struct mbx_serve_out *out)
 {
 	struct wbxml_doc *doc = wbxml_doc_new();
 
@@ -493,7 +493,7 @@ status_only(const char *root, int status, struct eas_serve_out *out)
 
 /* An answer without a body. */
 static int
-http_only(int status, const char *detail, struct eas_serve_out *out)
+http_only(int status, const char *detail, struct mbx_serve_out *out)
 {
 	out->http_status = status;
 	out->detail = detail;
@@ -502,8 +502,8 @@ http_only(int status, const char *detail, struct eas_serve_out *out)
 
 /* Decode the request body and check its root; NULL (and HTTP 400 in out) otherwise. */
 static struct wbxml_doc *
-decode_root(const struct eas_serve_in *in, unsigned page, const char *root,
-            struct eas_serve_out *out, struct wbxml_node **root_r)
+decode_root(const struct mbx_serve_in *in, unsigned page, const char *root,
+            struct mbx_serve_out *out, struct wbxml_node **root_r)
 {
 	struct wbxml_doc *doc = NULL;
 
@@ -653,7 +653,7 @@ add_email(struct wbxml_node *parent, const struct mbx_email *e, const char *id, 
 
 /* A policy key: the caller's, or one derived from the device (never 0). */
 static uint32_t
-policy_key(const struct eas_serve_in *in, bool final)
+policy_key(const struct mbx_serve_in *in, bool final)
 {
 	uint32_t k;
 
@@ -727,7 +727,7 @@ add_provision_doc(struct wbxml_node *data, int v)
 
 /* Provision: both phases, the RemoteWipe acknowledgement, DeviceInformation. */
 static int
-cmd_provision(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
+cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *policy, *r, *p;
 	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_PROVISION, "Provision", out, &req);
@@ -778,7 +778,7 @@ cmd_provision(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
  * RightsManagementInformation Get (no templates).
  */
 static int
-cmd_settings(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
+cmd_settings(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *r;
 	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_SETTINGS, "Settings", out, &req);
@@ -856,7 +856,7 @@ key_match(const struct sstate *st, const char *key)
  * the key stays. Returns the key to answer with (in st->key).
  */
 static void
-state_advance(const struct eas_serve_in *in, const char *coll, struct sstate *st,
+state_advance(const struct mbx_serve_in *in, const char *coll, struct sstate *st,
               struct st_items *work, bool replay, bool changed)
 {
 	if (replay) {
@@ -884,7 +884,7 @@ state_advance(const struct eas_serve_in *in, const char *coll, struct sstate *st
  * previous key is answered again (MS-ASCMD 3.1.5.9); any other key: 9.
  */
 static int
-cmd_foldersync(const struct eas_serve_in *in, struct eas_serve_out *out)
+cmd_foldersync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *r, *keyn, *ch, *count;
 	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderSync", out, &req);
@@ -912,7 +912,7 @@ cmd_foldersync(const struct eas_serve_in *in, struct eas_serve_out *out)
 		    in->state.del(in->state.arg, in->account, in->device_id, NULL) < 0)
 			goto fail;
 	} else {
-		int lr = state_load(in, EAS_STATE_FOLDERSYNC, &st), m;
+		int lr = state_load(in, MBX_STATE_FOLDERSYNC, &st), m;
 		if (lr < 0)
 			goto fail;
 		if (lr == 0 || (m = key_match(&st, key)) < 0) {
@@ -963,8 +963,8 @@ cmd_foldersync(const struct eas_serve_in *in, struct eas_serve_out *out)
 	}
 	snprintf(t, sizeof(t), "%ld", n);
 	wbxml_set_text(count, t, strlen(t));
-	state_advance(in, EAS_STATE_FOLDERSYNC, &st, &work, replay, initial || n > 0);
-	if ((initial || n > 0 || replay) && state_store(in, EAS_STATE_FOLDERSYNC, &st) < 0)
+	state_advance(in, MBX_STATE_FOLDERSYNC, &st, &work, replay, initial || n > 0);
+	if ((initial || n > 0 || replay) && state_store(in, MBX_STATE_FOLDERSYNC, &st) < 0)
 		goto fail;
 	wbxml_set_text(keyn, st.key, strlen(st.key));
 	sstate_clear(&st);
@@ -994,7 +994,7 @@ struct change {
  * malloc'd), or -1.
  */
 static long
-diff_items(const struct eas_serve_in *in, const char *folder, struct st_items *have,
+diff_items(const struct mbx_serve_in *in, const char *folder, struct st_items *have,
            struct change **ch_r)
 {
 	struct mbx_item_ref *items = NULL;
@@ -1037,7 +1037,7 @@ diff_items(const struct eas_serve_in *in, const char *folder, struct st_items *h
 
 /* Restore the read flags the client has set into the backend instance. */
 static int
-restore_read_flags(const struct eas_serve_in *in, const char *folder, const struct st_items *have)
+restore_read_flags(const struct mbx_serve_in *in, const char *folder, const struct st_items *have)
 {
 	const char *err;
 
@@ -1065,7 +1065,7 @@ responses_of(struct wbxml_node *coll_out, struct wbxml_node **responses)
  * the number of commands seen, or -1 on a backend failure.
  */
 static long
-apply_client_commands(const struct eas_serve_in *in, const char *folder, struct st_items *have,
+apply_client_commands(const struct mbx_serve_in *in, const char *folder, struct st_items *have,
                       const struct wbxml_node *cmds, struct body_pref bp,
                       struct wbxml_node *coll_out, struct wbxml_node **responses)
 {
@@ -1181,11 +1181,11 @@ sync_req_find(struct sync_req *q, const char *id)
  * <allornone>" per collection. Returns 1 (cached), 0 (none), -1.
  */
 static int
-cache_load(const struct eas_serve_in *in, struct sync_req *q)
+cache_load(const struct mbx_serve_in *in, struct sync_req *q)
 {
 	char *blob;
 	size_t len;
-	int r = blob_load(in, EAS_STATE_SYNC, &blob, &len);
+	int r = blob_load(in, MBX_STATE_SYNC, &blob, &len);
 	const char *p, *end;
 
 	memset(q, 0, sizeof(*q));
@@ -1227,7 +1227,7 @@ cache_load(const struct eas_serve_in *in, struct sync_req *q)
 
 /* Store the request as the cache for the next empty or Partial Sync. */
 static int
-cache_store(const struct eas_serve_in *in, const struct sync_req *q)
+cache_store(const struct mbx_serve_in *in, const struct sync_req *q)
 {
 	struct sbuf b = {0};
 	int r;
@@ -1240,7 +1240,7 @@ cache_store(const struct eas_serve_in *in, const struct sync_req *q)
 			            c->get_changes ? 1 : 0, c->bp.type, c->bp.truncation,
 			            c->bp.all_or_none ? 1 : 0);
 	}
-	r = blob_store(in, EAS_STATE_SYNC, b.p);
+	r = blob_store(in, MBX_STATE_SYNC, b.p);
 	free(b.p);
 	return r;
 }
@@ -1264,7 +1264,7 @@ window_of(const struct wbxml_node *n, long long def)
  * Returns 0, or -1 on a state/backend failure.
  */
 static int
-sync_collection(const struct eas_serve_in *in, const struct coll_req *cr, long long window,
+sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long long window,
                 struct wbxml_node *colls_out, bool *said)
 {
 	const char *folder = cr->id;
@@ -1398,7 +1398,7 @@ fail:
  * the element's unit).
  */
 static long long
-sync_hold(const struct eas_serve_in *in, const struct wbxml_node *req, int *status_r,
+sync_hold(const struct mbx_serve_in *in, const struct wbxml_node *req, int *status_r,
           long long *limit_r)
 {
 	int hb_min = in->heartbeat_min > 0 ? in->heartbeat_min : DEFAULT_HB_MIN;
@@ -1471,7 +1471,7 @@ parse_collections(const struct wbxml_node *colls, struct sync_req *q)
  * unchanged.
  */
 static int
-cmd_sync(const struct eas_serve_in *in, struct eas_serve_out *out)
+cmd_sync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req = NULL, *r, *co;
 	struct wbxml_doc *rq = NULL, *doc = NULL;
@@ -1570,7 +1570,7 @@ fail:
 
 /* GetItemEstimate: the number of pending changes per collection. */
 static int
-cmd_getitemestimate(const struct eas_serve_in *in, struct eas_serve_out *out)
+cmd_getitemestimate(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *colls, *r;
 	struct wbxml_doc *rq =
@@ -1631,7 +1631,7 @@ fail:
 
 /* Whether the client lacks anything of folder (no state counts as lacking all). */
 static int
-folder_has_changes(const struct eas_serve_in *in, const char *folder)
+folder_has_changes(const struct mbx_serve_in *in, const char *folder)
 {
 	struct sstate st;
 	struct change *ch = NULL;
@@ -1647,7 +1647,7 @@ folder_has_changes(const struct eas_serve_in *in, const char *folder)
 
 /* Ping: check the heartbeat and the folders, then hold or answer at once. */
 static int
-cmd_ping(const struct eas_serve_in *in, struct eas_serve_out *out)
+cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
 	int hb_min = in->heartbeat_min > 0 ? in->heartbeat_min : DEFAULT_HB_MIN;
 	int hb_max = in->heartbeat_max > 0 ? in->heartbeat_max : DEFAULT_HB_MAX;
@@ -1657,7 +1657,7 @@ cmd_ping(const struct eas_serve_in *in, struct eas_serve_out *out)
 	long long hb;
 	int lr;
 
-	lr = state_load(in, EAS_STATE_PING, &saved);
+	lr = state_load(in, MBX_STATE_PING, &saved);
 	if (lr < 0)
 		return http_only(500, "sync state failure", out);
 	if (in->body_len > 0) {
@@ -1704,7 +1704,7 @@ cmd_ping(const struct eas_serve_in *in, struct eas_serve_out *out)
 			goto done;
 		}
 	}
-	if (state_store(in, EAS_STATE_PING, &now) < 0)
+	if (state_store(in, MBX_STATE_PING, &now) < 0)
 		goto fail;
 	struct wbxml_node *changed = NULL;
 	for (size_t i = 0; i < now.n_folders; i++) {
@@ -1740,7 +1740,7 @@ fail:
  * in the folder's sync state. 1 found, 0 not, -1 failure.
  */
 static int
-fetch_as_client_sees(const struct eas_serve_in *in, const char *folder, const char *id,
+fetch_as_client_sees(const struct mbx_serve_in *in, const char *folder, const char *id,
                      struct mbx_email *e)
 {
 	struct sstate st;
@@ -1766,7 +1766,7 @@ fetch_as_client_sees(const struct eas_serve_in *in, const char *folder, const ch
 
 /* ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId. */
 static int
-itemops_fetch(const struct eas_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
+itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
 {
 	const char *sid = kid_text(c, "AirSync:ServerId");
 	const char *folder = kid_text(c, "AirSync:CollectionId");
@@ -1814,7 +1814,7 @@ itemops_fetch(const struct eas_serve_in *in, const struct wbxml_node *c, struct 
  * they are not added back). 0 or -1.
  */
 static int
-tombstone_all(const struct eas_serve_in *in, const char *folder)
+tombstone_all(const struct mbx_serve_in *in, const char *folder)
 {
 	struct sstate st;
 	int lr = state_load(in, folder, &st), rv = 0;
@@ -1834,7 +1834,7 @@ tombstone_all(const struct eas_serve_in *in, const char *folder)
  * alert, emptied from the Inbox, is not added back); an unknown one: 6.
  */
 static int
-itemops_empty(const struct eas_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
+itemops_empty(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
 {
 	const char *folder = kid_text(c, "AirSync:CollectionId");
 	struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:EmptyFolderContents");
@@ -1849,7 +1849,7 @@ itemops_empty(const struct eas_serve_in *in, const struct wbxml_node *c, struct 
 
 /* ItemOperations: Fetch and EmptyFolderContents; Move fails (3). */
 static int
-cmd_itemoperations(const struct eas_serve_in *in, struct eas_serve_out *out)
+cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *r, *resp;
 	struct wbxml_doc *rq =
@@ -1893,7 +1893,7 @@ cmd_itemoperations(const struct eas_serve_in *in, struct eas_serve_out *out)
  * Returns the status, or -1 on a state/backend failure.
  */
 static int
-move_one(const struct eas_serve_in *in, const char *src, const char *sfld, const char *dfld)
+move_one(const struct mbx_serve_in *in, const char *src, const char *sfld, const char *dfld)
 {
 	struct mbx_item_ref *items = NULL;
 	size_t n = 0;
@@ -1940,7 +1940,7 @@ move_one(const struct eas_serve_in *in, const char *src, const char *sfld, const
 
 /* MoveItems: each Move answered by move_one. */
 static int
-cmd_moveitems(const struct eas_serve_in *in, struct eas_serve_out *out)
+cmd_moveitems(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *r;
 	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_MOVE, "MoveItems", out, &req);
@@ -1974,7 +1974,7 @@ cmd_moveitems(const struct eas_serve_in *in, struct eas_serve_out *out)
 
 /* MeetingResponse: each Request fails with Status 3. */
 static int
-cmd_meetingresponse(const struct eas_serve_in *in, struct eas_serve_out *out)
+cmd_meetingresponse(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *r;
 	struct wbxml_doc *rq =
@@ -1999,8 +1999,8 @@ cmd_meetingresponse(const struct eas_serve_in *in, struct eas_serve_out *out)
 
 /* FolderUpdate / FolderDelete: 3 for our (special) folders, else 4. */
 static int
-cmd_folder_change(const struct eas_serve_in *in, const char *root, const char *qroot,
-                  struct eas_serve_out *out)
+cmd_folder_change(const struct mbx_serve_in *in, const char *root, const char *qroot,
+                  struct mbx_serve_out *out)
 {
 	struct wbxml_node *req;
 	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, root, out, &req);
@@ -2017,7 +2017,7 @@ cmd_folder_change(const struct eas_serve_in *in, const char *root, const char *q
 
 /* "Retry later" in HTTP: 503 and Retry-After (an hour: the phone keeps its mail). */
 static int
-retry_later(const char *detail, struct eas_serve_out *out)
+retry_later(const char *detail, struct mbx_serve_out *out)
 {
 	out->headers[out->n_headers][0] = "Retry-After";
 	out->headers[out->n_headers++][1] = "3600";
@@ -2026,7 +2026,7 @@ retry_later(const char *detail, struct eas_serve_out *out)
 
 /* Answer one command at version v (the table at the top of this file). */
 static int
-serve_cmd(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
+serve_cmd(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 {
 	switch (in->cmd) {
 	case EAS_CMD_PROVISION:
@@ -2083,7 +2083,7 @@ serve_cmd(const struct eas_serve_in *in, int v, struct eas_serve_out *out)
  * not speak once the device is allowed; the commands of that version.
  */
 static void
-announce(int v, struct eas_serve_out *out)
+announce(int v, struct mbx_serve_out *out)
 {
 	static const struct {
 		int v;
@@ -2102,7 +2102,7 @@ announce(int v, struct eas_serve_out *out)
 		if (versions[i].v <= v)
 			list = versions[i].list;
 	}
-	if (out->n_headers + 2 > EAS_OUT_HEADERS)
+	if (out->n_headers + 2 > MBX_OUT_HEADERS)
 		return;
 	out->headers[out->n_headers][0] = "MS-ASProtocolVersions";
 	out->headers[out->n_headers++][1] = list;
@@ -2113,7 +2113,7 @@ announce(int v, struct eas_serve_out *out)
 
 /* Whether a FolderSync request carries SyncKey 0 (decoded again: it is tiny). */
 static bool
-foldersync_initial(const struct eas_serve_in *in)
+foldersync_initial(const struct mbx_serve_in *in)
 {
 	struct wbxml_doc *doc = NULL;
 	bool initial = false;
@@ -2132,7 +2132,7 @@ foldersync_initial(const struct eas_serve_in *in)
  * and FolderSync 0 announces the versions and commands.
  */
 int
-eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out)
+mbx_serve(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
 	int v, rv;
 
@@ -2146,7 +2146,7 @@ eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out)
 	}
 	v = in->version ? eas_version_number(in->version) : 141;
 	rv = serve_cmd(in, v, out);
-	if (out->n_headers < EAS_OUT_HEADERS) {
+	if (out->n_headers < MBX_OUT_HEADERS) {
 		out->headers[out->n_headers][0] = "MS-Server-ActiveSync";
 		out->headers[out->n_headers++][1] = EAS_MAILBOX_SERVER_VERSION;
 	}
@@ -2158,7 +2158,7 @@ eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out)
 
 /* Free an answer's body and zero it. */
 void
-eas_serve_out_clear(struct eas_serve_out *out)
+mbx_serve_out_clear(struct mbx_serve_out *out)
 {
 	if (out == NULL)
 		return;
@@ -2181,7 +2181,7 @@ push_key(char **keys, size_t max, int n, const char *k)
 
 /* The sync keys (or Ping folder ids) a request carries. */
 int
-eas_request_sync_keys(enum eas_cmd cmd, const uint8_t *body, size_t len, char **keys, size_t max)
+mbx_request_sync_keys(enum eas_cmd cmd, const uint8_t *body, size_t len, char **keys, size_t max)
 {
 	struct wbxml_doc *doc = NULL;
 	struct wbxml_node *root, *colls;
@@ -2217,15 +2217,15 @@ eas_request_sync_keys(enum eas_cmd cmd, const uint8_t *body, size_t len, char **
 
 /* Whether one of the request's keys is ours. */
 int
-eas_request_has_mailbox_key(enum eas_cmd cmd, const uint8_t *body, size_t len)
+mbx_request_has_key(enum eas_cmd cmd, const uint8_t *body, size_t len)
 {
 	char *keys[64];
-	int n = eas_request_sync_keys(cmd, body, len, keys, 64), found = 0;
+	int n = mbx_request_sync_keys(cmd, body, len, keys, 64), found = 0;
 
 	if (n < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
-		if (eas_mailbox_key_is_ours(keys[i]))
+		if (mbx_key_is_ours(keys[i]))
 			found = 1;
 		free(keys[i]);
 	}
@@ -2234,8 +2234,8 @@ eas_request_has_mailbox_key(enum eas_cmd cmd, const uint8_t *body, size_t len)
 
 /* FolderSync 9, Sync 3 per collection, GetItemEstimate 4 per collection, Ping 7. */
 int
-eas_start_over_body(enum eas_cmd cmd, const char *version, const uint8_t *req_body, size_t req_len,
-                    struct eas_serve_out *out)
+mbx_start_over_body(enum eas_cmd cmd, const char *version, const uint8_t *req_body, size_t req_len,
+                    struct mbx_serve_out *out)
 {
 	struct wbxml_doc *rq = NULL, *doc;
 	struct wbxml_node *colls = NULL, *r, *co;
@@ -2287,7 +2287,7 @@ eas_start_over_body(enum eas_cmd cmd, const char *version, const uint8_t *req_bo
 
 /* Ping Status 2 naming the changed folders. */
 int
-eas_ping_changed_body(const char *const *folder_ids, size_t n, struct eas_serve_out *out)
+mbx_ping_changed_body(const char *const *folder_ids, size_t n, struct mbx_serve_out *out)
 {
 	struct wbxml_doc *doc = wbxml_doc_new();
 	struct wbxml_node *r = wbxml_addn_root(doc, "Ping:Ping");

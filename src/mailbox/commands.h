@@ -1,20 +1,20 @@
 /*
  * commands.h: the ActiveSync command layer over a mailbox backend (no I/O).
  *
- * eas_serve() answers one EAS command (MS-ASCMD) from a mailbox backend
+ * mbx_serve() answers one EAS command (MS-ASCMD) from a mailbox backend
  * (mailbox.h): Provision, Settings, FolderSync, Sync, GetItemEstimate, Ping,
  * ItemOperations, and every other command with that command's own failure
  * status (the table at the top of commands.c). It touches no socket, file or
  * clock: the caller passes the request body, the backend, the time, and an
- * accessor through which the sync state is read and written (the daemon
- * keeps it in the store: abq_store_syncstate_*). A Ping is not held here: the
+ * accessor through which the sync state is read and written (serve.c keeps
+ * it in the store: abq_store_syncstate_*). A Ping is not held here: the
  * answer says "hold for N seconds, then send this body", and the daemon runs
- * the timer (and may answer earlier with eas_start_over_body()).
+ * the timer (and may answer earlier with mbx_start_over_body()).
  *
  * Sync keys, and the quarantine mailbox's folder ids, carry abqd's prefix
  * "abq-", so that once a device is allowed the daemon can recognise a
- * request still speaking to the virtual mailbox (eas_request_mailbox_keys,
- * eas_mailbox_key_is_ours) and answer it with "start over".
+ * request still speaking to the virtual mailbox (mbx_request_has_key,
+ * mbx_key_is_ours) and answer it with "start over".
  */
 #ifndef ABQ_MAILBOX_COMMANDS_H
 #define ABQ_MAILBOX_COMMANDS_H
@@ -27,23 +27,23 @@
 #include "mailbox/mailbox.h"
 
 /* The prefix of every sync key (and quarantine folder id) abqd hands out. */
-#define EAS_MAILBOX_PREFIX "abq-"
+#define MBX_KEY_PREFIX "abq-"
 
 /* The sync-state collection names beside folder ids. */
-#define EAS_STATE_FOLDERSYNC "foldersync"
-#define EAS_STATE_PING       "ping"
-#define EAS_STATE_SYNC       "sync"
+#define MBX_STATE_FOLDERSYNC "foldersync"
+#define MBX_STATE_PING       "ping"
+#define MBX_STATE_SYNC       "sync"
 
 /*
  * Where the sync state lives: opaque blobs keyed by (account, device_id,
  * collection), collection being a folder id, "foldersync" or "ping".
  * get: 1 with *blob_r malloc'd (the layer frees it) and *len_r, 0 when there is
  * none, -1 on failure. put and del: 0 or -1. del with collection NULL removes
- * every collection of the device. A failure makes eas_serve answer HTTP 500
- * (nothing half-done reaches the phone). The daemon maps these to
+ * every collection of the device. A failure makes mbx_serve answer HTTP 500
+ * (nothing half-done reaches the phone). serve.c maps these to
  * abq_store_syncstate_get/put/delete.
  */
-struct eas_state_accessor {
+struct mbx_state_accessor {
 	void *arg;
 	int (*get)(void *arg, const char *account, const char *device_id, const char *collection,
 	           char **blob_r, size_t *len_r);
@@ -52,7 +52,7 @@ struct eas_state_accessor {
 	int (*del)(void *arg, const char *account, const char *device_id, const char *collection);
 };
 
-struct eas_serve_in {
+struct mbx_serve_in {
 	enum eas_cmd cmd;
 	const char *version; /* MS-ASProtocolVersion ("14.1"); NULL counts as 14.1 */
 	const uint8_t *body; /* the WBXML request body (may be empty) */
@@ -61,7 +61,7 @@ struct eas_serve_in {
 	const char *device_id; /* key of the sync state */
 	const char *email;     /* UserInformation's address; NULL: the account */
 	struct mbx_backend *backend;
-	struct eas_state_accessor state;
+	struct mbx_state_accessor state;
 	/*
 	 * Policy keys for Provision: phase 1 (temporary) and phase 2 (final);
 	 * NULL: derived from the DeviceId and now, never 0.
@@ -73,14 +73,14 @@ struct eas_serve_in {
 	int heartbeat_max; /* 0: 3540 */
 };
 
-#define EAS_OUT_HEADERS 4
+#define MBX_OUT_HEADERS 4
 
-struct eas_serve_out {
+struct mbx_serve_out {
 	int http_status;          /* 200, 400, 500, ... */
 	const char *content_type; /* static; NULL when there is no body */
-	uint8_t *body;            /* malloc'd WBXML; free with eas_serve_out_clear */
+	uint8_t *body;            /* malloc'd WBXML; free with mbx_serve_out_clear */
 	size_t body_len;
-	const char *headers[EAS_OUT_HEADERS][2]; /* extra (name, value), static strings */
+	const char *headers[MBX_OUT_HEADERS][2]; /* extra (name, value), static strings */
 	size_t n_headers;
 	int hold_seconds;   /* Ping: > 0 hold this long, then send body */
 	bool devinfo_seen;  /* the body carried Settings:DeviceInformation/Set */
@@ -89,16 +89,16 @@ struct eas_serve_out {
 
 /*
  * Answer one command. Returns 0 with *out filled (free it with
- * eas_serve_out_clear), or -1 when in is unusable (no backend, no account);
+ * mbx_serve_out_clear), or -1 when in is unusable (no backend, no account);
  * input from the phone is never a -1: a malformed body is an HTTP 400 or the
  * command's protocol-error status. OPTIONS and the 2.5-only commands are not
  * served here (HTTP 400): the daemon proxies OPTIONS.
  */
-int eas_serve(const struct eas_serve_in *in, struct eas_serve_out *out);
-void eas_serve_out_clear(struct eas_serve_out *out);
+int mbx_serve(const struct mbx_serve_in *in, struct mbx_serve_out *out);
+void mbx_serve_out_clear(struct mbx_serve_out *out);
 
 /* Whether a sync key (or folder id) is one abqd handed out. */
-bool eas_mailbox_key_is_ours(const char *key);
+bool mbx_key_is_ours(const char *key);
 
 /*
  * The sync keys a request carries: FolderSync's SyncKey, Sync's and
@@ -106,13 +106,13 @@ bool eas_mailbox_key_is_ours(const char *key);
  * Returns the number found (at most max, copied as new strings into keys[],
  * the caller frees them), or -1 when the body is not WBXML.
  */
-int eas_request_sync_keys(enum eas_cmd cmd, const uint8_t *body, size_t len, char **keys,
+int mbx_request_sync_keys(enum eas_cmd cmd, const uint8_t *body, size_t len, char **keys,
                           size_t max);
 /*
  * Whether the request still speaks to the virtual mailbox: 1 when one of the
  * keys above is ours, 0 when none is, -1 when the body is not WBXML.
  */
-int eas_request_has_mailbox_key(enum eas_cmd cmd, const uint8_t *body, size_t len);
+int mbx_request_has_key(enum eas_cmd cmd, const uint8_t *body, size_t len);
 
 /*
  * The "start over" answer for a device that has left the virtual mailbox:
@@ -121,13 +121,13 @@ int eas_request_has_mailbox_key(enum eas_cmd cmd, const uint8_t *body, size_t le
  * collection, Ping Status 7. Fills out (HTTP 200, WBXML) and returns 0, or
  * -1 for any other command.
  */
-int eas_start_over_body(enum eas_cmd cmd, const char *version, const uint8_t *req_body,
-                        size_t req_len, struct eas_serve_out *out);
+int mbx_start_over_body(enum eas_cmd cmd, const char *version, const uint8_t *req_body,
+                        size_t req_len, struct mbx_serve_out *out);
 
 /*
  * Ping Status 2 naming the folders that changed (the daemon's early answer
  * to a held Ping when the mailbox itself changed). Returns 0 or -1.
  */
-int eas_ping_changed_body(const char *const *folder_ids, size_t n, struct eas_serve_out *out);
+int mbx_ping_changed_body(const char *const *folder_ids, size_t n, struct mbx_serve_out *out);
 
 #endif

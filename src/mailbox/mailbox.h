@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "notice/render.h"
+
 /* EAS folder types (MS-ASCMD 2.2.3.186.3). */
 #define MBX_FOLDER_INBOX   2
 #define MBX_FOLDER_DRAFTS  3
@@ -107,31 +109,12 @@ void mbx_destroy(struct mbx_backend **bp);
 /* ---- The virtual quarantine mailbox (mailbox_quarantine.c) ---- */
 
 /*
- * The facts the alert names. Every field may be NULL (rendered as "unknown",
- * except contact, which has a default sentence). state is the registry's
- * state name ("Quarantined", "Blocked", "Discovery").
- */
-struct mbx_device_facts {
-	const char *account;
-	const char *email; /* the account's address; NULL: the account */
-	const char *device_id;
-	const char *device_type;
-	const char *model;
-	const char *os;
-	const char *user_agent;
-	const char *imei;
-	const char *eas_version;
-	const char *state;
-	const char *contact; /* whom to contact ("your IT department") */
-};
-
-/*
  * The alert's configuration. NULL fields take the English defaults in
- * mailbox_quarantine.c; templates carry the placeholders {account},
- * {device_id}, {device_type}, {model}, {os}, {user_agent}, {imei},
- * {eas_version}, {state} and {contact} ({{ is a literal brace). Values are
- * HTML-escaped in the HTML body. The Discovery texts are used when the state
- * is "Discovery".
+ * mailbox_quarantine.c; templates carry the placeholders of the notices'
+ * renderer (notice/render.h: {account}, {device_id}, {device_type}, {model},
+ * {os}, {user_agent}, {imei}, {eas_version}, {state} and {contact}; {{ is a
+ * literal brace). Values are HTML-escaped in the HTML body. The Discovery
+ * texts are used when the state is "Discovery".
  */
 struct mbx_quarantine_config {
 	const char *sender; /* "From:"; NULL: "abqd <postmaster@localhost>" */
@@ -149,17 +132,12 @@ struct mbx_quarantine_config {
 
 /*
  * A new virtual mailbox for one device: Inbox holding the alert, and empty
- * Drafts, Deleted Items, Sent Items and Outbox. cfg and facts are copied.
+ * Drafts, Deleted Items, Sent Items and Outbox, the alert rendered from cfg
+ * with the device's facts. cfg and facts are copied.
  * The alert's server id is stable for a device (derived from the DeviceId).
  */
 struct mbx_backend *mbx_quarantine_new(const struct mbx_quarantine_config *cfg,
-                                       const struct mbx_device_facts *facts);
-
-/*
- * Render a template: placeholders replaced by the facts' values, each
- * HTML-escaped when html is true. Returns a new string.
- */
-char *mbx_render_template(const char *tmpl, const struct mbx_device_facts *facts, bool html);
+                                       const struct notice_facts *facts);
 
 /*
  * The server ids of the quarantine mailbox's folders, the same for every

@@ -9,7 +9,8 @@
  *
  * The alert's subject and bodies are rendered from templates (English
  * defaults below; the notices issue adds per-domain and per-locale texts)
- * with the device's facts; the HTML body escapes every value. A device in
+ * with the device's facts (notice/render.h, the renderer of the notices too);
+ * the HTML body escapes every value. A device in
  * Discovery gets a neutral "checking your device" text instead.
  *
  * The alert's server id is derived from the DeviceId and from what the
@@ -25,9 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/log.h"
 #include "lib/util.h"
 #include "mailbox/mailbox.h"
+#include "notice/render.h"
 
 /* The English defaults: quarantined (or blocked-like) devices. */
 static const char default_subject[] = "Your device {model} is waiting for approval";
@@ -96,7 +97,6 @@ static const char discovery_html[] =
     "</body></html>";
 
 static const char default_sender[] = "abqd <postmaster@localhost>";
-static const char default_contact[] = "your IT department";
 
 #define Q_DRAFTS_ID  "abq-drafts"
 #define Q_DELETED_ID "abq-deleted"
@@ -123,112 +123,6 @@ struct q_mailbox {
 	int64_t date;
 	bool read;
 };
-
-/*
- * Append a value, HTML-escaped when html is set. The values are what a phone
- * reported (model, OS, friendly name...): control characters and bytes that
- * are not UTF-8 are shown as \xNN (lib/log.h text_shown), so that no peer
- * byte reaches a mail or an alert raw.
- */
-static void
-sb_value(struct sbuf *b, const char *v0, bool html)
-{
-	char *shown = text_shown(v0, 0);
-	const char *v = shown;
-
-	if (!html) {
-		sbuf_addn(b, v, strlen(v));
-		free(shown);
-		return;
-	}
-	for (; *v; v++) {
-		switch (*v) {
-		case '<':
-			sbuf_addn(b, "&lt;", 4);
-			break;
-		case '>':
-			sbuf_addn(b, "&gt;", 4);
-			break;
-		case '&':
-			sbuf_addn(b, "&amp;", 5);
-			break;
-		case '"':
-			sbuf_addn(b, "&quot;", 6);
-			break;
-		case '\'':
-			sbuf_addn(b, "&#39;", 5);
-			break;
-		default:
-			sbuf_addn(b, v, 1);
-		}
-	}
-	free(shown);
-}
-
-/* The value of a placeholder name (len bytes), or NULL when it is not one. */
-static const char *
-placeholder(const struct mbx_device_facts *f, const char *name, size_t len)
-{
-	static const char unknown[] = "unknown";
-	const struct {
-		const char *name;
-		const char *value;
-	} map[] = {
-	    {"account", f->account},
-	    {"device_id", f->device_id},
-	    {"device_type", f->device_type},
-	    {"model", f->model},
-	    {"os", f->os},
-	    {"user_agent", f->user_agent},
-	    {"imei", f->imei},
-	    {"eas_version", f->eas_version},
-	    {"state", f->state},
-	    {"contact", f->contact ? f->contact : default_contact},
-	};
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		if (strlen(map[i].name) == len && memcmp(map[i].name, name, len) == 0)
-			return map[i].value && *map[i].value ? map[i].value : unknown;
-	}
-	return NULL;
-}
-
-/*
- * Render a template: {name} becomes the fact's value (escaped for HTML), "{{"
- * a literal "{", and anything else is copied as it is (an unknown {name}
- * included, so that a typo shows instead of vanishing).
- */
-char *
-mbx_render_template(const char *tmpl, const struct mbx_device_facts *facts, bool html)
-{
-	struct sbuf b = {0};
-	const char *p = tmpl ? tmpl : "";
-
-	sbuf_addn(&b, "", 0);
-	while (*p) {
-		const char *open = strchr(p, '{');
-		if (open == NULL) {
-			sbuf_addn(&b, p, strlen(p));
-			break;
-		}
-		sbuf_addn(&b, p, (size_t)(open - p));
-		if (open[1] == '{') {
-			sbuf_addn(&b, "{", 1);
-			p = open + 2;
-			continue;
-		}
-		const char *close = strchr(open + 1, '}');
-		const char *v =
-		    close ? placeholder(facts, open + 1, (size_t)(close - open - 1)) : NULL;
-		if (v == NULL) {
-			sbuf_addn(&b, "{", 1);
-			p = open + 1;
-			continue;
-		}
-		sb_value(&b, v, html);
-		p = close + 1;
-	}
-	return b.p;
-}
 
 /* The view of a backend handle as the quarantine mailbox. */
 static struct q_mailbox *
@@ -372,10 +266,10 @@ pick(const char *configured, const char *dflt)
  * add the new one, even if it had deleted the old one.
  */
 struct mbx_backend *
-mbx_quarantine_new(const struct mbx_quarantine_config *cfg, const struct mbx_device_facts *facts)
+mbx_quarantine_new(const struct mbx_quarantine_config *cfg, const struct notice_facts *facts)
 {
 	static const struct mbx_quarantine_config no_cfg;
-	static const struct mbx_device_facts no_facts;
+	static const struct notice_facts no_facts;
 	struct q_mailbox *q = xcalloc(1, sizeof(*q));
 	uint64_t h = 0xcbf29ce484222325ULL;
 	bool discovery;
@@ -394,15 +288,17 @@ mbx_quarantine_new(const struct mbx_quarantine_config *cfg, const struct mbx_dev
 	}
 	q->from = xstrdup(pick(cfg->sender, default_sender));
 	q->to = xstrdup(facts->email ? facts->email : facts->account ? facts->account : "");
-	q->subject = mbx_render_template(discovery ? pick(cfg->discovery_subject, discovery_subject)
-	                                           : pick(cfg->subject, default_subject),
-	                                 facts, false);
-	q->plain = mbx_render_template(discovery ? pick(cfg->discovery_body_plain, discovery_plain)
-	                                         : pick(cfg->body_plain, default_plain),
-	                               facts, false);
-	q->html = mbx_render_template(discovery ? pick(cfg->discovery_body_html, discovery_html)
-	                                        : pick(cfg->body_html, default_html),
-	                              facts, true);
+	q->subject =
+	    notice_render_template(discovery ? pick(cfg->discovery_subject, discovery_subject)
+	                                     : pick(cfg->subject, default_subject),
+	                           facts, false);
+	q->plain =
+	    notice_render_template(discovery ? pick(cfg->discovery_body_plain, discovery_plain)
+	                                     : pick(cfg->body_plain, default_plain),
+	                           facts, false);
+	q->html = notice_render_template(discovery ? pick(cfg->discovery_body_html, discovery_html)
+	                                           : pick(cfg->body_html, default_html),
+	                                 facts, true);
 	q->date = cfg->date;
 	uint32_t c = 0x811c9dc5U;
 	const char *parts[] = {q->from, q->subject, q->plain, q->html};

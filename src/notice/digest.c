@@ -7,7 +7,6 @@
 
 #include "lib/attrs.h"
 #include "lib/util.h"
-#include "mailbox/mailbox.h"
 #include "notice/digest.h"
 #include "lib/mime.h"
 #include "notice/templates.h"
@@ -101,7 +100,7 @@ static char *
 render(const char *tmpl, const struct abq_device *d, const char *email, bool html)
 {
 	char when[64];
-	struct mbx_device_facts f;
+	struct notice_facts f;
 	if (tmpl == NULL)
 		return NULL;
 	if (d == NULL)

@@ -44,9 +44,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/curl_loop.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "net/curl_loop.h"
 #include "notice/digest.h"
 #include "lib/mime.h"
 #include "notice/sender.h"

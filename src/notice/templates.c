@@ -2,7 +2,7 @@
  * templates.c: built-in English notice texts and the template lookup.
  *
  * Design: the built-in texts are static abq_template records, one per kind,
- * with the placeholders of mbx_render_template (src/mailbox/mailbox.h) plus
+ * with the placeholders of notice_render_template (render.h) plus
  * {first_seen}; notice_render renders one text. Stored templates are looked up
  * from the most specific key to the least, and any text a stored template
  * leaves empty is filled from the built-in one, so an administrator may
@@ -167,12 +167,15 @@ fill(struct abq_template *out, const struct abq_template *t, const struct abq_te
 #undef PICK
 }
 
-/* Choose the best template; see templates.h. */
+/*
+ * The one lookup order of stored templates (see templates.h): the most
+ * specific key first, the domain's before the global ones, the device's
+ * locale before its language.
+ */
 int
-notice_template_select(struct abq_store *s, const char *domain, const char *kind,
-                       const char *locale, struct abq_template *out, const char **errstr_r)
+notice_template_find(struct abq_store *s, const char *domain, const char *kind, const char *locale,
+                     struct abq_template *out, const char **errstr_r)
 {
-	const struct abq_template *b = notice_template_builtin(kind);
 	struct choice {
 		enum abq_scope scope;
 		const char *locale;
@@ -181,10 +184,6 @@ notice_template_select(struct abq_store *s, const char *domain, const char *kind
 	size_t i, n = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (b == NULL) {
-		*errstr_r = "unknown notice kind";
-		return -1;
-	}
 	notice_locale_lang(locale, lang, sizeof(lang));
 	if (domain != NULL && *domain != '\0') {
 		if (locale != NULL && *locale != '\0')
@@ -197,17 +196,38 @@ notice_template_select(struct abq_store *s, const char *domain, const char *kind
 	if (lang[0] != '\0')
 		order[n++] = (struct choice){ABQ_SCOPE_GLOBAL, lang};
 	for (i = 0; i < n; i++) {
-		struct abq_template t;
 		int rc = abq_store_template_get(s, order[i].scope, domain, kind, order[i].locale,
-		                                &t, errstr_r);
+		                                out, errstr_r);
 
-		if (rc < 0)
-			return -1;
-		if (rc == 1) {
-			fill(out, &t, b);
-			abq_template_clear(&t);
-			return 0;
-		}
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Choose the template of a notice: the stored one found in the lookup order,
+ * its empty texts filled from the built-in one, or the built-in one.
+ */
+int
+notice_template_select(struct abq_store *s, const char *domain, const char *kind,
+                       const char *locale, struct abq_template *out, const char **errstr_r)
+{
+	const struct abq_template *b = notice_template_builtin(kind);
+	struct abq_template t;
+
+	memset(out, 0, sizeof(*out));
+	if (b == NULL) {
+		*errstr_r = "unknown notice kind";
+		return -1;
+	}
+	int rc = notice_template_find(s, domain, kind, locale, &t, errstr_r);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		fill(out, &t, b);
+		abq_template_clear(&t);
+		return 0;
 	}
 	fill(out, b, b);
 	return 0;
@@ -236,7 +256,7 @@ notice_replace(const char *s, const char *ph, const char *val)
 
 void
 notice_device_facts(const struct abq_device *d, const char *email, const char *contact,
-                    struct mbx_device_facts *f, char when[64])
+                    struct notice_facts *f, char when[64])
 {
 	snprintf(when, 64, "unknown");
 	if (d->first_seen > 0) {
@@ -245,7 +265,7 @@ notice_device_facts(const struct abq_device *d, const char *email, const char *c
 		gmtime_r(&ts, &tm);
 		strftime(when, 64, "%Y-%m-%d %H:%M:%S UTC", &tm);
 	}
-	*f = (struct mbx_device_facts){
+	*f = (struct notice_facts){
 	    .account = d->account,
 	    .email = email,
 	    .device_id = d->device_id,
@@ -261,12 +281,12 @@ notice_device_facts(const struct abq_device *d, const char *email, const char *c
 }
 
 char *
-notice_render(const char *tmpl, const struct mbx_device_facts *f, const char *when, bool html)
+notice_render(const char *tmpl, const struct notice_facts *f, const char *when, bool html)
 {
 	if (tmpl == NULL)
 		return NULL;
 	char *t = notice_replace(tmpl, "{first_seen}", when);
-	char *r = mbx_render_template(t, f, html);
+	char *r = notice_render_template(t, f, html);
 	free(t);
 	return r;
 }

@@ -38,8 +38,8 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
-#include "auth/curl_loop.h"
 #include "lib/util.h"
+#include "net/curl_loop.h"
 
 /* ------------------------------------------------------------ HTTP server */
 

@@ -25,8 +25,8 @@
 #include <cmocka.h>
 
 #include "engine/engine.h"
-#include "engine/hmap.h"
 #include "lib/attrs.h"
+#include "lib/hmap.h"
 #include "lib/util.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -88,7 +88,7 @@ static int failures;
 
 /* Write out's body to OUTDIR/<version>-<name>.wbxml. */
 static void
-save(const char *name, const struct eas_serve_out *out)
+save(const char *name, const struct mbx_serve_out *out)
 {
 	char path[4096];
 	FILE *fp;
@@ -114,13 +114,13 @@ run(const char *name, enum eas_cmd cmd, struct wbxml_doc *req)
 {
 	uint8_t *body = NULL;
 	size_t len = 0;
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 	struct wbxml_doc *resp = NULL;
 
 	if (req && wbxml_encode(req, &body, &len, NULL) != WBXML_OK)
 		fatalx("cannot encode the %s request", name);
 	wbxml_doc_free(&req);
-	struct eas_serve_in in = {
+	struct mbx_serve_in in = {
 	    .cmd = cmd,
 	    .version = version,
 	    .body = body,
@@ -131,12 +131,12 @@ run(const char *name, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .state = {&mem, mem_get, mem_put, mem_del},
 	    .now = 1700000000,
 	};
-	if (eas_serve(&in, &out) < 0)
-		fatalx("eas_serve failed for %s", name);
+	if (mbx_serve(&in, &out) < 0)
+		fatalx("mbx_serve failed for %s", name);
 	save(name, &out);
 	if (out.body)
 		wbxml_decode(out.body, out.body_len, NULL, &resp, NULL);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 	free(body);
 	return resp;
 }
@@ -164,15 +164,15 @@ sync_req(const char *key, const char *type)
 static void
 session(void)
 {
-	struct mbx_device_facts facts = {.account = "alice@example.com",
-	                                 .device_id = "ORACLEDEV",
-	                                 .model = "iPhone15,3",
-	                                 .device_type = "iPhone",
-	                                 .eas_version = version,
-	                                 .state = "Quarantined"};
+	struct notice_facts facts = {.account = "alice@example.com",
+	                             .device_id = "ORACLEDEV",
+	                             .model = "iPhone15,3",
+	                             .device_type = "iPhone",
+	                             .eas_version = version,
+	                             .state = "Quarantined"};
 	struct wbxml_doc *d, *r;
 	char key[80];
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 
 	mb = mbx_quarantine_new(NULL, &facts);
 	d = wbxml_doc_new();
@@ -281,12 +281,12 @@ session(void)
 	    "AirSync:CollectionId", "abq-deleted");
 	r = run("emptyfolder", EAS_CMD_ITEMOPERATIONS, d);
 	wbxml_doc_free(&r);
-	if (eas_start_over_body(EAS_CMD_FOLDERSYNC, version, NULL, 0, &out) == 0)
+	if (mbx_start_over_body(EAS_CMD_FOLDERSYNC, version, NULL, 0, &out) == 0)
 		save("startover-foldersync", &out);
-	eas_serve_out_clear(&out);
-	if (eas_start_over_body(EAS_CMD_PING, version, NULL, 0, &out) == 0)
+	mbx_serve_out_clear(&out);
+	if (mbx_start_over_body(EAS_CMD_PING, version, NULL, 0, &out) == 0)
 		save("startover-ping", &out);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 	mbx_destroy(&mb);
 	mem_del(&mem, NULL, NULL, NULL);
 }

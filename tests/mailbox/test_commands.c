@@ -1,7 +1,7 @@
 /*
  * test_commands.c: the ActiveSync command layer over the quarantine mailbox.
  *
- * Every test drives eas_serve() with real WBXML request bytes built with the
+ * Every test drives mbx_serve() with real WBXML request bytes built with the
  * codec's builder, decodes the answer with the codec, and checks it; the
  * sync state lives in an in-memory accessor standing in for the store, so a
  * "restart" is a new backend instance over the same stored state. Each test
@@ -20,6 +20,7 @@
 #include "eas/wbxml.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
+#include "mailbox/serve.h"
 
 static const char *const versions[] = {"12.1", "14.0", "14.1", "16.0", "16.1"};
 #define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
@@ -121,9 +122,9 @@ mem_free(struct mem *m)
 struct fx {
 	struct mem mem;
 	struct mbx_backend *mb;
-	struct mbx_device_facts facts;
+	struct notice_facts facts;
 	const char *version;
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 	struct wbxml_doc *resp;
 };
 
@@ -137,7 +138,7 @@ static void
 fx_init(struct fx *f, const char *version)
 {
 	memset(f, 0, sizeof(*f));
-	f->facts = (struct mbx_device_facts){
+	f->facts = (struct notice_facts){
 	    .account = "alice@example.com",
 	    .device_id = "DEV1",
 	    .device_type = "iPhone",
@@ -164,7 +165,7 @@ fx_restart(struct fx *f)
 static void
 fx_done(struct fx *f)
 {
-	eas_serve_out_clear(&f->out);
+	mbx_serve_out_clear(&f->out);
 	wbxml_doc_free(&f->resp);
 	mbx_destroy(&f->mb);
 	mem_free(&f->mem);
@@ -181,9 +182,9 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 		assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 		wbxml_doc_free(&req);
 	}
-	eas_serve_out_clear(&f->out);
+	mbx_serve_out_clear(&f->out);
 	wbxml_doc_free(&f->resp);
-	struct eas_serve_in in = {
+	struct mbx_serve_in in = {
 	    .cmd = cmd,
 	    .version = f->version,
 	    .body = body,
@@ -196,7 +197,7 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .heartbeat_min = 60,
 	    .heartbeat_max = 1800,
 	};
-	assert_int_equal(eas_serve(&in, &f->out), 0);
+	assert_int_equal(mbx_serve(&in, &f->out), 0);
 	free(body);
 	if (f->out.http_status != 200 || f->out.body == NULL)
 		return NULL;
@@ -297,7 +298,7 @@ prime(struct fx *f, char key[80])
 	assert_non_null(r);
 	assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
 	snprintf(key, 80, "%s", txt(r, "Collections/Collection/SyncKey"));
-	assert_true(eas_mailbox_key_is_ours(key));
+	assert_true(mbx_key_is_ours(key));
 	assert_null(wbxml_find(r, "Collections/Collection/Commands"));
 }
 
@@ -320,7 +321,7 @@ test_foldersync(void **state)
 		assert_string_equal(txt(r, "Status"), "1");
 		assert_string_equal(txt(r, "Changes/Count"), "5");
 		snprintf(key, sizeof(key), "%s", txt(r, "SyncKey"));
-		assert_true(eas_mailbox_key_is_ours(key));
+		assert_true(mbx_key_is_ours(key));
 		struct wbxml_node *a = wbxml_find(r, "Changes/Add");
 		assert_string_equal(txt(a, "DisplayName"), "Inbox");
 		assert_string_equal(txt(a, "Type"), "2");
@@ -791,81 +792,81 @@ test_other_commands(void **state)
 static void
 test_start_over(void **state)
 {
-	struct eas_serve_out out;
+	struct mbx_serve_out out;
 	struct wbxml_doc *doc = NULL, *req;
 	uint8_t *body;
 	size_t len;
 	char *keys[4];
 
-	assert_true(eas_mailbox_key_is_ours("abq-1-0badc0de"));
-	assert_false(eas_mailbox_key_is_ours("0"));
-	assert_false(eas_mailbox_key_is_ours("{1234}5"));
-	assert_false(eas_mailbox_key_is_ours(NULL));
+	assert_true(mbx_key_is_ours("abq-1-0badc0de"));
+	assert_false(mbx_key_is_ours("0"));
+	assert_false(mbx_key_is_ours("{1234}5"));
+	assert_false(mbx_key_is_ours(NULL));
 
-	assert_int_equal(eas_start_over_body(EAS_CMD_FOLDERSYNC, "14.1", NULL, 0, &out), 0);
+	assert_int_equal(mbx_start_over_body(EAS_CMD_FOLDERSYNC, "14.1", NULL, 0, &out), 0);
 	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
 	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "9");
 	wbxml_doc_free(&doc);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 
-	assert_int_equal(eas_start_over_body(EAS_CMD_PING, "16.1", NULL, 0, &out), 0);
+	assert_int_equal(mbx_start_over_body(EAS_CMD_PING, "16.1", NULL, 0, &out), 0);
 	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
 	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "7");
 	wbxml_doc_free(&doc);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 
 	req = req_sync("abq-3-12345678", MBX_Q_INBOX_ID, 1, 0, 0, true);
 	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 	wbxml_doc_free(&req);
-	assert_int_equal(eas_request_sync_keys(EAS_CMD_SYNC, body, len, keys, 4), 1);
+	assert_int_equal(mbx_request_sync_keys(EAS_CMD_SYNC, body, len, keys, 4), 1);
 	assert_string_equal(keys[0], "abq-3-12345678");
 	free(keys[0]);
-	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_SYNC, body, len), 1);
-	assert_int_equal(eas_start_over_body(EAS_CMD_SYNC, "14.1", body, len, &out), 0);
+	assert_int_equal(mbx_request_has_key(EAS_CMD_SYNC, body, len), 1);
+	assert_int_equal(mbx_start_over_body(EAS_CMD_SYNC, "14.1", body, len, &out), 0);
 	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
 	struct wbxml_node *c = wbxml_find(wbxml_doc_root(doc), "Collections/Collection");
 	assert_string_equal(wbxml_find_text(c, "Status"), "3");
 	assert_string_equal(wbxml_find_text(c, "SyncKey"), "0");
 	assert_string_equal(wbxml_find_text(c, "CollectionId"), MBX_Q_INBOX_ID);
 	wbxml_doc_free(&doc);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 	free(body);
 
 	req = req_foldersync("1234");
 	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 	wbxml_doc_free(&req);
-	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_FOLDERSYNC, body, len), 0);
+	assert_int_equal(mbx_request_has_key(EAS_CMD_FOLDERSYNC, body, len), 0);
 	free(body);
 	req = req_ping("480", MBX_Q_INBOX_ID);
 	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 	wbxml_doc_free(&req);
-	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_PING, body, len), 1);
+	assert_int_equal(mbx_request_has_key(EAS_CMD_PING, body, len), 1);
 	free(body);
-	assert_int_equal(eas_request_has_mailbox_key(EAS_CMD_SYNC, (const uint8_t *)"xx", 2), -1);
-	assert_int_equal(eas_start_over_body(EAS_CMD_SETTINGS, "14.1", NULL, 0, &out), -1);
+	assert_int_equal(mbx_request_has_key(EAS_CMD_SYNC, (const uint8_t *)"xx", 2), -1);
+	assert_int_equal(mbx_start_over_body(EAS_CMD_SETTINGS, "14.1", NULL, 0, &out), -1);
 
 	const char *ids[] = {MBX_Q_INBOX_ID};
-	assert_int_equal(eas_ping_changed_body(ids, 1, &out), 0);
+	assert_int_equal(mbx_ping_changed_body(ids, 1, &out), 0);
 	assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, &doc, NULL), WBXML_OK);
 	assert_string_equal(wbxml_find_text(wbxml_doc_root(doc), "Status"), "2");
 	wbxml_doc_free(&doc);
-	eas_serve_out_clear(&out);
+	mbx_serve_out_clear(&out);
 }
 
 /* The Discovery text, templates with escapes, and a stable alert id. */
 static void
 test_templates(void **state)
 {
-	struct mbx_device_facts facts = {.account = "a&b", .device_id = "d1", .state = "Discovery"};
-	char *s = mbx_render_template("{account} {{x} {nope} {model}", &facts, true);
+	struct notice_facts facts = {.account = "a&b", .device_id = "d1", .state = "Discovery"};
+	char *s = notice_render_template("{account} {{x} {nope} {model}", &facts, true);
 	assert_string_equal(s, "a&amp;b {x} {nope} unknown");
 	free(s);
 	/* What a phone reported reaches a mail or an alert with its controls shown. */
 	facts.model = "Ph\x1b[2Jone\r\n.\r\nX\xc2\x9b<b>";
-	s = mbx_render_template("{model}", &facts, false);
+	s = notice_render_template("{model}", &facts, false);
 	assert_string_equal(s, "Ph\\x1b[2Jone\\x0d\\x0a.\\x0d\\x0aX\\xc2\\x9b<b>");
 	free(s);
-	s = mbx_render_template("{model}", &facts, true);
+	s = notice_render_template("{model}", &facts, true);
 	assert_string_equal(s, "Ph\\x1b[2Jone\\x0d\\x0a.\\x0d\\x0aX\\xc2\\x9b&lt;b&gt;");
 	free(s);
 	facts.model = NULL;
@@ -1440,6 +1441,163 @@ test_changing_backend(void **state)
 	fx_done(&f);
 }
 
+/* ---- served from the store (serve.c) ---- */
+
+/*
+ * One request of device_id answered from the store; NULL when the answer is
+ * not a WBXML 200. The answer's tree stays in *doc (free it).
+ */
+static struct wbxml_node *
+serve_stored(struct abq_store *s, const char *device_id, enum eas_cmd cmd, struct wbxml_doc *req,
+             struct wbxml_doc **doc)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	struct mbx_serve_out out = {0};
+	char *msg = NULL;
+
+	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+	wbxml_doc_free(&req);
+	const struct mbx_quarantine_req r = {
+	    .account = "alice@example.com",
+	    .device_id = device_id,
+	    .cmd = cmd,
+	    .version = "14.1",
+	    .body = body,
+	    .body_len = len,
+	    .sender = "IT <it@example.com>",
+	};
+	int rv = mbx_quarantine_serve(s, "example.com", &r, &out, &msg);
+	if (rv < 0)
+		fail_msg("%s", msg);
+	free(body);
+	*doc = NULL;
+	if (out.http_status == 200 && out.body != NULL)
+		assert_int_equal(wbxml_decode(out.body, out.body_len, NULL, doc, NULL), WBXML_OK);
+	mbx_serve_out_clear(&out);
+	return *doc != NULL ? wbxml_doc_root(*doc) : NULL;
+}
+
+/* The alert device_id's phone sees: FolderSync, Sync 0, Sync; subject and plain body. */
+static void
+stored_alert(struct abq_store *s, const char *device_id, char **subject_r, char **plain_r)
+{
+	struct wbxml_doc *doc;
+	char key[80];
+
+	assert_non_null(serve_stored(s, device_id, EAS_CMD_FOLDERSYNC, req_foldersync("0"), &doc));
+	wbxml_doc_free(&doc);
+	struct wbxml_node *r = serve_stored(s, device_id, EAS_CMD_SYNC,
+	                                    req_sync("0", MBX_Q_INBOX_ID, 0, 0, 0, false), &doc);
+	snprintf(key, sizeof(key), "%s", txt(r, "Collections/Collection/SyncKey"));
+	wbxml_doc_free(&doc);
+	r = serve_stored(s, device_id, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 50, true),
+	                 &doc);
+	struct wbxml_node *ad =
+	    wbxml_find(r, "Collections/Collection/Commands/Add/ApplicationData");
+	assert_non_null(ad);
+	*subject_r = xstrdup(txt(ad, "Email:Subject"));
+	*plain_r = xstrdup(txt(ad, "AirSyncBase:Body/Data"));
+	wbxml_doc_free(&doc);
+}
+
+/*
+ * The quarantine mailbox served from the store: the alert of a quarantined
+ * device takes the quarantine template an administrator stored, domain before
+ * global and the phone's locale before its language, the texts it leaves out
+ * staying the mailbox's own; Discovery keeps its text; what a command wrote
+ * to the sync state is committed; a device the store does not know is refused.
+ */
+static void
+test_served_from_store(void **state)
+{
+	char dir[] = "/tmp/abq-serve-XXXXXX", url[300], *subject, *plain;
+	const char *err;
+	struct abq_store *s;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof(url), "sqlite:%s/abq.db", dir);
+	assert_non_null(s = abq_store_open(url, NULL, ABQ_STORE_CREATE, &err));
+	struct abq_device d = {.account = "alice@example.com",
+	                       .device_id = "SERVEDE",
+	                       .model = "Pixel 9",
+	                       .os_language = "de-DE",
+	                       .state = ABQ_STATE_QUARANTINED,
+	                       .reason = ABQ_REASON_MODE,
+	                       .first_seen = 1700000000};
+	assert_int_equal(abq_store_device_put(s, &d, &err), 0);
+
+	/* Nothing stored: the mailbox's own text. */
+	stored_alert(s, "SERVEDE", &subject, &plain);
+	assert_string_equal(subject, "Your device Pixel 9 is waiting for approval");
+	assert_non_null(strstr(plain, "Your device is waiting for approval."));
+	free(subject);
+	free(plain);
+	/* The sync state the commands wrote is in the store. */
+	void *blob = NULL;
+	size_t len;
+	assert_int_equal(abq_store_syncstate_get(s, "alice@example.com", "SERVEDE",
+	                                         MBX_STATE_FOLDERSYNC, &blob, &len, NULL, &err),
+	                 1);
+	free(blob);
+
+	/* A global template in the phone's language: its subject, the mailbox's body. */
+	struct abq_template t = {.scope = ABQ_SCOPE_GLOBAL,
+	                         .kind = "user-quarantined",
+	                         .locale = "de",
+	                         .subject = "global de {device_id}"};
+	assert_int_equal(abq_store_template_put(s, &t, &err), 0);
+	stored_alert(s, "SERVEDE", &subject, &plain);
+	assert_string_equal(subject, "global de SERVEDE");
+	assert_non_null(strstr(plain, "Your device is waiting for approval."));
+	free(subject);
+	free(plain);
+	/* The domain's, in the phone's language then in its locale, win in turn. */
+	t = (struct abq_template){.scope = ABQ_SCOPE_DOMAIN,
+	                          .domain = "example.com",
+	                          .kind = "user-quarantined",
+	                          .locale = "de",
+	                          .subject = "domain de",
+	                          .body_plain = "Gerät {model}"};
+	assert_int_equal(abq_store_template_put(s, &t, &err), 0);
+	stored_alert(s, "SERVEDE", &subject, &plain);
+	assert_string_equal(subject, "domain de");
+	assert_string_equal(plain, "Gerät Pixel 9");
+	free(subject);
+	free(plain);
+	t.locale = "de-DE";
+	t.subject = "domain de-DE";
+	assert_int_equal(abq_store_template_put(s, &t, &err), 0);
+	stored_alert(s, "SERVEDE", &subject, &plain);
+	assert_string_equal(subject, "domain de-DE");
+	free(subject);
+	free(plain);
+
+	/* Discovery keeps its neutral text. */
+	d.device_id = "SERVEDISC";
+	d.state = ABQ_STATE_DISCOVERY;
+	d.reason = ABQ_REASON_DISCOVERY;
+	assert_int_equal(abq_store_device_put(s, &d, &err), 0);
+	stored_alert(s, "SERVEDISC", &subject, &plain);
+	assert_string_equal(subject, "Checking your device");
+	free(subject);
+	free(plain);
+
+	/* A device the store does not know. */
+	struct mbx_serve_out out = {0};
+	char *msg = NULL;
+	const struct mbx_quarantine_req r = {
+	    .account = "alice@example.com", .device_id = "NOSUCH", .cmd = EAS_CMD_FOLDERSYNC};
+	assert_int_equal(mbx_quarantine_serve(s, "example.com", &r, &out, &msg), -1);
+	assert_non_null(strstr(msg, "not in the registry"));
+	free(msg);
+	mbx_serve_out_clear(&out);
+
+	abq_store_close(&s);
+	snprintf(url, sizeof(url), "rm -rf %s", dir);
+	assert_int_equal(system(url), 0);
+}
+
 int
 main(void)
 {
@@ -1464,6 +1622,7 @@ main(void)
 	    cmocka_unit_test(test_mime_body),
 	    cmocka_unit_test(test_provision_versions),
 	    cmocka_unit_test(test_changing_backend),
+	    cmocka_unit_test(test_served_from_store),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /*
- * hmap.h: the engine's string-keyed hash map (internal to src/engine).
+ * hmap.h: a string-keyed hash map: the engine's policy and rule index, the
+ * daemon's view of the registry (core/view.c) and the gateway's device map.
  *
  * Keys are ASCII case-insensitive: they are stored lower-cased, and a lookup
  * hashes and compares the caller's string folded on the fly, so that the hot
@@ -8,10 +9,11 @@
  * entries keyed by DeviceId/account are found without building that string.
  *
  * Open addressing with linear probing, a power-of-two table at most half full.
- * Entries are never removed: a policy is built once and then only read.
+ * Entries are never removed: a policy is built once and then only read, and
+ * the device maps keep a key once seen until the map is freed.
  */
-#ifndef ABQ_ENGINE_HMAP_H
-#define ABQ_ENGINE_HMAP_H
+#ifndef ABQ_LIB_HMAP_H
+#define ABQ_LIB_HMAP_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <sys/queue.h>
 
-#include "auth/curl_loop.h"
+#include "net/curl_loop.h"
 #include "lib/util.h"
 
 /* Per transfer: what to call when it ends (kept in CURLOPT_PRIVATE). */

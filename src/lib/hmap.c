@@ -1,5 +1,6 @@
 /*
- * hmap.c: the engine's case-insensitive string hash map (see hmap.h).
+ * hmap.c: the case-insensitive string hash map of the engine, the view and the
+ * gateway (see hmap.h).
  *
  * Lookups are on the request path (several per evaluation), so keys are
  * hashed and compared eight bytes at a time, lower-cased with a SWAR trick,
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/hmap.h"
+#include "lib/hmap.h"
 #include "lib/util.h"
 
 #define K1 0x9e3779b97f4a7c15ULL

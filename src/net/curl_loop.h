@@ -13,11 +13,12 @@
  * clean up in both cases. Connections are reused across transfers of one
  * loop (the multi handle's pool).
  *
- * Used by the auth probes (HTTP OPTIONS, IMAP LOGIN) and meant for the notices
- * (SMTP). Everything runs on the loop's thread; nothing here is thread-safe.
+ * Used by the auth probes (src/auth: HTTP OPTIONS, IMAP LOGIN) and by the
+ * notice sender (src/notice: SMTP), each on its own loop. Everything runs on
+ * the loop's thread; nothing here is thread-safe.
  */
-#ifndef ABQ_AUTH_CURL_LOOP_H
-#define ABQ_AUTH_CURL_LOOP_H
+#ifndef ABQ_NET_CURL_LOOP_H
+#define ABQ_NET_CURL_LOOP_H
 
 #include <curl/curl.h>
 
