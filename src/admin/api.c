@@ -964,9 +964,13 @@ template_cb(void *arg, const struct abq_template *t)
 	return 0;
 }
 
-/* Replace *dst by member name of body when present (a string sets, null clears). */
+/*
+ * Take member name of body into *dst when present (a string sets, null
+ * clears) and add field to *fields; -1 after a 400.
+ */
 static int
-take_text(struct admin_req *r, json_t *body, const char *name, char **dst, bool *any)
+take_text(struct admin_req *r, json_t *body, const char *name, unsigned field, char **dst,
+          unsigned *fields)
 {
 	json_t *v = json_object_get(body, name);
 
@@ -976,9 +980,8 @@ take_text(struct admin_req *r, json_t *body, const char *name, char **dst, bool 
 		admin_reply_error(r, 400, "bad_request", "\"%s\" must be a string or null", name);
 		return -1;
 	}
-	free(*dst);
-	*dst = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
-	*any = true;
+	*dst = json_is_string(v) ? (char *)json_string_value(v) : NULL;
+	*fields |= field;
 	return 0;
 }
 
@@ -986,12 +989,14 @@ static void
 templates(struct admin_req *r)
 {
 	struct abq_store *s = admin_store(r->a);
-	struct abq_template t = {0};
+	struct abq_template t = {0}, written = {0};
+	struct abq_outcome o = {0};
 	const char *err = NULL, *kind, *locale, *dw = admin_query(r, "domain");
-	char *domain = NULL;
+	char *domain = NULL, *errmsg = NULL;
 	json_t *body = NULL;
 	enum abq_scope scope = ABQ_SCOPE_GLOBAL;
-	bool any = false;
+	unsigned fields = 0;
+	int rc;
 
 	if (r->nseg == 3) {
 		if (r->method != EVHTTP_REQ_GET) {
@@ -999,7 +1004,7 @@ templates(struct admin_req *r)
 			return;
 		}
 		json_t *arr = json_array(), *ob;
-		int rc = abq_store_template_iter(s, template_cb, arr, &err);
+		rc = abq_store_template_iter(s, template_cb, arr, &err);
 		if ((ob = list_object(r, rc, err, "templates", arr)) != NULL)
 			admin_reply_json(r, 200, ob);
 		return;
@@ -1034,61 +1039,57 @@ templates(struct admin_req *r)
 			return;
 		scope = ABQ_SCOPE_DOMAIN;
 	}
+	struct abq_ctx c = ctx_of(r, false);
 	if (r->method == EVHTTP_REQ_DELETE) {
-		size_t count = 0;
-		if (abq_store_template_delete(s, scope, domain, kind, locale, &count, &err) < 0)
-			store_failed(r, err);
-		else if (count == 0)
+		rc = abq_registry_template_delete(&c, scope, domain, kind, locale, &o, &errmsg);
+		if (rc == 1)
 			admin_reply_error(r, 404, "not_found", "no %s%s %s template for locale %s",
 			                  domain ? "domain " : "global", domain ? domain : "",
 			                  abq_template_kind_word(kind), locale);
-		else {
+		else if (rc < 0) {
+			admin_reply_registry(r, rc, errmsg);
+			errmsg = NULL;
+		} else {
 			json_t *ob = json_object();
-			json_object_set_new(ob, "deleted", json_integer((json_int_t)count));
+			json_object_set_new(ob, "deleted", json_integer((json_int_t)o.affected));
 			admin_reply_json(r, 200, ob);
 		}
 		goto out;
 	}
 	if ((body = admin_body(r, false)) == NULL)
 		goto out;
-	int found = abq_store_template_get(s, scope, domain, kind, locale, &t, &err);
-	if (found < 0) {
-		store_failed(r, err);
+	t.scope = scope;
+	t.domain = domain;
+	t.kind = (char *)kind;
+	t.locale = (char *)locale;
+	if (take_text(r, body, "from", ABQ_TEMPLATE_FROM, &t.from, &fields) < 0 ||
+	    take_text(r, body, "replyTo", ABQ_TEMPLATE_REPLY_TO, &t.reply_to, &fields) < 0 ||
+	    take_text(r, body, "subject", ABQ_TEMPLATE_SUBJECT, &t.subject, &fields) < 0 ||
+	    take_text(r, body, "bodyPlain", ABQ_TEMPLATE_BODY_PLAIN, &t.body_plain, &fields) < 0 ||
+	    take_text(r, body, "bodyHtml", ABQ_TEMPLATE_BODY_HTML, &t.body_html, &fields) < 0)
 		goto out;
-	}
-	if (found == 0) {
-		t.scope = scope;
-		t.domain = xstrdup_null(domain);
-		t.kind = xstrdup(kind);
-		t.locale = xstrdup(locale);
-	}
-	if (take_text(r, body, "from", &t.from, &any) < 0 ||
-	    take_text(r, body, "replyTo", &t.reply_to, &any) < 0 ||
-	    take_text(r, body, "subject", &t.subject, &any) < 0 ||
-	    take_text(r, body, "bodyPlain", &t.body_plain, &any) < 0 ||
-	    take_text(r, body, "bodyHtml", &t.body_html, &any) < 0)
-		goto out;
-	if (!any) {
+	if (fields == 0) {
 		admin_reply_error(
 		    r, 400, "bad_request",
 		    "nothing to set: give from, replyTo, subject, bodyPlain or bodyHtml");
 		goto out;
 	}
-	free(t.set_by);
-	t.set_by = xstrdup(r->who);
-	t.set_at = abq_now();
-	if (abq_store_template_put(s, &t, &err) < 0) {
-		store_failed(r, err);
+	rc = abq_registry_template_set(&c, &t, fields, &written, &o, &errmsg);
+	if (rc != 0) {
+		admin_reply_registry(r, rc, errmsg);
+		errmsg = NULL;
 		goto out;
 	}
 	json_t *ob = json_object();
 	json_object_set_new(ob, "set", json_true());
-	json_object_set_new(ob, "template", template_json(&t));
+	json_object_set_new(ob, "template", template_json(&written));
 	admin_reply_json(r, 200, ob);
 out:
-	abq_template_clear(&t);
+	abq_template_clear(&written);
+	abq_outcome_clear(&o);
 	json_decref(body);
 	free(domain);
+	free(errmsg);
 }
 
 /* ---------------------------------------------------------------- outbox */

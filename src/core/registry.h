@@ -141,6 +141,33 @@ int abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const c
                           char **errmsg_r);
 
 /*
+ * Notice templates. The texts a template set names (ABQ_TEMPLATE_*): the
+ * others it has stay.
+ */
+enum {
+	ABQ_TEMPLATE_FROM = 1u << 0,
+	ABQ_TEMPLATE_REPLY_TO = 1u << 1,
+	ABQ_TEMPLATE_SUBJECT = 1u << 2,
+	ABQ_TEMPLATE_BODY_PLAIN = 1u << 3,
+	ABQ_TEMPLATE_BODY_HTML = 1u << 4,
+};
+/*
+ * Set the texts of template (t->scope, t->domain, t->kind, t->locale) that
+ * fields names to those of t (NULL clears one), creating the template when
+ * there is none; set_by and set_at come from the context. *out (may be NULL)
+ * gets the template as written. Refused (1) when fields names nothing, or the
+ * kind (the full name: "user-quarantined", ...), locale, scope or domain is not
+ * one a template can have.
+ */
+int abq_registry_template_set(const struct abq_ctx *c, const struct abq_template *t,
+                              unsigned fields, struct abq_template *out, struct abq_outcome *o,
+                              char **errmsg_r);
+/* Remove one template. Refused (1) when there is none (or the key is not one). */
+int abq_registry_template_delete(const struct abq_ctx *c, enum abq_scope scope, const char *domain,
+                                 const char *kind, const char *locale, struct abq_outcome *o,
+                                 char **errmsg_r);
+
+/*
  * adopt: every device seen since seen_since (0: all) that is Allowed now and has
  * no entry of its own gets an Individual Allowed DeviceId/account entry.
  */
