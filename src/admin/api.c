@@ -176,6 +176,7 @@ struct dev_query {
 	size_t total;
 	struct abq_device *keep; /* copies: the page (by account) or every match */
 	size_t nkeep, capkeep;
+	json_t *unseen; /* with ?unseen=true: the page's rows of entries not seen yet */
 };
 
 static bool
@@ -206,6 +207,23 @@ dev_cb(void *arg, const struct abq_device *d)
 	}
 	memset(&x->keep[x->nkeep], 0, sizeof(x->keep[0]));
 	abq_device_copy(&x->keep[x->nkeep++], d);
+	return 0;
+}
+
+/*
+ * An entry no device has used yet (abq_registry_unseen_entries): a row after
+ * every device, in whatever order the devices are; kept when on the page.
+ */
+static int
+unseen_cb(void *arg, const struct abq_entry *e)
+{
+	struct dev_query *x = arg;
+
+	if (x->q && !has(e->account, x->q) && !has(e->device_id, x->q))
+		return 0;
+	size_t i = x->total++;
+	if (i >= x->offset && i - x->offset < x->limit)
+		json_array_append_new(x->unseen, unseen_entry_json(e));
 	return 0;
 }
 
@@ -262,7 +280,10 @@ count_param(struct admin_req *r, const char *name, long long min, long long max,
 	return 0;
 }
 
-/* GET devices: the registry's devices, filtered, sorted and paged. */
+/*
+ * GET devices: the registry's devices, filtered, sorted and paged; with
+ * ?unseen=true the entries no device has used yet follow them.
+ */
 static void
 list_devices(struct admin_req *r, const char *const *var, int arg)
 {
@@ -270,6 +291,7 @@ list_devices(struct admin_req *r, const char *const *var, int arg)
 	struct dev_query x = {.sort = SORT_ACCOUNT};
 	const char *state = admin_query(r, "state"), *sort = admin_query(r, "sort");
 	const char *acc = admin_query(r, "account"), *dom = admin_query(r, "domain");
+	const char *unseen = admin_query(r, "unseen");
 	char *account = NULL, *domain = NULL;
 	const char *err = NULL;
 
@@ -305,11 +327,25 @@ list_devices(struct admin_req *r, const char *const *var, int arg)
 	    count_param(r, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &x.limit) < 0 ||
 	    count_param(r, "offset", 0, 1000000000, 0, &x.offset) < 0)
 		goto out;
+	if (unseen != NULL && strcmp(unseen, "true") != 0 && strcmp(unseen, "false") != 0) {
+		admin_reply_error(r, 400, "bad_request", "unseen '%s': use true or false", unseen);
+		goto out;
+	}
 	f.account = account;
 	f.domain = domain;
 	if (abq_store_device_iter(admin_store(r->a), &f, dev_cb, &x, &err) != 0) {
 		store_failed(r, err);
 		goto out;
+	}
+	/* The entries have no type, model or OS: such a filter leaves none. */
+	if (unseen != NULL && strcmp(unseen, "true") == 0 && !x.type && !x.model && !x.os) {
+		char *errmsg = NULL;
+		x.unseen = json_array();
+		if (abq_registry_unseen_entries(admin_store(r->a), &f, unseen_cb, &x, &errmsg) !=
+		    0) {
+			admin_reply_registry(r, -1, errmsg);
+			goto out;
+		}
 	}
 	size_t from = 0, to = x.nkeep;
 	if (x.sort != SORT_ACCOUNT) {
@@ -322,6 +358,8 @@ list_devices(struct admin_req *r, const char *const *var, int arg)
 	json_t *o = json_object(), *arr = json_array();
 	for (size_t i = from; i < to; i++)
 		json_array_append_new(arr, device_json(&x.keep[i]));
+	if (x.unseen != NULL)
+		json_array_extend(arr, x.unseen);
 	json_object_set_new(o, "devices", arr);
 	json_object_set_new(o, "total", json_integer((json_int_t)x.total));
 	json_object_set_new(o, "offset", json_integer((json_int_t)x.offset));
@@ -331,6 +369,7 @@ out:
 	for (size_t i = 0; i < x.nkeep; i++)
 		abq_device_clear(&x.keep[i]);
 	free(x.keep);
+	json_decref(x.unseen);
 	free(account);
 	free(domain);
 }

@@ -179,6 +179,20 @@ int abq_registry_purge(const struct abq_ctx *c, int64_t before, struct abq_outco
                        char **errmsg_r);
 
 /*
+ * The list entries no device has used yet, for a listing of devices with
+ * filter f to show after the devices (abqctl mobile abq list, the console):
+ * an entry DeviceId/account while there is no device (account, DeviceId), an
+ * entry for the DeviceId alone while no account has a device of that DeviceId.
+ * f's state, account, domain and device_id apply to the entry (one for every
+ * account only when no account or domain is asked for); a filter on when a
+ * device was seen, or on not_individual, leaves none. cb gets each entry in
+ * the store's order (see abq_store_entry_iter) and may stop the listing by
+ * returning non-zero, which is returned. -1 with *errmsg_r on a store failure.
+ */
+int abq_registry_unseen_entries(struct abq_store *s, const struct abq_device_filter *f,
+                                abq_entry_cb *cb, void *arg, char **errmsg_r);
+
+/*
  * Decide again every device not held by an entry (and the Discovery devices
  * whose timeout passed). Used after changes above; also on its own by the
  * daemon.

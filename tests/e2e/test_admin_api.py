@@ -480,6 +480,41 @@ class AdminAPI(unittest.TestCase):
                     "seen_since=yesterday", "account=" + q("a b")):
             self.error(self.c.get("/api/v1/devices?" + bad), 400, "bad_request", bad)
 
+    def test_11b_entries_not_seen_yet_with_unseen(self):
+        """?unseen=true lists after the devices the entries no device has used yet, as
+        abqctl mobile abq list does; without it the listing is the devices alone."""
+        dev = new_id("unseen").upper()
+        self.ok(self.c.post("/api/v1/entries", {"deviceId": dev, "account": "carol",
+                                                 "state": "Blocked"}), "entry")
+        self.addCleanup(lambda: self.c.delete("/api/v1/entries?deviceId=%s&account=carol" % dev))
+        doc = self.ok(self.c.get("/api/v1/devices?unseen=true&q=" + dev), "unseen")
+        self.assertEqual(doc["total"], 1, doc)
+        row = doc["devices"][0]
+        self.assertEqual((row["account"], row["deviceId"], row["state"], row["reason"],
+                          row["lastSeen"], row["notSeenYet"]),
+                         ("carol@example.test", dev, "Blocked", "Individual", None, True))
+        ctl = [d for d in H.ctl_json(self, "mobile", "abq", "list", "account", "carol")["devices"]
+               if d["deviceId"] == dev]
+        self.assertEqual(ctl, [row], "the row differs from abqctl list's")
+        self.assertEqual(self.ok(self.c.get("/api/v1/devices?q=" + dev), "default")["total"], 0)
+        self.assertEqual(self.ok(self.c.get("/api/v1/devices?unseen=true&type=x&q=" + dev),
+                                 "type filter")["total"], 0)
+        self.assertEqual(self.ok(self.c.get("/api/v1/devices?unseen=true&state=Allowed&q=" +
+                                            dev), "other state")["total"], 0)
+        # Paging goes on through the entries after the devices.
+        every = self.ok(self.c.get("/api/v1/devices?unseen=true&limit=1000"), "all")
+        self.assertEqual(every["total"], len(every["devices"]))
+        flags = [bool(d.get("notSeenYet")) for d in every["devices"]]
+        self.assertEqual(flags, sorted(flags), "entries come after the devices")
+        seen = []
+        for off in range(0, every["total"], 3):
+            page = self.ok(self.c.get("/api/v1/devices?unseen=true&limit=3&offset=%d" % off),
+                           "page")
+            self.assertEqual(page["total"], every["total"])
+            seen += page["devices"]
+        self.assertEqual(seen, every["devices"])
+        self.error(self.c.get("/api/v1/devices?unseen=maybe"), 400, "bad_request", "unseen")
+
     def test_12_device_detail_matches_abqctl(self):
         phone = Phone(device_id=new_id("detail"))
         phone.folders(self)
