@@ -59,7 +59,9 @@ Be a phone (FolderSync as alice, device DEMOPHONE1):
     -H 'Content-Type: application/vnd.ms-sync.wbxml' --data-binary @/tmp/fs.wbxml \\
     'http://127.0.0.1:8080/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=alice&DeviceId=DEMOPHONE1&DeviceType=iPhone' \\
     | wbxml2xml -l ACTIVESYNC -m 0 -o - /dev/stdin
-  (Status 130: quarantined. Then approve it and ask again: the real folders.)
+  (Quarantined: abqd answers itself with the quarantine mailbox, an Inbox holding one
+  message that says the phone has been put in quarantine. Allow it, ask again: the
+  real folders.)
 Administer in the web console: http://127.0.0.1:8081/
   name $admin, password $adminpw
 Or (in another terminal):

@@ -24,6 +24,9 @@
 #define ORDER_MAX     1000000000LL
 #define LOCALE_MAX    35
 
+/* What a path under attributes/ may be, for a 404. */
+#define ATTR_PATHS " (attributes/global/NAME, attributes/domain/D/NAME, attributes/account/A/NAME)"
+
 /* The registry context of a request: abqctl's, with the administrator's name. */
 static struct abq_ctx
 ctx_of(struct admin_req *r, bool dry_run)
@@ -173,6 +176,7 @@ struct dev_query {
 	size_t total;
 	struct abq_device *keep; /* copies: the page (by account) or every match */
 	size_t nkeep, capkeep;
+	json_t *unseen; /* with ?unseen=true: the page's rows of entries not seen yet */
 };
 
 static bool
@@ -203,6 +207,23 @@ dev_cb(void *arg, const struct abq_device *d)
 	}
 	memset(&x->keep[x->nkeep], 0, sizeof(x->keep[0]));
 	abq_device_copy(&x->keep[x->nkeep++], d);
+	return 0;
+}
+
+/*
+ * An entry no device has used yet (abq_registry_unseen_entries): a row after
+ * every device, in whatever order the devices are; kept when on the page.
+ */
+static int
+unseen_cb(void *arg, const struct abq_entry *e)
+{
+	struct dev_query *x = arg;
+
+	if (x->q && !has(e->account, x->q) && !has(e->device_id, x->q))
+		return 0;
+	size_t i = x->total++;
+	if (i >= x->offset && i - x->offset < x->limit)
+		json_array_append_new(x->unseen, unseen_entry_json(e));
 	return 0;
 }
 
@@ -259,16 +280,23 @@ count_param(struct admin_req *r, const char *name, long long min, long long max,
 	return 0;
 }
 
+/*
+ * GET devices: the registry's devices, filtered, sorted and paged; with
+ * ?unseen=true the entries no device has used yet follow them.
+ */
 static void
-list_devices(struct admin_req *r)
+list_devices(struct admin_req *r, const char *const *var, int arg)
 {
 	struct abq_device_filter f = {.default_domain = admin_config(r->a)->eas_default_domain};
 	struct dev_query x = {.sort = SORT_ACCOUNT};
 	const char *state = admin_query(r, "state"), *sort = admin_query(r, "sort");
 	const char *acc = admin_query(r, "account"), *dom = admin_query(r, "domain");
+	const char *unseen = admin_query(r, "unseen");
 	char *account = NULL, *domain = NULL;
 	const char *err = NULL;
 
+	(void)var;
+	(void)arg;
 	x.type = admin_query(r, "type");
 	x.model = admin_query(r, "model");
 	x.os = admin_query(r, "os");
@@ -299,11 +327,25 @@ list_devices(struct admin_req *r)
 	    count_param(r, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &x.limit) < 0 ||
 	    count_param(r, "offset", 0, 1000000000, 0, &x.offset) < 0)
 		goto out;
+	if (unseen != NULL && strcmp(unseen, "true") != 0 && strcmp(unseen, "false") != 0) {
+		admin_reply_error(r, 400, "bad_request", "unseen '%s': use true or false", unseen);
+		goto out;
+	}
 	f.account = account;
 	f.domain = domain;
 	if (abq_store_device_iter(admin_store(r->a), &f, dev_cb, &x, &err) != 0) {
 		store_failed(r, err);
 		goto out;
+	}
+	/* The entries have no type, model or OS: such a filter leaves none. */
+	if (unseen != NULL && strcmp(unseen, "true") == 0 && !x.type && !x.model && !x.os) {
+		char *errmsg = NULL;
+		x.unseen = json_array();
+		if (abq_registry_unseen_entries(admin_store(r->a), &f, unseen_cb, &x, &errmsg) !=
+		    0) {
+			admin_reply_registry(r, -1, errmsg);
+			goto out;
+		}
 	}
 	size_t from = 0, to = x.nkeep;
 	if (x.sort != SORT_ACCOUNT) {
@@ -316,6 +358,8 @@ list_devices(struct admin_req *r)
 	json_t *o = json_object(), *arr = json_array();
 	for (size_t i = from; i < to; i++)
 		json_array_append_new(arr, device_json(&x.keep[i]));
+	if (x.unseen != NULL)
+		json_array_extend(arr, x.unseen);
 	json_object_set_new(o, "devices", arr);
 	json_object_set_new(o, "total", json_integer((json_int_t)x.total));
 	json_object_set_new(o, "offset", json_integer((json_int_t)x.offset));
@@ -325,6 +369,7 @@ out:
 	for (size_t i = 0; i < x.nkeep; i++)
 		abq_device_clear(&x.keep[i]);
 	free(x.keep);
+	json_decref(x.unseen);
 	free(account);
 	free(domain);
 }
@@ -349,15 +394,34 @@ device_lookup(struct admin_req *r, const char *account, const char *device_id, s
 	return rc;
 }
 
+/*
+ * The device a path names (var[0] the account, var[1] the DeviceId): the
+ * account in its canonical form (a new string), or NULL after a 400.
+ */
+static char *
+device_path(struct admin_req *r, const char *const *var)
+{
+	char *account = account_of(r, var[0]);
+
+	if (account != NULL && !device_id_ok(r, var[1])) {
+		free(account);
+		return NULL;
+	}
+	return account;
+}
+
+/* GET devices/{account}/{deviceId}: the device, the entries that apply to it, its history. */
 static void
-device_get(struct admin_req *r, const char *account, const char *device_id)
+device_get(struct admin_req *r, const char *const *var, int arg)
 {
 	struct abq_device d = {0};
 	struct abq_history_filter hf = {.limit = HISTORY_LIMIT};
 	const char *err = NULL;
+	char *account = device_path(r, var);
 	json_t *entries = json_array(), *hist = json_array();
 
-	if (device_lookup(r, account, device_id, &d) != 1)
+	(void)arg;
+	if (account == NULL || device_lookup(r, account, var[1], &d) != 1)
 		goto out;
 	for (int i = 0; i < 2; i++) {
 		struct abq_entry e = {0};
@@ -388,53 +452,64 @@ out:
 	json_decref(entries);
 	json_decref(hist);
 	abq_device_clear(&d);
+	free(account);
 }
 
-/* POST .../allow|block|quarantine */
+/*
+ * POST devices/{account}/{deviceId}/allow|block|quarantine (arg: the state):
+ * the entry DeviceId/account, or DeviceId alone with allAccounts.
+ */
 static void
-device_decide(struct admin_req *r, const char *account, const char *device_id, enum abq_state state)
+device_decide(struct admin_req *r, const char *const *var, int arg)
 {
 	struct abq_device d = {0};
 	struct abq_outcome o = {0};
-	json_t *body = admin_body(r, true), *all;
-	char *errmsg = NULL;
+	json_t *body = NULL, *all;
+	char *errmsg = NULL, *account = device_path(r, var);
 	bool dry;
 
-	if (body == NULL || dry_run_of(r, body, &dry) < 0)
+	if (account == NULL || (body = admin_body(r, true)) == NULL ||
+	    dry_run_of(r, body, &dry) < 0)
 		goto out;
 	all = json_object_get(body, "allAccounts");
 	if (all != NULL && !json_is_boolean(all)) {
 		admin_reply_error(r, 400, "bad_request", "allAccounts must be true or false");
 		goto out;
 	}
-	if (device_lookup(r, account, device_id, &d) != 1)
+	if (device_lookup(r, account, var[1], &d) != 1)
 		goto out;
 	struct abq_ctx c = ctx_of(r, dry);
-	int rc = abq_registry_set_entry(&c, d.device_id, json_is_true(all) ? NULL : account, state,
-	                                &o, &errmsg);
+	int rc = abq_registry_set_entry(&c, d.device_id, json_is_true(all) ? NULL : account,
+	                                (enum abq_state)arg, &o, &errmsg);
 	reply_outcome(r, rc, errmsg, &o, dry);
 out:
 	abq_device_clear(&d);
 	json_decref(body);
+	free(account);
 }
 
+/* DELETE devices/{account}/{deviceId}: forget the device and its entries. */
 static void
-device_delete(struct admin_req *r, const char *account, const char *device_id)
+device_delete(struct admin_req *r, const char *const *var, int arg)
 {
 	struct abq_device d = {0};
 	struct abq_outcome o = {0};
-	char *errmsg = NULL;
+	char *errmsg = NULL, *account = device_path(r, var);
 	bool dry;
 
-	if (dry_run_of(r, NULL, &dry) < 0 || device_lookup(r, account, device_id, &d) != 1)
+	(void)arg;
+	if (account == NULL || dry_run_of(r, NULL, &dry) < 0 ||
+	    device_lookup(r, account, var[1], &d) != 1)
 		goto out;
 	struct abq_ctx c = ctx_of(r, dry);
 	int rc = abq_registry_delete(&c, d.device_id, account, &o, &errmsg);
 	reply_outcome(r, rc, errmsg, &o, dry);
 out:
 	abq_device_clear(&d);
+	free(account);
 }
 
+/* What the engine would decide for (account, device_id) now, and why. */
 static void
 explain(struct admin_req *r, const char *account, const char *device_id)
 {
@@ -458,73 +533,27 @@ explain(struct admin_req *r, const char *account, const char *device_id)
 	abq_policy_free(&p);
 }
 
-/* /devices, /devices/{account}/{deviceId}[/action] */
+/* GET devices/{account}/{deviceId}/explain */
 static void
-devices(struct admin_req *r)
+device_explain(struct admin_req *r, const char *const *var, int arg)
 {
-	char *account = NULL;
+	char *account = device_path(r, var);
 
-	if (r->nseg == 3) {
-		if (r->method == EVHTTP_REQ_GET)
-			list_devices(r);
-		else
-			admin_reply_method(r, "GET");
-		return;
-	}
-	if (r->nseg < 5 || r->nseg > 6) {
-		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
-		return;
-	}
-	const char *device_id = r->seg[4];
-	if ((account = account_of(r, r->seg[3])) == NULL || !device_id_ok(r, device_id))
-		goto out;
-	if (r->nseg == 5) {
-		if (r->method == EVHTTP_REQ_GET)
-			device_get(r, account, device_id);
-		else if (r->method == EVHTTP_REQ_DELETE)
-			device_delete(r, account, device_id);
-		else
-			admin_reply_method(r, "GET, DELETE");
-		goto out;
-	}
-	const char *act = r->seg[5];
-	if (strcmp(act, "explain") == 0) {
-		if (r->method == EVHTTP_REQ_GET)
-			explain(r, account, device_id);
-		else
-			admin_reply_method(r, "GET");
-		goto out;
-	}
-	enum abq_state st;
-	if (strcmp(act, "allow") == 0)
-		st = ABQ_STATE_ALLOWED;
-	else if (strcmp(act, "block") == 0)
-		st = ABQ_STATE_BLOCKED;
-	else if (strcmp(act, "quarantine") == 0)
-		st = ABQ_STATE_QUARANTINED;
-	else {
-		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
-		goto out;
-	}
-	if (r->method == EVHTTP_REQ_POST)
-		device_decide(r, account, device_id, st);
-	else
-		admin_reply_method(r, "POST");
-out:
+	(void)arg;
+	if (account != NULL)
+		explain(r, account, var[1]);
 	free(account);
 }
 
-/* GET /explain?account=A&deviceId=D */
+/* GET explain?account=A&deviceId=D: a device not seen yet too. */
 static void
-explain_any(struct admin_req *r)
+explain_any(struct admin_req *r, const char *const *var, int arg)
 {
 	const char *acc = admin_query(r, "account"), *dev = admin_query(r, "deviceId");
 	char *account;
 
-	if (r->method != EVHTTP_REQ_GET) {
-		admin_reply_method(r, "GET");
-		return;
-	}
+	(void)var;
+	(void)arg;
 	if (acc == NULL || dev == NULL) {
 		admin_reply_error(r, 400, "bad_request", "give account and deviceId");
 		return;
@@ -545,78 +574,87 @@ entry_cb(void *arg, const struct abq_entry *e)
 	return 0;
 }
 
+/* GET entries[?state=S]: the list entries. */
 static void
-entries(struct admin_req *r)
+entries_list(struct admin_req *r, const char *const *var, int arg)
+{
+	enum abq_state st = ABQ_STATE_NONE;
+	const char *sw = admin_query(r, "state"), *err = NULL;
+
+	(void)var;
+	(void)arg;
+	if (sw != NULL && abq_state_parse(sw, false, &st) < 0) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "state '%s': use Allowed, Blocked or Quarantined", sw);
+		return;
+	}
+	json_t *arr = json_array(), *ob;
+	int rc = abq_store_entry_iter(admin_store(r->a), st, entry_cb, arr, &err);
+	if ((ob = list_object(r, rc, err, "entries", arr)) != NULL)
+		admin_reply_json(r, 200, ob);
+}
+
+/* POST entries {"deviceId", "account", "state"}: write an entry (abqctl allow, block, ...). */
+static void
+entries_add(struct admin_req *r, const char *const *var, int arg)
 {
 	struct abq_outcome o = {0};
 	char *account = NULL, *errmsg = NULL;
-	json_t *body = NULL;
-	const char *err = NULL;
+	const char *dev, *acc, *sw;
+	enum abq_state st;
+	json_t *body;
 	bool dry;
 
-	if (r->nseg != 3) {
-		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
-		return;
-	}
-	if (r->method == EVHTTP_REQ_GET) {
-		enum abq_state st = ABQ_STATE_NONE;
-		const char *sw = admin_query(r, "state");
-		if (sw != NULL && abq_state_parse(sw, false, &st) < 0) {
-			admin_reply_error(r, 400, "bad_request",
-			                  "state '%s': use Allowed, Blocked or Quarantined", sw);
-			return;
-		}
-		json_t *arr = json_array(), *ob;
-		int rc = abq_store_entry_iter(admin_store(r->a), st, entry_cb, arr, &err);
-		if ((ob = list_object(r, rc, err, "entries", arr)) != NULL)
-			admin_reply_json(r, 200, ob);
-		return;
-	}
-	if (r->method == EVHTTP_REQ_POST) {
-		const char *dev, *acc, *sw;
-		enum abq_state st;
-		if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
-		    body_string(r, body, "deviceId", true, &dev) < 0 ||
-		    body_string(r, body, "account", false, &acc) < 0 ||
-		    body_string(r, body, "state", true, &sw) < 0 || !device_id_ok(r, dev) ||
-		    (acc != NULL && (account = account_of(r, acc)) == NULL))
-			goto out;
-		if (abq_state_parse(sw, false, &st) < 0) {
-			admin_reply_error(r, 400, "bad_request",
-			                  "state '%s': use Allowed, Blocked or Quarantined", sw);
-			goto out;
-		}
-		struct abq_ctx c = ctx_of(r, dry);
-		int rc = abq_registry_set_entry(&c, dev, account, st, &o, &errmsg);
-		reply_outcome(r, rc, errmsg, &o, dry);
+	(void)var;
+	(void)arg;
+	if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
+	    body_string(r, body, "deviceId", true, &dev) < 0 ||
+	    body_string(r, body, "account", false, &acc) < 0 ||
+	    body_string(r, body, "state", true, &sw) < 0 || !device_id_ok(r, dev) ||
+	    (acc != NULL && (account = account_of(r, acc)) == NULL))
+		goto out;
+	if (abq_state_parse(sw, false, &st) < 0) {
+		admin_reply_error(r, 400, "bad_request",
+		                  "state '%s': use Allowed, Blocked or Quarantined", sw);
 		goto out;
 	}
-	if (r->method == EVHTTP_REQ_DELETE) {
-		const char *dev = admin_query(r, "deviceId"), *acc = admin_query(r, "account");
-		if (dry_run_of(r, NULL, &dry) < 0)
-			goto out;
-		if (dev == NULL) {
-			admin_reply_error(r, 400, "bad_request", "give deviceId (and account)");
-			goto out;
-		}
-		if (!device_id_ok(r, dev) ||
-		    (acc != NULL && (account = account_of(r, acc)) == NULL))
-			goto out;
-		struct abq_ctx c = ctx_of(r, dry);
-		int rc = abq_registry_delete(&c, dev, account, &o, &errmsg);
-		if (rc == 1) {
-			/* Nothing matched: the entry the path names is not there. */
-			admin_reply_error(r, 404, "not_found", "%s", errmsg);
-			free(errmsg);
-			abq_outcome_clear(&o);
-			goto out;
-		}
-		reply_outcome(r, rc, errmsg, &o, dry);
-		goto out;
-	}
-	admin_reply_method(r, "GET, POST, DELETE");
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_set_entry(&c, dev, account, st, &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
 out:
 	json_decref(body);
+	free(account);
+}
+
+/* DELETE entries?deviceId=D[&account=A]: abqctl mobile abq delete. */
+static void
+entries_delete(struct admin_req *r, const char *const *var, int arg)
+{
+	const char *dev = admin_query(r, "deviceId"), *acc = admin_query(r, "account");
+	struct abq_outcome o = {0};
+	char *account = NULL, *errmsg = NULL;
+	bool dry;
+
+	(void)var;
+	(void)arg;
+	if (dry_run_of(r, NULL, &dry) < 0)
+		return;
+	if (dev == NULL) {
+		admin_reply_error(r, 400, "bad_request", "give deviceId (and account)");
+		return;
+	}
+	if (!device_id_ok(r, dev) || (acc != NULL && (account = account_of(r, acc)) == NULL))
+		return;
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_delete(&c, dev, account, &o, &errmsg);
+	if (rc == 1) {
+		/* Nothing matched: the entry the path names is not there. */
+		admin_reply_error(r, 404, "not_found", "%s", errmsg);
+		free(errmsg);
+		abq_outcome_clear(&o);
+	} else {
+		reply_outcome(r, rc, errmsg, &o, dry);
+	}
 	free(account);
 }
 
@@ -690,16 +728,16 @@ rule_of(struct admin_req *r, json_t *body, struct abq_rule *rule, char **domain_
 	return 0;
 }
 
-/* The rule id of the path; 0 after a 400/404/503. */
+/* The rule id of the path (word), of a rule that exists; 0 after a 404/503. */
 static int64_t
-rule_id_of(struct admin_req *r)
+rule_id_of(struct admin_req *r, const char *word)
 {
 	const char *why, *err = NULL;
 	long long id;
 	struct abq_rule rule = {0};
 
-	if (parse_int(r->seg[3], 1, INT64_MAX, &id, &why) < 0) {
-		admin_reply_error(r, 404, "not_found", "no rule %s", r->seg[3]);
+	if (parse_int(word, 1, INT64_MAX, &id, &why) < 0) {
+		admin_reply_error(r, 404, "not_found", "no rule %s", word);
 		return 0;
 	}
 	int rc = abq_store_rule_get(admin_store(r->a), id, &rule, &err);
@@ -715,8 +753,9 @@ rule_id_of(struct admin_req *r)
 	return id;
 }
 
+/* POST rules/reorder {"domain", "ids"}: the orders 10, 20, 30... in the order of ids. */
 static void
-rules_reorder(struct admin_req *r)
+rules_reorder(struct admin_req *r, const char *const *var, int arg)
 {
 	json_t *body = admin_body(r, false), *ids;
 	struct abq_outcome o = {0};
@@ -725,6 +764,8 @@ rules_reorder(struct admin_req *r)
 	int64_t *v = NULL;
 	bool dry;
 
+	(void)var;
+	(void)arg;
 	if (body == NULL || dry_run_of(r, body, &dry) < 0 ||
 	    body_string(r, body, "domain", false, &dom) < 0 ||
 	    (dom != NULL && (domain = domain_of(r, dom)) == NULL))
@@ -760,77 +801,71 @@ out:
 	json_decref(body);
 }
 
+/* GET rules[?domain=D]: the rules in evaluation order. */
 static void
-rules(struct admin_req *r)
+rules_list(struct admin_req *r, const char *const *var, int arg)
+{
+	const char *dw = admin_query(r, "domain"), *err = NULL;
+	char *domain = NULL;
+
+	(void)var;
+	(void)arg;
+	if (dw != NULL && (domain = domain_of(r, dw)) == NULL)
+		return;
+	json_t *arr = json_array(), *ob;
+	int rc = abq_store_rule_iter(admin_store(r->a), domain, domain == NULL, rule_cb, arr, &err);
+	if ((ob = list_object(r, rc, err, "rules", arr)) != NULL)
+		admin_reply_json(r, 200, ob);
+	free(domain);
+}
+
+/*
+ * POST rules (var NULL): create a rule, or update the one with the same key;
+ * PUT rules/{id}: change every field of rule id.
+ */
+static void
+rules_set(struct admin_req *r, const char *const *var, int arg)
 {
 	struct abq_outcome o = {0};
 	struct abq_rule rule;
 	char *domain = NULL, *errmsg = NULL;
 	json_t *body = NULL;
-	const char *err = NULL;
+	int64_t id = 0;
 	bool dry;
 	int rc;
 
-	if (r->nseg == 3 && r->method == EVHTTP_REQ_GET) {
-		const char *dw = admin_query(r, "domain");
-		if (dw != NULL && (domain = domain_of(r, dw)) == NULL)
-			return;
-		json_t *arr = json_array(), *ob;
-		rc = abq_store_rule_iter(admin_store(r->a), domain, domain == NULL, rule_cb, arr,
-		                         &err);
-		if ((ob = list_object(r, rc, err, "rules", arr)) != NULL)
-			admin_reply_json(r, 200, ob);
-		free(domain);
+	(void)arg;
+	if (var[0] != NULL && (id = rule_id_of(r, var[0])) == 0)
 		return;
-	}
-	if (r->nseg == 3 && r->method == EVHTTP_REQ_POST) {
-		if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
-		    rule_of(r, body, &rule, &domain) < 0)
-			goto out;
-		struct abq_ctx c = ctx_of(r, dry);
-		rc = abq_registry_rule_set(&c, &rule, &o, &errmsg);
-		reply_outcome(r, rc, errmsg, &o, dry);
+	if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
+	    rule_of(r, body, &rule, &domain) < 0)
 		goto out;
-	}
-	if (r->nseg == 3) {
-		admin_reply_method(r, "GET, POST");
-		return;
-	}
-	if (r->nseg == 4 && strcmp(r->seg[3], "reorder") == 0) {
-		if (r->method == EVHTTP_REQ_POST)
-			rules_reorder(r);
-		else
-			admin_reply_method(r, "POST");
-		return;
-	}
-	if (r->nseg != 4) {
-		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
-		return;
-	}
-	if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_DELETE) {
-		admin_reply_method(r, "PUT, DELETE");
-		return;
-	}
-	int64_t id = rule_id_of(r);
-	if (id == 0)
-		return;
-	if (r->method == EVHTTP_REQ_PUT) {
-		if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
-		    rule_of(r, body, &rule, &domain) < 0)
-			goto out;
-		struct abq_ctx c = ctx_of(r, dry);
+	struct abq_ctx c = ctx_of(r, dry);
+	if (id != 0)
 		rc = abq_registry_rule_update(&c, id, &rule, &o, &errmsg);
-		reply_outcome(r, rc, errmsg, &o, dry);
-	} else {
-		if (dry_run_of(r, NULL, &dry) < 0)
-			goto out;
-		struct abq_ctx c = ctx_of(r, dry);
-		rc = abq_registry_rule_delete(&c, id, NULL, NULL, &o, &errmsg);
-		reply_outcome(r, rc, errmsg, &o, dry);
-	}
+	else
+		rc = abq_registry_rule_set(&c, &rule, &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
 out:
 	json_decref(body);
 	free(domain);
+}
+
+/* DELETE rules/{id} */
+static void
+rules_delete(struct admin_req *r, const char *const *var, int arg)
+{
+	struct abq_outcome o = {0};
+	char *errmsg = NULL;
+	int64_t id;
+	bool dry;
+
+	(void)arg;
+	if ((id = rule_id_of(r, var[0])) == 0 || dry_run_of(r, NULL, &dry) < 0)
+		return;
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_rule_delete(&c, id, NULL, NULL, &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
 }
 
 /* ---------------------------------------------------------- attributes */
@@ -881,48 +916,41 @@ known_attrs(void)
 	return arr;
 }
 
+/* GET attributes: the attributes set, and every attribute there is. */
 static void
-attributes(struct admin_req *r)
+attributes_list(struct admin_req *r, const char *const *var, int arg)
 {
 	const char *err = NULL;
-	enum abq_scope scope;
+
+	(void)var;
+	(void)arg;
+	json_t *arr = json_array(), *ob;
+	int rc = abq_store_attr_iter(admin_store(r->a), attr_cb, arr, &err);
+	if ((ob = list_object(r, rc, err, "attributes", arr)) != NULL) {
+		json_object_set_new(ob, "known", known_attrs());
+		admin_reply_json(r, 200, ob);
+	}
+}
+
+/*
+ * PUT or DELETE attributes/global/{name}, attributes/domain/{domain}/{name},
+ * attributes/account/{account}/{name} (arg: the scope): set or unset one
+ * attribute.
+ */
+static void
+attributes_set(struct admin_req *r, const char *const *var, int arg)
+{
+	enum abq_scope scope = (enum abq_scope)arg;
 	char *target = NULL, *errmsg = NULL, *canon = NULL;
-	const char *name, *value = NULL;
+	const char *name = scope == ABQ_SCOPE_GLOBAL ? var[0] : var[1], *value = NULL;
 	json_t *body = NULL;
 	struct abq_outcome o = {0};
 	bool dry;
 
-	if (r->nseg == 3) {
-		if (r->method != EVHTTP_REQ_GET) {
-			admin_reply_method(r, "GET");
-			return;
-		}
-		json_t *arr = json_array(), *ob;
-		int rc = abq_store_attr_iter(admin_store(r->a), attr_cb, arr, &err);
-		if ((ob = list_object(r, rc, err, "attributes", arr)) != NULL) {
-			json_object_set_new(ob, "known", known_attrs());
-			admin_reply_json(r, 200, ob);
-		}
+	if (scope == ABQ_SCOPE_DOMAIN && (target = domain_of(r, var[0])) == NULL)
 		return;
-	}
-	if (abq_scope_parse(r->seg[3], &scope) < 0 ||
-	    r->nseg != (scope == ABQ_SCOPE_GLOBAL ? 5u : 6u)) {
-		admin_reply_error(
-		    r, 404, "not_found",
-		    "nothing at %s (attributes/global/NAME, attributes/domain/D/NAME, "
-		    "attributes/account/A/NAME)",
-		    r->path);
+	if (scope == ABQ_SCOPE_ACCOUNT && (target = account_of(r, var[0])) == NULL)
 		return;
-	}
-	if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_DELETE) {
-		admin_reply_method(r, "PUT, DELETE");
-		return;
-	}
-	if (scope == ABQ_SCOPE_DOMAIN && (target = domain_of(r, r->seg[4])) == NULL)
-		return;
-	if (scope == ABQ_SCOPE_ACCOUNT && (target = account_of(r, r->seg[4])) == NULL)
-		return;
-	name = r->seg[r->nseg - 1];
 	const struct abq_attr_def *def = abq_attr_find(name);
 	if (def == NULL) {
 		admin_reply_error(r, 404, "not_found", "no attribute %s", name);
@@ -964,9 +992,13 @@ template_cb(void *arg, const struct abq_template *t)
 	return 0;
 }
 
-/* Replace *dst by member name of body when present (a string sets, null clears). */
+/*
+ * Take member name of body into *dst when present (a string sets, null
+ * clears) and add field to *fields; -1 after a 400.
+ */
 static int
-take_text(struct admin_req *r, json_t *body, const char *name, char **dst, bool *any)
+take_text(struct admin_req *r, json_t *body, const char *name, unsigned field, char **dst,
+          unsigned *fields)
 {
 	json_t *v = json_object_get(body, name);
 
@@ -976,51 +1008,49 @@ take_text(struct admin_req *r, json_t *body, const char *name, char **dst, bool 
 		admin_reply_error(r, 400, "bad_request", "\"%s\" must be a string or null", name);
 		return -1;
 	}
-	free(*dst);
-	*dst = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
-	*any = true;
+	*dst = json_is_string(v) ? (char *)json_string_value(v) : NULL;
+	*fields |= field;
 	return 0;
 }
 
+/* GET templates: every stored template. */
 static void
-templates(struct admin_req *r)
+templates_list(struct admin_req *r, const char *const *var, int arg)
 {
-	struct abq_store *s = admin_store(r->a);
-	struct abq_template t = {0};
-	const char *err = NULL, *kind, *locale, *dw = admin_query(r, "domain");
-	char *domain = NULL;
+	const char *err = NULL;
+
+	(void)var;
+	(void)arg;
+	json_t *arr = json_array(), *ob;
+	int rc = abq_store_template_iter(admin_store(r->a), template_cb, arr, &err);
+	if ((ob = list_object(r, rc, err, "templates", arr)) != NULL)
+		admin_reply_json(r, 200, ob);
+}
+
+/*
+ * PUT or DELETE templates/{kind}/{locale}[?domain=D]: set
+ * the texts given (null clears, a missing member keeps), or remove the
+ * template.
+ */
+static void
+templates_set(struct admin_req *r, const char *const *var, int arg)
+{
+	struct abq_template t = {0}, written = {0};
+	struct abq_outcome o = {0};
+	const char *kind, *locale = var[1], *dw = admin_query(r, "domain");
+	char *domain = NULL, *errmsg = NULL;
 	json_t *body = NULL;
 	enum abq_scope scope = ABQ_SCOPE_GLOBAL;
-	bool any = false;
+	unsigned fields = 0;
+	int rc;
 
-	if (r->nseg == 3) {
-		if (r->method != EVHTTP_REQ_GET) {
-			admin_reply_method(r, "GET");
-			return;
-		}
-		json_t *arr = json_array(), *ob;
-		int rc = abq_store_template_iter(s, template_cb, arr, &err);
-		if ((ob = list_object(r, rc, err, "templates", arr)) != NULL)
-			admin_reply_json(r, 200, ob);
-		return;
-	}
-	if (r->nseg != 5) {
-		admin_reply_error(r, 404, "not_found", "nothing at %s (templates/KIND/LOCALE)",
-		                  r->path);
-		return;
-	}
-	if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_DELETE) {
-		admin_reply_method(r, "PUT, DELETE");
-		return;
-	}
-	if ((kind = abq_template_kind_parse(r->seg[3])) == NULL) {
+	if ((kind = abq_template_kind_parse(var[0])) == NULL) {
 		admin_reply_error(r, 400, "bad_request",
 		                  "kind '%s': use quarantined, blocked, allowed, admin-digest or "
 		                  "admin-immediate",
-		                  r->seg[3]);
+		                  var[0]);
 		return;
 	}
-	locale = r->seg[4];
 	size_t n = strlen(locale);
 	if (n == 0 || n > LOCALE_MAX ||
 	    strspn(locale, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
@@ -1034,61 +1064,58 @@ templates(struct admin_req *r)
 			return;
 		scope = ABQ_SCOPE_DOMAIN;
 	}
+	struct abq_ctx c = ctx_of(r, false);
+	(void)arg;
 	if (r->method == EVHTTP_REQ_DELETE) {
-		size_t count = 0;
-		if (abq_store_template_delete(s, scope, domain, kind, locale, &count, &err) < 0)
-			store_failed(r, err);
-		else if (count == 0)
+		rc = abq_registry_template_delete(&c, scope, domain, kind, locale, &o, &errmsg);
+		if (rc == 1)
 			admin_reply_error(r, 404, "not_found", "no %s%s %s template for locale %s",
 			                  domain ? "domain " : "global", domain ? domain : "",
 			                  abq_template_kind_word(kind), locale);
-		else {
+		else if (rc < 0) {
+			admin_reply_registry(r, rc, errmsg);
+			errmsg = NULL;
+		} else {
 			json_t *ob = json_object();
-			json_object_set_new(ob, "deleted", json_integer((json_int_t)count));
+			json_object_set_new(ob, "deleted", json_integer((json_int_t)o.affected));
 			admin_reply_json(r, 200, ob);
 		}
 		goto out;
 	}
 	if ((body = admin_body(r, false)) == NULL)
 		goto out;
-	int found = abq_store_template_get(s, scope, domain, kind, locale, &t, &err);
-	if (found < 0) {
-		store_failed(r, err);
+	t.scope = scope;
+	t.domain = domain;
+	t.kind = (char *)kind;
+	t.locale = (char *)locale;
+	if (take_text(r, body, "from", ABQ_TEMPLATE_FROM, &t.from, &fields) < 0 ||
+	    take_text(r, body, "replyTo", ABQ_TEMPLATE_REPLY_TO, &t.reply_to, &fields) < 0 ||
+	    take_text(r, body, "subject", ABQ_TEMPLATE_SUBJECT, &t.subject, &fields) < 0 ||
+	    take_text(r, body, "bodyPlain", ABQ_TEMPLATE_BODY_PLAIN, &t.body_plain, &fields) < 0 ||
+	    take_text(r, body, "bodyHtml", ABQ_TEMPLATE_BODY_HTML, &t.body_html, &fields) < 0)
 		goto out;
-	}
-	if (found == 0) {
-		t.scope = scope;
-		t.domain = xstrdup_null(domain);
-		t.kind = xstrdup(kind);
-		t.locale = xstrdup(locale);
-	}
-	if (take_text(r, body, "from", &t.from, &any) < 0 ||
-	    take_text(r, body, "replyTo", &t.reply_to, &any) < 0 ||
-	    take_text(r, body, "subject", &t.subject, &any) < 0 ||
-	    take_text(r, body, "bodyPlain", &t.body_plain, &any) < 0 ||
-	    take_text(r, body, "bodyHtml", &t.body_html, &any) < 0)
-		goto out;
-	if (!any) {
+	if (fields == 0) {
 		admin_reply_error(
 		    r, 400, "bad_request",
 		    "nothing to set: give from, replyTo, subject, bodyPlain or bodyHtml");
 		goto out;
 	}
-	free(t.set_by);
-	t.set_by = xstrdup(r->who);
-	t.set_at = abq_now();
-	if (abq_store_template_put(s, &t, &err) < 0) {
-		store_failed(r, err);
+	rc = abq_registry_template_set(&c, &t, fields, &written, &o, &errmsg);
+	if (rc != 0) {
+		admin_reply_registry(r, rc, errmsg);
+		errmsg = NULL;
 		goto out;
 	}
 	json_t *ob = json_object();
 	json_object_set_new(ob, "set", json_true());
-	json_object_set_new(ob, "template", template_json(&t));
+	json_object_set_new(ob, "template", template_json(&written));
 	admin_reply_json(r, 200, ob);
 out:
-	abq_template_clear(&t);
+	abq_template_clear(&written);
+	abq_outcome_clear(&o);
 	json_decref(body);
 	free(domain);
+	free(errmsg);
 }
 
 /* ---------------------------------------------------------------- outbox */
@@ -1100,19 +1127,14 @@ notice_cb(void *arg, const struct abq_notice *n)
 	return 0;
 }
 
+/* GET outbox[?state=queued|sent|failed]: the notices. */
 static void
-outbox(struct admin_req *r)
+outbox(struct admin_req *r, const char *const *var, int arg)
 {
 	const char *st = admin_query(r, "state"), *err = NULL;
 
-	if (r->nseg != 3) {
-		admin_reply_error(r, 404, "not_found", "nothing at %s", r->path);
-		return;
-	}
-	if (r->method != EVHTTP_REQ_GET) {
-		admin_reply_method(r, "GET");
-		return;
-	}
+	(void)var;
+	(void)arg;
 	if (st != NULL && strcmp(st, "queued") != 0 && strcmp(st, "sent") != 0 &&
 	    strcmp(st, "failed") != 0) {
 		admin_reply_error(r, 400, "bad_request", "state '%s': use queued, sent or failed",
@@ -1127,25 +1149,153 @@ outbox(struct admin_req *r)
 
 /* -------------------------------------------------------------- routing */
 
+/*
+ * A route: a method, a path pattern (the segments after /api/v1/, "{name}"
+ * standing for any one segment), the handler and its argument. The handler
+ * gets the segments standing for the pattern's {names}, in order, then NULL.
+ */
+typedef void route_fn(struct admin_req *r, const char *const *var, int arg);
+struct route {
+	enum evhttp_cmd_type method;
+	const char *pattern;
+	route_fn *fn;
+	int arg;
+};
+
+/*
+ * Every endpoint of docs/api.md but those server.c answers (login, logout,
+ * session, events). The first pattern that fits the path wins (rules/reorder
+ * before rules/{id}); among its rows the method picks the handler, and a
+ * method none has gets a 405 naming the rows' methods in this order.
+ */
+static const struct route routes[] = {
+    {EVHTTP_REQ_GET, "devices", list_devices, 0},
+    {EVHTTP_REQ_GET, "devices/{account}/{deviceId}", device_get, 0},
+    {EVHTTP_REQ_DELETE, "devices/{account}/{deviceId}", device_delete, 0},
+    {EVHTTP_REQ_GET, "devices/{account}/{deviceId}/explain", device_explain, 0},
+    {EVHTTP_REQ_POST, "devices/{account}/{deviceId}/allow", device_decide, ABQ_STATE_ALLOWED},
+    {EVHTTP_REQ_POST, "devices/{account}/{deviceId}/block", device_decide, ABQ_STATE_BLOCKED},
+    {EVHTTP_REQ_POST, "devices/{account}/{deviceId}/quarantine", device_decide,
+     ABQ_STATE_QUARANTINED},
+    {EVHTTP_REQ_GET, "explain", explain_any, 0},
+    {EVHTTP_REQ_GET, "entries", entries_list, 0},
+    {EVHTTP_REQ_POST, "entries", entries_add, 0},
+    {EVHTTP_REQ_DELETE, "entries", entries_delete, 0},
+    {EVHTTP_REQ_GET, "rules", rules_list, 0},
+    {EVHTTP_REQ_POST, "rules", rules_set, 0},
+    {EVHTTP_REQ_POST, "rules/reorder", rules_reorder, 0},
+    {EVHTTP_REQ_PUT, "rules/{id}", rules_set, 0},
+    {EVHTTP_REQ_DELETE, "rules/{id}", rules_delete, 0},
+    {EVHTTP_REQ_GET, "attributes", attributes_list, 0},
+    {EVHTTP_REQ_PUT, "attributes/global/{name}", attributes_set, ABQ_SCOPE_GLOBAL},
+    {EVHTTP_REQ_DELETE, "attributes/global/{name}", attributes_set, ABQ_SCOPE_GLOBAL},
+    {EVHTTP_REQ_PUT, "attributes/domain/{domain}/{name}", attributes_set, ABQ_SCOPE_DOMAIN},
+    {EVHTTP_REQ_DELETE, "attributes/domain/{domain}/{name}", attributes_set, ABQ_SCOPE_DOMAIN},
+    {EVHTTP_REQ_PUT, "attributes/account/{account}/{name}", attributes_set, ABQ_SCOPE_ACCOUNT},
+    {EVHTTP_REQ_DELETE, "attributes/account/{account}/{name}", attributes_set, ABQ_SCOPE_ACCOUNT},
+    {EVHTTP_REQ_GET, "templates", templates_list, 0},
+    {EVHTTP_REQ_PUT, "templates/{kind}/{locale}", templates_set, 0},
+    {EVHTTP_REQ_DELETE, "templates/{kind}/{locale}", templates_set, 0},
+    {EVHTTP_REQ_GET, "outbox", outbox, 0},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* The most {names} a pattern has. */
+#define ROUTE_VARS 3
+
+/*
+ * The resources whose other paths answer "nothing at PATH" (with a hint of
+ * what is there); any other path answers "no endpoint PATH".
+ */
+static const struct {
+	const char *resource, *hint;
+} resources[] = {
+    {"devices", ""},
+    {"entries", ""},
+    {"rules", ""},
+    {"outbox", ""},
+    {"attributes", ATTR_PATHS},
+    {"templates", " (templates/KIND/LOCALE)"},
+};
+
+/*
+ * Whether the path after /api/v1/ fits pattern; var gets the segments that
+ * stand for its {names}, then NULL.
+ */
+static bool
+route_fits(const struct admin_req *r, const char *pattern, const char **var)
+{
+	size_t i = 2, nvar = 0;
+
+	for (const char *p = pattern; *p != '\0'; i++) {
+		const char *end = strchr(p, '/');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (i >= r->nseg)
+			return false;
+		if (p[0] == '{') {
+			if (nvar == ROUTE_VARS)
+				return false;
+			var[nvar++] = r->seg[i];
+		} else if (strlen(r->seg[i]) != len || strncmp(r->seg[i], p, len) != 0) {
+			return false;
+		}
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	var[nvar] = NULL;
+	return i == r->nseg;
+}
+
+/* The HTTP name of a route's method, for Allow. */
+static const char *
+method_word(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	default:
+		return "?";
+	}
+}
+
 void
 api_dispatch(struct admin_req *r)
 {
-	const char *what = r->nseg >= 3 ? r->seg[2] : "";
+	const char *var[ROUTE_VARS + 1];
+	const char *pattern = NULL;
+	char allow[64] = "";
 
-	if (strcmp(what, "devices") == 0)
-		devices(r);
-	else if (strcmp(what, "explain") == 0 && r->nseg == 3)
-		explain_any(r);
-	else if (strcmp(what, "entries") == 0)
-		entries(r);
-	else if (strcmp(what, "rules") == 0)
-		rules(r);
-	else if (strcmp(what, "attributes") == 0)
-		attributes(r);
-	else if (strcmp(what, "templates") == 0)
-		templates(r);
-	else if (strcmp(what, "outbox") == 0)
-		outbox(r);
-	else
+	for (size_t i = 0; i < NROUTES && pattern == NULL; i++)
+		if (route_fits(r, routes[i].pattern, var))
+			pattern = routes[i].pattern;
+	if (pattern == NULL) {
+		const char *what = r->nseg >= 3 ? r->seg[2] : "";
+		for (size_t i = 0; i < sizeof(resources) / sizeof(resources[0]); i++)
+			if (strcmp(what, resources[i].resource) == 0) {
+				admin_reply_error(r, 404, "not_found", "nothing at %s%s", r->path,
+				                  resources[i].hint);
+				return;
+			}
 		admin_reply_error(r, 404, "not_found", "no endpoint %s", r->path);
+		return;
+	}
+	for (size_t i = 0; i < NROUTES; i++) {
+		if (strcmp(routes[i].pattern, pattern) != 0)
+			continue;
+		if (routes[i].method == r->method) {
+			routes[i].fn(r, var, routes[i].arg);
+			return;
+		}
+		size_t n = strlen(allow);
+		snprintf(allow + n, sizeof(allow) - n, "%s%s", n ? ", " : "",
+		         method_word(routes[i].method));
+	}
+	admin_reply_method(r, allow);
 }

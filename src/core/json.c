@@ -96,6 +96,23 @@ device_json(const struct abq_device *d)
 	return o;
 }
 
+json_t *
+unseen_entry_json(const struct abq_entry *e)
+{
+	struct abq_device d = {
+	    .account = e->account,
+	    .device_id = e->device_id,
+	    .state = e->state,
+	    .reason = ABQ_REASON_INDIVIDUAL,
+	    .state_by = e->created_by,
+	    .state_at = e->created_at,
+	};
+	json_t *o = device_json(&d);
+
+	json_object_set_new(o, "notSeenYet", json_true());
+	return o;
+}
+
 /* The entry object of export and getDeviceInfo. */
 json_t *
 entry_json(const struct abq_entry *e)

@@ -23,6 +23,13 @@ json_t *jid(int64_t id);
 
 json_t *device_json(const struct abq_device *d);
 json_t *entry_json(const struct abq_entry *e);
+/*
+ * A list entry no device has used yet, as a row of a device listing: the
+ * device object with the entry's account (null for every account), DeviceId,
+ * state (reason Individual), creator and time, the device's facts null, and
+ * "notSeenYet": true, which no device row has.
+ */
+json_t *unseen_entry_json(const struct abq_entry *e);
 json_t *rule_json(const struct abq_rule *r);
 json_t *history_json(const struct abq_history *h);
 /* A notice of the outbox (abqctl mobile abq outbox --json). */

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "core/json.h"
 #include "core/notify.h"
 #include "core/registry.h"
 #include "lib/attrs.h"
@@ -1032,6 +1034,282 @@ out:
 	free(subj);
 	free(key);
 	return op_end(c, rv, errmsg_r);
+}
+
+/* The longest locale tag a template takes ("de-DE", "zh-Hant-TW", ...). */
+#define TEMPLATE_LOCALE_MAX 35
+
+/*
+ * Check a template's key and give its history subject ("global quarantined
+ * en", "domain example.com blocked de") and change-log key ("global\nKIND\n
+ * LOCALE", "domain:D\nKIND\nLOCALE"), new strings; *domain_r gets the domain
+ * lower-cased (NULL for global). Refuses (1) a key no template can have.
+ */
+static int
+template_key(enum abq_scope scope, const char *domain, const char *kind, const char *locale,
+             char **domain_r, char **subject_r, char **key_r, char **errmsg_r)
+{
+	const char *full = kind != NULL ? abq_template_kind_parse(kind) : NULL;
+	size_t n = locale != NULL ? strlen(locale) : 0;
+
+	*domain_r = *subject_r = *key_r = NULL;
+	if (full == NULL || strcmp(full, kind) != 0) {
+		*errmsg_r = xasprintf("'%s' is not a kind of notice", kind ? kind : "");
+		return 1;
+	}
+	if (n == 0 || n > TEMPLATE_LOCALE_MAX ||
+	    strspn(locale, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+	        n) {
+		*errmsg_r = xasprintf("locale '%s': a language tag such as en, de or de-DE",
+		                      locale ? locale : "");
+		return 1;
+	}
+	if (scope == ABQ_SCOPE_GLOBAL && domain == NULL) {
+		*subject_r = xasprintf("global %s %s", abq_template_kind_word(kind), locale);
+		*key_r = xasprintf("global\n%s\n%s", kind, locale);
+		return 0;
+	}
+	if (scope != ABQ_SCOPE_DOMAIN || domain == NULL || !domain_valid(domain)) {
+		*errmsg_r = xasprintf("a template is global or for one valid domain");
+		return 1;
+	}
+	*domain_r = str_lower(xstrdup(domain));
+	*subject_r = xasprintf("domain %s %s %s", *domain_r, abq_template_kind_word(kind), locale);
+	*key_r = xasprintf("domain:%s\n%s\n%s", *domain_r, kind, locale);
+	return 0;
+}
+
+/* Replace *dst by a copy of v when field is among fields; name it in the list of changes. */
+static void
+template_take(char **dst, const char *v, unsigned field, unsigned fields, const char *name,
+              char **changed)
+{
+	if ((fields & field) == 0)
+		return;
+	free(*dst);
+	*dst = xstrdup_null(v);
+	char *more = *changed != NULL ? xasprintf("%s, %s", *changed, name) : xstrdup(name);
+	free(*changed);
+	*changed = more;
+}
+
+int
+abq_registry_template_set(const struct abq_ctx *c, const struct abq_template *t, unsigned fields,
+                          struct abq_template *out, struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_template cur = {0};
+	char *domain = NULL, *subj = NULL, *key = NULL, *changed = NULL;
+	const char *err;
+	int rv, found;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if ((fields & (ABQ_TEMPLATE_FROM | ABQ_TEMPLATE_REPLY_TO | ABQ_TEMPLATE_SUBJECT |
+	               ABQ_TEMPLATE_BODY_PLAIN | ABQ_TEMPLATE_BODY_HTML)) == 0) {
+		*errmsg_r = xstrdup("nothing to set: give from, reply to, subject or a body");
+		return 1;
+	}
+	if ((rv = template_key(t->scope, t->domain, t->kind, t->locale, &domain, &subj, &key,
+	                       errmsg_r)) != 0)
+		return rv;
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(domain);
+		free(subj);
+		free(key);
+		return -1;
+	}
+	found = abq_store_template_get(c->store, t->scope, domain, t->kind, t->locale, &cur, &err);
+	if (found < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (found == 0) {
+		cur.scope = t->scope;
+		cur.domain = xstrdup_null(domain);
+		cur.kind = xstrdup(t->kind);
+		cur.locale = xstrdup(t->locale);
+	}
+	template_take(&cur.from, t->from, ABQ_TEMPLATE_FROM, fields, "from", &changed);
+	template_take(&cur.reply_to, t->reply_to, ABQ_TEMPLATE_REPLY_TO, fields, "replyTo",
+	              &changed);
+	template_take(&cur.subject, t->subject, ABQ_TEMPLATE_SUBJECT, fields, "subject", &changed);
+	template_take(&cur.body_plain, t->body_plain, ABQ_TEMPLATE_BODY_PLAIN, fields, "bodyPlain",
+	              &changed);
+	template_take(&cur.body_html, t->body_html, ABQ_TEMPLATE_BODY_HTML, fields, "bodyHtml",
+	              &changed);
+	free(cur.set_by);
+	cur.set_by = xstrdup(c->who);
+	cur.set_at = c->now;
+	if (abq_store_template_put(c->store, &cur, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (o != NULL)
+		o->affected = 1;
+	if ((rv = history(c, "template", subj, found == 1 ? "set" : NULL, changed, NULL, NULL, NULL,
+	                  errmsg_r)) < 0 ||
+	    (rv = change(c, ABQ_CHANGE_TEMPLATE, key, errmsg_r)) < 0)
+		goto out;
+	rv = 0;
+out:
+	if (rv == 0 && out != NULL) {
+		*out = cur;
+		memset(&cur, 0, sizeof(cur));
+	}
+	abq_template_clear(&cur);
+	free(domain);
+	free(subj);
+	free(key);
+	free(changed);
+	rv = op_end(c, rv, errmsg_r);
+	if (rv != 0 && out != NULL)
+		abq_template_clear(out);
+	return rv;
+}
+
+int
+abq_registry_template_delete(const struct abq_ctx *c, enum abq_scope scope, const char *domain,
+                             const char *kind, const char *locale, struct abq_outcome *o,
+                             char **errmsg_r)
+{
+	char *dom = NULL, *subj = NULL, *key = NULL;
+	const char *err;
+	size_t count = 0;
+	int rv;
+
+	if ((rv = template_key(scope, domain, kind, locale, &dom, &subj, &key, errmsg_r)) != 0)
+		return rv;
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(dom);
+		free(subj);
+		free(key);
+		return -1;
+	}
+	if (abq_store_template_delete(c->store, scope, dom, kind, locale, &count, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (count == 0) {
+		*errmsg_r = xasprintf("no %s template", subj);
+		rv = 1;
+		goto out;
+	}
+	if (o != NULL)
+		o->affected = count;
+	if ((rv = history(c, "template", subj, "set", "deleted", NULL, NULL, NULL, errmsg_r)) < 0 ||
+	    (rv = change(c, ABQ_CHANGE_TEMPLATE, key, errmsg_r)) < 0)
+		goto out;
+	rv = 0;
+out:
+	free(dom);
+	free(subj);
+	free(key);
+	return op_end(c, rv, errmsg_r);
+}
+
+/* A listing of the entries no device has used yet. */
+struct unseen {
+	struct abq_store *s;
+	const struct abq_device_filter *f;
+	abq_entry_cb *cb;
+	void *arg;
+	const char *err;
+	bool failed;
+};
+
+/* A device iteration's callback that stops at the first device. */
+static int
+stop_at_first(void *arg, const struct abq_device *d)
+{
+	(void)arg;
+	(void)d;
+	return 1;
+}
+
+/* Whether account is in domain (a bare account is in default_domain). */
+static bool
+account_in_domain(const char *account, const char *domain, const char *default_domain)
+{
+	const char *at = strrchr(account, '@');
+	const char *d = at != NULL ? at + 1 : default_domain;
+
+	return d != NULL && strcasecmp(d, domain) == 0;
+}
+
+/* A history iteration's callback that stops at a purge row. */
+static int
+stop_at_purge(void *arg, const struct abq_history *h)
+{
+	(void)arg;
+	return h->what != NULL && strcmp(h->what, "purge") == 0;
+}
+
+/*
+ * One entry: passed on when the filter takes it and no device has used it
+ * since it was written: none has it now, and none that had it was purged
+ * since (purge forgets devices but keeps their entries).
+ */
+static int
+unseen_entry(void *arg, const struct abq_entry *e)
+{
+	struct unseen *u = arg;
+	const struct abq_device_filter *f = u->f;
+	bool used;
+	int rc;
+
+	if (f->device_id != NULL && strcasecmp(f->device_id, e->device_id) != 0)
+		return 0;
+	if (e->account == NULL) {
+		if (f->account != NULL || f->domain != NULL)
+			return 0;
+		struct abq_device_filter any = {.device_id = e->device_id};
+		rc = abq_store_device_iter(u->s, &any, stop_at_first, NULL, &u->err);
+		if (rc != 0 && u->err != NULL)
+			goto failed;
+		used = rc != 0;
+	} else {
+		struct abq_device d = {0};
+		if ((f->account != NULL && strcmp(f->account, e->account) != 0) ||
+		    (f->domain != NULL &&
+		     !account_in_domain(e->account, f->domain, f->default_domain)))
+			return 0;
+		rc = abq_store_device_get(u->s, e->account, e->device_id, &d, &u->err);
+		abq_device_clear(&d);
+		if (rc < 0)
+			goto failed;
+		used = rc == 1;
+	}
+	if (!used) {
+		struct abq_history_filter hf = {
+		    .device_id = e->device_id, .account = e->account, .since = e->created_at};
+		rc = abq_store_history_iter(u->s, &hf, stop_at_purge, NULL, &u->err);
+		if (rc != 0 && u->err != NULL)
+			goto failed;
+		used = rc != 0;
+	}
+	return used ? 0 : u->cb(u->arg, e);
+failed:
+	u->failed = true;
+	return -1;
+}
+
+int
+abq_registry_unseen_entries(struct abq_store *s, const struct abq_device_filter *f,
+                            abq_entry_cb *cb, void *arg, char **errmsg_r)
+{
+	struct unseen u = {.s = s, .f = f, .cb = cb, .arg = arg};
+	const char *err = NULL;
+	int rc;
+
+	if (f->seen_since != 0 || f->seen_before != 0 || f->not_individual ||
+	    f->state == ABQ_STATE_DISCOVERY)
+		return 0;
+	rc = abq_store_entry_iter(s, f->state, unseen_entry, &u, &err);
+	if (u.failed)
+		return store_fail(errmsg_r, u.err);
+	if (rc != 0 && err != NULL) /* a stop comes without a message */
+		return store_fail(errmsg_r, err);
+	return rc;
 }
 
 int

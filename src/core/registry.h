@@ -141,6 +141,33 @@ int abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const c
                           char **errmsg_r);
 
 /*
+ * Notice templates. The texts a template set names (ABQ_TEMPLATE_*): the
+ * others it has stay.
+ */
+enum {
+	ABQ_TEMPLATE_FROM = 1u << 0,
+	ABQ_TEMPLATE_REPLY_TO = 1u << 1,
+	ABQ_TEMPLATE_SUBJECT = 1u << 2,
+	ABQ_TEMPLATE_BODY_PLAIN = 1u << 3,
+	ABQ_TEMPLATE_BODY_HTML = 1u << 4,
+};
+/*
+ * Set the texts of template (t->scope, t->domain, t->kind, t->locale) that
+ * fields names to those of t (NULL clears one), creating the template when
+ * there is none; set_by and set_at come from the context. *out (may be NULL)
+ * gets the template as written. Refused (1) when fields names nothing, or the
+ * kind (the full name: "user-quarantined", ...), locale, scope or domain is not
+ * one a template can have.
+ */
+int abq_registry_template_set(const struct abq_ctx *c, const struct abq_template *t,
+                              unsigned fields, struct abq_template *out, struct abq_outcome *o,
+                              char **errmsg_r);
+/* Remove one template. Refused (1) when there is none (or the key is not one). */
+int abq_registry_template_delete(const struct abq_ctx *c, enum abq_scope scope, const char *domain,
+                                 const char *kind, const char *locale, struct abq_outcome *o,
+                                 char **errmsg_r);
+
+/*
  * adopt: every device seen since seen_since (0: all) that is Allowed now and has
  * no entry of its own gets an Individual Allowed DeviceId/account entry.
  */
@@ -150,6 +177,20 @@ int abq_registry_adopt(const struct abq_ctx *c, int64_t seen_since, struct abq_o
 /* purge: forget devices not seen since before (their entries stay). */
 int abq_registry_purge(const struct abq_ctx *c, int64_t before, struct abq_outcome *o,
                        char **errmsg_r);
+
+/*
+ * The list entries no device has used yet, for a listing of devices with
+ * filter f to show after the devices (abqctl mobile abq list, the console):
+ * an entry DeviceId/account while there is no device (account, DeviceId), an
+ * entry for the DeviceId alone while no account has a device of that DeviceId.
+ * f's state, account, domain and device_id apply to the entry (one for every
+ * account only when no account or domain is asked for); a filter on when a
+ * device was seen, or on not_individual, leaves none. cb gets each entry in
+ * the store's order (see abq_store_entry_iter) and may stop the listing by
+ * returning non-zero, which is returned. -1 with *errmsg_r on a store failure.
+ */
+int abq_registry_unseen_entries(struct abq_store *s, const struct abq_device_filter *f,
+                                abq_entry_cb *cb, void *arg, char **errmsg_r);
 
 /*
  * Decide again every device not held by an entry (and the Discovery devices

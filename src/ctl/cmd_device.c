@@ -13,23 +13,39 @@
 #include "ctl/output.h"
 #include "lib/util.h"
 
-/* Run one device listing with filter f. */
+/*
+ * Run one device listing with filter f; with lists, the entries no device
+ * has used yet follow the devices (abqctl mobile abq list).
+ */
 static int
-list_devices(struct ctl_env *env, const struct abq_device_filter *f)
+list_devices(struct ctl_env *env, const struct abq_device_filter *f, bool lists)
 {
 	struct device_lister l;
 	const char *err = NULL;
+	char *errmsg = NULL;
 	int rc;
 
 	device_lister_begin(&l, env);
 	rc = abq_store_device_iter(env->store, f, device_lister_cb, &l, &err);
+	if (rc == 0 && lists &&
+	    abq_registry_unseen_entries(env->store, f, device_lister_entry_cb, &l, &errmsg) != 0)
+		rc = -1;
 	device_lister_end(&l);
+	if (errmsg != NULL) {
+		ctl_fail("%s", errmsg);
+		free(errmsg);
+		return CTL_REFUSED;
+	}
 	if (rc != 0)
 		return ctl_fail("store: %s", err != NULL ? err : "listing the devices failed");
 	return CTL_OK;
 }
 
-/* mobile abq list [status S] [account A] [domain D] */
+/*
+ * mobile abq list [status S] [account A] [domain D]: the devices, then the
+ * entries no device has used yet (the allowed, blocked and quarantined lists
+ * as the administrator filled them).
+ */
 int
 do_list(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
 {
@@ -48,7 +64,7 @@ do_list(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_arg
 		goto out;
 	f.account = account;
 	f.domain = domain;
-	rc = list_devices(env, &f);
+	rc = list_devices(env, &f, true);
 out:
 	free(account);
 	free(domain);
@@ -66,7 +82,7 @@ do_device_list(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 	if (ctl_account(env, ctl_arg(args, "account"), &account) < 0)
 		return CTL_REFUSED;
 	f.account = account;
-	rc = list_devices(env, &f);
+	rc = list_devices(env, &f, false);
 	free(account);
 	return rc;
 }
@@ -77,7 +93,7 @@ do_all_devices(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 {
 	struct abq_device_filter f = {.default_domain = env->config->eas_default_domain};
 
-	return list_devices(env, &f);
+	return list_devices(env, &f, false);
 }
 
 /* One "label: value" line of getDeviceInfo; the value as people are shown it. */

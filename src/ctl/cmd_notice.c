@@ -173,19 +173,9 @@ fail:
 	return NULL;
 }
 
-/* Replace *dst by v (consumed) when v is set. */
-static void
-take(char **dst, char *v)
-{
-	if (v == NULL)
-		return;
-	free(*dst);
-	*dst = v;
-}
-
 /*
  * mobile abq setABQMessage ...: set the given texts of one template (the
- * others it already has stay).
+ * others it already has stay), through the registry.
  */
 int
 do_msg_set(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
@@ -194,10 +184,10 @@ do_msg_set(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 	const char *subject = ctl_arg(args, "subject");
 	const char *plain_file = ctl_arg(args, "body_plain_file");
 	const char *html_file = ctl_arg(args, "body_html_file");
-	struct abq_template t = {0};
+	struct abq_outcome o = {0};
 	struct msg_key k;
-	char *plain = NULL, *html = NULL, *where = NULL;
-	const char *err = NULL;
+	char *plain = NULL, *html = NULL, *where = NULL, *errmsg = NULL;
+	unsigned fields = 0;
 	int rc = CTL_REFUSED;
 
 	if (msg_key(cmd, args, &k) < 0)
@@ -211,47 +201,40 @@ do_msg_set(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_
 	if ((plain_file != NULL && (plain = read_text(plain_file)) == NULL) ||
 	    (html_file != NULL && (html = read_text(html_file)) == NULL))
 		goto out;
-	int found =
-	    abq_store_template_get(env->store, k.scope, k.domain, k.kind, k.locale, &t, &err);
-	if (found < 0) {
-		ctl_fail("store: %s", err);
+	fields |= from != NULL ? ABQ_TEMPLATE_FROM : 0;
+	fields |= reply_to != NULL ? ABQ_TEMPLATE_REPLY_TO : 0;
+	fields |= subject != NULL ? ABQ_TEMPLATE_SUBJECT : 0;
+	fields |= plain != NULL ? ABQ_TEMPLATE_BODY_PLAIN : 0;
+	fields |= html != NULL ? ABQ_TEMPLATE_BODY_HTML : 0;
+	struct abq_template t = {
+	    .scope = k.scope,
+	    .domain = k.domain,
+	    .kind = (char *)k.kind,
+	    .locale = (char *)k.locale,
+	    .from = (char *)from,
+	    .reply_to = (char *)reply_to,
+	    .subject = (char *)subject,
+	    .body_plain = plain,
+	    .body_html = html,
+	};
+	int r = abq_registry_template_set(&env->ctx, &t, fields, NULL, &o, &errmsg);
+	abq_outcome_clear(&o);
+	if ((rc = ctl_registry_status(r, errmsg)) != CTL_OK)
 		goto out;
-	}
-	if (found == 0) {
-		t.scope = k.scope;
-		t.domain = xstrdup_null(k.domain);
-		t.kind = xstrdup(k.kind);
-		t.locale = xstrdup(k.locale);
-	}
-	take(&t.from, xstrdup_null(from));
-	take(&t.reply_to, xstrdup_null(reply_to));
-	take(&t.subject, xstrdup_null(subject));
-	take(&t.body_plain, plain);
-	take(&t.body_html, html);
-	plain = html = NULL;
-	free(t.set_by);
-	t.set_by = xstrdup(env->ctx.who);
-	t.set_at = env->ctx.now;
-	if (abq_store_template_put(env->store, &t, &err) < 0) {
-		ctl_fail("store: %s", err);
-		goto out;
-	}
 	where = msg_where(&k);
 	if (env->json) {
-		json_t *o = json_object();
-		json_object_set_new(o, "set", json_true());
-		json_print(env->out, o);
+		json_t *jo = json_object();
+		json_object_set_new(jo, "set", json_true());
+		json_print(env->out, jo);
 	} else {
 		fprintf(env->out, "set %s %s message for locale %s\n", where, k.kind_word,
 		        k.locale);
 	}
-	rc = CTL_OK;
 out:
 	free(plain);
 	free(html);
 	free(where);
 	free(k.domain);
-	abq_template_clear(&t);
 	return rc;
 }
 
@@ -297,38 +280,37 @@ out:
 	return rc;
 }
 
-/* mobile abq deleteABQMessage ...: remove one stored template. */
+/* mobile abq deleteABQMessage ...: remove one stored template, through the registry. */
 int
 do_msg_delete(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
 {
+	struct abq_outcome o = {0};
 	struct msg_key k;
-	char *where = NULL;
-	const char *err = NULL;
-	size_t count = 0;
-	int rc = CTL_REFUSED;
+	char *where = NULL, *errmsg = NULL;
+	int rc = CTL_REFUSED, r;
 
 	if (msg_key(cmd, args, &k) < 0)
 		goto out;
 	where = msg_where(&k);
-	if (abq_store_template_delete(env->store, k.scope, k.domain, k.kind, k.locale, &count,
-	                              &err) < 0) {
-		ctl_fail("store: %s", err);
-		goto out;
-	}
-	if (count == 0) {
+	r = abq_registry_template_delete(&env->ctx, k.scope, k.domain, k.kind, k.locale, &o,
+	                                 &errmsg);
+	if (r == 1) {
+		free(errmsg);
 		ctl_fail("no %s %s message for locale %s", where, k.kind_word, k.locale);
 		goto out;
 	}
+	if ((rc = ctl_registry_status(r, errmsg)) != CTL_OK)
+		goto out;
 	if (env->json) {
-		json_t *o = json_object();
-		json_object_set_new(o, "deleted", json_integer((json_int_t)count));
-		json_print(env->out, o);
+		json_t *jo = json_object();
+		json_object_set_new(jo, "deleted", json_integer((json_int_t)o.affected));
+		json_print(env->out, jo);
 	} else {
 		fprintf(env->out, "deleted %s %s message for locale %s\n", where, k.kind_word,
 		        k.locale);
 	}
-	rc = CTL_OK;
 out:
+	abq_outcome_clear(&o);
 	free(where);
 	free(k.domain);
 	return rc;

@@ -354,6 +354,27 @@ device_lister_cb(void *arg, const struct abq_device *d)
 	return 0;
 }
 
+int
+device_lister_entry_cb(void *arg, const struct abq_entry *e)
+{
+	struct device_lister *l = arg;
+
+	l->count++;
+	if (l->env->json) {
+		jstream_item(&l->js, unseen_entry_json(e));
+		return 0;
+	}
+	const char *cells[] = {e->account != NULL ? e->account : "(any account)",
+	                       e->device_id,
+	                       "-",
+	                       "-",
+	                       abq_state_name(e->state),
+	                       abq_reason_name(ABQ_REASON_INDIVIDUAL),
+	                       "not seen yet"};
+	table_row(l->table, cells);
+	return 0;
+}
+
 /* Finish the listing; people are told when nothing matched. */
 size_t
 device_lister_end(struct device_lister *l)

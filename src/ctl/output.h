@@ -73,6 +73,12 @@ struct device_lister {
 };
 void device_lister_begin(struct device_lister *l, struct ctl_env *env);
 int device_lister_cb(void *arg, const struct abq_device *d);
+/*
+ * A list entry no device has used yet, as a row after the devices (the store
+ * callback of abq_registry_unseen_entries): "(any account)" for an entry of
+ * every account, LAST_SEEN "not seen yet"; in JSON unseen_entry_json.
+ */
+int device_lister_entry_cb(void *arg, const struct abq_entry *e);
 /* Close the table or the JSON array; returns how many devices were listed. */
 size_t device_lister_end(struct device_lister *l);
 

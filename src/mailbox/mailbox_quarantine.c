@@ -31,14 +31,17 @@
 #include "notice/render.h"
 
 /* The English defaults: quarantined (or blocked-like) devices. */
-static const char default_subject[] = "Your device {model} is waiting for approval";
+static const char default_subject[] = "Your device {model} has been put in quarantine";
 static const char default_plain[] =
-    "Your device is waiting for approval.\r\n"
+    "Your device has been put in quarantine.\r\n"
     "\r\n"
-    "This device has connected to your mailbox ({account}), but it may not sync your mail, "
-    "calendar and contacts until an administrator approves it. Until then this message is "
-    "the only one it shows. Once the device is approved, your mail appears by itself: there "
-    "is nothing to do on the device.\r\n"
+    "This device has connected to your mailbox ({account}). Until an administrator allows "
+    "it, it may not sync your mail, calendar and contacts, and this message is the only one "
+    "it shows.\r\n"
+    "\r\n"
+    "What happens next: an administrator allows or blocks the device. Once it is allowed, "
+    "your mail, calendar and contacts appear on it by themselves: there is nothing to do on "
+    "the device. If it is blocked, it cannot sync this mailbox.\r\n"
     "\r\n"
     "Device:       {model} ({device_type})\r\n"
     "Device ID:    {device_id}\r\n"
@@ -48,14 +51,16 @@ static const char default_plain[] =
     "EAS version:  {eas_version}\r\n"
     "State:        {state}\r\n"
     "\r\n"
-    "If you did not expect this, or to ask for approval, contact {contact}.\r\n";
+    "If you did not expect this, or to ask for access, contact {contact}.\r\n";
 static const char default_html[] =
     "<html><body>"
-    "<p><b>Your device is waiting for approval.</b></p>"
-    "<p>This device has connected to your mailbox ({account}), but it may not sync your "
-    "mail, calendar and contacts until an administrator approves it. Until then this message "
-    "is the only one it shows. Once the device is approved, your mail appears by itself: "
-    "there is nothing to do on the device.</p>"
+    "<p><b>Your device has been put in quarantine.</b></p>"
+    "<p>This device has connected to your mailbox ({account}). Until an administrator "
+    "allows it, it may not sync your mail, calendar and contacts, and this message is the "
+    "only one it shows.</p>"
+    "<p>What happens next: an administrator allows or blocks the device. Once it is "
+    "allowed, your mail, calendar and contacts appear on it by themselves: there is nothing "
+    "to do on the device. If it is blocked, it cannot sync this mailbox.</p>"
     "<table>"
     "<tr><td>Device</td><td>{model} ({device_type})</td></tr>"
     "<tr><td>Device ID</td><td>{device_id}</td></tr>"
@@ -65,7 +70,7 @@ static const char default_html[] =
     "<tr><td>EAS version</td><td>{eas_version}</td></tr>"
     "<tr><td>State</td><td>{state}</td></tr>"
     "</table>"
-    "<p>If you did not expect this, or to ask for approval, contact {contact}.</p>"
+    "<p>If you did not expect this, or to ask for access, contact {contact}.</p>"
     "</body></html>";
 
 /* The English defaults: devices in Discovery. */

@@ -40,13 +40,20 @@
 static const struct abq_template builtins[] = {
     {.kind = "user-quarantined",
      .locale = "en",
-     .subject = "Your device {device_id} is waiting for approval",
-     .body_plain = "A device connected to your mailbox {account} and is waiting for an "
-                   "administrator's approval (state: {state}).\nUntil it is approved it shows "
-                   "only a message explaining this.\n\n" DEVICE_PLAIN
+     .subject = "Your device {device_id} has been put in quarantine",
+     .body_plain = "A device connected to your mailbox {account} and has been put in "
+                   "quarantine (state: {state}).\nUntil an administrator allows it, it cannot "
+                   "sync your mail, calendar and contacts: it shows only a message explaining "
+                   "this.\n\nWhat happens next: an administrator allows or blocks the device. "
+                   "Once it is allowed, your mail appears on it by itself; there is nothing to "
+                   "do on the device.\n\n" DEVICE_PLAIN
                    "\nIf this is not your device, or for help, contact {contact}.\n",
-     .body_html = "<html><body><p>A device connected to your mailbox {account} and is waiting "
-                  "for an administrator's approval (state: {state}).</p>" DEVICE_HTML
+     .body_html = "<html><body><p>A device connected to your mailbox {account} and has been "
+                  "put in quarantine (state: {state}). Until an administrator allows it, it "
+                  "cannot sync your mail, calendar and contacts: it shows only a message "
+                  "explaining this.</p><p>What happens next: an administrator allows or blocks "
+                  "the device. Once it is allowed, your mail appears on it by itself; there is "
+                  "nothing to do on the device.</p>" DEVICE_HTML
                   "<p>If this is not your device, or for help, contact {contact}.</p>"
                   "</body></html>"},
     {.kind = "user-blocked",
@@ -68,10 +75,12 @@ static const struct abq_template builtins[] = {
     {.kind = "admin-immediate",
      .locale = "en",
      .subject = "Device {device_id} of {account} quarantined",
-     .body_plain = "A new device is waiting for approval.\n\n" DEVICE_PLAIN
+     .body_plain = "A new device has been put in quarantine: it gets only the quarantine "
+                   "mailbox until you allow or block it.\n\n" DEVICE_PLAIN
                    "\nTo allow it:  abqctl mobile abq allow {device_id} account {account}\n"
                    "To block it:  abqctl mobile abq block {device_id} account {account}\n",
-     .body_html = "<html><body><p>A new device is waiting for approval.</p>" DEVICE_HTML
+     .body_html = "<html><body><p>A new device has been put in quarantine: it gets only "
+                  "the quarantine mailbox until you allow or block it.</p>" DEVICE_HTML
                   "<p>To allow it: <code>abqctl mobile abq allow {device_id} account "
                   "{account}</code><br>To block it: <code>abqctl mobile abq block {device_id} "
                   "account {account}</code></p></body></html>"},
@@ -81,7 +90,7 @@ static const struct abq_template builtins[] = {
      */
     {.kind = "admin-digest",
      .locale = "en",
-     .subject = "Devices waiting for approval",
+     .subject = "Devices put in quarantine",
      .body_plain = "These devices were quarantined since the previous digest:\n\n{devices}",
      .body_html = "<html><body><p>These devices were quarantined since the previous "
                   "digest:</p>{devices}</body></html>"},

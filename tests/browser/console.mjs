@@ -298,6 +298,20 @@ try {
   page.on('dialog', (d) => d.accept());
   await sections(page);
 
+  // 7b. The device list shows the lists as filled: an entry no phone has
+  // used yet is a row marked "not seen yet", without a link to a detail page.
+  const unseen = process.env.ABQ_CONSOLE_UNSEEN;
+  if (unseen) {
+    await page.goto(url + '#/devices?q=' + encodeURIComponent(unseen));
+    const row = page.locator(`table.list tbody tr[data-device-id="${unseen}"]`);
+    await row.waitFor();
+    check((await row.getAttribute('data-not-seen-yet')) === 'true', `${unseen} is not marked as an entry`);
+    await row.locator('td', { hasText: 'not seen yet' }).waitFor();
+    check((await row.locator('a').count()) === 0, `${unseen} links to a device page`);
+    check((await row.locator('.tag-allowed').count()) === 1, `${unseen} is not shown Allowed`);
+    step(`device list: ${unseen} (an entry) shown as not seen yet`);
+  }
+
   // 8. Without the event stream (refused here), the queue still updates:
   // polling every 5 s. The test connects one more phone after READY2.
   if (process.env.ABQ_CONSOLE_FALLBACK === '1') {

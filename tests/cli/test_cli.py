@@ -739,6 +739,61 @@ class AdoptPurgeTest(CliTest):
         self.refused("mobile", "abq", "purge", "not-seen", "0", contains="more than 0")
 
 
+class ListsTest(CliTest):
+    """list shows the lists as the administrator filled them: every device, then every
+    entry no device has used yet, marked "not seen yet" (and "notSeenYet" in JSON)."""
+
+    def unseen(self, doc):
+        rows = [d for d in doc["devices"] if d.get("notSeenYet")]
+        for d in rows:
+            self.assertEqual(set(d), DEVICE_KEYS | {"notSeenYet"})
+            self.assertIs(d["notSeenYet"], True)
+            self.assertEqual((d["reason"], d["lastSeen"], d["model"]), ("Individual", None, None))
+        for d in doc["devices"]:
+            if not d.get("notSeenYet"):
+                self.assertEqual(set(d), DEVICE_KEYS, "a device row gained a field")
+        return {(d["account"], d["deviceId"]): d["state"] for d in rows}
+
+    def test_entries_not_seen_yet_are_listed(self):
+        self.ok("mobile", "abq", "allow", "IPHONE01")
+        self.ok("mobile", "abq", "block", "SAMX", "account", "bob")
+        rows = table_rows(self.ok("mobile", "abq", "list", "status", "Allowed"))
+        self.assertEqual([(r["ACCOUNT"], r["DEVICE_ID"], r["STATE"], r["LAST_SEEN"])
+                          for r in rows],
+                         [("(any account)", "IPHONE01", "Allowed", "not seen yet")])
+        self.assertEqual(self.unseen(self.okj("mobile", "abq", "list")),
+                         {(None, "IPHONE01"): "Allowed", ("bob@example.com", "SAMX"): "Blocked"})
+        d = self.okj("mobile", "abq", "list", "status", "Blocked")["devices"][0]
+        self.assertEqual((d["stateBy"], d["firstSeen"]), (expected_who(), None))
+        self.assertRegex(d["stateAt"], ISO)
+        # Filters apply to the entries: an entry for every account is no one account's.
+        self.assertEqual(self.unseen(self.okj("mobile", "abq", "list", "account", "bob")),
+                         {("bob@example.com", "SAMX"): "Blocked"})
+        self.assertEqual(self.unseen(self.okj("mobile", "abq", "list", "domain",
+                                              "example.com")),
+                         {("bob@example.com", "SAMX"): "Blocked"})
+        self.assertIn("no devices", self.ok("mobile", "abq", "list", "status", "Quarantined"))
+        self.assertIn("no devices", self.ok("mobile", "abq", "list", "domain", "other.org"))
+        self.assertIn("no devices", self.ok("mobile", "abq", "list", "status", "Discovery"))
+        # Once a phone uses an entry, the phone is listed, and the entry no more.
+        self.assertEqual(self.seen("bob", "SAMX", model="SM-S918B"), "Blocked Individual")
+        self.assertEqual(self.seen("carol", "IPHONE01", model="iPhone16,2"), "Allowed Individual")
+        doc = self.okj("mobile", "abq", "list")
+        self.assertEqual(self.unseen(doc), {})
+        self.assertEqual({(d["account"], d["deviceId"]) for d in doc["devices"]},
+                         {("bob@example.com", "SAMX"), ("carol@example.com", "IPHONE01")})
+        # An entry for one account stays unseen while another account's phone has the id.
+        self.ok("mobile", "abq", "quarantine", "IPHONE01", "account", "dave")
+        self.assertEqual(self.unseen(self.okj("mobile", "abq", "list")),
+                         {("dave@example.com", "IPHONE01"): "Quarantined"})
+        rows = table_rows(self.ok("mobile", "abq", "list", "account", "dave"))
+        self.assertEqual([(r["ACCOUNT"], r["TYPE"], r["REASON"], r["LAST_SEEN"]) for r in rows],
+                         [("dave@example.com", "-", "Individual", "not seen yet")])
+        # getDeviceList and getAllDevices stay the devices abqd has seen.
+        self.assertNotIn("dave", self.ok("mobile", "getAllDevices"))
+        self.assertIn("no devices", self.ok("mobile", "getDeviceList", "dave"))
+
+
 class ExplainHistoryTest(CliTest):
     def test_explain_every_step(self):
         self.set_mode("Interactive")
@@ -1372,6 +1427,20 @@ class NoticeTest(CliTest):
                                          "example.com", "blocked", "de"))
         self.refused("mobile", "abq", "deleteABQMessage", "domain", "example.com", "blocked",
                      "de", contains="no domain example.com blocked message")
+
+    def test_messages_are_in_history(self):
+        """setABQMessage and deleteABQMessage go through the registry: history names who
+        set or removed which template, as for every other change."""
+        self.ok("mobile", "abq", "setABQMessage", "global", "quarantined", "fr", "subject",
+                "Appareil en quarantaine", "reply_to", "help@example.com")
+        self.ok("mobile", "abq", "deleteABQMessage", "global", "quarantined", "fr")
+        rows = [(h["what"], h["subject"], h["who"], h["old"], h["new"])
+                for h in self.okj("mobile", "abq", "history")["history"]
+                if h["what"] == "template"]
+        self.assertEqual(rows, [
+            ("template", "global quarantined fr", expected_who(), None, "replyTo, subject"),
+            ("template", "global quarantined fr", expected_who(), "set", "deleted")])
+
 
 TOKEN = re.compile(r"^abq_[A-Za-z0-9_-]{43}$")
 ADMIN_KEYS = {"name", "createdBy", "createdAt", "passwordAt", "lastLogin", "tokens"}

@@ -480,6 +480,41 @@ class AdminAPI(unittest.TestCase):
                     "seen_since=yesterday", "account=" + q("a b")):
             self.error(self.c.get("/api/v1/devices?" + bad), 400, "bad_request", bad)
 
+    def test_11b_entries_not_seen_yet_with_unseen(self):
+        """?unseen=true lists after the devices the entries no device has used yet, as
+        abqctl mobile abq list does; without it the listing is the devices alone."""
+        dev = new_id("unseen").upper()
+        self.ok(self.c.post("/api/v1/entries", {"deviceId": dev, "account": "carol",
+                                                 "state": "Blocked"}), "entry")
+        self.addCleanup(lambda: self.c.delete("/api/v1/entries?deviceId=%s&account=carol" % dev))
+        doc = self.ok(self.c.get("/api/v1/devices?unseen=true&q=" + dev), "unseen")
+        self.assertEqual(doc["total"], 1, doc)
+        row = doc["devices"][0]
+        self.assertEqual((row["account"], row["deviceId"], row["state"], row["reason"],
+                          row["lastSeen"], row["notSeenYet"]),
+                         ("carol@example.test", dev, "Blocked", "Individual", None, True))
+        ctl = [d for d in H.ctl_json(self, "mobile", "abq", "list", "account", "carol")["devices"]
+               if d["deviceId"] == dev]
+        self.assertEqual(ctl, [row], "the row differs from abqctl list's")
+        self.assertEqual(self.ok(self.c.get("/api/v1/devices?q=" + dev), "default")["total"], 0)
+        self.assertEqual(self.ok(self.c.get("/api/v1/devices?unseen=true&type=x&q=" + dev),
+                                 "type filter")["total"], 0)
+        self.assertEqual(self.ok(self.c.get("/api/v1/devices?unseen=true&state=Allowed&q=" +
+                                            dev), "other state")["total"], 0)
+        # Paging goes on through the entries after the devices.
+        every = self.ok(self.c.get("/api/v1/devices?unseen=true&limit=1000"), "all")
+        self.assertEqual(every["total"], len(every["devices"]))
+        flags = [bool(d.get("notSeenYet")) for d in every["devices"]]
+        self.assertEqual(flags, sorted(flags), "entries come after the devices")
+        seen = []
+        for off in range(0, every["total"], 3):
+            page = self.ok(self.c.get("/api/v1/devices?unseen=true&limit=3&offset=%d" % off),
+                           "page")
+            self.assertEqual(page["total"], every["total"])
+            seen += page["devices"]
+        self.assertEqual(seen, every["devices"])
+        self.error(self.c.get("/api/v1/devices?unseen=maybe"), 400, "bad_request", "unseen")
+
     def test_12_device_detail_matches_abqctl(self):
         phone = Phone(device_id=new_id("detail"))
         phone.folders(self)
@@ -520,6 +555,38 @@ class AdminAPI(unittest.TestCase):
         self.assertEqual(r.header("allow"), "GET")
         self.error(self.c.get("/api/v1/devices/alice/X/allow"), 405, "method_not_allowed",
                    "GET allow")
+
+    def test_13b_routes_answer_405_and_404_by_path(self):
+        """Each path answers 405 naming its own methods, and 404 naming what is there."""
+        for m, path, allow in (
+                ("PUT", "/api/v1/devices", "GET"),
+                ("POST", "/api/v1/devices/alice/X", "GET, DELETE"),
+                ("POST", "/api/v1/devices/alice/X/explain", "GET"),
+                ("DELETE", "/api/v1/devices/alice/X/block", "POST"),
+                ("PUT", "/api/v1/explain", "GET"),
+                ("PUT", "/api/v1/entries", "GET, POST, DELETE"),
+                ("DELETE", "/api/v1/rules", "GET, POST"),
+                ("PUT", "/api/v1/rules/reorder", "POST"),
+                ("GET", "/api/v1/rules/12345", "PUT, DELETE"),
+                ("POST", "/api/v1/attributes", "GET"),
+                ("GET", "/api/v1/attributes/global/abqMode", "PUT, DELETE"),
+                ("POST", "/api/v1/attributes/domain/example.test/abqMode", "PUT, DELETE"),
+                ("DELETE", "/api/v1/templates", "GET"),
+                ("GET", "/api/v1/templates/quarantined/en", "PUT, DELETE"),
+                ("POST", "/api/v1/outbox", "GET")):
+            r = self.c.request(m, path, {} if m in ("POST", "PUT") else None)
+            self.error(r, 405, "method_not_allowed", "%s %s" % (m, path))
+            self.assertEqual(r.header("allow"), allow, "%s %s" % (m, path))
+        for path, hint in (("/api/v1/devices/alice", "nothing at"),
+                           ("/api/v1/entries/x", "nothing at"),
+                           ("/api/v1/rules/1/2", "nothing at"),
+                           ("/api/v1/outbox/x", "nothing at"),
+                           ("/api/v1/attributes/global", "attributes/global/NAME"),
+                           ("/api/v1/attributes/account/abqMode", "attributes/account/A/NAME"),
+                           ("/api/v1/templates/quarantined", "templates/KIND/LOCALE"),
+                           ("/api/v1/explain/x", "no endpoint")):
+            msg = self.error(self.c.get(path), 404, "not_found", path)
+            self.assertIn(hint, msg, path)
 
     def test_14_block_quarantine_delete_dry_run(self):
         phone = Phone(device_id=new_id("bqd"), user="bob")
@@ -664,6 +731,26 @@ class AdminAPI(unittest.TestCase):
                    "bad_request", "bad locale")
         self.assertEqual(self.ok(self.c.delete(path), "delete"), {"deleted": 1})
         self.error(self.c.delete(path), 404, "not_found", "delete again")
+
+    def test_22b_templates_are_written_through_the_registry(self):
+        """A template set or deleted through the API is in history under the admin's name,
+        as every other change (docs/api.md: same history rows, same change-log row)."""
+        path = "/api/v1/templates/blocked/fr?domain=example.test"
+
+        def last_template_row():
+            hist = H.ctl_json(self, "mobile", "abq", "history", "limit", "10")["history"]
+            rows = [h for h in hist if h["what"] == "template"]
+            self.assertTrue(rows, "no template row in history: %r" % hist)
+            return rows[0]
+
+        self.ok(self.c.put(path, {"subject": "Appareil bloqué"}), "set")
+        h = last_template_row()
+        self.assertEqual((h["subject"], h["who"], h["new"]),
+                         ("domain example.test blocked fr", ADMIN, "subject"), h)
+        self.assertEqual(self.ok(self.c.delete(path), "delete"), {"deleted": 1})
+        h = last_template_row()
+        self.assertEqual((h["subject"], h["who"], h["new"]),
+                         ("domain example.test blocked fr", ADMIN, "deleted"), h)
 
     def test_23_outbox_filter(self):
         doc = self.ok(self.c.get("/api/v1/outbox?state=queued"), "queued")

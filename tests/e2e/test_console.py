@@ -14,7 +14,8 @@ the badge counts the queue, a screenshot of the queue is kept
 (ARTIFACTS/console-queue.png and -phone.png), the keyboard reaches Allow, a
 click allows; bob's phone is blocked from its detail page; rules (a bad regex
 shows the API's message), a domain's mode and a notice template are made,
-changed and removed through their forms; with the event stream refused, a
+changed and removed through their forms; the device list shows an entry no
+phone has used yet as "not seen yet"; with the event stream refused, a
 third phone still appears (polling). Then alice's phone
 gets her real folders and mail (one message delivered to the fixture during
 the test included) and bob's is refused, and the history names the
@@ -132,7 +133,10 @@ class Console(unittest.TestCase):
         cmd = ["node", os.path.join(BROWSER, "console.mjs"), url, name, password,
                alice.device_id, shot, bob.device_id]
         print("  $ %s" % " ".join(c if c != password else "PASSWORD" for c in cmd), flush=True)
-        env = dict(os.environ, ABQ_CONSOLE_FALLBACK="1")
+        # An entry the administrator made ahead of the phone: the device list shows it.
+        unseen = new_id("notseen").upper()
+        self.ctl("mobile", "abq", "allow", unseen, "account", "carol")
+        env = dict(os.environ, ABQ_CONSOLE_FALLBACK="1", ABQ_CONSOLE_UNSEEN=unseen)
         browser = subprocess.Popen(cmd, cwd=BROWSER, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, env=env,
                                    start_new_session=True)

@@ -33,7 +33,7 @@ class QuarantineTests(E.Case):
         boxes = {}
         for ph in (iphone, android):
             coll, key, subjects = self.mailbox_inbox(ph)
-            self.assertRegex(subjects[0], r"(?i)approv|quarantin|waiting", subjects)
+            self.assertRegex(subjects[0], r"(?i)has been put in quarantine", subjects)
             doc = E.H.ctl_json(self, "mobile", "abq", "list", "status", "Quarantined")
             self.assertIn(ph.device_id.upper(), [d["deviceId"].upper() for d in doc["devices"]])
             boxes[ph.device_id] = (coll, key)

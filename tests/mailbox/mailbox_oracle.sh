@@ -33,7 +33,7 @@ for f in "$tmp"/*.wbxml; do
 	fi
 	case "$name" in
 	*-sync-plain | *-sync-html | *-itemoperations)
-		want="is waiting for approval" ;;
+		want="has been put in quarantine" ;;
 	*-sync-mime) want="multipart/alternative" ;;
 	*-sync-add) want="<Status>6</Status>" ;;
 	*-sync-limit) want="<Limit>" ;;

@@ -372,8 +372,9 @@ test_sync_alert(void **state)
 			assert_non_null(cmds->first_child);
 			assert_null(cmds->first_child->next); /* exactly one */
 			struct wbxml_node *ad = wbxml_find(cmds, "Add/ApplicationData");
-			assert_string_equal(txt(ad, "Email:Subject"),
-			                    "Your device iPhone15,3 <Pro> is waiting for approval");
+			assert_string_equal(
+			    txt(ad, "Email:Subject"),
+			    "Your device iPhone15,3 <Pro> has been put in quarantine");
 			assert_string_equal(txt(ad, "Email:From"), "IT <it@example.com>");
 			assert_string_equal(txt(ad, "Email:To"), "alice@example.com");
 			assert_string_equal(txt(ad, "Email:Read"), "0");
@@ -703,7 +704,7 @@ test_itemoperations(void **state)
 		assert_string_equal(txt(f1, "AirSync:ServerId"), sid);
 		assert_string_equal(txt(f1, "Properties/AirSyncBase:Body/Type"), "2");
 		assert_non_null(
-		    strstr(txt(f1, "Properties/Email:Subject"), "waiting for approval"));
+		    strstr(txt(f1, "Properties/Email:Subject"), "has been put in quarantine"));
 		assert_string_equal(txt(f1->next, "Status"), "6");
 		fx_done(&f);
 	}

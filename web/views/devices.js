@@ -1,6 +1,8 @@
 // All devices, filtered (state, domain, type, model, OS, last seen) and
-// searched. The filters live in the address (#/devices?state=Blocked&q=sm-),
-// so a filtered list can be bookmarked and the back button works.
+// searched, then the list entries no device has used yet ("not seen yet":
+// what the administrator allowed, blocked or quarantined ahead of the phone).
+// The filters live in the address (#/devices?state=Blocked&q=sm-), so a
+// filtered list can be bookmarked and the back button works.
 
 import { deviceHash, query } from '../api.js';
 import { field, h, replace, select, stateTag, time, val } from '../dom.js';
@@ -67,6 +69,7 @@ export default function devices(ctx) {
       p[m[1] ? 'seen_before' : 'seen_since'] = t;
     }
     p.sort = q.get('sort') || 'account';
+    p.unseen = 'true';
     p.limit = PAGE;
     p.offset = Math.max(0, Number(q.get('offset')) || 0);
     return p;
@@ -106,14 +109,14 @@ export default function devices(ctx) {
         list.map((d) =>
           h(
             'tr',
-            { dataset: { account: d.account, deviceId: d.deviceId } },
-            h('td', { 'data-label': 'Account' }, d.account),
-            h('td', { 'data-label': 'Device' }, h('a', { href: deviceHash(d.account, d.deviceId) }, d.deviceId)),
+            { dataset: { account: d.account || '', deviceId: d.deviceId, notSeenYet: d.notSeenYet ? 'true' : 'false' } },
+            h('td', { 'data-label': 'Account' }, d.notSeenYet && d.account === null ? h('span', { class: 'muted' }, 'any account') : d.account),
+            h('td', { 'data-label': 'Device' }, d.notSeenYet ? d.deviceId : h('a', { href: deviceHash(d.account, d.deviceId) }, d.deviceId)),
             h('td', { 'data-label': 'Type' }, val(d.deviceType)),
             h('td', { 'data-label': 'Model' }, val(d.model)),
             h('td', { 'data-label': 'OS' }, val(d.os)),
             h('td', { 'data-label': 'State' }, stateTag(d.state)),
-            h('td', { 'data-label': 'Last seen' }, time(d.lastSeen)),
+            h('td', { 'data-label': 'Last seen' }, d.notSeenYet ? h('span', { class: 'muted not-seen' }, 'not seen yet') : time(d.lastSeen)),
           ),
         ),
       ),
