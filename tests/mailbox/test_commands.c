@@ -1530,8 +1530,8 @@ test_served_from_store(void **state)
 
 	/* Nothing stored: the mailbox's own text. */
 	stored_alert(s, "SERVEDE", &subject, &plain);
-	assert_string_equal(subject, "Your device Pixel 9 is waiting for approval");
-	assert_non_null(strstr(plain, "Your device is waiting for approval."));
+	assert_string_equal(subject, "Your device Pixel 9 has been put in quarantine");
+	assert_non_null(strstr(plain, "Your device has been put in quarantine."));
 	free(subject);
 	free(plain);
 	/* The sync state the commands wrote is in the store. */
@@ -1550,7 +1550,7 @@ test_served_from_store(void **state)
 	assert_int_equal(abq_store_template_put(s, &t, &err), 0);
 	stored_alert(s, "SERVEDE", &subject, &plain);
 	assert_string_equal(subject, "global de SERVEDE");
-	assert_non_null(strstr(plain, "Your device is waiting for approval."));
+	assert_non_null(strstr(plain, "Your device has been put in quarantine."));
 	free(subject);
 	free(plain);
 	/* The domain's, in the phone's language then in its locale, win in turn. */
