@@ -115,10 +115,17 @@ class DaemonTests(E.Case):
         and still records devices."""
         p, port, conf = self.side_abqd("user-abqd", "user = nobody")
         try:
-            with open("/proc/%d/status" % p.pid) as f:
-                uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
             import pwd
             nobody = str(pwd.getpwnam("nobody").pw_uid)
+            # The kernel accepts connections once abqd listens, before it drops
+            # privileges: read its uids until they change (10 s at most).
+            t0 = time.monotonic()
+            while True:
+                with open("/proc/%d/status" % p.pid) as f:
+                    uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+                if uids == [nobody] * 4 or time.monotonic() - t0 > 10:
+                    break
+                time.sleep(0.05)
             self.assertEqual(uids, [nobody] * 4, "real/effective/saved/fs uid")
             phone = Phone(device_id=new_id("priv"))
             phone.port = port
