@@ -15,7 +15,7 @@
  * the same function: the corpus replay test of the normal build.
  */
 #include "canon_check.h"
-#include "eas/b64.h"
+#include "lib/b64.h"
 #include "eas/request.h"
 #include "lib/util.h"
 #include "replay.h"
@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Standard base64 of b[0..n) into a new NUL-terminated string (eas/b64.h). */
+/* Standard base64 of b[0..n) into a new NUL-terminated string (lib/b64.h). */
 static char *
 b64_encode_new(const uint8_t *b, size_t n)
 {

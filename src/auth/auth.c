@@ -29,13 +29,13 @@
  */
 #include <event2/event.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "auth/auth_int.h"
+#include "lib/b64.h"
 #include "lib/metrics.h"
 #include "lib/siphash.h"
 #include "lib/util.h"
@@ -492,14 +492,13 @@ basic_header(const char *user, const char *password)
 {
 	size_t ul = strlen(user), pl = strlen(password), n = ul + 1 + pl;
 	unsigned char *raw = xmalloc(n + 1);
-	size_t blen = 4 * ((n + 2) / 3) + 1;
-	char *out = xmalloc(6 + blen);
+	char *out = xmalloc(6 + B64_ENCODED_LEN(n) + 1);
 
 	memcpy(raw, user, ul);
 	raw[ul] = ':';
 	memcpy(raw + ul + 1, password, pl);
 	memcpy(out, "Basic ", 6);
-	EVP_EncodeBlock((unsigned char *)out + 6, raw, (int)n);
+	b64_encode(raw, n, out + 6);
 	explicit_bzero(raw, n + 1);
 	free(raw);
 	return out;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/admins.h"
+#include "lib/b64.h"
 #include "lib/util.h"
 
 #define PASSWORD_MAX 1024 /* longer input is refused, not hashed */
@@ -410,37 +411,6 @@ sha256_hex(const char *s, char out[SHA256_DIGEST_LENGTH * 2 + 1])
 	OPENSSL_cleanse(md, sizeof(md));
 }
 
-/* base64url without padding of n bytes into out (4 * ceil(n / 3) + 1 bytes suffice). */
-static void
-base64url(const unsigned char *in, size_t n, char *out)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (n - i == 1) {
-		unsigned v = (unsigned)in[i] << 16;
-
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-	} else if (n - i == 2) {
-		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-	}
-	out[o] = '\0';
-}
-
 int
 abq_admin_token_new(struct abq_store *s, const char *name, const char *label, const char *who,
                     int64_t now, char **token_r, char **errmsg_r)
@@ -463,7 +433,7 @@ abq_admin_token_new(struct abq_store *s, const char *name, const char *label, co
 		return -1;
 	}
 	memcpy(enc, TOKEN_PREFIX, 4);
-	base64url(raw, sizeof(raw), enc + 4);
+	b64url_encode(raw, sizeof(raw), enc + 4);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	token = xstrdup(enc);
 	OPENSSL_cleanse(enc, sizeof(enc));

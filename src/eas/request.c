@@ -11,7 +11,7 @@
  */
 #include "eas/request.h"
 
-#include "eas/b64.h"
+#include "lib/b64.h"
 #include "lib/util.h"
 
 #include <stdarg.h>

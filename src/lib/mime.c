@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "lib/util.h"
+#include "lib/b64.h"
 #include "lib/mime.h"
 
 /* n random bytes as 2n lower-case hex digits into out (2n + 1 bytes). */
@@ -100,8 +101,6 @@ header_plain_ok(const char *s)
 char *
 mime_encode_header(const char *text)
 {
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	struct sbuf b = {0};
 	char *clean = xstrdup(text ? text : "");
 	const unsigned char *p;
@@ -122,21 +121,10 @@ mime_encode_header(const char *text)
 			n--;
 		if (b.len > 0)
 			sbuf_add(&b, "\r\n ");
+		char word[B64_ENCODED_LEN(45) + 1];
+		b64_encode(p, n, word);
 		sbuf_add(&b, "=?UTF-8?B?");
-		for (i = 0; i < n; i += 3) {
-			unsigned v = (unsigned)p[i] << 16;
-			char q[4];
-
-			if (i + 1 < n)
-				v |= (unsigned)p[i + 1] << 8;
-			if (i + 2 < n)
-				v |= p[i + 2];
-			q[0] = b64[(v >> 18) & 63];
-			q[1] = b64[(v >> 12) & 63];
-			q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-			q[3] = i + 2 < n ? b64[v & 63] : '=';
-			sbuf_addn(&b, q, 4);
-		}
+		sbuf_add(&b, word);
 		sbuf_add(&b, "?=");
 		p += n;
 		len -= n;

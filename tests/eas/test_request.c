@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eas/b64.h"
+#include "lib/b64.h"
 #include "eas/request.h"
 #include "lib/util.h"
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/abq_types.h"
+#include "lib/b64.h"
 #include "lib/util.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -802,6 +803,43 @@ test_types(void **state)
 	}
 }
 
+/* The encoders of the one base64 module: RFC 4648's test vectors, both alphabets. */
+static void
+test_b64_encoders(void **state)
+{
+	static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+	static const char *const std[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+	                                  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	static const char *const url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+	char out[16];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		size_t n = strlen(in[i]);
+		assert_int_equal(b64_encode((const unsigned char *)in[i], n, out), strlen(std[i]));
+		assert_string_equal(out, std[i]);
+		assert_int_equal(strlen(out), B64_ENCODED_LEN(n));
+		assert_int_equal(b64url_encode((const unsigned char *)in[i], n, out),
+		                 strlen(url[i]));
+		assert_string_equal(out, url[i]);
+		assert_int_equal(strlen(out), B64URL_ENCODED_LEN(n));
+	}
+	/* The two alphabets differ in 62 and 63. */
+	static const unsigned char hi[] = {0xfb, 0xff, 0xbf};
+	b64_encode(hi, 3, out);
+	assert_string_equal(out, "+/+/");
+	b64url_encode(hi, 3, out);
+	assert_string_equal(out, "-_-_");
+	/* What the encoder writes, the decoder reads back. */
+	unsigned char back[8];
+	size_t blen, pos;
+	const char *why;
+	b64_encode((const unsigned char *)"fooba", 5, out);
+	assert_int_equal(b64_decode(out, strlen(out), back, &blen, &pos, &why), 0);
+	assert_int_equal(blen, 5);
+	assert_memory_equal(back, "fooba", 5);
+}
+
 int
 main(void)
 {
@@ -825,6 +863,7 @@ main(void)
 	    cmocka_unit_test(test_account_domain),
 	    cmocka_unit_test(test_device_id_valid),
 	    cmocka_unit_test(test_types),
+	    cmocka_unit_test(test_b64_encoders),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

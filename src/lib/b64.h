@@ -1,7 +1,10 @@
 /*
- * b64.h: a strict base64 decoder (RFC 4648 section 4, standard alphabet) for
- * the two places a request carries base64: the MS-ASHTTP base64 query and the
- * Authorization: Basic credentials.
+ * b64.h: abqd's one base64 module (RFC 4648): a strict decoder (section 4,
+ * standard alphabet) for the two places a request carries base64, the
+ * MS-ASHTTP base64 query and the Authorization: Basic credentials; and the
+ * encoders every writer of base64 uses: padded standard base64 (the
+ * forwarded query, the Basic credentials of an auth probe, RFC 2047 words in
+ * notice subjects) and unpadded base64url (section 5: admin API tokens).
  *
  * Strict means: only A-Z a-z 0-9 + / are data; '=' may only close the last
  * quantum (and must then complete it to four characters); no white space, no
@@ -16,8 +19,8 @@
  * where the input went wrong. Thirty lines of our own give exact positions and
  * keep libcrypto out of the protocol layer.
  */
-#ifndef ABQ_EAS_B64_H
-#define ABQ_EAS_B64_H
+#ifndef ABQ_LIB_B64_H
+#define ABQ_LIB_B64_H
 
 #include <stddef.h>
 
@@ -41,5 +44,13 @@ int b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, s
  * The form the forwarded base64 query takes (request.c).
  */
 size_t b64_encode(const unsigned char *in, size_t n, char *out);
+/* The characters (without the NUL) that n bytes encode to in unpadded base64url. */
+#define B64URL_ENCODED_LEN(n) (((n)*4 + 2) / 3)
+/*
+ * Encode in[0..n) as base64url without padding (RFC 4648 section 5) into out,
+ * which must hold B64URL_ENCODED_LEN(n) + 1 bytes; NUL-terminated. Returns the
+ * length written.
+ */
+size_t b64url_encode(const unsigned char *in, size_t n, char *out);
 
 #endif

@@ -2,7 +2,9 @@
  * b64.c: strict base64 decoding (see b64.h for what "strict" means and why
  * this is not OpenSSL's decoder).
  */
-#include "eas/b64.h"
+#include <stdbool.h>
+
+#include "lib/b64.h"
 
 #include <stdint.h>
 
@@ -103,11 +105,10 @@ b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen, size_
 	return 0;
 }
 
-/* Standard padded base64 of in[0..n) into out; see b64.h. */
-size_t
-b64_encode(const unsigned char *in, size_t n, char *out)
+/* Base64 of in[0..n) in alphabet a, padded or not, into out; the length written. */
+static size_t
+encode(const char *a, bool pad, const unsigned char *in, size_t n, char *out)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char *o = out;
 
 	for (size_t i = 0; i < n; i += 3) {
@@ -119,9 +120,27 @@ b64_encode(const unsigned char *in, size_t n, char *out)
 			v |= in[i + 2];
 		*o++ = a[v >> 18 & 63];
 		*o++ = a[v >> 12 & 63];
-		*o++ = i + 1 < n ? a[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? a[v & 63] : '=';
+		if (i + 1 < n || pad)
+			*o++ = i + 1 < n ? a[v >> 6 & 63] : '=';
+		if (i + 2 < n || pad)
+			*o++ = i + 2 < n ? a[v & 63] : '=';
 	}
 	*o = '\0';
 	return (size_t)(o - out);
+}
+
+/* Standard padded base64 of in[0..n) into out; see b64.h. */
+size_t
+b64_encode(const unsigned char *in, size_t n, char *out)
+{
+	return encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", true, in,
+	              n, out);
+}
+
+/* base64url without padding of in[0..n) into out; see b64.h. */
+size_t
+b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+	return encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false, in,
+	              n, out);
 }
