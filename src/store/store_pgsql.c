@@ -67,7 +67,7 @@
 #include <time.h>
 
 #include "lib/util.h"
-#include "store/store.h"
+#include "store/store_private.h"
 #include "store/store_cols.h"
 
 #define WRITE_LOCK_KEY "1094865220" /* 0x41425144, 'ABQD' */

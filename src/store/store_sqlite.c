@@ -33,7 +33,7 @@
 #include <sys/stat.h>
 
 #include "lib/util.h"
-#include "store/store.h"
+#include "store/store_private.h"
 #include "store/store_cols.h"
 
 #define ABQD_APPLICATION_ID 0x41425144 /* 'ABQD' */
