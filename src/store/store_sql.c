@@ -103,7 +103,7 @@ static const char *const stmt_sql[SQ_COUNT] = {
                      "ON CONFLICT (name) DO REPLACE",
     [SQ_ADMIN_DELETE] = "DELETE FROM admins WHERE name = ?1",
     [SQ_TOKEN_ADD] = "INSERT INTO tokens (admin, label, hash, created_by, created_at, last_used) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                     "VALUES (?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
     [SQ_TOKEN_FIND] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1",
     [SQ_TOKEN_TOUCH] = "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
     [SQ_TOKEN_DELETE_ADMIN] = "DELETE FROM tokens WHERE admin = ?1",
@@ -385,11 +385,11 @@ enum sql_ftype {
 	F_REASON, /* enum abq_reason, by name, NULL: NONE */
 	F_CHARAC, /* enum abq_charac, by name */
 	F_MATCH,  /* enum abq_match, by name */
-	F_SCOPE,  /* enum abq_scope, by name */
-	F_TARGET, /* char *, NULL when the scope read before is global */
+	F_SCOPE,  /* enum abq_scope, by name; first in its table */
+	F_TARGET, /* char *, NULL when the record's scope is global (stored '') */
 	F_KIND,   /* enum abq_change_kind, by name */
-	F_BLOB,   /* void * (NUL-terminated copy), its length at the next field's offset */
-	F_LEN,    /* size_t, set by F_BLOB */
+	F_BLOB,   /* void * (NUL-terminated copy), its length in the next field */
+	F_LEN,    /* size_t, the length of the F_BLOB before it (not a column) */
 };
 
 /* One column: its type and where it goes in the record. */
@@ -398,13 +398,29 @@ struct sql_field {
 	size_t off;
 };
 
-/* A kind of record: its size, its columns in select order, its name and destructor. */
-struct sql_reader {
-	const char *noun; /* "rule", "attribute", ... for messages */
+/* A generic callback pointer, cast back to its real type by sql_kind.call. */
+typedef void (*any_cb)(void);
+
+/* Flags of a continuation key's field (sql_kind.key). */
+#define K_FIELD 0x0f /* the field's index */
+#define K_LOWER 0x10 /* compared without case: bound lower-cased */
+#define K_RANK  0x20 /* the field's rank: a scope's order, or 1 for a NULL string */
+#define K_KEY   0x40 /* (set by bind_key) a NULL string is bound '' */
+
+/*
+ * A kind of record: its size, its columns in select (and insert) order, its
+ * name for messages and destructor, how to call an iteration's callback with
+ * it, and the fields of its continuation key (the ORDER BY of its iteration).
+ */
+struct sql_kind {
+	const char *noun;
 	size_t size;
 	const struct sql_field *fields;
 	size_t n;
 	void (*clear)(void *);
+	int (*call)(any_cb, void *, const void *);
+	unsigned char key[4];
+	int nkeys;
 };
 
 /* The stored names of the change-log kinds. */
@@ -425,16 +441,37 @@ kind_parse(const char *t, int *out)
 	return -1;
 }
 
+/* States and reasons are stored by their canonical names; NONE is SQL NULL. */
+static const char *
+state_text(enum abq_state v)
+{
+	return v == ABQ_STATE_NONE ? NULL : abq_state_name(v);
+}
+
+static const char *
+reason_text(enum abq_reason v)
+{
+	return v == ABQ_REASON_NONE ? NULL : abq_reason_name(v);
+}
+
+/* Whether a record with a scope (its first field) is global. */
+static bool
+rec_global(const struct sql_kind *k, const void *rec)
+{
+	return k->fields[0].type == F_SCOPE &&
+	       *(const enum abq_scope *)(const void *)((const char *)rec + k->fields[0].off) ==
+	           ABQ_SCOPE_GLOBAL;
+}
+
 /*
- * Read the current row into a clear record by the reader's field table. A
+ * Read the current row into a clear record by the kind's field table. A
  * name the store does not know is a corrupt store; the caller clears the
  * record then.
  */
 static int
-read_row(struct sql_stmt *st, const struct sql_reader *rd, void *rec, const char **errstr_r)
+read_row(struct sql_stmt *st, const struct sql_kind *rd, void *rec, const char **errstr_r)
 {
 	const struct sql_driver *drv = st->db->drv;
-	bool global = false;
 	char *base = rec;
 	int c = 0; /* the column */
 
@@ -452,7 +489,8 @@ read_row(struct sql_stmt *st, const struct sql_reader *rd, void *rec, const char
 		switch (f->type) {
 		case F_STR:
 		case F_TARGET:
-			*(char **)p = f->type == F_TARGET && global ? NULL : xstrdup_null(t);
+			*(char **)p =
+			    f->type == F_TARGET && rec_global(rd, rec) ? NULL : xstrdup_null(t);
 			break;
 		case F_I64:
 			*(int64_t *)p = drv->col_int64(st, c);
@@ -490,7 +528,6 @@ read_row(struct sql_stmt *st, const struct sql_reader *rd, void *rec, const char
 			if (t == NULL || abq_scope_parse(t, p) < 0)
 				return sql_fail(st->db, errstr_r, "unknown %s scope in the store",
 				                rd->noun);
-			global = *(enum abq_scope *)p == ABQ_SCOPE_GLOBAL;
 			break;
 		case F_KIND:
 			if (t == NULL || kind_parse(t, &v) < 0)
@@ -520,25 +557,6 @@ read_row(struct sql_stmt *st, const struct sql_reader *rd, void *rec, const char
 	{                                                                                          \
 		type, offsetof(T, m)                                                               \
 	}
-
-/* Adapters from the typed clear functions to the generic shape. */
-#define CLEAR(name, T)                                                                             \
-	static void clear_##name(void *p)                                                          \
-	{                                                                                          \
-		abq_##name##_clear((T *)p);                                                        \
-	}
-CLEAR(device, struct abq_device)
-CLEAR(entry, struct abq_entry)
-CLEAR(rule, struct abq_rule)
-CLEAR(attr, struct abq_attr)
-CLEAR(history, struct abq_history)
-CLEAR(change, struct abq_change)
-CLEAR(notice, struct abq_notice)
-CLEAR(template, struct abq_template)
-CLEAR(admin, struct abq_admin)
-CLEAR(token, struct abq_token)
-CLEAR(syncstate, struct abq_syncstate)
-
 #define DV(type, m) FIELD(struct abq_device, type, m)
 static const struct sql_field device_fields[] = {
     DV(F_STR, account),      DV(F_STR, device_id),
@@ -576,12 +594,8 @@ static const struct sql_field history_fields[] = {
     HI(F_STR, device_id), HI(F_STR, account),
 };
 #define CH(type, m) FIELD(struct abq_change, type, m)
-static const struct sql_field change_fields[] = {
-    CH(F_I64, seq),
-    CH(F_I64, at),
-    CH(F_KIND, kind),
-    CH(F_STR, key),
-};
+static const struct sql_field change_fields[] = {CH(F_I64, seq), CH(F_I64, at), CH(F_KIND, kind),
+                                                 CH(F_STR, key)};
 #define NO(type, m) FIELD(struct abq_notice, type, m)
 static const struct sql_field notice_fields[] = {
     NO(F_I64, id),        NO(F_STR, recipient),    NO(F_STR, kind),       NO(F_STR, account),
@@ -611,28 +625,120 @@ static const struct sql_field syncstate_fields[] = {
     SY(F_BLOB, state),  SY(F_LEN, len),       SY(F_I64, updated),
 };
 
-#define READER(name, noun)                                                                         \
-	static const struct sql_reader name##_reader = {                                           \
-	    noun, sizeof(struct abq_##name), name##_fields,                                        \
-	    sizeof(name##_fields) / sizeof(name##_fields[0]), clear_##name}
-READER(device, "device");
-READER(entry, "entry");
-READER(rule, "rule");
-READER(attr, "attribute");
-READER(history, "history");
-READER(change, "change");
-READER(notice, "notice");
-READER(template, "template");
-READER(admin, "administrator");
-READER(token, "token");
-READER(syncstate, "sync state");
+/*
+ * One kind of record: the adapters from its typed destructor and callback to
+ * the generic shape, and its table; then the continuation key's fields.
+ */
+#define KIND(name, noun, nkeys, ...)                                                               \
+	static void clear_##name(void *p)                                                          \
+	{                                                                                          \
+		abq_##name##_clear(p);                                                             \
+	}                                                                                          \
+	static int call_##name(any_cb cb, void *arg, const void *rec)                              \
+	{                                                                                          \
+		return ((abq_##name##_cb *)cb)(arg, rec);                                          \
+	}                                                                                          \
+	static const struct sql_kind name##_kind = {                                               \
+	    noun,          sizeof(struct abq_##name),                                              \
+	    name##_fields, sizeof(name##_fields) / sizeof(name##_fields[0]),                       \
+	    clear_##name,  call_##name,                                                            \
+	    {__VA_ARGS__}, nkeys}
+KIND(device, "device", 2, 0, 1 | K_LOWER);
+KIND(entry, "entry", 2, 0 | K_LOWER, 1);
+KIND(rule, "rule", 4, 6 | K_RANK, 6, 5, 0);
+KIND(attr, "attribute", 3, 0 | K_RANK, 1, 2 | K_LOWER);
+KIND(history, "history", 1, 0);
+KIND(change, "change", 1, 0);
+KIND(notice, "notice", 1, 0);
+KIND(template, "template", 4, 0, 1, 2, 3 | K_LOWER);
+KIND(admin, "administrator", 1, 0);
+KIND(token, "token", 2, 1, 0);
+KIND(syncstate, "sync state", 3, 0, 1 | K_LOWER, 2);
+
+/* Bind field c of a record to parameter i, as flags (K_*) say. */
+static int
+bind_field(struct sql_stmt *st, int i, const struct sql_kind *k, const void *rec, size_t c,
+           int flags)
+{
+	const struct sql_field *f = &k->fields[c];
+	const char *base = rec, *t = NULL;
+	const void *p = base + f->off;
+	int v = *(const int *)p; /* the enums */
+
+	switch (f->type) {
+	case F_I64:
+		return bi(st, i, *(const int64_t *)p);
+	case F_INT:
+		return bi(st, i, v);
+	case F_BLOB:
+		return st->db->drv->bind_blob(
+		    st, i, *(void *const *)p,
+		    *(const size_t *)(const void *)(base + k->fields[c + 1].off));
+	case F_LEN:
+		return 0;
+	case F_STR:
+		t = *(char *const *)p;
+		break;
+	case F_TARGET:
+		t = rec_global(k, rec) ? "" : *(char *const *)p;
+		break;
+	case F_STATE:
+		t = state_text((enum abq_state)v);
+		break;
+	case F_REASON:
+		t = reason_text((enum abq_reason)v);
+		break;
+	case F_CHARAC:
+		t = abq_charac_name((enum abq_charac)v);
+		break;
+	case F_MATCH:
+		t = abq_match_name((enum abq_match)v);
+		break;
+	case F_SCOPE:
+		if (flags & K_RANK) /* the enum's order, not the names' alphabetical one */
+			return bi(st, i, v == ABQ_SCOPE_GLOBAL ? 0 : v == ABQ_SCOPE_DOMAIN ? 1 : 2);
+		t = abq_scope_name((enum abq_scope)v);
+		break;
+	case F_KIND:
+		t = change_kind_names[v];
+		break;
+	}
+	if (flags & K_RANK)
+		return bi(st, i, t == NULL);
+	if ((flags & K_KEY) && t == NULL)
+		t = "";
+	return flags & K_LOWER ? bk(st, i, t) : bt(st, i, t);
+}
+
+/* Bind every column of a record, in its table's order, to ?1, ?2, ... */
+static int
+bind_row(struct sql_stmt *st, const struct sql_kind *k, const void *rec)
+{
+	int i = 1;
+
+	for (size_t c = 0; c < k->n; c++)
+		if (k->fields[c].type != F_LEN && bind_field(st, i++, k, rec, c, 0) != 0)
+			return -1;
+	return 0;
+}
+
+/* Bind the continuation key of a record to ?1..?nkeys. */
+static int
+bind_key(struct sql_stmt *st, const struct sql_kind *k, const void *rec)
+{
+	for (int i = 0; i < k->nkeys; i++)
+		if (bind_field(st, i + 1, k, rec, k->key[i] & K_FIELD,
+		               K_KEY | (k->key[i] & ~K_FIELD)))
+			return -1;
+	return 0;
+}
 
 /*
  * Run a cached SELECT that yields at most one row into a clear record, after
  * its parameters were bound (bind_rc 0). Returns 1 (found), 0 or -1.
  */
 static int
-get_one(struct sql_stmt *st, int bind_rc, const struct sql_reader *rd, void *rec,
+get_one(struct sql_stmt *st, int bind_rc, const struct sql_kind *rd, void *rec,
         const char **errstr_r)
 {
 	int rc;
@@ -647,6 +753,23 @@ get_one(struct sql_stmt *st, int bind_rc, const struct sql_reader *rd, void *rec
 	}
 	st->db->drv->reset(st);
 	return rc;
+}
+
+/*
+ * Write a whole record with cached statement id: an upsert (id_r NULL; the
+ * write may be deferred), or an insert returning the new id into *id_r.
+ */
+static int
+put_row(struct abq_store *s, enum sql_stmt_id id, const char *what, const struct sql_kind *k,
+        const void *rec, int64_t *id_r, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_get((struct sql_db *)(void *)s, id, what, errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (id_r != NULL)
+		return ints_bound(st, bind_row(st, k, rec), id_r, 1, errstr_r);
+	return write_bound(st, bind_row(st, k, rec), SQL_DEFER, NULL, errstr_r);
 }
 
 /* Open a transaction of the call's own unless the caller has one (*own_r). */
@@ -709,21 +832,7 @@ sql_device_get(struct abq_store *s, const char *account, const char *device_id,
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	return get_one(st, bt(st, 1, account) || bk(st, 2, device_id), &device_reader, out,
-	               errstr_r);
-}
-
-/* States and reasons are stored by their canonical names; NONE is SQL NULL. */
-static const char *
-state_text(enum abq_state v)
-{
-	return v == ABQ_STATE_NONE ? NULL : abq_state_name(v);
-}
-
-static const char *
-reason_text(enum abq_reason v)
-{
-	return v == ABQ_REASON_NONE ? NULL : abq_reason_name(v);
+	return get_one(st, bt(st, 1, account) || bk(st, 2, device_id), &device_kind, out, errstr_r);
 }
 
 /*
@@ -733,22 +842,7 @@ reason_text(enum abq_reason v)
 static int
 sql_device_put(struct abq_store *s, const struct abq_device *d, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_DEVICE_PUT, "device_put", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return write_bound(
-	    st,
-	    bt(st, 1, d->account) || bt(st, 2, d->device_id) || bt(st, 3, d->device_type) ||
-	        bt(st, 4, d->model) || bt(st, 5, d->imei) || bt(st, 6, d->friendly_name) ||
-	        bt(st, 7, d->os) || bt(st, 8, d->os_language) || bt(st, 9, d->phone_number) ||
-	        bt(st, 10, d->mobile_operator) || bt(st, 11, d->user_agent) ||
-	        bt(st, 12, d->eas_version) || bt(st, 13, d->last_address) ||
-	        bt(st, 14, d->last_command) || bi(st, 15, d->first_seen) ||
-	        bi(st, 16, d->last_seen) || bt(st, 17, state_text(d->state)) ||
-	        bt(st, 18, reason_text(d->reason)) || bi(st, 19, d->rule_id) ||
-	        bt(st, 20, d->state_by) || bi(st, 21, d->state_at),
-	    SQL_DEFER, NULL, errstr_r);
+	return put_row(s, SQ_DEVICE_PUT, "device_put", &device_kind, d, NULL, errstr_r);
 }
 
 /*
@@ -843,23 +937,14 @@ sql_entry_get(struct abq_store *s, const char *device_id, const char *account,
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	return get_one(st, bk(st, 1, device_id) || bt(st, 2, account), &entry_reader, out,
-	               errstr_r);
+	return get_one(st, bk(st, 1, device_id) || bt(st, 2, account), &entry_kind, out, errstr_r);
 }
 
 /* Write an entry, replacing the one with the same key. */
 static int
 sql_entry_put(struct abq_store *s, const struct abq_entry *e, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_ENTRY_PUT, "entry_put", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return write_bound(st,
-	                   bt(st, 1, e->device_id) || bt(st, 2, e->account) ||
-	                       bt(st, 3, state_text(e->state)) || bt(st, 4, e->created_by) ||
-	                       bi(st, 5, e->created_at),
-	                   SQL_DEFER, NULL, errstr_r);
+	return put_row(s, SQ_ENTRY_PUT, "entry_put", &entry_kind, e, NULL, errstr_r);
 }
 
 /* Delete entries: DeviceId/account, the DeviceId-alone one, or all of them. */
@@ -881,23 +966,11 @@ sql_entry_delete(struct abq_store *s, const char *device_id, const char *account
 
 /* ---- rules ------------------------------------------------------------------- */
 
-/* Bind a rule's columns to parameters ?2..?9 (and its id to ?1). */
-static int
-bind_rule(struct sql_stmt *st, const struct abq_rule *r)
-{
-	return bi(st, 1, r->id) || bt(st, 2, abq_charac_name(r->charac)) ||
-	       bt(st, 3, abq_match_name(r->match)) || bt(st, 4, r->pattern) ||
-	       bt(st, 5, state_text(r->level)) || bi(st, 6, r->order) || bt(st, 7, r->domain) ||
-	       bt(st, 8, r->created_by) || bi(st, 9, r->created_at);
-}
-
 /* Insert a rule and hand back the id the store assigned (never reused). */
 static int
 sql_rule_insert(struct abq_store *s, struct abq_rule *r, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_RULE_INSERT, "rule_insert", errstr_r);
-
-	return st == NULL ? -1 : ints_bound(st, bind_rule(st, r), &r->id, 1, errstr_r);
+	return put_row(s, SQ_RULE_INSERT, "rule_insert", &rule_kind, r, &r->id, errstr_r);
 }
 
 /* Rewrite every column of rule r->id; a missing id is an error, not a no-op. */
@@ -907,7 +980,7 @@ sql_rule_update(struct abq_store *s, const struct abq_rule *r, const char **errs
 	struct sql_stmt *st = stmt_get(D(s), SQ_RULE_UPDATE, "rule_update", errstr_r);
 	size_t n = 0;
 
-	if (st == NULL || write_bound(st, bind_rule(st, r), 0, &n, errstr_r) < 0)
+	if (st == NULL || write_bound(st, bind_row(st, &rule_kind, r), 0, &n, errstr_r) < 0)
 		return -1;
 	if (n == 0)
 		return sql_fail(D(s), errstr_r, "rule_update: no rule with id %lld",
@@ -922,7 +995,7 @@ sql_rule_get(struct abq_store *s, int64_t id, struct abq_rule *out, const char *
 	struct sql_stmt *st = stmt_get(D(s), SQ_RULE_GET, "rule_get", errstr_r);
 
 	memset(out, 0, sizeof(*out));
-	return st == NULL ? -1 : get_one(st, bi(st, 1, id), &rule_reader, out, errstr_r);
+	return st == NULL ? -1 : get_one(st, bi(st, 1, id), &rule_kind, out, errstr_r);
 }
 
 /* Delete a rule by id; a missing id is an error so "deleteRule 7" cannot do nothing. */
@@ -959,21 +1032,14 @@ sql_attr_get(struct abq_store *s, enum abq_scope scope, const char *target, cons
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	return get_one(st, bind_attr_key(st, scope, target, name), &attr_reader, out, errstr_r);
+	return get_one(st, bind_attr_key(st, scope, target, name), &attr_kind, out, errstr_r);
 }
 
 /* Set an attribute, replacing the previous value at that scope (and its name's spelling). */
 static int
 sql_attr_put(struct abq_store *s, const struct abq_attr *a, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_ATTR_PUT, "attr_put", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return write_bound(st,
-	                   bind_attr_key(st, a->scope, a->target, a->name) || bt(st, 3, a->name) ||
-	                       bt(st, 4, a->value) || bt(st, 5, a->set_by) || bi(st, 6, a->set_at),
-	                   SQL_DEFER, NULL, errstr_r);
+	return put_row(s, SQ_ATTR_PUT, "attr_put", &attr_kind, a, NULL, errstr_r);
 }
 
 /* Remove an attribute at a scope; nothing to remove is not an error. */
@@ -990,15 +1056,6 @@ sql_attr_delete(struct abq_store *s, enum abq_scope scope, const char *target, c
 
 /* ---- history, change log, outbox ---------------------------------------- */
 
-/* Bind a history row's columns to ?2..?10 (its id to ?1). */
-static int
-bind_history(struct sql_stmt *st, const struct abq_history *h, int64_t id)
-{
-	return bi(st, 1, id) || bi(st, 2, h->at) || bt(st, 3, h->who) || bt(st, 4, h->what) ||
-	       bt(st, 5, h->subject) || bt(st, 6, h->old_value) || bt(st, 7, h->new_value) ||
-	       bt(st, 8, h->reason) || bt(st, 9, h->device_id) || bt(st, 10, h->account);
-}
-
 /*
  * Append a history row and hand back its id: one the driver reserved ahead
  * (so that the insert need not wait for its answer), or the one the insert
@@ -1008,23 +1065,20 @@ static int
 sql_history_add(struct abq_store *s, struct abq_history *h, const char **errstr_r)
 {
 	struct sql_db *db = D(s);
-	struct sql_stmt *st;
-	int64_t id = 0;
+	struct abq_history with_id = *h;
 	int got = 0;
 
 	if (db->drv->reserve_history_id != NULL &&
-	    (got = db->drv->reserve_history_id(db, &id, errstr_r)) < 0)
+	    (got = db->drv->reserve_history_id(db, &with_id.id, errstr_r)) < 0)
 		return -1;
-	if (got) {
-		st = stmt_get(db, SQ_HISTORY_ADD_ID, "history_add", errstr_r);
-		if (st == NULL ||
-		    write_bound(st, bind_history(st, h, id), SQL_DEFER, NULL, errstr_r) < 0)
-			return -1;
-		h->id = id;
-		return 0;
-	}
-	st = stmt_get(db, SQ_HISTORY_ADD, "history_add", errstr_r);
-	return st == NULL ? -1 : ints_bound(st, bind_history(st, h, 0), &h->id, 1, errstr_r);
+	if (!got)
+		return put_row(s, SQ_HISTORY_ADD, "history_add", &history_kind, h, &h->id,
+		               errstr_r);
+	if (put_row(s, SQ_HISTORY_ADD_ID, "history_add", &history_kind, &with_id, NULL, errstr_r) <
+	    0)
+		return -1;
+	h->id = with_id.id;
+	return 0;
 }
 
 /*
@@ -1064,24 +1118,11 @@ sql_change_last(struct abq_store *s, int64_t *seq_r, const char **errstr_r)
 	return st == NULL ? -1 : ints_bound(st, 0, seq_r, 1, errstr_r);
 }
 
-/* Bind a notice's columns to ?2..?13 (its id to ?1). */
-static int
-bind_notice(struct sql_stmt *st, const struct abq_notice *n)
-{
-	return bi(st, 1, n->id) || bt(st, 2, n->recipient) || bt(st, 3, n->kind) ||
-	       bt(st, 4, n->account) || bt(st, 5, n->device_id) || bt(st, 6, n->template_ref) ||
-	       bt(st, 7, n->rendered) || bt(st, 8, n->state) || bi(st, 9, n->attempts) ||
-	       bi(st, 10, n->next_attempt) || bt(st, 11, n->last_error) || bi(st, 12, n->created) ||
-	       bi(st, 13, n->sent);
-}
-
 /* Queue a notice and hand back its id. */
 static int
 sql_notice_add(struct abq_store *s, struct abq_notice *n, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_NOTICE_ADD, "notice_add", errstr_r);
-
-	return st == NULL ? -1 : ints_bound(st, bind_notice(st, n), &n->id, 1, errstr_r);
+	return put_row(s, SQ_NOTICE_ADD, "notice_add", &notice_kind, n, &n->id, errstr_r);
 }
 
 /* One aggregate over the rows in state (the outbox_due index leads with it). */
@@ -1134,17 +1175,7 @@ bind_template_key(struct sql_stmt *st, enum abq_scope scope, const char *domain,
 static int
 sql_template_put(struct abq_store *s, const struct abq_template *t, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_TEMPLATE_PUT, "template_put", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return write_bound(st,
-	                   bind_template_key(st, t->scope, t->domain, t->kind, t->locale) ||
-	                       bt(st, 4, t->locale) || bt(st, 5, t->from) ||
-	                       bt(st, 6, t->reply_to) || bt(st, 7, t->subject) ||
-	                       bt(st, 8, t->body_plain) || bt(st, 9, t->body_html) ||
-	                       bt(st, 10, t->set_by) || bi(st, 11, t->set_at),
-	                   SQL_DEFER, NULL, errstr_r);
+	return put_row(s, SQ_TEMPLATE_PUT, "template_put", &template_kind, t, NULL, errstr_r);
 }
 
 static int
@@ -1156,8 +1187,8 @@ sql_template_get(struct abq_store *s, enum abq_scope scope, const char *domain, 
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 		return -1;
-	return get_one(st, bind_template_key(st, scope, domain, kind, locale), &template_reader,
-	               out, errstr_r);
+	return get_one(st, bind_template_key(st, scope, domain, kind, locale), &template_kind, out,
+	               errstr_r);
 }
 
 static int
@@ -1181,21 +1212,13 @@ sql_admin_get(struct abq_store *s, const char *name, struct abq_admin *out, cons
 	struct sql_stmt *st = stmt_get(D(s), SQ_ADMIN_GET, "admin_get", errstr_r);
 
 	memset(out, 0, sizeof(*out));
-	return st == NULL ? -1 : get_one(st, bt(st, 1, name), &admin_reader, out, errstr_r);
+	return st == NULL ? -1 : get_one(st, bt(st, 1, name), &admin_kind, out, errstr_r);
 }
 
 static int
 sql_admin_put(struct abq_store *s, const struct abq_admin *a, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_ADMIN_PUT, "admin_put", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return write_bound(st,
-	                   bt(st, 1, a->name) || bt(st, 2, a->password_hash) ||
-	                       bt(st, 3, a->created_by) || bi(st, 4, a->created_at) ||
-	                       bi(st, 5, a->password_at) || bi(st, 6, a->last_login),
-	                   SQL_DEFER, NULL, errstr_r);
+	return put_row(s, SQ_ADMIN_PUT, "admin_put", &admin_kind, a, NULL, errstr_r);
 }
 
 /* Remove an administrator and their tokens in one transaction: no token outlives its owner. */
@@ -1228,15 +1251,7 @@ sql_admin_delete(struct abq_store *s, const char *name, size_t *count_r, const c
 static int
 sql_token_add(struct abq_store *s, struct abq_token *t, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_TOKEN_ADD, "token_add", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return ints_bound(st,
-	                  bt(st, 1, t->admin) || bt(st, 2, t->label) || bt(st, 3, t->hash) ||
-	                      bt(st, 4, t->created_by) || bi(st, 5, t->created_at) ||
-	                      bi(st, 6, t->last_used),
-	                  &t->id, 1, errstr_r);
+	return put_row(s, SQ_TOKEN_ADD, "token_add", &token_kind, t, &t->id, errstr_r);
 }
 
 static int
@@ -1245,7 +1260,7 @@ sql_token_find(struct abq_store *s, const char *hash, struct abq_token *out, con
 	struct sql_stmt *st = stmt_get(D(s), SQ_TOKEN_FIND, "token_find", errstr_r);
 
 	memset(out, 0, sizeof(*out));
-	return st == NULL ? -1 : get_one(st, bt(st, 1, hash), &token_reader, out, errstr_r);
+	return st == NULL ? -1 : get_one(st, bt(st, 1, hash), &token_kind, out, errstr_r);
 }
 
 static int
@@ -1362,20 +1377,6 @@ sql_syncstate_delete(struct abq_store *s, const char *account, const char *devic
 
 /* ---- iteration --------------------------------------------------------------- */
 
-/* A generic callback pointer, cast back to its real type by iter_kind.call. */
-typedef void (*any_cb)(void);
-
-/*
- * What the batch loop needs to know about one kind of record: how to read it
- * and how to bind the continuation key (?1..?k, the ORDER BY columns) from the
- * last record of a batch, and how to call the callback.
- */
-struct iter_kind {
-	const struct sql_reader *rd;
-	int (*bind_key)(struct sql_stmt *, const void *);
-	int (*call)(any_cb, void *, const void *);
-};
-
 /*
  * The batch loop (see the top of the file). st is a statement of this
  * iteration alone, its filters and starting key bound and with a LIMIT of
@@ -1384,11 +1385,11 @@ struct iter_kind {
  * callback's non-zero stop value, or -1.
  */
 static int
-run_iter(struct sql_stmt *st, int bind_rc, const struct iter_kind *k, size_t limit, any_cb cb,
+run_iter(struct sql_stmt *st, int bind_rc, const struct sql_kind *k, size_t limit, any_cb cb,
          void *arg, const char **errstr_r)
 {
 	const struct sql_driver *drv = st->db->drv;
-	size_t n, i, delivered = 0, size = k->rd->size;
+	size_t n, i, delivered = 0, size = k->size;
 	char *batch = xcalloc(ITER_BATCH, size);
 	bool more = true;
 	int rc = 0, ret = bind_rc != 0 ? bind_fail(st, errstr_r) : 0;
@@ -1397,7 +1398,7 @@ run_iter(struct sql_stmt *st, int bind_rc, const struct iter_kind *k, size_t lim
 		n = 0;
 		while (n < ITER_BATCH && (rc = drv->next_row(st, errstr_r)) > 0) {
 			n++;
-			if (read_row(st, k->rd, batch + (n - 1) * size, errstr_r) < 0) {
+			if (read_row(st, k, batch + (n - 1) * size, errstr_r) < 0) {
 				ret = -1;
 				break;
 			}
@@ -1406,7 +1407,7 @@ run_iter(struct sql_stmt *st, int bind_rc, const struct iter_kind *k, size_t lim
 			ret = -1;
 		more = n == ITER_BATCH;
 		drv->reset(st);
-		if (ret == 0 && more && k->bind_key(st, batch + (n - 1) * size) != 0)
+		if (ret == 0 && more && bind_key(st, k, batch + (n - 1) * size) != 0)
 			ret = bind_fail(st, errstr_r);
 		for (i = 0; i < n; i++) {
 			void *rec = batch + i * size;
@@ -1415,7 +1416,7 @@ run_iter(struct sql_stmt *st, int bind_rc, const struct iter_kind *k, size_t lim
 				ret = k->call(cb, arg, rec);
 				delivered++;
 			}
-			k->rd->clear(rec);
+			k->clear(rec);
 		}
 		if (limit != 0 && delivered >= limit)
 			more = false;
@@ -1436,34 +1437,6 @@ sql_add(char *buf, size_t size, const char *fmt, ...)
 	vsnprintf(buf + len, size - len, fmt, ap);
 	va_end(ap);
 }
-
-#define CALLER(name, T)                                                                            \
-	static int call_##name(any_cb cb, void *arg, const void *rec)                              \
-	{                                                                                          \
-		return ((abq_##name##_cb *)cb)(arg, (const T *)rec);                               \
-	}
-
-CALLER(device, struct abq_device)
-CALLER(entry, struct abq_entry)
-CALLER(rule, struct abq_rule)
-CALLER(attr, struct abq_attr)
-CALLER(history, struct abq_history)
-CALLER(change, struct abq_change)
-CALLER(notice, struct abq_notice)
-CALLER(template, struct abq_template)
-CALLER(admin, struct abq_admin)
-CALLER(token, struct abq_token)
-CALLER(syncstate, struct abq_syncstate)
-
-static int
-key_device(struct sql_stmt *st, const void *rec)
-{
-	const struct abq_device *d = rec;
-
-	return bt(st, 1, d->account) || bk(st, 2, d->device_id);
-}
-
-static const struct iter_kind device_kind = {&device_reader, key_device, call_device};
 
 /*
  * Devices in (account, device_id) order. The WHERE clause holds only the
@@ -1518,16 +1491,6 @@ sql_device_iter(struct abq_store *s, const struct abq_device_filter *f, abq_devi
 	return run_iter(st, rc, &device_kind, 0, (any_cb)cb, arg, errstr_r);
 }
 
-static int
-key_entry(struct sql_stmt *st, const void *rec)
-{
-	const struct abq_entry *e = rec;
-
-	return bk(st, 1, e->device_id) || bt(st, 2, e->account ? e->account : "");
-}
-
-static const struct iter_kind entry_kind = {&entry_reader, key_entry, call_entry};
-
 /* Entries by DeviceId, the DeviceId-alone entry ('' sorts first) before accounts. */
 static int
 sql_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb, void *arg,
@@ -1547,17 +1510,6 @@ sql_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb, void
 	                    (state != ABQ_STATE_NONE && bt(st, 3, state_text(state))),
 	                &entry_kind, 0, (any_cb)cb, arg, errstr_r);
 }
-
-static int
-key_rule(struct sql_stmt *st, const void *rec)
-{
-	const struct abq_rule *r = rec;
-
-	return bi(st, 1, r->domain == NULL) || bt(st, 2, r->domain ? r->domain : "") ||
-	       bi(st, 3, r->order) || bi(st, 4, r->id);
-}
-
-static const struct iter_kind rule_kind = {&rule_reader, key_rule, call_rule};
 
 #define RULE_RANK "(CASE WHEN domain IS NULL THEN 1 ELSE 0 END)"
 
@@ -1584,20 +1536,6 @@ sql_rule_iter(struct abq_store *s, const char *domain, bool all, abq_rule_cb *cb
 	                &rule_kind, 0, (any_cb)cb, arg, errstr_r);
 }
 
-static int
-key_attr(struct sql_stmt *st, const void *rec)
-{
-	const struct abq_attr *a = rec;
-
-	return bi(st, 1,
-	          a->scope == ABQ_SCOPE_GLOBAL   ? 0
-	          : a->scope == ABQ_SCOPE_DOMAIN ? 1
-	                                         : 2) ||
-	       bt(st, 2, a->target ? a->target : "") || bk(st, 3, a->name);
-}
-
-static const struct iter_kind attr_kind = {&attr_reader, key_attr, call_attr};
-
 #define ATTR_RANK "(CASE scope WHEN 'global' THEN 0 WHEN 'domain' THEN 1 ELSE 2 END)"
 
 /*
@@ -1618,14 +1556,6 @@ sql_attr_iter(struct abq_store *s, abq_attr_cb *cb, void *arg, const char **errs
 	return run_iter(st, bi(st, 1, -1) || bt(st, 2, "") || bt(st, 3, ""), &attr_kind, 0,
 	                (any_cb)cb, arg, errstr_r);
 }
-
-static int
-key_history(struct sql_stmt *st, const void *rec)
-{
-	return bi(st, 1, ((const struct abq_history *)rec)->id);
-}
-
-static const struct iter_kind history_kind = {&history_reader, key_history, call_history};
 
 /* History by id: oldest first, or with a limit the newest rows, newest first. */
 static int
@@ -1656,14 +1586,6 @@ sql_history_iter(struct abq_store *s, const struct abq_history_filter *f, abq_hi
 	    &history_kind, f->limit, (any_cb)cb, arg, errstr_r);
 }
 
-static int
-key_change(struct sql_stmt *st, const void *rec)
-{
-	return bi(st, 1, ((const struct abq_change *)rec)->seq);
-}
-
-static const struct iter_kind change_kind = {&change_reader, key_change, call_change};
-
 /* Changes after since, by ascending sequence number. */
 static int
 sql_change_iter(struct abq_store *s, int64_t since, abq_change_cb *cb, void *arg,
@@ -1677,14 +1599,6 @@ sql_change_iter(struct abq_store *s, int64_t since, abq_change_cb *cb, void *arg
 		return -1;
 	return run_iter(st, bi(st, 1, since), &change_kind, 0, (any_cb)cb, arg, errstr_r);
 }
-
-static int
-key_notice(struct sql_stmt *st, const void *rec)
-{
-	return bi(st, 1, ((const struct abq_notice *)rec)->id);
-}
-
-static const struct iter_kind notice_kind = {&notice_reader, key_notice, call_notice};
 
 /* The outbox in the order notices were queued, all or those in one state. */
 static int
@@ -1720,16 +1634,6 @@ sql_notice_due(struct abq_store *s, int64_t now, abq_notice_cb *cb, void *arg,
 	                errstr_r);
 }
 
-static int
-key_template(struct sql_stmt *st, const void *rec)
-{
-	const struct abq_template *t = rec;
-
-	return bind_template_key(st, t->scope, t->domain, t->kind, t->locale);
-}
-
-static const struct iter_kind template_kind = {&template_reader, key_template, call_template};
-
 /* Every template by scope name, domain, kind and locale. */
 static int
 sql_template_iter(struct abq_store *s, abq_template_cb *cb, void *arg, const char **errstr_r)
@@ -1746,14 +1650,6 @@ sql_template_iter(struct abq_store *s, abq_template_cb *cb, void *arg, const cha
 	                &template_kind, 0, (any_cb)cb, arg, errstr_r);
 }
 
-static int
-key_admin(struct sql_stmt *st, const void *rec)
-{
-	return bt(st, 1, ((const struct abq_admin *)rec)->name);
-}
-
-static const struct iter_kind admin_kind = {&admin_reader, key_admin, call_admin};
-
 /* Every administrator by name. */
 static int
 sql_admin_iter(struct abq_store *s, abq_admin_cb *cb, void *arg, const char **errstr_r)
@@ -1766,16 +1662,6 @@ sql_admin_iter(struct abq_store *s, abq_admin_cb *cb, void *arg, const char **er
 		return -1;
 	return run_iter(st, bt(st, 1, ""), &admin_kind, 0, (any_cb)cb, arg, errstr_r);
 }
-
-static int
-key_token(struct sql_stmt *st, const void *rec)
-{
-	const struct abq_token *t = rec;
-
-	return bt(st, 1, t->admin) || bi(st, 2, t->id);
-}
-
-static const struct iter_kind token_kind = {&token_reader, key_token, call_token};
 
 /* Tokens by administrator, then id; one administrator's or all. */
 static int
@@ -1794,16 +1680,6 @@ sql_token_iter(struct abq_store *s, const char *admin, abq_token_cb *cb, void *a
 	return run_iter(st, bt(st, 1, "") || bi(st, 2, 0) || (admin && bt(st, 3, admin)),
 	                &token_kind, 0, (any_cb)cb, arg, errstr_r);
 }
-
-static int
-key_syncstate(struct sql_stmt *st, const void *rec)
-{
-	const struct abq_syncstate *r = rec;
-
-	return bt(st, 1, r->account) || bk(st, 2, r->device_id) || bt(st, 3, r->collection);
-}
-
-static const struct iter_kind syncstate_kind = {&syncstate_reader, key_syncstate, call_syncstate};
 
 /* Every sync-state blob by account, DeviceId (without case) and collection. */
 static int
@@ -1831,42 +1707,31 @@ sql_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg, const c
 static int
 sql_restore(struct abq_store *s, enum abq_restore_kind kind, const void *rec, const char **errstr_r)
 {
-	struct sql_stmt *st = NULL;
-	const char *sql = NULL;
-	int rc = 0, ret;
+	static const struct {
+		const char *sql;
+		const struct sql_kind *k;
+	} by_kind[] = {
+	    [ABQ_RESTORE_RULE] = {"INSERT INTO rules (" RULE_COLS
+	                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+	                          "?7, ?8, ?9)",
+	                          &rule_kind},
+	    [ABQ_RESTORE_HISTORY] = {NULL, &history_kind}, /* SQ_HISTORY_ADD_ID's */
+	    [ABQ_RESTORE_NOTICE] = {"INSERT INTO outbox (" NOTICE_COLS ") VALUES (?1, ?2, ?3, ?4, "
+	                            "?5, ?6, ?7, coalesce(?8, 'queued'), ?9, ?10, ?11, ?12, ?13)",
+	                            &notice_kind},
+	    [ABQ_RESTORE_CHANGE] = {"INSERT INTO changes (" CHANGE_COLS ") VALUES (?1, ?2, ?3, ?4)",
+	                            &change_kind},
+	};
+	struct sql_stmt *st;
+	int ret;
 
-	switch (kind) {
-	case ABQ_RESTORE_RULE:
-		sql =
-		    "INSERT INTO rules (" RULE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-		break;
-	case ABQ_RESTORE_HISTORY:
-		sql = stmt_sql[SQ_HISTORY_ADD_ID];
-		break;
-	case ABQ_RESTORE_NOTICE:
-		sql = "INSERT INTO outbox (" NOTICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-		      "coalesce(?8, 'queued'), ?9, ?10, ?11, ?12, ?13)";
-		break;
-	case ABQ_RESTORE_CHANGE:
-		sql = "INSERT INTO changes (" CHANGE_COLS ") VALUES (?1, ?2, ?3, ?4)";
-		break;
-	}
-	if (sql == NULL)
+	if (kind < ABQ_RESTORE_RULE || kind > ABQ_RESTORE_CHANGE)
 		return sql_fail(D(s), errstr_r, "restore: unknown kind %d", (int)kind);
-	if ((st = stmt_new(D(s), sql, "restore", errstr_r)) == NULL)
+	st = stmt_new(D(s), by_kind[kind].sql ? by_kind[kind].sql : stmt_sql[SQ_HISTORY_ADD_ID],
+	              "restore", errstr_r);
+	if (st == NULL)
 		return -1;
-	if (kind == ABQ_RESTORE_RULE) {
-		rc = bind_rule(st, rec);
-	} else if (kind == ABQ_RESTORE_HISTORY) {
-		rc = bind_history(st, rec, ((const struct abq_history *)rec)->id);
-	} else if (kind == ABQ_RESTORE_NOTICE) {
-		rc = bind_notice(st, rec);
-	} else {
-		const struct abq_change *c = rec;
-		rc = bi(st, 1, c->seq) || bi(st, 2, c->at) ||
-		     bt(st, 3, change_kind_names[c->kind]) || bt(st, 4, c->key);
-	}
-	ret = write_bound(st, rc, 0, NULL, errstr_r);
+	ret = write_bound(st, bind_row(st, by_kind[kind].k, rec), 0, NULL, errstr_r);
 	D(s)->drv->finish(st);
 	return ret;
 }
