@@ -1,10 +1,12 @@
 /*
  * store.h: the registry's persistent store, behind one table of operations.
  *
- * Callers see only the abq_store_* functions below. Each backend (store_sqlite.c
- * now, store_pgsql.c later) fills a struct abq_store_ops; store.c dispatches,
- * checks arguments and holds the test-time fault injection, so that a backend
- * can be added without touching a caller. The contract test suite
+ * Callers see only the abq_store_* functions below. Behind them, store.c
+ * checks arguments and holds the test-time fault injection, then calls the
+ * backend through its struct abq_store_ops (store_private.h): the operations
+ * of store_sql.c, written once over the SQL driver that store_sqlite.c and
+ * store_pgsql.c implement (store_sql.h), so that a backend can be added
+ * without touching a caller. The contract test suite
  * (tests/store/test_store_contract.c) runs against every backend.
  *
  * Conventions (as in Dovecot's lib-sql):

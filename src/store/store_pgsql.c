@@ -36,16 +36,16 @@
  * back changes leave no gap (as with SQLite); otherwise the gap is harmless.
  * change_last is the highest committed seq.
  *
- * Statements of the point operations are prepared once per connection
- * (PQprepare on first use). Inside a transaction, writes that return nothing
- * but success (and history_add, with ids fetched ahead from its sequence) are
- * sent in libpq pipeline mode and their results read every PIPE_MAX writes or
- * at the next exchange: a failure then surfaces at a later call of the same
- * transaction, at the latest its commit, which fails. Iteration reads in batches of ITER_BATCH rows
- * by keyset pagination, as the SQLite backend does: each batch is one complete query whose rows are
- * copied into records before any callback runs, so no read is pending while a callback writes,
- * opens a transaction or iterates; the next batch starts after the key of the last record
- * delivered.
+ * The store's operations are store_sql.c's, over the driver at the end of
+ * this file (store_sql.h): ?N becomes $N, integers are sent typed bigint,
+ * upserts are ON CONFLICT ... DO UPDATE of every column but the key. Persistent
+ * statements are prepared once per connection (PQprepare on first use). Inside
+ * a transaction, writes that return nothing but success (and history_add, with
+ * ids fetched ahead from its sequence) are sent in libpq pipeline mode and
+ * their results read every PIPE_MAX writes or at the next exchange: a failure
+ * then surfaces at a later call of the same transaction, at the latest its
+ * commit, which fails. An iteration's batch is one complete query whose rows
+ * are read before any callback runs.
  *
  * Errors are one line: "op: " and the server's primary message (or libpq's
  * connection message, newlines folded).
@@ -694,7 +694,9 @@ pgsql_open(const char *url, const char *base_dir, int flags, const char **errstr
 	s->url = xstrdup(url);
 	s->readonly = (flags & ABQ_STORE_READONLY) != 0;
 	s->location = where;
-	s->files[0] = NULL;
+	s->files[0] = NULL; /* no files: the store lives in the server */
+	s->sql.location = s->location;
+	s->sql.files = s->files;
 	return (struct abq_store *)(void *)s;
 fail:
 	PQfinish(conn);
@@ -765,19 +767,6 @@ pgsql_close(struct sql_db *db)
 		explicit_bzero(s->url, strlen(s->url)); /* it may carry a password */
 	free(s->url);
 	free(s);
-}
-
-const char *
-pgsql_location(const struct abq_store *s)
-{
-	return ((const struct pg_store *)(const void *)s)->location;
-}
-
-/* No files: the store lives in the server. */
-const char *const *
-pgsql_files(const struct abq_store *s)
-{
-	return ((const struct pg_store *)(const void *)s)->files;
 }
 
 /* ---- transactions ---------------------------------------------------------- */

@@ -87,7 +87,7 @@ static const char *const stmt_sql[SQ_COUNT] = {
                         "DO REPLACE",
     [SQ_TEMPLATE_DELETE] = "DELETE FROM templates WHERE scope = ?1 AND domain = ?2 AND "
                            "kind = ?3 AND locale_key = ?4",
-    [SQ_SYNCSTATE_GET] = "SELECT state, updated FROM syncstate WHERE account = ?1 AND "
+    [SQ_SYNCSTATE_GET] = "SELECT " SYNCSTATE_COLS " FROM syncstate WHERE account = ?1 AND "
                          "device_key = ?2 AND collection = ?3",
     [SQ_SYNCSTATE_PUT] = "INSERT INTO syncstate (account, device_id, collection, state, updated) "
                          "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (account, device_key, "
@@ -812,12 +812,111 @@ sql_store_rollback(struct abq_store *s)
 	D(s)->drv->rollback(D(s));
 }
 
+/* The store's location and files, as the backend set them at open. */
+static const char *
+sql_store_location(const struct abq_store *s)
+{
+	return ((const struct sql_db *)(const void *)s)->location;
+}
+
+static const char *const *
+sql_store_files(const struct abq_store *s)
+{
+	return ((const struct sql_db *)(const void *)s)->files;
+}
+
 /* Close: the cached statements, then the backend's connection. */
 static void
 sql_store_close(struct abq_store *s)
 {
 	sql_db_finish(D(s));
 	D(s)->drv->close(D(s));
+}
+
+/* ---- parameters ---------------------------------------------------------- */
+
+/* A parameter of a point operation: text, a key (text compared without case), an integer. */
+struct sql_arg {
+	char type; /* 't', 'k', 'i'; 0 ends a list */
+	const char *s;
+	int64_t i;
+};
+#define T(v)                                                                                       \
+	{                                                                                          \
+		't', (v), 0                                                                        \
+	}
+#define K(v)                                                                                       \
+	{                                                                                          \
+		'k', (v), 0                                                                        \
+	}
+#define I(v)                                                                                       \
+	{                                                                                          \
+		'i', NULL, (v)                                                                     \
+	}
+#define ARGS(...) ((const struct sql_arg[]){__VA_ARGS__, {0, NULL, 0}})
+#define V(...)    ((struct sql_arg)__VA_ARGS__)
+#define NOARGS    ((const struct sql_arg[]){{0, NULL, 0}})
+
+/* Bind a list of parameters to ?1, ?2, ... */
+static int
+bind_args(struct sql_stmt *st, const struct sql_arg *a)
+{
+	for (int i = 1; a->type != 0; a++, i++)
+		if (a->type == 'i'   ? bi(st, i, a->i)
+		    : a->type == 'k' ? bk(st, i, a->s)
+		                     : bt(st, i, a->s))
+			return -1;
+	return 0;
+}
+
+/* Look a record up with cached statement id: 1 (found, in *out), 0 or -1. */
+static int
+get_args(struct abq_store *s, enum sql_stmt_id id, const char *what, const struct sql_kind *k,
+         void *out, const struct sql_arg *a, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_get(D(s), id, what, errstr_r);
+
+	memset(out, 0, k->size);
+	return st == NULL ? -1 : get_one(st, bind_args(st, a), k, out, errstr_r);
+}
+
+/*
+ * Run a write with cached statement id: counted into *count_r, or, with
+ * count_r NULL, perhaps deferred by the driver.
+ */
+static int
+write_args(struct abq_store *s, enum sql_stmt_id id, const char *what, const struct sql_arg *a,
+           size_t *count_r, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_get(D(s), id, what, errstr_r);
+
+	if (count_r != NULL)
+		*count_r = 0;
+	return st == NULL ? -1 : write_bound(st, bind_args(st, a), SQL_DEFER, count_r, errstr_r);
+}
+
+/* Run a query with cached statement id whose one row holds n integers. */
+static int
+ints_args(struct abq_store *s, enum sql_stmt_id id, const char *what, const struct sql_arg *a,
+          int64_t *v, int n, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_get(D(s), id, what, errstr_r);
+
+	return st == NULL ? -1 : ints_bound(st, bind_args(st, a), v, n, errstr_r);
+}
+
+/* A count of a query with cached statement id into *count_r. */
+static int
+count_args(struct abq_store *s, enum sql_stmt_id id, const char *what, const struct sql_arg *a,
+           size_t *count_r, const char **errstr_r)
+{
+	int64_t n = 0;
+
+	*count_r = 0;
+	if (ints_args(s, id, what, a, &n, 1, errstr_r) < 0)
+		return -1;
+	*count_r = (size_t)n;
+	return 0;
 }
 
 /* ---- devices ------------------------------------------------------------- */
@@ -827,12 +926,8 @@ static int
 sql_device_get(struct abq_store *s, const char *account, const char *device_id,
                struct abq_device *out, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_DEVICE_GET, "device_get", errstr_r);
-
-	memset(out, 0, sizeof(*out));
-	if (st == NULL)
-		return -1;
-	return get_one(st, bt(st, 1, account) || bk(st, 2, device_id), &device_kind, out, errstr_r);
+	return get_args(s, SQ_DEVICE_GET, "device_get", &device_kind, out,
+	                ARGS(T(account), K(device_id)), errstr_r);
 }
 
 /*
@@ -853,28 +948,20 @@ static int
 sql_device_delete(struct abq_store *s, const char *device_id, const char *account, size_t *count_r,
                   const char **errstr_r)
 {
-	struct sql_db *db = D(s);
-	struct sql_stmt *st;
+	const struct sql_arg *a = account ? ARGS(K(device_id), T(account)) : ARGS(K(device_id));
 	size_t ignored;
 	bool own;
-	int ret = -1;
+	int ret;
 
-	*count_r = 0;
-	if (own_begin(db, true, &own, errstr_r) < 0)
+	if (own_begin(D(s), true, &own, errstr_r) < 0)
 		return -1;
-	st = stmt_get(db, account ? SQ_DEVICE_DELETE_ONE : SQ_DEVICE_DELETE_ALL, "device_delete",
-	              errstr_r);
-	if (st != NULL && write_bound(st, bk(st, 1, device_id) || (account && bt(st, 2, account)),
-	                              0, count_r, errstr_r) == 0) {
-		st = stmt_get(
-		    db, account ? SQ_SYNCSTATE_DELETE_DEVID_ACCOUNT : SQ_SYNCSTATE_DELETE_DEVID,
-		    "device_delete (sync state)", errstr_r);
-		if (st != NULL)
-			ret =
-			    write_bound(st, bk(st, 1, device_id) || (account && bt(st, 2, account)),
-			                0, &ignored, errstr_r);
-	}
-	if (own_end(db, own, ret, errstr_r) < 0) {
+	ret = write_args(s, account ? SQ_DEVICE_DELETE_ONE : SQ_DEVICE_DELETE_ALL, "device_delete",
+	                 a, count_r, errstr_r);
+	if (ret == 0)
+		ret = write_args(
+		    s, account ? SQ_SYNCSTATE_DELETE_DEVID_ACCOUNT : SQ_SYNCSTATE_DELETE_DEVID,
+		    "device_delete (sync state)", a, &ignored, errstr_r);
+	if (own_end(D(s), own, ret, errstr_r) < 0) {
 		*count_r = 0;
 		return -1;
 	}
@@ -886,17 +973,9 @@ static int
 sql_device_count(struct abq_store *s, const char *account, int64_t before, size_t *count_r,
                  const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), account ? SQ_DEVICE_COUNT : SQ_DEVICE_COUNT_ALL,
-	                               "device_count", errstr_r);
-	int64_t n = 0;
-
-	*count_r = 0;
-	if (st == NULL ||
-	    ints_bound(st, account ? (bt(st, 1, account) || bi(st, 2, before)) : bi(st, 1, before),
-	               &n, 1, errstr_r) < 0)
-		return -1;
-	*count_r = (size_t)n;
-	return 0;
+	return count_args(s, account ? SQ_DEVICE_COUNT : SQ_DEVICE_COUNT_ALL, "device_count",
+	                  account ? ARGS(T(account), I(before)) : ARGS(I(before)), count_r,
+	                  errstr_r);
 }
 
 /*
@@ -907,22 +986,17 @@ sql_device_count(struct abq_store *s, const char *account, int64_t before, size_
 static int
 sql_device_touch(struct abq_store *s, const struct abq_seen *v, size_t n, const char **errstr_r)
 {
-	struct sql_db *db = D(s);
-	struct sql_stmt *st;
 	bool own;
 	int ret = 0;
 
-	if (own_begin(db, false, &own, errstr_r) < 0)
+	if (own_begin(D(s), false, &own, errstr_r) < 0)
 		return -1;
-	if ((st = stmt_get(db, SQ_DEVICE_TOUCH, "device_touch", errstr_r)) == NULL)
-		ret = -1;
 	for (size_t i = 0; ret == 0 && i < n; i++)
-		ret = write_bound(st,
-		                  bt(st, 1, v[i].account) || bk(st, 2, v[i].device_id) ||
-		                      bi(st, 3, v[i].last_seen) || bt(st, 4, v[i].last_address) ||
-		                      bt(st, 5, v[i].last_command),
-		                  SQL_DEFER, NULL, errstr_r);
-	return own_end(db, own, ret, errstr_r);
+		ret = write_args(s, SQ_DEVICE_TOUCH, "device_touch",
+		                 ARGS(T(v[i].account), K(v[i].device_id), I(v[i].last_seen),
+		                      T(v[i].last_address), T(v[i].last_command)),
+		                 NULL, errstr_r);
+	return own_end(D(s), own, ret, errstr_r);
 }
 
 /* ---- list entries ---------------------------------------------------------- */
@@ -932,12 +1006,8 @@ static int
 sql_entry_get(struct abq_store *s, const char *device_id, const char *account,
               struct abq_entry *out, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_ENTRY_GET, "entry_get", errstr_r);
-
-	memset(out, 0, sizeof(*out));
-	if (st == NULL)
-		return -1;
-	return get_one(st, bk(st, 1, device_id) || bt(st, 2, account), &entry_kind, out, errstr_r);
+	return get_args(s, SQ_ENTRY_GET, "entry_get", &entry_kind, out,
+	                ARGS(K(device_id), T(account)), errstr_r);
 }
 
 /* Write an entry, replacing the one with the same key. */
@@ -952,16 +1022,13 @@ static int
 sql_entry_delete(struct abq_store *s, const char *device_id, const char *account, bool all_accounts,
                  size_t *count_r, const char **errstr_r)
 {
-	enum sql_stmt_id id = account        ? SQ_ENTRY_DELETE_ONE
-	                      : all_accounts ? SQ_ENTRY_DELETE_ALL
-	                                     : SQ_ENTRY_DELETE_ALONE;
-	struct sql_stmt *st = stmt_get(D(s), id, "entry_delete", errstr_r);
-
-	*count_r = 0;
-	if (st == NULL)
-		return -1;
-	return write_bound(st, bk(st, 1, device_id) || (account && bt(st, 2, account)), 0, count_r,
-	                   errstr_r);
+	return write_args(s,
+	                  account        ? SQ_ENTRY_DELETE_ONE
+	                  : all_accounts ? SQ_ENTRY_DELETE_ALL
+	                                 : SQ_ENTRY_DELETE_ALONE,
+	                  "entry_delete",
+	                  account ? ARGS(K(device_id), T(account)) : ARGS(K(device_id)), count_r,
+	                  errstr_r);
 }
 
 /* ---- rules ------------------------------------------------------------------- */
@@ -992,20 +1059,16 @@ sql_rule_update(struct abq_store *s, const struct abq_rule *r, const char **errs
 static int
 sql_rule_get(struct abq_store *s, int64_t id, struct abq_rule *out, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_RULE_GET, "rule_get", errstr_r);
-
-	memset(out, 0, sizeof(*out));
-	return st == NULL ? -1 : get_one(st, bi(st, 1, id), &rule_kind, out, errstr_r);
+	return get_args(s, SQ_RULE_GET, "rule_get", &rule_kind, out, ARGS(I(id)), errstr_r);
 }
 
 /* Delete a rule by id; a missing id is an error so "deleteRule 7" cannot do nothing. */
 static int
 sql_rule_delete(struct abq_store *s, int64_t id, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_RULE_DELETE, "rule_delete", errstr_r);
 	size_t n = 0;
 
-	if (st == NULL || write_bound(st, bi(st, 1, id), 0, &n, errstr_r) < 0)
+	if (write_args(s, SQ_RULE_DELETE, "rule_delete", ARGS(I(id)), &n, errstr_r) < 0)
 		return -1;
 	if (n == 0)
 		return sql_fail(D(s), errstr_r, "rule_delete: no rule with id %lld", (long long)id);
@@ -1014,25 +1077,17 @@ sql_rule_delete(struct abq_store *s, int64_t id, const char **errstr_r)
 
 /* ---- attributes ------------------------------------------------------------ */
 
-/* Bind an attribute's key (?1..?3); the global scope is stored with target ''. */
-static int
-bind_attr_key(struct sql_stmt *st, enum abq_scope scope, const char *target, const char *name)
-{
-	return bt(st, 1, abq_scope_name(scope)) ||
-	       bt(st, 2, scope == ABQ_SCOPE_GLOBAL || target == NULL ? "" : target) ||
-	       bk(st, 3, name);
-}
+/* An attribute's key; the global scope is stored with target ''. */
+#define ATTR_KEY(scope, target, name)                                                              \
+	ARGS(T(abq_scope_name(scope)),                                                             \
+	     T((scope) == ABQ_SCOPE_GLOBAL || (target) == NULL ? "" : (target)), K(name))
 
 static int
 sql_attr_get(struct abq_store *s, enum abq_scope scope, const char *target, const char *name,
              struct abq_attr *out, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_ATTR_GET, "attr_get", errstr_r);
-
-	memset(out, 0, sizeof(*out));
-	if (st == NULL)
-		return -1;
-	return get_one(st, bind_attr_key(st, scope, target, name), &attr_kind, out, errstr_r);
+	return get_args(s, SQ_ATTR_GET, "attr_get", &attr_kind, out, ATTR_KEY(scope, target, name),
+	                errstr_r);
 }
 
 /* Set an attribute, replacing the previous value at that scope (and its name's spelling). */
@@ -1047,11 +1102,8 @@ static int
 sql_attr_delete(struct abq_store *s, enum abq_scope scope, const char *target, const char *name,
                 const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_ATTR_DELETE, "attr_delete", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return write_bound(st, bind_attr_key(st, scope, target, name), SQL_DEFER, NULL, errstr_r);
+	return write_args(s, SQ_ATTR_DELETE, "attr_delete", ATTR_KEY(scope, target, name), NULL,
+	                  errstr_r);
 }
 
 /* ---- history, change log, outbox ---------------------------------------- */
@@ -1089,33 +1141,25 @@ static int
 sql_change_add(struct abq_store *s, enum abq_change_kind kind, const char *key, int64_t at,
                const char **errstr_r)
 {
-	struct sql_db *db = D(s);
-	struct sql_stmt *st;
 	int64_t seq = 0;
 	bool own;
 	int ret;
 
-	if (own_begin(db, true, &own, errstr_r) < 0)
+	if (own_begin(D(s), true, &own, errstr_r) < 0)
 		return -1;
-	st = stmt_get(db, SQ_CHANGE_ADD, "change_add", errstr_r);
-	ret = st == NULL
-	          ? -1
-	          : ints_bound(
-	                st, bi(st, 1, at) || bt(st, 2, change_kind_names[kind]) || bt(st, 3, key),
-	                &seq, 1, errstr_r);
-	if (ret == 0 && db->drv->change_written != NULL)
-		db->drv->change_written(db, seq);
-	return own_end(db, own, ret, errstr_r);
+	ret = ints_args(s, SQ_CHANGE_ADD, "change_add",
+	                ARGS(I(at), T(change_kind_names[kind]), T(key)), &seq, 1, errstr_r);
+	if (ret == 0 && D(s)->drv->change_written != NULL)
+		D(s)->drv->change_written(D(s), seq);
+	return own_end(D(s), own, ret, errstr_r);
 }
 
 /* The highest seq ever given out (the driver's SQL knows where it is kept). */
 static int
 sql_change_last(struct abq_store *s, int64_t *seq_r, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_CHANGE_LAST, "change_last", errstr_r);
-
 	*seq_r = 0;
-	return st == NULL ? -1 : ints_bound(st, 0, seq_r, 1, errstr_r);
+	return ints_args(s, SQ_CHANGE_LAST, "change_last", NOARGS, seq_r, 1, errstr_r);
 }
 
 /* Queue a notice and hand back its id. */
@@ -1130,10 +1174,9 @@ static int
 sql_notice_stats(struct abq_store *s, const char *state, int64_t *count_r, int64_t *oldest_r,
                  const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_NOTICE_STATS, "notice_stats", errstr_r);
 	int64_t v[2] = {0, 0};
 
-	if (st == NULL || ints_bound(st, bt(st, 1, state), v, 2, errstr_r) < 0)
+	if (ints_args(s, SQ_NOTICE_STATS, "notice_stats", ARGS(T(state)), v, 2, errstr_r) < 0)
 		return -1;
 	*count_r = v[0];
 	*oldest_r = v[1];
@@ -1145,14 +1188,11 @@ static int
 sql_notice_mark(struct abq_store *s, int64_t id, const char *state, int attempts,
                 int64_t next_attempt, const char *last_error, int64_t sent, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_NOTICE_MARK, "notice_mark", errstr_r);
 	size_t n = 0;
 
-	if (st == NULL ||
-	    write_bound(st,
-	                bi(st, 1, id) || bt(st, 2, state) || bi(st, 3, attempts) ||
-	                    bi(st, 4, next_attempt) || bt(st, 5, last_error) || bi(st, 6, sent),
-	                0, &n, errstr_r) < 0)
+	if (write_args(s, SQ_NOTICE_MARK, "notice_mark",
+	               ARGS(I(id), T(state), I(attempts), I(next_attempt), T(last_error), I(sent)),
+	               &n, errstr_r) < 0)
 		return -1;
 	if (n == 0)
 		return sql_fail(D(s), errstr_r, "no notice with id %lld", (long long)id);
@@ -1161,15 +1201,10 @@ sql_notice_mark(struct abq_store *s, int64_t id, const char *state, int attempts
 
 /* ---- notice templates -------------------------------------------------------- */
 
-/* Bind the four key columns of a template to ?1..?4; the domain is '' for global. */
-static int
-bind_template_key(struct sql_stmt *st, enum abq_scope scope, const char *domain, const char *kind,
-                  const char *locale)
-{
-	return bt(st, 1, abq_scope_name(scope)) ||
-	       bt(st, 2, scope == ABQ_SCOPE_GLOBAL ? "" : domain) || bt(st, 3, kind) ||
-	       bk(st, 4, locale);
-}
+/* The four key columns of a template; the domain is '' for global. */
+#define TEMPLATE_KEY(scope, domain, kind, locale)                                                  \
+	ARGS(T(abq_scope_name(scope)), T((scope) == ABQ_SCOPE_GLOBAL ? "" : (domain)), T(kind),    \
+	     K(locale))
 
 /* Insert or replace one template (and its locale's spelling). */
 static int
@@ -1182,26 +1217,16 @@ static int
 sql_template_get(struct abq_store *s, enum abq_scope scope, const char *domain, const char *kind,
                  const char *locale, struct abq_template *out, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_TEMPLATE_GET, "template_get", errstr_r);
-
-	memset(out, 0, sizeof(*out));
-	if (st == NULL)
-		return -1;
-	return get_one(st, bind_template_key(st, scope, domain, kind, locale), &template_kind, out,
-	               errstr_r);
+	return get_args(s, SQ_TEMPLATE_GET, "template_get", &template_kind, out,
+	                TEMPLATE_KEY(scope, domain, kind, locale), errstr_r);
 }
 
 static int
 sql_template_delete(struct abq_store *s, enum abq_scope scope, const char *domain, const char *kind,
                     const char *locale, size_t *count_r, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_TEMPLATE_DELETE, "template_delete", errstr_r);
-
-	*count_r = 0;
-	if (st == NULL)
-		return -1;
-	return write_bound(st, bind_template_key(st, scope, domain, kind, locale), 0, count_r,
-	                   errstr_r);
+	return write_args(s, SQ_TEMPLATE_DELETE, "template_delete",
+	                  TEMPLATE_KEY(scope, domain, kind, locale), count_r, errstr_r);
 }
 
 /* ---- administrators and tokens --------------------------------------------- */
@@ -1209,10 +1234,7 @@ sql_template_delete(struct abq_store *s, enum abq_scope scope, const char *domai
 static int
 sql_admin_get(struct abq_store *s, const char *name, struct abq_admin *out, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_ADMIN_GET, "admin_get", errstr_r);
-
-	memset(out, 0, sizeof(*out));
-	return st == NULL ? -1 : get_one(st, bt(st, 1, name), &admin_kind, out, errstr_r);
+	return get_args(s, SQ_ADMIN_GET, "admin_get", &admin_kind, out, ARGS(T(name)), errstr_r);
 }
 
 static int
@@ -1225,22 +1247,17 @@ sql_admin_put(struct abq_store *s, const struct abq_admin *a, const char **errst
 static int
 sql_admin_delete(struct abq_store *s, const char *name, size_t *count_r, const char **errstr_r)
 {
-	struct sql_db *db = D(s);
-	struct sql_stmt *st;
 	size_t ignored;
 	bool own;
-	int ret = -1;
+	int ret;
 
-	*count_r = 0;
-	if (own_begin(db, true, &own, errstr_r) < 0)
+	if (own_begin(D(s), true, &own, errstr_r) < 0)
 		return -1;
-	st = stmt_get(db, SQ_ADMIN_DELETE, "admin_delete", errstr_r);
-	if (st != NULL && write_bound(st, bt(st, 1, name), 0, count_r, errstr_r) == 0) {
-		st = stmt_get(db, SQ_TOKEN_DELETE_ADMIN, "admin_delete (tokens)", errstr_r);
-		if (st != NULL)
-			ret = write_bound(st, bt(st, 1, name), 0, &ignored, errstr_r);
-	}
-	if (own_end(db, own, ret, errstr_r) < 0) {
+	ret = write_args(s, SQ_ADMIN_DELETE, "admin_delete", ARGS(T(name)), count_r, errstr_r);
+	if (ret == 0)
+		ret = write_args(s, SQ_TOKEN_DELETE_ADMIN, "admin_delete (tokens)", ARGS(T(name)),
+		                 &ignored, errstr_r);
+	if (own_end(D(s), own, ret, errstr_r) < 0) {
 		*count_r = 0;
 		return -1;
 	}
@@ -1257,48 +1274,28 @@ sql_token_add(struct abq_store *s, struct abq_token *t, const char **errstr_r)
 static int
 sql_token_find(struct abq_store *s, const char *hash, struct abq_token *out, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_TOKEN_FIND, "token_find", errstr_r);
-
-	memset(out, 0, sizeof(*out));
-	return st == NULL ? -1 : get_one(st, bt(st, 1, hash), &token_kind, out, errstr_r);
+	return get_args(s, SQ_TOKEN_FIND, "token_find", &token_kind, out, ARGS(T(hash)), errstr_r);
 }
 
 static int
 sql_token_touch(struct abq_store *s, int64_t id, int64_t at, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_TOKEN_TOUCH, "token_touch", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return write_bound(st, bi(st, 1, id) || bi(st, 2, at), SQL_DEFER, NULL, errstr_r);
+	return write_args(s, SQ_TOKEN_TOUCH, "token_touch", ARGS(I(id), I(at)), NULL, errstr_r);
 }
 
 static int
 sql_token_delete(struct abq_store *s, const char *admin, const char *label, size_t *count_r,
                  const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), label ? SQ_TOKEN_DELETE_LABEL : SQ_TOKEN_DELETE_ADMIN,
-	                               "token_delete", errstr_r);
-
-	*count_r = 0;
-	if (st == NULL)
-		return -1;
-	return write_bound(st, bt(st, 1, admin) || (label && bt(st, 2, label)), 0, count_r,
-	                   errstr_r);
+	return write_args(s, label ? SQ_TOKEN_DELETE_LABEL : SQ_TOKEN_DELETE_ADMIN, "token_delete",
+	                  label ? ARGS(T(admin), T(label)) : ARGS(T(admin)), count_r, errstr_r);
 }
 
 static int
 sql_token_count(struct abq_store *s, const char *admin, size_t *count_r, const char **errstr_r)
 {
-	struct sql_stmt *st =
-	    stmt_get(D(s), admin ? SQ_TOKEN_COUNT : SQ_TOKEN_COUNT_ALL, "token_count", errstr_r);
-	int64_t n = 0;
-
-	*count_r = 0;
-	if (st == NULL || ints_bound(st, admin ? bt(st, 1, admin) : 0, &n, 1, errstr_r) < 0)
-		return -1;
-	*count_r = (size_t)n;
-	return 0;
+	return count_args(s, admin ? SQ_TOKEN_COUNT : SQ_TOKEN_COUNT_ALL, "token_count",
+	                  admin ? ARGS(T(admin)) : NOARGS, count_r, errstr_r);
 }
 
 /* ---- sync state -------------------------------------------------------------- */
@@ -1309,34 +1306,18 @@ sql_syncstate_get(struct abq_store *s, const char *account, const char *device_i
                   const char *collection, void **state_r, size_t *len_r, int64_t *updated_r,
                   const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_get(D(s), SQ_SYNCSTATE_GET, "syncstate_get", errstr_r);
-	const struct sql_driver *drv = D(s)->drv;
-	const void *blob;
-	size_t n = 0;
-	char *copy;
-	int rc;
+	struct abq_syncstate st;
+	int rc = get_args(s, SQ_SYNCSTATE_GET, "syncstate_get", &syncstate_kind, &st,
+	                  ARGS(T(account), K(device_id), T(collection)), errstr_r);
 
-	if (st == NULL)
-		return -1;
-	if (bt(st, 1, account) || bk(st, 2, device_id) || bt(st, 3, collection))
-		return bind_fail(st, errstr_r);
-	if ((rc = drv->next_row(st, errstr_r)) <= 0) {
-		drv->reset(st);
-		return rc;
+	if (rc > 0) {
+		*state_r = st.state;
+		*len_r = st.len;
+		*updated_r = st.updated;
+		st.state = NULL;
+		abq_syncstate_clear(&st);
 	}
-	if ((blob = drv->col_blob(st, 0, &n)) == NULL) {
-		drv->reset(st);
-		return sql_fail(D(s), errstr_r, "syncstate_get: cannot read the state");
-	}
-	copy = xmalloc(n + 1);
-	if (n > 0)
-		memcpy(copy, blob, n);
-	copy[n] = '\0';
-	*state_r = copy;
-	*len_r = n;
-	*updated_r = drv->col_int64(st, 1);
-	drv->reset(st);
-	return 1;
+	return rc;
 }
 
 /* Insert or replace one collection's sync state. */
@@ -1353,7 +1334,7 @@ sql_syncstate_put(struct abq_store *s, const char *account, const char *device_i
 		return sql_fail(D(s), errstr_r, "syncstate_put: state of %zu bytes is too large",
 		                len);
 	return write_bound(st,
-	                   bt(st, 1, account) || bt(st, 2, device_id) || bt(st, 3, collection) ||
+	                   bind_args(st, ARGS(T(account), T(device_id), T(collection))) ||
 	                       D(s)->drv->bind_blob(st, 4, state, len) || bi(st, 5, updated),
 	                   SQL_DEFER, NULL, errstr_r);
 }
@@ -1363,16 +1344,11 @@ static int
 sql_syncstate_delete(struct abq_store *s, const char *account, const char *device_id,
                      const char *collection, size_t *count_r, const char **errstr_r)
 {
-	struct sql_stmt *st =
-	    stmt_get(D(s), collection ? SQ_SYNCSTATE_DELETE_ONE : SQ_SYNCSTATE_DELETE_DEVICE,
-	             "syncstate_delete", errstr_r);
-
-	*count_r = 0;
-	if (st == NULL)
-		return -1;
-	return write_bound(
-	    st, bt(st, 1, account) || bk(st, 2, device_id) || (collection && bt(st, 3, collection)),
-	    0, count_r, errstr_r);
+	return write_args(s, collection ? SQ_SYNCSTATE_DELETE_ONE : SQ_SYNCSTATE_DELETE_DEVICE,
+	                  "syncstate_delete",
+	                  collection ? ARGS(T(account), K(device_id), T(collection))
+	                             : ARGS(T(account), K(device_id)),
+	                  count_r, errstr_r);
 }
 
 /* ---- iteration --------------------------------------------------------------- */
@@ -1438,6 +1414,34 @@ sql_add(char *buf, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Run an iteration of kind k over sql (shared SQL) with parameters a; see run_iter. */
+static int
+iter_args(struct abq_store *s, const char *sql, const char *what, const struct sql_kind *k,
+          const struct sql_arg *a, size_t limit, any_cb cb, void *arg, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_new(D(s), sql, what, errstr_r);
+
+	return st == NULL ? -1 : run_iter(st, bind_args(st, a), k, limit, cb, arg, errstr_r);
+}
+
+/*
+ * An iteration's optional filter: when set, append the SQL piece, its
+ * parameter's number in the place of each '#', and the parameter.
+ */
+static void
+filter(char *sql, size_t size, struct sql_arg *a, int *n, bool set, const char *piece,
+       struct sql_arg v)
+{
+	if (!set)
+		return;
+	a[(*n)++] = v;
+	for (; *piece; piece++)
+		if (*piece == '#')
+			sql_add(sql, size, "%d", *n);
+		else
+			sql_add(sql, size, "%c", *piece);
+}
+
 /*
  * Devices in (account, device_id) order. The WHERE clause holds only the
  * filters that are set, so that the indexes on them can serve. The domain
@@ -1454,41 +1458,27 @@ sql_device_iter(struct abq_store *s, const struct abq_device_filter *f, abq_devi
 	bool bare =
 	    f->domain != NULL && f->default_domain != NULL && str_ieq(f->domain, f->default_domain);
 	char *suffix = f->domain ? str_lower(xasprintf("@%s", f->domain)) : NULL;
-	struct sql_stmt *st;
-	int rc, i = 2;
+	struct sql_arg a[12] = {T(""), T("")};
+	int n = 2, ret;
 
-	if (f->account)
-		sql_add(sql, sizeof(sql), " AND account = ?%d", ++i);
-	if (f->device_id)
-		sql_add(sql, sizeof(sql), " AND device_key = ?%d", ++i);
-	if (f->domain) {
-		i++;
-		sql_add(sql, sizeof(sql),
-		        " AND %ssubstr(account, length(account) - length(?%d) + 1) = ?%d%s",
-		        bare ? "(" : "", i, i, bare ? " OR instr(account, '@') = 0)" : "");
-	}
-	if (f->state != ABQ_STATE_NONE)
-		sql_add(sql, sizeof(sql), " AND state = ?%d", ++i);
-	if (f->seen_before)
-		sql_add(sql, sizeof(sql), " AND last_seen < ?%d", ++i);
-	if (f->seen_since)
-		sql_add(sql, sizeof(sql), " AND last_seen >= ?%d", ++i);
-	if (f->not_individual)
-		sql_add(sql, sizeof(sql), " AND reason IS DISTINCT FROM ?%d", ++i);
+	filter(sql, sizeof(sql), a, &n, f->account, " AND account = ?#", V(T(f->account)));
+	filter(sql, sizeof(sql), a, &n, f->device_id, " AND device_key = ?#", V(K(f->device_id)));
+	filter(sql, sizeof(sql), a, &n, suffix,
+	       bare ? " AND (substr(account, length(account) - length(?#) + 1) = ?# OR "
+	              "instr(account, '@') = 0)"
+	            : " AND substr(account, length(account) - length(?#) + 1) = ?#",
+	       V(T(suffix)));
+	filter(sql, sizeof(sql), a, &n, f->state != ABQ_STATE_NONE, " AND state = ?#",
+	       V(T(state_text(f->state))));
+	filter(sql, sizeof(sql), a, &n, f->seen_before, " AND last_seen < ?#",
+	       V(I(f->seen_before)));
+	filter(sql, sizeof(sql), a, &n, f->seen_since, " AND last_seen >= ?#", V(I(f->seen_since)));
+	filter(sql, sizeof(sql), a, &n, f->not_individual, " AND reason IS DISTINCT FROM ?#",
+	       V(T(abq_reason_name(ABQ_REASON_INDIVIDUAL))));
 	sql_add(sql, sizeof(sql), " ORDER BY account, device_key" BATCH_LIMIT);
-	if ((st = stmt_new(D(s), sql, "device_iter", errstr_r)) == NULL) {
-		free(suffix);
-		return -1;
-	}
-	i = 2;
-	rc = bt(st, 1, "") || bt(st, 2, "") || (f->account && bt(st, ++i, f->account)) ||
-	     (f->device_id && bk(st, ++i, f->device_id)) || (suffix && bt(st, ++i, suffix)) ||
-	     (f->state != ABQ_STATE_NONE && bt(st, ++i, state_text(f->state))) ||
-	     (f->seen_before && bi(st, ++i, f->seen_before)) ||
-	     (f->seen_since && bi(st, ++i, f->seen_since)) ||
-	     (f->not_individual && bt(st, ++i, abq_reason_name(ABQ_REASON_INDIVIDUAL)));
+	ret = iter_args(s, sql, "device_iter", &device_kind, a, 0, (any_cb)cb, arg, errstr_r);
 	free(suffix);
-	return run_iter(st, rc, &device_kind, 0, (any_cb)cb, arg, errstr_r);
+	return ret;
 }
 
 /* Entries by DeviceId, the DeviceId-alone entry ('' sorts first) before accounts. */
@@ -1496,19 +1486,15 @@ static int
 sql_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb, void *arg,
                const char **errstr_r)
 {
-	char sql[512];
-	struct sql_stmt *st;
+	char sql[512] =
+	    "SELECT " ENTRY_COLS " FROM entries WHERE (device_key, account_key) > (?1, ?2)";
+	struct sql_arg a[4] = {T(""), T("")};
+	int n = 2;
 
-	snprintf(sql, sizeof(sql),
-	         "SELECT " ENTRY_COLS " FROM entries WHERE (device_key, account_key) > (?1, ?2)%s "
-	         "ORDER BY device_key, account_key" BATCH_LIMIT,
-	         state != ABQ_STATE_NONE ? " AND state = ?3" : "");
-	if ((st = stmt_new(D(s), sql, "entry_iter", errstr_r)) == NULL)
-		return -1;
-	return run_iter(st,
-	                bt(st, 1, "") || bt(st, 2, "") ||
-	                    (state != ABQ_STATE_NONE && bt(st, 3, state_text(state))),
-	                &entry_kind, 0, (any_cb)cb, arg, errstr_r);
+	filter(sql, sizeof(sql), a, &n, state != ABQ_STATE_NONE, " AND state = ?#",
+	       V(T(state_text(state))));
+	sql_add(sql, sizeof(sql), " ORDER BY device_key, account_key" BATCH_LIMIT);
+	return iter_args(s, sql, "entry_iter", &entry_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
 
 #define RULE_RANK "(CASE WHEN domain IS NULL THEN 1 ELSE 0 END)"
@@ -1518,22 +1504,17 @@ static int
 sql_rule_iter(struct abq_store *s, const char *domain, bool all, abq_rule_cb *cb, void *arg,
               const char **errstr_r)
 {
-	char sql[1024];
-	struct sql_stmt *st;
+	char sql[1024] = "SELECT " RULE_COLS " FROM rules WHERE (" RULE_RANK ", coalesce(domain, "
+	                 "''), rule_order, id) > (?1, ?2, ?3, ?4)";
+	struct sql_arg a[6] = {I(-1), T(""), I(INT64_MIN), I(0)};
+	int n = 4;
 
-	snprintf(sql, sizeof(sql),
-	         "SELECT " RULE_COLS " FROM rules WHERE (" RULE_RANK ", coalesce(domain, ''), "
-	         "rule_order, id) > (?1, ?2, ?3, ?4)%s ORDER BY " RULE_RANK
-	         ", coalesce(domain, ''), rule_order, id" BATCH_LIMIT,
-	         domain ? " AND domain = ?5"
-	         : all  ? ""
-	                : " AND domain IS NULL");
-	if ((st = stmt_new(D(s), sql, "rule_iter", errstr_r)) == NULL)
-		return -1;
-	return run_iter(st,
-	                bi(st, 1, -1) || bt(st, 2, "") || bi(st, 3, INT64_MIN) || bi(st, 4, 0) ||
-	                    (domain && bt(st, 5, domain)),
-	                &rule_kind, 0, (any_cb)cb, arg, errstr_r);
+	filter(sql, sizeof(sql), a, &n, domain, " AND domain = ?#", V(T(domain)));
+	if (!domain && !all)
+		sql_add(sql, sizeof(sql), " AND domain IS NULL");
+	sql_add(sql, sizeof(sql),
+	        " ORDER BY " RULE_RANK ", coalesce(domain, ''), rule_order, id" BATCH_LIMIT);
+	return iter_args(s, sql, "rule_iter", &rule_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
 
 #define ATTR_RANK "(CASE scope WHEN 'global' THEN 0 WHEN 'domain' THEN 1 ELSE 2 END)"
@@ -1545,16 +1526,11 @@ sql_rule_iter(struct abq_store *s, const char *domain, bool all, abq_rule_cb *cb
 static int
 sql_attr_iter(struct abq_store *s, abq_attr_cb *cb, void *arg, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_new(D(s),
-	                               "SELECT " ATTR_COLS " FROM attrs WHERE (" ATTR_RANK
-	                               ", target, name_key) > (?1, ?2, ?3) ORDER BY " ATTR_RANK
-	                               ", target, name_key" BATCH_LIMIT,
-	                               "attr_iter", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return run_iter(st, bi(st, 1, -1) || bt(st, 2, "") || bt(st, 3, ""), &attr_kind, 0,
-	                (any_cb)cb, arg, errstr_r);
+	return iter_args(
+	    s,
+	    "SELECT " ATTR_COLS " FROM attrs WHERE (" ATTR_RANK ", target, name_key) > "
+	    "(?1, ?2, ?3) ORDER BY " ATTR_RANK ", target, name_key" BATCH_LIMIT,
+	    "attr_iter", &attr_kind, ARGS(I(-1), T(""), T("")), 0, (any_cb)cb, arg, errstr_r);
 }
 
 /* History by id: oldest first, or with a limit the newest rows, newest first. */
@@ -1563,27 +1539,18 @@ sql_history_iter(struct abq_store *s, const struct abq_history_filter *f, abq_hi
                  void *arg, const char **errstr_r)
 {
 	bool newest = f->limit != 0;
-	struct sql_stmt *st;
+	struct sql_arg a[5] = {I(newest ? INT64_MAX : 0)};
 	char sql[1024];
-	int i = 1;
+	int n = 1;
 
 	snprintf(sql, sizeof(sql), "SELECT " HISTORY_COLS " FROM history WHERE id %s ?1",
 	         newest ? "<" : ">");
-	if (f->device_id)
-		sql_add(sql, sizeof(sql), " AND device_key = ?%d", ++i);
-	if (f->account)
-		sql_add(sql, sizeof(sql), " AND account = ?%d", ++i);
-	if (f->since)
-		sql_add(sql, sizeof(sql), " AND at >= ?%d", ++i);
+	filter(sql, sizeof(sql), a, &n, f->device_id, " AND device_key = ?#", V(K(f->device_id)));
+	filter(sql, sizeof(sql), a, &n, f->account, " AND account = ?#", V(T(f->account)));
+	filter(sql, sizeof(sql), a, &n, f->since, " AND at >= ?#", V(I(f->since)));
 	sql_add(sql, sizeof(sql), " ORDER BY id%s" BATCH_LIMIT, newest ? " DESC" : "");
-	if ((st = stmt_new(D(s), sql, "history_iter", errstr_r)) == NULL)
-		return -1;
-	i = 1;
-	return run_iter(
-	    st,
-	    bi(st, 1, newest ? INT64_MAX : 0) || (f->device_id && bk(st, ++i, f->device_id)) ||
-	        (f->account && bt(st, ++i, f->account)) || (f->since && bi(st, ++i, f->since)),
-	    &history_kind, f->limit, (any_cb)cb, arg, errstr_r);
+	return iter_args(s, sql, "history_iter", &history_kind, a, f->limit, (any_cb)cb, arg,
+	                 errstr_r);
 }
 
 /* Changes after since, by ascending sequence number. */
@@ -1591,13 +1558,9 @@ static int
 sql_change_iter(struct abq_store *s, int64_t since, abq_change_cb *cb, void *arg,
                 const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_new(
-	    D(s), "SELECT " CHANGE_COLS " FROM changes WHERE seq > ?1 ORDER BY seq" BATCH_LIMIT,
-	    "change_iter", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return run_iter(st, bi(st, 1, since), &change_kind, 0, (any_cb)cb, arg, errstr_r);
+	return iter_args(
+	    s, "SELECT " CHANGE_COLS " FROM changes WHERE seq > ?1 ORDER BY seq" BATCH_LIMIT,
+	    "change_iter", &change_kind, ARGS(I(since)), 0, (any_cb)cb, arg, errstr_r);
 }
 
 /* The outbox in the order notices were queued, all or those in one state. */
@@ -1605,16 +1568,13 @@ static int
 sql_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb, void *arg,
                 const char **errstr_r)
 {
-	struct sql_stmt *st;
-	char sql[512];
+	char sql[512] = "SELECT " NOTICE_COLS " FROM outbox WHERE id > ?1";
+	struct sql_arg a[3] = {I(0)};
+	int n = 1;
 
-	snprintf(sql, sizeof(sql),
-	         "SELECT " NOTICE_COLS " FROM outbox WHERE id > ?1%s ORDER BY id" BATCH_LIMIT,
-	         state ? " AND state = ?2" : "");
-	if ((st = stmt_new(D(s), sql, "notice_iter", errstr_r)) == NULL)
-		return -1;
-	return run_iter(st, bi(st, 1, 0) || (state && bt(st, 2, state)), &notice_kind, 0,
-	                (any_cb)cb, arg, errstr_r);
+	filter(sql, sizeof(sql), a, &n, state, " AND state = ?#", V(T(state)));
+	sql_add(sql, sizeof(sql), " ORDER BY id" BATCH_LIMIT);
+	return iter_args(s, sql, "notice_iter", &notice_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
 
 /* The queued notices due at now, by id. */
@@ -1622,45 +1582,32 @@ static int
 sql_notice_due(struct abq_store *s, int64_t now, abq_notice_cb *cb, void *arg,
                const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_new(D(s),
-	                               "SELECT " NOTICE_COLS " FROM outbox WHERE id > ?1 AND "
-	                               "state = 'queued' AND next_attempt <= ?2 "
-	                               "ORDER BY id" BATCH_LIMIT,
-	                               "notice_due", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return run_iter(st, bi(st, 1, 0) || bi(st, 2, now), &notice_kind, 0, (any_cb)cb, arg,
-	                errstr_r);
+	return iter_args(
+	    s,
+	    "SELECT " NOTICE_COLS " FROM outbox WHERE id > ?1 AND state = 'queued' AND "
+	    "next_attempt <= ?2 ORDER BY id" BATCH_LIMIT,
+	    "notice_due", &notice_kind, ARGS(I(0), I(now)), 0, (any_cb)cb, arg, errstr_r);
 }
 
 /* Every template by scope name, domain, kind and locale. */
 static int
 sql_template_iter(struct abq_store *s, abq_template_cb *cb, void *arg, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_new(D(s),
-	                               "SELECT " TEMPLATE_COLS " FROM templates WHERE (scope, "
-	                               "domain, kind, locale_key) > (?1, ?2, ?3, ?4) ORDER BY "
-	                               "scope, domain, kind, locale_key" BATCH_LIMIT,
-	                               "template_iter", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return run_iter(st, bt(st, 1, "") || bt(st, 2, "") || bt(st, 3, "") || bt(st, 4, ""),
-	                &template_kind, 0, (any_cb)cb, arg, errstr_r);
+	return iter_args(s,
+	                 "SELECT " TEMPLATE_COLS " FROM templates WHERE (scope, domain, kind, "
+	                 "locale_key) > (?1, ?2, ?3, ?4) ORDER BY scope, domain, kind, "
+	                 "locale_key" BATCH_LIMIT,
+	                 "template_iter", &template_kind, ARGS(T(""), T(""), T(""), T("")), 0,
+	                 (any_cb)cb, arg, errstr_r);
 }
 
 /* Every administrator by name. */
 static int
 sql_admin_iter(struct abq_store *s, abq_admin_cb *cb, void *arg, const char **errstr_r)
 {
-	struct sql_stmt *st = stmt_new(
-	    D(s), "SELECT " ADMIN_COLS " FROM admins WHERE name > ?1 ORDER BY name" BATCH_LIMIT,
-	    "admin_iter", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return run_iter(st, bt(st, 1, ""), &admin_kind, 0, (any_cb)cb, arg, errstr_r);
+	return iter_args(
+	    s, "SELECT " ADMIN_COLS " FROM admins WHERE name > ?1 ORDER BY name" BATCH_LIMIT,
+	    "admin_iter", &admin_kind, ARGS(T("")), 0, (any_cb)cb, arg, errstr_r);
 }
 
 /* Tokens by administrator, then id; one administrator's or all. */
@@ -1668,34 +1615,25 @@ static int
 sql_token_iter(struct abq_store *s, const char *admin, abq_token_cb *cb, void *arg,
                const char **errstr_r)
 {
-	struct sql_stmt *st;
-	char sql[512];
+	char sql[512] = "SELECT " TOKEN_COLS " FROM tokens WHERE (admin, id) > (?1, ?2)";
+	struct sql_arg a[4] = {T(""), I(0)};
+	int n = 2;
 
-	snprintf(sql, sizeof(sql),
-	         "SELECT " TOKEN_COLS " FROM tokens WHERE (admin, id) > (?1, ?2)%s ORDER BY "
-	         "admin, id" BATCH_LIMIT,
-	         admin ? " AND admin = ?3" : "");
-	if ((st = stmt_new(D(s), sql, "token_iter", errstr_r)) == NULL)
-		return -1;
-	return run_iter(st, bt(st, 1, "") || bi(st, 2, 0) || (admin && bt(st, 3, admin)),
-	                &token_kind, 0, (any_cb)cb, arg, errstr_r);
+	filter(sql, sizeof(sql), a, &n, admin, " AND admin = ?#", V(T(admin)));
+	sql_add(sql, sizeof(sql), " ORDER BY admin, id" BATCH_LIMIT);
+	return iter_args(s, sql, "token_iter", &token_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
 
 /* Every sync-state blob by account, DeviceId (without case) and collection. */
 static int
 sql_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg, const char **errstr_r)
 {
-	struct sql_stmt *st =
-	    stmt_new(D(s),
-	             "SELECT account, device_id, collection, state, updated FROM "
-	             "syncstate WHERE (account, device_key, collection) > (?1, "
-	             "?2, ?3) ORDER BY account, device_key, collection" BATCH_LIMIT,
-	             "syncstate_iter", errstr_r);
-
-	if (st == NULL)
-		return -1;
-	return run_iter(st, bt(st, 1, "") || bt(st, 2, "") || bt(st, 3, ""), &syncstate_kind, 0,
-	                (any_cb)cb, arg, errstr_r);
+	return iter_args(s,
+	                 "SELECT " SYNCSTATE_COLS " FROM syncstate WHERE (account, device_key, "
+	                 "collection) > (?1, ?2, ?3) ORDER BY account, device_key, "
+	                 "collection" BATCH_LIMIT,
+	                 "syncstate_iter", &syncstate_kind, ARGS(T(""), T(""), T("")), 0,
+	                 (any_cb)cb, arg, errstr_r);
 }
 
 /* ---- moving a registry, accounts ------------------------------------------ */
@@ -1840,15 +1778,16 @@ sql_accounts_canonicalize(struct abq_store *s, const char *domain, size_t *count
 /* ---- the ops tables ------------------------------------------------------------ */
 
 #define SHARED_OPS                                                                                 \
-	.close = sql_store_close, .begin = sql_store_begin, .commit = sql_store_commit,            \
-	.rollback = sql_store_rollback, .device_get = sql_device_get,                              \
-	.device_put = sql_device_put, .device_delete = sql_device_delete,                          \
-	.device_iter = sql_device_iter, .device_count = sql_device_count,                          \
-	.device_touch = sql_device_touch, .entry_get = sql_entry_get, .entry_put = sql_entry_put,  \
-	.entry_delete = sql_entry_delete, .entry_iter = sql_entry_iter,                            \
-	.rule_insert = sql_rule_insert, .rule_update = sql_rule_update, .rule_get = sql_rule_get,  \
-	.rule_delete = sql_rule_delete, .rule_iter = sql_rule_iter, .attr_get = sql_attr_get,      \
-	.attr_put = sql_attr_put, .attr_delete = sql_attr_delete, .attr_iter = sql_attr_iter,      \
+	.close = sql_store_close, .location = sql_store_location, .files = sql_store_files,        \
+	.begin = sql_store_begin, .commit = sql_store_commit, .rollback = sql_store_rollback,      \
+	.device_get = sql_device_get, .device_put = sql_device_put,                                \
+	.device_delete = sql_device_delete, .device_iter = sql_device_iter,                        \
+	.device_count = sql_device_count, .device_touch = sql_device_touch,                        \
+	.entry_get = sql_entry_get, .entry_put = sql_entry_put, .entry_delete = sql_entry_delete,  \
+	.entry_iter = sql_entry_iter, .rule_insert = sql_rule_insert,                              \
+	.rule_update = sql_rule_update, .rule_get = sql_rule_get, .rule_delete = sql_rule_delete,  \
+	.rule_iter = sql_rule_iter, .attr_get = sql_attr_get, .attr_put = sql_attr_put,            \
+	.attr_delete = sql_attr_delete, .attr_iter = sql_attr_iter,                                \
 	.history_add = sql_history_add, .history_iter = sql_history_iter,                          \
 	.change_add = sql_change_add, .change_iter = sql_change_iter,                              \
 	.change_last = sql_change_last, .notice_add = sql_notice_add,                              \
@@ -1869,8 +1808,6 @@ const struct abq_store_ops abq_store_sqlite_ops = {
     .name = "sqlite",
     .scheme = "sqlite:",
     .open = sqlite_open,
-    .location = sqlite_location,
-    .files = sqlite_files,
     SHARED_OPS,
 };
 
@@ -1878,8 +1815,6 @@ const struct abq_store_ops abq_store_pgsql_ops = {
     .name = "pgsql",
     .scheme = "postgresql://",
     .open = pgsql_open,
-    .location = pgsql_location,
-    .files = pgsql_files,
     .listener_new = pgsql_listener_new,
     .listener_connect = pgsql_listener_connect,
     .listener_fd = pgsql_listener_fd,

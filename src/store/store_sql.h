@@ -147,22 +147,20 @@ struct sql_db {
 	struct abq_store_base base; /* first: store.c finds the ops here */
 	const struct sql_driver *drv;
 	struct sql_stmt *stmt[SQ_COUNT];
-	char errbuf[1024]; /* the last error message, handed out through errstr_r */
+	const char *location;     /* printable: a file path, a URL without its password */
+	const char *const *files; /* the files of the store (for chown), NULL-terminated */
+	char errbuf[1024];        /* the last error message, handed out through errstr_r */
 };
 
 /*
  * What each backend exports for its ops table (store_sql.c holds both tables,
- * the shared operations filled in once): open, location and files; the
+ * the shared operations filled in once): open; the
  * PostgreSQL backend also its listener, lock, connection state and counters.
  */
 struct abq_store *sqlite_open(const char *rest, const char *base_dir, int flags,
                               const char **errstr_r);
-const char *sqlite_location(const struct abq_store *s);
-const char *const *sqlite_files(const struct abq_store *s);
 struct abq_store *pgsql_open(const char *url, const char *base_dir, int flags,
                              const char **errstr_r);
-const char *pgsql_location(const struct abq_store *s);
-const char *const *pgsql_files(const struct abq_store *s);
 struct abq_store_listener *pgsql_listener_new(struct abq_store *s, const char **errstr_r);
 int pgsql_listener_connect(struct abq_store_listener *l, const char **errstr_r);
 int pgsql_listener_fd(const struct abq_store_listener *l);

@@ -459,6 +459,8 @@ sqlite_open(const char *rest, const char *base_dir, int flags, const char **errs
 	s->files[1] = s->wal_path;
 	s->files[2] = s->shm_path;
 	s->files[3] = NULL;
+	s->sql.location = s->path;
+	s->sql.files = s->files; /* the database file and its WAL companions */
 	return (struct abq_store *)(void *)s;
 fail:
 	sqlite3_close(db);
@@ -479,20 +481,6 @@ sqlite_close(struct sql_db *db)
 	free(s->wal_path);
 	free(s->shm_path);
 	free(s);
-}
-
-/* The database file's path, as opened. */
-const char *
-sqlite_location(const struct abq_store *s)
-{
-	return ((const struct sqlite_store *)(const void *)s)->path;
-}
-
-/* The database file and its WAL companions, for chown by a root abqctl. */
-const char *const *
-sqlite_files(const struct abq_store *s)
-{
-	return ((const struct sqlite_store *)(const void *)s)->files;
 }
 
 /* ---- the driver (store_sql.h) ----------------------------------------------- */
