@@ -250,23 +250,12 @@ struct pg_stmt {
 	struct params p;
 	PGresult *res;
 	int row;
-	size_t changes;
 	unsigned char *blob; /* the last bytea column read, unescaped */
 };
 
 static const struct sql_driver pgsql_driver;
 
-static struct pg_store *
-S(struct sql_db *db)
-{
-	return (struct pg_store *)(void *)db;
-}
-
-static struct pg_stmt *
-ST(struct sql_stmt *st)
-{
-	return (struct pg_stmt *)(void *)st;
-}
+SQL_BACKEND_VIEWS(struct pg_store, struct pg_stmt)
 
 /* Fail with the server's (or libpq's) message, prefixed by what was being done. */
 static int
@@ -1148,7 +1137,7 @@ pgsql_bind_blob(struct sql_stmt *st, int i, const void *v, size_t len)
  * (its failure surfaces at a later call); else it runs now and counts.
  */
 static int
-pgsql_exec(struct sql_stmt *sst, int flags, const char **errstr_r)
+pgsql_exec(struct sql_stmt *sst, int flags, size_t *changes_r, const char **errstr_r)
 {
 	struct pg_stmt *st = ST(sst);
 	struct pg_store *s = S(sst->db);
@@ -1159,15 +1148,10 @@ pgsql_exec(struct sql_stmt *sst, int flags, const char **errstr_r)
 		return queue_stmt(st, errstr_r);
 	if ((res = pg_run(st, errstr_r)) == NULL)
 		return -1;
-	st->changes = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
+	if (changes_r != NULL)
+		*changes_r = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	return 0;
-}
-
-static size_t
-pgsql_changes(struct sql_stmt *st)
-{
-	return ST(st)->changes;
 }
 
 /* The first call runs the statement; each call moves to the next row of its result. */
@@ -1275,25 +1259,9 @@ static const struct sql_dialect pgsql_dialect = {'$', false, pgsql_renames};
 
 static const struct sql_driver pgsql_driver = {
     .dialect = &pgsql_dialect,
-    .prepare = pgsql_prepare,
-    .finish = pgsql_finish,
-    .bind_int64 = pgsql_bind_int64,
-    .bind_text = pgsql_bind_text,
-    .bind_blob = pgsql_bind_blob,
-    .exec = pgsql_exec,
-    .changes = pgsql_changes,
-    .next_row = pgsql_next_row,
-    .col_int64 = pgsql_col_int64,
-    .col_text = pgsql_col_text,
-    .col_blob = pgsql_col_blob,
-    .reset = pgsql_reset,
-    .begin = pgsql_begin,
-    .commit = pgsql_commit,
-    .rollback = pgsql_rollback,
-    .in_tx = pgsql_in_tx,
+    SQL_DRIVER_FUNCS(pgsql),
     /* The highest committed seq (see the top of the file). */
     .change_last_sql = "SELECT coalesce(max(seq), 0) FROM changes",
     .change_written = pgsql_change_written,
     .reserve_history_id = pgsql_reserve_history_id,
-    .close = pgsql_close,
 };

@@ -349,11 +349,7 @@ write_bound(struct sql_stmt *st, int bind_rc, int flags, size_t *count_r, const 
 {
 	if (bind_rc != 0)
 		return bind_fail(st, errstr_r);
-	if (st->db->drv->exec(st, count_r ? 0 : flags, errstr_r) < 0)
-		return -1;
-	if (count_r != NULL)
-		*count_r = st->db->drv->changes(st);
-	return 0;
+	return st->db->drv->exec(st, count_r ? 0 : flags, count_r, errstr_r);
 }
 
 /* Run a statement whose one row holds integers (an id, a count) into v[0..n-1]. */
@@ -919,6 +915,31 @@ count_args(struct abq_store *s, enum sql_stmt_id id, const char *what, const str
 	return 0;
 }
 
+/*
+ * Delete with cached statement id, counted into *count_r, and then with also
+ * (what goes with it), both under the same parameters, in one transaction.
+ */
+static int
+delete_with(struct abq_store *s, enum sql_stmt_id id, enum sql_stmt_id also, const char *what,
+            const struct sql_arg *a, size_t *count_r, const char **errstr_r)
+{
+	size_t ignored;
+	bool own;
+	int ret;
+
+	*count_r = 0;
+	if (own_begin(D(s), true, &own, errstr_r) < 0)
+		return -1;
+	ret = write_args(s, id, what, a, count_r, errstr_r);
+	if (ret == 0)
+		ret = write_args(s, also, what, a, &ignored, errstr_r);
+	if (own_end(D(s), own, ret, errstr_r) < 0) {
+		*count_r = 0;
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- devices ------------------------------------------------------------- */
 
 /* Look up (account, device_id); device_id matches without case. */
@@ -948,24 +969,11 @@ static int
 sql_device_delete(struct abq_store *s, const char *device_id, const char *account, size_t *count_r,
                   const char **errstr_r)
 {
-	const struct sql_arg *a = account ? ARGS(K(device_id), T(account)) : ARGS(K(device_id));
-	size_t ignored;
-	bool own;
-	int ret;
-
-	if (own_begin(D(s), true, &own, errstr_r) < 0)
-		return -1;
-	ret = write_args(s, account ? SQ_DEVICE_DELETE_ONE : SQ_DEVICE_DELETE_ALL, "device_delete",
-	                 a, count_r, errstr_r);
-	if (ret == 0)
-		ret = write_args(
-		    s, account ? SQ_SYNCSTATE_DELETE_DEVID_ACCOUNT : SQ_SYNCSTATE_DELETE_DEVID,
-		    "device_delete (sync state)", a, &ignored, errstr_r);
-	if (own_end(D(s), own, ret, errstr_r) < 0) {
-		*count_r = 0;
-		return -1;
-	}
-	return 0;
+	return delete_with(s, account ? SQ_DEVICE_DELETE_ONE : SQ_DEVICE_DELETE_ALL,
+	                   account ? SQ_SYNCSTATE_DELETE_DEVID_ACCOUNT : SQ_SYNCSTATE_DELETE_DEVID,
+	                   "device_delete",
+	                   account ? ARGS(K(device_id), T(account)) : ARGS(K(device_id)), count_r,
+	                   errstr_r);
 }
 
 /* Count an account's devices (or all) first seen before a time (0: ever). */
@@ -1247,21 +1255,8 @@ sql_admin_put(struct abq_store *s, const struct abq_admin *a, const char **errst
 static int
 sql_admin_delete(struct abq_store *s, const char *name, size_t *count_r, const char **errstr_r)
 {
-	size_t ignored;
-	bool own;
-	int ret;
-
-	if (own_begin(D(s), true, &own, errstr_r) < 0)
-		return -1;
-	ret = write_args(s, SQ_ADMIN_DELETE, "admin_delete", ARGS(T(name)), count_r, errstr_r);
-	if (ret == 0)
-		ret = write_args(s, SQ_TOKEN_DELETE_ADMIN, "admin_delete (tokens)", ARGS(T(name)),
-		                 &ignored, errstr_r);
-	if (own_end(D(s), own, ret, errstr_r) < 0) {
-		*count_r = 0;
-		return -1;
-	}
-	return 0;
+	return delete_with(s, SQ_ADMIN_DELETE, SQ_TOKEN_DELETE_ADMIN, "admin_delete", ARGS(T(name)),
+	                   count_r, errstr_r);
 }
 
 /* Add a token; a hash already stored fails on the UNIQUE constraint. */

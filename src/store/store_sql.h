@@ -58,9 +58,8 @@ struct sql_driver {
 	int (*bind_int64)(struct sql_stmt *st, int i, int64_t v);
 	int (*bind_text)(struct sql_stmt *st, int i, const char *v);
 	int (*bind_blob)(struct sql_stmt *st, int i, const void *v, size_t len);
-	/* Run a statement that returns no row; then changes() is the rows written. */
-	int (*exec)(struct sql_stmt *st, int flags, const char **errstr_r);
-	size_t (*changes)(struct sql_stmt *st);
+	/* Run a statement that returns no row; *changes_r (may be NULL): rows written. */
+	int (*exec)(struct sql_stmt *st, int flags, size_t *changes_r, const char **errstr_r);
 	/* Run (at the first call) and go to the next row: 1, 0 at the end, or -1. */
 	int (*next_row)(struct sql_stmt *st, const char **errstr_r);
 	/*
@@ -169,6 +168,25 @@ void pgsql_listener_free(struct abq_store_listener *l);
 int pgsql_try_lock(struct abq_store *s, int64_t key, const char **errstr_r);
 bool pgsql_connected(const struct abq_store *s);
 int pgsql_restore_finish(struct abq_store *s, const char **errstr_r);
+
+/* The driver functions of a backend named by their prefix (sqlite_prepare, ...). */
+#define SQL_DRIVER_FUNCS(P)                                                                        \
+	.prepare = P##_prepare, .finish = P##_finish, .bind_int64 = P##_bind_int64,                \
+	.bind_text = P##_bind_text, .bind_blob = P##_bind_blob, .exec = P##_exec,                  \
+	.next_row = P##_next_row, .col_int64 = P##_col_int64, .col_text = P##_col_text,            \
+	.col_blob = P##_col_blob, .reset = P##_reset, .begin = P##_begin, .commit = P##_commit,    \
+	.rollback = P##_rollback, .in_tx = P##_in_tx, .close = P##_close
+
+/* A backend's views of a handle and of a statement: S(db) and ST(st). */
+#define SQL_BACKEND_VIEWS(STORE, STMT)                                                             \
+	static STORE *S(struct sql_db *db)                                                         \
+	{                                                                                          \
+		return (STORE *)(void *)db;                                                        \
+	}                                                                                          \
+	static STMT *ST(struct sql_stmt *st)                                                       \
+	{                                                                                          \
+		return (STMT *)(void *)st;                                                         \
+	}
 
 /* Set the store's error message from a printf format; returns -1. */
 int sql_fail(struct sql_db *db, const char **errstr_r, const char *fmt, ...)

@@ -168,23 +168,11 @@ struct sqlite_store {
 struct sqlite_stmt {
 	struct sql_stmt base; /* first */
 	sqlite3_stmt *st;
-	size_t changes;
 };
 
 static const struct sql_driver sqlite_driver;
 
-/* The backend's view of a store handle, a statement. */
-static struct sqlite_store *
-S(struct sql_db *db)
-{
-	return (struct sqlite_store *)(void *)db;
-}
-
-static struct sqlite_stmt *
-ST(struct sql_stmt *st)
-{
-	return (struct sqlite_stmt *)(void *)st;
-}
+SQL_BACKEND_VIEWS(struct sqlite_store, struct sqlite_stmt)
 
 /* Fail with SQLite's own message, prefixed by what was being done. */
 static int
@@ -536,7 +524,7 @@ sqlite_bind_blob(struct sql_stmt *st, int i, const void *v, size_t len)
  * is taken before the reset, which would otherwise be free to replace it.
  */
 static int
-sqlite_exec(struct sql_stmt *st, int flags, const char **errstr_r)
+sqlite_exec(struct sql_stmt *st, int flags, size_t *changes_r, const char **errstr_r)
 {
 	struct sqlite_stmt *s = ST(st);
 	int rc = sqlite3_step(s->st);
@@ -547,15 +535,10 @@ sqlite_exec(struct sql_stmt *st, int flags, const char **errstr_r)
 		sqlite3_reset(s->st);
 		return -1;
 	}
-	s->changes = (size_t)sqlite3_changes(S(st->db)->db);
+	if (changes_r != NULL)
+		*changes_r = (size_t)sqlite3_changes(S(st->db)->db);
 	sqlite3_reset(s->st);
 	return 0;
-}
-
-static size_t
-sqlite_changes(struct sql_stmt *st)
-{
-	return ST(st)->changes;
 }
 
 /* Step to the next row: 1, 0 at the end, -1 (the statement is reset then). */
@@ -653,24 +636,8 @@ static const struct sql_dialect sqlite_dialect = {'?', true, sqlite_renames};
 
 static const struct sql_driver sqlite_driver = {
     .dialect = &sqlite_dialect,
-    .prepare = sqlite_prepare,
-    .finish = sqlite_finish,
-    .bind_int64 = sqlite_bind_int64,
-    .bind_text = sqlite_bind_text,
-    .bind_blob = sqlite_bind_blob,
-    .exec = sqlite_exec,
-    .changes = sqlite_changes,
-    .next_row = sqlite_next_row,
-    .col_int64 = sqlite_col_int64,
-    .col_text = sqlite_col_text,
-    .col_blob = sqlite_col_blob,
-    .reset = sqlite_reset,
-    .begin = sqlite_begin,
-    .commit = sqlite_commit,
-    .rollback = sqlite_rollback,
-    .in_tx = sqlite_in_tx,
+    SQL_DRIVER_FUNCS(sqlite),
     /* sqlite_sequence remembers the highest seq even after old rows are pruned. */
     .change_last_sql = "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
                        "'changes'), 0), coalesce((SELECT max(seq) FROM changes), 0))",
-    .close = sqlite_close,
 };
