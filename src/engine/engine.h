@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #include "lib/abq_types.h"
-#include "store/store.h"
+#include "lib/records.h"
 
 /*
  * What the engine knows of a device. NULL model/os: not reported yet (an empty

@@ -117,15 +117,6 @@ abq_policy_new(const char *default_domain)
 	return p;
 }
 
-/* Free the strings of our copy of a rule (the engine does not link the store). */
-static void
-rule_free_strings(struct abq_rule *r)
-{
-	free(r->pattern);
-	free(r->domain);
-	free(r->created_by);
-}
-
 /* Free a policy and everything it holds; sets *pp to NULL. */
 void
 abq_policy_free(struct abq_policy **pp)
@@ -141,7 +132,7 @@ abq_policy_free(struct abq_policy **pp)
 	abq_hmap_free(&p->entries_dev, NULL);
 	abq_hmap_free(&p->entries_acc, NULL);
 	for (size_t i = 0; i < p->nrules; i++)
-		rule_free_strings(&p->rules[i]);
+		abq_rule_clear(&p->rules[i]);
 	free(p->rules);
 	abq_ruleset_free(&p->global_rules);
 	free(p);

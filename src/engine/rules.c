@@ -388,18 +388,6 @@ dup_null(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
-/*
- * Free the strings of our copy of a rule. (The store has abq_rule_clear, but
- * the engine does not link the store.)
- */
-static void
-rule_free_strings(struct abq_rule *r)
-{
-	free(r->pattern);
-	free(r->domain);
-	free(r->created_by);
-}
-
 /* Free a rule set and everything it owns; sets *rsp to NULL. */
 void
 abq_ruleset_free(struct abq_ruleset **rsp)
@@ -417,7 +405,7 @@ abq_ruleset_free(struct abq_ruleset **rsp)
 		pcre2_code_free(ci->screen);
 	}
 	for (size_t i = 0; i < rs->n; i++)
-		rule_free_strings(&rs->rules[i]);
+		abq_rule_clear(&rs->rules[i]);
 	free(rs->rules);
 	pcre2_match_context_free(rs->mctx);
 	free(rs);

@@ -1,10 +1,12 @@
 /*
  * store.h: the registry's persistent store, behind one table of operations.
  *
- * Callers see only the abq_store_* functions below. Each backend (store_sqlite.c
- * now, store_pgsql.c later) fills a struct abq_store_ops; store.c dispatches,
- * checks arguments and holds the test-time fault injection, so that a backend
- * can be added without touching a caller. The contract test suite
+ * Callers see only the abq_store_* functions below. Behind them, store.c
+ * checks arguments and holds the test-time fault injection, then calls the
+ * backend through its struct abq_store_ops (store_private.h): the operations
+ * of store_sql.c, written once over the SQL driver that store_sqlite.c and
+ * store_pgsql.c implement (store_sql.h), so that a backend can be added
+ * without touching a caller. The contract test suite
  * (tests/store/test_store_contract.c) runs against every backend.
  *
  * Conventions (as in Dovecot's lib-sql):
@@ -34,72 +36,10 @@
 #include <stdint.h>
 
 #include "lib/abq_types.h"
+#include "lib/records.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
 #define ABQ_STORE_SCHEMA_VERSION 5
-
-/* A device: the pair (account, DeviceId) and everything known about it. */
-struct abq_device {
-	char *account;   /* normalised account, key part 1 */
-	char *device_id; /* key part 2, compared case-insensitively */
-	char *device_type;
-	char *model; /* NULL: not reported yet (Settings/Provision) */
-	char *imei;
-	char *friendly_name;
-	char *os; /* NULL: not reported yet */
-	char *os_language;
-	char *phone_number;
-	char *mobile_operator;
-	char *user_agent;
-	char *eas_version;
-	char *last_address;
-	char *last_command;
-	int64_t first_seen;
-	int64_t last_seen;
-	enum abq_state state;
-	enum abq_reason reason;
-	int64_t rule_id;  /* with ABQ_REASON_RULE / ABQ_REASON_DISCOVERY, else 0 */
-	char *state_by;   /* administrator's name, or "abqd" */
-	int64_t state_at; /* when the state was set */
-};
-void abq_device_clear(struct abq_device *d);
-/* Deep copy; dst must be clear (zeroed). */
-void abq_device_copy(struct abq_device *dst, const struct abq_device *src);
-
-/* A list entry: DeviceId alone (account NULL) or DeviceId/account. */
-struct abq_entry {
-	char *device_id;
-	char *account; /* NULL: applies to every account */
-	enum abq_state state;
-	char *created_by;
-	int64_t created_at;
-};
-void abq_entry_clear(struct abq_entry *e);
-
-/* A rule. Rules with a domain are tried before global ones, each in ascending order. */
-struct abq_rule {
-	int64_t id; /* assigned by the store on insert */
-	enum abq_charac charac;
-	enum abq_match match;
-	char *pattern;
-	enum abq_state level; /* Allowed, Blocked or Quarantined */
-	int64_t order;
-	char *domain; /* NULL: global */
-	char *created_by;
-	int64_t created_at;
-};
-void abq_rule_clear(struct abq_rule *r);
-
-/* An attribute at a scope. target is NULL for global, the domain, or the account. */
-struct abq_attr {
-	enum abq_scope scope;
-	char *target;
-	char *name;
-	char *value;
-	char *set_by;
-	int64_t set_at;
-};
-void abq_attr_clear(struct abq_attr *a);
 
 /* One row of history: who changed what, when and why. */
 struct abq_history {
@@ -496,137 +436,9 @@ int abq_store_accounts_canonicalize(struct abq_store *s, const char *default_dom
 /* A meta value of the store (1 with *value_r, malloc'd; 0 when absent; -1). */
 int abq_store_meta_get(struct abq_store *s, const char *key, char **value_r, const char **errstr_r);
 
-/* Moving a registry: declared here for the ops table, described at the end. */
+/* Moving a registry: described at the end. */
 struct abq_syncstate;
 typedef int abq_syncstate_cb(void *arg, const struct abq_syncstate *st);
-enum abq_restore_kind {
-	ABQ_RESTORE_RULE = 1, /* struct abq_rule */
-	ABQ_RESTORE_HISTORY,  /* struct abq_history */
-	ABQ_RESTORE_NOTICE,   /* struct abq_notice */
-	ABQ_RESTORE_CHANGE,   /* struct abq_change */
-};
-
-/*
- * The backend's table. store.c calls these after checking arguments; the
- * comments on the abq_store_* wrappers above are the contract.
- */
-struct abq_store_ops {
-	const char *name;   /* "sqlite" */
-	const char *scheme; /* URL prefix handled, "sqlite:" */
-	struct abq_store *(*open)(const char *url_rest, const char *base_dir, int flags,
-	                          const char **errstr_r);
-	void (*close)(struct abq_store *s);
-	const char *(*location)(const struct abq_store *s);
-	const char *const *(*files)(const struct abq_store *s);
-	int (*begin)(struct abq_store *s, const char **errstr_r);
-	int (*commit)(struct abq_store *s, const char **errstr_r);
-	void (*rollback)(struct abq_store *s);
-
-	int (*device_get)(struct abq_store *, const char *, const char *, struct abq_device *,
-	                  const char **);
-	int (*device_put)(struct abq_store *, const struct abq_device *, const char **);
-	int (*device_delete)(struct abq_store *, const char *, const char *, size_t *,
-	                     const char **);
-	int (*device_iter)(struct abq_store *, const struct abq_device_filter *, abq_device_cb *,
-	                   void *, const char **);
-	int (*device_count)(struct abq_store *, const char *, int64_t, size_t *, const char **);
-	int (*device_touch)(struct abq_store *, const struct abq_seen *, size_t, const char **);
-
-	int (*entry_get)(struct abq_store *, const char *, const char *, struct abq_entry *,
-	                 const char **);
-	int (*entry_put)(struct abq_store *, const struct abq_entry *, const char **);
-	int (*entry_delete)(struct abq_store *, const char *, const char *, bool, size_t *,
-	                    const char **);
-	int (*entry_iter)(struct abq_store *, enum abq_state, abq_entry_cb *, void *,
-	                  const char **);
-
-	int (*rule_insert)(struct abq_store *, struct abq_rule *, const char **);
-	int (*rule_update)(struct abq_store *, const struct abq_rule *, const char **);
-	int (*rule_get)(struct abq_store *, int64_t, struct abq_rule *, const char **);
-	int (*rule_delete)(struct abq_store *, int64_t, const char **);
-	int (*rule_iter)(struct abq_store *, const char *, bool, abq_rule_cb *, void *,
-	                 const char **);
-
-	int (*attr_get)(struct abq_store *, enum abq_scope, const char *, const char *,
-	                struct abq_attr *, const char **);
-	int (*attr_put)(struct abq_store *, const struct abq_attr *, const char **);
-	int (*attr_delete)(struct abq_store *, enum abq_scope, const char *, const char *,
-	                   const char **);
-	int (*attr_iter)(struct abq_store *, abq_attr_cb *, void *, const char **);
-
-	int (*history_add)(struct abq_store *, struct abq_history *, const char **);
-	int (*history_iter)(struct abq_store *, const struct abq_history_filter *, abq_history_cb *,
-	                    void *, const char **);
-
-	int (*change_add)(struct abq_store *, enum abq_change_kind, const char *, int64_t,
-	                  const char **);
-	int (*change_iter)(struct abq_store *, int64_t, abq_change_cb *, void *, const char **);
-	int (*change_last)(struct abq_store *, int64_t *, const char **);
-
-	int (*notice_add)(struct abq_store *, struct abq_notice *, const char **);
-	int (*notice_iter)(struct abq_store *, const char *, abq_notice_cb *, void *,
-	                   const char **);
-	int (*notice_stats)(struct abq_store *, const char *, int64_t *, int64_t *, const char **);
-
-	int (*syncstate_get)(struct abq_store *, const char *, const char *, const char *, void **,
-	                     size_t *, int64_t *, const char **);
-	int (*syncstate_put)(struct abq_store *, const char *, const char *, const char *,
-	                     const void *, size_t, int64_t, const char **);
-	int (*syncstate_delete)(struct abq_store *, const char *, const char *, const char *,
-	                        size_t *, const char **);
-
-	int (*notice_due)(struct abq_store *, int64_t, abq_notice_cb *, void *, const char **);
-	int (*notice_mark)(struct abq_store *, int64_t, const char *, int, int64_t, const char *,
-	                   int64_t, const char **);
-	int (*template_put)(struct abq_store *, const struct abq_template *, const char **);
-	int (*template_get)(struct abq_store *, enum abq_scope, const char *, const char *,
-	                    const char *, struct abq_template *, const char **);
-	int (*template_delete)(struct abq_store *, enum abq_scope, const char *, const char *,
-	                       const char *, size_t *, const char **);
-	int (*template_iter)(struct abq_store *, abq_template_cb *, void *, const char **);
-
-	int (*admin_get)(struct abq_store *, const char *, struct abq_admin *, const char **);
-	int (*admin_put)(struct abq_store *, const struct abq_admin *, const char **);
-	int (*admin_delete)(struct abq_store *, const char *, size_t *, const char **);
-	int (*admin_iter)(struct abq_store *, abq_admin_cb *, void *, const char **);
-	int (*token_add)(struct abq_store *, struct abq_token *, const char **);
-	int (*token_find)(struct abq_store *, const char *, struct abq_token *, const char **);
-	int (*token_touch)(struct abq_store *, int64_t, int64_t, const char **);
-	int (*token_delete)(struct abq_store *, const char *, const char *, size_t *,
-	                    const char **);
-	int (*token_iter)(struct abq_store *, const char *, abq_token_cb *, void *, const char **);
-	int (*token_count)(struct abq_store *, const char *, size_t *, const char **);
-	/* Several nodes (see the end of this file); NULL: not supported by the backend. */
-	struct abq_store_listener *(*listener_new)(struct abq_store *, const char **);
-	int (*listener_connect)(struct abq_store_listener *, const char **);
-	int (*listener_fd)(const struct abq_store_listener *);
-	int (*listener_read)(struct abq_store_listener *, int64_t *, const char **);
-	void (*listener_free)(struct abq_store_listener *);
-	int (*try_lock)(struct abq_store *, int64_t, const char **);
-	bool (*connected)(const struct abq_store *);
-
-	/* Moving a registry (see the end of this file). */
-	int (*syncstate_iter)(struct abq_store *, abq_syncstate_cb *, void *, const char **);
-	int (*restore)(struct abq_store *, enum abq_restore_kind, const void *, const char **);
-	int (*restore_finish)(struct abq_store *, const char **);
-
-	/* Accounts (abq_store_accounts_canonicalize), schema version 5. */
-	int (*meta_get)(struct abq_store *, const char *, char **, const char **);
-	/* Inside the caller's transaction; also records the meta key. */
-	int (*accounts_canonicalize)(struct abq_store *, const char *, size_t *, const char **);
-};
-
-/*
- * Every backend's struct abq_store begins with this header, so that store.c can
- * find the ops table.
- */
-struct abq_store_base {
-	const struct abq_store_ops *ops;
-};
-
-extern const struct abq_store_ops abq_store_sqlite_ops;
-extern const struct abq_store_ops abq_store_pgsql_ops;
-
 /*
  * Several nodes on one store (PostgreSQL).
  *
@@ -649,10 +461,6 @@ int abq_store_listener_connect(struct abq_store_listener *l, const char **errstr
 int abq_store_listener_fd(const struct abq_store_listener *l);
 int abq_store_listener_read(struct abq_store_listener *l, int64_t *seq_r, const char **errstr_r);
 void abq_store_listener_free(struct abq_store_listener **l);
-/* Every backend's listener begins with this header. */
-struct abq_store_listener_base {
-	const struct abq_store_ops *ops;
-};
 
 /*
  * A lock held by one process (node) at a time, for as long as its store

@@ -22,7 +22,8 @@
 #define TEMPLATE_COLS                                                                              \
 	"scope, domain, kind, locale, from_addr, reply_to, subject, body_plain, body_html, "       \
 	"set_by, set_at"
-#define ADMIN_COLS "name, password_hash, created_by, created_at, password_at, last_login"
-#define TOKEN_COLS "id, admin, label, hash, created_by, created_at, last_used"
+#define ADMIN_COLS     "name, password_hash, created_by, created_at, password_at, last_login"
+#define SYNCSTATE_COLS "account, device_id, collection, state, updated"
+#define TOKEN_COLS     "id, admin, label, hash, created_by, created_at, last_used"
 
 #endif
