@@ -63,7 +63,7 @@ struct session {
 	char *name;
 	int64_t created;
 	int64_t last_used;
-	struct session *next;
+	LIST_ENTRY(session) link;
 };
 
 /* Failed logins of one key (an address, a name, or an address and a name). */
@@ -71,7 +71,7 @@ struct limit {
 	char *key;
 	int64_t fails[LOGIN_MAX_FAILS]; /* a ring of the last failures' times */
 	unsigned next;
-	struct limit *link;
+	TAILQ_ENTRY(limit) link; /* newest first */
 };
 
 /* An event stream (GET /api/v1/events). */
@@ -84,7 +84,7 @@ struct conn {
 	struct admin *a;
 	struct evhttp_connection *evcon;
 	struct stream *stream; /* when the connection carries the event stream */
-	struct conn *next;
+	LIST_ENTRY(conn) link;
 };
 
 struct admin {
@@ -101,14 +101,14 @@ struct admin {
 	int stop_pipe[2];
 	struct event *stop_ev;
 	struct event *tick_ev;
-	struct conn *conns;
+	LIST_HEAD(, conn) conns;
 	size_t nconns;
 	size_t nstreams;
 	int64_t last_seq;
 	unsigned ticks;
-	struct session *sessions;
+	LIST_HEAD(, session) sessions;
 	size_t nsessions;
-	struct limit *limits;
+	TAILQ_HEAD(limit_list, limit) limits;
 	size_t nlimits;
 };
 
@@ -328,24 +328,21 @@ unhex(const char *s, unsigned char *out, size_t n)
 static void
 sessions_prune(struct admin *a, int64_t now, bool make_room)
 {
-	struct session **pp = &a->sessions, *lru = NULL;
+	struct session *s, *tmp, *lru = NULL;
 
-	while (*pp != NULL) {
-		struct session *s = *pp;
+	for (s = LIST_FIRST(&a->sessions); s != NULL; s = tmp) {
+		tmp = LIST_NEXT(s, link);
 		if (now - s->last_used > SESSION_IDLE_S || now - s->created > SESSION_MAX_S) {
-			*pp = s->next;
+			LIST_REMOVE(s, link);
 			session_free(s);
 			a->nsessions--;
 			continue;
 		}
 		if (lru == NULL || s->last_used < lru->last_used)
 			lru = s;
-		pp = &s->next;
 	}
 	if (make_room && a->nsessions >= MAX_SESSIONS && lru != NULL) {
-		for (pp = &a->sessions; *pp != lru; pp = &(*pp)->next)
-			;
-		*pp = lru->next;
+		LIST_REMOVE(lru, link);
 		session_free(lru);
 		a->nsessions--;
 	}
@@ -364,8 +361,7 @@ session_new(struct admin *a, const char *name, int64_t now)
 	s->name = xstrdup(name);
 	s->created = s->last_used = now;
 	sessions_prune(a, now, true);
-	s->next = a->sessions;
-	a->sessions = s;
+	LIST_INSERT_HEAD(&a->sessions, s, link);
 	a->nsessions++;
 	return s;
 }
@@ -401,7 +397,8 @@ session_of(struct admin *a, struct evhttp_request *req, int64_t now)
 		return NULL;
 	if (unhex(v, id, ID_BYTES) == 0) {
 		sessions_prune(a, now, false);
-		for (struct session *s = a->sessions; s != NULL; s = s->next)
+		struct session *s;
+		LIST_FOREACH(s, &a->sessions, link)
 			if (CRYPTO_memcmp(s->id, id, ID_BYTES) == 0)
 				found = s;
 	}
@@ -416,9 +413,11 @@ session_of(struct admin *a, struct evhttp_request *req, int64_t now)
 static void
 session_drop(struct admin *a, struct session *gone)
 {
-	for (struct session **pp = &a->sessions; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == gone) {
-			*pp = gone->next;
+	struct session *s;
+
+	LIST_FOREACH(s, &a->sessions, link)
+		if (s == gone) {
+			LIST_REMOVE(gone, link);
 			session_free(gone);
 			a->nsessions--;
 			return;
@@ -430,41 +429,34 @@ session_drop(struct admin *a, struct session *gone)
 static struct limit *
 limit_find(struct admin *a, const char *key, bool create, int64_t now)
 {
-	struct limit **pp = &a->limits;
+	struct limit *l, *tmp;
 
-	for (struct limit *l = a->limits; l != NULL; l = l->link)
+	TAILQ_FOREACH(l, &a->limits, link)
 		if (strcmp(l->key, key) == 0)
 			return l;
 	if (!create)
 		return NULL;
 	/* Forget keys whose every failure is out of the window. */
-	while (*pp != NULL) {
-		struct limit *l = *pp;
+	for (l = TAILQ_FIRST(&a->limits); l != NULL; l = tmp) {
+		tmp = TAILQ_NEXT(l, link);
 		int64_t newest = l->fails[(l->next + LOGIN_MAX_FAILS - 1) % LOGIN_MAX_FAILS];
 		if (now - newest > LOGIN_WINDOW_S) {
-			*pp = l->link;
+			TAILQ_REMOVE(&a->limits, l, link);
 			free(l->key);
 			free(l);
 			a->nlimits--;
-			continue;
 		}
-		pp = &l->link;
 	}
 	/* Still full: the key first entered longest ago goes (the list's tail). */
-	if (a->nlimits >= LIMIT_KEYS_MAX) {
-		for (pp = &a->limits; *pp != NULL && (*pp)->link != NULL; pp = &(*pp)->link)
-			;
-		if (*pp != NULL) {
-			free((*pp)->key);
-			free(*pp);
-			*pp = NULL;
-			a->nlimits--;
-		}
+	if (a->nlimits >= LIMIT_KEYS_MAX && (l = TAILQ_LAST(&a->limits, limit_list)) != NULL) {
+		TAILQ_REMOVE(&a->limits, l, link);
+		free(l->key);
+		free(l);
+		a->nlimits--;
 	}
-	struct limit *l = xcalloc(1, sizeof(*l));
+	l = xcalloc(1, sizeof(*l));
 	l->key = xstrdup(key);
-	l->link = a->limits;
-	a->limits = l;
+	TAILQ_INSERT_HEAD(&a->limits, l, link);
 	a->nlimits++;
 	return l;
 }
@@ -530,11 +522,12 @@ on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
 	struct admin *a = arg;
 
-	for (struct conn **pp = &a->conns; *pp != NULL; pp = &(*pp)->next) {
-		struct conn *c = *pp;
+	struct conn *c;
+
+	LIST_FOREACH(c, &a->conns, link) {
 		if (c->evcon != evcon)
 			continue;
-		*pp = c->next;
+		LIST_REMOVE(c, link);
 		if (c->stream != NULL)
 			stream_end(a, c);
 		free(c);
@@ -552,14 +545,13 @@ conn_of(struct admin *a, struct evhttp_request *req, bool *over_r)
 	struct conn *c;
 
 	*over_r = false;
-	for (c = a->conns; c != NULL; c = c->next)
+	LIST_FOREACH(c, &a->conns, link)
 		if (c->evcon == evcon)
 			return c;
 	c = xcalloc(1, sizeof(*c));
 	c->a = a;
 	c->evcon = evcon;
-	c->next = a->conns;
-	a->conns = c;
+	LIST_INSERT_HEAD(&a->conns, c, link);
 	a->nconns++;
 	abq_metrics_connections(true, 1);
 	evhttp_connection_set_closecb(evcon, on_conn_close, a);
@@ -647,7 +639,11 @@ streams_reap(struct admin *a)
 	size_t n = 0;
 	char b;
 
-	for (struct conn *c = a->conns; c != NULL && n < MAX_STREAMS; c = c->next) {
+	struct conn *c;
+
+	LIST_FOREACH(c, &a->conns, link) {
+		if (n >= MAX_STREAMS)
+			break;
 		if (c->stream == NULL)
 			continue;
 		struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
@@ -672,6 +668,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	const char *err = NULL;
 	int64_t seq = 0;
 	char msg[64];
+	struct conn *c;
 
 	(void)fd;
 	(void)what;
@@ -689,11 +686,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		a->last_seq = seq;
 		snprintf(msg, sizeof(msg), "event: change\ndata: {\"seq\": %lld}\n\n",
 		         (long long)seq);
-		for (struct conn *c = a->conns; c != NULL; c = c->next)
+		LIST_FOREACH(c, &a->conns, link)
 			if (c->stream != NULL)
 				stream_send(c->stream->req, msg);
 	} else if (a->ticks % EVENTS_KEEPALIVE == 0) {
-		for (struct conn *c = a->conns; c != NULL; c = c->next)
+		LIST_FOREACH(c, &a->conns, link)
 			if (c->stream != NULL)
 				stream_send(c->stream->req, ": keepalive\n\n");
 	}
@@ -1331,6 +1328,7 @@ admin_new(const struct abq_config *cfg, char **errmsg_r)
 	const char *err = NULL;
 
 	a->cfg = cfg;
+	TAILQ_INIT(&a->limits);
 	a->stop_pipe[0] = a->stop_pipe[1] = -1;
 	if ((a->base = event_base_new()) == NULL) {
 		*errmsg_r = xstrdup("admin: cannot start an event loop");
@@ -1402,6 +1400,9 @@ void
 admin_free(struct admin **ap)
 {
 	struct admin *a = *ap;
+	struct conn *c;
+	struct session *s;
+	struct limit *l;
 
 	if (a == NULL)
 		return;
@@ -1413,20 +1414,19 @@ admin_free(struct admin **ap)
 		a->running = false;
 	}
 	/* End the event streams while their connections still stand, then free them all. */
-	for (struct conn *c = a->conns; c != NULL; c = c->next)
+	LIST_FOREACH(c, &a->conns, link)
 		if (c->stream != NULL) {
-			struct stream *s = c->stream;
+			struct stream *st = c->stream;
 			c->stream = NULL;
-			evhttp_send_reply_end(s->req);
-			free(s);
+			evhttp_send_reply_end(st->req);
+			free(st);
 			a->nstreams--;
 		}
 	for (int i = 0; i < 2; i++)
 		if (a->http[i] != NULL)
 			evhttp_free(a->http[i]);
-	while (a->conns != NULL) {
-		struct conn *c = a->conns;
-		a->conns = c->next;
+	while ((c = LIST_FIRST(&a->conns)) != NULL) {
+		LIST_REMOVE(c, link);
 		free(c);
 		abq_metrics_connections(true, -1);
 	}
@@ -1441,14 +1441,12 @@ admin_free(struct admin **ap)
 	for (int i = 0; i < 2; i++)
 		if (a->stop_pipe[i] >= 0)
 			close(a->stop_pipe[i]);
-	while (a->sessions != NULL) {
-		struct session *s = a->sessions;
-		a->sessions = s->next;
+	while ((s = LIST_FIRST(&a->sessions)) != NULL) {
+		LIST_REMOVE(s, link);
 		session_free(s);
 	}
-	while (a->limits != NULL) {
-		struct limit *l = a->limits;
-		a->limits = l->link;
+	while ((l = TAILQ_FIRST(&a->limits)) != NULL) {
+		TAILQ_REMOVE(&a->limits, l, link);
 		free(l->key);
 		free(l);
 	}

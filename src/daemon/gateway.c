@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "auth/auth.h"
@@ -102,7 +103,7 @@ struct gateway {
 	size_t npassthrough;
 	char *upstream_hostport; /* for a passthrough request's target */
 	struct abq_hmap devices; /* "account/DEVICEID" -> struct devstate * */
-	struct exchange *exchanges;
+	LIST_HEAD(, exchange) exchanges;
 	unsigned in_flight;
 	bool draining;
 	/* The store's initial report is over: later state changes are decisions. */
@@ -148,7 +149,7 @@ enum outcome {
 
 struct exchange {
 	struct gateway *gw;
-	struct exchange *prev, *next;
+	LIST_ENTRY(exchange) link; /* in gw->exchanges */
 	struct http_request *hreq; /* NULL once the response ended */
 	struct eas_request *ereq;
 	struct auth_pending *ap;
@@ -223,7 +224,7 @@ on_device(void *arg, const char *account, const char *device_id, enum abq_state 
 	d->rule_id = rule_id;
 	if (state == ABQ_STATE_NONE)
 		d->facts_known = false;
-	if (changed && gw->exchanges != NULL)
+	if (changed && !LIST_EMPTY(&gw->exchanges))
 		end_for_state(gw, account, device_id, state, reason);
 }
 
@@ -356,12 +357,7 @@ exchange_finish(struct exchange *x)
 		event_free(x->hold_timer);
 	mbx_serve_out_clear(&x->hold);
 	handover_free(&x->ho);
-	if (x->prev)
-		x->prev->next = x->next;
-	else
-		gw->exchanges = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
+	LIST_REMOVE(x, link);
 	gw->in_flight--;
 	eas_request_free(&x->ereq);
 	eas_devinfo_clear(&x->info);
@@ -1118,9 +1114,9 @@ static void
 end_for_state(struct gateway *gw, const char *account, const char *device_id, enum abq_state state,
               enum abq_reason reason)
 {
-	struct exchange *x = gw->exchanges, *next;
-	for (; x != NULL; x = next) {
-		next = x->next;
+	struct exchange *x, *next;
+	for (x = LIST_FIRST(&gw->exchanges); x != NULL; x = next) {
+		next = LIST_NEXT(x, link);
 		if ((x->ureq == NULL && x->hold_timer == NULL) || x->ereq->account == NULL ||
 		    x->ereq->device_id == NULL || strcmp(x->ereq->account, account) != 0 ||
 		    strcasecmp(x->ereq->device_id, device_id) != 0)
@@ -1349,10 +1345,7 @@ on_headers(struct http_request *hreq, void *arg)
 	loop_time(gw->base, &x->t0);
 	x->gw = gw;
 	x->hreq = hreq;
-	x->next = gw->exchanges;
-	if (gw->exchanges)
-		gw->exchanges->prev = x;
-	gw->exchanges = x;
+	LIST_INSERT_HEAD(&gw->exchanges, x, link);
 	gw->in_flight++;
 	http_request_set_data(hreq, x);
 	{ /* a copy for the log line, which outlives hreq */
@@ -1717,8 +1710,8 @@ gateway_drain(struct gateway *gw)
 	struct exchange *x, *next;
 	gw->draining = true;
 	http_server_stop_listening(gw->srv);
-	for (x = gw->exchanges; x != NULL; x = next) {
-		next = x->next;
+	for (x = LIST_FIRST(&gw->exchanges); x != NULL; x = next) {
+		next = LIST_NEXT(x, link);
 		if (!x->held || x->ureq == NULL || x->started)
 			continue;
 		upstream_cancel(x->ureq);
@@ -1744,8 +1737,8 @@ gateway_free(struct gateway **gwp)
 		event_free(gw->trim_timer);
 	/* The server's on_abort finishes every exchange still open. */
 	http_server_free(&gw->srv);
-	while (gw->exchanges != NULL)
-		exchange_finish(gw->exchanges);
+	while (!LIST_EMPTY(&gw->exchanges))
+		exchange_finish(LIST_FIRST(&gw->exchanges));
 	auth_free(&gw->auth);
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);

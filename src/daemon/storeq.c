@@ -30,6 +30,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/queue.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,7 @@
 enum job_kind { JOB_OBSERVE, JOB_DEVICE, JOB_SERVE };
 
 struct storeq_job {
-	struct storeq_job *next;
+	STAILQ_ENTRY(storeq_job) link; /* in q->waiting or q->done */
 	enum job_kind kind;
 	struct storeq *q;
 	/* JOB_OBSERVE */
@@ -103,8 +104,8 @@ struct storeq {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;
-	struct storeq_job *head, *tail;     /* waiting jobs */
-	struct storeq_job *done, *done_end; /* finished, for the loop */
+	STAILQ_HEAD(job_fifo, storeq_job) waiting; /* jobs for the thread */
+	struct job_fifo done;                      /* finished, for the loop */
 	struct touch *touches;
 	size_t ntouches, captouches;
 	int efd;            /* eventfd: written by the thread when jobs are done */
@@ -118,18 +119,6 @@ struct storeq {
 	int64_t down_since; /* under lock: 0, or when the store was found lost */
 	size_t touches_dropped;
 };
-
-/* Append job to a singly linked FIFO. */
-static void
-fifo_push(struct storeq_job **head, struct storeq_job **tail, struct storeq_job *job)
-{
-	job->next = NULL;
-	if (*tail != NULL)
-		(*tail)->next = job;
-	else
-		*head = job;
-	*tail = job;
-}
 
 static void
 job_free(struct storeq_job *job)
@@ -153,8 +142,8 @@ static void
 job_done(struct storeq *q, struct storeq_job *job)
 {
 	pthread_mutex_lock(&q->lock);
-	bool first = q->done == NULL;
-	fifo_push(&q->done, &q->done_end, job);
+	bool first = STAILQ_EMPTY(&q->done);
+	STAILQ_INSERT_TAIL(&q->done, job, link);
 	pthread_mutex_unlock(&q->lock);
 	if (first) {
 		uint64_t one = 1;
@@ -168,20 +157,19 @@ static void
 deliver(evutil_socket_t fd, short what, void *arg)
 {
 	struct storeq *q = arg;
-	struct storeq_job *list;
-
+	struct job_fifo list = STAILQ_HEAD_INITIALIZER(list);
+	struct storeq_job *job;
 	uint64_t n;
+
 	(void)what;
 	if (read(fd, &n, sizeof(n)) < 0) {
 		/* EAGAIN: another wake-up already emptied it. */
 	}
 	pthread_mutex_lock(&q->lock);
-	list = q->done;
-	q->done = q->done_end = NULL;
+	STAILQ_CONCAT(&list, &q->done);
 	pthread_mutex_unlock(&q->lock);
-	while (list != NULL) {
-		struct storeq_job *job = list;
-		list = job->next;
+	while ((job = STAILQ_FIRST(&list)) != NULL) {
+		STAILQ_REMOVE_HEAD(&list, link);
 		if (job->kind == JOB_DEVICE) {
 			q->on_device(q->arg, job->seen.account, job->seen.device_id, job->state,
 			             job->reason, job->rule_id);
@@ -471,7 +459,7 @@ thread_main(void *arg)
 		struct timespec now;
 
 		pthread_mutex_lock(&q->lock);
-		while (q->head == NULL && !q->stopping && !q->notified &&
+		while (STAILQ_EMPTY(&q->waiting) && !q->stopping && !q->notified &&
 		       (q->down_since != 0 || q->ntouches < TOUCH_FLUSH_AT)) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (now.tv_sec > next.tv_sec ||
@@ -489,11 +477,8 @@ thread_main(void *arg)
 			}
 			pthread_cond_timedwait(&q->cond, &q->lock, &until);
 		}
-		if ((job = q->head) != NULL) {
-			q->head = job->next;
-			if (q->head == NULL)
-				q->tail = NULL;
-		}
+		if ((job = STAILQ_FIRST(&q->waiting)) != NULL)
+			STAILQ_REMOVE_HEAD(&q->waiting, link);
 		stop = q->stopping && job == NULL;
 		bool notified = q->notified;
 		q->notified = false;
@@ -560,6 +545,8 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 {
 	struct storeq *q = xcalloc(1, sizeof(*q));
 	struct abq_device_filter all = {0};
+	STAILQ_INIT(&q->waiting);
+	STAILQ_INIT(&q->done);
 	q->efd = -1;
 	q->listen_stop = -1;
 	struct load_arg la = {on_device, arg};
@@ -665,10 +652,10 @@ storeq_stop(struct storeq **qp)
 	pthread_join(q->thread, NULL);
 	/* Results nobody will read any more. */
 	q->on_device = NULL;
-	for (struct storeq_job *j = q->done; j != NULL;) {
-		struct storeq_job *next = j->next;
+	struct storeq_job *j;
+	while ((j = STAILQ_FIRST(&q->done)) != NULL) {
+		STAILQ_REMOVE_HEAD(&q->done, link);
 		job_free(j);
-		j = next;
 	}
 	event_free(q->wake);
 	close(q->efd);
@@ -695,7 +682,7 @@ storeq_observe(struct storeq *q, const struct abq_device *seen, storeq_observe_c
 	job->cb = cb;
 	job->arg = arg;
 	pthread_mutex_lock(&q->lock);
-	fifo_push(&q->head, &q->tail, job);
+	STAILQ_INSERT_TAIL(&q->waiting, job, link);
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return job;
@@ -722,7 +709,7 @@ storeq_serve(struct storeq *q, const struct storeq_serve_req *r, storeq_serve_cb
 	job->serve_cb = cb;
 	job->arg = arg;
 	pthread_mutex_lock(&q->lock);
-	fifo_push(&q->head, &q->tail, job);
+	STAILQ_INSERT_TAIL(&q->waiting, job, link);
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return job;

@@ -67,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -82,7 +83,7 @@ enum conn_state { CS_CONNECTING, CS_HANDSHAKE, CS_BUSY, CS_IDLE };
 enum hb_last { HB_REASON, HB_FIELD, HB_VALUE };
 
 struct up_conn {
-	struct up_conn *prev, *next; /* in u->busy or u->idle */
+	LIST_ENTRY(up_conn) link; /* in u->busy or u->idle (the idle head is the LIFO top) */
 	struct upstream *u;
 	struct bufferevent *bev; /* socket, or the TLS filter over it */
 	struct event *rev;       /* plain TCP, once connected: our reads (conn_on_readable) */
@@ -144,7 +145,7 @@ struct upstream {
 	unsigned port;
 	bool host_is_ip;
 	struct upstream_conf conf; /* url and ca_file not kept */
-	struct up_conn *busy, *idle;
+	LIST_HEAD(, up_conn) busy, idle;
 	unsigned nconns, nidle;
 	struct upstream_stats stats;
 	char *rbuf;              /* READ_CHUNK bytes: one recv, parsed in place */
@@ -178,32 +179,6 @@ upstream_strerror(enum upstream_result r)
 		return "cancelled";
 	}
 	return "unknown upstream result";
-}
-
-/* ---- connection lists ---- */
-
-/* Put c at the head of *head (the idle head is the LIFO top). */
-static void
-list_push(struct up_conn **head, struct up_conn *c)
-{
-	c->prev = NULL;
-	c->next = *head;
-	if (*head)
-		(*head)->prev = c;
-	*head = c;
-}
-
-/* Take c out of *head. */
-static void
-list_remove(struct up_conn **head, struct up_conn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		*head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
 }
 
 /* ---- requests ---- */
@@ -502,10 +477,10 @@ conn_close(struct up_conn *c)
 	struct upstream *u = c->u;
 
 	if (c->state == CS_IDLE) {
-		list_remove(&u->idle, c);
+		LIST_REMOVE(c, link);
 		u->nidle--;
 	} else {
-		list_remove(&u->busy, c);
+		LIST_REMOVE(c, link);
 	}
 	u->nconns--;
 	u->stats.conns = u->nconns;
@@ -567,8 +542,8 @@ conn_release(struct up_conn *c, bool keep)
 		conn_close(c);
 		return;
 	}
-	list_remove(&u->busy, c);
-	list_push(&u->idle, c);
+	LIST_REMOVE(c, link);
+	LIST_INSERT_HEAD(&u->idle, c, link);
 	u->nidle++;
 	u->stats.idle = u->nidle;
 	c->state = CS_IDLE;
@@ -961,7 +936,7 @@ conn_start(struct upstream *u, struct upstream_req *req)
 	if (c->bev == NULL || c->timer == NULL)
 		fatalx("out of memory in libevent");
 	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
-	list_push(&u->busy, c);
+	LIST_INSERT_HEAD(&u->busy, c, link);
 	u->nconns++;
 	u->stats.conns = u->nconns;
 	u->stats.connects++;
@@ -1132,8 +1107,8 @@ upstream_free(struct upstream **up)
 
 	if (u == NULL)
 		return;
-	while (u->busy != NULL) {
-		struct up_conn *c = u->busy;
+	while (!LIST_EMPTY(&u->busy)) {
+		struct up_conn *c = LIST_FIRST(&u->busy);
 		struct upstream_req *req = c->req;
 
 		if (req != NULL) {
@@ -1148,8 +1123,8 @@ upstream_free(struct upstream **up)
 			conn_close(c);
 		}
 	}
-	while (u->idle != NULL)
-		conn_close(u->idle);
+	while (!LIST_EMPTY(&u->idle))
+		conn_close(LIST_FIRST(&u->idle));
 	if (u->dns)
 		evdns_base_free(u->dns, 0);
 	if (u->ssl_ctx)
@@ -1323,9 +1298,9 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		total += lens[2 * i] + 2 + lens[2 * i + 1] + 2;
 	}
 	/* A fresh connection needs a free slot: an idle one gives up its own. */
-	if (spec->fresh && u->idle != NULL && u->nconns >= u->conf.max_conns)
-		conn_close(u->idle);
-	if ((u->idle == NULL || spec->fresh) && u->nconns >= u->conf.max_conns) {
+	if (spec->fresh && !LIST_EMPTY(&u->idle) && u->nconns >= u->conf.max_conns)
+		conn_close(LIST_FIRST(&u->idle));
+	if ((LIST_EMPTY(&u->idle) || spec->fresh) && u->nconns >= u->conf.max_conns) {
 		if (lens != lens_stack)
 			free(lens);
 		u->stats.rejected++;
@@ -1381,13 +1356,13 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	u->stats.requests++;
 	loop_time(u->base, &req->t0);
 
-	if (u->idle != NULL && !spec->fresh) {
-		struct up_conn *c = u->idle;
+	if (!LIST_EMPTY(&u->idle) && !spec->fresh) {
+		struct up_conn *c = LIST_FIRST(&u->idle);
 
-		list_remove(&u->idle, c);
+		LIST_REMOVE(c, link);
 		u->nidle--;
 		u->stats.idle = u->nidle;
-		list_push(&u->busy, c);
+		LIST_INSERT_HEAD(&u->busy, c, link);
 		u->stats.reuses++;
 		conn_attach(c, req);
 		conn_send(c);
