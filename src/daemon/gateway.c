@@ -10,7 +10,13 @@
  *        POST on the EAS path -> WBXML checked (400), then:
  *              known device, same facts -> its recorded state
  *              new device or new facts  -> storeq_observe -> observed -> state
- *     -> act: Allowed -> proxy; Blocked -> 129/177; Quarantined, Discovery -> 130
+ *     -> act: Allowed -> proxy (or, with the mailbox's keys, start over / handover);
+ *             Blocked -> deny (129, 177); Quarantined, Discovery -> the quarantine
+ *             mailbox (serve_mailbox, on the store thread)
+ *     -> respond -> exchange_finish (the log line, the metrics)
+ *
+ * The functions below come in that order, each section under a "----" line;
+ * all of them are declared first, so that none has to come before its caller.
  *
  * The recorded decisions live in a hash map on the loop's thread, filled at
  * start and kept current by the store thread (the change log). When a device
@@ -176,6 +182,84 @@ struct exchange {
 	struct handover *ho; /* a handover's upstream answer, or NULL */
 };
 
+/* ---- forward declarations, in the order of the definitions below ---- */
+
+static void devstate_free(void *p);
+static struct devstate *dev_slot(struct gateway *gw, const char *account, const char *device_id);
+static struct devstate *dev_get(const struct gateway *gw, const char *account,
+                                const char *device_id);
+
+static int on_headers(struct http_request *hreq, void *arg);
+static void on_request(struct http_request *hreq, void *arg);
+static void on_abort(struct http_request *hreq, void *arg);
+static void on_drain(struct http_request *hreq, void *arg);
+
+static void auth_done(void *arg, enum auth_result result, bool from_cache);
+
+static void decide(struct exchange *x);
+static bool facts_differ(const struct devstate *s, const struct eas_request *r,
+                         const struct exchange *x);
+static void observed(void *arg, int rv, const struct abq_device *d, const char *errmsg);
+
+static void act(struct exchange *x, enum abq_state state, enum abq_reason reason);
+static bool start_over(struct exchange *x);
+static bool body_well_formed(struct exchange *x);
+
+static void proxy(struct exchange *x);
+static void proxy_via(struct exchange *x, const void *own_body, size_t own_len,
+                      const struct upstream_cbs *cbs);
+static bool cmd_idempotent(enum eas_cmd cmd);
+static const char *join3(char *stack, size_t cap, struct sbuf *spill, const char *a,
+                         const char *sep, const char *b);
+static void up_on_response(void *arg, int status, const char *reason,
+                           const struct upstream_header *headers, size_t n);
+static void up_on_body(void *arg, const void *data, size_t len);
+static void up_on_done(void *arg, enum upstream_result result);
+
+static void deny(struct exchange *x, int eas_status, enum outcome outcome);
+
+static void serve_mailbox(struct exchange *x);
+static char *user_address(const struct gateway *gw, const char *account);
+static void served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg);
+static void hold_expired(evutil_socket_t fd, short what, void *arg);
+
+static void handover(struct exchange *x);
+static void handover_send(struct exchange *x, const void *body, size_t len);
+static void ho_on_response(void *arg, int status, const char *reason,
+                           const struct upstream_header *headers, size_t n);
+static void ho_on_body(void *arg, const void *data, size_t len);
+static void ho_on_done(void *arg, enum upstream_result result);
+static int handover_answer(const uint8_t *in, size_t len, uint8_t **out_r, size_t *len_r,
+                           const char **why);
+static void handover_deletes(struct wbxml_node *changes, size_t others);
+static void wbxml_copy(struct wbxml_node *parent, const struct wbxml_node *n);
+static bool fh_is(const struct wbxml_node *n, const char *tag);
+static void handover_free(struct handover **hop);
+
+static void respond_out(struct exchange *x, const struct mbx_serve_out *out);
+static void respond(struct exchange *x, int status, const char *ctype, const void *body, size_t len,
+                    const char *const *extra);
+static void respond_text(struct exchange *x, int status, const char *text,
+                         const char *const *extra);
+static void respond_401(struct exchange *x);
+static void respond_503(struct exchange *x, enum outcome why, const char *retry_after);
+static void hold_begin(struct exchange *x, bool mailbox);
+static void hold_end(struct exchange *x);
+
+static enum abq_req_outcome metrics_outcome(const struct exchange *x);
+static long long elapsed_ms(const struct exchange *x);
+static void exchange_finish(struct exchange *x);
+
+static void on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
+                      enum abq_reason reason, int64_t rule_id);
+static void end_for_state(struct gateway *gw, const char *account, const char *device_id,
+                          enum abq_state state, enum abq_reason reason);
+
+static void http_log(void *arg, enum http_log_level level, const char *msg);
+static const char *metrics_cmd_name(int cmd);
+static char *cidr_list(const struct abq_config *cfg);
+static void on_trim(evutil_socket_t fd, short what, void *arg);
+
 /* ---- the device map ---- */
 
 static void
@@ -204,1123 +288,7 @@ dev_get(const struct gateway *gw, const char *account, const char *device_id)
 	return slot != NULL ? *slot : NULL;
 }
 
-static void end_for_state(struct gateway *gw, const char *account, const char *device_id,
-                          enum abq_state state, enum abq_reason reason);
-static void decide(struct exchange *x);
-static void act(struct exchange *x, enum abq_state state, enum abq_reason reason);
-
-/* The store thread reports a recorded decision (start, or the change log). */
-static void
-on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
-          enum abq_reason reason, int64_t rule_id)
-{
-	struct gateway *gw = arg;
-	struct devstate *d = dev_slot(gw, account, device_id);
-	bool changed = d->state != state;
-	if (changed && gw->loaded && state != ABQ_STATE_NONE)
-		abq_metrics_decision(state, reason);
-	d->state = state;
-	d->reason = reason;
-	d->rule_id = rule_id;
-	if (state == ABQ_STATE_NONE)
-		d->facts_known = false;
-	if (changed && !LIST_EMPTY(&gw->exchanges))
-		end_for_state(gw, account, device_id, state, reason);
-}
-
-/* ---- finishing ---- */
-
-/* Free a handover's answer; sets *hop to NULL. NULL is fine. */
-static void
-handover_free(struct handover **hop)
-{
-	struct handover *ho = *hop;
-
-	if (ho == NULL)
-		return;
-	for (size_t i = 0; ho->headers != NULL && ho->headers[i] != NULL; i++)
-		free(ho->headers[i]);
-	free(ho->headers);
-	free(ho->reason);
-	free(ho->body.p);
-	free(ho);
-	*hop = NULL;
-}
-
-/* A long poll starts being held: proxied (waiting for the upstream) or by the mailbox. */
-static void
-hold_begin(struct exchange *x, bool mailbox)
-{
-	if (x->held_gauge != 0)
-		return;
-	x->held_gauge = mailbox ? 2 : 1;
-	abq_metrics_held(mailbox, +1);
-	if (x->hreq != NULL)
-		http_request_held(x->hreq);
-}
-
-/* The hold ends, whichever way; a no-op when nothing is held. */
-static void
-hold_end(struct exchange *x)
-{
-	if (x->held_gauge == 0)
-		return;
-	abq_metrics_held(x->held_gauge == 2, -1);
-	x->held_gauge = 0;
-}
-
-/*
- * What became of a request: its word in the log line and its outcome in
- * abqd_requests_total (docs/api.md), in one table so the two cannot disagree.
- * OPTIONS and passthrough requests that were proxied count as other.
- */
-static const struct {
-	const char *word;
-	enum abq_req_outcome metric;
-} outcomes[OUT_COUNT] = {
-    [OUT_NONE] = {"-", ABQ_OUTCOME_OTHER},
-    [OUT_PROXIED] = {"proxied", ABQ_OUTCOME_PROXIED},
-    [OUT_MAILBOX] = {"mailbox", ABQ_OUTCOME_MAILBOX},
-    [OUT_MAILBOX_HELD] = {"mailbox-held", ABQ_OUTCOME_OTHER},
-    [OUT_BLOCKED] = {"blocked", ABQ_OUTCOME_BLOCKED},
-    [OUT_LIMIT] = {"limit", ABQ_OUTCOME_LIMIT},
-    [OUT_UNAUTHORIZED] = {"unauthorized", ABQ_OUTCOME_UNAUTHORIZED},
-    [OUT_RATE_LIMITED] = {"rate-limited", ABQ_OUTCOME_RATE_LIMITED},
-    [OUT_BAD_REQUEST] = {"bad-request", ABQ_OUTCOME_BAD_REQUEST},
-    [OUT_BAD_WBXML] = {"bad-wbxml", ABQ_OUTCOME_BAD_REQUEST},
-    [OUT_NOT_FOUND] = {"not-found", ABQ_OUTCOME_OTHER},
-    [OUT_BAD_METHOD] = {"bad-method", ABQ_OUTCOME_BAD_REQUEST},
-    [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
-    [OUT_HANDOVER] = {"handover", ABQ_OUTCOME_PROXIED},
-    [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
-    [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
-    [OUT_CLIENT_GONE_WHILE_HELD] = {"client-gone-while-held", ABQ_OUTCOME_OTHER},
-    [OUT_UPSTREAM_FAILED] = {"upstream-failed", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_UPSTREAM_BUSY] = {"upstream-busy", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_STORE_FAILED] = {"store-failed", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_STORE_LOST] = {"store-lost", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_MAILBOX_FAILED] = {"mailbox-failed", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_AUTH_UNAVAILABLE] = {"auth-unavailable", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_NO_DECISION] = {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_SHUTTING_DOWN] = {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
-};
-
-/* The metrics outcome of a finished exchange. */
-static enum abq_req_outcome
-metrics_outcome(const struct exchange *x)
-{
-	if (x->outcome == OUT_PROXIED)
-		return x->ereq != NULL && x->ereq->path_kind == EAS_PATH_EAS &&
-		               x->ereq->method == EAS_METHOD_POST
-		           ? ABQ_OUTCOME_PROXIED
-		           : ABQ_OUTCOME_OTHER;
-	return outcomes[x->outcome].metric;
-}
-
-static long long
-elapsed_ms(const struct exchange *x)
-{
-	return (long long)(loop_seconds_since(x->gw->base, &x->t0) * 1000);
-}
-
-/* Log the request's line and free the exchange. */
-static void
-exchange_finish(struct exchange *x)
-{
-	struct gateway *gw = x->gw;
-	const struct eas_request *r = x->ereq;
-	char up[16] = "-";
-
-	if (x->upstream_status > 0 && log_enabled(LOG_LEVEL_INFO))
-		snprintf(up, sizeof(up), "%d", x->upstream_status);
-	/* The request line costs a format: only when it is written. */
-	if (log_enabled(LOG_LEVEL_INFO))
-		log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
-		         "status=%d ms=%lld",
-		         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
-		         r ? (r->cmd != EAS_CMD_NONE ? eas_cmd_name(r->cmd)
-		                                     : (r->method_name ? r->method_name : "-"))
-		           : "-",
-		         r && r->protocol_version ? r->protocol_version : "-",
-		         x->client[0] ? x->client : "-",
-		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
-		         outcomes[x->outcome].word, up, x->status, elapsed_ms(x));
-	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
-	hold_end(x);
-	if (x->ap != NULL)
-		auth_cancel(x->ap);
-	if (x->job != NULL)
-		storeq_cancel(x->job);
-	if (x->ureq != NULL)
-		upstream_cancel(x->ureq);
-	if (x->hold_timer != NULL)
-		event_free(x->hold_timer);
-	mbx_serve_out_clear(&x->hold);
-	handover_free(&x->ho);
-	LIST_REMOVE(x, link);
-	gw->in_flight--;
-	eas_request_free(&x->ereq);
-	eas_devinfo_clear(&x->info);
-	blk_free(&gw->exchange_blocks, x);
-}
-
-/* Answer with a small body and extra headers (NULL-terminated pairs), then finish. */
-static void
-respond(struct exchange *x, int status, const char *ctype, const void *body, size_t len,
-        const char *const *extra)
-{
-	const char *h[12];
-	size_t n = 0;
-	if (ctype != NULL) {
-		h[n++] = "Content-Type";
-		h[n++] = ctype;
-	}
-	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 10; i += 2) {
-		h[n++] = extra[i];
-		h[n++] = extra[i + 1];
-	}
-	h[n] = NULL;
-	x->status = status;
-	/* The line is logged while the request (and its address) still exists. */
-	struct http_request *hreq = x->hreq;
-	if (http_response_start(hreq, status, NULL, (int64_t)len, h) == 0) {
-		if (len > 0)
-			http_response_write(hreq, body, len);
-		http_response_end(hreq);
-	}
-	x->hreq = NULL;
-	exchange_finish(x);
-}
-
-static void
-respond_text(struct exchange *x, int status, const char *text, const char *const *extra)
-{
-	respond(x, status, "text/plain; charset=utf-8", text, strlen(text), extra);
-}
-
-static void
-respond_401(struct exchange *x)
-{
-	static const char *const h[] = {"WWW-Authenticate", "Basic realm=\"ActiveSync\"", NULL};
-	x->outcome = OUT_UNAUTHORIZED;
-	respond_text(x, 401, "authentication required\n", h);
-}
-
-static void
-respond_503(struct exchange *x, enum outcome why, const char *retry_after)
-{
-	const char *const h[] = {"Retry-After", retry_after, NULL};
-	x->outcome = why;
-	respond_text(x, 503, "service unavailable, try again later\n", h);
-}
-
-/* The command's own failure answer: 200 with Status, or 403. */
-static void
-deny(struct exchange *x, int eas_status, enum outcome outcome)
-{
-	int http;
-	uint8_t *body = NULL;
-	size_t len = 0;
-
-	x->outcome = outcome;
-	if (eas_status_response(x->ereq->cmd, x->ereq->protocol_version, eas_status, &http, &body,
-	                        &len) < 0 ||
-	    http != 200) {
-		respond_text(x, 403, "forbidden\n", NULL);
-		free(body);
-		return;
-	}
-	respond(x, 200, WBXML_TYPE, body, len, NULL);
-	free(body);
-}
-
-/* ---- proxying ---- */
-
-static void
-up_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
-               size_t n)
-{
-	struct exchange *x = arg;
-	const char *stack_h[2 * 32 + 1];
-	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
-	size_t k = 0;
-
-	x->upstream_status = status;
-	hold_end(x);
-	if (status == 401 && x->ereq->auth_user != NULL)
-		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
-	for (size_t i = 0; i < n; i++) {
-		if (upstream_hop_header(headers[i].name, headers[i].name_len))
-			continue;
-		h[k++] = headers[i].name;
-		h[k++] = headers[i].value;
-	}
-	h[k] = NULL;
-	x->status = status;
-	if (http_response_start(x->hreq, status, reason, upstream_req_content_length(x->ureq), h) ==
-	    0)
-		x->started = true;
-	if (h != stack_h)
-		free(h);
-}
-
-static void
-up_on_body(void *arg, const void *data, size_t len)
-{
-	struct exchange *x = arg;
-	if (!x->started)
-		return;
-	if (http_response_write(x->hreq, data, len) == 1)
-		upstream_pause(x->ureq);
-}
-
-static void
-up_on_done(void *arg, enum upstream_result result)
-{
-	struct exchange *x = arg;
-	x->ureq = NULL;
-	if (result == UPSTREAM_OK && x->started) {
-		http_response_end(x->hreq);
-		x->hreq = NULL;
-		exchange_finish(x);
-		return;
-	}
-	log_warn("upstream: %s for user=%s dev=%s", upstream_strerror(result),
-	         x->ereq->account ? x->ereq->account : "-",
-	         x->ereq->device_id ? x->ereq->device_id : "-");
-	if (!x->started) {
-		respond_503(x, OUT_UPSTREAM_FAILED, RETRY_AFTER_S);
-		return;
-	}
-	x->outcome = OUT_UPSTREAM_FAILED;
-	http_response_abort(x->hreq);
-	x->hreq = NULL;
-	exchange_finish(x);
-}
-
-static const struct upstream_cbs up_cbs = {
-    .on_response = up_on_response,
-    .on_body = up_on_body,
-    .on_done = up_on_done,
-};
-
-/*
- * a, sep and b joined: in stack (cap bytes) when they fit, which is the usual
- * case on this per-request path, else in spill (the caller frees spill->p).
- */
-static const char *
-join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b)
-{
-	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
-
-	if (la + ls + lb < cap) {
-		memcpy(stack, a, la);
-		memcpy(stack + la, sep, ls);
-		memcpy(stack + la + ls, b, lb + 1);
-		return stack;
-	}
-	sbuf_addn(spill, a, la);
-	sbuf_addn(spill, sep, ls);
-	sbuf_addn(spill, b, lb);
-	return spill->p;
-}
-
-/*
- * Whether a command may be sent twice without harm, so that it may ride a
- * pooled upstream connection (upstream.h, fresh). Sending mail, moving items
- * and changing folders would be done twice if a pooled connection that the
- * upstream closed had read the request first; Sync, Ping and the reads are
- * safe to repeat (a repeated SyncKey is answered again, MS-ASCMD 3.1.5.9).
- */
-static bool
-cmd_idempotent(enum eas_cmd cmd)
-{
-	switch (cmd) {
-	case EAS_CMD_SENDMAIL:
-	case EAS_CMD_SMARTFORWARD:
-	case EAS_CMD_SMARTREPLY:
-	case EAS_CMD_MOVEITEMS:
-	case EAS_CMD_MEETINGRESPONSE:
-	case EAS_CMD_FOLDERCREATE:
-	case EAS_CMD_FOLDERDELETE:
-	case EAS_CMD_FOLDERUPDATE:
-	case EAS_CMD_CREATECOLLECTION:
-	case EAS_CMD_DELETECOLLECTION:
-	case EAS_CMD_MOVECOLLECTION:
-		return false;
-	default:
-		return true;
-	}
-}
-
-/*
- * Forward the request to the upstream: as it came, or (own_body not NULL)
- * with abqd's own body in place of the phone's; its answer goes to cbs.
- */
-static void
-proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct upstream_cbs *cbs)
-{
-	struct gateway *gw = x->gw;
-	struct http_request *hreq = x->hreq;
-	const char *target;
-	struct upstream_header h[EAS_REQ_HEADERS_MAX + 2];
-	size_t n = 0;
-	const char *name, *value, *xff_in = NULL;
-	size_t nlen, vlen;
-	struct sbuf tb = {0}, xb = {0};
-	char tstack[512], xstack[128];
-
-	/*
-	 * What is forwarded is what was decided on: the canonical path and the
-	 * query rebuilt from the parsed parameters (request.h, fwd_path and
-	 * fwd_query), never the phone's raw target.
-	 */
-	const char *q = x->ereq->fwd_query;
-	/* OPTIONS on the EAS path is undecided: it carries no command, query or body. */
-	bool bare = x->ereq->path_kind == EAS_PATH_EAS && x->ereq->method == EAS_METHOD_OPTIONS;
-	if (bare)
-		q = NULL;
-	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
-		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q)
-		                   : x->ereq->fwd_path;
-	else
-		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up),
-		                           "?", q)
-		                   : upstream_base_path(gw->up);
-	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen) &&
-	                   n < EAS_REQ_HEADERS_MAX;
-	     i++) {
-		if (nlen == 15 && mem_ieq(name, "X-Forwarded-For", 15)) {
-			/*
-			 * Several fields are one list in their order (http_request_client
-			 * reads them so): forwarded as one field, the peer last.
-			 */
-			if (xff_in != NULL) {
-				if (xb.p == NULL)
-					sbuf_addn(&xb, xff_in, strlen(xff_in));
-				sbuf_addn(&xb, ", ", 2);
-				sbuf_addn(&xb, value, vlen);
-				xff_in = xb.p;
-			} else {
-				xff_in = value;
-			}
-			continue;
-		}
-		if (upstream_hop_header(name, nlen))
-			continue;
-		h[n].name = name;
-		h[n].value = value;
-		h[n].name_len = nlen;
-		h[n].value_len = vlen;
-		n++;
-	}
-	const char *peer = http_request_peer(hreq);
-	if (xb.p != NULL) {
-		sbuf_addn(&xb, ", ", 2);
-		sbuf_addn(&xb, peer, strlen(peer));
-		xff_in = xb.p;
-	} else if (xff_in != NULL) {
-		xff_in = join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer);
-	}
-	h[n] = (struct upstream_header){.name = "X-Forwarded-For",
-	                                .value = xff_in != NULL ? xff_in : peer};
-	n++;
-	h[n] = (struct upstream_header){.name = "X-Forwarded-Proto",
-	                                .value = http_request_is_tls(hreq) ? "https" : "http"};
-	n++;
-
-	size_t blen = own_len;
-	const void *body = own_body != NULL ? own_body
-	                   : bare           ? NULL
-	                                    : http_request_body(hreq, &blen);
-	x->held = x->ereq->cmd == EAS_CMD_PING || x->ereq->cmd == EAS_CMD_SYNC;
-	struct upstream_req_spec spec = {
-	    .method = http_request_method(hreq),
-	    .target = target,
-	    .headers = h,
-	    .nheaders = n,
-	    .body = body,
-	    .body_len = blen,
-	    .timeout = x->held ? HELD_TIMEOUT_S : UPSTREAM_TIMEOUT_DEFAULT,
-	};
-	spec.fresh = !cmd_idempotent(x->ereq->cmd);
-	x->outcome = OUT_PROXIED;
-	x->ureq = upstream_send(gw->up, &spec, cbs, x);
-	free(tb.p);
-	free(xb.p);
-	if (x->ureq == NULL)
-		respond_503(x, OUT_UPSTREAM_BUSY, RETRY_AFTER_S);
-	else if (x->held)
-		hold_begin(x, false);
-}
-
-/* Forward the request as it came, to the upstream, and stream its answer back. */
-static void
-proxy(struct exchange *x)
-{
-	proxy_via(x, NULL, 0, &up_cbs);
-}
-
-/* ---- the handover: from the quarantine mailbox to the real folders ---- */
-
-/*
- * A phone allowed while it spoke to the quarantine mailbox sends its next
- * FolderSync with the mailbox's sync key. FolderSync Status 9 would make it
- * start over, and iOS and Android then throw the whole account away. So abqd
- * asks the upstream for the folder hierarchy itself (FolderSync, SyncKey 0)
- * and gives the phone that answer with a Delete for each quarantine folder
- * added: the phone swaps the quarantine folders for the real ones and goes
- * on with the upstream's SyncKey, as after any change of the hierarchy. The
- * answer is small and held whole (up to HANDOVER_MAX); one that is larger or
- * is not a FolderSync Status 1 (a provisioning demand, an error) goes to the
- * phone as the upstream sent it.
- */
-
-/* Whether n is FolderHierarchy:<tag>. */
-static bool
-fh_is(const struct wbxml_node *n, const char *tag)
-{
-	return n != NULL && n->page == WBXML_PAGE_FOLDERHIERARCHY && n->name != NULL &&
-	       strcmp(n->name, tag) == 0;
-}
-
-/* Append a copy of n and its subtree under parent. */
-static void
-wbxml_copy(struct wbxml_node *parent, const struct wbxml_node *n)
-{
-	struct wbxml_node *c;
-
-	if (n->flags & WBXML_NODE_TEXT) {
-		wbxml_add_text(parent, n->page, n->token, (const char *)n->data);
-		return;
-	}
-	if (n->flags & WBXML_NODE_OPAQUE) {
-		wbxml_add_opaque(parent, n->page, n->token, n->data, n->len);
-		return;
-	}
-	c = wbxml_add(parent, n->page, n->token);
-	for (const struct wbxml_node *k = n->first_child; k != NULL; k = k->next)
-		wbxml_copy(c, k);
-}
-
-/* Changes' Count and a Delete for each quarantine folder, under changes. */
-static void
-handover_deletes(struct wbxml_node *changes, size_t others)
-{
-	const char *const *ids;
-	size_t nq = mbx_quarantine_folder_ids(&ids);
-	char count[24];
-
-	snprintf(count, sizeof(count), "%zu", others + nq);
-	wbxml_addn_text(changes, "FolderHierarchy:Count", count);
-	for (size_t i = 0; i < nq; i++)
-		wbxml_addn_text(wbxml_addn(changes, "FolderHierarchy:Delete"),
-		                "FolderHierarchy:ServerId", ids[i]);
-}
-
-/*
- * The phone's answer from the upstream's FolderSync answer (in, len): the
- * same document with Count and the quarantine folders' Deletes first in
- * Changes. Returns 0 with *out_r (malloc'd) and *len_r, or -1 with *why
- * (static) when in is not a FolderSync Status 1 answer with a SyncKey.
- */
-static int
-handover_answer(const uint8_t *in, size_t len, uint8_t **out_r, size_t *len_r, const char **why)
-{
-	struct wbxml_limits lim = {.max_input = HANDOVER_MAX};
-	struct wbxml_doc *up = NULL, *doc = NULL;
-	const struct wbxml_node *root;
-	struct wbxml_node *r;
-	const char *st, *key;
-	bool changes = false;
-	int rv = -1;
-
-	*why = "not WBXML";
-	if (wbxml_decode(in, len, &lim, &up, NULL) != WBXML_OK)
-		goto out;
-	root = wbxml_doc_root(up);
-	st = wbxml_find_text(root, "FolderHierarchy:Status");
-	key = wbxml_find_text(root, "FolderHierarchy:SyncKey");
-	*why = "not FolderSync Status 1";
-	if (!fh_is(root, "FolderSync") || st == NULL || strcmp(st, "1") != 0 || key == NULL ||
-	    key[0] == '\0')
-		goto out;
-	doc = wbxml_doc_new();
-	r = wbxml_add_root(doc, root->page, root->token);
-	for (const struct wbxml_node *c = root->first_child; c != NULL; c = c->next) {
-		if (!fh_is(c, "Changes")) {
-			wbxml_copy(r, c);
-			continue;
-		}
-		struct wbxml_node *ch = wbxml_add(r, c->page, c->token);
-		size_t others = 0;
-
-		changes = true;
-		for (const struct wbxml_node *k = c->first_child; k != NULL; k = k->next)
-			others += fh_is(k, "Add") || fh_is(k, "Update") || fh_is(k, "Delete");
-		handover_deletes(ch, others);
-		for (const struct wbxml_node *k = c->first_child; k != NULL; k = k->next)
-			if (!fh_is(k, "Count"))
-				wbxml_copy(ch, k);
-	}
-	if (!changes)
-		handover_deletes(wbxml_addn(r, "FolderHierarchy:Changes"), 0);
-	*why = "cannot encode";
-	if (wbxml_encode(doc, out_r, len_r, NULL) == WBXML_OK)
-		rv = 0;
-out:
-	wbxml_doc_free(&up);
-	wbxml_doc_free(&doc);
-	return rv;
-}
-
-/* Send the held answer with the upstream's status and headers, then finish. */
-static void
-handover_send(struct exchange *x, const void *body, size_t len)
-{
-	struct handover *ho = x->ho;
-	struct http_request *hreq = x->hreq;
-
-	x->status = ho->status;
-	if (http_response_start(hreq, ho->status, ho->reason, (int64_t)len,
-	                        (const char *const *)ho->headers) == 0) {
-		if (len > 0)
-			http_response_write(hreq, body, len);
-		http_response_end(hreq);
-	}
-	x->hreq = NULL;
-	exchange_finish(x);
-}
-
-/* The upstream's status line and headers: kept for the answer. */
-static void
-ho_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
-               size_t n)
-{
-	struct exchange *x = arg;
-	struct handover *ho = x->ho;
-	size_t k = 0;
-
-	x->upstream_status = status;
-	if (status == 401 && x->ereq->auth_user != NULL)
-		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
-	ho->status = status;
-	ho->reason = xstrdup_null(reason);
-	ho->content_length = upstream_req_content_length(x->ureq);
-	ho->headers = xcalloc(2 * n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++) {
-		if (upstream_hop_header(headers[i].name, headers[i].name_len))
-			continue;
-		ho->headers[k++] = xstrdup(headers[i].name);
-		ho->headers[k++] = xstrdup(headers[i].value);
-	}
-}
-
-/*
- * A piece of the answer: held, unless the answer outgrows HANDOVER_MAX; then
- * what is held goes out and the rest is streamed as for any proxied request.
- */
-static void
-ho_on_body(void *arg, const void *data, size_t len)
-{
-	struct exchange *x = arg;
-	struct handover *ho = x->ho;
-
-	if (!x->started && ho->body.len + len > HANDOVER_MAX) {
-		log_warn("user=%s dev=%s: the upstream's FolderSync answer is over %d bytes: "
-		         "relayed as it is, without the quarantine folders' Deletes",
-		         x->ereq->account, x->ereq->device_id, HANDOVER_MAX);
-		x->outcome = OUT_PROXIED;
-		x->status = ho->status;
-		if (http_response_start(x->hreq, ho->status, ho->reason, ho->content_length,
-		                        (const char *const *)ho->headers) == 0)
-			x->started = true;
-		if (x->started && ho->body.len > 0)
-			http_response_write(x->hreq, ho->body.p, ho->body.len);
-		free(ho->body.p);
-		ho->body = (struct sbuf){0};
-	}
-	if (x->started) {
-		up_on_body(x, data, len);
-		return;
-	}
-	sbuf_addn(&ho->body, data, len);
-}
-
-/* The whole answer is in: the phone's answer with the Deletes, or the upstream's as it is. */
-static void
-ho_on_done(void *arg, enum upstream_result result)
-{
-	struct exchange *x = arg;
-	struct handover *ho = x->ho;
-	uint8_t *out = NULL;
-	size_t olen = 0;
-	const char *why = "not HTTP 200";
-
-	if (x->started || result != UPSTREAM_OK) {
-		up_on_done(x, result); /* streamed, or failed: as for any proxied request */
-		return;
-	}
-	x->ureq = NULL;
-	if (ho->status == 200 &&
-	    handover_answer((const uint8_t *)ho->body.p, ho->body.len, &out, &olen, &why) == 0) {
-		log_info("user=%s dev=%s: handover: the upstream's folders replace the quarantine "
-		         "mailbox's",
-		         x->ereq->account, x->ereq->device_id);
-		x->outcome = OUT_HANDOVER;
-		handover_send(x, out, olen);
-		free(out);
-		return;
-	}
-	log_warn("user=%s dev=%s: handover: the upstream's FolderSync answer (HTTP %d) is %s: "
-	         "relayed as it is",
-	         x->ereq->account, x->ereq->device_id, ho->status, why);
-	x->outcome = OUT_PROXIED;
-	handover_send(x, ho->body.p, ho->body.len);
-}
-
-static const struct upstream_cbs ho_cbs = {
-    .on_response = ho_on_response,
-    .on_body = ho_on_body,
-    .on_done = ho_on_done,
-};
-
-/*
- * An allowed phone's FolderSync with the quarantine mailbox's key: ask the
- * upstream for its whole hierarchy (FolderSync, SyncKey 0, with the phone's
- * query and headers) and hand it over (above).
- */
-static void
-handover(struct exchange *x)
-{
-	struct wbxml_doc *doc = wbxml_doc_new();
-	uint8_t *body = NULL;
-	size_t len = 0;
-
-	handover_free(&x->ho); /* a request decided anew */
-	wbxml_addn_text(wbxml_addn_root(doc, "FolderHierarchy:FolderSync"), "SyncKey", "0");
-	if (wbxml_encode(doc, &body, &len, NULL) != WBXML_OK) {
-		wbxml_doc_free(&doc);
-		respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
-		return;
-	}
-	wbxml_doc_free(&doc);
-	log_info("user=%s dev=%s: FolderSync with the quarantine mailbox's key: asking the "
-	         "upstream for its folders",
-	         x->ereq->account, x->ereq->device_id);
-	x->ho = xcalloc(1, sizeof(*x->ho));
-	proxy_via(x, body, len, &ho_cbs); /* the body is copied: it is small */
-	free(body);
-}
-
-/* ---- deciding ---- */
-
-/* Send an answer the command layer built (status, type, headers, body). */
-static void
-respond_out(struct exchange *x, const struct mbx_serve_out *out)
-{
-	const char *h[2 * MBX_OUT_HEADERS + 1];
-	size_t n = 0;
-	for (size_t i = 0; i < out->n_headers && i < MBX_OUT_HEADERS; i++) {
-		h[n++] = out->headers[i][0];
-		h[n++] = out->headers[i][1];
-	}
-	h[n] = NULL;
-	respond(x, out->http_status, out->body_len > 0 ? out->content_type : NULL, out->body,
-	        out->body_len, h);
-}
-
-/*
- * An allowed device that still speaks with the quarantine mailbox's sync keys
- * or folders: its FolderSync is handed over to the upstream's folders
- * (handover()); Sync, GetItemEstimate and Ping are told to start over (Sync
- * 3 per collection, GetItemEstimate 4, Ping 7), so that the phone runs a
- * FolderSync. A byte scan for the prefix keeps this off the hot path of every
- * other request.
- */
-static bool
-start_over(struct exchange *x)
-{
-	const struct eas_request *r = x->ereq;
-	size_t len = 0;
-	const uint8_t *body;
-	struct mbx_serve_out out;
-
-	if (r->cmd != EAS_CMD_FOLDERSYNC && r->cmd != EAS_CMD_SYNC && r->cmd != EAS_CMD_PING &&
-	    r->cmd != EAS_CMD_GETITEMESTIMATE)
-		return false;
-	body = http_request_body(x->hreq, &len);
-	if (len == 0 || memmem(body, len, MBX_KEY_PREFIX, strlen(MBX_KEY_PREFIX)) == NULL ||
-	    mbx_request_has_key(r->cmd, body, len) != 1)
-		return false;
-	if (r->cmd == EAS_CMD_FOLDERSYNC) {
-		handover(x);
-		return true;
-	}
-	memset(&out, 0, sizeof(out));
-	if (mbx_start_over_body(r->cmd, r->protocol_version, body, len, &out) < 0) {
-		mbx_serve_out_clear(&out);
-		return false;
-	}
-	x->outcome = OUT_START_OVER;
-	respond_out(x, &out);
-	mbx_serve_out_clear(&out);
-	return true;
-}
-
-/* The wait of a Ping (or hanging Sync) held by the mailbox ended: no changes. */
-static void
-hold_expired(evutil_socket_t fd, short what, void *arg)
-{
-	struct exchange *x = arg;
-	(void)fd;
-	(void)what;
-	struct mbx_serve_out out = x->hold;
-	memset(&x->hold, 0, sizeof(x->hold));
-	event_free(x->hold_timer);
-	x->hold_timer = NULL;
-	hold_end(x);
-	x->outcome = OUT_MAILBOX;
-	respond_out(x, &out);
-	mbx_serve_out_clear(&out);
-}
-
-/* The store thread answered from the quarantine mailbox. */
-static void
-served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
-{
-	struct exchange *x = arg;
-	x->job = NULL;
-	if (rv < 0) {
-		log_warn("user=%s dev=%s cmd=%s: quarantine mailbox: %s", x->ereq->account,
-		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd),
-		         errmsg ? errmsg : "failed");
-		if (out->http_status >= 400 && out->http_status < 500) {
-			x->outcome = OUT_MAILBOX;
-			respond_out(x, out);
-		} else {
-			respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
-		}
-		return;
-	}
-	if (out->hold_seconds > 0) {
-		struct timeval tv = {out->hold_seconds, 0};
-		x->hold = *out;
-		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
-		x->held = true;
-		x->outcome = OUT_MAILBOX_HELD;
-		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
-		evtimer_add(x->hold_timer, &tv);
-		hold_begin(x, true);
-		return;
-	}
-	x->outcome = OUT_MAILBOX;
-	respond_out(x, out);
-}
-
-/* The user's address: the account when it is one, else account@[smtp] domain. */
-static char *
-user_address(const struct gateway *gw, const char *account)
-{
-	if (strchr(account, '@') != NULL)
-		return xstrdup(account);
-	const char *d = gw->mail_domain ? gw->mail_domain : gw->default_domain;
-	return d ? xasprintf("%s@%s", account, d) : xstrdup(account);
-}
-
-/* A quarantined or Discovery device: the quarantine mailbox answers. */
-static void
-serve_mailbox(struct exchange *x)
-{
-	const struct eas_request *r = x->ereq;
-	size_t len = 0;
-	const void *body = http_request_body(x->hreq, &len);
-	char *email = user_address(x->gw, r->account);
-	struct storeq_serve_req sr = {
-	    .account = r->account,
-	    .device_id = r->device_id,
-	    .cmd = (int)r->cmd,
-	    .version = r->protocol_version,
-	    .body = body,
-	    .body_len = len,
-	    .email = email,
-	    .sender = x->gw->sender,
-	};
-	x->job = storeq_serve(x->gw->sq, &sr, served, x);
-	free(email);
-}
-
-/*
- * What an allowed device sends the upstream must be well-formed WBXML of the
- * EAS code pages (wbxml_check: one pass, no tree, no copy); else 400 and
- * nothing is forwarded. SendMail, SmartReply and SmartForward below 14.0
- * carry MIME (MS-ASCMD 2.2.1.15), which is passed as it is. Returns whether
- * the request may go on (false: answered).
- */
-static bool
-body_well_formed(struct exchange *x)
-{
-	const struct eas_request *r = x->ereq;
-	size_t len = 0, pos = 0;
-	const char *why = NULL;
-	const uint8_t *body = http_request_body(x->hreq, &len);
-
-	if (len == 0)
-		return true;
-	if ((r->cmd == EAS_CMD_SENDMAIL || r->cmd == EAS_CMD_SMARTREPLY ||
-	     r->cmd == EAS_CMD_SMARTFORWARD) &&
-	    (r->protocol_version == NULL || strtod(r->protocol_version, NULL) < 14.0))
-		return true;
-	if (wbxml_check(body, len, &pos, &why) == 0)
-		return true;
-	log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s at byte %zu", r->account,
-	         r->device_id, eas_cmd_name(r->cmd), why, pos);
-	x->outcome = OUT_BAD_WBXML;
-	respond_text(x, 400, "malformed WBXML body\n", NULL);
-	return false;
-}
-
-/* Serve the request according to the device's state. */
-static void
-act(struct exchange *x, enum abq_state state, enum abq_reason reason)
-{
-	x->decision = state;
-	switch (state) {
-	case ABQ_STATE_ALLOWED:
-		if (!start_over(x) && body_well_formed(x))
-			proxy(x);
-		break;
-	case ABQ_STATE_BLOCKED:
-		if (reason == ABQ_REASON_LIMIT)
-			deny(x, EAS_STATUS_MAX_DEVICES, OUT_LIMIT);
-		else
-			deny(x, EAS_STATUS_DEVICE_BLOCKED, OUT_BLOCKED);
-		break;
-	case ABQ_STATE_QUARANTINED:
-	case ABQ_STATE_DISCOVERY:
-		serve_mailbox(x);
-		break;
-	default:
-		respond_503(x, OUT_NO_DECISION, RETRY_AFTER_S);
-		break;
-	}
-}
-
-/*
- * A device changed state: end what it holds. A request whose answer has not
- * started gets the new state's answer; one already streaming is cut.
- */
-static void
-end_for_state(struct gateway *gw, const char *account, const char *device_id, enum abq_state state,
-              enum abq_reason reason)
-{
-	struct exchange *x, *next;
-	for (x = LIST_FIRST(&gw->exchanges); x != NULL; x = next) {
-		next = LIST_NEXT(x, link);
-		if ((x->ureq == NULL && x->hold_timer == NULL) || x->ereq->account == NULL ||
-		    x->ereq->device_id == NULL || strcmp(x->ereq->account, account) != 0 ||
-		    strcasecmp(x->ereq->device_id, device_id) != 0)
-			continue;
-		if (x->hold_timer != NULL) {
-			/* Held by the quarantine mailbox. */
-			if (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY)
-				continue;
-			log_info("user=%s dev=%s: now %s, ending the mailbox's held %s", account,
-			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));
-			event_free(x->hold_timer);
-			x->hold_timer = NULL;
-			mbx_serve_out_clear(&x->hold);
-			hold_end(x); /* before a new answer that may hold again */
-			if (state == ABQ_STATE_NONE)
-				decide(x);
-			else
-				act(x, state, reason);
-			continue;
-		}
-		if (state == ABQ_STATE_ALLOWED)
-			continue;
-		log_info("user=%s dev=%s: now %s, ending its held request", account, device_id,
-		         abq_state_name(state));
-		upstream_cancel(x->ureq);
-		x->ureq = NULL;
-		hold_end(x);
-		if (!x->started && state == ABQ_STATE_NONE) {
-			decide(x); /* deleted: decided anew, as at a first request */
-		} else if (!x->started) {
-			act(x, state, reason);
-		} else {
-			x->outcome = OUT_CUT;
-			http_response_abort(x->hreq);
-			x->hreq = NULL;
-			exchange_finish(x);
-		}
-	}
-}
-
-/* The store thread recorded the device. */
-static void
-observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
-{
-	struct exchange *x = arg;
-	x->job = NULL;
-	if (rv != 0) {
-		if (rv > 0) {
-			x->outcome = OUT_BAD_REQUEST;
-			respond_text(x, 400, errmsg ? errmsg : "bad request\n", NULL);
-			return;
-		}
-		/*
-		 * The store could not record what the phone reported: a device known
-		 * from the last view keeps its decision (the grace period of a lost
-		 * store, checked in decide()); an unknown one cannot be decided.
-		 */
-		const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
-		if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY) {
-			act(x, s->state, s->reason);
-			return;
-		}
-		respond_503(x, OUT_STORE_FAILED, RETRY_AFTER_S);
-		return;
-	}
-	struct devstate *s = dev_slot(x->gw, d->account, d->device_id);
-	/* Recorded new or re-decided: counted here, or by on_device if this exchange is gone. */
-	if (s->state != d->state && d->state != ABQ_STATE_NONE)
-		abq_metrics_decision(d->state, d->reason);
-	s->state = d->state;
-	s->reason = d->reason;
-	s->rule_id = d->rule_id;
-	free(s->device_type);
-	free(s->user_agent);
-	s->device_type = xstrdup_null(d->device_type);
-	s->user_agent = xstrdup_null(d->user_agent);
-	s->facts_known = true;
-	act(x, d->state, d->reason);
-}
-
-/* Whether what this request says of the device differs from what is recorded. */
-static bool
-facts_differ(const struct devstate *s, const struct eas_request *r, const struct exchange *x)
-{
-	const char *ua = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent;
-	return !s->facts_known || x->has_info ||
-	       (r->device_type != NULL && !str_eq_null(s->device_type, r->device_type)) ||
-	       (ua != NULL && !str_eq_null(s->user_agent, ua));
-}
-
-/* Authenticated: decide and serve. */
-static void
-decide(struct exchange *x)
-{
-	struct gateway *gw = x->gw;
-	const struct eas_request *r = x->ereq;
-
-	if (r->path_kind == EAS_PATH_PASSTHROUGH ||
-	    (r->path_kind == EAS_PATH_EAS && r->method == EAS_METHOD_OPTIONS)) {
-		x->outcome = OUT_PROXIED;
-		proxy(x);
-		return;
-	}
-	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST || r->device_id == NULL) {
-		/* on_request let nothing else through; nothing undecided is forwarded */
-		x->outcome = OUT_BAD_REQUEST;
-		respond_text(x, 400, "bad request\n", NULL);
-		return;
-	}
-	eas_devinfo_clear(&x->info);
-	x->has_info = false;
-	if (r->cmd == EAS_CMD_SETTINGS || r->cmd == EAS_CMD_PROVISION) {
-		size_t blen = 0;
-		const void *body = http_request_body(x->hreq, &blen);
-		char *msg = NULL;
-		int rv = blen > 0 ? eas_devinfo_parse(body, blen, &x->info, &msg) : 0;
-		if (rv < 0) {
-			log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s", r->account,
-			         r->device_id, eas_cmd_name(r->cmd), msg);
-			free(msg);
-			x->outcome = OUT_BAD_WBXML;
-			respond_text(x, 400, "malformed WBXML body\n", NULL);
-			return;
-		}
-		x->has_info = rv == 1;
-	}
-	/* Past the grace period of a lost store no decision is trusted any more. */
-	int64_t down = storeq_down_since(gw->sq);
-	if (down != 0) {
-		struct timeval now;
-		event_base_gettimeofday_cached(gw->base, &now);
-		if (now.tv_sec - down >= gw->store_grace) {
-			respond_503(x, OUT_STORE_LOST, RETRY_AFTER_S);
-			return;
-		}
-	}
-	struct devstate *s = dev_get(gw, r->account, r->device_id);
-	if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY &&
-	    !facts_differ(s, r, x)) {
-		struct timeval tv;
-		event_base_gettimeofday_cached(gw->base, &tv);
-		/* Last seen is kept to the minute: one store write a minute per device. */
-		if (tv.tv_sec - s->touched >= TOUCH_INTERVAL_S) {
-			s->touched = tv.tv_sec;
-			storeq_touch(gw->sq, r->account, r->device_id, tv.tv_sec, x->client,
-			             eas_cmd_name(r->cmd));
-		}
-		act(x, s->state, s->reason);
-		return;
-	}
-	struct abq_device seen = {
-	    .account = r->account,
-	    .device_id = r->device_id,
-	    .device_type = r->device_type,
-	    .user_agent = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent,
-	    .eas_version = r->protocol_version,
-	    .last_address = x->client,
-	    .last_command = (char *)eas_cmd_name(r->cmd),
-	};
-	if (x->has_info) {
-		seen.model = x->info.model;
-		seen.imei = x->info.imei;
-		seen.friendly_name = x->info.friendly_name;
-		seen.os = x->info.os;
-		seen.os_language = x->info.os_language;
-		seen.phone_number = x->info.phone_number;
-		seen.mobile_operator = x->info.mobile_operator;
-	}
-	x->job = storeq_observe(gw->sq, &seen, observed, x);
-}
-
-/*
- * The credentials were checked (from the cache or by a probe) while the body
- * waited unread: read it now, or answer from the headers alone.
- */
-static void
-auth_done(void *arg, enum auth_result result, bool from_cache)
-{
-	struct exchange *x = arg;
-	char ra[16];
-
-	(void)from_cache;
-	x->ap = NULL;
-	switch (result) {
-	case AUTH_OK:
-		x->authed = true;
-		if (x->body_waits) {
-			x->body_waits = false;
-			http_request_resume_body(x->hreq); /* on_request follows from the loop */
-		}
-		return;
-	case AUTH_DENIED:
-		respond_401(x);
-		return;
-	case AUTH_UNAVAILABLE:
-	case AUTH_RATE_LIMITED:
-		snprintf(ra, sizeof(ra), "%u", auth_retry_after(x->gw->auth, result));
-		respond_503(
-		    x, result == AUTH_RATE_LIMITED ? OUT_RATE_LIMITED : OUT_AUTH_UNAVAILABLE, ra);
-		return;
-	}
-}
-
-/* ---- the HTTP server's callbacks ---- */
+/* ---- a request arrives: the HTTP server's callbacks ---- */
 
 /*
  * The header block is complete, no body byte read. Everything that needs no
@@ -1465,6 +433,1131 @@ static const struct http_handler handler = {
     .on_drain = on_drain,
     .on_headers = on_headers,
 };
+
+/* ---- authenticating ---- */
+
+/*
+ * The credentials were checked (from the cache or by a probe) while the body
+ * waited unread: read it now, or answer from the headers alone.
+ */
+static void
+auth_done(void *arg, enum auth_result result, bool from_cache)
+{
+	struct exchange *x = arg;
+	char ra[16];
+
+	(void)from_cache;
+	x->ap = NULL;
+	switch (result) {
+	case AUTH_OK:
+		x->authed = true;
+		if (x->body_waits) {
+			x->body_waits = false;
+			http_request_resume_body(x->hreq); /* on_request follows from the loop */
+		}
+		return;
+	case AUTH_DENIED:
+		respond_401(x);
+		return;
+	case AUTH_UNAVAILABLE:
+	case AUTH_RATE_LIMITED:
+		snprintf(ra, sizeof(ra), "%u", auth_retry_after(x->gw->auth, result));
+		respond_503(
+		    x, result == AUTH_RATE_LIMITED ? OUT_RATE_LIMITED : OUT_AUTH_UNAVAILABLE, ra);
+		return;
+	}
+}
+
+/* ---- deciding ---- */
+
+/* Authenticated: decide and serve. */
+static void
+decide(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	const struct eas_request *r = x->ereq;
+
+	if (r->path_kind == EAS_PATH_PASSTHROUGH ||
+	    (r->path_kind == EAS_PATH_EAS && r->method == EAS_METHOD_OPTIONS)) {
+		x->outcome = OUT_PROXIED;
+		proxy(x);
+		return;
+	}
+	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST || r->device_id == NULL) {
+		/* on_request let nothing else through; nothing undecided is forwarded */
+		x->outcome = OUT_BAD_REQUEST;
+		respond_text(x, 400, "bad request\n", NULL);
+		return;
+	}
+	eas_devinfo_clear(&x->info);
+	x->has_info = false;
+	if (r->cmd == EAS_CMD_SETTINGS || r->cmd == EAS_CMD_PROVISION) {
+		size_t blen = 0;
+		const void *body = http_request_body(x->hreq, &blen);
+		char *msg = NULL;
+		int rv = blen > 0 ? eas_devinfo_parse(body, blen, &x->info, &msg) : 0;
+		if (rv < 0) {
+			log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s", r->account,
+			         r->device_id, eas_cmd_name(r->cmd), msg);
+			free(msg);
+			x->outcome = OUT_BAD_WBXML;
+			respond_text(x, 400, "malformed WBXML body\n", NULL);
+			return;
+		}
+		x->has_info = rv == 1;
+	}
+	/* Past the grace period of a lost store no decision is trusted any more. */
+	int64_t down = storeq_down_since(gw->sq);
+	if (down != 0) {
+		struct timeval now;
+		event_base_gettimeofday_cached(gw->base, &now);
+		if (now.tv_sec - down >= gw->store_grace) {
+			respond_503(x, OUT_STORE_LOST, RETRY_AFTER_S);
+			return;
+		}
+	}
+	struct devstate *s = dev_get(gw, r->account, r->device_id);
+	if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY &&
+	    !facts_differ(s, r, x)) {
+		struct timeval tv;
+		event_base_gettimeofday_cached(gw->base, &tv);
+		/* Last seen is kept to the minute: one store write a minute per device. */
+		if (tv.tv_sec - s->touched >= TOUCH_INTERVAL_S) {
+			s->touched = tv.tv_sec;
+			storeq_touch(gw->sq, r->account, r->device_id, tv.tv_sec, x->client,
+			             eas_cmd_name(r->cmd));
+		}
+		act(x, s->state, s->reason);
+		return;
+	}
+	struct abq_device seen = {
+	    .account = r->account,
+	    .device_id = r->device_id,
+	    .device_type = r->device_type,
+	    .user_agent = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent,
+	    .eas_version = r->protocol_version,
+	    .last_address = x->client,
+	    .last_command = (char *)eas_cmd_name(r->cmd),
+	};
+	if (x->has_info) {
+		seen.model = x->info.model;
+		seen.imei = x->info.imei;
+		seen.friendly_name = x->info.friendly_name;
+		seen.os = x->info.os;
+		seen.os_language = x->info.os_language;
+		seen.phone_number = x->info.phone_number;
+		seen.mobile_operator = x->info.mobile_operator;
+	}
+	x->job = storeq_observe(gw->sq, &seen, observed, x);
+}
+
+/* Whether what this request says of the device differs from what is recorded. */
+static bool
+facts_differ(const struct devstate *s, const struct eas_request *r, const struct exchange *x)
+{
+	const char *ua = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent;
+	return !s->facts_known || x->has_info ||
+	       (r->device_type != NULL && !str_eq_null(s->device_type, r->device_type)) ||
+	       (ua != NULL && !str_eq_null(s->user_agent, ua));
+}
+
+/* The store thread recorded the device. */
+static void
+observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
+{
+	struct exchange *x = arg;
+	x->job = NULL;
+	if (rv != 0) {
+		if (rv > 0) {
+			x->outcome = OUT_BAD_REQUEST;
+			respond_text(x, 400, errmsg ? errmsg : "bad request\n", NULL);
+			return;
+		}
+		/*
+		 * The store could not record what the phone reported: a device known
+		 * from the last view keeps its decision (the grace period of a lost
+		 * store, checked in decide()); an unknown one cannot be decided.
+		 */
+		const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
+		if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY) {
+			act(x, s->state, s->reason);
+			return;
+		}
+		respond_503(x, OUT_STORE_FAILED, RETRY_AFTER_S);
+		return;
+	}
+	struct devstate *s = dev_slot(x->gw, d->account, d->device_id);
+	/* Recorded new or re-decided: counted here, or by on_device if this exchange is gone. */
+	if (s->state != d->state && d->state != ABQ_STATE_NONE)
+		abq_metrics_decision(d->state, d->reason);
+	s->state = d->state;
+	s->reason = d->reason;
+	s->rule_id = d->rule_id;
+	free(s->device_type);
+	free(s->user_agent);
+	s->device_type = xstrdup_null(d->device_type);
+	s->user_agent = xstrdup_null(d->user_agent);
+	s->facts_known = true;
+	act(x, d->state, d->reason);
+}
+
+/* ---- acting on the decision ---- */
+
+/* Serve the request according to the device's state. */
+static void
+act(struct exchange *x, enum abq_state state, enum abq_reason reason)
+{
+	x->decision = state;
+	switch (state) {
+	case ABQ_STATE_ALLOWED:
+		if (!start_over(x) && body_well_formed(x))
+			proxy(x);
+		break;
+	case ABQ_STATE_BLOCKED:
+		if (reason == ABQ_REASON_LIMIT)
+			deny(x, EAS_STATUS_MAX_DEVICES, OUT_LIMIT);
+		else
+			deny(x, EAS_STATUS_DEVICE_BLOCKED, OUT_BLOCKED);
+		break;
+	case ABQ_STATE_QUARANTINED:
+	case ABQ_STATE_DISCOVERY:
+		serve_mailbox(x);
+		break;
+	default:
+		respond_503(x, OUT_NO_DECISION, RETRY_AFTER_S);
+		break;
+	}
+}
+
+/*
+ * An allowed device that still speaks with the quarantine mailbox's sync keys
+ * or folders: its FolderSync is handed over to the upstream's folders
+ * (handover()); Sync, GetItemEstimate and Ping are told to start over (Sync
+ * 3 per collection, GetItemEstimate 4, Ping 7), so that the phone runs a
+ * FolderSync. A byte scan for the prefix keeps this off the hot path of every
+ * other request.
+ */
+static bool
+start_over(struct exchange *x)
+{
+	const struct eas_request *r = x->ereq;
+	size_t len = 0;
+	const uint8_t *body;
+	struct mbx_serve_out out;
+
+	if (r->cmd != EAS_CMD_FOLDERSYNC && r->cmd != EAS_CMD_SYNC && r->cmd != EAS_CMD_PING &&
+	    r->cmd != EAS_CMD_GETITEMESTIMATE)
+		return false;
+	body = http_request_body(x->hreq, &len);
+	if (len == 0 || memmem(body, len, MBX_KEY_PREFIX, strlen(MBX_KEY_PREFIX)) == NULL ||
+	    mbx_request_has_key(r->cmd, body, len) != 1)
+		return false;
+	if (r->cmd == EAS_CMD_FOLDERSYNC) {
+		handover(x);
+		return true;
+	}
+	memset(&out, 0, sizeof(out));
+	if (mbx_start_over_body(r->cmd, r->protocol_version, body, len, &out) < 0) {
+		mbx_serve_out_clear(&out);
+		return false;
+	}
+	x->outcome = OUT_START_OVER;
+	respond_out(x, &out);
+	mbx_serve_out_clear(&out);
+	return true;
+}
+
+/*
+ * What an allowed device sends the upstream must be well-formed WBXML of the
+ * EAS code pages (wbxml_check: one pass, no tree, no copy); else 400 and
+ * nothing is forwarded. SendMail, SmartReply and SmartForward below 14.0
+ * carry MIME (MS-ASCMD 2.2.1.15), which is passed as it is. Returns whether
+ * the request may go on (false: answered).
+ */
+static bool
+body_well_formed(struct exchange *x)
+{
+	const struct eas_request *r = x->ereq;
+	size_t len = 0, pos = 0;
+	const char *why = NULL;
+	const uint8_t *body = http_request_body(x->hreq, &len);
+
+	if (len == 0)
+		return true;
+	if ((r->cmd == EAS_CMD_SENDMAIL || r->cmd == EAS_CMD_SMARTREPLY ||
+	     r->cmd == EAS_CMD_SMARTFORWARD) &&
+	    (r->protocol_version == NULL || strtod(r->protocol_version, NULL) < 14.0))
+		return true;
+	if (wbxml_check(body, len, &pos, &why) == 0)
+		return true;
+	log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s at byte %zu", r->account,
+	         r->device_id, eas_cmd_name(r->cmd), why, pos);
+	x->outcome = OUT_BAD_WBXML;
+	respond_text(x, 400, "malformed WBXML body\n", NULL);
+	return false;
+}
+
+/* ---- proxying (Allowed) ---- */
+
+static const struct upstream_cbs up_cbs = {
+    .on_response = up_on_response,
+    .on_body = up_on_body,
+    .on_done = up_on_done,
+};
+
+/* Forward the request as it came, to the upstream, and stream its answer back. */
+static void
+proxy(struct exchange *x)
+{
+	proxy_via(x, NULL, 0, &up_cbs);
+}
+
+/*
+ * Forward the request to the upstream: as it came, or (own_body not NULL)
+ * with abqd's own body in place of the phone's; its answer goes to cbs.
+ */
+static void
+proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct upstream_cbs *cbs)
+{
+	struct gateway *gw = x->gw;
+	struct http_request *hreq = x->hreq;
+	const char *target;
+	struct upstream_header h[EAS_REQ_HEADERS_MAX + 2];
+	size_t n = 0;
+	const char *name, *value, *xff_in = NULL;
+	size_t nlen, vlen;
+	struct sbuf tb = {0}, xb = {0};
+	char tstack[512], xstack[128];
+
+	/*
+	 * What is forwarded is what was decided on: the canonical path and the
+	 * query rebuilt from the parsed parameters (request.h, fwd_path and
+	 * fwd_query), never the phone's raw target.
+	 */
+	const char *q = x->ereq->fwd_query;
+	/* OPTIONS on the EAS path is undecided: it carries no command, query or body. */
+	bool bare = x->ereq->path_kind == EAS_PATH_EAS && x->ereq->method == EAS_METHOD_OPTIONS;
+	if (bare)
+		q = NULL;
+	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
+		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q)
+		                   : x->ereq->fwd_path;
+	else
+		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up),
+		                           "?", q)
+		                   : upstream_base_path(gw->up);
+	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen) &&
+	                   n < EAS_REQ_HEADERS_MAX;
+	     i++) {
+		if (nlen == 15 && mem_ieq(name, "X-Forwarded-For", 15)) {
+			/*
+			 * Several fields are one list in their order (http_request_client
+			 * reads them so): forwarded as one field, the peer last.
+			 */
+			if (xff_in != NULL) {
+				if (xb.p == NULL)
+					sbuf_addn(&xb, xff_in, strlen(xff_in));
+				sbuf_addn(&xb, ", ", 2);
+				sbuf_addn(&xb, value, vlen);
+				xff_in = xb.p;
+			} else {
+				xff_in = value;
+			}
+			continue;
+		}
+		if (upstream_hop_header(name, nlen))
+			continue;
+		h[n].name = name;
+		h[n].value = value;
+		h[n].name_len = nlen;
+		h[n].value_len = vlen;
+		n++;
+	}
+	const char *peer = http_request_peer(hreq);
+	if (xb.p != NULL) {
+		sbuf_addn(&xb, ", ", 2);
+		sbuf_addn(&xb, peer, strlen(peer));
+		xff_in = xb.p;
+	} else if (xff_in != NULL) {
+		xff_in = join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer);
+	}
+	h[n] = (struct upstream_header){.name = "X-Forwarded-For",
+	                                .value = xff_in != NULL ? xff_in : peer};
+	n++;
+	h[n] = (struct upstream_header){.name = "X-Forwarded-Proto",
+	                                .value = http_request_is_tls(hreq) ? "https" : "http"};
+	n++;
+
+	size_t blen = own_len;
+	const void *body = own_body != NULL ? own_body
+	                   : bare           ? NULL
+	                                    : http_request_body(hreq, &blen);
+	x->held = x->ereq->cmd == EAS_CMD_PING || x->ereq->cmd == EAS_CMD_SYNC;
+	struct upstream_req_spec spec = {
+	    .method = http_request_method(hreq),
+	    .target = target,
+	    .headers = h,
+	    .nheaders = n,
+	    .body = body,
+	    .body_len = blen,
+	    .timeout = x->held ? HELD_TIMEOUT_S : UPSTREAM_TIMEOUT_DEFAULT,
+	};
+	spec.fresh = !cmd_idempotent(x->ereq->cmd);
+	x->outcome = OUT_PROXIED;
+	x->ureq = upstream_send(gw->up, &spec, cbs, x);
+	free(tb.p);
+	free(xb.p);
+	if (x->ureq == NULL)
+		respond_503(x, OUT_UPSTREAM_BUSY, RETRY_AFTER_S);
+	else if (x->held)
+		hold_begin(x, false);
+}
+
+/*
+ * Whether a command may be sent twice without harm, so that it may ride a
+ * pooled upstream connection (upstream.h, fresh). Sending mail, moving items
+ * and changing folders would be done twice if a pooled connection that the
+ * upstream closed had read the request first; Sync, Ping and the reads are
+ * safe to repeat (a repeated SyncKey is answered again, MS-ASCMD 3.1.5.9).
+ */
+static bool
+cmd_idempotent(enum eas_cmd cmd)
+{
+	switch (cmd) {
+	case EAS_CMD_SENDMAIL:
+	case EAS_CMD_SMARTFORWARD:
+	case EAS_CMD_SMARTREPLY:
+	case EAS_CMD_MOVEITEMS:
+	case EAS_CMD_MEETINGRESPONSE:
+	case EAS_CMD_FOLDERCREATE:
+	case EAS_CMD_FOLDERDELETE:
+	case EAS_CMD_FOLDERUPDATE:
+	case EAS_CMD_CREATECOLLECTION:
+	case EAS_CMD_DELETECOLLECTION:
+	case EAS_CMD_MOVECOLLECTION:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/*
+ * a, sep and b joined: in stack (cap bytes) when they fit, which is the usual
+ * case on this per-request path, else in spill (the caller frees spill->p).
+ */
+static const char *
+join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b)
+{
+	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+
+	if (la + ls + lb < cap) {
+		memcpy(stack, a, la);
+		memcpy(stack + la, sep, ls);
+		memcpy(stack + la + ls, b, lb + 1);
+		return stack;
+	}
+	sbuf_addn(spill, a, la);
+	sbuf_addn(spill, sep, ls);
+	sbuf_addn(spill, b, lb);
+	return spill->p;
+}
+
+static void
+up_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
+               size_t n)
+{
+	struct exchange *x = arg;
+	const char *stack_h[2 * 32 + 1];
+	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
+	size_t k = 0;
+
+	x->upstream_status = status;
+	hold_end(x);
+	if (status == 401 && x->ereq->auth_user != NULL)
+		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
+	for (size_t i = 0; i < n; i++) {
+		if (upstream_hop_header(headers[i].name, headers[i].name_len))
+			continue;
+		h[k++] = headers[i].name;
+		h[k++] = headers[i].value;
+	}
+	h[k] = NULL;
+	x->status = status;
+	if (http_response_start(x->hreq, status, reason, upstream_req_content_length(x->ureq), h) ==
+	    0)
+		x->started = true;
+	if (h != stack_h)
+		free(h);
+}
+
+static void
+up_on_body(void *arg, const void *data, size_t len)
+{
+	struct exchange *x = arg;
+	if (!x->started)
+		return;
+	if (http_response_write(x->hreq, data, len) == 1)
+		upstream_pause(x->ureq);
+}
+
+static void
+up_on_done(void *arg, enum upstream_result result)
+{
+	struct exchange *x = arg;
+	x->ureq = NULL;
+	if (result == UPSTREAM_OK && x->started) {
+		http_response_end(x->hreq);
+		x->hreq = NULL;
+		exchange_finish(x);
+		return;
+	}
+	log_warn("upstream: %s for user=%s dev=%s", upstream_strerror(result),
+	         x->ereq->account ? x->ereq->account : "-",
+	         x->ereq->device_id ? x->ereq->device_id : "-");
+	if (!x->started) {
+		respond_503(x, OUT_UPSTREAM_FAILED, RETRY_AFTER_S);
+		return;
+	}
+	x->outcome = OUT_UPSTREAM_FAILED;
+	http_response_abort(x->hreq);
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+/* ---- denying (Blocked) ---- */
+
+/* The command's own failure answer: 200 with Status, or 403. */
+static void
+deny(struct exchange *x, int eas_status, enum outcome outcome)
+{
+	int http;
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	x->outcome = outcome;
+	if (eas_status_response(x->ereq->cmd, x->ereq->protocol_version, eas_status, &http, &body,
+	                        &len) < 0 ||
+	    http != 200) {
+		respond_text(x, 403, "forbidden\n", NULL);
+		free(body);
+		return;
+	}
+	respond(x, 200, WBXML_TYPE, body, len, NULL);
+	free(body);
+}
+
+/* ---- the quarantine mailbox (Quarantined, Discovery) ---- */
+
+/* A quarantined or Discovery device: the quarantine mailbox answers. */
+static void
+serve_mailbox(struct exchange *x)
+{
+	const struct eas_request *r = x->ereq;
+	size_t len = 0;
+	const void *body = http_request_body(x->hreq, &len);
+	char *email = user_address(x->gw, r->account);
+	struct storeq_serve_req sr = {
+	    .account = r->account,
+	    .device_id = r->device_id,
+	    .cmd = (int)r->cmd,
+	    .version = r->protocol_version,
+	    .body = body,
+	    .body_len = len,
+	    .email = email,
+	    .sender = x->gw->sender,
+	};
+	x->job = storeq_serve(x->gw->sq, &sr, served, x);
+	free(email);
+}
+
+/* The user's address: the account when it is one, else account@[smtp] domain. */
+static char *
+user_address(const struct gateway *gw, const char *account)
+{
+	if (strchr(account, '@') != NULL)
+		return xstrdup(account);
+	const char *d = gw->mail_domain ? gw->mail_domain : gw->default_domain;
+	return d ? xasprintf("%s@%s", account, d) : xstrdup(account);
+}
+
+/* The store thread answered from the quarantine mailbox. */
+static void
+served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
+{
+	struct exchange *x = arg;
+	x->job = NULL;
+	if (rv < 0) {
+		log_warn("user=%s dev=%s cmd=%s: quarantine mailbox: %s", x->ereq->account,
+		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd),
+		         errmsg ? errmsg : "failed");
+		if (out->http_status >= 400 && out->http_status < 500) {
+			x->outcome = OUT_MAILBOX;
+			respond_out(x, out);
+		} else {
+			respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
+		}
+		return;
+	}
+	if (out->hold_seconds > 0) {
+		struct timeval tv = {out->hold_seconds, 0};
+		x->hold = *out;
+		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
+		x->held = true;
+		x->outcome = OUT_MAILBOX_HELD;
+		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
+		evtimer_add(x->hold_timer, &tv);
+		hold_begin(x, true);
+		return;
+	}
+	x->outcome = OUT_MAILBOX;
+	respond_out(x, out);
+}
+
+/* The wait of a Ping (or hanging Sync) held by the mailbox ended: no changes. */
+static void
+hold_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+	(void)fd;
+	(void)what;
+	struct mbx_serve_out out = x->hold;
+	memset(&x->hold, 0, sizeof(x->hold));
+	event_free(x->hold_timer);
+	x->hold_timer = NULL;
+	hold_end(x);
+	x->outcome = OUT_MAILBOX;
+	respond_out(x, &out);
+	mbx_serve_out_clear(&out);
+}
+
+/* ---- the handover: from the quarantine mailbox to the real folders ---- */
+
+/*
+ * A phone allowed while it spoke to the quarantine mailbox sends its next
+ * FolderSync with the mailbox's sync key. FolderSync Status 9 would make it
+ * start over, and iOS and Android then throw the whole account away. So abqd
+ * asks the upstream for the folder hierarchy itself (FolderSync, SyncKey 0)
+ * and gives the phone that answer with a Delete for each quarantine folder
+ * added: the phone swaps the quarantine folders for the real ones and goes
+ * on with the upstream's SyncKey, as after any change of the hierarchy. The
+ * answer is small and held whole (up to HANDOVER_MAX); one that is larger or
+ * is not a FolderSync Status 1 (a provisioning demand, an error) goes to the
+ * phone as the upstream sent it.
+ */
+
+static const struct upstream_cbs ho_cbs = {
+    .on_response = ho_on_response,
+    .on_body = ho_on_body,
+    .on_done = ho_on_done,
+};
+
+/*
+ * An allowed phone's FolderSync with the quarantine mailbox's key: ask the
+ * upstream for its whole hierarchy (FolderSync, SyncKey 0, with the phone's
+ * query and headers) and hand it over (above).
+ */
+static void
+handover(struct exchange *x)
+{
+	struct wbxml_doc *doc = wbxml_doc_new();
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	handover_free(&x->ho); /* a request decided anew */
+	wbxml_addn_text(wbxml_addn_root(doc, "FolderHierarchy:FolderSync"), "SyncKey", "0");
+	if (wbxml_encode(doc, &body, &len, NULL) != WBXML_OK) {
+		wbxml_doc_free(&doc);
+		respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
+		return;
+	}
+	wbxml_doc_free(&doc);
+	log_info("user=%s dev=%s: FolderSync with the quarantine mailbox's key: asking the "
+	         "upstream for its folders",
+	         x->ereq->account, x->ereq->device_id);
+	x->ho = xcalloc(1, sizeof(*x->ho));
+	proxy_via(x, body, len, &ho_cbs); /* the body is copied: it is small */
+	free(body);
+}
+
+/* Send the held answer with the upstream's status and headers, then finish. */
+static void
+handover_send(struct exchange *x, const void *body, size_t len)
+{
+	struct handover *ho = x->ho;
+	struct http_request *hreq = x->hreq;
+
+	x->status = ho->status;
+	if (http_response_start(hreq, ho->status, ho->reason, (int64_t)len,
+	                        (const char *const *)ho->headers) == 0) {
+		if (len > 0)
+			http_response_write(hreq, body, len);
+		http_response_end(hreq);
+	}
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+/* The upstream's status line and headers: kept for the answer. */
+static void
+ho_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
+               size_t n)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+	size_t k = 0;
+
+	x->upstream_status = status;
+	if (status == 401 && x->ereq->auth_user != NULL)
+		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
+	ho->status = status;
+	ho->reason = xstrdup_null(reason);
+	ho->content_length = upstream_req_content_length(x->ureq);
+	ho->headers = xcalloc(2 * n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		if (upstream_hop_header(headers[i].name, headers[i].name_len))
+			continue;
+		ho->headers[k++] = xstrdup(headers[i].name);
+		ho->headers[k++] = xstrdup(headers[i].value);
+	}
+}
+
+/*
+ * A piece of the answer: held, unless the answer outgrows HANDOVER_MAX; then
+ * what is held goes out and the rest is streamed as for any proxied request.
+ */
+static void
+ho_on_body(void *arg, const void *data, size_t len)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+
+	if (!x->started && ho->body.len + len > HANDOVER_MAX) {
+		log_warn("user=%s dev=%s: the upstream's FolderSync answer is over %d bytes: "
+		         "relayed as it is, without the quarantine folders' Deletes",
+		         x->ereq->account, x->ereq->device_id, HANDOVER_MAX);
+		x->outcome = OUT_PROXIED;
+		x->status = ho->status;
+		if (http_response_start(x->hreq, ho->status, ho->reason, ho->content_length,
+		                        (const char *const *)ho->headers) == 0)
+			x->started = true;
+		if (x->started && ho->body.len > 0)
+			http_response_write(x->hreq, ho->body.p, ho->body.len);
+		free(ho->body.p);
+		ho->body = (struct sbuf){0};
+	}
+	if (x->started) {
+		up_on_body(x, data, len);
+		return;
+	}
+	sbuf_addn(&ho->body, data, len);
+}
+
+/* The whole answer is in: the phone's answer with the Deletes, or the upstream's as it is. */
+static void
+ho_on_done(void *arg, enum upstream_result result)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+	uint8_t *out = NULL;
+	size_t olen = 0;
+	const char *why = "not HTTP 200";
+
+	if (x->started || result != UPSTREAM_OK) {
+		up_on_done(x, result); /* streamed, or failed: as for any proxied request */
+		return;
+	}
+	x->ureq = NULL;
+	if (ho->status == 200 &&
+	    handover_answer((const uint8_t *)ho->body.p, ho->body.len, &out, &olen, &why) == 0) {
+		log_info("user=%s dev=%s: handover: the upstream's folders replace the quarantine "
+		         "mailbox's",
+		         x->ereq->account, x->ereq->device_id);
+		x->outcome = OUT_HANDOVER;
+		handover_send(x, out, olen);
+		free(out);
+		return;
+	}
+	log_warn("user=%s dev=%s: handover: the upstream's FolderSync answer (HTTP %d) is %s: "
+	         "relayed as it is",
+	         x->ereq->account, x->ereq->device_id, ho->status, why);
+	x->outcome = OUT_PROXIED;
+	handover_send(x, ho->body.p, ho->body.len);
+}
+
+/*
+ * The phone's answer from the upstream's FolderSync answer (in, len): the
+ * same document with Count and the quarantine folders' Deletes first in
+ * Changes. Returns 0 with *out_r (malloc'd) and *len_r, or -1 with *why
+ * (static) when in is not a FolderSync Status 1 answer with a SyncKey.
+ */
+static int
+handover_answer(const uint8_t *in, size_t len, uint8_t **out_r, size_t *len_r, const char **why)
+{
+	struct wbxml_limits lim = {.max_input = HANDOVER_MAX};
+	struct wbxml_doc *up = NULL, *doc = NULL;
+	const struct wbxml_node *root;
+	struct wbxml_node *r;
+	const char *st, *key;
+	bool changes = false;
+	int rv = -1;
+
+	*why = "not WBXML";
+	if (wbxml_decode(in, len, &lim, &up, NULL) != WBXML_OK)
+		goto out;
+	root = wbxml_doc_root(up);
+	st = wbxml_find_text(root, "FolderHierarchy:Status");
+	key = wbxml_find_text(root, "FolderHierarchy:SyncKey");
+	*why = "not FolderSync Status 1";
+	if (!fh_is(root, "FolderSync") || st == NULL || strcmp(st, "1") != 0 || key == NULL ||
+	    key[0] == '\0')
+		goto out;
+	doc = wbxml_doc_new();
+	r = wbxml_add_root(doc, root->page, root->token);
+	for (const struct wbxml_node *c = root->first_child; c != NULL; c = c->next) {
+		if (!fh_is(c, "Changes")) {
+			wbxml_copy(r, c);
+			continue;
+		}
+		struct wbxml_node *ch = wbxml_add(r, c->page, c->token);
+		size_t others = 0;
+
+		changes = true;
+		for (const struct wbxml_node *k = c->first_child; k != NULL; k = k->next)
+			others += fh_is(k, "Add") || fh_is(k, "Update") || fh_is(k, "Delete");
+		handover_deletes(ch, others);
+		for (const struct wbxml_node *k = c->first_child; k != NULL; k = k->next)
+			if (!fh_is(k, "Count"))
+				wbxml_copy(ch, k);
+	}
+	if (!changes)
+		handover_deletes(wbxml_addn(r, "FolderHierarchy:Changes"), 0);
+	*why = "cannot encode";
+	if (wbxml_encode(doc, out_r, len_r, NULL) == WBXML_OK)
+		rv = 0;
+out:
+	wbxml_doc_free(&up);
+	wbxml_doc_free(&doc);
+	return rv;
+}
+
+/* Changes' Count and a Delete for each quarantine folder, under changes. */
+static void
+handover_deletes(struct wbxml_node *changes, size_t others)
+{
+	const char *const *ids;
+	size_t nq = mbx_quarantine_folder_ids(&ids);
+	char count[24];
+
+	snprintf(count, sizeof(count), "%zu", others + nq);
+	wbxml_addn_text(changes, "FolderHierarchy:Count", count);
+	for (size_t i = 0; i < nq; i++)
+		wbxml_addn_text(wbxml_addn(changes, "FolderHierarchy:Delete"),
+		                "FolderHierarchy:ServerId", ids[i]);
+}
+
+/* Append a copy of n and its subtree under parent. */
+static void
+wbxml_copy(struct wbxml_node *parent, const struct wbxml_node *n)
+{
+	struct wbxml_node *c;
+
+	if (n->flags & WBXML_NODE_TEXT) {
+		wbxml_add_text(parent, n->page, n->token, (const char *)n->data);
+		return;
+	}
+	if (n->flags & WBXML_NODE_OPAQUE) {
+		wbxml_add_opaque(parent, n->page, n->token, n->data, n->len);
+		return;
+	}
+	c = wbxml_add(parent, n->page, n->token);
+	for (const struct wbxml_node *k = n->first_child; k != NULL; k = k->next)
+		wbxml_copy(c, k);
+}
+
+/* Whether n is FolderHierarchy:<tag>. */
+static bool
+fh_is(const struct wbxml_node *n, const char *tag)
+{
+	return n != NULL && n->page == WBXML_PAGE_FOLDERHIERARCHY && n->name != NULL &&
+	       strcmp(n->name, tag) == 0;
+}
+
+/* Free a handover's answer; sets *hop to NULL. NULL is fine. */
+static void
+handover_free(struct handover **hop)
+{
+	struct handover *ho = *hop;
+
+	if (ho == NULL)
+		return;
+	for (size_t i = 0; ho->headers != NULL && ho->headers[i] != NULL; i++)
+		free(ho->headers[i]);
+	free(ho->headers);
+	free(ho->reason);
+	free(ho->body.p);
+	free(ho);
+	*hop = NULL;
+}
+
+/* ---- answering ---- */
+
+/* Send an answer the command layer built (status, type, headers, body). */
+static void
+respond_out(struct exchange *x, const struct mbx_serve_out *out)
+{
+	const char *h[2 * MBX_OUT_HEADERS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < out->n_headers && i < MBX_OUT_HEADERS; i++) {
+		h[n++] = out->headers[i][0];
+		h[n++] = out->headers[i][1];
+	}
+	h[n] = NULL;
+	respond(x, out->http_status, out->body_len > 0 ? out->content_type : NULL, out->body,
+	        out->body_len, h);
+}
+
+/* Answer with a small body and extra headers (NULL-terminated pairs), then finish. */
+static void
+respond(struct exchange *x, int status, const char *ctype, const void *body, size_t len,
+        const char *const *extra)
+{
+	const char *h[12];
+	size_t n = 0;
+	if (ctype != NULL) {
+		h[n++] = "Content-Type";
+		h[n++] = ctype;
+	}
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 10; i += 2) {
+		h[n++] = extra[i];
+		h[n++] = extra[i + 1];
+	}
+	h[n] = NULL;
+	x->status = status;
+	/* The line is logged while the request (and its address) still exists. */
+	struct http_request *hreq = x->hreq;
+	if (http_response_start(hreq, status, NULL, (int64_t)len, h) == 0) {
+		if (len > 0)
+			http_response_write(hreq, body, len);
+		http_response_end(hreq);
+	}
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+static void
+respond_text(struct exchange *x, int status, const char *text, const char *const *extra)
+{
+	respond(x, status, "text/plain; charset=utf-8", text, strlen(text), extra);
+}
+
+static void
+respond_401(struct exchange *x)
+{
+	static const char *const h[] = {"WWW-Authenticate", "Basic realm=\"ActiveSync\"", NULL};
+	x->outcome = OUT_UNAUTHORIZED;
+	respond_text(x, 401, "authentication required\n", h);
+}
+
+static void
+respond_503(struct exchange *x, enum outcome why, const char *retry_after)
+{
+	const char *const h[] = {"Retry-After", retry_after, NULL};
+	x->outcome = why;
+	respond_text(x, 503, "service unavailable, try again later\n", h);
+}
+
+/* A long poll starts being held: proxied (waiting for the upstream) or by the mailbox. */
+static void
+hold_begin(struct exchange *x, bool mailbox)
+{
+	if (x->held_gauge != 0)
+		return;
+	x->held_gauge = mailbox ? 2 : 1;
+	abq_metrics_held(mailbox, +1);
+	if (x->hreq != NULL)
+		http_request_held(x->hreq);
+}
+
+/* The hold ends, whichever way; a no-op when nothing is held. */
+static void
+hold_end(struct exchange *x)
+{
+	if (x->held_gauge == 0)
+		return;
+	abq_metrics_held(x->held_gauge == 2, -1);
+	x->held_gauge = 0;
+}
+
+/* ---- finishing ---- */
+
+/*
+ * What became of a request: its word in the log line and its outcome in
+ * abqd_requests_total (docs/api.md), in one table so the two cannot disagree.
+ * OPTIONS and passthrough requests that were proxied count as other.
+ */
+static const struct {
+	const char *word;
+	enum abq_req_outcome metric;
+} outcomes[OUT_COUNT] = {
+    [OUT_NONE] = {"-", ABQ_OUTCOME_OTHER},
+    [OUT_PROXIED] = {"proxied", ABQ_OUTCOME_PROXIED},
+    [OUT_MAILBOX] = {"mailbox", ABQ_OUTCOME_MAILBOX},
+    [OUT_MAILBOX_HELD] = {"mailbox-held", ABQ_OUTCOME_OTHER},
+    [OUT_BLOCKED] = {"blocked", ABQ_OUTCOME_BLOCKED},
+    [OUT_LIMIT] = {"limit", ABQ_OUTCOME_LIMIT},
+    [OUT_UNAUTHORIZED] = {"unauthorized", ABQ_OUTCOME_UNAUTHORIZED},
+    [OUT_RATE_LIMITED] = {"rate-limited", ABQ_OUTCOME_RATE_LIMITED},
+    [OUT_BAD_REQUEST] = {"bad-request", ABQ_OUTCOME_BAD_REQUEST},
+    [OUT_BAD_WBXML] = {"bad-wbxml", ABQ_OUTCOME_BAD_REQUEST},
+    [OUT_NOT_FOUND] = {"not-found", ABQ_OUTCOME_OTHER},
+    [OUT_BAD_METHOD] = {"bad-method", ABQ_OUTCOME_BAD_REQUEST},
+    [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
+    [OUT_HANDOVER] = {"handover", ABQ_OUTCOME_PROXIED},
+    [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
+    [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
+    [OUT_CLIENT_GONE_WHILE_HELD] = {"client-gone-while-held", ABQ_OUTCOME_OTHER},
+    [OUT_UPSTREAM_FAILED] = {"upstream-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_UPSTREAM_BUSY] = {"upstream-busy", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_STORE_FAILED] = {"store-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_STORE_LOST] = {"store-lost", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_MAILBOX_FAILED] = {"mailbox-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_AUTH_UNAVAILABLE] = {"auth-unavailable", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_NO_DECISION] = {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_SHUTTING_DOWN] = {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
+};
+
+/* The metrics outcome of a finished exchange. */
+static enum abq_req_outcome
+metrics_outcome(const struct exchange *x)
+{
+	if (x->outcome == OUT_PROXIED)
+		return x->ereq != NULL && x->ereq->path_kind == EAS_PATH_EAS &&
+		               x->ereq->method == EAS_METHOD_POST
+		           ? ABQ_OUTCOME_PROXIED
+		           : ABQ_OUTCOME_OTHER;
+	return outcomes[x->outcome].metric;
+}
+
+static long long
+elapsed_ms(const struct exchange *x)
+{
+	return (long long)(loop_seconds_since(x->gw->base, &x->t0) * 1000);
+}
+
+/* Log the request's line and free the exchange. */
+static void
+exchange_finish(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	const struct eas_request *r = x->ereq;
+	char up[16] = "-";
+
+	if (x->upstream_status > 0 && log_enabled(LOG_LEVEL_INFO))
+		snprintf(up, sizeof(up), "%d", x->upstream_status);
+	/* The request line costs a format: only when it is written. */
+	if (log_enabled(LOG_LEVEL_INFO))
+		log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
+		         "status=%d ms=%lld",
+		         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
+		         r ? (r->cmd != EAS_CMD_NONE ? eas_cmd_name(r->cmd)
+		                                     : (r->method_name ? r->method_name : "-"))
+		           : "-",
+		         r && r->protocol_version ? r->protocol_version : "-",
+		         x->client[0] ? x->client : "-",
+		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
+		         outcomes[x->outcome].word, up, x->status, elapsed_ms(x));
+	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
+	hold_end(x);
+	if (x->ap != NULL)
+		auth_cancel(x->ap);
+	if (x->job != NULL)
+		storeq_cancel(x->job);
+	if (x->ureq != NULL)
+		upstream_cancel(x->ureq);
+	if (x->hold_timer != NULL)
+		event_free(x->hold_timer);
+	mbx_serve_out_clear(&x->hold);
+	handover_free(&x->ho);
+	LIST_REMOVE(x, link);
+	gw->in_flight--;
+	eas_request_free(&x->ereq);
+	eas_devinfo_clear(&x->info);
+	blk_free(&gw->exchange_blocks, x);
+}
+
+/* ---- decisions pushed by the store thread ---- */
+
+/* The store thread reports a recorded decision (start, or the change log). */
+static void
+on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
+          enum abq_reason reason, int64_t rule_id)
+{
+	struct gateway *gw = arg;
+	struct devstate *d = dev_slot(gw, account, device_id);
+	bool changed = d->state != state;
+	if (changed && gw->loaded && state != ABQ_STATE_NONE)
+		abq_metrics_decision(state, reason);
+	d->state = state;
+	d->reason = reason;
+	d->rule_id = rule_id;
+	if (state == ABQ_STATE_NONE)
+		d->facts_known = false;
+	if (changed && !LIST_EMPTY(&gw->exchanges))
+		end_for_state(gw, account, device_id, state, reason);
+}
+
+/*
+ * A device changed state: end what it holds. A request whose answer has not
+ * started gets the new state's answer; one already streaming is cut.
+ */
+static void
+end_for_state(struct gateway *gw, const char *account, const char *device_id, enum abq_state state,
+              enum abq_reason reason)
+{
+	struct exchange *x, *next;
+	for (x = LIST_FIRST(&gw->exchanges); x != NULL; x = next) {
+		next = LIST_NEXT(x, link);
+		if ((x->ureq == NULL && x->hold_timer == NULL) || x->ereq->account == NULL ||
+		    x->ereq->device_id == NULL || strcmp(x->ereq->account, account) != 0 ||
+		    strcasecmp(x->ereq->device_id, device_id) != 0)
+			continue;
+		if (x->hold_timer != NULL) {
+			/* Held by the quarantine mailbox. */
+			if (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY)
+				continue;
+			log_info("user=%s dev=%s: now %s, ending the mailbox's held %s", account,
+			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));
+			event_free(x->hold_timer);
+			x->hold_timer = NULL;
+			mbx_serve_out_clear(&x->hold);
+			hold_end(x); /* before a new answer that may hold again */
+			if (state == ABQ_STATE_NONE)
+				decide(x);
+			else
+				act(x, state, reason);
+			continue;
+		}
+		if (state == ABQ_STATE_ALLOWED)
+			continue;
+		log_info("user=%s dev=%s: now %s, ending its held request", account, device_id,
+		         abq_state_name(state));
+		upstream_cancel(x->ureq);
+		x->ureq = NULL;
+		hold_end(x);
+		if (!x->started && state == ABQ_STATE_NONE) {
+			decide(x); /* deleted: decided anew, as at a first request */
+		} else if (!x->started) {
+			act(x, state, reason);
+		} else {
+			x->outcome = OUT_CUT;
+			http_response_abort(x->hreq);
+			x->hreq = NULL;
+			exchange_finish(x);
+		}
+	}
+}
+
+/* ---- setting up and tearing down ---- */
 
 static void
 http_log(void *arg, enum http_log_level level, const char *msg)
