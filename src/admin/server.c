@@ -112,18 +112,21 @@ struct admin {
 	size_t nlimits;
 };
 
+/* The admin thread's own store handle, for the API's handlers (admin_int.h). */
 struct abq_store *
 admin_store(struct admin *a)
 {
 	return a->store;
 }
 
+/* The running configuration, for the API's handlers. */
 const struct abq_config *
 admin_config(struct admin *a)
 {
 	return a->cfg;
 }
 
+/* The notice settings ([smtp], [notices]) the API's template previews and test mails use. */
 const struct abq_notice_conf *
 admin_notices(struct admin *a)
 {
@@ -148,6 +151,7 @@ common_headers(struct evkeyvalq *h, const char *type)
 		evhttp_add_header(h, "Cache-Control", "no-store");
 }
 
+/* The reason phrase of the statuses the admin listener answers with (evhttp wants one). */
 static const char *
 reason_phrase(int status)
 {
@@ -177,6 +181,7 @@ reason_phrase(int status)
 	}
 }
 
+/* Send a whole answer of type with the common headers, noting its status for the log line. */
 static void
 send_buffer(struct admin_req *r, int status, const char *type, const void *data, size_t len)
 {
@@ -191,6 +196,10 @@ send_buffer(struct admin_req *r, int status, const char *type, const void *data,
 	evbuffer_free(b);
 }
 
+/*
+ * Send body (consumed) as compact JSON; an answer that cannot be encoded
+ * becomes a 503 in the API's error shape, so that the client always gets JSON.
+ */
 void
 admin_reply_json(struct admin_req *r, int status, json_t *body)
 {
@@ -210,6 +219,11 @@ admin_reply_json(struct admin_req *r, int status, json_t *body)
 	free(s);
 }
 
+/*
+ * Send the API's error shape, {"error": {"status", "code", "message"}}, with
+ * the message formatted from fmt: one shape for the console and scripts to
+ * read.
+ */
 void
 admin_reply_error(struct admin_req *r, int status, const char *code, const char *fmt, ...)
 {
@@ -228,6 +242,10 @@ admin_reply_error(struct admin_req *r, int status, const char *code, const char 
 	admin_reply_json(r, status, o);
 }
 
+/*
+ * A registry write that did not happen: 409 when the registry refused it (rc >
+ * 0: the message says why), 503 when the store failed; errmsg is freed.
+ */
 void
 admin_reply_registry(struct admin_req *r, int rc, char *errmsg)
 {
@@ -239,6 +257,7 @@ admin_reply_registry(struct admin_req *r, int rc, char *errmsg)
 	free(errmsg);
 }
 
+/* 405 with Allow: the path exists, the method does not. */
 void
 admin_reply_method(struct admin_req *r, const char *allow)
 {
@@ -247,6 +266,10 @@ admin_reply_method(struct admin_req *r, const char *allow)
 	                  allow);
 }
 
+/*
+ * The request's body as a JSON object (empty: {} when empty_ok); NULL after a
+ * 400 saying what is wrong. evhttp caps the body's size before this runs.
+ */
 json_t *
 admin_body(struct admin_req *r, bool empty_ok)
 {
@@ -275,6 +298,7 @@ admin_body(struct admin_req *r, bool empty_ok)
 	return j;
 }
 
+/* The value of query parameter name, or NULL (the first one when it is repeated). */
 const char *
 admin_query(struct admin_req *r, const char *name)
 {
@@ -283,6 +307,7 @@ admin_query(struct admin_req *r, const char *name)
 
 /* ----------------------------------------------------------------- sessions */
 
+/* Free a session, wiping its id and CSRF token first. */
 static void
 session_free(struct session *s)
 {
@@ -291,6 +316,7 @@ session_free(struct session *s)
 	free(s);
 }
 
+/* n bytes as 2n lower-case hex digits and a NUL in out (session ids, CSRF tokens). */
 static void
 hex(const unsigned char *in, size_t n, char *out)
 {
@@ -302,6 +328,7 @@ hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* Exactly 2n hex digits into n bytes; -1 for anything else (a cookie is the peer's text). */
 static int
 unhex(const char *s, unsigned char *out, size_t n)
 {
@@ -348,6 +375,11 @@ sessions_prune(struct admin *a, int64_t now, bool make_room)
 	}
 }
 
+/*
+ * A new session for name, with a random id and CSRF token; the table is pruned
+ * first, its least recently used session dropped when it is full, so that
+ * logins cannot grow memory without bound.
+ */
 static struct session *
 session_new(struct admin *a, const char *name, int64_t now)
 {
@@ -410,6 +442,7 @@ session_of(struct admin *a, struct evhttp_request *req, int64_t now)
 	return found;
 }
 
+/* Log a session out: unlink and free it (its cookie no longer opens anything). */
 static void
 session_drop(struct admin *a, struct session *gone)
 {
@@ -426,6 +459,12 @@ session_drop(struct admin *a, struct session *gone)
 
 /* ------------------------------------------------------- failed-login limits */
 
+/*
+ * The failed-login record of key; with create, made when absent, after the keys
+ * whose failures are all out of the window are forgotten and, with the table
+ * still full, the oldest key dropped (LIMIT_KEYS_MAX bounds what failing peers
+ * can make abqd keep).
+ */
 static struct limit *
 limit_find(struct admin *a, const char *key, bool create, int64_t now)
 {
@@ -482,6 +521,7 @@ limit_wait(struct admin *a, const char *key, int64_t now, unsigned *fails_r)
 	return oldest + LOGIN_WINDOW_S - now > 0 ? oldest + LOGIN_WINDOW_S - now : 1;
 }
 
+/* Count a failed login against key, in its ring of the last LOGIN_MAX_FAILS failures. */
 static void
 limit_fail(struct admin *a, const char *key, int64_t now)
 {
@@ -505,6 +545,7 @@ peer_of(struct evhttp_request *req)
 	return host != NULL ? host : "?";
 }
 
+/* Whether req came over TLS: the session cookie is then marked Secure. */
 static bool
 is_tls(struct evhttp_request *req)
 {
@@ -517,6 +558,7 @@ is_tls(struct evhttp_request *req)
 
 static void stream_end(struct admin *a, struct conn *c);
 
+/* evhttp frees a connection: stop tracking it, ending the event stream it carried. */
 static void
 on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
@@ -561,6 +603,7 @@ conn_of(struct admin *a, struct evhttp_request *req, bool *over_r)
 
 /* ---------------------------------------------------------------- events */
 
+/* One chunk of an event stream (an event or a keepalive comment). */
 static void
 stream_send(struct evhttp_request *req, const char *text)
 {
@@ -588,6 +631,11 @@ stream_end(struct admin *a, struct conn *c)
 	a->nstreams--;
 }
 
+/*
+ * GET /api/v1/events: turn the request into a server-sent event stream (at most
+ * MAX_STREAMS, one per connection), starting with a hello carrying the change
+ * log's head; on_tick sends an event whenever the head moves.
+ */
 static void
 events_start(struct admin_req *r, struct conn *c)
 {
@@ -698,6 +746,10 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* --------------------------------------------------------- /healthz, /metrics */
 
+/*
+ * GET /healthz: 200 "ok" when the store answers and the upstream answered its
+ * last request or probe, else 503, for load balancers.
+ */
 static void
 healthz(struct admin_req *r)
 {
@@ -709,6 +761,10 @@ healthz(struct admin_req *r)
 	            ok ? 3 : 10);
 }
 
+/*
+ * GET /metrics: the Prometheus text, with the outbox's gauges read from the
+ * store at scrape time.
+ */
 static void
 metrics(struct admin_req *r)
 {
@@ -773,6 +829,11 @@ body_str(json_t *body, const char *name)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/*
+ * Set (or, with max_age 0, clear) the session cookie: HttpOnly,
+ * SameSite=Strict, and Secure over TLS, so that scripts and other sites cannot
+ * use it.
+ */
 static void
 set_cookie(struct admin_req *r, const char *value, int max_age)
 {
@@ -783,6 +844,7 @@ set_cookie(struct admin_req *r, const char *value, int max_age)
 	free(c);
 }
 
+/* 429 with Retry-After: the login is refused while the key has too many recent failures. */
 static void
 too_many(struct admin_req *r, int64_t wait)
 {
@@ -970,12 +1032,14 @@ out:
 
 /* ------------------------------------------------------------- dispatch */
 
+/* Whether path segment i is s. */
 static bool
 seg_is(struct admin_req *r, size_t i, const char *s)
 {
 	return i < r->nseg && strcmp(r->seg[i], s) == 0;
 }
 
+/* Whether the path is under /api/v1. */
 static bool
 is_api(struct admin_req *r)
 {
@@ -1012,6 +1076,7 @@ split_path(struct admin_req *r, const char *path)
 	return 0;
 }
 
+/* The method's word, for the log line and the Allow header. */
 static const char *
 method_name(enum evhttp_cmd_type m)
 {
@@ -1107,6 +1172,13 @@ authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
 	return 0;
 }
 
+/*
+ * Every request to the admin listener: tracked per connection (capped), its
+ * path split and decoded; /healthz, the login, the console's files and (if
+ * public) /metrics answer without a session; everything else needs a session
+ * (with its CSRF token on writes) or a bearer token, then goes to the session,
+ * logout, events or API routes. One log line per request.
+ */
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
@@ -1233,6 +1305,10 @@ done:
 
 /* ---------------------------------------------------------------- TLS */
 
+/*
+ * evhttp's bufferevent factory for a TLS listener: a server-side OpenSSL
+ * bufferevent on the listener's context.
+ */
 static struct bufferevent *
 tls_bev(struct event_base *base, void *arg)
 {
@@ -1280,6 +1356,10 @@ on_control(evutil_socket_t fd, short what, void *arg)
 		log_warn("admin: control pipe: %s", strerror(errno));
 }
 
+/*
+ * SIGHUP: ask the admin thread to reload its TLS certificate (tls_ctx is not
+ * thread-safe: the thread swaps it itself, on_control).
+ */
 void
 admin_reload(struct admin *a)
 {
@@ -1289,6 +1369,7 @@ admin_reload(struct admin *a)
 		log_warn("admin: cannot ask for a reload: %s", strerror(errno));
 }
 
+/* The admin listener's thread: its own event loop, until on_control breaks it. */
 static void *
 admin_thread(void *arg)
 {
@@ -1321,6 +1402,10 @@ http_of(struct admin *a, bool tls)
 	return h;
 }
 
+/*
+ * Make the admin listener and bind every [admin] listen address (before
+ * privileges are dropped: a low port needs root); admin_start runs it.
+ */
 struct admin *
 admin_new(const struct abq_config *cfg, char **errmsg_r)
 {
@@ -1366,6 +1451,10 @@ fail:
 	return NULL;
 }
 
+/*
+ * Open the admin thread's store handle, read the change log's head, set up the
+ * control pipe and the one-second tick, and start the thread.
+ */
 int
 admin_start(struct admin *a, char **errmsg_r)
 {
@@ -1396,6 +1485,11 @@ admin_start(struct admin *a, char **errmsg_r)
 	return 0;
 }
 
+/*
+ * Stop the thread, end the event streams, then free the listeners, the
+ * connections, the sessions and the login limits, the store handle and the TLS
+ * context.
+ */
 void
 admin_free(struct admin **ap)
 {

@@ -262,6 +262,7 @@ static void on_trim(evutil_socket_t fd, short what, void *arg);
 
 /* ---- the device map ---- */
 
+/* Free one device's entry (the map's destructor). */
 static void
 devstate_free(void *p)
 {
@@ -281,6 +282,7 @@ dev_slot(struct gateway *gw, const char *account, const char *device_id)
 	return *slot;
 }
 
+/* The recorded entry of (account, device_id), or NULL when the loop knows nothing of it. */
 static struct devstate *
 dev_get(const struct gateway *gw, const char *account, const char *device_id)
 {
@@ -405,6 +407,11 @@ on_request(struct http_request *hreq, void *arg)
 	decide(x);
 }
 
+/*
+ * The phone went away (or the server is freed) before the answer ended: finish
+ * the exchange as 499, with whatever it still waits for cancelled by
+ * exchange_finish.
+ */
 static void
 on_abort(struct http_request *hreq, void *arg)
 {
@@ -418,6 +425,10 @@ on_abort(struct http_request *hreq, void *arg)
 	exchange_finish(x);
 }
 
+/*
+ * The phone's side took what was written: let a paused upstream answer flow
+ * again (up_on_body paused it when the output filled up).
+ */
 static void
 on_drain(struct http_request *hreq, void *arg)
 {
@@ -862,6 +873,12 @@ join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *se
 	return spill->p;
 }
 
+/*
+ * The upstream's status line and headers: passed on to the phone without the
+ * hop-by-hop headers. A 401 from the upstream makes the authenticator forget
+ * the credentials it had cached as good, so that the next request checks them
+ * again.
+ */
 static void
 up_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
                size_t n)
@@ -890,6 +907,10 @@ up_on_response(void *arg, int status, const char *reason, const struct upstream_
 		free(h);
 }
 
+/*
+ * A piece of the upstream's body: written to the phone, and the upstream paused
+ * while the phone's output is full (on_drain resumes it).
+ */
 static void
 up_on_body(void *arg, const void *data, size_t len)
 {
@@ -900,6 +921,11 @@ up_on_body(void *arg, const void *data, size_t len)
 		upstream_pause(x->ureq);
 }
 
+/*
+ * The upstream's answer ended: finish the exchange; on a failure, 503 if
+ * nothing went out yet, else the response is cut (the phone sees a short body
+ * and retries).
+ */
 static void
 up_on_done(void *arg, enum upstream_result result)
 {
@@ -1344,12 +1370,17 @@ respond(struct exchange *x, int status, const char *ctype, const void *body, siz
 	exchange_finish(x);
 }
 
+/* A short plain-text answer of abqd's own (errors and refusals). */
 static void
 respond_text(struct exchange *x, int status, const char *text, const char *const *extra)
 {
 	respond(x, status, "text/plain; charset=utf-8", text, strlen(text), extra);
 }
 
+/*
+ * No usable or no good credentials: 401 with the Basic challenge, so that the
+ * phone asks its user.
+ */
 static void
 respond_401(struct exchange *x)
 {
@@ -1358,6 +1389,10 @@ respond_401(struct exchange *x)
 	respond_text(x, 401, "authentication required\n", h);
 }
 
+/*
+ * abqd cannot answer now (store, upstream or authenticator unavailable,
+ * shutting down): 503 with Retry-After, which phones honour.
+ */
 static void
 respond_503(struct exchange *x, enum outcome why, const char *retry_after)
 {
@@ -1438,6 +1473,7 @@ metrics_outcome(const struct exchange *x)
 	return outcomes[x->outcome].metric;
 }
 
+/* Milliseconds since the request arrived, for the log line and the latency histogram. */
 static long long
 elapsed_ms(const struct exchange *x)
 {
@@ -1559,6 +1595,7 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 
 /* ---- setting up and tearing down ---- */
 
+/* The HTTP server's messages, into abqd's log at the same level. */
 static void
 http_log(void *arg, enum http_log_level level, const char *msg)
 {
@@ -1598,11 +1635,15 @@ cidr_list(const struct abq_config *cfg)
 	return s;
 }
 
+/* The single-process gateway: gateway_new_worker without a worker's listeners. */
 struct gateway *
 gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg_r)
 {
 	return gateway_new_worker(base, cfg, NULL, errmsg_r);
 }
+
+/* Seconds between two looks at the heap (on_trim). */
+#define TRIM_SECONDS 30
 
 /*
  * Every TRIM_SECONDS: when fewer requests are in flight than at the previous
@@ -1613,8 +1654,6 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
  * tops. It costs a walk of the arenas, a few milliseconds at most, and only
  * after the load fell.
  */
-#define TRIM_SECONDS 30
-
 static void
 on_trim(evutil_socket_t fd, short what, void *arg)
 {
@@ -1625,6 +1664,12 @@ on_trim(evutil_socket_t fd, short what, void *arg)
 	gw->trim_last = gw->in_flight;
 }
 
+/*
+ * Build the gateway (gateway.h): the store thread with the device map loaded
+ * from the store, the authenticator, the upstream client, the notice sender on
+ * the site's worker, and the [eas] listeners (bound here, or the worker's,
+ * bound by the main process).
+ */
 struct gateway *
 gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
                    const struct gateway_worker *w, char **errmsg_r)
@@ -1777,12 +1822,17 @@ fail:
 	return NULL;
 }
 
+/* The store's files, for chown before privileges are dropped (storeq_files). */
 const char *const *
 gateway_store_files(struct gateway *gw)
 {
 	return storeq_files(gw->sq);
 }
 
+/*
+ * SIGHUP: reload the TLS certificate for new connections (the old one stays
+ * when the new one fails); the rest of the config needs a restart.
+ */
 void
 gateway_reload(struct gateway *gw, const struct abq_config *cfg)
 {
@@ -1797,6 +1847,11 @@ gateway_reload(struct gateway *gw, const struct abq_config *cfg)
 	(void)cfg;
 }
 
+/*
+ * SIGTERM: stop accepting and end at once the held long polls that wait on the
+ * upstream (503, Retry-After 5: the phone comes back to another abqd); the
+ * others run to their end. Returns the requests still in flight.
+ */
 unsigned
 gateway_drain(struct gateway *gw)
 {
@@ -1814,12 +1869,18 @@ gateway_drain(struct gateway *gw)
 	return gw->in_flight;
 }
 
+/* Requests accepted and not yet finished, for the drain's wait. */
 unsigned
 gateway_in_flight(const struct gateway *gw)
 {
 	return gw->in_flight;
 }
 
+/*
+ * Tear the gateway down: the server first (its on_abort finishes the open
+ * exchanges), then the authenticator, the upstream, the store thread and the
+ * notice sender.
+ */
 void
 gateway_free(struct gateway **gwp)
 {

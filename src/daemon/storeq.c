@@ -120,6 +120,7 @@ struct storeq {
 	size_t touches_dropped;
 };
 
+/* Free a job and everything it owns (its copies of the request, its result). */
 static void
 job_free(struct storeq_job *job)
 {
@@ -522,6 +523,10 @@ struct load_arg {
 	void *arg;
 };
 
+/*
+ * At start: one recorded device's decision, handed to the loop's map
+ * (abq_store_device_iter callback).
+ */
 static int
 load_device(void *arg, const struct abq_device *d)
 {
@@ -530,6 +535,10 @@ load_device(void *arg, const struct abq_device *d)
 	return 0;
 }
 
+/*
+ * Set the notice sender to kick after a state change (storeq.h); under the
+ * lock, since the store thread reads it.
+ */
 void
 storeq_set_sender(struct storeq *q, struct notice_sender *sender)
 {
@@ -538,6 +547,12 @@ storeq_set_sender(struct storeq *q, struct notice_sender *sender)
 	pthread_mutex_unlock(&q->lock);
 }
 
+/*
+ * Open (or create) the store, bring old account names to their canonical form,
+ * load the views and every recorded decision into the loop's map, then start
+ * the store thread and, where the backend pushes changes, the listener thread
+ * (storeq.h).
+ */
 struct storeq *
 storeq_start(struct event_base *base, const char *url, const char *base_dir,
              const char *default_domain, const struct abq_notice_conf *notices,
@@ -630,6 +645,10 @@ fail:
 	return NULL;
 }
 
+/*
+ * Stop the listener, let the store thread finish the queued jobs and flush the
+ * last-seen updates, then free what the loop never collected (storeq.h).
+ */
 void
 storeq_stop(struct storeq **qp)
 {
@@ -672,6 +691,10 @@ storeq_stop(struct storeq **qp)
 	*qp = NULL;
 }
 
+/*
+ * Queue a request's report of a device for the store thread (storeq.h); the
+ * result comes back through deliver on the loop's thread.
+ */
 struct storeq_job *
 storeq_observe(struct storeq *q, const struct abq_device *seen, storeq_observe_cb *cb, void *arg)
 {
@@ -688,6 +711,10 @@ storeq_observe(struct storeq *q, const struct abq_device *seen, storeq_observe_c
 	return job;
 }
 
+/*
+ * Queue a quarantine mailbox request for the store thread, with copies of
+ * everything it needs (the loop's request may be gone when the job runs).
+ */
 struct storeq_job *
 storeq_serve(struct storeq *q, const struct storeq_serve_req *r, storeq_serve_cb *cb, void *arg)
 {
@@ -715,6 +742,10 @@ storeq_serve(struct storeq *q, const struct storeq_serve_req *r, storeq_serve_cb
 	return job;
 }
 
+/*
+ * The caller went away: mark the job so that deliver frees it without calling
+ * back (the job itself still runs).
+ */
 void
 storeq_cancel(struct storeq_job *job)
 {
@@ -723,6 +754,11 @@ storeq_cancel(struct storeq_job *job)
 	pthread_mutex_unlock(&job->q->lock);
 }
 
+/*
+ * Note a request from a known device: its last-seen update waits in memory and
+ * goes to the store in one batch, once a second or at TOUCH_FLUSH_AT, so that
+ * no request waits on a write.
+ */
 void
 storeq_touch(struct storeq *q, const char *account, const char *device_id, int64_t when,
              const char *address, const char *command)
@@ -743,6 +779,10 @@ storeq_touch(struct storeq *q, const char *account, const char *device_id, int64
 	pthread_mutex_unlock(&q->lock);
 }
 
+/*
+ * When the store was found lost (0: it answers), read under the lock that the
+ * store thread writes it under.
+ */
 int64_t
 storeq_down_since(struct storeq *q)
 {
@@ -752,6 +792,7 @@ storeq_down_since(struct storeq *q)
 	return t;
 }
 
+/* The store's files, for chown before privileges are dropped (storeq.h). */
 const char *const *
 storeq_files(struct storeq *q)
 {
