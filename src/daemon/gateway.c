@@ -43,6 +43,7 @@
 #include "eas/request.h"
 #include "eas/status.h"
 #include "eas/wbxml.h"
+#include "lib/cbuf.h"
 #include "lib/hmap.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -91,7 +92,7 @@ struct handover {
 	char *reason;
 	char **headers; /* name, value, ..., NULL */
 	int64_t content_length;
-	struct sbuf body;
+	struct cbuf body; /* at most HANDOVER_MAX */
 };
 
 struct gateway {
@@ -1101,6 +1102,7 @@ handover(struct exchange *x)
 	         "upstream for its folders",
 	         x->ereq->account, x->ereq->device_id);
 	x->ho = xcalloc(1, sizeof(*x->ho));
+	cbuf_init(&x->ho->body, HANDOVER_MAX);
 	proxy_via(x, body, len, &ho_cbs); /* the body is copied: it is small */
 	free(body);
 }
@@ -1157,7 +1159,9 @@ ho_on_body(void *arg, const void *data, size_t len)
 	struct exchange *x = arg;
 	struct handover *ho = x->ho;
 
-	if (!x->started && ho->body.len + len > HANDOVER_MAX) {
+	if (!x->started && cbuf_append(&ho->body, data, len) == 0)
+		return;
+	if (!x->started) {
 		log_warn("user=%s dev=%s: the upstream's FolderSync answer is over %d bytes: "
 		         "relayed as it is, without the quarantine folders' Deletes",
 		         x->ereq->account, x->ereq->device_id, HANDOVER_MAX);
@@ -1168,14 +1172,12 @@ ho_on_body(void *arg, const void *data, size_t len)
 			x->started = true;
 		if (x->started && ho->body.len > 0)
 			http_response_write(x->hreq, ho->body.p, ho->body.len);
-		free(ho->body.p);
-		ho->body = (struct sbuf){0};
+		cbuf_reset(&ho->body);
 	}
-	if (x->started) {
+	if (x->started)
 		up_on_body(x, data, len);
-		return;
-	}
-	sbuf_addn(&ho->body, data, len);
+	else /* the answer could not start: held again, for ho_on_done */
+		(void)cbuf_append(&ho->body, data, len);
 }
 
 /* The whole answer is in: the phone's answer with the Deletes, or the upstream's as it is. */
@@ -1320,7 +1322,7 @@ handover_free(struct handover **hop)
 		free(ho->headers[i]);
 	free(ho->headers);
 	free(ho->reason);
-	free(ho->body.p);
+	cbuf_reset(&ho->body);
 	free(ho);
 	*hop = NULL;
 }

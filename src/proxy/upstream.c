@@ -71,6 +71,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "lib/cbuf.h"
 #include "lib/metrics.h"
 #include "lib/timers.h"
 #include "lib/util.h"
@@ -110,8 +111,8 @@ struct upstream_req {
 	struct event *timer; /* in the same allocation too (event_assign) */
 	int timeout;         /* seconds, 0 none */
 	http_parser parser;
-	char *hbuf; /* reason\0name\0value\0...: hinline, or the heap when larger */
-	size_t hlen, hcap;
+	/* reason\0name\0value\0...: in hinline, or the heap when larger; under MAX_HEADER_BLOCK */
+	struct cbuf hb;
 	struct piece_ends ends; /* of the reason and the first headers' names and values */
 	size_t nfield, nvalue;
 	int64_t clen;
@@ -205,8 +206,7 @@ static void
 req_free(struct upstream_req *req)
 {
 	event_del(req->timer);
-	if (req->hbuf != req->hinline)
-		free(req->hbuf);
+	cbuf_reset(&req->hb);
 	if (req->cached)
 		blk_free(&req->u->req_blocks, req);
 	else
@@ -274,56 +274,32 @@ req_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- response parsing (http_parser callbacks) ---- */
 
-/* Append len bytes to the header buffer, under the 64 KiB cap. */
+/* The response's header block outgrew MAX_HEADER_BLOCK: a protocol error. */
 static __attribute__((noinline)) int
-hb_append_slow(struct upstream_req *req, const char *at, size_t len)
+hb_too_large(struct upstream_req *req)
 {
-	if (req->hlen + len + 1 > MAX_HEADER_BLOCK) {
-		req->cb_error = UPSTREAM_PROTOCOL_ERROR;
-		req_set_error(req, "response header block over 64 KiB");
-		return -1;
-	}
-	if (req->hbuf == NULL) {
-		req->hbuf = req->hinline;
-		req->hcap = sizeof(req->hinline);
-	}
-	if (req->hlen + len + 1 > req->hcap) {
-		size_t cap = req->hcap;
-
-		while (cap < req->hlen + len + 1)
-			cap *= 2;
-		if (req->hbuf == req->hinline) {
-			req->hbuf = xmalloc(cap);
-			memcpy(req->hbuf, req->hinline, req->hlen);
-		} else {
-			req->hbuf = xrealloc(req->hbuf, cap);
-		}
-		req->hcap = cap;
-	}
-	memcpy(req->hbuf + req->hlen, at, len);
-	req->hlen += len;
-	return 0;
+	req->cb_error = UPSTREAM_PROTOCOL_ERROR;
+	req_set_error(req, "response header block over 64 KiB");
+	return -1;
 }
 
 /*
- * The same, inline for the usual case of room in the buffer (whose capacity
- * never passes the cap: it doubles from 512 up to 64 KiB at most).
+ * Append len bytes to the header block (cbuf_append: inline, for every piece
+ * of every header), refusing to grow past MAX_HEADER_BLOCK.
  */
 static inline int
 hb_append(struct upstream_req *req, const char *at, size_t len)
 {
-	if (__builtin_expect(req->hlen + len + 1 > req->hcap, 0))
-		return hb_append_slow(req, at, len);
-	memcpy(req->hbuf + req->hlen, at, len);
-	req->hlen += len;
-	return 0;
+	if (__builtin_expect(cbuf_append(&req->hb, at, len) == 0, 1))
+		return 0;
+	return hb_too_large(req);
 }
 
 /* End the current piece with its NUL, remembering where it ends. */
 static int
 hb_end(struct upstream_req *req)
 {
-	piece_ends_note(&req->ends, req->hlen);
+	piece_ends_note(&req->ends, req->hb.len);
 	return hb_append(req, "", 1);
 }
 
@@ -333,7 +309,7 @@ on_message_begin(http_parser *p)
 {
 	struct upstream_req *req = p->data;
 
-	req->hlen = 0;
+	req->hb.len = 0;
 	req->ends.n = 0;
 	req->nfield = req->nvalue = 0;
 	req->hlast = HB_REASON;
@@ -408,24 +384,21 @@ on_headers_complete(http_parser *p)
 		req->clen = (int64_t)p->content_length;
 	struct upstream_header stack_hdrs[32];
 	hdrs = req->nfield <= 32 ? stack_hdrs : xcalloc(req->nfield, sizeof(*hdrs));
-	s = req->hbuf;
-	s += piece_len(&req->ends, 0, req->hbuf, s) + 1; /* past the reason */
+	s = req->hb.p;
+	s += piece_len(&req->ends, 0, req->hb.p, s) + 1; /* past the reason */
 	for (i = 0; i < req->nfield; i++) {
 		hdrs[i].name = s;
-		hdrs[i].name_len = piece_len(&req->ends, 1 + 2 * i, req->hbuf, s);
+		hdrs[i].name_len = piece_len(&req->ends, 1 + 2 * i, req->hb.p, s);
 		s += hdrs[i].name_len + 1;
 		hdrs[i].value = s;
-		hdrs[i].value_len = piece_len(&req->ends, 2 + 2 * i, req->hbuf, s);
+		hdrs[i].value_len = piece_len(&req->ends, 2 + 2 * i, req->hb.p, s);
 		s += hdrs[i].value_len + 1;
 	}
 	if (req->cbs.on_response)
-		req->cbs.on_response(req->arg, p->status_code, req->hbuf, hdrs, req->nfield);
+		req->cbs.on_response(req->arg, p->status_code, req->hb.p, hdrs, req->nfield);
 	if (hdrs != stack_hdrs)
 		free(hdrs);
-	if (req->hbuf != req->hinline)
-		free(req->hbuf);
-	req->hbuf = NULL;
-	req->hlen = req->hcap = 0;
+	cbuf_reset(&req->hb);
 	if (req->cancelled)
 		return -1;
 	return req->head ? 1 : 0;
@@ -1317,6 +1290,8 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		req = xmalloc(sizeof(*req) + evsize + total);
 		memset(req, 0, sizeof(*req));
 	}
+	/* The header block, NULs included, stays under MAX_HEADER_BLOCK bytes. */
+	cbuf_init_with(&req->hb, req->hinline, sizeof(req->hinline), MAX_HEADER_BLOCK - 1);
 	req->timer = (struct event *)(void *)(req + 1);
 	req->wire = (char *)req->timer + evsize;
 	p = req->wire;
