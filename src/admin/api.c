@@ -42,6 +42,10 @@ ctx_of(struct admin_req *r, bool dry_run)
 	return c;
 }
 
+/*
+ * The store did not answer: 503 with its message, so that the console can say
+ * the store is down rather than that the request was wrong.
+ */
 static void
 store_failed(struct admin_req *r, const char *err)
 {
@@ -129,6 +133,10 @@ account_of(struct admin_req *r, const char *word)
 	return a;
 }
 
+/*
+ * Whether id may be a DeviceId (the same check as the gateway's); false after a
+ * 400 saying what one looks like.
+ */
 static bool
 device_id_ok(struct admin_req *r, const char *id)
 {
@@ -179,12 +187,18 @@ struct dev_query {
 	json_t *unseen; /* with ?unseen=true: the page's rows of entries not seen yet */
 };
 
+/* Whether field contains want, ignoring case: the device list's filters and search. */
 static bool
 has(const char *field, const char *want)
 {
 	return field != NULL && strcasestr(field, want) != NULL;
 }
 
+/*
+ * One device of the store's iteration for GET devices: skipped unless it passes
+ * every filter and the search, counted, and kept when it may be on the page
+ * (every match when the page is sorted here).
+ */
 static int
 dev_cb(void *arg, const struct abq_device *d)
 {
@@ -227,6 +241,7 @@ unseen_cb(void *arg, const struct abq_entry *e)
 	return 0;
 }
 
+/* qsort order of GET devices?sort=first_seen: newest first, then by account. */
 static int
 by_first_seen_desc(const void *a, const void *b)
 {
@@ -236,6 +251,7 @@ by_first_seen_desc(const void *a, const void *b)
 	return strcmp(x->account, y->account);
 }
 
+/* qsort order of GET devices?sort=last_seen: most recently seen first, then by account. */
 static int
 by_last_seen_desc(const void *a, const void *b)
 {
@@ -261,6 +277,7 @@ time_param(struct admin_req *r, const char *name, int64_t *t_r)
 	return 0;
 }
 
+/* A count parameter (limit, offset) between min and max, dflt when absent; -1 after a 400. */
 static int
 count_param(struct admin_req *r, const char *name, long long min, long long max, size_t dflt,
             size_t *n_r)
@@ -374,6 +391,7 @@ out:
 	free(domain);
 }
 
+/* One history row, appended to the JSON array arg (abq_store_history_iter callback). */
 static int
 history_cb(void *arg, const struct abq_history *h)
 {
@@ -567,6 +585,7 @@ explain_any(struct admin_req *r, const char *const *var, int arg)
 
 /* ------------------------------------------------------------- entries */
 
+/* One list entry, appended to the JSON array arg (abq_store_entry_iter callback). */
 static int
 entry_cb(void *arg, const struct abq_entry *e)
 {
@@ -660,6 +679,7 @@ entries_delete(struct admin_req *r, const char *const *var, int arg)
 
 /* --------------------------------------------------------------- rules */
 
+/* One rule, appended to the JSON array arg (abq_store_rule_iter callback). */
 static int
 rule_cb(void *arg, const struct abq_rule *rule)
 {
@@ -870,6 +890,7 @@ rules_delete(struct admin_req *r, const char *const *var, int arg)
 
 /* ---------------------------------------------------------- attributes */
 
+/* One attribute set, appended as JSON to the array arg (abq_store_attr_iter callback). */
 static int
 attr_cb(void *arg, const struct abq_attr *at)
 {
@@ -885,6 +906,10 @@ attr_cb(void *arg, const struct abq_attr *at)
 	return 0;
 }
 
+/*
+ * Every attribute there is, with its default, its values and the scopes it may
+ * be set at: what the console's editor offers.
+ */
 static json_t *
 known_attrs(void)
 {
@@ -985,6 +1010,7 @@ out:
 
 /* ------------------------------------------------------------- templates */
 
+/* One notice template, appended to the JSON array arg (abq_store_template_iter callback). */
 static int
 template_cb(void *arg, const struct abq_template *t)
 {
@@ -1120,6 +1146,7 @@ out:
 
 /* ---------------------------------------------------------------- outbox */
 
+/* One notice of the outbox, appended to the JSON array arg (abq_store_notice_iter callback). */
 static int
 notice_cb(void *arg, const struct abq_notice *n)
 {
@@ -1265,6 +1292,12 @@ method_word(enum evhttp_cmd_type m)
 	}
 }
 
+/*
+ * Route a request under /api/v1 by the routes table: the first pattern that
+ * fits names the resource; its handler for the method runs, else 405 with the
+ * methods it has (Allow), and a path no pattern fits is 404, with a hint when
+ * the resource exists.
+ */
 void
 api_dispatch(struct admin_req *r)
 {

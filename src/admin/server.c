@@ -63,7 +63,7 @@ struct session {
 	char *name;
 	int64_t created;
 	int64_t last_used;
-	struct session *next;
+	LIST_ENTRY(session) link;
 };
 
 /* Failed logins of one key (an address, a name, or an address and a name). */
@@ -71,7 +71,7 @@ struct limit {
 	char *key;
 	int64_t fails[LOGIN_MAX_FAILS]; /* a ring of the last failures' times */
 	unsigned next;
-	struct limit *link;
+	TAILQ_ENTRY(limit) link; /* newest first */
 };
 
 /* An event stream (GET /api/v1/events). */
@@ -84,7 +84,7 @@ struct conn {
 	struct admin *a;
 	struct evhttp_connection *evcon;
 	struct stream *stream; /* when the connection carries the event stream */
-	struct conn *next;
+	LIST_ENTRY(conn) link;
 };
 
 struct admin {
@@ -101,29 +101,32 @@ struct admin {
 	int stop_pipe[2];
 	struct event *stop_ev;
 	struct event *tick_ev;
-	struct conn *conns;
+	LIST_HEAD(, conn) conns;
 	size_t nconns;
 	size_t nstreams;
 	int64_t last_seq;
 	unsigned ticks;
-	struct session *sessions;
+	LIST_HEAD(, session) sessions;
 	size_t nsessions;
-	struct limit *limits;
+	TAILQ_HEAD(limit_list, limit) limits;
 	size_t nlimits;
 };
 
+/* The admin thread's own store handle, for the API's handlers (admin_int.h). */
 struct abq_store *
 admin_store(struct admin *a)
 {
 	return a->store;
 }
 
+/* The running configuration, for the API's handlers. */
 const struct abq_config *
 admin_config(struct admin *a)
 {
 	return a->cfg;
 }
 
+/* The notice settings ([smtp], [notices]) the API's template previews and test mails use. */
 const struct abq_notice_conf *
 admin_notices(struct admin *a)
 {
@@ -148,6 +151,7 @@ common_headers(struct evkeyvalq *h, const char *type)
 		evhttp_add_header(h, "Cache-Control", "no-store");
 }
 
+/* The reason phrase of the statuses the admin listener answers with (evhttp wants one). */
 static const char *
 reason_phrase(int status)
 {
@@ -177,6 +181,7 @@ reason_phrase(int status)
 	}
 }
 
+/* Send a whole answer of type with the common headers, noting its status for the log line. */
 static void
 send_buffer(struct admin_req *r, int status, const char *type, const void *data, size_t len)
 {
@@ -191,6 +196,10 @@ send_buffer(struct admin_req *r, int status, const char *type, const void *data,
 	evbuffer_free(b);
 }
 
+/*
+ * Send body (consumed) as compact JSON; an answer that cannot be encoded
+ * becomes a 503 in the API's error shape, so that the client always gets JSON.
+ */
 void
 admin_reply_json(struct admin_req *r, int status, json_t *body)
 {
@@ -210,6 +219,11 @@ admin_reply_json(struct admin_req *r, int status, json_t *body)
 	free(s);
 }
 
+/*
+ * Send the API's error shape, {"error": {"status", "code", "message"}}, with
+ * the message formatted from fmt: one shape for the console and scripts to
+ * read.
+ */
 void
 admin_reply_error(struct admin_req *r, int status, const char *code, const char *fmt, ...)
 {
@@ -228,6 +242,10 @@ admin_reply_error(struct admin_req *r, int status, const char *code, const char 
 	admin_reply_json(r, status, o);
 }
 
+/*
+ * A registry write that did not happen: 409 when the registry refused it (rc >
+ * 0: the message says why), 503 when the store failed; errmsg is freed.
+ */
 void
 admin_reply_registry(struct admin_req *r, int rc, char *errmsg)
 {
@@ -239,6 +257,7 @@ admin_reply_registry(struct admin_req *r, int rc, char *errmsg)
 	free(errmsg);
 }
 
+/* 405 with Allow: the path exists, the method does not. */
 void
 admin_reply_method(struct admin_req *r, const char *allow)
 {
@@ -247,6 +266,10 @@ admin_reply_method(struct admin_req *r, const char *allow)
 	                  allow);
 }
 
+/*
+ * The request's body as a JSON object (empty: {} when empty_ok); NULL after a
+ * 400 saying what is wrong. evhttp caps the body's size before this runs.
+ */
 json_t *
 admin_body(struct admin_req *r, bool empty_ok)
 {
@@ -275,6 +298,7 @@ admin_body(struct admin_req *r, bool empty_ok)
 	return j;
 }
 
+/* The value of query parameter name, or NULL (the first one when it is repeated). */
 const char *
 admin_query(struct admin_req *r, const char *name)
 {
@@ -283,6 +307,7 @@ admin_query(struct admin_req *r, const char *name)
 
 /* ----------------------------------------------------------------- sessions */
 
+/* Free a session, wiping its id and CSRF token first. */
 static void
 session_free(struct session *s)
 {
@@ -291,6 +316,7 @@ session_free(struct session *s)
 	free(s);
 }
 
+/* n bytes as 2n lower-case hex digits and a NUL in out (session ids, CSRF tokens). */
 static void
 hex(const unsigned char *in, size_t n, char *out)
 {
@@ -302,6 +328,7 @@ hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* Exactly 2n hex digits into n bytes; -1 for anything else (a cookie is the peer's text). */
 static int
 unhex(const char *s, unsigned char *out, size_t n)
 {
@@ -328,29 +355,31 @@ unhex(const char *s, unsigned char *out, size_t n)
 static void
 sessions_prune(struct admin *a, int64_t now, bool make_room)
 {
-	struct session **pp = &a->sessions, *lru = NULL;
+	struct session *s, *tmp, *lru = NULL;
 
-	while (*pp != NULL) {
-		struct session *s = *pp;
+	for (s = LIST_FIRST(&a->sessions); s != NULL; s = tmp) {
+		tmp = LIST_NEXT(s, link);
 		if (now - s->last_used > SESSION_IDLE_S || now - s->created > SESSION_MAX_S) {
-			*pp = s->next;
+			LIST_REMOVE(s, link);
 			session_free(s);
 			a->nsessions--;
 			continue;
 		}
 		if (lru == NULL || s->last_used < lru->last_used)
 			lru = s;
-		pp = &s->next;
 	}
 	if (make_room && a->nsessions >= MAX_SESSIONS && lru != NULL) {
-		for (pp = &a->sessions; *pp != lru; pp = &(*pp)->next)
-			;
-		*pp = lru->next;
+		LIST_REMOVE(lru, link);
 		session_free(lru);
 		a->nsessions--;
 	}
 }
 
+/*
+ * A new session for name, with a random id and CSRF token; the table is pruned
+ * first, its least recently used session dropped when it is full, so that
+ * logins cannot grow memory without bound.
+ */
 static struct session *
 session_new(struct admin *a, const char *name, int64_t now)
 {
@@ -364,8 +393,7 @@ session_new(struct admin *a, const char *name, int64_t now)
 	s->name = xstrdup(name);
 	s->created = s->last_used = now;
 	sessions_prune(a, now, true);
-	s->next = a->sessions;
-	a->sessions = s;
+	LIST_INSERT_HEAD(&a->sessions, s, link);
 	a->nsessions++;
 	return s;
 }
@@ -401,7 +429,8 @@ session_of(struct admin *a, struct evhttp_request *req, int64_t now)
 		return NULL;
 	if (unhex(v, id, ID_BYTES) == 0) {
 		sessions_prune(a, now, false);
-		for (struct session *s = a->sessions; s != NULL; s = s->next)
+		struct session *s;
+		LIST_FOREACH(s, &a->sessions, link)
 			if (CRYPTO_memcmp(s->id, id, ID_BYTES) == 0)
 				found = s;
 	}
@@ -413,12 +442,15 @@ session_of(struct admin *a, struct evhttp_request *req, int64_t now)
 	return found;
 }
 
+/* Log a session out: unlink and free it (its cookie no longer opens anything). */
 static void
 session_drop(struct admin *a, struct session *gone)
 {
-	for (struct session **pp = &a->sessions; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == gone) {
-			*pp = gone->next;
+	struct session *s;
+
+	LIST_FOREACH(s, &a->sessions, link)
+		if (s == gone) {
+			LIST_REMOVE(gone, link);
 			session_free(gone);
 			a->nsessions--;
 			return;
@@ -427,44 +459,43 @@ session_drop(struct admin *a, struct session *gone)
 
 /* ------------------------------------------------------- failed-login limits */
 
+/*
+ * The failed-login record of key; with create, made when absent, after the keys
+ * whose failures are all out of the window are forgotten and, with the table
+ * still full, the oldest key dropped (LIMIT_KEYS_MAX bounds what failing peers
+ * can make abqd keep).
+ */
 static struct limit *
 limit_find(struct admin *a, const char *key, bool create, int64_t now)
 {
-	struct limit **pp = &a->limits;
+	struct limit *l, *tmp;
 
-	for (struct limit *l = a->limits; l != NULL; l = l->link)
+	TAILQ_FOREACH(l, &a->limits, link)
 		if (strcmp(l->key, key) == 0)
 			return l;
 	if (!create)
 		return NULL;
 	/* Forget keys whose every failure is out of the window. */
-	while (*pp != NULL) {
-		struct limit *l = *pp;
+	for (l = TAILQ_FIRST(&a->limits); l != NULL; l = tmp) {
+		tmp = TAILQ_NEXT(l, link);
 		int64_t newest = l->fails[(l->next + LOGIN_MAX_FAILS - 1) % LOGIN_MAX_FAILS];
 		if (now - newest > LOGIN_WINDOW_S) {
-			*pp = l->link;
+			TAILQ_REMOVE(&a->limits, l, link);
 			free(l->key);
 			free(l);
 			a->nlimits--;
-			continue;
 		}
-		pp = &l->link;
 	}
 	/* Still full: the key first entered longest ago goes (the list's tail). */
-	if (a->nlimits >= LIMIT_KEYS_MAX) {
-		for (pp = &a->limits; *pp != NULL && (*pp)->link != NULL; pp = &(*pp)->link)
-			;
-		if (*pp != NULL) {
-			free((*pp)->key);
-			free(*pp);
-			*pp = NULL;
-			a->nlimits--;
-		}
+	if (a->nlimits >= LIMIT_KEYS_MAX && (l = TAILQ_LAST(&a->limits, limit_list)) != NULL) {
+		TAILQ_REMOVE(&a->limits, l, link);
+		free(l->key);
+		free(l);
+		a->nlimits--;
 	}
-	struct limit *l = xcalloc(1, sizeof(*l));
+	l = xcalloc(1, sizeof(*l));
 	l->key = xstrdup(key);
-	l->link = a->limits;
-	a->limits = l;
+	TAILQ_INSERT_HEAD(&a->limits, l, link);
 	a->nlimits++;
 	return l;
 }
@@ -490,6 +521,7 @@ limit_wait(struct admin *a, const char *key, int64_t now, unsigned *fails_r)
 	return oldest + LOGIN_WINDOW_S - now > 0 ? oldest + LOGIN_WINDOW_S - now : 1;
 }
 
+/* Count a failed login against key, in its ring of the last LOGIN_MAX_FAILS failures. */
 static void
 limit_fail(struct admin *a, const char *key, int64_t now)
 {
@@ -513,6 +545,7 @@ peer_of(struct evhttp_request *req)
 	return host != NULL ? host : "?";
 }
 
+/* Whether req came over TLS: the session cookie is then marked Secure. */
 static bool
 is_tls(struct evhttp_request *req)
 {
@@ -525,16 +558,18 @@ is_tls(struct evhttp_request *req)
 
 static void stream_end(struct admin *a, struct conn *c);
 
+/* evhttp frees a connection: stop tracking it, ending the event stream it carried. */
 static void
 on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
 	struct admin *a = arg;
 
-	for (struct conn **pp = &a->conns; *pp != NULL; pp = &(*pp)->next) {
-		struct conn *c = *pp;
+	struct conn *c;
+
+	LIST_FOREACH(c, &a->conns, link) {
 		if (c->evcon != evcon)
 			continue;
-		*pp = c->next;
+		LIST_REMOVE(c, link);
 		if (c->stream != NULL)
 			stream_end(a, c);
 		free(c);
@@ -552,14 +587,13 @@ conn_of(struct admin *a, struct evhttp_request *req, bool *over_r)
 	struct conn *c;
 
 	*over_r = false;
-	for (c = a->conns; c != NULL; c = c->next)
+	LIST_FOREACH(c, &a->conns, link)
 		if (c->evcon == evcon)
 			return c;
 	c = xcalloc(1, sizeof(*c));
 	c->a = a;
 	c->evcon = evcon;
-	c->next = a->conns;
-	a->conns = c;
+	LIST_INSERT_HEAD(&a->conns, c, link);
 	a->nconns++;
 	abq_metrics_connections(true, 1);
 	evhttp_connection_set_closecb(evcon, on_conn_close, a);
@@ -569,6 +603,7 @@ conn_of(struct admin *a, struct evhttp_request *req, bool *over_r)
 
 /* ---------------------------------------------------------------- events */
 
+/* One chunk of an event stream (an event or a keepalive comment). */
 static void
 stream_send(struct evhttp_request *req, const char *text)
 {
@@ -596,6 +631,11 @@ stream_end(struct admin *a, struct conn *c)
 	a->nstreams--;
 }
 
+/*
+ * GET /api/v1/events: turn the request into a server-sent event stream (at most
+ * MAX_STREAMS, one per connection), starting with a hello carrying the change
+ * log's head; on_tick sends an event whenever the head moves.
+ */
 static void
 events_start(struct admin_req *r, struct conn *c)
 {
@@ -647,7 +687,11 @@ streams_reap(struct admin *a)
 	size_t n = 0;
 	char b;
 
-	for (struct conn *c = a->conns; c != NULL && n < MAX_STREAMS; c = c->next) {
+	struct conn *c;
+
+	LIST_FOREACH(c, &a->conns, link) {
+		if (n >= MAX_STREAMS)
+			break;
 		if (c->stream == NULL)
 			continue;
 		struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
@@ -672,6 +716,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	const char *err = NULL;
 	int64_t seq = 0;
 	char msg[64];
+	struct conn *c;
 
 	(void)fd;
 	(void)what;
@@ -689,11 +734,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		a->last_seq = seq;
 		snprintf(msg, sizeof(msg), "event: change\ndata: {\"seq\": %lld}\n\n",
 		         (long long)seq);
-		for (struct conn *c = a->conns; c != NULL; c = c->next)
+		LIST_FOREACH(c, &a->conns, link)
 			if (c->stream != NULL)
 				stream_send(c->stream->req, msg);
 	} else if (a->ticks % EVENTS_KEEPALIVE == 0) {
-		for (struct conn *c = a->conns; c != NULL; c = c->next)
+		LIST_FOREACH(c, &a->conns, link)
 			if (c->stream != NULL)
 				stream_send(c->stream->req, ": keepalive\n\n");
 	}
@@ -701,6 +746,10 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* --------------------------------------------------------- /healthz, /metrics */
 
+/*
+ * GET /healthz: 200 "ok" when the store answers and the upstream answered its
+ * last request or probe, else 503, for load balancers.
+ */
 static void
 healthz(struct admin_req *r)
 {
@@ -712,6 +761,10 @@ healthz(struct admin_req *r)
 	            ok ? 3 : 10);
 }
 
+/*
+ * GET /metrics: the Prometheus text, with the outbox's gauges read from the
+ * store at scrape time.
+ */
 static void
 metrics(struct admin_req *r)
 {
@@ -776,6 +829,11 @@ body_str(json_t *body, const char *name)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/*
+ * Set (or, with max_age 0, clear) the session cookie: HttpOnly,
+ * SameSite=Strict, and Secure over TLS, so that scripts and other sites cannot
+ * use it.
+ */
 static void
 set_cookie(struct admin_req *r, const char *value, int max_age)
 {
@@ -786,6 +844,7 @@ set_cookie(struct admin_req *r, const char *value, int max_age)
 	free(c);
 }
 
+/* 429 with Retry-After: the login is refused while the key has too many recent failures. */
 static void
 too_many(struct admin_req *r, int64_t wait)
 {
@@ -973,12 +1032,14 @@ out:
 
 /* ------------------------------------------------------------- dispatch */
 
+/* Whether path segment i is s. */
 static bool
 seg_is(struct admin_req *r, size_t i, const char *s)
 {
 	return i < r->nseg && strcmp(r->seg[i], s) == 0;
 }
 
+/* Whether the path is under /api/v1. */
 static bool
 is_api(struct admin_req *r)
 {
@@ -1015,6 +1076,7 @@ split_path(struct admin_req *r, const char *path)
 	return 0;
 }
 
+/* The method's word, for the log line and the Allow header. */
 static const char *
 method_name(enum evhttp_cmd_type m)
 {
@@ -1110,6 +1172,13 @@ authenticate(struct admin_req *r, struct session **sess_r, char **token_name_r)
 	return 0;
 }
 
+/*
+ * Every request to the admin listener: tracked per connection (capped), its
+ * path split and decoded; /healthz, the login, the console's files and (if
+ * public) /metrics answer without a session; everything else needs a session
+ * (with its CSRF token on writes) or a bearer token, then goes to the session,
+ * logout, events or API routes. One log line per request.
+ */
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
@@ -1236,6 +1305,10 @@ done:
 
 /* ---------------------------------------------------------------- TLS */
 
+/*
+ * evhttp's bufferevent factory for a TLS listener: a server-side OpenSSL
+ * bufferevent on the listener's context.
+ */
 static struct bufferevent *
 tls_bev(struct event_base *base, void *arg)
 {
@@ -1283,6 +1356,10 @@ on_control(evutil_socket_t fd, short what, void *arg)
 		log_warn("admin: control pipe: %s", strerror(errno));
 }
 
+/*
+ * SIGHUP: ask the admin thread to reload its TLS certificate (tls_ctx is not
+ * thread-safe: the thread swaps it itself, on_control).
+ */
 void
 admin_reload(struct admin *a)
 {
@@ -1292,6 +1369,7 @@ admin_reload(struct admin *a)
 		log_warn("admin: cannot ask for a reload: %s", strerror(errno));
 }
 
+/* The admin listener's thread: its own event loop, until on_control breaks it. */
 static void *
 admin_thread(void *arg)
 {
@@ -1324,6 +1402,10 @@ http_of(struct admin *a, bool tls)
 	return h;
 }
 
+/*
+ * Make the admin listener and bind every [admin] listen address (before
+ * privileges are dropped: a low port needs root); admin_start runs it.
+ */
 struct admin *
 admin_new(const struct abq_config *cfg, char **errmsg_r)
 {
@@ -1331,6 +1413,7 @@ admin_new(const struct abq_config *cfg, char **errmsg_r)
 	const char *err = NULL;
 
 	a->cfg = cfg;
+	TAILQ_INIT(&a->limits);
 	a->stop_pipe[0] = a->stop_pipe[1] = -1;
 	if ((a->base = event_base_new()) == NULL) {
 		*errmsg_r = xstrdup("admin: cannot start an event loop");
@@ -1368,6 +1451,10 @@ fail:
 	return NULL;
 }
 
+/*
+ * Open the admin thread's store handle, read the change log's head, set up the
+ * control pipe and the one-second tick, and start the thread.
+ */
 int
 admin_start(struct admin *a, char **errmsg_r)
 {
@@ -1398,10 +1485,18 @@ admin_start(struct admin *a, char **errmsg_r)
 	return 0;
 }
 
+/*
+ * Stop the thread, end the event streams, then free the listeners, the
+ * connections, the sessions and the login limits, the store handle and the TLS
+ * context.
+ */
 void
 admin_free(struct admin **ap)
 {
 	struct admin *a = *ap;
+	struct conn *c;
+	struct session *s;
+	struct limit *l;
 
 	if (a == NULL)
 		return;
@@ -1413,20 +1508,19 @@ admin_free(struct admin **ap)
 		a->running = false;
 	}
 	/* End the event streams while their connections still stand, then free them all. */
-	for (struct conn *c = a->conns; c != NULL; c = c->next)
+	LIST_FOREACH(c, &a->conns, link)
 		if (c->stream != NULL) {
-			struct stream *s = c->stream;
+			struct stream *st = c->stream;
 			c->stream = NULL;
-			evhttp_send_reply_end(s->req);
-			free(s);
+			evhttp_send_reply_end(st->req);
+			free(st);
 			a->nstreams--;
 		}
 	for (int i = 0; i < 2; i++)
 		if (a->http[i] != NULL)
 			evhttp_free(a->http[i]);
-	while (a->conns != NULL) {
-		struct conn *c = a->conns;
-		a->conns = c->next;
+	while ((c = LIST_FIRST(&a->conns)) != NULL) {
+		LIST_REMOVE(c, link);
 		free(c);
 		abq_metrics_connections(true, -1);
 	}
@@ -1441,14 +1535,12 @@ admin_free(struct admin **ap)
 	for (int i = 0; i < 2; i++)
 		if (a->stop_pipe[i] >= 0)
 			close(a->stop_pipe[i]);
-	while (a->sessions != NULL) {
-		struct session *s = a->sessions;
-		a->sessions = s->next;
+	while ((s = LIST_FIRST(&a->sessions)) != NULL) {
+		LIST_REMOVE(s, link);
 		session_free(s);
 	}
-	while (a->limits != NULL) {
-		struct limit *l = a->limits;
-		a->limits = l->link;
+	while ((l = TAILQ_FIRST(&a->limits)) != NULL) {
+		TAILQ_REMOVE(&a->limits, l, link);
 		free(l->key);
 		free(l);
 	}

@@ -739,7 +739,7 @@ auth_get_stats(const struct auth *a, struct auth_stats *st)
 	st->in_flight = a->running;
 	st->queued = 0;
 	TAILQ_FOREACH(pr, &a->queue, qlink)
-	st->queued++;
+		st->queued++;
 	st->cached = (unsigned)auth_cache_count(&a->pos);
 	st->negative_cached = (unsigned)auth_cache_count(&a->neg);
 	st->known_good = (unsigned)auth_cache_count(&a->good);

@@ -85,7 +85,7 @@ amap_find(const struct amap *m, const struct akey *k)
 {
 	struct amap_node *n;
 
-	for (n = m->buckets[amap_bucket(m, k)]; n != NULL; n = n->next)
+	SLIST_FOREACH(n, &m->buckets[amap_bucket(m, k)], link)
 		if (memcmp(n->key.b, k->b, AKEY_LEN) == 0)
 			return n;
 	return NULL;
@@ -100,12 +100,10 @@ amap_grow(struct amap *m)
 	m->nbuckets = old.nbuckets * 2;
 	m->buckets = xcalloc(m->nbuckets, sizeof(*m->buckets));
 	for (size_t i = 0; i < old.nbuckets; i++) {
-		struct amap_node *n = old.buckets[i], *next;
-		for (; n != NULL; n = next) {
-			next = n->next;
-			size_t b = amap_bucket(m, &n->key);
-			n->next = m->buckets[b];
-			m->buckets[b] = n;
+		struct amap_node *n;
+		while ((n = SLIST_FIRST(&old.buckets[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&old.buckets[i], link);
+			SLIST_INSERT_HEAD(&m->buckets[amap_bucket(m, &n->key)], n, link);
 		}
 	}
 	free(old.buckets);
@@ -117,9 +115,7 @@ amap_insert(struct amap *m, struct amap_node *n)
 {
 	if (m->count >= m->nbuckets)
 		amap_grow(m);
-	size_t b = amap_bucket(m, &n->key);
-	n->next = m->buckets[b];
-	m->buckets[b] = n;
+	SLIST_INSERT_HEAD(&m->buckets[amap_bucket(m, &n->key)], n, link);
 	m->count++;
 }
 
@@ -127,15 +123,8 @@ amap_insert(struct amap *m, struct amap_node *n)
 void
 amap_remove(struct amap *m, struct amap_node *n)
 {
-	struct amap_node **pp = &m->buckets[amap_bucket(m, &n->key)];
-
-	for (; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == n) {
-			*pp = n->next;
-			m->count--;
-			return;
-		}
-	}
+	SLIST_REMOVE(&m->buckets[amap_bucket(m, &n->key)], n, amap_node, link);
+	m->count--;
 }
 
 /* An empty cache whose entries live ttl_ms; at most max of them. */
@@ -362,9 +351,9 @@ void
 auth_busy_fini(struct auth_busy *b)
 {
 	for (size_t i = 0; i < b->map.nbuckets; i++) {
-		struct amap_node *n = b->map.buckets[i], *next;
-		for (; n != NULL; n = next) {
-			next = n->next;
+		struct amap_node *n;
+		while ((n = SLIST_FIRST(&b->map.buckets[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&b->map.buckets[i], link);
 			free(n);
 		}
 	}

@@ -41,12 +41,15 @@ struct akey {
 };
 
 struct amap_node {
-	struct amap_node *next;
+	SLIST_ENTRY(amap_node) link; /* in its bucket */
 	struct akey key;
 };
 
+/* One bucket's chain. */
+SLIST_HEAD(amap_chain, amap_node);
+
 struct amap {
-	struct amap_node **buckets;
+	struct amap_chain *buckets;
 	size_t nbuckets; /* a power of two */
 	size_t count;
 };

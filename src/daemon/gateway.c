@@ -10,7 +10,13 @@
  *        POST on the EAS path -> WBXML checked (400), then:
  *              known device, same facts -> its recorded state
  *              new device or new facts  -> storeq_observe -> observed -> state
- *     -> act: Allowed -> proxy; Blocked -> 129/177; Quarantined, Discovery -> 130
+ *     -> act: Allowed -> proxy (or, with the mailbox's keys, start over / handover);
+ *             Blocked -> deny (129, 177); Quarantined, Discovery -> the quarantine
+ *             mailbox (serve_mailbox, on the store thread)
+ *     -> respond -> exchange_finish (the log line, the metrics)
+ *
+ * The functions below come in that order, each section under a "----" line;
+ * all of them are declared first, so that none has to come before its caller.
  *
  * The recorded decisions live in a hash map on the loop's thread, filled at
  * start and kept current by the store thread (the change log). When a device
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "auth/auth.h"
@@ -36,6 +43,7 @@
 #include "eas/request.h"
 #include "eas/status.h"
 #include "eas/wbxml.h"
+#include "lib/cbuf.h"
 #include "lib/hmap.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -84,7 +92,7 @@ struct handover {
 	char *reason;
 	char **headers; /* name, value, ..., NULL */
 	int64_t content_length;
-	struct sbuf body;
+	struct cbuf body; /* at most HANDOVER_MAX */
 };
 
 struct gateway {
@@ -102,7 +110,7 @@ struct gateway {
 	size_t npassthrough;
 	char *upstream_hostport; /* for a passthrough request's target */
 	struct abq_hmap devices; /* "account/DEVICEID" -> struct devstate * */
-	struct exchange *exchanges;
+	LIST_HEAD(, exchange) exchanges;
 	unsigned in_flight;
 	bool draining;
 	/* The store's initial report is over: later state changes are decisions. */
@@ -148,7 +156,7 @@ enum outcome {
 
 struct exchange {
 	struct gateway *gw;
-	struct exchange *prev, *next;
+	LIST_ENTRY(exchange) link; /* in gw->exchanges */
 	struct http_request *hreq; /* NULL once the response ended */
 	struct eas_request *ereq;
 	struct auth_pending *ap;
@@ -175,8 +183,87 @@ struct exchange {
 	struct handover *ho; /* a handover's upstream answer, or NULL */
 };
 
+/* ---- forward declarations, in the order of the definitions below ---- */
+
+static void devstate_free(void *p);
+static struct devstate *dev_slot(struct gateway *gw, const char *account, const char *device_id);
+static struct devstate *dev_get(const struct gateway *gw, const char *account,
+                                const char *device_id);
+
+static int on_headers(struct http_request *hreq, void *arg);
+static void on_request(struct http_request *hreq, void *arg);
+static void on_abort(struct http_request *hreq, void *arg);
+static void on_drain(struct http_request *hreq, void *arg);
+
+static void auth_done(void *arg, enum auth_result result, bool from_cache);
+
+static void decide(struct exchange *x);
+static bool facts_differ(const struct devstate *s, const struct eas_request *r,
+                         const struct exchange *x);
+static void observed(void *arg, int rv, const struct abq_device *d, const char *errmsg);
+
+static void act(struct exchange *x, enum abq_state state, enum abq_reason reason);
+static bool start_over(struct exchange *x);
+static bool body_well_formed(struct exchange *x);
+
+static void proxy(struct exchange *x);
+static void proxy_via(struct exchange *x, const void *own_body, size_t own_len,
+                      const struct upstream_cbs *cbs);
+static bool cmd_idempotent(enum eas_cmd cmd);
+static const char *join3(char *stack, size_t cap, struct sbuf *spill, const char *a,
+                         const char *sep, const char *b);
+static void up_on_response(void *arg, int status, const char *reason,
+                           const struct upstream_header *headers, size_t n);
+static void up_on_body(void *arg, const void *data, size_t len);
+static void up_on_done(void *arg, enum upstream_result result);
+
+static void deny(struct exchange *x, int eas_status, enum outcome outcome);
+
+static void serve_mailbox(struct exchange *x);
+static char *user_address(const struct gateway *gw, const char *account);
+static void served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg);
+static void hold_expired(evutil_socket_t fd, short what, void *arg);
+
+static void handover(struct exchange *x);
+static void handover_send(struct exchange *x, const void *body, size_t len);
+static void ho_on_response(void *arg, int status, const char *reason,
+                           const struct upstream_header *headers, size_t n);
+static void ho_on_body(void *arg, const void *data, size_t len);
+static void ho_on_done(void *arg, enum upstream_result result);
+static int handover_answer(const uint8_t *in, size_t len, uint8_t **out_r, size_t *len_r,
+                           const char **why);
+static void handover_deletes(struct wbxml_node *changes, size_t others);
+static void wbxml_copy(struct wbxml_node *parent, const struct wbxml_node *n);
+static bool fh_is(const struct wbxml_node *n, const char *tag);
+static void handover_free(struct handover **hop);
+
+static void respond_out(struct exchange *x, const struct mbx_serve_out *out);
+static void respond(struct exchange *x, int status, const char *ctype, const void *body, size_t len,
+                    const char *const *extra);
+static void respond_text(struct exchange *x, int status, const char *text,
+                         const char *const *extra);
+static void respond_401(struct exchange *x);
+static void respond_503(struct exchange *x, enum outcome why, const char *retry_after);
+static void hold_begin(struct exchange *x, bool mailbox);
+static void hold_end(struct exchange *x);
+
+static enum abq_req_outcome metrics_outcome(const struct exchange *x);
+static long long elapsed_ms(const struct exchange *x);
+static void exchange_finish(struct exchange *x);
+
+static void on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
+                      enum abq_reason reason, int64_t rule_id);
+static void end_for_state(struct gateway *gw, const char *account, const char *device_id,
+                          enum abq_state state, enum abq_reason reason);
+
+static void http_log(void *arg, enum http_log_level level, const char *msg);
+static const char *metrics_cmd_name(int cmd);
+static char *cidr_list(const struct abq_config *cfg);
+static void on_trim(evutil_socket_t fd, short what, void *arg);
+
 /* ---- the device map ---- */
 
+/* Free one device's entry (the map's destructor). */
 static void
 devstate_free(void *p)
 {
@@ -196,6 +283,7 @@ dev_slot(struct gateway *gw, const char *account, const char *device_id)
 	return *slot;
 }
 
+/* The recorded entry of (account, device_id), or NULL when the loop knows nothing of it. */
 static struct devstate *
 dev_get(const struct gateway *gw, const char *account, const char *device_id)
 {
@@ -203,304 +291,425 @@ dev_get(const struct gateway *gw, const char *account, const char *device_id)
 	return slot != NULL ? *slot : NULL;
 }
 
-static void end_for_state(struct gateway *gw, const char *account, const char *device_id,
-                          enum abq_state state, enum abq_reason reason);
-static void decide(struct exchange *x);
-static void act(struct exchange *x, enum abq_state state, enum abq_reason reason);
+/* ---- a request arrives: the HTTP server's callbacks ---- */
 
-/* The store thread reports a recorded decision (start, or the change log). */
-static void
-on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
-          enum abq_reason reason, int64_t rule_id)
+/*
+ * The header block is complete, no body byte read. Everything that needs no
+ * body is settled here: the request is parsed and classified (400, 404, 405),
+ * and the credentials are checked before a byte of the body is read. Without
+ * usable credentials, or with refused ones, the answer comes from the headers
+ * and the body is never read (the connection closes after the answer); while
+ * a probe runs the body waits unread. So no request that fails
+ * authentication costs abqd more than its headers.
+ */
+static int
+on_headers(struct http_request *hreq, void *arg)
 {
 	struct gateway *gw = arg;
-	struct devstate *d = dev_slot(gw, account, device_id);
-	bool changed = d->state != state;
-	if (changed && gw->loaded && state != ABQ_STATE_NONE)
-		abq_metrics_decision(state, reason);
-	d->state = state;
-	d->reason = reason;
-	d->rule_id = rule_id;
-	if (state == ABQ_STATE_NONE)
-		d->facts_known = false;
-	if (changed && gw->exchanges != NULL)
-		end_for_state(gw, account, device_id, state, reason);
+	struct exchange *x = blk_alloc(&gw->exchange_blocks);
+	struct eas_header h[EAS_REQ_HEADERS_MAX];
+	size_t n = 0;
+	const char *name, *value;
+	char err[EAS_REQ_ERRBUF];
+
+	memset(x, 0, sizeof(*x));
+	loop_time(gw->base, &x->t0);
+	x->gw = gw;
+	x->hreq = hreq;
+	LIST_INSERT_HEAD(&gw->exchanges, x, link);
+	gw->in_flight++;
+	http_request_set_data(hreq, x);
+	{ /* a copy for the log line, which outlives hreq */
+		const char *cl = http_request_client(hreq);
+		size_t cn = strnlen(cl, sizeof(x->client) - 1);
+
+		memcpy(x->client, cl, cn);
+		x->client[cn] = '\0';
+	}
+
+	for (size_t i = 0, nlen, vlen; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen);
+	     i++) {
+		if (n == EAS_REQ_HEADERS_MAX) {
+			x->outcome = OUT_BAD_REQUEST;
+			respond_text(x, 400, "too many headers\n", NULL);
+			return HTTP_BODY_READ;
+		}
+		h[n] = (struct eas_header){name, value, nlen, vlen};
+		n++;
+	}
+	enum eas_req_err e =
+	    eas_request_parse(&gw->rcfg, http_request_method(hreq), http_request_url(hreq), h, n,
+	                      &x->ereq, err, sizeof(err));
+	if (e != EAS_REQ_OK) {
+		char safe[EAS_REQ_ERRBUF * 4];
+
+		log_warn("addr=%s: bad request: %s", x->client, log_safe(safe, sizeof(safe), err));
+		x->outcome = OUT_BAD_REQUEST;
+		char *body = xasprintf("bad request: %s\n", safe);
+		respond_text(x, 400, body, NULL);
+		free(body);
+		return HTTP_BODY_READ;
+	}
+	if (x->ereq->path_kind == EAS_PATH_OTHER) {
+		x->outcome = OUT_NOT_FOUND;
+		respond_text(x, 404, "not found\n", NULL);
+		return HTTP_BODY_READ;
+	}
+	if (x->ereq->path_kind == EAS_PATH_EAS && x->ereq->method != EAS_METHOD_POST &&
+	    x->ereq->method != EAS_METHOD_OPTIONS) {
+		/* Fail closed: only POST is decided, and only OPTIONS needs no decision. */
+		static const char *const allow[] = {"Allow", "OPTIONS, POST", NULL};
+		x->outcome = OUT_BAD_METHOD;
+		respond_text(x, 405, "method not allowed\n", allow);
+		return HTTP_BODY_READ;
+	}
+	if (x->ereq->user_mismatch)
+		log_info("user=%s dev=%s: the query names another user; the credentials win",
+		         x->ereq->account, x->ereq->device_id ? x->ereq->device_id : "-");
+	if (x->ereq->no_auth || x->ereq->account == NULL) {
+		respond_401(x);
+		return HTTP_BODY_READ;
+	}
+	{
+		const char *authz = http_request_header(hreq, "Authorization");
+		enum auth_result r;
+
+		/* A cache answer goes on now (x may be gone after it). */
+		if (auth_check_cached(gw->auth, x->ereq->auth_user, x->ereq->auth_password, authz,
+		                      &r)) {
+			auth_done(x, r, true);
+			return HTTP_BODY_READ;
+		}
+		x->body_waits = true;
+		x->ap = auth_check(gw->auth, x->ereq->auth_user, x->ereq->auth_password, authz,
+		                   x->client, auth_done, x);
+		return HTTP_BODY_WAIT;
+	}
 }
 
-/* ---- finishing ---- */
-
-/* Free a handover's answer; sets *hop to NULL. NULL is fine. */
+/* The body is whole, and the credentials were good (on_headers): decide. */
 static void
-handover_free(struct handover **hop)
+on_request(struct http_request *hreq, void *arg)
 {
-	struct handover *ho = *hop;
+	struct exchange *x = http_request_get_data(hreq);
 
-	if (ho == NULL)
+	(void)arg;
+	if (x == NULL || !x->authed) {
+		/* on_headers answers every other request before its body is read */
+		log_warn("gateway: a request reached on_request without checked credentials");
+		if (x != NULL) {
+			x->outcome = OUT_BAD_REQUEST;
+			respond_text(x, 500, "internal error\n", NULL);
+		} else {
+			http_response_simple(hreq, 500, "text/plain", "internal error\n", 15);
+		}
 		return;
-	for (size_t i = 0; ho->headers != NULL && ho->headers[i] != NULL; i++)
-		free(ho->headers[i]);
-	free(ho->headers);
-	free(ho->reason);
-	free(ho->body.p);
-	free(ho);
-	*hop = NULL;
-}
-
-/* A long poll starts being held: proxied (waiting for the upstream) or by the mailbox. */
-static void
-hold_begin(struct exchange *x, bool mailbox)
-{
-	if (x->held_gauge != 0)
-		return;
-	x->held_gauge = mailbox ? 2 : 1;
-	abq_metrics_held(mailbox, +1);
-	if (x->hreq != NULL)
-		http_request_held(x->hreq);
-}
-
-/* The hold ends, whichever way; a no-op when nothing is held. */
-static void
-hold_end(struct exchange *x)
-{
-	if (x->held_gauge == 0)
-		return;
-	abq_metrics_held(x->held_gauge == 2, -1);
-	x->held_gauge = 0;
+	}
+	decide(x);
 }
 
 /*
- * What became of a request: its word in the log line and its outcome in
- * abqd_requests_total (docs/api.md), in one table so the two cannot disagree.
- * OPTIONS and passthrough requests that were proxied count as other.
+ * The phone went away (or the server is freed) before the answer ended: finish
+ * the exchange as 499, with whatever it still waits for cancelled by
+ * exchange_finish.
  */
-static const struct {
-	const char *word;
-	enum abq_req_outcome metric;
-} outcomes[OUT_COUNT] = {
-    [OUT_NONE] = {"-", ABQ_OUTCOME_OTHER},
-    [OUT_PROXIED] = {"proxied", ABQ_OUTCOME_PROXIED},
-    [OUT_MAILBOX] = {"mailbox", ABQ_OUTCOME_MAILBOX},
-    [OUT_MAILBOX_HELD] = {"mailbox-held", ABQ_OUTCOME_OTHER},
-    [OUT_BLOCKED] = {"blocked", ABQ_OUTCOME_BLOCKED},
-    [OUT_LIMIT] = {"limit", ABQ_OUTCOME_LIMIT},
-    [OUT_UNAUTHORIZED] = {"unauthorized", ABQ_OUTCOME_UNAUTHORIZED},
-    [OUT_RATE_LIMITED] = {"rate-limited", ABQ_OUTCOME_RATE_LIMITED},
-    [OUT_BAD_REQUEST] = {"bad-request", ABQ_OUTCOME_BAD_REQUEST},
-    [OUT_BAD_WBXML] = {"bad-wbxml", ABQ_OUTCOME_BAD_REQUEST},
-    [OUT_NOT_FOUND] = {"not-found", ABQ_OUTCOME_OTHER},
-    [OUT_BAD_METHOD] = {"bad-method", ABQ_OUTCOME_BAD_REQUEST},
-    [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
-    [OUT_HANDOVER] = {"handover", ABQ_OUTCOME_PROXIED},
-    [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
-    [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
-    [OUT_CLIENT_GONE_WHILE_HELD] = {"client-gone-while-held", ABQ_OUTCOME_OTHER},
-    [OUT_UPSTREAM_FAILED] = {"upstream-failed", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_UPSTREAM_BUSY] = {"upstream-busy", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_STORE_FAILED] = {"store-failed", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_STORE_LOST] = {"store-lost", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_MAILBOX_FAILED] = {"mailbox-failed", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_AUTH_UNAVAILABLE] = {"auth-unavailable", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_NO_DECISION] = {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
-    [OUT_SHUTTING_DOWN] = {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
+static void
+on_abort(struct http_request *hreq, void *arg)
+{
+	struct exchange *x = http_request_get_data(hreq);
+	(void)arg;
+	if (x == NULL)
+		return;
+	x->outcome = x->held ? OUT_CLIENT_GONE_WHILE_HELD : OUT_CLIENT_GONE;
+	x->status = 499;
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+/*
+ * The phone's side took what was written: let a paused upstream answer flow
+ * again (up_on_body paused it when the output filled up).
+ */
+static void
+on_drain(struct http_request *hreq, void *arg)
+{
+	struct exchange *x = http_request_get_data(hreq);
+	(void)arg;
+	if (x != NULL && x->ureq != NULL)
+		upstream_resume(x->ureq);
+}
+
+static const struct http_handler handler = {
+    .on_request = on_request,
+    .on_abort = on_abort,
+    .on_drain = on_drain,
+    .on_headers = on_headers,
 };
 
-/* The metrics outcome of a finished exchange. */
-static enum abq_req_outcome
-metrics_outcome(const struct exchange *x)
-{
-	if (x->outcome == OUT_PROXIED)
-		return x->ereq != NULL && x->ereq->path_kind == EAS_PATH_EAS &&
-		               x->ereq->method == EAS_METHOD_POST
-		           ? ABQ_OUTCOME_PROXIED
-		           : ABQ_OUTCOME_OTHER;
-	return outcomes[x->outcome].metric;
-}
+/* ---- authenticating ---- */
 
-static long long
-elapsed_ms(const struct exchange *x)
-{
-	return (long long)(loop_seconds_since(x->gw->base, &x->t0) * 1000);
-}
-
-/* Log the request's line and free the exchange. */
+/*
+ * The credentials were checked (from the cache or by a probe) while the body
+ * waited unread: read it now, or answer from the headers alone.
+ */
 static void
-exchange_finish(struct exchange *x)
+auth_done(void *arg, enum auth_result result, bool from_cache)
+{
+	struct exchange *x = arg;
+	char ra[16];
+
+	(void)from_cache;
+	x->ap = NULL;
+	switch (result) {
+	case AUTH_OK:
+		x->authed = true;
+		if (x->body_waits) {
+			x->body_waits = false;
+			http_request_resume_body(x->hreq); /* on_request follows from the loop */
+		}
+		return;
+	case AUTH_DENIED:
+		respond_401(x);
+		return;
+	case AUTH_UNAVAILABLE:
+	case AUTH_RATE_LIMITED:
+		snprintf(ra, sizeof(ra), "%u", auth_retry_after(x->gw->auth, result));
+		respond_503(
+		    x, result == AUTH_RATE_LIMITED ? OUT_RATE_LIMITED : OUT_AUTH_UNAVAILABLE, ra);
+		return;
+	}
+}
+
+/* ---- deciding ---- */
+
+/* Authenticated: decide and serve. */
+static void
+decide(struct exchange *x)
 {
 	struct gateway *gw = x->gw;
 	const struct eas_request *r = x->ereq;
-	char up[16] = "-";
 
-	if (x->upstream_status > 0 && log_enabled(LOG_LEVEL_INFO))
-		snprintf(up, sizeof(up), "%d", x->upstream_status);
-	/* The request line costs a format: only when it is written. */
-	if (log_enabled(LOG_LEVEL_INFO))
-		log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
-		         "status=%d ms=%lld",
-		         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
-		         r ? (r->cmd != EAS_CMD_NONE ? eas_cmd_name(r->cmd)
-		                                     : (r->method_name ? r->method_name : "-"))
-		           : "-",
-		         r && r->protocol_version ? r->protocol_version : "-",
-		         x->client[0] ? x->client : "-",
-		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
-		         outcomes[x->outcome].word, up, x->status, elapsed_ms(x));
-	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
-	hold_end(x);
-	if (x->ap != NULL)
-		auth_cancel(x->ap);
-	if (x->job != NULL)
-		storeq_cancel(x->job);
-	if (x->ureq != NULL)
-		upstream_cancel(x->ureq);
-	if (x->hold_timer != NULL)
-		event_free(x->hold_timer);
-	mbx_serve_out_clear(&x->hold);
-	handover_free(&x->ho);
-	if (x->prev)
-		x->prev->next = x->next;
-	else
-		gw->exchanges = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
-	gw->in_flight--;
-	eas_request_free(&x->ereq);
+	if (r->path_kind == EAS_PATH_PASSTHROUGH ||
+	    (r->path_kind == EAS_PATH_EAS && r->method == EAS_METHOD_OPTIONS)) {
+		x->outcome = OUT_PROXIED;
+		proxy(x);
+		return;
+	}
+	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST || r->device_id == NULL) {
+		/* on_request let nothing else through; nothing undecided is forwarded */
+		x->outcome = OUT_BAD_REQUEST;
+		respond_text(x, 400, "bad request\n", NULL);
+		return;
+	}
 	eas_devinfo_clear(&x->info);
-	blk_free(&gw->exchange_blocks, x);
-}
-
-/* Answer with a small body and extra headers (NULL-terminated pairs), then finish. */
-static void
-respond(struct exchange *x, int status, const char *ctype, const void *body, size_t len,
-        const char *const *extra)
-{
-	const char *h[12];
-	size_t n = 0;
-	if (ctype != NULL) {
-		h[n++] = "Content-Type";
-		h[n++] = ctype;
+	x->has_info = false;
+	if (r->cmd == EAS_CMD_SETTINGS || r->cmd == EAS_CMD_PROVISION) {
+		size_t blen = 0;
+		const void *body = http_request_body(x->hreq, &blen);
+		char *msg = NULL;
+		int rv = blen > 0 ? eas_devinfo_parse(body, blen, &x->info, &msg) : 0;
+		if (rv < 0) {
+			log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s", r->account,
+			         r->device_id, eas_cmd_name(r->cmd), msg);
+			free(msg);
+			x->outcome = OUT_BAD_WBXML;
+			respond_text(x, 400, "malformed WBXML body\n", NULL);
+			return;
+		}
+		x->has_info = rv == 1;
 	}
-	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 10; i += 2) {
-		h[n++] = extra[i];
-		h[n++] = extra[i + 1];
+	/* Past the grace period of a lost store no decision is trusted any more. */
+	int64_t down = storeq_down_since(gw->sq);
+	if (down != 0) {
+		struct timeval now;
+		event_base_gettimeofday_cached(gw->base, &now);
+		if (now.tv_sec - down >= gw->store_grace) {
+			respond_503(x, OUT_STORE_LOST, RETRY_AFTER_S);
+			return;
+		}
 	}
-	h[n] = NULL;
-	x->status = status;
-	/* The line is logged while the request (and its address) still exists. */
-	struct http_request *hreq = x->hreq;
-	if (http_response_start(hreq, status, NULL, (int64_t)len, h) == 0) {
-		if (len > 0)
-			http_response_write(hreq, body, len);
-		http_response_end(hreq);
+	struct devstate *s = dev_get(gw, r->account, r->device_id);
+	if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY &&
+	    !facts_differ(s, r, x)) {
+		struct timeval tv;
+		event_base_gettimeofday_cached(gw->base, &tv);
+		/* Last seen is kept to the minute: one store write a minute per device. */
+		if (tv.tv_sec - s->touched >= TOUCH_INTERVAL_S) {
+			s->touched = tv.tv_sec;
+			storeq_touch(gw->sq, r->account, r->device_id, tv.tv_sec, x->client,
+			             eas_cmd_name(r->cmd));
+		}
+		act(x, s->state, s->reason);
+		return;
 	}
-	x->hreq = NULL;
-	exchange_finish(x);
+	struct abq_device seen = {
+	    .account = r->account,
+	    .device_id = r->device_id,
+	    .device_type = r->device_type,
+	    .user_agent = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent,
+	    .eas_version = r->protocol_version,
+	    .last_address = x->client,
+	    .last_command = (char *)eas_cmd_name(r->cmd),
+	};
+	if (x->has_info) {
+		seen.model = x->info.model;
+		seen.imei = x->info.imei;
+		seen.friendly_name = x->info.friendly_name;
+		seen.os = x->info.os;
+		seen.os_language = x->info.os_language;
+		seen.phone_number = x->info.phone_number;
+		seen.mobile_operator = x->info.mobile_operator;
+	}
+	x->job = storeq_observe(gw->sq, &seen, observed, x);
 }
 
-static void
-respond_text(struct exchange *x, int status, const char *text, const char *const *extra)
+/* Whether what this request says of the device differs from what is recorded. */
+static bool
+facts_differ(const struct devstate *s, const struct eas_request *r, const struct exchange *x)
 {
-	respond(x, status, "text/plain; charset=utf-8", text, strlen(text), extra);
+	const char *ua = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent;
+	return !s->facts_known || x->has_info ||
+	       (r->device_type != NULL && !str_eq_null(s->device_type, r->device_type)) ||
+	       (ua != NULL && !str_eq_null(s->user_agent, ua));
 }
 
+/* The store thread recorded the device. */
 static void
-respond_401(struct exchange *x)
+observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 {
-	static const char *const h[] = {"WWW-Authenticate", "Basic realm=\"ActiveSync\"", NULL};
-	x->outcome = OUT_UNAUTHORIZED;
-	respond_text(x, 401, "authentication required\n", h);
+	struct exchange *x = arg;
+	x->job = NULL;
+	if (rv != 0) {
+		if (rv > 0) {
+			x->outcome = OUT_BAD_REQUEST;
+			respond_text(x, 400, errmsg ? errmsg : "bad request\n", NULL);
+			return;
+		}
+		/*
+		 * The store could not record what the phone reported: a device known
+		 * from the last view keeps its decision (the grace period of a lost
+		 * store, checked in decide()); an unknown one cannot be decided.
+		 */
+		const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
+		if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY) {
+			act(x, s->state, s->reason);
+			return;
+		}
+		respond_503(x, OUT_STORE_FAILED, RETRY_AFTER_S);
+		return;
+	}
+	struct devstate *s = dev_slot(x->gw, d->account, d->device_id);
+	/* Recorded new or re-decided: counted here, or by on_device if this exchange is gone. */
+	if (s->state != d->state && d->state != ABQ_STATE_NONE)
+		abq_metrics_decision(d->state, d->reason);
+	s->state = d->state;
+	s->reason = d->reason;
+	s->rule_id = d->rule_id;
+	free(s->device_type);
+	free(s->user_agent);
+	s->device_type = xstrdup_null(d->device_type);
+	s->user_agent = xstrdup_null(d->user_agent);
+	s->facts_known = true;
+	act(x, d->state, d->reason);
 }
 
+/* ---- acting on the decision ---- */
+
+/* Serve the request according to the device's state. */
 static void
-respond_503(struct exchange *x, enum outcome why, const char *retry_after)
+act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 {
-	const char *const h[] = {"Retry-After", retry_after, NULL};
-	x->outcome = why;
-	respond_text(x, 503, "service unavailable, try again later\n", h);
+	x->decision = state;
+	switch (state) {
+	case ABQ_STATE_ALLOWED:
+		if (!start_over(x) && body_well_formed(x))
+			proxy(x);
+		break;
+	case ABQ_STATE_BLOCKED:
+		if (reason == ABQ_REASON_LIMIT)
+			deny(x, EAS_STATUS_MAX_DEVICES, OUT_LIMIT);
+		else
+			deny(x, EAS_STATUS_DEVICE_BLOCKED, OUT_BLOCKED);
+		break;
+	case ABQ_STATE_QUARANTINED:
+	case ABQ_STATE_DISCOVERY:
+		serve_mailbox(x);
+		break;
+	default:
+		respond_503(x, OUT_NO_DECISION, RETRY_AFTER_S);
+		break;
+	}
 }
 
-/* The command's own failure answer: 200 with Status, or 403. */
-static void
-deny(struct exchange *x, int eas_status, enum outcome outcome)
+/*
+ * An allowed device that still speaks with the quarantine mailbox's sync keys
+ * or folders: its FolderSync is handed over to the upstream's folders
+ * (handover()); Sync, GetItemEstimate and Ping are told to start over (Sync
+ * 3 per collection, GetItemEstimate 4, Ping 7), so that the phone runs a
+ * FolderSync. A byte scan for the prefix keeps this off the hot path of every
+ * other request.
+ */
+static bool
+start_over(struct exchange *x)
 {
-	int http;
-	uint8_t *body = NULL;
+	const struct eas_request *r = x->ereq;
 	size_t len = 0;
+	const uint8_t *body;
+	struct mbx_serve_out out;
 
-	x->outcome = outcome;
-	if (eas_status_response(x->ereq->cmd, x->ereq->protocol_version, eas_status, &http, &body,
-	                        &len) < 0 ||
-	    http != 200) {
-		respond_text(x, 403, "forbidden\n", NULL);
-		free(body);
-		return;
+	if (r->cmd != EAS_CMD_FOLDERSYNC && r->cmd != EAS_CMD_SYNC && r->cmd != EAS_CMD_PING &&
+	    r->cmd != EAS_CMD_GETITEMESTIMATE)
+		return false;
+	body = http_request_body(x->hreq, &len);
+	if (len == 0 || memmem(body, len, MBX_KEY_PREFIX, strlen(MBX_KEY_PREFIX)) == NULL ||
+	    mbx_request_has_key(r->cmd, body, len) != 1)
+		return false;
+	if (r->cmd == EAS_CMD_FOLDERSYNC) {
+		handover(x);
+		return true;
 	}
-	respond(x, 200, WBXML_TYPE, body, len, NULL);
-	free(body);
+	memset(&out, 0, sizeof(out));
+	if (mbx_start_over_body(r->cmd, r->protocol_version, body, len, &out) < 0) {
+		mbx_serve_out_clear(&out);
+		return false;
+	}
+	x->outcome = OUT_START_OVER;
+	respond_out(x, &out);
+	mbx_serve_out_clear(&out);
+	return true;
 }
 
-/* ---- proxying ---- */
-
-static void
-up_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
-               size_t n)
+/*
+ * What an allowed device sends the upstream must be well-formed WBXML of the
+ * EAS code pages (wbxml_check: one pass, no tree, no copy); else 400 and
+ * nothing is forwarded. SendMail, SmartReply and SmartForward below 14.0
+ * carry MIME (MS-ASCMD 2.2.1.15), which is passed as it is. Returns whether
+ * the request may go on (false: answered).
+ */
+static bool
+body_well_formed(struct exchange *x)
 {
-	struct exchange *x = arg;
-	const char *stack_h[2 * 32 + 1];
-	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
-	size_t k = 0;
+	const struct eas_request *r = x->ereq;
+	size_t len = 0, pos = 0;
+	const char *why = NULL;
+	const uint8_t *body = http_request_body(x->hreq, &len);
 
-	x->upstream_status = status;
-	hold_end(x);
-	if (status == 401 && x->ereq->auth_user != NULL)
-		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
-	for (size_t i = 0; i < n; i++) {
-		if (upstream_hop_header(headers[i].name, headers[i].name_len))
-			continue;
-		h[k++] = headers[i].name;
-		h[k++] = headers[i].value;
-	}
-	h[k] = NULL;
-	x->status = status;
-	if (http_response_start(x->hreq, status, reason, upstream_req_content_length(x->ureq), h) ==
-	    0)
-		x->started = true;
-	if (h != stack_h)
-		free(h);
+	if (len == 0)
+		return true;
+	if ((r->cmd == EAS_CMD_SENDMAIL || r->cmd == EAS_CMD_SMARTREPLY ||
+	     r->cmd == EAS_CMD_SMARTFORWARD) &&
+	    (r->protocol_version == NULL || strtod(r->protocol_version, NULL) < 14.0))
+		return true;
+	if (wbxml_check(body, len, &pos, &why) == 0)
+		return true;
+	log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s at byte %zu", r->account,
+	         r->device_id, eas_cmd_name(r->cmd), why, pos);
+	x->outcome = OUT_BAD_WBXML;
+	respond_text(x, 400, "malformed WBXML body\n", NULL);
+	return false;
 }
 
-static void
-up_on_body(void *arg, const void *data, size_t len)
-{
-	struct exchange *x = arg;
-	if (!x->started)
-		return;
-	if (http_response_write(x->hreq, data, len) == 1)
-		upstream_pause(x->ureq);
-}
-
-static void
-up_on_done(void *arg, enum upstream_result result)
-{
-	struct exchange *x = arg;
-	x->ureq = NULL;
-	if (result == UPSTREAM_OK && x->started) {
-		http_response_end(x->hreq);
-		x->hreq = NULL;
-		exchange_finish(x);
-		return;
-	}
-	log_warn("upstream: %s for user=%s dev=%s", upstream_strerror(result),
-	         x->ereq->account ? x->ereq->account : "-",
-	         x->ereq->device_id ? x->ereq->device_id : "-");
-	if (!x->started) {
-		respond_503(x, OUT_UPSTREAM_FAILED, RETRY_AFTER_S);
-		return;
-	}
-	x->outcome = OUT_UPSTREAM_FAILED;
-	http_response_abort(x->hreq);
-	x->hreq = NULL;
-	exchange_finish(x);
-}
+/* ---- proxying (Allowed) ---- */
 
 static const struct upstream_cbs up_cbs = {
     .on_response = up_on_response,
@@ -508,53 +717,11 @@ static const struct upstream_cbs up_cbs = {
     .on_done = up_on_done,
 };
 
-/*
- * a, sep and b joined: in stack (cap bytes) when they fit, which is the usual
- * case on this per-request path, else in spill (the caller frees spill->p).
- */
-static const char *
-join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b)
+/* Forward the request as it came, to the upstream, and stream its answer back. */
+static void
+proxy(struct exchange *x)
 {
-	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
-
-	if (la + ls + lb < cap) {
-		memcpy(stack, a, la);
-		memcpy(stack + la, sep, ls);
-		memcpy(stack + la + ls, b, lb + 1);
-		return stack;
-	}
-	sbuf_addn(spill, a, la);
-	sbuf_addn(spill, sep, ls);
-	sbuf_addn(spill, b, lb);
-	return spill->p;
-}
-
-/*
- * Whether a command may be sent twice without harm, so that it may ride a
- * pooled upstream connection (upstream.h, fresh). Sending mail, moving items
- * and changing folders would be done twice if a pooled connection that the
- * upstream closed had read the request first; Sync, Ping and the reads are
- * safe to repeat (a repeated SyncKey is answered again, MS-ASCMD 3.1.5.9).
- */
-static bool
-cmd_idempotent(enum eas_cmd cmd)
-{
-	switch (cmd) {
-	case EAS_CMD_SENDMAIL:
-	case EAS_CMD_SMARTFORWARD:
-	case EAS_CMD_SMARTREPLY:
-	case EAS_CMD_MOVEITEMS:
-	case EAS_CMD_MEETINGRESPONSE:
-	case EAS_CMD_FOLDERCREATE:
-	case EAS_CMD_FOLDERDELETE:
-	case EAS_CMD_FOLDERUPDATE:
-	case EAS_CMD_CREATECOLLECTION:
-	case EAS_CMD_DELETECOLLECTION:
-	case EAS_CMD_MOVECOLLECTION:
-		return false;
-	default:
-		return true;
-	}
+	proxy_via(x, NULL, 0, &up_cbs);
 }
 
 /*
@@ -658,11 +825,236 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 		hold_begin(x, false);
 }
 
-/* Forward the request as it came, to the upstream, and stream its answer back. */
-static void
-proxy(struct exchange *x)
+/*
+ * Whether a command may be sent twice without harm, so that it may ride a
+ * pooled upstream connection (upstream.h, fresh). Sending mail, moving items
+ * and changing folders would be done twice if a pooled connection that the
+ * upstream closed had read the request first; Sync, Ping and the reads are
+ * safe to repeat (a repeated SyncKey is answered again, MS-ASCMD 3.1.5.9).
+ */
+static bool
+cmd_idempotent(enum eas_cmd cmd)
 {
-	proxy_via(x, NULL, 0, &up_cbs);
+	switch (cmd) {
+	case EAS_CMD_SENDMAIL:
+	case EAS_CMD_SMARTFORWARD:
+	case EAS_CMD_SMARTREPLY:
+	case EAS_CMD_MOVEITEMS:
+	case EAS_CMD_MEETINGRESPONSE:
+	case EAS_CMD_FOLDERCREATE:
+	case EAS_CMD_FOLDERDELETE:
+	case EAS_CMD_FOLDERUPDATE:
+	case EAS_CMD_CREATECOLLECTION:
+	case EAS_CMD_DELETECOLLECTION:
+	case EAS_CMD_MOVECOLLECTION:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/*
+ * a, sep and b joined: in stack (cap bytes) when they fit, which is the usual
+ * case on this per-request path, else in spill (the caller frees spill->p).
+ */
+static const char *
+join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b)
+{
+	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+
+	if (la + ls + lb < cap) {
+		memcpy(stack, a, la);
+		memcpy(stack + la, sep, ls);
+		memcpy(stack + la + ls, b, lb + 1);
+		return stack;
+	}
+	sbuf_addn(spill, a, la);
+	sbuf_addn(spill, sep, ls);
+	sbuf_addn(spill, b, lb);
+	return spill->p;
+}
+
+/*
+ * The upstream's status line and headers: passed on to the phone without the
+ * hop-by-hop headers. A 401 from the upstream makes the authenticator forget
+ * the credentials it had cached as good, so that the next request checks them
+ * again.
+ */
+static void
+up_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
+               size_t n)
+{
+	struct exchange *x = arg;
+	const char *stack_h[2 * 32 + 1];
+	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
+	size_t k = 0;
+
+	x->upstream_status = status;
+	hold_end(x);
+	if (status == 401 && x->ereq->auth_user != NULL)
+		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
+	for (size_t i = 0; i < n; i++) {
+		if (upstream_hop_header(headers[i].name, headers[i].name_len))
+			continue;
+		h[k++] = headers[i].name;
+		h[k++] = headers[i].value;
+	}
+	h[k] = NULL;
+	x->status = status;
+	if (http_response_start(x->hreq, status, reason, upstream_req_content_length(x->ureq), h) ==
+	    0)
+		x->started = true;
+	if (h != stack_h)
+		free(h);
+}
+
+/*
+ * A piece of the upstream's body: written to the phone, and the upstream paused
+ * while the phone's output is full (on_drain resumes it).
+ */
+static void
+up_on_body(void *arg, const void *data, size_t len)
+{
+	struct exchange *x = arg;
+	if (!x->started)
+		return;
+	if (http_response_write(x->hreq, data, len) == 1)
+		upstream_pause(x->ureq);
+}
+
+/*
+ * The upstream's answer ended: finish the exchange; on a failure, 503 if
+ * nothing went out yet, else the response is cut (the phone sees a short body
+ * and retries).
+ */
+static void
+up_on_done(void *arg, enum upstream_result result)
+{
+	struct exchange *x = arg;
+	x->ureq = NULL;
+	if (result == UPSTREAM_OK && x->started) {
+		http_response_end(x->hreq);
+		x->hreq = NULL;
+		exchange_finish(x);
+		return;
+	}
+	log_warn("upstream: %s for user=%s dev=%s", upstream_strerror(result),
+	         x->ereq->account ? x->ereq->account : "-",
+	         x->ereq->device_id ? x->ereq->device_id : "-");
+	if (!x->started) {
+		respond_503(x, OUT_UPSTREAM_FAILED, RETRY_AFTER_S);
+		return;
+	}
+	x->outcome = OUT_UPSTREAM_FAILED;
+	http_response_abort(x->hreq);
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+/* ---- denying (Blocked) ---- */
+
+/* The command's own failure answer: 200 with Status, or 403. */
+static void
+deny(struct exchange *x, int eas_status, enum outcome outcome)
+{
+	int http;
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	x->outcome = outcome;
+	if (eas_status_response(x->ereq->cmd, x->ereq->protocol_version, eas_status, &http, &body,
+	                        &len) < 0 ||
+	    http != 200) {
+		respond_text(x, 403, "forbidden\n", NULL);
+		free(body);
+		return;
+	}
+	respond(x, 200, WBXML_TYPE, body, len, NULL);
+	free(body);
+}
+
+/* ---- the quarantine mailbox (Quarantined, Discovery) ---- */
+
+/* A quarantined or Discovery device: the quarantine mailbox answers. */
+static void
+serve_mailbox(struct exchange *x)
+{
+	const struct eas_request *r = x->ereq;
+	size_t len = 0;
+	const void *body = http_request_body(x->hreq, &len);
+	char *email = user_address(x->gw, r->account);
+	struct storeq_serve_req sr = {
+	    .account = r->account,
+	    .device_id = r->device_id,
+	    .cmd = (int)r->cmd,
+	    .version = r->protocol_version,
+	    .body = body,
+	    .body_len = len,
+	    .email = email,
+	    .sender = x->gw->sender,
+	};
+	x->job = storeq_serve(x->gw->sq, &sr, served, x);
+	free(email);
+}
+
+/* The user's address: the account when it is one, else account@[smtp] domain. */
+static char *
+user_address(const struct gateway *gw, const char *account)
+{
+	if (strchr(account, '@') != NULL)
+		return xstrdup(account);
+	const char *d = gw->mail_domain ? gw->mail_domain : gw->default_domain;
+	return d ? xasprintf("%s@%s", account, d) : xstrdup(account);
+}
+
+/* The store thread answered from the quarantine mailbox. */
+static void
+served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
+{
+	struct exchange *x = arg;
+	x->job = NULL;
+	if (rv < 0) {
+		log_warn("user=%s dev=%s cmd=%s: quarantine mailbox: %s", x->ereq->account,
+		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd),
+		         errmsg ? errmsg : "failed");
+		if (out->http_status >= 400 && out->http_status < 500) {
+			x->outcome = OUT_MAILBOX;
+			respond_out(x, out);
+		} else {
+			respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
+		}
+		return;
+	}
+	if (out->hold_seconds > 0) {
+		struct timeval tv = {out->hold_seconds, 0};
+		x->hold = *out;
+		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
+		x->held = true;
+		x->outcome = OUT_MAILBOX_HELD;
+		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
+		evtimer_add(x->hold_timer, &tv);
+		hold_begin(x, true);
+		return;
+	}
+	x->outcome = OUT_MAILBOX;
+	respond_out(x, out);
+}
+
+/* The wait of a Ping (or hanging Sync) held by the mailbox ended: no changes. */
+static void
+hold_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+	(void)fd;
+	(void)what;
+	struct mbx_serve_out out = x->hold;
+	memset(&x->hold, 0, sizeof(x->hold));
+	event_free(x->hold_timer);
+	x->hold_timer = NULL;
+	hold_end(x);
+	x->outcome = OUT_MAILBOX;
+	respond_out(x, &out);
+	mbx_serve_out_clear(&out);
 }
 
 /* ---- the handover: from the quarantine mailbox to the real folders ---- */
@@ -680,46 +1072,144 @@ proxy(struct exchange *x)
  * phone as the upstream sent it.
  */
 
-/* Whether n is FolderHierarchy:<tag>. */
-static bool
-fh_is(const struct wbxml_node *n, const char *tag)
-{
-	return n != NULL && n->page == WBXML_PAGE_FOLDERHIERARCHY && n->name != NULL &&
-	       strcmp(n->name, tag) == 0;
-}
+static const struct upstream_cbs ho_cbs = {
+    .on_response = ho_on_response,
+    .on_body = ho_on_body,
+    .on_done = ho_on_done,
+};
 
-/* Append a copy of n and its subtree under parent. */
+/*
+ * An allowed phone's FolderSync with the quarantine mailbox's key: ask the
+ * upstream for its whole hierarchy (FolderSync, SyncKey 0, with the phone's
+ * query and headers) and hand it over (above).
+ */
 static void
-wbxml_copy(struct wbxml_node *parent, const struct wbxml_node *n)
+handover(struct exchange *x)
 {
-	struct wbxml_node *c;
+	struct wbxml_doc *doc = wbxml_doc_new();
+	uint8_t *body = NULL;
+	size_t len = 0;
 
-	if (n->flags & WBXML_NODE_TEXT) {
-		wbxml_add_text(parent, n->page, n->token, (const char *)n->data);
+	handover_free(&x->ho); /* a request decided anew */
+	wbxml_addn_text(wbxml_addn_root(doc, "FolderHierarchy:FolderSync"), "SyncKey", "0");
+	if (wbxml_encode(doc, &body, &len, NULL) != WBXML_OK) {
+		wbxml_doc_free(&doc);
+		respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
 		return;
 	}
-	if (n->flags & WBXML_NODE_OPAQUE) {
-		wbxml_add_opaque(parent, n->page, n->token, n->data, n->len);
-		return;
-	}
-	c = wbxml_add(parent, n->page, n->token);
-	for (const struct wbxml_node *k = n->first_child; k != NULL; k = k->next)
-		wbxml_copy(c, k);
+	wbxml_doc_free(&doc);
+	log_info("user=%s dev=%s: FolderSync with the quarantine mailbox's key: asking the "
+	         "upstream for its folders",
+	         x->ereq->account, x->ereq->device_id);
+	x->ho = xcalloc(1, sizeof(*x->ho));
+	cbuf_init(&x->ho->body, HANDOVER_MAX);
+	proxy_via(x, body, len, &ho_cbs); /* the body is copied: it is small */
+	free(body);
 }
 
-/* Changes' Count and a Delete for each quarantine folder, under changes. */
+/* Send the held answer with the upstream's status and headers, then finish. */
 static void
-handover_deletes(struct wbxml_node *changes, size_t others)
+handover_send(struct exchange *x, const void *body, size_t len)
 {
-	const char *const *ids;
-	size_t nq = mbx_quarantine_folder_ids(&ids);
-	char count[24];
+	struct handover *ho = x->ho;
+	struct http_request *hreq = x->hreq;
 
-	snprintf(count, sizeof(count), "%zu", others + nq);
-	wbxml_addn_text(changes, "FolderHierarchy:Count", count);
-	for (size_t i = 0; i < nq; i++)
-		wbxml_addn_text(wbxml_addn(changes, "FolderHierarchy:Delete"),
-		                "FolderHierarchy:ServerId", ids[i]);
+	x->status = ho->status;
+	if (http_response_start(hreq, ho->status, ho->reason, (int64_t)len,
+	                        (const char *const *)ho->headers) == 0) {
+		if (len > 0)
+			http_response_write(hreq, body, len);
+		http_response_end(hreq);
+	}
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+/* The upstream's status line and headers: kept for the answer. */
+static void
+ho_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
+               size_t n)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+	size_t k = 0;
+
+	x->upstream_status = status;
+	if (status == 401 && x->ereq->auth_user != NULL)
+		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
+	ho->status = status;
+	ho->reason = xstrdup_null(reason);
+	ho->content_length = upstream_req_content_length(x->ureq);
+	ho->headers = xcalloc(2 * n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		if (upstream_hop_header(headers[i].name, headers[i].name_len))
+			continue;
+		ho->headers[k++] = xstrdup(headers[i].name);
+		ho->headers[k++] = xstrdup(headers[i].value);
+	}
+}
+
+/*
+ * A piece of the answer: held, unless the answer outgrows HANDOVER_MAX; then
+ * what is held goes out and the rest is streamed as for any proxied request.
+ */
+static void
+ho_on_body(void *arg, const void *data, size_t len)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+
+	if (!x->started && cbuf_append(&ho->body, data, len) == 0)
+		return;
+	if (!x->started) {
+		log_warn("user=%s dev=%s: the upstream's FolderSync answer is over %d bytes: "
+		         "relayed as it is, without the quarantine folders' Deletes",
+		         x->ereq->account, x->ereq->device_id, HANDOVER_MAX);
+		x->outcome = OUT_PROXIED;
+		x->status = ho->status;
+		if (http_response_start(x->hreq, ho->status, ho->reason, ho->content_length,
+		                        (const char *const *)ho->headers) == 0)
+			x->started = true;
+		if (x->started && ho->body.len > 0)
+			http_response_write(x->hreq, ho->body.p, ho->body.len);
+		cbuf_reset(&ho->body);
+	}
+	if (x->started)
+		up_on_body(x, data, len);
+	else /* the answer could not start: held again, for ho_on_done */
+		(void)cbuf_append(&ho->body, data, len);
+}
+
+/* The whole answer is in: the phone's answer with the Deletes, or the upstream's as it is. */
+static void
+ho_on_done(void *arg, enum upstream_result result)
+{
+	struct exchange *x = arg;
+	struct handover *ho = x->ho;
+	uint8_t *out = NULL;
+	size_t olen = 0;
+	const char *why = "not HTTP 200";
+
+	if (x->started || result != UPSTREAM_OK) {
+		up_on_done(x, result); /* streamed, or failed: as for any proxied request */
+		return;
+	}
+	x->ureq = NULL;
+	if (ho->status == 200 &&
+	    handover_answer((const uint8_t *)ho->body.p, ho->body.len, &out, &olen, &why) == 0) {
+		log_info("user=%s dev=%s: handover: the upstream's folders replace the quarantine "
+		         "mailbox's",
+		         x->ereq->account, x->ereq->device_id);
+		x->outcome = OUT_HANDOVER;
+		handover_send(x, out, olen);
+		free(out);
+		return;
+	}
+	log_warn("user=%s dev=%s: handover: the upstream's FolderSync answer (HTTP %d) is %s: "
+	         "relayed as it is",
+	         x->ereq->account, x->ereq->device_id, ho->status, why);
+	x->outcome = OUT_PROXIED;
+	handover_send(x, ho->body.p, ho->body.len);
 }
 
 /*
@@ -778,146 +1268,66 @@ out:
 	return rv;
 }
 
-/* Send the held answer with the upstream's status and headers, then finish. */
+/* Changes' Count and a Delete for each quarantine folder, under changes. */
 static void
-handover_send(struct exchange *x, const void *body, size_t len)
+handover_deletes(struct wbxml_node *changes, size_t others)
 {
-	struct handover *ho = x->ho;
-	struct http_request *hreq = x->hreq;
+	const char *const *ids;
+	size_t nq = mbx_quarantine_folder_ids(&ids);
+	char count[24];
 
-	x->status = ho->status;
-	if (http_response_start(hreq, ho->status, ho->reason, (int64_t)len,
-	                        (const char *const *)ho->headers) == 0) {
-		if (len > 0)
-			http_response_write(hreq, body, len);
-		http_response_end(hreq);
-	}
-	x->hreq = NULL;
-	exchange_finish(x);
+	snprintf(count, sizeof(count), "%zu", others + nq);
+	wbxml_addn_text(changes, "FolderHierarchy:Count", count);
+	for (size_t i = 0; i < nq; i++)
+		wbxml_addn_text(wbxml_addn(changes, "FolderHierarchy:Delete"),
+		                "FolderHierarchy:ServerId", ids[i]);
 }
 
-/* The upstream's status line and headers: kept for the answer. */
+/* Append a copy of n and its subtree under parent. */
 static void
-ho_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
-               size_t n)
+wbxml_copy(struct wbxml_node *parent, const struct wbxml_node *n)
 {
-	struct exchange *x = arg;
-	struct handover *ho = x->ho;
-	size_t k = 0;
+	struct wbxml_node *c;
 
-	x->upstream_status = status;
-	if (status == 401 && x->ereq->auth_user != NULL)
-		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
-	ho->status = status;
-	ho->reason = xstrdup_null(reason);
-	ho->content_length = upstream_req_content_length(x->ureq);
-	ho->headers = xcalloc(2 * n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++) {
-		if (upstream_hop_header(headers[i].name, headers[i].name_len))
-			continue;
-		ho->headers[k++] = xstrdup(headers[i].name);
-		ho->headers[k++] = xstrdup(headers[i].value);
-	}
-}
-
-/*
- * A piece of the answer: held, unless the answer outgrows HANDOVER_MAX; then
- * what is held goes out and the rest is streamed as for any proxied request.
- */
-static void
-ho_on_body(void *arg, const void *data, size_t len)
-{
-	struct exchange *x = arg;
-	struct handover *ho = x->ho;
-
-	if (!x->started && ho->body.len + len > HANDOVER_MAX) {
-		log_warn("user=%s dev=%s: the upstream's FolderSync answer is over %d bytes: "
-		         "relayed as it is, without the quarantine folders' Deletes",
-		         x->ereq->account, x->ereq->device_id, HANDOVER_MAX);
-		x->outcome = OUT_PROXIED;
-		x->status = ho->status;
-		if (http_response_start(x->hreq, ho->status, ho->reason, ho->content_length,
-		                        (const char *const *)ho->headers) == 0)
-			x->started = true;
-		if (x->started && ho->body.len > 0)
-			http_response_write(x->hreq, ho->body.p, ho->body.len);
-		free(ho->body.p);
-		ho->body = (struct sbuf){0};
-	}
-	if (x->started) {
-		up_on_body(x, data, len);
+	if (n->flags & WBXML_NODE_TEXT) {
+		wbxml_add_text(parent, n->page, n->token, (const char *)n->data);
 		return;
 	}
-	sbuf_addn(&ho->body, data, len);
+	if (n->flags & WBXML_NODE_OPAQUE) {
+		wbxml_add_opaque(parent, n->page, n->token, n->data, n->len);
+		return;
+	}
+	c = wbxml_add(parent, n->page, n->token);
+	for (const struct wbxml_node *k = n->first_child; k != NULL; k = k->next)
+		wbxml_copy(c, k);
 }
 
-/* The whole answer is in: the phone's answer with the Deletes, or the upstream's as it is. */
-static void
-ho_on_done(void *arg, enum upstream_result result)
+/* Whether n is FolderHierarchy:<tag>. */
+static bool
+fh_is(const struct wbxml_node *n, const char *tag)
 {
-	struct exchange *x = arg;
-	struct handover *ho = x->ho;
-	uint8_t *out = NULL;
-	size_t olen = 0;
-	const char *why = "not HTTP 200";
-
-	if (x->started || result != UPSTREAM_OK) {
-		up_on_done(x, result); /* streamed, or failed: as for any proxied request */
-		return;
-	}
-	x->ureq = NULL;
-	if (ho->status == 200 &&
-	    handover_answer((const uint8_t *)ho->body.p, ho->body.len, &out, &olen, &why) == 0) {
-		log_info("user=%s dev=%s: handover: the upstream's folders replace the quarantine "
-		         "mailbox's",
-		         x->ereq->account, x->ereq->device_id);
-		x->outcome = OUT_HANDOVER;
-		handover_send(x, out, olen);
-		free(out);
-		return;
-	}
-	log_warn("user=%s dev=%s: handover: the upstream's FolderSync answer (HTTP %d) is %s: "
-	         "relayed as it is",
-	         x->ereq->account, x->ereq->device_id, ho->status, why);
-	x->outcome = OUT_PROXIED;
-	handover_send(x, ho->body.p, ho->body.len);
+	return n != NULL && n->page == WBXML_PAGE_FOLDERHIERARCHY && n->name != NULL &&
+	       strcmp(n->name, tag) == 0;
 }
 
-static const struct upstream_cbs ho_cbs = {
-    .on_response = ho_on_response,
-    .on_body = ho_on_body,
-    .on_done = ho_on_done,
-};
-
-/*
- * An allowed phone's FolderSync with the quarantine mailbox's key: ask the
- * upstream for its whole hierarchy (FolderSync, SyncKey 0, with the phone's
- * query and headers) and hand it over (above).
- */
+/* Free a handover's answer; sets *hop to NULL. NULL is fine. */
 static void
-handover(struct exchange *x)
+handover_free(struct handover **hop)
 {
-	struct wbxml_doc *doc = wbxml_doc_new();
-	uint8_t *body = NULL;
-	size_t len = 0;
+	struct handover *ho = *hop;
 
-	handover_free(&x->ho); /* a request decided anew */
-	wbxml_addn_text(wbxml_addn_root(doc, "FolderHierarchy:FolderSync"), "SyncKey", "0");
-	if (wbxml_encode(doc, &body, &len, NULL) != WBXML_OK) {
-		wbxml_doc_free(&doc);
-		respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
+	if (ho == NULL)
 		return;
-	}
-	wbxml_doc_free(&doc);
-	log_info("user=%s dev=%s: FolderSync with the quarantine mailbox's key: asking the "
-	         "upstream for its folders",
-	         x->ereq->account, x->ereq->device_id);
-	x->ho = xcalloc(1, sizeof(*x->ho));
-	proxy_via(x, body, len, &ho_cbs); /* the body is copied: it is small */
-	free(body);
+	for (size_t i = 0; ho->headers != NULL && ho->headers[i] != NULL; i++)
+		free(ho->headers[i]);
+	free(ho->headers);
+	free(ho->reason);
+	cbuf_reset(&ho->body);
+	free(ho);
+	*hop = NULL;
 }
 
-/* ---- deciding ---- */
+/* ---- answering ---- */
 
 /* Send an answer the command layer built (status, type, headers, body). */
 static void
@@ -934,180 +1344,204 @@ respond_out(struct exchange *x, const struct mbx_serve_out *out)
 	        out->body_len, h);
 }
 
-/*
- * An allowed device that still speaks with the quarantine mailbox's sync keys
- * or folders: its FolderSync is handed over to the upstream's folders
- * (handover()); Sync, GetItemEstimate and Ping are told to start over (Sync
- * 3 per collection, GetItemEstimate 4, Ping 7), so that the phone runs a
- * FolderSync. A byte scan for the prefix keeps this off the hot path of every
- * other request.
- */
-static bool
-start_over(struct exchange *x)
+/* Answer with a small body and extra headers (NULL-terminated pairs), then finish. */
+static void
+respond(struct exchange *x, int status, const char *ctype, const void *body, size_t len,
+        const char *const *extra)
 {
-	const struct eas_request *r = x->ereq;
-	size_t len = 0;
-	const uint8_t *body;
-	struct mbx_serve_out out;
-
-	if (r->cmd != EAS_CMD_FOLDERSYNC && r->cmd != EAS_CMD_SYNC && r->cmd != EAS_CMD_PING &&
-	    r->cmd != EAS_CMD_GETITEMESTIMATE)
-		return false;
-	body = http_request_body(x->hreq, &len);
-	if (len == 0 || memmem(body, len, MBX_KEY_PREFIX, strlen(MBX_KEY_PREFIX)) == NULL ||
-	    mbx_request_has_key(r->cmd, body, len) != 1)
-		return false;
-	if (r->cmd == EAS_CMD_FOLDERSYNC) {
-		handover(x);
-		return true;
+	const char *h[12];
+	size_t n = 0;
+	if (ctype != NULL) {
+		h[n++] = "Content-Type";
+		h[n++] = ctype;
 	}
-	memset(&out, 0, sizeof(out));
-	if (mbx_start_over_body(r->cmd, r->protocol_version, body, len, &out) < 0) {
-		mbx_serve_out_clear(&out);
-		return false;
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 10; i += 2) {
+		h[n++] = extra[i];
+		h[n++] = extra[i + 1];
 	}
-	x->outcome = OUT_START_OVER;
-	respond_out(x, &out);
-	mbx_serve_out_clear(&out);
-	return true;
+	h[n] = NULL;
+	x->status = status;
+	/* The line is logged while the request (and its address) still exists. */
+	struct http_request *hreq = x->hreq;
+	if (http_response_start(hreq, status, NULL, (int64_t)len, h) == 0) {
+		if (len > 0)
+			http_response_write(hreq, body, len);
+		http_response_end(hreq);
+	}
+	x->hreq = NULL;
+	exchange_finish(x);
 }
 
-/* The wait of a Ping (or hanging Sync) held by the mailbox ended: no changes. */
+/* A short plain-text answer of abqd's own (errors and refusals). */
 static void
-hold_expired(evutil_socket_t fd, short what, void *arg)
+respond_text(struct exchange *x, int status, const char *text, const char *const *extra)
 {
-	struct exchange *x = arg;
-	(void)fd;
-	(void)what;
-	struct mbx_serve_out out = x->hold;
-	memset(&x->hold, 0, sizeof(x->hold));
-	event_free(x->hold_timer);
-	x->hold_timer = NULL;
+	respond(x, status, "text/plain; charset=utf-8", text, strlen(text), extra);
+}
+
+/*
+ * No usable or no good credentials: 401 with the Basic challenge, so that the
+ * phone asks its user.
+ */
+static void
+respond_401(struct exchange *x)
+{
+	static const char *const h[] = {"WWW-Authenticate", "Basic realm=\"ActiveSync\"", NULL};
+	x->outcome = OUT_UNAUTHORIZED;
+	respond_text(x, 401, "authentication required\n", h);
+}
+
+/*
+ * abqd cannot answer now (store, upstream or authenticator unavailable,
+ * shutting down): 503 with Retry-After, which phones honour.
+ */
+static void
+respond_503(struct exchange *x, enum outcome why, const char *retry_after)
+{
+	const char *const h[] = {"Retry-After", retry_after, NULL};
+	x->outcome = why;
+	respond_text(x, 503, "service unavailable, try again later\n", h);
+}
+
+/* A long poll starts being held: proxied (waiting for the upstream) or by the mailbox. */
+static void
+hold_begin(struct exchange *x, bool mailbox)
+{
+	if (x->held_gauge != 0)
+		return;
+	x->held_gauge = mailbox ? 2 : 1;
+	abq_metrics_held(mailbox, +1);
+	if (x->hreq != NULL)
+		http_request_held(x->hreq);
+}
+
+/* The hold ends, whichever way; a no-op when nothing is held. */
+static void
+hold_end(struct exchange *x)
+{
+	if (x->held_gauge == 0)
+		return;
+	abq_metrics_held(x->held_gauge == 2, -1);
+	x->held_gauge = 0;
+}
+
+/* ---- finishing ---- */
+
+/*
+ * What became of a request: its word in the log line and its outcome in
+ * abqd_requests_total (docs/api.md), in one table so the two cannot disagree.
+ * OPTIONS and passthrough requests that were proxied count as other.
+ */
+static const struct {
+	const char *word;
+	enum abq_req_outcome metric;
+} outcomes[OUT_COUNT] = {
+    [OUT_NONE] = {"-", ABQ_OUTCOME_OTHER},
+    [OUT_PROXIED] = {"proxied", ABQ_OUTCOME_PROXIED},
+    [OUT_MAILBOX] = {"mailbox", ABQ_OUTCOME_MAILBOX},
+    [OUT_MAILBOX_HELD] = {"mailbox-held", ABQ_OUTCOME_OTHER},
+    [OUT_BLOCKED] = {"blocked", ABQ_OUTCOME_BLOCKED},
+    [OUT_LIMIT] = {"limit", ABQ_OUTCOME_LIMIT},
+    [OUT_UNAUTHORIZED] = {"unauthorized", ABQ_OUTCOME_UNAUTHORIZED},
+    [OUT_RATE_LIMITED] = {"rate-limited", ABQ_OUTCOME_RATE_LIMITED},
+    [OUT_BAD_REQUEST] = {"bad-request", ABQ_OUTCOME_BAD_REQUEST},
+    [OUT_BAD_WBXML] = {"bad-wbxml", ABQ_OUTCOME_BAD_REQUEST},
+    [OUT_NOT_FOUND] = {"not-found", ABQ_OUTCOME_OTHER},
+    [OUT_BAD_METHOD] = {"bad-method", ABQ_OUTCOME_BAD_REQUEST},
+    [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
+    [OUT_HANDOVER] = {"handover", ABQ_OUTCOME_PROXIED},
+    [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
+    [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
+    [OUT_CLIENT_GONE_WHILE_HELD] = {"client-gone-while-held", ABQ_OUTCOME_OTHER},
+    [OUT_UPSTREAM_FAILED] = {"upstream-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_UPSTREAM_BUSY] = {"upstream-busy", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_STORE_FAILED] = {"store-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_STORE_LOST] = {"store-lost", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_MAILBOX_FAILED] = {"mailbox-failed", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_AUTH_UNAVAILABLE] = {"auth-unavailable", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_NO_DECISION] = {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_SHUTTING_DOWN] = {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
+};
+
+/* The metrics outcome of a finished exchange. */
+static enum abq_req_outcome
+metrics_outcome(const struct exchange *x)
+{
+	if (x->outcome == OUT_PROXIED)
+		return x->ereq != NULL && x->ereq->path_kind == EAS_PATH_EAS &&
+		               x->ereq->method == EAS_METHOD_POST
+		           ? ABQ_OUTCOME_PROXIED
+		           : ABQ_OUTCOME_OTHER;
+	return outcomes[x->outcome].metric;
+}
+
+/* Milliseconds since the request arrived, for the log line and the latency histogram. */
+static long long
+elapsed_ms(const struct exchange *x)
+{
+	return (long long)(loop_seconds_since(x->gw->base, &x->t0) * 1000);
+}
+
+/* Log the request's line and free the exchange. */
+static void
+exchange_finish(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	const struct eas_request *r = x->ereq;
+	char up[16] = "-";
+
+	if (x->upstream_status > 0 && log_enabled(LOG_LEVEL_INFO))
+		snprintf(up, sizeof(up), "%d", x->upstream_status);
+	/* The request line costs a format: only when it is written. */
+	if (log_enabled(LOG_LEVEL_INFO))
+		log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
+		         "status=%d ms=%lld",
+		         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
+		         r ? (r->cmd != EAS_CMD_NONE ? eas_cmd_name(r->cmd)
+		                                     : (r->method_name ? r->method_name : "-"))
+		           : "-",
+		         r && r->protocol_version ? r->protocol_version : "-",
+		         x->client[0] ? x->client : "-",
+		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
+		         outcomes[x->outcome].word, up, x->status, elapsed_ms(x));
+	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
 	hold_end(x);
-	x->outcome = OUT_MAILBOX;
-	respond_out(x, &out);
-	mbx_serve_out_clear(&out);
+	if (x->ap != NULL)
+		auth_cancel(x->ap);
+	if (x->job != NULL)
+		storeq_cancel(x->job);
+	if (x->ureq != NULL)
+		upstream_cancel(x->ureq);
+	if (x->hold_timer != NULL)
+		event_free(x->hold_timer);
+	mbx_serve_out_clear(&x->hold);
+	handover_free(&x->ho);
+	LIST_REMOVE(x, link);
+	gw->in_flight--;
+	eas_request_free(&x->ereq);
+	eas_devinfo_clear(&x->info);
+	blk_free(&gw->exchange_blocks, x);
 }
 
-/* The store thread answered from the quarantine mailbox. */
+/* ---- decisions pushed by the store thread ---- */
+
+/* The store thread reports a recorded decision (start, or the change log). */
 static void
-served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
+on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
+          enum abq_reason reason, int64_t rule_id)
 {
-	struct exchange *x = arg;
-	x->job = NULL;
-	if (rv < 0) {
-		log_warn("user=%s dev=%s cmd=%s: quarantine mailbox: %s", x->ereq->account,
-		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd),
-		         errmsg ? errmsg : "failed");
-		if (out->http_status >= 400 && out->http_status < 500) {
-			x->outcome = OUT_MAILBOX;
-			respond_out(x, out);
-		} else {
-			respond_503(x, OUT_MAILBOX_FAILED, RETRY_AFTER_S);
-		}
-		return;
-	}
-	if (out->hold_seconds > 0) {
-		struct timeval tv = {out->hold_seconds, 0};
-		x->hold = *out;
-		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
-		x->held = true;
-		x->outcome = OUT_MAILBOX_HELD;
-		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
-		evtimer_add(x->hold_timer, &tv);
-		hold_begin(x, true);
-		return;
-	}
-	x->outcome = OUT_MAILBOX;
-	respond_out(x, out);
-}
-
-/* The user's address: the account when it is one, else account@[smtp] domain. */
-static char *
-user_address(const struct gateway *gw, const char *account)
-{
-	if (strchr(account, '@') != NULL)
-		return xstrdup(account);
-	const char *d = gw->mail_domain ? gw->mail_domain : gw->default_domain;
-	return d ? xasprintf("%s@%s", account, d) : xstrdup(account);
-}
-
-/* A quarantined or Discovery device: the quarantine mailbox answers. */
-static void
-serve_mailbox(struct exchange *x)
-{
-	const struct eas_request *r = x->ereq;
-	size_t len = 0;
-	const void *body = http_request_body(x->hreq, &len);
-	char *email = user_address(x->gw, r->account);
-	struct storeq_serve_req sr = {
-	    .account = r->account,
-	    .device_id = r->device_id,
-	    .cmd = (int)r->cmd,
-	    .version = r->protocol_version,
-	    .body = body,
-	    .body_len = len,
-	    .email = email,
-	    .sender = x->gw->sender,
-	};
-	x->job = storeq_serve(x->gw->sq, &sr, served, x);
-	free(email);
-}
-
-/*
- * What an allowed device sends the upstream must be well-formed WBXML of the
- * EAS code pages (wbxml_check: one pass, no tree, no copy); else 400 and
- * nothing is forwarded. SendMail, SmartReply and SmartForward below 14.0
- * carry MIME (MS-ASCMD 2.2.1.15), which is passed as it is. Returns whether
- * the request may go on (false: answered).
- */
-static bool
-body_well_formed(struct exchange *x)
-{
-	const struct eas_request *r = x->ereq;
-	size_t len = 0, pos = 0;
-	const char *why = NULL;
-	const uint8_t *body = http_request_body(x->hreq, &len);
-
-	if (len == 0)
-		return true;
-	if ((r->cmd == EAS_CMD_SENDMAIL || r->cmd == EAS_CMD_SMARTREPLY ||
-	     r->cmd == EAS_CMD_SMARTFORWARD) &&
-	    (r->protocol_version == NULL || strtod(r->protocol_version, NULL) < 14.0))
-		return true;
-	if (wbxml_check(body, len, &pos, &why) == 0)
-		return true;
-	log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s at byte %zu", r->account,
-	         r->device_id, eas_cmd_name(r->cmd), why, pos);
-	x->outcome = OUT_BAD_WBXML;
-	respond_text(x, 400, "malformed WBXML body\n", NULL);
-	return false;
-}
-
-/* Serve the request according to the device's state. */
-static void
-act(struct exchange *x, enum abq_state state, enum abq_reason reason)
-{
-	x->decision = state;
-	switch (state) {
-	case ABQ_STATE_ALLOWED:
-		if (!start_over(x) && body_well_formed(x))
-			proxy(x);
-		break;
-	case ABQ_STATE_BLOCKED:
-		if (reason == ABQ_REASON_LIMIT)
-			deny(x, EAS_STATUS_MAX_DEVICES, OUT_LIMIT);
-		else
-			deny(x, EAS_STATUS_DEVICE_BLOCKED, OUT_BLOCKED);
-		break;
-	case ABQ_STATE_QUARANTINED:
-	case ABQ_STATE_DISCOVERY:
-		serve_mailbox(x);
-		break;
-	default:
-		respond_503(x, OUT_NO_DECISION, RETRY_AFTER_S);
-		break;
-	}
+	struct gateway *gw = arg;
+	struct devstate *d = dev_slot(gw, account, device_id);
+	bool changed = d->state != state;
+	if (changed && gw->loaded && state != ABQ_STATE_NONE)
+		abq_metrics_decision(state, reason);
+	d->state = state;
+	d->reason = reason;
+	d->rule_id = rule_id;
+	if (state == ABQ_STATE_NONE)
+		d->facts_known = false;
+	if (changed && !LIST_EMPTY(&gw->exchanges))
+		end_for_state(gw, account, device_id, state, reason);
 }
 
 /*
@@ -1118,9 +1552,9 @@ static void
 end_for_state(struct gateway *gw, const char *account, const char *device_id, enum abq_state state,
               enum abq_reason reason)
 {
-	struct exchange *x = gw->exchanges, *next;
-	for (; x != NULL; x = next) {
-		next = x->next;
+	struct exchange *x, *next;
+	for (x = LIST_FIRST(&gw->exchanges); x != NULL; x = next) {
+		next = LIST_NEXT(x, link);
 		if ((x->ureq == NULL && x->hold_timer == NULL) || x->ereq->account == NULL ||
 		    x->ereq->device_id == NULL || strcmp(x->ereq->account, account) != 0 ||
 		    strcasecmp(x->ereq->device_id, device_id) != 0)
@@ -1161,318 +1595,9 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 	}
 }
 
-/* The store thread recorded the device. */
-static void
-observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
-{
-	struct exchange *x = arg;
-	x->job = NULL;
-	if (rv != 0) {
-		if (rv > 0) {
-			x->outcome = OUT_BAD_REQUEST;
-			respond_text(x, 400, errmsg ? errmsg : "bad request\n", NULL);
-			return;
-		}
-		/*
-		 * The store could not record what the phone reported: a device known
-		 * from the last view keeps its decision (the grace period of a lost
-		 * store, checked in decide()); an unknown one cannot be decided.
-		 */
-		const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
-		if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY) {
-			act(x, s->state, s->reason);
-			return;
-		}
-		respond_503(x, OUT_STORE_FAILED, RETRY_AFTER_S);
-		return;
-	}
-	struct devstate *s = dev_slot(x->gw, d->account, d->device_id);
-	/* Recorded new or re-decided: counted here, or by on_device if this exchange is gone. */
-	if (s->state != d->state && d->state != ABQ_STATE_NONE)
-		abq_metrics_decision(d->state, d->reason);
-	s->state = d->state;
-	s->reason = d->reason;
-	s->rule_id = d->rule_id;
-	free(s->device_type);
-	free(s->user_agent);
-	s->device_type = xstrdup_null(d->device_type);
-	s->user_agent = xstrdup_null(d->user_agent);
-	s->facts_known = true;
-	act(x, d->state, d->reason);
-}
+/* ---- setting up and tearing down ---- */
 
-/* Whether what this request says of the device differs from what is recorded. */
-static bool
-facts_differ(const struct devstate *s, const struct eas_request *r, const struct exchange *x)
-{
-	const char *ua = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent;
-	return !s->facts_known || x->has_info ||
-	       (r->device_type != NULL && !str_eq_null(s->device_type, r->device_type)) ||
-	       (ua != NULL && !str_eq_null(s->user_agent, ua));
-}
-
-/* Authenticated: decide and serve. */
-static void
-decide(struct exchange *x)
-{
-	struct gateway *gw = x->gw;
-	const struct eas_request *r = x->ereq;
-
-	if (r->path_kind == EAS_PATH_PASSTHROUGH ||
-	    (r->path_kind == EAS_PATH_EAS && r->method == EAS_METHOD_OPTIONS)) {
-		x->outcome = OUT_PROXIED;
-		proxy(x);
-		return;
-	}
-	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST || r->device_id == NULL) {
-		/* on_request let nothing else through; nothing undecided is forwarded */
-		x->outcome = OUT_BAD_REQUEST;
-		respond_text(x, 400, "bad request\n", NULL);
-		return;
-	}
-	eas_devinfo_clear(&x->info);
-	x->has_info = false;
-	if (r->cmd == EAS_CMD_SETTINGS || r->cmd == EAS_CMD_PROVISION) {
-		size_t blen = 0;
-		const void *body = http_request_body(x->hreq, &blen);
-		char *msg = NULL;
-		int rv = blen > 0 ? eas_devinfo_parse(body, blen, &x->info, &msg) : 0;
-		if (rv < 0) {
-			log_warn("user=%s dev=%s cmd=%s: malformed WBXML body: %s", r->account,
-			         r->device_id, eas_cmd_name(r->cmd), msg);
-			free(msg);
-			x->outcome = OUT_BAD_WBXML;
-			respond_text(x, 400, "malformed WBXML body\n", NULL);
-			return;
-		}
-		x->has_info = rv == 1;
-	}
-	/* Past the grace period of a lost store no decision is trusted any more. */
-	int64_t down = storeq_down_since(gw->sq);
-	if (down != 0) {
-		struct timeval now;
-		event_base_gettimeofday_cached(gw->base, &now);
-		if (now.tv_sec - down >= gw->store_grace) {
-			respond_503(x, OUT_STORE_LOST, RETRY_AFTER_S);
-			return;
-		}
-	}
-	struct devstate *s = dev_get(gw, r->account, r->device_id);
-	if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY &&
-	    !facts_differ(s, r, x)) {
-		struct timeval tv;
-		event_base_gettimeofday_cached(gw->base, &tv);
-		/* Last seen is kept to the minute: one store write a minute per device. */
-		if (tv.tv_sec - s->touched >= TOUCH_INTERVAL_S) {
-			s->touched = tv.tv_sec;
-			storeq_touch(gw->sq, r->account, r->device_id, tv.tv_sec, x->client,
-			             eas_cmd_name(r->cmd));
-		}
-		act(x, s->state, s->reason);
-		return;
-	}
-	struct abq_device seen = {
-	    .account = r->account,
-	    .device_id = r->device_id,
-	    .device_type = r->device_type,
-	    .user_agent = x->has_info && x->info.user_agent ? x->info.user_agent : r->user_agent,
-	    .eas_version = r->protocol_version,
-	    .last_address = x->client,
-	    .last_command = (char *)eas_cmd_name(r->cmd),
-	};
-	if (x->has_info) {
-		seen.model = x->info.model;
-		seen.imei = x->info.imei;
-		seen.friendly_name = x->info.friendly_name;
-		seen.os = x->info.os;
-		seen.os_language = x->info.os_language;
-		seen.phone_number = x->info.phone_number;
-		seen.mobile_operator = x->info.mobile_operator;
-	}
-	x->job = storeq_observe(gw->sq, &seen, observed, x);
-}
-
-/*
- * The credentials were checked (from the cache or by a probe) while the body
- * waited unread: read it now, or answer from the headers alone.
- */
-static void
-auth_done(void *arg, enum auth_result result, bool from_cache)
-{
-	struct exchange *x = arg;
-	char ra[16];
-
-	(void)from_cache;
-	x->ap = NULL;
-	switch (result) {
-	case AUTH_OK:
-		x->authed = true;
-		if (x->body_waits) {
-			x->body_waits = false;
-			http_request_resume_body(x->hreq); /* on_request follows from the loop */
-		}
-		return;
-	case AUTH_DENIED:
-		respond_401(x);
-		return;
-	case AUTH_UNAVAILABLE:
-	case AUTH_RATE_LIMITED:
-		snprintf(ra, sizeof(ra), "%u", auth_retry_after(x->gw->auth, result));
-		respond_503(
-		    x, result == AUTH_RATE_LIMITED ? OUT_RATE_LIMITED : OUT_AUTH_UNAVAILABLE, ra);
-		return;
-	}
-}
-
-/* ---- the HTTP server's callbacks ---- */
-
-/*
- * The header block is complete, no body byte read. Everything that needs no
- * body is settled here: the request is parsed and classified (400, 404, 405),
- * and the credentials are checked before a byte of the body is read. Without
- * usable credentials, or with refused ones, the answer comes from the headers
- * and the body is never read (the connection closes after the answer); while
- * a probe runs the body waits unread. So no request that fails
- * authentication costs abqd more than its headers.
- */
-static int
-on_headers(struct http_request *hreq, void *arg)
-{
-	struct gateway *gw = arg;
-	struct exchange *x = blk_alloc(&gw->exchange_blocks);
-	struct eas_header h[EAS_REQ_HEADERS_MAX];
-	size_t n = 0;
-	const char *name, *value;
-	char err[EAS_REQ_ERRBUF];
-
-	memset(x, 0, sizeof(*x));
-	loop_time(gw->base, &x->t0);
-	x->gw = gw;
-	x->hreq = hreq;
-	x->next = gw->exchanges;
-	if (gw->exchanges)
-		gw->exchanges->prev = x;
-	gw->exchanges = x;
-	gw->in_flight++;
-	http_request_set_data(hreq, x);
-	{ /* a copy for the log line, which outlives hreq */
-		const char *cl = http_request_client(hreq);
-		size_t cn = strnlen(cl, sizeof(x->client) - 1);
-
-		memcpy(x->client, cl, cn);
-		x->client[cn] = '\0';
-	}
-
-	for (size_t i = 0, nlen, vlen; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen);
-	     i++) {
-		if (n == EAS_REQ_HEADERS_MAX) {
-			x->outcome = OUT_BAD_REQUEST;
-			respond_text(x, 400, "too many headers\n", NULL);
-			return HTTP_BODY_READ;
-		}
-		h[n] = (struct eas_header){name, value, nlen, vlen};
-		n++;
-	}
-	enum eas_req_err e =
-	    eas_request_parse(&gw->rcfg, http_request_method(hreq), http_request_url(hreq), h, n,
-	                      &x->ereq, err, sizeof(err));
-	if (e != EAS_REQ_OK) {
-		char safe[EAS_REQ_ERRBUF * 4];
-
-		log_warn("addr=%s: bad request: %s", x->client, log_safe(safe, sizeof(safe), err));
-		x->outcome = OUT_BAD_REQUEST;
-		char *body = xasprintf("bad request: %s\n", safe);
-		respond_text(x, 400, body, NULL);
-		free(body);
-		return HTTP_BODY_READ;
-	}
-	if (x->ereq->path_kind == EAS_PATH_OTHER) {
-		x->outcome = OUT_NOT_FOUND;
-		respond_text(x, 404, "not found\n", NULL);
-		return HTTP_BODY_READ;
-	}
-	if (x->ereq->path_kind == EAS_PATH_EAS && x->ereq->method != EAS_METHOD_POST &&
-	    x->ereq->method != EAS_METHOD_OPTIONS) {
-		/* Fail closed: only POST is decided, and only OPTIONS needs no decision. */
-		static const char *const allow[] = {"Allow", "OPTIONS, POST", NULL};
-		x->outcome = OUT_BAD_METHOD;
-		respond_text(x, 405, "method not allowed\n", allow);
-		return HTTP_BODY_READ;
-	}
-	if (x->ereq->user_mismatch)
-		log_info("user=%s dev=%s: the query names another user; the credentials win",
-		         x->ereq->account, x->ereq->device_id ? x->ereq->device_id : "-");
-	if (x->ereq->no_auth || x->ereq->account == NULL) {
-		respond_401(x);
-		return HTTP_BODY_READ;
-	}
-	{
-		const char *authz = http_request_header(hreq, "Authorization");
-		enum auth_result r;
-
-		/* A cache answer goes on now (x may be gone after it). */
-		if (auth_check_cached(gw->auth, x->ereq->auth_user, x->ereq->auth_password, authz,
-		                      &r)) {
-			auth_done(x, r, true);
-			return HTTP_BODY_READ;
-		}
-		x->body_waits = true;
-		x->ap = auth_check(gw->auth, x->ereq->auth_user, x->ereq->auth_password, authz,
-		                   x->client, auth_done, x);
-		return HTTP_BODY_WAIT;
-	}
-}
-
-/* The body is whole, and the credentials were good (on_headers): decide. */
-static void
-on_request(struct http_request *hreq, void *arg)
-{
-	struct exchange *x = http_request_get_data(hreq);
-
-	(void)arg;
-	if (x == NULL || !x->authed) {
-		/* on_headers answers every other request before its body is read */
-		log_warn("gateway: a request reached on_request without checked credentials");
-		if (x != NULL) {
-			x->outcome = OUT_BAD_REQUEST;
-			respond_text(x, 500, "internal error\n", NULL);
-		} else {
-			http_response_simple(hreq, 500, "text/plain", "internal error\n", 15);
-		}
-		return;
-	}
-	decide(x);
-}
-
-static void
-on_abort(struct http_request *hreq, void *arg)
-{
-	struct exchange *x = http_request_get_data(hreq);
-	(void)arg;
-	if (x == NULL)
-		return;
-	x->outcome = x->held ? OUT_CLIENT_GONE_WHILE_HELD : OUT_CLIENT_GONE;
-	x->status = 499;
-	x->hreq = NULL;
-	exchange_finish(x);
-}
-
-static void
-on_drain(struct http_request *hreq, void *arg)
-{
-	struct exchange *x = http_request_get_data(hreq);
-	(void)arg;
-	if (x != NULL && x->ureq != NULL)
-		upstream_resume(x->ureq);
-}
-
-static const struct http_handler handler = {
-    .on_request = on_request,
-    .on_abort = on_abort,
-    .on_drain = on_drain,
-    .on_headers = on_headers,
-};
-
+/* The HTTP server's messages, into abqd's log at the same level. */
 static void
 http_log(void *arg, enum http_log_level level, const char *msg)
 {
@@ -1512,11 +1637,15 @@ cidr_list(const struct abq_config *cfg)
 	return s;
 }
 
+/* The single-process gateway: gateway_new_worker without a worker's listeners. */
 struct gateway *
 gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg_r)
 {
 	return gateway_new_worker(base, cfg, NULL, errmsg_r);
 }
+
+/* Seconds between two looks at the heap (on_trim). */
+#define TRIM_SECONDS 30
 
 /*
  * Every TRIM_SECONDS: when fewer requests are in flight than at the previous
@@ -1527,8 +1656,6 @@ gateway_new(struct event_base *base, const struct abq_config *cfg, char **errmsg
  * tops. It costs a walk of the arenas, a few milliseconds at most, and only
  * after the load fell.
  */
-#define TRIM_SECONDS 30
-
 static void
 on_trim(evutil_socket_t fd, short what, void *arg)
 {
@@ -1539,6 +1666,12 @@ on_trim(evutil_socket_t fd, short what, void *arg)
 	gw->trim_last = gw->in_flight;
 }
 
+/*
+ * Build the gateway (gateway.h): the store thread with the device map loaded
+ * from the store, the authenticator, the upstream client, the notice sender on
+ * the site's worker, and the [eas] listeners (bound here, or the worker's,
+ * bound by the main process).
+ */
 struct gateway *
 gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
                    const struct gateway_worker *w, char **errmsg_r)
@@ -1691,12 +1824,17 @@ fail:
 	return NULL;
 }
 
+/* The store's files, for chown before privileges are dropped (storeq_files). */
 const char *const *
 gateway_store_files(struct gateway *gw)
 {
 	return storeq_files(gw->sq);
 }
 
+/*
+ * SIGHUP: reload the TLS certificate for new connections (the old one stays
+ * when the new one fails); the rest of the config needs a restart.
+ */
 void
 gateway_reload(struct gateway *gw, const struct abq_config *cfg)
 {
@@ -1711,14 +1849,19 @@ gateway_reload(struct gateway *gw, const struct abq_config *cfg)
 	(void)cfg;
 }
 
+/*
+ * SIGTERM: stop accepting and end at once the held long polls that wait on the
+ * upstream (503, Retry-After 5: the phone comes back to another abqd); the
+ * others run to their end. Returns the requests still in flight.
+ */
 unsigned
 gateway_drain(struct gateway *gw)
 {
 	struct exchange *x, *next;
 	gw->draining = true;
 	http_server_stop_listening(gw->srv);
-	for (x = gw->exchanges; x != NULL; x = next) {
-		next = x->next;
+	for (x = LIST_FIRST(&gw->exchanges); x != NULL; x = next) {
+		next = LIST_NEXT(x, link);
 		if (!x->held || x->ureq == NULL || x->started)
 			continue;
 		upstream_cancel(x->ureq);
@@ -1728,12 +1871,18 @@ gateway_drain(struct gateway *gw)
 	return gw->in_flight;
 }
 
+/* Requests accepted and not yet finished, for the drain's wait. */
 unsigned
 gateway_in_flight(const struct gateway *gw)
 {
 	return gw->in_flight;
 }
 
+/*
+ * Tear the gateway down: the server first (its on_abort finishes the open
+ * exchanges), then the authenticator, the upstream, the store thread and the
+ * notice sender.
+ */
 void
 gateway_free(struct gateway **gwp)
 {
@@ -1744,8 +1893,8 @@ gateway_free(struct gateway **gwp)
 		event_free(gw->trim_timer);
 	/* The server's on_abort finishes every exchange still open. */
 	http_server_free(&gw->srv);
-	while (gw->exchanges != NULL)
-		exchange_finish(gw->exchanges);
+	while (!LIST_EMPTY(&gw->exchanges))
+		exchange_finish(LIST_FIRST(&gw->exchanges));
 	auth_free(&gw->auth);
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);

@@ -36,6 +36,7 @@ struct daemon {
 	int drain_ticks;
 };
 
+/* The command line's help, on a wrong option: exit status 2, as for any usage error. */
 static void
 usage(void)
 {
@@ -72,6 +73,10 @@ start_failed(char *err)
 	free(err);
 }
 
+/*
+ * Every 100 ms while draining: stop the loop once no request is in flight, or
+ * after DRAIN_SECONDS with the rest cut (a phone retries a cut request).
+ */
 static void
 on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -87,6 +92,10 @@ on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * SIGTERM (or SIGINT): drain, so that a restart loses no request that can still
+ * finish; a second signal exits at once.
+ */
 static void
 on_term(evutil_socket_t sig, short what, void *arg)
 {
@@ -104,6 +113,11 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	event_add(d->drain_timer, &tick);
 }
 
+/*
+ * SIGHUP: load the config again and take what can change while running (the log
+ * level, the TLS certificates of the gateway and the admin listener); a config
+ * that does not load leaves the running one in place.
+ */
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -143,6 +157,12 @@ warn_no_domain(const struct abq_config *cfg)
 		         "the quarantine alert); set [smtp] domain or [eas] default_domain");
 }
 
+/*
+ * abqd: read the config (-n: only check it), then either supervise the prefork
+ * workers or run the gateway (and, on the site's process, the admin listener)
+ * on one event loop, with privileges dropped after binding, until SIGTERM has
+ * drained it.
+ */
 int
 main(int argc, char **argv)
 {

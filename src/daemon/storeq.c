@@ -30,6 +30,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/queue.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,7 @@
 enum job_kind { JOB_OBSERVE, JOB_DEVICE, JOB_SERVE };
 
 struct storeq_job {
-	struct storeq_job *next;
+	STAILQ_ENTRY(storeq_job) link; /* in q->waiting or q->done */
 	enum job_kind kind;
 	struct storeq *q;
 	/* JOB_OBSERVE */
@@ -103,8 +104,8 @@ struct storeq {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;
-	struct storeq_job *head, *tail;     /* waiting jobs */
-	struct storeq_job *done, *done_end; /* finished, for the loop */
+	STAILQ_HEAD(job_fifo, storeq_job) waiting; /* jobs for the thread */
+	struct job_fifo done;                      /* finished, for the loop */
 	struct touch *touches;
 	size_t ntouches, captouches;
 	int efd;            /* eventfd: written by the thread when jobs are done */
@@ -119,18 +120,7 @@ struct storeq {
 	size_t touches_dropped;
 };
 
-/* Append job to a singly linked FIFO. */
-static void
-fifo_push(struct storeq_job **head, struct storeq_job **tail, struct storeq_job *job)
-{
-	job->next = NULL;
-	if (*tail != NULL)
-		(*tail)->next = job;
-	else
-		*head = job;
-	*tail = job;
-}
-
+/* Free a job and everything it owns (its copies of the request, its result). */
 static void
 job_free(struct storeq_job *job)
 {
@@ -153,8 +143,8 @@ static void
 job_done(struct storeq *q, struct storeq_job *job)
 {
 	pthread_mutex_lock(&q->lock);
-	bool first = q->done == NULL;
-	fifo_push(&q->done, &q->done_end, job);
+	bool first = STAILQ_EMPTY(&q->done);
+	STAILQ_INSERT_TAIL(&q->done, job, link);
 	pthread_mutex_unlock(&q->lock);
 	if (first) {
 		uint64_t one = 1;
@@ -168,20 +158,19 @@ static void
 deliver(evutil_socket_t fd, short what, void *arg)
 {
 	struct storeq *q = arg;
-	struct storeq_job *list;
-
+	struct job_fifo list = STAILQ_HEAD_INITIALIZER(list);
+	struct storeq_job *job;
 	uint64_t n;
+
 	(void)what;
 	if (read(fd, &n, sizeof(n)) < 0) {
 		/* EAGAIN: another wake-up already emptied it. */
 	}
 	pthread_mutex_lock(&q->lock);
-	list = q->done;
-	q->done = q->done_end = NULL;
+	STAILQ_CONCAT(&list, &q->done);
 	pthread_mutex_unlock(&q->lock);
-	while (list != NULL) {
-		struct storeq_job *job = list;
-		list = job->next;
+	while ((job = STAILQ_FIRST(&list)) != NULL) {
+		STAILQ_REMOVE_HEAD(&list, link);
 		if (job->kind == JOB_DEVICE) {
 			q->on_device(q->arg, job->seen.account, job->seen.device_id, job->state,
 			             job->reason, job->rule_id);
@@ -471,7 +460,7 @@ thread_main(void *arg)
 		struct timespec now;
 
 		pthread_mutex_lock(&q->lock);
-		while (q->head == NULL && !q->stopping && !q->notified &&
+		while (STAILQ_EMPTY(&q->waiting) && !q->stopping && !q->notified &&
 		       (q->down_since != 0 || q->ntouches < TOUCH_FLUSH_AT)) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (now.tv_sec > next.tv_sec ||
@@ -489,11 +478,8 @@ thread_main(void *arg)
 			}
 			pthread_cond_timedwait(&q->cond, &q->lock, &until);
 		}
-		if ((job = q->head) != NULL) {
-			q->head = job->next;
-			if (q->head == NULL)
-				q->tail = NULL;
-		}
+		if ((job = STAILQ_FIRST(&q->waiting)) != NULL)
+			STAILQ_REMOVE_HEAD(&q->waiting, link);
 		stop = q->stopping && job == NULL;
 		bool notified = q->notified;
 		q->notified = false;
@@ -537,6 +523,10 @@ struct load_arg {
 	void *arg;
 };
 
+/*
+ * At start: one recorded device's decision, handed to the loop's map
+ * (abq_store_device_iter callback).
+ */
 static int
 load_device(void *arg, const struct abq_device *d)
 {
@@ -545,6 +535,10 @@ load_device(void *arg, const struct abq_device *d)
 	return 0;
 }
 
+/*
+ * Set the notice sender to kick after a state change (storeq.h); under the
+ * lock, since the store thread reads it.
+ */
 void
 storeq_set_sender(struct storeq *q, struct notice_sender *sender)
 {
@@ -553,6 +547,12 @@ storeq_set_sender(struct storeq *q, struct notice_sender *sender)
 	pthread_mutex_unlock(&q->lock);
 }
 
+/*
+ * Open (or create) the store, bring old account names to their canonical form,
+ * load the views and every recorded decision into the loop's map, then start
+ * the store thread and, where the backend pushes changes, the listener thread
+ * (storeq.h).
+ */
 struct storeq *
 storeq_start(struct event_base *base, const char *url, const char *base_dir,
              const char *default_domain, const struct abq_notice_conf *notices,
@@ -560,6 +560,8 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 {
 	struct storeq *q = xcalloc(1, sizeof(*q));
 	struct abq_device_filter all = {0};
+	STAILQ_INIT(&q->waiting);
+	STAILQ_INIT(&q->done);
 	q->efd = -1;
 	q->listen_stop = -1;
 	struct load_arg la = {on_device, arg};
@@ -643,6 +645,10 @@ fail:
 	return NULL;
 }
 
+/*
+ * Stop the listener, let the store thread finish the queued jobs and flush the
+ * last-seen updates, then free what the loop never collected (storeq.h).
+ */
 void
 storeq_stop(struct storeq **qp)
 {
@@ -665,10 +671,10 @@ storeq_stop(struct storeq **qp)
 	pthread_join(q->thread, NULL);
 	/* Results nobody will read any more. */
 	q->on_device = NULL;
-	for (struct storeq_job *j = q->done; j != NULL;) {
-		struct storeq_job *next = j->next;
+	struct storeq_job *j;
+	while ((j = STAILQ_FIRST(&q->done)) != NULL) {
+		STAILQ_REMOVE_HEAD(&q->done, link);
 		job_free(j);
-		j = next;
 	}
 	event_free(q->wake);
 	close(q->efd);
@@ -685,6 +691,10 @@ storeq_stop(struct storeq **qp)
 	*qp = NULL;
 }
 
+/*
+ * Queue a request's report of a device for the store thread (storeq.h); the
+ * result comes back through deliver on the loop's thread.
+ */
 struct storeq_job *
 storeq_observe(struct storeq *q, const struct abq_device *seen, storeq_observe_cb *cb, void *arg)
 {
@@ -695,12 +705,16 @@ storeq_observe(struct storeq *q, const struct abq_device *seen, storeq_observe_c
 	job->cb = cb;
 	job->arg = arg;
 	pthread_mutex_lock(&q->lock);
-	fifo_push(&q->head, &q->tail, job);
+	STAILQ_INSERT_TAIL(&q->waiting, job, link);
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return job;
 }
 
+/*
+ * Queue a quarantine mailbox request for the store thread, with copies of
+ * everything it needs (the loop's request may be gone when the job runs).
+ */
 struct storeq_job *
 storeq_serve(struct storeq *q, const struct storeq_serve_req *r, storeq_serve_cb *cb, void *arg)
 {
@@ -722,12 +736,16 @@ storeq_serve(struct storeq *q, const struct storeq_serve_req *r, storeq_serve_cb
 	job->serve_cb = cb;
 	job->arg = arg;
 	pthread_mutex_lock(&q->lock);
-	fifo_push(&q->head, &q->tail, job);
+	STAILQ_INSERT_TAIL(&q->waiting, job, link);
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return job;
 }
 
+/*
+ * The caller went away: mark the job so that deliver frees it without calling
+ * back (the job itself still runs).
+ */
 void
 storeq_cancel(struct storeq_job *job)
 {
@@ -736,6 +754,11 @@ storeq_cancel(struct storeq_job *job)
 	pthread_mutex_unlock(&job->q->lock);
 }
 
+/*
+ * Note a request from a known device: its last-seen update waits in memory and
+ * goes to the store in one batch, once a second or at TOUCH_FLUSH_AT, so that
+ * no request waits on a write.
+ */
 void
 storeq_touch(struct storeq *q, const char *account, const char *device_id, int64_t when,
              const char *address, const char *command)
@@ -756,6 +779,10 @@ storeq_touch(struct storeq *q, const char *account, const char *device_id, int64
 	pthread_mutex_unlock(&q->lock);
 }
 
+/*
+ * When the store was found lost (0: it answers), read under the lock that the
+ * store thread writes it under.
+ */
 int64_t
 storeq_down_since(struct storeq *q)
 {
@@ -765,6 +792,7 @@ storeq_down_since(struct storeq *q)
 	return t;
 }
 
+/* The store's files, for chown before privileges are dropped (storeq.h). */
 const char *const *
 storeq_files(struct storeq *q)
 {

@@ -78,6 +78,10 @@ static struct {
 	struct gateway_worker me;
 } W = {.sfd = -1, .ready = {-1, -1}};
 
+/*
+ * Milliseconds on the monotonic clock, for the restart delays (a change of the
+ * wall clock must not stretch them).
+ */
 static int64_t
 now_ms(void)
 {
@@ -86,6 +90,10 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * The number of worker processes (workers.h): [eas] workers, or one per online
+ * CPU, at most WORKERS_MAX.
+ */
 int
 workers_count(const struct abq_config *cfg)
 {
@@ -97,6 +105,11 @@ workers_count(const struct abq_config *cfg)
 	return n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
+/*
+ * Give the store files to user, then become that user, groups included, for
+ * good (workers.h); a process still root after this would serve phones as root,
+ * so any failure is an error.
+ */
 int
 drop_privileges(const char *user, const char *const *files)
 {
@@ -171,6 +184,10 @@ bind_all(void)
 	return 0;
 }
 
+/*
+ * Close every listening socket the main process holds: when the drain begins
+ * (no new connection is accepted), on a failed start, and at the end.
+ */
 static void
 close_listeners(void)
 {
@@ -276,6 +293,7 @@ spawn(int i)
 	return 0;
 }
 
+/* Pass a signal on to every live worker. */
 static void
 signal_all(int sig)
 {
@@ -285,6 +303,7 @@ signal_all(int sig)
 	}
 }
 
+/* How many workers are running, for the supervisor's loop and its exit after SIGTERM. */
 static int
 live(void)
 {
@@ -305,6 +324,10 @@ describe(int status, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
+/*
+ * SIGHUP in the main process: check that the new config loads and take its log
+ * level, then pass SIGHUP on to every worker, which takes the rest itself.
+ */
 static void
 on_reload(void)
 {
@@ -445,6 +468,12 @@ supervise(void)
 	}
 }
 
+/*
+ * The prefork abqd (workers.h): block the signals, bind every listener, create
+ * the store and drop privileges, share the metrics, fork the workers, then
+ * supervise them until all have ended after SIGTERM. A worker (forked at start
+ * or restarted) returns from here with *worker_r set.
+ */
 int
 workers_run(const struct abq_config *cfg, const char *config_path, int n,
             const struct gateway_worker **worker_r)
@@ -518,6 +547,10 @@ workers_run(const struct abq_config *cfg, const char *config_path, int n,
 	return rv;
 }
 
+/*
+ * A worker serves: tell the main process (one byte, its index, on the ready
+ * pipe), then let in the signals blocked since the fork.
+ */
 void
 workers_ready(const struct gateway_worker *w)
 {

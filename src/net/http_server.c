@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,13 +74,13 @@ enum hb_last { HB_NONE, HB_URL, HB_FIELD, HB_VALUE, HB_TRAILER };
 enum resp_state { R_NONE, R_STARTED };
 
 struct addr_count {
-	struct addr_count *next;
+	SLIST_ENTRY(addr_count) link;
 	struct net_addr addr;
 	unsigned n;
 };
 
 struct listener {
-	struct listener *next;
+	SLIST_ENTRY(listener) link;
 	struct http_server *srv;
 	struct tls_ctx *tls;
 	struct event *ev;
@@ -88,7 +89,7 @@ struct listener {
 };
 
 struct http_conn {
-	struct http_conn *prev, *next;
+	LIST_ENTRY(http_conn) link;
 	struct http_server *srv;
 	struct bufferevent *bev;
 	struct event *rev; /* plain TCP: our own read event (conn_on_readable) */
@@ -164,11 +165,11 @@ struct http_server {
 	void *arg;
 	struct net_cidr *trusted;
 	size_t ntrusted;
-	struct listener *listeners;
-	struct http_conn *conns;
+	SLIST_HEAD(, listener) listeners;
+	LIST_HEAD(, http_conn) conns;
 	unsigned nconns;
 	http_parser_settings settings;
-	struct addr_count *buckets[ADDR_BUCKETS];
+	SLIST_HEAD(, addr_count) buckets[ADDR_BUCKETS];
 	char *rbuf; /* READ_CHUNK bytes: one recv, parsed in place (conn_on_readable) */
 	/*
 	 * One response being put together for a plain TCP connection whose
@@ -238,15 +239,14 @@ addr_lookup(struct http_server *srv, const struct net_addr *a, bool create)
 	uint32_t b = net_addr_hash(a) % ADDR_BUCKETS;
 	struct addr_count *e;
 
-	for (e = srv->buckets[b]; e; e = e->next)
+	SLIST_FOREACH(e, &srv->buckets[b], link)
 		if (net_addr_eq(&e->addr, a))
 			return e;
 	if (!create)
 		return NULL;
 	e = xcalloc(1, sizeof(*e));
 	e->addr = *a;
-	e->next = srv->buckets[b];
-	srv->buckets[b] = e;
+	SLIST_INSERT_HEAD(&srv->buckets[b], e, link);
 	return e;
 }
 
@@ -274,17 +274,17 @@ addr_release(struct http_conn *c)
 {
 	struct http_server *srv = c->srv;
 	uint32_t b;
-	struct addr_count **pp, *e;
+	struct addr_count *e;
 
 	if (!c->counted)
 		return;
 	c->counted = false;
 	b = net_addr_hash(&c->counted_addr) % ADDR_BUCKETS;
-	for (pp = &srv->buckets[b]; (e = *pp) != NULL; pp = &e->next) {
+	SLIST_FOREACH(e, &srv->buckets[b], link) {
 		if (!net_addr_eq(&e->addr, &c->counted_addr))
 			continue;
 		if (--e->n == 0) {
-			*pp = e->next;
+			SLIST_REMOVE(&srv->buckets[b], e, addr_count, link);
 			free(e);
 		}
 		return;
@@ -690,12 +690,7 @@ conn_free(struct http_conn *c)
 	if (req)
 		conn_drop_req(c);
 	addr_release(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	srv->nconns--;
 	/* This server is the EAS listener's; the admin listener counts its own. */
 	abq_metrics_connections(false, -1);
@@ -1190,10 +1185,7 @@ conn_new(struct http_server *srv, struct tls_ctx *tls, int fd, const struct sock
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	c->state = C_READING;
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
+	LIST_INSERT_HEAD(&srv->conns, c, link);
 	srv->nconns++;
 	abq_metrics_connections(false, +1);
 	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
@@ -1333,8 +1325,7 @@ http_server_adopt(struct http_server *srv, int fd, struct tls_ctx *tls, const ch
 		free(l);
 		return -1;
 	}
-	l->next = srv->listeners;
-	srv->listeners = l;
+	SLIST_INSERT_HEAD(&srv->listeners, l, link);
 	return 0;
 }
 
@@ -1391,23 +1382,23 @@ void
 http_server_free(struct http_server **srvp)
 {
 	struct http_server *srv = *srvp;
+	struct listener *l;
 
 	if (srv == NULL)
 		return;
-	while (srv->listeners) {
-		struct listener *l = srv->listeners;
-		srv->listeners = l->next;
+	while ((l = SLIST_FIRST(&srv->listeners)) != NULL) {
+		SLIST_REMOVE_HEAD(&srv->listeners, link);
 		event_free(l->ev);
 		event_free(l->retry);
 		close(l->fd);
 		free(l);
 	}
-	while (srv->conns)
-		conn_free(srv->conns);
+	while (!LIST_EMPTY(&srv->conns))
+		conn_free(LIST_FIRST(&srv->conns));
 	for (size_t i = 0; i < ADDR_BUCKETS; i++) {
-		while (srv->buckets[i]) {
-			struct addr_count *e = srv->buckets[i];
-			srv->buckets[i] = e->next;
+		struct addr_count *e;
+		while ((e = SLIST_FIRST(&srv->buckets[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&srv->buckets[i], link);
 			free(e);
 		}
 	}
@@ -1930,9 +1921,10 @@ http_request_resume_body(struct http_request *req)
 void
 http_server_stop_listening(struct http_server *srv)
 {
-	while (srv->listeners) {
-		struct listener *l = srv->listeners;
-		srv->listeners = l->next;
+	struct listener *l;
+
+	while ((l = SLIST_FIRST(&srv->listeners)) != NULL) {
+		SLIST_REMOVE_HEAD(&srv->listeners, link);
 		event_free(l->ev);
 		event_free(l->retry);
 		close(l->fd);

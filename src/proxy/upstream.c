@@ -67,9 +67,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include "lib/cbuf.h"
 #include "lib/metrics.h"
 #include "lib/timers.h"
 #include "lib/util.h"
@@ -82,7 +84,7 @@ enum conn_state { CS_CONNECTING, CS_HANDSHAKE, CS_BUSY, CS_IDLE };
 enum hb_last { HB_REASON, HB_FIELD, HB_VALUE };
 
 struct up_conn {
-	struct up_conn *prev, *next; /* in u->busy or u->idle */
+	LIST_ENTRY(up_conn) link; /* in u->busy or u->idle (the idle head is the LIFO top) */
 	struct upstream *u;
 	struct bufferevent *bev; /* socket, or the TLS filter over it */
 	struct event *rev;       /* plain TCP, once connected: our reads (conn_on_readable) */
@@ -109,8 +111,8 @@ struct upstream_req {
 	struct event *timer; /* in the same allocation too (event_assign) */
 	int timeout;         /* seconds, 0 none */
 	http_parser parser;
-	char *hbuf; /* reason\0name\0value\0...: hinline, or the heap when larger */
-	size_t hlen, hcap;
+	/* reason\0name\0value\0...: in hinline, or the heap when larger; under MAX_HEADER_BLOCK */
+	struct cbuf hb;
 	struct piece_ends ends; /* of the reason and the first headers' names and values */
 	size_t nfield, nvalue;
 	int64_t clen;
@@ -144,7 +146,7 @@ struct upstream {
 	unsigned port;
 	bool host_is_ip;
 	struct upstream_conf conf; /* url and ca_file not kept */
-	struct up_conn *busy, *idle;
+	LIST_HEAD(, up_conn) busy, idle;
 	unsigned nconns, nidle;
 	struct upstream_stats stats;
 	char *rbuf;              /* READ_CHUNK bytes: one recv, parsed in place */
@@ -180,32 +182,6 @@ upstream_strerror(enum upstream_result r)
 	return "unknown upstream result";
 }
 
-/* ---- connection lists ---- */
-
-/* Put c at the head of *head (the idle head is the LIFO top). */
-static void
-list_push(struct up_conn **head, struct up_conn *c)
-{
-	c->prev = NULL;
-	c->next = *head;
-	if (*head)
-		(*head)->prev = c;
-	*head = c;
-}
-
-/* Take c out of *head. */
-static void
-list_remove(struct up_conn **head, struct up_conn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		*head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
-}
-
 /* ---- requests ---- */
 
 /* Record a detail for upstream_req_error (first one wins). */
@@ -230,8 +206,7 @@ static void
 req_free(struct upstream_req *req)
 {
 	event_del(req->timer);
-	if (req->hbuf != req->hinline)
-		free(req->hbuf);
+	cbuf_reset(&req->hb);
 	if (req->cached)
 		blk_free(&req->u->req_blocks, req);
 	else
@@ -299,56 +274,32 @@ req_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- response parsing (http_parser callbacks) ---- */
 
-/* Append len bytes to the header buffer, under the 64 KiB cap. */
+/* The response's header block outgrew MAX_HEADER_BLOCK: a protocol error. */
 static __attribute__((noinline)) int
-hb_append_slow(struct upstream_req *req, const char *at, size_t len)
+hb_too_large(struct upstream_req *req)
 {
-	if (req->hlen + len + 1 > MAX_HEADER_BLOCK) {
-		req->cb_error = UPSTREAM_PROTOCOL_ERROR;
-		req_set_error(req, "response header block over 64 KiB");
-		return -1;
-	}
-	if (req->hbuf == NULL) {
-		req->hbuf = req->hinline;
-		req->hcap = sizeof(req->hinline);
-	}
-	if (req->hlen + len + 1 > req->hcap) {
-		size_t cap = req->hcap;
-
-		while (cap < req->hlen + len + 1)
-			cap *= 2;
-		if (req->hbuf == req->hinline) {
-			req->hbuf = xmalloc(cap);
-			memcpy(req->hbuf, req->hinline, req->hlen);
-		} else {
-			req->hbuf = xrealloc(req->hbuf, cap);
-		}
-		req->hcap = cap;
-	}
-	memcpy(req->hbuf + req->hlen, at, len);
-	req->hlen += len;
-	return 0;
+	req->cb_error = UPSTREAM_PROTOCOL_ERROR;
+	req_set_error(req, "response header block over 64 KiB");
+	return -1;
 }
 
 /*
- * The same, inline for the usual case of room in the buffer (whose capacity
- * never passes the cap: it doubles from 512 up to 64 KiB at most).
+ * Append len bytes to the header block (cbuf_append: inline, for every piece
+ * of every header), refusing to grow past MAX_HEADER_BLOCK.
  */
 static inline int
 hb_append(struct upstream_req *req, const char *at, size_t len)
 {
-	if (__builtin_expect(req->hlen + len + 1 > req->hcap, 0))
-		return hb_append_slow(req, at, len);
-	memcpy(req->hbuf + req->hlen, at, len);
-	req->hlen += len;
-	return 0;
+	if (__builtin_expect(cbuf_append(&req->hb, at, len) == 0, 1))
+		return 0;
+	return hb_too_large(req);
 }
 
 /* End the current piece with its NUL, remembering where it ends. */
 static int
 hb_end(struct upstream_req *req)
 {
-	piece_ends_note(&req->ends, req->hlen);
+	piece_ends_note(&req->ends, req->hb.len);
 	return hb_append(req, "", 1);
 }
 
@@ -358,7 +309,7 @@ on_message_begin(http_parser *p)
 {
 	struct upstream_req *req = p->data;
 
-	req->hlen = 0;
+	req->hb.len = 0;
 	req->ends.n = 0;
 	req->nfield = req->nvalue = 0;
 	req->hlast = HB_REASON;
@@ -433,24 +384,21 @@ on_headers_complete(http_parser *p)
 		req->clen = (int64_t)p->content_length;
 	struct upstream_header stack_hdrs[32];
 	hdrs = req->nfield <= 32 ? stack_hdrs : xcalloc(req->nfield, sizeof(*hdrs));
-	s = req->hbuf;
-	s += piece_len(&req->ends, 0, req->hbuf, s) + 1; /* past the reason */
+	s = req->hb.p;
+	s += piece_len(&req->ends, 0, req->hb.p, s) + 1; /* past the reason */
 	for (i = 0; i < req->nfield; i++) {
 		hdrs[i].name = s;
-		hdrs[i].name_len = piece_len(&req->ends, 1 + 2 * i, req->hbuf, s);
+		hdrs[i].name_len = piece_len(&req->ends, 1 + 2 * i, req->hb.p, s);
 		s += hdrs[i].name_len + 1;
 		hdrs[i].value = s;
-		hdrs[i].value_len = piece_len(&req->ends, 2 + 2 * i, req->hbuf, s);
+		hdrs[i].value_len = piece_len(&req->ends, 2 + 2 * i, req->hb.p, s);
 		s += hdrs[i].value_len + 1;
 	}
 	if (req->cbs.on_response)
-		req->cbs.on_response(req->arg, p->status_code, req->hbuf, hdrs, req->nfield);
+		req->cbs.on_response(req->arg, p->status_code, req->hb.p, hdrs, req->nfield);
 	if (hdrs != stack_hdrs)
 		free(hdrs);
-	if (req->hbuf != req->hinline)
-		free(req->hbuf);
-	req->hbuf = NULL;
-	req->hlen = req->hcap = 0;
+	cbuf_reset(&req->hb);
 	if (req->cancelled)
 		return -1;
 	return req->head ? 1 : 0;
@@ -502,10 +450,10 @@ conn_close(struct up_conn *c)
 	struct upstream *u = c->u;
 
 	if (c->state == CS_IDLE) {
-		list_remove(&u->idle, c);
+		LIST_REMOVE(c, link);
 		u->nidle--;
 	} else {
-		list_remove(&u->busy, c);
+		LIST_REMOVE(c, link);
 	}
 	u->nconns--;
 	u->stats.conns = u->nconns;
@@ -567,8 +515,8 @@ conn_release(struct up_conn *c, bool keep)
 		conn_close(c);
 		return;
 	}
-	list_remove(&u->busy, c);
-	list_push(&u->idle, c);
+	LIST_REMOVE(c, link);
+	LIST_INSERT_HEAD(&u->idle, c, link);
 	u->nidle++;
 	u->stats.idle = u->nidle;
 	c->state = CS_IDLE;
@@ -961,7 +909,7 @@ conn_start(struct upstream *u, struct upstream_req *req)
 	if (c->bev == NULL || c->timer == NULL)
 		fatalx("out of memory in libevent");
 	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
-	list_push(&u->busy, c);
+	LIST_INSERT_HEAD(&u->busy, c, link);
 	u->nconns++;
 	u->stats.conns = u->nconns;
 	u->stats.connects++;
@@ -1132,8 +1080,8 @@ upstream_free(struct upstream **up)
 
 	if (u == NULL)
 		return;
-	while (u->busy != NULL) {
-		struct up_conn *c = u->busy;
+	while (!LIST_EMPTY(&u->busy)) {
+		struct up_conn *c = LIST_FIRST(&u->busy);
 		struct upstream_req *req = c->req;
 
 		if (req != NULL) {
@@ -1148,8 +1096,8 @@ upstream_free(struct upstream **up)
 			conn_close(c);
 		}
 	}
-	while (u->idle != NULL)
-		conn_close(u->idle);
+	while (!LIST_EMPTY(&u->idle))
+		conn_close(LIST_FIRST(&u->idle));
 	if (u->dns)
 		evdns_base_free(u->dns, 0);
 	if (u->ssl_ctx)
@@ -1323,9 +1271,9 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		total += lens[2 * i] + 2 + lens[2 * i + 1] + 2;
 	}
 	/* A fresh connection needs a free slot: an idle one gives up its own. */
-	if (spec->fresh && u->idle != NULL && u->nconns >= u->conf.max_conns)
-		conn_close(u->idle);
-	if ((u->idle == NULL || spec->fresh) && u->nconns >= u->conf.max_conns) {
+	if (spec->fresh && !LIST_EMPTY(&u->idle) && u->nconns >= u->conf.max_conns)
+		conn_close(LIST_FIRST(&u->idle));
+	if ((LIST_EMPTY(&u->idle) || spec->fresh) && u->nconns >= u->conf.max_conns) {
 		if (lens != lens_stack)
 			free(lens);
 		u->stats.rejected++;
@@ -1342,6 +1290,8 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		req = xmalloc(sizeof(*req) + evsize + total);
 		memset(req, 0, sizeof(*req));
 	}
+	/* The header block, NULs included, stays under MAX_HEADER_BLOCK bytes. */
+	cbuf_init_with(&req->hb, req->hinline, sizeof(req->hinline), MAX_HEADER_BLOCK - 1);
 	req->timer = (struct event *)(void *)(req + 1);
 	req->wire = (char *)req->timer + evsize;
 	p = req->wire;
@@ -1381,13 +1331,13 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	u->stats.requests++;
 	loop_time(u->base, &req->t0);
 
-	if (u->idle != NULL && !spec->fresh) {
-		struct up_conn *c = u->idle;
+	if (!LIST_EMPTY(&u->idle) && !spec->fresh) {
+		struct up_conn *c = LIST_FIRST(&u->idle);
 
-		list_remove(&u->idle, c);
+		LIST_REMOVE(c, link);
 		u->nidle--;
 		u->stats.idle = u->nidle;
-		list_push(&u->busy, c);
+		LIST_INSERT_HEAD(&u->busy, c, link);
 		u->stats.reuses++;
 		conn_attach(c, req);
 		conn_send(c);

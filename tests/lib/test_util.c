@@ -18,6 +18,7 @@
 
 #include "lib/abq_types.h"
 #include "lib/b64.h"
+#include "lib/cbuf.h"
 #include "lib/util.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -840,6 +841,71 @@ test_b64_encoders(void **state)
 	assert_memory_equal(back, "fooba", 5);
 }
 
+/*
+ * The capped buffer takes bytes up to its cap and refuses, whole and without
+ * a change, an append that would pass it; it starts in the caller's storage,
+ * moves to the heap beyond it, and a reset brings it back there.
+ */
+static void
+test_cbuf(void **state)
+{
+	char storage[16], big[100];
+	struct cbuf b;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	/* Without storage: nothing allocated until the first append. */
+	cbuf_init(&b, 40);
+	assert_null(b.p);
+	assert_int_equal(cbuf_append(&b, "", 0), 0);
+	assert_int_equal(cbuf_append(&b, "hello", 5), 0);
+	assert_non_null(b.p);
+	assert_memory_equal(b.p, "hello", 5);
+	assert_int_equal(cbuf_append(&b, big, 35), 0); /* exactly the cap */
+	assert_int_equal(b.len, 40);
+	assert_true(b.cap <= 40);
+	assert_int_equal(cbuf_append(&b, "y", 1), -1); /* one past: refused */
+	assert_int_equal(b.len, 40);
+	assert_memory_equal(b.p, "hellox", 6);
+	cbuf_reset(&b);
+	assert_null(b.p);
+	assert_int_equal(b.len, 0);
+	/* An append larger than the cap on an empty buffer: refused, nothing kept. */
+	assert_int_equal(cbuf_append(&b, big, 41), -1);
+	assert_int_equal(b.len, 0);
+	cbuf_reset(&b);
+
+	/* With storage: the usual message stays there, a larger one moves to the heap. */
+	cbuf_init_with(&b, storage, sizeof(storage), 1000);
+	assert_int_equal(cbuf_append(&b, "0123456789", 10), 0);
+	assert_ptr_equal(b.p, storage);
+	assert_int_equal(cbuf_append(&b, "abcdef", 6), 0);
+	assert_ptr_equal(b.p, storage); /* 16 bytes: still in it */
+	assert_int_equal(cbuf_append(&b, "!", 1), 0);
+	assert_ptr_not_equal(b.p, storage);
+	assert_memory_equal(b.p, "0123456789abcdef!", 17);
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(cbuf_append(&b, big, 100), 0);
+	assert_int_equal(b.len, 917);
+	assert_int_equal(cbuf_append(&b, big, 84), -1);
+	assert_int_equal(cbuf_append(&b, big, 83), 0);
+	assert_int_equal(b.len, 1000);
+	assert_int_equal(b.cap, 1000);
+	cbuf_reset(&b);
+	assert_ptr_equal(b.p, storage);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(cbuf_append(&b, "abc", 3), 0);
+	assert_ptr_equal(b.p, storage);
+	cbuf_reset(&b);
+
+	/* Storage larger than the cap: only max of it is used. */
+	cbuf_init_with(&b, storage, sizeof(storage), 4);
+	assert_int_equal(cbuf_append(&b, "abcd", 4), 0);
+	assert_int_equal(cbuf_append(&b, "e", 1), -1);
+	assert_ptr_equal(b.p, storage);
+	cbuf_reset(&b);
+}
+
 int
 main(void)
 {
@@ -864,6 +930,7 @@ main(void)
 	    cmocka_unit_test(test_device_id_valid),
 	    cmocka_unit_test(test_types),
 	    cmocka_unit_test(test_b64_encoders),
+	    cmocka_unit_test(test_cbuf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

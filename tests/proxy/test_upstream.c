@@ -50,6 +50,7 @@ enum srv_mode {
 	M_MALFORMED,   /* garbage status line */
 	M_BIG_HEADER,  /* a 70 KiB header */
 	M_MANY,        /* 40 headers, one of them empty */
+	M_EDGE_HEADER, /* an X-Big header of srv.edge_len bytes, then Content-Length: 0 */
 };
 
 #define STREAM_TOTAL (4 * 1024 * 1024)
@@ -79,6 +80,7 @@ struct srv {
 	struct timeval peer_closed_at;
 	struct sconn *conns;
 	char last_req[8192];
+	size_t edge_len; /* M_EDGE_HEADER */
 };
 
 /* Milliseconds since an arbitrary origin. */
@@ -216,6 +218,15 @@ sc_answer(struct sconn *sc, const char *head, const char *body, size_t blen)
 		free(big);
 		break;
 	}
+	case M_EDGE_HEADER: {
+		char *big = xmalloc(sc->s->edge_len + 1);
+
+		memset(big, 'e', sc->s->edge_len);
+		big[sc->s->edge_len] = '\0';
+		sc_printf(sc, "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 0\r\n\r\n", big);
+		free(big);
+		break;
+	}
 	}
 }
 
@@ -343,6 +354,7 @@ struct result {
 	char reason[64];
 	char heads[4096]; /* every header as "name=value;" */
 	bool saw_echo_header;
+	size_t big_len; /* the X-Big header's 'e's */
 	int64_t clen;
 	char *body;
 	size_t body_len;
@@ -376,6 +388,8 @@ t_on_response(void *arg, int status, const char *reason, const struct upstream_h
 		snprintf(r->heads + k, sizeof(r->heads) - k, "%s=%s;", h[i].name, h[i].value);
 		if (strcasecmp(h[i].name, "X-Echo") == 0 && strcmp(h[i].value, "yes") == 0)
 			r->saw_echo_header = true;
+		if (strcasecmp(h[i].name, "X-Big") == 0)
+			r->big_len = strspn(h[i].value, "e");
 	}
 }
 
@@ -1081,6 +1095,47 @@ test_malformed(void **state)
 	assert_int_equal(upstream_stats(f->up)->conns, 0);
 }
 
+/*
+ * The response's header block (the reason, every name and value, each with
+ * its NUL) is held up to 64 KiB less one byte, out of the request's own 512
+ * bytes and onto the heap as it grows: a block at the cap arrives whole, one
+ * byte more is a protocol error and on_response is never called.
+ */
+static void
+test_header_block_cap(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = {0};
+	/* "OK\0" "X-Big\0" value "\0" "Content-Length\0" "0\0": 27 bytes and the value. */
+	const size_t at_cap = 64 * 1024 - 1 - 27;
+
+	f->srv = srv_new(f->base, M_EDGE_HEADER, NULL);
+	make_upstream(f, "http", f->srv->port, NULL, 0, 0);
+	f->srv->edge_len = at_cap;
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.big_len, at_cap);
+	assert_int_equal(r.clen, 0);
+	result_clear(&r);
+
+	f->srv->edge_len = at_cap + 1;
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_PROTOCOL_ERROR);
+	assert_int_equal(r.status, 0); /* on_response never called */
+	result_clear(&r);
+
+	/* A small one after: the request's own buffer serves again. */
+	f->srv->edge_len = 10;
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	assert_int_equal(r.big_len, 10);
+	result_clear(&r);
+}
+
 /* Bad input to upstream_send and upstream_new. */
 static void
 test_bad_input(void **state)
@@ -1262,6 +1317,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_large_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_header_block_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
 	};
