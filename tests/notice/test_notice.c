@@ -79,11 +79,11 @@ test_render(void **state)
 {
 	const char *err = NULL;
 	struct mime_message m = {.from = "ABQ <mobile-admin@example.com>",
-	                        .to = "alice@example.com",
-	                        .reply_to = "it@example.com",
-	                        .subject = "Ihr Gerät",
-	                        .body_plain = "Hello\nWorld",
-	                        .date = 1700000000};
+	                         .to = "alice@example.com",
+	                         .reply_to = "it@example.com",
+	                         .subject = "Ihr Gerät",
+	                         .body_plain = "Hello\nWorld",
+	                         .date = 1700000000};
 	char *msg = mime_render(&m, &err), *msg2;
 
 	assert_non_null(msg);
