@@ -822,6 +822,8 @@ cmd_settings(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	return finish(&doc, out);
 }
 
+static void announce(int v, struct mbx_serve_out *out);
+
 /* ---- FolderSync ------------------------------------------------------- */
 
 /* A folder's version: a hash of what the client shows of it. */
@@ -884,7 +886,7 @@ state_advance(const struct mbx_serve_in *in, const char *coll, struct sstate *st
  * previous key is answered again (MS-ASCMD 3.1.5.9); any other key: 9.
  */
 static int
-cmd_foldersync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
+cmd_foldersync(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *r, *keyn, *ch, *count;
 	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderSync", out, &req);
@@ -934,14 +936,14 @@ cmd_foldersync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	ch = wbxml_addn(r, "Changes");
 	count = wbxml_addn_text(ch, "Count", "0");
 	for (size_t i = 0; i < nf; i++) {
-		uint64_t v = folder_version(&f[i]);
+		uint64_t fv = folder_version(&f[i]);
 		struct st_item *have = items_find(&work, f[i].id);
-		if (have != NULL && have->version == v)
+		if (have != NULL && have->version == fv)
 			continue;
-		if (have == NULL && items_add(&work, f[i].id, v, false) == NULL)
+		if (have == NULL && items_add(&work, f[i].id, fv, false) == NULL)
 			continue; /* an id the state cannot keep: not shown */
 		if (have != NULL)
-			have->version = v;
+			have->version = fv;
 		struct wbxml_node *a = wbxml_addn(ch, have ? "Update" : "Add");
 		wbxml_addn_text(a, "ServerId", f[i].id);
 		wbxml_addn_text(a, "ParentId", f[i].parent_id ? f[i].parent_id : "0");
@@ -968,7 +970,9 @@ cmd_foldersync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		goto fail;
 	wbxml_set_text(keyn, st.key, strlen(st.key));
 	sstate_clear(&st);
-	return finish(&doc, out);
+	if (finish(&doc, out) == 0 && initial)
+		announce(v, out); /* FolderSync 0 announces versions and commands */
+	return 0;
 fail:
 	items_clear(&work);
 	sstate_clear(&st);
@@ -2034,7 +2038,7 @@ serve_cmd(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	case EAS_CMD_SETTINGS:
 		return cmd_settings(in, v, out);
 	case EAS_CMD_FOLDERSYNC:
-		return cmd_foldersync(in, out);
+		return cmd_foldersync(in, v, out);
 	case EAS_CMD_SYNC:
 		return cmd_sync(in, out);
 	case EAS_CMD_GETITEMESTIMATE:
@@ -2111,22 +2115,6 @@ announce(int v, struct mbx_serve_out *out)
 	    v >= 161 ? EAS_MAILBOX_COMMANDS ",Find" : EAS_MAILBOX_COMMANDS;
 }
 
-/* Whether a FolderSync request carries SyncKey 0 (decoded again: it is tiny). */
-static bool
-foldersync_initial(const struct mbx_serve_in *in)
-{
-	struct wbxml_doc *doc = NULL;
-	bool initial = false;
-
-	if (in->body_len > 0 &&
-	    wbxml_decode(in->body, in->body_len, NULL, &doc, NULL) == WBXML_OK) {
-		const char *k = kid_text(wbxml_doc_root(doc), "SyncKey");
-		initial = k != NULL && strcmp(k, "0") == 0;
-	}
-	wbxml_doc_free(&doc);
-	return initial;
-}
-
 /*
  * Answer one command; every answer names the server (MS-Server-ActiveSync),
  * and FolderSync 0 announces the versions and commands.
@@ -2150,9 +2138,6 @@ mbx_serve(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		out->headers[out->n_headers][0] = "MS-Server-ActiveSync";
 		out->headers[out->n_headers++][1] = EAS_MAILBOX_SERVER_VERSION;
 	}
-	if (rv == 0 && in->cmd == EAS_CMD_FOLDERSYNC && out->http_status == 200 &&
-	    foldersync_initial(in))
-		announce(v, out);
 	return rv;
 }
 
