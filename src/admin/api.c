@@ -527,6 +527,49 @@ out:
 	free(account);
 }
 
+/*
+ * POST devices/{account}/{deviceId}/wipe ({"accountOnly": true} for the
+ * account's data only): ask the device to erase itself; DELETE: withdraw a
+ * wipe it has not confirmed. Both through the registry (history, dry run).
+ */
+static void
+device_wipe(struct admin_req *r, const char *const *var, int arg)
+{
+	struct abq_device d = {0};
+	struct abq_outcome o = {0};
+	json_t *body = NULL, *only = NULL;
+	char *errmsg = NULL, *account = device_path(r, var);
+	bool dry;
+	int rc;
+
+	if (account == NULL)
+		goto out;
+	if (arg == 1) {
+		if ((body = admin_body(r, true)) == NULL || dry_run_of(r, body, &dry) < 0)
+			goto out;
+		only = json_object_get(body, "accountOnly");
+		if (only != NULL && !json_is_boolean(only)) {
+			admin_reply_error(r, 400, "bad_request",
+			                  "accountOnly must be true or false");
+			goto out;
+		}
+	} else if (dry_run_of(r, NULL, &dry) < 0) {
+		goto out;
+	}
+	if (device_lookup(r, account, var[1], &d) != 1)
+		goto out;
+	struct abq_ctx c = ctx_of(r, dry);
+	if (arg == 1)
+		rc = abq_registry_wipe(&c, account, d.device_id, json_is_true(only), &o, &errmsg);
+	else
+		rc = abq_registry_wipe_abort(&c, account, d.device_id, &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
+out:
+	abq_device_clear(&d);
+	json_decref(body);
+	free(account);
+}
+
 /* What the engine would decide for (account, device_id) now, and why. */
 static void
 explain(struct admin_req *r, const char *account, const char *device_id)
@@ -1204,6 +1247,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "devices/{account}/{deviceId}/block", device_decide, ABQ_STATE_BLOCKED},
     {EVHTTP_REQ_POST, "devices/{account}/{deviceId}/quarantine", device_decide,
      ABQ_STATE_QUARANTINED},
+    {EVHTTP_REQ_POST, "devices/{account}/{deviceId}/wipe", device_wipe, 1},
+    {EVHTTP_REQ_DELETE, "devices/{account}/{deviceId}/wipe", device_wipe, 0},
     {EVHTTP_REQ_GET, "explain", explain_any, 0},
     {EVHTTP_REQ_GET, "entries", entries_list, 0},
     {EVHTTP_REQ_POST, "entries", entries_add, 0},

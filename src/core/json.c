@@ -66,6 +66,30 @@ jid(int64_t id)
 	return id == 0 ? json_null() : json_integer(id);
 }
 
+/*
+ * A device's remote wipe: null when none was asked for, else its state
+ * ("requested", "acknowledged"), whether only the account's data goes, who
+ * asked and when, and when the device confirmed.
+ */
+static json_t *
+wipe_json(const struct abq_device *d)
+{
+	json_t *o;
+
+	if (d->wipe == ABQ_WIPE_NONE)
+		return json_null();
+	o = json_object();
+	json_object_set_new(
+	    o, "state",
+	    json_string(d->wipe == ABQ_WIPE_ACKNOWLEDGED ? "acknowledged" : "requested"));
+	json_object_set_new(o, "accountOnly", json_boolean(d->wipe_account_only));
+	json_object_set_new(o, "requestedBy", jstr(d->wipe_by));
+	json_object_set_new(o, "requestedAt", jtime(d->wipe_at));
+	json_object_set_new(o, "acknowledgedAt",
+	                    d->wipe_acked_at ? jtime(d->wipe_acked_at) : json_null());
+	return o;
+}
+
 /* The device object of docs/abqctl.md. */
 json_t *
 device_json(const struct abq_device *d)
@@ -93,6 +117,7 @@ device_json(const struct abq_device *d)
 	json_object_set_new(o, "ruleId", jid(d->rule_id));
 	json_object_set_new(o, "stateBy", jstr(d->state_by));
 	json_object_set_new(o, "stateAt", jtime(d->state_at));
+	json_object_set_new(o, "wipe", wipe_json(d));
 	return o;
 }
 
@@ -235,8 +260,10 @@ notice_json(const struct abq_notice *n)
 }
 
 /* The user kinds and the words abqctl and the API name them by. */
-static const char *const kind_words[][2] = {
-    {"quarantined", "user-quarantined"}, {"blocked", "user-blocked"}, {"allowed", "user-allowed"}};
+static const char *const kind_words[][2] = {{"quarantined", "user-quarantined"},
+                                            {"blocked", "user-blocked"},
+                                            {"allowed", "user-allowed"},
+                                            {"wiped", "user-wiped"}};
 
 const char *
 abq_template_kind_word(const char *kind)
@@ -250,7 +277,7 @@ abq_template_kind_word(const char *kind)
 const char *
 abq_template_kind_parse(const char *word)
 {
-	static const char *const others[] = {"admin-digest", "admin-immediate"};
+	static const char *const others[] = {"admin-digest", "admin-immediate", "admin-wiped"};
 
 	for (size_t i = 0; i < sizeof(kind_words) / sizeof(kind_words[0]); i++)
 		if (strcmp(word, kind_words[i][0]) == 0 || strcmp(word, kind_words[i][1]) == 0)
@@ -363,6 +390,11 @@ abq_explain_text(const struct abq_explanation *x)
 	char *s;
 
 	switch (v->step) {
+	case ABQ_STEP_WIPE:
+		s = xasprintf("step 1: remote wipe acknowledged%s -> Blocked until the device is "
+		              "deleted",
+		              d->wipe_acked_at > 0 ? "" : " (recorded)");
+		break;
 	case ABQ_STEP_DISABLED:
 		s = xasprintf("step 2: mode Disabled (%s) -> %s, no access control", src, state);
 		break;

@@ -89,12 +89,13 @@ out:
 }
 
 /*
- * abqNotifyAdminsImmediately: one admin-immediate notice per administrator
- * (the domain's abqAdmins, else the global one, else [smtp] admins).
+ * One notice of kind per administrator (the domain's abqAdmins, else the
+ * global one, else [smtp] admins): admin-immediate (abqNotifyAdminsImmediately)
+ * and admin-wiped.
  */
 static int
 queue_admins(const struct abq_ctx *c, const struct abq_policy *p, const struct abq_device *d,
-             const char *user_address, const char *domain, char **errmsg_r)
+             const char *kind, const char *user_address, const char *domain, char **errmsg_r)
 {
 	const char *list = p != NULL ? abq_policy_attr(p, d->account, "abqAdmins", NULL) : NULL;
 	if (list == NULL || list[0] == '\0')
@@ -105,9 +106,21 @@ queue_admins(const struct abq_ctx *c, const struct abq_policy *p, const struct a
 	int rv = 0;
 	for (char *a = strtok_r(copy, ", ", &save); a != NULL && rv == 0;
 	     a = strtok_r(NULL, ", ", &save))
-		rv = queue_one(c, d, "admin-immediate", a, user_address, domain, errmsg_r);
+		rv = queue_one(c, d, kind, a, user_address, domain, errmsg_r);
 	free(copy);
 	return rv;
+}
+
+/* The user's address: the account when it is one, else account@domain. A new string. */
+static char *
+user_address_of(const struct abq_ctx *c, const char *account, const char *domain)
+{
+	const struct abq_notice_conf *nc = c->notices;
+
+	return strchr(account, '@') != NULL ? xstrdup(account)
+	       : nc->mail_domain != NULL    ? xasprintf("%s@%s", account, nc->mail_domain)
+	       : domain != NULL             ? xasprintf("%s@%s", account, domain)
+	                                    : xstrdup(account);
 }
 
 int
@@ -123,16 +136,33 @@ abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p, const stru
 	if (d->state == ABQ_STATE_ALLOWED &&
 	    (p == NULL || abq_policy_int(p, d->account, "abqNotifyUserOnAllow") == 0))
 		return 0;
+	/* A confirmed wipe has notices of its own (abq_notify_wiped). */
+	if (d->reason == ABQ_REASON_WIPE)
+		return 0;
 
 	const char *domain = account_domain(d->account, c->default_domain);
-	char *to = strchr(d->account, '@') != NULL ? xstrdup(d->account)
-	           : nc->mail_domain != NULL       ? xasprintf("%s@%s", d->account, nc->mail_domain)
-	           : domain != NULL                ? xasprintf("%s@%s", d->account, domain)
-	                                           : xstrdup(d->account);
+	char *to = user_address_of(c, d->account, domain);
 	rv = queue_one(c, d, kind, to, to, domain, errmsg_r);
 	if (rv == 0 && d->state == ABQ_STATE_QUARANTINED && p != NULL &&
 	    abq_policy_int(p, d->account, "abqNotifyAdminsImmediately") != 0)
-		rv = queue_admins(c, p, d, to, domain, errmsg_r);
+		rv = queue_admins(c, p, d, "admin-immediate", to, domain, errmsg_r);
+	free(to);
+	return rv;
+}
+
+int
+abq_notify_wiped(const struct abq_ctx *c, const struct abq_policy *p, const struct abq_device *d,
+                 char **errmsg_r)
+{
+	int rv;
+
+	if (c->notices == NULL || c->dry_run)
+		return 0;
+	const char *domain = account_domain(d->account, c->default_domain);
+	char *to = user_address_of(c, d->account, domain);
+	rv = queue_one(c, d, "user-wiped", to, to, domain, errmsg_r);
+	if (rv == 0)
+		rv = queue_admins(c, p, d, "admin-wiped", to, domain, errmsg_r);
 	free(to);
 	return rv;
 }

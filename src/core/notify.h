@@ -17,6 +17,14 @@
 int abq_notify_state(const struct abq_ctx *c, const struct abq_policy *p,
                      const struct abq_device *d, enum abq_state old, char **errmsg_r);
 
+/*
+ * A device confirmed its remote wipe: the user-wiped notice to its user and
+ * admin-wiped to the administrators (the domain's abqAdmins, else the global
+ * one, else [smtp] admins). Nothing without notices or in a dry run.
+ */
+int abq_notify_wiped(const struct abq_ctx *c, const struct abq_policy *p,
+                     const struct abq_device *d, char **errmsg_r);
+
 struct abq_config;
 /*
  * The notice settings abqctl, the admin API and abqd all act with: NULL when

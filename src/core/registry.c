@@ -205,6 +205,7 @@ facts_of(const struct abq_device *d, struct abq_facts *f)
 	f->os = d->os;
 	f->user_agent = d->user_agent;
 	f->first_seen = d->first_seen;
+	f->wiped = d->wipe == ABQ_WIPE_ACKNOWLEDGED;
 }
 
 /* Look up the state of one entry, or ABQ_STATE_NONE. */
@@ -599,6 +600,188 @@ out:
 	devlist_free(&l);
 	free(acct);
 	free(subj);
+	return op_end(c, rv, errmsg_r);
+}
+
+/*
+ * The device (account, device_id) for a wipe operation, read inside the
+ * operation's transaction: 1 (refused, *errmsg_r) when it is not recorded.
+ */
+static int
+wipe_device(const struct abq_ctx *c, const char *account, const char *device_id, char **acct_r,
+            struct abq_device *d, char **errmsg_r)
+{
+	const char *err;
+	int rv;
+
+	if ((rv = check_device_id(device_id, errmsg_r)) != 0 ||
+	    (rv = norm_account(c, account, acct_r, errmsg_r)) != 0)
+		return rv;
+	if (*acct_r == NULL) {
+		*errmsg_r = xstrdup("a wipe names the device's account");
+		return 1;
+	}
+	rv = abq_store_device_get(c->store, *acct_r, device_id, d, &err);
+	if (rv < 0)
+		return store_fail(errmsg_r, err);
+	if (rv == 0) {
+		*errmsg_r = xasprintf("no device %s for account %s", device_id, *acct_r);
+		return 1;
+	}
+	return 0;
+}
+
+/* Write d back with its history row ("wipe": old -> new) and change-log row. */
+static int
+wipe_record(const struct abq_ctx *c, const struct abq_device *d, const char *old, const char *new,
+            char **errmsg_r)
+{
+	char *subj = subject_of(d->device_id, d->account);
+	char *key = device_key(d->account, d->device_id);
+	const char *err;
+	int rv = 0;
+
+	if (abq_store_device_put(c->store, d, &err) < 0)
+		rv = store_fail(errmsg_r, err);
+	else if (history(c, "wipe", subj, old, new, NULL, d->device_id, d->account, errmsg_r) < 0 ||
+	         change(c, ABQ_CHANGE_DEVICE, key, errmsg_r) < 0)
+		rv = -1;
+	free(subj);
+	free(key);
+	return rv;
+}
+
+int
+abq_registry_wipe(const struct abq_ctx *c, const char *account, const char *device_id,
+                  bool account_only, struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_device d = {0};
+	char *acct = NULL;
+	int rv;
+
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	if ((rv = wipe_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
+		goto out;
+	if (d.wipe == ABQ_WIPE_ACKNOWLEDGED) {
+		*errmsg_r = xasprintf("device %s of %s is already wiped; delete it to let it sync "
+		                      "again",
+		                      d.device_id, d.account);
+		rv = 1;
+		goto out;
+	}
+	/* AccountOnlyRemoteWipe exists from 16.1; an older device would get nothing. */
+	if (account_only && (d.eas_version == NULL || strtod(d.eas_version, NULL) < 16.1)) {
+		*errmsg_r = xasprintf("device %s of %s speaks EAS %s: an account-only wipe needs "
+		                      "16.1; ask for a full wipe",
+		                      d.device_id, d.account, d.eas_version ? d.eas_version : "?");
+		rv = 1;
+		goto out;
+	}
+	const char *old = d.wipe == ABQ_WIPE_NONE ? NULL
+	                  : d.wipe_account_only   ? "requested (account only)"
+	                                          : "requested";
+	d.wipe = ABQ_WIPE_REQUESTED;
+	d.wipe_account_only = account_only;
+	free(d.wipe_by);
+	d.wipe_by = xstrdup(c->who);
+	d.wipe_at = c->now;
+	d.wipe_acked_at = 0;
+	rv = wipe_record(c, &d, old, account_only ? "requested (account only)" : "requested",
+	                 errmsg_r);
+	if (rv == 0 && o != NULL) {
+		o->affected = 1;
+		outcome_add(o, d.account, d.device_id, d.state, d.reason, d.rule_id, d.state,
+		            d.reason, d.rule_id);
+	}
+out:
+	abq_device_clear(&d);
+	free(acct);
+	return op_end(c, rv, errmsg_r);
+}
+
+int
+abq_registry_wipe_abort(const struct abq_ctx *c, const char *account, const char *device_id,
+                        struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_device d = {0};
+	char *acct = NULL;
+	char t[32];
+	int rv;
+
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	if ((rv = wipe_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
+		goto out;
+	if (d.wipe == ABQ_WIPE_NONE) {
+		*errmsg_r =
+		    xasprintf("no wipe was asked for device %s of %s", d.device_id, d.account);
+		rv = 1;
+		goto out;
+	}
+	if (d.wipe == ABQ_WIPE_ACKNOWLEDGED) {
+		*errmsg_r = xasprintf("device %s of %s confirmed its wipe at %s: it cannot be "
+		                      "aborted",
+		                      d.device_id, d.account, format_time(d.wipe_acked_at, t));
+		rv = 1;
+		goto out;
+	}
+	d.wipe = ABQ_WIPE_NONE;
+	d.wipe_account_only = false;
+	free(d.wipe_by);
+	d.wipe_by = NULL;
+	d.wipe_at = 0;
+	rv = wipe_record(c, &d, "requested", "aborted", errmsg_r);
+	if (rv == 0 && o != NULL)
+		o->affected = 1;
+out:
+	abq_device_clear(&d);
+	free(acct);
+	return op_end(c, rv, errmsg_r);
+}
+
+int
+abq_registry_wipe_confirmed(const struct abq_ctx *c, const char *account, const char *device_id,
+                            struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_device d = {0};
+	struct abq_policy *p = NULL;
+	char *acct = NULL;
+	int rv;
+
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	if ((rv = wipe_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
+		goto out;
+	if (d.wipe != ABQ_WIPE_REQUESTED) {
+		*errmsg_r =
+		    xasprintf("no wipe is pending for device %s of %s", d.device_id, d.account);
+		rv = 1;
+		goto out;
+	}
+	d.wipe = ABQ_WIPE_ACKNOWLEDGED;
+	d.wipe_acked_at = c->now;
+	if ((rv = wipe_record(c, &d, "requested", "acknowledged", errmsg_r)) != 0)
+		goto out;
+	/* Wiped: Blocked (reason Wipe) from now on, through the engine's first step. */
+	p = policy_load(c->store, c->default_domain, false, errmsg_r);
+	if (p == NULL) {
+		rv = -1;
+		goto out;
+	}
+	struct abq_inputs in;
+	struct abq_verdict v;
+	if ((rv = inputs_for(c, p, false, &d, false, &in, errmsg_r)) != 0)
+		goto out;
+	abq_decide(&in, &v);
+	if (verdict_differs(&d, &v) &&
+	    (rv = record_state(c, p, &d, &v, "wipe acknowledged", o, errmsg_r)) != 0)
+		goto out;
+	rv = abq_notify_wiped(c, p, &d, errmsg_r);
+out:
+	abq_policy_free(&p);
+	abq_device_clear(&d);
+	free(acct);
 	return op_end(c, rv, errmsg_r);
 }
 

@@ -83,6 +83,25 @@ struct abq_policy *abq_registry_policy(struct abq_store *s, const char *default_
  * (*errmsg_r). *errmsg_r is a new string the caller frees.
  */
 
+/*
+ * doWipeDevice: ask the recorded device (account, device_id) to erase itself
+ * (account_only: the account's data only, EAS 16.1 devices) at its next
+ * request. Asking again replaces the request; refused (1) for an unknown
+ * device, one already wiped, or account_only below 16.1.
+ */
+int abq_registry_wipe(const struct abq_ctx *c, const char *account, const char *device_id,
+                      bool account_only, struct abq_outcome *o, char **errmsg_r);
+/* doAbortWipe: withdraw a wipe the device has not confirmed (refused, 1, otherwise). */
+int abq_registry_wipe_abort(const struct abq_ctx *c, const char *account, const char *device_id,
+                            struct abq_outcome *o, char **errmsg_r);
+/*
+ * The device confirmed its pending wipe (the daemon, at its Provision): record
+ * it, block the device (reason Wipe) and queue the wiped notices. Refused (1)
+ * when no wipe is pending.
+ */
+int abq_registry_wipe_confirmed(const struct abq_ctx *c, const char *account,
+                                const char *device_id, struct abq_outcome *o, char **errmsg_r);
+
 /* allow / block / quarantine / set: write the entry, decide that DeviceId anew. */
 int abq_registry_set_entry(const struct abq_ctx *c, const char *device_id, const char *account,
                            enum abq_state state, struct abq_outcome *o, char **errmsg_r);

@@ -39,16 +39,27 @@ view_set(struct abq_view *v, const char *account, const char *device_id,
 	*cur = *d;
 }
 
-/* Iteration callback of the initial load. */
-static int
-load_device(void *arg, const struct abq_device *d)
+/* What the view keeps of a device record (view.h). */
+void
+abq_view_device_of(const struct abq_device *d, struct abq_view_device *out)
 {
-	struct abq_view_device vd = {
+	*out = (struct abq_view_device){
 	    .state = d->state,
 	    .reason = d->reason,
 	    .rule_id = d->rule_id,
 	    .first_seen = d->first_seen,
+	    .wipe = d->wipe,
+	    .wipe_account_only = d->wipe_account_only,
 	};
+}
+
+/* Iteration callback of the initial load. */
+static int
+load_device(void *arg, const struct abq_device *d)
+{
+	struct abq_view_device vd;
+
+	abq_view_device_of(d, &vd);
 	view_set(arg, d->account, d->device_id, &vd);
 	return 0;
 }
@@ -173,12 +184,8 @@ abq_view_refresh(struct abq_view *v, struct abq_store *s, abq_view_device_cb *cb
 			abq_policy_free(&np);
 			goto out;
 		}
-		if (found == 1) {
-			now[i].state = d.state;
-			now[i].reason = d.reason;
-			now[i].rule_id = d.rule_id;
-			now[i].first_seen = d.first_seen;
-		}
+		if (found == 1)
+			abq_view_device_of(&d, &now[i]);
 		abq_device_clear(&d);
 	}
 	if (np != NULL) {

@@ -28,7 +28,11 @@ struct abq_view_device {
 	enum abq_reason reason;
 	int64_t rule_id;
 	int64_t first_seen;
+	enum abq_wipe wipe;     /* a requested wipe is served before any state */
+	bool wipe_account_only; /* AccountOnlyRemoteWipe */
 };
+/* The view's record of a device record. */
+void abq_view_device_of(const struct abq_device *d, struct abq_view_device *out);
 
 struct abq_view;
 

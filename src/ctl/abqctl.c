@@ -79,6 +79,9 @@ static const struct ctl_command commands[] = {
     {"mobile getDeviceList <account>", do_device_list, 0, 0},
     {"mobile getDeviceInfo <account> <device-id>", do_device_info, 0, 0},
     {"mobile getAllDevices", do_all_devices, 0, 0},
+    {"mobile doWipeDevice <account> <device-id>", do_wipe, 1, CTL_DRY_RUN},
+    {"mobile doWipeDevice <account> <device-id> accountOnly", do_wipe, 2, CTL_DRY_RUN},
+    {"mobile doAbortWipe <account> <device-id>", do_wipe, 0, CTL_DRY_RUN},
 
     /* The administrators of the console and the JSON API (op 1: add, 0: passwd). */
     {"admin add <name>", do_admin_set, 1, 0},

@@ -171,6 +171,15 @@ do_device_info(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 		info_line(out, "state:", fmt_state(d.state, d.reason, d.rule_id, buf));
 		fprintf(out, "%-16s %s at %s\n", "state set by:", shown(d.state_by),
 		        format_time(d.state_at, t1));
+		if (d.wipe != ABQ_WIPE_NONE) {
+			fprintf(out, "%-16s %s%s by %s at %s\n",
+			        "wipe:", d.wipe_account_only ? "account only, " : "", "requested",
+			        shown(d.wipe_by), format_time(d.wipe_at, t1));
+			info_line(out, "wipe confirmed:",
+			          d.wipe == ABQ_WIPE_ACKNOWLEDGED
+			              ? format_time(d.wipe_acked_at, t2)
+			              : "not yet (the device gets it at its next request)");
+		}
 		for (int i = 0; i < 2; i++) {
 			if (!have[i])
 				continue;

@@ -110,6 +110,53 @@ do_delete(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_a
 	return CTL_OK;
 }
 
+/*
+ * mobile doWipeDevice ACCOUNT DEVICE_ID [accountOnly] (op 1, 2) and mobile
+ * doAbortWipe ACCOUNT DEVICE_ID (op 0): ask a device to erase itself at its
+ * next request, or withdraw that before it confirms.
+ */
+int
+do_wipe(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
+{
+	const char *device_id = ctl_arg(args, "device-id");
+	bool account_only = cmd->op == 2;
+	struct abq_outcome o = {0};
+	char *account = NULL, *errmsg = NULL;
+	int rc;
+
+	if (ctl_device_id(device_id) < 0 ||
+	    ctl_account(env, ctl_arg(args, "account"), &account) < 0)
+		return CTL_REFUSED;
+	if (cmd->op != 0)
+		rc = abq_registry_wipe(&env->ctx, account, device_id, account_only, &o, &errmsg);
+	else
+		rc = abq_registry_wipe_abort(&env->ctx, account, device_id, &o, &errmsg);
+	if (rc != 0) {
+		free(account);
+		abq_outcome_clear(&o);
+		return ctl_registry_status(rc, errmsg);
+	}
+	free(errmsg);
+	if (!env->json) {
+		if (cmd->op != 0)
+			fprintf(env->out,
+			        "%s %s/%s: %s at its next request (a held request is ended "
+			        "now)\n",
+			        env->dry_run ? "would ask for a wipe of" : "wipe requested for",
+			        device_id, account,
+			        account_only ? "the device erases this account's data"
+			                     : "the device erases everything it holds");
+		else
+			fprintf(env->out, "%s %s/%s\n",
+			        env->dry_run ? "would withdraw the wipe of" : "wipe withdrawn for",
+			        device_id, account);
+	}
+	print_outcome(env, &o);
+	abq_outcome_clear(&o);
+	free(account);
+	return CTL_OK;
+}
+
 /* Read all of f (at most IMPORT_MAX bytes) into a new buffer. */
 static int
 read_all(FILE *f, const char *name, char **buf_r, size_t *len_r)

@@ -99,7 +99,8 @@ msg_key(const struct ctl_command *cmd, const struct ctl_args *args, struct msg_k
 {
 	static const char *const kinds[][2] = {{"quarantined", "user-quarantined"},
 	                                       {"blocked", "user-blocked"},
-	                                       {"allowed", "user-allowed"}};
+	                                       {"allowed", "user-allowed"},
+	                                       {"wiped", "user-wiped"}};
 	memset(k, 0, sizeof(*k));
 	k->scope = (enum abq_scope)cmd->op;
 	k->kind_word = ctl_arg(args, "kind");
@@ -108,7 +109,7 @@ msg_key(const struct ctl_command *cmd, const struct ctl_args *args, struct msg_k
 		if (strcmp(k->kind_word, kinds[i][0]) == 0)
 			k->kind = kinds[i][1];
 	if (k->kind == NULL) {
-		ctl_fail("%s: expected quarantined, blocked or allowed", k->kind_word);
+		ctl_fail("%s: expected quarantined, blocked, allowed or wiped", k->kind_word);
 		return -1;
 	}
 	size_t n = strlen(k->locale);

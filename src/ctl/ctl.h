@@ -55,7 +55,7 @@ ctl_handler do_init;
 ctl_handler do_config_get, do_config_set, do_config_delete;
 
 /* cmd_entry.c: the list entries and the device records. */
-ctl_handler do_entry, do_set, do_delete, do_import, do_export, do_adopt, do_purge;
+ctl_handler do_entry, do_set, do_delete, do_wipe, do_import, do_export, do_adopt, do_purge;
 
 /* cmd_device.c: reading the registry. */
 ctl_handler do_list, do_device_list, do_device_info, do_all_devices, do_history, do_explain;

@@ -37,6 +37,7 @@
 #include "auth/auth.h"
 #include "core/registry.h"
 #include "core/notify.h"
+#include "core/view.h"
 #include "daemon/gateway.h"
 #include "daemon/storeq.h"
 #include "eas/devinfo.h"
@@ -75,6 +76,7 @@ struct devstate {
 	enum abq_reason reason;
 	int64_t rule_id;
 	bool facts_known; /* device_type and user_agent below are what was recorded */
+	bool wipe;        /* a remote wipe is pending: every request gets the demand */
 	int64_t touched;  /* when its last-seen time was last queued */
 	char *device_type;
 	char *user_agent;
@@ -139,6 +141,7 @@ enum outcome {
 	OUT_NOT_FOUND,
 	OUT_BAD_METHOD,
 	OUT_START_OVER,
+	OUT_WIPE,
 	OUT_HANDOVER,
 	OUT_CUT,
 	OUT_CLIENT_GONE,
@@ -218,6 +221,7 @@ static void up_on_body(void *arg, const void *data, size_t len);
 static void up_on_done(void *arg, enum upstream_result result);
 
 static void deny(struct exchange *x, int eas_status, enum outcome outcome);
+static void wipe_demand(struct exchange *x);
 
 static void serve_mailbox(struct exchange *x);
 static char *user_address(const struct gateway *gw, const char *account);
@@ -251,8 +255,8 @@ static enum abq_req_outcome metrics_outcome(const struct exchange *x);
 static long long elapsed_ms(const struct exchange *x);
 static void exchange_finish(struct exchange *x);
 
-static void on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
-                      enum abq_reason reason, int64_t rule_id);
+static void on_device(void *arg, const char *account, const char *device_id,
+                      const struct abq_view_device *now);
 static void end_for_state(struct gateway *gw, const char *account, const char *device_id,
                           enum abq_state state, enum abq_reason reason);
 
@@ -605,6 +609,7 @@ observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 	s->state = d->state;
 	s->reason = d->reason;
 	s->rule_id = d->rule_id;
+	s->wipe = d->wipe == ABQ_WIPE_REQUESTED;
 	free(s->device_type);
 	free(s->user_agent);
 	s->device_type = xstrdup_null(d->device_type);
@@ -619,7 +624,14 @@ observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 static void
 act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 {
+	const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
+
 	x->decision = state;
+	/* A pending wipe comes before every state: a lost phone is blocked and wiped. */
+	if (s != NULL && s->wipe) {
+		wipe_demand(x);
+		return;
+	}
 	switch (state) {
 	case ABQ_STATE_ALLOWED:
 		if (!start_over(x) && body_well_formed(x))
@@ -973,6 +985,38 @@ deny(struct exchange *x, int eas_status, enum outcome outcome)
 	free(body);
 }
 
+/*
+ * A device with a remote wipe pending (MS-ASPROV 3.2.5.1.2): its Provision is
+ * answered by abqd (the command layer adds the directive from the device's
+ * record and reports the confirmation, storeq records it); any other command
+ * gets the provisioning demand: HTTP 449 below 14.0, else the command's
+ * Status 140 (or 449 where the command has no status to carry it). Nothing
+ * reaches the upstream or the quarantine mailbox.
+ */
+static void
+wipe_demand(struct exchange *x)
+{
+	const struct eas_request *r = x->ereq;
+	const char *v = r->protocol_version;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int http = 0;
+
+	if (r->cmd == EAS_CMD_PROVISION) {
+		serve_mailbox(x);
+		return;
+	}
+	x->outcome = OUT_WIPE;
+	if (eas_status_response(r->cmd, v, EAS_STATUS_REMOTE_WIPE, &http, &body, &len) == 0 &&
+	    http == 200) {
+		respond(x, 200, WBXML_TYPE, body, len, NULL);
+		free(body);
+		return;
+	}
+	free(body);
+	respond_text(x, 449, "provisioning required\n", NULL);
+}
+
 /* ---- the quarantine mailbox (Quarantined, Discovery) ---- */
 
 /* A quarantined or Discovery device: the quarantine mailbox answers. */
@@ -1037,6 +1081,18 @@ served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
 		return;
 	}
 	x->outcome = OUT_MAILBOX;
+	if (out->wipe_acked) {
+		/* Confirmed (storeq recorded it): Blocked, reason Wipe, without waiting for the
+		 * log. */
+		struct devstate *s = dev_slot(x->gw, x->ereq->account, x->ereq->device_id);
+		log_info("user=%s dev=%s: remote wipe confirmed", x->ereq->account,
+		         x->ereq->device_id);
+		s->wipe = false;
+		s->state = ABQ_STATE_BLOCKED;
+		s->reason = ABQ_REASON_WIPE;
+		s->rule_id = 0;
+		x->outcome = OUT_WIPE;
+	}
 	respond_out(x, out);
 }
 
@@ -1449,6 +1505,7 @@ static const struct {
     [OUT_NOT_FOUND] = {"not-found", ABQ_OUTCOME_OTHER},
     [OUT_BAD_METHOD] = {"bad-method", ABQ_OUTCOME_BAD_REQUEST},
     [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
+    [OUT_WIPE] = {"wipe", ABQ_OUTCOME_OTHER},
     [OUT_HANDOVER] = {"handover", ABQ_OUTCOME_PROXIED},
     [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
     [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
@@ -1527,21 +1584,23 @@ exchange_finish(struct exchange *x)
 
 /* The store thread reports a recorded decision (start, or the change log). */
 static void
-on_device(void *arg, const char *account, const char *device_id, enum abq_state state,
-          enum abq_reason reason, int64_t rule_id)
+on_device(void *arg, const char *account, const char *device_id, const struct abq_view_device *now)
 {
 	struct gateway *gw = arg;
 	struct devstate *d = dev_slot(gw, account, device_id);
-	bool changed = d->state != state;
-	if (changed && gw->loaded && state != ABQ_STATE_NONE)
-		abq_metrics_decision(state, reason);
-	d->state = state;
-	d->reason = reason;
-	d->rule_id = rule_id;
-	if (state == ABQ_STATE_NONE)
+	bool wipe = now->wipe == ABQ_WIPE_REQUESTED;
+	/* A wipe asked for ends what the device holds, as a state change does. */
+	bool changed = d->state != now->state || (wipe && !d->wipe);
+	if (d->state != now->state && gw->loaded && now->state != ABQ_STATE_NONE)
+		abq_metrics_decision(now->state, now->reason);
+	d->state = now->state;
+	d->reason = now->reason;
+	d->rule_id = now->rule_id;
+	d->wipe = wipe;
+	if (now->state == ABQ_STATE_NONE)
 		d->facts_known = false;
 	if (changed && !LIST_EMPTY(&gw->exchanges))
-		end_for_state(gw, account, device_id, state, reason);
+		end_for_state(gw, account, device_id, now->state, now->reason);
 }
 
 /*
@@ -1553,6 +1612,8 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
               enum abq_reason reason)
 {
 	struct exchange *x, *next;
+	const struct devstate *s = dev_get(gw, account, device_id);
+	bool wipe = s != NULL && s->wipe;
 	for (x = LIST_FIRST(&gw->exchanges); x != NULL; x = next) {
 		next = LIST_NEXT(x, link);
 		if ((x->ureq == NULL && x->hold_timer == NULL) || x->ereq->account == NULL ||
@@ -1561,7 +1622,8 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 			continue;
 		if (x->hold_timer != NULL) {
 			/* Held by the quarantine mailbox. */
-			if (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY)
+			if (!wipe &&
+			    (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY))
 				continue;
 			log_info("user=%s dev=%s: now %s, ending the mailbox's held %s", account,
 			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));
@@ -1575,10 +1637,10 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 				act(x, state, reason);
 			continue;
 		}
-		if (state == ABQ_STATE_ALLOWED)
+		if (state == ABQ_STATE_ALLOWED && !wipe)
 			continue;
-		log_info("user=%s dev=%s: now %s, ending its held request", account, device_id,
-		         abq_state_name(state));
+		log_info("user=%s dev=%s: now %s%s, ending its held request", account, device_id,
+		         abq_state_name(state), wipe ? " with a wipe pending" : "");
 		upstream_cancel(x->ureq);
 		x->ureq = NULL;
 		hold_end(x);

@@ -77,9 +77,7 @@ struct storeq_job {
 	size_t body_len;
 	struct mbx_serve_out out;
 	/* JOB_DEVICE: a change read from the change log */
-	enum abq_state state;
-	enum abq_reason reason;
-	int64_t rule_id;
+	struct abq_view_device now;
 };
 
 struct touch {
@@ -172,8 +170,7 @@ deliver(evutil_socket_t fd, short what, void *arg)
 	while ((job = STAILQ_FIRST(&list)) != NULL) {
 		STAILQ_REMOVE_HEAD(&list, link);
 		if (job->kind == JOB_DEVICE) {
-			q->on_device(q->arg, job->seen.account, job->seen.device_id, job->state,
-			             job->reason, job->rule_id);
+			q->on_device(q->arg, job->seen.account, job->seen.device_id, &job->now);
 		} else {
 			pthread_mutex_lock(&q->lock);
 			bool cancelled = job->cancelled;
@@ -233,6 +230,27 @@ run_serve(struct storeq *q, struct storeq_job *job)
 	    .contact = job->contact,
 	};
 	job->rv = mbx_quarantine_serve(q->store, q->default_domain, &r, &job->out, &job->errmsg);
+	if (job->rv == 0 && job->out.wipe_acked) {
+		/* The device confirmed its wipe: recorded, Blocked (Wipe), notices queued. */
+		struct abq_ctx c = {
+		    .store = q->store,
+		    .default_domain = q->default_domain,
+		    .who = ABQ_WHO_DAEMON,
+		    .now = abq_now(),
+		    .notices = q->notify ? &q->notices : NULL,
+		};
+		char *msg = NULL;
+		if (abq_registry_wipe_confirmed(&c, r.account, r.device_id, NULL, &msg) < 0)
+			log_warn("store: recording the wipe of %s/%s: %s", r.device_id, r.account,
+			         msg != NULL ? msg : "failed");
+		free(msg);
+		if (q->notify) {
+			pthread_mutex_lock(&q->lock);
+			if (q->sender != NULL)
+				notice_sender_kick(q->sender);
+			pthread_mutex_unlock(&q->lock);
+		}
+	}
 }
 
 /*
@@ -339,9 +357,7 @@ on_view_device(void *arg, const char *account, const char *device_id,
 	job->q = q;
 	job->seen.account = xstrdup(account);
 	job->seen.device_id = xstrdup(device_id);
-	job->state = now->state;
-	job->reason = now->reason;
-	job->rule_id = now->rule_id;
+	job->now = *now;
 	job_done(q, job);
 }
 
@@ -531,7 +547,10 @@ static int
 load_device(void *arg, const struct abq_device *d)
 {
 	struct load_arg *la = arg;
-	la->cb(la->arg, d->account, d->device_id, d->state, d->reason, d->rule_id);
+	struct abq_view_device now;
+
+	abq_view_device_of(d, &now);
+	la->cb(la->arg, d->account, d->device_id, &now);
 	return 0;
 }
 

@@ -22,8 +22,9 @@ struct storeq;
 struct storeq_job;
 
 /* A device's decision as the loop keeps it (state NONE: the record is gone). */
+struct abq_view_device;
 typedef void storeq_device_cb(void *arg, const char *account, const char *device_id,
-                              enum abq_state state, enum abq_reason reason, int64_t rule_id);
+                              const struct abq_view_device *now);
 
 /*
  * Open the store (creating it on first start), report every recorded device to

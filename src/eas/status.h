@@ -18,6 +18,7 @@
 #define EAS_STATUS_ACCESS_DENIED  130
 #define EAS_STATUS_DEVICE_BLOCKED 129
 #define EAS_STATUS_MAX_DEVICES    177
+#define EAS_STATUS_REMOTE_WIPE    140 /* RemoteWipeRequested: Provision now */
 
 /*
  * The answer to cmd at protocol version (e.g. "14.1", NULL: none) carrying

@@ -48,14 +48,21 @@ discovery_waiting(const struct abq_inputs *in)
 
 /*
  * Decide (account, device) from its inputs: first match wins, in the order
- * Disabled, entry DeviceId/account, entry DeviceId, device limit, rules (with
- * Discovery), mode default. See engine.h and product.md.
+ * wiped (a wiped device stays Blocked whatever else says, even with ABQ
+ * Disabled, until an administrator deletes it), Disabled, entry DeviceId/account, entry DeviceId,
+ * device limit, rules (with Discovery), mode default. See engine.h and product.md.
  */
 void
 abq_decide(const struct abq_inputs *in, struct abq_verdict *out)
 {
 	memset(out, 0, sizeof(*out));
 
+	if (in->facts.wiped) {
+		out->state = ABQ_STATE_BLOCKED;
+		out->reason = ABQ_REASON_WIPE;
+		out->step = ABQ_STEP_WIPE;
+		return;
+	}
 	if (in->mode == ABQ_MODE_DISABLED) {
 		out->state = ABQ_STATE_ALLOWED;
 		out->reason = ABQ_REASON_DISABLED;

@@ -48,6 +48,7 @@ struct abq_facts {
 	const char *os;
 	const char *user_agent;
 	int64_t first_seen; /* for the Discovery timeout; 0 for a device seen now */
+	bool wiped;         /* its remote wipe was acknowledged: Blocked, reason Wipe */
 };
 
 struct abq_ruleset; /* compiled, immutable */
@@ -73,6 +74,7 @@ struct abq_inputs {
 
 /* The evaluation step that decided, for explain. */
 enum abq_step {
+	ABQ_STEP_WIPE = 1,
 	ABQ_STEP_DISABLED = 2,
 	ABQ_STEP_ENTRY_ACCOUNT = 3,
 	ABQ_STEP_ENTRY_DEVICE = 30,

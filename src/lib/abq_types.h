@@ -30,6 +30,15 @@ enum abq_reason {
 	ABQ_REASON_MODE,       /* the effective mode's default */
 	ABQ_REASON_DISABLED,   /* effective mode Disabled */
 	ABQ_REASON_DISCOVERY, /* waiting for a characteristic a rule needs (rule id goes with it) */
+	ABQ_REASON_WIPE,      /* wiped: blocked until an administrator deletes the device */
+};
+#define ABQ_REASON_LAST ABQ_REASON_WIPE
+
+/* A device's remote wipe (abqctl mobile doWipeDevice). */
+enum abq_wipe {
+	ABQ_WIPE_NONE = 0,
+	ABQ_WIPE_REQUESTED,    /* asked for; the device's next request gets it */
+	ABQ_WIPE_ACKNOWLEDGED, /* the device confirmed it; now Blocked (reason Wipe) */
 };
 
 enum abq_mode {

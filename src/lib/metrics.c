@@ -29,7 +29,7 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 #define N_STATES  (ABQ_STATE_DISCOVERY + 1)
-#define N_REASONS (ABQ_REASON_DISCOVERY + 1)
+#define N_REASONS (ABQ_REASON_LAST + 1)
 
 /* The bucket bounds, as printed and in nanoseconds for an exact comparison. */
 static const char *const bucket_le[] = {

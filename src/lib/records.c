@@ -32,6 +32,7 @@ abq_device_clear(struct abq_device *d)
 	free(d->last_address);
 	free(d->last_command);
 	free(d->state_by);
+	free(d->wipe_by);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -55,6 +56,7 @@ abq_device_copy(struct abq_device *dst, const struct abq_device *src)
 	dst->last_address = xstrdup_null(src->last_address);
 	dst->last_command = xstrdup_null(src->last_command);
 	dst->state_by = xstrdup_null(src->state_by);
+	dst->wipe_by = xstrdup_null(src->wipe_by);
 }
 
 void

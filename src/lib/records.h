@@ -6,6 +6,7 @@
 #ifndef ABQ_RECORDS_H
 #define ABQ_RECORDS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lib/abq_types.h"
@@ -33,6 +34,12 @@ struct abq_device {
 	int64_t rule_id;  /* with ABQ_REASON_RULE / ABQ_REASON_DISCOVERY, else 0 */
 	char *state_by;   /* administrator's name, or "abqd" */
 	int64_t state_at; /* when the state was set */
+	/* Remote wipe: requested by whom and when, acknowledged when (0: not yet). */
+	enum abq_wipe wipe;
+	bool wipe_account_only; /* AccountOnlyRemoteWipe (EAS 16.1): the account's data only */
+	char *wipe_by;
+	int64_t wipe_at;
+	int64_t wipe_acked_at;
 };
 void abq_device_clear(struct abq_device *d);
 /* Deep copy; dst must be clear (zeroed). */

@@ -725,13 +725,57 @@ add_provision_doc(struct wbxml_node *data, int v)
 	}
 }
 
-/* Provision: both phases, the RemoteWipe acknowledgement, DeviceInformation. */
+/*
+ * The remote wipe part of Provision (MS-ASPROV 3.2.5.1.2). With a wipe
+ * pending (in->wipe), the directive goes with every Provision answer;
+ * a confirmation (RemoteWipe or AccountOnlyRemoteWipe with Status 1)
+ * of the pending kind is reported through out->wipe_acked and answered
+ * Status 1 alone; a failure (Status 2) gets Status 2 and the directive
+ * again. Returns whether req is a confirmation (then the answer is complete).
+ */
+static bool
+provision_wipe(const struct mbx_serve_in *in, int v, struct wbxml_node *req, struct wbxml_node *r,
+               struct mbx_serve_out *out)
+{
+	bool account_only = in->wipe == 2 && v >= 161;
+	const char *directive =
+	    account_only ? "Provision:AccountOnlyRemoteWipe" : "Provision:RemoteWipe";
+	struct wbxml_node *ack = kid(req, "RemoteWipe");
+
+	if (ack == NULL && v >= 161)
+		ack = kid(req, "AccountOnlyRemoteWipe");
+	if (ack == NULL)
+		return false;
+	if (in->wipe == 0 || (in->wipe == 2 && !account_only)) {
+		/* Nothing asked (or nothing this version can carry): nothing to confirm. */
+		add_int(r, "Provision:Status", 2);
+		return true;
+	}
+	const char *st = kid_text(ack, "Status");
+	bool kind_ok =
+	    strcmp(ack->name, account_only ? "AccountOnlyRemoteWipe" : "RemoteWipe") == 0;
+	if (kind_ok && st != NULL && strcmp(st, "1") == 0) {
+		out->wipe_acked = in->wipe;
+		add_int(r, "Provision:Status", 1);
+		return true;
+	}
+	add_int(r, "Provision:Status", 2);
+	wbxml_addn(r, directive);
+	return true;
+}
+
+/*
+ * Provision: both phases, the remote wipe directive and its confirmation,
+ * DeviceInformation.
+ */
 static int
 cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 {
 	struct wbxml_node *req, *policy, *r, *p;
 	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_PROVISION, "Provision", out, &req);
 	struct wbxml_doc *doc;
+	/* An account-only wipe cannot be said below 16.1: no directive, never a full wipe. */
+	bool wiping = in->wipe == 1 || (in->wipe == 2 && v >= 161);
 	char t[16];
 
 	if (rq == NULL)
@@ -742,9 +786,12 @@ cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 		out->devinfo_seen = true;
 		add_int(wbxml_addn(r, "Settings:DeviceInformation"), "Settings:Status", 1);
 	}
+	if (provision_wipe(in, v, req, r, out)) {
+		wbxml_doc_free(&rq);
+		return finish(&doc, out);
+	}
 	policy = wbxml_find(req, "Policies/Policy");
-	if (policy == NULL && kid(req, "RemoteWipe") == NULL &&
-	    kid(req, "Settings:DeviceInformation") == NULL) {
+	if (policy == NULL && !wiping && kid(req, "Settings:DeviceInformation") == NULL) {
 		add_int(r, "Provision:Status", 2); /* protocol error */
 		wbxml_doc_free(&rq);
 		return finish(&doc, out);
@@ -765,6 +812,9 @@ cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 				add_provision_doc(wbxml_addn(p, "Provision:Data"), v);
 		}
 	}
+	if (wiping)
+		wbxml_addn(r, in->wipe == 2 ? "Provision:AccountOnlyRemoteWipe"
+		                            : "Provision:RemoteWipe");
 	wbxml_doc_free(&rq);
 	return finish(&doc, out);
 }

@@ -71,6 +71,12 @@ struct mbx_serve_in {
 	int64_t now;       /* seconds since the epoch (nonce of new sync keys) */
 	int heartbeat_min; /* allowed Ping heartbeat range, seconds; 0: 60 */
 	int heartbeat_max; /* 0: 3540 */
+	/*
+	 * A remote wipe an administrator asked for: 0 none, 1 the whole device
+	 * (RemoteWipe), 2 the account's data only (AccountOnlyRemoteWipe, 16.1).
+	 * Provision then carries the directive, even when its request is empty.
+	 */
+	int wipe;
 };
 
 #define MBX_OUT_HEADERS 4
@@ -82,8 +88,10 @@ struct mbx_serve_out {
 	size_t body_len;
 	const char *headers[MBX_OUT_HEADERS][2]; /* extra (name, value), static strings */
 	size_t n_headers;
-	int hold_seconds;   /* Ping: > 0 hold this long, then send body */
-	bool devinfo_seen;  /* the body carried Settings:DeviceInformation/Set */
+	int hold_seconds;  /* Ping: > 0 hold this long, then send body */
+	bool devinfo_seen; /* the body carried Settings:DeviceInformation/Set */
+	/* Provision: the device confirmed in->wipe (its Status 1): 1 or 2 as in->wipe. */
+	int wipe_acked;
 	const char *detail; /* a static note for the debug log, or NULL */
 };
 

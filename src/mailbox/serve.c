@@ -135,6 +135,9 @@ mbx_quarantine_serve(struct abq_store *s, const char *default_domain,
 	    .backend = box,
 	    .state = {.arg = s, .get = state_get, .put = state_put, .del = state_del},
 	    .now = abq_now(),
+	    .wipe = d.wipe != ABQ_WIPE_REQUESTED ? 0
+	            : d.wipe_account_only        ? 2
+	                                         : 1,
 	};
 	/* One transaction: the sync state a command writes is durable before its answer. */
 	if (abq_store_begin(s, &err) < 0) {

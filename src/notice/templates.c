@@ -72,6 +72,32 @@ static const struct abq_template builtins[] = {
      .body_html = "<html><body><p>A device of your mailbox {account} was allowed (state: "
                   "{state}); it now synchronises your mail.</p>" DEVICE_HTML
                   "<p>For help, contact {contact}.</p></body></html>"},
+    {.kind = "user-wiped",
+     .locale = "en",
+     .subject = "Your device {device_id} has been wiped",
+     .body_plain = "An administrator asked for a device of your mailbox {account} to be "
+                   "wiped, and the device has confirmed it: it erased what it held (for an "
+                   "account-only wipe, the data of this mailbox only). It is now blocked "
+                   "(state: {state}).\n\n" DEVICE_PLAIN
+                   "\nIf this was not meant to happen, contact {contact} at once.\n",
+     .body_html = "<html><body><p>An administrator asked for a device of your mailbox "
+                  "{account} to be wiped, and the device has confirmed it: it erased what it "
+                  "held (for an account-only wipe, the data of this mailbox only). It is now "
+                  "blocked (state: {state}).</p>" DEVICE_HTML
+                  "<p>If this was not meant to happen, contact {contact} at once.</p>"
+                  "</body></html>"},
+    {.kind = "admin-wiped",
+     .locale = "en",
+     .subject = "Device {device_id} of {account} confirmed its remote wipe",
+     .body_plain = "The device confirmed the remote wipe that was asked for; it is now blocked "
+                   "(state: {state}) until you delete it.\n\n" DEVICE_PLAIN
+                   "\nDetails:     abqctl mobile getDeviceInfo {account} {device_id}\n"
+                   "To delete it: abqctl mobile abq delete {device_id} account {account}\n",
+     .body_html = "<html><body><p>The device confirmed the remote wipe that was asked for; "
+                  "it is now blocked (state: {state}) until you delete it.</p>" DEVICE_HTML
+                  "<p>Details: <code>abqctl mobile getDeviceInfo {account} {device_id}</code>"
+                  "<br>To delete it: <code>abqctl mobile abq delete {device_id} account "
+                  "{account}</code></p></body></html>"},
     {.kind = "admin-immediate",
      .locale = "en",
      .subject = "Device {device_id} of {account} quarantined",

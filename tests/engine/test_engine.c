@@ -104,6 +104,33 @@ test_mode_defaults(void **state)
 	assert_int_equal(abq_mode_default(ABQ_MODE_DISABLED), A);
 }
 
+/*
+ * A wiped device is Blocked (reason Wipe) before anything else is looked at:
+ * in every mode, Disabled included, and over an allow entry for its account.
+ */
+static void
+test_wiped_first(void **state)
+{
+	static const enum abq_mode modes[] = {ABQ_MODE_PERMISSIVE, ABQ_MODE_INTERACTIVE,
+	                                      ABQ_MODE_STRICT, ABQ_MODE_DISABLED};
+	for (size_t i = 0; i < NELEM(modes); i++) {
+		struct abq_inputs in = base_inputs(modes[i]);
+		struct abq_verdict v;
+		in.entry_account = A;
+		in.entry_device = A;
+		in.facts.wiped = true;
+		abq_decide(&in, &v);
+		assert_int_equal(v.state, B);
+		assert_int_equal(v.reason, ABQ_REASON_WIPE);
+		assert_int_equal(v.step, ABQ_STEP_WIPE);
+		in.facts.wiped = false;
+		abq_decide(&in, &v);
+		assert_int_equal(v.state, A);
+		assert_int_not_equal(v.reason, ABQ_REASON_WIPE);
+	}
+	assert_string_equal(abq_reason_name(ABQ_REASON_WIPE), "Wipe");
+}
+
 /* ---- entries, Disabled, limit: steps 2-4 ---------------------------------- */
 
 /* Steps 2-4 on a table: Disabled, account entry over device entry, the device limit. */
@@ -1465,6 +1492,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mode_defaults),
+	    cmocka_unit_test(test_wiped_first),
 	    cmocka_unit_test(test_entries_and_limit),
 	    cmocka_unit_test(test_step_order_with_rules),
 	    cmocka_unit_test(test_rule_matching),

@@ -126,6 +126,7 @@ struct fx {
 	const char *version;
 	struct mbx_serve_out out;
 	struct wbxml_doc *resp;
+	int wipe; /* mbx_serve_in's wipe */
 };
 
 static const struct mbx_quarantine_config qcfg = {
@@ -196,6 +197,7 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .now = 1700000100,
 	    .heartbeat_min = 60,
 	    .heartbeat_max = 1800,
+	    .wipe = f->wipe,
 	};
 	assert_int_equal(mbx_serve(&in, &f->out), 0);
 	free(body);
@@ -1306,6 +1308,93 @@ test_provision_versions(void **state)
 	}
 }
 
+/* A Provision request holding only a wipe confirmation (element, its Status). */
+static struct wbxml_doc *
+req_wipe_ack(const char *element, const char *status)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *root = wbxml_addn_root(d, "Provision:Provision");
+	if (element != NULL)
+		wbxml_addn_text(wbxml_addn(root, element), "Status", status);
+	return d;
+}
+
+/*
+ * Remote wipe (MS-ASPROV 3.2.5.1.2): with a wipe pending, an empty Provision
+ * (what a phone sends after Status 140 or HTTP 449) and a policy request get
+ * the RemoteWipe directive; the confirmation (Status 1) is reported and
+ * answered Status 1 alone; a failure gets Status 2 and the directive again.
+ * The account-only wipe is said only at 16.1, and never as a full wipe.
+ */
+static void
+test_provision_wipe(void **state)
+{
+	static const char *const vs[] = {"12.1", "14.0", "14.1", "16.0", "16.1"};
+	for (size_t v = 0; v < 5; v++) {
+		struct fx f;
+		bool v161 = strcmp(vs[v], "16.1") == 0;
+		fx_init(&f, vs[v]);
+		/* No wipe asked: an empty Provision is a protocol error, a confirmation too. */
+		struct wbxml_node *r = serve(&f, EAS_CMD_PROVISION, req_wipe_ack(NULL, NULL));
+		assert_string_equal(txt(r, "Status"), "2");
+		assert_null(wbxml_find(r, "RemoteWipe"));
+		r = serve(&f, EAS_CMD_PROVISION, req_wipe_ack("RemoteWipe", "1"));
+		assert_string_equal(txt(r, "Status"), "2");
+		assert_int_equal(f.out.wipe_acked, 0);
+
+		f.wipe = 1;
+		r = serve(&f, EAS_CMD_PROVISION, req_wipe_ack(NULL, NULL));
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_non_null(wbxml_find(r, "RemoteWipe"));
+		assert_null(wbxml_find(r, "RemoteWipe/Status"));
+		assert_int_equal(f.out.wipe_acked, 0);
+		/* A policy request gets its policy and the directive. */
+		struct wbxml_doc *d = wbxml_doc_new();
+		wbxml_addn_text(
+		    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "Provision:Provision"), "Policies"),
+		               "Policy"),
+		    "PolicyType", "MS-EAS-Provisioning-WBXML");
+		r = serve(&f, EAS_CMD_PROVISION, d);
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_string_equal(txt(r, "Policies/Policy/Status"), "1");
+		assert_non_null(wbxml_find(r, "RemoteWipe"));
+		/* The device failed: Status 2 and the directive again, nothing recorded. */
+		r = serve(&f, EAS_CMD_PROVISION, req_wipe_ack("RemoteWipe", "2"));
+		assert_string_equal(txt(r, "Status"), "2");
+		assert_non_null(wbxml_find(r, "RemoteWipe"));
+		assert_int_equal(f.out.wipe_acked, 0);
+		/* Confirmed. */
+		r = serve(&f, EAS_CMD_PROVISION, req_wipe_ack("RemoteWipe", "1"));
+		assert_string_equal(txt(r, "Status"), "1");
+		assert_null(wbxml_find(r, "RemoteWipe"));
+		assert_int_equal(f.out.wipe_acked, 1);
+
+		/* Account only: AccountOnlyRemoteWipe at 16.1; below, no directive at all. */
+		f.wipe = 2;
+		r = serve(&f, EAS_CMD_PROVISION, req_wipe_ack(NULL, NULL));
+		assert_null(wbxml_find(r, "RemoteWipe"));
+		if (v161) {
+			assert_string_equal(txt(r, "Status"), "1");
+			assert_non_null(wbxml_find(r, "AccountOnlyRemoteWipe"));
+			/* A full-wipe confirmation does not confirm an account-only wipe. */
+			r = serve(&f, EAS_CMD_PROVISION, req_wipe_ack("RemoteWipe", "1"));
+			assert_string_equal(txt(r, "Status"), "2");
+			assert_int_equal(f.out.wipe_acked, 0);
+			r = serve(&f, EAS_CMD_PROVISION,
+			          req_wipe_ack("AccountOnlyRemoteWipe", "1"));
+			assert_string_equal(txt(r, "Status"), "1");
+			assert_int_equal(f.out.wipe_acked, 2);
+		} else {
+			assert_string_equal(txt(r, "Status"), "2");
+			assert_null(wbxml_find(r, "AccountOnlyRemoteWipe"));
+			r = serve(&f, EAS_CMD_PROVISION, req_wipe_ack("RemoteWipe", "1"));
+			assert_string_equal(txt(r, "Status"), "2");
+			assert_int_equal(f.out.wipe_acked, 0);
+		}
+		fx_done(&f);
+	}
+}
+
 /* ---- a backend whose folders and items change, for the generic paths ---- */
 
 struct tb {
@@ -1622,6 +1711,7 @@ main(void)
 	    cmocka_unit_test(test_fetch_read_flag),
 	    cmocka_unit_test(test_mime_body),
 	    cmocka_unit_test(test_provision_versions),
+	    cmocka_unit_test(test_provision_wipe),
 	    cmocka_unit_test(test_changing_backend),
 	    cmocka_unit_test(test_served_from_store),
 	};
