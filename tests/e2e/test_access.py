@@ -11,6 +11,7 @@ harness (harness.py) starts the fixture and abqd; see it for what a run does.
 """
 
 import json
+import xml.etree.ElementTree as ET
 import os
 import signal
 import socket
@@ -62,6 +63,125 @@ class AccessTests(E.Case):
         TIMINGS.append(("held Ping answered after the block", el))
         self.assertLess(el, 2.5, "the held Ping was answered %.1f s after the block" % el)
         assert_status_doc(self, result["resp"], "Ping", 129, "held Ping of a blocked device")
+
+    def test_04d_wipe_ends_a_held_ping(self):
+        """Remote wipe (MS-ASPROV 3.2.5.1.2): the Ping an allowed phone holds ends at
+        once with Status 140, its Provision carries RemoteWipe, its confirmation is
+        recorded and the device is Blocked (reason Wipe) from then on."""
+        phone = Phone(device_id=new_id("wipe"))
+        inbox = phone.inbox(self)
+        key = phone.sync0(self, inbox)
+        key, _ = phone.sync_changes(self, inbox, key)
+        th, result = held_ping(phone, inbox, 25, timeout=60)
+        time.sleep(1.0)
+        self.assertTrue(th.is_alive(), "Ping not held: %r" % result)
+        t_wipe = time.monotonic()
+        out = self.admin("mobile", "doWipeDevice", "alice", phone.device_id)
+        self.assertIn("wipe requested for %s" % phone.device_id, out)
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the held Ping is still held 10 s after the wipe")
+        self.assertNotIn("error", result, "Ping failed: %r" % result.get("error"))
+        el = result["t"] - t_wipe
+        print("  [time] %-55s %6.2f s" % ("held Ping answered after doWipeDevice", el))
+        TIMINGS.append(("held Ping answered after doWipeDevice", el))
+        self.assertLess(el, 2.5, "the held Ping was answered %.1f s after the wipe" % el)
+        assert_status_doc(self, result["resp"], "Ping", 140, "held Ping of a device to wipe")
+        d = self.device_info("alice", phone.device_id)["device"]
+        self.assertEqual(d["wipe"]["state"], "requested", d)
+        self.assertFalse(d["wipe"]["accountOnly"], d)
+        self.assertIsNone(d["wipe"]["acknowledgedAt"], d)
+        # Every other command gets the demand, not the mailbox.
+        r = phone.foldersync()
+        assert_status_doc(self, r, "FolderSync", 140, "FolderSync of a device to wipe")
+        r = phone.foldersync(version="12.1")
+        self.assertEqual(r.status, 449, "FolderSync at 12.1 of a device to wipe: %r" % r)
+        # The empty Provision a phone sends after 140 gets the directive.
+        r = phone.post("Provision", wbxml('<Provision xmlns="Provision:"/>'))
+        assert_status_doc(self, r, "Provision", 1, "Provision of a device to wipe")
+        self.assertIsNotNone(r.doc().find("RemoteWipe"), ET.tostring(r.doc()))
+        # A failure keeps the wipe pending and repeats the directive.
+        r = phone.post("Provision", wbxml(
+            '<Provision xmlns="Provision:"><RemoteWipe><Status>2</Status></RemoteWipe></Provision>'))
+        assert_status_doc(self, r, "Provision", 2, "a failed wipe")
+        self.assertIsNotNone(r.doc().find("RemoteWipe"), ET.tostring(r.doc()))
+        self.assertEqual(self.device_info("alice", phone.device_id)["device"]["wipe"]["state"],
+                         "requested")
+        r = phone.post("Provision", wbxml(
+            '<Provision xmlns="Provision:"><RemoteWipe><Status>1</Status></RemoteWipe></Provision>'))
+        assert_status_doc(self, r, "Provision", 1, "the wipe confirmed")
+        self.assertIsNone(r.doc().find("RemoteWipe"), ET.tostring(r.doc()))
+        d = self.device_info("alice", phone.device_id)["device"]
+        self.assertEqual(d["wipe"]["state"], "acknowledged", d)
+        self.assertIsNotNone(d["wipe"]["acknowledgedAt"], d)
+        self.assertEqual((d["state"], d["reason"]), ("Blocked", "Wipe"), d)
+        r = phone.foldersync()
+        assert_status_doc(self, r, "FolderSync", 129, "FolderSync of a wiped device")
+        # Confirmed: it cannot be withdrawn; an allow entry does not bring it back.
+        p = H.ctl("mobile", "doAbortWipe", "alice", phone.device_id)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("cannot be aborted", p.stderr)
+        self.admin("mobile", "abq", "allow", phone.device_id, "account", "alice")
+        time.sleep(1.5)
+        r = phone.foldersync()
+        assert_status_doc(self, r, "FolderSync", 129, "FolderSync of a wiped, allowed device")
+        hist = H.ctl_json(self, "mobile", "abq", "history", phone.device_id, "account", "alice")
+        wipes = [(h["old"], h["new"]) for h in hist if h["what"] == "wipe"]
+        self.assertIn((None, "requested"), wipes, hist)
+        self.assertIn(("requested", "acknowledged"), wipes, hist)
+        # Deleted by an administrator: a new device again.
+        self.admin("mobile", "abq", "delete", phone.device_id, "account", "alice")
+        time.sleep(1.5)
+        r = phone.foldersync()
+        self.assertEqual(r.status, 200, r)
+        self.assertNotEqual(text_of(r.doc(), "Status"), "129", ET.tostring(r.doc()))
+
+    def test_04e_wipe_withdrawn_and_account_only(self):
+        """doAbortWipe before the phone confirms lets it sync again; accountOnly is
+        refused below 16.1 and said as AccountOnlyRemoteWipe at 16.1."""
+        phone = Phone(device_id=new_id("wipeab"), version="12.1")
+        phone.folders(self)
+        p = H.ctl("mobile", "doWipeDevice", "alice", phone.device_id, "accountOnly")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("needs 16.1", p.stderr)
+        p = H.ctl("mobile", "doWipeDevice", "alice", "nosuchdevice")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("no device nosuchdevice", p.stderr)
+        out = self.admin("--dry-run", "mobile", "doWipeDevice", "alice", phone.device_id)
+        self.assertIn("would ask for a wipe", out)
+        self.assertIsNone(self.device_info("alice", phone.device_id)["device"]["wipe"])
+        self.admin("mobile", "doWipeDevice", "alice", phone.device_id)
+
+        def demanded():
+            r = phone.foldersync()
+            return (r.status == 449, r)
+        self.until("wipe seen by abqd", demanded, 2.5, 0.1)
+        self.admin("mobile", "doAbortWipe", "alice", phone.device_id)
+        self.assertIsNone(self.device_info("alice", phone.device_id)["device"]["wipe"])
+
+        def synced():
+            r = phone.foldersync()
+            return (r.status == 200, r)
+        self.until("withdrawn wipe seen by abqd", synced, 2.5, 0.1)
+        p = H.ctl("mobile", "doAbortWipe", "alice", phone.device_id)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("no wipe was asked", p.stderr)
+
+        new = Phone(device_id=new_id("wipeacct"), version="16.1")
+        new.folders(self)
+        self.admin("mobile", "doWipeDevice", "alice", new.device_id, "accountOnly")
+        self.assertTrue(self.device_info("alice", new.device_id)["device"]["wipe"]["accountOnly"])
+
+        def directive():
+            r = new.post("Provision", wbxml('<Provision xmlns="Provision:"/>'))
+            return (r.status == 200 and r.doc().find("AccountOnlyRemoteWipe") is not None, r)
+        self.until("account-only wipe served", directive, 2.5, 0.1)
+        r = new.post("Provision", wbxml('<Provision xmlns="Provision:"><AccountOnlyRemoteWipe>'
+                                        '<Status>1</Status></AccountOnlyRemoteWipe></Provision>'))
+        assert_status_doc(self, r, "Provision", 1, "the account-only wipe confirmed")
+        d = self.device_info("alice", new.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"], d["wipe"]["state"]),
+                         ("Blocked", "Wipe", "acknowledged"), d)
+        self.restore.append(("mobile", "abq", "delete", new.device_id, "account", "alice"))
 
     def test_04b_device_limit(self):
         first = Phone(device_id=new_id("lim1"), user="bob")
