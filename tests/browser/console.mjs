@@ -290,6 +290,27 @@ try {
     check(b.body.devices.some((d) => d.deviceId === blockId), `after Block the API does not list ${blockId} as Blocked`);
     await page.waitForFunction((n) => document.getElementById('badge-count').textContent === String(n), before - 2);
     step(`Block from the detail page: ${blockId} is Blocked, badge ${before - 2}`);
+
+    // 6b. A remote wipe asked for from the detail page, after a confirmation,
+    // then withdrawn (the phone stays blocked for the checks that follow).
+    const bobAccount = b.body.devices.find((d) => d.deviceId === blockId).account;
+    const bobPath = '/devices/' + encodeURIComponent(bobAccount) + '/' + encodeURIComponent(blockId);
+    let asked = '';
+    page.once('dialog', (d) => {
+      asked = d.message();
+      d.accept();
+    });
+    await page.getByRole('button', { name: 'Wipe…' }).click();
+    await page.locator('#d-wipe-state').filter({ hasText: `Remote wipe requested by ${name}` }).waitFor();
+    check(/Wipe everything on/.test(asked), `the wipe was not confirmed first (dialog: "${asked}")`);
+    const w1 = await apiGet(page, bobPath);
+    check(w1.body.device.wipe && w1.body.device.wipe.state === 'requested', `after Wipe the API says ${JSON.stringify(w1.body.device.wipe)}`);
+    page.once('dialog', (d) => d.accept());
+    await page.getByRole('button', { name: 'Withdraw wipe' }).click();
+    await page.locator('#d-wipe').waitFor();
+    const w2 = await apiGet(page, bobPath);
+    check(w2.body.device.wipe === null, `after Withdraw the API says ${JSON.stringify(w2.body.device.wipe)}`);
+    step(`Wipe asked (confirmed) and withdrawn from the detail page of ${blockId}`);
   }
 
   // 7. The other sections against the real API: a rule (a bad one refused

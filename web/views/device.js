@@ -1,6 +1,7 @@
 // One device: what it reported, its state and why, the list entries that
 // apply to it, its history, and the decisions (Allow, Block, Quarantine,
-// Delete) plus what the engine would decide now (explain).
+// Delete, remote Wipe and its withdrawal, each confirmed) plus what the
+// engine would decide now (explain).
 
 import { devicePath } from '../api.js';
 import { facts, h, replace, stateTag, time, val } from '../dom.js';
@@ -49,9 +50,25 @@ export default function device(ctx) {
           ),
         ),
         h('button', { type: 'button', class: 'danger', id: 'd-delete', dataset: { action: 'delete' }, onclick: remove }, 'Delete'),
+        !d.wipe
+          ? h('button', { type: 'button', class: 'danger', id: 'd-wipe', onclick: () => wipe(d) }, 'Wipe…')
+          : d.wipe.state === 'requested'
+            ? h('button', { type: 'button', id: 'd-abort-wipe', onclick: abortWipe }, 'Withdraw wipe')
+            : null,
         h('button', { type: 'button', id: 'd-explain', onclick: explain }, 'Explain'),
       ),
       explainOut,
+      d.wipe
+        ? h(
+            'p',
+            { class: 'wipe', id: 'd-wipe-state', role: 'status' },
+            d.wipe.state === 'requested'
+              ? `Remote wipe${d.wipe.accountOnly ? ' (account only)' : ''} requested by ${val(d.wipe.requestedBy)} `
+              : `Remote wipe${d.wipe.accountOnly ? ' (account only)' : ''} confirmed by the device `,
+            time(d.wipe.state === 'requested' ? d.wipe.requestedAt : d.wipe.acknowledgedAt),
+            d.wipe.state === 'requested' ? '; the device gets it at its next request.' : '; it stays blocked until deleted.',
+          )
+        : null,
       h('h2', null, 'Device'),
       facts([
         ['Device ID', d.deviceId],
@@ -129,6 +146,35 @@ export default function device(ctx) {
       await ctx.api('DELETE', path);
       ctx.announce(`${deviceId} of ${account} is forgotten.`);
       ctx.go('#/devices');
+    } catch (e) {
+      ctx.fail(e);
+    }
+  }
+
+  // A remote wipe erases the phone: asked for only after a confirmation that
+  // names the device; account only (EAS 16.1) erases this mailbox's data.
+  async function wipe(d) {
+    const v = parseFloat(d.easVersion || '0');
+    let accountOnly = false;
+    if (v >= 16.1)
+      accountOnly = window.confirm(`${deviceId} speaks EAS ${d.easVersion}: erase only the data of ${account} (OK), or choose Cancel to erase the whole device?`);
+    const what = accountOnly ? `the data of ${account} on ${deviceId}` : `everything on ${deviceId} (factory reset)`;
+    if (!window.confirm(`Wipe ${what}? The device erases it at its next request; this cannot be undone once it confirms.`)) return;
+    try {
+      await ctx.api('POST', `${path}/wipe`, accountOnly ? { accountOnly: true } : {});
+      ctx.announce(`Wipe of ${deviceId} of ${account} requested.`);
+      await refresh();
+    } catch (e) {
+      ctx.fail(e);
+    }
+  }
+
+  async function abortWipe() {
+    if (!window.confirm(`Withdraw the wipe of ${deviceId}? It syncs again as before.`)) return;
+    try {
+      await ctx.api('DELETE', `${path}/wipe`);
+      ctx.announce(`Wipe of ${deviceId} of ${account} withdrawn.`);
+      await refresh();
     } catch (e) {
       ctx.fail(e);
     }
