@@ -18,7 +18,19 @@
  * and the listener's connection must be re-established with backoff without
  * delaying jobs. After the listener (re)connects it asks for one read, which
  * catches up with whatever was missed while it was away; the once-a-second
- * read stays as the safety net (and is all SQLite has).
+ * read stays as the safety net.
+ *
+ * Changes seen on disk (SQLite, which cannot push): a thread of the same
+ * shape, the watcher, waits on an inotify(7) descriptor watching the
+ * directory of the store's files. Every commit, by abqctl, the admin API,
+ * another abqd process on the same file or this one, writes the database
+ * or its -wal file; each burst of such events (coalesced for
+ * WATCH_COALESCE_MS) asks the store thread for one change-log read, so an
+ * administrator's decision reaches a held request in milliseconds rather
+ * than at the next once-a-second read, which stays as the safety net (an
+ * event can be lost when the kernel's queue overflows; the read is cheap:
+ * one indexed SELECT of the rows after the last seen). Writes of this
+ * process wake it too; they cost one such read each burst.
  *
  * Losing the store: when a read of the change log fails and the handle's
  * connection is gone, the store is "down" since that moment (storeq_down_since,
@@ -29,7 +41,9 @@
 #include <event2/event.h>
 #include <poll.h>
 #include <pthread.h>
+#include <libgen.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/queue.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -54,6 +68,8 @@
 /* The listener's delays between connection attempts (ms). */
 #define LISTEN_RETRY_MIN_MS 250
 #define LISTEN_RETRY_MAX_MS 5000
+/* Store-file events closer together than this make one change-log read. */
+#define WATCH_COALESCE_MS 5
 
 enum job_kind { JOB_OBSERVE, JOB_DEVICE, JOB_SERVE };
 
@@ -112,9 +128,13 @@ struct storeq {
 	/* Pushed changes (NULL listener: the backend cannot push). */
 	struct abq_store_listener *listener;
 	pthread_t listen_thread;
-	int listen_stop;    /* eventfd: stops the listener */
-	bool notified;      /* under lock: a notice came, read the change log now */
-	int64_t down_since; /* under lock: 0, or when the store was found lost */
+	int listen_stop; /* eventfd: stops the listener or the watcher */
+	/* Store files watched (no listener): inotify descriptor, the watcher. */
+	int watch_fd;
+	pthread_t watch_thread;
+	char *watch_names[4]; /* the base names of the store's files */
+	bool notified;        /* under lock: a notice came, read the change log now */
+	int64_t down_since;   /* under lock: 0, or when the store was found lost */
 	size_t touches_dropped;
 };
 
@@ -462,6 +482,79 @@ listen_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Watch the directory of the store's files (storeq_files: the database and
+ * its WAL companions). Returns 0, or -1 when the store has no files or
+ * inotify is not available (then the once-a-second read is all).
+ */
+static int
+watch_open(struct storeq *q)
+{
+	const char *const *files = abq_store_files(q->store);
+	char *dir;
+
+	if (files == NULL || files[0] == NULL)
+		return -1;
+	if ((q->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
+		return -1;
+	dir = xstrdup(files[0]);
+	if (inotify_add_watch(q->watch_fd, dirname(dir), IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
+		free(dir);
+		close(q->watch_fd);
+		q->watch_fd = -1;
+		return -1;
+	}
+	free(dir);
+	for (size_t i = 0; i < 3 && files[i] != NULL; i++) {
+		char *f = xstrdup(files[i]);
+		q->watch_names[i] = xstrdup(basename(f));
+		free(f);
+	}
+	return 0;
+}
+
+/* Read the pending inotify events; true when one concerns a store file. */
+static bool
+watch_drain(struct storeq *q)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool ours = false;
+	ssize_t n;
+
+	while ((n = read(q->watch_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+			if (ev->mask & IN_Q_OVERFLOW)
+				ours = true;
+			for (size_t i = 0; ev->len > 0 && i < 3 && q->watch_names[i] != NULL; i++)
+				if (strcmp(ev->name, q->watch_names[i]) == 0)
+					ours = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	return ours;
+}
+
+/* The watcher thread (see the top of the file). */
+static void *
+watch_main(void *arg)
+{
+	struct storeq *q = arg;
+
+	for (;;) {
+		if (listen_sleep(q, q->watch_fd, 30000))
+			break;
+		if (!watch_drain(q))
+			continue;
+		/* A commit writes in several steps: let the burst end, then read once. */
+		if (listen_sleep(q, -1, WATCH_COALESCE_MS))
+			break;
+		watch_drain(q);
+		poke(q);
+	}
+	return NULL;
+}
+
 /* The thread: jobs as they come, touches and the change log once a second. */
 static void *
 thread_main(void *arg)
@@ -583,6 +676,7 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 	STAILQ_INIT(&q->done);
 	q->efd = -1;
 	q->listen_stop = -1;
+	q->watch_fd = -1;
 	struct load_arg la = {on_device, arg};
 	const char *err = NULL;
 
@@ -628,7 +722,10 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 		*errmsg_r = xasprintf("store: %s", err);
 		goto fail_sync;
 	}
-	if (q->listener != NULL && (q->listen_stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+	if (q->listener == NULL && watch_open(q) < 0)
+		log_info("store: no file watch; reading the change log every second");
+	if ((q->listener != NULL || q->watch_fd >= 0) &&
+	    (q->listen_stop = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		*errmsg_r = xstrdup("eventfd failed");
 		goto fail_sync;
 	}
@@ -641,12 +738,21 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 		         "second");
 		abq_store_listener_free(&q->listener);
 	}
+	if (q->watch_fd >= 0 && pthread_create(&q->watch_thread, NULL, watch_main, q) != 0) {
+		log_warn("store: cannot start the file watch; reading the change log every second");
+		close(q->watch_fd);
+		q->watch_fd = -1;
+	}
 	return q;
 fail_sync:
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->cond);
 fail:
 	abq_store_listener_free(&q->listener);
+	if (q->watch_fd >= 0)
+		close(q->watch_fd);
+	for (size_t i = 0; i < 3; i++)
+		free(q->watch_names[i]);
 	if (q->listen_stop >= 0)
 		close(q->listen_stop);
 	if (q->wake != NULL)
@@ -681,6 +787,15 @@ storeq_stop(struct storeq **qp)
 		pthread_join(q->listen_thread, NULL);
 		abq_store_listener_free(&q->listener);
 	}
+	if (q->watch_fd >= 0) {
+		uint64_t one = 1;
+		if (write(q->listen_stop, &one, sizeof(one)) < 0)
+			log_warn("store: cannot stop the file watch");
+		pthread_join(q->watch_thread, NULL);
+		close(q->watch_fd);
+	}
+	for (size_t i = 0; i < 3; i++)
+		free(q->watch_names[i]);
 	if (q->listen_stop >= 0)
 		close(q->listen_stop);
 	pthread_mutex_lock(&q->lock);
