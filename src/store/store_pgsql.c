@@ -199,6 +199,12 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     "CREATE INDEX tokens_admin ON tokens (admin, id);",
     /* 4 -> 5: the history of one account found without a scan (abqd_meta was there). */
     "CREATE INDEX history_account ON history (account);",
+    /* 5 -> 6: a device's remote wipe (records.h). */
+    "ALTER TABLE devices ADD COLUMN wipe INTEGER NOT NULL DEFAULT 0,"
+    " ADD COLUMN wipe_account_only INTEGER NOT NULL DEFAULT 0,"
+    " ADD COLUMN wipe_by TEXT,"
+    " ADD COLUMN wipe_at BIGINT NOT NULL DEFAULT 0,"
+    " ADD COLUMN wipe_acked_at BIGINT NOT NULL DEFAULT 0;",
 };
 
 /* The open store. */

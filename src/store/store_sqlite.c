@@ -152,6 +152,12 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " key TEXT NOT NULL PRIMARY KEY,"
     " value TEXT NOT NULL);"
     "CREATE INDEX history_account ON history (account);",
+    /* 5 -> 6: a device's remote wipe (records.h). */
+    "ALTER TABLE devices ADD COLUMN wipe INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN wipe_account_only INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN wipe_by TEXT;"
+    "ALTER TABLE devices ADD COLUMN wipe_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN wipe_acked_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The open store. */
