@@ -847,20 +847,10 @@ struct sql_arg {
 	const char *s;
 	int64_t i;
 };
-#define T(v)                                                                                       \
-	{                                                                                          \
-		't', (v), 0                                                                        \
-	}
-#define K(v)                                                                                       \
-	{                                                                                          \
-		'k', (v), 0                                                                        \
-	}
-#define I(v)                                                                                       \
-	{                                                                                          \
-		'i', NULL, (v)                                                                     \
-	}
+#define T(v)      ((struct sql_arg){'t', (v), 0})
+#define K(v)      ((struct sql_arg){'k', (v), 0})
+#define I(v)      ((struct sql_arg){'i', NULL, (v)})
 #define ARGS(...) ((const struct sql_arg[]){__VA_ARGS__, {0, NULL, 0}})
-#define V(...)    ((struct sql_arg)__VA_ARGS__)
 #define NOARGS    ((const struct sql_arg[]){{0, NULL, 0}})
 
 /* Bind a list of parameters to ?1, ?2, ... */
@@ -1280,20 +1270,19 @@ abq_store_device_iter(struct abq_store *s, const struct abq_device_filter *f, ab
 	bare =
 	    f->domain != NULL && f->default_domain != NULL && str_ieq(f->domain, f->default_domain);
 	suffix = f->domain ? str_lower(xasprintf("@%s", f->domain)) : NULL;
-	filter(sql, sizeof(sql), a, &n, f->account, " AND account = ?#", V(T(f->account)));
-	filter(sql, sizeof(sql), a, &n, f->device_id, " AND device_key = ?#", V(K(f->device_id)));
+	filter(sql, sizeof(sql), a, &n, f->account, " AND account = ?#", T(f->account));
+	filter(sql, sizeof(sql), a, &n, f->device_id, " AND device_key = ?#", K(f->device_id));
 	filter(sql, sizeof(sql), a, &n, suffix,
 	       bare ? " AND (substr(account, length(account) - length(?#) + 1) = ?# OR "
 	              "instr(account, '@') = 0)"
 	            : " AND substr(account, length(account) - length(?#) + 1) = ?#",
-	       V(T(suffix)));
+	       T(suffix));
 	filter(sql, sizeof(sql), a, &n, f->state != ABQ_STATE_NONE, " AND state = ?#",
-	       V(T(state_text(f->state))));
-	filter(sql, sizeof(sql), a, &n, f->seen_before, " AND last_seen < ?#",
-	       V(I(f->seen_before)));
-	filter(sql, sizeof(sql), a, &n, f->seen_since, " AND last_seen >= ?#", V(I(f->seen_since)));
+	       T(state_text(f->state)));
+	filter(sql, sizeof(sql), a, &n, f->seen_before, " AND last_seen < ?#", I(f->seen_before));
+	filter(sql, sizeof(sql), a, &n, f->seen_since, " AND last_seen >= ?#", I(f->seen_since));
 	filter(sql, sizeof(sql), a, &n, f->not_individual, " AND reason IS DISTINCT FROM ?#",
-	       V(T(abq_reason_name(ABQ_REASON_INDIVIDUAL))));
+	       T(abq_reason_name(ABQ_REASON_INDIVIDUAL)));
 	sql_add(sql, sizeof(sql), " ORDER BY account, device_key" BATCH_LIMIT);
 	ret = iter_args(s, sql, WHAT, &device_kind, a, 0, (any_cb)cb, arg, errstr_r);
 	free(suffix);
@@ -1365,7 +1354,7 @@ abq_store_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb
 	REQUIRE(cb != NULL, "entry_iter: no callback");
 	REQUIRE(state_ok(state), "entry_iter: state out of range");
 	filter(sql, sizeof(sql), a, &n, state != ABQ_STATE_NONE, " AND state = ?#",
-	       V(T(state_text(state))));
+	       T(state_text(state)));
 	sql_add(sql, sizeof(sql), " ORDER BY device_key, account_key" BATCH_LIMIT);
 	return iter_args(s, sql, WHAT, &entry_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
@@ -1470,7 +1459,7 @@ abq_store_rule_iter(struct abq_store *s, const char *domain, bool all, abq_rule_
 
 	CHECK_STORE(s);
 	REQUIRE(cb != NULL, "rule_iter: no callback");
-	filter(sql, sizeof(sql), a, &n, domain, " AND domain = ?#", V(T(domain)));
+	filter(sql, sizeof(sql), a, &n, domain, " AND domain = ?#", T(domain));
 	if (!domain && !all)
 		sql_add(sql, sizeof(sql), " AND domain IS NULL");
 	sql_add(sql, sizeof(sql),
@@ -1609,12 +1598,12 @@ abq_store_history_iter(struct abq_store *s, const struct abq_history_filter *f, 
 	REQUIRE(cb != NULL, "history_iter: no callback");
 	if (f == NULL)
 		f = &all;
-	a[0] = V(I(f->limit != 0 ? INT64_MAX : 0));
+	a[0] = I(f->limit != 0 ? INT64_MAX : 0);
 	snprintf(sql, sizeof(sql), "SELECT " HISTORY_COLS " FROM history WHERE id %s ?1",
 	         f->limit != 0 ? "<" : ">");
-	filter(sql, sizeof(sql), a, &n, f->device_id, " AND device_key = ?#", V(K(f->device_id)));
-	filter(sql, sizeof(sql), a, &n, f->account, " AND account = ?#", V(T(f->account)));
-	filter(sql, sizeof(sql), a, &n, f->since, " AND at >= ?#", V(I(f->since)));
+	filter(sql, sizeof(sql), a, &n, f->device_id, " AND device_key = ?#", K(f->device_id));
+	filter(sql, sizeof(sql), a, &n, f->account, " AND account = ?#", T(f->account));
+	filter(sql, sizeof(sql), a, &n, f->since, " AND at >= ?#", I(f->since));
 	sql_add(sql, sizeof(sql), " ORDER BY id%s" BATCH_LIMIT, f->limit != 0 ? " DESC" : "");
 	return iter_args(s, sql, WHAT, &history_kind, a, f->limit, (any_cb)cb, arg, errstr_r);
 }
@@ -1693,7 +1682,7 @@ abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb,
 
 	CHECK_STORE(s);
 	REQUIRE(cb != NULL, "notice_iter: no callback");
-	filter(sql, sizeof(sql), a, &n, state, " AND state = ?#", V(T(state)));
+	filter(sql, sizeof(sql), a, &n, state, " AND state = ?#", T(state));
 	sql_add(sql, sizeof(sql), " ORDER BY id" BATCH_LIMIT);
 	return iter_args(s, sql, WHAT, &notice_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
@@ -1964,7 +1953,7 @@ abq_store_token_iter(struct abq_store *s, const char *admin, abq_token_cb *cb, v
 	CHECK_STORE(s);
 	REQUIRE(cb != NULL, "token_iter: no callback");
 	REQUIRE(opt_ok(admin), "token_iter: empty admin");
-	filter(sql, sizeof(sql), a, &n, admin, " AND admin = ?#", V(T(admin)));
+	filter(sql, sizeof(sql), a, &n, admin, " AND admin = ?#", T(admin));
 	sql_add(sql, sizeof(sql), " ORDER BY admin, id" BATCH_LIMIT);
 	return iter_args(s, sql, WHAT, &token_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
@@ -2084,101 +2073,63 @@ abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
 /* ---- record destructors ----------------------------------------------------- */
 
 /*
- * Record destructors (here and below): free the owned strings and zero the
- * struct, so that a cleared record can be cleared again or reused. NULL is
- * accepted.
+ * Free the owned strings (and blob) of a record, as its kind's field table
+ * lists them, and zero it, so that a cleared record can be cleared again or
+ * reused. NULL is accepted.
  */
+static void
+rec_clear(const struct sql_kind *k, void *rec)
+{
+	if (rec == NULL)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		if (k->fields[i].type == F_STR || k->fields[i].type == F_TARGET ||
+		    k->fields[i].type == F_BLOB)
+			free(*(void **)(void *)((char *)rec + k->fields[i].off));
+	memset(rec, 0, k->size);
+}
+
+/* The destructors of store.h's records. */
 void
 abq_history_clear(struct abq_history *h)
 {
-	if (h == NULL)
-		return;
-	free(h->who);
-	free(h->what);
-	free(h->subject);
-	free(h->old_value);
-	free(h->new_value);
-	free(h->reason);
-	free(h->device_id);
-	free(h->account);
-	memset(h, 0, sizeof(*h));
+	rec_clear(&history_kind, h);
 }
 
 void
 abq_change_clear(struct abq_change *c)
 {
-	if (c == NULL)
-		return;
-	free(c->key);
-	memset(c, 0, sizeof(*c));
+	rec_clear(&change_kind, c);
 }
 
 void
 abq_notice_clear(struct abq_notice *n)
 {
-	if (n == NULL)
-		return;
-	free(n->recipient);
-	free(n->kind);
-	free(n->account);
-	free(n->device_id);
-	free(n->template_ref);
-	free(n->rendered);
-	free(n->state);
-	free(n->last_error);
-	memset(n, 0, sizeof(*n));
+	rec_clear(&notice_kind, n);
 }
 
 void
 abq_template_clear(struct abq_template *t)
 {
-	if (t == NULL)
-		return;
-	free(t->domain);
-	free(t->kind);
-	free(t->locale);
-	free(t->from);
-	free(t->reply_to);
-	free(t->subject);
-	free(t->body_plain);
-	free(t->body_html);
-	free(t->set_by);
-	memset(t, 0, sizeof(*t));
+	rec_clear(&template_kind, t);
 }
 
 void
 abq_admin_clear(struct abq_admin *a)
 {
-	if (a == NULL)
-		return;
-	free(a->name);
-	free(a->password_hash);
-	free(a->created_by);
-	memset(a, 0, sizeof(*a));
+	rec_clear(&admin_kind, a);
 }
 
 void
 abq_token_clear(struct abq_token *t)
 {
-	if (t == NULL)
-		return;
-	free(t->admin);
-	free(t->label);
-	free(t->hash);
-	free(t->created_by);
-	memset(t, 0, sizeof(*t));
+	rec_clear(&token_kind, t);
 }
 
 void
 abq_syncstate_clear(struct abq_syncstate *st)
 {
-	if (st == NULL)
-		return;
-	free(st->account);
-	free(st->device_id);
-	free(st->collection);
-	free(st->state);
-	memset(st, 0, sizeof(*st));
+	rec_clear(&syncstate_kind, st);
 }
 
 /* ---- several nodes (store.h) -------------------------------------------- */
