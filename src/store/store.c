@@ -2089,48 +2089,23 @@ rec_clear(const struct sql_kind *k, void *rec)
 	memset(rec, 0, k->size);
 }
 
-/* The destructors of store.h's records. */
-void
-abq_history_clear(struct abq_history *h)
-{
-	rec_clear(&history_kind, h);
-}
-
-void
-abq_change_clear(struct abq_change *c)
-{
-	rec_clear(&change_kind, c);
-}
-
-void
-abq_notice_clear(struct abq_notice *n)
-{
-	rec_clear(&notice_kind, n);
-}
-
-void
-abq_template_clear(struct abq_template *t)
-{
-	rec_clear(&template_kind, t);
-}
-
-void
-abq_admin_clear(struct abq_admin *a)
-{
-	rec_clear(&admin_kind, a);
-}
-
-void
-abq_token_clear(struct abq_token *t)
-{
-	rec_clear(&token_kind, t);
-}
-
-void
-abq_syncstate_clear(struct abq_syncstate *st)
-{
-	rec_clear(&syncstate_kind, st);
-}
+/*
+ * The destructors of store.h's records: abq_history_clear, abq_change_clear,
+ * abq_notice_clear, abq_template_clear, abq_admin_clear, abq_token_clear and
+ * abq_syncstate_clear.
+ */
+#define CLEAR(name)                                                                                \
+	void abq_##name##_clear(struct abq_##name *r)                                              \
+	{                                                                                          \
+		rec_clear(&name##_kind, r);                                                        \
+	}
+CLEAR(history)
+CLEAR(change)
+CLEAR(notice)
+CLEAR(template)
+CLEAR(admin)
+CLEAR(token)
+CLEAR(syncstate)
 
 /* ---- several nodes (store.h) -------------------------------------------- */
 
