@@ -1,41 +1,71 @@
 /*
- * store.c: the one door to the store.
+ * store.c: the store's operations, written once over the SQL driver.
  *
- * Every abq_store_* call passes through a wrapper here, in the manner of
- * SQLite's own VFS shims: the wrapper checks its arguments (a NULL key is an
- * error with a message, never a crash), applies the test-time fault injection,
- * and only then calls the backend's operation through the ops table. Backends
- * therefore never see a NULL store, a NULL errstr_r or a missing key.
+ * Every abq_store_* function of store.h is defined here, whole: its argument
+ * checks (a NULL key is an error with a message, never a crash), the
+ * test-time fault injection, and its SQL (see store_sql.h for its
+ * conventions), with rows read into records by field tables (column -> struct
+ * offset and type) rather than a reader per record. The drivers
+ * (store_sqlite.c, store_pgsql.c) never see a NULL store, a NULL errstr_r or a
+ * missing key; what only one of them has (listeners, locks, the end of a
+ * restore) is an optional member of struct sql_driver.
+ *
+ * Statements of the point operations (get, put, delete, add) are prepared once
+ * per handle and cached, keyed by the address of their SQL (a static string
+ * of the operation). Iteration reads in batches of ITER_BATCH rows with a
+ * statement private to that iteration (keyset pagination: each batch starts
+ * after the key of the previous batch's last row, parameters ?1..?k). The
+ * statement is reset before the callbacks of a batch run, so no read is
+ * pending while a callback works: a callback may write to the store, open and
+ * commit a transaction, or start another iteration, and the iteration goes on
+ * after the last key it delivered. A row a callback inserts or moves ahead of
+ * that key is seen later in the same iteration; one behind it is not.
  *
  * Fault injection: when the environment variable ABQ_STORE_FAULT is set to N,
  * the N-th write call (put, delete, insert, update, add, touch, commit) made in
  * this process after the variable took that value fails with "injected fault"
- * without reaching the backend. The count starts again whenever the value
+ * without reaching the driver. The count starts again whenever the value
  * changes, so a test may set it, run, unset it, and set it again.
  */
+#include <ctype.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/util.h"
-#include "store/store_private.h"
+#include "store/store_sql.h"
 
-/* The backends, in the order their schemes are tried. */
-static const struct abq_store_ops *const backends[] = {
-    &abq_store_sqlite_ops,
-};
+/* The column lists of the tables, in the order of the records' field tables. */
+#define DEVICE_COLS                                                                                \
+	"account, device_id, device_type, model, imei, friendly_name, os, os_language, "           \
+	"phone_number, mobile_operator, user_agent, eas_version, last_address, last_command, "     \
+	"first_seen, last_seen, state, reason, rule_id, state_by, state_at"
+#define ENTRY_COLS "device_id, account, state, created_by, created_at"
+#define RULE_COLS                                                                                  \
+	"id, characteristic, match, pattern, level, rule_order, domain, created_by, created_at"
+#define ATTR_COLS    "scope, target, name, value, set_by, set_at"
+#define HISTORY_COLS "id, at, who, what, subject, old_value, new_value, reason, device_id, account"
+#define CHANGE_COLS  "seq, at, kind, key"
+#define NOTICE_COLS                                                                                \
+	"id, recipient, kind, account, device_id, template_ref, rendered, state, attempts, "       \
+	"next_attempt, last_error, created, sent"
+#define TEMPLATE_COLS                                                                              \
+	"scope, domain, kind, locale, from_addr, reply_to, subject, body_plain, body_html, "       \
+	"set_by, set_at"
+#define ADMIN_COLS     "name, password_hash, created_by, created_at, password_at, last_login"
+#define SYNCSTATE_COLS "account, device_id, collection, state, updated"
+#define TOKEN_COLS     "id, admin, label, hash, created_by, created_at, last_used"
 
-/*
- * The ops table of an open store: every backend's struct begins with
- * struct abq_store_base.
- */
-static const struct abq_store_ops *
-ops_of(const struct abq_store *s)
-{
-	return ((const struct abq_store_base *)(const void *)s)->ops;
-}
+#define ITER_BATCH  256
+#define STR(x)      #x
+#define XSTR(x)     STR(x)
+#define BATCH_LIMIT " LIMIT " XSTR(ITER_BATCH)
+
+/* ---- argument checks and fault injection ---------------------------------- */
 
 /* State of the fault injection, shared by every store of the process. */
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -74,31 +104,51 @@ fault_now(const char **errstr_r)
 	return fire;
 }
 
-/*
- * The common prologue of the wrappers: errstr_r may be NULL (the caller does
- * not want the message), the store may not be.
- */
-#define CHECK_STORE(s, errstr_r)                                                                   \
-	const char *errstr_dummy_;                                                                 \
-	if ((errstr_r) == NULL)                                                                    \
-		(errstr_r) = &errstr_dummy_;                                                       \
-	if ((s) == NULL) {                                                                         \
-		*(errstr_r) = "no store is open";                                                  \
-		return -1;                                                                         \
-	}
+/* A result pointer the caller may pass NULL for: a local stands in. */
+#define OPTIONAL(type, p)                                                                          \
+	type p##_dummy_;                                                                           \
+	if ((p) == NULL)                                                                           \
+	(p) = &p##_dummy_
 
-/* Fail the calling wrapper with a static message. */
-#define FAIL_ARG(errstr_r, msg)                                                                    \
+/*
+ * The prologue of every operation (whose parameter is errstr_r): errstr_r may
+ * be NULL (the caller does not want the message), the store may not.
+ */
+#define CHECK_STORE(s)                                                                             \
+	OPTIONAL(const char *, errstr_r);                                                          \
+	REQUIRE((s) != NULL, "no store is open")
+
+/* Fail the operation with a static message unless ok. */
+#define REQUIRE(ok, msg)                                                                           \
 	do {                                                                                       \
-		*(errstr_r) = (msg);                                                               \
-		return -1;                                                                         \
+		if (!(ok)) {                                                                       \
+			*errstr_r = (msg);                                                         \
+			return -1;                                                                 \
+		}                                                                                  \
 	} while (0)
+
+/* A write call: the fault injection may fail it here, before the driver. */
+#define WRITE_CALL()                                                                               \
+	do {                                                                                       \
+		if (fault_now(errstr_r))                                                           \
+			return -1;                                                                 \
+	} while (0)
+
+/* The operation's name in messages: "device_get" in abq_store_device_get. */
+#define WHAT (__func__ + sizeof("abq_store_") - 1)
 
 /* A key must be present and non-empty. */
 static bool
 key_ok(const char *k)
 {
 	return k != NULL && *k != '\0';
+}
+
+/* An optional key may be absent (NULL), but not empty. */
+static bool
+opt_ok(const char *k)
+{
+	return k == NULL || *k != '\0';
 }
 
 /* Whether v is a state a record may carry (NONE included). */
@@ -115,16 +165,890 @@ level_ok(enum abq_state v)
 	return v == ABQ_STATE_ALLOWED || v == ABQ_STATE_BLOCKED || v == ABQ_STATE_QUARANTINED;
 }
 
+/* ---- errors and the dialect ---------------------------------------------- */
+
+int
+sql_fail(struct abq_store *db, const char **errstr_r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(db->errbuf, sizeof(db->errbuf), fmt, ap);
+	va_end(ap);
+	*errstr_r = db->errbuf;
+	return -1;
+}
+
+/* Fold a message to one line: newlines and tabs become spaces, the end is trimmed. */
+void
+sql_one_line(char *m)
+{
+	size_t n;
+
+	for (char *p = m; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	n = strlen(m);
+	while (n > 0 && m[n - 1] == ' ')
+		m[--n] = '\0';
+}
+
+/* Open errors have no store to live in: they go to a per-thread buffer. */
+static _Thread_local char open_errbuf[1024];
+
+const char *
+sql_open_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(open_errbuf, sizeof(open_errbuf), fmt, ap);
+	va_end(ap);
+	sql_one_line(open_errbuf);
+	return open_errbuf;
+}
+
+/* Whether c may be part of an SQL word. */
+static bool
+word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
 /*
- * Open the store named by url: find the backend whose scheme prefixes it and
- * hand it the rest; a PostgreSQL URL ("postgresql://" or "postgres://") goes
- * whole to the PostgreSQL backend.
+ * Expand "INSERT INTO t (cols) VALUES (...) ON CONFLICT (keys) DO REPLACE":
+ * INSERT OR REPLACE, or DO UPDATE SET of every column not named in keys.
  */
+static char *
+expand_upsert(const struct sql_dialect *d, const char *sql)
+{
+	const char *on = strstr(sql, " ON CONFLICT ("), *cols, *end, *keys, *kend, *p;
+	char *out, *ins;
+	bool first = true;
+
+	if (on == NULL || strstr(on, " DO REPLACE") == NULL)
+		return xstrdup(sql);
+	if (d->upsert_replace) {
+		out = xasprintf("INSERT OR REPLACE%.*s", (int)(on - sql - 6), sql + 6);
+		return out;
+	}
+	cols = strchr(sql, '(') + 1;
+	end = strchr(cols, ')');
+	keys = on + 14;
+	kend = strchr(keys, ')');
+	out = xasprintf("%.*s DO UPDATE SET", (int)(kend + 1 - sql), sql);
+	for (p = cols; p < end;) {
+		const char *w = p;
+		size_t n;
+		bool key = false;
+
+		while (w < end && !word_char(*w))
+			w++;
+		for (n = 0; w + n < end && word_char(w[n]); n++)
+			;
+		p = w + n;
+		if (n == 0)
+			break;
+		for (const char *k = keys; k < kend; k++)
+			if ((k == keys || !word_char(k[-1])) && strncmp(k, w, n) == 0 &&
+			    !word_char(k[n]))
+				key = true;
+		if (key)
+			continue;
+		ins = xasprintf("%s%s %.*s = EXCLUDED.%.*s", out, first ? "" : ",", (int)n, w,
+		                (int)n, w);
+		free(out);
+		out = ins;
+		first = false;
+	}
+	return out;
+}
+
+/* The shared SQL in the driver's dialect: a new string. */
+static char *
+sql_dialect(const struct sql_dialect *d, const char *sql)
+{
+	char *up = expand_upsert(d, sql), *out = xmalloc(strlen(up) * 2 + 64);
+	size_t o = 0;
+	bool quoted = false;
+
+	for (const char *p = up; *p;) {
+		const char *const *r;
+
+		if (*p == '\'')
+			quoted = !quoted;
+		if (!quoted && *p == '?' && d->placeholder != '?') {
+			out[o++] = d->placeholder;
+			p++;
+			continue;
+		}
+		if (!quoted && word_char(*p) && (p == up || !word_char(p[-1])) && d->renames) {
+			for (r = d->renames; *r; r += 2) {
+				size_t n = strlen(r[0]);
+
+				if (strncmp(p, r[0], n) == 0 && !word_char(p[n]))
+					break;
+			}
+			if (*r) {
+				size_t m = strlen(r[1]);
+
+				out = xrealloc(out, o + m + strlen(p) * 2 + 64);
+				memcpy(out + o, r[1], m);
+				o += m;
+				p += strlen(r[0]);
+				continue;
+			}
+		}
+		out[o++] = *p++;
+	}
+	out[o] = '\0';
+	free(up);
+	return out;
+}
+
+/* ---- statements ----------------------------------------------------------- */
+
+/* Finish the cached statements (before the driver closes its connection). */
+static void
+stmts_finish(struct abq_store *db)
+{
+	for (size_t i = 0; i < SQL_STMT_SLOTS; i++)
+		if (db->stmts[i].st != NULL)
+			db->drv->finish(db->stmts[i].st);
+	memset(db->stmts, 0, sizeof(db->stmts));
+}
+
+/*
+ * The cached statement of sql (shared SQL: a static string, known by its
+ * address), prepared in the driver's dialect at first use, labelled what.
+ */
+static struct sql_stmt *
+stmt_get(struct abq_store *db, const char *sql, const char *what, const char **errstr_r)
+{
+	size_t i = (size_t)(((uintptr_t)sql >> 3) * 2654435761u) % SQL_STMT_SLOTS, n = 0;
+
+	for (; db->stmts[i].sql != sql; i = (i + 1) % SQL_STMT_SLOTS) {
+		if (n++ == SQL_STMT_SLOTS)
+			return sql_fail(db, errstr_r, "%s: too many statements", what), NULL;
+		if (db->stmts[i].sql == NULL) {
+			char *d = sql_dialect(db->drv->dialect, sql);
+
+			db->stmts[i].st = db->drv->prepare(db, d, true, errstr_r);
+			free(d);
+			if (db->stmts[i].st == NULL)
+				return NULL;
+			db->stmts[i].sql = sql;
+			break;
+		}
+	}
+	db->stmts[i].st->what = what;
+	return db->stmts[i].st;
+}
+
+/* A statement private to one call (an iteration, a restore), in the dialect. */
+static struct sql_stmt *
+stmt_new(struct abq_store *db, const char *shared_sql, const char *what, const char **errstr_r)
+{
+	char *sql = sql_dialect(db->drv->dialect, shared_sql);
+	struct sql_stmt *st = db->drv->prepare(db, sql, false, errstr_r);
+
+	free(sql);
+	if (st != NULL)
+		st->what = what;
+	return st;
+}
+
+/* Binding helpers: 0 or -1, to chain with ||. */
+static int
+bt(struct sql_stmt *st, int i, const char *v)
+{
+	return st->db->drv->bind_text(st, i, v);
+}
+
+static int
+bi(struct sql_stmt *st, int i, int64_t v)
+{
+	return st->db->drv->bind_int64(st, i, v);
+}
+
+/* A key compared without (ASCII) case: bound lower-cased. */
+static int
+bk(struct sql_stmt *st, int i, const char *v)
+{
+	char *low = v ? str_lower(xstrdup(v)) : NULL;
+	int rc = bt(st, i, low);
+
+	free(low);
+	return rc;
+}
+
+/* Fail a statement whose binding failed (the driver set no message). */
+static int
+bind_fail(struct sql_stmt *st, const char **errstr_r)
+{
+	st->db->drv->reset(st);
+	return sql_fail(st->db, errstr_r, "%s: cannot bind a parameter", st->what);
+}
+
+/*
+ * Run a write after its parameters were bound (bind_rc 0). flags SQL_DEFER
+ * when no count is wanted; *count_r (may be NULL) gets the rows written.
+ */
+static int
+write_bound(struct sql_stmt *st, int bind_rc, int flags, size_t *count_r, const char **errstr_r)
+{
+	if (bind_rc != 0)
+		return bind_fail(st, errstr_r);
+	return st->db->drv->exec(st, count_r ? 0 : flags, count_r, errstr_r);
+}
+
+/* Run a statement whose one row holds integers (an id, a count) into v[0..n-1]. */
+static int
+ints_bound(struct sql_stmt *st, int bind_rc, int64_t *v, int n, const char **errstr_r)
+{
+	const struct sql_driver *drv = st->db->drv;
+	int rc;
+
+	if (bind_rc != 0)
+		return bind_fail(st, errstr_r);
+	rc = drv->next_row(st, errstr_r);
+	if (rc == 0)
+		sql_fail(st->db, errstr_r, "%s: no row returned", st->what);
+	for (int i = 0; rc > 0 && i < n; i++)
+		v[i] = drv->col_int64(st, i);
+	drv->reset(st);
+	return rc > 0 ? 0 : -1;
+}
+
+/* ---- the field reader ------------------------------------------------------ */
+
+/* The type of a column, as the record holds it. */
+enum sql_ftype {
+	F_STR,    /* char *, NULL for SQL NULL */
+	F_I64,    /* int64_t */
+	F_INT,    /* int */
+	F_STATE,  /* enum abq_state, by name, NULL: NONE */
+	F_REASON, /* enum abq_reason, by name, NULL: NONE */
+	F_CHARAC, /* enum abq_charac, by name */
+	F_MATCH,  /* enum abq_match, by name */
+	F_SCOPE,  /* enum abq_scope, by name; first in its table */
+	F_TARGET, /* char *, NULL when the record's scope is global (stored '') */
+	F_KIND,   /* enum abq_change_kind, by name */
+	F_BLOB,   /* void * (NUL-terminated copy), its length in the next field */
+	F_LEN,    /* size_t, the length of the F_BLOB before it (not a column) */
+};
+
+/* One column: its type and where it goes in the record. */
+struct sql_field {
+	enum sql_ftype type;
+	size_t off;
+};
+
+/* A generic callback pointer, cast back to its real type by sql_kind.call. */
+typedef void (*any_cb)(void);
+
+/* Flags of a continuation key's field (sql_kind.key). */
+#define K_FIELD 0x0f /* the field's index */
+#define K_LOWER 0x10 /* compared without case: bound lower-cased */
+#define K_RANK  0x20 /* the field's rank: a scope's order, or 1 for a NULL string */
+#define K_KEY   0x40 /* (set by bind_key) a NULL string is bound '' */
+
+/*
+ * A kind of record: its size, its columns in select (and insert) order, its
+ * name for messages and destructor, how to call an iteration's callback with
+ * it, and the fields of its continuation key (the ORDER BY of its iteration).
+ */
+struct sql_kind {
+	const char *noun;
+	size_t size;
+	const struct sql_field *fields;
+	size_t n;
+	void (*clear)(void *);
+	int (*call)(any_cb, void *, const void *);
+	unsigned char key[4];
+	int nkeys;
+};
+
+/* The stored names of the change-log kinds. */
+static const char *const change_kind_names[] = {
+    [ABQ_CHANGE_DEVICE] = "device", [ABQ_CHANGE_ENTRY] = "entry",       [ABQ_CHANGE_RULE] = "rule",
+    [ABQ_CHANGE_ATTR] = "attr",     [ABQ_CHANGE_TEMPLATE] = "template",
+};
+
+/* Parse a change kind's stored name. */
+static int
+kind_parse(const char *t, int *out)
+{
+	for (int k = ABQ_CHANGE_DEVICE; k <= ABQ_CHANGE_TEMPLATE; k++)
+		if (strcmp(t, change_kind_names[k]) == 0) {
+			*out = k;
+			return 0;
+		}
+	return -1;
+}
+
+/* States and reasons are stored by their canonical names; NONE is SQL NULL. */
+static const char *
+state_text(enum abq_state v)
+{
+	return v == ABQ_STATE_NONE ? NULL : abq_state_name(v);
+}
+
+static const char *
+reason_text(enum abq_reason v)
+{
+	return v == ABQ_REASON_NONE ? NULL : abq_reason_name(v);
+}
+
+/* Whether a record with a scope (its first field) is global. */
+static bool
+rec_global(const struct sql_kind *k, const void *rec)
+{
+	return k->fields[0].type == F_SCOPE &&
+	       *(const enum abq_scope *)(const void *)((const char *)rec + k->fields[0].off) ==
+	           ABQ_SCOPE_GLOBAL;
+}
+
+/*
+ * Read the current row into a clear record by the kind's field table. A
+ * name the store does not know is a corrupt store; the caller clears the
+ * record then.
+ */
+static int
+read_row(struct sql_stmt *st, const struct sql_kind *rd, void *rec, const char **errstr_r)
+{
+	const struct sql_driver *drv = st->db->drv;
+	char *base = rec;
+	int c = 0; /* the column */
+
+	for (size_t i = 0; i < rd->n; i++, c++) {
+		const struct sql_field *f = &rd->fields[i];
+		const char *t = f->type == F_I64 || f->type == F_INT || f->type == F_BLOB
+		                    ? NULL
+		                    : drv->col_text(st, c);
+		void *p = base + f->off;
+		long long id = rd->fields[0].type == F_I64 ? *(int64_t *)(void *)base : 0;
+		size_t len;
+		const void *blob;
+		int v = 0;
+
+		switch (f->type) {
+		case F_STR:
+		case F_TARGET:
+			*(char **)p =
+			    f->type == F_TARGET && rec_global(rd, rec) ? NULL : xstrdup_null(t);
+			break;
+		case F_I64:
+			*(int64_t *)p = drv->col_int64(st, c);
+			break;
+		case F_INT:
+			*(int *)p = (int)drv->col_int64(st, c);
+			break;
+		case F_STATE:
+			if (t != NULL && abq_state_parse(t, true, p) < 0)
+				return sql_fail(st->db, errstr_r, "unknown state '%s' in the store",
+				                t);
+			if (t == NULL)
+				*(enum abq_state *)p = ABQ_STATE_NONE;
+			break;
+		case F_REASON:
+			if (t != NULL && abq_reason_parse(t, p) < 0)
+				return sql_fail(st->db, errstr_r,
+				                "unknown reason '%s' in the store", t);
+			if (t == NULL)
+				*(enum abq_reason *)p = ABQ_REASON_NONE;
+			break;
+		case F_CHARAC:
+			if (t == NULL || abq_charac_parse(t, p) < 0)
+				return sql_fail(st->db, errstr_r,
+				                "%s %lld: unknown characteristic in the store",
+				                rd->noun, id);
+			break;
+		case F_MATCH:
+			if (t == NULL || abq_match_parse(t, p) < 0)
+				return sql_fail(st->db, errstr_r,
+				                "%s %lld: unknown match in the store", rd->noun,
+				                id);
+			break;
+		case F_SCOPE:
+			if (t == NULL || abq_scope_parse(t, p) < 0)
+				return sql_fail(st->db, errstr_r, "unknown %s scope in the store",
+				                rd->noun);
+			break;
+		case F_KIND:
+			if (t == NULL || kind_parse(t, &v) < 0)
+				return sql_fail(st->db, errstr_r,
+				                "%s %lld: unknown kind in the store", rd->noun, id);
+			*(enum abq_change_kind *)p = (enum abq_change_kind)v;
+			break;
+		case F_BLOB:
+			if ((blob = drv->col_blob(st, c, &len)) == NULL)
+				return sql_fail(st->db, errstr_r, "%s: cannot read a state",
+				                st->what);
+			*(void **)p = xmalloc(len + 1);
+			if (len > 0)
+				memcpy(*(void **)p, blob, len);
+			((char *)*(void **)p)[len] = '\0';
+			*(size_t *)(void *)(base + rd->fields[i + 1].off) = len;
+			break;
+		case F_LEN: /* not a column */
+			c--;
+			break;
+		}
+	}
+	return 0;
+}
+
+#define FIELD(T, type, m)                                                                          \
+	{                                                                                          \
+		type, offsetof(T, m)                                                               \
+	}
+#define DV(type, m) FIELD(struct abq_device, type, m)
+static const struct sql_field device_fields[] = {
+    DV(F_STR, account),      DV(F_STR, device_id),
+    DV(F_STR, device_type),  DV(F_STR, model),
+    DV(F_STR, imei),         DV(F_STR, friendly_name),
+    DV(F_STR, os),           DV(F_STR, os_language),
+    DV(F_STR, phone_number), DV(F_STR, mobile_operator),
+    DV(F_STR, user_agent),   DV(F_STR, eas_version),
+    DV(F_STR, last_address), DV(F_STR, last_command),
+    DV(F_I64, first_seen),   DV(F_I64, last_seen),
+    DV(F_STATE, state),      DV(F_REASON, reason),
+    DV(F_I64, rule_id),      DV(F_STR, state_by),
+    DV(F_I64, state_at),
+};
+#define EN(type, m) FIELD(struct abq_entry, type, m)
+static const struct sql_field entry_fields[] = {
+    EN(F_STR, device_id),  EN(F_STR, account),    EN(F_STATE, state),
+    EN(F_STR, created_by), EN(F_I64, created_at),
+};
+#define RU(type, m) FIELD(struct abq_rule, type, m)
+static const struct sql_field rule_fields[] = {
+    RU(F_I64, id),      RU(F_CHARAC, charac),  RU(F_MATCH, match),
+    RU(F_STR, pattern), RU(F_STATE, level),    RU(F_I64, order),
+    RU(F_STR, domain),  RU(F_STR, created_by), RU(F_I64, created_at),
+};
+#define AT(type, m) FIELD(struct abq_attr, type, m)
+static const struct sql_field attr_fields[] = {
+    AT(F_SCOPE, scope), AT(F_TARGET, target), AT(F_STR, name),
+    AT(F_STR, value),   AT(F_STR, set_by),    AT(F_I64, set_at),
+};
+#define HI(type, m) FIELD(struct abq_history, type, m)
+static const struct sql_field history_fields[] = {
+    HI(F_I64, id),        HI(F_I64, at),        HI(F_STR, who),       HI(F_STR, what),
+    HI(F_STR, subject),   HI(F_STR, old_value), HI(F_STR, new_value), HI(F_STR, reason),
+    HI(F_STR, device_id), HI(F_STR, account),
+};
+#define CH(type, m) FIELD(struct abq_change, type, m)
+static const struct sql_field change_fields[] = {CH(F_I64, seq), CH(F_I64, at), CH(F_KIND, kind),
+                                                 CH(F_STR, key)};
+#define NO(type, m) FIELD(struct abq_notice, type, m)
+static const struct sql_field notice_fields[] = {
+    NO(F_I64, id),        NO(F_STR, recipient),    NO(F_STR, kind),       NO(F_STR, account),
+    NO(F_STR, device_id), NO(F_STR, template_ref), NO(F_STR, rendered),   NO(F_STR, state),
+    NO(F_INT, attempts),  NO(F_I64, next_attempt), NO(F_STR, last_error), NO(F_I64, created),
+    NO(F_I64, sent),
+};
+#define TE(type, m) FIELD(struct abq_template, type, m)
+static const struct sql_field template_fields[] = {
+    TE(F_SCOPE, scope),   TE(F_TARGET, domain), TE(F_STR, kind),    TE(F_STR, locale),
+    TE(F_STR, from),      TE(F_STR, reply_to),  TE(F_STR, subject), TE(F_STR, body_plain),
+    TE(F_STR, body_html), TE(F_STR, set_by),    TE(F_I64, set_at),
+};
+#define AD(type, m) FIELD(struct abq_admin, type, m)
+static const struct sql_field admin_fields[] = {
+    AD(F_STR, name),       AD(F_STR, password_hash), AD(F_STR, created_by),
+    AD(F_I64, created_at), AD(F_I64, password_at),   AD(F_I64, last_login),
+};
+#define TO(type, m) FIELD(struct abq_token, type, m)
+static const struct sql_field token_fields[] = {
+    TO(F_I64, id),         TO(F_STR, admin),      TO(F_STR, label),     TO(F_STR, hash),
+    TO(F_STR, created_by), TO(F_I64, created_at), TO(F_I64, last_used),
+};
+#define SY(type, m) FIELD(struct abq_syncstate, type, m)
+static const struct sql_field syncstate_fields[] = {
+    SY(F_STR, account), SY(F_STR, device_id), SY(F_STR, collection),
+    SY(F_BLOB, state),  SY(F_LEN, len),       SY(F_I64, updated),
+};
+
+/*
+ * One kind of record: the adapters from its typed destructor and callback to
+ * the generic shape, and its table; then the continuation key's fields.
+ */
+#define KIND(name, noun, nkeys, ...)                                                               \
+	static void clear_##name(void *p)                                                          \
+	{                                                                                          \
+		abq_##name##_clear(p);                                                             \
+	}                                                                                          \
+	static int call_##name(any_cb cb, void *arg, const void *rec)                              \
+	{                                                                                          \
+		return ((abq_##name##_cb *)cb)(arg, rec);                                          \
+	}                                                                                          \
+	static const struct sql_kind name##_kind = {                                               \
+	    noun,          sizeof(struct abq_##name),                                              \
+	    name##_fields, sizeof(name##_fields) / sizeof(name##_fields[0]),                       \
+	    clear_##name,  call_##name,                                                            \
+	    {__VA_ARGS__}, nkeys}
+KIND(device, "device", 2, 0, 1 | K_LOWER);
+KIND(entry, "entry", 2, 0 | K_LOWER, 1);
+KIND(rule, "rule", 4, 6 | K_RANK, 6, 5, 0);
+KIND(attr, "attribute", 3, 0 | K_RANK, 1, 2 | K_LOWER);
+KIND(history, "history", 1, 0);
+KIND(change, "change", 1, 0);
+KIND(notice, "notice", 1, 0);
+KIND(template, "template", 4, 0, 1, 2, 3 | K_LOWER);
+KIND(admin, "administrator", 1, 0);
+KIND(token, "token", 2, 1, 0);
+KIND(syncstate, "sync state", 3, 0, 1 | K_LOWER, 2);
+
+/* Bind field c of a record to parameter i, as flags (K_*) say. */
+static int
+bind_field(struct sql_stmt *st, int i, const struct sql_kind *k, const void *rec, size_t c,
+           int flags)
+{
+	const struct sql_field *f = &k->fields[c];
+	const char *base = rec, *t = NULL;
+	const void *p = base + f->off;
+	int v = *(const int *)p; /* the enums */
+
+	switch (f->type) {
+	case F_I64:
+		return bi(st, i, *(const int64_t *)p);
+	case F_INT:
+		return bi(st, i, v);
+	case F_BLOB:
+		return st->db->drv->bind_blob(
+		    st, i, *(void *const *)p,
+		    *(const size_t *)(const void *)(base + k->fields[c + 1].off));
+	case F_LEN:
+		return 0;
+	case F_STR:
+		t = *(char *const *)p;
+		break;
+	case F_TARGET:
+		t = rec_global(k, rec) ? "" : *(char *const *)p;
+		break;
+	case F_STATE:
+		t = state_text((enum abq_state)v);
+		break;
+	case F_REASON:
+		t = reason_text((enum abq_reason)v);
+		break;
+	case F_CHARAC:
+		t = abq_charac_name((enum abq_charac)v);
+		break;
+	case F_MATCH:
+		t = abq_match_name((enum abq_match)v);
+		break;
+	case F_SCOPE:
+		if (flags & K_RANK) /* the enum's order, not the names' alphabetical one */
+			return bi(st, i, v == ABQ_SCOPE_GLOBAL ? 0 : v == ABQ_SCOPE_DOMAIN ? 1 : 2);
+		t = abq_scope_name((enum abq_scope)v);
+		break;
+	case F_KIND:
+		t = change_kind_names[v];
+		break;
+	}
+	if (flags & K_RANK)
+		return bi(st, i, t == NULL);
+	if ((flags & K_KEY) && t == NULL)
+		t = "";
+	return flags & K_LOWER ? bk(st, i, t) : bt(st, i, t);
+}
+
+/* Bind every column of a record, in its table's order, to ?1, ?2, ... */
+static int
+bind_row(struct sql_stmt *st, const struct sql_kind *k, const void *rec)
+{
+	int i = 1;
+
+	for (size_t c = 0; c < k->n; c++)
+		if (k->fields[c].type != F_LEN && bind_field(st, i++, k, rec, c, 0) != 0)
+			return -1;
+	return 0;
+}
+
+/* Bind the continuation key of a record to ?1..?nkeys. */
+static int
+bind_key(struct sql_stmt *st, const struct sql_kind *k, const void *rec)
+{
+	for (int i = 0; i < k->nkeys; i++)
+		if (bind_field(st, i + 1, k, rec, k->key[i] & K_FIELD,
+		               K_KEY | (k->key[i] & ~K_FIELD)))
+			return -1;
+	return 0;
+}
+
+/*
+ * Run a cached SELECT that yields at most one row into a clear record, after
+ * its parameters were bound (bind_rc 0). Returns 1 (found), 0 or -1.
+ */
+static int
+get_one(struct sql_stmt *st, int bind_rc, const struct sql_kind *rd, void *rec,
+        const char **errstr_r)
+{
+	int rc;
+
+	memset(rec, 0, rd->size);
+	if (bind_rc != 0)
+		return bind_fail(st, errstr_r);
+	rc = st->db->drv->next_row(st, errstr_r);
+	if (rc > 0 && read_row(st, rd, rec, errstr_r) < 0) {
+		rd->clear(rec);
+		rc = -1;
+	}
+	st->db->drv->reset(st);
+	return rc;
+}
+
+/*
+ * Write a whole record with the cached statement of sql: an upsert (id_r
+ * NULL; the write may be deferred), or an insert returning the new id into
+ * *id_r.
+ */
+static int
+put_row(struct abq_store *s, const char *sql, const char *what, const struct sql_kind *k,
+        const void *rec, int64_t *id_r, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_get(s, sql, what, errstr_r);
+
+	if (st == NULL)
+		return -1;
+	if (id_r != NULL)
+		return ints_bound(st, bind_row(st, k, rec), id_r, 1, errstr_r);
+	return write_bound(st, bind_row(st, k, rec), SQL_DEFER, NULL, errstr_r);
+}
+
+/* Open a transaction of the call's own unless the caller has one (*own_r). */
+static int
+own_begin(struct abq_store *db, bool write_lock, bool *own_r, const char **errstr_r)
+{
+	*own_r = !db->drv->in_tx(db);
+	return *own_r ? db->drv->begin(db, write_lock, errstr_r) : 0;
+}
+
+/* End the call's own transaction: commit after success (ret 0), else roll back. */
+static int
+own_end(struct abq_store *db, bool own, int ret, const char **errstr_r)
+{
+	if (!own)
+		return ret;
+	if (ret == 0 && db->drv->commit(db, errstr_r) == 0)
+		return 0;
+	db->drv->rollback(db);
+	return -1;
+}
+
+/* ---- parameters ---------------------------------------------------------- */
+
+/* A parameter of a point operation: text, a key (text compared without case), an integer. */
+struct sql_arg {
+	char type; /* 't', 'k', 'i'; 0 ends a list */
+	const char *s;
+	int64_t i;
+};
+#define T(v)      ((struct sql_arg){'t', (v), 0})
+#define K(v)      ((struct sql_arg){'k', (v), 0})
+#define I(v)      ((struct sql_arg){'i', NULL, (v)})
+#define ARGS(...) ((const struct sql_arg[]){__VA_ARGS__, {0, NULL, 0}})
+#define NOARGS    ((const struct sql_arg[]){{0, NULL, 0}})
+
+/* Bind a list of parameters to ?1, ?2, ... */
+static int
+bind_args(struct sql_stmt *st, const struct sql_arg *a)
+{
+	for (int i = 1; a->type != 0; a++, i++)
+		if (a->type == 'i'   ? bi(st, i, a->i)
+		    : a->type == 'k' ? bk(st, i, a->s)
+		                     : bt(st, i, a->s))
+			return -1;
+	return 0;
+}
+
+/* Look a record up with the cached statement of sql: 1 (found, in *out), 0 or -1. */
+static int
+get_args(struct abq_store *s, const char *sql, const char *what, const struct sql_kind *k,
+         void *out, const struct sql_arg *a, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_get(s, sql, what, errstr_r);
+
+	memset(out, 0, k->size);
+	return st == NULL ? -1 : get_one(st, bind_args(st, a), k, out, errstr_r);
+}
+
+/*
+ * Run a write with the cached statement of sql: counted into *count_r, or, with
+ * count_r NULL, perhaps deferred by the driver.
+ */
+static int
+write_args(struct abq_store *s, const char *sql, const char *what, const struct sql_arg *a,
+           size_t *count_r, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_get(s, sql, what, errstr_r);
+
+	if (count_r != NULL)
+		*count_r = 0;
+	return st == NULL ? -1 : write_bound(st, bind_args(st, a), SQL_DEFER, count_r, errstr_r);
+}
+
+/* Run a query with the cached statement of sql whose one row holds n integers. */
+static int
+ints_args(struct abq_store *s, const char *sql, const char *what, const struct sql_arg *a,
+          int64_t *v, int n, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_get(s, sql, what, errstr_r);
+
+	return st == NULL ? -1 : ints_bound(st, bind_args(st, a), v, n, errstr_r);
+}
+
+/* A count of a query with the cached statement of sql into *count_r. */
+static int
+count_args(struct abq_store *s, const char *sql, const char *what, const struct sql_arg *a,
+           size_t *count_r, const char **errstr_r)
+{
+	int64_t n = 0;
+
+	*count_r = 0;
+	if (ints_args(s, sql, what, a, &n, 1, errstr_r) < 0)
+		return -1;
+	*count_r = (size_t)n;
+	return 0;
+}
+
+/*
+ * Delete with the cached statement of sql, counted into *count_r, and then
+ * with also (what goes with it), both under the same parameters, in one transaction.
+ */
+static int
+delete_with(struct abq_store *s, const char *sql, const char *also, const char *what,
+            const struct sql_arg *a, size_t *count_r, const char **errstr_r)
+{
+	size_t ignored;
+	bool own;
+	int ret;
+
+	*count_r = 0;
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	ret = write_args(s, sql, what, a, count_r, errstr_r);
+	if (ret == 0)
+		ret = write_args(s, also, what, a, &ignored, errstr_r);
+	if (own_end(s, own, ret, errstr_r) < 0) {
+		*count_r = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- iteration --------------------------------------------------------------- */
+
+/*
+ * The batch loop (see the top of the file). st is a statement of this
+ * iteration alone, its filters and starting key bound and with a LIMIT of
+ * ITER_BATCH; it is finished here, and so is sql (the statement's text, may be
+ * NULL). At most `limit` records are delivered (0: no limit). Returns 0, the
+ * callback's non-zero stop value, or -1.
+ */
+static int
+run_iter(struct sql_stmt *st, int bind_rc, const struct sql_kind *k, size_t limit, any_cb cb,
+         void *arg, const char **errstr_r)
+{
+	const struct sql_driver *drv = st->db->drv;
+	size_t n, i, delivered = 0, size = k->size;
+	char *batch = xcalloc(ITER_BATCH, size);
+	bool more = true;
+	int rc = 0, ret = bind_rc != 0 ? bind_fail(st, errstr_r) : 0;
+
+	while (more && ret == 0) {
+		n = 0;
+		while (n < ITER_BATCH && (rc = drv->next_row(st, errstr_r)) > 0) {
+			n++;
+			if (read_row(st, k, batch + (n - 1) * size, errstr_r) < 0) {
+				ret = -1;
+				break;
+			}
+		}
+		if (rc < 0)
+			ret = -1;
+		more = n == ITER_BATCH;
+		drv->reset(st);
+		if (ret == 0 && more && bind_key(st, k, batch + (n - 1) * size) != 0)
+			ret = bind_fail(st, errstr_r);
+		for (i = 0; i < n; i++) {
+			void *rec = batch + i * size;
+
+			if (ret == 0 && (limit == 0 || delivered < limit)) {
+				ret = k->call(cb, arg, rec);
+				delivered++;
+			}
+			k->clear(rec);
+		}
+		if (limit != 0 && delivered >= limit)
+			more = false;
+	}
+	drv->finish(st);
+	free(batch);
+	return ret;
+}
+
+/* Append a formatted piece to an SQL buffer. */
+static void __attribute__((format(printf, 3, 4)))
+sql_add(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
+}
+
+/* Run an iteration of kind k over sql (shared SQL) with parameters a; see run_iter. */
+static int
+iter_args(struct abq_store *s, const char *sql, const char *what, const struct sql_kind *k,
+          const struct sql_arg *a, size_t limit, any_cb cb, void *arg, const char **errstr_r)
+{
+	struct sql_stmt *st = stmt_new(s, sql, what, errstr_r);
+
+	return st == NULL ? -1 : run_iter(st, bind_args(st, a), k, limit, cb, arg, errstr_r);
+}
+
+/*
+ * An iteration's optional filter: when set, append the SQL piece, its
+ * parameter's number in the place of each '#', and the parameter.
+ */
+static void
+filter(char *sql, size_t size, struct sql_arg *a, int *n, bool set, const char *piece,
+       struct sql_arg v)
+{
+	if (!set)
+		return;
+	a[(*n)++] = v;
+	for (; *piece; piece++)
+		if (*piece == '#')
+			sql_add(sql, size, "%d", *n);
+		else
+			sql_add(sql, size, "%c", *piece);
+}
+
+/* ---- opening, closing, transactions ---------------------------------------- */
+
+/* The drivers by the URL's scheme; PostgreSQL takes the whole URL (libpq parses it). */
+static const struct {
+	const char *prefix;
+	const struct sql_driver *drv;
+	bool whole_url;
+} schemes[] = {
+    {"sqlite:", &sqlite_driver, false},
+    {"postgresql://", &pgsql_driver, true},
+    {"postgres://", &pgsql_driver, true},
+};
+
+/* Open the store named by url with the driver whose scheme prefixes it. */
 struct abq_store *
 abq_store_open(const char *url, const char *base_dir, int flags, const char **errstr_r)
 {
 	const char *dummy;
-	size_t i;
 
 	if (errstr_r == NULL)
 		errstr_r = &dummy;
@@ -136,28 +1060,26 @@ abq_store_open(const char *url, const char *base_dir, int flags, const char **er
 		*errstr_r = "a store cannot be created read-only";
 		return NULL;
 	}
-	/* PostgreSQL takes the whole URL (libpq parses both spellings of the scheme). */
-	if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
-		return abq_store_pgsql_ops.open(url, base_dir, flags, errstr_r);
-	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-		const struct abq_store_ops *ops = backends[i];
-		size_t n = strlen(ops->scheme);
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t n = strlen(schemes[i].prefix);
 
-		if (strncmp(url, ops->scheme, n) == 0)
-			return ops->open(url + n, base_dir, flags, errstr_r);
+		if (strncmp(url, schemes[i].prefix, n) == 0)
+			return schemes[i].drv->open(schemes[i].whole_url ? url : url + n, base_dir,
+			                            flags, errstr_r);
 	}
 	*errstr_r = "unknown store URL scheme (expected sqlite:PATH, sqlite:///ABSOLUTE/PATH or "
 	            "postgresql://...)";
 	return NULL;
 }
 
-/* Close the store and forget the caller's pointer to it. */
+/* Close the store (its cached statements, then its connection); forget the pointer. */
 void
 abq_store_close(struct abq_store **store)
 {
 	if (store == NULL || *store == NULL)
 		return;
-	ops_of(*store)->close(*store);
+	stmts_finish(*store);
+	(*store)->drv->close(*store);
 	*store = NULL;
 }
 
@@ -165,14 +1087,14 @@ abq_store_close(struct abq_store **store)
 const char *
 abq_store_backend(const struct abq_store *s)
 {
-	return s == NULL ? "none" : ops_of(s)->name;
+	return s == NULL ? "none" : s->drv->name;
 }
 
 /* A printable location: the database file for SQLite. */
 const char *
 abq_store_location(const struct abq_store *s)
 {
-	return s == NULL ? "" : ops_of(s)->location(s);
+	return s == NULL ? "" : s->location;
 }
 
 /* The files of the store, so that a root abqctl can hand them to abqd's user. */
@@ -181,15 +1103,15 @@ abq_store_files(const struct abq_store *s)
 {
 	static const char *const none[] = {NULL};
 
-	return s == NULL ? none : ops_of(s)->files(s);
+	return s == NULL ? none : s->files;
 }
 
 /* Start a write transaction (the write lock is taken at once). */
 int
 abq_store_begin(struct abq_store *s, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	return ops_of(s)->begin(s, errstr_r);
+	CHECK_STORE(s);
+	return s->drv->begin(s, true, errstr_r);
 }
 
 /*
@@ -200,10 +1122,9 @@ abq_store_begin(struct abq_store *s, const char **errstr_r)
 int
 abq_store_commit(struct abq_store *s, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->commit(s, errstr_r);
+	CHECK_STORE(s);
+	WRITE_CALL();
+	return s->drv->commit(s, errstr_r);
 }
 
 /* Discard the open transaction, if any. Never fails: there is nothing to report. */
@@ -211,157 +1132,234 @@ void
 abq_store_rollback(struct abq_store *s)
 {
 	if (s != NULL)
-		ops_of(s)->rollback(s);
+		s->drv->rollback(s);
 }
 
-/* Look up the device (account, device_id). */
+/* ---- devices ------------------------------------------------------------- */
+
+/* Look up (account, device_id); device_id matches without case. */
 int
 abq_store_device_get(struct abq_store *s, const char *account, const char *device_id,
                      struct abq_device *out, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(account) || !key_ok(device_id) || out == NULL)
-		FAIL_ARG(errstr_r, "device_get: account and device_id are required");
-	return ops_of(s)->device_get(s, account, device_id, out, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(key_ok(account) && key_ok(device_id) && out != NULL,
+	        "device_get: account and device_id are required");
+	return get_args(
+	    s, "SELECT " DEVICE_COLS " FROM devices WHERE account = ?1 AND device_key = ?2", WHAT,
+	    &device_kind, out, ARGS(T(account), K(device_id)), errstr_r);
 }
 
-/* Write the whole record of a device. */
+/*
+ * Write the whole device record, replacing the one of (account, device_id):
+ * a DeviceId spelt in another case replaces the record and its spelling.
+ */
 int
 abq_store_device_put(struct abq_store *s, const struct abq_device *d, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (d == NULL || !key_ok(d->account) || !key_ok(d->device_id))
-		FAIL_ARG(errstr_r, "device_put: account and device_id are required");
-	if (!state_ok(d->state) || d->reason < ABQ_REASON_NONE || d->reason > ABQ_REASON_DISCOVERY)
-		FAIL_ARG(errstr_r, "device_put: state or reason out of range");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->device_put(s, d, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(d != NULL && key_ok(d->account) && key_ok(d->device_id),
+	        "device_put: account and device_id are required");
+	REQUIRE(state_ok(d->state) && d->reason >= ABQ_REASON_NONE &&
+	            d->reason <= ABQ_REASON_DISCOVERY,
+	        "device_put: state or reason out of range");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO devices (" DEVICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+	               "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) "
+	               "ON CONFLICT (account, device_key) DO REPLACE",
+	               WHAT, &device_kind, d, NULL, errstr_r);
 }
 
-/* Remove the records of a DeviceId, of every account or of one. */
+/*
+ * Delete a DeviceId's records, of every account or of one, and their mailbox
+ * sync state (store.h), in one transaction; counts the records.
+ */
 int
 abq_store_device_delete(struct abq_store *s, const char *device_id, const char *account,
                         size_t *count_r, const char **errstr_r)
 {
-	size_t dummy;
-
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(device_id))
-		FAIL_ARG(errstr_r, "device_delete: device_id is required");
-	if (account != NULL && *account == '\0')
-		FAIL_ARG(errstr_r, "device_delete: empty account");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->device_delete(s, device_id, account, count_r ? count_r : &dummy,
-	                                errstr_r);
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	REQUIRE(key_ok(device_id), "device_delete: device_id is required");
+	REQUIRE(opt_ok(account), "device_delete: empty account");
+	WRITE_CALL();
+	if (account == NULL)
+		return delete_with(s, "DELETE FROM devices WHERE device_key = ?1",
+		                   "DELETE FROM syncstate WHERE device_key = ?1", WHAT,
+		                   ARGS(K(device_id)), count_r, errstr_r);
+	return delete_with(s, "DELETE FROM devices WHERE device_key = ?1 AND account = ?2",
+	                   "DELETE FROM syncstate WHERE device_key = ?1 AND account = ?2", WHAT,
+	                   ARGS(K(device_id), T(account)), count_r, errstr_r);
 }
 
-/* Iterate over the devices that pass the filter (NULL filter: every device). */
+/* Count an account's devices (or all) first seen before a time (0: ever). */
+int
+abq_store_device_count(struct abq_store *s, const char *account, int64_t before, size_t *count_r,
+                       const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(count_r != NULL, "device_count: no count_r");
+	if (account == NULL)
+		return count_args(s, "SELECT count(*) FROM devices WHERE ?1 = 0 OR first_seen < ?1",
+		                  WHAT, ARGS(I(before)), count_r, errstr_r);
+	return count_args(s,
+	                  "SELECT count(*) FROM devices WHERE account = ?1 AND (?2 = 0 OR "
+	                  "first_seen < ?2)",
+	                  WHAT, ARGS(T(account), I(before)), count_r, errstr_r);
+}
+
+/*
+ * Apply the last-seen updates, in a transaction of their own unless the caller
+ * has one open, so that a batch costs one sync. A device that no longer exists
+ * is skipped, and so is an update older than the recorded last_seen.
+ */
+int
+abq_store_device_touch(struct abq_store *s, const struct abq_seen *v, size_t n,
+                       const char **errstr_r)
+{
+	bool own;
+	int ret = 0;
+
+	CHECK_STORE(s);
+	REQUIRE(n == 0 || v != NULL, "device_touch: no updates");
+	for (size_t i = 0; i < n; i++)
+		REQUIRE(key_ok(v[i].account) && key_ok(v[i].device_id),
+		        "device_touch: account and device_id are required");
+	if (n == 0)
+		return 0;
+	WRITE_CALL();
+	if (own_begin(s, false, &own, errstr_r) < 0)
+		return -1;
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = write_args(s,
+		                 "UPDATE devices SET last_seen = ?3, last_address = coalesce(?4, "
+		                 "last_address), last_command = coalesce(?5, last_command) WHERE "
+		                 "account = ?1 AND device_key = ?2 AND last_seen <= ?3",
+		                 WHAT,
+		                 ARGS(T(v[i].account), K(v[i].device_id), I(v[i].last_seen),
+		                      T(v[i].last_address), T(v[i].last_command)),
+		                 NULL, errstr_r);
+	return own_end(s, own, ret, errstr_r);
+}
+
+/*
+ * Devices in (account, device_id) order (NULL filter: every device). The
+ * WHERE clause holds only the filters that are set, so that the indexes on
+ * them can serve. The domain filter compares the account's tail with
+ * "@domain" (not LIKE, whose % and _ would be wildcards inside a domain
+ * name); bare accounts belong to default_domain.
+ */
 int
 abq_store_device_iter(struct abq_store *s, const struct abq_device_filter *f, abq_device_cb *cb,
                       void *arg, const char **errstr_r)
 {
 	static const struct abq_device_filter all;
+	char sql[2048] =
+	    "SELECT " DEVICE_COLS " FROM devices WHERE (account, device_key) > (?1, ?2)";
+	struct sql_arg a[12] = {T(""), T("")};
+	int n = 2, ret;
+	char *suffix;
+	bool bare;
 
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "device_iter: no callback");
-	if (f != NULL && !state_ok(f->state))
-		FAIL_ARG(errstr_r, "device_iter: state out of range");
-	return ops_of(s)->device_iter(s, f ? f : &all, cb, arg, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "device_iter: no callback");
+	REQUIRE(f == NULL || state_ok(f->state), "device_iter: state out of range");
+	if (f == NULL)
+		f = &all;
+	bare =
+	    f->domain != NULL && f->default_domain != NULL && str_ieq(f->domain, f->default_domain);
+	suffix = f->domain ? str_lower(xasprintf("@%s", f->domain)) : NULL;
+	filter(sql, sizeof(sql), a, &n, f->account, " AND account = ?#", T(f->account));
+	filter(sql, sizeof(sql), a, &n, f->device_id, " AND device_key = ?#", K(f->device_id));
+	filter(sql, sizeof(sql), a, &n, suffix,
+	       bare ? " AND (substr(account, length(account) - length(?#) + 1) = ?# OR "
+	              "instr(account, '@') = 0)"
+	            : " AND substr(account, length(account) - length(?#) + 1) = ?#",
+	       T(suffix));
+	filter(sql, sizeof(sql), a, &n, f->state != ABQ_STATE_NONE, " AND state = ?#",
+	       T(state_text(f->state)));
+	filter(sql, sizeof(sql), a, &n, f->seen_before, " AND last_seen < ?#", I(f->seen_before));
+	filter(sql, sizeof(sql), a, &n, f->seen_since, " AND last_seen >= ?#", I(f->seen_since));
+	filter(sql, sizeof(sql), a, &n, f->not_individual, " AND reason IS DISTINCT FROM ?#",
+	       T(abq_reason_name(ABQ_REASON_INDIVIDUAL)));
+	sql_add(sql, sizeof(sql), " ORDER BY account, device_key" BATCH_LIMIT);
+	ret = iter_args(s, sql, WHAT, &device_kind, a, 0, (any_cb)cb, arg, errstr_r);
+	free(suffix);
+	return ret;
 }
 
-/* Count the devices of account (of every account when account is NULL). */
-int
-abq_store_device_count(struct abq_store *s, const char *account, int64_t before, size_t *count_r,
-                       const char **errstr_r)
-{
-	CHECK_STORE(s, errstr_r);
-	if (count_r == NULL)
-		FAIL_ARG(errstr_r, "device_count: no count_r");
-	return ops_of(s)->device_count(s, account, before, count_r, errstr_r);
-}
+/* ---- list entries ---------------------------------------------------------- */
 
-/* Apply a batch of last-seen updates. */
-int
-abq_store_device_touch(struct abq_store *s, const struct abq_seen *v, size_t n,
-                       const char **errstr_r)
-{
-	size_t i;
-
-	CHECK_STORE(s, errstr_r);
-	if (n > 0 && v == NULL)
-		FAIL_ARG(errstr_r, "device_touch: no updates");
-	for (i = 0; i < n; i++)
-		if (!key_ok(v[i].account) || !key_ok(v[i].device_id))
-			FAIL_ARG(errstr_r, "device_touch: account and device_id are required");
-	if (n == 0)
-		return 0;
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->device_touch(s, v, n, errstr_r);
-}
-
-/* Look up the entry for DeviceId alone (account NULL) or DeviceId/account. */
+/* Look up an entry; account NULL is the DeviceId-alone entry (stored NULL). */
 int
 abq_store_entry_get(struct abq_store *s, const char *device_id, const char *account,
                     struct abq_entry *out, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(device_id) || out == NULL)
-		FAIL_ARG(errstr_r, "entry_get: device_id is required");
-	if (account != NULL && *account == '\0')
-		FAIL_ARG(errstr_r, "entry_get: empty account");
-	return ops_of(s)->entry_get(s, device_id, account, out, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(key_ok(device_id) && out != NULL, "entry_get: device_id is required");
+	REQUIRE(opt_ok(account), "entry_get: empty account");
+	return get_args(s,
+	                "SELECT " ENTRY_COLS " FROM entries WHERE device_key = ?1 AND "
+	                "account_key = coalesce(?2, '')",
+	                WHAT, &entry_kind, out, ARGS(K(device_id), T(account)), errstr_r);
 }
 
-/* Write (insert or replace) a list entry. */
+/* Write an entry, replacing the one with the same key. */
 int
 abq_store_entry_put(struct abq_store *s, const struct abq_entry *e, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (e == NULL || !key_ok(e->device_id))
-		FAIL_ARG(errstr_r, "entry_put: device_id is required");
-	if (e->account != NULL && *e->account == '\0')
-		FAIL_ARG(errstr_r, "entry_put: empty account");
-	if (!level_ok(e->state))
-		FAIL_ARG(errstr_r, "entry_put: state must be Allowed, Blocked or Quarantined");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->entry_put(s, e, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(e != NULL && key_ok(e->device_id), "entry_put: device_id is required");
+	REQUIRE(opt_ok(e->account), "entry_put: empty account");
+	REQUIRE(level_ok(e->state), "entry_put: state must be Allowed, Blocked or Quarantined");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO entries (" ENTRY_COLS ") VALUES (?1, ?2, ?3, ?4, ?5) "
+	               "ON CONFLICT (device_key, account_key) DO REPLACE",
+	               WHAT, &entry_kind, e, NULL, errstr_r);
 }
 
-/* Remove list entries of a DeviceId (see store.h for the three variants). */
+/* Delete entries: DeviceId/account, the DeviceId-alone one, or all of them. */
 int
 abq_store_entry_delete(struct abq_store *s, const char *device_id, const char *account,
                        bool all_accounts, size_t *count_r, const char **errstr_r)
 {
-	size_t dummy;
-
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(device_id))
-		FAIL_ARG(errstr_r, "entry_delete: device_id is required");
-	if (account != NULL && *account == '\0')
-		FAIL_ARG(errstr_r, "entry_delete: empty account");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->entry_delete(s, device_id, account, all_accounts,
-	                               count_r ? count_r : &dummy, errstr_r);
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	REQUIRE(key_ok(device_id), "entry_delete: device_id is required");
+	REQUIRE(opt_ok(account), "entry_delete: empty account");
+	WRITE_CALL();
+	if (account != NULL)
+		return write_args(s, "DELETE FROM entries WHERE device_key = ?1 AND account = ?2",
+		                  WHAT, ARGS(K(device_id), T(account)), count_r, errstr_r);
+	return write_args(s,
+	                  all_accounts ? "DELETE FROM entries WHERE device_key = ?1"
+	                               : "DELETE FROM entries WHERE device_key = ?1 AND account "
+	                                 "IS NULL",
+	                  WHAT, ARGS(K(device_id)), count_r, errstr_r);
 }
 
-/* Iterate over the list entries, all or those of one state. */
+/* Entries by DeviceId, the DeviceId-alone entry ('' sorts first) before accounts. */
 int
 abq_store_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb, void *arg,
                      const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "entry_iter: no callback");
-	if (!state_ok(state))
-		FAIL_ARG(errstr_r, "entry_iter: state out of range");
-	return ops_of(s)->entry_iter(s, state, cb, arg, errstr_r);
+	char sql[512] =
+	    "SELECT " ENTRY_COLS " FROM entries WHERE (device_key, account_key) > (?1, ?2)";
+	struct sql_arg a[4] = {T(""), T("")};
+	int n = 2;
+
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "entry_iter: no callback");
+	REQUIRE(state_ok(state), "entry_iter: state out of range");
+	filter(sql, sizeof(sql), a, &n, state != ABQ_STATE_NONE, " AND state = ?#",
+	       T(state_text(state)));
+	sql_add(sql, sizeof(sql), " ORDER BY device_key, account_key" BATCH_LIMIT);
+	return iter_args(s, sql, WHAT, &entry_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
+
+/* ---- rules ------------------------------------------------------------------- */
 
 /* Check the fields every written rule needs. */
 static bool
@@ -369,64 +1367,107 @@ rule_ok(const struct abq_rule *r)
 {
 	return r != NULL && r->pattern != NULL && level_ok(r->level) &&
 	       r->charac >= ABQ_CHAR_DEVICEID && r->charac <= ABQ_CHAR_USERAGENT &&
-	       r->match >= ABQ_MATCH_EXACT && r->match <= ABQ_MATCH_REGEX &&
-	       (r->domain == NULL || *r->domain != '\0');
+	       r->match >= ABQ_MATCH_EXACT && r->match <= ABQ_MATCH_REGEX && opt_ok(r->domain);
 }
 
-/* Insert a rule; its new id is written into r->id. */
+/*
+ * Run a write of cached statement st (NULL: its preparation failed) that must
+ * change a row: none is the error "MISSING with id ID", not a no-op, so that
+ * "deleteRule 7" cannot do nothing.
+ */
+static int
+write_one(struct abq_store *s, struct sql_stmt *st, int bind_rc, const char *missing, int64_t id,
+          const char **errstr_r)
+{
+	size_t n = 0;
+
+	if (st == NULL || write_bound(st, bind_rc, 0, &n, errstr_r) < 0)
+		return -1;
+	if (n == 0)
+		return sql_fail(s, errstr_r, "%s with id %lld", missing, (long long)id);
+	return 0;
+}
+
+/* Insert a rule and hand back the id the store assigned (never reused) in r->id. */
 int
 abq_store_rule_insert(struct abq_store *s, struct abq_rule *r, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!rule_ok(r))
-		FAIL_ARG(errstr_r, "rule_insert: incomplete or out-of-range rule");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->rule_insert(s, r, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(rule_ok(r), "rule_insert: incomplete or out-of-range rule");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO rules (characteristic, match, pattern, level, rule_order, "
+	               "domain, created_by, created_at) VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+	               "RETURNING id",
+	               WHAT, &rule_kind, r, &r->id, errstr_r);
 }
 
-/* Rewrite the rule r->id (fails when there is no such rule). */
+/* Rewrite every column of rule r->id (fails when there is no such rule). */
 int
 abq_store_rule_update(struct abq_store *s, const struct abq_rule *r, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!rule_ok(r) || r->id <= 0)
-		FAIL_ARG(errstr_r, "rule_update: incomplete or out-of-range rule");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->rule_update(s, r, errstr_r);
+	struct sql_stmt *st;
+
+	CHECK_STORE(s);
+	REQUIRE(rule_ok(r) && r->id > 0, "rule_update: incomplete or out-of-range rule");
+	WRITE_CALL();
+	st = stmt_get(s,
+	              "UPDATE rules SET characteristic = ?2, match = ?3, pattern = ?4, "
+	              "level = ?5, rule_order = ?6, domain = ?7, created_by = ?8, "
+	              "created_at = ?9 WHERE id = ?1",
+	              WHAT, errstr_r);
+	return write_one(s, st, st ? bind_row(st, &rule_kind, r) : 0, "rule_update: no rule", r->id,
+	                 errstr_r);
 }
 
 /* Look up a rule by id. */
 int
 abq_store_rule_get(struct abq_store *s, int64_t id, struct abq_rule *out, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (out == NULL)
-		FAIL_ARG(errstr_r, "rule_get: no output record");
-	return ops_of(s)->rule_get(s, id, out, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(out != NULL, "rule_get: no output record");
+	return get_args(s, "SELECT " RULE_COLS " FROM rules WHERE id = ?1", WHAT, &rule_kind, out,
+	                ARGS(I(id)), errstr_r);
 }
 
 /* Delete a rule by id (fails when there is no such rule). */
 int
 abq_store_rule_delete(struct abq_store *s, int64_t id, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->rule_delete(s, id, errstr_r);
+	struct sql_stmt *st;
+
+	CHECK_STORE(s);
+	WRITE_CALL();
+	st = stmt_get(s, "DELETE FROM rules WHERE id = ?1", WHAT, errstr_r);
+	return write_one(s, st, st ? bi(st, 1, id) : 0, "rule_delete: no rule", id, errstr_r);
 }
 
-/* Iterate over rules: all, global only, or one domain's. */
+#define RULE_RANK "(CASE WHEN domain IS NULL THEN 1 ELSE 0 END)"
+
+/*
+ * Rules (all, global only, or one domain's): domain rules by domain, then
+ * global ones; each by order, then id.
+ */
 int
 abq_store_rule_iter(struct abq_store *s, const char *domain, bool all, abq_rule_cb *cb, void *arg,
                     const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "rule_iter: no callback");
-	return ops_of(s)->rule_iter(s, domain, all, cb, arg, errstr_r);
+	char sql[1024] = "SELECT " RULE_COLS " FROM rules WHERE (" RULE_RANK ", coalesce(domain, "
+	                 "''), rule_order, id) > (?1, ?2, ?3, ?4)";
+	struct sql_arg a[6] = {I(-1), T(""), I(INT64_MIN), I(0)};
+	int n = 4;
+
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "rule_iter: no callback");
+	filter(sql, sizeof(sql), a, &n, domain, " AND domain = ?#", T(domain));
+	if (!domain && !all)
+		sql_add(sql, sizeof(sql), " AND domain IS NULL");
+	sql_add(sql, sizeof(sql),
+	        " ORDER BY " RULE_RANK ", coalesce(domain, ''), rule_order, id" BATCH_LIMIT);
+	return iter_args(s, sql, WHAT, &rule_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
+
+/* ---- attributes ------------------------------------------------------------ */
 
 /*
  * An attribute's scope and target must agree: global has no target (whatever
@@ -440,28 +1481,36 @@ scope_ok(enum abq_scope scope, const char *target)
 	return (scope == ABQ_SCOPE_DOMAIN || scope == ABQ_SCOPE_ACCOUNT) && key_ok(target);
 }
 
+/* An attribute's key; the global scope is stored with target ''. */
+#define ATTR_KEY(scope, target, name)                                                              \
+	ARGS(T(abq_scope_name(scope)), T((scope) == ABQ_SCOPE_GLOBAL ? "" : (target)), K(name))
+
 /* Look up an attribute at a scope. */
 int
 abq_store_attr_get(struct abq_store *s, enum abq_scope scope, const char *target, const char *name,
                    struct abq_attr *out, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!scope_ok(scope, target) || !key_ok(name) || out == NULL)
-		FAIL_ARG(errstr_r, "attr_get: scope, target and name are required");
-	return ops_of(s)->attr_get(s, scope, scope == ABQ_SCOPE_GLOBAL ? NULL : target, name, out,
-	                           errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(scope_ok(scope, target) && key_ok(name) && out != NULL,
+	        "attr_get: scope, target and name are required");
+	return get_args(s,
+	                "SELECT " ATTR_COLS " FROM attrs WHERE scope = ?1 AND target = ?2 AND "
+	                "name_key = ?3",
+	                WHAT, &attr_kind, out, ATTR_KEY(scope, target, name), errstr_r);
 }
 
-/* Set an attribute at a scope (insert or replace). */
+/* Set an attribute, replacing the previous value at that scope (and its name's spelling). */
 int
 abq_store_attr_put(struct abq_store *s, const struct abq_attr *a, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (a == NULL || !scope_ok(a->scope, a->target) || !key_ok(a->name) || a->value == NULL)
-		FAIL_ARG(errstr_r, "attr_put: scope, target, name and value are required");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->attr_put(s, a, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(a != NULL && scope_ok(a->scope, a->target) && key_ok(a->name) && a->value != NULL,
+	        "attr_put: scope, target, name and value are required");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO attrs (" ATTR_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	               "ON CONFLICT (scope, target, name_key) DO REPLACE",
+	               WHAT, &attr_kind, a, NULL, errstr_r);
 }
 
 /* Remove an attribute at a scope; removing an absent one is not an error. */
@@ -469,154 +1518,239 @@ int
 abq_store_attr_delete(struct abq_store *s, enum abq_scope scope, const char *target,
                       const char *name, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!scope_ok(scope, target) || !key_ok(name))
-		FAIL_ARG(errstr_r, "attr_delete: scope, target and name are required");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->attr_delete(s, scope, scope == ABQ_SCOPE_GLOBAL ? NULL : target, name,
-	                              errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(scope_ok(scope, target) && key_ok(name),
+	        "attr_delete: scope, target and name are required");
+	WRITE_CALL();
+	return write_args(s, "DELETE FROM attrs WHERE scope = ?1 AND target = ?2 AND name_key = ?3",
+	                  WHAT, ATTR_KEY(scope, target, name), NULL, errstr_r);
 }
 
-/* Iterate over every attribute. */
+#define ATTR_RANK "(CASE scope WHEN 'global' THEN 0 WHEN 'domain' THEN 1 ELSE 2 END)"
+
+/*
+ * Every attribute by scope (global, domain, account: the enum's order, not
+ * the names' alphabetical one), then target and name.
+ */
 int
 abq_store_attr_iter(struct abq_store *s, abq_attr_cb *cb, void *arg, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "attr_iter: no callback");
-	return ops_of(s)->attr_iter(s, cb, arg, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "attr_iter: no callback");
+	return iter_args(s,
+	                 "SELECT " ATTR_COLS " FROM attrs WHERE (" ATTR_RANK
+	                 ", target, name_key) > "
+	                 "(?1, ?2, ?3) ORDER BY " ATTR_RANK ", target, name_key" BATCH_LIMIT,
+	                 WHAT, &attr_kind, ARGS(I(-1), T(""), T("")), 0, (any_cb)cb, arg, errstr_r);
 }
 
-/* Append a history row; its id is written into h->id. */
+/* ---- history, change log, outbox ---------------------------------------- */
+
+/* A history row under a given id (history_add with an id reserved, history_restore). */
+static const char history_insert_id[] = "INSERT INTO history (" HISTORY_COLS ") VALUES (?1, ?2, "
+                                        "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/*
+ * Append a history row and hand back its id in h->id: one the driver
+ * reserved ahead (so that the insert need not wait for its answer), or the
+ * one the insert returns.
+ */
 int
 abq_store_history_add(struct abq_store *s, struct abq_history *h, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (h == NULL || h->what == NULL)
-		FAIL_ARG(errstr_r, "history_add: what is required");
-	if (fault_now(errstr_r))
+	struct abq_history with_id;
+	int got = 0;
+
+	CHECK_STORE(s);
+	REQUIRE(h != NULL && h->what != NULL, "history_add: what is required");
+	WRITE_CALL();
+	with_id = *h;
+	if (s->drv->reserve_history_id != NULL &&
+	    (got = s->drv->reserve_history_id(s, &with_id.id, errstr_r)) < 0)
 		return -1;
-	return ops_of(s)->history_add(s, h, errstr_r);
+	if (!got)
+		return put_row(
+		    s,
+		    "INSERT INTO history (at, who, what, subject, old_value, new_value, "
+		    "reason, device_id, account) VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+		    "?10) RETURNING id",
+		    WHAT, &history_kind, h, &h->id, errstr_r);
+	if (put_row(s, history_insert_id, WHAT, &history_kind, &with_id, NULL, errstr_r) < 0)
+		return -1;
+	h->id = with_id.id;
+	return 0;
 }
 
-/* Iterate over history (NULL filter: all of it, oldest first). */
+/*
+ * History by id (NULL filter: all of it): oldest first, or with a limit the
+ * newest rows, newest first.
+ */
 int
 abq_store_history_iter(struct abq_store *s, const struct abq_history_filter *f, abq_history_cb *cb,
                        void *arg, const char **errstr_r)
 {
 	static const struct abq_history_filter all;
+	struct sql_arg a[5] = {{0, NULL, 0}};
+	char sql[1024];
+	int n = 1;
 
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "history_iter: no callback");
-	return ops_of(s)->history_iter(s, f ? f : &all, cb, arg, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "history_iter: no callback");
+	if (f == NULL)
+		f = &all;
+	a[0] = I(f->limit != 0 ? INT64_MAX : 0);
+	snprintf(sql, sizeof(sql), "SELECT " HISTORY_COLS " FROM history WHERE id %s ?1",
+	         f->limit != 0 ? "<" : ">");
+	filter(sql, sizeof(sql), a, &n, f->device_id, " AND device_key = ?#", K(f->device_id));
+	filter(sql, sizeof(sql), a, &n, f->account, " AND account = ?#", T(f->account));
+	filter(sql, sizeof(sql), a, &n, f->since, " AND at >= ?#", I(f->since));
+	sql_add(sql, sizeof(sql), " ORDER BY id%s" BATCH_LIMIT, f->limit != 0 ? " DESC" : "");
+	return iter_args(s, sql, WHAT, &history_kind, a, f->limit, (any_cb)cb, arg, errstr_r);
 }
 
-/* Append a row to the change log. */
+/*
+ * Append a change; its seq is taken under the write lock (outside a
+ * transaction, in a short one of its own), so that seq order is commit order.
+ */
 int
 abq_store_change_add(struct abq_store *s, enum abq_change_kind kind, const char *key, int64_t at,
                      const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (kind < ABQ_CHANGE_DEVICE || kind > ABQ_CHANGE_TEMPLATE || key == NULL)
-		FAIL_ARG(errstr_r, "change_add: kind and key are required");
-	if (fault_now(errstr_r))
+	int64_t seq = 0;
+	bool own;
+	int ret;
+
+	CHECK_STORE(s);
+	REQUIRE(kind >= ABQ_CHANGE_DEVICE && kind <= ABQ_CHANGE_TEMPLATE && key != NULL,
+	        "change_add: kind and key are required");
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
 		return -1;
-	return ops_of(s)->change_add(s, kind, key, at, errstr_r);
+	ret = ints_args(s, "INSERT INTO changes (at, kind, key) VALUES (?1, ?2, ?3) RETURNING seq",
+	                WHAT, ARGS(I(at), T(change_kind_names[kind]), T(key)), &seq, 1, errstr_r);
+	if (ret == 0 && s->drv->change_written != NULL)
+		s->drv->change_written(s, seq);
+	return own_end(s, own, ret, errstr_r);
 }
 
-/* Iterate over the changes after since, ascending. */
+/* Changes after since, by ascending sequence number. */
 int
 abq_store_change_iter(struct abq_store *s, int64_t since, abq_change_cb *cb, void *arg,
                       const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "change_iter: no callback");
-	return ops_of(s)->change_iter(s, since, cb, arg, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "change_iter: no callback");
+	return iter_args(
+	    s, "SELECT " CHANGE_COLS " FROM changes WHERE seq > ?1 ORDER BY seq" BATCH_LIMIT, WHAT,
+	    &change_kind, ARGS(I(since)), 0, (any_cb)cb, arg, errstr_r);
 }
 
-/* The highest sequence number ever given out (0 for a new store). */
+/* The highest seq ever given out, 0 for a new store (the driver's SQL knows where). */
 int
 abq_store_change_last(struct abq_store *s, int64_t *seq_r, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (seq_r == NULL)
-		FAIL_ARG(errstr_r, "change_last: no seq_r");
-	return ops_of(s)->change_last(s, seq_r, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(seq_r != NULL, "change_last: no seq_r");
+	*seq_r = 0;
+	return ints_args(s, s->drv->change_last_sql, WHAT, NOARGS, seq_r, 1, errstr_r);
 }
 
-/* Queue a notice in the outbox; its id is written into n->id. */
+/* Queue a notice in the outbox and hand back its id in n->id. */
 int
 abq_store_notice_add(struct abq_store *s, struct abq_notice *n, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (n == NULL || !key_ok(n->recipient) || !key_ok(n->kind))
-		FAIL_ARG(errstr_r, "notice_add: recipient and kind are required");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->notice_add(s, n, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(n != NULL && key_ok(n->recipient) && key_ok(n->kind),
+	        "notice_add: recipient and kind are required");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO outbox (recipient, kind, account, device_id, template_ref, "
+	               "rendered, state, attempts, next_attempt, last_error, created, sent) "
+	               "VALUES (?2, ?3, ?4, ?5, ?6, ?7, coalesce(?8, 'queued'), ?9, ?10, ?11, "
+	               "?12, ?13) RETURNING id",
+	               WHAT, &notice_kind, n, &n->id, errstr_r);
 }
 
-/* Iterate over the outbox, all notices or those in one state. */
+/* The outbox in the order notices were queued, all or those in one state. */
 int
 abq_store_notice_iter(struct abq_store *s, const char *state, abq_notice_cb *cb, void *arg,
                       const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "notice_iter: no callback");
-	return ops_of(s)->notice_iter(s, state, cb, arg, errstr_r);
+	char sql[512] = "SELECT " NOTICE_COLS " FROM outbox WHERE id > ?1";
+	struct sql_arg a[3] = {I(0)};
+	int n = 1;
+
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "notice_iter: no callback");
+	filter(sql, sizeof(sql), a, &n, state, " AND state = ?#", T(state));
+	sql_add(sql, sizeof(sql), " ORDER BY id" BATCH_LIMIT);
+	return iter_args(s, sql, WHAT, &notice_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
 
-/* Count the notices in one state and find the oldest. */
+/*
+ * Count the notices in one state and find the oldest, in one aggregate (the
+ * outbox_due index leads with the state).
+ */
 int
 abq_store_notice_stats(struct abq_store *s, const char *state, int64_t *count_r, int64_t *oldest_r,
                        const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(state) || count_r == NULL || oldest_r == NULL)
-		FAIL_ARG(errstr_r, "notice_stats: a state and two results are required");
+	int64_t v[2] = {0, 0};
+
+	CHECK_STORE(s);
+	REQUIRE(key_ok(state) && count_r != NULL && oldest_r != NULL,
+	        "notice_stats: a state and two results are required");
 	*count_r = *oldest_r = 0;
-	if (fault_now(errstr_r))
+	WRITE_CALL();
+	if (ints_args(s, "SELECT count(*), coalesce(min(created), 0) FROM outbox WHERE state = ?1",
+	              WHAT, ARGS(T(state)), v, 2, errstr_r) < 0)
 		return -1;
-	return ops_of(s)->notice_stats(s, state, count_r, oldest_r, errstr_r);
+	*count_r = v[0];
+	*oldest_r = v[1];
+	return 0;
 }
 
-/* Iterate over the queued notices due at now. */
+/* The queued notices due at now, by id. */
 int
 abq_store_notice_due(struct abq_store *s, int64_t now, abq_notice_cb *cb, void *arg,
                      const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "notice_due: no callback");
-	return ops_of(s)->notice_due(s, now, cb, arg, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "notice_due: no callback");
+	return iter_args(s,
+	                 "SELECT " NOTICE_COLS
+	                 " FROM outbox WHERE id > ?1 AND state = 'queued' AND "
+	                 "next_attempt <= ?2 ORDER BY id" BATCH_LIMIT,
+	                 WHAT, &notice_kind, ARGS(I(0), I(now)), 0, (any_cb)cb, arg, errstr_r);
 }
 
-/* Whether v is a state a notice may be in. */
-static bool
-notice_state_ok(const char *v)
-{
-	return v != NULL &&
-	       (strcmp(v, "queued") == 0 || strcmp(v, "sent") == 0 || strcmp(v, "failed") == 0);
-}
-
-/* Record the outcome of one delivery attempt of a notice. */
+/* Record the outcome of one delivery attempt of a notice; a missing id is an error. */
 int
 abq_store_notice_mark(struct abq_store *s, int64_t id, const char *state, int attempts,
                       int64_t next_attempt, const char *last_error, int64_t sent,
                       const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!notice_state_ok(state) || attempts < 0)
-		FAIL_ARG(errstr_r, "notice_mark: state must be queued, sent or failed");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->notice_mark(s, id, state, attempts, next_attempt, last_error, sent,
-	                              errstr_r);
+	struct sql_stmt *st;
+
+	CHECK_STORE(s);
+	REQUIRE(state != NULL &&
+	            (strcmp(state, "queued") == 0 || strcmp(state, "sent") == 0 ||
+	             strcmp(state, "failed") == 0) &&
+	            attempts >= 0,
+	        "notice_mark: state must be queued, sent or failed");
+	WRITE_CALL();
+	st = stmt_get(s,
+	              "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt = ?4, "
+	              "last_error = ?5, sent = ?6 WHERE id = ?1",
+	              WHAT, errstr_r);
+	return write_one(s, st,
+	                 st ? bind_args(st, ARGS(I(id), T(state), I(attempts), I(next_attempt),
+	                                         T(last_error), I(sent)))
+	                    : 0,
+	                 "no notice", id, errstr_r);
 }
+
+/* ---- notice templates -------------------------------------------------------- */
 
 /* Whether (scope, domain, kind, locale) is a complete template key. */
 static bool
@@ -629,17 +1763,26 @@ template_key_ok(enum abq_scope scope, const char *domain, const char *kind, cons
 	return key_ok(kind) && key_ok(locale);
 }
 
-/* Insert or replace a notice template. */
+/* The four key columns of a template; the domain is '' for global. */
+#define TEMPLATE_KEY(scope, domain, kind, locale)                                                  \
+	ARGS(T(abq_scope_name(scope)), T((scope) == ABQ_SCOPE_GLOBAL ? "" : (domain)), T(kind),    \
+	     K(locale))
+#define TEMPLATE_KEY_REQUIRED(op)                                                                  \
+	op ": scope (global or domain), domain for the domain scope, kind and locale are required"
+
+/* Insert or replace one template (and its locale's spelling). */
 int
 abq_store_template_put(struct abq_store *s, const struct abq_template *t, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (t == NULL || !template_key_ok(t->scope, t->domain, t->kind, t->locale))
-		FAIL_ARG(errstr_r, "template_put: scope (global or domain), domain for the domain "
-		                   "scope, kind and locale are required");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->template_put(s, t, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(t != NULL && template_key_ok(t->scope, t->domain, t->kind, t->locale),
+	        TEMPLATE_KEY_REQUIRED("template_put"));
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO templates (" TEMPLATE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+	               "?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (scope, domain, kind, locale_key) "
+	               "DO REPLACE",
+	               WHAT, &template_kind, t, NULL, errstr_r);
 }
 
 /* Look up a notice template by its key. */
@@ -648,11 +1791,14 @@ abq_store_template_get(struct abq_store *s, enum abq_scope scope, const char *do
                        const char *kind, const char *locale, struct abq_template *out,
                        const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (out == NULL || !template_key_ok(scope, domain, kind, locale))
-		FAIL_ARG(errstr_r, "template_get: scope (global or domain), domain for the domain "
-		                   "scope, kind and locale are required");
-	return ops_of(s)->template_get(s, scope, domain, kind, locale, out, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(out != NULL && template_key_ok(scope, domain, kind, locale),
+	        TEMPLATE_KEY_REQUIRED("template_get"));
+	return get_args(s,
+	                "SELECT " TEMPLATE_COLS " FROM templates WHERE scope = ?1 AND "
+	                "domain = ?2 AND kind = ?3 AND locale_key = ?4",
+	                WHAT, &template_kind, out, TEMPLATE_KEY(scope, domain, kind, locale),
+	                errstr_r);
 }
 
 /* Remove a notice template; removing nothing is not an error. */
@@ -661,88 +1807,101 @@ abq_store_template_delete(struct abq_store *s, enum abq_scope scope, const char 
                           const char *kind, const char *locale, size_t *count_r,
                           const char **errstr_r)
 {
-	size_t dummy;
-
-	CHECK_STORE(s, errstr_r);
-	if (!template_key_ok(scope, domain, kind, locale))
-		FAIL_ARG(errstr_r, "template_delete: scope (global or domain), domain for the "
-		                   "domain scope, kind and locale are required");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->template_delete(s, scope, domain, kind, locale,
-	                                  count_r ? count_r : &dummy, errstr_r);
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	REQUIRE(template_key_ok(scope, domain, kind, locale),
+	        TEMPLATE_KEY_REQUIRED("template_delete"));
+	WRITE_CALL();
+	return write_args(s,
+	                  "DELETE FROM templates WHERE scope = ?1 AND domain = ?2 AND "
+	                  "kind = ?3 AND locale_key = ?4",
+	                  WHAT, TEMPLATE_KEY(scope, domain, kind, locale), count_r, errstr_r);
 }
 
-/* Iterate over every notice template. */
+/* Every template by scope name, domain, kind and locale. */
 int
 abq_store_template_iter(struct abq_store *s, abq_template_cb *cb, void *arg, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "template_iter: no callback");
-	return ops_of(s)->template_iter(s, cb, arg, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "template_iter: no callback");
+	return iter_args(s,
+	                 "SELECT " TEMPLATE_COLS " FROM templates WHERE (scope, domain, kind, "
+	                 "locale_key) > (?1, ?2, ?3, ?4) ORDER BY scope, domain, kind, "
+	                 "locale_key" BATCH_LIMIT,
+	                 WHAT, &template_kind, ARGS(T(""), T(""), T(""), T("")), 0, (any_cb)cb, arg,
+	                 errstr_r);
 }
+
+/* ---- administrators and tokens --------------------------------------------- */
 
 /* Look up an administrator by name. */
 int
 abq_store_admin_get(struct abq_store *s, const char *name, struct abq_admin *out,
                     const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(name) || out == NULL)
-		FAIL_ARG(errstr_r, "admin_get: name is required");
-	return ops_of(s)->admin_get(s, name, out, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(key_ok(name) && out != NULL, "admin_get: name is required");
+	return get_args(s, "SELECT " ADMIN_COLS " FROM admins WHERE name = ?1", WHAT, &admin_kind,
+	                out, ARGS(T(name)), errstr_r);
 }
 
 /* Insert or replace an administrator. */
 int
 abq_store_admin_put(struct abq_store *s, const struct abq_admin *a, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (a == NULL || !key_ok(a->name) || !key_ok(a->password_hash))
-		FAIL_ARG(errstr_r, "admin_put: name and password_hash are required");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->admin_put(s, a, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(a != NULL && key_ok(a->name) && key_ok(a->password_hash),
+	        "admin_put: name and password_hash are required");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO admins (" ADMIN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	               "ON CONFLICT (name) DO REPLACE",
+	               WHAT, &admin_kind, a, NULL, errstr_r);
 }
 
-/* Remove an administrator and their tokens; removing nothing is not an error. */
+/* Deleting an administrator's tokens (admin_delete, token_delete). */
+static const char token_delete_admin[] = "DELETE FROM tokens WHERE admin = ?1";
+
+/*
+ * Remove an administrator and their tokens in one transaction (no token
+ * outlives its owner); removing nothing is not an error.
+ */
 int
 abq_store_admin_delete(struct abq_store *s, const char *name, size_t *count_r,
                        const char **errstr_r)
 {
-	size_t dummy;
-
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(name))
-		FAIL_ARG(errstr_r, "admin_delete: name is required");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->admin_delete(s, name, count_r ? count_r : &dummy, errstr_r);
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	REQUIRE(key_ok(name), "admin_delete: name is required");
+	WRITE_CALL();
+	return delete_with(s, "DELETE FROM admins WHERE name = ?1", token_delete_admin, WHAT,
+	                   ARGS(T(name)), count_r, errstr_r);
 }
 
-/* Iterate over every administrator by name. */
+/* Every administrator by name. */
 int
 abq_store_admin_iter(struct abq_store *s, abq_admin_cb *cb, void *arg, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "admin_iter: no callback");
-	return ops_of(s)->admin_iter(s, cb, arg, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "admin_iter: no callback");
+	return iter_args(
+	    s, "SELECT " ADMIN_COLS " FROM admins WHERE name > ?1 ORDER BY name" BATCH_LIMIT, WHAT,
+	    &admin_kind, ARGS(T("")), 0, (any_cb)cb, arg, errstr_r);
 }
 
-/* Add a token; its new id is written into t->id. */
+/* Add a token, its new id into t->id; a hash already stored fails (UNIQUE). */
 int
 abq_store_token_add(struct abq_store *s, struct abq_token *t, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (t == NULL || !key_ok(t->admin) || !key_ok(t->hash))
-		FAIL_ARG(errstr_r, "token_add: admin and hash are required");
-	if (t->label != NULL && *t->label == '\0')
-		FAIL_ARG(errstr_r, "token_add: empty label");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->token_add(s, t, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(t != NULL && key_ok(t->admin) && key_ok(t->hash),
+	        "token_add: admin and hash are required");
+	REQUIRE(opt_ok(t->label), "token_add: empty label");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO tokens (admin, label, hash, created_by, created_at, last_used) "
+	               "VALUES (?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+	               WHAT, &token_kind, t, &t->id, errstr_r);
 }
 
 /* Look a token up by its hash. */
@@ -750,20 +1909,20 @@ int
 abq_store_token_find(struct abq_store *s, const char *hash, struct abq_token *out,
                      const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(hash) || out == NULL)
-		FAIL_ARG(errstr_r, "token_find: hash is required");
-	return ops_of(s)->token_find(s, hash, out, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(key_ok(hash) && out != NULL, "token_find: hash is required");
+	return get_args(s, "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1", WHAT, &token_kind,
+	                out, ARGS(T(hash)), errstr_r);
 }
 
 /* Record that token id was used at `at`. */
 int
 abq_store_token_touch(struct abq_store *s, int64_t id, int64_t at, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->token_touch(s, id, at, errstr_r);
+	CHECK_STORE(s);
+	WRITE_CALL();
+	return write_args(s, "UPDATE tokens SET last_used = ?2 WHERE id = ?1", WHAT,
+	                  ARGS(I(id), I(at)), NULL, errstr_r);
 }
 
 /* Remove an administrator's tokens, those with one label or all. */
@@ -771,29 +1930,32 @@ int
 abq_store_token_delete(struct abq_store *s, const char *admin, const char *label, size_t *count_r,
                        const char **errstr_r)
 {
-	size_t dummy;
-
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(admin))
-		FAIL_ARG(errstr_r, "token_delete: admin is required");
-	if (label != NULL && *label == '\0')
-		FAIL_ARG(errstr_r, "token_delete: empty label");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->token_delete(s, admin, label, count_r ? count_r : &dummy, errstr_r);
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	REQUIRE(key_ok(admin), "token_delete: admin is required");
+	REQUIRE(opt_ok(label), "token_delete: empty label");
+	WRITE_CALL();
+	if (label == NULL)
+		return write_args(s, token_delete_admin, WHAT, ARGS(T(admin)), count_r, errstr_r);
+	return write_args(s, "DELETE FROM tokens WHERE admin = ?1 AND label = ?2", WHAT,
+	                  ARGS(T(admin), T(label)), count_r, errstr_r);
 }
 
-/* Iterate over the tokens of one administrator, or of all (admin NULL). */
+/* Tokens by administrator, then id; one administrator's or all (admin NULL). */
 int
 abq_store_token_iter(struct abq_store *s, const char *admin, abq_token_cb *cb, void *arg,
                      const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "token_iter: no callback");
-	if (admin != NULL && *admin == '\0')
-		FAIL_ARG(errstr_r, "token_iter: empty admin");
-	return ops_of(s)->token_iter(s, admin, cb, arg, errstr_r);
+	char sql[512] = "SELECT " TOKEN_COLS " FROM tokens WHERE (admin, id) > (?1, ?2)";
+	struct sql_arg a[4] = {T(""), I(0)};
+	int n = 2;
+
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "token_iter: no callback");
+	REQUIRE(opt_ok(admin), "token_iter: empty admin");
+	filter(sql, sizeof(sql), a, &n, admin, " AND admin = ?#", T(admin));
+	sql_add(sql, sizeof(sql), " ORDER BY admin, id" BATCH_LIMIT);
+	return iter_args(s, sql, WHAT, &token_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
 
 /* Count the tokens of one administrator, or of all (admin NULL). */
@@ -801,155 +1963,153 @@ int
 abq_store_token_count(struct abq_store *s, const char *admin, size_t *count_r,
                       const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (count_r == NULL)
-		FAIL_ARG(errstr_r, "token_count: no count_r");
-	if (admin != NULL && *admin == '\0')
-		FAIL_ARG(errstr_r, "token_count: empty admin");
-	return ops_of(s)->token_count(s, admin, count_r, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(count_r != NULL, "token_count: no count_r");
+	REQUIRE(opt_ok(admin), "token_count: empty admin");
+	if (admin == NULL)
+		return count_args(s, "SELECT count(*) FROM tokens", WHAT, NOARGS, count_r,
+		                  errstr_r);
+	return count_args(s, "SELECT count(*) FROM tokens WHERE admin = ?1", WHAT, ARGS(T(admin)),
+	                  count_r, errstr_r);
 }
 
-/* Read the sync state of one collection of a device. */
+/* ---- sync state -------------------------------------------------------------- */
+
+/* Read one collection's sync state into a malloc'd, NUL-terminated copy. */
 int
 abq_store_syncstate_get(struct abq_store *s, const char *account, const char *device_id,
                         const char *collection, void **state_r, size_t *len_r, int64_t *updated_r,
                         const char **errstr_r)
 {
-	int64_t dummy;
+	struct abq_syncstate st;
+	int rc;
 
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(account) || !key_ok(device_id) || !key_ok(collection) || state_r == NULL ||
-	    len_r == NULL)
-		FAIL_ARG(errstr_r, "syncstate_get: account, device_id and collection are required");
+	CHECK_STORE(s);
+	OPTIONAL(int64_t, updated_r);
+	REQUIRE(key_ok(account) && key_ok(device_id) && key_ok(collection) && state_r != NULL &&
+	            len_r != NULL,
+	        "syncstate_get: account, device_id and collection are required");
 	*state_r = NULL;
 	*len_r = 0;
-	return ops_of(s)->syncstate_get(s, account, device_id, collection, state_r, len_r,
-	                                updated_r ? updated_r : &dummy, errstr_r);
+	rc = get_args(s,
+	              "SELECT " SYNCSTATE_COLS " FROM syncstate WHERE account = ?1 AND "
+	              "device_key = ?2 AND collection = ?3",
+	              WHAT, &syncstate_kind, &st, ARGS(T(account), K(device_id), T(collection)),
+	              errstr_r);
+	if (rc > 0) {
+		*state_r = st.state;
+		*len_r = st.len;
+		*updated_r = st.updated;
+		st.state = NULL;
+		abq_syncstate_clear(&st);
+	}
+	return rc;
 }
 
-/* Insert or replace the sync state of one collection of a device. */
+/* Insert or replace one collection's sync state. */
 int
 abq_store_syncstate_put(struct abq_store *s, const char *account, const char *device_id,
                         const char *collection, const void *state, size_t len, int64_t updated,
                         const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(account) || !key_ok(device_id) || !key_ok(collection))
-		FAIL_ARG(errstr_r, "syncstate_put: account, device_id and collection are required");
-	if (state == NULL && len > 0)
-		FAIL_ARG(errstr_r, "syncstate_put: no state");
-	if (fault_now(errstr_r))
+	struct sql_stmt *st;
+
+	CHECK_STORE(s);
+	REQUIRE(key_ok(account) && key_ok(device_id) && key_ok(collection),
+	        "syncstate_put: account, device_id and collection are required");
+	REQUIRE(state != NULL || len == 0, "syncstate_put: no state");
+	WRITE_CALL();
+	st = stmt_get(s,
+	              "INSERT INTO syncstate (account, device_id, collection, state, updated) "
+	              "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (account, device_key, "
+	              "collection) DO REPLACE",
+	              WHAT, errstr_r);
+	if (st == NULL)
 		return -1;
-	return ops_of(s)->syncstate_put(s, account, device_id, collection, state ? state : "", len,
-	                                updated, errstr_r);
+	if (len > INT32_MAX)
+		return sql_fail(s, errstr_r, "syncstate_put: state of %zu bytes is too large", len);
+	return write_bound(st,
+	                   bind_args(st, ARGS(T(account), T(device_id), T(collection))) ||
+	                       s->drv->bind_blob(st, 4, state ? state : "", len) ||
+	                       bi(st, 5, updated),
+	                   SQL_DEFER, NULL, errstr_r);
 }
 
-/* Remove the sync state of one collection, or of every collection (NULL). */
+/* Remove one collection's sync state, or all of the device's (NULL); counts them. */
 int
 abq_store_syncstate_delete(struct abq_store *s, const char *account, const char *device_id,
                            const char *collection, size_t *count_r, const char **errstr_r)
 {
-	size_t dummy;
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	REQUIRE(key_ok(account) && key_ok(device_id),
+	        "syncstate_delete: account and device_id are required");
+	REQUIRE(opt_ok(collection), "syncstate_delete: empty collection");
+	WRITE_CALL();
+	if (collection == NULL)
+		return write_args(s, "DELETE FROM syncstate WHERE account = ?1 AND device_key = ?2",
+		                  WHAT, ARGS(T(account), K(device_id)), count_r, errstr_r);
+	return write_args(s,
+	                  "DELETE FROM syncstate WHERE account = ?1 AND device_key = ?2 "
+	                  "AND collection = ?3",
+	                  WHAT, ARGS(T(account), K(device_id), T(collection)), count_r, errstr_r);
+}
 
-	CHECK_STORE(s, errstr_r);
-	if (!key_ok(account) || !key_ok(device_id))
-		FAIL_ARG(errstr_r, "syncstate_delete: account and device_id are required");
-	if (collection != NULL && *collection == '\0')
-		FAIL_ARG(errstr_r, "syncstate_delete: empty collection");
-	if (fault_now(errstr_r))
-		return -1;
-	return ops_of(s)->syncstate_delete(s, account, device_id, collection,
-	                                   count_r ? count_r : &dummy, errstr_r);
+/* Every sync-state blob by account, DeviceId (without case) and collection. */
+int
+abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
+                         const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "syncstate_iter: no callback");
+	return iter_args(s,
+	                 "SELECT " SYNCSTATE_COLS " FROM syncstate WHERE (account, device_key, "
+	                 "collection) > (?1, ?2, ?3) ORDER BY account, device_key, "
+	                 "collection" BATCH_LIMIT,
+	                 WHAT, &syncstate_kind, ARGS(T(""), T(""), T("")), 0, (any_cb)cb, arg,
+	                 errstr_r);
+}
+
+/* ---- record destructors ----------------------------------------------------- */
+
+/*
+ * Free the owned strings (and blob) of a record, as its kind's field table
+ * lists them, and zero it, so that a cleared record can be cleared again or
+ * reused. NULL is accepted.
+ */
+static void
+rec_clear(const struct sql_kind *k, void *rec)
+{
+	if (rec == NULL)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		if (k->fields[i].type == F_STR || k->fields[i].type == F_TARGET ||
+		    k->fields[i].type == F_BLOB)
+			free(*(void **)(void *)((char *)rec + k->fields[i].off));
+	memset(rec, 0, k->size);
 }
 
 /*
- * Record destructors (here and below): free the owned strings and zero the
- * struct, so that a cleared record can be cleared again or reused. NULL is
- * accepted.
+ * The destructors of store.h's records: abq_history_clear, abq_change_clear,
+ * abq_notice_clear, abq_template_clear, abq_admin_clear, abq_token_clear and
+ * abq_syncstate_clear.
  */
-void
-abq_history_clear(struct abq_history *h)
-{
-	if (h == NULL)
-		return;
-	free(h->who);
-	free(h->what);
-	free(h->subject);
-	free(h->old_value);
-	free(h->new_value);
-	free(h->reason);
-	free(h->device_id);
-	free(h->account);
-	memset(h, 0, sizeof(*h));
-}
-
-void
-abq_change_clear(struct abq_change *c)
-{
-	if (c == NULL)
-		return;
-	free(c->key);
-	memset(c, 0, sizeof(*c));
-}
-
-void
-abq_notice_clear(struct abq_notice *n)
-{
-	if (n == NULL)
-		return;
-	free(n->recipient);
-	free(n->kind);
-	free(n->account);
-	free(n->device_id);
-	free(n->template_ref);
-	free(n->rendered);
-	free(n->state);
-	free(n->last_error);
-	memset(n, 0, sizeof(*n));
-}
-
-void
-abq_template_clear(struct abq_template *t)
-{
-	if (t == NULL)
-		return;
-	free(t->domain);
-	free(t->kind);
-	free(t->locale);
-	free(t->from);
-	free(t->reply_to);
-	free(t->subject);
-	free(t->body_plain);
-	free(t->body_html);
-	free(t->set_by);
-	memset(t, 0, sizeof(*t));
-}
-
-void
-abq_admin_clear(struct abq_admin *a)
-{
-	if (a == NULL)
-		return;
-	free(a->name);
-	free(a->password_hash);
-	free(a->created_by);
-	memset(a, 0, sizeof(*a));
-}
-
-void
-abq_token_clear(struct abq_token *t)
-{
-	if (t == NULL)
-		return;
-	free(t->admin);
-	free(t->label);
-	free(t->hash);
-	free(t->created_by);
-	memset(t, 0, sizeof(*t));
-}
+#define CLEAR(name)                                                                                \
+	void abq_##name##_clear(struct abq_##name *r)                                              \
+	{                                                                                          \
+		rec_clear(&name##_kind, r);                                                        \
+	}
+CLEAR(history)
+CLEAR(change)
+CLEAR(notice)
+CLEAR(template)
+CLEAR(admin)
+CLEAR(token)
+CLEAR(syncstate)
 
 /* ---- several nodes (store.h) -------------------------------------------- */
 
+/* A change listener; NULL with *errstr_r NULL when the driver has none (no push). */
 struct abq_store_listener *
 abq_store_listener_new(struct abq_store *s, const char **errstr_r)
 {
@@ -962,214 +2122,287 @@ abq_store_listener_new(struct abq_store *s, const char **errstr_r)
 		*errstr_r = "no store is open";
 		return NULL;
 	}
-	if (ops_of(s)->listener_new == NULL)
-		return NULL; /* no push: the caller reads the change log periodically */
-	return ops_of(s)->listener_new(s, errstr_r);
+	if (s->drv->listener_new == NULL)
+		return NULL; /* the caller reads the change log periodically */
+	return s->drv->listener_new(s, errstr_r);
 }
 
-static const struct abq_store_ops *
-listener_ops(const struct abq_store_listener *l)
-{
-	return ((const struct abq_store_listener_base *)(const void *)l)->ops;
-}
-
+/* (Re)connect a listener and start listening. */
 int
 abq_store_listener_connect(struct abq_store_listener *l, const char **errstr_r)
 {
-	const char *dummy;
-
-	if (errstr_r == NULL)
-		errstr_r = &dummy;
-	if (l == NULL) {
-		*errstr_r = "no listener";
-		return -1;
-	}
-	return listener_ops(l)->listener_connect(l, errstr_r);
+	OPTIONAL(const char *, errstr_r);
+	REQUIRE(l != NULL, "no listener");
+	return l->drv->listener_connect(l, errstr_r);
 }
 
+/* The socket to poll for reading, -1 while not connected. */
 int
 abq_store_listener_fd(const struct abq_store_listener *l)
 {
-	return l == NULL ? -1 : listener_ops(l)->listener_fd(l);
+	return l == NULL ? -1 : l->drv->listener_fd(l);
 }
 
+/* Drain the notices: 1 (*seq_r: the highest), 0 (none) or -1 (lost). */
 int
 abq_store_listener_read(struct abq_store_listener *l, int64_t *seq_r, const char **errstr_r)
 {
-	const char *dummy;
-
-	if (errstr_r == NULL)
-		errstr_r = &dummy;
-	if (l == NULL) {
-		*errstr_r = "no listener";
-		return -1;
-	}
-	return listener_ops(l)->listener_read(l, seq_r, errstr_r);
+	OPTIONAL(const char *, errstr_r);
+	REQUIRE(l != NULL, "no listener");
+	return l->drv->listener_read(l, seq_r, errstr_r);
 }
 
+/* Free a listener and forget the caller's pointer to it. */
 void
 abq_store_listener_free(struct abq_store_listener **l)
 {
 	if (l == NULL || *l == NULL)
 		return;
-	listener_ops(*l)->listener_free(*l);
+	(*l)->drv->listener_free(*l);
 	*l = NULL;
 }
 
+/* Try to take lock `key` for this handle: 1 held, 0 held by another node, -1. */
 int
 abq_store_try_lock(struct abq_store *s, int64_t key, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (ops_of(s)->try_lock == NULL)
+	CHECK_STORE(s);
+	if (s->drv->try_lock == NULL)
 		return 1; /* one node: the lock is trivially held */
-	return ops_of(s)->try_lock(s, key, errstr_r);
+	return s->drv->try_lock(s, key, errstr_r);
 }
 
+/* Whether the store's connection was up at the last call. */
 bool
 abq_store_connected(const struct abq_store *s)
 {
-	if (s == NULL)
-		return false;
-	return ops_of(s)->connected == NULL || ops_of(s)->connected(s);
+	return s != NULL && (s->drv->connected == NULL || s->drv->connected(s));
 }
 
-/* ---- moving a registry (store.h) ---------------------------------------- */
+/* ---- moving a registry, accounts ------------------------------------------ */
 
-void
-abq_syncstate_clear(struct abq_syncstate *st)
-{
-	if (st == NULL)
-		return;
-	free(st->account);
-	free(st->device_id);
-	free(st->collection);
-	free(st->state);
-	memset(st, 0, sizeof(*st));
-}
-
-int
-abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
-                         const char **errstr_r)
-{
-	CHECK_STORE(s, errstr_r);
-	if (cb == NULL)
-		FAIL_ARG(errstr_r, "syncstate_iter: no callback");
-	return ops_of(s)->syncstate_iter(s, cb, arg, errstr_r);
-}
-
+/*
+ * Write a record of kind k under its source id with sql. A statement prepared
+ * for the call: a migration is a one-off, and the cached statements stay the
+ * daemon's.
+ */
 static int
-restore(struct abq_store *s, enum abq_restore_kind kind, const void *rec, int64_t id,
+restore(struct abq_store *s, const char *sql, const struct sql_kind *k, const void *rec, int64_t id,
         const char **errstr_r)
 {
-	if (rec == NULL || id <= 0)
-		FAIL_ARG(errstr_r, "restore: a record with its id is required");
-	return ops_of(s)->restore(s, kind, rec, errstr_r);
+	struct sql_stmt *st;
+	int ret;
+
+	REQUIRE(rec != NULL && id > 0, "restore: a record with its id is required");
+	if ((st = stmt_new(s, sql, "restore", errstr_r)) == NULL)
+		return -1;
+	ret = write_bound(st, bind_row(st, k, rec), 0, NULL, errstr_r);
+	s->drv->finish(st);
+	return ret;
 }
 
+/* Insert a rule under its id. */
 int
 abq_store_rule_restore(struct abq_store *s, const struct abq_rule *r, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (r != NULL && (!key_ok(r->pattern) || !state_ok(r->level)))
-		FAIL_ARG(errstr_r, "rule_restore: pattern and level are required");
-	return restore(s, ABQ_RESTORE_RULE, r, r ? r->id : 0, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(r == NULL || (key_ok(r->pattern) && state_ok(r->level)),
+	        "rule_restore: pattern and level are required");
+	return restore(
+	    s, "INSERT INTO rules (" RULE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	    &rule_kind, r, r ? r->id : 0, errstr_r);
 }
 
+/* Insert a history row under its id. */
 int
 abq_store_history_restore(struct abq_store *s, const struct abq_history *h, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (h != NULL && !key_ok(h->what))
-		FAIL_ARG(errstr_r, "history_restore: what is required");
-	return restore(s, ABQ_RESTORE_HISTORY, h, h ? h->id : 0, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(h == NULL || key_ok(h->what), "history_restore: what is required");
+	return restore(s, history_insert_id, &history_kind, h, h ? h->id : 0, errstr_r);
 }
 
+/* Insert a notice under its id. */
 int
 abq_store_notice_restore(struct abq_store *s, const struct abq_notice *n, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (n != NULL && (!key_ok(n->recipient) || !key_ok(n->kind)))
-		FAIL_ARG(errstr_r, "notice_restore: recipient and kind are required");
-	return restore(s, ABQ_RESTORE_NOTICE, n, n ? n->id : 0, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(n == NULL || (key_ok(n->recipient) && key_ok(n->kind)),
+	        "notice_restore: recipient and kind are required");
+	return restore(s,
+	               "INSERT INTO outbox (" NOTICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+	               "coalesce(?8, 'queued'), ?9, ?10, ?11, ?12, ?13)",
+	               &notice_kind, n, n ? n->id : 0, errstr_r);
 }
 
+/* Insert a change under its seq. */
 int
 abq_store_change_restore(struct abq_store *s, const struct abq_change *c, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (c != NULL &&
-	    (!key_ok(c->key) || c->kind < ABQ_CHANGE_DEVICE || c->kind > ABQ_CHANGE_TEMPLATE))
-		FAIL_ARG(errstr_r, "change_restore: kind and key are required");
-	return restore(s, ABQ_RESTORE_CHANGE, c, c ? c->seq : 0, errstr_r);
+	CHECK_STORE(s);
+	REQUIRE(c == NULL || (key_ok(c->key) && c->kind >= ABQ_CHANGE_DEVICE &&
+	                      c->kind <= ABQ_CHANGE_TEMPLATE),
+	        "change_restore: kind and key are required");
+	return restore(s, "INSERT INTO changes (" CHANGE_COLS ") VALUES (?1, ?2, ?3, ?4)",
+	               &change_kind, c, c ? c->seq : 0, errstr_r);
 }
 
+/* After the restores: the driver's counters go on after the highest ids. */
 int
 abq_store_restore_finish(struct abq_store *s, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (ops_of(s)->restore_finish == NULL)
+	CHECK_STORE(s);
+	if (s->drv->restore_finish == NULL)
 		return 0; /* the backend's counters follow the ids by themselves */
-	return ops_of(s)->restore_finish(s, errstr_r);
+	return s->drv->restore_finish(s, errstr_r);
+}
+
+/* Read a meta value: 1 with *value_r (malloc'd), 0 when absent, or -1. */
+static int
+meta_read(struct abq_store *s, const char *key, char **value_r, const char **errstr_r)
+{
+	struct sql_stmt *st =
+	    stmt_get(s, "SELECT value FROM meta WHERE key = ?1", "meta_get", errstr_r);
+	int rc;
+
+	*value_r = NULL;
+	if (st == NULL)
+		return -1;
+	if (bt(st, 1, key))
+		return bind_fail(st, errstr_r);
+	rc = s->drv->next_row(st, errstr_r);
+	if (rc > 0) {
+		*value_r = xstrdup_null(s->drv->col_text(st, 0));
+		rc = *value_r != NULL;
+	}
+	s->drv->reset(st);
+	return rc;
 }
 
 /* A meta value of the store; see store.h. */
 int
 abq_store_meta_get(struct abq_store *s, const char *key, char **value_r, const char **errstr_r)
 {
-	CHECK_STORE(s, errstr_r);
-	if (value_r == NULL)
-		FAIL_ARG(errstr_r, "meta_get: no place for the value");
+	CHECK_STORE(s);
+	REQUIRE(value_r != NULL, "meta_get: no place for the value");
 	*value_r = NULL;
-	if (!key_ok(key))
-		FAIL_ARG(errstr_r, "meta_get: no key");
-	return ops_of(s)->meta_get(s, key, value_r, errstr_r);
+	REQUIRE(key_ok(key), "meta_get: no key");
+	return meta_read(s, key, value_r, errstr_r);
 }
+
+/*
+ * The rewrite of bare accounts to "name@domain" (store.h), one statement at a
+ * time, in this order: devices that lose a collision (the one seen less
+ * recently; the canonical one on a tie), then the sync state of the pairs whose
+ * device is gone (and, between two states with no device, the bare one), then
+ * every table's bare accounts; entries and account attributes keep the
+ * canonical record of a collision. ?1 is the domain. History and the outbox
+ * are rewritten too, so a filter by account finds what was recorded before.
+ */
+static const struct {
+	const char *sql;
+	bool counted; /* a registry record (device, entry, attribute) */
+} canon[] = {
+    {"DELETE FROM devices WHERE instr(account, '@') > 0 AND EXISTS (SELECT 1 FROM devices b"
+     " WHERE instr(b.account, '@') = 0 AND b.account || '@' || ?1 = devices.account"
+     " AND b.device_key = devices.device_key AND b.last_seen > devices.last_seen)",
+     true},
+    {"DELETE FROM devices WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM devices c"
+     " WHERE c.account = devices.account || '@' || ?1 AND c.device_key = devices.device_key)",
+     true},
+    {"DELETE FROM syncstate WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM devices c"
+     " WHERE c.account = syncstate.account || '@' || ?1"
+     " AND c.device_key = syncstate.device_key)",
+     false},
+    {"DELETE FROM syncstate WHERE instr(account, '@') > 0 AND EXISTS (SELECT 1 FROM devices b"
+     " WHERE instr(b.account, '@') = 0 AND b.account || '@' || ?1 = syncstate.account"
+     " AND b.device_key = syncstate.device_key)",
+     false},
+    {"DELETE FROM syncstate WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM syncstate c"
+     " WHERE c.account = syncstate.account || '@' || ?1"
+     " AND c.device_key = syncstate.device_key AND c.collection = syncstate.collection)",
+     false},
+    {"UPDATE syncstate SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
+    {"UPDATE devices SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", true},
+    {"DELETE FROM entries WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM entries c"
+     " WHERE c.account = entries.account || '@' || ?1 AND c.device_key = entries.device_key)",
+     true},
+    {"UPDATE entries SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", true},
+    {"DELETE FROM attrs WHERE scope = 'account' AND instr(target, '@') = 0 AND EXISTS"
+     " (SELECT 1 FROM attrs c WHERE c.scope = 'account'"
+     " AND c.target = attrs.target || '@' || ?1 AND c.name_key = attrs.name_key)",
+     true},
+    {"UPDATE attrs SET target = target || '@' || ?1"
+     " WHERE scope = 'account' AND instr(target, '@') = 0",
+     true},
+    {"UPDATE history SET account = account || '@' || ?1"
+     " WHERE account <> '' AND instr(account, '@') = 0",
+     false},
+    {"UPDATE outbox SET account = account || '@' || ?1"
+     " WHERE account <> '' AND instr(account, '@') = 0",
+     false},
+    {"INSERT INTO meta (key, value) VALUES ('" ABQ_STORE_META_ACCOUNT_DOMAIN "', ?1)"
+     " ON CONFLICT (key) DO REPLACE",
+     false},
+};
 
 /*
  * Give bare accounts the default domain; see store.h. The recorded domain is
  * read first without the write lock, so that the common case (done already)
  * costs one read; it is read again under the lock, so that two processes
- * starting at once rewrite once.
+ * starting at once rewrite once. Every statement of canon[] runs once,
+ * prepared for the call.
  */
 int
 abq_store_accounts_canonicalize(struct abq_store *s, const char *default_domain, size_t *count_r,
                                 const char **errstr_r)
 {
-	size_t dummy_count;
 	char *domain, *cur = NULL;
 	int rc;
 
-	CHECK_STORE(s, errstr_r);
-	if (count_r == NULL)
-		count_r = &dummy_count;
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
 	*count_r = 0;
 	if (default_domain == NULL || *default_domain == '\0')
 		return 0;
-	if (!domain_valid(default_domain))
-		FAIL_ARG(errstr_r, "accounts_canonicalize: not a valid domain");
+	REQUIRE(domain_valid(default_domain), "accounts_canonicalize: not a valid domain");
 	domain = str_lower(xstrdup(default_domain));
-	rc = ops_of(s)->meta_get(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &cur, errstr_r);
+	rc = meta_read(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &cur, errstr_r);
 	if (rc < 0 || (rc == 1 && strcmp(cur, domain) == 0))
 		goto out;
 	free(cur);
 	cur = NULL;
 	if ((rc = abq_store_begin(s, errstr_r)) < 0)
 		goto out;
-	rc = ops_of(s)->meta_get(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &cur, errstr_r);
+	rc = meta_read(s, ABQ_STORE_META_ACCOUNT_DOMAIN, &cur, errstr_r);
 	if (rc == 1 && strcmp(cur, domain) == 0) {
 		abq_store_rollback(s);
 		rc = 0;
 		goto out;
 	}
-	if (rc < 0 || fault_now(errstr_r) ||
-	    ops_of(s)->accounts_canonicalize(s, domain, count_r, errstr_r) < 0 ||
-	    abq_store_commit(s, errstr_r) < 0) {
-		abq_store_rollback(s);
-		*count_r = 0;
-		rc = -1;
+	if (rc < 0 || fault_now(errstr_r))
+		goto fail;
+	for (size_t i = 0; i < sizeof(canon) / sizeof(canon[0]); i++) {
+		struct sql_stmt *st = stmt_new(s, canon[i].sql, WHAT, errstr_r);
+		size_t n = 0;
+
+		if (st == NULL)
+			goto fail;
+		rc = write_bound(st, bt(st, 1, domain), 0, &n, errstr_r);
+		s->drv->finish(st);
+		if (rc < 0)
+			goto fail;
+		if (canon[i].counted)
+			*count_r += n;
+	}
+	if (abq_store_commit(s, errstr_r) == 0) {
+		rc = 0;
 		goto out;
 	}
-	rc = 0;
+fail:
+	abq_store_rollback(s);
+	*count_r = 0;
+	rc = -1;
 out:
 	free(cur);
 	free(domain);

@@ -1,12 +1,12 @@
 /*
- * store.h: the registry's persistent store, behind one table of operations.
+ * store.h: the registry's persistent store.
  *
- * Callers see only the abq_store_* functions below. Behind them, store.c
- * checks arguments and holds the test-time fault injection, then calls the
- * backend through its struct abq_store_ops (store_private.h): the operations
- * of store_sql.c, written once over the SQL driver that store_sqlite.c and
- * store_pgsql.c implement (store_sql.h), so that a backend can be added
- * without touching a caller. The contract test suite
+ * Callers see only the abq_store_* functions below. Each is defined whole in
+ * store.c: its argument checks, the test-time fault injection and its SQL,
+ * written once over the SQL driver that store_sqlite.c and store_pgsql.c
+ * implement (store_sql.h), so that a backend can be added without touching a
+ * caller. A new operation is its declaration and contract here and its
+ * function in store.c. The contract test suite
  * (tests/store/test_store_contract.c) runs against every backend.
  *
  * Conventions (as in Dovecot's lib-sql):
@@ -192,8 +192,8 @@ struct abq_store;
 #define ABQ_STORE_READONLY 0x2 /* no writes will be made */
 
 /*
- * Open the store named by url ("sqlite:PATH", "sqlite:///abs/path"; the
- * "postgresql://" backend comes later). Relative paths are taken relative to
+ * Open the store named by url ("sqlite:PATH", "sqlite:///abs/path",
+ * "postgresql://..." or "postgres://..."). Relative paths are taken relative to
  * base_dir (the config file's folder) when it is not NULL. Without
  * ABQ_STORE_CREATE a missing store is an error ("... does not exist; run abqctl
  * init"). A database that is not an abqd store, or whose schema is newer than

@@ -36,8 +36,8 @@
  * back changes leave no gap (as with SQLite); otherwise the gap is harmless.
  * change_last is the highest committed seq.
  *
- * The store's operations are store_sql.c's, over the driver at the end of
- * this file (store_sql.h): ?N becomes $N, integers are sent typed bigint,
+ * The store's operations are store.c's, over the driver at the end of this
+ * file (store_sql.h): ?N becomes $N, integers are sent typed bigint,
  * upserts are ON CONFLICT ... DO UPDATE of every column but the key. Persistent
  * statements are prepared once per connection (PQprepare on first use). Inside
  * a transaction, writes that return nothing but success (and history_add, with
@@ -209,7 +209,7 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
 
 /* The open store. */
 struct pg_store {
-	struct sql_db sql; /* first: the shared layer's part */
+	struct abq_store sql; /* first: the shared layer's part */
 	PGconn *conn;
 	char *url;      /* as configured, for reconnecting (never printed) */
 	char *location; /* the URL without its password */
@@ -258,8 +258,6 @@ struct pg_stmt {
 	int row;
 	unsigned char *blob; /* the last bytea column read, unescaped */
 };
-
-static const struct sql_driver pgsql_driver;
 
 SQL_BACKEND_VIEWS(struct pg_store, struct pg_stmt)
 
@@ -641,7 +639,7 @@ quiet_notices(void *arg, const char *message)
  * The identity is read before anything is written, so a foreign schema is left
  * exactly as it was.
  */
-struct abq_store *
+static struct abq_store *
 pgsql_open(const char *url, const char *base_dir, int flags, const char **errstr_r)
 {
 	struct pg_store *s;
@@ -683,7 +681,7 @@ pgsql_open(const char *url, const char *base_dir, int flags, const char **errstr
 		goto fail;
 
 	s = xcalloc(1, sizeof(*s));
-	sql_db_init(&s->sql, &abq_store_pgsql_ops, &pgsql_driver);
+	s->sql.drv = &pgsql_driver;
 	s->gen = 1;
 	s->conn = conn;
 	s->url = xstrdup(url);
@@ -692,14 +690,14 @@ pgsql_open(const char *url, const char *base_dir, int flags, const char **errstr
 	s->files[0] = NULL; /* no files: the store lives in the server */
 	s->sql.location = s->location;
 	s->sql.files = s->files;
-	return (struct abq_store *)(void *)s;
+	return &s->sql;
 fail:
 	PQfinish(conn);
 	free(where);
 	return NULL;
 }
 
-static void pgsql_rollback(struct sql_db *db);
+static void pgsql_rollback(struct abq_store *db);
 
 static int64_t
 mono_ms(void)
@@ -751,7 +749,7 @@ conn_ready(struct pg_store *s, const char **errstr_r)
 
 /* Close: an open transaction is rolled back. */
 static void
-pgsql_close(struct sql_db *db)
+pgsql_close(struct abq_store *db)
 {
 	struct pg_store *s = S(db);
 
@@ -778,7 +776,7 @@ in_tx(const struct pg_store *s)
  * that is reported as a failure, not as success.
  */
 static int
-pgsql_commit(struct sql_db *db, const char **errstr_r)
+pgsql_commit(struct abq_store *db, const char **errstr_r)
 {
 	struct pg_store *s = S(db);
 	PGresult *res;
@@ -824,7 +822,7 @@ pgsql_commit(struct sql_db *db, const char **errstr_r)
  * every nextval is taken under), so that a rollback leaves no gap.
  */
 static void
-pgsql_rollback(struct sql_db *db)
+pgsql_rollback(struct abq_store *db)
 {
 	struct pg_store *s = S(db);
 	const char *ignored;
@@ -893,10 +891,10 @@ next_history_id(struct pg_store *s, int64_t *id_r, const char **errstr_r)
 }
 
 /* Every counter goes on after the highest id now in its table. */
-int
+static int
 pgsql_restore_finish(struct abq_store *store, const char **errstr_r)
 {
-	return exec_simple(S((struct sql_db *)(void *)store),
+	return exec_simple(S(store),
 	                   "SELECT setval(pg_get_serial_sequence('rules', 'id'), "
 	                   "coalesce((SELECT max(id) FROM rules), 0) + 1, false); "
 	                   "SELECT setval(pg_get_serial_sequence('history', 'id'), "
@@ -916,10 +914,10 @@ pgsql_restore_finish(struct abq_store *store, const char **errstr_r)
  * remembered (asking again would only stack the lock) and forgotten when the
  * connection is replaced.
  */
-int
+static int
 pgsql_try_lock(struct abq_store *store, int64_t key, const char **errstr_r)
 {
-	struct pg_store *s = S((struct sql_db *)(void *)store);
+	struct pg_store *s = S(store);
 	char sql[80];
 	PGresult *res;
 	int i, got;
@@ -945,28 +943,28 @@ pgsql_try_lock(struct abq_store *store, int64_t key, const char **errstr_r)
 	return got;
 }
 
-bool
+static bool
 pgsql_connected(const struct abq_store *store)
 {
-	return PQstatus(((const struct pg_store *)(const void *)store)->conn) == CONNECTION_OK;
+	return PQstatus(S(store)->conn) == CONNECTION_OK;
 }
 
 /* A LISTEN connection of its own (store.h). */
 struct pg_listener {
-	struct abq_store_listener_base base; /* first */
+	struct abq_store_listener base; /* first */
 	char *url;
 	PGconn *conn;
 	char errbuf[1024];
 };
 
-struct abq_store_listener *
+static struct abq_store_listener *
 pgsql_listener_new(struct abq_store *store, const char **errstr_r)
 {
 	struct pg_listener *l = xcalloc(1, sizeof(*l));
 
 	(void)errstr_r;
-	l->base.ops = &abq_store_pgsql_ops;
-	l->url = xstrdup(S((struct sql_db *)(void *)store)->url);
+	l->base.drv = &pgsql_driver;
+	l->url = xstrdup(S(store)->url);
 	return (struct abq_store_listener *)(void *)l;
 }
 
@@ -988,7 +986,7 @@ listener_fail(struct pg_listener *l, const char *what, const char **errstr_r)
 	return -1;
 }
 
-int
+static int
 pgsql_listener_connect(struct abq_store_listener *ll, const char **errstr_r)
 {
 	struct pg_listener *l = (struct pg_listener *)(void *)ll;
@@ -1010,7 +1008,7 @@ pgsql_listener_connect(struct abq_store_listener *ll, const char **errstr_r)
 	return 0;
 }
 
-int
+static int
 pgsql_listener_fd(const struct abq_store_listener *ll)
 {
 	const struct pg_listener *l = (const struct pg_listener *)(const void *)ll;
@@ -1018,7 +1016,7 @@ pgsql_listener_fd(const struct abq_store_listener *ll)
 	return l->conn == NULL ? -1 : PQsocket(l->conn);
 }
 
-int
+static int
 pgsql_listener_read(struct abq_store_listener *ll, int64_t *seq_r, const char **errstr_r)
 {
 	struct pg_listener *l = (struct pg_listener *)(void *)ll;
@@ -1042,7 +1040,7 @@ pgsql_listener_read(struct abq_store_listener *ll, int64_t *seq_r, const char **
 	return got;
 }
 
-void
+static void
 pgsql_listener_free(struct abq_store_listener *ll)
 {
 	struct pg_listener *l = (struct pg_listener *)(void *)ll;
@@ -1057,7 +1055,7 @@ pgsql_listener_free(struct abq_store_listener *ll)
 
 /* A statement; persistent ones get a name of their own and are prepared on first use. */
 static struct sql_stmt *
-pgsql_prepare(struct sql_db *db, const char *sql, bool persistent, const char **errstr_r)
+pgsql_prepare(struct abq_store *db, const char *sql, bool persistent, const char **errstr_r)
 {
 	struct pg_stmt *st = xcalloc(1, sizeof(*st));
 
@@ -1209,7 +1207,7 @@ pgsql_col_blob(struct sql_stmt *sst, int c, size_t *len_r)
  * writer queues here (as with SQLite's BEGIN IMMEDIATE).
  */
 static int
-pgsql_begin(struct sql_db *db, bool write_lock, const char **errstr_r)
+pgsql_begin(struct abq_store *db, bool write_lock, const char **errstr_r)
 {
 	struct pg_store *s = S(db);
 
@@ -1231,14 +1229,14 @@ pgsql_begin(struct sql_db *db, bool write_lock, const char **errstr_r)
 }
 
 static bool
-pgsql_in_tx(struct sql_db *db)
+pgsql_in_tx(struct abq_store *db)
 {
 	return S(db)->tx_open;
 }
 
 /* A change-log number taken in the open transaction: for the notice and the rollback. */
 static void
-pgsql_change_written(struct sql_db *db, int64_t seq)
+pgsql_change_written(struct abq_store *db, int64_t seq)
 {
 	struct pg_store *s = S(db);
 
@@ -1249,7 +1247,7 @@ pgsql_change_written(struct sql_db *db, int64_t seq)
 
 /* Inside a transaction, history ids come from ids fetched ahead: the insert can be piped. */
 static int
-pgsql_reserve_history_id(struct sql_db *db, int64_t *id_r, const char **errstr_r)
+pgsql_reserve_history_id(struct abq_store *db, int64_t *id_r, const char **errstr_r)
 {
 	struct pg_store *s = S(db);
 
@@ -1263,11 +1261,19 @@ static const char *const pgsql_renames[] = {"instr", "strpos", "meta", "abqd_met
 
 static const struct sql_dialect pgsql_dialect = {'$', false, pgsql_renames};
 
-static const struct sql_driver pgsql_driver = {
+const struct sql_driver pgsql_driver = {
     .dialect = &pgsql_dialect,
     SQL_DRIVER_FUNCS(pgsql),
     /* The highest committed seq (see the top of the file). */
     .change_last_sql = "SELECT coalesce(max(seq), 0) FROM changes",
     .change_written = pgsql_change_written,
     .reserve_history_id = pgsql_reserve_history_id,
+    .listener_new = pgsql_listener_new,
+    .listener_connect = pgsql_listener_connect,
+    .listener_fd = pgsql_listener_fd,
+    .listener_read = pgsql_listener_read,
+    .listener_free = pgsql_listener_free,
+    .try_lock = pgsql_try_lock,
+    .connected = pgsql_connected,
+    .restore_finish = pgsql_restore_finish,
 };

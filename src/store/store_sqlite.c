@@ -7,8 +7,8 @@
  * schema version, so that abqd refuses a foreign database or a newer schema
  * instead of writing into it, and migrates an older one in one transaction.
  *
- * The store's operations are store_sql.c's, over the driver at the end of
- * this file (store_sql.h): statements cached with SQLITE_PREPARE_PERSISTENT,
+ * The store's operations are store.c's, over the driver at the end of this
+ * file (store_sql.h): statements cached with SQLITE_PREPARE_PERSISTENT,
  * so that importing a hundred thousand entries in one transaction costs a few
  * hundred milliseconds. The shared SQL's key columns are this schema's NOCASE
  * columns (device_key is device_id, ...), its upserts INSERT OR REPLACE.
@@ -162,7 +162,7 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
 
 /* The open store. */
 struct sqlite_store {
-	struct sql_db sql; /* first: the shared layer's part */
+	struct abq_store sql; /* first: the shared layer's part */
 	sqlite3 *db;
 	char *path;
 	char *wal_path;
@@ -175,8 +175,6 @@ struct sqlite_stmt {
 	struct sql_stmt base; /* first */
 	sqlite3_stmt *st;
 };
-
-static const struct sql_driver sqlite_driver;
 
 SQL_BACKEND_VIEWS(struct sqlite_store, struct sqlite_stmt)
 
@@ -374,7 +372,7 @@ check_path(const char *path, int flags, const char **errstr_r)
  * (not even switched to WAL); then the connection settings; then the
  * migrations.
  */
-struct abq_store *
+static struct abq_store *
 sqlite_open(const char *rest, const char *base_dir, int flags, const char **errstr_r)
 {
 	struct sqlite_store *s = NULL;
@@ -444,7 +442,7 @@ sqlite_open(const char *rest, const char *base_dir, int flags, const char **errs
 		goto fail;
 
 	s = xcalloc(1, sizeof(*s));
-	sql_db_init(&s->sql, &abq_store_sqlite_ops, &sqlite_driver);
+	s->sql.drv = &sqlite_driver;
 	s->db = db;
 	s->path = path;
 	s->wal_path = xasprintf("%s-wal", path);
@@ -455,7 +453,7 @@ sqlite_open(const char *rest, const char *base_dir, int flags, const char **errs
 	s->files[3] = NULL;
 	s->sql.location = s->path;
 	s->sql.files = s->files; /* the database file and its WAL companions */
-	return (struct abq_store *)(void *)s;
+	return &s->sql;
 fail:
 	sqlite3_close(db);
 	free(path);
@@ -464,7 +462,7 @@ fail:
 
 /* Close: an open transaction is rolled back (the statements are finalized already). */
 static void
-sqlite_close(struct sql_db *db)
+sqlite_close(struct abq_store *db)
 {
 	struct sqlite_store *s = S(db);
 
@@ -481,7 +479,7 @@ sqlite_close(struct sql_db *db)
 
 /* A statement; persistent ones are kept by the shared layer's cache. */
 static struct sql_stmt *
-sqlite_prepare(struct sql_db *db, const char *sql, bool persistent, const char **errstr_r)
+sqlite_prepare(struct abq_store *db, const char *sql, bool persistent, const char **errstr_r)
 {
 	struct sqlite_stmt *st = xcalloc(1, sizeof(*st));
 
@@ -597,7 +595,7 @@ sqlite_reset(struct sql_stmt *st)
  * the busy timeout, rather than failing later at its first write.
  */
 static int
-sqlite_begin(struct sql_db *db, bool write_lock, const char **errstr_r)
+sqlite_begin(struct abq_store *db, bool write_lock, const char **errstr_r)
 {
 	(void)write_lock;
 	if (!sqlite3_get_autocommit(S(db)->db))
@@ -609,7 +607,7 @@ sqlite_begin(struct sql_db *db, bool write_lock, const char **errstr_r)
 
 /* Commit; on failure the transaction stays open for the caller to roll back. */
 static int
-sqlite_commit(struct sql_db *db, const char **errstr_r)
+sqlite_commit(struct abq_store *db, const char **errstr_r)
 {
 	if (sqlite3_get_autocommit(S(db)->db))
 		return sql_fail(db, errstr_r, "commit: no transaction is open");
@@ -620,14 +618,14 @@ sqlite_commit(struct sql_db *db, const char **errstr_r)
 
 /* Roll back if a transaction is open (SQLite may have ended it after an error). */
 static void
-sqlite_rollback(struct sql_db *db)
+sqlite_rollback(struct abq_store *db)
 {
 	if (!sqlite3_get_autocommit(S(db)->db))
 		sqlite3_exec(S(db)->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static bool
-sqlite_in_tx(struct sql_db *db)
+sqlite_in_tx(struct abq_store *db)
 {
 	return !sqlite3_get_autocommit(S(db)->db);
 }
@@ -640,7 +638,7 @@ static const char *const sqlite_renames[] = {
 
 static const struct sql_dialect sqlite_dialect = {'?', true, sqlite_renames};
 
-static const struct sql_driver sqlite_driver = {
+const struct sql_driver sqlite_driver = {
     .dialect = &sqlite_dialect,
     SQL_DRIVER_FUNCS(sqlite),
     /* sqlite_sequence remembers the highest seq even after old rows are pruned. */
