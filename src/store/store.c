@@ -43,7 +43,8 @@
 #define DEVICE_COLS                                                                                \
 	"account, device_id, device_type, model, imei, friendly_name, os, os_language, "           \
 	"phone_number, mobile_operator, user_agent, eas_version, last_address, last_command, "     \
-	"first_seen, last_seen, state, reason, rule_id, state_by, state_at"
+	"first_seen, last_seen, state, reason, rule_id, state_by, state_at, wipe, "                \
+	"wipe_account_only, wipe_by, wipe_at, wipe_acked_at"
 #define ENTRY_COLS "device_id, account, state, created_by, created_at"
 #define RULE_COLS                                                                                  \
 	"id, characteristic, match, pattern, level, rule_order, domain, created_by, created_at"
@@ -427,6 +428,7 @@ enum sql_ftype {
 	F_STR,    /* char *, NULL for SQL NULL */
 	F_I64,    /* int64_t */
 	F_INT,    /* int */
+	F_BOOL,   /* bool, stored 0 or 1 */
 	F_STATE,  /* enum abq_state, by name, NULL: NONE */
 	F_REASON, /* enum abq_reason, by name, NULL: NONE */
 	F_CHARAC, /* enum abq_charac, by name */
@@ -523,9 +525,10 @@ read_row(struct sql_stmt *st, const struct sql_kind *rd, void *rec, const char *
 
 	for (size_t i = 0; i < rd->n; i++, c++) {
 		const struct sql_field *f = &rd->fields[i];
-		const char *t = f->type == F_I64 || f->type == F_INT || f->type == F_BLOB
-		                    ? NULL
-		                    : drv->col_text(st, c);
+		const char *t =
+		    f->type == F_I64 || f->type == F_INT || f->type == F_BOOL || f->type == F_BLOB
+		        ? NULL
+		        : drv->col_text(st, c);
 		void *p = base + f->off;
 		long long id = rd->fields[0].type == F_I64 ? *(int64_t *)(void *)base : 0;
 		size_t len;
@@ -543,6 +546,9 @@ read_row(struct sql_stmt *st, const struct sql_kind *rd, void *rec, const char *
 			break;
 		case F_INT:
 			*(int *)p = (int)drv->col_int64(st, c);
+			break;
+		case F_BOOL:
+			*(bool *)p = drv->col_int64(st, c) != 0;
 			break;
 		case F_STATE:
 			if (t != NULL && abq_state_parse(t, true, p) < 0)
@@ -605,17 +611,32 @@ read_row(struct sql_stmt *st, const struct sql_kind *rd, void *rec, const char *
 	}
 #define DV(type, m) FIELD(struct abq_device, type, m)
 static const struct sql_field device_fields[] = {
-    DV(F_STR, account),      DV(F_STR, device_id),
-    DV(F_STR, device_type),  DV(F_STR, model),
-    DV(F_STR, imei),         DV(F_STR, friendly_name),
-    DV(F_STR, os),           DV(F_STR, os_language),
-    DV(F_STR, phone_number), DV(F_STR, mobile_operator),
-    DV(F_STR, user_agent),   DV(F_STR, eas_version),
-    DV(F_STR, last_address), DV(F_STR, last_command),
-    DV(F_I64, first_seen),   DV(F_I64, last_seen),
-    DV(F_STATE, state),      DV(F_REASON, reason),
-    DV(F_I64, rule_id),      DV(F_STR, state_by),
+    DV(F_STR, account),
+    DV(F_STR, device_id),
+    DV(F_STR, device_type),
+    DV(F_STR, model),
+    DV(F_STR, imei),
+    DV(F_STR, friendly_name),
+    DV(F_STR, os),
+    DV(F_STR, os_language),
+    DV(F_STR, phone_number),
+    DV(F_STR, mobile_operator),
+    DV(F_STR, user_agent),
+    DV(F_STR, eas_version),
+    DV(F_STR, last_address),
+    DV(F_STR, last_command),
+    DV(F_I64, first_seen),
+    DV(F_I64, last_seen),
+    DV(F_STATE, state),
+    DV(F_REASON, reason),
+    DV(F_I64, rule_id),
+    DV(F_STR, state_by),
     DV(F_I64, state_at),
+    DV(F_INT, wipe),
+    DV(F_BOOL, wipe_account_only),
+    DV(F_STR, wipe_by),
+    DV(F_I64, wipe_at),
+    DV(F_I64, wipe_acked_at),
 };
 #define EN(type, m) FIELD(struct abq_entry, type, m)
 static const struct sql_field entry_fields[] = {
@@ -709,12 +730,13 @@ bind_field(struct sql_stmt *st, int i, const struct sql_kind *k, const void *rec
 	const struct sql_field *f = &k->fields[c];
 	const char *base = rec, *t = NULL;
 	const void *p = base + f->off;
-	int v = *(const int *)p; /* the enums */
+	int v = f->type == F_BOOL ? *(const bool *)p : *(const int *)p; /* the enums */
 
 	switch (f->type) {
 	case F_I64:
 		return bi(st, i, *(const int64_t *)p);
 	case F_INT:
+	case F_BOOL:
 		return bi(st, i, v);
 	case F_BLOB:
 		return st->db->drv->bind_blob(
@@ -1161,12 +1183,14 @@ abq_store_device_put(struct abq_store *s, const struct abq_device *d, const char
 	REQUIRE(d != NULL && key_ok(d->account) && key_ok(d->device_id),
 	        "device_put: account and device_id are required");
 	REQUIRE(state_ok(d->state) && d->reason >= ABQ_REASON_NONE &&
-	            d->reason <= ABQ_REASON_DISCOVERY,
-	        "device_put: state or reason out of range");
+	            d->reason <= ABQ_REASON_LAST && d->wipe >= ABQ_WIPE_NONE &&
+	            d->wipe <= ABQ_WIPE_ACKNOWLEDGED,
+	        "device_put: state, reason or wipe out of range");
 	WRITE_CALL();
 	return put_row(s,
 	               "INSERT INTO devices (" DEVICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-	               "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) "
+	               "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
+	               "?23, ?24, ?25, ?26) "
 	               "ON CONFLICT (account, device_key) DO REPLACE",
 	               WHAT, &device_kind, d, NULL, errstr_r);
 }

@@ -71,7 +71,7 @@
 
 #define WRITE_LOCK_KEY "1094865220" /* 0x41425144, 'ABQD' */
 #define APPLICATION    "abqd"
-#define MAX_PARAMS     24
+#define MAX_PARAMS     32
 #define PIPE_MAX       256 /* writes queued in a pipeline before their results are read */
 #define NOTIFY_CHANNEL "abqd_changes"
 #define MAX_LOCKS      4

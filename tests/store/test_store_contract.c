@@ -2001,6 +2001,67 @@ test_syncstate_device_delete(void **state)
 	    abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 }
 
+/* What schema 6 added (a device's remote wipe), undone to go back to an older version. */
+#define DROP_WIPE                                                                                  \
+	"ALTER TABLE devices DROP COLUMN wipe; ALTER TABLE devices DROP COLUMN "                   \
+	"wipe_account_only; "                                                                      \
+	"ALTER TABLE devices DROP COLUMN wipe_by; ALTER TABLE devices DROP COLUMN wipe_at; "       \
+	"ALTER TABLE devices DROP COLUMN wipe_acked_at; "
+
+/*
+ * A device's remote wipe is kept (schema 6); a store of version 5 gets the
+ * columns, its devices none asked.
+ */
+static void
+test_device_wipe(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_device d = {0}, w = {0};
+
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &w, &err), 1);
+	assert_int_equal(w.wipe, ABQ_WIPE_NONE);
+	w.wipe = ABQ_WIPE_ACKNOWLEDGED;
+	w.wipe_account_only = true;
+	w.wipe_by = strdup("root");
+	w.wipe_at = 100;
+	w.wipe_acked_at = 200;
+	w.state = ABQ_STATE_BLOCKED;
+	w.reason = ABQ_REASON_WIPE;
+	OK(abq_store_device_put(f->s, &w, &err));
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "dev", &d, &err), 1);
+	assert_int_equal(d.wipe, ABQ_WIPE_ACKNOWLEDGED);
+	assert_true(d.wipe_account_only);
+	assert_string_equal(d.wipe_by, "root");
+	assert_int_equal(d.wipe_at, 100);
+	assert_int_equal(d.wipe_acked_at, 200);
+	assert_int_equal(d.reason, ABQ_REASON_WIPE);
+	abq_device_clear(&d);
+	w.wipe = (enum abq_wipe)7;
+	assert_int_equal(abq_store_device_put(f->s, &w, &err), -1);
+	MSG_HAS(err, "out of range");
+	abq_device_clear(&w);
+	abq_store_close(&f->s);
+	if (f->sqlite) {
+		sqlite3 *db = raw_open(f->path);
+		raw_exec(db, DROP_WIPE "PRAGMA user_version = 5");
+		sqlite3_close(db);
+	} else {
+		assert_int_equal(
+		    pg_sql(f->base_url,
+		           "SET search_path = %s; " DROP_WIPE
+		           "UPDATE abqd_meta SET value = '5' WHERE key = 'schema_version'",
+		           f->schema),
+		    0);
+	}
+	fx_open(f, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
+	assert_int_equal(d.wipe, ABQ_WIPE_NONE);
+	assert_null(d.wipe_by);
+	assert_int_equal(d.state, ABQ_STATE_BLOCKED);
+	abq_device_clear(&d);
+}
+
 /*
  * A version 1 store (the first schema, without the syncstate table) opened by
  * this binary becomes version 2 with its data intact.
@@ -2018,9 +2079,9 @@ test_migrate_v1_to_v2(void **state)
 	abq_store_close(&f->s);
 	/* Version 1 is the current schema without the syncstate and templates tables. */
 	db = raw_open(f->path);
-	raw_exec(db, "DROP TABLE syncstate; DROP TABLE templates; DROP TABLE admins; "
-	             "DROP TABLE tokens; DROP TABLE meta; DROP INDEX history_account; "
-	             "PRAGMA user_version = 1");
+	raw_exec(db, DROP_WIPE "DROP TABLE syncstate; DROP TABLE templates; DROP TABLE admins; "
+	                       "DROP TABLE tokens; DROP TABLE meta; DROP INDEX history_account; "
+	                       "PRAGMA user_version = 1");
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'syncstate'"),
 	                 0);
 	sqlite3_close(db);
@@ -2057,8 +2118,9 @@ test_migrate_v2_to_v3(void **state)
 	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "inbox", "k", 1, 1, &err));
 	abq_store_close(&f->s);
 	db = raw_open(f->path);
-	raw_exec(db, "DROP TABLE templates; DROP TABLE admins; DROP TABLE tokens; "
-	             "DROP TABLE meta; DROP INDEX history_account; PRAGMA user_version = 2");
+	raw_exec(db,
+	         DROP_WIPE "DROP TABLE templates; DROP TABLE admins; DROP TABLE tokens; "
+	                   "DROP TABLE meta; DROP INDEX history_account; PRAGMA user_version = 2");
 	sqlite3_close(db);
 	MSG_HAS(open_fails(f->url, NULL, ABQ_STORE_READONLY), "upgrade");
 	fx_open(f, 0);
@@ -2100,14 +2162,15 @@ test_migrate_v3_to_v4(void **state)
 	if (f->sqlite) {
 		sqlite3 *db = raw_open(f->path);
 
-		raw_exec(db, "DROP TABLE admins; DROP TABLE tokens; DROP TABLE meta; "
-		             "DROP INDEX history_account; PRAGMA user_version = 3");
+		raw_exec(db, DROP_WIPE "DROP TABLE admins; DROP TABLE tokens; DROP TABLE meta; "
+		                       "DROP INDEX history_account; PRAGMA user_version = 3");
 		sqlite3_close(db);
 		MSG_HAS(open_fails(f->url, NULL, ABQ_STORE_READONLY), "upgrade");
 	} else {
 		assert_int_equal(
 		    pg_sql(f->base_url,
-		           "SET search_path = %s; DROP TABLE admins; DROP TABLE tokens; "
+		           "SET search_path = %s; " DROP_WIPE
+		           "DROP TABLE admins; DROP TABLE tokens; "
 		           "DROP INDEX history_account; "
 		           "UPDATE abqd_meta SET value = '3' WHERE key = 'schema_version'",
 		           f->schema),
@@ -2638,6 +2701,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_admins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_v3_to_v4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_device_wipe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
