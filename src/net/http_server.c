@@ -526,7 +526,11 @@ on_headers_complete(http_parser *p)
 			req->cache = &c->srv->req_blocks;
 		req->hdr = (char *)req->h + idx;
 		memcpy(req->hdr, c->hb.p, c->hb.len);
-		cbuf_init_with(&req->body, req->hdr + c->hb.len, inl, c->srv->conf.max_body);
+		if (inl > 0) /* the body's storage: the end of the block */
+			cbuf_init_with(&req->body, req->hdr + c->hb.len, inl,
+			               c->srv->conf.max_body);
+		else /* no pointer past the block: an empty body reads as "" */
+			cbuf_init(&req->body, c->srv->conf.max_body);
 		/* Nothing of the block is written after this: trailers are only counted. */
 		cbuf_clear(&c->hb, HBUF_KEEP_MAX);
 		c->hlast = HB_TRAILER;
