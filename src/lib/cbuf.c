@@ -45,6 +45,8 @@ cbuf_grow_size(const struct cbuf *b, size_t n, size_t first)
 	if (need <= b->cap)
 		return b->cap;
 	cap = (size_t)b->cap * 2 > first ? (size_t)b->cap * 2 : first;
+	if (cap == 0)
+		cap = 1; /* first 0 on an empty buffer: doubling from 1 */
 	while (cap < need)
 		cap *= 2;
 	return cap < b->max ? cap : b->max;

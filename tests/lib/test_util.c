@@ -992,6 +992,7 @@ test_cbuf_budget(void **state)
 	assert_int_equal(cbuf_grow_size(&b, UINT32_MAX, 64), 0);
 	assert_int_equal(cbuf_grow_size(&b, UINT32_MAX - 1, 64), UINT32_MAX);
 	cbuf_reset(&b);
+	assert_int_equal(cbuf_grow_size(&b, 3, 0), 4); /* no first size: doubling from 1 */
 }
 
 int
