@@ -26,6 +26,13 @@
 #define XML_TYPE      "text/xml; charset=utf-8"
 #define NOT_FOUND_MSG "The email address cannot be found."
 
+/* Set libxml2 up (autodiscover.h). */
+void
+autod_init(void)
+{
+	xmlInitParser();
+}
+
 /* The form of a request: its canonical path and method. */
 enum autod_kind
 autod_path_kind(const char *path, const char *method)

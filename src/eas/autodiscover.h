@@ -51,6 +51,12 @@
 #define AUTOD_NS_MS_RESPONSE                                                                       \
 	"http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006"
 
+/*
+ * Set libxml2 up once, before any parse (from the thread that starts the
+ * others); later calls do nothing.
+ */
+void autod_init(void);
+
 /* Which Autodiscover form a path and method are. */
 enum autod_kind {
 	AUTOD_NONE = 0, /* not one of abqd's forms: passed through */
