@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential cmake ninja-build pkg-config clang-format valgrind python3 sqlite3
 libsqlite3-dev libpcre2-dev libjansson-dev libinih-dev libcmocka-dev libevent-dev
-libhttp-parser-dev libcurl4-openssl-dev libssl-dev libpq-dev libwbxml2-utils opensmtpd postgresql
+libhttp-parser-dev libxml2-dev libcurl4-openssl-dev libssl-dev libpq-dev libwbxml2-utils opensmtpd postgresql
 libcrypt-dev chromium nodejs"
 
 missing=""

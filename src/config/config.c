@@ -47,6 +47,7 @@ enum key_type {
 	K_ADDRESS,   /* one mail address; empty: unset */
 	K_ADDRESSES, /* a list of mail addresses, at most max */
 	K_CHOICE,    /* one of the words, or a URL with one of the prefixes, in choices */
+	K_PUBURL,    /* an absolute http:// or https:// URL without query; empty: unset */
 };
 
 struct key {
@@ -73,6 +74,7 @@ struct key {
 static const struct key keys[] = {
     {"eas", "listen", K_LISTEN, FL(eas_listen), "127.0.0.1:8080", 1, 64, NULL},
     {"eas", "path", K_URLPATH, F(eas_path), "/Microsoft-Server-ActiveSync", 0, 0, NULL},
+    {"eas", "public_url", K_PUBURL, F(eas_public_url), NULL, 0, 0, NULL},
     {"eas", "default_domain", K_DOMAIN, F(eas_default_domain), NULL, 0, 0, NULL},
     {"eas", "passthrough", K_URLPATHS, FL(eas_passthrough), "/autodiscover/", 0, 256, NULL},
     {"eas", "trusted_proxies", K_CIDRS, FL(eas_trusted_proxies), NULL, 0, 1024, NULL},
@@ -454,6 +456,56 @@ add_urlpath(struct abq_config *c, const struct key *k, const char *item, char **
 }
 
 /*
+ * A public URL (K_PUBURL): "http://" or "https://" (any case), a host of
+ * letters, digits, '-', '.', '_' or a bracketed IPv6 address, an optional
+ * port (1-65535), then a path. Only bytes that may stand in a URL's path
+ * as they are (RFC 3986 unreserved, sub-delims but ''', ':', '@', '/', '%'),
+ * so that the URL goes into XML and JSON answers as it is written; no user
+ * name, query or fragment. Returns NULL, or what is wrong.
+ */
+static const char *
+puburl_error(const char *v)
+{
+	const char *p, *host;
+	size_t n;
+
+	if (strncasecmp(v, "https://", 8) == 0)
+		p = v + 8;
+	else if (strncasecmp(v, "http://", 7) == 0)
+		p = v + 7;
+	else
+		return "does not start with http:// or https://";
+	host = p;
+	if (*p == '[') {
+		n = strspn(p + 1, "0123456789abcdefABCDEF:.");
+		if (n == 0 || p[1 + n] != ']')
+			return "has a malformed [IPv6] host";
+		p += n + 2;
+	} else {
+		p += strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._");
+		if (p == host)
+			return "has no host";
+	}
+	if (*p == ':') {
+		n = strspn(p + 1, "0123456789");
+		if (n == 0 || n > 5 || atoi(p + 1) == 0 || atoi(p + 1) > 65535)
+			return "has a malformed port";
+		p += n + 1;
+	}
+	if (*p != '/')
+		return *p == '@' ? "has a user name (not allowed)" : "has no path after the host";
+	for (; *p != '\0'; p++) {
+		if (*p == '?' || *p == '#')
+			return "has a query or fragment (not allowed)";
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+		           "!$&()*+,;=:@/%",
+		           *p) == NULL)
+			return "holds a byte that is not allowed in a URL path";
+	}
+	return NULL;
+}
+
+/*
  * Check value against a K_CHOICE row. Entries without ':' are words that
  * must match whole (case-insensitively; the table's spelling is kept).
  * Entries with ':' are URL prefixes: the value must start with one and go on
@@ -575,6 +627,18 @@ set_value(struct abq_config *c, const struct key *k, const char *value, char **e
 		}
 		set_string(field(c, k), *value ? xstrdup(value) : NULL);
 		return 0;
+	case K_PUBURL: {
+		const char *why = *value != '\0' ? puburl_error(value) : NULL;
+
+		if (why != NULL) {
+			*err = xasprintf("'%s' %s (an absolute URL ending in the [eas] path, like "
+			                 "https://mail.example.com/Microsoft-Server-ActiveSync)",
+			                 value, why);
+			return -1;
+		}
+		set_string(field(c, k), *value ? xstrdup(value) : NULL);
+		return 0;
+	}
 	case K_CHOICE:
 		if ((s = parse_choice(k, value, err)) == NULL)
 			return -1;
@@ -828,6 +892,24 @@ check_config(struct load *ld, bool require_upstream)
 			ld->lineno = seen_line(ld, "admin", "listen");
 			load_error(ld, "[admin] listen: tls:%s%s%s:%s needs [tls] cert and key",
 			           OPEN_BRACKET(t), t->host, CLOSE_BRACKET(t), t->port);
+			return;
+		}
+	}
+	if (c->eas_public_url != NULL) {
+		/* The path of the URL, after "scheme://host[:port]". */
+		const char *path = strchr(strstr(c->eas_public_url, "://") + 3, '/');
+		size_t plen = strlen(path), elen = strlen(c->eas_path);
+
+		/*
+		 * As the EAS path is matched: without case, one trailing '/' allowed;
+		 * a reverse proxy may put it under a prefix of its own.
+		 */
+		if (plen > 1 && path[plen - 1] == '/' && c->eas_path[elen - 1] != '/')
+			plen--;
+		if (plen < elen || strncasecmp(path + plen - elen, c->eas_path, elen) != 0) {
+			ld->lineno = seen_line(ld, "eas", "public_url");
+			load_error(ld, "[eas] public_url: '%s' does not end in the [eas] path %s",
+			           c->eas_public_url, c->eas_path);
 			return;
 		}
 	}

@@ -44,6 +44,8 @@ struct abq_config {
 	struct abq_listen *eas_listen;
 	size_t eas_listen_count;
 	char *eas_path;
+	/* The EAS URL phones are told by Autodiscover (ends in eas_path), or NULL. */
+	char *eas_public_url;
 	char *eas_default_domain; /* lower-cased */
 	char **eas_passthrough;
 	size_t eas_passthrough_count;

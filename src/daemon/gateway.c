@@ -6,6 +6,8 @@
  *     -> auth_done: DENIED 401 | UNAVAILABLE, RATE_LIMITED 503 (body never read)
  *        OK: read the body
  *   on_request (body whole) -> decide:
+ *        Autodiscover for ActiveSync (with [eas] public_url) -> abqd's own answer
+ *          (eas/autodiscover.h; another schema or protocol -> proxy)
  *        OPTIONS and passthrough paths -> proxy
  *        POST on the EAS path -> WBXML checked (400), then:
  *              known device, same facts -> its recorded state
@@ -40,6 +42,7 @@
 #include "core/view.h"
 #include "daemon/gateway.h"
 #include "daemon/storeq.h"
+#include "eas/autodiscover.h"
 #include "eas/devinfo.h"
 #include "eas/request.h"
 #include "eas/status.h"
@@ -110,6 +113,12 @@ struct gateway {
 	struct eas_request_config rcfg;
 	char **passthrough;
 	size_t npassthrough;
+	/*
+	 * The configured entries among them; with public_url and none of them
+	 * covering Autodiscover, one more ("/autodiscover") for abqd's own answers.
+	 */
+	size_t npass_conf;
+	char *public_url; /* [eas] public_url: Autodiscover answered here; NULL: passed through */
 	char *upstream_hostport; /* for a passthrough request's target */
 	struct abq_hmap devices; /* "account/DEVICEID" -> struct devstate * */
 	LIST_HEAD(, exchange) exchanges;
@@ -154,6 +163,7 @@ enum outcome {
 	OUT_AUTH_UNAVAILABLE,
 	OUT_NO_DECISION,
 	OUT_SHUTTING_DOWN,
+	OUT_AUTODISCOVER,
 	OUT_COUNT
 };
 
@@ -170,10 +180,11 @@ struct exchange {
 	enum abq_state decision;
 	int upstream_status;
 	int status;
-	bool started;    /* the response's status line went out */
-	bool held;       /* a long poll (Ping, Sync) */
-	bool authed;     /* the credentials were checked and are good */
-	bool body_waits; /* on_headers left the body unread (HTTP_BODY_WAIT) */
+	bool started;        /* the response's status line went out */
+	bool held;           /* a long poll (Ping, Sync) */
+	bool authed;         /* the credentials were checked and are good */
+	bool body_waits;     /* on_headers left the body unread (HTTP_BODY_WAIT) */
+	unsigned char autod; /* enum autod_kind: an Autodiscover request of abqd's */
 	/* Counted in abqd_held_requests now: 0 no, 1 proxied, 2 mailbox. */
 	signed char held_gauge;
 	struct eas_devinfo info;
@@ -201,6 +212,7 @@ static void on_drain(struct http_request *hreq, void *arg);
 static void auth_done(void *arg, enum auth_result result, bool from_cache);
 
 static void decide(struct exchange *x);
+static void autodiscover(struct exchange *x);
 static bool facts_differ(const struct devstate *s, const struct eas_request *r,
                          const struct exchange *x);
 static void observed(void *arg, int rv, const struct abq_device *d, const char *errmsg);
@@ -354,6 +366,13 @@ on_headers(struct http_request *hreq, void *arg)
 		free(body);
 		return HTTP_BODY_READ;
 	}
+	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH && gw->public_url != NULL) {
+		x->autod = (unsigned char)autod_path_kind(x->ereq->path, http_request_method(hreq));
+		if (x->autod != AUTOD_NONE)
+			http_request_set_body_cap(hreq, AUTOD_BODY_MAX); /* 413 above it */
+		else if (x->ereq->passthrough_index >= gw->npass_conf)
+			x->ereq->path_kind = EAS_PATH_OTHER; /* only abqd's entry took it */
+	}
 	if (x->ereq->path_kind == EAS_PATH_OTHER) {
 		x->outcome = OUT_NOT_FOUND;
 		respond_text(x, 404, "not found\n", NULL);
@@ -493,6 +512,10 @@ decide(struct exchange *x)
 	struct gateway *gw = x->gw;
 	const struct eas_request *r = x->ereq;
 
+	if (x->autod != AUTOD_NONE) {
+		autodiscover(x);
+		return;
+	}
 	if (r->path_kind == EAS_PATH_PASSTHROUGH ||
 	    (r->path_kind == EAS_PATH_EAS && r->method == EAS_METHOD_OPTIONS)) {
 		x->outcome = OUT_PROXIED;
@@ -565,6 +588,55 @@ decide(struct exchange *x)
 		seen.mobile_operator = x->info.mobile_operator;
 	}
 	x->job = storeq_observe(gw->sq, &seen, observed, x);
+}
+
+/*
+ * Autodiscover for ActiveSync, answered here for the authenticated account
+ * (eas/autodiscover.h): nothing is recorded, no device is involved. A request
+ * for another schema or protocol goes to the upstream as any passthrough
+ * request does.
+ */
+static void
+autodiscover(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	const struct eas_request *r = x->ereq;
+	struct autod_request req;
+	struct autod_answer ans;
+	const char *why = NULL;
+	enum autod_status st;
+	size_t blen = 0;
+	const void *body = http_request_body(x->hreq, &blen);
+	char *address = user_address(gw, r->account);
+	struct autod_ctx ctx = {
+	    .account = r->account,
+	    .address = address,
+	    .default_domain = gw->default_domain,
+	    .public_url = gw->public_url,
+	    .can_forward = gw->up != NULL,
+	};
+
+	if (x->autod == AUTOD_POX)
+		st = autod_parse_pox(body, blen, &req, &why);
+	else
+		st = autod_parse_json(r->path, r->fwd_query, &req, &why);
+	int verdict = autod_answer(&req, st, &ctx, &ans);
+	if (st == AUTOD_OK && !autod_address_is_own(req.email, &ctx))
+		why = "an address that is not the account's";
+	if (why != NULL)
+		log_info("user=%s: autodiscover %s: %s%s", r->account,
+		         x->autod == AUTOD_POX ? "POX" : "JSON", why,
+		         verdict == AUTOD_FORWARD ? ", passed to the upstream" : "");
+	autod_request_clear(&req);
+	free(address);
+	if (verdict == AUTOD_FORWARD) {
+		x->outcome = OUT_PROXIED;
+		proxy(x);
+		return;
+	}
+	x->outcome = OUT_AUTODISCOVER;
+	respond(x, ans.status, ans.content_type, ans.body, ans.len, NULL);
+	free(ans.body);
 }
 
 /* Whether what this request says of the device differs from what is recorded. */
@@ -1518,6 +1590,7 @@ static const struct {
     [OUT_AUTH_UNAVAILABLE] = {"auth-unavailable", ABQ_OUTCOME_UNAVAILABLE},
     [OUT_NO_DECISION] = {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
     [OUT_SHUTTING_DOWN] = {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
+    [OUT_AUTODISCOVER] = {"autodiscover", ABQ_OUTCOME_OTHER},
 };
 
 /* The metrics outcome of a finished exchange. */
@@ -1749,10 +1822,32 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	gw->default_domain = xstrdup_null(cfg->eas_default_domain);
 	gw->mail_domain = xstrdup_null(cfg->smtp_domain);
 	gw->sender = xstrdup_null(cfg->smtp_from);
-	gw->npassthrough = cfg->eas_passthrough_count;
-	gw->passthrough = xcalloc(gw->npassthrough + 1, sizeof(char *));
+	gw->npassthrough = gw->npass_conf = cfg->eas_passthrough_count;
+	gw->passthrough = xcalloc(gw->npassthrough + 2, sizeof(char *));
 	for (size_t i = 0; i < gw->npassthrough; i++)
 		gw->passthrough[i] = xstrdup(cfg->eas_passthrough[i]);
+	gw->public_url = xstrdup_null(cfg->eas_public_url);
+	if (gw->public_url != NULL) {
+		bool covered = false;
+		autod_init();
+		for (size_t i = 0; i < gw->npass_conf; i++) {
+			size_t n = strlen(gw->passthrough[i]);
+			while (n > 0 && gw->passthrough[i][n - 1] == '/')
+				n--;
+			covered |= n == 0 || (n == 13 && strncasecmp(gw->passthrough[i],
+			                                             "/autodiscover", n) == 0);
+		}
+		/* Autodiscover reaches abqd even when no passthrough entry takes it. */
+		if (!covered)
+			gw->passthrough[gw->npassthrough++] = xstrdup("/autodiscover");
+		log_info("autodiscover: ActiveSync answered by abqd with %s; other Autodiscover "
+		         "requests go to the upstream%s",
+		         gw->public_url, covered ? "" : " only under a [eas] passthrough entry");
+	} else {
+		log_info(
+		    "autodiscover: no [eas] public_url: Autodiscover requests go to the upstream "
+		    "through [eas] passthrough");
+	}
 	gw->rcfg.eas_path = cfg->eas_path;
 	gw->rcfg.passthrough = (const char *const *)gw->passthrough;
 	gw->rcfg.n_passthrough = gw->npassthrough;
@@ -1967,6 +2062,7 @@ gateway_free(struct gateway **gwp)
 	for (size_t i = 0; i < gw->npassthrough; i++)
 		free(gw->passthrough[i]);
 	free(gw->passthrough);
+	free(gw->public_url);
 	free(gw->default_domain);
 	free(gw->mail_domain);
 	free(gw->sender);

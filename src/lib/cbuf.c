@@ -7,66 +7,121 @@
 
 #include "lib/util.h"
 
-/* The smallest heap buffer: below it, doubling would only cost reallocs. */
-#define CBUF_MIN 256
+/* max as the 32-bit field holds it: no cap abqd sets is near 4 GiB. */
+static uint32_t
+cap32(size_t max)
+{
+	return max < UINT32_MAX ? (uint32_t)max : UINT32_MAX;
+}
 
 /* An empty buffer of at most max bytes, nothing allocated until the first append. */
 void
 cbuf_init(struct cbuf *b, size_t max)
 {
-	*b = (struct cbuf){.max = max};
+	*b = (struct cbuf){.max = cap32(max)};
 }
 
 /* An empty buffer in the caller's storage (at most max of it is used). */
 void
 cbuf_init_with(struct cbuf *b, char *storage, size_t size, size_t max)
 {
-	*b = (struct cbuf){.p = storage,
-	                   .cap = size < max ? size : max,
-	                   .max = max,
-	                   .own = storage,
-	                   .own_size = size};
+	*b = (struct cbuf){.p = storage, .max = cap32(max)};
+	b->cap = size < b->max ? (uint32_t)size : b->max;
 }
 
 /*
- * Make room for n more bytes: double the capacity until they fit, but never
- * past max (a peer that sends more is refused here, before anything grows);
- * out of the caller's storage, the bytes move to the heap.
+ * The capacity for n more bytes: doubling (from first, or from twice the
+ * capacity) until they fit, but never past max, so that a peer that sends
+ * more is refused before anything grows. Computed in size_t: no overflow.
  */
-__attribute__((noinline)) int
-cbuf_reserve(struct cbuf *b, size_t n)
+size_t
+cbuf_grow_size(const struct cbuf *b, size_t n, size_t first)
 {
 	size_t need, cap;
 
-	if (n > b->max - b->len)
-		return -1;
-	need = b->len + n;
-	if (need <= b->cap)
+	if (n > (size_t)b->max - b->len)
 		return 0;
-	cap = b->cap > CBUF_MIN / 2 ? b->cap : CBUF_MIN / 2;
-	while (cap < need && cap <= b->max / 2)
+	need = (size_t)b->len + n;
+	if (need <= b->cap)
+		return b->cap;
+	cap = (size_t)b->cap * 2 > first ? (size_t)b->cap * 2 : first;
+	if (cap == 0)
+		cap = 1; /* first 0 on an empty buffer: doubling from 1 */
+	while (cap < need)
 		cap *= 2;
-	if (cap < need || cap > b->max)
+	return cap < b->max ? cap : b->max;
+}
+
+/* Move to a heap buffer of exactly cap bytes (out of the caller's storage, or a realloc). */
+void
+cbuf_resize(struct cbuf *b, size_t cap)
+{
+	if (cap > b->max)
 		cap = b->max;
-	if (b->p == b->own) {
-		char *heap = xmalloc(cap);
+	if (cap < b->len)
+		cap = b->len;
+	if (!b->heap) {
+		char *heap = xmalloc(cap > 0 ? cap : 1);
+
 		if (b->len > 0)
 			memcpy(heap, b->p, b->len);
 		b->p = heap;
+		b->heap = true;
 	} else {
-		b->p = xrealloc(b->p, cap);
+		b->p = xrealloc(b->p, cap > 0 ? cap : 1);
 	}
-	b->cap = cap;
+	b->cap = (uint32_t)cap;
+}
+
+/* Make room for n more bytes, or refuse (-1) past max; the heap starts at CBUF_MIN. */
+__attribute__((noinline)) int
+cbuf_reserve(struct cbuf *b, size_t n)
+{
+	size_t cap = cbuf_grow_size(b, n, CBUF_MIN);
+
+	if (cap == 0 && n > 0)
+		return -1;
+	if (cap > b->cap)
+		cbuf_resize(b, cap);
 	return 0;
 }
 
-/* Empty, with the heap freed and the caller's storage (if any) in use again. */
+/* A lower cap: the capacity follows it down (the heap by a realloc), never below len. */
+void
+cbuf_set_max(struct cbuf *b, size_t max)
+{
+	if (max < b->len)
+		max = b->len;
+	if (max >= b->max)
+		return;
+	b->max = (uint32_t)max;
+	if (b->cap <= max)
+		return;
+	if (b->heap)
+		cbuf_resize(b, max);
+	else
+		b->cap = (uint32_t)max;
+}
+
+/* Empty; a heap buffer over keep bytes is freed (cbuf_reset). */
+void
+cbuf_clear(struct cbuf *b, size_t keep)
+{
+	if (b->heap && b->cap > keep)
+		cbuf_reset(b);
+	else
+		b->len = 0;
+}
+
+/* Empty, with the heap freed; the caller's storage stays in use if still in it. */
 void
 cbuf_reset(struct cbuf *b)
 {
-	if (b->p != b->own)
+	if (b->heap) {
 		free(b->p);
-	b->p = b->own;
-	b->cap = b->own_size < b->max ? b->own_size : b->max;
+		b->p = NULL;
+		b->cap = 0;
+		b->heap = false;
+	}
 	b->len = 0;
 }

@@ -5,10 +5,11 @@
  * thousands of them sit in held long polls: a bufferevent (socket or OpenSSL),
  * an embedded http_parser (32 bytes), one timer, a compact peer address and a
  * pointer to the request being read or held. While headers arrive they are
- * collected in one flat buffer "url\0name\0value\0..." capped at
- * max_header_size; at the end of the header block that buffer is shrunk to
- * fit and handed to a struct http_request, so nothing of the parser survives
- * dispatch except its 32 bytes.
+ * collected in one flat buffer "url\0name\0value\0..." (a struct cbuf)
+ * capped at max_header_size; at the end of the header block it is copied
+ * into the struct http_request's block, so nothing of the parser survives
+ * dispatch except its 32 bytes. The body is a cbuf too, in that block when
+ * small and announced.
  *
  * A connection is in one of three states:
  *   READING  feeding input to the parser; the timer enforces the idle,
@@ -48,6 +49,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/cbuf.h"
 #include "lib/metrics.h"
 #include "lib/timers.h"
 #include "lib/util.h"
@@ -63,6 +65,8 @@
 #define BODY_INLINE_MAX 4096
 /* A connection keeps a header buffer up to this size between requests. */
 #define HBUF_KEEP_MAX 1024
+/* The header buffer's first allocation: a usual request's header block fits. */
+#define HBUF_FIRST 512
 /* A response head and body up to this size go out with one send() (srv->wbuf). */
 #define WBUF_CAP 4096
 /* A usual request (index, headers, small body) fits one block of srv->req_blocks. */
@@ -96,9 +100,17 @@ struct http_conn {
 	struct event *timer;
 	struct http_request *req; /* being read (after headers) or held */
 	http_parser parser;
-	/* header accumulation, only while reading a header block */
-	char *hbuf;
-	uint32_t hlen, hcap;
+	/*
+	 * header accumulation, only while reading a header block; at most
+	 * max_header_size with the 3 NULs hb_append keeps room for
+	 */
+	struct cbuf hb;
+	/*
+	 * The header or body deadline the parser asked for, armed when the parse
+	 * pass ends with the request still incomplete: a request read whole in
+	 * one pass costs no timer changes but the dispatch's.
+	 */
+	unsigned arm_ms;        /* here, where it leaves no hole: the struct stays 272 bytes */
 	struct piece_ends ends; /* of the URL and the first 15 headers' names and values */
 	uint16_t nhdr;
 	uint8_t hlast;
@@ -115,13 +127,7 @@ struct http_conn {
 	bool read_off : 1;       /* waiting with a full input: not reading */
 	bool in_headers : 1;     /* inside on_headers */
 	bool resume_pending : 1; /* http_request_resume_body was called */
-	int err_status;
-	/*
-	 * The header or body deadline the parser asked for, armed when the parse
-	 * pass ends with the request still incomplete: a request read whole in
-	 * one pass costs no timer changes but the dispatch's.
-	 */
-	unsigned arm_ms;
+	uint16_t err_status;     /* the answer to a parse failure (an HTTP status) */
 	struct net_addr peer;
 	struct net_addr counted_addr;
 	char peertxt[48]; /* peer, numeric; formatted on first use */
@@ -136,8 +142,13 @@ struct hdr_ent {
 struct http_request {
 	struct http_conn *conn;
 	char *hdr; /* url\0name\0value\0... */
-	char *body;
-	size_t body_len, body_cap;
+	/*
+	 * The body: in the request's block after hdr when small and announced,
+	 * else on the heap (charged to the server's body_bytes); its max is
+	 * max_body, or lower (http_request_set_body_cap).
+	 */
+	struct cbuf body;
+	uint32_t trailer_len; /* trailer bytes after a chunked body: counted, dropped */
 	void *data;
 	int64_t resp_remaining; /* -1: chunked or close-delimited */
 	uint16_t nhdr;
@@ -149,9 +160,7 @@ struct http_request {
 	bool chunked : 1;
 	bool aborted : 1;
 	bool client_done : 1;
-	bool body_inline : 1;    /* body lives in the request's own allocation */
 	bool notified : 1;       /* the handler has seen it (on_headers or on_request) */
-	size_t body_max;         /* max_body, or lower (http_request_set_body_cap) */
 	struct blk_cache *cache; /* where the request's block goes back, or NULL: free() */
 	char addrbuf[48];
 	char clientbuf[48];
@@ -344,40 +353,28 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- parser callbacks ---- */
 
-/* Make room for need bytes in the header buffer, or refuse (431) past max_header_size. */
-static __attribute__((noinline)) int
-hb_grow(struct http_conn *c, size_t need)
-{
-	size_t cap = c->hcap ? c->hcap : 512;
-
-	if (need > c->srv->conf.max_header_size) {
-		c->err_status = 431;
-		return -1;
-	}
-	while (cap < need)
-		cap *= 2;
-	if (cap > c->srv->conf.max_header_size)
-		cap = c->srv->conf.max_header_size;
-	c->hbuf = xrealloc(c->hbuf, cap);
-	c->hcap = (uint32_t)cap;
-	return 0;
-}
-
 /*
- * Append to the header buffer (with room for 3 NULs after it), refusing to
- * grow past max_header_size. Inline: the parser calls back with a piece of
- * every name and value. The buffer is never larger than max_header_size
- * (hb_grow caps it), so one test against its capacity covers both.
+ * Append to the header buffer with room for 3 NULs after it (hb_nul), or
+ * refuse (431) past max_header_size, the buffer's max. Inline: the parser
+ * calls back with a piece of every name and value; the growth (the cbuf's
+ * doubling, from HBUF_FIRST) is out of line.
  */
 static inline int
 hb_append(struct http_conn *c, const char *p, size_t len)
 {
-	size_t need = (size_t)c->hlen + len + 3;
+	struct cbuf *b = &c->hb;
 
-	if (__builtin_expect(need > c->hcap, 0) && hb_grow(c, need) < 0)
-		return -1;
-	memcpy(c->hbuf + c->hlen, p, len);
-	c->hlen += (uint32_t)len;
+	if (__builtin_expect(len + 3 > b->cap - b->len, 0)) {
+		size_t cap = cbuf_grow_size(b, len + 3, HBUF_FIRST);
+
+		if (cap == 0) {
+			c->err_status = 431;
+			return -1;
+		}
+		cbuf_resize(b, cap);
+	}
+	memcpy(b->p + b->len, p, len);
+	b->len += (uint32_t)len;
 	return 0;
 }
 
@@ -385,8 +382,8 @@ hb_append(struct http_conn *c, const char *p, size_t len)
 static void
 hb_nul(struct http_conn *c)
 {
-	piece_ends_note(&c->ends, c->hlen);
-	c->hbuf[c->hlen++] = '\0';
+	piece_ends_note(&c->ends, c->hb.len);
+	c->hb.p[c->hb.len++] = '\0';
 }
 
 /* A new request starts: reset accumulation, start the header deadline. */
@@ -396,7 +393,7 @@ on_message_begin(http_parser *p)
 	struct http_conn *c = p->data;
 
 	c->started = true;
-	c->hlen = 0;
+	c->hb.len = 0;
 	c->ends.n = 0;
 	c->nhdr = 0;
 	c->hlast = HB_NONE;
@@ -415,17 +412,19 @@ on_url(http_parser *p, const char *at, size_t len)
 
 /*
  * A piece of a trailer field (after a chunked body): never stored, as abqd
- * forwards no trailers, but counted (in hlen, the header buffer being out of
- * use) against max_header_size.
+ * forwards no trailers (the header buffer may be given back by then), but
+ * counted in the request against max_header_size.
  */
 static __attribute__((noinline)) int
 trailer_count(struct http_conn *c, size_t len)
 {
-	if (len > c->srv->conf.max_header_size - c->hlen) {
+	struct http_request *req = c->req;
+
+	if (req == NULL || len > c->srv->conf.max_header_size - req->trailer_len) {
 		c->err_status = 431;
 		return -1;
 	}
-	c->hlen += (uint32_t)len;
+	req->trailer_len += (uint32_t)len;
 	return 0;
 }
 
@@ -519,32 +518,27 @@ on_headers_complete(http_parser *p)
 		                 : 0;
 		const char *q;
 
-		size_t need = sizeof(*req) + idx + c->hlen + inl;
+		size_t need = sizeof(*req) + idx + c->hb.len + inl;
 
 		req = need <= REQ_BLOCK ? blk_alloc(&c->srv->req_blocks) : xmalloc(need);
 		memset(req, 0, sizeof(*req));
 		if (need <= REQ_BLOCK)
 			req->cache = &c->srv->req_blocks;
 		req->hdr = (char *)req->h + idx;
-		memcpy(req->hdr, c->hbuf, c->hlen);
-		if (inl > 0) {
-			req->body = req->hdr + c->hlen;
-			req->body_cap = inl;
-			req->body_inline = true;
-		}
-		if (c->hcap > HBUF_KEEP_MAX) {
-			free(c->hbuf);
-			c->hbuf = NULL;
-			c->hcap = 0;
-		}
+		memcpy(req->hdr, c->hb.p, c->hb.len);
+		if (inl > 0) /* the body's storage: the end of the block */
+			cbuf_init_with(&req->body, req->hdr + c->hb.len, inl,
+			               c->srv->conf.max_body);
+		else /* no pointer past the block: an empty body reads as "" */
+			cbuf_init(&req->body, c->srv->conf.max_body);
 		/* Nothing of the block is written after this: trailers are only counted. */
-		c->hlen = 0;
+		cbuf_clear(&c->hb, HBUF_KEEP_MAX);
 		c->hlast = HB_TRAILER;
 		req->conn = c;
 		req->nhdr = c->nhdr;
 		/*
 		 * Index the block once: every later look-up is by pointer and
-		 * length. The block is a copy of hbuf, so the noted ends hold.
+		 * length. The block is a copy of the header buffer, so the noted ends hold.
 		 */
 		q = req->hdr;
 		q += piece_len(&c->ends, 0, req->hdr, q) + 1; /* the URL */
@@ -564,9 +558,8 @@ on_headers_complete(http_parser *p)
 	req->minor = p->http_minor > 0 ? 1 : 0;
 	req->head = p->method == HTTP_HEAD;
 	req->resp_remaining = -1;
-	req->body_max = c->srv->conf.max_body;
 	c->req = req;
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > req->body_max) {
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > req->body.max) {
 		c->err_status = 413;
 		return -1;
 	}
@@ -584,22 +577,20 @@ on_headers_complete(http_parser *p)
 }
 
 /*
- * The body grows as its bytes come (never allocated at the announced
- * Content-Length up front): doubling, capped by the Content-Length and the
- * request's cap, and charged to the server-wide budget max_body_total (503
- * past it).
+ * Room for n more body bytes. The body grows as its bytes come (never
+ * allocated at the announced Content-Length up front): the cbuf's doubling
+ * from BODY_INLINE_MAX, capped by the request's cap and by what the
+ * Content-Length still announces, and charged to the server-wide budget
+ * max_body_total before anything is allocated (503 past it).
  */
 static __attribute__((noinline)) int
-body_grow(struct http_conn *c, struct http_request *req, size_t need)
+body_grow(struct http_conn *c, struct http_request *req, size_t n)
 {
 	struct http_server *srv = c->srv;
-	size_t cap = req->body_cap > BODY_INLINE_MAX / 2 ? req->body_cap * 2 : BODY_INLINE_MAX;
-	size_t old = req->body_inline ? 0 : req->body_cap;
+	size_t need = (size_t)req->body.len + n;
+	size_t cap = cbuf_grow_size(&req->body, n, BODY_INLINE_MAX);
+	size_t old = cbuf_heap(&req->body);
 
-	while (cap < need)
-		cap *= 2;
-	if (cap > req->body_max)
-		cap = req->body_max;
 	if ((c->parser.flags & F_CONTENTLENGTH) && !(c->parser.flags & F_CHUNKED) &&
 	    cap > need + c->parser.content_length)
 		cap = need + (size_t)c->parser.content_length; /* what is still announced */
@@ -607,35 +598,25 @@ body_grow(struct http_conn *c, struct http_request *req, size_t need)
 		c->err_status = 503;
 		return -1;
 	}
-	if (req->body_inline) {
-		char *b = xmalloc(cap);
-
-		memcpy(b, req->body, req->body_len);
-		req->body = b;
-		req->body_inline = false;
-	} else {
-		req->body = xrealloc(req->body, cap);
-	}
+	cbuf_resize(&req->body, cap);
 	srv->body_bytes += cap - old;
-	req->body_cap = cap;
 	return 0;
 }
 
-/* Body bytes (already de-chunked): append under the request's cap. */
+/* Body bytes (already de-chunked): append under the request's cap (413 past it). */
 static int
 on_body(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *c = p->data;
-	struct http_request *req = c->req;
+	struct cbuf *b = &c->req->body;
 
-	if (len > req->body_max - req->body_len) {
+	if (len > (size_t)b->max - b->len) {
 		c->err_status = 413;
 		return -1;
 	}
-	if (req->body_len + len > req->body_cap && body_grow(c, req, req->body_len + len) == -1)
+	if (len > (size_t)b->cap - b->len && body_grow(c, c->req, len) == -1)
 		return -1;
-	memcpy(req->body + req->body_len, at, len);
-	req->body_len += len;
+	(void)cbuf_append(b, at, len); /* fits: nothing grows */
 	return 0;
 }
 
@@ -648,7 +629,6 @@ on_message_complete(http_parser *p)
 	if (c->req == NULL)
 		return -1;
 	c->req->keep_alive = http_should_keep_alive(p) && !p->upgrade;
-	c->hlen = 0; /* the trailers' count */
 	http_parser_pause(p, 1);
 	return 0;
 }
@@ -702,7 +682,7 @@ conn_free(struct http_conn *c)
 	if (c->rev != NULL)
 		event_free(c->rev);
 	bufferevent_free(c->bev);
-	free(c->hbuf);
+	cbuf_reset(&c->hb);
 	free(c);
 }
 
@@ -839,7 +819,7 @@ conn_body_resume(struct http_conn *c)
 	c->resume_pending = false;
 	if (c->req->resp_state != R_NONE)
 		return; /* answering already: the body is never read */
-	if ((c->parser.flags & F_CONTENTLENGTH) && c->parser.content_length > c->req->body_max) {
+	if ((c->parser.flags & F_CONTENTLENGTH) && c->parser.content_length > c->req->body.max) {
 		conn_fail(c, 413, "Content-Length over the request's cap");
 		return;
 	}
@@ -1135,6 +1115,7 @@ conn_new(struct http_server *srv, struct tls_ctx *tls, int fd, const struct sock
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->srv = srv;
+	cbuf_init(&c->hb, srv->conf.max_header_size);
 	if (sa == NULL) {
 		/* a local socket (http_server_serve_fd): counted as 127.0.0.1 */
 		c->peer.family = AF_INET;
@@ -1275,8 +1256,9 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 	DEF(max_conns)
 	DEF(max_body_total)
 #undef DEF
-	if (srv->conf.max_header_size > UINT32_MAX / 2) {
-		*errstr = "http server: max_header_size too large";
+	/* The header and body buffers' sizes are 32-bit (struct cbuf). */
+	if (srv->conf.max_header_size > UINT32_MAX / 2 || srv->conf.max_body > UINT32_MAX) {
+		*errstr = "http server: max_header_size or max_body too large";
 		free(srv->rbuf);
 		free(srv->wbuf);
 		free(srv);
@@ -1464,8 +1446,8 @@ http_request_header(const struct http_request *req, const char *name)
 const void *
 http_request_body(const struct http_request *req, size_t *len)
 {
-	*len = req->body_len;
-	return req->body ? req->body : "";
+	*len = req->body.len;
+	return req->body.p ? req->body.p : "";
 }
 
 /* The peer's address as text, formatted once per connection. */
@@ -1554,11 +1536,8 @@ http_request_held(struct http_request *req)
 {
 	struct http_conn *c = req->conn;
 
-	if (c != NULL && c->hlen == 0) {
-		free(c->hbuf);
-		c->hbuf = NULL;
-		c->hcap = 0;
-	}
+	if (c != NULL && c->hb.len == 0)
+		cbuf_reset(&c->hb);
 }
 
 void
@@ -1579,10 +1558,8 @@ http_request_get_data(const struct http_request *req)
 static void
 request_free(struct http_server *srv, struct http_request *req)
 {
-	if (!req->body_inline && req->body != NULL) {
-		srv->body_bytes -= req->body_cap;
-		free(req->body);
-	}
+	srv->body_bytes -= cbuf_heap(&req->body);
+	cbuf_reset(&req->body);
 	if (req->cache != NULL)
 		blk_free(req->cache, req);
 	else
@@ -1886,12 +1863,20 @@ http_response_abort(struct http_request *req)
 	conn_free(c);
 }
 
-/* A lower body cap for this request (from on_headers). */
+/*
+ * A lower body cap for this request (from on_headers, before the body is
+ * read: nothing of it is on the heap yet, but should it be, the budget is
+ * given back what the body's heap shrinks by).
+ */
 void
 http_request_set_body_cap(struct http_request *req, size_t cap)
 {
-	if (cap < req->body_max)
-		req->body_max = cap;
+	size_t before = cbuf_heap(&req->body);
+
+	if (req->conn == NULL)
+		return; /* dying: nothing more is read */
+	cbuf_set_max(&req->body, cap);
+	req->conn->srv->body_bytes -= before - cbuf_heap(&req->body);
 }
 
 /*

@@ -77,7 +77,7 @@ enum http_log_level { HTTP_LOG_DEBUG, HTTP_LOG_INFO, HTTP_LOG_WARN };
 /* Zero means the default given in brackets; use http_server_conf_defaults(). */
 struct http_server_conf {
 	size_t max_header_size;      /* [16 KiB] request line + headers */
-	size_t max_body;             /* [1 MiB] */
+	size_t max_body;             /* [1 MiB], under 4 GiB */
 	size_t max_pipeline;         /* [16 KiB] bytes buffered while held */
 	size_t write_high_water;     /* [256 KiB] http_response_write returns 1 above */
 	unsigned header_timeout_ms;  /* [10 s] whole header block */

@@ -284,6 +284,17 @@ hb_too_large(struct upstream_req *req)
 }
 
 /*
+ * The header block empty, in hinline again: a new request's, or after a 1xx
+ * whose block moved to the heap. NULs included, it stays under MAX_HEADER_BLOCK.
+ */
+static void
+hb_init(struct upstream_req *req)
+{
+	cbuf_reset(&req->hb);
+	cbuf_init_with(&req->hb, req->hinline, sizeof(req->hinline), MAX_HEADER_BLOCK - 1);
+}
+
+/*
  * Append len bytes to the header block (cbuf_append: inline, for every piece
  * of every header), refusing to grow past MAX_HEADER_BLOCK.
  */
@@ -398,7 +409,7 @@ on_headers_complete(http_parser *p)
 		req->cbs.on_response(req->arg, p->status_code, req->hb.p, hdrs, req->nfield);
 	if (hdrs != stack_hdrs)
 		free(hdrs);
-	cbuf_reset(&req->hb);
+	hb_init(req);
 	if (req->cancelled)
 		return -1;
 	return req->head ? 1 : 0;
@@ -1290,8 +1301,7 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		req = xmalloc(sizeof(*req) + evsize + total);
 		memset(req, 0, sizeof(*req));
 	}
-	/* The header block, NULs included, stays under MAX_HEADER_BLOCK bytes. */
-	cbuf_init_with(&req->hb, req->hinline, sizeof(req->hinline), MAX_HEADER_BLOCK - 1);
+	hb_init(req); /* req is zeroed: nothing to reset */
 	req->timer = (struct event *)(void *)(req + 1);
 	req->wire = (char *)req->timer + evsize;
 	p = req->wire;

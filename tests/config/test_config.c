@@ -119,6 +119,7 @@ check_defaults(const struct abq_config *c)
 	assert_false(c->eas_listen[0].tls);
 	assert_string_equal(c->eas_path, "/Microsoft-Server-ActiveSync");
 	assert_null(c->eas_default_domain);
+	assert_null(c->eas_public_url);
 	assert_int_equal(c->eas_passthrough_count, 1);
 	assert_string_equal(c->eas_passthrough[0], "/autodiscover/");
 	assert_int_equal(c->eas_trusted_proxies_count, 0);
@@ -512,6 +513,7 @@ test_values(void **state)
 	            "[eas]\nworkers = 8\nmax_body = 512K\nheader_timeout = 1m\n"
 	            "max_connections_per_address = 1\npath = /eas\n"
 	            "default_domain = Example.COM\npassthrough = /autodiscover/, /.well-known/\n"
+	            "public_url = https://[2001:db8::1]:8443/sync/eas/\n"
 	            "[upstream]\nurl = https://mail.example.com/Microsoft-Server-ActiveSync\n"
 	            "connect_timeout = 300\nrequest_timeout = 1h\n"
 	            "[auth]\nmethod = imaps://imap.example.com:993\ncache_ttl = 0\n"
@@ -530,6 +532,7 @@ test_values(void **state)
 	assert_string_equal(c->eas_default_domain, "example.com");
 	assert_int_equal(c->eas_passthrough_count, 2);
 	assert_string_equal(c->eas_passthrough[1], "/.well-known/");
+	assert_string_equal(c->eas_public_url, "https://[2001:db8::1]:8443/sync/eas/");
 	assert_string_equal(c->upstream_url,
 	                    "https://mail.example.com/Microsoft-Server-ActiveSync");
 	assert_int_equal(c->upstream_connect_timeout, 300);
@@ -609,6 +612,46 @@ test_bad_values(void **state)
 	    {"[eas]\npath =\n", ":2: [eas] path: '' is not a path (it starts with '/')"},
 	    {"[eas]\npassthrough = /a/, b\n",
 	     ":2: [eas] passthrough: 'b' is not a path (it starts with '/')"},
+	    {"[eas]\npublic_url = mail.example.com/Microsoft-Server-ActiveSync\n",
+	     ":2: [eas] public_url: 'mail.example.com/Microsoft-Server-ActiveSync' does not start "
+	     "with http:// or https:// (an absolute URL ending in the [eas] path, like "
+	     "https://mail.example.com/Microsoft-Server-ActiveSync)"},
+	    {"[eas]\npublic_url = https:///Microsoft-Server-ActiveSync\n",
+	     ":2: [eas] public_url: 'https:///Microsoft-Server-ActiveSync' has no host (an "
+	     "absolute "
+	     "URL ending in the [eas] path, like "
+	     "https://mail.example.com/Microsoft-Server-ActiveSync)"},
+	    {"[eas]\npublic_url = https://u@mail.example.com/Microsoft-Server-ActiveSync\n",
+	     ":2: [eas] public_url: 'https://u@mail.example.com/Microsoft-Server-ActiveSync' has a "
+	     "user name (not allowed) (an absolute URL ending in the [eas] path, like "
+	     "https://mail.example.com/Microsoft-Server-ActiveSync)"},
+	    {"[eas]\npublic_url = https://mail.example.com:99999/Microsoft-Server-ActiveSync\n",
+	     ":2: [eas] public_url: 'https://mail.example.com:99999/Microsoft-Server-ActiveSync' "
+	     "has "
+	     "a malformed port (an absolute URL ending in the [eas] path, like "
+	     "https://mail.example.com/Microsoft-Server-ActiveSync)"},
+	    {"[eas]\npublic_url = https://mail.example.com/Microsoft-Server-ActiveSync?x=1\n",
+	     ":2: [eas] public_url: 'https://mail.example.com/Microsoft-Server-ActiveSync?x=1' has "
+	     "a "
+	     "query or fragment (not allowed) (an absolute URL ending in the [eas] path, like "
+	     "https://mail.example.com/Microsoft-Server-ActiveSync)"},
+	    {"[eas]\npublic_url = https://mail.example.com/a\"b/Microsoft-Server-ActiveSync\n",
+	     ":2: [eas] public_url: 'https://mail.example.com/a\"b/Microsoft-Server-ActiveSync' "
+	     "holds "
+	     "a byte that is not allowed in a URL path (an absolute URL ending in the [eas] path, "
+	     "like https://mail.example.com/Microsoft-Server-ActiveSync)"},
+	    {"[eas]\npublic_url = https://mail.example.com\n",
+	     ":2: [eas] public_url: 'https://mail.example.com' has no path after the host (an "
+	     "absolute URL ending in the [eas] path, like "
+	     "https://mail.example.com/Microsoft-Server-ActiveSync)"},
+	    {"[eas]\npublic_url = https://mail.example.com/ews\n",
+	     ":2: [eas] public_url: 'https://mail.example.com/ews' does not end in the [eas] path "
+	     "/Microsoft-Server-ActiveSync"},
+	    {"[eas]\npublic_url = https://mail.example.com/Microsoft-Server-ActiveSync\npath = "
+	     "/eas\n",
+	     ":2: [eas] public_url: 'https://mail.example.com/Microsoft-Server-ActiveSync' does "
+	     "not "
+	     "end in the [eas] path /eas"},
 	    {"[eas]\ndefault_domain = a b\n",
 	     ":2: [eas] default_domain: 'a b' is not a domain name"},
 	    {"[eas]\ndefault_domain = x@y\n",

@@ -844,7 +844,8 @@ test_b64_encoders(void **state)
 /*
  * The capped buffer takes bytes up to its cap and refuses, whole and without
  * a change, an append that would pass it; it starts in the caller's storage,
- * moves to the heap beyond it, and a reset brings it back there.
+ * moves to the heap beyond it, and a reset gives the heap back (the storage
+ * is used again once the buffer is started in it again).
  */
 static void
 test_cbuf(void **state)
@@ -891,11 +892,19 @@ test_cbuf(void **state)
 	assert_int_equal(cbuf_append(&b, big, 83), 0);
 	assert_int_equal(b.len, 1000);
 	assert_int_equal(b.cap, 1000);
+	assert_int_equal(cbuf_heap(&b), 1000);
 	cbuf_reset(&b);
-	assert_ptr_equal(b.p, storage);
+	assert_null(b.p); /* the heap given back, the storage not remembered */
 	assert_int_equal(b.len, 0);
+	assert_int_equal(cbuf_heap(&b), 0);
+	cbuf_init_with(&b, storage, sizeof(storage), 1000);
 	assert_int_equal(cbuf_append(&b, "abc", 3), 0);
 	assert_ptr_equal(b.p, storage);
+	assert_int_equal(cbuf_heap(&b), 0);
+	cbuf_reset(&b); /* still in the storage: it stays there */
+	assert_ptr_equal(b.p, storage);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(b.cap, sizeof(storage));
 	cbuf_reset(&b);
 
 	/* Storage larger than the cap: only max of it is used. */
@@ -904,6 +913,86 @@ test_cbuf(void **state)
 	assert_int_equal(cbuf_append(&b, "e", 1), -1);
 	assert_ptr_equal(b.p, storage);
 	cbuf_reset(&b);
+}
+
+/*
+ * Growth charged to a budget, in two steps: cbuf_grow_size says the capacity
+ * (the doubling from the first size, capped at max, 0 past it) without a
+ * change, cbuf_resize makes exactly that capacity, cbuf_heap says what the
+ * heap holds; cbuf_set_max lowers the cap (never below len), cbuf_clear keeps
+ * a small heap; sizes are 32-bit, a larger max is clamped.
+ */
+static void
+test_cbuf_budget(void **state)
+{
+	char storage[100], big[5000];
+	struct cbuf b;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(sizeof(struct cbuf), 24);
+	/* In storage: what fits needs nothing; beyond it, the first size, then doubling. */
+	cbuf_init_with(&b, storage, sizeof(storage), 10000);
+	assert_int_equal(cbuf_append(&b, big, 60), 0);
+	assert_int_equal(cbuf_grow_size(&b, 40, 4096), 100);
+	assert_int_equal(cbuf_grow_size(&b, 41, 4096), 4096);
+	assert_int_equal(cbuf_grow_size(&b, 5000, 4096), 8192);
+	assert_int_equal(cbuf_grow_size(&b, 9940, 4096), 10000); /* capped at max */
+	assert_int_equal(cbuf_grow_size(&b, 9941, 4096), 0);     /* past max */
+	assert_ptr_equal(b.p, storage);                          /* nothing changed */
+	assert_int_equal(b.cap, 100);
+	assert_int_equal(cbuf_heap(&b), 0);
+	/* A capacity the caller chose (e.g. what is still announced), the bytes moved. */
+	cbuf_resize(&b, 4000);
+	assert_ptr_not_equal(b.p, storage);
+	assert_int_equal(b.cap, 4000);
+	assert_int_equal(cbuf_heap(&b), 4000);
+	assert_memory_equal(b.p, big, 60);
+	/* From a heap buffer the next size is twice it. */
+	assert_int_equal(cbuf_grow_size(&b, 3941, 4096), 8000);
+	cbuf_resize(&b, 20000); /* clamped to max */
+	assert_int_equal(b.cap, 10000);
+	cbuf_resize(&b, 10); /* never below len */
+	assert_int_equal(b.cap, 60);
+	assert_memory_equal(b.p, big, 60);
+	/* A lower cap: the heap follows it down; never below len. */
+	cbuf_resize(&b, 1000);
+	cbuf_set_max(&b, 500);
+	assert_int_equal(b.max, 500);
+	assert_int_equal(cbuf_heap(&b), 500);
+	assert_int_equal(cbuf_append(&b, big, 441), -1);
+	assert_int_equal(cbuf_append(&b, big, 440), 0);
+	cbuf_set_max(&b, 10);
+	assert_int_equal(b.max, 500);
+	cbuf_set_max(&b, 9000); /* never raised */
+	assert_int_equal(b.max, 500);
+	/* clear keeps a heap up to keep bytes, gives back a larger one */
+	cbuf_clear(&b, 500);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(cbuf_heap(&b), 500);
+	cbuf_clear(&b, 499);
+	assert_null(b.p);
+	assert_int_equal(cbuf_heap(&b), 0);
+	cbuf_reset(&b);
+
+	/* In storage, a lower cap lowers the room used there. */
+	cbuf_init_with(&b, storage, sizeof(storage), 10000);
+	cbuf_set_max(&b, 50);
+	assert_int_equal(b.cap, 50);
+	assert_int_equal(cbuf_append(&b, big, 51), -1);
+	assert_int_equal(cbuf_append(&b, big, 50), 0);
+	assert_ptr_equal(b.p, storage);
+	cbuf_reset(&b);
+
+	/* cbuf_reserve starts the heap at CBUF_MIN; a cap over 4 GiB is clamped. */
+	cbuf_init(&b, (size_t)1 << 40);
+	assert_int_equal(b.max, UINT32_MAX);
+	assert_int_equal(cbuf_append(&b, "a", 1), 0);
+	assert_int_equal(b.cap, CBUF_MIN);
+	assert_int_equal(cbuf_grow_size(&b, UINT32_MAX, 64), 0);
+	assert_int_equal(cbuf_grow_size(&b, UINT32_MAX - 1, 64), UINT32_MAX);
+	cbuf_reset(&b);
+	assert_int_equal(cbuf_grow_size(&b, 3, 0), 4); /* no first size: doubling from 1 */
 }
 
 int
@@ -931,6 +1020,7 @@ main(void)
 	    cmocka_unit_test(test_types),
 	    cmocka_unit_test(test_b64_encoders),
 	    cmocka_unit_test(test_cbuf),
+	    cmocka_unit_test(test_cbuf_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -146,6 +146,8 @@ on_request(struct http_request *req, void *arg)
 	snprintf(F.client, sizeof(F.client), "%s", http_request_client(req));
 	F.body_len = len < sizeof(F.body) ? len : sizeof(F.body);
 	memcpy(F.body, body, F.body_len);
+	if (len == 0) /* no body reads as "", never as a pointer past the request */
+		assert_int_equal(*(const char *)body, '\0');
 	if (strcmp(url, "/hold") == 0) {
 		if (F.nheld < MAX_HELD)
 			F.held[F.nheld++] = req;
@@ -1811,7 +1813,7 @@ body_bytes(void)
  * Bodies grow as their bytes come: 16 connections announcing 32 MiB and
  * sending 6000 bytes hold a few KiB each, not 32 MiB. A body that would take
  * the server's total over max_body_total gets 503 with Retry-After; memory
- * comes back when requests end.
+ * comes back when requests end. max_body must fit the body's 32-bit sizes.
  */
 #define ANNOUNCERS 16
 static void
@@ -1867,6 +1869,16 @@ test_body_memory(void **state)
 	close(fd);
 	assert_int_equal(body_bytes(), 0);
 	free(body);
+
+	/* A body's sizes are 32-bit: a max_body of 4 GiB or more is refused, not cut short. */
+	const char *err = NULL;
+	c.max_body = (size_t)UINT32_MAX + 1;
+	assert_null(http_server_new(F.base, &c, &handler, NULL, &err));
+	assert_non_null(err);
+	c.max_body = UINT32_MAX;
+	struct http_server *srv = http_server_new(F.base, &c, &handler, NULL, &err);
+	assert_non_null(srv);
+	http_server_free(&srv);
 }
 
 int
