@@ -118,8 +118,8 @@ static const struct abq_prov_def prov_table[] = {
     L(ABQ_PROV_APPROVED_APPLICATIONS, "ApprovedApplicationList", "Hash", 121, 0x39,
       "the only installed applications that may run (their hashes)"),
     B(ABQ_PROV_ALLOW_NON_PROVISIONABLE, "AllowNonProvisionableDevices", "1", 0, 0,
-      "a phone that does not provision may still sync (0: it is blocked, reason Policy); "
-      "never sent to phones"),
+      "whether phones that do not provision may sync (for the gateway); never sent to "
+      "phones"),
     {NULL, 0, 0, 0, NULL, NULL, false, NULL, 0, 0, NULL},
 };
 
