@@ -10,8 +10,9 @@ import device from './views/device.js';
 import rules from './views/rules.js';
 import mode from './views/mode.js';
 import templates from './views/templates.js';
+import provisioning from './views/provisioning.js';
 
-const views = { queue, devices, device, rules, mode, templates };
+const views = { queue, devices, device, rules, mode, templates, provisioning };
 const POLL_MS = 5000;
 const $ = (id) => document.getElementById(id);
 

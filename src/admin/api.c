@@ -14,6 +14,7 @@
 #include "admin/admin_int.h"
 #include "core/json.h"
 #include "lib/attrs.h"
+#include "lib/provision.h"
 #include "lib/util.h"
 #include "store/store.h"
 
@@ -26,6 +27,9 @@
 
 /* What a path under attributes/ may be, for a 404. */
 #define ATTR_PATHS " (attributes/global/NAME, attributes/domain/D/NAME, attributes/account/A/NAME)"
+/* What a path under provisioning/ may be, for a 404. */
+#define PROV_PATHS                                                                                 \
+	" (provisioning/global[/KEY], provisioning/domain/D[/KEY], provisioning/account/A[/KEY])"
 
 /* The registry context of a request: abqctl's, with the administrator's name. */
 static struct abq_ctx
@@ -937,6 +941,9 @@ rules_delete(struct admin_req *r, const char *const *var, int arg)
 static int
 attr_cb(void *arg, const struct abq_attr *at)
 {
+	/* Provisioning values share the table; they are listed under provisioning/. */
+	if (at->name != NULL && strncmp(at->name, ABQ_PROV_PREFIX, ABQ_PROV_PREFIX_LEN) == 0)
+		return 0;
 	json_t *o = json_object();
 
 	json_object_set_new(o, "scope", json_string(abq_scope_name(at->scope)));
@@ -1048,6 +1055,148 @@ out:
 	json_decref(body);
 	free(target);
 	free(canon);
+	free(errmsg);
+}
+
+/* ---------------------------------------------------------- provisioning */
+
+/* The word of a provisioning value's source, as abqctl --json gives it. */
+static const char *
+prov_source_word(enum abq_prov_source from)
+{
+	switch (from) {
+	case ABQ_PROV_FROM_GLOBAL:
+		return "global";
+	case ABQ_PROV_FROM_DOMAIN:
+		return "domain";
+	case ABQ_PROV_FROM_ACCOUNT:
+		return "account";
+	case ABQ_PROV_FROM_DEFAULT:
+	default:
+		return "default";
+	}
+}
+
+/* The word of a key's type, for the console's editor. */
+static const char *
+prov_type_word(enum abq_prov_type t)
+{
+	switch (t) {
+	case ABQ_PROV_BOOL:
+		return "boolean";
+	case ABQ_PROV_NUMBER:
+		return "number";
+	case ABQ_PROV_ENUM:
+		return "enum";
+	case ABQ_PROV_LIST:
+	default:
+		return "list";
+	}
+}
+
+/*
+ * GET provisioning/global, provisioning/domain/{domain},
+ * provisioning/account/{account} (arg: the scope): every key's effective
+ * value and its source, the policy version, whether it imposes anything, and
+ * what each key takes.
+ */
+static void
+provisioning_get(struct admin_req *r, const char *const *var, int arg)
+{
+	enum abq_scope scope = (enum abq_scope)arg;
+	char *target = NULL, *errmsg = NULL;
+	struct abq_prov_policy eff;
+
+	if (scope == ABQ_SCOPE_DOMAIN && (target = domain_of(r, var[0])) == NULL)
+		return;
+	if (scope == ABQ_SCOPE_ACCOUNT && (target = account_of(r, var[0])) == NULL)
+		return;
+	struct abq_policy *p = abq_registry_attr_policy(
+	    admin_store(r->a), admin_config(r->a)->eas_default_domain, &errmsg);
+	if (p == NULL) {
+		store_failed(r, errmsg);
+		free(errmsg);
+		free(target);
+		return;
+	}
+	abq_policy_provisioning(p, scope, target, &eff);
+	json_t *ob = json_object(), *arr = json_array();
+	json_object_set_new(ob, "scope", json_string(abq_scope_name(scope)));
+	json_object_set_new(ob, "target", jstr(target));
+	json_object_set_new(ob, "version", json_integer(abq_prov_version(&eff)));
+	json_object_set_new(ob, "imposes", json_boolean(abq_prov_imposes(&eff)));
+	for (size_t i = 0; i < ABQ_PROV_ID_COUNT; i++) {
+		const struct abq_prov_def *d = abq_prov_by_id((enum abq_prov_id)i);
+		json_t *o = json_object();
+		json_object_set_new(o, "key", json_string(d->name));
+		json_object_set_new(o, "value", jstr(eff.text[i]));
+		json_object_set_new(o, "source", json_string(prov_source_word(eff.from[i])));
+		json_object_set_new(o, "default", jstr(d->default_value));
+		json_object_set_new(o, "type", json_string(prov_type_word(d->type)));
+		if (d->type == ABQ_PROV_NUMBER) {
+			json_object_set_new(o, "min", json_integer(d->min));
+			json_object_set_new(o, "max", json_integer(d->max));
+		}
+		if (d->type == ABQ_PROV_ENUM)
+			json_object_set_new(o, "values", jstr(d->meanings));
+		json_object_set_new(o, "optional", json_boolean(d->optional));
+		json_object_set_new(o, "since",
+		                    d->since != 0
+		                        ? json_sprintf("%d.%d", d->since / 10, d->since % 10)
+		                        : json_null());
+		json_object_set_new(o, "help", jstr(d->help));
+		json_array_append_new(arr, o);
+	}
+	json_object_set_new(ob, "provisioning", arr);
+	admin_reply_json(r, 200, ob);
+	abq_policy_free(&p);
+	free(target);
+}
+
+/*
+ * PUT or DELETE provisioning/global/{key}, provisioning/domain/{domain}/{key},
+ * provisioning/account/{account}/{key} (arg: the scope): set ({"value": ...})
+ * or unset one key, as abqctl mobile setProvisioning / unsetProvisioning.
+ */
+static void
+provisioning_set(struct admin_req *r, const char *const *var, int arg)
+{
+	enum abq_scope scope = (enum abq_scope)arg;
+	const char *key = scope == ABQ_SCOPE_GLOBAL ? var[0] : var[1], *value = NULL;
+	char *target = NULL, *errmsg = NULL;
+	json_t *body = NULL;
+	struct abq_outcome o = {0};
+	bool dry;
+
+	if (scope == ABQ_SCOPE_DOMAIN && (target = domain_of(r, var[0])) == NULL)
+		return;
+	if (scope == ABQ_SCOPE_ACCOUNT && (target = account_of(r, var[0])) == NULL)
+		return;
+	const struct abq_prov_def *def = abq_prov_find(key);
+	if (def == NULL || strncasecmp(key, ABQ_PROV_PREFIX, ABQ_PROV_PREFIX_LEN) == 0) {
+		admin_reply_error(r, 404, "not_found", "no provisioning key %s", key);
+		goto out;
+	}
+	if (r->method == EVHTTP_REQ_PUT) {
+		char *canon = NULL;
+		if ((body = admin_body(r, false)) == NULL || dry_run_of(r, body, &dry) < 0 ||
+		    body_string(r, body, "value", true, &value) < 0)
+			goto out;
+		if (abq_prov_validate(def, value, &canon, &errmsg) < 0) {
+			admin_reply_error(r, 400, "bad_request", "%s", errmsg);
+			goto out;
+		}
+		free(canon);
+	} else if (dry_run_of(r, NULL, &dry) < 0) {
+		goto out;
+	}
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_prov_set(&c, scope, target, key, value, &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
+	errmsg = NULL;
+out:
+	json_decref(body);
+	free(target);
 	free(errmsg);
 }
 
@@ -1265,6 +1414,16 @@ static const struct route routes[] = {
     {EVHTTP_REQ_DELETE, "attributes/domain/{domain}/{name}", attributes_set, ABQ_SCOPE_DOMAIN},
     {EVHTTP_REQ_PUT, "attributes/account/{account}/{name}", attributes_set, ABQ_SCOPE_ACCOUNT},
     {EVHTTP_REQ_DELETE, "attributes/account/{account}/{name}", attributes_set, ABQ_SCOPE_ACCOUNT},
+    {EVHTTP_REQ_GET, "provisioning/global", provisioning_get, ABQ_SCOPE_GLOBAL},
+    {EVHTTP_REQ_GET, "provisioning/domain/{domain}", provisioning_get, ABQ_SCOPE_DOMAIN},
+    {EVHTTP_REQ_GET, "provisioning/account/{account}", provisioning_get, ABQ_SCOPE_ACCOUNT},
+    {EVHTTP_REQ_PUT, "provisioning/global/{key}", provisioning_set, ABQ_SCOPE_GLOBAL},
+    {EVHTTP_REQ_DELETE, "provisioning/global/{key}", provisioning_set, ABQ_SCOPE_GLOBAL},
+    {EVHTTP_REQ_PUT, "provisioning/domain/{domain}/{key}", provisioning_set, ABQ_SCOPE_DOMAIN},
+    {EVHTTP_REQ_DELETE, "provisioning/domain/{domain}/{key}", provisioning_set, ABQ_SCOPE_DOMAIN},
+    {EVHTTP_REQ_PUT, "provisioning/account/{account}/{key}", provisioning_set, ABQ_SCOPE_ACCOUNT},
+    {EVHTTP_REQ_DELETE, "provisioning/account/{account}/{key}", provisioning_set,
+     ABQ_SCOPE_ACCOUNT},
     {EVHTTP_REQ_GET, "templates", templates_list, 0},
     {EVHTTP_REQ_PUT, "templates/{kind}/{locale}", templates_set, 0},
     {EVHTTP_REQ_DELETE, "templates/{kind}/{locale}", templates_set, 0},
@@ -1287,6 +1446,7 @@ static const struct {
     {"rules", ""},
     {"outbox", ""},
     {"attributes", ATTR_PATHS},
+    {"provisioning", PROV_PATHS},
     {"templates", " (templates/KIND/LOCALE)"},
 };
 

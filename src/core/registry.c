@@ -17,6 +17,7 @@
 #include "core/notify.h"
 #include "core/registry.h"
 #include "lib/attrs.h"
+#include "lib/provision.h"
 #include "lib/util.h"
 
 /* Release what an outcome holds and zero it. */
@@ -193,6 +194,29 @@ struct abq_policy *
 abq_registry_policy(struct abq_store *s, const char *default_domain, char **errmsg_r)
 {
 	return policy_load(s, default_domain, true, errmsg_r);
+}
+
+/*
+ * A policy of the attributes alone (with the provisioning values): what
+ * abqctl and the API need to show effective values, without the entries and
+ * the compiled rules.
+ */
+struct abq_policy *
+abq_registry_attr_policy(struct abq_store *s, const char *default_domain, char **errmsg_r)
+{
+	struct load_arg la = {.p = abq_policy_new(default_domain)};
+	const char *err = NULL;
+
+	if (abq_store_attr_iter(s, load_attr, &la, &err) == 0)
+		return la.p;
+	if (la.err != NULL) {
+		*errmsg_r = xasprintf("store holds a bad value: %s", la.err);
+		free(la.err);
+	} else {
+		*errmsg_r = xasprintf("store: %s", err ? err : "loading the attributes failed");
+	}
+	abq_policy_free(&la.p);
+	return NULL;
 }
 
 /* The engine's view of a device record. */
@@ -1216,6 +1240,104 @@ out:
 	free(tgt);
 	free(subj);
 	free(key);
+	return op_end(c, rv, errmsg_r);
+}
+
+/*
+ * Set (value non-NULL) or unset one provisioning key at a scope. The value is
+ * stored in the attributes table as ABQ_PROV_PREFIX + key, with a history row
+ * ("provisioning") and a change-log row in the same transaction: the daemon's
+ * view rebuilds its policy at its next refresh, and the policy version of the
+ * accounts concerned changes with it. No device is decided anew.
+ */
+int
+abq_registry_prov_set(const struct abq_ctx *c, enum abq_scope scope, const char *target,
+                      const char *key, const char *value, struct abq_outcome *o, char **errmsg_r)
+{
+	const struct abq_prov_def *def = abq_prov_find(key);
+	struct abq_attr old = {0};
+	char *canon = NULL, *tgt = NULL, *subj = NULL, *ckey = NULL, *name = NULL;
+	const char *err;
+	int rv, found;
+
+	if (def == NULL || key == NULL ||
+	    strncasecmp(key, ABQ_PROV_PREFIX, ABQ_PROV_PREFIX_LEN) == 0) {
+		*errmsg_r = xasprintf("unknown provisioning key '%s' (known: %s)", key ? key : "",
+		                      abq_prov_names());
+		return 1;
+	}
+	if (scope == ABQ_SCOPE_ACCOUNT) {
+		if ((rv = norm_account(c, target, &tgt, errmsg_r)) != 0)
+			return rv;
+		if (tgt == NULL) {
+			*errmsg_r = xstrdup("an account is required");
+			return 1;
+		}
+	} else if (scope == ABQ_SCOPE_DOMAIN) {
+		if (target == NULL || !domain_valid(target)) {
+			*errmsg_r = xasprintf("'%s' is not a valid domain", target ? target : "");
+			return 1;
+		}
+		tgt = str_lower(xstrdup(target));
+	}
+	if (value != NULL && abq_prov_validate(def, value, &canon, errmsg_r) < 0) {
+		free(tgt);
+		return 1;
+	}
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(tgt);
+		free(canon);
+		return -1;
+	}
+	name = xasprintf("%s%s", ABQ_PROV_PREFIX, def->name);
+	subj = scope == ABQ_SCOPE_GLOBAL
+	           ? xasprintf("global %s", def->name)
+	           : xasprintf("%s %s %s", abq_scope_name(scope), tgt, def->name);
+	ckey = scope == ABQ_SCOPE_GLOBAL ? xasprintf("global\n%s", name)
+	                                 : xasprintf("%s:%s\n%s", abq_scope_name(scope), tgt, name);
+	if ((found = abq_store_attr_get(c->store, scope, tgt, name, &old, &err)) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (canon == NULL) {
+		if (found == 0) {
+			*errmsg_r = xasprintf("%s is not set at %s", def->name,
+			                      scope == ABQ_SCOPE_GLOBAL ? "global scope" : subj);
+			rv = 1;
+			goto out;
+		}
+		if (abq_store_attr_delete(c->store, scope, tgt, name, &err) < 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+	} else {
+		struct abq_attr a = {
+		    .scope = scope,
+		    .target = tgt,
+		    .name = name,
+		    .value = canon,
+		    .set_by = (char *)c->who,
+		    .set_at = c->now,
+		};
+		if (abq_store_attr_put(c->store, &a, &err) < 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+	}
+	if (o != NULL)
+		o->affected = 1;
+	if ((rv = history(c, "provisioning", subj, found == 1 ? old.value : NULL, canon, NULL, NULL,
+	                  scope == ABQ_SCOPE_ACCOUNT ? tgt : NULL, errmsg_r)) < 0 ||
+	    (rv = change(c, ABQ_CHANGE_ATTR, ckey, errmsg_r)) < 0)
+		goto out;
+	rv = 0;
+out:
+	abq_attr_clear(&old);
+	free(canon);
+	free(tgt);
+	free(subj);
+	free(ckey);
+	free(name);
 	return op_end(c, rv, errmsg_r);
 }
 

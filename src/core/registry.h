@@ -78,6 +78,14 @@ struct abq_policy *abq_registry_policy(struct abq_store *s, const char *default_
                                        char **errmsg_r);
 
 /*
+ * The attributes alone, provisioning values included (no entries, no rules):
+ * for abq_policy_provisioning and abq_policy_attr outside the daemon. NULL
+ * with *errmsg_r.
+ */
+struct abq_policy *abq_registry_attr_policy(struct abq_store *s, const char *default_domain,
+                                            char **errmsg_r);
+
+/*
  * All operations return 0 on success, 1 when the request is refused (unknown
  * device or rule, bad value: *errmsg_r says why), -1 on a store failure
  * (*errmsg_r). *errmsg_r is a new string the caller frees.
@@ -157,6 +165,16 @@ int abq_registry_rule_reorder(const struct abq_ctx *c, const char *domain, const
 /* Attributes: validated against lib/attrs.h; value NULL unsets. */
 int abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const char *target,
                           const char *name, const char *value, struct abq_outcome *o,
+                          char **errmsg_r);
+
+/*
+ * Provisioning (lib/provision.h): set one key (its EASProvisionDoc name) at a
+ * scope, or unset it with value NULL; validated, with history and the change
+ * log. Refused (1) for an unknown key, a bad value (the message says what the
+ * key takes), or unsetting a key not set at that scope.
+ */
+int abq_registry_prov_set(const struct abq_ctx *c, enum abq_scope scope, const char *target,
+                          const char *key, const char *value, struct abq_outcome *o,
                           char **errmsg_r);
 
 /*

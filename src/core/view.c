@@ -230,6 +230,13 @@ abq_view_policy(const struct abq_view *v)
 	return v->policy;
 }
 
+/* The effective provisioning policy of an account, from the view's policy. */
+void
+abq_view_provisioning(const struct abq_view *v, const char *account, struct abq_prov_policy *out)
+{
+	abq_policy_provisioning(v->policy, ABQ_SCOPE_ACCOUNT, account, out);
+}
+
 size_t
 abq_view_device_count(const struct abq_view *v)
 {

@@ -66,6 +66,16 @@ bool abq_view_device(const struct abq_view *v, const char *account, const char *
 /* The current policy, to decide new devices and explain. */
 const struct abq_policy *abq_view_policy(const struct abq_view *v);
 
+/*
+ * The effective provisioning policy of an account (account, its domain,
+ * global, default), from memory: the hot path of Provision and of the policy
+ * key check. Its texts stay valid until the next refresh that rebuilds the
+ * policy. abqctl and the API, which hold no view, use
+ * abq_registry_attr_policy() and abq_policy_provisioning() instead.
+ */
+void abq_view_provisioning(const struct abq_view *v, const char *account,
+                           struct abq_prov_policy *out);
+
 /* How many devices the view knows; the last change-log sequence applied. */
 size_t abq_view_device_count(const struct abq_view *v);
 int64_t abq_view_seq(const struct abq_view *v);

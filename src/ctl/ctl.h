@@ -54,6 +54,9 @@ ctl_handler do_init;
 /* cmd_config.c */
 ctl_handler do_config_get, do_config_set, do_config_delete;
 
+/* cmd_provision.c: the provisioning policy handed to phones. */
+ctl_handler do_prov_get, do_prov_set, do_prov_unset;
+
 /* cmd_entry.c: the list entries and the device records. */
 ctl_handler do_entry, do_set, do_delete, do_wipe, do_import, do_export, do_adopt, do_purge;
 

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "lib/abq_types.h"
+#include "lib/provision.h"
 #include "lib/records.h"
 
 /*
@@ -162,10 +163,11 @@ struct abq_policy *abq_policy_new(const char *default_domain);
 void abq_policy_free(struct abq_policy **p);
 /*
  * Attribute values are validated here too (known name, allowed at that scope,
- * valid value; the canonical form is kept); -1 with *errmsg_r (new string), and
- * the policy is unchanged and still usable: a caller may log and go on.
- * Domain and account targets are case-insensitive. A later value for the same
- * (scope, target, name) replaces an earlier one.
+ * valid value; the canonical form is kept); a name that starts with
+ * ABQ_PROV_PREFIX is a provisioning value (abq_policy_provisioning); -1 with *errmsg_r (new
+ * string), and the policy is unchanged and still usable: a caller may log and go on. Domain and
+ * account targets are case-insensitive. A later value for the same (scope, target, name) replaces
+ * an earlier one.
  */
 int abq_policy_add_attr(struct abq_policy *p, const struct abq_attr *a, char **errmsg_r);
 /*
@@ -206,6 +208,15 @@ size_t abq_policy_rule_count(const struct abq_policy *p);
 /* The rule set for an account's domain (domain rules, then global). Never NULL. */
 const struct abq_ruleset *abq_policy_rules(const struct abq_policy *p, const char *account);
 const char *abq_policy_default_domain(const struct abq_policy *p);
+
+/*
+ * The effective provisioning policy (lib/provision.h) of an account (scope
+ * ACCOUNT, target the account: account, its domain, global, default), a
+ * domain (domain, global, default) or the global scope (target NULL). Its
+ * texts point into p: valid until p is freed. No allocation.
+ */
+void abq_policy_provisioning(const struct abq_policy *p, enum abq_scope scope, const char *target,
+                             struct abq_prov_policy *out);
 
 /*
  * Fill in everything but limit_applies and devices_ahead for (account,

@@ -19,13 +19,22 @@
 #include "engine/engine.h"
 #include "lib/attrs.h"
 #include "lib/hmap.h"
+#include "lib/provision.h"
 #include "lib/util.h"
+
+/* The provisioning values set at one scope (lib/provision.h). */
+struct prov_vals {
+	uint64_t set; /* bit id: key id set here */
+	int64_t num[ABQ_PROV_ID_COUNT];
+	char *str[ABQ_PROV_ID_COUNT]; /* canonical */
+};
 
 /* The attributes set at one scope (global, one domain or one account). */
 struct scope_vals {
 	uint32_t set; /* bit id: attribute id set here */
 	int64_t num[ABQ_ATTR_ID_COUNT];
 	char *str[ABQ_ATTR_ID_COUNT]; /* canonical */
+	struct prov_vals *prov;       /* NULL: no provisioning value set here */
 };
 
 /* A domain: its attributes and its compiled rules. */
@@ -69,6 +78,11 @@ scope_vals_clear(struct scope_vals *v)
 {
 	for (size_t i = 0; i < ABQ_ATTR_ID_COUNT; i++)
 		free(v->str[i]);
+	if (v->prov != NULL) {
+		for (size_t i = 0; i < ABQ_PROV_ID_COUNT; i++)
+			free(v->prov->str[i]);
+		free(v->prov);
+	}
 	memset(v, 0, sizeof(*v));
 }
 
@@ -149,6 +163,52 @@ domain_node_get(struct abq_policy *p, const char *domain)
 	return *slot;
 }
 
+/* The attribute set of (scope, target), created when absent. */
+static struct scope_vals *
+scope_vals_get(struct abq_policy *p, enum abq_scope scope, const char *target)
+{
+	switch (scope) {
+	case ABQ_SCOPE_DOMAIN:
+		return &domain_node_get(p, target)->vals;
+	case ABQ_SCOPE_ACCOUNT: {
+		void **slot = abq_hmap_put(&p->accounts, target, NULL, NULL);
+		if (*slot == NULL)
+			*slot = xcalloc(1, sizeof(struct scope_vals));
+		return *slot;
+	}
+	case ABQ_SCOPE_GLOBAL:
+	default:
+		return &p->global;
+	}
+}
+
+/*
+ * Add one provisioning record (its name carries ABQ_PROV_PREFIX), checked as
+ * abqctl checks it; every key may be set at every scope.
+ */
+static int
+add_prov(struct abq_policy *p, const struct abq_attr *a, char **errmsg_r)
+{
+	const struct abq_prov_def *def = abq_prov_find(a->name);
+	char *canon = NULL;
+
+	if (def == NULL) {
+		*errmsg_r = xasprintf("unknown provisioning key '%s'", a->name);
+		return -1;
+	}
+	if (abq_prov_validate(def, a->value, &canon, errmsg_r) != 0)
+		return -1;
+	struct scope_vals *vals = scope_vals_get(p, a->scope, a->target);
+	if (vals->prov == NULL)
+		vals->prov = xcalloc(1, sizeof(*vals->prov));
+	size_t id = abq_prov_id_of(def);
+	free(vals->prov->str[id]);
+	vals->prov->str[id] = canon;
+	vals->prov->num[id] = abq_prov_int_value(def, canon);
+	vals->prov->set |= (uint64_t)1 << id;
+	return 0;
+}
+
 /*
  * Add one attribute record. It is checked as abqctl checks it (known name,
  * allowed at its scope, valid value), because a policy must never hold a value
@@ -162,6 +222,11 @@ abq_policy_add_attr(struct abq_policy *p, const struct abq_attr *a, char **errms
 	char *canon = NULL;
 
 	*errmsg_r = NULL;
+	if (def == NULL && a->name != NULL &&
+	    strncmp(a->name, ABQ_PROV_PREFIX, ABQ_PROV_PREFIX_LEN) == 0 &&
+	    (unsigned)a->scope <= ABQ_SCOPE_ACCOUNT &&
+	    (a->scope == ABQ_SCOPE_GLOBAL || (a->target != NULL && a->target[0] != '\0')))
+		return add_prov(p, a, errmsg_r);
 	if (def == NULL) {
 		*errmsg_r = xasprintf("unknown attribute '%s'", a->name != NULL ? a->name : "");
 		return -1;
@@ -183,22 +248,7 @@ abq_policy_add_attr(struct abq_policy *p, const struct abq_attr *a, char **errms
 	if (abq_attr_validate(def, a->value, &canon, errmsg_r) != 0)
 		return -1;
 
-	switch (a->scope) {
-	case ABQ_SCOPE_DOMAIN:
-		vals = &domain_node_get(p, a->target)->vals;
-		break;
-	case ABQ_SCOPE_ACCOUNT: {
-		void **slot = abq_hmap_put(&p->accounts, a->target, NULL, NULL);
-		if (*slot == NULL)
-			*slot = xcalloc(1, sizeof(struct scope_vals));
-		vals = *slot;
-		break;
-	}
-	case ABQ_SCOPE_GLOBAL:
-	default:
-		vals = &p->global;
-		break;
-	}
+	vals = scope_vals_get(p, a->scope, a->target);
 	size_t id = abq_attr_id_of(def);
 	free(vals->str[id]);
 	vals->str[id] = canon;
@@ -533,4 +583,42 @@ abq_policy_inputs(const struct abq_policy *p, const char *account, const struct 
 	in->rules = rules_of(p, &r);
 	in->discovery_timeout = effective_num(p, &r, ABQ_ATTR_ID_DISCOVERY_TIMEOUT);
 	in->now = now;
+}
+
+/*
+ * The effective provisioning policy of (scope, target): for an account its
+ * own values, then its domain's, then the global ones, then the defaults; for
+ * a domain its values, then the global ones; for the global scope the global
+ * values. Hash lookups and a walk over the keys; no allocation.
+ */
+void
+abq_policy_provisioning(const struct abq_policy *p, enum abq_scope scope, const char *target,
+                        struct abq_prov_policy *out)
+{
+	const struct prov_vals *chain[3];
+	static const enum abq_prov_source from[3] = {ABQ_PROV_FROM_ACCOUNT, ABQ_PROV_FROM_DOMAIN,
+	                                             ABQ_PROV_FROM_GLOBAL};
+	struct resolved r = {0};
+
+	abq_prov_defaults(out);
+	if (scope == ABQ_SCOPE_ACCOUNT && target != NULL) {
+		resolve(p, target, &r);
+	} else if (scope == ABQ_SCOPE_DOMAIN && target != NULL) {
+		void **slot = abq_hmap_get(&p->domains, target, NULL);
+		r.domain = slot != NULL ? *slot : NULL;
+	}
+	chain[0] = r.account != NULL ? r.account->prov : NULL;
+	chain[1] = r.domain != NULL ? r.domain->vals.prov : NULL;
+	chain[2] = p->global.prov;
+	for (size_t i = 0; i < ABQ_PROV_ID_COUNT; i++) {
+		uint64_t bit = (uint64_t)1 << i;
+		for (size_t c = 0; c < 3; c++) {
+			if (chain[c] == NULL || (chain[c]->set & bit) == 0)
+				continue;
+			out->num[i] = chain[c]->num[i];
+			out->text[i] = chain[c]->str[i];
+			out->from[i] = from[c];
+			break;
+		}
+	}
 }

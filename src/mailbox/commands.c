@@ -86,6 +86,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "eas/provision.h"
 #include "eas/status.h"
 #include "eas/wbxml.h"
 #include "lib/mime.h"
@@ -670,59 +671,17 @@ policy_key(const struct mbx_serve_in *in, bool final)
 }
 
 /*
- * The EASProvisionDoc of a policy that imposes nothing, with the elements
- * the version knows: MS-ASPROV 2.2.2 gives 12.0 only the password and
- * attachment settings; the rest (storage card, camera, ... and even
- * RequireDeviceEncryption) came with 12.1, and a 12.0 client may refuse
- * what it does not know.
+ * The EASProvisionDoc of a policy that imposes nothing (every key at its
+ * default), with the elements the version knows: the quarantine mailbox
+ * never demands anything of a phone.
  */
 static void
 add_provision_doc(struct wbxml_node *data, int v)
 {
-	struct wbxml_node *d = wbxml_addn(data, "Provision:EASProvisionDoc");
-	static const struct {
-		const char *name;
-		int value;
-		int since; /* the first version that has it */
-	} fields[] = {
-	    {"DevicePasswordEnabled", 0, 120},
-	    {"AlphanumericDevicePasswordRequired", 0, 120},
-	    {"PasswordRecoveryEnabled", 0, 120},
-	    {"RequireStorageCardEncryption", 0, 121},
-	    {"AttachmentsEnabled", 1, 120},
-	    {"AllowSimpleDevicePassword", 1, 120},
-	    {"AllowStorageCard", 1, 121},
-	    {"AllowCamera", 1, 121},
-	    {"RequireDeviceEncryption", 0, 121},
-	    {"AllowUnsignedApplications", 1, 121},
-	    {"AllowUnsignedInstallationPackages", 1, 121},
-	    {"AllowWiFi", 1, 121},
-	    {"AllowTextMessaging", 1, 121},
-	    {"AllowPOPIMAPEmail", 1, 121},
-	    {"AllowBluetooth", 2, 121},
-	    {"AllowIrDA", 1, 121},
-	    {"RequireManualSyncWhenRoaming", 0, 121},
-	    {"AllowDesktopSync", 1, 121},
-	    {"MaxCalendarAgeFilter", 0, 121},
-	    {"AllowHTMLEmail", 1, 121},
-	    {"MaxEmailAgeFilter", 0, 121},
-	    {"RequireSignedSMIMEMessages", 0, 121},
-	    {"RequireEncryptedSMIMEMessages", 0, 121},
-	    {"AllowSMIMEEncryptionAlgorithmNegotiation", 2, 121},
-	    {"AllowSMIMESoftCerts", 1, 121},
-	    {"AllowBrowser", 1, 121},
-	    {"AllowConsumerEmail", 1, 121},
-	    {"AllowRemoteDesktop", 1, 121},
-	    {"AllowInternetSharing", 1, 121},
-	};
-	char q[80];
+	struct abq_prov_policy none;
 
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (v < fields[i].since)
-			continue;
-		snprintf(q, sizeof(q), "Provision:%s", fields[i].name);
-		add_int(d, q, fields[i].value);
-	}
+	abq_prov_defaults(&none);
+	eas_policy_add_doc(data, &none, v);
 }
 
 /*

@@ -427,6 +427,156 @@ class ConfigTest(CliTest):
         self.assertEqual(get("global", name="abqNotificationsInterval")["value"], "0")
 
 
+class ProvisioningTest(CliTest):
+    """mobile setProvisioning / unsetProvisioning / getProvisioning."""
+
+    def prov(self, *scope, key=None):
+        words = ["mobile", "getProvisioning"] + list(scope) + ([key] if key else [])
+        doc = self.okj(*words)
+        self.assertEqual(set(doc), {"scope", "target", "version", "imposes", "provisioning"})
+        for k in doc["provisioning"]:
+            self.assertEqual(set(k), {"key", "value", "source", "default"})
+            self.assertIn(k["source"], {"global", "domain", "account", "default"})
+        return doc, {k["key"]: k for k in doc["provisioning"]}
+
+    def test_set_get_sources(self):
+        doc, keys = self.prov("global")
+        self.assertEqual(len(keys), 43)
+        self.assertFalse(doc["imposes"])
+        v0 = doc["version"]
+        self.assertEqual((keys["MinDevicePasswordLength"]["value"],
+                          keys["MinDevicePasswordLength"]["source"]), ("none", "default"))
+
+        out = self.ok("mobile", "setProvisioning", "domain", "EXAMPLE.com",
+                      "mindevicepasswordlength", "6")
+        self.assertIn("set domain example.com MinDevicePasswordLength = 6", out)
+        out = self.ok("mobile", "setProvisioning", "global", "DevicePasswordEnabled", "yes")
+        self.assertIn("set global DevicePasswordEnabled = 1", out)
+        out = self.ok("mobile", "setProvisioning", "account", "CORP\\Alice", "AllowCamera",
+                      "FALSE")
+        self.assertIn("set account alice@example.com AllowCamera = 0", out)
+
+        doc, keys = self.prov("account", "alice")
+        self.assertEqual((doc["scope"], doc["target"], doc["imposes"]),
+                         ("account", "alice@example.com", True))
+        self.assertNotEqual(doc["version"], v0)
+        self.assertEqual((keys["AllowCamera"]["value"], keys["AllowCamera"]["source"]),
+                         ("0", "account"))
+        self.assertEqual((keys["MinDevicePasswordLength"]["value"],
+                          keys["MinDevicePasswordLength"]["source"]), ("6", "domain"))
+        self.assertEqual((keys["DevicePasswordEnabled"]["value"],
+                          keys["DevicePasswordEnabled"]["source"]), ("1", "global"))
+        self.assertEqual((keys["AllowBluetooth"]["value"], keys["AllowBluetooth"]["source"]),
+                         ("2", "default"))
+        # Another domain's account inherits only the global value.
+        _, keys = self.prov("account", "carol@other.org", key="MinDevicePasswordLength")
+        self.assertEqual(list(keys), ["MinDevicePasswordLength"])
+        self.assertEqual(keys["MinDevicePasswordLength"]["source"], "default")
+        _, keys = self.prov("domain", "example.com")
+        self.assertEqual(keys["AllowCamera"]["source"], "default")
+
+        # For people: the table with the sources spelt out, then the version.
+        out = self.ok("mobile", "getProvisioning", "account", "alice@example.com")
+        version_line = out.rstrip().splitlines()[-1]
+        self.assertEqual(version_line, "policy version %d" % doc["version"])
+        rows = {r["KEY"]: r for r in table_rows("\n".join(out.splitlines()[:-1]))}
+        self.assertEqual(rows["MinDevicePasswordLength"]["SOURCE"], "domain example.com")
+        self.assertEqual(rows["AllowCamera"]["SOURCE"], "account alice@example.com")
+        self.assertEqual(rows["MaxInactivityTimeDeviceLock"]["VALUE"], "none")
+        out = self.ok("mobile", "getProvisioning", "global")
+        self.assertNotIn("imposes nothing", out)
+        self.ok("mobile", "unsetProvisioning", "global", "DevicePasswordEnabled")
+
+        # History records each change; the ABQ attributes are untouched.
+        hist = self.okj("mobile", "abq", "history")["history"]
+        subjects = [(h["what"], h["subject"], h["new"]) for h in hist]
+        self.assertIn(("provisioning", "domain example.com MinDevicePasswordLength", "6"),
+                      subjects)
+        self.assertIn(("provisioning", "account alice@example.com AllowCamera", "0"), subjects)
+        self.assertIn(("provisioning", "global DevicePasswordEnabled", None), subjects)
+        names = {a["name"] for a in self.okj("config", "global", "get")["attributes"]}
+        self.assertFalse([n for n in names if "Provision" in n or n.startswith("prov:")])
+
+        # Unset: inherited again; back to nothing imposed, and the first version.
+        out = self.ok("mobile", "unsetProvisioning", "account", "alice", "AllowCamera")
+        self.assertIn("unset account alice@example.com AllowCamera (back to the inherited "
+                      "value)", out)
+        doc = self.okj("mobile", "unsetProvisioning", "domain", "example.com",
+                       "MinDevicePasswordLength")
+        self.assert_changes(doc, False)
+        doc, _ = self.prov("account", "alice")
+        self.assertEqual(doc["version"], v0)
+        self.assertFalse(doc["imposes"])
+        self.assertIn("policy version %d (imposes nothing)" % v0,
+                      self.ok("mobile", "getProvisioning", "global"))
+        self.refused("mobile", "unsetProvisioning", "global", "AllowCamera",
+                     contains="AllowCamera is not set at global scope")
+
+    def test_dry_run_writes_nothing(self):
+        before = self.snapshot()
+        v0 = self.prov("domain", "example.com")[0]["version"]
+        out = self.ok("mobile", "setProvisioning", "domain", "example.com",
+                      "RequireDeviceEncryption", "1", "--dry-run")
+        self.assertIn("would set domain example.com RequireDeviceEncryption = 1", out)
+        doc = self.okj("mobile", "setProvisioning", "global", "AllowWiFi", "0", "--dry-run")
+        self.assert_changes(doc, True)
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(self.prov("domain", "example.com")[0]["version"], v0)
+
+    def test_refusals(self):
+        err = self.refused("mobile", "setProvisioning", "global", "NoSuchKey", "1",
+                           contains="unknown provisioning key 'NoSuchKey' (known: ")
+        self.assertIn("AllowNonProvisionableDevices", err)
+        self.refused("mobile", "getProvisioning", "global", "NoSuchKey",
+                     contains="unknown provisioning key 'NoSuchKey'")
+        self.refused("mobile", "setProvisioning", "global", "abqMode", "Strict",
+                     contains="unknown provisioning key 'abqMode'")
+        cases = [
+            ("MaxCalendarAgeFilter", "3",
+             "MaxCalendarAgeFilter takes 0 (all), 4 (2 weeks), 5 (1 month), 6 (3 months) or "
+             "7 (6 months), not '3'"),
+            ("MinDevicePasswordLength", "20",
+             "MinDevicePasswordLength takes a whole number from 1 to 16 or none (not sent); "
+             "'20' is too large"),
+            ("MaxDevicePasswordFailedAttempts", "3", "'3' is too small"),
+            ("AllowBluetooth", "yes",
+             "AllowBluetooth takes 0 (disabled), 1 (hands-free only) or 2 (allowed), not 'yes'"),
+            ("DevicePasswordEnabled", "maybe",
+             "DevicePasswordEnabled takes 1 or 0 (also TRUE/FALSE, yes/no, on/off), not "
+             "'maybe'"),
+            ("AllowCamera", "", "AllowCamera needs a value"),
+            ("ApprovedApplicationList", "a b", "'a b' is not one"),
+        ]
+        for key, value, msg in cases:
+            with self.subTest(key=key):
+                self.refused("mobile", "setProvisioning", "global", key, value, contains=msg)
+        self.refused("mobile", "setProvisioning", "domain", "a@b", "AllowCamera", "0",
+                     contains="'a@b' is not a valid domain")
+        # The grammar: a missing value is a usage error (2).
+        self.refused("mobile", "setProvisioning", "global", "AllowCamera", rc=2,
+                     contains="usage")
+        self.assertEqual(self.prov("global")[0]["imposes"], False)
+
+    def test_lists_and_none(self):
+        out = self.ok("mobile", "setProvisioning", "global", "UnapprovedInROMApplicationList",
+                      " Calc.exe ,Solitaire,, ")
+        self.assertIn("UnapprovedInROMApplicationList = Calc.exe, Solitaire", out)
+        self.ok("mobile", "setProvisioning", "global", "MaxInactivityTimeDeviceLock", "900")
+        # An account can take a domain's value back to "not sent".
+        self.ok("mobile", "setProvisioning", "account", "bob", "MaxInactivityTimeDeviceLock",
+                "NONE")
+        out = self.ok("mobile", "setProvisioning", "account", "bob",
+                      "UnapprovedInROMApplicationList", "")
+        self.assertIn("UnapprovedInROMApplicationList = (empty list)", out)
+        _, keys = self.prov("account", "bob")
+        self.assertEqual(keys["MaxInactivityTimeDeviceLock"]["value"], "none")
+        self.assertEqual(keys["MaxInactivityTimeDeviceLock"]["source"], "account")
+        self.assertEqual(keys["UnapprovedInROMApplicationList"]["value"], "")
+        _, keys = self.prov("account", "carol")
+        self.assertEqual(keys["UnapprovedInROMApplicationList"]["value"], "Calc.exe, Solitaire")
+        self.assertEqual(keys["MaxInactivityTimeDeviceLock"]["value"], "900")
+
+
 class EntryTest(CliTest):
     def test_entries_and_device_queries(self):
         self.set_mode("Interactive")
@@ -1353,6 +1503,12 @@ class JsonEveryCommandTest(CliTest):
             (("mobile", "getDeviceInfo", "bob@example.com", "J1"), {"device", "entries"}),
             (("mobile", "getAllDevices",), {"devices"}),
             (("mobile", "abq", "delete", "J4"), CHANGE_KEYS),
+            (("mobile", "setProvisioning", "domain", "example.com", "AllowCamera", "0"),
+             CHANGE_KEYS),
+            (("mobile", "getProvisioning", "account", "bob@example.com"),
+             {"scope", "target", "version", "imposes", "provisioning"}),
+            (("mobile", "unsetProvisioning", "domain", "example.com", "AllowCamera"),
+             CHANGE_KEYS),
         ]
         for words, keys in shapes:
             with self.subTest(words=words):
