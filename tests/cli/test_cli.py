@@ -37,7 +37,7 @@ DEVICE_KEYS = {
     "account", "deviceId", "deviceType", "model", "imei", "friendlyName", "os",
     "osLanguage", "phoneNumber", "mobileOperator", "userAgent", "easVersion",
     "lastAddress", "lastCommand", "firstSeen", "lastSeen", "state", "reason", "ruleId",
-    "stateBy", "stateAt",
+    "stateBy", "stateAt", "wipe",
 }
 CHANGE_KEYS = {"ok", "dryRun", "affected", "id", "changed"}
 RULE_KEYS = {"id", "characteristic", "match", "pattern", "level", "order", "domain",
@@ -1542,7 +1542,7 @@ class NoticeTest(CliTest):
         self.refused("mobile", "abq", "setABQMessage", "global", "blocked", "en",
                      contains="nothing to set")
         self.refused("mobile", "abq", "setABQMessage", "global", "stolen", "en", "subject", "x",
-                     contains="expected quarantined, blocked or allowed")
+                     contains="expected quarantined, blocked, allowed or wiped")
         self.refused("mobile", "abq", "setABQMessage", "global", "blocked", "d e", "subject",
                      "x", contains="locale")
         self.refused("mobile", "abq", "setABQMessage", "global", "blocked", "en",
