@@ -139,6 +139,105 @@ last_change(struct fixture *fx)
 	return seq;
 }
 
+/* Collects the kinds and recipients of the outbox (abq_store_notice_iter). */
+static int
+notice_cb(void *arg, const struct abq_notice *n)
+{
+	char *list = arg;
+	size_t len = strlen(list);
+	snprintf(list + len, 512 - len, "%s>%s ", n->kind, n->recipient);
+	return 0;
+}
+
+/*
+ * Remote wipe: asked for (history, change log, state unchanged), refused for
+ * an unknown device and account-only below 16.1, withdrawn, asked again and
+ * confirmed: Blocked (Wipe) whatever the entries say, both wiped notices
+ * queued; then neither withdrawn nor asked again, until the device is deleted.
+ */
+static void
+test_wipe(void **state)
+{
+	struct fixture *fx = *state;
+	struct abq_device d;
+	struct abq_outcome o = {0};
+	struct abq_notice_conf nc = {.from = "it@example.com", .admins = "sec@example.com"};
+	char *msg = NULL, outbox[512] = "";
+	const char *err;
+	size_t h0;
+	int64_t c0;
+
+	seen(fx, "alice", "PHONE1", "iPhone", "iPhone15,3", &d);
+	abq_device_clear(&d);
+	assert_int_equal(
+	    abq_registry_set_entry(&fx->ctx, "PHONE1", "alice", ABQ_STATE_ALLOWED, NULL, &msg), 0);
+	assert_int_equal(abq_registry_wipe(&fx->ctx, "alice", "NOPE", false, NULL, &msg), 1);
+	assert_non_null(strstr(msg, "no device NOPE"));
+	free(msg);
+	msg = NULL;
+	assert_int_equal(abq_registry_wipe(&fx->ctx, "alice", "PHONE1", true, NULL, &msg), 1);
+	assert_non_null(strstr(msg, "needs 16.1"));
+	free(msg);
+	msg = NULL;
+	h0 = history_count(fx);
+	c0 = last_change(fx);
+	fx->ctx.dry_run = true;
+	assert_int_equal(abq_registry_wipe(&fx->ctx, "alice", "PHONE1", false, &o, &msg), 0);
+	fx->ctx.dry_run = false;
+	abq_outcome_clear(&o);
+	assert_int_equal(history_count(fx), h0);
+	assert_int_equal(
+	    abq_registry_wipe(&fx->ctx, "ALICE@example.com", "phone1", false, &o, &msg), 0);
+	abq_outcome_clear(&o);
+	assert_int_equal(history_count(fx), h0 + 1);
+	assert_true(last_change(fx) > c0);
+	assert_int_equal(abq_store_device_get(fx->store, "alice@example.com", "PHONE1", &d, &err),
+	                 1);
+	assert_int_equal(d.wipe, ABQ_WIPE_REQUESTED);
+	assert_string_equal(d.wipe_by, "admin");
+	assert_int_equal(d.wipe_at, fx->ctx.now);
+	assert_int_equal(d.state, ABQ_STATE_ALLOWED);
+	abq_device_clear(&d);
+	assert_int_equal(abq_registry_wipe_abort(&fx->ctx, "alice", "PHONE1", NULL, &msg), 0);
+	assert_int_equal(abq_registry_wipe_abort(&fx->ctx, "alice", "PHONE1", NULL, &msg), 1);
+	free(msg);
+	msg = NULL;
+	assert_int_equal(abq_registry_wipe(&fx->ctx, "alice", "PHONE1", false, NULL, &msg), 0);
+
+	struct abq_ctx c = fx->ctx;
+	c.who = ABQ_WHO_DAEMON;
+	c.notices = &nc;
+	assert_int_equal(abq_registry_wipe_confirmed(&c, "alice", "PHONE1", NULL, &msg), 0);
+	get(fx, "alice", "PHONE1", ABQ_STATE_BLOCKED, ABQ_REASON_WIPE);
+	assert_int_equal(abq_store_device_get(fx->store, "alice@example.com", "PHONE1", &d, &err),
+	                 1);
+	assert_int_equal(d.wipe, ABQ_WIPE_ACKNOWLEDGED);
+	assert_int_equal(d.wipe_acked_at, c.now);
+	abq_device_clear(&d);
+	assert_int_equal(abq_store_notice_iter(fx->store, NULL, notice_cb, outbox, &err), 0);
+	assert_string_equal(outbox, "user-wiped>alice@example.com admin-wiped>sec@example.com ");
+	/* Confirmed: not again, not withdrawn; a re-decision keeps it Blocked. */
+	assert_int_equal(abq_registry_wipe_confirmed(&c, "alice", "PHONE1", NULL, &msg), 1);
+	free(msg);
+	msg = NULL;
+	assert_int_equal(abq_registry_wipe_abort(&fx->ctx, "alice", "PHONE1", NULL, &msg), 1);
+	assert_non_null(strstr(msg, "cannot be aborted"));
+	free(msg);
+	msg = NULL;
+	assert_int_equal(abq_registry_wipe(&fx->ctx, "alice", "PHONE1", false, NULL, &msg), 1);
+	assert_non_null(strstr(msg, "already wiped"));
+	free(msg);
+	msg = NULL;
+	set_attr(fx, ABQ_SCOPE_GLOBAL, NULL, "abqMode", "Disabled");
+	get(fx, "alice", "PHONE1", ABQ_STATE_BLOCKED, ABQ_REASON_WIPE);
+	/* Deleted: a new device at its next request. */
+	assert_int_equal(abq_registry_delete(&fx->ctx, "PHONE1", "alice", NULL, &msg), 0);
+	seen(fx, "alice", "PHONE1", "iPhone", "iPhone15,3", &d);
+	assert_int_equal(d.wipe, ABQ_WIPE_NONE);
+	assert_int_equal(d.state, ABQ_STATE_ALLOWED);
+	abq_device_clear(&d);
+}
+
 /* The story: Interactive quarantines, allow and block take effect, Strict blocks. */
 static void
 test_story(void **state)
@@ -563,6 +662,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_story, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wipe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mode_change_and_dry_run, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rules_and_discovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rule_update_and_reorder, setup, teardown),
