@@ -53,15 +53,54 @@ abq_view_device_of(const struct abq_device *d, struct abq_view_device *out)
 	};
 }
 
+/* The version of an account's provisioning policy, 0 when it imposes nothing. */
+static uint32_t
+policy_of(const struct abq_view *v, const char *account)
+{
+	struct abq_prov_policy pp;
+
+	abq_policy_provisioning(v->policy, ABQ_SCOPE_ACCOUNT, account, &pp);
+	return abq_prov_imposes(&pp) ? abq_prov_version(&pp) : 0;
+}
+
 /* Iteration callback of the initial load. */
 static int
 load_device(void *arg, const struct abq_device *d)
 {
+	struct abq_view *v = arg;
 	struct abq_view_device vd;
 
 	abq_view_device_of(d, &vd);
-	view_set(arg, d->account, d->device_id, &vd);
+	vd.policy = policy_of(v, d->account);
+	view_set(v, d->account, d->device_id, &vd);
 	return 0;
+}
+
+/*
+ * After an attribute changed: every known device's policy version anew,
+ * reported to cb when it moved (a policy set, changed or removed for its
+ * account, domain or globally). Rare, and a walk of the map.
+ */
+static void
+repolicy(struct abq_view *v, abq_view_device_cb *cb, void *arg)
+{
+	for (size_t i = 0; i < v->devices.cap; i++) {
+		const struct abq_hmap_slot *sl = &v->devices.slots[i];
+		struct abq_view_device *d = sl->key != NULL ? sl->val : NULL;
+		const char *slash;
+
+		if (d == NULL || d->state == ABQ_STATE_NONE ||
+		    (slash = strchr(sl->key, '/')) == NULL)
+			continue;
+		char *account = xstrndup(sl->key, (size_t)(slash - sl->key));
+		uint32_t pol = policy_of(v, account);
+		if (pol != d->policy) {
+			d->policy = pol;
+			if (cb != NULL)
+				cb(arg, account, slash + 1, d);
+		}
+		free(account);
+	}
 }
 
 void
@@ -90,13 +129,18 @@ abq_view_load(struct abq_store *s, const char *default_domain, char **errmsg_r)
 	 * The sequence is read before the data: a change committed while loading is
 	 * applied again at the next refresh, which is harmless, rather than missed.
 	 */
-	if (abq_store_change_last(s, &v->seq, &err) < 0 ||
-	    abq_store_device_iter(s, &all, load_device, v, &err) != 0) {
+	if (abq_store_change_last(s, &v->seq, &err) < 0) {
+		*errmsg_r = xasprintf("store: %s", err);
+		goto fail;
+	}
+	/* The policy first: each device's provisioning version comes from it. */
+	if ((v->policy = abq_registry_policy(s, default_domain, errmsg_r)) == NULL)
+		goto fail;
+	err = NULL;
+	if (abq_store_device_iter(s, &all, load_device, v, &err) != 0) {
 		*errmsg_r = xasprintf("store: %s", err ? err : "loading devices failed");
 		goto fail;
 	}
-	if ((v->policy = abq_registry_policy(s, default_domain, errmsg_r)) == NULL)
-		goto fail;
 	return v;
 fail:
 	abq_view_free(&v);
@@ -191,11 +235,14 @@ abq_view_refresh(struct abq_view *v, struct abq_store *s, abq_view_device_cb *cb
 	if (np != NULL) {
 		abq_policy_free(&v->policy);
 		v->policy = np;
+		repolicy(v, cb, arg);
 	}
 	for (size_t i = 0; i < p.n; i++) {
 		if (accounts[i] == NULL)
 			continue;
 		const char *id = accounts[i] + strlen(accounts[i]) + 1;
+		if (now[i].state != ABQ_STATE_NONE)
+			now[i].policy = policy_of(v, accounts[i]);
 		view_set(v, accounts[i], id, &now[i]);
 		if (cb != NULL)
 			cb(arg, accounts[i], id, &now[i]);

@@ -30,6 +30,12 @@ struct abq_view_device {
 	int64_t first_seen;
 	enum abq_wipe wipe;     /* a requested wipe is served before any state */
 	bool wipe_account_only; /* AccountOnlyRemoteWipe */
+	/*
+	 * The version of the provisioning policy the device must have
+	 * acknowledged (abq_prov_version of its account's effective policy), or
+	 * 0 when that policy imposes nothing.
+	 */
+	uint32_t policy;
 };
 /* The view's record of a device record. */
 void abq_view_device_of(const struct abq_device *d, struct abq_view_device *out);
@@ -45,7 +51,8 @@ void abq_view_free(struct abq_view **v);
 
 /*
  * Called by abq_view_refresh for each device whose record changed (state NONE
- * when the record is gone), after the view has been updated.
+ * when the record is gone), and for each device whose provisioning policy
+ * version changed with an attribute, after the view has been updated.
  */
 typedef void abq_view_device_cb(void *arg, const char *account, const char *device_id,
                                 const struct abq_view_device *now);

@@ -51,6 +51,7 @@
 #include "lib/hmap.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
+#include "lib/provision.h"
 #include "lib/timers.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
@@ -80,7 +81,13 @@ struct devstate {
 	int64_t rule_id;
 	bool facts_known; /* device_type and user_agent below are what was recorded */
 	bool wipe;        /* a remote wipe is pending: every request gets the demand */
-	int64_t touched;  /* when its last-seen time was last queued */
+	/*
+	 * The PolicyKey an Allowed device must send (abq_prov_device_key of its
+	 * account's policy version); 0: the policy imposes nothing, and Provision
+	 * goes to the upstream as any command.
+	 */
+	uint32_t policy_key;
+	int64_t touched; /* when its last-seen time was last queued */
 	char *device_type;
 	char *user_agent;
 };
@@ -151,6 +158,7 @@ enum outcome {
 	OUT_BAD_METHOD,
 	OUT_START_OVER,
 	OUT_WIPE,
+	OUT_PROVISION,
 	OUT_HANDOVER,
 	OUT_CUT,
 	OUT_CLIENT_GONE,
@@ -233,7 +241,8 @@ static void up_on_body(void *arg, const void *data, size_t len);
 static void up_on_done(void *arg, enum upstream_result result);
 
 static void deny(struct exchange *x, int eas_status, enum outcome outcome);
-static void wipe_demand(struct exchange *x);
+static bool policy_demand(struct exchange *x, const struct devstate *s);
+static void provision_demand(struct exchange *x, int eas_status, enum outcome outcome);
 
 static void serve_mailbox(struct exchange *x);
 static char *user_address(const struct gateway *gw, const char *account);
@@ -701,9 +710,16 @@ act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 	x->decision = state;
 	/* A pending wipe comes before every state: a lost phone is blocked and wiped. */
 	if (s != NULL && s->wipe) {
-		wipe_demand(x);
+		if (x->ereq->cmd == EAS_CMD_PROVISION) {
+			x->outcome = OUT_WIPE;
+			serve_mailbox(x);
+		} else {
+			provision_demand(x, EAS_STATUS_REMOTE_WIPE, OUT_WIPE);
+		}
 		return;
 	}
+	if (state == ABQ_STATE_ALLOWED && s != NULL && s->policy_key != 0 && policy_demand(x, s))
+		return;
 	switch (state) {
 	case ABQ_STATE_ALLOWED:
 		if (!start_over(x) && body_well_formed(x))
@@ -1058,28 +1074,50 @@ deny(struct exchange *x, int eas_status, enum outcome outcome)
 }
 
 /*
- * A device with a remote wipe pending (MS-ASPROV 3.2.5.1.2): its Provision is
- * answered by abqd (the command layer adds the directive from the device's
- * record and reports the confirmation, storeq records it); any other command
- * gets the provisioning demand: HTTP 449 below 14.0, else the command's
- * Status 140 (or 449 where the command has no status to carry it). Nothing
- * reaches the upstream or the quarantine mailbox.
+ * An Allowed device whose account has a provisioning policy that imposes
+ * something (MS-ASPROV 3.1.5.1): abqd answers its Provision itself (the
+ * command layer hands out the account's policy and the keys of
+ * abq_prov_device_key), and any other command without the device's current
+ * PolicyKey gets the provisioning demand: Status 142 (DeviceNotProvisioned)
+ * without a key or with 0, 144 (InvalidPolicyKey) with another one, the
+ * key of an older policy included. Returns whether the request was taken
+ * care of here (false: it goes on to the upstream).
  */
-static void
-wipe_demand(struct exchange *x)
+static bool
+policy_demand(struct exchange *x, const struct devstate *s)
 {
 	const struct eas_request *r = x->ereq;
-	const char *v = r->protocol_version;
+
+	if (r->cmd == EAS_CMD_PROVISION) {
+		x->outcome = OUT_PROVISION;
+		serve_mailbox(x);
+		return true;
+	}
+	if (r->has_policy_key && r->policy_key == s->policy_key)
+		return false;
+	provision_demand(x,
+	                 r->has_policy_key && r->policy_key != 0 ? EAS_STATUS_INVALID_POLICY_KEY
+	                                                         : EAS_STATUS_NOT_PROVISIONED,
+	                 OUT_PROVISION);
+	return true;
+}
+
+/*
+ * The provisioning demand (a pending remote wipe, MS-ASPROV 3.2.5.1.2, or a
+ * policy not acknowledged): HTTP 449 below 14.0, else the command's status
+ * (or 449 where the command has no status to carry it). Nothing reaches the
+ * upstream or the quarantine mailbox.
+ */
+static void
+provision_demand(struct exchange *x, int eas_status, enum outcome outcome)
+{
+	const struct eas_request *r = x->ereq;
 	uint8_t *body = NULL;
 	size_t len = 0;
 	int http = 0;
 
-	if (r->cmd == EAS_CMD_PROVISION) {
-		serve_mailbox(x);
-		return;
-	}
-	x->outcome = OUT_WIPE;
-	if (eas_status_response(r->cmd, v, EAS_STATUS_REMOTE_WIPE, &http, &body, &len) == 0 &&
+	x->outcome = outcome;
+	if (eas_status_response(r->cmd, r->protocol_version, eas_status, &http, &body, &len) == 0 &&
 	    http == 200) {
 		respond(x, 200, WBXML_TYPE, body, len, NULL);
 		free(body);
@@ -1152,7 +1190,8 @@ served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
 		hold_begin(x, true);
 		return;
 	}
-	x->outcome = OUT_MAILBOX;
+	if (x->outcome != OUT_WIPE && x->outcome != OUT_PROVISION)
+		x->outcome = OUT_MAILBOX;
 	if (out->wipe_acked) {
 		/* Confirmed (storeq recorded it): Blocked, reason Wipe, without waiting for the
 		 * log. */
@@ -1578,6 +1617,7 @@ static const struct {
     [OUT_BAD_METHOD] = {"bad-method", ABQ_OUTCOME_BAD_REQUEST},
     [OUT_START_OVER] = {"start-over", ABQ_OUTCOME_OTHER},
     [OUT_WIPE] = {"wipe", ABQ_OUTCOME_OTHER},
+    [OUT_PROVISION] = {"provision", ABQ_OUTCOME_OTHER},
     [OUT_HANDOVER] = {"handover", ABQ_OUTCOME_PROXIED},
     [OUT_CUT] = {"cut", ABQ_OUTCOME_OTHER},
     [OUT_CLIENT_GONE] = {"client-gone", ABQ_OUTCOME_OTHER},
@@ -1670,6 +1710,8 @@ on_device(void *arg, const char *account, const char *device_id, const struct ab
 	d->reason = now->reason;
 	d->rule_id = now->rule_id;
 	d->wipe = wipe;
+	d->policy_key =
+	    now->policy != 0 ? abq_prov_device_key(now->policy, account, device_id, false) : 0;
 	if (now->state == ABQ_STATE_NONE)
 		d->facts_known = false;
 	if (changed && !LIST_EMPTY(&gw->exchanges))

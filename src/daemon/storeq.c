@@ -238,7 +238,7 @@ run_observe(struct storeq *q, struct storeq_job *job)
 static void
 run_serve(struct storeq *q, struct storeq_job *job)
 {
-	const struct mbx_quarantine_req r = {
+	struct mbx_quarantine_req r = {
 	    .account = job->seen.account,
 	    .device_id = job->seen.device_id,
 	    .cmd = (enum eas_cmd)job->cmd,
@@ -249,6 +249,11 @@ run_serve(struct storeq *q, struct storeq_job *job)
 	    .sender = job->sender,
 	    .contact = job->contact,
 	};
+	struct abq_prov_policy pp;
+	if (r.cmd == EAS_CMD_PROVISION) {
+		abq_view_provisioning(q->view, r.account, &pp);
+		r.policy = &pp;
+	}
 	job->rv = mbx_quarantine_serve(q->store, q->default_domain, &r, &job->out, &job->errmsg);
 	if (job->rv == 0 && job->out.wipe_acked) {
 		/* The device confirmed its wipe: recorded, Blocked (Wipe), notices queued. */
@@ -630,6 +635,7 @@ thread_main(void *arg)
 struct load_arg {
 	storeq_device_cb *cb;
 	void *arg;
+	const struct abq_view *view;
 };
 
 /*
@@ -642,7 +648,9 @@ load_device(void *arg, const struct abq_device *d)
 	struct load_arg *la = arg;
 	struct abq_view_device now;
 
-	abq_view_device_of(d, &now);
+	/* As the view has it (with its policy version), else as recorded. */
+	if (!abq_view_device(la->view, d->account, d->device_id, &now))
+		abq_view_device_of(d, &now);
 	la->cb(la->arg, d->account, d->device_id, &now);
 	return 0;
 }
@@ -677,7 +685,7 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 	q->efd = -1;
 	q->listen_stop = -1;
 	q->watch_fd = -1;
-	struct load_arg la = {on_device, arg};
+	struct load_arg la = {on_device, arg, NULL};
 	const char *err = NULL;
 
 	q->on_device = on_device;
@@ -706,6 +714,7 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 	}
 	if ((q->view = abq_view_load(q->store, default_domain, errmsg_r)) == NULL)
 		goto fail;
+	la.view = q->view;
 	if (abq_store_device_iter(q->store, &all, load_device, &la, &err) != 0) {
 		*errmsg_r = xasprintf("store: %s", err);
 		goto fail;

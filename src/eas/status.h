@@ -15,10 +15,12 @@
 
 #include "eas/request.h"
 
-#define EAS_STATUS_ACCESS_DENIED  130
-#define EAS_STATUS_DEVICE_BLOCKED 129
-#define EAS_STATUS_MAX_DEVICES    177
-#define EAS_STATUS_REMOTE_WIPE    140 /* RemoteWipeRequested: Provision now */
+#define EAS_STATUS_ACCESS_DENIED      130
+#define EAS_STATUS_DEVICE_BLOCKED     129
+#define EAS_STATUS_MAX_DEVICES        177
+#define EAS_STATUS_REMOTE_WIPE        140 /* RemoteWipeRequested: Provision now */
+#define EAS_STATUS_NOT_PROVISIONED    142 /* DeviceNotProvisioned */
+#define EAS_STATUS_INVALID_POLICY_KEY 144 /* InvalidPolicyKey: provision again */
 
 /*
  * The answer to cmd at protocol version (e.g. "14.1", NULL: none) carrying

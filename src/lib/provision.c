@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/hmap.h"
 #include "lib/provision.h"
 #include "lib/siphash.h"
 #include "lib/util.h"
@@ -401,6 +402,31 @@ abq_prov_imposes(const struct abq_prov_policy *p)
  * bits, 0 replaced by 1. The source of a value is left out: moving a value
  * from the domain to the global scope is not a new policy for the phone.
  */
+uint32_t
+abq_prov_device_key(uint32_t version, const char *account, const char *device_id, bool temporary)
+{
+	static const uint8_t key[SIPHASH_KEY_LEN] = {'a', 'b', 'q', 'd', '-', 'p', 'o', 'l',
+	                                             'i', 'c', 'y', '-', 'k', 'e', 'y', '1'};
+	uint8_t out[SIPHASH_OUT_LEN],
+	    vb[5] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16), (uint8_t)(version >> 8),
+	             (uint8_t)version, temporary ? 'T' : 'F'};
+	struct siphash h;
+	uint32_t v = 0;
+
+	siphash_init(&h, key);
+	siphash_update(&h, vb, sizeof(vb));
+	siphash_update(&h, account != NULL ? account : "", account != NULL ? strlen(account) : 0);
+	siphash_update(&h, "/", 1);
+	for (const char *c = device_id != NULL ? device_id : ""; *c; c++) {
+		unsigned char l = abq_lc((unsigned char)*c);
+		siphash_update(&h, &l, 1);
+	}
+	siphash_final(&h, out);
+	for (size_t i = 0; i < sizeof(out); i++)
+		v ^= (uint32_t)out[i] << (8 * (i % 4));
+	return v != 0 ? v : 1;
+}
+
 uint32_t
 abq_prov_version(const struct abq_prov_policy *p)
 {

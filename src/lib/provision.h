@@ -150,5 +150,15 @@ bool abq_prov_imposes(const struct abq_prov_policy *p);
  * restarts; a changed value changes it.
  */
 uint32_t abq_prov_version(const struct abq_prov_policy *p);
+/*
+ * The PolicyKey a device gets when it acknowledges policy version (phase 2 of
+ * Provision, MS-ASPROV 3.1.5.1.2) and must then send with every request:
+ * derived from the version, the account and the DeviceId (case-folded), so
+ * that every node and restart computes the same key without storing it, and
+ * a new policy version gives every device a new key. Never 0; temporary
+ * (phase 1) gives the key of the first phase instead.
+ */
+uint32_t abq_prov_device_key(uint32_t version, const char *account, const char *device_id,
+                             bool temporary);
 
 #endif

@@ -671,17 +671,18 @@ policy_key(const struct mbx_serve_in *in, bool final)
 }
 
 /*
- * The EASProvisionDoc of a policy that imposes nothing (every key at its
- * default), with the elements the version knows: the quarantine mailbox
- * never demands anything of a phone.
+ * The EASProvisionDoc of in->policy, or of a policy that imposes nothing
+ * (every key at its default: the quarantine mailbox never demands anything
+ * of a phone), with the elements the version knows.
  */
 static void
-add_provision_doc(struct wbxml_node *data, int v)
+add_provision_doc(const struct mbx_serve_in *in, struct wbxml_node *data, int v)
 {
 	struct abq_prov_policy none;
 
-	abq_prov_defaults(&none);
-	eas_policy_add_doc(data, &none, v);
+	if (in->policy == NULL)
+		abq_prov_defaults(&none);
+	eas_policy_add_doc(data, in->policy != NULL ? in->policy : &none, v);
 }
 
 /*
@@ -768,7 +769,7 @@ cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 			snprintf(t, sizeof(t), "%" PRIu32, policy_key(in, phase2));
 			wbxml_addn_text(p, "Provision:PolicyKey", t);
 			if (!phase2)
-				add_provision_doc(wbxml_addn(p, "Provision:Data"), v);
+				add_provision_doc(in, wbxml_addn(p, "Provision:Data"), v);
 		}
 	}
 	if (wiping)

@@ -26,6 +26,8 @@
 #include "eas/request.h"
 #include "mailbox/mailbox.h"
 
+struct abq_prov_policy;
+
 /* The prefix of every sync key (and quarantine folder id) abqd hands out. */
 #define MBX_KEY_PREFIX "abq-"
 
@@ -68,6 +70,8 @@ struct mbx_serve_in {
 	 */
 	uint32_t (*policy_key)(void *arg, bool final);
 	void *policy_key_arg;
+	/* The policy Provision hands out; NULL: one that imposes nothing. */
+	const struct abq_prov_policy *policy;
 	int64_t now;       /* seconds since the epoch (nonce of new sync keys) */
 	int heartbeat_min; /* allowed Ping heartbeat range, seconds; 0: 60 */
 	int heartbeat_max; /* 0: 3540 */

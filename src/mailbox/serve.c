@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "lib/log.h"
+#include "lib/provision.h"
 #include "lib/util.h"
 #include "mailbox/mailbox.h"
 #include "mailbox/serve.h"
@@ -78,6 +79,21 @@ stored_template(struct abq_store *s, const char *default_domain, const struct ab
 	return rv == 1;
 }
 
+/* The device a Provision is answered for, and the version of its policy. */
+struct provisioned {
+	const char *account, *device_id;
+	uint32_t version;
+};
+
+/* mbx_serve_in's policy_key: the keys of lib/provision.h for this device and version. */
+static uint32_t
+device_policy_key(void *arg, bool final)
+{
+	const struct provisioned *pv = arg;
+
+	return abq_prov_device_key(pv->version, pv->account, pv->device_id, !final);
+}
+
 /* Answer one request from the device's quarantine mailbox; see serve.h. */
 int
 mbx_quarantine_serve(struct abq_store *s, const char *default_domain,
@@ -139,6 +155,20 @@ mbx_quarantine_serve(struct abq_store *s, const char *default_domain,
 	            : d.wipe_account_only        ? 2
 	                                         : 1,
 	};
+	/*
+	 * A device that is not in quarantine asks abqd for its policy (the gateway
+	 * sends only its Provision here): the account's effective provisioning
+	 * policy, with the keys every node derives alike. The quarantine mailbox
+	 * keeps the policy that imposes nothing.
+	 */
+	struct provisioned pv = {d.account, d.device_id, 0};
+	if (r->cmd == EAS_CMD_PROVISION && r->policy != NULL && d.state != ABQ_STATE_QUARANTINED &&
+	    d.state != ABQ_STATE_DISCOVERY && abq_prov_imposes(r->policy)) {
+		pv.version = abq_prov_version(r->policy);
+		in.policy = r->policy;
+		in.policy_key = device_policy_key;
+		in.policy_key_arg = &pv;
+	}
 	/* One transaction: the sync state a command writes is durable before its answer. */
 	if (abq_store_begin(s, &err) < 0) {
 		rv = -1;

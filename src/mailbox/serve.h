@@ -28,6 +28,13 @@ struct mbx_quarantine_req {
 	const char *email;   /* the user's address; NULL: the account */
 	const char *sender;  /* the alert's From; NULL: the built-in one */
 	const char *contact; /* whom the alert names to contact; NULL: the default */
+	/*
+	 * The account's effective provisioning policy (lib/provision.h), handed
+	 * out by the Provision of a device that is not in quarantine, with the
+	 * keys abq_prov_device_key derives; NULL, or for a quarantined device:
+	 * a policy that imposes nothing.
+	 */
+	const struct abq_prov_policy *policy;
 };
 
 /*

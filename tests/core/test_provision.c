@@ -411,10 +411,31 @@ test_registry_to_view(void **state)
 	free(url);
 }
 
+/*
+ * The PolicyKey of a device: the same on every call (every node, every
+ * restart), another for another version, account or device (DeviceIds
+ * without case), the temporary key another still, never 0.
+ */
+static void
+test_device_key(void **state)
+{
+	(void)state;
+	uint32_t k = abq_prov_device_key(0x1234, "alice@example.com", "IPHONE1", false);
+
+	assert_int_not_equal(k, 0);
+	assert_int_equal(abq_prov_device_key(0x1234, "alice@example.com", "iphone1", false), k);
+	assert_int_not_equal(abq_prov_device_key(0x1235, "alice@example.com", "IPHONE1", false), k);
+	assert_int_not_equal(abq_prov_device_key(0x1234, "bob@example.com", "IPHONE1", false), k);
+	assert_int_not_equal(abq_prov_device_key(0x1234, "alice@example.com", "IPHONE2", false), k);
+	assert_int_not_equal(abq_prov_device_key(0x1234, "alice@example.com", "IPHONE1", true), k);
+	assert_int_not_equal(abq_prov_device_key(0, NULL, NULL, false), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_device_key),
 	    cmocka_unit_test(test_table_matches_code_page),
 	    cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_effective),

@@ -234,6 +234,7 @@ class Phone:
         self.device_id = device_id or new_id("d")
         self.user, self.password, self.version = user, password, version
         self.device_type, self.user_agent = device_type, user_agent
+        self.policy_key = "0"  # X-MS-PolicyKey, as a phone keeps it after Provision
         if direct:
             u = urllib.parse.urlsplit(H.fixture_url)
             self.host, self.port, self.path = u.hostname, u.port, u.path
@@ -250,7 +251,7 @@ class Phone:
 
     def headers(self, version=None, password=None, auth=True):
         h = {"User-Agent": self.user_agent, "Content-Type": WBXML_TYPE,
-             "X-MS-PolicyKey": "0"}
+             "X-MS-PolicyKey": str(self.policy_key)}
         v = self.version if version is None else version
         if v:
             h["MS-ASProtocolVersion"] = v

@@ -189,6 +189,82 @@ class AccessTests(E.Case):
                          ("Blocked", "Wipe", "acknowledged"), d)
         self.restore.append(("mobile", "abq", "delete", new.device_id, "account", "alice"))
 
+    def provision(self, phone, what):
+        """Both phases of Provision (MS-ASPROV 3.1.5.1) as a phone runs them; the
+        phone keeps the final key. Returns the EASProvisionDoc of phase 1."""
+        ptype = "<PolicyType>MS-EAS-Provisioning-WBXML</PolicyType>"
+        phone.policy_key = "0"
+        r = phone.post("Provision", wbxml('<Provision xmlns="Provision:"><Policies><Policy>%s'
+                                          '</Policy></Policies></Provision>' % ptype))
+        assert_status_doc(self, r, "Provision", 1, what + ": phase 1")
+        doc = r.doc()
+        self.assertEqual(text_of(doc, "Policies/Policy/Status"), "1", ET.tostring(doc))
+        temp = text_of(doc, "Policies/Policy/PolicyKey")
+        self.assertNotIn(temp, (None, "", "0"), ET.tostring(doc))
+        policy = doc.find("Policies/Policy/Data/EASProvisionDoc")
+        self.assertIsNotNone(policy, ET.tostring(doc))
+        phone.policy_key = temp
+        r = phone.post("Provision", wbxml(
+            '<Provision xmlns="Provision:"><Policies><Policy>%s<PolicyKey>%s</PolicyKey>'
+            '<Status>1</Status></Policy></Policies></Provision>' % (ptype, temp)))
+        assert_status_doc(self, r, "Provision", 1, what + ": phase 2")
+        final = text_of(r.doc(), "Policies/Policy/PolicyKey")
+        self.assertNotIn(final, (None, "", "0", temp), ET.tostring(r.doc()))
+        phone.policy_key = final
+        return policy
+
+    def test_04f_provisioning_policy(self):
+        """A domain's policy requiring a 6-digit PIN: a 16.1 and a 12.1 phone are asked
+        to provision (142 / 449), get the policy from abqd, sync with their key; a
+        changed policy makes them provision again (144); without a policy the keys
+        do not matter."""
+        words = ("mobile", "setProvisioning", "domain", "example.test")
+        self.restore.append(("mobile", "unsetProvisioning", "domain", "example.test",
+                             "DevicePasswordEnabled"))
+        self.restore.append(("mobile", "unsetProvisioning", "domain", "example.test",
+                             "MinDevicePasswordLength"))
+        new = Phone(device_id=new_id("pol16"), version="16.1")
+        old = Phone(device_id=new_id("pol12"), version="12.1")
+        for p in (new, old):
+            p.folders(self)  # known and Allowed before the policy
+        self.admin(*words, "DevicePasswordEnabled", "1")
+        self.admin(*words, "MinDevicePasswordLength", "6")
+
+        def demanded():
+            r = new.foldersync()
+            return (r.status == 200 and text_of(r.doc(), "Status") == "142", r)
+        self.until("policy demanded of a known phone", demanded, 2.5, 0.1)
+        r = old.foldersync()
+        self.assertEqual(r.status, 449, "12.1 phone without its key: %r" % r)
+        for p, v in ((new, "16.1"), (old, "12.1")):
+            doc = self.provision(p, "Provision at " + v)
+            self.assertEqual(text_of(doc, "DevicePasswordEnabled"), "1", ET.tostring(doc))
+            self.assertEqual(text_of(doc, "MinDevicePasswordLength"), "6", ET.tostring(doc))
+            r = p.foldersync()
+            assert_status_doc(self, r, "FolderSync", 1, "FolderSync at %s with its key" % v)
+        first = new.policy_key
+        # The policy changes: the old key is refused, Provision hands out the new one.
+        self.admin(*words, "MinDevicePasswordLength", "8")
+
+        def refused():
+            r = new.foldersync()
+            return (r.status == 200 and text_of(r.doc(), "Status") == "144", r)
+        self.until("changed policy demanded again", refused, 2.5, 0.1)
+        self.assertEqual(old.foldersync().status, 449)
+        doc = self.provision(new, "Provision of the changed policy")
+        self.assertEqual(text_of(doc, "MinDevicePasswordLength"), "8", ET.tostring(doc))
+        self.assertNotEqual(new.policy_key, first)
+        assert_status_doc(self, new.foldersync(), "FolderSync", 1, "FolderSync with the new key")
+        # Without a policy no key is asked.
+        for words_ in self.restore[::-1]:
+            self.admin(*words_)
+        self.restore = []
+
+        def free():
+            r = old.foldersync()
+            return (r.status == 200, r)
+        self.until("policy removed", free, 2.5, 0.1)
+
     def test_04b_device_limit(self):
         first = Phone(device_id=new_id("lim1"), user="bob")
         first.folders(self)
