@@ -87,6 +87,67 @@ observe(struct fixture *fx, const char *account, const char *id)
 		fail_msg("observe: %s", msg);
 }
 
+/*
+ * A provisioning policy set for a domain reaches the devices of that domain
+ * (their policy version, reported by the refresh), a change moves it, other
+ * domains stay at 0, and unset it is 0 again.
+ */
+static void
+test_view_policy_versions(void **state)
+{
+	struct fixture *fx = *state;
+	struct abq_view_device vd;
+	struct seen_log log = {0};
+	struct abq_outcome o = {0};
+	size_t n;
+	char *msg = NULL;
+
+	observe(fx, "alice", "DEVA");
+	observe(fx, "carol@other.com", "DEVC");
+	struct abq_view *v = abq_view_load(fx->daemon, "example.com", &msg);
+	assert_non_null(v);
+	assert_true(abq_view_device(v, "alice@example.com", "DEVA", &vd));
+	assert_int_equal(vd.policy, 0);
+	assert_int_equal(abq_registry_prov_set(&fx->ctx, ABQ_SCOPE_DOMAIN, "example.com",
+	                                       "DevicePasswordEnabled", "1", &o, &msg),
+	                 0);
+	abq_outcome_clear(&o);
+	assert_int_equal(abq_view_refresh(v, fx->daemon, on_device, &log, &n, &msg), 0);
+	assert_int_equal(log.calls, 1);
+	assert_string_equal(log.last, "alice@example.com/deva");
+	assert_true(abq_view_device(v, "alice@example.com", "DEVA", &vd));
+	uint32_t first = vd.policy;
+	assert_int_not_equal(first, 0);
+	assert_true(abq_view_device(v, "carol@other.com", "DEVC", &vd));
+	assert_int_equal(vd.policy, 0);
+	/* Loaded anew (a restart): the same version. */
+	struct abq_view *v2 = abq_view_load(fx->daemon, "example.com", &msg);
+	assert_true(abq_view_device(v2, "alice@example.com", "DEVA", &vd));
+	assert_int_equal(vd.policy, first);
+	abq_view_free(&v2);
+	assert_int_equal(abq_registry_prov_set(&fx->ctx, ABQ_SCOPE_DOMAIN, "example.com",
+	                                       "MinDevicePasswordLength", "6", &o, &msg),
+	                 0);
+	abq_outcome_clear(&o);
+	assert_int_equal(abq_view_refresh(v, fx->daemon, on_device, &log, &n, &msg), 0);
+	assert_int_equal(log.calls, 2);
+	assert_true(abq_view_device(v, "alice@example.com", "DEVA", &vd));
+	assert_int_not_equal(vd.policy, 0);
+	assert_int_not_equal(vd.policy, first);
+	assert_int_equal(abq_registry_prov_set(&fx->ctx, ABQ_SCOPE_DOMAIN, "example.com",
+	                                       "MinDevicePasswordLength", NULL, &o, &msg),
+	                 0);
+	abq_outcome_clear(&o);
+	assert_int_equal(abq_registry_prov_set(&fx->ctx, ABQ_SCOPE_DOMAIN, "example.com",
+	                                       "DevicePasswordEnabled", NULL, &o, &msg),
+	                 0);
+	abq_outcome_clear(&o);
+	assert_int_equal(abq_view_refresh(v, fx->daemon, on_device, &log, &n, &msg), 0);
+	assert_true(abq_view_device(v, "alice@example.com", "DEVA", &vd));
+	assert_int_equal(vd.policy, 0);
+	abq_view_free(&v);
+}
+
 static void
 test_view_follows_changes(void **state)
 {
@@ -202,6 +263,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_view_follows_changes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_view_policy_versions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_view_refresh_failure_retries, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
