@@ -48,7 +48,9 @@
 #   of the busiest worker. Then `abqctl mobile abq allow` of one mailbox device
 #   (its Pings end: Status 7) and `block` of one proxied device (its Pings end:
 #   Status 129), each timed from just before abqctl starts until every one of
-#   that device's Pings is answered (min/median/max), while all others stay held.
+#   that device's Pings is answered (min/median/max), while all others stay held;
+#   the same answers timed from abqctl's return bound the time from the commit
+#   (which lies between the two) from below.
 # - Then every phone goes away, and the connections abqd still has are counted.
 #
 # Nothing is pinned: W workers, the holders and the phones share both cores
@@ -184,6 +186,13 @@ change() {
 	say "$3: abqctl $1 $2 took $(awk "BEGIN { printf \"%.0f\", ($te - $ts) * 1000 }") ms; $n of $PER Pings answered (HTTP/Ping status: $st)"
 	awk -v p="held_$3" '{ v[NR] = $1 } END {
 		printf "%s_change_to_answer_ms min %s median %s max %s\n", p, v[1], v[int((NR + 1) / 2)], v[NR] }' \
+		"$tmp/t.$3" | tee -a "$out"
+	# The commit lies between abqctl's start and its return: the same answers
+	# timed from its return bound the commit-to-answer time from below
+	# (negative: answered before abqctl had exited).
+	awk -v p="held_$3" -v d="$(awk "BEGIN { printf \"%.1f\", ($te - $ts) * 1000 }")" \
+		'{ v[NR] = $1 - d } END {
+		printf "%s_abqctl_return_to_answer_ms min %.1f median %.1f max %.1f\n", p, v[1], v[int((NR + 1) / 2)], v[NR] }' \
 		"$tmp/t.$3" | tee -a "$out"
 }
 for R in $(seq "$ROUNDS"); do

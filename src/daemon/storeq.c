@@ -25,7 +25,8 @@
  * directory of the store's files. Every commit, by abqctl, the admin API,
  * another abqd process on the same file or this one, writes the database
  * or its -wal file; each burst of such events (coalesced for
- * WATCH_COALESCE_MS) asks the store thread for one change-log read, so an
+ * WATCH_COALESCE_MS) asks the store thread for a change-log read (and a few
+ * more until one applies something, see watch_main), so an
  * administrator's decision reaches a held request in milliseconds rather
  * than at the next once-a-second read, which stays as the safety net (an
  * event can be lost when the kernel's queue overflows; the read is cheap:
@@ -133,6 +134,7 @@ struct storeq {
 	int watch_fd;
 	pthread_t watch_thread;
 	char *watch_names[4]; /* the base names of the store's files */
+	unsigned applied;     /* under lock: refreshes that applied changes */
 	bool notified;        /* under lock: a notice came, read the change log now */
 	int64_t down_since;   /* under lock: 0, or when the store was found lost */
 	size_t touches_dropped;
@@ -413,9 +415,13 @@ refresh(struct storeq *q)
 	if (was != 0)
 		log_info("store: back after %lld s; caught up to change %lld",
 		         (long long)(abq_now() - was), (long long)abq_view_seq(q->view));
-	if (n > 0)
+	if (n > 0) {
+		pthread_mutex_lock(&q->lock);
+		q->applied++;
+		pthread_mutex_unlock(&q->lock);
 		log_debug("store: applied %zu changes (seq %lld)", n,
 		          (long long)abq_view_seq(q->view));
+	}
 }
 
 /* Sleep up to ms on the stop eventfd; true when asked to stop. */
@@ -540,10 +546,29 @@ watch_drain(struct storeq *q)
 	return ours;
 }
 
-/* The watcher thread (see the top of the file). */
+/* How many refreshes have applied changes so far. */
+static unsigned
+applied_count(struct storeq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	unsigned n = q->applied;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+/*
+ * The watcher thread (see the top of the file). A write seen is not always
+ * a commit that can be read yet: its writer may be between writing the WAL
+ * and publishing it in the shared index (which makes no inotify event), for
+ * as long as the scheduler keeps it waiting. So after the first read the
+ * watcher reads again after WATCH_RETRY_MS[i], until a read applies
+ * something or a new write starts the round over; a write that was no
+ * commit (this process's last-seen updates) costs those few reads.
+ */
 static void *
 watch_main(void *arg)
 {
+	static const int retry_ms[] = {10, 30, 100, 300};
 	struct storeq *q = arg;
 
 	for (;;) {
@@ -551,11 +576,22 @@ watch_main(void *arg)
 			break;
 		if (!watch_drain(q))
 			continue;
-		/* A commit writes in several steps: let the burst end, then read once. */
+	round:;
+		unsigned before = applied_count(q);
+		/* A commit writes in several steps: let the burst end, then read. */
 		if (listen_sleep(q, -1, WATCH_COALESCE_MS))
 			break;
 		watch_drain(q);
 		poke(q);
+		for (size_t i = 0; i < sizeof(retry_ms) / sizeof(retry_ms[0]); i++) {
+			if (listen_sleep(q, q->watch_fd, retry_ms[i]))
+				return NULL;
+			if (watch_drain(q))
+				goto round;
+			if (applied_count(q) != before)
+				break;
+			poke(q);
+		}
 	}
 	return NULL;
 }
