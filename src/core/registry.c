@@ -1514,22 +1514,10 @@ out:
 
 /* A listing of the entries no device has used yet. */
 struct unseen {
-	struct abq_store *s;
 	const struct abq_device_filter *f;
 	abq_entry_cb *cb;
 	void *arg;
-	const char *err;
-	bool failed;
 };
-
-/* A device iteration's callback that stops at the first device. */
-static int
-stop_at_first(void *arg, const struct abq_device *d)
-{
-	(void)arg;
-	(void)d;
-	return 1;
-}
 
 /* Whether account is in domain (a bare account is in default_domain). */
 static bool
@@ -1541,77 +1529,39 @@ account_in_domain(const char *account, const char *domain, const char *default_d
 	return d != NULL && strcasecmp(d, domain) == 0;
 }
 
-/* A history iteration's callback that stops at a purge row. */
-static int
-stop_at_purge(void *arg, const struct abq_history *h)
-{
-	(void)arg;
-	return h->what != NULL && strcmp(h->what, "purge") == 0;
-}
-
 /*
- * One entry: passed on when the filter takes it and no device has used it
- * since it was written: none has it now, and none that had it was purged
- * since (purge forgets devices but keeps their entries).
+ * One entry no device has used (abq_store_entry_unseen_iter): passed on when
+ * the listing's filter takes it.
  */
 static int
 unseen_entry(void *arg, const struct abq_entry *e)
 {
 	struct unseen *u = arg;
 	const struct abq_device_filter *f = u->f;
-	bool used;
-	int rc;
 
 	if (f->device_id != NULL && strcasecmp(f->device_id, e->device_id) != 0)
 		return 0;
-	if (e->account == NULL) {
-		if (f->account != NULL || f->domain != NULL)
-			return 0;
-		struct abq_device_filter any = {.device_id = e->device_id};
-		rc = abq_store_device_iter(u->s, &any, stop_at_first, NULL, &u->err);
-		if (rc != 0 && u->err != NULL)
-			goto failed;
-		used = rc != 0;
-	} else {
-		struct abq_device d = {0};
-		if ((f->account != NULL && strcmp(f->account, e->account) != 0) ||
-		    (f->domain != NULL &&
-		     !account_in_domain(e->account, f->domain, f->default_domain)))
-			return 0;
-		rc = abq_store_device_get(u->s, e->account, e->device_id, &d, &u->err);
-		abq_device_clear(&d);
-		if (rc < 0)
-			goto failed;
-		used = rc == 1;
-	}
-	if (!used) {
-		struct abq_history_filter hf = {
-		    .device_id = e->device_id, .account = e->account, .since = e->created_at};
-		rc = abq_store_history_iter(u->s, &hf, stop_at_purge, NULL, &u->err);
-		if (rc != 0 && u->err != NULL)
-			goto failed;
-		used = rc != 0;
-	}
-	return used ? 0 : u->cb(u->arg, e);
-failed:
-	u->failed = true;
-	return -1;
+	if (e->account == NULL && (f->account != NULL || f->domain != NULL))
+		return 0;
+	if (e->account != NULL &&
+	    ((f->account != NULL && strcmp(f->account, e->account) != 0) ||
+	     (f->domain != NULL && !account_in_domain(e->account, f->domain, f->default_domain))))
+		return 0;
+	return u->cb(u->arg, e);
 }
 
 int
 abq_registry_unseen_entries(struct abq_store *s, const struct abq_device_filter *f,
                             abq_entry_cb *cb, void *arg, char **errmsg_r)
 {
-	struct unseen u = {.s = s, .f = f, .cb = cb, .arg = arg};
+	struct unseen u = {.f = f, .cb = cb, .arg = arg};
 	const char *err = NULL;
 	int rc;
 
 	if (f->seen_since != 0 || f->seen_before != 0 || f->not_individual ||
 	    f->state == ABQ_STATE_DISCOVERY)
 		return 0;
-	rc = abq_store_entry_iter(s, f->state, unseen_entry, &u, &err);
-	if (u.failed)
-		return store_fail(errmsg_r, u.err);
+	rc = abq_store_entry_unseen_iter(s, f->state, unseen_entry, &u, &err);
 	if (rc != 0 && err != NULL) /* a stop comes without a message */
 		return store_fail(errmsg_r, err);
 	return rc;

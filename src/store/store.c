@@ -1383,6 +1383,30 @@ abq_store_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb
 	return iter_args(s, sql, WHAT, &entry_kind, a, 0, (any_cb)cb, arg, errstr_r);
 }
 
+/* The entries no device uses (store.h); the subqueries use the tables' DeviceId indexes. */
+int
+abq_store_entry_unseen_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb, void *arg,
+                            const char **errstr_r)
+{
+	char sql[1024] =
+	    "SELECT " ENTRY_COLS " FROM entries WHERE (device_key, account_key) > (?1, ?2)"
+	    " AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.device_key = entries.device_key"
+	    " AND (entries.account IS NULL OR d.account = entries.account))"
+	    " AND NOT EXISTS (SELECT 1 FROM history h WHERE h.device_key = entries.device_key"
+	    " AND (entries.account IS NULL OR h.account = entries.account)"
+	    " AND h.at >= entries.created_at AND h.what = 'purge')";
+	struct sql_arg a[4] = {T(""), T("")};
+	int n = 2;
+
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "entry_unseen_iter: no callback");
+	REQUIRE(state_ok(state), "entry_unseen_iter: state out of range");
+	filter(sql, sizeof(sql), a, &n, state != ABQ_STATE_NONE, " AND state = ?#",
+	       T(state_text(state)));
+	sql_add(sql, sizeof(sql), " ORDER BY device_key, account_key" BATCH_LIMIT);
+	return iter_args(s, sql, WHAT, &entry_kind, a, 0, (any_cb)cb, arg, errstr_r);
+}
+
 /* ---- rules ------------------------------------------------------------------- */
 
 /* Check the fields every written rule needs. */

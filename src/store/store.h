@@ -263,6 +263,15 @@ int abq_store_entry_put(struct abq_store *s, const struct abq_entry *e, const ch
  */
 int abq_store_entry_delete(struct abq_store *s, const char *device_id, const char *account,
                            bool all_accounts, size_t *count_r, const char **errstr_r);
+/*
+ * The entries no device has used since they were written, in the order of
+ * abq_store_entry_iter: no device has the entry's DeviceId (with the entry's
+ * account, when it names one), and no such device was purged since the entry
+ * was written (a "purge" history row at or after its created_at). One query,
+ * so that listing 100,000 entries costs one pass.
+ */
+int abq_store_entry_unseen_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb,
+                                void *arg, const char **errstr_r);
 /* In (device_id, account) order, DeviceId-alone first; state NONE: all. */
 int abq_store_entry_iter(struct abq_store *s, enum abq_state state, abq_entry_cb *cb, void *arg,
                          const char **errstr_r);

@@ -748,6 +748,57 @@ entries_of(struct abq_store *s, enum abq_state st)
 	return l.buf;
 }
 
+/* The entries no device used, of a state (NONE: all), as entries_of gives them. */
+static const char *
+unseen_of(struct abq_store *s, enum abq_state st)
+{
+	static struct list l;
+
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_entry_unseen_iter(s, st, cb_entry_list, &l, &err));
+	return l.buf;
+}
+
+/*
+ * Entries no device has used: an account's entry is used by that account's
+ * device (DeviceIds without case), a DeviceId-alone entry by any account's;
+ * an entry whose device was purged since it was written counts as used, one
+ * written after the purge does not.
+ */
+static void
+test_entries_unseen(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_history h = {.at = 2000,
+	                        .who = "admin",
+	                        .what = "purge",
+	                        .subject = "OLD",
+	                        .device_id = "OLD",
+	                        .account = "carol@example.com"};
+
+	put_entry(s, "A1", NULL, ABQ_STATE_ALLOWED);
+	put_entry(s, "A2", "alice@example.com", ABQ_STATE_BLOCKED);
+	put_entry(s, "A3", "alice@example.com", ABQ_STATE_ALLOWED);
+	put_entry(s, "B1", NULL, ABQ_STATE_QUARANTINED);
+	put_entry(s, "OLD", "carol@example.com", ABQ_STATE_ALLOWED); /* created_at 1234 */
+	put_device(s, "bob@example.com", "a1", ABQ_STATE_ALLOWED, ABQ_REASON_INDIVIDUAL, 0);
+	put_device(s, "bob@example.com", "A2", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 0);
+	put_device(s, "alice@example.com", "a3", ABQ_STATE_ALLOWED, ABQ_REASON_INDIVIDUAL, 0);
+	OK(abq_store_history_add(s, &h, &err));
+	assert_string_equal(unseen_of(s, ABQ_STATE_NONE),
+	                    "A2/alice@example.com=Blocked,B1/-=Quarantined");
+	assert_string_equal(unseen_of(s, ABQ_STATE_BLOCKED), "A2/alice@example.com=Blocked");
+	assert_string_equal(unseen_of(s, ABQ_STATE_ALLOWED), "");
+	/* Written again after the purge: not seen since. */
+	struct abq_entry e = {.device_id = "OLD",
+	                      .account = "carol@example.com",
+	                      .state = ABQ_STATE_ALLOWED,
+	                      .created_by = "admin",
+	                      .created_at = 3000};
+	OK(abq_store_entry_put(s, &e, &err));
+	assert_string_equal(unseen_of(s, ABQ_STATE_ALLOWED), "OLD/carol@example.com=Allowed");
+}
+
 /* DeviceId-alone entries and DeviceId/account entries are distinct keys. */
 static void
 test_entries(void **state)
@@ -2686,6 +2737,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_device_count, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_device_touch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_entries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_entries_unseen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_entry_iter_callback_deletes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attrs, setup, teardown),
