@@ -265,6 +265,22 @@ class UpstreamProvisioning(unittest.TestCase):
         self.rec.reply = None
         self.assert_served(p.foldersync(), "FolderSync after the failure")
 
+    # 6 ---------------------------------------------------------------
+    def test_06_handover_after_the_upstreams_demand(self):
+        """A phone leaving the quarantine mailbox: the handover's FolderSync meets the
+        upstream's demand, abqd provisions and hands over with the upstream's key."""
+        p = self.phone("upho", "16.1")
+        key_abq = E.wbxml('<FolderSync xmlns="FolderHierarchy:"><SyncKey>abq-3-0badc0de'
+                          '</SyncKey></FolderSync>')
+        r = p.post("FolderSync", key_abq)
+        self.assertEqual(r.status, 200, r)
+        doc = r.doc()
+        self.assertEqual((text_of(doc, "Status"), text_of(doc, "SyncKey")), ("1", "up-1"), r)
+        self.assertEqual(text_of(doc.find("Changes"), "Count"), "5", r)
+        self.assert_provisioned_once(p.device_id)
+        self.assertRegex(E.H.log_text(), r"dev=%s cmd=FolderSync .*outcome=handover" %
+                         p.device_id)
+
 
 def main():
     E.run_suite("e2e_upprov", GateHarness(), tests=UpstreamProvisioning,
