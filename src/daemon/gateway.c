@@ -28,6 +28,7 @@
  * ended, or when the phone went away (on_abort).
  */
 #include <event2/event.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@
 #include "eas/devinfo.h"
 #include "eas/request.h"
 #include "eas/status.h"
+#include "eas/upprov.h"
 #include "eas/wbxml.h"
 #include "lib/cbuf.h"
 #include "lib/hmap.h"
@@ -73,6 +75,8 @@
 #define NOTICE_INTERVAL_S 2
 /* The upstream's FolderSync answer held whole at a handover (a few KiB in practice). */
 #define HANDOVER_MAX (1024 * 1024)
+/* The upstream's answer to abqd's Provision (a policy: a few hundred bytes in practice). */
+#define UPPROV_ANSWER_MAX (64 * 1024)
 
 /* What the loop knows of a device. */
 struct devstate {
@@ -87,6 +91,17 @@ struct devstate {
 	 * goes to the upstream as any command.
 	 */
 	uint32_t policy_key;
+	/*
+	 * The upstream's own PolicyKey for this device (up_keyed): abqd
+	 * provisioned with the upstream on the device's behalf when it demanded
+	 * it (upprov_start), and puts this key on every request it forwards for
+	 * the device. In memory only: after a restart (or in another worker) the
+	 * upstream's next demand provisions again.
+	 */
+	bool up_keyed;
+	uint32_t up_key;
+	/* The upstream asked for a remote wipe: the phone's Provision goes to it, untouched. */
+	bool up_wipe;
 	int64_t touched; /* when its last-seen time was last queued */
 	char *device_type;
 	char *user_agent;
@@ -105,6 +120,27 @@ struct handover {
 	char **headers; /* name, value, ..., NULL */
 	int64_t content_length;
 	struct cbuf body; /* at most HANDOVER_MAX */
+};
+
+/*
+ * Provisioning with the upstream for one exchange (upprov_* below): the
+ * upstream's answer held while it may be a provisioning demand, then abqd's
+ * own Provision (phase 1, phase 2) and its answer.
+ */
+struct upprov {
+	int phase;     /* 0: the phone's request; 1, 2: abqd's Provision phase in flight */
+	bool holding;  /* the answer to the phone's request is held (a possible demand) */
+	bool retried;  /* the phone's request went again, with the upstream's new key */
+	bool handover; /* the request was a handover's FolderSync: retried as one */
+	int status;    /* the held answer's */
+	char *reason;
+	char **headers; /* name, value, ..., NULL; hop-by-hop ones left out */
+	int64_t content_length;
+	struct cbuf body;  /* the held answer (under EAS_UPPROV_DEMAND_MAX) */
+	struct cbuf pbody; /* the answer to abqd's Provision phase (UPPROV_ANSWER_MAX) */
+	int demand;        /* 449, or the Status (142, 143, 144), for the log */
+	int phase_status;  /* the HTTP status of a phase's answer */
+	uint32_t temp_key; /* phase 1's key, acknowledged in phase 2 */
 };
 
 struct gateway {
@@ -172,6 +208,7 @@ enum outcome {
 	OUT_NO_DECISION,
 	OUT_SHUTTING_DOWN,
 	OUT_AUTODISCOVER,
+	OUT_UPSTREAM_PROVISION,
 	OUT_COUNT
 };
 
@@ -203,6 +240,7 @@ struct exchange {
 	struct event *hold_timer;
 	struct mbx_serve_out hold;
 	struct handover *ho; /* a handover's upstream answer, or NULL */
+	struct upprov *upp;  /* provisioning with the upstream, or NULL */
 };
 
 /* ---- forward declarations, in the order of the definitions below ---- */
@@ -261,6 +299,25 @@ static void handover_deletes(struct wbxml_node *changes, size_t others);
 static void wbxml_copy(struct wbxml_node *parent, const struct wbxml_node *n);
 static bool fh_is(const struct wbxml_node *n, const char *tag);
 static void handover_free(struct handover **hop);
+
+static bool upprov_phone_provision(struct exchange *x, const struct devstate *s);
+static bool upprov_key(const struct exchange *x, uint32_t *key);
+static bool upprov_drops(const struct exchange *x, const char *name, size_t len);
+static char **upprov_copy_headers(const struct upstream_header *headers, size_t n);
+static bool upprov_watch(struct exchange *x, int status, const char *reason,
+                         const struct upstream_header *headers, size_t n);
+static void upprov_body(struct exchange *x, const void *data, size_t len);
+static void upprov_done(struct exchange *x, enum upstream_result result);
+static bool upprov_handover_demand(struct exchange *x);
+static void upprov_start(struct exchange *x);
+static void upprov_send(struct exchange *x, int phase);
+static void upp_on_response(void *arg, int status, const char *reason,
+                            const struct upstream_header *headers, size_t n);
+static void upp_on_body(void *arg, const void *data, size_t len);
+static void upp_on_done(void *arg, enum upstream_result result);
+static void upprov_failed(struct exchange *x, const char *why);
+static void upprov_relay(struct exchange *x);
+static void upprov_free(struct upprov **up);
 
 static void respond_out(struct exchange *x, const struct mbx_serve_out *out);
 static void respond(struct exchange *x, int status, const char *ctype, const void *body, size_t len,
@@ -718,6 +775,10 @@ act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 		}
 		return;
 	}
+	upprov_free(&x->upp); /* a request decided anew */
+	if (state == ABQ_STATE_ALLOWED && x->ereq->cmd == EAS_CMD_PROVISION &&
+	    upprov_phone_provision(x, s))
+		return;
 	if (state == ABQ_STATE_ALLOWED && s != NULL && s->policy_key != 0 && policy_demand(x, s))
 		return;
 	switch (state) {
@@ -834,12 +895,15 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	struct gateway *gw = x->gw;
 	struct http_request *hreq = x->hreq;
 	const char *target;
-	struct upstream_header h[EAS_REQ_HEADERS_MAX + 2];
+	struct upstream_header h[EAS_REQ_HEADERS_MAX + 4];
 	size_t n = 0;
 	const char *name, *value, *xff_in = NULL;
 	size_t nlen, vlen;
 	struct sbuf tb = {0}, xb = {0};
-	char tstack[512], xstack[128];
+	char tstack[512], xstack[128], keytext[16];
+	uint32_t key = 0;
+	bool keyed = upprov_key(x, &key);
+	char *keyq = NULL;
 
 	/*
 	 * What is forwarded is what was decided on: the canonical path and the
@@ -851,6 +915,15 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	bool bare = x->ereq->path_kind == EAS_PATH_EAS && x->ereq->method == EAS_METHOD_OPTIONS;
 	if (bare)
 		q = NULL;
+	/* The upstream's key (or abqd's Provision to it) in the query too (upprov_key). */
+	if (keyed && q != NULL) {
+		keyq = eas_request_fwd_query_for(
+		    x->ereq,
+		    x->upp != NULL && x->upp->phase != 0 ? EAS_CMD_PROVISION : EAS_CMD_NONE, true,
+		    key);
+		if (keyq != NULL)
+			q = keyq;
+	}
 	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
 		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q)
 		                   : x->ereq->fwd_path;
@@ -877,7 +950,7 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 			}
 			continue;
 		}
-		if (upstream_hop_header(name, nlen))
+		if (upstream_hop_header(name, nlen) || (keyed && upprov_drops(x, name, nlen)))
 			continue;
 		h[n].name = name;
 		h[n].value = value;
@@ -899,12 +972,20 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	h[n] = (struct upstream_header){.name = "X-Forwarded-Proto",
 	                                .value = http_request_is_tls(hreq) ? "https" : "http"};
 	n++;
+	if (keyed) {
+		snprintf(keytext, sizeof(keytext), "%" PRIu32, key);
+		h[n++] = (struct upstream_header){.name = "X-MS-PolicyKey", .value = keytext};
+		if (x->upp != NULL && x->upp->phase != 0)
+			h[n++] =
+			    (struct upstream_header){.name = "Content-Type", .value = WBXML_TYPE};
+	}
 
 	size_t blen = own_len;
 	const void *body = own_body != NULL ? own_body
 	                   : bare           ? NULL
 	                                    : http_request_body(hreq, &blen);
-	x->held = x->ereq->cmd == EAS_CMD_PING || x->ereq->cmd == EAS_CMD_SYNC;
+	x->held = (x->upp == NULL || x->upp->phase == 0) &&
+	          (x->ereq->cmd == EAS_CMD_PING || x->ereq->cmd == EAS_CMD_SYNC);
 	struct upstream_req_spec spec = {
 	    .method = http_request_method(hreq),
 	    .target = target,
@@ -919,6 +1000,7 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	x->ureq = upstream_send(gw->up, &spec, cbs, x);
 	free(tb.p);
 	free(xb.p);
+	free(keyq);
 	if (x->ureq == NULL)
 		respond_503(x, OUT_UPSTREAM_BUSY, RETRY_AFTER_S);
 	else if (x->held)
@@ -986,9 +1068,12 @@ up_on_response(void *arg, int status, const char *reason, const struct upstream_
 {
 	struct exchange *x = arg;
 	const char *stack_h[2 * 32 + 1];
-	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
+	const char **h;
 	size_t k = 0;
 
+	if (upprov_watch(x, status, reason, headers, n))
+		return; /* held: it may be a provisioning demand */
+	h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
 	x->upstream_status = status;
 	hold_end(x);
 	if (status == 401 && x->ereq->auth_user != NULL)
@@ -1016,6 +1101,10 @@ static void
 up_on_body(void *arg, const void *data, size_t len)
 {
 	struct exchange *x = arg;
+	if (x->upp != NULL && x->upp->holding) {
+		upprov_body(x, data, len);
+		return;
+	}
 	if (!x->started)
 		return;
 	if (http_response_write(x->hreq, data, len) == 1)
@@ -1031,6 +1120,10 @@ static void
 up_on_done(void *arg, enum upstream_result result)
 {
 	struct exchange *x = arg;
+	if (x->upp != NULL && x->upp->holding) {
+		upprov_done(x, result);
+		return;
+	}
 	x->ureq = NULL;
 	if (result == UPSTREAM_OK && x->started) {
 		http_response_end(x->hreq);
@@ -1362,6 +1455,8 @@ ho_on_done(void *arg, enum upstream_result result)
 		return;
 	}
 	x->ureq = NULL;
+	if (upprov_handover_demand(x))
+		return; /* provisioning with the upstream, then the handover again */
 	if (ho->status == 200 &&
 	    handover_answer((const uint8_t *)ho->body.p, ho->body.len, &out, &olen, &why) == 0) {
 		log_info("user=%s dev=%s: handover: the upstream's folders replace the quarantine "
@@ -1492,6 +1587,466 @@ handover_free(struct handover **hop)
 	cbuf_reset(&ho->body);
 	free(ho);
 	*hop = NULL;
+}
+
+/* ---- provisioning with the upstream (Allowed, proxied) ---- */
+
+/*
+ * Some upstreams (Z-Push, grommunio) answer every command with a
+ * provisioning demand until the device has provisioned with them: HTTP 449
+ * at 12.x, or a small WBXML answer whose root Status is 142, 143 or 144
+ * (eas/upprov.h). The phone must not see it: it provisions with abqd (or not
+ * at all, when abqd's policy imposes nothing). So abqd holds such an answer
+ * (upprov_watch: 449, or a 200 WBXML answer under EAS_UPPROV_DEMAND_MAX
+ * bytes; anything larger streams as it comes), runs both phases of
+ * Provision with the upstream itself with the phone's credentials, query
+ * identity, protocol version and User-Agent, keeps the upstream's final key
+ * for the device (devstate.up_key) and sends the phone's request again with
+ * it. Every later request of the device carries that key in place of the
+ * phone's (proxy_via, upprov_key). The phone gets the answer to its request,
+ * or a 503 with Retry-After when provisioning failed.
+ *
+ * Sending the phone's request again is safe for every command, SendMail and
+ * MoveItems included: the upstream refused it with the demand before
+ * running the command (that is what 449 and Status 142-144 say, MS-ASPROV
+ * 3.1.5.1), so the one retry is its only execution. A second demand on the
+ * retry is not retried again (503).
+ *
+ * A remote wipe the upstream asks for (Status 140, or RemoteWipe in its
+ * Provision answer) is never acknowledged by abqd: it goes to the phone as it
+ * came, and the phone's own Provision then goes to the upstream untouched
+ * (devstate.up_wipe), so that the phone hears the directive and confirms it
+ * itself. Wiping is the upstream's administrator's decision; abqd neither
+ * eats nor answers it.
+ */
+
+static const struct upstream_cbs upp_cbs = {
+    .on_response = upp_on_response,
+    .on_body = upp_on_body,
+    .on_done = upp_on_done,
+};
+
+/*
+ * An Allowed device's own Provision (act): with a remote wipe of the
+ * upstream's pending it goes to the upstream untouched; with abqd's policy
+ * imposing something, policy_demand answers it (returns false); else abqd
+ * answers it with the policy that imposes nothing, so that the phone never
+ * gets the upstream's policy (abqd provisions with the upstream itself when
+ * it demands). Returns whether the request was taken care of here.
+ */
+static bool
+upprov_phone_provision(struct exchange *x, const struct devstate *s)
+{
+	if (s != NULL && s->up_wipe) {
+		log_info("user=%s dev=%s: Provision passed to the upstream, which asked for a "
+		         "remote wipe",
+		         x->ereq->account, x->ereq->device_id);
+		if (body_well_formed(x))
+			proxy(x);
+		return true;
+	}
+	if (s != NULL && s->policy_key != 0)
+		return false;
+	x->outcome = OUT_PROVISION;
+	serve_mailbox(x);
+	return true;
+}
+
+/*
+ * The policy key a request forwarded now carries in place of the phone's:
+ * during abqd's Provision with the upstream, 0 (phase 1) or the temporary
+ * key (phase 2); for any other request of a device with an upstream key
+ * (EAS POST, not the phone's own Provision), that key. Returns false when
+ * the phone's key goes as it came.
+ */
+static bool
+upprov_key(const struct exchange *x, uint32_t *key)
+{
+	const struct eas_request *r = x->ereq;
+
+	if (x->upp != NULL && x->upp->phase != 0) {
+		*key = x->upp->phase == 1 ? 0 : x->upp->temp_key;
+		return true;
+	}
+	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST || r->device_id == NULL ||
+	    r->account == NULL || r->cmd == EAS_CMD_PROVISION)
+		return false;
+	const struct devstate *s = dev_get(x->gw, r->account, r->device_id);
+	if (s == NULL || !s->up_keyed)
+		return false;
+	*key = s->up_key;
+	return true;
+}
+
+/*
+ * Whether a header of the phone's request is left out when abqd sets the
+ * policy key (upprov_key): X-MS-PolicyKey; for abqd's Provision also the
+ * phone's body's Content-Type and Content-Encoding (it sends a WBXML body of
+ * its own).
+ */
+static bool
+upprov_drops(const struct exchange *x, const char *name, size_t len)
+{
+	if (len == 14 && mem_ieq(name, "X-MS-PolicyKey", 14))
+		return true;
+	if (x->upp == NULL || x->upp->phase == 0)
+		return false;
+	return (len == 12 && mem_ieq(name, "Content-Type", 12)) ||
+	       (len == 16 && mem_ieq(name, "Content-Encoding", 16));
+}
+
+/* A copy of the upstream's headers without the hop-by-hop ones: name, value, ..., NULL. */
+static char **
+upprov_copy_headers(const struct upstream_header *headers, size_t n)
+{
+	char **h = xcalloc(2 * n + 1, sizeof(char *));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (upstream_hop_header(headers[i].name, headers[i].name_len))
+			continue;
+		h[k++] = xstrdup(headers[i].name);
+		h[k++] = xstrdup(headers[i].value);
+	}
+	return h;
+}
+
+/*
+ * The upstream's status line and headers for an Allowed device's command
+ * (up_on_response): a 449, or a 200 WBXML answer that is small enough to be
+ * a demand (Content-Length under EAS_UPPROV_DEMAND_MAX, or chunked), is
+ * held (upprov_body, upprov_done) instead of passed on. Returns whether it
+ * was held.
+ */
+static bool
+upprov_watch(struct exchange *x, int status, const char *reason,
+             const struct upstream_header *headers, size_t n)
+{
+	const struct eas_request *r = x->ereq;
+	int64_t cl;
+	bool wbxml = false;
+
+	if ((status != 449 && status != 200) || x->decision != ABQ_STATE_ALLOWED ||
+	    r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST || r->device_id == NULL ||
+	    r->cmd == EAS_CMD_PROVISION)
+		return false;
+	cl = upstream_req_content_length(x->ureq);
+	if (status == 200) {
+		for (size_t i = 0; i < n && !wbxml; i++)
+			wbxml = headers[i].name_len == 12 &&
+			        mem_ieq(headers[i].name, "Content-Type", 12) &&
+			        strncasecmp(headers[i].value, WBXML_TYPE, strlen(WBXML_TYPE)) == 0;
+		if (!wbxml || cl == 0 || cl >= EAS_UPPROV_DEMAND_MAX)
+			return false;
+	}
+	x->upstream_status = status;
+	hold_end(x); /* a held Ping's wait is over, whatever the answer */
+	if (x->upp == NULL)
+		x->upp = xcalloc(1, sizeof(*x->upp));
+	struct upprov *up = x->upp;
+	for (size_t i = 0; up->headers != NULL && up->headers[i] != NULL; i++)
+		free(up->headers[i]);
+	free(up->headers);
+	free(up->reason);
+	cbuf_reset(&up->body);
+	up->holding = true;
+	up->status = status;
+	up->reason = xstrdup_null(reason);
+	up->content_length = cl;
+	up->headers = upprov_copy_headers(headers, n);
+	cbuf_init(&up->body, EAS_UPPROV_DEMAND_MAX - 1); /* "under" the cap */
+	return true;
+}
+
+/*
+ * A piece of a held answer: kept (a 449's body is dropped), unless the
+ * answer outgrows EAS_UPPROV_DEMAND_MAX: then it is no demand, and what is
+ * held goes out and the rest streams as for any proxied request.
+ */
+static void
+upprov_body(struct exchange *x, const void *data, size_t len)
+{
+	struct upprov *up = x->upp;
+
+	if (up->status == 449 || cbuf_append(&up->body, data, len) == 0)
+		return;
+	up->holding = false;
+	x->status = up->status;
+	if (http_response_start(x->hreq, up->status, up->reason, up->content_length,
+	                        (const char *const *)up->headers) == 0)
+		x->started = true;
+	if (x->started && up->body.len > 0)
+		http_response_write(x->hreq, up->body.p, up->body.len);
+	cbuf_reset(&up->body);
+	up_on_body(x, data, len);
+}
+
+/*
+ * The held answer is whole: a demand starts abqd's Provision with the
+ * upstream (or, on the retry, a 503); anything else goes to the phone as it
+ * came, a remote wipe (Status 140) noted in the log and in up_wipe.
+ */
+static void
+upprov_done(struct exchange *x, enum upstream_result result)
+{
+	struct upprov *up = x->upp;
+	int st = 0;
+
+	up->holding = false;
+	if (result != UPSTREAM_OK) {
+		up_on_done(x, result); /* nothing went out: a 503 */
+		return;
+	}
+	x->ureq = NULL;
+	switch (eas_upprov_demand(up->status, (const uint8_t *)up->body.p, up->body.len, &st)) {
+	case EAS_UPPROV_DEMAND:
+		up->demand = st;
+		if (up->retried) {
+			upprov_failed(x,
+			              "the upstream demanded provisioning again with its new key");
+			return;
+		}
+		upprov_start(x);
+		return;
+	case EAS_UPPROV_WIPE: {
+		struct devstate *s = dev_slot(x->gw, x->ereq->account, x->ereq->device_id);
+		log_info("user=%s dev=%s cmd=%s: the upstream asks for a remote wipe (Status 140): "
+		         "passed to the phone, its Provision goes to the upstream",
+		         x->ereq->account, x->ereq->device_id, eas_cmd_name(x->ereq->cmd));
+		s->up_wipe = true;
+		break;
+	}
+	case EAS_UPPROV_NONE:
+		break;
+	}
+	upprov_relay(x);
+}
+
+/*
+ * A handover's FolderSync (ho_on_done) answered with a provisioning demand:
+ * provision with the upstream, then hand over again (upprov_start). A
+ * remote wipe is noted and relayed as any answer. Returns whether the
+ * exchange went on here.
+ */
+static bool
+upprov_handover_demand(struct exchange *x)
+{
+	struct handover *ho = x->ho;
+	int st = 0;
+	enum eas_upprov_kind k =
+	    eas_upprov_demand(ho->status, (const uint8_t *)ho->body.p, ho->body.len, &st);
+
+	if (k == EAS_UPPROV_WIPE) {
+		dev_slot(x->gw, x->ereq->account, x->ereq->device_id)->up_wipe = true;
+		log_info("user=%s dev=%s: the upstream asks for a remote wipe (Status 140): passed "
+		         "to the phone, its Provision goes to the upstream",
+		         x->ereq->account, x->ereq->device_id);
+		return false;
+	}
+	if (k != EAS_UPPROV_DEMAND)
+		return false;
+	if (x->upp == NULL)
+		x->upp = xcalloc(1, sizeof(*x->upp));
+	x->upp->handover = true;
+	x->upp->demand = st;
+	if (x->upp->retried) {
+		upprov_failed(x, "the upstream demanded provisioning again with its new key");
+		return true;
+	}
+	upprov_start(x);
+	return true;
+}
+
+/* The upstream demanded provisioning: its phase 1. */
+static void
+upprov_start(struct exchange *x)
+{
+	log_info("user=%s dev=%s cmd=%s ver=%s: the upstream demands provisioning (%d): "
+	         "provisioning with it for the device",
+	         x->ereq->account, x->ereq->device_id, eas_cmd_name(x->ereq->cmd),
+	         x->ereq->protocol_version ? x->ereq->protocol_version : "-", x->upp->demand);
+	upprov_send(x, 1);
+}
+
+/*
+ * Send abqd's Provision phase (1 or 2) to the upstream: the phone's
+ * credentials, identity (the query rebuilt for Provision) and headers, with
+ * abqd's body, Content-Type and policy key (proxy_via, upprov_key).
+ */
+static void
+upprov_send(struct exchange *x, int phase)
+{
+	struct upprov *up = x->upp;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	char temp[16];
+	const char *ua =
+	    x->has_info && x->info.user_agent ? x->info.user_agent : x->ereq->user_agent;
+
+	snprintf(temp, sizeof(temp), "%" PRIu32, up->temp_key);
+	if (eas_upprov_request(x->ereq->protocol_version, phase == 2 ? temp : NULL, ua, &body,
+	                       &len) < 0) {
+		upprov_failed(x, "cannot build the Provision request");
+		return;
+	}
+	up->phase = phase;
+	up->phase_status = 0;
+	cbuf_reset(&up->pbody);
+	cbuf_init(&up->pbody, UPPROV_ANSWER_MAX);
+	proxy_via(x, body, len, &upp_cbs); /* the body is copied: it is small */
+	free(body);
+}
+
+/* The status line of the upstream's answer to abqd's Provision. */
+static void
+upp_on_response(void *arg, int status, const char *reason, const struct upstream_header *headers,
+                size_t n)
+{
+	struct exchange *x = arg;
+
+	(void)reason;
+	(void)headers;
+	(void)n;
+	x->upp->phase_status = status;
+	if (status == 401 && x->ereq->auth_user != NULL)
+		auth_forget(x->gw->auth, x->ereq->auth_user, x->ereq->auth_password);
+}
+
+/* A piece of that answer: kept up to the cap (a policy is a few hundred bytes). */
+static void
+upp_on_body(void *arg, const void *data, size_t len)
+{
+	struct exchange *x = arg;
+
+	if (cbuf_append(&x->upp->pbody, data, len) < 0)
+		x->upp->phase_status = -1; /* over the cap: refused in upp_on_done */
+}
+
+/*
+ * The upstream's answer to abqd's Provision is whole. Phase 1 with a
+ * temporary key: phase 2 acknowledges it. Phase 2 with the final key: kept
+ * for the device, and the phone's request goes again (or the handover runs
+ * again) with it. A RemoteWipe is not acknowledged: the phone gets the
+ * upstream's demand as it came, and provisions (with the upstream) itself.
+ */
+static void
+upp_on_done(void *arg, enum upstream_result result)
+{
+	struct exchange *x = arg;
+	struct upprov *up = x->upp;
+	struct eas_upprov_answer a;
+	char why[160];
+
+	x->ureq = NULL;
+	if (result != UPSTREAM_OK) {
+		snprintf(why, sizeof(why), "phase %d: %s", up->phase, upstream_strerror(result));
+		upprov_failed(x, why);
+		return;
+	}
+	if (up->phase_status != 200 ||
+	    eas_upprov_answer((const uint8_t *)up->pbody.p, up->pbody.len, &a) < 0) {
+		if (up->phase_status == -1)
+			snprintf(why, sizeof(why), "phase %d: an answer over 64 KiB", up->phase);
+		else if (up->phase_status != 200)
+			snprintf(why, sizeof(why), "phase %d: HTTP %d", up->phase,
+			         up->phase_status);
+		else
+			snprintf(why, sizeof(why), "phase %d: not a Provision answer", up->phase);
+		upprov_failed(x, why);
+		return;
+	}
+	if (a.wipe) {
+		dev_slot(x->gw, x->ereq->account, x->ereq->device_id)->up_wipe = true;
+		log_info("user=%s dev=%s: the upstream's Provision carries a remote wipe: not "
+		         "acknowledged; its demand goes to the phone, whose Provision goes to the "
+		         "upstream",
+		         x->ereq->account, x->ereq->device_id);
+		upprov_relay(x);
+		return;
+	}
+	if (a.status != 1 || a.policy_status != 1 || !a.has_key) {
+		snprintf(why, sizeof(why), "phase %d: Status %d, Policy Status %d%s", up->phase,
+		         a.status, a.policy_status, a.has_key ? "" : ", no PolicyKey");
+		upprov_failed(x, why);
+		return;
+	}
+	if (up->phase == 1) {
+		up->temp_key = a.key;
+		upprov_send(x, 2);
+		return;
+	}
+	struct devstate *s = dev_slot(x->gw, x->ereq->account, x->ereq->device_id);
+	s->up_keyed = true;
+	s->up_key = a.key;
+	s->up_wipe = false;
+	log_info("user=%s dev=%s: provisioned with the upstream (its PolicyKey %" PRIu32
+	         "): the %s goes again with it",
+	         x->ereq->account, x->ereq->device_id, a.key,
+	         up->handover ? "handover" : eas_cmd_name(x->ereq->cmd));
+	up->phase = 0;
+	up->retried = true;
+	cbuf_reset(&up->body);
+	cbuf_reset(&up->pbody);
+	/* The one retry: the upstream refused the request unexecuted (see above). */
+	if (up->handover)
+		handover(x);
+	else
+		proxy(x);
+}
+
+/* Provisioning with the upstream failed: the phone gets a 503, never the demand. */
+static void
+upprov_failed(struct exchange *x, const char *why)
+{
+	log_warn("user=%s dev=%s cmd=%s: provisioning with the upstream failed: %s; 503 to the "
+	         "phone",
+	         x->ereq->account, x->ereq->device_id, eas_cmd_name(x->ereq->cmd), why);
+	respond_503(x, OUT_UPSTREAM_PROVISION, RETRY_AFTER_S);
+}
+
+/*
+ * The held answer goes to the phone as the upstream sent it (not a demand,
+ * or a remote wipe's). A handover's answer is the handover's own.
+ */
+static void
+upprov_relay(struct exchange *x)
+{
+	struct upprov *up = x->upp;
+	struct http_request *hreq = x->hreq;
+
+	if (up->handover && x->ho != NULL) {
+		x->outcome = OUT_PROXIED;
+		handover_send(x, x->ho->body.p, x->ho->body.len);
+		return;
+	}
+	x->status = up->status;
+	if (http_response_start(hreq, up->status, up->reason,
+	                        up->status == 449 ? 0 : (int64_t)up->body.len,
+	                        (const char *const *)up->headers) == 0) {
+		if (up->status != 449 && up->body.len > 0)
+			http_response_write(hreq, up->body.p, up->body.len);
+		http_response_end(hreq);
+	}
+	x->hreq = NULL;
+	exchange_finish(x);
+}
+
+/* Free an exchange's provisioning state; sets *upp to NULL. NULL is fine. */
+static void
+upprov_free(struct upprov **upp)
+{
+	struct upprov *up = *upp;
+
+	if (up == NULL)
+		return;
+	for (size_t i = 0; up->headers != NULL && up->headers[i] != NULL; i++)
+		free(up->headers[i]);
+	free(up->headers);
+	free(up->reason);
+	cbuf_reset(&up->body);
+	cbuf_reset(&up->pbody);
+	free(up);
+	*upp = NULL;
 }
 
 /* ---- answering ---- */
@@ -1631,6 +2186,7 @@ static const struct {
     [OUT_NO_DECISION] = {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
     [OUT_SHUTTING_DOWN] = {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
     [OUT_AUTODISCOVER] = {"autodiscover", ABQ_OUTCOME_OTHER},
+    [OUT_UPSTREAM_PROVISION] = {"upstream-provision", ABQ_OUTCOME_UNAVAILABLE},
 };
 
 /* The metrics outcome of a finished exchange. */
@@ -1686,6 +2242,7 @@ exchange_finish(struct exchange *x)
 		event_free(x->hold_timer);
 	mbx_serve_out_clear(&x->hold);
 	handover_free(&x->ho);
+	upprov_free(&x->upp);
 	LIST_REMOVE(x, link);
 	gw->in_flight--;
 	eas_request_free(&x->ereq);

@@ -2239,3 +2239,127 @@ eas_request_describe(const struct eas_request *r, char *buf, size_t len)
 		describe_add(buf, len, &off, "user_mismatch", "yes");
 	return buf;
 }
+
+/* ---- the forwarded query for another command or policy key ---- */
+
+/* The plain fwd_query's pair p[0..len) named name (as abqd writes it). */
+static bool
+pair_named(const char *p, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len > n && p[n] == '=' && memcmp(p, name, n) == 0;
+}
+
+/*
+ * eas_request_fwd_query_for for a plain query: the canonical pairs of
+ * fwd_query copied in their order, Cmd and PolicyKey replaced; for another
+ * command only Cmd, User, DeviceId, DeviceType and PolicyKey are kept (the
+ * others belong to the phone's command).
+ */
+static char *
+fwd_plain_for(const struct eas_request *r, enum eas_cmd cmd, bool set_key, uint32_t key)
+{
+	const char *q = r->fwd_query;
+	size_t qlen = strlen(q);
+	char *out = xmalloc(qlen + 64), *o = out;
+
+	for (const char *p = q; p < q + qlen;) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp != NULL ? (size_t)(amp - p) : strlen(p);
+		char v[48];
+		const char *w = NULL;
+		size_t wlen = len;
+
+		if (pair_named(p, len, "PolicyKey") && set_key) {
+			snprintf(v, sizeof(v), "PolicyKey=%u", key);
+			w = v;
+			wlen = strlen(v);
+		} else if (pair_named(p, len, "Cmd") && cmd != EAS_CMD_NONE) {
+			snprintf(v, sizeof(v), "Cmd=%s", eas_cmd_name(cmd));
+			w = v;
+			wlen = strlen(v);
+		} else if (cmd == EAS_CMD_NONE || pair_named(p, len, "User") ||
+		           pair_named(p, len, "DeviceId") || pair_named(p, len, "DeviceType") ||
+		           pair_named(p, len, "PolicyKey")) {
+			w = p;
+		}
+		if (w != NULL) {
+			if (o != out)
+				*o++ = '&';
+			memcpy(o, w, wlen);
+			o += wlen;
+		}
+		p += len + (amp != NULL);
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * eas_request_fwd_query_for for a base64 query: fwd_query (abqd's own
+ * encoding, so well-formed; lengths are checked all the same) decoded, the
+ * command code and the policy key field replaced, for another command only
+ * the User tag kept, encoded again.
+ */
+static char *
+fwd_b64_for(const struct eas_request *r, enum eas_cmd cmd, bool set_key, uint32_t key)
+{
+	size_t qlen = strlen(r->fwd_query), n = 0, pos = 0, len, ep;
+	unsigned char *in = xmalloc(B64_DECODED_MAX(qlen) + 1),
+	              *b = xmalloc(B64_DECODED_MAX(qlen) + 8);
+	const char *why;
+	char *out = NULL;
+
+	if (b64_decode(r->fwd_query, qlen, in, &len, &ep, &why) != 0 || len < 5)
+		goto out;
+	b[n++] = in[0];
+	b[n++] = cmd != EAS_CMD_NONE ? (unsigned char)eas_cmd_code(cmd) : in[1];
+	b[n++] = in[2];
+	b[n++] = in[3];
+	pos = 4;
+	/* DeviceId, policy key, DeviceType: each a length byte and its bytes. */
+	for (int field = 0; field < 3; field++) {
+		if (pos >= len || pos + 1 + in[pos] > len)
+			goto out;
+		size_t flen = in[pos];
+		if (field == 1 && set_key) {
+			b[n++] = 4;
+			for (int k = 0; k < 4; k++)
+				b[n++] = (unsigned char)(key >> (8 * k));
+		} else {
+			memcpy(b + n, in + pos, 1 + flen);
+			n += 1 + flen;
+		}
+		pos += 1 + flen;
+	}
+	while (pos < len) {
+		if (pos + 2 > len || pos + 2 + in[pos + 1] > len)
+			goto out;
+		size_t tlen = 2 + (size_t)in[pos + 1];
+		if (cmd == EAS_CMD_NONE || in[pos] == TAG_USER) {
+			memcpy(b + n, in + pos, tlen);
+			n += tlen;
+		}
+		pos += tlen;
+	}
+	out = xmalloc(B64_ENCODED_LEN(n) + 1);
+	b64_encode(b, n, out);
+out:
+	free(in);
+	free(b);
+	return out;
+}
+
+/* The query to forward with another command or policy key; see request.h. */
+char *
+eas_request_fwd_query_for(const struct eas_request *r, enum eas_cmd cmd, bool set_key, uint32_t key)
+{
+	if (r == NULL || r->path_kind != EAS_PATH_EAS || r->fwd_query == NULL)
+		return NULL;
+	if (cmd != EAS_CMD_NONE && r->query_form == EAS_QUERY_BASE64 && eas_cmd_code(cmd) < 0)
+		return NULL;
+	if (r->query_form == EAS_QUERY_BASE64)
+		return fwd_b64_for(r, cmd, set_key, key);
+	return fwd_plain_for(r, cmd, set_key, key);
+}

@@ -286,6 +286,23 @@ enum eas_req_err eas_request_parse(const struct eas_request_config *cfg, const c
                                    size_t n_headers, struct eas_request **req_r, char *errbuf,
                                    size_t errlen);
 
+/*
+ * The query to forward (fwd_query, in the phone's form) with the command cmd
+ * in place of the phone's (EAS_CMD_NONE: the phone's command and all its
+ * parameters) and, when set_key, the policy key key in place of the
+ * phone's: a base64 query gets its policy key field set (4 bytes), a plain
+ * query its PolicyKey= parameter replaced when it has one (the
+ * X-MS-PolicyKey header carries the key otherwise). For another command
+ * only the identity is kept: Cmd, User, DeviceId, DeviceType, PolicyKey, in
+ * the base64 form the fixed fields and the User tag. What the gateway sends
+ * the upstream when it provisions with it on the device's behalf and when
+ * it puts the upstream's policy key on a forwarded request. Returns a
+ * malloc'd string, or NULL when r has no query on the EAS path (or, base64,
+ * cmd has no command code).
+ */
+char *eas_request_fwd_query_for(const struct eas_request *r, enum eas_cmd cmd, bool set_key,
+                                uint32_t key);
+
 /* Wipe the password, free everything, set *reqp to NULL. NULL is fine. */
 void eas_request_free(struct eas_request **reqp);
 

@@ -533,8 +533,8 @@ class Gate(unittest.TestCase):
         """An allowed phone's FolderSync with the quarantine mailbox's key: the
         upstream is asked FolderSync SyncKey 0 (eas-protocol.md's bytes, the
         phone's query) and its Status 1 answer reaches the phone with a Delete per
-        quarantine folder and Count adjusted. Any other answer (another Status,
-        another HTTP status, not WBXML, over 1 MiB) is relayed as it came."""
+        quarantine folder and Count adjusted. Any other answer (another HTTP status,
+        not WBXML, over 1 MiB) is relayed as it came, but a provisioning demand."""
         dev = self.allowed_device("ho")
         q = "%s?Cmd=FolderSync&User=alice&DeviceId=%s&DeviceType=iPhone" % (EAS, dev)
         key_abq = E.wbxml('<FolderSync xmlns="FolderHierarchy:"><SyncKey>abq-3-0badc0de'
@@ -572,7 +572,14 @@ class Gate(unittest.TestCase):
                     b"Content-Length: %d\r\n\r\n" % (status, ctype, len(body))) + body
         provision = bytes.fromhex("03016a00000756" "4c0331343200" "01" "01")  # Status 142
         big = b"\x03\x01\x6a\x00" + b"x" * (1536 * 1024)
-        for status, body in ((200, provision), (503, b"down for a while\n"),
+        # A provisioning demand is not relayed: abqd provisions with the upstream
+        # (test_upprov.py), and here, where every answer is that demand, fails: 503.
+        self.rec.reply = lambda req: answer(200, provision)
+        r = self.send("POST", q, self.eas_headers(), key_abq)
+        self.assertEqual((r.status, r.headers.get("x-recorder")), (503, None), r)
+        self.assertIn("retry-after", r.headers)
+        self.assertEqual(len(self.rec.seen(lambda x: "Cmd=Provision" in x.target)), 1)
+        for status, body in ((503, b"down for a while\n"),
                              (200, b"not WBXML"), (200, big), (200, b"")):
             self.rec.reply = lambda req, s=status, b=body: answer(s, b)
             r = self.send("POST", q, self.eas_headers(), key_abq)

@@ -1216,6 +1216,70 @@ fwd_is(const char *target, bool auth, const char *want)
 	eas_request_free(&r);
 }
 
+/*
+ * The forwarded query for another command or policy key (what the gateway
+ * sends when it provisions with the upstream for a device, and the
+ * upstream's key on a forwarded request), plain and base64.
+ */
+static void
+test_fwd_query_for(void **state)
+{
+	struct eas_request *r = NULL;
+	unsigned char b[128], want[128];
+	char q[300];
+	size_t n;
+	char *got;
+
+	(void)state;
+	assert_int_equal(post(EAS "?Cmd=SendMail&User=jdoe&DeviceId=D1&DeviceType=x&SaveInSent=T"
+	                          "&PolicyKey=12",
+	                      &r),
+	                 EAS_REQ_OK);
+	got = eas_request_fwd_query_for(r, EAS_CMD_NONE, true, 99);
+	assert_string_equal(got, "Cmd=SendMail&User=EXAMPLE%5CJDoe&DeviceId=D1&DeviceType=x"
+	                         "&SaveInSent=T&PolicyKey=99");
+	free(got);
+	/* Another command keeps the identity only. */
+	got = eas_request_fwd_query_for(r, EAS_CMD_PROVISION, true, 0);
+	assert_string_equal(
+	    got, "Cmd=Provision&User=EXAMPLE%5CJDoe&DeviceId=D1&DeviceType=x&PolicyKey=0");
+	free(got);
+	eas_request_free(&r);
+	/* No PolicyKey= (the header carries it): the query as it was. */
+	assert_int_equal(post(EAS "?Cmd=Sync&DeviceId=D1&DeviceType=x&CollectionId=5", &r),
+	                 EAS_REQ_OK);
+	got = eas_request_fwd_query_for(r, EAS_CMD_NONE, true, 7);
+	assert_string_equal(got, r->fwd_query);
+	free(got);
+	got = eas_request_fwd_query_for(r, EAS_CMD_PROVISION, true, 7);
+	assert_string_equal(got, "Cmd=Provision&DeviceId=D1&DeviceType=x");
+	free(got);
+	eas_request_free(&r);
+
+	/* Base64 (vec1: 14.0 Sync, DeviceId "v140Device", no key): the key field set. */
+	snprintf(q, sizeof(q), EAS "?%s", vec1);
+	assert_int_equal(post(q, &r), EAS_REQ_OK);
+	n = b64dec(vec1, b);
+	assert_int_equal(b[15], 0); /* the policy key length */
+	memcpy(want, b, 16);
+	memcpy(want + 15, "\x04\x04\x03\x02\x01", 5);
+	memcpy(want + 20, b + 16, n - 16);
+	b64enc(want, n + 4, q);
+	got = eas_request_fwd_query_for(r, EAS_CMD_NONE, true, 0x01020304);
+	assert_string_equal(got, q);
+	free(got);
+	want[1] = 20; /* Provision's command code */
+	b64enc(want, n + 4, q);
+	got = eas_request_fwd_query_for(r, EAS_CMD_PROVISION, true, 0x01020304);
+	assert_string_equal(got, q);
+	free(got);
+	eas_request_free(&r);
+	/* Only the EAS path has a query to rebuild. */
+	assert_int_equal(post("/other?a=1", &r), EAS_REQ_OK);
+	assert_null(eas_request_fwd_query_for(r, EAS_CMD_NONE, true, 1));
+	eas_request_free(&r);
+}
+
 /* What is forwarded for usual requests, to the byte. */
 static void
 test_fwd_query(void **state)
@@ -1650,20 +1714,35 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_base64_alphabet), cmocka_unit_test(test_target_bytes),
-	    cmocka_unit_test(test_query_verbatim),  cmocka_unit_test(test_header_lengths),
-	    cmocka_unit_test(test_vector1),         cmocka_unit_test(test_vector2),
-	    cmocka_unit_test(test_vector3),         cmocka_unit_test(test_vectors_truncated),
-	    cmocka_unit_test(test_base64_messages), cmocka_unit_test(test_base64_layout),
-	    cmocka_unit_test(test_bad_base64),      cmocka_unit_test(test_plain_every_command),
-	    cmocka_unit_test(test_plain_params),    cmocka_unit_test(test_percent),
-	    cmocka_unit_test(test_identity),        cmocka_unit_test(test_identity_canonical),
-	    cmocka_unit_test(test_duplicates),      cmocka_unit_test(test_oversize),
-	    cmocka_unit_test(test_paths),           cmocka_unit_test(test_canon_path),
-	    cmocka_unit_test(test_canon_query),     cmocka_unit_test(test_fwd_query),
-	    cmocka_unit_test(test_fwd_idempotent),  cmocka_unit_test(test_options_and_methods),
-	    cmocka_unit_test(test_headers),         cmocka_unit_test(test_large_request),
-	    cmocka_unit_test(test_block_cache),     cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_base64_alphabet),
+	    cmocka_unit_test(test_target_bytes),
+	    cmocka_unit_test(test_query_verbatim),
+	    cmocka_unit_test(test_header_lengths),
+	    cmocka_unit_test(test_vector1),
+	    cmocka_unit_test(test_vector2),
+	    cmocka_unit_test(test_vector3),
+	    cmocka_unit_test(test_vectors_truncated),
+	    cmocka_unit_test(test_base64_messages),
+	    cmocka_unit_test(test_base64_layout),
+	    cmocka_unit_test(test_bad_base64),
+	    cmocka_unit_test(test_plain_every_command),
+	    cmocka_unit_test(test_plain_params),
+	    cmocka_unit_test(test_percent),
+	    cmocka_unit_test(test_identity),
+	    cmocka_unit_test(test_identity_canonical),
+	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_paths),
+	    cmocka_unit_test(test_canon_path),
+	    cmocka_unit_test(test_canon_query),
+	    cmocka_unit_test(test_fwd_query),
+	    cmocka_unit_test(test_fwd_query_for),
+	    cmocka_unit_test(test_fwd_idempotent),
+	    cmocka_unit_test(test_options_and_methods),
+	    cmocka_unit_test(test_headers),
+	    cmocka_unit_test(test_large_request),
+	    cmocka_unit_test(test_block_cache),
+	    cmocka_unit_test(test_strerror),
 	    cmocka_unit_test(test_random_bytes),
 	};
 
