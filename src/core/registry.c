@@ -1544,6 +1544,7 @@ logger_check(const struct abq_ctx *c, const char *file, int64_t until, char **er
 	return 0;
 }
 
+/* Record a new logger with its history and change-log rows (registry.h). */
 int
 abq_registry_logger_add(const struct abq_ctx *c, const char *account, const char *device_id,
                         const char *file, int64_t until, struct abq_outcome *o, char **errmsg_r)
@@ -1624,6 +1625,7 @@ logger_gone(void *arg, const struct abq_logger *l)
 	return rv < 0 ? -1 : 0;
 }
 
+/* Remove one logger or all, a history row each and one change-log row (registry.h). */
 int
 abq_registry_logger_remove(const struct abq_ctx *c, int64_t id, struct abq_outcome *o,
                            char **errmsg_r)
