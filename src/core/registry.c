@@ -1512,6 +1512,166 @@ out:
 	return op_end(c, rv, errmsg_r);
 }
 
+/* ---- account loggers ---- */
+
+/*
+ * The checks of a new logger (1 with *errmsg_r when refused): the file an
+ * absolute path without control characters, until within the allowed time.
+ */
+static int
+logger_check(const struct abq_ctx *c, const char *file, int64_t until, char **errmsg_r)
+{
+	if (file == NULL || file[0] != '/') {
+		*errmsg_r = xasprintf("'%s' is not an absolute path: abqd opens the file itself, "
+		                      "from its own working directory",
+		                      file != NULL ? file : "");
+		return 1;
+	}
+	for (const char *p = file; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			*errmsg_r = xstrdup("the file name holds a control character");
+			return 1;
+		}
+	if (until <= c->now) {
+		*errmsg_r = xstrdup("a logger must last at least a second");
+		return 1;
+	}
+	if (until - c->now > ABQ_LOGGER_MAX_SECONDS) {
+		*errmsg_r =
+		    xasprintf("a logger lasts at most 7d (%d seconds)", ABQ_LOGGER_MAX_SECONDS);
+		return 1;
+	}
+	return 0;
+}
+
+/* Record a new logger with its history and change-log rows (registry.h). */
+int
+abq_registry_logger_add(const struct abq_ctx *c, const char *account, const char *device_id,
+                        const char *file, int64_t until, struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_logger l = {0};
+	char *acct = NULL, *subj = NULL, *val = NULL, *key = NULL, t[32];
+	const char *err;
+	int rv;
+
+	if ((rv = norm_account(c, account, &acct, errmsg_r)) != 0)
+		return rv;
+	if (acct == NULL) {
+		*errmsg_r = xstrdup("a logger names an account");
+		return 1;
+	}
+	if ((device_id != NULL && (rv = check_device_id(device_id, errmsg_r)) != 0) ||
+	    (rv = logger_check(c, file, until, errmsg_r)) != 0) {
+		free(acct);
+		return rv;
+	}
+	if (op_begin(c, o, errmsg_r) < 0) {
+		free(acct);
+		return -1;
+	}
+	l = (struct abq_logger){.account = acct,
+	                        .device_id = (char *)device_id,
+	                        .file = (char *)file,
+	                        .until = until,
+	                        .created_by = (char *)c->who,
+	                        .created_at = c->now};
+	if (abq_store_logger_add(c->store, &l, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	subj = xasprintf("logger %lld", (long long)l.id);
+	val = xasprintf("%s until %s", file, format_time(until, t));
+	key = xasprintf("%lld", (long long)l.id);
+	if ((rv = history(c, "logger", subj, NULL, val, NULL, device_id, acct, errmsg_r)) < 0 ||
+	    (rv = change(c, ABQ_CHANGE_LOGGER, key, errmsg_r)) < 0)
+		goto out;
+	if (o != NULL) {
+		o->affected = 1;
+		o->id = l.id;
+	}
+out:
+	free(acct);
+	free(subj);
+	free(val);
+	free(key);
+	return op_end(c, rv, errmsg_r);
+}
+
+/* A logger's history row when it is removed (a logger iteration's callback). */
+struct logger_gone {
+	const struct abq_ctx *c;
+	int64_t id; /* 0: every logger */
+	size_t found;
+	char *errmsg;
+};
+
+/* Write the history row of one logger that goes (all of them, or the one asked). */
+static int
+logger_gone(void *arg, const struct abq_logger *l)
+{
+	struct logger_gone *g = arg;
+	char *subj, *val, t[32];
+	int rv;
+
+	if (g->id != 0 && l->id != g->id)
+		return 0;
+	g->found++;
+	subj = xasprintf("logger %lld", (long long)l->id);
+	val = xasprintf("%s until %s", l->file, format_time(l->until, t));
+	rv = history(g->c, "logger", subj, val, "removed", NULL, l->device_id, l->account,
+	             &g->errmsg);
+	free(subj);
+	free(val);
+	return rv < 0 ? -1 : 0;
+}
+
+/* Remove one logger or all, a history row each and one change-log row (registry.h). */
+int
+abq_registry_logger_remove(const struct abq_ctx *c, int64_t id, struct abq_outcome *o,
+                           char **errmsg_r)
+{
+	struct logger_gone g = {.c = c, .id = id};
+	const char *err = NULL;
+	char *key = NULL;
+	size_t count = 0;
+	int rv;
+
+	if (id < 0) {
+		*errmsg_r = xstrdup("a logger's id is a positive number");
+		return 1;
+	}
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	if ((rv = abq_store_logger_iter(c->store, logger_gone, &g, &err)) != 0) {
+		if (g.errmsg != NULL) {
+			*errmsg_r = g.errmsg;
+			g.errmsg = NULL;
+		} else {
+			store_fail(errmsg_r, err);
+		}
+		rv = -1;
+		goto out;
+	}
+	if (g.found == 0) {
+		*errmsg_r = id != 0 ? xasprintf("no logger with id %lld", (long long)id)
+		                    : xstrdup("there is no logger");
+		rv = 1;
+		goto out;
+	}
+	if (abq_store_logger_delete(c->store, id, &count, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	key = id != 0 ? xasprintf("%lld", (long long)id) : xstrdup("all");
+	if ((rv = change(c, ABQ_CHANGE_LOGGER, key, errmsg_r)) < 0)
+		goto out;
+	if (o != NULL)
+		o->affected = count;
+out:
+	free(key);
+	return op_end(c, rv, errmsg_r);
+}
+
 /* A listing of the entries no device has used yet. */
 struct unseen {
 	const struct abq_device_filter *f;

@@ -107,8 +107,29 @@ int abq_registry_wipe_abort(const struct abq_ctx *c, const char *account, const 
  * it, block the device (reason Wipe) and queue the wiped notices. Refused (1)
  * when no wipe is pending.
  */
-int abq_registry_wipe_confirmed(const struct abq_ctx *c, const char *account,
-                                const char *device_id, struct abq_outcome *o, char **errmsg_r);
+int abq_registry_wipe_confirmed(const struct abq_ctx *c, const char *account, const char *device_id,
+                                struct abq_outcome *o, char **errmsg_r);
+
+/*
+ * Account loggers. The longest a logger may run: a forgotten one stops by
+ * itself.
+ */
+#define ABQ_LOGGER_MAX_SECONDS (7 * 86400)
+/*
+ * doAddAccountLogger: log every request of account (of device_id alone when
+ * not NULL) and its answer, decoded, to file until `until`; o->id gets the new
+ * logger's id. Refused (1) for a bad account or DeviceId, a file that is not
+ * an absolute path, or an until not in (now, now + ABQ_LOGGER_MAX_SECONDS].
+ */
+int abq_registry_logger_add(const struct abq_ctx *c, const char *account, const char *device_id,
+                            const char *file, int64_t until, struct abq_outcome *o,
+                            char **errmsg_r);
+/*
+ * doRemoveLogger: remove logger id, or every logger (id 0). Refused (1) when
+ * there is no such logger (for id 0: when there is none at all).
+ */
+int abq_registry_logger_remove(const struct abq_ctx *c, int64_t id, struct abq_outcome *o,
+                               char **errmsg_r);
 
 /* allow / block / quarantine / set: write the entry, decide that DeviceId anew. */
 int abq_registry_set_entry(const struct abq_ctx *c, const char *device_id, const char *account,

@@ -5,6 +5,9 @@
  * "account/DEVICEID". The map never removes keys, so a deleted device keeps its
  * slot with state NONE (it is reported unknown) until the view is reloaded; a
  * device deleted and seen again reuses the slot.
+ *
+ * The account loggers are few (troubleshooting one phone at a time): a
+ * logger change in the log reloads their whole list.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +23,63 @@ struct abq_view {
 	struct abq_hmap devices; /* "account/DEVICEID" -> struct abq_view_device * */
 	size_t known;            /* devices whose state is not NONE */
 	int64_t seq;
+	struct abq_logger *loggers; /* by id */
+	size_t nloggers;
+	unsigned loggers_gen; /* reloads of the list */
 };
+
+/* A list of loggers being read (abq_store_logger_iter callback). */
+struct logger_list {
+	struct abq_logger *v;
+	size_t n, cap;
+};
+
+/* Copy one logger into the list being read. */
+static int
+collect_logger(void *arg, const struct abq_logger *l)
+{
+	struct logger_list *ll = arg;
+
+	if (ll->n == ll->cap) {
+		ll->cap = ll->cap ? ll->cap * 2 : 8;
+		ll->v = xrealloc(ll->v, ll->cap * sizeof(*ll->v));
+	}
+	ll->v[ll->n++] = (struct abq_logger){
+	    .id = l->id,
+	    .account = xstrdup(l->account),
+	    .device_id = xstrdup_null(l->device_id),
+	    .file = xstrdup(l->file),
+	    .until = l->until,
+	    .created_by = xstrdup_null(l->created_by),
+	    .created_at = l->created_at,
+	};
+	return 0;
+}
+
+/* Free a list of loggers. */
+static void
+loggers_free(struct abq_logger *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		abq_logger_clear(&v[i]);
+	free(v);
+}
+
+/* Read every logger into *ll (empty on failure): 0, or -1 with *errmsg_r. */
+static int
+loggers_read(struct abq_store *s, struct logger_list *ll, char **errmsg_r)
+{
+	const char *err = NULL;
+
+	memset(ll, 0, sizeof(*ll));
+	if (abq_store_logger_iter(s, collect_logger, ll, &err) != 0) {
+		loggers_free(ll->v, ll->n);
+		memset(ll, 0, sizeof(*ll));
+		*errmsg_r = xasprintf("store: %s", err ? err : "reading the loggers failed");
+		return -1;
+	}
+	return 0;
+}
 
 /* Record (or forget, with state NONE) one device in the map. */
 static void
@@ -111,6 +170,7 @@ abq_view_free(struct abq_view **vp)
 		return;
 	abq_policy_free(&v->policy);
 	abq_hmap_free(&v->devices, free);
+	loggers_free(v->loggers, v->nloggers);
 	free(v->default_domain);
 	free(v);
 	*vp = NULL;
@@ -141,6 +201,11 @@ abq_view_load(struct abq_store *s, const char *default_domain, char **errmsg_r)
 		*errmsg_r = xasprintf("store: %s", err ? err : "loading devices failed");
 		goto fail;
 	}
+	struct logger_list ll;
+	if (loggers_read(s, &ll, errmsg_r) < 0)
+		goto fail;
+	v->loggers = ll.v;
+	v->nloggers = ll.n;
 	return v;
 fail:
 	abq_view_free(&v);
@@ -153,7 +218,8 @@ struct pending {
 	size_t n, cap;
 	int64_t last;
 	size_t rows;
-	bool policy; /* an attribute, rule, entry or template changed */
+	bool policy;  /* an attribute, rule, entry or template changed */
+	bool loggers; /* a logger was added or removed */
 };
 
 static int
@@ -162,6 +228,10 @@ collect_change(void *arg, const struct abq_change *c)
 	struct pending *p = arg;
 	p->last = c->seq;
 	p->rows++;
+	if (c->kind == ABQ_CHANGE_LOGGER) {
+		p->loggers = true;
+		return 0;
+	}
 	if (c->kind != ABQ_CHANGE_DEVICE) {
 		p->policy = true;
 		return 0;
@@ -192,6 +262,7 @@ abq_view_refresh(struct abq_view *v, struct abq_store *s, abq_view_device_cb *cb
 {
 	struct pending p = {.last = v->seq};
 	struct abq_policy *np = NULL;
+	struct logger_list ll = {0};
 	const char *err;
 	size_t rows = 0;
 	int rv = -1;
@@ -210,6 +281,10 @@ abq_view_refresh(struct abq_view *v, struct abq_store *s, abq_view_device_cb *cb
 	/* Read everything first, so that a failure leaves the view as it was. */
 	if (p.policy && (np = abq_registry_policy(s, v->default_domain, errmsg_r)) == NULL)
 		goto out;
+	if (p.loggers && loggers_read(s, &ll, errmsg_r) < 0) {
+		abq_policy_free(&np);
+		goto out;
+	}
 	struct abq_view_device *now = xcalloc(p.n ? p.n : 1, sizeof(*now));
 	char **accounts = xcalloc(p.n ? p.n : 1, sizeof(*accounts));
 	for (size_t i = 0; i < p.n; i++) {
@@ -226,6 +301,7 @@ abq_view_refresh(struct abq_view *v, struct abq_store *s, abq_view_device_cb *cb
 			free(now);
 			free(accounts);
 			abq_policy_free(&np);
+			loggers_free(ll.v, ll.n);
 			goto out;
 		}
 		if (found == 1)
@@ -236,6 +312,12 @@ abq_view_refresh(struct abq_view *v, struct abq_store *s, abq_view_device_cb *cb
 		abq_policy_free(&v->policy);
 		v->policy = np;
 		repolicy(v, cb, arg);
+	}
+	if (p.loggers) {
+		loggers_free(v->loggers, v->nloggers);
+		v->loggers = ll.v;
+		v->nloggers = ll.n;
+		v->loggers_gen++;
 	}
 	for (size_t i = 0; i < p.n; i++) {
 		if (accounts[i] == NULL)
@@ -282,6 +364,21 @@ void
 abq_view_provisioning(const struct abq_view *v, const char *account, struct abq_prov_policy *out)
 {
 	abq_policy_provisioning(v->policy, ABQ_SCOPE_ACCOUNT, account, out);
+}
+
+/* The loggers as last read (view.h). */
+const struct abq_logger *
+abq_view_loggers(const struct abq_view *v, size_t *n_r)
+{
+	*n_r = v->nloggers;
+	return v->loggers;
+}
+
+/* How many times the loggers were reloaded. */
+unsigned
+abq_view_loggers_gen(const struct abq_view *v)
+{
+	return v->loggers_gen;
 }
 
 size_t

@@ -83,6 +83,15 @@ const struct abq_policy *abq_view_policy(const struct abq_view *v);
 void abq_view_provisioning(const struct abq_view *v, const char *account,
                            struct abq_prov_policy *out);
 
+/*
+ * The account loggers (store.h struct abq_logger), all of them, ended ones
+ * too, by id; reloaded whole by a refresh that reads a logger change. The
+ * array stays valid until the next refresh. abq_view_loggers_gen counts the
+ * reloads, so that a caller can tell the list changed.
+ */
+const struct abq_logger *abq_view_loggers(const struct abq_view *v, size_t *n_r);
+unsigned abq_view_loggers_gen(const struct abq_view *v);
+
 /* How many devices the view knows; the last change-log sequence applied. */
 size_t abq_view_device_count(const struct abq_view *v);
 int64_t abq_view_seq(const struct abq_view *v);

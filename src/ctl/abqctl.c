@@ -98,6 +98,17 @@ static const struct ctl_command commands[] = {
     {"mobile doWipeDevice <account> <device-id>", do_wipe, 1, CTL_DRY_RUN},
     {"mobile doWipeDevice <account> <device-id> accountOnly", do_wipe, 2, CTL_DRY_RUN},
     {"mobile doAbortWipe <account> <device-id>", do_wipe, 0, CTL_DRY_RUN},
+    /* Account loggers: the optional words come before the file, in either order. */
+    {"mobile doAddAccountLogger <account> <file>", do_logger_add, 0, CTL_DRY_RUN},
+    {"mobile doAddAccountLogger <account> device <device-id> <file>", do_logger_add, 0,
+     CTL_DRY_RUN},
+    {"mobile doAddAccountLogger <account> until <duration> <file>", do_logger_add, 0, CTL_DRY_RUN},
+    {"mobile doAddAccountLogger <account> device <device-id> until <duration> <file>",
+     do_logger_add, 0, CTL_DRY_RUN},
+    {"mobile doAddAccountLogger <account> until <duration> device <device-id> <file>",
+     do_logger_add, 0, CTL_DRY_RUN},
+    {"mobile getAccountLoggers", do_logger_list, 0, 0},
+    {"mobile doRemoveLogger <id>", do_logger_remove, 0, CTL_DRY_RUN},
 
     /* The administrators of the console and the JSON API (op 1: add, 0: passwd). */
     {"admin add <name>", do_admin_set, 1, 0},

@@ -69,6 +69,9 @@ ctl_handler do_rule_set, do_rule_delete, do_rule_list, do_notification_interval;
 /* cmd_notice.c: the outbox and the notice templates. */
 ctl_handler do_outbox, do_msg_set, do_msg_get, do_msg_delete;
 
+/* cmd_logger.c: account loggers (doAddAccountLogger, getAccountLoggers, doRemoveLogger). */
+ctl_handler do_logger_add, do_logger_list, do_logger_remove;
+
 /* cmd_admin.c: the administrators of the console and the JSON API. */
 ctl_handler do_admin_set, do_admin_delete, do_admin_list, do_admin_token, do_admin_revoke;
 /* cmd_migrate.c: moving a registry into another (empty) store. */

@@ -42,6 +42,7 @@
 #include "core/notify.h"
 #include "core/view.h"
 #include "daemon/gateway.h"
+#include "daemon/reqlog.h"
 #include "daemon/storeq.h"
 #include "eas/autodiscover.h"
 #include "eas/devinfo.h"
@@ -176,6 +177,7 @@ struct gateway {
 	int64_t store_grace;           /* [store] grace: seconds served from memory */
 	struct event *trim_timer;      /* gives freed memory back (on_trim) */
 	unsigned trim_last;            /* in_flight at the previous tick */
+	struct reqlog *reqlog;         /* the account loggers (reqlog.h) */
 };
 
 /* What became of a request (the outcomes table below gives its word and metric). */
@@ -239,8 +241,20 @@ struct exchange {
 	 */
 	struct event *hold_timer;
 	struct mbx_serve_out hold;
-	struct handover *ho; /* a handover's upstream answer, or NULL */
-	struct upprov *upp;  /* provisioning with the upstream, or NULL */
+	struct handover *ho;   /* a handover's upstream answer, or NULL */
+	struct upprov *upp;    /* provisioning with the upstream, or NULL */
+	struct logcap *logcap; /* what an account logger writes at the end, or NULL */
+};
+
+/*
+ * An exchange an account logger takes (reqlog.h): the request's body and the
+ * answer the phone got, each kept up to REQLOG_BODY_MAX, written out when the
+ * exchange ends.
+ */
+struct logcap {
+	struct cbuf req, ans;
+	size_t req_total, ans_total;
+	int64_t at;
 };
 
 /* ---- forward declarations, in the order of the definitions below ---- */
@@ -337,6 +351,11 @@ static void on_device(void *arg, const char *account, const char *device_id,
                       const struct abq_view_device *now);
 static void end_for_state(struct gateway *gw, const char *account, const char *device_id,
                           enum abq_state state, enum abq_reason reason);
+
+static void on_loggers(void *arg, const struct abq_logger *v, size_t n);
+static void logcap_begin(struct exchange *x);
+static void logcap_answer(struct exchange *x, const void *data, size_t len);
+static void logcap_end(struct exchange *x);
 
 static void http_log(void *arg, enum http_log_level level, const char *msg);
 static const char *metrics_cmd_name(int cmd);
@@ -494,6 +513,7 @@ on_request(struct http_request *hreq, void *arg)
 		}
 		return;
 	}
+	logcap_begin(x);
 	decide(x);
 }
 
@@ -1107,6 +1127,7 @@ up_on_body(void *arg, const void *data, size_t len)
 	}
 	if (!x->started)
 		return;
+	logcap_answer(x, data, len);
 	if (http_response_write(x->hreq, data, len) == 1)
 		upstream_pause(x->ureq);
 }
@@ -1375,6 +1396,7 @@ handover_send(struct exchange *x, const void *body, size_t len)
 	struct http_request *hreq = x->hreq;
 
 	x->status = ho->status;
+	logcap_answer(x, body, len);
 	if (http_response_start(hreq, ho->status, ho->reason, (int64_t)len,
 	                        (const char *const *)ho->headers) == 0) {
 		if (len > 0)
@@ -1430,8 +1452,10 @@ ho_on_body(void *arg, const void *data, size_t len)
 		if (http_response_start(x->hreq, ho->status, ho->reason, ho->content_length,
 		                        (const char *const *)ho->headers) == 0)
 			x->started = true;
-		if (x->started && ho->body.len > 0)
+		if (x->started && ho->body.len > 0) {
+			logcap_answer(x, ho->body.p, ho->body.len);
 			http_response_write(x->hreq, ho->body.p, ho->body.len);
+		}
 		cbuf_reset(&ho->body);
 	}
 	if (x->started)
@@ -2083,6 +2107,7 @@ respond(struct exchange *x, int status, const char *ctype, const void *body, siz
 	}
 	h[n] = NULL;
 	x->status = status;
+	logcap_answer(x, body, len);
 	/* The line is logged while the request (and its address) still exists. */
 	struct http_request *hreq = x->hreq;
 	if (http_response_start(hreq, status, NULL, (int64_t)len, h) == 0) {
@@ -2231,6 +2256,7 @@ exchange_finish(struct exchange *x)
 		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
 		         outcomes[x->outcome].word, up, x->status, elapsed_ms(x));
 	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
+	logcap_end(x);
 	hold_end(x);
 	if (x->ap != NULL)
 		auth_cancel(x->ap);
@@ -2327,6 +2353,91 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 			exchange_finish(x);
 		}
 	}
+}
+
+/* ---- account loggers ---- */
+
+/* The store thread reports the loggers (at start, and after each logger change). */
+static void
+on_loggers(void *arg, const struct abq_logger *v, size_t n)
+{
+	struct gateway *gw = arg;
+
+	reqlog_set(gw->reqlog, v, n, abq_now());
+}
+
+/*
+ * A request whose account (and device) a logger takes: keep its body (the
+ * phone's, whole, read by now) for the entry written at the end.
+ */
+static void
+logcap_begin(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	const struct eas_request *r = x->ereq;
+	int64_t now = abq_now(); /* the clock abqctl gave the logger's until by */
+	size_t blen = 0;
+	const void *body;
+
+	if (r == NULL || !reqlog_wants(gw->reqlog, r->account, r->device_id, now))
+		return;
+	x->logcap = xcalloc(1, sizeof(*x->logcap));
+	cbuf_init(&x->logcap->req, REQLOG_BODY_MAX);
+	cbuf_init(&x->logcap->ans, REQLOG_BODY_MAX);
+	x->logcap->at = now;
+	body = http_request_body(x->hreq, &blen);
+	x->logcap->req_total = blen;
+	if (blen > 0)
+		(void)cbuf_append(&x->logcap->req, body,
+		                  blen < REQLOG_BODY_MAX ? blen : REQLOG_BODY_MAX);
+}
+
+/* A piece of the answer the phone gets: kept up to REQLOG_BODY_MAX, never delaying it. */
+static void
+logcap_answer(struct exchange *x, const void *data, size_t len)
+{
+	struct logcap *c = x->logcap;
+
+	if (c == NULL || len == 0)
+		return;
+	c->ans_total += len;
+	if (c->ans.len < REQLOG_BODY_MAX) {
+		size_t room = REQLOG_BODY_MAX - c->ans.len;
+		(void)cbuf_append(&c->ans, data, len < room ? len : room);
+	}
+}
+
+/* The exchange ends: its entry to the loggers that still take it, then the copy goes. */
+static void
+logcap_end(struct exchange *x)
+{
+	struct logcap *c = x->logcap;
+	const struct eas_request *r = x->ereq;
+
+	if (c == NULL)
+		return;
+	x->logcap = NULL;
+	struct reqlog_entry e = {
+	    .at = c->at,
+	    .client = x->client[0] ? x->client : NULL,
+	    .account = r->account,
+	    .device_id = r->device_id,
+	    .cmd = r->cmd != EAS_CMD_NONE ? eas_cmd_name(r->cmd) : r->method_name,
+	    .version = r->protocol_version,
+	    .status = x->status,
+	    .outcome = outcomes[x->outcome].word,
+	    .ms = elapsed_ms(x),
+	    .req = c->req.p,
+	    .req_len = c->req.len,
+	    .req_total = c->req_total,
+	    .ans = c->ans.p,
+	    .ans_len = c->ans.len,
+	    .ans_total = c->ans_total,
+	};
+	reqlog_write(x->gw->reqlog, &e, abq_now());
+	cbuf_reset(&c->req);
+	cbuf_reset(&c->ans);
+	free(c);
 }
 
 /* ---- setting up and tearing down ---- */
@@ -2466,6 +2577,8 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	if (gw->sq == NULL)
 		goto fail;
 	gw->loaded = true;
+	gw->reqlog = reqlog_new(base);
+	storeq_set_logger_cb(gw->sq, on_loggers, gw);
 	/* One sender (and digest) per site: in a prefork abqd, only one worker's. */
 	if (cfg->smtp_from != NULL && (w == NULL || w->site_tasks)) {
 		/* After storeq_start: the sender opens the store it created. */
@@ -2654,6 +2767,7 @@ gateway_free(struct gateway **gwp)
 	auth_free(&gw->auth);
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);
+	reqlog_free(&gw->reqlog);
 	notice_sender_stop(&gw->notices);
 	if (!gw->tls_borrowed)
 		tls_ctx_free(&gw->tls);

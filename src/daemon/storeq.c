@@ -72,7 +72,7 @@
 /* Store-file events closer together than this make one change-log read. */
 #define WATCH_COALESCE_MS 5
 
-enum job_kind { JOB_OBSERVE, JOB_DEVICE, JOB_SERVE };
+enum job_kind { JOB_OBSERVE, JOB_DEVICE, JOB_SERVE, JOB_LOGGERS };
 
 struct storeq_job {
 	STAILQ_ENTRY(storeq_job) link; /* in q->waiting or q->done */
@@ -95,6 +95,9 @@ struct storeq_job {
 	struct mbx_serve_out out;
 	/* JOB_DEVICE: a change read from the change log */
 	struct abq_view_device now;
+	/* JOB_LOGGERS: the whole list of loggers, after a logger change */
+	struct abq_logger *loggers;
+	size_t nloggers;
 };
 
 struct touch {
@@ -114,6 +117,12 @@ struct storeq {
 	struct abq_view *view;
 	storeq_device_cb *on_device;
 	void *arg;
+	/* The loggers: the loop's callback; the list's generation last posted (thread). */
+	storeq_logger_cb *on_loggers;
+	void *loggers_arg;
+	unsigned loggers_gen;
+	struct abq_logger *start_loggers; /* the list at start, until the callback is set */
+	size_t nstart_loggers;
 
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -152,6 +161,9 @@ job_free(struct storeq_job *job)
 		free(job->contact);
 		free(job->body);
 	}
+	for (size_t i = 0; i < job->nloggers; i++)
+		abq_logger_clear(&job->loggers[i]);
+	free(job->loggers);
 	abq_device_clear(&job->seen);
 	abq_device_clear(&job->recorded);
 	free(job->errmsg);
@@ -193,6 +205,9 @@ deliver(evutil_socket_t fd, short what, void *arg)
 		STAILQ_REMOVE_HEAD(&list, link);
 		if (job->kind == JOB_DEVICE) {
 			q->on_device(q->arg, job->seen.account, job->seen.device_id, &job->now);
+		} else if (job->kind == JOB_LOGGERS) {
+			if (q->on_loggers != NULL)
+				q->on_loggers(q->loggers_arg, job->loggers, job->nloggers);
 		} else {
 			pthread_mutex_lock(&q->lock);
 			bool cancelled = job->cancelled;
@@ -388,6 +403,54 @@ on_view_device(void *arg, const char *account, const char *device_id,
 	job_done(q, job);
 }
 
+/* A copy of a list of loggers (never NULL), each freed with abq_logger_clear. */
+static struct abq_logger *
+loggers_copy(const struct abq_logger *v, size_t n)
+{
+	struct abq_logger *c = xcalloc(n ? n : 1, sizeof(*c));
+
+	for (size_t i = 0; i < n; i++)
+		c[i] = (struct abq_logger){
+		    .id = v[i].id,
+		    .account = xstrdup(v[i].account),
+		    .device_id = xstrdup_null(v[i].device_id),
+		    .file = xstrdup(v[i].file),
+		    .until = v[i].until,
+		    .created_by = xstrdup_null(v[i].created_by),
+		    .created_at = v[i].created_at,
+		};
+	return c;
+}
+
+/* Free the list taken at start, once handed over (or never). */
+static void
+start_loggers_free(struct storeq *q)
+{
+	for (size_t i = 0; i < q->nstart_loggers; i++)
+		abq_logger_clear(&q->start_loggers[i]);
+	free(q->start_loggers);
+	q->start_loggers = NULL;
+	q->nstart_loggers = 0;
+}
+
+/* Thread: post a copy of the view's loggers to the loop when they were reloaded. */
+static void
+post_loggers(struct storeq *q)
+{
+	size_t n;
+	const struct abq_logger *v = abq_view_loggers(q->view, &n);
+
+	if (abq_view_loggers_gen(q->view) == q->loggers_gen)
+		return;
+	q->loggers_gen = abq_view_loggers_gen(q->view);
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_LOGGERS;
+	job->q = q;
+	job->loggers = loggers_copy(v, n);
+	job->nloggers = n;
+	job_done(q, job);
+}
+
 /* Thread: read the change log and pass on what changed. */
 static void
 refresh(struct storeq *q)
@@ -412,6 +475,7 @@ refresh(struct storeq *q)
 		free(msg);
 		return;
 	}
+	post_loggers(q);
 	if (was != 0)
 		log_info("store: back after %lld s; caught up to change %lld",
 		         (long long)(abq_now() - was), (long long)abq_view_seq(q->view));
@@ -704,6 +768,21 @@ storeq_set_sender(struct storeq *q, struct notice_sender *sender)
 }
 
 /*
+ * Set the loggers' callback and hand it the list loaded at start (storeq.h).
+ * Called on the loop's thread; the store thread reads the view meanwhile,
+ * so the list given now is the copy taken before the thread started.
+ */
+void
+storeq_set_logger_cb(struct storeq *q, storeq_logger_cb *cb, void *arg)
+{
+	q->on_loggers = cb;
+	q->loggers_arg = arg;
+	if (cb != NULL)
+		cb(arg, q->start_loggers, q->nstart_loggers);
+	start_loggers_free(q);
+}
+
+/*
  * Open (or create) the store, bring old account names to their canonical form,
  * load the views and every recorded decision into the loop's map, then start
  * the store thread and, where the backend pushes changes, the listener thread
@@ -751,6 +830,10 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 	if ((q->view = abq_view_load(q->store, default_domain, errmsg_r)) == NULL)
 		goto fail;
 	la.view = q->view;
+	/* The loggers at start, for storeq_set_logger_cb; later lists come as jobs. */
+	const struct abq_logger *lv = abq_view_loggers(q->view, &q->nstart_loggers);
+	q->loggers_gen = abq_view_loggers_gen(q->view);
+	q->start_loggers = loggers_copy(lv, q->nstart_loggers);
 	if (abq_store_device_iter(q->store, &all, load_device, &la, &err) != 0) {
 		*errmsg_r = xasprintf("store: %s", err);
 		goto fail;
@@ -804,6 +887,7 @@ fail:
 		event_free(q->wake);
 	if (q->efd >= 0)
 		close(q->efd);
+	start_loggers_free(q);
 	abq_view_free(&q->view);
 	abq_store_close(&q->store);
 	free(q->default_domain);
@@ -859,6 +943,7 @@ storeq_stop(struct storeq **qp)
 	close(q->efd);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->cond);
+	start_loggers_free(q);
 	abq_view_free(&q->view);
 	abq_store_close(&q->store);
 	free(q->default_domain);

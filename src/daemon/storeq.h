@@ -13,6 +13,7 @@
 #define ABQ_DAEMON_STOREQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -39,6 +40,16 @@ struct storeq *storeq_start(struct event_base *base, const char *url, const char
                             storeq_device_cb *on_device, void *arg, char **errmsg_r);
 /* The sender to kick after an observation that changed a state (NULL: none). */
 void storeq_set_sender(struct storeq *q, struct notice_sender *sender);
+/*
+ * The account loggers as the loop keeps them: cb gets the whole list (by id,
+ * ended ones too; valid during the call only) at once, on the calling
+ * thread, and again on the loop's thread whenever the change log says a
+ * logger was added or removed.
+ */
+struct abq_logger;
+typedef void storeq_logger_cb(void *arg, const struct abq_logger *v, size_t n);
+void storeq_set_logger_cb(struct storeq *q, storeq_logger_cb *cb, void *arg);
+
 /* Finish queued work, flush last-seen updates, stop the thread; *q = NULL. */
 void storeq_stop(struct storeq **q);
 

@@ -1068,6 +1068,35 @@ is_secret(const struct wbxml_node *n)
 	       wbxml_is(n, WBXML_PAGE_SEARCH, 0x1F);           /* Search:Password */
 }
 
+/* True for the elements whose text is a message's content, left out by WBXML_XML_LEAVE_OUT. */
+static bool
+is_content(const struct wbxml_node *n)
+{
+	static const uint8_t content[][2] = {
+	    {WBXML_PAGE_AIRSYNCBASE, 0x0B},       /* Data */
+	    {WBXML_PAGE_AIRSYNCBASE, 0x18},       /* Preview */
+	    {WBXML_PAGE_EMAIL, 0x0C},             /* Body (EAS 2.5) */
+	    {WBXML_PAGE_EMAIL, 0x36},             /* MIMEData (EAS 2.5) */
+	    {WBXML_PAGE_COMPOSEMAIL, 0x10},       /* Mime */
+	    {WBXML_PAGE_EMAIL2, 0x06},            /* UmUserNotes */
+	    {WBXML_PAGE_ITEMOPERATIONS, 0x0C},    /* Data */
+	    {WBXML_PAGE_CONTACTS, 0x09},          /* Body (EAS 2.5) */
+	    {WBXML_PAGE_CONTACTS, 0x3B},          /* CompressedRTF */
+	    {WBXML_PAGE_CONTACTS, 0x3C},          /* Picture */
+	    {WBXML_PAGE_CALENDAR, 0x0B},          /* Body (EAS 2.5) */
+	    {WBXML_PAGE_CALENDAR, 0x10},          /* CompressedRTF */
+	    {WBXML_PAGE_TASKS, 0x05},             /* Body (EAS 2.5) */
+	    {WBXML_PAGE_TASKS, 0x21},             /* CompressedRTF */
+	    {WBXML_PAGE_GAL, 0x12},               /* Data (a picture) */
+	    {WBXML_PAGE_RESOLVERECIPIENTS, 0x1C}, /* Data (a picture) */
+	};
+
+	for (size_t i = 0; i < sizeof(content) / sizeof(content[0]); i++)
+		if (wbxml_is(n, content[i][0], content[i][1]))
+			return true;
+	return false;
+}
+
 /* Newline and indentation before a tag at the given depth (pretty mode only). */
 static void
 xml_indent(struct dbuf *b, unsigned flags, size_t depth)
@@ -1097,8 +1126,13 @@ xml_start(struct dbuf *b, const struct wbxml_node *n, const struct wbxml_node *t
 		return;
 	}
 	dbuf_byte(b, '>');
-	if ((flags & WBXML_XML_REDACT) && (n->flags & (WBXML_NODE_TEXT | WBXML_NODE_OPAQUE)) &&
-	    (is_secret(n) || (n->flags & WBXML_NODE_OPAQUE))) {
+	if ((flags & WBXML_XML_LEAVE_OUT) && (n->flags & (WBXML_NODE_TEXT | WBXML_NODE_OPAQUE)) &&
+	    (is_secret(n) || is_content(n) || (n->flags & WBXML_NODE_OPAQUE))) {
+		snprintf(tmp, sizeof(tmp), "[%zu bytes left out]", n->len);
+		dbuf_str(b, tmp);
+	} else if ((flags & WBXML_XML_REDACT) &&
+	           (n->flags & (WBXML_NODE_TEXT | WBXML_NODE_OPAQUE)) &&
+	           (is_secret(n) || (n->flags & WBXML_NODE_OPAQUE))) {
 		snprintf(tmp, sizeof(tmp), "[%zu bytes hidden]", n->len);
 		dbuf_str(b, tmp);
 	} else if (n->flags & WBXML_NODE_TEXT) {

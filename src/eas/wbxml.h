@@ -243,6 +243,14 @@ const char *wbxml_find_text(const struct wbxml_node *node, const char *path);
 #define WBXML_XML_PRETTY 0x01 /* one element a line, two-space indent */
 #define WBXML_XML_HEADER 0x02 /* <?xml?> declaration and the ActiveSync DOCTYPE */
 #define WBXML_XML_REDACT 0x04 /* hide passwords and opaque payloads (for logs) */
+/*
+ * For the account loggers: passwords, opaque payloads and message contents
+ * (the text of AirSyncBase:Data and :Preview, Email:Body and :MIMEData,
+ * ComposeMail:Mime, Email2:UmUserNotes, ItemOperations:Data, the Body and
+ * CompressedRTF of contacts, calendar items and tasks, pictures) each become
+ * "[N bytes left out]".
+ */
+#define WBXML_XML_LEAVE_OUT 0x08
 
 /*
  * Render node and its subtree as XML in a new malloc'd string. The namespace

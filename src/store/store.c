@@ -60,6 +60,7 @@
 #define ADMIN_COLS     "name, password_hash, created_by, created_at, password_at, last_login"
 #define SYNCSTATE_COLS "account, device_id, collection, state, updated"
 #define TOKEN_COLS     "id, admin, label, hash, created_by, created_at, last_used"
+#define LOGGER_COLS    "id, account, device_id, file, until_at, created_by, created_at"
 
 #define ITER_BATCH  256
 #define STR(x)      #x
@@ -473,15 +474,16 @@ struct sql_kind {
 
 /* The stored names of the change-log kinds. */
 static const char *const change_kind_names[] = {
-    [ABQ_CHANGE_DEVICE] = "device", [ABQ_CHANGE_ENTRY] = "entry",       [ABQ_CHANGE_RULE] = "rule",
-    [ABQ_CHANGE_ATTR] = "attr",     [ABQ_CHANGE_TEMPLATE] = "template",
+    [ABQ_CHANGE_DEVICE] = "device",     [ABQ_CHANGE_ENTRY] = "entry",
+    [ABQ_CHANGE_RULE] = "rule",         [ABQ_CHANGE_ATTR] = "attr",
+    [ABQ_CHANGE_TEMPLATE] = "template", [ABQ_CHANGE_LOGGER] = "logger",
 };
 
 /* Parse a change kind's stored name. */
 static int
 kind_parse(const char *t, int *out)
 {
-	for (int k = ABQ_CHANGE_DEVICE; k <= ABQ_CHANGE_TEMPLATE; k++)
+	for (int k = ABQ_CHANGE_DEVICE; k <= ABQ_CHANGE_LOGGER; k++)
 		if (strcmp(t, change_kind_names[k]) == 0) {
 			*out = k;
 			return 0;
@@ -686,6 +688,11 @@ static const struct sql_field token_fields[] = {
     TO(F_I64, id),         TO(F_STR, admin),      TO(F_STR, label),     TO(F_STR, hash),
     TO(F_STR, created_by), TO(F_I64, created_at), TO(F_I64, last_used),
 };
+#define LO(type, m) FIELD(struct abq_logger, type, m)
+static const struct sql_field logger_fields[] = {
+    LO(F_I64, id),    LO(F_STR, account),    LO(F_STR, device_id),  LO(F_STR, file),
+    LO(F_I64, until), LO(F_STR, created_by), LO(F_I64, created_at),
+};
 #define SY(type, m) FIELD(struct abq_syncstate, type, m)
 static const struct sql_field syncstate_fields[] = {
     SY(F_STR, account), SY(F_STR, device_id), SY(F_STR, collection),
@@ -720,6 +727,7 @@ KIND(notice, "notice", 1, 0);
 KIND(template, "template", 4, 0, 1, 2, 3 | K_LOWER);
 KIND(admin, "administrator", 1, 0);
 KIND(token, "token", 2, 1, 0);
+KIND(logger, "logger", 1, 0);
 KIND(syncstate, "sync state", 3, 0, 1 | K_LOWER, 2);
 
 /* Bind field c of a record to parameter i, as flags (K_*) say. */
@@ -1669,7 +1677,7 @@ abq_store_change_add(struct abq_store *s, enum abq_change_kind kind, const char 
 	int ret;
 
 	CHECK_STORE(s);
-	REQUIRE(kind >= ABQ_CHANGE_DEVICE && kind <= ABQ_CHANGE_TEMPLATE && key != NULL,
+	REQUIRE(kind >= ABQ_CHANGE_DEVICE && kind <= ABQ_CHANGE_LOGGER && key != NULL,
 	        "change_add: kind and key are required");
 	WRITE_CALL();
 	if (own_begin(s, true, &own, errstr_r) < 0)
@@ -2021,6 +2029,48 @@ abq_store_token_count(struct abq_store *s, const char *admin, size_t *count_r,
 	                  count_r, errstr_r);
 }
 
+/* ---- account loggers --------------------------------------------------------- */
+
+/* Add a logger, its new id into l->id. */
+int
+abq_store_logger_add(struct abq_store *s, struct abq_logger *l, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(l != NULL && key_ok(l->account) && key_ok(l->file),
+	        "logger_add: account and file are required");
+	REQUIRE(opt_ok(l->device_id), "logger_add: empty device_id");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO loggers (account, device_id, file, until_at, created_by, "
+	               "created_at) VALUES (?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+	               WHAT, &logger_kind, l, &l->id, errstr_r);
+}
+
+/* Every logger by id. */
+int
+abq_store_logger_iter(struct abq_store *s, abq_logger_cb *cb, void *arg, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "logger_iter: no callback");
+	return iter_args(
+	    s, "SELECT " LOGGER_COLS " FROM loggers WHERE id > ?1 ORDER BY id" BATCH_LIMIT, WHAT,
+	    &logger_kind, ARGS(I(0)), 0, (any_cb)cb, arg, errstr_r);
+}
+
+/* Remove logger id, or every logger (id 0). */
+int
+abq_store_logger_delete(struct abq_store *s, int64_t id, size_t *count_r, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	REQUIRE(id >= 0, "logger_delete: bad id");
+	WRITE_CALL();
+	if (id == 0)
+		return write_args(s, "DELETE FROM loggers", WHAT, NOARGS, count_r, errstr_r);
+	return write_args(s, "DELETE FROM loggers WHERE id = ?1", WHAT, ARGS(I(id)), count_r,
+	                  errstr_r);
+}
+
 /* ---- sync state -------------------------------------------------------------- */
 
 /* Read one collection's sync state into a malloc'd, NUL-terminated copy. */
@@ -2139,8 +2189,8 @@ rec_clear(const struct sql_kind *k, void *rec)
 
 /*
  * The destructors of store.h's records: abq_history_clear, abq_change_clear,
- * abq_notice_clear, abq_template_clear, abq_admin_clear, abq_token_clear and
- * abq_syncstate_clear.
+ * abq_notice_clear, abq_template_clear, abq_admin_clear, abq_token_clear,
+ * abq_logger_clear and abq_syncstate_clear.
  */
 #define CLEAR(name)                                                                                \
 	void abq_##name##_clear(struct abq_##name *r)                                              \
@@ -2153,6 +2203,7 @@ CLEAR(notice)
 CLEAR(template)
 CLEAR(admin)
 CLEAR(token)
+CLEAR(logger)
 CLEAR(syncstate)
 
 /* ---- several nodes (store.h) -------------------------------------------- */
@@ -2289,7 +2340,7 @@ abq_store_change_restore(struct abq_store *s, const struct abq_change *c, const 
 {
 	CHECK_STORE(s);
 	REQUIRE(c == NULL || (key_ok(c->key) && c->kind >= ABQ_CHANGE_DEVICE &&
-	                      c->kind <= ABQ_CHANGE_TEMPLATE),
+	                      c->kind <= ABQ_CHANGE_LOGGER),
 	        "change_restore: kind and key are required");
 	return restore(s, "INSERT INTO changes (" CHANGE_COLS ") VALUES (?1, ?2, ?3, ?4)",
 	               &change_kind, c, c ? c->seq : 0, errstr_r);

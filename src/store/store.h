@@ -39,7 +39,7 @@
 #include "lib/records.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 6
+#define ABQ_STORE_SCHEMA_VERSION 7
 
 /* One row of history: who changed what, when and why. */
 struct abq_history {
@@ -63,6 +63,7 @@ enum abq_change_kind {
 	ABQ_CHANGE_RULE,       /* key: rule id */
 	ABQ_CHANGE_ATTR,       /* key: "global", "domain:D" or "account:A", then "\n" name */
 	ABQ_CHANGE_TEMPLATE,   /* key: template reference (notices issue) */
+	ABQ_CHANGE_LOGGER,     /* key: the logger's id, or "all" (schema version 7) */
 };
 struct abq_change {
 	int64_t seq;
@@ -142,6 +143,23 @@ struct abq_token {
 };
 void abq_token_clear(struct abq_token *t);
 
+/*
+ * An account logger (schema version 7): every request of account (of one
+ * DeviceId when device_id is set) and its answer, decoded, appended to file
+ * (an absolute path the daemon opens) until `until`. The daemon ignores a
+ * logger past its until; the row stays until it is removed.
+ */
+struct abq_logger {
+	int64_t id; /* assigned by the store on add */
+	char *account;
+	char *device_id; /* NULL: every device of the account */
+	char *file;
+	int64_t until;
+	char *created_by;
+	int64_t created_at;
+};
+void abq_logger_clear(struct abq_logger *l);
+
 /* Filters for iteration. NULL / ABQ_STATE_NONE / 0 fields do not filter. */
 struct abq_device_filter {
 	const char *account;
@@ -184,6 +202,7 @@ typedef int abq_notice_cb(void *arg, const struct abq_notice *n);
 typedef int abq_template_cb(void *arg, const struct abq_template *t);
 typedef int abq_admin_cb(void *arg, const struct abq_admin *a);
 typedef int abq_token_cb(void *arg, const struct abq_token *t);
+typedef int abq_logger_cb(void *arg, const struct abq_logger *l);
 
 struct abq_store;
 
@@ -398,6 +417,17 @@ int abq_store_token_iter(struct abq_store *s, const char *admin, abq_token_cb *c
                          const char **errstr_r);
 int abq_store_token_count(struct abq_store *s, const char *admin, size_t *count_r,
                           const char **errstr_r);
+
+/*
+ * Account loggers (schema version 7). logger_add inserts (l->id gets the new
+ * id; account and file are required, device_id may be NULL); logger_iter goes
+ * by id; logger_delete removes logger id, or every logger when id is 0
+ * (*count_r, may be NULL, gets how many; removing nothing is not an error).
+ */
+int abq_store_logger_add(struct abq_store *s, struct abq_logger *l, const char **errstr_r);
+int abq_store_logger_iter(struct abq_store *s, abq_logger_cb *cb, void *arg, const char **errstr_r);
+int abq_store_logger_delete(struct abq_store *s, int64_t id, size_t *count_r,
+                            const char **errstr_r);
 
 /*
  * Sync state of the virtual mailbox (schema version 2): an opaque blob per

@@ -205,6 +205,15 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " ADD COLUMN wipe_by TEXT,"
     " ADD COLUMN wipe_at BIGINT NOT NULL DEFAULT 0,"
     " ADD COLUMN wipe_acked_at BIGINT NOT NULL DEFAULT 0;",
+    /* 6 -> 7: account loggers (abqctl mobile doAddAccountLogger). */
+    "CREATE TABLE loggers ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " account TEXT COLLATE \"C\" NOT NULL,"
+    " device_id TEXT COLLATE \"C\","
+    " file TEXT NOT NULL,"
+    " until_at BIGINT NOT NULL DEFAULT 0,"
+    " created_by TEXT,"
+    " created_at BIGINT NOT NULL DEFAULT 0);",
 };
 
 /* The open store. */

@@ -158,6 +158,15 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     "ALTER TABLE devices ADD COLUMN wipe_by TEXT;"
     "ALTER TABLE devices ADD COLUMN wipe_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE devices ADD COLUMN wipe_acked_at INTEGER NOT NULL DEFAULT 0;",
+    /* 6 -> 7: account loggers (abqctl mobile doAddAccountLogger). */
+    "CREATE TABLE loggers ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " account TEXT NOT NULL,"
+    " device_id TEXT,"
+    " file TEXT NOT NULL,"
+    " until_at INTEGER NOT NULL DEFAULT 0,"
+    " created_by TEXT,"
+    " created_at INTEGER NOT NULL DEFAULT 0);",
 };
 
 /* The open store. */

@@ -1815,6 +1815,75 @@ class AdminTest(CliTest):
         self.assertEqual(self.admin_history(), [(expected_who(), "alice@example.com", "added")])
 
 
+class LoggerTest(CliTest):
+    def test_add_list_remove(self):
+        out = self.ok("mobile", "doAddAccountLogger", "Alice", "/tmp/a.log")
+        self.assertRegex(out, r"^logger 1: alice@example.com \(every device\) to /tmp/a.log "
+                         r"for 1h, until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$")
+        doc = self.okj("mobile", "doAddAccountLogger", "bob", "until", "30m", "device", "APPL1",
+                       "/tmp/b.log")
+        self.assertTrue(CHANGE_KEYS <= set(doc), doc)
+        self.assertEqual((doc["id"], doc["account"], doc["deviceId"], doc["file"], doc["dryRun"]),
+                         (2, "bob@example.com", "APPL1", "/tmp/b.log", False))
+        self.ok("mobile", "doAddAccountLogger", "carol", "device", "X1", "until", "1d", "/c")
+        rows = table_rows(self.ok("mobile", "getAccountLoggers"))
+        self.assertEqual([(r["ID"], r["ACCOUNT"], r["DEVICE"], r["FILE"]) for r in rows],
+                         [("1", "alice@example.com", "every device", "/tmp/a.log"),
+                          ("2", "bob@example.com", "APPL1", "/tmp/b.log"),
+                          ("3", "carol@example.com", "X1", "/c")])
+        lst = self.okj("mobile", "getAccountLoggers")["loggers"]
+        self.assertEqual(set(lst[0]), {"id", "account", "deviceId", "file", "until", "active",
+                                       "createdBy", "createdAt"})
+        self.assertIsNone(lst[0]["deviceId"])
+        self.assertTrue(all(l["active"] for l in lst))
+        self.assertTrue(ISO.match(lst[1]["until"]))
+        # An ended logger is listed as such until removed.
+        later = {"ABQ_NOW": str(int(time.time()) + 2 * 3600)}
+        rows = table_rows(self.ok("mobile", "getAccountLoggers", env=later))
+        self.assertEqual([r["UNTIL"].endswith("(ended)") for r in rows], [True, True, False])
+        self.assertEqual(self.ok("mobile", "doRemoveLogger", "2"), "removed 1 logger\n")
+        self.refused("mobile", "doRemoveLogger", "2", contains="no logger with id 2")
+        hist = self.okj("mobile", "abq", "history", "account", "bob")["history"]
+        logs = [(h["what"], h["subject"], h["old"], h["new"]) for h in hist]
+        self.assertEqual(len(logs), 2, logs)
+        self.assertEqual(logs[0][:3], ("logger", "logger 2", None))
+        self.assertTrue(logs[0][3].startswith("/tmp/b.log until "), logs)
+        self.assertEqual(logs[1], ("logger", "logger 2", logs[0][3], "removed"))
+        self.assertEqual(self.okj("mobile", "doRemoveLogger", "all")["affected"], 2)
+        self.assertEqual(self.ok("mobile", "getAccountLoggers"), "no logger\n")
+        self.assertEqual(self.okj("mobile", "getAccountLoggers"), {"loggers": []})
+        self.refused("mobile", "doRemoveLogger", "all", contains="there is no logger")
+
+    def test_dry_run_writes_nothing(self):
+        out = self.ok("mobile", "doAddAccountLogger", "alice", "/tmp/a.log", "--dry-run")
+        self.assertTrue(out.startswith("would log alice@example.com (every device) to /tmp/a.log"))
+        self.assertEqual(self.okj("mobile", "doAddAccountLogger", "alice", "/tmp/a.log",
+                                  "--dry-run")["dryRun"], True)
+        self.assertEqual(self.ok("mobile", "getAccountLoggers"), "no logger\n")
+        self.ok("mobile", "doAddAccountLogger", "alice", "/tmp/a.log")
+        self.assertEqual(self.ok("mobile", "doRemoveLogger", "all", "--dry-run"),
+                         "would remove 1 logger\n")
+        self.assertEqual(len(self.okj("mobile", "getAccountLoggers")["loggers"]), 1)
+
+    def test_refusals(self):
+        self.refused("mobile", "doAddAccountLogger", "alice", "a.log",
+                     contains="'a.log' is not an absolute path")
+        self.refused("mobile", "doAddAccountLogger", "alice", "until", "8d", "/tmp/a",
+                     contains="until 8d: a logger lasts at least 1s and at most 7d (604800 "
+                              "seconds)")
+        self.refused("mobile", "doAddAccountLogger", "alice", "until", "0", "/tmp/a",
+                     contains="at most 7d")
+        self.refused("mobile", "doAddAccountLogger", "alice", "until", "soon", "/tmp/a",
+                     contains="until soon: not a duration")
+        self.refused("mobile", "doAddAccountLogger", "alice", "device", "a/b", "/tmp/a",
+                     contains="'a/b' is not a valid DeviceId")
+        self.refused("mobile", "doAddAccountLogger", "a b@", "/tmp/a",
+                     contains="is not a valid account")
+        self.refused("mobile", "doRemoveLogger", "x", contains="'x' is not a logger's id")
+        self.refused("mobile", "getAccountLoggers", "--dry-run", rc=2)
+        self.assertEqual(self.ok("mobile", "getAccountLoggers"), "no logger\n")
+
+
 class MigrateTest(CliTest):
     """mobile abq migrate-store: a whole registry into an empty store, SQLite to
     SQLite here, and SQLite -> PostgreSQL -> SQLite when run under

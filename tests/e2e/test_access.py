@@ -13,6 +13,7 @@ harness (harness.py) starts the fixture and abqd; see it for what a run does.
 import json
 import xml.etree.ElementTree as ET
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -264,6 +265,55 @@ class AccessTests(E.Case):
             r = old.foldersync()
             return (r.status == 200, r)
         self.until("policy removed", free, 2.5, 0.1)
+
+    def test_04g_account_logger(self):
+        """doAddAccountLogger: one phone's FolderSync and Sync decoded into FILE, without
+        its password or the mail bodies; another account's requests absent; nothing
+        written after doRemoveLogger."""
+        phone = Phone(device_id=new_id("logd"))
+        other = Phone(device_id=new_id("logb"), user="bob")
+        path = os.path.join(E.H.work, "logger-%s.log" % phone.device_id)
+        out = self.admin("mobile", "doAddAccountLogger", "alice", "device", phone.device_id,
+                         "until", "10m", path)
+        lid = re.search(r"^logger (\d+):", out).group(1)
+        self.until("the logger's file opened by abqd", lambda: (os.path.exists(path), None), 5)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        inbox = phone.inbox(self)
+        key = phone.sync0(self, inbox)
+        key, subjects = phone.sync_changes(self, inbox, key)
+        self.assertIn("Welcome to the fixture", subjects)
+        other.inbox(self)
+        Phone(device_id=new_id("logo")).folders(self)  # alice, but another device
+        text = open(path, encoding="utf-8").read()
+        heads = [l for l in text.splitlines() if l.startswith("== ")]
+        cmds = [re.search(r" cmd=(\S+)", h).group(1) for h in heads]
+        self.assertIn("FolderSync", cmds, text[:2000])
+        self.assertIn("Sync", cmds, text[:2000])
+        for h in heads:
+            self.assertRegex(h, r"^== \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ addr=\S+ user=alice@\S+ "
+                             r"dev=%s cmd=\S+ ver=14\.1 status=200 outcome=proxied ms=\d+$"
+                             % re.escape(phone.device_id))
+        # The requests and the upstream's answers, decoded.
+        self.assertIn('<FolderSync xmlns="FolderHierarchy:">', text)
+        self.assertIn("<DisplayName>INBOX</DisplayName>", text)
+        self.assertIn('<Sync xmlns="AirSync:">', text)
+        self.assertIn("Welcome to the fixture", text)
+        self.assertIn("bytes left out]</Data>", text)
+        # No credentials, no mail body, nobody else.
+        for absent in ("Hello Alice, this Inbox belongs", "Same place as last time",
+                       "secret", "YWxpY2U6c2VjcmV0", "Authorization", "user=bob",
+                       other.device_id):
+            self.assertNotIn(absent, text)
+        # Removed: the daemon hears of it through the change log, then writes nothing.
+        self.assertIn("removed 1 logger", self.admin("mobile", "doRemoveLogger", lid))
+        self.until("the logger's removal seen by abqd",
+                   lambda: (re.search(r"logger %s for alice@\S+ removed" % lid,
+                                      E.H.log_text()) is not None, None), 5)
+        size = os.path.getsize(path)
+        self.assertEqual(phone.post("Sync", wbxml(sync_xml(inbox, key, True))).status, 200)
+        self.assertEqual(phone.foldersync().status, 200)
+        self.assertEqual(os.path.getsize(path), size, "written after doRemoveLogger")
+        self.assertEqual(self.admin("mobile", "getAccountLoggers"), "no logger\n")
 
     def test_04b_device_limit(self):
         first = Phone(device_id=new_id("lim1"), user="bob")

@@ -830,6 +830,79 @@ test_builder_provision(void **state)
 
 /* ---- XML ---- */
 
+/*
+ * For the account loggers: message contents, passwords and opaque data are
+ * left out with their size; the rest (subjects, statuses, escaping) stays.
+ */
+static void
+test_xml_leave_out(void **state)
+{
+	struct wbxml_doc *doc = wbxml_doc_new();
+	struct wbxml_node *root, *app, *body;
+	char *xml;
+
+	(void)state;
+	root = wbxml_addn_root(doc, "AirSync:Sync");
+	app = wbxml_addn(root, "ApplicationData");
+	wbxml_addn_text(app, "Email:Subject", "Lunch <today> & more");
+	body = wbxml_addn(app, "AirSyncBase:Body");
+	wbxml_addn_text(body, "Type", "1");
+	wbxml_addn_text(body, "Data", "the secret plan");
+	wbxml_addn_text(body, "Preview", "the secret");
+	wbxml_addn_text(app, "Email:Body", "old body");
+	wbxml_addn_text(app, "Email:MIMEData", "From: a\r\n\r\nhi");
+	wbxml_addn_text(app, "Calendar:Body", "agenda");
+	wbxml_addn_text(app, "Tasks:Body", "todo");
+	wbxml_addn_text(app, "Contacts:Picture", "QUJD");
+	wbxml_addn_opaque(app, "Email:Flag", "xyz", 3);
+	wbxml_addn_text(root, "Status", "1");
+	xml = wbxml_to_xml(root, WBXML_XML_PRETTY | WBXML_XML_LEAVE_OUT);
+	assert_string_equal(
+	    xml, "<Sync xmlns=\"AirSync:\">\n"
+	         "  <ApplicationData>\n"
+	         "    <Subject xmlns=\"Email:\">Lunch &lt;today&gt; &amp; more</Subject>\n"
+	         "    <Body xmlns=\"AirSyncBase:\">\n"
+	         "      <Type>1</Type>\n"
+	         "      <Data>[15 bytes left out]</Data>\n"
+	         "      <Preview>[10 bytes left out]</Preview>\n"
+	         "    </Body>\n"
+	         "    <Body xmlns=\"Email:\">[8 bytes left out]</Body>\n"
+	         "    <MIMEData xmlns=\"Email:\">[13 bytes left out]</MIMEData>\n"
+	         "    <Body xmlns=\"Calendar:\">[6 bytes left out]</Body>\n"
+	         "    <Body xmlns=\"Tasks:\">[4 bytes left out]</Body>\n"
+	         "    <Picture xmlns=\"Contacts:\">[4 bytes left out]</Picture>\n"
+	         "    <Flag xmlns=\"Email:\">[3 bytes left out]</Flag>\n"
+	         "  </ApplicationData>\n"
+	         "  <Status>1</Status>\n"
+	         "</Sync>\n");
+	free(xml);
+	/* Without the flag the contents are there (the flag is what leaves them out). */
+	xml = wbxml_to_xml(root, 0);
+	assert_non_null(strstr(xml, "the secret plan"));
+	free(xml);
+	wbxml_doc_free(&doc);
+
+	/* SendMail (14.0+): the whole message is ComposeMail:Mime; passwords too. */
+	doc = wbxml_doc_new();
+	root = wbxml_addn_root(doc, "ComposeMail:SendMail");
+	wbxml_addn_text(root, "ClientId", "42");
+	wbxml_addn_opaque(root, "Mime", "Subject: x\r\n\r\nbody", 19);
+	xml = wbxml_to_xml(root, WBXML_XML_LEAVE_OUT);
+	assert_string_equal(xml, "<SendMail xmlns=\"ComposeMail:\"><ClientId>42</ClientId>"
+	                         "<Mime>[19 bytes left out]</Mime></SendMail>");
+	free(xml);
+	wbxml_doc_free(&doc);
+	doc = wbxml_doc_new();
+	root = wbxml_addn_root(doc, "Settings:Settings");
+	wbxml_addn_text(wbxml_addn(wbxml_addn(root, "DevicePassword"), "Set"), "Password",
+	                "hunter2");
+	xml = wbxml_to_xml(root, WBXML_XML_LEAVE_OUT);
+	assert_null(strstr(xml, "hunter2"));
+	assert_non_null(strstr(xml, "<Password>[7 bytes left out]</Password>"));
+	free(xml);
+	wbxml_doc_free(&doc);
+}
+
 /* Namespaces, escaping, invalid bytes, opaque data, redaction, indentation. */
 static void
 test_xml(void **state)
@@ -1512,6 +1585,7 @@ main(void)
 	    cmocka_unit_test(test_builder_errors),
 	    cmocka_unit_test(test_builder_provision),
 	    cmocka_unit_test(test_xml),
+	    cmocka_unit_test(test_xml_leave_out),
 	    cmocka_unit_test(test_tables),
 	    cmocka_unit_test(test_tables_brief),
 	    cmocka_unit_test(test_tables_through_decoder),

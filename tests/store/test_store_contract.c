@@ -1220,16 +1220,22 @@ test_changes(void **state)
 	OK(abq_store_change_add(s, ABQ_CHANGE_TEMPLATE, "default/en", 14, &err));
 	OK(abq_store_change_last(s, &last, &err));
 	assert_int_equal(last, 5);
+	OK(abq_store_change_add(s, ABQ_CHANGE_LOGGER, "all", 15, &err));
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_change_iter(s, 5, cb_change_list, &l, &err));
+	assert_string_equal(l.buf, "6:6:all");
+	OK(abq_store_change_last(s, &last, &err));
+	assert_int_equal(last, 6);
 
 	memset(&l, 0, sizeof(l));
 	OK(abq_store_change_iter(s, 0, cb_change_list, &l, &err));
 	assert_string_equal(l.buf, "1:1:alice@example.com\nDEV1,2:2:DEV1/alice@example.com,3:3:3,"
-	                           "4:4:global\nabqMode,5:5:default/en");
+	                           "4:4:global\nabqMode,5:5:default/en,6:6:all");
 	memset(&l, 0, sizeof(l));
 	OK(abq_store_change_iter(s, 3, cb_change_list, &l, &err));
-	assert_string_equal(l.buf, "4:4:global\nabqMode,5:5:default/en");
+	assert_string_equal(l.buf, "4:4:global\nabqMode,5:5:default/en,6:6:all");
 	memset(&l, 0, sizeof(l));
-	OK(abq_store_change_iter(s, 5, cb_change_list, &l, &err));
+	OK(abq_store_change_iter(s, 6, cb_change_list, &l, &err));
 	assert_string_equal(l.buf, "");
 }
 
@@ -2052,12 +2058,19 @@ test_syncstate_device_delete(void **state)
 	    abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 }
 
-/* What schema 6 added (a device's remote wipe), undone to go back to an older version. */
+/* What schema 7 added (account loggers), undone to go back to an older version. */
+#define DROP_LOGGERS "DROP TABLE loggers; "
+
+/*
+ * What schema 6 added (a device's remote wipe), undone to go back to an older
+ * version (with what schema 7 added first).
+ */
 #define DROP_WIPE                                                                                  \
-	"ALTER TABLE devices DROP COLUMN wipe; ALTER TABLE devices DROP COLUMN "                   \
-	"wipe_account_only; "                                                                      \
-	"ALTER TABLE devices DROP COLUMN wipe_by; ALTER TABLE devices DROP COLUMN wipe_at; "       \
-	"ALTER TABLE devices DROP COLUMN wipe_acked_at; "
+	DROP_LOGGERS                                                                               \
+	    "ALTER TABLE devices DROP COLUMN wipe; ALTER TABLE devices DROP COLUMN "               \
+	    "wipe_account_only; "                                                                  \
+	    "ALTER TABLE devices DROP COLUMN wipe_by; ALTER TABLE devices DROP COLUMN wipe_at; "   \
+	    "ALTER TABLE devices DROP COLUMN wipe_acked_at; "
 
 /*
  * A device's remote wipe is kept (schema 6); a store of version 5 gets the
@@ -2250,6 +2263,85 @@ test_migrate_v3_to_v4(void **state)
 		OK(abq_store_token_count(f->s, "root", &n, &err));
 		assert_int_equal(n, 1);
 	}
+}
+
+/* Collect "id:account:device:file:until:by:at" of every logger. */
+static int
+cb_logger_list(void *arg, const struct abq_logger *l)
+{
+	list_add(arg, "%lld:%s:%s:%s:%lld:%s:%lld", (long long)l->id, l->account, ns(l->device_id),
+	         l->file, (long long)l->until, ns(l->created_by), (long long)l->created_at);
+	return 0;
+}
+
+/*
+ * Account loggers (schema 7): added with new ids, listed by id, one removed
+ * or all; bad arguments refused; a store of version 6 gets the table, empty.
+ */
+static void
+test_loggers(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_logger a = {.account = "a@x",
+	                       .file = "/var/log/a.log",
+	                       .until = 1000,
+	                       .created_by = "root",
+	                       .created_at = 10};
+	struct abq_logger b = {
+	    .account = "b@x", .device_id = "DEV", .file = "/tmp/b", .until = 2000};
+	struct list l;
+	size_t n = 9;
+
+	OK(abq_store_logger_add(f->s, &a, &err));
+	OK(abq_store_logger_add(f->s, &b, &err));
+	assert_true(a.id > 0 && b.id > a.id);
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_logger_iter(f->s, cb_logger_list, &l, &err));
+	char want[256];
+	snprintf(want, sizeof(want),
+	         "%lld:a@x:-:/var/log/a.log:1000:root:10,%lld:b@x:DEV:/tmp/b:2000:-:0",
+	         (long long)a.id, (long long)b.id);
+	assert_string_equal(l.buf, want);
+	OK(abq_store_logger_delete(f->s, a.id, &n, &err));
+	assert_int_equal(n, 1);
+	OK(abq_store_logger_delete(f->s, a.id, &n, &err));
+	assert_int_equal(n, 0);
+	/* Ids are not reused. */
+	OK(abq_store_logger_add(f->s, &a, &err));
+	assert_true(a.id > b.id);
+	OK(abq_store_logger_delete(f->s, 0, &n, &err));
+	assert_int_equal(n, 2);
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_logger_iter(f->s, cb_logger_list, &l, &err));
+	assert_string_equal(l.buf, "");
+	a.account = NULL;
+	FAILS(abq_store_logger_add(f->s, &a, &err), "account and file are required");
+	a.account = "a@x";
+	a.device_id = "";
+	FAILS(abq_store_logger_add(f->s, &a, &err), "empty device_id");
+	FAILS(abq_store_logger_delete(f->s, -1, NULL, &err), "bad id");
+	FAILS(abq_store_logger_iter(f->s, NULL, NULL, &err), "no callback");
+
+	abq_store_close(&f->s);
+	if (f->sqlite) {
+		sqlite3 *db = raw_open(f->path);
+		raw_exec(db, DROP_LOGGERS "PRAGMA user_version = 6");
+		sqlite3_close(db);
+	} else {
+		assert_int_equal(
+		    pg_sql(f->base_url,
+		           "SET search_path = %s; " DROP_LOGGERS
+		           "UPDATE abqd_meta SET value = '6' WHERE key = 'schema_version'",
+		           f->schema),
+		    0);
+	}
+	fx_open(f, 0);
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_logger_iter(f->s, cb_logger_list, &l, &err));
+	assert_string_equal(l.buf, "");
+	b.device_id = NULL;
+	OK(abq_store_logger_add(f->s, &b, &err));
+	assert_true(b.id > 0);
 }
 
 /* ---- accounts: one identity per person ------------------------------------ */
@@ -2754,6 +2846,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_v3_to_v4, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_device_wipe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_loggers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
