@@ -15,10 +15,13 @@
 #include "lib/attrs.h"
 #include "lib/util.h"
 
-/* The scope's target from the command line (normalised), NULL for global. */
-static int
-config_target(const struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args,
-              char **target_r)
+/*
+ * The scope's target from the command line (normalised), NULL for global:
+ * the config and provisioning commands' rows carry their scope in op.
+ */
+int
+ctl_scope_target(const struct ctl_env *env, const struct ctl_command *cmd,
+                 const struct ctl_args *args, char **target_r)
 {
 	*target_r = NULL;
 	switch ((enum abq_scope)cmd->op) {
@@ -33,8 +36,8 @@ config_target(const struct ctl_env *env, const struct ctl_command *cmd, const st
 }
 
 /* "global", "domain example.com", "account alice@example.com": for people. */
-static char *
-scope_text(enum abq_scope scope, const char *target)
+char *
+ctl_scope_text(enum abq_scope scope, const char *target)
 {
 	if (scope == ABQ_SCOPE_GLOBAL)
 		return xstrdup("global");
@@ -127,9 +130,9 @@ do_config_get(struct ctl_env *env, const struct ctl_command *cmd, const struct c
 	int status = CTL_OK;
 	static const char *const headers[] = {"ATTRIBUTE", "VALUE", "SOURCE"};
 
-	if (config_target(env, cmd, args, &target) < 0)
+	if (ctl_scope_target(env, cmd, args, &target) < 0)
 		return CTL_REFUSED;
-	where = scope_text(scope, target);
+	where = ctl_scope_text(scope, target);
 	if (name != NULL) {
 		one = abq_attr_find(name);
 		if (one == NULL) {
@@ -212,7 +215,7 @@ config_change(struct ctl_env *env, const struct ctl_command *cmd, const struct c
 	const struct abq_attr_def *def;
 	int rc;
 
-	if (config_target(env, cmd, args, &target) < 0)
+	if (ctl_scope_target(env, cmd, args, &target) < 0)
 		return CTL_REFUSED;
 	rc = abq_registry_attr_set(&env->ctx, scope, target, name, value, &o, &errmsg);
 	if (rc != 0) {
@@ -223,7 +226,7 @@ config_change(struct ctl_env *env, const struct ctl_command *cmd, const struct c
 	free(errmsg);
 	if (!env->json) {
 		def = abq_attr_find(name);
-		where = scope_text(scope, target);
+		where = ctl_scope_text(scope, target);
 		if (value != NULL && def != NULL && abq_attr_validate(def, value, &canon, &msg) < 0)
 			canon = NULL;
 		if (value != NULL)

@@ -17,32 +17,6 @@
 #include "lib/provision.h"
 #include "lib/util.h"
 
-/* The scope's target from the command line (normalised), NULL for global. */
-static int
-prov_target(const struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args,
-            char **target_r)
-{
-	*target_r = NULL;
-	switch ((enum abq_scope)cmd->op) {
-	case ABQ_SCOPE_GLOBAL:
-		return 0;
-	case ABQ_SCOPE_DOMAIN:
-		return ctl_domain(ctl_arg(args, "domain"), target_r);
-	case ABQ_SCOPE_ACCOUNT:
-		return ctl_account(env, ctl_arg(args, "account"), target_r);
-	}
-	return -1;
-}
-
-/* "global", "domain example.com", "account alice@example.com": for people. */
-static char *
-prov_scope_text(enum abq_scope scope, const char *target)
-{
-	if (scope == ABQ_SCOPE_GLOBAL)
-		return xstrdup("global");
-	return xasprintf("%s %s", abq_scope_name(scope), target);
-}
-
 /* The word of a source, for JSON: "default", "global", "domain", "account". */
 static const char *
 source_word(enum abq_prov_source from)
@@ -77,7 +51,7 @@ do_prov_get(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl
 	static const char *const headers[] = {"KEY", "VALUE", "SOURCE"};
 	int status = CTL_OK;
 
-	if (prov_target(env, cmd, args, &target) < 0)
+	if (ctl_scope_target(env, cmd, args, &target) < 0)
 		return CTL_REFUSED;
 	if (key != NULL && (one = abq_prov_find(key)) == NULL) {
 		ctl_fail("unknown provisioning key '%s' (known: %s)", key, abq_prov_names());
@@ -123,10 +97,10 @@ do_prov_get(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl
 			continue;
 		switch (eff.from[i]) {
 		case ABQ_PROV_FROM_ACCOUNT:
-			src = prov_scope_text(ABQ_SCOPE_ACCOUNT, target);
+			src = ctl_scope_text(ABQ_SCOPE_ACCOUNT, target);
 			break;
 		case ABQ_PROV_FROM_DOMAIN:
-			src = prov_scope_text(
+			src = ctl_scope_text(
 			    ABQ_SCOPE_DOMAIN,
 			    scope == ABQ_SCOPE_DOMAIN
 			        ? target
@@ -171,7 +145,7 @@ prov_change(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl
 	char *target = NULL, *errmsg = NULL, *where = NULL, *canon = NULL;
 	int rc;
 
-	if (prov_target(env, cmd, args, &target) < 0)
+	if (ctl_scope_target(env, cmd, args, &target) < 0)
 		return CTL_REFUSED;
 	rc = abq_registry_prov_set(&env->ctx, scope, target, key, value, &o, &errmsg);
 	if (rc != 0) {
@@ -182,7 +156,7 @@ prov_change(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl
 	free(errmsg);
 	errmsg = NULL;
 	const struct abq_prov_def *def = abq_prov_find(key);
-	where = prov_scope_text(scope, target);
+	where = ctl_scope_text(scope, target);
 	if (value != NULL && abq_prov_validate(def, value, &canon, &errmsg) < 0)
 		canon = NULL;
 	if (env->json) {

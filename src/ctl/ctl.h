@@ -58,6 +58,15 @@ ctl_handler do_config_get, do_config_set, do_config_delete;
 ctl_handler do_prov_get, do_prov_set, do_prov_unset;
 
 /* cmd_entry.c: the list entries and the device records. */
+/*
+ * The scope's target of a config or provisioning row (op: the scope) from
+ * the command line, normalised, NULL for global; -1 after a refusal.
+ */
+int ctl_scope_target(const struct ctl_env *env, const struct ctl_command *cmd,
+                     const struct ctl_args *args, char **target_r);
+/* "global", "domain example.com", "account alice@example.com": a new string. */
+char *ctl_scope_text(enum abq_scope scope, const char *target);
+
 ctl_handler do_entry, do_set, do_delete, do_wipe, do_import, do_export, do_adopt, do_purge;
 
 /* cmd_device.c: reading the registry. */

@@ -222,26 +222,40 @@ deliver(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Thread: record one observation. */
-static void
-run_observe(struct storeq *q, struct storeq_job *job)
+/* The registry context of the daemon's own writes, now. */
+static struct abq_ctx
+daemon_ctx(struct storeq *q)
 {
-	struct abq_ctx c = {
+	return (struct abq_ctx){
 	    .store = q->store,
 	    .default_domain = q->default_domain,
 	    .who = ABQ_WHO_DAEMON,
 	    .now = abq_now(),
 	    .notices = q->notify ? &q->notices : NULL,
 	};
+}
+
+/* A write may have queued a notice: let the sender look now. */
+static void
+kick_sender(struct storeq *q)
+{
+	if (!q->notify)
+		return;
+	pthread_mutex_lock(&q->lock);
+	if (q->sender != NULL)
+		notice_sender_kick(q->sender);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Thread: record one observation. */
+static void
+run_observe(struct storeq *q, struct storeq_job *job)
+{
+	struct abq_ctx c = daemon_ctx(q);
 	struct abq_outcome o = {0};
 	job->rv = abq_registry_observe(&c, &job->seen, &job->recorded, &o, &job->errmsg);
-	/* A changed state may have queued a notice: let the sender look now. */
-	if (job->rv == 0 && o.changed_count > 0 && q->notify) {
-		pthread_mutex_lock(&q->lock);
-		if (q->sender != NULL)
-			notice_sender_kick(q->sender);
-		pthread_mutex_unlock(&q->lock);
-	}
+	if (job->rv == 0 && o.changed_count > 0)
+		kick_sender(q);
 	abq_outcome_clear(&o);
 	if (job->rv < 0)
 		log_error("store: recording %s/%s failed: %s", job->seen.device_id,
@@ -274,24 +288,13 @@ run_serve(struct storeq *q, struct storeq_job *job)
 	job->rv = mbx_quarantine_serve(q->store, q->default_domain, &r, &job->out, &job->errmsg);
 	if (job->rv == 0 && job->out.wipe_acked) {
 		/* The device confirmed its wipe: recorded, Blocked (Wipe), notices queued. */
-		struct abq_ctx c = {
-		    .store = q->store,
-		    .default_domain = q->default_domain,
-		    .who = ABQ_WHO_DAEMON,
-		    .now = abq_now(),
-		    .notices = q->notify ? &q->notices : NULL,
-		};
+		struct abq_ctx c = daemon_ctx(q);
 		char *msg = NULL;
 		if (abq_registry_wipe_confirmed(&c, r.account, r.device_id, NULL, &msg) < 0)
 			log_warn("store: recording the wipe of %s/%s: %s", r.device_id, r.account,
 			         msg != NULL ? msg : "failed");
 		free(msg);
-		if (q->notify) {
-			pthread_mutex_lock(&q->lock);
-			if (q->sender != NULL)
-				notice_sender_kick(q->sender);
-			pthread_mutex_unlock(&q->lock);
-		}
+		kick_sender(q);
 	}
 }
 
