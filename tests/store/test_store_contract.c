@@ -2067,10 +2067,10 @@ test_syncstate_device_delete(void **state)
  */
 #define DROP_WIPE                                                                                  \
 	DROP_LOGGERS                                                                               \
-	    "ALTER TABLE devices DROP COLUMN wipe; ALTER TABLE devices DROP COLUMN "               \
-	    "wipe_account_only; "                                                                  \
-	    "ALTER TABLE devices DROP COLUMN wipe_by; ALTER TABLE devices DROP COLUMN wipe_at; "   \
-	    "ALTER TABLE devices DROP COLUMN wipe_acked_at; "
+	"ALTER TABLE devices DROP COLUMN wipe; ALTER TABLE devices DROP COLUMN "                   \
+	"wipe_account_only; "                                                                      \
+	"ALTER TABLE devices DROP COLUMN wipe_by; ALTER TABLE devices DROP COLUMN wipe_at; "       \
+	"ALTER TABLE devices DROP COLUMN wipe_acked_at; "
 
 /*
  * A device's remote wipe is kept (schema 6); a store of version 5 gets the
