@@ -725,8 +725,19 @@ provision_wipe(const struct mbx_serve_in *in, int v, struct wbxml_node *req, str
 }
 
 /*
- * Provision: both phases, the remote wipe directive and its confirmation,
- * DeviceInformation.
+ * The Status a phone acknowledges a policy with (phase 2): 1 to 4, else 0
+ * (missing, not a number, or a value MS-ASPROV does not define).
+ */
+static int
+policy_status(const char *st)
+{
+	return st != NULL && st[0] >= '1' && st[0] <= '4' && st[1] == '\0' ? st[0] - '0' : 0;
+}
+
+/*
+ * Provision: both phases (the Status phase 2 acknowledges the policy with is
+ * reported in out->provision_status), the remote wipe directive and its
+ * confirmation, DeviceInformation.
  */
 static int
 cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
@@ -770,6 +781,8 @@ cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 			wbxml_addn_text(p, "Provision:PolicyKey", t);
 			if (!phase2)
 				add_provision_doc(in, wbxml_addn(p, "Provision:Data"), v);
+			else
+				out->provision_status = policy_status(kid_text(policy, "Status"));
 		}
 	}
 	if (wiping)
