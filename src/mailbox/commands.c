@@ -11,7 +11,8 @@
  *   Provision          phase 1: Status 1, DeviceInformation Status 1 when sent,
  *                      Policy Status 1, a temporary PolicyKey, Data/EASProvisionDoc
  *                      imposing nothing, with the elements of the version (12.0
- *                      has fewer); phase 2: Status 1 and the final key;
+ *                      has fewer); phase 2: Status 1 and the final key (the
+ *                      Policy Status acknowledged, 1-4, in provision_status);
  *                      RemoteWipe ack: Status 1; PolicyType other than
  *                      MS-EAS-Provisioning-WBXML: Policy Status 3 (unknown type)
  *   Settings           Status 1; DeviceInformation Set 1; UserInformation Get the
