@@ -118,6 +118,9 @@ device_json(const struct abq_device *d)
 	json_object_set_new(o, "stateBy", jstr(d->state_by));
 	json_object_set_new(o, "stateAt", jtime(d->state_at));
 	json_object_set_new(o, "wipe", wipe_json(d));
+	json_object_set_new(o, "provisionStatus",
+	                    d->provision_status != 0 ? json_integer(d->provision_status)
+	                                             : json_null());
 	return o;
 }
 
@@ -369,6 +372,7 @@ step_number(enum abq_step s)
 {
 	switch (s) {
 	case ABQ_STEP_ENTRY_DEVICE:
+	case ABQ_STEP_POLICY:
 		return 3;
 	case ABQ_STEP_DISCOVERY:
 		return 5;
@@ -403,6 +407,13 @@ abq_explain_text(const struct abq_explanation *x)
 		break;
 	case ABQ_STEP_ENTRY_DEVICE:
 		s = xasprintf("step 3: entry %s (every account) -> %s", d->device_id, state);
+		break;
+	case ABQ_STEP_POLICY:
+		s = xasprintf(
+		    "step 3: no list entry; the device acknowledged its policy with Status "
+		    "%d (%s) and AllowNonProvisionableDevices is 0 -> Blocked",
+		    x->in.facts.provision_status,
+		    abq_prov_status_text(x->in.facts.provision_status));
 		break;
 	case ABQ_STEP_LIMIT:
 		s = xasprintf("step 4: abqMaxDevicesPerAccount is %" PRId64

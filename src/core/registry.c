@@ -230,6 +230,7 @@ facts_of(const struct abq_device *d, struct abq_facts *f)
 	f->user_agent = d->user_agent;
 	f->first_seen = d->first_seen;
 	f->wiped = d->wipe == ABQ_WIPE_ACKNOWLEDGED;
+	f->provision_status = d->provision_status;
 }
 
 /* Look up the state of one entry, or ABQ_STATE_NONE. */
@@ -628,12 +629,13 @@ out:
 }
 
 /*
- * The device (account, device_id) for a wipe operation, read inside the
- * operation's transaction: 1 (refused, *errmsg_r) when it is not recorded.
+ * The device (account, device_id) an operation on one recorded device (a
+ * wipe, a Policy Status) names, read inside the operation's transaction: 1
+ * (refused, *errmsg_r) when it is not recorded.
  */
 static int
-wipe_device(const struct abq_ctx *c, const char *account, const char *device_id, char **acct_r,
-            struct abq_device *d, char **errmsg_r)
+named_device(const struct abq_ctx *c, const char *account, const char *device_id, char **acct_r,
+             struct abq_device *d, char **errmsg_r)
 {
 	const char *err;
 	int rv;
@@ -642,7 +644,7 @@ wipe_device(const struct abq_ctx *c, const char *account, const char *device_id,
 	    (rv = norm_account(c, account, acct_r, errmsg_r)) != 0)
 		return rv;
 	if (*acct_r == NULL) {
-		*errmsg_r = xstrdup("a wipe names the device's account");
+		*errmsg_r = xstrdup("the device's account is required");
 		return 1;
 	}
 	rv = abq_store_device_get(c->store, *acct_r, device_id, d, &err);
@@ -685,7 +687,7 @@ abq_registry_wipe(const struct abq_ctx *c, const char *account, const char *devi
 
 	if (op_begin(c, o, errmsg_r) < 0)
 		return -1;
-	if ((rv = wipe_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
+	if ((rv = named_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
 		goto out;
 	if (d.wipe == ABQ_WIPE_ACKNOWLEDGED) {
 		*errmsg_r = xasprintf("device %s of %s is already wiped; delete it to let it sync "
@@ -735,7 +737,7 @@ abq_registry_wipe_abort(const struct abq_ctx *c, const char *account, const char
 
 	if (op_begin(c, o, errmsg_r) < 0)
 		return -1;
-	if ((rv = wipe_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
+	if ((rv = named_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
 		goto out;
 	if (d.wipe == ABQ_WIPE_NONE) {
 		*errmsg_r =
@@ -775,7 +777,7 @@ abq_registry_wipe_confirmed(const struct abq_ctx *c, const char *account, const 
 
 	if (op_begin(c, o, errmsg_r) < 0)
 		return -1;
-	if ((rv = wipe_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
+	if ((rv = named_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
 		goto out;
 	if (d.wipe != ABQ_WIPE_REQUESTED) {
 		*errmsg_r =
@@ -806,6 +808,70 @@ out:
 	abq_policy_free(&p);
 	abq_device_clear(&d);
 	free(acct);
+	return op_end(c, rv, errmsg_r);
+}
+
+/* A Policy Status as history shows it: "2 (partially applied)"; NULL for 0. */
+static char *
+prov_status_text(int status)
+{
+	return status != 0 ? xasprintf("%d (%s)", status, abq_prov_status_text(status)) : NULL;
+}
+
+int
+abq_registry_provision_status(const struct abq_ctx *c, const char *account, const char *device_id,
+                              int status, struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_device d = {0};
+	struct abq_policy *p = NULL;
+	char *acct = NULL, *old = NULL, *new = NULL, *subj = NULL, *key = NULL;
+	const char *err;
+	int rv;
+
+	if (status < 1 || status > 4) {
+		*errmsg_r = xasprintf("%d is not a Policy Status (1 to 4)", status);
+		return 1;
+	}
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	if ((rv = named_device(c, account, device_id, &acct, &d, errmsg_r)) != 0 ||
+	    d.provision_status == status)
+		goto out;
+	old = prov_status_text(d.provision_status);
+	new = prov_status_text(status);
+	subj = subject_of(d.device_id, d.account);
+	key = device_key(d.account, d.device_id);
+	d.provision_status = status;
+	if (abq_store_device_put(c->store, &d, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if ((rv = history(c, "provision", subj, old, new, NULL, d.device_id, d.account, errmsg_r)) <
+	        0 ||
+	    (rv = change(c, ABQ_CHANGE_DEVICE, key, errmsg_r)) < 0)
+		goto out;
+	if (o != NULL)
+		o->affected = 1;
+	/* Decided anew: with AllowNonProvisionableDevices 0 it may be Blocked (Policy) now. */
+	if ((p = policy_load(c->store, c->default_domain, false, errmsg_r)) == NULL) {
+		rv = -1;
+		goto out;
+	}
+	struct abq_inputs in;
+	struct abq_verdict v;
+	if ((rv = inputs_for(c, p, false, &d, false, &in, errmsg_r)) != 0)
+		goto out;
+	abq_decide(&in, &v);
+	if (verdict_differs(&d, &v))
+		rv = record_state(c, p, &d, &v, "policy status", o, errmsg_r);
+out:
+	abq_policy_free(&p);
+	abq_device_clear(&d);
+	free(acct);
+	free(old);
+	free(new);
+	free(subj);
+	free(key);
 	return op_end(c, rv, errmsg_r);
 }
 
@@ -1248,7 +1314,9 @@ out:
  * stored in the attributes table as ABQ_PROV_PREFIX + key, with a history row
  * ("provisioning") and a change-log row in the same transaction: the daemon's
  * view rebuilds its policy at its next refresh, and the policy version of the
- * accounts concerned changes with it. No device is decided anew.
+ * accounts concerned changes with it. AllowNonProvisionableDevices decides
+ * (engine step 3, reason Policy): the devices of the scope are decided anew
+ * with it, as an attribute that reevaluates; the other keys decide nothing.
  */
 int
 abq_registry_prov_set(const struct abq_ctx *c, enum abq_scope scope, const char *target,
@@ -1331,6 +1399,14 @@ abq_registry_prov_set(const struct abq_ctx *c, enum abq_scope scope, const char 
 	    (rv = change(c, ABQ_CHANGE_ATTR, ckey, errmsg_r)) < 0)
 		goto out;
 	rv = 0;
+	if (abq_prov_id_of(def) == ABQ_PROV_ALLOW_NON_PROVISIONABLE) {
+		struct abq_device_filter f = {.default_domain = c->default_domain};
+		if (scope == ABQ_SCOPE_DOMAIN)
+			f.domain = tgt;
+		else if (scope == ABQ_SCOPE_ACCOUNT)
+			f.account = tgt;
+		rv = reevaluate(c, &f, subj, o, errmsg_r);
+	}
 out:
 	abq_attr_clear(&old);
 	free(canon);

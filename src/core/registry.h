@@ -109,6 +109,18 @@ int abq_registry_wipe_abort(const struct abq_ctx *c, const char *account, const 
  */
 int abq_registry_wipe_confirmed(const struct abq_ctx *c, const char *account, const char *device_id,
                                 struct abq_outcome *o, char **errmsg_r);
+/*
+ * The device acknowledged its policy (the daemon, at its Provision phase 2)
+ * with status (MS-ASPROV: 1 applied, 2 partially applied, 3 not applied, 4
+ * externally managed): recorded when it changed (history "provision",
+ * change log), and the device decided anew, Blocked (reason Policy) when it
+ * does not provision and its account's AllowNonProvisionableDevices is 0.
+ * The same status again writes nothing. Refused (1) for a status outside 1 to
+ * 4 or a device not recorded.
+ */
+int abq_registry_provision_status(const struct abq_ctx *c, const char *account,
+                                  const char *device_id, int status, struct abq_outcome *o,
+                                  char **errmsg_r);
 
 /*
  * Account loggers. The longest a logger may run: a forgotten one stops by

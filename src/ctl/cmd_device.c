@@ -11,6 +11,7 @@
 
 #include "ctl/ctl.h"
 #include "ctl/output.h"
+#include "lib/provision.h"
 #include "lib/util.h"
 
 /*
@@ -180,6 +181,9 @@ do_device_info(struct ctl_env *env, const struct ctl_command *cmd, const struct 
 			              ? format_time(d.wipe_acked_at, t2)
 			              : "not yet (the device gets it at its next request)");
 		}
+		if (d.provision_status != 0)
+			fprintf(out, "%-16s Status %d (%s)\n", "policy:", d.provision_status,
+			        abq_prov_status_text(d.provision_status));
 		for (int i = 0; i < 2; i++) {
 			if (!have[i])
 				continue;

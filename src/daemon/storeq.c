@@ -262,6 +262,8 @@ run_observe(struct storeq *q, struct storeq_job *job)
 		          job->seen.account, job->errmsg);
 }
 
+static void refresh(struct storeq *q);
+
 /*
  * Thread: answer a request from the quarantine mailbox (mailbox/serve.h), on
  * the thread's store handle.
@@ -295,6 +297,28 @@ run_serve(struct storeq *q, struct storeq_job *job)
 			         msg != NULL ? msg : "failed");
 		free(msg);
 		kick_sender(q);
+	}
+	if (job->rv == 0 && job->out.provision_status != 0) {
+		/*
+		 * The device acknowledged its policy: its Status recorded, the device
+		 * decided anew (Blocked, Policy, when it does not provision and may not).
+		 * A changed state is read from the change log now, so that the loop has
+		 * it before this answer (its jobs are delivered in order) and the
+		 * device's next request gets it.
+		 */
+		struct abq_ctx c = daemon_ctx(q);
+		struct abq_outcome o = {0};
+		char *msg = NULL;
+		if (abq_registry_provision_status(&c, r.account, r.device_id,
+		                                  job->out.provision_status, &o, &msg) != 0)
+			log_warn("store: recording the policy status of %s/%s: %s", r.device_id,
+			         r.account, msg != NULL ? msg : "failed");
+		else if (o.changed_count > 0) {
+			kick_sender(q);
+			refresh(q);
+		}
+		free(msg);
+		abq_outcome_clear(&o);
 	}
 }
 

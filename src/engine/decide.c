@@ -47,10 +47,25 @@ discovery_waiting(const struct abq_inputs *in)
 }
 
 /*
+ * Does the device not provision while its account does not let such devices
+ * sync? It acknowledged a policy with a Status other than 1 (partially or not
+ * applied, externally managed), the account's policy imposes something, and
+ * its AllowNonProvisionableDevices is 0. A device that never reported a
+ * Status (0) is not judged: it gets the provisioning demand instead.
+ */
+static bool
+does_not_provision(const struct abq_inputs *in)
+{
+	return in->facts.provision_status != 0 && in->facts.provision_status != 1 &&
+	       in->prov_imposes && !in->allow_non_provisionable;
+}
+
+/*
  * Decide (account, device) from its inputs: first match wins, in the order
  * wiped (a wiped device stays Blocked whatever else says, even with ABQ
  * Disabled, until an administrator deletes it), Disabled, entry DeviceId/account, entry DeviceId,
- * device limit, rules (with Discovery), mode default. See engine.h and product.md.
+ * a device that does not provision (Policy), device limit, rules (with
+ * Discovery), mode default. See engine.h and product.md.
  */
 void
 abq_decide(const struct abq_inputs *in, struct abq_verdict *out)
@@ -79,6 +94,12 @@ abq_decide(const struct abq_inputs *in, struct abq_verdict *out)
 		out->state = in->entry_device;
 		out->reason = ABQ_REASON_INDIVIDUAL;
 		out->step = ABQ_STEP_ENTRY_DEVICE;
+		return;
+	}
+	if (does_not_provision(in)) {
+		out->state = ABQ_STATE_BLOCKED;
+		out->reason = ABQ_REASON_POLICY;
+		out->step = ABQ_STEP_POLICY;
 		return;
 	}
 	if (in->limit_applies && in->max_devices > 0 &&

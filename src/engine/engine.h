@@ -5,7 +5,10 @@
  * globals) and follows the evaluation order of product.md:
  *   1. authentication (done before the engine is called)
  *   2. effective mode Disabled            -> Allowed, reason Disabled
- *   3. entry DeviceId/account, then DeviceId alone -> its state, reason Individual
+ *   3. entry DeviceId/account, then DeviceId alone -> its state, reason Individual;
+ *      then a device that does not provision (it acknowledged its account's
+ *      policy, which imposes something, with a Status other than 1) while
+ *      AllowNonProvisionableDevices is 0 -> Blocked, reason Policy
  *   4. abqMaxDevicesPerAccount             -> Blocked, reason Limit
  *   5. rules, domain rules before global, ascending order -> level, reason Rule
  *      (a rule on a characteristic not reported yet stops evaluation: Discovery,
@@ -50,6 +53,11 @@ struct abq_facts {
 	const char *user_agent;
 	int64_t first_seen; /* for the Discovery timeout; 0 for a device seen now */
 	bool wiped;         /* its remote wipe was acknowledged: Blocked, reason Wipe */
+	/*
+	 * The Policy Status of its last Provision phase 2 (MS-ASPROV: 1 applied,
+	 * 2 partially, 3 not applied, 4 externally managed); 0: never reported.
+	 */
+	int provision_status;
 };
 
 struct abq_ruleset; /* compiled, immutable */
@@ -71,6 +79,14 @@ struct abq_inputs {
 	const struct abq_ruleset *rules; /* may be NULL: no rules */
 	int64_t discovery_timeout;       /* seconds; 0: Discovery never waits */
 	int64_t now;
+	/*
+	 * The account's effective provisioning policy, for step 3's Policy
+	 * block: whether it imposes something (abq_prov_imposes) and its
+	 * AllowNonProvisionableDevices (false: a device that does not provision
+	 * is Blocked).
+	 */
+	bool prov_imposes;
+	bool allow_non_provisionable;
 };
 
 /* The evaluation step that decided, for explain. */
@@ -79,6 +95,7 @@ enum abq_step {
 	ABQ_STEP_DISABLED = 2,
 	ABQ_STEP_ENTRY_ACCOUNT = 3,
 	ABQ_STEP_ENTRY_DEVICE = 30,
+	ABQ_STEP_POLICY = 31,
 	ABQ_STEP_LIMIT = 4,
 	ABQ_STEP_RULE = 5,
 	ABQ_STEP_DISCOVERY = 50,
@@ -222,7 +239,10 @@ void abq_policy_provisioning(const struct abq_policy *p, enum abq_scope scope, c
  * Fill in everything but limit_applies and devices_ahead for (account,
  * facts->device_id), from the policy (those two are left as they are). *facts
  * is copied into in->facts (facts may point at in->facts itself); the strings
- * are not copied. now is copied. No allocation: a few hash lookups.
+ * are not copied. now is copied. No allocation: a few hash lookups. The
+ * provisioning inputs (prov_imposes, allow_non_provisionable) are resolved
+ * only for a device that reported a Policy Status other than 1, the only
+ * one they can decide; for any other they say "nothing imposed, allowed".
  */
 void abq_policy_inputs(const struct abq_policy *p, const char *account,
                        const struct abq_facts *facts, int64_t now, struct abq_inputs *in);

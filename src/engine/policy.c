@@ -565,6 +565,35 @@ abq_policy_default_domain(const struct abq_policy *p)
 }
 
 /*
+ * The effective provisioning policy of a resolved target (r.account and
+ * r.domain may be NULL): the first of its account's, its domain's and the
+ * global values that is set, else the default, for every key.
+ */
+static void
+prov_resolved(const struct abq_policy *p, const struct resolved *r, struct abq_prov_policy *out)
+{
+	const struct prov_vals *chain[3];
+	static const enum abq_prov_source from[3] = {ABQ_PROV_FROM_ACCOUNT, ABQ_PROV_FROM_DOMAIN,
+	                                             ABQ_PROV_FROM_GLOBAL};
+
+	abq_prov_defaults(out);
+	chain[0] = r->account != NULL ? r->account->prov : NULL;
+	chain[1] = r->domain != NULL ? r->domain->vals.prov : NULL;
+	chain[2] = p->global.prov;
+	for (size_t i = 0; i < ABQ_PROV_ID_COUNT; i++) {
+		uint64_t bit = (uint64_t)1 << i;
+		for (size_t c = 0; c < 3; c++) {
+			if (chain[c] == NULL || (chain[c]->set & bit) == 0)
+				continue;
+			out->num[i] = chain[c]->num[i];
+			out->text[i] = chain[c]->str[i];
+			out->from[i] = from[c];
+			break;
+		}
+	}
+}
+
+/*
  * Everything abq_decide needs from the policy for one request, with one
  * resolution of the account and two entry lookups: the hot path.
  */
@@ -583,6 +612,15 @@ abq_policy_inputs(const struct abq_policy *p, const char *account, const struct 
 	in->rules = rules_of(p, &r);
 	in->discovery_timeout = effective_num(p, &r, ABQ_ATTR_ID_DISCOVERY_TIMEOUT);
 	in->now = now;
+	in->prov_imposes = false;
+	in->allow_non_provisionable = true;
+	if (facts->provision_status != 0 && facts->provision_status != 1) {
+		struct abq_prov_policy pp;
+
+		prov_resolved(p, &r, &pp);
+		in->prov_imposes = abq_prov_imposes(&pp);
+		in->allow_non_provisionable = pp.num[ABQ_PROV_ALLOW_NON_PROVISIONABLE] != 0;
+	}
 }
 
 /*
@@ -595,30 +633,13 @@ void
 abq_policy_provisioning(const struct abq_policy *p, enum abq_scope scope, const char *target,
                         struct abq_prov_policy *out)
 {
-	const struct prov_vals *chain[3];
-	static const enum abq_prov_source from[3] = {ABQ_PROV_FROM_ACCOUNT, ABQ_PROV_FROM_DOMAIN,
-	                                             ABQ_PROV_FROM_GLOBAL};
 	struct resolved r = {0};
 
-	abq_prov_defaults(out);
 	if (scope == ABQ_SCOPE_ACCOUNT && target != NULL) {
 		resolve(p, target, &r);
 	} else if (scope == ABQ_SCOPE_DOMAIN && target != NULL) {
 		void **slot = abq_hmap_get(&p->domains, target, NULL);
 		r.domain = slot != NULL ? *slot : NULL;
 	}
-	chain[0] = r.account != NULL ? r.account->prov : NULL;
-	chain[1] = r.domain != NULL ? r.domain->vals.prov : NULL;
-	chain[2] = p->global.prov;
-	for (size_t i = 0; i < ABQ_PROV_ID_COUNT; i++) {
-		uint64_t bit = (uint64_t)1 << i;
-		for (size_t c = 0; c < 3; c++) {
-			if (chain[c] == NULL || (chain[c]->set & bit) == 0)
-				continue;
-			out->num[i] = chain[c]->num[i];
-			out->text[i] = chain[c]->str[i];
-			out->from[i] = from[c];
-			break;
-		}
-	}
+	prov_resolved(p, &r, out);
 }

@@ -23,6 +23,7 @@ static const char *const reason_names[] = {
     [ABQ_REASON_LIMIT] = "Limit",         [ABQ_REASON_RULE] = "Rule",
     [ABQ_REASON_MODE] = "Mode",           [ABQ_REASON_DISABLED] = "Disabled",
     [ABQ_REASON_DISCOVERY] = "Discovery", [ABQ_REASON_WIPE] = "Wipe",
+    [ABQ_REASON_POLICY] = "Policy",
 };
 
 static const char *const mode_names[] = {

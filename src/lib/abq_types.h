@@ -31,8 +31,9 @@ enum abq_reason {
 	ABQ_REASON_DISABLED,   /* effective mode Disabled */
 	ABQ_REASON_DISCOVERY, /* waiting for a characteristic a rule needs (rule id goes with it) */
 	ABQ_REASON_WIPE,      /* wiped: blocked until an administrator deletes the device */
+	ABQ_REASON_POLICY,    /* does not provision, AllowNonProvisionableDevices 0 */
 };
-#define ABQ_REASON_LAST ABQ_REASON_WIPE
+#define ABQ_REASON_LAST ABQ_REASON_POLICY
 
 /* A device's remote wipe (abqctl mobile doWipeDevice). */
 enum abq_wipe {

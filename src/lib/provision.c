@@ -385,15 +385,27 @@ abq_prov_defaults(struct abq_prov_policy *p)
 /*
  * Whether the policy asks anything of a phone: a value other than the
  * default (the source does not matter: a default set explicitly imposes
- * nothing either).
+ * nothing either) of a key that is sent; AllowNonProvisionableDevices only
+ * says what abqd does with a phone that does not provision.
  */
 bool
 abq_prov_imposes(const struct abq_prov_policy *p)
 {
 	for (size_t i = 0; i < ABQ_PROV_ID_COUNT; i++)
-		if (strcmp(p->text[i] != NULL ? p->text[i] : "", prov_table[i].default_value) != 0)
+		if (prov_table[i].since != 0 &&
+		    strcmp(p->text[i] != NULL ? p->text[i] : "", prov_table[i].default_value) != 0)
 			return true;
 	return false;
+}
+
+/* A Policy Status in words (provision.h). */
+const char *
+abq_prov_status_text(int status)
+{
+	static const char *const words[] = {"never reported", "applied", "partially applied",
+	                                    "not applied", "externally managed"};
+
+	return status >= 0 && status <= 4 ? words[status] : "unknown";
 }
 
 /*

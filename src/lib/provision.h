@@ -142,8 +142,18 @@ int64_t abq_prov_int_value(const struct abq_prov_def *def, const char *canon);
 
 /* Every key at its default: a policy that imposes nothing. */
 void abq_prov_defaults(struct abq_prov_policy *p);
-/* True when some key differs from its default. */
+/*
+ * True when some key sent to phones differs from its default
+ * (AllowNonProvisionableDevices, never sent, asks nothing of a phone).
+ */
 bool abq_prov_imposes(const struct abq_prov_policy *p);
+/*
+ * The Policy Status a phone reports when it acknowledges a policy (Provision
+ * phase 2, MS-ASPROV 2.2.2.54.1) in words: 1 "applied", 2 "partially
+ * applied", 3 "not applied", 4 "externally managed"; 0 "never reported";
+ * any other "unknown". A static string.
+ */
+const char *abq_prov_status_text(int status);
 /*
  * The policy's version: a hash of every key's canonical effective value,
  * never 0. Equal policies have equal versions on every node and across

@@ -40,6 +40,12 @@ struct abq_device {
 	char *wipe_by;
 	int64_t wipe_at;
 	int64_t wipe_acked_at;
+	/*
+	 * The Status of the policy the device last acknowledged in Provision
+	 * phase 2 (MS-ASPROV: 1 applied, 2 partially applied, 3 not applied, 4
+	 * externally managed); 0: never reported.
+	 */
+	int provision_status;
 };
 void abq_device_clear(struct abq_device *d);
 /* Deep copy; dst must be clear (zeroed). */

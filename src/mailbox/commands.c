@@ -11,7 +11,8 @@
  *   Provision          phase 1: Status 1, DeviceInformation Status 1 when sent,
  *                      Policy Status 1, a temporary PolicyKey, Data/EASProvisionDoc
  *                      imposing nothing, with the elements of the version (12.0
- *                      has fewer); phase 2: Status 1 and the final key;
+ *                      has fewer); phase 2: Status 1 and the final key (the
+ *                      Policy Status acknowledged, 1-4, in provision_status);
  *                      RemoteWipe ack: Status 1; PolicyType other than
  *                      MS-EAS-Provisioning-WBXML: Policy Status 3 (unknown type)
  *   Settings           Status 1; DeviceInformation Set 1; UserInformation Get the
@@ -725,8 +726,19 @@ provision_wipe(const struct mbx_serve_in *in, int v, struct wbxml_node *req, str
 }
 
 /*
- * Provision: both phases, the remote wipe directive and its confirmation,
- * DeviceInformation.
+ * The Status a phone acknowledges a policy with (phase 2): 1 to 4, else 0
+ * (missing, not a number, or a value MS-ASPROV does not define).
+ */
+static int
+policy_status(const char *st)
+{
+	return st != NULL && st[0] >= '1' && st[0] <= '4' && st[1] == '\0' ? st[0] - '0' : 0;
+}
+
+/*
+ * Provision: both phases (the Status phase 2 acknowledges the policy with is
+ * reported in out->provision_status), the remote wipe directive and its
+ * confirmation, DeviceInformation.
  */
 static int
 cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
@@ -770,6 +782,8 @@ cmd_provision(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 			wbxml_addn_text(p, "Provision:PolicyKey", t);
 			if (!phase2)
 				add_provision_doc(in, wbxml_addn(p, "Provision:Data"), v);
+			else
+				out->provision_status = policy_status(kid_text(policy, "Status"));
 		}
 	}
 	if (wiping)

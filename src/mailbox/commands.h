@@ -96,6 +96,13 @@ struct mbx_serve_out {
 	bool devinfo_seen; /* the body carried Settings:DeviceInformation/Set */
 	/* Provision: the device confirmed in->wipe (its Status 1): 1 or 2 as in->wipe. */
 	int wipe_acked;
+	/*
+	 * Provision phase 2: the Status the device acknowledged the policy with
+	 * (MS-ASPROV 2.2.2.54.1: 1 applied, 2 partially applied, 3 not applied,
+	 * 4 externally managed); 0 when the request was not a phase 2 of a known
+	 * PolicyType or its Status is missing or none of these.
+	 */
+	int provision_status;
 	const char *detail; /* a static note for the debug log, or NULL */
 };
 

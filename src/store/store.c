@@ -44,7 +44,7 @@
 	"account, device_id, device_type, model, imei, friendly_name, os, os_language, "           \
 	"phone_number, mobile_operator, user_agent, eas_version, last_address, last_command, "     \
 	"first_seen, last_seen, state, reason, rule_id, state_by, state_at, wipe, "                \
-	"wipe_account_only, wipe_by, wipe_at, wipe_acked_at"
+	"wipe_account_only, wipe_by, wipe_at, wipe_acked_at, provision_status"
 #define ENTRY_COLS "device_id, account, state, created_by, created_at"
 #define RULE_COLS                                                                                  \
 	"id, characteristic, match, pattern, level, rule_order, domain, created_by, created_at"
@@ -639,6 +639,7 @@ static const struct sql_field device_fields[] = {
     DV(F_STR, wipe_by),
     DV(F_I64, wipe_at),
     DV(F_I64, wipe_acked_at),
+    DV(F_INT, provision_status),
 };
 #define EN(type, m) FIELD(struct abq_entry, type, m)
 static const struct sql_field entry_fields[] = {
@@ -1192,13 +1193,13 @@ abq_store_device_put(struct abq_store *s, const struct abq_device *d, const char
 	        "device_put: account and device_id are required");
 	REQUIRE(state_ok(d->state) && d->reason >= ABQ_REASON_NONE &&
 	            d->reason <= ABQ_REASON_LAST && d->wipe >= ABQ_WIPE_NONE &&
-	            d->wipe <= ABQ_WIPE_ACKNOWLEDGED,
-	        "device_put: state, reason or wipe out of range");
+	            d->wipe <= ABQ_WIPE_ACKNOWLEDGED && d->provision_status >= 0,
+	        "device_put: state, reason, wipe or provision_status out of range");
 	WRITE_CALL();
 	return put_row(s,
 	               "INSERT INTO devices (" DEVICE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
 	               "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
-	               "?23, ?24, ?25, ?26) "
+	               "?23, ?24, ?25, ?26, ?27) "
 	               "ON CONFLICT (account, device_key) DO REPLACE",
 	               WHAT, &device_kind, d, NULL, errstr_r);
 }

@@ -39,7 +39,7 @@
 #include "lib/records.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 7
+#define ABQ_STORE_SCHEMA_VERSION 8
 
 /* One row of history: who changed what, when and why. */
 struct abq_history {

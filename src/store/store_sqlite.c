@@ -167,6 +167,8 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " until_at INTEGER NOT NULL DEFAULT 0,"
     " created_by TEXT,"
     " created_at INTEGER NOT NULL DEFAULT 0);",
+    /* 7 -> 8: the Policy Status a device last acknowledged (records.h). */
+    "ALTER TABLE devices ADD COLUMN provision_status INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The open store. */

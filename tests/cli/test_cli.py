@@ -37,7 +37,7 @@ DEVICE_KEYS = {
     "account", "deviceId", "deviceType", "model", "imei", "friendlyName", "os",
     "osLanguage", "phoneNumber", "mobileOperator", "userAgent", "easVersion",
     "lastAddress", "lastCommand", "firstSeen", "lastSeen", "state", "reason", "ruleId",
-    "stateBy", "stateAt", "wipe",
+    "stateBy", "stateAt", "wipe", "provisionStatus",
 }
 CHANGE_KEYS = {"ok", "dryRun", "affected", "id", "changed"}
 RULE_KEYS = {"id", "characteristic", "match", "pattern", "level", "order", "domain",

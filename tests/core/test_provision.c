@@ -241,6 +241,23 @@ test_version_and_imposes(void **state)
 	f.from[ABQ_PROV_ALLOW_CAMERA] = ABQ_PROV_FROM_ACCOUNT;
 	assert_false(abq_prov_imposes(&f));
 	assert_int_equal(abq_prov_version(&d), abq_prov_version(&f));
+
+	/* AllowNonProvisionableDevices asks nothing of a phone: it imposes nothing alone. */
+	f = d;
+	f.num[ABQ_PROV_ALLOW_NON_PROVISIONABLE] = 0;
+	f.text[ABQ_PROV_ALLOW_NON_PROVISIONABLE] = "0";
+	assert_false(abq_prov_imposes(&f));
+	f.text[ABQ_PROV_MIN_PASSWORD_LENGTH] = "6";
+	assert_true(abq_prov_imposes(&f));
+
+	/* The Policy Status a phone acknowledges with, in words. */
+	assert_string_equal(abq_prov_status_text(0), "never reported");
+	assert_string_equal(abq_prov_status_text(1), "applied");
+	assert_string_equal(abq_prov_status_text(2), "partially applied");
+	assert_string_equal(abq_prov_status_text(3), "not applied");
+	assert_string_equal(abq_prov_status_text(4), "externally managed");
+	assert_string_equal(abq_prov_status_text(5), "unknown");
+	assert_string_equal(abq_prov_status_text(-1), "unknown");
 }
 
 /* Build Provision/Data/EASProvisionDoc for p at version v, encode, decode again. */

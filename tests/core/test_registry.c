@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "core/json.h"
 #include "core/registry.h"
 #include "lib/util.h"
 
@@ -236,6 +237,162 @@ test_wipe(void **state)
 	assert_int_equal(d.wipe, ABQ_WIPE_NONE);
 	assert_int_equal(d.state, ABQ_STATE_ALLOWED);
 	abq_device_clear(&d);
+}
+
+/* Collects "what:old>new(reason)" of a device's history rows, oldest first. */
+static int
+history_cb(void *arg, const struct abq_history *h)
+{
+	char *list = arg;
+	size_t len = strlen(list);
+	snprintf(list + len, 1024 - len, "%s:%s>%s(%s) ", h->what,
+	         h->old_value ? h->old_value : "-", h->new_value ? h->new_value : "-",
+	         h->reason ? h->reason : "-");
+	return 0;
+}
+
+/* The history of one device as history_cb writes it. */
+static const char *
+device_history(struct fixture *fx, const char *account, const char *id)
+{
+	static char list[1024];
+	struct abq_history_filter f = {.device_id = id, .account = account};
+	const char *err;
+
+	list[0] = '\0';
+	assert_int_equal(abq_store_history_iter(fx->store, &f, history_cb, list, &err), 0);
+	return list;
+}
+
+/* Set a provisioning key that must be accepted; returns the devices it changed. */
+static size_t
+set_prov(struct fixture *fx, enum abq_scope scope, const char *target, const char *key,
+         const char *value)
+{
+	struct abq_outcome o = {0};
+	char *msg = NULL;
+
+	if (abq_registry_prov_set(&fx->ctx, scope, target, key, value, &o, &msg) != 0)
+		fail_msg("prov_set %s=%s: %s", key, value ? value : "(unset)", msg);
+	size_t n = o.changed_count;
+	abq_outcome_clear(&o);
+	return n;
+}
+
+/*
+ * AllowNonProvisionableDevices: a device that acknowledges its policy with
+ * Status 2 while the key is 0 and the policy imposes something is Blocked
+ * (Policy) with a history row for the status and one for the state; the same
+ * status again writes nothing; the key back at 1 decides it again (Allowed);
+ * an allow entry exempts it; an account's own value overrides the global one.
+ */
+static void
+test_provision_status(void **state)
+{
+	struct fixture *fx = *state;
+	struct abq_device d;
+	struct abq_outcome o = {0};
+	struct abq_ctx c = fx->ctx;
+	char *msg = NULL;
+	const char *err;
+
+	c.who = ABQ_WHO_DAEMON;
+	seen(fx, "alice", "PHONE1", "iPhone", "iPhone15,3", &d);
+	abq_device_clear(&d);
+	seen(fx, "alice", "PHONE2", "Android", "Pixel 8", &d);
+	abq_device_clear(&d);
+	assert_int_equal(set_prov(fx, ABQ_SCOPE_GLOBAL, NULL, "DevicePasswordEnabled", "1"), 0);
+	assert_int_equal(set_prov(fx, ABQ_SCOPE_GLOBAL, NULL, "AllowNonProvisionableDevices", "0"),
+	                 0);
+	get(fx, "alice", "PHONE1", ABQ_STATE_ALLOWED, ABQ_REASON_MODE);
+
+	/* Refused: not a Policy Status, not a recorded device. */
+	assert_int_equal(abq_registry_provision_status(&c, "alice", "PHONE1", 5, NULL, &msg), 1);
+	free(msg);
+	msg = NULL;
+	assert_int_equal(abq_registry_provision_status(&c, "alice", "NOPE", 2, NULL, &msg), 1);
+	assert_non_null(strstr(msg, "no device NOPE"));
+	free(msg);
+	msg = NULL;
+
+	/* Applied: recorded, still Allowed. */
+	assert_int_equal(abq_registry_provision_status(&c, "alice", "PHONE2", 1, &o, &msg), 0);
+	assert_int_equal(o.changed_count, 0);
+	abq_outcome_clear(&o);
+	get(fx, "alice", "PHONE2", ABQ_STATE_ALLOWED, ABQ_REASON_MODE);
+	assert_non_null(strstr(device_history(fx, "alice@example.com", "PHONE2"),
+	                       "provision:->1 (applied)(-)"));
+
+	/* Partially applied: Blocked (Policy), in history and the change log. */
+	size_t h0 = history_count(fx);
+	int64_t c0 = last_change(fx);
+	assert_int_equal(abq_registry_provision_status(&c, "alice", "PHONE1", 2, &o, &msg), 0);
+	assert_int_equal(o.changed_count, 1);
+	assert_int_equal(o.changed[0].new_reason, ABQ_REASON_POLICY);
+	abq_outcome_clear(&o);
+	get(fx, "alice", "PHONE1", ABQ_STATE_BLOCKED, ABQ_REASON_POLICY);
+	assert_int_equal(history_count(fx), h0 + 2);
+	assert_true(last_change(fx) > c0);
+	assert_non_null(strstr(device_history(fx, "alice@example.com", "PHONE1"),
+	                       "provision:->2 (partially applied)(-) "
+	                       "state:Allowed (Mode)>Blocked (Policy)(policy status) "));
+	assert_int_equal(abq_store_device_get(fx->store, "alice@example.com", "PHONE1", &d, &err),
+	                 1);
+	assert_int_equal(d.provision_status, 2);
+	abq_device_clear(&d);
+
+	/* The explanation says why. */
+	struct abq_explanation x = {0};
+	struct abq_policy *p = abq_registry_policy(fx->store, "example.com", &msg);
+	assert_non_null(p);
+	assert_int_equal(abq_registry_explain(&fx->ctx, "alice", "PHONE1", p, &x, &msg), 0);
+	assert_int_equal(x.verdict.step, ABQ_STEP_POLICY);
+	char *text = abq_explain_text(&x);
+	assert_non_null(strstr(text, "Status 2 (partially applied)"));
+	assert_non_null(strstr(text, "AllowNonProvisionableDevices is 0 -> Blocked"));
+	free(text);
+	abq_explanation_clear(&x);
+	abq_policy_free(&p);
+
+	/* The same status again: nothing written. */
+	h0 = history_count(fx);
+	c0 = last_change(fx);
+	assert_int_equal(abq_registry_provision_status(&c, "alice", "PHONE1", 2, NULL, &msg), 0);
+	assert_int_equal(history_count(fx), h0);
+	assert_int_equal(last_change(fx), c0);
+
+	/* The key back at 1: decided again, Allowed; at 0 again: Blocked. */
+	assert_int_equal(set_prov(fx, ABQ_SCOPE_GLOBAL, NULL, "AllowNonProvisionableDevices", "1"),
+	                 1);
+	get(fx, "alice", "PHONE1", ABQ_STATE_ALLOWED, ABQ_REASON_MODE);
+	assert_non_null(strstr(device_history(fx, "alice@example.com", "PHONE1"),
+	                       "state:Blocked (Policy)>Allowed (Mode)(global "
+	                       "AllowNonProvisionableDevices)"));
+	assert_int_equal(set_prov(fx, ABQ_SCOPE_GLOBAL, NULL, "AllowNonProvisionableDevices", "0"),
+	                 1);
+	get(fx, "alice", "PHONE1", ABQ_STATE_BLOCKED, ABQ_REASON_POLICY);
+
+	/* Another key changes no decision. */
+	assert_int_equal(set_prov(fx, ABQ_SCOPE_GLOBAL, NULL, "AllowCamera", "0"), 0);
+
+	/* The account's own value, and unset again. */
+	assert_int_equal(
+	    set_prov(fx, ABQ_SCOPE_ACCOUNT, "alice", "AllowNonProvisionableDevices", "1"), 1);
+	get(fx, "alice", "PHONE1", ABQ_STATE_ALLOWED, ABQ_REASON_MODE);
+	assert_int_equal(
+	    set_prov(fx, ABQ_SCOPE_ACCOUNT, "alice", "AllowNonProvisionableDevices", NULL), 1);
+	get(fx, "alice", "PHONE1", ABQ_STATE_BLOCKED, ABQ_REASON_POLICY);
+
+	/* An administrator's allow entry exempts the device. */
+	assert_int_equal(
+	    abq_registry_set_entry(&fx->ctx, "PHONE1", "alice", ABQ_STATE_ALLOWED, NULL, &msg), 0);
+	get(fx, "alice", "PHONE1", ABQ_STATE_ALLOWED, ABQ_REASON_INDIVIDUAL);
+
+	/* Applied after all: the other device is Blocked by Status 3, then Allowed by 1. */
+	assert_int_equal(abq_registry_provision_status(&c, "alice", "PHONE2", 3, NULL, &msg), 0);
+	get(fx, "alice", "PHONE2", ABQ_STATE_BLOCKED, ABQ_REASON_POLICY);
+	assert_int_equal(abq_registry_provision_status(&c, "alice", "PHONE2", 1, NULL, &msg), 0);
+	get(fx, "alice", "PHONE2", ABQ_STATE_ALLOWED, ABQ_REASON_MODE);
 }
 
 /* The story: Interactive quarantines, allow and block take effect, Strict blocks. */
@@ -663,6 +820,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_story, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wipe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_provision_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mode_change_and_dry_run, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rules_and_discovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rule_update_and_reorder, setup, teardown),

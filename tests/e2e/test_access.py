@@ -190,9 +190,10 @@ class AccessTests(E.Case):
                          ("Blocked", "Wipe", "acknowledged"), d)
         self.restore.append(("mobile", "abq", "delete", new.device_id, "account", "alice"))
 
-    def provision(self, phone, what):
-        """Both phases of Provision (MS-ASPROV 3.1.5.1) as a phone runs them; the
-        phone keeps the final key. Returns the EASProvisionDoc of phase 1."""
+    def provision(self, phone, what, status="1"):
+        """Both phases of Provision (MS-ASPROV 3.1.5.1) as a phone runs them, phase 2
+        acknowledging the policy with `status`; the phone keeps the final key.
+        Returns the EASProvisionDoc of phase 1."""
         ptype = "<PolicyType>MS-EAS-Provisioning-WBXML</PolicyType>"
         phone.policy_key = "0"
         r = phone.post("Provision", wbxml('<Provision xmlns="Provision:"><Policies><Policy>%s'
@@ -207,7 +208,7 @@ class AccessTests(E.Case):
         phone.policy_key = temp
         r = phone.post("Provision", wbxml(
             '<Provision xmlns="Provision:"><Policies><Policy>%s<PolicyKey>%s</PolicyKey>'
-            '<Status>1</Status></Policy></Policies></Provision>' % (ptype, temp)))
+            '<Status>%s</Status></Policy></Policies></Provision>' % (ptype, temp, status)))
         assert_status_doc(self, r, "Provision", 1, what + ": phase 2")
         final = text_of(r.doc(), "Policies/Policy/PolicyKey")
         self.assertNotIn(final, (None, "", "0", temp), ET.tostring(r.doc()))
@@ -265,6 +266,61 @@ class AccessTests(E.Case):
             r = old.foldersync()
             return (r.status == 200, r)
         self.until("policy removed", free, 2.5, 0.1)
+
+    def test_04f_non_provisionable(self):
+        """AllowNonProvisionableDevices 0 with a policy that imposes something: a phone
+        that acknowledges it with Status 2 (partially applied) gets its key, then 129
+        at its next request (Blocked, reason Policy, in history); the key back at 1
+        lets it sync again once it has provisioned; a phone that applies the policy
+        is not touched."""
+        words = ("mobile", "setProvisioning", "domain", "example.test")
+        for key in ("DevicePasswordEnabled", "AllowNonProvisionableDevices"):
+            self.restore.append(("mobile", "unsetProvisioning", "domain", "example.test",
+                                 key))
+        partial = Phone(device_id=new_id("nonp"), version="16.1")
+        applied = Phone(device_id=new_id("appl"), version="14.1")
+        for p in (partial, applied):
+            self.restore.append(("mobile", "abq", "delete", p.device_id, "account", "alice"))
+            p.folders(self)  # known and Allowed before the policy
+        self.admin(*words, "DevicePasswordEnabled", "1")
+        self.admin(*words, "AllowNonProvisionableDevices", "0")
+
+        def demanded():
+            r = partial.foldersync()
+            return (r.status == 200 and text_of(r.doc(), "Status") == "142", r)
+        self.until("policy demanded of a known phone", demanded, 2.5, 0.1)
+        self.provision(applied, "Provision applied")
+        assert_status_doc(self, applied.foldersync(), "FolderSync", 1,
+                          "FolderSync of a phone that applied its policy")
+        self.provision(partial, "Provision partially applied", status="2")
+        # Its very next request: the decision reached the gateway with the answer.
+        assert_status_doc(self, partial.foldersync(), "FolderSync", 129,
+                          "FolderSync of a phone that does not provision")
+        d = self.device_info("alice", partial.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"], d["provisionStatus"]),
+                         ("Blocked", "Policy", 2), d)
+        self.assertEqual(self.device_info("alice", applied.device_id)["device"]["state"],
+                         "Allowed")
+        hist = E.H.ctl_json(self, "mobile", "abq", "history", partial.device_id, "account",
+                            "alice")["history"]
+        rows = [(h["what"], h["old"], h["new"]) for h in hist]
+        self.assertIn(("provision", None, "2 (partially applied)"), rows, hist)
+        self.assertIn(("state", "Allowed (Mode)", "Blocked (Policy)"), rows, hist)
+        out = self.admin("mobile", "abq", "explain", partial.device_id, "account", "alice")
+        self.assertIn("AllowNonProvisionableDevices is 0", out)
+        # The key back at 1: decided again, Allowed; it provisions with the new policy
+        # version and syncs.
+        self.admin(*words, "AllowNonProvisionableDevices", "1")
+        d = self.device_info("alice", partial.device_id)["device"]
+        self.assertEqual((d["state"], d["reason"]), ("Allowed", "Mode"), d)
+
+        def provisioned_again():
+            r = partial.foldersync()
+            if r.status == 200 and text_of(r.doc(), "Status") == "144":
+                self.provision(partial, "Provision again", status="2")
+                r = partial.foldersync()
+            return (r.status == 200 and text_of(r.doc(), "Status") == "1", r)
+        self.until("the phone syncs again", provisioned_again, 2.5, 0.1)
 
     def test_04g_account_logger(self):
         """doAddAccountLogger: one phone's FolderSync and Sync decoded into FILE, without

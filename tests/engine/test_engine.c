@@ -131,6 +131,99 @@ test_wiped_first(void **state)
 	assert_string_equal(abq_reason_name(ABQ_REASON_WIPE), "Wipe");
 }
 
+/*
+ * Step 3's Policy block: a device that acknowledged its policy with a Status
+ * other than 1 is Blocked (reason Policy) only when its account's policy
+ * imposes something and AllowNonProvisionableDevices is 0; after the list
+ * entries (an entry exempts it), before the device limit and the rules.
+ */
+static void
+test_policy_step(void **state)
+{
+	static const struct {
+		int status;
+		bool imposes, allow;
+		enum abq_state entry_account, entry_device;
+		enum abq_mode mode;
+		bool over_limit, rule;
+		enum abq_state want;
+		enum abq_reason reason;
+		enum abq_step step;
+	} cases[] = {
+	    /* The statuses: 2, 3, 4 do not provision; 0 (never reported) and 1 do. */
+	    {2, true, false, NONE, NONE, ABQ_MODE_PERMISSIVE, false, false, B, ABQ_REASON_POLICY,
+	     ABQ_STEP_POLICY},
+	    {3, true, false, NONE, NONE, ABQ_MODE_PERMISSIVE, false, false, B, ABQ_REASON_POLICY,
+	     ABQ_STEP_POLICY},
+	    {4, true, false, NONE, NONE, ABQ_MODE_INTERACTIVE, false, false, B, ABQ_REASON_POLICY,
+	     ABQ_STEP_POLICY},
+	    {1, true, false, NONE, NONE, ABQ_MODE_PERMISSIVE, false, false, A, ABQ_REASON_MODE,
+	     ABQ_STEP_MODE},
+	    {0, true, false, NONE, NONE, ABQ_MODE_INTERACTIVE, false, false, Q, ABQ_REASON_MODE,
+	     ABQ_STEP_MODE},
+	    /* AllowNonProvisionableDevices 1 (the default), or nothing imposed: no block. */
+	    {2, true, true, NONE, NONE, ABQ_MODE_PERMISSIVE, false, false, A, ABQ_REASON_MODE,
+	     ABQ_STEP_MODE},
+	    {3, false, false, NONE, NONE, ABQ_MODE_PERMISSIVE, false, false, A, ABQ_REASON_MODE,
+	     ABQ_STEP_MODE},
+	    /* An entry exempts it, either entry, whatever state it gives. */
+	    {2, true, false, A, NONE, ABQ_MODE_PERMISSIVE, false, false, A, ABQ_REASON_INDIVIDUAL,
+	     ABQ_STEP_ENTRY_ACCOUNT},
+	    {2, true, false, NONE, A, ABQ_MODE_STRICT, false, false, A, ABQ_REASON_INDIVIDUAL,
+	     ABQ_STEP_ENTRY_DEVICE},
+	    {2, true, false, NONE, Q, ABQ_MODE_PERMISSIVE, false, false, Q, ABQ_REASON_INDIVIDUAL,
+	     ABQ_STEP_ENTRY_DEVICE},
+	    /* Before the device limit and an allowing rule. */
+	    {2, true, false, NONE, NONE, ABQ_MODE_PERMISSIVE, true, false, B, ABQ_REASON_POLICY,
+	     ABQ_STEP_POLICY},
+	    {2, true, false, NONE, NONE, ABQ_MODE_STRICT, false, true, B, ABQ_REASON_POLICY,
+	     ABQ_STEP_POLICY},
+	    {1, true, false, NONE, NONE, ABQ_MODE_PERMISSIVE, true, false, B, ABQ_REASON_LIMIT,
+	     ABQ_STEP_LIMIT},
+	    {1, true, false, NONE, NONE, ABQ_MODE_STRICT, false, true, A, ABQ_REASON_RULE,
+	     ABQ_STEP_RULE},
+	    /* Disabled and a wipe come first. */
+	    {2, true, false, NONE, NONE, ABQ_MODE_DISABLED, false, false, A, ABQ_REASON_DISABLED,
+	     ABQ_STEP_DISABLED},
+	};
+	struct abq_rule r = mkrule(7, ABQ_CHAR_DEVICETYPE, ABQ_MATCH_EXACT, "iPhone", A, 1, NULL);
+	struct abq_ruleset *rs = abq_ruleset_new(&r, 1, NULL);
+	(void)state;
+
+	assert_non_null(rs);
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		struct abq_inputs in = base_inputs(cases[i].mode);
+		struct abq_verdict v;
+		in.facts.provision_status = cases[i].status;
+		in.prov_imposes = cases[i].imposes;
+		in.allow_non_provisionable = cases[i].allow;
+		in.entry_account = cases[i].entry_account;
+		in.entry_device = cases[i].entry_device;
+		if (cases[i].over_limit) {
+			in.limit_applies = true;
+			in.max_devices = 1;
+			in.devices_ahead = 1;
+		}
+		if (cases[i].rule)
+			in.rules = rs;
+		abq_decide(&in, &v);
+		if (v.state != cases[i].want || v.reason != cases[i].reason ||
+		    v.step != cases[i].step)
+			fail_msg("case %zu: got %s/%s step %d", i, abq_state_name(v.state),
+			         abq_reason_name(v.reason), (int)v.step);
+		assert_int_equal(v.rule_id, cases[i].rule && v.step == ABQ_STEP_RULE ? 7 : 0);
+	}
+	struct abq_inputs in = base_inputs(ABQ_MODE_PERMISSIVE);
+	struct abq_verdict v;
+	in.facts.provision_status = 2;
+	in.prov_imposes = true;
+	in.facts.wiped = true;
+	abq_decide(&in, &v);
+	assert_int_equal(v.reason, ABQ_REASON_WIPE);
+	abq_ruleset_free(&rs);
+	assert_string_equal(abq_reason_name(ABQ_REASON_POLICY), "Policy");
+}
+
 /* ---- entries, Disabled, limit: steps 2-4 ---------------------------------- */
 
 /* Steps 2-4 on a table: Disabled, account entry over device entry, the device limit. */
@@ -1280,6 +1373,60 @@ test_policy_inputs(void **state)
 	abq_policy_free(&p);
 }
 
+/*
+ * abq_policy_inputs resolves the provisioning inputs of a device that
+ * reported a Status other than 1: whether its account's policy imposes
+ * something (AllowNonProvisionableDevices alone does not) and that key,
+ * account over domain over global.
+ */
+static void
+test_policy_inputs_provisioning(void **state)
+{
+	struct abq_policy *p = abq_policy_new("example.com");
+	struct abq_inputs in = {0};
+	struct abq_verdict v;
+	char *err = NULL;
+	(void)state;
+
+	add_attr(p, ABQ_SCOPE_GLOBAL, NULL, "prov:AllowNonProvisionableDevices", "0");
+	add_attr(p, ABQ_SCOPE_DOMAIN, "corp.example", "prov:MinDevicePasswordLength", "6");
+	add_attr(p, ABQ_SCOPE_ACCOUNT, "ceo@corp.example", "prov:AllowNonProvisionableDevices",
+	         "1");
+	assert_int_equal(abq_policy_finish(p, &err), 0);
+
+	in.facts.device_id = "X1";
+	in.facts.provision_status = 2;
+	abq_policy_inputs(p, "staff@corp.example", &in.facts, NOW, &in);
+	assert_true(in.prov_imposes);
+	assert_false(in.allow_non_provisionable);
+	abq_decide(&in, &v);
+	assert_int_equal(v.state, B);
+	assert_int_equal(v.reason, ABQ_REASON_POLICY);
+
+	/* The account's own AllowNonProvisionableDevices 1. */
+	abq_policy_inputs(p, "ceo@corp.example", &in.facts, NOW, &in);
+	assert_true(in.prov_imposes);
+	assert_true(in.allow_non_provisionable);
+	abq_decide(&in, &v);
+	assert_int_equal(v.state, A);
+	assert_int_equal(v.reason, ABQ_REASON_MODE);
+
+	/* Another domain: AllowNonProvisionableDevices 0 but nothing imposed. */
+	abq_policy_inputs(p, "bob@example.com", &in.facts, NOW, &in);
+	assert_false(in.prov_imposes);
+	assert_false(in.allow_non_provisionable);
+	abq_decide(&in, &v);
+	assert_int_equal(v.reason, ABQ_REASON_MODE);
+
+	/* A device that applied its policy is not looked at. */
+	in.facts.provision_status = 1;
+	abq_policy_inputs(p, "staff@corp.example", &in.facts, NOW, &in);
+	abq_decide(&in, &v);
+	assert_int_equal(v.state, A);
+	assert_int_equal(v.reason, ABQ_REASON_MODE);
+	abq_policy_free(&p);
+}
+
 /* Rules by order (then id) whatever the insertion order; domain rules first. */
 static void
 test_policy_rules(void **state)
@@ -1493,6 +1640,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mode_defaults),
 	    cmocka_unit_test(test_wiped_first),
+	    cmocka_unit_test(test_policy_step),
+	    cmocka_unit_test(test_policy_inputs_provisioning),
 	    cmocka_unit_test(test_entries_and_limit),
 	    cmocka_unit_test(test_step_order_with_rules),
 	    cmocka_unit_test(test_rule_matching),

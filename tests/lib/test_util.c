@@ -731,8 +731,8 @@ test_types(void **state)
 	assert_int_equal(abq_state_parse(NULL, true, &st), -1);
 
 	{
-		static const char *reasons[] = {"None", "Individual", "Limit",     "Rule",
-		                                "Mode", "Disabled",   "Discovery", "Wipe"};
+		static const char *reasons[] = {"None",     "Individual", "Limit", "Rule",  "Mode",
+		                                "Disabled", "Discovery",  "Wipe",  "Policy"};
 
 		for (int i = 0; i < (int)NELEM(reasons); i++)
 			assert_string_equal(abq_reason_name((enum abq_reason)i), reasons[i]);
@@ -745,7 +745,7 @@ test_types(void **state)
 		}
 		assert_int_equal(abq_reason_parse("None", &r), -1);
 		assert_int_equal(abq_reason_parse("Rules", &r), -1);
-		assert_string_equal(abq_reason_name((enum abq_reason)8), "?");
+		assert_string_equal(abq_reason_name((enum abq_reason)9), "?");
 	}
 	{
 		static const char *modes[] = {"Permissive", "Interactive", "Strict", "Disabled"};

@@ -629,6 +629,69 @@ test_provision(void **state)
 	}
 }
 
+/* A Provision phase 2 acknowledging key with Policy Status status (NULL: none). */
+static struct wbxml_doc *
+req_provision_ack(const char *key, const char *status, const char *type)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *p =
+	    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "Provision:Provision"), "Policies"), "Policy");
+	wbxml_addn_text(p, "PolicyType", type);
+	wbxml_addn_text(p, "PolicyKey", key);
+	if (status != NULL)
+		wbxml_addn_text(p, "Status", status);
+	return d;
+}
+
+/*
+ * Provision phase 2: the Policy Status the device acknowledges with (1 to 4)
+ * is reported in out->provision_status, and the device gets its final key
+ * whatever it says (the gateway decides what follows); phase 1, a missing or
+ * undefined Status and an unknown PolicyType report 0.
+ */
+static void
+test_provision_status(void **state)
+{
+	static const struct {
+		const char *status, *type;
+		int want;
+	} cases[] = {
+	    {"1", "MS-EAS-Provisioning-WBXML", 1},  {"2", "MS-EAS-Provisioning-WBXML", 2},
+	    {"3", "MS-EAS-Provisioning-WBXML", 3},  {"4", "MS-EAS-Provisioning-WBXML", 4},
+	    {NULL, "MS-EAS-Provisioning-WBXML", 0}, {"5", "MS-EAS-Provisioning-WBXML", 0},
+	    {"22", "MS-EAS-Provisioning-WBXML", 0}, {"", "MS-EAS-Provisioning-WBXML", 0},
+	    {"2", "MS-WAP-Provisioning-XML", 0},
+	};
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			struct fx f;
+			fx_init(&f, versions[v]);
+			struct wbxml_node *r =
+			    serve(&f, EAS_CMD_PROVISION,
+			          req_provision_ack("123", cases[i].status, cases[i].type));
+			assert_string_equal(txt(r, "Status"), "1");
+			if (f.out.provision_status != cases[i].want)
+				fail_msg("%s, Status '%s': reported %d", versions[v],
+				         cases[i].status ? cases[i].status : "(none)",
+				         f.out.provision_status);
+			if (cases[i].want > 1)
+				assert_non_null(txt(r, "Policies/Policy/PolicyKey"));
+			fx_done(&f);
+		}
+		/* Phase 1 reports nothing. */
+		struct fx f;
+		fx_init(&f, versions[v]);
+		struct wbxml_doc *d = wbxml_doc_new();
+		wbxml_addn_text(
+		    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "Provision:Provision"), "Policies"),
+		               "Policy"),
+		    "PolicyType", "MS-EAS-Provisioning-WBXML");
+		serve(&f, EAS_CMD_PROVISION, d);
+		assert_int_equal(f.out.provision_status, 0);
+		fx_done(&f);
+	}
+}
+
 /*
  * Settings: DeviceInformation Set 1, UserInformation Get the address, Oof Get
  * and Set denied by policy (7), RightsManagementInformation Get: no templates.
@@ -1699,6 +1762,7 @@ main(void)
 	    cmocka_unit_test(test_getitemestimate),
 	    cmocka_unit_test(test_ping),
 	    cmocka_unit_test(test_provision),
+	    cmocka_unit_test(test_provision_status),
 	    cmocka_unit_test(test_settings),
 	    cmocka_unit_test(test_itemoperations),
 	    cmocka_unit_test(test_other_commands),

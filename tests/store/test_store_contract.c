@@ -2058,8 +2058,14 @@ test_syncstate_device_delete(void **state)
 	    abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 }
 
-/* What schema 7 added (account loggers), undone to go back to an older version. */
-#define DROP_LOGGERS "DROP TABLE loggers; "
+/* What schema 8 added (a device's Policy Status), undone to go back to an older version. */
+#define DROP_PROVISION_STATUS "ALTER TABLE devices DROP COLUMN provision_status; "
+
+/*
+ * What schema 7 added (account loggers), undone to go back to an older
+ * version (with what schema 8 added first).
+ */
+#define DROP_LOGGERS DROP_PROVISION_STATUS "DROP TABLE loggers; "
 
 /*
  * What schema 6 added (a device's remote wipe), undone to go back to an older
@@ -2342,6 +2348,56 @@ test_loggers(void **state)
 	b.device_id = NULL;
 	OK(abq_store_logger_add(f->s, &b, &err));
 	assert_true(b.id > 0);
+}
+
+/*
+ * The Policy Status a device acknowledged is kept (schema 8); a store of
+ * version 7 gets the column, its devices none reported.
+ */
+static void
+test_device_provision_status(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_device d = {0}, w = {0};
+
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &w, &err), 1);
+	assert_int_equal(w.provision_status, 0);
+	w.provision_status = 3;
+	w.state = ABQ_STATE_BLOCKED;
+	w.reason = ABQ_REASON_POLICY;
+	OK(abq_store_device_put(f->s, &w, &err));
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "dev", &d, &err), 1);
+	assert_int_equal(d.provision_status, 3);
+	assert_int_equal(d.reason, ABQ_REASON_POLICY);
+	abq_device_clear(&d);
+	w.provision_status = -1;
+	FAILS(abq_store_device_put(f->s, &w, &err), "out of range");
+	abq_device_clear(&w);
+	abq_store_close(&f->s);
+	if (f->sqlite) {
+		sqlite3 *db = raw_open(f->path);
+		raw_exec(db, DROP_PROVISION_STATUS "PRAGMA user_version = 7");
+		sqlite3_close(db);
+	} else {
+		assert_int_equal(
+		    pg_sql(f->base_url,
+		           "SET search_path = %s; " DROP_PROVISION_STATUS
+		           "UPDATE abqd_meta SET value = '7' WHERE key = 'schema_version'",
+		           f->schema),
+		    0);
+	}
+	fx_open(f, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
+	assert_int_equal(d.provision_status, 0);
+	assert_int_equal(d.state, ABQ_STATE_BLOCKED);
+	assert_int_equal(d.reason, ABQ_REASON_POLICY);
+	d.provision_status = 2;
+	OK(abq_store_device_put(f->s, &d, &err));
+	abq_device_clear(&d);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
+	assert_int_equal(d.provision_status, 2);
+	abq_device_clear(&d);
 }
 
 /* ---- accounts: one identity per person ------------------------------------ */
@@ -2846,6 +2902,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate_v3_to_v4, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_device_wipe, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_device_provision_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_loggers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
