@@ -13,6 +13,7 @@ tests/e2e/recorder.py stands in for them (its `zpush` mode), behind the gate
 suite's harness (test_gate.py).
 """
 
+import re
 import time
 import unittest
 
@@ -259,8 +260,8 @@ class UpstreamProvisioning(unittest.TestCase):
                                              if x[1] != p.device_id])
         self.assertRegex(E.H.log_text(), r"dev=%s cmd=FolderSync: provisioning with the "
                                          r"upstream failed: phase 1: HTTP 500" % p.device_id)
-        self.assertRegex(E.H.log_text(), r"dev=%s cmd=FolderSync .*outcome=upstream-provision "
-                                         r"upstream=449 status=503" % p.device_id)
+        log_line(self, r"dev=%s cmd=FolderSync .*outcome=upstream-provision upstream=449 "
+                       r"status=503" % p.device_id)
         # Without its demand (a fine upstream again) the same phone syncs.
         self.rec.reply = None
         self.assert_served(p.foldersync(), "FolderSync after the failure")
@@ -278,8 +279,17 @@ class UpstreamProvisioning(unittest.TestCase):
         self.assertEqual((text_of(doc, "Status"), text_of(doc, "SyncKey")), ("1", "up-1"), r)
         self.assertEqual(text_of(doc.find("Changes"), "Count"), "5", r)
         self.assert_provisioned_once(p.device_id)
-        self.assertRegex(E.H.log_text(), r"dev=%s cmd=FolderSync .*outcome=handover" %
-                         p.device_id)
+        log_line(self, r"dev=%s cmd=FolderSync .*outcome=handover" % p.device_id)
+
+
+def log_line(tc, pattern):
+    """An exchange's log line is written when it ends, just after its answer left:
+    wait a moment for it rather than read the log at once."""
+    for _ in range(50):
+        if re.search(pattern, E.H.log_text()):
+            return
+        time.sleep(0.1)
+    tc.assertRegex(E.H.log_text(), pattern)
 
 
 def main():
