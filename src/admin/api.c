@@ -1060,23 +1060,6 @@ out:
 
 /* ---------------------------------------------------------- provisioning */
 
-/* The word of a provisioning value's source, as abqctl --json gives it. */
-static const char *
-prov_source_word(enum abq_prov_source from)
-{
-	switch (from) {
-	case ABQ_PROV_FROM_GLOBAL:
-		return "global";
-	case ABQ_PROV_FROM_DOMAIN:
-		return "domain";
-	case ABQ_PROV_FROM_ACCOUNT:
-		return "account";
-	case ABQ_PROV_FROM_DEFAULT:
-	default:
-		return "default";
-	}
-}
-
 /* The word of a key's type, for the console's editor. */
 static const char *
 prov_type_word(enum abq_prov_type t)
@@ -1130,7 +1113,7 @@ provisioning_get(struct admin_req *r, const char *const *var, int arg)
 		json_t *o = json_object();
 		json_object_set_new(o, "key", json_string(d->name));
 		json_object_set_new(o, "value", jstr(eff.text[i]));
-		json_object_set_new(o, "source", json_string(prov_source_word(eff.from[i])));
+		json_object_set_new(o, "source", json_string(abq_prov_source_name(eff.from[i])));
 		json_object_set_new(o, "default", jstr(d->default_value));
 		json_object_set_new(o, "type", json_string(prov_type_word(d->type)));
 		if (d->type == ABQ_PROV_NUMBER) {

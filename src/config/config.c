@@ -487,8 +487,11 @@ puburl_error(const char *v)
 			return "has no host";
 	}
 	if (*p == ':') {
+		long port = 0;
 		n = strspn(p + 1, "0123456789");
-		if (n == 0 || n > 5 || atoi(p + 1) == 0 || atoi(p + 1) > 65535)
+		for (size_t i = 0; i < n && i < 6; i++)
+			port = port * 10 + (p[1 + i] - '0');
+		if (n == 0 || n > 5 || port == 0 || port > 65535)
 			return "has a malformed port";
 		p += n + 1;
 	}

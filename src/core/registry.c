@@ -1193,6 +1193,81 @@ out:
 	return op_end(c, rv, errmsg_r);
 }
 
+/*
+ * Write (canon non-NULL) or remove (canon NULL: refused, 1, when nothing is
+ * set there) the value stored as `stored` at (scope, tgt), in one operation:
+ * the history row (what), the change-log row, and with reevaluates the
+ * scope's devices decided anew. label names the value for people. The
+ * attributes and the provisioning keys are both written here.
+ */
+static int
+attr_write(const struct abq_ctx *c, enum abq_scope scope, const char *tgt, const char *stored,
+           const char *label, const char *canon, const char *what, bool reevaluates,
+           struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_attr old = {0};
+	char *subj, *key;
+	const char *err;
+	int rv, found;
+
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	subj = scope == ABQ_SCOPE_GLOBAL ? xasprintf("global %s", label)
+	                                 : xasprintf("%s %s %s", abq_scope_name(scope), tgt, label);
+	key = scope == ABQ_SCOPE_GLOBAL
+	          ? xasprintf("global\n%s", stored)
+	          : xasprintf("%s:%s\n%s", abq_scope_name(scope), tgt, stored);
+	if ((found = abq_store_attr_get(c->store, scope, tgt, stored, &old, &err)) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	if (canon == NULL) {
+		if (found == 0) {
+			*errmsg_r = xasprintf("%s is not set at %s", label,
+			                      scope == ABQ_SCOPE_GLOBAL ? "global scope" : subj);
+			rv = 1;
+			goto out;
+		}
+		if (abq_store_attr_delete(c->store, scope, tgt, stored, &err) < 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+	} else {
+		struct abq_attr a = {
+		    .scope = scope,
+		    .target = (char *)tgt,
+		    .name = (char *)stored,
+		    .value = (char *)canon,
+		    .set_by = (char *)c->who,
+		    .set_at = c->now,
+		};
+		if (abq_store_attr_put(c->store, &a, &err) < 0) {
+			rv = store_fail(errmsg_r, err);
+			goto out;
+		}
+	}
+	if (o != NULL)
+		o->affected = 1;
+	if ((rv = history(c, what, subj, found == 1 ? old.value : NULL, canon, NULL, NULL,
+	                  scope == ABQ_SCOPE_ACCOUNT ? tgt : NULL, errmsg_r)) < 0 ||
+	    (rv = change(c, ABQ_CHANGE_ATTR, key, errmsg_r)) < 0)
+		goto out;
+	rv = 0;
+	if (reevaluates) {
+		struct abq_device_filter f = {.default_domain = c->default_domain};
+		if (scope == ABQ_SCOPE_DOMAIN)
+			f.domain = tgt;
+		else if (scope == ABQ_SCOPE_ACCOUNT)
+			f.account = tgt;
+		rv = reevaluate(c, &f, subj, o, errmsg_r);
+	}
+out:
+	abq_attr_clear(&old);
+	free(subj);
+	free(key);
+	return op_end(c, rv, errmsg_r);
+}
+
 /* The list of attribute names, for an error message. */
 static char *
 attr_names(void)
@@ -1211,10 +1286,8 @@ abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const char 
                       const char *name, const char *value, struct abq_outcome *o, char **errmsg_r)
 {
 	const struct abq_attr_def *def = abq_attr_find(name);
-	struct abq_attr old = {0};
-	char *canon = NULL, *tgt = NULL, *subj = NULL, *key = NULL, *msg = NULL;
-	const char *err;
-	int rv, found;
+	char *canon = NULL, *tgt = NULL, *msg = NULL;
+	int rv;
 
 	if (def == NULL) {
 		char *names = attr_names();
@@ -1246,67 +1319,11 @@ abq_registry_attr_set(const struct abq_ctx *c, enum abq_scope scope, const char 
 		free(tgt);
 		return 1;
 	}
-	if (op_begin(c, o, errmsg_r) < 0) {
-		free(tgt);
-		free(canon);
-		return -1;
-	}
-	subj = scope == ABQ_SCOPE_GLOBAL
-	           ? xasprintf("global %s", def->name)
-	           : xasprintf("%s %s %s", abq_scope_name(scope), tgt, def->name);
-	key = scope == ABQ_SCOPE_GLOBAL
-	          ? xasprintf("global\n%s", def->name)
-	          : xasprintf("%s:%s\n%s", abq_scope_name(scope), tgt, def->name);
-	if ((found = abq_store_attr_get(c->store, scope, tgt, def->name, &old, &err)) < 0) {
-		rv = store_fail(errmsg_r, err);
-		goto out;
-	}
-	if (canon == NULL) {
-		if (found == 0) {
-			*errmsg_r = xasprintf("%s is not set at %s", def->name, subj);
-			rv = 1;
-			goto out;
-		}
-		if (abq_store_attr_delete(c->store, scope, tgt, def->name, &err) < 0) {
-			rv = store_fail(errmsg_r, err);
-			goto out;
-		}
-	} else {
-		struct abq_attr a = {
-		    .scope = scope,
-		    .target = tgt,
-		    .name = (char *)def->name,
-		    .value = canon,
-		    .set_by = (char *)c->who,
-		    .set_at = c->now,
-		};
-		if (abq_store_attr_put(c->store, &a, &err) < 0) {
-			rv = store_fail(errmsg_r, err);
-			goto out;
-		}
-	}
-	if (o != NULL)
-		o->affected = 1;
-	if ((rv = history(c, "attribute", subj, found == 1 ? old.value : NULL, canon, NULL, NULL,
-	                  scope == ABQ_SCOPE_ACCOUNT ? tgt : NULL, errmsg_r)) < 0 ||
-	    (rv = change(c, ABQ_CHANGE_ATTR, key, errmsg_r)) < 0)
-		goto out;
-	rv = 0;
-	if (def->reevaluates) {
-		struct abq_device_filter f = {.default_domain = c->default_domain};
-		if (scope == ABQ_SCOPE_DOMAIN)
-			f.domain = tgt;
-		else if (scope == ABQ_SCOPE_ACCOUNT)
-			f.account = tgt;
-		rv = reevaluate(c, &f, subj, o, errmsg_r);
-	}
-out:
-	abq_attr_clear(&old);
+	rv = attr_write(c, scope, tgt, def->name, def->name, canon, "attribute", def->reevaluates,
+	                o, errmsg_r);
 	free(canon);
 	free(tgt);
-	free(subj);
-	free(key);
-	return op_end(c, rv, errmsg_r);
+	return rv;
 }
 
 /*
@@ -1323,10 +1340,8 @@ abq_registry_prov_set(const struct abq_ctx *c, enum abq_scope scope, const char 
                       const char *key, const char *value, struct abq_outcome *o, char **errmsg_r)
 {
 	const struct abq_prov_def *def = abq_prov_find(key);
-	struct abq_attr old = {0};
-	char *canon = NULL, *tgt = NULL, *subj = NULL, *ckey = NULL, *name = NULL;
-	const char *err;
-	int rv, found;
+	char *canon = NULL, *tgt = NULL, *name = NULL;
+	int rv;
 
 	if (def == NULL || key == NULL ||
 	    strncasecmp(key, ABQ_PROV_PREFIX, ABQ_PROV_PREFIX_LEN) == 0) {
@@ -1352,69 +1367,13 @@ abq_registry_prov_set(const struct abq_ctx *c, enum abq_scope scope, const char 
 		free(tgt);
 		return 1;
 	}
-	if (op_begin(c, o, errmsg_r) < 0) {
-		free(tgt);
-		free(canon);
-		return -1;
-	}
 	name = xasprintf("%s%s", ABQ_PROV_PREFIX, def->name);
-	subj = scope == ABQ_SCOPE_GLOBAL
-	           ? xasprintf("global %s", def->name)
-	           : xasprintf("%s %s %s", abq_scope_name(scope), tgt, def->name);
-	ckey = scope == ABQ_SCOPE_GLOBAL ? xasprintf("global\n%s", name)
-	                                 : xasprintf("%s:%s\n%s", abq_scope_name(scope), tgt, name);
-	if ((found = abq_store_attr_get(c->store, scope, tgt, name, &old, &err)) < 0) {
-		rv = store_fail(errmsg_r, err);
-		goto out;
-	}
-	if (canon == NULL) {
-		if (found == 0) {
-			*errmsg_r = xasprintf("%s is not set at %s", def->name,
-			                      scope == ABQ_SCOPE_GLOBAL ? "global scope" : subj);
-			rv = 1;
-			goto out;
-		}
-		if (abq_store_attr_delete(c->store, scope, tgt, name, &err) < 0) {
-			rv = store_fail(errmsg_r, err);
-			goto out;
-		}
-	} else {
-		struct abq_attr a = {
-		    .scope = scope,
-		    .target = tgt,
-		    .name = name,
-		    .value = canon,
-		    .set_by = (char *)c->who,
-		    .set_at = c->now,
-		};
-		if (abq_store_attr_put(c->store, &a, &err) < 0) {
-			rv = store_fail(errmsg_r, err);
-			goto out;
-		}
-	}
-	if (o != NULL)
-		o->affected = 1;
-	if ((rv = history(c, "provisioning", subj, found == 1 ? old.value : NULL, canon, NULL, NULL,
-	                  scope == ABQ_SCOPE_ACCOUNT ? tgt : NULL, errmsg_r)) < 0 ||
-	    (rv = change(c, ABQ_CHANGE_ATTR, ckey, errmsg_r)) < 0)
-		goto out;
-	rv = 0;
-	if (abq_prov_id_of(def) == ABQ_PROV_ALLOW_NON_PROVISIONABLE) {
-		struct abq_device_filter f = {.default_domain = c->default_domain};
-		if (scope == ABQ_SCOPE_DOMAIN)
-			f.domain = tgt;
-		else if (scope == ABQ_SCOPE_ACCOUNT)
-			f.account = tgt;
-		rv = reevaluate(c, &f, subj, o, errmsg_r);
-	}
-out:
-	abq_attr_clear(&old);
+	rv = attr_write(c, scope, tgt, name, def->name, canon, "provisioning",
+	                abq_prov_id_of(def) == ABQ_PROV_ALLOW_NON_PROVISIONABLE, o, errmsg_r);
+	free(name);
 	free(canon);
 	free(tgt);
-	free(subj);
-	free(ckey);
-	free(name);
-	return op_end(c, rv, errmsg_r);
+	return rv;
 }
 
 /* The longest locale tag a template takes ("de-DE", "zh-Hant-TW", ...). */

@@ -17,23 +17,6 @@
 #include "lib/provision.h"
 #include "lib/util.h"
 
-/* The word of a source, for JSON: "default", "global", "domain", "account". */
-static const char *
-source_word(enum abq_prov_source from)
-{
-	switch (from) {
-	case ABQ_PROV_FROM_GLOBAL:
-		return "global";
-	case ABQ_PROV_FROM_DOMAIN:
-		return "domain";
-	case ABQ_PROV_FROM_ACCOUNT:
-		return "account";
-	case ABQ_PROV_FROM_DEFAULT:
-	default:
-		return "default";
-	}
-}
-
 /*
  * getProvisioning SCOPE [KEY]: one key, or every key, with its effective
  * value and its source ("domain example.com", "default"), then the policy
@@ -82,7 +65,8 @@ do_prov_get(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl
 			json_t *o = json_object();
 			json_object_set_new(o, "key", json_string(d->name));
 			json_object_set_new(o, "value", jstr(eff.text[i]));
-			json_object_set_new(o, "source", json_string(source_word(eff.from[i])));
+			json_object_set_new(o, "source",
+			                    json_string(abq_prov_source_name(eff.from[i])));
 			json_object_set_new(o, "default", jstr(d->default_value));
 			jstream_item(&js, o);
 		}

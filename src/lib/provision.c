@@ -149,6 +149,23 @@ abq_prov_find(const char *name)
 	return NULL;
 }
 
+/* The word of a source (provision.h). */
+const char *
+abq_prov_source_name(enum abq_prov_source from)
+{
+	switch (from) {
+	case ABQ_PROV_FROM_GLOBAL:
+		return "global";
+	case ABQ_PROV_FROM_DOMAIN:
+		return "domain";
+	case ABQ_PROV_FROM_ACCOUNT:
+		return "account";
+	case ABQ_PROV_FROM_DEFAULT:
+	default:
+		return "default";
+	}
+}
+
 /* The row of an id; ids are table indexes. */
 const struct abq_prov_def *
 abq_prov_by_id(enum abq_prov_id id)

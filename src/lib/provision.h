@@ -121,6 +121,8 @@ struct abq_prov_policy {
 	enum abq_prov_source from[ABQ_PROV_ID_COUNT];
 };
 
+/* The word of a source, as abqctl --json and the API give it: "default", "global", ... */
+const char *abq_prov_source_name(enum abq_prov_source from);
 /* The key named name (case-insensitive, with or without ABQ_PROV_PREFIX), or NULL. */
 const struct abq_prov_def *abq_prov_find(const char *name);
 /* The row of an id, or NULL. */
