@@ -227,7 +227,15 @@ struct exchange {
 	enum abq_state decision;
 	int upstream_status;
 	int status;
-	bool started;        /* the response's status line went out */
+	bool started; /* the response's status line went out */
+	/*
+	 * A 200 WBXML answer that may be a provisioning demand, its status line
+	 * and headers kept by the upstream client (upstream_keep_headers) until
+	 * its body shows what it is (up_on_body).
+	 */
+	bool up_deferred;
+	bool up_keyed;       /* the device's upstream key (devstate.up_key) at act() */
+	uint32_t up_key;     /* goes on the request forwarded (upprov_key) */
 	bool held;           /* a long poll (Ping, Sync) */
 	bool authed;         /* the credentials were checked and are good */
 	bool body_waits;     /* on_headers left the body unread (HTTP_BODY_WAIT) */
@@ -277,7 +285,8 @@ static bool facts_differ(const struct devstate *s, const struct eas_request *r,
                          const struct exchange *x);
 static void observed(void *arg, int rv, const struct abq_device *d, const char *errmsg);
 
-static void act(struct exchange *x, enum abq_state state, enum abq_reason reason);
+static void act(struct exchange *x, const struct devstate *s, enum abq_state state,
+                enum abq_reason reason);
 static bool start_over(struct exchange *x);
 static bool body_well_formed(struct exchange *x);
 
@@ -290,6 +299,11 @@ static const char *join3(char *stack, size_t cap, struct sbuf *spill, const char
 static void up_on_response(void *arg, int status, const char *reason,
                            const struct upstream_header *headers, size_t n);
 static void up_on_body(void *arg, const void *data, size_t len);
+static void up_start(struct exchange *x, int status, const char *reason,
+                     const struct upstream_header *headers, size_t n);
+static bool up_deferred_end(struct exchange *x, const void *data, size_t len);
+static void upprov_hold(struct exchange *x, int status, const char *reason,
+                        const struct upstream_header *headers, size_t n);
 static void up_on_done(void *arg, enum upstream_result result);
 
 static void deny(struct exchange *x, int eas_status, enum outcome outcome);
@@ -652,7 +666,7 @@ decide(struct exchange *x)
 			storeq_touch(gw->sq, r->account, r->device_id, tv.tv_sec, x->client,
 			             eas_cmd_name(r->cmd));
 		}
-		act(x, s->state, s->reason);
+		act(x, s, s->state, s->reason);
 		return;
 	}
 	struct abq_device seen = {
@@ -754,7 +768,7 @@ observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 		 */
 		const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
 		if (s != NULL && s->state != ABQ_STATE_NONE && s->state != ABQ_STATE_DISCOVERY) {
-			act(x, s->state, s->reason);
+			act(x, s, s->state, s->reason);
 			return;
 		}
 		respond_503(x, OUT_STORE_FAILED, RETRY_AFTER_S);
@@ -773,18 +787,21 @@ observed(void *arg, int rv, const struct abq_device *d, const char *errmsg)
 	s->device_type = xstrdup_null(d->device_type);
 	s->user_agent = xstrdup_null(d->user_agent);
 	s->facts_known = true;
-	act(x, d->state, d->reason);
+	act(x, s, d->state, d->reason);
 }
 
 /* ---- acting on the decision ---- */
 
-/* Serve the request according to the device's state. */
+/*
+ * Serve the request according to the device's state; s is the loop's entry
+ * of the device (dev_get), or NULL.
+ */
 static void
-act(struct exchange *x, enum abq_state state, enum abq_reason reason)
+act(struct exchange *x, const struct devstate *s, enum abq_state state, enum abq_reason reason)
 {
-	const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
-
 	x->decision = state;
+	x->up_keyed = s != NULL && s->up_keyed;
+	x->up_key = s != NULL ? s->up_key : 0;
 	/* A pending wipe comes before every state: a lost phone is blocked and wiped. */
 	if (s != NULL && s->wipe) {
 		if (x->ereq->cmd == EAS_CMD_PROVISION) {
@@ -796,6 +813,7 @@ act(struct exchange *x, enum abq_state state, enum abq_reason reason)
 		return;
 	}
 	upprov_free(&x->upp); /* a request decided anew */
+	x->up_deferred = false;
 	if (state == ABQ_STATE_ALLOWED && x->ereq->cmd == EAS_CMD_PROVISION &&
 	    upprov_phone_provision(x, s))
 		return;
@@ -1087,13 +1105,21 @@ up_on_response(void *arg, int status, const char *reason, const struct upstream_
                size_t n)
 {
 	struct exchange *x = arg;
-	const char *stack_h[2 * 32 + 1];
-	const char **h;
-	size_t k = 0;
 
 	if (upprov_watch(x, status, reason, headers, n))
-		return; /* held: it may be a provisioning demand */
-	h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
+		return; /* held or deferred: it may be a provisioning demand */
+	up_start(x, status, reason, headers, n);
+}
+
+/* The upstream's status line and headers go to the phone (up_on_response). */
+static void
+up_start(struct exchange *x, int status, const char *reason, const struct upstream_header *headers,
+         size_t n)
+{
+	const char *stack_h[2 * 32 + 1];
+	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
+	size_t k = 0;
+
 	x->upstream_status = status;
 	hold_end(x);
 	if (status == 401 && x->ereq->auth_user != NULL)
@@ -1121,6 +1147,8 @@ static void
 up_on_body(void *arg, const void *data, size_t len)
 {
 	struct exchange *x = arg;
+	if (x->up_deferred && up_deferred_end(x, data, len))
+		return;
 	if (x->upp != NULL && x->upp->holding) {
 		upprov_body(x, data, len);
 		return;
@@ -1141,6 +1169,8 @@ static void
 up_on_done(void *arg, enum upstream_result result)
 {
 	struct exchange *x = arg;
+	if (x->up_deferred)
+		(void)up_deferred_end(x, NULL, 0);
 	if (x->upp != NULL && x->upp->holding) {
 		upprov_done(x, result);
 		return;
@@ -1692,13 +1722,10 @@ upprov_key(const struct exchange *x, uint32_t *key)
 		*key = x->upp->phase == 1 ? 0 : x->upp->temp_key;
 		return true;
 	}
-	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST || r->device_id == NULL ||
-	    r->account == NULL || r->cmd == EAS_CMD_PROVISION)
+	if (!x->up_keyed || r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST ||
+	    r->device_id == NULL || r->account == NULL || r->cmd == EAS_CMD_PROVISION)
 		return false;
-	const struct devstate *s = dev_get(x->gw, r->account, r->device_id);
-	if (s == NULL || !s->up_keyed)
-		return false;
-	*key = s->up_key;
+	*key = x->up_key;
 	return true;
 }
 
@@ -1737,10 +1764,11 @@ upprov_copy_headers(const struct upstream_header *headers, size_t n)
 
 /*
  * The upstream's status line and headers for an Allowed device's command
- * (up_on_response): a 449, or a 200 WBXML answer that is small enough to be
- * a demand (Content-Length under EAS_UPPROV_DEMAND_MAX, or chunked), is
- * held (upprov_body, upprov_done) instead of passed on. Returns whether it
- * was held.
+ * (up_on_response): a 449 is held (upprov_body, upprov_done) instead of
+ * passed on; a 200 WBXML answer that is small enough to be a demand
+ * (Content-Length under EAS_UPPROV_DEMAND_MAX, or chunked) waits for its
+ * first body piece (up_deferred_end), which shows whether it must be held.
+ * Returns whether the answer was held or deferred.
  */
 static bool
 upprov_watch(struct exchange *x, int status, const char *reason,
@@ -1763,8 +1791,58 @@ upprov_watch(struct exchange *x, int status, const char *reason,
 		if (!wbxml || cl == 0 || cl >= EAS_UPPROV_DEMAND_MAX)
 			return false;
 	}
-	x->upstream_status = status;
 	hold_end(x); /* a held Ping's wait is over, whatever the answer */
+	if (status == 200) {
+		/* Decided on its body (up_deferred_end): nothing copied meanwhile. */
+		upstream_keep_headers(x->ureq);
+		x->upstream_status = status;
+		x->up_deferred = true;
+		return true;
+	}
+	upprov_hold(x, status, reason, headers, n);
+	return true;
+}
+
+/*
+ * The first piece of a deferred answer's body (NULL at its end when it had
+ * none): an answer whole in this piece and no demand (the usual case) goes
+ * to the phone as it came (returns false: up_on_body writes the piece);
+ * anything else is held as upprov_watch holds a 449 (returns true).
+ */
+static bool
+up_deferred_end(struct exchange *x, const void *data, size_t len)
+{
+	struct upstream_header stack_h[32], *h = stack_h;
+	const char *reason = "";
+	size_t n = upstream_req_headers(x->ureq, &reason, h, 32);
+	int st = 0;
+	bool held = true;
+
+	x->up_deferred = false;
+	if (n > 32) {
+		h = xcalloc(n, sizeof(*h));
+		(void)upstream_req_headers(x->ureq, &reason, h, n);
+	}
+	if (data != NULL && upstream_req_content_length(x->ureq) == (int64_t)len &&
+	    eas_upprov_demand(x->upstream_status, data, len, &st) == EAS_UPPROV_NONE) {
+		up_start(x, x->upstream_status, reason, h, n);
+		held = false;
+	} else {
+		upprov_hold(x, x->upstream_status, reason, h, n);
+		if (data != NULL)
+			upprov_body(x, data, len);
+	}
+	if (h != stack_h)
+		free(h);
+	return held;
+}
+
+/* Hold the upstream's answer (upprov_body, upprov_done): it may be a demand. */
+static void
+upprov_hold(struct exchange *x, int status, const char *reason,
+            const struct upstream_header *headers, size_t n)
+{
+	x->upstream_status = status;
 	if (x->upp == NULL)
 		x->upp = xcalloc(1, sizeof(*x->upp));
 	struct upprov *up = x->upp;
@@ -1776,10 +1854,9 @@ upprov_watch(struct exchange *x, int status, const char *reason,
 	up->holding = true;
 	up->status = status;
 	up->reason = xstrdup_null(reason);
-	up->content_length = cl;
+	up->content_length = upstream_req_content_length(x->ureq);
 	up->headers = upprov_copy_headers(headers, n);
 	cbuf_init(&up->body, EAS_UPPROV_DEMAND_MAX - 1); /* "under" the cap */
-	return true;
 }
 
 /*
@@ -2000,8 +2077,8 @@ upp_on_done(void *arg, enum upstream_result result)
 		return;
 	}
 	struct devstate *s = dev_slot(x->gw, x->ereq->account, x->ereq->device_id);
-	s->up_keyed = true;
-	s->up_key = a.key;
+	s->up_keyed = x->up_keyed = true;
+	s->up_key = x->up_key = a.key;
 	s->up_wipe = false;
 	log_info("user=%s dev=%s: provisioned with the upstream (its PolicyKey %" PRIu32
 	         "): the %s goes again with it",
@@ -2332,7 +2409,7 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 			if (state == ABQ_STATE_NONE)
 				decide(x);
 			else
-				act(x, state, reason);
+				act(x, dev_get(gw, account, device_id), state, reason);
 			continue;
 		}
 		if (state == ABQ_STATE_ALLOWED && !wipe)
@@ -2345,7 +2422,7 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 		if (!x->started && state == ABQ_STATE_NONE) {
 			decide(x); /* deleted: decided anew, as at a first request */
 		} else if (!x->started) {
-			act(x, state, reason);
+			act(x, dev_get(gw, account, device_id), state, reason);
 		} else {
 			x->outcome = OUT_CUT;
 			http_response_abort(x->hreq);
@@ -2375,11 +2452,14 @@ logcap_begin(struct exchange *x)
 {
 	struct gateway *gw = x->gw;
 	const struct eas_request *r = x->ereq;
-	int64_t now = abq_now(); /* the clock abqctl gave the logger's until by */
+	int64_t now;
 	size_t blen = 0;
 	const void *body;
 
-	if (r == NULL || !reqlog_wants(gw->reqlog, r->account, r->device_id, now))
+	if (r == NULL || !reqlog_any(gw->reqlog))
+		return;
+	now = abq_now(); /* the clock abqctl gave the logger's until by */
+	if (!reqlog_wants(gw->reqlog, r->account, r->device_id, now))
 		return;
 	x->logcap = xcalloc(1, sizeof(*x->logcap));
 	cbuf_init(&x->logcap->req, REQLOG_BODY_MAX);

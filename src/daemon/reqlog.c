@@ -175,7 +175,14 @@ logger_matches(const struct logger *l, const char *account, const char *device_i
 	        (device_id != NULL && strcasecmp(l->device_id, device_id) == 0));
 }
 
-/* Whether any active logger takes this request. */
+/* Whether any logger is active (reqlog.h). */
+bool
+reqlog_any(const struct reqlog *rl)
+{
+	return rl != NULL && rl->n > 0;
+}
+
+/* Whether a request of (account, device_id) is logged now (reqlog.h). */
 bool
 reqlog_wants(const struct reqlog *rl, const char *account, const char *device_id, int64_t now)
 {

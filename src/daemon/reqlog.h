@@ -42,6 +42,9 @@ void reqlog_free(struct reqlog **rl);
  */
 void reqlog_set(struct reqlog *rl, const struct abq_logger *v, size_t n, int64_t now);
 
+/* Whether any logger is active: when none is (the usual case), nothing else need be asked. */
+bool reqlog_any(const struct reqlog *rl);
+
 /* Whether a request of (account, device_id) is to be logged now (cheap: most have none). */
 bool reqlog_wants(const struct reqlog *rl, const char *account, const char *device_id, int64_t now);
 

@@ -128,9 +128,11 @@ struct upstream_req {
 	bool complete : 1;  /* the response ended */
 	bool keepalive : 1; /* and allows reuse */
 	bool cancelled : 1;
-	bool done : 1;     /* on_done is running */
-	bool cached : 1;   /* a req_blocks block (UP_REQ_BLOCK bytes) */
-	struct timeval t0; /* sent (loop_time), for abqd_upstream_request_duration_seconds */
+	bool done : 1;      /* on_done is running */
+	bool cached : 1;    /* a req_blocks block (UP_REQ_BLOCK bytes) */
+	bool keep_hdrs : 1; /* upstream_keep_headers: hb kept past on_response */
+	size_t kept_n;      /* the fields kept (trailers add to nfield) */
+	struct timeval t0;  /* sent (loop_time), for abqd_upstream_request_duration_seconds */
 	char errbuf[160];
 	char hinline[512]; /* a usual response's header block fits */
 };
@@ -365,6 +367,26 @@ on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 /*
+ * The first n headers of the block in hb, into hdrs (pointers into hb); the
+ * reason is hb.p itself.
+ */
+static void
+hdrs_build(const struct upstream_req *req, struct upstream_header *hdrs, size_t n)
+{
+	const char *s = req->hb.p;
+
+	s += piece_len(&req->ends, 0, req->hb.p, s) + 1; /* past the reason */
+	for (size_t i = 0; i < n; i++) {
+		hdrs[i].name = s;
+		hdrs[i].name_len = piece_len(&req->ends, 1 + 2 * i, req->hb.p, s);
+		s += hdrs[i].name_len + 1;
+		hdrs[i].value = s;
+		hdrs[i].value_len = piece_len(&req->ends, 2 + 2 * i, req->hb.p, s);
+		s += hdrs[i].value_len + 1;
+	}
+}
+
+/*
  * The header block is complete: skip 1xx, build the header array and hand
  * it to on_response. Returns 1 for a HEAD request (no body follows).
  */
@@ -373,8 +395,6 @@ on_headers_complete(http_parser *p)
 {
 	struct upstream_req *req = p->data;
 	struct upstream_header *hdrs;
-	const char *s;
-	size_t i;
 
 	if (p->status_code / 100 == 1 && p->status_code != 101) {
 		req->interim = true;
@@ -395,21 +415,15 @@ on_headers_complete(http_parser *p)
 		req->clen = (int64_t)p->content_length;
 	struct upstream_header stack_hdrs[32];
 	hdrs = req->nfield <= 32 ? stack_hdrs : xcalloc(req->nfield, sizeof(*hdrs));
-	s = req->hb.p;
-	s += piece_len(&req->ends, 0, req->hb.p, s) + 1; /* past the reason */
-	for (i = 0; i < req->nfield; i++) {
-		hdrs[i].name = s;
-		hdrs[i].name_len = piece_len(&req->ends, 1 + 2 * i, req->hb.p, s);
-		s += hdrs[i].name_len + 1;
-		hdrs[i].value = s;
-		hdrs[i].value_len = piece_len(&req->ends, 2 + 2 * i, req->hb.p, s);
-		s += hdrs[i].value_len + 1;
-	}
+	hdrs_build(req, hdrs, req->nfield);
 	if (req->cbs.on_response)
 		req->cbs.on_response(req->arg, p->status_code, req->hb.p, hdrs, req->nfield);
 	if (hdrs != stack_hdrs)
 		free(hdrs);
-	hb_init(req);
+	if (req->keep_hdrs)
+		req->kept_n = req->nfield;
+	else
+		hb_init(req);
 	if (req->cancelled)
 		return -1;
 	return req->head ? 1 : 0;
@@ -1421,6 +1435,26 @@ int64_t
 upstream_req_content_length(const struct upstream_req *req)
 {
 	return req->clen;
+}
+
+/* Keep the response's header block for upstream_req_headers (from on_response only). */
+void
+upstream_keep_headers(struct upstream_req *req)
+{
+	req->keep_hdrs = true;
+}
+
+/* The kept status line's reason and headers again (upstream.h). */
+size_t
+upstream_req_headers(const struct upstream_req *req, const char **reason,
+                     struct upstream_header *hdrs, size_t max)
+{
+	if (!req->keep_hdrs)
+		return 0;
+	if (req->kept_n <= max)
+		hdrs_build(req, hdrs, req->kept_n);
+	*reason = req->hb.p;
+	return req->kept_n;
 }
 
 /* The failure detail, or "". */

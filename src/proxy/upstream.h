@@ -212,6 +212,21 @@ void upstream_cancel(struct upstream_req *req);
 /* The response's Content-Length, or -1 when chunked or read until EOF; for
  * on_response. */
 int64_t upstream_req_content_length(const struct upstream_req *req);
+/*
+ * Called from on_response: keep the header block past the call, so that
+ * upstream_req_headers can give the reason and headers again later, until
+ * on_done returns. For a caller that decides what to do with the status line
+ * only once it has seen the body, without copying the headers meanwhile.
+ */
+void upstream_keep_headers(struct upstream_req *req);
+/*
+ * The kept reason and headers (pointers into the request, valid until
+ * on_done returns): returns their number, and fills hdrs and *reason when
+ * it is at most max (call again with a larger array when not); 0 when
+ * upstream_keep_headers was not called.
+ */
+size_t upstream_req_headers(const struct upstream_req *req, const char **reason,
+                            struct upstream_header *hdrs, size_t max);
 /* A detail for the log line of a failure ("certificate verify failed",
  * "Connection refused"), or ""; for on_done. */
 const char *upstream_req_error(const struct upstream_req *req);

@@ -40,7 +40,7 @@
 
 enum srv_mode {
 	M_ECHO,        /* 200, Content-Length, body "METHOD TARGET BODY", keep-alive */
-	M_CHUNKED,     /* chunked "hello world" */
+	M_CHUNKED,     /* chunked "hello world", a long trailer */
 	M_EOF,         /* no length, Connection: close, body until EOF */
 	M_HTTP10,      /* HTTP/1.0 with Content-Length, connection left open */
 	M_STREAM,      /* STREAM_TOTAL bytes, 64 KiB every 2 ms */
@@ -170,8 +170,10 @@ sc_answer(struct sconn *sc, const char *head, const char *body, size_t blen)
 		evbuffer_add(bufferevent_get_output(sc->bev), body, blen);
 		break;
 	case M_CHUNKED:
-		sc_printf(sc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-		              "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+		sc_printf(sc,
+		          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		          "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: %0700d\r\n\r\n",
+		          7);
 		break;
 	case M_EOF:
 		sc_printf(sc, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil eof");
@@ -367,9 +369,34 @@ struct result {
 	bool cancel_on_first;
 	int nbody_at_pause;
 	bool pause_ok;
+	bool keep;            /* upstream_keep_headers in on_response */
+	char kept_body[4096]; /* upstream_req_headers at the first body piece */
+	char kept_done[4096]; /* and in on_done */
 	struct event_base *base;
 	struct event *resume_timer;
 };
+
+/* The kept reason and headers (upstream_req_headers) as "reason|name=value;...". */
+static void
+t_kept(struct result *r, char *out, size_t size)
+{
+	struct upstream_header few[4], *h = few;
+	const char *reason = NULL;
+	size_t n = upstream_req_headers(r->req, &reason, few, 4), k;
+
+	if (n > 4) {
+		h = xcalloc(n, sizeof(*h));
+		assert_int_equal(upstream_req_headers(r->req, &reason, h, n), n);
+	}
+	k = (size_t)snprintf(out, size, "%s|", reason ? reason : "(none)");
+	for (size_t i = 0; i < n && k < size; i++) {
+		assert_int_equal(h[i].name_len, strlen(h[i].name));
+		assert_int_equal(h[i].value_len, strlen(h[i].value));
+		k += (size_t)snprintf(out + k, size - k, "%s=%s;", h[i].name, h[i].value);
+	}
+	if (h != few)
+		free(h);
+}
 
 /* on_response: keep the status line and one header. */
 static void
@@ -378,6 +405,8 @@ t_on_response(void *arg, int status, const char *reason, const struct upstream_h
 	struct result *r = arg;
 	size_t i;
 
+	if (r->keep)
+		upstream_keep_headers(r->req);
 	r->status = status;
 	snprintf(r->reason, sizeof(r->reason), "%s", reason);
 	r->clen = upstream_req_content_length(r->req);
@@ -414,6 +443,8 @@ t_on_body(void *arg, const void *data, size_t len)
 	r->body_len += len;
 	r->body[r->body_len] = '\0';
 	r->nbody++;
+	if (r->nbody == 1 && r->keep)
+		t_kept(r, r->kept_body, sizeof(r->kept_body));
 	if (r->nbody == 1 && r->cancel_on_first) {
 		upstream_cancel(r->req);
 		return;
@@ -435,6 +466,7 @@ t_on_done(void *arg, enum upstream_result res)
 	struct result *r = arg;
 
 	assert_false(r->done);
+	t_kept(r, r->kept_done, sizeof(r->kept_done));
 	r->done = true;
 	r->result = res;
 	snprintf(r->err, sizeof(r->err), "%s", upstream_req_error(r->req));
@@ -677,6 +709,49 @@ test_many_headers(void **state)
 	snprintf(want + n, sizeof(want) - n, "Content-Length=2;");
 	assert_string_equal(r.heads, want);
 	assert_string_equal(r.body, "ok");
+	result_clear(&r);
+}
+
+/*
+ * Headers kept past on_response (upstream_keep_headers) read the same at the
+ * first body piece and in on_done: 41 of them (more than the caller's first
+ * array), and a chunked answer whose long trailer moves the header block to
+ * the heap after the body; not kept, there are none.
+ */
+static void
+test_keep_headers(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = {.keep = true};
+	char want[4096 + 16];
+
+	f->srv = srv_new(f->base, M_MANY, NULL);
+	make_upstream(f, "http", f->srv->port, NULL, 0, 0);
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	snprintf(want, sizeof(want), "Fine Thanks|%s", r.heads);
+	assert_string_equal(r.kept_body, want);
+	assert_string_equal(r.kept_done, want);
+	result_clear(&r);
+	srv_free(f->srv);
+
+	f->srv = srv_new(f->base, M_CHUNKED, NULL);
+	upstream_free(&f->up);
+	make_upstream(f, "http", f->srv->port, NULL, 0, 0);
+	r = (struct result){.keep = true};
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	assert_string_equal(r.body, "hello world");
+	assert_string_equal(r.kept_body, "OK|Transfer-Encoding=chunked;");
+	assert_string_equal(r.kept_done, "OK|Transfer-Encoding=chunked;");
+	result_clear(&r);
+
+	r = (struct result){0};
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_string_equal(r.kept_done, "(none)|");
 	result_clear(&r);
 }
 
@@ -1300,6 +1375,7 @@ main(void)
 	    cmocka_unit_test(test_hop_headers),
 	    cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_headers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keep_headers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive_reuse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chunked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_until_eof, setup, teardown),
