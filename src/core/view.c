@@ -20,6 +20,13 @@
 struct abq_view {
 	char *default_domain;
 	struct abq_policy *policy;
+	/*
+	 * The last account policy_of resolved and its version: devices come
+	 * from the store by account, so a load resolves each account's policy
+	 * once, not once per device. Dropped when the policy is replaced.
+	 */
+	char *memo_account;
+	uint32_t memo_policy;
 	struct abq_hmap devices; /* "account/DEVICEID" -> struct abq_view_device * */
 	size_t known;            /* devices whose state is not NONE */
 	int64_t seq;
@@ -114,12 +121,27 @@ abq_view_device_of(const struct abq_device *d, struct abq_view_device *out)
 
 /* The version of an account's provisioning policy, 0 when it imposes nothing. */
 static uint32_t
-policy_of(const struct abq_view *v, const char *account)
+policy_of(struct abq_view *v, const char *account)
 {
 	struct abq_prov_policy pp;
 
+	if (v->memo_account != NULL && strcmp(v->memo_account, account) == 0)
+		return v->memo_policy;
 	abq_policy_provisioning(v->policy, ABQ_SCOPE_ACCOUNT, account, &pp);
-	return abq_prov_imposes(&pp) ? abq_prov_version(&pp) : 0;
+	free(v->memo_account);
+	v->memo_account = xstrdup(account);
+	v->memo_policy = abq_prov_imposes(&pp) ? abq_prov_version(&pp) : 0;
+	return v->memo_policy;
+}
+
+/* The policy changes: what policy_of remembers goes. */
+static void
+policy_replace(struct abq_view *v, struct abq_policy *np)
+{
+	abq_policy_free(&v->policy);
+	v->policy = np;
+	free(v->memo_account);
+	v->memo_account = NULL;
 }
 
 /* Iteration callback of the initial load. */
@@ -168,7 +190,7 @@ abq_view_free(struct abq_view **vp)
 	struct abq_view *v = *vp;
 	if (v == NULL)
 		return;
-	abq_policy_free(&v->policy);
+	policy_replace(v, NULL);
 	abq_hmap_free(&v->devices, free);
 	loggers_free(v->loggers, v->nloggers);
 	free(v->default_domain);
@@ -309,8 +331,7 @@ abq_view_refresh(struct abq_view *v, struct abq_store *s, abq_view_device_cb *cb
 		abq_device_clear(&d);
 	}
 	if (np != NULL) {
-		abq_policy_free(&v->policy);
-		v->policy = np;
+		policy_replace(v, np);
 		repolicy(v, cb, arg);
 	}
 	if (p.loggers) {
