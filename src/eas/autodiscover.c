@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "eas/request.h"
 #include "lib/util.h"
 
 #define XML_PATH      "/autodiscover/autodiscover.xml"
@@ -202,48 +203,21 @@ out:
 
 /* ---- JSON ---- */
 
-/* The value of a hex digit, or -1. */
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
- * A query value v[0..n) %-decoded ('+' is a space, as in form encoding) into a
- * new string, or NULL for a bad escape, %00 or more than cap bytes.
+ * A query value v[0..n) %-decoded by the request parser's reader ('+' is a
+ * space, as in form encoding) into a new string, or NULL for a bad escape,
+ * %00 or more than cap bytes.
  */
 static char *
 query_value(const char *v, size_t n, size_t cap)
 {
-	char *out, *o;
+	char *out;
+	size_t len, pos;
 
 	if (n > cap * 3)
 		return NULL;
-	o = out = xmalloc(n + 1);
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] == '%') {
-			int hi = i + 2 < n ? hexval((unsigned char)v[i + 1]) : -1;
-			int lo = hi >= 0 ? hexval((unsigned char)v[i + 2]) : -1;
-
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-				free(out);
-				return NULL;
-			}
-			*o++ = (char)(hi * 16 + lo);
-			i += 2;
-		} else {
-			*o++ = v[i] == '+' ? ' ' : v[i];
-		}
-	}
-	*o = '\0';
-	if ((size_t)(o - out) > cap) {
+	out = xmalloc(n + 1);
+	if (eas_pct_decode(v, n, true, out, &len, &pos) == NULL || len > cap) {
 		free(out);
 		return NULL;
 	}

@@ -458,14 +458,10 @@ copy_nul(char *out, const char *s, size_t len)
 	return out;
 }
 
-/*
- * Strict %-decoding of s[0..len) into out (len + 1 bytes), NUL-terminated. A
- * '%' must be followed by two hex digits, and %00 is refused (it would cut
- * the C string). With plus_space, '+' becomes ' ' (form encoding). Returns
- * out with *outlen set, or NULL with *errpos at the offending '%'.
- */
-static char *
-pct_decode(const char *s, size_t len, bool plus_space, char *out, size_t *outlen, size_t *errpos)
+/* Strict %-decoding (request.h). */
+char *
+eas_pct_decode(const char *s, size_t len, bool plus_space, char *out, size_t *outlen,
+               size_t *errpos)
 {
 	size_t o = 0;
 
@@ -880,8 +876,8 @@ parse_plain_query(struct parse_ctx *c, const char *q, size_t qlen)
 			vlen = plen - (size_t)(eq + 1 - pair);
 			copy_nul(value, eq + 1, vlen);
 		} else if (eq != NULL) {
-			if (pct_decode(eq + 1, plen - (size_t)(eq + 1 - pair), true, value, &vlen,
-			               &pos) == NULL) {
+			if (eas_pct_decode(eq + 1, plen - (size_t)(eq + 1 - pair), true, value,
+			                   &vlen, &pos) == NULL) {
 				err =
 				    req_fail(c, EAS_REQ_EESCAPE, "query: bad %%-escape at byte %zu",
 				             (size_t)(eq + 1 - q) + pos + 1);
@@ -1163,7 +1159,7 @@ parse_b64_query(struct parse_ctx *c, const char *q, size_t qlen)
 
 	if (memchr(q, '%', qlen) != NULL) {
 		text = qlen < sizeof(textbuf) ? textbuf : xmalloc(qlen + 1);
-		if (pct_decode(q, qlen, false, text, &inlen, &pos) == NULL) {
+		if (eas_pct_decode(q, qlen, false, text, &inlen, &pos) == NULL) {
 			if (text != textbuf)
 				free(text);
 			return req_fail(c, EAS_REQ_EESCAPE,

@@ -313,4 +313,15 @@ void eas_request_free(struct eas_request **reqp);
  */
 char *eas_request_describe(const struct eas_request *req, char *buf, size_t len);
 
+/*
+ * Strict %-decoding of s[0..len) into out (len + 1 bytes), NUL-terminated, as
+ * the request parser reads a query: a '%' must be followed by two hex digits,
+ * and %00 is refused (it would cut the C string). With plus_space, '+'
+ * becomes ' ' (form encoding). Returns out with *outlen set, or NULL with
+ * *errpos at the offending '%'. The one reader of %-escapes, for every part
+ * of abqd that reads a query (Autodiscover's JSON form too).
+ */
+char *eas_pct_decode(const char *s, size_t len, bool plus_space, char *out, size_t *outlen,
+                     size_t *errpos);
+
 #endif
