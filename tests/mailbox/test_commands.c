@@ -1529,8 +1529,14 @@ tb_destroy(struct mbx_backend *b)
 	(void)b;
 }
 
-static const struct mbx_ops tb_ops = {"test",   tb_list_folders, tb_list_items,
-                                      tb_fetch, tb_set_read,     tb_destroy};
+static const struct mbx_ops tb_ops = {
+    .name = "test",
+    .list_folders = tb_list_folders,
+    .list_items = tb_list_items,
+    .fetch = tb_fetch,
+    .set_read = tb_set_read,
+    .destroy = tb_destroy,
+};
 
 /*
  * FolderSync reports Adds, Updates and Deletes as the hierarchy changes, a
