@@ -598,8 +598,10 @@ struct fx {
 	 */
 	struct mem mem2;
 	struct mbx_backend *mb2;
-	int max_runs; /* mbx_run's cap; 0: its default */
-	int runs;     /* the mirror's runs of the last request */
+	int max_runs;  /* mbx_run's cap; 0: its default */
+	int runs;      /* the mirror's runs of the last request */
+	int set_reads; /* its set_read calls that reached the mailbox */
+	int commits;   /* its commits */
 	struct notice_facts facts;
 	const char *version;
 	struct mbx_serve_out out;
@@ -701,6 +703,8 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 		assert_int_equal(p.set_reads, ref.set_reads);
 		assert_int_equal(p.ends, 1);
 		f->runs = p.runs;
+		f->set_reads = p.set_reads;
+		f->commits = a.commits;
 	}
 	free(body);
 	if (f->out.http_status != 200 || f->out.body == NULL)
@@ -2106,6 +2110,146 @@ test_changing_backend(void **state)
 	fx_done(&f);
 }
 
+/* ---- the command layer over pending backends and state (run.c) ---- */
+
+/* The request in for f (body borrowed), served from backend b. */
+static struct mbx_serve_in
+fx_in(struct fx *f, enum eas_cmd cmd, const uint8_t *body, size_t len, struct mbx_backend *b)
+{
+	return (struct mbx_serve_in){
+	    .cmd = cmd,
+	    .version = f->version,
+	    .body = body,
+	    .body_len = len,
+	    .account = f->facts.account,
+	    .device_id = f->facts.device_id,
+	    .backend = b,
+	    .now = 1700000100,
+	    .heartbeat_min = 60,
+	    .heartbeat_max = 1800,
+	};
+}
+
+/*
+ * Through mbx_run, with every backend op and state read pending once, the
+ * commands really are rerun, and each request still commits once, marks
+ * the alert read with one set_read, and answers as the synchronous layer
+ * does (serve() compares every answer and the stored state).
+ */
+static void
+test_run_pending(void **state)
+{
+	struct fx f;
+	char key[80], sid[80];
+
+	fx_init(&f, "16.1");
+	assert_non_null(serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
+	assert_true(f.runs > 1);
+	assert_int_equal(f.commits, 1);
+	prime_alert(&f, key, sid);
+	assert_true(f.runs > 2); /* state read, folders, items, fetch */
+	assert_int_equal(f.commits, 1);
+	struct wbxml_doc *d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, true);
+	struct wbxml_node *c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+	struct wbxml_node *ch = wbxml_addn(wbxml_addn(c, "Commands"), "Change");
+	wbxml_addn_text(ch, "ServerId", sid);
+	wbxml_addn_text(wbxml_addn(ch, "ApplicationData"), "Email:Read", "1");
+	struct wbxml_node *r = serve(&f, EAS_CMD_SYNC, d);
+	assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+	assert_int_equal(f.set_reads, 1);
+	assert_int_equal(f.commits, 1);
+	struct mbx_email e;
+	const char *err;
+	assert_int_equal(mbx_fetch(f.mb2, MBX_Q_INBOX_ID, sid, &e, &err), 1);
+	assert_true(e.read); /* done on the mailbox once, not undone by a rerun */
+	mbx_email_clear(&e);
+	/*
+	 * A run reads what it wrote: EmptyFolderContents, then a Fetch of the
+	 * alert in the same request finds it gone (6), through mbx_run too.
+	 */
+	d = wbxml_doc_new();
+	struct wbxml_node *root = wbxml_addn_root(d, "ItemOperations:ItemOperations");
+	wbxml_addn_text(wbxml_addn(root, "EmptyFolderContents"), "AirSync:CollectionId",
+	                MBX_Q_INBOX_ID);
+	struct wbxml_node *fe = wbxml_addn(root, "Fetch");
+	wbxml_addn_text(fe, "Store", "Mailbox");
+	wbxml_addn_text(fe, "AirSync:CollectionId", MBX_Q_INBOX_ID);
+	wbxml_addn_text(fe, "AirSync:ServerId", sid);
+	r = serve(&f, EAS_CMD_ITEMOPERATIONS, d);
+	assert_string_equal(txt(r, "Response/EmptyFolderContents/Status"), "1");
+	assert_string_equal(txt(r, "Response/Fetch/Status"), "6");
+	assert_int_equal(f.commits, 1);
+	/* A repeated FolderSync writes nothing: no commit at all. */
+	snprintf(key, sizeof(key), "%s",
+	         txt(serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("0")), "SyncKey"));
+	serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(key));
+	assert_int_equal(f.commits, 0);
+	fx_done(&f);
+}
+
+/*
+ * A commit that fails is HTTP 500 without a body and leaves the state as it
+ * was; a request still pending at the cap on runs is HTTP 500 (a log line),
+ * nothing committed; a synchronous backend and state answer before mbx_run
+ * returns, as mbx_serve does.
+ */
+static void
+test_run_failures(void **state)
+{
+	struct fx f;
+	char key[80], sid[80];
+	uint8_t *body;
+	size_t len;
+	struct answer ans;
+
+	fx_init(&f, "14.1");
+	prime_alert(&f, key, sid);
+	assert_int_equal(
+	    wbxml_encode(req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true), &body, &len, NULL),
+	    WBXML_OK);
+	struct pb p = {.base = {&pb_ops}, .inner = f.mb2};
+	struct mbx_serve_in in = fx_in(&f, EAS_CMD_SYNC, body, len, &p.base);
+	struct as a = {.mem = &f.mem2, .fail_commit = true};
+	drive(&in, &p, &a, 0, &ans);
+	assert_int_equal(ans.rv, 0);
+	assert_int_equal(ans.out.http_status, 500);
+	assert_null(ans.out.body);
+	assert_int_equal(a.commits, 1);
+	assert_mem_equal(&f.mem, &f.mem2); /* the state before the request */
+	mbx_serve_out_clear(&ans.out);
+
+	/* The cap: two runs are not enough for a Sync. */
+	a = (struct as){.mem = &f.mem2};
+	p = (struct pb){.base = {&pb_ops}, .inner = f.mb2};
+	drive(&in, &p, &a, 2, &ans);
+	assert_int_equal(ans.out.http_status, 500);
+	assert_null(ans.out.body);
+	assert_int_equal(p.runs, 2);
+	assert_int_equal(p.ends, 1);
+	assert_int_equal(a.commits, 0);
+	assert_mem_equal(&f.mem, &f.mem2);
+	mbx_serve_out_clear(&ans.out);
+
+	/* Synchronous: the answer before mbx_run returns, the synchronous one. */
+	struct mbx_serve_out out;
+	in.backend = f.mb;
+	in.state = (struct mbx_state_accessor){&f.mem, mem_get, mem_put, mem_del};
+	assert_int_equal(mbx_serve(&in, &out), 0);
+	in.backend = f.mb2;
+	in.state = (struct mbx_state_accessor){0};
+	a = (struct as){.mem = &f.mem2, .sync = true};
+	memset(&ans, 0, sizeof(ans));
+	mbx_run(&in, &(struct mbx_async_state){&a, as_get, as_commit}, 0, run_done, &ans);
+	assert_true(ans.called);
+	assert_out_equal(&out, &ans.out);
+	assert_int_equal(a.commits, 1);
+	assert_mem_equal(&f.mem, &f.mem2);
+	mbx_serve_out_clear(&out);
+	mbx_serve_out_clear(&ans.out);
+	free(body);
+	fx_done(&f);
+}
+
 /* ---- served from the store (serve.c) ---- */
 
 /*
@@ -2290,6 +2434,8 @@ main(void)
 	    cmocka_unit_test(test_provision_wipe),
 	    cmocka_unit_test(test_changing_backend),
 	    cmocka_unit_test(test_served_from_store),
+	    cmocka_unit_test(test_run_pending),
+	    cmocka_unit_test(test_run_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
