@@ -323,7 +323,14 @@ sstate_format(const struct sstate *s)
 	return b.p;
 }
 
-/* Read a collection's blob: 1 (*blob_r malloc'd), 0 none, -1 failure. */
+/* -1, or MBX_PENDING when rv is: a failure as the caller passes it on. */
+static int
+pend_or_fail(int rv)
+{
+	return rv == MBX_PENDING ? MBX_PENDING : -1;
+}
+
+/* Read a collection's blob: 1 (*blob_r malloc'd), 0 none, -1 failure, MBX_PENDING. */
 static int
 blob_load(const struct mbx_serve_in *in, const char *coll, char **blob_r, size_t *len_r)
 {
@@ -337,7 +344,7 @@ blob_load(const struct mbx_serve_in *in, const char *coll, char **blob_r, size_t
 	if (r <= 0) {
 		free(*blob_r);
 		*blob_r = NULL;
-		return r < 0 ? -1 : 0;
+		return r < 0 ? pend_or_fail(r) : 0;
 	}
 	return 1;
 }
@@ -354,7 +361,10 @@ blob_store(const struct mbx_serve_in *in, const char *coll, const char *blob)
 	           : 0;
 }
 
-/* Read a collection's state: 1 found (and parsed), 0 none or unreadable, -1 failure. */
+/*
+ * Read a collection's state: 1 found (and parsed), 0 none or unreadable, -1
+ * failure, MBX_PENDING.
+ */
 static int
 state_load(const struct mbx_serve_in *in, const char *coll, struct sstate *s)
 {
@@ -500,6 +510,34 @@ http_only(int status, const char *detail, struct mbx_serve_out *out)
 	out->http_status = status;
 	out->detail = detail;
 	return 0;
+}
+
+/*
+ * A command that could not go on: rc MBX_PENDING (a backend op or a state
+ * read is not here yet) marks out pending and writes nothing else, for
+ * mbx_serve to return; any other failure is HTTP 500 with detail.
+ */
+static int
+failed(int rc, const char *detail, struct mbx_serve_out *out)
+{
+	if (rc == MBX_PENDING) {
+		out->pending = true;
+		return 0;
+	}
+	return http_only(500, detail, out);
+}
+
+/*
+ * Whether the backend has folder: 1, 0 (also when its folders cannot be
+ * listed, as the command layer has always counted that), MBX_PENDING.
+ */
+static int
+folder_known(const struct mbx_serve_in *in, const char *folder)
+{
+	const struct mbx_folder *f;
+	int rv = mbx_folder_lookup(in->backend, folder, &f);
+
+	return rv == MBX_PENDING ? MBX_PENDING : rv == 1;
 }
 
 /* Decode the request body and check its root; NULL (and HTTP 400 in out) otherwise. */
@@ -922,6 +960,7 @@ cmd_foldersync(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	const char *key, *err;
 	bool initial, replay = false;
 	long n = 0;
+	int rc = -1;
 	char t[32];
 
 	if (rq == NULL)
@@ -939,8 +978,10 @@ cmd_foldersync(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 			goto fail;
 	} else {
 		int lr = state_load(in, MBX_STATE_FOLDERSYNC, &st), m;
-		if (lr < 0)
+		if (lr < 0) {
+			rc = lr;
 			goto fail;
+		}
 		if (lr == 0 || (m = key_match(&st, key)) < 0) {
 			sstate_clear(&st);
 			wbxml_doc_free(&rq);
@@ -950,8 +991,9 @@ cmd_foldersync(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 		items_copy(&work, replay ? &st.prev : &st.items);
 	}
 	wbxml_doc_free(&rq);
-	if (mbx_list_folders(in->backend, &f, &nf, &err) < 0)
+	if ((rc = mbx_list_folders(in->backend, &f, &nf, &err)) < 0)
 		goto fail;
+	rc = -1;
 
 	doc = wbxml_doc_new();
 	r = wbxml_addn_root(doc, "FolderHierarchy:FolderSync");
@@ -1002,7 +1044,7 @@ fail:
 	sstate_clear(&st);
 	wbxml_doc_free(&doc);
 	wbxml_doc_free(&rq);
-	return http_only(500, "sync state or mailbox failure", out);
+	return failed(rc, "sync state or mailbox failure", out);
 }
 
 /* ---- Sync ------------------------------------------------------------- */
@@ -1019,7 +1061,7 @@ struct change {
  * there, or a tombstone of an older version), Changes (another version),
  * Deletes (gone from the backend). Tombstones of items the backend no longer
  * has are dropped from have. Returns the number of changes (*ch_r
- * malloc'd), or -1.
+ * malloc'd), or -1 or MBX_PENDING.
  */
 static long
 diff_items(const struct mbx_serve_in *in, const char *folder, struct st_items *have,
@@ -1029,10 +1071,11 @@ diff_items(const struct mbx_serve_in *in, const char *folder, struct st_items *h
 	size_t n = 0, nc = 0;
 	const char *err;
 	struct change *ch;
+	int rv;
 
 	*ch_r = NULL;
-	if (mbx_list_items(in->backend, folder, &items, &n, &err) < 0)
-		return -1;
+	if ((rv = mbx_list_items(in->backend, folder, &items, &n, &err)) < 0)
+		return pend_or_fail(rv);
 	ch = xcalloc(n + have->n + 1, sizeof(*ch));
 	for (size_t i = 0; i < n; i++) {
 		struct st_item *h = items_find(have, items[i].id);
@@ -1063,16 +1106,17 @@ diff_items(const struct mbx_serve_in *in, const char *folder, struct st_items *h
 	return (long)nc;
 }
 
-/* Restore the read flags the client has set into the backend instance. */
+/* Restore the read flags the client has set into the backend instance: 0, -1, MBX_PENDING. */
 static int
 restore_read_flags(const struct mbx_serve_in *in, const char *folder, const struct st_items *have)
 {
 	const char *err;
+	int rv;
 
 	for (size_t i = 0; i < have->n; i++) {
 		if (have->v[i].read && !have->v[i].gone &&
-		    mbx_set_read(in->backend, folder, have->v[i].id, true, &err) < 0)
-			return -1;
+		    (rv = mbx_set_read(in->backend, folder, have->v[i].id, true, &err)) < 0)
+			return pend_or_fail(rv);
 	}
 	return 0;
 }
@@ -1090,7 +1134,7 @@ responses_of(struct wbxml_node *coll_out, struct wbxml_node **responses)
  * Apply the client's Commands: Change (the read flag), Delete (a tombstone),
  * Add (refused for good: Status 6, the item is not one this mailbox can
  * store; 5 would make the client retry it at every Sync), Fetch. Returns
- * the number of commands seen, or -1 on a backend failure.
+ * the number of commands seen, or -1 on a backend failure (MBX_PENDING).
  */
 static long
 apply_client_commands(const struct mbx_serve_in *in, const char *folder, struct st_items *have,
@@ -1099,6 +1143,7 @@ apply_client_commands(const struct mbx_serve_in *in, const char *folder, struct 
 {
 	const char *err;
 	long seen = 0;
+	int rv;
 
 	for (const struct wbxml_node *c = cmds ? cmds->first_child : NULL; c; c = c->next) {
 		const char *sid = kid_text(c, "ServerId");
@@ -1115,8 +1160,9 @@ apply_client_commands(const struct mbx_serve_in *in, const char *folder, struct 
 			}
 			if (rd != NULL) {
 				it->read = strcmp(rd, "1") == 0;
-				if (mbx_set_read(in->backend, folder, sid, it->read, &err) < 0)
-					return -1;
+				rv = mbx_set_read(in->backend, folder, sid, it->read, &err);
+				if (rv < 0)
+					return pend_or_fail(rv);
 			}
 		} else if (is_el(c, WBXML_PAGE_AIRSYNC, "Delete")) {
 			struct st_item *it = sid ? items_find(have, sid) : NULL;
@@ -1134,7 +1180,7 @@ apply_client_commands(const struct mbx_serve_in *in, const char *folder, struct 
 			             ? mbx_fetch(in->backend, folder, sid, &e, &err)
 			             : 0;
 			if (fr < 0)
-				return -1;
+				return pend_or_fail(fr);
 			struct wbxml_node *x =
 			    wbxml_addn(responses_of(coll_out, responses), "Fetch");
 			wbxml_addn_text(x, "ServerId", sid ? sid : "");
@@ -1289,7 +1335,7 @@ window_of(const struct wbxml_node *n, long long def)
  * One collection of a Sync. Adds the answer's Collection to colls_out and
  * sets *said when it carries anything a held Sync must be answered for (a
  * new key, a status other than 1, the server's or the client's changes).
- * Returns 0, or -1 on a state/backend failure.
+ * Returns 0, or -1 on a state/backend failure, MBX_PENDING when waiting.
  */
 static int
 sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long long window,
@@ -1303,7 +1349,7 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 	struct change *ch = NULL;
 	bool replay, more = false;
 	long nc, acted, sent = 0;
-	int lr, m;
+	int lr, m, rc = -1;
 
 	if (cr->bad) {
 		wbxml_addn_text(co, "SyncKey", "0");
@@ -1312,7 +1358,9 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		*said = true;
 		return 0;
 	}
-	if (mbx_folder_find(in->backend, folder) == NULL) {
+	if ((lr = folder_known(in, folder)) == MBX_PENDING)
+		return MBX_PENDING;
+	if (lr == 0) {
 		wbxml_addn_text(co, "SyncKey", cr->key[0] ? cr->key : "0");
 		wbxml_addn_text(co, "CollectionId", folder);
 		add_int(co, "Status", 12); /* hierarchy changed: FolderSync */
@@ -1335,7 +1383,7 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 	}
 	lr = state_load(in, folder, &st);
 	if (lr < 0)
-		return -1;
+		return lr;
 	m = lr == 0 ? -1 : cr->key[0] ? key_match(&st, cr->key) : 0;
 	if (m < 0) {
 		sstate_clear(&st);
@@ -1350,15 +1398,19 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 	keyn = wbxml_addn_text(co, "SyncKey", "");
 	wbxml_addn_text(co, "CollectionId", folder);
 	add_int(co, "Status", 1);
-	if (restore_read_flags(in, folder, &work) < 0)
+	if ((rc = restore_read_flags(in, folder, &work)) < 0)
 		goto fail;
 	acted = apply_client_commands(in, folder, &work, cr->commands, cr->bp, co, &responses);
-	if (acted < 0)
+	if (acted < 0) {
+		rc = (int)acted;
 		goto fail;
+	}
 	if (cr->get_changes) {
 		nc = diff_items(in, folder, &work, &ch);
-		if (nc < 0)
+		if (nc < 0) {
+			rc = (int)nc;
 			goto fail;
+		}
 		if (nc > window) {
 			wbxml_addn(co, "MoreAvailable");
 			more = true;
@@ -1380,8 +1432,10 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 			struct mbx_email e;
 			const char *err;
 			int fr = mbx_fetch(in->backend, folder, ch[i].id, &e, &err);
-			if (fr < 0)
+			if (fr < 0) {
+				rc = pend_or_fail(fr);
 				goto fail;
+			}
 			if (fr == 0)
 				continue; /* vanished meanwhile: the next Sync deletes it */
 			struct wbxml_node *a =
@@ -1404,7 +1458,7 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 	}
 	bool changed = acted > 0 || sent > 0 || more;
 	state_advance(in, folder, &st, &work, replay, changed);
-	if ((changed || replay) && state_store(in, folder, &st) < 0)
+	if ((changed || replay) && (rc = state_store(in, folder, &st)) < 0)
 		goto fail;
 	wbxml_set_text(keyn, st.key, strlen(st.key));
 	if (changed || replay || responses != NULL)
@@ -1415,7 +1469,7 @@ fail:
 	free(ch);
 	items_clear(&work);
 	sstate_clear(&st);
-	return -1;
+	return rc;
 }
 
 /*
@@ -1505,12 +1559,12 @@ cmd_sync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	struct wbxml_doc *rq = NULL, *doc = NULL;
 	struct sync_req q = {0}, cache = {0};
 	bool said = false;
-	int cl, status = 0;
+	int cl, status = 0, rc = -1;
 	long long limit = 0;
 
 	cl = cache_load(in, &cache);
 	if (cl < 0)
-		return http_only(500, "sync state failure", out);
+		return failed(cl, "sync state failure", out);
 	if (in->body_len == 0) {
 		if (cl == 0)
 			return status_only("AirSync:Sync", 13, out); /* nothing cached: resend */
@@ -1558,10 +1612,11 @@ cmd_sync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	r = wbxml_addn_root(doc, "AirSync:Sync");
 	co = wbxml_addn(r, "Collections");
 	for (size_t i = 0; i < q.n; i++) {
-		if (sync_collection(in, &q.c[i], q.window > 0 ? q.window : DEFAULT_WINDOW, co,
-		                    &said) < 0)
+		if ((rc = sync_collection(in, &q.c[i], q.window > 0 ? q.window : DEFAULT_WINDOW, co,
+		                          &said)) < 0)
 			goto fail;
 	}
+	rc = -1;
 	if (cache_store(in, &q) < 0)
 		goto fail;
 	if (q.wait_s > 0 && !said) {
@@ -1591,7 +1646,7 @@ fail:
 	sync_req_clear(&cache);
 	wbxml_doc_free(&doc);
 	wbxml_doc_free(&rq);
-	return http_only(500, "sync state or mailbox failure", out);
+	return failed(rc, "sync state or mailbox failure", out);
 }
 
 /* ---- GetItemEstimate -------------------------------------------------- */
@@ -1604,6 +1659,7 @@ cmd_getitemestimate(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	struct wbxml_doc *rq =
 	    decode_root(in, WBXML_PAGE_GETITEMESTIMATE, "GetItemEstimate", out, &req);
 	struct wbxml_doc *doc;
+	int rc = -1;
 
 	if (rq == NULL)
 		return 0;
@@ -1619,20 +1675,25 @@ cmd_getitemestimate(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		struct sstate st;
 		struct change *ch = NULL;
 		long nc = 0;
-		int status = 1, lr;
+		int status = 1, lr, known = folder != NULL ? folder_known(in, folder) : 0;
 
-		if (folder == NULL || mbx_folder_find(in->backend, folder) == NULL)
+		if (known == MBX_PENDING) {
+			rc = known;
+			goto fail;
+		} else if (known == 0)
 			status = 2;
 		else if (key == NULL || strcmp(key, "0") == 0)
 			status = 3;
-		else if ((lr = state_load(in, folder, &st)) < 0)
+		else if ((lr = state_load(in, folder, &st)) < 0) {
+			rc = lr;
 			goto fail;
-		else {
+		} else {
 			int m = lr == 0 ? -1 : key_match(&st, key);
 			if (m < 0)
 				status = 4;
 			else if ((nc = diff_items(in, folder, m == 1 ? &st.prev : &st.items, &ch)) <
 			         0) {
+				rc = (int)nc;
 				sstate_clear(&st);
 				goto fail;
 			}
@@ -1652,25 +1713,29 @@ cmd_getitemestimate(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 fail:
 	wbxml_doc_free(&doc);
 	wbxml_doc_free(&rq);
-	return http_only(500, "sync state or mailbox failure", out);
+	return failed(rc, "sync state or mailbox failure", out);
 }
 
 /* ---- Ping ------------------------------------------------------------- */
 
-/* Whether the client lacks anything of folder (no state counts as lacking all). */
+/*
+ * Whether the client lacks anything of folder (no state counts as lacking
+ * all): 1, 0, -1, MBX_PENDING.
+ */
 static int
 folder_has_changes(const struct mbx_serve_in *in, const char *folder)
 {
 	struct sstate st;
 	struct change *ch = NULL;
 	long nc;
+	int lr = state_load(in, folder, &st);
 
-	if (state_load(in, folder, &st) < 0)
-		return -1;
+	if (lr < 0)
+		return lr;
 	nc = diff_items(in, folder, &st.items, &ch);
 	free(ch);
 	sstate_clear(&st);
-	return nc < 0 ? -1 : nc > 0;
+	return nc < 0 ? (int)nc : nc > 0;
 }
 
 /* Ping: check the heartbeat and the folders, then hold or answer at once. */
@@ -1683,11 +1748,11 @@ cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	struct wbxml_doc *rq = NULL, *doc;
 	struct sstate saved, now = {0};
 	long long hb;
-	int lr;
+	int lr, rc = -1;
 
 	lr = state_load(in, MBX_STATE_PING, &saved);
 	if (lr < 0)
-		return http_only(500, "sync state failure", out);
+		return failed(lr, "sync state failure", out);
 	if (in->body_len > 0) {
 		rq = decode_root(in, WBXML_PAGE_PING, "Ping", out, &req);
 		if (rq == NULL) {
@@ -1727,7 +1792,12 @@ cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		goto done;
 	}
 	for (size_t i = 0; i < now.n_folders; i++) {
-		if (mbx_folder_find(in->backend, now.folders[i]) == NULL) {
+		int known = folder_known(in, now.folders[i]);
+		if (known == MBX_PENDING) {
+			rc = known;
+			goto fail;
+		}
+		if (known == 0) {
 			add_int(r, "Status", 7); /* folder hierarchy out of date */
 			goto done;
 		}
@@ -1737,8 +1807,10 @@ cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	struct wbxml_node *changed = NULL;
 	for (size_t i = 0; i < now.n_folders; i++) {
 		int hc = folder_has_changes(in, now.folders[i]);
-		if (hc < 0)
+		if (hc < 0) {
+			rc = hc;
 			goto fail;
+		}
 		if (hc) {
 			if (changed == NULL) {
 				add_int(r, "Status", 2);
@@ -1757,7 +1829,7 @@ done:
 fail:
 	sstate_clear(&now);
 	wbxml_doc_free(&doc);
-	return http_only(500, "sync state or mailbox failure", out);
+	return failed(rc, "sync state or mailbox failure", out);
 }
 
 /* ---- ItemOperations --------------------------------------------------- */
@@ -1765,7 +1837,7 @@ fail:
 /*
  * Fetch one item of folder with the client's read flag: the backend
  * instance is new at every request, and the read flag the client set lives
- * in the folder's sync state. 1 found, 0 not, -1 failure.
+ * in the folder's sync state. 1 found, 0 not, -1 failure, MBX_PENDING.
  */
 static int
 fetch_as_client_sees(const struct mbx_serve_in *in, const char *folder, const char *id,
@@ -1774,25 +1846,27 @@ fetch_as_client_sees(const struct mbx_serve_in *in, const char *folder, const ch
 	struct sstate st;
 	const char *err;
 	struct st_item *it;
-	int lr = state_load(in, folder, &st);
+	int lr = state_load(in, folder, &st), rv;
 
 	memset(e, 0, sizeof(*e));
 	if (lr < 0)
-		return -1;
+		return lr;
 	it = items_find(&st.items, id);
 	if (it != NULL && it->gone) {
 		sstate_clear(&st);
 		return 0; /* the client deleted it */
 	}
-	if (it != NULL && it->read && mbx_set_read(in->backend, folder, id, true, &err) < 0) {
+	if (it != NULL && it->read &&
+	    (rv = mbx_set_read(in->backend, folder, id, true, &err)) < 0) {
 		sstate_clear(&st);
-		return -1;
+		return pend_or_fail(rv);
 	}
 	sstate_clear(&st);
-	return mbx_fetch(in->backend, folder, id, e, &err);
+	rv = mbx_fetch(in->backend, folder, id, e, &err);
+	return rv < 0 ? pend_or_fail(rv) : rv;
 }
 
-/* ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId. */
+/* ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId: 0, -1, MBX_PENDING. */
 static int
 itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
 {
@@ -1806,18 +1880,20 @@ itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct 
 		/* Without CollectionId: look in every folder. */
 		const struct mbx_folder *f;
 		size_t nf;
-		if (mbx_list_folders(in->backend, &f, &nf, &err) < 0)
-			return -1;
+		if ((fr = mbx_list_folders(in->backend, &f, &nf, &err)) < 0)
+			return pend_or_fail(fr);
 		for (size_t i = 0; i < nf && fr == 0; i++) {
 			fr = fetch_as_client_sees(in, f[i].id, sid, &e);
 			if (fr == 1)
 				folder = f[i].id;
 		}
-	} else if (sid != NULL && mbx_folder_find(in->backend, folder) != NULL) {
+	} else if (sid != NULL && (fr = folder_known(in, folder)) == 1) {
 		fr = fetch_as_client_sees(in, folder, sid, &e);
 	}
-	if (fr < 0)
-		return -1;
+	if (fr < 0) {
+		mbx_email_clear(&e);
+		return fr;
+	}
 	struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:Fetch");
 	/* 15: attachment id invalid (there are none); 6: object not found. */
 	add_int(x, "ItemOperations:Status",
@@ -1839,7 +1915,7 @@ itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct 
 
 /*
  * Mark every item of folder the client has as deleted by it (tombstones:
- * they are not added back). 0 or -1.
+ * they are not added back). 0, -1 or MBX_PENDING.
  */
 static int
 tombstone_all(const struct mbx_serve_in *in, const char *folder)
@@ -1865,11 +1941,13 @@ static int
 itemops_empty(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
 {
 	const char *folder = kid_text(c, "AirSync:CollectionId");
-	struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:EmptyFolderContents");
-	bool known = folder != NULL && mbx_folder_find(in->backend, folder) != NULL;
+	int known = folder != NULL ? folder_known(in, folder) : 0, rv;
 
-	if (known && tombstone_all(in, folder) < 0)
-		return -1;
+	if (known == MBX_PENDING)
+		return known;
+	if (known && (rv = tombstone_all(in, folder)) < 0)
+		return rv;
+	struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:EmptyFolderContents");
 	add_int(x, "ItemOperations:Status", known ? 1 : 6);
 	wbxml_addn_text(x, "AirSync:CollectionId", folder ? folder : "");
 	return 0;
@@ -1903,7 +1981,7 @@ cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		if (rv < 0) {
 			wbxml_doc_free(&doc);
 			wbxml_doc_free(&rq);
-			return http_only(500, "sync state or mailbox failure", out);
+			return failed(rv, "sync state or mailbox failure", out);
 		}
 	}
 	wbxml_doc_free(&rq);
@@ -1918,7 +1996,7 @@ cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
  * is a tombstone in the source's state (not added back), and the
  * destination's state, when the client has one, lists it under the same
  * id, so that its next Sync there removes it (the mailbox keeps no copy).
- * Returns the status, or -1 on a state/backend failure.
+ * Returns the status, or -1 on a state/backend failure, MBX_PENDING.
  */
 static int
 move_one(const struct mbx_serve_in *in, const char *src, const char *sfld, const char *dfld)
@@ -1930,21 +2008,25 @@ move_one(const struct mbx_serve_in *in, const char *src, const char *sfld, const
 	struct sstate st;
 	int lr;
 
-	if (src == NULL || sfld == NULL || mbx_folder_find(in->backend, sfld) == NULL)
+	if (src == NULL || sfld == NULL)
 		return 1;
-	if (mbx_list_items(in->backend, sfld, &items, &n, &err) < 0)
-		return -1;
+	if ((lr = folder_known(in, sfld)) != 1)
+		return lr == 0 ? 1 : lr;
+	if ((lr = mbx_list_items(in->backend, sfld, &items, &n, &err)) < 0)
+		return pend_or_fail(lr);
 	for (size_t i = 0; i < n && !found; i++)
 		found = strcmp(items[i].id, src) == 0;
 	free(items);
 	if (!found)
 		return 1;
-	if (dfld == NULL || mbx_folder_find(in->backend, dfld) == NULL)
+	if (dfld == NULL)
 		return 2;
+	if ((lr = folder_known(in, dfld)) != 1)
+		return lr == 0 ? 2 : lr;
 	if (strcmp(sfld, dfld) == 0)
 		return 4;
 	if ((lr = state_load(in, sfld, &st)) < 0)
-		return -1;
+		return lr;
 	struct st_item *it = lr ? items_find(&st.items, src) : NULL;
 	bool read = it != NULL && it->read;
 	if (it != NULL && !it->gone) {
@@ -1956,7 +2038,7 @@ move_one(const struct mbx_serve_in *in, const char *src, const char *sfld, const
 	}
 	sstate_clear(&st);
 	if ((lr = state_load(in, dfld, &st)) < 0)
-		return -1;
+		return lr;
 	if (lr == 1 && items_find(&st.items, src) == NULL && items_add(&st.items, src, 0, read) &&
 	    state_store(in, dfld, &st) < 0) {
 		sstate_clear(&st);
@@ -1986,7 +2068,7 @@ cmd_moveitems(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		if (status < 0) {
 			wbxml_doc_free(&doc);
 			wbxml_doc_free(&rq);
-			return http_only(500, "sync state or mailbox failure", out);
+			return failed(status, "sync state or mailbox failure", out);
 		}
 		struct wbxml_node *x = wbxml_addn(r, "Response");
 		wbxml_addn_text(x, "SrcMsgId", src ? src : "");
@@ -2036,9 +2118,12 @@ cmd_folder_change(const struct mbx_serve_in *in, const char *root, const char *q
 
 	if (rq == NULL)
 		return 0;
-	status = mbx_folder_find(in->backend, kid_text(req, "ServerId")) ? 3 : 4;
+	const char *id = kid_text(req, "ServerId");
+	status = id != NULL ? folder_known(in, id) : 0;
 	wbxml_doc_free(&rq);
-	return status_only(qroot, status, out);
+	if (status == MBX_PENDING)
+		return failed(status, NULL, out);
+	return status_only(qroot, status ? 3 : 4, out);
 }
 
 /* ---- the dispatcher --------------------------------------------------- */
@@ -2158,6 +2243,12 @@ mbx_serve(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	}
 	v = in->version ? eas_version_number(in->version) : 141;
 	rv = serve_cmd(in, v, out);
+	if (out->pending) {
+		/* Nothing of a run that stopped reaches the caller: it serves again. */
+		mbx_serve_out_clear(out);
+		out->pending = true;
+		return MBX_PENDING;
+	}
 	if (out->n_headers < MBX_OUT_HEADERS) {
 		out->headers[out->n_headers][0] = "MS-Server-ActiveSync";
 		out->headers[out->n_headers++][1] = EAS_MAILBOX_SERVER_VERSION;

@@ -40,10 +40,12 @@ struct abq_prov_policy;
  * Where the sync state lives: opaque blobs keyed by (account, device_id,
  * collection), collection being a folder id, "foldersync" or "ping".
  * get: 1 with *blob_r malloc'd (the layer frees it) and *len_r, 0 when there is
- * none, -1 on failure. put and del: 0 or -1. del with collection NULL removes
- * every collection of the device. A failure makes mbx_serve answer HTTP 500
- * (nothing half-done reaches the phone). serve.c maps these to
- * abq_store_syncstate_get/put/delete.
+ * none, -1 on failure, or MBX_PENDING (mailbox.h: the driver of run.h
+ * started reading it; mbx_serve then stops and is run again). put and del: 0
+ * or -1. del with collection NULL removes every collection of the device. A
+ * failure makes mbx_serve answer HTTP 500 (nothing half-done reaches the
+ * phone). serve.c maps these to abq_store_syncstate_get/put/delete; run.c
+ * stages the writes and reads through its asynchronous accessor.
  */
 struct mbx_state_accessor {
 	void *arg;
@@ -104,11 +106,19 @@ struct mbx_serve_out {
 	 */
 	int provision_status;
 	const char *detail; /* a static note for the debug log, or NULL */
+	/*
+	 * A backend op or a state read answered MBX_PENDING: nothing else is set
+	 * (no status, no body); serve the same request again once it is done
+	 * (run.h does).
+	 */
+	bool pending;
 };
 
 /*
  * Answer one command. Returns 0 with *out filled (free it with
- * mbx_serve_out_clear), or -1 when in is unusable (no backend, no account);
+ * mbx_serve_out_clear), MBX_PENDING with only out->pending set when a
+ * backend op or a state read is pending (run it again later: run.h), or -1
+ * when in is unusable (no backend, no account);
  * input from the phone is never a -1: a malformed body is an HTTP 400 or the
  * command's protocol-error status. OPTIONS and the 2.5-only commands are not
  * served here (HTTP 400): the daemon proxies OPTIONS.

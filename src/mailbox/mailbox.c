@@ -78,21 +78,71 @@ mbx_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, 
 	return b->ops->set_read(b, folder_id, item_id, read, errstr_r);
 }
 
-/* Look a folder up by server id. */
-const struct mbx_folder *
-mbx_folder_find(struct mbx_backend *b, const char *folder_id)
+/* Look a folder up by server id: 1 found, 0 not, -1, MBX_PENDING. */
+int
+mbx_folder_lookup(struct mbx_backend *b, const char *folder_id, const struct mbx_folder **folder_r)
 {
 	const struct mbx_folder *f;
 	const char *err;
 	size_t n;
+	int rv;
 
-	if (folder_id == NULL || mbx_list_folders(b, &f, &n, &err) < 0)
-		return NULL;
+	*folder_r = NULL;
+	if (folder_id == NULL)
+		return 0;
+	rv = mbx_list_folders(b, &f, &n, &err);
+	if (rv < 0)
+		return rv == MBX_PENDING ? MBX_PENDING : -1;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(f[i].id, folder_id) == 0)
-			return &f[i];
+		if (strcmp(f[i].id, folder_id) == 0) {
+			*folder_r = &f[i];
+			return 1;
+		}
 	}
-	return NULL;
+	return 0;
+}
+
+/* Look a folder up by server id; NULL when unknown or not listable. */
+const struct mbx_folder *
+mbx_folder_find(struct mbx_backend *b, const char *folder_id)
+{
+	const struct mbx_folder *f;
+
+	return mbx_folder_lookup(b, folder_id, &f) == 1 ? f : NULL;
+}
+
+/* Wait for the backend's outstanding work; at once for one that never pends. */
+void
+mbx_wait(struct mbx_backend *b, void (*cb)(void *arg), void *arg)
+{
+	if (b == NULL || b->ops->wait == NULL) {
+		cb(arg);
+		return;
+	}
+	b->ops->wait(b, cb, arg);
+}
+
+/* A run of the current request starts. */
+void
+mbx_begin(struct mbx_backend *b)
+{
+	if (b != NULL && b->ops->begin != NULL)
+		b->ops->begin(b);
+}
+
+/* The current request is answered. */
+void
+mbx_end(struct mbx_backend *b)
+{
+	if (b != NULL && b->ops->end != NULL)
+		b->ops->end(b);
+}
+
+/* Whether the backend may answer MBX_PENDING. */
+bool
+mbx_may_pend(const struct mbx_backend *b)
+{
+	return b != NULL && b->ops->wait != NULL;
 }
 
 /* Destroy a backend through its table. */

@@ -18,6 +18,18 @@
  *
  * Backends do no EAS encoding. Errors: 0 / -1 with *errstr_r (a static or
  * backend-owned message); lookups 1 found, 0 not found, -1.
+ *
+ * Asynchronous backends (the IMAP backend) may answer any op with
+ * MBX_PENDING: "not here yet, I started fetching it". The command layer then
+ * stops at once (mbx_serve_out.pending) and the driver (run.h) waits for the
+ * backend (wait), then serves the same request again: the backend answers
+ * the operations it has already done from the request's results, in the
+ * order they were asked, and performs each write (set_read) only once,
+ * replaying its result on every later run. begin and end bracket that: begin
+ * before every run of one request (the backend goes back to the first of
+ * its recorded results), end once the request is answered (they are
+ * dropped). One instance serves one request at a time. A backend that never
+ * pends (the quarantine mailbox) leaves wait, begin and end NULL.
  */
 #ifndef ABQ_MAILBOX_H
 #define ABQ_MAILBOX_H
@@ -38,6 +50,9 @@
 
 /* Longest server id (folder or item) the command layer accepts (MS-ASCMD: 64). */
 #define MBX_ID_MAX 64
+
+/* An op's or a state read's answer: not here yet, being fetched (run.h). */
+#define MBX_PENDING (-2)
 
 struct mbx_folder {
 	const char *id;
@@ -85,6 +100,16 @@ struct mbx_ops {
 	int (*set_read)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	                bool read, const char **errstr_r);
 	void (*destroy)(struct mbx_backend *b);
+	/*
+	 * Call cb(arg) once everything the backend started for an op that
+	 * answered MBX_PENDING is done or has failed (possibly before wait
+	 * returns; exactly once). NULL: the backend never pends.
+	 */
+	void (*wait)(struct mbx_backend *b, void (*cb)(void *arg), void *arg);
+	/* A run of the current request starts: answer from its recorded results. NULL: none. */
+	void (*begin)(struct mbx_backend *b);
+	/* The current request is answered: drop its recorded results. NULL: none. */
+	void (*end)(struct mbx_backend *b);
 };
 
 /* Every backend's struct begins with this header. */
@@ -101,8 +126,24 @@ int mbx_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id,
               struct mbx_email *out, const char **errstr_r);
 int mbx_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
                  const char **errstr_r);
-/* The folder with this id, or NULL. */
+/* The folder with this id, or NULL (also when the folders cannot be listed or are pending). */
 const struct mbx_folder *mbx_folder_find(struct mbx_backend *b, const char *folder_id);
+/*
+ * The folder with this id: 1 and *folder_r, 0 when there is none, -1 when the
+ * folders cannot be listed, MBX_PENDING when they are being fetched.
+ */
+int mbx_folder_lookup(struct mbx_backend *b, const char *folder_id,
+                      const struct mbx_folder **folder_r);
+/*
+ * Call cb(arg) when the backend's outstanding work is done (at once, before
+ * returning, for a backend without wait). Exactly once.
+ */
+void mbx_wait(struct mbx_backend *b, void (*cb)(void *arg), void *arg);
+/* A run of the request starts (mbx_ops.begin), the request is answered (end); NULL-safe. */
+void mbx_begin(struct mbx_backend *b);
+void mbx_end(struct mbx_backend *b);
+/* Whether the backend may answer MBX_PENDING (it has a wait op). */
+bool mbx_may_pend(const struct mbx_backend *b);
 /* Destroy a backend; sets *bp to NULL. NULL is fine. */
 void mbx_destroy(struct mbx_backend **bp);
 

@@ -20,6 +20,7 @@
 #include "eas/wbxml.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
+#include "mailbox/run.h"
 #include "mailbox/serve.h"
 
 static const char *const versions[] = {"12.1", "14.0", "14.1", "16.0", "16.1"};
@@ -36,6 +37,7 @@ struct mem {
 	struct kv kv[64];
 	size_t n;
 	int puts;
+	int dels;
 };
 
 /* The map key of (account, device, collection). */
@@ -96,6 +98,7 @@ mem_del(void *arg, const char *a, const char *d, const char *c)
 	char k[256];
 	size_t kl;
 
+	m->dels++;
 	mkey(k, a, d, c);
 	kl = strlen(k);
 	for (size_t i = 0; i < m->n;) {
@@ -117,11 +120,488 @@ mem_free(struct mem *m)
 	m->n = 0;
 }
 
+/* ---- a backend and a sync state that answer later (run.h) ---- */
+
+/* One op a pending backend was asked, and its result once done. */
+enum pop_kind { POP_FOLDERS, POP_ITEMS, POP_FETCH, POP_SET_READ };
+struct pop {
+	enum pop_kind kind;
+	char folder[MBX_ID_MAX + 1], item[MBX_ID_MAX + 1];
+	bool read, done;
+	int rv;
+	const char *err;
+	const struct mbx_folder *folders;
+	size_t n;
+	struct mbx_item_ref *items;
+	struct mbx_email e;
+};
+
+/*
+ * A backend over another one (inner) that, pending, answers MBX_PENDING the
+ * first time each op is asked and does it at the next loop turn (pb_turn),
+ * recording its result; every later run of the request replays the ops in
+ * the order they were asked (a read asked again with the same arguments and
+ * no write in between is answered at once). Not pending: it passes every op
+ * through and counts the set_read calls.
+ */
+struct pb {
+	struct mbx_backend base;
+	struct mbx_backend *inner;
+	struct pop *log;
+	size_t n, pos;
+	void (*cb)(void *);
+	void *cb_arg;
+	int set_reads; /* set_read calls that reached inner */
+	int runs;      /* begin calls */
+	int ends;
+};
+
+static void
+pop_clear(struct pop *p)
+{
+	free(p->items);
+	mbx_email_clear(&p->e);
+}
+
+/* A copy of n item refs. */
+static struct mbx_item_ref *
+dup_items(const struct mbx_item_ref *v, size_t n)
+{
+	struct mbx_item_ref *c = xcalloc(n, sizeof(*c));
+	memcpy(c, v, n * sizeof(*c));
+	return c;
+}
+
+/* Copy an op's recorded result out: its return value. */
+static int
+pop_answer(const struct pop *p, const struct mbx_folder **folders_r, struct mbx_item_ref **items_r,
+           size_t *n_r, struct mbx_email *e, const char **errstr_r)
+{
+	*errstr_r = p->err;
+	if (p->kind == POP_FOLDERS) {
+		*folders_r = p->folders;
+		*n_r = p->n;
+	} else if (p->kind == POP_ITEMS) {
+		*items_r = p->n ? dup_items(p->items, p->n) : NULL;
+		*n_r = p->n;
+	} else if (p->kind == POP_FETCH && p->rv == 1) {
+		*e = (struct mbx_email){
+		    .from = xstrdup_null(p->e.from),
+		    .to = xstrdup_null(p->e.to),
+		    .display_to = xstrdup_null(p->e.display_to),
+		    .subject = xstrdup_null(p->e.subject),
+		    .date_received = p->e.date_received,
+		    .read = p->e.read,
+		    .message_class = xstrdup_null(p->e.message_class),
+		    .body_plain = xstrdup_null(p->e.body_plain),
+		    .body_html = xstrdup_null(p->e.body_html),
+		};
+	}
+	return p->rv;
+}
+
+/* Whether op a is op b (the same kind and arguments). */
+static bool
+pop_same(const struct pop *a, enum pop_kind kind, const char *folder, const char *item, bool read)
+{
+	return a->kind == kind && strcmp(a->folder, folder ? folder : "") == 0 &&
+	       strcmp(a->item, item ? item : "") == 0 && a->read == read;
+}
+
+/* Answer one op: replayed, answered from an earlier read, or started (MBX_PENDING). */
+static int
+pb_op(struct pb *p, enum pop_kind kind, const char *folder, const char *item, bool read,
+      const struct mbx_folder **folders_r, struct mbx_item_ref **items_r, size_t *n_r,
+      struct mbx_email *e, const char **errstr_r)
+{
+	if (p->pos < p->n) {
+		struct pop *o = &p->log[p->pos++];
+		assert_true(pop_same(o, kind, folder, item, read)); /* a run repeats the last */
+		assert_true(o->done);
+		return pop_answer(o, folders_r, items_r, n_r, e, errstr_r);
+	}
+	p->log = xrealloc(p->log, (p->n + 1) * sizeof(*p->log));
+	struct pop *o = &p->log[p->n];
+	memset(o, 0, sizeof(*o));
+	o->kind = kind;
+	snprintf(o->folder, sizeof(o->folder), "%s", folder ? folder : "");
+	snprintf(o->item, sizeof(o->item), "%s", item ? item : "");
+	o->read = read;
+	for (size_t i = p->n; kind != POP_SET_READ && i-- > 0;) {
+		if (p->log[i].kind == POP_SET_READ)
+			break;
+		if (pop_same(&p->log[i], kind, folder, item, read)) {
+			struct pop *src = &p->log[i];
+			o->done = true;
+			o->rv = src->rv;
+			o->err = src->err;
+			o->folders = src->folders;
+			o->n = src->n;
+			o->items =
+			    kind == POP_ITEMS && src->n ? dup_items(src->items, src->n) : NULL;
+			if (src->rv == 1 && kind == POP_FETCH)
+				pop_answer(src, folders_r, items_r, n_r, &o->e, errstr_r);
+			p->n++;
+			p->pos++;
+			return pop_answer(o, folders_r, items_r, n_r, e, errstr_r);
+		}
+	}
+	p->n++;
+	return MBX_PENDING;
+}
+
+static int
+pb_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+                const char **errstr_r)
+{
+	return pb_op((struct pb *)b, POP_FOLDERS, NULL, NULL, false, folders_r, NULL, n_r, NULL,
+	             errstr_r);
+}
+
+static int
+pb_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+              size_t *n_r, const char **errstr_r)
+{
+	return pb_op((struct pb *)b, POP_ITEMS, folder_id, NULL, false, NULL, items_r, n_r, NULL,
+	             errstr_r);
+}
+
+static int
+pb_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
+         const char **errstr_r)
+{
+	return pb_op((struct pb *)b, POP_FETCH, folder_id, item_id, false, NULL, NULL, NULL, out,
+	             errstr_r);
+}
+
+static int
+pb_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+            const char **errstr_r)
+{
+	return pb_op((struct pb *)b, POP_SET_READ, folder_id, item_id, read, NULL, NULL, NULL, NULL,
+	             errstr_r);
+}
+
+/* The wrapper is the fixture's: destroying it leaves inner alone. */
+static void
+pb_destroy(struct mbx_backend *b)
+{
+	(void)b;
+}
+
+static void
+pb_wait(struct mbx_backend *b, void (*cb)(void *), void *arg)
+{
+	struct pb *p = (struct pb *)b;
+	assert_null(p->cb);
+	p->cb = cb;
+	p->cb_arg = arg;
+}
+
+static void
+pb_begin(struct mbx_backend *b)
+{
+	struct pb *p = (struct pb *)b;
+	p->pos = 0;
+	p->runs++;
+}
+
+static void
+pb_end(struct mbx_backend *b)
+{
+	struct pb *p = (struct pb *)b;
+	for (size_t i = 0; i < p->n; i++)
+		pop_clear(&p->log[i]);
+	free(p->log);
+	p->log = NULL;
+	p->n = p->pos = 0;
+	p->ends++;
+}
+
+/* A loop turn: do the ops started, then tell the driver. false: nothing was waiting. */
+static bool
+pb_turn(struct pb *p)
+{
+	if (p->cb == NULL)
+		return false;
+	for (size_t i = 0; i < p->n; i++) {
+		struct pop *o = &p->log[i];
+		if (o->done)
+			continue;
+		o->done = true;
+		switch (o->kind) {
+		case POP_FOLDERS:
+			o->rv = mbx_list_folders(p->inner, &o->folders, &o->n, &o->err);
+			break;
+		case POP_ITEMS:
+			o->rv = mbx_list_items(p->inner, o->folder, &o->items, &o->n, &o->err);
+			break;
+		case POP_FETCH:
+			o->rv = mbx_fetch(p->inner, o->folder, o->item, &o->e, &o->err);
+			break;
+		case POP_SET_READ:
+			p->set_reads++;
+			o->rv = mbx_set_read(p->inner, o->folder, o->item, o->read, &o->err);
+			break;
+		}
+	}
+	void (*cb)(void *) = p->cb;
+	p->cb = NULL;
+	cb(p->cb_arg);
+	return true;
+}
+
+static const struct mbx_ops pb_ops = {
+    .name = "pending",
+    .list_folders = pb_list_folders,
+    .list_items = pb_list_items,
+    .fetch = pb_fetch,
+    .set_read = pb_set_read,
+    .destroy = pb_destroy,
+    .wait = pb_wait,
+    .begin = pb_begin,
+    .end = pb_end,
+};
+
+/* The pass-through: every op to inner, set_read counted. */
+static int
+cb_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+                const char **errstr_r)
+{
+	return mbx_list_folders(((struct pb *)b)->inner, folders_r, n_r, errstr_r);
+}
+
+static int
+cb_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+              size_t *n_r, const char **errstr_r)
+{
+	return mbx_list_items(((struct pb *)b)->inner, folder_id, items_r, n_r, errstr_r);
+}
+
+static int
+cb_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
+         const char **errstr_r)
+{
+	return mbx_fetch(((struct pb *)b)->inner, folder_id, item_id, out, errstr_r);
+}
+
+static int
+cb_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+            const char **errstr_r)
+{
+	((struct pb *)b)->set_reads++;
+	return mbx_set_read(((struct pb *)b)->inner, folder_id, item_id, read, errstr_r);
+}
+
+static const struct mbx_ops counting_ops = {
+    .name = "counting",
+    .list_folders = cb_list_folders,
+    .list_items = cb_list_items,
+    .fetch = cb_fetch,
+    .set_read = cb_set_read,
+    .destroy = pb_destroy,
+};
+
+/*
+ * A sync state that answers later: reads and the commit wait for the next
+ * loop turn (as_turn), and are then done on a struct mem. sync: at once.
+ */
+struct as {
+	struct mem *mem;
+	bool sync;
+	bool fail_commit;
+	int gets, commits;
+	/* what waits for the turn: one read or one commit */
+	char *coll;
+	bool coll_null;
+	mbx_state_got_fn got;
+	void *got_arg;
+	const struct mbx_state_op *ops;
+	size_t n_ops;
+	mbx_state_committed_fn committed;
+	void *committed_arg;
+	const char *account, *device_id;
+};
+
+/* Do a read on the mem. */
+static void
+as_do_get(struct as *a, const char *coll, mbx_state_got_fn done, void *done_arg)
+{
+	char *blob = NULL;
+	size_t len = 0;
+	int rv = mem_get(a->mem, a->account, a->device_id, coll, &blob, &len);
+	done(done_arg, rv, blob, len);
+}
+
+/* Do a commit on the mem: the ops in order, or nothing. */
+static void
+as_do_commit(struct as *a, const struct mbx_state_op *ops, size_t n, mbx_state_committed_fn done,
+             void *done_arg)
+{
+	a->commits++;
+	if (a->fail_commit) {
+		done(done_arg, -1);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].blob != NULL)
+			mem_put(a->mem, a->account, a->device_id, ops[i].collection, ops[i].blob,
+			        ops[i].len);
+		else
+			mem_del(a->mem, a->account, a->device_id, ops[i].collection);
+	}
+	done(done_arg, 0);
+}
+
+static void
+as_get(void *arg, const char *account, const char *device_id, const char *collection,
+       mbx_state_got_fn done, void *done_arg)
+{
+	struct as *a = arg;
+	a->gets++;
+	a->account = account;
+	a->device_id = device_id;
+	if (a->sync) {
+		as_do_get(a, collection, done, done_arg);
+		return;
+	}
+	assert_null(a->got); /* a run stops at its first pending read */
+	a->coll = xstrdup(collection);
+	a->got = done;
+	a->got_arg = done_arg;
+}
+
+static void
+as_commit(void *arg, const char *account, const char *device_id, const struct mbx_state_op *ops,
+          size_t n, mbx_state_committed_fn done, void *done_arg)
+{
+	struct as *a = arg;
+	a->account = account;
+	a->device_id = device_id;
+	if (a->sync) {
+		as_do_commit(a, ops, n, done, done_arg);
+		return;
+	}
+	assert_null(a->committed);
+	a->ops = ops;
+	a->n_ops = n;
+	a->committed = done;
+	a->committed_arg = done_arg;
+}
+
+/* A loop turn: complete the read or the commit waiting. false: none was. */
+static bool
+as_turn(struct as *a)
+{
+	if (a->got != NULL) {
+		mbx_state_got_fn got = a->got;
+		char *coll = a->coll;
+		a->got = NULL;
+		a->coll = NULL;
+		as_do_get(a, coll, got, a->got_arg);
+		free(coll);
+		return true;
+	}
+	if (a->committed != NULL) {
+		mbx_state_committed_fn done = a->committed;
+		a->committed = NULL;
+		as_do_commit(a, a->ops, a->n_ops, done, a->committed_arg);
+		return true;
+	}
+	return false;
+}
+
+/* mbx_run's answer, copied. */
+struct answer {
+	bool called;
+	int rv;
+	struct mbx_serve_out out;
+};
+
+static void
+run_done(void *arg, int rv, struct mbx_serve_out *out)
+{
+	struct answer *a = arg;
+	assert_false(a->called);
+	a->called = true;
+	a->rv = rv;
+	a->out = *out;
+	out->body = NULL; /* kept */
+}
+
+/*
+ * Run in through mbx_run over backend p and state a, driving the loop turns
+ * (the state's first, then the backend's) until the answer came.
+ */
+static void
+drive(const struct mbx_serve_in *in, struct pb *p, struct as *a, int max_runs, struct answer *ans)
+{
+	memset(ans, 0, sizeof(*ans));
+	mbx_run(in, &(struct mbx_async_state){a, as_get, as_commit}, max_runs, run_done, ans);
+	for (int turns = 0; !ans->called; turns++) {
+		assert_true(turns < 100000);
+		if (!as_turn(a) && !(p != NULL && pb_turn(p)))
+			fail_msg("mbx_run waits for nothing");
+	}
+	assert_null(a->got);
+	assert_null(a->committed);
+}
+
+/* Whether two stores hold the same blobs. */
+static void
+assert_mem_equal(const struct mem *x, const struct mem *y)
+{
+	assert_int_equal(x->n, y->n);
+	for (size_t i = 0; i < x->n; i++) {
+		size_t j = 0;
+		while (j < y->n && strcmp(x->kv[i].key, y->kv[j].key) != 0)
+			j++;
+		assert_true(j < y->n);
+		assert_int_equal(x->kv[i].len, y->kv[j].len);
+		assert_memory_equal(x->kv[i].val, y->kv[j].val, x->kv[i].len);
+	}
+}
+
+/* Whether two answers are the same, byte for byte. */
+static void
+assert_out_equal(const struct mbx_serve_out *x, const struct mbx_serve_out *y)
+{
+	assert_int_equal(x->http_status, y->http_status);
+	assert_true((x->content_type == NULL) == (y->content_type == NULL));
+	if (x->content_type != NULL)
+		assert_string_equal(x->content_type, y->content_type);
+	assert_int_equal(x->body_len, y->body_len);
+	if (x->body_len)
+		assert_memory_equal(x->body, y->body, x->body_len);
+	assert_int_equal(x->n_headers, y->n_headers);
+	for (size_t i = 0; i < x->n_headers; i++) {
+		assert_string_equal(x->headers[i][0], y->headers[i][0]);
+		assert_string_equal(x->headers[i][1], y->headers[i][1]);
+	}
+	assert_int_equal(x->hold_seconds, y->hold_seconds);
+	assert_int_equal(x->devinfo_seen, y->devinfo_seen);
+	assert_int_equal(x->wipe_acked, y->wipe_acked);
+	assert_int_equal(x->provision_status, y->provision_status);
+	assert_false(y->pending);
+}
+
 /* ---- the fixture: one device's mailbox ---- */
 
 struct fx {
 	struct mem mem;
 	struct mbx_backend *mb;
+	/*
+	 * The mirror: every request served synchronously (mem, mb) is served
+	 * again through mbx_run over a pending backend on mb2 and a pending
+	 * state on mem2, and must be answered and stored the same, byte for
+	 * byte, with one commit and the same set_read calls.
+	 */
+	struct mem mem2;
+	struct mbx_backend *mb2;
+	int max_runs;  /* mbx_run's cap; 0: its default */
+	int runs;      /* the mirror's runs of the last request */
+	int set_reads; /* its set_read calls that reached the mailbox */
+	int commits;   /* its commits */
 	struct notice_facts facts;
 	const char *version;
 	struct mbx_serve_out out;
@@ -153,6 +633,7 @@ fx_init(struct fx *f, const char *version)
 	};
 	f->version = version;
 	f->mb = mbx_quarantine_new(&qcfg, &f->facts);
+	f->mb2 = mbx_quarantine_new(&qcfg, &f->facts);
 }
 
 /* "Restart": a new backend instance, the stored state kept. */
@@ -161,6 +642,8 @@ fx_restart(struct fx *f)
 {
 	mbx_destroy(&f->mb);
 	f->mb = mbx_quarantine_new(&qcfg, &f->facts);
+	mbx_destroy(&f->mb2);
+	f->mb2 = mbx_quarantine_new(&qcfg, &f->facts);
 }
 
 static void
@@ -170,6 +653,8 @@ fx_done(struct fx *f)
 	wbxml_doc_free(&f->resp);
 	mbx_destroy(&f->mb);
 	mem_free(&f->mem);
+	mbx_destroy(&f->mb2);
+	mem_free(&f->mem2);
 }
 
 /* Serve cmd with the request doc (NULL: empty body); decode the answer into f->resp. */
@@ -185,6 +670,7 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 	}
 	mbx_serve_out_clear(&f->out);
 	wbxml_doc_free(&f->resp);
+	struct pb ref = {.base = {&counting_ops}, .inner = f->mb};
 	struct mbx_serve_in in = {
 	    .cmd = cmd,
 	    .version = f->version,
@@ -192,14 +678,34 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .body_len = len,
 	    .account = f->facts.account,
 	    .device_id = f->facts.device_id,
-	    .backend = f->mb,
+	    .backend = &ref.base,
 	    .state = {&f->mem, mem_get, mem_put, mem_del},
 	    .now = 1700000100,
 	    .heartbeat_min = 60,
 	    .heartbeat_max = 1800,
 	    .wipe = f->wipe,
 	};
+	int writes = f->mem.puts + f->mem.dels;
 	assert_int_equal(mbx_serve(&in, &f->out), 0);
+	writes = f->mem.puts + f->mem.dels - writes;
+	if (f->mb2 != NULL) {
+		struct pb p = {.base = {&pb_ops}, .inner = f->mb2};
+		struct as a = {.mem = &f->mem2};
+		struct answer ans;
+		in.backend = &p.base;
+		in.state = (struct mbx_state_accessor){0};
+		drive(&in, &p, &a, f->max_runs, &ans);
+		assert_int_equal(ans.rv, 0);
+		assert_out_equal(&f->out, &ans.out);
+		mbx_serve_out_clear(&ans.out);
+		assert_mem_equal(&f->mem, &f->mem2);
+		assert_int_equal(a.commits, writes > 0 ? 1 : 0);
+		assert_int_equal(p.set_reads, ref.set_reads);
+		assert_int_equal(p.ends, 1);
+		f->runs = p.runs;
+		f->set_reads = p.set_reads;
+		f->commits = a.commits;
+	}
 	free(body);
 	if (f->out.http_status != 200 || f->out.body == NULL)
 		return NULL;
@@ -1529,8 +2035,14 @@ tb_destroy(struct mbx_backend *b)
 	(void)b;
 }
 
-static const struct mbx_ops tb_ops = {"test",   tb_list_folders, tb_list_items,
-                                      tb_fetch, tb_set_read,     tb_destroy};
+static const struct mbx_ops tb_ops = {
+    .name = "test",
+    .list_folders = tb_list_folders,
+    .list_items = tb_list_items,
+    .fetch = tb_fetch,
+    .set_read = tb_set_read,
+    .destroy = tb_destroy,
+};
 
 /*
  * FolderSync reports Adds, Updates and Deletes as the hierarchy changes, a
@@ -1549,6 +2061,8 @@ test_changing_backend(void **state)
 	fx_init(&f, "16.1");
 	mbx_destroy(&f.mb);
 	f.mb = &t.base;
+	mbx_destroy(&f.mb2);
+	f.mb2 = &t.base; /* read-only but for set_read, which it ignores: one for both */
 	struct wbxml_node *r = serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("0"));
 	assert_string_equal(txt(r, "Changes/Count"), "2");
 	snprintf(k1, sizeof(k1), "%s", txt(r, "SyncKey"));
@@ -1577,6 +2091,8 @@ test_changing_backend(void **state)
 	/* Sync: WindowSize 0 and 100000 mean 512. */
 	r = serve(&f, EAS_CMD_SYNC, req_sync("0", "f-inbox", 0, 0, 0, false));
 	snprintf(k1, sizeof(k1), "%s", txt(r, "Collections/Collection/SyncKey"));
+	/* 512 fetches, each pending once, would rerun 512 times: served synchronously only. */
+	f.mb2 = NULL;
 	static const char *const ws[] = {"0", "100000"};
 	for (int w = 0; w < 2; w++) {
 		struct wbxml_doc *d = req_sync(k1, "f-inbox", 0, 0, 0, true);
@@ -1591,6 +2107,147 @@ test_changing_backend(void **state)
 		assert_int_equal(n, 512); /* the second round repeats k1: answered again */
 	}
 	f.mb = NULL; /* not the fixture's to destroy */
+	f.mb2 = NULL;
+	fx_done(&f);
+}
+
+/* ---- the command layer over pending backends and state (run.c) ---- */
+
+/* The request in for f (body borrowed), served from backend b. */
+static struct mbx_serve_in
+fx_in(struct fx *f, enum eas_cmd cmd, const uint8_t *body, size_t len, struct mbx_backend *b)
+{
+	return (struct mbx_serve_in){
+	    .cmd = cmd,
+	    .version = f->version,
+	    .body = body,
+	    .body_len = len,
+	    .account = f->facts.account,
+	    .device_id = f->facts.device_id,
+	    .backend = b,
+	    .now = 1700000100,
+	    .heartbeat_min = 60,
+	    .heartbeat_max = 1800,
+	};
+}
+
+/*
+ * Through mbx_run, with every backend op and state read pending once, the
+ * commands really are rerun, and each request still commits once, marks
+ * the alert read with one set_read, and answers as the synchronous layer
+ * does (serve() compares every answer and the stored state).
+ */
+static void
+test_run_pending(void **state)
+{
+	struct fx f;
+	char key[80], sid[80];
+
+	fx_init(&f, "16.1");
+	assert_non_null(serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
+	assert_true(f.runs > 1);
+	assert_int_equal(f.commits, 1);
+	prime_alert(&f, key, sid);
+	assert_true(f.runs > 2); /* state read, folders, items, fetch */
+	assert_int_equal(f.commits, 1);
+	struct wbxml_doc *d = req_sync(key, MBX_Q_INBOX_ID, 0, 0, 0, true);
+	struct wbxml_node *c = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+	struct wbxml_node *ch = wbxml_addn(wbxml_addn(c, "Commands"), "Change");
+	wbxml_addn_text(ch, "ServerId", sid);
+	wbxml_addn_text(wbxml_addn(ch, "ApplicationData"), "Email:Read", "1");
+	struct wbxml_node *r = serve(&f, EAS_CMD_SYNC, d);
+	assert_string_equal(txt(r, "Collections/Collection/Status"), "1");
+	assert_int_equal(f.set_reads, 1);
+	assert_int_equal(f.commits, 1);
+	struct mbx_email e;
+	const char *err;
+	assert_int_equal(mbx_fetch(f.mb2, MBX_Q_INBOX_ID, sid, &e, &err), 1);
+	assert_true(e.read); /* done on the mailbox once, not undone by a rerun */
+	mbx_email_clear(&e);
+	/*
+	 * A run reads what it wrote: EmptyFolderContents, then a Fetch of the
+	 * alert in the same request finds it gone (6), through mbx_run too.
+	 */
+	d = wbxml_doc_new();
+	struct wbxml_node *root = wbxml_addn_root(d, "ItemOperations:ItemOperations");
+	wbxml_addn_text(wbxml_addn(root, "EmptyFolderContents"), "AirSync:CollectionId",
+	                MBX_Q_INBOX_ID);
+	struct wbxml_node *fe = wbxml_addn(root, "Fetch");
+	wbxml_addn_text(fe, "Store", "Mailbox");
+	wbxml_addn_text(fe, "AirSync:CollectionId", MBX_Q_INBOX_ID);
+	wbxml_addn_text(fe, "AirSync:ServerId", sid);
+	r = serve(&f, EAS_CMD_ITEMOPERATIONS, d);
+	assert_string_equal(txt(r, "Response/EmptyFolderContents/Status"), "1");
+	assert_string_equal(txt(r, "Response/Fetch/Status"), "6");
+	assert_int_equal(f.commits, 1);
+	/* A repeated FolderSync writes nothing: no commit at all. */
+	snprintf(key, sizeof(key), "%s",
+	         txt(serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync("0")), "SyncKey"));
+	serve(&f, EAS_CMD_FOLDERSYNC, req_foldersync(key));
+	assert_int_equal(f.commits, 0);
+	fx_done(&f);
+}
+
+/*
+ * A commit that fails is HTTP 500 without a body and leaves the state as it
+ * was; a request still pending at the cap on runs is HTTP 500 (a log line),
+ * nothing committed; a synchronous backend and state answer before mbx_run
+ * returns, as mbx_serve does.
+ */
+static void
+test_run_failures(void **state)
+{
+	struct fx f;
+	char key[80], sid[80];
+	uint8_t *body;
+	size_t len;
+	struct answer ans;
+
+	fx_init(&f, "14.1");
+	prime_alert(&f, key, sid);
+	struct wbxml_doc *req = req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true);
+	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+	wbxml_doc_free(&req);
+	struct pb p = {.base = {&pb_ops}, .inner = f.mb2};
+	struct mbx_serve_in in = fx_in(&f, EAS_CMD_SYNC, body, len, &p.base);
+	struct as a = {.mem = &f.mem2, .fail_commit = true};
+	drive(&in, &p, &a, 0, &ans);
+	assert_int_equal(ans.rv, 0);
+	assert_int_equal(ans.out.http_status, 500);
+	assert_null(ans.out.body);
+	assert_int_equal(a.commits, 1);
+	assert_mem_equal(&f.mem, &f.mem2); /* the state before the request */
+	mbx_serve_out_clear(&ans.out);
+
+	/* The cap: two runs are not enough for a Sync. */
+	a = (struct as){.mem = &f.mem2};
+	p = (struct pb){.base = {&pb_ops}, .inner = f.mb2};
+	drive(&in, &p, &a, 2, &ans);
+	assert_int_equal(ans.out.http_status, 500);
+	assert_null(ans.out.body);
+	assert_int_equal(p.runs, 2);
+	assert_int_equal(p.ends, 1);
+	assert_int_equal(a.commits, 0);
+	assert_mem_equal(&f.mem, &f.mem2);
+	mbx_serve_out_clear(&ans.out);
+
+	/* Synchronous: the answer before mbx_run returns, the synchronous one. */
+	struct mbx_serve_out out;
+	in.backend = f.mb;
+	in.state = (struct mbx_state_accessor){&f.mem, mem_get, mem_put, mem_del};
+	assert_int_equal(mbx_serve(&in, &out), 0);
+	in.backend = f.mb2;
+	in.state = (struct mbx_state_accessor){0};
+	a = (struct as){.mem = &f.mem2, .sync = true};
+	memset(&ans, 0, sizeof(ans));
+	mbx_run(&in, &(struct mbx_async_state){&a, as_get, as_commit}, 0, run_done, &ans);
+	assert_true(ans.called);
+	assert_out_equal(&out, &ans.out);
+	assert_int_equal(a.commits, 1);
+	assert_mem_equal(&f.mem, &f.mem2);
+	mbx_serve_out_clear(&out);
+	mbx_serve_out_clear(&ans.out);
+	free(body);
 	fx_done(&f);
 }
 
@@ -1778,6 +2435,8 @@ main(void)
 	    cmocka_unit_test(test_provision_wipe),
 	    cmocka_unit_test(test_changing_backend),
 	    cmocka_unit_test(test_served_from_store),
+	    cmocka_unit_test(test_run_pending),
+	    cmocka_unit_test(test_run_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
