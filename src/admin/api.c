@@ -574,6 +574,33 @@ out:
 	free(account);
 }
 
+/*
+ * POST devices/{account}/{deviceId}/reset: remove the device's sync state
+ * (every collection), so that the phone starts over; through the registry
+ * (history, dry run), as abqctl mobile doResetDevice.
+ */
+static void
+device_reset(struct admin_req *r, const char *const *var, int arg)
+{
+	struct abq_device d = {0};
+	struct abq_outcome o = {0};
+	json_t *body = NULL;
+	char *errmsg = NULL, *account = device_path(r, var);
+	bool dry;
+
+	(void)arg;
+	if (account == NULL || (body = admin_body(r, true)) == NULL ||
+	    dry_run_of(r, body, &dry) < 0 || device_lookup(r, account, var[1], &d) != 1)
+		goto out;
+	struct abq_ctx c = ctx_of(r, dry);
+	int rc = abq_registry_reset_device(&c, account, d.device_id, &o, &errmsg);
+	reply_outcome(r, rc, errmsg, &o, dry);
+out:
+	abq_device_clear(&d);
+	json_decref(body);
+	free(account);
+}
+
 /* What the engine would decide for (account, device_id) now, and why. */
 static void
 explain(struct admin_req *r, const char *account, const char *device_id)
@@ -1381,6 +1408,7 @@ static const struct route routes[] = {
      ABQ_STATE_QUARANTINED},
     {EVHTTP_REQ_POST, "devices/{account}/{deviceId}/wipe", device_wipe, 1},
     {EVHTTP_REQ_DELETE, "devices/{account}/{deviceId}/wipe", device_wipe, 0},
+    {EVHTTP_REQ_POST, "devices/{account}/{deviceId}/reset", device_reset, 0},
     {EVHTTP_REQ_GET, "explain", explain_any, 0},
     {EVHTTP_REQ_GET, "entries", entries_list, 0},
     {EVHTTP_REQ_POST, "entries", entries_add, 0},

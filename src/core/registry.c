@@ -811,6 +811,43 @@ out:
 	return op_end(c, rv, errmsg_r);
 }
 
+int
+abq_registry_reset_device(const struct abq_ctx *c, const char *account, const char *device_id,
+                          struct abq_outcome *o, char **errmsg_r)
+{
+	struct abq_device d = {0};
+	char *acct = NULL, *subj = NULL, *key = NULL, *old = NULL;
+	const char *err;
+	size_t n = 0;
+	int rv;
+
+	if (op_begin(c, o, errmsg_r) < 0)
+		return -1;
+	if ((rv = named_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
+		goto out;
+	if (abq_store_syncstate_delete(c->store, d.account, d.device_id, NULL, &n, &err) < 0) {
+		rv = store_fail(errmsg_r, err);
+		goto out;
+	}
+	subj = subject_of(d.device_id, d.account);
+	key = device_key(d.account, d.device_id);
+	old = xasprintf("%zu collection%s", n, n == 1 ? "" : "s");
+	if (history(c, "reset", subj, old, "none", NULL, d.device_id, d.account, errmsg_r) < 0 ||
+	    change(c, ABQ_CHANGE_DEVICE, key, errmsg_r) < 0) {
+		rv = -1;
+		goto out;
+	}
+	if (o != NULL)
+		o->affected = n;
+out:
+	abq_device_clear(&d);
+	free(acct);
+	free(subj);
+	free(key);
+	free(old);
+	return op_end(c, rv, errmsg_r);
+}
+
 /* A Policy Status as history shows it: "2 (partially applied)"; NULL for 0. */
 static char *
 prov_status_text(int status)

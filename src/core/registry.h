@@ -110,6 +110,16 @@ int abq_registry_wipe_abort(const struct abq_ctx *c, const char *account, const 
 int abq_registry_wipe_confirmed(const struct abq_ctx *c, const char *account, const char *device_id,
                                 struct abq_outcome *o, char **errmsg_r);
 /*
+ * doResetDevice: remove every collection's sync state of the recorded device
+ * (account, device_id), so that the phone starts over at its next request
+ * (its next Sync or FolderSync finds no state for its SyncKey), with a
+ * history row ("reset": "N collections" -> "none") and a change-log row. The
+ * device's state and facts stay. o->affected gets how many collections were
+ * removed (0 is not a refusal). Refused (1) for a device not recorded.
+ */
+int abq_registry_reset_device(const struct abq_ctx *c, const char *account, const char *device_id,
+                              struct abq_outcome *o, char **errmsg_r);
+/*
  * The device acknowledged its policy (the daemon, at its Provision phase 2)
  * with status (MS-ASPROV: 1 applied, 2 partially applied, 3 not applied, 4
  * externally managed): recorded when it changed (history "provision",

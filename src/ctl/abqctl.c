@@ -98,6 +98,7 @@ static const struct ctl_command commands[] = {
     {"mobile doWipeDevice <account> <device-id>", do_wipe, 1, CTL_DRY_RUN},
     {"mobile doWipeDevice <account> <device-id> accountOnly", do_wipe, 2, CTL_DRY_RUN},
     {"mobile doAbortWipe <account> <device-id>", do_wipe, 0, CTL_DRY_RUN},
+    {"mobile doResetDevice <account> <device-id>", do_reset_device, 0, CTL_DRY_RUN},
     /* Account loggers: the optional words come before the file, in either order. */
     {"mobile doAddAccountLogger <account> <file>", do_logger_add, 0, CTL_DRY_RUN},
     {"mobile doAddAccountLogger <account> device <device-id> <file>", do_logger_add, 0,

@@ -157,6 +157,40 @@ do_wipe(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_arg
 	return CTL_OK;
 }
 
+/*
+ * mobile doResetDevice ACCOUNT DEVICE_ID: remove the device's sync state (every
+ * collection), so that the phone starts over at its next request.
+ */
+int
+do_reset_device(struct ctl_env *env, const struct ctl_command *cmd, const struct ctl_args *args)
+{
+	const char *device_id = ctl_arg(args, "device-id");
+	struct abq_outcome o = {0};
+	char *account = NULL, *errmsg = NULL;
+	int rc;
+
+	(void)cmd;
+	if (ctl_device_id(device_id) < 0 ||
+	    ctl_account(env, ctl_arg(args, "account"), &account) < 0)
+		return CTL_REFUSED;
+	rc = abq_registry_reset_device(&env->ctx, account, device_id, &o, &errmsg);
+	if (rc != 0) {
+		free(account);
+		abq_outcome_clear(&o);
+		return ctl_registry_status(rc, errmsg);
+	}
+	free(errmsg);
+	if (!env->json)
+		fprintf(env->out,
+		        "%s %s/%s: %zu collection%s; the phone starts over at its next request\n",
+		        env->dry_run ? "would reset the sync state of" : "sync state reset for",
+		        device_id, account, o.affected, o.affected == 1 ? "" : "s");
+	print_outcome(env, &o);
+	abq_outcome_clear(&o);
+	free(account);
+	return CTL_OK;
+}
+
 /* Read all of f (at most IMPORT_MAX bytes) into a new buffer. */
 static int
 read_all(FILE *f, const char *name, char **buf_r, size_t *len_r)

@@ -62,6 +62,8 @@ EACH_CB(cb_change, struct abq_change)
 EACH_CB(cb_notice, struct abq_notice)
 EACH_CB(cb_admin, struct abq_admin)
 EACH_CB(cb_token, struct abq_token)
+EACH_CB(cb_folder, struct abq_folder)
+EACH_CB(cb_folder_counter, struct abq_folder_counter)
 
 static int
 each_attr(struct abq_store *s, row_fn *fn, void *arg, const char **err)
@@ -142,6 +144,20 @@ each_token(struct abq_store *s, row_fn *fn, void *arg, const char **err)
 	return abq_store_token_iter(s, NULL, cb_token, &ea, err);
 }
 
+static int
+each_folder(struct abq_store *s, row_fn *fn, void *arg, const char **err)
+{
+	struct each_arg ea = {fn, arg};
+	return abq_store_folder_iter(s, NULL, cb_folder, &ea, err);
+}
+
+static int
+each_folder_counter(struct abq_store *s, row_fn *fn, void *arg, const char **err)
+{
+	struct each_arg ea = {fn, arg};
+	return abq_store_folder_counter_iter(s, cb_folder_counter, &ea, err);
+}
+
 /* A put that only gives the row its type. */
 #define PUT(name, store_put)                                                                       \
 	static int name(struct abq_store *to, const void *rec, const char **err)                   \
@@ -157,6 +173,8 @@ PUT(put_history, abq_store_history_restore)
 PUT(put_change, abq_store_change_restore)
 PUT(put_notice, abq_store_notice_restore)
 PUT(put_admin, abq_store_admin_put)
+PUT(put_folder, abq_store_folder_restore)
+PUT(put_folder_counter, abq_store_folder_counter_restore)
 
 static int
 put_syncstate(struct abq_store *to, const void *rec, const char **err)
@@ -187,6 +205,8 @@ static const struct copier copiers[] = {
     {"outbox", each_notice, put_notice},
     {"administrators", each_admin, put_admin},
     {"tokens", each_token, put_token},
+    {"folders", each_folder, put_folder},
+    {"folder ids", each_folder_counter, put_folder_counter},
 };
 #define NCOPIERS (sizeof(copiers) / sizeof(copiers[0]))
 

@@ -68,6 +68,7 @@ int ctl_scope_target(const struct ctl_env *env, const struct ctl_command *cmd,
 char *ctl_scope_text(enum abq_scope scope, const char *target);
 
 ctl_handler do_entry, do_set, do_delete, do_wipe, do_import, do_export, do_adopt, do_purge;
+ctl_handler do_reset_device;
 
 /* cmd_device.c: reading the registry. */
 ctl_handler do_list, do_device_list, do_device_info, do_all_devices, do_history, do_explain;

@@ -57,10 +57,12 @@
 #define TEMPLATE_COLS                                                                              \
 	"scope, domain, kind, locale, from_addr, reply_to, subject, body_plain, body_html, "       \
 	"set_by, set_at"
-#define ADMIN_COLS     "name, password_hash, created_by, created_at, password_at, last_login"
-#define SYNCSTATE_COLS "account, device_id, collection, state, updated"
-#define TOKEN_COLS     "id, admin, label, hash, created_by, created_at, last_used"
-#define LOGGER_COLS    "id, account, device_id, file, until_at, created_by, created_at"
+#define ADMIN_COLS          "name, password_hash, created_by, created_at, password_at, last_login"
+#define SYNCSTATE_COLS      "account, device_id, collection, state, updated"
+#define TOKEN_COLS          "id, admin, label, hash, created_by, created_at, last_used"
+#define LOGGER_COLS         "id, account, device_id, file, until_at, created_by, created_at"
+#define FOLDER_COLS         "account, folder_id, mailbox, mailbox_id, uidvalidity, parent_id, created"
+#define FOLDER_COUNTER_COLS "account, last_id"
 
 #define ITER_BATCH  256
 #define STR(x)      #x
@@ -700,6 +702,14 @@ static const struct sql_field syncstate_fields[] = {
     SY(F_BLOB, state),  SY(F_LEN, len),       SY(F_I64, updated),
 };
 
+#define FO(type, m) FIELD(struct abq_folder, type, m)
+static const struct sql_field folder_fields[] = {
+    FO(F_STR, account),     FO(F_STR, folder_id), FO(F_STR, mailbox), FO(F_STR, mailbox_id),
+    FO(F_I64, uidvalidity), FO(F_STR, parent_id), FO(F_I64, created),
+};
+#define FC(type, m) FIELD(struct abq_folder_counter, type, m)
+static const struct sql_field folder_counter_fields[] = {FC(F_STR, account), FC(F_I64, last_id)};
+
 /*
  * One kind of record: the adapters from its typed destructor and callback to
  * the generic shape, and its table; then the continuation key's fields.
@@ -730,6 +740,8 @@ KIND(admin, "administrator", 1, 0);
 KIND(token, "token", 2, 1, 0);
 KIND(logger, "logger", 1, 0);
 KIND(syncstate, "sync state", 3, 0, 1 | K_LOWER, 2);
+KIND(folder, "folder", 2, 0, 2);
+KIND(folder_counter, "folder counter", 1, 0);
 
 /* Bind field c of a record to parameter i, as flags (K_*) say. */
 static int
@@ -2169,6 +2181,315 @@ abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
 	                 errstr_r);
 }
 
+/* ---- native folder ids ------------------------------------------------------ */
+
+/* The SQL of a folder look-up by account and one more column (?2). */
+#define FOLDER_BY(col)                                                                             \
+	"SELECT " FOLDER_COLS " FROM folders WHERE account = ?1 AND " col                          \
+	" = ?2 ORDER BY mailbox "                                                                  \
+	"LIMIT 1"
+
+/* Take the account's next folder id from its counter (under the write lock). */
+static int
+folder_next_id(struct abq_store *s, const char *account, int64_t *id_r, const char **errstr_r)
+{
+	return ints_args(s,
+	                 "INSERT INTO folder_counters (account, last_id) VALUES (?1, 1) ON "
+	                 "CONFLICT (account) DO UPDATE SET last_id = folder_counters.last_id + 1 "
+	                 "RETURNING last_id",
+	                 "folder_assign", ARGS(T(account)), id_r, 1, errstr_r);
+}
+
+/* Raise the account's counter to at least last (restores). */
+static int
+folder_counter_raise(struct abq_store *s, const char *account, int64_t last, const char **errstr_r)
+{
+	return write_args(s,
+	                  "INSERT INTO folder_counters (account, last_id) VALUES (?1, ?2) ON "
+	                  "CONFLICT (account) DO UPDATE SET last_id = CASE WHEN "
+	                  "folder_counters.last_id > excluded.last_id THEN folder_counters.last_id "
+	                  "ELSE excluded.last_id END",
+	                  "folder_counter_restore", ARGS(T(account), I(last)), NULL, errstr_r);
+}
+
+/*
+ * The id of a mailbox, or a new one (store.h). Looked up and, when missing,
+ * counted and inserted under the write lock, so that the look-up of a second
+ * handle waits for the first one's insert.
+ */
+int
+abq_store_folder_assign(struct abq_store *s, const struct abq_folder *f, struct abq_folder *out,
+                        const char **errstr_r)
+{
+	struct abq_folder n;
+	char num[24];
+	int64_t id = 0;
+	bool own;
+	int rc;
+
+	CHECK_STORE(s);
+	REQUIRE(f != NULL && out != NULL && key_ok(f->account) && key_ok(f->mailbox),
+	        "folder_assign: account and mailbox are required");
+	REQUIRE(opt_ok(f->mailbox_id) && opt_ok(f->parent_id),
+	        "folder_assign: empty mailbox_id or parent_id");
+	memset(out, 0, sizeof(*out));
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	rc = get_args(s, FOLDER_BY("mailbox"), WHAT, &folder_kind, out,
+	              ARGS(T(f->account), T(f->mailbox)), errstr_r);
+	if (rc == 0 && (rc = folder_next_id(s, f->account, &id, errstr_r)) == 0) {
+		n = *f;
+		snprintf(num, sizeof(num), "%lld", (long long)id);
+		n.folder_id = num;
+		rc =
+		    put_row(s,
+		            "INSERT INTO folders (" FOLDER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+		            "?7)",
+		            WHAT, &folder_kind, &n, NULL, errstr_r);
+	}
+	if (own_end(s, own, rc < 0 ? -1 : 0, errstr_r) < 0) {
+		abq_folder_clear(out);
+		return -1;
+	}
+	if (rc == 0) {
+		out->account = xstrdup(f->account);
+		out->folder_id = xstrdup(num);
+		out->mailbox = xstrdup(f->mailbox);
+		out->mailbox_id = xstrdup_null(f->mailbox_id);
+		out->uidvalidity = f->uidvalidity;
+		out->parent_id = xstrdup_null(f->parent_id);
+		out->created = f->created;
+	}
+	return rc;
+}
+
+/* One folder of account by its id. */
+int
+abq_store_folder_get(struct abq_store *s, const char *account, const char *folder_id,
+                     struct abq_folder *out, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(key_ok(account) && key_ok(folder_id) && out != NULL,
+	        "folder_get: account and folder_id are required");
+	return get_args(s, FOLDER_BY("folder_id"), WHAT, &folder_kind, out,
+	                ARGS(T(account), T(folder_id)), errstr_r);
+}
+
+/* One folder of account by its mailbox name. */
+int
+abq_store_folder_by_mailbox(struct abq_store *s, const char *account, const char *mailbox,
+                            struct abq_folder *out, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(key_ok(account) && key_ok(mailbox) && out != NULL,
+	        "folder_by_mailbox: account and mailbox are required");
+	return get_args(s, FOLDER_BY("mailbox"), WHAT, &folder_kind, out,
+	                ARGS(T(account), T(mailbox)), errstr_r);
+}
+
+/* One folder of account by the server's MAILBOXID (a rename seen from the server). */
+int
+abq_store_folder_by_mailbox_id(struct abq_store *s, const char *account, const char *mailbox_id,
+                               struct abq_folder *out, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(key_ok(account) && key_ok(mailbox_id) && out != NULL,
+	        "folder_by_mailbox_id: account and mailbox_id are required");
+	return get_args(s, FOLDER_BY("mailbox_id"), WHAT, &folder_kind, out,
+	                ARGS(T(account), T(mailbox_id)), errstr_r);
+}
+
+/* An account's folders (every account's: NULL) by account and mailbox name. */
+int
+abq_store_folder_iter(struct abq_store *s, const char *account, abq_folder_cb *cb, void *arg,
+                      const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "folder_iter: no callback");
+	REQUIRE(opt_ok(account), "folder_iter: empty account");
+	if (account == NULL)
+		return iter_args(s,
+		                 "SELECT " FOLDER_COLS " FROM folders WHERE (account, mailbox) > "
+		                 "(?1, ?2) ORDER BY account, mailbox" BATCH_LIMIT,
+		                 WHAT, &folder_kind, ARGS(T(""), T("")), 0, (any_cb)cb, arg,
+		                 errstr_r);
+	return iter_args(s,
+	                 "SELECT " FOLDER_COLS " FROM folders WHERE (account, mailbox) > (?1, ?2) "
+	                 "AND account = ?3 ORDER BY account, mailbox" BATCH_LIMIT,
+	                 WHAT, &folder_kind, ARGS(T(""), T(""), T(account)), 0, (any_cb)cb, arg,
+	                 errstr_r);
+}
+
+/*
+ * Rename a folder, keeping its id (store.h): its children first (every name
+ * that begins with the old name and the delimiter gets the new name instead
+ * of the old; lengths in characters on both backends), then the folder
+ * itself, in one transaction.
+ */
+int
+abq_store_folder_rename(struct abq_store *s, const char *account, const char *folder_id,
+                        const char *mailbox, const char *parent_id, char delimiter, size_t *count_r,
+                        const char **errstr_r)
+{
+	struct abq_folder old, other;
+	size_t n = 0;
+	char *prefix = NULL;
+	bool own;
+	int rc;
+
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	*count_r = 0;
+	REQUIRE(key_ok(account) && key_ok(folder_id) && key_ok(mailbox),
+	        "folder_rename: account, folder_id and mailbox are required");
+	REQUIRE(opt_ok(parent_id), "folder_rename: empty parent_id");
+	REQUIRE(parent_id == NULL || strcmp(parent_id, folder_id) != 0,
+	        "folder_rename: a folder cannot be its own parent");
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	rc = abq_store_folder_get(s, account, folder_id, &old, errstr_r);
+	if (rc > 0 && strcmp(old.mailbox, mailbox) != 0) {
+		rc = abq_store_folder_by_mailbox(s, account, mailbox, &other, errstr_r);
+		if (rc > 0)
+			rc = sql_fail(s, errstr_r,
+			              "folder_rename: mailbox '%s' of %s has folder id %s already",
+			              mailbox, account, other.folder_id);
+		abq_folder_clear(&other);
+		if (rc == 0 && delimiter != '\0') {
+			prefix = xasprintf("%s%c", old.mailbox, delimiter);
+			rc =
+			    write_args(s,
+			               "UPDATE folders SET mailbox = ?3 || substr(mailbox, "
+			               "length(?2)) WHERE account = ?1 AND substr(mailbox, 1, "
+			               "length(?2)) = ?2",
+			               WHAT, ARGS(T(account), T(prefix), T(mailbox)), &n, errstr_r);
+		}
+		rc = rc < 0 ? -1 : 1;
+	}
+	if (rc > 0) {
+		size_t one = 0;
+
+		rc = write_args(
+		    s,
+		    "UPDATE folders SET mailbox = ?3, parent_id = ?4 WHERE account = ?1 "
+		    "AND folder_id = ?2",
+		    WHAT, ARGS(T(account), T(folder_id), T(mailbox), T(parent_id)), &one, errstr_r);
+		n += one;
+	}
+	abq_folder_clear(&old);
+	free(prefix);
+	if (own_end(s, own, rc, errstr_r) < 0)
+		return -1;
+	*count_r = n;
+	return 0;
+}
+
+/* Remove a folder and, with a delimiter, every folder under its name. */
+int
+abq_store_folder_delete(struct abq_store *s, const char *account, const char *folder_id,
+                        char delimiter, size_t *count_r, const char **errstr_r)
+{
+	struct abq_folder old;
+	size_t n = 0, one = 0;
+	char *prefix = NULL;
+	bool own;
+	int rc;
+
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	*count_r = 0;
+	REQUIRE(key_ok(account) && key_ok(folder_id),
+	        "folder_delete: account and folder_id are required");
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	rc = abq_store_folder_get(s, account, folder_id, &old, errstr_r);
+	if (rc > 0 && delimiter != '\0') {
+		prefix = xasprintf("%s%c", old.mailbox, delimiter);
+		rc = write_args(s,
+		                "DELETE FROM folders WHERE account = ?1 AND substr(mailbox, 1, "
+		                "length(?2)) = ?2",
+		                WHAT, ARGS(T(account), T(prefix)), &n, errstr_r);
+		rc = rc < 0 ? -1 : 1;
+	}
+	if (rc > 0)
+		rc = write_args(s, "DELETE FROM folders WHERE account = ?1 AND folder_id = ?2",
+		                WHAT, ARGS(T(account), T(folder_id)), &one, errstr_r);
+	abq_folder_clear(&old);
+	free(prefix);
+	if (own_end(s, own, rc < 0 ? -1 : 0, errstr_r) < 0)
+		return -1;
+	*count_r = n + one;
+	return 0;
+}
+
+/* Record a mailbox's UIDVALIDITY (a folder that does not exist is an error). */
+int
+abq_store_folder_set_uidvalidity(struct abq_store *s, const char *account, const char *folder_id,
+                                 int64_t uidvalidity, const char **errstr_r)
+{
+	size_t n = 0;
+
+	CHECK_STORE(s);
+	REQUIRE(key_ok(account) && key_ok(folder_id),
+	        "folder_set_uidvalidity: account and folder_id are required");
+	WRITE_CALL();
+	if (write_args(s,
+	               "UPDATE folders SET uidvalidity = ?3 WHERE account = ?1 AND folder_id = ?2",
+	               WHAT, ARGS(T(account), T(folder_id), I(uidvalidity)), &n, errstr_r) < 0)
+		return -1;
+	if (n == 0)
+		return sql_fail(s, errstr_r, "folder_set_uidvalidity: no folder %s of %s",
+		                folder_id, account);
+	return 0;
+}
+
+/* Every account's folder-id counter, by account. */
+int
+abq_store_folder_counter_iter(struct abq_store *s, abq_folder_counter_cb *cb, void *arg,
+                              const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "folder_counter_iter: no callback");
+	return iter_args(s,
+	                 "SELECT " FOLDER_COUNTER_COLS " FROM folder_counters WHERE account > ?1 "
+	                 "ORDER BY account" BATCH_LIMIT,
+	                 WHAT, &folder_counter_kind, ARGS(T("")), 0, (any_cb)cb, arg, errstr_r);
+}
+
+/* Raise an account's counter to at least the ids it had given out. */
+int
+abq_store_folder_counter_restore(struct abq_store *s, const struct abq_folder_counter *c,
+                                 const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(c != NULL && key_ok(c->account) && c->last_id >= 0,
+	        "folder_counter_restore: account is required");
+	WRITE_CALL();
+	return folder_counter_raise(s, c->account, c->last_id, errstr_r);
+}
+
+/* Insert a folder under its id; its account's counter goes at least that far. */
+int
+abq_store_folder_restore(struct abq_store *s, const struct abq_folder *f, const char **errstr_r)
+{
+	const char *perr;
+	long long id = 0;
+
+	CHECK_STORE(s);
+	REQUIRE(f != NULL && key_ok(f->account) && key_ok(f->folder_id) && key_ok(f->mailbox),
+	        "folder_restore: account, folder_id and mailbox are required");
+	WRITE_CALL();
+	if (put_row(s, "INSERT INTO folders (" FOLDER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	            WHAT, &folder_kind, f, NULL, errstr_r) < 0)
+		return -1;
+	if (parse_int(f->folder_id, 1, LLONG_MAX, &id, &perr) < 0)
+		return 0; /* not one of ours: nothing to keep the counter from */
+	return folder_counter_raise(s, f->account, id, errstr_r);
+}
+
 /* ---- record destructors ----------------------------------------------------- */
 
 /*
@@ -2191,7 +2512,8 @@ rec_clear(const struct sql_kind *k, void *rec)
 /*
  * The destructors of store.h's records: abq_history_clear, abq_change_clear,
  * abq_notice_clear, abq_template_clear, abq_admin_clear, abq_token_clear,
- * abq_logger_clear and abq_syncstate_clear.
+ * abq_logger_clear, abq_syncstate_clear, abq_folder_clear and
+ * abq_folder_counter_clear.
  */
 #define CLEAR(name)                                                                                \
 	void abq_##name##_clear(struct abq_##name *r)                                              \
@@ -2206,6 +2528,8 @@ CLEAR(admin)
 CLEAR(token)
 CLEAR(logger)
 CLEAR(syncstate)
+CLEAR(folder)
+CLEAR(folder_counter)
 
 /* ---- several nodes (store.h) -------------------------------------------- */
 

@@ -39,7 +39,7 @@
 #include "lib/records.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 8
+#define ABQ_STORE_SCHEMA_VERSION 9
 
 /* One row of history: who changed what, when and why. */
 struct abq_history {
@@ -454,6 +454,77 @@ int abq_store_syncstate_delete(struct abq_store *s, const char *account, const c
                                const char *collection, size_t *count_r, const char **errstr_r);
 
 /*
+ * Native mode's folder ids (schema version 9): per account, the map between
+ * the EAS folder ids a phone holds (ServerId, ParentId) and the IMAP
+ * mailboxes they stand for, so that an id survives a rename (on the phone or
+ * on the server) and a restart. Ids are short decimal strings ("1", "2",
+ * ...) from a per-account counter kept in the store and taken in the
+ * transaction that records the folder, so two workers or two nodes never
+ * hand out the same id, and an id is never given again for that account,
+ * not even after its folder is deleted. A mailbox (compared exactly, as the
+ * server names it) has at most one id per account.
+ */
+struct abq_folder {
+	char *account;
+	char *folder_id;     /* "1", "2", ...: assigned by the store */
+	char *mailbox;       /* the IMAP mailbox name, UTF-8, with the server's delimiter */
+	char *mailbox_id;    /* the server's MAILBOXID (RFC 8474); NULL when it has none */
+	int64_t uidvalidity; /* 0: not known yet */
+	char *parent_id;     /* the parent folder's id; NULL at the top of the hierarchy */
+	int64_t created;
+};
+void abq_folder_clear(struct abq_folder *f);
+typedef int abq_folder_cb(void *arg, const struct abq_folder *f);
+
+/*
+ * folder_assign: the id of mailbox f->mailbox of f->account (f->folder_id is
+ * ignored): 1 when it had one (*out is the stored record, unchanged), 0 when
+ * a new id was taken from the account's counter and the folder recorded with
+ * f's mailbox_id, uidvalidity, parent_id and created (*out is the new
+ * record), -1. The look-up and the insert run under the write lock (in a
+ * transaction of their own outside one), so that two handles assigning the
+ * same mailbox get the same id. *out is cleared first; the caller clears it.
+ *
+ * folder_get (by id), folder_by_mailbox, folder_by_mailbox_id (the first by
+ * mailbox name when, oddly, two carry the same MAILBOXID): 1 found, 0 not, -1.
+ *
+ * folder_iter goes through account's folders (every account's when account
+ * is NULL) by account and mailbox name, so a parent comes before its children.
+ *
+ * folder_rename gives folder_id the name mailbox and the parent parent_id
+ * (NULL: the top), keeping its id; with a delimiter (not '\0') every folder
+ * under the old name (old name + delimiter + ...) is renamed with it, keeping
+ * their ids and parents. A name that another folder of the account holds is
+ * refused. *count_r (may be NULL) gets how many folders were renamed, 0 when
+ * there is no folder folder_id (not an error).
+ *
+ * folder_delete removes folder_id and, with a delimiter, every folder under
+ * its name; *count_r (may be NULL) gets how many; removing nothing is not an
+ * error. The ids stay used.
+ *
+ * folder_set_uidvalidity records a mailbox's UIDVALIDITY; fails ("no folder
+ * ...") when the folder does not exist.
+ */
+int abq_store_folder_assign(struct abq_store *s, const struct abq_folder *f, struct abq_folder *out,
+                            const char **errstr_r);
+int abq_store_folder_get(struct abq_store *s, const char *account, const char *folder_id,
+                         struct abq_folder *out, const char **errstr_r);
+int abq_store_folder_by_mailbox(struct abq_store *s, const char *account, const char *mailbox,
+                                struct abq_folder *out, const char **errstr_r);
+int abq_store_folder_by_mailbox_id(struct abq_store *s, const char *account, const char *mailbox_id,
+                                   struct abq_folder *out, const char **errstr_r);
+int abq_store_folder_iter(struct abq_store *s, const char *account, abq_folder_cb *cb, void *arg,
+                          const char **errstr_r);
+int abq_store_folder_rename(struct abq_store *s, const char *account, const char *folder_id,
+                            const char *mailbox, const char *parent_id, char delimiter,
+                            size_t *count_r, const char **errstr_r);
+int abq_store_folder_delete(struct abq_store *s, const char *account, const char *folder_id,
+                            char delimiter, size_t *count_r, const char **errstr_r);
+int abq_store_folder_set_uidvalidity(struct abq_store *s, const char *account,
+                                     const char *folder_id, int64_t uidvalidity,
+                                     const char **errstr_r);
+
+/*
  * One identity per person (product.md): accounts recorded before [eas]
  * default_domain was set are bare ("alice") where the canonical form is now
  * "alice@example.com" (util.h account_canonical). abq_store_accounts_canonicalize
@@ -541,6 +612,25 @@ struct abq_syncstate {
 };
 void abq_syncstate_clear(struct abq_syncstate *st);
 int abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
+                             const char **errstr_r);
+/*
+ * The folder-id counters (moving a registry): folder_counter_iter goes by
+ * account; folder_counter_restore raises an account's counter to at least
+ * c->last_id (the ids given out so far). folder_restore inserts a folder
+ * under its id and raises its account's counter to it, so that a restored
+ * id is never handed out again.
+ */
+struct abq_folder_counter {
+	char *account;
+	int64_t last_id; /* the highest id given out */
+};
+void abq_folder_counter_clear(struct abq_folder_counter *c);
+typedef int abq_folder_counter_cb(void *arg, const struct abq_folder_counter *c);
+int abq_store_folder_counter_iter(struct abq_store *s, abq_folder_counter_cb *cb, void *arg,
+                                  const char **errstr_r);
+int abq_store_folder_counter_restore(struct abq_store *s, const struct abq_folder_counter *c,
+                                     const char **errstr_r);
+int abq_store_folder_restore(struct abq_store *s, const struct abq_folder *f,
                              const char **errstr_r);
 int abq_store_rule_restore(struct abq_store *s, const struct abq_rule *r, const char **errstr_r);
 int abq_store_history_restore(struct abq_store *s, const struct abq_history *h,

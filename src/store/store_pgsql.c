@@ -216,6 +216,21 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " created_at BIGINT NOT NULL DEFAULT 0);",
     /* 7 -> 8: the Policy Status a device last acknowledged (records.h). */
     "ALTER TABLE devices ADD COLUMN provision_status INTEGER NOT NULL DEFAULT 0;",
+    /* 8 -> 9: native mode's folder ids and the per-account counter they come from. */
+    "CREATE TABLE folders ("
+    " account TEXT COLLATE \"C\" NOT NULL,"
+    " folder_id TEXT COLLATE \"C\" NOT NULL,"
+    " mailbox TEXT COLLATE \"C\" NOT NULL,"
+    " mailbox_id TEXT COLLATE \"C\","
+    " uidvalidity BIGINT NOT NULL DEFAULT 0,"
+    " parent_id TEXT COLLATE \"C\","
+    " created BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (account, folder_id));"
+    "CREATE UNIQUE INDEX folders_mailbox ON folders (account, mailbox);"
+    "CREATE INDEX folders_mailbox_id ON folders (account, mailbox_id);"
+    "CREATE TABLE folder_counters ("
+    " account TEXT COLLATE \"C\" PRIMARY KEY,"
+    " last_id BIGINT NOT NULL DEFAULT 0);",
 };
 
 /* The open store. */

@@ -169,6 +169,25 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " created_at INTEGER NOT NULL DEFAULT 0);",
     /* 7 -> 8: the Policy Status a device last acknowledged (records.h). */
     "ALTER TABLE devices ADD COLUMN provision_status INTEGER NOT NULL DEFAULT 0;",
+    /*
+     * 8 -> 9: native mode's folder ids (store.h abq_folder): the map between
+     * an account's EAS folder ids and its IMAP mailboxes, and the per-account
+     * counter the ids come from (never reused).
+     */
+    "CREATE TABLE folders ("
+    " account TEXT NOT NULL,"
+    " folder_id TEXT NOT NULL,"
+    " mailbox TEXT NOT NULL," /* UTF-8, the server's delimiter */
+    " mailbox_id TEXT,"       /* RFC 8474 MAILBOXID; NULL: none */
+    " uidvalidity INTEGER NOT NULL DEFAULT 0,"
+    " parent_id TEXT," /* NULL: at the top */
+    " created INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (account, folder_id));"
+    "CREATE UNIQUE INDEX folders_mailbox ON folders (account, mailbox);"
+    "CREATE INDEX folders_mailbox_id ON folders (account, mailbox_id);"
+    "CREATE TABLE folder_counters ("
+    " account TEXT NOT NULL PRIMARY KEY,"
+    " last_id INTEGER NOT NULL DEFAULT 0);",
 };
 
 /* The open store. */

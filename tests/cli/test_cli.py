@@ -1502,6 +1502,7 @@ class JsonEveryCommandTest(CliTest):
             (("mobile", "getDeviceList", "bob@example.com"), {"devices"}),
             (("mobile", "getDeviceInfo", "bob@example.com", "J1"), {"device", "entries"}),
             (("mobile", "getAllDevices",), {"devices"}),
+            (("mobile", "doResetDevice", "bob@example.com", "J1"), CHANGE_KEYS),
             (("mobile", "abq", "delete", "J4"), CHANGE_KEYS),
             (("mobile", "setProvisioning", "domain", "example.com", "AllowCamera", "0"),
              CHANGE_KEYS),
@@ -1884,6 +1885,84 @@ class LoggerTest(CliTest):
         self.assertEqual(self.ok("mobile", "getAccountLoggers"), "no logger\n")
 
 
+class ResetDeviceTest(CliTest):
+    """mobile doResetDevice ACCOUNT DEVICE_ID: the device's sync state (every
+    collection) is gone, the phone starts over; other devices and accounts keep
+    theirs; recorded in history; unknown devices refused."""
+
+    def states(self):
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        rows = db.execute("SELECT account, device_id, collection FROM syncstate "
+                          "ORDER BY account, device_id, collection").fetchall()
+        db.close()
+        return rows
+
+    def populate(self):
+        self.set_mode("Interactive")
+        self.seen("bob", "SAMBOB1", type="Android", model="SM-S918B", os="Android 14")
+        self.seen("bob", "APPL2", type="iPhone", model="iPhone16,2", os="iOS 18")
+        self.seen("carol", "SAMBOB1", type="Android", model="SM-S918B", os="Android 14")
+        # The sync state as abqd writes it: a blob per collection.
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        for acct, dev, coll in (("bob@example.com", "SAMBOB1", "foldersync"),
+                                ("bob@example.com", "SAMBOB1", "1"),
+                                ("bob@example.com", "SAMBOB1", "ping"),
+                                ("bob@example.com", "APPL2", "foldersync"),
+                                ("carol@example.com", "SAMBOB1", "foldersync")):
+            db.execute("INSERT INTO syncstate (account, device_id, collection, state, updated) "
+                       "VALUES (?, ?, ?, ?, 1767225600)", (acct, dev, coll, b"key=3"))
+        db.commit()
+        db.close()
+
+    def test_reset(self):
+        self.populate()
+        before = self.states()
+        info = self.okj("mobile", "getDeviceInfo", "bob", "SAMBOB1")["device"]
+        # A dry run says what would go and removes nothing.
+        self.assertEqual(self.ok("mobile", "doResetDevice", "bob", "sambob1", "--dry-run"),
+                         "would reset the sync state of sambob1/bob@example.com: 3 collections; "
+                         "the phone starts over at its next request\n"
+                         "no device would change state\n")
+        doc = self.okj("mobile", "doResetDevice", "bob", "SAMBOB1", "--dry-run")
+        self.assertEqual((doc["dryRun"], doc["affected"], doc["changed"]), (True, 3, []))
+        self.assertEqual(self.states(), before)
+
+        self.assertEqual(self.ok("mobile", "doResetDevice", "bob", "SAMBOB1"),
+                         "sync state reset for SAMBOB1/bob@example.com: 3 collections; "
+                         "the phone starts over at its next request\nno device changed state\n")
+        self.assertEqual(self.states(), [("bob@example.com", "APPL2", "foldersync"),
+                                         ("carol@example.com", "SAMBOB1", "foldersync")])
+        # The device itself is as it was: state, facts.
+        after = self.okj("mobile", "getDeviceInfo", "bob", "SAMBOB1")["device"]
+        self.assertEqual(after, info)
+        # Again: nothing left, not an error.
+        doc = self.okj("mobile", "doResetDevice", "bob", "SAMBOB1")
+        self.assertTrue(CHANGE_KEYS <= set(doc), doc)
+        self.assertEqual((doc["dryRun"], doc["affected"]), (False, 0))
+        hist = self.okj("mobile", "abq", "history", "SAMBOB1", "account", "bob")["history"]
+        resets = [(h["what"], h["subject"], h["old"], h["new"], h["who"]) for h in hist
+                  if h["what"] == "reset"]
+        self.assertEqual([r[:4] for r in resets],
+                         [("reset", "SAMBOB1/bob@example.com", "3 collections", "none"),
+                          ("reset", "SAMBOB1/bob@example.com", "0 collections", "none")])
+        self.assertTrue(all(r[4] for r in resets), resets)
+
+    def test_refusals(self):
+        self.populate()
+        before = self.states()
+        self.refused("mobile", "doResetDevice", "bob", "NOPE1",
+                     contains="no device NOPE1 for account bob@example.com")
+        self.refused("mobile", "doResetDevice", "dave", "SAMBOB1",
+                     contains="no device SAMBOB1 for account dave@example.com")
+        self.refused("mobile", "doResetDevice", "bob", "a/b", contains="is not a valid DeviceId")
+        self.refused("mobile", "doResetDevice", "a b@", "SAMBOB1",
+                     contains="is not a valid account")
+        self.refused("mobile", "doResetDevice", "bob", rc=2, contains="usage")
+        self.assertEqual(self.states(), before)
+        hist = self.okj("mobile", "abq", "history", "account", "bob")["history"]
+        self.assertEqual([h for h in hist if h["what"] == "reset"], [])
+
+
 class MigrateTest(CliTest):
     """mobile abq migrate-store: a whole registry into an empty store, SQLite to
     SQLite here, and SQLite -> PostgreSQL -> SQLite when run under
@@ -1917,8 +1996,23 @@ class MigrateTest(CliTest):
         db.execute("INSERT INTO syncstate (account, device_id, collection, state, updated) "
                    "VALUES ('ceo@example.com', 'APPLCEO1', 'foldersync', ?, 1767225600)",
                    (b"key=3\x00\xff binary",))
+        # Native mode's folder ids (schema v9): ids 3 and 5 were given and deleted.
+        db.executemany("INSERT INTO folders (account, folder_id, mailbox, mailbox_id, "
+                       "uidvalidity, parent_id, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       FOLDERS)
+        db.execute("INSERT INTO folder_counters (account, last_id) VALUES "
+                   "('ceo@example.com', 5)")
         db.commit()
         db.close()
+
+    def folders_sqlite(self, name):
+        db = sqlite3.connect(os.path.join(self.dir, name))
+        rows = (db.execute("SELECT account, folder_id, mailbox, mailbox_id, uidvalidity, "
+                           "parent_id, created FROM folders ORDER BY account, mailbox")
+                .fetchall(),
+                db.execute("SELECT account, last_id FROM folder_counters").fetchall())
+        db.close()
+        return rows
 
     def snapshot_of(self, conf):
         return [self.ok(*(w + ["--json"]), conf=conf) for w in (
@@ -1959,6 +2053,10 @@ class MigrateTest(CliTest):
         self.assertEqual(copied["outbox"], 1)  # bob's notice of the block
         self.assertEqual(copied["administrators"], 1)
         self.assertEqual(copied["tokens"], 1)
+        self.assertEqual((copied["folders"], copied["folder ids"]), (3, 1))
+        self.assertEqual(self.folders_sqlite("copy.db"),
+                         (sorted(FOLDERS, key=lambda f: (f[0], f[2])),
+                          [("ceo@example.com", 5)]))
         self.assertGreater(copied["history"], 5)
         self.assertGreater(copied["change log"], 5)
         db = sqlite3.connect(os.path.join(self.dir, "copy.db"))
@@ -2007,6 +2105,17 @@ class MigrateTest(CliTest):
         self.populate()
         copied = self.migrate("sqlite:abqd.db", pg)
         self.assertEqual((copied["devices"], copied["sync state"]), (3, 1))
+        self.assertEqual((copied["folders"], copied["folder ids"]), (3, 1))
+        # The folder ids and the counter they came from (ids 3 and 5 stay used).
+        p = subprocess.run(["psql", "-X", "-A", "-t", "-F", "|", pg, "-c",
+                            "SELECT account, folder_id, mailbox, coalesce(mailbox_id, '-'), "
+                            "uidvalidity, coalesce(parent_id, '-'), created FROM folders "
+                            "ORDER BY account, mailbox; SELECT account, last_id FROM "
+                            "folder_counters"],
+                           capture_output=True, text=True, check=True)
+        want = ["|".join("-" if v is None else str(v) for v in f)
+                for f in sorted(FOLDERS, key=lambda f: (f[0], f[2]))]
+        self.assertEqual(p.stdout.splitlines(), want + ["ceo@example.com|5"])
         pg_conf = self.conf_for("pg.conf", pg)
         self.check_copy(self.conf, pg_conf)
         # The change log's position is the source's: a daemon's seq stays valid.
@@ -2018,6 +2127,7 @@ class MigrateTest(CliTest):
         self.assertEqual(int(p.stdout.strip()), last + 1)  # + the rule check_copy added
         # And back into a new SQLite file, the same registry (with that rule).
         self.migrate(pg, "sqlite:back.db")
+        self.assertEqual(self.folders_sqlite("back.db"), self.folders_sqlite("abqd.db"))
         self.check_copy_back(pg_conf, self.conf_for("back.conf", "sqlite:back.db"))
         self.refused("mobile", "abq", "migrate-store", "sqlite:abqd.db", pg,
                      contains="not empty")
@@ -2028,6 +2138,11 @@ class MigrateTest(CliTest):
 
 
 REQUIRE_PG = False
+
+# The folder-id rows MigrateTest copies: a UTF-8 name, a MAILBOXID, a parent.
+FOLDERS = [("ceo@example.com", "1", "INBOX", None, 10, None, T0),
+           ("ceo@example.com", "2", "Entw\u00fcrfe", "MB-2", 11, None, T0),
+           ("ceo@example.com", "4", "Entw\u00fcrfe/\u00c4", None, 12, "2", T0)]
 
 
 def main():

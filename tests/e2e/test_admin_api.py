@@ -612,6 +612,30 @@ class AdminAPI(unittest.TestCase):
         self.error(self.c.get(base), 404, "not_found", "after delete")
         self.ok(self.c.delete("/api/v1/entries?deviceId=%s" % phone.device_id), "entries gone")
 
+    def test_14b_reset_device(self):
+        """POST .../reset removes the quarantined phone's sync state (the quarantine
+        mailbox's FolderSync state), dry run first; history says so; 404 for an
+        unknown device."""
+        self.set_mode("Interactive")
+        phone = self.quarantined_phone("rst", user="bob")
+        base = "/api/v1/devices/bob/%s" % phone.device_id
+        doc = self.ok(self.c.post(base + "/reset", {"dryRun": True}), "dry reset")
+        self.assertEqual(doc["dryRun"], True)
+        n = doc["affected"]
+        self.assertGreaterEqual(n, 1, "the quarantine mailbox kept no state: %r" % doc)
+        doc = self.ok(self.c.post(base + "/reset"), "reset")
+        self.assertEqual((doc["dryRun"], doc["affected"], doc["changed"]), (False, n, []))
+        doc = self.ok(self.c.post(base + "/reset"), "reset again")
+        self.assertEqual(doc["affected"], 0)
+        hist = self.ok(self.c.get(base), "detail")["history"]
+        self.assertEqual([(h["old"], h["new"]) for h in hist if h["what"] == "reset"][:2],
+                         [("0 collections", "none"),
+                          ("%d collection%s" % (n, "" if n == 1 else "s"), "none")])
+        self.error(self.c.post("/api/v1/devices/bob/NOSUCHDEV1/reset"), 404, "not_found",
+                   "reset of an unknown device")
+        # The phone starts over: a FolderSync from 0 still works.
+        phone.folders(self)
+
     def test_15_entries(self):
         dev = new_id("entry")
         doc = self.ok(self.c.post("/api/v1/entries", {"deviceId": dev, "account": "Bob",

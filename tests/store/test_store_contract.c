@@ -2058,8 +2058,14 @@ test_syncstate_device_delete(void **state)
 	    abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 }
 
-/* What schema 8 added (a device's Policy Status), undone to go back to an older version. */
-#define DROP_PROVISION_STATUS "ALTER TABLE devices DROP COLUMN provision_status; "
+/* What schema 9 added (native folder ids), undone to go back to an older version. */
+#define DROP_FOLDERS "DROP TABLE folders; DROP TABLE folder_counters; "
+
+/*
+ * What schema 8 added (a device's Policy Status), undone to go back to an
+ * older version (with what schema 9 added first).
+ */
+#define DROP_PROVISION_STATUS DROP_FOLDERS "ALTER TABLE devices DROP COLUMN provision_status; "
 
 /*
  * What schema 7 added (account loggers), undone to go back to an older
@@ -2398,6 +2404,308 @@ test_device_provision_status(void **state)
 	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
 	assert_int_equal(d.provision_status, 2);
 	abq_device_clear(&d);
+}
+
+/* ---- native folder ids ---------------------------------------------------- */
+
+/* A folder as "id:mailbox:mailbox_id:uidvalidity:parent", in iteration order. */
+static int
+cb_folder_list(void *arg, const struct abq_folder *fo)
+{
+	list_add(arg, "%s:%s:%s:%lld:%s", fo->folder_id, fo->mailbox, ns(fo->mailbox_id),
+	         (long long)fo->uidvalidity, ns(fo->parent_id));
+	return 0;
+}
+
+/* An account's folders (every account's: NULL) as one string. */
+static const char *
+folders_of(struct abq_store *s, const char *account)
+{
+	static struct list l;
+
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_folder_iter(s, account, cb_folder_list, &l, &err));
+	return l.buf;
+}
+
+/* The id folder_assign gives mailbox, checking that it was new (want_rc 0) or not (1). */
+static const char *
+assign(struct abq_store *s, const char *account, const char *mailbox, const char *mailbox_id,
+       const char *parent, int want_rc)
+{
+	static char id[32];
+	struct abq_folder in = {.account = (char *)account,
+	                        .folder_id = "ignored",
+	                        .mailbox = (char *)mailbox,
+	                        .mailbox_id = (char *)mailbox_id,
+	                        .uidvalidity = 7,
+	                        .parent_id = (char *)parent,
+	                        .created = 100};
+	struct abq_folder out;
+	int rc;
+
+	err = NULL;
+	rc = abq_store_folder_assign(s, &in, &out, &err);
+	if (rc != want_rc)
+		fail_msg("assign %s: %d, not %d (%s)", mailbox, rc, want_rc, err ? err : "-");
+	assert_string_equal(out.account, account);
+	assert_string_equal(out.mailbox, mailbox);
+	snprintf(id, sizeof(id), "%s", out.folder_id);
+	abq_folder_clear(&out);
+	return id;
+}
+
+/*
+ * The folder-id map: short ids from a per-account counter, one per mailbox,
+ * found by id, name and MAILBOXID; a rename keeps the ids (the children's
+ * names follow with a delimiter, counted in characters: UTF-8 names); a
+ * delete takes the children too; ids are never given again; the counters
+ * restore; bad arguments are refused.
+ */
+static void
+test_folders(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_folder fo;
+	struct abq_folder_counter c = {.account = "c@x", .last_id = 20};
+	struct abq_folder r = {.account = "c@x", .folder_id = "10", .mailbox = "INBOX"};
+	struct list l;
+	size_t n = 9;
+
+	assert_string_equal(assign(s, "a@x", "INBOX", NULL, NULL, 0), "1");
+	assert_string_equal(assign(s, "a@x", "Work", NULL, NULL, 0), "2");
+	assert_string_equal(assign(s, "a@x", "Work/Projects", NULL, "2", 0), "3");
+	assert_string_equal(assign(s, "a@x", "Work/Projects/2025", NULL, "3", 0), "4");
+	assert_string_equal(assign(s, "a@x", "Work2", NULL, NULL, 0), "5");
+	assert_string_equal(assign(s, "a@x", "Entwürfe", "M-E", NULL, 0), "6");
+	assert_string_equal(assign(s, "a@x", "Entwürfe/Ä", NULL, "6", 0), "7");
+	/* The same mailbox keeps its id; another account counts from 1. */
+	assert_string_equal(assign(s, "a@x", "INBOX", NULL, NULL, 1), "1");
+	assert_string_equal(assign(s, "b@x", "INBOX", NULL, NULL, 0), "1");
+
+	assert_int_equal(abq_store_folder_get(s, "a@x", "3", &fo, &err), 1);
+	assert_string_equal(fo.mailbox, "Work/Projects");
+	assert_string_equal(fo.parent_id, "2");
+	assert_null(fo.mailbox_id);
+	assert_int_equal(fo.uidvalidity, 7);
+	assert_int_equal(fo.created, 100);
+	abq_folder_clear(&fo);
+	assert_int_equal(abq_store_folder_get(s, "a@x", "99", &fo, &err), 0);
+	assert_int_equal(abq_store_folder_get(s, "c@x", "1", &fo, &err), 0);
+	assert_int_equal(abq_store_folder_by_mailbox(s, "a@x", "Work2", &fo, &err), 1);
+	assert_string_equal(fo.folder_id, "5");
+	abq_folder_clear(&fo);
+	assert_int_equal(abq_store_folder_by_mailbox(s, "a@x", "work2", &fo, &err), 0);
+	assert_int_equal(abq_store_folder_by_mailbox_id(s, "a@x", "M-E", &fo, &err), 1);
+	assert_string_equal(fo.folder_id, "6");
+	assert_string_equal(fo.mailbox, "Entwürfe");
+	abq_folder_clear(&fo);
+	assert_int_equal(abq_store_folder_by_mailbox_id(s, "b@x", "M-E", &fo, &err), 0);
+	/* By name, bytewise: a parent before its children. */
+	assert_string_equal(folders_of(s, "a@x"),
+	                    "6:Entwürfe:M-E:7:-,7:Entwürfe/Ä:-:7:6,1:INBOX:-:7:-,2:Work:-:7:-,"
+	                    "3:Work/Projects:-:7:2,4:Work/Projects/2025:-:7:3,5:Work2:-:7:-");
+	assert_string_equal(folders_of(s, "b@x"), "1:INBOX:-:7:-");
+
+	/* A parent renamed: its children follow, Work2 (no delimiter after Work) does not. */
+	OK(abq_store_folder_rename(s, "a@x", "2", "Job", NULL, '/', &n, &err));
+	assert_int_equal(n, 3);
+	assert_string_equal(folders_of(s, "a@x"),
+	                    "6:Entwürfe:M-E:7:-,7:Entwürfe/Ä:-:7:6,1:INBOX:-:7:-,2:Job:-:7:-,"
+	                    "3:Job/Projects:-:7:2,4:Job/Projects/2025:-:7:3,5:Work2:-:7:-");
+	OK(abq_store_folder_rename(s, "a@x", "6", "Brouillons", NULL, '/', &n, &err));
+	assert_int_equal(n, 2);
+	assert_int_equal(abq_store_folder_by_mailbox(s, "a@x", "Brouillons/Ä", &fo, &err), 1);
+	assert_string_equal(fo.folder_id, "7");
+	abq_folder_clear(&fo);
+	/* Moved under another parent; then only the parent changes. */
+	OK(abq_store_folder_rename(s, "a@x", "5", "Job/Old", "2", '\0', &n, &err));
+	assert_int_equal(n, 1);
+	OK(abq_store_folder_rename(s, "a@x", "3", "Job/Projects", "5", '/', &n, &err));
+	assert_int_equal(n, 1);
+	assert_string_equal(folders_of(s, "a@x"),
+	                    "6:Brouillons:M-E:7:-,7:Brouillons/Ä:-:7:6,1:INBOX:-:7:-,2:Job:-:7:-,"
+	                    "5:Job/Old:-:7:2,3:Job/Projects:-:7:5,4:Job/Projects/2025:-:7:3");
+	FAILS(abq_store_folder_rename(s, "a@x", "3", "INBOX", NULL, '/', &n, &err),
+	      "has folder id 1 already");
+	assert_int_equal(n, 0);
+	OK(abq_store_folder_rename(s, "a@x", "99", "Nowhere", NULL, '/', &n, &err));
+	assert_int_equal(n, 0);
+
+	OK(abq_store_folder_set_uidvalidity(s, "a@x", "3", 4242, &err));
+	assert_int_equal(abq_store_folder_get(s, "a@x", "3", &fo, &err), 1);
+	assert_int_equal(fo.uidvalidity, 4242);
+	abq_folder_clear(&fo);
+	FAILS(abq_store_folder_set_uidvalidity(s, "a@x", "99", 1, &err), "no folder 99 of a@x");
+
+	/* A delete takes the children; without a delimiter, the folder alone. */
+	OK(abq_store_folder_delete(s, "a@x", "2", '/', &n, &err));
+	assert_int_equal(n, 4);
+	OK(abq_store_folder_delete(s, "a@x", "2", '/', &n, &err));
+	assert_int_equal(n, 0);
+	OK(abq_store_folder_delete(s, "a@x", "6", '\0', &n, &err));
+	assert_int_equal(n, 1);
+	assert_string_equal(folders_of(s, "a@x"), "7:Brouillons/Ä:-:7:6,1:INBOX:-:7:-");
+	/* Ids are never given again, not even those of deleted folders. */
+	assert_string_equal(assign(s, "a@x", "Job", NULL, NULL, 0), "8");
+	assert_string_equal(folders_of(s, NULL), "7:Brouillons/Ä:-:7:6,1:INBOX:-:7:-,8:Job:-:7:-,"
+	                                         "1:INBOX:-:7:-");
+
+	/* Restores: a folder under its id, a counter; the counter never goes back. */
+	OK(abq_store_folder_restore(s, &r, &err));
+	assert_string_equal(assign(s, "c@x", "Sent", NULL, NULL, 0), "11");
+	OK(abq_store_folder_counter_restore(s, &c, &err));
+	c.last_id = 3;
+	OK(abq_store_folder_counter_restore(s, &c, &err));
+	assert_string_equal(assign(s, "c@x", "Trash", NULL, NULL, 0), "21");
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_folder_counter_iter(s, COUNTER(struct abq_folder_counter), &l.n, &err));
+	assert_int_equal(l.n, 3);
+
+	/* Bad arguments. */
+	r.mailbox = NULL;
+	FAILS(abq_store_folder_assign(s, &r, &fo, &err), "account and mailbox are required");
+	r.mailbox = "X";
+	r.mailbox_id = "";
+	FAILS(abq_store_folder_assign(s, &r, &fo, &err), "empty mailbox_id");
+	FAILS(abq_store_folder_get(s, "a@x", NULL, &fo, &err), "folder_id are required");
+	FAILS(abq_store_folder_by_mailbox_id(s, "", "M", &fo, &err), "mailbox_id are required");
+	FAILS(abq_store_folder_iter(s, NULL, NULL, NULL, &err), "no callback");
+	FAILS(abq_store_folder_iter(s, "", cb_folder_list, &l, &err), "empty account");
+	FAILS(abq_store_folder_rename(s, "a@x", "1", "INBOX", "1", '/', NULL, &err),
+	      "its own parent");
+	FAILS(abq_store_folder_rename(s, "a@x", "1", NULL, NULL, '/', NULL, &err),
+	      "mailbox are required");
+	FAILS(abq_store_folder_delete(s, NULL, "1", '/', NULL, &err), "folder_id are required");
+	FAILS(abq_store_folder_restore(s, &(struct abq_folder){.account = "a@x"}, &err),
+	      "folder_id and mailbox are required");
+}
+
+#define FOLDER_WRITERS 2
+#define FOLDERS_EACH   100
+
+/*
+ * One process of test_folders_concurrent: FOLDERS_EACH mailboxes every writer
+ * assigns too ("shared/N") and as many of its own, interleaved, each
+ * assignment a transaction of its own.
+ */
+static int
+folder_writer(const char *url, int w)
+{
+	struct abq_store *s = abq_store_open(url, NULL, 0, &err);
+	char mailbox[64];
+
+	if (s == NULL) {
+		fprintf(stderr, "folder writer %d: open: %s\n", w, err);
+		return 1;
+	}
+	for (int i = 0; i < 2 * FOLDERS_EACH; i++) {
+		struct abq_folder in = {.account = "a@x", .mailbox = mailbox}, out;
+
+		if (i % 2 == 0)
+			snprintf(mailbox, sizeof(mailbox), "shared/%d", i / 2);
+		else
+			snprintf(mailbox, sizeof(mailbox), "own%d/%d", w, i / 2);
+		if (abq_store_folder_assign(s, &in, &out, &err) < 0) {
+			fprintf(stderr, "folder writer %d, %s: %s\n", w, mailbox, err);
+			abq_store_close(&s);
+			return 1;
+		}
+		abq_folder_clear(&out);
+	}
+	abq_store_close(&s);
+	return 0;
+}
+
+/* Mark a folder's id as seen (ids 1 .. the expected count, each once). */
+static int
+cb_folder_id_seen(void *arg, const struct abq_folder *fo)
+{
+	char *seen = arg;
+	long id = strtol(fo->folder_id, NULL, 10);
+	int total = FOLDERS_EACH * (FOLDER_WRITERS + 1);
+
+	if (id < 1 || id > total || seen[id])
+		fail_msg("folder id %s given twice or out of range", fo->folder_id);
+	seen[id] = 1;
+	return 0;
+}
+
+/*
+ * Two handles (processes) assigning at once: a mailbox both ask for gets one
+ * id, and no id is handed out twice: the ids are exactly 1..N.
+ */
+static void
+test_folders_concurrent(void **state)
+{
+	struct fx *f = FX(state);
+	char seen[FOLDERS_EACH * (FOLDER_WRITERS + 1) + 1] = {0};
+	pid_t pid[FOLDER_WRITERS];
+	size_t n = 0;
+	int w, status;
+
+	for (w = 0; w < FOLDER_WRITERS; w++) {
+		pid[w] = fork();
+		assert_true(pid[w] >= 0);
+		if (pid[w] == 0)
+			_exit(folder_writer(f->url, w));
+	}
+	for (w = 0; w < FOLDER_WRITERS; w++) {
+		assert_int_equal(waitpid(pid[w], &status, 0), pid[w]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	OK(abq_store_folder_iter(f->s, "a@x", COUNTER(struct abq_folder), &n, &err));
+	assert_int_equal(n, FOLDERS_EACH * (FOLDER_WRITERS + 1));
+	OK(abq_store_folder_iter(f->s, "a@x", cb_folder_id_seen, seen, &err));
+	assign(f->s, "a@x", "shared/0", NULL, NULL, 1);
+	assert_string_equal(assign(f->s, "a@x", "new", NULL, NULL, 0), "301");
+}
+
+/*
+ * Folder ids survive a restart; a store of version 8 keeps its data and gets
+ * the (empty) map, whose ids start at 1.
+ */
+static void
+test_folders_upgrade(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_device d = {0};
+	void *blob = NULL;
+	size_t len = 0;
+
+	assert_string_equal(assign(f->s, "a@x", "INBOX", "MB1", NULL, 0), "1");
+	assert_string_equal(assign(f->s, "a@x", "Sent", NULL, NULL, 0), "2");
+	abq_store_close(&f->s);
+	fx_open(f, 0);
+	assert_string_equal(assign(f->s, "a@x", "Sent", NULL, NULL, 1), "2");
+	assert_string_equal(folders_of(f->s, "a@x"), "1:INBOX:MB1:7:-,2:Sent:-:7:-");
+
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_QUARANTINED, ABQ_REASON_MODE, 1);
+	OK(abq_store_syncstate_put(f->s, "a@x", "DEV", "foldersync", "k=1", 3, 5, &err));
+	abq_store_close(&f->s);
+	if (f->sqlite) {
+		sqlite3 *db = raw_open(f->path);
+		raw_exec(db, DROP_FOLDERS "PRAGMA user_version = 8");
+		sqlite3_close(db);
+	} else {
+		assert_int_equal(
+		    pg_sql(f->base_url,
+		           "SET search_path = %s; " DROP_FOLDERS
+		           "UPDATE abqd_meta SET value = '8' WHERE key = 'schema_version'",
+		           f->schema),
+		    0);
+	}
+	fx_open(f, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
+	assert_int_equal(d.state, ABQ_STATE_QUARANTINED);
+	abq_device_clear(&d);
+	assert_int_equal(
+	    abq_store_syncstate_get(f->s, "a@x", "DEV", "foldersync", &blob, &len, NULL, &err), 1);
+	assert_string_equal(blob, "k=1");
+	free(blob);
+	assert_string_equal(folders_of(f->s, NULL), "");
+	assert_string_equal(assign(f->s, "a@x", "INBOX", NULL, NULL, 0), "1");
 }
 
 /* ---- accounts: one identity per person ------------------------------------ */
@@ -2904,6 +3212,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_device_wipe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_device_provision_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_loggers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_folders_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_folders_upgrade, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
