@@ -2719,8 +2719,8 @@ abq_store_meta_get(struct abq_store *s, const char *key, char **value_r, const c
  * time, in this order: devices that lose a collision (the one seen less
  * recently; the canonical one on a tie), then the sync state of the pairs whose
  * device is gone (and, between two states with no device, the bare one), then
- * every table's bare accounts; entries and account attributes keep the
- * canonical record of a collision. ?1 is the domain. History and the outbox
+ * every table's bare accounts; entries, account attributes and native folder
+ * ids keep the canonical record of a collision. ?1 is the domain. History and the outbox
  * are rewritten too, so a filter by account finds what was recorded before.
  */
 static const struct {
@@ -2759,6 +2759,16 @@ static const struct {
     {"UPDATE attrs SET target = target || '@' || ?1"
      " WHERE scope = 'account' AND instr(target, '@') = 0",
      true},
+    /* native folder ids: a canonical account that has its own keeps them */
+    {"DELETE FROM folders WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM"
+     " folder_counters c WHERE c.account = folders.account || '@' || ?1)",
+     false},
+    {"DELETE FROM folder_counters WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM"
+     " folder_counters c WHERE c.account = folder_counters.account || '@' || ?1)",
+     false},
+    {"UPDATE folders SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
+    {"UPDATE folder_counters SET account = account || '@' || ?1 WHERE instr(account, '@') = 0",
+     false},
     {"UPDATE history SET account = account || '@' || ?1"
      " WHERE account <> '' AND instr(account, '@') = 0",
      false},

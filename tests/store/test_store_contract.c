@@ -2783,6 +2783,25 @@ test_accounts_canonicalize(void **state)
 	put_attr(s, ABQ_SCOPE_GLOBAL, NULL, "abqMode", "Permissive");
 	add_history(s, 7, "D1/alice", "D1", "alice");
 	OK(abq_store_notice_add(s, &n, &err));
+	/* Native folder ids: alice has them under both spellings, carol bare only. */
+	{
+		struct abq_folder f = {.mailbox = "INBOX"}, out = {0};
+
+		f.account = "alice";
+		OK(abq_store_folder_assign(s, &f, &out, &err));
+		abq_folder_clear(&out);
+		f.mailbox = "Bare";
+		OK(abq_store_folder_assign(s, &f, &out, &err));
+		abq_folder_clear(&out);
+		f.account = "alice@example.com";
+		f.mailbox = "INBOX";
+		OK(abq_store_folder_assign(s, &f, &out, &err));
+		abq_folder_clear(&out);
+		f.account = "carol";
+		f.mailbox = "Work";
+		OK(abq_store_folder_assign(s, &f, &out, &err));
+		abq_folder_clear(&out);
+	}
 
 	/* No domain: nothing happens, nothing is recorded. */
 	snprintf(before, sizeof(before), "%s", accounts_snapshot(s));
@@ -2830,6 +2849,27 @@ test_accounts_canonicalize(void **state)
 	assert_string_equal(syncstate_of(s, "carol@example.com", "D3", "ping"), "carol");
 	assert_string_equal(syncstate_of(s, "alice", "D1", "inbox"), "-");
 	assert_string_equal(syncstate_of(s, "bob", "D2", "inbox"), "-");
+	/* Folder ids: the canonical account's kept, a bare-only account's renamed. */
+	{
+		struct abq_folder out = {0};
+
+		assert_int_equal(
+		    abq_store_folder_by_mailbox(s, "alice@example.com", "INBOX", &out, &err), 1);
+		assert_string_equal(out.folder_id, "1");
+		abq_folder_clear(&out);
+		assert_int_equal(
+		    abq_store_folder_by_mailbox(s, "alice@example.com", "Bare", &out, &err), 0);
+		assert_int_equal(abq_store_folder_by_mailbox(s, "alice", "INBOX", &out, &err), 0);
+		assert_int_equal(
+		    abq_store_folder_by_mailbox(s, "carol@example.com", "Work", &out, &err), 1);
+		assert_string_equal(out.folder_id, "1");
+		abq_folder_clear(&out);
+		/* carol's counter came along: her next id is 2, not 1 again */
+		struct abq_folder f = {.account = "carol@example.com", .mailbox = "Next"};
+		assert_int_equal(abq_store_folder_assign(s, &f, &out, &err), 0);
+		assert_string_equal(out.folder_id, "2");
+		abq_folder_clear(&out);
+	}
 	/* History and the outbox are found under the canonical account. */
 	assert_string_equal(history_of(s, NULL, "alice@example.com", 0, 0), "D1/alice");
 	assert_string_equal(history_of(s, NULL, "alice", 0, 0), "");
