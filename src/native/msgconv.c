@@ -136,8 +136,14 @@ convert(const char *s, size_t n, const char *from, size_t *len_r)
 {
 	gsize out_n = 0;
 	GError *err = NULL;
-	gchar *u = g_convert(s, (gssize)n, "UTF-8", from, NULL, &out_n, &err);
+	gchar *u;
 	char *r;
+
+	if (n == 0) { /* an empty part (GMime gives no buffer at all) */
+		*len_r = 0;
+		return xstrdup("");
+	}
+	u = g_convert(s, (gssize)n, "UTF-8", from, NULL, &out_n, &err);
 
 	if (u == NULL) {
 		g_clear_error(&err);
