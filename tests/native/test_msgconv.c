@@ -444,6 +444,20 @@ test_date_fallback_and_empty(void **state)
 	assert_string_equal(m.from, "");
 	assert_string_equal(m.to, "");
 	msgconv_msg_clear(&m);
+	/* An unreadable Date too; an encoded Thread-Topic is decoded. */
+	static const char bad[] = "Date: not a date at all\r\n"
+	                          "Thread-Topic: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nx\r\n";
+	assert_int_equal(msgconv_parse(bad, sizeof(bad) - 1,
+	                               &(struct msgconv_opts){.date_fallback = 1700000000}, &m,
+	                               &err),
+	                 0);
+	assert_int_equal(m.date_received, 1700000000);
+	assert_string_equal(m.thread_topic, "Grüße");
+	msgconv_msg_clear(&m);
+	static const char re[] = "Subject: Re[2]: AW: Fwd:Budget: 2026\r\n\r\nx\r\n";
+	assert_int_equal(msgconv_parse(re, sizeof(re) - 1, NULL, &m, &err), 0);
+	assert_string_equal(m.thread_topic, "Budget: 2026");
+	msgconv_msg_clear(&m);
 	assert_int_equal(msgconv_parse("", 0, NULL, &m, &err), -1);
 	assert_non_null(err);
 	msgconv_msg_clear(&m);
