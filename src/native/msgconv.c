@@ -246,13 +246,43 @@ part_size(GMimeObject *o)
 	return n;
 }
 
-/* A text part's content in UTF-8. */
+/*
+ * The charset an HTML document names in its first 2 KiB (<meta charset=x>
+ * or <meta http-equiv content="...; charset=x">) into cs; false when none.
+ */
+static bool
+html_meta_charset(const char *s, size_t n, char cs[40])
+{
+	size_t k = 0;
+
+	if (n > 2048)
+		n = 2048;
+	for (size_t i = 0; i + 8 <= n; i++) {
+		if (strncasecmp(s + i, "charset=", 8) != 0)
+			continue;
+		i += 8;
+		while (i < n && (s[i] == '"' || s[i] == '\'' || s[i] == ' '))
+			i++;
+		while (i < n && k < 39 && (isalnum((unsigned char)s[i]) || strchr("-_.:", s[i])))
+			cs[k++] = s[i++];
+		cs[k] = '\0';
+		return k > 0;
+	}
+	return false;
+}
+
+/* A text part's content in UTF-8 (an HTML part without a declared charset: its <meta>'s). */
 static char *
-part_text(struct walk *w, GMimePart *p, size_t *len_r)
+part_text(struct walk *w, GMimePart *p, bool html, size_t *len_r)
 {
 	GByteArray *ba = part_bytes(p);
 	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(p), "charset");
-	char *t = text_to_utf8((const char *)ba->data, ba->len, cs, w->fallbacks, len_r);
+	char meta[40];
+	char *t;
+
+	if (cs == NULL && html && html_meta_charset((const char *)ba->data, ba->len, meta))
+		cs = meta;
+	t = text_to_utf8((const char *)ba->data, ba->len, cs, w->fallbacks, len_r);
 
 	g_byte_array_free(ba, TRUE);
 	return t;
@@ -414,7 +444,7 @@ walk_leaf(struct walk *w, GMimeObject *o, const char *section, bool alt)
 		bool *have = html ? &w->have_html : &w->have_plain;
 		if (!*have || (!alt && !html)) {
 			size_t n;
-			char *t = part_text(w, p, &n);
+			char *t = part_text(w, p, html, &n);
 			add_text(html ? &w->html : &w->plain, have, t, n);
 			free(t);
 			free(type);
@@ -426,7 +456,7 @@ walk_leaf(struct walk *w, GMimeObject *o, const char *section, bool alt)
 		}
 	} else if (strcmp(type, "text/calendar") == 0) {
 		size_t n;
-		char *t = part_text(w, p, &n);
+		char *t = part_text(w, p, false, &n);
 		const char *method = calendar_method(t);
 		if (method != NULL && w->m->calendar == NULL) {
 			w->method = method;

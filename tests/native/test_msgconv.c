@@ -307,6 +307,20 @@ test_html_newsletter(void **state)
 	msgconv_msg_clear(&m);
 }
 
+/* An HTML part with no charset parameter: the one its <meta> names (not windows-1252). */
+static void
+test_html_meta_charset(void **state)
+{
+	struct msgconv_msg m;
+	char *t;
+
+	parse_file("html_meta_charset.eml", NULL, &m);
+	t = body_of(&m, MSGCONV_BODY_PLAIN);
+	assert_string_equal(t, "Zażółć gęślą jaźń");
+	free(t);
+	msgconv_msg_clear(&m);
+}
+
 /* A plain-only message asked as HTML: escaped text in <pre>. */
 static void
 test_plain_as_html(void **state)
@@ -494,6 +508,7 @@ main(void)
 	    cmocka_unit_test(test_latin1_8bit),
 	    cmocka_unit_test(test_qp_soft_breaks),
 	    cmocka_unit_test(test_html_newsletter),
+	    cmocka_unit_test(test_html_meta_charset),
 	    cmocka_unit_test(test_plain_as_html),
 	    cmocka_unit_test(test_smime),
 	    cmocka_unit_test(test_meeting_request),
