@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang-format valgrind python3 sqlite3
 libsqlite3-dev libpcre2-dev libjansson-dev libinih-dev libcmocka-dev libevent-dev
 libhttp-parser-dev libxml2-dev libcurl4-openssl-dev libssl-dev libpq-dev libwbxml2-utils opensmtpd postgresql
-libcrypt-dev chromium nodejs"
+libcrypt-dev chromium nodejs
+libgmime-3.0-dev"
 
 missing=""
 for p in $PKGS; do
