@@ -511,6 +511,10 @@ class Harness:
             "ABQ_FIX_MEMCACHED_PORT": str(mc), "ABQ_FIX_SOGO_PORT": str(sogo),
             "ABQ_FIX_SMTP_PORT": str(smtp), "ABQ_FIX_SOGO_WORKERS": "10",
         })
+        # Native mode's submission service and the fixture's own relay behind it.
+        (self.submission_port, relay) = free_ports(2)
+        self.fix_env.update({"ABQ_FIX_SUBMISSION_PORT": str(self.submission_port),
+                             "ABQ_FIX_RELAY_PORT": str(relay)})
         print("work dir %s; ports: sogo %d, imap %d, pg %d, memcached %d, abqd %d" % (
             self.work, sogo, imap, pg, mc, self.abqd_port), flush=True)
         with Timer("fixture up"):
