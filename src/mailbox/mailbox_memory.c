@@ -431,8 +431,11 @@ mm_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
 	if (cursor == NULL) {
 		memset(&c, 0, sizeof(c));
 		c.uidvalidity = f->uidvalidity;
-	} else if (cur_parse(cursor, &c) < 0 || c.uidvalidity != f->uidvalidity) {
-		return 0; /* not ours, or the folder was recreated: start over */
+	} else if (cur_parse(cursor, &c) < 0) {
+		return 0; /* not a cursor of ours: start over */
+	} else if (c.uidvalidity != f->uidvalidity) {
+		uidset_clear(&c.have);
+		return 0; /* the folder was recreated: start over */
 	}
 	since = w->since < 0 ? c.since : w->since;
 

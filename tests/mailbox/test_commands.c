@@ -2673,13 +2673,19 @@ test_cursor_initial_10000(void **state)
 	c.mirror = false;
 	double us_cursor = time_nochange(&c, key, 20);
 	size_t cursor_bytes = cx_blob(&c.f.mem, "inbox")->len;
+	/* The item list is quadratic: too slow under valgrind, measured natively only. */
+	const char *pre = getenv("LD_PRELOAD");
+	if (pre != NULL && strstr(pre, "vgpreload") != NULL) {
+		cx_done(&c);
+		return;
+	}
 	mbx_memory_set_mode(c.mm, false, false);
 	snprintf(key, sizeof(key), "0");
 	cx_sync(&c, key, 100, -1, -1);
 	do
 		co = cx_sync(&c, key, 512, -1, -1);
 	while (wbxml_find(co, "MoreAvailable") != NULL);
-	double us_list = time_nochange(&c, key, 20);
+	double us_list = time_nochange(&c, key, 3);
 	size_t list_bytes = cx_blob(&c.f.mem, "inbox")->len;
 	print_message("no-change incremental Sync, 10,000 messages: cursor %.0f us, %zu state "
 	              "bytes; item list %.0f us, %zu state bytes\n",
