@@ -142,6 +142,9 @@ struct sstate {
 	struct st_items items;
 	char prev_key[MBX_ID_MAX + 1];
 	struct st_items prev;
+	/* A backend with change cursors (mailbox.h): theirs instead of items. */
+	char cur[MBX_CURSOR_MAX + 1];
+	char pcur[MBX_CURSOR_MAX + 1];
 	int hb;         /* ping */
 	char **folders; /* ping */
 	size_t n_folders;
@@ -255,7 +258,7 @@ sstate_parse(const char *blob, size_t len, struct sstate *s)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		char line[256];
+		char line[MBX_CURSOR_MAX + 8];
 
 		if (n >= sizeof(line))
 			goto bad;
@@ -271,6 +274,14 @@ sstate_parse(const char *blob, size_t len, struct sstate *s)
 		} else if (strncmp(line, "item=", 5) == 0) {
 			if (parse_item(line + 5, &s->items) < 0)
 				goto bad;
+		} else if (strncmp(line, "cur=", 4) == 0) {
+			if (strlen(line + 4) > MBX_CURSOR_MAX)
+				goto bad;
+			snprintf(s->cur, sizeof(s->cur), "%s", line + 4);
+		} else if (strncmp(line, "pcur=", 5) == 0) {
+			if (strlen(line + 5) > MBX_CURSOR_MAX)
+				goto bad;
+			snprintf(s->pcur, sizeof(s->pcur), "%s", line + 5);
 		} else if (strncmp(line, "pitem=", 6) == 0) {
 			if (parse_item(line + 6, &s->prev) < 0)
 				goto bad;
@@ -311,9 +322,13 @@ sstate_format(const struct sstate *s)
 	sbuf_printf(&b, "v=1\n");
 	if (s->key[0])
 		sbuf_printf(&b, "key=%s\n", s->key);
+	if (s->cur[0])
+		sbuf_printf(&b, "cur=%s\n", s->cur);
 	format_items(&b, "item", &s->items);
 	if (s->prev_key[0]) {
 		sbuf_printf(&b, "prev=%s\n", s->prev_key);
+		if (s->pcur[0])
+			sbuf_printf(&b, "pcur=%s\n", s->pcur);
 		format_items(&b, "pitem", &s->prev);
 	}
 	if (s->hb > 0)
@@ -667,6 +682,21 @@ add_body(struct wbxml_node *parent, const struct mbx_email *e, const char *id, s
 	free(mime);
 }
 
+/*
+ * Email:Flag: flagged for follow-up (Status 2 and its FlagType), or empty
+ * (MS-ASEMAIL 2.2.2.27: an empty Flag clears it).
+ */
+static void
+add_flag(struct wbxml_node *parent, bool flagged)
+{
+	struct wbxml_node *f = wbxml_addn(parent, "Email:Flag");
+
+	if (flagged) {
+		add_int(f, "Email:Status", 2);
+		wbxml_addn_text(f, "Email:FlagType", "Flag for follow up");
+	}
+}
+
 /* The e-mail properties (ApplicationData / Properties) of item id. */
 static void
 add_email(struct wbxml_node *parent, const struct mbx_email *e, const char *id, struct body_pref bp)
@@ -681,6 +711,8 @@ add_email(struct wbxml_node *parent, const struct mbx_email *e, const char *id, 
 	wbxml_addn_text(parent, "Email:DisplayTo", e->display_to ? e->display_to : "");
 	add_int(parent, "Email:Importance", 1);
 	add_int(parent, "Email:Read", e->read ? 1 : 0);
+	if (e->flagged)
+		add_flag(parent, true);
 	add_body(parent, e, id, bp);
 	wbxml_addn_text(parent, "Email:MessageClass",
 	                e->message_class ? e->message_class : "IPM.Note");
@@ -1209,6 +1241,8 @@ struct coll_req {
 	struct body_pref bp;
 	const struct wbxml_node *commands; /* the client's, NULL when cached */
 	bool bad;                          /* no CollectionId or SyncKey: Status 4 */
+	bool deletes_as_moves;             /* DeletesAsMoves (1 when absent) */
+	int64_t since; /* FilterType's date floor; 0 none; -1 not given (as before) */
 };
 
 /* The whole Sync request, as given or as completed from the cache. */
@@ -1291,6 +1325,8 @@ cache_load(const struct mbx_serve_in *in, struct sync_req *q)
 			c->window = w;
 			c->get_changes = gc != 0;
 			c->bp = (struct body_pref){type, tr, aon != 0};
+			c->deletes_as_moves = true;
+			c->since = -1;
 		}
 	}
 	free(blob);
@@ -1329,6 +1365,207 @@ window_of(const struct wbxml_node *n, long long def)
 	if (t == NULL || parse_int(t, 0, 0x7fffffffLL, &v, &e) < 0)
 		return def;
 	return v == 0 || v > MAX_WINDOW ? MAX_WINDOW : v;
+}
+
+/* ---- Sync over a backend's change cursor ---------------------------- */
+
+/*
+ * The date floor of an Options FilterType (MS-ASCMD 2.2.3.70.1: 0 all, 1 a
+ * day, 2 three days, 3 a week, 4 two weeks, 5 a month; 6 and 7, three and
+ * six months, are the calendar's, taken as such), rounded down to the UTC
+ * day so that the floor moves once a day, not at every Sync. 0 for all,
+ * -1 when there is no FilterType (the floor in force stays).
+ */
+static int64_t
+filter_since(const struct mbx_serve_in *in, const struct wbxml_node *opts)
+{
+	static const int days[] = {0, 1, 3, 7, 14, 31, 92, 183};
+	long long ft = kid_int(opts, "FilterType", 0, 7, -1);
+	int64_t t;
+
+	if (ft < 0)
+		return -1;
+	if (ft == 0)
+		return 0;
+	t = in->now - (int64_t)days[ft] * 86400;
+	return t > 0 ? t - t % 86400 : 0;
+}
+
+/*
+ * The client's Commands against a cursor backend: Change (read flag and
+ * follow-up flag), Delete (moved to Deleted Items when DeletesAsMoves, else
+ * expunged), Add (6, as in apply_client_commands), Fetch. cur (in/out) is
+ * advanced by the backend past each change, so none is reported back.
+ * Returns the number of commands seen, -1 or MBX_PENDING.
+ */
+static long
+apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, char *cur,
+                      struct wbxml_node *coll_out, struct wbxml_node **responses)
+{
+	const char *folder = cr->id, *err;
+	long seen = 0;
+	int rv;
+
+	for (const struct wbxml_node *c = cr->commands ? cr->commands->first_child : NULL; c;
+	     c = c->next) {
+		const char *sid = kid_text(c, "ServerId");
+		seen++;
+		if (is_el(c, WBXML_PAGE_AIRSYNC, "Change")) {
+			const char *rd = wbxml_find_text(c, "ApplicationData/Email:Read");
+			const struct wbxml_node *fl = wbxml_find(c, "ApplicationData/Email:Flag");
+			const char *fs = fl ? kid_text(fl, "Email:Status") : NULL;
+			int read = rd ? strcmp(rd, "1") == 0 : -1;
+			int flagged = fl ? fs != NULL && strcmp(fs, "2") == 0 : -1;
+			rv = sid == NULL               ? 0
+			     : read < 0 && flagged < 0 ? 1
+			                               : mbx_set_flags(in->backend, folder, sid,
+			                                               read, flagged, cur, &err);
+			if (rv < 0)
+				return pend_or_fail(rv);
+			if (rv == 0) {
+				struct wbxml_node *x =
+				    wbxml_addn(responses_of(coll_out, responses), "Change");
+				wbxml_addn_text(x, "ServerId", sid ? sid : "");
+				add_int(x, "Status", 8); /* object not found */
+			}
+		} else if (is_el(c, WBXML_PAGE_AIRSYNC, "Delete")) {
+			/* an item already gone is simply gone */
+			if (sid != NULL && (rv = mbx_remove(in->backend, folder, sid,
+			                                    cr->deletes_as_moves, cur, &err)) < 0)
+				return pend_or_fail(rv);
+		} else if (is_el(c, WBXML_PAGE_AIRSYNC, "Add")) {
+			const char *cid = kid_text(c, "ClientId");
+			struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), "Add");
+			wbxml_addn_text(x, "ClientId", cid ? cid : "");
+			add_int(x, "Status", 6);
+		} else if (is_el(c, WBXML_PAGE_AIRSYNC, "Fetch")) {
+			struct mbx_email e;
+			int fr = sid ? mbx_fetch(in->backend, folder, sid, &e, &err) : 0;
+			if (fr < 0)
+				return pend_or_fail(fr);
+			struct wbxml_node *x =
+			    wbxml_addn(responses_of(coll_out, responses), "Fetch");
+			wbxml_addn_text(x, "ServerId", sid ? sid : "");
+			add_int(x, "Status", fr == 1 ? 1 : 8);
+			if (fr == 1) {
+				add_email(wbxml_addn(x, "ApplicationData"), &e, sid, cr->bp);
+				mbx_email_clear(&e);
+			}
+		} else {
+			seen--;
+		}
+	}
+	return seen;
+}
+
+/*
+ * The backend's changes as the answer's Commands: deletes (SoftDelete for
+ * those out of the date window), changes (read and flag), adds (fetched).
+ * Returns how many were written, or -1 / MBX_PENDING.
+ */
+static long
+cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr,
+                const struct mbx_changes *ch, struct wbxml_node *co)
+{
+	struct wbxml_node *cmds = NULL;
+	const char *err;
+	long sent = 0;
+
+	if (ch->n_deletes + ch->n_changed + ch->n_adds > 0)
+		cmds = wbxml_addn(co, "Commands");
+	for (size_t i = 0; i < ch->n_deletes; i++, sent++)
+		wbxml_addn_text(wbxml_addn(cmds, ch->deletes[i].soft ? "SoftDelete" : "Delete"),
+		                "ServerId", ch->deletes[i].id);
+	for (size_t i = 0; i < ch->n_changed; i++, sent++) {
+		struct wbxml_node *a = wbxml_addn(cmds, "Change");
+		wbxml_addn_text(a, "ServerId", ch->changed[i].id);
+		struct wbxml_node *ad = wbxml_addn(a, "ApplicationData");
+		add_int(ad, "Email:Read", ch->changed[i].read ? 1 : 0);
+		add_flag(ad, ch->changed[i].flagged);
+	}
+	for (size_t i = 0; i < ch->n_adds; i++) {
+		struct mbx_email e;
+		int fr = mbx_fetch(in->backend, cr->id, ch->adds[i].id, &e, &err);
+		if (fr < 0)
+			return pend_or_fail(fr);
+		if (fr == 0)
+			continue; /* expunged meanwhile: its delete comes with the next Sync */
+		struct wbxml_node *a = wbxml_addn(cmds, "Add");
+		wbxml_addn_text(a, "ServerId", ch->adds[i].id);
+		add_email(wbxml_addn(a, "ApplicationData"), &e, ch->adds[i].id, cr->bp);
+		mbx_email_clear(&e);
+		sent++;
+	}
+	return sent;
+}
+
+/*
+ * One collection of a Sync whose backend owns the cursor, the key already
+ * matched (replay: the previous key, answered again from the cursor before).
+ * The state keeps the key and the cursor, and the previous key with its
+ * cursor: a few hundred bytes whatever the folder's size. The key changes
+ * when anything was said; a cursor that moved without that (the device's
+ * own changes passed by) is stored under the same key. A cursor the backend
+ * no longer accepts (UIDVALIDITY changed): Status 3, the device starts
+ * over. Returns 0, -1 or MBX_PENDING.
+ */
+static int
+sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, long long window,
+            struct wbxml_node *co, struct sstate *st, bool replay, bool *said)
+{
+	struct wbxml_node *responses = NULL, *keyn;
+	struct mbx_changes ch = {0};
+	char cur[MBX_CURSOR_MAX + 1];
+	const char *err;
+	long acted, sent = 0;
+	bool changed, more = false;
+	int rv;
+
+	snprintf(cur, sizeof(cur), "%s", replay ? st->pcur : st->cur);
+	keyn = wbxml_addn_text(co, "SyncKey", "");
+	wbxml_addn_text(co, "CollectionId", cr->id);
+	add_int(co, "Status", 1);
+	if ((acted = apply_cursor_commands(in, cr, cur, co, &responses)) < 0)
+		return (int)acted;
+	if (cr->get_changes) {
+		struct mbx_window w = {(size_t)window, cr->since};
+		if ((rv = mbx_changes(in->backend, cr->id, cur, &w, &ch, &err)) < 0)
+			return pend_or_fail(rv);
+		if (rv == 0) {
+			co->first_child = co->last_child = NULL; /* the arena keeps them */
+			wbxml_addn_text(co, "SyncKey", "0");
+			wbxml_addn_text(co, "CollectionId", cr->id);
+			add_int(co, "Status", 3); /* the folder was recreated: start over */
+			*said = true;
+			return 0;
+		}
+		if (ch.more_available) {
+			wbxml_addn(co, "MoreAvailable");
+			more = true;
+		}
+		if ((sent = cursor_commands(in, cr, &ch, co)) < 0) {
+			mbx_changes_clear(&ch);
+			return (int)sent;
+		}
+		snprintf(cur, sizeof(cur), "%s", ch.cursor);
+		mbx_changes_clear(&ch);
+	}
+	changed = acted > 0 || sent > 0 || more;
+	bool moved = strcmp(cur, replay ? st->pcur : st->cur) != 0;
+	if (changed && !replay) {
+		char nk[MBX_ID_MAX + 1];
+		new_key(in, cr->id, st->key, nk);
+		snprintf(st->prev_key, sizeof(st->prev_key), "%s", st->key);
+		snprintf(st->pcur, sizeof(st->pcur), "%s", st->cur);
+		snprintf(st->key, sizeof(st->key), "%s", nk);
+	}
+	snprintf(st->cur, sizeof(st->cur), "%s", cur);
+	if ((changed || replay || moved) && state_store(in, cr->id, st) < 0)
+		return -1;
+	wbxml_set_text(keyn, st->key, strlen(st->key));
+	if (changed || replay || responses != NULL)
+		*said = true;
+	return 0;
 }
 
 /*
@@ -1394,6 +1631,11 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		return 0;
 	}
 	replay = m == 1;
+	if (mbx_has_cursor(in->backend)) {
+		rc = sync_cursor(in, cr, window, co, &st, replay, said);
+		sstate_clear(&st);
+		return rc;
+	}
 	items_copy(&work, replay ? &st.prev : &st.items);
 	keyn = wbxml_addn_text(co, "SyncKey", "");
 	wbxml_addn_text(co, "CollectionId", folder);
@@ -1517,7 +1759,7 @@ sync_hold(const struct mbx_serve_in *in, const struct wbxml_node *req, int *stat
 
 /* Read the request's collections into q; 0, or -1 (too many: Status 15... told by the caller). */
 static int
-parse_collections(const struct wbxml_node *colls, struct sync_req *q)
+parse_collections(const struct mbx_serve_in *in, const struct wbxml_node *colls, struct sync_req *q)
 {
 	for (const struct wbxml_node *c = colls ? colls->first_child : NULL; c; c = c->next) {
 		if (!is_el(c, WBXML_PAGE_AIRSYNC, "Collection"))
@@ -1541,6 +1783,8 @@ parse_collections(const struct wbxml_node *colls, struct sync_req *q)
 		    kid(c, "GetChanges") == NULL || gc == NULL || strcmp(gc, "0") != 0;
 		cr->bp = pick_body(kid(c, "Options"));
 		cr->commands = kid(c, "Commands");
+		cr->deletes_as_moves = kid_int(c, "DeletesAsMoves", 0, 1, 1) == 1;
+		cr->since = filter_since(in, kid(c, "Options"));
 	}
 	return 0;
 }
@@ -1589,7 +1833,7 @@ cmd_sync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 			status = 13; /* a partial request over nothing cached */
 			goto status;
 		}
-		if (parse_collections(colls, &q) < 0) {
+		if (parse_collections(in, colls, &q) < 0) {
 			status = 15; /* too many collections */
 			limit = MAX_SYNC_COLLECTIONS;
 			goto status;
@@ -1691,8 +1935,23 @@ cmd_getitemestimate(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 			int m = lr == 0 ? -1 : key_match(&st, key);
 			if (m < 0)
 				status = 4;
-			else if ((nc = diff_items(in, folder, m == 1 ? &st.prev : &st.items, &ch)) <
-			         0) {
+			else if (mbx_has_cursor(in->backend)) {
+				struct mbx_changes chg;
+				struct mbx_window w = {0,
+				                       filter_since(in, kid(c, "AirSync:Options"))};
+				const char *err;
+				int cv = mbx_changes(in->backend, folder, m == 1 ? st.pcur : st.cur,
+				                     &w, &chg, &err);
+				if (cv < 0) {
+					rc = pend_or_fail(cv);
+					sstate_clear(&st);
+					goto fail;
+				}
+				status = cv == 0 ? 4 : 1; /* a recreated folder: the key is void */
+				nc = (long)chg.total;
+				mbx_changes_clear(&chg);
+			} else if ((nc = diff_items(in, folder, m == 1 ? &st.prev : &st.items,
+			                            &ch)) < 0) {
 				rc = (int)nc;
 				sstate_clear(&st);
 				goto fail;
@@ -1732,6 +1991,16 @@ folder_has_changes(const struct mbx_serve_in *in, const char *folder)
 
 	if (lr < 0)
 		return lr;
+	if (mbx_has_cursor(in->backend)) {
+		struct mbx_changes chg;
+		struct mbx_window w = {0, -1};
+		const char *err;
+		int cv = mbx_changes(in->backend, folder, st.cur, &w, &chg, &err);
+		nc = cv < 0 ? pend_or_fail(cv) : cv == 0 ? 1 : (long)chg.total;
+		mbx_changes_clear(&chg);
+		sstate_clear(&st);
+		return nc < 0 ? (int)nc : nc > 0;
+	}
 	nc = diff_items(in, folder, &st.items, &ch);
 	free(ch);
 	sstate_clear(&st);

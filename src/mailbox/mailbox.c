@@ -25,6 +25,73 @@ mbx_email_clear(struct mbx_email *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/* Free a change report's arrays and zero it. */
+void
+mbx_changes_clear(struct mbx_changes *c)
+{
+	if (c == NULL)
+		return;
+	free(c->adds);
+	free(c->changed);
+	free(c->deletes);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Whether the backend owns change cursors. */
+bool
+mbx_has_cursor(const struct mbx_backend *b)
+{
+	return b != NULL && b->ops->changes != NULL && b->ops->set_flags != NULL &&
+	       b->ops->remove != NULL;
+}
+
+/* A folder's changes against a cursor; the cursor the backend returns is checked. */
+int
+mbx_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
+            const struct mbx_window *w, struct mbx_changes *out, const char **errstr_r)
+{
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if (!mbx_has_cursor(b) || folder_id == NULL || w == NULL) {
+		*errstr_r = "no change cursor in the mailbox backend";
+		return -1;
+	}
+	rv = b->ops->changes(b, folder_id, cursor && *cursor ? cursor : NULL, w, out, errstr_r);
+	if (rv == 1 && (out->cursor[MBX_CURSOR_MAX] != '\0' || strchr(out->cursor, '\n') != NULL)) {
+		mbx_changes_clear(out);
+		*errstr_r = "the backend's cursor is not a line";
+		return -1;
+	}
+	if (rv != 1)
+		mbx_changes_clear(out);
+	return rv;
+}
+
+/* The device changed an item's flags. */
+int
+mbx_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
+              int flagged, char *cursor, const char **errstr_r)
+{
+	if (!mbx_has_cursor(b) || folder_id == NULL || item_id == NULL || cursor == NULL) {
+		*errstr_r = "no change cursor in the mailbox backend";
+		return -1;
+	}
+	return b->ops->set_flags(b, folder_id, item_id, read, flagged, cursor, errstr_r);
+}
+
+/* The device deleted an item. */
+int
+mbx_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
+           char *cursor, const char **errstr_r)
+{
+	if (!mbx_has_cursor(b) || folder_id == NULL || item_id == NULL || cursor == NULL) {
+		*errstr_r = "no change cursor in the mailbox backend";
+		return -1;
+	}
+	return b->ops->remove(b, folder_id, item_id, to_trash, cursor, errstr_r);
+}
+
 /* The backend's folders. */
 int
 mbx_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,

@@ -77,8 +77,64 @@ struct mbx_email {
 	char *message_class; /* "IPM.Note" */
 	char *body_plain;    /* UTF-8, or NULL */
 	char *body_html;     /* UTF-8, or NULL */
+	bool flagged;        /* flagged for follow-up (IMAP \Flagged) */
 };
 void mbx_email_clear(struct mbx_email *e);
+
+/*
+ * ---- Change cursors (optional: mbx_ops.changes) ----
+ *
+ * A backend with its own notion of "what changed since" (IMAP: UIDVALIDITY,
+ * MODSEQ, VANISHED, UIDs) owns the cursor: an opaque printable string of at
+ * most MBX_CURSOR_MAX bytes (no newline, no space at either end) describing
+ * what one device has of one folder. The command layer keeps it in the sync
+ * state instead of a line per item, hands it back on the next Sync, and
+ * stores the cursor each answer returns. NULL (or "") means the device has
+ * nothing of the folder.
+ *
+ * The client's own changes (read, flag, delete) go through set_flags and
+ * remove, which take the cursor and advance it so that the change is never
+ * reported back to the device that made it.
+ */
+#define MBX_CURSOR_MAX 3000
+
+/* What a Sync asks for. */
+struct mbx_window {
+	/*
+	 * Changes of any kind to report at most (WindowSize); 0: none, only
+	 * count them (GetItemEstimate, Ping).
+	 */
+	size_t size;
+	/*
+	 * The date floor (FilterType), seconds since the epoch: items received
+	 * before it are not added, and those the device has are soft-deleted.
+	 * 0: no floor; -1: the floor the cursor was made under.
+	 */
+	int64_t since;
+};
+
+/* One item in a change report. */
+struct mbx_change_item {
+	char id[MBX_ID_MAX + 1];
+	bool read, flagged; /* changed: the item's state now */
+	bool soft;          /* deletes: it left the date window, it is not gone */
+};
+
+/* A folder's changes against a cursor (mbx_changes_clear frees it). */
+struct mbx_changes {
+	struct mbx_change_item *adds; /* to fetch and add, newest first */
+	size_t n_adds;
+	struct mbx_change_item *changed; /* read or flag state changed */
+	size_t n_changed;
+	struct mbx_change_item *deletes; /* gone (or soft: out of the window) */
+	size_t n_deletes;
+	/* Changes there are in all, those reported included (for the estimate). */
+	size_t total;
+	bool more_available; /* more than the window: ask again with cursor */
+	/* What the device has once it has applied the reported changes. */
+	char cursor[MBX_CURSOR_MAX + 1];
+};
+void mbx_changes_clear(struct mbx_changes *c);
 
 struct mbx_backend;
 
@@ -110,6 +166,38 @@ struct mbx_ops {
 	void (*begin)(struct mbx_backend *b);
 	/* The current request is answered: drop its recorded results. NULL: none. */
 	void (*end)(struct mbx_backend *b);
+
+	/*
+	 * Optional, all three or none: the backend owns the change cursor
+	 * (above). Then list_items and set_read are not used for the folders
+	 * the command layer syncs.
+	 *
+	 * changes: folder's changes against cursor, at most w->size of them
+	 * reported (deletes first, then changes, then adds newest first), out
+	 * filled (out->cursor the advanced cursor, out->total all pending).
+	 * Returns 1, 0 when the cursor no longer applies (the folder was
+	 * recreated: UIDVALIDITY changed; the device must start over: Sync
+	 * Status 3), -1 (an unknown folder or a cursor it cannot read), or
+	 * MBX_PENDING.
+	 */
+	int (*changes)(struct mbx_backend *b, const char *folder_id, const char *cursor,
+	               const struct mbx_window *w, struct mbx_changes *out, const char **errstr_r);
+	/*
+	 * The device changed an item's read and/or follow-up flag (-1: leave
+	 * it, 0 clear, 1 set). cursor (in/out, MBX_CURSOR_MAX + 1 bytes): the
+	 * device's, advanced past this change. 1 done, 0 no such item (or one
+	 * the cursor does not hold), -1, MBX_PENDING.
+	 */
+	int (*set_flags)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	                 int read, int flagged, char *cursor, const char **errstr_r);
+	/*
+	 * The device deleted an item: moved to the Deleted Items folder when
+	 * to_trash (DeletesAsMoves; from that folder itself it is expunged),
+	 * else expunged. cursor as in set_flags. 1 done, 0 no such item, -1,
+	 * MBX_PENDING.
+	 */
+	int (*remove)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	              bool to_trash, char *cursor, const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -126,6 +214,14 @@ int mbx_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id,
               struct mbx_email *out, const char **errstr_r);
 int mbx_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
                  const char **errstr_r);
+/* Whether the backend owns change cursors (mbx_ops.changes and its two writes). */
+bool mbx_has_cursor(const struct mbx_backend *b);
+int mbx_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
+                const struct mbx_window *w, struct mbx_changes *out, const char **errstr_r);
+int mbx_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
+                  int flagged, char *cursor, const char **errstr_r);
+int mbx_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
+               char *cursor, const char **errstr_r);
 /* The folder with this id, or NULL (also when the folders cannot be listed or are pending). */
 const struct mbx_folder *mbx_folder_find(struct mbx_backend *b, const char *folder_id);
 /*

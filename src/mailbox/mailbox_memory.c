@@ -1,0 +1,793 @@
+/*
+ * mailbox_memory.c: a mailbox with IMAP's model, in memory
+ * (mailbox_memory.h), the reference backend of the change-cursor ops.
+ *
+ * Each folder keeps its messages sorted by UID, expunged ones included as
+ * tombstones carrying the MODSEQ of their expunge: changes() is QRESYNC's
+ * "SELECT (QRESYNC (uidvalidity modseq))" in memory: the flag changes and
+ * the vanished UIDs since the cursor's MODSEQ, then the UIDs the cursor
+ * does not hold.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/uidset.h"
+#include "lib/util.h"
+#include "mailbox/mailbox_memory.h"
+
+/* Own changes one cursor remembers (beyond: a change may be echoed, harmlessly). */
+#define OWN_MAX 64
+
+struct mm_msg {
+	uint32_t uid;
+	uint64_t modseq;
+	unsigned flags;
+	bool expunged;
+	int64_t date;
+	char *from, *subject;
+};
+
+struct mm_folder {
+	char id[MBX_ID_MAX + 1], parent[MBX_ID_MAX + 1], name[128];
+	int type;
+	uint32_t uidvalidity, uidnext;
+	struct mm_msg *m; /* sorted by uid */
+	size_t n, cap;
+};
+
+struct mm {
+	struct mbx_backend base;
+	struct mm_folder *f;
+	size_t nf;
+	struct mbx_folder *list; /* list_folders' view of f */
+	uint64_t modseq;         /* the mailbox's counter (one for all folders) */
+	bool pend, primed;
+};
+
+/* A decoded cursor. */
+struct cur {
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	int64_t since;
+	struct uidset have;
+	struct {
+		uint32_t uid;
+		uint64_t modseq;
+	} own[OWN_MAX];
+	size_t n_own;
+};
+
+static const struct mbx_ops mm_ops, mm_ops_list;
+
+static struct mm_folder *
+folder_of(struct mm *m, const char *id)
+{
+	for (size_t i = 0; i < m->nf; i++) {
+		if (strcmp(m->f[i].id, id) == 0)
+			return &m->f[i];
+	}
+	return NULL;
+}
+
+/* The message with uid (expunged too), or NULL. */
+static struct mm_msg *
+msg_of(struct mm_folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->m[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->n && f->m[lo].uid == uid ? &f->m[lo] : NULL;
+}
+
+/* The index of the first message with a UID >= uid. */
+static size_t
+msg_index(const struct mm_folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->m[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* A live message of item id ("<uid>"), or NULL (also for \Deleted ones). */
+static struct mm_msg *
+item_of(struct mm_folder *f, const char *id)
+{
+	long long uid;
+	const char *e;
+	struct mm_msg *msg;
+
+	if (parse_int(id, 1, UINT32_MAX, &uid, &e) < 0)
+		return NULL;
+	msg = msg_of(f, (uint32_t)uid);
+	return msg && !msg->expunged && !(msg->flags & MBX_MEM_DELETED) ? msg : NULL;
+}
+
+/* ---- the cursor ---- */
+
+/* Decode a cursor text: 0, or -1 when it is not one of ours. */
+static int
+cur_parse(const char *text, struct cur *c)
+{
+	char *copy = xstrdup(text), *save = NULL, *uv, *ms, *si, *set, *own;
+	const char *e;
+	long long v;
+	int rv = -1;
+
+	memset(c, 0, sizeof(*c));
+	uv = strtok_r(copy, " ", &save);
+	ms = strtok_r(NULL, " ", &save);
+	si = strtok_r(NULL, " ", &save);
+	set = strtok_r(NULL, " ", &save);
+	own = strtok_r(NULL, " ", &save);
+	if (set == NULL || strtok_r(NULL, " ", &save) != NULL)
+		goto out;
+	if (parse_int(uv, 1, UINT32_MAX, &v, &e) < 0)
+		goto out;
+	c->uidvalidity = (uint32_t)v;
+	if (parse_int(ms, 0, INT64_MAX, &v, &e) < 0)
+		goto out;
+	c->modseq = (uint64_t)v;
+	if (parse_int(si, 0, INT64_MAX, &v, &e) < 0)
+		goto out;
+	c->since = v;
+	if (strcmp(set, "-") != 0 && uidset_parse(&c->have, set, &e) < 0)
+		goto out;
+	for (char *p = own, *s2 = NULL, *tok; p && (tok = strtok_r(p, ",", &s2)); p = NULL) {
+		unsigned long long u, m;
+		char x;
+		if (c->n_own >= OWN_MAX || sscanf(tok, "%llu@%llu%c", &u, &m, &x) != 2 || u == 0 ||
+		    u > UINT32_MAX)
+			goto out;
+		c->own[c->n_own].uid = (uint32_t)u;
+		c->own[c->n_own++].modseq = m;
+	}
+	rv = 0;
+out:
+	if (rv < 0)
+		uidset_clear(&c->have);
+	free(copy);
+	return rv;
+}
+
+/*
+ * Encode a cursor into out (MBX_CURSOR_MAX + 1 bytes): 0, or -1 when it
+ * does not fit (then out is unchanged). Own changes that do not fit are
+ * dropped (they may be reported back: a harmless repeat).
+ */
+static int
+cur_format(const struct cur *c, char out[MBX_CURSOR_MAX + 1])
+{
+	char *set = uidset_format(&c->have);
+	struct sbuf b = {0};
+	int rv = -1;
+
+	sbuf_printf(&b, "%" PRIu32 " %" PRIu64 " %" PRId64 " %s", c->uidvalidity, c->modseq,
+	            c->since, *set ? set : "-");
+	for (size_t i = 0; i < c->n_own; i++) {
+		char t[48];
+		int n = snprintf(t, sizeof(t), "%s%" PRIu32 "@%" PRIu64, i ? "," : " ",
+		                 c->own[i].uid, c->own[i].modseq);
+		if (b.len + (size_t)n > MBX_CURSOR_MAX)
+			break;
+		sbuf_add(&b, t);
+	}
+	if (b.len <= MBX_CURSOR_MAX) {
+		memcpy(out, b.p, b.len + 1);
+		rv = 0;
+	}
+	free(b.p);
+	free(set);
+	return rv;
+}
+
+/* Whether the device made this very change (uid at modseq). */
+static bool
+cur_own(const struct cur *c, uint32_t uid, uint64_t modseq)
+{
+	for (size_t i = 0; i < c->n_own; i++) {
+		if (c->own[i].uid == uid && c->own[i].modseq == modseq)
+			return true;
+	}
+	return false;
+}
+
+/* Remember the device's own change to uid (replacing an older one of it). */
+static void
+cur_note_own(struct cur *c, uint32_t uid, uint64_t modseq)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_own && c->own[i].uid != uid; i++)
+		;
+	if (i == c->n_own) {
+		if (c->n_own >= OWN_MAX)
+			return;
+		c->n_own++;
+	}
+	c->own[i].uid = uid;
+	c->own[i].modseq = modseq;
+}
+
+/* ---- pending ---- */
+
+/* Whether this op must wait (the first of a request, in pend mode). */
+static bool
+must_wait(struct mm *m)
+{
+	return m->pend && !m->primed;
+}
+
+static void
+mm_wait(struct mbx_backend *b, void (*cb)(void *arg), void *arg)
+{
+	struct mm *m = (struct mm *)b;
+
+	m->primed = true; /* "connected": everything answers from now on */
+	cb(arg);
+}
+
+static void
+mm_begin(struct mbx_backend *b)
+{
+	(void)b;
+}
+
+static void
+mm_end(struct mbx_backend *b)
+{
+	((struct mm *)b)->primed = false;
+}
+
+/* ---- ops ---- */
+
+static int
+mm_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+                const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+
+	(void)errstr_r;
+	if (must_wait(m))
+		return MBX_PENDING;
+	*folders_r = m->list;
+	*n_r = m->nf;
+	return 0;
+}
+
+static int
+mm_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+              size_t *n_r, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	size_t n = 0;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	*items_r = f->n ? xcalloc(f->n, sizeof(**items_r)) : NULL;
+	for (size_t i = f->n; i-- > 0;) { /* newest first, as changes() */
+		const struct mm_msg *msg = &f->m[i];
+		if (msg->expunged || (msg->flags & MBX_MEM_DELETED))
+			continue;
+		snprintf((*items_r)[n].id, sizeof((*items_r)[n].id), "%" PRIu32, msg->uid);
+		(*items_r)[n++].version = msg->modseq;
+	}
+	*n_r = n;
+	return 0;
+}
+
+static int
+mm_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
+         const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL)
+		return 0;
+	out->from = xstrdup(msg->from);
+	out->to = xstrdup("alice@example.com");
+	out->display_to = xstrdup("Alice");
+	out->subject = xstrdup(msg->subject);
+	out->date_received = msg->date;
+	out->read = (msg->flags & MBX_MEM_SEEN) != 0;
+	out->flagged = (msg->flags & MBX_MEM_FLAGGED) != 0;
+	out->body_plain = xasprintf("Message %" PRIu32 ".", msg->uid);
+	return 1;
+}
+
+/* STORE: the flags changed, with a new MODSEQ (0 when nothing changed). */
+static uint64_t
+store(struct mm *m, struct mm_msg *msg, unsigned set, unsigned clear)
+{
+	unsigned nf = (msg->flags | set) & ~clear;
+
+	if (nf == msg->flags)
+		return 0;
+	msg->flags = nf;
+	msg->modseq = ++m->modseq;
+	return msg->modseq;
+}
+
+static int
+mm_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+            const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL)
+		return 0;
+	store(m, msg, read ? MBX_MEM_SEEN : 0, read ? 0 : MBX_MEM_SEEN);
+	return 1;
+}
+
+/* One reportable event since the cursor's MODSEQ. */
+struct ev {
+	uint64_t modseq;
+	struct mm_msg *msg;
+	enum { EV_DELETE, EV_GONE, EV_CHANGE } kind; /* GONE: \Deleted, out of the set */
+};
+
+static int
+ev_cmp(const void *a, const void *b)
+{
+	const struct ev *x = a, *y = b;
+	return x->modseq < y->modseq ? -1 : x->modseq > y->modseq;
+}
+
+/* Append an item to a change list. */
+static void
+push(struct mbx_change_item **v, size_t *n, const struct mm_msg *msg, bool soft)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	struct mbx_change_item *it = &(*v)[(*n)++];
+	memset(it, 0, sizeof(*it));
+	snprintf(it->id, sizeof(it->id), "%" PRIu32, msg->uid);
+	it->read = (msg->flags & MBX_MEM_SEEN) != 0;
+	it->flagged = (msg->flags & MBX_MEM_FLAGGED) != 0;
+	it->soft = soft;
+}
+
+/* Whether no live, undeleted message has a UID in lo..hi. */
+static bool
+all_dead(const struct mm_folder *f, uint32_t lo, uint32_t hi)
+{
+	for (size_t i = msg_index(f, lo); i < f->n && f->m[i].uid <= hi; i++) {
+		if (!f->m[i].expunged)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Fill the holes of the set made only of UIDs that will never be reported
+ * (expunged, or never assigned), so that the set stays a few ranges.
+ */
+static void
+fill_dead_gaps(const struct mm_folder *f, struct uidset *s)
+{
+	for (size_t i = 0; i < s->n;) {
+		uint32_t lo = i == 0 ? 1 : s->r[i - 1].hi + 1, hi = s->r[i].lo - 1;
+		size_t before = s->n;
+		if (lo <= hi && all_dead(f, lo, hi))
+			(void)uidset_add_range(s, lo, hi);
+		i = s->n < before ? i : i + 1;
+	}
+}
+
+static int
+mm_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
+           const struct mbx_window *w, struct mbx_changes *out, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct cur c;
+	struct ev *ev = NULL;
+	size_t nev = 0, room = w->size, nsoft = 0, nadd = 0;
+	int64_t since;
+	bool all_events = true;
+	int rv = 1;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if (cursor == NULL) {
+		memset(&c, 0, sizeof(c));
+		c.uidvalidity = f->uidvalidity;
+	} else if (cur_parse(cursor, &c) < 0) {
+		return 0; /* not a cursor of ours: start over */
+	} else if (c.uidvalidity != f->uidvalidity) {
+		uidset_clear(&c.have);
+		return 0; /* the folder was recreated: start over */
+	}
+	since = w->since < 0 ? c.since : w->since;
+
+	/* Soft deletes: what the device has that a narrower window leaves out. */
+	for (size_t i = 0; since > c.since && i < f->n; i++) {
+		struct mm_msg *msg = &f->m[i];
+		if (msg->expunged || (msg->flags & MBX_MEM_DELETED) || msg->date >= since ||
+		    !uidset_contains(&c.have, msg->uid))
+			continue;
+		nsoft++;
+		if (room == 0)
+			continue;
+		if (uidset_remove(&c.have, msg->uid) < 0)
+			continue;
+		push(&out->deletes, &out->n_deletes, msg, true);
+		room--;
+	}
+	if (out->n_deletes == nsoft)
+		c.since = since;
+	/* Flag changes and expunges since the MODSEQ (CHANGEDSINCE, VANISHED). */
+	for (size_t i = 0; i < f->n; i++) {
+		struct mm_msg *msg = &f->m[i];
+		if (msg->modseq <= c.modseq || !uidset_contains(&c.have, msg->uid) ||
+		    cur_own(&c, msg->uid, msg->modseq))
+			continue;
+		if (!msg->expunged && !(msg->flags & MBX_MEM_DELETED) && msg->date < c.since)
+			continue;
+		ev = xrealloc(ev, (nev + 1) * sizeof(*ev));
+		ev[nev].modseq = msg->modseq;
+		ev[nev].msg = msg;
+		ev[nev++].kind = msg->expunged                  ? EV_DELETE
+		                 : msg->flags & MBX_MEM_DELETED ? EV_GONE
+		                                                : EV_CHANGE;
+	}
+	qsort(ev, nev, sizeof(*ev), ev_cmp);
+	for (size_t i = 0; i < nev; i++) {
+		if (room == 0 || out->n_deletes < nsoft) {
+			all_events = false;
+			break;
+		}
+		if (ev[i].kind == EV_CHANGE) {
+			push(&out->changed, &out->n_changed, ev[i].msg, false);
+		} else {
+			if (ev[i].kind == EV_GONE && uidset_remove(&c.have, ev[i].msg->uid) < 0) {
+				all_events = false;
+				break;
+			}
+			push(&out->deletes, &out->n_deletes, ev[i].msg, false);
+		}
+		c.modseq = ev[i].modseq;
+		room--;
+	}
+	if (all_events && out->n_deletes >= nsoft)
+		c.modseq = m->modseq;
+	/* Adds: what the device does not have, newest first. */
+	for (size_t i = f->n; i-- > 0;) {
+		struct mm_msg *msg = &f->m[i];
+		if (msg->expunged || (msg->flags & MBX_MEM_DELETED) || msg->date < since ||
+		    uidset_contains(&c.have, msg->uid))
+			continue;
+		nadd++;
+		if (room == 0 || !all_events || out->n_deletes < nsoft ||
+		    uidset_add(&c.have, msg->uid) < 0)
+			continue;
+		push(&out->adds, &out->n_adds, msg, false);
+		room--;
+	}
+	if (all_events && out->n_deletes >= nsoft)
+		fill_dead_gaps(f, &c.have);
+	/* Own changes the MODSEQ has passed are done with. */
+	for (size_t i = 0; i < c.n_own;) {
+		if (c.own[i].modseq <= c.modseq)
+			c.own[i] = c.own[--c.n_own];
+		else
+			i++;
+	}
+	out->total = nsoft + nev + nadd;
+	out->more_available = out->n_deletes + out->n_changed + out->n_adds < out->total;
+	if (w->size == 0) {
+		/* only counted: the cursor stays as it came */
+		snprintf(out->cursor, sizeof(out->cursor), "%s", cursor ? cursor : "");
+	} else if (cur_format(&c, out->cursor) < 0) {
+		*errstr_r = "the cursor does not fit";
+		rv = -1;
+	}
+	free(ev);
+	uidset_clear(&c.have);
+	return rv;
+}
+
+/* The device's flag change, not reported back. */
+static int
+mm_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
+             int flagged, char *cursor, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+	struct cur c;
+	unsigned set = 0, clear = 0;
+	uint64_t ms;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL || cur_parse(cursor, &c) < 0)
+		return 0;
+	if (c.uidvalidity != f->uidvalidity || !uidset_contains(&c.have, msg->uid)) {
+		uidset_clear(&c.have);
+		return 0;
+	}
+	if (read >= 0)
+		*(read ? &set : &clear) |= MBX_MEM_SEEN;
+	if (flagged >= 0)
+		*(flagged ? &set : &clear) |= MBX_MEM_FLAGGED;
+	if ((ms = store(m, msg, set, clear)) != 0) {
+		cur_note_own(&c, msg->uid, ms);
+		(void)cur_format(&c, cursor);
+	}
+	uidset_clear(&c.have);
+	return 1;
+}
+
+/* Expunge one message: its tombstone gets a new MODSEQ, which it returns. */
+static uint64_t
+expunge_one(struct mm *m, struct mm_msg *msg)
+{
+	msg->expunged = true;
+	msg->modseq = ++m->modseq;
+	free(msg->from);
+	free(msg->subject);
+	msg->from = msg->subject = NULL;
+	return msg->modseq;
+}
+
+/* The device's delete: to the Deleted Items folder, or expunged; not reported back. */
+static int
+mm_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
+          char *cursor, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id), *trash = NULL;
+	struct mm_msg *msg;
+	struct cur c;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL || cur_parse(cursor, &c) < 0)
+		return 0;
+	if (c.uidvalidity != f->uidvalidity || !uidset_contains(&c.have, msg->uid)) {
+		uidset_clear(&c.have);
+		return 0;
+	}
+	for (size_t i = 0; to_trash && i < m->nf; i++) {
+		if (m->f[i].type == MBX_FOLDER_DELETED)
+			trash = &m->f[i];
+	}
+	if (trash != NULL && trash != f) /* UID MOVE */
+		mbx_memory_append(b, trash->id, msg->from, msg->subject, msg->date, msg->flags);
+	else
+		store(m, msg, MBX_MEM_DELETED, 0);
+	cur_note_own(&c, msg->uid, expunge_one(m, msg));
+	(void)cur_format(&c, cursor);
+	uidset_clear(&c.have);
+	return 1;
+}
+
+static void
+mm_destroy(struct mbx_backend *b)
+{
+	struct mm *m = (struct mm *)b;
+
+	for (size_t i = 0; i < m->nf; i++) {
+		for (size_t j = 0; j < m->f[i].n; j++) {
+			free(m->f[i].m[j].from);
+			free(m->f[i].m[j].subject);
+		}
+		free(m->f[i].m);
+	}
+	free(m->f);
+	free(m->list);
+	free(m);
+}
+
+static const struct mbx_ops mm_ops = {
+    .name = "memory",
+    .list_folders = mm_list_folders,
+    .list_items = mm_list_items,
+    .fetch = mm_fetch,
+    .set_read = mm_set_read,
+    .destroy = mm_destroy,
+    .wait = mm_wait,
+    .begin = mm_begin,
+    .end = mm_end,
+    .changes = mm_changes,
+    .set_flags = mm_set_flags,
+    .remove = mm_remove,
+};
+
+/* The same mailbox without the cursor: the command layer lists and diffs items. */
+static const struct mbx_ops mm_ops_list = {
+    .name = "memory-list",
+    .list_folders = mm_list_folders,
+    .list_items = mm_list_items,
+    .fetch = mm_fetch,
+    .set_read = mm_set_read,
+    .destroy = mm_destroy,
+    .wait = mm_wait,
+    .begin = mm_begin,
+    .end = mm_end,
+};
+
+/* ---- building and changing the mailbox (tests, tools) ---- */
+
+struct mbx_backend *
+mbx_memory_new(void)
+{
+	struct mm *m = xcalloc(1, sizeof(*m));
+
+	m->base.ops = &mm_ops;
+	return &m->base;
+}
+
+void
+mbx_memory_set_mode(struct mbx_backend *b, bool cursor, bool pend)
+{
+	struct mm *m = (struct mm *)b;
+
+	m->base.ops = cursor ? &mm_ops : &mm_ops_list;
+	m->pend = pend;
+}
+
+int
+mbx_memory_add_folder(struct mbx_backend *b, const char *id, const char *parent_id,
+                      const char *name, int type, uint32_t uidvalidity)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f;
+
+	if (folder_of(m, id) != NULL || strlen(id) > MBX_ID_MAX || strlen(parent_id) > MBX_ID_MAX ||
+	    strlen(name) >= sizeof(f->name) || uidvalidity == 0)
+		return -1;
+	m->f = xrealloc(m->f, (m->nf + 1) * sizeof(*m->f));
+	f = &m->f[m->nf++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	snprintf(f->parent, sizeof(f->parent), "%s", parent_id);
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->type = type;
+	f->uidvalidity = uidvalidity;
+	f->uidnext = 1;
+	m->list = xrealloc(m->list, m->nf * sizeof(*m->list));
+	for (size_t i = 0; i < m->nf; i++)
+		m->list[i] =
+		    (struct mbx_folder){m->f[i].id, m->f[i].parent, m->f[i].name, m->f[i].type};
+	return 0;
+}
+
+uint32_t
+mbx_memory_append(struct mbx_backend *b, const char *folder_id, const char *from,
+                  const char *subject, int64_t date, unsigned flags)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+
+	if (f == NULL || f->uidnext == UINT32_MAX)
+		return 0;
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 64;
+		f->m = xrealloc(f->m, f->cap * sizeof(*f->m));
+	}
+	f->m[f->n++] = (struct mm_msg){
+	    .uid = f->uidnext++,
+	    .modseq = ++m->modseq,
+	    .flags = flags,
+	    .date = date,
+	    .from = xstrdup(from),
+	    .subject = xstrdup(subject),
+	};
+	return f->uidnext - 1;
+}
+
+int
+mbx_memory_store(struct mbx_backend *b, const char *folder_id, uint32_t uid, unsigned set,
+                 unsigned clear)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg = f ? msg_of(f, uid) : NULL;
+
+	if (msg == NULL || msg->expunged)
+		return 0;
+	store(m, msg, set, clear);
+	return 1;
+}
+
+int
+mbx_memory_expunge(struct mbx_backend *b, const char *folder_id)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	int n = 0;
+
+	if (f == NULL)
+		return -1;
+	for (size_t i = 0; i < f->n; i++) {
+		if (!f->m[i].expunged && (f->m[i].flags & MBX_MEM_DELETED)) {
+			expunge_one(m, &f->m[i]);
+			n++;
+		}
+	}
+	return n;
+}
+
+int
+mbx_memory_set_uidvalidity(struct mbx_backend *b, const char *folder_id, uint32_t uidvalidity)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	size_t n = 0;
+
+	if (f == NULL || uidvalidity == 0)
+		return -1;
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->m[i].expunged)
+			continue;
+		f->m[n] = f->m[i];
+		f->m[n].uid = (uint32_t)(n + 1);
+		f->m[n].modseq = ++m->modseq;
+		n++;
+	}
+	f->n = n;
+	f->uidnext = (uint32_t)(n + 1);
+	f->uidvalidity = uidvalidity;
+	return 0;
+}
+
+size_t
+mbx_memory_count(struct mbx_backend *b, const char *folder_id)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	size_t n = 0;
+
+	for (size_t i = 0; f && i < f->n; i++)
+		n += !f->m[i].expunged;
+	return n;
+}
