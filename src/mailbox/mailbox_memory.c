@@ -470,7 +470,8 @@ mm_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
 		                 : msg->flags & MBX_MEM_DELETED ? EV_GONE
 		                                                : EV_CHANGE;
 	}
-	qsort(ev, nev, sizeof(*ev), ev_cmp);
+	if (nev > 1)
+		qsort(ev, nev, sizeof(*ev), ev_cmp);
 	for (size_t i = 0; i < nev; i++) {
 		if (room == 0 || out->n_deletes < nsoft) {
 			all_events = false;
