@@ -436,7 +436,9 @@ parse_values(struct rd *r, int depth, bool in_code, char stop, struct imap_node 
 			last->next = v;
 		last = v;
 		k++;
-		if (r->s < r->end && *r->s != ' ' && *r->s != stop)
+		/* Lists may follow each other without a space (body-type-mpart). */
+		if (r->s < r->end && *r->s != ' ' && *r->s != stop &&
+		    !(v->type == IMAP_NODE_LIST && *r->s == '('))
 			return rd_fail(r, "no space between items");
 	}
 	if (count != NULL)
@@ -881,6 +883,53 @@ imap_node_dump(const struct imap_node *first, char *buf, size_t len)
 		return buf;
 	buf[0] = '\0';
 	dump_nodes(first, buf, len, &at);
+	return buf;
+}
+
+const char *
+imap_response_dump(const struct imap_response *r, char *buf, size_t len)
+{
+	static const char *const st[] = {"OK", "NO", "BAD", "BYE", "PREAUTH"};
+	size_t at = 0;
+	char tmp[64];
+
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	switch (r->kind) {
+	case IMAP_RESP_CONTINUE:
+		dump_add(buf, len, &at, "+ ", 2);
+		dump_add(buf, len, &at, r->text, strlen(r->text));
+		return buf;
+	case IMAP_RESP_TAGGED:
+	case IMAP_RESP_STATUS:
+		snprintf(tmp, sizeof(tmp), "%s %s", r->kind == IMAP_RESP_TAGGED ? r->tag : "*",
+		         st[r->status]);
+		dump_add(buf, len, &at, tmp, strlen(tmp));
+		if (r->code != NULL) {
+			dump_add(buf, len, &at, " [", 2);
+			dump_add(buf, len, &at, r->code, strlen(r->code));
+			if (r->code_args != NULL) {
+				dump_add(buf, len, &at, " ", 1);
+				dump_nodes(r->code_args, buf, len, &at);
+			}
+			dump_add(buf, len, &at, "]", 1);
+		}
+		dump_add(buf, len, &at, " text=", 6);
+		dump_add(buf, len, &at, r->text, strlen(r->text));
+		return buf;
+	case IMAP_RESP_DATA:
+		if (r->has_number)
+			snprintf(tmp, sizeof(tmp), "* %u %s", r->number, r->name);
+		else
+			snprintf(tmp, sizeof(tmp), "* %.40s", r->name);
+		dump_add(buf, len, &at, tmp, strlen(tmp));
+		if (r->data != NULL) {
+			dump_add(buf, len, &at, " ", 1);
+			dump_nodes(r->data, buf, len, &at);
+		}
+		return buf;
+	}
 	return buf;
 }
 

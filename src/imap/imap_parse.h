@@ -155,6 +155,11 @@ const struct imap_node *imap_node_child(const struct imap_node *n, uint32_t inde
 bool imap_node_is(const struct imap_node *n, const char *s);
 /* One line of text for a node list (tests, debugging): into buf, returns buf. */
 const char *imap_node_dump(const struct imap_node *first, char *buf, size_t len);
+/*
+ * One line of text for a whole response (tests, the probe tool): kind, tag,
+ * status, code and its arguments, text, or name, number and data. Returns buf.
+ */
+const char *imap_response_dump(const struct imap_response *r, char *buf, size_t len);
 
 /* ---- uid sets (also message sequence sets) ---- */
 
