@@ -1248,3 +1248,9 @@ imap_client_pending(const struct imap_client *c)
 {
 	return c->npending;
 }
+
+bool
+imap_client_tls(const struct imap_client *c)
+{
+	return c->tls_on;
+}

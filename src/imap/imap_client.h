@@ -119,6 +119,8 @@ enum imap_client_state imap_client_state(const struct imap_client *c);
 uint32_t imap_client_caps(const struct imap_client *c);
 /* What ENABLE enabled (IMAP_CAP_QRESYNC, _CONDSTORE, _UTF8_ACCEPT). */
 uint32_t imap_client_enabled(const struct imap_client *c);
+/* Whether the connection is encrypted (imaps://, or after STARTTLS). */
+bool imap_client_tls(const struct imap_client *c);
 /* Commands queued or in flight. */
 unsigned imap_client_pending(const struct imap_client *c);
 /* The text of an error (for logs). */
