@@ -33,6 +33,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <netinet/in.h>
@@ -95,6 +96,7 @@ struct imap_client {
 	unsigned port;
 	bool tls_url, host_is_ip;
 	SSL_CTX *ssl_ctx;
+	struct evdns_base *dns, *own_dns; /* own_dns: made here, freed here */
 	struct bufferevent *bev;
 	struct event *conn_timer; /* connect_timeout, until ready */
 	struct event *timer;      /* command timeout, IDLE renewal */
@@ -1182,8 +1184,18 @@ imap_client_new(struct event_base *base, const struct imap_client_conf *conf,
 	tv.tv_sec = c->conf.connect_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(c->conn_timer, &tv);
-	/* A numeric host resolves without DNS; a name goes through getaddrinfo. */
-	if (bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, c->host, (int)c->port) <
+	/* A numeric host resolves without DNS; a name through evdns, never blocking. */
+	c->dns = conf->dns;
+	if (c->dns == NULL && !c->host_is_ip) {
+		c->own_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+		                                      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		if (c->own_dns == NULL) {
+			*errstr = "cannot set up DNS";
+			goto fail;
+		}
+		c->dns = c->own_dns;
+	}
+	if (bufferevent_socket_connect_hostname(c->bev, c->dns, AF_UNSPEC, c->host, (int)c->port) <
 	    0) {
 		tv.tv_sec = 0;
 		evtimer_add(c->conn_timer, &tv); /* reported from the loop */
@@ -1218,6 +1230,8 @@ imap_client_free(struct imap_client *c)
 		imap_cmd_free(cmd);
 	}
 	imap_parser_free(c->parser);
+	if (c->own_dns != NULL)
+		evdns_base_free(c->own_dns, 0);
 	if (c->ssl_ctx != NULL)
 		SSL_CTX_free(c->ssl_ctx);
 	free(c->host);

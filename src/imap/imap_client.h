@@ -73,8 +73,12 @@ enum imap_client_state {
 	IMAP_STATE_DEAD,       /* failed or closed */
 };
 
+struct evdns_base;
+
 struct imap_client_conf {
 	const char *url;      /* imap://host[:port] or imaps://host[:port] (copied) */
+	/* Resolves a host name (borrowed; NULL: the client makes its own when needed). */
+	struct evdns_base *dns;
 	const char *ca_file;  /* PEM CA bundle; NULL: the system store */
 	const char *user;     /* copied */
 	const char *password; /* copied, wiped once the login is answered */

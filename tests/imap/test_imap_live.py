@@ -219,6 +219,9 @@ def main():
     ap.add_argument("--probe", required=True)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
+    # ABQ_IMAP_WRAP: a command the probe runs under (valgrind in the -valgrind test).
+    wrap = os.environ.get("ABQ_IMAP_WRAP", "").split()
+    probe = wrap + [a.probe]
     d = tempfile.mkdtemp(prefix="abq-imap-")
     dc = Dovecot(d)
     ok = True
@@ -243,7 +246,7 @@ def main():
         ]
         for label, url in (("imaps", f"imaps://127.0.0.1:{dc.imaps_port}"),
                            ("starttls", f"imap://localhost:{dc.imap_port}")):
-            p = subprocess.run([a.probe, url, dc.ca, USER, PASSWORD], capture_output=True,
+            p = subprocess.run(probe + [url, dc.ca, USER, PASSWORD], capture_output=True,
                                text=True, timeout=120)
             out = p.stdout + p.stderr
             w = [x.replace("exists 3 -> 4", "exists 4 -> 5").replace("exists=3", "exists=4")
@@ -254,12 +257,12 @@ def main():
         # The password never appears in what the client logs.
         ok &= PASSWORD not in out
         # A server certificate from an unknown CA is refused.
-        p = subprocess.run([a.probe, f"imaps://127.0.0.1:{dc.imaps_port}", "-", USER,
+        p = subprocess.run(probe + [f"imaps://127.0.0.1:{dc.imaps_port}", "-", USER,
                             PASSWORD], capture_output=True, text=True, timeout=60)
         ok &= check(p.stdout, ["FAIL error on connection 1: TLS with the IMAP server failed: "
                                "certificate verify failed"], "unknown CA") and p.returncode == 1
         # A name the certificate does not carry is refused too.
-        p = subprocess.run([a.probe, f"imaps://127.0.0.2:{dc.imaps_port}", dc.ca, USER,
+        p = subprocess.run(probe + [f"imaps://127.0.0.2:{dc.imaps_port}", dc.ca, USER,
                             PASSWORD], capture_output=True, text=True, timeout=60)
         ok &= check(p.stdout, ["FAIL error on connection 1: TLS with the IMAP server failed: "
                                "certificate verify failed"], "wrong host") and p.returncode == 1
