@@ -29,6 +29,7 @@ struct trace {
 	char dump[8192];
 };
 
+/* Mix bytes into the trace's hash. */
 static void
 mix(struct trace *t, const void *p, size_t n)
 {
@@ -90,6 +91,7 @@ readers(const struct imap_response *r)
 	}
 }
 
+/* Mix a response's dump into the trace, and run the readers on it. */
 static int
 on_response(const struct imap_response *r, void *arg)
 {
@@ -102,6 +104,7 @@ on_response(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* Mix a streamed literal's piece into the trace. */
 static int
 on_chunk(const struct imap_literal_info *li, const char *data, size_t len, void *arg)
 {
@@ -152,6 +155,7 @@ feed(const uint8_t *data, size_t size, size_t cut, size_t step, struct trace *t)
 	imap_parser_free(p);
 }
 
+/* One input fed whole, split at every byte, and byte by byte. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -127,6 +127,7 @@ static void client_fail(struct imap_client *c, enum imap_error e, const char *ms
 static void login_step(struct imap_client *c);
 static void arm_timer(struct imap_client *c);
 
+/* The text of an error, for logs and on_error's callers. */
 const char *
 imap_error_str(enum imap_error e)
 {
@@ -151,6 +152,7 @@ imap_error_str(enum imap_error e)
 
 /* ---- commands ---- */
 
+/* A command starting with words, sent as they are. */
 struct imap_cmd *
 imap_cmd_new(const char *words)
 {
@@ -160,6 +162,7 @@ imap_cmd_new(const char *words)
 	return cmd;
 }
 
+/* Free a command; credentials in it are wiped first. */
 void
 imap_cmd_free(struct imap_cmd *cmd)
 {
@@ -177,6 +180,7 @@ imap_cmd_free(struct imap_cmd *cmd)
 	free(cmd);
 }
 
+/* Append a space and text sent as it is. */
 void
 imap_cmd_raw(struct imap_cmd *cmd, const char *text)
 {
@@ -184,6 +188,7 @@ imap_cmd_raw(struct imap_cmd *cmd, const char *text)
 	sbuf_add(&cmd->wire, text);
 }
 
+/* Append a space and a printf'd text sent as it is. */
 void
 imap_cmd_rawf(struct imap_cmd *cmd, const char *fmt, ...)
 {
@@ -197,6 +202,7 @@ imap_cmd_rawf(struct imap_cmd *cmd, const char *fmt, ...)
 	free(s);
 }
 
+/* Append a space and a literal; its announcement is chosen when it is written. */
 void
 imap_cmd_literal(struct imap_cmd *cmd, const void *data, size_t len)
 {
@@ -226,6 +232,7 @@ quotable(const char *s)
 	return true;
 }
 
+/* Append a space and a quoted string (a literal when it cannot be quoted). */
 void
 imap_cmd_string(struct imap_cmd *cmd, const char *s)
 {
@@ -242,6 +249,7 @@ imap_cmd_string(struct imap_cmd *cmd, const char *s)
 	sbuf_addn(&cmd->wire, "\"", 1);
 }
 
+/* Append a space and an atom when s may be one, else a string. */
 void
 imap_cmd_astring(struct imap_cmd *cmd, const char *s)
 {
@@ -259,6 +267,7 @@ imap_cmd_astring(struct imap_cmd *cmd, const char *s)
 	imap_cmd_raw(cmd, s);
 }
 
+/* Append a mailbox name given in UTF-8, encoded as the connection needs. */
 int
 imap_cmd_mailbox(struct imap_cmd *cmd, struct imap_client *c, const char *name)
 {
@@ -276,6 +285,7 @@ imap_cmd_mailbox(struct imap_cmd *cmd, struct imap_client *c, const char *name)
 	return 0;
 }
 
+/* Mark a command as carrying a credential: it is never logged. */
 void
 imap_cmd_sensitive(struct imap_cmd *cmd)
 {
@@ -359,6 +369,7 @@ inflight_remove(struct imap_client *c, struct imap_cmd *cmd)
 
 /* ---- timers ---- */
 
+/* The command timeout fired (drop), or IDLE is due for renewal (DONE, then IDLE). */
 static void
 timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -376,6 +387,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		imap_client_free(c);
 }
 
+/* The login did not end within connect_timeout: drop. */
 static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -486,6 +498,7 @@ enqueue(struct imap_client *c, struct imap_cmd *cmd, imap_cmd_cb cb, imap_chunk_
 	pump(c);
 }
 
+/* Take a command into the queue, under the caps; ends IDLE first. */
 int
 imap_client_command(struct imap_client *c, struct imap_cmd *cmd, imap_cmd_cb cb,
                     imap_chunk_cb chunk, void *arg, const char **errstr)
@@ -540,6 +553,7 @@ idle_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	c->idle_renew = false;
 }
 
+/* Queue IDLE; untagged responses go to on_untagged while it runs. */
 int
 imap_client_idle(struct imap_client *c, const char **errstr)
 {
@@ -560,6 +574,7 @@ imap_client_idle(struct imap_client *c, const char **errstr)
 	return 0;
 }
 
+/* End IDLE with DONE, or drop an IDLE not yet written. */
 void
 imap_client_idle_done(struct imap_client *c)
 {
@@ -590,6 +605,7 @@ struct logout_arg {
 	void *arg;
 };
 
+/* LOGOUT's status. */
 static void
 logout_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -609,6 +625,7 @@ logout_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	}
 }
 
+/* Send LOGOUT; the close that follows is not an error. */
 int
 imap_client_logout(struct imap_client *c, imap_cmd_cb cb, void *arg)
 {
@@ -676,6 +693,7 @@ on_greeting(struct imap_client *c, const struct imap_response *r)
 	login_step(c);
 }
 
+/* One response from the parser: routed as the top of this file says. */
 static int
 parser_response(const struct imap_response *r, void *arg)
 {
@@ -763,6 +781,7 @@ parser_response(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* A piece of a streamed literal: to the oldest command's chunk callback. */
 static int
 parser_chunk(const struct imap_literal_info *li, const char *data, size_t len, void *arg)
 {
@@ -841,6 +860,7 @@ tls_error(struct imap_client *c, char *buf, size_t len)
 		snprintf(buf, len, "handshake failed");
 }
 
+/* Connected (TCP: TLS next for imaps://; TLS: the login goes on), or failed. */
 static void
 event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -919,6 +939,7 @@ start_tls(struct imap_client *c)
 
 /* ---- logging in ---- */
 
+/* CAPABILITY answered during the login: the next step. */
 static void
 login_cap_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -932,6 +953,7 @@ login_cap_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	login_step(c);
 }
 
+/* STARTTLS answered: TLS is stacked once the input is empty. */
 static void
 starttls_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -946,6 +968,7 @@ starttls_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	c->caps = 0;
 }
 
+/* The login answered: wrong password (AUTH), or the next step. */
 static void
 auth_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -965,6 +988,7 @@ auth_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	login_step(c);
 }
 
+/* ENABLE answered (or not needed): the connection is ready. */
 static void
 enable_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -1119,6 +1143,7 @@ parse_url(struct imap_client *c, const char *url, const char **errstr)
 	return 0;
 }
 
+/* Parse the url, set up TLS and DNS, and start connecting. */
 struct imap_client *
 imap_client_new(struct event_base *base, const struct imap_client_conf *conf,
                 const struct imap_client_cbs *cbs, void *arg, const char **errstr)
@@ -1206,6 +1231,7 @@ fail:
 	return NULL;
 }
 
+/* Close and free, or only mark when inside a callback (freed on the way out). */
 void
 imap_client_free(struct imap_client *c)
 {
@@ -1239,30 +1265,35 @@ imap_client_free(struct imap_client *c)
 	free(c);
 }
 
+/* Where the connection is. */
 enum imap_client_state
 imap_client_state(const struct imap_client *c)
 {
 	return c->state;
 }
 
+/* The capabilities last learnt. */
 uint32_t
 imap_client_caps(const struct imap_client *c)
 {
 	return c->caps;
 }
 
+/* What ENABLE enabled. */
 uint32_t
 imap_client_enabled(const struct imap_client *c)
 {
 	return c->enabled;
 }
 
+/* Commands queued or in flight. */
 unsigned
 imap_client_pending(const struct imap_client *c)
 {
 	return c->npending;
 }
 
+/* Whether the connection is encrypted. */
 bool
 imap_client_tls(const struct imap_client *c)
 {

@@ -50,6 +50,7 @@ static const struct {
     {"STATUS=SIZE", IMAP_CAP_STATUS_SIZE},
 };
 
+/* The bit of a capability name, 0 for one abqd ignores. */
 uint32_t
 imap_cap_bit(const char *name)
 {
@@ -59,6 +60,7 @@ imap_cap_bit(const char *name)
 	return 0;
 }
 
+/* The name of a capability bit. */
 const char *
 imap_cap_name(uint32_t bit)
 {
@@ -68,6 +70,7 @@ imap_cap_name(uint32_t bit)
 	return NULL;
 }
 
+/* The capability bits of a list of atoms. */
 uint32_t
 imap_caps_of(const struct imap_node *first)
 {
@@ -104,6 +107,7 @@ static const struct {
     {"\\Important", IMAP_LIST_IMPORTANT},
 };
 
+/* A LIST response: flags, delimiter, name decoded to UTF-8. */
 int
 imap_list_read(const struct imap_response *r, bool utf8, struct imap_list *out, const char **errstr)
 {
@@ -156,6 +160,7 @@ imap_list_read(const struct imap_response *r, bool utf8, struct imap_list *out, 
 
 /* ---- STATUS ---- */
 
+/* A STATUS response's counters. */
 int
 imap_status_read(const struct imap_response *r, struct imap_status_data *out, const char **errstr)
 {
@@ -220,6 +225,7 @@ node_set(const struct imap_node *n, struct imap_uidset *set, const char **errstr
 	return imap_uidset_parse(set, n->s, n->len, errstr);
 }
 
+/* VANISHED [(EARLIER)] uid-set. */
 int
 imap_vanished_read(const struct imap_response *r, bool *earlier, struct imap_uidset *set,
                    const char **errstr)
@@ -242,6 +248,7 @@ imap_vanished_read(const struct imap_response *r, bool *earlier, struct imap_uid
 	return node_set(n, set, errstr);
 }
 
+/* SEARCH numbers into a set, and its MODSEQ. */
 int
 imap_search_read(const struct imap_response *r, struct imap_uidset *set, uint64_t *modseq,
                  const char **errstr)
@@ -274,6 +281,7 @@ node_u32(const struct imap_node *n, uint32_t *out)
 	return 0;
 }
 
+/* An ESEARCH response: correlator, UID, MIN, MAX, COUNT, ALL, MODSEQ. */
 int
 imap_esearch_read(const struct imap_response *r, struct imap_esearch *out, const char **errstr)
 {
@@ -331,6 +339,7 @@ imap_esearch_read(const struct imap_response *r, struct imap_esearch *out, const
 
 /* ---- FETCH ---- */
 
+/* The IMAP_FLAG_* bits of a flag list. */
 uint32_t
 imap_flags_of(const struct imap_node *list)
 {
@@ -382,6 +391,7 @@ addr_list(const struct imap_node *n, const struct imap_node **out)
 	return 0;
 }
 
+/* The ten fields of an ENVELOPE. 0 or -1. */
 static int
 envelope_read(const struct imap_node *l, struct imap_envelope *e)
 {
@@ -400,6 +410,7 @@ envelope_read(const struct imap_node *l, struct imap_envelope *e)
 	return 0;
 }
 
+/* One address of an address list. */
 int
 imap_address_get(const struct imap_node *list, uint32_t index, struct imap_address *out)
 {
@@ -415,6 +426,7 @@ imap_address_get(const struct imap_node *list, uint32_t index, struct imap_addre
 	return 0;
 }
 
+/* A body parameter's value by name. */
 const char *
 imap_param(const struct imap_node *params, const char *name)
 {
@@ -428,6 +440,7 @@ imap_param(const struct imap_node *params, const char *name)
 	return NULL;
 }
 
+/* Free a body tree and its siblings. */
 void
 imap_body_free(struct imap_body *b)
 {
@@ -548,6 +561,7 @@ bad:
 	return NULL;
 }
 
+/* The part numbered section in a body tree. */
 const struct imap_body *
 imap_body_find(const struct imap_body *b, const char *section)
 {
@@ -599,6 +613,7 @@ body_item(const struct imap_node *name, struct imap_body_item *it)
 	return 0;
 }
 
+/* Free what a FETCH reading owns (its body tree). */
 void
 imap_fetch_clear(struct imap_fetch *f)
 {
@@ -606,6 +621,7 @@ imap_fetch_clear(struct imap_fetch *f)
 	memset(f, 0, sizeof(*f));
 }
 
+/* A FETCH response's items, each checked for its shape. */
 int
 imap_fetch_read(const struct imap_response *r, struct imap_fetch *out, const char **errstr)
 {
@@ -699,6 +715,7 @@ fail:
 
 /* ---- dates ---- */
 
+/* An IMAP date-time as UTC seconds. */
 int
 imap_datetime_parse(const char *s, time_t *out)
 {

@@ -60,6 +60,7 @@ struct imap_parser {
 
 /* ---- the framing layer ---- */
 
+/* A parser calling cbs with arg. */
 struct imap_parser *
 imap_parser_new(const struct imap_parser_cbs *cbs, void *arg)
 {
@@ -89,21 +90,23 @@ imap_parser_free(struct imap_parser *p)
 	free(p);
 }
 
+/* Whether no partial response is held. */
 bool
 imap_parser_idle(const struct imap_parser *p)
 {
 	return p->state == P_LINE && p->buf.len == 0;
 }
 
+/* Bytes of the response being read. */
 size_t
 imap_parser_held(const struct imap_parser *p)
 {
 	return p->buf.len;
 }
 
-/* Kill the parser with a message (formatted into p->err). Returns -1. */
 static int fail(struct imap_parser *p, const char **errstr, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Kill the parser with a message (formatted into p->err). Returns -1. */
 static int
 fail(struct imap_parser *p, const char **errstr, const char *fmt, ...)
 {
@@ -347,6 +350,7 @@ struct rd {
 	const char **errstr;
 };
 
+/* A malformed response: the message with where in the response. Returns -1. */
 static int
 rd_fail(struct rd *r, const char *what)
 {
@@ -356,6 +360,7 @@ rd_fail(struct rd *r, const char *what)
 	return -1;
 }
 
+/* A node from the blocks kept across responses, under IMAP_NODES_MAX. */
 static struct imap_node *
 node_new(struct rd *r, enum imap_node_type t)
 {
@@ -399,6 +404,7 @@ text_copy(struct imap_parser *p, const char *s, size_t n)
 	return t;
 }
 
+/* Whether c ends an atom (in a response code ']' does too). */
 static bool
 is_atom_end(char c, bool in_code)
 {
@@ -788,6 +794,7 @@ deliver:
 
 /* ---- nodes ---- */
 
+/* A node's text; NULL for NIL and lists. */
 const char *
 imap_node_str(const struct imap_node *n)
 {
@@ -796,6 +803,7 @@ imap_node_str(const struct imap_node *n)
 	return n->s;
 }
 
+/* The index-th child of a list. */
 const struct imap_node *
 imap_node_child(const struct imap_node *n, uint32_t index)
 {
@@ -808,6 +816,7 @@ imap_node_child(const struct imap_node *n, uint32_t index)
 	return c;
 }
 
+/* Whether a node is the atom s (case-insensitive). */
 bool
 imap_node_is(const struct imap_node *n, const char *s)
 {
@@ -827,6 +836,7 @@ dump_add(char *buf, size_t len, size_t *at, const char *s, size_t n)
 	buf[*at] = '\0';
 }
 
+/* Write nodes and their siblings into buf (see imap_node_dump). */
 static void
 dump_nodes(const struct imap_node *n, char *buf, size_t len, size_t *at)
 {
@@ -874,6 +884,7 @@ dump_nodes(const struct imap_node *n, char *buf, size_t len, size_t *at)
 	}
 }
 
+/* A node list as one line of text. */
 const char *
 imap_node_dump(const struct imap_node *first, char *buf, size_t len)
 {
@@ -886,6 +897,7 @@ imap_node_dump(const struct imap_node *first, char *buf, size_t len)
 	return buf;
 }
 
+/* A response as one line of text. */
 const char *
 imap_response_dump(const struct imap_response *r, char *buf, size_t len)
 {
@@ -952,6 +964,7 @@ uidset_normalize(struct imap_uidset *s)
 	s->n = o;
 }
 
+/* Add lo..hi, merged with its neighbours (ascending adds cost O(1)). */
 void
 imap_uidset_add(struct imap_uidset *s, uint32_t lo, uint32_t hi)
 {
@@ -1011,6 +1024,7 @@ uidset_num(const char **p, const char *end, uint32_t *out)
 	return 0;
 }
 
+/* Parse a sequence set into s. */
 int
 imap_uidset_parse(struct imap_uidset *s, const char *text, size_t len, const char **errstr)
 {
@@ -1052,6 +1066,7 @@ imap_uidset_parse(struct imap_uidset *s, const char *text, size_t len, const cha
 	return 0;
 }
 
+/* A set in IMAP's spelling. */
 char *
 imap_uidset_format(const struct imap_uidset *s)
 {
@@ -1077,6 +1092,7 @@ imap_uidset_format(const struct imap_uidset *s)
 	return sbuf_take(&b);
 }
 
+/* Whether uid is in the set (binary search). */
 bool
 imap_uidset_contains(const struct imap_uidset *s, uint32_t uid)
 {
@@ -1095,6 +1111,7 @@ imap_uidset_contains(const struct imap_uidset *s, uint32_t uid)
 	return false;
 }
 
+/* How many numbers the set holds. */
 uint64_t
 imap_uidset_count(const struct imap_uidset *s)
 {
@@ -1105,6 +1122,7 @@ imap_uidset_count(const struct imap_uidset *s)
 	return c;
 }
 
+/* Empty the set and free its ranges. */
 void
 imap_uidset_clear(struct imap_uidset *s)
 {
@@ -1116,6 +1134,7 @@ imap_uidset_clear(struct imap_uidset *s)
 
 static const char mb64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
+/* The value of a modified base64 character, -1 for none. */
 static int
 mb64_val(char c)
 {
@@ -1157,6 +1176,7 @@ put_utf8(char *out, size_t cap, size_t *at, uint32_t cp)
 	return 0;
 }
 
+/* Modified UTF-7 to UTF-8. */
 long
 imap_mutf7_decode(const char *in, size_t len, char *out, size_t cap)
 {
@@ -1268,6 +1288,7 @@ get_utf8(const unsigned char *s, size_t n, uint32_t *cp)
 	return k;
 }
 
+/* UTF-8 to modified UTF-7. */
 long
 imap_mutf7_encode(const char *in, size_t len, char *out, size_t cap)
 {

@@ -44,6 +44,7 @@ finish(int s)
 	event_base_loopbreak(base);
 }
 
+/* Print why the sequence failed and stop. */
 static void
 fail_line(const char *what)
 {
@@ -63,6 +64,7 @@ print_caps(const char *label, uint32_t caps)
 	printf("\n");
 }
 
+/* A connection failed: expected only for the wrong password. */
 static void
 on_error(struct imap_client *c, enum imap_error e, const char *msg, void *arg)
 {
@@ -78,6 +80,7 @@ on_error(struct imap_client *c, enum imap_error e, const char *msg, void *arg)
 	finish(1);
 }
 
+/* Untagged data outside commands: an EXISTS during IDLE wakes the probe. */
 static void
 on_untagged(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -120,6 +123,7 @@ tagged_ok(const struct imap_response *r, const char *what)
 	return true;
 }
 
+/* A connection is logged in: the next step for it. */
 static void
 on_ready(struct imap_client *c, void *arg)
 {
@@ -143,6 +147,7 @@ on_ready(struct imap_client *c, void *arg)
 	}
 }
 
+/* Each LIST line printed; then SELECT. */
 static void
 list_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -169,6 +174,7 @@ list_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	}
 }
 
+/* LIST "" "*" RETURN (SPECIAL-USE). */
 static void
 step_list(void)
 {
@@ -180,6 +186,7 @@ step_list(void)
 	send_cmd(c1, cmd, list_cb, NULL);
 }
 
+/* SELECT's counters noted; then the FETCH. */
 static void
 select_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -202,6 +209,7 @@ select_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		hms = r->code_args->num;
 }
 
+/* SELECT INBOX, with CONDSTORE when offered. */
 static void
 step_select(void)
 {
@@ -233,6 +241,7 @@ print_parts(const struct imap_body *b)
 	}
 }
 
+/* One line per message fetched; the largest is remembered. */
 static void
 fetch_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -266,6 +275,7 @@ fetch_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	imap_fetch_clear(&f);
 }
 
+/* UID FETCH of every message's metadata and structure. */
 static void
 step_fetch(void)
 {
@@ -275,6 +285,7 @@ step_fetch(void)
 	send_cmd(c1, cmd, fetch_cb, NULL);
 }
 
+/* Count the streamed bytes (none are kept). */
 static int
 body_chunk(struct imap_client *c, const struct imap_literal_info *li, const char *data, size_t len,
            void *arg)
@@ -283,6 +294,7 @@ body_chunk(struct imap_client *c, const struct imap_literal_info *li, const char
 	return 0;
 }
 
+/* The streamed size against RFC822.SIZE; then IDLE. */
 static void
 body_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -296,6 +308,7 @@ body_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	}
 }
 
+/* UID FETCH of the largest message's BODY[], streamed. */
 static void
 step_body(void)
 {
@@ -306,6 +319,7 @@ step_body(void)
 	send_cmd(c1, cmd, body_cb, body_chunk);
 }
 
+/* IDLE was not woken in time. */
 static void
 idle_guard_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -325,6 +339,7 @@ idle_started(evutil_socket_t fd, short what, void *arg)
 		fail_line(err);
 }
 
+/* Start IDLE, and a second connection that will APPEND. */
 static void
 step_idle(void)
 {
@@ -341,6 +356,7 @@ step_idle(void)
 	event_base_once(base, -1, EV_TIMEOUT, idle_started, NULL, &soon);
 }
 
+/* LOGOUT's status. */
 static void
 logout_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -366,6 +382,7 @@ step_wrong(void)
 		fail_line(err);
 }
 
+/* Run the sequence (or the tests). */
 int
 main(int argc, char **argv)
 {

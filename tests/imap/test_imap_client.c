@@ -56,6 +56,7 @@ struct client_log {
 	struct event_base *base;
 };
 
+/* Write the current step's reply. */
 static void
 srv_reply(struct server *s)
 {
@@ -66,12 +67,14 @@ srv_reply(struct server *s)
 		bufferevent_write(s->bev, st->reply, strlen(st->reply));
 }
 
+/* A delayed reply is due. */
 static void
 srv_delay_cb(evutil_socket_t fd, short what, void *arg)
 {
 	srv_reply(arg);
 }
 
+/* Each line the client wrote: logged, and answered when it is the next expected. */
 static void
 srv_read(struct bufferevent *bev, void *arg)
 {
@@ -102,6 +105,7 @@ srv_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The client closed: forget its connection. */
 static void
 srv_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -111,6 +115,7 @@ srv_event(struct bufferevent *bev, short what, void *arg)
 	s->bev = NULL;
 }
 
+/* A client connected: greet it. */
 static void
 srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
@@ -122,6 +127,7 @@ srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 	bufferevent_write(s->bev, s->greeting, strlen(s->greeting));
 }
 
+/* Listen on 127.0.0.1 (a free port) with a greeting and a script. */
 static void
 srv_start(struct server *s, struct event_base *base, const char *greeting,
           const struct step *script)
@@ -143,6 +149,7 @@ srv_start(struct server *s, struct event_base *base, const char *greeting,
 	s->delay = evtimer_new(base, srv_delay_cb, s);
 }
 
+/* Stop listening and free the server. */
 static void
 srv_stop(struct server *s)
 {
@@ -155,6 +162,7 @@ srv_stop(struct server *s)
 
 /* ---- the client's side ---- */
 
+/* Logged in: noted, and the loop stops. */
 static void
 on_ready(struct imap_client *c, void *arg)
 {
@@ -165,6 +173,7 @@ on_ready(struct imap_client *c, void *arg)
 	event_base_loopbreak(cl->base);
 }
 
+/* Untagged data outside commands: logged, and the loop stops. */
 static void
 on_untagged(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -175,6 +184,7 @@ on_untagged(struct imap_client *c, const struct imap_response *r, void *arg)
 	event_base_loopbreak(cl->base);
 }
 
+/* The drop: logged, and the loop stops. */
 static void
 on_error(struct imap_client *c, enum imap_error e, const char *msg, void *arg)
 {
@@ -210,6 +220,7 @@ cmd_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		event_base_loopbreak(cl->base);
 }
 
+/* A client for the scripted server, its callbacks into cl. */
 static struct imap_client *
 connect_client(struct event_base *base, int port, struct client_log *cl, bool plain,
                unsigned max_queue, unsigned cmd_timeout)
@@ -516,6 +527,7 @@ free_in_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	event_base_loopbreak(cl->base);
 }
 
+/* Freeing the client inside a command's callback is safe. */
 static void
 test_free_inside_callback(void **state)
 {
@@ -542,6 +554,7 @@ test_free_inside_callback(void **state)
 	event_base_free(base);
 }
 
+/* Run the sequence (or the tests). */
 int
 main(void)
 {

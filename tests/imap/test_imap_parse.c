@@ -26,6 +26,7 @@ struct rec {
 	void *check_arg;
 };
 
+/* Record a response as one line of the transcript. */
 static int
 rec_response(const struct imap_response *r, void *arg)
 {
@@ -40,6 +41,7 @@ rec_response(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* Record a streamed literal once its last piece came. */
 static int
 rec_chunk(const struct imap_literal_info *li, const char *data, size_t len, void *arg)
 {
@@ -126,6 +128,7 @@ parse_all(const char *in, size_t len, bool stream, const char **err)
 	return whole;
 }
 
+/* in gives exactly want, however it is split. */
 static void
 expect(const char *in, const char *want)
 {
@@ -137,6 +140,7 @@ expect(const char *in, const char *want)
 	free(got);
 }
 
+/* in (len bytes) is refused with an error containing errpart, however split. */
 static void
 expect_error_n(const char *in, size_t len, const char *errpart)
 {
@@ -149,6 +153,7 @@ expect_error_n(const char *in, size_t len, const char *errpart)
 	free(got);
 }
 
+/* expect_error_n for a string. */
 static void
 expect_error(const char *in, const char *errpart)
 {
@@ -157,6 +162,7 @@ expect_error(const char *in, const char *errpart)
 
 /* ---- statuses and continuations ---- */
 
+/* Tagged and untagged statuses, codes, continuations. */
 static void
 test_statuses(void **state)
 {
@@ -237,6 +243,7 @@ check_codes(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* Response codes' arguments as nodes. */
 static void
 test_codes(void **state)
 {
@@ -275,6 +282,7 @@ each(const char *in, int (*check)(const struct imap_response *, void *), void *a
 	free(rc.lit.p);
 }
 
+/* Collect capability bits. */
 static int
 check_caps(const struct imap_response *r, void *arg)
 {
@@ -285,6 +293,7 @@ check_caps(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* CAPABILITY and ENABLED data. */
 static void
 test_capability_enabled(void **state)
 {
@@ -310,6 +319,7 @@ struct lists {
 	struct imap_list l[8];
 };
 
+/* Read each LIST response. */
 static int
 check_list(const struct imap_response *r, void *arg)
 {
@@ -323,6 +333,7 @@ check_list(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* LIST: flags incl. SPECIAL-USE, delimiters, modified UTF-7 and literal names. */
 static void
 test_list(void **state)
 {
@@ -354,6 +365,7 @@ test_list(void **state)
 	assert_string_equal(ls.l[5].name, "2023");
 }
 
+/* Read the STATUS response. */
 static int
 check_status(const struct imap_response *r, void *arg)
 {
@@ -366,6 +378,7 @@ check_status(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* STATUS counters. */
 static void
 test_status(void **state)
 {
@@ -393,6 +406,7 @@ struct nums {
 	struct imap_esearch es;
 };
 
+/* Read the numeric responses. */
 static int
 check_nums(const struct imap_response *r, void *arg)
 {
@@ -412,6 +426,7 @@ check_nums(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* EXISTS, EXPUNGE, VANISHED, SEARCH, ESEARCH. */
 static void
 test_numbers_sets(void **state)
 {
@@ -469,6 +484,7 @@ static const char fetch_sample[] =
     "\"MIXED\") 80)(\"IMAGE\" \"PNG\" NIL \"<id1>\" NIL \"BASE64\" 300 NIL (\"inline\" NIL) "
     "NIL NIL) \"MIXED\" (\"BOUNDARY\" \"xx\") NIL NIL NIL))\r\n";
 
+/* Every field of the sample FETCH. */
 static int
 check_fetch(const struct imap_response *r, void *arg)
 {
@@ -525,6 +541,7 @@ check_fetch(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* FETCH with ENVELOPE and a nested BODYSTRUCTURE. */
 static void
 test_fetch(void **state)
 {
@@ -556,6 +573,7 @@ check_single(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* A single-part message's body. */
 static void
 test_fetch_single_part(void **state)
 {
@@ -590,6 +608,7 @@ check_items(const struct imap_response *r, void *arg)
 	return 0;
 }
 
+/* BODY[]/BINARY[] literals streamed, others held. */
 static void
 test_streamed_literals(void **state)
 {
@@ -641,12 +660,14 @@ count_chunk(const struct imap_literal_info *li, const char *data, size_t len, vo
 	return 0;
 }
 
+/* Take a response and do nothing. */
 static int
 noop_response(const struct imap_response *r, void *arg)
 {
 	return 0;
 }
 
+/* A 50 MB BODY[] passes while the parser holds a few bytes. */
 static void
 test_large_literal_streamed(void **state)
 {
@@ -675,6 +696,7 @@ test_large_literal_streamed(void **state)
 
 /* ---- malformed input and caps ---- */
 
+/* Malformed input refused with a precise error; a dead parser takes nothing. */
 static void
 test_malformed(void **state)
 {
@@ -709,6 +731,7 @@ test_malformed(void **state)
 	imap_parser_free(p);
 }
 
+/* The line, node and response caps. */
 static void
 test_caps_hit(void **state)
 {
@@ -758,6 +781,7 @@ test_caps_hit(void **state)
 
 /* ---- uid sets, modified UTF-7, dates ---- */
 
+/* uid sets: parse, merge, format, contains, count, bad input. */
 static void
 test_uidset(void **state)
 {
@@ -794,6 +818,7 @@ test_uidset(void **state)
 	imap_uidset_clear(&s);
 }
 
+/* Modified UTF-7 both ways, and bad input. */
 static void
 test_mutf7(void **state)
 {
@@ -827,6 +852,7 @@ test_mutf7(void **state)
 	assert_int_equal(imap_mutf7_encode("abcdef", 6, buf, 4), -1);
 }
 
+/* IMAP date-times. */
 static void
 test_datetime(void **state)
 {
@@ -841,6 +867,7 @@ test_datetime(void **state)
 	assert_int_equal(imap_datetime_parse("1-Jan-2026 00:00:00", &t), -1);
 }
 
+/* Run the sequence (or the tests). */
 int
 main(void)
 {
