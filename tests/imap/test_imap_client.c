@@ -220,6 +220,9 @@ cmd_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		event_base_loopbreak(cl->base);
 }
 
+/* What the next connect_client sets (tests that need other values change them). */
+static unsigned connect_timeout_s = 5, idle_renew_s;
+
 /* A client for the scripted server, its callbacks into cl. */
 static struct imap_client *
 connect_client(struct event_base *base, int port, struct client_log *cl, bool plain,
@@ -231,7 +234,8 @@ connect_client(struct event_base *base, int port, struct client_log *cl, bool pl
 	                                .allow_plaintext = plain,
 	                                .max_queue = max_queue,
 	                                .command_timeout = cmd_timeout,
-	                                .connect_timeout = 5};
+	                                .connect_timeout = connect_timeout_s,
+	                                .idle_renew = idle_renew_s};
 	struct imap_client_cbs cbs = {
 	    .on_ready = on_ready, .on_untagged = on_untagged, .on_error = on_error};
 	const char *err;
@@ -555,6 +559,96 @@ test_free_inside_callback(void **state)
 }
 
 /* Run the sequence (or the tests). */
+/* Run the loop until the server saw needle (at most 5 s). */
+static void
+wait_seen(struct event_base *base, struct server *s, const char *needle)
+{
+	struct timeval tv = {0, 100000};
+
+	for (int i = 0; i < 50 && (s->seen.p == NULL || strstr(s->seen.p, needle) == NULL); i++) {
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	assert_non_null(s->seen.p);
+	assert_non_null(strstr(s->seen.p, needle));
+}
+
+/* IDLE is renewed (DONE, IDLE again) every idle_renew seconds. */
+static void
+test_idle_renewed(void **state)
+{
+	static const struct step script[] = {
+	    {"a1 AUTHENTICATE PLAIN AGFsaWNlAHAidw==", "a1 OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n",
+	     0},
+	    {"a2 IDLE", "+ idling\r\n", 0},
+	    {"DONE", "a2 OK Idle completed.\r\n", 0},
+	    {"a3 IDLE", "+ idling\r\n", 0},
+	    {NULL, NULL, 0},
+	};
+	struct event_base *base = event_base_new();
+	struct server s;
+	struct client_log cl;
+	const char *err;
+	(void)state;
+
+	srv_start(&s, base, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n", script);
+	idle_renew_s = 1;
+	connect_client(base, s.port, &cl, true, 0, 0);
+	idle_renew_s = 0;
+	loop(base);
+	assert_int_equal(imap_client_idle(cl.c, &err), 0);
+	wait_seen(base, &s, "a3 IDLE");
+	assert_string_equal(s.seen.p, "a1 AUTHENTICATE PLAIN AGFsaWNlAHAidw==\na2 IDLE\nDONE\n"
+	                              "a3 IDLE\n");
+	assert_int_equal(imap_client_state(cl.c), IMAP_STATE_IDLE);
+	assert_int_equal(cl.errors, 0);
+	imap_client_free(cl.c);
+	free(cl.t.p);
+	srv_stop(&s);
+	event_base_free(base);
+}
+
+/* No greeting within connect_timeout: TIMEOUT; a closed port: CONNECT; BYE: CLOSED. */
+static void
+test_connect_failures(void **state)
+{
+	static const struct step none[] = {{NULL, NULL, 0}};
+	struct event_base *base = event_base_new();
+	struct server s;
+	struct client_log cl;
+	int port;
+	(void)state;
+
+	srv_start(&s, base, "", none);
+	connect_timeout_s = 1;
+	connect_client(base, s.port, &cl, true, 0, 0);
+	connect_timeout_s = 5;
+	loop(base);
+	assert_int_equal(cl.errors, 1);
+	assert_int_equal(cl.err, IMAP_ERR_TIMEOUT);
+	imap_client_free(cl.c);
+	free(cl.t.p);
+	port = s.port;
+	srv_stop(&s);
+
+	connect_client(base, port, &cl, true, 0, 0);
+	loop(base);
+	assert_int_equal(cl.err, IMAP_ERR_CONNECT);
+	imap_client_free(cl.c);
+	free(cl.t.p);
+
+	srv_start(&s, base, "* BYE Too many connections\r\n", none);
+	connect_client(base, s.port, &cl, true, 0, 0);
+	loop(base);
+	assert_int_equal(cl.errors, 1);
+	assert_int_equal(cl.err, IMAP_ERR_CLOSED);
+	assert_string_equal(cl.t.p, "error Too many connections\n");
+	imap_client_free(cl.c);
+	free(cl.t.p);
+	srv_stop(&s);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -566,6 +660,8 @@ main(void)
 	    cmocka_unit_test(test_timeout_and_queue_cap),
 	    cmocka_unit_test(test_no_starttls_refused_and_wrong_password),
 	    cmocka_unit_test(test_free_inside_callback),
+	    cmocka_unit_test(test_idle_renewed),
+	    cmocka_unit_test(test_connect_failures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
