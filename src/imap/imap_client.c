@@ -450,7 +450,10 @@ forget_password(struct imap_client *c)
 	}
 }
 
-/* The end: callbacks of the commands left get NULL, then on_error (unless quiet). */
+/*
+ * The end: callbacks of the commands left get NULL, then on_error (unless
+ * quiet). A callback that frees c is honoured when this returns.
+ */
 static void
 client_fail(struct imap_client *c, enum imap_error e, const char *msg)
 {
@@ -458,6 +461,7 @@ client_fail(struct imap_client *c, enum imap_error e, const char *msg)
 
 	if (c->state == IMAP_STATE_DEAD)
 		return;
+	c->depth++; /* a callback below may free c: not before the end */
 	c->state = IMAP_STATE_DEAD;
 	close_io(c);
 	forget_password(c);
@@ -481,6 +485,9 @@ client_fail(struct imap_client *c, enum imap_error e, const char *msg)
 		log_debug("imap: %s: %s", imap_error_str(e), msg);
 		c->cbs.on_error(c, e, msg, c->arg);
 	}
+	c->depth--;
+	if (c->depth == 0 && c->freed)
+		imap_client_free(c);
 }
 
 /* ---- submitting ---- */
