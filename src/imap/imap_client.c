@@ -202,6 +202,17 @@ imap_cmd_rawf(struct imap_cmd *cmd, const char *fmt, ...)
 	free(s);
 }
 
+/* Append a space and a set in IMAP's spelling (nothing for an empty set). */
+void
+imap_cmd_uidset(struct imap_cmd *cmd, const struct imap_uidset *set)
+{
+	char *f = imap_uidset_format(set);
+
+	if (f[0] != '\0')
+		imap_cmd_raw(cmd, f);
+	free(f);
+}
+
 /* Append a space and a literal; its announcement is chosen when it is written. */
 void
 imap_cmd_literal(struct imap_cmd *cmd, const void *data, size_t len)

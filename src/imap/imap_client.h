@@ -76,7 +76,7 @@ enum imap_client_state {
 struct evdns_base;
 
 struct imap_client_conf {
-	const char *url;      /* imap://host[:port] or imaps://host[:port] (copied) */
+	const char *url; /* imap://host[:port] or imaps://host[:port] (copied) */
 	/* Resolves a host name (borrowed; NULL: the client makes its own when needed). */
 	struct evdns_base *dns;
 	const char *ca_file;  /* PEM CA bundle; NULL: the system store */
@@ -146,6 +146,8 @@ void imap_cmd_rawf(struct imap_cmd *cmd, const char *fmt, ...)
 void imap_cmd_astring(struct imap_cmd *cmd, const char *s);
 /* A space and a quoted string (a literal when it cannot be quoted). */
 void imap_cmd_string(struct imap_cmd *cmd, const char *s);
+/* A space and a uid (or sequence) set, "1:3,7" ('*' for UINT32_MAX); "" sends nothing. */
+void imap_cmd_uidset(struct imap_cmd *cmd, const struct imap_uidset *set);
 /* A space and a literal of len bytes (copied). */
 void imap_cmd_literal(struct imap_cmd *cmd, const void *data, size_t len);
 /*

@@ -313,8 +313,11 @@ static void
 step_body(void)
 {
 	struct imap_cmd *cmd = imap_cmd_new("UID FETCH");
+	struct imap_uidset set = {0};
 
-	imap_cmd_rawf(cmd, "%u", big_uid);
+	imap_uidset_add(&set, big_uid, big_uid);
+	imap_cmd_uidset(cmd, &set);
+	imap_uidset_clear(&set);
 	imap_cmd_raw(cmd, "(UID BODY.PEEK[])");
 	send_cmd(c1, cmd, body_cb, body_chunk);
 }
