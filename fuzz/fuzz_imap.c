@@ -59,23 +59,23 @@ readers(const struct imap_response *r)
 
 		(void)imap_status_read(r, &st, &err);
 	} else if (strcmp(r->name, "VANISHED") == 0) {
-		struct imap_uidset s = {0};
+		struct uidset s = {0};
 		bool earlier;
 
 		if (imap_vanished_read(r, &earlier, &s, &err) == 0)
-			free(imap_uidset_format(&s));
-		imap_uidset_clear(&s);
+			free(uidset_format(&s));
+		uidset_clear(&s);
 	} else if (strcmp(r->name, "SEARCH") == 0) {
-		struct imap_uidset s = {0};
+		struct uidset s = {0};
 		uint64_t modseq;
 
 		(void)imap_search_read(r, &s, &modseq, &err);
-		imap_uidset_clear(&s);
+		uidset_clear(&s);
 	} else if (strcmp(r->name, "ESEARCH") == 0) {
 		struct imap_esearch es = {0};
 
 		(void)imap_esearch_read(r, &es, &err);
-		imap_uidset_clear(&es.all);
+		uidset_clear(&es.all);
 	} else if (strcmp(r->name, "FETCH") == 0) {
 		struct imap_fetch f;
 		struct imap_address a;

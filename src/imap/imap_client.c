@@ -204,9 +204,9 @@ imap_cmd_rawf(struct imap_cmd *cmd, const char *fmt, ...)
 
 /* Append a space and a set in IMAP's spelling (nothing for an empty set). */
 void
-imap_cmd_uidset(struct imap_cmd *cmd, const struct imap_uidset *set)
+imap_cmd_uidset(struct imap_cmd *cmd, const struct uidset *set)
 {
-	char *f = imap_uidset_format(set);
+	char *f = uidset_format(set);
 
 	if (f[0] != '\0')
 		imap_cmd_raw(cmd, f);

@@ -147,7 +147,7 @@ void imap_cmd_astring(struct imap_cmd *cmd, const char *s);
 /* A space and a quoted string (a literal when it cannot be quoted). */
 void imap_cmd_string(struct imap_cmd *cmd, const char *s);
 /* A space and a uid (or sequence) set, "1:3,7" ('*' for UINT32_MAX); "" sends nothing. */
-void imap_cmd_uidset(struct imap_cmd *cmd, const struct imap_uidset *set);
+void imap_cmd_uidset(struct imap_cmd *cmd, const struct uidset *set);
 /* A space and a literal of len bytes (copied). */
 void imap_cmd_literal(struct imap_cmd *cmd, const void *data, size_t len);
 /*

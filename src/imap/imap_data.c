@@ -214,20 +214,47 @@ imap_status_read(const struct imap_response *r, struct imap_status_data *out, co
 
 /* ---- VANISHED, SEARCH, ESEARCH ---- */
 
-/* A node holding a sequence set (an atom "1:3,5", or a number). */
-static int
-node_set(const struct imap_node *n, struct imap_uidset *set, const char **errstr)
+/* Give a set from a server the server cap, unless its owner chose one. */
+static void
+server_cap(struct uidset *set)
 {
+	if (set->max_ranges == 0)
+		set->max_ranges = IMAP_UIDSET_MAX;
+}
+
+/*
+ * A node holding a sequence set (an atom "1:3,5", or a number), added to
+ * set: parsed straight into an empty set, else into a copy merged in.
+ */
+static int
+node_set(const struct imap_node *n, struct uidset *set, const char **errstr)
+{
+	struct uidset got = {0};
+
 	if (n == NULL || (n->type != IMAP_NODE_ATOM && n->type != IMAP_NODE_NUMBER)) {
 		*errstr = "uid set expected";
 		return -1;
 	}
-	return imap_uidset_parse(set, n->s, n->len, errstr);
+	server_cap(set);
+	if (set->n == 0)
+		return uidset_parse_n(set, n->s, n->len, errstr);
+	got.max_ranges = set->max_ranges;
+	if (uidset_parse_n(&got, n->s, n->len, errstr) < 0)
+		return -1;
+	for (size_t i = 0; i < got.n; i++) {
+		if (uidset_add_range(set, got.r[i].lo, got.r[i].hi) < 0) {
+			*errstr = "uid set of too many ranges";
+			uidset_clear(&got);
+			return -1;
+		}
+	}
+	uidset_clear(&got);
+	return 0;
 }
 
 /* VANISHED [(EARLIER)] uid-set. */
 int
-imap_vanished_read(const struct imap_response *r, bool *earlier, struct imap_uidset *set,
+imap_vanished_read(const struct imap_response *r, bool *earlier, struct uidset *set,
                    const char **errstr)
 {
 	const struct imap_node *n = r->data;
@@ -250,15 +277,19 @@ imap_vanished_read(const struct imap_response *r, bool *earlier, struct imap_uid
 
 /* SEARCH numbers into a set, and its MODSEQ. */
 int
-imap_search_read(const struct imap_response *r, struct imap_uidset *set, uint64_t *modseq,
+imap_search_read(const struct imap_response *r, struct uidset *set, uint64_t *modseq,
                  const char **errstr)
 {
 	const struct imap_node *n;
 
 	*modseq = 0;
+	server_cap(set);
 	for (n = r->data; n != NULL; n = n->next) {
 		if (n->type == IMAP_NODE_NUMBER && n->num > 0 && n->num < UINT32_MAX) {
-			imap_uidset_add(set, (uint32_t)n->num, (uint32_t)n->num);
+			if (uidset_add(set, (uint32_t)n->num) < 0) {
+				*errstr = "SEARCH result of too many ranges";
+				return -1;
+			}
 		} else if (n->type == IMAP_NODE_LIST && n->next == NULL && n->n == 2 &&
 		           imap_node_is(n->child, "MODSEQ") &&
 		           n->child->next->type == IMAP_NODE_NUMBER) {
@@ -286,7 +317,7 @@ int
 imap_esearch_read(const struct imap_response *r, struct imap_esearch *out, const char **errstr)
 {
 	const struct imap_node *n = r->data, *v;
-	struct imap_uidset keep = out->all;
+	struct uidset keep = out->all;
 
 	memset(out, 0, sizeof(*out));
 	out->all = keep;

@@ -43,6 +43,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "lib/uidset.h"
+
 #define IMAP_LINE_MAX     (1024 * 1024)
 #define IMAP_LITERAL_MAX  (1024 * 1024)
 #define IMAP_RESPONSE_MAX (4 * 1024 * 1024)
@@ -161,31 +163,13 @@ const char *imap_node_dump(const struct imap_node *first, char *buf, size_t len)
  */
 const char *imap_response_dump(const struct imap_response *r, char *buf, size_t len);
 
-/* ---- uid sets (also message sequence sets) ---- */
+/* ---- uid sets (also message sequence sets): lib/uidset.h ---- */
 
-struct imap_range {
-	uint32_t lo, hi; /* lo <= hi; UINT32_MAX stands for '*' */
-};
-
-/* Sorted, disjoint, non-adjacent ranges. Zero-initialised it is empty. */
-struct imap_uidset {
-	struct imap_range *r;
-	size_t n, cap;
-};
-
-/* The most ranges a set parsed from a server may have. */
+/*
+ * The most ranges a set read from a server may have (struct uidset's
+ * max_ranges; the readers below set it on a set that has none).
+ */
 #define IMAP_UIDSET_MAX 65536
-
-/* Add lo..hi (merged). */
-void imap_uidset_add(struct imap_uidset *s, uint32_t lo, uint32_t hi);
-/* Parse "1:3,5,9:*" (ranges in any order, merged). 0, or -1 with *errstr. */
-int imap_uidset_parse(struct imap_uidset *s, const char *text, size_t len, const char **errstr);
-/* "1:3,5,9:*" in a new string ("" for an empty set). */
-char *imap_uidset_format(const struct imap_uidset *s);
-bool imap_uidset_contains(const struct imap_uidset *s, uint32_t uid);
-/* The count of numbers in the set ('*' counted as one number). */
-uint64_t imap_uidset_count(const struct imap_uidset *s);
-void imap_uidset_clear(struct imap_uidset *s);
 
 /* ---- modified UTF-7 (RFC 3501 5.1.3) ---- */
 
@@ -292,12 +276,18 @@ struct imap_status_data {
 int imap_status_read(const struct imap_response *r, struct imap_status_data *out,
                      const char **errstr);
 
-/* VANISHED [(EARLIER)] uid-set: into *set (added to it). 0 or -1. */
-int imap_vanished_read(const struct imap_response *r, bool *earlier, struct imap_uidset *set,
+/*
+ * VANISHED [(EARLIER)] uid-set: into *set (added to it). 0, or -1 with
+ * *errstr (a malformed set, or *set would pass its cap).
+ */
+int imap_vanished_read(const struct imap_response *r, bool *earlier, struct uidset *set,
                        const char **errstr);
 
-/* SEARCH n n n [(MODSEQ m)]: the numbers added to *set, *modseq (0 if none). 0 or -1. */
-int imap_search_read(const struct imap_response *r, struct imap_uidset *set, uint64_t *modseq,
+/*
+ * SEARCH n n n [(MODSEQ m)]: the numbers added to *set, *modseq (0 if
+ * none). 0, or -1 with *errstr (malformed, or *set would pass its cap).
+ */
+int imap_search_read(const struct imap_response *r, struct uidset *set, uint64_t *modseq,
                      const char **errstr);
 
 struct imap_esearch {
@@ -306,7 +296,7 @@ struct imap_esearch {
 	bool has_min, has_max, has_count;
 	uint32_t min, max, count;
 	uint64_t modseq;
-	struct imap_uidset all; /* ALL: added to (caller clears) */
+	struct uidset all; /* ALL: added to (caller clears) */
 };
 
 /* An ESEARCH response. 0 or -1 with *errstr. */

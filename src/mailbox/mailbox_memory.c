@@ -147,6 +147,14 @@ cur_parse(const char *text, struct cur *c)
 	c->since = v;
 	if (strcmp(set, "-") != 0 && uidset_parse(&c->have, set, &e) < 0)
 		goto out;
+	/*
+	 * UIDs here stop below UINT32_MAX (append refuses at uidnext
+	 * UINT32_MAX), so the cursors written never hold it: a set reaching it
+	 * ('*', "1:*", 4294967295) would read as "the device has every UID to
+	 * come" and hide all new mail. Not one of ours.
+	 */
+	if (uidset_max(&c->have) == UINT32_MAX)
+		goto out;
 	for (char *p = own, *s2 = NULL, *tok; p && (tok = strtok_r(p, ",", &s2)); p = NULL) {
 		unsigned long long u, m;
 		char x;

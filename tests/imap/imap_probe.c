@@ -313,11 +313,11 @@ static void
 step_body(void)
 {
 	struct imap_cmd *cmd = imap_cmd_new("UID FETCH");
-	struct imap_uidset set = {0};
+	struct uidset set = {0};
 
-	imap_uidset_add(&set, big_uid, big_uid);
+	(void)uidset_add(&set, big_uid);
 	imap_cmd_uidset(cmd, &set);
-	imap_uidset_clear(&set);
+	uidset_clear(&set);
 	imap_cmd_raw(cmd, "(UID BODY.PEEK[])");
 	send_cmd(c1, cmd, body_cb, body_chunk);
 }

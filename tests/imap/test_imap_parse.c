@@ -217,18 +217,18 @@ check_codes(const struct imap_response *r, void *arg)
 		(*n)++;
 	}
 	if (r->code != NULL && strcmp(r->code, "COPYUID") == 0) {
-		struct imap_uidset src = {0}, dst = {0};
+		struct uidset src = {0}, dst = {0};
 		const char *err;
 		const struct imap_node *a = r->code_args;
 
 		assert_int_equal(a->num, 38505);
-		assert_int_equal(imap_uidset_parse(&src, a->next->s, a->next->len, &err), 0);
-		assert_int_equal(
-		    imap_uidset_parse(&dst, a->next->next->s, a->next->next->len, &err), 0);
-		assert_int_equal(imap_uidset_count(&src), 3);
-		assert_int_equal(imap_uidset_count(&dst), 3);
-		imap_uidset_clear(&src);
-		imap_uidset_clear(&dst);
+		assert_int_equal(uidset_parse_n(&src, a->next->s, a->next->len, &err), 0);
+		assert_int_equal(uidset_parse_n(&dst, a->next->next->s, a->next->next->len, &err),
+		                 0);
+		assert_int_equal(uidset_count(&src), 3);
+		assert_int_equal(uidset_count(&dst), 3);
+		uidset_clear(&src);
+		uidset_clear(&dst);
 		(*n)++;
 	}
 	if (r->code != NULL && strcmp(r->code, "CAPABILITY") == 0) {
@@ -401,7 +401,7 @@ test_status(void **state)
 struct nums {
 	uint32_t exists, expunge;
 	bool earlier;
-	struct imap_uidset vanished, search;
+	struct uidset vanished, search;
 	uint64_t modseq;
 	struct imap_esearch es;
 };
@@ -441,11 +441,11 @@ test_numbers_sets(void **state)
 	assert_int_equal(n.exists, 23);
 	assert_int_equal(n.expunge, 4);
 	assert_true(n.earlier);
-	s = imap_uidset_format(&n.vanished);
+	s = uidset_format(&n.vanished);
 	assert_string_equal(s, "41,43:116,118,120:211,214:540");
 	free(s);
-	assert_int_equal(imap_uidset_count(&n.vanished), 1 + 74 + 1 + 92 + 327);
-	s = imap_uidset_format(&n.search);
+	assert_int_equal(uidset_count(&n.vanished), 1 + 74 + 1 + 92 + 327);
+	s = uidset_format(&n.search);
 	assert_string_equal(s, "2:4,84,882");
 	free(s);
 	assert_int_equal(n.modseq, 917162500);
@@ -453,17 +453,108 @@ test_numbers_sets(void **state)
 	assert_int_equal(n.es.min, 7);
 	assert_int_equal(n.es.max, 3800);
 	assert_int_equal(n.es.count, 15);
-	assert_true(imap_uidset_contains(&n.es.all, 10));
-	assert_false(imap_uidset_contains(&n.es.all, 8));
-	imap_uidset_clear(&n.vanished);
-	imap_uidset_clear(&n.search);
-	imap_uidset_clear(&n.es.all);
+	assert_true(uidset_contains(&n.es.all, 10));
+	assert_false(uidset_contains(&n.es.all, 8));
+	uidset_clear(&n.vanished);
+	uidset_clear(&n.search);
+	uidset_clear(&n.es.all);
 	n = (struct nums){0};
 	each("* SEARCH\r\n* VANISHED 405,407\r\n", check_nums, &n);
 	assert_int_equal(n.search.n, 0);
 	assert_false(n.earlier);
-	assert_int_equal(imap_uidset_count(&n.vanished), 2);
-	imap_uidset_clear(&n.vanished);
+	assert_int_equal(uidset_count(&n.vanished), 2);
+	uidset_clear(&n.vanished);
+}
+
+/* The reader's answer to each SEARCH / VANISHED, with its reason. */
+struct sets {
+	struct uidset set;
+	uint64_t modseq;
+	bool earlier;
+	int rv;
+	const char *err;
+};
+
+static int
+check_sets(const struct imap_response *r, void *arg)
+{
+	struct sets *x = arg;
+
+	if (strcmp(r->name, "SEARCH") == 0)
+		x->rv = imap_search_read(r, &x->set, &x->modseq, &x->err);
+	else if (strcmp(r->name, "VANISHED") == 0)
+		x->rv = imap_vanished_read(r, &x->earlier, &x->set, &x->err);
+	return 0;
+}
+
+/* A line "* name" followed by n numbers from first, step apart ("a,b" sets when comma). */
+static char *
+numbers_line(const char *name, uint32_t first, uint32_t step, size_t n, bool comma)
+{
+	struct sbuf b = {0};
+
+	sbuf_printf(&b, "* %s ", name);
+	for (size_t i = 0; i < n; i++)
+		sbuf_printf(&b, "%s%u", i ? (comma ? "," : " ") : "", first + (uint32_t)i * step);
+	sbuf_add(&b, "\r\n");
+	return sbuf_take(&b);
+}
+
+/*
+ * Sets from a server: '*' kept, VANISHED added to what the set holds, and
+ * the server cap (65,536 ranges, beyond a cursor's 1,024) enforced as an
+ * error the reader reports, for SEARCH numbers as for VANISHED sets.
+ */
+static void
+test_sets_from_server(void **state)
+{
+	struct sets x = {0};
+	char *line, *f;
+	(void)state;
+
+	each("* VANISHED 9:*,5\r\n* VANISHED 1:3,4,20:11\r\n", check_sets, &x);
+	assert_int_equal(x.rv, 0);
+	f = uidset_format(&x.set);
+	assert_string_equal(f, "1:5,9:*");
+	free(f);
+	uidset_clear(&x.set);
+	/* SEARCH: 65,536 separate UIDs fit, ascending (the server's order) */
+	x = (struct sets){0};
+	line = numbers_line("SEARCH", 1, 2, IMAP_UIDSET_MAX, false);
+	each(line, check_sets, &x);
+	free(line);
+	assert_int_equal(x.rv, 0);
+	assert_int_equal(x.set.n, IMAP_UIDSET_MAX);
+	assert_int_equal(uidset_count(&x.set), IMAP_UIDSET_MAX);
+	uidset_clear(&x.set);
+	/* one more: refused, not dropped */
+	x = (struct sets){0};
+	line = numbers_line("SEARCH", 1, 2, IMAP_UIDSET_MAX + 1, false);
+	each(line, check_sets, &x);
+	free(line);
+	assert_int_equal(x.rv, -1);
+	assert_string_equal(x.err, "SEARCH result of too many ranges");
+	uidset_clear(&x.set);
+	/* VANISHED: the same cap, in descending order too */
+	x = (struct sets){0};
+	line =
+	    numbers_line("VANISHED", 2 * IMAP_UIDSET_MAX - 1, (uint32_t)-2, IMAP_UIDSET_MAX, true);
+	each(line, check_sets, &x);
+	free(line);
+	assert_int_equal(x.rv, 0);
+	assert_int_equal(x.set.n, IMAP_UIDSET_MAX);
+	assert_true(uidset_contains(&x.set, 1));
+	assert_false(uidset_contains(&x.set, 2));
+	uidset_clear(&x.set);
+	x = (struct sets){0};
+	line = numbers_line("VANISHED", 2 * IMAP_UIDSET_MAX + 1, (uint32_t)-2, IMAP_UIDSET_MAX + 1,
+	                    true);
+	each(line, check_sets, &x);
+	free(line);
+	assert_int_equal(x.rv, -1);
+	assert_non_null(x.err);
+	assert_int_equal(x.set.n, 0);
+	uidset_clear(&x.set);
 }
 
 static const char fetch_sample[] =
@@ -781,43 +872,6 @@ test_caps_hit(void **state)
 
 /* ---- uid sets, modified UTF-7, dates ---- */
 
-/* uid sets: parse, merge, format, contains, count, bad input. */
-static void
-test_uidset(void **state)
-{
-	struct imap_uidset s = {0};
-	const char *err;
-	char *f;
-	(void)state;
-
-	assert_int_equal(imap_uidset_parse(&s, "9:*,5,1:3,4,20:11", 17, &err), 0);
-	f = imap_uidset_format(&s);
-	assert_string_equal(f, "1:5,9:*");
-	free(f);
-	assert_true(imap_uidset_contains(&s, 4294967294u));
-	assert_false(imap_uidset_contains(&s, 7));
-	imap_uidset_add(&s, 6, 8);
-	f = imap_uidset_format(&s);
-	assert_string_equal(f, "1:*");
-	free(f);
-	imap_uidset_clear(&s);
-	for (uint32_t u = 1; u <= 10000; u += 2)
-		imap_uidset_add(&s, u, u);
-	assert_int_equal(s.n, 5000);
-	assert_int_equal(imap_uidset_count(&s), 5000);
-	imap_uidset_clear(&s);
-	f = imap_uidset_format(&s);
-	assert_string_equal(f, "");
-	free(f);
-	assert_int_equal(imap_uidset_parse(&s, "", 0, &err), -1);
-	assert_int_equal(imap_uidset_parse(&s, "0", 1, &err), -1);
-	assert_int_equal(imap_uidset_parse(&s, "1,", 2, &err), -1);
-	assert_int_equal(imap_uidset_parse(&s, "1:", 2, &err), -1);
-	assert_int_equal(imap_uidset_parse(&s, "a", 1, &err), -1);
-	assert_int_equal(imap_uidset_parse(&s, "4294967296", 10, &err), -1);
-	imap_uidset_clear(&s);
-}
-
 /* Modified UTF-7 both ways, and bad input. */
 static void
 test_mutf7(void **state)
@@ -878,13 +932,13 @@ main(void)
 	    cmocka_unit_test(test_list),
 	    cmocka_unit_test(test_status),
 	    cmocka_unit_test(test_numbers_sets),
+	    cmocka_unit_test(test_sets_from_server),
 	    cmocka_unit_test(test_fetch),
 	    cmocka_unit_test(test_fetch_single_part),
 	    cmocka_unit_test(test_streamed_literals),
 	    cmocka_unit_test(test_large_literal_streamed),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_caps_hit),
-	    cmocka_unit_test(test_uidset),
 	    cmocka_unit_test(test_mutf7),
 	    cmocka_unit_test(test_datetime),
 	};

@@ -2710,6 +2710,43 @@ cx_client(struct cx *c, char key[80], const char *what, const char *uid, int dam
 	return co;
 }
 
+/*
+ * A cursor whose uid-set reaches 4294967295 ('*', "1:*") is none the memory
+ * backend writes (its UIDs stop below): read as "start over", never as "the
+ * device has every UID to come", which would hide new mail for good.
+ */
+static void
+test_cursor_star(void **state)
+{
+	struct mbx_backend *b = mbx_memory_new();
+	struct mbx_window w = {.size = 100, .since = -1};
+	struct mbx_changes out = {0};
+	const char *err = NULL;
+	static const char *const bad[] = {"7 3 0 1:*", "7 3 0 *", "7 3 0 1:3,4294967295",
+	                                  "7 3 0 4294967290:4294967295"};
+
+	(void)state;
+	assert_int_equal(mbx_memory_add_folder(b, "inbox", "0", "Inbox", MBX_FOLDER_INBOX, 7), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mbx_memory_append(b, "inbox", "bob@example.com", "m", CX_NOW, 0),
+		                 i + 1);
+	/* the cursor of a device that has all three: nothing new */
+	assert_int_equal(mbx_changes(b, "inbox", "7 3 0 1:3", &w, &out, &err), 1);
+	assert_int_equal(out.total, 0);
+	mbx_changes_clear(&out);
+	assert_int_equal(mbx_memory_append(b, "inbox", "bob@example.com", "new", CX_NOW, 0), 4);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(mbx_changes(b, "inbox", bad[i], &w, &out, &err), 0);
+		mbx_changes_clear(&out);
+	}
+	assert_int_equal(mbx_changes(b, "inbox", "7 3 0 1:3", &w, &out, &err), 1);
+	assert_int_equal(out.n_adds, 1);
+	assert_string_equal(out.adds[0].id, "4");
+	assert_null(strchr(out.cursor, '*'));
+	mbx_changes_clear(&out);
+	mbx_destroy(&b);
+}
+
 /* The server's and the phone's changes, as the phone sees them. */
 static void
 test_cursor_changes(void **state)
@@ -2831,6 +2868,7 @@ main(void)
 	    cmocka_unit_test(test_run_failures),
 	    cmocka_unit_test(test_cursor_initial_10000),
 	    cmocka_unit_test(test_cursor_changes),
+	    cmocka_unit_test(test_cursor_star),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
