@@ -566,8 +566,12 @@ add_quotes(GMimeObject *o, int depth, struct add_quote *q)
 	if ((html && q->n_html > 0) || (!html && q->n_plain > 0))
 		return; /* one of each: the alternative's */
 	char *t = g_mime_text_part_get_text(GMIME_TEXT_PART(o));
-	char *nt =
-	    html ? insert_html(t ? t : "", q->html) : xasprintf("%s%s", t ? t : "", q->plain);
+	size_t tl = t ? strlen(t) : 0;
+	if (!html) /* the quote's own blank line follows the phone's last line */
+		while (tl > 0 && (t[tl - 1] == '\n' || t[tl - 1] == '\r'))
+			tl--;
+	char *nt = html ? insert_html(t ? t : "", q->html)
+	                : xasprintf("%.*s%s", (int)tl, t ? t : "", q->plain);
 	g_mime_text_part_set_text(GMIME_TEXT_PART(o), nt);
 	g_free(t);
 	free(nt);
