@@ -18,13 +18,18 @@
  * CURLOPT_MAIL_RCPT_ALLOWFAILS): either every recipient is accepted and the
  * message sent, or nothing is sent and the refused one is named.
  *
- * THE ONE WAIT: libcurl ends a connection by sending QUIT and reading the
- * 221 in a blocking loop (its disconnect path is synchronous). Connections
- * are not reused (each submission logs in as its user), so every submission
- * that reached the end pays that one round trip on the loop's thread;
- * CURLOPT_SERVER_RESPONSE_TIMEOUT (at most SUBMIT_QUIT_WAIT seconds) bounds
- * it when a server never answers QUIT. A failed transfer is closed without
- * QUIT (libcurl treats its connection as dead), so it does not wait.
+ * THE TWO WAITS (libcurl 7.88, measured with strace): libcurl's SMTP reads
+ * the server's answer to the final "." and, ending the connection, the 221
+ * to QUIT in blocking loops (poll on the socket: its smtp_done and
+ * disconnect paths are synchronous even under the multi interface). So the
+ * loop's thread waits for as long as the server takes to accept the DATA
+ * (the fixture: 7-10 ms for a small message, 70-110 ms for 3 MB relayed by
+ * relay.py) plus one round trip. CURLOPT_SERVER_RESPONSE_TIMEOUT (at most
+ * SUBMIT_REPLY_WAIT seconds) bounds both. A failed transfer is closed
+ * without QUIT (libcurl treats its connection as dead). When this is wired
+ * into the daemon, submissions belong on a curl_loop of their own thread
+ * (as the notice sender's), not on a loop that serves phones.
+ * Connections are not reused: each submission logs in as its user.
  */
 #include <curl/curl.h>
 #include <gmime/gmime.h>
@@ -40,8 +45,8 @@
 #include "native/submit.h"
 #include "net/curl_loop.h"
 
-#define SUBMIT_QUIT_WAIT 10 /* seconds: the most QUIT's answer is waited for */
-#define MAX_GROUP_DEPTH  4
+#define SUBMIT_REPLY_WAIT 10 /* seconds: the most a blocking wait lasts (see above) */
+#define MAX_GROUP_DEPTH   4
 
 /* Where the dialogue is, from the last command we sent. */
 enum phase { PH_CONNECT, PH_AUTH, PH_MAIL, PH_RCPT, PH_DATA };
@@ -526,7 +531,7 @@ submit_start(struct curl_loop *cl, const struct submit_conf *conf, const char *m
 	curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, (long)timeout);
 	curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT, (long)(timeout < 30 ? timeout : 30));
 	curl_easy_setopt(s->easy, CURLOPT_SERVER_RESPONSE_TIMEOUT,
-	                 (long)(timeout < SUBMIT_QUIT_WAIT ? timeout : SUBMIT_QUIT_WAIT));
+	                 (long)(timeout < SUBMIT_REPLY_WAIT ? timeout : SUBMIT_REPLY_WAIT));
 	/* One login per submission, and no logged-in connection left behind. */
 	curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 1L);

@@ -3,8 +3,10 @@
  *
  * Native mode sends what a phone hands over (SendMail, SmartReply,
  * SmartForward) to `[upstream] submission` as the user, with the phone's own
- * credentials: libcurl's SMTP on a curl_loop (net/curl_loop.h), so the loop
- * never waits for the server.
+ * credentials: libcurl's SMTP on a curl_loop (net/curl_loop.h). The loop
+ * does not wait for connecting, TLS, AUTH, the envelope or the upload, but
+ * libcurl waits synchronously for the answer to the final "." and to QUIT
+ * (submit.c says how long): run it on a loop of its own thread.
  *
  * - URL `smtp://host:port` (STARTTLS required, except to a loopback host,
  *   where it is used when offered) or `smtps://host:port`.

@@ -6,7 +6,8 @@
  *
  * Sends FILE's bytes as USER and prints one line:
  *   result=<class> code=<smtp code> rcpt=<refused recipient or -> n_rcpt=N
- *   bytes=N ms=<elapsed> stall_ms=<the loop's longest gap> text=<server text>
+ *   bytes=N ms=<elapsed> start_ms=<submit_start's own time> stall_ms=<the loop's
+ *   longest gap> text=<server text>
  * A submission refused before connecting prints "refused=<class> ..." and
  * no connection is made. Exit 0 unless the driver itself failed. The loop's
  * longest gap is measured by a 5 ms timer: how long the loop was kept from
@@ -22,7 +23,7 @@
 #include "net/curl_loop.h"
 
 static struct event_base *base;
-static double t_last, stall_max;
+static double t_last, stall_max, start_ms;
 
 /* Monotonic milliseconds. */
 static double
@@ -52,9 +53,10 @@ on_done(void *arg, const struct submit_outcome *o)
 	double t0 = *(double *)arg;
 
 	on_tick(-1, 0, NULL);
-	printf("result=%s code=%d rcpt=%s n_rcpt=%zu bytes=%zu ms=%.1f stall_ms=%.1f text=%s\n",
+	printf("result=%s code=%d rcpt=%s n_rcpt=%zu bytes=%zu ms=%.1f start_ms=%.1f "
+	       "stall_ms=%.1f text=%s\n",
 	       submit_result_name(o->result), o->smtp_code, o->rcpt ? o->rcpt : "-", o->n_rcpt,
-	       o->bytes, now_ms() - t0, stall_max, o->text);
+	       o->bytes, now_ms() - t0, start_ms, stall_max, o->text);
 	if (o->detail[0])
 		printf("detail=%s\n", o->detail);
 	event_base_loopbreak(base);
@@ -104,6 +106,8 @@ main(int argc, char **argv)
 	}
 	t0 = t_last = now_ms();
 	s = submit_start(cl, &conf, buf, (size_t)n, on_done, &t0, &refused, &err);
+	start_ms = now_ms() - t0;
+	t_last = now_ms(); /* the loop's stalls from here; submit_start's own time apart */
 	if (s == NULL) {
 		printf("refused=%s connections=0 error=%s\n", submit_result_name(refused), err);
 	} else {
