@@ -22,6 +22,7 @@ mbx_email_clear(struct mbx_email *e)
 	free(e->message_class);
 	free(e->body_plain);
 	free(e->body_html);
+	free(e->raw);
 	memset(e, 0, sizeof(*e));
 }
 

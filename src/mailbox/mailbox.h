@@ -78,6 +78,19 @@ struct mbx_email {
 	char *body_plain;    /* UTF-8, or NULL */
 	char *body_html;     /* UTF-8, or NULL */
 	bool flagged;        /* flagged for follow-up (IMAP \Flagged) */
+	/*
+	 * A real mailbox's item (native mode): the message as the mail server
+	 * has it (RFC 5322 bytes, malloc'd), which the command layer turns into
+	 * the EAS fields and bodies itself (native/msgconv.h); the fields above
+	 * but read and flagged are then unused. raw_len < size when only the
+	 * first raw_len bytes were fetched (a large message: the rest is its
+	 * attachments, fetched part by part when asked). raw NULL: the fields
+	 * above are the item (the quarantine mailbox).
+	 */
+	char *raw;
+	size_t raw_len;
+	uint64_t size;         /* the whole message (RFC822.SIZE), when raw is set */
+	int64_t internal_date; /* the server's arrival time (INTERNALDATE), 0 unknown */
 };
 void mbx_email_clear(struct mbx_email *e);
 
