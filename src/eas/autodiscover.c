@@ -299,33 +299,6 @@ autod_address_is_own(const char *address, const struct autod_ctx *ctx)
 	return ctx->address != NULL && strcasecmp(address, ctx->address) == 0;
 }
 
-/* Append s to b with the five XML special characters escaped. */
-static void
-xml_add(struct sbuf *b, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '&':
-			sbuf_add(b, "&amp;");
-			break;
-		case '<':
-			sbuf_add(b, "&lt;");
-			break;
-		case '>':
-			sbuf_add(b, "&gt;");
-			break;
-		case '"':
-			sbuf_add(b, "&quot;");
-			break;
-		case '\'':
-			sbuf_add(b, "&apos;");
-			break;
-		default:
-			sbuf_addn(b, s, 1);
-		}
-	}
-}
-
 /* Append s to b as the inside of a JSON string. */
 static void
 json_add(struct sbuf *b, const char *s)
@@ -391,15 +364,15 @@ settings(const struct autod_request *req, const struct autod_ctx *ctx, struct au
 	} else {
 		sbuf_add(&b, POX_HEAD "    <Culture>en:us</Culture>\r\n    <User>\r\n"
 		                      "      <DisplayName>");
-		xml_add(&b, req->email);
+		sbuf_add_escaped(&b, req->email);
 		sbuf_add(&b, "</DisplayName>\r\n      <EMailAddress>");
-		xml_add(&b, req->email);
+		sbuf_add_escaped(&b, req->email);
 		sbuf_add(
 		    &b, "</EMailAddress>\r\n    </User>\r\n    <Action>\r\n      <Settings>\r\n"
 		        "        <Server>\r\n          <Type>MobileSync</Type>\r\n          <Url>");
-		xml_add(&b, ctx->public_url);
+		sbuf_add_escaped(&b, ctx->public_url);
 		sbuf_add(&b, "</Url>\r\n          <Name>");
-		xml_add(&b, ctx->public_url);
+		sbuf_add_escaped(&b, ctx->public_url);
 		sbuf_add(&b,
 		         "</Name>\r\n        </Server>\r\n      </Settings>\r\n    </Action>\r\n");
 		sbuf_add(&b, POX_TAIL);

@@ -178,24 +178,9 @@ static char *
 html_of_plain(const char *plain)
 {
 	struct sbuf b = {0};
-	const char *p;
 
 	sbuf_add(&b, "<html><body><pre>");
-	for (p = plain ? plain : ""; *p; p++) {
-		switch (*p) {
-		case '<':
-			sbuf_add(&b, "&lt;");
-			break;
-		case '>':
-			sbuf_add(&b, "&gt;");
-			break;
-		case '&':
-			sbuf_add(&b, "&amp;");
-			break;
-		default:
-			sbuf_addn(&b, p, 1);
-		}
-	}
+	sbuf_add_escaped(&b, plain ? plain : "");
 	sbuf_add(&b, "</pre></body></html>\n");
 	return sbuf_take(&b);
 }

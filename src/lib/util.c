@@ -741,6 +741,52 @@ sbuf_addn(struct sbuf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+/*
+ * Append s[0..n) with the five characters special in HTML and XML as
+ * entities (&lt; &gt; &amp; &quot; &#39;): the one escaper for every
+ * HTML or XML text abqd writes (sbuf_add_escaped).
+ */
+void
+sbuf_addn_escaped(struct sbuf *b, const char *s, size_t n)
+{
+	size_t run = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *e;
+
+		switch (s[i]) {
+		case '<':
+			e = "&lt;";
+			break;
+		case '>':
+			e = "&gt;";
+			break;
+		case '&':
+			e = "&amp;";
+			break;
+		case '"':
+			e = "&quot;";
+			break;
+		case '\'':
+			e = "&#39;";
+			break;
+		default:
+			continue;
+		}
+		sbuf_addn(b, s + run, i - run);
+		sbuf_add(b, e);
+		run = i + 1;
+	}
+	sbuf_addn(b, s + run, n - run);
+}
+
+/* The same for a C string. */
+void
+sbuf_add_escaped(struct sbuf *b, const char *s)
+{
+	sbuf_addn_escaped(b, s, strlen(s));
+}
+
 void
 sbuf_add(struct sbuf *b, const char *s)
 {

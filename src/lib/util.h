@@ -35,6 +35,9 @@ struct sbuf {
 };
 void sbuf_addn(struct sbuf *b, const char *s, size_t n);
 void sbuf_add(struct sbuf *b, const char *s);
+/* Append with <, >, &, " and ' as entities (HTML and XML text and attribute values). */
+void sbuf_addn_escaped(struct sbuf *b, const char *s, size_t n);
+void sbuf_add_escaped(struct sbuf *b, const char *s);
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The string built (never NULL: "" when nothing was appended); b is left empty. */
 char *sbuf_take(struct sbuf *b);

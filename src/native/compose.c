@@ -213,30 +213,6 @@ find_ci(const char *h, size_t n, const char *needle, bool last)
 	return found;
 }
 
-/* Append s with <, >, & and " as entities. */
-static void
-html_escape(struct sbuf *b, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<':
-			sbuf_add(b, "&lt;");
-			break;
-		case '>':
-			sbuf_add(b, "&gt;");
-			break;
-		case '&':
-			sbuf_add(b, "&amp;");
-			break;
-		case '"':
-			sbuf_add(b, "&quot;");
-			break;
-		default:
-			sbuf_addn(b, s, 1);
-		}
-	}
-}
-
 /* Append text's lines quoted: "> line", ">" for an empty one, ">>..." kept tight. */
 static void
 quote_lines(struct sbuf *b, const char *text, size_t len)
@@ -357,28 +333,28 @@ html_quote(int kind, const struct orig_info *oi, const char *html, size_t len)
 		sbuf_add(&b, "<br><div>");
 		if (oi->date) {
 			sbuf_add(&b, "On ");
-			html_escape(&b, oi->date);
+			sbuf_add_escaped(&b, oi->date);
 			sbuf_add(&b, ", ");
 		}
-		html_escape(&b, oi->from);
+		sbuf_add_escaped(&b, oi->from);
 		sbuf_add(&b, " wrote:<br></div><blockquote type=\"cite\" style=\"margin:0 0 0 .8ex;"
 		             "border-left:1px solid #ccc;padding-left:1ex\">");
 		sbuf_addn(&b, s, (size_t)(e - s));
 		sbuf_add(&b, "</blockquote>");
 	} else {
 		sbuf_add(&b, "<br><div>---------- Forwarded message ----------<br>From: ");
-		html_escape(&b, oi->from);
+		sbuf_add_escaped(&b, oi->from);
 		if (oi->date) {
 			sbuf_add(&b, "<br>Date: ");
-			html_escape(&b, oi->date);
+			sbuf_add_escaped(&b, oi->date);
 		}
 		sbuf_add(&b, "<br>Subject: ");
-		html_escape(&b, oi->subject);
+		sbuf_add_escaped(&b, oi->subject);
 		sbuf_add(&b, "<br>To: ");
-		html_escape(&b, oi->to);
+		sbuf_add_escaped(&b, oi->to);
 		if (oi->cc) {
 			sbuf_add(&b, "<br>Cc: ");
-			html_escape(&b, oi->cc);
+			sbuf_add_escaped(&b, oi->cc);
 		}
 		sbuf_add(&b, "<br></div><br>");
 		sbuf_addn(&b, s, (size_t)(e - s));

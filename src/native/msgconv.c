@@ -869,23 +869,10 @@ static char *
 plain_to_html(const char *t, size_t n, size_t *len_r)
 {
 	struct sbuf b = {0};
-	size_t run = 0;
 
 	sbuf_add(&b, "<html><head><meta charset=\"utf-8\"></head><body>"
 	             "<pre style=\"white-space: pre-wrap; word-wrap: break-word\">");
-	for (size_t i = 0; i < n; i++) {
-		const char *e = t[i] == '<'   ? "&lt;"
-		                : t[i] == '>' ? "&gt;"
-		                : t[i] == '&' ? "&amp;"
-		                : t[i] == '"' ? "&quot;"
-		                              : NULL;
-		if (e == NULL)
-			continue;
-		sbuf_addn(&b, t + run, i - run);
-		sbuf_add(&b, e);
-		run = i + 1;
-	}
-	sbuf_addn(&b, t + run, n - run);
+	sbuf_addn_escaped(&b, t, n);
 	sbuf_add(&b, "</pre></body></html>");
 	*len_r = b.len;
 	return sbuf_take(&b);

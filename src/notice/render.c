@@ -29,27 +29,7 @@ sb_value(struct sbuf *b, const char *v0, bool html)
 		free(shown);
 		return;
 	}
-	for (; *v; v++) {
-		switch (*v) {
-		case '<':
-			sbuf_addn(b, "&lt;", 4);
-			break;
-		case '>':
-			sbuf_addn(b, "&gt;", 4);
-			break;
-		case '&':
-			sbuf_addn(b, "&amp;", 5);
-			break;
-		case '"':
-			sbuf_addn(b, "&quot;", 6);
-			break;
-		case '\'':
-			sbuf_addn(b, "&#39;", 5);
-			break;
-		default:
-			sbuf_addn(b, v, 1);
-		}
-	}
+	sbuf_add_escaped(b, v);
 	free(shown);
 }
 

@@ -995,6 +995,24 @@ test_cbuf_budget(void **state)
 	assert_int_equal(cbuf_grow_size(&b, 3, 0), 4); /* no first size: doubling from 1 */
 }
 
+/* The one HTML/XML escaper: the five specials as entities, the rest as is, lengths honoured. */
+static void
+test_sbuf_escaped(void **state)
+{
+	struct sbuf b = {0};
+
+	(void)state;
+	sbuf_add_escaped(&b, "a<b>&\"c'd\xc3\xa9");
+	assert_string_equal(b.p, "a&lt;b&gt;&amp;&quot;c&#39;d\xc3\xa9");
+	b.len = 0;
+	sbuf_addn_escaped(&b, "<x>tail", 3);
+	assert_string_equal(b.p, "&lt;x&gt;");
+	b.len = 0;
+	sbuf_add_escaped(&b, "");
+	assert_int_equal(b.len, 0);
+	free(b.p);
+}
+
 int
 main(void)
 {
@@ -1020,6 +1038,7 @@ main(void)
 	    cmocka_unit_test(test_types),
 	    cmocka_unit_test(test_b64_encoders),
 	    cmocka_unit_test(test_cbuf),
+	    cmocka_unit_test(test_sbuf_escaped),
 	    cmocka_unit_test(test_cbuf_budget),
 	};
 
