@@ -53,6 +53,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "net/tls.h"
 
 /* A literal up to this size may be sent without waiting under LITERAL-. */
 #define LITERAL_MINUS_MAX 4096
@@ -855,29 +856,6 @@ read_cb(struct bufferevent *bev, void *arg)
 		imap_client_free(c);
 }
 
-/* OpenSSL's reason for a failed handshake. */
-static void
-tls_error(struct imap_client *c, char *buf, size_t len)
-{
-	unsigned long e;
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-
-	buf[0] = '\0';
-	if (v != X509_V_OK) {
-		snprintf(buf, len, "certificate verify failed: %s",
-		         X509_verify_cert_error_string(v));
-		while (bufferevent_get_openssl_error(c->bev) != 0)
-			;
-		return;
-	}
-	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
-		if (buf[0] == '\0')
-			ERR_error_string_n(e, buf, len);
-	if (buf[0] == '\0')
-		snprintf(buf, len, "handshake failed");
-}
-
 /* Connected (TCP: TLS next for imaps://; TLS: the login goes on), or failed. */
 static void
 event_cb(struct bufferevent *bev, short what, void *arg)
@@ -903,7 +881,9 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 				start_tls(c);
 		}
 	} else if (c->handshaking) {
-		tls_error(c, buf, sizeof(buf));
+		tls_bev_error(c->bev, buf, sizeof(buf));
+		if (buf[0] == '\0')
+			snprintf(buf, sizeof(buf), "handshake failed");
 		client_fail(c, IMAP_ERR_TLS, buf);
 	} else if (c->state == IMAP_STATE_CONNECTING && !c->tls_on && c->next_tag == 0 &&
 	           imap_parser_idle(c->parser) && (what & BEV_EVENT_ERROR)) {
@@ -934,16 +914,8 @@ static void
 start_tls(struct imap_client *c)
 {
 	struct bufferevent *tls;
-	SSL *ssl = SSL_new(c->ssl_ctx);
+	SSL *ssl = tls_client_ssl(c->ssl_ctx, c->host, c->host_is_ip);
 
-	if (ssl == NULL)
-		fatalx("out of memory in OpenSSL");
-	if (c->host_is_ip) {
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host);
-	} else {
-		SSL_set_tlsext_host_name(ssl, c->host);
-		SSL_set1_host(ssl, c->host);
-	}
 	tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tls == NULL)
@@ -1197,23 +1169,12 @@ imap_client_new(struct event_base *base, const struct imap_client_conf *conf,
 	c->user = xstrdup(conf->user);
 	c->password = xstrdup(conf->password);
 	/* Both TLS paths need a context: imaps:// at once, imap:// after STARTTLS. */
-	c->ssl_ctx = SSL_CTX_new(TLS_client_method());
-	if (c->ssl_ctx == NULL) {
-		*errstr = "cannot create TLS context";
-		goto fail;
-	}
-	SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(c->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (conf->ca_file != NULL) {
-		if (SSL_CTX_load_verify_locations(c->ssl_ctx, conf->ca_file, NULL) != 1) {
-			ERR_clear_error();
+	if (conf->ssl_ctx != NULL) {
+		c->ssl_ctx = conf->ssl_ctx;
+		SSL_CTX_up_ref(c->ssl_ctx);
+	} else if ((c->ssl_ctx = tls_client_ctx_new(conf->ca_file, errstr)) == NULL) {
+		if (conf->ca_file != NULL)
 			*errstr = "cannot load the IMAP ca_file";
-			goto fail;
-		}
-	} else if (SSL_CTX_set_default_verify_paths(c->ssl_ctx) != 1) {
-		ERR_clear_error();
-		*errstr = "cannot load the system CA store";
 		goto fail;
 	}
 	c->parser = imap_parser_new(&pcbs, c);

@@ -46,6 +46,7 @@
 #define ABQ_IMAP_CLIENT_H
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,7 +80,13 @@ struct imap_client_conf {
 	const char *url; /* imap://host[:port] or imaps://host[:port] (copied) */
 	/* Resolves a host name (borrowed; NULL: the client makes its own when needed). */
 	struct evdns_base *dns;
-	const char *ca_file;  /* PEM CA bundle; NULL: the system store */
+	const char *ca_file; /* PEM CA bundle; NULL: the system store */
+	/*
+	 * A client context to share (tls_client_ctx_new: one per configuration,
+	 * not one per connection); the client takes its own reference. NULL: the
+	 * client makes one from ca_file.
+	 */
+	SSL_CTX *ssl_ctx;
 	const char *user;     /* copied */
 	const char *password; /* copied, wiped once the login is answered */
 	/* imap:// without STARTTLS offered: log in in the clear (tests, loopback) */

@@ -7,7 +7,9 @@
  */
 #include "net/tls.h"
 
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 
 #include "lib/util.h"
@@ -100,4 +102,66 @@ tls_ctx_free(struct tls_ctx **tp)
 	free(t->key_file);
 	free(t);
 	*tp = NULL;
+}
+
+/* A client SSL_CTX (tls.h). */
+SSL_CTX *
+tls_client_ctx_new(const char *ca_file, const char **errstr)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		*errstr = "cannot create a TLS context";
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1
+	                    : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		*errstr =
+		    ca_file != NULL ? "cannot load the CA file" : "cannot load the system CA store";
+		return NULL;
+	}
+	return ctx;
+}
+
+/* An SSL for one connection, its peer's name or address to be checked (tls.h). */
+SSL *
+tls_client_ssl(SSL_CTX *ctx, const char *host, bool host_is_ip)
+{
+	SSL *ssl = SSL_new(ctx);
+
+	if (ssl == NULL)
+		fatalx("out of memory in OpenSSL");
+	if (host_is_ip) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+	} else {
+		SSL_set_tlsext_host_name(ssl, host);
+		SSL_set1_host(ssl, host);
+	}
+	return ssl;
+}
+
+/* OpenSSL's reason for a failed handshake (tls.h). */
+void
+tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
+{
+	unsigned long e;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+	buf[0] = '\0';
+	if (v != X509_V_OK) {
+		snprintf(buf, len, "certificate verify failed: %s",
+		         X509_verify_cert_error_string(v));
+		while (bufferevent_get_openssl_error(bev) != 0)
+			;
+		return;
+	}
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		if (buf[0] == '\0')
+			ERR_error_string_n(e, buf, len);
 }

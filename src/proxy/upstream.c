@@ -75,6 +75,7 @@
 #include "lib/metrics.h"
 #include "lib/timers.h"
 #include "lib/util.h"
+#include "net/tls.h"
 
 #define MAX_HEADER_BLOCK (64 * 1024)
 /* Plain TCP reads: one recv of at most this much (what libevent reads at most too). */
@@ -614,15 +615,7 @@ conn_start_tls(struct up_conn *c)
 	struct bufferevent *tls;
 	SSL *ssl;
 
-	ssl = SSL_new(u->ssl_ctx);
-	if (ssl == NULL)
-		fatalx("out of memory in OpenSSL");
-	if (u->host_is_ip) {
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->host);
-	} else {
-		SSL_set_tlsext_host_name(ssl, u->host);
-		SSL_set1_host(ssl, u->host);
-	}
+	ssl = tls_client_ssl(u->ssl_ctx, u->host, u->host_is_ip);
 	tls = bufferevent_openssl_filter_new(u->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tls == NULL) /* only on allocation failure, like xmalloc */
@@ -630,30 +623,6 @@ conn_start_tls(struct up_conn *c)
 	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
 	c->bev = tls;
 	c->state = CS_HANDSHAKE;
-}
-
-/* Something in the handshake failed: record OpenSSL's reason. */
-static void
-conn_tls_error(struct up_conn *c, char *buf, size_t len)
-{
-	unsigned long e;
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-
-	buf[0] = '\0';
-	if (v != X509_V_OK) {
-		snprintf(buf, len, "certificate verify failed: %s",
-		         X509_verify_cert_error_string(v));
-		while (bufferevent_get_openssl_error(c->bev) != 0)
-			;
-		return;
-	}
-	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
-		if (buf[0] == '\0')
-			ERR_error_string_n(e, buf, len);
-	if (buf[0] == '\0')
-		snprintf(buf, len, "handshake failed: %s",
-		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 /*
@@ -882,7 +851,10 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		req_fail(req, UPSTREAM_CONNECT_FAILED);
 		return;
 	case CS_HANDSHAKE:
-		conn_tls_error(c, buf, sizeof(buf));
+		tls_bev_error(c->bev, buf, sizeof(buf));
+		if (buf[0] == '\0')
+			snprintf(buf, sizeof(buf), "handshake failed: %s",
+			         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		req_set_error(req, buf);
 		req_fail(req, UPSTREAM_TLS_ERROR);
 		return;
@@ -1061,23 +1033,10 @@ upstream_new(struct event_base *base, const struct upstream_conf *conf, const ch
 	if (parse_url(u, conf->url, &tls, errstr) < 0)
 		goto fail;
 	if (tls) {
-		u->ssl_ctx = SSL_CTX_new(TLS_client_method());
+		u->ssl_ctx = tls_client_ctx_new(conf->ca_file, errstr);
 		if (u->ssl_ctx == NULL) {
-			*errstr = "cannot create TLS context";
-			goto fail;
-		}
-		SSL_CTX_set_min_proto_version(u->ssl_ctx, TLS1_2_VERSION);
-		SSL_CTX_set_verify(u->ssl_ctx, SSL_VERIFY_PEER, NULL);
-		SSL_CTX_set_mode(u->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
-		if (conf->ca_file != NULL) {
-			if (SSL_CTX_load_verify_locations(u->ssl_ctx, conf->ca_file, NULL) != 1) {
-				ERR_clear_error();
+			if (conf->ca_file != NULL)
 				*errstr = "cannot load upstream ca_file";
-				goto fail;
-			}
-		} else if (SSL_CTX_set_default_verify_paths(u->ssl_ctx) != 1) {
-			ERR_clear_error();
-			*errstr = "cannot load the system CA store";
 			goto fail;
 		}
 	}
