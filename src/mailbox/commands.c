@@ -1828,6 +1828,98 @@ cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr,
 }
 
 /*
+ * Saved Sync answers (cursor backends): the Collection of the last answer
+ * that gave a collection a new key is kept, WBXML-encoded, as the state
+ * "answer:<folder id>" ("<the request's key>\n" then the bytes in base64:
+ * the state is text), so that
+ * the same request repeated with that key (its answer was lost) is answered
+ * with the very same Collection, whatever changed in the mailbox since, and
+ * nothing is done twice. At most MBX_SAVED_ANSWER_MAX bytes: a larger
+ * answer is not kept, and its repeat is answered again from the cursor
+ * before it (its changes as the mailbox has them then: what was expunged
+ * meanwhile is not added, and what came is added too).
+ */
+#define MBX_SAVED_ANSWER_MAX (512 * 1024)
+#define MBX_STATE_ANSWER     "answer:"
+
+/* Copy src's children (their subtrees) under dst. */
+static void
+copy_children(struct wbxml_node *dst, const struct wbxml_node *src)
+{
+	for (const struct wbxml_node *c = src->first_child; c; c = c->next) {
+		if (c->flags & WBXML_NODE_OPAQUE)
+			wbxml_add_opaque(dst, c->page, c->token, c->data, c->len);
+		else if (c->flags & WBXML_NODE_TEXT)
+			wbxml_add_text(dst, c->page, c->token, (const char *)c->data);
+		else
+			copy_children(wbxml_add(dst, c->page, c->token), c);
+	}
+}
+
+/* Keep co as the answer to key for folder: 0 (also when too large to keep), -1. */
+static int
+answer_save(const struct mbx_serve_in *in, const char *folder, const char *key,
+            const struct wbxml_node *co)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	uint8_t *buf = NULL;
+	size_t len = 0, kl = strlen(key);
+	char coll[sizeof(MBX_STATE_ANSWER) + MBX_ID_MAX];
+	int rv = 0;
+
+	copy_children(wbxml_add_root(d, co->page, co->token), co);
+	if (wbxml_encode(d, &buf, &len, NULL) == WBXML_OK &&
+	    kl + 1 + B64_ENCODED_LEN(len) <= MBX_SAVED_ANSWER_MAX && in->state.put != NULL) {
+		char *blob = xmalloc(kl + 1 + B64_ENCODED_LEN(len) + 1);
+		memcpy(blob, key, kl);
+		blob[kl] = '\n';
+		size_t bl = kl + 1 + b64_encode(buf, len, blob + kl + 1);
+		snprintf(coll, sizeof(coll), MBX_STATE_ANSWER "%s", folder);
+		rv = in->state.put(in->state.arg, in->account, in->device_id, coll, blob, bl) < 0
+		         ? -1
+		         : 0;
+		free(blob);
+	}
+	free(buf);
+	wbxml_doc_free(&d);
+	return rv;
+}
+
+/*
+ * The saved answer to key for folder, its Collection's children copied
+ * under co: 1, 0 when none is kept for that key, -1, MBX_PENDING.
+ */
+static int
+answer_replay(const struct mbx_serve_in *in, const char *folder, const char *key,
+              struct wbxml_node *co)
+{
+	char coll[sizeof(MBX_STATE_ANSWER) + MBX_ID_MAX], *blob;
+	size_t len, kl = strlen(key);
+	struct wbxml_doc *d = NULL;
+	unsigned char *bytes = NULL;
+	size_t n, epos;
+	const char *err;
+	int r;
+
+	snprintf(coll, sizeof(coll), MBX_STATE_ANSWER "%s", folder);
+	if ((r = blob_load(in, coll, &blob, &len)) <= 0)
+		return r;
+	r = 0;
+	if (len > kl && memcmp(blob, key, kl) == 0 && blob[kl] == '\n') {
+		bytes = xmalloc(B64_DECODED_MAX(len - kl - 1) + 1);
+		if (b64_decode(blob + kl + 1, len - kl - 1, bytes, &n, &epos, &err) == 0 &&
+		    wbxml_decode(bytes, n, NULL, &d, NULL) == WBXML_OK) {
+			copy_children(co, wbxml_doc_root(d));
+			r = 1;
+		}
+	}
+	wbxml_doc_free(&d);
+	free(bytes);
+	free(blob);
+	return r;
+}
+
+/*
  * One collection of a Sync whose backend owns the cursor, the key already
  * matched (replay: the previous key, answered again from the cursor before).
  * The state keeps the key and the cursor, and the previous key with its
@@ -1891,6 +1983,9 @@ sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, long long 
 	if ((changed || replay || moved) && state_store(in, cr->id, st) < 0)
 		return -1;
 	wbxml_set_text(keyn, st->key, strlen(st->key));
+	/* The answer that gave a new key is kept for that request's repeat. */
+	if (changed && !replay && answer_save(in, cr->id, st->prev_key, co) < 0)
+		return -1;
 	if (changed || replay || responses != NULL)
 		*said = true;
 	return 0;
@@ -1959,6 +2054,13 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		return 0;
 	}
 	replay = m == 1;
+	if (mbx_has_cursor(in->backend) && replay &&
+	    (rc = answer_replay(in, folder, cr->key, co)) != 0) {
+		/* the answer given to this key before, as it was */
+		sstate_clear(&st);
+		*said = true;
+		return rc < 0 ? rc : 0;
+	}
 	if (mbx_has_cursor(in->backend)) {
 		rc = sync_cursor(in, cr, window, co, &st, replay, said);
 		sstate_clear(&st);
