@@ -44,14 +44,19 @@
  *                      no parameters at all: 3
  *   ItemOperations     Fetch of an item by (CollectionId,) ServerId: Status 1 and
  *                      its properties with the preferred body and the client's
- *                      read flag; other Fetch: 6 (15 for an attachment);
+ *                      read flag; by FileReference (a backend with
+ *                      fetch_part): 1, ContentType, Range, Total and Data
+ *                      (base64), 15 no such part, 8 a bad Range; other
+ *                      Fetch: 6 (15 for an attachment);
  *                      EmptyFolderContents: 1 (the folder emptied for the
  *                      client), 6 for an unknown folder; Move: 3
  *   SendMail,          v >= 14.0: ComposeMail root Status 111
  *   SmartReply,          (ServerErrorRetryLater: the phone keeps the message in
  *   SmartForward         its Outbox and sends it again once allowed);
  *                      v < 14.0: HTTP 503 and Retry-After (the same, in HTTP)
- *   GetAttachment      HTTP 503 and Retry-After (there is no attachment yet)
+ *   GetAttachment      a backend with fetch_part: the part AttachmentName (a
+ *                      FileReference) names as the HTTP body with its type, 500
+ *                      when none; else HTTP 503 and Retry-After
  *   MoveItems          per Move: 3 (moved: a tombstone in the source, gone from
  *                      the destination at its next Sync); unknown source 1,
  *                      destination 2, the same folder 4
