@@ -83,14 +83,24 @@ struct mbx_serve_in {
 	 * Provision then carries the directive, even when its request is empty.
 	 */
 	int wipe;
+	/*
+	 * GetAttachment's AttachmentName (the query's): a FileReference of an
+	 * Attachment this layer listed; NULL when there is none.
+	 */
+	const char *attachment_name;
 };
 
 #define MBX_OUT_HEADERS 4
 
 struct mbx_serve_out {
-	int http_status;          /* 200, 400, 500, ... */
-	const char *content_type; /* static; NULL when there is no body */
-	uint8_t *body;            /* malloc'd WBXML; free with mbx_serve_out_clear */
+	int http_status; /* 200, 400, 500, ... */
+	/*
+	 * Static; NULL when there is no body. GetAttachment's (the part's own
+	 * type) lives in the body's allocation, after body_len bytes and a NUL:
+	 * whoever keeps the body keeps it.
+	 */
+	const char *content_type;
+	uint8_t *body; /* malloc'd WBXML; free with mbx_serve_out_clear */
 	size_t body_len;
 	const char *headers[MBX_OUT_HEADERS][2]; /* extra (name, value), static strings */
 	size_t n_headers;

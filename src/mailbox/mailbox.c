@@ -26,6 +26,17 @@ mbx_email_clear(struct mbx_email *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/* Free a part's strings and zero it. */
+void
+mbx_part_clear(struct mbx_part *p)
+{
+	if (p == NULL)
+		return;
+	free(p->data);
+	free(p->content_type);
+	memset(p, 0, sizeof(*p));
+}
+
 /* Free a change report's arrays and zero it. */
 void
 mbx_changes_clear(struct mbx_changes *c)
@@ -91,6 +102,19 @@ mbx_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bo
 		return -1;
 	}
 	return b->ops->remove(b, folder_id, item_id, to_trash, cursor, errstr_r);
+}
+
+/* One part of an item: 0 (none) when the backend has no fetch_part. */
+int
+mbx_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
+               const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
+               const char **errstr_r)
+{
+	memset(out, 0, sizeof(*out));
+	if (b == NULL || b->ops->fetch_part == NULL || folder_id == NULL || item_id == NULL ||
+	    section == NULL)
+		return 0;
+	return b->ops->fetch_part(b, folder_id, item_id, section, offset, max, out, errstr_r);
 }
 
 /* The backend's folders. */

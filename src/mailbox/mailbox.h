@@ -94,6 +94,15 @@ struct mbx_email {
 };
 void mbx_email_clear(struct mbx_email *e);
 
+/* One part of a real item (an attachment), as fetch_part gives it (mbx_part_clear frees it). */
+struct mbx_part {
+	char *data;         /* the decoded bytes asked for (malloc'd, a NUL after them) */
+	size_t len;         /* bytes in data */
+	uint64_t total;     /* the whole part's decoded size */
+	char *content_type; /* "application/pdf" (malloc'd) */
+};
+void mbx_part_clear(struct mbx_part *p);
+
 /*
  * ---- Change cursors (optional: mbx_ops.changes) ----
  *
@@ -211,6 +220,18 @@ struct mbx_ops {
 	 */
 	int (*remove)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	              bool to_trash, char *cursor, const char **errstr_r);
+
+	/*
+	 * Optional (items with raw): one part of an item, by its IMAP section
+	 * (native/msgconv.h numbers the attachments so): at most max bytes
+	 * (0: all) of its decoded content from offset, and the whole part's
+	 * decoded size, into out (an offset at or past the end gives no
+	 * bytes). 1, 0 no such item or part, -1, MBX_PENDING. NULL: the
+	 * backend has no attachments (the quarantine mailbox).
+	 */
+	int (*fetch_part)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	                  const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
+	                  const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -235,6 +256,10 @@ int mbx_set_flags(struct mbx_backend *b, const char *folder_id, const char *item
                   int flagged, char *cursor, const char **errstr_r);
 int mbx_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
                char *cursor, const char **errstr_r);
+/* One part of an item (mbx_ops.fetch_part); 0 when the backend has no such op. */
+int mbx_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                   const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
+                   const char **errstr_r);
 /* The folder with this id, or NULL (also when the folders cannot be listed or are pending). */
 const struct mbx_folder *mbx_folder_find(struct mbx_backend *b, const char *folder_id);
 /*

@@ -16,6 +16,7 @@
 #include "lib/uidset.h"
 #include "lib/util.h"
 #include "mailbox/mailbox_memory.h"
+#include "native/msgconv.h"
 
 /* Own changes one cursor remembers (beyond: a change may be echoed, harmlessly). */
 #define OWN_MAX 64
@@ -27,6 +28,8 @@ struct mm_msg {
 	bool expunged;
 	int64_t date;
 	char *from, *subject;
+	char *raw; /* the message's bytes (append_raw), or NULL */
+	size_t raw_len;
 };
 
 struct mm_folder {
@@ -319,6 +322,18 @@ mm_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, stru
 	}
 	if ((msg = item_of(f, item_id)) == NULL)
 		return 0;
+	out->read = (msg->flags & MBX_MEM_SEEN) != 0;
+	out->flagged = (msg->flags & MBX_MEM_FLAGGED) != 0;
+	if (msg->raw != NULL) {
+		/* a real message: the command layer reads it (native/msgconv.h) */
+		out->raw = xmalloc(msg->raw_len + 1);
+		memcpy(out->raw, msg->raw, msg->raw_len);
+		out->raw[msg->raw_len] = '\0';
+		out->raw_len = msg->raw_len;
+		out->size = msg->raw_len;
+		out->internal_date = msg->date;
+		return 1;
+	}
 	out->from = xstrdup(msg->from);
 	out->to = xstrdup("alice@example.com");
 	out->display_to = xstrdup("Alice");
@@ -579,7 +594,9 @@ expunge_one(struct mm *m, struct mm_msg *msg)
 	msg->modseq = ++m->modseq;
 	free(msg->from);
 	free(msg->subject);
-	msg->from = msg->subject = NULL;
+	free(msg->raw);
+	msg->from = msg->subject = msg->raw = NULL;
+	msg->raw_len = 0;
 	return msg->modseq;
 }
 
@@ -609,13 +626,57 @@ mm_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, boo
 		if (m->f[i].type == MBX_FOLDER_DELETED)
 			trash = &m->f[i];
 	}
-	if (trash != NULL && trash != f) /* UID MOVE */
+	if (trash != NULL && trash != f && msg->raw != NULL) /* UID MOVE */
+		mbx_memory_append_raw(b, trash->id, msg->raw, msg->raw_len, msg->date, msg->flags);
+	else if (trash != NULL && trash != f)
 		mbx_memory_append(b, trash->id, msg->from, msg->subject, msg->date, msg->flags);
 	else
 		store(m, msg, MBX_MEM_DELETED, 0);
 	cur_note_own(&c, msg->uid, expunge_one(m, msg));
 	(void)cur_format(&c, cursor);
 	uidset_clear(&c.have);
+	return 1;
+}
+
+/*
+ * One part of a real message, decoded by msgconv (the whole message parsed
+ * at every call: the memory backend holds messages whole anyway; the IMAP
+ * backend fetches BODY[section] alone).
+ */
+static int
+mm_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
+              const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
+              const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+	char *data, *type;
+	size_t len;
+	int rv;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL || msg->raw == NULL)
+		return 0;
+	if ((rv = msgconv_part(msg->raw, msg->raw_len, section, &data, &len, &type, errstr_r)) <= 0)
+		return rv;
+	out->total = len;
+	out->content_type = type;
+	if (offset >= len) {
+		out->data = xstrdup("");
+		free(data);
+		return 1;
+	}
+	out->len = (size_t)(max > 0 && max < len - offset ? max : len - offset);
+	out->data = xmalloc(out->len + 1);
+	memcpy(out->data, data + offset, out->len);
+	out->data[out->len] = '\0';
+	free(data);
 	return 1;
 }
 
@@ -628,6 +689,7 @@ mm_destroy(struct mbx_backend *b)
 		for (size_t j = 0; j < m->f[i].n; j++) {
 			free(m->f[i].m[j].from);
 			free(m->f[i].m[j].subject);
+			free(m->f[i].m[j].raw);
 		}
 		free(m->f[i].m);
 	}
@@ -649,6 +711,7 @@ static const struct mbx_ops mm_ops = {
     .changes = mm_changes,
     .set_flags = mm_set_flags,
     .remove = mm_remove,
+    .fetch_part = mm_fetch_part,
 };
 
 /* The same mailbox without the cursor: the command layer lists and diffs items. */
@@ -662,6 +725,7 @@ static const struct mbx_ops mm_ops_list = {
     .wait = mm_wait,
     .begin = mm_begin,
     .end = mm_end,
+    .fetch_part = mm_fetch_part,
 };
 
 /* ---- building and changing the mailbox (tests, tools) ---- */
@@ -732,6 +796,24 @@ mbx_memory_append(struct mbx_backend *b, const char *folder_id, const char *from
 	    .subject = xstrdup(subject),
 	};
 	return f->uidnext - 1;
+}
+
+uint32_t
+mbx_memory_append_raw(struct mbx_backend *b, const char *folder_id, const char *raw, size_t len,
+                      int64_t date, unsigned flags)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	uint32_t uid = mbx_memory_append(b, folder_id, "", "", date, flags);
+
+	if (uid == 0)
+		return 0;
+	struct mm_msg *msg = msg_of(f, uid);
+	msg->raw = xmalloc(len + 1);
+	memcpy(msg->raw, raw, len);
+	msg->raw[len] = '\0';
+	msg->raw_len = len;
+	return uid;
 }
 
 int

@@ -39,6 +39,14 @@ int mbx_memory_add_folder(struct mbx_backend *b, const char *id, const char *par
 /* Deliver a message (APPEND): its UID, or 0 for an unknown folder. Strings are copied. */
 uint32_t mbx_memory_append(struct mbx_backend *b, const char *folder_id, const char *from,
                            const char *subject, int64_t date, unsigned flags);
+/*
+ * Deliver a real message (APPEND of its RFC 5322 bytes, copied): fetch gives
+ * it as raw (mailbox.h), fetch_part its parts. Its UID, or 0 for an unknown
+ * folder. date: its INTERNALDATE (the date window's, and DateReceived's
+ * fallback).
+ */
+uint32_t mbx_memory_append_raw(struct mbx_backend *b, const char *folder_id, const char *raw,
+                               size_t len, int64_t date, unsigned flags);
 /* STORE on one message: flags set, then cleared (a new MODSEQ when they change). 1, 0 none. */
 int mbx_memory_store(struct mbx_backend *b, const char *folder_id, uint32_t uid, unsigned set,
                      unsigned clear);

@@ -1006,3 +1006,105 @@ msgconv_preview(const struct msgconv_msg *msg, size_t max_chars)
 		b.p[--b.len] = '\0';
 	return sbuf_take(&b);
 }
+
+/* ---- one part by its section ------------------------------------------ */
+
+/*
+ * The object at section below body (a message's MIME part): each number
+ * picks a child of a multipart; a body that is not multipart is "1".
+ * NULL when the section is malformed or names nothing.
+ */
+static GMimeObject *
+part_at(GMimeObject *body, const char *section)
+{
+	GMimeObject *o = body;
+	const char *p = section;
+
+	if (body == NULL || strlen(section) > SECTION_MAX)
+		return NULL;
+	if (!GMIME_IS_MULTIPART(body))
+		return strcmp(section, "1") == 0 ? body : NULL;
+	while (*p) {
+		char *end;
+		unsigned long n;
+
+		if (!isdigit((unsigned char)*p))
+			return NULL;
+		n = strtoul(p, &end, 10);
+		if (o == NULL || !GMIME_IS_MULTIPART(o) || n == 0 ||
+		    n > (unsigned long)g_mime_multipart_get_count(GMIME_MULTIPART(o)))
+			return NULL;
+		o = g_mime_multipart_get_part(GMIME_MULTIPART(o), (int)n - 1);
+		if (*end == '.' && end[1] != '\0')
+			end++;
+		else if (*end != '\0')
+			return NULL;
+		p = end;
+	}
+	return o;
+}
+
+int
+msgconv_part(const char *raw, size_t len, const char *section, char **data_r, size_t *len_r,
+             char **type_r, const char **errstr)
+{
+	GMimeParserOptions *po;
+	GByteArray *ba, *out = NULL;
+	GMimeStream *st;
+	GMimeParser *parser;
+	GMimeMessage *msg;
+	GMimeObject *o;
+
+	*data_r = NULL;
+	*len_r = 0;
+	*type_r = NULL;
+	if (raw == NULL || len == 0 || len > (size_t)G_MAXUINT) {
+		*errstr = "no message";
+		return -1;
+	}
+	if (count_containers(raw, len, MSGCONV_MAX_CONTAINERS) > MSGCONV_MAX_CONTAINERS) {
+		*errstr = "too many MIME containers";
+		return -1;
+	}
+	msgconv_init();
+	po = g_mime_parser_options_new();
+	g_mime_parser_options_set_parameter_compliance_mode(po, GMIME_RFC_COMPLIANCE_LOOSE);
+	ba = g_byte_array_new_take((guint8 *)(uintptr_t)raw, len);
+	st = g_mime_stream_mem_new_with_byte_array(ba);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(st), FALSE);
+	parser = g_mime_parser_new_with_stream(st);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	msg = g_mime_parser_construct_message(parser, po);
+	o = msg ? part_at(g_mime_message_get_mime_part(msg), section) : NULL;
+	if (o != NULL && GMIME_IS_PART(o)) {
+		out = part_bytes(GMIME_PART(o));
+	} else if (o != NULL && GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+		GMimeStream *mem = g_mime_stream_mem_new();
+		if (inner != NULL)
+			g_mime_object_write_to_stream(GMIME_OBJECT(inner), NULL, mem);
+		out = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+		g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
+		g_object_unref(mem);
+	}
+	if (out != NULL) {
+		*data_r = xmalloc(out->len + 1);
+		if (out->len)
+			memcpy(*data_r, out->data, out->len);
+		(*data_r)[out->len] = '\0';
+		*len_r = out->len;
+		*type_r = mime_type(o);
+		g_byte_array_free(out, TRUE);
+	}
+	if (msg != NULL)
+		g_object_unref(msg);
+	g_object_unref(parser);
+	g_object_unref(st);
+	g_byte_array_free(ba, FALSE);
+	g_mime_parser_options_free(po);
+	if (msg == NULL) {
+		*errstr = "not an Internet message";
+		return -1;
+	}
+	return *data_r != NULL ? 1 : 0;
+}

@@ -151,4 +151,17 @@ void msgconv_body_clear(struct msgconv_body *b);
  */
 char *msgconv_preview(const struct msgconv_msg *msg, size_t max_chars);
 
+/*
+ * One part of a message by its IMAP section, as msgconv_parse numbers the
+ * attachments ("2", "1.2"; "1" for the body of a message that is not
+ * multipart): its content with the transfer encoding undone (a
+ * message/rfc822 part: the enclosed message's bytes) in *data_r
+ * (malloc'd, a NUL after it) and *len_r, its Content-Type in lower case in
+ * *type_r (malloc'd). Returns 1, 0 when there is no such leaf part (a
+ * malformed section, a multipart), or -1 with *errstr when the bytes are no
+ * message at all or break a cap.
+ */
+int msgconv_part(const char *raw, size_t len, const char *section, char **data_r, size_t *len_r,
+                 char **type_r, const char **errstr);
+
 #endif

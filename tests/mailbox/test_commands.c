@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "eas/wbxml.h"
+#include "lib/b64.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
 #include "mailbox/mailbox_memory.h"
@@ -2423,6 +2424,7 @@ struct cx {
 	struct fx f;
 	struct mbx_backend *mm, *mm2;
 	bool mirror;
+	const char *attachment_name; /* GetAttachment's */
 };
 
 #define CX_NOW 1700000100
@@ -2484,11 +2486,13 @@ cx_serve(struct cx *c, enum eas_cmd cmd, struct wbxml_doc *req)
 	uint8_t *body = NULL;
 	size_t len = 0;
 
-	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+	if (req != NULL)
+		assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
 	wbxml_doc_free(&req);
 	mbx_serve_out_clear(&f->out);
 	wbxml_doc_free(&f->resp);
 	struct mbx_serve_in in = {
+	    .attachment_name = c->attachment_name,
 	    .cmd = cmd,
 	    .version = f->version,
 	    .body = body,
@@ -2516,7 +2520,8 @@ cx_serve(struct cx *c, enum eas_cmd cmd, struct wbxml_doc *req)
 		assert_mem_equal(&f->mem, &f->mem2);
 	}
 	free(body);
-	if (f->out.http_status != 200 || f->out.body == NULL)
+	if (f->out.http_status != 200 || f->out.body == NULL ||
+	    strcmp(f->out.content_type, "application/vnd.ms-sync.wbxml") != 0)
 		return NULL;
 	assert_int_equal(wbxml_decode(f->out.body, f->out.body_len, NULL, &f->resp, NULL),
 	                 WBXML_OK);
@@ -2837,6 +2842,272 @@ test_cursor_changes(void **state)
 	cx_done(&c);
 }
 
+/* ---- real messages (native mode's items) ---- */
+
+/* A file of tests/native/data, malloc'd, its length in *len_r. */
+static char *
+read_eml(const char *name, size_t *len_r)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", ABQ_NATIVE_DATA, name);
+	FILE *fp = fopen(path, "rb");
+	assert_non_null(fp);
+	char *buf = xmalloc(1 << 20);
+	*len_r = fread(buf, 1, 1 << 20, fp);
+	fclose(fp);
+	return buf;
+}
+
+/* Deliver a data file to both mailboxes' inbox; its UID. */
+static uint32_t
+cx_deliver(struct cx *c, const char *name)
+{
+	size_t len;
+	char *raw = read_eml(name, &len);
+	uint32_t a = mbx_memory_append_raw(c->mm, "inbox", raw, len, CX_NOW - 3600, 0);
+	uint32_t b = mbx_memory_append_raw(c->mm2, "inbox", raw, len, CX_NOW - 3600, 0);
+	assert_int_equal(a, b);
+	free(raw);
+	return a;
+}
+
+/* A BodyPreference under opts. */
+static void
+add_pref(struct wbxml_node *opts, const char *type, const char *trunc, bool aon,
+         const char *preview)
+{
+	struct wbxml_node *bp = wbxml_addn(opts, "AirSyncBase:BodyPreference");
+	wbxml_addn_text(bp, "AirSyncBase:Type", type);
+	if (trunc)
+		wbxml_addn_text(bp, "AirSyncBase:TruncationSize", trunc);
+	if (aon)
+		wbxml_addn_text(bp, "AirSyncBase:AllOrNone", "1");
+	if (preview)
+		wbxml_addn_text(bp, "AirSyncBase:Preview", preview);
+}
+
+/* ItemOperations Fetch of inbox item uid; its Options (to fill) in *opts_r. */
+static struct wbxml_doc *
+req_fetch_item(const char *uid, struct wbxml_node **opts_r)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *f =
+	    wbxml_addn(wbxml_addn_root(d, "ItemOperations:ItemOperations"), "Fetch");
+	wbxml_addn_text(f, "Store", "Mailbox");
+	wbxml_addn_text(f, "AirSync:CollectionId", "inbox");
+	wbxml_addn_text(f, "AirSync:ServerId", uid);
+	*opts_r = wbxml_addn(f, "Options");
+	return d;
+}
+
+/* ItemOperations Fetch of a FileReference, with a Range or none. */
+static struct wbxml_doc *
+req_fetch_file(const char *ref, const char *range)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *f =
+	    wbxml_addn(wbxml_addn_root(d, "ItemOperations:ItemOperations"), "Fetch");
+	wbxml_addn_text(f, "Store", "Mailbox");
+	wbxml_addn_text(f, "AirSyncBase:FileReference", ref);
+	if (range)
+		wbxml_addn_text(wbxml_addn(f, "Options"), "Range", range);
+	return d;
+}
+
+/* The base64 Data of an answer decoded (malloc'd), its length in *n_r. */
+static unsigned char *
+data_of(const struct wbxml_node *props, size_t *n_r)
+{
+	const char *t = txt(props, "Data");
+	size_t epos;
+	const char *err;
+	unsigned char *out = xmalloc(B64_DECODED_MAX(strlen(t)) + 1);
+	assert_int_equal(b64_decode(t, strlen(t), out, n_r, &epos, &err), 0);
+	return out;
+}
+
+/*
+ * Real messages at 12.1 and 14.1: a Sync Add of a multipart/alternative
+ * message with its headers as MS-ASEMAIL says, plain text cut at the
+ * TruncationSize, Preview at 14.1 only; the PDF message's attachment listed
+ * with its FileReference; ItemOperations Fetch of the item as HTML whole,
+ * as MIME (MIMESupport 2), and as HTML under AllOrNone that does not fit
+ * (no data); of the PDF whole and with a Range; a bad FileReference: 15;
+ * GetAttachment (12.1): the PDF with its Content-Type.
+ */
+static void
+test_real_messages(void **state)
+{
+	static const char *const vs[] = {"12.1", "14.1"};
+
+	(void)state;
+	for (size_t k = 0; k < 2; k++) {
+		struct cx c;
+		char key[80];
+		struct wbxml_node *coll, *opts, *r;
+
+		cx_init(&c, 0);
+		c.f.version = vs[k];
+		assert_int_equal(cx_deliver(&c, "alternative.eml"), 1);
+		assert_int_equal(cx_deliver(&c, "mixed_pdf.eml"), 2);
+		cx_prime(&c, key); /* items without Options: not looked at here */
+		snprintf(key, sizeof(key), "0");
+		cx_sync(&c, key, 100, -1, -1);
+		/* Sync with plain text cut at 20 bytes and a Preview */
+		struct wbxml_doc *d = cx_req(key, 100, -1, -1, &coll);
+		opts = wbxml_addn(coll, "Options");
+		add_pref(opts, "1", "20", false, "40");
+		r = cx_serve(&c, EAS_CMD_SYNC, d);
+		struct wbxml_node *co = wbxml_find(r, "Collections/Collection");
+		assert_int_equal(n_cmds(co), 2);
+		struct wbxml_node *pdf = wbxml_find(cmd_at(co, 0), "ApplicationData");
+		struct wbxml_node *alt = wbxml_find(cmd_at(co, 1), "ApplicationData");
+		assert_string_equal(txt(cmd_at(co, 1), "ServerId"), "1");
+		assert_string_equal(txt(alt, "Email:Subject"), "Re: Fwd: Quarterly report");
+		assert_string_equal(txt(alt, "Email:ThreadTopic"), "Quarterly report");
+		assert_non_null(strstr(txt(alt, "Email:From"), "anna@example.org"));
+		assert_non_null(strstr(txt(alt, "Email:From"), "Anna M\xc3\xbcller"));
+		assert_non_null(strstr(txt(alt, "Email:Cc"), "dan@example.com"));
+		assert_non_null(strstr(txt(alt, "Email:ReplyTo"), "reports@example.org"));
+		assert_string_equal(txt(alt, "Email:Importance"), "2");
+		assert_string_equal(txt(alt, "Email:DateReceived"), "2026-03-03T08:15:00.000Z");
+		assert_string_equal(txt(alt, "AirSyncBase:NativeBodyType"), "2");
+		assert_string_equal(txt(alt, "AirSyncBase:Body/Type"), "1");
+		assert_string_equal(txt(alt, "AirSyncBase:Body/Truncated"), "1");
+		assert_true(strlen(txt(alt, "AirSyncBase:Body/Data")) <= 20);
+		assert_true(strncmp(txt(alt, "AirSyncBase:Body/Data"), "Hi Bob,", 7) == 0);
+		assert_true(atoi(txt(alt, "AirSyncBase:Body/EstimatedDataSize")) > 20);
+		if (k == 0)
+			assert_null(wbxml_find(alt, "AirSyncBase:Body/Preview"));
+		else
+			assert_true(strncmp(txt(alt, "AirSyncBase:Body/Preview"),
+			                    "Hi Bob, the report", 18) == 0);
+		assert_null(wbxml_find(alt, "AirSyncBase:Attachments"));
+		struct wbxml_node *att = wbxml_find(pdf, "AirSyncBase:Attachments/Attachment");
+		assert_non_null(att);
+		assert_string_equal(txt(att, "DisplayName"), "report.pdf");
+		assert_string_equal(txt(att, "FileReference"), "inbox:2:2");
+		assert_string_equal(txt(att, "Method"), "1");
+		long pdf_size = atol(txt(att, "EstimatedDataSize"));
+		assert_true(pdf_size > 100);
+
+		/* ItemOperations: HTML whole */
+		d = req_fetch_item("1", &opts);
+		add_pref(opts, "2", NULL, false, NULL);
+		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, d);
+		struct wbxml_node *pr = wbxml_find(r, "Response/Fetch/Properties");
+		assert_string_equal(txt(pr, "AirSyncBase:Body/Type"), "2");
+		assert_null(wbxml_find(pr, "AirSyncBase:Body/Truncated"));
+		assert_non_null(strstr(txt(pr, "AirSyncBase:Body/Data"), "<p>Hi Bob,</p>"));
+		/* MIME with MIMESupport 2: the message's bytes */
+		d = req_fetch_item("1", &opts);
+		wbxml_addn_text(opts, "AirSync:MIMESupport", "2");
+		add_pref(opts, "4", NULL, false, NULL);
+		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, d);
+		pr = wbxml_find(r, "Response/Fetch/Properties");
+		assert_string_equal(txt(pr, "AirSyncBase:Body/Type"), "4");
+		assert_non_null(strstr(txt(pr, "AirSyncBase:Body/Data"), "boundary=\"alt-1\""));
+		/* Type 4 without MIMESupport is skipped for the next preference */
+		d = req_fetch_item("1", &opts);
+		add_pref(opts, "4", NULL, false, NULL);
+		add_pref(opts, "2", "10", true, NULL);
+		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, d);
+		pr = wbxml_find(r, "Response/Fetch/Properties");
+		assert_string_equal(txt(pr, "AirSyncBase:Body/Type"), "2");
+		assert_string_equal(txt(pr, "AirSyncBase:Body/Truncated"), "1");
+		assert_null(wbxml_find(pr, "AirSyncBase:Body/Data")); /* AllOrNone */
+
+		/* The PDF whole, then bytes 0-9 */
+		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("inbox:2:2", NULL));
+		assert_string_equal(txt(r, "Response/Fetch/Status"), "1");
+		assert_string_equal(txt(r, "Response/Fetch/AirSyncBase:FileReference"),
+		                    "inbox:2:2");
+		pr = wbxml_find(r, "Response/Fetch/Properties");
+		assert_string_equal(txt(pr, "AirSyncBase:ContentType"), "application/pdf");
+		size_t n;
+		unsigned char *whole = data_of(pr, &n);
+		assert_int_equal(n, pdf_size);
+		assert_int_equal(atol(txt(pr, "Total")), pdf_size);
+		assert_memory_equal(whole, "%PDF", 4);
+		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("inbox:2:2", "0-9"));
+		pr = wbxml_find(r, "Response/Fetch/Properties");
+		assert_string_equal(txt(pr, "Range"), "0-9");
+		assert_int_equal(atol(txt(pr, "Total")), pdf_size);
+		size_t n10;
+		unsigned char *part = data_of(pr, &n10);
+		assert_int_equal(n10, 10);
+		assert_memory_equal(part, whole, 10);
+		free(part);
+		/* no such part, none of ours, a range past the end */
+		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("inbox:2:9", NULL));
+		assert_string_equal(txt(r, "Response/Fetch/Status"), "15");
+		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("garbage", NULL));
+		assert_string_equal(txt(r, "Response/Fetch/Status"), "15");
+		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS,
+		             req_fetch_file("inbox:2:2", "999999-1000000"));
+		assert_string_equal(txt(r, "Response/Fetch/Status"), "8");
+
+		/* GetAttachment: the bytes as the HTTP body, with their type */
+		c.attachment_name = "inbox:2:2";
+		assert_null(cx_serve(&c, EAS_CMD_GETATTACHMENT, NULL));
+		assert_int_equal(c.f.out.http_status, 200);
+		assert_string_equal(c.f.out.content_type, "application/pdf");
+		assert_int_equal(c.f.out.body_len, pdf_size);
+		assert_memory_equal(c.f.out.body, whole, n);
+		c.attachment_name = "inbox:2:7";
+		assert_null(cx_serve(&c, EAS_CMD_GETATTACHMENT, NULL));
+		assert_int_equal(c.f.out.http_status, 500);
+		free(whole);
+		cx_done(&c);
+	}
+}
+
+/*
+ * A Sync key repeated (its answer was lost) is answered with the very
+ * answer it got, byte for byte, even after the mailbox changed in between
+ * (a new message, a flag changed); the next key then gets those changes.
+ */
+static void
+test_saved_answer(void **state)
+{
+	struct cx c;
+	char key[80], k0[80];
+
+	(void)state;
+	cx_init(&c, 0);
+	cx_deliver(&c, "alternative.eml");
+	cx_deliver(&c, "mixed_pdf.eml");
+	assert_non_null(cx_serve(&c, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
+	snprintf(key, sizeof(key), "0");
+	cx_sync(&c, key, 100, -1, -1);
+	snprintf(k0, sizeof(k0), "%s", key);
+	struct wbxml_node *co = cx_sync(&c, key, 1, -1, -1);
+	assert_int_equal(n_cmds(co), 1);
+	assert_non_null(wbxml_find(co, "MoreAvailable"));
+	uint8_t *first = xmalloc(c.f.out.body_len);
+	size_t first_len = c.f.out.body_len;
+	memcpy(first, c.f.out.body, first_len);
+	/* the mailbox changes */
+	cx_deliver(&c, "rfc2047.eml");
+	mbx_memory_store(c.mm, "inbox", 2, MBX_MEM_SEEN, 0);
+	mbx_memory_store(c.mm2, "inbox", 2, MBX_MEM_SEEN, 0);
+	char again[80];
+	snprintf(again, sizeof(again), "%s", k0);
+	co = cx_sync(&c, again, 1, -1, -1);
+	assert_string_equal(again, key);
+	assert_int_equal(c.f.out.body_len, first_len);
+	assert_memory_equal(c.f.out.body, first, first_len);
+	/* the next key: the rest, the new message included */
+	size_t got = 0;
+	do {
+		co = cx_sync(&c, key, 100, -1, -1);
+		got += n_cmds(co);
+	} while (wbxml_find(co, "MoreAvailable") != NULL);
+	assert_int_equal(got, 3); /* uid 1, the new uid 3 and uid 2 now read */
+	free(first);
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -2869,6 +3140,8 @@ main(void)
 	    cmocka_unit_test(test_cursor_initial_10000),
 	    cmocka_unit_test(test_cursor_changes),
 	    cmocka_unit_test(test_cursor_star),
+	    cmocka_unit_test(test_real_messages),
+	    cmocka_unit_test(test_saved_answer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
