@@ -526,16 +526,18 @@ notify_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	wc->busy--;
 	wc->renotify--;
 	if (r->status != IMAP_OK) {
-		if (w->mode == MODE_NOTIFY && !wc->set_up) {
+		/* Refused (now or for a grown set): IDLE instead, on this login. */
+		if (w->mode == MODE_NOTIFY) {
 			log_info("watch: %s: NOTIFY SET refused (%s): IDLE instead", w->account,
 			         r->text);
 			w->mode = MODE_IDLE;
+			wc->set_up = wc->started = false;
 			layout_idle(w);
-			return;
 		}
-		watcher_drop(w, IMAP_ERR_PROTOCOL, "NOTIFY SET refused");
 		return;
 	}
+	if (w->mode != MODE_NOTIFY)
+		return; /* an OK after another NOTIFY SET was refused */
 	wc->set_up = true;
 	if (wc->renotify == 0)
 		conn_idle(wc);

@@ -127,11 +127,13 @@ class Driver:
         raise Failure("the watcher is not watching after %ss" % timeout)
 
     def close(self):
+        """Quit; the driver's exit status (valgrind's or the sanitizers' errors)."""
         try:
             self.send("quit")
-            self.p.wait(10)
+            return self.p.wait(60)
         except Exception:
             self.p.kill()
+            return -1
 
 
 class Mail:
@@ -345,7 +347,8 @@ def round_(dc, drv_argv, notify):
            (label, st["conns"]))
     finally:
         mail.logout()
-        drv.close()
+        rc = drv.close()
+    expect(rc == 0, "%s: watch-driver exited with %d" % (label, rc))
 
     if notify:
         return
@@ -364,7 +367,8 @@ def round_(dc, drv_argv, notify):
            "%.0f ms" % (d * 1000, SWEEP, d2 * 1000))
     finally:
         mail.logout()
-        drv.close()
+        rc = drv.close()
+    expect(rc == 0, "sweep: watch-driver exited with %d" % rc)
 
 
 def main():
@@ -376,7 +380,8 @@ def main():
     dc = L.Dovecot(d)
     with open(dc.conf, "a") as f:
         f.write("# NOTIFY (RFC 5465) needs the mailbox list index\nmailbox_list_index = yes\n")
-    argv = [a.driver, "imaps://127.0.0.1:%d" % dc.imaps_port, dc.ca]
+    # ABQ_WATCH_WRAP: a command the driver runs under (valgrind in the -valgrind test).
+    argv = os.environ.get("ABQ_WATCH_WRAP", "").split() + [a.driver, "imaps://127.0.0.1:%d" % dc.imaps_port, dc.ca]
     ok_all = True
     try:
         dc.start()
