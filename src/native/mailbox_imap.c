@@ -55,6 +55,8 @@ struct cur {
 	uint32_t uidvalidity;
 	int64_t since;
 	struct uidset have, seen, flagged;
+	/* "?": the read states did not fit; the device is taken to have the server's. */
+	bool seen_unknown;
 };
 
 /* A body literal being received (by message sequence number). */
@@ -223,7 +225,9 @@ cur_parse(const char *text, struct cur *c)
 		goto out;
 	if (uidset_max(&c->have) == UINT32_MAX)
 		goto out;
-	if (f[4][0] == '+' || f[4][0] == '~') {
+	if (strcmp(f[4], "?") == 0) {
+		c->seen_unknown = true;
+	} else if (f[4][0] == '+' || f[4][0] == '~') {
 		struct uidset s = {0};
 		if (uidset_parse(&s, f[4] + 1, &e) < 0)
 			goto out;
@@ -279,6 +283,11 @@ cur_format(const struct cur *c, char out[MBX_CURSOR_MAX + 1])
 	sbuf_printf(&b, "i1 %" PRIu32 " %" PRId64 " %s %c%s %s", c->uidvalidity, c->since,
 	            *have ? have : "-", strlen(uns) < strlen(seen) ? '~' : '+',
 	            strlen(uns) < strlen(seen) ? uns : seen, *fl ? fl : "-");
+	if (b.len > MBX_CURSOR_MAX) { /* read states alternating message by message */
+		b.len = 0;
+		sbuf_printf(&b, "i1 %" PRIu32 " %" PRId64 " %s ? %s", c->uidvalidity, c->since,
+		            *have ? have : "-", *fl ? fl : "-");
+	}
 	if (b.len <= MBX_CURSOR_MAX) {
 		memcpy(out, b.p, b.len + 1);
 		rv = 0;
@@ -730,6 +739,15 @@ compute(struct job *j, struct cur *c, struct mbx_changes *out)
 
 	uidset_copy(&have, &c->have);
 	have.max_ranges = IMAP_UIDSET_MAX;
+	if (c->seen_unknown) { /* the device is taken to have the server's read states */
+		uidset_clear(&c->seen);
+		FOR_UIDS(&have, u)
+		{
+			if (uidset_contains(&j->s_seen, u))
+				(void)uidset_add(&c->seen, u);
+		}
+		c->seen_unknown = false;
+	}
 	/* Soft deletes: still there, out of a narrower window. */
 	if (since > c->since) {
 		FOR_UIDS(&have, u)

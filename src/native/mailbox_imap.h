@@ -25,15 +25,20 @@
  * and flagged: which of them the device was told are read / flagged, seen
  * written either as "+<set>" (the seen ones) or "~<set>" (the unseen ones),
  * whichever is shorter, so a mostly-read folder costs a few ranges. Each
- * changes() selects the folder and asks four UID SEARCHes (UNDELETED, in the
- * window, SEEN, FLAGGED; ESEARCH's ranges when offered, pipelined): deletes
- * = have - existing, soft deletes = have - window when the window narrowed,
- * changed = the read/flag sets differ from the cursor's, adds = window -
- * have, newest first. The same at every capability level; nothing depends
- * on CONDSTORE. A cursor that would pass MBX_CURSOR_MAX (a folder whose
- * flags alternate message by message) takes fewer adds (MoreAvailable); if
- * even the current state does not fit, changes() answers 0 (the phone starts
- * over, Status 3) rather than loop.
+ * changes() selects the folder and asks its UID SEARCHes one after the
+ * other (UNDELETED, UNDELETED SINCE for a date window, SEEN, FLAGGED;
+ * ESEARCH's ranges when offered): deletes = have - existing, soft deletes =
+ * have - window when the window narrowed, changed = the read/flag states
+ * differ from the cursor's, adds = window - have, newest first. The same at
+ * every capability level; nothing depends on CONDSTORE.
+ *
+ * A pathological folder (reads alternating message by message, ~600 runs
+ * and more) would pass MBX_CURSOR_MAX: the read states are then written
+ * "?", and the device is taken to have the server's read states; read
+ * changes made elsewhere in that folder are not reported until they fit
+ * again (flags and deletes still are). If even that does not fit, fewer
+ * adds are taken (MoreAvailable); with none left, changes() answers 0 (the
+ * phone starts over) rather than loop.
  *
  * The adds of one changes() are prefetched in one UID FETCH (UID FLAGS
  * INTERNALDATE RFC822.SIZE ENVELOPE BODY.PEEK[]<0.cap>), so each fetch() of
