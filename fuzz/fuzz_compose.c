@@ -1,6 +1,6 @@
 /*
  * fuzz_compose.c: libFuzzer target over SmartReply/SmartForward's
- * composition (src/native/compose.c) and submission's envelope reading
+ * composition (src/mime/compose.c) and submission's envelope reading
  * (submit_recipients, compose_header_block): the phone's MIME is peer bytes.
  *
  * An input is the phone's message, then a NUL byte and the original's (no
@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "native/compose.h"
-#include "native/msgconv.h"
+#include "mime/compose.h"
+#include "mime/msgconv.h"
 #include "native/submit.h"
 #include "replay.h"
 

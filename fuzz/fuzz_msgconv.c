@@ -1,6 +1,6 @@
 /*
  * fuzz_msgconv.c: libFuzzer target over the message converter of native
- * mode (src/native/msgconv.c): the bytes of a mail message, as an IMAP
+ * mode (src/mime/msgconv.c): the bytes of a mail message, as an IMAP
  * server hands any message it stores, parsed, then every body type asked at
  * several truncations with and without AllOrNone, and the Preview. Checks
  * what a phone relies on: text out is valid UTF-8, a cut body is never
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "native/msgconv.h"
+#include "mime/msgconv.h"
 #include "replay.h"
 
 /* s is valid UTF-8 without a NUL inside its len bytes, or the run stops. */

@@ -100,7 +100,7 @@
 #include "lib/mime.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
-#include "native/msgconv.h"
+#include "mime/msgconv.h"
 
 #define CT_WBXML         "application/vnd.ms-sync.wbxml"
 #define PROVISION_TYPE   "MS-EAS-Provisioning-WBXML"

@@ -81,7 +81,7 @@ struct mbx_email {
 	/*
 	 * A real mailbox's item (native mode): the message as the mail server
 	 * has it (RFC 5322 bytes, malloc'd), which the command layer turns into
-	 * the EAS fields and bodies itself (native/msgconv.h); the fields above
+	 * the EAS fields and bodies itself (mime/msgconv.h); the fields above
 	 * but read and flagged are then unused. raw_len < size when only the
 	 * first raw_len bytes were fetched (a large message: the rest is its
 	 * attachments, fetched part by part when asked). raw NULL: the fields
@@ -223,7 +223,7 @@ struct mbx_ops {
 
 	/*
 	 * Optional (items with raw): one part of an item, by its IMAP section
-	 * (native/msgconv.h numbers the attachments so): at most max bytes
+	 * (mime/msgconv.h numbers the attachments so): at most max bytes
 	 * (0: all) of its decoded content from offset, and the whole part's
 	 * decoded size, into out (an offset at or past the end gives no
 	 * bytes). 1, 0 no such item or part, -1, MBX_PENDING. NULL: the

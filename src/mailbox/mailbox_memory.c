@@ -16,7 +16,7 @@
 #include "lib/uidset.h"
 #include "lib/util.h"
 #include "mailbox/mailbox_memory.h"
-#include "native/msgconv.h"
+#include "mime/msgconv.h"
 
 /* Own changes one cursor remembers (beyond: a change may be echoed, harmlessly). */
 #define OWN_MAX 64
@@ -325,7 +325,7 @@ mm_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, stru
 	out->read = (msg->flags & MBX_MEM_SEEN) != 0;
 	out->flagged = (msg->flags & MBX_MEM_FLAGGED) != 0;
 	if (msg->raw != NULL) {
-		/* a real message: the command layer reads it (native/msgconv.h) */
+		/* a real message: the command layer reads it (mime/msgconv.h) */
 		out->raw = xmalloc(msg->raw_len + 1);
 		memcpy(out->raw, msg->raw, msg->raw_len);
 		out->raw[msg->raw_len] = '\0';

@@ -40,8 +40,8 @@
 #include <strings.h>
 
 #include "lib/util.h"
-#include "native/compose.h"
-#include "native/msgconv.h"
+#include "mime/compose.h"
+#include "mime/msgconv.h"
 #include "native/submit.h"
 #include "net/curl_loop.h"
 

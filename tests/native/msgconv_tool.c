@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "native/msgconv.h"
+#include "mime/msgconv.h"
 
 /* The whole file, malloc'd; NULL when it cannot be read. */
 static char *

@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "native/compose.h"
-#include "native/msgconv.h"
+#include "mime/compose.h"
+#include "mime/msgconv.h"
 #include "native/submit.h"
 
 /* The bytes of DIR/NAME (free them). */

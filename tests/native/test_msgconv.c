@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "native/html2text.h"
-#include "native/msgconv.h"
+#include "mime/html2text.h"
+#include "mime/msgconv.h"
 
 /* data/NAME parsed into *m with opts (NULL: the defaults); asserts success. */
 static void

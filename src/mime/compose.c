@@ -28,8 +28,8 @@
 #include <gmime/gmime.h>
 
 #include "lib/util.h"
-#include "native/compose.h"
-#include "native/msgconv.h"
+#include "mime/compose.h"
+#include "mime/msgconv.h"
 
 #define MAX_REFERENCES 64
 

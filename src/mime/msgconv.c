@@ -21,8 +21,8 @@
 #include <libxml/parser.h>
 
 #include "lib/util.h"
-#include "native/html2text.h"
-#include "native/msgconv.h"
+#include "mime/html2text.h"
+#include "mime/msgconv.h"
 
 #define MSGCONV_MAX_REFERENCES 64 /* References kept (the oldest first) */
 #define SECTION_MAX            (MSGCONV_MAX_DEPTH * 12)

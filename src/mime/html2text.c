@@ -14,7 +14,7 @@
 #include <libxml/tree.h>
 
 #include "lib/util.h"
-#include "native/html2text.h"
+#include "mime/html2text.h"
 
 #define H2T_STACK 16 /* lists and links tracked at once */
 

@@ -1,0 +1,1633 @@
+/*
+ * mailbox_imap.c: the mailbox backend over an IMAP server (mailbox_imap.h).
+ *
+ * Every op that needs the server starts a job (a short chain of IMAP
+ * commands on the request's one connection) and answers MBX_PENDING; the
+ * job's result is recorded in a memo keyed by the op and its arguments, from
+ * which the next runs of the request answer. One job runs at a time: the
+ * command layer stops at the first MBX_PENDING.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/log.h"
+#include "lib/uidset.h"
+#include "lib/util.h"
+#include "native/mailbox_imap.h"
+
+enum job_kind { J_FOLDERS, J_CHANGES, J_FETCH, J_FLAGS, J_REMOVE };
+
+/* A message as fetched (the batch of a changes(), or one fetch()). */
+struct imsg {
+	uint32_t uid;
+	uint32_t flags;
+	int64_t idate;
+	uint64_t size;
+	char *raw;
+	size_t raw_len;
+	char *subject, *from;
+};
+
+/* An op's recorded result. */
+struct memo {
+	char *key;
+	int rv; /* MBX_PENDING while its job runs */
+	const char *err;
+	struct mbx_changes ch;           /* changes */
+	char cursor[MBX_CURSOR_MAX + 1]; /* set_flags, remove: the advanced cursor */
+	struct imsg msg;                 /* fetch */
+	struct memo *next;
+};
+
+/* The prefetched adds of one folder. */
+struct batch {
+	char folder[MBX_ID_MAX + 1];
+	struct imsg *m;
+	size_t n;
+	struct batch *next;
+};
+
+/* A decoded cursor. */
+struct cur {
+	uint32_t uidvalidity;
+	int64_t since;
+	struct uidset have, seen, flagged;
+	/* "?": the read states did not fit; the device is taken to have the server's. */
+	bool seen_unknown;
+};
+
+/* A body literal being received (by message sequence number). */
+struct pbuf {
+	uint32_t seq;
+	struct sbuf b;
+};
+
+struct mi;
+
+struct job {
+	struct mi *m;
+	enum job_kind kind;
+	struct memo *memo;
+	int step;
+	unsigned outstanding; /* commands of the step not yet answered */
+	bool failed;
+	char folder[MBX_ID_MAX + 1];
+	const char *mailbox; /* the folder's IMAP name (the backend's) */
+	char *cursor;
+	struct mbx_window w;
+	int64_t since; /* the window's floor in force (w.since, or the cursor's for -1) */
+	uint32_t uid;
+	int read, flagged;
+	bool to_trash, found;
+	/* folders */
+	struct imap_list *lists;
+	size_t nlists;
+	/* changes */
+	uint32_t uidvalidity;
+	struct uidset s_all, s_win, s_seen, s_flag, fetch_set;
+	struct batch *batch;
+	/* fetch */
+	struct pbuf *pb;
+	size_t npb;
+};
+
+struct mi {
+	struct mbx_backend base;
+	struct imap_pool *pool;
+	char *account, *password;
+	const struct mbx_imap_folder_map *map;
+	struct imap_client *c;
+	struct imap_pool_req *preq;
+	enum mbx_imap_failure fail;
+	/* folders */
+	int folders_rv; /* MBX_PENDING until listed: 0 or -1 */
+	bool folders_started;
+	const char *folders_err;
+	struct mbx_folder *fl;
+	char **mailboxes; /* IMAP names, by folder */
+	size_t nf;
+	struct memo *memos;
+	struct batch *batches;
+	struct job *job;
+	void (*wait_cb)(void *arg);
+	void *wait_arg;
+	char *selected; /* the mailbox selected on c */
+	uint32_t sel_uidvalidity;
+	unsigned runs, cmds;
+};
+
+static void job_step(struct job *j);
+
+/* ---- small helpers ---- */
+
+static void
+imsg_clear(struct imsg *x)
+{
+	free(x->raw);
+	free(x->subject);
+	free(x->from);
+	memset(x, 0, sizeof(*x));
+}
+
+/* Copy a change report (arrays duplicated). */
+static void
+changes_copy(struct mbx_changes *dst, const struct mbx_changes *src)
+{
+	*dst = *src;
+	dst->adds = src->n_adds ? xmalloc(src->n_adds * sizeof(*src->adds)) : NULL;
+	dst->changed = src->n_changed ? xmalloc(src->n_changed * sizeof(*src->changed)) : NULL;
+	dst->deletes = src->n_deletes ? xmalloc(src->n_deletes * sizeof(*src->deletes)) : NULL;
+	if (src->n_adds)
+		memcpy(dst->adds, src->adds, src->n_adds * sizeof(*src->adds));
+	if (src->n_changed)
+		memcpy(dst->changed, src->changed, src->n_changed * sizeof(*src->changed));
+	if (src->n_deletes)
+		memcpy(dst->deletes, src->deletes, src->n_deletes * sizeof(*src->deletes));
+}
+
+static struct memo *
+memo_find(struct mi *m, const char *key)
+{
+	for (struct memo *x = m->memos; x != NULL; x = x->next) {
+		if (strcmp(x->key, key) == 0)
+			return x;
+	}
+	return NULL;
+}
+
+static struct memo *
+memo_add(struct mi *m, char *key)
+{
+	struct memo *x = xcalloc(1, sizeof(*x));
+
+	x->key = key;
+	x->rv = MBX_PENDING;
+	x->next = m->memos;
+	m->memos = x;
+	return x;
+}
+
+/* The index of a folder id, or -1. */
+static long
+folder_index(const struct mi *m, const char *id)
+{
+	for (size_t i = 0; i < m->nf; i++) {
+		if (strcmp(m->fl[i].id, id) == 0)
+			return (long)i;
+	}
+	return -1;
+}
+
+/* An item id as a UID: 0 when it is not one. */
+static uint32_t
+uid_of(const char *id)
+{
+	long long v;
+	const char *e;
+
+	return parse_int(id, 1, UINT32_MAX - 1, &v, &e) < 0 ? 0 : (uint32_t)v;
+}
+
+/* ---- the cursor ---- */
+
+static void
+cur_clear(struct cur *c)
+{
+	uidset_clear(&c->have);
+	uidset_clear(&c->seen);
+	uidset_clear(&c->flagged);
+}
+
+/* Decode a cursor: 0, or -1 when it is not one of ours. */
+static int
+cur_parse(const char *text, struct cur *c)
+{
+	char *copy = xstrdup(text), *save = NULL, *f[7];
+	const char *e;
+	long long v;
+	int n = 0, rv = -1;
+
+	memset(c, 0, sizeof(*c));
+	for (char *t = strtok_r(copy, " ", &save); t && n < 7; t = strtok_r(NULL, " ", &save))
+		f[n++] = t;
+	if (n != 6 || strcmp(f[0], "i1") != 0)
+		goto out;
+	if (parse_int(f[1], 1, UINT32_MAX, &v, &e) < 0)
+		goto out;
+	c->uidvalidity = (uint32_t)v;
+	if (parse_int(f[2], 0, INT64_MAX, &v, &e) < 0)
+		goto out;
+	c->since = v;
+	if (strcmp(f[3], "-") != 0 && uidset_parse(&c->have, f[3], &e) < 0)
+		goto out;
+	if (uidset_max(&c->have) == UINT32_MAX)
+		goto out;
+	if (strcmp(f[4], "?") == 0) {
+		c->seen_unknown = true;
+	} else if (f[4][0] == '+' || f[4][0] == '~') {
+		struct uidset s = {0};
+		if (uidset_parse(&s, f[4] + 1, &e) < 0)
+			goto out;
+		if (f[4][0] == '+') {
+			c->seen = s;
+		} else {
+			for (size_t i = 0; i < c->have.n; i++) {
+				for (uint32_t u = c->have.r[i].lo;; u++) {
+					if (!uidset_contains(&s, u))
+						(void)uidset_add(&c->seen, u);
+					if (u == c->have.r[i].hi)
+						break;
+				}
+			}
+			uidset_clear(&s);
+		}
+	} else {
+		goto out;
+	}
+	if (strcmp(f[5], "-") != 0 && uidset_parse(&c->flagged, f[5], &e) < 0)
+		goto out;
+	rv = 0;
+out:
+	if (rv < 0)
+		cur_clear(c);
+	free(copy);
+	return rv;
+}
+
+/*
+ * Encode a cursor into out (MBX_CURSOR_MAX + 1 bytes): 0, or -1 when it does
+ * not fit (out unchanged). The read state goes as the shorter of the seen
+ * and the unseen UIDs.
+ */
+static int
+cur_format(const struct cur *c, char out[MBX_CURSOR_MAX + 1])
+{
+	struct uidset unseen = {.max_ranges = IMAP_UIDSET_MAX};
+	char *have = uidset_format(&c->have), *seen = uidset_format(&c->seen), *uns, *fl;
+	struct sbuf b = {0};
+	int rv = -1;
+
+	for (size_t i = 0; i < c->have.n; i++) {
+		for (uint32_t u = c->have.r[i].lo;; u++) {
+			if (!uidset_contains(&c->seen, u))
+				(void)uidset_add(&unseen, u);
+			if (u == c->have.r[i].hi)
+				break;
+		}
+	}
+	uns = uidset_format(&unseen);
+	fl = uidset_format(&c->flagged);
+	sbuf_printf(&b, "i1 %" PRIu32 " %" PRId64 " %s %c%s %s", c->uidvalidity, c->since,
+	            *have ? have : "-", strlen(uns) < strlen(seen) ? '~' : '+',
+	            strlen(uns) < strlen(seen) ? uns : seen, *fl ? fl : "-");
+	if (b.len > MBX_CURSOR_MAX) { /* read states alternating message by message */
+		b.len = 0;
+		sbuf_printf(&b, "i1 %" PRIu32 " %" PRId64 " %s ? %s", c->uidvalidity, c->since,
+		            *have ? have : "-", *fl ? fl : "-");
+	}
+	if (b.len <= MBX_CURSOR_MAX) {
+		memcpy(out, b.p, b.len + 1);
+		rv = 0;
+	}
+	free(b.p);
+	free(have);
+	free(seen);
+	free(uns);
+	free(fl);
+	uidset_clear(&unseen);
+	return rv;
+}
+
+/* Set or clear uid in s (best effort: a set at its cap stays as it is). */
+static void
+set_bit(struct uidset *s, uint32_t uid, bool on)
+{
+	if (on)
+		(void)uidset_add(s, uid);
+	else
+		(void)uidset_remove(s, uid);
+}
+
+/* ---- the connection ---- */
+
+static void
+job_finish(struct job *j, int rv, const char *err)
+{
+	struct mi *m = j->m;
+	void (*cb)(void *) = m->wait_cb;
+	void *arg = m->wait_arg;
+
+	if (j->memo) {
+		j->memo->rv = rv;
+		j->memo->err = err;
+	} else { /* the folder list */
+		m->folders_rv = rv < 0 ? -1 : 0;
+		m->folders_err = err;
+	}
+	if (j->batch) {
+		j->batch->next = m->batches;
+		m->batches = j->batch;
+		j->batch = NULL;
+	}
+	for (size_t i = 0; i < j->npb; i++)
+		free(j->pb[i].b.p);
+	free(j->pb);
+	free(j->lists);
+	free(j->cursor);
+	uidset_clear(&j->s_all);
+	uidset_clear(&j->s_win);
+	uidset_clear(&j->s_seen);
+	uidset_clear(&j->s_flag);
+	uidset_clear(&j->fetch_set);
+	free(j);
+	m->job = NULL;
+	m->wait_cb = NULL;
+	if (cb)
+		cb(arg);
+}
+
+/* The job failed: the connection dropped (r NULL) or a command was refused. */
+static void
+job_fail(struct job *j, const char *err)
+{
+	struct mi *m = j->m;
+
+	if (m->fail == MBX_IMAP_OK)
+		m->fail = MBX_IMAP_ERROR;
+	job_finish(j, -1, err);
+}
+
+static void
+pool_cb(void *arg, struct imap_client *c, enum imap_pool_err err, const char *msg)
+{
+	struct job *j = arg;
+	struct mi *m = j->m;
+
+	m->preq = NULL;
+	if (c == NULL) {
+		m->fail = err == IMAP_POOL_AUTH ? MBX_IMAP_AUTH : MBX_IMAP_UNAVAILABLE;
+		log_info("native: %s: no IMAP connection: %s", m->account, msg);
+		job_finish(j, -1,
+		           err == IMAP_POOL_AUTH ? "the IMAP server refused the login"
+		                                 : "no IMAP connection");
+		return;
+	}
+	m->c = c;
+	free(m->selected);
+	m->selected = NULL;
+	job_step(j);
+}
+
+/* Start a job: on the request's connection, or once the pool gives one. */
+static int
+job_start(struct mi *m, struct job *j)
+{
+	const char *err = NULL;
+
+	j->m = m;
+	m->job = j;
+	if (m->c != NULL) {
+		job_step(j);
+		return MBX_PENDING;
+	}
+	if ((m->preq = imap_pool_get(m->pool, m->account, m->password, pool_cb, j, &err)) == NULL) {
+		m->fail = MBX_IMAP_UNAVAILABLE;
+		job_finish(j, -1, err);
+		return -1;
+	}
+	return MBX_PENDING;
+}
+
+/* The command's tagged status: the step goes on when all its commands are answered. */
+static void
+cmd_done(struct job *j, const struct imap_response *r)
+{
+	if (r == NULL) {
+		j->m->c = NULL; /* dropped: given back broken at end */
+		j->failed = true;
+	} else if (r->status != IMAP_OK) {
+		log_info("native: %s: IMAP: %s", j->m->account, r->text);
+		j->failed = true;
+	}
+	if (--j->outstanding > 0)
+		return;
+	if (j->failed) {
+		job_fail(j, r == NULL ? "the IMAP connection dropped" : "the IMAP server refused");
+		return;
+	}
+	j->step++;
+	job_step(j);
+}
+
+/* Send a command of the job's step. */
+static void
+cmd_send(struct job *j, struct imap_cmd *cmd, imap_cmd_cb cb, imap_chunk_cb chunk)
+{
+	const char *err = NULL;
+
+	j->m->cmds++;
+	j->outstanding++;
+	if (imap_client_command(j->m->c, cmd, cb, chunk, j, &err) < 0) {
+		log_info("native: %s: IMAP: %s", j->m->account, err);
+		j->failed = true;
+		j->outstanding--;
+	}
+}
+
+/* A command whose untagged data does not matter. */
+static void
+plain_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	(void)c;
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(arg, r);
+}
+
+/* SELECT: its UIDVALIDITY. */
+static void
+select_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_STATUS && r->code &&
+	    strcmp(r->code, "UIDVALIDITY") == 0 && r->code_args &&
+	    r->code_args->type == IMAP_NODE_NUMBER)
+		j->uidvalidity = (uint32_t)r->code_args->num;
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED) {
+		if (r != NULL && r->status == IMAP_OK) {
+			free(j->m->selected);
+			j->m->selected = xstrdup(j->mailbox);
+			j->m->sel_uidvalidity = j->uidvalidity;
+		}
+		cmd_done(j, r);
+	}
+}
+
+/* Select the job's mailbox unless it is; returns whether a command was sent. */
+static bool
+select_mailbox(struct job *j)
+{
+	struct imap_cmd *cmd;
+
+	if (j->m->selected && strcmp(j->m->selected, j->mailbox) == 0) {
+		j->uidvalidity = j->m->sel_uidvalidity;
+		return false;
+	}
+	cmd = imap_cmd_new("SELECT");
+	if (imap_cmd_mailbox(cmd, j->m->c, j->mailbox) < 0) {
+		imap_cmd_free(cmd);
+		j->failed = true;
+		return false;
+	}
+	cmd_send(j, cmd, select_cb, NULL);
+	return true;
+}
+
+/* ---- folders ---- */
+
+static void
+list_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct imap_list l;
+	const char *err;
+
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "LIST") == 0) {
+		if (imap_list_read(r, (imap_client_enabled(c) & IMAP_CAP_UTF8_ACCEPT) != 0, &l,
+		                   &err) < 0 ||
+		    (l.flags & IMAP_LIST_NONEXISTENT) || j->nlists >= 10000)
+			return;
+		j->lists = xrealloc(j->lists, (j->nlists + 1) * sizeof(*j->lists));
+		j->lists[j->nlists] = l;
+		j->lists[j->nlists++].raw = NULL;
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* The EAS type a mailbox's name suggests (its last level), or 12. */
+static int
+type_by_name(const char *leaf)
+{
+	static const struct {
+		const char *name;
+		int type;
+	} names[] = {
+	    {"Drafts", MBX_FOLDER_DRAFTS},
+	    {"Trash", MBX_FOLDER_DELETED},
+	    {"Deleted Items", MBX_FOLDER_DELETED},
+	    {"Deleted Messages", MBX_FOLDER_DELETED},
+	    {"Sent", MBX_FOLDER_SENT},
+	    {"Sent Items", MBX_FOLDER_SENT},
+	    {"Sent Messages", MBX_FOLDER_SENT},
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (str_ieq(leaf, names[i].name))
+			return names[i].type;
+	}
+	return MBX_FOLDER_MAIL;
+}
+
+/* The folder map answered: the folder list is built. */
+static void
+ids_done(void *arg, int rv, char **ids)
+{
+	struct job *j = arg;
+	struct mi *m = j->m;
+	bool taken[MBX_FOLDER_MAIL + 1] = {false};
+	size_t n = j->nlists;
+
+	if (rv < 0) {
+		job_fail(j, "the folder ids could not be assigned");
+		return;
+	}
+	m->fl = xcalloc(n ? n : 1, sizeof(*m->fl));
+	m->mailboxes = xcalloc(n ? n : 1, sizeof(char *));
+	m->nf = n;
+	for (size_t i = 0; i < n; i++) {
+		m->fl[i].id = ids[i];
+		m->fl[i].name = NULL;
+		m->mailboxes[i] = xstrdup(j->lists[i].name);
+		m->fl[i].type = MBX_FOLDER_MAIL;
+	}
+	free(ids);
+	/* Types: INBOX, SPECIAL-USE, then names, each default type once. */
+	for (int pass = 0; pass < 3; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			const struct imap_list *l = &j->lists[i];
+			const char *leaf = l->delim ? strrchr(l->name, l->delim) : NULL;
+			int t = MBX_FOLDER_MAIL;
+			leaf = leaf ? leaf + 1 : l->name;
+			if (m->fl[i].type != MBX_FOLDER_MAIL || (l->flags & IMAP_LIST_NOSELECT))
+				continue;
+			if (pass == 0 && str_ieq(l->name, "INBOX"))
+				t = MBX_FOLDER_INBOX;
+			else if (pass == 1)
+				t = l->flags & IMAP_LIST_DRAFTS  ? MBX_FOLDER_DRAFTS
+				    : l->flags & IMAP_LIST_TRASH ? MBX_FOLDER_DELETED
+				    : l->flags & IMAP_LIST_SENT  ? MBX_FOLDER_SENT
+				                                 : MBX_FOLDER_MAIL;
+			else if (pass == 2 && l->delim && strchr(l->name, l->delim) == NULL)
+				t = type_by_name(leaf);
+			if (t != MBX_FOLDER_MAIL && !taken[t]) {
+				taken[t] = true;
+				m->fl[i].type = t;
+			}
+		}
+	}
+	/* Names (the last level) and parents (the mailbox up to the last delimiter). */
+	for (size_t i = 0; i < n; i++) {
+		const struct imap_list *l = &j->lists[i];
+		const char *cut = l->delim ? strrchr(m->mailboxes[i], l->delim) : NULL;
+		m->fl[i].name = cut ? cut + 1 : m->mailboxes[i];
+		m->fl[i].parent_id = "0";
+		if (m->fl[i].type == MBX_FOLDER_INBOX)
+			m->fl[i].name = "Inbox";
+		for (size_t k = 0; cut && k < n; k++) {
+			if (strlen(m->mailboxes[k]) == (size_t)(cut - m->mailboxes[i]) &&
+			    strncmp(m->mailboxes[k], m->mailboxes[i],
+			            (size_t)(cut - m->mailboxes[i])) == 0)
+				m->fl[i].parent_id = m->fl[k].id;
+		}
+	}
+	job_finish(j, 0, NULL);
+}
+
+static void
+folders_step(struct job *j)
+{
+	struct mi *m = j->m;
+	struct imap_cmd *cmd;
+	const char **names;
+
+	switch (j->step) {
+	case 0:
+		cmd = imap_cmd_new("LIST \"\" \"*\"");
+		if ((imap_client_caps(m->c) & (IMAP_CAP_LIST_EXTENDED | IMAP_CAP_SPECIAL_USE)) ==
+		    (IMAP_CAP_LIST_EXTENDED | IMAP_CAP_SPECIAL_USE))
+			imap_cmd_raw(cmd, "RETURN (SPECIAL-USE)");
+		cmd_send(j, cmd, list_cb, NULL);
+		break;
+	case 1:
+		names = xcalloc(j->nlists ? j->nlists : 1, sizeof(*names));
+		for (size_t i = 0; i < j->nlists; i++)
+			names[i] = j->lists[i].name;
+		m->map->assign(m->map->arg, m->account, names, j->nlists, ids_done, j);
+		free(names);
+		break;
+	}
+}
+
+/* Whether the folder list is here: 0, -1, or MBX_PENDING (started). */
+static int
+need_folders(struct mi *m, const char **errstr_r)
+{
+	struct job *j;
+
+	if (m->folders_rv != MBX_PENDING) {
+		if (m->folders_rv < 0)
+			*errstr_r =
+			    m->folders_err ? m->folders_err : "the folders could not be listed";
+		return m->folders_rv;
+	}
+	if (m->folders_started)
+		return MBX_PENDING;
+	m->folders_started = true;
+	j = xcalloc(1, sizeof(*j));
+	j->kind = J_FOLDERS;
+	if (job_start(m, j) == -1) {
+		*errstr_r = m->folders_err;
+		return -1;
+	}
+	return m->folders_rv == MBX_PENDING ? MBX_PENDING : need_folders(m, errstr_r);
+}
+
+/* ---- changes ---- */
+
+static void
+search_cb(struct imap_client *c, const struct imap_response *r, void *arg, struct uidset *set)
+{
+	uint64_t ms;
+	const char *err;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "SEARCH") == 0) {
+		if (imap_search_read(r, set, &ms, &err) < 0)
+			((struct job *)arg)->failed = true;
+		return;
+	}
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "ESEARCH") == 0) {
+		struct imap_esearch es = {0};
+		es.all.max_ranges = IMAP_UIDSET_MAX;
+		if (imap_esearch_read(r, &es, &err) < 0) {
+			((struct job *)arg)->failed = true;
+		} else {
+			for (size_t i = 0; i < es.all.n; i++) {
+				if (uidset_add_range(set, es.all.r[i].lo, es.all.r[i].hi) < 0)
+					((struct job *)arg)->failed = true;
+			}
+		}
+		uidset_clear(&es.all);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(arg, r);
+}
+
+#define SEARCH_CB(name, field)                                                                     \
+	static void name(struct imap_client *c, const struct imap_response *r, void *arg)          \
+	{                                                                                          \
+		search_cb(c, r, arg, &((struct job *)arg)->field);                                 \
+	}
+SEARCH_CB(search_all_cb, s_all)
+SEARCH_CB(search_win_cb, s_win)
+SEARCH_CB(search_seen_cb, s_seen)
+SEARCH_CB(search_flag_cb, s_flag)
+
+/* UID SEARCH [RETURN (ALL)] criteria. */
+static void
+search(struct job *j, const char *criteria, imap_cmd_cb cb)
+{
+	struct imap_cmd *cmd = imap_cmd_new("UID SEARCH");
+
+	if (imap_client_caps(j->m->c) & IMAP_CAP_ESEARCH)
+		imap_cmd_raw(cmd, "RETURN (ALL)");
+	imap_cmd_raw(cmd, criteria);
+	cmd_send(j, cmd, cb, NULL);
+}
+
+/* Append a change item. */
+static void
+push(struct mbx_change_item **v, size_t *n, uint32_t uid, bool read, bool flagged, bool soft)
+{
+	struct mbx_change_item *it;
+
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	it = &(*v)[(*n)++];
+	memset(it, 0, sizeof(*it));
+	snprintf(it->id, sizeof(it->id), "%" PRIu32, uid);
+	it->read = read;
+	it->flagged = flagged;
+	it->soft = soft;
+}
+
+/* Call fn on every UID of s (ascending), until it returns false. */
+#define FOR_UIDS(s, u)                                                                             \
+	for (size_t _i = 0; _i < (s)->n; _i++)                                                     \
+		for (uint32_t u = (s)->r[_i].lo, _go = 1; _go; _go = u != (s)->r[_i].hi, u += _go)
+
+/*
+ * The folder's changes from the searches against the cursor (the memory
+ * backend's semantics): soft deletes, deletes, read/flag changes, adds
+ * newest first, at most w->size reported; out->cursor the advanced cursor.
+ * 1, or 0 when even the cursor as it came cannot be written.
+ */
+static int
+compute(struct job *j, struct cur *c, struct mbx_changes *out)
+{
+	const struct mbx_window *w = &j->w;
+	const struct uidset *win = &j->s_win;
+	struct uidset have = {.max_ranges = IMAP_UIDSET_MAX},
+	              gone = {.max_ranges = IMAP_UIDSET_MAX};
+	size_t room = w->size, nsoft = 0, nsoft_rep = 0, ndel = 0, nchg = 0, nadd = 0;
+	int64_t since = j->since;
+
+	uidset_copy(&have, &c->have);
+	have.max_ranges = IMAP_UIDSET_MAX;
+	if (c->seen_unknown) { /* the device is taken to have the server's read states */
+		uidset_clear(&c->seen);
+		FOR_UIDS(&have, u)
+		{
+			if (uidset_contains(&j->s_seen, u))
+				(void)uidset_add(&c->seen, u);
+		}
+		c->seen_unknown = false;
+	}
+	/* Soft deletes: still there, out of a narrower window. */
+	if (since > c->since) {
+		FOR_UIDS(&have, u)
+		{
+			if (!uidset_contains(&j->s_all, u) || uidset_contains(&j->s_win, u))
+				continue;
+			nsoft++;
+			if (room == 0)
+				continue;
+			(void)uidset_add(&gone, u);
+			push(&out->deletes, &out->n_deletes, u, false, false, true);
+			nsoft_rep++;
+			room--;
+		}
+	}
+	/* Deletes: gone from the server (or \Deleted). */
+	FOR_UIDS(&have, u)
+	{
+		if (uidset_contains(&j->s_all, u))
+			continue;
+		ndel++;
+		if (room == 0 || out->n_deletes < nsoft)
+			continue;
+		(void)uidset_add(&gone, u);
+		push(&out->deletes, &out->n_deletes, u, false, false, false);
+		room--;
+	}
+	/* Read and flag changes of what stays. */
+	FOR_UIDS(&have, u)
+	{
+		bool seen, fl;
+		if (!uidset_contains(&j->s_all, u) || !uidset_contains(win, u))
+			continue;
+		seen = uidset_contains(&j->s_seen, u);
+		fl = uidset_contains(&j->s_flag, u);
+		if (seen == uidset_contains(&c->seen, u) && fl == uidset_contains(&c->flagged, u))
+			continue;
+		nchg++;
+		if (room == 0 || out->n_deletes < nsoft + ndel)
+			continue;
+		set_bit(&c->seen, u, seen);
+		set_bit(&c->flagged, u, fl);
+		push(&out->changed, &out->n_changed, u, seen, fl, false);
+		room--;
+	}
+	for (size_t i = 0; i < gone.n; i++) {
+		for (uint32_t u = gone.r[i].lo;; u++) {
+			(void)uidset_remove(&c->have, u);
+			(void)uidset_remove(&c->seen, u);
+			(void)uidset_remove(&c->flagged, u);
+			if (u == gone.r[i].hi)
+				break;
+		}
+	}
+	if (nsoft_rep == nsoft)
+		c->since = since;
+	/* Adds: in the window, not had; newest first. */
+	for (size_t i = win->n; i-- > 0;) {
+		for (uint32_t u = win->r[i].hi;; u--) {
+			if (!uidset_contains(&have, u)) {
+				nadd++;
+				if (room != 0 &&
+				    out->n_deletes + out->n_changed == nsoft + ndel + nchg &&
+				    uidset_add(&c->have, u) == 0) {
+					bool seen = uidset_contains(&j->s_seen, u);
+					bool fl = uidset_contains(&j->s_flag, u);
+					set_bit(&c->seen, u, seen);
+					set_bit(&c->flagged, u, fl);
+					push(&out->adds, &out->n_adds, u, seen, fl, false);
+					room--;
+				}
+			}
+			if (u == win->r[i].lo)
+				break;
+		}
+	}
+	uidset_clear(&have);
+	uidset_clear(&gone);
+	out->total = nsoft + ndel + nchg + nadd;
+	/* The cursor must fit: fewer adds when it does not (the rest comes next time). */
+	while (cur_format(c, out->cursor) < 0) {
+		uint32_t u;
+		if (out->n_adds == 0) {
+			log_warn(
+			    "native: the change cursor of a folder does not fit (%zu ranges had)",
+			    c->have.n);
+			return 0;
+		}
+		u = uid_of(out->adds[--out->n_adds].id);
+		(void)uidset_remove(&c->have, u);
+		(void)uidset_remove(&c->seen, u);
+		(void)uidset_remove(&c->flagged, u);
+	}
+	out->more_available = out->n_deletes + out->n_changed + out->n_adds < out->total;
+	return 1;
+}
+
+/* The batch FETCH's body literal pieces, by sequence number. */
+static int
+body_chunk(struct imap_client *c, const struct imap_literal_info *li, const char *data, size_t len,
+           void *arg)
+{
+	struct job *j = arg;
+	struct pbuf *pb = NULL;
+
+	(void)c;
+	for (size_t i = 0; i < j->npb; i++) {
+		if (j->pb[i].seq == li->seq)
+			pb = &j->pb[i];
+	}
+	if (pb == NULL) {
+		j->pb = xrealloc(j->pb, (j->npb + 1) * sizeof(*j->pb));
+		pb = &j->pb[j->npb++];
+		memset(pb, 0, sizeof(*pb));
+		pb->seq = li->seq;
+	}
+	if (pb->b.len + len > MBX_IMAP_RAW_CAP)
+		len = pb->b.len < MBX_IMAP_RAW_CAP ? MBX_IMAP_RAW_CAP - pb->b.len : 0;
+	sbuf_addn(&pb->b, data, len);
+	return 0;
+}
+
+/* A FETCH response as a message (its body from the literal's pieces). */
+static bool
+read_msg(struct job *j, const struct imap_response *r, struct imsg *out)
+{
+	struct imap_fetch f;
+	struct imap_address a;
+	const char *err;
+
+	memset(&f, 0, sizeof(f));
+	if (imap_fetch_read(r, &f, &err) < 0 || !(f.have & IMAP_FETCH_UID)) {
+		imap_fetch_clear(&f);
+		return false;
+	}
+	memset(out, 0, sizeof(*out));
+	out->uid = f.uid;
+	out->flags = f.flags;
+	out->idate = f.internaldate;
+	out->size = f.size;
+	if (f.envelope.subject)
+		out->subject = xstrdup(f.envelope.subject);
+	if (f.envelope.from && imap_address_get(f.envelope.from, 0, &a) == 0 && a.mailbox && a.host)
+		out->from = xasprintf("%s@%s", a.mailbox, a.host);
+	for (size_t i = 0; i < j->npb; i++) {
+		if (j->pb[i].seq == f.seq) {
+			out->raw_len = j->pb[i].b.len;
+			out->raw = j->pb[i].b.p ? j->pb[i].b.p : xstrdup("");
+			j->pb[i].b.p = NULL;
+			j->pb[i].b.len = 0;
+			j->pb[i].seq = 0;
+		}
+	}
+	for (unsigned i = 0; out->raw == NULL && i < f.nitems; i++) {
+		const struct imap_node *v = f.items[i].value;
+		if (v && v->type == IMAP_NODE_STRING && !v->streamed) { /* held, not streamed */
+			out->raw_len = v->len < MBX_IMAP_RAW_CAP ? v->len : MBX_IMAP_RAW_CAP;
+			out->raw = xstrndup(v->s, out->raw_len);
+		}
+	}
+	imap_fetch_clear(&f);
+	return true;
+}
+
+static void
+batch_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct imsg x;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
+		if (!read_msg(j, r, &x))
+			return;
+		if (!uidset_contains(&j->fetch_set, x.uid) ||
+		    j->batch->n >= j->fetch_set.n + 10000) {
+			imsg_clear(&x);
+			return;
+		}
+		j->batch->m = xrealloc(j->batch->m, (j->batch->n + 1) * sizeof(*j->batch->m));
+		j->batch->m[j->batch->n++] = x;
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* UID FETCH of set with everything an item needs. */
+static void
+fetch_items(struct job *j, const struct uidset *set, imap_cmd_cb cb)
+{
+	struct imap_cmd *cmd = imap_cmd_new("UID FETCH");
+
+	imap_cmd_uidset(cmd, set);
+	imap_cmd_rawf(cmd, "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY.PEEK[]<0.%d>)",
+	              MBX_IMAP_RAW_CAP);
+	cmd_send(j, cmd, cb, body_chunk);
+}
+
+static void
+changes_step(struct job *j)
+{
+	struct cur c;
+	char date[32];
+	struct tm tm;
+	time_t t;
+	int rv;
+
+	switch (j->step) {
+	case 0:
+		if (select_mailbox(j))
+			break;
+		j->step++;
+		/* fall through */
+	case 1:
+		if (j->failed) {
+			job_fail(j, "the folder could not be selected");
+			return;
+		}
+		if (j->cursor &&
+		    (cur_parse(j->cursor, &c) < 0 || c.uidvalidity != j->uidvalidity)) {
+			log_debug("native: %s: cursor of %s no longer applies (uidvalidity %" PRIu32
+			          " now %" PRIu32 ")",
+			          j->m->account, j->mailbox, c.uidvalidity, j->uidvalidity);
+			cur_clear(&c);
+			job_finish(j, 0, NULL); /* not ours, or the folder was recreated */
+			return;
+		}
+		if (j->cursor)
+			cur_clear(&c);
+		j->s_all.max_ranges = j->s_win.max_ranges = j->s_seen.max_ranges =
+		    j->s_flag.max_ranges = IMAP_UIDSET_MAX;
+		j->since = j->w.since;
+		if (j->since < 0) {
+			j->since = 0;
+			if (j->cursor && cur_parse(j->cursor, &c) == 0) {
+				j->since = c.since;
+				cur_clear(&c);
+			}
+		}
+		/*
+		 * One search at a time: a server may answer pipelined SEARCHes'
+		 * untagged data out of order (Dovecot does), and plain SEARCH
+		 * results carry no tag.
+		 */
+		search(j, "UNDELETED", search_all_cb);
+		break;
+	case 2:
+		if (j->since != 0) {
+			t = (time_t)j->since;
+			gmtime_r(&t, &tm);
+			strftime(date, sizeof(date), "UNDELETED SINCE %d-%b-%Y", &tm);
+			search(j, date, search_win_cb);
+			break;
+		}
+		j->step++;
+		/* fall through */
+	case 3:
+		search(j, "SEEN", search_seen_cb);
+		break;
+	case 4:
+		search(j, "FLAGGED", search_flag_cb);
+		break;
+	case 5:
+		if (j->since == 0) /* the window is everything */
+			uidset_copy(&j->s_win, &j->s_all);
+		if (j->cursor == NULL) {
+			memset(&c, 0, sizeof(c));
+			c.uidvalidity = j->uidvalidity;
+		} else {
+			(void)cur_parse(j->cursor, &c);
+		}
+		c.have.max_ranges = c.seen.max_ranges = c.flagged.max_ranges = IMAP_UIDSET_MAX;
+		rv = compute(j, &c, &j->memo->ch);
+		log_debug(
+		    "native: %s: changes of %s: all %" PRIu64 " window %" PRIu64 " seen %" PRIu64
+		    " flagged %" PRIu64 ": %zu deletes, %zu changed, %zu adds of %zu",
+		    j->m->account, j->mailbox, uidset_count(&j->s_all), uidset_count(&j->s_win),
+		    uidset_count(&j->s_seen), uidset_count(&j->s_flag), j->memo->ch.n_deletes,
+		    j->memo->ch.n_changed, j->memo->ch.n_adds, j->memo->ch.total);
+		cur_clear(&c);
+		if (rv == 0 || j->w.size == 0) {
+			if (j->w.size == 0) /* only counted: the cursor stays as it came */
+				snprintf(j->memo->ch.cursor, sizeof(j->memo->ch.cursor), "%s",
+				         j->cursor ? j->cursor : "");
+			job_finish(j, rv, NULL);
+			return;
+		}
+		if (j->memo->ch.n_adds == 0) {
+			job_finish(j, 1, NULL);
+			return;
+		}
+		j->batch = xcalloc(1, sizeof(*j->batch));
+		snprintf(j->batch->folder, sizeof(j->batch->folder), "%s", j->folder);
+		j->fetch_set.max_ranges = IMAP_UIDSET_MAX;
+		for (size_t i = 0; i < j->memo->ch.n_adds; i++)
+			(void)uidset_add(&j->fetch_set, uid_of(j->memo->ch.adds[i].id));
+		fetch_items(j, &j->fetch_set, batch_cb);
+		break;
+	case 6:
+		job_finish(j, 1, NULL);
+		break;
+	}
+}
+
+/* ---- fetch one ---- */
+
+static void
+fetch_one_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct imsg x;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
+		if (!read_msg(j, r, &x))
+			return;
+		if (x.uid == j->uid && !j->found) {
+			j->memo->msg = x;
+			j->found = true;
+		} else {
+			imsg_clear(&x);
+		}
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+static void
+fetch_step(struct job *j)
+{
+	struct uidset one = {0};
+
+	switch (j->step) {
+	case 0:
+		if (select_mailbox(j))
+			break;
+		j->step++;
+		/* fall through */
+	case 1:
+		(void)uidset_add(&one, j->uid);
+		fetch_items(j, &one, fetch_one_cb);
+		uidset_clear(&one);
+		break;
+	case 2:
+		job_finish(j, j->found && !(j->memo->msg.flags & IMAP_FLAG_DELETED) ? 1 : 0, NULL);
+		break;
+	}
+}
+
+/* ---- the device's writes ---- */
+
+/* STORE and MOVE: whether the message answered (a FETCH or an expunge of it). */
+static void
+write_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA &&
+	    (strcmp(r->name, "FETCH") == 0 || strcmp(r->name, "EXPUNGE") == 0 ||
+	     strcmp(r->name, "VANISHED") == 0))
+		j->found = true;
+	if (r != NULL && r->kind == IMAP_RESP_TAGGED && r->code && strcmp(r->code, "COPYUID") == 0)
+		j->found = true;
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* UID STORE uid +FLAGS / -FLAGS[.SILENT] (flags). */
+static void
+store(struct job *j, bool add, const char *flags, bool silent)
+{
+	struct imap_cmd *cmd = imap_cmd_new("UID STORE");
+
+	imap_cmd_rawf(cmd, "%" PRIu32 " %cFLAGS%s (%s)", j->uid, add ? '+' : '-',
+	              silent ? ".SILENT" : "", flags);
+	cmd_send(j, cmd, write_cb, NULL);
+}
+
+/* The cursor advanced past the device's own change. */
+static void
+advance(struct job *j)
+{
+	struct cur c;
+
+	if (cur_parse(j->cursor, &c) < 0)
+		return;
+	if (j->kind == J_REMOVE) {
+		(void)uidset_remove(&c.have, j->uid);
+		(void)uidset_remove(&c.seen, j->uid);
+		(void)uidset_remove(&c.flagged, j->uid);
+	} else {
+		if (j->read >= 0)
+			set_bit(&c.seen, j->uid, j->read);
+		if (j->flagged >= 0)
+			set_bit(&c.flagged, j->uid, j->flagged);
+	}
+	snprintf(j->memo->cursor, sizeof(j->memo->cursor), "%s", j->cursor);
+	(void)cur_format(&c, j->memo->cursor);
+	cur_clear(&c);
+}
+
+static void
+flags_step(struct job *j)
+{
+	char set[32] = "", clear[32] = "";
+
+	switch (j->step) {
+	case 0:
+		if (select_mailbox(j))
+			break;
+		j->step++;
+		/* fall through */
+	case 1:
+		if (j->read >= 0)
+			strcat(j->read ? set : clear, "\\Seen");
+		if (j->flagged >= 0) {
+			char *s = j->flagged ? set : clear;
+			if (*s)
+				strcat(s, " ");
+			strcat(s, "\\Flagged");
+		}
+		if (*set)
+			store(j, true, set, false);
+		if (*clear)
+			store(j, false, clear, false);
+		if (j->outstanding == 0) {
+			j->found = true;
+			job_finish(j, 1, NULL);
+		}
+		break;
+	case 2:
+		if (j->found)
+			advance(j);
+		job_finish(j, j->found ? 1 : 0, NULL);
+		break;
+	}
+}
+
+static void
+remove_step(struct job *j)
+{
+	struct mi *m = j->m;
+	long t = -1;
+	struct imap_cmd *cmd;
+	uint32_t caps;
+
+	for (size_t i = 0; j->to_trash && i < m->nf; i++) {
+		if (m->fl[i].type == MBX_FOLDER_DELETED)
+			t = (long)i;
+	}
+	if (t >= 0 && strcmp(m->fl[t].id, j->folder) == 0)
+		t = -1; /* from the Deleted Items folder itself: expunged */
+	switch (j->step) {
+	case 0:
+		if (select_mailbox(j))
+			break;
+		j->step++;
+		/* fall through */
+	case 1:
+		caps = imap_client_caps(m->c);
+		if (t >= 0 && (caps & IMAP_CAP_MOVE)) {
+			cmd = imap_cmd_new("UID MOVE");
+			imap_cmd_rawf(cmd, "%" PRIu32, j->uid);
+			(void)imap_cmd_mailbox(cmd, m->c, m->mailboxes[t]);
+			cmd_send(j, cmd, write_cb, NULL);
+			break;
+		}
+		if (t >= 0) {
+			cmd = imap_cmd_new("UID COPY");
+			imap_cmd_rawf(cmd, "%" PRIu32, j->uid);
+			(void)imap_cmd_mailbox(cmd, m->c, m->mailboxes[t]);
+			cmd_send(j, cmd, plain_cb, NULL);
+		}
+		store(j, true, "\\Deleted", false);
+		if (caps & IMAP_CAP_UIDPLUS) {
+			cmd = imap_cmd_new("UID EXPUNGE");
+			imap_cmd_rawf(cmd, "%" PRIu32, j->uid);
+		} else {
+			cmd = imap_cmd_new("EXPUNGE");
+		}
+		cmd_send(j, cmd, write_cb, NULL);
+		break;
+	case 2:
+		if (j->found)
+			advance(j);
+		job_finish(j, j->found ? 1 : 0, NULL);
+		break;
+	}
+}
+
+static void
+job_step(struct job *j)
+{
+	if (j->m->c == NULL) {
+		job_fail(j, "the IMAP connection dropped");
+		return;
+	}
+	switch (j->kind) {
+	case J_FOLDERS:
+		folders_step(j);
+		break;
+	case J_CHANGES:
+		changes_step(j);
+		break;
+	case J_FETCH:
+		fetch_step(j);
+		break;
+	case J_FLAGS:
+		flags_step(j);
+		break;
+	case J_REMOVE:
+		remove_step(j);
+		break;
+	}
+}
+
+/* ---- ops ---- */
+
+static int
+mi_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+                const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	int rv = need_folders(m, errstr_r);
+
+	if (rv != 0)
+		return rv;
+	*folders_r = m->fl;
+	*n_r = m->nf;
+	return 0;
+}
+
+/* A new job for an op on folder_id, with the memo it fills: set up, or rv (-1, PENDING). */
+static int
+op_job(struct mi *m, enum job_kind kind, const char *folder_id, char *key, struct job **j_r,
+       const char **errstr_r)
+{
+	int rv = need_folders(m, errstr_r);
+	long fi;
+
+	*j_r = NULL;
+	if (rv != 0) {
+		free(key);
+		return rv;
+	}
+	if ((fi = folder_index(m, folder_id)) < 0) {
+		free(key);
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	*j_r = xcalloc(1, sizeof(**j_r));
+	(*j_r)->kind = kind;
+	(*j_r)->memo = memo_add(m, key);
+	(*j_r)->mailbox = m->mailboxes[fi];
+	snprintf((*j_r)->folder, sizeof((*j_r)->folder), "%s", folder_id);
+	return 0;
+}
+
+/* A memo's answer: rv, its errstr. */
+static int
+memo_rv(const struct memo *x, const char **errstr_r)
+{
+	if (x->rv == -1)
+		*errstr_r = x->err ? x->err : "the IMAP server failed";
+	return x->rv;
+}
+
+static int
+mi_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
+           const struct mbx_window *w, struct mbx_changes *out, const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	char *key = xasprintf("C\x1f%s\x1f%s\x1f%zu\x1f%" PRId64, folder_id, cursor ? cursor : "",
+	                      w->size, w->since);
+	struct memo *x = memo_find(m, key);
+	struct job *j;
+	int rv;
+
+	if (x != NULL) {
+		free(key);
+		if (x->rv == 1)
+			changes_copy(out, &x->ch);
+		return memo_rv(x, errstr_r);
+	}
+	if ((rv = op_job(m, J_CHANGES, folder_id, key, &j, errstr_r)) != 0)
+		return rv;
+	j->cursor = cursor && *cursor ? xstrdup(cursor) : NULL;
+	j->w = *w;
+	x = j->memo;
+	rv = job_start(m, j);
+	if (x->rv != MBX_PENDING)
+		return mi_changes(b, folder_id, cursor, w, out, errstr_r);
+	return rv;
+}
+
+/* The batch's message uid of folder, or NULL. */
+static const struct imsg *
+batch_find(const struct mi *m, const char *folder, uint32_t uid)
+{
+	for (const struct batch *bt = m->batches; bt != NULL; bt = bt->next) {
+		if (strcmp(bt->folder, folder) != 0)
+			continue;
+		for (size_t i = 0; i < bt->n; i++) {
+			if (bt->m[i].uid == uid)
+				return &bt->m[i];
+		}
+	}
+	return NULL;
+}
+
+/* Fill an e-mail item from a fetched message (copies). */
+static void
+email_of(const struct imsg *x, struct mbx_email *out)
+{
+	out->read = (x->flags & IMAP_FLAG_SEEN) != 0;
+	out->flagged = (x->flags & IMAP_FLAG_FLAGGED) != 0;
+	out->subject = xstrdup_null(x->subject);
+	out->from = xstrdup_null(x->from);
+	out->date_received = x->idate;
+	out->internal_date = x->idate;
+	out->size = x->size;
+	out->message_class = xstrdup("IPM.Note");
+	out->raw = xmalloc(x->raw_len + 1);
+	if (x->raw_len)
+		memcpy(out->raw, x->raw, x->raw_len);
+	out->raw[x->raw_len] = '\0';
+	out->raw_len = x->raw_len;
+}
+
+static int
+mi_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
+         const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	uint32_t uid = uid_of(item_id);
+	const struct imsg *bx;
+	char *key;
+	struct memo *x;
+	struct job *j;
+	int rv;
+
+	if (uid == 0)
+		return 0;
+	if ((bx = batch_find(m, folder_id, uid)) != NULL) {
+		email_of(bx, out);
+		return 1;
+	}
+	key = xasprintf("G\x1f%s\x1f%" PRIu32, folder_id, uid);
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		if (x->rv == 1)
+			email_of(&x->msg, out);
+		return memo_rv(x, errstr_r);
+	}
+	if ((rv = op_job(m, J_FETCH, folder_id, key, &j, errstr_r)) != 0)
+		return rv;
+	j->uid = uid;
+	x = j->memo;
+	rv = job_start(m, j);
+	if (x->rv != MBX_PENDING)
+		return mi_fetch(b, folder_id, item_id, out, errstr_r);
+	return rv;
+}
+
+/* set_flags and remove: the write once, its result and cursor replayed. */
+static int
+write_op(struct mi *m, enum job_kind kind, const char *folder_id, const char *item_id, int read,
+         int flagged, bool to_trash, char *cursor, const char **errstr_r)
+{
+	uint32_t uid = uid_of(item_id);
+	char *key;
+	struct memo *x;
+	struct job *j;
+	struct cur c;
+	int rv;
+
+	if (uid == 0 || cur_parse(cursor, &c) < 0)
+		return 0;
+	if (!uidset_contains(&c.have, uid)) {
+		cur_clear(&c);
+		return 0;
+	}
+	cur_clear(&c);
+	key =
+	    xasprintf("%c\x1f%s\x1f%" PRIu32 "\x1f%d\x1f%d\x1f%d\x1f%s",
+	              kind == J_FLAGS ? 'F' : 'R', folder_id, uid, read, flagged, to_trash, cursor);
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		if (x->rv == 1 && x->cursor[0])
+			memcpy(cursor, x->cursor, strlen(x->cursor) + 1);
+		return memo_rv(x, errstr_r);
+	}
+	if ((rv = op_job(m, kind, folder_id, key, &j, errstr_r)) != 0)
+		return rv;
+	j->uid = uid;
+	j->read = read;
+	j->flagged = flagged;
+	j->to_trash = to_trash;
+	j->cursor = xstrdup(cursor);
+	x = j->memo;
+	rv = job_start(m, j);
+	if (x->rv != MBX_PENDING)
+		return write_op(m, kind, folder_id, item_id, read, flagged, to_trash, cursor,
+		                errstr_r);
+	return rv;
+}
+
+static int
+mi_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
+             int flagged, char *cursor, const char **errstr_r)
+{
+	return write_op((struct mi *)b, J_FLAGS, folder_id, item_id, read, flagged, false, cursor,
+	                errstr_r);
+}
+
+static int
+mi_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
+          char *cursor, const char **errstr_r)
+{
+	return write_op((struct mi *)b, J_REMOVE, folder_id, item_id, -1, -1, to_trash, cursor,
+	                errstr_r);
+}
+
+/* Items are listed through changes(); the item-list path is not offered. */
+static int
+mi_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+              size_t *n_r, const char **errstr_r)
+{
+	(void)b;
+	(void)folder_id;
+	*items_r = NULL;
+	*n_r = 0;
+	*errstr_r = "the IMAP backend lists items through changes";
+	return -1;
+}
+
+static int
+mi_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+            const char **errstr_r)
+{
+	(void)b;
+	(void)folder_id;
+	(void)item_id;
+	(void)read;
+	*errstr_r = "the IMAP backend sets flags through set_flags";
+	return -1;
+}
+
+static void
+mi_wait(struct mbx_backend *b, void (*cb)(void *arg), void *arg)
+{
+	struct mi *m = (struct mi *)b;
+
+	if (m->job == NULL) {
+		cb(arg);
+		return;
+	}
+	m->wait_cb = cb;
+	m->wait_arg = arg;
+}
+
+static void
+mi_begin(struct mbx_backend *b)
+{
+	((struct mi *)b)->runs++;
+}
+
+/* The request is answered: its results dropped, the connection given back. */
+static void
+mi_end(struct mbx_backend *b)
+{
+	struct mi *m = (struct mi *)b;
+
+	while (m->memos) {
+		struct memo *x = m->memos;
+		m->memos = x->next;
+		mbx_changes_clear(&x->ch);
+		imsg_clear(&x->msg);
+		free(x->key);
+		free(x);
+	}
+	while (m->batches) {
+		struct batch *bt = m->batches;
+		m->batches = bt->next;
+		for (size_t i = 0; i < bt->n; i++)
+			imsg_clear(&bt->m[i]);
+		free(bt->m);
+		free(bt);
+	}
+	if (m->job == NULL && m->c != NULL) {
+		imap_pool_put(m->pool, m->c, true);
+		m->c = NULL;
+	}
+	free(m->selected);
+	m->selected = NULL;
+	/* The folder list is the request's too (a FolderSync lists afresh). */
+	for (size_t i = 0; m->job == NULL && i < m->nf; i++) {
+		free((char *)m->fl[i].id);
+		free(m->mailboxes[i]);
+	}
+	if (m->job == NULL) {
+		free(m->fl);
+		free(m->mailboxes);
+		m->fl = NULL;
+		m->mailboxes = NULL;
+		m->nf = 0;
+		m->folders_rv = MBX_PENDING;
+		m->folders_started = false;
+	}
+}
+
+static void
+mi_destroy(struct mbx_backend *b)
+{
+	struct mi *m = (struct mi *)b;
+
+	if (m->preq) {
+		imap_pool_cancel(m->preq);
+		m->preq = NULL;
+	}
+	if (m->job) { /* abandoned mid-command: the connection is not reusable */
+		struct job *j = m->job;
+		m->wait_cb = NULL;
+		if (m->c)
+			imap_pool_put(m->pool, m->c, false);
+		m->c = NULL;
+		j->memo = memo_add(m, xstrdup("abandoned"));
+		job_finish(j, -1, NULL);
+	}
+	mi_end(b);
+	explicit_bzero(m->password, strlen(m->password));
+	free(m->password);
+	free(m->account);
+	free(m);
+}
+
+static const struct mbx_ops mi_ops = {
+    .name = "imap",
+    .list_folders = mi_list_folders,
+    .list_items = mi_list_items,
+    .fetch = mi_fetch,
+    .set_read = mi_set_read,
+    .destroy = mi_destroy,
+    .wait = mi_wait,
+    .begin = mi_begin,
+    .end = mi_end,
+    .changes = mi_changes,
+    .set_flags = mi_set_flags,
+    .remove = mi_remove,
+};
+
+struct mbx_backend *
+mbx_imap_new(struct imap_pool *pool, const char *account, const char *password,
+             const struct mbx_imap_folder_map *map)
+{
+	struct mi *m = xcalloc(1, sizeof(*m));
+
+	m->base.ops = &mi_ops;
+	m->pool = pool;
+	m->account = xstrdup(account);
+	m->password = xstrdup(password);
+	m->map = map;
+	m->folders_rv = MBX_PENDING;
+	return &m->base;
+}
+
+enum mbx_imap_failure
+mbx_imap_failure(const struct mbx_backend *b)
+{
+	return ((const struct mi *)b)->fail;
+}
+
+void
+mbx_imap_stats(const struct mbx_backend *b, unsigned *runs_r, unsigned *commands_r)
+{
+	const struct mi *m = (const struct mi *)b;
+
+	*runs_r = m->runs;
+	*commands_r = m->cmds;
+}

@@ -1,0 +1,95 @@
+/*
+ * mailbox_imap.h: the mailbox backend over a real IMAP server (native mode).
+ *
+ * One backend per request: the daemon makes it for an Allowed device's
+ * request with the phone's account and password and destroys it once the
+ * request is answered (mbx_end). It takes one connection from the account's
+ * pool (imap_pool.h) on its first op that needs the server, keeps it across
+ * the request's runs and gives it back at mbx_end (or destroy).
+ *
+ * The restartable model (mailbox.h, run.h): an op that needs the server
+ * starts the work and answers MBX_PENDING; its result is recorded under the
+ * op and its arguments, so that every later run of the same request answers
+ * it at once (a write, set_flags or remove, is done once and its result and
+ * advanced cursor replayed). wait calls back when the work is done.
+ *
+ * Folders: LIST "" "*" RETURN (SPECIAL-USE) (plain LIST without
+ * LIST-EXTENDED); EAS types from SPECIAL-USE, else the usual names (INBOX 2,
+ * Drafts 3, Trash / Deleted Items / Deleted Messages 4, Sent / Sent Items /
+ * Sent Messages 5; Junk, Spam and the rest 12); \Noselect parents are kept
+ * as hierarchy (type 12). Folder ids come from a folder map (below).
+ *
+ * Items are UIDs (decimal). The change cursor (at most MBX_CURSOR_MAX bytes):
+ *   "i1 <uidvalidity> <since> <have> <seen> <flagged>"
+ * have: the UIDs the device has (lib/uidset.h ranges, "-" when none); seen
+ * and flagged: which of them the device was told are read / flagged, seen
+ * written either as "+<set>" (the seen ones) or "~<set>" (the unseen ones),
+ * whichever is shorter, so a mostly-read folder costs a few ranges. Each
+ * changes() selects the folder and asks its UID SEARCHes one after the
+ * other (UNDELETED, UNDELETED SINCE for a date window, SEEN, FLAGGED;
+ * ESEARCH's ranges when offered): deletes = have - existing, soft deletes =
+ * have - window when the window narrowed, changed = the read/flag states
+ * differ from the cursor's, adds = window - have, newest first. The same at
+ * every capability level; nothing depends on CONDSTORE.
+ *
+ * A pathological folder (reads alternating message by message, ~600 runs
+ * and more) would pass MBX_CURSOR_MAX: the read states are then written
+ * "?", and the device is taken to have the server's read states; read
+ * changes made elsewhere in that folder are not reported until they fit
+ * again (flags and deletes still are). If even that does not fit, fewer
+ * adds are taken (MoreAvailable); with none left, changes() answers 0 (the
+ * phone starts over) rather than loop.
+ *
+ * The adds of one changes() are prefetched in one UID FETCH (UID FLAGS
+ * INTERNALDATE RFC822.SIZE ENVELOPE BODY.PEEK[]<0.cap>), so each fetch() of
+ * them answers from the batch; fetch() of any other item does its own UID
+ * FETCH. raw holds at most MBX_IMAP_RAW_CAP bytes (raw_len < size beyond:
+ * the rest is attachments, fetched part by part when asked). subject, from
+ * and date_received are filled from the ENVELOPE too.
+ */
+#ifndef ABQ_NATIVE_MAILBOX_IMAP_H
+#define ABQ_NATIVE_MAILBOX_IMAP_H
+
+#include <stddef.h>
+
+#include "mailbox/mailbox.h"
+#include "native/imap_pool.h"
+
+/* The most of one message fetched with its item (the rest: part by part). */
+#define MBX_IMAP_RAW_CAP (1024 * 1024)
+
+/*
+ * The folder-id map (the store's abq_store_folder_*: ids that survive a
+ * rename and a restart). assign gives the ids of n mailboxes of account (UTF-8
+ * names with the server's delimiter), assigning new ones as needed, and calls
+ * done exactly once, possibly before it returns: rv 0 with ids[i] (malloc'd,
+ * the backend takes the array and the strings), or -1. The daemon implements
+ * it over the store thread; tests synchronously over a store.
+ */
+typedef void (*mbx_imap_ids_fn)(void *done_arg, int rv, char **ids);
+struct mbx_imap_folder_map {
+	void *arg;
+	void (*assign)(void *arg, const char *account, const char *const *mailboxes, size_t n,
+	               mbx_imap_ids_fn done, void *done_arg);
+};
+
+/* Why the last op failed, beyond its errstr. */
+enum mbx_imap_failure {
+	MBX_IMAP_OK,
+	MBX_IMAP_AUTH,        /* the login was refused: answer the phone HTTP 401 */
+	MBX_IMAP_UNAVAILABLE, /* no connection (down, or none free in time): HTTP 503 */
+	MBX_IMAP_ERROR,       /* the server failed a command */
+};
+
+/*
+ * A backend for one request of account over pool, logging in with password
+ * (copied; wiped when the backend is destroyed). map and what it points to
+ * must outlive the backend.
+ */
+struct mbx_backend *mbx_imap_new(struct imap_pool *pool, const char *account, const char *password,
+                                 const struct mbx_imap_folder_map *map);
+enum mbx_imap_failure mbx_imap_failure(const struct mbx_backend *b);
+/* Runs of the current request (begin calls) and IMAP commands sent, so far (tests). */
+void mbx_imap_stats(const struct mbx_backend *b, unsigned *runs_r, unsigned *commands_r);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * imapmbx_driver.c: the IMAP mailbox backend (src/native/mailbox_imap.c)
+ * driven as a phone would, through mbx_run and the real command layer, on a
+ * libevent loop; each answer printed as one line of XML (the WBXML decoder's
+ * rendering) for tests/native/test_imapmbx_live.py.
+ *
+ * usage: imapmbx-driver URL CA_FILE USER PASSWORD STORE.sqlite CAP
+ * then one command a line on stdin:
+ *   foldersync KEY
+ *   sync COLL KEY WINDOW [SINCE]       (SINCE: a FilterType number)
+ *   read COLL KEY SID                  (the phone marks SID read)
+ *   delete COLL KEY SID                (the phone deletes SID: to Deleted Items)
+ *   password PW                        (later requests log in with PW)
+ *   concurrent N                       (N FolderSyncs at once, their own backends)
+ * each answered by "XML <answer>" (or "HTTP <status>") and
+ * "STATS runs=R cmds=C open=O opened=T fail=F", then "END".
+ * The sync state lives in memory; folder ids in the store (abq_store_folder_*).
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eas/wbxml.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "mailbox/run.h"
+#include "native/mailbox_imap.h"
+#include "store/store.h"
+
+#define NSTATE 64
+
+static struct event_base *base;
+static struct imap_pool *pool;
+static struct abq_store *store;
+static const char *user;
+static char password[256];
+static struct {
+	char coll[80];
+	char *blob;
+	size_t len;
+} st[NSTATE];
+static size_t nst;
+
+/* ---- the folder map over the store (synchronous) ---- */
+
+static void
+map_assign(void *arg, const char *account, const char *const *mailboxes, size_t n,
+           mbx_imap_ids_fn done, void *done_arg)
+{
+	char **ids = xcalloc(n ? n : 1, sizeof(*ids));
+	const char *err;
+
+	(void)arg;
+	for (size_t i = 0; i < n; i++) {
+		struct abq_folder f = {.account = (char *)account, .mailbox = (char *)mailboxes[i]};
+		struct abq_folder out = {0};
+		if (abq_store_folder_assign(store, &f, &out, &err) < 0) {
+			fprintf(stderr, "folder_assign: %s\n", err);
+			for (size_t k = 0; k < i; k++)
+				free(ids[k]);
+			free(ids);
+			done(done_arg, -1, NULL);
+			return;
+		}
+		ids[i] = xstrdup(out.folder_id);
+		abq_folder_clear(&out);
+	}
+	done(done_arg, 0, ids);
+}
+
+static const struct mbx_imap_folder_map map = {NULL, map_assign};
+
+/* ---- the sync state in memory ---- */
+
+static void
+st_get(void *arg, const char *account, const char *device_id, const char *coll,
+       mbx_state_got_fn done, void *done_arg)
+{
+	(void)arg;
+	(void)account;
+	(void)device_id;
+	for (size_t i = 0; i < nst; i++) {
+		if (strcmp(st[i].coll, coll) == 0) {
+			char *b = xmalloc(st[i].len + 1);
+			memcpy(b, st[i].blob, st[i].len);
+			b[st[i].len] = '\0';
+			done(done_arg, 1, b, st[i].len);
+			return;
+		}
+	}
+	done(done_arg, 0, NULL, 0);
+}
+
+static void
+st_commit(void *arg, const char *account, const char *device_id, const struct mbx_state_op *ops,
+          size_t n, mbx_state_committed_fn done, void *done_arg)
+{
+	(void)arg;
+	(void)account;
+	(void)device_id;
+	for (size_t k = 0; k < n; k++) {
+		size_t i;
+		if (ops[k].collection == NULL) {
+			for (i = 0; i < nst; i++)
+				free(st[i].blob);
+			nst = 0;
+			continue;
+		}
+		for (i = 0; i < nst && strcmp(st[i].coll, ops[k].collection) != 0; i++)
+			;
+		if (ops[k].blob == NULL) {
+			if (i < nst) {
+				free(st[i].blob);
+				st[i] = st[--nst];
+			}
+			continue;
+		}
+		if (i == nst) {
+			if (nst == NSTATE) {
+				done(done_arg, -1);
+				return;
+			}
+			snprintf(st[nst++].coll, sizeof(st[0].coll), "%s", ops[k].collection);
+		} else {
+			free(st[i].blob);
+		}
+		st[i].blob = xmalloc(ops[k].len + 1);
+		memcpy(st[i].blob, ops[k].blob, ops[k].len);
+		st[i].len = ops[k].len;
+	}
+	done(done_arg, 0);
+}
+
+static const struct mbx_async_state state = {NULL, st_get, st_commit};
+
+/* ---- requests ---- */
+
+struct req {
+	struct mbx_serve_in in;
+	uint8_t *body;
+	struct mbx_backend *b;
+	bool done;
+	int http;
+	char *xml;
+};
+
+static void
+run_done(void *arg, int rv, struct mbx_serve_out *out)
+{
+	struct req *r = arg;
+	struct wbxml_doc *d = NULL;
+
+	r->done = true;
+	r->http = rv < 0 ? -1 : out->http_status;
+	if (rv == 0 && out->body &&
+	    wbxml_decode(out->body, out->body_len, NULL, &d, NULL) == WBXML_OK) {
+		r->xml = wbxml_to_xml(wbxml_doc_root(d), 0);
+		for (char *p = r->xml; *p; p++) {
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+		}
+	}
+	wbxml_doc_free(&d);
+	event_base_loopbreak(base);
+}
+
+/* Start one request (its own backend). */
+static void
+start(struct req *r, enum eas_cmd cmd, struct wbxml_doc *d)
+{
+	size_t len = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (wbxml_encode(d, &r->body, &len, NULL) != WBXML_OK)
+		fatalx("encode");
+	wbxml_doc_free(&d);
+	r->b = mbx_imap_new(pool, user, password, &map);
+	r->in.cmd = cmd;
+	r->in.version = "14.1";
+	r->in.body = r->body;
+	r->in.body_len = len;
+	r->in.account = user;
+	r->in.device_id = "DRIVER1";
+	r->in.backend = r->b;
+	r->in.now = 1800000000;
+	mbx_run(&r->in, &state, 0, run_done, r);
+}
+
+/* Print a finished request and free it. */
+static void
+finish(struct req *r)
+{
+	unsigned runs, cmds;
+
+	mbx_imap_stats(r->b, &runs, &cmds);
+	if (r->xml)
+		printf("XML %s\n", r->xml);
+	else
+		printf("HTTP %d\n", r->http);
+	printf("STATS runs=%u cmds=%u open=%u opened=%lu fail=%d\n", runs, cmds,
+	       imap_pool_open_count(pool, user), imap_pool_opened_total(pool),
+	       (int)mbx_imap_failure(r->b));
+	mbx_destroy(&r->b);
+	free(r->body);
+	free(r->xml);
+}
+
+/* Run one request to its answer. */
+static void
+one(enum eas_cmd cmd, struct wbxml_doc *d)
+{
+	struct req r;
+
+	start(&r, cmd, d);
+	while (!r.done)
+		event_base_loop(base, EVLOOP_ONCE);
+	finish(&r);
+}
+
+static struct wbxml_node *
+sync_coll(struct wbxml_doc *d, const char *coll, const char *key)
+{
+	struct wbxml_node *c =
+	    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "AirSync:Sync"), "Collections"), "Collection");
+	wbxml_addn_text(c, "SyncKey", key);
+	wbxml_addn_text(c, "CollectionId", coll);
+	return c;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct imap_pool_conf pc = {0};
+	const char *err;
+	char line[1024];
+
+	if (argc != 7) {
+		fprintf(stderr,
+		        "usage: imapmbx-driver URL CA_FILE USER PASSWORD STORE.sqlite CAP\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	log_init("imapmbx-driver", true, getenv("ABQ_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN, 0);
+	base = event_base_new();
+	argv++; /* URL CA_FILE USER PASSWORD STORE CAP as argv[0..5] */
+	pc.url = argv[0];
+	pc.ca_file = argv[1];
+	pc.allow_plaintext = true;
+	pc.max_per_account = (unsigned)atoi(argv[5]);
+	pc.wait_timeout = 60;
+	user = argv[2];
+	snprintf(password, sizeof(password), "%s", argv[3]);
+	if ((pool = imap_pool_new(base, &pc, &err)) == NULL)
+		fatalx("%s", err);
+	if ((store = abq_store_open(argv[4], NULL, ABQ_STORE_CREATE, &err)) == NULL)
+		fatalx("store: %s", err);
+	while (fgets(line, sizeof(line), stdin)) {
+		char *w[6] = {0}, *save = NULL;
+		int n = 0;
+		for (char *t = strtok_r(line, " \n", &save); t && n < 6;
+		     t = strtok_r(NULL, " \n", &save))
+			w[n++] = t;
+		if (n == 0)
+			continue;
+		if (strcmp(w[0], "foldersync") == 0 && n == 2) {
+			struct wbxml_doc *d = wbxml_doc_new();
+			wbxml_addn_text(wbxml_addn_root(d, "FolderHierarchy:FolderSync"), "SyncKey",
+			                w[1]);
+			one(EAS_CMD_FOLDERSYNC, d);
+		} else if (strcmp(w[0], "sync") == 0 && n >= 4) {
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *c = sync_coll(d, w[1], w[2]);
+			if (strcmp(w[2], "0") != 0)
+				wbxml_addn(c, "GetChanges");
+			wbxml_addn_text(c, "WindowSize", w[3]);
+			if (n >= 5)
+				wbxml_addn_text(wbxml_addn(c, "Options"), "FilterType", w[4]);
+			one(EAS_CMD_SYNC, d);
+		} else if ((strcmp(w[0], "read") == 0 || strcmp(w[0], "delete") == 0) && n == 4) {
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *c = sync_coll(d, w[1], w[2]);
+			if (w[0][0] == 'r') {
+				struct wbxml_node *ch =
+				    wbxml_addn(wbxml_addn(c, "Commands"), "Change");
+				wbxml_addn_text(ch, "ServerId", w[3]);
+				wbxml_addn_text(wbxml_addn(ch, "ApplicationData"), "Email:Read",
+				                "1");
+			} else {
+				wbxml_addn_text(c, "DeletesAsMoves", "1");
+				wbxml_addn_text(wbxml_addn(wbxml_addn(c, "Commands"), "Delete"),
+				                "ServerId", w[3]);
+			}
+			one(EAS_CMD_SYNC, d);
+		} else if (strcmp(w[0], "password") == 0 && n == 2) {
+			snprintf(password, sizeof(password), "%s", w[1]);
+		} else if (strcmp(w[0], "concurrent") == 0 && n == 2) {
+			int k = atoi(w[1]), left;
+			struct req *rs = xcalloc((size_t)k, sizeof(*rs));
+			unsigned most = 0;
+			for (int i = 0; i < k; i++) {
+				struct wbxml_doc *d = wbxml_doc_new();
+				wbxml_addn_text(wbxml_addn_root(d, "FolderHierarchy:FolderSync"),
+				                "SyncKey", "0");
+				start(&rs[i], EAS_CMD_FOLDERSYNC, d);
+			}
+			do {
+				unsigned o = imap_pool_open_count(pool, user);
+				most = o > most ? o : most;
+				left = 0;
+				for (int i = 0; i < k; i++)
+					left += !rs[i].done;
+				if (left)
+					event_base_loop(base, EVLOOP_ONCE);
+			} while (left);
+			for (int i = 0; i < k; i++)
+				finish(&rs[i]);
+			printf("MAXOPEN %u\n", most);
+			free(rs);
+		} else {
+			printf("ERR unknown command\n");
+		}
+		printf("END\n");
+	}
+	imap_pool_free(pool);
+	abq_store_close(&store);
+	event_base_free(base);
+	return 0;
+}
