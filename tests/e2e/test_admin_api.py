@@ -154,9 +154,12 @@ class AdminAPI(unittest.TestCase):
         return doc["error"]["message"]
 
     def set_mode(self, mode):
+        """abqMode for this test only: Permissive again when it ends, pass or fail."""
         doc = self.ok(self.c.put("/api/v1/attributes/global/abqMode", {"value": mode}),
                       "set abqMode " + mode)
         self.assertTrue(doc["ok"])
+        self.addCleanup(lambda: self.c.put("/api/v1/attributes/global/abqMode",
+                                           {"value": "Permissive"}))
 
     def quarantined_phone(self, tag, user="alice"):
         """A phone that lands in the quarantine mailbox (mode Interactive)."""
@@ -385,8 +388,6 @@ class AdminAPI(unittest.TestCase):
         """The story through the API: Interactive; a phone in the quarantine mailbox
         holds a Ping; Allow through the API ends it and the phone gets its mail."""
         self.set_mode("Interactive")
-        self.addCleanup(lambda: self.c.put("/api/v1/attributes/global/abqMode",
-                                           {"value": "Permissive"}))
         self.ok(self.c.put("/api/v1/attributes/global/abqNotifyUserOnAllow", {"value": "TRUE"}),
                 "notify on allow")
         self.addCleanup(lambda: self.c.delete("/api/v1/attributes/global/abqNotifyUserOnAllow"))
