@@ -50,16 +50,29 @@
  *                      Fetch: 6 (15 for an attachment);
  *                      EmptyFolderContents: 1 (the folder emptied for the
  *                      client), 6 for an unknown folder; Move: 3
- *   SendMail,          v >= 14.0: ComposeMail root Status 111
- *   SmartReply,          (ServerErrorRetryLater: the phone keeps the message in
- *   SmartForward         its Outbox and sends it again once allowed);
- *                      v < 14.0: HTTP 503 and Retry-After (the same, in HTTP)
+ *   SendMail,          a backend with send: sent, HTTP 200 without a body
+ *   SmartReply,          (SmartReply/SmartForward: the original added as
+ *   SmartForward         compose.h says, then marked \Answered or $Forwarded;
+ *                        SaveInSent: the copy appended to Sent); refused
+ *                        (v >= 14.0, ComposeMail Status): no recipient 119,
+ *                        a recipient refused 116, too large 122, try later
+ *                        111, other refusals 120, unreadable MIME 107, no
+ *                        such original 150, backend failure 110; v < 14.0:
+ *                        HTTP 503 + Retry-After for "later", else 500 (400
+ *                        for an empty body). The quarantine mailbox (no
+ *                        send): v >= 14.0 Status 111 (ServerErrorRetryLater:
+ *                        the phone keeps the message in its Outbox and sends
+ *                        it again once allowed); v < 14.0: HTTP 503 and
+ *                        Retry-After (the same, in HTTP)
  *   GetAttachment      a backend with fetch_part: the part AttachmentName (a
  *                      FileReference) names as the HTTP body with its type, 500
  *                      when none; else HTTP 503 and Retry-After
  *   MoveItems          per Move: 3 (moved: a tombstone in the source, gone from
  *                      the destination at its next Sync); unknown source 1,
- *                      destination 2, the same folder 4
+ *                      destination 2, the same folder 4; a cursor backend
+ *                      with move: 3 and the DstMsgId the backend gives, the
+ *                      source's cursor advanced past the move (no Delete
+ *                      echoed), the destination's next Sync adding it
  *   Search             root Status 3 (server error)
  *   FolderCreate       Status 6 (server error)
  *   FolderUpdate,      Status 3 (special folder) for our folders, else 4 (does
@@ -100,6 +113,7 @@
 #include "lib/mime.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
+#include "mime/compose.h"
 #include "mime/msgconv.h"
 
 #define CT_WBXML         "application/vnd.ms-sync.wbxml"
@@ -2812,6 +2826,46 @@ cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 /* ---- MoveItems -------------------------------------------------------- */
 
 /*
+ * One Move on a backend that owns change cursors and moves items itself
+ * (mailbox.h: move): 2 for an unknown destination, 4 for the same folder,
+ * 1 when the source folder or item is unknown; else 3 with the item's id in
+ * the destination in dst_id, the source's cursor advanced past the move so
+ * that the next Sync there does not echo it as a Delete (the destination's
+ * cursor does not hold the new id: its next Sync adds the item). Returns
+ * the status, -1 or MBX_PENDING.
+ */
+static int
+move_cursor(const struct mbx_serve_in *in, const char *src, const char *sfld, const char *dfld,
+            char dst_id[MBX_ID_MAX + 1])
+{
+	struct sstate st;
+	char before[MBX_CURSOR_MAX + 1];
+	const char *err;
+	int lr, rv;
+
+	if ((lr = folder_known(in, sfld)) != 1)
+		return lr == 0 ? 1 : lr;
+	if (dfld == NULL)
+		return 2;
+	if ((lr = folder_known(in, dfld)) != 1)
+		return lr == 0 ? 2 : lr;
+	if (strcmp(sfld, dfld) == 0)
+		return 4;
+	if ((lr = state_load(in, sfld, &st)) < 0)
+		return lr;
+	memcpy(before, st.cur, sizeof(before));
+	rv = mbx_move(in->backend, sfld, src, dfld, st.cur, dst_id, &err);
+	if (rv == 1 && lr == 1 && strcmp(before, st.cur) != 0 && state_store(in, sfld, &st) < 0)
+		rv = -1;
+	sstate_clear(&st);
+	if (rv < 0)
+		return pend_or_fail(rv);
+	if (rv == 0 || dst_id[0] == '\0')
+		return 1;
+	return 3;
+}
+
+/*
  * One Move of MoveItems: 1 when the source folder or item is unknown, 2 for
  * an unknown destination, 4 when both are the same; else 3 (done): the item
  * is a tombstone in the source's state (not added back), and the
@@ -2820,7 +2874,8 @@ cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
  * Returns the status, or -1 on a state/backend failure, MBX_PENDING.
  */
 static int
-move_one(const struct mbx_serve_in *in, const char *src, const char *sfld, const char *dfld)
+move_one(const struct mbx_serve_in *in, const char *src, const char *sfld, const char *dfld,
+         char dst_id[MBX_ID_MAX + 1])
 {
 	struct mbx_item_ref *items = NULL;
 	size_t n = 0;
@@ -2829,8 +2884,12 @@ move_one(const struct mbx_serve_in *in, const char *src, const char *sfld, const
 	struct sstate st;
 	int lr;
 
+	if (src != NULL)
+		snprintf(dst_id, MBX_ID_MAX + 1, "%s", src);
 	if (src == NULL || sfld == NULL)
 		return 1;
+	if (mbx_has_cursor(in->backend) && in->backend->ops->move != NULL)
+		return move_cursor(in, src, sfld, dfld, dst_id);
 	if ((lr = folder_known(in, sfld)) != 1)
 		return lr == 0 ? 1 : lr;
 	if ((lr = mbx_list_items(in->backend, sfld, &items, &n, &err)) < 0)
@@ -2885,7 +2944,9 @@ cmd_moveitems(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		if (!is_el(c, WBXML_PAGE_MOVE, "Move"))
 			continue;
 		const char *src = kid_text(c, "SrcMsgId");
-		int status = move_one(in, src, kid_text(c, "SrcFldId"), kid_text(c, "DstFldId"));
+		char dst_id[MBX_ID_MAX + 1] = "";
+		int status =
+		    move_one(in, src, kid_text(c, "SrcFldId"), kid_text(c, "DstFldId"), dst_id);
 		if (status < 0) {
 			wbxml_doc_free(&doc);
 			wbxml_doc_free(&rq);
@@ -2895,10 +2956,215 @@ cmd_moveitems(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		wbxml_addn_text(x, "SrcMsgId", src ? src : "");
 		add_int(x, "Status", status);
 		if (status == 3)
-			wbxml_addn_text(x, "DstMsgId", src);
+			wbxml_addn_text(x, "DstMsgId", dst_id);
 	}
 	wbxml_doc_free(&rq);
 	return finish(&doc, out);
+}
+
+/* ---- SendMail, SmartReply, SmartForward ------------------------------- */
+
+/* What a SendMail, SmartReply or SmartForward asks: the 14.0+ WBXML or the 12.x MIME and query. */
+struct compose_ask {
+	const char *mime; /* the phone's message */
+	size_t mime_len;
+	bool save_in_sent, replace_mime;
+	const char *folder, *item, *long_id; /* the original (Smart*) */
+};
+
+/* The ComposeMail Status (MS-ASCMD 2.2.2, common status codes) of a refused send. */
+static int
+send_status(enum mbx_send_result r)
+{
+	switch (r) {
+	case MBX_SEND_SENT:
+		return 1;
+	case MBX_SEND_NO_RCPT:
+		return 119; /* MessageHasNoRecipient */
+	case MBX_SEND_RCPT_REFUSED:
+		return 116; /* MessageRecipientUnresolved */
+	case MBX_SEND_TOO_LARGE:
+		return 122; /* AttachmentIsTooLarge: the message is over the limit */
+	case MBX_SEND_TEMPORARY:
+		return 111; /* ServerErrorRetryLater */
+	case MBX_SEND_FAILED:
+	default:
+		return 120; /* MailSubmissionFailed */
+	}
+}
+
+/*
+ * The answer of a compose command: status 1 (sent) is HTTP 200 without a
+ * body; from 14.0 a refusal is the root with its Status; before 14.0 there
+ * is none: 111 (later) is HTTP 503 with Retry-After, 102 (no message) 400,
+ * the rest 500.
+ */
+static int
+compose_answer(const struct mbx_serve_in *in, int v, int status, struct mbx_serve_out *out)
+{
+	if (status == 1)
+		return http_only(200, NULL, out);
+	if (v >= 140)
+		return status_only(eas_status_root(in->cmd), status, out);
+	if (status == 111) {
+		out->headers[out->n_headers][0] = "Retry-After";
+		out->headers[out->n_headers++][1] = "3600";
+		return http_only(503, "the message could not be sent now", out);
+	}
+	return http_only(status == 102 ? 400 : 500, "the message was not sent", out);
+}
+
+/*
+ * A LongId (MS-ASCMD 2.2.3.98: the id Search hands out) into folder and
+ * item (MBX_ID_MAX + 1 bytes each): "<folder>:<item>", each %-escaped as in
+ * a FileReference. 0, or -1 when it is none of ours.
+ */
+static int
+longid_parse(const char *id, char *folder, char *item)
+{
+	const char *a = id ? strchr(id, ':') : NULL;
+
+	if (a == NULL || strlen(id) > MBX_FILEREF_MAX || strchr(a + 1, ':') != NULL ||
+	    fileref_field(id, (size_t)(a - id), folder) < 0 ||
+	    fileref_field(a + 1, strlen(a + 1), item) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * Read the request into ask: from 14.0 the WBXML (ClientId, SaveInSentItems,
+ * ReplaceMime, Source's FolderId and ItemId or LongId, Mime), before it the
+ * body as the message and the query's SaveInSent, CollectionId, ItemId,
+ * LongId. Returns 1 (*rq_r holds the decoded request the strings point
+ * into), 0 when out holds the answer (not WBXML: 400).
+ */
+static int
+compose_read(const struct mbx_serve_in *in, int v, struct compose_ask *ask, struct wbxml_doc **rq_r,
+             struct mbx_serve_out *out)
+{
+	struct wbxml_node *req, *src, *mime;
+	const char *root = eas_status_root(in->cmd);
+
+	memset(ask, 0, sizeof(*ask));
+	*rq_r = NULL;
+	if (v < 140) {
+		ask->mime = (const char *)in->body;
+		ask->mime_len = in->body_len;
+		ask->save_in_sent = in->save_in_sent;
+		ask->folder = in->collection_id;
+		ask->item = in->item_id;
+		ask->long_id = in->long_id;
+		return 1;
+	}
+	*rq_r = decode_root(in, WBXML_PAGE_COMPOSEMAIL, strchr(root, ':') + 1, out, &req);
+	if (*rq_r == NULL)
+		return 0;
+	ask->save_in_sent = kid(req, "SaveInSentItems") != NULL;
+	ask->replace_mime = kid(req, "ReplaceMime") != NULL;
+	if ((src = kid(req, "Source")) != NULL) {
+		ask->folder = kid_text(src, "FolderId");
+		ask->item = kid_text(src, "ItemId");
+		ask->long_id = kid_text(src, "LongId");
+	}
+	if ((mime = kid(req, "Mime")) != NULL && mime->data != NULL) {
+		ask->mime = (const char *)mime->data;
+		ask->mime_len = mime->len;
+	}
+	return 1;
+}
+
+/*
+ * SmartReply / SmartForward's message: the original (by FolderId and
+ * ItemId, or LongId) fetched and added to the phone's as compose.h says
+ * (an original without its bytes: the phone's message as it is). Returns 1
+ * with *msg_r (malloc'd) and the original's ids in folder and item, else a
+ * ComposeMail status (150 no such original, 107 unreadable MIME), -1 or
+ * MBX_PENDING.
+ */
+static int
+compose_original(const struct mbx_serve_in *in, const struct compose_ask *ask, char *folder,
+                 char *item, char **msg_r, size_t *len_r)
+{
+	struct compose_req cr = {
+	    .kind = in->cmd == EAS_CMD_SMARTREPLY ? COMPOSE_REPLY : COMPOSE_FORWARD,
+	    .phone = ask->mime,
+	    .phone_len = ask->mime_len,
+	    .replace_mime = ask->replace_mime,
+	};
+	struct mbx_email e = {0};
+	const char *err;
+	int rv;
+
+	if (ask->folder != NULL && ask->item != NULL && strlen(ask->folder) <= MBX_ID_MAX &&
+	    strlen(ask->item) <= MBX_ID_MAX) {
+		memcpy(folder, ask->folder, strlen(ask->folder) + 1);
+		memcpy(item, ask->item, strlen(ask->item) + 1);
+	} else if (ask->long_id == NULL || longid_parse(ask->long_id, folder, item) < 0) {
+		return 150; /* ItemNotFound */
+	}
+	if ((rv = folder_known(in, folder)) != 1)
+		return rv == 0 ? 150 : rv;
+	if ((rv = mbx_fetch(in->backend, folder, item, &e, &err)) != 1)
+		return rv == 0 ? 150 : pend_or_fail(rv);
+	if (e.raw != NULL) {
+		cr.original = e.raw;
+		cr.original_len = e.raw_len;
+	} else {
+		cr.replace_mime = true;
+	}
+	rv = compose_smart(&cr, msg_r, len_r, &err);
+	mbx_email_clear(&e);
+	return rv == 0 ? 1 : 107; /* InvalidMIME */
+}
+
+/*
+ * SendMail, SmartReply, SmartForward on a backend that sends (the table at
+ * the top): the message composed, sent (SaveInSent: kept in Sent), and the
+ * original marked answered or forwarded.
+ */
+static int
+cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
+{
+	struct compose_ask ask;
+	struct wbxml_doc *rq;
+	struct mbx_send_out so;
+	char folder[MBX_ID_MAX + 1] = "", item[MBX_ID_MAX + 1] = "", *msg = NULL;
+	size_t len = 0;
+	const char *err;
+	int status, rv;
+
+	if (compose_read(in, v, &ask, &rq, out) == 0)
+		return 0;
+	if (ask.mime == NULL || ask.mime_len == 0) {
+		status = v >= 140 ? 107 : 102; /* InvalidMIME; before 14.0: an empty body */
+	} else if (in->cmd == EAS_CMD_SENDMAIL) {
+		msg = xmalloc(ask.mime_len + 1);
+		memcpy(msg, ask.mime, ask.mime_len);
+		msg[ask.mime_len] = '\0';
+		len = ask.mime_len;
+		status = 1;
+	} else {
+		status = compose_original(in, &ask, folder, item, &msg, &len);
+	}
+	wbxml_doc_free(&rq);
+	if (status < 0)
+		return failed(status, "mailbox failure", out);
+	if (status == 1) {
+		rv = mbx_send(in->backend, msg, len, ask.save_in_sent, &so, &err);
+		free(msg);
+		if (rv < 0)
+			return rv == MBX_PENDING ? failed(rv, NULL, out)
+			                         : compose_answer(in, v, 110, out);
+		status = send_status(so.result);
+		/* the original marked; a failure there leaves the mail sent */
+		if (status == 1 && folder[0] != '\0' &&
+		    mbx_mark_answered(in->backend, folder, item, in->cmd == EAS_CMD_SMARTFORWARD,
+		                      &err) == MBX_PENDING)
+			return failed(MBX_PENDING, NULL, out);
+	} else {
+		free(msg);
+	}
+	return compose_answer(in, v, status, out);
 }
 
 /* ---- the commands that fail ------------------------------------------ */
@@ -2980,6 +3246,8 @@ serve_cmd(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	case EAS_CMD_SENDMAIL:
 	case EAS_CMD_SMARTREPLY:
 	case EAS_CMD_SMARTFORWARD:
+		if (mbx_can_send(in->backend))
+			return cmd_compose(in, v, out);
 		if (v < 140) /* no status in the body before 14.0: the HTTP form of "retry later" */
 			return retry_later("mail cannot be sent from the quarantine mailbox", out);
 		return status_only(eas_status_root(in->cmd), 111, out);

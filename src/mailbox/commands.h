@@ -88,6 +88,15 @@ struct mbx_serve_in {
 	 * Attachment this layer listed; NULL when there is none.
 	 */
 	const char *attachment_name;
+	/*
+	 * SendMail, SmartReply and SmartForward before 14.0 (the body is the
+	 * MIME message; the rest is in the query): SaveInSent=T, and the
+	 * original's CollectionId and ItemId, or LongId. NULL when absent.
+	 */
+	bool save_in_sent;
+	const char *collection_id;
+	const char *item_id;
+	const char *long_id;
 };
 
 #define MBX_OUT_HEADERS 4

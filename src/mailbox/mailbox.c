@@ -117,6 +117,49 @@ mbx_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id
 	return b->ops->fetch_part(b, folder_id, item_id, section, offset, max, out, errstr_r);
 }
 
+/* Send a message; -1 when the backend cannot send. */
+int
+mbx_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
+         struct mbx_send_out *out, const char **errstr_r)
+{
+	memset(out, 0, sizeof(*out));
+	if (!mbx_can_send(b) || mime == NULL) {
+		*errstr_r = "the mailbox cannot send mail";
+		return -1;
+	}
+	return b->ops->send(b, mime, len, save_in_sent, out, errstr_r);
+}
+
+/* Whether the backend sends mail. */
+bool
+mbx_can_send(const struct mbx_backend *b)
+{
+	return b != NULL && b->ops->send != NULL;
+}
+
+/* Mark an item answered or forwarded: 0 (nothing done) when the backend has no such op. */
+int
+mbx_mark_answered(struct mbx_backend *b, const char *folder_id, const char *item_id, bool forwarded,
+                  const char **errstr_r)
+{
+	if (b == NULL || b->ops->mark_answered == NULL || folder_id == NULL || item_id == NULL)
+		return 0;
+	return b->ops->mark_answered(b, folder_id, item_id, forwarded, errstr_r);
+}
+
+/* Move an item: -1 when the backend has no move op. */
+int
+mbx_move(struct mbx_backend *b, const char *src_id, const char *item_id, const char *dst_id,
+         char *cursor, char *new_id_r, const char **errstr_r)
+{
+	new_id_r[0] = '\0';
+	if (b == NULL || b->ops->move == NULL) {
+		*errstr_r = "the mailbox cannot move items";
+		return -1;
+	}
+	return b->ops->move(b, src_id, item_id, dst_id, cursor, new_id_r, errstr_r);
+}
+
 /* The backend's folders. */
 int
 mbx_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,

@@ -158,6 +158,22 @@ struct mbx_changes {
 };
 void mbx_changes_clear(struct mbx_changes *c);
 
+/* How a send ended (mbx_ops.send); the command layer maps it to EAS statuses. */
+enum mbx_send_result {
+	MBX_SEND_SENT = 0,     /* the submission server took it */
+	MBX_SEND_NO_RCPT,      /* the message names no recipient (119) */
+	MBX_SEND_RCPT_REFUSED, /* a recipient is no address or was refused (116) */
+	MBX_SEND_TOO_LARGE,    /* over the size the server or abqd takes (122) */
+	MBX_SEND_TEMPORARY,    /* try again later: 4xx, no connection (111) */
+	MBX_SEND_FAILED,       /* refused for good: other 5xx, login refused (120) */
+};
+
+/* A send's outcome (mbx_ops.send). */
+struct mbx_send_out {
+	enum mbx_send_result result;
+	bool saved; /* SaveInSent: the copy is in the Sent folder */
+};
+
 struct mbx_backend;
 
 struct mbx_ops {
@@ -232,6 +248,35 @@ struct mbx_ops {
 	int (*fetch_part)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	                  const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
 	                  const char **errstr_r);
+
+	/*
+	 * Optional: send the user's message (mime, len bytes of RFC 5322, as
+	 * the command layer composed it) through the submission server and,
+	 * when save_in_sent, append the copy to the Sent folder (read). out
+	 * says how it ended; a refusal is a 1 with out->result, not a -1.
+	 * Performed once per request (reruns answer the recorded outcome).
+	 * 1, -1 (the backend could not try), MBX_PENDING. NULL: mail cannot
+	 * be sent from this mailbox (the quarantine mailbox).
+	 */
+	int (*send)(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
+	            struct mbx_send_out *out, const char **errstr_r);
+	/*
+	 * Optional: the item was replied to (IMAP \Answered) or forwarded
+	 * ($Forwarded) from this device. 1, 0 no such item, -1, MBX_PENDING.
+	 */
+	int (*mark_answered)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	                     bool forwarded, const char **errstr_r);
+	/*
+	 * Optional (with the cursor ops): move an item to folder dst_id
+	 * (MoveItems); new_id_r (MBX_ID_MAX + 1 bytes) gets its id there (the
+	 * UID the server reports). cursor: the device's of the source folder
+	 * (in/out, as in set_flags; NULL or "" when it has none), advanced so
+	 * that the move is not reported back as a delete; the destination's
+	 * next changes() report the item as an add. 1 moved, 0 no such item,
+	 * -1, MBX_PENDING.
+	 */
+	int (*move)(struct mbx_backend *b, const char *src_id, const char *item_id,
+	            const char *dst_id, char *cursor, char *new_id_r, const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -260,6 +305,17 @@ int mbx_remove(struct mbx_backend *b, const char *folder_id, const char *item_id
 int mbx_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
                    const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
                    const char **errstr_r);
+/* Send a message (mbx_ops.send); -1 with *errstr_r when the backend has no such op. */
+int mbx_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
+             struct mbx_send_out *out, const char **errstr_r);
+/* Whether the backend sends mail (mbx_ops.send). */
+bool mbx_can_send(const struct mbx_backend *b);
+/* Mark an item answered or forwarded (mbx_ops.mark_answered); 0 without the op. */
+int mbx_mark_answered(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                      bool forwarded, const char **errstr_r);
+/* Move an item (mbx_ops.move); -1 without the op. */
+int mbx_move(struct mbx_backend *b, const char *src_id, const char *item_id, const char *dst_id,
+             char *cursor, char *new_id_r, const char **errstr_r);
 /* The folder with this id, or NULL (also when the folders cannot be listed or are pending). */
 const struct mbx_folder *mbx_folder_find(struct mbx_backend *b, const char *folder_id);
 /*

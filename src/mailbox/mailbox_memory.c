@@ -47,6 +47,12 @@ struct mm {
 	struct mbx_folder *list; /* list_folders' view of f */
 	uint64_t modseq;         /* the mailbox's counter (one for all folders) */
 	bool pend, primed;
+	struct {
+		char *mime;
+		size_t len;
+	} * sent; /* the messages sent, in order */
+	size_t n_sent;
+	enum mbx_send_result send_result;
 };
 
 /* A decoded cursor. */
@@ -680,6 +686,124 @@ mm_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	return 1;
 }
 
+/* The folder of type, or NULL. */
+static struct mm_folder *
+folder_of_type(struct mm *m, int type)
+{
+	for (size_t i = 0; i < m->nf; i++) {
+		if (m->f[i].type == type)
+			return &m->f[i];
+	}
+	return NULL;
+}
+
+/*
+ * A copy of msg appended to dst (UID MOVE's or COPY's new message): its
+ * UID there.
+ */
+static uint32_t
+copy_to(struct mm *m, struct mm_msg *msg, struct mm_folder *dst)
+{
+	if (msg->raw != NULL)
+		return mbx_memory_append_raw(&m->base, dst->id, msg->raw, msg->raw_len, msg->date,
+		                             msg->flags);
+	return mbx_memory_append(&m->base, dst->id, msg->from, msg->subject, msg->date, msg->flags);
+}
+
+/* Submission in memory: recorded as sent (or refused as set), SaveInSent appended to Sent. */
+static int
+mm_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
+        struct mbx_send_out *out, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *sent;
+
+	(void)errstr_r;
+	if (must_wait(m))
+		return MBX_PENDING;
+	out->result = m->send_result;
+	if (out->result != MBX_SEND_SENT)
+		return 1;
+	m->sent = xrealloc(m->sent, (m->n_sent + 1) * sizeof(*m->sent));
+	m->sent[m->n_sent].mime = xmalloc(len + 1);
+	memcpy(m->sent[m->n_sent].mime, mime, len);
+	m->sent[m->n_sent].mime[len] = '\0';
+	m->sent[m->n_sent++].len = len;
+	if (save_in_sent && (sent = folder_of_type(m, MBX_FOLDER_SENT)) != NULL)
+		out->saved = mbx_memory_append_raw(b, sent->id, mime, len, 0, MBX_MEM_SEEN) != 0;
+	return 1;
+}
+
+/* STORE +FLAGS (\Answered) or ($Forwarded). */
+static int
+mm_mark_answered(struct mbx_backend *b, const char *folder_id, const char *item_id, bool forwarded,
+                 const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL)
+		return 0;
+	store(m, msg, forwarded ? MBX_MEM_FORWARDED : MBX_MEM_ANSWERED, 0);
+	return 1;
+}
+
+/*
+ * UID MOVE: the message appended to dst under its next UID (the COPYUID
+ * the server reports), expunged from the source; the device's own move is
+ * noted in its cursor so that it is not reported back as a delete.
+ */
+static int
+mm_move(struct mbx_backend *b, const char *src_id, const char *item_id, const char *dst_id,
+        char *cursor, char *new_id_r, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, src_id), *dst = folder_of(m, dst_id);
+	struct mm_msg *msg;
+	struct cur c;
+	bool have_cur;
+	uint32_t uid;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL || dst == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL)
+		return 0;
+	if (f == dst) {
+		*errstr_r = "the item is in that folder";
+		return -1;
+	}
+	have_cur = cursor != NULL && *cursor != '\0' && cur_parse(cursor, &c) == 0;
+	if ((uid = copy_to(m, msg, dst)) == 0) {
+		*errstr_r = "the destination folder is full";
+		if (have_cur)
+			uidset_clear(&c.have);
+		return -1;
+	}
+	/* the source may move (copy_to grows dst, not f): find the message again */
+	msg = item_of(f, item_id);
+	uint64_t ms = expunge_one(m, msg);
+	if (have_cur) {
+		if (c.uidvalidity == f->uidvalidity && uidset_contains(&c.have, msg->uid)) {
+			cur_note_own(&c, msg->uid, ms);
+			(void)cur_format(&c, cursor);
+		}
+		uidset_clear(&c.have);
+	}
+	snprintf(new_id_r, MBX_ID_MAX + 1, "%" PRIu32, uid);
+	return 1;
+}
+
 static void
 mm_destroy(struct mbx_backend *b)
 {
@@ -693,6 +817,9 @@ mm_destroy(struct mbx_backend *b)
 		}
 		free(m->f[i].m);
 	}
+	for (size_t i = 0; i < m->n_sent; i++)
+		free(m->sent[i].mime);
+	free(m->sent);
 	free(m->f);
 	free(m->list);
 	free(m);
@@ -712,6 +839,9 @@ static const struct mbx_ops mm_ops = {
     .set_flags = mm_set_flags,
     .remove = mm_remove,
     .fetch_part = mm_fetch_part,
+    .send = mm_send,
+    .mark_answered = mm_mark_answered,
+    .move = mm_move,
 };
 
 /* The same mailbox without the cursor: the command layer lists and diffs items. */
@@ -726,6 +856,8 @@ static const struct mbx_ops mm_ops_list = {
     .begin = mm_begin,
     .end = mm_end,
     .fetch_part = mm_fetch_part,
+    .send = mm_send,
+    .mark_answered = mm_mark_answered,
 };
 
 /* ---- building and changing the mailbox (tests, tools) ---- */
@@ -881,4 +1013,31 @@ mbx_memory_count(struct mbx_backend *b, const char *folder_id)
 	for (size_t i = 0; f && i < f->n; i++)
 		n += !f->m[i].expunged;
 	return n;
+}
+
+const char *
+mbx_memory_sent(struct mbx_backend *b, size_t i, size_t *len_r)
+{
+	struct mm *m = (struct mm *)b;
+
+	if (i >= m->n_sent)
+		return NULL;
+	*len_r = m->sent[i].len;
+	return m->sent[i].mime;
+}
+
+void
+mbx_memory_set_send_result(struct mbx_backend *b, enum mbx_send_result r)
+{
+	((struct mm *)b)->send_result = r;
+}
+
+int
+mbx_memory_flags(struct mbx_backend *b, const char *folder_id, uint32_t uid)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg = f ? msg_of(f, uid) : NULL;
+
+	return msg == NULL || msg->expunged ? -1 : (int)msg->flags;
 }

@@ -27,9 +27,11 @@
 
 #include "mailbox/mailbox.h"
 
-#define MBX_MEM_SEEN    0x1u
-#define MBX_MEM_FLAGGED 0x2u
-#define MBX_MEM_DELETED 0x4u
+#define MBX_MEM_SEEN      0x1u
+#define MBX_MEM_FLAGGED   0x2u
+#define MBX_MEM_DELETED   0x4u
+#define MBX_MEM_ANSWERED  0x8u  /* \Answered */
+#define MBX_MEM_FORWARDED 0x10u /* $Forwarded */
 
 /* An empty mailbox (no folders). Destroy with mbx_destroy. */
 struct mbx_backend *mbx_memory_new(void);
@@ -63,5 +65,16 @@ size_t mbx_memory_count(struct mbx_backend *b, const char *folder_id);
  * that must connect first.
  */
 void mbx_memory_set_mode(struct mbx_backend *b, bool cursor, bool pend);
+/*
+ * Sending (mbx_ops.send): every message handed over is recorded, in order,
+ * as "sent" unless mbx_memory_set_send_result says the submission refuses
+ * it; SaveInSent appends it, read, to the folder of type MBX_FOLDER_SENT.
+ * The i-th message sent (0-based), or NULL, and its length in *len_r.
+ */
+const char *mbx_memory_sent(struct mbx_backend *b, size_t i, size_t *len_r);
+/* How the next sends end (MBX_SEND_SENT by default): a refused one is not recorded. */
+void mbx_memory_set_send_result(struct mbx_backend *b, enum mbx_send_result r);
+/* The flags (MBX_MEM_*) of a live message, or -1 when there is none. */
+int mbx_memory_flags(struct mbx_backend *b, const char *folder_id, uint32_t uid);
 
 #endif

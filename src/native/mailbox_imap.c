@@ -18,7 +18,7 @@
 #include "lib/util.h"
 #include "native/mailbox_imap.h"
 
-enum job_kind { J_FOLDERS, J_CHANGES, J_FETCH, J_FLAGS, J_REMOVE };
+enum job_kind { J_FOLDERS, J_CHANGES, J_FETCH, J_FLAGS, J_REMOVE, J_MOVE, J_ANSWER };
 
 /* A message as fetched (the batch of a changes(), or one fetch()). */
 struct imsg {
@@ -39,6 +39,7 @@ struct memo {
 	struct mbx_changes ch;           /* changes */
 	char cursor[MBX_CURSOR_MAX + 1]; /* set_flags, remove: the advanced cursor */
 	struct imsg msg;                 /* fetch */
+	uint32_t new_uid;                /* move: the UID in the destination (COPYUID) */
 	struct memo *next;
 };
 
@@ -82,6 +83,9 @@ struct job {
 	uint32_t uid;
 	int read, flagged;
 	bool to_trash, found;
+	/* move: the destination's IMAP name; the new UID (COPYUID) */
+	const char *dst_mailbox;
+	uint32_t dst_uid;
 	/* folders */
 	struct imap_list *lists;
 	size_t nlists;
@@ -283,7 +287,8 @@ cur_format(const struct cur *c, char out[MBX_CURSOR_MAX + 1])
 	sbuf_printf(&b, "i1 %" PRIu32 " %" PRId64 " %s %c%s %s", c->uidvalidity, c->since,
 	            *have ? have : "-", strlen(uns) < strlen(seen) ? '~' : '+',
 	            strlen(uns) < strlen(seen) ? uns : seen, *fl ? fl : "-");
-	if (b.len > MBX_CURSOR_MAX) { /* read states alternating message by message */
+	/* read states alternating message by message, or still unknown (a "?" advanced) */
+	if (b.len > MBX_CURSOR_MAX || c->seen_unknown) {
 		b.len = 0;
 		sbuf_printf(&b, "i1 %" PRIu32 " %" PRId64 " %s ? %s", c->uidvalidity, c->since,
 		            *have ? have : "-", *fl ? fl : "-");
@@ -1137,7 +1142,7 @@ advance(struct job *j)
 
 	if (cur_parse(j->cursor, &c) < 0)
 		return;
-	if (j->kind == J_REMOVE) {
+	if (j->kind == J_REMOVE || j->kind == J_MOVE) {
 		(void)uidset_remove(&c.have, j->uid);
 		(void)uidset_remove(&c.seen, j->uid);
 		(void)uidset_remove(&c.flagged, j->uid);
@@ -1241,6 +1246,92 @@ remove_step(struct job *j)
 	}
 }
 
+/*
+ * MOVE and COPY: COPYUID's destination UID (RFC 4315: "[COPYUID uidvalidity
+ * src dst]", untagged before MOVE's expunges, in COPY's tagged OK), and
+ * whether the message went (an expunge of it, or the COPYUID).
+ */
+static void
+move_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	const struct imap_node *a;
+	long long v;
+	const char *e;
+
+	if (r != NULL && r->code != NULL && strcmp(r->code, "COPYUID") == 0 &&
+	    (a = r->code_args) != NULL && (a = a->next) != NULL && (a = a->next) != NULL &&
+	    imap_node_str(a) != NULL && parse_int(imap_node_str(a), 1, UINT32_MAX, &v, &e) == 0) {
+		j->dst_uid = (uint32_t)v;
+		j->found = true;
+	}
+	write_cb(c, r, arg);
+}
+
+/*
+ * MoveItems: UID MOVE to the destination (with MOVE), else UID COPY, STORE
+ * \Deleted and UID EXPUNGE (EXPUNGE without UIDPLUS); the new UID from
+ * COPYUID; the cursor advanced as for a delete.
+ */
+static void
+move_step(struct job *j)
+{
+	struct mi *m = j->m;
+	struct imap_cmd *cmd;
+	uint32_t caps;
+
+	switch (j->step) {
+	case 0:
+		if (select_mailbox(j))
+			break;
+		j->step++;
+		/* fall through */
+	case 1:
+		caps = imap_client_caps(m->c);
+		cmd = imap_cmd_new((caps & IMAP_CAP_MOVE) ? "UID MOVE" : "UID COPY");
+		imap_cmd_rawf(cmd, "%" PRIu32, j->uid);
+		(void)imap_cmd_mailbox(cmd, m->c, j->dst_mailbox);
+		cmd_send(j, cmd, move_cb, NULL);
+		if (caps & IMAP_CAP_MOVE)
+			break;
+		store(j, true, "\\Deleted", true);
+		if (caps & IMAP_CAP_UIDPLUS) {
+			cmd = imap_cmd_new("UID EXPUNGE");
+			imap_cmd_rawf(cmd, "%" PRIu32, j->uid);
+		} else {
+			cmd = imap_cmd_new("EXPUNGE");
+		}
+		cmd_send(j, cmd, write_cb, NULL);
+		break;
+	case 2:
+		if (j->found && j->cursor != NULL)
+			advance(j);
+		j->memo->new_uid = j->dst_uid;
+		job_finish(j, j->found ? 1 : 0, NULL);
+		break;
+	}
+}
+
+/* SmartReply / SmartForward: UID STORE +FLAGS.SILENT (\Answered) or ($Forwarded). */
+static void
+answer_step(struct job *j)
+{
+	switch (j->step) {
+	case 0:
+		if (select_mailbox(j))
+			break;
+		j->step++;
+		/* fall through */
+	case 1:
+		j->found = true; /* .SILENT: no FETCH back; an unknown UID is simply not stored */
+		store(j, true, j->to_trash ? "$Forwarded" : "\\Answered", true);
+		break;
+	case 2:
+		job_finish(j, 1, NULL);
+		break;
+	}
+}
+
 static void
 job_step(struct job *j)
 {
@@ -1263,6 +1354,12 @@ job_step(struct job *j)
 		break;
 	case J_REMOVE:
 		remove_step(j);
+		break;
+	case J_MOVE:
+		move_step(j);
+		break;
+	case J_ANSWER:
+		answer_step(j);
 		break;
 	}
 }
@@ -1474,6 +1571,92 @@ mi_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, boo
 	                errstr_r);
 }
 
+/*
+ * MoveItems: the move once (memoised by its arguments), its new UID and the
+ * advanced cursor replayed on every later run.
+ */
+static int
+mi_move(struct mbx_backend *b, const char *src_id, const char *item_id, const char *dst_id,
+        char *cursor, char *new_id_r, const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	uint32_t uid = uid_of(item_id);
+	struct memo *x;
+	struct job *j;
+	struct cur c;
+	long di;
+	int rv;
+
+	if (uid == 0)
+		return 0;
+	if (cursor != NULL && *cursor != '\0' && cur_parse(cursor, &c) == 0) {
+		bool held = uidset_contains(&c.have, uid);
+		cur_clear(&c);
+		if (!held)
+			cursor = NULL; /* not the device's: moved, nothing to advance */
+	} else {
+		cursor = NULL;
+	}
+	char *key = xasprintf("M\x1f%s\x1f%" PRIu32 "\x1f%s\x1f%s", src_id, uid, dst_id,
+	                      cursor ? cursor : "");
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		if (x->rv == 1 && cursor != NULL && x->cursor[0])
+			memcpy(cursor, x->cursor, strlen(x->cursor) + 1);
+		if (x->rv == 1 && x->new_uid != 0)
+			snprintf(new_id_r, MBX_ID_MAX + 1, "%" PRIu32, x->new_uid);
+		return memo_rv(x, errstr_r);
+	}
+	if ((rv = need_folders(m, errstr_r)) != 0) {
+		free(key);
+		return rv;
+	}
+	if ((di = folder_index(m, dst_id)) < 0) {
+		free(key);
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((rv = op_job(m, J_MOVE, src_id, key, &j, errstr_r)) != 0)
+		return rv;
+	j->uid = uid;
+	j->dst_mailbox = m->mailboxes[di];
+	j->cursor = cursor ? xstrdup(cursor) : NULL;
+	x = j->memo;
+	rv = job_start(m, j);
+	if (x->rv != MBX_PENDING)
+		return mi_move(b, src_id, item_id, dst_id, cursor, new_id_r, errstr_r);
+	return rv;
+}
+
+/* SmartReply / SmartForward's original marked, once per request. */
+static int
+mi_mark_answered(struct mbx_backend *b, const char *folder_id, const char *item_id, bool forwarded,
+                 const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	uint32_t uid = uid_of(item_id);
+	struct memo *x;
+	struct job *j;
+	int rv;
+
+	if (uid == 0)
+		return 0;
+	char *key = xasprintf("A\x1f%s\x1f%" PRIu32 "\x1f%d", folder_id, uid, forwarded);
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		return memo_rv(x, errstr_r);
+	}
+	if ((rv = op_job(m, J_ANSWER, folder_id, key, &j, errstr_r)) != 0)
+		return rv;
+	j->uid = uid;
+	j->to_trash = forwarded;
+	x = j->memo;
+	rv = job_start(m, j);
+	if (x->rv != MBX_PENDING)
+		return mi_mark_answered(b, folder_id, item_id, forwarded, errstr_r);
+	return rv;
+}
+
 /* Items are listed through changes(); the item-list path is not offered. */
 static int
 mi_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
@@ -1600,6 +1783,8 @@ static const struct mbx_ops mi_ops = {
     .changes = mi_changes,
     .set_flags = mi_set_flags,
     .remove = mi_remove,
+    .move = mi_move,
+    .mark_answered = mi_mark_answered,
 };
 
 struct mbx_backend *

@@ -2425,6 +2425,11 @@ struct cx {
 	struct mbx_backend *mm, *mm2;
 	bool mirror;
 	const char *attachment_name; /* GetAttachment's */
+	/* 12.x compose queries: SaveInSent, CollectionId, ItemId */
+	bool save_in_sent;
+	const char *collection_id, *item_id;
+	/* a raw request body (a 12.x message) instead of WBXML */
+	const char *raw_body;
 };
 
 #define CX_NOW 1700000100
@@ -2488,11 +2493,16 @@ cx_serve(struct cx *c, enum eas_cmd cmd, struct wbxml_doc *req)
 
 	if (req != NULL)
 		assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+	else if (c->raw_body != NULL)
+		body = (uint8_t *)xstrdup(c->raw_body), len = strlen(c->raw_body);
 	wbxml_doc_free(&req);
 	mbx_serve_out_clear(&f->out);
 	wbxml_doc_free(&f->resp);
 	struct mbx_serve_in in = {
 	    .attachment_name = c->attachment_name,
+	    .save_in_sent = c->save_in_sent,
+	    .collection_id = c->collection_id,
+	    .item_id = c->item_id,
 	    .cmd = cmd,
 	    .version = f->version,
 	    .body = body,
@@ -3108,6 +3118,283 @@ test_saved_answer(void **state)
 	cx_done(&c);
 }
 
+/* ---- SendMail, SmartReply, SmartForward, MoveItems on a real mailbox ---- */
+
+#define PHONE_MSG(to, subj)                                                                        \
+	"From: alice@example.com\r\nTo: " to "\r\nSubject: " subj                                  \
+	"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee below.\r\n"
+
+/* A 14.0+ ComposeMail request: root, ClientId, SaveInSentItems, Source (folder/item), Mime. */
+static struct wbxml_doc *
+req_compose(const char *root, bool save, const char *folder, const char *item, const char *mime)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *r = wbxml_addn_root(d, root);
+	wbxml_addn_text(r, "ClientId", "c-1");
+	if (save)
+		wbxml_addn(r, "SaveInSentItems");
+	if (folder != NULL) {
+		struct wbxml_node *src = wbxml_addn(r, "Source");
+		wbxml_addn_text(src, "FolderId", folder);
+		wbxml_addn_text(src, "ItemId", item);
+	}
+	if (mime != NULL)
+		wbxml_addn_opaque(r, "Mime", mime, strlen(mime));
+	return d;
+}
+
+/* The i-th message the first mailbox sent (the other sent one too), or NULL. */
+static const char *
+cx_sent(struct cx *c, size_t i)
+{
+	size_t a, b;
+	const char *m = mbx_memory_sent(c->mm, i, &a), *m2 = mbx_memory_sent(c->mm2, i, &b);
+	if (m == NULL || m2 == NULL) {
+		assert_null(m);
+		assert_null(m2);
+		return NULL;
+	}
+	(void)a;
+	(void)b; /* composed messages differ in their random MIME boundaries */
+	return m;
+}
+
+/* Set both mailboxes' next send outcome. */
+static void
+cx_send_result(struct cx *c, enum mbx_send_result r)
+{
+	mbx_memory_set_send_result(c->mm, r);
+	mbx_memory_set_send_result(c->mm2, r);
+}
+
+/* A cx mailbox with a Sent folder, the PDF message (uid 1) and a reply-able one (uid 2). */
+static void
+cx_init_send(struct cx *c, const char *version)
+{
+	cx_init(c, 0);
+	c->f.version = version;
+	assert_int_equal(mbx_memory_add_folder(c->mm, "sent", "0", "Sent", MBX_FOLDER_SENT, 11), 0);
+	assert_int_equal(mbx_memory_add_folder(c->mm2, "sent", "0", "Sent", MBX_FOLDER_SENT, 11),
+	                 0);
+	assert_int_equal(cx_deliver(c, "mixed_pdf.eml"), 1);
+	assert_int_equal(cx_deliver(c, "alternative.eml"), 2);
+}
+
+/*
+ * EAS 14.1: SendMail sends the phone's message and SaveInSent keeps it in
+ * Sent; SmartForward of the PDF message sends the PDF along and marks the
+ * original $Forwarded; SmartReply quotes, threads and marks \Answered; a
+ * missing original is 150, refusals map to 116 / 111, nothing sent.
+ */
+static void
+test_compose_14(void **state)
+{
+	struct cx c;
+	struct wbxml_node *r;
+	const char *m;
+
+	(void)state;
+	cx_init_send(&c, "14.1");
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", true, NULL, NULL,
+	                         PHONE_MSG("carol@example.com", "hello")));
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_null(r);
+	assert_null(c.f.out.body);
+	assert_string_equal(cx_sent(&c, 0), PHONE_MSG("carol@example.com", "hello"));
+	assert_int_equal(mbx_memory_count(c.mm, "sent"), 1);
+	assert_int_equal(mbx_memory_flags(c.mm, "sent", 1), MBX_MEM_SEEN);
+
+	/* SmartForward without SaveInSent: the original's PDF goes along */
+	r = cx_serve(&c, EAS_CMD_SMARTFORWARD,
+	             req_compose("ComposeMail:SmartForward", false, "inbox", "1",
+	                         PHONE_MSG("dan@example.com", "Fwd: Report with PDF")));
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_null(c.f.out.body);
+	assert_non_null(m = cx_sent(&c, 1));
+	assert_non_null(strstr(m, "dan@example.com"));
+	assert_non_null(strstr(m, "See below."));
+	assert_non_null(strstr(m, "application/pdf"));
+	assert_non_null(strstr(m, "report.pdf"));
+	assert_int_equal(mbx_memory_count(c.mm, "sent"), 1);
+	assert_true(mbx_memory_flags(c.mm, "inbox", 1) & MBX_MEM_FORWARDED);
+	assert_false(mbx_memory_flags(c.mm, "inbox", 1) & MBX_MEM_ANSWERED);
+	assert_true(mbx_memory_flags(c.mm2, "inbox", 1) & MBX_MEM_FORWARDED);
+
+	/* SmartReply with SaveInSent: threaded, quoted, \Answered, in Sent */
+	r = cx_serve(&c, EAS_CMD_SMARTREPLY,
+	             req_compose("ComposeMail:SmartReply", true, "inbox", "2",
+	                         PHONE_MSG("anna@example.org", "Re: Quarterly report")));
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_non_null(m = cx_sent(&c, 2));
+	assert_non_null(strstr(m, "In-Reply-To:"));
+	assert_non_null(strstr(m, "wrote:"));
+	assert_true(mbx_memory_flags(c.mm, "inbox", 2) & MBX_MEM_ANSWERED);
+	assert_false(mbx_memory_flags(c.mm, "inbox", 2) & MBX_MEM_FORWARDED);
+	assert_int_equal(mbx_memory_count(c.mm, "sent"), 2);
+	assert_int_equal(mbx_memory_count(c.mm2, "sent"), 2);
+
+	/* no such original: 150, nothing sent */
+	r = cx_serve(&c, EAS_CMD_SMARTREPLY,
+	             req_compose("ComposeMail:SmartReply", false, "inbox", "99",
+	                         PHONE_MSG("anna@example.org", "Re: x")));
+	assert_string_equal(r->name, "SmartReply");
+	assert_string_equal(txt(r, "Status"), "150");
+	assert_null(cx_sent(&c, 3));
+	/* no Mime: 107 */
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", false, NULL, NULL, NULL));
+	assert_string_equal(txt(r, "Status"), "107");
+	/* the submission refuses: the status says why, the original is not marked */
+	cx_send_result(&c, MBX_SEND_RCPT_REFUSED);
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", true, NULL, NULL,
+	                         PHONE_MSG("nobody@example.com", "x")));
+	assert_string_equal(r->name, "SendMail");
+	assert_string_equal(txt(r, "Status"), "116");
+	cx_send_result(&c, MBX_SEND_TEMPORARY);
+	mbx_memory_store(c.mm, "inbox", 1, 0, MBX_MEM_FORWARDED);
+	mbx_memory_store(c.mm2, "inbox", 1, 0, MBX_MEM_FORWARDED);
+	r = cx_serve(&c, EAS_CMD_SMARTFORWARD,
+	             req_compose("ComposeMail:SmartForward", false, "inbox", "1",
+	                         PHONE_MSG("dan@example.com", "Fwd")));
+	assert_string_equal(txt(r, "Status"), "111");
+	assert_false(mbx_memory_flags(c.mm, "inbox", 1) & MBX_MEM_FORWARDED);
+	assert_null(cx_sent(&c, 3));
+	assert_int_equal(mbx_memory_count(c.mm, "sent"), 2);
+	cx_done(&c);
+}
+
+/*
+ * EAS 12.1: the body is the message, the rest in the query: SendMail with
+ * SaveInSent, SmartReply by CollectionId/ItemId; success is HTTP 200
+ * without a body, "later" 503 with Retry-After, an empty body 400.
+ */
+static void
+test_compose_12(void **state)
+{
+	struct cx c;
+
+	(void)state;
+	cx_init_send(&c, "12.1");
+	c.raw_body = PHONE_MSG("carol@example.com", "hello");
+	c.save_in_sent = true;
+	assert_null(cx_serve(&c, EAS_CMD_SENDMAIL, NULL));
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_string_equal(cx_sent(&c, 0), PHONE_MSG("carol@example.com", "hello"));
+	assert_int_equal(mbx_memory_count(c.mm, "sent"), 1);
+
+	c.save_in_sent = false;
+	c.collection_id = "inbox";
+	c.item_id = "2";
+	c.raw_body = PHONE_MSG("anna@example.org", "Re: Quarterly report");
+	assert_null(cx_serve(&c, EAS_CMD_SMARTREPLY, NULL));
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_non_null(strstr(cx_sent(&c, 1), "In-Reply-To:"));
+	assert_true(mbx_memory_flags(c.mm, "inbox", 2) & MBX_MEM_ANSWERED);
+	assert_int_equal(mbx_memory_count(c.mm, "sent"), 1);
+
+	c.item_id = "1";
+	assert_null(cx_serve(&c, EAS_CMD_SMARTFORWARD, NULL));
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_non_null(strstr(cx_sent(&c, 2), "report.pdf"));
+
+	cx_send_result(&c, MBX_SEND_TEMPORARY);
+	assert_null(cx_serve(&c, EAS_CMD_SENDMAIL, NULL));
+	assert_int_equal(c.f.out.http_status, 503);
+	assert_non_null(hdr(&c.f, "Retry-After"));
+	cx_send_result(&c, MBX_SEND_FAILED);
+	assert_null(cx_serve(&c, EAS_CMD_SENDMAIL, NULL));
+	assert_int_equal(c.f.out.http_status, 500);
+	c.raw_body = NULL;
+	assert_null(cx_serve(&c, EAS_CMD_SENDMAIL, NULL));
+	assert_int_equal(c.f.out.http_status, 400);
+	assert_null(cx_sent(&c, 3));
+	cx_done(&c);
+}
+
+/* A Sync of coll from key (the new key back in key): its Collection. */
+static struct wbxml_node *
+cx_sync_coll(struct cx *c, const char *coll, char key[80])
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *x =
+	    wbxml_addn(wbxml_addn(wbxml_addn_root(d, "AirSync:Sync"), "Collections"), "Collection");
+	wbxml_addn_text(x, "SyncKey", key);
+	wbxml_addn_text(x, "CollectionId", coll);
+	if (strcmp(key, "0") != 0)
+		wbxml_addn(x, "GetChanges");
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_SYNC, d);
+	assert_non_null(r);
+	struct wbxml_node *co = wbxml_find(r, "Collections/Collection");
+	assert_non_null(co);
+	snprintf(key, 80, "%s", txt(co, "SyncKey"));
+	return co;
+}
+
+/* MoveItems of one item; the Response. */
+static struct wbxml_node *
+cx_move(struct cx *c, const char *item, const char *src, const char *dst)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *m = wbxml_addn(wbxml_addn_root(d, "Move:MoveItems"), "Move");
+	wbxml_addn_text(m, "SrcMsgId", item);
+	wbxml_addn_text(m, "SrcFldId", src);
+	wbxml_addn_text(m, "DstFldId", dst);
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_MOVEITEMS, d);
+	assert_non_null(r);
+	return wbxml_find(r, "Response");
+}
+
+/*
+ * MoveItems on a real mailbox: Status 3 with the id the item has in the
+ * destination (its new UID there), the move not echoed to the phone as a
+ * Delete in the source, the destination's next Sync adding it; unknown
+ * item 1, unknown destination 2, the same folder 4.
+ */
+static void
+test_cursor_move(void **state)
+{
+	struct cx c;
+	char key[80], tkey[80] = "0";
+	struct wbxml_node *co, *x;
+
+	(void)state;
+	cx_init(&c, 5);
+	cx_prime(&c, key);
+	co = cx_sync_coll(&c, "trash", tkey);
+	co = cx_sync_coll(&c, "trash", tkey);
+	assert_int_equal(n_cmds(co), 0);
+	/* a message already in the destination: the moved one gets the next UID */
+	assert_int_equal(mbx_memory_append(c.mm, "trash", "x@example.com", "old", CX_NOW, 0), 1);
+	assert_int_equal(mbx_memory_append(c.mm2, "trash", "x@example.com", "old", CX_NOW, 0), 1);
+
+	x = cx_move(&c, "3", "inbox", "trash");
+	assert_string_equal(txt(x, "SrcMsgId"), "3");
+	assert_string_equal(txt(x, "Status"), "3");
+	assert_string_equal(txt(x, "DstMsgId"), "2");
+	assert_int_equal(mbx_memory_count(c.mm, "inbox"), 4);
+	assert_int_equal(mbx_memory_count(c.mm2, "trash"), 2);
+	/* the source: nothing echoed */
+	char k0[80];
+	snprintf(k0, sizeof(k0), "%s", key);
+	co = cx_sync(&c, key, 100, -1, -1);
+	assert_int_equal(n_cmds(co), 0);
+	assert_string_equal(key, k0);
+	/* the destination: both messages added, the moved one under its new id */
+	co = cx_sync_coll(&c, "trash", tkey);
+	assert_int_equal(n_cmds(co), 2);
+	assert_string_equal(cmd_at(co, 0)->name, "Add");
+	assert_string_equal(txt(cmd_at(co, 0), "ServerId"), "2");
+	assert_string_equal(txt(cmd_at(co, 0), "ApplicationData/Email:Subject"), "msg 3");
+
+	assert_string_equal(txt(cx_move(&c, "3", "inbox", "trash"), "Status"), "1");
+	assert_string_equal(txt(cx_move(&c, "4", "inbox", "nowhere"), "Status"), "2");
+	assert_string_equal(txt(cx_move(&c, "4", "inbox", "inbox"), "Status"), "4");
+	assert_int_equal(mbx_memory_count(c.mm, "inbox"), 4);
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -3142,6 +3429,9 @@ main(void)
 	    cmocka_unit_test(test_cursor_star),
 	    cmocka_unit_test(test_real_messages),
 	    cmocka_unit_test(test_saved_answer),
+	    cmocka_unit_test(test_compose_14),
+	    cmocka_unit_test(test_compose_12),
+	    cmocka_unit_test(test_cursor_move),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

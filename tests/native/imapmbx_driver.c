@@ -10,6 +10,9 @@
  *   sync COLL KEY WINDOW [SINCE]       (SINCE: a FilterType number)
  *   read COLL KEY SID                  (the phone marks SID read)
  *   delete COLL KEY SID                (the phone deletes SID: to Deleted Items)
+ *   move SRC SID DST                   (MoveItems of SID from SRC to DST)
+ *   mark COLL SID FWD                  (mark_answered: FWD 0 \Answered, 1 $Forwarded;
+ *                                      answered "MARK <rv>")
  *   password PW                        (later requests log in with PW)
  *   concurrent N                       (N FolderSyncs at once, their own backends)
  * each answered by "XML <answer>" (or "HTTP <status>") and
@@ -218,6 +221,34 @@ one(enum eas_cmd cmd, struct wbxml_doc *d)
 	finish(&r);
 }
 
+static void
+woke(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* mark_answered on a backend of its own, waited for as mbx_run would. */
+static int
+mark(const char *coll, const char *sid, bool forwarded)
+{
+	struct mbx_backend *b = mbx_imap_new(pool, user, password, &map);
+	const char *err = NULL;
+	int rv;
+
+	for (;;) {
+		bool done = false;
+		mbx_begin(b);
+		if ((rv = mbx_mark_answered(b, coll, sid, forwarded, &err)) != MBX_PENDING)
+			break;
+		mbx_wait(b, woke, &done);
+		while (!done)
+			event_base_loop(base, EVLOOP_ONCE);
+	}
+	mbx_end(b);
+	mbx_destroy(&b);
+	return rv;
+}
+
 static struct wbxml_node *
 sync_coll(struct wbxml_doc *d, const char *coll, const char *key)
 {
@@ -292,6 +323,16 @@ main(int argc, char **argv)
 				                "ServerId", w[3]);
 			}
 			one(EAS_CMD_SYNC, d);
+		} else if (strcmp(w[0], "move") == 0 && n == 4) {
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *m =
+			    wbxml_addn(wbxml_addn_root(d, "Move:MoveItems"), "Move");
+			wbxml_addn_text(m, "SrcMsgId", w[2]);
+			wbxml_addn_text(m, "SrcFldId", w[1]);
+			wbxml_addn_text(m, "DstFldId", w[3]);
+			one(EAS_CMD_MOVEITEMS, d);
+		} else if (strcmp(w[0], "mark") == 0 && n == 4) {
+			printf("MARK %d\n", mark(w[1], w[2], strcmp(w[3], "1") == 0));
 		} else if (strcmp(w[0], "password") == 0 && n == 2) {
 			snprintf(password, sizeof(password), "%s", w[1]);
 		} else if (strcmp(w[0], "concurrent") == 0 && n == 2) {

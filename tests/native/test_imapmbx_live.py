@@ -182,6 +182,28 @@ def scenario(exe, dc, url, work, label):
     expect(gone.strip() == "", "%s: and gone from INBOX" % label)
     st, key, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (inbox, key)))
     expect(not ch and not adds and not dels, "%s: phone's delete not echoed" % label)
+    # MoveItems: the new UID the server reports (COPYUID), not echoed, added in Trash
+    trash_id = folders["Trash"][0]
+    out = d.cmd("move %s 50 %s" % (inbox, trash_id))
+    xml = out.split("\n")[0]
+    dst = (tags(xml, "DstMsgId") or [""])[0]
+    expect(tags(xml, "Status") == ["3"] and dst == "2",
+           "%s: MoveItems: Status 3, DstMsgId the UID in Trash (%s)" % (label, xml[:300]))
+    moved = doveadm(dc, "fetch", "-u", live.USER, "hdr.subject", "mailbox", "Trash", "uid", dst)
+    expect("Message 50" in moved, "%s: the moved message is Trash's UID %s" % (label, dst))
+    st, key, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (inbox, key)))
+    expect(not ch and not adds and not dels,
+           "%s: the phone's move not echoed (%s %s %s)" % (label, ch, adds, dels))
+    st, tkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % trash_id))
+    st, tkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (trash_id, tkey)))
+    expect(dst in [a[0] for a in adds], "%s: Trash's Sync adds the moved message" % label)
+    # SmartReply / SmartForward's marks
+    expect("MARK 1" in d.cmd("mark %s 60 0" % inbox), "%s: mark answered" % label)
+    expect("MARK 1" in d.cmd("mark %s 61 1" % inbox), "%s: mark forwarded" % label)
+    f60 = doveadm(dc, "fetch", "-u", live.USER, "flags", "mailbox", "INBOX", "uid", "60")
+    f61 = doveadm(dc, "fetch", "-u", live.USER, "flags", "mailbox", "INBOX", "uid", "61")
+    expect("\\Answered" in f60 and "$Forwarded" not in f60, "%s: \\Answered on the server" % label)
+    expect("$Forwarded" in f61, "%s: $Forwarded on the server (%s)" % (label, f61.strip()))
     # UIDVALIDITY: a folder recreated
     doveadm(dc, "mailbox", "create", "-u", live.USER, "Work")
     doveadm(dc, "save", "-u", live.USER, "-m", "Work", input="Subject: w1\n\nw\n")
