@@ -108,4 +108,4 @@ class NativeTests(E.Case):
 
 
 if __name__ == "__main__":
-    E.run_suite("e2e_native", NativeHarness(), NativeTests)
+    E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
