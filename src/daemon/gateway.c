@@ -1394,7 +1394,7 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 	event_free(x->hold_timer);
 	x->hold_timer = NULL;
 	hold_end(x);
-	x->outcome = OUT_MAILBOX;
+	x->outcome = x->outcome == OUT_NATIVE_HELD ? OUT_NATIVE : OUT_MAILBOX;
 	respond_out(x, &out);
 	mbx_serve_out_clear(&out);
 }
@@ -2685,9 +2685,14 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 		    strcasecmp(x->ereq->device_id, device_id) != 0)
 			continue;
 		if (x->hold_timer != NULL) {
-			/* Held by the quarantine mailbox. */
-			if (!wipe &&
-			    (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY))
+			/*
+			 * Held by the quarantine mailbox, or in native mode for an
+			 * Allowed device: ended when the device leaves that side.
+			 */
+			bool native_held = x->outcome == OUT_NATIVE_HELD;
+			if (!wipe && (native_held ? state == ABQ_STATE_ALLOWED
+			                          : (state == ABQ_STATE_QUARANTINED ||
+			                             state == ABQ_STATE_DISCOVERY)))
 				continue;
 			log_info("user=%s dev=%s: now %s, ending the mailbox's held %s", account,
 			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));

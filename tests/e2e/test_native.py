@@ -21,8 +21,8 @@ import subprocess
 import threading
 import time
 import harness as E
-from harness import (ALICE_SEEDED, Phone, folder_changes, foldersync_xml, new_id, ping_xml,
-                     text_of, wbxml)
+from harness import (ALICE_SEEDED, Phone, assert_status_doc, folder_changes, foldersync_xml,
+                     new_id, ping_xml, text_of, wbxml)
 
 
 class NativeHarness(E.Harness):
@@ -153,6 +153,29 @@ class NativeTests(E.Case):
         for s in ALICE_SEEDED:
             self.assertIn(s, subjects, "the real Inbox after the allow: %r" % subjects)
 
+    def test_06_held_ping_ended_by_a_decision(self):
+        """Allowed phones' Pings held with nothing new; one blocked, one quarantined
+        meanwhile: both answered at once, 129 and the quarantine mailbox's "folders
+        out of date" (Ping Status 7: it has none of the real folders)."""
+        phones = [Phone(device_id=new_id("natblk")), Phone(device_id=new_id("natqua"))]
+        held = []
+        for phone in phones:
+            inbox = phone.inbox(self)
+            key = phone.sync0(self, inbox)
+            phone.sync_changes(self, inbox, key)
+            held.append(self.held_ping(phone, inbox, 120))
+        time.sleep(1.5)
+        for th, res in held:
+            self.assertTrue(th.is_alive(), "the Ping was not held: %r" % res)
+        t0 = time.monotonic()
+        self.admin("mobile", "abq", "block", phones[0].device_id)
+        self.admin("mobile", "abq", "quarantine", phones[1].device_id)
+        for (th, res), status in zip(held, (129, 7)):
+            th.join(10)
+            self.assertFalse(th.is_alive(), "a Ping still held 10 s after the decision")
+            self.assertNotIn("error", res, res)
+            self.assertLess(res["t"] - t0, 2.5, "answered %.1f s after" % (res["t"] - t0))
+            assert_status_doc(self, res["resp"], "Ping", status, "held Ping after the decision")
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
