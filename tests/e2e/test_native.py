@@ -17,6 +17,7 @@ The harness (harness.py) starts the fixture; abqd's config here points its
 upstream at the fixture's IMAP port instead of SOGo.
 """
 
+import re
 import subprocess
 import threading
 import time
@@ -99,6 +100,15 @@ class NativeTests(E.Case):
         # The same answer again: nothing new.
         key, again = sync_all(self, phone, inbox, key)
         self.assertEqual(again, [], "a Sync with nothing new")
+        # What the requests cost abqd (its log's ms=), printed for the record.
+        ms = {}
+        for line in E.H.log_text().splitlines():
+            m = re.search(r"dev=%s cmd=(\w+) .*outcome=native .*ms=(\d+)" % phone.device_id,
+                          line)
+            if m:
+                ms.setdefault(m.group(1), []).append(int(m.group(2)))
+        for cmd, v in sorted(ms.items()):
+            print("  [time] native %-12s ms: %s" % (cmd, v), flush=True)
 
     def test_03_connection_cap(self):
         """Eight phones of one account at once: every FolderSync answered, and abqd
