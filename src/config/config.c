@@ -89,11 +89,14 @@ static const struct key keys[] = {
     {"tls", "cert", K_PATH, F(tls_cert), NULL, 0, 0, NULL},
     {"tls", "key", K_PATH, F(tls_key), NULL, 0, 0, NULL},
 
-    {"upstream", "url", K_CHOICE, F(upstream_url), NULL, 0, 0, "http://|https://"},
+    {"upstream", "url", K_CHOICE, F(upstream_url), NULL, 0, 0, "http://|https://|imap://|imaps://"},
     {"upstream", "ca_file", K_PATH, F(upstream_ca_file), NULL, 0, 0, NULL},
     {"upstream", "connect_timeout", K_DURATION, F(upstream_connect_timeout), "5s", 1, 5 * MINUTE,
      NULL},
     {"upstream", "request_timeout", K_DURATION, F(upstream_request_timeout), "120s", 1, HOUR, NULL},
+    {"upstream", "submission", K_CHOICE, F(upstream_submission), NULL, 0, 0, "smtp://|smtps://"},
+    {"upstream", "max_connections_per_account", K_INT, F(upstream_max_connections_per_account), "3",
+     1, 100, NULL},
 
     {"auth", "method", K_CHOICE, F(auth_method), "upstream", 0, 0, "upstream|imap://|imaps://"},
     {"auth", "cache_ttl", K_DURATION, F(auth_cache_ttl), "10m", 0, DAY, NULL},
@@ -916,8 +919,32 @@ check_config(struct load *ld, bool require_upstream)
 			return;
 		}
 	}
+	if (!abq_config_native(c)) {
+		static const char *const native_only[] = {"submission",
+		                                          "max_connections_per_account"};
+		for (size_t i = 0; i < sizeof(native_only) / sizeof(native_only[0]); i++) {
+			if ((ld->lineno = seen_line(ld, "upstream", native_only[i])) == 0)
+				continue;
+			load_error(ld,
+			           "[upstream] %s: only with an imap:// or imaps:// [upstream] url",
+			           native_only[i]);
+			return;
+		}
+	}
 	if (require_upstream && c->upstream_url == NULL)
 		ld->error = xasprintf("%s: [upstream] url is required", ld->file);
+}
+
+/*
+ * Native mode: abqd answers ActiveSync itself from the IMAP server the
+ * [upstream] url names, instead of proxying to an ActiveSync server.
+ */
+bool
+abq_config_native(const struct abq_config *cfg)
+{
+	const char *u = cfg->upstream_url;
+	return u != NULL &&
+	       (strncasecmp(u, "imap://", 7) == 0 || strncasecmp(u, "imaps://", 8) == 0);
 }
 
 /*

@@ -63,7 +63,10 @@ struct abq_config {
 	char *tls_key;
 
 	/* [upstream] */
-	char *upstream_url;
+	char *upstream_url;        /* http(s)://: proxy mode; imap(s)://: native mode */
+	char *upstream_submission; /* native mode: smtp:// or smtps://, or NULL */
+	int64_t
+	    upstream_max_connections_per_account; /* native mode: IMAP connections per account */
 	char *upstream_ca_file;
 	int64_t upstream_connect_timeout;
 	int64_t upstream_request_timeout;
@@ -106,6 +109,8 @@ struct abq_config {
  * with *errmsg_r (a new string: "FILE:LINE: reason") on any error.
  * require_upstream: abqd needs [upstream] url; abqctl does not.
  */
+/* Native mode: [upstream] url is imap:// or imaps:// (abqd serves ActiveSync itself). */
+bool abq_config_native(const struct abq_config *cfg);
 struct abq_config *abq_config_load(const char *path, bool require_upstream, char **errmsg_r);
 /*
  * Defaults only, with base_dir as the folder (abqctl without a config file);

@@ -63,6 +63,9 @@
 #include "net/tls.h"
 #include "notice/sender.h"
 #include "proxy/upstream.h"
+#include "mailbox/run.h"
+#include "native/imap_pool.h"
+#include "native/mailbox_imap.h"
 
 /* Long polls are held up to 59 minutes; a little more for the upstream's answer. */
 #define HELD_TIMEOUT_S 3660
@@ -150,8 +153,12 @@ struct gateway {
 	struct blk_cache exchange_blocks, ereq_blocks;
 	struct http_server *srv;
 	struct tls_ctx *tls;
-	bool tls_borrowed; /* the main process's (prefork): not freed here */
-	struct upstream *up;
+	bool tls_borrowed;   /* the main process's (prefork): not freed here */
+	struct upstream *up; /* proxy mode; NULL in native mode */
+	/* Native mode ([upstream] url imap:// or imaps://): the accounts' IMAP connections. */
+	bool native;
+	struct imap_pool *pool;
+	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
 	struct storeq *sq;
 	struct eas_request_config rcfg;
@@ -211,6 +218,9 @@ enum outcome {
 	OUT_SHUTTING_DOWN,
 	OUT_AUTODISCOVER,
 	OUT_UPSTREAM_PROVISION,
+	OUT_NATIVE,        /* native mode: answered from the user's IMAP mailbox */
+	OUT_NATIVE_HELD,   /* ... a Ping held */
+	OUT_NATIVE_FAILED, /* ... the IMAP server or the sync state failed */
 	OUT_COUNT
 };
 
@@ -249,9 +259,10 @@ struct exchange {
 	 */
 	struct event *hold_timer;
 	struct mbx_serve_out hold;
-	struct handover *ho;   /* a handover's upstream answer, or NULL */
-	struct upprov *upp;    /* provisioning with the upstream, or NULL */
-	struct logcap *logcap; /* what an account logger writes at the end, or NULL */
+	struct handover *ho;       /* a handover's upstream answer, or NULL */
+	struct upprov *upp;        /* provisioning with the upstream, or NULL */
+	struct logcap *logcap;     /* what an account logger writes at the end, or NULL */
+	struct native_run *native; /* native mode: the command being run, or NULL */
 };
 
 /*
@@ -311,6 +322,9 @@ static bool policy_demand(struct exchange *x, const struct devstate *s);
 static void provision_demand(struct exchange *x, int eas_status, enum outcome outcome);
 
 static void serve_mailbox(struct exchange *x);
+static void native_serve(struct exchange *x);
+static void native_options(struct exchange *x);
+static void native_detach(struct exchange *x);
 static char *user_address(const struct gateway *gw, const char *account);
 static void served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg);
 static void hold_expired(evutil_socket_t fd, short what, void *arg);
@@ -616,6 +630,10 @@ decide(struct exchange *x)
 		autodiscover(x);
 		return;
 	}
+	if (gw->native && r->path_kind == EAS_PATH_EAS && r->method == EAS_METHOD_OPTIONS) {
+		native_options(x);
+		return;
+	}
 	if (r->path_kind == EAS_PATH_PASSTHROUGH ||
 	    (r->path_kind == EAS_PATH_EAS && r->method == EAS_METHOD_OPTIONS)) {
 		x->outcome = OUT_PROXIED;
@@ -821,6 +839,12 @@ act(struct exchange *x, const struct devstate *s, enum abq_state state, enum abq
 		return;
 	switch (state) {
 	case ABQ_STATE_ALLOWED:
+		if (x->gw->native) {
+			/* Sync keys carry the quarantine mailbox's prefix here too: no start over.
+			 */
+			native_serve(x);
+			break;
+		}
 		if (!start_over(x) && body_well_formed(x))
 			proxy(x);
 		break;
@@ -937,6 +961,13 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	size_t n = 0;
 	const char *name, *value, *xff_in = NULL;
 	size_t nlen, vlen;
+
+	if (gw->native) {
+		/* Nothing is forwarded in native mode: there is no ActiveSync server behind. */
+		x->outcome = OUT_NOT_FOUND;
+		respond_text(x, 404, "not found\n", NULL);
+		return;
+	}
 	struct sbuf tb = {0}, xb = {0};
 	char tstack[512], xstack[128], keytext[16];
 	uint32_t key = 0;
@@ -1363,9 +1394,262 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 	event_free(x->hold_timer);
 	x->hold_timer = NULL;
 	hold_end(x);
-	x->outcome = OUT_MAILBOX;
+	x->outcome = x->outcome == OUT_NATIVE_HELD ? OUT_NATIVE : OUT_MAILBOX;
 	respond_out(x, &out);
 	mbx_serve_out_clear(&out);
+}
+
+/* ---- native mode: the Allowed device served from its IMAP mailbox ---- */
+
+/* The EAS versions native mode speaks, announced by OPTIONS. */
+#define NATIVE_VERSIONS "12.1,14.0,14.1,16.0,16.1"
+/*
+ * The commands it serves (MS-ASProtocolCommands). The others (SendMail,
+ * SmartReply, SmartForward, Search, MoveItems, folder changes, ...) get their
+ * command's failure status from the command layer for now.
+ */
+#define NATIVE_COMMANDS                                                                            \
+	"Sync,FolderSync,GetItemEstimate,Ping,Provision,Settings,ItemOperations,GetAttachment"
+
+/*
+ * One command of an Allowed device run by mbx_run over the account's IMAP
+ * backend. It lives until mbx_run is done, even when the phone goes away
+ * first (x NULL then): mbx_run calls back exactly once, and the backend and
+ * the store thread's jobs it waits for must find it.
+ */
+struct native_run {
+	struct gateway *gw;
+	struct exchange *x; /* NULL once the exchange finished */
+	struct mbx_serve_in in;
+	struct mbx_imap_folder_map map;
+	uint8_t *body;
+	char *account, *device_id, *version, *email;
+};
+
+/* A state read or folder assignment on the store thread, and whom to tell. */
+struct native_wait {
+	union {
+		mbx_state_got_fn got;
+		mbx_state_committed_fn committed;
+		mbx_imap_ids_fn ids;
+	} fn;
+	void *arg;
+};
+
+/* The store thread read a collection's state. */
+static void
+native_state_got(void *arg, int rv, char *blob, size_t len)
+{
+	struct native_wait w = *(struct native_wait *)arg;
+	free(arg);
+	w.fn.got(w.arg, rv, blob, len);
+}
+
+/* mbx_run reads a collection's state: through the store thread. */
+static void
+native_state_get(void *arg, const char *account, const char *device_id, const char *collection,
+                 mbx_state_got_fn done, void *done_arg)
+{
+	struct gateway *gw = arg;
+	struct native_wait *w = xcalloc(1, sizeof(*w));
+	w->fn.got = done;
+	w->arg = done_arg;
+	storeq_state_get(gw->sq, account, device_id, collection, native_state_got, w);
+}
+
+/* The store thread wrote a request's state. */
+static void
+native_state_committed(void *arg, int rv)
+{
+	struct native_wait w = *(struct native_wait *)arg;
+	free(arg);
+	w.fn.committed(w.arg, rv);
+}
+
+/* mbx_run commits a request's staged writes: one transaction on the store thread. */
+static void
+native_state_commit(void *arg, const char *account, const char *device_id,
+                    const struct mbx_state_op *ops, size_t n, mbx_state_committed_fn done,
+                    void *done_arg)
+{
+	struct gateway *gw = arg;
+	struct native_wait *w = xcalloc(1, sizeof(*w));
+	w->fn.committed = done;
+	w->arg = done_arg;
+	storeq_state_commit(gw->sq, account, device_id, ops, n, native_state_committed, w);
+}
+
+/* The store thread gave the folder ids. */
+static void
+native_ids(void *arg, int rv, char **ids)
+{
+	struct native_wait w = *(struct native_wait *)arg;
+	free(arg);
+	w.fn.ids(w.arg, rv, ids);
+}
+
+/*
+ * The backend asks for its mailboxes' folder ids: from the store's map, under
+ * the account as abqd keys it (the login name may be a bare one).
+ */
+static void
+native_assign(void *arg, const char *account, const char *const *mailboxes, size_t n,
+              mbx_imap_ids_fn done, void *done_arg)
+{
+	struct native_run *nr = arg;
+	struct native_wait *w = xcalloc(1, sizeof(*w));
+	(void)account;
+	w->fn.ids = done;
+	w->arg = done_arg;
+	storeq_folder_assign(nr->gw->sq, nr->account, mailboxes, n, native_ids, w);
+}
+
+/* Free a finished run (the backend wipes the password it kept). */
+static void
+native_run_free(struct native_run *nr)
+{
+	mbx_destroy(&nr->in.backend);
+	free(nr->body);
+	free(nr->account);
+	free(nr->device_id);
+	free(nr->version);
+	free(nr->email);
+	free(nr);
+}
+
+/* The phone went away while its command ran: the run ends on its own. */
+static void
+native_detach(struct exchange *x)
+{
+	x->native->x = NULL;
+	x->native = NULL;
+}
+
+/*
+ * mbx_run answered: the command's answer to the phone (a Ping's hold as the
+ * quarantine mailbox's), or the IMAP server's failure as HTTP: a refused
+ * login 401 (the phone asks its user), no connection 503 with Retry-After.
+ */
+static void
+native_done(void *arg, int rv, struct mbx_serve_out *out)
+{
+	struct native_run *nr = arg;
+	struct exchange *x = nr->x;
+	enum mbx_imap_failure why = mbx_imap_failure(nr->in.backend);
+
+	if (x == NULL) {
+		native_run_free(nr);
+		return;
+	}
+	x->native = NULL;
+	if (why == MBX_IMAP_AUTH) {
+		log_info("user=%s dev=%s: the IMAP server refused the login", x->ereq->account,
+		         x->ereq->device_id);
+		respond_401(x);
+	} else if (rv < 0) {
+		x->outcome = OUT_BAD_WBXML;
+		respond_text(x, 400, "malformed request\n", NULL);
+	} else if (out->http_status >= 500) {
+		log_warn("user=%s dev=%s cmd=%s: native: HTTP %d%s", x->ereq->account,
+		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd), out->http_status,
+		         why == MBX_IMAP_UNAVAILABLE ? " (IMAP server unavailable)" : "");
+		respond_503(x, OUT_NATIVE_FAILED, RETRY_AFTER_S);
+	} else if (out->hold_seconds > 0) {
+		struct timeval tv = {out->hold_seconds, 0};
+		x->hold = *out;
+		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
+		x->held = true;
+		x->outcome = OUT_NATIVE_HELD;
+		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
+		evtimer_add(x->hold_timer, &tv);
+		hold_begin(x, true);
+	} else {
+		x->outcome = OUT_NATIVE;
+		respond_out(x, out);
+	}
+	native_run_free(nr);
+}
+
+/*
+ * An Allowed device's command in native mode. Provision and Settings are
+ * answered as the quarantine mailbox answers them (abqd's own policy);
+ * everything else runs through the command layer over the account's IMAP
+ * mailbox (mbx_run), logging in with the phone's credentials.
+ */
+static void
+native_serve(struct exchange *x)
+{
+	struct gateway *gw = x->gw;
+	const struct eas_request *r = x->ereq;
+	size_t len = 0;
+	const void *body;
+
+	if (r->cmd == EAS_CMD_PROVISION || r->cmd == EAS_CMD_SETTINGS) {
+		serve_mailbox(x);
+		return;
+	}
+	if (!body_well_formed(x))
+		return;
+	body = http_request_body(x->hreq, &len);
+	struct native_run *nr = xcalloc(1, sizeof(*nr));
+	nr->gw = gw;
+	nr->x = x;
+	x->native = nr;
+	if (len > 0) {
+		nr->body = xmalloc(len);
+		memcpy(nr->body, body, len);
+	}
+	nr->account = xstrdup(r->account);
+	nr->device_id = xstrdup(r->device_id);
+	nr->version = xstrdup_null(r->protocol_version);
+	nr->email = user_address(gw, r->account);
+	nr->map.arg = nr;
+	nr->map.assign = native_assign;
+	nr->in.cmd = r->cmd;
+	nr->in.version = nr->version;
+	nr->in.body = nr->body;
+	nr->in.body_len = len;
+	nr->in.account = nr->account;
+	nr->in.device_id = nr->device_id;
+	nr->in.email = nr->email;
+	nr->in.now = (int64_t)time(NULL);
+	nr->in.backend = mbx_imap_new(gw->pool, r->auth_user, r->auth_password, &nr->map);
+	mbx_run(&nr->in, &gw->native_state, 0, native_done, nr);
+}
+
+/*
+ * OPTIONS in native mode: abqd is the ActiveSync server, so it says which
+ * versions and commands it serves.
+ */
+static void
+native_options(struct exchange *x)
+{
+	static const char *const h[] = {"MS-Server-ActiveSync",
+	                                "14.1",
+	                                "MS-ASProtocolVersions",
+	                                NATIVE_VERSIONS,
+	                                "MS-ASProtocolCommands",
+	                                NATIVE_COMMANDS,
+	                                "Allow",
+	                                "OPTIONS,POST",
+	                                NULL};
+	x->outcome = OUT_NATIVE;
+	respond(x, 200, NULL, NULL, 0, h);
+}
+
+/*
+ * Whether an imap:// URL names a loopback host, where logging in without
+ * STARTTLS is allowed (tests, a server on the same machine).
+ */
+static bool
+native_loopback(const char *url)
+{
+	const char *h = strstr(url, "://");
+	if (h == NULL || strncasecmp(url, "imap://", 7) != 0)
+		return false;
+	h += 3;
+	return strncmp(h, "127.", 4) == 0 || strncasecmp(h, "localhost", 9) == 0 ||
+	       strncmp(h, "[::1]", 5) == 0;
 }
 
 /* ---- the handover: from the quarantine mailbox to the real folders ---- */
@@ -2288,6 +2572,9 @@ static const struct {
     [OUT_NO_DECISION] = {"no-decision", ABQ_OUTCOME_UNAVAILABLE},
     [OUT_SHUTTING_DOWN] = {"shutting-down", ABQ_OUTCOME_UNAVAILABLE},
     [OUT_AUTODISCOVER] = {"autodiscover", ABQ_OUTCOME_OTHER},
+    [OUT_NATIVE] = {"native", ABQ_OUTCOME_PROXIED},
+    [OUT_NATIVE_HELD] = {"native-held", ABQ_OUTCOME_OTHER},
+    [OUT_NATIVE_FAILED] = {"native-failed", ABQ_OUTCOME_UNAVAILABLE},
     [OUT_UPSTREAM_PROVISION] = {"upstream-provision", ABQ_OUTCOME_UNAVAILABLE},
 };
 
@@ -2341,6 +2628,8 @@ exchange_finish(struct exchange *x)
 		storeq_cancel(x->job);
 	if (x->ureq != NULL)
 		upstream_cancel(x->ureq);
+	if (x->native != NULL)
+		native_detach(x);
 	if (x->hold_timer != NULL)
 		event_free(x->hold_timer);
 	mbx_serve_out_clear(&x->hold);
@@ -2396,9 +2685,14 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 		    strcasecmp(x->ereq->device_id, device_id) != 0)
 			continue;
 		if (x->hold_timer != NULL) {
-			/* Held by the quarantine mailbox. */
-			if (!wipe &&
-			    (state == ABQ_STATE_QUARANTINED || state == ABQ_STATE_DISCOVERY))
+			/*
+			 * Held by the quarantine mailbox, or in native mode for an
+			 * Allowed device: ended when the device leaves that side.
+			 */
+			bool native_held = x->outcome == OUT_NATIVE_HELD;
+			if (!wipe && (native_held ? state == ABQ_STATE_ALLOWED
+			                          : (state == ABQ_STATE_QUARANTINED ||
+			                             state == ABQ_STATE_DISCOVERY)))
 				continue;
 			log_info("user=%s dev=%s: now %s, ending the mailbox's held %s", account,
 			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));
@@ -2691,12 +2985,33 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	    /* Every held long poll holds one upstream connection. */
 	    .max_conns = MAX_CONNS,
 	};
-	if ((gw->up = upstream_new(base, &uc, &err)) == NULL) {
+	gw->native = abq_config_native(cfg);
+	if (gw->native) {
+		struct imap_pool_conf pc = {
+		    .url = cfg->upstream_url,
+		    .ca_file = cfg->upstream_ca_file,
+		    .allow_plaintext = native_loopback(cfg->upstream_url),
+		    .max_per_account = (unsigned)cfg->upstream_max_connections_per_account,
+		    .connect_timeout = (unsigned)cfg->upstream_connect_timeout,
+		};
+		if ((gw->pool = imap_pool_new(base, &pc, &err)) == NULL) {
+			*errmsg_r = xasprintf("upstream: %s", err);
+			goto fail;
+		}
+		gw->native_state.arg = gw;
+		gw->native_state.get = native_state_get;
+		gw->native_state.commit = native_state_commit;
+		log_info("native mode: ActiveSync served from %s, at most %u IMAP connections per "
+		         "account",
+		         cfg->upstream_url, pc.max_per_account);
+	} else if ((gw->up = upstream_new(base, &uc, &err)) == NULL) {
 		*errmsg_r = xasprintf("upstream: %s", err);
 		goto fail;
 	}
+	/* Native mode checks credentials against the IMAP server unless [auth] says otherwise. */
+	bool auth_imap = gw->native && strcmp(cfg->auth_method, "upstream") == 0;
 	struct auth_conf ac = {
-	    .method = cfg->auth_method,
+	    .method = auth_imap ? cfg->upstream_url : cfg->auth_method,
 	    .upstream_url = cfg->upstream_url,
 	    .ca_file = cfg->upstream_ca_file,
 	    .connect_timeout_ms = cfg->upstream_connect_timeout * 1000,
@@ -2847,6 +3162,8 @@ gateway_free(struct gateway **gwp)
 	auth_free(&gw->auth);
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);
+	if (gw->pool != NULL)
+		imap_pool_free(gw->pool);
 	reqlog_free(&gw->reqlog);
 	notice_sender_stop(&gw->notices);
 	if (!gw->tls_borrowed)

@@ -56,6 +56,7 @@
 #include "daemon/storeq.h"
 #include "eas/request.h"
 #include "mailbox/commands.h"
+#include "mailbox/run.h"
 #include "mailbox/serve.h"
 #include "notice/sender.h"
 #include "lib/log.h"
@@ -72,7 +73,15 @@
 /* Store-file events closer together than this make one change-log read. */
 #define WATCH_COALESCE_MS 5
 
-enum job_kind { JOB_OBSERVE, JOB_DEVICE, JOB_SERVE, JOB_LOGGERS };
+enum job_kind {
+	JOB_OBSERVE,
+	JOB_DEVICE,
+	JOB_SERVE,
+	JOB_LOGGERS,
+	JOB_STATE_GET,
+	JOB_STATE_COMMIT,
+	JOB_FOLDERS
+};
 
 struct storeq_job {
 	STAILQ_ENTRY(storeq_job) link; /* in q->waiting or q->done */
@@ -93,6 +102,20 @@ struct storeq_job {
 	void *body;
 	size_t body_len;
 	struct mbx_serve_out out;
+	/*
+	 * JOB_STATE_GET: collection in, blob/len out; JOB_STATE_COMMIT: ops (their
+	 * collections and blobs copied); JOB_FOLDERS: names in, ids out (nnames each).
+	 */
+	storeq_state_got_cb *got_cb;
+	storeq_state_done_cb *done_cb;
+	storeq_ids_cb *ids_cb;
+	char *collection;
+	char *blob;
+	size_t len;
+	struct mbx_state_op *ops;
+	size_t nops;
+	char **names, **ids;
+	size_t nnames;
 	/* JOB_DEVICE: a change read from the change log */
 	struct abq_view_device now;
 	/* JOB_LOGGERS: the whole list of loggers, after a logger change */
@@ -161,6 +184,20 @@ job_free(struct storeq_job *job)
 		free(job->contact);
 		free(job->body);
 	}
+	free(job->collection);
+	free(job->blob);
+	for (size_t i = 0; i < job->nops; i++) {
+		free((char *)job->ops[i].collection);
+		free((char *)job->ops[i].blob);
+	}
+	free(job->ops);
+	for (size_t i = 0; i < job->nnames; i++) {
+		free(job->names[i]);
+		if (job->ids != NULL)
+			free(job->ids[i]);
+	}
+	free(job->names);
+	free(job->ids);
 	for (size_t i = 0; i < job->nloggers; i++)
 		abq_logger_clear(&job->loggers[i]);
 	free(job->loggers);
@@ -212,9 +249,22 @@ deliver(evutil_socket_t fd, short what, void *arg)
 			pthread_mutex_lock(&q->lock);
 			bool cancelled = job->cancelled;
 			pthread_mutex_unlock(&q->lock);
-			if (!cancelled && job->kind == JOB_SERVE)
+			if (cancelled) {
+				/* dropped */
+			} else if (job->kind == JOB_SERVE) {
 				job->serve_cb(job->arg, job->rv, &job->out, job->errmsg);
-			else if (!cancelled)
+			} else if (job->kind == JOB_STATE_GET) {
+				char *blob = job->blob;
+				job->blob = NULL; /* the callback takes it */
+				job->got_cb(job->arg, job->rv, blob, job->len);
+			} else if (job->kind == JOB_STATE_COMMIT) {
+				job->done_cb(job->arg, job->rv);
+			} else if (job->kind == JOB_FOLDERS) {
+				char **ids = job->rv == 0 ? job->ids : NULL;
+				if (ids != NULL)
+					job->ids = NULL; /* the callback takes them */
+				job->ids_cb(job->arg, job->rv, ids);
+			} else if (job->kind == JOB_OBSERVE)
 				job->cb(job->arg, job->rv, job->rv == 0 ? &job->recorded : NULL,
 				        job->errmsg);
 		}
@@ -319,6 +369,79 @@ run_serve(struct storeq *q, struct storeq_job *job)
 		}
 		free(msg);
 		abq_outcome_clear(&o);
+	}
+}
+
+/* Thread: read one collection's sync state (native mode). */
+static void
+run_state_get(struct storeq *q, struct storeq_job *job)
+{
+	const char *err = NULL;
+	void *blob = NULL;
+	size_t len = 0;
+
+	job->rv = abq_store_syncstate_get(q->store, job->seen.account, job->seen.device_id,
+	                                  job->collection, &blob, &len, NULL, &err);
+	if (job->rv < 0)
+		log_warn("store: reading the sync state of %s/%s: %s", job->seen.device_id,
+		         job->seen.account, err != NULL ? err : "failed");
+	job->blob = blob;
+	job->len = job->rv == 1 ? len : 0;
+}
+
+/* Thread: write a request's staged sync state, all or nothing (native mode). */
+static void
+run_state_commit(struct storeq *q, struct storeq_job *job)
+{
+	const char *err = NULL;
+	int64_t now = abq_now();
+
+	job->rv = -1;
+	if (abq_store_begin(q->store, &err) < 0)
+		goto out;
+	for (size_t i = 0; i < job->nops; i++) {
+		const struct mbx_state_op *op = &job->ops[i];
+		int rv =
+		    op->blob != NULL
+		        ? abq_store_syncstate_put(q->store, job->seen.account, job->seen.device_id,
+		                                  op->collection, op->blob, op->len, now, &err)
+		        : abq_store_syncstate_delete(q->store, job->seen.account,
+		                                     job->seen.device_id, op->collection, NULL,
+		                                     &err);
+		if (rv < 0) {
+			abq_store_rollback(q->store);
+			goto out;
+		}
+	}
+	if (abq_store_commit(q->store, &err) < 0)
+		goto out;
+	job->rv = 0;
+	return;
+out:
+	log_warn("store: writing the sync state of %s/%s: %s", job->seen.device_id,
+	         job->seen.account, err != NULL ? err : "failed");
+}
+
+/* Thread: the folder ids of an account's mailboxes, assigned as needed (native mode). */
+static void
+run_folders(struct storeq *q, struct storeq_job *job)
+{
+	const char *err = NULL;
+
+	job->ids = xcalloc(job->nnames ? job->nnames : 1, sizeof(char *));
+	job->rv = 0;
+	for (size_t i = 0; i < job->nnames; i++) {
+		struct abq_folder f = {.account = job->seen.account, .mailbox = job->names[i]};
+		struct abq_folder out = {0};
+		if (abq_store_folder_assign(q->store, &f, &out, &err) < 0) {
+			log_warn("store: folder id of %s for %s: %s", job->names[i],
+			         job->seen.account, err != NULL ? err : "failed");
+			abq_folder_clear(&out);
+			job->rv = -1;
+			return;
+		}
+		job->ids[i] = xstrdup(out.folder_id);
+		abq_folder_clear(&out);
 	}
 }
 
@@ -733,6 +856,12 @@ thread_main(void *arg)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			if (job->kind == JOB_SERVE)
 				run_serve(q, job);
+			else if (job->kind == JOB_STATE_GET)
+				run_state_get(q, job);
+			else if (job->kind == JOB_STATE_COMMIT)
+				run_state_commit(q, job);
+			else if (job->kind == JOB_FOLDERS)
+				run_folders(q, job);
 			else
 				run_observe(q, job);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1031,6 +1160,78 @@ storeq_serve(struct storeq *q, const struct storeq_serve_req *r, storeq_serve_cb
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return job;
+}
+
+/* Queue a job for the thread. */
+static struct storeq_job *
+job_queue(struct storeq *q, struct storeq_job *job)
+{
+	pthread_mutex_lock(&q->lock);
+	STAILQ_INSERT_TAIL(&q->waiting, job, link);
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return job;
+}
+
+/* Queue a read of one collection's sync state (storeq.h). */
+struct storeq_job *
+storeq_state_get(struct storeq *q, const char *account, const char *device_id,
+                 const char *collection, storeq_state_got_cb *cb, void *arg)
+{
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_STATE_GET;
+	job->q = q;
+	job->seen.account = xstrdup(account);
+	job->seen.device_id = xstrdup(device_id);
+	job->collection = xstrdup(collection);
+	job->got_cb = cb;
+	job->arg = arg;
+	return job_queue(q, job);
+}
+
+/* Queue a request's sync-state writes, copied (storeq.h). */
+struct storeq_job *
+storeq_state_commit(struct storeq *q, const char *account, const char *device_id,
+                    const struct mbx_state_op *ops, size_t n, storeq_state_done_cb *cb, void *arg)
+{
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_STATE_COMMIT;
+	job->q = q;
+	job->seen.account = xstrdup(account);
+	job->seen.device_id = xstrdup(device_id);
+	job->ops = xcalloc(n ? n : 1, sizeof(*job->ops));
+	job->nops = n;
+	for (size_t i = 0; i < n; i++) {
+		job->ops[i].collection = xstrdup_null(ops[i].collection);
+		if (ops[i].blob != NULL) {
+			char *b = xmalloc(ops[i].len + 1);
+			memcpy(b, ops[i].blob, ops[i].len);
+			b[ops[i].len] = '\0';
+			job->ops[i].blob = b;
+			job->ops[i].len = ops[i].len;
+		}
+	}
+	job->done_cb = cb;
+	job->arg = arg;
+	return job_queue(q, job);
+}
+
+/* Queue the folder ids of n mailboxes of account (storeq.h). */
+struct storeq_job *
+storeq_folder_assign(struct storeq *q, const char *account, const char *const *mailboxes, size_t n,
+                     storeq_ids_cb *cb, void *arg)
+{
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_FOLDERS;
+	job->q = q;
+	job->seen.account = xstrdup(account);
+	job->names = xcalloc(n ? n : 1, sizeof(char *));
+	job->nnames = n;
+	for (size_t i = 0; i < n; i++)
+		job->names[i] = xstrdup(mailboxes[i]);
+	job->ids_cb = cb;
+	job->arg = arg;
+	return job_queue(q, job);
 }
 
 /*

@@ -94,6 +94,31 @@ struct storeq_serve_req {
 struct storeq_job *storeq_serve(struct storeq *q, const struct storeq_serve_req *r,
                                 storeq_serve_cb *cb, void *arg);
 
+/*
+ * Native mode's sync state and folder ids (mailbox/run.h, native/mailbox_imap.h),
+ * read and written on the store thread. Each result comes to cb on the loop's
+ * thread; storeq_cancel drops it (the work still runs).
+ *
+ * state_get: rv 1 with blob (malloc'd, NUL-terminated after len bytes; cb
+ * takes it), 0 when there is none, -1.
+ * state_commit: the n ops in order in one transaction (collection NULL: every
+ * collection of the device; blob NULL: a delete); rv 0, or -1 and nothing written.
+ * folder_assign: the ids of the n mailboxes of account, new ones assigned as
+ * needed; rv 0 with ids (malloc'd array of malloc'd strings; cb takes them), or -1.
+ */
+struct mbx_state_op;
+typedef void storeq_state_got_cb(void *arg, int rv, char *blob, size_t len);
+typedef void storeq_state_done_cb(void *arg, int rv);
+typedef void storeq_ids_cb(void *arg, int rv, char **ids);
+struct storeq_job *storeq_state_get(struct storeq *q, const char *account, const char *device_id,
+                                    const char *collection, storeq_state_got_cb *cb, void *arg);
+struct storeq_job *storeq_state_commit(struct storeq *q, const char *account, const char *device_id,
+                                       const struct mbx_state_op *ops, size_t n,
+                                       storeq_state_done_cb *cb, void *arg);
+struct storeq_job *storeq_folder_assign(struct storeq *q, const char *account,
+                                        const char *const *mailboxes, size_t n, storeq_ids_cb *cb,
+                                        void *arg);
+
 /* Note a request from a known device; written in batches once a second. */
 void storeq_touch(struct storeq *q, const char *account, const char *device_id, int64_t when,
                   const char *address, const char *command);

@@ -679,13 +679,17 @@ test_bad_values(void **state)
 	    {"[upstream]\nconnect_timeout = 6m\n",
 	     ":2: [upstream] connect_timeout: '6m' is too large (at most 5m)"},
 	    {"[upstream]\nurl = ftp://x/\n",
-	     ":2: [upstream] url: 'ftp://x/' is not a URL starting with http://, https://"},
+	     ":2: [upstream] url: 'ftp://x/' is not a URL starting with http://, https://, "
+	     "imap://, imaps://"},
 	    {"[upstream]\nurl = http://\n",
-	     ":2: [upstream] url: 'http://' is not a URL starting with http://, https://"},
+	     ":2: [upstream] url: 'http://' is not a URL starting with http://, https://, "
+	     "imap://, imaps://"},
 	    {"[upstream]\nurl = http:///path\n",
-	     ":2: [upstream] url: 'http:///path' is not a URL starting with http://, https://"},
+	     ":2: [upstream] url: 'http:///path' is not a URL starting with http://, https://, "
+	     "imap://, imaps://"},
 	    {"[upstream]\nurl =\n",
-	     ":2: [upstream] url: '' is not a URL starting with http://, https://"},
+	     ":2: [upstream] url: '' is not a URL starting with http://, https://, "
+	     "imap://, imaps://"},
 	    {"[auth]\nmethod = ldap://x\n",
 	     ":2: [auth] method: 'ldap://x' is not upstream or a URL starting with imap://, "
 	     "imaps://"},
@@ -790,6 +794,52 @@ test_require_upstream(void **state)
 	abq_config_free(&c);
 }
 
+/*
+ * Native mode: an imap:// or imaps:// upstream, its submission URL and its
+ * per-account connection cap (only with such a url), and their errors.
+ */
+static void
+test_native(void **state)
+{
+	struct fixture *f = *state;
+	struct abq_config *c;
+
+	c = load_ok(f, "[upstream]\nurl = http://h/\n", true);
+	assert_false(abq_config_native(c));
+	assert_null(c->upstream_submission);
+	assert_int_equal(c->upstream_max_connections_per_account, 3);
+	abq_config_free(&c);
+	c = load_ok(f,
+	            "[upstream]\nurl = imaps://mail.example.com:993\n"
+	            "submission = smtp://mail.example.com:587\nmax_connections_per_account = 100\n",
+	            true);
+	assert_true(abq_config_native(c));
+	assert_string_equal(c->upstream_url, "imaps://mail.example.com:993");
+	assert_string_equal(c->upstream_submission, "smtp://mail.example.com:587");
+	assert_int_equal(c->upstream_max_connections_per_account, 100);
+	assert_string_equal(c->auth_method, "upstream");
+	abq_config_free(&c);
+	c = load_ok(f, "[upstream]\nurl = IMAP://127.0.0.1:143\nsubmission = smtps://h\n", true);
+	assert_true(abq_config_native(c));
+	abq_config_free(&c);
+
+	load_fails(f, "[upstream]\nurl = pop3://h\n", true,
+	           ":2: [upstream] url: 'pop3://h' is not a URL starting with http://, https://, "
+	           "imap://, imaps://");
+	load_fails(
+	    f, "[upstream]\nurl = imaps://h\nsubmission = http://h\n", true,
+	    ":3: [upstream] submission: 'http://h' is not a URL starting with smtp://, smtps://");
+	load_fails(f, "[upstream]\nurl = imaps://h\nmax_connections_per_account = 0\n", true,
+	           ":3: [upstream] max_connections_per_account: '0' is too small (at least 1)");
+	load_fails(f, "[upstream]\nurl = imaps://h\nmax_connections_per_account = 101\n", true,
+	           ":3: [upstream] max_connections_per_account: '101' is too large (at most 100)");
+	load_fails(f, "[upstream]\nurl = https://h/\nsubmission = smtp://h\n", true,
+	           ":3: [upstream] submission: only with an imap:// or imaps:// [upstream] url");
+	load_fails(f, "[upstream]\nurl = https://h/\nmax_connections_per_account = 2\n", true,
+	           ":3: [upstream] max_connections_per_account: only with an imap:// or imaps:// "
+	           "[upstream] url");
+}
+
 /* Files that cannot be read are reported with the system's reason. */
 static void
 test_file_errors(void **state)
@@ -856,6 +906,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_list_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_structure_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_require_upstream, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_native, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 	    cmocka_unit_test(test_config_path),
 	};
