@@ -207,7 +207,7 @@ acct_gc(struct pool_acct *a)
 	acct_free(a);
 }
 
-/* Enter a connection whose client is made in the table by client. */
+/* Enter a connection (its client made) in the table of connections by client. */
 static void
 conn_index(struct imap_pool *p, struct pconn *pc)
 {
