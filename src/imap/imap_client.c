@@ -1228,10 +1228,14 @@ imap_client_free(struct imap_client *c)
 		TAILQ_REMOVE(&c->inflight, cmd, ilink);
 		if (cmd->in_queue)
 			TAILQ_REMOVE(&c->queue, cmd, qlink);
+		if (cmd->cb == logout_cb) /* LOGOUT's own argument, never answered now */
+			free(cmd->arg);
 		imap_cmd_free(cmd);
 	}
 	while ((cmd = TAILQ_FIRST(&c->queue)) != NULL) {
 		TAILQ_REMOVE(&c->queue, cmd, qlink);
+		if (cmd->cb == logout_cb)
+			free(cmd->arg);
 		imap_cmd_free(cmd);
 	}
 	imap_parser_free(c->parser);

@@ -10,6 +10,7 @@
 #include "lib/siphash.h"
 #include "lib/util.h"
 #include "native/imap_pool.h"
+#include "net/tls.h"
 
 enum pc_state { PC_CONNECTING, PC_BUSY, PC_IDLE };
 
@@ -25,6 +26,7 @@ struct pconn {
 	struct imap_pool_req *for_req; /* CONNECTING: the request it is opened for */
 	struct event *idle_ev;
 	struct pconn *next;
+	struct pconn *hnext; /* the pool's table of connections by client */
 };
 
 struct imap_pool_req {
@@ -53,7 +55,8 @@ struct pool_acct {
 	struct imap_pool_req *qhead, **qtail;
 	unsigned nq;
 	struct event *retry_ev;
-	struct pool_acct *next;
+	uint64_t h;             /* the name's keyed hash */
+	struct pool_acct *next; /* the pool's table of accounts by name */
 };
 
 /* A connection being logged out (freed when LOGOUT is answered). */
@@ -68,8 +71,13 @@ struct imap_pool {
 	bool allow_plaintext;
 	unsigned cap, idle_seconds, max_waiters, wait_timeout, retry_ms;
 	unsigned connect_timeout, command_timeout;
+	SSL_CTX *ssl_ctx; /* shared by every connection */
 	uint8_t key[SIPHASH_KEY_LEN];
-	struct pool_acct *accts;
+	/* accounts by name and connections by client: chained, power-of-two buckets */
+	struct pool_acct **accts;
+	size_t n_abuckets, n_accts;
+	struct pconn **conns;
+	size_t n_cbuckets, n_conns;
 	struct closing *closing;
 	unsigned long opened;
 };
@@ -87,25 +95,161 @@ pw_hash(const struct imap_pool *p, const char *password, uint8_t out[SIPHASH_OUT
 	siphash_final(&h, out);
 }
 
+/* The keyed hash of an account's name (the table's, not a flood's, choice of bucket). */
+static uint64_t
+name_hash(const struct imap_pool *p, const char *name)
+{
+	struct siphash h;
+	uint8_t out[SIPHASH_OUT_LEN];
+	uint64_t v;
+
+	siphash_init(&h, p->key);
+	siphash_update(&h, "acct", 4);
+	siphash_update(&h, name, strlen(name));
+	siphash_final(&h, out);
+	memcpy(&v, out, sizeof(v));
+	return v;
+}
+
+/* The bucket of a client in the connection table. */
+static size_t
+client_bucket(const struct imap_pool *p, const struct imap_client *c)
+{
+	uint64_t v = (uint64_t)(uintptr_t)c;
+
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdULL;
+	v ^= v >> 33;
+	return (size_t)v & (p->n_cbuckets - 1);
+}
+
+/* Grow the account table to twice its buckets, rehashing. */
+static void
+accts_grow(struct imap_pool *p)
+{
+	size_t nb = p->n_abuckets ? p->n_abuckets * 2 : 16;
+	struct pool_acct **t = xcalloc(nb, sizeof(*t));
+
+	for (size_t i = 0; i < p->n_abuckets; i++) {
+		while (p->accts[i] != NULL) {
+			struct pool_acct *a = p->accts[i];
+			p->accts[i] = a->next;
+			a->next = t[a->h & (nb - 1)];
+			t[a->h & (nb - 1)] = a;
+		}
+	}
+	free(p->accts);
+	p->accts = t;
+	p->n_abuckets = nb;
+}
+
 /* The account's entry, made when missing (create) or NULL. */
 static struct pool_acct *
 acct_of(struct imap_pool *p, const char *name, bool create)
 {
 	struct pool_acct *a;
+	uint64_t h;
 
-	for (a = p->accts; a != NULL; a = a->next) {
-		if (strcmp(a->name, name) == 0)
-			return a;
+	if (p->n_abuckets == 0 && !create)
+		return NULL;
+	h = name_hash(p, name);
+	if (p->n_abuckets != 0) {
+		for (a = p->accts[h & (p->n_abuckets - 1)]; a != NULL; a = a->next) {
+			if (a->h == h && strcmp(a->name, name) == 0)
+				return a;
+		}
 	}
 	if (!create)
 		return NULL;
+	if (p->n_accts + 1 > p->n_abuckets)
+		accts_grow(p);
 	a = xcalloc(1, sizeof(*a));
 	a->p = p;
 	a->name = xstrdup(name);
+	a->h = h;
 	a->qtail = &a->qhead;
-	a->next = p->accts;
-	p->accts = a;
+	a->next = p->accts[h & (p->n_abuckets - 1)];
+	p->accts[h & (p->n_abuckets - 1)] = a;
+	p->n_accts++;
 	return a;
+}
+
+/* Free an account's entry (its connections and requests are gone). */
+static void
+acct_free(struct pool_acct *a)
+{
+	if (a->retry_ev)
+		event_free(a->retry_ev);
+	free(a->name);
+	free(a);
+}
+
+/*
+ * Forget an account that holds no connection and no waiting request: the
+ * pool keeps nothing per account between requests (its learnt limit goes
+ * with its last connection anyway).
+ */
+static void
+acct_gc(struct pool_acct *a)
+{
+	struct imap_pool *p = a->p;
+
+	if (a->n != 0 || a->nq != 0)
+		return;
+	for (struct pool_acct **pp = &p->accts[a->h & (p->n_abuckets - 1)]; *pp;
+	     pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			p->n_accts--;
+			break;
+		}
+	}
+	acct_free(a);
+}
+
+/* Enter a connection (its client made) in the table of connections by client. */
+static void
+conn_index(struct imap_pool *p, struct pconn *pc)
+{
+	size_t b;
+
+	if (p->n_conns + 1 > p->n_cbuckets) {
+		size_t nb = p->n_cbuckets ? p->n_cbuckets * 2 : 16;
+		struct pconn **old = p->conns;
+		size_t ob = p->n_cbuckets;
+
+		p->conns = xcalloc(nb, sizeof(*p->conns));
+		p->n_cbuckets = nb;
+		for (size_t i = 0; i < ob; i++) {
+			while (old[i] != NULL) {
+				struct pconn *x = old[i];
+				old[i] = x->hnext;
+				b = client_bucket(p, x->c);
+				x->hnext = p->conns[b];
+				p->conns[b] = x;
+			}
+		}
+		free(old);
+	}
+	b = client_bucket(p, pc->c);
+	pc->hnext = p->conns[b];
+	p->conns[b] = pc;
+	p->n_conns++;
+}
+
+/* Take a connection out of the table by client (when it is there). */
+static void
+conn_unindex(struct imap_pool *p, struct pconn *pc)
+{
+	if (pc->c == NULL || p->n_cbuckets == 0)
+		return;
+	for (struct pconn **pp = &p->conns[client_bucket(p, pc->c)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == pc) {
+			*pp = pc->hnext;
+			p->n_conns--;
+			return;
+		}
+	}
 }
 
 /* The pool of an account. */
@@ -165,6 +309,7 @@ conn_unlink(struct pconn *pc)
 {
 	struct pool_acct *a = pc->a;
 
+	conn_unindex(a->p, pc);
 	for (struct pconn **pp = &a->conns; *pp; pp = &(*pp)->next) {
 		if (*pp == pc) {
 			*pp = pc->next;
@@ -210,6 +355,7 @@ static void
 answer(struct imap_pool_req *r, struct pconn *granted, enum imap_pool_err err, const char *msg)
 {
 	dequeue(r);
+	r->a = NULL; /* the account may go once it holds nothing */
 	if (r->timer)
 		event_del(r->timer);
 	r->granted = granted;
@@ -295,6 +441,7 @@ static void
 timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct imap_pool_req *r = arg;
+	struct pool_acct *a = r->a;
 
 	(void)fd;
 	(void)what;
@@ -302,6 +449,7 @@ timeout_cb(evutil_socket_t fd, short what, void *arg)
 		r->opening->for_req = NULL;
 	r->opening = NULL;
 	answer(r, NULL, IMAP_POOL_TIMEOUT, "no IMAP connection free in time");
+	acct_gc(a);
 }
 
 static void
@@ -371,12 +519,13 @@ on_error(struct imap_client *c, enum imap_error e, const char *msg, void *arg)
 		conn_free(pc);
 		if (r != NULL)
 			r->opening = NULL;
-		if (a->n == 0) {
+		if (a->n == 0 && a->nq != 0) {
 			struct timeval tv = {p->retry_ms / 1000, (p->retry_ms % 1000) * 1000};
 			if (a->retry_ev == NULL)
 				a->retry_ev = evtimer_new(p->base, retry_cb, a);
 			evtimer_add(a->retry_ev, &tv);
 		}
+		acct_gc(a); /* nobody waits any more: nothing to retry for */
 		return;
 	}
 	conn_unlink(pc);
@@ -395,6 +544,7 @@ conn_open(struct imap_pool *p, struct pool_acct *a, struct imap_pool_req *r)
 	struct imap_client_conf conf = {
 	    .url = p->url,
 	    .ca_file = p->ca_file,
+	    .ssl_ctx = p->ssl_ctx,
 	    .user = a->name,
 	    .password = r->password,
 	    .allow_plaintext = p->allow_plaintext,
@@ -421,23 +571,22 @@ conn_open(struct imap_pool *p, struct pool_acct *a, struct imap_pool_req *r)
 		answer(r, NULL, IMAP_POOL_UNAVAILABLE, err);
 		return -1;
 	}
+	conn_index(p, pc);
 	return 0;
 }
 
 /*
  * Hand out what is free, in the queue's order: an idle connection of the
  * request's password, else a new one within the cap (closing an idle one of
- * another password to make room).
+ * another password to make room). Then an account left with nothing is
+ * forgotten: a is not to be used after.
  */
 static void
 dispatch(struct pool_acct *a)
 {
 	struct imap_pool_req *r, *next;
-	struct imap_pool *p;
+	struct imap_pool *p = a->p;
 
-	if (a->qhead == NULL)
-		return;
-	p = a->p;
 	for (r = a->qhead; r != NULL; r = next) {
 		struct pconn *idle = NULL, *other = NULL;
 		next = r->next;
@@ -461,6 +610,7 @@ dispatch(struct pool_acct *a)
 		if (a->n < acct_cap(p, a))
 			(void)conn_open(p, a, r);
 	}
+	acct_gc(a);
 }
 
 struct imap_pool *
@@ -485,6 +635,12 @@ imap_pool_new(struct event_base *base, const struct imap_pool_conf *conf, const 
 	p->retry_ms = conf->retry_ms ? conf->retry_ms : 500;
 	p->connect_timeout = conf->connect_timeout;
 	p->command_timeout = conf->command_timeout;
+	if ((p->ssl_ctx = tls_client_ctx_new(conf->ca_file, errstr)) == NULL) {
+		free(p->url);
+		free(p->ca_file);
+		free(p);
+		return NULL;
+	}
 	if (getrandom(p->key, sizeof(p->key), 0) != (ssize_t)sizeof(p->key))
 		fatalx("imap pool: getrandom failed");
 	return p;
@@ -495,30 +651,32 @@ imap_pool_free(struct imap_pool *p)
 {
 	if (p == NULL)
 		return;
-	while (p->accts) {
-		struct pool_acct *a = p->accts;
-		p->accts = a->next;
-		while (a->conns) {
-			struct pconn *pc = a->conns;
-			a->conns = pc->next;
-			conn_free(pc);
+	for (size_t i = 0; i < p->n_abuckets; i++) {
+		while (p->accts[i]) {
+			struct pool_acct *a = p->accts[i];
+			p->accts[i] = a->next;
+			while (a->conns) {
+				struct pconn *pc = a->conns;
+				a->conns = pc->next;
+				conn_free(pc);
+			}
+			while (a->qhead) {
+				struct imap_pool_req *r = a->qhead;
+				a->qhead = r->next;
+				req_free(r);
+			}
+			acct_free(a);
 		}
-		while (a->qhead) {
-			struct imap_pool_req *r = a->qhead;
-			a->qhead = r->next;
-			req_free(r);
-		}
-		if (a->retry_ev)
-			event_free(a->retry_ev);
-		free(a->name);
-		free(a);
 	}
+	free(p->accts);
+	free(p->conns);
 	while (p->closing) {
 		struct closing *x = p->closing;
 		p->closing = x->next;
 		imap_client_free(x->c);
 		free(x);
 	}
+	SSL_CTX_free(p->ssl_ctx);
 	free(p->url);
 	free(p->ca_file);
 	free(p);
@@ -557,6 +715,7 @@ void
 imap_pool_cancel(struct imap_pool_req *r)
 {
 	struct imap_pool *p = r->p;
+	struct pool_acct *a = r->a; /* NULL once answered */
 
 	if (r->opening) /* goes on opening: the next request of its password takes it */
 		r->opening->for_req = NULL;
@@ -569,17 +728,19 @@ imap_pool_cancel(struct imap_pool_req *r)
 		return;
 	}
 	req_free(r);
+	if (a != NULL)
+		acct_gc(a);
 }
 
 /* The connection record of a client, or NULL. */
 static struct pconn *
 conn_of(struct imap_pool *p, struct imap_client *c)
 {
-	for (struct pool_acct *a = p->accts; a != NULL; a = a->next) {
-		for (struct pconn *pc = a->conns; pc != NULL; pc = pc->next) {
-			if (pc->c == c)
-				return pc;
-		}
+	if (p->n_cbuckets == 0)
+		return NULL;
+	for (struct pconn *pc = p->conns[client_bucket(p, c)]; pc != NULL; pc = pc->hnext) {
+		if (pc->c == c)
+			return pc;
 	}
 	return NULL;
 }
@@ -608,11 +769,15 @@ imap_pool_put(struct imap_pool *p, struct imap_client *c, bool ok)
 unsigned
 imap_pool_open_count(const struct imap_pool *p, const char *account)
 {
-	for (const struct pool_acct *a = p->accts; a != NULL; a = a->next) {
-		if (strcmp(a->name, account) == 0)
-			return a->n;
-	}
-	return 0;
+	struct pool_acct *a = acct_of((struct imap_pool *)p, account, false);
+
+	return a != NULL ? a->n : 0;
+}
+
+unsigned
+imap_pool_accounts(const struct imap_pool *p)
+{
+	return (unsigned)p->n_accts;
 }
 
 unsigned long

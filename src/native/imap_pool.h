@@ -37,6 +37,11 @@
  * waiting for one of them; when it holds none, it tries again after
  * retry_ms, within the request's wait.
  *
+ * Bookkeeping. Accounts are found by a keyed hash of their name and
+ * connections by their client, so neither a request nor a give-back walks
+ * every account; an account's entry is freed once it holds no connection and
+ * no waiting request.
+ *
  * Not thread-safe: one pool per event loop (worker).
  */
 #ifndef ABQ_NATIVE_IMAP_POOL_H
@@ -77,7 +82,12 @@ enum imap_pool_err {
 typedef void (*imap_pool_cb)(void *arg, struct imap_client *c, enum imap_pool_err err,
                              const char *msg);
 
-/* A new pool; NULL with *errstr for a bad url. */
+/*
+ * A new pool; NULL with *errstr for a bad url or a CA file (or system store)
+ * that cannot be loaded. Its one client TLS context is shared by every
+ * connection it opens (loading the store costs milliseconds per connection
+ * otherwise).
+ */
 struct imap_pool *imap_pool_new(struct event_base *base, const struct imap_pool_conf *conf,
                                 const char **errstr);
 /* Close every connection; queued requests get no answer (cancel them first). */
@@ -101,5 +111,10 @@ void imap_pool_put(struct imap_pool *p, struct imap_client *c, bool ok);
 unsigned imap_pool_open_count(const struct imap_pool *p, const char *account);
 /* Connections the pool ever opened (tests: reuse). */
 unsigned long imap_pool_opened_total(const struct imap_pool *p);
+/*
+ * Accounts the pool has an entry for: those holding a connection or a
+ * waiting request (an account with neither is forgotten).
+ */
+unsigned imap_pool_accounts(const struct imap_pool *p);
 
 #endif

@@ -93,6 +93,9 @@ struct job {
 	uint32_t uidvalidity;
 	struct uidset s_all, s_win, s_seen, s_flag, fetch_set;
 	struct batch *batch;
+	/* the prefetch's cap: the adds' sizes (by their place) and the cursor to cut */
+	uint32_t *add_size;
+	struct cur cut;
 	/* fetch */
 	struct pbuf *pb;
 	size_t npb;
@@ -347,6 +350,8 @@ job_finish(struct job *j, int rv, const char *err)
 	uidset_clear(&j->s_seen);
 	uidset_clear(&j->s_flag);
 	uidset_clear(&j->fetch_set);
+	free(j->add_size);
+	cur_clear(&j->cut);
 	free(j);
 	m->job = NULL;
 	m->wait_cb = NULL;
@@ -940,6 +945,66 @@ batch_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		cmd_done(j, r);
 }
 
+/* The adds' sizes (UID RFC822.SIZE), by their place among the adds. */
+static void
+sizes_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct imap_fetch f;
+	const char *err;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
+		memset(&f, 0, sizeof(f));
+		if (imap_fetch_read(r, &f, &err) == 0 && (f.have & IMAP_FETCH_UID)) {
+			for (size_t i = 0; i < j->memo->ch.n_adds; i++) {
+				if (uid_of(j->memo->ch.adds[i].id) == f.uid)
+					j->add_size[i] = (uint32_t)f.size;
+			}
+		}
+		imap_fetch_clear(&f);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/*
+ * Keep the adds (newest first) whose bodies, up to MBX_IMAP_RAW_CAP each,
+ * fit MBX_IMAP_BATCH_CAP together (at least one); the rest leave the cursor
+ * and come with the next request (MoreAvailable), so that a window of large
+ * messages is never held whole.
+ */
+static void
+cut_batch(struct job *j)
+{
+	struct mbx_changes *ch = &j->memo->ch;
+	uint64_t sum = 0;
+	size_t keep = 0;
+
+	while (keep < ch->n_adds) {
+		uint64_t sz =
+		    j->add_size[keep] < MBX_IMAP_RAW_CAP ? j->add_size[keep] : MBX_IMAP_RAW_CAP;
+		if (keep > 0 && sum + sz > MBX_IMAP_BATCH_CAP)
+			break;
+		sum += sz;
+		keep++;
+	}
+	if (keep == ch->n_adds)
+		return;
+	log_debug("native: %s: prefetch of %s cut to %zu of %zu adds (%" PRIu64 " bytes)",
+	          j->m->account, j->mailbox, keep, ch->n_adds, sum);
+	while (ch->n_adds > keep) {
+		uint32_t u = uid_of(ch->adds[--ch->n_adds].id);
+		(void)uidset_remove(&j->cut.have, u);
+		(void)uidset_remove(&j->cut.seen, u);
+		(void)uidset_remove(&j->cut.flagged, u);
+		(void)uidset_remove(&j->fetch_set, u);
+	}
+	(void)cur_format(&j->cut, ch->cursor); /* fewer UIDs than a cursor that fitted */
+	ch->more_available = true;
+}
+
 /* UID FETCH of set with everything an item needs. */
 static void
 fetch_items(struct job *j, const struct uidset *set, imap_cmd_cb cb)
@@ -1027,6 +1092,8 @@ changes_step(struct job *j)
 		}
 		c.have.max_ranges = c.seen.max_ranges = c.flagged.max_ranges = IMAP_UIDSET_MAX;
 		rv = compute(j, &c, &j->memo->ch);
+		j->cut = c; /* kept for the prefetch's cap */
+		memset(&c, 0, sizeof(c));
 		log_debug(
 		    "native: %s: changes of %s: all %" PRIu64 " window %" PRIu64 " seen %" PRIu64
 		    " flagged %" PRIu64 ": %zu deletes, %zu changed, %zu adds of %zu",
@@ -1050,9 +1117,22 @@ changes_step(struct job *j)
 		j->fetch_set.max_ranges = IMAP_UIDSET_MAX;
 		for (size_t i = 0; i < j->memo->ch.n_adds; i++)
 			(void)uidset_add(&j->fetch_set, uid_of(j->memo->ch.adds[i].id));
+		if ((uint64_t)j->memo->ch.n_adds * MBX_IMAP_RAW_CAP > MBX_IMAP_BATCH_CAP) {
+			struct imap_cmd *cmd = imap_cmd_new("UID FETCH");
+			j->add_size = xcalloc(j->memo->ch.n_adds, sizeof(*j->add_size));
+			imap_cmd_uidset(cmd, &j->fetch_set);
+			imap_cmd_raw(cmd, "(UID RFC822.SIZE)");
+			cmd_send(j, cmd, sizes_cb, NULL);
+			break;
+		}
+		j->step++;
+		/* fall through */
+	case 6:
+		if (j->add_size != NULL)
+			cut_batch(j);
 		fetch_items(j, &j->fetch_set, batch_cb);
 		break;
-	case 6:
+	case 7:
 		job_finish(j, 1, NULL);
 		break;
 	}

@@ -41,7 +41,8 @@
  * phone starts over) rather than loop.
  *
  * The adds of one changes() are prefetched in one UID FETCH (UID FLAGS
- * INTERNALDATE RFC822.SIZE ENVELOPE BODY.PEEK[]<0.cap>), so each fetch() of
+ * INTERNALDATE RFC822.SIZE ENVELOPE BODY.PEEK[]<0.cap>), at most
+ * MBX_IMAP_BATCH_CAP of bodies together, so each fetch() of
  * them answers from the batch; fetch() of any other item does its own UID
  * FETCH. raw holds at most MBX_IMAP_RAW_CAP bytes (raw_len < size beyond:
  * the rest is attachments, fetched part by part when asked). subject, from
@@ -57,6 +58,12 @@
 
 /* The most of one message fetched with its item (the rest: part by part). */
 #define MBX_IMAP_RAW_CAP (1024 * 1024)
+/*
+ * The most of the adds' bodies one changes() prefetches (each counted up to
+ * MBX_IMAP_RAW_CAP): past it the window is cut, MoreAvailable, the rest next
+ * time. Checked with a UID FETCH (RFC822.SIZE) first when the adds could pass it.
+ */
+#define MBX_IMAP_BATCH_CAP (8 * 1024 * 1024)
 
 /*
  * The folder-id map (the store's abq_store_folder_*: ids that survive a

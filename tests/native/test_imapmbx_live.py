@@ -218,6 +218,29 @@ def scenario(exe, dc, url, work, label):
     doveadm(dc, "save", "-u", live.USER, "-m", "Work", input="Subject: w2\n\nw\n")
     st, wkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (work_id, wkey)))
     expect(st == "3", "%s: UIDVALIDITY changed: Status 3" % label)
+    # Large messages: the prefetch is cut at 8 MiB of bodies (MoreAvailable), not a
+    # window of 100 held whole
+    doveadm(dc, "mailbox", "create", "-u", live.USER, "Big")
+    filler = ("x" * 76 + "\n") * 12000  # ~924 KB each
+    for i in range(1, 21):
+        doveadm(dc, "save", "-u", live.USER, "-m", "Big",
+                input="Subject: big %d\n\n%s" % (i, filler))
+    out = d.cmd("foldersync 0")
+    big_id = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", out.split("\n")[0])
+              if tags(a, "DisplayName")[0] == "Big"][0]
+    st, bkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % big_id))
+    got, sizes = [], []
+    while True:
+        st, bkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (big_id, bkey)))
+        if st != "1":
+            raise Failure("%s: Big: Sync status %s" % (label, st))
+        got += [a[0] for a in adds]
+        sizes.append(len(adds))
+        if not more or len(sizes) > 10:
+            break
+    expect(sorted(int(u) for u in got) == list(range(1, 21)) and max(sizes) <= 9,
+           "%s: 20 messages of 924 KB in windows of %s (8 MiB each at most)" % (label, sizes))
+    summary.append(("big", sizes))
     # The cap: 5 at once, cap 2
     out = d.cmd("concurrent 5")
     most = int(re.search(r"MAXOPEN (\d+)", out).group(1))
