@@ -1613,7 +1613,8 @@ native_serve(struct exchange *x)
 	nr->in.device_id = nr->device_id;
 	nr->in.email = nr->email;
 	nr->in.now = (int64_t)time(NULL);
-	nr->in.backend = mbx_imap_new(gw->pool, r->auth_user, r->auth_password, &nr->map);
+	nr->in.backend =
+	    mbx_imap_new(gw->pool, r->account, r->auth_user, r->auth_password, &nr->map);
 	mbx_run(&nr->in, &gw->native_state, 0, native_done, nr);
 }
 

@@ -33,6 +33,7 @@ struct imap_pool_req {
 	struct imap_pool *p;
 	struct pool_acct *a;
 	uint8_t hash[SIPHASH_OUT_LEN];
+	char *user; /* the login name (several may stand for one account) */
 	char *password;
 	imap_pool_cb cb;
 	void *arg;
@@ -84,13 +85,18 @@ struct imap_pool {
 
 static void dispatch(struct pool_acct *a);
 
-/* The keyed hash of a password (never kept itself). */
+/*
+ * The keyed hash of a login name and its password (the password is never
+ * kept): a connection serves only requests of the same name and password.
+ */
 static void
-pw_hash(const struct imap_pool *p, const char *password, uint8_t out[SIPHASH_OUT_LEN])
+pw_hash(const struct imap_pool *p, const char *user, const char *password,
+        uint8_t out[SIPHASH_OUT_LEN])
 {
 	struct siphash h;
 
 	siphash_init(&h, p->key);
+	siphash_update(&h, user, strlen(user) + 1); /* with its NUL: "ab"+"c" is not "a"+"bc" */
 	siphash_update(&h, password, strlen(password));
 	siphash_final(&h, out);
 }
@@ -296,6 +302,7 @@ req_free(struct imap_pool_req *r)
 		explicit_bzero(r->password, strlen(r->password));
 		free(r->password);
 	}
+	free(r->user);
 	if (r->timer)
 		event_free(r->timer);
 	if (r->deliver)
@@ -545,7 +552,7 @@ conn_open(struct imap_pool *p, struct pool_acct *a, struct imap_pool_req *r)
 	    .url = p->url,
 	    .ca_file = p->ca_file,
 	    .ssl_ctx = p->ssl_ctx,
-	    .user = a->name,
+	    .user = r->user,
 	    .password = r->password,
 	    .allow_plaintext = p->allow_plaintext,
 	    .connect_timeout = p->connect_timeout,
@@ -683,13 +690,15 @@ imap_pool_free(struct imap_pool *p)
 }
 
 struct imap_pool_req *
-imap_pool_get(struct imap_pool *p, const char *account, const char *password, imap_pool_cb cb,
-              void *arg, const char **errstr)
+imap_pool_get(struct imap_pool *p, const char *account, const char *user, const char *password,
+              imap_pool_cb cb, void *arg, const char **errstr)
 {
 	struct pool_acct *a = acct_of(p, account, true);
 	struct imap_pool_req *r;
 	struct timeval tv = {p->wait_timeout, 0};
 
+	if (user == NULL)
+		user = account;
 	if (a->nq >= p->max_waiters) {
 		*errstr = "too many requests wait for an IMAP connection of this account";
 		return NULL;
@@ -699,8 +708,9 @@ imap_pool_get(struct imap_pool *p, const char *account, const char *password, im
 	r->a = a;
 	r->cb = cb;
 	r->arg = arg;
+	r->user = xstrdup(user);
 	r->password = xstrdup(password);
-	pw_hash(p, password, r->hash);
+	pw_hash(p, user, password, r->hash);
 	r->queued = true;
 	*a->qtail = r;
 	a->qtail = &r->next;

@@ -93,12 +93,16 @@ struct imap_pool *imap_pool_new(struct event_base *base, const struct imap_pool_
 /* Close every connection; queued requests get no answer (cancel them first). */
 void imap_pool_free(struct imap_pool *p);
 /*
- * Ask for a connection of account logged in with password. Returns the
+ * Ask for a connection of account (the canonical account: the cap and the
+ * queue are its) logged in as user (the name the phone gave, NULL: account)
+ * with password; a connection serves only requests of the same user and
+ * password, so two names of one account share the cap, never a login. Returns the
  * request (cancel it with imap_pool_cancel until cb has run), or NULL with
  * *errstr when the account's queue is full.
  */
-struct imap_pool_req *imap_pool_get(struct imap_pool *p, const char *account, const char *password,
-                                    imap_pool_cb cb, void *arg, const char **errstr);
+struct imap_pool_req *imap_pool_get(struct imap_pool *p, const char *account, const char *user,
+                                    const char *password, imap_pool_cb cb, void *arg,
+                                    const char **errstr);
 /* Withdraw a request whose cb has not run (a connection it was being given goes back). */
 void imap_pool_cancel(struct imap_pool_req *r);
 /*

@@ -104,7 +104,7 @@ struct job {
 struct mi {
 	struct mbx_backend base;
 	struct imap_pool *pool;
-	char *account, *password;
+	char *account, *user, *password;
 	const struct mbx_imap_folder_map *map;
 	struct imap_client *c;
 	struct imap_pool_req *preq;
@@ -403,7 +403,8 @@ job_start(struct mi *m, struct job *j)
 		job_step(j);
 		return MBX_PENDING;
 	}
-	if ((m->preq = imap_pool_get(m->pool, m->account, m->password, pool_cb, j, &err)) == NULL) {
+	if ((m->preq = imap_pool_get(m->pool, m->account, m->user, m->password, pool_cb, j,
+	                             &err)) == NULL) {
 		m->fail = MBX_IMAP_UNAVAILABLE;
 		job_finish(j, -1, err);
 		return -1;
@@ -1847,6 +1848,7 @@ mi_destroy(struct mbx_backend *b)
 	explicit_bzero(m->password, strlen(m->password));
 	free(m->password);
 	free(m->account);
+	free(m->user);
 	free(m);
 }
 
@@ -1868,7 +1870,7 @@ static const struct mbx_ops mi_ops = {
 };
 
 struct mbx_backend *
-mbx_imap_new(struct imap_pool *pool, const char *account, const char *password,
+mbx_imap_new(struct imap_pool *pool, const char *account, const char *user, const char *password,
              const struct mbx_imap_folder_map *map)
 {
 	struct mi *m = xcalloc(1, sizeof(*m));
@@ -1876,6 +1878,7 @@ mbx_imap_new(struct imap_pool *pool, const char *account, const char *password,
 	m->base.ops = &mi_ops;
 	m->pool = pool;
 	m->account = xstrdup(account);
+	m->user = xstrdup(user != NULL ? user : account);
 	m->password = xstrdup(password);
 	m->map = map;
 	m->folders_rv = MBX_PENDING;

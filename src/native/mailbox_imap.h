@@ -89,12 +89,13 @@ enum mbx_imap_failure {
 };
 
 /*
- * A backend for one request of account over pool, logging in with password
- * (copied; wiped when the backend is destroyed). map and what it points to
- * must outlive the backend.
+ * A backend for one request of account (the canonical account: the key of
+ * the folder map and of the pool's cap) over pool, logging in as user (the
+ * name the phone gave; NULL: account) with password (copied; wiped when the
+ * backend is destroyed). map and what it points to must outlive the backend.
  */
-struct mbx_backend *mbx_imap_new(struct imap_pool *pool, const char *account, const char *password,
-                                 const struct mbx_imap_folder_map *map);
+struct mbx_backend *mbx_imap_new(struct imap_pool *pool, const char *account, const char *user,
+                                 const char *password, const struct mbx_imap_folder_map *map);
 enum mbx_imap_failure mbx_imap_failure(const struct mbx_backend *b);
 /* Runs of the current request (begin calls) and IMAP commands sent, so far (tests). */
 void mbx_imap_stats(const struct mbx_backend *b, unsigned *runs_r, unsigned *commands_r);

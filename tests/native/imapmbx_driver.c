@@ -178,7 +178,7 @@ start(struct req *r, enum eas_cmd cmd, struct wbxml_doc *d)
 	if (wbxml_encode(d, &r->body, &len, NULL) != WBXML_OK)
 		fatalx("encode");
 	wbxml_doc_free(&d);
-	r->b = mbx_imap_new(pool, user, password, &map);
+	r->b = mbx_imap_new(pool, user, NULL, password, &map);
 	r->in.cmd = cmd;
 	r->in.version = "14.1";
 	r->in.body = r->body;
@@ -231,7 +231,7 @@ woke(void *arg)
 static int
 mark(const char *coll, const char *sid, bool forwarded)
 {
-	struct mbx_backend *b = mbx_imap_new(pool, user, password, &map);
+	struct mbx_backend *b = mbx_imap_new(pool, user, NULL, password, &map);
 	const char *err = NULL;
 	int rv;
 

@@ -247,7 +247,7 @@ ask(struct imap_pool *p, const char *account, const char *pw, struct got *g)
 	const char *err = NULL;
 
 	memset(g, 0, sizeof(*g));
-	g->r = imap_pool_get(p, account, pw, got_cb, g, &err);
+	g->r = imap_pool_get(p, account, NULL, pw, got_cb, g, &err);
 	assert_non_null(g->r);
 }
 
@@ -332,7 +332,7 @@ test_queue_full_and_timeout(void **state)
 	assert_int_equal(g1.err, IMAP_POOL_OK);
 	ask(p, "bob", "pw", &g2);
 	ask(p, "bob", "pw", &g3);
-	assert_null(imap_pool_get(p, "bob", "pw", got_cb, NULL, &err));
+	assert_null(imap_pool_get(p, "bob", NULL, "pw", got_cb, NULL, &err));
 	assert_non_null(strstr(err, "too many"));
 	/* another account has its own queue */
 	ask(p, "carol", "pw", &g3);
@@ -390,6 +390,58 @@ test_changed_password(void **state)
 	imap_pool_free(p);
 	srv_stop(&s);
 	run_ms(base, 20); /* libevent's deferred frees of the closed sockets */
+	event_base_free(base);
+}
+
+/*
+ * Two login names of one account (the phone's spellings): they share the
+ * account's cap, each logs in as itself, and neither is handed a connection
+ * the other logged in.
+ */
+static void
+test_login_names(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct server s;
+	struct imap_pool_conf pc = {.max_per_account = 2};
+	struct imap_pool *p;
+	struct got g1, g2, g3;
+	const char *err = NULL;
+
+	(void)state;
+	srv_start(&s, base);
+	s.passwords[0] = "pw";
+	p = pool_on(base, &s, &pc);
+	memset(&g1, 0, sizeof(g1));
+	memset(&g2, 0, sizeof(g2));
+	memset(&g3, 0, sizeof(g3));
+	g1.r = imap_pool_get(p, "erin@example.com", "erin", "pw", got_cb, &g1, &err);
+	g2.r = imap_pool_get(p, "erin@example.com", "Erin", "pw", got_cb, &g2, &err);
+	g3.r = imap_pool_get(p, "erin@example.com", "erin", "pw", got_cb, &g3, &err);
+	assert_non_null(g1.r);
+	assert_non_null(g2.r);
+	assert_non_null(g3.r);
+	run_until(base, &g2.done, 2000);
+	run_until(base, &g1.done, 2000);
+	assert_int_equal(g1.err, IMAP_POOL_OK);
+	assert_int_equal(g2.err, IMAP_POOL_OK);
+	/* the cap is the account's: the third waits, whatever its name */
+	run_ms(base, 100);
+	assert_false(g3.done);
+	assert_int_equal(imap_pool_open_count(p, "erin@example.com"), 2);
+	assert_int_equal(srv_user_count(&s, "erin"), 1);
+	assert_int_equal(srv_user_count(&s, "Erin"), 1);
+	/* "Erin"'s connection given back is not "erin"'s: it makes room */
+	imap_pool_put(p, g2.c, true);
+	run_until(base, &g3.done, 2000);
+	assert_int_equal(g3.err, IMAP_POOL_OK);
+	assert_int_equal(srv_user_count(&s, "erin"), 2);
+	assert_int_equal(srv_user_count(&s, "Erin"), 0);
+	imap_pool_put(p, g1.c, true);
+	imap_pool_put(p, g3.c, true);
+	imap_pool_free(p);
+	srv_stop(&s);
+	run_ms(base, 20);
 	event_base_free(base);
 }
 
@@ -558,7 +610,7 @@ test_tls_context(void **state)
 	for (int i = 0; i < 10; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "u%d", i);
-		assert_non_null(imap_pool_get(p, name, "pw", noop_cb, NULL, &err));
+		assert_non_null(imap_pool_get(p, name, NULL, "pw", noop_cb, NULL, &err));
 	}
 	print_message("# imaps:// connection setup, shared context: %.3f ms each\n",
 	              (now_s() - t0) * 1e2);
@@ -582,13 +634,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_idle_logout),
-	    cmocka_unit_test(test_queue_full_and_timeout),
-	    cmocka_unit_test(test_changed_password),
-	    cmocka_unit_test(test_server_limit),
-	    cmocka_unit_test(test_server_limit_none_open),
-	    cmocka_unit_test(test_many_accounts),
-	    cmocka_unit_test(test_tls_context),
+	    cmocka_unit_test(test_idle_logout),      cmocka_unit_test(test_queue_full_and_timeout),
+	    cmocka_unit_test(test_changed_password), cmocka_unit_test(test_login_names),
+	    cmocka_unit_test(test_server_limit),     cmocka_unit_test(test_server_limit_none_open),
+	    cmocka_unit_test(test_many_accounts),    cmocka_unit_test(test_tls_context),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
