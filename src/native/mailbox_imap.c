@@ -1250,14 +1250,13 @@ flags_step(struct job *j)
 		j->step++;
 		/* fall through */
 	case 1:
-		if (j->read >= 0)
-			strcat(j->read ? set : clear, "\\Seen");
-		if (j->flagged >= 0) {
-			char *s = j->flagged ? set : clear;
-			if (*s)
-				strcat(s, " ");
-			strcat(s, "\\Flagged");
-		}
+		/* each flag to set (> 0) or clear (0); -1 leaves it */
+		snprintf(set, sizeof(set), "%s%s%s", j->read > 0 ? "\\Seen" : "",
+		         j->read > 0 && j->flagged > 0 ? " " : "",
+		         j->flagged > 0 ? "\\Flagged" : "");
+		snprintf(clear, sizeof(clear), "%s%s%s", j->read == 0 ? "\\Seen" : "",
+		         j->read == 0 && j->flagged == 0 ? " " : "",
+		         j->flagged == 0 ? "\\Flagged" : "");
 		if (*set)
 			store(j, true, set, false);
 		if (*clear)

@@ -408,33 +408,31 @@ check_watching(struct watcher *w)
 	}
 }
 
-/* Append a mailbox name as a quoted string (UTF-8 or modified UTF-7). -1 if it cannot be. */
+/*
+ * Append a mailbox name to b as a quoted string (UTF-8 or modified UTF-7);
+ * -1, with nothing appended, when it cannot be one (CR or LF in it, or too
+ * long to encode).
+ */
 static int
-quote_mailbox(struct wconn *wc, const char *name, char *out, size_t cap)
+quote_mailbox(struct wconn *wc, const char *name, struct sbuf *b)
 {
 	char enc[IMAP_MAILBOX_MAX * 4 + 1];
 	const char *s = name;
-	size_t start = strlen(out), n = start;
 
 	if (!(imap_client_enabled(wc->c) & IMAP_CAP_UTF8_ACCEPT)) {
 		if (imap_mutf7_encode(name, strlen(name), enc, sizeof(enc)) < 0)
 			return -1;
 		s = enc;
 	}
-	if (n + 1 >= cap)
+	if (strpbrk(s, "\r\n") != NULL)
 		return -1;
-	out[n++] = '"';
+	sbuf_add(b, "\"");
 	for (; *s != '\0'; s++) {
-		if (*s == '\r' || *s == '\n' || n + 3 >= cap) {
-			out[start] = '\0'; /* nothing appended */
-			return -1;
-		}
 		if (*s == '"' || *s == '\\')
-			out[n++] = '\\';
-		out[n++] = *s;
+			sbuf_add(b, "\\");
+		sbuf_addn(b, s, 1);
 	}
-	out[n++] = '"';
-	out[n] = '\0';
+	sbuf_add(b, "\"");
 	return 0;
 }
 
@@ -549,28 +547,28 @@ static void
 send_notify(struct wconn *wc)
 {
 	struct watcher *w = wc->w;
-	size_t cap = 32 + w->nmb * (IMAP_MAILBOX_MAX * 5 + 4);
-	char *buf = xmalloc(cap);
+	struct sbuf buf = {0};
 	struct imap_cmd *cmd;
 	const char *err;
 
-	snprintf(buf, cap, "(mailboxes (");
+	sbuf_add(&buf, "(mailboxes (");
 	for (size_t i = 0, sent = 0; i < w->nmb; i++) {
-		size_t len = strlen(buf);
+		size_t len = buf.len;
 
 		if (sent > 0)
-			strcat(buf, " ");
-		if (quote_mailbox(wc, w->mb[i].name, buf, cap) < 0) {
+			sbuf_add(&buf, " ");
+		if (quote_mailbox(wc, w->mb[i].name, &buf) < 0) {
 			log_warn("watch: %s: a mailbox name cannot be sent", w->account);
-			buf[len] = '\0';
+			buf.len = len;
+			buf.p[len] = '\0';
 			continue;
 		}
 		sent++;
 	}
-	strcat(buf, ") (MessageNew MessageExpunge FlagChange))");
+	sbuf_add(&buf, ") (MessageNew MessageExpunge FlagChange))");
 	cmd = imap_cmd_new("NOTIFY SET");
-	imap_cmd_raw(cmd, buf);
-	free(buf);
+	imap_cmd_raw(cmd, buf.p);
+	free(buf.p);
 	if (imap_client_command(wc->c, cmd, notify_cb, NULL, wc, &err) < 0) {
 		watcher_drop(w, IMAP_ERR_PROTOCOL, err);
 		return;
