@@ -312,13 +312,16 @@ mm_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref 
 	return 0;
 }
 
+/*
+ * The message item_id of folder_id, for an op on one item: 1 and *msg_r,
+ * 0 when there is no such item, -1 for an unknown folder, MBX_PENDING when
+ * the op is to pend first.
+ */
 static int
-mm_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
-         const char **errstr_r)
+lookup(struct mm *m, const char *folder_id, const char *item_id, struct mm_msg **msg_r,
+       const char **errstr_r)
 {
-	struct mm *m = (struct mm *)b;
 	struct mm_folder *f = folder_of(m, folder_id);
-	struct mm_msg *msg;
 
 	if (must_wait(m))
 		return MBX_PENDING;
@@ -326,8 +329,19 @@ mm_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, stru
 		*errstr_r = "no such folder";
 		return -1;
 	}
-	if ((msg = item_of(f, item_id)) == NULL)
-		return 0;
+	return (*msg_r = item_of(f, item_id)) != NULL ? 1 : 0;
+}
+
+static int
+mm_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
+         const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_msg *msg;
+	int rv = lookup(m, folder_id, item_id, &msg, errstr_r);
+
+	if (rv != 1)
+		return rv;
 	out->read = (msg->flags & MBX_MEM_SEEN) != 0;
 	out->flagged = (msg->flags & MBX_MEM_FLAGGED) != 0;
 	if (msg->raw != NULL) {
@@ -369,17 +383,11 @@ mm_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, b
             const char **errstr_r)
 {
 	struct mm *m = (struct mm *)b;
-	struct mm_folder *f = folder_of(m, folder_id);
 	struct mm_msg *msg;
+	int rv = lookup(m, folder_id, item_id, &msg, errstr_r);
 
-	if (must_wait(m))
-		return MBX_PENDING;
-	if (f == NULL) {
-		*errstr_r = "no such folder";
-		return -1;
-	}
-	if ((msg = item_of(f, item_id)) == NULL)
-		return 0;
+	if (rv != 1)
+		return rv;
 	store(m, msg, read ? MBX_MEM_SEEN : 0, read ? 0 : MBX_MEM_SEEN);
 	return 1;
 }
@@ -740,17 +748,11 @@ mm_mark_answered(struct mbx_backend *b, const char *folder_id, const char *item_
                  const char **errstr_r)
 {
 	struct mm *m = (struct mm *)b;
-	struct mm_folder *f = folder_of(m, folder_id);
 	struct mm_msg *msg;
+	int rv = lookup(m, folder_id, item_id, &msg, errstr_r);
 
-	if (must_wait(m))
-		return MBX_PENDING;
-	if (f == NULL) {
-		*errstr_r = "no such folder";
-		return -1;
-	}
-	if ((msg = item_of(f, item_id)) == NULL)
-		return 0;
+	if (rv != 1)
+		return rv;
 	store(m, msg, forwarded ? MBX_MEM_FORWARDED : MBX_MEM_ANSWERED, 0);
 	return 1;
 }
