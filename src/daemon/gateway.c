@@ -66,6 +66,7 @@
 #include "mailbox/run.h"
 #include "native/imap_pool.h"
 #include "native/mailbox_imap.h"
+#include "native/watch.h"
 
 /* Long polls are held up to 59 minutes; a little more for the upstream's answer. */
 #define HELD_TIMEOUT_S 3660
@@ -158,6 +159,7 @@ struct gateway {
 	/* Native mode ([upstream] url imap:// or imaps://): the accounts' IMAP connections. */
 	bool native;
 	struct imap_pool *pool;
+	struct watch_registry *watch; /* native mode: push for held Pings */
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
 	struct storeq *sq;
@@ -259,6 +261,8 @@ struct exchange {
 	 */
 	struct event *hold_timer;
 	struct mbx_serve_out hold;
+	int hold_total;             /* the heartbeat of the first hold (a rerun keeps its end) */
+	struct watch_sub *watching; /* native mode: the held Ping's push subscription */
 	struct handover *ho;       /* a handover's upstream answer, or NULL */
 	struct upprov *upp;        /* provisioning with the upstream, or NULL */
 	struct logcap *logcap;     /* what an account logger writes at the end, or NULL */
@@ -370,6 +374,10 @@ static void respond_401(struct exchange *x);
 static void respond_503(struct exchange *x, enum outcome why, const char *retry_after);
 static void hold_begin(struct exchange *x, bool mailbox);
 static void hold_end(struct exchange *x);
+static void hold_start(struct exchange *x, struct mbx_serve_out *out, enum outcome o);
+static void hold_stop(struct exchange *x);
+static void native_watch(struct exchange *x, const struct mbx_backend *b,
+                         const struct mbx_serve_out *out);
 
 static enum abq_req_outcome metrics_outcome(const struct exchange *x);
 static long long elapsed_ms(const struct exchange *x);
@@ -1355,14 +1363,7 @@ served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
 		return;
 	}
 	if (out->hold_seconds > 0) {
-		struct timeval tv = {out->hold_seconds, 0};
-		x->hold = *out;
-		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
-		x->held = true;
-		x->outcome = OUT_MAILBOX_HELD;
-		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
-		evtimer_add(x->hold_timer, &tv);
-		hold_begin(x, true);
+		hold_start(x, out, OUT_MAILBOX_HELD);
 		return;
 	}
 	if (x->outcome != OUT_WIPE && x->outcome != OUT_PROVISION)
@@ -1382,6 +1383,48 @@ served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg)
 	respond_out(x, out);
 }
 
+/*
+ * Hold out (a Ping's, or a hanging Sync's, "no changes" answer) until its
+ * wait ends, or a push or a state change ends it first; the exchange takes
+ * the answer. A rerun of a native Ping (push found nothing for it) keeps the
+ * end of the first hold.
+ */
+static void
+hold_start(struct exchange *x, struct mbx_serve_out *out, enum outcome o)
+{
+	int secs = out->hold_seconds;
+	if (x->hold_total == 0) {
+		x->hold_total = secs;
+	} else {
+		double left = x->hold_total - loop_seconds_since(x->gw->base, &x->t0);
+		secs = left < 1 ? 1 : left < secs ? (int)left : secs;
+	}
+	struct timeval tv = {secs, 0};
+	x->hold = *out;
+	memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
+	x->held = true;
+	x->outcome = o;
+	x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
+	evtimer_add(x->hold_timer, &tv);
+	hold_begin(x, true);
+}
+
+/* Stop holding: the timer, the held answer, the push subscription (a no-op when none). */
+static void
+hold_stop(struct exchange *x)
+{
+	if (x->hold_timer != NULL) {
+		event_free(x->hold_timer);
+		x->hold_timer = NULL;
+	}
+	if (x->watching != NULL) {
+		watch_unsubscribe(x->watching);
+		x->watching = NULL;
+	}
+	mbx_serve_out_clear(&x->hold);
+	hold_end(x);
+}
+
 /* The wait of a Ping (or hanging Sync) held by the mailbox ended: no changes. */
 static void
 hold_expired(evutil_socket_t fd, short what, void *arg)
@@ -1391,9 +1434,7 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct mbx_serve_out out = x->hold;
 	memset(&x->hold, 0, sizeof(x->hold));
-	event_free(x->hold_timer);
-	x->hold_timer = NULL;
-	hold_end(x);
+	hold_stop(x);
 	x->outcome = x->outcome == OUT_NATIVE_HELD ? OUT_NATIVE : OUT_MAILBOX;
 	respond_out(x, &out);
 	mbx_serve_out_clear(&out);
@@ -1525,6 +1566,53 @@ native_detach(struct exchange *x)
 	x->native = NULL;
 }
 
+/* A mailbox a held Ping waits on changed: run the Ping again (it answers, or holds on). */
+static void
+native_pushed(void *arg, const char *mailbox)
+{
+	struct exchange *x = arg;
+	log_debug("user=%s dev=%s: %s changed: the held %s runs again", x->ereq->account,
+	          x->ereq->device_id, mailbox, eas_cmd_name(x->ereq->cmd));
+	hold_stop(x);
+	native_serve(x);
+}
+
+/* The account cannot be watched (a refused login): the Ping waits out its heartbeat. */
+static void
+native_push_failed(void *arg, enum imap_error e, const char *msg)
+{
+	struct exchange *x = arg;
+	log_info("user=%s dev=%s: no push for the held %s: %s: %s", x->ereq->account,
+	         x->ereq->device_id, eas_cmd_name(x->ereq->cmd), imap_error_str(e), msg);
+}
+
+/*
+ * Subscribe a held Ping to push: the IMAP names of the folders it waits on
+ * (out->watch, as the backend listed them for this run) watched by the
+ * account's watcher (watch.h), logged in as the phone logged in.
+ */
+static void
+native_watch(struct exchange *x, const struct mbx_backend *b, const struct mbx_serve_out *out)
+{
+	static const struct watch_cbs cbs = {native_pushed, native_push_failed};
+	const char *names[MBX_PING_FOLDERS_MAX];
+	size_t n = 0;
+	const char *err = NULL;
+
+	if (x->gw->watch == NULL || x->watching != NULL)
+		return;
+	for (size_t i = 0; i < out->n_watch && n < MBX_PING_FOLDERS_MAX; i++)
+		if ((names[n] = mbx_imap_mailbox(b, out->watch[i])) != NULL)
+			n++;
+	if (n == 0)
+		return;
+	x->watching = watch_subscribe(x->gw->watch, x->ereq->account, x->ereq->auth_user,
+	                              x->ereq->auth_password, names, n, &cbs, x, &err);
+	if (x->watching == NULL)
+		log_info("user=%s dev=%s: no push for the held %s: %s", x->ereq->account,
+		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd), err);
+}
+
 /*
  * mbx_run answered: the command's answer to the phone (a Ping's hold as the
  * quarantine mailbox's), or the IMAP server's failure as HTTP: a refused
@@ -1555,14 +1643,8 @@ native_done(void *arg, int rv, struct mbx_serve_out *out)
 		         why == MBX_IMAP_UNAVAILABLE ? " (IMAP server unavailable)" : "");
 		respond_503(x, OUT_NATIVE_FAILED, RETRY_AFTER_S);
 	} else if (out->hold_seconds > 0) {
-		struct timeval tv = {out->hold_seconds, 0};
-		x->hold = *out;
-		memset(out, 0, sizeof(*out)); /* the exchange owns the body now */
-		x->held = true;
-		x->outcome = OUT_NATIVE_HELD;
-		x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
-		evtimer_add(x->hold_timer, &tv);
-		hold_begin(x, true);
+		native_watch(x, nr->in.backend, out);
+		hold_start(x, out, OUT_NATIVE_HELD);
 	} else {
 		x->outcome = OUT_NATIVE;
 		respond_out(x, out);
@@ -2631,9 +2713,7 @@ exchange_finish(struct exchange *x)
 		upstream_cancel(x->ureq);
 	if (x->native != NULL)
 		native_detach(x);
-	if (x->hold_timer != NULL)
-		event_free(x->hold_timer);
-	mbx_serve_out_clear(&x->hold);
+	hold_stop(x);
 	handover_free(&x->ho);
 	upprov_free(&x->upp);
 	LIST_REMOVE(x, link);
@@ -2697,10 +2777,7 @@ end_for_state(struct gateway *gw, const char *account, const char *device_id, en
 				continue;
 			log_info("user=%s dev=%s: now %s, ending the mailbox's held %s", account,
 			         device_id, abq_state_name(state), eas_cmd_name(x->ereq->cmd));
-			event_free(x->hold_timer);
-			x->hold_timer = NULL;
-			mbx_serve_out_clear(&x->hold);
-			hold_end(x); /* before a new answer that may hold again */
+			hold_stop(x); /* before a new answer that may hold again */
 			if (state == ABQ_STATE_NONE)
 				decide(x);
 			else
@@ -2999,6 +3076,17 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			*errmsg_r = xasprintf("upstream: %s", err);
 			goto fail;
 		}
+		struct watch_conf wc = {
+		    .url = cfg->upstream_url,
+		    .ca_file = cfg->upstream_ca_file,
+		    .allow_plaintext = pc.allow_plaintext,
+		    .max_connections = pc.max_per_account,
+		    .connect_timeout = pc.connect_timeout,
+		};
+		if ((gw->watch = watch_registry_new(base, &wc, &err)) == NULL) {
+			*errmsg_r = xasprintf("upstream: %s", err);
+			goto fail;
+		}
 		gw->native_state.arg = gw;
 		gw->native_state.get = native_state_get;
 		gw->native_state.commit = native_state_commit;
@@ -3163,6 +3251,7 @@ gateway_free(struct gateway **gwp)
 	auth_free(&gw->auth);
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);
+	watch_registry_free(gw->watch);
 	if (gw->pool != NULL)
 		imap_pool_free(gw->pool);
 	reqlog_free(&gw->reqlog);

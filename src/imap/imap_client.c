@@ -147,6 +147,8 @@ imap_error_str(enum imap_error e)
 		return "the IMAP server closed the connection";
 	case IMAP_ERR_REFUSED:
 		return "no safe way to log in to the IMAP server";
+	case IMAP_ERR_UNAVAILABLE:
+		return "the IMAP server cannot take the login now";
 	}
 	return "unknown IMAP error";
 }
@@ -958,7 +960,23 @@ starttls_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	c->caps = 0;
 }
 
-/* The login answered: wrong password (AUTH), or the next step. */
+/*
+ * What a NO to the login means, by its response code (RFC 5530): a passing
+ * state of the server (retry later) or the credentials refused (no code, or
+ * AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED...: not retried).
+ */
+static enum imap_error
+login_error(const char *code)
+{
+	static const char *const transient[] = {"UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG"};
+
+	for (size_t i = 0; code != NULL && i < sizeof(transient) / sizeof(transient[0]); i++)
+		if (strcasecmp(code, transient[i]) == 0)
+			return IMAP_ERR_UNAVAILABLE;
+	return IMAP_ERR_AUTH;
+}
+
+/* The login answered: wrong password (AUTH), busy (UNAVAILABLE), or the next step. */
 static void
 auth_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
@@ -968,8 +986,9 @@ auth_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		return;
 	forget_password(c);
 	if (r->status != IMAP_OK) {
-		snprintf(buf, sizeof(buf), "login refused: %s", r->text);
-		client_fail(c, r->status == IMAP_NO ? IMAP_ERR_AUTH : IMAP_ERR_PROTOCOL, buf);
+		snprintf(buf, sizeof(buf), "login refused: %s%s%s%s", r->code != NULL ? "[" : "",
+		         r->code != NULL ? r->code : "", r->code != NULL ? "] " : "", r->text);
+		client_fail(c, r->status != IMAP_NO ? IMAP_ERR_PROTOCOL : login_error(r->code), buf);
 		return;
 	}
 	c->user[0] = '\0'; /* logged in: login_step goes on */

@@ -123,7 +123,6 @@
 #define STATE_MAX_ITEMS  100000
 #define DEFAULT_HB_MIN   60
 #define DEFAULT_HB_MAX   3540
-#define MAX_PING_FOLDERS 300
 /* Collections in one Sync (beyond: Status 15 and the Limit). */
 #define MAX_SYNC_COLLECTIONS 300
 /* MS-Server-ActiveSync of the mailbox's answers. */
@@ -314,7 +313,7 @@ sstate_parse(const char *blob, size_t len, struct sstate *s)
 				goto bad;
 			s->hb = (int)hb;
 		} else if (strncmp(line, "folder=", 7) == 0) {
-			if (s->n_folders >= MAX_PING_FOLDERS)
+			if (s->n_folders >= MBX_PING_FOLDERS_MAX)
 				goto bad;
 			s->folders = xrealloc(s->folders, (s->n_folders + 1) * sizeof(char *));
 			s->folders[s->n_folders++] = xstrdup(line + 7);
@@ -2487,7 +2486,7 @@ cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	if (fl != NULL) {
 		for (struct wbxml_node *f = fl->first_child; f; f = f->next) {
 			const char *id = kid_text(f, "Id");
-			if (id == NULL || now.n_folders >= MAX_PING_FOLDERS)
+			if (id == NULL || now.n_folders >= MBX_PING_FOLDERS_MAX)
 				continue;
 			now.folders = xrealloc(now.folders, (now.n_folders + 1) * sizeof(char *));
 			now.folders[now.n_folders++] = xstrdup(id);
@@ -2543,6 +2542,9 @@ cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	if (changed == NULL) {
 		add_int(r, "Status", 1);
 		out->hold_seconds = now.hb;
+		out->watch = xcalloc(now.n_folders, sizeof(*out->watch));
+		for (size_t i = 0; i < now.n_folders; i++)
+			out->watch[out->n_watch++] = xstrdup(now.folders[i]);
 	}
 done:
 	sstate_clear(&now);
@@ -3354,6 +3356,9 @@ mbx_serve_out_clear(struct mbx_serve_out *out)
 	if (out == NULL)
 		return;
 	free(out->body);
+	for (size_t i = 0; i < out->n_watch; i++)
+		free(out->watch[i]);
+	free(out->watch);
 	memset(out, 0, sizeof(*out));
 }
 

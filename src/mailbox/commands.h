@@ -101,6 +101,9 @@ struct mbx_serve_in {
 
 #define MBX_OUT_HEADERS 4
 
+/* The most folders one Ping waits on (more are ignored). */
+#define MBX_PING_FOLDERS_MAX 300
+
 struct mbx_serve_out {
 	int http_status; /* 200, 400, 500, ... */
 	/*
@@ -114,6 +117,12 @@ struct mbx_serve_out {
 	const char *headers[MBX_OUT_HEADERS][2]; /* extra (name, value), static strings */
 	size_t n_headers;
 	int hold_seconds;  /* Ping: > 0 hold this long, then send body */
+	/*
+	 * A held Ping: the folder ids it waits on (malloc'd, as the strings), so
+	 * that the daemon can end the hold when one changes (native mode's push).
+	 */
+	char **watch;
+	size_t n_watch;
 	bool devinfo_seen; /* the body carried Settings:DeviceInformation/Set */
 	/* Provision: the device confirmed in->wipe (its Status 1): 1 or 2 as in->wipe. */
 	int wipe_acked;

@@ -488,7 +488,7 @@ on_ready(struct imap_client *c, void *arg)
 static bool
 over_limit(const struct pconn *pc, const char *msg)
 {
-	if (strstr(msg, "Maximum number of connections") != NULL || strstr(msg, "UNAVAILABLE"))
+	if (strstr(msg, "Maximum number of connections") != NULL)
 		return true;
 	for (const struct pconn *o = pc->a->conns; o != NULL; o = o->next) {
 		if (o != pc && o->st != PC_CONNECTING &&
@@ -518,7 +518,7 @@ on_error(struct imap_client *c, enum imap_error e, const char *msg, void *arg)
 		return;
 	}
 	/* CONNECTING */
-	if (e == IMAP_ERR_AUTH && over_limit(pc, msg)) {
+	if (e == IMAP_ERR_UNAVAILABLE || (e == IMAP_ERR_AUTH && over_limit(pc, msg))) {
 		log_info("imap pool: %s: the server refuses more connections (%u open): waiting",
 		         a->name, a->n - 1);
 		conn_unlink(pc);

@@ -1890,6 +1890,19 @@ mbx_imap_failure(const struct mbx_backend *b)
 	return ((const struct mi *)b)->fail;
 }
 
+/* See mailbox_imap.h. */
+const char *
+mbx_imap_mailbox(const struct mbx_backend *b, const char *folder_id)
+{
+	const struct mi *m = (const struct mi *)b;
+	long i;
+
+	if (m->folders_rv != 0 || folder_id == NULL)
+		return NULL;
+	i = folder_index(m, folder_id);
+	return i < 0 ? NULL : m->mailboxes[i];
+}
+
 void
 mbx_imap_stats(const struct mbx_backend *b, unsigned *runs_r, unsigned *commands_r)
 {

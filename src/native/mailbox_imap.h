@@ -97,6 +97,11 @@ enum mbx_imap_failure {
 struct mbx_backend *mbx_imap_new(struct imap_pool *pool, const char *account, const char *user,
                                  const char *password, const struct mbx_imap_folder_map *map);
 enum mbx_imap_failure mbx_imap_failure(const struct mbx_backend *b);
+/*
+ * The IMAP name (UTF-8) of a folder id of the backend's last folder list, or
+ * NULL (not listed in this request, or no such folder). Valid while b lives.
+ */
+const char *mbx_imap_mailbox(const struct mbx_backend *b, const char *folder_id);
 /* Runs of the current request (begin calls) and IMAP commands sent, so far (tests). */
 void mbx_imap_stats(const struct mbx_backend *b, unsigned *runs_r, unsigned *commands_r);
 

@@ -17,6 +17,7 @@ The harness (harness.py) starts the fixture; abqd's config here points its
 upstream at the fixture's IMAP port instead of SOGo.
 """
 
+import imaplib
 import re
 import subprocess
 import threading
@@ -186,6 +187,58 @@ class NativeTests(E.Case):
             self.assertNotIn("error", res, res)
             self.assertLess(res["t"] - t0, 2.5, "answered %.1f s after" % (res["t"] - t0))
             assert_status_doc(self, res["resp"], "Ping", status, "held Ping after the decision")
+
+    def test_07_push(self):
+        """Push: a held Ping answers when one of its folders changes on the IMAP
+        server (not when another does), seconds after, not at its heartbeat."""
+        phone = Phone(device_id=new_id("push"))
+        fs = phone.folders(self)
+        drafts = [sid for sid, _, name, typ in fs if typ == "3"]
+        self.assertTrue(drafts, "no Drafts folder: %r" % fs)
+        drafts = drafts[0]
+        inbox = phone.inbox(self)
+        for coll in (inbox, drafts):
+            phone.sync_changes(self, coll, phone.sync0(self, coll))
+
+        # A Ping on Drafts alone: a delivery to the Inbox does not end it.
+        th, res = self.held_ping(phone, drafts, 300, timeout=330)
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "the Ping on Drafts was not held: %r" % res)
+        E.H.fixture_ok("deliver", "alice", "Push elsewhere %s" % new_id("m"))
+        th.join(3)
+        self.assertTrue(th.is_alive(), "a delivery to the Inbox ended a Ping on Drafts: %r" % res)
+        t0 = time.monotonic()
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            typ, _ = imap.append("Drafts", None, None,
+                                 b"From: alice@example.test\r\nSubject: Push draft\r\n\r\nx\r\n")
+            self.assertEqual(typ, "OK")
+        finally:
+            imap.logout()
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the Ping on Drafts still held 10 s after an APPEND")
+        self.assertNotIn("error", res, res)
+        assert_status_doc(self, res["resp"], "Ping", 2, "Ping after an APPEND to Drafts")
+        self.assertEqual(text_of(res["resp"].doc(), "Folders/Folder"), drafts, res["resp"])
+        print("  [push] Drafts: Ping answered %.2f s after the APPEND" % (res["t"] - t0),
+              flush=True)
+
+        # A Ping on the Inbox (now changed since its last Sync: answered at once),
+        # then, synced again, held until the next delivery.
+        phone.sync_changes(self, inbox, phone.sync0(self, inbox))
+        th, res = self.held_ping(phone, inbox, 300, timeout=330)
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "the Ping on the Inbox was not held: %r" % res)
+        t0 = time.monotonic()
+        E.H.fixture_ok("deliver", "alice", "Push arrival %s" % new_id("m"))
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the Ping on the Inbox still held 10 s after a delivery")
+        assert_status_doc(self, res["resp"], "Ping", 2, "Ping after a delivery")
+        self.assertEqual(text_of(res["resp"].doc(), "Folders/Folder"), inbox, res["resp"])
+        print("  [push] Inbox: Ping answered %.2f s after the delivery" % (res["t"] - t0),
+              flush=True)
+
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)

@@ -416,6 +416,8 @@ main(int argc, char **argv)
 	imap_client_free(c3);
 	if (idle_guard != NULL)
 		event_free(idle_guard);
+	/* Let libevent finish freeing the bufferevents (their deferred callbacks). */
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	return status;
 }

@@ -494,6 +494,11 @@ test_no_starttls_refused_and_wrong_password(void **state)
 	     "a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", 0},
 	    {NULL, NULL, 0},
 	};
+	static const struct step busy[] = {
+	    {"a1 AUTHENTICATE PLAIN AGFsaWNlAHAidw==",
+	     "a1 NO [UNAVAILABLE] Temporary authentication failure.\r\n", 0},
+	    {NULL, NULL, 0},
+	};
 	struct event_base *base = event_base_new();
 	struct server s;
 	struct client_log cl;
@@ -513,6 +518,18 @@ test_no_starttls_refused_and_wrong_password(void **state)
 	loop(base);
 	assert_int_equal(cl.errors, 1);
 	assert_int_equal(cl.err, IMAP_ERR_AUTH);
+	assert_false(cl.ready);
+	imap_client_free(cl.c);
+	free(cl.t.p);
+	srv_stop(&s);
+
+	/* A server that cannot take logins now (RFC 5530 UNAVAILABLE): not the password. */
+	srv_start(&s, base, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n", busy);
+	connect_client(base, s.port, &cl, true, 0, 0);
+	loop(base);
+	assert_int_equal(cl.errors, 1);
+	assert_int_equal(cl.err, IMAP_ERR_UNAVAILABLE);
+	assert_non_null(strstr(cl.t.p, "[UNAVAILABLE] Temporary authentication failure."));
 	assert_false(cl.ready);
 	imap_client_free(cl.c);
 	free(cl.t.p);

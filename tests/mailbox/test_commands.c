@@ -529,7 +529,7 @@ run_done(void *arg, int rv, struct mbx_serve_out *out)
 	a->called = true;
 	a->rv = rv;
 	a->out = *out;
-	out->body = NULL; /* kept */
+	memset(out, 0, sizeof(*out)); /* kept */
 }
 
 /*
@@ -582,6 +582,9 @@ assert_out_equal(const struct mbx_serve_out *x, const struct mbx_serve_out *y)
 		assert_string_equal(x->headers[i][1], y->headers[i][1]);
 	}
 	assert_int_equal(x->hold_seconds, y->hold_seconds);
+	assert_int_equal(x->n_watch, y->n_watch);
+	for (size_t i = 0; i < x->n_watch; i++)
+		assert_string_equal(x->watch[i], y->watch[i]);
 	assert_int_equal(x->devinfo_seen, y->devinfo_seen);
 	assert_int_equal(x->wipe_acked, y->wipe_acked);
 	assert_int_equal(x->provision_status, y->provision_status);
@@ -1070,10 +1073,15 @@ test_ping(void **state)
 		r = serve(&f, EAS_CMD_PING, req_ping("480", MBX_Q_INBOX_ID));
 		assert_string_equal(txt(r, "Status"), "1");
 		assert_int_equal(f.out.hold_seconds, 480);
+		/* Held: the folders it waits on, for push. */
+		assert_int_equal(f.out.n_watch, 1);
+		assert_string_equal(f.out.watch[0], MBX_Q_INBOX_ID);
 		/* An empty Ping repeats the stored parameters. */
 		r = serve(&f, EAS_CMD_PING, NULL);
 		assert_string_equal(txt(r, "Status"), "1");
 		assert_int_equal(f.out.hold_seconds, 480);
+		assert_int_equal(f.out.n_watch, 1);
+		assert_string_equal(f.out.watch[0], MBX_Q_INBOX_ID);
 		r = serve(&f, EAS_CMD_PING, req_ping("10", MBX_Q_INBOX_ID));
 		assert_string_equal(txt(r, "Status"), "5");
 		assert_string_equal(txt(r, "HeartbeatInterval"), "60");

@@ -365,6 +365,8 @@ main(int argc, char **argv)
 	}
 	imap_pool_free(pool);
 	abq_store_close(&store);
+	/* Let libevent finish freeing the bufferevents (their deferred callbacks). */
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	return 0;
 }

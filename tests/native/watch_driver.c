@@ -183,6 +183,8 @@ main(int argc, char **argv)
 			watch_unsubscribe(subs[i].h);
 	watch_registry_free(reg);
 	event_free(ev);
+	/* Let libevent finish freeing the bufferevents (their deferred callbacks). */
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	return 0;
 }
