@@ -285,7 +285,7 @@ on_probe_done(void *arg, CURL *easy, CURLcode rc)
 {
 	struct auth_probe *pr = arg;
 	struct auth *a = pr->a;
-	enum auth_result r = a->ops->result(a->be, easy, rc);
+	enum auth_result r = a->ops->result(a->be, easy, pr->state, rc);
 
 	a->ops->cleanup(a->be, easy, pr->state);
 	pr->easy = NULL;

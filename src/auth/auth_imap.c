@@ -2,9 +2,15 @@
  * auth_imap.c: the IMAP auth backend ([auth] method = imap://host[:port] or
  * imaps://host[:port]): libcurl logs in (IMAP LOGIN, or AUTHENTICATE with a
  * SASL mechanism the server offers) and sends LOGOUT. A refused login
- * (CURLE_LOGIN_DENIED) is a wrong password; any other failure (connection,
- * TLS, timeout, protocol) is AUTH_UNAVAILABLE. Nothing is read from any
- * mailbox: the URL's path is ignored.
+ * (CURLE_LOGIN_DENIED) is a wrong password, unless the server's NO carried
+ * an RFC 5530 code saying it cannot take logins now (UNAVAILABLE, INUSE,
+ * LIMIT, SERVERBUG: Dovecot says UNAVAILABLE while its auth process
+ * starts): that, and any other failure (connection, TLS, timeout,
+ * protocol), is AUTH_UNAVAILABLE, neither cached nor counted against the
+ * user. libcurl reports every NO alike, so the server's lines are read
+ * through its debug callback (only what the server sent: the lines carrying
+ * the credentials are never looked at). Nothing is read from any mailbox:
+ * the URL's path is ignored.
  *
  * Why LOGOUT is our request and not NOOP: libcurl closes an IMAP connection
  * by sending LOGOUT and then WAITING FOR THE ANSWER IN A BLOCKING LOOP (its
@@ -29,6 +35,38 @@ struct imap_be {
 	const struct auth_conf *conf;
 	char *url; /* scheme://authority/ : no mailbox */
 };
+
+/* A probe's state: whether the server refused the login for now. */
+struct imap_probe {
+	bool transient;
+};
+
+/*
+ * libcurl's debug callback: a tagged NO from the server whose response code
+ * is one of RFC 5530's "not now" codes. CURLINFO_HEADER_IN is the server's
+ * response lines; everything else (what we sent: the credentials) is ignored.
+ */
+static int
+server_line(CURL *easy, curl_infotype type, char *data, size_t size, void *arg)
+{
+	static const char *const transient[] = {"UNAVAILABLE]", "INUSE]", "LIMIT]", "SERVERBUG]"};
+	struct imap_probe *p = arg;
+	const char *sp, *end = data + size;
+
+	(void)easy;
+	if (type != CURLINFO_HEADER_IN || size < 8 || data[0] == '*' || data[0] == '+')
+		return 0;
+	if ((sp = memchr(data, ' ', size)) == NULL || (size_t)(end - sp) < 6 ||
+	    strncasecmp(sp, " NO [", 5) != 0)
+		return 0;
+	sp += 5;
+	for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
+		size_t n = strlen(transient[i]);
+		if ((size_t)(end - sp) >= n && strncasecmp(sp, transient[i], n) == 0)
+			p->transient = true;
+	}
+	return 0;
+}
 
 /* Untagged lines of LOGOUT's answer ("* BYE"): discard. */
 static size_t
@@ -61,6 +99,7 @@ static CURL *
 imap_setup(void *bep, const struct auth_probe_req *req, void **state_r, const char **errstr)
 {
 	struct imap_be *be = bep;
+	struct imap_probe *p;
 	CURL *easy;
 
 	*state_r = NULL;
@@ -68,6 +107,11 @@ imap_setup(void *bep, const struct auth_probe_req *req, void **state_r, const ch
 		*errstr = "curl_easy_init failed";
 		return NULL;
 	}
+	p = xcalloc(1, sizeof(*p));
+	*state_r = p;
+	curl_easy_setopt(easy, CURLOPT_DEBUGFUNCTION, server_line);
+	curl_easy_setopt(easy, CURLOPT_DEBUGDATA, p);
+	curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
 	curl_easy_setopt(easy, CURLOPT_URL, be->url);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "imap,imaps");
 	curl_easy_setopt(easy, CURLOPT_USERNAME, req->user);
@@ -82,13 +126,17 @@ imap_setup(void *bep, const struct auth_probe_req *req, void **state_r, const ch
 	return easy;
 }
 
-/* Logged in: good; login refused: wrong; anything else: unavailable. */
+/* Logged in: good; login refused: wrong (unless "not now"); anything else: unavailable. */
 static enum auth_result
-imap_result(void *bep, CURL *easy, CURLcode rc)
+imap_result(void *bep, CURL *easy, void *state, CURLcode rc)
 {
+	const struct imap_probe *p = state;
+
+	(void)bep;
+	(void)easy;
 	if (rc == CURLE_OK)
 		return AUTH_OK;
-	if (rc == CURLE_LOGIN_DENIED)
+	if (rc == CURLE_LOGIN_DENIED && (p == NULL || !p->transient))
 		return AUTH_DENIED;
 	return AUTH_UNAVAILABLE;
 }
@@ -97,9 +145,11 @@ imap_result(void *bep, CURL *easy, CURLcode rc)
 static void
 imap_cleanup(void *bep, CURL *easy, void *state)
 {
+	(void)bep;
 	if (easy != NULL) {
 		curl_easy_cleanup(easy);
 	}
+	free(state);
 }
 
 /* Free the backend. */

@@ -125,7 +125,7 @@ struct auth_backend_ops {
 	CURL *(*setup)(void *be, const struct auth_probe_req *req, void **state_r,
 	               const char **errstr);
 	/* The answer of a finished transfer. */
-	enum auth_result (*result)(void *be, CURL *easy, CURLcode rc);
+	enum auth_result (*result)(void *be, CURL *easy, void *state, CURLcode rc);
 	/* Free what setup made, the easy handle included. */
 	void (*cleanup)(void *be, CURL *easy, void *state);
 	void (*free)(void *be);

@@ -82,8 +82,9 @@ upstream_setup(void *bep, const struct auth_probe_req *req, void **state_r, cons
 
 /* 200: good; 401: wrong; anything else: the upstream failed. */
 static enum auth_result
-upstream_result(void *bep, CURL *easy, CURLcode rc)
+upstream_result(void *bep, CURL *easy, void *state, CURLcode rc)
 {
+	(void)state;
 	long code = 0;
 
 	/* A probe is a request to the upstream too: /healthz follows it. */

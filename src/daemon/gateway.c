@@ -159,7 +159,7 @@ struct gateway {
 	/* Native mode ([upstream] url imap:// or imaps://): the accounts' IMAP connections. */
 	bool native;
 	struct imap_pool *pool;
-	struct watch_registry *watch; /* native mode: push for held Pings */
+	struct watch_registry *watch;        /* native mode: push for held Pings */
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
 	struct storeq *sq;
@@ -263,10 +263,10 @@ struct exchange {
 	struct mbx_serve_out hold;
 	int hold_total;             /* the heartbeat of the first hold (a rerun keeps its end) */
 	struct watch_sub *watching; /* native mode: the held Ping's push subscription */
-	struct handover *ho;       /* a handover's upstream answer, or NULL */
-	struct upprov *upp;        /* provisioning with the upstream, or NULL */
-	struct logcap *logcap;     /* what an account logger writes at the end, or NULL */
-	struct native_run *native; /* native mode: the command being run, or NULL */
+	struct handover *ho;        /* a handover's upstream answer, or NULL */
+	struct upprov *upp;         /* provisioning with the upstream, or NULL */
+	struct logcap *logcap;      /* what an account logger writes at the end, or NULL */
+	struct native_run *native;  /* native mode: the command being run, or NULL */
 };
 
 /*
@@ -1566,15 +1566,22 @@ native_detach(struct exchange *x)
 	x->native = NULL;
 }
 
-/* A mailbox a held Ping waits on changed: run the Ping again (it answers, or holds on). */
+/*
+ * A mailbox a held Ping waits on changed: the Ping is decided and run again,
+ * through the gate as a new request would be (it answers, or holds on).
+ */
 static void
 native_pushed(void *arg, const char *mailbox)
 {
 	struct exchange *x = arg;
+	const struct devstate *s = dev_get(x->gw, x->ereq->account, x->ereq->device_id);
 	log_debug("user=%s dev=%s: %s changed: the held %s runs again", x->ereq->account,
 	          x->ereq->device_id, mailbox, eas_cmd_name(x->ereq->cmd));
 	hold_stop(x);
-	native_serve(x);
+	if (s == NULL || s->state == ABQ_STATE_NONE)
+		decide(x);
+	else
+		act(x, s, s->state, s->reason);
 }
 
 /* The account cannot be watched (a refused login): the Ping waits out its heartbeat. */

@@ -988,7 +988,8 @@ auth_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	if (r->status != IMAP_OK) {
 		snprintf(buf, sizeof(buf), "login refused: %s%s%s%s", r->code != NULL ? "[" : "",
 		         r->code != NULL ? r->code : "", r->code != NULL ? "] " : "", r->text);
-		client_fail(c, r->status != IMAP_NO ? IMAP_ERR_PROTOCOL : login_error(r->code), buf);
+		client_fail(c, r->status != IMAP_NO ? IMAP_ERR_PROTOCOL : login_error(r->code),
+		            buf);
 		return;
 	}
 	c->user[0] = '\0'; /* logged in: login_step goes on */

@@ -64,7 +64,8 @@ enum imap_error {
 	IMAP_ERR_PROTOCOL, /* malformed or unexpected input, a cap passed */
 	IMAP_ERR_CLOSED,   /* the server closed the connection (or said BYE) */
 	IMAP_ERR_REFUSED,  /* no way to log in safely (no TLS, LOGINDISABLED...) */
-	/* The login refused for now (RFC 5530 UNAVAILABLE, INUSE, LIMIT, SERVERBUG): retry later. */
+	/* The login refused for now (RFC 5530 UNAVAILABLE, INUSE, LIMIT, SERVERBUG): retry later.
+	 */
 	IMAP_ERR_UNAVAILABLE,
 };
 

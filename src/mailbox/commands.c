@@ -116,13 +116,13 @@
 #include "mime/compose.h"
 #include "mime/msgconv.h"
 
-#define CT_WBXML         "application/vnd.ms-sync.wbxml"
-#define PROVISION_TYPE   "MS-EAS-Provisioning-WBXML"
-#define DEFAULT_WINDOW   100
-#define MAX_WINDOW       512
-#define STATE_MAX_ITEMS  100000
-#define DEFAULT_HB_MIN   60
-#define DEFAULT_HB_MAX   3540
+#define CT_WBXML        "application/vnd.ms-sync.wbxml"
+#define PROVISION_TYPE  "MS-EAS-Provisioning-WBXML"
+#define DEFAULT_WINDOW  100
+#define MAX_WINDOW      512
+#define STATE_MAX_ITEMS 100000
+#define DEFAULT_HB_MIN  60
+#define DEFAULT_HB_MAX  3540
 /* Collections in one Sync (beyond: Status 15 and the Limit). */
 #define MAX_SYNC_COLLECTIONS 300
 /* MS-Server-ActiveSync of the mailbox's answers. */

@@ -116,7 +116,7 @@ struct mbx_serve_out {
 	size_t body_len;
 	const char *headers[MBX_OUT_HEADERS][2]; /* extra (name, value), static strings */
 	size_t n_headers;
-	int hold_seconds;  /* Ping: > 0 hold this long, then send body */
+	int hold_seconds; /* Ping: > 0 hold this long, then send body */
 	/*
 	 * A held Ping: the folder ids it waits on (malloc'd, as the strings), so
 	 * that the daemon can end the hold when one changes (native mode's push).

@@ -199,7 +199,12 @@ on_imap_read(struct bufferevent *bev, void *arg)
 				bufferevent_free(bev);
 				return;
 			}
-			if (strcmp(a1, "alice") == 0 && strcmp(a2, "secret") == 0)
+			if (strcmp(a1, "busy") == 0)
+				evbuffer_add_printf(bufferevent_get_output(bev),
+				                    "%s NO [UNAVAILABLE] Temporary authentication "
+				                    "failure. [host:2026-12-06 10:00:00]\r\n",
+				                    tag);
+			else if (strcmp(a1, "alice") == 0 && strcmp(a2, "secret") == 0)
 				evbuffer_add_printf(bufferevent_get_output(bev),
 				                    "%s OK Logged in\r\n", tag);
 			else
@@ -1103,6 +1108,13 @@ test_imap_fake(void **state)
 	r = icheck(f, "drop", "x");
 	assert_int_equal(r.r, AUTH_UNAVAILABLE);
 	assert_int_equal(f->srv.logins, 5);
+	/* NO [UNAVAILABLE] (the server cannot take logins now): not the password, not cached */
+	r = icheck(f, "busy", "secret");
+	assert_int_equal(r.r, AUTH_UNAVAILABLE);
+	r = icheck(f, "busy", "secret");
+	assert_int_equal(r.r, AUTH_UNAVAILABLE);
+	assert_false(r.from_cache);
+	assert_int_equal(f->srv.logins, 7);
 }
 
 /* Nothing listening on the IMAP port: UNAVAILABLE. */

@@ -193,15 +193,30 @@ service doveadm {{
              "INBOX", "uid", "1"])
 
     def stop(self):
+        """Stop it as a service manager does: every process of its group (the master
+        and the imap processes serving open connections, which otherwise may outlive
+        the master for seconds), and wait until they are all gone."""
         pidf = os.path.join(self.d, "run", "master.pid")
         try:
             with open(pidf) as f:
                 pid = int(f.read().strip())
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
-                os.kill(pid, 0)
-                time.sleep(0.1)
         except (OSError, ValueError):
+            return
+        try:
+            group = os.getpgid(pid) == pid  # the daemon leads its own group
+        except OSError:
+            return
+        kill = os.killpg if group else os.kill
+        try:
+            kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                time.sleep(0.1)
+                kill(pid, 0)
+            kill(pid, signal.SIGKILL)
+            for _ in range(50):
+                time.sleep(0.1)
+                kill(pid, 0)
+        except OSError:
             pass
 
 
