@@ -2318,6 +2318,9 @@ cmd_sync(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		out->http_status = 200;
 		out->hold_seconds = (int)q.wait_s;
 		out->detail = "held Sync";
+		out->watch = xcalloc(q.n > 0 ? q.n : 1, sizeof(*out->watch));
+		for (size_t i = 0; i < q.n && out->n_watch < MBX_PING_FOLDERS_MAX; i++)
+			out->watch[out->n_watch++] = xstrdup(q.c[i].id);
 	} else {
 		finish(&doc, out);
 	}

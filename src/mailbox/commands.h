@@ -118,8 +118,9 @@ struct mbx_serve_out {
 	size_t n_headers;
 	int hold_seconds; /* Ping: > 0 hold this long, then send body */
 	/*
-	 * A held Ping: the folder ids it waits on (malloc'd, as the strings), so
-	 * that the daemon can end the hold when one changes (native mode's push).
+	 * A held Ping or Sync: the folder ids it waits on (malloc'd, as the
+	 * strings, at most MBX_PING_FOLDERS_MAX), so that the daemon can run it
+	 * again when one changes (native mode's push).
 	 */
 	char **watch;
 	size_t n_watch;

@@ -58,6 +58,13 @@ struct cur {
 	struct uidset have, seen, flagged;
 	/* "?": the read states did not fit; the device is taken to have the server's. */
 	bool seen_unknown;
+	/*
+	 * The folder's state the cursor is complete for (CONDSTORE's
+	 * HIGHESTMODSEQ, UIDNEXT, EXISTS at the SELECT before its searches);
+	 * modseq 0: unknown (no CONDSTORE, or changes left to report).
+	 */
+	uint64_t modseq;
+	uint32_t uidnext, exists;
 };
 
 /* A body literal being received (by message sequence number). */
@@ -91,6 +98,10 @@ struct job {
 	size_t nlists;
 	/* changes */
 	uint32_t uidvalidity;
+	/* what this job's own SELECT said (sel_fresh): HIGHESTMODSEQ (0: none), UIDNEXT, EXISTS */
+	bool sel_fresh;
+	uint64_t sel_modseq;
+	uint32_t sel_uidnext, sel_exists;
 	struct uidset s_all, s_win, s_seen, s_flag, fetch_set;
 	struct batch *batch;
 	/* the prefetch's cap: the adds' sizes (by their place) and the cursor to cut */
@@ -127,6 +138,7 @@ struct mi {
 };
 
 static void job_step(struct job *j);
+static bool unchanged(struct job *j);
 
 /* ---- small helpers ---- */
 
@@ -212,16 +224,29 @@ cur_clear(struct cur *c)
 static int
 cur_parse(const char *text, struct cur *c)
 {
-	char *copy = xstrdup(text), *save = NULL, *f[7];
+	char *copy = xstrdup(text), *save = NULL, *f[8];
 	const char *e;
 	long long v;
 	int n = 0, rv = -1;
 
 	memset(c, 0, sizeof(*c));
-	for (char *t = strtok_r(copy, " ", &save); t && n < 7; t = strtok_r(NULL, " ", &save))
+	for (char *t = strtok_r(copy, " ", &save); t && n < 8; t = strtok_r(NULL, " ", &save))
 		f[n++] = t;
-	if (n != 6 || strcmp(f[0], "i1") != 0)
+	if (n == 7 && strcmp(f[0], "i2") == 0) {
+		/* "<modseq>/<uidnext>/<exists>": the state it is complete for */
+		unsigned long long ms;
+		unsigned un, ex;
+		char tail;
+		if (sscanf(f[2], "%llu/%u/%u%c", &ms, &un, &ex, &tail) != 3 || ms == 0)
+			goto out;
+		c->modseq = ms;
+		c->uidnext = un;
+		c->exists = ex;
+		memmove(&f[2], &f[3], 4 * sizeof(f[0]));
+		n = 6;
+	} else if (n != 6 || strcmp(f[0], "i1") != 0) {
 		goto out;
+	}
 	if (parse_int(f[1], 1, UINT32_MAX, &v, &e) < 0)
 		goto out;
 	c->uidvalidity = (uint32_t)v;
@@ -274,6 +299,7 @@ cur_format(const struct cur *c, char out[MBX_CURSOR_MAX + 1])
 {
 	struct uidset unseen = {.max_ranges = IMAP_UIDSET_MAX};
 	char *have = uidset_format(&c->have), *seen = uidset_format(&c->seen), *uns, *fl;
+	char state[80];
 	struct sbuf b = {0};
 	int rv = -1;
 
@@ -287,14 +313,19 @@ cur_format(const struct cur *c, char out[MBX_CURSOR_MAX + 1])
 	}
 	uns = uidset_format(&unseen);
 	fl = uidset_format(&c->flagged);
-	sbuf_printf(&b, "i1 %" PRIu32 " %" PRId64 " %s %c%s %s", c->uidvalidity, c->since,
-	            *have ? have : "-", strlen(uns) < strlen(seen) ? '~' : '+',
-	            strlen(uns) < strlen(seen) ? uns : seen, *fl ? fl : "-");
+	if (c->modseq != 0)
+		snprintf(state, sizeof(state), "i2 %" PRIu32 " %" PRIu64 "/%" PRIu32 "/%" PRIu32,
+		         c->uidvalidity, c->modseq, c->uidnext, c->exists);
+	else
+		snprintf(state, sizeof(state), "i1 %" PRIu32, c->uidvalidity);
+	sbuf_printf(&b, "%s %" PRId64 " %s %c%s %s", state, c->since, *have ? have : "-",
+	            strlen(uns) < strlen(seen) ? '~' : '+', strlen(uns) < strlen(seen) ? uns : seen,
+	            *fl ? fl : "-");
 	/* read states alternating message by message, or still unknown (a "?" advanced) */
 	if (b.len > MBX_CURSOR_MAX || c->seen_unknown) {
 		b.len = 0;
-		sbuf_printf(&b, "i1 %" PRIu32 " %" PRId64 " %s ? %s", c->uidvalidity, c->since,
-		            *have ? have : "-", *fl ? fl : "-");
+		sbuf_printf(&b, "%s %" PRId64 " %s ? %s", state, c->since, *have ? have : "-",
+		            *fl ? fl : "-");
 	}
 	if (b.len <= MBX_CURSOR_MAX) {
 		memcpy(out, b.p, b.len + 1);
@@ -464,12 +495,21 @@ select_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	struct job *j = arg;
 
 	(void)c;
-	if (r != NULL && r->kind == IMAP_RESP_STATUS && r->code &&
-	    strcmp(r->code, "UIDVALIDITY") == 0 && r->code_args &&
-	    r->code_args->type == IMAP_NODE_NUMBER)
-		j->uidvalidity = (uint32_t)r->code_args->num;
+	if (r != NULL && r->kind == IMAP_RESP_STATUS && r->code && r->code_args &&
+	    r->code_args->type == IMAP_NODE_NUMBER) {
+		if (strcmp(r->code, "UIDVALIDITY") == 0)
+			j->uidvalidity = (uint32_t)r->code_args->num;
+		else if (strcmp(r->code, "HIGHESTMODSEQ") == 0)
+			j->sel_modseq = r->code_args->num;
+		else if (strcmp(r->code, "UIDNEXT") == 0)
+			j->sel_uidnext = (uint32_t)r->code_args->num;
+	}
+	if (r != NULL && r->kind == IMAP_RESP_DATA && r->has_number && r->name &&
+	    strcmp(r->name, "EXISTS") == 0)
+		j->sel_exists = r->number;
 	if (r == NULL || r->kind == IMAP_RESP_TAGGED) {
 		if (r != NULL && r->status == IMAP_OK) {
+			j->sel_fresh = true;
 			free(j->m->selected);
 			j->m->selected = xstrdup(j->mailbox);
 			j->m->sel_uidvalidity = j->uidvalidity;
@@ -494,6 +534,9 @@ select_mailbox(struct job *j)
 		j->failed = true;
 		return false;
 	}
+	j->sel_fresh = false;
+	j->sel_modseq = 0;
+	j->sel_uidnext = j->sel_exists = 0;
 	cmd_send(j, cmd, select_cb, NULL);
 	return true;
 }
@@ -853,6 +896,11 @@ compute(struct job *j, struct cur *c, struct mbx_changes *out)
 		(void)uidset_remove(&c->flagged, u);
 	}
 	out->more_available = out->n_deletes + out->n_changed + out->n_adds < out->total;
+	if (out->more_available && c->modseq != 0) {
+		/* Not complete for the state it was read at: the next time searches again. */
+		c->modseq = 0;
+		(void)cur_format(c, out->cursor); /* shorter than the one that fitted */
+	}
 	return 1;
 }
 
@@ -1002,6 +1050,7 @@ cut_batch(struct job *j)
 		(void)uidset_remove(&j->cut.flagged, u);
 		(void)uidset_remove(&j->fetch_set, u);
 	}
+	j->cut.modseq = 0;                     /* not complete: the next time searches again */
 	(void)cur_format(&j->cut, ch->cursor); /* fewer UIDs than a cursor that fitted */
 	ch->more_available = true;
 }
@@ -1059,6 +1108,12 @@ changes_step(struct job *j)
 				cur_clear(&c);
 			}
 		}
+		if (unchanged(j)) {
+			/* CONDSTORE: nothing moved since a complete cursor, same window. */
+			snprintf(j->memo->ch.cursor, sizeof(j->memo->ch.cursor), "%s", j->cursor);
+			job_finish(j, 1, NULL);
+			return;
+		}
 		/*
 		 * One search at a time: a server may answer pipelined SEARCHes'
 		 * untagged data out of order (Dovecot does), and plain SEARCH
@@ -1092,6 +1147,10 @@ changes_step(struct job *j)
 			(void)cur_parse(j->cursor, &c);
 		}
 		c.have.max_ranges = c.seen.max_ranges = c.flagged.max_ranges = IMAP_UIDSET_MAX;
+		/* The state read before the searches (a later change makes the next one search). */
+		c.modseq = j->sel_fresh ? j->sel_modseq : 0;
+		c.uidnext = j->sel_uidnext;
+		c.exists = j->sel_exists;
 		rv = compute(j, &c, &j->memo->ch);
 		j->cut = c; /* kept for the prefetch's cap */
 		memset(&c, 0, sizeof(c));
@@ -1137,6 +1196,28 @@ changes_step(struct job *j)
 		job_finish(j, 1, NULL);
 		break;
 	}
+}
+
+/*
+ * Whether the folder is as the device's cursor left it, from this job's
+ * SELECT alone: the cursor is complete for a HIGHESTMODSEQ (RFC 7162) and
+ * the folder still has it, with the same UIDNEXT and EXISTS, and the window
+ * did not move. Any write (a flag, an expunge, a new message) moves one of
+ * them, so the searches would find nothing.
+ */
+static bool
+unchanged(struct job *j)
+{
+	struct cur c;
+	bool same;
+
+	if (!j->sel_fresh || j->sel_modseq == 0 || j->cursor == NULL ||
+	    cur_parse(j->cursor, &c) < 0)
+		return false;
+	same = c.modseq == j->sel_modseq && c.uidnext == j->sel_uidnext &&
+	       c.exists == j->sel_exists && c.since == j->since;
+	cur_clear(&c);
+	return same;
 }
 
 /* ---- fetch one ---- */

@@ -20,7 +20,8 @@
  * as hierarchy (type 12). Folder ids come from a folder map (below).
  *
  * Items are UIDs (decimal). The change cursor (at most MBX_CURSOR_MAX bytes):
- *   "i1 <uidvalidity> <since> <have> <seen> <flagged>"
+ *   "i1 <uidvalidity> <since> <have> <seen> <flagged>", or
+ *   "i2 <uidvalidity> <modseq>/<uidnext>/<exists> <since> <have> <seen> <flagged>"
  * have: the UIDs the device has (lib/uidset.h ranges, "-" when none); seen
  * and flagged: which of them the device was told are read / flagged, seen
  * written either as "+<set>" (the seen ones) or "~<set>" (the unseen ones),
@@ -30,7 +31,12 @@
  * ESEARCH's ranges when offered): deletes = have - existing, soft deletes =
  * have - window when the window narrowed, changed = the read/flag states
  * differ from the cursor's, adds = window - have, newest first. The same at
- * every capability level; nothing depends on CONDSTORE.
+ * every capability level. With CONDSTORE, a cursor that reported everything
+ * records the HIGHESTMODSEQ, UIDNEXT and EXISTS its SELECT saw before the
+ * searches ("i2"); a later changes() whose own SELECT shows the same three,
+ * with the window where it was, answers "nothing" without searching (any
+ * write, expunge or arrival moves one of them). A no-change Sync of a
+ * 2,000-message folder: 2 IMAP commands instead of 5 (native_imapmbx_live).
  *
  * A pathological folder (reads alternating message by message, ~600 runs
  * and more) would pass MBX_CURSOR_MAX: the read states are then written

@@ -24,7 +24,7 @@ import threading
 import time
 import harness as E
 from harness import (ALICE_SEEDED, Phone, assert_status_doc, folder_changes, foldersync_xml,
-                     new_id, ping_xml, text_of, wbxml)
+                     new_id, ping_xml, sync_xml, text_of, wbxml)
 
 
 class NativeHarness(E.Harness):
@@ -226,7 +226,7 @@ class NativeTests(E.Case):
 
         # A Ping on the Inbox (now changed since its last Sync: answered at once),
         # then, synced again, held until the next delivery.
-        phone.sync_changes(self, inbox, phone.sync0(self, inbox))
+        key, _ = phone.sync_changes(self, inbox, phone.sync0(self, inbox))
         th, res = self.held_ping(phone, inbox, 300, timeout=330)
         time.sleep(1.5)
         self.assertTrue(th.is_alive(), "the Ping on the Inbox was not held: %r" % res)
@@ -238,6 +238,35 @@ class NativeTests(E.Case):
         self.assertEqual(text_of(res["resp"].doc(), "Folders/Folder"), inbox, res["resp"])
         print("  [push] Inbox: Ping answered %.2f s after the delivery" % (res["t"] - t0),
               flush=True)
+
+        # A Sync with Wait held with nothing new: a delivery answers it with the message.
+        key, got = phone.sync_changes(self, inbox, key)
+        self.assertEqual(len(got), 1, "the Sync after the pushed Ping: %r" % got)
+        body = wbxml(sync_xml(inbox, key, True).replace("</Collections></Sync>",
+                                                         "</Collections><Wait>5</Wait></Sync>"))
+        res = {}
+
+        def hanging_sync():
+            try:
+                res["resp"] = phone.post("Sync", body, timeout=330)
+            except Exception as e:  # noqa: BLE001 - reported below
+                res["error"] = e
+            res["t"] = time.monotonic()
+        th = threading.Thread(target=hanging_sync, daemon=True)
+        th.start()
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "the Sync with Wait was not held: %r" % res)
+        subject = "Push sync %s" % new_id("m")
+        t0 = time.monotonic()
+        E.H.fixture_ok("deliver", "alice", subject)
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the Sync with Wait still held 10 s after a delivery")
+        self.assertNotIn("error", res, res)
+        r = res["resp"]
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(subject, [text_of(a, ".//Subject") for a in r.doc().iter("Add")], r)
+        print("  [push] Inbox: Sync with Wait answered %.2f s after the delivery" %
+              (res["t"] - t0), flush=True)
 
 
 if __name__ == "__main__":

@@ -1527,6 +1527,9 @@ test_sync_wait(void **state)
 		assert_int_equal(f.out.http_status, 200);
 		assert_null(f.out.body);
 		assert_int_equal(f.out.hold_seconds, 60);
+		/* What it waits on, for push. */
+		assert_int_equal(f.out.n_watch, 1);
+		assert_string_equal(f.out.watch[0], MBX_Q_INBOX_ID);
 		if (strcmp(versions[v], "14.0") >= 0) {
 			r = serve(&f, EAS_CMD_SYNC, req_sync_hold(key, NULL, "300"));
 			assert_null(r);
