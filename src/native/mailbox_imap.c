@@ -127,6 +127,9 @@ struct mi {
 	struct mbx_folder *fl;
 	char **mailboxes; /* IMAP names, by folder */
 	size_t nf;
+	/* The last request's folder list, kept after its end for mbx_imap_mailbox. */
+	char **last_ids, **last_mailboxes;
+	size_t last_n;
 	struct memo *memos;
 	struct batch *batches;
 	struct job *job;
@@ -139,6 +142,7 @@ struct mi {
 
 static void job_step(struct job *j);
 static bool unchanged(struct job *j);
+static void last_free(struct mi *m);
 
 /* ---- small helpers ---- */
 
@@ -1890,10 +1894,18 @@ mi_end(struct mbx_backend *b)
 	}
 	free(m->selected);
 	m->selected = NULL;
-	/* The folder list is the request's too (a FolderSync lists afresh). */
-	for (size_t i = 0; m->job == NULL && i < m->nf; i++) {
-		free((char *)m->fl[i].id);
-		free(m->mailboxes[i]);
+	/*
+	 * The folder list is the request's too (a FolderSync lists afresh); its
+	 * ids and names stay, for mbx_imap_mailbox, until the next one's end.
+	 */
+	if (m->job == NULL && m->nf > 0) {
+		last_free(m);
+		m->last_ids = xcalloc(m->nf, sizeof(*m->last_ids));
+		for (size_t i = 0; i < m->nf; i++)
+			m->last_ids[i] = (char *)m->fl[i].id;
+		m->last_mailboxes = m->mailboxes;
+		m->last_n = m->nf;
+		m->mailboxes = NULL;
 	}
 	if (m->job == NULL) {
 		free(m->fl);
@@ -1904,6 +1916,20 @@ mi_end(struct mbx_backend *b)
 		m->folders_rv = MBX_PENDING;
 		m->folders_started = false;
 	}
+}
+
+/* Free the last request's folder ids and names. */
+static void
+last_free(struct mi *m)
+{
+	for (size_t i = 0; i < m->last_n; i++) {
+		free(m->last_ids[i]);
+		free(m->last_mailboxes[i]);
+	}
+	free(m->last_ids);
+	free(m->last_mailboxes);
+	m->last_ids = m->last_mailboxes = NULL;
+	m->last_n = 0;
 }
 
 static void
@@ -1925,6 +1951,7 @@ mi_destroy(struct mbx_backend *b)
 		job_finish(j, -1, NULL);
 	}
 	mi_end(b);
+	last_free(m);
 	explicit_bzero(m->password, strlen(m->password));
 	free(m->password);
 	free(m->account);
@@ -1978,10 +2005,14 @@ mbx_imap_mailbox(const struct mbx_backend *b, const char *folder_id)
 	const struct mi *m = (const struct mi *)b;
 	long i;
 
-	if (m->folders_rv != 0 || folder_id == NULL)
+	if (folder_id == NULL)
 		return NULL;
-	i = folder_index(m, folder_id);
-	return i < 0 ? NULL : m->mailboxes[i];
+	if (m->folders_rv == 0 && (i = folder_index(m, folder_id)) >= 0)
+		return m->mailboxes[i];
+	for (size_t k = 0; k < m->last_n; k++)
+		if (strcmp(m->last_ids[k], folder_id) == 0)
+			return m->last_mailboxes[k];
+	return NULL;
 }
 
 void

@@ -104,8 +104,9 @@ struct mbx_backend *mbx_imap_new(struct imap_pool *pool, const char *account, co
                                  const char *password, const struct mbx_imap_folder_map *map);
 enum mbx_imap_failure mbx_imap_failure(const struct mbx_backend *b);
 /*
- * The IMAP name (UTF-8) of a folder id of the backend's last folder list, or
- * NULL (not listed in this request, or no such folder). Valid while b lives.
+ * The IMAP name (UTF-8) of a folder id in the folder list of the backend's
+ * current or last request (kept past mbx_end), or NULL (none listed, or no
+ * such folder). Valid until the next request's end or b's destruction.
  */
 const char *mbx_imap_mailbox(const struct mbx_backend *b, const char *folder_id);
 /* Runs of the current request (begin calls) and IMAP commands sent, so far (tests). */

@@ -268,6 +268,130 @@ class NativeTests(E.Case):
         print("  [push] Inbox: Sync with Wait answered %.2f s after the delivery" %
               (res["t"] - t0), flush=True)
 
+    def test_08_same_answers_as_sogo(self):
+        """Differential: the same phone requests to SOGo's ActiveSync (directly) and to
+        abqd in native mode, over the same Dovecot mailbox, give the same phone-visible
+        answers: the mail folders (names and types), the Inbox's messages with their
+        subject, sender, recipients, read and follow-up flags, class, importance and
+        attachment names, and the changes after a flag set and an expunge made over
+        IMAP. (A SyncKey never given out is not compared: SOGo answers HTTP 501; abqd
+        Status 3, as MS-ASCMD says, checked at the end.)"""
+        sogo = Phone(device_id=new_id("dsogo"), direct=True)
+        abq = Phone(device_id=new_id("dabq"))
+        mail_types = {"2", "3", "4", "5", "6", "12"}
+
+        def folders(p):
+            fs = p.folders(self)
+            # SOGo lists its calendars and address books too (other types)
+            return {name.lower(): (sid, typ) for sid, _, name, typ in fs if typ in mail_types}
+
+        fs_s, fs_a = folders(sogo), folders(abq)
+        for name, typ in (("inbox", "2"), ("sent", "5"), ("drafts", "3"), ("trash", "4")):
+            self.assertEqual(fs_s.get(name, (0, None))[1], typ, "SOGo's %s: %r" % (name, fs_s))
+        self.assertEqual({n: t for n, (_, t) in fs_a.items()},
+                         {n: t for n, (_, t) in fs_s.items()},
+                         "mail folders (name: type), abqd against SOGo")
+
+        def items(p, coll):
+            """Sync from 0 to the end: key and {subject: phone-visible fields}."""
+            key = p.sync0(self, coll)
+            got = {}
+            for _ in range(30):
+                r = p.post("Sync", wbxml(sync_xml(coll, key, True)))
+                self.assertEqual(r.status, 200, r)
+                if not r.body:
+                    break
+                c = r.doc().find(".//Collection")
+                self.assertEqual(text_of(c, "Status"), "1", r)
+                key = text_of(c, "SyncKey") or key
+                for add in c.iter("Add"):
+                    d = add.find("ApplicationData")
+                    subj = text_of(d, "Subject") or ""
+                    got[subj] = fields(add)
+                if c.find("MoreAvailable") is None:
+                    break
+            return key, got
+
+        def addr(v):
+            m = re.findall(r"[\w.+-]+@[\w.-]+", v or "")
+            return sorted(a.lower() for a in m)
+
+        def fields(el):
+            d = el.find("ApplicationData")
+            if d is None:
+                return {"id": text_of(el, "ServerId")}
+            return {"id": text_of(el, "ServerId"),
+                    "from": addr(text_of(d, "From")), "to": addr(text_of(d, "To")),
+                    "read": text_of(d, "Read"),
+                    # Email's 3B, Flag's Status: libwbxml calls it FlagStatus
+                    "flag": text_of(d, "Flag/FlagStatus") or "0",
+                    "class": text_of(d, "MessageClass"),
+                    "importance": text_of(d, "Importance") or "1",
+                    "attachments": sorted(text_of(a, "DisplayName") or ""
+                                          for a in d.iter("Attachment"))}
+
+        def imap_flag(subj, flag, expunge=False):
+            imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+            try:
+                imap.login("alice", "secret")
+                imap.select("INBOX")
+                typ, data = imap.uid("SEARCH", "SUBJECT", '"%s"' % subj)
+                uids = data[0].split()
+                self.assertTrue(uids, "no UID for %r" % subj)
+                imap.uid("STORE", uids[-1], "+FLAGS", "(%s)" % flag)
+                if expunge:
+                    imap.expunge()
+            finally:
+                imap.logout()
+
+        # One message flagged for follow-up before the phones sync: both must say so.
+        imap_flag("Quarterly report draft", "\\Flagged")
+        inbox_s, inbox_a = fs_s["inbox"][0], fs_a["inbox"][0]
+        key_s, got_s = items(sogo, inbox_s)
+        key_a, got_a = items(abq, inbox_a)
+        self.assertTrue(got_s, "SOGo's Inbox is empty")
+        strip = lambda g: {k: {f: v for f, v in x.items() if f != "id"} for k, x in g.items()}  # noqa: E731
+        self.assertEqual(got_s.get("Quarterly report draft", {}).get("flag"), "2",
+                         "SOGo's flagged message: %r" % got_s)
+        self.assertEqual(sorted(got_a), sorted(got_s), "the Inbox's subjects")
+        self.assertEqual(strip(got_a), strip(got_s), "the Inbox's messages, field by field")
+        print("  [diff] %d messages, the same fields from both" % len(got_s), flush=True)
+
+        # Changes made over IMAP: a flag on one message, another expunged.
+        subjects = sorted(k for k in got_s if k and k.isascii() and '"' not in k and
+                          got_s[k]["flag"] == "0")
+        self.assertGreaterEqual(len(subjects), 2, "two plain subjects to change: %r" % got_s)
+        flag_subj, gone_subj = subjects[0], subjects[-1]
+        imap_flag(flag_subj, "\\Flagged")
+        imap_flag(gone_subj, "\\Deleted", expunge=True)
+
+        def changes(p, coll, key, by_id):
+            r = p.post("Sync", wbxml(sync_xml(coll, key, True)))
+            self.assertEqual(r.status, 200, r)
+            c = r.doc().find(".//Collection")
+            self.assertEqual(text_of(c, "Status"), "1", r)
+            out = {"change": {}, "delete": []}
+            for ch in c.iter("Change"):
+                sid = text_of(ch, "ServerId")
+                out["change"][by_id.get(sid, sid)] = text_of(ch, "ApplicationData/Flag/FlagStatus")
+            for de in list(c.iter("Delete")) + list(c.iter("SoftDelete")):
+                sid = text_of(de, "ServerId")
+                out["delete"].append(by_id.get(sid, sid))
+            return out
+
+        ch_s = changes(sogo, inbox_s, key_s, {x["id"]: k for k, x in got_s.items()})
+        ch_a = changes(abq, inbox_a, key_a, {x["id"]: k for k, x in got_a.items()})
+        self.assertEqual(ch_s, {"change": {flag_subj: "2"}, "delete": [gone_subj]},
+                         "SOGo's changes")
+        self.assertEqual(ch_a, ch_s, "the changes after a flag and an expunge over IMAP")
+
+
+        # A SyncKey never given out: Status 3 (invalid synchronization key).
+        for bad in ("abq-999-deadbeef", "999999999"):
+            r = abq.post("Sync", wbxml(sync_xml(inbox_a, bad, True)))
+            self.assertEqual(r.status, 200, r)
+            c = r.doc().find(".//Collection")
+            self.assertEqual(text_of(c, "Status"), "3", "SyncKey %s: %r" % (bad, r))
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
