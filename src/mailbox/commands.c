@@ -49,7 +49,8 @@
  *                      (base64), 15 no such part, 8 a bad Range; other
  *                      Fetch: 6 (15 for an attachment);
  *                      EmptyFolderContents: 1 (the folder emptied for the
- *                      client), 6 for an unknown folder; Move: 3
+ *                      client; a backend with cursors empties it for good,
+ *                      3 when it cannot), 6 for an unknown folder; Move: 3
  *   SendMail,          a backend with send: sent, HTTP 200 without a body
  *   SmartReply,          (SmartReply/SmartForward: the original added as
  *   SmartForward         compose.h says, then marked \Answered or $Forwarded;
@@ -2777,14 +2778,34 @@ static int
 itemops_empty(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
 {
 	const char *folder = kid_text(c, "AirSync:CollectionId");
-	int known = folder != NULL ? folder_known(in, folder) : 0, rv;
+	int known = folder != NULL ? folder_known(in, folder) : 0, rv, status = known ? 1 : 6;
 
 	if (known == MBX_PENDING)
 		return known;
-	if (known && (rv = tombstone_all(in, folder)) < 0)
+	if (known && mbx_has_cursor(in->backend)) {
+		/* A backend with cursors empties the folder itself (3 when it cannot). */
+		struct sstate st;
+		char before[MBX_CURSOR_MAX + 1];
+		const char *err;
+		int lr = state_load(in, folder, &st);
+
+		if (lr < 0)
+			return lr;
+		memcpy(before, st.cur, sizeof(before));
+		rv = in->backend->ops->empty != NULL ? mbx_empty(in->backend, folder, st.cur, &err)
+		                                     : -1;
+		if (rv == 1 && lr == 1 && strcmp(before, st.cur) != 0 &&
+		    state_store(in, folder, &st) < 0)
+			rv = -1;
+		sstate_clear(&st);
+		if (rv == MBX_PENDING)
+			return rv;
+		status = rv == 1 ? 1 : rv == 0 ? 6 : 3;
+	} else if (known && (rv = tombstone_all(in, folder)) < 0) {
 		return rv;
+	}
 	struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:EmptyFolderContents");
-	add_int(x, "ItemOperations:Status", known ? 1 : 6);
+	add_int(x, "ItemOperations:Status", status);
 	wbxml_addn_text(x, "AirSync:CollectionId", folder ? folder : "");
 	return 0;
 }

@@ -160,6 +160,17 @@ mbx_move(struct mbx_backend *b, const char *src_id, const char *item_id, const c
 	return b->ops->move(b, src_id, item_id, dst_id, cursor, new_id_r, errstr_r);
 }
 
+/* Empty a folder: the backend's op, or -1 when it has none. */
+int
+mbx_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char **errstr_r)
+{
+	if (b == NULL || b->ops->empty == NULL) {
+		*errstr_r = "the mailbox cannot empty folders";
+		return -1;
+	}
+	return b->ops->empty(b, folder_id, cursor, errstr_r);
+}
+
 /* The backend's folders. */
 int
 mbx_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,

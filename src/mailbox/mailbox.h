@@ -277,6 +277,15 @@ struct mbx_ops {
 	 */
 	int (*move)(struct mbx_backend *b, const char *src_id, const char *item_id,
 	            const char *dst_id, char *cursor, char *new_id_r, const char **errstr_r);
+	/*
+	 * Optional (with the cursor ops): empty a folder (ItemOperations
+	 * EmptyFolderContents): every message in it deleted for good. cursor:
+	 * the device's of that folder (in/out; NULL or "" when it has none),
+	 * advanced so that nothing is reported back. 1 emptied, 0 no such
+	 * folder, -1, MBX_PENDING.
+	 */
+	int (*empty)(struct mbx_backend *b, const char *folder_id, char *cursor,
+	             const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -293,6 +302,8 @@ int mbx_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id,
               struct mbx_email *out, const char **errstr_r);
 int mbx_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
                  const char **errstr_r);
+/* Empty a folder (mbx_ops.empty); -1 with *errstr_r when the backend has no such op. */
+int mbx_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char **errstr_r);
 /* Whether the backend owns change cursors (mbx_ops.changes and its two writes). */
 bool mbx_has_cursor(const struct mbx_backend *b);
 int mbx_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,

@@ -806,6 +806,33 @@ mm_move(struct mbx_backend *b, const char *src_id, const char *item_id, const ch
 	return 1;
 }
 
+/* EmptyFolderContents: every message expunged; the device's cursor has none left. */
+static int
+mm_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct cur c;
+
+	(void)errstr_r;
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL)
+		return 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (!f->m[i].expunged)
+			(void)expunge_one(m, &f->m[i]);
+	if (cursor != NULL && *cursor != '\0' && cur_parse(cursor, &c) == 0) {
+		if (c.uidvalidity == f->uidvalidity) {
+			uidset_clear(&c.have);
+			c.n_own = 0;
+			(void)cur_format(&c, cursor);
+		}
+		uidset_clear(&c.have);
+	}
+	return 1;
+}
+
 static void
 mm_destroy(struct mbx_backend *b)
 {
@@ -844,6 +871,7 @@ static const struct mbx_ops mm_ops = {
     .send = mm_send,
     .mark_answered = mm_mark_answered,
     .move = mm_move,
+    .empty = mm_empty,
 };
 
 /* The same mailbox without the cursor: the command layer lists and diffs items. */

@@ -18,7 +18,7 @@
 #include "lib/util.h"
 #include "native/mailbox_imap.h"
 
-enum job_kind { J_FOLDERS, J_CHANGES, J_FETCH, J_FLAGS, J_REMOVE, J_MOVE, J_ANSWER };
+enum job_kind { J_FOLDERS, J_CHANGES, J_FETCH, J_FLAGS, J_REMOVE, J_MOVE, J_ANSWER, J_EMPTY };
 
 /* A message as fetched (the batch of a changes(), or one fetch()). */
 struct imsg {
@@ -1477,6 +1477,50 @@ move_step(struct job *j)
 	}
 }
 
+/*
+ * EmptyFolderContents: every message \Deleted and EXPUNGE (nothing to do in
+ * an empty folder); the device's cursor then has nothing in it.
+ */
+static void
+empty_step(struct job *j)
+{
+	struct imap_cmd *cmd;
+	struct cur c;
+
+	switch (j->step) {
+	case 0:
+		j->sel_fresh = false;
+		if (select_mailbox(j))
+			break;
+		j->step++;
+		/* fall through */
+	case 1:
+		if (j->sel_fresh && j->sel_exists == 0) {
+			j->step++;
+			empty_step(j);
+			return;
+		}
+		cmd = imap_cmd_new("UID STORE 1:* +FLAGS.SILENT (\\Deleted)");
+		cmd_send(j, cmd, write_cb, NULL);
+		cmd_send(j, imap_cmd_new("EXPUNGE"), write_cb, NULL);
+		break;
+	case 2:
+		snprintf(j->memo->cursor, sizeof(j->memo->cursor), "%s",
+		         j->cursor ? j->cursor : "");
+		if (j->cursor != NULL && cur_parse(j->cursor, &c) == 0) {
+			uidset_clear(&c.have);
+			uidset_clear(&c.seen);
+			uidset_clear(&c.flagged);
+			c.seen_unknown = false;
+			c.modseq = 0; /* the next changes() searches */
+			(void)cur_format(&c, j->memo->cursor);
+			cur_clear(&c);
+		}
+		job_finish(j, 1, NULL);
+		break;
+	}
+}
+
 /* SmartReply / SmartForward: UID STORE +FLAGS.SILENT (\Answered) or ($Forwarded). */
 static void
 answer_step(struct job *j)
@@ -1525,6 +1569,9 @@ job_step(struct job *j)
 		break;
 	case J_ANSWER:
 		answer_step(j);
+		break;
+	case J_EMPTY:
+		empty_step(j);
 		break;
 	}
 }
@@ -1822,6 +1869,40 @@ mi_mark_answered(struct mbx_backend *b, const char *folder_id, const char *item_
 	return rv;
 }
 
+/* EmptyFolderContents, once per request; the emptied cursor replayed on reruns. */
+static int
+mi_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	struct memo *x;
+	struct job *j;
+	int rv;
+
+	char *key = xasprintf("E\x1f%s\x1f%s", folder_id, cursor ? cursor : "");
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		if (x->rv == 1 && cursor != NULL && *cursor != '\0')
+			memcpy(cursor, x->cursor, strlen(x->cursor) + 1);
+		return memo_rv(x, errstr_r);
+	}
+	if ((rv = need_folders(m, errstr_r)) != 0) {
+		free(key);
+		return rv;
+	}
+	if (folder_index(m, folder_id) < 0) {
+		free(key);
+		return 0;
+	}
+	if ((rv = op_job(m, J_EMPTY, folder_id, key, &j, errstr_r)) != 0)
+		return rv;
+	j->cursor = cursor != NULL && *cursor != '\0' ? xstrdup(cursor) : NULL;
+	x = j->memo;
+	rv = job_start(m, j);
+	if (x->rv != MBX_PENDING)
+		return mi_empty(b, folder_id, cursor, errstr_r);
+	return rv;
+}
+
 /* Items are listed through changes(); the item-list path is not offered. */
 static int
 mi_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
@@ -1974,6 +2055,7 @@ static const struct mbx_ops mi_ops = {
     .remove = mi_remove,
     .move = mi_move,
     .mark_answered = mi_mark_answered,
+    .empty = mi_empty,
 };
 
 struct mbx_backend *

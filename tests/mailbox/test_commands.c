@@ -3406,6 +3406,57 @@ test_cursor_move(void **state)
 	cx_done(&c);
 }
 
+/* ItemOperations EmptyFolderContents of one folder; its answer. */
+static struct wbxml_node *
+cx_empty(struct cx *c, const char *folder)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *e =
+	    wbxml_addn(wbxml_addn_root(d, "ItemOperations:ItemOperations"), "EmptyFolderContents");
+	wbxml_addn_text(e, "AirSync:CollectionId", folder);
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_ITEMOPERATIONS, d);
+	assert_non_null(r);
+	return wbxml_find(r, "Response/EmptyFolderContents");
+}
+
+/*
+ * EmptyFolderContents on a real mailbox: the folder emptied for good (the
+ * messages gone from the mailbox, not only from the phone's view), nothing
+ * echoed by the phone's next Sync, a message arriving afterwards added; an
+ * unknown folder 6.
+ */
+static void
+test_cursor_empty(void **state)
+{
+	struct cx c;
+	char key[80], k0[80];
+	struct wbxml_node *co, *x;
+
+	(void)state;
+	cx_init(&c, 5);
+	cx_prime(&c, key);
+	assert_int_equal(mbx_memory_count(c.mm, "inbox"), 5);
+	x = cx_empty(&c, "inbox");
+	assert_non_null(x);
+	assert_string_equal(txt(x, "Status"), "1");
+	assert_int_equal(mbx_memory_count(c.mm, "inbox"), 0);
+	assert_int_equal(mbx_memory_count(c.mm2, "inbox"), 0);
+	snprintf(k0, sizeof(k0), "%s", key);
+	co = cx_sync(&c, key, 100, -1, -1);
+	assert_int_equal(n_cmds(co), 0);
+	assert_int_equal(mbx_memory_append(c.mm, "inbox", "carol@example.com", "after", CX_NOW, 0),
+	                 6);
+	assert_int_equal(mbx_memory_append(c.mm2, "inbox", "carol@example.com", "after", CX_NOW, 0),
+	                 6);
+	co = cx_sync(&c, key, 100, -1, -1);
+	assert_int_equal(n_cmds(co), 1);
+	assert_string_equal(cmd_at(co, 0)->name, "Add");
+	assert_string_equal(txt(cmd_at(co, 0), "ApplicationData/Email:Subject"), "after");
+	x = cx_empty(&c, "nowhere");
+	assert_string_equal(txt(x, "Status"), "6");
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -3443,6 +3494,7 @@ main(void)
 	    cmocka_unit_test(test_compose_14),
 	    cmocka_unit_test(test_compose_12),
 	    cmocka_unit_test(test_cursor_move),
+	    cmocka_unit_test(test_cursor_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -331,6 +331,13 @@ main(int argc, char **argv)
 			wbxml_addn_text(m, "SrcFldId", w[1]);
 			wbxml_addn_text(m, "DstFldId", w[3]);
 			one(EAS_CMD_MOVEITEMS, d);
+		} else if (strcmp(w[0], "empty") == 0 && n == 2) {
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *e =
+			    wbxml_addn(wbxml_addn_root(d, "ItemOperations:ItemOperations"),
+			               "EmptyFolderContents");
+			wbxml_addn_text(e, "AirSync:CollectionId", w[1]);
+			one(EAS_CMD_ITEMOPERATIONS, d);
 		} else if (strcmp(w[0], "mark") == 0 && n == 4) {
 			printf("MARK %d\n", mark(w[1], w[2], strcmp(w[3], "1") == 0));
 		} else if (strcmp(w[0], "password") == 0 && n == 2) {

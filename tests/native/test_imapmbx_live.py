@@ -212,6 +212,17 @@ def scenario(exe, dc, url, work, label):
     st, tkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % trash_id))
     st, tkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (trash_id, tkey)))
     expect(dst in [a[0] for a in adds], "%s: Trash's Sync adds the moved message" % label)
+    # EmptyFolderContents of Trash: emptied on the server, nothing echoed to the phone
+    out = d.cmd("empty %s" % trash_id)
+    xml = out.split("\n")[0]
+    expect(tags(xml, "Status")[-1:] == ["1"], "%s: EmptyFolderContents: Status 1 (%s)" %
+           (label, xml[:300]))
+    left = doveadm(dc, "search", "-u", live.USER, "mailbox", "Trash", "ALL")
+    expect(left.strip() == "", "%s: Trash emptied on the server (%r)" % (label, left))
+    st, tkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (trash_id, tkey)))
+    expect(st == "1" and not adds and not ch and not dels,
+           "%s: the emptied Trash: nothing echoed (%s %s %s)" % (label, adds, ch, dels))
+    summary.append(("empty", st))
     # SmartReply / SmartForward's marks
     expect("MARK 1" in d.cmd("mark %s 60 0" % inbox), "%s: mark answered" % label)
     expect("MARK 1" in d.cmd("mark %s 61 1" % inbox), "%s: mark forwarded" % label)
