@@ -27,6 +27,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "net/tls.h"
 
 enum wstate { W_CONNECTING, W_WATCHING, W_BACKOFF, W_FAILED, W_LINGER_CLOSED };
 enum wmode { MODE_UNKNOWN, MODE_NOTIFY, MODE_IDLE };
@@ -95,6 +96,7 @@ struct watch_registry {
 	struct event_base *base;
 	struct watch_conf conf;
 	char *url, *ca_file;
+	SSL_CTX *ssl_ctx; /* one for every connection (a CA store loaded once) */
 	struct watcher_list watchers;
 };
 
@@ -327,6 +329,7 @@ conn_open(struct watcher *w, int mbox)
 	    .url = w->reg->url,
 	    .dns = cf->dns,
 	    .ca_file = w->reg->ca_file,
+	    .ssl_ctx = w->reg->ssl_ctx,
 	    .user = w->user,
 	    .password = w->password,
 	    .allow_plaintext = cf->allow_plaintext,
@@ -811,6 +814,10 @@ watch_registry_new(struct event_base *base, const struct watch_conf *conf, const
 		return NULL;
 	}
 	reg = xcalloc(1, sizeof(*reg));
+	if ((reg->ssl_ctx = tls_client_ctx_new(conf->ca_file, errstr)) == NULL) {
+		free(reg);
+		return NULL;
+	}
 	reg->base = base;
 	reg->conf = *conf;
 	reg->url = xstrdup(conf->url);
@@ -843,6 +850,7 @@ watch_registry_free(struct watch_registry *reg)
 		return;
 	while ((w = LIST_FIRST(&reg->watchers)) != NULL)
 		watcher_free(w);
+	SSL_CTX_free(reg->ssl_ctx);
 	free(reg->url);
 	free(reg->ca_file);
 	free(reg);
