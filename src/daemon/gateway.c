@@ -372,7 +372,7 @@ static void respond_text(struct exchange *x, int status, const char *text,
                          const char *const *extra);
 static void respond_401(struct exchange *x);
 static void respond_503(struct exchange *x, enum outcome why, const char *retry_after);
-static void hold_begin(struct exchange *x, bool mailbox);
+static void hold_begin(struct exchange *x, enum abq_held_kind kind);
 static void hold_end(struct exchange *x);
 static void hold_start(struct exchange *x, struct mbx_serve_out *out, enum outcome o);
 static void hold_stop(struct exchange *x);
@@ -1081,7 +1081,7 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	if (x->ureq == NULL)
 		respond_503(x, OUT_UPSTREAM_BUSY, RETRY_AFTER_S);
 	else if (x->held)
-		hold_begin(x, false);
+		hold_begin(x, ABQ_HELD_PROXIED);
 }
 
 /*
@@ -1406,7 +1406,7 @@ hold_start(struct exchange *x, struct mbx_serve_out *out, enum outcome o)
 	x->outcome = o;
 	x->hold_timer = evtimer_new(x->gw->base, hold_expired, x);
 	evtimer_add(x->hold_timer, &tv);
-	hold_begin(x, true);
+	hold_begin(x, o == OUT_NATIVE_HELD ? ABQ_HELD_NATIVE : ABQ_HELD_MAILBOX);
 }
 
 /* Stop holding: the timer, the held answer, the push subscription (a no-op when none). */
@@ -2603,12 +2603,12 @@ respond_503(struct exchange *x, enum outcome why, const char *retry_after)
 
 /* A long poll starts being held: proxied (waiting for the upstream) or by the mailbox. */
 static void
-hold_begin(struct exchange *x, bool mailbox)
+hold_begin(struct exchange *x, enum abq_held_kind kind)
 {
 	if (x->held_gauge != 0)
 		return;
-	x->held_gauge = mailbox ? 2 : 1;
-	abq_metrics_held(mailbox, +1);
+	x->held_gauge = (signed char)(kind + 1);
+	abq_metrics_held(kind, +1);
 	if (x->hreq != NULL)
 		http_request_held(x->hreq);
 }
@@ -2619,7 +2619,7 @@ hold_end(struct exchange *x)
 {
 	if (x->held_gauge == 0)
 		return;
-	abq_metrics_held(x->held_gauge == 2, -1);
+	abq_metrics_held((enum abq_held_kind)(x->held_gauge - 1), -1);
 	x->held_gauge = 0;
 }
 

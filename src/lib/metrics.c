@@ -72,7 +72,8 @@ struct table {
 	struct histogram upstream_latency;
 	struct histogram store_latency;
 	atomic_uint_fast64_t upstream_errors;
-	atomic_int_fast64_t held[2]; /* proxied, mailbox */
+	atomic_int_fast64_t held[ABQ_HELD_KINDS]; /* proxied, mailbox, native */
+	atomic_int_fast64_t imap[2];              /* commands, push */
 	atomic_uint_fast64_t auth_failures;
 	atomic_uint_fast64_t auth_rate_limited;
 	atomic_int_fast64_t connections[2]; /* eas, admin */
@@ -180,9 +181,16 @@ abq_metrics_upstream_error(void)
 }
 
 void
-abq_metrics_held(bool mailbox, int delta)
+abq_metrics_held(enum abq_held_kind kind, int delta)
 {
-	atomic_fetch_add_explicit(&T->held[mailbox ? 1 : 0], delta, memory_order_relaxed);
+	if ((unsigned)kind < ABQ_HELD_KINDS)
+		atomic_fetch_add_explicit(&T->held[kind], delta, memory_order_relaxed);
+}
+
+void
+abq_metrics_imap_connections(bool push, int delta)
+{
+	atomic_fetch_add_explicit(&T->imap[push ? 1 : 0], delta, memory_order_relaxed);
 }
 
 void
@@ -256,9 +264,11 @@ abq_metrics_reset(void)
 	histogram_reset(&T->upstream_latency);
 	histogram_reset(&T->store_latency);
 	atomic_store_explicit(&T->upstream_errors, 0, memory_order_relaxed);
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < ABQ_HELD_KINDS; i++)
 		atomic_store_explicit(&T->held[i], 0, memory_order_relaxed);
+	for (size_t i = 0; i < 2; i++) {
 		atomic_store_explicit(&T->connections[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&T->imap[i], 0, memory_order_relaxed);
 	}
 	atomic_store_explicit(&T->auth_failures, 0, memory_order_relaxed);
 	atomic_store_explicit(&T->auth_rate_limited, 0, memory_order_relaxed);
@@ -364,7 +374,8 @@ out_command(struct sbuf *o, int c)
 char *
 abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 {
-	static const char *const held_kind[2] = {"proxied", "mailbox"};
+	static const char *const held_kind[ABQ_HELD_KINDS] = {"proxied", "mailbox", "native"};
+	static const char *const imap_use[2] = {"commands", "push"};
 	static const char *const listener[2] = {"eas", "admin"};
 	struct sbuf o = {0};
 	int ncmd = atomic_load_explicit(&command_count, memory_order_relaxed);
@@ -409,9 +420,14 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	            &T->upstream_errors);
 
 	out_family(&o, "abqd_held_requests", "gauge", "Long polls (Ping, Sync) held open now.");
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < ABQ_HELD_KINDS; i++)
 		sbuf_printf(&o, "abqd_held_requests{kind=\"%s\"} %lld\n", held_kind[i],
 		            (long long)atomic_load_explicit(&T->held[i], memory_order_relaxed));
+	out_family(&o, "abqd_imap_connections", "gauge",
+	           "Native mode's IMAP connections open now: the pool's and the push watchers'.");
+	for (int i = 0; i < 2; i++)
+		sbuf_printf(&o, "abqd_imap_connections{use=\"%s\"} %lld\n", imap_use[i],
+		            (long long)atomic_load_explicit(&T->imap[i], memory_order_relaxed));
 
 	out_counter(&o, "abqd_auth_failures_total", "Requests refused for bad credentials.",
 	            &T->auth_failures);

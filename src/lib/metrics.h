@@ -14,7 +14,8 @@
  *   abqd_decisions_total{state,reason}            counter (devices decided or re-decided)
  *   abqd_upstream_request_duration_seconds        histogram (time to the upstream's answer head)
  *   abqd_upstream_errors_total                    counter
- *   abqd_held_requests{kind="proxied"|"mailbox"}  gauge (long polls held now)
+ *   abqd_held_requests{kind="proxied"|"mailbox"|"native"}  gauge (long polls held now)
+ *   abqd_imap_connections{use="commands"|"push"}  gauge (native mode: the pool's, the watchers')
  *   abqd_auth_failures_total                      counter (bad credentials)
  *   abqd_auth_rate_limited_total                  counter
  *   abqd_store_duration_seconds                   histogram (one store-thread job)
@@ -63,7 +64,11 @@ void abq_metrics_decision(enum abq_state state, enum abq_reason reason);
 void abq_metrics_upstream_latency(double seconds);
 void abq_metrics_upstream_error(void);
 /* A long poll starts (+1) or ends (-1) being held. */
-void abq_metrics_held(bool mailbox, int delta);
+/* Who holds a long poll: waiting on the upstream, the quarantine mailbox, native mode. */
+enum abq_held_kind { ABQ_HELD_PROXIED, ABQ_HELD_MAILBOX, ABQ_HELD_NATIVE, ABQ_HELD_KINDS };
+void abq_metrics_held(enum abq_held_kind kind, int delta);
+/* Native mode's IMAP connections open: the pool's (commands) or the watchers' (push). */
+void abq_metrics_imap_connections(bool push, int delta);
 void abq_metrics_auth_failure(void);
 void abq_metrics_auth_rate_limited(void);
 void abq_metrics_store_latency(double seconds);

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/siphash.h"
 #include "lib/util.h"
 #include "native/imap_pool.h"
@@ -23,6 +24,7 @@ struct pconn {
 	uint8_t hash[SIPHASH_OUT_LEN];
 	enum pc_state st;
 	bool dead;                     /* dropped while busy: freed when given back */
+	bool counted;                  /* in abqd_imap_connections */
 	struct imap_pool_req *for_req; /* CONNECTING: the request it is opened for */
 	struct event *idle_ev;
 	struct pconn *next;
@@ -336,6 +338,8 @@ conn_free(struct pconn *pc)
 		event_free(pc->idle_ev);
 	if (pc->c)
 		imap_client_free(pc->c);
+	if (pc->counted)
+		abq_metrics_imap_connections(false, -1);
 	free(pc);
 }
 
@@ -578,6 +582,8 @@ conn_open(struct imap_pool *p, struct pool_acct *a, struct imap_pool_req *r)
 		answer(r, NULL, IMAP_POOL_UNAVAILABLE, err);
 		return -1;
 	}
+	pc->counted = true;
+	abq_metrics_imap_connections(false, +1);
 	conn_index(p, pc);
 	return 0;
 }

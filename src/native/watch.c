@@ -26,6 +26,7 @@
 #include <openssl/crypto.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "net/tls.h"
 
@@ -168,6 +169,7 @@ close_conns(struct watcher *w)
 	for (unsigned i = 0; i < w->nconns; i++) {
 		if (w->conns[i]->c != NULL)
 			imap_client_free(w->conns[i]->c);
+		abq_metrics_imap_connections(true, -1);
 		free(w->conns[i]);
 	}
 	free(w->conns);
@@ -350,6 +352,7 @@ conn_open(struct watcher *w, int mbox)
 	}
 	w->conns = xrealloc(w->conns, (w->nconns + 1) * sizeof(*w->conns));
 	w->conns[w->nconns++] = wc;
+	abq_metrics_imap_connections(true, +1);
 	if (mbox >= 0)
 		w->mb[mbox].conn = (int)(w->nconns - 1);
 	return wc;

@@ -230,6 +230,10 @@ class NativeTests(E.Case):
         th, res = self.held_ping(phone, inbox, 300, timeout=330)
         time.sleep(1.5)
         self.assertTrue(th.is_alive(), "the Ping on the Inbox was not held: %r" % res)
+        series, _ = self.scrape()
+        self.assertEqual(series.get('abqd_held_requests{kind="native"}'), 1, series)
+        self.assertEqual(series.get('abqd_imap_connections{use="push"}'), 1,
+                         "one NOTIFY connection for the account: %r" % series)
         t0 = time.monotonic()
         E.H.fixture_ok("deliver", "alice", "Push arrival %s" % new_id("m"))
         th.join(10)

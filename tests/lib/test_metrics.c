@@ -131,6 +131,12 @@ test_empty(void **state)
 	    "# TYPE abqd_held_requests gauge\n"
 	    "abqd_held_requests{kind=\"proxied\"} 0\n"
 	    "abqd_held_requests{kind=\"mailbox\"} 0\n"
+	    "abqd_held_requests{kind=\"native\"} 0\n"
+	    "# HELP abqd_imap_connections Native mode's IMAP connections open now: the pool's "
+	    "and the push watchers'.\n"
+	    "# TYPE abqd_imap_connections gauge\n"
+	    "abqd_imap_connections{use=\"commands\"} 0\n"
+	    "abqd_imap_connections{use=\"push\"} 0\n"
 	    "# HELP abqd_auth_failures_total Requests refused for bad credentials.\n"
 	    "# TYPE abqd_auth_failures_total counter\n"
 	    "abqd_auth_failures_total 0\n"
@@ -281,27 +287,40 @@ test_gauges_back_to_zero(void **state)
 {
 	char *s;
 
-	abq_metrics_held(false, +1);
-	abq_metrics_held(true, +1);
-	abq_metrics_held(true, +1);
+	abq_metrics_held(ABQ_HELD_PROXIED, +1);
+	abq_metrics_held(ABQ_HELD_MAILBOX, +1);
+	abq_metrics_held(ABQ_HELD_MAILBOX, +1);
+	abq_metrics_held(ABQ_HELD_NATIVE, +1);
+	abq_metrics_imap_connections(true, +1);
+	abq_metrics_imap_connections(false, +1);
+	abq_metrics_imap_connections(false, +1);
 	abq_metrics_connections(false, +1);
 	abq_metrics_connections(false, +1);
 	abq_metrics_connections(true, +1);
 	s = render(NULL);
 	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 1");
 	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 2");
+	assert_line(s, "abqd_held_requests{kind=\"native\"} 1");
+	assert_line(s, "abqd_imap_connections{use=\"commands\"} 2");
+	assert_line(s, "abqd_imap_connections{use=\"push\"} 1");
 	assert_line(s, "abqd_connections{listener=\"eas\"} 2");
 	assert_line(s, "abqd_connections{listener=\"admin\"} 1");
 	free(s);
-	abq_metrics_held(true, -1);
-	abq_metrics_held(false, -1);
-	abq_metrics_held(true, -1);
+	abq_metrics_held(ABQ_HELD_MAILBOX, -1);
+	abq_metrics_held(ABQ_HELD_PROXIED, -1);
+	abq_metrics_held(ABQ_HELD_MAILBOX, -1);
+	abq_metrics_held(ABQ_HELD_NATIVE, -1);
+	abq_metrics_imap_connections(true, -1);
+	abq_metrics_imap_connections(false, -2);
 	abq_metrics_connections(false, -1);
 	abq_metrics_connections(true, -1);
 	abq_metrics_connections(false, -1);
 	s = render(NULL);
 	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 0");
 	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 0");
+	assert_line(s, "abqd_held_requests{kind=\"native\"} 0");
+	assert_line(s, "abqd_imap_connections{use=\"commands\"} 0");
+	assert_line(s, "abqd_imap_connections{use=\"push\"} 0");
 	assert_line(s, "abqd_connections{listener=\"eas\"} 0");
 	assert_line(s, "abqd_connections{listener=\"admin\"} 0");
 	free(s);
