@@ -276,8 +276,9 @@ class NativeTests(E.Case):
         """Differential: the same phone requests to SOGo's ActiveSync (directly) and to
         abqd in native mode, over the same Dovecot mailbox, give the same phone-visible
         answers: the mail folders (names and types), the Inbox's messages with their
-        subject, sender, recipients, read and follow-up flags, class, importance and
-        attachment names, and the changes after a flag set and an expunge made over
+        subject, sender, recipients, date, plain-text body, read and follow-up flags,
+        class, importance and attachment names, and the changes after a flag set and an
+        expunge made over
         IMAP. (A SyncKey never given out is not compared: SOGo answers HTTP 501; abqd
         Status 3, as MS-ASCMD says, checked at the end.)"""
         sogo = Phone(device_id=new_id("dsogo"), direct=True)
@@ -331,6 +332,10 @@ class NativeTests(E.Case):
                     "flag": text_of(d, "Flag/FlagStatus") or "0",
                     "class": text_of(d, "MessageClass"),
                     "importance": text_of(d, "Importance") or "1",
+                    "date": text_of(d, "DateReceived"),
+                    # plain text (BodyPreference Type 1), line ends and trailing blanks aside
+                    "body": (text_of(d, "Body/Data") or "").replace("\r\n", "\n").rstrip(),
+                    "truncated": text_of(d, "Body/Truncated") or "0",
                     "attachments": sorted(text_of(a, "DisplayName") or ""
                                           for a in d.iter("Attachment"))}
 
