@@ -17,6 +17,7 @@ The harness (harness.py) starts the fixture; abqd's config here points its
 upstream at the fixture's IMAP port instead of SOGo.
 """
 
+import base64
 import imaplib
 import re
 import subprocess
@@ -401,6 +402,43 @@ class NativeTests(E.Case):
             self.assertEqual(r.status, 200, r)
             c = r.doc().find(".//Collection")
             self.assertEqual(text_of(c, "Status"), "3", "SyncKey %s: %r" % (bad, r))
+
+    def test_09_versions_and_base64_query(self):
+        """EAS 12.1 and 16.1 phones get the same Inbox as a 14.1 one; a phone that
+        sends the base64 query (MS-ASHTTP 2.2.1.1.1.1) is served like any other."""
+        got = {}
+        for version in ("12.1", "14.1", "16.1"):
+            phone = Phone(device_id=new_id("v" + version.replace(".", "")), version=version)
+            inbox = phone.inbox(self)
+            _, subjects = phone.sync_changes(self, inbox, phone.sync0(self, inbox))
+            self.assertTrue(subjects, "EAS %s: an empty Inbox" % version)
+            got[version] = sorted(subjects)
+        self.assertEqual(got["12.1"], got["14.1"], "EAS 12.1 against 14.1")
+        self.assertEqual(got["16.1"], got["14.1"], "EAS 16.1 against 14.1")
+
+        def b64query(version, cmd, devid, devtype):
+            q = bytes([version, cmd]) + (0x0409).to_bytes(2, "little")
+            q += bytes([len(devid)]) + devid + b"\x00" + bytes([len(devtype)]) + devtype
+            return base64.b64encode(q).decode()
+
+        phone = Phone()
+        devid = ("b64" + new_id("n")[-8:]).encode()
+        h = {"Authorization": phone.auth(), "Content-Type": E.WBXML_TYPE,
+             "User-Agent": "abqd-e2e-b64/1.0", "X-MS-PolicyKey": "0"}
+        # FolderSync (command code 9), then Sync (0) of the Inbox it lists
+        r = phone.http("POST", E.EAS_PATH + "?" + b64query(141, 9, devid, b"SmartPhone"), h,
+                       E.FOLDERSYNC_0)
+        self.assertEqual(r.status, 200, "base64 FolderSync: %r" % r)
+        doc = r.doc()
+        self.assertEqual(text_of(doc, "Status"), "1", r)
+        inbox = [text_of(a, "ServerId") for a in doc.iter("Add") if text_of(a, "Type") == "2"]
+        self.assertEqual(len(inbox), 1, "base64 FolderSync: %r" % r)
+        r = phone.http("POST", E.EAS_PATH + "?" + b64query(141, 0, devid, b"SmartPhone"), h,
+                       wbxml(sync_xml(inbox[0], "0", False)))
+        self.assertEqual(r.status, 200, "base64 Sync: %r" % r)
+        c = r.doc().find(".//Collection")
+        self.assertEqual(text_of(c, "Status"), "1", r)
+        self.assertTrue(text_of(c, "SyncKey"), r)
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
