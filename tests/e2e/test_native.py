@@ -440,5 +440,35 @@ class NativeTests(E.Case):
         self.assertEqual(text_of(c, "Status"), "1", r)
         self.assertTrue(text_of(c, "SyncKey"), r)
 
+    def test_10_undeclared_8bit(self):
+        """A message whose header and body are Latin-1 bytes with no charset declared
+        reaches the phone as the text it was (UTF-8 in WBXML), not as mojibake or
+        replacement characters."""
+        phone = Phone(device_id=new_id("eightbit"))
+        fs = phone.folders(self)
+        drafts = [sid for sid, _, name, typ in fs if typ == "3"][0]
+        key, _ = phone.sync_changes(self, drafts, phone.sync0(self, drafts))
+        tag = new_id("x")[-6:]
+        raw = ("From: Ren\xe9 <rene@example.test>\r\nTo: alice@example.test\r\n"
+               "Subject: Caf\xe9 cr\xe8me %s\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+               "D\xe9j\xe0 vu, na\xefve.\r\n" % tag).encode("latin-1")
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            typ, _ = imap.append("Drafts", None, None, raw)
+            self.assertEqual(typ, "OK")
+        finally:
+            imap.logout()
+        r = phone.post("Sync", wbxml(sync_xml(drafts, key, True)))
+        self.assertEqual(r.status, 200, r)
+        adds = [a for a in r.doc().iter("Add")
+                if tag in (text_of(a, "ApplicationData/Subject") or "")]
+        self.assertEqual(len(adds), 1, r)
+        d = adds[0].find("ApplicationData")
+        self.assertEqual(text_of(d, "Subject"), "Caf\u00e9 cr\u00e8me %s" % tag)
+        self.assertIn("Ren\u00e9", text_of(d, "From"))
+        self.assertEqual(text_of(d, "Body/Data").strip(), "D\u00e9j\u00e0 vu, na\u00efve.")
+
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
