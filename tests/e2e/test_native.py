@@ -470,5 +470,37 @@ class NativeTests(E.Case):
         self.assertIn("Ren\u00e9", text_of(d, "From"))
         self.assertEqual(text_of(d, "Body/Data").strip(), "D\u00e9j\u00e0 vu, na\u00efve.")
 
+    def test_11_imap_restart_under_held_pings(self):
+        """The IMAP server restarts (every session cut) while two phones hold Pings:
+        the Pings stay held (no error, no empty answer), the next delivery answers
+        both, and their next Syncs bring the message."""
+        phones = [Phone(device_id=new_id("rst%d" % i)) for i in range(2)]
+        held, keys = [], []
+        for p in phones:
+            inbox = p.inbox(self)
+            key, _ = p.sync_changes(self, inbox, p.sync0(self, inbox))
+            keys.append((inbox, key))
+            held.append(self.held_ping(p, inbox, 300, timeout=330))
+        time.sleep(1.5)
+        for th, res in held:
+            self.assertTrue(th.is_alive(), "a Ping was not held: %r" % res)
+        E.H.fixture_ok("restart-imap")
+        time.sleep(3)  # the watcher reconnects, reports every mailbox; the Pings hold on
+        for th, res in held:
+            self.assertTrue(th.is_alive(), "a Ping answered by the restart: %r" % res)
+        subject = "After the restart %s" % new_id("m")
+        t0 = time.monotonic()
+        E.H.fixture_ok("deliver", "alice", subject)
+        for th, res in held:
+            th.join(20)
+            self.assertFalse(th.is_alive(), "a Ping still held 20 s after the delivery")
+            self.assertNotIn("error", res, res)
+            assert_status_doc(self, res["resp"], "Ping", 2, "Ping after the restart")
+        print("  [push] after an IMAP restart: both Pings answered %.2f s after the delivery" %
+              (max(res["t"] for _, res in held) - t0), flush=True)
+        for p, (inbox, key) in zip(phones, keys):
+            _, subjects = p.sync_changes(self, inbox, key)
+            self.assertEqual(subjects, [subject], "the Sync after the restart")
+
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
