@@ -15,6 +15,8 @@
  *                                      answered "MARK <rv>")
  *   sendmail SAVE FILE                 (SendMail 14.1 of FILE's message, with
  *                                      SaveInSentItems when SAVE is 1)
+ *   smartreply COLL SID SAVE FILE      (SmartReply 14.1 to SID of COLL, FILE the
+ *                                      phone's part of the message)
  *   password PW                        (later requests log in with PW)
  *   concurrent N                       (N FolderSyncs at once, their own backends)
  * each answered by "XML <answer>" (or "HTTP <status>") and
@@ -370,17 +372,26 @@ main(int argc, char **argv)
 			one(EAS_CMD_MOVEITEMS, d);
 		} else if (strcmp(w[0], "mark") == 0 && n == 4) {
 			printf("MARK %d\n", mark(w[1], w[2], strcmp(w[3], "1") == 0));
-		} else if (strcmp(w[0], "sendmail") == 0 && n == 3) {
+		} else if ((strcmp(w[0], "sendmail") == 0 && n == 3) ||
+		           (strcmp(w[0], "smartreply") == 0 && n == 5)) {
+			bool reply = w[0][1] == 'm';
 			struct wbxml_doc *d = wbxml_doc_new();
-			struct wbxml_node *root = wbxml_addn_root(d, "ComposeMail:SendMail");
+			struct wbxml_node *root = wbxml_addn_root(
+			    d, reply ? "ComposeMail:SmartReply" : "ComposeMail:SendMail");
+			const char *keep = reply ? w[3] : w[1], *file = reply ? w[4] : w[2];
 			size_t mlen = 0;
-			char *msg = read_file(w[2], &mlen);
-			wbxml_addn_text(root, "ClientId", w[2]);
-			if (strcmp(w[1], "1") == 0)
+			char *msg = read_file(file, &mlen);
+			wbxml_addn_text(root, "ClientId", file);
+			if (reply) {
+				struct wbxml_node *src = wbxml_addn(root, "Source");
+				wbxml_addn_text(src, "FolderId", w[1]);
+				wbxml_addn_text(src, "ItemId", w[2]);
+			}
+			if (strcmp(keep, "1") == 0)
 				wbxml_addn(root, "SaveInSentItems");
 			wbxml_addn_opaque(root, "Mime", msg, mlen);
 			free(msg);
-			one(EAS_CMD_SENDMAIL, d);
+			one(reply ? EAS_CMD_SMARTREPLY : EAS_CMD_SENDMAIL, d);
 		} else if (strcmp(w[0], "password") == 0 && n == 2) {
 			snprintf(password, sizeof(password), "%s", w[1]);
 		} else if (strcmp(w[0], "concurrent") == 0 && n == 2) {

@@ -21,7 +21,8 @@ SaveInSentItems and a Bcc arrives at the relay once (the request's reruns
 do not send again), without the Bcc header, and its copy is in Sent, read,
 with the Bcc; without SaveInSentItems it arrives and Sent is unchanged; a
 recipient the server refuses gives Status 116, nothing at the relay and
-nothing in Sent.
+nothing in Sent; a SmartReply to an Inbox message arrives once, quoting it,
+with In-Reply-To, and marks it \\Answered.
 """
 import argparse
 import os
@@ -351,6 +352,24 @@ def send_cases(exe, dc, url, work, sub_port, maildir):
     expect(tags(out, "Status") == ["116"], "send: refused recipient: Status 116 (%s)" % out.split("\n")[0])
     expect(not relay_mail(maildir, marker, 2) and not in_sent(marker),
            "send: refused recipient: nothing at the relay, nothing in Sent")
+    # 4. SmartReply to Message 70 of the Inbox
+    xml = d.cmd("foldersync 0").split("\n")[0]
+    inbox = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", xml)
+             if tags(a, "Type")[0] == "2"][0]
+    marker = "imapmbx-reply-%s" % uuid.uuid4().hex[:10]
+    path = os.path.join(work, "reply-%s.eml" % marker)
+    with open(path, "w") as f:
+        f.write("From: alice@example.test\r\nTo: bob@example.com\r\nSubject: Re: Message 70 %s\r\n"
+                "\r\nMy answer.\r\n" % marker)
+    out = d.cmd("smartreply %s 70 1 %s" % (inbox, path))
+    expect(out.startswith("HTTP 200"), "send: SmartReply answered 200 (%s)" % out.replace("\n", " "))
+    found = relay_mail(maildir, marker)
+    expect(len(found) == 1 and b"In-Reply-To: <m70@example.com>" in found[0] and
+           b"My answer." in found[0] and b"> Body 70." in found[0],
+           "send: SmartReply at the relay once, quoting the original, In-Reply-To it")
+    flags = doveadm(dc, "fetch", "-u", live.USER, "flags", "mailbox", "INBOX", "uid", "70")
+    expect("\\Answered" in flags and len(in_sent(marker)) == 1,
+           "send: the original marked \\Answered, the reply in Sent")
     d.close()
 
 
