@@ -267,10 +267,10 @@ struct exchange {
 	struct mbx_serve_out hold;
 	int hold_total;             /* the heartbeat of the first hold (a rerun keeps its end) */
 	struct watch_sub *watching; /* native mode: the held Ping's push subscription */
-	struct handover *ho;        /* a handover's upstream answer, or NULL */
-	struct upprov *upp;         /* provisioning with the upstream, or NULL */
-	struct logcap *logcap;      /* what an account logger writes at the end, or NULL */
-	struct native_run *native;  /* native mode: the command being run, or NULL */
+	struct handover *ho;       /* a handover's upstream answer, or NULL */
+	struct upprov *upp;        /* provisioning with the upstream, or NULL */
+	struct logcap *logcap;     /* what an account logger writes at the end, or NULL */
+	struct native_run *native; /* native mode: the command being run, or NULL */
 };
 
 /*
