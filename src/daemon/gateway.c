@@ -66,6 +66,7 @@
 #include "mailbox/run.h"
 #include "native/imap_pool.h"
 #include "native/mailbox_imap.h"
+#include "native/submitq.h"
 #include "native/watch.h"
 
 /* Long polls are held up to 59 minutes; a little more for the upstream's answer. */
@@ -159,7 +160,10 @@ struct gateway {
 	/* Native mode ([upstream] url imap:// or imaps://): the accounts' IMAP connections. */
 	bool native;
 	struct imap_pool *pool;
-	struct watch_registry *watch;        /* native mode: push for held Pings */
+	struct watch_registry *watch; /* native mode: push for held Pings */
+	/* Native mode with [upstream] submission: SendMail & co. on their own thread. */
+	struct submitq *submitq;
+	char *submission_url;
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
 	struct storeq *sq;
@@ -1445,12 +1449,15 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 /* The EAS versions native mode speaks, announced by OPTIONS. */
 #define NATIVE_VERSIONS "12.1,14.0,14.1,16.0,16.1"
 /*
- * The commands it serves (MS-ASProtocolCommands). The others (SendMail,
- * SmartReply, SmartForward, Search, MoveItems, folder changes, ...) get their
- * command's failure status from the command layer for now.
+ * The commands it serves (MS-ASProtocolCommands); SendMail, SmartReply and
+ * SmartForward too when [upstream] submission is set. The others (Search,
+ * folder changes, ...) get their command's failure status from the command
+ * layer for now.
  */
 #define NATIVE_COMMANDS                                                                            \
-	"Sync,FolderSync,GetItemEstimate,Ping,Provision,Settings,ItemOperations,GetAttachment"
+	"Sync,FolderSync,GetItemEstimate,Ping,Provision,Settings,ItemOperations,GetAttachment,"    \
+	"MoveItems"
+#define NATIVE_COMMANDS_SEND NATIVE_COMMANDS ",SendMail,SmartReply,SmartForward"
 
 /*
  * One command of an Allowed device run by mbx_run over the account's IMAP
@@ -1465,6 +1472,8 @@ struct native_run {
 	struct mbx_imap_folder_map map;
 	uint8_t *body;
 	char *account, *device_id, *version, *email;
+	/* the query's GetAttachment and 12.1 compose fields (mbx_serve_in's) */
+	char *attachment_name, *collection_id, *item_id, *long_id;
 };
 
 /* A state read or folder assignment on the store thread, and whom to tell. */
@@ -1555,6 +1564,10 @@ native_run_free(struct native_run *nr)
 	free(nr->device_id);
 	free(nr->version);
 	free(nr->email);
+	free(nr->attachment_name);
+	free(nr->collection_id);
+	free(nr->item_id);
+	free(nr->long_id);
 	free(nr);
 }
 
@@ -1702,8 +1715,23 @@ native_serve(struct exchange *x)
 	nr->in.device_id = nr->device_id;
 	nr->in.email = nr->email;
 	nr->in.now = (int64_t)time(NULL);
+	/* GetAttachment's name; SendMail, SmartReply, SmartForward before 14.0. */
+	nr->attachment_name = xstrdup_null(r->attachment_name);
+	nr->collection_id = xstrdup_null(r->collection_id);
+	nr->item_id = xstrdup_null(r->item_id);
+	nr->long_id = xstrdup_null(r->long_id);
+	nr->in.attachment_name = nr->attachment_name;
+	nr->in.collection_id = nr->collection_id;
+	nr->in.item_id = nr->item_id;
+	nr->in.long_id = nr->long_id;
+	nr->in.save_in_sent = r->save_in_sent;
 	nr->in.backend =
 	    mbx_imap_new(gw->pool, r->account, r->auth_user, r->auth_password, &nr->map);
+	if (gw->submitq != NULL) {
+		struct mbx_imap_send send = {
+		    .q = gw->submitq, .url = gw->submission_url, .from = nr->email};
+		mbx_imap_set_send(nr->in.backend, &send);
+	}
 	mbx_run(&nr->in, &gw->native_state, 0, native_done, nr);
 }
 
@@ -1714,15 +1742,15 @@ native_serve(struct exchange *x)
 static void
 native_options(struct exchange *x)
 {
-	static const char *const h[] = {"MS-Server-ActiveSync",
-	                                "14.1",
-	                                "MS-ASProtocolVersions",
-	                                NATIVE_VERSIONS,
-	                                "MS-ASProtocolCommands",
-	                                NATIVE_COMMANDS,
-	                                "Allow",
-	                                "OPTIONS,POST",
-	                                NULL};
+	const char *const h[] = {"MS-Server-ActiveSync",
+	                         "14.1",
+	                         "MS-ASProtocolVersions",
+	                         NATIVE_VERSIONS,
+	                         "MS-ASProtocolCommands",
+	                         x->gw->submitq ? NATIVE_COMMANDS_SEND : NATIVE_COMMANDS,
+	                         "Allow",
+	                         "OPTIONS,POST",
+	                         NULL};
 	x->outcome = OUT_NATIVE;
 	respond(x, 200, NULL, NULL, 0, h);
 }
@@ -3100,6 +3128,14 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 		log_info("native mode: ActiveSync served from %s, at most %u IMAP connections per "
 		         "account",
 		         cfg->upstream_url, pc.max_per_account);
+		if (cfg->upstream_submission != NULL) {
+			if ((gw->submitq = submitq_start(base, &err)) == NULL) {
+				*errmsg_r = xasprintf("upstream: %s", err);
+				goto fail;
+			}
+			gw->submission_url = xstrdup(cfg->upstream_submission);
+			log_info("native mode: mail sent through %s", cfg->upstream_submission);
+		}
 	} else if ((gw->up = upstream_new(base, &uc, &err)) == NULL) {
 		*errmsg_r = xasprintf("upstream: %s", err);
 		goto fail;
@@ -3259,6 +3295,8 @@ gateway_free(struct gateway **gwp)
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);
 	watch_registry_free(gw->watch);
+	submitq_stop(&gw->submitq); /* after the runs: their jobs are cancelled by then */
+	free(gw->submission_url);
 	if (gw->pool != NULL)
 		imap_pool_free(gw->pool);
 	reqlog_free(&gw->reqlog);

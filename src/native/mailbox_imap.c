@@ -6,6 +6,14 @@
  * job's result is recorded in a memo keyed by the op and its arguments, from
  * which the next runs of the request answer. One job runs at a time: the
  * command layer stops at the first MBX_PENDING.
+ *
+ * send (when mbx_imap_set_send gave a submission queue): the job hands the
+ * message to the queue's thread (submitq.h), no IMAP connection needed, and
+ * when it was sent and SaveInSent asks, APPENDs the same bytes to Sent on
+ * the request's connection. Its memo is recorded for the request: a rerun
+ * answers the outcome and never submits again. Once the message is sent the
+ * outcome stays "sent", whatever happens to the copy (a lost connection, a
+ * refused APPEND: saved is then false, and the failure only logged).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,9 +24,21 @@
 #include "lib/log.h"
 #include "lib/uidset.h"
 #include "lib/util.h"
+#include "mime/compose.h"
 #include "native/mailbox_imap.h"
+#include "native/submitq.h"
 
-enum job_kind { J_FOLDERS, J_CHANGES, J_FETCH, J_FLAGS, J_REMOVE, J_MOVE, J_ANSWER, J_EMPTY };
+enum job_kind {
+	J_FOLDERS,
+	J_CHANGES,
+	J_FETCH,
+	J_FLAGS,
+	J_REMOVE,
+	J_MOVE,
+	J_ANSWER,
+	J_EMPTY,
+	J_SEND
+};
 
 /* A message as fetched (the batch of a changes(), or one fetch()). */
 struct imsg {
@@ -40,6 +60,7 @@ struct memo {
 	char cursor[MBX_CURSOR_MAX + 1]; /* set_flags, remove: the advanced cursor */
 	struct imsg msg;                 /* fetch */
 	uint32_t new_uid;                /* move: the UID in the destination (COPYUID) */
+	struct mbx_send_out sent;        /* send */
 	struct memo *next;
 };
 
@@ -110,6 +131,10 @@ struct job {
 	/* fetch */
 	struct pbuf *pb;
 	size_t npb;
+	/* send: the message as submitted and saved; the queue's job while it runs */
+	char *msg;
+	size_t msg_len;
+	struct submitq_job *sq;
 };
 
 struct mi {
@@ -138,6 +163,10 @@ struct mi {
 	char *selected; /* the mailbox selected on c */
 	uint32_t sel_uidvalidity;
 	unsigned runs, cmds;
+	/* sending (mbx_imap_set_send): NULL q when the backend does not send */
+	struct submitq *sq;
+	char *sub_url, *sub_from;
+	bool sub_insecure;
 };
 
 static void job_step(struct job *j);
@@ -387,6 +416,9 @@ job_finish(struct job *j, int rv, const char *err)
 	uidset_clear(&j->fetch_set);
 	free(j->add_size);
 	cur_clear(&j->cut);
+	if (j->sq != NULL) /* abandoned (destroy): the queue must not call back */
+		submitq_cancel(j->sq);
+	free(j->msg);
 	free(j);
 	m->job = NULL;
 	m->wait_cb = NULL;
@@ -412,6 +444,11 @@ pool_cb(void *arg, struct imap_client *c, enum imap_pool_err err, const char *ms
 	struct mi *m = j->m;
 
 	m->preq = NULL;
+	if (c == NULL && j->kind == J_SEND) { /* the mail is sent; only the copy is lost */
+		log_info("native: %s: no IMAP connection for the Sent copy: %s", m->account, msg);
+		job_finish(j, 1, NULL);
+		return;
+	}
 	if (c == NULL) {
 		m->fail = err == IMAP_POOL_AUTH ? MBX_IMAP_AUTH : MBX_IMAP_UNAVAILABLE;
 		log_info("native: %s: no IMAP connection: %s", m->account, msg);
@@ -1541,9 +1578,114 @@ answer_step(struct job *j)
 	}
 }
 
+/* ---- sending ---- */
+
+/* A submission's class as the command layer's. */
+static enum mbx_send_result
+send_result(const struct submit_outcome *o)
+{
+	switch (o->result) {
+	case SUBMIT_SENT:
+		return MBX_SEND_SENT;
+	case SUBMIT_RCPT_REFUSED:
+		/* refused before connecting because there is none: 119, else 116 */
+		return o->smtp_code == 0 && o->detail && strstr(o->detail, "no recipients")
+		           ? MBX_SEND_NO_RCPT
+		           : MBX_SEND_RCPT_REFUSED;
+	case SUBMIT_TOO_LARGE:
+		return MBX_SEND_TOO_LARGE;
+	case SUBMIT_TEMPORARY:
+		return MBX_SEND_TEMPORARY;
+	case SUBMIT_AUTH_REFUSED:
+	case SUBMIT_PERMANENT:
+		break;
+	}
+	return MBX_SEND_FAILED;
+}
+
+/* APPEND's answer: the copy is saved or not; the send's outcome stands. */
+static void
+append_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+
+	(void)c;
+	if (r != NULL && r->kind != IMAP_RESP_TAGGED)
+		return;
+	if (r == NULL)
+		j->m->c = NULL; /* dropped: given back broken at end */
+	else if (r->status == IMAP_OK)
+		j->memo->sent.saved = true;
+	if (!j->memo->sent.saved)
+		log_info("native: %s: the Sent copy was not saved: %s", j->m->account,
+		         r ? r->text : "the IMAP connection dropped");
+	job_finish(j, 1, NULL);
+}
+
+/* The message is sent: APPEND its copy to Sent, \Seen. */
+static void
+send_step(struct job *j)
+{
+	struct mi *m = j->m;
+	struct imap_cmd *cmd;
+	const char *err = NULL;
+
+	if (m->c == NULL) {
+		log_info("native: %s: the Sent copy was not saved: no IMAP connection", m->account);
+		job_finish(j, 1, NULL);
+		return;
+	}
+	cmd = imap_cmd_new("APPEND");
+	if (imap_cmd_mailbox(cmd, m->c, j->mailbox) < 0) {
+		imap_cmd_free(cmd);
+		log_info("native: %s: the Sent copy was not saved: bad mailbox name", m->account);
+		job_finish(j, 1, NULL);
+		return;
+	}
+	imap_cmd_raw(cmd, "(\\Seen)");
+	imap_cmd_literal(cmd, j->msg, j->msg_len);
+	m->cmds++;
+	if (imap_client_command(m->c, cmd, append_cb, NULL, j, &err) < 0) {
+		log_info("native: %s: the Sent copy was not saved: %s", m->account, err);
+		job_finish(j, 1, NULL);
+	}
+}
+
+/* The submission queue answered (on the loop): record it, then the copy. */
+static void
+submitted(void *arg, const struct submit_outcome *o)
+{
+	struct job *j = arg;
+	struct mi *m = j->m;
+	const char *err = NULL;
+
+	j->sq = NULL;
+	j->memo->sent.result = send_result(o);
+	log_info("native: %s: submission: %s, %zu recipients, %zu bytes (%d %s%s%s)", m->account,
+	         submit_result_name(o->result), o->n_rcpt, o->bytes, o->smtp_code, o->text,
+	         o->detail[0] ? "; " : "", o->detail);
+	if (o->result != SUBMIT_SENT || j->mailbox == NULL) {
+		job_finish(j, 1, NULL);
+		return;
+	}
+	if (m->c != NULL) {
+		send_step(j);
+		return;
+	}
+	if ((m->preq = imap_pool_get(m->pool, m->account, m->user, m->password, pool_cb, j,
+	                             &err)) == NULL) {
+		log_info("native: %s: no IMAP connection for the Sent copy: %s", m->account, err);
+		job_finish(j, 1, NULL);
+	}
+}
+
 static void
 job_step(struct job *j)
 {
+	if (j->kind == J_SEND) {
+		send_step(j);
+		return;
+	}
 	if (j->m->c == NULL) {
 		job_fail(j, "the IMAP connection dropped");
 		return;
@@ -1572,6 +1714,8 @@ job_step(struct job *j)
 		break;
 	case J_EMPTY:
 		empty_step(j);
+		break;
+	case J_SEND: /* above */
 		break;
 	}
 }
@@ -1903,6 +2047,66 @@ mi_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char 
 	return rv;
 }
 
+/*
+ * SendMail / SmartReply / SmartForward: the message as compose_sent_copy
+ * writes it submitted once per request through the queue, then APPENDed to
+ * Sent when save_in_sent (see the top of the file).
+ */
+static int
+mi_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
+        struct mbx_send_out *out, const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	struct submit_conf conf = {0};
+	const char *sent_box = NULL, *err = NULL;
+	struct memo *x;
+	struct job *j;
+	char *copy;
+	size_t copy_len;
+	int rv;
+
+	if ((x = memo_find(m, "S")) != NULL) {
+		*out = x->sent;
+		return memo_rv(x, errstr_r);
+	}
+	if (m->sq == NULL) {
+		*errstr_r = "the mailbox cannot send mail";
+		return -1;
+	}
+	if (save_in_sent) { /* the folders first: where the copy goes */
+		if ((rv = need_folders(m, errstr_r)) != 0)
+			return rv;
+		for (size_t i = 0; i < m->nf && sent_box == NULL; i++)
+			if (m->fl[i].type == MBX_FOLDER_SENT)
+				sent_box = m->mailboxes[i];
+		if (sent_box == NULL)
+			log_info("native: %s: no Sent folder: the copy is not saved", m->account);
+	}
+	x = memo_add(m, xstrdup("S"));
+	if (compose_sent_copy(mime, len, m->sub_from, &copy, &copy_len, &err) < 0) {
+		log_info("native: %s: the message cannot be sent: %s", m->account, err);
+		x->rv = 1;
+		x->sent.result = MBX_SEND_FAILED;
+		*out = x->sent;
+		return 1;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->kind = J_SEND;
+	j->memo = x;
+	j->m = m;
+	j->mailbox = sent_box;
+	j->msg = copy;
+	j->msg_len = copy_len;
+	conf.url = m->sub_url;
+	conf.user = m->user;
+	conf.password = m->password;
+	conf.from = m->sub_from;
+	conf.tls_insecure = m->sub_insecure;
+	m->job = j;
+	j->sq = submitq_send(m->sq, &conf, copy, copy_len, submitted, j);
+	return MBX_PENDING;
+}
+
 /* Items are listed through changes(); the item-list path is not offered. */
 static int
 mi_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
@@ -2035,28 +2239,21 @@ mi_destroy(struct mbx_backend *b)
 	last_free(m);
 	explicit_bzero(m->password, strlen(m->password));
 	free(m->password);
+	free(m->sub_url);
+	free(m->sub_from);
 	free(m->account);
 	free(m->user);
 	free(m);
 }
 
-static const struct mbx_ops mi_ops = {
-    .name = "imap",
-    .list_folders = mi_list_folders,
-    .list_items = mi_list_items,
-    .fetch = mi_fetch,
-    .set_read = mi_set_read,
-    .destroy = mi_destroy,
-    .wait = mi_wait,
-    .begin = mi_begin,
-    .end = mi_end,
-    .changes = mi_changes,
-    .set_flags = mi_set_flags,
-    .remove = mi_remove,
-    .move = mi_move,
-    .mark_answered = mi_mark_answered,
-    .empty = mi_empty,
-};
+/* The ops; with send only once the backend was given what it needs. */
+#define MI_OPS                                                                                     \
+	.name = "imap", .list_folders = mi_list_folders, .list_items = mi_list_items,              \
+	.fetch = mi_fetch, .set_read = mi_set_read, .destroy = mi_destroy, .wait = mi_wait,        \
+	.begin = mi_begin, .end = mi_end, .changes = mi_changes, .set_flags = mi_set_flags,        \
+	.remove = mi_remove, .move = mi_move, .mark_answered = mi_mark_answered, .empty = mi_empty
+static const struct mbx_ops mi_ops = {MI_OPS};
+static const struct mbx_ops mi_send_ops = {MI_OPS, .send = mi_send};
 
 struct mbx_backend *
 mbx_imap_new(struct imap_pool *pool, const char *account, const char *user, const char *password,
@@ -2072,6 +2269,26 @@ mbx_imap_new(struct imap_pool *pool, const char *account, const char *user, cons
 	m->map = map;
 	m->folders_rv = MBX_PENDING;
 	return &m->base;
+}
+
+/* Let the backend send (see mailbox_imap.h). */
+void
+mbx_imap_set_send(struct mbx_backend *b, const struct mbx_imap_send *send)
+{
+	struct mi *m = (struct mi *)b;
+
+	free(m->sub_url);
+	free(m->sub_from);
+	m->sub_url = m->sub_from = NULL;
+	m->sq = NULL;
+	m->base.ops = &mi_ops;
+	if (send == NULL || send->q == NULL || send->url == NULL || send->from == NULL)
+		return;
+	m->sq = send->q;
+	m->sub_url = xstrdup(send->url);
+	m->sub_from = xstrdup(send->from);
+	m->sub_insecure = send->tls_insecure;
+	m->base.ops = &mi_send_ops;
 }
 
 enum mbx_imap_failure

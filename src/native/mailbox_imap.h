@@ -57,6 +57,7 @@
 #ifndef ABQ_NATIVE_MAILBOX_IMAP_H
 #define ABQ_NATIVE_MAILBOX_IMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "mailbox/mailbox.h"
@@ -95,6 +96,20 @@ enum mbx_imap_failure {
 };
 
 /*
+ * What the backend needs to send (the `send` op): the daemon's submission
+ * queue, `[upstream] submission`'s URL, and the account's address, the
+ * envelope sender. The submission logs in with the backend's user and
+ * password. Copied by mbx_imap_set_send (q must outlive the backend).
+ */
+struct submitq;
+struct mbx_imap_send {
+	struct submitq *q;
+	const char *url;   /* smtp://host:port or smtps://host:port */
+	const char *from;  /* the account's address */
+	bool tls_insecure; /* do not verify the server's certificate (tests) */
+};
+
+/*
  * A backend for one request of account (the canonical account: the key of
  * the folder map and of the pool's cap) over pool, logging in as user (the
  * name the phone gave; NULL: account) with password (copied; wiped when the
@@ -102,6 +117,15 @@ enum mbx_imap_failure {
  */
 struct mbx_backend *mbx_imap_new(struct imap_pool *pool, const char *account, const char *user,
                                  const char *password, const struct mbx_imap_folder_map *map);
+/*
+ * Let b send mail (see struct mbx_imap_send): from then on mbx_can_send(b).
+ * send() submits the message as compose_sent_copy writes it (Bcc kept for
+ * the copy, dropped by the submission) once per request (reruns answer the
+ * recorded outcome, never send again) and, when it was sent and SaveInSent
+ * asks, APPENDs the same bytes, \Seen, to the Sent folder (SPECIAL-USE
+ * \Sent, else the usual names). No q, url or from: b does not send.
+ */
+void mbx_imap_set_send(struct mbx_backend *b, const struct mbx_imap_send *send);
 enum mbx_imap_failure mbx_imap_failure(const struct mbx_backend *b);
 /*
  * The IMAP name (UTF-8) of a folder id in the folder list of the backend's

@@ -10,7 +10,11 @@ Sync, and a Ping then answers at once; eight phones of one account at once never
 make abqd hold more than max_connections_per_account IMAP connections; a wrong
 password is 401 (checked by IMAP login); in Interactive mode a new
 phone is quarantined and gets the quarantine mailbox, and once allowed the real
-folders.
+folders. Sending (`[upstream] submission` at the fixture's Dovecot submission,
+relayed to the fixture's relay.py): OPTIONS names SendMail, a 14.1 SendMail with
+SaveInSentItems reaches the relay (once, without its Bcc header) and its copy
+shows in the phone's next Sync of Sent; a 12.1 SendMail (MIME body, query
+SaveInSent=T) reaches the relay too.
 
 Run by CTest as:  python3 test_native.py --abqd PATH --abqctl PATH [unittest args]
 The harness (harness.py) starts the fixture; abqd's config here points its
@@ -19,6 +23,7 @@ upstream at the fixture's IMAP port instead of SOGo.
 
 import base64
 import imaplib
+import os
 import re
 import subprocess
 import threading
@@ -26,6 +31,7 @@ import time
 import harness as E
 from harness import (ALICE_SEEDED, Phone, assert_status_doc, folder_changes, foldersync_xml,
                      new_id, ping_xml, sync_xml, text_of, wbxml)
+from recorder import wbxml_doc
 
 
 class NativeHarness(E.Harness):
@@ -45,13 +51,40 @@ class NativeHarness(E.Harness):
                 "[upstream]\n"
                 "url = imap://127.0.0.1:%d\n"
                 "max_connections_per_account = 3\n"
+                "submission = smtp://127.0.0.1:%d\n"
+                "[smtp]\n"
+                "domain = example.test\n"
                 "[store]\n"
                 "url = sqlite:abqd.db\n"
                 "[admin]\n"
                 "listen = 127.0.0.1:%d\n"
                 "metrics_public = yes\n"
                 "[log]\n"
-                "level = debug\n" % (self.abqd_port, self.imap_port, self.admin_port))
+                "level = debug\n" % (self.abqd_port, self.imap_port, self.submission_port,
+                                     self.admin_port))
+
+    def relay_mail(self, marker, seconds=15):
+        """The mails the fixture's relay got that contain marker (a short wait for a
+        duplicate once one is there)."""
+        maildir = os.path.join(self.fixdir, "relay", "Maildir")
+
+        def look():
+            found = []
+            for sub in ("new", "cur"):
+                d = os.path.join(maildir, sub)
+                for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                    with open(os.path.join(d, n), "rb") as f:
+                        data = f.read()
+                    if marker.encode() in data:
+                        found.append(data)
+            return found
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if look():
+                time.sleep(0.5)
+                return look()
+            time.sleep(0.1)
+        return []
 
 
 def sync_all(tc, phone, coll, key):
@@ -68,7 +101,8 @@ class NativeTests(E.Case):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.headers.get("ms-asprotocolversions"), "12.1,14.0,14.1,16.0,16.1", r)
         cmds = r.headers.get("ms-asprotocolcommands", "").split(",")
-        for c in ("Sync", "FolderSync", "Ping", "ItemOperations", "Provision"):
+        for c in ("Sync", "FolderSync", "Ping", "ItemOperations", "Provision", "MoveItems",
+                  "SendMail", "SmartReply", "SmartForward"):
             self.assertIn(c, cmds, r)
 
     def test_02_foldersync_and_sync(self):
@@ -501,6 +535,60 @@ class NativeTests(E.Case):
         for p, (inbox, key) in zip(phones, keys):
             _, subjects = p.sync_changes(self, inbox, key)
             self.assertEqual(subjects, [subject], "the Sync after the restart")
+
+    def test_12_sendmail(self):
+        """SendMail 14.1 with SaveInSentItems: at the relay once, without the Bcc
+        header; the copy in the phone's next Sync of Sent. 12.1 (MIME body, query
+        SaveInSent=T): at the relay too."""
+        phone = Phone(device_id=new_id("send"))
+        fs = phone.folders(self)
+        sent = [sid for sid, _, name, typ in fs if typ == "5"]
+        self.assertTrue(sent, "no Sent folder: %r" % fs)
+        sent = sent[0]
+        skey, _ = phone.sync_changes(self, sent, phone.sync0(self, sent))
+        subject = "Native send %s" % new_id("m")
+        mime = ("From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n"
+                "Bcc: dave@elsewhere.test\r\nSubject: %s\r\n\r\nHello from the phone.\r\n"
+                % subject)
+        body = wbxml_doc(21, 0x05, [(21, 0x11, new_id("c")), (21, 0x08, None),
+                                    (21, 0x10, mime)])
+        t0 = time.monotonic()
+        r = phone.post("SendMail", body)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, b"", "SendMail answered with a body: %r" % r)
+        ms = (time.monotonic() - t0) * 1000
+        found = E.H.relay_mail(subject)
+        self.assertEqual(len(found), 1, "the relay has the message %d times" % len(found))
+        head = found[0].partition(b"\r\n\r\n")[0]
+        self.assertIsNone(re.search(rb"(?im)^bcc:", head), head)
+        rcpt = re.search(rb"X-Fixture-Rcpt-To: ([^\r\n]*)", head).group(1)
+        self.assertEqual(rcpt, b"bob@example.test, dave@elsewhere.test", head)
+        self.assertTrue(re.search(rb"Return-Path: <alice@example.test>", head), head)
+        skey, subjects = phone.sync_changes(self, sent, skey)
+        self.assertEqual(subjects, [subject], "the next Sync of Sent")
+        print("  [send] 14.1 SendMail answered in %.0f ms; in Sent at the next Sync" % ms,
+              flush=True)
+
+        old = Phone(device_id=new_id("send12"), version="12.1")
+        subject = "Native send 12.1 %s" % new_id("m")
+        h = old.headers()
+        h["Content-Type"] = "message/rfc822"
+        r = old.http("POST", old.path + "?" + old.query("SendMail") + "&SaveInSent=T", h,
+                     ("From: alice@example.test\r\nTo: carol@elsewhere.test\r\n"
+                      "Subject: %s\r\n\r\nOld phone.\r\n" % subject).encode())
+        self.assertEqual(r.status, 200, r)
+        found = E.H.relay_mail(subject)
+        self.assertEqual(len(found), 1, "12.1: the relay has the message %d times" % len(found))
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            imap.select("Sent", readonly=True)
+            typ, data = imap.search(None, "SUBJECT", '"%s"' % subject)
+            self.assertEqual(typ, "OK")
+            self.assertEqual(len(data[0].split()), 1, "12.1 SaveInSent=T: the copy in Sent")
+        finally:
+            imap.logout()
+
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)

@@ -13,11 +13,18 @@
  *   move SRC SID DST                   (MoveItems of SID from SRC to DST)
  *   mark COLL SID FWD                  (mark_answered: FWD 0 \Answered, 1 $Forwarded;
  *                                      answered "MARK <rv>")
+ *   sendmail SAVE FILE                 (SendMail 14.1 of FILE's message, with
+ *                                      SaveInSentItems when SAVE is 1)
+ *   smartreply COLL SID SAVE FILE      (SmartReply 14.1 to SID of COLL, FILE the
+ *                                      phone's part of the message)
  *   password PW                        (later requests log in with PW)
  *   concurrent N                       (N FolderSyncs at once, their own backends)
  * each answered by "XML <answer>" (or "HTTP <status>") and
  * "STATS runs=R cmds=C open=O opened=T fail=F", then "END".
  * The sync state lives in memory; folder ids in the store (abq_store_folder_*).
+ * With ABQ_SUBMISSION_URL and ABQ_SUBMISSION_FROM in the environment, every
+ * backend sends (mbx_imap_set_send, through a submitq on the loop's base;
+ * ABQ_SUBMISSION_INSECURE: the server's certificate is not checked).
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -29,6 +36,7 @@
 #include "lib/util.h"
 #include "mailbox/run.h"
 #include "native/mailbox_imap.h"
+#include "native/submitq.h"
 #include "store/store.h"
 
 #define NSTATE 64
@@ -44,6 +52,8 @@ static struct {
 	size_t len;
 } st[NSTATE];
 static size_t nst;
+static struct submitq *sq;
+static struct mbx_imap_send send_conf;
 
 /* ---- the folder map over the store (synchronous) ---- */
 
@@ -179,6 +189,8 @@ start(struct req *r, enum eas_cmd cmd, struct wbxml_doc *d)
 		fatalx("encode");
 	wbxml_doc_free(&d);
 	r->b = mbx_imap_new(pool, user, NULL, password, &map);
+	if (sq != NULL)
+		mbx_imap_set_send(r->b, &send_conf);
 	r->in.cmd = cmd;
 	r->in.version = "14.1";
 	r->in.body = r->body;
@@ -259,6 +271,25 @@ sync_coll(struct wbxml_doc *d, const char *coll, const char *key)
 	return c;
 }
 
+/* A whole file (for sendmail). */
+static char *
+read_file(const char *path, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0)
+		fatalx("%s: cannot read", path);
+	buf = xmalloc((size_t)n + 1);
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+		fatalx("%s: cannot read", path);
+	fclose(f);
+	*len_r = (size_t)n;
+	return buf;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -286,6 +317,14 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	if ((store = abq_store_open(argv[4], NULL, ABQ_STORE_CREATE, &err)) == NULL)
 		fatalx("store: %s", err);
+	if (getenv("ABQ_SUBMISSION_URL") && getenv("ABQ_SUBMISSION_FROM")) {
+		if ((sq = submitq_start(base, &err)) == NULL)
+			fatalx("submitq: %s", err);
+		send_conf.q = sq;
+		send_conf.url = getenv("ABQ_SUBMISSION_URL");
+		send_conf.from = getenv("ABQ_SUBMISSION_FROM");
+		send_conf.tls_insecure = getenv("ABQ_SUBMISSION_INSECURE") != NULL;
+	}
 	while (fgets(line, sizeof(line), stdin)) {
 		char *w[6] = {0}, *save = NULL;
 		int n = 0;
@@ -340,6 +379,26 @@ main(int argc, char **argv)
 			one(EAS_CMD_ITEMOPERATIONS, d);
 		} else if (strcmp(w[0], "mark") == 0 && n == 4) {
 			printf("MARK %d\n", mark(w[1], w[2], strcmp(w[3], "1") == 0));
+		} else if ((strcmp(w[0], "sendmail") == 0 && n == 3) ||
+		           (strcmp(w[0], "smartreply") == 0 && n == 5)) {
+			bool reply = w[0][1] == 'm';
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *root = wbxml_addn_root(
+			    d, reply ? "ComposeMail:SmartReply" : "ComposeMail:SendMail");
+			const char *keep = reply ? w[3] : w[1], *file = reply ? w[4] : w[2];
+			size_t mlen = 0;
+			char *msg = read_file(file, &mlen);
+			wbxml_addn_text(root, "ClientId", file);
+			if (reply) {
+				struct wbxml_node *src = wbxml_addn(root, "Source");
+				wbxml_addn_text(src, "FolderId", w[1]);
+				wbxml_addn_text(src, "ItemId", w[2]);
+			}
+			if (strcmp(keep, "1") == 0)
+				wbxml_addn(root, "SaveInSentItems");
+			wbxml_addn_opaque(root, "Mime", msg, mlen);
+			free(msg);
+			one(reply ? EAS_CMD_SMARTREPLY : EAS_CMD_SENDMAIL, d);
 		} else if (strcmp(w[0], "password") == 0 && n == 2) {
 			snprintf(password, sizeof(password), "%s", w[1]);
 		} else if (strcmp(w[0], "concurrent") == 0 && n == 2) {
@@ -370,6 +429,7 @@ main(int argc, char **argv)
 		}
 		printf("END\n");
 	}
+	submitq_stop(&sq);
 	imap_pool_free(pool);
 	abq_store_close(&store);
 	/* Let libevent finish freeing the bufferevents (their deferred callbacks). */

@@ -14,14 +14,26 @@ not echoed; a folder recreated (UIDVALIDITY) -> Status 3; a wrong password ->
 auth refused; 5 concurrent requests with a cap of 2 never open a third
 connection. Then the same against Dovecot offering no CONDSTORE, QRESYNC or
 ESEARCH (imap_capability): the same answers.
+
+Sending (the first Dovecot only: its submission service relaying to the
+fixture's relay.py, which keeps every mail in a Maildir): a SendMail with
+SaveInSentItems and a Bcc arrives at the relay once (the request's reruns
+do not send again), without the Bcc header, and its copy is in Sent, read,
+with the Bcc; without SaveInSentItems it arrives and Sent is unchanged; a
+recipient the server refuses gives Status 116, nothing at the relay and
+nothing in Sent; a SmartReply to an Inbox message arrives once, quoting it,
+with In-Reply-To, and marks it \\Answered.
 """
 import argparse
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "imap"))
@@ -67,9 +79,10 @@ def doveadm(dc, *args, input=None):
 
 
 class Driver:
-    def __init__(self, exe, url, ca, store, cap, password=live.PASSWORD):
+    def __init__(self, exe, url, ca, store, cap, password=live.PASSWORD, env=None):
         self.p = subprocess.Popen([exe, url, ca, live.USER, password, store, str(cap)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  env=env)
 
     def cmd(self, line):
         self.p.stdin.write(line + "\n")
@@ -280,6 +293,112 @@ def scenario(exe, dc, url, work, label):
     return summary
 
 
+SUBMISSION = """
+protocols = imap submission
+hostname = imapmbx.example.test
+submission_relay_host = 127.0.0.1
+submission_relay_port = {relay}
+submission_relay_ssl = no
+submission_relay_trusted = no
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {sub}
+  }}
+}}
+"""
+
+
+def relay_mail(maildir, marker, seconds=10):
+    """The relay's mails that contain marker (after a short wait for a duplicate)."""
+    def look():
+        found = []
+        for sub in ("new", "cur"):
+            dd = os.path.join(maildir, sub)
+            for n in sorted(os.listdir(dd)) if os.path.isdir(dd) else []:
+                with open(os.path.join(dd, n), "rb") as f:
+                    data = f.read()
+                if marker.encode() in data:
+                    found.append(data)
+        return found
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if look():
+            time.sleep(0.3)
+            return look()
+        time.sleep(0.1)
+    return []
+
+
+def send_cases(exe, dc, url, work, sub_port, maildir):
+    """SendMail through the backend's send op (see the top)."""
+    env = dict(os.environ, ABQ_SUBMISSION_URL="smtp://127.0.0.1:%d" % sub_port,
+               ABQ_SUBMISSION_FROM="alice@example.test", ABQ_SUBMISSION_INSECURE="1")
+    store = "sqlite:" + os.path.join(work, "store-send.sqlite")
+    d = Driver(exe, url, dc.ca, store, 2, env=env)
+
+    def sendmail(save, body):
+        path = os.path.join(work, "send-%s.eml" % uuid.uuid4().hex[:8])
+        with open(path, "w") as f:
+            f.write(body)
+        return d.cmd("sendmail %d %s" % (save, path))
+
+    def in_sent(marker):
+        return doveadm(dc, "search", "-u", live.USER, "mailbox", "Sent", "SUBJECT", marker).strip().splitlines()
+
+    # 1. SaveInSentItems, a Bcc
+    marker = "imapmbx-send-%s" % uuid.uuid4().hex[:10]
+    out = sendmail(1, "From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n"
+                      "Bcc: Dave <dave@elsewhere.test>\r\nSubject: %s\r\n\r\nHello Bob.\r\n" % marker)
+    runs = int(re.search(r"runs=(\d+)", out).group(1))
+    expect(out.startswith("HTTP 200"), "send: SendMail with SaveInSent answered 200 (%s)" % out.replace("\n", " "))
+    found = relay_mail(maildir, marker)
+    expect(len(found) == 1, "send: the relay has it once (%d), though the request ran %d times" % (len(found), runs))
+    head = found[0].partition(b"\r\n\r\n")[0]
+    rcpt = re.search(rb"X-Fixture-Rcpt-To: ([^\r\n]*)", head).group(1)
+    expect(rcpt == b"bob@example.test, dave@elsewhere.test" and re.search(rb"(?im)^bcc:", head) is None,
+           "send: envelope bob and dave, no Bcc header at the relay (%r)" % rcpt)
+    uids = in_sent(marker)
+    expect(len(uids) == 1, "send: one copy in Sent (%s)" % uids)
+    copy = doveadm(dc, "fetch", "-u", live.USER, "flags hdr", "mailbox", "Sent", "SUBJECT", marker)
+    expect("\\Seen" in copy and re.search(r"(?m)^Bcc: Dave <dave@elsewhere.test>", copy),
+           "send: the copy is read and keeps the Bcc")
+    mid_sent = re.search(r"(?im)^Message-ID: (\S+)", copy).group(1)
+    mid_relay = re.search(rb"(?im)^Message-ID: (\S+)", head).group(1).decode()
+    expect(mid_sent == mid_relay, "send: the copy's Message-ID is the one sent (%s)" % mid_sent)
+    # 2. No SaveInSentItems
+    marker = "imapmbx-nosave-%s" % uuid.uuid4().hex[:10]
+    out = sendmail(0, "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: %s\r\n\r\nx\r\n" % marker)
+    expect(out.startswith("HTTP 200") and len(relay_mail(maildir, marker)) == 1 and not in_sent(marker),
+           "send: without SaveInSent: sent, nothing in Sent")
+    # 3. A recipient the server refuses (an 8-bit local part, no SMTPUTF8)
+    marker = "imapmbx-refused-%s" % uuid.uuid4().hex[:10]
+    out = sendmail(1, "From: alice@example.test\r\nTo: bob@example.test, j\u00f6rg@elsewhere.test\r\n"
+                      "Subject: %s\r\n\r\nx\r\n" % marker)
+    expect(tags(out, "Status") == ["116"], "send: refused recipient: Status 116 (%s)" % out.split("\n")[0])
+    expect(not relay_mail(maildir, marker, 2) and not in_sent(marker),
+           "send: refused recipient: nothing at the relay, nothing in Sent")
+    # 4. SmartReply to Message 70 of the Inbox
+    xml = d.cmd("foldersync 0").split("\n")[0]
+    inbox = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", xml)
+             if tags(a, "Type")[0] == "2"][0]
+    marker = "imapmbx-reply-%s" % uuid.uuid4().hex[:10]
+    path = os.path.join(work, "reply-%s.eml" % marker)
+    with open(path, "w") as f:
+        f.write("From: alice@example.test\r\nTo: bob@example.com\r\nSubject: Re: Message 70 %s\r\n"
+                "\r\nMy answer.\r\n" % marker)
+    out = d.cmd("smartreply %s 70 1 %s" % (inbox, path))
+    expect(out.startswith("HTTP 200"), "send: SmartReply answered 200 (%s)" % out.replace("\n", " "))
+    found = relay_mail(maildir, marker)
+    expect(len(found) == 1 and b"In-Reply-To: <m70@example.com>" in found[0] and
+           b"My answer." in found[0] and b"> Body 70." in found[0],
+           "send: SmartReply at the relay once, quoting the original, In-Reply-To it")
+    flags = doveadm(dc, "fetch", "-u", live.USER, "flags", "mailbox", "INBOX", "uid", "70")
+    expect("\\Answered" in flags and len(in_sent(marker)) == 1,
+           "send: the original marked \\Answered, the reply in Sent")
+    d.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--driver", required=True)
@@ -290,18 +409,40 @@ def main():
     for label, extra in (("full", ""), ("reduced", REDUCED)):
         d = tempfile.mkdtemp(prefix="abq-imapmbx-")
         dc = live.Dovecot(d)
+        relay = None
         if extra:
             with open(dc.conf, "a") as f:
                 f.write(extra)
+        else:  # submission, relaying to the fixture's relay.py
+            sub_port, relay_port = live.free_port(), live.free_port()
+            maildir = os.path.join(d, "relay")
+            with open(dc.conf, "a") as f:
+                f.write(SUBMISSION.format(relay=relay_port, sub=sub_port))
+            relay = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "fixture", "relay.py"),
+                                      "--port", str(relay_port), "--maildir", maildir],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(d, "relay.log"), "w"))
         try:
             seed(dc)
             dc.start()
-            results[label] = scenario(a.driver, dc, "imap://localhost:%d" % dc.imap_port, d, label)
+            url = "imap://localhost:%d" % dc.imap_port
+            results[label] = scenario(a.driver, dc, url, d, label)
+            if relay is not None:
+                for _ in range(100):
+                    try:
+                        socket.create_connection(("127.0.0.1", relay_port), 0.2).close()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                send_cases(a.driver, dc, url, d, sub_port, maildir)
         except Failure as e:
             print("FAIL  %s" % e)
             ok = False
         finally:
             dc.stop()
+            if relay is not None:
+                relay.terminate()
+                relay.wait(10)
             if not a.keep:
                 shutil.rmtree(d, ignore_errors=True)
     if ok:

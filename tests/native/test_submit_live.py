@@ -20,6 +20,19 @@ fixture's user alice; the cases:
   6. a message over the cap: refused before connecting (a listener of ours
      on the URL's port sees no connection).
 
+Then the same through a submitq (submit-driver --queue: the submission on
+the queue's thread, the outcome back on the driver's loop):
+
+  7. a 3 MB message: arrives once, and the driver's loop ticked (5 ms timer)
+     while it was in flight, its longest stall far below the direct path's;
+  8. over the cap: the refusal comes back as an outcome;
+  9. a server that accepts and never greets: cancelled 300 ms in, no
+     callback in the second after, the queue stopped with the transfer in
+     flight;
+ 10. cancelled at once against the real server: no callback.
+
+ABQ_SUBMIT_WRAP (the -valgrind variant) is a command the driver runs under.
+
   test_submit_live.py --driver build/tests/native/submit-driver [--fixture DIR]
 """
 
@@ -52,16 +65,23 @@ def expect(cond, msg):
         raise Failure(msg)
 
 
-def drive(driver, work, url, user, password, data, max_size=None):
+def run_driver(driver, work, url, user, password, data, max_size=None, queue=None):
     path = os.path.join(work, "msg-%s.eml" % uuid.uuid4().hex[:8])
     with open(path, "wb") as f:
         f.write(data)
-    args = [driver, url, user, password, "alice@example.test", path]
+    args = os.environ.get("ABQ_SUBMIT_WRAP", "").split() + [driver]
+    if queue is not None:
+        args.append(queue)
+    args += [url, user, password, "alice@example.test", path]
     if max_size is not None:
         args.append(str(max_size))
-    p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=180)
     expect(p.returncode == 0, "submit-driver: rc %d: %s" % (p.returncode, p.stderr))
-    line = p.stdout.splitlines()[0]
+    return p.stdout
+
+
+def drive(driver, work, url, user, password, data, max_size=None, queue=None):
+    line = run_driver(driver, work, url, user, password, data, max_size, queue).splitlines()[0]
     fields = dict(re.findall(r"(\w+)=(\S*)", line.split(" text=")[0].split(" error=")[0]))
     fields["line"] = line
     return fields
@@ -129,6 +149,7 @@ def run_cases(driver, env, work):
     expect(len(found) == 1, "case 2: %d copies" % len(found))
     body = found[0].partition(b"\r\n\r\n")[2]
     expect(body == ("\r\n".join(lines) + "\r\n").encode(), "case 2: the body changed on the way")
+    r2_stall = r["stall_ms"]
     ok("%d bytes with bare LFs arrived whole with CRLF (%s ms, loop's longest stall %s ms)" % (
         len(msg), r["ms"], r["stall_ms"]))
 
@@ -176,6 +197,60 @@ def run_cases(driver, env, work):
         lsock.close()
     expect(r.get("refused") == "message", "case 6: %s" % r["line"])
     ok("over the cap: refused before connecting (%s)" % r["line"])
+
+    # 7. Through the queue: 3 MB, the caller's loop keeps ticking.
+    marker = "submitq-big-%s" % uuid.uuid4().hex[:10]
+    msg = ("From: alice@example.test\nTo: bob@example.test\nSubject: %s\n\n" % marker +
+           "\n".join(lines) + "\n").encode()
+    direct_stall = float(r2_stall)
+    r = drive(driver, work, url, "alice", "secret", msg, queue="--queue")
+    expect(r["result"] == "sent", "case 7: %s" % r["line"])
+    found = wait_for(maildir, marker)
+    expect(len(found) == 1, "case 7: %d copies" % len(found))
+    expect(found[0].partition(b"\r\n\r\n")[2] == ("\r\n".join(lines) + "\r\n").encode(),
+           "case 7: the body changed on the way")
+    expect(int(r["ticks"]) >= 2, "case 7: the caller's loop did not tick while sending: %s" % r["line"])
+    if not os.environ.get("ABQ_SUBMIT_WRAP"):
+        expect(float(r["stall_ms"]) < max(direct_stall / 2, 25),
+               "case 7: the caller's loop stalled %s ms (direct: %s)" % (r["stall_ms"], direct_stall))
+    ok("through the queue: 3 MB arrived once; the caller's loop ticked %s times while it was in flight, "
+       "longest stall %s ms (direct: %.1f ms), %s ms in all" % (r["ticks"], r["stall_ms"], direct_stall, r["ms"]))
+
+    # 8. Through the queue, over the cap: an outcome, no connection.
+    r = drive(driver, work, url, "alice", "secret",
+              b"From: alice@example.test\r\nTo: bob@example.test\r\nSubject: big\r\n\r\n" + b"y" * 5000,
+              max_size=4096, queue="--queue")
+    expect(r["result"] == "message" and r["code"] == "0", "case 8: %s" % r["line"])
+    ok("through the queue, over the cap: refused, as an outcome (%s)" % r["line"].split(" ticks")[0])
+
+    # 9. Cancelled in flight: a server that never greets.
+    port = check_native.free_ports(1)[0]
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(4)
+    try:
+        out = run_driver(driver, work, "smtp://127.0.0.1:%d" % port, "alice", "secret",
+                         b"From: alice@example.test\r\nTo: bob@example.test\r\nSubject: x\r\n\r\nx\r\n",
+                         queue="--queue=300")
+        lsock.settimeout(0.1)
+        try:
+            conn, _ = lsock.accept()
+            conn.close()
+        except socket.timeout:
+            raise Failure("case 9: the queue never connected")
+    finally:
+        lsock.close()
+    expect("cancelled after 300 ms" in out and "cancelled callbacks=0 " in out,
+           "case 9: %r" % out)
+    ok("cancelled in flight (connected, no greeting yet): no callback, the queue stopped cleanly")
+
+    # 10. Cancelled at once against the real server.
+    marker = "submitq-cancel-%s" % uuid.uuid4().hex[:10]
+    out = run_driver(driver, work, url, "alice", "secret",
+                     ("From: alice@example.test\r\nTo: bob@example.test\r\nSubject: %s\r\n\r\nx\r\n"
+                      % marker).encode(), queue="--queue=0")
+    expect("cancelled callbacks=0 pending=0" in out, "case 10: %r" % out)
+    ok("cancelled at once: no callback (the relay has it %d times)" % len(wait_for(maildir, marker, 1)))
 
 
 def main():
