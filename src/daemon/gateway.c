@@ -163,7 +163,7 @@ struct gateway {
 	struct watch_registry *watch; /* native mode: push for held Pings */
 	/* Native mode with [upstream] submission: SendMail & co. on their own thread. */
 	struct submitq *submitq;
-	char *submission_url;
+	char *submission_url, *submission_ca;
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
 	struct storeq *sq;
@@ -1728,8 +1728,10 @@ native_serve(struct exchange *x)
 	nr->in.backend =
 	    mbx_imap_new(gw->pool, r->account, r->auth_user, r->auth_password, &nr->map);
 	if (gw->submitq != NULL) {
-		struct mbx_imap_send send = {
-		    .q = gw->submitq, .url = gw->submission_url, .from = nr->email};
+		struct mbx_imap_send send = {.q = gw->submitq,
+		                             .url = gw->submission_url,
+		                             .from = nr->email,
+		                             .ca_file = gw->submission_ca};
 		mbx_imap_set_send(nr->in.backend, &send);
 	}
 	mbx_run(&nr->in, &gw->native_state, 0, native_done, nr);
@@ -3134,6 +3136,8 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 				goto fail;
 			}
 			gw->submission_url = xstrdup(cfg->upstream_submission);
+			/* The mail server's CA: [upstream] ca_file serves IMAP and submission. */
+			gw->submission_ca = xstrdup_null(cfg->upstream_ca_file);
 			log_info("native mode: mail sent through %s", cfg->upstream_submission);
 		}
 	} else if ((gw->up = upstream_new(base, &uc, &err)) == NULL) {
@@ -3297,6 +3301,7 @@ gateway_free(struct gateway **gwp)
 	watch_registry_free(gw->watch);
 	submitq_stop(&gw->submitq); /* after the runs: their jobs are cancelled by then */
 	free(gw->submission_url);
+	free(gw->submission_ca);
 	if (gw->pool != NULL)
 		imap_pool_free(gw->pool);
 	reqlog_free(&gw->reqlog);

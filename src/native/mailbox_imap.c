@@ -165,7 +165,7 @@ struct mi {
 	unsigned runs, cmds;
 	/* sending (mbx_imap_set_send): NULL q when the backend does not send */
 	struct submitq *sq;
-	char *sub_url, *sub_from;
+	char *sub_url, *sub_from, *sub_ca;
 	bool sub_insecure;
 };
 
@@ -2102,6 +2102,7 @@ mi_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
 	conf.password = m->password;
 	conf.from = m->sub_from;
 	conf.tls_insecure = m->sub_insecure;
+	conf.ca_file = m->sub_ca;
 	m->job = j;
 	j->sq = submitq_send(m->sq, &conf, copy, copy_len, submitted, j);
 	return MBX_PENDING;
@@ -2241,6 +2242,7 @@ mi_destroy(struct mbx_backend *b)
 	free(m->password);
 	free(m->sub_url);
 	free(m->sub_from);
+	free(m->sub_ca);
 	free(m->account);
 	free(m->user);
 	free(m);
@@ -2279,7 +2281,8 @@ mbx_imap_set_send(struct mbx_backend *b, const struct mbx_imap_send *send)
 
 	free(m->sub_url);
 	free(m->sub_from);
-	m->sub_url = m->sub_from = NULL;
+	free(m->sub_ca);
+	m->sub_url = m->sub_from = m->sub_ca = NULL;
 	m->sq = NULL;
 	m->base.ops = &mi_ops;
 	if (send == NULL || send->q == NULL || send->url == NULL || send->from == NULL)
@@ -2288,6 +2291,7 @@ mbx_imap_set_send(struct mbx_backend *b, const struct mbx_imap_send *send)
 	m->sub_url = xstrdup(send->url);
 	m->sub_from = xstrdup(send->from);
 	m->sub_insecure = send->tls_insecure;
+	m->sub_ca = send->ca_file != NULL ? xstrdup(send->ca_file) : NULL;
 	m->base.ops = &mi_send_ops;
 }
 

@@ -104,9 +104,10 @@ enum mbx_imap_failure {
 struct submitq;
 struct mbx_imap_send {
 	struct submitq *q;
-	const char *url;   /* smtp://host:port or smtps://host:port */
-	const char *from;  /* the account's address */
-	bool tls_insecure; /* do not verify the server's certificate (tests) */
+	const char *url;     /* smtp://host:port or smtps://host:port */
+	const char *from;    /* the account's address */
+	const char *ca_file; /* PEM CA bundle ([upstream] ca_file); NULL: the system's */
+	bool tls_insecure;   /* do not verify the server's certificate (tests) */
 };
 
 /*

@@ -514,6 +514,8 @@ submit_start(struct curl_loop *cl, const struct submit_conf *conf, const char *m
 	if (!tls)
 		curl_easy_setopt(s->easy, CURLOPT_USE_SSL,
 		                 (long)(loopback ? CURLUSESSL_TRY : CURLUSESSL_ALL));
+	if (conf->ca_file != NULL)
+		curl_easy_setopt(s->easy, CURLOPT_CAINFO, conf->ca_file);
 	if (conf->tls_insecure) {
 		curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -60,11 +60,12 @@ struct submit_conf {
 	const char *url;  /* smtp://host:port or smtps://host:port */
 	const char *user; /* the phone's credentials */
 	const char *password;
-	const char *from;  /* envelope sender: the account's address */
-	unsigned timeout;  /* seconds; 0: SUBMIT_DEFAULT_TIMEOUT */
-	size_t max_size;   /* 0: SUBMIT_DEFAULT_MAX_SIZE */
-	size_t max_rcpt;   /* 0: SUBMIT_DEFAULT_MAX_RCPT */
-	bool tls_insecure; /* do not verify the server's certificate (tests) */
+	const char *from;    /* envelope sender: the account's address */
+	unsigned timeout;    /* seconds; 0: SUBMIT_DEFAULT_TIMEOUT */
+	size_t max_size;     /* 0: SUBMIT_DEFAULT_MAX_SIZE */
+	size_t max_rcpt;     /* 0: SUBMIT_DEFAULT_MAX_RCPT */
+	const char *ca_file; /* PEM CA bundle for the server's certificate; NULL: the system's */
+	bool tls_insecure;   /* do not verify the server's certificate (tests) */
 };
 
 struct submit_outcome {

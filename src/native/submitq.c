@@ -34,7 +34,7 @@ struct submitq_job {
 	struct submitq *q;
 	/* The copies: conf's strings point into these. */
 	struct submit_conf conf;
-	char *url, *user, *password, *from;
+	char *url, *user, *password, *from, *ca_file;
 	char *msg;
 	size_t len;
 	submitq_done_cb *done;
@@ -82,6 +82,7 @@ job_free(struct submitq_job *j)
 	}
 	free(j->url);
 	free(j->from);
+	free(j->ca_file);
 	free(j->msg);
 	free(j->text);
 	free(j->rcpt);
@@ -318,10 +319,12 @@ submitq_send(struct submitq *q, const struct submit_conf *conf, const char *msg,
 	j->user = conf->user ? xstrdup(conf->user) : NULL;
 	j->password = conf->password ? xstrdup(conf->password) : NULL;
 	j->from = conf->from ? xstrdup(conf->from) : NULL;
+	j->ca_file = conf->ca_file ? xstrdup(conf->ca_file) : NULL;
 	j->conf.url = j->url;
 	j->conf.user = j->user;
 	j->conf.password = j->password;
 	j->conf.from = j->from;
+	j->conf.ca_file = j->ca_file;
 	j->msg = xmalloc(len ? len : 1);
 	if (len > 0)
 		memcpy(j->msg, msg, len);
