@@ -26,7 +26,9 @@
 # 4. Push: a device synced to the end holds a Ping on the Inbox (heartbeat 300;
 #    the private SOGo's SOGoMaximumPingInterval is raised to 300 to accept it, its
 #    SOGoInternalSyncInterval stays the fixture's 5 s); a message is APPENDed over
-#    IMAP and the time until the Ping's answer taken, BENCH_PUSH_TIMES (5) times.
+#    IMAP and the time until the Ping's answer taken, BENCH_PUSH_TIMES (5) times;
+#    a Ping unanswered BENCH_PUSH_GIVE_UP (30) s after the APPEND is given up
+#    (closed) and counted as not pushed.
 # 5. abqd's VmRSS after the runs, and the sum of SOGo's sogod processes' VmRSS.
 #
 # Rounds interleaved (sogo, abqd, ...), median round reported with the ratio
@@ -45,6 +47,9 @@ N=${BENCH_MESSAGES:-2000}
 NDEV=20
 TIMED=3
 PUSH_TIMES=${BENCH_PUSH_TIMES:-5}
+HEARTBEAT=${BENCH_PUSH_HEARTBEAT:-300}
+GIVE_UP=${BENCH_PUSH_GIVE_UP:-30}
+LOG=${BENCH_LOG:-warn}
 BASE=${BENCH_PORT_BASE:-18800}
 SUT=${BENCH_PIN_SUT:-0}
 LOAD=${BENCH_PIN_LOAD:-1}
@@ -66,6 +71,8 @@ ABQCTL=$PWD/$B/src/ctl/abqctl
 
 fixture_up=
 cleanup_more() {
+	# abqd's log kept when a level was asked for (BENCH_LOG=debug).
+	[ -z "${BENCH_LOG:-}" ] || cp "$tmp/abqd/stderr" bench/out/native-abqd.log 2>/dev/null || true
 	[ -z "$fixture_up" ] || tests/fixture/upstream.sh down --dir "$tmp/fixture" >/dev/null 2>&1 || true
 }
 bench_init native
@@ -96,7 +103,7 @@ url = sqlite:abqd.db
 [admin]
 listen = 127.0.0.1:$ADM
 [log]
-level = warn
+level = $LOG
 EOF
 ctl() { "$ABQCTL" -c "$tmp/abqd/abqd.conf" "$@"; }
 ctl init >/dev/null
@@ -129,12 +136,12 @@ rounds() {
 	rm -f "$tmp/r.sogo" "$tmp/r.abqd"
 	for t in "$T_SOGO $asogo" "$T_ABQD $aabqd"; do
 		set -- $t
-		wrk_run "$script" "$2" "$CONNS" 3 "${@:3}" >/dev/null
+		wrk_run "$script" "$2" "$CONNS" 3 "${@:4}" >/dev/null
 	done
 	for r in $(seq "$ROUNDS"); do
 		for t in "$T_SOGO $asogo" "$T_ABQD $aabqd"; do
 			set -- $t
-			read -r rps p50 p99 err < <(wrk_run "$script" "$2" "$CONNS" "$DUR" "${@:3}")
+			read -r rps p50 p99 err < <(wrk_run "$script" "$2" "$CONNS" "$DUR" "${@:4}")
 			echo "$rps $p50 $p99" >>"$tmp/r.$1"
 			say "round $r $1: ${rps} req/s p50 ${p50} us p99 ${p99} us errors (non-2xx/other) ${err} ($what, -t1 -c$CONNS -d${DUR}s)"
 		done
@@ -210,11 +217,11 @@ if [ "$ONLY" = all ] || [ "$ONLY" = push ]; then
 		for t in "$T_SOGO" "$T_ABQD"; do
 			set -- $t
 			client --port "$2" --path "$3" push --device BENCHP --imap-port "$ABQ_FIX_IMAP_PORT" --state "$tmp/push.state.$1" \
-				--times 1 | tee -a "$tmp/push.$1" | sed "s/^/round $i $1 /" | tee -a "$out"
+				--times 1 --heartbeat "$HEARTBEAT" --give-up "$GIVE_UP" | tee -a "$tmp/push.$1" | sed "s/^/round $i $1 /" | tee -a "$out"
 		done
 	done
 	for t in sogo abqd; do
-		ms=$(grep -h '^push .* status=2' "$tmp/push.$t" | sed 's/.*ms=\([0-9]*\).*/\1/')
+		ms=$(grep -h '^push .* status=2' "$tmp/push.$t" | sed 's/.*ms=\([0-9]*\).*/\1/' || true)
 		say "native_push_ms_$t $(echo "$ms" | median) (median of $(echo "$ms" | grep -c . || true) answered with Status 2: $(echo $ms | tr ' ' ','))"
 	done
 fi

@@ -5,7 +5,7 @@ and to abqd in native mode.
     native_clients.py --port PORT --path PATH prep --prefix P [--start 0]
                       --devices 20 [--timed 0] --bodies FILE
     native_clients.py --port PORT --path PATH push --device D --imap-port N
-                      [--times 5] [--heartbeat 300] --state FILE
+                      [--times 5] [--heartbeat 300] [--give-up 30] --state FILE
 
 prep: each DeviceId (PREFIX<start> ..) does what a phone does on a new account:
 FolderSync 0, Sync 0 on the Inbox, then Sync GetChanges (WindowSize 100,
@@ -22,7 +22,8 @@ push: DEVICEID synced to the end (or its Inbox and SyncKey read from --state,
 where they are written back at the end), then --times times: Sync to the end, a Ping
 on the Inbox (HeartbeatInterval --heartbeat) sent, held 2 s, a message APPENDed
 to alice's INBOX over IMAP, and the time from the APPEND's completion to the
-Ping's answer; prints
+Ping's answer (the connection closed unanswered after --give-up seconds:
+error=timeout); prints
     push DEVICEID ms=M http=H status=S
 for each. Python 3 standard library only; WBXML hand-encoded (MS-ASWBXML code
 pages 0 AirSync, 7 FolderHierarchy, 13 Ping, 17 AirSyncBase).
@@ -213,7 +214,7 @@ def push(a):
         def ping():
             try:
                 res["http"], body = ph.post("Ping", ping_body(coll, a.heartbeat),
-                                            timeout=a.heartbeat + 60)
+                                            timeout=a.give_up + 2)
                 res["status"] = first(parse(body), 13, 0x07)
             except Exception as e:  # noqa: BLE001 (reported, not raised)
                 res["error"] = repr(e)
@@ -234,7 +235,7 @@ def push(a):
         m.append("INBOX", None, None, msg.encode())
         t0 = time.monotonic()
         m.logout()
-        th.join(a.heartbeat + 90)
+        th.join(a.give_up + 10)
         print("push %s ms=%.0f http=%s status=%s%s" % (
             ph.device, (res.get("t", time.monotonic()) - t0) * 1000, res.get("http"),
             res.get("status"), " error=" + res["error"] if "error" in res else ""), flush=True)
@@ -259,6 +260,7 @@ def main():
     q.add_argument("--imap-port", type=int, required=True)
     q.add_argument("--times", type=int, default=5)
     q.add_argument("--heartbeat", type=int, default=300)
+    q.add_argument("--give-up", type=int, default=30)
     q.add_argument("--state", required=True)
     a = p.parse_args()
     {"prep": prep, "push": push}[a.cmd](a)
