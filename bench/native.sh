@@ -46,6 +46,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 N=${BENCH_MESSAGES:-2000}
 NDEV=20
 TIMED=3
+PAR=6
 PUSH_TIMES=${BENCH_PUSH_TIMES:-5}
 HEARTBEAT=${BENCH_PUSH_HEARTBEAT:-300}
 GIVE_UP=${BENCH_PUSH_GIVE_UP:-30}
@@ -158,7 +159,7 @@ rounds() {
 	say "${name}_p50_us_abqd $p50_abqd"
 	say "${name}_p99_us_abqd $p99_abqd"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "nan" }'; }
+median() { sort -n | awk 'NF { v[++n] = $1 } END { if (n) print v[int((n + 1) / 2)]; else print "none" }'; }
 
 # 1. FolderSync 0.
 if [ "$ONLY" = all ] || [ "$ONLY" = foldersync ]; then
@@ -177,14 +178,16 @@ if [ "$ONLY" = all ] || [ "$ONLY" = sync ]; then
 	done
 	for t in "$T_SOGO" "$T_ABQD"; do
 		set -- $t
-		# The other devices, four clients at a time (only the servers' time counts).
-		ppids=()
-		for k in 0 1 2 3; do
-			n=$(((NDEV - TIMED) / 4 + (k < (NDEV - TIMED) % 4 ? 1 : 0)))
-			s=$((TIMED + k * ((NDEV - TIMED) / 4) + (k < (NDEV - TIMED) % 4 ? k : (NDEV - TIMED) % 4)))
+		# The other devices, PAR clients at a time (SOGo's 6 workers; only the
+		# servers' time counts here, and SOGo's is mostly waiting).
+		ppids=() rest=$((NDEV - TIMED)) s=$TIMED
+		for k in $(seq 0 $((PAR - 1))); do
+			n=$((rest / PAR + (k < rest % PAR ? 1 : 0)))
+			[ "$n" -gt 0 ] || continue
 			client --port "$2" --path "$3" prep --prefix BENCHN --start "$s" --devices "$n" \
 				--bodies "$tmp/bodies.$1.p$k" >"$tmp/prep.$1.p$k" &
 			ppids+=($!)
+			s=$((s + n))
 		done
 		for p in "${ppids[@]}"; do wait "$p"; done
 		cat "$tmp"/prep."$1".p* | sed "s/^/$1 /"
@@ -199,7 +202,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = sync ]; then
 	# A sample of the repeated no-change Sync, by curl: the HTTP status and size.
 	for t in "$T_SOGO" "$T_ABQD"; do
 		set -- $t
-		read -r dev hex < <(tail -1 "$tmp/bodies.$1")
+		read -r dev hex _ < <(tail -1 "$tmp/bodies.$1")
 		code=$(echo "$hex" | xxd -r -p | curl -s -o "$tmp/sample.$1" -w '%{http_code}' -u alice:secret \
 			-H 'MS-ASProtocolVersion: 14.1' -H 'Content-Type: application/vnd.ms-sync.wbxml' \
 			-H 'X-MS-PolicyKey: 0' --data-binary @- \
@@ -213,16 +216,24 @@ fi
 # 4. Push.
 if [ "$ONLY" = all ] || [ "$ONLY" = push ]; then
 	rm -f "$tmp/push.sogo" "$tmp/push.abqd"
+	# The first device of the sync part, already synced to the end, if it ran.
+	pdev=BENCHP
+	for t in sogo abqd; do
+		if [ -s "$tmp/bodies.$t.0" ]; then
+			pdev=BENCHN00
+			awk 'NR == 1 { print $3, $4 }' "$tmp/bodies.$t.0" >"$tmp/push.state.$t"
+		fi
+	done
 	for i in $(seq "$PUSH_TIMES"); do
 		for t in "$T_SOGO" "$T_ABQD"; do
 			set -- $t
-			client --port "$2" --path "$3" push --device BENCHP --imap-port "$ABQ_FIX_IMAP_PORT" --state "$tmp/push.state.$1" \
+			client --port "$2" --path "$3" push --device "$pdev" --imap-port "$ABQ_FIX_IMAP_PORT" --state "$tmp/push.state.$1" \
 				--times 1 --heartbeat "$HEARTBEAT" --give-up "$GIVE_UP" | tee -a "$tmp/push.$1" | sed "s/^/round $i $1 /" | tee -a "$out"
 		done
 	done
 	for t in sogo abqd; do
 		ms=$(grep -h '^push .* status=2' "$tmp/push.$t" | sed 's/.*ms=\([0-9]*\).*/\1/' || true)
-		say "native_push_ms_$t $(echo "$ms" | median) (median of $(echo "$ms" | grep -c . || true) answered with Status 2: $(echo $ms | tr ' ' ','))"
+		say "native_push_ms_$t $(echo "$ms" | median) (median of the $(echo "$ms" | grep -c . || true) of $PUSH_TIMES Pings answered with Status 2: $(echo $ms | tr ' ' ','))"
 	done
 fi
 

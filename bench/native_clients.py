@@ -12,8 +12,9 @@ FolderSync 0, Sync 0 on the Inbox, then Sync GetChanges (WindowSize 100,
 BodyPreference Type 1 TruncationSize 5000, as tests/e2e's sync_xml) until no
 MoreAvailable, and once more with the last key (the phone's confirmation: the
 no-change Sync). That last Sync is sent twice more (a repeated SyncKey) and its
-HTTP status and Sync Status checked. Writes "DEVICEID HEXBODY" lines (the
-no-change Sync) to --bodies for bench/native_sync.lua, and prints
+HTTP status and Sync Status checked. Writes "DEVICEID HEXBODY INBOX SYNCKEY"
+lines (the no-change Sync) to --bodies for bench/native_sync.lua (and push's
+--state), and prints
     initial DEVICEID seconds=S windows=W items=I
 for each of the first --timed devices (from Sync 0 to the last window), and
     prep devices=N items=I repeat_statuses={...} seconds=S
@@ -193,7 +194,7 @@ def prep(a):
             for _ in range(2):  # the no-change Sync, repeated as wrk will
                 st, status, _, adds, _ = ph.sync(coll, key, True)
                 statuses["%d/%s/%d" % (st, status or "empty", adds)] += 1
-            f.write("%s %s\n" % (ph.device, sync_body(key, coll, True).hex()))
+            f.write("%s %s %s %s\n" % (ph.device, sync_body(key, coll, True).hex(), coll, key))
     print("prep devices=%d items=%d repeat_statuses(http/status/adds)=%s seconds=%.1f" %
           (a.devices, total, dict(statuses), time.monotonic() - t00), flush=True)
 

@@ -1,8 +1,8 @@
 -- wrk script for bench/native.sh: each device's no-change Sync of the Inbox (its
 -- current SyncKey, GetChanges), the devices in turn, and one machine-readable line.
 --   wrk ... -s bench/native_sync.lua URL -- PATH BODIES
--- PATH: the ActiveSync path; BODIES: the lines "DEVICEID HEXBODY" written by
--- bench/native_clients.py prep.
+-- PATH: the ActiveSync path; BODIES: the lines "DEVICEID HEXBODY ..." written
+-- by bench/native_clients.py prep.
 local path, bodies = "/Microsoft-Server-ActiveSync", nil
 local devs, reqs = {}, {}
 local i = 0
@@ -18,7 +18,7 @@ init = function(args)
 	path = args[1] or path
 	bodies = args[2]
 	for line in io.lines(bodies) do
-		local dev, hex = line:match("^(%S+) (%x+)$")
+		local dev, hex = line:match("^(%S+) (%x+)")
 		if dev then
 			local body = hex:gsub("..", function(cc) return string.char(tonumber(cc, 16)) end)
 			reqs[#reqs + 1] = wrk.format("POST",
