@@ -509,7 +509,10 @@ walk_multipart(struct walk *w, GMimeMultipart *mp, const char *prefix, int depth
 		GMimeObject *c = g_mime_multipart_get_part(mp, i);
 		char section[SECTION_MAX + 16];
 
-		snprintf(section, sizeof(section), "%s%s%d", prefix, *prefix ? "." : "", i + 1);
+		int k =
+		    snprintf(section, sizeof(section), "%s%s%d", prefix, *prefix ? "." : "", i + 1);
+		if (k < 0 || (size_t)k > SECTION_MAX)
+			continue; /* a path too long to name: the part is not listed */
 		if (GMIME_IS_MULTIPART(c)) {
 			if (depth + 1 < MSGCONV_MAX_DEPTH)
 				walk_multipart(w, GMIME_MULTIPART(c), section, depth + 1);
