@@ -31,6 +31,8 @@
 
 struct submitq_job {
 	STAILQ_ENTRY(submitq_job) link; /* in waiting, running or done */
+	LIST_ENTRY(submitq_job) live;   /* the caller's: in q->live until delivered */
+	bool counted;                   /* the caller's: in live, its bytes in q->bytes */
 	struct submitq *q;
 	/* The copies: conf's strings point into these. */
 	struct submit_conf conf;
@@ -66,6 +68,11 @@ struct submitq {
 	struct job_list done;    /* under lock */
 	struct job_list running; /* the thread's */
 	size_t pending;          /* the caller's: sent and not delivered */
+
+	/* The caller's: the caps and what they count (see submitq.h). */
+	LIST_HEAD(, submitq_job) live; /* jobs counted against the caps */
+	size_t n_live, bytes;
+	size_t max_jobs, max_per_user, max_bytes;
 };
 
 /* Wipe the credentials and free a job and its outcome. */
@@ -225,6 +232,11 @@ on_deliver(evutil_socket_t fd, short what, void *arg)
 		bool cancelled = j->cancelled;
 		pthread_mutex_unlock(&q->lock);
 		q->pending--;
+		if (j->counted) {
+			LIST_REMOVE(j, live);
+			q->n_live--;
+			q->bytes -= j->len;
+		}
 		if (!cancelled)
 			j->done(j->arg, &j->o);
 		job_free(j);
@@ -276,6 +288,10 @@ submitq_start(struct event_base *caller_base, const char **errstr)
 	STAILQ_INIT(&q->waiting);
 	STAILQ_INIT(&q->running);
 	STAILQ_INIT(&q->done);
+	LIST_INIT(&q->live);
+	q->max_jobs = SUBMITQ_MAX_JOBS;
+	q->max_per_user = SUBMITQ_MAX_PER_USER;
+	q->max_bytes = SUBMITQ_MAX_BYTES;
 	msgconv_init(); /* GMime, before any thread reads a header */
 	if ((q->in_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
 	    (q->out_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -306,6 +322,29 @@ fail:
 	return NULL;
 }
 
+/*
+ * Why j cannot be queued now (a cap of submitq.h is reached), or NULL. The
+ * caller's side only: the jobs it has handed over and not yet had back.
+ */
+static const char *
+over_cap(const struct submitq *q, const struct submitq_job *j)
+{
+	const struct submitq_job *o;
+	size_t same = 0;
+
+	if (q->n_live >= q->max_jobs)
+		return "too many submissions in flight";
+	if (j->len > q->max_bytes || q->bytes > q->max_bytes - j->len)
+		return "too many bytes of submissions in flight";
+	LIST_FOREACH(o, &q->live, live) {
+		if (strcmp(o->user ? o->user : "", j->user ? j->user : "") == 0)
+			same++;
+	}
+	if (same >= q->max_per_user)
+		return "too many submissions in flight for this user";
+	return NULL;
+}
+
 /* Queue one submission (see submitq.h). */
 struct submitq_job *
 submitq_send(struct submitq *q, const struct submit_conf *conf, const char *msg, size_t len,
@@ -325,13 +364,27 @@ submitq_send(struct submitq *q, const struct submit_conf *conf, const char *msg,
 	j->conf.password = j->password;
 	j->conf.from = j->from;
 	j->conf.ca_file = j->ca_file;
-	j->msg = xmalloc(len ? len : 1);
-	if (len > 0)
-		memcpy(j->msg, msg, len);
 	j->len = len;
 	j->done = done;
 	j->arg = arg;
 	q->pending++;
+	const char *why = over_cap(q, j);
+	j->msg = xmalloc(len > 0 && why == NULL ? len : 1); /* no copy of what is refused */
+	if (len > 0 && why == NULL)
+		memcpy(j->msg, msg, len);
+	if (why != NULL) {
+		/* Straight back, not started: the caller hears it from its loop. */
+		struct submit_outcome o = {.result = SUBMIT_TEMPORARY, .text = why, .detail = why};
+		log_warn("submission: not queued: %s (%zu in flight, %zu bytes)", why, q->n_live,
+		         q->bytes);
+		keep_outcome(j, &o);
+		job_done(q, j);
+		return j;
+	}
+	j->counted = true;
+	LIST_INSERT_HEAD(&q->live, j, live);
+	q->n_live++;
+	q->bytes += len;
 	pthread_mutex_lock(&q->lock);
 	bool first = STAILQ_EMPTY(&q->waiting);
 	STAILQ_INSERT_TAIL(&q->waiting, j, link);
@@ -339,6 +392,18 @@ submitq_send(struct submitq *q, const struct submit_conf *conf, const char *msg,
 	if (first)
 		poke(q->in_fd, "the submission thread");
 	return j;
+}
+
+/* Change the caps (see submitq.h). */
+void
+submitq_set_limits(struct submitq *q, size_t max_jobs, size_t max_per_user, size_t max_bytes)
+{
+	if (max_jobs > 0)
+		q->max_jobs = max_jobs;
+	if (max_per_user > 0)
+		q->max_per_user = max_per_user;
+	if (max_bytes > 0)
+		q->max_bytes = max_bytes;
 }
 
 /* No callback for j (see submitq.h). */

@@ -11,8 +11,16 @@
  * per base.
  *
  * The credentials are copied into the job and wiped when it is freed; they
- * are never logged. A refusal before connecting (too large, no recipients, a
- * bad URL) is an outcome like any other, delivered the same way.
+ * are never logged.
+ *
+ * What is queued is capped, because each job holds a copy of its message
+ * and, once started, a connection to the submission server until that
+ * server answers: at most max_jobs jobs in all, max_per_user of them for one
+ * user name, and max_bytes of messages. A job over a cap is not started: its
+ * outcome, SUBMIT_TEMPORARY ("too many submissions in flight"), is delivered
+ * the same way as any other, so one account sending in a loop (or a slow
+ * server) cannot take the daemon's memory or the others' submissions. A refusal before connecting
+ * (too large, no recipients, a bad URL) is an outcome like any other, delivered the same way.
  *
  * Everything here is called from the caller's base's thread.
  */
@@ -22,6 +30,11 @@
 #include <stddef.h>
 
 #include "native/submit.h"
+
+/* The defaults of the caps (above; submitq_set_limits changes them). */
+#define SUBMITQ_MAX_JOBS     64
+#define SUBMITQ_MAX_PER_USER 4
+#define SUBMITQ_MAX_BYTES    (256u * 1024 * 1024)
 
 struct event_base;
 struct submitq;
@@ -53,6 +66,12 @@ struct submitq_job *submitq_send(struct submitq *q, const struct submit_conf *co
  * the server takes the message is then not told).
  */
 void submitq_cancel(struct submitq_job *j);
+
+/*
+ * Change the caps (see the top); 0 leaves one as it is. Jobs already queued
+ * keep their place.
+ */
+void submitq_set_limits(struct submitq *q, size_t max_jobs, size_t max_per_user, size_t max_bytes);
 
 /* Jobs given to the thread and not yet delivered (for tests and metrics). */
 size_t submitq_pending(const struct submitq *q);

@@ -21,6 +21,18 @@
  * With CANCEL_MS, the job is cancelled that many ms after it was queued; the
  * loop runs one more second and prints "cancelled callbacks=<n>" (0 expected),
  * then the queue is stopped (a transfer still in flight is abandoned).
+ *
+ *   submit-driver --flood=SILENT_PORT URL USER PASSWORD FROM FILE
+ *
+ * The queue's caps (submitq.h), set to 3 jobs, 2 per user and 1 MiB. First
+ * against 127.0.0.1:SILENT_PORT, a server that never greets (so every job
+ * started stays in flight): jobs for USER, USER, USER, "other-1", "other-2",
+ * then FILE's bytes padded past the byte cap; after half a second each
+ * callback had is printed "flood job=<n> result=<class> text=<text>" and
+ * "flood held=<jobs without an answer>". Then, with the queue stopped and a
+ * new one capped at 1 job per user, against URL: a job, at once a second
+ * one (refused), then, once the first was answered, a third (which must be
+ * taken): "flood2 job=<n> result=<class>".
  */
 #include <event2/event.h>
 #include <stdbool.h>
@@ -96,6 +108,86 @@ on_cancel(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static unsigned flood_calls;
+
+/* --flood: one job answered; arg is its number. */
+static void
+on_flood(void *arg, const struct submit_outcome *o)
+{
+	flood_calls++;
+	printf("flood job=%d result=%s text=%s\n", (int)(intptr_t)arg,
+	       submit_result_name(o->result), o->text);
+}
+
+static struct submitq *flood_q;
+static const struct submit_conf *flood_conf;
+static char *flood_buf;
+static size_t flood_n;
+
+/* --flood, second part: the first job answered: the third must be taken. */
+static void
+on_flood2(void *arg, const struct submit_outcome *o)
+{
+	int n = (int)(intptr_t)arg;
+
+	printf("flood2 job=%d result=%s\n", n, submit_result_name(o->result));
+	if (n == 1)
+		submitq_send(flood_q, flood_conf, flood_buf, flood_n, on_flood2, (void *)3);
+	else if (n == 3)
+		event_base_loopbreak(base);
+}
+
+/* --flood=SILENT_PORT (see the top). */
+static int
+run_flood(const struct submit_conf *conf, char *buf, size_t n, int silent_port)
+{
+	static const char *users[] = {NULL, NULL, NULL, "other-1", "other-2"};
+	struct timeval half = {0, 500000}, limit = {60, 0};
+	struct submit_conf c = *conf;
+	char url[64];
+	const char *err;
+	size_t big = (1u << 20) - 100;
+	char *pad;
+
+	if ((flood_q = submitq_start(base, &err)) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	submitq_set_limits(flood_q, 3, 2, 1u << 20);
+	snprintf(url, sizeof(url), "smtp://127.0.0.1:%d", silent_port);
+	c.url = url;
+	for (int i = 0; i < 5; i++) {
+		c.user = users[i] ? users[i] : conf->user;
+		submitq_send(flood_q, &c, buf, n, on_flood, (void *)(intptr_t)(i + 1));
+	}
+	/* Over the bytes: a queue of 1 MiB holding 2 jobs already. */
+	submitq_set_limits(flood_q, 10, 10, 0);
+	pad = malloc(big);
+	memset(pad, 'x', big);
+	c.user = "other-3";
+	submitq_send(flood_q, &c, pad, big, on_flood, (void *)6);
+	free(pad);
+	event_base_loopexit(base, &half);
+	event_base_dispatch(base);
+	printf("flood held=%zu callbacks=%u\n", submitq_pending(flood_q), flood_calls);
+	submitq_stop(&flood_q);
+
+	if ((flood_q = submitq_start(base, &err)) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	submitq_set_limits(flood_q, 0, 1, 0);
+	flood_conf = conf;
+	flood_buf = buf;
+	flood_n = n;
+	submitq_send(flood_q, conf, buf, n, on_flood2, (void *)1);
+	submitq_send(flood_q, conf, buf, n, on_flood2, (void *)2);
+	event_base_loopexit(base, &limit);
+	event_base_dispatch(base);
+	submitq_stop(&flood_q);
+	return 0;
+}
+
 /* Send through a submitq on base (see the top). */
 static int
 run_queue(const struct submit_conf *conf, char *buf, size_t n, long cancel_ms)
@@ -148,8 +240,13 @@ main(int argc, char **argv)
 	double t0;
 	long cancel_ms = -1;
 	bool queue = false;
+	int flood = 0;
 
-	if (argc > 1 && strncmp(argv[1], "--queue", 7) == 0) {
+	if (argc > 1 && strncmp(argv[1], "--flood=", 8) == 0) {
+		flood = atoi(argv[1] + 8);
+		argc--;
+		argv++;
+	} else if (argc > 1 && strncmp(argv[1], "--queue", 7) == 0) {
 		queue = true;
 		if (argv[1][7] == '=')
 			cancel_ms = strtol(argv[1] + 8, NULL, 10);
@@ -157,7 +254,8 @@ main(int argc, char **argv)
 		argv++;
 	}
 	if (argc < 6) {
-		fprintf(stderr, "usage: submit-driver [--queue[=CANCEL_MS]] URL USER PASSWORD FROM "
+		fprintf(stderr, "usage: submit-driver [--queue[=CANCEL_MS] | --flood=PORT] URL "
+		                "USER PASSWORD FROM "
 		                "FILE [MAX_SIZE]\n");
 		return 2;
 	}
@@ -180,6 +278,13 @@ main(int argc, char **argv)
 	}
 	fclose(f);
 	base = event_base_new();
+	if (flood > 0) {
+		int rv = run_flood(&conf, buf, (size_t)n, flood);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		event_base_free(base);
+		free(buf);
+		return rv;
+	}
 	if (queue) {
 		int rv = run_queue(&conf, buf, (size_t)n, cancel_ms);
 		event_base_free(base);

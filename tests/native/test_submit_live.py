@@ -252,6 +252,28 @@ def run_cases(driver, env, work):
     expect("cancelled callbacks=0 pending=0" in out, "case 10: %r" % out)
     ok("cancelled at once: no callback (the relay has it %d times)" % len(wait_for(maildir, marker, 1)))
 
+    # 11. The queue's caps: one user cannot fill it, nor can all together.
+    port = check_native.free_ports(1)[0]
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(16)
+    marker = "submitq-cap-%s" % uuid.uuid4().hex[:10]
+    try:
+        out = run_driver(driver, work, url, "alice", "secret",
+                         ("From: alice@example.test\r\nTo: bob@example.test\r\nSubject: %s\r\n\r\nx\r\n"
+                          % marker).encode(), queue="--flood=%d" % port)
+    finally:
+        lsock.close()
+    got = dict(re.findall(r"^flood job=(\d+) result=(\w+)", out, re.M))
+    expect(got == {"3": "temporary", "5": "temporary", "6": "temporary"},
+           "case 11: the jobs answered at once: %r\n%s" % (got, out))
+    expect(re.search(r"^flood held=3 ", out, re.M), "case 11: %r" % out)
+    got2 = re.findall(r"^flood2 job=(\d+) result=(\w+)", out, re.M)
+    expect(got2 == [("2", "temporary"), ("1", "sent"), ("3", "sent")], "case 11: %r" % got2)
+    expect(len(wait_for(maildir, marker)) == 2, "case 11: not 2 copies at the relay")
+    ok("caps: a 3rd job for one user (cap 2), a 4th in all (cap 3) and one over the byte cap "
+       "answered 'temporary' at once, 3 held; a freed slot is taken again (2 copies sent)")
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
