@@ -26,9 +26,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "auth/auth_int.h"
+#include "imap/imap_parse.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 struct imap_be {
@@ -36,34 +37,50 @@ struct imap_be {
 	char *url; /* scheme://authority/ : no mailbox */
 };
 
-/* A probe's state: whether the server refused the login for now. */
+/*
+ * A probe's state: whether the server refused the login for now, and the
+ * parser its lines go through (made at the first line; NULL after one it
+ * could not read: nothing more is looked at).
+ */
 struct imap_probe {
 	bool transient;
+	bool bad;
+	struct imap_parser *parser;
 };
 
+/* One response of the server: a tagged NO with a "not now" code is transient. */
+static int
+on_server_response(const struct imap_response *r, void *arg)
+{
+	struct imap_probe *p = arg;
+
+	if (r->kind == IMAP_RESP_TAGGED && r->status == IMAP_NO && imap_code_transient(r->code))
+		p->transient = true;
+	return 0;
+}
+
 /*
- * libcurl's debug callback: a tagged NO from the server whose response code
- * is one of RFC 5530's "not now" codes. CURLINFO_HEADER_IN is the server's
- * response lines; everything else (what we sent: the credentials) is ignored.
+ * libcurl's debug callback. CURLINFO_HEADER_IN is the server's response
+ * lines, one per call: each goes through the IMAP client's own response
+ * parser (imap_parse.c, fuzzed by fuzz_imap), so no hand-written reading of
+ * the server's bytes is done here. Everything else (what we sent: the
+ * credentials) is ignored.
  */
 static int
 server_line(CURL *easy, curl_infotype type, char *data, size_t size, void *arg)
 {
-	static const char *const transient[] = {"UNAVAILABLE]", "INUSE]", "LIMIT]", "SERVERBUG]"};
+	static const struct imap_parser_cbs cbs = {.on_response = on_server_response};
 	struct imap_probe *p = arg;
-	const char *sp, *end = data + size;
+	const char *err;
 
 	(void)easy;
-	if (type != CURLINFO_HEADER_IN || size < 8 || data[0] == '*' || data[0] == '+')
+	if (type != CURLINFO_HEADER_IN || p->bad)
 		return 0;
-	if ((sp = memchr(data, ' ', size)) == NULL || (size_t)(end - sp) < 6 ||
-	    strncasecmp(sp, " NO [", 5) != 0)
-		return 0;
-	sp += 5;
-	for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
-		size_t n = strlen(transient[i]);
-		if ((size_t)(end - sp) >= n && strncasecmp(sp, transient[i], n) == 0)
-			p->transient = true;
+	if (p->parser == NULL)
+		p->parser = imap_parser_new(&cbs, p);
+	if (imap_parser_feed(p->parser, data, size, &err) < 0) {
+		log_debug("auth imap: a server line abqd cannot read: %s", err);
+		p->bad = true;
 	}
 	return 0;
 }
@@ -146,10 +163,14 @@ static void
 imap_cleanup(void *bep, CURL *easy, void *state)
 {
 	(void)bep;
+	struct imap_probe *p = state;
+
 	if (easy != NULL) {
 		curl_easy_cleanup(easy);
 	}
-	free(state);
+	if (p != NULL)
+		imap_parser_free(p->parser);
+	free(p);
 }
 
 /* Free the backend. */

@@ -968,12 +968,7 @@ starttls_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 static enum imap_error
 login_error(const char *code)
 {
-	static const char *const transient[] = {"UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG"};
-
-	for (size_t i = 0; code != NULL && i < sizeof(transient) / sizeof(transient[0]); i++)
-		if (strcasecmp(code, transient[i]) == 0)
-			return IMAP_ERR_UNAVAILABLE;
-	return IMAP_ERR_AUTH;
+	return imap_code_transient(code) ? IMAP_ERR_UNAVAILABLE : IMAP_ERR_AUTH;
 }
 
 /* The login answered: wrong password (AUTH), busy (UNAVAILABLE), or the next step. */

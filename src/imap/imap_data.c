@@ -50,6 +50,18 @@ static const struct {
     {"STATUS=SIZE", IMAP_CAP_STATUS_SIZE},
 };
 
+/* A "not now" response code (see imap_parse.h). */
+bool
+imap_code_transient(const char *code)
+{
+	static const char *const transient[] = {"UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG"};
+
+	for (size_t i = 0; code != NULL && i < sizeof(transient) / sizeof(transient[0]); i++)
+		if (strcasecmp(code, transient[i]) == 0)
+			return true;
+	return false;
+}
+
 /* The bit of a capability name, 0 for one abqd ignores. */
 uint32_t
 imap_cap_bit(const char *name)

@@ -216,6 +216,13 @@ long imap_mutf7_encode(const char *in, size_t len, char *out, size_t cap);
 
 /* The bit of one capability name (case-insensitive), 0 for one abqd ignores. */
 uint32_t imap_cap_bit(const char *name);
+/*
+ * Whether a NO's response code says "not now" rather than "no" (RFC 5530:
+ * UNAVAILABLE, INUSE, LIMIT, SERVERBUG; Dovecot answers a login with
+ * UNAVAILABLE while its auth process starts): a login refused so is not a
+ * wrong password. NULL (no code): false.
+ */
+bool imap_code_transient(const char *code);
 /* The bits of a list of atoms (CAPABILITY data, a CAPABILITY code, ENABLED). */
 uint32_t imap_caps_of(const struct imap_node *first);
 /* The name of one bit ("LITERAL+"), NULL for none. */
