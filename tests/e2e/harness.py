@@ -43,6 +43,9 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixture"))
+import maildir as maildir_lib  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURE = os.path.join(ROOT, "tests", "fixture")
@@ -433,16 +436,7 @@ def relay_config(work):
 
 def maildir_messages(maildir):
     """The mails delivered to maildir (new and cur), parsed."""
-    import email
-    import email.policy
-    out = []
-    for sub in ("new", "cur"):
-        d = os.path.join(maildir, sub)
-        if os.path.isdir(d):
-            for n in sorted(os.listdir(d)):
-                with open(os.path.join(d, n), "rb") as f:
-                    out.append(email.message_from_bytes(f.read(), policy=email.policy.default))
-    return out
+    return maildir_lib.messages(maildir)
 
 
 class Harness:

@@ -66,25 +66,8 @@ class NativeHarness(E.Harness):
     def relay_mail(self, marker, seconds=15):
         """The mails the fixture's relay got that contain marker (a short wait for a
         duplicate once one is there)."""
-        maildir = os.path.join(self.fixdir, "relay", "Maildir")
-
-        def look():
-            found = []
-            for sub in ("new", "cur"):
-                d = os.path.join(maildir, sub)
-                for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-                    with open(os.path.join(d, n), "rb") as f:
-                        data = f.read()
-                    if marker.encode() in data:
-                        found.append(data)
-            return found
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if look():
-                time.sleep(0.5)
-                return look()
-            time.sleep(0.1)
-        return []
+        return E.maildir_lib.wait_for(os.path.join(self.fixdir, "relay", "Maildir"), marker,
+                                      seconds, settle=0.5)
 
 
 def sync_all(tc, phone, coll, key):

@@ -37,7 +37,9 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "imap"))
+sys.path.insert(0, os.path.join(HERE, "..", "fixture"))
 import test_imap_live as live  # noqa: E402  (Dovecot, USER, PASSWORD)
+import maildir as maildir_lib  # noqa: E402
 
 N = 2000
 REDUCED = ("imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ "
@@ -311,23 +313,7 @@ service submission-login {{
 
 def relay_mail(maildir, marker, seconds=10):
     """The relay's mails that contain marker (after a short wait for a duplicate)."""
-    def look():
-        found = []
-        for sub in ("new", "cur"):
-            dd = os.path.join(maildir, sub)
-            for n in sorted(os.listdir(dd)) if os.path.isdir(dd) else []:
-                with open(os.path.join(dd, n), "rb") as f:
-                    data = f.read()
-                if marker.encode() in data:
-                    found.append(data)
-        return found
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if look():
-            time.sleep(0.3)
-            return look()
-        time.sleep(0.1)
-    return []
+    return maildir_lib.wait_for(maildir, marker, seconds)
 
 
 def send_cases(exe, dc, url, work, sub_port, maildir):

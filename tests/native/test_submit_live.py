@@ -50,6 +50,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "fixture"))
 import check_native  # noqa: E402  (free_ports, fixture, read_env)
+import maildir as maildir_lib  # noqa: E402
 
 
 class Failure(Exception):
@@ -87,27 +88,8 @@ def drive(driver, work, url, user, password, data, max_size=None, queue=None):
     return fields
 
 
-def maildir_with(maildir, marker):
-    found = []
-    for sub in ("new", "cur"):
-        d = os.path.join(maildir, sub)
-        for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-            with open(os.path.join(d, n), "rb") as f:
-                data = f.read()
-            if marker.encode() in data:
-                found.append(data)
-    return found
-
-
 def wait_for(maildir, marker, seconds=15):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        found = maildir_with(maildir, marker)
-        if found:
-            time.sleep(0.3)  # a duplicate would be there by now
-            return maildir_with(maildir, marker)
-        time.sleep(0.1)
-    return []
+    return maildir_lib.wait_for(maildir, marker, seconds)
 
 
 def run_cases(driver, env, work):
