@@ -572,6 +572,111 @@ class NativeTests(E.Case):
         finally:
             imap.logout()
 
+    def test_20_smartforward_and_smartreply(self):
+        """The product story's reply: a message with an attachment in the Inbox;
+        the phone forwards it (SmartForward, its own text only): the relay gets the
+        phone's text and the original's attachment, byte for byte, the copy is in
+        Sent and the original is $Forwarded; then replies to it (SmartReply):
+        quoted, \\Answered."""
+        import email
+        import email.policy
+        import random
+        tag = new_id("fw")
+        blob = random.Random(tag).randbytes(300 * 1024)
+        orig_subject = "Quarterly report %s" % tag
+        b64 = base64.encodebytes(blob).decode().replace("\n", "\r\n")
+        orig = ("From: Carol <carol@example.test>\r\nTo: Alice <alice@example.test>\r\n"
+                "Subject: %s\r\nMessage-ID: <%s@example.test>\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+                "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe figures.\r\n"
+                "--b1\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\n"
+                "Content-Disposition: attachment; filename=\"report.pdf\"\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n%s--b1--\r\n"
+                % (orig_subject, tag, b64))
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            typ, _ = imap.append("INBOX", None, None, orig.encode())
+            self.assertEqual(typ, "OK")
+        finally:
+            imap.logout()
+
+        phone = Phone(device_id=new_id("fwd"))
+        fs = phone.folders(self)
+        inbox = [sid for sid, _, _, typ in fs if typ == "2"][0]
+        key, item = phone.sync0(self, inbox), None
+        for _ in range(40):
+            r = phone.post("Sync", E.wbxml(E.sync_xml(inbox, key, True)))
+            self.assertEqual(r.status, 200, r)
+            if not r.body:
+                break
+            c = r.doc().find(".//Collection")
+            key = E.text_of(c, "SyncKey") or key
+            for add in c.iter("Add"):
+                if E.text_of(add, ".//Subject") == orig_subject:
+                    item = E.text_of(add, "ServerId")
+                    names = [E.text_of(a, "DisplayName") for a in add.iter("Attachment")]
+                    self.assertEqual(names, ["report.pdf"], "the attachment as the phone sees it")
+            if c.find("MoreAvailable") is None:
+                break
+        self.assertIsNotNone(item, "the message with the attachment was not synced")
+
+        fwd_subject = "Fwd: %s" % orig_subject
+        mime = ("From: Alice <alice@example.test>\r\nTo: Dave <dave@elsewhere.test>\r\n"
+                "Subject: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                "\r\nFor your records.\r\n" % fwd_subject)
+        body = wbxml_doc(21, 0x06, [(21, 0x11, new_id("c")), (21, 0x08, None),
+                                    (21, 0x0B, [(21, 0x0C, inbox), (21, 0x0D, item)]),
+                                    (21, 0x10, mime)])
+        r = phone.post("SmartForward", body)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, b"", "SmartForward answered with a body: %r" % r)
+        found = E.H.relay_mail(fwd_subject)
+        self.assertEqual(len(found), 1, "the relay has the forward %d times" % len(found))
+        msg = email.message_from_bytes(found[0], policy=email.policy.default)
+        texts = [p.get_content() for p in msg.walk() if p.get_content_type() == "text/plain"]
+        self.assertTrue(any("For your records." in t for t in texts), texts)
+        atts = [p for p in msg.walk() if p.get_filename() == "report.pdf"]
+        self.assertEqual(len(atts), 1, "the forward's attachments: %r" %
+                         [p.get_filename() for p in msg.walk()])
+        self.assertEqual(atts[0].get_content(), blob, "the attachment changed on the way")
+
+        reply_subject = "Re: %s" % orig_subject
+        mime = ("From: Alice <alice@example.test>\r\nTo: Carol <carol@example.test>\r\n"
+                "Subject: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                "\r\nThanks, received.\r\n" % reply_subject)
+        body = wbxml_doc(21, 0x07, [(21, 0x11, new_id("c")), (21, 0x08, None),
+                                    (21, 0x0B, [(21, 0x0C, inbox), (21, 0x0D, item)]),
+                                    (21, 0x10, mime)])
+        r = phone.post("SmartReply", body)
+        self.assertEqual(r.status, 200, r)
+        found = E.H.relay_mail(reply_subject)
+        self.assertEqual(len(found), 1, "the relay has the reply %d times" % len(found))
+        msg = email.message_from_bytes(found[0], policy=email.policy.default)
+        self.assertIn("<%s@example.test>" % tag, msg.get("In-Reply-To", ""), "In-Reply-To")
+        text = msg.get_body(preferencelist=("plain",)).get_content()
+        self.assertIn("Thanks, received.", text)
+        self.assertIn("The figures.", text, "the reply does not quote the original")
+
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            imap.select("INBOX", readonly=True)
+            typ, data = imap.search(None, "SUBJECT", '"%s"' % tag)
+            uids = data[0].split()
+            typ, data = imap.fetch(uids[0], "(FLAGS)")
+            flags = data[0].decode()
+            self.assertIn("\\Answered", flags)
+            self.assertIn("$Forwarded", flags)
+            imap.select("Sent", readonly=True)
+            for subj in (fwd_subject, reply_subject):
+                typ, data = imap.search(None, "SUBJECT", '"%s"' % subj)
+                self.assertEqual(len(data[0].split()), 1, "%s: the copy in Sent" % subj)
+        finally:
+            imap.logout()
+        print("  [forward] the 300 KB attachment forwarded byte for byte; the reply quoted; "
+              "the original's flags %s" % re.search(r"FLAGS (\([^)]*\))", flags).group(1), flush=True)
+
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
