@@ -11,7 +11,8 @@ then Sync GetChanges until nothing is left (the alert arrives as an Add). Then
 one Ping with a 60 s heartbeat, which must be held (not answered Status 2), is
 checked on the first device and dropped. With --proxied (Allowed devices, whose
 Pings the upstream holds) only the FolderSync 0, and the probe Ping names
---inbox. Prints
+--inbox. In native mode
+the same steps sync the user's real Inbox (its messages counted as alerts). Prints
     prep devices=N inbox=ID alerts=A statuses={...} seconds=S
 
 hold: opens devices*per connections, each bound before connect to one of the
@@ -30,7 +31,11 @@ and then one line per answer as it arrives (wall-clock time, so the caller can
 compare with the moment it ran abqctl):
     answer DEVICEID HTTP PINGSTATUS UNIXTIME
 until SIGTERM or SIGINT, when it closes every connection and prints
-"clients closed". Python 3 standard library only; the WBXML is hand-encoded
+"clients closed".
+
+--accounts K spreads the devices over K accounts: device d logs in as
+USER<d % K, four digits> (--user the prefix, "bench0007"), all with --password.
+Python 3 standard library only; the WBXML is hand-encoded
 (MS-ASWBXML code pages 0 AirSync, 7 FolderHierarchy, 13 Ping).
 """
 
@@ -124,14 +129,20 @@ def raise_nofile():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def request(a, cmd, dev, body):
-    auth = base64.b64encode(("%s:%s" % (a.user, a.password)).encode()).decode()
+def account(a, d):
+    """Device d's account (see --accounts)."""
+    return "%s%04d" % (a.user, d % a.accounts) if a.accounts else a.user
+
+
+def request(a, cmd, dev, body, user=None):
+    user = user or a.user
+    auth = base64.b64encode(("%s:%s" % (user, a.password)).encode()).decode()
     head = ("POST %s?Cmd=%s&User=%s&DeviceId=%s&DeviceType=iPhone HTTP/1.1\r\n"
             "Host: 127.0.0.1:%d\r\nAuthorization: Basic %s\r\n"
             "MS-ASProtocolVersion: 14.1\r\nUser-Agent: Apple-iPhone/1402.100\r\n"
             "X-MS-PolicyKey: 0\r\n"
             "Content-Type: application/vnd.ms-sync.wbxml\r\nContent-Length: %d\r\n\r\n"
-            % (PATH, cmd, a.user, dev, a.port, auth, len(body)))
+            % (PATH, cmd, user, dev, a.port, auth, len(body)))
     return head.encode() + body
 
 
@@ -148,8 +159,8 @@ async def read_response(r):
     return status, body
 
 
-async def exchange(r, w, a, cmd, dev, body):
-    w.write(request(a, cmd, dev, body))
+async def exchange(r, w, a, cmd, dev, body, user=None):
+    w.write(request(a, cmd, dev, body, user))
     return await read_response(r)
 
 
@@ -161,7 +172,7 @@ async def prep_one(a, d, statuses):
     dev = devname(a, d)
     r, w = await asyncio.open_connection("127.0.0.1", a.port)
     try:
-        st, body = await exchange(r, w, a, "FolderSync", dev, FOLDERSYNC_0)
+        st, body = await exchange(r, w, a, "FolderSync", dev, FOLDERSYNC_0, account(a, d))
         ev = parse(body)
         statuses["FolderSync %d/%s" % (st, first(ev, 7, 0x0C))] += 1
         if a.proxied:
@@ -173,16 +184,19 @@ async def prep_one(a, d, statuses):
                 sid = text
             if p == 7 and t == 0x0A and text == "2":  # Type 2: the Inbox
                 inbox = sid
+        statuses["inbox %s" % inbox] += 1
         if inbox is None:
             statuses["no inbox"] += 1
             return None, 0
-        st, body = await exchange(r, w, a, "Sync", dev, sync_body("0", inbox, False))
+        st, body = await exchange(r, w, a, "Sync", dev, sync_body("0", inbox, False),
+                                  account(a, d))
         ev = parse(body)
         key = first(ev, 0, 0x0B)
         statuses["Sync0 %d/%s" % (st, first(ev, 0, 0x0E))] += 1
         alerts = 0
         for _ in range(10):
-            st, body = await exchange(r, w, a, "Sync", dev, sync_body(key, inbox, True))
+            st, body = await exchange(r, w, a, "Sync", dev, sync_body(key, inbox, True),
+                                      account(a, d))
             if not body:
                 break
             ev = parse(body)
@@ -210,7 +224,7 @@ async def prep(a):
     # The first device's Ping must be held, not answered.
     r, w = await asyncio.open_connection("127.0.0.1", a.port)
     folder = a.inbox if a.proxied else inbox or "abq-inbox"
-    w.write(request(a, "Ping", devname(a, 0), ping_body(folder, 60)))
+    w.write(request(a, "Ping", devname(a, 0), ping_body(folder, 60), account(a, 0)))
     try:
         st, body = await asyncio.wait_for(read_response(r), 1.5)
         statuses["probe Ping answered %d/%s" % (st, first(parse(body), 13, 0x07))] += 1
@@ -265,7 +279,8 @@ async def hold(a):
             sock.close()
             failed += 1
             return
-        w.write(request(a, "Ping", dev, ping_body(a.inbox, a.heartbeat)))
+        w.write(request(a, "Ping", dev, ping_body(a.inbox, a.heartbeat),
+                        account(a, i % a.devices)))
         conns.append((w, asyncio.ensure_future(watch(r, dev))))
 
     for s0 in range(first_i, end_i, a.batch):
@@ -304,6 +319,7 @@ async def main():
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--count", type=int)
     ap.add_argument("--proxied", action="store_true")
+    ap.add_argument("--accounts", type=int, default=0)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--settle", type=float, default=3)
     ap.add_argument("--heartbeat", type=int, default=480)
