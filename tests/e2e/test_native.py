@@ -677,6 +677,60 @@ class NativeTests(E.Case):
         print("  [forward] the 300 KB attachment forwarded byte for byte; the reply quoted; "
               "the original's flags %s" % re.search(r"FLAGS (\([^)]*\))", flags).group(1), flush=True)
 
+    def test_21_ten_thousand_messages(self):
+        """bob's folder of 10,000 messages synced as a phone does (WindowSize 100
+        until MoreAvailable ends): every message once, then a no-change Sync
+        answered empty; the sync state stays small."""
+        n = 10000
+        t0 = time.monotonic()
+        E.H.fixture_ok("seed-bulk", "bob", "Bulk", str(n))
+        seeded = time.monotonic() - t0
+        phone = Phone(device_id=new_id("bulk"), user="bob")
+        fs = phone.folders(self)
+        bulk = [sid for sid, _, name, _ in fs if name == "Bulk"]
+        self.assertEqual(len(bulk), 1, "FolderSync: %r" % fs)
+        bulk = bulk[0]
+        key = phone.sync0(self, bulk)
+        ids, windows = set(), 0
+        t0 = time.monotonic()
+        while True:
+            r = phone.post("Sync", wbxml(sync_xml(bulk, key, True)))
+            self.assertEqual(r.status, 200, r)
+            self.assertTrue(r.body, "an empty answer before all %d were synced (%d)" % (n, len(ids)))
+            c = r.doc().find(".//Collection")
+            self.assertEqual(text_of(c, "Status"), "1", r)
+            key = text_of(c, "SyncKey")
+            adds = [text_of(a, "ServerId") for a in c.iter("Add")]
+            self.assertLessEqual(len(adds), 100, "more than the WindowSize in one answer")
+            self.assertFalse(ids & set(adds), "a message sent twice")
+            ids.update(adds)
+            windows += 1
+            if c.find("MoreAvailable") is None:
+                break
+            self.assertLess(windows, 150, "MoreAvailable does not end")
+        took = time.monotonic() - t0
+        self.assertEqual(len(ids), n, "messages synced")
+        # The key of the last window, confirmed: no Commands; then the Sync a
+        # phone repeats while nothing changes: Status 1, no Commands, its key kept.
+        r = phone.post("Sync", wbxml(sync_xml(bulk, key, True)))
+        self.assertEqual(r.status, 200, r)
+        if r.body:
+            c = r.doc().find(".//Collection")
+            self.assertIsNone(c.find("Commands"), "after the last window: %r" % r)
+            key = text_of(c, "SyncKey") or key
+        t1 = time.monotonic()
+        r = phone.post("Sync", wbxml(sync_xml(bulk, key, True)))
+        nochange_ms = (time.monotonic() - t1) * 1000
+        self.assertEqual(r.status, 200, r)
+        if r.body:  # Status 1 and the same key, or an empty answer: nothing changed
+            c = r.doc().find(".//Collection")
+            self.assertEqual(text_of(c, "Status"), "1", r)
+            self.assertIsNone(c.find("Commands"), "the no-change Sync: %r" % r)
+            self.assertEqual(text_of(c, "SyncKey"), key, "the no-change Sync changed the key")
+        print("  [bulk] %d messages seeded in %.1f s; synced in %d windows in %.1f s (%.0f ms "
+              "a window); the no-change Sync after them %.0f ms" % (
+                  n, seeded, windows, took, took * 1000 / windows, nochange_ms), flush=True)
+
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
