@@ -565,8 +565,11 @@ failed(int rc, const char *detail, struct mbx_serve_out *out)
 }
 
 /*
- * Whether the backend has folder: 1, 0 (also when its folders cannot be
- * listed, as the command layer has always counted that), MBX_PENDING.
+ * Whether the backend has folder: 1, 0, MBX_PENDING, or -1 when its folders
+ * cannot be listed now (the IMAP server down or every connection busy past
+ * the pool's wait). A failure is never "no such folder": that answer (Ping
+ * Status 7, Sync Status 12) sends the phone to FolderSync, and when the
+ * server is only busy, thousands of phones at once.
  */
 static int
 folder_known(const struct mbx_serve_in *in, const char *folder)
@@ -574,7 +577,7 @@ folder_known(const struct mbx_serve_in *in, const char *folder)
 	const struct mbx_folder *f;
 	int rv = mbx_folder_lookup(in->backend, folder, &f);
 
-	return rv == MBX_PENDING ? MBX_PENDING : rv == 1;
+	return rv < 0 ? pend_or_fail(rv) : rv == 1;
 }
 
 /* Decode the request body and check its root; NULL (and HTTP 400 in out) otherwise. */
@@ -2037,8 +2040,8 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		*said = true;
 		return 0;
 	}
-	if ((lr = folder_known(in, folder)) == MBX_PENDING)
-		return MBX_PENDING;
+	if ((lr = folder_known(in, folder)) < 0)
+		return lr;
 	if (lr == 0) {
 		wbxml_addn_text(co, "SyncKey", cr->key[0] ? cr->key : "0");
 		wbxml_addn_text(co, "CollectionId", folder);
@@ -2375,7 +2378,7 @@ cmd_getitemestimate(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		long nc = 0;
 		int status = 1, lr, known = folder != NULL ? folder_known(in, folder) : 0;
 
-		if (known == MBX_PENDING) {
+		if (known < 0) {
 			rc = known;
 			goto fail;
 		} else if (known == 0)
@@ -2517,7 +2520,7 @@ cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	}
 	for (size_t i = 0; i < now.n_folders; i++) {
 		int known = folder_known(in, now.folders[i]);
-		if (known == MBX_PENDING) {
+		if (known < 0) {
 			rc = known;
 			goto fail;
 		}
@@ -2682,7 +2685,7 @@ itemops_fetch_file(const struct mbx_serve_in *in, const struct wbxml_node *c,
 	else if (ref == NULL || fileref_parse(ref, folder, item, section) < 0)
 		status = 15;
 	else if ((rv = folder_known(in, folder)) != 1) {
-		if (rv == MBX_PENDING)
+		if (rv < 0)
 			return rv;
 		status = 15;
 	} else if ((rv = mbx_fetch_part(in->backend, folder, item, section, offset, max, &part,
@@ -2780,7 +2783,7 @@ itemops_empty(const struct mbx_serve_in *in, const struct wbxml_node *c, struct 
 	const char *folder = kid_text(c, "AirSync:CollectionId");
 	int known = folder != NULL ? folder_known(in, folder) : 0, rv, status = known ? 1 : 6;
 
-	if (known == MBX_PENDING)
+	if (known < 0)
 		return known;
 	if (known && mbx_has_cursor(in->backend)) {
 		/* A backend with cursors empties the folder itself (3 when it cannot). */
@@ -3234,8 +3237,8 @@ cmd_folder_change(const struct mbx_serve_in *in, const char *root, const char *q
 	const char *id = kid_text(req, "ServerId");
 	status = id != NULL ? folder_known(in, id) : 0;
 	wbxml_doc_free(&rq);
-	if (status == MBX_PENDING)
-		return failed(status, NULL, out);
+	if (status < 0)
+		return failed(status, "mailbox failure", out);
 	return status_only(qroot, status ? 3 : 4, out);
 }
 

@@ -1100,6 +1100,81 @@ test_ping(void **state)
 	}
 }
 
+/* A backend whose folders cannot be listed now (its server is down or busy). */
+static int
+down_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+                  const char **errstr_r)
+{
+	(void)b;
+	*folders_r = NULL;
+	*n_r = 0;
+	*errstr_r = "no connection to the mail server";
+	return -1;
+}
+
+static const struct mbx_ops down_ops = {
+    .name = "down",
+    .list_folders = down_list_folders,
+    .list_items = cb_list_items,
+    .fetch = cb_fetch,
+    .set_read = cb_set_read,
+    .destroy = pb_destroy,
+};
+
+/* Serve cmd over f's mailbox as down_ops sees it: the HTTP status of the answer. */
+static int
+serve_down(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	assert_int_equal(wbxml_encode(req, &body, &len, NULL), WBXML_OK);
+	wbxml_doc_free(&req);
+	mbx_serve_out_clear(&f->out);
+	struct pb down = {.base = {&down_ops}, .inner = f->mb};
+	struct mbx_serve_in in = {
+	    .cmd = cmd,
+	    .version = f->version,
+	    .body = body,
+	    .body_len = len,
+	    .account = f->facts.account,
+	    .device_id = f->facts.device_id,
+	    .backend = &down.base,
+	    .state = {&f->mem, mem_get, mem_put, mem_del},
+	    .now = 1700000100,
+	    .heartbeat_min = 60,
+	    .heartbeat_max = 1800,
+	};
+	assert_int_equal(mbx_serve(&in, &f->out), 0);
+	free(body);
+	return f->out.http_status;
+}
+
+/*
+ * Folders that cannot be listed now are a server failure (HTTP 500: the
+ * daemon answers 503 and Retry-After), never "no such folder": Ping Status 7
+ * and Sync Status 12 would send every phone of a busy server to FolderSync.
+ */
+static void
+test_folders_down(void **state)
+{
+	struct fx f;
+	char key[80];
+
+	fx_init(&f, "14.1");
+	prime(&f, key);
+	assert_int_equal(serve_down(&f, EAS_CMD_PING, req_ping("480", MBX_Q_INBOX_ID)), 500);
+	assert_int_equal(f.out.hold_seconds, 0);
+	assert_int_equal(serve_down(&f, EAS_CMD_SYNC, req_sync(key, MBX_Q_INBOX_ID, 1, 0, 0, true)),
+	                 500);
+	assert_int_equal(serve_down(&f, EAS_CMD_GETITEMESTIMATE, req_estimate(key, MBX_Q_INBOX_ID)),
+	                 500);
+	/* Up again: the same requests are answered as before. */
+	struct wbxml_node *r = serve(&f, EAS_CMD_PING, req_ping("480", MBX_Q_INBOX_ID));
+	assert_string_equal(txt(r, "Status"), "2");
+	fx_done(&f);
+}
+
 /* Provision: phase 1 (temporary key, a policy imposing nothing), phase 2 (final key). */
 static void
 test_provision(void **state)
@@ -3467,6 +3542,7 @@ main(void)
 	    cmocka_unit_test(test_sync_read_flag_and_restart),
 	    cmocka_unit_test(test_getitemestimate),
 	    cmocka_unit_test(test_ping),
+	    cmocka_unit_test(test_folders_down),
 	    cmocka_unit_test(test_provision),
 	    cmocka_unit_test(test_provision_status),
 	    cmocka_unit_test(test_settings),
