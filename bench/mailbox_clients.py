@@ -24,7 +24,7 @@ each under its descriptor limit, share one run). Sockets are bound with
 IP_BIND_ADDRESS_NO_PORT: the port is then chosen at connect() by the whole
 4-tuple, so tens of thousands of bound clients do not use up the ephemeral
 ports that abqd's own upstream connections need. --batch connections are
-opened at a time. After --settle
+opened at a time, --pause seconds apart (0). After --settle
 seconds it prints
     clients opened=N failed=F answered=A holding=H statuses={...}
 and then one line per answer as it arrives (wall-clock time, so the caller can
@@ -285,6 +285,8 @@ async def hold(a):
 
     for s0 in range(first_i, end_i, a.batch):
         await asyncio.gather(*(one(i) for i in range(s0, min(end_i, s0 + a.batch))))
+        if a.pause > 0:
+            await asyncio.sleep(a.pause)
     await asyncio.sleep(a.settle)
     answered = sum(statuses.values())
     print("clients opened=%d failed=%d answered=%d holding=%d statuses=%s"
@@ -321,6 +323,7 @@ async def main():
     ap.add_argument("--proxied", action="store_true")
     ap.add_argument("--accounts", type=int, default=0)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--pause", type=float, default=0)
     ap.add_argument("--settle", type=float, default=3)
     ap.add_argument("--heartbeat", type=int, default=480)
     ap.add_argument("--inbox", default="abq-inbox")
