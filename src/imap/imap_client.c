@@ -121,9 +121,18 @@ struct imap_client {
 	bool quiet;      /* LOGOUT: the close that follows is not an error */
 	bool bye;
 	char byetext[128];
+	/* The gate (conf.gate): waiting in its queue, or holding one of its slots. */
+	bool gate_waiting, gate_held;
+	TAILQ_ENTRY(imap_client) gate_link;
+};
+
+struct imap_gate {
+	unsigned max, in_flight, waiting;
+	TAILQ_HEAD(, imap_client) queue;
 };
 
 static void pump(struct imap_client *c);
+static void client_start(struct imap_client *c);
 static void client_fail(struct imap_client *c, enum imap_error e, const char *msg);
 static void login_step(struct imap_client *c);
 static void arm_timer(struct imap_client *c);
@@ -433,6 +442,68 @@ arm_timer(struct imap_client *c)
 	}
 }
 
+/* ---- the login gate ---- */
+
+/* A gate of max logins in flight (0: 1). */
+struct imap_gate *
+imap_gate_new(unsigned max)
+{
+	struct imap_gate *g = xcalloc(1, sizeof(*g));
+
+	g->max = max ? max : 1;
+	TAILQ_INIT(&g->queue);
+	return g;
+}
+
+/* Free a gate (its clients are gone). */
+void
+imap_gate_free(struct imap_gate **g)
+{
+	free(*g);
+	*g = NULL;
+}
+
+unsigned
+imap_gate_in_flight(const struct imap_gate *g)
+{
+	return g->in_flight;
+}
+
+unsigned
+imap_gate_waiting(const struct imap_gate *g)
+{
+	return g->waiting;
+}
+
+/*
+ * c's login ended (ready, failed or freed): its slot goes to the next
+ * client waiting, which connects now; a waiting c leaves the queue.
+ */
+static void
+gate_leave(struct imap_client *c)
+{
+	struct imap_gate *g = c->conf.gate;
+	struct imap_client *next;
+
+	if (c->gate_waiting) {
+		TAILQ_REMOVE(&g->queue, c, gate_link);
+		g->waiting--;
+		c->gate_waiting = false;
+	}
+	if (!c->gate_held)
+		return;
+	c->gate_held = false;
+	g->in_flight--;
+	while (g->in_flight < g->max && (next = TAILQ_FIRST(&g->queue)) != NULL) {
+		TAILQ_REMOVE(&g->queue, next, gate_link);
+		g->waiting--;
+		next->gate_waiting = false;
+		next->gate_held = true;
+		g->in_flight++;
+		client_start(next);
+	}
+}
+
 /* ---- failing and closing ---- */
 
 /* Stop all I/O: free the bufferevent, the timers, the parser. */
@@ -477,6 +548,7 @@ client_fail(struct imap_client *c, enum imap_error e, const char *msg)
 		return;
 	c->depth++; /* a callback below may free c: not before the end */
 	c->state = IMAP_STATE_DEAD;
+	gate_leave(c);
 	close_io(c);
 	forget_password(c);
 	c->waiter = c->idle = NULL;
@@ -1001,6 +1073,7 @@ enable_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		return;
 	/* A refused ENABLE leaves the connection usable without the extensions. */
 	c->state = IMAP_STATE_READY;
+	gate_leave(c);
 	if (c->conn_timer != NULL)
 		evtimer_del(c->conn_timer);
 	if (c->cbs.on_ready != NULL)
@@ -1155,7 +1228,6 @@ imap_client_new(struct event_base *base, const struct imap_client_conf *conf,
 {
 	struct imap_client *c = xcalloc(1, sizeof(*c));
 	struct imap_parser_cbs pcbs = {.on_response = parser_response, .on_chunk = parser_chunk};
-	struct timeval tv;
 
 	c->base = base;
 	c->cbs = *cbs;
@@ -1200,9 +1272,6 @@ imap_client_new(struct event_base *base, const struct imap_client_conf *conf,
 		fatalx("out of memory in libevent");
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	tv.tv_sec = c->conf.connect_timeout;
-	tv.tv_usec = 0;
-	evtimer_add(c->conn_timer, &tv);
 	/* A numeric host resolves without DNS; a name through evdns, never blocking. */
 	c->dns = conf->dns;
 	if (c->dns == NULL && !c->host_is_ip) {
@@ -1214,15 +1283,36 @@ imap_client_new(struct event_base *base, const struct imap_client_conf *conf,
 		}
 		c->dns = c->own_dns;
 	}
+	if (c->conf.gate != NULL && c->conf.gate->in_flight >= c->conf.gate->max) {
+		/* Past the gate: connect when a login in flight ends (gate_leave). */
+		TAILQ_INSERT_TAIL(&c->conf.gate->queue, c, gate_link);
+		c->conf.gate->waiting++;
+		c->gate_waiting = true;
+		return c;
+	}
+	if (c->conf.gate != NULL) {
+		c->gate_held = true;
+		c->conf.gate->in_flight++;
+	}
+	client_start(c);
+	return c;
+fail:
+	imap_client_free(c);
+	return NULL;
+}
+
+/* Connect: the connect timer starts now, up to the end of the login. */
+static void
+client_start(struct imap_client *c)
+{
+	struct timeval tv = {c->conf.connect_timeout, 0};
+
+	evtimer_add(c->conn_timer, &tv);
 	if (bufferevent_socket_connect_hostname(c->bev, c->dns, AF_UNSPEC, c->host, (int)c->port) <
 	    0) {
 		tv.tv_sec = 0;
 		evtimer_add(c->conn_timer, &tv); /* reported from the loop */
 	}
-	return c;
-fail:
-	imap_client_free(c);
-	return NULL;
 }
 
 /* Close and free, or only mark when inside a callback (freed on the way out). */
@@ -1237,6 +1327,7 @@ imap_client_free(struct imap_client *c)
 		c->freed = true;
 		return;
 	}
+	gate_leave(c);
 	close_io(c);
 	forget_password(c);
 	while ((cmd = TAILQ_FIRST(&c->inflight)) != NULL) {

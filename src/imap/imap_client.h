@@ -79,6 +79,23 @@ enum imap_client_state {
 
 struct evdns_base;
 
+/*
+ * A gate: at most max logins in flight at once among the clients given it
+ * (from the connect to the end of the login, or a failure). A client past
+ * it waits, unconnected and without its connect timer running, until
+ * another's login ends; then it connects. Without one, a thousand
+ * watchers or pools reconnecting at once (a restart, a burst of phones) each
+ * start a login the server cannot finish within the connect timeout, give up,
+ * retry, and none gets through; a gate lets them in a few dozen at a time.
+ * Clients of one base only; free it after its clients.
+ */
+struct imap_gate;
+struct imap_gate *imap_gate_new(unsigned max);
+void imap_gate_free(struct imap_gate **g);
+/* Logins in flight, and clients waiting for one. */
+unsigned imap_gate_in_flight(const struct imap_gate *g);
+unsigned imap_gate_waiting(const struct imap_gate *g);
+
 struct imap_client_conf {
 	const char *url; /* imap://host[:port] or imaps://host[:port] (copied) */
 	/* Resolves a host name (borrowed; NULL: the client makes its own when needed). */
@@ -96,8 +113,9 @@ struct imap_client_conf {
 	bool allow_plaintext;
 	/* 0: the defaults 10 s, 60 s, 1740 s (29 minutes) */
 	unsigned connect_timeout, command_timeout, idle_renew;
-	unsigned max_queue; /* 0: 64 */
-	size_t max_out;     /* 0: 4 MiB */
+	unsigned max_queue;     /* 0: 64 */
+	size_t max_out;         /* 0: 4 MiB */
+	struct imap_gate *gate; /* borrowed; NULL: log in at once */
 };
 
 struct imap_client_cbs {

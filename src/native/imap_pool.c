@@ -74,6 +74,7 @@ struct imap_pool {
 	bool allow_plaintext;
 	unsigned cap, idle_seconds, max_waiters, wait_timeout, retry_ms;
 	unsigned connect_timeout, command_timeout;
+	struct imap_gate *gate;
 	SSL_CTX *ssl_ctx; /* shared by every connection */
 	uint8_t key[SIPHASH_KEY_LEN];
 	/* accounts by name and connections by client: chained, power-of-two buckets */
@@ -560,6 +561,7 @@ conn_open(struct imap_pool *p, struct pool_acct *a, struct imap_pool_req *r)
 	    .password = r->password,
 	    .allow_plaintext = p->allow_plaintext,
 	    .connect_timeout = p->connect_timeout,
+	    .gate = p->gate,
 	    .command_timeout = p->command_timeout,
 	};
 	static const struct imap_client_cbs cbs = {.on_ready = on_ready, .on_error = on_error};
@@ -647,6 +649,7 @@ imap_pool_new(struct event_base *base, const struct imap_pool_conf *conf, const 
 	p->wait_timeout = conf->wait_timeout ? conf->wait_timeout : 30;
 	p->retry_ms = conf->retry_ms ? conf->retry_ms : 500;
 	p->connect_timeout = conf->connect_timeout;
+	p->gate = conf->gate;
 	p->command_timeout = conf->command_timeout;
 	if ((p->ssl_ctx = tls_client_ctx_new(conf->ca_file, errstr)) == NULL) {
 		free(p->url);

@@ -65,6 +65,7 @@ struct imap_pool_conf {
 	unsigned wait_timeout;    /* seconds a request may wait; 0: 30 */
 	unsigned retry_ms;        /* over the server's limit with none open; 0: 500 */
 	unsigned connect_timeout, command_timeout; /* imap_client_conf's; 0: its defaults */
+	struct imap_gate *gate; /* imap_client_conf's: logins in flight, shared; NULL: none */
 };
 
 enum imap_pool_err {

@@ -336,6 +336,7 @@ conn_open(struct watcher *w, int mbox)
 	    .password = w->password,
 	    .allow_plaintext = cf->allow_plaintext,
 	    .connect_timeout = cf->connect_timeout,
+	    .gate = cf->gate,
 	    .command_timeout = cf->command_timeout,
 	    .idle_renew = cf->idle_renew,
 	};

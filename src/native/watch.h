@@ -75,6 +75,7 @@ struct watch_conf {
 	/* Milliseconds; 0: the defaults above. */
 	unsigned backoff_min, backoff_max;
 	unsigned connect_timeout, command_timeout; /* seconds; 0: the client's */
+	struct imap_gate *gate; /* imap_client_conf's: logins in flight, shared; NULL: none */
 };
 
 struct watch_cbs {

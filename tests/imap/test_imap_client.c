@@ -93,7 +93,8 @@ srv_read(struct bufferevent *bev, void *arg)
 		if (st->expect != NULL && strcmp(line, st->expect) == 0) {
 			s->at++;
 			if (st->delay_ms > 0) {
-				struct timeval tv = {0, st->delay_ms * 1000};
+				struct timeval tv = {st->delay_ms / 1000,
+				                     (st->delay_ms % 1000) * 1000};
 
 				s->pending = true;
 				evtimer_add(s->delay, &tv);
@@ -222,6 +223,7 @@ cmd_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 
 /* What the next connect_client sets (tests that need other values change them). */
 static unsigned connect_timeout_s = 5, idle_renew_s;
+static struct imap_gate *gate;
 
 /* A client for the scripted server, its callbacks into cl. */
 static struct imap_client *
@@ -235,7 +237,8 @@ connect_client(struct event_base *base, int port, struct client_log *cl, bool pl
 	                                .max_queue = max_queue,
 	                                .command_timeout = cmd_timeout,
 	                                .connect_timeout = connect_timeout_s,
-	                                .idle_renew = idle_renew_s};
+	                                .idle_renew = idle_renew_s,
+	                                .gate = gate};
 	struct imap_client_cbs cbs = {
 	    .on_ready = on_ready, .on_untagged = on_untagged, .on_error = on_error};
 	const char *err;
@@ -666,6 +669,91 @@ test_connect_failures(void **state)
 	event_base_free(base);
 }
 
+/*
+ * The login gate: past its logins in flight a client waits unconnected, its
+ * connect timer not running, and connects when a login ends (ready, failed,
+ * or the client freed); a waiting client freed leaves the queue.
+ */
+static void
+test_gate(void **state)
+{
+	static const struct step slow[] = {
+	    {"a1 AUTHENTICATE PLAIN", "+ \r\n", 0},
+	    {"AGFsaWNlAHAidw==", "a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n", 3000},
+	    {NULL, NULL, 0},
+	};
+	static const struct step quick[] = {
+	    {"a1 AUTHENTICATE PLAIN", "+ \r\n", 0},
+	    {"AGFsaWNlAHAidw==", "a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n", 0},
+	    {NULL, NULL, 0},
+	};
+	static const struct step none[] = {{NULL, NULL, 0}};
+	const char *greet = "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n";
+	struct event_base *base = event_base_new();
+	struct server sa, sb, sc;
+	struct client_log a, b, c;
+	struct timeval short_tv = {0, 100000};
+	(void)state;
+
+	gate = imap_gate_new(1);
+	srv_start(&sa, base, greet, slow);
+	srv_start(&sb, base, greet, quick);
+	srv_start(&sc, base, greet, quick);
+	connect_timeout_s = 20; /* a's login takes 3 s (a loaded machine, valgrind: more) */
+	connect_client(base, sa.port, &a, true, 0, 0);
+	connect_timeout_s = 2; /* less than a's login: b's timer must wait for its turn */
+	connect_client(base, sb.port, &b, true, 0, 0);
+	connect_client(base, sc.port, &c, true, 0, 0);
+	connect_timeout_s = 5;
+	assert_int_equal(imap_gate_in_flight(gate), 1);
+	assert_int_equal(imap_gate_waiting(gate), 2);
+	for (int i = 0; i < 50 && sa.seen.p == NULL; i++) { /* a is logging in */
+		event_base_loopexit(base, &short_tv);
+		event_base_dispatch(base);
+	}
+	assert_non_null(sa.bev);
+	assert_null(sb.bev); /* not even connected */
+	assert_null(sc.bev);
+	imap_client_free(c.c); /* gone while waiting: never connects */
+	assert_int_equal(imap_gate_waiting(gate), 1);
+	wait_for(base, &a, "ready"); /* a's login, 3 s: longer than b's connect timeout */
+	assert_false(b.ready);
+	wait_for(base, &b, "ready");
+	assert_int_equal(b.errors, 0);
+	assert_int_equal(imap_gate_in_flight(gate), 0);
+	assert_int_equal(imap_gate_waiting(gate), 0);
+	assert_null(sc.bev);
+	assert_null(sc.seen.p);
+	imap_client_free(a.c);
+	imap_client_free(b.c);
+	free(a.t.p);
+	free(b.t.p);
+	free(c.t.p);
+	srv_stop(&sa);
+	srv_stop(&sb);
+	srv_stop(&sc);
+
+	/* A failed login gives its slot up too. */
+	srv_start(&sa, base, "* BYE Too many connections\r\n", none);
+	srv_start(&sb, base, greet, quick);
+	connect_client(base, sa.port, &a, true, 0, 0);
+	connect_client(base, sb.port, &b, true, 0, 0);
+	assert_int_equal(imap_gate_waiting(gate), 1);
+	wait_for(base, &a, "error");
+	assert_int_equal(a.err, IMAP_ERR_CLOSED);
+	wait_for(base, &b, "ready");
+	assert_int_equal(imap_gate_in_flight(gate), 0);
+	imap_client_free(a.c);
+	imap_client_free(b.c);
+	free(a.t.p);
+	free(b.t.p);
+	srv_stop(&sa);
+	srv_stop(&sb);
+	imap_gate_free(&gate);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -679,6 +767,7 @@ main(void)
 	    cmocka_unit_test(test_free_inside_callback),
 	    cmocka_unit_test(test_idle_renewed),
 	    cmocka_unit_test(test_connect_failures),
+	    cmocka_unit_test(test_gate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
