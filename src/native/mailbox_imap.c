@@ -2282,6 +2282,28 @@ mi_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	return rv;
 }
 
+/*
+ * Drop the request's answered part windows (a streamed answer took them);
+ * the parts' sizes (T memos) and everything else stay.
+ */
+static void
+mi_forget_parts(struct mbx_backend *b)
+{
+	struct mi *m = (struct mi *)b;
+
+	for (struct memo **p = &m->memos; *p != NULL;) {
+		struct memo *x = *p;
+		if (x->key[0] != 'P' || x->rv == MBX_PENDING) {
+			p = &x->next;
+			continue;
+		}
+		*p = x->next;
+		mbx_part_clear(&x->part);
+		free(x->key);
+		free(x);
+	}
+}
+
 /* set_flags and remove: the write once, its result and cursor replayed. */
 static int
 write_op(struct mi *m, enum job_kind kind, const char *folder_id, const char *item_id, int read,
@@ -2669,7 +2691,7 @@ mi_destroy(struct mbx_backend *b)
 	.fetch = mi_fetch, .set_read = mi_set_read, .destroy = mi_destroy, .wait = mi_wait,        \
 	.begin = mi_begin, .end = mi_end, .changes = mi_changes, .set_flags = mi_set_flags,        \
 	.remove = mi_remove, .move = mi_move, .mark_answered = mi_mark_answered,                   \
-	.empty = mi_empty, .fetch_part = mi_fetch_part
+	.empty = mi_empty, .fetch_part = mi_fetch_part, .forget_parts = mi_forget_parts
 static const struct mbx_ops mi_ops = {MI_OPS};
 static const struct mbx_ops mi_send_ops = {MI_OPS, .send = mi_send};
 
