@@ -105,7 +105,7 @@ struct mbx_serve_in {
 };
 
 /* A streamed part's window: a multiple of 3, so that base64 pieces join. */
-#define MBX_STREAM_CHUNK (255 * 1024)
+#define MBX_STREAM_CHUNK (1023 * 1024)
 
 /*
  * A streamed answer (mbx_serve_in.may_stream): the phone gets body (the

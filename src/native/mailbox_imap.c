@@ -66,6 +66,7 @@ struct memo {
 	uint32_t new_uid;                /* move: the UID in the destination (COPYUID) */
 	struct mbx_send_out sent;        /* send */
 	struct mbx_part part;            /* fetch_part */
+	int enc;                         /* fetch_part's structure memo: enum part_enc */
 	struct memo *next;
 };
 
@@ -1612,12 +1613,40 @@ part_step(struct job *j)
 			break;
 		j->step++;
 		/* fall through */
-	case 1:
+	case 1: {
+		/* the part's structure, once per request: a streamed answer's next windows */
+		char *key =
+		    xasprintf("B\x1f%s\x1f%" PRIu32 "\x1f%s", j->folder, j->uid, j->section);
+		const struct memo *b = memo_find(j->m, key);
+		free(key);
+		if (b != NULL) {
+			j->found = true;
+			j->enc = (enum part_enc)b->enc;
+			j->psize = b->part.total;
+			j->memo->part.content_type = xstrdup(b->part.content_type);
+			j->step++;
+			part_step(j);
+			break;
+		}
 		cmd = imap_cmd_new("UID FETCH");
 		imap_cmd_rawf(cmd, "%" PRIu32 " (UID BODYSTRUCTURE)", j->uid);
 		cmd_send(j, cmd, part_struct_cb, NULL);
 		break;
+	}
 	case 2:
+		if (j->found && j->memo->part.content_type != NULL) {
+			char *key = xasprintf("B\x1f%s\x1f%" PRIu32 "\x1f%s", j->folder, j->uid,
+			                      j->section);
+			if (memo_find(j->m, key) == NULL) {
+				struct memo *b = memo_add(j->m, key);
+				b->rv = 1;
+				b->enc = (int)j->enc;
+				b->part.total = j->psize;
+				b->part.content_type = xstrdup(j->memo->part.content_type);
+			} else {
+				free(key);
+			}
+		}
 		if (!j->found) {
 			job_finish(j, 0, NULL);
 			break;

@@ -3132,19 +3132,19 @@ stream_out(struct mbx_backend *b, const struct mbx_serve_out *out, size_t *len_r
 }
 
 /*
- * An attachment of 600,000 bytes (past MBX_STREAM_CHUNK) when the caller
+ * An attachment of 2,500,000 bytes (past MBX_STREAM_CHUNK) when the caller
  * may stream: GetAttachment answers no bytes but the stream of the part
  * (its type as Content-Type, its decoded size), which read window by
  * window is the attachment; ItemOperations Fetch without a Range answers
  * the WBXML cut at its Data (the prefix ends with STR_I, the suffix starts
  * with its NUL), which with the part's base64 between decodes to Status 1,
- * Total 600000 and Data the attachment, of mbx_stream_length bytes. With a
+ * Total 2500000 and Data the attachment, of mbx_stream_length bytes. With a
  * Range, or a caller that may not stream: inline, as before.
  */
 static void
 test_streamed_attachment(void **state)
 {
-	size_t n = 600000, len;
+	size_t n = 2500000, len;
 	unsigned char *pdf = xmalloc(n);
 	struct cx c;
 	struct sbuf m = {0};
