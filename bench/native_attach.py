@@ -123,22 +123,25 @@ def measure(label, pid, fn):
         flush=True)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--mb", type=int, default=50)
-    ap.add_argument("--slow", type=int, default=0, help="also read at this many KiB/s")
-    a = ap.parse_args()
-    root = os.path.abspath(os.path.join(HERE, ".."))
-    abqd = os.path.join(root, a.build, "src", "daemon", "abqd")
-    abqctl = os.path.join(root, a.build, "src", "ctl", "abqctl")
-    d = tempfile.mkdtemp(prefix="abq-att-")
-    dc = live.Dovecot(d)
-    proc = None
-    try:
-        dc.start()
-        data = (b"%PDF-1.4\n" + hashlib.sha256(b"x").digest() * 8 +
-                os.urandom(a.mb * 1024 * 1024 - 9 - 256))
+class Setup:
+    """A private Dovecot in d whose INBOX holds one message with an attachment of size
+    bytes, and abqd (native mode, Permissive) in front of it; a phone and the
+    attachment's FileReference (ref). stop() ends both."""
+
+    def __init__(self, d, size, abqd, abqctl, log_level="info"):
+        self.d, self.proc = d, None
+        self.dc = live.Dovecot(d)
+        self.dc.start()
+        try:
+            self.start(size, os.path.abspath(abqd), os.path.abspath(abqctl), log_level)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self, size, abqd, abqctl, log_level):
+        d, dc = self.d, self.dc
+        self.data = data = (b"%PDF-1.4\n" + hashlib.sha256(b"x").digest() * 8 +
+                            os.urandom(size - 9 - 256))
         subprocess.run(["doveadm", "-c", dc.conf, "save", "-u", live.USER, "-m", "INBOX"],
                        input=message(data).encode(), check=True)
         port, adm = live.free_port(), live.free_port()
@@ -147,20 +150,22 @@ def main():
         with open(os.path.join(ad, "abqd.conf"), "w") as f:
             f.write("[eas]\nlisten = 127.0.0.1:%d\nworkers = 1\n[upstream]\n"
                     "url = imap://127.0.0.1:%d\nca_file = %s\n[store]\nurl = sqlite:abqd.db\n[admin]\n"
-                    "listen = 127.0.0.1:%d\n[log]\nlevel = info\n" % (port, dc.imap_port, dc.ca, adm))
+                    "listen = 127.0.0.1:%d\n[log]\nlevel = %s\n" % (port, dc.imap_port, dc.ca, adm,
+                                                            log_level))
         ctl = [abqctl, "-c", os.path.join(ad, "abqd.conf")]
         subprocess.run(ctl + ["init"], cwd=ad, check=True, capture_output=True)
         subprocess.run(ctl + ["config", "global", "set", "attribute", "abqMode", "value",
                               "Permissive"], cwd=ad, check=True, capture_output=True)
-        proc = subprocess.Popen([abqd, "-d", "-c", "abqd.conf"], cwd=ad,
-                                stderr=open(os.path.join(ad, "stderr"), "w"))
+        self.stderr = os.path.join(ad, "stderr")
+        self.proc = proc = subprocess.Popen([abqd, "-d", "-c", "abqd.conf"], cwd=ad,
+                                            stderr=open(self.stderr, "w"))
         for _ in range(100):
             try:
                 http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
                 break
             except OSError:
                 time.sleep(0.1)
-        ph = Phone(port)
+        self.phone = ph = Phone(port)
         st, h, n = ph.post(ph.query("FolderSync"), wbxml(
             '<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>'))
         assert st == 200, "FolderSync: HTTP %d" % st
@@ -174,8 +179,43 @@ def main():
                 ref = "%d:1:2" % fid
                 break
         assert ref, "no folder holds the attachment"
+        self.ref = ref
+
+    def log(self):
+        with open(self.stderr) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+        self.dc.stop()
+
+
+def itemops_body(ref):
+    return wbxml('<ItemOperations xmlns="ItemOperations:" xmlns:A="AirSyncBase:"><Fetch>'
+                 '<Store>Mailbox</Store><A:FileReference>%s</A:FileReference></Fetch>'
+                 '</ItemOperations>' % ref)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--mb", type=int, default=50)
+    ap.add_argument("--slow", type=int, default=0, help="also read at this many KiB/s")
+    a = ap.parse_args()
+    root = os.path.abspath(os.path.join(HERE, ".."))
+    abqd = os.path.join(root, a.build, "src", "daemon", "abqd")
+    abqctl = os.path.join(root, a.build, "src", "ctl", "abqctl")
+    d = tempfile.mkdtemp(prefix="abq-att-")
+    s = None
+    try:
+        s = Setup(d, a.mb * 1024 * 1024, abqd, abqctl)
+        data, ph, ref, proc = s.data, s.phone, s.ref, s.proc
+        ver = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout
         print("abqd %s, Dovecot %s; a %d MiB attachment (%d bytes in the message, base64)" % (
-            a.build, dc.__class__.__name__, a.mb, len(message(data))), flush=True)
+            a.build, ver.split()[0], a.mb, len(message(data))), flush=True)
         want = hashlib.sha256(data).hexdigest()
 
         def getatt(kbps):
@@ -187,10 +227,8 @@ def main():
 
         def itemops(kbps):
             got = bytearray()
-            st, h, n = ph.post(ph.query("ItemOperations"), wbxml(
-                '<ItemOperations xmlns="ItemOperations:" xmlns:A="AirSyncBase:"><Fetch>'
-                '<Store>Mailbox</Store><A:FileReference>%s</A:FileReference></Fetch>'
-                '</ItemOperations>' % ref), sink=got.extend, kbps=kbps)
+            st, h, n = ph.post(ph.query("ItemOperations"), itemops_body(ref), sink=got.extend,
+                               kbps=kbps)
             b64 = base64.b64encode(data)
             i = bytes(got).find(b64)
             ok = st == 200 and i > 0 and got[i - 1] == 3 and got[i + len(b64)] == 0
@@ -201,14 +239,13 @@ def main():
         if a.slow:
             measure("GetAttachment at %d KiB/s" % a.slow, proc.pid, lambda: getatt(a.slow))
     except AssertionError:
-        with open(os.path.join(d, "abqd", "stderr")) as f:
-            sys.stderr.write("".join(f.readlines()[-15:]))
+        if os.path.exists(os.path.join(d, "abqd", "stderr")):
+            with open(os.path.join(d, "abqd", "stderr")) as f:
+                sys.stderr.write("".join(f.readlines()[-15:]))
         raise
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(30)
-        dc.stop()
+        if s is not None:
+            s.stop()
         shutil.rmtree(d, ignore_errors=True)
 
 
