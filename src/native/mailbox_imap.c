@@ -496,6 +496,11 @@ job_start(struct mi *m, struct job *j)
 
 	j->m = m;
 	m->job = j;
+	if (m->c != NULL && imap_client_state(m->c) == IMAP_STATE_DEAD) {
+		/* closed while no command ran (a streamed answer's pause): another one */
+		imap_pool_put(m->pool, m->c, false);
+		m->c = NULL;
+	}
 	if (m->c != NULL) {
 		job_step(j);
 		return MBX_PENDING;
@@ -1581,6 +1586,19 @@ part_total_known(struct job *j)
 	return true;
 }
 
+/*
+ * Send a command of a part's step (the step's last use of j): when it could
+ * not even be sent (the connection closed), the job fails now, as nothing
+ * will answer it.
+ */
+static void
+part_send(struct job *j, struct imap_cmd *cmd, imap_cmd_cb cb, imap_chunk_cb chunk)
+{
+	cmd_send(j, cmd, cb, chunk);
+	if (j->outstanding == 0)
+		job_fail(j, "the IMAP connection is closed");
+}
+
 /* UID FETCH of the part's item (BINARY.PEEK, BODY.PEEK) <off.max> (max 0: from off on), counted. */
 static void
 part_fetch(struct job *j, const char *item, uint64_t off, uint64_t max)
@@ -1593,7 +1611,7 @@ part_fetch(struct job *j, const char *item, uint64_t off, uint64_t max)
 		              item, j->section, off, max);
 	else
 		imap_cmd_rawf(cmd, "%" PRIu32 " (UID %s[%s])", j->uid, item, j->section);
-	cmd_send(j, cmd, part_data_cb, part_chunk);
+	part_send(j, cmd, part_data_cb, part_chunk);
 }
 
 /*
@@ -1609,8 +1627,11 @@ part_step(struct job *j)
 
 	switch (j->step) {
 	case 0:
-		if (select_mailbox(j))
+		if (select_mailbox(j)) {
+			if (j->outstanding == 0) /* not even sent */
+				job_fail(j, "the IMAP connection is closed");
 			break;
+		}
 		j->step++;
 		/* fall through */
 	case 1: {
@@ -1630,7 +1651,7 @@ part_step(struct job *j)
 		}
 		cmd = imap_cmd_new("UID FETCH");
 		imap_cmd_rawf(cmd, "%" PRIu32 " (UID BODYSTRUCTURE)", j->uid);
-		cmd_send(j, cmd, part_struct_cb, NULL);
+		part_send(j, cmd, part_struct_cb, NULL);
 		break;
 	}
 	case 2:
@@ -1666,7 +1687,7 @@ part_step(struct job *j)
 		cmd = imap_cmd_new("UID FETCH");
 		imap_cmd_rawf(cmd, "%" PRIu32 " (UID %s)", j->uid, it.p);
 		free(it.p);
-		cmd_send(j, cmd, part_data_cb, part_chunk);
+		part_send(j, cmd, part_data_cb, part_chunk);
 		break;
 	case 3:
 		if (!j->binary && j->enc != PE_IDENTITY) {

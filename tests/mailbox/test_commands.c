@@ -3103,7 +3103,8 @@ stream_out(struct mbx_backend *b, const struct mbx_serve_out *out, size_t *len_r
 	struct sbuf w = {0};
 	uint64_t off = 0;
 
-	sbuf_addn(&w, (const char *)out->body, out->body_len);
+	if (out->body_len > 0)
+		sbuf_addn(&w, (const char *)out->body, out->body_len);
 	mbx_begin(b);
 	while (off < out->stream.total) {
 		struct mbx_part p;
@@ -3126,7 +3127,8 @@ stream_out(struct mbx_backend *b, const struct mbx_serve_out *out, size_t *len_r
 		mbx_part_clear(&p);
 	}
 	mbx_end(b);
-	sbuf_addn(&w, (const char *)out->stream.suffix, out->stream.suffix_len);
+	if (out->stream.suffix_len > 0)
+		sbuf_addn(&w, (const char *)out->stream.suffix, out->stream.suffix_len);
 	*len_r = w.len;
 	return (uint8_t *)w.p;
 }
