@@ -1657,7 +1657,9 @@ native_watch(struct exchange *x, const struct mbx_backend *b, const struct mbx_s
 		         x->ereq->device_id, eas_cmd_name(x->ereq->cmd), err);
 }
 
-/* A streamed answer is over (sent, cut or abandoned): the backend's request ends, the run is freed.
+/*
+ * A streamed answer is over (sent, cut or abandoned): the backend's request
+ * ends, the run is freed.
  */
 static void
 native_stream_end(struct native_run *nr)

@@ -3210,6 +3210,29 @@ test_streamed_attachment(void **state)
 	wbxml_doc_free(&d);
 	free(sent);
 
+	/* two Fetches of it in one request: the first streamed, the second inline after it */
+	struct wbxml_doc *two = req_fetch_file("inbox:1:2", NULL);
+	struct wbxml_node *f2 = wbxml_addn(wbxml_doc_root(two), "Fetch");
+	wbxml_addn_text(f2, "Store", "Mailbox");
+	wbxml_addn_text(f2, "AirSyncBase:FileReference", "inbox:1:2");
+	assert_null(cx_serve(&c, EAS_CMD_ITEMOPERATIONS, two));
+	assert_true(o->stream.on);
+	assert_true(o->stream.suffix_len > n); /* the second Fetch's Data, inline */
+	sent = stream_out(c.mm, o, &len);
+	assert_int_equal(len, mbx_stream_length(o));
+	assert_int_equal(wbxml_decode(sent, len, NULL, &d, NULL), WBXML_OK);
+	size_t fetches = 0;
+	for (struct wbxml_node *x = wbxml_find(wbxml_doc_root(d), "Response")->first_child; x;
+	     x = x->next, fetches++) {
+		data = data_of(wbxml_find(x, "Properties"), &got);
+		assert_int_equal(got, n);
+		assert_memory_equal(data, pdf, n);
+		free(data);
+	}
+	assert_int_equal(fetches, 2);
+	wbxml_doc_free(&d);
+	free(sent);
+
 	/* a Range: inline */
 	struct wbxml_node *r =
 	    cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("inbox:1:2", "100-199"));
