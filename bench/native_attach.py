@@ -128,9 +128,12 @@ class Setup:
     bytes, and abqd (native mode, Permissive) in front of it; a phone and the
     attachment's FileReference (ref). stop() ends both."""
 
-    def __init__(self, d, size, abqd, abqctl, log_level="info"):
+    def __init__(self, d, size, abqd, abqctl, log_level="info", extra_conf=""):
         self.d, self.proc = d, None
         self.dc = live.Dovecot(d)
+        if extra_conf:
+            with open(self.dc.conf, "a") as f:
+                f.write(extra_conf)
         self.dc.start()
         try:
             self.start(size, os.path.abspath(abqd), os.path.abspath(abqctl), log_level)

@@ -67,6 +67,8 @@ struct memo {
 	struct mbx_send_out sent;        /* send */
 	struct mbx_part part;            /* fetch_part */
 	int enc;                         /* fetch_part's structure memo: enum part_enc */
+	/* fetch_part's size memo of a base64 part: its lines, all of line chars and CRLF */
+	uint32_t line;
 	struct memo *next;
 };
 
@@ -158,6 +160,13 @@ struct job {
 	struct sbuf win;
 	unsigned char q[4]; /* base64: the quantum so far; QP: "=" and a hex digit */
 	unsigned nq;
+	/*
+	 * base64 read whole: whether its lines are regular (each line but the
+	 * last of line chars, CRLF-ended, nothing but base64 on them), so that a
+	 * window can be read by its encoded offset (mapped: a window read so).
+	 */
+	uint32_t line, cur_line;
+	bool irregular, short_seen, cr, mapped;
 };
 
 struct mi {
@@ -1410,8 +1419,31 @@ part_decode(struct job *j, const char *s, size_t n, bool end)
 			o = 0;
 		}
 		if (j->enc == PE_BASE64) {
-			if ((v = b64_val(c)) < 0)
+			if (c == '\r' && !j->cr) {
+				j->cr = true;
 				continue;
+			}
+			if (c == '\n' &&
+			    j->cr) { /* a line ends: as long as the first, or the last */
+				if (j->line == 0)
+					j->line = j->cur_line;
+				else if (j->short_seen || j->cur_line > j->line)
+					j->irregular = true;
+				else if (j->cur_line < j->line)
+					j->short_seen = true;
+				j->cr = false;
+				j->cur_line = 0;
+				continue;
+			}
+			if (j->cr || (v = b64_val(c)) < 0) {
+				j->irregular = j->irregular || c != '=' || j->cr;
+				j->cr = false;
+				j->cur_line += c == '=';
+				continue;
+			}
+			if (j->short_seen && j->cur_line == 0)
+				j->irregular = true; /* a line after a short one */
+			j->cur_line++;
 			j->q[j->nq++] = (unsigned char)v;
 			if (j->nq == 4) {
 				out[o++] = (char)(j->q[0] << 2 | j->q[1] >> 4);
@@ -1442,6 +1474,8 @@ part_decode(struct job *j, const char *s, size_t n, bool end)
 			j->nq = 0;
 		}
 	}
+	if (end && j->cur_line > j->line)
+		j->irregular = true; /* a last line longer than the others */
 	if (end && j->enc == PE_BASE64 && j->nq >= 2) {
 		out[o++] = (char)(j->q[0] << 2 | j->q[1] >> 4);
 		if (j->nq == 3)
@@ -1546,6 +1580,10 @@ part_done(struct job *j, uint64_t total)
 		struct memo *t = memo_add(j->m, key);
 		t->rv = 1;
 		t->part.total = total;
+		/* a whole base64 pass with regular lines: the next windows read by offset */
+		if (j->enc == PE_BASE64 && !j->binary && !j->mapped && j->off == 0 &&
+		    !j->irregular && j->line > 0 && j->line % 4 == 0)
+			t->line = j->line;
 	} else {
 		free(key);
 	}
@@ -1560,6 +1598,17 @@ part_done(struct job *j, uint64_t total)
 	j->memo->part.data = j->win.p ? j->win.p : xstrdup("");
 	j->win.p = NULL;
 	job_finish(j, 1, NULL);
+}
+
+/* The request's memo of the part's decoded size (and base64 lines), or NULL. */
+static const struct memo *
+part_total_memo(struct job *j)
+{
+	char *key = total_key(j);
+	const struct memo *t = memo_find(j->m, key);
+
+	free(key);
+	return t;
 }
 
 /*
@@ -1624,6 +1673,7 @@ part_step(struct job *j)
 {
 	struct imap_cmd *cmd;
 	struct sbuf it = {0};
+	const struct memo *t;
 
 	switch (j->step) {
 	case 0:
@@ -1683,6 +1733,21 @@ part_step(struct job *j)
 				sbuf_printf(&it, "<%" PRIu64 ".%" PRIu64 ">", j->off, j->max);
 			else if (j->off > 0)
 				sbuf_printf(&it, "<%" PRIu64 ".%u>", j->off, UINT32_MAX);
+		} else if (j->enc == PE_BASE64 && (j->off > 0 || j->max > 0) &&
+		           (t = part_total_memo(j)) != NULL && t->line > 0) {
+			/*
+			 * Regular lines (seen by this request's whole pass): the window's
+			 * quanta by their encoded offset, line breaks counted in.
+			 */
+			uint64_t L = t->line, q = j->off / 3, c0 = q * 4, e0 = c0 + c0 / L * 2;
+			j->pos = q * 3;
+			j->mapped = true;
+			if (j->max > 0) {
+				uint64_t c1 = (j->off + j->max + 2) / 3 * 4, e1 = c1 + c1 / L * 2;
+				sbuf_printf(&it, "<%" PRIu64 ".%" PRIu64 ">", e0, e1 - e0);
+			} else {
+				sbuf_printf(&it, "<%" PRIu64 ".%u>", e0, UINT32_MAX);
+			}
 		}
 		cmd = imap_cmd_new("UID FETCH");
 		imap_cmd_rawf(cmd, "%" PRIu32 " (UID %s)", j->uid, it.p);
@@ -1692,7 +1757,8 @@ part_step(struct job *j)
 	case 3:
 		if (!j->binary && j->enc != PE_IDENTITY) {
 			part_decode(j, "", 0, true);
-			part_done(j, j->pos);
+			t = j->mapped ? part_total_memo(j) : NULL;
+			part_done(j, t != NULL ? t->part.total : j->pos);
 		} else if (!j->binary) {
 			part_done(j, j->psize);
 		} else if (part_total_known(j)) {
