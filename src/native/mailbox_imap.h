@@ -79,8 +79,10 @@
  * it, a part in 7bit/8bit/binary is read the same way with BODY.PEEK and its
  * BODYSTRUCTURE size; a base64 or quoted-printable part is fetched whole
  * (streamed, never held) and decoded here as it arrives, keeping only the
- * window: the decoded size is known once the pass ends, and each window
- * costs a pass over the encoded part. At most MBX_IMAP_PART_CAP bytes are
+ * window: the decoded size is known once the pass ends. A base64 part whose
+ * lines that pass found regular has the request's next windows read by
+ * their encoded offset; else each window costs a pass over the encoded
+ * part. At most MBX_IMAP_PART_CAP bytes are
  * held for one answer (a whole-part read of a larger part fails, -1: ask by
  * windows).
  */
