@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Native mode: one large attachment fetched through abqd, abqd's peak RSS and the time.
 
-    bench/native_attach.py [--build build] [--mb 50] [--slow KBPS]
+    bench/native_attach.py [--build build] [--mb 50] [--slow KBPS] [--no-binary]
 
 A private Dovecot on free ports (tests/imap/test_imap_live.py's Dovecot class,
 the one tests/native uses; not the e2e fixture), alice's INBOX holding one
@@ -47,6 +47,11 @@ def wbxml(xml):
             return f.read()
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# Dovecot's capabilities without BINARY (as tests/native's reduced profile)
+NO_BINARY = ("imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ "
+             "SORT UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED SPECIAL-USE MOVE\n")
 
 
 def rss(pid, field="VmRSS"):
@@ -207,6 +212,8 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--mb", type=int, default=50)
     ap.add_argument("--slow", type=int, default=0, help="also read at this many KiB/s")
+    ap.add_argument("--no-binary", action="store_true",
+                    help="Dovecot without BINARY (abqd decodes the base64)")
     a = ap.parse_args()
     root = os.path.abspath(os.path.join(HERE, ".."))
     abqd = os.path.join(root, a.build, "src", "daemon", "abqd")
@@ -214,7 +221,7 @@ def main():
     d = tempfile.mkdtemp(prefix="abq-att-")
     s = None
     try:
-        s = Setup(d, a.mb * 1024 * 1024, abqd, abqctl)
+        s = Setup(d, a.mb * 1024 * 1024, abqd, abqctl, extra_conf=NO_BINARY if a.no_binary else "")
         data, ph, ref, proc = s.data, s.phone, s.ref, s.proc
         ver = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout
         print("abqd %s, Dovecot %s; a %d MiB attachment (%d bytes in the message, base64)" % (
