@@ -166,7 +166,7 @@ struct job {
 	 * window can be read by its encoded offset (mapped: a window read so).
 	 */
 	uint32_t line, cur_line;
-	bool irregular, short_seen, cr, mapped;
+	bool irregular, short_seen, cr, pad, mapped;
 };
 
 struct mi {
@@ -1425,9 +1425,10 @@ part_decode(struct job *j, const char *s, size_t n, bool end)
 			}
 			if (c == '\n' &&
 			    j->cr) { /* a line ends: as long as the first, or the last */
-				if (j->line == 0)
+				if (j->line == 0) {
+					j->irregular = j->irregular || j->cur_line == 0;
 					j->line = j->cur_line;
-				else if (j->short_seen || j->cur_line > j->line)
+				} else if (j->short_seen || j->cur_line > j->line)
 					j->irregular = true;
 				else if (j->cur_line < j->line)
 					j->short_seen = true;
@@ -1439,10 +1440,12 @@ part_decode(struct job *j, const char *s, size_t n, bool end)
 				j->irregular = j->irregular || c != '=' || j->cr;
 				j->cr = false;
 				j->cur_line += c == '=';
+				j->pad = j->pad || c == '=';
 				continue;
 			}
-			if (j->short_seen && j->cur_line == 0)
-				j->irregular = true; /* a line after a short one */
+			if ((j->short_seen && j->cur_line == 0) || j->pad)
+				j->irregular =
+				    true; /* a line after a short one, data after padding */
 			j->cur_line++;
 			j->q[j->nq++] = (unsigned char)v;
 			if (j->nq == 4) {
