@@ -50,6 +50,7 @@
 #include "eas/status.h"
 #include "eas/upprov.h"
 #include "eas/wbxml.h"
+#include "lib/b64.h"
 #include "lib/cbuf.h"
 #include "lib/hmap.h"
 #include "lib/log.h"
@@ -342,6 +343,10 @@ static void serve_mailbox(struct exchange *x);
 static void native_serve(struct exchange *x);
 static void native_options(struct exchange *x);
 static void native_detach(struct exchange *x);
+struct native_run;
+static void native_stream_pump(struct native_run *nr);
+static void native_stream_end(struct native_run *nr);
+static void native_drained(struct native_run *nr);
 static char *user_address(const struct gateway *gw, const char *account);
 static void served(void *arg, int rv, struct mbx_serve_out *out, const char *errmsg);
 static void hold_expired(evutil_socket_t fd, short what, void *arg);
@@ -586,7 +591,8 @@ on_abort(struct http_request *hreq, void *arg)
 
 /*
  * The phone's side took what was written: let a paused upstream answer flow
- * again (up_on_body paused it when the output filled up).
+ * again (up_on_body paused it when the output filled up), or a native
+ * streamed answer read its next window (native_stream_pump).
  */
 static void
 on_drain(struct http_request *hreq, void *arg)
@@ -595,6 +601,8 @@ on_drain(struct http_request *hreq, void *arg)
 	(void)arg;
 	if (x != NULL && x->ureq != NULL)
 		upstream_resume(x->ureq);
+	else if (x != NULL && x->native != NULL)
+		native_drained(x->native);
 }
 
 static const struct http_handler handler = {
@@ -1483,6 +1491,15 @@ struct native_run {
 	char *account, *device_id, *version, *email;
 	/* the query's GetAttachment and 12.1 compose fields (mbx_serve_in's) */
 	char *attachment_name, *collection_id, *item_id, *long_id;
+	/*
+	 * A streamed answer (native_stream_start): the part, its type, the
+	 * decoded bytes written so far; waiting on the backend, or inside the
+	 * pump (the phone going away then leaves the freeing to it).
+	 */
+	bool streaming, waiting, pumping;
+	struct mbx_stream stream;
+	char *stream_type;
+	uint64_t off;
 };
 
 /* A state read or folder assignment on the store thread, and whom to tell. */
@@ -1580,12 +1597,19 @@ native_run_free(struct native_run *nr)
 	free(nr);
 }
 
-/* The phone went away while its command ran: the run ends on its own. */
+/*
+ * The phone went away while its command ran: the run ends on its own; a
+ * stream paused for the phone's output (nothing else calls it back) ends now.
+ */
 static void
 native_detach(struct exchange *x)
 {
-	x->native->x = NULL;
+	struct native_run *nr = x->native;
+
+	nr->x = NULL;
 	x->native = NULL;
+	if (nr->streaming && !nr->waiting && !nr->pumping)
+		native_stream_end(nr);
 }
 
 /*
@@ -1643,6 +1667,173 @@ native_watch(struct exchange *x, const struct mbx_backend *b, const struct mbx_s
 }
 
 /*
+ * A streamed answer is over (sent, cut or abandoned): the backend's request
+ * ends, the run is freed.
+ */
+static void
+native_stream_end(struct native_run *nr)
+{
+	mbx_end(nr->in.backend);
+	free(nr->stream.suffix);
+	free(nr->stream_type);
+	native_run_free(nr);
+}
+
+/* The IMAP fetch of a window is done: go on writing. */
+static void
+native_stream_woke(void *arg)
+{
+	struct native_run *nr = arg;
+
+	nr->waiting = false;
+	native_stream_pump(nr);
+}
+
+/*
+ * Write the streamed part window by window (MBX_STREAM_CHUNK decoded bytes,
+ * base64-encoded for ItemOperations), each read from the IMAP server only
+ * when the phone's output has drained (http_response_write's 1 pauses,
+ * on_drain resumes) and dropped once written: abqd holds one window, however
+ * large the attachment and however slow the phone. Then the suffix, and the
+ * exchange ends. A window that cannot be read (the IMAP connection lost, the
+ * message gone) cuts the answer: the connection is closed short of its
+ * Content-Length, the phone sees a truncated answer and retries; logged.
+ */
+static void
+native_stream_pump(struct native_run *nr)
+{
+	const struct mbx_stream *st = &nr->stream;
+
+	nr->pumping = true;
+	for (;;) {
+		struct exchange *x = nr->x;
+		struct mbx_part part;
+		const char *err = "no such part";
+		int rv, w = 0;
+		size_t got;
+
+		if (x == NULL) { /* the phone went away */
+			nr->pumping = false;
+			native_stream_end(nr);
+			return;
+		}
+		if (nr->off >= st->total) {
+			if (st->suffix_len > 0) {
+				logcap_answer(x, st->suffix, st->suffix_len);
+				(void)http_response_write(x->hreq, st->suffix, st->suffix_len);
+			}
+			http_response_end(x->hreq);
+			x->hreq = NULL;
+			x->native = NULL;
+			exchange_finish(x);
+			nr->pumping = false;
+			native_stream_end(nr);
+			return;
+		}
+		rv = mbx_fetch_part(nr->in.backend, st->folder, st->item, st->section, nr->off,
+		                    MBX_STREAM_CHUNK, &part, &err);
+		if (rv == MBX_PENDING) {
+			nr->waiting = true;
+			nr->pumping = false;
+			mbx_wait(nr->in.backend, native_stream_woke, nr);
+			return;
+		}
+		mbx_forget_parts(nr->in.backend);
+		got = rv == 1 ? part.len : 0;
+		if (got > 0) {
+			if (st->base64) {
+				char *b64 = xmalloc(B64_ENCODED_LEN(part.len) + 1);
+				size_t n =
+				    b64_encode((const unsigned char *)part.data, part.len, b64);
+				logcap_answer(x, b64, n);
+				w = http_response_write(x->hreq, b64, n);
+				free(b64);
+			} else {
+				logcap_answer(x, part.data, part.len);
+				w = http_response_write(x->hreq, part.data, part.len);
+			}
+			nr->off += part.len;
+		}
+		mbx_part_clear(&part);
+		if (got == 0 || w < 0) {
+			log_warn(
+			    "user=%s dev=%s cmd=%s: native: the attachment's stream cut at %" PRIu64
+			    " of %" PRIu64 " bytes: %s",
+			    x->ereq->account, x->ereq->device_id, eas_cmd_name(x->ereq->cmd),
+			    nr->off, st->total,
+			    w < 0     ? "the phone's connection failed"
+			    : rv == 1 ? "the part ended early"
+			              : err);
+			x->outcome = OUT_NATIVE_FAILED;
+			http_response_abort(x->hreq);
+			x->hreq = NULL;
+			x->native = NULL;
+			exchange_finish(x);
+			nr->pumping = false;
+			native_stream_end(nr);
+			return;
+		}
+		if (w == 1) { /* the phone's output is full: on_drain resumes */
+			nr->pumping = false;
+			return;
+		}
+	}
+}
+
+/* The phone's output drained: a stream paused for it goes on. */
+static void
+native_drained(struct native_run *nr)
+{
+	if (nr->streaming && !nr->waiting && !nr->pumping)
+		native_stream_pump(nr);
+}
+
+/*
+ * Start a streamed answer (mbx_serve_out.stream): the head with the whole
+ * Content-Length, the prefix, then the part (native_stream_pump) within one
+ * request of the run's backend; the run lives until the stream ends.
+ */
+static void
+native_stream_start(struct exchange *x, struct native_run *nr, struct mbx_serve_out *out)
+{
+	const char *h[2 * MBX_OUT_HEADERS + 3];
+	size_t n = 0;
+
+	nr->stream = out->stream;
+	out->stream.suffix = NULL;
+	nr->stream_type =
+	    xstrdup(out->content_type ? out->content_type : "application/octet-stream");
+	nr->streaming = true;
+	nr->off = 0;
+	h[n++] = "Content-Type";
+	h[n++] = nr->stream_type;
+	for (size_t i = 0; i < out->n_headers && i < MBX_OUT_HEADERS; i++) {
+		h[n++] = out->headers[i][0];
+		h[n++] = out->headers[i][1];
+	}
+	h[n] = NULL;
+	x->native = nr;
+	x->outcome = OUT_NATIVE;
+	x->status = 200;
+	log_debug("user=%s dev=%s: native: streaming %" PRIu64 " bytes of part %s of %s",
+	          x->ereq->account, x->ereq->device_id, nr->stream.total, nr->stream.section,
+	          nr->stream.item);
+	if (http_response_start(x->hreq, 200, NULL, (int64_t)mbx_stream_length(out), h) < 0 ||
+	    (out->body_len > 0 && http_response_write(x->hreq, out->body, out->body_len) < 0)) {
+		x->outcome = OUT_NATIVE_FAILED;
+		http_response_abort(x->hreq);
+		x->hreq = NULL;
+		x->native = NULL;
+		exchange_finish(x);
+		native_stream_end(nr);
+		return;
+	}
+	logcap_answer(x, out->body, out->body_len);
+	mbx_begin(nr->in.backend);
+	native_stream_pump(nr);
+}
+
+/*
  * mbx_run answered: the command's answer to the phone (a Ping's hold as the
  * quarantine mailbox's), or the IMAP server's failure as HTTP: a refused
  * login 401 (the phone asks its user), no connection 503 with Retry-After.
@@ -1674,6 +1865,9 @@ native_done(void *arg, int rv, struct mbx_serve_out *out)
 	} else if (out->hold_seconds > 0) {
 		native_watch(x, nr->in.backend, out);
 		hold_start(x, out, OUT_NATIVE_HELD);
+	} else if (out->stream.on && out->http_status == 200) {
+		native_stream_start(x, nr, out);
+		return;
 	} else {
 		x->outcome = OUT_NATIVE;
 		respond_out(x, out);
@@ -1734,6 +1928,7 @@ native_serve(struct exchange *x)
 	nr->in.item_id = nr->item_id;
 	nr->in.long_id = nr->long_id;
 	nr->in.save_in_sent = r->save_in_sent;
+	nr->in.may_stream = true;
 	nr->in.backend =
 	    mbx_imap_new(gw->pool, r->account, r->auth_user, r->auth_password, &nr->map);
 	if (gw->submitq != NULL) {

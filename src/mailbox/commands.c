@@ -46,7 +46,9 @@
  *                      its properties with the preferred body and the client's
  *                      read flag; by FileReference (a backend with
  *                      fetch_part): 1, ContentType, Range, Total and Data
- *                      (base64), 15 no such part, 8 a bad Range; other
+ *                      (base64; without a Range and past MBX_STREAM_CHUNK,
+ *                      streamed when the caller may: mbx_stream), 15 no
+ *                      such part, 8 a bad Range; other
  *                      Fetch: 6 (15 for an attachment);
  *                      EmptyFolderContents: 1 (the folder emptied for the
  *                      client; a backend with cursors empties it for good,
@@ -66,8 +68,9 @@
  *                        it again once allowed); v < 14.0: HTTP 503 and
  *                        Retry-After (the same, in HTTP)
  *   GetAttachment      a backend with fetch_part: the part AttachmentName (a
- *                      FileReference) names as the HTTP body with its type, 500
- *                      when none; else HTTP 503 and Retry-After
+ *                      FileReference) names as the HTTP body with its type
+ *                      (streamed past MBX_STREAM_CHUNK when the caller may),
+ *                      500 when none; else HTTP 503 and Retry-After
  *   MoveItems          per Move: 3 (moved: a tombstone in the source, gone from
  *                      the destination at its next Sync); unknown source 1,
  *                      destination 2, the same folder 4; a cursor backend
@@ -2660,6 +2663,58 @@ parse_range(const char *t, uint64_t *offset_r, uint64_t *max_r)
 	return 0;
 }
 
+/* The Data text a streamed answer's part takes the place of (split out by stream_split). */
+#define STREAM_MARK "abq-stream-6b1d0c2e9f"
+
+/* Set a streamed answer of a part (mbx_stream). */
+static void
+stream_set(struct mbx_serve_out *out, const char *folder, const char *item, const char *section,
+           uint64_t total, bool base64)
+{
+	out->stream.on = true;
+	out->stream.base64 = base64;
+	snprintf(out->stream.folder, sizeof(out->stream.folder), "%s", folder);
+	snprintf(out->stream.item, sizeof(out->stream.item), "%s", item);
+	snprintf(out->stream.section, sizeof(out->stream.section), "%s", section);
+	out->stream.total = total;
+}
+
+/*
+ * The encoded answer of a streamed ItemOperations cut at its mark: the body
+ * keeps what comes before the mark (its STR_I token last), the suffix what
+ * follows (its NUL first). 0, or -1 when the mark is not there once.
+ */
+static int
+stream_split(struct mbx_serve_out *out)
+{
+	size_t ml = strlen(STREAM_MARK), at = SIZE_MAX;
+
+	for (size_t i = 0; i + ml + 2 <= out->body_len; i++) {
+		if (out->body[i] == 0x03 && memcmp(out->body + i + 1, STREAM_MARK, ml) == 0 &&
+		    out->body[i + 1 + ml] == 0x00) {
+			if (at != SIZE_MAX)
+				return -1;
+			at = i + 1;
+		}
+	}
+	if (at == SIZE_MAX)
+		return -1;
+	out->stream.suffix_len = out->body_len - at - ml;
+	out->stream.suffix = xmalloc(out->stream.suffix_len);
+	memcpy(out->stream.suffix, out->body + at + ml, out->stream.suffix_len);
+	out->body_len = at;
+	return 0;
+}
+
+/* A streamed answer's whole length (commands.h). */
+uint64_t
+mbx_stream_length(const struct mbx_serve_out *out)
+{
+	uint64_t part = out->stream.base64 ? (out->stream.total + 2) / 3 * 4 : out->stream.total;
+
+	return out->body_len + part + out->stream.suffix_len;
+}
+
 /*
  * ItemOperations Fetch of an attachment by FileReference (a backend with
  * fetch_part): Status 1 and Properties (ContentType, Range and Total when a
@@ -2670,7 +2725,7 @@ parse_range(const char *t, uint64_t *offset_r, uint64_t *max_r)
  */
 static int
 itemops_fetch_file(const struct mbx_serve_in *in, const struct wbxml_node *c,
-                   struct wbxml_node *resp)
+                   struct wbxml_node *resp, struct mbx_serve_out *out)
 {
 	const char *ref = kid_text(c, "AirSyncBase:FileReference"), *err;
 	const struct wbxml_node *opts = kid(c, "ItemOperations:Options");
@@ -2679,7 +2734,11 @@ itemops_fetch_file(const struct mbx_serve_in *in, const struct wbxml_node *c,
 	uint64_t offset = 0, max = 0;
 	struct mbx_part part = {0};
 	int status = 1, rv;
+	/* the first whole attachment of the answer may be streamed: its first window decides */
+	bool may_stream = in->may_stream && range == NULL && !out->stream.on;
 
+	if (may_stream)
+		max = MBX_STREAM_CHUNK;
 	if (range != NULL && parse_range(range, &offset, &max) < 0)
 		status = 8;
 	else if (ref == NULL || fileref_parse(ref, folder, item, section) < 0)
@@ -2708,8 +2767,13 @@ itemops_fetch_file(const struct mbx_serve_in *in, const struct wbxml_node *c,
 			wbxml_addn_text(pr, "ItemOperations:Range", t);
 		}
 		add_int(pr, "ItemOperations:Total", (long long)part.total);
-		b64_encode((const unsigned char *)part.data, part.len, b64);
-		wbxml_addn_text(pr, "ItemOperations:Data", b64);
+		if (may_stream && part.total > part.len) { /* Data: a mark cut out at the end */
+			stream_set(out, folder, item, section, part.total, true);
+			wbxml_addn_text(pr, "ItemOperations:Data", STREAM_MARK);
+		} else {
+			b64_encode((const unsigned char *)part.data, part.len, b64);
+			wbxml_addn_text(pr, "ItemOperations:Data", b64);
+		}
 		free(b64);
 	}
 	mbx_part_clear(&part);
@@ -2737,10 +2801,15 @@ cmd_getattachment(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	if ((rv = folder_known(in, folder)) != 1)
 		return rv == MBX_PENDING ? failed(rv, NULL, out)
 		                         : http_only(500, "GetAttachment: no such folder", out);
-	rv = mbx_fetch_part(in->backend, folder, item, section, 0, 0, &part, &err);
+	rv = mbx_fetch_part(in->backend, folder, item, section, 0,
+	                    in->may_stream ? MBX_STREAM_CHUNK : 0, &part, &err);
 	if (rv != 1)
 		return rv == 0 ? http_only(500, "GetAttachment: no such attachment", out)
 		               : failed(pend_or_fail(rv), "mailbox failure", out);
+	if (part.total > part.len) { /* streamed: no bytes here, the type kept as below */
+		stream_set(out, folder, item, section, part.total, false);
+		part.len = 0;
+	}
 	size_t tl = strlen(part.content_type);
 	out->body = xmalloc(part.len + 1 + tl + 1);
 	memcpy(out->body, part.data, part.len);
@@ -2833,7 +2902,7 @@ cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "Fetch") &&
 		    kid(c, "AirSyncBase:FileReference") != NULL &&
 		    in->backend->ops->fetch_part != NULL) {
-			rv = itemops_fetch_file(in, c, resp);
+			rv = itemops_fetch_file(in, c, resp, out);
 		} else if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "Fetch")) {
 			rv = itemops_fetch(in, c, resp);
 		} else if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "EmptyFolderContents")) {
@@ -2845,11 +2914,18 @@ cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		if (rv < 0) {
 			wbxml_doc_free(&doc);
 			wbxml_doc_free(&rq);
+			out->stream.on = false;
 			return failed(rv, "sync state or mailbox failure", out);
 		}
 	}
 	wbxml_doc_free(&rq);
-	return finish(&doc, out);
+	if (finish(&doc, out) < 0)
+		return -1;
+	if (out->stream.on && stream_split(out) < 0) { /* cannot happen: the mark is ours */
+		mbx_serve_out_clear(out);
+		return http_only(500, "ItemOperations: the streamed answer could not be cut", out);
+	}
+	return 0;
 }
 
 /* ---- MoveItems -------------------------------------------------------- */
@@ -3386,6 +3462,7 @@ mbx_serve_out_clear(struct mbx_serve_out *out)
 	for (size_t i = 0; i < out->n_watch; i++)
 		free(out->watch[i]);
 	free(out->watch);
+	free(out->stream.suffix);
 	memset(out, 0, sizeof(*out));
 }
 

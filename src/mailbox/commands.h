@@ -97,6 +97,34 @@ struct mbx_serve_in {
 	const char *collection_id;
 	const char *item_id;
 	const char *long_id;
+	/*
+	 * The caller can send a streamed answer (mbx_serve_out.stream): an
+	 * attachment larger than MBX_STREAM_CHUNK is then not held whole.
+	 */
+	bool may_stream;
+};
+
+/* A streamed part's window: a multiple of 3, so that base64 pieces join. */
+#define MBX_STREAM_CHUNK (1023 * 1024)
+
+/*
+ * A streamed answer (mbx_serve_in.may_stream): the phone gets body (the
+ * prefix, body_len bytes, maybe 0), then the part's total decoded bytes,
+ * read with mbx_fetch_part(folder, item, section, offset, MBX_STREAM_CHUNK)
+ * window by window within one mbx_begin/mbx_end of the backend (each window
+ * dropped with mbx_forget_parts once written), base64-encoded when base64,
+ * then suffix. GetAttachment (raw, its type in content_type) and
+ * ItemOperations Fetch of a FileReference without a Range (the Data
+ * string's base64: it is STR_I, so the prefix ends with its STR_I token and
+ * the suffix starts with its NUL).
+ */
+struct mbx_stream {
+	bool on;
+	bool base64;
+	char folder[MBX_ID_MAX + 1], item[MBX_ID_MAX + 1], section[MBX_ID_MAX + 1];
+	uint64_t total;
+	uint8_t *suffix; /* malloc'd (NULL when empty) */
+	size_t suffix_len;
 };
 
 #define MBX_OUT_HEADERS 4
@@ -141,7 +169,11 @@ struct mbx_serve_out {
 	 * (run.h does).
 	 */
 	bool pending;
+	struct mbx_stream stream; /* on: the answer goes on past body (above) */
 };
+
+/* A streamed answer's whole length (its Content-Length). */
+uint64_t mbx_stream_length(const struct mbx_serve_out *out);
 
 /*
  * Answer one command. Returns 0 with *out filled (free it with

@@ -117,6 +117,14 @@ mbx_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id
 	return b->ops->fetch_part(b, folder_id, item_id, section, offset, max, out, errstr_r);
 }
 
+/* Drop the request's part windows: nothing to do without forget_parts. */
+void
+mbx_forget_parts(struct mbx_backend *b)
+{
+	if (b != NULL && b->ops->forget_parts != NULL)
+		b->ops->forget_parts(b);
+}
+
 /* Send a message; -1 when the backend cannot send. */
 int
 mbx_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,

@@ -248,6 +248,14 @@ struct mbx_ops {
 	int (*fetch_part)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	                  const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
 	                  const char **errstr_r);
+	/*
+	 * Optional (with fetch_part): drop what the request's fetch_part
+	 * answers hold (a streamed answer's windows, taken by the caller), so
+	 * that streaming a part window by window within one request keeps one
+	 * window at a time. A later fetch_part of a dropped window fetches it
+	 * again. NULL: the backend holds nothing per window.
+	 */
+	void (*forget_parts)(struct mbx_backend *b);
 
 	/*
 	 * Optional: send the user's message (mime, len bytes of RFC 5322, as
@@ -316,6 +324,8 @@ int mbx_remove(struct mbx_backend *b, const char *folder_id, const char *item_id
 int mbx_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
                    const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
                    const char **errstr_r);
+/* Drop the request's part windows (mbx_ops.forget_parts); NULL-safe, a no-op without the op. */
+void mbx_forget_parts(struct mbx_backend *b);
 /* Send a message (mbx_ops.send); -1 with *errstr_r when the backend has no such op. */
 int mbx_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
              struct mbx_send_out *out, const char **errstr_r);

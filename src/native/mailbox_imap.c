@@ -37,8 +37,12 @@ enum job_kind {
 	J_MOVE,
 	J_ANSWER,
 	J_EMPTY,
-	J_SEND
+	J_SEND,
+	J_PART
 };
+
+/* A part's Content-Transfer-Encoding, as fetch_part reads it. */
+enum part_enc { PE_IDENTITY, PE_BASE64, PE_QP };
 
 /* A message as fetched (the batch of a changes(), or one fetch()). */
 struct imsg {
@@ -61,6 +65,10 @@ struct memo {
 	struct imsg msg;                 /* fetch */
 	uint32_t new_uid;                /* move: the UID in the destination (COPYUID) */
 	struct mbx_send_out sent;        /* send */
+	struct mbx_part part;            /* fetch_part */
+	int enc;                         /* fetch_part's structure memo: enum part_enc */
+	/* fetch_part's size memo of a base64 part: its lines, all of line chars and CRLF */
+	uint32_t line;
 	struct memo *next;
 };
 
@@ -135,6 +143,30 @@ struct job {
 	char *msg;
 	size_t msg_len;
 	struct submitq_job *sq;
+	/*
+	 * fetch_part: the section, the window asked (max 0: to the end); the
+	 * server decodes (BINARY) or the part's encoding decoded here; pos the
+	 * decoded offset of the next byte seen, psize the part's size as the
+	 * server gives it (BINARY.SIZE, or BODYSTRUCTURE's for an identity
+	 * encoding); the window's bytes in win (at most MBX_IMAP_PART_CAP).
+	 */
+	char section[MBX_ID_MAX + 1];
+	uint64_t off, max, pos, psize;
+	bool binary, have_psize, too_large;
+	/* the decoded size checked: bytes of a probe or of a counting pass */
+	bool counting;
+	uint64_t counted;
+	enum part_enc enc;
+	struct sbuf win;
+	unsigned char q[4]; /* base64: the quantum so far; QP: "=" and a hex digit */
+	unsigned nq;
+	/*
+	 * base64 read whole: whether its lines are regular (each line but the
+	 * last of line chars, CRLF-ended, nothing but base64 on them), so that a
+	 * window can be read by its encoded offset (mapped: a window read so).
+	 */
+	uint32_t line, cur_line;
+	bool irregular, short_seen, cr, pad, mapped;
 };
 
 struct mi {
@@ -170,6 +202,7 @@ struct mi {
 };
 
 static void job_step(struct job *j);
+static void part_step(struct job *j);
 static bool unchanged(struct job *j);
 static void last_free(struct mi *m);
 
@@ -419,6 +452,7 @@ job_finish(struct job *j, int rv, const char *err)
 	if (j->sq != NULL) /* abandoned (destroy): the queue must not call back */
 		submitq_cancel(j->sq);
 	free(j->msg);
+	free(j->win.p);
 	free(j);
 	m->job = NULL;
 	m->wait_cb = NULL;
@@ -471,6 +505,11 @@ job_start(struct mi *m, struct job *j)
 
 	j->m = m;
 	m->job = j;
+	if (m->c != NULL && imap_client_state(m->c) == IMAP_STATE_DEAD) {
+		/* closed while no command ran (a streamed answer's pause): another one */
+		imap_pool_put(m->pool, m->c, false);
+		m->c = NULL;
+	}
 	if (m->c != NULL) {
 		job_step(j);
 		return MBX_PENDING;
@@ -1307,6 +1346,451 @@ fetch_step(struct job *j)
 	}
 }
 
+/* ---- one part (fetch_part) ---- */
+
+/*
+ * Decoded bytes pos.. of the part seen: those inside the window asked are
+ * kept (at most MBX_IMAP_PART_CAP, past which the answer is refused).
+ */
+static void
+part_emit(struct job *j, const char *d, size_t n)
+{
+	uint64_t lo = j->pos, hi = j->pos + n, wlo = j->off;
+	uint64_t whi = j->max > 0 ? j->off + j->max : UINT64_MAX;
+
+	j->pos = hi;
+	if (hi <= wlo || lo >= whi)
+		return;
+	if (lo < wlo) {
+		d += wlo - lo;
+		lo = wlo;
+	}
+	if (hi > whi)
+		hi = whi;
+	if (j->win.len + (hi - lo) > MBX_IMAP_PART_CAP) {
+		j->too_large = true;
+		return;
+	}
+	sbuf_addn(&j->win, d, (size_t)(hi - lo));
+}
+
+/* A base64 character's value, or -1 (line breaks, padding and junk are skipped). */
+static int
+b64_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* A hex digit's value, or -1. */
+static int
+hex_val(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * Encoded bytes of the part, in order, decoded as they come (the quantum or
+ * escape cut by a piece's end kept in j->q); end: the part is over (a
+ * partial base64 quantum gives its whole bytes; a dangling QP "=" is kept).
+ */
+static void
+part_decode(struct job *j, const char *s, size_t n, bool end)
+{
+	char out[4096];
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int v;
+		if (o + 3 > sizeof(out)) {
+			part_emit(j, out, o);
+			o = 0;
+		}
+		if (j->enc == PE_BASE64) {
+			if (c == '\r' && !j->cr) {
+				j->cr = true;
+				continue;
+			}
+			if (c == '\n' &&
+			    j->cr) { /* a line ends: as long as the first, or the last */
+				if (j->line == 0) {
+					j->irregular = j->irregular || j->cur_line == 0;
+					j->line = j->cur_line;
+				} else if (j->short_seen || j->cur_line > j->line)
+					j->irregular = true;
+				else if (j->cur_line < j->line)
+					j->short_seen = true;
+				j->cr = false;
+				j->cur_line = 0;
+				continue;
+			}
+			if (j->cr || (v = b64_val(c)) < 0) {
+				j->irregular = j->irregular || c != '=' || j->cr;
+				j->cr = false;
+				j->cur_line += c == '=';
+				j->pad = j->pad || c == '=';
+				continue;
+			}
+			if ((j->short_seen && j->cur_line == 0) || j->pad)
+				j->irregular =
+				    true; /* a line after a short one, data after padding */
+			j->cur_line++;
+			j->q[j->nq++] = (unsigned char)v;
+			if (j->nq == 4) {
+				out[o++] = (char)(j->q[0] << 2 | j->q[1] >> 4);
+				out[o++] = (char)((j->q[1] & 15) << 4 | j->q[2] >> 2);
+				out[o++] = (char)((j->q[2] & 3) << 6 | j->q[3]);
+				j->nq = 0;
+			}
+		} else if (j->nq == 0) { /* QP: plain text */
+			if (c == '=')
+				j->q[j->nq++] = c;
+			else
+				out[o++] = (char)c;
+		} else if (j->nq == 1 && (c == '\n' || c == '\r')) { /* a soft line break */
+			j->nq = c == '\r' ? 3 : 0;
+		} else if (j->nq == 3) { /* after "=\r" */
+			j->nq = 0;
+			if (c != '\n')
+				i--;               /* read it again as text */
+		} else if ((v = hex_val(c)) < 0) { /* not an escape: kept as it is */
+			memcpy(out + o, j->q, j->nq);
+			o += j->nq;
+			j->nq = 0;
+			i--;
+		} else if (j->nq == 1) {
+			j->q[j->nq++] = c;
+		} else {
+			out[o++] = (char)(hex_val(j->q[1]) << 4 | v);
+			j->nq = 0;
+		}
+	}
+	if (end && j->cur_line > j->line)
+		j->irregular = true; /* a last line longer than the others */
+	if (end && j->enc == PE_BASE64 && j->nq >= 2) {
+		out[o++] = (char)(j->q[0] << 2 | j->q[1] >> 4);
+		if (j->nq == 3)
+			out[o++] = (char)((j->q[1] & 15) << 4 | j->q[2] >> 2);
+	}
+	if (end)
+		j->nq = 0;
+	part_emit(j, out, o);
+}
+
+/* The part's literal, piece by piece: the server's decoded bytes, or decoded here. */
+static int
+part_chunk(struct imap_client *c, const struct imap_literal_info *li, const char *data, size_t len,
+           void *arg)
+{
+	struct job *j = arg;
+
+	(void)c;
+	(void)li;
+	if (j->counting)
+		j->counted += len;
+	else if (j->binary || j->enc == PE_IDENTITY)
+		part_emit(j, data, len);
+	else
+		part_decode(j, data, len, false);
+	return 0;
+}
+
+/* The FETCH of BODYSTRUCTURE: the part's type, encoding and (identity) size. */
+static void
+part_struct_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	const struct imap_body *b;
+	struct imap_fetch f;
+	const char *err;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
+		if (imap_fetch_read(r, &f, &err) < 0)
+			return;
+		if ((f.have & IMAP_FETCH_UID) && f.uid == j->uid && !j->found &&
+		    (f.have & IMAP_FETCH_BODYSTRUCTURE) &&
+		    (b = imap_body_find(f.body, j->section)) != NULL && b->section[0] != '\0') {
+			char *t = xasprintf("%s/%s", b->type ? b->type : "application",
+			                    b->subtype ? b->subtype : "octet-stream");
+			for (char *p = t; *p; p++)
+				*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+			free(j->memo->part.content_type);
+			j->memo->part.content_type = t;
+			j->enc = b->encoding == NULL                                ? PE_IDENTITY
+			         : strcasecmp(b->encoding, "BASE64") == 0           ? PE_BASE64
+			         : strcasecmp(b->encoding, "QUOTED-PRINTABLE") == 0 ? PE_QP
+			                                                            : PE_IDENTITY;
+			j->psize = b->size;
+			j->found = true;
+		}
+		imap_fetch_clear(&f);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* The FETCH of the part's bytes: BINARY.SIZE[sec] (not read by imap_fetch_read). */
+static void
+part_data_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0 && r->data &&
+	    r->data->type == IMAP_NODE_LIST) {
+		for (const struct imap_node *k = r->data->child; k && k->next; k = k->next->next) {
+			if (k->type == IMAP_NODE_ATOM &&
+			    strncasecmp(k->s, "BINARY.SIZE[", 12) == 0 &&
+			    k->next->type == IMAP_NODE_NUMBER) {
+				j->psize = k->next->num;
+				j->have_psize = true;
+			}
+		}
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* The decoded-size memo of a part (the request's other windows need not check again). */
+static char *
+total_key(const struct job *j)
+{
+	return xasprintf("T\x1f%s\x1f%" PRIu32 "\x1f%s", j->folder, j->uid, j->section);
+}
+
+/* The part's answer: the window read, its decoded size total. */
+static void
+part_done(struct job *j, uint64_t total)
+{
+	char *key = total_key(j);
+
+	if (memo_find(j->m, key) == NULL) {
+		struct memo *t = memo_add(j->m, key);
+		t->rv = 1;
+		t->part.total = total;
+		/* a whole base64 pass with regular lines: the next windows read by offset */
+		if (j->enc == PE_BASE64 && !j->binary && !j->mapped && j->off == 0 &&
+		    !j->irregular && j->line > 0 && j->line % 4 == 0)
+			t->line = j->line;
+	} else {
+		free(key);
+	}
+	j->memo->part.total = total;
+	if (j->too_large) {
+		log_info("native: %s: part %s of %" PRIu32 " over %d bytes: not fetched whole",
+		         j->m->account, j->section, j->uid, MBX_IMAP_PART_CAP);
+		job_finish(j, -1, "the attachment is too large to fetch whole");
+		return;
+	}
+	j->memo->part.len = j->win.len;
+	j->memo->part.data = j->win.p ? j->win.p : xstrdup("");
+	j->win.p = NULL;
+	job_finish(j, 1, NULL);
+}
+
+/* The request's memo of the part's decoded size (and base64 lines), or NULL. */
+static const struct memo *
+part_total_memo(struct job *j)
+{
+	char *key = total_key(j);
+	const struct memo *t = memo_find(j->m, key);
+
+	free(key);
+	return t;
+}
+
+/*
+ * After the BINARY window: whether the part's decoded size is known without
+ * asking again (the whole part read, the window cut by the part's end, or a
+ * memo of this request), and then the answer given.
+ */
+static bool
+part_total_known(struct job *j)
+{
+	uint64_t got = j->pos - j->off;
+	char *key = total_key(j);
+	const struct memo *t = memo_find(j->m, key);
+
+	free(key);
+	if (j->off == 0 && j->max == 0)
+		part_done(j, got);
+	else if (got > 0 && got < j->max)
+		part_done(j, j->off + got);
+	else if (t != NULL)
+		part_done(j, t->part.total);
+	else
+		return false;
+	return true;
+}
+
+/*
+ * Send a command of a part's step (the step's last use of j): when it could
+ * not even be sent (the connection closed), the job fails now, as nothing
+ * will answer it.
+ */
+static void
+part_send(struct job *j, struct imap_cmd *cmd, imap_cmd_cb cb, imap_chunk_cb chunk)
+{
+	cmd_send(j, cmd, cb, chunk);
+	if (j->outstanding == 0)
+		job_fail(j, "the IMAP connection is closed");
+}
+
+/* UID FETCH of the part's item (BINARY.PEEK, BODY.PEEK) <off.max> (max 0: from off on), counted. */
+static void
+part_fetch(struct job *j, const char *item, uint64_t off, uint64_t max)
+{
+	struct imap_cmd *cmd = imap_cmd_new("UID FETCH");
+
+	j->counting = true;
+	if (max > 0)
+		imap_cmd_rawf(cmd, "%" PRIu32 " (UID %s[%s]<%" PRIu64 ".%" PRIu64 ">)", j->uid,
+		              item, j->section, off, max);
+	else
+		imap_cmd_rawf(cmd, "%" PRIu32 " (UID %s[%s])", j->uid, item, j->section);
+	part_send(j, cmd, part_data_cb, part_chunk);
+}
+
+/*
+ * SELECT, the part's BODYSTRUCTURE, then its bytes: BINARY.PEEK (the server
+ * decodes), BODY.PEEK of the window (identity), or the whole encoded part
+ * decoded here.
+ */
+static void
+part_step(struct job *j)
+{
+	struct imap_cmd *cmd;
+	struct sbuf it = {0};
+	const struct memo *t;
+
+	switch (j->step) {
+	case 0:
+		if (select_mailbox(j)) {
+			if (j->outstanding == 0) /* not even sent */
+				job_fail(j, "the IMAP connection is closed");
+			break;
+		}
+		j->step++;
+		/* fall through */
+	case 1: {
+		/* the part's structure, once per request: a streamed answer's next windows */
+		char *key =
+		    xasprintf("B\x1f%s\x1f%" PRIu32 "\x1f%s", j->folder, j->uid, j->section);
+		const struct memo *b = memo_find(j->m, key);
+		free(key);
+		if (b != NULL) {
+			j->found = true;
+			j->enc = (enum part_enc)b->enc;
+			j->psize = b->part.total;
+			j->memo->part.content_type = xstrdup(b->part.content_type);
+			j->step++;
+			part_step(j);
+			break;
+		}
+		cmd = imap_cmd_new("UID FETCH");
+		imap_cmd_rawf(cmd, "%" PRIu32 " (UID BODYSTRUCTURE)", j->uid);
+		part_send(j, cmd, part_struct_cb, NULL);
+		break;
+	}
+	case 2:
+		if (j->found && j->memo->part.content_type != NULL) {
+			char *key = xasprintf("B\x1f%s\x1f%" PRIu32 "\x1f%s", j->folder, j->uid,
+			                      j->section);
+			if (memo_find(j->m, key) == NULL) {
+				struct memo *b = memo_add(j->m, key);
+				b->rv = 1;
+				b->enc = (int)j->enc;
+				b->part.total = j->psize;
+				b->part.content_type = xstrdup(j->memo->part.content_type);
+			} else {
+				free(key);
+			}
+		}
+		if (!j->found) {
+			job_finish(j, 0, NULL);
+			break;
+		}
+		j->binary = (imap_client_caps(j->m->c) & IMAP_CAP_BINARY) != 0;
+		if (j->binary)
+			sbuf_printf(&it, "BINARY.SIZE[%s] BINARY.PEEK[%s]", j->section, j->section);
+		else
+			sbuf_printf(&it, "BODY.PEEK[%s]", j->section);
+		if (j->binary || j->enc == PE_IDENTITY) { /* only the window crosses */
+			j->pos = j->off;
+			if (j->max > 0)
+				sbuf_printf(&it, "<%" PRIu64 ".%" PRIu64 ">", j->off, j->max);
+			else if (j->off > 0)
+				sbuf_printf(&it, "<%" PRIu64 ".%u>", j->off, UINT32_MAX);
+		} else if (j->enc == PE_BASE64 && (j->off > 0 || j->max > 0) &&
+		           (t = part_total_memo(j)) != NULL && t->line > 0) {
+			/*
+			 * Regular lines (seen by this request's whole pass): the window's
+			 * quanta by their encoded offset, line breaks counted in.
+			 */
+			uint64_t L = t->line, q = j->off / 3, c0 = q * 4, e0 = c0 + c0 / L * 2;
+			j->pos = q * 3;
+			j->mapped = true;
+			if (j->max > 0) {
+				uint64_t c1 = (j->off + j->max + 2) / 3 * 4, e1 = c1 + c1 / L * 2;
+				sbuf_printf(&it, "<%" PRIu64 ".%" PRIu64 ">", e0, e1 - e0);
+			} else {
+				sbuf_printf(&it, "<%" PRIu64 ".%u>", e0, UINT32_MAX);
+			}
+		}
+		cmd = imap_cmd_new("UID FETCH");
+		imap_cmd_rawf(cmd, "%" PRIu32 " (UID %s)", j->uid, it.p);
+		free(it.p);
+		part_send(j, cmd, part_data_cb, part_chunk);
+		break;
+	case 3:
+		if (!j->binary && j->enc != PE_IDENTITY) {
+			part_decode(j, "", 0, true);
+			t = j->mapped ? part_total_memo(j) : NULL;
+			part_done(j, t != NULL ? t->part.total : j->pos);
+		} else if (!j->binary) {
+			part_done(j, j->psize);
+		} else if (part_total_known(j)) {
+			/* done */
+		} else if (j->have_psize && j->psize > 0) {
+			/* BINARY.SIZE is an estimate on some servers: one byte at it must end there
+			 */
+			part_fetch(j, "BINARY.PEEK", j->psize - 1, 2);
+		} else {
+			j->step++;
+			part_fetch(j, "BINARY.PEEK", 0, 0);
+		}
+		break;
+	case 4:
+		if (j->counted == 1) {
+			part_done(j, j->psize);
+			break;
+		}
+		log_debug("native: %s: BINARY.SIZE[%s] of %" PRIu32 " is not its size: counted",
+		          j->m->account, j->section, j->uid);
+		j->counted = 0;
+		part_fetch(j, "BINARY.PEEK", 0, 0);
+		break;
+	case 5:
+		part_done(j, j->counted);
+		break;
+	}
+}
+
 /* ---- the device's writes ---- */
 
 /* STORE and MOVE: whether the message answered (a FETCH or an expunge of it). */
@@ -1715,6 +2199,9 @@ job_step(struct job *j)
 	case J_EMPTY:
 		empty_step(j);
 		break;
+	case J_PART:
+		part_step(j);
+		break;
 	case J_SEND: /* above */
 		break;
 	}
@@ -1866,6 +2353,74 @@ mi_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, stru
 	if (x->rv != MBX_PENDING)
 		return mi_fetch(b, folder_id, item_id, out, errstr_r);
 	return rv;
+}
+
+/*
+ * One part of an item by its section (mailbox.h; how: mailbox_imap.h):
+ * memoized per request and window. A copy of the memo's bytes is given.
+ */
+static int
+mi_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
+              const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,
+              const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	uint32_t uid = uid_of(item_id);
+	char *key;
+	struct memo *x;
+	struct job *j;
+	int rv;
+
+	if (uid == 0 || section[0] == '\0' || strlen(section) > MBX_ID_MAX ||
+	    strspn(section, "0123456789.") != strlen(section))
+		return 0;
+	key = xasprintf("P\x1f%s\x1f%" PRIu32 "\x1f%s\x1f%" PRIu64 "\x1f%" PRIu64, folder_id, uid,
+	                section, offset, max);
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		if (x->rv == 1) {
+			out->total = x->part.total;
+			out->len = x->part.len;
+			out->data = xmalloc(x->part.len + 1);
+			memcpy(out->data, x->part.data, x->part.len);
+			out->data[x->part.len] = '\0';
+			out->content_type = xstrdup(x->part.content_type);
+		}
+		return memo_rv(x, errstr_r);
+	}
+	if ((rv = op_job(m, J_PART, folder_id, key, &j, errstr_r)) != 0)
+		return rv;
+	j->uid = uid;
+	snprintf(j->section, sizeof(j->section), "%s", section);
+	j->off = offset;
+	j->max = max;
+	x = j->memo;
+	rv = job_start(m, j);
+	if (x->rv != MBX_PENDING)
+		return mi_fetch_part(b, folder_id, item_id, section, offset, max, out, errstr_r);
+	return rv;
+}
+
+/*
+ * Drop the request's answered part windows (a streamed answer took them);
+ * the parts' sizes (T memos) and everything else stay.
+ */
+static void
+mi_forget_parts(struct mbx_backend *b)
+{
+	struct mi *m = (struct mi *)b;
+
+	for (struct memo **p = &m->memos; *p != NULL;) {
+		struct memo *x = *p;
+		if (x->key[0] != 'P' || x->rv == MBX_PENDING) {
+			p = &x->next;
+			continue;
+		}
+		*p = x->next;
+		mbx_part_clear(&x->part);
+		free(x->key);
+		free(x);
+	}
 }
 
 /* set_flags and remove: the write once, its result and cursor replayed. */
@@ -2163,6 +2718,7 @@ mi_end(struct mbx_backend *b)
 		m->memos = x->next;
 		mbx_changes_clear(&x->ch);
 		imsg_clear(&x->msg);
+		mbx_part_clear(&x->part);
 		free(x->key);
 		free(x);
 	}
@@ -2253,7 +2809,8 @@ mi_destroy(struct mbx_backend *b)
 	.name = "imap", .list_folders = mi_list_folders, .list_items = mi_list_items,              \
 	.fetch = mi_fetch, .set_read = mi_set_read, .destroy = mi_destroy, .wait = mi_wait,        \
 	.begin = mi_begin, .end = mi_end, .changes = mi_changes, .set_flags = mi_set_flags,        \
-	.remove = mi_remove, .move = mi_move, .mark_answered = mi_mark_answered, .empty = mi_empty
+	.remove = mi_remove, .move = mi_move, .mark_answered = mi_mark_answered,                   \
+	.empty = mi_empty, .fetch_part = mi_fetch_part, .forget_parts = mi_forget_parts
 static const struct mbx_ops mi_ops = {MI_OPS};
 static const struct mbx_ops mi_send_ops = {MI_OPS, .send = mi_send};
 

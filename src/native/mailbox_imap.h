@@ -71,6 +71,22 @@
  * time. Checked with a UID FETCH (RFC822.SIZE) first when the adds could pass it.
  */
 #define MBX_IMAP_BATCH_CAP (8 * 1024 * 1024)
+/*
+ * fetch_part: one part's decoded bytes, by its section. The part's type and
+ * encoding come from BODYSTRUCTURE (a section that names no single part: 0).
+ * With BINARY (RFC 3516) the server decodes: UID FETCH (BINARY.SIZE[sec]
+ * BINARY.PEEK[sec]<offset.max>), only the window crosses the wire. Without
+ * it, a part in 7bit/8bit/binary is read the same way with BODY.PEEK and its
+ * BODYSTRUCTURE size; a base64 or quoted-printable part is fetched whole
+ * (streamed, never held) and decoded here as it arrives, keeping only the
+ * window: the decoded size is known once the pass ends. A base64 part whose
+ * lines that pass found regular has the request's next windows read by
+ * their encoded offset; else each window costs a pass over the encoded
+ * part. At most MBX_IMAP_PART_CAP bytes are
+ * held for one answer (a whole-part read of a larger part fails, -1: ask by
+ * windows).
+ */
+#define MBX_IMAP_PART_CAP (64 * 1024 * 1024)
 
 /*
  * The folder-id map (the store's abq_store_folder_*: ids that survive a

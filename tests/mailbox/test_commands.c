@@ -588,6 +588,13 @@ assert_out_equal(const struct mbx_serve_out *x, const struct mbx_serve_out *y)
 	assert_int_equal(x->devinfo_seen, y->devinfo_seen);
 	assert_int_equal(x->wipe_acked, y->wipe_acked);
 	assert_int_equal(x->provision_status, y->provision_status);
+	assert_int_equal(x->stream.on, y->stream.on);
+	assert_int_equal(x->stream.base64, y->stream.base64);
+	assert_int_equal(x->stream.total, y->stream.total);
+	assert_string_equal(x->stream.section, y->stream.section);
+	assert_int_equal(x->stream.suffix_len, y->stream.suffix_len);
+	if (x->stream.suffix_len)
+		assert_memory_equal(x->stream.suffix, y->stream.suffix, x->stream.suffix_len);
 	assert_false(y->pending);
 }
 
@@ -2516,6 +2523,7 @@ struct cx {
 	const char *collection_id, *item_id;
 	/* a raw request body (a 12.x message) instead of WBXML */
 	const char *raw_body;
+	bool may_stream; /* the caller streams (mbx_serve_in.may_stream) */
 };
 
 #define CX_NOW 1700000100
@@ -2586,6 +2594,7 @@ cx_serve(struct cx *c, enum eas_cmd cmd, struct wbxml_doc *req)
 	wbxml_doc_free(&f->resp);
 	struct mbx_serve_in in = {
 	    .attachment_name = c->attachment_name,
+	    .may_stream = c->may_stream,
 	    .save_in_sent = c->save_in_sent,
 	    .collection_id = c->collection_id,
 	    .item_id = c->item_id,
@@ -2616,7 +2625,7 @@ cx_serve(struct cx *c, enum eas_cmd cmd, struct wbxml_doc *req)
 		assert_mem_equal(&f->mem, &f->mem2);
 	}
 	free(body);
-	if (f->out.http_status != 200 || f->out.body == NULL ||
+	if (f->out.http_status != 200 || f->out.body == NULL || f->out.stream.on ||
 	    strcmp(f->out.content_type, "application/vnd.ms-sync.wbxml") != 0)
 		return NULL;
 	assert_int_equal(wbxml_decode(f->out.body, f->out.body_len, NULL, &f->resp, NULL),
@@ -3159,6 +3168,174 @@ test_real_messages(void **state)
 }
 
 /*
+ * What the daemon sends for a streamed answer: the prefix, the part read
+ * window by window (MBX_STREAM_CHUNK, each dropped once taken) within one
+ * begin/end, base64-encoded when asked, the suffix. Its length in *len_r.
+ */
+static uint8_t *
+stream_out(struct mbx_backend *b, const struct mbx_serve_out *out, size_t *len_r)
+{
+	struct sbuf w = {0};
+	uint64_t off = 0;
+
+	if (out->body_len > 0)
+		sbuf_addn(&w, (const char *)out->body, out->body_len);
+	mbx_begin(b);
+	while (off < out->stream.total) {
+		struct mbx_part p;
+		const char *err;
+		assert_int_equal(mbx_fetch_part(b, out->stream.folder, out->stream.item,
+		                                out->stream.section, off, MBX_STREAM_CHUNK, &p,
+		                                &err),
+		                 1);
+		assert_true(p.len > 0 && p.len <= MBX_STREAM_CHUNK);
+		assert_int_equal(p.total, out->stream.total);
+		mbx_forget_parts(b);
+		if (out->stream.base64) {
+			char *t = xmalloc(B64_ENCODED_LEN(p.len) + 1);
+			sbuf_addn(&w, t, b64_encode((const unsigned char *)p.data, p.len, t));
+			free(t);
+		} else {
+			sbuf_addn(&w, p.data, p.len);
+		}
+		off += p.len;
+		mbx_part_clear(&p);
+	}
+	mbx_end(b);
+	if (out->stream.suffix_len > 0)
+		sbuf_addn(&w, (const char *)out->stream.suffix, out->stream.suffix_len);
+	*len_r = w.len;
+	return (uint8_t *)w.p;
+}
+
+/*
+ * An attachment of 2,500,000 bytes (past MBX_STREAM_CHUNK) when the caller
+ * may stream: GetAttachment answers no bytes but the stream of the part
+ * (its type as Content-Type, its decoded size), which read window by
+ * window is the attachment; ItemOperations Fetch without a Range answers
+ * the WBXML cut at its Data (the prefix ends with STR_I, the suffix starts
+ * with its NUL), which with the part's base64 between decodes to Status 1,
+ * Total 2500000 and Data the attachment, of mbx_stream_length bytes. With a
+ * Range, or a caller that may not stream: inline, as before.
+ */
+static void
+test_streamed_attachment(void **state)
+{
+	size_t n = 2500000, len;
+	unsigned char *pdf = xmalloc(n);
+	struct cx c;
+	struct sbuf m = {0};
+
+	(void)state;
+	memcpy(pdf, "%PDF-1.4\n", 9);
+	for (size_t i = 9; i < n; i++)
+		pdf[i] = (unsigned char)(i * 7 + (i >> 9));
+	char *b64 = xmalloc(B64_ENCODED_LEN(n) + 1);
+	size_t bl = b64_encode(pdf, n, b64);
+	sbuf_add(&m, "From: bob@example.com\r\nTo: alice@example.com\r\nSubject: big\r\n"
+	             "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n"
+	             "\r\n--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+	             "--b1\r\nContent-Type: application/pdf; name=\"big.pdf\"\r\n"
+	             "Content-Disposition: attachment; filename=\"big.pdf\"\r\n"
+	             "Content-Transfer-Encoding: base64\r\n\r\n");
+	for (size_t i = 0; i < bl; i += 76) {
+		sbuf_addn(&m, b64 + i, bl - i < 76 ? bl - i : 76);
+		sbuf_add(&m, "\r\n");
+	}
+	sbuf_add(&m, "--b1--\r\n");
+	cx_init(&c, 0);
+	assert_int_equal(mbx_memory_append_raw(c.mm, "inbox", m.p, m.len, CX_NOW - 60, 0), 1);
+	assert_int_equal(mbx_memory_append_raw(c.mm2, "inbox", m.p, m.len, CX_NOW - 60, 0), 1);
+	c.may_stream = true;
+
+	/* GetAttachment: streamed raw */
+	c.attachment_name = "inbox:1:2";
+	assert_null(cx_serve(&c, EAS_CMD_GETATTACHMENT, NULL));
+	struct mbx_serve_out *o = &c.f.out;
+	assert_int_equal(o->http_status, 200);
+	assert_true(o->stream.on);
+	assert_false(o->stream.base64);
+	assert_int_equal(o->stream.total, n);
+	assert_int_equal(o->body_len, 0);
+	assert_string_equal(o->content_type, "application/pdf");
+	assert_int_equal(mbx_stream_length(o), n);
+	uint8_t *sent = stream_out(c.mm, o, &len);
+	assert_int_equal(len, n);
+	assert_memory_equal(sent, pdf, n);
+	free(sent);
+
+	/* ItemOperations Fetch: the WBXML around the streamed base64 */
+	assert_null(cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("inbox:1:2", NULL)));
+	assert_true(o->stream.on && o->stream.base64);
+	assert_int_equal(o->body[o->body_len - 1], 0x03);
+	assert_int_equal(o->stream.suffix[0], 0x00);
+	sent = stream_out(c.mm, o, &len);
+	assert_int_equal(len, mbx_stream_length(o));
+	struct wbxml_doc *d = NULL;
+	assert_int_equal(wbxml_decode(sent, len, NULL, &d, NULL), WBXML_OK);
+	struct wbxml_node *pr = wbxml_find(wbxml_doc_root(d), "Response/Fetch/Properties");
+	assert_string_equal(txt(wbxml_doc_root(d), "Response/Fetch/Status"), "1");
+	assert_string_equal(txt(pr, "AirSyncBase:ContentType"), "application/pdf");
+	assert_int_equal(atol(txt(pr, "Total")), n);
+	size_t got;
+	unsigned char *data = data_of(pr, &got);
+	assert_int_equal(got, n);
+	assert_memory_equal(data, pdf, n);
+	free(data);
+	wbxml_doc_free(&d);
+	free(sent);
+
+	/* two Fetches of it in one request: the first streamed, the second inline after it */
+	struct wbxml_doc *two = req_fetch_file("inbox:1:2", NULL);
+	struct wbxml_node *f2 = wbxml_addn(wbxml_doc_root(two), "Fetch");
+	wbxml_addn_text(f2, "Store", "Mailbox");
+	wbxml_addn_text(f2, "AirSyncBase:FileReference", "inbox:1:2");
+	assert_null(cx_serve(&c, EAS_CMD_ITEMOPERATIONS, two));
+	assert_true(o->stream.on);
+	assert_true(o->stream.suffix_len > n); /* the second Fetch's Data, inline */
+	sent = stream_out(c.mm, o, &len);
+	assert_int_equal(len, mbx_stream_length(o));
+	assert_int_equal(wbxml_decode(sent, len, NULL, &d, NULL), WBXML_OK);
+	size_t fetches = 0;
+	for (struct wbxml_node *x = wbxml_find(wbxml_doc_root(d), "Response")->first_child; x;
+	     x = x->next, fetches++) {
+		data = data_of(wbxml_find(x, "Properties"), &got);
+		assert_int_equal(got, n);
+		assert_memory_equal(data, pdf, n);
+		free(data);
+	}
+	assert_int_equal(fetches, 2);
+	wbxml_doc_free(&d);
+	free(sent);
+
+	/* a Range: inline */
+	struct wbxml_node *r =
+	    cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("inbox:1:2", "100-199"));
+	assert_non_null(r);
+	assert_false(c.f.out.stream.on);
+	data = data_of(wbxml_find(r, "Response/Fetch/Properties"), &got);
+	assert_int_equal(got, 100);
+	assert_memory_equal(data, pdf + 100, 100);
+	free(data);
+	/* a caller that may not stream: inline, whole */
+	c.may_stream = false;
+	r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("inbox:1:2", NULL));
+	assert_non_null(r);
+	assert_false(c.f.out.stream.on);
+	data = data_of(wbxml_find(r, "Response/Fetch/Properties"), &got);
+	assert_int_equal(got, n);
+	free(data);
+	assert_null(cx_serve(&c, EAS_CMD_GETATTACHMENT, NULL));
+	assert_false(c.f.out.stream.on);
+	assert_int_equal(c.f.out.body_len, n);
+	assert_memory_equal(c.f.out.body, pdf, n);
+	cx_done(&c);
+	free(m.p);
+	free(b64);
+	free(pdf);
+}
+
+/*
  * A Sync key repeated (its answer was lost) is answered with the very
  * answer it got, byte for byte, even after the mailbox changed in between
  * (a new message, a flag changed); the next key then gets those changes.
@@ -3566,6 +3743,7 @@ main(void)
 	    cmocka_unit_test(test_cursor_changes),
 	    cmocka_unit_test(test_cursor_star),
 	    cmocka_unit_test(test_real_messages),
+	    cmocka_unit_test(test_streamed_attachment),
 	    cmocka_unit_test(test_saved_answer),
 	    cmocka_unit_test(test_compose_14),
 	    cmocka_unit_test(test_compose_12),

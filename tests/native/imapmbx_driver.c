@@ -17,6 +17,11 @@
  *                                      SaveInSentItems when SAVE is 1)
  *   smartreply COLL SID SAVE FILE      (SmartReply 14.1 to SID of COLL, FILE the
  *                                      phone's part of the message)
+ *   fetchfile REF [RANGE]              (ItemOperations Fetch of FileReference REF,
+ *                                      with Options/Range RANGE when given)
+ *   getatt REF FILE                    (GetAttachment of REF: answered
+ *                                      "ATT <status> <content-type> <length>",
+ *                                      the body written to FILE)
  *   password PW                        (later requests log in with PW)
  *   concurrent N                       (N FolderSyncs at once, their own backends)
  * each answered by "XML <answer>" (or "HTTP <status>") and
@@ -156,6 +161,7 @@ struct req {
 	bool done;
 	int http;
 	char *xml;
+	const char *att_file; /* GetAttachment: where its body goes */
 };
 
 static void
@@ -166,6 +172,18 @@ run_done(void *arg, int rv, struct mbx_serve_out *out)
 
 	r->done = true;
 	r->http = rv < 0 ? -1 : out->http_status;
+	if (r->att_file != NULL) {
+		FILE *f = fopen(r->att_file, "wb");
+		if (f == NULL || (rv == 0 && out->body_len > 0 &&
+		                  fwrite(out->body, 1, out->body_len, f) != out->body_len))
+			fatalx("%s: cannot write", r->att_file);
+		fclose(f);
+		printf("ATT %d %s %zu\n", r->http,
+		       rv == 0 && out->content_type ? out->content_type : "-",
+		       rv == 0 ? out->body_len : 0);
+		event_base_loopbreak(base);
+		return;
+	}
 	if (rv == 0 && out->body &&
 	    wbxml_decode(out->body, out->body_len, NULL, &d, NULL) == WBXML_OK) {
 		r->xml = wbxml_to_xml(wbxml_doc_root(d), 0);
@@ -180,14 +198,16 @@ run_done(void *arg, int rv, struct mbx_serve_out *out)
 
 /* Start one request (its own backend). */
 static void
-start(struct req *r, enum eas_cmd cmd, struct wbxml_doc *d)
+start(struct req *r, enum eas_cmd cmd, struct wbxml_doc *d, const char *ref, const char *att_file)
 {
 	size_t len = 0;
 
 	memset(r, 0, sizeof(*r));
-	if (wbxml_encode(d, &r->body, &len, NULL) != WBXML_OK)
+	if (d != NULL && wbxml_encode(d, &r->body, &len, NULL) != WBXML_OK)
 		fatalx("encode");
 	wbxml_doc_free(&d);
+	r->in.attachment_name = ref;
+	r->att_file = att_file;
 	r->b = mbx_imap_new(pool, user, NULL, password, &map);
 	if (sq != NULL)
 		mbx_imap_set_send(r->b, &send_conf);
@@ -221,16 +241,23 @@ finish(struct req *r)
 	free(r->xml);
 }
 
+/* Run one request to its answer (att_file: a GetAttachment's body goes there). */
+static void
+one_att(enum eas_cmd cmd, struct wbxml_doc *d, const char *ref, const char *att_file)
+{
+	struct req r;
+
+	start(&r, cmd, d, ref, att_file);
+	while (!r.done)
+		event_base_loop(base, EVLOOP_ONCE);
+	finish(&r);
+}
+
 /* Run one request to its answer. */
 static void
 one(enum eas_cmd cmd, struct wbxml_doc *d)
 {
-	struct req r;
-
-	start(&r, cmd, d);
-	while (!r.done)
-		event_base_loop(base, EVLOOP_ONCE);
-	finish(&r);
+	one_att(cmd, d, NULL, NULL);
 }
 
 static void
@@ -399,6 +426,17 @@ main(int argc, char **argv)
 			wbxml_addn_opaque(root, "Mime", msg, mlen);
 			free(msg);
 			one(reply ? EAS_CMD_SMARTREPLY : EAS_CMD_SENDMAIL, d);
+		} else if (strcmp(w[0], "fetchfile") == 0 && (n == 2 || n == 3)) {
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *f = wbxml_addn(
+			    wbxml_addn_root(d, "ItemOperations:ItemOperations"), "Fetch");
+			wbxml_addn_text(f, "Store", "Mailbox");
+			wbxml_addn_text(f, "AirSyncBase:FileReference", w[1]);
+			if (n == 3)
+				wbxml_addn_text(wbxml_addn(f, "Options"), "Range", w[2]);
+			one(EAS_CMD_ITEMOPERATIONS, d);
+		} else if (strcmp(w[0], "getatt") == 0 && n == 3) {
+			one_att(EAS_CMD_GETATTACHMENT, NULL, w[1], w[2]);
 		} else if (strcmp(w[0], "password") == 0 && n == 2) {
 			snprintf(password, sizeof(password), "%s", w[1]);
 		} else if (strcmp(w[0], "concurrent") == 0 && n == 2) {
@@ -409,7 +447,7 @@ main(int argc, char **argv)
 				struct wbxml_doc *d = wbxml_doc_new();
 				wbxml_addn_text(wbxml_addn_root(d, "FolderHierarchy:FolderSync"),
 				                "SyncKey", "0");
-				start(&rs[i], EAS_CMD_FOLDERSYNC, d);
+				start(&rs[i], EAS_CMD_FOLDERSYNC, d, NULL, NULL);
 			}
 			do {
 				unsigned o = imap_pool_open_count(pool, user);

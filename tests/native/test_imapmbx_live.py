@@ -12,8 +12,14 @@ no-change Sync; new mail appended by another connection; a flag set by
 another connection; an expunge; the phone's read flag and delete (to Trash)
 not echoed; a folder recreated (UIDVALIDITY) -> Status 3; a wrong password ->
 auth refused; 5 concurrent requests with a cap of 2 never open a third
-connection. Then the same against Dovecot offering no CONDSTORE, QRESYNC or
-ESEARCH (imap_capability): the same answers.
+connection. Attachments (fetch_part): a PDF-ish binary attachment fetched by
+ItemOperations Fetch whole and by Range, and by GetAttachment, equals the
+original bytes (its Total the decoded size even where the server's
+BINARY.SIZE is off); a quoted-printable one decoded; an unknown section
+Status 15 / HTTP 500; a 3 MiB attachment of a message past the 1 MiB item
+fetch whole. Then the same against Dovecot offering no CONDSTORE, QRESYNC,
+ESEARCH or BINARY (imap_capability): the same answers (the parts decoded by
+abqd).
 
 Sending (the first Dovecot only: its submission service relaying to the
 fixture's relay.py, which keeps every mail in a Maildir): a SendMail with
@@ -282,6 +288,7 @@ def scenario(exe, dc, url, work, label):
     expect(sorted(int(u) for u in got) == list(range(1, 21)) and max(sizes) <= 9,
            "%s: 20 messages of 924 KB in windows of %s (8 MiB each at most)" % (label, sizes))
     summary.append(("big", sizes))
+    summary.append(attachment_cases(d, dc, work, label))
     # The cap: 5 at once, cap 2
     out = d.cmd("concurrent 5")
     most = int(re.search(r"MAXOPEN (\d+)", out).group(1))
@@ -293,6 +300,95 @@ def scenario(exe, dc, url, work, label):
     expect("fail=1" in out, "%s: wrong password: auth refused (%s)" % (label, out.splitlines()[-1]))
     d.close()
     return summary
+
+
+def pdfish(n, seed):
+    """n bytes that look like a PDF and hold every byte value (NULs, CR, LF, '=')."""
+    head = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"
+    body = bytes((i * 7 + seed + (i >> 8)) & 0xff for i in range(n - len(head)))
+    return head + body
+
+
+def att_message(subject, parts):
+    """A multipart/mixed message: a text part, then (type, name, encoding, bytes) parts."""
+    import base64
+    import quopri
+    b = "b-%s" % uuid.uuid4().hex
+    out = ["From: Bob <bob@example.com>", "To: alice@example.com", "Subject: %s" % subject,
+           "MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="%s"' % b, "",
+           "--" + b, "Content-Type: text/plain; charset=utf-8", "", "See attached.", ""]
+    for ctype, name, enc, data in parts:
+        out += ["--" + b, "Content-Type: %s; name=\"%s\"" % (ctype, name),
+                "Content-Disposition: attachment; filename=\"%s\"" % name,
+                "Content-Transfer-Encoding: %s" % enc, ""]
+        if enc == "base64":
+            out.append(base64.encodebytes(data).decode().rstrip("\n"))
+        else:
+            out.append(quopri.encodestring(data).decode().rstrip("\n"))
+        out.append("")
+    out += ["--" + b + "--", ""]
+    return "\n".join(out)
+
+
+def attachment_cases(d, dc, work, label):
+    """ItemOperations Fetch (whole, by Range) and GetAttachment of attachments from IMAP."""
+    import base64
+    doveadm(dc, "mailbox", "create", "-u", live.USER, "Att")
+    small = pdfish(300000, 1)
+    qp = ("Caf\u00e9 = 100%\t\n" * 4000).encode()
+    big = pdfish(3 * 1024 * 1024 + 17, 2)
+    doveadm(dc, "save", "-u", live.USER, "-m", "Att",
+            input=att_message("att small", [("application/pdf", "a.pdf", "base64", small),
+                                             ("text/plain", "n.txt", "quoted-printable", qp)]))
+    doveadm(dc, "save", "-u", live.USER, "-m", "Att",
+            input=att_message("att big", [("application/pdf", "big.pdf", "base64", big)]))
+    out = d.cmd("foldersync 0")
+    att_id = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", out.split("\n")[0])
+              if tags(a, "DisplayName")[0] == "Att"][0]
+    st, akey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % att_id))
+    out = d.cmd("sync %s %s 100" % (att_id, akey))
+    refs = tags(out.split("\n")[0], "FileReference")
+    expect(len(refs) >= 2, "%s: Sync lists the attachments' FileReferences (%s)" % (label, refs))
+    ref = [r for r in refs if r.endswith(":1:2")][0]
+
+    def fetch(r, rng=None):
+        xml = d.cmd("fetchfile %s%s" % (r, " " + rng if rng else "")).split("\n")[0]
+        data = tags(xml, "Data")
+        return (tags(xml, "Status"), (tags(xml, "ContentType") or [""])[0],
+                (tags(xml, "Total") or [""])[0], (tags(xml, "Range") or [""])[0],
+                base64.b64decode(data[0]) if data else None)
+
+    st, ctype, total, rng, data = fetch(ref)
+    expect(st[-1:] == ["1"] and ctype == "application/pdf" and total == str(len(small)) and
+           data == small, "%s: ItemOperations Fetch of a PDF attachment: its bytes (%s %s %s %s)" %
+           (label, st, ctype, total, data and len(data)))
+    st, ctype, total, rng, data = fetch(ref, "1000-70999")
+    expect(st[-1:] == ["1"] and rng == "1000-70999" and data == small[1000:71000] and
+           total == str(len(small)), "%s: ... by Range 1000-70999 (%s of %s)" % (label, rng, total))
+    st, ctype, total, rng, data = fetch(ref, "299990-400000")
+    expect(st[-1:] == ["1"] and rng == "299990-299999" and data == small[299990:],
+           "%s: ... a Range past the end is cut at it (%s)" % (label, rng))
+    st, ctype, total, rng, data = fetch(ref[:-1] + "3")
+    expect(st[-1:] == ["1"] and ctype == "text/plain" and data == qp.replace(b"\n", b"\r\n"),
+           "%s: a quoted-printable attachment decoded (%s, %s bytes)" % (label, ctype, total))
+    f = os.path.join(work, "att-%s.bin" % label)
+    out = d.cmd("getatt %s %s" % (ref, f))
+    with open(f, "rb") as fh:
+        got = fh.read()
+    expect(("ATT 200 application/pdf %d" % len(small)) in out and got == small,
+           "%s: GetAttachment: the same bytes (%s)" % (label, out.splitlines()[0]))
+    st, ctype, total, rng, data = fetch(ref[:-1] + "9")
+    expect(st[-1:] == ["15"], "%s: an unknown section: Status 15 (%s)" % (label, st))
+    out = d.cmd("getatt %s %s" % (ref[:-1] + "9", f))
+    expect("ATT 500" in out, "%s: GetAttachment of an unknown section: 500" % label)
+    # A message over the 1 MiB the item fetch takes: its attachment still listed and whole
+    big_refs = [r for r in refs if r.endswith(":2:2")]
+    print("      the 3 MiB message's attachment in Sync: %s" % (big_refs or "not listed"))
+    bref = big_refs[0] if big_refs else ref[:-len("1:2")] + "2:2"
+    st, ctype, total, rng, data = fetch(bref)
+    expect(st[-1:] == ["1"] and data == big,
+           "%s: a 3 MiB attachment of a message past the item cap: its bytes (%s)" % (label, total))
+    return ("att", ctype, total, len(refs))
 
 
 SUBMISSION = """
