@@ -39,7 +39,9 @@
  *                      key 0 or none: 3 (not primed); other key: 4; unknown
  *                      collection: 2
  *   Ping               heartbeat outside [min, max]: Status 5 and the limit;
- *                      a folder the backend does not know: 7; pending changes:
+ *                      a folder the backend does not know, or (a backend with
+ *                      cursors) folders added, gone, renamed or moved since
+ *                      the device's last FolderSync: 7; pending changes:
  *                      2 and the folders; else HOLD for the heartbeat, then 1;
  *                      no parameters at all: 3
  *   ItemOperations     Fetch of an item by (CollectionId,) ServerId: Status 1 and
@@ -2479,6 +2481,41 @@ folder_has_changes(const struct mbx_serve_in *in, const char *folder)
 	return nc < 0 ? (int)nc : nc > 0;
 }
 
+/*
+ * Whether the backend's folders differ from those the device's last
+ * FolderSync left it with (one added, gone, renamed or moved): 1, 0 (also
+ * when the device has no FolderSync state), -1, MBX_PENDING.
+ */
+static int
+hierarchy_changed(const struct mbx_serve_in *in)
+{
+	const struct mbx_folder *f;
+	const char *err;
+	struct sstate st;
+	size_t nf, matched = 0;
+	int rv = state_load(in, MBX_STATE_FOLDERSYNC, &st);
+
+	if (rv <= 0)
+		return rv;
+	if ((rv = mbx_list_folders(in->backend, &f, &nf, &err)) < 0) {
+		sstate_clear(&st);
+		return pend_or_fail(rv);
+	}
+	for (size_t i = 0; i < nf && rv == 0; i++) {
+		const struct st_item *have;
+		if (strlen(f[i].id) > MBX_ID_MAX)
+			continue; /* never shown (cmd_foldersync) */
+		if ((have = items_find(&st.items, f[i].id)) == NULL ||
+		    have->version != folder_version(&f[i]))
+			rv = 1;
+		matched++;
+	}
+	if (rv == 0 && matched != st.items.n)
+		rv = 1;
+	sstate_clear(&st);
+	return rv;
+}
+
 /* Ping: check the heartbeat and the folders, then hold or answer at once. */
 static int
 cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
@@ -2543,6 +2580,14 @@ cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 			goto done;
 		}
 	}
+	/* a real mailbox whose folders changed since the device's FolderSync: 7 too */
+	if (mbx_has_cursor(in->backend) && (rc = hierarchy_changed(in)) != 0) {
+		if (rc < 0)
+			goto fail;
+		add_int(r, "Status", 7);
+		goto done;
+	}
+	rc = -1;
 	if (state_store(in, MBX_STATE_PING, &now) < 0)
 		goto fail;
 	struct wbxml_node *changed = NULL;

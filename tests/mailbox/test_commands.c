@@ -3485,6 +3485,17 @@ fchange_at(const struct wbxml_node *r, size_t i)
 	return NULL;
 }
 
+/* A Ping of dev on the (empty) trash: the answer's root. */
+static struct wbxml_node *
+cx_ping(struct cx *c, const char *dev)
+{
+	c->f.facts.device_id = dev;
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_PING, req_ping("300", "trash"));
+	c->f.facts.device_id = "DEV1";
+	assert_non_null(r);
+	return r;
+}
+
 /*
  * A folder change by DEV1 (cmd FolderCreate/Update/Delete): key, then
  * ServerId (update, delete), ParentId and DisplayName (create, update),
@@ -3525,7 +3536,8 @@ cx_fchange(struct cx *c, enum eas_cmd cmd, const char *key, const char *id, cons
  * the deleted one's Sync state goes. Refusals: a stale key 9, a name taken
  * 2, no such parent 5, a name with the delimiter, empty or a non-mail type
  * 10; special folders 2 (update) and 3 (delete), unknown folders 4, a
- * folder moved below itself 5.
+ * folder moved below itself 5. A Ping of the other device, whose folders
+ * are all there but changed since its FolderSync: 7 (FolderSync needed).
  */
 static void
 test_cursor_folders(void **state)
@@ -3553,6 +3565,9 @@ test_cursor_folders(void **state)
 	r = cx_fsync(&c, "DEV1", k1);
 	assert_string_equal(txt(r, "Changes/Count"), "0");
 	assert_null(fchange_at(r, 0));
+	/* a Ping: the device that made the change waits; the other must FolderSync (7) */
+	assert_string_equal(txt(cx_ping(&c, "DEV1"), "Status"), "1");
+	assert_string_equal(txt(cx_ping(&c, "DEV2"), "Status"), "7");
 	r = cx_fsync(&c, "DEV2", k2);
 	assert_string_equal(txt(r, "Changes/Count"), "1");
 	x = fchange_at(r, 0);
@@ -3601,6 +3616,7 @@ test_cursor_folders(void **state)
 	assert_int_equal(n_cmds(cx_sync_coll(&c, "f1", sk)), 0); /* the cursor still holds */
 	r = cx_fsync(&c, "DEV1", k1);
 	assert_string_equal(txt(r, "Changes/Count"), "0");
+	assert_string_equal(txt(cx_ping(&c, "DEV2"), "Status"), "7"); /* renamed since */
 	r = cx_fsync(&c, "DEV2", k2);
 	assert_string_equal(txt(r, "Changes/Count"), "2");
 	for (size_t i = 0; i < 2; i++) {
@@ -3614,6 +3630,7 @@ test_cursor_folders(void **state)
 			assert_string_equal(txt(x, "ParentId"), "f1");
 		}
 	}
+	assert_string_equal(txt(cx_ping(&c, "DEV2"), "Status"), "1");
 
 	/* refusals of an update */
 	r = cx_fchange(&c, EAS_CMD_FOLDERUPDATE, k1, "inbox", "0", "Mail", NULL);
