@@ -1451,12 +1451,11 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 /*
  * The commands it serves (MS-ASProtocolCommands); SendMail, SmartReply and
  * SmartForward too when [upstream] submission is set. The others (Search,
- * folder changes, ...) get their command's failure status from the command
- * layer for now.
+ * ...) get their command's failure status from the command layer for now.
  */
 #define NATIVE_COMMANDS                                                                            \
 	"Sync,FolderSync,GetItemEstimate,Ping,Provision,Settings,ItemOperations,GetAttachment,"    \
-	"MoveItems"
+	"MoveItems,FolderCreate,FolderUpdate,FolderDelete"
 #define NATIVE_COMMANDS_SEND NATIVE_COMMANDS ",SendMail,SmartReply,SmartForward"
 
 /*

@@ -107,7 +107,8 @@ class NativeTests(E.Case):
         self.assertEqual(r.headers.get("ms-asprotocolversions"), "12.1,14.0,14.1,16.0,16.1", r)
         cmds = r.headers.get("ms-asprotocolcommands", "").split(",")
         for c in ("Sync", "FolderSync", "Ping", "ItemOperations", "Provision", "MoveItems",
-                  "SendMail", "SmartReply", "SmartForward"):
+                  "SendMail", "SmartReply", "SmartForward", "FolderCreate", "FolderUpdate",
+                  "FolderDelete"):
             self.assertIn(c, cmds, r)
 
     def test_02_foldersync_and_sync(self):
@@ -598,12 +599,20 @@ class NativeTests(E.Case):
         """A phone creates, renames and deletes a folder (FolderCreate, FolderUpdate,
         FolderDelete, Status 1): done on the IMAP server, not echoed at the phone's next
         FolderSync, and a second phone of the account sees each (Add, Update of the
-        same id, Delete); a stale key is 9, the Inbox cannot be deleted (3)."""
+        same id, Delete), and B's held Ping is answered 7 when A creates it; a stale key
+        is 9, the Inbox cannot be deleted (3)."""
         a, b = Phone(device_id=new_id("fca")), Phone(device_id=new_id("fcb"))
         inbox = a.inbox(self)
         ka, _, _ = folder_changes(self, a.foldersync(), "phone A: FolderSync 0")
         k0 = ka
         kb, _, _ = folder_changes(self, b.foldersync(), "phone B: FolderSync 0")
+        binbox = b.inbox(self)
+        kb, _, _ = folder_changes(self, b.foldersync(), "phone B: FolderSync 0")
+        b.sync_changes(self, binbox, b.sync0(self, binbox))
+        # phone B waits in a Ping: A's create ends it with 7 (FolderSync needed), pushed
+        th, res = E.held_ping(b, binbox, 300, timeout=330)
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "phone B's Ping was not held: %r" % res)
         tag = new_id("f")
         name, renamed = "E2E Projects %s" % tag, "E2E Renamed %s" % tag
 
@@ -628,6 +637,12 @@ class NativeTests(E.Case):
         fid, ka = text_of(doc, "ServerId"), text_of(doc, "SyncKey")
         self.assertTrue(fid, "FolderCreate: no ServerId")
         self.assertIn(name, imap_names(), "the created folder on the IMAP server")
+        t0 = time.monotonic()
+        th.join(10)
+        self.assertFalse(th.is_alive(), "phone B's Ping still held 10 s after A's create")
+        assert_status_doc(self, res["resp"], "Ping", 7, "phone B's Ping after A's create")
+        print("  [time] held Ping answered 7 %.2f s after the create" % (res["t"] - t0),
+              flush=True)
         ka, count, ops = folder_changes(self, fsync(a, ka), "phone A after its create")
         self.assertEqual(ops, [], "phone A's own create echoed: %r" % ops)
         kb, count, ops = folder_changes(self, fsync(b, kb), "phone B after A's create")
