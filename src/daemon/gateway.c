@@ -1468,12 +1468,11 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 /*
  * The commands it serves (MS-ASProtocolCommands); SendMail, SmartReply and
  * SmartForward too when [upstream] submission is set. The others (Search,
- * folder changes, ...) get their command's failure status from the command
- * layer for now.
+ * ...) get their command's failure status from the command layer for now.
  */
 #define NATIVE_COMMANDS                                                                            \
 	"Sync,FolderSync,GetItemEstimate,Ping,Provision,Settings,ItemOperations,GetAttachment,"    \
-	"MoveItems"
+	"MoveItems,FolderCreate,FolderUpdate,FolderDelete"
 #define NATIVE_COMMANDS_SEND NATIVE_COMMANDS ",SendMail,SmartReply,SmartForward"
 
 /*
@@ -1508,6 +1507,7 @@ struct native_wait {
 		mbx_state_got_fn got;
 		mbx_state_committed_fn committed;
 		mbx_imap_ids_fn ids;
+		mbx_imap_done_fn changed;
 	} fn;
 	void *arg;
 };
@@ -1578,6 +1578,29 @@ native_assign(void *arg, const char *account, const char *const *mailboxes, size
 	w->fn.ids = done;
 	w->arg = done_arg;
 	storeq_folder_assign(nr->gw->sq, nr->account, mailboxes, n, native_ids, w);
+}
+
+/* The store thread followed a folder change. */
+static void
+native_changed(void *arg, int rv)
+{
+	struct native_wait w = *(struct native_wait *)arg;
+	free(arg);
+	w.fn.changed(w.arg, rv);
+}
+
+/* The device renamed or deleted a folder: the store's map follows (ids kept on rename). */
+static void
+native_change(void *arg, const char *account, const char *folder_id, const char *mailbox,
+              const char *parent_id, char delim, mbx_imap_done_fn done, void *done_arg)
+{
+	struct native_run *nr = arg;
+	struct native_wait *w = xcalloc(1, sizeof(*w));
+	(void)account;
+	w->fn.changed = done;
+	w->arg = done_arg;
+	storeq_folder_change(nr->gw->sq, nr->account, folder_id, mailbox, parent_id, delim,
+	                     native_changed, w);
 }
 
 /* Free a finished run (the backend wipes the password it kept). */
@@ -1910,6 +1933,7 @@ native_serve(struct exchange *x)
 	nr->email = user_address(gw, r->account);
 	nr->map.arg = nr;
 	nr->map.assign = native_assign;
+	nr->map.change = native_change;
 	nr->in.cmd = r->cmd;
 	nr->in.version = nr->version;
 	nr->in.body = nr->body;

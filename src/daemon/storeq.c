@@ -80,7 +80,8 @@ enum job_kind {
 	JOB_LOGGERS,
 	JOB_STATE_GET,
 	JOB_STATE_COMMIT,
-	JOB_FOLDERS
+	JOB_FOLDERS,
+	JOB_FOLDER_CHANGE
 };
 
 struct storeq_job {
@@ -116,6 +117,12 @@ struct storeq_job {
 	size_t nops;
 	char **names, **ids;
 	size_t nnames;
+	/*
+	 * JOB_FOLDER_CHANGE: folder collection renamed to blob under fparent
+	 * (NULL: the top), or deleted (blob NULL); done_cb tells rv.
+	 */
+	char *fparent;
+	char fdelim;
 	/* JOB_DEVICE: a change read from the change log */
 	struct abq_view_device now;
 	/* JOB_LOGGERS: the whole list of loggers, after a logger change */
@@ -186,6 +193,7 @@ job_free(struct storeq_job *job)
 	}
 	free(job->collection);
 	free(job->blob);
+	free(job->fparent);
 	for (size_t i = 0; i < job->nops; i++) {
 		free((char *)job->ops[i].collection);
 		free((char *)job->ops[i].blob);
@@ -257,7 +265,8 @@ deliver(evutil_socket_t fd, short what, void *arg)
 				char *blob = job->blob;
 				job->blob = NULL; /* the callback takes it */
 				job->got_cb(job->arg, job->rv, blob, job->len);
-			} else if (job->kind == JOB_STATE_COMMIT) {
+			} else if (job->kind == JOB_STATE_COMMIT ||
+			           job->kind == JOB_FOLDER_CHANGE) {
 				job->done_cb(job->arg, job->rv);
 			} else if (job->kind == JOB_FOLDERS) {
 				char **ids = job->rv == 0 ? job->ids : NULL;
@@ -442,6 +451,25 @@ run_folders(struct storeq *q, struct storeq_job *job)
 		}
 		job->ids[i] = xstrdup(out.folder_id);
 		abq_folder_clear(&out);
+	}
+}
+
+/* Thread: a folder renamed or deleted by a device, followed in the map (native mode). */
+static void
+run_folder_change(struct storeq *q, struct storeq_job *job)
+{
+	const char *err = NULL;
+
+	if (job->blob != NULL)
+		job->rv = abq_store_folder_rename(q->store, job->seen.account, job->collection,
+		                                  job->blob, job->fparent, job->fdelim, NULL, &err);
+	else
+		job->rv = abq_store_folder_delete(q->store, job->seen.account, job->collection,
+		                                  job->fdelim, NULL, &err);
+	if (job->rv < 0) {
+		log_warn("store: folder %s of %s: %s", job->collection, job->seen.account,
+		         err != NULL ? err : "failed");
+		job->rv = -1;
 	}
 }
 
@@ -862,6 +890,8 @@ thread_main(void *arg)
 				run_state_commit(q, job);
 			else if (job->kind == JOB_FOLDERS)
 				run_folders(q, job);
+			else if (job->kind == JOB_FOLDER_CHANGE)
+				run_folder_change(q, job);
 			else
 				run_observe(q, job);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1230,6 +1260,25 @@ storeq_folder_assign(struct storeq *q, const char *account, const char *const *m
 	for (size_t i = 0; i < n; i++)
 		job->names[i] = xstrdup(mailboxes[i]);
 	job->ids_cb = cb;
+	job->arg = arg;
+	return job_queue(q, job);
+}
+
+/* Queue a folder's rename or delete in the folder map (storeq.h). */
+struct storeq_job *
+storeq_folder_change(struct storeq *q, const char *account, const char *folder_id,
+                     const char *mailbox, const char *parent_id, char delim,
+                     storeq_state_done_cb *cb, void *arg)
+{
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_FOLDER_CHANGE;
+	job->q = q;
+	job->seen.account = xstrdup(account);
+	job->collection = xstrdup(folder_id);
+	job->blob = mailbox != NULL ? xstrdup(mailbox) : NULL;
+	job->fparent = parent_id != NULL ? xstrdup(parent_id) : NULL;
+	job->fdelim = delim;
+	job->done_cb = cb;
 	job->arg = arg;
 	return job_queue(q, job);
 }

@@ -105,6 +105,9 @@ struct storeq_job *storeq_serve(struct storeq *q, const struct storeq_serve_req 
  * collection of the device; blob NULL: a delete); rv 0, or -1 and nothing written.
  * folder_assign: the ids of the n mailboxes of account, new ones assigned as
  * needed; rv 0 with ids (malloc'd array of malloc'd strings; cb takes them), or -1.
+ * folder_change: folder_id of account renamed to mailbox under parent_id
+ * (NULL: the top), the folders under its old name with it (delim), or, mailbox
+ * NULL, deleted with them (abq_store_folder_rename / _delete); rv 0 or -1.
  */
 struct mbx_state_op;
 typedef void storeq_state_got_cb(void *arg, int rv, char *blob, size_t len);
@@ -117,6 +120,11 @@ struct storeq_job *storeq_state_commit(struct storeq *q, const char *account, co
                                        storeq_state_done_cb *cb, void *arg);
 struct storeq_job *storeq_folder_assign(struct storeq *q, const char *account,
                                         const char *const *mailboxes, size_t n, storeq_ids_cb *cb,
+                                        void *arg);
+
+struct storeq_job *storeq_folder_change(struct storeq *q, const char *account,
+                                        const char *folder_id, const char *mailbox,
+                                        const char *parent_id, char delim, storeq_state_done_cb *cb,
                                         void *arg);
 
 /* Note a request from a known device; written in batches once a second. */

@@ -39,7 +39,9 @@
  *                      key 0 or none: 3 (not primed); other key: 4; unknown
  *                      collection: 2
  *   Ping               heartbeat outside [min, max]: Status 5 and the limit;
- *                      a folder the backend does not know: 7; pending changes:
+ *                      a folder the backend does not know, or (a backend with
+ *                      cursors) folders added, gone, renamed or moved since
+ *                      the device's last FolderSync: 7; pending changes:
  *                      2 and the folders; else HOLD for the heartbeat, then 1;
  *                      no parameters at all: 3
  *   ItemOperations     Fetch of an item by (CollectionId,) ServerId: Status 1 and
@@ -78,9 +80,26 @@
  *                      source's cursor advanced past the move (no Delete
  *                      echoed), the destination's next Sync adding it
  *   Search             root Status 3 (server error)
- *   FolderCreate       Status 6 (server error)
- *   FolderUpdate,      Status 3 (special folder) for our folders, else 4 (does
- *   FolderDelete         not exist)
+ *   FolderCreate       a backend with the folder ops (native mode): SyncKey
+ *                      not the device's current FolderSync key 9; a mail
+ *                      folder (Type 1 or 12, else 10) created under ParentId:
+ *                      1, the new SyncKey and its ServerId; a folder of that
+ *                      name there (ASCII case ignored) 2, no such parent 5,
+ *                      a name empty, over 255 bytes, with a control character
+ *                      or the server's hierarchy delimiter 10, failure 6.
+ *                      Else Status 6 (server error)
+ *   FolderUpdate       with the ops: renamed/moved, id kept: 1 and the new
+ *                      SyncKey; a special folder (typed: Inbox, Drafts, Sent,
+ *                      Deleted Items, Outbox) or the name taken 2 (MS-ASCMD's
+ *                      code for both), no such folder 4, no such parent (or
+ *                      the folder itself or below it) 5, 9, 10, 6 as above.
+ *                      Else 3 for our folders, 4 otherwise
+ *   FolderDelete       with the ops: the folder, its messages and the folders
+ *                      below it deleted: 1 and the new SyncKey; special 3, no
+ *                      such folder 4, 9, 10, 6 as above. Else 3 / 4 as
+ *                      FolderUpdate. A change done is written into the
+ *                      device's FolderSync state (not echoed at its next
+ *                      FolderSync; the account's other devices see it)
  *   MeetingResponse    per Request: RequestId and Status 3 (mailbox error)
  *   ResolveRecipients  root Status 6 (server error)
  *   ValidateCert       root Status 17 (unknown server error)
@@ -2468,6 +2487,41 @@ folder_has_changes(const struct mbx_serve_in *in, const char *folder)
 	return nc < 0 ? (int)nc : nc > 0;
 }
 
+/*
+ * Whether the backend's folders differ from those the device's last
+ * FolderSync left it with (one added, gone, renamed or moved): 1, 0 (also
+ * when the device has no FolderSync state), -1, MBX_PENDING.
+ */
+static int
+hierarchy_changed(const struct mbx_serve_in *in)
+{
+	const struct mbx_folder *f;
+	const char *err;
+	struct sstate st;
+	size_t nf, matched = 0;
+	int rv = state_load(in, MBX_STATE_FOLDERSYNC, &st);
+
+	if (rv <= 0)
+		return rv;
+	if ((rv = mbx_list_folders(in->backend, &f, &nf, &err)) < 0) {
+		sstate_clear(&st);
+		return pend_or_fail(rv);
+	}
+	for (size_t i = 0; i < nf && rv == 0; i++) {
+		const struct st_item *have;
+		if (strlen(f[i].id) > MBX_ID_MAX)
+			continue; /* never shown (cmd_foldersync) */
+		if ((have = items_find(&st.items, f[i].id)) == NULL ||
+		    have->version != folder_version(&f[i]))
+			rv = 1;
+		matched++;
+	}
+	if (rv == 0 && matched != st.items.n)
+		rv = 1;
+	sstate_clear(&st);
+	return rv;
+}
+
 /* Ping: check the heartbeat and the folders, then hold or answer at once. */
 static int
 cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
@@ -2532,6 +2586,14 @@ cmd_ping(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 			goto done;
 		}
 	}
+	/* a real mailbox whose folders changed since the device's FolderSync: 7 too */
+	if (mbx_has_cursor(in->backend) && (rc = hierarchy_changed(in)) != 0) {
+		if (rc < 0)
+			goto fail;
+		add_int(r, "Status", 7);
+		goto done;
+	}
+	rc = -1;
 	if (state_store(in, MBX_STATE_PING, &now) < 0)
 		goto fail;
 	struct wbxml_node *changed = NULL;
@@ -3318,6 +3380,385 @@ cmd_folder_change(const struct mbx_serve_in *in, const char *root, const char *q
 	return status_only(qroot, status ? 3 : 4, out);
 }
 
+/* ---- FolderCreate, FolderUpdate, FolderDelete on a backend that changes folders ---- */
+
+/* Folders one FolderDelete takes from the device's state at most (the rest: its next FolderSync).
+ */
+#define FOLDER_DELETE_MAX 1000
+
+/*
+ * The device's FolderSync state for a folder change: 1 when key is its
+ * current key (st loaded), 0 when it is not (the answer is 9), -1 or
+ * MBX_PENDING.
+ */
+static int
+fc_state(const struct mbx_serve_in *in, const char *key, struct sstate *st)
+{
+	int lr = state_load(in, MBX_STATE_FOLDERSYNC, st);
+
+	if (lr <= 0)
+		return lr;
+	if (!st->key[0] || strcmp(st->key, key) != 0) {
+		sstate_clear(st);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * A display name a phone may give: not empty, no control character, at
+ * most 255 bytes (Exchange's limit). The backend refuses what it cannot
+ * hold (its hierarchy delimiter) itself.
+ */
+static bool
+fc_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > 255)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * The state after the device's own folder change: a new key, and the
+ * folder list the device has once it applied the change: folder set_id (if
+ * any) at the version the backend now shows, drop[0..n_drop) gone (and
+ * their Sync states with them), so that its next FolderSync does not
+ * report the change back; other devices' states are untouched, so they do.
+ * Writes st (and frees it). 0, -1 or MBX_PENDING.
+ */
+static int
+fc_commit(const struct mbx_serve_in *in, struct sstate *st, const char *set_id,
+          char (*drop)[MBX_ID_MAX + 1], size_t n_drop)
+{
+	struct st_items work = {0};
+	const struct mbx_folder *f;
+	int rv;
+
+	items_copy(&work, &st->items);
+	if (set_id != NULL) {
+		if ((rv = mbx_folder_lookup(in->backend, set_id, &f)) < 0) {
+			items_clear(&work);
+			return pend_or_fail(rv);
+		}
+		if (rv == 1) {
+			struct st_item *have = items_find(&work, set_id);
+			if (have == NULL)
+				have = items_add(&work, set_id, 0, false);
+			if (have != NULL)
+				have->version = folder_version(f);
+		}
+	}
+	for (size_t d = 0; d < n_drop; d++) {
+		for (size_t j = 0; j < work.n; j++) {
+			if (strcmp(work.v[j].id, drop[d]) == 0) {
+				items_remove(&work, j);
+				break;
+			}
+		}
+		if (in->state.del &&
+		    in->state.del(in->state.arg, in->account, in->device_id, drop[d]) < 0) {
+			items_clear(&work);
+			return -1;
+		}
+	}
+	state_advance(in, MBX_STATE_FOLDERSYNC, st, &work, false, true);
+	return state_store(in, MBX_STATE_FOLDERSYNC, st);
+}
+
+/* The EAS status of a backend's refusal; 0 for another answer. */
+static int
+fc_refusal(int rv, int exists, int special)
+{
+	switch (rv) {
+	case MBX_FOLDER_EXISTS:
+		return exists;
+	case MBX_FOLDER_NOT_FOUND:
+		return 4;
+	case MBX_FOLDER_NO_PARENT:
+		return 5;
+	case MBX_FOLDER_SPECIAL:
+		return special;
+	case MBX_FOLDER_BAD_NAME:
+		return 10;
+	default:
+		return 0;
+	}
+}
+
+/* Status and SyncKey (and ServerId for a create) of a folder change that was done. */
+static int
+fc_done(const char *qroot, const char *key, const char *server_id, struct mbx_serve_out *out)
+{
+	struct wbxml_doc *doc = wbxml_doc_new();
+	struct wbxml_node *r = wbxml_addn_root(doc, qroot);
+
+	add_int(r, "Status", 1);
+	wbxml_addn_text(r, "SyncKey", key);
+	if (server_id != NULL)
+		wbxml_addn_text(r, "ServerId", server_id);
+	return finish(&doc, out);
+}
+
+/*
+ * FolderCreate (MS-ASCMD 2.2.1.3) on a backend that changes folders: a mail
+ * folder (Type 1 or 12; another type: 10, the mailbox holds mail only)
+ * named DisplayName under ParentId. 1 with the new SyncKey and ServerId;
+ * 2 a folder of that name is there, 5 no such parent, 9 not the device's
+ * current FolderSync key, 10 malformed (a name that is empty, has a control
+ * character or the mailbox's hierarchy delimiter), 6 the backend failed.
+ */
+static int
+cmd_folder_create(const struct mbx_serve_in *in, struct mbx_serve_out *out)
+{
+	static const char root[] = "FolderHierarchy:FolderCreate";
+	struct wbxml_node *req;
+	struct wbxml_doc *rq =
+	    decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderCreate", out, &req);
+	const struct mbx_folder *pf;
+	struct sstate st;
+	char new_id[MBX_ID_MAX + 1];
+	const char *err = NULL;
+	int rv, status = 0;
+
+	if (rq == NULL)
+		return 0;
+	const char *key = kid_text(req, "SyncKey"), *parent = kid_text(req, "ParentId");
+	const char *name = kid_text(req, "DisplayName");
+	long long type = kid_int(req, "Type", 0, 1000, -1);
+	memset(&st, 0, sizeof(st));
+	if (key == NULL || parent == NULL || strlen(parent) > MBX_ID_MAX || !fc_name_ok(name) ||
+	    (type != 1 && type != MBX_FOLDER_MAIL)) {
+		status = 10;
+		goto answer;
+	}
+	if ((rv = fc_state(in, key, &st)) <= 0) {
+		if (rv < 0)
+			goto fail;
+		status = 9;
+		goto answer;
+	}
+	if (strcmp(parent, "0") != 0 && (rv = mbx_folder_lookup(in->backend, parent, &pf)) != 1) {
+		if (rv < 0)
+			goto fail;
+		status = 5;
+		goto answer;
+	}
+	rv = mbx_folder_create(in->backend, parent, name, new_id, &err);
+	if (rv != 1) {
+		if ((status = fc_refusal(rv, 2, 3)) != 0)
+			goto answer;
+		if (rv == MBX_PENDING)
+			goto fail;
+		status = 6;
+		goto answer;
+	}
+	if ((rv = fc_commit(in, &st, new_id, NULL, 0)) < 0)
+		goto fail;
+	wbxml_doc_free(&rq);
+	rv = fc_done(root, st.key, new_id, out);
+	sstate_clear(&st);
+	return rv;
+answer:
+	sstate_clear(&st);
+	wbxml_doc_free(&rq);
+	return status_only(root, status, out);
+fail:
+	sstate_clear(&st);
+	wbxml_doc_free(&rq);
+	return failed(rv, err ? err : "sync state or mailbox failure", out);
+}
+
+/*
+ * FolderUpdate (MS-ASCMD 2.2.1.6) on a backend that changes folders:
+ * ServerId renamed to DisplayName and/or moved under ParentId, its id
+ * kept. 1 with the new SyncKey; 2 a special folder (Inbox, Drafts, Sent,
+ * Deleted Items, Outbox: MS-ASCMD gives them 2 here, 3 being the Recipient
+ * information folder only) or a folder of that name is there, 4 no such
+ * folder, 5 no such parent (or the folder itself or one below it), 9, 10,
+ * 6 as FolderCreate.
+ */
+static int
+cmd_folder_update(const struct mbx_serve_in *in, struct mbx_serve_out *out)
+{
+	static const char root[] = "FolderHierarchy:FolderUpdate";
+	struct wbxml_node *req;
+	struct wbxml_doc *rq =
+	    decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderUpdate", out, &req);
+	const struct mbx_folder *f;
+	struct sstate st;
+	const char *err = NULL;
+	int rv, status = 0;
+
+	if (rq == NULL)
+		return 0;
+	const char *key = kid_text(req, "SyncKey"), *id = kid_text(req, "ServerId");
+	const char *parent = kid_text(req, "ParentId"), *name = kid_text(req, "DisplayName");
+	memset(&st, 0, sizeof(st));
+	if (key == NULL || id == NULL || parent == NULL || strlen(parent) > MBX_ID_MAX ||
+	    !fc_name_ok(name)) {
+		status = 10;
+		goto answer;
+	}
+	if ((rv = fc_state(in, key, &st)) <= 0) {
+		if (rv < 0)
+			goto fail;
+		status = 9;
+		goto answer;
+	}
+	if ((rv = mbx_folder_lookup(in->backend, id, &f)) != 1) {
+		if (rv < 0)
+			goto fail;
+		status = 4;
+		goto answer;
+	}
+	if (f->type != MBX_FOLDER_MAIL) {
+		status = 2;
+		goto answer;
+	}
+	rv = mbx_folder_rename(in->backend, id, parent, name, &err);
+	if (rv != 1) {
+		if ((status = fc_refusal(rv, 2, 2)) != 0)
+			goto answer;
+		if (rv == MBX_PENDING)
+			goto fail;
+		status = 6;
+		goto answer;
+	}
+	if ((rv = fc_commit(in, &st, id, NULL, 0)) < 0)
+		goto fail;
+	wbxml_doc_free(&rq);
+	rv = fc_done(root, st.key, NULL, out);
+	sstate_clear(&st);
+	return rv;
+answer:
+	sstate_clear(&st);
+	wbxml_doc_free(&rq);
+	return status_only(root, status, out);
+fail:
+	sstate_clear(&st);
+	wbxml_doc_free(&rq);
+	return failed(rv, err ? err : "sync state or mailbox failure", out);
+}
+
+/*
+ * The ids of folder id and of every folder below it, as the backend lists
+ * them now, into drop (at most FOLDER_DELETE_MAX; malloc'd): their count, or
+ * -1 or MBX_PENDING.
+ */
+static int
+fc_subtree(const struct mbx_serve_in *in, const char *id, char (**drop_r)[MBX_ID_MAX + 1],
+           size_t *n_r)
+{
+	const struct mbx_folder *f;
+	size_t nf, n = 0;
+	const char *err;
+	int rv;
+
+	*drop_r = NULL;
+	*n_r = 0;
+	if ((rv = mbx_list_folders(in->backend, &f, &nf, &err)) < 0)
+		return pend_or_fail(rv);
+	char(*drop)[MBX_ID_MAX + 1] = xcalloc(nf + 1, sizeof(*drop));
+	for (size_t i = 0; i < nf && n < FOLDER_DELETE_MAX; i++) {
+		/* walk up from f[i]: is id on the way? (depth capped: a loop is not ours) */
+		const char *cur = f[i].id;
+		for (size_t depth = 0; cur != NULL && depth <= nf; depth++) {
+			if (strcmp(cur, id) == 0) {
+				if (strlen(f[i].id) <= MBX_ID_MAX)
+					snprintf(drop[n++], MBX_ID_MAX + 1, "%s", f[i].id);
+				break;
+			}
+			const char *up = NULL;
+			for (size_t k = 0; k < nf && up == NULL; k++)
+				if (strcmp(f[k].id, cur) == 0)
+					up = f[k].parent_id;
+			cur = up;
+		}
+	}
+	*drop_r = drop;
+	*n_r = n;
+	return 0;
+}
+
+/*
+ * FolderDelete (MS-ASCMD 2.2.1.4) on a backend that changes folders:
+ * ServerId deleted with its messages and the folders below it. 1 with the
+ * new SyncKey; 3 a special folder, 4 no such folder, 9, 10, 6 as
+ * FolderCreate.
+ */
+static int
+cmd_folder_delete(const struct mbx_serve_in *in, struct mbx_serve_out *out)
+{
+	static const char root[] = "FolderHierarchy:FolderDelete";
+	struct wbxml_node *req;
+	struct wbxml_doc *rq =
+	    decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderDelete", out, &req);
+	const struct mbx_folder *f;
+	char(*drop)[MBX_ID_MAX + 1] = NULL;
+	size_t n_drop = 0;
+	struct sstate st;
+	const char *err = NULL;
+	int rv, status = 0;
+
+	if (rq == NULL)
+		return 0;
+	const char *key = kid_text(req, "SyncKey"), *id = kid_text(req, "ServerId");
+	memset(&st, 0, sizeof(st));
+	if (key == NULL || id == NULL) {
+		status = 10;
+		goto answer;
+	}
+	if ((rv = fc_state(in, key, &st)) <= 0) {
+		if (rv < 0)
+			goto fail;
+		status = 9;
+		goto answer;
+	}
+	if ((rv = mbx_folder_lookup(in->backend, id, &f)) != 1) {
+		if (rv < 0)
+			goto fail;
+		status = 4;
+		goto answer;
+	}
+	if (f->type != MBX_FOLDER_MAIL) {
+		status = 3;
+		goto answer;
+	}
+	if ((rv = fc_subtree(in, id, &drop, &n_drop)) < 0)
+		goto fail;
+	rv = mbx_folder_delete(in->backend, id, &err);
+	if (rv != 1) {
+		if ((status = fc_refusal(rv, 6, 3)) != 0)
+			goto answer;
+		if (rv == MBX_PENDING)
+			goto fail;
+		status = 6;
+		goto answer;
+	}
+	if ((rv = fc_commit(in, &st, NULL, drop, n_drop)) < 0)
+		goto fail;
+	free(drop);
+	wbxml_doc_free(&rq);
+	rv = fc_done(root, st.key, NULL, out);
+	sstate_clear(&st);
+	return rv;
+answer:
+	free(drop);
+	sstate_clear(&st);
+	wbxml_doc_free(&rq);
+	return status_only(root, status, out);
+fail:
+	free(drop);
+	sstate_clear(&st);
+	wbxml_doc_free(&rq);
+	return failed(rv, err ? err : "sync state or mailbox failure", out);
+}
+
 /* ---- the dispatcher --------------------------------------------------- */
 
 /* "Retry later" in HTTP: 503 and Retry-After (an hour: the phone keeps its mail). */
@@ -3365,10 +3806,16 @@ serve_cmd(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	case EAS_CMD_SEARCH:
 		return status_only("Search:Search", 3, out);
 	case EAS_CMD_FOLDERCREATE:
+		if (mbx_can_change_folders(in->backend))
+			return cmd_folder_create(in, out);
 		return status_only("FolderHierarchy:FolderCreate", 6, out);
 	case EAS_CMD_FOLDERUPDATE:
+		if (mbx_can_change_folders(in->backend))
+			return cmd_folder_update(in, out);
 		return cmd_folder_change(in, "FolderUpdate", "FolderHierarchy:FolderUpdate", out);
 	case EAS_CMD_FOLDERDELETE:
+		if (mbx_can_change_folders(in->backend))
+			return cmd_folder_delete(in, out);
 		return cmd_folder_change(in, "FolderDelete", "FolderHierarchy:FolderDelete", out);
 	case EAS_CMD_MEETINGRESPONSE:
 		return cmd_meetingresponse(in, out);

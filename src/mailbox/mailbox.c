@@ -179,6 +179,50 @@ mbx_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char
 	return b->ops->empty(b, folder_id, cursor, errstr_r);
 }
 
+/* Whether the backend has the three folder-change ops. */
+bool
+mbx_can_change_folders(const struct mbx_backend *b)
+{
+	return b != NULL && b->ops->folder_create != NULL && b->ops->folder_rename != NULL &&
+	       b->ops->folder_delete != NULL;
+}
+
+/* Create a folder: the backend's op, or -1 when it has none. */
+int
+mbx_folder_create(struct mbx_backend *b, const char *parent_id, const char *name, char *new_id_r,
+                  const char **errstr_r)
+{
+	new_id_r[0] = '\0';
+	if (!mbx_can_change_folders(b)) {
+		*errstr_r = "the mailbox cannot change folders";
+		return -1;
+	}
+	return b->ops->folder_create(b, parent_id, name, new_id_r, errstr_r);
+}
+
+/* Rename or move a folder: the backend's op, or -1 when it has none. */
+int
+mbx_folder_rename(struct mbx_backend *b, const char *id, const char *parent_id, const char *name,
+                  const char **errstr_r)
+{
+	if (!mbx_can_change_folders(b)) {
+		*errstr_r = "the mailbox cannot change folders";
+		return -1;
+	}
+	return b->ops->folder_rename(b, id, parent_id, name, errstr_r);
+}
+
+/* Delete a folder: the backend's op, or -1 when it has none. */
+int
+mbx_folder_delete(struct mbx_backend *b, const char *id, const char **errstr_r)
+{
+	if (!mbx_can_change_folders(b)) {
+		*errstr_r = "the mailbox cannot change folders";
+		return -1;
+	}
+	return b->ops->folder_delete(b, id, errstr_r);
+}
+
 /* The backend's folders. */
 int
 mbx_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,

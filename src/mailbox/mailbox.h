@@ -174,6 +174,18 @@ struct mbx_send_out {
 	bool saved; /* SaveInSent: the copy is in the Sent folder */
 };
 
+/*
+ * Why a folder change was refused (mbx_ops.folder_create and co.): values
+ * apart from 1, -1 and MBX_PENDING.
+ */
+enum mbx_folder_refusal {
+	MBX_FOLDER_EXISTS = -10,    /* the parent holds a folder of that name */
+	MBX_FOLDER_NOT_FOUND = -11, /* no such folder */
+	MBX_FOLDER_NO_PARENT = -12, /* no such parent, or one that cannot hold it (itself) */
+	MBX_FOLDER_SPECIAL = -13,   /* a special folder (Inbox, Sent...): not renamed or deleted */
+	MBX_FOLDER_BAD_NAME = -14,  /* a name the mailbox cannot hold (its hierarchy delimiter) */
+};
+
 struct mbx_backend;
 
 struct mbx_ops {
@@ -294,6 +306,26 @@ struct mbx_ops {
 	 */
 	int (*empty)(struct mbx_backend *b, const char *folder_id, char *cursor,
 	             const char **errstr_r);
+
+	/*
+	 * Optional, all three or none (with the cursor ops): the device
+	 * changes the folder hierarchy (FolderCreate, FolderUpdate,
+	 * FolderDelete). Each returns 1 done, -1, MBX_PENDING, or a refusal
+	 * (enum mbx_folder_refusal); performed once per request (reruns
+	 * answer the recorded result), and list_folders shows the change at
+	 * once. Ids survive a rename; the children of a renamed folder
+	 * follow it, those of a deleted one go with it.
+	 *
+	 * folder_create: a mail folder name under parent_id ("0": the top);
+	 * new_id_r (MBX_ID_MAX + 1 bytes) gets its id.
+	 * folder_rename: folder id renamed to name and/or moved under
+	 * parent_id. folder_delete: folder id and its messages deleted.
+	 */
+	int (*folder_create)(struct mbx_backend *b, const char *parent_id, const char *name,
+	                     char *new_id_r, const char **errstr_r);
+	int (*folder_rename)(struct mbx_backend *b, const char *id, const char *parent_id,
+	                     const char *name, const char **errstr_r);
+	int (*folder_delete)(struct mbx_backend *b, const char *id, const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -337,6 +369,14 @@ int mbx_mark_answered(struct mbx_backend *b, const char *folder_id, const char *
 /* Move an item (mbx_ops.move); -1 without the op. */
 int mbx_move(struct mbx_backend *b, const char *src_id, const char *item_id, const char *dst_id,
              char *cursor, char *new_id_r, const char **errstr_r);
+/* Whether the backend changes folders (mbx_ops.folder_create and co.). */
+bool mbx_can_change_folders(const struct mbx_backend *b);
+/* Folder changes (mbx_ops.folder_*); -1 without the ops. */
+int mbx_folder_create(struct mbx_backend *b, const char *parent_id, const char *name,
+                      char *new_id_r, const char **errstr_r);
+int mbx_folder_rename(struct mbx_backend *b, const char *id, const char *parent_id,
+                      const char *name, const char **errstr_r);
+int mbx_folder_delete(struct mbx_backend *b, const char *id, const char **errstr_r);
 /* The folder with this id, or NULL (also when the folders cannot be listed or are pending). */
 const struct mbx_folder *mbx_folder_find(struct mbx_backend *b, const char *folder_id);
 /*

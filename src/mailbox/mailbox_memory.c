@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/uidset.h"
 #include "lib/util.h"
@@ -833,19 +834,167 @@ mm_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char 
 	return 1;
 }
 
+/* list_folders' view rebuilt after the folders changed. */
+static void
+list_rebuild(struct mm *m)
+{
+	m->list = xrealloc(m->list, (m->nf ? m->nf : 1) * sizeof(*m->list));
+	for (size_t i = 0; i < m->nf; i++)
+		m->list[i] =
+		    (struct mbx_folder){m->f[i].id, m->f[i].parent, m->f[i].name, m->f[i].type};
+}
+
+/* A folder's messages freed. */
+static void
+folder_free(struct mm_folder *f)
+{
+	for (size_t j = 0; j < f->n; j++) {
+		free(f->m[j].from);
+		free(f->m[j].subject);
+		free(f->m[j].raw);
+	}
+	free(f->m);
+	f->m = NULL;
+	f->n = f->cap = 0;
+}
+
+/*
+ * Whether the name is taken under parent by a folder other than self (as
+ * Exchange compares display names: ASCII case ignored).
+ */
+static bool
+name_taken(struct mm *m, const char *parent, const char *name, const struct mm_folder *self)
+{
+	for (size_t i = 0; i < m->nf; i++) {
+		if (&m->f[i] != self && strcmp(m->f[i].parent, parent) == 0 &&
+		    strcasecmp(m->f[i].name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Whether folder id is anc or below it. */
+static bool
+under(struct mm *m, const char *id, const char *anc)
+{
+	for (size_t depth = 0; depth <= m->nf; depth++) {
+		struct mm_folder *f;
+		if (strcmp(id, anc) == 0)
+			return true;
+		if ((f = folder_of(m, id)) == NULL)
+			return false;
+		id = f->parent;
+	}
+	return false; /* a loop: not ours */
+}
+
+/* A name the mailbox holds: not empty, no '/' (its hierarchy delimiter), fits. */
+static bool
+name_ok(const char *name)
+{
+	return *name != '\0' && strchr(name, '/') == NULL && strlen(name) < 128;
+}
+
+/* FolderCreate: a mail folder under parent, named "f<n>" (the first free n). */
+static int
+mm_folder_create(struct mbx_backend *b, const char *parent_id, const char *name, char *new_id_r,
+                 const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	char id[MBX_ID_MAX + 1];
+	uint32_t uv = 1000;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (strcmp(parent_id, "0") != 0 && folder_of(m, parent_id) == NULL)
+		return MBX_FOLDER_NO_PARENT;
+	if (!name_ok(name))
+		return MBX_FOLDER_BAD_NAME;
+	if (name_taken(m, parent_id, name, NULL))
+		return MBX_FOLDER_EXISTS;
+	for (size_t n = 1;; n++) {
+		snprintf(id, sizeof(id), "f%zu", n);
+		if (folder_of(m, id) == NULL)
+			break;
+	}
+	for (size_t i = 0; i < m->nf; i++)
+		if (m->f[i].uidvalidity >= uv)
+			uv = m->f[i].uidvalidity + 1;
+	if (mbx_memory_add_folder(b, id, parent_id, name, MBX_FOLDER_MAIL, uv) < 0) {
+		*errstr_r = "the folder cannot be added";
+		return -1;
+	}
+	snprintf(new_id_r, MBX_ID_MAX + 1, "%s", id);
+	return 1;
+}
+
+/* FolderUpdate: renamed and/or moved; its id, messages and children stay with it. */
+static int
+mm_folder_rename(struct mbx_backend *b, const char *id, const char *parent_id, const char *name,
+                 const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, id);
+
+	(void)errstr_r;
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL)
+		return MBX_FOLDER_NOT_FOUND;
+	if (f->type != MBX_FOLDER_MAIL)
+		return MBX_FOLDER_SPECIAL;
+	if (strcmp(parent_id, "0") != 0 &&
+	    (folder_of(m, parent_id) == NULL || under(m, parent_id, id)))
+		return MBX_FOLDER_NO_PARENT;
+	if (!name_ok(name) || strlen(parent_id) > MBX_ID_MAX)
+		return MBX_FOLDER_BAD_NAME;
+	if (name_taken(m, parent_id, name, f))
+		return MBX_FOLDER_EXISTS;
+	snprintf(f->parent, sizeof(f->parent), "%s", parent_id);
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	return 1;
+}
+
+/* FolderDelete: the folder and every folder below it, with their messages. */
+static int
+mm_folder_delete(struct mbx_backend *b, const char *id, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, id);
+	char top[MBX_ID_MAX + 1];
+
+	(void)errstr_r;
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL)
+		return MBX_FOLDER_NOT_FOUND;
+	if (f->type != MBX_FOLDER_MAIL)
+		return MBX_FOLDER_SPECIAL;
+	snprintf(top, sizeof(top), "%s", id);
+	/* the folders below first: under() walks the parents still there */
+	bool *gone = xcalloc(m->nf ? m->nf : 1, sizeof(*gone));
+	for (size_t i = 0; i < m->nf; i++)
+		gone[i] = under(m, m->f[i].id, top);
+	size_t k = 0;
+	for (size_t i = 0; i < m->nf; i++) {
+		if (gone[i])
+			folder_free(&m->f[i]);
+		else
+			m->f[k++] = m->f[i];
+	}
+	m->nf = k;
+	free(gone);
+	list_rebuild(m);
+	return 1;
+}
+
 static void
 mm_destroy(struct mbx_backend *b)
 {
 	struct mm *m = (struct mm *)b;
 
-	for (size_t i = 0; i < m->nf; i++) {
-		for (size_t j = 0; j < m->f[i].n; j++) {
-			free(m->f[i].m[j].from);
-			free(m->f[i].m[j].subject);
-			free(m->f[i].m[j].raw);
-		}
-		free(m->f[i].m);
-	}
+	for (size_t i = 0; i < m->nf; i++)
+		folder_free(&m->f[i]);
 	for (size_t i = 0; i < m->n_sent; i++)
 		free(m->sent[i].mime);
 	free(m->sent);
@@ -872,6 +1021,9 @@ static const struct mbx_ops mm_ops = {
     .mark_answered = mm_mark_answered,
     .move = mm_move,
     .empty = mm_empty,
+    .folder_create = mm_folder_create,
+    .folder_rename = mm_folder_rename,
+    .folder_delete = mm_folder_delete,
 };
 
 /* The same mailbox without the cursor: the command layer lists and diffs items. */
@@ -929,10 +1081,7 @@ mbx_memory_add_folder(struct mbx_backend *b, const char *id, const char *parent_
 	f->type = type;
 	f->uidvalidity = uidvalidity;
 	f->uidnext = 1;
-	m->list = xrealloc(m->list, m->nf * sizeof(*m->list));
-	for (size_t i = 0; i < m->nf; i++)
-		m->list[i] =
-		    (struct mbx_folder){m->f[i].id, m->f[i].parent, m->f[i].name, m->f[i].type};
+	list_rebuild(m);
 	return 0;
 }
 

@@ -38,7 +38,10 @@ enum job_kind {
 	J_ANSWER,
 	J_EMPTY,
 	J_SEND,
-	J_PART
+	J_PART,
+	J_FCREATE,
+	J_FRENAME,
+	J_FDELETE
 };
 
 /* A part's Content-Transfer-Encoding, as fetch_part reads it. */
@@ -69,6 +72,13 @@ struct memo {
 	int enc;                         /* fetch_part's structure memo: enum part_enc */
 	/* fetch_part's size memo of a base64 part: its lines, all of line chars and CRLF */
 	uint32_t line;
+	/*
+	 * Folder changes: the folder (a create's new id), its mailbox now (NULL
+	 * once deleted) and before; applied: the folder list shows it.
+	 */
+	char folder_id[MBX_ID_MAX + 1];
+	char *mailbox, *old_mailbox;
+	bool applied;
 	struct memo *next;
 };
 
@@ -122,6 +132,9 @@ struct job {
 	/* move: the destination's IMAP name; the new UID (COPYUID) */
 	const char *dst_mailbox;
 	uint32_t dst_uid;
+	/* folder changes: the server refused (ALREADYEXISTS: exists); the parent's id */
+	bool refused, exists;
+	char parent[MBX_ID_MAX + 1];
 	/* folders */
 	struct imap_list *lists;
 	size_t nlists;
@@ -184,6 +197,7 @@ struct mi {
 	struct mbx_folder *fl;
 	char **mailboxes; /* IMAP names, by folder */
 	size_t nf;
+	char delim; /* the hierarchy delimiter (LIST's first); '\0': flat */
 	/* The last request's folder list, kept after its end for mbx_imap_mailbox. */
 	char **last_ids, **last_mailboxes;
 	size_t last_n;
@@ -203,6 +217,7 @@ struct mi {
 
 static void job_step(struct job *j);
 static void part_step(struct job *j);
+static void fchange_step(struct job *j);
 static bool unchanged(struct job *j);
 static void last_free(struct mi *m);
 
@@ -690,6 +705,9 @@ ids_done(void *arg, int rv, char **ids)
 		m->fl[i].type = MBX_FOLDER_MAIL;
 	}
 	free(ids);
+	m->delim = '\0';
+	for (size_t i = 0; i < n && m->delim == '\0'; i++)
+		m->delim = j->lists[i].delim;
 	/* Types: INBOX, SPECIAL-USE, then names, each default type once. */
 	for (int pass = 0; pass < 3; pass++) {
 		for (size_t i = 0; i < n; i++) {
@@ -2163,6 +2181,258 @@ submitted(void *arg, const struct submit_outcome *o)
 	}
 }
 
+/* ---- folder changes ---- */
+
+/* Whether mailbox mbox is top or below it (top + delim + ...). */
+static bool
+mbox_under(const char *mbox, const char *top, char delim)
+{
+	size_t n = strlen(top);
+
+	return strcmp(mbox, top) == 0 ||
+	       (delim != '\0' && strncmp(mbox, top, n) == 0 && mbox[n] == delim);
+}
+
+/* The folders' names (the last level) and parents, from their mailboxes. */
+static void
+fl_relink(struct mi *m)
+{
+	for (size_t i = 0; i < m->nf; i++) {
+		const char *cut = m->delim ? strrchr(m->mailboxes[i], m->delim) : NULL;
+		m->fl[i].name = cut ? cut + 1 : m->mailboxes[i];
+		m->fl[i].parent_id = "0";
+		if (m->fl[i].type == MBX_FOLDER_INBOX)
+			m->fl[i].name = "Inbox";
+		for (size_t k = 0; cut && k < m->nf; k++) {
+			if (strlen(m->mailboxes[k]) == (size_t)(cut - m->mailboxes[i]) &&
+			    strncmp(m->mailboxes[k], m->mailboxes[i],
+			            (size_t)(cut - m->mailboxes[i])) == 0)
+				m->fl[i].parent_id = m->fl[k].id;
+		}
+	}
+}
+
+/*
+ * A folder change's result shown in the folder list (once, when the op
+ * first answers it, so that the command layer's checks before the op see
+ * the list as it was on every run up to then).
+ */
+static void
+fchange_apply(struct mi *m, struct memo *x)
+{
+	size_t k = 0;
+
+	if (x->applied || x->rv != 1 || m->folders_rv != 0)
+		return;
+	x->applied = true;
+	if (x->old_mailbox == NULL) { /* created */
+		m->fl = xrealloc(m->fl, (m->nf + 1) * sizeof(*m->fl));
+		m->mailboxes = xrealloc(m->mailboxes, (m->nf + 1) * sizeof(char *));
+		m->fl[m->nf] =
+		    (struct mbx_folder){.id = xstrdup(x->folder_id), .type = MBX_FOLDER_MAIL};
+		m->mailboxes[m->nf++] = xstrdup(x->mailbox);
+	} else if (x->mailbox != NULL) { /* renamed: it and those below it */
+		size_t on = strlen(x->old_mailbox);
+		for (size_t i = 0; i < m->nf; i++) {
+			if (!mbox_under(m->mailboxes[i], x->old_mailbox, m->delim))
+				continue;
+			char *nm = xasprintf("%s%s", x->mailbox, m->mailboxes[i] + on);
+			free(m->mailboxes[i]);
+			m->mailboxes[i] = nm;
+		}
+	} else { /* deleted: it and those below it */
+		for (size_t i = 0; i < m->nf; i++) {
+			if (mbox_under(m->mailboxes[i], x->old_mailbox, m->delim)) {
+				free((char *)m->fl[i].id);
+				free(m->mailboxes[i]);
+				continue;
+			}
+			m->fl[k] = m->fl[i];
+			m->mailboxes[k++] = m->mailboxes[i];
+		}
+		m->nf = k;
+	}
+	fl_relink(m);
+}
+
+/* CREATE, RENAME, DELETE: a refusal is recorded (ALREADYEXISTS), not a failure. */
+static void
+fchange_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_TAGGED && r->status != IMAP_OK) {
+		log_info("native: %s: IMAP: %s", j->m->account, r->text);
+		j->refused = true;
+		if (r->code != NULL && strcmp(r->code, "ALREADYEXISTS") == 0)
+			j->exists = true;
+		if (--j->outstanding > 0)
+			return;
+		j->step++;
+		job_step(j);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* SUBSCRIBE, UNSUBSCRIBE, UNSELECT: a refusal does not matter. */
+static void
+lenient_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_TAGGED && r->status != IMAP_OK) {
+		if (--j->outstanding > 0)
+			return;
+		j->step++;
+		job_step(j);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* A command on one mailbox (CREATE, SUBSCRIBE...). */
+static void
+mbox_cmd(struct job *j, const char *verb, const char *mailbox, imap_cmd_cb cb)
+{
+	struct imap_cmd *cmd = imap_cmd_new(verb);
+
+	if (imap_cmd_mailbox(cmd, j->m->c, mailbox) < 0) {
+		imap_cmd_free(cmd);
+		j->failed = true;
+		return;
+	}
+	cmd_send(j, cmd, cb, NULL);
+}
+
+/* The folder map answered a create's id. */
+static void
+fcreate_ids(void *arg, int rv, char **ids)
+{
+	struct job *j = arg;
+
+	if (rv < 0 || ids == NULL || ids[0] == NULL || strlen(ids[0]) > MBX_ID_MAX) {
+		if (ids != NULL)
+			free(ids[0]);
+		free(ids);
+		job_fail(j, "the folder id could not be assigned");
+		return;
+	}
+	snprintf(j->memo->folder_id, sizeof(j->memo->folder_id), "%s", ids[0]);
+	free(ids[0]);
+	free(ids);
+	job_finish(j, 1, NULL);
+}
+
+/* The folder map followed a rename or a delete (a failure is logged: the server's change stands).
+ */
+static void
+fchange_mapped(void *arg, int rv)
+{
+	struct job *j = arg;
+
+	if (rv < 0)
+		log_warn("native: %s: the folder map did not follow the change of %s",
+		         j->m->account, j->folder);
+	job_finish(j, 1, NULL);
+}
+
+/*
+ * A folder change's commands: step 0 the change (UNSELECT first when the
+ * selected mailbox is affected; a delete's mailboxes deepest first), step 1
+ * the subscriptions, step 2 the folder map.
+ */
+static void
+fchange_step(struct job *j)
+{
+	struct mi *m = j->m;
+	struct memo *x = j->memo;
+	struct imap_cmd *cmd;
+
+	switch (j->step) {
+	case 0:
+		/*
+		 * A server may drop the connection when its selected mailbox is
+		 * deleted (Dovecot does): leave it first when it may be one of
+		 * them (unknown: a pooled connection keeps the last request's).
+		 */
+		if (j->kind != J_FCREATE &&
+		    (m->selected == NULL || mbox_under(m->selected, x->old_mailbox, m->delim))) {
+			if (imap_client_caps(m->c) & IMAP_CAP_UNSELECT)
+				cmd_send(j, imap_cmd_new("UNSELECT"), lenient_cb, NULL);
+			else
+				cmd_send(j, imap_cmd_new("EXAMINE INBOX"), lenient_cb, NULL);
+			free(m->selected);
+			m->selected = NULL;
+		}
+		if (j->kind == J_FCREATE) {
+			mbox_cmd(j, "CREATE", x->mailbox, fchange_cb);
+		} else if (j->kind == J_FRENAME) {
+			cmd = imap_cmd_new("RENAME");
+			if (imap_cmd_mailbox(cmd, m->c, x->old_mailbox) < 0 ||
+			    imap_cmd_mailbox(cmd, m->c, x->mailbox) < 0) {
+				imap_cmd_free(cmd);
+				j->failed = true;
+			} else {
+				cmd_send(j, cmd, fchange_cb, NULL);
+			}
+		} else {
+			/* deepest first: the longest names first */
+			for (size_t len = 0, max = 0;; max = len, len = 0) {
+				for (size_t i = 0; i < m->nf; i++) {
+					size_t l = strlen(m->mailboxes[i]);
+					if (mbox_under(m->mailboxes[i], x->old_mailbox, m->delim) &&
+					    (max == 0 || l < max) && l > len)
+						len = l;
+				}
+				if (len == 0)
+					break;
+				for (size_t i = 0; i < m->nf; i++)
+					if (strlen(m->mailboxes[i]) == len &&
+					    mbox_under(m->mailboxes[i], x->old_mailbox, m->delim))
+						mbox_cmd(j, "DELETE", m->mailboxes[i], fchange_cb);
+			}
+		}
+		if (j->outstanding == 0)
+			job_fail(j, "the folder change could not be sent");
+		break;
+	case 1:
+		if (j->refused) {
+			if (j->exists) {
+				job_finish(j, MBX_FOLDER_EXISTS, NULL);
+				return;
+			}
+			job_fail(j, "the IMAP server refused the folder change");
+			return;
+		}
+		if (j->kind != J_FCREATE)
+			mbox_cmd(j, "UNSUBSCRIBE", x->old_mailbox, lenient_cb);
+		if (j->kind != J_FDELETE)
+			mbox_cmd(j, "SUBSCRIBE", x->mailbox, lenient_cb);
+		if (j->outstanding == 0) {
+			j->step++;
+			fchange_step(j);
+		}
+		break;
+	case 2:
+		if (j->kind == J_FCREATE) {
+			const char *names[1] = {x->mailbox};
+			m->map->assign(m->map->arg, m->account, names, 1, fcreate_ids, j);
+		} else if (m->map->change != NULL) {
+			m->map->change(m->map->arg, m->account, j->folder, x->mailbox,
+			               j->parent[0] ? j->parent : NULL, m->delim, fchange_mapped,
+			               j);
+		} else {
+			job_finish(j, 1, NULL);
+		}
+		break;
+	}
+}
+
 static void
 job_step(struct job *j)
 {
@@ -2201,6 +2471,11 @@ job_step(struct job *j)
 		break;
 	case J_PART:
 		part_step(j);
+		break;
+	case J_FCREATE:
+	case J_FRENAME:
+	case J_FDELETE:
+		fchange_step(j);
 		break;
 	case J_SEND: /* above */
 		break;
@@ -2602,6 +2877,187 @@ mi_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char 
 	return rv;
 }
 
+/* Whether parent (a folder index, -1: the top) already holds a folder named name, other than self.
+ */
+static bool
+fname_taken(const struct mi *m, long parent, const char *name, long self)
+{
+	const char *pid = parent < 0 ? "0" : m->fl[parent].id;
+
+	for (size_t i = 0; i < m->nf; i++)
+		if ((long)i != self && strcmp(m->fl[i].parent_id, pid) == 0 &&
+		    str_ieq(m->fl[i].name, name))
+			return true;
+	return false;
+}
+
+/*
+ * The mailbox a folder change names: name under parent_id ("0": the top),
+ * into *mbox_r (malloc'd) with the parent's index in *pi_r (-1: the top).
+ * 1, or a refusal (no parent, a bad name).
+ */
+static int
+fchange_target(const struct mi *m, const char *parent_id, const char *name, char **mbox_r,
+               long *pi_r)
+{
+	*mbox_r = NULL;
+	*pi_r = -1;
+	if (strcmp(parent_id, "0") != 0 &&
+	    ((*pi_r = folder_index(m, parent_id)) < 0 || m->delim == '\0'))
+		return MBX_FOLDER_NO_PARENT;
+	if (*name == '\0' || (m->delim != '\0' && strchr(name, m->delim) != NULL) ||
+	    (*pi_r < 0 && str_ieq(name, "INBOX")))
+		return MBX_FOLDER_BAD_NAME;
+	*mbox_r =
+	    *pi_r < 0 ? xstrdup(name) : xasprintf("%s%c%s", m->mailboxes[*pi_r], m->delim, name);
+	return 1;
+}
+
+/* A folder change's memo answered (the folder list updated the first time). */
+static int
+fchange_memo(struct mi *m, struct memo *x, char *new_id_r, const char **errstr_r)
+{
+	fchange_apply(m, x);
+	if (x->rv == 1 && new_id_r != NULL)
+		snprintf(new_id_r, MBX_ID_MAX + 1, "%s", x->folder_id);
+	return memo_rv(x, errstr_r);
+}
+
+/* Start a folder change's job; its answer (recorded in x). */
+static int
+fchange_start(struct mi *m, struct job *j, char *new_id_r, const char **errstr_r)
+{
+	struct memo *x = j->memo;
+	int rv = job_start(m, j);
+
+	if (x->rv != MBX_PENDING)
+		return fchange_memo(m, x, new_id_r, errstr_r);
+	return rv;
+}
+
+/* FolderCreate: CREATE (and SUBSCRIBE) once per request; the id from the folder map. */
+static int
+mi_folder_create(struct mbx_backend *b, const char *parent_id, const char *name, char *new_id_r,
+                 const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	char *key = xasprintf("FC\x1f%s\x1f%s", parent_id, name), *mbox;
+	struct memo *x;
+	struct job *j;
+	long pi;
+	int rv;
+
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		return fchange_memo(m, x, new_id_r, errstr_r);
+	}
+	if ((rv = need_folders(m, errstr_r)) != 0) {
+		free(key);
+		return rv;
+	}
+	if ((rv = fchange_target(m, parent_id, name, &mbox, &pi)) != 1) {
+		free(key);
+		return rv;
+	}
+	if (fname_taken(m, pi, name, -1)) {
+		free(key);
+		free(mbox);
+		return MBX_FOLDER_EXISTS;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->kind = J_FCREATE;
+	j->memo = memo_add(m, key);
+	j->memo->mailbox = mbox;
+	return fchange_start(m, j, new_id_r, errstr_r);
+}
+
+/* FolderUpdate: RENAME once per request; the id kept by the folder map. */
+static int
+mi_folder_rename(struct mbx_backend *b, const char *id, const char *parent_id, const char *name,
+                 const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	char *key = xasprintf("FR\x1f%s\x1f%s\x1f%s", id, parent_id, name), *mbox;
+	struct memo *x;
+	struct job *j;
+	long fi, pi;
+	int rv;
+
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		return fchange_memo(m, x, NULL, errstr_r);
+	}
+	if ((rv = need_folders(m, errstr_r)) != 0) {
+		free(key);
+		return rv;
+	}
+	if ((fi = folder_index(m, id)) < 0 || m->fl[fi].type != MBX_FOLDER_MAIL) {
+		free(key);
+		return fi < 0 ? MBX_FOLDER_NOT_FOUND : MBX_FOLDER_SPECIAL;
+	}
+	if ((rv = fchange_target(m, parent_id, name, &mbox, &pi)) != 1) {
+		free(key);
+		return rv;
+	}
+	if (pi >= 0 && mbox_under(m->mailboxes[pi], m->mailboxes[fi], m->delim)) {
+		free(key);
+		free(mbox);
+		return MBX_FOLDER_NO_PARENT; /* below itself */
+	}
+	if (strcmp(mbox, m->mailboxes[fi]) == 0) { /* no change */
+		free(key);
+		free(mbox);
+		return 1;
+	}
+	if (fname_taken(m, pi, name, fi)) {
+		free(key);
+		free(mbox);
+		return MBX_FOLDER_EXISTS;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->kind = J_FRENAME;
+	j->memo = memo_add(m, key);
+	j->memo->mailbox = mbox;
+	j->memo->old_mailbox = xstrdup(m->mailboxes[fi]);
+	snprintf(j->folder, sizeof(j->folder), "%s", id);
+	snprintf(j->memo->folder_id, sizeof(j->memo->folder_id), "%s", id);
+	if (pi >= 0)
+		snprintf(j->parent, sizeof(j->parent), "%s", m->fl[pi].id);
+	return fchange_start(m, j, NULL, errstr_r);
+}
+
+/* FolderDelete: DELETE of the folder and those below it once per request; ids dropped. */
+static int
+mi_folder_delete(struct mbx_backend *b, const char *id, const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	char *key = xasprintf("FD\x1f%s", id);
+	struct memo *x;
+	struct job *j;
+	long fi;
+	int rv;
+
+	if ((x = memo_find(m, key)) != NULL) {
+		free(key);
+		return fchange_memo(m, x, NULL, errstr_r);
+	}
+	if ((rv = need_folders(m, errstr_r)) != 0) {
+		free(key);
+		return rv;
+	}
+	if ((fi = folder_index(m, id)) < 0 || m->fl[fi].type != MBX_FOLDER_MAIL) {
+		free(key);
+		return fi < 0 ? MBX_FOLDER_NOT_FOUND : MBX_FOLDER_SPECIAL;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->kind = J_FDELETE;
+	j->memo = memo_add(m, key);
+	j->memo->old_mailbox = xstrdup(m->mailboxes[fi]);
+	snprintf(j->folder, sizeof(j->folder), "%s", id);
+	snprintf(j->memo->folder_id, sizeof(j->memo->folder_id), "%s", id);
+	return fchange_start(m, j, NULL, errstr_r);
+}
+
 /*
  * SendMail / SmartReply / SmartForward: the message as compose_sent_copy
  * writes it submitted once per request through the queue, then APPENDed to
@@ -2719,6 +3175,8 @@ mi_end(struct mbx_backend *b)
 		mbx_changes_clear(&x->ch);
 		imsg_clear(&x->msg);
 		mbx_part_clear(&x->part);
+		free(x->mailbox);
+		free(x->old_mailbox);
 		free(x->key);
 		free(x);
 	}
@@ -2810,7 +3268,9 @@ mi_destroy(struct mbx_backend *b)
 	.fetch = mi_fetch, .set_read = mi_set_read, .destroy = mi_destroy, .wait = mi_wait,        \
 	.begin = mi_begin, .end = mi_end, .changes = mi_changes, .set_flags = mi_set_flags,        \
 	.remove = mi_remove, .move = mi_move, .mark_answered = mi_mark_answered,                   \
-	.empty = mi_empty, .fetch_part = mi_fetch_part, .forget_parts = mi_forget_parts
+	.empty = mi_empty, .fetch_part = mi_fetch_part, .forget_parts = mi_forget_parts,         \
+	.folder_create = mi_folder_create, .folder_rename = mi_folder_rename,                      \
+	.folder_delete = mi_folder_delete
 static const struct mbx_ops mi_ops = {MI_OPS};
 static const struct mbx_ops mi_send_ops = {MI_OPS, .send = mi_send};
 

@@ -19,6 +19,20 @@
  * Sent Messages 5; Junk, Spam and the rest 12); \Noselect parents are kept
  * as hierarchy (type 12). Folder ids come from a folder map (below).
  *
+ * Folder changes (FolderCreate, FolderUpdate, FolderDelete): CREATE and
+ * SUBSCRIBE; RENAME (UNSUBSCRIBE the old name, SUBSCRIBE the new); DELETE of
+ * the folder and the mailboxes under it, deepest first (and UNSUBSCRIBE),
+ * with UNSELECT first (EXAMINE INBOX without it) unless the mailbox
+ * selected is known to be another one (Dovecot drops a connection whose
+ * selected mailbox is deleted; a pooled connection may still have the last
+ * request's selected). The name's level is
+ * refused when it holds the server's hierarchy delimiter (from LIST); a
+ * sibling of the same name (ASCII case ignored) is "exists" before the
+ * server is asked (ALREADYEXISTS after). The folder map keeps the id across
+ * a rename (children too) and drops it on delete (map->change); a created
+ * folder gets its id from map->assign. Once per request like every write;
+ * the folder list shows the change when the op's result is first answered.
+ *
  * Items are UIDs (decimal). The change cursor (at most MBX_CURSOR_MAX bytes):
  *   "i1 <uidvalidity> <since> <have> <seen> <flagged>", or
  *   "i2 <uidvalidity> <modseq>/<uidnext>/<exists> <since> <have> <seen> <flagged>"
@@ -97,10 +111,22 @@
  * it over the store thread; tests synchronously over a store.
  */
 typedef void (*mbx_imap_ids_fn)(void *done_arg, int rv, char **ids);
+typedef void (*mbx_imap_done_fn)(void *done_arg, int rv);
 struct mbx_imap_folder_map {
 	void *arg;
 	void (*assign)(void *arg, const char *account, const char *const *mailboxes, size_t n,
 	               mbx_imap_ids_fn done, void *done_arg);
+	/*
+	 * The device renamed or deleted a folder (FolderUpdate, FolderDelete):
+	 * folder_id now names mailbox under parent_id (NULL: the top), the
+	 * folders under its old name (old name + delim + ...) following it
+	 * with their ids; mailbox NULL: folder_id and the folders under it are
+	 * gone. done(done_arg, 0 or -1) exactly once, possibly before it
+	 * returns. NULL: ids are assigned afresh by name at the next listing
+	 * (a renamed folder then gets a new id).
+	 */
+	void (*change)(void *arg, const char *account, const char *folder_id, const char *mailbox,
+	               const char *parent_id, char delim, mbx_imap_done_fn done, void *done_arg);
 };
 
 /* Why the last op failed, beyond its errstr. */

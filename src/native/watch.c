@@ -483,6 +483,12 @@ conn_note(struct wconn *wc, const struct imap_response *r)
 		}
 		return;
 	}
+	if (strcmp(r->name, "LIST") == 0 && w->mode == MODE_NOTIFY && wc->set_up) {
+		/* NOTIFY's MailboxName: the hierarchy changed; every watched mailbox reports it */
+		for (size_t k = 0; k < w->nmb; k++)
+			mark_dirty(w, (int)k);
+		return;
+	}
 	if (wc->mbox >= 0 && wc->set_up &&
 	    (strcmp(r->name, "EXISTS") == 0 || strcmp(r->name, "EXPUNGE") == 0 ||
 	     strcmp(r->name, "FETCH") == 0 || strcmp(r->name, "VANISHED") == 0))
@@ -572,7 +578,13 @@ send_notify(struct wconn *wc)
 		}
 		sent++;
 	}
-	sbuf_add(&buf, ") (MessageNew MessageExpunge FlagChange))");
+	/*
+	 * MailboxName (a mailbox created, deleted or renamed, here or anywhere
+	 * in the account): the folder hierarchy changed, a held Ping must be
+	 * run again (it answers 7).
+	 */
+	sbuf_add(&buf, ") (MessageNew MessageExpunge FlagChange MailboxName)) "
+	               "(personal (MailboxName))");
 	cmd = imap_cmd_new("NOTIFY SET");
 	imap_cmd_raw(cmd, buf.p);
 	free(buf.p);

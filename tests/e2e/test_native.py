@@ -70,6 +70,11 @@ class NativeHarness(E.Harness):
                                       seconds, settle=0.5)
 
 
+def fsync(phone, key):
+    """FolderSync from key."""
+    return phone.post("FolderSync", wbxml(foldersync_xml(key)))
+
+
 def sync_all(tc, phone, coll, key):
     """Sync with GetChanges until nothing is left; (key, [subjects])."""
     return phone.sync_changes(tc, coll, key)
@@ -85,7 +90,8 @@ class NativeTests(E.Case):
         self.assertEqual(r.headers.get("ms-asprotocolversions"), "12.1,14.0,14.1,16.0,16.1", r)
         cmds = r.headers.get("ms-asprotocolcommands", "").split(",")
         for c in ("Sync", "FolderSync", "Ping", "ItemOperations", "Provision", "MoveItems",
-                  "SendMail", "SmartReply", "SmartForward"):
+                  "SendMail", "SmartReply", "SmartForward", "FolderCreate", "FolderUpdate",
+                  "FolderDelete"):
             self.assertIn(c, cmds, r)
 
     def test_02_foldersync_and_sync(self):
@@ -730,6 +736,84 @@ class NativeTests(E.Case):
         print("  [bulk] %d messages seeded in %.1f s; synced in %d windows in %.1f s (%.0f ms "
               "a window); the no-change Sync after them %.0f ms" % (
                   n, seeded, windows, took, took * 1000 / windows, nochange_ms), flush=True)
+
+    def test_13_folder_changes(self):
+        """A phone creates, renames and deletes a folder (FolderCreate, FolderUpdate,
+        FolderDelete, Status 1): done on the IMAP server, not echoed at the phone's next
+        FolderSync, and a second phone of the account sees each (Add, Update of the
+        same id, Delete), and B's held Ping is answered 7 when A creates it; a stale key
+        is 9, the Inbox cannot be deleted (3)."""
+        a, b = Phone(device_id=new_id("fca")), Phone(device_id=new_id("fcb"))
+        inbox = a.inbox(self)
+        ka, _, _ = folder_changes(self, a.foldersync(), "phone A: FolderSync 0")
+        k0 = ka
+        kb, _, _ = folder_changes(self, b.foldersync(), "phone B: FolderSync 0")
+        binbox = b.inbox(self)
+        kb, _, _ = folder_changes(self, b.foldersync(), "phone B: FolderSync 0")
+        b.sync_changes(self, binbox, b.sync0(self, binbox))
+        # phone B waits in a Ping: A's create ends it with 7 (FolderSync needed), pushed
+        th, res = E.held_ping(b, binbox, 300, timeout=330)
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "phone B's Ping was not held: %r" % res)
+        tag = new_id("f")
+        name, renamed = "E2E Projects %s" % tag, "E2E Renamed %s" % tag
+
+        def change(cmd, key, body):
+            r = a.post(cmd, wbxml('<%s xmlns="FolderHierarchy:"><SyncKey>%s</SyncKey>%s</%s>'
+                                  % (cmd, key, body, cmd)))
+            assert_status_doc(self, r, cmd, 1, cmd)
+            return r.doc()
+
+        def imap_names():
+            imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+            try:
+                imap.login("alice", "secret")
+                typ, data = imap.list()
+                self.assertEqual(typ, "OK")
+                return b"\n".join(data).decode("utf-8", "replace")
+            finally:
+                imap.logout()
+
+        doc = change("FolderCreate", ka, "<ParentId>0</ParentId><DisplayName>%s</DisplayName>"
+                     "<Type>12</Type>" % name)
+        fid, ka = text_of(doc, "ServerId"), text_of(doc, "SyncKey")
+        self.assertTrue(fid, "FolderCreate: no ServerId")
+        self.assertIn(name, imap_names(), "the created folder on the IMAP server")
+        t0 = time.monotonic()
+        th.join(10)
+        self.assertFalse(th.is_alive(), "phone B's Ping still held 10 s after A's create")
+        assert_status_doc(self, res["resp"], "Ping", 7, "phone B's Ping after A's create")
+        print("  [time] held Ping answered 7 %.2f s after the create" % (res["t"] - t0),
+              flush=True)
+        ka, count, ops = folder_changes(self, fsync(a, ka), "phone A after its create")
+        self.assertEqual(ops, [], "phone A's own create echoed: %r" % ops)
+        kb, count, ops = folder_changes(self, fsync(b, kb), "phone B after A's create")
+        self.assertEqual(ops, [("Add", fid, "12")], "phone B after A's create")
+        doc = change("FolderUpdate", ka, "<ServerId>%s</ServerId><ParentId>0</ParentId>"
+                     "<DisplayName>%s</DisplayName>" % (fid, renamed))
+        ka = text_of(doc, "SyncKey")
+        names = imap_names()
+        self.assertIn(renamed, names, "the renamed folder on the IMAP server")
+        self.assertNotIn(name, names, "the old name still on the IMAP server")
+        ka, count, ops = folder_changes(self, fsync(a, ka), "phone A after its rename")
+        self.assertEqual(ops, [], "phone A's own rename echoed: %r" % ops)
+        kb, count, ops = folder_changes(self, fsync(b, kb), "phone B after A's rename")
+        self.assertEqual(ops, [("Update", fid, "12")], "phone B after A's rename")
+        r = a.post("FolderDelete", wbxml('<FolderDelete xmlns="FolderHierarchy:"><SyncKey>%s'
+                                         '</SyncKey><ServerId>%s</ServerId></FolderDelete>'
+                                         % (k0, fid)))
+        assert_status_doc(self, r, "FolderDelete", 9, "FolderDelete with a stale key")
+        r = a.post("FolderDelete", wbxml('<FolderDelete xmlns="FolderHierarchy:"><SyncKey>%s'
+                                         '</SyncKey><ServerId>%s</ServerId></FolderDelete>'
+                                         % (ka, inbox)))
+        assert_status_doc(self, r, "FolderDelete", 3, "FolderDelete of the Inbox")
+        doc = change("FolderDelete", ka, "<ServerId>%s</ServerId>" % fid)
+        ka = text_of(doc, "SyncKey")
+        self.assertNotIn(renamed, imap_names(), "the deleted folder on the IMAP server")
+        ka, count, ops = folder_changes(self, fsync(a, ka), "phone A after its delete")
+        self.assertEqual(ops, [], "phone A's own delete echoed: %r" % ops)
+        kb, count, ops = folder_changes(self, fsync(b, kb), "phone B after A's delete")
+        self.assertEqual(ops, [("Delete", fid, None)], "phone B after A's delete")
 
 
 if __name__ == "__main__":

@@ -3709,6 +3709,216 @@ test_cursor_empty(void **state)
 	cx_done(&c);
 }
 
+/* FolderSync from key as device dev; the answer's root, the new key in key. */
+static struct wbxml_node *
+cx_fsync(struct cx *c, const char *dev, char key[80])
+{
+	c->f.facts.device_id = dev;
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_FOLDERSYNC, req_foldersync(key));
+	c->f.facts.device_id = "DEV1";
+	assert_non_null(r);
+	assert_string_equal(txt(r, "Status"), "1");
+	snprintf(key, 80, "%s", txt(r, "SyncKey"));
+	return r;
+}
+
+/* The i-th (0-based) change of a FolderSync answer, or NULL. */
+static struct wbxml_node *
+fchange_at(const struct wbxml_node *r, size_t i)
+{
+	struct wbxml_node *ch = wbxml_find(r, "Changes");
+	struct wbxml_node *x = ch ? ch->first_child : NULL;
+	for (; x != NULL; x = x->next) {
+		if (strcmp(x->name, "Count") == 0)
+			continue;
+		if (i-- == 0)
+			return x;
+	}
+	return NULL;
+}
+
+/* A Ping of dev on the (empty) trash: the answer's root. */
+static struct wbxml_node *
+cx_ping(struct cx *c, const char *dev)
+{
+	c->f.facts.device_id = dev;
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_PING, req_ping("300", "trash"));
+	c->f.facts.device_id = "DEV1";
+	assert_non_null(r);
+	return r;
+}
+
+/*
+ * A folder change by DEV1 (cmd FolderCreate/Update/Delete): key, then
+ * ServerId (update, delete), ParentId and DisplayName (create, update),
+ * Type (create; NULL: left out). The answer's root.
+ */
+static struct wbxml_node *
+cx_fchange(struct cx *c, enum eas_cmd cmd, const char *key, const char *id, const char *parent,
+           const char *name, const char *type)
+{
+	static const char *const roots[] = {"FolderHierarchy:FolderCreate",
+	                                    "FolderHierarchy:FolderUpdate",
+	                                    "FolderHierarchy:FolderDelete"};
+	int k = cmd == EAS_CMD_FOLDERCREATE ? 0 : cmd == EAS_CMD_FOLDERUPDATE ? 1 : 2;
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *r = wbxml_addn_root(d, roots[k]);
+
+	wbxml_addn_text(r, "SyncKey", key);
+	if (id != NULL)
+		wbxml_addn_text(r, "ServerId", id);
+	if (parent != NULL)
+		wbxml_addn_text(r, "ParentId", parent);
+	if (name != NULL)
+		wbxml_addn_text(r, "DisplayName", name);
+	if (type != NULL)
+		wbxml_addn_text(r, "Type", type);
+	struct wbxml_node *a = cx_serve(c, cmd, d);
+	assert_non_null(a);
+	assert_string_equal(a->name, roots[k] + strlen("FolderHierarchy:"));
+	return a;
+}
+
+/*
+ * Folder changes on a real mailbox: a phone creates, renames/moves and
+ * deletes mail folders (Status 1 and a new SyncKey, ServerId for a
+ * create); its own next FolderSync reports nothing back, a second device
+ * of the account sees each change (Add, Update with the same id, Delete of
+ * the folder and the one below it); the renamed folder keeps its messages,
+ * the deleted one's Sync state goes. Refusals: a stale key 9, a name taken
+ * 2, no such parent 5, a name with the delimiter, empty or a non-mail type
+ * 10; special folders 2 (update) and 3 (delete), unknown folders 4, a
+ * folder moved below itself 5. A Ping of the other device, whose folders
+ * are all there but changed since its FolderSync: 7 (FolderSync needed).
+ */
+static void
+test_cursor_folders(void **state)
+{
+	struct cx c;
+	char k1[80] = "0", k2[80] = "0", old[80], sk[80] = "0";
+	struct wbxml_node *r, *x;
+	const struct mbx_folder *mf;
+
+	(void)state;
+	cx_init(&c, 2);
+	cx_fsync(&c, "DEV1", k1);
+	cx_fsync(&c, "DEV2", k2);
+	snprintf(old, sizeof(old), "%s", k1);
+
+	/* create */
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, k1, NULL, "0", "Projects", "12");
+	assert_string_equal(txt(r, "Status"), "1");
+	assert_string_equal(txt(r, "ServerId"), "f1");
+	assert_string_not_equal(txt(r, "SyncKey"), k1);
+	snprintf(k1, sizeof(k1), "%s", txt(r, "SyncKey"));
+	assert_non_null(mf = mbx_folder_find(c.mm, "f1"));
+	assert_string_equal(mf->name, "Projects");
+	assert_int_equal(mf->type, MBX_FOLDER_MAIL);
+	r = cx_fsync(&c, "DEV1", k1);
+	assert_string_equal(txt(r, "Changes/Count"), "0");
+	assert_null(fchange_at(r, 0));
+	/* a Ping: the device that made the change waits; the other must FolderSync (7) */
+	assert_string_equal(txt(cx_ping(&c, "DEV1"), "Status"), "1");
+	assert_string_equal(txt(cx_ping(&c, "DEV2"), "Status"), "7");
+	r = cx_fsync(&c, "DEV2", k2);
+	assert_string_equal(txt(r, "Changes/Count"), "1");
+	x = fchange_at(r, 0);
+	assert_string_equal(x->name, "Add");
+	assert_string_equal(txt(x, "ServerId"), "f1");
+	assert_string_equal(txt(x, "ParentId"), "0");
+	assert_string_equal(txt(x, "DisplayName"), "Projects");
+	assert_string_equal(txt(x, "Type"), "12");
+
+	/* refusals of a create */
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, old, NULL, "0", "Other", "12");
+	assert_string_equal(txt(r, "Status"), "9");
+	assert_null(wbxml_find(r, "SyncKey"));
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, k1, NULL, "0", "PROJECTS", "12");
+	assert_string_equal(txt(r, "Status"), "2");
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, k1, NULL, "nowhere", "Other", "12");
+	assert_string_equal(txt(r, "Status"), "5");
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, k1, NULL, "0", "a/b", "12");
+	assert_string_equal(txt(r, "Status"), "10");
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, k1, NULL, "0", "Calendar 2", "13");
+	assert_string_equal(txt(r, "Status"), "10");
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, k1, NULL, "0", NULL, "12");
+	assert_string_equal(txt(r, "Status"), "10");
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, k1, NULL, "0", "Other", NULL);
+	assert_string_equal(txt(r, "Status"), "10");
+
+	/* a child, a message in the parent, synced by DEV1 */
+	r = cx_fchange(&c, EAS_CMD_FOLDERCREATE, k1, NULL, "f1", "Sub", "1");
+	assert_string_equal(txt(r, "Status"), "1");
+	assert_string_equal(txt(r, "ServerId"), "f2");
+	snprintf(k1, sizeof(k1), "%s", txt(r, "SyncKey"));
+	assert_int_equal(mbx_memory_append(c.mm, "f1", "bob@example.com", "kept", CX_NOW, 0), 1);
+	assert_int_equal(mbx_memory_append(c.mm2, "f1", "bob@example.com", "kept", CX_NOW, 0), 1);
+	cx_sync_coll(&c, "f1", sk);
+	assert_int_equal(n_cmds(cx_sync_coll(&c, "f1", sk)), 1);
+	assert_non_null(cx_blob(&c.f.mem, "f1"));
+
+	/* rename and move to the top: same id, its message and its child kept */
+	r = cx_fchange(&c, EAS_CMD_FOLDERUPDATE, k1, "f1", "0", "Work", NULL);
+	assert_string_equal(txt(r, "Status"), "1");
+	assert_null(wbxml_find(r, "ServerId"));
+	snprintf(k1, sizeof(k1), "%s", txt(r, "SyncKey"));
+	assert_string_equal(mbx_folder_find(c.mm, "f1")->name, "Work");
+	assert_string_equal(mbx_folder_find(c.mm, "f2")->parent_id, "f1");
+	assert_int_equal(mbx_memory_count(c.mm, "f1"), 1);
+	assert_int_equal(n_cmds(cx_sync_coll(&c, "f1", sk)), 0); /* the cursor still holds */
+	r = cx_fsync(&c, "DEV1", k1);
+	assert_string_equal(txt(r, "Changes/Count"), "0");
+	assert_string_equal(txt(cx_ping(&c, "DEV2"), "Status"), "7"); /* renamed since */
+	r = cx_fsync(&c, "DEV2", k2);
+	assert_string_equal(txt(r, "Changes/Count"), "2");
+	for (size_t i = 0; i < 2; i++) {
+		x = fchange_at(r, i);
+		if (strcmp(x->name, "Update") == 0) {
+			assert_string_equal(txt(x, "ServerId"), "f1");
+			assert_string_equal(txt(x, "DisplayName"), "Work");
+		} else {
+			assert_string_equal(x->name, "Add");
+			assert_string_equal(txt(x, "ServerId"), "f2");
+			assert_string_equal(txt(x, "ParentId"), "f1");
+		}
+	}
+	assert_string_equal(txt(cx_ping(&c, "DEV2"), "Status"), "1");
+
+	/* refusals of an update */
+	r = cx_fchange(&c, EAS_CMD_FOLDERUPDATE, k1, "inbox", "0", "Mail", NULL);
+	assert_string_equal(txt(r, "Status"), "2");
+	r = cx_fchange(&c, EAS_CMD_FOLDERUPDATE, k1, "nowhere", "0", "Mail", NULL);
+	assert_string_equal(txt(r, "Status"), "4");
+	r = cx_fchange(&c, EAS_CMD_FOLDERUPDATE, k1, "f1", "f2", "Work", NULL);
+	assert_string_equal(txt(r, "Status"), "5");
+	r = cx_fchange(&c, EAS_CMD_FOLDERUPDATE, k1, "f2", "0", "work", NULL);
+	assert_string_equal(txt(r, "Status"), "2");
+	r = cx_fchange(&c, EAS_CMD_FOLDERUPDATE, old, "f2", "0", "Top", NULL);
+	assert_string_equal(txt(r, "Status"), "9");
+	assert_string_equal(mbx_folder_find(c.mm, "f2")->parent_id, "f1");
+
+	/* delete: the folder and the one below it, its Sync state gone */
+	r = cx_fchange(&c, EAS_CMD_FOLDERDELETE, k1, "inbox", NULL, NULL, NULL);
+	assert_string_equal(txt(r, "Status"), "3");
+	r = cx_fchange(&c, EAS_CMD_FOLDERDELETE, k1, "nowhere", NULL, NULL, NULL);
+	assert_string_equal(txt(r, "Status"), "4");
+	r = cx_fchange(&c, EAS_CMD_FOLDERDELETE, old, "f1", NULL, NULL, NULL);
+	assert_string_equal(txt(r, "Status"), "9");
+	r = cx_fchange(&c, EAS_CMD_FOLDERDELETE, k1, "f1", NULL, NULL, NULL);
+	assert_string_equal(txt(r, "Status"), "1");
+	snprintf(k1, sizeof(k1), "%s", txt(r, "SyncKey"));
+	assert_null(mbx_folder_find(c.mm, "f1"));
+	assert_null(mbx_folder_find(c.mm, "f2"));
+	assert_null(cx_blob(&c.f.mem, "f1"));
+	r = cx_fsync(&c, "DEV1", k1);
+	assert_string_equal(txt(r, "Changes/Count"), "0");
+	r = cx_fsync(&c, "DEV2", k2);
+	assert_string_equal(txt(r, "Changes/Count"), "2");
+	assert_string_equal(fchange_at(r, 0)->name, "Delete");
+	assert_string_equal(fchange_at(r, 1)->name, "Delete");
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -3749,6 +3959,7 @@ main(void)
 	    cmocka_unit_test(test_compose_12),
 	    cmocka_unit_test(test_cursor_move),
 	    cmocka_unit_test(test_cursor_empty),
+	    cmocka_unit_test(test_cursor_folders),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

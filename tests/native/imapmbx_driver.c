@@ -22,6 +22,9 @@
  *   getatt REF FILE                    (GetAttachment of REF: answered
  *                                      "ATT <status> <content-type> <length>",
  *                                      the body written to FILE)
+ *   fcreate KEY PARENT NAME            (FolderCreate; KEY the FolderSync key)
+ *   fupdate KEY ID PARENT NAME         (FolderUpdate: rename / move)
+ *   fdelete KEY ID                     (FolderDelete)
  *   password PW                        (later requests log in with PW)
  *   concurrent N                       (N FolderSyncs at once, their own backends)
  * each answered by "XML <answer>" (or "HTTP <status>") and
@@ -87,7 +90,26 @@ map_assign(void *arg, const char *account, const char *const *mailboxes, size_t 
 	done(done_arg, 0, ids);
 }
 
-static const struct mbx_imap_folder_map map = {NULL, map_assign};
+/* A rename (mailbox set) or a delete (NULL) followed in the store. */
+static void
+map_change(void *arg, const char *account, const char *folder_id, const char *mailbox,
+           const char *parent_id, char delim, mbx_imap_done_fn done, void *done_arg)
+{
+	const char *err = NULL;
+	int rv;
+
+	(void)arg;
+	if (mailbox != NULL)
+		rv = abq_store_folder_rename(store, account, folder_id, mailbox, parent_id, delim,
+		                             NULL, &err);
+	else
+		rv = abq_store_folder_delete(store, account, folder_id, delim, NULL, &err);
+	if (rv < 0)
+		fprintf(stderr, "folder change: %s\n", err ? err : "failed");
+	done(done_arg, rv < 0 ? -1 : 0);
+}
+
+static const struct mbx_imap_folder_map map = {NULL, map_assign, map_change};
 
 /* ---- the sync state in memory ---- */
 
@@ -437,6 +459,27 @@ main(int argc, char **argv)
 			one(EAS_CMD_ITEMOPERATIONS, d);
 		} else if (strcmp(w[0], "getatt") == 0 && n == 3) {
 			one_att(EAS_CMD_GETATTACHMENT, NULL, w[1], w[2]);
+		} else if ((strcmp(w[0], "fcreate") == 0 && n == 4) ||
+		           (strcmp(w[0], "fupdate") == 0 && n == 5) ||
+		           (strcmp(w[0], "fdelete") == 0 && n == 3)) {
+			enum eas_cmd cmd = w[0][1] == 'c'   ? EAS_CMD_FOLDERCREATE
+			                   : w[0][1] == 'u' ? EAS_CMD_FOLDERUPDATE
+			                                    : EAS_CMD_FOLDERDELETE;
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *root = wbxml_addn_root(
+			    d, cmd == EAS_CMD_FOLDERCREATE   ? "FolderHierarchy:FolderCreate"
+			       : cmd == EAS_CMD_FOLDERUPDATE ? "FolderHierarchy:FolderUpdate"
+			                                     : "FolderHierarchy:FolderDelete");
+			wbxml_addn_text(root, "SyncKey", w[1]);
+			if (cmd != EAS_CMD_FOLDERCREATE)
+				wbxml_addn_text(root, "ServerId", w[2]);
+			if (cmd != EAS_CMD_FOLDERDELETE) {
+				wbxml_addn_text(root, "ParentId", w[n - 2]);
+				wbxml_addn_text(root, "DisplayName", w[n - 1]);
+			}
+			if (cmd == EAS_CMD_FOLDERCREATE)
+				wbxml_addn_text(root, "Type", "12");
+			one(cmd, d);
 		} else if (strcmp(w[0], "password") == 0 && n == 2) {
 			snprintf(password, sizeof(password), "%s", w[1]);
 		} else if (strcmp(w[0], "concurrent") == 0 && n == 2) {

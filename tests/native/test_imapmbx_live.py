@@ -132,6 +132,89 @@ def sync_parts(out):
     return status, key, "<MoreAvailable" in xml, adds, changes, dels, cmds
 
 
+def mailboxes(dc, subscribed=False):
+    """The account's mailboxes (UTF-8), or the subscribed ones."""
+    out = doveadm(dc, "mailbox", "list", "-u", live.USER, *(["-s"] if subscribed else []))
+    return set(out.splitlines())
+
+
+def fresh_key(d):
+    """FolderSync 0: (key, {name: (id, parent)})."""
+    xml = d.cmd("foldersync 0").split("\n")[0]
+    fl = {tags(a, "DisplayName")[0]: (tags(a, "ServerId")[0], tags(a, "ParentId")[0])
+          for a in re.findall(r"<Add>(.*?)</Add>", xml)}
+    return tags(xml, "SyncKey")[0], fl
+
+
+def folder_cases(d, dc, label):
+    """The phone creates, renames (moves) and deletes folders (FolderCreate/Update/Delete)."""
+    key, fl = fresh_key(d)
+    inbox = fl["Inbox"][0]
+    # create, with a non-ASCII name (modified UTF-7 on the wire)
+    out = d.cmd("fcreate %s 0 Projekte-\u00c4" % key)
+    xml = out.split("\n")[0]
+    expect(tags(xml, "Status") == ["1"] and tags(xml, "ServerId") and tags(xml, "SyncKey") != [key],
+           "%s: FolderCreate: Status 1, ServerId, a new key (%s)" % (label, xml))
+    pid, key = tags(xml, "ServerId")[0], tags(xml, "SyncKey")[0]
+    expect("Projekte-\u00c4" in mailboxes(dc) and "Projekte-\u00c4" in mailboxes(dc, True),
+           "%s: created and subscribed on the server" % label)
+    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    expect(tags(xml, "Count") == ["0"], "%s: the phone's own create not echoed (%s)" % (label, xml))
+    xml = d.cmd("fcreate %s %s Sub" % (key, pid)).split("\n")[0]
+    expect(tags(xml, "Status") == ["1"], "%s: FolderCreate below it" % label)
+    sid, key = tags(xml, "ServerId")[0], tags(xml, "SyncKey")[0]
+    expect("Projekte-\u00c4/Sub" in mailboxes(dc), "%s: Projekte-\u00c4/Sub on the server" % label)
+    xml = d.cmd("fcreate %s 0 junk" % key).split("\n")[0]
+    expect(tags(xml, "Status") == ["2"], "%s: FolderCreate of a name there: 2" % label)
+    xml = d.cmd("fcreate %s nowhere X" % key).split("\n")[0]
+    expect(tags(xml, "Status") == ["5"], "%s: FolderCreate under no parent: 5" % label)
+    xml = d.cmd("fcreate %s 0 a/b" % key).split("\n")[0]
+    expect(tags(xml, "Status") == ["10"], "%s: FolderCreate with the delimiter: 10" % label)
+    xml = d.cmd("fcreate stale-key 0 Y").split("\n")[0]
+    expect(tags(xml, "Status") == ["9"], "%s: FolderCreate with another key: 9" % label)
+    # a message in it, synced
+    doveadm(dc, "save", "-u", live.USER, "-m", "Projekte-\u00c4", input="Subject: p1\n\np\n")
+    st, pkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % pid))
+    st, pkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (pid, pkey)))
+    expect(len(adds) == 1, "%s: the new folder synced" % label)
+    # rename: the id, its message, its cursor and its child kept
+    xml = d.cmd("fupdate %s %s 0 Archiv-2026" % (key, pid)).split("\n")[0]
+    expect(tags(xml, "Status") == ["1"], "%s: FolderUpdate: Status 1 (%s)" % (label, xml))
+    key = tags(xml, "SyncKey")[0]
+    mb = mailboxes(dc)
+    expect("Archiv-2026" in mb and "Archiv-2026/Sub" in mb and "Projekte-\u00c4" not in mb,
+           "%s: renamed on the server, its child with it" % label)
+    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    expect(tags(xml, "Count") == ["0"], "%s: the phone's own rename not echoed (%s)" % (label, xml))
+    st, pkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (pid, pkey)))
+    expect(st == "1" and not adds and not dels, "%s: the renamed folder's cursor still holds" % label)
+    doveadm(dc, "save", "-u", live.USER, "-m", "Archiv-2026", input="Subject: p2\n\np\n")
+    st, pkey, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (pid, pkey)))
+    expect([a[1] for a in adds] == ["p2"], "%s: new mail in the renamed folder, same id" % label)
+    for bad, want, what in (("%s 0 Renamed" % inbox, "2", "the Inbox"),
+                            ("nowhere 0 Renamed", "4", "no such folder"),
+                            ("%s %s Loop" % (pid, sid), "5", "below itself")):
+        xml = d.cmd("fupdate %s %s" % (key, bad)).split("\n")[0]
+        expect(tags(xml, "Status") == [want], "%s: FolderUpdate of %s: %s" % (label, what, want))
+    k2, fl = fresh_key(d)
+    expect(fl.get("Archiv-2026") == (pid, "0") and fl.get("Sub") == (sid, pid),
+           "%s: a new FolderSync: the ids kept across the rename (%s)" % (label, fl))
+    key = k2
+    # delete: the folder and its child
+    xml = d.cmd("fdelete %s %s" % (key, inbox)).split("\n")[0]
+    expect(tags(xml, "Status") == ["3"], "%s: FolderDelete of the Inbox: 3" % label)
+    xml = d.cmd("fdelete %s %s" % (key, pid)).split("\n")[0]
+    expect(tags(xml, "Status") == ["1"], "%s: FolderDelete: Status 1 (%s)" % (label, xml))
+    key = tags(xml, "SyncKey")[0]
+    mb = mailboxes(dc)
+    expect(not any(m.startswith("Archiv-2026") for m in mb), "%s: deleted on the server" % label)
+    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    expect(tags(xml, "Count") == ["0"], "%s: the phone's own delete not echoed (%s)" % (label, xml))
+    xml = d.cmd("fdelete %s %s" % (key, pid)).split("\n")[0]
+    expect(tags(xml, "Status") == ["4"], "%s: FolderDelete again: 4" % label)
+    return "done"
+
+
 def scenario(exe, dc, url, work, label):
     """Every case; returns a comparable summary of the phone-visible answers."""
     summary = []
@@ -289,6 +372,7 @@ def scenario(exe, dc, url, work, label):
            "%s: 20 messages of 924 KB in windows of %s (8 MiB each at most)" % (label, sizes))
     summary.append(("big", sizes))
     summary.append(attachment_cases(d, dc, work, label))
+    summary.append(("folders", folder_cases(d, dc, label)))
     # The cap: 5 at once, cap 2
     out = d.cmd("concurrent 5")
     most = int(re.search(r"MAXOPEN (\d+)", out).group(1))

@@ -12,7 +12,8 @@ round:
      INBOX and to Work, 20 deliveries: the callback within 2 s (median and
      max printed);
   2. a flag change and an expunge in Work: a callback each;
-  3. an APPEND to an unwatched folder: no callback;
+  3. an APPEND to an unwatched folder: no callback; with NOTIFY, a folder
+     created, renamed, deleted by another connection: a callback (MailboxName);
   4. a second subscription of the account: one connection with NOTIFY (the
      driver's count and `doveadm who`), both subscriptions called;
   5. both unsubscribed: the connections stay for the linger, then close;
@@ -266,6 +267,19 @@ def round_(dc, drv_argv, notify):
         expect(not [x for x in got if x.startswith("changed")],
                "%s: a callback for an unwatched folder: %s" % (label, got))
         ok("%s: an unwatched folder gives no callback" % label)
+
+        # 3b. NOTIFY: a folder created, renamed and deleted elsewhere (MailboxName):
+        # the hierarchy changed, the watched mailboxes are reported (a held Ping reruns)
+        if notify:
+            for what, cmd in (("created", ("CREATE", "Hier")),
+                              ("renamed", ("RENAME", "Hier", "Hier2")),
+                              ("deleted", ("DELETE", "Hier2"))):
+                drv.drain(0.3)
+                typ, _ = mail.conn()._simple_command(*cmd)
+                expect(typ == "OK", "%s: %s failed" % (label, cmd[0]))
+                expect(drv.wait(r"^changed 1 INBOX ", 3),
+                       "%s: no callback for a folder %s elsewhere" % (label, what))
+                ok("%s: a folder %s elsewhere reported (NOTIFY MailboxName)" % (label, what))
 
         # 4. a second subscription of the account
         mail.logout()
