@@ -12,7 +12,9 @@ no-change Sync; new mail appended by another connection; a flag set by
 another connection; an expunge; the phone's read flag and delete (to Trash)
 not echoed; a folder recreated (UIDVALIDITY) -> Status 3; a wrong password ->
 auth refused; 5 concurrent requests with a cap of 2 never open a third
-connection. Then the same against Dovecot offering no CONDSTORE, QRESYNC or
+connection; Search (subject words, a sender, a body word in every folder,
+one folder, a date range newest first, non-ASCII words, a backslash and
+quotes, CR/LF, no match). Then the same against Dovecot offering no CONDSTORE, QRESYNC or
 ESEARCH (imap_capability): the same answers.
 
 Sending (the first Dovecot only: its submission service relaying to the
@@ -243,6 +245,7 @@ def scenario(exe, dc, url, work, label):
     f61 = doveadm(dc, "fetch", "-u", live.USER, "flags", "mailbox", "INBOX", "uid", "61")
     expect("\\Answered" in f60 and "$Forwarded" not in f60, "%s: \\Answered on the server" % label)
     expect("$Forwarded" in f61, "%s: $Forwarded on the server (%s)" % (label, f61.strip()))
+    search_cases(d, dc, label, inbox, summary)
     # UIDVALIDITY: a folder recreated
     doveadm(dc, "mailbox", "create", "-u", live.USER, "Work")
     doveadm(dc, "save", "-u", live.USER, "-m", "Work", input="Subject: w1\n\nw\n")
@@ -291,6 +294,77 @@ def scenario(exe, dc, url, work, label):
     expect("fail=1" in out, "%s: wrong password: auth refused (%s)" % (label, out.splitlines()[-1]))
     d.close()
     return summary
+
+
+def eas_date(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+
+
+def search(d, coll="-", text=None, after=None, before=None):
+    """A mailbox Search: (store status, total, [(collection, longid, subject)], xml)."""
+    hx = text.encode("utf-8").hex() if text is not None else "-"
+    out = d.cmd("search %s %s %s %s" % (coll, eas_date(after) if after else "-",
+                                         eas_date(before) if before else "-", hx))
+    xml = out.split("\n")[0]
+    store = (re.findall(r"<Store>(.*)</Store>", xml) or [""])[0]
+    res = []
+    for r in re.findall(r"<Result>(.*?)</Result>", store):
+        if "<LongId>" in r:
+            res.append((tags(r, "CollectionId")[0], tags(r, "LongId")[0],
+                        (tags(r, "Subject") or [""])[0]))
+    st = (re.findall(r"^<Status>(\d+)</Status>", store) or [""])[0]
+    total = (tags(store, "Total") or [""])[0]
+    return st, total, res, xml
+
+
+def search_cases(d, dc, label, inbox, summary):
+    """Search: subject words, a sender, a body word, a date range, a folder, non-ASCII, quotes."""
+    doveadm(dc, "mailbox", "create", "-u", live.USER, "Projects")
+    doveadm(dc, "save", "-u", live.USER, "-m", "INBOX",
+            input="From: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.net>\nTo: alice@example.com\n"
+                  "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\n"
+                  "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
+                  "The zebra is at C:\\dir \"quoted\" here.\n")
+    doveadm(dc, "save", "-u", live.USER, "-m", "Projects",
+            input="From: Dan <dan@example.org>\nTo: alice@example.com\nSubject: Plan\n\n"
+                  "A zebra project.\n")
+    out = d.cmd("foldersync 0")
+    projects = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", out.split("\n")[0])
+                if tags(a, "DisplayName")[0] == "Projects"][0]
+    got = []
+    st, total, res, xml = search(d, text="Message 1999")
+    expect(st == "1" and total == "1" and [r[2] for r in res] == ["Message 1999"] and
+           res[0][1] == "%s:1999" % inbox,
+           "%s: Search: subject words (%s)" % (label, xml[:400]))
+    got.append(total)
+    st, total, res, xml = search(d, text="ZOE@example.net")
+    expect(st == "1" and total == "1" and res[0][2] == "Grüße aus Köln",
+           "%s: Search: a sender (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, text="zebra")
+    expect(st == "1" and total == "2" and sorted(r[0] for r in res) == sorted([inbox, projects]),
+           "%s: Search: a body word in every folder (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, coll=projects, text="zebra")
+    expect(total == "1" and res[0][0] == projects and res[0][2] == "Plan",
+           "%s: Search: one folder (%s)" % (label, xml[:400]))
+    t0 = 1790000000
+    st, total, res, xml = search(d, after=t0 + 100 * 60 + 30, before=t0 + 105 * 60 + 30)
+    expect(st == "1" and total == "5" and
+           [r[2] for r in res] == ["Message %d" % i for i in (105, 104, 103, 102, 101)],
+           "%s: Search: a date range, newest first (%s %s)" % (label, [r[2] for r in res], xml[:300]))
+    st, total, res, xml = search(d, text="grüße KÖLN")
+    expect(st == "1" and total == "1" and res[0][2] == "Grüße aus Köln",
+           "%s: Search: non-ASCII words (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, text='C:\\dir "quoted"')
+    expect(st == "1" and total == "1", "%s: Search: a backslash and quotes (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, text='zebra\r\n"A001 LOGOUT')
+    expect(st == "1" and total == "0" and not res,
+           "%s: Search: CR/LF and a quote are no command (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, text="nothing-matches-this")
+    expect(st == "1" and total == "0" and not res and
+           ("<Result/>" in xml or "<Result></Result>" in xml),
+           "%s: Search: no match: an empty Result, Total 0 (%s)" % (label, xml[:400]))
+    got.append(total)
+    summary.append(("search", got))
 
 
 SUBMISSION = """
