@@ -1456,7 +1456,7 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
  */
 #define NATIVE_COMMANDS                                                                            \
 	"Sync,FolderSync,GetItemEstimate,Ping,Provision,Settings,ItemOperations,GetAttachment,"    \
-	"MoveItems"
+	"MoveItems,Search"
 #define NATIVE_COMMANDS_SEND NATIVE_COMMANDS ",SendMail,SmartReply,SmartForward"
 
 /*

@@ -74,7 +74,16 @@
  *                      with move: 3 and the DstMsgId the backend gives, the
  *                      source's cursor advanced past the move (no Delete
  *                      echoed), the destination's next Sync adding it
- *   Search             root Status 3 (server error)
+ *   Search             Store Mailbox: the backend's search (mailbox.h; the
+ *                      generic path for a backend without it) of the Query's
+ *                      folders (none: every mail folder; DeepTraversal: with
+ *                      their subfolders), FreeText words, DateReceived
+ *                      bounds; Results (Class, LongId, CollectionId,
+ *                      Properties as ItemOperations Fetch) of the Range
+ *                      (default 0-99, at most 100), Range, Total; none: one
+ *                      empty Result. GAL: empty (abqd has none). Store Status
+ *                      DocumentLibrary 3, a bad request 2, too complex 8,
+ *                      backend failure 3
  *   FolderCreate       Status 6 (server error)
  *   FolderUpdate,      Status 3 (special folder) for our folders, else 4 (does
  *   FolderDelete         not exist)
