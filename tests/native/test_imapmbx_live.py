@@ -312,6 +312,8 @@ def search(d, coll="-", text=None, after=None, before=None):
         if "<LongId>" in r:
             res.append((tags(r, "CollectionId")[0], tags(r, "LongId")[0],
                         (tags(r, "Subject") or [""])[0]))
+    stats = re.search(r"STATS runs=\d+ cmds=\d+", out)
+    print("      search %r %s: %s" % (text, coll, stats.group(0) if stats else "?"), flush=True)
     st = (re.findall(r"^<Status>(\d+)</Status>", store) or [""])[0]
     total = (tags(store, "Total") or [""])[0]
     return st, total, res, xml
