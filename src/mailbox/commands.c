@@ -3502,6 +3502,8 @@ cmd_search(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 			q.words[i] = words.p + (uintptr_t)q.words[i];
 		if (last - first >= SEARCH_RANGE_MAX)
 			last = first + SEARCH_RANGE_MAX - 1;
+		q.first = first;
+		q.last = last;
 		if (q.n_folders > 0 && opts != NULL && kid(opts, "Search:DeepTraversal") != NULL)
 			rv = search_deep(in, &q);
 		if (rv == 0 && !none)

@@ -194,13 +194,16 @@ struct mbx_search {
 	size_t n_words;
 	int64_t since;  /* received at or after (seconds since the epoch); 0: no bound */
 	int64_t before; /* received before; 0: no bound */
+	/* The hits the answer will show (the Range): a backend may fetch them ahead. */
+	size_t first, last;
 };
 
 /* One hit: an item of a folder. */
 struct mbx_search_hit {
 	char folder[MBX_ID_MAX + 1];
 	char id[MBX_ID_MAX + 1];
-	int64_t date; /* received (for merging folders newest first) */
+	int64_t date;  /* received (for merging folders newest first) */
+	uint64_t size; /* the message's size, 0 unknown */
 };
 
 /* A search's answer (mbx_search_out_clear frees it). */

@@ -142,6 +142,8 @@ struct job {
 	char *sq_words[MBX_SEARCH_WORDS];
 	size_t sq_nwords;
 	int64_t sq_since, sq_before;
+	size_t sq_first, sq_last; /* the Range, whose items are fetched ahead */
+	bool sq_bodies;           /* the hits are found: the bodies are being fetched */
 };
 
 struct mi {
@@ -2142,6 +2144,7 @@ search_dates_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 			         j->m->fl[j->sq_fis[j->sq_at]].id);
 			snprintf(h->id, sizeof(h->id), "%" PRIu32, f.uid);
 			h->date = (int64_t)f.internaldate;
+			h->size = (f.have & IMAP_FETCH_SIZE) ? f.size : 0;
 		}
 		imap_fetch_clear(&f);
 		return;
@@ -2165,6 +2168,71 @@ hit_cmp(const void *a, const void *b)
 }
 
 /*
+ * The hits of the Range fetched ahead, folder by folder (SELECT, the
+ * batch's UID FETCH), into the request's batches, so that the command
+ * layer's fetch of each finds it without a run of its own; at most
+ * MBX_IMAP_BATCH_CAP of bodies (the rest are fetched one by one).
+ */
+static void
+search_bodies(struct job *j)
+{
+	struct mbx_search_out *o = &j->memo->found;
+	uint64_t bytes = 0;
+
+	for (;;) {
+		switch (j->step) {
+		case 0: {
+			const char *fid;
+			bytes = 0;
+			if (j->sq_at >= j->sq_nf) {
+				job_finish(j, 1, NULL);
+				return;
+			}
+			fid = j->m->fl[j->sq_fis[j->sq_at]].id;
+			uidset_clear(&j->fetch_set);
+			j->fetch_set.max_ranges = IMAP_UIDSET_MAX;
+			for (size_t i = j->sq_first; i < o->n && i <= j->sq_last; i++) {
+				uint64_t sz = o->hits[i].size < MBX_IMAP_RAW_CAP ? o->hits[i].size
+				                                                 : MBX_IMAP_RAW_CAP;
+				if (bytes + sz > MBX_IMAP_BATCH_CAP)
+					break;
+				bytes += sz;
+				if (strcmp(o->hits[i].folder, fid) == 0)
+					(void)uidset_add(&j->fetch_set, uid_of(o->hits[i].id));
+			}
+			if (j->fetch_set.n == 0) {
+				j->sq_at++;
+				continue;
+			}
+			j->mailbox = j->m->mailboxes[j->sq_fis[j->sq_at]];
+			if (select_mailbox(j))
+				return;
+			if (j->failed) {
+				job_fail(j, "a folder cannot be selected");
+				return;
+			}
+			j->step++;
+		}
+			/* fall through */
+		case 1:
+			j->batch = xcalloc(1, sizeof(*j->batch));
+			snprintf(j->batch->folder, sizeof(j->batch->folder), "%s",
+			         j->m->fl[j->sq_fis[j->sq_at]].id);
+			fetch_items(j, &j->fetch_set, batch_cb);
+			return;
+		default:
+			/* the folder's batch joins the request's */
+			j->batch->next = j->m->batches;
+			j->m->batches = j->batch;
+			j->batch = NULL;
+			j->sq_at++;
+			j->step = 0;
+			continue;
+		}
+	}
+}
+
+/*
  * Search, folder by folder: SELECT, UID SEARCH (search_send), UID FETCH of
  * the dates of the newest SEARCH_FOLDER_FETCH UIDs found; at the end the
  * hits newest first across the folders, at most MBX_SEARCH_MAX, total all
@@ -2176,6 +2244,10 @@ search_step(struct job *j)
 	struct mbx_search_out *o = &j->memo->found;
 
 	for (;;) {
+		if (j->sq_bodies) {
+			search_bodies(j);
+			return;
+		}
 		switch (j->step) {
 		case 0:
 			if (j->sq_at >= j->sq_nf) {
@@ -2184,7 +2256,10 @@ search_step(struct job *j)
 				o->total = o->n > o->total ? o->n : o->total;
 				if (o->n > MBX_SEARCH_MAX)
 					o->n = MBX_SEARCH_MAX;
-				job_finish(j, 1, NULL);
+				j->sq_bodies = true;
+				j->sq_at = 0;
+				j->step = 0;
+				search_bodies(j);
 				return;
 			}
 			j->mailbox = j->m->mailboxes[j->sq_fis[j->sq_at]];
@@ -2219,7 +2294,7 @@ search_step(struct job *j)
 			}
 			struct imap_cmd *cmd = imap_cmd_new("UID FETCH");
 			imap_cmd_uidset(cmd, &j->fetch_set);
-			imap_cmd_raw(cmd, "(UID INTERNALDATE)");
+			imap_cmd_raw(cmd, "(UID INTERNALDATE RFC822.SIZE)");
 			cmd_send(j, cmd, search_dates_cb, NULL);
 			return;
 		}
@@ -2300,6 +2375,8 @@ mi_search(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_o
 	j->sq_nwords = q->n_words;
 	j->sq_since = q->since;
 	j->sq_before = q->before;
+	j->sq_first = q->first;
+	j->sq_last = q->last;
 	x = j->memo;
 	rv = job_start(m, j);
 	if (x->rv != MBX_PENDING)
