@@ -316,6 +316,7 @@ def search(d, coll="-", text=None, after=None, before=None):
     print("      search %r %s: %s" % (text, coll, stats.group(0) if stats else "?"), flush=True)
     st = (re.findall(r"^<Status>(\d+)</Status>", store) or [""])[0]
     total = (tags(store, "Total") or [""])[0]
+    search.runs = int(re.search(r"runs=(\d+)", stats.group(0)).group(1)) if stats else -1
     return st, total, res, xml
 
 
@@ -353,6 +354,8 @@ def search_cases(d, dc, label, inbox, summary):
     expect(st == "1" and total == "5" and
            [r[2] for r in res] == ["Message %d" % i for i in (105, 104, 103, 102, 101)],
            "%s: Search: a date range, newest first (%s %s)" % (label, [r[2] for r in res], xml[:300]))
+    expect(search.runs == 3, "%s: Search: 5 results in 3 runs, fetched ahead (%d)" %
+           (label, search.runs))
     st, total, res, xml = search(d, text="grüße KÖLN")
     expect(st == "1" and total == "1" and res[0][2] == "Grüße aus Köln",
            "%s: Search: non-ASCII words (%s)" % (label, xml[:400]))
