@@ -1467,12 +1467,13 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 #define NATIVE_VERSIONS "12.1,14.0,14.1,16.0,16.1"
 /*
  * The commands it serves (MS-ASProtocolCommands); SendMail, SmartReply and
- * SmartForward too when [upstream] submission is set. The others (Search,
- * ...) get their command's failure status from the command layer for now.
+ * SmartForward too when [upstream] submission is set. The others
+ * (MeetingResponse, ResolveRecipients, ValidateCert, Find) get their
+ * command's failure status from the command layer for now.
  */
 #define NATIVE_COMMANDS                                                                            \
 	"Sync,FolderSync,GetItemEstimate,Ping,Provision,Settings,ItemOperations,GetAttachment,"    \
-	"MoveItems,FolderCreate,FolderUpdate,FolderDelete"
+	"MoveItems,FolderCreate,FolderUpdate,FolderDelete,Search"
 #define NATIVE_COMMANDS_SEND NATIVE_COMMANDS ",SendMail,SmartReply,SmartForward"
 
 /*

@@ -79,7 +79,16 @@
  *                      with move: 3 and the DstMsgId the backend gives, the
  *                      source's cursor advanced past the move (no Delete
  *                      echoed), the destination's next Sync adding it
- *   Search             root Status 3 (server error)
+ *   Search             Store Mailbox: the backend's search (mailbox.h; the
+ *                      generic path for a backend without it) of the Query's
+ *                      folders (none: every mail folder; DeepTraversal: with
+ *                      their subfolders), FreeText words, DateReceived
+ *                      bounds; Results (Class, LongId, CollectionId,
+ *                      Properties as ItemOperations Fetch) of the Range
+ *                      (default 0-99, at most 100), Range, Total; none: one
+ *                      empty Result. GAL: empty (abqd has none). Store Status
+ *                      DocumentLibrary 3, a bad request 2, too complex 8,
+ *                      backend failure 3
  *   FolderCreate       a backend with the folder ops (native mode): SyncKey
  *                      not the device's current FolderSync key 9; a mail
  *                      folder (Type 1 or 12, else 10) created under ParentId:
@@ -127,6 +136,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "eas/provision.h"
@@ -3685,6 +3695,167 @@ fc_subtree(const struct mbx_serve_in *in, const char *id, char (**drop_r)[MBX_ID
 	return 0;
 }
 
+/* ---- Search ------------------------------------------------------------ */
+
+/* Results one Search answer holds at most, and its default Range (MS-ASCMD 2.2.3.143.3). */
+#define SEARCH_RANGE_MAX 100
+
+/* The LongId of folder's item into out (MBX_FILEREF_MAX + 1): 0, or -1 when too long. */
+static int
+longid_format(const char *folder, const char *item, char out[MBX_FILEREF_MAX + 1])
+{
+	struct sbuf b = {0};
+	int rv = -1;
+
+	fileref_escape(&b, folder);
+	sbuf_addn(&b, ":", 1);
+	fileref_escape(&b, item);
+	if (b.len <= MBX_FILEREF_MAX) {
+		memcpy(out, b.p, b.len + 1);
+		rv = 0;
+	}
+	free(b.p);
+	return rv;
+}
+
+/* An EAS date-time ("2026-11-28T05:55:14.000Z", the fraction optional): 0 and *t_r, or -1. */
+static int
+search_date(const char *text, int64_t *t_r)
+{
+	char buf[40];
+	const char *err, *dot;
+	size_t n;
+
+	if (text == NULL || (n = strlen(text)) >= sizeof(buf))
+		return -1;
+	memcpy(buf, text, n + 1);
+	if ((dot = strchr(buf, '.')) != NULL) {
+		size_t d = (size_t)(dot - buf), k = d + 1;
+		while (isdigit((unsigned char)buf[k]))
+			k++;
+		if (k == d + 1 || strcmp(buf + k, "Z") != 0)
+			return -1;
+		memcpy(buf + d, "Z", 2);
+	}
+	return parse_time(buf, t_r, &err);
+}
+
+/*
+ * One condition of a mailbox Query (MS-ASCMD 2.2.3.139.2) into q: Class
+ * (only Email has items here: *none_r otherwise), CollectionId, FreeText
+ * (split into words at blanks), GreaterThan / LessThan on
+ * Email:DateReceived, And (its conditions). Returns 1, 2 (invalid request)
+ * or 8 (too complex: Or of more than one condition, EqualTo, more words or
+ * folders than the caps). words holds the FreeText copies.
+ */
+static int
+search_cond(const struct wbxml_node *c, struct mbx_search *q, struct sbuf *words, bool *none_r,
+            int depth)
+{
+	if (depth > 4)
+		return 8;
+	if (is_el(c, WBXML_PAGE_SEARCH, "And") ||
+	    (is_el(c, WBXML_PAGE_SEARCH, "Or") && c->first_child != NULL &&
+	     c->first_child->next == NULL)) {
+		for (const struct wbxml_node *k = c->first_child; k; k = k->next) {
+			int st = search_cond(k, q, words, none_r, depth + 1);
+			if (st != 1)
+				return st;
+		}
+		return 1;
+	}
+	if (is_el(c, WBXML_PAGE_AIRSYNC, "Class")) {
+		const char *t = wbxml_text(c);
+		if (t == NULL || strcmp(t, "Email") != 0)
+			*none_r = true;
+		return 1;
+	}
+	if (is_el(c, WBXML_PAGE_AIRSYNC, "CollectionId")) {
+		const char *t = wbxml_text(c);
+		if (t == NULL || *t == '\0' || strlen(t) > MBX_ID_MAX)
+			return 2;
+		if (q->n_folders == MBX_SEARCH_FOLDERS)
+			return 8;
+		q->folders[q->n_folders++] = t;
+		return 1;
+	}
+	if (is_el(c, WBXML_PAGE_SEARCH, "FreeText")) {
+		const char *p = wbxml_text(c) ? wbxml_text(c) : "";
+		while (*p != '\0') {
+			size_t n;
+			p += strspn(p, " \t\r\n");
+			if ((n = strcspn(p, " \t\r\n")) == 0)
+				break;
+			if (q->n_words == MBX_SEARCH_WORDS || n > MBX_SEARCH_WORD)
+				return 8;
+			q->words[q->n_words++] = (const char *)(uintptr_t)words->len;
+			sbuf_addn(words, p, n);
+			sbuf_addn(words, "", 1);
+			p += n;
+		}
+		return 1;
+	}
+	if (is_el(c, WBXML_PAGE_SEARCH, "GreaterThan") || is_el(c, WBXML_PAGE_SEARCH, "LessThan")) {
+		int64_t t;
+		if (kid(c, "Email:DateReceived") == NULL ||
+		    search_date(kid_text(c, "Search:Value"), &t) < 0)
+			return 2;
+		if (is_el(c, WBXML_PAGE_SEARCH, "GreaterThan"))
+			q->since = t + 1; /* strictly after */
+		else
+			q->before = t;
+		return 1;
+	}
+	return 8;
+}
+
+/*
+ * The folders of q's CollectionIds with every folder under them
+ * (DeepTraversal), up to MBX_SEARCH_FOLDERS: 0, -1 or MBX_PENDING.
+ */
+static int
+search_deep(const struct mbx_serve_in *in, struct mbx_search *q)
+{
+	const struct mbx_folder *f;
+	const char *err;
+	size_t nf;
+	int rv = mbx_list_folders(in->backend, &f, &nf, &err);
+
+	if (rv < 0)
+		return rv;
+	for (size_t k = 0; k < q->n_folders && q->n_folders < MBX_SEARCH_FOLDERS; k++)
+		for (size_t i = 0; i < nf && q->n_folders < MBX_SEARCH_FOLDERS; i++) {
+			bool have = false;
+			if (strcmp(f[i].parent_id, q->folders[k]) != 0)
+				continue;
+			for (size_t j = 0; j < q->n_folders; j++)
+				have = have || strcmp(q->folders[j], f[i].id) == 0;
+			if (!have)
+				q->folders[q->n_folders++] = f[i].id;
+		}
+	return 0;
+}
+
+/* A Search Range "m-n" (m <= n): 0, or -1 when malformed. */
+static int
+search_range(const char *t, size_t *first_r, size_t *last_r)
+{
+	unsigned long long a, b;
+	int used = 0;
+
+	if (t == NULL) {
+		*first_r = 0;
+		*last_r = SEARCH_RANGE_MAX - 1;
+		return 0;
+	}
+	if (!isdigit((unsigned char)t[0]) || sscanf(t, "%llu-%llu%n", &a, &b, &used) != 2 ||
+	    t[used] != '\0' || a > b || b > 1000000)
+		return -1;
+	*first_r = (size_t)a;
+	*last_r = (size_t)b;
+	return 0;
+}
+
 /*
  * FolderDelete (MS-ASCMD 2.2.1.4) on a backend that changes folders:
  * ServerId deleted with its messages and the folders below it. 1 with the
@@ -3759,6 +3930,127 @@ fail:
 	return failed(rv, err ? err : "sync state or mailbox failure", out);
 }
 
+/*
+ * The results from:first to last of a mailbox search (each hit fetched as
+ * the client sees it, its Properties as ItemOperations Fetch writes them)
+ * into store, then Range and Total; one empty Result when there are none.
+ * 0, -1, MBX_PENDING.
+ */
+static int
+search_results(const struct mbx_serve_in *in, const struct mbx_search_out *res, size_t first,
+               size_t last, const struct body_prefs *bp, struct wbxml_node *store)
+{
+	size_t shown = 0;
+	char lid[MBX_FILEREF_MAX + 1], range[64];
+
+	for (size_t i = first; i < res->n && i <= last; i++) {
+		const struct mbx_search_hit *h = &res->hits[i];
+		struct mbx_email e;
+		int fr = fetch_as_client_sees(in, h->folder, h->id, &e);
+		if (fr < 0) {
+			mbx_email_clear(&e);
+			return fr;
+		}
+		if (fr == 1 && longid_format(h->folder, h->id, lid) == 0) {
+			struct wbxml_node *r = wbxml_addn(store, "Search:Result");
+			wbxml_addn_text(r, "AirSync:Class", "Email");
+			wbxml_addn_text(r, "Search:LongId", lid);
+			wbxml_addn_text(r, "AirSync:CollectionId", h->folder);
+			add_email(in, wbxml_addn(r, "Search:Properties"), h->folder, &e, h->id, bp);
+			shown++;
+		}
+		mbx_email_clear(&e);
+	}
+	if (shown == 0) {
+		wbxml_addn(store, "Search:Result");
+	} else {
+		snprintf(range, sizeof(range), "%zu-%zu", first, first + shown - 1);
+		wbxml_addn_text(store, "Search:Range", range);
+	}
+	add_int(store, "Search:Total", (long long)res->total);
+	return 0;
+}
+
+/*
+ * Search (MS-ASCMD 2.2.1.16). Store Mailbox: the backend's search
+ * (mailbox.h) of the folders the Query names (with the folders under them
+ * on DeepTraversal; none: every mail folder), Range (default 0-99) cut to
+ * 100 results, Total all matches. GAL: abqd has none: an empty Result and
+ * Total 0, as a server with an empty address list. DocumentLibrary: Store
+ * Status 3 (not served); another Name, or a malformed Query or Range: 2;
+ * a Query beyond what is searched (Or of several conditions, EqualTo,
+ * over the caps): 8; a backend failure: 3.
+ */
+static int
+cmd_search(const struct mbx_serve_in *in, struct mbx_serve_out *out)
+{
+	struct wbxml_node *req, *r, *store;
+	struct wbxml_doc *rq = decode_root(in, WBXML_PAGE_SEARCH, "Search", out, &req);
+	struct wbxml_node *st = rq ? kid(req, "Search:Store") : NULL;
+	const char *name = st ? kid_text(st, "Search:Name") : NULL, *err;
+	struct wbxml_node *query = st ? kid(st, "Search:Query") : NULL;
+	struct wbxml_node *opts = st ? kid(st, "Search:Options") : NULL;
+	struct mbx_search q = {0};
+	struct mbx_search_out res = {0};
+	struct sbuf words = {0};
+	struct wbxml_doc *doc;
+	size_t first = 0, last = 0;
+	bool none = false;
+	int status = 1, rv = 0;
+
+	if (rq == NULL)
+		return 0;
+	doc = wbxml_doc_new();
+	r = wbxml_addn_root(doc, "Search:Search");
+	add_int(r, "Search:Status", 1);
+	store = wbxml_addn(wbxml_addn(r, "Search:Response"), "Search:Store");
+	if (name != NULL && strcasecmp(name, "GAL") == 0) {
+		add_int(store, "Search:Status", 1);
+		wbxml_addn(store, "Search:Result");
+		add_int(store, "Search:Total", 0);
+		goto done;
+	}
+	if (name == NULL || strcasecmp(name, "Mailbox") != 0 || query == NULL ||
+	    search_range(opts ? kid_text(opts, "Search:Range") : NULL, &first, &last) < 0)
+		status = name != NULL && strcasecmp(name, "DocumentLibrary") == 0 ? 3 : 2;
+	for (struct wbxml_node *c = query ? query->first_child : NULL; status == 1 && c;
+	     c = c->next)
+		status = search_cond(c, &q, &words, &none, 0);
+	if (status == 1) {
+		/* the FreeText words were kept as offsets into words until it stopped growing */
+		for (size_t i = 0; i < q.n_words; i++)
+			q.words[i] = words.p + (uintptr_t)q.words[i];
+		if (last - first >= SEARCH_RANGE_MAX)
+			last = first + SEARCH_RANGE_MAX - 1;
+		q.first = first;
+		q.last = last;
+		if (q.n_folders > 0 && opts != NULL && kid(opts, "Search:DeepTraversal") != NULL)
+			rv = search_deep(in, &q);
+		if (rv == 0 && !none)
+			rv = mbx_search(in->backend, &q, &res, &err);
+		else if (rv == 0)
+			rv = 1;
+		if (rv == 0)
+			status = 2; /* a CollectionId the mailbox does not have */
+		else if (rv == -1)
+			status = 3;
+	}
+	add_int(store, "Search:Status", status);
+	if (status == 1 && rv != MBX_PENDING) {
+		struct body_prefs bp = read_prefs(opts);
+		rv = search_results(in, &res, first, last, &bp, store);
+	}
+done:
+	mbx_search_out_clear(&res);
+	free(words.p);
+	wbxml_doc_free(&rq);
+	if (rv == MBX_PENDING || (rv < 0 && status == 1)) {
+		wbxml_doc_free(&doc);
+		return failed(rv, "sync state or mailbox failure", out);
+	}
+	return finish(&doc, out);
+}
+
 /* ---- the dispatcher --------------------------------------------------- */
 
 /* "Retry later" in HTTP: 503 and Retry-After (an hour: the phone keeps its mail). */
@@ -3804,7 +4096,7 @@ serve_cmd(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	case EAS_CMD_MOVEITEMS:
 		return cmd_moveitems(in, out);
 	case EAS_CMD_SEARCH:
-		return status_only("Search:Search", 3, out);
+		return cmd_search(in, out);
 	case EAS_CMD_FOLDERCREATE:
 		if (mbx_can_change_folders(in->backend))
 			return cmd_folder_create(in, out);

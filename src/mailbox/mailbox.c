@@ -4,9 +4,11 @@
  * Callers go through these functions instead of the ops table, so that
  * argument checks live in one place, as in the store's store.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util.h"
 #include "mailbox/mailbox.h"
 
 /* Free an e-mail's strings and zero it; clearing twice is fine. */
@@ -221,6 +223,157 @@ mbx_folder_delete(struct mbx_backend *b, const char *id, const char **errstr_r)
 		return -1;
 	}
 	return b->ops->folder_delete(b, id, errstr_r);
+}
+
+/* Free a search's hits and zero it. */
+void
+mbx_search_out_clear(struct mbx_search_out *o)
+{
+	if (o == NULL)
+		return;
+	free(o->hits);
+	memset(o, 0, sizeof(*o));
+}
+
+/* ASCII lower case (UTF-8 bytes above 0x7F compare as they are). */
+static unsigned char
+fold(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* Whether word occurs in the n bytes at s, ASCII case-insensitively. */
+static bool
+holds(const char *s, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+
+	if (s == NULL || w == 0 || w > n)
+		return s != NULL && w == 0;
+	for (size_t i = 0; i + w <= n; i++) {
+		size_t k = 0;
+		while (k < w && fold((unsigned char)s[i + k]) == fold((unsigned char)word[k]))
+			k++;
+		if (k == w)
+			return true;
+	}
+	return false;
+}
+
+/* Whether the NUL-terminated s (or NULL) holds word. */
+static bool
+holds_str(const char *s, const char *word)
+{
+	return s != NULL && holds(s, strlen(s), word);
+}
+
+/* Whether e matches q (mailbox.h). */
+bool
+mbx_search_matches(const struct mbx_search *q, const struct mbx_email *e)
+{
+	int64_t date = e->raw != NULL ? e->internal_date : e->date_received;
+
+	if ((q->since != 0 && date < q->since) || (q->before != 0 && date >= q->before))
+		return false;
+	for (size_t i = 0; i < q->n_words; i++) {
+		const char *w = q->words[i];
+		if (e->raw != NULL ? holds(e->raw, e->raw_len, w)
+		                   : holds_str(e->subject, w) || holds_str(e->from, w) ||
+		                         holds_str(e->to, w) || holds_str(e->display_to, w) ||
+		                         holds_str(e->body_plain, w) || holds_str(e->body_html, w))
+			continue;
+		return false;
+	}
+	return true;
+}
+
+/* Order hits newest first (qsort). */
+static int
+hit_cmp(const void *a, const void *b)
+{
+	const struct mbx_search_hit *x = a, *y = b;
+
+	return x->date < y->date ? 1 : x->date > y->date ? -1 : 0;
+}
+
+/* Whether a folder of this type is searched when the query names none. */
+static bool
+mail_folder(int type)
+{
+	return type == MBX_FOLDER_INBOX || type == MBX_FOLDER_DRAFTS ||
+	       type == MBX_FOLDER_DELETED || type == MBX_FOLDER_SENT || type == MBX_FOLDER_MAIL;
+}
+
+/* The generic search: every item of the folders listed, fetched and matched. */
+static int
+search_generic(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_out *out,
+               const char **errstr_r)
+{
+	const struct mbx_folder *f;
+	size_t nf, cap = 0;
+	int rv = mbx_list_folders(b, &f, &nf, errstr_r);
+
+	if (rv < 0)
+		return rv;
+	for (size_t i = 0; i < q->n_folders; i++)
+		if (mbx_folder_find(b, q->folders[i]) == NULL)
+			return 0;
+	for (size_t i = 0; i < nf; i++) {
+		bool asked = q->n_folders == 0 && mail_folder(f[i].type);
+		struct mbx_item_ref *items = NULL;
+		size_t ni = 0;
+
+		for (size_t k = 0; k < q->n_folders; k++)
+			asked = asked || strcmp(q->folders[k], f[i].id) == 0;
+		if (!asked)
+			continue;
+		if ((rv = mbx_list_items(b, f[i].id, &items, &ni, errstr_r)) < 0) {
+			mbx_search_out_clear(out);
+			return rv;
+		}
+		for (size_t j = 0; j < ni; j++) {
+			struct mbx_email e = {0};
+			rv = mbx_fetch(b, f[i].id, items[j].id, &e, errstr_r);
+			if (rv == 1 && mbx_search_matches(q, &e)) {
+				if (out->n == cap) {
+					cap = cap ? cap * 2 : 16;
+					out->hits = xrealloc(out->hits, cap * sizeof(*out->hits));
+				}
+				struct mbx_search_hit *h = &out->hits[out->n++];
+				snprintf(h->folder, sizeof(h->folder), "%s", f[i].id);
+				memcpy(h->id, items[j].id, sizeof(h->id));
+				h->date = e.raw != NULL ? e.internal_date : e.date_received;
+			}
+			mbx_email_clear(&e);
+			if (rv < 0) {
+				free(items);
+				mbx_search_out_clear(out);
+				return rv;
+			}
+		}
+		free(items);
+	}
+	if (out->n > 0)
+		qsort(out->hits, out->n, sizeof(*out->hits), hit_cmp);
+	out->total = out->n;
+	if (out->n > MBX_SEARCH_MAX)
+		out->n = MBX_SEARCH_MAX;
+	return 1;
+}
+
+/* Search: the backend's op, or the generic path. */
+int
+mbx_search(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_out *out,
+           const char **errstr_r)
+{
+	memset(out, 0, sizeof(*out));
+	if (b == NULL) {
+		*errstr_r = "no mailbox";
+		return -1;
+	}
+	if (b->ops->search != NULL)
+		return b->ops->search(b, q, out, errstr_r);
+	return search_generic(b, q, out, errstr_r);
 }
 
 /* The backend's folders. */

@@ -186,6 +186,46 @@ enum mbx_folder_refusal {
 	MBX_FOLDER_BAD_NAME = -14,  /* a name the mailbox cannot hold (its hierarchy delimiter) */
 };
 
+/*
+ * ---- Search (optional: mbx_ops.search) ----
+ *
+ * A mailbox Search (MS-ASCMD 2.2.1.16): the items of the folders asked
+ * (none: every mail folder) whose subject, sender, recipients or body hold
+ * every word (case-insensitively), received in the date bounds. The answer
+ * lists at most MBX_SEARCH_MAX hits, newest first, and how many matched.
+ */
+#define MBX_SEARCH_WORDS   16   /* FreeText words one query holds at most */
+#define MBX_SEARCH_WORD    256  /* bytes of one word at most */
+#define MBX_SEARCH_FOLDERS 32   /* CollectionIds one query names at most */
+#define MBX_SEARCH_MAX     1000 /* hits one answer lists at most */
+
+struct mbx_search {
+	const char *folders[MBX_SEARCH_FOLDERS]; /* none: every mail folder */
+	size_t n_folders;
+	const char *words[MBX_SEARCH_WORDS]; /* all must match; UTF-8, no NUL */
+	size_t n_words;
+	int64_t since;  /* received at or after (seconds since the epoch); 0: no bound */
+	int64_t before; /* received before; 0: no bound */
+	/* The hits the answer will show (the Range): a backend may fetch them ahead. */
+	size_t first, last;
+};
+
+/* One hit: an item of a folder. */
+struct mbx_search_hit {
+	char folder[MBX_ID_MAX + 1];
+	char id[MBX_ID_MAX + 1];
+	int64_t date;  /* received (for merging folders newest first) */
+	uint64_t size; /* the message's size, 0 unknown */
+};
+
+/* A search's answer (mbx_search_out_clear frees it). */
+struct mbx_search_out {
+	struct mbx_search_hit *hits; /* newest first, at most MBX_SEARCH_MAX */
+	size_t n;
+	size_t total; /* items matched in all (>= n) */
+};
+void mbx_search_out_clear(struct mbx_search_out *o);
+
 struct mbx_backend;
 
 struct mbx_ops {
@@ -326,6 +366,15 @@ struct mbx_ops {
 	int (*folder_rename)(struct mbx_backend *b, const char *id, const char *parent_id,
 	                     const char *name, const char **errstr_r);
 	int (*folder_delete)(struct mbx_backend *b, const char *id, const char **errstr_r);
+
+	/*
+	 * Optional: search the mailbox (struct mbx_search above) into out.
+	 * The same answer on every rerun of one request. 1, 0 when a folder
+	 * asked is unknown, -1, MBX_PENDING. NULL: mbx_search's generic path
+	 * over list_items and fetch (the quarantine mailbox's one alert).
+	 */
+	int (*search)(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_out *out,
+	              const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -344,6 +393,20 @@ int mbx_set_read(struct mbx_backend *b, const char *folder_id, const char *item_
                  const char **errstr_r);
 /* Empty a folder (mbx_ops.empty); -1 with *errstr_r when the backend has no such op. */
 int mbx_empty(struct mbx_backend *b, const char *folder_id, char *cursor, const char **errstr_r);
+/*
+ * Search the mailbox: the backend's op, or, without one, every item of the
+ * folders listed and fetched and matched here (a small mailbox only).
+ * 1, 0 (an unknown folder), -1, MBX_PENDING.
+ */
+int mbx_search(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_out *out,
+               const char **errstr_r);
+/*
+ * Whether the fetched item e matches q's words and date bounds (the
+ * generic path and the memory backend): every word in its subject, sender,
+ * recipients or plain body, or anywhere in its raw message, ASCII
+ * case-insensitively.
+ */
+bool mbx_search_matches(const struct mbx_search *q, const struct mbx_email *e);
 /* Whether the backend owns change cursors (mbx_ops.changes and its two writes). */
 bool mbx_has_cursor(const struct mbx_backend *b);
 int mbx_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,

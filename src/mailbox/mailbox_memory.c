@@ -988,6 +988,66 @@ mm_folder_delete(struct mbx_backend *b, const char *id, const char **errstr_r)
 	return 1;
 }
 
+/* Order hits newest first, then by UID down (qsort). */
+static int
+mm_hit_cmp(const void *a, const void *b)
+{
+	const struct mbx_search_hit *x = a, *y = b;
+
+	if (x->date != y->date)
+		return x->date < y->date ? 1 : -1;
+	return strcmp(y->id, x->id);
+}
+
+/*
+ * Search: every live message of the folders asked (none: the mail
+ * folders) fetched as mm_fetch gives it and matched (mbx_search_matches).
+ */
+static int
+mm_search(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_out *out,
+          const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	size_t cap = 0;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	for (size_t k = 0; k < q->n_folders; k++)
+		if (folder_of(m, q->folders[k]) == NULL)
+			return 0;
+	for (size_t i = 0; i < m->nf; i++) {
+		struct mm_folder *f = &m->f[i];
+		bool asked = q->n_folders == 0 && f->type != MBX_FOLDER_OUTBOX;
+		for (size_t k = 0; k < q->n_folders; k++)
+			asked = asked || strcmp(q->folders[k], f->id) == 0;
+		for (size_t j = 0; asked && j < f->n; j++) {
+			struct mbx_email e = {0};
+			char id[MBX_ID_MAX + 1];
+			if (f->m[j].expunged || (f->m[j].flags & MBX_MEM_DELETED))
+				continue;
+			snprintf(id, sizeof(id), "%" PRIu32, f->m[j].uid);
+			if (mm_fetch(b, f->id, id, &e, errstr_r) == 1 &&
+			    mbx_search_matches(q, &e)) {
+				if (out->n == cap) {
+					cap = cap ? cap * 2 : 16;
+					out->hits = xrealloc(out->hits, cap * sizeof(*out->hits));
+				}
+				struct mbx_search_hit *h = &out->hits[out->n++];
+				memcpy(h->folder, f->id, sizeof(h->folder));
+				memcpy(h->id, id, sizeof(h->id));
+				h->date = f->m[j].date;
+			}
+			mbx_email_clear(&e);
+		}
+	}
+	if (out->n > 0)
+		qsort(out->hits, out->n, sizeof(*out->hits), mm_hit_cmp);
+	out->total = out->n;
+	if (out->n > MBX_SEARCH_MAX)
+		out->n = MBX_SEARCH_MAX;
+	return 1;
+}
+
 static void
 mm_destroy(struct mbx_backend *b)
 {
@@ -1024,6 +1084,7 @@ static const struct mbx_ops mm_ops = {
     .folder_create = mm_folder_create,
     .folder_rename = mm_folder_rename,
     .folder_delete = mm_folder_delete,
+    .search = mm_search,
 };
 
 /* The same mailbox without the cursor: the command layer lists and diffs items. */
@@ -1040,6 +1101,7 @@ static const struct mbx_ops mm_ops_list = {
     .fetch_part = mm_fetch_part,
     .send = mm_send,
     .mark_answered = mm_mark_answered,
+    .search = mm_search,
 };
 
 /* ---- building and changing the mailbox (tests, tools) ---- */

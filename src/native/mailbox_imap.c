@@ -41,7 +41,8 @@ enum job_kind {
 	J_PART,
 	J_FCREATE,
 	J_FRENAME,
-	J_FDELETE
+	J_FDELETE,
+	J_SEARCH
 };
 
 /* A part's Content-Transfer-Encoding, as fetch_part reads it. */
@@ -79,6 +80,7 @@ struct memo {
 	char folder_id[MBX_ID_MAX + 1];
 	char *mailbox, *old_mailbox;
 	bool applied;
+	struct mbx_search_out found; /* search */
 	struct memo *next;
 };
 
@@ -180,6 +182,13 @@ struct job {
 	 */
 	uint32_t line, cur_line;
 	bool irregular, short_seen, cr, pad, mapped;
+	/* search: the folders (indices), the words (copies), the bounds; the folder at */
+	size_t sq_fis[MBX_SEARCH_FOLDERS], sq_nf, sq_at, sq_extra;
+	char *sq_words[MBX_SEARCH_WORDS];
+	size_t sq_nwords;
+	int64_t sq_since, sq_before;
+	size_t sq_first, sq_last; /* the Range, whose items are fetched ahead */
+	bool sq_bodies;           /* the hits are found: the bodies are being fetched */
 };
 
 struct mi {
@@ -219,6 +228,7 @@ static void job_step(struct job *j);
 static void part_step(struct job *j);
 static void fchange_step(struct job *j);
 static bool unchanged(struct job *j);
+static void search_step(struct job *j);
 static void last_free(struct mi *m);
 
 /* ---- small helpers ---- */
@@ -468,6 +478,8 @@ job_finish(struct job *j, int rv, const char *err)
 		submitq_cancel(j->sq);
 	free(j->msg);
 	free(j->win.p);
+	for (size_t i = 0; i < j->sq_nwords; i++)
+		free(j->sq_words[i]);
 	free(j);
 	m->job = NULL;
 	m->wait_cb = NULL;
@@ -2477,6 +2489,9 @@ job_step(struct job *j)
 	case J_FDELETE:
 		fchange_step(j);
 		break;
+	case J_SEARCH:
+		search_step(j);
+		break;
 	case J_SEND: /* above */
 		break;
 	}
@@ -3058,6 +3073,328 @@ mi_folder_delete(struct mbx_backend *b, const char *id, const char **errstr_r)
 	return fchange_start(m, j, NULL, errstr_r);
 }
 
+/* ---- Search ---- */
+
+/*
+ * UIDs of one folder a search fetches the INTERNALDATEs of at most (the
+ * newest UIDs; the rest only counted in the total): SINCE and BEFORE
+ * compare whole days, so the dates cut the matches exactly only once
+ * fetched (UID and INTERNALDATE, some 60 bytes each).
+ */
+#define SEARCH_FOLDER_FETCH 20000
+
+/* An IMAP date ("6-Dec-2026") of the UTC day of t, plus days. */
+static void
+imap_day(int64_t t, int days, char out[16])
+{
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t tt = (time_t)(t + (int64_t)days * 86400);
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	snprintf(out, 16, "%d-%s-%d", tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900);
+}
+
+/*
+ * UID SEARCH of the job's query in the selected folder: UNDELETED, the
+ * date bounds a day wider than asked (RFC 3501 SINCE / BEFORE compare
+ * dates only; the INTERNALDATEs fetched then cut exactly), and for each
+ * word OR OR OR SUBJECT FROM TO BODY, the word quoted or sent as a literal
+ * (CHARSET UTF-8).
+ */
+static void
+search_send(struct job *j)
+{
+	struct imap_cmd *cmd = imap_cmd_new("UID SEARCH");
+	char day[16];
+
+	if (imap_client_caps(j->m->c) & IMAP_CAP_ESEARCH)
+		imap_cmd_raw(cmd, "RETURN (ALL)");
+	imap_cmd_raw(cmd, "CHARSET UTF-8 UNDELETED");
+	if (j->sq_since != 0) {
+		imap_day(j->sq_since, -1, day);
+		imap_cmd_rawf(cmd, "SINCE %s", day);
+	}
+	if (j->sq_before != 0) {
+		imap_day(j->sq_before, 2, day);
+		imap_cmd_rawf(cmd, "BEFORE %s", day);
+	}
+	for (size_t i = 0; i < j->sq_nwords; i++) {
+		static const char *const keys[] = {"SUBJECT", "FROM", "TO", "BODY"};
+		imap_cmd_raw(cmd, "OR OR OR");
+		for (size_t k = 0; k < 4; k++) {
+			imap_cmd_raw(cmd, keys[k]);
+			imap_cmd_string(cmd, j->sq_words[i]);
+		}
+	}
+	uidset_clear(&j->s_all);
+	cmd_send(j, cmd, search_all_cb, NULL);
+}
+
+/* UID FETCH (UID INTERNALDATE): each message in the date bounds a hit. */
+static void
+search_dates_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct mbx_search_out *o = &j->memo->found;
+	struct imap_fetch f;
+	const char *err;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
+		memset(&f, 0, sizeof(f));
+		if (imap_fetch_read(r, &f, &err) == 0 && (f.have & IMAP_FETCH_UID) &&
+		    (f.have & IMAP_FETCH_INTERNALDATE) && uidset_contains(&j->fetch_set, f.uid) &&
+		    (j->sq_since == 0 || (int64_t)f.internaldate >= j->sq_since) &&
+		    (j->sq_before == 0 || (int64_t)f.internaldate < j->sq_before)) {
+			(void)uidset_remove(&j->fetch_set, f.uid); /* once */
+			o->hits = xrealloc(o->hits, (o->n + 1) * sizeof(*o->hits));
+			struct mbx_search_hit *h = &o->hits[o->n++];
+			snprintf(h->folder, sizeof(h->folder), "%s",
+			         j->m->fl[j->sq_fis[j->sq_at]].id);
+			snprintf(h->id, sizeof(h->id), "%" PRIu32, f.uid);
+			h->date = (int64_t)f.internaldate;
+			h->size = (f.have & IMAP_FETCH_SIZE) ? f.size : 0;
+		}
+		imap_fetch_clear(&f);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* Order hits newest first, then by folder and UID down (qsort). */
+static int
+hit_cmp(const void *a, const void *b)
+{
+	const struct mbx_search_hit *x = a, *y = b;
+	int d = strcmp(x->folder, y->folder);
+
+	if (x->date != y->date)
+		return x->date < y->date ? 1 : -1;
+	if (d != 0)
+		return d;
+	return uid_of(x->id) < uid_of(y->id) ? 1 : -1;
+}
+
+/*
+ * The hits of the Range fetched ahead, folder by folder (SELECT, the
+ * batch's UID FETCH), into the request's batches, so that the command
+ * layer's fetch of each finds it without a run of its own; at most
+ * MBX_IMAP_BATCH_CAP of bodies (the rest are fetched one by one).
+ */
+static void
+search_bodies(struct job *j)
+{
+	struct mbx_search_out *o = &j->memo->found;
+	uint64_t bytes = 0;
+
+	for (;;) {
+		switch (j->step) {
+		case 0: {
+			const char *fid;
+			bytes = 0;
+			if (j->sq_at >= j->sq_nf) {
+				job_finish(j, 1, NULL);
+				return;
+			}
+			fid = j->m->fl[j->sq_fis[j->sq_at]].id;
+			uidset_clear(&j->fetch_set);
+			j->fetch_set.max_ranges = IMAP_UIDSET_MAX;
+			for (size_t i = j->sq_first; i < o->n && i <= j->sq_last; i++) {
+				uint64_t sz = o->hits[i].size < MBX_IMAP_RAW_CAP ? o->hits[i].size
+				                                                 : MBX_IMAP_RAW_CAP;
+				if (bytes + sz > MBX_IMAP_BATCH_CAP)
+					break;
+				bytes += sz;
+				if (strcmp(o->hits[i].folder, fid) == 0)
+					(void)uidset_add(&j->fetch_set, uid_of(o->hits[i].id));
+			}
+			if (j->fetch_set.n == 0) {
+				j->sq_at++;
+				continue;
+			}
+			j->mailbox = j->m->mailboxes[j->sq_fis[j->sq_at]];
+			if (select_mailbox(j))
+				return;
+			if (j->failed) {
+				job_fail(j, "a folder cannot be selected");
+				return;
+			}
+			j->step++;
+		}
+			/* fall through */
+		case 1:
+			j->batch = xcalloc(1, sizeof(*j->batch));
+			snprintf(j->batch->folder, sizeof(j->batch->folder), "%s",
+			         j->m->fl[j->sq_fis[j->sq_at]].id);
+			fetch_items(j, &j->fetch_set, batch_cb);
+			return;
+		default:
+			/* the folder's batch joins the request's */
+			j->batch->next = j->m->batches;
+			j->m->batches = j->batch;
+			j->batch = NULL;
+			j->sq_at++;
+			j->step = 0;
+			continue;
+		}
+	}
+}
+
+/*
+ * Search, folder by folder: SELECT, UID SEARCH (search_send), UID FETCH of
+ * the dates of the newest SEARCH_FOLDER_FETCH UIDs found; at the end the
+ * hits newest first across the folders, at most MBX_SEARCH_MAX, total all
+ * that matched.
+ */
+static void
+search_step(struct job *j)
+{
+	struct mbx_search_out *o = &j->memo->found;
+
+	for (;;) {
+		if (j->sq_bodies) {
+			search_bodies(j);
+			return;
+		}
+		switch (j->step) {
+		case 0:
+			if (j->sq_at >= j->sq_nf) {
+				if (o->n > 1)
+					qsort(o->hits, o->n, sizeof(*o->hits), hit_cmp);
+				o->total = o->n > o->total ? o->n : o->total;
+				if (o->n > MBX_SEARCH_MAX)
+					o->n = MBX_SEARCH_MAX;
+				j->sq_bodies = true;
+				j->sq_at = 0;
+				j->step = 0;
+				search_bodies(j);
+				return;
+			}
+			j->mailbox = j->m->mailboxes[j->sq_fis[j->sq_at]];
+			if (select_mailbox(j))
+				return;
+			if (j->failed) {
+				job_fail(j, "a folder cannot be selected");
+				return;
+			}
+			j->step++;
+			/* fall through */
+		case 1:
+			search_send(j);
+			return;
+		case 2: {
+			uint64_t n = uidset_count(&j->s_all), skip;
+			if (n == 0) {
+				j->sq_at++;
+				j->step = 0;
+				continue;
+			}
+			/* the newest UIDs only; the rest counted, never fetched */
+			skip = n > SEARCH_FOLDER_FETCH ? n - SEARCH_FOLDER_FETCH : 0;
+			j->sq_extra += (size_t)skip;
+			uidset_clear(&j->fetch_set);
+			FOR_UIDS(&j->s_all, u)
+			{
+				if (skip > 0)
+					skip--;
+				else
+					(void)uidset_add(&j->fetch_set, u);
+			}
+			struct imap_cmd *cmd = imap_cmd_new("UID FETCH");
+			imap_cmd_uidset(cmd, &j->fetch_set);
+			imap_cmd_raw(cmd, "(UID INTERNALDATE RFC822.SIZE)");
+			cmd_send(j, cmd, search_dates_cb, NULL);
+			return;
+		}
+		default:
+			/* the newest MBX_SEARCH_MAX kept, the others counted */
+			if (o->n > 1)
+				qsort(o->hits, o->n, sizeof(*o->hits), hit_cmp);
+			if (o->n > MBX_SEARCH_MAX) {
+				j->sq_extra += o->n - MBX_SEARCH_MAX;
+				o->n = MBX_SEARCH_MAX;
+			}
+			o->total = o->n + j->sq_extra;
+			j->sq_at++;
+			j->step = 0;
+			continue;
+		}
+	}
+}
+
+/*
+ * Search (mailbox.h), once per request: the folders asked (none: every
+ * mail folder), at most MBX_SEARCH_FOLDERS; the answer recorded and
+ * replayed on reruns. 0 when a folder asked is unknown.
+ */
+static int
+mi_search(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_out *out,
+          const char **errstr_r)
+{
+	struct mi *m = (struct mi *)b;
+	struct sbuf k = {0};
+	struct memo *x;
+	struct job *j;
+	int rv;
+
+	sbuf_printf(&k, "Q\x1f%" PRId64 "\x1f%" PRId64, q->since, q->before);
+	for (size_t i = 0; i < q->n_folders; i++)
+		sbuf_printf(&k,
+		            "\x1f"
+		            "f%s",
+		            q->folders[i]);
+	for (size_t i = 0; i < q->n_words; i++)
+		sbuf_printf(&k,
+		            "\x1f"
+		            "w%s",
+		            q->words[i]);
+	if ((x = memo_find(m, k.p)) != NULL) {
+		free(k.p);
+		if (x->rv == 1) {
+			out->n = x->found.n;
+			out->total = x->found.total;
+			out->hits = out->n ? xcalloc(out->n, sizeof(*out->hits)) : NULL;
+			if (out->n)
+				memcpy(out->hits, x->found.hits, out->n * sizeof(*out->hits));
+		}
+		return memo_rv(x, errstr_r);
+	}
+	if ((rv = need_folders(m, errstr_r)) != 0) {
+		free(k.p);
+		return rv;
+	}
+	for (size_t i = 0; i < q->n_folders; i++)
+		if (folder_index(m, q->folders[i]) < 0) {
+			free(k.p);
+			return 0;
+		}
+	j = xcalloc(1, sizeof(*j));
+	j->kind = J_SEARCH;
+	j->memo = memo_add(m, k.p);
+	for (size_t i = 0; i < m->nf && j->sq_nf < MBX_SEARCH_FOLDERS; i++) {
+		bool asked = q->n_folders == 0 && m->fl[i].type != MBX_FOLDER_OUTBOX;
+		for (size_t f = 0; f < q->n_folders; f++)
+			asked = asked || strcmp(q->folders[f], m->fl[i].id) == 0;
+		if (asked)
+			j->sq_fis[j->sq_nf++] = i;
+	}
+	for (size_t i = 0; i < q->n_words; i++)
+		j->sq_words[i] = xstrdup(q->words[i]);
+	j->sq_nwords = q->n_words;
+	j->sq_since = q->since;
+	j->sq_before = q->before;
+	j->sq_first = q->first;
+	j->sq_last = q->last;
+	x = j->memo;
+	rv = job_start(m, j);
+	if (x->rv != MBX_PENDING)
+		return mi_search(b, q, out, errstr_r);
+	return rv;
+}
+
 /*
  * SendMail / SmartReply / SmartForward: the message as compose_sent_copy
  * writes it submitted once per request through the queue, then APPENDed to
@@ -3173,6 +3510,7 @@ mi_end(struct mbx_backend *b)
 		struct memo *x = m->memos;
 		m->memos = x->next;
 		mbx_changes_clear(&x->ch);
+		mbx_search_out_clear(&x->found);
 		imsg_clear(&x->msg);
 		mbx_part_clear(&x->part);
 		free(x->mailbox);
@@ -3268,9 +3606,9 @@ mi_destroy(struct mbx_backend *b)
 	.fetch = mi_fetch, .set_read = mi_set_read, .destroy = mi_destroy, .wait = mi_wait,        \
 	.begin = mi_begin, .end = mi_end, .changes = mi_changes, .set_flags = mi_set_flags,        \
 	.remove = mi_remove, .move = mi_move, .mark_answered = mi_mark_answered,                   \
-	.empty = mi_empty, .fetch_part = mi_fetch_part, .forget_parts = mi_forget_parts,         \
+	.empty = mi_empty, .fetch_part = mi_fetch_part, .forget_parts = mi_forget_parts,           \
 	.folder_create = mi_folder_create, .folder_rename = mi_folder_rename,                      \
-	.folder_delete = mi_folder_delete
+	.folder_delete = mi_folder_delete, .search = mi_search
 static const struct mbx_ops mi_ops = {MI_OPS};
 static const struct mbx_ops mi_send_ops = {MI_OPS, .send = mi_send};
 

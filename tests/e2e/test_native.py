@@ -14,7 +14,8 @@ folders. Sending (`[upstream] submission` at the fixture's Dovecot submission,
 relayed to the fixture's relay.py): OPTIONS names SendMail, a 14.1 SendMail with
 SaveInSentItems reaches the relay (once, without its Bcc header) and its copy
 shows in the phone's next Sync of Sent; a 12.1 SendMail (MIME body, query
-SaveInSent=T) reaches the relay too.
+SaveInSent=T) reaches the relay too. A phone's Search finds a message delivered
+to its Inbox, and a SmartReply to the result's LongId reaches the relay.
 
 Run by CTest as:  python3 test_native.py --abqd PATH --abqctl PATH [unittest args]
 The harness (harness.py) starts the fixture; abqd's config here points its
@@ -90,8 +91,8 @@ class NativeTests(E.Case):
         self.assertEqual(r.headers.get("ms-asprotocolversions"), "12.1,14.0,14.1,16.0,16.1", r)
         cmds = r.headers.get("ms-asprotocolcommands", "").split(",")
         for c in ("Sync", "FolderSync", "Ping", "ItemOperations", "Provision", "MoveItems",
-                  "SendMail", "SmartReply", "SmartForward", "FolderCreate", "FolderUpdate",
-                  "FolderDelete"):
+                  "Search", "SendMail", "SmartReply", "SmartForward", "FolderCreate",
+                  "FolderUpdate", "FolderDelete"):
             self.assertIn(c, cmds, r)
 
     def test_02_foldersync_and_sync(self):
@@ -815,6 +816,62 @@ class NativeTests(E.Case):
         kb, count, ops = folder_changes(self, fsync(b, kb), "phone B after A's delete")
         self.assertEqual(ops, [("Delete", fid, None)], "phone B after A's delete")
 
+
+    def test_13_search(self):
+        """Search: a message delivered to the Inbox is found by a word of its
+        subject (in the Inbox, and with no folder given); a SmartReply to the
+        result's LongId reaches the relay; a word nowhere: Total 0."""
+        phone = Phone(device_id=new_id("search"))
+        phone.folders(self)
+        inbox = phone.inbox(self)
+        word = new_id("zq").replace("-", "")
+        subject = "Native search %s" % word
+        E.H.fixture_ok("deliver", "alice", subject)
+
+        def search(text, coll=None):
+            xml = ('<Search xmlns="Search:"><Store><Name>Mailbox</Name><Query><And>'
+                   '<Class xmlns="AirSync:">Email</Class>%s<FreeText>%s</FreeText></And>'
+                   '</Query><Options><Range>0-9</Range></Options></Store></Search>' % (
+                       '<CollectionId xmlns="AirSync:">%s</CollectionId>' % coll if coll else "",
+                       text))
+            r = phone.post("Search", wbxml(xml))
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(text_of(r.doc(), "Status"), "1", r)
+            self.assertEqual(text_of(r.doc(), "Response/Store/Status"), "1", r)
+            return r.doc().find("Response/Store")
+
+        for _ in range(20):  # the delivery may take a moment to show
+            t0 = time.monotonic()
+            st = search(word.upper(), inbox)
+            ms = (time.monotonic() - t0) * 1000
+            res = [x for x in st.findall("Result") if x.find("LongId") is not None]
+            if res:
+                break
+            time.sleep(0.5)
+        self.assertEqual(len(res), 1, "Search of the Inbox")
+        self.assertEqual(text_of(res[0], "Properties/Subject"), subject)
+        self.assertEqual(text_of(res[0], "CollectionId"), inbox)
+        self.assertEqual(text_of(st, "Total"), "1")
+        self.assertEqual(text_of(st, "Range"), "0-0")
+        long_id = text_of(res[0], "LongId")
+        st = search(word)
+        self.assertEqual([text_of(x, "LongId") for x in st.findall("Result")], [long_id],
+                         "Search of every folder")
+        st = search(new_id("nothing").replace("-", ""))
+        self.assertEqual(text_of(st, "Total"), "0")
+        self.assertEqual([x for x in st.findall("Result") if x.find("LongId") is not None], [])
+        reply = "Re: %s" % subject
+        mime = ("From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n"
+                "Subject: %s\r\n\r\nFound it.\r\n" % reply)
+        body = wbxml_doc(21, 0x07, [(21, 0x11, new_id("c")), (21, 0x0B, [(21, 0x0E, long_id)]),
+                                    (21, 0x10, mime)])
+        r = phone.post("SmartReply", body)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, b"", "SmartReply by LongId answered with a body: %r" % r)
+        found = E.H.relay_mail(reply)
+        self.assertEqual(len(found), 1, "the reply at the relay %d times" % len(found))
+        self.assertIn(b"In-Reply-To:", found[0].partition(b"\r\n\r\n")[0])
+        print("  [search] a Search of the Inbox answered in %.0f ms" % ms, flush=True)
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)

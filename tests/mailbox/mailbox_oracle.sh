@@ -6,7 +6,7 @@
 # mailbox-tool writes a phone's first session at EAS 12.0, 12.1, 14.0, 14.1, 16.0
 # and 16.1; Debian's wbxml2xml (libwbxml2-utils, an independent codec) must
 # decode each answer, and what each answer must say is checked in its XML: the
-# alert's subject in Sync and ItemOperations, the MIME message, the statuses
+# alert's subject in Sync and ItemOperations, a Search finding it, the MIME message, the statuses
 # of the refusals, and the Provision elements of each version. A missing
 # wbxml2xml is a failure (scripts/install-deps.sh installs it).
 set -u
@@ -40,6 +40,7 @@ for f in "$tmp"/*.wbxml; do
 	*-settings-oof) want="<Status>7</Status>" ;;
 	*-moveitems) want="<Status>3</Status>" ;;
 	*-emptyfolder) want="abq-deleted" ;;
+	*-search) want="<Range>0-0</Range><Total>1</Total>" ;;
 	12.0-provision) want="DevicePasswordEnabled" ;;
 	*-provision) want="AllowStorageCard" ;;
 	*) want="" ;;

@@ -224,6 +224,17 @@ session(void)
 	wbxml_addn_text(fe, "AirSync:ServerId", sid);
 	r = run("itemoperations", EAS_CMD_ITEMOPERATIONS, d);
 	wbxml_doc_free(&r);
+	/* A mailbox Search finding the alert, with its LongId and Range. */
+	d = wbxml_doc_new();
+	struct wbxml_node *so = wbxml_addn(wbxml_addn_root(d, "Search:Search"), "Store");
+	wbxml_addn_text(so, "Name", "Mailbox");
+	struct wbxml_node *and = wbxml_addn(wbxml_addn(so, "Query"), "And");
+	wbxml_addn_text(and, "AirSync:Class", "Email");
+	wbxml_addn_text(and, "AirSync:CollectionId", MBX_Q_INBOX_ID);
+	wbxml_addn_text(and, "FreeText", "quarantine");
+	wbxml_addn_text(wbxml_addn(so, "Options"), "Range", "0-9");
+	r = run("search", EAS_CMD_SEARCH, d);
+	wbxml_doc_free(&r);
 	d = wbxml_doc_new();
 	struct wbxml_node *p = wbxml_addn_root(d, "Ping:Ping");
 	wbxml_addn_text(p, "HeartbeatInterval", "480");

@@ -1389,7 +1389,7 @@ test_other_commands(void **state)
 	    {EAS_CMD_SMARTREPLY, "ComposeMail:SmartReply", "Status", "111", 503},
 	    {EAS_CMD_SMARTFORWARD, "ComposeMail:SmartForward", "Status", "111", 503},
 	    {EAS_CMD_MOVEITEMS, "Move:MoveItems", "Response/Status", "1", 0},
-	    {EAS_CMD_SEARCH, "Search:Search", "Status", "3", 0},
+	    {EAS_CMD_SEARCH, "Search:Search", "Response/Store/Status", "2", 0},
 	    {EAS_CMD_FOLDERCREATE, "FolderHierarchy:FolderCreate", "Status", "6", 0},
 	    {EAS_CMD_FOLDERUPDATE, "FolderHierarchy:FolderUpdate", "Status", "3", 0},
 	    {EAS_CMD_FOLDERDELETE, "FolderHierarchy:FolderDelete", "Status", "3", 0},
@@ -3919,6 +3919,256 @@ test_cursor_folders(void **state)
 	cx_done(&c);
 }
 
+/* ---- Search ---- */
+
+/*
+ * A mailbox Search: FreeText (NULL: none), the CollectionId (NULL: none),
+ * DateReceived bounds (NULL: none), Range (NULL: none); its Options in
+ * *opts_r when asked.
+ */
+static struct wbxml_doc *
+req_search(const char *store, const char *text, const char *folder, const char *after,
+           const char *before, const char *range, struct wbxml_node **opts_r)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *st = wbxml_addn(wbxml_addn_root(d, "Search:Search"), "Store");
+	struct wbxml_node *and;
+	wbxml_addn_text(st, "Name", store);
+	and = wbxml_addn(wbxml_addn(st, "Query"), "And");
+	wbxml_addn_text(and, "AirSync:Class", "Email");
+	if (folder != NULL)
+		wbxml_addn_text(and, "AirSync:CollectionId", folder);
+	if (text != NULL)
+		wbxml_addn_text(and, "FreeText", text);
+	if (after != NULL) {
+		struct wbxml_node *g = wbxml_addn(and, "GreaterThan");
+		wbxml_addn(g, "Email:DateReceived");
+		wbxml_addn_text(g, "Value", after);
+	}
+	if (before != NULL) {
+		struct wbxml_node *l = wbxml_addn(and, "LessThan");
+		wbxml_addn(l, "Email:DateReceived");
+		wbxml_addn_text(l, "Value", before);
+	}
+	struct wbxml_node *o = wbxml_addn(st, "Options");
+	if (range != NULL)
+		wbxml_addn_text(o, "Range", range);
+	if (opts_r != NULL)
+		*opts_r = o;
+	return d;
+}
+
+/* t as EAS writes a date-time ("2023-11-14T22:15:00.000Z"). */
+static void
+eas_date_of(int64_t t, char out[40])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(out, 40, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+/* The answer's Store (the top Status checked: 1). */
+static struct wbxml_node *
+cx_search(struct cx *c, struct wbxml_doc *req)
+{
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_SEARCH, req);
+	assert_non_null(r);
+	assert_string_equal(r->name, "Search");
+	assert_string_equal(txt(r, "Status"), "1");
+	struct wbxml_node *st = wbxml_find(r, "Response/Store");
+	assert_non_null(st);
+	return st;
+}
+
+/* The n-th Result (0-based) of a Store, or NULL. */
+static struct wbxml_node *
+result_at(const struct wbxml_node *st, size_t n)
+{
+	for (struct wbxml_node *x = st->first_child; x; x = x->next)
+		if (strcmp(x->name, "Result") == 0 && n-- == 0)
+			return x;
+	return NULL;
+}
+
+/* How many Results a Store holds that carry an item. */
+static size_t
+n_results(const struct wbxml_node *st)
+{
+	size_t n = 0;
+	for (struct wbxml_node *x; (x = result_at(st, n)) != NULL && x->first_child; n++)
+		;
+	return n;
+}
+
+/*
+ * Search of a real mailbox (both the synchronous and the pending memory
+ * backend): FreeText words case-insensitively in subject, sender and body,
+ * newest first, the Range cut from the matches and Total all of them; a
+ * folder; DateReceived bounds; no match: one empty Result and Total 0; a
+ * LongId the phone replies to (SmartReply) and fetches by its
+ * CollectionId; GAL (none here): empty; other stores and queries the
+ * statuses of MS-ASCMD.
+ */
+static void
+test_search(void **state)
+{
+	struct cx c;
+	struct wbxml_node *st, *x, *opts;
+	struct wbxml_doc *d;
+	char when[2][40], lid[300];
+
+	(void)state;
+	cx_init_send(&c, "16.1");
+	/* five "msg N" a day apart and the two real messages (CX_NOW - 3600), one in trash */
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		for (int i = 1; i <= 5; i++) {
+			char subj[32];
+			snprintf(subj, sizeof(subj), "msg %d", i);
+			mbx_memory_append(b, "inbox", "bob@example.com", subj,
+			                  CX_NOW - (int64_t)(6 - i) * 86400, 0);
+		}
+		assert_int_equal(mbx_memory_append(b, "trash", "Carol <carol@example.com>",
+		                                   "Lunch on Friday?", CX_NOW - 7200, 0),
+		                 1);
+	}
+
+	/* a subject word, any case: newest first, Range and Total */
+	st = cx_search(&c, req_search("Mailbox", "MSG", NULL, NULL, NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "1");
+	assert_int_equal(n_results(st), 5);
+	assert_string_equal(txt(st, "Range"), "0-4");
+	assert_string_equal(txt(st, "Total"), "5");
+	x = result_at(st, 0);
+	assert_string_equal(txt(x, "AirSync:Class"), "Email");
+	assert_string_equal(txt(x, "AirSync:CollectionId"), "inbox");
+	assert_string_equal(txt(x, "LongId"), "inbox:7");
+	assert_string_equal(txt(x, "Properties/Email:Subject"), "msg 5");
+	assert_string_equal(txt(x, "Properties/Email:From"), "bob@example.com");
+	assert_non_null(wbxml_find(x, "Properties/AirSyncBase:Body"));
+	assert_string_equal(txt(result_at(st, 4), "Properties/Email:Subject"), "msg 1");
+	/* a Range: the second and third; Total all */
+	st = cx_search(&c, req_search("Mailbox", "msg", NULL, NULL, NULL, "1-2", NULL));
+	assert_int_equal(n_results(st), 2);
+	assert_string_equal(txt(st, "Range"), "1-2");
+	assert_string_equal(txt(st, "Total"), "5");
+	assert_string_equal(txt(result_at(st, 0), "Properties/Email:Subject"), "msg 4");
+	assert_string_equal(txt(result_at(st, 1), "Properties/Email:Subject"), "msg 3");
+	/* a Range past the matches: an empty Result, Total still counts */
+	st = cx_search(&c, req_search("Mailbox", "msg", NULL, NULL, NULL, "10-19", NULL));
+	assert_int_equal(n_results(st), 0);
+	assert_non_null(result_at(st, 0));
+	assert_null(wbxml_find(st, "Range"));
+	assert_string_equal(txt(st, "Total"), "5");
+
+	/* a sender, in the Deleted Items only; then the same word in the Inbox: none */
+	st = cx_search(&c,
+	               req_search("Mailbox", "carol@EXAMPLE.com", "trash", NULL, NULL, NULL, NULL));
+	assert_int_equal(n_results(st), 1);
+	assert_string_equal(txt(result_at(st, 0), "AirSync:CollectionId"), "trash");
+	assert_string_equal(txt(result_at(st, 0), "LongId"), "trash:1");
+	assert_string_equal(txt(result_at(st, 0), "Properties/Email:Subject"), "Lunch on Friday?");
+	st = cx_search(&c, req_search("Mailbox", "lunch", "inbox", NULL, NULL, NULL, NULL));
+	assert_int_equal(n_results(st), 0);
+	assert_string_equal(txt(st, "Total"), "0");
+
+	/* a body word of a real message (UTF-8), with the phone's BodyPreference */
+	d = req_search("Mailbox", "ATTACHED Grüße", NULL, NULL, NULL, NULL, &opts);
+	add_pref(opts, "2", NULL, false, NULL);
+	st = cx_search(&c, d);
+	assert_int_equal(n_results(st), 1);
+	x = result_at(st, 0);
+	assert_string_equal(txt(x, "Properties/Email:Subject"), "Re: Fwd: Quarterly report");
+	assert_string_equal(txt(x, "Properties/AirSyncBase:Body/Type"), "2");
+	snprintf(lid, sizeof(lid), "%s", txt(x, "LongId"));
+	assert_string_equal(lid, "inbox:2");
+
+	/* DateReceived bounds: strictly between 3.5 and 1.5 days ago */
+	eas_date_of(CX_NOW - 3 * 86400 - 43200, when[0]);
+	eas_date_of(CX_NOW - 86400 - 43200, when[1]);
+	st = cx_search(&c, req_search("Mailbox", NULL, NULL, when[0], when[1], NULL, NULL));
+	assert_int_equal(n_results(st), 2);
+	assert_string_equal(txt(result_at(st, 0), "Properties/Email:Subject"), "msg 4");
+	assert_string_equal(txt(result_at(st, 1), "Properties/Email:Subject"), "msg 3");
+	assert_string_equal(txt(st, "Total"), "2");
+
+	/* no match */
+	st = cx_search(&c,
+	               req_search("Mailbox", "nowhere-to-be-found", NULL, NULL, NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "1");
+	assert_int_equal(n_results(st), 0);
+	assert_non_null(result_at(st, 0));
+	assert_string_equal(txt(st, "Total"), "0");
+
+	/* the LongId: SmartReply to it, and its item fetched by CollectionId */
+	d = req_compose("ComposeMail:SmartReply", false, NULL, NULL,
+	                PHONE_MSG("anna@example.org", "Re: Quarterly report"));
+	wbxml_addn_text(wbxml_addn(wbxml_doc_root(d), "Source"), "LongId", lid);
+	cx_serve(&c, EAS_CMD_SMARTREPLY, d);
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_non_null(strstr(cx_sent(&c, 0), "In-Reply-To:"));
+	assert_true(mbx_memory_flags(c.mm, "inbox", 2) & MBX_MEM_ANSWERED);
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_item("2", &opts));
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "1");
+	assert_string_equal(txt(x, "Response/Fetch/Properties/Email:Subject"),
+	                    "Re: Fwd: Quarterly report");
+
+	/* GAL: abqd has none, an empty answer */
+	st = cx_search(&c, req_search("GAL", "anna", NULL, NULL, NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "1");
+	assert_int_equal(n_results(st), 0);
+	assert_string_equal(txt(st, "Total"), "0");
+	/* DocumentLibrary: not served (3); an unknown store, folder, date or Range: 2 */
+	st = cx_search(&c, req_search("DocumentLibrary", "x", NULL, NULL, NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "3");
+	st = cx_search(&c, req_search("Calendar", "x", NULL, NULL, NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	st = cx_search(&c, req_search("Mailbox", "x", "nowhere", NULL, NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	st = cx_search(&c, req_search("Mailbox", "x", NULL, "yesterday", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	st = cx_search(&c, req_search("Mailbox", "x", NULL, NULL, NULL, "5-1", NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	/* an Or of two conditions: too complex (8) */
+	d = req_search("Mailbox", "msg", NULL, NULL, NULL, NULL, NULL);
+	struct wbxml_node * or = wbxml_addn(wbxml_find(wbxml_doc_root(d), "Store/Query"), "Or");
+	wbxml_addn_text(or, "FreeText", "a");
+	wbxml_addn_text(or, "FreeText", "b");
+	st = cx_search(&c, d);
+	assert_string_equal(txt(st, "Status"), "8");
+	cx_done(&c);
+}
+
+/*
+ * Search of the quarantine mailbox (no search op: every item listed and
+ * matched): a word of the alert finds it, at every version; another none.
+ */
+static void
+test_search_quarantine(void **state)
+{
+	(void)state;
+	for (size_t v = 0; v < NVERSIONS; v++) {
+		struct fx f;
+		fx_init(&f, versions[v]);
+		struct wbxml_node *r =
+		    serve(&f, EAS_CMD_SEARCH,
+		          req_search("Mailbox", "QUARANTINE", NULL, NULL, NULL, NULL, NULL));
+		assert_string_equal(txt(r, "Status"), "1");
+		struct wbxml_node *st = wbxml_find(r, "Response/Store");
+		assert_string_equal(txt(st, "Status"), "1");
+		assert_int_equal(n_results(st), 1);
+		assert_string_equal(txt(result_at(st, 0), "AirSync:CollectionId"), MBX_Q_INBOX_ID);
+		assert_non_null(strstr(txt(result_at(st, 0), "Properties/Email:Subject"),
+		                       "has been put in quarantine"));
+		assert_string_equal(txt(st, "Total"), "1");
+		r = serve(&f, EAS_CMD_SEARCH,
+		          req_search("Mailbox", "zebra", NULL, NULL, NULL, NULL, NULL));
+		assert_int_equal(n_results(wbxml_find(r, "Response/Store")), 0);
+		fx_done(&f);
+	}
+}
+
 int
 main(void)
 {
@@ -3960,6 +4210,8 @@ main(void)
 	    cmocka_unit_test(test_cursor_move),
 	    cmocka_unit_test(test_cursor_empty),
 	    cmocka_unit_test(test_cursor_folders),
+	    cmocka_unit_test(test_search),
+	    cmocka_unit_test(test_search_quarantine),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,9 @@
  *   fcreate KEY PARENT NAME            (FolderCreate; KEY the FolderSync key)
  *   fupdate KEY ID PARENT NAME         (FolderUpdate: rename / move)
  *   fdelete KEY ID                     (FolderDelete)
+ *   search COLL AFTER BEFORE HEX       (a mailbox Search: COLL a CollectionId, AFTER
+ *                                      and BEFORE EAS dates of DateReceived, HEX the
+ *                                      FreeText's bytes in hex; each "-" for none)
  *   password PW                        (later requests log in with PW)
  *   concurrent N                       (N FolderSyncs at once, their own backends)
  * each answered by "XML <answer>" (or "HTTP <status>") and
@@ -480,6 +483,37 @@ main(int argc, char **argv)
 			if (cmd == EAS_CMD_FOLDERCREATE)
 				wbxml_addn_text(root, "Type", "12");
 			one(cmd, d);
+		} else if (strcmp(w[0], "search") == 0 && n == 5) {
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *sto =
+			    wbxml_addn(wbxml_addn_root(d, "Search:Search"), "Store");
+			wbxml_addn_text(sto, "Name", "Mailbox");
+			struct wbxml_node *and = wbxml_addn(wbxml_addn(sto, "Query"), "And");
+			wbxml_addn_text(and, "AirSync:Class", "Email");
+			if (strcmp(w[1], "-") != 0)
+				wbxml_addn_text(and, "AirSync:CollectionId", w[1]);
+			if (strcmp(w[4], "-") != 0) {
+				char text[512];
+				size_t k = 0;
+				for (const char *h = w[4]; h[0] && h[1] && k + 1 < sizeof(text);
+				     h += 2) {
+					unsigned v;
+					(void)sscanf(h, "%2x", &v);
+					text[k++] = (char)v;
+				}
+				text[k] = '\0';
+				wbxml_addn_text(and, "FreeText", text);
+			}
+			for (int b = 2; b <= 3; b++) {
+				if (strcmp(w[b], "-") == 0)
+					continue;
+				struct wbxml_node *x =
+				    wbxml_addn(and, b == 2 ? "GreaterThan" : "LessThan");
+				wbxml_addn(x, "Email:DateReceived");
+				wbxml_addn_text(x, "Value", w[b]);
+			}
+			wbxml_addn_text(wbxml_addn(sto, "Options"), "Range", "0-9");
+			one(EAS_CMD_SEARCH, d);
 		} else if (strcmp(w[0], "password") == 0 && n == 2) {
 			snprintf(password, sizeof(password), "%s", w[1]);
 		} else if (strcmp(w[0], "concurrent") == 0 && n == 2) {

@@ -12,7 +12,9 @@ no-change Sync; new mail appended by another connection; a flag set by
 another connection; an expunge; the phone's read flag and delete (to Trash)
 not echoed; a folder recreated (UIDVALIDITY) -> Status 3; a wrong password ->
 auth refused; 5 concurrent requests with a cap of 2 never open a third
-connection. Attachments (fetch_part): a PDF-ish binary attachment fetched by
+connection. Search (subject words, a sender, a body word in every folder,
+one folder, a date range newest first, non-ASCII words, a backslash and
+quotes, CR/LF, no match). Attachments (fetch_part): a PDF-ish binary attachment fetched by
 ItemOperations Fetch whole and by Range, and by GetAttachment, equals the
 original bytes (its Total the decoded size even where the server's
 BINARY.SIZE is off); a quoted-printable one decoded; an unknown section
@@ -334,6 +336,7 @@ def scenario(exe, dc, url, work, label):
     f61 = doveadm(dc, "fetch", "-u", live.USER, "flags", "mailbox", "INBOX", "uid", "61")
     expect("\\Answered" in f60 and "$Forwarded" not in f60, "%s: \\Answered on the server" % label)
     expect("$Forwarded" in f61, "%s: $Forwarded on the server (%s)" % (label, f61.strip()))
+    search_cases(d, dc, label, inbox, summary)
     # UIDVALIDITY: a folder recreated
     doveadm(dc, "mailbox", "create", "-u", live.USER, "Work")
     doveadm(dc, "save", "-u", live.USER, "-m", "Work", input="Subject: w1\n\nw\n")
@@ -473,6 +476,82 @@ def attachment_cases(d, dc, work, label):
     expect(st[-1:] == ["1"] and data == big,
            "%s: a 3 MiB attachment of a message past the item cap: its bytes (%s)" % (label, total))
     return ("att", ctype, total, len(refs))
+
+
+def eas_date(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+
+
+def search(d, coll="-", text=None, after=None, before=None):
+    """A mailbox Search: (store status, total, [(collection, longid, subject)], xml)."""
+    hx = text.encode("utf-8").hex() if text is not None else "-"
+    out = d.cmd("search %s %s %s %s" % (coll, eas_date(after) if after else "-",
+                                         eas_date(before) if before else "-", hx))
+    xml = out.split("\n")[0]
+    store = (re.findall(r"<Store>(.*)</Store>", xml) or [""])[0]
+    res = []
+    for r in re.findall(r"<Result>(.*?)</Result>", store):
+        if "<LongId>" in r:
+            res.append((tags(r, "CollectionId")[0], tags(r, "LongId")[0],
+                        (tags(r, "Subject") or [""])[0]))
+    stats = re.search(r"STATS runs=\d+ cmds=\d+", out)
+    print("      search %r %s: %s" % (text, coll, stats.group(0) if stats else "?"), flush=True)
+    st = (re.findall(r"^<Status>(\d+)</Status>", store) or [""])[0]
+    total = (tags(store, "Total") or [""])[0]
+    search.runs = int(re.search(r"runs=(\d+)", stats.group(0)).group(1)) if stats else -1
+    return st, total, res, xml
+
+
+def search_cases(d, dc, label, inbox, summary):
+    """Search: subject words, a sender, a body word, a date range, a folder, non-ASCII, quotes."""
+    doveadm(dc, "mailbox", "create", "-u", live.USER, "Projects")
+    doveadm(dc, "save", "-u", live.USER, "-m", "INBOX",
+            input="From: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.net>\nTo: alice@example.com\n"
+                  "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\n"
+                  "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
+                  "The zebra is at C:\\dir \"quoted\" here.\n")
+    doveadm(dc, "save", "-u", live.USER, "-m", "Projects",
+            input="From: Dan <dan@example.org>\nTo: alice@example.com\nSubject: Plan\n\n"
+                  "A zebra project.\n")
+    out = d.cmd("foldersync 0")
+    projects = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", out.split("\n")[0])
+                if tags(a, "DisplayName")[0] == "Projects"][0]
+    got = []
+    st, total, res, xml = search(d, text="Message 1999")
+    expect(st == "1" and total == "1" and [r[2] for r in res] == ["Message 1999"] and
+           res[0][1] == "%s:1999" % inbox,
+           "%s: Search: subject words (%s)" % (label, xml[:400]))
+    got.append(total)
+    st, total, res, xml = search(d, text="ZOE@example.net")
+    expect(st == "1" and total == "1" and res[0][2] == "Grüße aus Köln",
+           "%s: Search: a sender (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, text="zebra")
+    expect(st == "1" and total == "2" and sorted(r[0] for r in res) == sorted([inbox, projects]),
+           "%s: Search: a body word in every folder (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, coll=projects, text="zebra")
+    expect(total == "1" and res[0][0] == projects and res[0][2] == "Plan",
+           "%s: Search: one folder (%s)" % (label, xml[:400]))
+    t0 = 1790000000
+    st, total, res, xml = search(d, after=t0 + 100 * 60 + 30, before=t0 + 105 * 60 + 30)
+    expect(st == "1" and total == "5" and
+           [r[2] for r in res] == ["Message %d" % i for i in (105, 104, 103, 102, 101)],
+           "%s: Search: a date range, newest first (%s %s)" % (label, [r[2] for r in res], xml[:300]))
+    expect(search.runs == 3, "%s: Search: 5 results in 3 runs, fetched ahead (%d)" %
+           (label, search.runs))
+    st, total, res, xml = search(d, text="grüße KÖLN")
+    expect(st == "1" and total == "1" and res[0][2] == "Grüße aus Köln",
+           "%s: Search: non-ASCII words (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, text='C:\\dir "quoted"')
+    expect(st == "1" and total == "1", "%s: Search: a backslash and quotes (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, text='zebra\r\n"A001 LOGOUT')
+    expect(st == "1" and total == "0" and not res,
+           "%s: Search: CR/LF and a quote are no command (%s)" % (label, xml[:400]))
+    st, total, res, xml = search(d, text="nothing-matches-this")
+    expect(st == "1" and total == "0" and not res and
+           ("<Result/>" in xml or "<Result></Result>" in xml),
+           "%s: Search: no match: an empty Result, Total 0 (%s)" % (label, xml[:400]))
+    got.append(total)
+    summary.append(("search", got))
 
 
 SUBMISSION = """
