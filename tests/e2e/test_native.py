@@ -817,7 +817,7 @@ class NativeTests(E.Case):
         self.assertEqual(ops, [("Delete", fid, None)], "phone B after A's delete")
 
 
-    def test_13_search(self):
+    def test_14_search(self):
         """Search: a message delivered to the Inbox is found by a word of its
         subject (in the Inbox, and with no folder given); a SmartReply to the
         result's LongId reaches the relay; a word nowhere: Total 0."""
