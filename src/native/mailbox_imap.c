@@ -25,6 +25,7 @@
 #include "lib/uidset.h"
 #include "lib/util.h"
 #include "mime/compose.h"
+#include "mime/partdec.h"
 #include "native/mailbox_imap.h"
 #include "native/submitq.h"
 
@@ -44,9 +45,6 @@ enum job_kind {
 	J_FDELETE,
 	J_SEARCH
 };
-
-/* A part's Content-Transfer-Encoding, as fetch_part reads it. */
-enum part_enc { PE_IDENTITY, PE_BASE64, PE_QP };
 
 /* A message as fetched (the batch of a changes(), or one fetch()). */
 struct imsg {
@@ -171,17 +169,11 @@ struct job {
 	/* the decoded size checked: bytes of a probe or of a counting pass */
 	bool counting;
 	uint64_t counted;
-	enum part_enc enc;
+	enum partdec_enc enc;
 	struct sbuf win;
-	unsigned char q[4]; /* base64: the quantum so far; QP: "=" and a hex digit */
-	unsigned nq;
-	/*
-	 * base64 read whole: whether its lines are regular (each line but the
-	 * last of line chars, CRLF-ended, nothing but base64 on them), so that a
-	 * window can be read by its encoded offset (mapped: a window read so).
-	 */
-	uint32_t line, cur_line;
-	bool irregular, short_seen, cr, pad, mapped;
+	/* decoded here (no BINARY); mapped: a base64 window read by its encoded offset */
+	struct partdec dec;
+	bool mapped;
 	/* search: the folders (indices), the words (copies), the bounds; the folder at */
 	size_t sq_fis[MBX_SEARCH_FOLDERS], sq_nf, sq_at, sq_extra;
 	char *sq_words[MBX_SEARCH_WORDS];
@@ -1404,119 +1396,11 @@ part_emit(struct job *j, const char *d, size_t n)
 	sbuf_addn(&j->win, d, (size_t)(hi - lo));
 }
 
-/* A base64 character's value, or -1 (line breaks, padding and junk are skipped). */
-static int
-b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* A hex digit's value, or -1. */
-static int
-hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/*
- * Encoded bytes of the part, in order, decoded as they come (the quantum or
- * escape cut by a piece's end kept in j->q); end: the part is over (a
- * partial base64 quantum gives its whole bytes; a dangling QP "=" is kept).
- */
+/* part_emit as partdec's output. */
 static void
-part_decode(struct job *j, const char *s, size_t n, bool end)
+part_emit_cb(void *arg, const char *d, size_t n)
 {
-	char out[4096];
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		int v;
-		if (o + 3 > sizeof(out)) {
-			part_emit(j, out, o);
-			o = 0;
-		}
-		if (j->enc == PE_BASE64) {
-			if (c == '\r' && !j->cr) {
-				j->cr = true;
-				continue;
-			}
-			if (c == '\n' &&
-			    j->cr) { /* a line ends: as long as the first, or the last */
-				if (j->line == 0) {
-					j->irregular = j->irregular || j->cur_line == 0;
-					j->line = j->cur_line;
-				} else if (j->short_seen || j->cur_line > j->line)
-					j->irregular = true;
-				else if (j->cur_line < j->line)
-					j->short_seen = true;
-				j->cr = false;
-				j->cur_line = 0;
-				continue;
-			}
-			if (j->cr || (v = b64_val(c)) < 0) {
-				j->irregular = j->irregular || c != '=' || j->cr;
-				j->cr = false;
-				j->cur_line += c == '=';
-				j->pad = j->pad || c == '=';
-				continue;
-			}
-			if ((j->short_seen && j->cur_line == 0) || j->pad)
-				j->irregular =
-				    true; /* a line after a short one, data after padding */
-			j->cur_line++;
-			j->q[j->nq++] = (unsigned char)v;
-			if (j->nq == 4) {
-				out[o++] = (char)(j->q[0] << 2 | j->q[1] >> 4);
-				out[o++] = (char)((j->q[1] & 15) << 4 | j->q[2] >> 2);
-				out[o++] = (char)((j->q[2] & 3) << 6 | j->q[3]);
-				j->nq = 0;
-			}
-		} else if (j->nq == 0) { /* QP: plain text */
-			if (c == '=')
-				j->q[j->nq++] = c;
-			else
-				out[o++] = (char)c;
-		} else if (j->nq == 1 && (c == '\n' || c == '\r')) { /* a soft line break */
-			j->nq = c == '\r' ? 3 : 0;
-		} else if (j->nq == 3) { /* after "=\r" */
-			j->nq = 0;
-			if (c != '\n')
-				i--;               /* read it again as text */
-		} else if ((v = hex_val(c)) < 0) { /* not an escape: kept as it is */
-			memcpy(out + o, j->q, j->nq);
-			o += j->nq;
-			j->nq = 0;
-			i--;
-		} else if (j->nq == 1) {
-			j->q[j->nq++] = c;
-		} else {
-			out[o++] = (char)(hex_val(j->q[1]) << 4 | v);
-			j->nq = 0;
-		}
-	}
-	if (end && j->cur_line > j->line)
-		j->irregular = true; /* a last line longer than the others */
-	if (end && j->enc == PE_BASE64 && j->nq >= 2) {
-		out[o++] = (char)(j->q[0] << 2 | j->q[1] >> 4);
-		if (j->nq == 3)
-			out[o++] = (char)((j->q[1] & 15) << 4 | j->q[2] >> 2);
-	}
-	if (end)
-		j->nq = 0;
-	part_emit(j, out, o);
+	part_emit(arg, d, n);
 }
 
 /* The part's literal, piece by piece: the server's decoded bytes, or decoded here. */
@@ -1530,10 +1414,10 @@ part_chunk(struct imap_client *c, const struct imap_literal_info *li, const char
 	(void)li;
 	if (j->counting)
 		j->counted += len;
-	else if (j->binary || j->enc == PE_IDENTITY)
+	else if (j->binary || j->enc == PARTDEC_IDENTITY)
 		part_emit(j, data, len);
 	else
-		part_decode(j, data, len, false);
+		partdec_feed(&j->dec, data, len, false, part_emit_cb, j);
 	return 0;
 }
 
@@ -1559,10 +1443,11 @@ part_struct_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 				*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
 			free(j->memo->part.content_type);
 			j->memo->part.content_type = t;
-			j->enc = b->encoding == NULL                                ? PE_IDENTITY
-			         : strcasecmp(b->encoding, "BASE64") == 0           ? PE_BASE64
-			         : strcasecmp(b->encoding, "QUOTED-PRINTABLE") == 0 ? PE_QP
-			                                                            : PE_IDENTITY;
+			j->enc = b->encoding == NULL                      ? PARTDEC_IDENTITY
+			         : strcasecmp(b->encoding, "BASE64") == 0 ? PARTDEC_BASE64
+			         : strcasecmp(b->encoding, "QUOTED-PRINTABLE") == 0
+			             ? PARTDEC_QP
+			             : PARTDEC_IDENTITY;
 			j->psize = b->size;
 			j->found = true;
 		}
@@ -1614,9 +1499,8 @@ part_done(struct job *j, uint64_t total)
 		t->rv = 1;
 		t->part.total = total;
 		/* a whole base64 pass with regular lines: the next windows read by offset */
-		if (j->enc == PE_BASE64 && !j->binary && !j->mapped && j->off == 0 &&
-		    !j->irregular && j->line > 0 && j->line % 4 == 0)
-			t->line = j->line;
+		if (!j->binary && !j->mapped && j->off == 0)
+			t->line = partdec_regular_line(&j->dec);
 	} else {
 		free(key);
 	}
@@ -1725,7 +1609,7 @@ part_step(struct job *j)
 		free(key);
 		if (b != NULL) {
 			j->found = true;
-			j->enc = (enum part_enc)b->enc;
+			j->enc = (enum partdec_enc)b->enc;
 			j->psize = b->part.total;
 			j->memo->part.content_type = xstrdup(b->part.content_type);
 			j->step++;
@@ -1756,17 +1640,18 @@ part_step(struct job *j)
 			break;
 		}
 		j->binary = (imap_client_caps(j->m->c) & IMAP_CAP_BINARY) != 0;
+		partdec_init(&j->dec, j->binary ? PARTDEC_IDENTITY : j->enc);
 		if (j->binary)
 			sbuf_printf(&it, "BINARY.SIZE[%s] BINARY.PEEK[%s]", j->section, j->section);
 		else
 			sbuf_printf(&it, "BODY.PEEK[%s]", j->section);
-		if (j->binary || j->enc == PE_IDENTITY) { /* only the window crosses */
+		if (j->binary || j->enc == PARTDEC_IDENTITY) { /* only the window crosses */
 			j->pos = j->off;
 			if (j->max > 0)
 				sbuf_printf(&it, "<%" PRIu64 ".%" PRIu64 ">", j->off, j->max);
 			else if (j->off > 0)
 				sbuf_printf(&it, "<%" PRIu64 ".%u>", j->off, UINT32_MAX);
-		} else if (j->enc == PE_BASE64 && (j->off > 0 || j->max > 0) &&
+		} else if (j->enc == PARTDEC_BASE64 && (j->off > 0 || j->max > 0) &&
 		           (t = part_total_memo(j)) != NULL && t->line > 0) {
 			/*
 			 * Regular lines (seen by this request's whole pass): the window's
@@ -1788,8 +1673,8 @@ part_step(struct job *j)
 		part_send(j, cmd, part_data_cb, part_chunk);
 		break;
 	case 3:
-		if (!j->binary && j->enc != PE_IDENTITY) {
-			part_decode(j, "", 0, true);
+		if (!j->binary && j->enc != PARTDEC_IDENTITY) {
+			partdec_feed(&j->dec, "", 0, true, part_emit_cb, j);
 			t = j->mapped ? part_total_memo(j) : NULL;
 			part_done(j, t != NULL ? t->part.total : j->pos);
 		} else if (!j->binary) {
