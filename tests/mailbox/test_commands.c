@@ -7,6 +7,7 @@
  * "restart" is a new backend instance over the same stored state. Each test
  * runs at every protocol version the mailbox serves.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -736,6 +737,21 @@ txt(const struct wbxml_node *n, const char *path)
 	if (t == NULL)
 		fail_msg("no %s in %s", path, wbxml_to_xml(n, 0));
 	return t;
+}
+
+/* The text at path below n as a whole decimal number, failing the test otherwise. */
+static long
+num(const struct wbxml_node *n, const char *path)
+{
+	const char *t = txt(n, path);
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(t, &end, 10);
+	if (errno != 0 || end == t || *end != '\0')
+		fail_msg("%s is %s: not a number", path, t);
+	return v;
 }
 
 /* The value of an extra header of the last answer, or NULL. */
@@ -3081,7 +3097,7 @@ test_real_messages(void **state)
 		assert_string_equal(txt(alt, "AirSyncBase:Body/Truncated"), "1");
 		assert_true(strlen(txt(alt, "AirSyncBase:Body/Data")) <= 20);
 		assert_true(strncmp(txt(alt, "AirSyncBase:Body/Data"), "Hi Bob,", 7) == 0);
-		assert_true(atoi(txt(alt, "AirSyncBase:Body/EstimatedDataSize")) > 20);
+		assert_true(num(alt, "AirSyncBase:Body/EstimatedDataSize") > 20);
 		if (k == 0)
 			assert_null(wbxml_find(alt, "AirSyncBase:Body/Preview"));
 		else
@@ -3093,7 +3109,7 @@ test_real_messages(void **state)
 		assert_string_equal(txt(att, "DisplayName"), "report.pdf");
 		assert_string_equal(txt(att, "FileReference"), "inbox:2:2");
 		assert_string_equal(txt(att, "Method"), "1");
-		long pdf_size = atol(txt(att, "EstimatedDataSize"));
+		long pdf_size = num(att, "EstimatedDataSize");
 		assert_true(pdf_size > 100);
 
 		/* ItemOperations: HTML whole */
@@ -3132,12 +3148,12 @@ test_real_messages(void **state)
 		size_t n;
 		unsigned char *whole = data_of(pr, &n);
 		assert_int_equal(n, pdf_size);
-		assert_int_equal(atol(txt(pr, "Total")), pdf_size);
+		assert_int_equal(num(pr, "Total"), pdf_size);
 		assert_memory_equal(whole, "%PDF", 4);
 		r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_file("inbox:2:2", "0-9"));
 		pr = wbxml_find(r, "Response/Fetch/Properties");
 		assert_string_equal(txt(pr, "Range"), "0-9");
-		assert_int_equal(atol(txt(pr, "Total")), pdf_size);
+		assert_int_equal(num(pr, "Total"), pdf_size);
 		size_t n10;
 		unsigned char *part = data_of(pr, &n10);
 		assert_int_equal(n10, 10);
@@ -3276,7 +3292,7 @@ test_streamed_attachment(void **state)
 	struct wbxml_node *pr = wbxml_find(wbxml_doc_root(d), "Response/Fetch/Properties");
 	assert_string_equal(txt(wbxml_doc_root(d), "Response/Fetch/Status"), "1");
 	assert_string_equal(txt(pr, "AirSyncBase:ContentType"), "application/pdf");
-	assert_int_equal(atol(txt(pr, "Total")), n);
+	assert_int_equal(num(pr, "Total"), n);
 	size_t got;
 	unsigned char *data = data_of(pr, &got);
 	assert_int_equal(got, n);

@@ -243,7 +243,14 @@ main(int argc, char **argv)
 	int flood = 0;
 
 	if (argc > 1 && strncmp(argv[1], "--flood=", 8) == 0) {
-		flood = atoi(argv[1] + 8);
+		char *end;
+		long v = strtol(argv[1] + 8, &end, 10);
+		if (end == argv[1] + 8 || *end != '\0' || v < 1 || v > 65535) {
+			fprintf(stderr, "submit_driver: --flood wants a port, not %s\n",
+			        argv[1] + 8);
+			return 2;
+		}
+		flood = (int)v;
 		argc--;
 		argv++;
 	} else if (argc > 1 && strncmp(argv[1], "--queue", 7) == 0) {
