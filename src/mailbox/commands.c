@@ -3500,18 +3500,100 @@ fc_refusal(int rv, int exists, int special)
 	}
 }
 
-/* Status and SyncKey (and ServerId for a create) of a folder change that was done. */
-static int
-fc_done(const char *qroot, const char *key, const char *server_id, struct mbx_serve_out *out)
-{
-	struct wbxml_doc *doc = wbxml_doc_new();
-	struct wbxml_node *r = wbxml_addn_root(doc, qroot);
+/* One folder change under way: its request, the device's FolderSync state. */
+struct fc {
+	const char *root; /* the answer's root, "FolderHierarchy:FolderCreate"... */
+	struct wbxml_doc *rq;
+	struct wbxml_node *req;
+	const char *key; /* the request's SyncKey, or NULL */
+	struct sstate st;
+	const char *err;
+	char (*drop)[MBX_ID_MAX + 1]; /* FolderDelete: the folders that go */
+	size_t n_drop;
+};
 
-	add_int(r, "Status", 1);
-	wbxml_addn_text(r, "SyncKey", key);
-	if (server_id != NULL)
-		wbxml_addn_text(r, "ServerId", server_id);
-	return finish(&doc, out);
+/*
+ * The request of folder change name (its answer's root root) decoded into
+ * fc: 1, or 0 when it was not (out holds the answer).
+ */
+static int
+fc_open(const struct mbx_serve_in *in, const char *name, const char *root, struct fc *fc,
+        struct mbx_serve_out *out)
+{
+	memset(fc, 0, sizeof(*fc));
+	fc->root = root;
+	fc->rq = decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, name, out, &fc->req);
+	if (fc->rq == NULL)
+		return 0;
+	fc->key = kid_text(fc->req, "SyncKey");
+	return 1;
+}
+
+/*
+ * The device's FolderSync state loaded for fc's SyncKey: 0 it is the
+ * current key, 9 it is not, -1 a failure (*rv_r: -1 or MBX_PENDING).
+ */
+static int
+fc_key(const struct mbx_serve_in *in, struct fc *fc, int *rv_r)
+{
+	int rv = fc_state(in, fc->key, &fc->st);
+
+	*rv_r = rv;
+	return rv < 0 ? -1 : rv == 0 ? 9 : 0;
+}
+
+/*
+ * The backend's answer rv to a folder change: 0 done, the EAS status of a
+ * refusal (exists, special, 4, 5, 10; 6 when the backend failed), or -1
+ * when it is pending.
+ */
+static int
+fc_op(int rv, int exists, int special)
+{
+	int status;
+
+	if (rv == 1)
+		return 0;
+	if ((status = fc_refusal(rv, exists, special)) != 0)
+		return status;
+	return rv == MBX_PENDING ? -1 : 6;
+}
+
+/*
+ * fc answered and freed: status 1 (done: the new SyncKey, and server_id
+ * for a create), another status alone, or -1: failure rv (-1 or
+ * MBX_PENDING, the request run again).
+ */
+static int
+fc_close(struct fc *fc, int status, int rv, const char *server_id, struct mbx_serve_out *out)
+{
+	int r;
+
+	if (status == 1) {
+		struct wbxml_doc *doc = wbxml_doc_new();
+		struct wbxml_node *root = wbxml_addn_root(doc, fc->root);
+		add_int(root, "Status", 1);
+		wbxml_addn_text(root, "SyncKey", fc->st.key);
+		if (server_id != NULL)
+			wbxml_addn_text(root, "ServerId", server_id);
+		r = finish(&doc, out);
+	} else if (status > 0) {
+		r = status_only(fc->root, status, out);
+	} else {
+		r = failed(rv, fc->err ? fc->err : "sync state or mailbox failure", out);
+	}
+	free(fc->drop);
+	sstate_clear(&fc->st);
+	wbxml_doc_free(&fc->rq);
+	return r;
+}
+
+/* The state after the change (fc_commit): status 1, or -1 (*rv_r the failure). */
+static int
+fc_committed(const struct mbx_serve_in *in, struct fc *fc, const char *set_id, int *rv_r)
+{
+	*rv_r = fc_commit(in, &fc->st, set_id, fc->drop, fc->n_drop);
+	return *rv_r < 0 ? -1 : 1;
 }
 
 /*
@@ -3525,62 +3607,27 @@ fc_done(const char *qroot, const char *key, const char *server_id, struct mbx_se
 static int
 cmd_folder_create(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
-	static const char root[] = "FolderHierarchy:FolderCreate";
-	struct wbxml_node *req;
-	struct wbxml_doc *rq =
-	    decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderCreate", out, &req);
+	struct fc fc;
 	const struct mbx_folder *pf;
-	struct sstate st;
 	char new_id[MBX_ID_MAX + 1];
-	const char *err = NULL;
-	int rv, status = 0;
+	int rv = -1, status;
 
-	if (rq == NULL)
+	if (!fc_open(in, "FolderCreate", "FolderHierarchy:FolderCreate", &fc, out))
 		return 0;
-	const char *key = kid_text(req, "SyncKey"), *parent = kid_text(req, "ParentId");
-	const char *name = kid_text(req, "DisplayName");
-	long long type = kid_int(req, "Type", 0, 1000, -1);
-	memset(&st, 0, sizeof(st));
-	if (key == NULL || parent == NULL || strlen(parent) > MBX_ID_MAX || !fc_name_ok(name) ||
-	    (type != 1 && type != MBX_FOLDER_MAIL)) {
+	const char *parent = kid_text(fc.req, "ParentId"), *name = kid_text(fc.req, "DisplayName");
+	long long type = kid_int(fc.req, "Type", 0, 1000, -1);
+	if (fc.key == NULL || parent == NULL || strlen(parent) > MBX_ID_MAX || !fc_name_ok(name) ||
+	    (type != 1 && type != MBX_FOLDER_MAIL))
 		status = 10;
-		goto answer;
-	}
-	if ((rv = fc_state(in, key, &st)) <= 0) {
-		if (rv < 0)
-			goto fail;
-		status = 9;
-		goto answer;
-	}
-	if (strcmp(parent, "0") != 0 && (rv = mbx_folder_lookup(in->backend, parent, &pf)) != 1) {
-		if (rv < 0)
-			goto fail;
-		status = 5;
-		goto answer;
-	}
-	rv = mbx_folder_create(in->backend, parent, name, new_id, &err);
-	if (rv != 1) {
-		if ((status = fc_refusal(rv, 2, 3)) != 0)
-			goto answer;
-		if (rv == MBX_PENDING)
-			goto fail;
-		status = 6;
-		goto answer;
-	}
-	if ((rv = fc_commit(in, &st, new_id, NULL, 0)) < 0)
-		goto fail;
-	wbxml_doc_free(&rq);
-	rv = fc_done(root, st.key, new_id, out);
-	sstate_clear(&st);
-	return rv;
-answer:
-	sstate_clear(&st);
-	wbxml_doc_free(&rq);
-	return status_only(root, status, out);
-fail:
-	sstate_clear(&st);
-	wbxml_doc_free(&rq);
-	return failed(rv, err ? err : "sync state or mailbox failure", out);
+	else if ((status = fc_key(in, &fc, &rv)) != 0)
+		;
+	else if (strcmp(parent, "0") != 0 &&
+	         (rv = mbx_folder_lookup(in->backend, parent, &pf)) != 1)
+		status = rv < 0 ? -1 : 5;
+	else if ((status = fc_op(rv = mbx_folder_create(in->backend, parent, name, new_id, &fc.err),
+	                         2, 3)) == 0)
+		status = fc_committed(in, &fc, new_id, &rv);
+	return fc_close(&fc, status, rv, new_id, out);
 }
 
 /*
@@ -3595,64 +3642,27 @@ fail:
 static int
 cmd_folder_update(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
-	static const char root[] = "FolderHierarchy:FolderUpdate";
-	struct wbxml_node *req;
-	struct wbxml_doc *rq =
-	    decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderUpdate", out, &req);
+	struct fc fc;
 	const struct mbx_folder *f;
-	struct sstate st;
-	const char *err = NULL;
-	int rv, status = 0;
+	int rv = -1, status;
 
-	if (rq == NULL)
+	if (!fc_open(in, "FolderUpdate", "FolderHierarchy:FolderUpdate", &fc, out))
 		return 0;
-	const char *key = kid_text(req, "SyncKey"), *id = kid_text(req, "ServerId");
-	const char *parent = kid_text(req, "ParentId"), *name = kid_text(req, "DisplayName");
-	memset(&st, 0, sizeof(st));
-	if (key == NULL || id == NULL || parent == NULL || strlen(parent) > MBX_ID_MAX ||
-	    !fc_name_ok(name)) {
+	const char *id = kid_text(fc.req, "ServerId"), *parent = kid_text(fc.req, "ParentId");
+	const char *name = kid_text(fc.req, "DisplayName");
+	if (fc.key == NULL || id == NULL || parent == NULL || strlen(parent) > MBX_ID_MAX ||
+	    !fc_name_ok(name))
 		status = 10;
-		goto answer;
-	}
-	if ((rv = fc_state(in, key, &st)) <= 0) {
-		if (rv < 0)
-			goto fail;
-		status = 9;
-		goto answer;
-	}
-	if ((rv = mbx_folder_lookup(in->backend, id, &f)) != 1) {
-		if (rv < 0)
-			goto fail;
-		status = 4;
-		goto answer;
-	}
-	if (f->type != MBX_FOLDER_MAIL) {
+	else if ((status = fc_key(in, &fc, &rv)) != 0)
+		;
+	else if ((rv = mbx_folder_lookup(in->backend, id, &f)) != 1)
+		status = rv < 0 ? -1 : 4;
+	else if (f->type != MBX_FOLDER_MAIL)
 		status = 2;
-		goto answer;
-	}
-	rv = mbx_folder_rename(in->backend, id, parent, name, &err);
-	if (rv != 1) {
-		if ((status = fc_refusal(rv, 2, 2)) != 0)
-			goto answer;
-		if (rv == MBX_PENDING)
-			goto fail;
-		status = 6;
-		goto answer;
-	}
-	if ((rv = fc_commit(in, &st, id, NULL, 0)) < 0)
-		goto fail;
-	wbxml_doc_free(&rq);
-	rv = fc_done(root, st.key, NULL, out);
-	sstate_clear(&st);
-	return rv;
-answer:
-	sstate_clear(&st);
-	wbxml_doc_free(&rq);
-	return status_only(root, status, out);
-fail:
-	sstate_clear(&st);
-	wbxml_doc_free(&rq);
-	return failed(rv, err ? err : "sync state or mailbox failure", out);
+	else if ((status = fc_op(rv = mbx_folder_rename(in->backend, id, parent, name, &fc.err), 2,
+	                         2)) == 0)
+		status = fc_committed(in, &fc, id, &rv);
+	return fc_close(&fc, status, rv, NULL, out);
 }
 
 /*
@@ -3693,6 +3703,37 @@ fc_subtree(const struct mbx_serve_in *in, const char *id, char (**drop_r)[MBX_ID
 	*drop_r = drop;
 	*n_r = n;
 	return 0;
+}
+
+/*
+ * FolderDelete (MS-ASCMD 2.2.1.4) on a backend that changes folders:
+ * ServerId deleted with its messages and the folders below it. 1 with the
+ * new SyncKey; 3 a special folder, 4 no such folder, 9, 10, 6 as
+ * FolderCreate.
+ */
+static int
+cmd_folder_delete(const struct mbx_serve_in *in, struct mbx_serve_out *out)
+{
+	struct fc fc;
+	const struct mbx_folder *f;
+	int rv = -1, status;
+
+	if (!fc_open(in, "FolderDelete", "FolderHierarchy:FolderDelete", &fc, out))
+		return 0;
+	const char *id = kid_text(fc.req, "ServerId");
+	if (fc.key == NULL || id == NULL)
+		status = 10;
+	else if ((status = fc_key(in, &fc, &rv)) != 0)
+		;
+	else if ((rv = mbx_folder_lookup(in->backend, id, &f)) != 1)
+		status = rv < 0 ? -1 : 4;
+	else if (f->type != MBX_FOLDER_MAIL)
+		status = 3;
+	else if ((rv = fc_subtree(in, id, &fc.drop, &fc.n_drop)) < 0)
+		status = -1;
+	else if ((status = fc_op(rv = mbx_folder_delete(in->backend, id, &fc.err), 6, 3)) == 0)
+		status = fc_committed(in, &fc, NULL, &rv);
+	return fc_close(&fc, status, rv, NULL, out);
 }
 
 /* ---- Search ------------------------------------------------------------ */
@@ -3854,80 +3895,6 @@ search_range(const char *t, size_t *first_r, size_t *last_r)
 	*first_r = (size_t)a;
 	*last_r = (size_t)b;
 	return 0;
-}
-
-/*
- * FolderDelete (MS-ASCMD 2.2.1.4) on a backend that changes folders:
- * ServerId deleted with its messages and the folders below it. 1 with the
- * new SyncKey; 3 a special folder, 4 no such folder, 9, 10, 6 as
- * FolderCreate.
- */
-static int
-cmd_folder_delete(const struct mbx_serve_in *in, struct mbx_serve_out *out)
-{
-	static const char root[] = "FolderHierarchy:FolderDelete";
-	struct wbxml_node *req;
-	struct wbxml_doc *rq =
-	    decode_root(in, WBXML_PAGE_FOLDERHIERARCHY, "FolderDelete", out, &req);
-	const struct mbx_folder *f;
-	char(*drop)[MBX_ID_MAX + 1] = NULL;
-	size_t n_drop = 0;
-	struct sstate st;
-	const char *err = NULL;
-	int rv, status = 0;
-
-	if (rq == NULL)
-		return 0;
-	const char *key = kid_text(req, "SyncKey"), *id = kid_text(req, "ServerId");
-	memset(&st, 0, sizeof(st));
-	if (key == NULL || id == NULL) {
-		status = 10;
-		goto answer;
-	}
-	if ((rv = fc_state(in, key, &st)) <= 0) {
-		if (rv < 0)
-			goto fail;
-		status = 9;
-		goto answer;
-	}
-	if ((rv = mbx_folder_lookup(in->backend, id, &f)) != 1) {
-		if (rv < 0)
-			goto fail;
-		status = 4;
-		goto answer;
-	}
-	if (f->type != MBX_FOLDER_MAIL) {
-		status = 3;
-		goto answer;
-	}
-	if ((rv = fc_subtree(in, id, &drop, &n_drop)) < 0)
-		goto fail;
-	rv = mbx_folder_delete(in->backend, id, &err);
-	if (rv != 1) {
-		if ((status = fc_refusal(rv, 6, 3)) != 0)
-			goto answer;
-		if (rv == MBX_PENDING)
-			goto fail;
-		status = 6;
-		goto answer;
-	}
-	if ((rv = fc_commit(in, &st, NULL, drop, n_drop)) < 0)
-		goto fail;
-	free(drop);
-	wbxml_doc_free(&rq);
-	rv = fc_done(root, st.key, NULL, out);
-	sstate_clear(&st);
-	return rv;
-answer:
-	free(drop);
-	sstate_clear(&st);
-	wbxml_doc_free(&rq);
-	return status_only(root, status, out);
-fail:
-	free(drop);
-	sstate_clear(&st);
-	wbxml_doc_free(&rq);
-	return failed(rv, err ? err : "sync state or mailbox failure", out);
 }
 
 /*
