@@ -80,8 +80,8 @@ class Phone:
         self.auth = "Basic " + base64.b64encode(
             ("%s:%s" % (live.USER, live.PASSWORD)).encode()).decode()
 
-    def post(self, query, body, sink=None, kbps=0):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+    def post(self, query, body, sink=None, kbps=0, timeout=600):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         c.request("POST", "/Microsoft-Server-ActiveSync?" + query, body=body,
                   headers={"Authorization": self.auth, "MS-ASProtocolVersion": "14.1",
                            "Content-Type": "application/vnd.ms-sync.wbxml",
@@ -133,8 +133,9 @@ class Setup:
     bytes, and abqd (native mode, Permissive) in front of it; a phone and the
     attachment's FileReference (ref). stop() ends both."""
 
-    def __init__(self, d, size, abqd, abqctl, log_level="info", extra_conf=""):
+    def __init__(self, d, size, abqd, abqctl, log_level="info", extra_conf="", upstream_conf=""):
         self.d, self.proc = d, None
+        self.upstream_conf = upstream_conf
         self.dc = live.Dovecot(d)
         if extra_conf:
             with open(self.dc.conf, "a") as f:
@@ -157,9 +158,9 @@ class Setup:
         os.makedirs(ad)
         with open(os.path.join(ad, "abqd.conf"), "w") as f:
             f.write("[eas]\nlisten = 127.0.0.1:%d\nworkers = 1\n[upstream]\n"
-                    "url = imap://127.0.0.1:%d\nca_file = %s\n[store]\nurl = sqlite:abqd.db\n[admin]\n"
-                    "listen = 127.0.0.1:%d\n[log]\nlevel = %s\n" % (port, dc.imap_port, dc.ca, adm,
-                                                            log_level))
+                    "url = imap://127.0.0.1:%d\nca_file = %s\n%s[store]\nurl = sqlite:abqd.db\n"
+                    "[admin]\nlisten = 127.0.0.1:%d\n[log]\nlevel = %s\n"
+                    % (port, dc.imap_port, dc.ca, self.upstream_conf, adm, log_level))
         ctl = [abqctl, "-c", os.path.join(ad, "abqd.conf")]
         subprocess.run(ctl + ["init"], cwd=ad, check=True, capture_output=True)
         subprocess.run(ctl + ["config", "global", "set", "attribute", "abqMode", "value",

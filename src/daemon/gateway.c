@@ -1798,6 +1798,8 @@ native_stream_pump(struct native_run *nr)
 			return;
 		}
 		if (w == 1) { /* the phone's output is full: on_drain resumes */
+			/* a slow phone does not keep one of the account's IMAP connections */
+			mbx_release(nr->in.backend);
 			nr->pumping = false;
 			return;
 		}

@@ -489,6 +489,14 @@ mbx_end(struct mbx_backend *b)
 		b->ops->end(b);
 }
 
+/* The request waits on its peer: what the backend holds of its server goes back. */
+void
+mbx_release(struct mbx_backend *b)
+{
+	if (b != NULL && b->ops->release != NULL)
+		b->ops->release(b);
+}
+
 /* Whether the backend may answer MBX_PENDING. */
 bool
 mbx_may_pend(const struct mbx_backend *b)

@@ -256,6 +256,13 @@ struct mbx_ops {
 	void (*begin)(struct mbx_backend *b);
 	/* The current request is answered: drop its recorded results. NULL: none. */
 	void (*end)(struct mbx_backend *b);
+	/*
+	 * The current request waits on its peer, not on the backend (a streamed
+	 * answer paused until the phone reads): what it holds of the server
+	 * (a pooled connection) is given back; its recorded results stay, and its
+	 * next call takes a connection again. NULL: nothing to give back.
+	 */
+	void (*release)(struct mbx_backend *b);
 
 	/*
 	 * Optional, all three or none: the backend owns the change cursor
@@ -456,6 +463,8 @@ void mbx_wait(struct mbx_backend *b, void (*cb)(void *arg), void *arg);
 /* A run of the request starts (mbx_ops.begin), the request is answered (end); NULL-safe. */
 void mbx_begin(struct mbx_backend *b);
 void mbx_end(struct mbx_backend *b);
+/* The request waits on its peer: the backend gives back what it holds (mbx_ops.release). */
+void mbx_release(struct mbx_backend *b);
 /* Whether the backend may answer MBX_PENDING (it has a wait op). */
 bool mbx_may_pend(const struct mbx_backend *b);
 /* Destroy a backend; sets *bp to NULL. NULL is fine. */

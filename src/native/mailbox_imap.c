@@ -3385,6 +3385,25 @@ mi_begin(struct mbx_backend *b)
 	((struct mi *)b)->runs++;
 }
 
+/*
+ * The request waits on its phone (a streamed answer paused): the connection
+ * goes back to the pool, so that the account's other requests are not held
+ * up by a slow reader; the results stay. Its next job takes one again
+ * (job_start), SELECTing afresh.
+ */
+static void
+mi_release(struct mbx_backend *b)
+{
+	struct mi *m = (struct mi *)b;
+
+	if (m->job == NULL && m->c != NULL) {
+		imap_pool_put(m->pool, m->c, imap_client_state(m->c) != IMAP_STATE_DEAD);
+		m->c = NULL;
+		free(m->selected);
+		m->selected = NULL;
+	}
+}
+
 /* The request is answered: its results dropped, the connection given back. */
 static void
 mi_end(struct mbx_backend *b)
@@ -3489,11 +3508,11 @@ mi_destroy(struct mbx_backend *b)
 #define MI_OPS                                                                                     \
 	.name = "imap", .list_folders = mi_list_folders, .list_items = mi_list_items,              \
 	.fetch = mi_fetch, .set_read = mi_set_read, .destroy = mi_destroy, .wait = mi_wait,        \
-	.begin = mi_begin, .end = mi_end, .changes = mi_changes, .set_flags = mi_set_flags,        \
-	.remove = mi_remove, .move = mi_move, .mark_answered = mi_mark_answered,                   \
-	.empty = mi_empty, .fetch_part = mi_fetch_part, .forget_parts = mi_forget_parts,           \
-	.folder_create = mi_folder_create, .folder_rename = mi_folder_rename,                      \
-	.folder_delete = mi_folder_delete, .search = mi_search
+	.begin = mi_begin, .end = mi_end, .release = mi_release, .changes = mi_changes,            \
+	.set_flags = mi_set_flags, .remove = mi_remove, .move = mi_move,                           \
+	.mark_answered = mi_mark_answered, .empty = mi_empty, .fetch_part = mi_fetch_part,         \
+	.forget_parts = mi_forget_parts, .folder_create = mi_folder_create,                        \
+	.folder_rename = mi_folder_rename, .folder_delete = mi_folder_delete, .search = mi_search
 static const struct mbx_ops mi_ops = {MI_OPS};
 static const struct mbx_ops mi_send_ops = {MI_OPS, .send = mi_send};
 

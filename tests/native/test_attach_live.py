@@ -10,7 +10,9 @@ GetAttachment answers the attachment's bytes with their Content-Length and
 type; ItemOperations Fetch of its FileReference answers WBXML whose Data is
 the attachment's base64 (as an inline string), its Content-Length the answer's
 length; a phone that goes away after 1 MiB leaves abqd serving (the next
-GetAttachment whole); the IMAP server going away while a slow phone reads
+GetAttachment whole); a phone that stops reading mid-answer does not keep the account's one IMAP
+connection (`max_connections_per_account = 1`: its FolderSync is answered
+meanwhile), and reads the rest whole later; the IMAP server going away while a slow phone reads
 cuts the answer short of its Content-Length (the phone retries) and abqd logs
 why. abqd's VmRSS stays under 64 MiB throughout (the attachment is never
 held; not checked under the sanitizers, whose quarantine keeps freed memory).
@@ -108,7 +110,8 @@ def main():
         d = tempfile.mkdtemp(prefix="abq-attach-")
         s = None
         try:
-            s = na.Setup(d, SIZE, a.abqd, a.abqctl, log_level="debug", extra_conf=extra)
+            s = na.Setup(d, SIZE, a.abqd, a.abqctl, log_level="debug", extra_conf=extra,
+                         upstream_conf="max_connections_per_account = 1\n")
             ph, ref = s.phone, s.ref
             peak = [na.rss(s.proc.pid)]
             whole(s, label, peak)
@@ -122,6 +125,7 @@ def main():
                        "%s: windows read by their encoded offset (%d windows, %d whole "
                        "passes)" % (label, len(mapped), passes))
             else:
+                slow_phone_holds_no_connection(s, label)
                 phone_gone_and_imap_gone(s, label)
             if not a.no_rss:
                 expect(peak[0] < 64 * 1024,
@@ -138,6 +142,42 @@ def main():
                 shutil.rmtree(d, ignore_errors=True)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
+
+
+def slow_phone_holds_no_connection(s, label):
+    """A phone that stops reading mid-attachment does not keep the account's one IMAP
+    connection (max_connections_per_account = 1): the account's next request is
+    answered meanwhile; then the slow phone reads on to the end, byte for byte."""
+    ph, ref = s.phone, s.ref
+    sock, st, h, rest = request(s, "GetAttachment", "&AttachmentName=" + ref, b"")
+    got = bytearray(rest)
+    while len(got) < 1024 * 1024:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        got += piece
+    time.sleep(1)  # abqd's output to the phone fills up: the stream pauses
+    t0 = time.monotonic()
+    try:
+        st2, h2, n2 = ph.post(ph.query("FolderSync"), na.wbxml(
+            '<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>'), timeout=20)
+    except socket.timeout:
+        st2 = 0
+    took = time.monotonic() - t0
+    expect(st == 200 and st2 == 200 and took < 10,
+           "%s: a FolderSync of the account answered in %.2f s while a phone stalls in a "
+           "GetAttachment (HTTP %d)" % (label, took, st2))
+    sock.settimeout(60)
+    while True:
+        piece = sock.recv(1 << 20)
+        if not piece:
+            break
+        got += piece
+        if len(got) >= int(h.get("content-length", "0")):
+            break
+    sock.close()
+    expect(bytes(got) == s.data, "%s: ... and the stalled phone then reads the attachment "
+           "whole (%d bytes, the same)" % (label, len(got)))
 
 
 def phone_gone_and_imap_gone(s, label):
