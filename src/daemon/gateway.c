@@ -1506,9 +1506,8 @@ struct native_run {
 struct native_wait {
 	union {
 		mbx_state_got_fn got;
-		mbx_state_committed_fn committed;
+		void (*done)(void *arg, int rv); /* a state written, a folder change followed */
 		mbx_imap_ids_fn ids;
-		mbx_imap_done_fn changed;
 	} fn;
 	void *arg;
 };
@@ -1534,13 +1533,13 @@ native_state_get(void *arg, const char *account, const char *device_id, const ch
 	storeq_state_get(gw->sq, account, device_id, collection, native_state_got, w);
 }
 
-/* The store thread wrote a request's state. */
+/* The store thread wrote a request's state, or followed a folder change. */
 static void
-native_state_committed(void *arg, int rv)
+native_store_done(void *arg, int rv)
 {
 	struct native_wait w = *(struct native_wait *)arg;
 	free(arg);
-	w.fn.committed(w.arg, rv);
+	w.fn.done(w.arg, rv);
 }
 
 /* mbx_run commits a request's staged writes: one transaction on the store thread. */
@@ -1551,9 +1550,9 @@ native_state_commit(void *arg, const char *account, const char *device_id,
 {
 	struct gateway *gw = arg;
 	struct native_wait *w = xcalloc(1, sizeof(*w));
-	w->fn.committed = done;
+	w->fn.done = done;
 	w->arg = done_arg;
-	storeq_state_commit(gw->sq, account, device_id, ops, n, native_state_committed, w);
+	storeq_state_commit(gw->sq, account, device_id, ops, n, native_store_done, w);
 }
 
 /* The store thread gave the folder ids. */
@@ -1581,15 +1580,6 @@ native_assign(void *arg, const char *account, const char *const *mailboxes, size
 	storeq_folder_assign(nr->gw->sq, nr->account, mailboxes, n, native_ids, w);
 }
 
-/* The store thread followed a folder change. */
-static void
-native_changed(void *arg, int rv)
-{
-	struct native_wait w = *(struct native_wait *)arg;
-	free(arg);
-	w.fn.changed(w.arg, rv);
-}
-
 /* The device renamed or deleted a folder: the store's map follows (ids kept on rename). */
 static void
 native_change(void *arg, const char *account, const char *folder_id, const char *mailbox,
@@ -1598,10 +1588,10 @@ native_change(void *arg, const char *account, const char *folder_id, const char 
 	struct native_run *nr = arg;
 	struct native_wait *w = xcalloc(1, sizeof(*w));
 	(void)account;
-	w->fn.changed = done;
+	w->fn.done = done;
 	w->arg = done_arg;
 	storeq_folder_change(nr->gw->sq, nr->account, folder_id, mailbox, parent_id, delim,
-	                     native_changed, w);
+	                     native_store_done, w);
 }
 
 /* Free a finished run (the backend wipes the password it kept). */
