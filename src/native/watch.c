@@ -55,6 +55,7 @@ struct wconn {
 	bool set_up;       /* NOTIFY SET or EXAMINE answered */
 	bool sweeping;     /* a sweep runs on it */
 	unsigned renotify; /* NOTIFY SETs in flight */
+	bool notified;     /* a NOTIFY SET was sent on it */
 };
 
 struct watch_sub {
@@ -555,7 +556,29 @@ notify_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	check_watching(w);
 }
 
-/* Send NOTIFY SET for the whole mailbox set (it replaces the last one). */
+/* NOTIFY NONE's status (before a NOTIFY SET that replaces one). */
+static void
+notify_none_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct wconn *wc = arg;
+
+	(void)c;
+	if (r == NULL)
+		return;
+	if (r->kind != IMAP_RESP_TAGGED) {
+		conn_note(wc, r);
+		return;
+	}
+	wc->busy--;
+}
+
+/*
+ * Send NOTIFY SET for the whole mailbox set. RFC 5465 has a SET replace the
+ * last one; Dovecot 2.3 then reports nothing at all, for the old mailboxes or
+ * the new, until NOTIFY NONE has been sent. So a connection that had a SET
+ * gets NOTIFY NONE first, pipelined right before the new SET: harmless where
+ * SET replaces as it should.
+ */
 static void
 send_notify(struct wconn *wc)
 {
@@ -563,6 +586,15 @@ send_notify(struct wconn *wc)
 	struct sbuf buf = {0};
 	struct imap_cmd *cmd;
 	const char *err;
+
+	if (wc->notified) {
+		cmd = imap_cmd_new("NOTIFY NONE");
+		if (imap_client_command(wc->c, cmd, notify_none_cb, NULL, wc, &err) < 0) {
+			watcher_drop(w, IMAP_ERR_PROTOCOL, err);
+			return;
+		}
+		wc->busy++;
+	}
 
 	sbuf_add(&buf, "(mailboxes (");
 	for (size_t i = 0, sent = 0; i < w->nmb; i++) {
@@ -594,6 +626,7 @@ send_notify(struct wconn *wc)
 	}
 	wc->busy++;
 	wc->renotify++;
+	wc->notified = true;
 }
 
 /* EXAMINE's status: IDLE on it, or the mailbox goes to the sweep. */

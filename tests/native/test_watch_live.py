@@ -15,7 +15,9 @@ round:
   3. an APPEND to an unwatched folder: no callback; with NOTIFY, a folder
      created, renamed, deleted by another connection: a callback (MailboxName);
   4. a second subscription of the account: one connection with NOTIFY (the
-     driver's count and `doveadm who`), both subscriptions called;
+     driver's count and `doveadm who`), both subscriptions called; with
+     NOTIFY, a third one that adds a folder to the set: the folders watched
+     before and the new one are reported;
   5. both unsubscribed: the connections stay for the linger, then close;
   6. Dovecot restarted under a subscription: reconnected, every watched
      mailbox reported, then a delivery reported again;
@@ -303,6 +305,23 @@ def round_(dc, drv_argv, notify):
         mail.logout()
         ok("%s: two subscriptions share %s connection(s) (doveadm who: %d), both called" %
            (label, want_conns, n))
+
+        # 4b. NOTIFY: a subscription that grows the watched set (NOTIFY SET sent
+        # again on the connection): the mailboxes watched before and the new one
+        # are all still reported
+        if notify:
+            drv.send("sub 4 %s %s Other" % (L.USER, L.PASSWORD))
+            drv.wait(r"^subscribed 4", 5)
+            drv.wait_watching()
+            drv.drain(0.5)
+            for sid, mbox in ((1, "INBOX"), (4, "Other")):
+                d = deliver(drv, mail, sid, mbox)
+                expect(d is not None, "%s: no callback for an APPEND to %s once the watched "
+                       "set grew" % (label, mbox))
+            mail.logout()
+            drv.send("unsub 4")
+            drv.wait(r"^unsubscribed 4", 5)
+            ok("%s: the watched set grown: INBOX and the added folder still reported" % label)
 
         # 5. unsubscribe all: the linger, then closed
         drv.send("unsub 1")
