@@ -521,6 +521,22 @@ conn_error(struct imap_client *c, enum imap_error e, const char *msg, void *arg)
 static void send_notify(struct wconn *wc);
 static void layout_idle(struct watcher *w);
 
+/*
+ * A command's callback got no tagged status: the connection dropped (r NULL:
+ * conn_error handles it) or untagged data came (noted). true then.
+ */
+static bool
+not_tagged(struct wconn *wc, const struct imap_response *r)
+{
+	if (r == NULL)
+		return true;
+	if (r->kind != IMAP_RESP_TAGGED) {
+		conn_note(wc, r);
+		return true;
+	}
+	return false;
+}
+
 /* NOTIFY SET's status: watching, or the IDLE path when the server refuses it. */
 static void
 notify_cb(struct imap_client *c, const struct imap_response *r, void *arg)
@@ -529,12 +545,8 @@ notify_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	struct watcher *w = wc->w;
 
 	(void)c;
-	if (r == NULL)
+	if (not_tagged(wc, r))
 		return;
-	if (r->kind != IMAP_RESP_TAGGED) {
-		conn_note(wc, r);
-		return;
-	}
 	wc->busy--;
 	wc->renotify--;
 	if (r->status != IMAP_OK) {
@@ -560,16 +572,9 @@ notify_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 static void
 notify_none_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
-	struct wconn *wc = arg;
-
 	(void)c;
-	if (r == NULL)
-		return;
-	if (r->kind != IMAP_RESP_TAGGED) {
-		conn_note(wc, r);
-		return;
-	}
-	wc->busy--;
+	if (!not_tagged(arg, r))
+		((struct wconn *)arg)->busy--;
 }
 
 /*
