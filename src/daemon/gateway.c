@@ -3323,12 +3323,20 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 	};
 	gw->native = abq_config_native(cfg);
 	if (gw->native) {
+		/*
+		 * max_connections_per_account is the site's, not each worker's: the
+		 * kernel spreads an account's phones over every worker, each with a
+		 * pool and a watcher of its own. A worker takes its share (at least
+		 * one), so that the mail server sees what the administrator set.
+		 */
+		unsigned nw = w != NULL && w->count > 1 ? (unsigned)w->count : 1;
+		unsigned share = (unsigned)cfg->upstream_max_connections_per_account / nw;
 		gw->imap_gate = imap_gate_new(IMAP_LOGINS_IN_FLIGHT);
 		struct imap_pool_conf pc = {
 		    .url = cfg->upstream_url,
 		    .ca_file = cfg->upstream_ca_file,
 		    .allow_plaintext = native_loopback(cfg->upstream_url),
-		    .max_per_account = (unsigned)cfg->upstream_max_connections_per_account,
+		    .max_per_account = share > 0 ? share : 1,
 		    .connect_timeout = (unsigned)cfg->upstream_connect_timeout,
 		    .gate = gw->imap_gate,
 		};
@@ -3352,8 +3360,8 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 		gw->native_state.get = native_state_get;
 		gw->native_state.commit = native_state_commit;
 		log_info("native mode: ActiveSync served from %s, at most %u IMAP connections per "
-		         "account",
-		         cfg->upstream_url, pc.max_per_account);
+		         "account%s",
+		         cfg->upstream_url, pc.max_per_account, nw > 1 ? " in this worker" : "");
 		if (cfg->upstream_submission != NULL) {
 			if ((gw->submitq = submitq_start(base, &err)) == NULL) {
 				*errmsg_r = xasprintf("upstream: %s", err);

@@ -37,6 +37,7 @@ struct gateway *gateway_new(struct event_base *base, const struct abq_config *cf
  */
 struct gateway_worker {
 	int index;
+	int count; /* the workers in all */
 	const int *listen_fds;
 	struct tls_ctx *tls;
 	bool site_tasks;

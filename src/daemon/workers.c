@@ -265,6 +265,7 @@ become_worker(int i, pid_t parent)
 	snprintf(prefix, sizeof(prefix), "worker=%d pid=%ld ", i, (long)getpid());
 	log_set_prefix(prefix);
 	W.me.index = i;
+	W.me.count = W.n;
 	W.me.listen_fds = W.fds_mine;
 	W.me.tls = W.tls;
 	W.me.site_tasks = i == 0;

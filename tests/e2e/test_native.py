@@ -17,7 +17,8 @@ shows in the phone's next Sync of Sent; a 12.1 SendMail (MIME body, query
 SaveInSent=T) reaches the relay too. A phone's Search finds a message delivered
 to its Inbox, and a SmartReply to the result's LongId reaches the relay. A
 50 MB attachment is fetched whole through ItemOperations, streamed (abqd's
-memory grows by less than 32 MiB).
+memory grows by less than 32 MiB). With two workers, an account's
+connections stay within max_connections_per_account.
 
 Run by CTest as:  python3 test_native.py --abqd PATH --abqctl PATH [unittest args]
 The harness (harness.py) starts the fixture; abqd's config here points its
@@ -28,6 +29,7 @@ import base64
 import imaplib
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -821,6 +823,103 @@ class NativeTests(E.Case):
                             "attachment" % grew)
         print("  [50 MB] fetched whole through ItemOperations in %.1f s; abqd's VmRSS %d KiB "
               "before, %d KiB at most meanwhile" % (took, base, peak[0]), flush=True)
+
+    def test_23_two_workers(self):
+        """[eas] workers = 2: a second abqd in native mode with two worker
+        processes and max_connections_per_account = 2. The kernel spreads one
+        account's phones over both workers; together they never hold more than
+        the 2 IMAP connections set (each worker takes its share), every
+        FolderSync is answered, both workers served, and push works from
+        whichever worker holds the Ping."""
+        work = os.path.join(E.H.work, "workers-abqd")
+        os.makedirs(work, exist_ok=True)
+        port, admin_port = E.free_ports(2)
+        conf = os.path.join(work, "abqd.conf")
+        with open(conf, "w") as f:
+            f.write("[eas]\nlisten = 127.0.0.1:%d\nworkers = 2\n[upstream]\n"
+                    "url = imap://127.0.0.1:%d\nmax_connections_per_account = 2\n"
+                    "[store]\nurl = sqlite:abqd.db\n[admin]\nlisten = 127.0.0.1:%d\n"
+                    "[log]\nlevel = info\n" % (port, E.H.imap_port, admin_port))
+        logpath = os.path.join(work, "abqd.stderr")
+        with open(logpath, "ab") as logf:
+            p = subprocess.Popen([E.ABQD, "-d", "-c", conf], stdout=logf,
+                                 stderr=subprocess.STDOUT, cwd=work)
+
+        def worker_pids():
+            pids = set()
+            for d in os.listdir("/proc"):
+                if d.isdigit():
+                    try:
+                        with open("/proc/%s/stat" % d) as f:
+                            if int(f.read().rsplit(")", 1)[1].split()[1]) == p.pid:
+                                pids.add(int(d))
+                    except (OSError, IndexError, ValueError):
+                        pass
+            return pids
+
+        def imap_conns(pids):
+            out = subprocess.run(["ss", "-tnpH", "state", "established",
+                                  "( dport = :%d )" % E.H.imap_port],
+                                 capture_output=True, text=True).stdout
+            return sum(1 for l in out.splitlines()
+                       if any("pid=%d," % q in l for q in pids))
+
+        try:
+            for _ in range(100):
+                if len(worker_pids()) == 2:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        pass
+                time.sleep(0.1)
+            pids = worker_pids()
+            self.assertEqual(len(pids), 2, "abqd did not start 2 workers")
+            phones = [Phone(device_id=new_id("w%d" % i)) for i in range(12)]
+            for ph in phones:
+                ph.port = port
+            results, peak, done = [], [0], threading.Event()
+
+            def sample():
+                while not done.is_set():
+                    peak[0] = max(peak[0], imap_conns(pids))
+                    time.sleep(0.02)
+            t = threading.Thread(target=sample)
+            t.start()
+            try:
+                for _ in range(3):
+                    ths = [threading.Thread(target=lambda q=q: results.append(q.foldersync()))
+                           for q in phones]
+                    for th in ths:
+                        th.start()
+                    for th in ths:
+                        th.join(60)
+            finally:
+                done.set()
+                t.join()
+            self.assertEqual(sorted(r.status for r in results), [200] * 36, results)
+            with open(logpath) as f:
+                log = f.read()
+            served = set(re.findall(r"worker=(\d) pid=\d+ .*cmd=FolderSync", log))
+            self.assertEqual(served, {"0", "1"}, "the FolderSyncs did not reach both workers")
+            self.assertGreaterEqual(peak[0], 1, "no IMAP connection seen")
+            self.assertLessEqual(peak[0], 2, "IMAP connections of both workers over the cap")
+
+            phone = phones[0]
+            inbox = phone.inbox(self)
+            phone.sync_changes(self, inbox, phone.sync0(self, inbox))
+            th, res = self.held_ping(phone, inbox, 300, timeout=330)
+            time.sleep(1.5)
+            self.assertTrue(th.is_alive(), "the Ping was not held: %r" % res)
+            t0 = time.monotonic()
+            E.H.fixture_ok("deliver", "alice", "Two workers %s" % new_id("m"))
+            th.join(10)
+            self.assertFalse(th.is_alive(), "the Ping still held 10 s after a delivery")
+            assert_status_doc(self, res["resp"], "Ping", 2, "Ping after a delivery")
+            print("  [workers] 36 FolderSyncs over 2 workers, at most %d IMAP connections; "
+                  "push %.2f s" % (peak[0], res["t"] - t0), flush=True)
+        finally:
+            E.stop_process(p)
 
     def test_13_folder_changes(self):
         """A phone creates, renames and deletes a folder (FolderCreate, FolderUpdate,
