@@ -451,10 +451,9 @@ class MultiNode(e2e.Case):
         """Two nodes in native mode on the one PostgreSQL store, in front of the
         fixture's Dovecot: a phone allowed through abqctl syncs on one node and
         goes on from its SyncKey on the other (the sync state is the store's);
-        a delivery comes once, on whichever node asks; a folder the phone creates
-        on one node is not echoed back to it on the other and has the same id
-        for another phone; new mailboxes listed by both nodes at once get one id;
-        a Ping held on one node is answered when the phone is blocked."""
+        a delivery comes once, on whichever node asks; a Ping held on one node is
+        answered when the phone is blocked; new mailboxes listed by both nodes at
+        once get one id."""
         nodes = []
         try:
             for name in ("n1", "n2"):
