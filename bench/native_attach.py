@@ -20,6 +20,7 @@ import base64
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,8 +76,9 @@ def message(data):
 
 
 class Phone:
-    def __init__(self, port):
+    def __init__(self, port, device_id="BENCHATT1"):
         self.port = port
+        self.device_id = device_id
         self.auth = "Basic " + base64.b64encode(
             ("%s:%s" % (live.USER, live.PASSWORD)).encode()).decode()
 
@@ -101,8 +103,8 @@ class Phone:
         return r.status, dict((k.lower(), v) for k, v in r.getheaders()), n
 
     def query(self, cmd, extra=""):
-        return "Cmd=%s&User=%s&DeviceId=BENCHATT1&DeviceType=SmartPhone%s" % (cmd, live.USER,
-                                                                               extra)
+        return "Cmd=%s&User=%s&DeviceId=%s&DeviceType=SmartPhone%s" % (
+            cmd, live.USER, self.device_id, extra)
 
 
 def measure(label, pid, fn):
@@ -133,13 +135,20 @@ class Setup:
     bytes, and abqd (native mode, Permissive) in front of it; a phone and the
     attachment's FileReference (ref). stop() ends both."""
 
-    def __init__(self, d, size, abqd, abqctl, log_level="info", extra_conf="", upstream_conf=""):
+    def __init__(self, d, size, abqd, abqctl, log_level="info", extra_conf="", upstream_conf="",
+                 userip=None):
         self.d, self.proc = d, None
         self.upstream_conf = upstream_conf
         self.dc = live.Dovecot(d)
         if extra_conf:
             with open(self.dc.conf, "a") as f:
                 f.write(extra_conf)
+        if userip is not None:  # Dovecot's own limit of connections per user and address
+            with open(self.dc.conf) as f:
+                text = f.read()
+            with open(self.dc.conf, "w") as f:
+                f.write(re.sub(r"mail_max_userip_connections = \d+",
+                               "mail_max_userip_connections = %d" % userip, text))
         self.dc.start()
         try:
             self.start(size, os.path.abspath(abqd), os.path.abspath(abqctl), log_level)

@@ -536,8 +536,15 @@ on_error(struct imap_client *c, enum imap_error e, const char *msg, void *arg)
 			if (a->retry_ev == NULL)
 				a->retry_ev = evtimer_new(p->base, retry_cb, a);
 			evtimer_add(a->retry_ev, &tv);
+			acct_gc(a); /* nobody waits any more: nothing to retry for */
+			return;
 		}
-		acct_gc(a); /* nobody waits any more: nothing to retry for */
+		/*
+		 * The connections the server did take serve the queue, the one this
+		 * was opened for too: one may be idle already (given back before
+		 * the refusal came), and no later put would wake its waiters.
+		 */
+		dispatch(a);
 		return;
 	}
 	conn_unlink(pc);

@@ -49,6 +49,11 @@ struct server {
 	const char *passwords[4]; /* accepted (NULL-terminated) */
 	unsigned max_per_user;    /* 0: no limit */
 	unsigned accepted, logins, refused_limit, refused_auth, logouts;
+	/* hold_refusals: the limit's refusals wait for srv_send_refusals */
+	bool hold_refusals;
+	struct sconn *held[8];
+	char held_tag[8][32];
+	unsigned n_held;
 	int port;
 	char url[64];
 };
@@ -110,7 +115,14 @@ srv_read(struct bufferevent *bev, void *arg)
 		pw[0] = '\0';
 		if (sscanf(line, "%31s %31s %63s \"%63[^\"]\"", tag, cmd, user, pw) >= 2 &&
 		    strcmp(cmd, "LOGIN") == 0) {
-			if (s->max_per_user != 0 && srv_user_count(s, user) >= s->max_per_user) {
+			if (s->max_per_user != 0 && srv_user_count(s, user) >= s->max_per_user &&
+			    s->hold_refusals && s->n_held < 8) {
+				s->refused_limit++;
+				s->held[s->n_held] = sc;
+				snprintf(s->held_tag[s->n_held++], sizeof(s->held_tag[0]), "%s",
+				         tag);
+			} else if (s->max_per_user != 0 &&
+			           srv_user_count(s, user) >= s->max_per_user) {
 				s->refused_limit++;
 				evbuffer_add_printf(
 				    out,
@@ -138,6 +150,19 @@ srv_read(struct bufferevent *bev, void *arg)
 		}
 		free(line);
 	}
+}
+
+/* The held refusals sent (hold_refusals). */
+static void
+srv_send_refusals(struct server *s)
+{
+	for (unsigned i = 0; i < s->n_held; i++)
+		evbuffer_add_printf(
+		    bufferevent_get_output(s->held[i]->bev),
+		    "%s NO [UNAVAILABLE] Maximum number of connections from user+IP "
+		    "exceeded (mail_max_userip_connections=%u)\r\n",
+		    s->held_tag[i], s->max_per_user);
+	s->n_held = 0;
 }
 
 /* The client closed. */
@@ -445,6 +470,50 @@ test_login_names(void **state)
 	event_base_free(base);
 }
 
+/*
+ * The server's refusal comes after the connection it did take went back idle:
+ * the request the refused one was opened for gets the idle one at once (no
+ * later put would wake it).
+ */
+static void
+test_refusal_after_idle(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct server s;
+	struct imap_pool_conf pc = {.max_per_account = 3, .wait_timeout = 5};
+	struct imap_pool *p;
+	struct got g[2], *w, *o;
+
+	(void)state;
+	srv_start(&s, base);
+	s.max_per_user = 1;
+	s.hold_refusals = true;
+	p = pool_on(base, &s, &pc);
+	ask(p, "erin", "pw", &g[0]);
+	ask(p, "erin", "pw", &g[1]);
+	for (int t = 0; !g[0].done && !g[1].done && t < 2000; t += 5)
+		run_ms(base, 5);
+	w = g[0].done ? &g[0] : &g[1];
+	o = w == &g[0] ? &g[1] : &g[0];
+	assert_true(w->done);
+	assert_int_equal(w->err, IMAP_POOL_OK);
+	imap_pool_put(p, w->c, true); /* idle before the other login is refused */
+	run_ms(base, 50);
+	assert_false(o->done);
+	assert_int_equal(s.refused_limit, 1);
+	srv_send_refusals(&s);
+	run_until(base, &o->done, 1000);
+	assert_true(o->done);
+	assert_int_equal(o->err, IMAP_POOL_OK);
+	assert_ptr_equal(o->c, w->c);
+	assert_int_equal(imap_pool_open_count(p, "erin"), 1);
+	imap_pool_put(p, o->c, true);
+	imap_pool_free(p);
+	srv_stop(&s);
+	run_ms(base, 20);
+	event_base_free(base);
+}
+
 /* The server's own limit: requests wait for the connection it allows, no retry storm. */
 static void
 test_server_limit(void **state)
@@ -634,10 +703,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_idle_logout),      cmocka_unit_test(test_queue_full_and_timeout),
-	    cmocka_unit_test(test_changed_password), cmocka_unit_test(test_login_names),
-	    cmocka_unit_test(test_server_limit),     cmocka_unit_test(test_server_limit_none_open),
-	    cmocka_unit_test(test_many_accounts),    cmocka_unit_test(test_tls_context),
+	    cmocka_unit_test(test_idle_logout),
+	    cmocka_unit_test(test_queue_full_and_timeout),
+	    cmocka_unit_test(test_changed_password),
+	    cmocka_unit_test(test_login_names),
+	    cmocka_unit_test(test_server_limit),
+	    cmocka_unit_test(test_refusal_after_idle),
+	    cmocka_unit_test(test_server_limit_none_open),
+	    cmocka_unit_test(test_many_accounts),
+	    cmocka_unit_test(test_tls_context),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
