@@ -6,7 +6,7 @@
 #   BENCH_MESSAGES=2000 BENCH_ROUNDS=3 BENCH_DURATION=10 bench/native.sh
 #   BENCH_ONLY=foldersync|sync|push|attach bench/native.sh   (sync: also the initial sync)
 #   BENCH_MESSAGES=10000 BENCH_MESSAGES_FIRST=2000 BENCH_DEVICES=3 BENCH_DURATION=20 \
-#     bench/native.sh   (the 10,000-message Inbox, about 25 minutes)
+#     bench/native.sh   (the 10,000-message Inbox, about 26 minutes)
 #   BENCH_LOG=debug BENCH_PUSH_HEARTBEAT=60 BENCH_ONLY=push bench/native.sh
 #     (abqd's log kept in bench/out/native-abqd.log)
 #
@@ -37,8 +37,8 @@
 #    wrk repeating each device's last Sync (its current SyncKey, GetChanges).
 #    The first BENCH_TIMED (3) devices of each server are synced one at a time,
 #    interleaved:
-# 3. the initial sync: wall time from Sync 0 to the last window, median of 3;
-#    memory read after them (as in 6.).
+# 3. the initial sync: wall time from Sync 0 to the last window, median of
+#    BENCH_TIMED; memory read (as in 6.) after the first device and after all.
 # 4. Push: a device synced to the end holds a Ping on the Inbox (heartbeat 300;
 #    the private SOGo's SOGoMaximumPingInterval is raised to 300 to accept it, its
 #    SOGoInternalSyncInterval stays the fixture's 5 s); a message is APPENDed over
@@ -51,10 +51,12 @@
 #    then ItemOperations Fetch of it, BENCH_ATTACH_TIMES (5) times interleaved: the
 #    seconds per fetch, the Data checked to be the attachment's bytes, each
 #    server's VmRSS (SOGo: summed over sogod) sampled every 20 ms meanwhile.
-# 6. abqd's VmRSS after the runs, and the sum of SOGo's sogod processes' VmRSS.
+# 6. abqd's VmRSS (and VmHWM) after the runs, and the sum of SOGo's sogod
+#    processes' VmRSS; also read at the start and before 5.
 #
 # Rounds interleaved (sogo, abqd, ...), median round reported with the ratio
-# abqd / SOGo. Pinning (2 cores): the servers under test (SOGo with its
+# abqd / SOGo; wrk waits BENCH_WRK_TIMEOUT (30) s for an answer (SOGo's slowest
+# take over wrk's default 2 s at 10,000 messages). Pinning (2 cores): the servers under test (SOGo with its
 # PostgreSQL and memcached, Dovecot, abqd) on CPU BENCH_PIN_SUT (0); wrk and the
 # clients on BENCH_PIN_LOAD (1). Results go to stdout and are appended to
 # bench/out/results.txt.
