@@ -4,41 +4,59 @@
 #
 #   bench/native.sh
 #   BENCH_MESSAGES=2000 BENCH_ROUNDS=3 BENCH_DURATION=10 bench/native.sh
-#   BENCH_ONLY=foldersync|sync|push bench/native.sh   (sync: also the initial sync)
+#   BENCH_ONLY=foldersync|sync|push|attach bench/native.sh   (sync: also the initial sync)
+#   BENCH_MESSAGES=10000 BENCH_MESSAGES_FIRST=2000 BENCH_DEVICES=3 BENCH_DURATION=20 \
+#     bench/native.sh   (the 10,000-message Inbox, about 26 minutes)
 #   BENCH_LOG=debug BENCH_PUSH_HEARTBEAT=60 BENCH_ONLY=push bench/native.sh
 #     (abqd's log kept in bench/out/native-abqd.log)
 #
-# About 13 minutes with the defaults, most of it SOGo syncing its 20 devices
+# About 14 minutes with the defaults, most of it SOGo syncing its 20 devices
 # (about a minute each alone; the 17 after the first 3 six at a time, its worker
-# count).
+# count). SOGo takes about 2.5 s per window of 100 messages, so at 10,000 messages
+# a device takes it 4-5 minutes: sync fewer there (BENCH_DEVICES, BENCH_TIMED).
 #
 # Needs the real upstream of tests/fixture (SOGo 5.8 + sogo-activesync, Dovecot;
 # installed by tests/fixture/install.sh), and root, as the fixture does. A
 # private fixture is started in this run's temporary folder on its own ports
 # (BENCH_PORT_BASE.., 18800..18816), alice's INBOX seeded with BENCH_MESSAGES
-# (2000) generated messages (upstream.sh seed-bulk). abqd runs in native mode
+# (2000) generated messages (upstream.sh seed-bulk; with BENCH_MESSAGES_FIRST, that
+# many first, see 0.). abqd runs in native mode
 # (`[upstream] url = imap://` the private Dovecot, Permissive: the devices are
 # Allowed, max_connections_per_account by default), one worker; SOGo is asked
 # directly. The same phone requests go to both (bench/native_clients.py,
 # bench/native_sync.lua, bench/mailbox.lua):
 #
+# 0. With BENCH_MESSAGES_FIRST (say 2000) below BENCH_MESSAGES: the Inbox holds
+#    that many first, one device per server is synced to the end (timed as in 3.)
+#    and both servers' memory read (as in 6.), then the rest is seeded, so memory
+#    after the initial sync of the two sizes comes from one run.
 # 1. FolderSync 0: requests/s, p50/p99 by wrk, the DeviceId rotating over 20.
-# 2. The no-change Sync of the Inbox: 20 devices each synced to the end once
+# 2. The no-change Sync of the Inbox: BENCH_DEVICES (20) devices each synced to the end once
 #    (FolderSync 0, Sync 0, Sync GetChanges, WindowSize 100, BodyPreference
 #    Type 1 TruncationSize 5000, until no MoreAvailable, then once more), then
 #    wrk repeating each device's last Sync (its current SyncKey, GetChanges).
-#    The first 3 devices of each server are synced one at a time, interleaved:
-# 3. the initial sync: wall time from Sync 0 to the last window, median of 3.
+#    The first BENCH_TIMED (3) devices of each server are synced one at a time,
+#    interleaved:
+# 3. the initial sync: wall time from Sync 0 to the last window, median of
+#    BENCH_TIMED; memory read (as in 6.) after the first device and after all.
 # 4. Push: a device synced to the end holds a Ping on the Inbox (heartbeat 300;
 #    the private SOGo's SOGoMaximumPingInterval is raised to 300 to accept it, its
 #    SOGoInternalSyncInterval stays the fixture's 5 s); a message is APPENDed over
 #    IMAP and the time until the Ping's answer taken, BENCH_PUSH_TIMES (5) times;
 #    a Ping unanswered BENCH_PUSH_GIVE_UP (30) s after the APPEND is given up
 #    (closed) and counted as not pushed.
-# 5. abqd's VmRSS after the runs, and the sum of SOGo's sogod processes' VmRSS.
+# 5. A 10 MB attachment (BENCH_ATTACH_MB, 10 MiB): a message with it APPENDed to the
+#    Inbox over IMAP; a device synced to the end (the push device) syncs it, and the
+#    FileReference of its attachment is taken from each server's own Sync answer;
+#    then ItemOperations Fetch of it, BENCH_ATTACH_TIMES (5) times interleaved: the
+#    seconds per fetch, the Data checked to be the attachment's bytes, each
+#    server's VmRSS (SOGo: summed over sogod) sampled every 20 ms meanwhile.
+# 6. abqd's VmRSS (and VmHWM) after the runs, and the sum of SOGo's sogod
+#    processes' VmRSS; also read at the start and before 5.
 #
 # Rounds interleaved (sogo, abqd, ...), median round reported with the ratio
-# abqd / SOGo. Pinning (2 cores): the servers under test (SOGo with its
+# abqd / SOGo; wrk waits BENCH_WRK_TIMEOUT (30) s for an answer (SOGo's slowest
+# take over wrk's default 2 s at 10,000 messages). Pinning (2 cores): the servers under test (SOGo with its
 # PostgreSQL and memcached, Dovecot, abqd) on CPU BENCH_PIN_SUT (0); wrk and the
 # clients on BENCH_PIN_LOAD (1). Results go to stdout and are appended to
 # bench/out/results.txt.
@@ -50,8 +68,13 @@ DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-50}
 ROUNDS=${BENCH_ROUNDS:-3}
 N=${BENCH_MESSAGES:-2000}
-NDEV=20
-TIMED=3
+N1=${BENCH_MESSAGES_FIRST:-}
+NDEV=${BENCH_DEVICES:-20}
+TIMED=${BENCH_TIMED:-3}
+[ "$TIMED" -le "$NDEV" ] || TIMED=$NDEV
+WRK_TIMEOUT=${BENCH_WRK_TIMEOUT:-30}
+ATTACH_MB=${BENCH_ATTACH_MB:-10}
+ATTACH_TIMES=${BENCH_ATTACH_TIMES:-5}
 PAR=6
 PUSH_TIMES=${BENCH_PUSH_TIMES:-5}
 HEARTBEAT=${BENCH_PUSH_HEARTBEAT:-300}
@@ -95,7 +118,12 @@ taskset -c "$SUT" tests/fixture/upstream.sh up --dir "$tmp/fixture" >"$tmp/fixtu
 	{ cat "$tmp/fixture.out"; exit 1; }
 SOGO_URL=$(grep '^http://' "$tmp/fixture.out" | tail -1)
 SOGO_PATH=/${SOGO_URL#http://*/}
-tests/fixture/upstream.sh seed-bulk alice INBOX "$N" --dir "$tmp/fixture" | tail -1
+if [ -n "$N1" ] && [ "$N1" -lt "$N" ]; then
+	tests/fixture/upstream.sh seed-bulk alice INBOX "$N1" --dir "$tmp/fixture" | tail -1
+else
+	N1=
+	tests/fixture/upstream.sh seed-bulk alice INBOX "$N" --dir "$tmp/fixture" | tail -1
+fi
 
 mkdir -p "$tmp/abqd"
 cat >"$tmp/abqd/abqd.conf" <<EOF
@@ -120,19 +148,22 @@ wait_port "$ABQ"
 apid=${pids[-1]} # the subshell execs taskset, which execs abqd
 grep -q abqd "/proc/$apid/comm" || { echo "abqd pid not found"; exit 1; }
 
-say "== native benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cpus; SUT on cpu $SUT, load on cpu $LOAD; SOGo $(dpkg-query -W -f '${Version}' sogo 2>/dev/null) ($SOGO_URL), Dovecot $(dovecot --version 2>/dev/null | cut -d' ' -f1) 127.0.0.1:$ABQ_FIX_IMAP_PORT, alice's INBOX $N messages, $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+say "== native benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cpus; SUT on cpu $SUT, load on cpu $LOAD; SOGo $(dpkg-query -W -f '${Version}' sogo 2>/dev/null) ($SOGO_URL), Dovecot $(dovecot --version 2>/dev/null | cut -d' ' -f1) 127.0.0.1:$ABQ_FIX_IMAP_PORT, alice's INBOX $N messages${N1:+ ($N1 first)}, $NDEV devices ($TIMED timed), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+say "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
+t_start=$(date +%s)
 
 T_SOGO="sogo $ABQ_FIX_SOGO_PORT $SOGO_PATH"
 T_ABQD="abqd $ABQ /Microsoft-Server-ActiveSync"
 client() { taskset -c "$LOAD" python3 bench/native_clients.py "$@"; }
 
-# wrk_run SCRIPT PORT CONNS SECONDS ARGS... -> "rps p50_us p99_us errors";
+# wrk_run SCRIPT PORT CONNS SECONDS ARGS... -> "rps p50_us p99_us errors" (a request
+# unanswered after BENCH_WRK_TIMEOUT (30) s is a timeout, not wrk's 2 s);
 # errors: "non-2xx/connect+write+timeout" (read errors are left out: SOGo closes
 # the connection after every answer, which wrk counts as one).
 wrk_run() {
 	local script=$1 port=$2 conns=$3 secs=$4
 	shift 4
-	taskset -c "$LOAD" wrk -t1 -c"$conns" -d"$secs"s --latency -s "$script" \
+	taskset -c "$LOAD" wrk -t1 -c"$conns" -d"$secs"s --timeout "$WRK_TIMEOUT"s --latency -s "$script" \
 		"http://127.0.0.1:$port" -- "$@" >"$tmp/wrk.out"
 	awk '/^RESULT/ { split($0, f, /[ =]/); print f[3], f[5], f[7], f[13] "/" f[11] - f[13] - f[15] }' "$tmp/wrk.out"
 }
@@ -166,6 +197,36 @@ rounds() {
 	say "${name}_p99_us_abqd $p99_abqd"
 }
 median() { sort -n | awk 'NF { v[++n] = $1 } END { if (n) print v[int((n + 1) / 2)]; else print "none" }'; }
+# range: "min-max" of the numbers on stdin.
+range() { sort -n | awk 'NF { v[++n] = $1 } END { if (n) print v[1] "-" v[n]; else print "none" }'; }
+spid=$(cat "$tmp/fixture/sogo/sogod.pid" 2>/dev/null || true)
+# memory LABEL: abqd's VmRSS and VmHWM, SOGo's VmRSS summed over sogod and its
+# children, as native_rss_* lines.
+memory() {
+	local p r srss=0 sn=0
+	say "native_abqd_rss_kib_$1 $(rss_kib "$apid") (VmHWM $(awk '/^VmHWM/ { print $2 }' "/proc/$apid/status"))"
+	[ -n "$spid" ] || return 0
+	for p in "$spid" $(pgrep -P "$spid" || true); do
+		r=$(rss_kib "$p" 2>/dev/null || echo 0)
+		srss=$((srss + ${r:-0})) sn=$((sn + 1))
+	done
+	say "native_sogo_rss_kib_$1 $srss (sum of $sn sogod processes)"
+}
+memory start
+
+# 0. The first part of the Inbox: one device each synced to the end, memory.
+if [ -n "$N1" ]; then
+	for t in "$T_SOGO" "$T_ABQD"; do
+		set -- $t
+		client --port "$2" --path "$3" prep --prefix BENCHF --start 0 --devices 1 --timed 1 \
+			--bodies "$tmp/bodies.first.$1" | tee -a "$tmp/prep.first.$1" | sed "s/^/$1 /"
+	done
+	for t in sogo abqd; do
+		say "native_initial_sync_s_${t}_$N1 $(grep -h '^initial' "$tmp/prep.first.$t" | sed 's/.*seconds=\([0-9.]*\).*/\1/') ($(grep -h '^initial' "$tmp/prep.first.$t" | sed 's/.*\(windows=[0-9]*\) \(items=[0-9]*\).*/\1 \2/'))"
+	done
+	memory "after_one_initial_$N1"
+	tests/fixture/upstream.sh seed-bulk alice INBOX "$((N - N1))" --dir "$tmp/fixture" | tail -1
+fi
 
 # 1. FolderSync 0.
 if [ "$ONLY" = all ] || [ "$ONLY" = foldersync ]; then
@@ -181,6 +242,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = sync ]; then
 			client --port "$2" --path "$3" prep --prefix BENCHN --start "$i" --devices 1 --timed 1 \
 				--bodies "$tmp/bodies.$1.$i" | tee -a "$tmp/prep.$1" | sed "s/^/$1 /"
 		done
+		[ "$i" != 0 ] || memory "after_one_initial_$N"
 	done
 	for t in "$T_SOGO" "$T_ABQD"; do
 		set -- $t
@@ -196,15 +258,16 @@ if [ "$ONLY" = all ] || [ "$ONLY" = sync ]; then
 			s=$((s + n))
 		done
 		for p in "${ppids[@]}"; do wait "$p"; done
-		cat "$tmp"/prep."$1".p* | sed "s/^/$1 /"
+		[ "$NDEV" -le "$TIMED" ] || cat "$tmp"/prep."$1".p* | sed "s/^/$1 /"
 		cat "$tmp"/bodies."$1".* >"$tmp/bodies.$1"
-		say "$1: $(wc -l <"$tmp/bodies.$1") devices synced to the end; $(grep -h repeat_statuses "$tmp/prep.$1" "$tmp"/prep."$1".p* | sed 's/.*repeat_statuses[^=]*=//' | tr '\n' ' ')"
+		say "$1: $(wc -l <"$tmp/bodies.$1") devices synced to the end; $(cat "$tmp/prep.$1" "$tmp"/prep."$1".p* 2>/dev/null | grep repeat_statuses | sed 's/.*repeat_statuses[^=]*=//' | tr '\n' ' ')"
 	done
 	for t in sogo abqd; do
 		s=$(grep -h '^initial' "$tmp/prep.$t" | sed 's/.*seconds=\([0-9.]*\).*/\1/')
 		say "native_initial_sync_s_$t $(echo "$s" | median) (of $(echo $s | tr ' ' ','); $(grep -h '^initial' "$tmp/prep.$t" | head -1 | sed 's/.*\(windows=[0-9]*\) \(items=[0-9]*\).*/\1 \2/'))"
 	done
-	say "native_initial_sync_ratio $(awk "BEGIN { printf \"%.2f\", $(grep native_initial_sync_s_abqd "$out" | tail -1 | cut -d' ' -f2) / $(grep native_initial_sync_s_sogo "$out" | tail -1 | cut -d' ' -f2) }") (abqd / SOGo time)"
+	say "native_initial_sync_ratio $(awk "BEGIN { printf \"%.3f\", $(grep 'native_initial_sync_s_abqd ' "$out" | tail -1 | cut -d' ' -f2) / $(grep 'native_initial_sync_s_sogo ' "$out" | tail -1 | cut -d' ' -f2) }") (abqd / SOGo time)"
+	memory "after_all_initial_$N"
 	# A sample of the repeated no-change Sync, by curl: the HTTP status and size.
 	for t in "$T_SOGO" "$T_ABQD"; do
 		set -- $t
@@ -215,7 +278,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = sync ]; then
 			"http://127.0.0.1:$2$3?Cmd=Sync&User=alice&DeviceId=$dev&DeviceType=iPhone")
 		say "sample no-change Sync $1 $dev: HTTP $code, $(wc -c <"$tmp/sample.$1") bytes"
 	done
-	rounds native_nochange_sync "no-change Sync, 20 devices" bench/native_sync.lua \
+	rounds native_nochange_sync "no-change Sync, $NDEV devices" bench/native_sync.lua \
 		"$SOGO_PATH $tmp/bodies.sogo" "/Microsoft-Server-ActiveSync $tmp/bodies.abqd"
 fi
 
@@ -243,15 +306,40 @@ if [ "$ONLY" = all ] || [ "$ONLY" = push ]; then
 	done
 fi
 
-# 5. Memory.
-say "native_abqd_rss_kib $(rss_kib "$apid")"
-spid=$(cat "$tmp/fixture/sogo/sogod.pid" 2>/dev/null || true)
-if [ -n "$spid" ]; then
-	srss=0 sn=0
-	for p in "$spid" $(pgrep -P "$spid" || true); do
-		r=$(rss_kib "$p" 2>/dev/null || echo 0)
-		srss=$((srss + ${r:-0})) sn=$((sn + 1))
+# 5. The attachment.
+if [ "$ONLY" = all ] || [ "$ONLY" = attach ]; then
+	adev=BENCHP
+	for t in sogo abqd; do
+		[ -s "$tmp/push.state.$t" ] && adev=BENCHN00
+		if [ ! -s "$tmp/push.state.$t" ] && [ -s "$tmp/bodies.$t.0" ]; then
+			adev=BENCHN00
+			awk 'NR == 1 { print $3, $4 }' "$tmp/bodies.$t.0" >"$tmp/push.state.$t"
+		fi
 	done
-	say "native_sogo_rss_kib $srss (sum of $sn sogod processes)"
+	memory before_attach
+	client --port 0 append-big --imap-port "$ABQ_FIX_IMAP_PORT" --mb "$ATTACH_MB"
+	rm -f "$tmp/attach.sogo" "$tmp/attach.abqd"
+	for i in $(seq "$ATTACH_TIMES"); do
+		for t in "$T_SOGO" "$T_ABQD"; do
+			set -- $t
+			if [ "$1" = sogo ]; then rpid="--rss-pid $spid --rss-children"; else rpid="--rss-pid $apid"; fi
+			client --port "$2" --path "$3" attach --device "$adev" --state "$tmp/push.state.$1" \
+				--ref "$tmp/attach.ref.$1" --mb "$ATTACH_MB" $rpid | tee -a "$tmp/attach.$1" |
+				sed "s/^/round $i $1 /" | tee -a "$out"
+		done
+	done
+	for t in sogo abqd; do
+		say "$t FileReference $(cat "$tmp/attach.ref.$t" 2>/dev/null)"
+		f() { grep -h '^attach .* same=yes' "$tmp/attach.$t" | sed "s/.* $1=\([0-9.]*\).*/\1/" || true; }
+		s=$(f seconds)
+		say "native_attach_s_$t $(echo "$s" | median) (median of the $(echo "$s" | grep -c . || true) of $ATTACH_TIMES fetches with the whole attachment: $(echo $s | tr ' ' ','))"
+		before=$(f rss_before_kib | range) peak=$(f rss_peak_kib | range)
+		say "native_attach_rss_kib_$t before $before peak $peak (VmRSS$([ "$t" = sogo ] && echo ', summed over sogod'))"
+	done
+	say "native_attach_ratio $(awk "BEGIN { printf \"%.3f\", $(grep 'native_attach_s_abqd ' "$out" | tail -1 | cut -d' ' -f2) / $(grep 'native_attach_s_sogo ' "$out" | tail -1 | cut -d' ' -f2) }") (abqd / SOGo time)"
 fi
+
+# 6. Memory.
+memory end
+say "native_runtime_s $(($(date +%s) - t_start)); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 stderr_summary "$tmp/abqd/stderr"

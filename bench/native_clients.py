@@ -6,6 +6,9 @@ and to abqd in native mode.
                       --devices 20 [--timed 0] --bodies FILE
     native_clients.py --port PORT --path PATH push --device D --imap-port N
                       [--times 5] [--heartbeat 300] [--give-up 30] --state FILE
+    native_clients.py --port 0 append-big --imap-port N [--mb 10]
+    native_clients.py --port PORT --path PATH attach --device D --state FILE
+                      --ref FILE [--mb 10] [--times 1] --rss-pid PID [--rss-children]
 
 prep: each DeviceId (PREFIX<start> ..) does what a phone does on a new account:
 FolderSync 0, Sync 0 on the Inbox, then Sync GetChanges (WindowSize 100,
@@ -26,15 +29,36 @@ to alice's INBOX over IMAP, and the time from the APPEND's completion to the
 Ping's answer (the connection closed unanswered after --give-up seconds:
 error=timeout); prints
     push DEVICEID ms=M http=H status=S
-for each. Python 3 standard library only; WBXML hand-encoded (MS-ASWBXML code
-pages 0 AirSync, 7 FolderHierarchy, 13 Ping, 17 AirSyncBase).
+for each.
+
+append-big: one message with a --mb MiB attachment (bench10mb.pdf, the same
+bytes on every run: a fixed seed) APPENDed to alice's INBOX over IMAP.
+
+attach: the attachment's FileReference taken from --ref, or, the first time,
+from the server's own Sync answer (DEVICEID's Inbox and SyncKey read from
+--state as push does, synced to the end: the Add of the big message carries
+its Attachment with DisplayName bench10mb.pdf and FileReference), and written
+to --ref; then --times times an ItemOperations Fetch of that FileReference
+(Store Mailbox), the answer read in full, its Data decoded (base64 text, or
+opaque bytes) and compared with the attachment's bytes. The server's VmRSS is
+sampled every 20 ms meanwhile (--rss-pid, with --rss-children the sum over it
+and its children: SOGo's sogod); prints
+    attach DEVICEID seconds=S http=H status=ST bytes=B data=D same=yes|no
+           rss_before_kib=R rss_peak_kib=P hwm_kib=W
+for each (hwm_kib: --rss-pid's own VmHWM, its peak since it started).
+
+Python 3 standard library only; WBXML hand-encoded (MS-ASWBXML code pages 0
+AirSync, 7 FolderHierarchy, 13 Ping, 17 AirSyncBase, 20 ItemOperations).
 """
 
 import argparse
 import base64
 import collections
+import hashlib
 import http.client
 import imaplib
+import os
+import random
 import sys
 import threading
 import time
@@ -69,7 +93,8 @@ def ping_body(folder, heartbeat):
 
 def parse(body):
     """WBXML -> [(page, tag, text or None)], one per element in document order
-    (text: its inline string, None for an element without one)."""
+    (text: its inline string, its opaque data as bytes, None for an element
+    without either)."""
     out, page, stack = [], 0, []
     if len(body) < 4:
         return out
@@ -92,7 +117,7 @@ def parse(body):
             if stack and stack[-1] is not None:
                 out[stack[-1]] = out[stack[-1]][:2] + (body[i:j].decode("utf-8", "replace"),)
             i = j + 1
-        elif t == 0xC3:
+        elif t == 0xC3:  # opaque: kept as bytes
             n = 0
             while True:
                 b = body[i]
@@ -100,6 +125,8 @@ def parse(body):
                 n = (n << 7) | (b & 0x7F)
                 if not b & 0x80:
                     break
+            if stack and stack[-1] is not None:
+                out[stack[-1]] = out[stack[-1]][:2] + (body[i:i + n],)
             i += n
         else:
             out.append((page, t & 0x3F, None))
@@ -245,6 +272,151 @@ def push(a):
         f.write("%s %s\n" % (coll, key))
 
 
+BIG_NAME = "bench10mb.pdf"
+
+
+def big_data(mb):
+    """The attachment's bytes: a PDF header, then a fixed seed's pseudo-random bytes
+    (the same on every run, so the fetches can be checked without the APPEND)."""
+    n = mb * 1024 * 1024
+    return b"%PDF-1.4\n" + random.Random("bench10mb/%d" % mb).randbytes(n - 9)
+
+
+def append_big(a):
+    data = big_data(a.mb)
+    b = "b-bench-%d" % time.time_ns()
+    enc = base64.encodebytes(data).decode().replace("\n", "\r\n")
+    msg = ("From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nSubject: native attachment"
+           " %d MiB\r\nDate: %s\r\nMessage-ID: <%s@bench.test>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n--%s\r\n"
+           "Content-Type: text/plain\r\n\r\nSee attached.\r\n--%s\r\n"
+           "Content-Type: application/pdf; name=\"%s\"\r\n"
+           "Content-Disposition: attachment; filename=\"%s\"\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\n%s--%s--\r\n" % (
+               a.mb, time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()), b, b, b, b,
+               BIG_NAME, BIG_NAME, enc, b))
+    m = imaplib.IMAP4("127.0.0.1", a.imap_port)
+    m.login(USER, PASSWORD)
+    typ, _ = m.append("INBOX", None, None, msg.encode())
+    m.logout()
+    if typ != "OK":
+        sys.exit("APPEND of the %d MiB message: %s" % (a.mb, typ))
+    print("append-big %d MiB attachment, %d bytes message" % (a.mb, len(msg)), flush=True)
+
+
+def itemops_body(ref):
+    # page 20: ItemOperations(45) Fetch(46) Store(47); page 17: FileReference(51)
+    return (HDR + b"\x00\x14\x45\x46\x47" + s("Mailbox") + b"\x01" + b"\x00\x11\x51" + s(ref) +
+            b"\x01\x01\x01")
+
+
+def find_ref(ph, coll, key):
+    """Sync GetChanges from key to the end, and the FileReference of the Attachment
+    named BIG_NAME in the answers: (ref or None, key)."""
+    ref = None
+    for _ in range(10000):
+        st, body = ph.post("Sync", sync_body(key, coll, True), timeout=600)
+        if st != 200 or not body:
+            return ref, key
+        ev = parse(body)
+        status = first(ev, 0, 0x0E)
+        if status not in (None, "1"):
+            sys.exit("%s Sync %s: Status %s" % (ph.device, key, status))
+        name = fref = None
+        for p, t, text in ev:
+            if p == 17 and t == 0x0F:  # Attachment
+                name = fref = None
+            elif p == 17 and t == 0x10:  # DisplayName
+                name = text
+            elif p == 17 and t == 0x11:  # FileReference
+                fref = text
+            if name == BIG_NAME and fref:
+                ref = fref
+        key = first(ev, 0, 0x0B) or key
+        if not any(p == 0 and t == 0x14 for p, t, _ in ev):  # no MoreAvailable
+            return ref, key
+    sys.exit("%s: no end to the Sync" % ph.device)
+
+
+def proc_kib(pid, field):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for ln in f:
+                if ln.startswith(field + ":"):
+                    return int(ln.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_sum(pid, children):
+    """VmRSS of pid in KiB, with children: plus its children's (SOGo's workers)."""
+    total = proc_kib(pid, "VmRSS")
+    if children:
+        kids = set()
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                    kids.update(int(k) for k in f.read().split())
+        except OSError:
+            pass
+        total += sum(proc_kib(k, "VmRSS") for k in kids)
+    return total
+
+
+def attach(a):
+    ph = Phone(a.port, a.path, a.device)
+    want = hashlib.sha256(big_data(a.mb)).hexdigest()
+    try:
+        with open(a.ref) as f:
+            ref = f.read().strip()
+    except OSError:
+        try:
+            with open(a.state) as f:
+                coll, key = f.read().split()
+        except OSError:
+            coll = ph.inbox()
+            _, _, key, _, _ = ph.sync(coll, "0", False)
+        ref, key = find_ref(ph, coll, key)
+        with open(a.state, "w") as f:
+            f.write("%s %s\n" % (coll, key))
+        if not ref:
+            sys.exit("%s: no attachment %s in the Sync answers" % (ph.device, BIG_NAME))
+        with open(a.ref, "w") as f:
+            f.write(ref + "\n")
+    for _ in range(a.times):
+        before = rss_sum(a.rss_pid, a.rss_children)
+        peak = [before]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss_sum(a.rss_pid, a.rss_children))
+                time.sleep(0.02)
+        th = threading.Thread(target=sample)
+        th.start()
+        t0 = time.monotonic()
+        try:
+            st, body = ph.post("ItemOperations", itemops_body(ref), timeout=600)
+        finally:
+            dt = time.monotonic() - t0
+            stop.set()
+            th.join()
+        ev = parse(body) if st == 200 else []
+        status = first(ev, 20, 0x0D)
+        raw = first(ev, 20, 0x0C)
+        data = b""
+        if isinstance(raw, str):
+            data = base64.b64decode(raw)
+        elif isinstance(raw, bytes):
+            data = raw if hashlib.sha256(raw).hexdigest() == want else base64.b64decode(raw)
+        same = hashlib.sha256(data).hexdigest() == want
+        print("attach %s seconds=%.2f http=%d status=%s bytes=%d data=%d same=%s "
+              "rss_before_kib=%d rss_peak_kib=%d hwm_kib=%d" % (
+                  ph.device, dt, st, status, len(body), len(data), "yes" if same else "no",
+                  before, peak[0], proc_kib(a.rss_pid, "VmHWM")), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -263,8 +435,19 @@ def main():
     q.add_argument("--heartbeat", type=int, default=300)
     q.add_argument("--give-up", type=int, default=30)
     q.add_argument("--state", required=True)
+    q = sub.add_parser("append-big")
+    q.add_argument("--imap-port", type=int, required=True)
+    q.add_argument("--mb", type=int, default=10)
+    q = sub.add_parser("attach")
+    q.add_argument("--device", required=True)
+    q.add_argument("--state", required=True)
+    q.add_argument("--ref", required=True)
+    q.add_argument("--mb", type=int, default=10)
+    q.add_argument("--times", type=int, default=1)
+    q.add_argument("--rss-pid", type=int, required=True)
+    q.add_argument("--rss-children", action="store_true")
     a = p.parse_args()
-    {"prep": prep, "push": push}[a.cmd](a)
+    {"prep": prep, "push": push, "append-big": append_big, "attach": attach}[a.cmd](a)
 
 
 if __name__ == "__main__":
