@@ -66,7 +66,7 @@ url = sqlite:abqd.db
 [admin]
 listen = 127.0.0.1:$ADM
 [log]
-level = warn
+level = ${BENCH_LOG:-warn}
 EOF2
 ctl() { "$ABQCTL" -c "$tmp/abqd/abqd.conf" "$@"; }
 ctl init >/dev/null
@@ -100,4 +100,6 @@ for n in $SIZES; do
 	done
 done
 say "abqd VmRSS $(rss_kib "$apid") KiB"
+# abqd's log kept when a level was asked for (BENCH_LOG=debug).
+[ -z "${BENCH_LOG:-}" ] || cp "$tmp/abqd/stderr" bench/out/native-cpu-abqd.log
 stderr_summary "$tmp/abqd/stderr"
