@@ -10,7 +10,9 @@ SPECIAL-USE types and a non-ASCII folder; the initial Sync in windows of 100
 (each message once, newest first; IMAP commands per request printed); a
 no-change Sync; new mail appended by another connection; a flag set by
 another connection; an expunge; the phone's read flag and delete (to Trash)
-not echoed; a folder recreated (UIDVALIDITY) -> Status 3; a wrong password ->
+not echoed; a folder recreated (UIDVALIDITY) -> Status 3; folders renamed
+and moved by another IMAP client keep their ids (an Update; the renamed
+folder's Sync goes on from its key), a swap stays delete+add; a wrong password ->
 auth refused; 5 concurrent requests with a cap of 2 never open a third
 connection. Search (subject words, a sender, a body word in every folder,
 one folder, a date range newest first, non-ASCII words, a backslash and
@@ -33,10 +35,12 @@ nothing in Sent; a SmartReply to an Inbox message arrives once, quoting it,
 with In-Reply-To, and marks it \\Answered.
 """
 import argparse
+import imaplib
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -217,6 +221,78 @@ def folder_cases(d, dc, label):
     return "done"
 
 
+def other_client(dc):
+    """A second IMAP connection, as Thunderbird or a webmail would be (imaplib over imaps://)."""
+    m = imaplib.IMAP4_SSL("127.0.0.1", dc.imaps_port,
+                          ssl_context=ssl.create_default_context(cafile=dc.ca))
+    m.login(live.USER, live.PASSWORD)
+    return m
+
+
+def folder_changes(xml):
+    """A FolderSync's changes: ({id: (name, parent)} updated, [deleted ids], {name: id} added)."""
+    ups = {tags(u, "ServerId")[0]: (tags(u, "DisplayName")[0], tags(u, "ParentId")[0])
+           for u in re.findall(r"<Update>(.*?)</Update>", xml)}
+    dels = [tags(x, "ServerId")[0] for x in re.findall(r"<Delete>(.*?)</Delete>", xml)]
+    adds = {tags(a, "DisplayName")[0]: tags(a, "ServerId")[0]
+            for a in re.findall(r"<Add>(.*?)</Add>", xml)}
+    return ups, dels, adds
+
+
+def server_rename_cases(d, dc, label):
+    """Folders renamed on the server by another client: the id kept (UIDVALIDITY; Dovecot
+    2.3 has no OBJECTID), the phone's Sync goes on; a swap stays delete+add."""
+    m = other_client(dc)
+    for mb in ("Team", "Team/Q", "S1", "S2"):
+        expect(m.create(mb)[0] == "OK", "%s: CREATE %s" % (label, mb))
+    for mb in ("Team", "S1", "S2"):
+        m.append(mb, None, None, ("Subject: in %s\r\n\r\nx\r\n" % mb).encode())
+    key, fl = fresh_key(d)
+    team, q, s1, s2 = fl["Team"][0], fl["Q"][0], fl["S1"][0], fl["S2"][0]
+    expect(fl["Q"][1] == team, "%s: Q under Team" % label)
+    keys = {}
+    for fid in (team, s1):
+        st, k, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % fid))
+        st, k, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (fid, k)))
+        expect(st == "1" and len(adds) == 1, "%s: folder %s synced" % (label, fid))
+        keys[fid] = k
+    # Renamed by the other client, with its child: an Update, same ids, no Delete/Add
+    expect(m.rename("Team", "Crew")[0] == "OK", "%s: RENAME Team Crew" % label)
+    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    ups, dels, adds = folder_changes(xml)
+    expect(ups == {team: ("Crew", "0")} and not dels and not adds,
+           "%s: a rename on the server is an Update of the same id (%s)" % (label, xml))
+    key = tags(xml, "SyncKey")[0]
+    st, k, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (team, keys[team])))
+    expect(st == "1" and not adds and not dels,
+           "%s: the renamed folder's Sync goes on from its key (status %s)" % (label, st))
+    m.append("Crew", None, None, b"Subject: after rename\r\n\r\nx\r\n")
+    st, k, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (team, k)))
+    expect(st == "1" and [a[1] for a in adds] == ["after rename"],
+           "%s: new mail in the renamed folder (%s)" % (label, adds))
+    # Moved under another parent: the ParentId changes, the id stays
+    expect(m.rename("Crew/Q", "S2/Q")[0] == "OK", "%s: RENAME Crew/Q S2/Q" % label)
+    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    ups, dels, adds = folder_changes(xml)
+    expect(ups == {q: ("Q", s2)} and not dels and not adds,
+           "%s: a move on the server is an Update of the same id (%s)" % (label, xml))
+    key = tags(xml, "SyncKey")[0]
+    # A swap (S1 -> S3, S2 -> S1): no match is sure: S3 is new, S2's id deleted, and S1's
+    # id now names another mailbox, whose Sync starts over (Status 3)
+    expect(m.rename("S1", "S3")[0] == "OK" and m.rename("S2", "S1")[0] == "OK",
+           "%s: RENAME S1 S3, S2 S1" % label)
+    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    ups, dels, adds = folder_changes(xml)
+    expect(list(adds) == ["S3"] and adds["S3"] not in (team, q, s1, s2) and dels == [s2],
+           "%s: a swap stays delete+add (%s)" % (label, xml))
+    st, k, more, ad, ch, de, cmds = sync_parts(d.cmd("sync %s %s 100" % (s1, keys[s1])))
+    expect(st == "3", "%s: the swapped name's Sync starts over (status %s)" % (label, st))
+    for mb in ("S3", "S1/Q", "S1", "Crew"):
+        m.delete(mb)
+    m.logout()
+    return "done"
+
+
 def scenario(exe, dc, url, work, label):
     """Every case; returns a comparable summary of the phone-visible answers."""
     summary = []
@@ -376,6 +452,7 @@ def scenario(exe, dc, url, work, label):
     summary.append(("big", sizes))
     summary.append(attachment_cases(d, dc, work, label))
     summary.append(("folders", folder_cases(d, dc, label)))
+    summary.append(("server renames", server_rename_cases(d, dc, label)))
     # The cap: 5 at once, cap 2
     out = d.cmd("concurrent 5")
     most = int(re.search(r"MAXOPEN (\d+)", out).group(1))
