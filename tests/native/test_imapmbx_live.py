@@ -257,8 +257,15 @@ def server_rename_cases(d, dc, label):
         expect(st == "1" and len(adds) == 1, "%s: folder %s synced" % (label, fid))
         keys[fid] = k
     # Renamed by the other client, with its child: an Update, same ids, no Delete/Add
+    out = d.cmd("foldersync %s" % key)
+    nochange = re.search(r"runs=\d+ cmds=\d+", out).group(0)
+    expect(nochange.endswith(" cmds=1"),
+           "%s: a no-change FolderSync costs one IMAP command, LIST (%s)" % (label, nochange))
     expect(m.rename("Team", "Crew")[0] == "OK", "%s: RENAME Team Crew" % label)
-    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    out = d.cmd("foldersync %s" % key)
+    xml = out.split("\n")[0]
+    print("      FolderSync after a rename on the server: %s (no change: %s)"
+          % (re.search(r"runs=\d+ cmds=\d+", out).group(0), nochange))
     ups, dels, adds = folder_changes(xml)
     expect(ups == {team: ("Crew", "0")} and not dels and not adds,
            "%s: a rename on the server is an Update of the same id (%s)" % (label, xml))
