@@ -15,7 +15,10 @@ relayed to the fixture's relay.py): OPTIONS names SendMail, a 14.1 SendMail with
 SaveInSentItems reaches the relay (once, without its Bcc header) and its copy
 shows in the phone's next Sync of Sent; a 12.1 SendMail (MIME body, query
 SaveInSent=T) reaches the relay too. A phone's Search finds a message delivered
-to its Inbox, and a SmartReply to the result's LongId reaches the relay.
+to its Inbox, and a SmartReply to the result's LongId reaches the relay. A
+folder renamed on the server by another IMAP client keeps its id: the phone's
+held Ping answers 7, its FolderSync shows an Update, its Sync goes on from its
+key.
 
 Run by CTest as:  python3 test_native.py --abqd PATH --abqctl PATH [unittest args]
 The harness (harness.py) starts the fixture; abqd's config here points its
@@ -816,6 +819,72 @@ class NativeTests(E.Case):
         kb, count, ops = folder_changes(self, fsync(b, kb), "phone B after A's delete")
         self.assertEqual(ops, [("Delete", fid, None)], "phone B after A's delete")
 
+
+    def test_15_folder_renamed_on_the_server(self):
+        """A folder renamed on the server by another IMAP client under a syncing phone
+        (Thunderbird, webmail): the phone's held Ping is answered 7, its FolderSync shows
+        an Update of the same ServerId with the new DisplayName (not a Delete and an Add),
+        and its Sync of the folder goes on from its old SyncKey (Status 1, nothing
+        downloaded again); mail to the new name comes in the next Sync."""
+        tag = new_id("sr")
+        name, renamed = "E2E Server %s" % tag, "E2E Server renamed %s" % tag
+
+        def other_client():
+            imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+            imap.login("alice", "secret")
+            return imap
+
+        imap = other_client()
+        try:
+            self.assertEqual(imap.create('"%s"' % name)[0], "OK")
+            self.assertEqual(imap.append('"%s"' % name, None, None,
+                                         b"Subject: before rename\r\n\r\nx\r\n")[0], "OK")
+        finally:
+            imap.logout()
+        phone = Phone(device_id=new_id("srn"))
+        inbox = phone.inbox(self)
+        fs = phone.folders(self)
+        fid = [sid for sid, _, dn, _ in fs if dn == name]
+        self.assertEqual(len(fid), 1, "the folder made by another client: %r" % fs)
+        fid = fid[0]
+        key, _, _ = folder_changes(self, phone.foldersync(), "FolderSync 0")
+        skey, got = phone.sync_changes(self, fid, phone.sync0(self, fid))
+        self.assertEqual(got, ["before rename"], "the folder's first Sync")
+        phone.sync_changes(self, inbox, phone.sync0(self, inbox))
+        th, res = E.held_ping(phone, inbox, 300, timeout=330)
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "the phone's Ping was not held: %r" % res)
+        imap = other_client()
+        try:
+            t0 = time.monotonic()
+            self.assertEqual(imap.rename('"%s"' % name, '"%s"' % renamed)[0], "OK")
+        finally:
+            imap.logout()
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the Ping still held 10 s after the rename")
+        assert_status_doc(self, res["resp"], "Ping", 7, "the Ping after a rename on the server")
+        print("  [time] held Ping answered 7 %.2f s after the rename on the server"
+              % (res["t"] - t0), flush=True)
+        r = fsync(phone, key)
+        key, count, ops = folder_changes(self, r, "FolderSync after the rename on the server")
+        self.assertEqual(ops, [("Update", fid, "12")],
+                         "a rename on the server is an Update of the same id")
+        self.assertEqual(text_of(r.doc(), "Changes/Update/DisplayName"), renamed, r)
+        skey, got = phone.sync_changes(self, fid, skey)
+        self.assertEqual(got, [], "the renamed folder's Sync from its old key")
+        imap = other_client()
+        try:
+            self.assertEqual(imap.append('"%s"' % renamed, None, None,
+                                         b"Subject: after rename\r\n\r\nx\r\n")[0], "OK")
+        finally:
+            imap.logout()
+        skey, got = phone.sync_changes(self, fid, skey)
+        self.assertEqual(got, ["after rename"], "new mail in the renamed folder")
+        imap = other_client()
+        try:
+            imap.delete('"%s"' % renamed)
+        finally:
+            imap.logout()
 
     def test_14_search(self):
         """Search: a message delivered to the Inbox is found by a word of its

@@ -23,7 +23,9 @@ BINARY.SIZE is off); a quoted-printable one decoded; an unknown section
 Status 15 / HTTP 500; a 3 MiB attachment of a message past the 1 MiB item
 fetch whole. Then the same against Dovecot offering no CONDSTORE, QRESYNC,
 ESEARCH or BINARY (imap_capability): the same answers (the parts decoded by
-abqd).
+abqd). Last, a scripted server offering OBJECTID (RFC 8474; Dovecot 2.3 has
+none): two folders with one UIDVALIDITY renamed at once keep their ids by
+their MAILBOXIDs.
 
 Sending (the first Dovecot only: its submission service relaying to the
 fixture's relay.py, which keeps every mail in a Maildir): a SendMail with
@@ -44,6 +46,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -298,6 +301,91 @@ def server_rename_cases(d, dc, label):
         m.delete(mb)
     m.logout()
     return "done"
+
+
+class ObjectIdServer:
+    """A scripted IMAP server offering OBJECTID (RFC 8474), which Dovecot 2.3 lacks: LOGIN
+    or AUTHENTICATE PLAIN, LIST of self.folders {name: (uidvalidity, mailboxid)}, STATUS
+    with MAILBOXID; every other command OK. self.seen: the commands it got."""
+
+    def __init__(self):
+        self.folders = {}
+        self.seen = []
+        self.lis = socket.socket()
+        self.lis.bind(("127.0.0.1", 0))
+        self.lis.listen(8)
+        self.port = self.lis.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.lis.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conn, args=(c,), daemon=True).start()
+
+    def conn(self, c):
+        f = c.makefile("rwb", buffering=0)
+        f.write(b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN LITERAL+ ID ENABLE "
+                b"UIDPLUS OBJECTID] scripted\r\n")
+        for raw in f:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            tag, _, rest = line.partition(" ")
+            cmd = rest.split(" ")[0].upper()
+            self.seen.append(rest)
+            out = []
+            if cmd == "LIST":
+                for name in sorted(self.folders):
+                    out.append('* LIST () "/" "%s"' % name)
+            elif cmd == "STATUS":
+                name = re.match(r'STATUS "?([^"]*?)"? \(', rest, re.I).group(1)
+                if name not in self.folders:
+                    f.write(("%s NO Mailbox doesn't exist\r\n" % tag).encode())
+                    continue
+                uv, mid = self.folders[name]
+                out.append('* STATUS "%s" (UIDVALIDITY %d MAILBOXID (%s))' % (name, uv, mid))
+            elif cmd == "LOGOUT":
+                out.append("* BYE Logging out")
+            elif cmd == "ID":
+                out.append("* ID NIL")
+            out.append("%s OK %s completed" % (tag, cmd))
+            f.write(("\r\n".join(out) + "\r\n").encode())
+            if cmd == "LOGOUT":
+                break
+        c.close()
+
+    def close(self):
+        self.lis.close()
+
+
+def objectid_cases(exe, work):
+    """MAILBOXID (RFC 8474) decides a rename on the server where UIDVALIDITY cannot: two
+    folders with one UIDVALIDITY renamed at once keep their ids, each by its MAILBOXID."""
+    srv = ObjectIdServer()
+    srv.folders = {"INBOX": (1, "M-IN"), "Alpha": (7, "M-A"), "Beta": (7, "M-B")}
+    ca = live.make_certs(work)[0]  # the driver's pool loads a CA file (plain imap:// here)
+    d = Driver(exe, "imap://127.0.0.1:%d" % srv.port, ca,
+               "sqlite:" + os.path.join(work, "objectid.sqlite"), 2)
+    try:
+        key, fl = fresh_key(d)
+        alpha, beta = fl["Alpha"][0], fl["Beta"][0]
+        status = [c for c in srv.seen if c.upper().startswith("STATUS")]
+        expect(len(status) == 3 and all("MAILBOXID" in c.upper() for c in status),
+               "objectid: STATUS asks MAILBOXID where OBJECTID is offered (%s)" % status)
+        srv.folders = {"INBOX": (1, "M-IN"), "Delta": (7, "M-B"), "Gamma": (7, "M-A")}
+        xml = d.cmd("foldersync %s" % key).split("\n")[0]
+        ups, dels, adds = folder_changes(xml)
+        expect(ups == {alpha: ("Gamma", "0"), beta: ("Delta", "0")} and not dels and not adds,
+               "objectid: renames told by MAILBOXID keep the ids, UIDVALIDITY alike (%s)" % xml)
+        key = tags(xml, "SyncKey")[0]
+        srv.seen.clear()
+        xml = d.cmd("foldersync %s" % key).split("\n")[0]
+        expect(tags(xml, "Count") == ["0"] and not [c for c in srv.seen if "STATUS" in c.upper()],
+               "objectid: a FolderSync with nothing new asks no STATUS (%s)" % srv.seen)
+    finally:
+        d.close()
+        srv.close()
 
 
 def scenario(exe, dc, url, work, label):
@@ -774,6 +862,14 @@ def main():
                 relay.wait(10)
             if not a.keep:
                 shutil.rmtree(d, ignore_errors=True)
+    d = tempfile.mkdtemp(prefix="abq-imapmbx-")
+    try:
+        objectid_cases(a.driver, d)
+    except Failure as e:
+        print("FAIL  %s" % e)
+        ok = False
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     if ok:
         ok = results["full"] == results["reduced"]
         print(("ok    " if ok else "FAIL  ") + "the same answers without CONDSTORE/QRESYNC/ESEARCH")
