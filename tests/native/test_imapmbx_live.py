@@ -304,9 +304,10 @@ def server_rename_cases(d, dc, label):
 
 
 class ObjectIdServer:
-    """A scripted IMAP server offering OBJECTID (RFC 8474), which Dovecot 2.3 lacks: LOGIN
-    or AUTHENTICATE PLAIN, LIST of self.folders {name: (uidvalidity, mailboxid)}, STATUS
-    with MAILBOXID; every other command OK. self.seen: the commands it got."""
+    """A scripted IMAP server offering OBJECTID (RFC 8474), which Dovecot 2.3 lacks, and
+    LIST-STATUS: LOGIN or AUTHENTICATE PLAIN, LIST of self.folders {name: (uidvalidity,
+    mailboxid)} (with RETURN (STATUS ...) each one's STATUS too), STATUS with MAILBOXID;
+    every other command OK. self.seen: the commands it got."""
 
     def __init__(self):
         self.folders = {}
@@ -328,7 +329,7 @@ class ObjectIdServer:
     def conn(self, c):
         f = c.makefile("rwb", buffering=0)
         f.write(b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN LITERAL+ ID ENABLE "
-                b"UIDPLUS OBJECTID] scripted\r\n")
+                b"UIDPLUS LIST-EXTENDED LIST-STATUS OBJECTID] scripted\r\n")
         for raw in f:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             tag, _, rest = line.partition(" ")
@@ -338,6 +339,9 @@ class ObjectIdServer:
             if cmd == "LIST":
                 for name in sorted(self.folders):
                     out.append('* LIST () "/" "%s"' % name)
+                    if "RETURN (STATUS" in rest.upper():
+                        out.append('* STATUS "%s" (UIDVALIDITY %d MAILBOXID (%s))'
+                                   % ((name,) + self.folders[name]))
             elif cmd == "STATUS":
                 name = re.match(r'STATUS "?([^"]*?)"? \(', rest, re.I).group(1)
                 if name not in self.folders:
@@ -361,8 +365,25 @@ class ObjectIdServer:
 
 def objectid_cases(exe, work):
     """MAILBOXID (RFC 8474) decides a rename on the server where UIDVALIDITY cannot: two
-    folders with one UIDVALIDITY renamed at once keep their ids, each by its MAILBOXID."""
+    folders with one UIDVALIDITY renamed at once keep their ids, each by its MAILBOXID.
+    An account's first listing of many folders asks one LIST-STATUS, not a STATUS each."""
     srv = ObjectIdServer()
+    srv.folders = {"F%d" % i: (100 + i, "M-F%d" % i) for i in range(8)}
+    d = Driver(exe, "imap://127.0.0.1:%d" % srv.port, live.make_certs(work)[0],
+               "sqlite:" + os.path.join(work, "many.sqlite"), 2)
+    try:
+        key, fl = fresh_key(d)
+        status = [c for c in srv.seen if "STATUS" in c.upper()]
+        expect(len(fl) == 8 and status == ['LIST "" "*" RETURN (STATUS (UIDVALIDITY MAILBOXID))'],
+               "objectid: 8 new folders, one LIST-STATUS (%s)" % status)
+        srv.folders["G0"] = srv.folders.pop("F0")
+        xml = d.cmd("foldersync %s" % key).split("\n")[0]
+        ups, dels, adds = folder_changes(xml)
+        expect(ups == {fl["F0"][0]: ("G0", "0")} and not dels and not adds,
+               "objectid: the MAILBOXIDs LIST-STATUS gave are in the map (%s)" % xml)
+    finally:
+        d.close()
+    srv.seen.clear()
     srv.folders = {"INBOX": (1, "M-IN"), "Alpha": (7, "M-A"), "Beta": (7, "M-B")}
     ca = live.make_certs(work)[0]  # the driver's pool loads a CA file (plain imap:// here)
     d = Driver(exe, "imap://127.0.0.1:%d" % srv.port, ca,
