@@ -15,10 +15,7 @@ relayed to the fixture's relay.py): OPTIONS names SendMail, a 14.1 SendMail with
 SaveInSentItems reaches the relay (once, without its Bcc header) and its copy
 shows in the phone's next Sync of Sent; a 12.1 SendMail (MIME body, query
 SaveInSent=T) reaches the relay too. A phone's Search finds a message delivered
-to its Inbox, and a SmartReply to the result's LongId reaches the relay. A
-folder renamed on the server by another IMAP client keeps its id: the phone's
-held Ping answers 7, its FolderSync shows an Update, its Sync goes on from its
-key.
+to its Inbox, and a SmartReply to the result's LongId reaches the relay.
 
 Run by CTest as:  python3 test_native.py --abqd PATH --abqctl PATH [unittest args]
 The harness (harness.py) starts the fixture; abqd's config here points its
