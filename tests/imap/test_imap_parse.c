@@ -409,6 +409,10 @@ test_status(void **state)
 	assert_int_equal(st.uidvalidity, 7);
 	assert_string_equal(st.mailboxid, "F2212ea87-6097-4256-9d51-71338625");
 	assert_int_equal(st.have, IMAP_STATUS_UIDVALIDITY | IMAP_STATUS_MAILBOXID);
+	/* An objectid may be all digits (RFC 8474 4: ALPHA / DIGIT / "_" / "-"). */
+	each("* STATUS INBOX (MAILBOXID (1234) MESSAGES 2)\r\n", check_status, &st);
+	assert_string_equal(st.mailboxid, "1234");
+	assert_int_equal(st.messages, 2);
 }
 
 struct nums {
