@@ -1569,15 +1569,22 @@ native_ids(void *arg, int rv, char **ids)
  * the account as abqd keys it (the login name may be a bare one).
  */
 static void
-native_assign(void *arg, const char *account, const char *const *mailboxes, size_t n,
-              mbx_imap_ids_fn done, void *done_arg)
+native_assign(void *arg, const char *account, const struct mbx_imap_listed *l, size_t n, char delim,
+              bool probe, mbx_imap_ids_fn done, void *done_arg)
 {
 	struct native_run *nr = arg;
 	struct native_wait *w = xcalloc(1, sizeof(*w));
+	struct abq_folder *f = xcalloc(n ? n : 1, sizeof(*f));
 	(void)account;
 	w->fn.ids = done;
 	w->arg = done_arg;
-	storeq_folder_assign(nr->gw->sq, nr->account, mailboxes, n, native_ids, w);
+	for (size_t i = 0; i < n; i++) {
+		f[i].mailbox = (char *)l[i].mailbox;
+		f[i].mailbox_id = (char *)l[i].mailbox_id;
+		f[i].uidvalidity = l[i].uidvalidity;
+	}
+	storeq_folder_assign(nr->gw->sq, nr->account, f, n, delim, probe, native_ids, w);
+	free(f);
 }
 
 /* The device renamed or deleted a folder: the store's map follows (ids kept on rename). */

@@ -117,6 +117,10 @@ struct storeq_job {
 	size_t nops;
 	char **names, **ids;
 	size_t nnames;
+	/* JOB_FOLDERS: the names' MAILBOXIDs (NULL each: not known) and UIDVALIDITYs */
+	char **mids;
+	int64_t *uvs;
+	bool fprobe;
 	/*
 	 * JOB_FOLDER_CHANGE: folder collection renamed to blob under fparent
 	 * (NULL: the top), or deleted (blob NULL); done_cb tells rv.
@@ -201,10 +205,14 @@ job_free(struct storeq_job *job)
 	free(job->ops);
 	for (size_t i = 0; i < job->nnames; i++) {
 		free(job->names[i]);
+		if (job->mids != NULL)
+			free(job->mids[i]);
 		if (job->ids != NULL)
 			free(job->ids[i]);
 	}
 	free(job->names);
+	free(job->mids);
+	free(job->uvs);
 	free(job->ids);
 	for (size_t i = 0; i < job->nloggers; i++)
 		abq_logger_clear(&job->loggers[i]);
@@ -269,7 +277,7 @@ deliver(evutil_socket_t fd, short what, void *arg)
 			           job->kind == JOB_FOLDER_CHANGE) {
 				job->done_cb(job->arg, job->rv);
 			} else if (job->kind == JOB_FOLDERS) {
-				char **ids = job->rv == 0 ? job->ids : NULL;
+				char **ids = job->rv >= 0 ? job->ids : NULL;
 				if (ids != NULL)
 					job->ids = NULL; /* the callback takes them */
 				job->ids_cb(job->arg, job->rv, ids);
@@ -431,27 +439,31 @@ out:
 	         job->seen.account, err != NULL ? err : "failed");
 }
 
-/* Thread: the folder ids of an account's mailboxes, assigned as needed (native mode). */
+/*
+ * Thread: the folder ids of one listing of an account's mailboxes, assigned
+ * as needed and folders renamed on the server followed (native mode).
+ */
 static void
 run_folders(struct storeq *q, struct storeq_job *job)
 {
+	struct abq_folder *l = xcalloc(job->nnames ? job->nnames : 1, sizeof(*l));
 	const char *err = NULL;
+	size_t renamed = 0;
 
-	job->ids = xcalloc(job->nnames ? job->nnames : 1, sizeof(char *));
-	job->rv = 0;
 	for (size_t i = 0; i < job->nnames; i++) {
-		struct abq_folder f = {.account = job->seen.account, .mailbox = job->names[i]};
-		struct abq_folder out = {0};
-		if (abq_store_folder_assign(q->store, &f, &out, &err) < 0) {
-			log_warn("store: folder id of %s for %s: %s", job->names[i],
-			         job->seen.account, err != NULL ? err : "failed");
-			abq_folder_clear(&out);
-			job->rv = -1;
-			return;
-		}
-		job->ids[i] = xstrdup(out.folder_id);
-		abq_folder_clear(&out);
+		l[i].mailbox = job->names[i];
+		l[i].mailbox_id = job->mids[i];
+		l[i].uidvalidity = job->uvs[i];
 	}
+	job->rv = abq_store_folder_list(q->store, job->seen.account, l, job->nnames, job->fdelim,
+	                                job->fprobe, &job->ids, &renamed, &err);
+	if (job->rv < 0)
+		log_warn("store: folder ids for %s: %s", job->seen.account,
+		         err != NULL ? err : "failed");
+	else if (renamed > 0)
+		log_info("store: %zu folder(s) of %s renamed on the server, ids kept", renamed,
+		         job->seen.account);
+	free(l);
 }
 
 /* Thread: a folder renamed or deleted by a device, followed in the map (native mode). */
@@ -1246,19 +1258,26 @@ storeq_state_commit(struct storeq *q, const char *account, const char *device_id
 	return job_queue(q, job);
 }
 
-/* Queue the folder ids of n mailboxes of account (storeq.h). */
+/* Queue the folder ids of a listing of n mailboxes of account (storeq.h). */
 struct storeq_job *
-storeq_folder_assign(struct storeq *q, const char *account, const char *const *mailboxes, size_t n,
-                     storeq_ids_cb *cb, void *arg)
+storeq_folder_assign(struct storeq *q, const char *account, const struct abq_folder *l, size_t n,
+                     char delim, bool probe, storeq_ids_cb *cb, void *arg)
 {
 	struct storeq_job *job = xcalloc(1, sizeof(*job));
 	job->kind = JOB_FOLDERS;
 	job->q = q;
 	job->seen.account = xstrdup(account);
 	job->names = xcalloc(n ? n : 1, sizeof(char *));
+	job->mids = xcalloc(n ? n : 1, sizeof(char *));
+	job->uvs = xcalloc(n ? n : 1, sizeof(int64_t));
 	job->nnames = n;
-	for (size_t i = 0; i < n; i++)
-		job->names[i] = xstrdup(mailboxes[i]);
+	for (size_t i = 0; i < n; i++) {
+		job->names[i] = xstrdup(l[i].mailbox);
+		job->mids[i] = l[i].mailbox_id != NULL ? xstrdup(l[i].mailbox_id) : NULL;
+		job->uvs[i] = l[i].uidvalidity;
+	}
+	job->fdelim = delim;
+	job->fprobe = probe;
 	job->ids_cb = cb;
 	job->arg = arg;
 	return job_queue(q, job);

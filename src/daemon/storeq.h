@@ -103,8 +103,11 @@ struct storeq_job *storeq_serve(struct storeq *q, const struct storeq_serve_req 
  * takes it), 0 when there is none, -1.
  * state_commit: the n ops in order in one transaction (collection NULL: every
  * collection of the device; blob NULL: a delete); rv 0, or -1 and nothing written.
- * folder_assign: the ids of the n mailboxes of account, new ones assigned as
- * needed; rv 0 with ids (malloc'd array of malloc'd strings; cb takes them), or -1.
+ * folder_assign: the ids of one listing of n mailboxes of account (l[i].mailbox,
+ * .mailbox_id, .uidvalidity; delim, probe: abq_store_folder_list), new ones
+ * assigned as needed and renames on the server followed; rv 0 with ids
+ * (malloc'd array of malloc'd strings; cb takes them), 1 (probe) with the ids
+ * the store needs the server's word for NULL, or -1.
  * folder_change: folder_id of account renamed to mailbox under parent_id
  * (NULL: the top), the folders under its old name with it (delim), or, mailbox
  * NULL, deleted with them (abq_store_folder_rename / _delete); rv 0 or -1.
@@ -119,8 +122,8 @@ struct storeq_job *storeq_state_commit(struct storeq *q, const char *account, co
                                        const struct mbx_state_op *ops, size_t n,
                                        storeq_state_done_cb *cb, void *arg);
 struct storeq_job *storeq_folder_assign(struct storeq *q, const char *account,
-                                        const char *const *mailboxes, size_t n, storeq_ids_cb *cb,
-                                        void *arg);
+                                        const struct abq_folder *l, size_t n, char delim,
+                                        bool probe, storeq_ids_cb *cb, void *arg);
 
 struct storeq_job *storeq_folder_change(struct storeq *q, const char *account,
                                         const char *folder_id, const char *mailbox,

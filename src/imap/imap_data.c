@@ -48,6 +48,7 @@ static const struct {
     {"SORT", IMAP_CAP_SORT},
     {"ESORT", IMAP_CAP_ESORT},
     {"STATUS=SIZE", IMAP_CAP_STATUS_SIZE},
+    {"OBJECTID", IMAP_CAP_OBJECTID},
 };
 
 /* A "not now" response code (see imap_parse.h). */
@@ -185,6 +186,18 @@ imap_status_read(const struct imap_response *r, struct imap_status_data *out, co
 		return -1;
 	}
 	for (k = l->child; k != NULL; k = v->next) {
+		/* MAILBOXID (objectid): the one item whose value is a list (RFC 8474 4.1) */
+		if ((v = k->next) != NULL && k->type == IMAP_NODE_ATOM &&
+		    strcasecmp(k->s, "MAILBOXID") == 0 && v->type == IMAP_NODE_LIST) {
+			if (v->child == NULL ||
+			    (out->mailboxid = imap_node_str(v->child)) == NULL ||
+			    out->mailboxid[0] == '\0') {
+				*errstr = "malformed STATUS MAILBOXID";
+				return -1;
+			}
+			out->have |= IMAP_STATUS_MAILBOXID;
+			continue;
+		}
 		if ((v = k->next) == NULL || k->type != IMAP_NODE_ATOM ||
 		    v->type != IMAP_NODE_NUMBER) {
 			*errstr = "malformed STATUS item";

@@ -213,6 +213,7 @@ long imap_mutf7_encode(const char *in, size_t len, char *out, size_t cap);
 #define IMAP_CAP_SORT          (1u << 26)
 #define IMAP_CAP_ESORT         (1u << 27)
 #define IMAP_CAP_STATUS_SIZE   (1u << 28)
+#define IMAP_CAP_OBJECTID      (1u << 29) /* RFC 8474: MAILBOXID, EMAILID */
 
 /* The bit of one capability name (case-insensitive), 0 for one abqd ignores. */
 uint32_t imap_cap_bit(const char *name);
@@ -271,12 +272,14 @@ int imap_list_read(const struct imap_response *r, bool utf8, struct imap_list *o
 #define IMAP_STATUS_HIGHESTMODSEQ (1u << 4)
 #define IMAP_STATUS_RECENT        (1u << 5)
 #define IMAP_STATUS_SIZE          (1u << 6)
+#define IMAP_STATUS_MAILBOXID     (1u << 7)
 
 struct imap_status_data {
 	const char *raw; /* the mailbox as sent */
 	uint32_t have;   /* IMAP_STATUS_* present */
 	uint32_t messages, uidnext, uidvalidity, unseen, recent;
 	uint64_t highestmodseq, size;
+	const char *mailboxid; /* RFC 8474 MAILBOXID (lives with the response); NULL: none */
 };
 
 /* A STATUS response. 0 or -1 with *errstr. */

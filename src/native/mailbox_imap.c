@@ -138,6 +138,13 @@ struct job {
 	/* folders */
 	struct imap_list *lists;
 	size_t nlists;
+	/*
+	 * The listing's UIDVALIDITYs and MAILBOXIDs the folder map asked for
+	 * (lask: its probe named them), from STATUS (0 / NULL: not known).
+	 */
+	bool *lask;
+	int64_t *luv;
+	char **lmid;
 	/* changes */
 	uint32_t uidvalidity;
 	/* what this job's own SELECT said (sel_fresh): HIGHESTMODSEQ (0: none), UIDNEXT, EXISTS */
@@ -457,6 +464,11 @@ job_finish(struct job *j, int rv, const char *err)
 	for (size_t i = 0; i < j->npb; i++)
 		free(j->pb[i].b.p);
 	free(j->pb);
+	for (size_t i = 0; j->lmid != NULL && i < j->nlists; i++)
+		free(j->lmid[i]);
+	free(j->lmid);
+	free(j->luv);
+	free(j->lask);
 	free(j->lists);
 	free(j->cursor);
 	uidset_clear(&j->s_all);
@@ -754,27 +766,170 @@ ids_done(void *arg, int rv, char **ids)
 	job_finish(j, 0, NULL);
 }
 
+/*
+ * The folder map's probe answered: the ids, or the mailboxes it needs the
+ * server's word on (a name it does not know, or one without a UIDVALIDITY),
+ * whose STATUS is asked next (a \Noselect one has none: not asked).
+ */
+static void
+probe_done(void *arg, int rv, char **ids)
+{
+	struct job *j = arg;
+	size_t asked = 0;
+
+	if (rv == 0) {
+		ids_done(j, 0, ids);
+		return;
+	}
+	if (rv < 0 || ids == NULL) {
+		free(ids);
+		job_fail(j, "the folder ids could not be assigned");
+		return;
+	}
+	j->lask = xcalloc(j->nlists ? j->nlists : 1, sizeof(*j->lask));
+	j->luv = xcalloc(j->nlists ? j->nlists : 1, sizeof(*j->luv));
+	j->lmid = xcalloc(j->nlists ? j->nlists : 1, sizeof(*j->lmid));
+	for (size_t i = 0; i < j->nlists; i++) {
+		if (j->lists[i].flags & IMAP_LIST_NOSELECT)
+			j->luv[i] = -1;
+		else if (ids[i] == NULL)
+			j->lask[i] = true, asked++;
+		free(ids[i]);
+	}
+	free(ids);
+	j->step = asked > 0 ? 2 : 3;
+	job_step(j);
+}
+
+/*
+ * STATUS (UIDVALIDITY [MAILBOXID]) of the mailboxes the folder map asked
+ * about, or LIST-STATUS's: each kept by its name. A mailbox the server
+ * refuses (gone since the LIST) stays unknown: a new folder, not a failure.
+ */
+static void
+fstatus_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct imap_status_data st;
+	char name[IMAP_MAILBOX_MAX + 1];
+	const char *err;
+	long len;
+
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "STATUS") == 0) {
+		if (imap_status_read(r, &st, &err) < 0)
+			return;
+		if (imap_client_enabled(c) & IMAP_CAP_UTF8_ACCEPT)
+			len =
+			    snprintf(name, sizeof(name), "%s", st.raw) < (int)sizeof(name) ? 0 : -1;
+		else
+			len = imap_mutf7_decode(st.raw, strlen(st.raw), name, sizeof(name));
+		for (size_t i = 0; len >= 0 && i < j->nlists; i++) {
+			if (!j->lask[i] || strcmp(j->lists[i].name, name) != 0)
+				continue;
+			if (st.have & IMAP_STATUS_UIDVALIDITY)
+				j->luv[i] = st.uidvalidity;
+			if ((st.have & IMAP_STATUS_MAILBOXID) && j->lmid[i] == NULL &&
+			    strlen(st.mailboxid) <= 255)
+				j->lmid[i] = xstrdup(st.mailboxid);
+			break;
+		}
+		return;
+	}
+	if (r != NULL && r->kind == IMAP_RESP_TAGGED && r->status != IMAP_OK) {
+		if (--j->outstanding > 0)
+			return;
+		j->step++;
+		job_step(j);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/*
+ * The listing to the folder map: names, and, after the STATUS step, what
+ * the server said of those the probe asked about.
+ */
+static void
+folders_assign(struct job *j, bool probe)
+{
+	struct mi *m = j->m;
+	struct mbx_imap_listed *l = xcalloc(j->nlists ? j->nlists : 1, sizeof(*l));
+	char delim = '\0';
+
+	for (size_t i = 0; i < j->nlists; i++) {
+		l[i].mailbox = j->lists[i].name;
+		if (j->luv != NULL) {
+			l[i].uidvalidity = j->luv[i];
+			l[i].mailbox_id = j->lmid[i];
+		} else if (j->lists[i].flags & IMAP_LIST_NOSELECT) {
+			l[i].uidvalidity = -1;
+		}
+		if (delim == '\0')
+			delim = j->lists[i].delim;
+	}
+	/* done may run (and the job end) before assign returns: j is not touched after. */
+	m->map->assign(m->map->arg, m->account, l, j->nlists, delim, probe,
+	               probe ? probe_done : ids_done, j);
+	free(l);
+}
+
+/* How many asked mailboxes make one LIST-STATUS cheaper than a STATUS each. */
+#define FOLDERS_LIST_STATUS_AT 8
+
+/*
+ * The folder list: LIST; the folder map's probe (a listing with no new name
+ * costs nothing more); STATUS of the names it asked about, pipelined, or
+ * one LIST-STATUS when many are (the first listing of an account); the
+ * map's answer with them (renames on the server followed).
+ */
 static void
 folders_step(struct job *j)
 {
 	struct mi *m = j->m;
 	struct imap_cmd *cmd;
-	const char **names;
+	uint32_t caps = imap_client_caps(m->c);
+	const char *items = caps & IMAP_CAP_OBJECTID ? "(UIDVALIDITY MAILBOXID)" : "(UIDVALIDITY)";
+	size_t asked = 0;
 
 	switch (j->step) {
 	case 0:
 		cmd = imap_cmd_new("LIST \"\" \"*\"");
-		if ((imap_client_caps(m->c) & (IMAP_CAP_LIST_EXTENDED | IMAP_CAP_SPECIAL_USE)) ==
+		if ((caps & (IMAP_CAP_LIST_EXTENDED | IMAP_CAP_SPECIAL_USE)) ==
 		    (IMAP_CAP_LIST_EXTENDED | IMAP_CAP_SPECIAL_USE))
 			imap_cmd_raw(cmd, "RETURN (SPECIAL-USE)");
 		cmd_send(j, cmd, list_cb, NULL);
 		break;
 	case 1:
-		names = xcalloc(j->nlists ? j->nlists : 1, sizeof(*names));
+		folders_assign(j, true);
+		break;
+	case 2:
 		for (size_t i = 0; i < j->nlists; i++)
-			names[i] = j->lists[i].name;
-		m->map->assign(m->map->arg, m->account, names, j->nlists, ids_done, j);
-		free(names);
+			asked += j->lask[i];
+		if (asked >= FOLDERS_LIST_STATUS_AT && (caps & IMAP_CAP_LIST_STATUS)) {
+			cmd = imap_cmd_new("LIST \"\" \"*\" RETURN");
+			imap_cmd_rawf(cmd, "(STATUS %s)", items);
+			cmd_send(j, cmd, fstatus_cb, NULL);
+			asked = 0;
+		}
+		for (size_t i = 0; i < j->nlists && asked > 0; i++) {
+			if (!j->lask[i])
+				continue;
+			cmd = imap_cmd_new("STATUS");
+			if (imap_cmd_mailbox(cmd, m->c, j->lists[i].name) < 0) {
+				imap_cmd_free(cmd);
+				continue;
+			}
+			imap_cmd_raw(cmd, items);
+			cmd_send(j, cmd, fstatus_cb, NULL);
+		}
+		if (j->outstanding == 0) {
+			j->step++;
+			folders_step(j);
+		}
+		break;
+	case 3:
+		folders_assign(j, false);
 		break;
 	}
 }
@@ -2317,8 +2472,9 @@ fchange_step(struct job *j)
 		break;
 	case 2:
 		if (j->kind == J_FCREATE) {
-			const char *names[1] = {x->mailbox};
-			m->map->assign(m->map->arg, m->account, names, 1, fcreate_ids, j);
+			const struct mbx_imap_listed l = {.mailbox = x->mailbox};
+			m->map->assign(m->map->arg, m->account, &l, 1, m->delim, false, fcreate_ids,
+			               j);
 		} else if (m->map->change != NULL) {
 			m->map->change(m->map->arg, m->account, j->folder, x->mailbox,
 			               j->parent[0] ? j->parent : NULL, m->delim, fchange_mapped,

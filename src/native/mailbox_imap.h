@@ -73,6 +73,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mailbox/mailbox.h"
 #include "native/imap_pool.h"
@@ -104,18 +105,30 @@
 
 /*
  * The folder-id map (the store's abq_store_folder_*: ids that survive a
- * rename and a restart). assign gives the ids of n mailboxes of account (UTF-8
- * names with the server's delimiter), assigning new ones as needed, and calls
- * done exactly once, possibly before it returns: rv 0 with ids[i] (malloc'd,
- * the backend takes the array and the strings), or -1. The daemon implements
- * it over the store thread; tests synchronously over a store.
+ * rename and a restart). assign gives the ids of a listing of n mailboxes of
+ * account (UTF-8 names with the server's hierarchy delimiter delim, each
+ * with its MAILBOXID and UIDVALIDITY when known), assigning new ones as
+ * needed and following the folders renamed on the server (a name not in the
+ * map that has the MAILBOXID, else the unique UIDVALIDITY, of a folder no
+ * longer listed: abq_store_folder_list), and calls done exactly once,
+ * possibly before it returns: rv 0 with ids[i] (malloc'd, the backend takes
+ * the array and the strings); with probe, rv 1 when the map needs the
+ * server's word first: ids[i] NULL for the mailboxes it does not know (or
+ * knows without a UIDVALIDITY), which the backend asks STATUS of before
+ * calling again without probe; or -1. The daemon implements it over the
+ * store thread; tests synchronously over a store.
  */
 typedef void (*mbx_imap_ids_fn)(void *done_arg, int rv, char **ids);
 typedef void (*mbx_imap_done_fn)(void *done_arg, int rv);
+struct mbx_imap_listed {
+	const char *mailbox;    /* UTF-8, with the server's delimiter */
+	const char *mailbox_id; /* RFC 8474 MAILBOXID; NULL: not known */
+	int64_t uidvalidity;    /* 0: not known; -1: it has none (\Noselect) */
+};
 struct mbx_imap_folder_map {
 	void *arg;
-	void (*assign)(void *arg, const char *account, const char *const *mailboxes, size_t n,
-	               mbx_imap_ids_fn done, void *done_arg);
+	void (*assign)(void *arg, const char *account, const struct mbx_imap_listed *l, size_t n,
+	               char delim, bool probe, mbx_imap_ids_fn done, void *done_arg);
 	/*
 	 * The device renamed or deleted a folder (FolderUpdate, FolderDelete):
 	 * folder_id now names mailbox under parent_id (NULL: the top), the

@@ -7,8 +7,8 @@
  * NOTIFY or EXAMINE + IDLE), WATCHING, BACKOFF (waiting to reconnect after a
  * drop), FAILED (a refused login: nothing retries). Connection 0 is the
  * primary: it learns the capabilities that choose the path, holds NOTIFY, or
- * IDLEs on mailbox 0 and runs the STATUS sweep of the mailboxes no
- * connection IDLEs on.
+ * IDLEs on mailbox 0 and runs the sweep: a LIST (the folder hierarchy) and
+ * STATUS of the mailboxes no connection IDLEs on.
  *
  * Changes are noted per mailbox (dirty) and reported from a deferred event,
  * so that a burst of untagged responses gives one call per mailbox and no
@@ -84,6 +84,14 @@ struct watcher {
 	enum wmode mode;
 	uint32_t caps;
 	bool reconnected; /* report every mailbox once watching again */
+	/*
+	 * The IDLE path's view of the folder hierarchy: the account's mailbox
+	 * names as one sum of their hashes (order-free) and their count, from
+	 * the last sweep's LIST (list_have), and the sweep's LIST adding up.
+	 */
+	bool list_have;
+	uint64_t list_sum, acc_sum;
+	size_t list_n, acc_n;
 	bool dispatching;
 	unsigned backoff_ms;
 	struct sub_list subs;
@@ -390,8 +398,7 @@ conn_idle(struct wconn *wc)
 static void
 check_watching(struct watcher *w)
 {
-	struct timeval tv = {w->reg->conf.sweep_interval, 0};
-	bool swept = false;
+	struct timeval tv = {0, 0};
 
 	for (unsigned i = 0; i < w->nconns; i++)
 		if (!w->conns[i]->set_up)
@@ -407,13 +414,13 @@ check_watching(struct watcher *w)
 		for (size_t i = 0; i < w->nmb; i++)
 			mark_dirty(w, (int)i);
 	}
-	for (size_t i = 0; i < w->nmb; i++)
-		swept |= w->mb[i].conn < 0;
-	if (w->mode == MODE_IDLE && swept && !evtimer_pending(w->sweep_ev, NULL)) {
-		/* A first sweep now learns the counts the next ones compare with. */
-		tv.tv_sec = 0;
+	/*
+	 * The IDLE path always sweeps (its LIST sees the folder hierarchy
+	 * change); a first sweep now learns the counts and the hierarchy the
+	 * next ones compare with.
+	 */
+	if (w->mode == MODE_IDLE && !evtimer_pending(w->sweep_ev, NULL))
 		evtimer_add(w->sweep_ev, &tv);
-	}
 }
 
 /*
@@ -740,20 +747,12 @@ conn_ready(struct imap_client *c, void *arg)
 	}
 }
 
-/* A sweep's STATUS: counts compared; the last one lets the primary IDLE again. */
+/* A command of the sweep answered: after the last, the primary IDLEs again. */
 static void
-sweep_status_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+sweep_done(struct wconn *wc)
 {
-	struct wconn *wc = arg;
 	struct watcher *w = wc->w;
 
-	(void)c;
-	if (r == NULL)
-		return;
-	if (r->kind != IMAP_RESP_TAGGED) {
-		conn_note(wc, r);
-		return;
-	}
 	wc->busy--;
 	if (wc->busy == 0) {
 		struct timeval tv = {w->reg->conf.sweep_interval, 0};
@@ -764,12 +763,89 @@ sweep_status_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	}
 }
 
-/* Time for a sweep: STATUS of every mailbox no connection IDLEs on. */
+/* A sweep's STATUS: counts compared; the last one lets the primary IDLE again. */
+static void
+sweep_status_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct wconn *wc = arg;
+
+	(void)c;
+	if (r == NULL)
+		return;
+	if (r->kind != IMAP_RESP_TAGGED) {
+		conn_note(wc, r);
+		return;
+	}
+	sweep_done(wc);
+}
+
+/* A name's hash for the hierarchy's sum (FNV-1a, 64 bits). */
+static uint64_t
+name_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/*
+ * The sweep's LIST: the names added up; once answered, compared with the
+ * last sweep's. A change (a mailbox created, deleted or renamed anywhere in
+ * the account, by any client) is reported as NOTIFY's MailboxName is: every
+ * watched mailbox changed, so that a held Ping runs again and sees the
+ * folders changed since its device's FolderSync (Status 7).
+ */
+static void
+sweep_list_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct wconn *wc = arg;
+	struct watcher *w = wc->w;
+	struct imap_list l;
+	const char *err;
+
+	if (r == NULL)
+		return;
+	if (r->kind == IMAP_RESP_DATA && r->name != NULL && strcmp(r->name, "LIST") == 0) {
+		if (imap_list_read(r, (imap_client_enabled(c) & IMAP_CAP_UTF8_ACCEPT) != 0, &l,
+		                   &err) == 0 &&
+		    !(l.flags & IMAP_LIST_NONEXISTENT)) {
+			w->acc_sum += name_hash(l.name);
+			w->acc_n++;
+		}
+		return;
+	}
+	if (r->kind != IMAP_RESP_TAGGED) {
+		conn_note(wc, r);
+		return;
+	}
+	if (r->status == IMAP_OK) {
+		if (w->list_have && (w->acc_sum != w->list_sum || w->acc_n != w->list_n)) {
+			log_debug(
+			    "watch: %s: the folder hierarchy changed (%zu mailboxes, were %zu)",
+			    w->account, w->acc_n, w->list_n);
+			for (size_t k = 0; k < w->nmb; k++)
+				mark_dirty(w, (int)k);
+		}
+		w->list_have = true;
+		w->list_sum = w->acc_sum;
+		w->list_n = w->acc_n;
+	}
+	sweep_done(wc);
+}
+
+/*
+ * Time for a sweep: LIST of the account's mailboxes (the hierarchy
+ * compared with the last sweep's), STATUS of every mailbox no connection
+ * IDLEs on.
+ */
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct watcher *w = arg;
 	struct wconn *wc;
+	struct imap_cmd *cmd;
 	const char *err;
 
 	(void)fd;
@@ -783,9 +859,16 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(w->sweep_ev, &tv);
 		return;
 	}
+	w->acc_sum = 0;
+	w->acc_n = 0;
+	cmd = imap_cmd_new("LIST \"\" \"*\"");
+	if (imap_client_command(wc->c, cmd, sweep_list_cb, NULL, wc, &err) < 0) {
+		watcher_drop(w, IMAP_ERR_PROTOCOL, err);
+		return;
+	}
+	wc->busy++;
+	wc->sweeping = true;
 	for (size_t i = 0; i < w->nmb; i++) {
-		struct imap_cmd *cmd;
-
 		if (w->mb[i].conn >= 0)
 			continue;
 		cmd = imap_cmd_new("STATUS");
@@ -801,7 +884,6 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		wc->busy++;
-		wc->sweeping = true;
 	}
 }
 

@@ -12,8 +12,9 @@
  *
  * How it watches, by what the server offers (learnt on its first login):
  * - NOTIFY (RFC 5465): one connection, `NOTIFY SET (mailboxes (...)
- *   (MessageNew MessageExpunge FlagChange))`, then IDLE (so that the client
- *   renews it and servers see a live connection); the server sends a STATUS
+ *   (MessageNew MessageExpunge FlagChange MailboxName)) (personal
+ *   (MailboxName))`, then IDLE (so that the client renews it and servers
+ *   see a live connection); the server sends a STATUS
  *   for a watched mailbox when it changes. A new mailbox sends NOTIFY SET
  *   again. A server that refuses NOTIFY SET is watched as one without it.
  * - Otherwise IDLE: one connection per watched mailbox (EXAMINE, then IDLE),
@@ -21,7 +22,13 @@
  *   STATUS sweep (MESSAGES UIDNEXT UNSEEN, HIGHESTMODSEQ with CONDSTORE)
  *   every sweep_interval seconds on the first connection, which IDLEs on the
  *   first mailbox between sweeps. A sweep reports the mailboxes whose counts
- *   moved since the last one.
+ *   moved since the last one. Every sweep (also with nothing to STATUS)
+ *   LISTs the account's mailboxes and compares their names with the last
+ *   sweep's: a mailbox created, deleted or renamed anywhere in the account
+ *   reports every watched mailbox changed, as NOTIFY's MailboxName does (a
+ *   held Ping runs again and answers that the folders changed). One LIST
+ *   per watcher per sweep_interval: the cost of hierarchy push without
+ *   NOTIFY.
  * - IDLE is renewed by the client every idle_renew seconds (servers drop an
  *   IDLE after 30 minutes).
  *

@@ -2446,6 +2446,268 @@ abq_store_folder_set_uidvalidity(struct abq_store *s, const char *account, const
 	return 0;
 }
 
+/* folder_iter's callback: a copy of each folder appended to a growing array. */
+struct folder_vec {
+	struct abq_folder *v;
+	size_t n;
+};
+
+static int
+folder_vec_add(void *arg, const struct abq_folder *f)
+{
+	struct folder_vec *fv = arg;
+
+	fv->v = xrealloc(fv->v, (fv->n + 1) * sizeof(*fv->v));
+	fv->v[fv->n] = (struct abq_folder){
+	    .account = xstrdup(f->account),
+	    .folder_id = xstrdup(f->folder_id),
+	    .mailbox = xstrdup(f->mailbox),
+	    .mailbox_id = xstrdup_null(f->mailbox_id),
+	    .uidvalidity = f->uidvalidity,
+	    .parent_id = xstrdup_null(f->parent_id),
+	    .created = f->created,
+	};
+	fv->n++;
+	return 0;
+}
+
+static void
+folder_vec_clear(struct folder_vec *fv)
+{
+	for (size_t i = 0; i < fv->n; i++)
+		abq_folder_clear(&fv->v[i]);
+	free(fv->v);
+	memset(fv, 0, sizeof(*fv));
+}
+
+/* Whether l[0..n) lists mailbox (a linear scan: listings are short, renames rare). */
+static bool
+listed(const struct abq_folder *l, size_t n, const char *mailbox)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(l[i].mailbox, mailbox) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The map's folder a listed mailbox l[i] (not in the map) was before a
+ * rename on the server, as an index into map, or -1: the one not listed any
+ * more with the same MAILBOXID; without MAILBOXID, the one not listed with
+ * the same UIDVALIDITY when it is the only such folder of the map and l[i]
+ * the only such unknown mailbox of the listing (anything else: -1, a new
+ * folder, which is safe).
+ */
+static ssize_t
+rename_match(const struct folder_vec *map, const struct abq_folder *l, size_t n,
+             const bool *unknown, size_t i)
+{
+	ssize_t found = -1;
+	size_t same = 0;
+
+	for (size_t k = 0; k < map->n; k++) {
+		const struct abq_folder *g = &map->v[k];
+		if (listed(l, n, g->mailbox))
+			continue;
+		if (l[i].mailbox_id != NULL) {
+			if (g->mailbox_id != NULL && strcmp(g->mailbox_id, l[i].mailbox_id) == 0)
+				return (ssize_t)k;
+		} else if (l[i].uidvalidity > 0 && g->uidvalidity == l[i].uidvalidity) {
+			found = (ssize_t)k;
+			same++;
+		}
+	}
+	if (found < 0 || same != 1)
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		if (k != i && unknown[k] && l[k].uidvalidity == l[i].uidvalidity)
+			return -1;
+	}
+	return found;
+}
+
+/* l[i]'s parent's id (its name up to the last delim) in the map, or NULL (malloc'd). */
+static char *
+listed_parent(struct abq_store *s, const char *account, const char *mailbox, char delim,
+              const char **errstr_r)
+{
+	const char *cut = delim != '\0' ? strrchr(mailbox, delim) : NULL;
+	struct abq_folder p;
+	char *name, *id = NULL;
+
+	if (cut == NULL || cut == mailbox)
+		return NULL;
+	name = xstrndup(mailbox, (size_t)(cut - mailbox));
+	if (abq_store_folder_by_mailbox(s, account, name, &p, errstr_r) > 0)
+		id = xstrdup(p.folder_id);
+	abq_folder_clear(&p);
+	free(name);
+	return id;
+}
+
+/* Record a listed mailbox's MAILBOXID and UIDVALIDITY where given and new. */
+static int
+folder_note(struct abq_store *s, const struct abq_folder *had, const struct abq_folder *l,
+            const char **errstr_r)
+{
+	const char *mid = l->mailbox_id != NULL ? l->mailbox_id : had->mailbox_id;
+	int64_t uv = l->uidvalidity > 0 ? l->uidvalidity : had->uidvalidity;
+
+	if (uv == had->uidvalidity &&
+	    ((mid == NULL && had->mailbox_id == NULL) ||
+	     (mid != NULL && had->mailbox_id != NULL && strcmp(mid, had->mailbox_id) == 0)))
+		return 0;
+	return write_args(s,
+	                  "UPDATE folders SET mailbox_id = ?3, uidvalidity = ?4 WHERE account = "
+	                  "?1 AND folder_id = ?2",
+	                  "folder_list", ARGS(T(had->account), T(had->folder_id), T(mid), I(uv)),
+	                  NULL, errstr_r);
+}
+
+/* Sort order of listed mailboxes: by name, so a parent comes before its children. */
+static int
+by_listed_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct abq_folder *const *)a)->mailbox,
+	              (*(const struct abq_folder *const *)b)->mailbox);
+}
+
+/*
+ * The ids of one listing (store.h): the known mailboxes looked up, then, in
+ * name order, the unknown ones matched against the map's folders no longer
+ * listed (renamed with their children) or given new ids; one transaction.
+ */
+int
+abq_store_folder_list(struct abq_store *s, const char *account, const struct abq_folder *l,
+                      size_t n, char delim, bool probe, char ***ids_r, size_t *renamed_r,
+                      const char **errstr_r)
+{
+	struct folder_vec map = {0};
+	char **ids;
+	bool *unknown, ask = false, loaded = false, own;
+	const struct abq_folder **order;
+	size_t renamed = 0;
+	int rc = 0;
+
+	CHECK_STORE(s);
+	OPTIONAL(size_t, renamed_r);
+	*renamed_r = 0;
+	REQUIRE(key_ok(account) && ids_r != NULL, "folder_list: account and ids_r are required");
+	for (size_t i = 0; i < n; i++)
+		REQUIRE(key_ok(l[i].mailbox) && opt_ok(l[i].mailbox_id),
+		        "folder_list: empty mailbox or mailbox_id");
+	*ids_r = NULL;
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	ids = xcalloc(n ? n : 1, sizeof(*ids));
+	unknown = xcalloc(n ? n : 1, sizeof(*unknown));
+	order = xcalloc(n ? n : 1, sizeof(*order));
+	/* The known ones; with probe, which need the server's word first. */
+	for (size_t i = 0; i < n && rc >= 0; i++) {
+		struct abq_folder had;
+		bool told = l[i].mailbox_id != NULL || l[i].uidvalidity != 0;
+		rc = abq_store_folder_by_mailbox(s, account, l[i].mailbox, &had, errstr_r);
+		if (rc > 0 && probe && !told && had.uidvalidity == 0) {
+			ask = true;
+		} else if (rc > 0) {
+			ids[i] = xstrdup(had.folder_id);
+			rc = folder_note(s, &had, &l[i], errstr_r);
+		} else if (rc == 0) {
+			unknown[i] = true;
+			ask = ask || (probe && !told);
+		}
+		abq_folder_clear(&had);
+	}
+	if (rc >= 0 && ask) {
+		rc = 1; /* nothing written: the caller asks the server */
+		goto out;
+	}
+	for (size_t i = 0; i < n && rc >= 0; i++) {
+		if (unknown[i] && (l[i].mailbox_id != NULL || l[i].uidvalidity > 0) && !loaded) {
+			rc = abq_store_folder_iter(s, account, folder_vec_add, &map, errstr_r);
+			loaded = true;
+		}
+		order[i] = &l[i];
+	}
+	qsort(order, n, sizeof(*order), by_listed_name);
+	for (size_t o = 0; o < n && rc >= 0; o++) {
+		size_t i = (size_t)(order[o] - l);
+		struct abq_folder f = {.account = (char *)account,
+		                       .mailbox = l[i].mailbox,
+		                       .mailbox_id = l[i].mailbox_id,
+		                       .uidvalidity = l[i].uidvalidity > 0 ? l[i].uidvalidity : 0};
+		struct abq_folder out;
+		ssize_t k;
+		char *parent;
+
+		if (!unknown[i])
+			continue;
+		/* A child that followed its renamed parent has its id now. */
+		if ((rc = abq_store_folder_by_mailbox(s, account, l[i].mailbox, &out, errstr_r)) >
+		    0) {
+			ids[i] = xstrdup(out.folder_id);
+			rc = folder_note(s, &out, &l[i], errstr_r);
+			abq_folder_clear(&out);
+			continue;
+		}
+		abq_folder_clear(&out);
+		if (rc < 0)
+			break;
+		k = rename_match(&map, l, n, unknown, i);
+		if (k >= 0) {
+			struct abq_folder *g = &map.v[k];
+			size_t plen = strlen(l[i].mailbox);
+			char sub = delim;
+			/* Children follow unless one of their new names is held already. */
+			for (size_t m = 0; m < map.n && sub != '\0'; m++) {
+				if (strncmp(map.v[m].mailbox, l[i].mailbox, plen) == 0 &&
+				    map.v[m].mailbox[plen] == delim)
+					sub = '\0';
+			}
+			parent = listed_parent(s, account, l[i].mailbox, delim, errstr_r);
+			rc = abq_store_folder_rename(s, account, g->folder_id, l[i].mailbox, parent,
+			                             sub, NULL, errstr_r);
+			free(parent);
+			if (rc >= 0)
+				rc = folder_note(s, g, &l[i], errstr_r);
+			if (rc >= 0) {
+				ids[i] = xstrdup(g->folder_id);
+				renamed++;
+				/* The map changed under its old names: read it again. */
+				folder_vec_clear(&map);
+				rc = abq_store_folder_iter(s, account, folder_vec_add, &map,
+				                           errstr_r);
+			}
+			continue;
+		}
+		f.parent_id = parent = listed_parent(s, account, l[i].mailbox, delim, errstr_r);
+		rc = abq_store_folder_assign(s, &f, &out, errstr_r);
+		if (rc >= 0)
+			ids[i] = xstrdup(out.folder_id);
+		abq_folder_clear(&out);
+		free(parent);
+	}
+	rc = rc < 0 ? -1 : 0;
+out:
+	if (own_end(s, own, rc < 0 ? -1 : 0, errstr_r) < 0)
+		rc = -1;
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
+		ids = NULL;
+		renamed = 0;
+	}
+	*ids_r = ids;
+	*renamed_r = renamed;
+	folder_vec_clear(&map);
+	free(unknown);
+	free(order);
+	return rc;
+}
+
 /* Every account's folder-id counter, by account. */
 int
 abq_store_folder_counter_iter(struct abq_store *s, abq_folder_counter_cb *cb, void *arg,

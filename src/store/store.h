@@ -525,6 +525,37 @@ int abq_store_folder_set_uidvalidity(struct abq_store *s, const char *account,
                                      const char **errstr_r);
 
 /*
+ * folder_list: the ids of one listing of account's mailboxes, folders
+ * renamed on the server followed (native mode's FolderSync). l[i].mailbox
+ * (required), .mailbox_id (NULL: not known) and .uidvalidity (0: not known,
+ * below 0: the mailbox has none, \Noselect) are read, the rest of l ignored;
+ * delim is the server's hierarchy delimiter ('\0': flat). *ids_r gets a
+ * malloc'd array of n malloc'd strings (the caller frees them), *renamed_r
+ * (may be NULL) how many folders were found renamed.
+ *
+ * With probe, when a listed mailbox is not in the map, or is in it without a
+ * UIDVALIDITY, and l[i] tells neither its MAILBOXID nor its UIDVALIDITY,
+ * answers 1 with ids_r[i] NULL for each such mailbox (and the known ids for
+ * the rest), no id assigned: the caller asks the server (STATUS) for those
+ * and calls again. So a listing with nothing new costs the server nothing
+ * more, and the map's UIDVALIDITY gets filled for every folder once.
+ *
+ * Otherwise (0), in one transaction: a listed mailbox in the map keeps its id
+ * (the MAILBOXID and UIDVALIDITY given recorded); one not in it, in name
+ * order (parents first), is a folder of the map no longer listed, renamed
+ * on the server, when the two have the same MAILBOXID or, without MAILBOXID,
+ * the same UIDVALIDITY with no other folder of the map not listed and no
+ * other unknown mailbox of the listing having it (RFC 3501 lets a RENAME keep
+ * UIDVALIDITY and Dovecot does; a swap, or anything ambiguous, stays a new
+ * folder, which is safe): folder_rename keeps its id, with its children
+ * unless a name they would take is held, under the id of its listed parent;
+ * else a new id (folder_assign). -1 on failure, nothing written.
+ */
+int abq_store_folder_list(struct abq_store *s, const char *account, const struct abq_folder *l,
+                          size_t n, char delim, bool probe, char ***ids_r, size_t *renamed_r,
+                          const char **errstr_r);
+
+/*
  * One identity per person (product.md): accounts recorded before [eas]
  * default_domain was set are bare ("alice") where the canonical form is now
  * "alice@example.com" (util.h account_canonical). abq_store_accounts_canonicalize

@@ -1000,6 +1000,63 @@ class NativeTests(E.Case):
         self.assertEqual(ops, [("Delete", fid, None)], "phone B after A's delete")
 
 
+    def test_15_folder_renamed_on_the_server(self):
+        """A folder renamed on the server by another IMAP client under a syncing phone
+        (Thunderbird, webmail): the phone's FolderSync shows an Update of the same
+        ServerId with the new DisplayName (not a Delete and an Add), and its Sync of the
+        folder goes on from its old SyncKey (Status 1, nothing downloaded again); mail to
+        the new name comes in the next Sync."""
+        tag = new_id("sr")
+        name, renamed = "E2E Server %s" % tag, "E2E Server renamed %s" % tag
+
+        def other_client():
+            imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+            imap.login("alice", "secret")
+            return imap
+
+        imap = other_client()
+        try:
+            self.assertEqual(imap.create('"%s"' % name)[0], "OK")
+            self.assertEqual(imap.append('"%s"' % name, None, None,
+                                         b"Subject: before rename\r\n\r\nx\r\n")[0], "OK")
+        finally:
+            imap.logout()
+        phone = Phone(device_id=new_id("srn"))
+        inbox = phone.inbox(self)
+        fs = phone.folders(self)
+        fid = [sid for sid, _, dn, _ in fs if dn == name]
+        self.assertEqual(len(fid), 1, "the folder made by another client: %r" % fs)
+        fid = fid[0]
+        key, _, _ = folder_changes(self, phone.foldersync(), "FolderSync 0")
+        skey, got = phone.sync_changes(self, fid, phone.sync0(self, fid))
+        self.assertEqual(got, ["before rename"], "the folder's first Sync")
+        phone.sync_changes(self, inbox, phone.sync0(self, inbox))
+        imap = other_client()
+        try:
+            self.assertEqual(imap.rename('"%s"' % name, '"%s"' % renamed)[0], "OK")
+        finally:
+            imap.logout()
+        r = fsync(phone, key)
+        key, count, ops = folder_changes(self, r, "FolderSync after the rename on the server")
+        self.assertEqual(ops, [("Update", fid, "12")],
+                         "a rename on the server is an Update of the same id")
+        self.assertEqual(text_of(r.doc(), "Changes/Update/DisplayName"), renamed, r)
+        skey, got = phone.sync_changes(self, fid, skey)
+        self.assertEqual(got, [], "the renamed folder's Sync from its old key")
+        imap = other_client()
+        try:
+            self.assertEqual(imap.append('"%s"' % renamed, None, None,
+                                         b"Subject: after rename\r\n\r\nx\r\n")[0], "OK")
+        finally:
+            imap.logout()
+        skey, got = phone.sync_changes(self, fid, skey)
+        self.assertEqual(got, ["after rename"], "new mail in the renamed folder")
+        imap = other_client()
+        try:
+            imap.delete('"%s"' % renamed)
+        finally:
+            imap.logout()
+
     def test_14_search(self):
         """Search: a message delivered to the Inbox is found by a word of its
         subject (in the Inbox, and with no folder given); a SmartReply to the

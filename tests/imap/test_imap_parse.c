@@ -372,9 +372,15 @@ check_status(const struct imap_response *r, void *arg)
 	struct imap_status_data *st = arg;
 	const char *err;
 
+	static char mailboxid[64];
+
 	assert_int_equal(imap_status_read(r, st, &err), 0);
 	assert_string_equal(st->raw, "INBOX");
 	st->raw = NULL;
+	if (st->mailboxid != NULL) { /* kept past the response */
+		snprintf(mailboxid, sizeof(mailboxid), "%s", st->mailboxid);
+		st->mailboxid = mailboxid;
+	}
 	return 0;
 }
 
@@ -396,6 +402,17 @@ test_status(void **state)
 	assert_int_equal(st.have, IMAP_STATUS_MESSAGES | IMAP_STATUS_UIDNEXT |
 	                              IMAP_STATUS_UIDVALIDITY | IMAP_STATUS_UNSEEN |
 	                              IMAP_STATUS_HIGHESTMODSEQ);
+	assert_null(st.mailboxid);
+	/* RFC 8474's MAILBOXID, a parenthesized objectid. */
+	each("* STATUS INBOX (UIDVALIDITY 7 MAILBOXID (F2212ea87-6097-4256-9d51-71338625))\r\n",
+	     check_status, &st);
+	assert_int_equal(st.uidvalidity, 7);
+	assert_string_equal(st.mailboxid, "F2212ea87-6097-4256-9d51-71338625");
+	assert_int_equal(st.have, IMAP_STATUS_UIDVALIDITY | IMAP_STATUS_MAILBOXID);
+	/* An objectid may be all digits (RFC 8474 4: ALPHA / DIGIT / "_" / "-"). */
+	each("* STATUS INBOX (MAILBOXID (1234) MESSAGES 2)\r\n", check_status, &st);
+	assert_string_equal(st.mailboxid, "1234");
+	assert_int_equal(st.messages, 2);
 }
 
 struct nums {

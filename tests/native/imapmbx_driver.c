@@ -69,28 +69,25 @@ static struct mbx_imap_send send_conf;
 /* ---- the folder map over the store (synchronous) ---- */
 
 static void
-map_assign(void *arg, const char *account, const char *const *mailboxes, size_t n,
-           mbx_imap_ids_fn done, void *done_arg)
+map_assign(void *arg, const char *account, const struct mbx_imap_listed *l, size_t n, char delim,
+           bool probe, mbx_imap_ids_fn done, void *done_arg)
 {
-	char **ids = xcalloc(n ? n : 1, sizeof(*ids));
-	const char *err;
+	struct abq_folder *f = xcalloc(n ? n : 1, sizeof(*f));
+	char **ids = NULL;
+	const char *err = NULL;
+	int rv;
 
 	(void)arg;
 	for (size_t i = 0; i < n; i++) {
-		struct abq_folder f = {.account = (char *)account, .mailbox = (char *)mailboxes[i]};
-		struct abq_folder out = {0};
-		if (abq_store_folder_assign(store, &f, &out, &err) < 0) {
-			fprintf(stderr, "folder_assign: %s\n", err);
-			for (size_t k = 0; k < i; k++)
-				free(ids[k]);
-			free(ids);
-			done(done_arg, -1, NULL);
-			return;
-		}
-		ids[i] = xstrdup(out.folder_id);
-		abq_folder_clear(&out);
+		f[i].mailbox = (char *)l[i].mailbox;
+		f[i].mailbox_id = (char *)l[i].mailbox_id;
+		f[i].uidvalidity = l[i].uidvalidity;
 	}
-	done(done_arg, 0, ids);
+	rv = abq_store_folder_list(store, account, f, n, delim, probe, &ids, NULL, &err);
+	free(f);
+	if (rv < 0)
+		fprintf(stderr, "folder_list: %s\n", err ? err : "failed");
+	done(done_arg, rv, ids);
 }
 
 /* A rename (mailbox set) or a delete (NULL) followed in the store. */

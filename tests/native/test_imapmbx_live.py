@@ -10,7 +10,9 @@ SPECIAL-USE types and a non-ASCII folder; the initial Sync in windows of 100
 (each message once, newest first; IMAP commands per request printed); a
 no-change Sync; new mail appended by another connection; a flag set by
 another connection; an expunge; the phone's read flag and delete (to Trash)
-not echoed; a folder recreated (UIDVALIDITY) -> Status 3; a wrong password ->
+not echoed; a folder recreated (UIDVALIDITY) -> Status 3; folders renamed
+and moved by another IMAP client keep their ids (an Update; the renamed
+folder's Sync goes on from its key), a swap stays delete+add; a wrong password ->
 auth refused; 5 concurrent requests with a cap of 2 never open a third
 connection. Search (subject words, a sender, a body word in every folder,
 one folder, a date range newest first, non-ASCII words, a backslash and
@@ -21,7 +23,9 @@ BINARY.SIZE is off); a quoted-printable one decoded; an unknown section
 Status 15 / HTTP 500; a 3 MiB attachment of a message past the 1 MiB item
 fetch whole. Then the same against Dovecot offering no CONDSTORE, QRESYNC,
 ESEARCH or BINARY (imap_capability): the same answers (the parts decoded by
-abqd).
+abqd). Last, a scripted server offering OBJECTID (RFC 8474; Dovecot 2.3 has
+none): two folders with one UIDVALIDITY renamed at once keep their ids by
+their MAILBOXIDs.
 
 Sending (the first Dovecot only: its submission service relaying to the
 fixture's relay.py, which keeps every mail in a Maildir): a SendMail with
@@ -33,13 +37,16 @@ nothing in Sent; a SmartReply to an Inbox message arrives once, quoting it,
 with In-Reply-To, and marks it \\Answered.
 """
 import argparse
+import imaplib
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -217,6 +224,191 @@ def folder_cases(d, dc, label):
     return "done"
 
 
+def other_client(dc):
+    """A second IMAP connection, as Thunderbird or a webmail would be (imaplib over imaps://)."""
+    m = imaplib.IMAP4_SSL("127.0.0.1", dc.imaps_port,
+                          ssl_context=ssl.create_default_context(cafile=dc.ca))
+    m.login(live.USER, live.PASSWORD)
+    return m
+
+
+def folder_changes(xml):
+    """A FolderSync's changes: ({id: (name, parent)} updated, [deleted ids], {name: id} added)."""
+    ups = {tags(u, "ServerId")[0]: (tags(u, "DisplayName")[0], tags(u, "ParentId")[0])
+           for u in re.findall(r"<Update>(.*?)</Update>", xml)}
+    dels = [tags(x, "ServerId")[0] for x in re.findall(r"<Delete>(.*?)</Delete>", xml)]
+    adds = {tags(a, "DisplayName")[0]: tags(a, "ServerId")[0]
+            for a in re.findall(r"<Add>(.*?)</Add>", xml)}
+    return ups, dels, adds
+
+
+def server_rename_cases(d, dc, label):
+    """Folders renamed on the server by another client: the id kept (UIDVALIDITY; Dovecot
+    2.3 has no OBJECTID), the phone's Sync goes on; a swap stays delete+add."""
+    m = other_client(dc)
+    for mb in ("Team", "Team/Q", "S1", "S2"):
+        expect(m.create(mb)[0] == "OK", "%s: CREATE %s" % (label, mb))
+    for mb in ("Team", "S1", "S2"):
+        m.append(mb, None, None, ("Subject: in %s\r\n\r\nx\r\n" % mb).encode())
+    key, fl = fresh_key(d)
+    team, q, s1, s2 = fl["Team"][0], fl["Q"][0], fl["S1"][0], fl["S2"][0]
+    expect(fl["Q"][1] == team, "%s: Q under Team" % label)
+    keys = {}
+    for fid in (team, s1):
+        st, k, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % fid))
+        st, k, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (fid, k)))
+        expect(st == "1" and len(adds) == 1, "%s: folder %s synced" % (label, fid))
+        keys[fid] = k
+    # Renamed by the other client, with its child: an Update, same ids, no Delete/Add
+    out = d.cmd("foldersync %s" % key)
+    nochange = re.search(r"runs=\d+ cmds=\d+", out).group(0)
+    expect(nochange.endswith(" cmds=1"),
+           "%s: a no-change FolderSync costs one IMAP command, LIST (%s)" % (label, nochange))
+    expect(m.rename("Team", "Crew")[0] == "OK", "%s: RENAME Team Crew" % label)
+    out = d.cmd("foldersync %s" % key)
+    xml = out.split("\n")[0]
+    print("      FolderSync after a rename on the server: %s (no change: %s)"
+          % (re.search(r"runs=\d+ cmds=\d+", out).group(0), nochange))
+    ups, dels, adds = folder_changes(xml)
+    expect(ups == {team: ("Crew", "0")} and not dels and not adds,
+           "%s: a rename on the server is an Update of the same id (%s)" % (label, xml))
+    key = tags(xml, "SyncKey")[0]
+    st, k, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (team, keys[team])))
+    expect(st == "1" and not adds and not dels,
+           "%s: the renamed folder's Sync goes on from its key (status %s)" % (label, st))
+    m.append("Crew", None, None, b"Subject: after rename\r\n\r\nx\r\n")
+    st, k, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s %s 100" % (team, k)))
+    expect(st == "1" and [a[1] for a in adds] == ["after rename"],
+           "%s: new mail in the renamed folder (%s)" % (label, adds))
+    # Moved under another parent: the ParentId changes, the id stays
+    expect(m.rename("Crew/Q", "S2/Q")[0] == "OK", "%s: RENAME Crew/Q S2/Q" % label)
+    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    ups, dels, adds = folder_changes(xml)
+    expect(ups == {q: ("Q", s2)} and not dels and not adds,
+           "%s: a move on the server is an Update of the same id (%s)" % (label, xml))
+    key = tags(xml, "SyncKey")[0]
+    # A swap (S1 -> S3, S2 -> S1): no match is sure: S3 is new, S2's id deleted, and S1's
+    # id now names another mailbox, whose Sync starts over (Status 3)
+    expect(m.rename("S1", "S3")[0] == "OK" and m.rename("S2", "S1")[0] == "OK",
+           "%s: RENAME S1 S3, S2 S1" % label)
+    xml = d.cmd("foldersync %s" % key).split("\n")[0]
+    ups, dels, adds = folder_changes(xml)
+    expect(list(adds) == ["S3"] and adds["S3"] not in (team, q, s1, s2) and dels == [s2],
+           "%s: a swap stays delete+add (%s)" % (label, xml))
+    st, k, more, ad, ch, de, cmds = sync_parts(d.cmd("sync %s %s 100" % (s1, keys[s1])))
+    expect(st == "3", "%s: the swapped name's Sync starts over (status %s)" % (label, st))
+    for mb in ("S3", "S1/Q", "S1", "Crew"):
+        m.delete(mb)
+    m.logout()
+    return "done"
+
+
+class ObjectIdServer:
+    """A scripted IMAP server offering OBJECTID (RFC 8474), which Dovecot 2.3 lacks, and
+    LIST-STATUS: LOGIN or AUTHENTICATE PLAIN, LIST of self.folders {name: (uidvalidity,
+    mailboxid)} (with RETURN (STATUS ...) each one's STATUS too), STATUS with MAILBOXID;
+    every other command OK. self.seen: the commands it got."""
+
+    def __init__(self):
+        self.folders = {}
+        self.seen = []
+        self.lis = socket.socket()
+        self.lis.bind(("127.0.0.1", 0))
+        self.lis.listen(8)
+        self.port = self.lis.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.lis.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conn, args=(c,), daemon=True).start()
+
+    def conn(self, c):
+        f = c.makefile("rwb", buffering=0)
+        f.write(b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN LITERAL+ ID ENABLE "
+                b"UIDPLUS LIST-EXTENDED LIST-STATUS OBJECTID] scripted\r\n")
+        for raw in f:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            tag, _, rest = line.partition(" ")
+            cmd = rest.split(" ")[0].upper()
+            self.seen.append(rest)
+            out = []
+            if cmd == "LIST":
+                for name in sorted(self.folders):
+                    out.append('* LIST () "/" "%s"' % name)
+                    if "RETURN (STATUS" in rest.upper():
+                        out.append('* STATUS "%s" (UIDVALIDITY %d MAILBOXID (%s))'
+                                   % ((name,) + self.folders[name]))
+            elif cmd == "STATUS":
+                name = re.match(r'STATUS "?([^"]*?)"? \(', rest, re.I).group(1)
+                if name not in self.folders:
+                    f.write(("%s NO Mailbox doesn't exist\r\n" % tag).encode())
+                    continue
+                uv, mid = self.folders[name]
+                out.append('* STATUS "%s" (UIDVALIDITY %d MAILBOXID (%s))' % (name, uv, mid))
+            elif cmd == "LOGOUT":
+                out.append("* BYE Logging out")
+            elif cmd == "ID":
+                out.append("* ID NIL")
+            out.append("%s OK %s completed" % (tag, cmd))
+            f.write(("\r\n".join(out) + "\r\n").encode())
+            if cmd == "LOGOUT":
+                break
+        c.close()
+
+    def close(self):
+        self.lis.close()
+
+
+def objectid_cases(exe, work):
+    """MAILBOXID (RFC 8474) decides a rename on the server where UIDVALIDITY cannot: two
+    folders with one UIDVALIDITY renamed at once keep their ids, each by its MAILBOXID.
+    An account's first listing of many folders asks one LIST-STATUS, not a STATUS each."""
+    srv = ObjectIdServer()
+    srv.folders = {"F%d" % i: (100 + i, "M-F%d" % i) for i in range(8)}
+    d = Driver(exe, "imap://127.0.0.1:%d" % srv.port, live.make_certs(work)[0],
+               "sqlite:" + os.path.join(work, "many.sqlite"), 2)
+    try:
+        key, fl = fresh_key(d)
+        status = [c for c in srv.seen if "STATUS" in c.upper()]
+        expect(len(fl) == 8 and status == ['LIST "" "*" RETURN (STATUS (UIDVALIDITY MAILBOXID))'],
+               "objectid: 8 new folders, one LIST-STATUS (%s)" % status)
+        srv.folders["G0"] = srv.folders.pop("F0")
+        xml = d.cmd("foldersync %s" % key).split("\n")[0]
+        ups, dels, adds = folder_changes(xml)
+        expect(ups == {fl["F0"][0]: ("G0", "0")} and not dels and not adds,
+               "objectid: the MAILBOXIDs LIST-STATUS gave are in the map (%s)" % xml)
+    finally:
+        d.close()
+    srv.seen.clear()
+    srv.folders = {"INBOX": (1, "M-IN"), "Alpha": (7, "M-A"), "Beta": (7, "M-B")}
+    ca = live.make_certs(work)[0]  # the driver's pool loads a CA file (plain imap:// here)
+    d = Driver(exe, "imap://127.0.0.1:%d" % srv.port, ca,
+               "sqlite:" + os.path.join(work, "objectid.sqlite"), 2)
+    try:
+        key, fl = fresh_key(d)
+        alpha, beta = fl["Alpha"][0], fl["Beta"][0]
+        status = [c for c in srv.seen if c.upper().startswith("STATUS")]
+        expect(len(status) == 3 and all("MAILBOXID" in c.upper() for c in status),
+               "objectid: STATUS asks MAILBOXID where OBJECTID is offered (%s)" % status)
+        srv.folders = {"INBOX": (1, "M-IN"), "Delta": (7, "M-B"), "Gamma": (7, "M-A")}
+        xml = d.cmd("foldersync %s" % key).split("\n")[0]
+        ups, dels, adds = folder_changes(xml)
+        expect(ups == {alpha: ("Gamma", "0"), beta: ("Delta", "0")} and not dels and not adds,
+               "objectid: renames told by MAILBOXID keep the ids, UIDVALIDITY alike (%s)" % xml)
+        key = tags(xml, "SyncKey")[0]
+        srv.seen.clear()
+        xml = d.cmd("foldersync %s" % key).split("\n")[0]
+        expect(tags(xml, "Count") == ["0"] and not [c for c in srv.seen if "STATUS" in c.upper()],
+               "objectid: a FolderSync with nothing new asks no STATUS (%s)" % srv.seen)
+    finally:
+        d.close()
+        srv.close()
+
+
 def scenario(exe, dc, url, work, label):
     """Every case; returns a comparable summary of the phone-visible answers."""
     summary = []
@@ -376,6 +568,7 @@ def scenario(exe, dc, url, work, label):
     summary.append(("big", sizes))
     summary.append(attachment_cases(d, dc, work, label))
     summary.append(("folders", folder_cases(d, dc, label)))
+    summary.append(("server renames", server_rename_cases(d, dc, label)))
     # The cap: 5 at once, cap 2
     out = d.cmd("concurrent 5")
     most = int(re.search(r"MAXOPEN (\d+)", out).group(1))
@@ -690,6 +883,14 @@ def main():
                 relay.wait(10)
             if not a.keep:
                 shutil.rmtree(d, ignore_errors=True)
+    d = tempfile.mkdtemp(prefix="abq-imapmbx-")
+    try:
+        objectid_cases(a.driver, d)
+    except Failure as e:
+        print("FAIL  %s" % e)
+        ok = False
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     if ok:
         ok = results["full"] == results["reduced"]
         print(("ok    " if ok else "FAIL  ") + "the same answers without CONDSTORE/QRESYNC/ESEARCH")

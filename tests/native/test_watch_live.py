@@ -12,8 +12,9 @@ round:
      INBOX and to Work, 20 deliveries: the callback within 2 s (median and
      max printed);
   2. a flag change and an expunge in Work: a callback each;
-  3. an APPEND to an unwatched folder: no callback; with NOTIFY, a folder
-     created, renamed, deleted by another connection: a callback (MailboxName);
+  3. an APPEND to an unwatched folder: no callback; a folder created,
+     renamed, deleted by another connection: a callback (NOTIFY MailboxName;
+     under IDLE the sweep's LIST, within the sweep interval);
   4. a second subscription of the account: one connection with NOTIFY (the
      driver's count and `doveadm who`), both subscriptions called; with
      NOTIFY, a third one that adds a folder to the set: the folders watched
@@ -270,18 +271,22 @@ def round_(dc, drv_argv, notify):
                "%s: a callback for an unwatched folder: %s" % (label, got))
         ok("%s: an unwatched folder gives no callback" % label)
 
-        # 3b. NOTIFY: a folder created, renamed and deleted elsewhere (MailboxName):
-        # the hierarchy changed, the watched mailboxes are reported (a held Ping reruns)
-        if notify:
-            for what, cmd in (("created", ("CREATE", "Hier")),
-                              ("renamed", ("RENAME", "Hier", "Hier2")),
-                              ("deleted", ("DELETE", "Hier2"))):
-                drv.drain(0.3)
-                typ, _ = mail.conn()._simple_command(*cmd)
-                expect(typ == "OK", "%s: %s failed" % (label, cmd[0]))
-                expect(drv.wait(r"^changed 1 INBOX ", 3),
-                       "%s: no callback for a folder %s elsewhere" % (label, what))
-                ok("%s: a folder %s elsewhere reported (NOTIFY MailboxName)" % (label, what))
+        # 3b. A folder created, renamed and deleted elsewhere: the hierarchy changed,
+        # the watched mailboxes are reported (a held Ping reruns): NOTIFY's MailboxName
+        # at once; under IDLE the sweep's LIST, within the sweep interval
+        within = 3 if notify else SWEEP + 1.5
+        for what, cmd in (("created", ("CREATE", "Hier")),
+                          ("renamed", ("RENAME", "Hier", "Hier2")),
+                          ("deleted", ("DELETE", "Hier2"))):
+            drv.drain(0.3)
+            t0 = time.monotonic()
+            typ, _ = mail.conn()._simple_command(*cmd)
+            expect(typ == "OK", "%s: %s failed" % (label, cmd[0]))
+            expect(drv.wait(r"^changed 1 INBOX ", within),
+                   "%s: no callback for a folder %s elsewhere within %.1f s" % (label, what, within))
+            ok("%s: a folder %s elsewhere reported after %.0f ms (%s)" %
+               (label, what, (time.monotonic() - t0) * 1000,
+                "NOTIFY MailboxName" if notify else "the sweep's LIST"))
 
         # 4. a second subscription of the account
         mail.logout()

@@ -2581,6 +2581,107 @@ test_folders(void **state)
 	      "folder_id and mailbox are required");
 }
 
+/*
+ * One listing through folder_list: spec is "mailbox=uidvalidity[@mailboxid]"
+ * separated by blanks (uidvalidity 0: not known); the answer's ids as
+ * "1 2 ?" (? for an id the probe asks about), checked against want_rc.
+ */
+static const char *
+listing(struct abq_store *s, const char *account, const char *spec, bool probe, int want_rc)
+{
+	static char out[512];
+	struct abq_folder l[16];
+	char buf[512], *save = NULL, **ids = NULL;
+	size_t n = 0, len = 0;
+	int rc;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *w = strtok_r(buf, " ", &save); w != NULL && n < 16;
+	     w = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(w, '='), *at = strchr(w, '@');
+		memset(&l[n], 0, sizeof(l[n]));
+		*eq = '\0';
+		if (at != NULL)
+			*at = '\0';
+		l[n].mailbox = w;
+		l[n].uidvalidity = strtoll(eq + 1, NULL, 10);
+		l[n++].mailbox_id = at != NULL ? at + 1 : NULL;
+	}
+	err = NULL;
+	rc = abq_store_folder_list(s, account, l, n, '/', probe, &ids, NULL, &err);
+	if (rc != want_rc)
+		fail_msg("folder_list %s: %d, not %d (%s)", spec, rc, want_rc, err ? err : "-");
+	out[0] = '\0';
+	for (size_t i = 0; i < n && ids != NULL; i++) {
+		len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s", i ? " " : "",
+		                        ids[i] != NULL ? ids[i] : "?");
+		free(ids[i]);
+	}
+	free(ids);
+	return out;
+}
+
+/*
+ * A listing's ids (native FolderSync): a probe asks for what is not known
+ * (nothing when every name is known), a folder renamed on the server keeps
+ * its id when its MAILBOXID or a unique UIDVALIDITY tells, its children with
+ * it; a swap or two folders with one UIDVALIDITY stay new folders.
+ */
+static void
+test_folder_list(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	size_t n = 0;
+	char **ids = NULL;
+
+	/* First listing: the probe asks for every name, then all are new (by name). */
+	assert_string_equal(listing(s, "a@x", "INBOX=0 Work=0 Work/P=0 Old=0", true, 1), "? ? ? ?");
+	assert_string_equal(folders_of(s, "a@x"), "");
+	assert_string_equal(listing(s, "a@x", "INBOX=11 Work=12 Work/P=13 Old=-1", true, 0),
+	                    "1 3 4 2");
+	assert_string_equal(folders_of(s, "a@x"),
+	                    "1:INBOX:-:11:-,2:Old:-:0:-,3:Work:-:12:-,4:Work/P:-:13:3");
+	/* Nothing new: the probe answers the ids (a \Noselect one is not asked again). */
+	assert_string_equal(listing(s, "a@x", "INBOX=0 Work=0 Work/P=0 Old=-1", true, 0),
+	                    "1 3 4 2");
+	/* A parent renamed on the server: the probe asks for the new names only. */
+	assert_string_equal(listing(s, "a@x", "INBOX=0 Job=0 Job/P=0 Old=-1", true, 1), "1 ? ? 2");
+	assert_string_equal(listing(s, "a@x", "INBOX=0 Job/P=13 Job=12 Old=-1", false, 0),
+	                    "1 4 3 2");
+	assert_string_equal(folders_of(s, "a@x"),
+	                    "1:INBOX:-:11:-,3:Job:-:12:-,4:Job/P:-:13:3,2:Old:-:0:-");
+	/* Moved under another parent: the parent id follows the listing. */
+	assert_string_equal(listing(s, "a@x", "INBOX=0 Job=0 Old=-1 Old/P=13", false, 0),
+	                    "1 3 2 4");
+	assert_string_equal(folders_of(s, "a@x"),
+	                    "1:INBOX:-:11:-,3:Job:-:12:-,2:Old:-:0:-,4:Old/P:-:13:2");
+	/* A swap (Job -> T, Old/P -> Job): the names kept stay, T is new, no id reused. */
+	assert_string_equal(listing(s, "a@x", "INBOX=0 Job=13 Old=-1 T=12", false, 0), "1 3 2 5");
+	/* Two unknown folders with one UIDVALIDITY, or two gone ones: new folders. */
+	assert_string_equal(listing(s, "a@x", "INBOX=0 Job=0 Old=-1 T=0 A=13 B=13", false, 0),
+	                    "1 3 2 5 6 7");
+	assert_string_equal(listing(s, "b@x", "INBOX=1 X=5 Y=5", false, 0), "1 2 3");
+	assert_string_equal(listing(s, "b@x", "INBOX=1 Z=5", false, 0), "1 4");
+	/* An unknown UIDVALIDITY never matches. */
+	assert_string_equal(listing(s, "b@x", "INBOX=1 W=0", false, 0), "1 5");
+	/* MAILBOXID (RFC 8474) decides over UIDVALIDITY, and is recorded. */
+	assert_string_equal(listing(s, "c@x", "INBOX=1@M1 S=2@M2 U=3@M3", false, 0), "1 2 3");
+	assert_string_equal(listing(s, "c@x", "INBOX=1@M1 R=3@M2 Q=2@M3", false, 0), "1 2 3");
+	assert_string_equal(folders_of(s, "c@x"), "1:INBOX:M1:1:-,3:Q:M3:2:-,2:R:M2:3:-");
+	/* The map's UIDVALIDITY filled for a folder that had none (an older map). */
+	assert_string_equal(assign(s, "d@x", "INBOX", NULL, NULL, 0), "1");
+	OK(abq_store_folder_set_uidvalidity(s, "d@x", "1", 0, &err));
+	assert_string_equal(listing(s, "d@x", "INBOX=0", true, 1), "?");
+	assert_string_equal(listing(s, "d@x", "INBOX=9", true, 0), "1");
+	assert_string_equal(folders_of(s, "d@x"), "1:INBOX:-:9:-");
+
+	FAILS(abq_store_folder_list(s, NULL, NULL, 0, '/', false, &ids, &n, &err),
+	      "account and ids_r are required");
+	FAILS(abq_store_folder_list(s, "a@x", &(struct abq_folder){.mailbox = ""}, 1, '/', false,
+	                            &ids, &n, &err),
+	      "empty mailbox");
+}
+
 #define FOLDER_WRITERS 2
 #define FOLDERS_EACH   100
 
@@ -3253,6 +3354,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_device_provision_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_loggers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_folder_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_folders_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_folders_upgrade, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
