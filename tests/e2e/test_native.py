@@ -1002,7 +1002,8 @@ class NativeTests(E.Case):
 
     def test_15_folder_renamed_on_the_server(self):
         """A folder renamed on the server by another IMAP client under a syncing phone
-        (Thunderbird, webmail): the phone's FolderSync shows an Update of the same
+        (Thunderbird, webmail): its Ping held on the folder is answered 7 (the
+        folders changed); the phone's FolderSync shows an Update of the same
         ServerId with the new DisplayName (not a Delete and an Add), and its Sync of the
         folder goes on from its old SyncKey (Status 1, nothing downloaded again); mail to
         the new name comes in the next Sync."""
@@ -1031,11 +1032,23 @@ class NativeTests(E.Case):
         skey, got = phone.sync_changes(self, fid, phone.sync0(self, fid))
         self.assertEqual(got, ["before rename"], "the folder's first Sync")
         phone.sync_changes(self, inbox, phone.sync0(self, inbox))
+        # A Ping held on the folder: the rename elsewhere ends it (Status 7, the
+        # folders changed), through NOTIFY's MailboxName event.
+        th, res = self.held_ping(phone, fid, 300, timeout=330)
+        time.sleep(1.5)
+        self.assertTrue(th.is_alive(), "the Ping was not held: %r" % res)
+        t0 = time.monotonic()
         imap = other_client()
         try:
             self.assertEqual(imap.rename('"%s"' % name, '"%s"' % renamed)[0], "OK")
         finally:
             imap.logout()
+        th.join(10)
+        self.assertFalse(th.is_alive(), "the Ping still held 10 s after a rename elsewhere")
+        self.assertNotIn("error", res, res)
+        assert_status_doc(self, res["resp"], "Ping", 7, "the Ping after a rename elsewhere")
+        print("  [rename] the held Ping answered 7 %.2f s after the rename elsewhere" %
+              (res["t"] - t0), flush=True)
         r = fsync(phone, key)
         key, count, ops = folder_changes(self, r, "FolderSync after the rename on the server")
         self.assertEqual(ops, [("Update", fid, "12")],
