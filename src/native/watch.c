@@ -415,11 +415,14 @@ check_watching(struct watcher *w)
 			mark_dirty(w, (int)i);
 	}
 	/*
-	 * The IDLE path always sweeps (its LIST sees the folder hierarchy
-	 * change); a first sweep now learns the counts and the hierarchy the
-	 * next ones compare with.
+	 * Both paths sweep: its LIST sees the folder hierarchy change, which
+	 * IDLE does not report and NOTIFY not always (Dovecot 2.3.19 sends no
+	 * MailboxName for a rename of a mailbox that has been opened since it
+	 * was created); the IDLE path's STATUS covers the mailboxes no
+	 * connection IDLEs on. A first sweep now learns the counts and the
+	 * hierarchy the next ones compare with.
 	 */
-	if (w->mode == MODE_IDLE && !evtimer_pending(w->sweep_ev, NULL))
+	if (!evtimer_pending(w->sweep_ev, NULL))
 		evtimer_add(w->sweep_ev, &tv);
 }
 
@@ -473,7 +476,7 @@ conn_note(struct wconn *wc, const struct imap_response *r)
 		i = find_mbox(w, name);
 		if (i < 0)
 			return;
-		if (wc->sweeping) {
+		if (wc->sweeping && w->mode == MODE_IDLE) {
 			struct wmbox *m = &w->mb[i];
 			bool moved = m->messages != st.messages || m->uidnext != st.uidnext ||
 			             m->unseen != st.unseen || m->modseq != st.highestmodseq;
@@ -837,8 +840,8 @@ sweep_list_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 
 /*
  * Time for a sweep: LIST of the account's mailboxes (the hierarchy
- * compared with the last sweep's), STATUS of every mailbox no connection
- * IDLEs on.
+ * compared with the last sweep's), and on the IDLE path STATUS of every
+ * mailbox no connection IDLEs on (NOTIFY reports their messages itself).
  */
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
@@ -868,7 +871,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	wc->busy++;
 	wc->sweeping = true;
-	for (size_t i = 0; i < w->nmb; i++) {
+	for (size_t i = 0; i < w->nmb && w->mode == MODE_IDLE; i++) {
 		if (w->mb[i].conn >= 0)
 			continue;
 		cmd = imap_cmd_new("STATUS");

@@ -288,6 +288,35 @@ def round_(dc, drv_argv, notify):
                (label, what, (time.monotonic() - t0) * 1000,
                 "NOTIFY MailboxName" if notify else "the sweep's LIST"))
 
+        # 3c. NOTIFY: a watched folder that another connection has selected (as a
+        # phone's Sync leaves it on a pooled connection), renamed elsewhere: reported
+        # within the sweep interval (Dovecot 2.3.19 may send no MailboxName for it, as
+        # e2e_native's fixture showed; then the sweep's LIST sees it)
+        if notify:
+            typ, _ = mail.conn()._simple_command("CREATE", "Opened")
+            expect(typ == "OK", "%s: CREATE failed" % label)
+            other = imaplib.IMAP4_SSL("127.0.0.1", dc.imaps_port, ssl_context=mail.ctx)
+            other.login(L.USER, L.PASSWORD)
+            typ, _ = other.select("Opened")
+            expect(typ == "OK", "%s: SELECT failed" % label)
+            drv.send("sub 5 %s %s Opened" % (L.USER, L.PASSWORD))
+            drv.wait(r"^subscribed 5", 5)
+            drv.wait_watching()
+            drv.drain(SWEEP + 1.5)  # a sweep that knows Opened
+            t0 = time.monotonic()
+            typ, _ = mail.conn()._simple_command("RENAME", "Opened", "Opened2")
+            expect(typ == "OK", "%s: RENAME failed" % label)
+            other.logout()
+            expect(drv.wait(r"^changed 5 Opened ", SWEEP * 2 + 1.5),
+                   "%s: no callback for a selected folder renamed elsewhere within %.1f s" %
+                   (label, SWEEP * 2 + 1.5))
+            ok("%s: a selected folder renamed elsewhere reported after %.0f ms" %
+               (label, (time.monotonic() - t0) * 1000))
+            drv.send("unsub 5")
+            drv.wait(r"^unsubscribed 5", 5)
+            mail.conn()._simple_command("DELETE", "Opened2")
+            drv.drain(1.0)
+
         # 4. a second subscription of the account
         mail.logout()
         drv.send("sub 2 %s %s INBOX" % (L.USER, L.PASSWORD))
