@@ -1507,6 +1507,7 @@ struct native_wait {
 	union {
 		mbx_state_got_fn got;
 		mbx_state_committed_fn committed;
+		mbx_client_id_fn client_id;
 		mbx_imap_ids_fn ids;
 		mbx_imap_done_fn changed;
 	} fn;
@@ -1554,6 +1555,27 @@ native_state_commit(void *arg, const char *account, const char *device_id,
 	w->fn.committed = done;
 	w->arg = done_arg;
 	storeq_state_commit(gw->sq, account, device_id, ops, n, native_state_committed, w);
+}
+
+/* The store thread did a ClientId op. */
+static void
+native_client_id_done(void *arg, int rv)
+{
+	struct native_wait w = *(struct native_wait *)arg;
+	free(arg);
+	w.fn.client_id(w.arg, rv);
+}
+
+/* mbx_run reserves, keeps or releases a SendMail ClientId: on the store thread. */
+static void
+native_client_id(void *arg, const char *account, const char *device_id, const char *client_id,
+                 int op, mbx_client_id_fn done, void *done_arg)
+{
+	struct gateway *gw = arg;
+	struct native_wait *w = xcalloc(1, sizeof(*w));
+	w->fn.client_id = done;
+	w->arg = done_arg;
+	storeq_client_id(gw->sq, account, device_id, client_id, op, native_client_id_done, w);
 }
 
 /* The store thread gave the folder ids. */
@@ -3359,6 +3381,7 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 		gw->native_state.arg = gw;
 		gw->native_state.get = native_state_get;
 		gw->native_state.commit = native_state_commit;
+		gw->native_state.client_id = native_client_id;
 		log_info("native mode: ActiveSync served from %s, at most %u IMAP connections per "
 		         "account",
 		         cfg->upstream_url, pc.max_per_account);
