@@ -3331,7 +3331,7 @@ cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	char folder[MBX_ID_MAX + 1] = "", item[MBX_ID_MAX + 1] = "", *msg = NULL;
 	char cid[MBX_CLIENTID_MAX + 1] = "";
 	size_t len = 0;
-	const char *err;
+	const char *err, *detail = NULL;
 	int status, rv;
 
 	if (compose_read(in, v, &ask, &rq, out) == 0)
@@ -3357,6 +3357,10 @@ cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 		free(msg);
 		return failed(status, NULL, out);
 	}
+	if (status == 118)
+		detail = "ClientId sent before: not sent again";
+	else if (status == 111 && msg != NULL)
+		detail = "ClientId being sent, or not reserved: not sent now";
 	if (status == 1) {
 		rv = mbx_send(in->backend, msg, len, ask.save_in_sent, &so, &err);
 		free(msg);
@@ -3379,7 +3383,10 @@ cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	} else {
 		free(msg);
 	}
-	return compose_answer(in, v, status, out);
+	rv = compose_answer(in, v, status, out);
+	if (detail != NULL)
+		out->detail = detail;
+	return rv;
 }
 
 /* ---- the commands that fail ------------------------------------------ */
