@@ -825,7 +825,8 @@ abq_registry_reset_device(const struct abq_ctx *c, const char *account, const ch
 		return -1;
 	if ((rv = named_device(c, account, device_id, &acct, &d, errmsg_r)) != 0)
 		goto out;
-	if (abq_store_syncstate_delete(c->store, d.account, d.device_id, NULL, &n, &err) < 0) {
+	if (abq_store_syncstate_delete(c->store, d.account, d.device_id, NULL, &n, &err) < 0 ||
+	    abq_store_clientid_delete(c->store, d.account, d.device_id, NULL, &err) < 0) {
 		rv = store_fail(errmsg_r, err);
 		goto out;
 	}

@@ -112,8 +112,9 @@ int abq_registry_wipe_confirmed(const struct abq_ctx *c, const char *account, co
 /*
  * doResetDevice: remove every collection's sync state of the recorded device
  * (account, device_id), so that the phone starts over at its next request
- * (its next Sync or FolderSync finds no state for its SyncKey), with a
- * history row ("reset": "N collections" -> "none") and a change-log row. The
+ * (its next Sync or FolderSync finds no state for its SyncKey), and the
+ * SendMail ClientIds native mode remembers for it, with a history row
+ * ("reset": "N collections" -> "none") and a change-log row. The
  * device's state and facts stay. o->affected gets how many collections were
  * removed (0 is not a refusal). Refused (1) for a device not recorded.
  */

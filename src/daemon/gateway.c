@@ -1506,7 +1506,8 @@ struct native_run {
 struct native_wait {
 	union {
 		mbx_state_got_fn got;
-		void (*done)(void *arg, int rv); /* a state written, a folder change followed */
+		void (*done)(void *arg,
+		             int rv); /* a state written, a folder change followed, a ClientId op */
 		mbx_imap_ids_fn ids;
 	} fn;
 	void *arg;
@@ -1533,7 +1534,7 @@ native_state_get(void *arg, const char *account, const char *device_id, const ch
 	storeq_state_get(gw->sq, account, device_id, collection, native_state_got, w);
 }
 
-/* The store thread wrote a request's state, or followed a folder change. */
+/* The store thread wrote a request's state, followed a folder change or did a ClientId op. */
 static void
 native_store_done(void *arg, int rv)
 {
@@ -1553,6 +1554,18 @@ native_state_commit(void *arg, const char *account, const char *device_id,
 	w->fn.done = done;
 	w->arg = done_arg;
 	storeq_state_commit(gw->sq, account, device_id, ops, n, native_store_done, w);
+}
+
+/* mbx_run reserves, keeps or releases a SendMail ClientId: on the store thread. */
+static void
+native_client_id(void *arg, const char *account, const char *device_id, const char *client_id,
+                 int op, mbx_client_id_fn done, void *done_arg)
+{
+	struct gateway *gw = arg;
+	struct native_wait *w = xcalloc(1, sizeof(*w));
+	w->fn.done = done;
+	w->arg = done_arg;
+	storeq_client_id(gw->sq, account, device_id, client_id, op, native_store_done, w);
 }
 
 /* The store thread gave the folder ids. */
@@ -3366,6 +3379,7 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 		gw->native_state.arg = gw;
 		gw->native_state.get = native_state_get;
 		gw->native_state.commit = native_state_commit;
+		gw->native_state.client_id = native_client_id;
 		log_info("native mode: ActiveSync served from %s, at most %u IMAP connections per "
 		         "account%s",
 		         cfg->upstream_url, pc.max_per_account, nw > 1 ? " in this worker" : "");

@@ -81,7 +81,8 @@ enum job_kind {
 	JOB_STATE_GET,
 	JOB_STATE_COMMIT,
 	JOB_FOLDERS,
-	JOB_FOLDER_CHANGE
+	JOB_FOLDER_CHANGE,
+	JOB_CLIENT_ID
 };
 
 struct storeq_job {
@@ -127,6 +128,7 @@ struct storeq_job {
 	 */
 	char *fparent;
 	char fdelim;
+	/* JOB_CLIENT_ID: collection is the ClientId, cmd the op; done_cb tells rv */
 	/* JOB_DEVICE: a change read from the change log */
 	struct abq_view_device now;
 	/* JOB_LOGGERS: the whole list of loggers, after a logger change */
@@ -274,7 +276,7 @@ deliver(evutil_socket_t fd, short what, void *arg)
 				job->blob = NULL; /* the callback takes it */
 				job->got_cb(job->arg, job->rv, blob, job->len);
 			} else if (job->kind == JOB_STATE_COMMIT ||
-			           job->kind == JOB_FOLDER_CHANGE) {
+			           job->kind == JOB_FOLDER_CHANGE || job->kind == JOB_CLIENT_ID) {
 				job->done_cb(job->arg, job->rv);
 			} else if (job->kind == JOB_FOLDERS) {
 				char **ids = job->rv >= 0 ? job->ids : NULL;
@@ -464,6 +466,31 @@ run_folders(struct storeq *q, struct storeq_job *job)
 		log_info("store: %zu folder(s) of %s renamed on the server, ids kept", renamed,
 		         job->seen.account);
 	free(l);
+}
+
+/* Thread: a SendMail ClientId reserved, kept or released (native mode). */
+static void
+run_client_id(struct storeq *q, struct storeq_job *job)
+{
+	const char *err = NULL, *acct = job->seen.account, *dev = job->seen.device_id;
+	enum abq_clientid r = 0;
+
+	if (job->cmd == MBX_CLIENTID_RESERVE) {
+		job->rv = abq_store_clientid_reserve(q->store, acct, dev, job->collection,
+		                                     abq_now(), &r, &err);
+		if (job->rv == 0)
+			job->rv = r == ABQ_CLIENTID_RESERVED ? MBX_CLIENTID_NEW
+			          : r == ABQ_CLIENTID_SENT   ? MBX_CLIENTID_DONE
+			                                     : MBX_CLIENTID_BUSY;
+	} else if (job->cmd == MBX_CLIENTID_SENT) {
+		job->rv =
+		    abq_store_clientid_sent(q->store, acct, dev, job->collection, abq_now(), &err);
+	} else {
+		job->rv = abq_store_clientid_release(q->store, acct, dev, job->collection, &err);
+	}
+	if (job->rv < 0)
+		log_warn("store: ClientId %s of %s/%s: %s", job->collection, dev, acct,
+		         err != NULL ? err : "failed");
 }
 
 /* Thread: a folder renamed or deleted by a device, followed in the map (native mode). */
@@ -904,6 +931,8 @@ thread_main(void *arg)
 				run_folders(q, job);
 			else if (job->kind == JOB_FOLDER_CHANGE)
 				run_folder_change(q, job);
+			else if (job->kind == JOB_CLIENT_ID)
+				run_client_id(q, job);
 			else
 				run_observe(q, job);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1297,6 +1326,23 @@ storeq_folder_change(struct storeq *q, const char *account, const char *folder_i
 	job->blob = mailbox != NULL ? xstrdup(mailbox) : NULL;
 	job->fparent = parent_id != NULL ? xstrdup(parent_id) : NULL;
 	job->fdelim = delim;
+	job->done_cb = cb;
+	job->arg = arg;
+	return job_queue(q, job);
+}
+
+/* Queue a SendMail ClientId op (storeq.h). */
+struct storeq_job *
+storeq_client_id(struct storeq *q, const char *account, const char *device_id,
+                 const char *client_id, int op, storeq_state_done_cb *cb, void *arg)
+{
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_CLIENT_ID;
+	job->q = q;
+	job->seen.account = xstrdup(account);
+	job->seen.device_id = xstrdup(device_id);
+	job->collection = xstrdup(client_id);
+	job->cmd = op;
 	job->done_cb = cb;
 	job->arg = arg;
 	return job_queue(q, job);

@@ -125,6 +125,16 @@ struct storeq_job *storeq_folder_assign(struct storeq *q, const char *account,
                                         const struct abq_folder *l, size_t n, char delim,
                                         bool probe, storeq_ids_cb *cb, void *arg);
 
+/*
+ * SendMail's ClientId of (account, device_id) (mailbox/commands.h, store.h
+ * abq_store_clientid_*), op an enum mbx_client_id_op, at the store's time:
+ * a reservation's rv is MBX_CLIENTID_NEW, _DONE or _BUSY, or -1; a sent or
+ * a release's is 0 or -1 (failures are logged).
+ */
+struct storeq_job *storeq_client_id(struct storeq *q, const char *account, const char *device_id,
+                                    const char *client_id, int op, storeq_state_done_cb *cb,
+                                    void *arg);
+
 struct storeq_job *storeq_folder_change(struct storeq *q, const char *account,
                                         const char *folder_id, const char *mailbox,
                                         const char *parent_id, char delim, storeq_state_done_cb *cb,

@@ -3147,6 +3147,7 @@ struct compose_ask {
 	size_t mime_len;
 	bool save_in_sent, replace_mime;
 	const char *folder, *item, *long_id; /* the original (Smart*) */
+	const char *client_id;               /* 14.0+; NULL when absent */
 };
 
 /* The ComposeMail Status (MS-ASCMD 2.2.2, common status codes) of a refused send. */
@@ -3236,6 +3237,7 @@ compose_read(const struct mbx_serve_in *in, int v, struct compose_ask *ask, stru
 	*rq_r = decode_root(in, WBXML_PAGE_COMPOSEMAIL, strchr(root, ':') + 1, out, &req);
 	if (*rq_r == NULL)
 		return 0;
+	ask->client_id = kid_text(req, "ClientId");
 	ask->save_in_sent = kid(req, "SaveInSentItems") != NULL;
 	ask->replace_mime = kid(req, "ReplaceMime") != NULL;
 	if ((src = kid(req, "Source")) != NULL) {
@@ -3295,9 +3297,30 @@ compose_original(const struct mbx_serve_in *in, const struct compose_ask *ask, c
 }
 
 /*
+ * Reserve the ClientId cid ("" when none is remembered) before its message
+ * is sent (commands.h): 1 to send it, 118 (sent before), 111 (being sent by
+ * another request, or the store failed: the phone tries later) or
+ * MBX_PENDING.
+ */
+static int
+client_id_reserve(const struct mbx_serve_in *in, const char *cid)
+{
+	int rv;
+
+	if (cid[0] == '\0')
+		return 1;
+	rv = in->state.client_id(in->state.arg, in->account, in->device_id, cid,
+	                         MBX_CLIENTID_RESERVE);
+	if (rv == MBX_PENDING)
+		return rv;
+	return rv == MBX_CLIENTID_NEW ? 1 : rv == MBX_CLIENTID_DONE ? 118 : 111;
+}
+
+/*
  * SendMail, SmartReply, SmartForward on a backend that sends (the table at
- * the top): the message composed, sent (SaveInSent: kept in Sent), and the
- * original marked answered or forwarded.
+ * the top): the message composed, its ClientId reserved, sent (SaveInSent:
+ * kept in Sent), the ClientId kept or released, and the original marked
+ * answered or forwarded.
  */
 static int
 cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
@@ -3306,12 +3329,16 @@ cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	struct wbxml_doc *rq;
 	struct mbx_send_out so;
 	char folder[MBX_ID_MAX + 1] = "", item[MBX_ID_MAX + 1] = "", *msg = NULL;
+	char cid[MBX_CLIENTID_MAX + 1] = "";
 	size_t len = 0;
-	const char *err;
+	const char *err, *detail = NULL;
 	int status, rv;
 
 	if (compose_read(in, v, &ask, &rq, out) == 0)
 		return 0;
+	if (ask.client_id != NULL && in->state.client_id != NULL &&
+	    strlen(ask.client_id) <= MBX_CLIENTID_MAX)
+		memcpy(cid, ask.client_id, strlen(ask.client_id) + 1);
 	if (ask.mime == NULL || ask.mime_len == 0) {
 		status = v >= 140 ? 107 : 102; /* InvalidMIME; before 14.0: an empty body */
 	} else if (in->cmd == EAS_CMD_SENDMAIL) {
@@ -3326,13 +3353,28 @@ cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	wbxml_doc_free(&rq);
 	if (status < 0)
 		return failed(status, "mailbox failure", out);
+	if (status == 1 && (status = client_id_reserve(in, cid)) == MBX_PENDING) {
+		free(msg);
+		return failed(status, NULL, out);
+	}
+	if (status == 118)
+		detail = "ClientId sent before: not sent again";
+	else if (status == 111 && msg != NULL)
+		detail = "ClientId being sent, or not reserved: not sent now";
 	if (status == 1) {
 		rv = mbx_send(in->backend, msg, len, ask.save_in_sent, &so, &err);
 		free(msg);
+		if (rv == MBX_PENDING)
+			return failed(rv, NULL, out);
+		status = rv < 0 ? 110 : send_status(so.result);
+		/* sent: kept; else released, so that the phone's retry is sent */
+		if (cid[0] != '\0' &&
+		    in->state.client_id(in->state.arg, in->account, in->device_id, cid,
+		                        status == 1 ? MBX_CLIENTID_SENT : MBX_CLIENTID_RELEASE) ==
+		        MBX_PENDING)
+			return failed(MBX_PENDING, NULL, out);
 		if (rv < 0)
-			return rv == MBX_PENDING ? failed(rv, NULL, out)
-			                         : compose_answer(in, v, 110, out);
-		status = send_status(so.result);
+			return compose_answer(in, v, 110, out);
 		/* the original marked; a failure there leaves the mail sent */
 		if (status == 1 && folder[0] != '\0' &&
 		    mbx_mark_answered(in->backend, folder, item, in->cmd == EAS_CMD_SMARTFORWARD,
@@ -3341,7 +3383,10 @@ cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	} else {
 		free(msg);
 	}
-	return compose_answer(in, v, status, out);
+	rv = compose_answer(in, v, status, out);
+	if (detail != NULL)
+		out->detail = detail;
+	return rv;
 }
 
 /* ---- the commands that fail ------------------------------------------ */

@@ -54,7 +54,35 @@ struct mbx_state_accessor {
 	int (*put)(void *arg, const char *account, const char *device_id, const char *collection,
 	           const char *blob, size_t len);
 	int (*del)(void *arg, const char *account, const char *device_id, const char *collection);
+	/*
+	 * SendMail's ClientId (below); NULL: ClientIds are not remembered (the
+	 * quarantine mailbox, which sends nothing).
+	 */
+	int (*client_id)(void *arg, const char *account, const char *device_id,
+	                 const char *client_id, int op);
 };
+
+/*
+ * The ClientId of SendMail, SmartReply and SmartForward (14.0+: the WBXML's
+ * ClientId, unique per message for the device; before 14.0 there is none and
+ * nothing is remembered), so that a request a phone repeats after losing the
+ * answer is not sent twice (store.h abq_store_clientid_*). Before a message
+ * is sent its ClientId is reserved (MBX_CLIENTID_RESERVE): MBX_CLIENTID_NEW
+ * sends it, MBX_CLIENTID_DONE (sent before) answers Status 118 without
+ * sending, MBX_CLIENTID_BUSY (another request is sending it now) and -1 (no
+ * store) answer 111, so the phone tries again later; nothing is lost, nothing
+ * sent twice. Once the submission answered: MBX_CLIENTID_SENT when it went
+ * out, MBX_CLIENTID_RELEASE when it did not (any refusal, 111 included), so
+ * the phone's retry is sent; these answer 0 or -1 (logged by the accessor;
+ * the answer to the phone stands). Every op may answer MBX_PENDING (run.h
+ * answers each op once per request). A ClientId empty or longer than
+ * MBX_CLIENTID_MAX bytes is not remembered.
+ */
+#define MBX_CLIENTID_MAX 128
+enum mbx_client_id_op { MBX_CLIENTID_RESERVE, MBX_CLIENTID_SENT, MBX_CLIENTID_RELEASE };
+#define MBX_CLIENTID_NEW  1
+#define MBX_CLIENTID_DONE 2
+#define MBX_CLIENTID_BUSY 3
 
 struct mbx_serve_in {
 	enum eas_cmd cmd;

@@ -54,6 +54,9 @@ struct mm {
 	} * sent; /* the messages sent, in order */
 	size_t n_sent;
 	enum mbx_send_result send_result;
+	/* the request's send, answered again to its reruns (as the IMAP backend does) */
+	bool send_done;
+	struct mbx_send_out send_out;
 };
 
 /* A decoded cursor. */
@@ -269,6 +272,7 @@ static void
 mm_end(struct mbx_backend *b)
 {
 	((struct mm *)b)->primed = false;
+	((struct mm *)b)->send_done = false;
 }
 
 /* ---- ops ---- */
@@ -730,7 +734,14 @@ mm_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
 	(void)errstr_r;
 	if (must_wait(m))
 		return MBX_PENDING;
+	if (m->send_done) {
+		*out = m->send_out;
+		return 1;
+	}
+	m->send_done = true;
 	out->result = m->send_result;
+	out->saved = false;
+	m->send_out = *out;
 	if (out->result != MBX_SEND_SENT)
 		return 1;
 	m->sent = xrealloc(m->sent, (m->n_sent + 1) * sizeof(*m->sent));
@@ -740,6 +751,7 @@ mm_send(struct mbx_backend *b, const char *mime, size_t len, bool save_in_sent,
 	m->sent[m->n_sent++].len = len;
 	if (save_in_sent && (sent = folder_of_type(m, MBX_FOLDER_SENT)) != NULL)
 		out->saved = mbx_memory_append_raw(b, sent->id, mime, len, 0, MBX_MEM_SEEN) != 0;
+	m->send_out = *out;
 	return 1;
 }
 

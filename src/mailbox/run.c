@@ -15,6 +15,9 @@
  * (MBX_PENDING unless the fetch completed at once). Writes are staged,
  * compacted (a later write of a collection replaces an earlier one, a delete
  * of every collection replaces all), and dropped at the start of every run.
+ * SendMail's ClientId ops are not staged (a reservation must hold before the
+ * message goes out): each is done once per request when a run first asks,
+ * and later runs get its answer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,14 @@ struct fetched {
 	int rv; /* 1, 0 none, -1 failure */
 	char *blob;
 	size_t len;
+};
+
+/* A ClientId op of the request (commands.h), done once: its answer. */
+struct cid_op {
+	struct mbx_run *run;
+	char *client_id;
+	bool done;
+	int rv;
 };
 
 /* A staged write of the current run; collection NULL: every collection. */
@@ -55,6 +66,7 @@ struct mbx_run {
 	bool stepping;            /* step() is on the stack */
 	bool read_failed;         /* the read cap was hit: a failure, not a wait */
 	struct mbx_state_op *ops; /* the commit's batch */
+	struct cid_op *cid[3];    /* by enum mbx_client_id_op; NULL: not asked yet */
 	struct mbx_serve_out out;
 };
 
@@ -83,6 +95,11 @@ run_free(struct mbx_run *r)
 		free(r->fetched[i]);
 	}
 	free(r->fetched);
+	for (size_t i = 0; i < 3; i++) {
+		if (r->cid[i] != NULL)
+			free(r->cid[i]->client_id);
+		free(r->cid[i]);
+	}
 	staged_clear(r);
 	free(r->ops);
 	mbx_serve_out_clear(&r->out);
@@ -124,6 +141,44 @@ got(void *done_arg, int rv, char *blob, size_t len)
 	}
 	if (--r->outstanding == 0 && !r->stepping)
 		step(r);
+}
+
+/* A ClientId op completed: keep its answer, count down, go on when it was the last. */
+static void
+cid_done(void *done_arg, int rv)
+{
+	struct cid_op *c = done_arg;
+	struct mbx_run *r = c->run;
+
+	c->done = true;
+	c->rv = rv == MBX_PENDING ? -1 : rv;
+	if (--r->outstanding == 0 && !r->stepping)
+		step(r);
+}
+
+/*
+ * The staging accessor's ClientId op: its answer when it was done for the
+ * request, else started (MBX_PENDING unless it completed at once). One
+ * ClientId per request: an op asked again for another is a failure.
+ */
+static int
+view_client_id(void *arg, const char *account, const char *device_id, const char *client_id, int op)
+{
+	struct mbx_run *r = arg;
+	struct cid_op *c;
+
+	if (op < MBX_CLIENTID_RESERVE || op > MBX_CLIENTID_RELEASE)
+		return -1;
+	if ((c = r->cid[op]) != NULL)
+		return strcmp(c->client_id, client_id) != 0 ? -1 : c->done ? c->rv : MBX_PENDING;
+	c = r->cid[op] = xcalloc(1, sizeof(*c));
+	c->run = r;
+	c->client_id = xstrdup(client_id);
+	r->outstanding++;
+	r->state.client_id(r->state.arg, account, device_id, c->client_id, op, cid_done, c);
+	if (!c->done)
+		r->started++;
+	return c->done ? c->rv : MBX_PENDING;
 }
 
 /* The backend's outstanding work is done: count down, go on when it was the last. */
@@ -348,7 +403,8 @@ mbx_run(const struct mbx_serve_in *in, const struct mbx_async_state *state, int 
 		return;
 	}
 	r->in = *in;
-	r->in.state = (struct mbx_state_accessor){r, view_get, view_put, view_del};
+	r->in.state = (struct mbx_state_accessor){r, view_get, view_put, view_del,
+	                                          state->client_id ? view_client_id : NULL};
 	r->state = *state;
 	r->max_runs = max_runs > 0 ? max_runs : MBX_RUN_MAX_RUNS;
 	step(r);

@@ -51,6 +51,8 @@ struct mbx_state_op {
 typedef void (*mbx_state_got_fn)(void *done_arg, int rv, char *blob, size_t len);
 /* A commit's completion: 0, or -1 (nothing of the batch is written). */
 typedef void (*mbx_state_committed_fn)(void *done_arg, int rv);
+/* A ClientId op's completion: what commands.h's client_id answers, never MBX_PENDING. */
+typedef void (*mbx_client_id_fn)(void *done_arg, int rv);
 
 /*
  * The sync state, asynchronously (the store through its thread). Each
@@ -66,6 +68,13 @@ struct mbx_async_state {
 	void (*commit)(void *arg, const char *account, const char *device_id,
 	               const struct mbx_state_op *ops, size_t n, mbx_state_committed_fn done,
 	               void *done_arg);
+	/*
+	 * SendMail's ClientId op (commands.h mbx_state_accessor.client_id), not
+	 * staged: each op is done once per request, when the command first asks,
+	 * and its answer is given to every later run. NULL: not remembered.
+	 */
+	void (*client_id)(void *arg, const char *account, const char *device_id,
+	                  const char *client_id, int op, mbx_client_id_fn done, void *done_arg);
 };
 
 /*

@@ -960,11 +960,12 @@ count_args(struct abq_store *s, const char *sql, const char *what, const struct 
 
 /*
  * Delete with the cached statement of sql, counted into *count_r, and then
- * with also (what goes with it), both under the same parameters, in one transaction.
+ * with also and also2 (what goes with it; also2 may be NULL), all under the
+ * same parameters, in one transaction.
  */
 static int
-delete_with(struct abq_store *s, const char *sql, const char *also, const char *what,
-            const struct sql_arg *a, size_t *count_r, const char **errstr_r)
+delete_with(struct abq_store *s, const char *sql, const char *also, const char *also2,
+            const char *what, const struct sql_arg *a, size_t *count_r, const char **errstr_r)
 {
 	size_t ignored;
 	bool own;
@@ -976,6 +977,8 @@ delete_with(struct abq_store *s, const char *sql, const char *also, const char *
 	ret = write_args(s, sql, what, a, count_r, errstr_r);
 	if (ret == 0)
 		ret = write_args(s, also, what, a, &ignored, errstr_r);
+	if (ret == 0 && also2 != NULL)
+		ret = write_args(s, also2, what, a, &ignored, errstr_r);
 	if (own_end(s, own, ret, errstr_r) < 0) {
 		*count_r = 0;
 		return -1;
@@ -1218,7 +1221,8 @@ abq_store_device_put(struct abq_store *s, const struct abq_device *d, const char
 
 /*
  * Delete a DeviceId's records, of every account or of one, and their mailbox
- * sync state (store.h), in one transaction; counts the records.
+ * sync state and SendMail ClientIds (store.h), in one transaction; counts the
+ * records.
  */
 int
 abq_store_device_delete(struct abq_store *s, const char *device_id, const char *account,
@@ -1231,10 +1235,12 @@ abq_store_device_delete(struct abq_store *s, const char *device_id, const char *
 	WRITE_CALL();
 	if (account == NULL)
 		return delete_with(s, "DELETE FROM devices WHERE device_key = ?1",
-		                   "DELETE FROM syncstate WHERE device_key = ?1", WHAT,
+		                   "DELETE FROM syncstate WHERE device_key = ?1",
+		                   "DELETE FROM clientids WHERE device_key = ?1", WHAT,
 		                   ARGS(K(device_id)), count_r, errstr_r);
 	return delete_with(s, "DELETE FROM devices WHERE device_key = ?1 AND account = ?2",
-	                   "DELETE FROM syncstate WHERE device_key = ?1 AND account = ?2", WHAT,
+	                   "DELETE FROM syncstate WHERE device_key = ?1 AND account = ?2",
+	                   "DELETE FROM clientids WHERE device_key = ?1 AND account = ?2", WHAT,
 	                   ARGS(K(device_id), T(account)), count_r, errstr_r);
 }
 
@@ -1943,7 +1949,7 @@ abq_store_admin_delete(struct abq_store *s, const char *name, size_t *count_r,
 	OPTIONAL(size_t, count_r);
 	REQUIRE(key_ok(name), "admin_delete: name is required");
 	WRITE_CALL();
-	return delete_with(s, "DELETE FROM admins WHERE name = ?1", token_delete_admin, WHAT,
+	return delete_with(s, "DELETE FROM admins WHERE name = ?1", token_delete_admin, NULL, WHAT,
 	                   ARGS(T(name)), count_r, errstr_r);
 }
 
@@ -2179,6 +2185,154 @@ abq_store_syncstate_iter(struct abq_store *s, abq_syncstate_cb *cb, void *arg,
 	                 "collection" BATCH_LIMIT,
 	                 WHAT, &syncstate_kind, ARGS(T(""), T(""), T("")), 0, (any_cb)cb, arg,
 	                 errstr_r);
+}
+
+/* ---- SendMail ClientIds ----------------------------------------------------- */
+
+/* The arguments every ClientId call checks: account, device_id, client_id. */
+#define CLIENTID_KEYS(what)                                                                        \
+	REQUIRE(key_ok(account) && key_ok(device_id) && key_ok(client_id),                         \
+	        what ": account, device_id and client_id are required");                           \
+	REQUIRE(strlen(client_id) <= ABQ_CLIENTID_MAX, what ": ClientId too long")
+
+/*
+ * The reservation's steps, in the caller's transaction: prune, insert when
+ * absent, else take over a dead reservation, else tell what the record says.
+ */
+static int
+clientid_reserve_tx(struct abq_store *s, const char *account, const char *device_id,
+                    const char *client_id, int64_t now, enum abq_clientid *result_r,
+                    const char **errstr_r)
+{
+	const struct sql_arg *key = ARGS(T(account), K(device_id), T(client_id));
+	int64_t v[2] = {0, 0};
+	size_t n = 0;
+
+	if (write_args(s, "DELETE FROM clientids WHERE at < ?1", "clientid_reserve",
+	               ARGS(I(now - ABQ_CLIENTID_KEEP)), &n, errstr_r) < 0 ||
+	    write_args(
+	        s,
+	        "INSERT INTO clientids (account, device_id, client_id, at, sent) VALUES "
+	        "(?1, ?2, ?3, ?4, 0) ON CONFLICT (account, device_key, client_id) DO NOTHING",
+	        "clientid_reserve", ARGS(T(account), T(device_id), T(client_id), I(now)), &n,
+	        errstr_r) < 0)
+		return -1;
+	if (n == 1) {
+		*result_r = ABQ_CLIENTID_RESERVED;
+		return write_args(
+		    s,
+		    "DELETE FROM clientids WHERE account = ?1 AND device_key = ?2 AND "
+		    "client_id NOT IN (SELECT client_id FROM clientids WHERE account = ?1 "
+		    "AND device_key = ?2 ORDER BY at DESC, client_id DESC LIMIT ?3)",
+		    "clientid_reserve", ARGS(T(account), K(device_id), I(ABQ_CLIENTID_PER_DEVICE)),
+		    &n, errstr_r);
+	}
+	if (write_args(
+	        s,
+	        "UPDATE clientids SET at = ?4 WHERE account = ?1 AND device_key = ?2 AND "
+	        "client_id = ?3 AND sent = 0 AND at < ?5",
+	        "clientid_reserve",
+	        ARGS(T(account), K(device_id), T(client_id), I(now), I(now - ABQ_CLIENTID_STALE)),
+	        &n, errstr_r) < 0)
+		return -1;
+	if (n == 1) {
+		*result_r = ABQ_CLIENTID_RESERVED;
+		return 0;
+	}
+	if (ints_args(s,
+	              "SELECT count(*), coalesce(max(sent), 0) FROM clientids WHERE account = ?1 "
+	              "AND device_key = ?2 AND client_id = ?3",
+	              "clientid_reserve", key, v, 2, errstr_r) < 0)
+		return -1;
+	*result_r = v[1] != 0 ? ABQ_CLIENTID_SENT : ABQ_CLIENTID_SENDING;
+	return 0;
+}
+
+/* Reserve a ClientId before its message is submitted; see store.h. */
+int
+abq_store_clientid_reserve(struct abq_store *s, const char *account, const char *device_id,
+                           const char *client_id, int64_t now, enum abq_clientid *result_r,
+                           const char **errstr_r)
+{
+	bool own;
+	int ret;
+
+	CHECK_STORE(s);
+	CLIENTID_KEYS("clientid_reserve");
+	REQUIRE(result_r != NULL, "clientid_reserve: no place for the result");
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	ret = clientid_reserve_tx(s, account, device_id, client_id, now, result_r, errstr_r);
+	return own_end(s, own, ret, errstr_r);
+}
+
+/* The ClientId's message went out: its record says so (written again if it went). */
+int
+abq_store_clientid_sent(struct abq_store *s, const char *account, const char *device_id,
+                        const char *client_id, int64_t now, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	CLIENTID_KEYS("clientid_sent");
+	WRITE_CALL();
+	return write_args(s,
+	                  "INSERT INTO clientids (account, device_id, client_id, at, sent) VALUES "
+	                  "(?1, ?2, ?3, ?4, 1) ON CONFLICT (account, device_key, client_id) "
+	                  "DO REPLACE",
+	                  WHAT, ARGS(T(account), T(device_id), T(client_id), I(now)), NULL,
+	                  errstr_r);
+}
+
+/* The ClientId's message did not go out: its reservation goes (a sent record stays). */
+int
+abq_store_clientid_release(struct abq_store *s, const char *account, const char *device_id,
+                           const char *client_id, const char **errstr_r)
+{
+	size_t n;
+
+	CHECK_STORE(s);
+	CLIENTID_KEYS("clientid_release");
+	WRITE_CALL();
+	return write_args(s,
+	                  "DELETE FROM clientids WHERE account = ?1 AND device_key = ?2 AND "
+	                  "client_id = ?3 AND sent = 0",
+	                  WHAT, ARGS(T(account), K(device_id), T(client_id)), &n, errstr_r);
+}
+
+/* Remove every ClientId of a device; counts them. */
+int
+abq_store_clientid_delete(struct abq_store *s, const char *account, const char *device_id,
+                          size_t *count_r, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	REQUIRE(key_ok(account) && key_ok(device_id),
+	        "clientid_delete: account and device_id are required");
+	WRITE_CALL();
+	return write_args(s, "DELETE FROM clientids WHERE account = ?1 AND device_key = ?2", WHAT,
+	                  ARGS(T(account), K(device_id)), count_r, errstr_r);
+}
+
+/* Look one ClientId up: 1 with its time and whether it was sent, 0, -1. */
+int
+abq_store_clientid_get(struct abq_store *s, const char *account, const char *device_id,
+                       const char *client_id, int64_t *at_r, bool *sent_r, const char **errstr_r)
+{
+	int64_t v[3] = {0, 0, 0};
+
+	CHECK_STORE(s);
+	OPTIONAL(int64_t, at_r);
+	OPTIONAL(bool, sent_r);
+	CLIENTID_KEYS("clientid_get");
+	if (ints_args(
+	        s,
+	        "SELECT count(*), coalesce(max(at), 0), coalesce(max(sent), 0) FROM clientids "
+	        "WHERE account = ?1 AND device_key = ?2 AND client_id = ?3",
+	        WHAT, ARGS(T(account), K(device_id), T(client_id)), v, 3, errstr_r) < 0)
+		return -1;
+	*at_r = v[1];
+	*sent_r = v[2] != 0;
+	return v[0] > 0;
 }
 
 /* ---- native folder ids ------------------------------------------------------ */
@@ -3031,6 +3185,12 @@ static const struct {
     {"UPDATE folders SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
     {"UPDATE folder_counters SET account = account || '@' || ?1 WHERE instr(account, '@') = 0",
      false},
+    /* SendMail ClientIds: of a ClientId recorded both ways, the canonical one stays */
+    {"DELETE FROM clientids WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM clientids c"
+     " WHERE c.account = clientids.account || '@' || ?1"
+     " AND c.device_key = clientids.device_key AND c.client_id = clientids.client_id)",
+     false},
+    {"UPDATE clientids SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
     {"UPDATE history SET account = account || '@' || ?1"
      " WHERE account <> '' AND instr(account, '@') = 0",
      false},

@@ -39,7 +39,7 @@
 #include "lib/records.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 9
+#define ABQ_STORE_SCHEMA_VERSION 10
 
 /* One row of history: who changed what, when and why. */
 struct abq_history {
@@ -441,8 +441,9 @@ int abq_store_logger_delete(struct abq_store *s, int64_t id, size_t *count_r,
  * syncstate_put inserts or replaces. syncstate_delete removes one collection,
  * or every collection of the device when collection is NULL; *count_r (may be
  * NULL) gets how many were removed; removing nothing is not an error.
- * abq_store_device_delete also removes the sync state of the devices it
- * removes, so that a device decided anew starts from an empty mailbox state.
+ * abq_store_device_delete also removes the sync state (and the SendMail
+ * ClientIds, below) of the devices it removes, so that a device decided anew
+ * starts from an empty mailbox state.
  */
 int abq_store_syncstate_get(struct abq_store *s, const char *account, const char *device_id,
                             const char *collection, void **state_r, size_t *len_r,
@@ -556,20 +557,72 @@ int abq_store_folder_list(struct abq_store *s, const char *account, const struct
                           const char **errstr_r);
 
 /*
+ * Native mode's SendMail ClientIds (schema version 10): per (account,
+ * device_id), the ClientIds (MS-ASCMD 2.2.3.27: unique per message for the
+ * device; in the WBXML of SendMail, SmartReply and SmartForward from 14.0)
+ * of the messages the device sent or is sending, so that a request repeated
+ * after a lost answer is not sent twice (Status 118). ClientIds compare
+ * exactly; device_id without case.
+ *
+ * clientid_reserve, before the message is submitted: under the write lock (a
+ * transaction of its own outside one), the ClientId is recorded as being
+ * sent at `now` when the device has no such record, or when its record is a
+ * reservation older than ABQ_CLIENTID_STALE (the process that made it died:
+ * taken over, so the message may go out twice after a crash rather than
+ * never). *result_r: ABQ_CLIENTID_RESERVED (send it), ABQ_CLIENTID_SENT
+ * (sent before: do not send), ABQ_CLIENTID_SENDING (another request is
+ * sending it now: do not send, let the device try later). The same call
+ * prunes: every record older than ABQ_CLIENTID_KEEP seconds (of every
+ * device), and the device's oldest beyond ABQ_CLIENTID_PER_DEVICE. A
+ * ClientId longer than ABQ_CLIENTID_MAX bytes is an error.
+ *
+ * clientid_sent: the message went out; the record says sent, at `now`
+ * (written again when it was pruned or reset meanwhile). clientid_release:
+ * it did not go out; the reservation is removed (a sent record stays) so
+ * that the device's retry is sent. clientid_delete: every ClientId of the
+ * device (abqctl mobile doResetDevice; abq_store_device_delete removes them
+ * with the device), *count_r (may be NULL) gets how many. clientid_get: 1
+ * with *at_r and *sent_r (each may be NULL), 0 when the device has no such
+ * record, -1.
+ */
+#define ABQ_CLIENTID_MAX        128         /* bytes of the longest ClientId recorded */
+#define ABQ_CLIENTID_KEEP       (3 * 86400) /* seconds a record is kept */
+#define ABQ_CLIENTID_PER_DEVICE 1000        /* records kept per device */
+#define ABQ_CLIENTID_STALE      900         /* seconds after which a reservation is dead */
+enum abq_clientid {
+	ABQ_CLIENTID_RESERVED = 1,
+	ABQ_CLIENTID_SENT,
+	ABQ_CLIENTID_SENDING,
+};
+int abq_store_clientid_reserve(struct abq_store *s, const char *account, const char *device_id,
+                               const char *client_id, int64_t now, enum abq_clientid *result_r,
+                               const char **errstr_r);
+int abq_store_clientid_sent(struct abq_store *s, const char *account, const char *device_id,
+                            const char *client_id, int64_t now, const char **errstr_r);
+int abq_store_clientid_release(struct abq_store *s, const char *account, const char *device_id,
+                               const char *client_id, const char **errstr_r);
+int abq_store_clientid_delete(struct abq_store *s, const char *account, const char *device_id,
+                              size_t *count_r, const char **errstr_r);
+int abq_store_clientid_get(struct abq_store *s, const char *account, const char *device_id,
+                           const char *client_id, int64_t *at_r, bool *sent_r,
+                           const char **errstr_r);
+
+/*
  * One identity per person (product.md): accounts recorded before [eas]
  * default_domain was set are bare ("alice") where the canonical form is now
  * "alice@example.com" (util.h account_canonical). abq_store_accounts_canonicalize
  * rewrites every bare account to "name@default_domain" in every table that
- * holds one (devices, entries, account attributes, sync state, history, the
- * outbox), in one transaction of its own (call it outside a transaction), and
- * records the domain under the meta key "account_domain" (schema version 5).
- * Collisions merge: of two device records of one DeviceId, the one seen more
- * recently stays (the canonical one on a tie), with its sync state; of two
- * entries or account attributes, the canonical one stays. When the recorded
- * domain is default_domain already, it only reads that key; a NULL or empty
- * default_domain does nothing. *count_r (may be NULL) gets how many device,
- * entry and attribute records were rewritten or merged away. The change log is
- * not written: daemons load the registry after this has run at their start.
+ * holds one (devices, entries, account attributes, sync state, native folder
+ * ids, SendMail ClientIds, history, the outbox), in one transaction of its
+ * own (call it outside a transaction), and records the domain under the meta
+ * key "account_domain" (schema version 5). Collisions merge: of two device
+ * records of one DeviceId, the one seen more recently stays (the canonical
+ * one on a tie), with its sync state; of two entries or account attributes,
+ * the canonical one stays. When the recorded domain is default_domain
+ * already, it only reads that key; a NULL or empty default_domain does
+ * nothing. *count_r (may be NULL) gets how many device, entry and attribute
+ * records were rewritten or merged away. The change log is not written:
+ * daemons load the registry after this has run at their start.
  */
 #define ABQ_STORE_META_ACCOUNT_DOMAIN "account_domain"
 int abq_store_accounts_canonicalize(struct abq_store *s, const char *default_domain,

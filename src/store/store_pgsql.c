@@ -231,6 +231,16 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     "CREATE TABLE folder_counters ("
     " account TEXT COLLATE \"C\" PRIMARY KEY,"
     " last_id BIGINT NOT NULL DEFAULT 0);",
+    /* 9 -> 10: native mode's SendMail ClientIds, sent or being sent. */
+    "CREATE TABLE clientids ("
+    " account TEXT COLLATE \"C\" NOT NULL,"
+    " device_id TEXT COLLATE \"C\" NOT NULL,"
+    " device_key TEXT COLLATE \"C\" GENERATED ALWAYS AS (lower(device_id)) STORED,"
+    " client_id TEXT COLLATE \"C\" NOT NULL,"
+    " at BIGINT NOT NULL DEFAULT 0,"
+    " sent INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (account, device_key, client_id));"
+    "CREATE INDEX clientids_at ON clientids (at);",
 };
 
 /* The open store. */

@@ -188,6 +188,19 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     "CREATE TABLE folder_counters ("
     " account TEXT NOT NULL PRIMARY KEY,"
     " last_id INTEGER NOT NULL DEFAULT 0);",
+    /*
+     * 9 -> 10: native mode's SendMail ClientIds (store.h abq_store_clientid_*):
+     * a message a device sent, or is sending, so that its repetition is not
+     * sent again.
+     */
+    "CREATE TABLE clientids ("
+    " account TEXT NOT NULL,"
+    " device_id TEXT NOT NULL COLLATE NOCASE,"
+    " client_id TEXT NOT NULL," /* exactly as the device sent it */
+    " at INTEGER NOT NULL DEFAULT 0,"
+    " sent INTEGER NOT NULL DEFAULT 0," /* 0: being sent, 1: sent */
+    " PRIMARY KEY (account, device_id, client_id));"
+    "CREATE INDEX clientids_at ON clientids (at);",
 };
 
 /* The open store. */

@@ -1887,8 +1887,8 @@ class LoggerTest(CliTest):
 
 class ResetDeviceTest(CliTest):
     """mobile doResetDevice ACCOUNT DEVICE_ID: the device's sync state (every
-    collection) is gone, the phone starts over; other devices and accounts keep
-    theirs; recorded in history; unknown devices refused."""
+    collection) and its SendMail ClientIds are gone, the phone starts over; other
+    devices and accounts keep theirs; recorded in history; unknown devices refused."""
 
     def states(self):
         db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
@@ -1911,12 +1911,27 @@ class ResetDeviceTest(CliTest):
                                 ("carol@example.com", "SAMBOB1", "foldersync")):
             db.execute("INSERT INTO syncstate (account, device_id, collection, state, updated) "
                        "VALUES (?, ?, ?, ?, 1767225600)", (acct, dev, coll, b"key=3"))
+        # The SendMail ClientIds native mode remembers (schema 10).
+        for acct, dev, cid in (("bob@example.com", "SAMBOB1", "c1"),
+                               ("bob@example.com", "SAMBOB1", "c2"),
+                               ("bob@example.com", "APPL2", "c1"),
+                               ("carol@example.com", "SAMBOB1", "c1")):
+            db.execute("INSERT INTO clientids (account, device_id, client_id, at, sent) "
+                       "VALUES (?, ?, ?, 1767225600, 1)", (acct, dev, cid))
         db.commit()
         db.close()
+
+    def clientids(self):
+        db = sqlite3.connect(os.path.join(self.dir, "abqd.db"))
+        rows = db.execute("SELECT account, device_id, client_id FROM clientids "
+                          "ORDER BY account, device_id, client_id").fetchall()
+        db.close()
+        return rows
 
     def test_reset(self):
         self.populate()
         before = self.states()
+        cids = self.clientids()
         info = self.okj("mobile", "getDeviceInfo", "bob", "SAMBOB1")["device"]
         # A dry run says what would go and removes nothing.
         self.assertEqual(self.ok("mobile", "doResetDevice", "bob", "sambob1", "--dry-run"),
@@ -1926,12 +1941,16 @@ class ResetDeviceTest(CliTest):
         doc = self.okj("mobile", "doResetDevice", "bob", "SAMBOB1", "--dry-run")
         self.assertEqual((doc["dryRun"], doc["affected"], doc["changed"]), (True, 3, []))
         self.assertEqual(self.states(), before)
+        self.assertEqual(self.clientids(), cids)
 
         self.assertEqual(self.ok("mobile", "doResetDevice", "bob", "SAMBOB1"),
                          "sync state reset for SAMBOB1/bob@example.com: 3 collections; "
                          "the phone starts over at its next request\nno device changed state\n")
         self.assertEqual(self.states(), [("bob@example.com", "APPL2", "foldersync"),
                                          ("carol@example.com", "SAMBOB1", "foldersync")])
+        # Its ClientIds go with it: a message it repeats is sent again.
+        self.assertEqual(self.clientids(), [("bob@example.com", "APPL2", "c1"),
+                                            ("carol@example.com", "SAMBOB1", "c1")])
         # The device itself is as it was: state, facts.
         after = self.okj("mobile", "getDeviceInfo", "bob", "SAMBOB1")["device"]
         self.assertEqual(after, info)

@@ -14,7 +14,9 @@ folders. Sending (`[upstream] submission` at the fixture's Dovecot submission,
 relayed to the fixture's relay.py): OPTIONS names SendMail, a 14.1 SendMail with
 SaveInSentItems reaches the relay (once, without its Bcc header) and its copy
 shows in the phone's next Sync of Sent; a 12.1 SendMail (MIME body, query
-SaveInSent=T) reaches the relay too. A phone's Search finds a message delivered
+SaveInSent=T) reaches the relay too; a SendMail repeated with its ClientId is
+Status 118 and at the relay once, one refused for now (the relay's 451) is 111
+and its retry goes out once. A phone's Search finds a message delivered
 to its Inbox, and a SmartReply to the result's LongId reaches the relay. A
 50 MB attachment is fetched whole through ItemOperations, streamed (abqd's
 memory grows by less than 32 MiB). With two workers, an account's
@@ -582,6 +584,69 @@ class NativeTests(E.Case):
             self.assertEqual(len(data[0].split()), 1, "12.1 SaveInSent=T: the copy in Sent")
         finally:
             imap.logout()
+
+    def test_24_sendmail_client_id(self):
+        """A phone that lost SendMail's answer sends it again with the same
+        ClientId: Status 118 and the relay has the message once. A send refused for
+        now (the relay's 451) is Status 111 and its retry with the same ClientId
+        goes out, once. The same SendMail twice at once: one is sent, the other is
+        118 or 111 (tried later), the relay has it once."""
+        phone = Phone(device_id=new_id("cid"))
+        phone.folders(self)
+
+        def sendmail(cid, subject, to="Bob <bob@example.test>"):
+            mime = ("From: Alice <alice@example.test>\r\nTo: %s\r\nSubject: %s\r\n\r\n"
+                    "Sent once.\r\n" % (to, subject))
+            return phone.post("SendMail", wbxml_doc(21, 0x05, [(21, 0x11, cid),
+                                                               (21, 0x10, mime)]))
+
+        subject = "Native ClientId %s" % new_id("m")
+        cid = new_id("c")
+        r = sendmail(cid, subject)
+        self.assertEqual((r.status, r.body), (200, b""), r)
+        self.assertEqual(len(E.H.relay_mail(subject)), 1)
+        r = sendmail(cid, subject)
+        assert_status_doc(self, r, "SendMail", 118, "the same ClientId again")
+        found = E.H.relay_mail(subject)
+        self.assertEqual(len(found), 1, "the relay has the message %d times" % len(found))
+        # Another ClientId is another message.
+        r = sendmail(new_id("c"), subject)
+        self.assertEqual((r.status, r.body), (200, b""), r)
+        self.assertEqual(len(E.H.relay_mail(subject)), 2)
+
+        subject = "Native ClientId retried %s" % new_id("m")
+        cid = new_id("c")
+        to = "tempfail-once-%s@example.test" % new_id("t")
+        r = sendmail(cid, subject, to)
+        assert_status_doc(self, r, "SendMail", 111, "the relay's 451")
+        self.assertEqual(len(E.H.relay_mail(subject, seconds=1)), 0)
+        r = sendmail(cid, subject, to)
+        self.assertEqual((r.status, r.body), (200, b""), "the retry: %r" % r)
+        found = E.H.relay_mail(subject)
+        self.assertEqual(len(found), 1, "the retry at the relay %d times" % len(found))
+        r = sendmail(cid, subject, to)
+        assert_status_doc(self, r, "SendMail", 118, "the retry repeated")
+
+        subject = "Native ClientId at once %s" % new_id("m")
+        cid = new_id("c")
+        answers = [None, None]
+
+        def send(i):
+            answers[i] = sendmail(cid, subject)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sent = [a for a in answers if a.status == 200 and a.body == b""]
+        self.assertEqual(len(sent), 1, "one of the two sent: %r" % answers)
+        other = [a for a in answers if a not in sent][0]
+        self.assertIn(text_of(other.doc(), "Status"), ("118", "111"), other)
+        found = E.H.relay_mail(subject)
+        self.assertEqual(len(found), 1, "at once: the relay has it %d times" % len(found))
+        print("  [send] ClientId: a repetition 118, a retry after 451 once, two at once: %s"
+              % text_of(other.doc(), "Status"), flush=True)
 
     def test_20_smartforward_and_smartreply(self):
         """The product story's reply: a message with an attachment in the Inbox;

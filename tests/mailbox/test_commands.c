@@ -42,6 +42,17 @@ struct mem {
 	size_t n;
 	int puts;
 	int dels;
+	/*
+	 * SendMail's ClientIds when cid_on (commands.h): "account\ndevice\nid"
+	 * and 1 (being sent) or 2 (sent); cid_fail makes every op fail.
+	 */
+	bool cid_on, cid_fail;
+	struct {
+		char key[256];
+		int state;
+	} cids[16];
+	size_t ncids;
+	int cid_ops;
 };
 
 /* The map key of (account, device, collection). */
@@ -113,6 +124,48 @@ mem_del(void *arg, const char *a, const char *d, const char *c)
 			i++;
 		}
 	}
+	return 0;
+}
+
+/* accessor client_id: a reservation, a sent, a release, as the store does them. */
+static int
+mem_client_id(void *arg, const char *a, const char *d, const char *cid, int op)
+{
+	struct mem *m = arg;
+	char k[256];
+	size_t i;
+
+	m->cid_ops++;
+	if (m->cid_fail)
+		return -1;
+	mkey(k, a, d, cid);
+	for (i = 0; i < m->ncids && strcmp(m->cids[i].key, k) != 0; i++)
+		;
+	if (op == MBX_CLIENTID_RESERVE && i < m->ncids)
+		return m->cids[i].state == 2 ? MBX_CLIENTID_DONE : MBX_CLIENTID_BUSY;
+	if (op == MBX_CLIENTID_RELEASE) {
+		if (i < m->ncids && m->cids[i].state == 1)
+			m->cids[i] = m->cids[--m->ncids];
+		return 0;
+	}
+	if (i == m->ncids) {
+		assert_true(m->ncids < 16);
+		snprintf(m->cids[m->ncids++].key, 256, "%s", k);
+	}
+	m->cids[i].state = op == MBX_CLIENTID_SENT ? 2 : 1;
+	return op == MBX_CLIENTID_SENT ? 0 : MBX_CLIENTID_NEW;
+}
+
+/* The ClientId's state in m: 0 none, 1 being sent, 2 sent. */
+static int
+mem_cid(const struct mem *m, const char *a, const char *d, const char *cid)
+{
+	char k[256];
+
+	mkey(k, a, d, cid);
+	for (size_t i = 0; i < m->ncids; i++)
+		if (strcmp(m->cids[i].key, k) == 0)
+			return m->cids[i].state;
 	return 0;
 }
 
@@ -425,6 +478,11 @@ struct as {
 	mbx_state_committed_fn committed;
 	void *committed_arg;
 	const char *account, *device_id;
+	/* a ClientId op waiting for its turn */
+	mbx_client_id_fn cid_done;
+	void *cid_arg;
+	char *cid;
+	int cid_op;
 };
 
 /* Do a read on the mem. */
@@ -493,10 +551,39 @@ as_commit(void *arg, const char *account, const char *device_id, const struct mb
 	a->committed_arg = done_arg;
 }
 
-/* A loop turn: complete the read or the commit waiting. false: none was. */
+/* A ClientId op: done at the next turn (at once when sync). */
+static void
+as_client_id(void *arg, const char *account, const char *device_id, const char *client_id, int op,
+             mbx_client_id_fn done, void *done_arg)
+{
+	struct as *a = arg;
+	a->account = account;
+	a->device_id = device_id;
+	if (a->sync) {
+		done(done_arg, mem_client_id(a->mem, account, device_id, client_id, op));
+		return;
+	}
+	assert_null(a->cid_done);
+	a->cid = xstrdup(client_id);
+	a->cid_op = op;
+	a->cid_done = done;
+	a->cid_arg = done_arg;
+}
+
+/* A loop turn: complete the read, the ClientId op or the commit waiting. false: none was. */
 static bool
 as_turn(struct as *a)
 {
+	if (a->cid_done != NULL) {
+		mbx_client_id_fn done = a->cid_done;
+		char *cid = a->cid;
+		a->cid_done = NULL;
+		a->cid = NULL;
+		int rv = mem_client_id(a->mem, a->account, a->device_id, cid, a->cid_op);
+		free(cid);
+		done(a->cid_arg, rv);
+		return true;
+	}
 	if (a->got != NULL) {
 		mbx_state_got_fn got = a->got;
 		char *coll = a->coll;
@@ -541,7 +628,10 @@ static void
 drive(const struct mbx_serve_in *in, struct pb *p, struct as *a, int max_runs, struct answer *ans)
 {
 	memset(ans, 0, sizeof(*ans));
-	mbx_run(in, &(struct mbx_async_state){a, as_get, as_commit}, max_runs, run_done, ans);
+	mbx_run(
+	    in,
+	    &(struct mbx_async_state){a, as_get, as_commit, a->mem->cid_on ? as_client_id : NULL},
+	    max_runs, run_done, ans);
 	for (int turns = 0; !ans->called; turns++) {
 		assert_true(turns < 100000);
 		if (!as_turn(a) && !(p != NULL && pb_turn(p)))
@@ -549,6 +639,7 @@ drive(const struct mbx_serve_in *in, struct pb *p, struct as *a, int max_runs, s
 	}
 	assert_null(a->got);
 	assert_null(a->committed);
+	assert_null(a->cid_done);
 }
 
 /* Whether two stores hold the same blobs. */
@@ -563,6 +654,14 @@ assert_mem_equal(const struct mem *x, const struct mem *y)
 		assert_true(j < y->n);
 		assert_int_equal(x->kv[i].len, y->kv[j].len);
 		assert_memory_equal(x->kv[i].val, y->kv[j].val, x->kv[i].len);
+	}
+	assert_int_equal(x->ncids, y->ncids);
+	for (size_t i = 0; i < x->ncids; i++) {
+		size_t j = 0;
+		while (j < y->ncids && strcmp(x->cids[i].key, y->cids[j].key) != 0)
+			j++;
+		assert_true(j < y->ncids);
+		assert_int_equal(x->cids[i].state, y->cids[j].state);
 	}
 }
 
@@ -693,7 +792,7 @@ serve(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .account = f->facts.account,
 	    .device_id = f->facts.device_id,
 	    .backend = &ref.base,
-	    .state = {&f->mem, mem_get, mem_put, mem_del},
+	    .state = {&f->mem, mem_get, mem_put, mem_del, f->mem.cid_on ? mem_client_id : NULL},
 	    .now = 1700000100,
 	    .heartbeat_min = 60,
 	    .heartbeat_max = 1800,
@@ -1163,7 +1262,7 @@ serve_down(struct fx *f, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .account = f->facts.account,
 	    .device_id = f->facts.device_id,
 	    .backend = &down.base,
-	    .state = {&f->mem, mem_get, mem_put, mem_del},
+	    .state = {&f->mem, mem_get, mem_put, mem_del, f->mem.cid_on ? mem_client_id : NULL},
 	    .now = 1700000100,
 	    .heartbeat_min = 60,
 	    .heartbeat_max = 1800,
@@ -2346,13 +2445,13 @@ test_run_failures(void **state)
 	/* Synchronous: the answer before mbx_run returns, the synchronous one. */
 	struct mbx_serve_out out;
 	in.backend = f.mb;
-	in.state = (struct mbx_state_accessor){&f.mem, mem_get, mem_put, mem_del};
+	in.state = (struct mbx_state_accessor){&f.mem, mem_get, mem_put, mem_del, NULL};
 	assert_int_equal(mbx_serve(&in, &out), 0);
 	in.backend = f.mb2;
 	in.state = (struct mbx_state_accessor){0};
 	a = (struct as){.mem = &f.mem2, .sync = true};
 	memset(&ans, 0, sizeof(ans));
-	mbx_run(&in, &(struct mbx_async_state){&a, as_get, as_commit}, 0, run_done, &ans);
+	mbx_run(&in, &(struct mbx_async_state){&a, as_get, as_commit, NULL}, 0, run_done, &ans);
 	assert_true(ans.called);
 	assert_out_equal(&out, &ans.out);
 	assert_int_equal(a.commits, 1);
@@ -2621,13 +2720,15 @@ cx_serve(struct cx *c, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .account = f->facts.account,
 	    .device_id = f->facts.device_id,
 	    .backend = c->mm,
-	    .state = {&f->mem, mem_get, mem_put, mem_del},
+	    .state = {&f->mem, mem_get, mem_put, mem_del, f->mem.cid_on ? mem_client_id : NULL},
 	    .now = CX_NOW,
 	    .heartbeat_min = 60,
 	    .heartbeat_max = 1800,
 	};
 	int puts = f->mem.puts;
+	mbx_begin(c->mm); /* one request's scope, as run.c gives it */
 	assert_int_equal(mbx_serve(&in, &f->out), 0);
+	mbx_end(c->mm);
 	f->commits = f->mem.puts - puts; /* the synchronous path's writes */
 	if (c->mirror) {
 		struct as a = {.mem = &f->mem2};
@@ -3403,13 +3504,17 @@ test_saved_answer(void **state)
 	"From: alice@example.com\r\nTo: " to "\r\nSubject: " subj                                  \
 	"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee below.\r\n"
 
+/* The ClientId req_compose sends (NULL: none). */
+static const char *compose_cid = "c-1";
+
 /* A 14.0+ ComposeMail request: root, ClientId, SaveInSentItems, Source (folder/item), Mime. */
 static struct wbxml_doc *
 req_compose(const char *root, bool save, const char *folder, const char *item, const char *mime)
 {
 	struct wbxml_doc *d = wbxml_doc_new();
 	struct wbxml_node *r = wbxml_addn_root(d, root);
-	wbxml_addn_text(r, "ClientId", "c-1");
+	if (compose_cid != NULL)
+		wbxml_addn_text(r, "ClientId", compose_cid);
 	if (save)
 		wbxml_addn(r, "SaveInSentItems");
 	if (folder != NULL) {
@@ -3541,6 +3646,141 @@ test_compose_14(void **state)
 	assert_false(mbx_memory_flags(c.mm, "inbox", 1) & MBX_MEM_FORWARDED);
 	assert_null(cx_sent(&c, 3));
 	assert_int_equal(mbx_memory_count(c.mm, "sent"), 2);
+	cx_done(&c);
+}
+
+/* Both states' ClientId cid of the cx device: 0 none, 1 being sent, 2 sent. */
+static int
+cx_cid(struct cx *c, const char *cid)
+{
+	int st = mem_cid(&c->f.mem, c->f.facts.account, c->f.facts.device_id, cid);
+	assert_int_equal(mem_cid(&c->f.mem2, c->f.facts.account, c->f.facts.device_id, cid), st);
+	return st;
+}
+
+/*
+ * EAS 14.1 with the ClientIds remembered: a SendMail repeated with its
+ * ClientId is Status 118 and not sent again (SmartReply too: the original
+ * not marked again); a send that failed (111, a refusal) releases its
+ * ClientId, so the phone's retry goes out, once; a ClientId another request
+ * is sending, or a store that fails, is 111 and nothing is sent; without a
+ * ClientId every request is sent.
+ */
+static void
+test_compose_client_id(void **state)
+{
+	struct cx c;
+	struct wbxml_node *r;
+
+	(void)state;
+	cx_init_send(&c, "14.1");
+	c.f.mem.cid_on = c.f.mem2.cid_on = true;
+	compose_cid = "c-1";
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", true, NULL, NULL,
+	                         PHONE_MSG("carol@example.com", "hello")));
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_null(r);
+	assert_non_null(cx_sent(&c, 0));
+	assert_int_equal(cx_cid(&c, "c-1"), 2);
+	/* the answer was lost: the same request again */
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", true, NULL, NULL,
+	                         PHONE_MSG("carol@example.com", "hello")));
+	assert_non_null(r);
+	assert_string_equal(r->name, "SendMail");
+	assert_string_equal(txt(r, "Status"), "118");
+	assert_null(cx_sent(&c, 1));
+	assert_int_equal(mbx_memory_count(c.mm, "sent"), 1);
+
+	/* temporary failure: 111, released; the retry goes out once */
+	compose_cid = "c-2";
+	cx_send_result(&c, MBX_SEND_TEMPORARY);
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", false, NULL, NULL,
+	                         PHONE_MSG("dan@example.com", "later")));
+	assert_string_equal(txt(r, "Status"), "111");
+	assert_null(cx_sent(&c, 1));
+	assert_int_equal(cx_cid(&c, "c-2"), 0);
+	cx_send_result(&c, MBX_SEND_SENT);
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", false, NULL, NULL,
+	                         PHONE_MSG("dan@example.com", "later")));
+	assert_null(r);
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_non_null(cx_sent(&c, 1));
+	assert_int_equal(cx_cid(&c, "c-2"), 2);
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", false, NULL, NULL,
+	                         PHONE_MSG("dan@example.com", "later")));
+	assert_string_equal(txt(r, "Status"), "118");
+	assert_null(cx_sent(&c, 2));
+
+	/* a refusal releases it too */
+	compose_cid = "c-3";
+	cx_send_result(&c, MBX_SEND_RCPT_REFUSED);
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", false, NULL, NULL,
+	                         PHONE_MSG("nobody@example.com", "x")));
+	assert_string_equal(txt(r, "Status"), "116");
+	assert_int_equal(cx_cid(&c, "c-3"), 0);
+	cx_send_result(&c, MBX_SEND_SENT);
+
+	/* SmartReply sent, then repeated: 118, the original not marked again */
+	compose_cid = "c-4";
+	r = cx_serve(&c, EAS_CMD_SMARTREPLY,
+	             req_compose("ComposeMail:SmartReply", false, "inbox", "2",
+	                         PHONE_MSG("anna@example.org", "Re: Quarterly report")));
+	assert_int_equal(c.f.out.http_status, 200);
+	assert_non_null(cx_sent(&c, 2));
+	assert_true(mbx_memory_flags(c.mm, "inbox", 2) & MBX_MEM_ANSWERED);
+	mbx_memory_store(c.mm, "inbox", 2, 0, MBX_MEM_ANSWERED);
+	mbx_memory_store(c.mm2, "inbox", 2, 0, MBX_MEM_ANSWERED);
+	r = cx_serve(&c, EAS_CMD_SMARTREPLY,
+	             req_compose("ComposeMail:SmartReply", false, "inbox", "2",
+	                         PHONE_MSG("anna@example.org", "Re: Quarterly report")));
+	assert_string_equal(r->name, "SmartReply");
+	assert_string_equal(txt(r, "Status"), "118");
+	assert_null(cx_sent(&c, 3));
+	assert_false(mbx_memory_flags(c.mm, "inbox", 2) & MBX_MEM_ANSWERED);
+
+	/* being sent by another request: 111, nothing sent, the reservation stays */
+	compose_cid = "c-5";
+	assert_int_equal(mem_client_id(&c.f.mem, c.f.facts.account, c.f.facts.device_id, "c-5",
+	                               MBX_CLIENTID_RESERVE),
+	                 MBX_CLIENTID_NEW);
+	assert_int_equal(mem_client_id(&c.f.mem2, c.f.facts.account, c.f.facts.device_id, "c-5",
+	                               MBX_CLIENTID_RESERVE),
+	                 MBX_CLIENTID_NEW);
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", false, NULL, NULL,
+	                         PHONE_MSG("erin@example.com", "twice at once")));
+	assert_string_equal(txt(r, "Status"), "111");
+	assert_null(cx_sent(&c, 3));
+	assert_int_equal(cx_cid(&c, "c-5"), 1);
+
+	/* the store fails: 111, nothing sent */
+	compose_cid = "c-6";
+	c.f.mem.cid_fail = c.f.mem2.cid_fail = true;
+	r = cx_serve(&c, EAS_CMD_SENDMAIL,
+	             req_compose("ComposeMail:SendMail", false, NULL, NULL,
+	                         PHONE_MSG("erin@example.com", "no store")));
+	assert_string_equal(txt(r, "Status"), "111");
+	assert_null(cx_sent(&c, 3));
+	c.f.mem.cid_fail = c.f.mem2.cid_fail = false;
+
+	/* no ClientId: nothing remembered, each request sent */
+	compose_cid = NULL;
+	for (size_t i = 3; i < 5; i++) {
+		r = cx_serve(&c, EAS_CMD_SENDMAIL,
+		             req_compose("ComposeMail:SendMail", false, NULL, NULL,
+		                         PHONE_MSG("erin@example.com", "no id")));
+		assert_null(r);
+		assert_int_equal(c.f.out.http_status, 200);
+		assert_non_null(cx_sent(&c, i));
+	}
+	assert_int_equal(c.f.mem.ncids, 4);
+	compose_cid = "c-1";
 	cx_done(&c);
 }
 
@@ -4222,6 +4462,7 @@ main(void)
 	    cmocka_unit_test(test_streamed_attachment),
 	    cmocka_unit_test(test_saved_answer),
 	    cmocka_unit_test(test_compose_14),
+	    cmocka_unit_test(test_compose_client_id),
 	    cmocka_unit_test(test_compose_12),
 	    cmocka_unit_test(test_cursor_move),
 	    cmocka_unit_test(test_cursor_empty),

@@ -172,7 +172,7 @@ st_commit(void *arg, const char *account, const char *device_id, const struct mb
 	done(done_arg, 0);
 }
 
-static const struct mbx_async_state state = {NULL, st_get, st_commit};
+static const struct mbx_async_state state = {NULL, st_get, st_commit, NULL};
 
 /* ---- requests ---- */
 

@@ -2058,8 +2058,14 @@ test_syncstate_device_delete(void **state)
 	    abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 }
 
-/* What schema 9 added (native folder ids), undone to go back to an older version. */
-#define DROP_FOLDERS "DROP TABLE folders; DROP TABLE folder_counters; "
+/* What schema 10 added (SendMail ClientIds), undone to go back to an older version. */
+#define DROP_CLIENTIDS "DROP TABLE clientids; "
+
+/*
+ * What schema 9 added (native folder ids), undone to go back to an older
+ * version (with what schema 10 added first).
+ */
+#define DROP_FOLDERS DROP_CLIENTIDS "DROP TABLE folders; DROP TABLE folder_counters; "
 
 /*
  * What schema 8 added (a device's Policy Status), undone to go back to an
@@ -2809,6 +2815,238 @@ test_folders_upgrade(void **state)
 	assert_string_equal(assign(f->s, "a@x", "INBOX", NULL, NULL, 0), "1");
 }
 
+/* ---- SendMail ClientIds ---------------------------------------------------- */
+
+/* What reserving (account, device_id, client_id) at now answers. */
+static enum abq_clientid
+reserve(struct abq_store *s, const char *account, const char *device_id, const char *client_id,
+        int64_t now)
+{
+	enum abq_clientid r = 0;
+
+	OK(abq_store_clientid_reserve(s, account, device_id, client_id, now, &r, &err));
+	return r;
+}
+
+/* "sent@at", "sending@at" or "-": the record of a ClientId. */
+static const char *
+clientid_of(struct abq_store *s, const char *account, const char *device_id, const char *client_id)
+{
+	static char buf[64];
+	int64_t at = 0;
+	bool sent = false;
+	int rc = abq_store_clientid_get(s, account, device_id, client_id, &at, &sent, &err);
+
+	assert_int_not_equal(rc, -1);
+	if (rc == 0)
+		return "-";
+	snprintf(buf, sizeof(buf), "%s@%lld", sent ? "sent" : "sending", (long long)at);
+	return buf;
+}
+
+/*
+ * A ClientId is reserved once: a repetition while it is being sent is told
+ * SENDING, after it was sent SENT; a release lets the retry through; a
+ * reservation left by a dead process is taken over after ABQ_CLIENTID_STALE.
+ * Keys: the device without case, the ClientId exactly, per account.
+ */
+static void
+test_clientids(void **state)
+{
+	struct fx *f = FX(state);
+	const int64_t t = 1000000;
+	char longid[ABQ_CLIENTID_MAX + 2];
+	size_t count = 0;
+
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV", "c1"), "-");
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "c1", t), ABQ_CLIENTID_RESERVED);
+	assert_string_equal(clientid_of(f->s, "a@x", "dev", "c1"), "sending@1000000");
+	assert_int_equal(reserve(f->s, "a@x", "dev", "c1", t + 5), ABQ_CLIENTID_SENDING);
+	/* Another ClientId, account or device; the same ClientId in another case. */
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "C1", t), ABQ_CLIENTID_RESERVED);
+	assert_int_equal(reserve(f->s, "b@x", "DEV", "c1", t), ABQ_CLIENTID_RESERVED);
+	assert_int_equal(reserve(f->s, "a@x", "DEV2", "c1", t), ABQ_CLIENTID_RESERVED);
+	/* Sent: a repetition is SENT, a release does not undo it. */
+	OK(abq_store_clientid_sent(f->s, "a@x", "Dev", "c1", t + 10, &err));
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV", "c1"), "sent@1000010");
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "c1", t + 20), ABQ_CLIENTID_SENT);
+	OK(abq_store_clientid_release(f->s, "a@x", "DEV", "c1", &err));
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "c1", t + 20), ABQ_CLIENTID_SENT);
+	/* Not sent: released, the retry is reserved anew. */
+	OK(abq_store_clientid_release(f->s, "a@x", "dev", "C1", &err));
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV", "C1"), "-");
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "C1", t + 30), ABQ_CLIENTID_RESERVED);
+	/* A reservation nobody finished: SENDING until it is stale, then taken over. */
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "C1", t + 30 + ABQ_CLIENTID_STALE - 1),
+	                 ABQ_CLIENTID_SENDING);
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "C1", t + 30 + ABQ_CLIENTID_STALE + 1),
+	                 ABQ_CLIENTID_RESERVED);
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV", "C1"), "sending@1000931");
+	/* A sent record is not stale: it stays sent until it is pruned. */
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "c1", t + 10 + ABQ_CLIENTID_STALE + 1),
+	                 ABQ_CLIENTID_SENT);
+	/* Sent written again when its record went meanwhile. */
+	OK(abq_store_clientid_sent(f->s, "c@x", "DEV", "gone", t, &err));
+	assert_string_equal(clientid_of(f->s, "c@x", "DEV", "gone"), "sent@1000000");
+	/* The device's ClientIds go (not another account's or device's). */
+	OK(abq_store_clientid_delete(f->s, "a@x", "dev", &count, &err));
+	assert_int_equal(count, 2);
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV", "c1"), "-");
+	assert_string_equal(clientid_of(f->s, "b@x", "DEV", "c1"), "sending@1000000");
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV2", "c1"), "sending@1000000");
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "c1", t + 40), ABQ_CLIENTID_RESERVED);
+	/* Bad arguments. */
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	enum abq_clientid r;
+	FAILS(abq_store_clientid_reserve(f->s, "a@x", "DEV", longid, t, &r, &err), "too long");
+	longid[ABQ_CLIENTID_MAX] = '\0';
+	assert_int_equal(reserve(f->s, "a@x", "DEV", longid, t + 40), ABQ_CLIENTID_RESERVED);
+	FAILS(abq_store_clientid_reserve(f->s, "a@x", "DEV", "", t, &r, &err), "required");
+	FAILS(abq_store_clientid_reserve(f->s, "a@x", NULL, "c", t, &r, &err), "required");
+	FAILS(abq_store_clientid_reserve(f->s, "a@x", "DEV", "c", t, NULL, &err), "result");
+	FAILS(abq_store_clientid_sent(f->s, "", "DEV", "c", t, &err), "required");
+	FAILS(abq_store_clientid_release(f->s, "a@x", "DEV", NULL, &err), "required");
+	FAILS(abq_store_clientid_delete(f->s, "a@x", "", NULL, &err), "required");
+}
+
+/*
+ * Pruned at every reservation: records older than ABQ_CLIENTID_KEEP (every
+ * device's), and a device's oldest beyond ABQ_CLIENTID_PER_DEVICE.
+ */
+static void
+test_clientids_prune(void **state)
+{
+	struct fx *f = FX(state);
+	const int64_t t = 1000000;
+	char id[32];
+
+	assert_int_equal(reserve(f->s, "a@x", "OLD", "c1", t), ABQ_CLIENTID_RESERVED);
+	OK(abq_store_clientid_sent(f->s, "a@x", "OLD", "c1", t, &err));
+	assert_int_equal(reserve(f->s, "b@x", "DEV", "c1", t + 100), ABQ_CLIENTID_RESERVED);
+	/* At the limit both stay; a second later the older one goes. */
+	assert_int_equal(reserve(f->s, "c@x", "DEV", "x", t + ABQ_CLIENTID_KEEP),
+	                 ABQ_CLIENTID_RESERVED);
+	assert_string_equal(clientid_of(f->s, "a@x", "OLD", "c1"), "sent@1000000");
+	assert_int_equal(reserve(f->s, "c@x", "DEV", "y", t + ABQ_CLIENTID_KEEP + 1),
+	                 ABQ_CLIENTID_RESERVED);
+	assert_string_equal(clientid_of(f->s, "a@x", "OLD", "c1"), "-");
+	assert_string_equal(clientid_of(f->s, "b@x", "DEV", "c1"), "sending@1000100");
+	/* Pruned, a ClientId is new again. */
+	assert_int_equal(reserve(f->s, "a@x", "OLD", "c1", t + ABQ_CLIENTID_KEEP + 2),
+	                 ABQ_CLIENTID_RESERVED);
+
+	/* The cap per device: one transaction for speed, a second apart each. */
+	OK(abq_store_begin(f->s, &err));
+	for (int i = 0; i <= ABQ_CLIENTID_PER_DEVICE; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		assert_int_equal(reserve(f->s, "d@x", "DEV", id, t + i), ABQ_CLIENTID_RESERVED);
+	}
+	OK(abq_store_commit(f->s, &err));
+	assert_string_equal(clientid_of(f->s, "d@x", "DEV", "m0"), "-");
+	assert_string_equal(clientid_of(f->s, "d@x", "DEV", "m1"), "sending@1000001");
+	snprintf(id, sizeof(id), "m%d", ABQ_CLIENTID_PER_DEVICE);
+	assert_string_not_equal(clientid_of(f->s, "d@x", "DEV", id), "-");
+	/* Another device of the account is not counted with it. */
+	assert_string_equal(clientid_of(f->s, "c@x", "DEV", "y"), "sending@1259201");
+}
+
+/* Processes reserving the same ClientIds at once, and how many they reserved. */
+#define CLIENTID_WRITERS 3
+#define CLIENTIDS_EACH   20
+
+/* A child: reserve c0 .. c19 of one device; exits with how many it got (255: failure). */
+static int
+clientid_writer(const char *url, int w)
+{
+	struct abq_store *s = abq_store_open(url, NULL, 0, &err);
+	char id[16];
+	int got = 0;
+
+	if (s == NULL) {
+		fprintf(stderr, "clientid writer %d: open: %s\n", w, err);
+		return 255;
+	}
+	for (int i = 0; i < CLIENTIDS_EACH; i++) {
+		enum abq_clientid r;
+
+		snprintf(id, sizeof(id), "c%d", i);
+		if (abq_store_clientid_reserve(s, "a@x", "DEV", id, 1000, &r, &err) < 0) {
+			fprintf(stderr, "clientid writer %d, %s: %s\n", w, id, err);
+			abq_store_close(&s);
+			return 255;
+		}
+		got += r == ABQ_CLIENTID_RESERVED;
+	}
+	abq_store_close(&s);
+	return got;
+}
+
+/* Two requests with one ClientId at once: exactly one of them sends it. */
+static void
+test_clientids_concurrent(void **state)
+{
+	struct fx *f = FX(state);
+	pid_t pid[CLIENTID_WRITERS];
+	int w, status, total = 0;
+
+	for (w = 0; w < CLIENTID_WRITERS; w++) {
+		pid[w] = fork();
+		assert_true(pid[w] >= 0);
+		if (pid[w] == 0)
+			_exit(clientid_writer(f->url, w));
+	}
+	for (w = 0; w < CLIENTID_WRITERS; w++) {
+		assert_int_equal(waitpid(pid[w], &status, 0), pid[w]);
+		assert_true(WIFEXITED(status));
+		assert_int_not_equal(WEXITSTATUS(status), 255);
+		total += WEXITSTATUS(status);
+	}
+	assert_int_equal(total, CLIENTIDS_EACH);
+	assert_int_equal(reserve(f->s, "a@x", "dev", "c0", 1001), ABQ_CLIENTID_SENDING);
+}
+
+/*
+ * A store of version 9 keeps its data and gets the (empty) table; removing a
+ * device removes its ClientIds; the rewrite of bare accounts carries them.
+ */
+static void
+test_clientids_upgrade(void **state)
+{
+	struct fx *f = FX(state);
+	size_t count = 0;
+
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 1);
+	abq_store_close(&f->s);
+	if (f->sqlite) {
+		sqlite3 *db = raw_open(f->path);
+		raw_exec(db, DROP_CLIENTIDS "PRAGMA user_version = 9");
+		sqlite3_close(db);
+	} else {
+		assert_int_equal(
+		    pg_sql(f->base_url,
+		           "SET search_path = %s; " DROP_CLIENTIDS
+		           "UPDATE abqd_meta SET value = '9' WHERE key = 'schema_version'",
+		           f->schema),
+		    0);
+	}
+	fx_open(f, 0);
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV", "c1"), "-");
+	assert_int_equal(reserve(f->s, "a@x", "DEV", "c1", 10), ABQ_CLIENTID_RESERVED);
+	assert_int_equal(reserve(f->s, "b@x", "DEV", "c1", 10), ABQ_CLIENTID_RESERVED);
+	assert_int_equal(reserve(f->s, "bare", "DEV", "c1", 10), ABQ_CLIENTID_RESERVED);
+	assert_int_equal(reserve(f->s, "bare", "DEV", "c2", 10), ABQ_CLIENTID_RESERVED);
+	OK(abq_store_clientid_sent(f->s, "bare@x", "DEV", "c2", 11, &err));
+	OK(abq_store_device_delete(f->s, "dev", "a@x", &count, &err));
+	assert_int_equal(count, 1);
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV", "c1"), "-");
+	assert_string_equal(clientid_of(f->s, "b@x", "DEV", "c1"), "sending@10");
+	OK(abq_store_accounts_canonicalize(f->s, "x", NULL, &err));
+	assert_string_equal(clientid_of(f->s, "bare", "DEV", "c1"), "-");
+	assert_string_equal(clientid_of(f->s, "bare@x", "DEV", "c1"), "sending@10");
+	assert_string_equal(clientid_of(f->s, "bare@x", "DEV", "c2"), "sent@11");
+}
+
 /* ---- accounts: one identity per person ------------------------------------ */
 
 /* The sync state blob of (account, device_id, collection) as a string, or "-". */
@@ -3357,6 +3595,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_folder_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_folders_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_folders_upgrade, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clientids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clientids_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clientids_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clientids_upgrade, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
