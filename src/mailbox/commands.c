@@ -2671,16 +2671,39 @@ fetch_as_client_sees(const struct mbx_serve_in *in, const char *folder, const ch
 	return rv < 0 ? pend_or_fail(rv) : rv;
 }
 
-/* ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId: 0, -1, MBX_PENDING. */
+static int longid_parse(const char *id, char *folder, char *item);
+
+/*
+ * ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId or by
+ * a Search's LongId (MS-ASCMD 2.2.3.98.1): a LongId with a ServerId or a
+ * CollectionId, or none of the three, is a protocol error (Status 2); a
+ * LongId that is none of ours names no object (6). 0, -1, MBX_PENDING.
+ */
 static int
 itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
 {
 	const char *sid = kid_text(c, "AirSync:ServerId");
 	const char *folder = kid_text(c, "AirSync:CollectionId");
+	const char *lid = kid_text(c, "Search:LongId");
+	char lfolder[MBX_ID_MAX + 1], litem[MBX_ID_MAX + 1];
 	const char *err;
 	struct mbx_email e = {0};
 	int fr = 0;
 
+	if (lid != NULL && (sid != NULL || folder != NULL)) {
+		struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:Fetch");
+		add_int(x, "ItemOperations:Status", 2);
+		wbxml_addn_text(x, "Search:LongId", lid);
+		return 0;
+	}
+	if (lid == NULL && sid == NULL && kid(c, "AirSyncBase:FileReference") == NULL) {
+		add_int(wbxml_addn(resp, "ItemOperations:Fetch"), "ItemOperations:Status", 2);
+		return 0;
+	}
+	if (lid != NULL && longid_parse(lid, lfolder, litem) == 0) {
+		folder = lfolder;
+		sid = litem;
+	}
 	if (sid != NULL && folder == NULL) {
 		/* Without CollectionId: look in every folder. */
 		const struct mbx_folder *f;
@@ -2705,10 +2728,14 @@ itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct 
 	        fr == 1                                       ? 1
 	        : kid(c, "AirSyncBase:FileReference") != NULL ? 15
 	                                                      : 6);
-	if (folder != NULL)
-		wbxml_addn_text(x, "AirSync:CollectionId", folder);
-	if (sid != NULL)
-		wbxml_addn_text(x, "AirSync:ServerId", sid);
+	if (lid != NULL) {
+		wbxml_addn_text(x, "Search:LongId", lid);
+	} else {
+		if (folder != NULL)
+			wbxml_addn_text(x, "AirSync:CollectionId", folder);
+		if (sid != NULL)
+			wbxml_addn_text(x, "AirSync:ServerId", sid);
+	}
 	if (fr == 1) {
 		wbxml_addn_text(x, "AirSync:Class", "Email");
 		struct body_prefs bp = read_prefs(kid(c, "ItemOperations:Options"));
