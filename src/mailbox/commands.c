@@ -921,12 +921,52 @@ add_attachments(struct wbxml_node *parent, const struct msgconv_msg *m, const ch
 }
 
 /*
+ * What the body of an outlined item (a large message, mbx_email.outline)
+ * lacks: a text body whose parts the outline holds cut is Truncated, its
+ * EstimatedDataSize the parts' size; the MIME is the message's first bytes
+ * (raw), Truncated, EstimatedDataSize the message's size. AllOrNone then
+ * withholds the data.
+ */
+static void
+outline_body(const struct mbx_email *e, const struct msgconv_msg *m, bool all_or_none,
+             struct msgconv_body *body)
+{
+	uint64_t real = 0;
+	bool cut = false;
+
+	if (body->type == MSGCONV_BODY_MIME) {
+		real = e->size;
+		cut = e->raw_len < e->size;
+	} else {
+		char kind = body->type == MSGCONV_BODY_HTML ? (m->html ? 'h' : 'p')
+		                                            : (m->plain ? 'p' : 'h');
+		for (size_t i = 0; i < e->n_parts; i++) {
+			if (e->parts[i].body == kind) {
+				real += e->parts[i].size;
+				cut = cut || e->parts[i].cut;
+			}
+		}
+	}
+	if (!cut)
+		return;
+	body->truncated = true;
+	if (real > body->estimated_size)
+		body->estimated_size = (size_t)real;
+	if (all_or_none) {
+		free(body->data);
+		body->data = NULL;
+		body->len = 0;
+	}
+}
+
+/*
  * AirSyncBase:Body of a parsed message per the client's preferences (the
- * first it can be given in), with Preview at 14.0+ when asked.
+ * first it can be given in), with Preview at 14.0+ when asked; e: the item
+ * when it is larger than its bytes here (outline_body), else NULL.
  */
 static void
 add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
-             const struct body_prefs *prefs)
+             const struct mbx_email *e, const struct body_prefs *prefs)
 {
 	bool smime = strncmp(m->message_class, "IPM.Note.SMIME", 14) == 0;
 	struct body_pref bp = choose_body(prefs, smime);
@@ -942,6 +982,8 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
 		wbxml_addn_text(b, "AirSyncBase:Data", "");
 		return;
 	}
+	if (e != NULL)
+		outline_body(e, m, bp.all_or_none, &body);
 	add_int(b, "AirSyncBase:Type", body.type);
 	add_int(b, "AirSyncBase:EstimatedDataSize", (long long)body.estimated_size);
 	if (body.truncated)
@@ -959,18 +1001,32 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
 /*
  * The e-mail properties of a real item (raw: the mail server's message),
  * read by msgconv: MS-ASEMAIL's fields, the attachments with their
- * FileReferences, the body per the preferences. A message msgconv cannot
+ * FileReferences, the body per the preferences. A large message with an
+ * outline is read from it: its attachments' sizes from the outline's
+ * parts, its MIME the raw bytes (outline_body). A message msgconv cannot
  * read is shown with what is known (its date, read and flag states).
  */
 static void
 add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct mbx_email *e,
               const char *id, const struct body_prefs *prefs)
 {
-	struct msgconv_opts o = {.date_fallback = e->internal_date};
+	struct msgconv_opts o = {.date_fallback = e->internal_date, .no_mime = e->outline != NULL};
 	struct msgconv_msg m;
 	const char *err;
 	char date[40];
-	bool ok = msgconv_parse(e->raw, e->raw_len, &o, &m, &err) == 0;
+	bool ok = e->outline != NULL ? msgconv_parse(e->outline, e->outline_len, &o, &m, &err) == 0
+	                             : msgconv_parse(e->raw, e->raw_len, &o, &m, &err) == 0;
+
+	if (ok && e->outline != NULL) {
+		for (size_t i = 0; i < m.n_att; i++) {
+			for (size_t k = 0; k < e->n_parts; k++) {
+				if (strcmp(m.att[i].section, e->parts[k].section) == 0)
+					m.att[i].size = (size_t)e->parts[k].size;
+			}
+		}
+		m.mime = e->raw; /* borrowed: given back before the clear */
+		m.mime_len = e->raw_len;
+	}
 
 	eas_date(ok ? m.date_received : e->internal_date, date);
 	wbxml_addn_text(parent, "Email:To", ok ? m.to : "");
@@ -989,7 +1045,8 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 		add_flag(parent, true);
 	if (ok) {
 		add_attachments(parent, &m, folder, id);
-		add_msg_body(parent, v, &m, prefs);
+		add_msg_body(parent, v, &m, e->outline != NULL || e->raw_len < e->size ? e : NULL,
+		             prefs);
 	} else {
 		struct wbxml_node *b = wbxml_addn(parent, "AirSyncBase:Body");
 		add_int(b, "AirSyncBase:Type", 1);
@@ -1001,6 +1058,8 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 	wbxml_addn_text(parent, "Email:ContentClass",
 	                ok ? m.content_class : "urn:content-classes:message");
 	add_int(parent, "AirSyncBase:NativeBodyType", ok ? m.native_body_type : 1);
+	if (e->outline != NULL)
+		m.mime = NULL;
 	msgconv_msg_clear(&m);
 }
 

@@ -91,6 +91,28 @@ struct mbx_email {
 	size_t raw_len;
 	uint64_t size;         /* the whole message (RFC822.SIZE), when raw is set */
 	int64_t internal_date; /* the server's arrival time (INTERNALDATE), 0 unknown */
+	/*
+	 * A message larger than what the backend fetches with its item (raw_len
+	 * < size) may come with its outline: the message rebuilt from its
+	 * structure (its header, each part's header as the structure gives it,
+	 * the main body's text parts, each perhaps cut, every other part empty),
+	 * whose parts have the same sections as the message's. The command
+	 * layer reads the item from the outline and takes each part's size from
+	 * parts; raw then only serves a MIME (type 4) body, cut. NULL: none.
+	 */
+	char *outline;
+	size_t outline_len;
+	struct mbx_outline_part *parts;
+	size_t n_parts;
+};
+
+/* One leaf part of an outlined message (mbx_email.outline). */
+struct mbx_outline_part {
+	char section[MBX_ID_MAX + 1]; /* "2", "1.2" */
+	uint64_t size;                /* its decoded size (estimated from the encoded one) */
+	/* 'p' or 'h': a text/plain or text/html part of the main body; 0: any other */
+	char body;
+	bool cut; /* a body part the outline holds only in part (or not at all) */
 };
 void mbx_email_clear(struct mbx_email *e);
 

@@ -33,6 +33,7 @@ nothing in Sent; a SmartReply to an Inbox message arrives once, quoting it,
 with In-Reply-To, and marks it \\Answered.
 """
 import argparse
+import html as html_lib
 import os
 import re
 import shutil
@@ -375,6 +376,7 @@ def scenario(exe, dc, url, work, label):
            "%s: 20 messages of 924 KB in windows of %s (8 MiB each at most)" % (label, sizes))
     summary.append(("big", sizes))
     summary.append(attachment_cases(d, dc, work, label))
+    summary.append(large_cases(d, dc, label))
     summary.append(("folders", folder_cases(d, dc, label)))
     # The cap: 5 at once, cap 2
     out = d.cmd("concurrent 5")
@@ -476,6 +478,112 @@ def attachment_cases(d, dc, work, label):
     expect(st[-1:] == ["1"] and data == big,
            "%s: a 3 MiB attachment of a message past the item cap: its bytes (%s)" % (label, total))
     return ("att", ctype, total, len(refs))
+
+
+def mime_message(subject, top, parts):
+    """A multipart/TOP message of (headers, body) parts (bodies as written, LF line ends)."""
+    b = "b-%s" % uuid.uuid4().hex
+    out = ["From: Bob <bob@example.com>", "To: alice@example.com", "Subject: %s" % subject,
+           "MIME-Version: 1.0", 'Content-Type: multipart/%s; boundary="%s"' % (top, b), ""]
+    for headers, body in parts:
+        out += ["--" + b] + headers + ["", body]
+    out += ["--" + b + "--", ""]
+    return "\n".join(out)
+
+
+def b64_part(ctype, name, data):
+    import base64
+    return (["Content-Type: %s; name=\"%s\"" % (ctype, name),
+             "Content-Disposition: attachment; filename=\"%s\"" % name,
+             "Content-Transfer-Encoding: base64"],
+            base64.encodebytes(data).decode().rstrip("\n"))
+
+
+def item_of(xml):
+    """The first fetched item's fields of an ItemOperations answer."""
+    body = re.search(r"<Body(?: [^>]*)?>(.*?)</Body>", xml)
+    body = body.group(1) if body else ""
+    return {"status": (tags(xml, "Status") or [""])[-1],
+            "type": (tags(body, "Type") or [""])[0],
+            "est": int((tags(body, "EstimatedDataSize") or ["-1"])[0]),
+            "truncated": (tags(body, "Truncated") or [""])[0] == "1",
+            "data": ([html_lib.unescape(x) for x in tags(body, "Data")] or [None])[0],
+            "atts": [(tags(a, "DisplayName")[0], int(tags(a, "EstimatedDataSize")[0]),
+                      tags(a, "FileReference")[0])
+                     for a in re.findall(r"<Attachment>(.*?)</Attachment>", xml)]}
+
+
+def large_cases(d, dc, label):
+    """Messages over the 1 MiB item fetch, read from their outline (BODYSTRUCTURE, header,
+    the main body's text parts): a text part after a 3 MiB attachment, an attachment after
+    the first MiB, an HTML body over the text cap, the MIME (type 4) cut honestly."""
+    import base64
+    first, after = pdfish(3 * 1024 * 1024, 3), pdfish(200000, 4)
+    text = "Text after the attachment: marker-after-%s.\n" % label + "More words.\n" * 50
+    doveadm(dc, "mailbox", "create", "-u", live.USER, "Large")
+    doveadm(dc, "save", "-u", live.USER, "-m", "Large", input=mime_message("large text after", "mixed", [
+        b64_part("application/pdf", "first.pdf", first),
+        (["Content-Type: text/plain; charset=utf-8"], text),
+        b64_part("application/octet-stream", "after.bin", after)]))
+    html = ("<html><body><p>HTML marker-html-%s</p>\n" % label +
+            "".join("<p>line %d of a long HTML body</p>\n" % i for i in range(50000)) +
+            "<p>the end</p></body></html>")
+    doveadm(dc, "save", "-u", live.USER, "-m", "Large", input=mime_message("large html", "alternative", [
+        (["Content-Type: text/plain; charset=utf-8"], "Plain version marker-plain-%s." % label),
+        (["Content-Type: text/html; charset=utf-8"], html)]))
+    sizes = doveadm(dc, "fetch", "-u", live.USER, "uid size.virtual", "mailbox", "Large")
+    vsize = {int(u): int(v) for u, v in re.findall(r"uid: (\d+)\nsize.virtual: (\d+)", sizes)}
+    out = d.cmd("foldersync 0")
+    lid = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", out.split("\n")[0])
+           if tags(a, "DisplayName")[0] == "Large"][0]
+    st, key, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % lid))
+    out = d.cmd("sync %s %s 100" % (lid, key))
+    xml = out.split("\n")[0]
+    items = {tags(a, "Subject")[0]: (tags(a, "ServerId")[0], item_of(a))
+             for a in re.findall(r"<Add>(.*?)</Add>", xml)}
+    expect(sorted(items) == ["large html", "large text after"],
+           "%s: large: both messages synced (%s)" % (label, sorted(items)))
+    sid, it = items["large text after"]
+    expect(it["data"] is not None and ("marker-after-%s" % label) in it["data"] and
+           not it["truncated"],
+           "%s: large: the text after a 3 MiB attachment is the body (%s)" %
+           (label, (it["data"] or "")[:40]))
+    names = [(a[0], a[1]) for a in it["atts"]]
+    expect([a[0] for a in names] == ["first.pdf", "after.bin"] and
+           abs(names[0][1] - len(first)) <= 3 and abs(names[1][1] - len(after)) <= 3,
+           "%s: large: both attachments listed with their sizes (%s)" % (label, names))
+    ref = it["atts"][1][2]
+    xml = d.cmd("fetchfile %s" % ref).split("\n")[0]
+    data = tags(xml, "Data")
+    expect(data and base64.b64decode(data[0]) == after and tags(xml, "Total") == [str(len(after))],
+           "%s: large: the attachment after the first MiB fetched whole (%s)" %
+           (label, tags(xml, "Total")))
+    # MIME: the first bytes, Truncated, the message's size
+    it = item_of(d.cmd("fetch %s %s 4 0 0" % (lid, sid)).split("\n")[0])
+    expect(it["status"] == "1" and it["type"] == "4" and it["truncated"] and
+           it["est"] == vsize[int(sid)] and (it["data"] or "").startswith("From: Bob"),
+           "%s: large: Type 4 is cut, Truncated, EstimatedDataSize the message's %d (%s %s)" %
+           (label, vsize[int(sid)], it["est"], it["truncated"]))
+    it = item_of(d.cmd("fetch %s %s 4 100 0" % (lid, sid)).split("\n")[0])
+    expect(it["truncated"] and len(it["data"] or "") <= 100 and it["est"] == vsize[int(sid)],
+           "%s: large: Type 4 with TruncationSize 100: %d bytes" % (label, len(it["data"] or "")))
+    it = item_of(d.cmd("fetch %s %s 4 0 1" % (lid, sid)).split("\n")[0])
+    expect(it["truncated"] and it["data"] is None, "%s: large: Type 4 AllOrNone: no data" % label)
+    # An HTML body over the text cap: cut honestly; its plain alternative whole
+    sid, it = items["large html"]
+    it = item_of(d.cmd("fetch %s %s 2 0 0" % (lid, sid)).split("\n")[0])
+    got = it["data"] or ""
+    expect(it["type"] == "2" and it["truncated"] and it["est"] >= len(html) and
+           ("marker-html-%s" % label) in got and 0 < len(got) < len(html),
+           "%s: large: an HTML body of %d bytes: %d given, Truncated, EstimatedDataSize %d" %
+           (label, len(html), len(got), it["est"]))
+    it = item_of(d.cmd("fetch %s %s 2 0 1" % (lid, sid)).split("\n")[0])
+    expect(it["truncated"] and it["data"] is None, "%s: large: ... with AllOrNone: no data" % label)
+    it = item_of(d.cmd("fetch %s %s 1 0 0" % (lid, sid)).split("\n")[0])
+    expect(it["type"] == "1" and not it["truncated"] and
+           it["data"] == "Plain version marker-plain-%s." % label,
+           "%s: large: its plain alternative whole (%s)" % (label, it["data"]))
+    return ("large", len(items))
 
 
 def eas_date(t):
@@ -648,6 +756,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--driver", required=True)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--only-large", action="store_true",
+                    help="only the large messages' cases (a quicker run)")
     a = ap.parse_args()
     results = {}
     ok = True
@@ -671,6 +781,11 @@ def main():
             seed(dc)
             dc.start()
             url = "imap://localhost:%d" % dc.imap_port
+            if a.only_large:
+                drv = Driver(a.driver, url, dc.ca, "sqlite:" + os.path.join(d, "s.sqlite"), 2)
+                results[label] = large_cases(drv, dc, label)
+                drv.close()
+                continue
             results[label] = scenario(a.driver, dc, url, d, label)
             if relay is not None:
                 for _ in range(100):
