@@ -652,7 +652,15 @@ struct body_prefs {
 	size_t n;
 	int mime_support;    /* MIMESupport: 0 never, 1 S/MIME only, 2 always */
 	int mime_truncation; /* MIMETruncation code 0-8; -1: none */
+	/*
+	 * ItemOperations Fetch that may stream: a large item's whole MIME (type
+	 * 4, no truncation) is then a streamed answer's mark, and *streamed set.
+	 */
+	bool *streamed;
 };
+
+/* The Data text a streamed answer's part takes the place of (split out by stream_split). */
+#define STREAM_MARK "abq-stream-6b1d0c2e9f"
 
 /*
  * The BodyPreferences of opts (types 1 to 4; Preview 0-255), MIMESupport and
@@ -980,6 +988,16 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
 		add_int(b, "AirSyncBase:Type", 1);
 		add_int(b, "AirSyncBase:EstimatedDataSize", 0);
 		wbxml_addn_text(b, "AirSyncBase:Data", "");
+		return;
+	}
+	if (e != NULL && body.type == MSGCONV_BODY_MIME && bp.truncation == 0 &&
+	    e->raw_len < e->size && prefs->streamed != NULL) {
+		/* the whole message, streamed in place of the mark (itemops_fetch) */
+		msgconv_body_clear(&body);
+		add_int(b, "AirSyncBase:Type", MSGCONV_BODY_MIME);
+		add_int(b, "AirSyncBase:EstimatedDataSize", (long long)e->size);
+		wbxml_addn_text(b, "AirSyncBase:Data", STREAM_MARK);
+		*prefs->streamed = true;
 		return;
 	}
 	if (e != NULL)
@@ -2731,6 +2749,8 @@ fetch_as_client_sees(const struct mbx_serve_in *in, const char *folder, const ch
 }
 
 static int longid_parse(const char *id, char *folder, char *item);
+static void stream_set(struct mbx_serve_out *out, const char *folder, const char *item,
+                       const char *section, uint64_t total, bool base64);
 
 /*
  * ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId or by
@@ -2739,7 +2759,8 @@ static int longid_parse(const char *id, char *folder, char *item);
  * LongId that is none of ours names no object (6). 0, -1, MBX_PENDING.
  */
 static int
-itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
+itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp,
+              struct mbx_serve_out *out)
 {
 	const char *sid = kid_text(c, "AirSync:ServerId");
 	const char *folder = kid_text(c, "AirSync:CollectionId");
@@ -2798,7 +2819,12 @@ itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct 
 	if (fr == 1) {
 		wbxml_addn_text(x, "AirSync:Class", "Email");
 		struct body_prefs bp = read_prefs(kid(c, "ItemOperations:Options"));
+		bool streamed = false;
+		if (in->may_stream && !out->stream.on)
+			bp.streamed = &streamed;
 		add_email(in, wbxml_addn(x, "ItemOperations:Properties"), folder, &e, sid, &bp);
+		if (streamed)
+			stream_set(out, folder, sid, MBX_SECTION_MESSAGE, e.size, false);
 	}
 	mbx_email_clear(&e);
 	return 0;
@@ -2820,9 +2846,6 @@ parse_range(const char *t, uint64_t *offset_r, uint64_t *max_r)
 	*max_r = b - a + 1;
 	return 0;
 }
-
-/* The Data text a streamed answer's part takes the place of (split out by stream_split). */
-#define STREAM_MARK "abq-stream-6b1d0c2e9f"
 
 /* Set a streamed answer of a part (mbx_stream). */
 static void
@@ -3062,7 +3085,7 @@ cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		    in->backend->ops->fetch_part != NULL) {
 			rv = itemops_fetch_file(in, c, resp, out);
 		} else if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "Fetch")) {
-			rv = itemops_fetch(in, c, resp);
+			rv = itemops_fetch(in, c, resp, out);
 		} else if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "EmptyFolderContents")) {
 			rv = itemops_empty(in, c, resp);
 		} else {

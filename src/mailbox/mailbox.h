@@ -116,6 +116,9 @@ struct mbx_outline_part {
 };
 void mbx_email_clear(struct mbx_email *e);
 
+/* fetch_part's section of the whole message (no FileReference names it: none is empty). */
+#define MBX_SECTION_MESSAGE ""
+
 /* One part of a real item (an attachment), as fetch_part gives it (mbx_part_clear frees it). */
 struct mbx_part {
 	char *data;         /* the decoded bytes asked for (malloc'd, a NUL after them) */
@@ -316,8 +319,10 @@ struct mbx_ops {
 	 * (mime/msgconv.h numbers the attachments so): at most max bytes
 	 * (0: all) of its decoded content from offset, and the whole part's
 	 * decoded size, into out (an offset at or past the end gives no
-	 * bytes). 1, 0 no such item or part, -1, MBX_PENDING. NULL: the
-	 * backend has no attachments (the quarantine mailbox).
+	 * bytes). Section MBX_SECTION_MESSAGE: the whole message's bytes as
+	 * the server has them (a large item's MIME body, streamed). 1, 0 no
+	 * such item or part, -1, MBX_PENDING. NULL: the backend has no
+	 * attachments (the quarantine mailbox).
 	 */
 	int (*fetch_part)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	                  const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,

@@ -2053,8 +2053,17 @@ part_struct_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		if (imap_fetch_read(r, &f, &err) < 0)
 			return;
 		if ((f.have & IMAP_FETCH_UID) && f.uid == j->uid && !j->found &&
-		    (f.have & IMAP_FETCH_BODYSTRUCTURE) &&
-		    (b = imap_body_find(f.body, j->section)) != NULL && b->section[0] != '\0') {
+		    j->section[0] == '\0' && (f.have & IMAP_FETCH_SIZE)) {
+			/* the whole message: its bytes as they are, RFC822.SIZE of them */
+			free(j->memo->part.content_type);
+			j->memo->part.content_type = xstrdup("message/rfc822");
+			j->enc = PE_IDENTITY;
+			j->psize = f.size;
+			j->found = true;
+		} else if ((f.have & IMAP_FETCH_UID) && f.uid == j->uid && !j->found &&
+		           (f.have & IMAP_FETCH_BODYSTRUCTURE) &&
+		           (b = imap_body_find(f.body, j->section)) != NULL &&
+		           b->section[0] != '\0') {
 			char *t = xasprintf("%s/%s", b->type ? b->type : "application",
 			                    b->subtype ? b->subtype : "octet-stream");
 			for (char *p = t; *p; p++)
@@ -2235,7 +2244,8 @@ part_step(struct job *j)
 			break;
 		}
 		cmd = imap_cmd_new("UID FETCH");
-		imap_cmd_rawf(cmd, "%" PRIu32 " (UID BODYSTRUCTURE)", j->uid);
+		imap_cmd_rawf(cmd, "%" PRIu32 " (UID %s)", j->uid,
+		              j->section[0] ? "BODYSTRUCTURE" : "RFC822.SIZE");
 		part_send(j, cmd, part_struct_cb, NULL);
 		break;
 	}
@@ -2257,7 +2267,8 @@ part_step(struct job *j)
 			job_finish(j, 0, NULL);
 			break;
 		}
-		j->binary = (imap_client_caps(j->m->c) & IMAP_CAP_BINARY) != 0;
+		/* the whole message is read as it is: nothing to decode */
+		j->binary = (imap_client_caps(j->m->c) & IMAP_CAP_BINARY) != 0 && j->section[0];
 		if (j->binary)
 			sbuf_printf(&it, "BINARY.SIZE[%s] BINARY.PEEK[%s]", j->section, j->section);
 		else
@@ -3175,9 +3186,9 @@ mi_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	struct job *j;
 	int rv;
 
-	if (uid == 0 || section[0] == '\0' || strlen(section) > MBX_ID_MAX ||
+	if (uid == 0 || strlen(section) > MBX_ID_MAX ||
 	    strspn(section, "0123456789.") != strlen(section))
-		return 0;
+		return 0; /* "": the whole message (MBX_SECTION_MESSAGE) */
 	key = xasprintf("P\x1f%s\x1f%" PRIu32 "\x1f%s\x1f%" PRIu64 "\x1f%" PRIu64, folder_id, uid,
 	                section, offset, max);
 	if ((x = memo_find(m, key)) != NULL) {
