@@ -3199,6 +3199,10 @@ mi_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
 			out->data = xmalloc(x->part.len + 1);
 			memcpy(out->data, x->part.data, x->part.len);
 			out->data[x->part.len] = '\0';
+			if (section[0] == '\0') /* the message goes into a WBXML string: no NUL */
+				for (char *p = memchr(out->data, 0, x->part.len); p != NULL;
+				     p = memchr(p, 0, (size_t)(out->data + x->part.len - p)))
+					*p = ' ';
 			out->content_type = xstrdup(x->part.content_type);
 		}
 		return memo_rv(x, errstr_r);

@@ -110,7 +110,9 @@
  * their encoded offset; else each window costs a pass over the encoded
  * part. At most MBX_IMAP_PART_CAP bytes are
  * held for one answer (a whole-part read of a larger part fails, -1: ask by
- * windows).
+ * windows). Section MBX_SECTION_MESSAGE (""): the whole message, read by
+ * BODY.PEEK[]<offset.max>, its size RFC822.SIZE, a NUL byte given as a
+ * space (it goes into a WBXML string).
  */
 #define MBX_IMAP_PART_CAP (64 * 1024 * 1024)
 
