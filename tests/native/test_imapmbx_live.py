@@ -19,7 +19,12 @@ ItemOperations Fetch whole and by Range, and by GetAttachment, equals the
 original bytes (its Total the decoded size even where the server's
 BINARY.SIZE is off); a quoted-printable one decoded; an unknown section
 Status 15 / HTTP 500; a 3 MiB attachment of a message past the 1 MiB item
-fetch whole. Then the same against Dovecot offering no CONDSTORE, QRESYNC,
+fetch whole. Messages over that 1 MiB (read from their outline): a text part
+after a 3 MiB attachment is the body, both attachments listed with their
+sizes, the one after the first MiB fetched whole, Type 4 cut with Truncated
+and the message's size (AllOrNone: no data), an HTML body over the 512 KiB
+text cap cut with Truncated and its size, its plain alternative whole, a
+single 2.4 MB text part cut likewise (--only-large runs just these). Then the same against Dovecot offering no CONDSTORE, QRESYNC,
 ESEARCH or BINARY (imap_capability): the same answers (the parts decoded by
 abqd).
 
@@ -531,6 +536,9 @@ def large_cases(d, dc, label):
     doveadm(dc, "save", "-u", live.USER, "-m", "Large", input=mime_message("large html", "alternative", [
         (["Content-Type: text/plain; charset=utf-8"], "Plain version marker-plain-%s." % label),
         (["Content-Type: text/html; charset=utf-8"], html)]))
+    plain = "Plain marker-single-%s.\n" % label + "A long plain text line.\n" * 100000
+    doveadm(dc, "save", "-u", live.USER, "-m", "Large",
+            input="From: Bob <bob@example.com>\nSubject: large plain\n\n" + plain)
     sizes = doveadm(dc, "fetch", "-u", live.USER, "uid size.virtual", "mailbox", "Large")
     vsize = {int(u): int(v) for u, v in re.findall(r"uid: (\d+)\nsize.virtual: (\d+)", sizes)}
     out = d.cmd("foldersync 0")
@@ -541,8 +549,8 @@ def large_cases(d, dc, label):
     xml = out.split("\n")[0]
     items = {tags(a, "Subject")[0]: (tags(a, "ServerId")[0], item_of(a))
              for a in re.findall(r"<Add>(.*?)</Add>", xml)}
-    expect(sorted(items) == ["large html", "large text after"],
-           "%s: large: both messages synced (%s)" % (label, sorted(items)))
+    expect(sorted(items) == ["large html", "large plain", "large text after"],
+           "%s: large: the messages synced (%s)" % (label, sorted(items)))
     sid, it = items["large text after"]
     expect(it["data"] is not None and ("marker-after-%s" % label) in it["data"] and
            not it["truncated"],
@@ -583,6 +591,13 @@ def large_cases(d, dc, label):
     expect(it["type"] == "1" and not it["truncated"] and
            it["data"] == "Plain version marker-plain-%s." % label,
            "%s: large: its plain alternative whole (%s)" % (label, it["data"]))
+    # A message of one text/plain part of 2.4 MB: its first 512 KiB, Truncated
+    sid, it = items["large plain"]
+    got = it["data"] or ""
+    expect(it["truncated"] and it["est"] >= len(plain) and
+           got.startswith("Plain marker-single-%s." % label) and 0 < len(got) <= 512 * 1024,
+           "%s: large: a single text part of %d bytes in Sync: %d given, Truncated, "
+           "EstimatedDataSize %d" % (label, len(plain), len(got), it["est"]))
     return ("large", len(items))
 
 
