@@ -3362,7 +3362,9 @@ compose_read(const struct mbx_serve_in *in, int v, struct compose_ask *ask, stru
 /*
  * SmartReply / SmartForward's message: the original (by FolderId and
  * ItemId, or LongId) fetched and added to the phone's as compose.h says
- * (an original without its bytes: the phone's message as it is). Returns 1
+ * (an original without its bytes: the phone's message as it is; one
+ * larger than the item's bytes: fetched whole, fetch_part's
+ * MBX_SECTION_MESSAGE). Returns 1
  * with *msg_r (malloc'd) and the original's ids in folder and item, else a
  * ComposeMail status (150 no such original, 107 unreadable MIME), -1 or
  * MBX_PENDING.
@@ -3392,13 +3394,25 @@ compose_original(const struct mbx_serve_in *in, const struct compose_ask *ask, c
 		return rv == 0 ? 150 : rv;
 	if ((rv = mbx_fetch(in->backend, folder, item, &e, &err)) != 1)
 		return rv == 0 ? 150 : pend_or_fail(rv);
-	if (e.raw != NULL) {
+	struct mbx_part whole = {0};
+	if (e.raw != NULL && e.raw_len < e.size && !cr.replace_mime) {
+		/* a large original: whole (the composed message is held whole to be sent anyway) */
+		rv = mbx_fetch_part(in->backend, folder, item, MBX_SECTION_MESSAGE, 0, 0, &whole,
+		                    &err);
+		if (rv != 1) {
+			mbx_email_clear(&e);
+			return rv == 0 ? 150 : pend_or_fail(rv);
+		}
+		cr.original = whole.data;
+		cr.original_len = whole.len;
+	} else if (e.raw != NULL) {
 		cr.original = e.raw;
 		cr.original_len = e.raw_len;
 	} else {
 		cr.replace_mime = true;
 	}
 	rv = compose_smart(&cr, msg_r, len_r, &err);
+	mbx_part_clear(&whole);
 	mbx_email_clear(&e);
 	return rv == 0 ? 1 : 107; /* InvalidMIME */
 }

@@ -35,7 +35,8 @@ do not send again), without the Bcc header, and its copy is in Sent, read,
 with the Bcc; without SaveInSentItems it arrives and Sent is unchanged; a
 recipient the server refuses gives Status 116, nothing at the relay and
 nothing in Sent; a SmartReply to an Inbox message arrives once, quoting it,
-with In-Reply-To, and marks it \\Answered.
+with In-Reply-To, and marks it \\Answered; a SmartForward of a 2.3 MB message
+carries both its attachments whole (the one past the first MiB too).
 """
 import argparse
 import html as html_lib
@@ -764,6 +765,36 @@ def send_cases(exe, dc, url, work, sub_port, maildir):
     flags = doveadm(dc, "fetch", "-u", live.USER, "flags", "mailbox", "INBOX", "uid", "70")
     expect("\\Answered" in flags and len(in_sent(marker)) == 1,
            "send: the original marked \\Answered, the reply in Sent")
+    # 5. SmartForward of a message over the 1 MiB item fetch: its attachments whole
+    import email
+    import email.policy
+    first, after = pdfish(1536 * 1024, 5), pdfish(200000, 6)
+    doveadm(dc, "mailbox", "create", "-u", live.USER, "Fwd")
+    doveadm(dc, "save", "-u", live.USER, "-m", "Fwd", input=mime_message("large to forward", "mixed", [
+        b64_part("application/pdf", "first.pdf", first),
+        (["Content-Type: text/plain; charset=utf-8"], "The text after the attachment."),
+        b64_part("application/octet-stream", "after.bin", after)]))
+    xml = d.cmd("foldersync 0").split("\n")[0]
+    fwd = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", xml)
+           if tags(a, "DisplayName")[0] == "Fwd"][0]
+    marker = "imapmbx-fwd-%s" % uuid.uuid4().hex[:10]
+    path = os.path.join(work, "fwd-%s.eml" % marker)
+    with open(path, "w") as f:
+        f.write("From: alice@example.test\r\nTo: bob@example.com\r\nSubject: Fwd: large %s\r\n"
+                "\r\nSee below.\r\n" % marker)
+    out = d.cmd("smartforward %s 1 0 %s" % (fwd, path))
+    expect(out.startswith("HTTP 200"), "send: SmartForward of a large message answered 200 (%s)" %
+           out.replace("\n", " "))
+    found = relay_mail(maildir, marker)
+    got = {}
+    if len(found) == 1:
+        msg = email.message_from_bytes(found[0], policy=email.policy.default)
+        for part in msg.iter_attachments():
+            got[part.get_filename()] = part.get_payload(decode=True)
+    expect(len(found) == 1 and got.get("first.pdf") == first and got.get("after.bin") == after and
+           b"The text after the attachment." in found[0],
+           "send: the forward of a 2.3 MB message carries both attachments whole and its text "
+           "(%s)" % sorted((k, len(v)) for k, v in got.items()))
     d.close()
 
 
