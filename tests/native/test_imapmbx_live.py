@@ -592,6 +592,14 @@ def large_cases(d, dc, label):
     expect(it["type"] == "1" and not it["truncated"] and
            it["data"] == "Plain version marker-plain-%s." % label,
            "%s: large: its plain alternative whole (%s)" % (label, it["data"]))
+    # Found by a Search (its bodies fetched ahead): the same item, read from its outline
+    st, total, res, sxml = search(d, lid, "marker-after-%s" % label)
+    r = (re.findall(r"<Result>(.*?)</Result>", sxml) or [""])[0]
+    it = item_of(r)
+    expect(st == "1" and [x[2] for x in res] == ["large text after"] and
+           ("marker-after-%s" % label) in (it["data"] or "") and
+           [a[0] for a in it["atts"]] == ["first.pdf", "after.bin"],
+           "%s: large: a Search finds it, its text and both attachments in the result" % label)
     # A message of one text/plain part of 2.4 MB: its first 512 KiB, Truncated
     sid, it = items["large plain"]
     got = it["data"] or ""
