@@ -160,8 +160,9 @@ class Setup:
         d, dc = self.d, self.dc
         self.data = data = (b"%PDF-1.4\n" + hashlib.sha256(b"x").digest() * 8 +
                             os.urandom(size - 9 - 256))
+        self.mime = message(data).encode()
         subprocess.run(["doveadm", "-c", dc.conf, "save", "-u", live.USER, "-m", "INBOX"],
-                       input=message(data).encode(), check=True)
+                       input=self.mime, check=True)
         port, adm = live.free_port(), live.free_port()
         ad = os.path.join(d, "abqd")
         os.makedirs(ad)

@@ -652,7 +652,15 @@ struct body_prefs {
 	size_t n;
 	int mime_support;    /* MIMESupport: 0 never, 1 S/MIME only, 2 always */
 	int mime_truncation; /* MIMETruncation code 0-8; -1: none */
+	/*
+	 * ItemOperations Fetch that may stream: a large item's whole MIME (type
+	 * 4, no truncation) is then a streamed answer's mark, and *streamed set.
+	 */
+	bool *streamed;
 };
+
+/* The Data text a streamed answer's part takes the place of (split out by stream_split). */
+#define STREAM_MARK "abq-stream-6b1d0c2e9f"
 
 /*
  * The BodyPreferences of opts (types 1 to 4; Preview 0-255), MIMESupport and
@@ -921,12 +929,52 @@ add_attachments(struct wbxml_node *parent, const struct msgconv_msg *m, const ch
 }
 
 /*
+ * What the body of an outlined item (a large message, mbx_email.outline)
+ * lacks: a text body whose parts the outline holds cut is Truncated, its
+ * EstimatedDataSize the parts' size; the MIME is the message's first bytes
+ * (raw), Truncated, EstimatedDataSize the message's size. AllOrNone then
+ * withholds the data.
+ */
+static void
+outline_body(const struct mbx_email *e, const struct msgconv_msg *m, bool all_or_none,
+             struct msgconv_body *body)
+{
+	uint64_t real = 0;
+	bool cut = false;
+
+	if (body->type == MSGCONV_BODY_MIME) {
+		real = e->size;
+		cut = e->raw_len < e->size;
+	} else {
+		char kind = body->type == MSGCONV_BODY_HTML ? (m->html ? 'h' : 'p')
+		                                            : (m->plain ? 'p' : 'h');
+		for (size_t i = 0; i < e->n_parts; i++) {
+			if (e->parts[i].body == kind) {
+				real += e->parts[i].size;
+				cut = cut || e->parts[i].cut;
+			}
+		}
+	}
+	if (!cut)
+		return;
+	body->truncated = true;
+	if (real > body->estimated_size)
+		body->estimated_size = (size_t)real;
+	if (all_or_none) {
+		free(body->data);
+		body->data = NULL;
+		body->len = 0;
+	}
+}
+
+/*
  * AirSyncBase:Body of a parsed message per the client's preferences (the
- * first it can be given in), with Preview at 14.0+ when asked.
+ * first it can be given in), with Preview at 14.0+ when asked; e: the item
+ * when it is larger than its bytes here (outline_body), else NULL.
  */
 static void
 add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
-             const struct body_prefs *prefs)
+             const struct mbx_email *e, const struct body_prefs *prefs)
 {
 	bool smime = strncmp(m->message_class, "IPM.Note.SMIME", 14) == 0;
 	struct body_pref bp = choose_body(prefs, smime);
@@ -942,6 +990,18 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
 		wbxml_addn_text(b, "AirSyncBase:Data", "");
 		return;
 	}
+	if (e != NULL && body.type == MSGCONV_BODY_MIME && bp.truncation == 0 &&
+	    e->raw_len < e->size && prefs->streamed != NULL) {
+		/* the whole message, streamed in place of the mark (itemops_fetch) */
+		msgconv_body_clear(&body);
+		add_int(b, "AirSyncBase:Type", MSGCONV_BODY_MIME);
+		add_int(b, "AirSyncBase:EstimatedDataSize", (long long)e->size);
+		wbxml_addn_text(b, "AirSyncBase:Data", STREAM_MARK);
+		*prefs->streamed = true;
+		return;
+	}
+	if (e != NULL)
+		outline_body(e, m, bp.all_or_none, &body);
 	add_int(b, "AirSyncBase:Type", body.type);
 	add_int(b, "AirSyncBase:EstimatedDataSize", (long long)body.estimated_size);
 	if (body.truncated)
@@ -959,18 +1019,32 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
 /*
  * The e-mail properties of a real item (raw: the mail server's message),
  * read by msgconv: MS-ASEMAIL's fields, the attachments with their
- * FileReferences, the body per the preferences. A message msgconv cannot
+ * FileReferences, the body per the preferences. A large message with an
+ * outline is read from it: its attachments' sizes from the outline's
+ * parts, its MIME the raw bytes (outline_body). A message msgconv cannot
  * read is shown with what is known (its date, read and flag states).
  */
 static void
 add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct mbx_email *e,
               const char *id, const struct body_prefs *prefs)
 {
-	struct msgconv_opts o = {.date_fallback = e->internal_date};
+	struct msgconv_opts o = {.date_fallback = e->internal_date, .no_mime = e->outline != NULL};
 	struct msgconv_msg m;
 	const char *err;
 	char date[40];
-	bool ok = msgconv_parse(e->raw, e->raw_len, &o, &m, &err) == 0;
+	bool ok = e->outline != NULL ? msgconv_parse(e->outline, e->outline_len, &o, &m, &err) == 0
+	                             : msgconv_parse(e->raw, e->raw_len, &o, &m, &err) == 0;
+
+	if (ok && e->outline != NULL) {
+		for (size_t i = 0; i < m.n_att; i++) {
+			for (size_t k = 0; k < e->n_parts; k++) {
+				if (strcmp(m.att[i].section, e->parts[k].section) == 0)
+					m.att[i].size = (size_t)e->parts[k].size;
+			}
+		}
+		m.mime = e->raw; /* borrowed: given back before the clear */
+		m.mime_len = e->raw_len;
+	}
 
 	eas_date(ok ? m.date_received : e->internal_date, date);
 	wbxml_addn_text(parent, "Email:To", ok ? m.to : "");
@@ -989,7 +1063,8 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 		add_flag(parent, true);
 	if (ok) {
 		add_attachments(parent, &m, folder, id);
-		add_msg_body(parent, v, &m, prefs);
+		add_msg_body(parent, v, &m, e->outline != NULL || e->raw_len < e->size ? e : NULL,
+		             prefs);
 	} else {
 		struct wbxml_node *b = wbxml_addn(parent, "AirSyncBase:Body");
 		add_int(b, "AirSyncBase:Type", 1);
@@ -1001,6 +1076,8 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 	wbxml_addn_text(parent, "Email:ContentClass",
 	                ok ? m.content_class : "urn:content-classes:message");
 	add_int(parent, "AirSyncBase:NativeBodyType", ok ? m.native_body_type : 1);
+	if (e->outline != NULL)
+		m.mime = NULL;
 	msgconv_msg_clear(&m);
 }
 
@@ -2671,16 +2748,42 @@ fetch_as_client_sees(const struct mbx_serve_in *in, const char *folder, const ch
 	return rv < 0 ? pend_or_fail(rv) : rv;
 }
 
-/* ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId: 0, -1, MBX_PENDING. */
+static int longid_parse(const char *id, char *folder, char *item);
+static void stream_set(struct mbx_serve_out *out, const char *folder, const char *item,
+                       const char *section, uint64_t total, bool base64);
+
+/*
+ * ItemOperations Fetch of a mailbox item by (CollectionId,) ServerId or by
+ * a Search's LongId (MS-ASCMD 2.2.3.98.1): a LongId with a ServerId or a
+ * CollectionId, or none of the three, is a protocol error (Status 2); a
+ * LongId that is none of ours names no object (6). 0, -1, MBX_PENDING.
+ */
 static int
-itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp)
+itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp,
+              struct mbx_serve_out *out)
 {
 	const char *sid = kid_text(c, "AirSync:ServerId");
 	const char *folder = kid_text(c, "AirSync:CollectionId");
+	const char *lid = kid_text(c, "Search:LongId");
+	char lfolder[MBX_ID_MAX + 1], litem[MBX_ID_MAX + 1];
 	const char *err;
 	struct mbx_email e = {0};
 	int fr = 0;
 
+	if (lid != NULL && (sid != NULL || folder != NULL)) {
+		struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:Fetch");
+		add_int(x, "ItemOperations:Status", 2);
+		wbxml_addn_text(x, "Search:LongId", lid);
+		return 0;
+	}
+	if (lid == NULL && sid == NULL && kid(c, "AirSyncBase:FileReference") == NULL) {
+		add_int(wbxml_addn(resp, "ItemOperations:Fetch"), "ItemOperations:Status", 2);
+		return 0;
+	}
+	if (lid != NULL && longid_parse(lid, lfolder, litem) == 0) {
+		folder = lfolder;
+		sid = litem;
+	}
 	if (sid != NULL && folder == NULL) {
 		/* Without CollectionId: look in every folder. */
 		const struct mbx_folder *f;
@@ -2705,14 +2808,23 @@ itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct 
 	        fr == 1                                       ? 1
 	        : kid(c, "AirSyncBase:FileReference") != NULL ? 15
 	                                                      : 6);
-	if (folder != NULL)
-		wbxml_addn_text(x, "AirSync:CollectionId", folder);
-	if (sid != NULL)
-		wbxml_addn_text(x, "AirSync:ServerId", sid);
+	if (lid != NULL) {
+		wbxml_addn_text(x, "Search:LongId", lid);
+	} else {
+		if (folder != NULL)
+			wbxml_addn_text(x, "AirSync:CollectionId", folder);
+		if (sid != NULL)
+			wbxml_addn_text(x, "AirSync:ServerId", sid);
+	}
 	if (fr == 1) {
 		wbxml_addn_text(x, "AirSync:Class", "Email");
 		struct body_prefs bp = read_prefs(kid(c, "ItemOperations:Options"));
+		bool streamed = false;
+		if (in->may_stream && !out->stream.on)
+			bp.streamed = &streamed;
 		add_email(in, wbxml_addn(x, "ItemOperations:Properties"), folder, &e, sid, &bp);
+		if (streamed)
+			stream_set(out, folder, sid, MBX_SECTION_MESSAGE, e.size, false);
 	}
 	mbx_email_clear(&e);
 	return 0;
@@ -2734,9 +2846,6 @@ parse_range(const char *t, uint64_t *offset_r, uint64_t *max_r)
 	*max_r = b - a + 1;
 	return 0;
 }
-
-/* The Data text a streamed answer's part takes the place of (split out by stream_split). */
-#define STREAM_MARK "abq-stream-6b1d0c2e9f"
 
 /* Set a streamed answer of a part (mbx_stream). */
 static void
@@ -2976,7 +3085,7 @@ cmd_itemoperations(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		    in->backend->ops->fetch_part != NULL) {
 			rv = itemops_fetch_file(in, c, resp, out);
 		} else if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "Fetch")) {
-			rv = itemops_fetch(in, c, resp);
+			rv = itemops_fetch(in, c, resp, out);
 		} else if (is_el(c, WBXML_PAGE_ITEMOPERATIONS, "EmptyFolderContents")) {
 			rv = itemops_empty(in, c, resp);
 		} else {
@@ -3255,7 +3364,9 @@ compose_read(const struct mbx_serve_in *in, int v, struct compose_ask *ask, stru
 /*
  * SmartReply / SmartForward's message: the original (by FolderId and
  * ItemId, or LongId) fetched and added to the phone's as compose.h says
- * (an original without its bytes: the phone's message as it is). Returns 1
+ * (an original without its bytes: the phone's message as it is; one
+ * larger than the item's bytes: fetched whole, fetch_part's
+ * MBX_SECTION_MESSAGE). Returns 1
  * with *msg_r (malloc'd) and the original's ids in folder and item, else a
  * ComposeMail status (150 no such original, 107 unreadable MIME), -1 or
  * MBX_PENDING.
@@ -3285,13 +3396,25 @@ compose_original(const struct mbx_serve_in *in, const struct compose_ask *ask, c
 		return rv == 0 ? 150 : rv;
 	if ((rv = mbx_fetch(in->backend, folder, item, &e, &err)) != 1)
 		return rv == 0 ? 150 : pend_or_fail(rv);
-	if (e.raw != NULL) {
+	struct mbx_part whole = {0};
+	if (e.raw != NULL && e.raw_len < e.size && !cr.replace_mime) {
+		/* a large original: whole (the composed message is held whole to be sent anyway) */
+		rv = mbx_fetch_part(in->backend, folder, item, MBX_SECTION_MESSAGE, 0, 0, &whole,
+		                    &err);
+		if (rv != 1) {
+			mbx_email_clear(&e);
+			return rv == 0 ? 150 : pend_or_fail(rv);
+		}
+		cr.original = whole.data;
+		cr.original_len = whole.len;
+	} else if (e.raw != NULL) {
 		cr.original = e.raw;
 		cr.original_len = e.raw_len;
 	} else {
 		cr.replace_mime = true;
 	}
 	rv = compose_smart(&cr, msg_r, len_r, &err);
+	mbx_part_clear(&whole);
 	mbx_email_clear(&e);
 	return rv == 0 ? 1 : 107; /* InvalidMIME */
 }

@@ -25,6 +25,8 @@ mbx_email_clear(struct mbx_email *e)
 	free(e->body_plain);
 	free(e->body_html);
 	free(e->raw);
+	free(e->outline);
+	free(e->parts);
 	memset(e, 0, sizeof(*e));
 }
 

@@ -91,8 +91,33 @@ struct mbx_email {
 	size_t raw_len;
 	uint64_t size;         /* the whole message (RFC822.SIZE), when raw is set */
 	int64_t internal_date; /* the server's arrival time (INTERNALDATE), 0 unknown */
+	/*
+	 * A message larger than what the backend fetches with its item (raw_len
+	 * < size) may come with its outline: the message rebuilt from its
+	 * structure (its header, each part's header as the structure gives it,
+	 * the main body's text parts, each perhaps cut, every other part empty),
+	 * whose parts have the same sections as the message's. The command
+	 * layer reads the item from the outline and takes each part's size from
+	 * parts; raw then only serves a MIME (type 4) body, cut. NULL: none.
+	 */
+	char *outline;
+	size_t outline_len;
+	struct mbx_outline_part *parts;
+	size_t n_parts;
+};
+
+/* One leaf part of an outlined message (mbx_email.outline). */
+struct mbx_outline_part {
+	char section[MBX_ID_MAX + 1]; /* "2", "1.2" */
+	uint64_t size;                /* its decoded size (estimated from the encoded one) */
+	/* 'p' or 'h': a text/plain or text/html part of the main body; 0: any other */
+	char body;
+	bool cut; /* a body part the outline holds only in part (or not at all) */
 };
 void mbx_email_clear(struct mbx_email *e);
+
+/* fetch_part's section of the whole message (no FileReference names it: none is empty). */
+#define MBX_SECTION_MESSAGE ""
 
 /* One part of a real item (an attachment), as fetch_part gives it (mbx_part_clear frees it). */
 struct mbx_part {
@@ -301,8 +326,10 @@ struct mbx_ops {
 	 * (mime/msgconv.h numbers the attachments so): at most max bytes
 	 * (0: all) of its decoded content from offset, and the whole part's
 	 * decoded size, into out (an offset at or past the end gives no
-	 * bytes). 1, 0 no such item or part, -1, MBX_PENDING. NULL: the
-	 * backend has no attachments (the quarantine mailbox).
+	 * bytes). Section MBX_SECTION_MESSAGE: the whole message's bytes as
+	 * the server has them (a large item's MIME body, streamed). 1, 0 no
+	 * such item or part, -1, MBX_PENDING. NULL: the backend has no
+	 * attachments (the quarantine mailbox).
 	 */
 	int (*fetch_part)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	                  const char *section, uint64_t offset, uint64_t max, struct mbx_part *out,

@@ -55,6 +55,12 @@ struct imsg {
 	char *raw;
 	size_t raw_len;
 	char *subject, *from;
+	/* over MBX_IMAP_RAW_CAP: its outline (mbx_email.outline), and while it is built */
+	char *outline;
+	size_t outline_len;
+	struct mbx_outline_part *parts;
+	size_t nparts;
+	struct outline_build *ob;
 };
 
 /* An op's recorded result. */
@@ -68,7 +74,7 @@ struct memo {
 	uint32_t new_uid;                /* move: the UID in the destination (COPYUID) */
 	struct mbx_send_out sent;        /* send */
 	struct mbx_part part;            /* fetch_part */
-	int enc;                         /* fetch_part's structure memo: enum part_enc */
+	int enc;                         /* fetch_part's structure memo: enum partdec_enc */
 	/* fetch_part's size memo of a base64 part: its lines, all of line chars and CRLF */
 	uint32_t line;
 	/*
@@ -109,6 +115,13 @@ struct cur {
 /* A body literal being received (by message sequence number). */
 struct pbuf {
 	uint32_t seq;
+	struct sbuf b;
+};
+
+/* An outline's literal being received: by sequence number and section ("HEADER", "1.2"). */
+struct olbuf {
+	uint32_t seq;
+	char section[MBX_ID_MAX + 1];
 	struct sbuf b;
 };
 
@@ -188,6 +201,16 @@ struct job {
 	int64_t sq_since, sq_before;
 	size_t sq_first, sq_last; /* the Range, whose items are fetched ahead */
 	bool sq_bodies;           /* the hits are found: the bodies are being fetched */
+	/*
+	 * The outline phase (outline_begin) of the step's fetched messages
+	 * ol_v[0..ol_n): running (its own step ostep), done for this step.
+	 */
+	bool outlining, outlined;
+	int ostep;
+	struct imsg *ol_v;
+	size_t ol_n;
+	struct olbuf *olb; /* the literals (header, texts) being received */
+	size_t nolb;
 };
 
 struct mi {
@@ -224,6 +247,7 @@ struct mi {
 };
 
 static void job_step(struct job *j);
+static void outline_build_free(struct outline_build *ob);
 static void part_step(struct job *j);
 static void fchange_step(struct job *j);
 static bool unchanged(struct job *j);
@@ -238,6 +262,9 @@ imsg_clear(struct imsg *x)
 	free(x->raw);
 	free(x->subject);
 	free(x->from);
+	free(x->outline);
+	free(x->parts);
+	outline_build_free(x->ob);
 	memset(x, 0, sizeof(*x));
 }
 
@@ -469,6 +496,9 @@ job_finish(struct job *j, int rv, const char *err)
 	free(j->lmid);
 	free(j->luv);
 	free(j->lask);
+	for (size_t i = 0; i < j->nolb; i++)
+		free(j->olb[i].b.p);
+	free(j->olb);
 	free(j->lists);
 	free(j->cursor);
 	uidset_clear(&j->s_all);
@@ -571,7 +601,10 @@ cmd_done(struct job *j, const struct imap_response *r)
 		job_fail(j, r == NULL ? "the IMAP connection dropped" : "the IMAP server refused");
 		return;
 	}
-	j->step++;
+	if (j->outlining)
+		j->ostep++;
+	else
+		j->step++;
 	job_step(j);
 }
 
@@ -1289,8 +1322,9 @@ cut_batch(struct job *j)
 	size_t keep = 0;
 
 	while (keep < ch->n_adds) {
-		uint64_t sz =
-		    j->add_size[keep] < MBX_IMAP_RAW_CAP ? j->add_size[keep] : MBX_IMAP_RAW_CAP;
+		/* a larger one: its first MiB and its outline's texts */
+		uint64_t sz = j->add_size[keep] <= MBX_IMAP_RAW_CAP ? j->add_size[keep]
+		                                                    : 2 * MBX_IMAP_RAW_CAP;
 		if (keep > 0 && sum + sz > MBX_IMAP_BATCH_CAP)
 			break;
 		sum += sz;
@@ -1310,6 +1344,470 @@ cut_batch(struct job *j)
 	j->cut.modseq = 0;                     /* not complete: the next time searches again */
 	(void)cur_format(&j->cut, ch->cursor); /* fewer UIDs than a cursor that fitted */
 	ch->more_available = true;
+}
+
+/* ---- outlines of large messages ---- */
+
+/*
+ * A message over MBX_IMAP_RAW_CAP is not read from its first MiB (which
+ * may end inside an attachment before its text) but from its outline
+ * (mailbox.h, mbx_email.outline): UID FETCH (BODYSTRUCTURE BODY.PEEK[HEADER])
+ * of the batch's large messages, then per message one UID FETCH of the
+ * main body's text parts (BODY.PEEK[sec]<0.max>), at most
+ * MBX_IMAP_TEXT_CAP of each and MBX_IMAP_RAW_CAP of all of them.
+ */
+
+/* Multipart nesting an outline follows (msgconv's MSGCONV_MAX_DEPTH). */
+#define OL_DEPTH_MAX 32
+
+/* An outline being built: the pieces between the text parts, the texts to fetch. */
+struct outline_build {
+	struct sbuf seg[MBX_IMAP_TEXTS + 1];
+	char sec[MBX_IMAP_TEXTS][MBX_ID_MAX + 1];
+	uint64_t max[MBX_IMAP_TEXTS];
+	bool qp[MBX_IMAP_TEXTS];
+	char *text[MBX_IMAP_TEXTS];
+	size_t text_len[MBX_IMAP_TEXTS];
+	size_t ntexts;
+	uint64_t budget; /* text bytes still to be asked */
+	struct mbx_outline_part *parts;
+	size_t nparts, parts_cap;
+	unsigned nbound; /* boundaries made up for multiparts that named none */
+};
+
+static void
+outline_build_free(struct outline_build *ob)
+{
+	if (ob == NULL)
+		return;
+	for (size_t i = 0; i <= MBX_IMAP_TEXTS; i++)
+		free(ob->seg[i].p);
+	for (size_t i = 0; i < MBX_IMAP_TEXTS; i++)
+		free(ob->text[i]);
+	free(ob->parts);
+	free(ob);
+}
+
+/* Whether s is a non-empty MIME token (RFC 2045), so that it can be written as it is. */
+static bool
+ol_token(const char *s)
+{
+	if (s == NULL || *s == '\0' || strlen(s) > 200)
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?=", *p) != NULL)
+			return false;
+	}
+	return true;
+}
+
+/* A parameter list as the structure gives it: ";\r\n\tname=\"value\"" each, boundary its own. */
+static void
+ol_params(struct sbuf *s, const struct imap_node *params, const char *boundary)
+{
+	if (params != NULL && params->type == IMAP_NODE_LIST) {
+		for (const struct imap_node *k = params->child; k && k->next; k = k->next->next) {
+			const struct imap_node *v = k->next;
+			if (k->type != IMAP_NODE_STRING || v->type != IMAP_NODE_STRING ||
+			    !ol_token(k->s) || strcasecmp(k->s, "boundary") == 0)
+				continue;
+			sbuf_printf(s, ";\r\n\t%s=\"", k->s);
+			for (size_t i = 0; i < v->len; i++) {
+				char ch = v->s[i];
+				if (ch == '\r' || ch == '\n' || ch == '\0')
+					continue;
+				if (ch == '"' || ch == '\\')
+					sbuf_addn(s, "\\", 1);
+				sbuf_addn(s, &ch, 1);
+			}
+			sbuf_addn(s, "\"", 1);
+		}
+	}
+	if (boundary != NULL)
+		sbuf_printf(s, ";\r\n\tboundary=\"%s\"", boundary);
+}
+
+/* The decoded size of a part of an encoded size (base64 lines of 76 taken: an estimate). */
+static uint64_t
+ol_decoded(const struct imap_body *b)
+{
+	if (b->encoding != NULL && strcasecmp(b->encoding, "BASE64") == 0) {
+		uint64_t chars = b->size - b->size / 78 * 2;
+		return chars / 4 * 3;
+	}
+	return b->size;
+}
+
+/* Whether leaf b is a text part of the main body, as msgconv reads one (not attached, unnamed). */
+static char
+ol_body_kind(const struct imap_body *b)
+{
+	if (b->type == NULL || b->subtype == NULL || strcasecmp(b->type, "TEXT") != 0 ||
+	    (b->disposition != NULL && strcasecmp(b->disposition, "attachment") == 0) ||
+	    imap_param(b->params, "name") != NULL || imap_param(b->params, "name*") != NULL ||
+	    imap_param(b->disp_params, "filename") != NULL ||
+	    imap_param(b->disp_params, "filename*") != NULL)
+		return 0;
+	if (strcasecmp(b->subtype, "plain") == 0)
+		return 'p';
+	if (strcasecmp(b->subtype, "html") == 0)
+		return 'h';
+	return 0;
+}
+
+/*
+ * Part b into the outline: its header (unless it is the message's own body,
+ * whose header is the message's), then its content: a multipart's parts
+ * between its boundaries, a body text part's place (fetched next), nothing
+ * for any other leaf, whose size the part list keeps.
+ */
+static void
+ol_part(struct outline_build *ob, const struct imap_body *b, bool headers, int depth)
+{
+	struct sbuf *s = &ob->seg[ob->ntexts];
+	const char *bd = NULL;
+	char made[64];
+
+	if (b->multipart) {
+		bd = imap_param(b->params, "boundary");
+		if (bd == NULL || *bd == '\0' || strlen(bd) > 70 ||
+		    strpbrk(bd, "\"\\\r\n") != NULL) {
+			snprintf(made, sizeof(made), "=_abq-outline-%u", ob->nbound++);
+			bd = made;
+		}
+	}
+	if (headers) {
+		sbuf_printf(s, "Content-Type: %s/%s", ol_token(b->type) ? b->type : "application",
+		            ol_token(b->subtype) ? b->subtype : "octet-stream");
+		ol_params(s, b->params, bd);
+		sbuf_add(s, "\r\n");
+		if (!b->multipart && ol_token(b->encoding))
+			sbuf_printf(s, "Content-Transfer-Encoding: %s\r\n", b->encoding);
+		if (!b->multipart && b->id != NULL && strpbrk(b->id, "\r\n") == NULL &&
+		    strlen(b->id) < 1000)
+			sbuf_printf(s, "Content-ID: %s\r\n", b->id);
+		if (ol_token(b->disposition)) {
+			sbuf_printf(s, "Content-Disposition: %s", b->disposition);
+			ol_params(s, b->disp_params, NULL);
+			sbuf_add(s, "\r\n");
+		}
+		sbuf_add(s, "\r\n");
+	}
+	if (b->multipart) {
+		for (const struct imap_body *c = b->child; c != NULL; c = c->next) {
+			sbuf_printf(&ob->seg[ob->ntexts], "--%s\r\n", bd);
+			if (depth + 1 < OL_DEPTH_MAX)
+				ol_part(ob, c, true, depth + 1);
+			else
+				sbuf_add(&ob->seg[ob->ntexts], "\r\n");
+			sbuf_add(&ob->seg[ob->ntexts], "\r\n");
+		}
+		sbuf_printf(&ob->seg[ob->ntexts], "--%s--\r\n", bd);
+		return;
+	}
+	if (ob->nparts == ob->parts_cap) {
+		ob->parts_cap = ob->parts_cap ? ob->parts_cap * 2 : 8;
+		ob->parts = xrealloc(ob->parts, ob->parts_cap * sizeof(*ob->parts));
+	}
+	struct mbx_outline_part *p = &ob->parts[ob->nparts++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->section, sizeof(p->section), "%s", b->section[0] ? b->section : "1");
+	p->size = ol_decoded(b);
+	p->body = ol_body_kind(b);
+	if (p->body == 0 || b->size == 0)
+		return;
+	if (ob->ntexts == MBX_IMAP_TEXTS || ob->budget == 0) {
+		p->cut = true;
+		return;
+	}
+	uint64_t max = b->size < MBX_IMAP_TEXT_CAP ? b->size : MBX_IMAP_TEXT_CAP;
+	if (max > ob->budget)
+		max = ob->budget;
+	ob->budget -= max;
+	p->cut = max < b->size;
+	snprintf(ob->sec[ob->ntexts], sizeof(ob->sec[0]), "%s", p->section);
+	ob->max[ob->ntexts] = max;
+	ob->qp[ob->ntexts] =
+	    b->encoding != NULL && strcasecmp(b->encoding, "QUOTED-PRINTABLE") == 0;
+	ob->ntexts++;
+}
+
+/*
+ * The outline's start from the message's header and structure: the header
+ * (cut to whole lines, ending in its blank line), the parts.
+ */
+static struct outline_build *
+outline_start(const char *hdr, size_t hlen, const struct imap_body *body)
+{
+	struct outline_build *ob = xcalloc(1, sizeof(*ob));
+	size_t n = hlen;
+
+	while (n > 0 && hdr[n - 1] != '\n')
+		n--; /* a header cut by its cap: whole lines only */
+	while (n > 0 && (hdr[n - 1] == '\n' || hdr[n - 1] == '\r'))
+		n--;
+	sbuf_addn(&ob->seg[0], hdr, n);
+	sbuf_add(&ob->seg[0], "\r\n\r\n");
+	ob->budget = MBX_IMAP_RAW_CAP;
+	ol_part(ob, body, false, 0);
+	return ob;
+}
+
+/* The outline whole: its pieces and the texts fetched (a cut one ended cleanly). */
+static void
+outline_finish(struct imsg *x)
+{
+	struct outline_build *ob = x->ob;
+	struct sbuf s = {0};
+
+	for (size_t i = 0; i <= ob->ntexts; i++) {
+		sbuf_addn(&s, ob->seg[i].p ? ob->seg[i].p : "", ob->seg[i].len);
+		if (i == ob->ntexts)
+			break;
+		size_t n = ob->text_len[i];
+		if (ob->qp[i] && n >= (size_t)ob->max[i]) {
+			/* no escape cut in two: "=" or "=X" at the end dropped */
+			for (size_t k = 1; k <= 2 && k <= n; k++) {
+				if (ob->text[i][n - k] == '=') {
+					n -= k;
+					break;
+				}
+			}
+		}
+		sbuf_addn(&s, ob->text[i] ? ob->text[i] : "", n);
+	}
+	x->outline = s.p ? s.p : xstrdup("");
+	x->outline_len = s.len;
+	log_debug("native: outline of %" PRIu32 " (%" PRIu64
+	          " bytes): %zu bytes, %zu parts, %zu texts",
+	          x->uid, x->size, s.len, ob->nparts, ob->ntexts);
+	x->parts = ob->parts;
+	x->nparts = ob->nparts;
+	ob->parts = NULL;
+	outline_build_free(ob);
+	x->ob = NULL;
+}
+
+/* The job's large message uid, or NULL. */
+static struct imsg *
+ol_msg(struct job *j, uint32_t uid)
+{
+	for (size_t i = 0; i < j->ol_n; i++) {
+		if (j->ol_v[i].uid == uid)
+			return &j->ol_v[i];
+	}
+	return NULL;
+}
+
+/* Whether a fetched message is too large to be read from its first bytes. */
+static bool
+ol_large(const struct imsg *x)
+{
+	return x->raw != NULL && x->size > MBX_IMAP_RAW_CAP && x->raw_len < x->size;
+}
+
+/* The outline FETCHes' literal pieces, by sequence number and section (each capped). */
+static int
+ol_chunk(struct imap_client *c, const struct imap_literal_info *li, const char *data, size_t len,
+         void *arg)
+{
+	struct job *j = arg;
+	const char *a = li->item ? strchr(li->item, '[') : NULL, *b = a ? strchr(a, ']') : NULL;
+	struct olbuf *ob = NULL;
+	size_t n = b ? (size_t)(b - a - 1) : 0;
+
+	(void)c;
+	if (b == NULL || n > MBX_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < j->nolb && ob == NULL; i++) {
+		if (j->olb[i].seq == li->seq && strlen(j->olb[i].section) == n &&
+		    strncasecmp(j->olb[i].section, a + 1, n) == 0)
+			ob = &j->olb[i];
+	}
+	if (ob == NULL) {
+		j->olb = xrealloc(j->olb, (j->nolb + 1) * sizeof(*j->olb));
+		ob = &j->olb[j->nolb++];
+		memset(ob, 0, sizeof(*ob));
+		ob->seq = li->seq;
+		memcpy(ob->section, a + 1, n);
+		ob->section[n] = '\0';
+	}
+	if (ob->b.len + len > MBX_IMAP_TEXT_CAP)
+		len = ob->b.len < MBX_IMAP_TEXT_CAP ? MBX_IMAP_TEXT_CAP - ob->b.len : 0;
+	sbuf_addn(&ob->b, data, len);
+	return 0;
+}
+
+/* The literal of seq's section received, or NULL. */
+static struct olbuf *
+ol_buf(struct job *j, uint32_t seq, const char *section)
+{
+	for (size_t i = 0; i < j->nolb; i++) {
+		if (j->olb[i].seq == seq && strcasecmp(j->olb[i].section, section) == 0)
+			return &j->olb[i];
+	}
+	return NULL;
+}
+
+/* Drop the literals of seq (its FETCH response was read). */
+static void
+ol_drop(struct job *j, uint32_t seq)
+{
+	for (size_t i = 0; i < j->nolb;) {
+		if (j->olb[i].seq == seq) {
+			free(j->olb[i].b.p);
+			j->olb[i] = j->olb[--j->nolb];
+		} else {
+			i++;
+		}
+	}
+}
+
+/* The FETCH of the large messages' BODYSTRUCTURE and header: each outline started. */
+static void
+ol_struct_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct imap_fetch f;
+	struct imsg *x;
+	const char *err;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
+		memset(&f, 0, sizeof(f));
+		if (imap_fetch_read(r, &f, &err) < 0)
+			return;
+		struct olbuf *h = ol_buf(j, f.seq, "HEADER");
+		if ((f.have & IMAP_FETCH_UID) && (f.have & IMAP_FETCH_BODYSTRUCTURE) &&
+		    f.body != NULL && h != NULL && (x = ol_msg(j, f.uid)) != NULL && ol_large(x) &&
+		    x->ob == NULL && x->outline == NULL)
+			x->ob = outline_start(h->b.p ? h->b.p : "", h->b.len, f.body);
+		ol_drop(j, f.seq);
+		imap_fetch_clear(&f);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/* The FETCH of one message's body text parts. */
+static void
+ol_text_cb(struct imap_client *c, const struct imap_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct imap_fetch f;
+	struct imsg *x;
+	const char *err;
+
+	(void)c;
+	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
+		memset(&f, 0, sizeof(f));
+		if (imap_fetch_read(r, &f, &err) < 0)
+			return;
+		if ((f.have & IMAP_FETCH_UID) && (x = ol_msg(j, f.uid)) != NULL && x->ob != NULL) {
+			struct outline_build *ob = x->ob;
+			for (size_t k = 0; k < ob->ntexts; k++) {
+				struct olbuf *t = ol_buf(j, f.seq, ob->sec[k]);
+				if (ob->text[k] != NULL || t == NULL)
+					continue;
+				ob->text_len[k] =
+				    t->b.len < ob->max[k] ? t->b.len : (size_t)ob->max[k];
+				ob->text[k] = xstrndup(t->b.p ? t->b.p : "", ob->text_len[k]);
+			}
+		}
+		ol_drop(j, f.seq);
+		imap_fetch_clear(&f);
+		return;
+	}
+	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
+		cmd_done(j, r);
+}
+
+/*
+ * The outline phase's steps (j->ostep; job_step comes here while
+ * j->outlining): the structures and headers, the texts, the outlines put
+ * together; then the job's own step goes on where it was.
+ */
+static void
+outline_step(struct job *j)
+{
+	struct imap_cmd *cmd;
+
+	switch (j->ostep) {
+	case 0: {
+		struct uidset set = {0};
+		set.max_ranges = IMAP_UIDSET_MAX;
+		for (size_t i = 0; i < j->ol_n; i++) {
+			if (ol_large(&j->ol_v[i]))
+				(void)uidset_add(&set, j->ol_v[i].uid);
+		}
+		cmd = imap_cmd_new("UID FETCH");
+		imap_cmd_uidset(cmd, &set);
+		imap_cmd_rawf(cmd, "(UID BODYSTRUCTURE BODY.PEEK[HEADER]<0.%d>)",
+		              MBX_IMAP_HEADER_CAP);
+		uidset_clear(&set);
+		cmd_send(j, cmd, ol_struct_cb, ol_chunk);
+		if (j->outstanding == 0)
+			job_fail(j, "the IMAP connection is closed");
+		break;
+	}
+	case 1:
+		for (size_t i = 0; i < j->ol_n; i++) {
+			struct outline_build *ob = j->ol_v[i].ob;
+			struct sbuf it = {0};
+			if (ob == NULL || ob->ntexts == 0)
+				continue;
+			for (size_t k = 0; k < ob->ntexts; k++)
+				sbuf_printf(&it, " BODY.PEEK[%s]<0.%" PRIu64 ">", ob->sec[k],
+				            ob->max[k]);
+			cmd = imap_cmd_new("UID FETCH");
+			imap_cmd_rawf(cmd, "%" PRIu32 " (UID%s)", j->ol_v[i].uid, it.p);
+			free(it.p);
+			cmd_send(j, cmd, ol_text_cb, ol_chunk);
+		}
+		if (j->outstanding > 0)
+			break;
+		if (j->failed) {
+			job_fail(j, "the IMAP connection is closed");
+			break;
+		}
+		j->ostep++;
+		/* fall through */
+	case 2:
+		for (size_t i = 0; i < j->ol_n; i++) {
+			if (j->ol_v[i].ob != NULL)
+				outline_finish(&j->ol_v[i]);
+		}
+		j->outlining = false;
+		job_step(j);
+		break;
+	}
+}
+
+/*
+ * Outline the large messages among n fetched ones (once per job step that
+ * asks): true when the outline phase started (the job's step runs again
+ * when it ends), false when there is nothing to outline.
+ */
+static bool
+outline_begin(struct job *j, struct imsg *v, size_t n)
+{
+	bool any = false;
+
+	if (j->outlined)
+		return false;
+	j->outlined = true;
+	for (size_t i = 0; i < n && !any; i++)
+		any = ol_large(&v[i]);
+	if (!any)
+		return false;
+	log_debug("native: %s: outlines of the large messages among %zu", j->m->account, n);
+	j->ol_v = v;
+	j->ol_n = n;
+	j->outlining = true;
+	j->ostep = 0;
+	outline_step(j);
+	return true;
 }
 
 /* UID FETCH of set with everything an item needs. */
@@ -1450,6 +1948,8 @@ changes_step(struct job *j)
 		fetch_items(j, &j->fetch_set, batch_cb);
 		break;
 	case 7:
+		if (outline_begin(j, j->batch->m, j->batch->n))
+			break;
 		job_finish(j, 1, NULL);
 		break;
 	}
@@ -1518,6 +2018,8 @@ fetch_step(struct job *j)
 		uidset_clear(&one);
 		break;
 	case 2:
+		if (j->found && outline_begin(j, &j->memo->msg, 1))
+			break;
 		job_finish(j, j->found && !(j->memo->msg.flags & IMAP_FLAG_DELETED) ? 1 : 0, NULL);
 		break;
 	}
@@ -1590,8 +2092,17 @@ part_struct_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		if (imap_fetch_read(r, &f, &err) < 0)
 			return;
 		if ((f.have & IMAP_FETCH_UID) && f.uid == j->uid && !j->found &&
-		    (f.have & IMAP_FETCH_BODYSTRUCTURE) &&
-		    (b = imap_body_find(f.body, j->section)) != NULL && b->section[0] != '\0') {
+		    j->section[0] == '\0' && (f.have & IMAP_FETCH_SIZE)) {
+			/* the whole message: its bytes as they are, RFC822.SIZE of them */
+			free(j->memo->part.content_type);
+			j->memo->part.content_type = xstrdup("message/rfc822");
+			j->enc = PARTDEC_IDENTITY;
+			j->psize = f.size;
+			j->found = true;
+		} else if ((f.have & IMAP_FETCH_UID) && f.uid == j->uid && !j->found &&
+		           (f.have & IMAP_FETCH_BODYSTRUCTURE) &&
+		           (b = imap_body_find(f.body, j->section)) != NULL &&
+		           b->section[0] != '\0') {
 			char *t = xasprintf("%s/%s", b->type ? b->type : "application",
 			                    b->subtype ? b->subtype : "octet-stream");
 			for (char *p = t; *p; p++)
@@ -1772,7 +2283,8 @@ part_step(struct job *j)
 			break;
 		}
 		cmd = imap_cmd_new("UID FETCH");
-		imap_cmd_rawf(cmd, "%" PRIu32 " (UID BODYSTRUCTURE)", j->uid);
+		imap_cmd_rawf(cmd, "%" PRIu32 " (UID %s)", j->uid,
+		              j->section[0] ? "BODYSTRUCTURE" : "RFC822.SIZE");
 		part_send(j, cmd, part_struct_cb, NULL);
 		break;
 	}
@@ -1794,7 +2306,8 @@ part_step(struct job *j)
 			job_finish(j, 0, NULL);
 			break;
 		}
-		j->binary = (imap_client_caps(j->m->c) & IMAP_CAP_BINARY) != 0;
+		/* the whole message is read as it is: nothing to decode */
+		j->binary = (imap_client_caps(j->m->c) & IMAP_CAP_BINARY) != 0 && j->section[0];
 		partdec_init(&j->dec, j->binary ? PARTDEC_IDENTITY : j->enc);
 		if (j->binary)
 			sbuf_printf(&it, "BINARY.SIZE[%s] BINARY.PEEK[%s]", j->section, j->section);
@@ -2497,6 +3010,10 @@ job_step(struct job *j)
 		job_fail(j, "the IMAP connection dropped");
 		return;
 	}
+	if (j->outlining) {
+		outline_step(j);
+		return;
+	}
 	switch (j->kind) {
 	case J_FOLDERS:
 		folders_step(j);
@@ -2649,6 +3166,14 @@ email_of(const struct imsg *x, struct mbx_email *out)
 		memcpy(out->raw, x->raw, x->raw_len);
 	out->raw[x->raw_len] = '\0';
 	out->raw_len = x->raw_len;
+	if (x->outline != NULL) {
+		out->outline = xstrndup(x->outline, x->outline_len);
+		out->outline_len = x->outline_len;
+		out->parts = x->nparts ? xmalloc(x->nparts * sizeof(*x->parts)) : NULL;
+		if (x->nparts)
+			memcpy(out->parts, x->parts, x->nparts * sizeof(*x->parts));
+		out->n_parts = x->nparts;
+	}
 }
 
 static int
@@ -2702,9 +3227,9 @@ mi_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	struct job *j;
 	int rv;
 
-	if (uid == 0 || section[0] == '\0' || strlen(section) > MBX_ID_MAX ||
+	if (uid == 0 || strlen(section) > MBX_ID_MAX ||
 	    strspn(section, "0123456789.") != strlen(section))
-		return 0;
+		return 0; /* "": the whole message (MBX_SECTION_MESSAGE) */
 	key = xasprintf("P\x1f%s\x1f%" PRIu32 "\x1f%s\x1f%" PRIu64 "\x1f%" PRIu64, folder_id, uid,
 	                section, offset, max);
 	if ((x = memo_find(m, key)) != NULL) {
@@ -2715,6 +3240,10 @@ mi_fetch_part(struct mbx_backend *b, const char *folder_id, const char *item_id,
 			out->data = xmalloc(x->part.len + 1);
 			memcpy(out->data, x->part.data, x->part.len);
 			out->data[x->part.len] = '\0';
+			if (section[0] == '\0') /* the message goes into a WBXML string: no NUL */
+				for (char *p = memchr(out->data, 0, x->part.len); p != NULL;
+				     p = memchr(p, 0, (size_t)(out->data + x->part.len - p)))
+					*p = ' ';
 			out->content_type = xstrdup(x->part.content_type);
 		}
 		return memo_rv(x, errstr_r);
@@ -3244,8 +3773,9 @@ search_bodies(struct job *j)
 			uidset_clear(&j->fetch_set);
 			j->fetch_set.max_ranges = IMAP_UIDSET_MAX;
 			for (size_t i = j->sq_first; i < o->n && i <= j->sq_last; i++) {
-				uint64_t sz = o->hits[i].size < MBX_IMAP_RAW_CAP ? o->hits[i].size
-				                                                 : MBX_IMAP_RAW_CAP;
+				uint64_t sz = o->hits[i].size <= MBX_IMAP_RAW_CAP
+				                  ? o->hits[i].size
+				                  : 2 * MBX_IMAP_RAW_CAP;
 				if (bytes + sz > MBX_IMAP_BATCH_CAP)
 					break;
 				bytes += sz;
@@ -3273,6 +3803,9 @@ search_bodies(struct job *j)
 			fetch_items(j, &j->fetch_set, batch_cb);
 			return;
 		default:
+			if (outline_begin(j, j->batch->m, j->batch->n))
+				return;
+			j->outlined = false;
 			/* the folder's batch joins the request's */
 			j->batch->next = j->m->batches;
 			j->m->batches = j->batch;

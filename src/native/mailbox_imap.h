@@ -81,9 +81,21 @@
 /* The most of one message fetched with its item (the rest: part by part). */
 #define MBX_IMAP_RAW_CAP (1024 * 1024)
 /*
+ * A message over MBX_IMAP_RAW_CAP comes with its outline (mailbox.h,
+ * mbx_email.outline): its BODYSTRUCTURE and header (at most
+ * MBX_IMAP_HEADER_CAP), and the main body's text parts (text/plain and
+ * text/html neither attached nor named, at most MBX_IMAP_TEXTS of them),
+ * each fetched up to MBX_IMAP_TEXT_CAP encoded bytes and all of them up to
+ * MBX_IMAP_RAW_CAP: a part past its cap is cut (the item says Truncated).
+ */
+#define MBX_IMAP_TEXT_CAP   (512 * 1024)
+#define MBX_IMAP_TEXTS      4
+#define MBX_IMAP_HEADER_CAP (256 * 1024)
+/*
  * The most of the adds' bodies one changes() prefetches (each counted up to
- * MBX_IMAP_RAW_CAP): past it the window is cut, MoreAvailable, the rest next
- * time. Checked with a UID FETCH (RFC822.SIZE) first when the adds could pass it.
+ * MBX_IMAP_RAW_CAP, one over it twice: its outline's texts): past it the
+ * window is cut, MoreAvailable, the rest next time. Checked with a UID FETCH (RFC822.SIZE) first
+ * when the adds could pass it.
  */
 #define MBX_IMAP_BATCH_CAP (8 * 1024 * 1024)
 /*
@@ -99,7 +111,9 @@
  * their encoded offset; else each window costs a pass over the encoded
  * part. At most MBX_IMAP_PART_CAP bytes are
  * held for one answer (a whole-part read of a larger part fails, -1: ask by
- * windows).
+ * windows). Section MBX_SECTION_MESSAGE (""): the whole message, read by
+ * BODY.PEEK[]<offset.max>, its size RFC822.SIZE, a NUL byte given as a
+ * space (it goes into a WBXML string).
  */
 #define MBX_IMAP_PART_CAP (64 * 1024 * 1024)
 

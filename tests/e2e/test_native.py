@@ -1140,7 +1140,8 @@ class NativeTests(E.Case):
     def test_14_search(self):
         """Search: a message delivered to the Inbox is found by a word of its
         subject (in the Inbox, and with no folder given); a SmartReply to the
-        result's LongId reaches the relay; a word nowhere: Total 0."""
+        result's LongId reaches the relay, and ItemOperations fetches the
+        result by its LongId; a word nowhere: Total 0."""
         phone = Phone(device_id=new_id("search"))
         phone.folders(self)
         inbox = phone.inbox(self)
@@ -1177,6 +1178,17 @@ class NativeTests(E.Case):
         st = search(word)
         self.assertEqual([text_of(x, "LongId") for x in st.findall("Result")], [long_id],
                          "Search of every folder")
+        # the result fetched by its LongId alone (ItemOperations, MS-ASCMD 2.2.3.98.1)
+        r = phone.post("ItemOperations", wbxml(
+            '<ItemOperations xmlns="ItemOperations:"><Fetch><Store>Mailbox</Store>'
+            '<LongId xmlns="Search:">%s</LongId><Options>'
+            '<BodyPreference xmlns="AirSyncBase:"><Type>1</Type></BodyPreference>'
+            '</Options></Fetch></ItemOperations>' % long_id))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(text_of(r.doc(), "Response/Fetch/Status"), "1", r)
+        self.assertEqual(text_of(r.doc(), "Response/Fetch/LongId"), long_id, r)
+        self.assertEqual(text_of(r.doc(), "Response/Fetch/Properties/Subject"), subject, r)
+        self.assertEqual(text_of(r.doc(), "Response/Fetch/Properties/Body/Type"), "1", r)
         st = search(new_id("nothing").replace("-", ""))
         self.assertEqual(text_of(st, "Total"), "0")
         self.assertEqual([x for x in st.findall("Result") if x.find("LongId") is not None], [])

@@ -3122,6 +3122,24 @@ req_fetch_item(const char *uid, struct wbxml_node **opts_r)
 	return d;
 }
 
+/* ItemOperations Fetch by a Search LongId, with a CollectionId and a ServerId or none. */
+static struct wbxml_doc *
+req_fetch_longid(const char *lid, const char *folder, const char *sid, struct wbxml_node **opts_r)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *f =
+	    wbxml_addn(wbxml_addn_root(d, "ItemOperations:ItemOperations"), "Fetch");
+	wbxml_addn_text(f, "Store", "Mailbox");
+	if (lid)
+		wbxml_addn_text(f, "Search:LongId", lid);
+	if (folder)
+		wbxml_addn_text(f, "AirSync:CollectionId", folder);
+	if (sid)
+		wbxml_addn_text(f, "AirSync:ServerId", sid);
+	*opts_r = wbxml_addn(f, "Options");
+	return d;
+}
+
 /* ItemOperations Fetch of a FileReference, with a Range or none. */
 static struct wbxml_doc *
 req_fetch_file(const char *ref, const char *range)
@@ -4369,6 +4387,40 @@ test_search(void **state)
 	assert_string_equal(txt(x, "Response/Fetch/Status"), "1");
 	assert_string_equal(txt(x, "Response/Fetch/Properties/Email:Subject"),
 	                    "Re: Fwd: Quarterly report");
+	/* and by the LongId itself, with the phone's BodyPreference */
+	d = req_fetch_longid(lid, NULL, NULL, &opts);
+	add_pref(opts, "2", NULL, false, NULL);
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, d);
+	assert_string_equal(txt(x, "Status"), "1");
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "1");
+	assert_string_equal(txt(x, "Response/Fetch/LongId"), lid);
+	assert_null(wbxml_find(x, "Response/Fetch/AirSync:ServerId"));
+	assert_string_equal(txt(x, "Response/Fetch/AirSync:Class"), "Email");
+	assert_string_equal(txt(x, "Response/Fetch/Properties/Email:Subject"),
+	                    "Re: Fwd: Quarterly report");
+	assert_string_equal(txt(x, "Response/Fetch/Properties/AirSyncBase:Body/Type"), "2");
+	/* a LongId in the Deleted Items */
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid("trash:1", NULL, NULL, &opts));
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "1");
+	assert_string_equal(txt(x, "Response/Fetch/Properties/Email:Subject"), "Lunch on Friday?");
+	/* a LongId naming nothing, or none of ours: object not found (6) */
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid("inbox:999", NULL, NULL, &opts));
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "6");
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid("nowhere:2", NULL, NULL, &opts));
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "6");
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid("no-colon", NULL, NULL, &opts));
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "6");
+	/* a LongId with a ServerId or a CollectionId, or none of them: protocol error (2) */
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid(lid, "inbox", "2", &opts));
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "2");
+	assert_null(wbxml_find(x, "Response/Fetch/Properties"));
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid(lid, "inbox", NULL, &opts));
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "2");
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid(lid, NULL, "2", &opts));
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "2");
+	x = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid(NULL, NULL, NULL, &opts));
+	assert_string_equal(txt(x, "Status"), "1");
+	assert_string_equal(txt(x, "Response/Fetch/Status"), "2");
 
 	/* GAL: abqd has none, an empty answer */
 	st = cx_search(&c, req_search("GAL", "anna", NULL, NULL, NULL, NULL, NULL));

@@ -17,6 +17,10 @@
  *                                      SaveInSentItems when SAVE is 1)
  *   smartreply COLL SID SAVE FILE      (SmartReply 14.1 to SID of COLL, FILE the
  *                                      phone's part of the message)
+ *   smartforward COLL SID SAVE FILE    (SmartForward 14.1 likewise)
+ *   fetch COLL SID TYPE TRUNC AON      (ItemOperations Fetch of SID with a
+ *                                      BodyPreference: TYPE, TRUNC its TruncationSize,
+ *                                      0 none; AON 1: AllOrNone; MIMESupport 2)
  *   fetchfile REF [RANGE]              (ItemOperations Fetch of FileReference REF,
  *                                      with Options/Range RANGE when given)
  *   getatt REF FILE                    (GetAttachment of REF: answered
@@ -429,11 +433,14 @@ main(int argc, char **argv)
 		} else if (strcmp(w[0], "mark") == 0 && n == 4) {
 			printf("MARK %d\n", mark(w[1], w[2], strcmp(w[3], "1") == 0));
 		} else if ((strcmp(w[0], "sendmail") == 0 && n == 3) ||
-		           (strcmp(w[0], "smartreply") == 0 && n == 5)) {
-			bool reply = w[0][1] == 'm';
+		           (strcmp(w[0], "smartreply") == 0 && n == 5) ||
+		           (strcmp(w[0], "smartforward") == 0 && n == 5)) {
+			bool reply = w[0][1] == 'm', fwd = strcmp(w[0], "smartforward") == 0;
 			struct wbxml_doc *d = wbxml_doc_new();
-			struct wbxml_node *root = wbxml_addn_root(
-			    d, reply ? "ComposeMail:SmartReply" : "ComposeMail:SendMail");
+			struct wbxml_node *root =
+			    wbxml_addn_root(d, fwd     ? "ComposeMail:SmartForward"
+			                       : reply ? "ComposeMail:SmartReply"
+			                               : "ComposeMail:SendMail");
 			const char *keep = reply ? w[3] : w[1], *file = reply ? w[4] : w[2];
 			size_t mlen = 0;
 			char *msg = read_file(file, &mlen);
@@ -447,7 +454,26 @@ main(int argc, char **argv)
 				wbxml_addn(root, "SaveInSentItems");
 			wbxml_addn_opaque(root, "Mime", msg, mlen);
 			free(msg);
-			one(reply ? EAS_CMD_SMARTREPLY : EAS_CMD_SENDMAIL, d);
+			one(fwd     ? EAS_CMD_SMARTFORWARD
+			    : reply ? EAS_CMD_SMARTREPLY
+			            : EAS_CMD_SENDMAIL,
+			    d);
+		} else if (strcmp(w[0], "fetch") == 0 && n == 6) {
+			struct wbxml_doc *d = wbxml_doc_new();
+			struct wbxml_node *f = wbxml_addn(
+			    wbxml_addn_root(d, "ItemOperations:ItemOperations"), "Fetch");
+			wbxml_addn_text(f, "Store", "Mailbox");
+			wbxml_addn_text(f, "AirSync:CollectionId", w[1]);
+			wbxml_addn_text(f, "AirSync:ServerId", w[2]);
+			struct wbxml_node *o = wbxml_addn(f, "Options");
+			wbxml_addn_text(o, "AirSync:MIMESupport", "2");
+			struct wbxml_node *bp = wbxml_addn(o, "AirSyncBase:BodyPreference");
+			wbxml_addn_text(bp, "Type", w[3]);
+			if (strcmp(w[4], "0") != 0)
+				wbxml_addn_text(bp, "TruncationSize", w[4]);
+			if (strcmp(w[5], "1") == 0)
+				wbxml_addn_text(bp, "AllOrNone", "1");
+			one(EAS_CMD_ITEMOPERATIONS, d);
 		} else if (strcmp(w[0], "fetchfile") == 0 && (n == 2 || n == 3)) {
 			struct wbxml_doc *d = wbxml_doc_new();
 			struct wbxml_node *f = wbxml_addn(

@@ -96,6 +96,24 @@ def whole(s, label, peak):
            "%s: ItemOperations Fetch: Data the attachment's base64, an inline string "
            "(%d bytes)" % (label, n))
     peak[0] = max(peak[0], na.rss(s.proc.pid))
+    # the whole message as MIME (Type 4, no truncation): streamed, every byte of it
+    body = bytearray()
+    folder = ref.split(":")[0]
+    st, h, n = ph.post(ph.query("ItemOperations"), na.wbxml(
+        '<ItemOperations xmlns="ItemOperations:" xmlns:A="AirSyncBase:" xmlns:S="AirSync:">'
+        '<Fetch><Store>Mailbox</Store><S:CollectionId>%s</S:CollectionId><S:ServerId>1'
+        '</S:ServerId><Options><S:MIMESupport>2</S:MIMESupport><A:BodyPreference><A:Type>4'
+        '</A:Type></A:BodyPreference></Options></Fetch></ItemOperations>' % folder),
+        sink=body.extend)
+    mime = s.mime
+    i = bytes(body).find(mime)
+    expect(st == 200 and n == len(body) and i > 0 and body[i - 1] == 0x03 and
+           body[i + len(mime)] == 0x00 and b"%d" % len(mime) in body[:i],
+           "%s: ItemOperations Fetch of the message as MIME: the whole %d bytes, an inline "
+           "string (%d bytes)" % (label, len(mime), n))
+    expect("streaming %d bytes of part  of 1" % len(mime) in s.log(),
+           "%s: ... streamed, not held (abqd's log)" % label)
+    peak[0] = max(peak[0], na.rss(s.proc.pid))
 
 
 def main():

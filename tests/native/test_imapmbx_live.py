@@ -21,7 +21,12 @@ ItemOperations Fetch whole and by Range, and by GetAttachment, equals the
 original bytes (its Total the decoded size even where the server's
 BINARY.SIZE is off); a quoted-printable one decoded; an unknown section
 Status 15 / HTTP 500; a 3 MiB attachment of a message past the 1 MiB item
-fetch whole. Then the same against Dovecot offering no CONDSTORE, QRESYNC,
+fetch whole. Messages over that 1 MiB (read from their outline): a text part
+after a 3 MiB attachment is the body, both attachments listed with their
+sizes, the one after the first MiB fetched whole, Type 4 cut with Truncated
+and the message's size (AllOrNone: no data), an HTML body over the 512 KiB
+text cap cut with Truncated and its size, its plain alternative whole, a
+single 2.4 MB text part cut likewise (--only-large runs just these). Then the same against Dovecot offering no CONDSTORE, QRESYNC,
 ESEARCH or BINARY (imap_capability): the same answers (the parts decoded by
 abqd). Last, a scripted server offering OBJECTID (RFC 8474; Dovecot 2.3 has
 none): two folders with one UIDVALIDITY renamed at once keep their ids by
@@ -34,9 +39,11 @@ do not send again), without the Bcc header, and its copy is in Sent, read,
 with the Bcc; without SaveInSentItems it arrives and Sent is unchanged; a
 recipient the server refuses gives Status 116, nothing at the relay and
 nothing in Sent; a SmartReply to an Inbox message arrives once, quoting it,
-with In-Reply-To, and marks it \\Answered.
+with In-Reply-To, and marks it \\Answered; a SmartForward of a 2.3 MB message
+carries both its attachments whole (the one past the first MiB too).
 """
 import argparse
+import html as html_lib
 import imaplib
 import os
 import re
@@ -567,6 +574,7 @@ def scenario(exe, dc, url, work, label):
            "%s: 20 messages of 924 KB in windows of %s (8 MiB each at most)" % (label, sizes))
     summary.append(("big", sizes))
     summary.append(attachment_cases(d, dc, work, label))
+    summary.append(large_cases(d, dc, label))
     summary.append(("folders", folder_cases(d, dc, label)))
     summary.append(("server renames", server_rename_cases(d, dc, label)))
     # The cap: 5 at once, cap 2
@@ -669,6 +677,130 @@ def attachment_cases(d, dc, work, label):
     expect(st[-1:] == ["1"] and data == big,
            "%s: a 3 MiB attachment of a message past the item cap: its bytes (%s)" % (label, total))
     return ("att", ctype, total, len(refs))
+
+
+def mime_message(subject, top, parts):
+    """A multipart/TOP message of (headers, body) parts (bodies as written, LF line ends)."""
+    b = "b-%s" % uuid.uuid4().hex
+    out = ["From: Bob <bob@example.com>", "To: alice@example.com", "Subject: %s" % subject,
+           "MIME-Version: 1.0", 'Content-Type: multipart/%s; boundary="%s"' % (top, b), ""]
+    for headers, body in parts:
+        out += ["--" + b] + headers + ["", body]
+    out += ["--" + b + "--", ""]
+    return "\n".join(out)
+
+
+def b64_part(ctype, name, data):
+    import base64
+    return (["Content-Type: %s; name=\"%s\"" % (ctype, name),
+             "Content-Disposition: attachment; filename=\"%s\"" % name,
+             "Content-Transfer-Encoding: base64"],
+            base64.encodebytes(data).decode().rstrip("\n"))
+
+
+def item_of(xml):
+    """The first fetched item's fields of an ItemOperations answer."""
+    body = re.search(r"<Body(?: [^>]*)?>(.*?)</Body>", xml)
+    body = body.group(1) if body else ""
+    return {"status": (tags(xml, "Status") or [""])[-1],
+            "type": (tags(body, "Type") or [""])[0],
+            "est": int((tags(body, "EstimatedDataSize") or ["-1"])[0]),
+            "truncated": (tags(body, "Truncated") or [""])[0] == "1",
+            "data": ([html_lib.unescape(x) for x in tags(body, "Data")] or [None])[0],
+            "atts": [(tags(a, "DisplayName")[0], int(tags(a, "EstimatedDataSize")[0]),
+                      tags(a, "FileReference")[0])
+                     for a in re.findall(r"<Attachment>(.*?)</Attachment>", xml)]}
+
+
+def large_cases(d, dc, label):
+    """Messages over the 1 MiB item fetch, read from their outline (BODYSTRUCTURE, header,
+    the main body's text parts): a text part after a 3 MiB attachment, an attachment after
+    the first MiB, an HTML body over the text cap, the MIME (type 4) cut honestly."""
+    import base64
+    first, after = pdfish(3 * 1024 * 1024, 3), pdfish(200000, 4)
+    text = "Text after the attachment: marker-after-%s.\n" % label + "More words.\n" * 50
+    doveadm(dc, "mailbox", "create", "-u", live.USER, "Large")
+    doveadm(dc, "save", "-u", live.USER, "-m", "Large", input=mime_message("large text after", "mixed", [
+        b64_part("application/pdf", "first.pdf", first),
+        (["Content-Type: text/plain; charset=utf-8"], text),
+        b64_part("application/octet-stream", "after.bin", after)]))
+    html = ("<html><body><p>HTML marker-html-%s</p>\n" % label +
+            "".join("<p>line %d of a long HTML body</p>\n" % i for i in range(50000)) +
+            "<p>the end</p></body></html>")
+    doveadm(dc, "save", "-u", live.USER, "-m", "Large", input=mime_message("large html", "alternative", [
+        (["Content-Type: text/plain; charset=utf-8"], "Plain version marker-plain-%s." % label),
+        (["Content-Type: text/html; charset=utf-8"], html)]))
+    plain = "Plain marker-single-%s.\n" % label + "A long plain text line.\n" * 100000
+    doveadm(dc, "save", "-u", live.USER, "-m", "Large",
+            input="From: Bob <bob@example.com>\nSubject: large plain\n\n" + plain)
+    sizes = doveadm(dc, "fetch", "-u", live.USER, "uid size.virtual", "mailbox", "Large")
+    vsize = {int(u): int(v) for u, v in re.findall(r"uid: (\d+)\nsize.virtual: (\d+)", sizes)}
+    out = d.cmd("foldersync 0")
+    lid = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", out.split("\n")[0])
+           if tags(a, "DisplayName")[0] == "Large"][0]
+    st, key, more, adds, ch, dels, cmds = sync_parts(d.cmd("sync %s 0 100" % lid))
+    out = d.cmd("sync %s %s 100" % (lid, key))
+    xml = out.split("\n")[0]
+    items = {tags(a, "Subject")[0]: (tags(a, "ServerId")[0], item_of(a))
+             for a in re.findall(r"<Add>(.*?)</Add>", xml)}
+    expect(sorted(items) == ["large html", "large plain", "large text after"],
+           "%s: large: the messages synced (%s)" % (label, sorted(items)))
+    sid, it = items["large text after"]
+    expect(it["data"] is not None and ("marker-after-%s" % label) in it["data"] and
+           not it["truncated"],
+           "%s: large: the text after a 3 MiB attachment is the body (%s)" %
+           (label, (it["data"] or "")[:40]))
+    names = [(a[0], a[1]) for a in it["atts"]]
+    expect([a[0] for a in names] == ["first.pdf", "after.bin"] and
+           abs(names[0][1] - len(first)) <= 3 and abs(names[1][1] - len(after)) <= 3,
+           "%s: large: both attachments listed with their sizes (%s)" % (label, names))
+    ref = it["atts"][1][2]
+    xml = d.cmd("fetchfile %s" % ref).split("\n")[0]
+    data = tags(xml, "Data")
+    expect(data and base64.b64decode(data[0]) == after and tags(xml, "Total") == [str(len(after))],
+           "%s: large: the attachment after the first MiB fetched whole (%s)" %
+           (label, tags(xml, "Total")))
+    # MIME: the first bytes, Truncated, the message's size
+    it = item_of(d.cmd("fetch %s %s 4 0 0" % (lid, sid)).split("\n")[0])
+    expect(it["status"] == "1" and it["type"] == "4" and it["truncated"] and
+           it["est"] == vsize[int(sid)] and (it["data"] or "").startswith("From: Bob"),
+           "%s: large: Type 4 is cut, Truncated, EstimatedDataSize the message's %d (%s %s)" %
+           (label, vsize[int(sid)], it["est"], it["truncated"]))
+    it = item_of(d.cmd("fetch %s %s 4 100 0" % (lid, sid)).split("\n")[0])
+    expect(it["truncated"] and len(it["data"] or "") <= 100 and it["est"] == vsize[int(sid)],
+           "%s: large: Type 4 with TruncationSize 100: %d bytes" % (label, len(it["data"] or "")))
+    it = item_of(d.cmd("fetch %s %s 4 0 1" % (lid, sid)).split("\n")[0])
+    expect(it["truncated"] and it["data"] is None, "%s: large: Type 4 AllOrNone: no data" % label)
+    # An HTML body over the text cap: cut honestly; its plain alternative whole
+    sid, it = items["large html"]
+    it = item_of(d.cmd("fetch %s %s 2 0 0" % (lid, sid)).split("\n")[0])
+    got = it["data"] or ""
+    expect(it["type"] == "2" and it["truncated"] and it["est"] >= len(html) and
+           ("marker-html-%s" % label) in got and 0 < len(got) < len(html),
+           "%s: large: an HTML body of %d bytes: %d given, Truncated, EstimatedDataSize %d" %
+           (label, len(html), len(got), it["est"]))
+    it = item_of(d.cmd("fetch %s %s 2 0 1" % (lid, sid)).split("\n")[0])
+    expect(it["truncated"] and it["data"] is None, "%s: large: ... with AllOrNone: no data" % label)
+    it = item_of(d.cmd("fetch %s %s 1 0 0" % (lid, sid)).split("\n")[0])
+    expect(it["type"] == "1" and not it["truncated"] and
+           it["data"] == "Plain version marker-plain-%s." % label,
+           "%s: large: its plain alternative whole (%s)" % (label, it["data"]))
+    # Found by a Search (its bodies fetched ahead): the same item, read from its outline
+    st, total, res, sxml = search(d, lid, "marker-after-%s" % label)
+    r = (re.findall(r"<Result>(.*?)</Result>", sxml) or [""])[0]
+    it = item_of(r)
+    expect(st == "1" and [x[2] for x in res] == ["large text after"] and
+           ("marker-after-%s" % label) in (it["data"] or "") and
+           [a[0] for a in it["atts"]] == ["first.pdf", "after.bin"],
+           "%s: large: a Search finds it, its text and both attachments in the result" % label)
+    # A message of one text/plain part of 2.4 MB: its first 512 KiB, Truncated
+    sid, it = items["large plain"]
+    got = it["data"] or ""
+    expect(it["truncated"] and it["est"] >= len(plain) and
+           got.startswith("Plain marker-single-%s." % label) and 0 < len(got) <= 512 * 1024,
+           "%s: large: a single text part of %d bytes in Sync: %d given, Truncated, "
+           "EstimatedDataSize %d" % (label, len(plain), len(got), it["est"]))
+    return ("large", len(items))
 
 
 def eas_date(t):
@@ -834,6 +966,36 @@ def send_cases(exe, dc, url, work, sub_port, maildir):
     flags = doveadm(dc, "fetch", "-u", live.USER, "flags", "mailbox", "INBOX", "uid", "70")
     expect("\\Answered" in flags and len(in_sent(marker)) == 1,
            "send: the original marked \\Answered, the reply in Sent")
+    # 5. SmartForward of a message over the 1 MiB item fetch: its attachments whole
+    import email
+    import email.policy
+    first, after = pdfish(1536 * 1024, 5), pdfish(200000, 6)
+    doveadm(dc, "mailbox", "create", "-u", live.USER, "Fwd")
+    doveadm(dc, "save", "-u", live.USER, "-m", "Fwd", input=mime_message("large to forward", "mixed", [
+        b64_part("application/pdf", "first.pdf", first),
+        (["Content-Type: text/plain; charset=utf-8"], "The text after the attachment."),
+        b64_part("application/octet-stream", "after.bin", after)]))
+    xml = d.cmd("foldersync 0").split("\n")[0]
+    fwd = [tags(a, "ServerId")[0] for a in re.findall(r"<Add>(.*?)</Add>", xml)
+           if tags(a, "DisplayName")[0] == "Fwd"][0]
+    marker = "imapmbx-fwd-%s" % uuid.uuid4().hex[:10]
+    path = os.path.join(work, "fwd-%s.eml" % marker)
+    with open(path, "w") as f:
+        f.write("From: alice@example.test\r\nTo: bob@example.com\r\nSubject: Fwd: large %s\r\n"
+                "\r\nSee below.\r\n" % marker)
+    out = d.cmd("smartforward %s 1 0 %s" % (fwd, path))
+    expect(out.startswith("HTTP 200"), "send: SmartForward of a large message answered 200 (%s)" %
+           out.replace("\n", " "))
+    found = relay_mail(maildir, marker)
+    got = {}
+    if len(found) == 1:
+        msg = email.message_from_bytes(found[0], policy=email.policy.default)
+        for part in msg.iter_attachments():
+            got[part.get_filename()] = part.get_payload(decode=True)
+    expect(len(found) == 1 and got.get("first.pdf") == first and got.get("after.bin") == after and
+           b"The text after the attachment." in found[0],
+           "send: the forward of a 2.3 MB message carries both attachments whole and its text "
+           "(%s)" % sorted((k, len(v)) for k, v in got.items()))
     d.close()
 
 
@@ -841,6 +1003,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--driver", required=True)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--only-large", action="store_true",
+                    help="only the large messages' cases (a quicker run)")
     a = ap.parse_args()
     results = {}
     ok = True
@@ -864,6 +1028,11 @@ def main():
             seed(dc)
             dc.start()
             url = "imap://localhost:%d" % dc.imap_port
+            if a.only_large:
+                drv = Driver(a.driver, url, dc.ca, "sqlite:" + os.path.join(d, "s.sqlite"), 2)
+                results[label] = large_cases(drv, dc, label)
+                drv.close()
+                continue
             results[label] = scenario(a.driver, dc, url, d, label)
             if relay is not None:
                 for _ in range(100):
