@@ -1,0 +1,306 @@
+/*
+ * parseq.c: messages parsed on a thread of their own (see parseq.h).
+ *
+ * Design: a job is in one of three places. `waiting` (under the lock) holds
+ * the batches given by the caller; the thread, woken by a condition
+ * variable, takes the first (then the thread's alone: `running`), parses it
+ * and puts it in `done` (under the lock), and out_fd wakes the caller's
+ * base, whose event calls the job's callback unless it was cancelled
+ * meanwhile. A job is freed only on the caller's side (parseq_cancel of a
+ * waiting job, a delivery, parseq_stop after the join), so a cancel never
+ * races a free, and a cancelled job's batch is freed only once the thread no
+ * longer reads it. GMime and libxml2 are initialised on the caller's thread
+ * before the thread starts (msgconv_init).
+ */
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+#include "native/parseq.h"
+
+enum job_state { JOB_WAITING, JOB_RUNNING, JOB_DONE };
+
+struct parseq_job {
+	STAILQ_ENTRY(parseq_job) link; /* in waiting or done */
+	struct parseq *q;
+	struct parseq_msg *v;
+	size_t n;
+	size_t bytes; /* the batch's, counted against the cap */
+	parseq_done_cb *done;
+	void *arg;
+	enum job_state state; /* under q->lock */
+	bool cancelled;       /* under q->lock */
+};
+
+STAILQ_HEAD(job_list, parseq_job);
+
+struct parseq {
+	struct event_base *caller_base;
+	struct event *deliver_ev; /* on caller_base, reads out_fd */
+	int out_fd;               /* eventfd: to the caller */
+
+	pthread_t thread;
+	bool started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stopping;           /* under lock */
+	struct job_list waiting; /* under lock */
+	struct job_list done;    /* under lock */
+
+	/* The caller's: jobs given and not yet delivered or dropped, their bytes, the caps. */
+	size_t pending, bytes;
+	size_t max_jobs, max_bytes;
+};
+
+/* Free a batch (see parseq.h). */
+void
+parseq_msgs_free(struct parseq_msg *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].raw);
+		free(v[i].outline);
+		msgconv_msg_clear(&v[i].m);
+	}
+	free(v);
+}
+
+/* The caller's: a job leaves the counts and is freed with its batch. */
+static void
+job_free(struct parseq_job *j)
+{
+	j->q->pending--;
+	j->q->bytes -= j->bytes;
+	parseq_msgs_free(j->v, j->n);
+	free(j);
+}
+
+/* The thread: one message parsed as the command layer would (msgconv.h). */
+static void
+parse_one(struct parseq_msg *p)
+{
+	struct msgconv_opts o = {.date_fallback = p->internal_date, .no_mime = p->outline != NULL};
+
+	p->err = NULL;
+	if (p->outline != NULL)
+		p->rv = msgconv_parse(p->outline, p->outline_len, &o, &p->m, &p->err);
+	else
+		p->rv = msgconv_parse(p->raw ? p->raw : "", p->raw_len, &o, &p->m, &p->err);
+}
+
+/* The thread's body: parse the waiting batches until parseq_stop. */
+static void *
+thread_main(void *arg)
+{
+	struct parseq *q = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct parseq_job *j;
+		while (!q->stopping && STAILQ_EMPTY(&q->waiting))
+			pthread_cond_wait(&q->wake, &q->lock);
+		if (q->stopping)
+			break;
+		j = STAILQ_FIRST(&q->waiting);
+		STAILQ_REMOVE_HEAD(&q->waiting, link);
+		j->state = JOB_RUNNING;
+		for (size_t i = 0; i < j->n && !j->cancelled; i++) {
+			pthread_mutex_unlock(&q->lock);
+			parse_one(&j->v[i]);
+			pthread_mutex_lock(&q->lock);
+		}
+		j->state = JOB_DONE;
+		bool first = STAILQ_EMPTY(&q->done);
+		STAILQ_INSERT_TAIL(&q->done, j, link);
+		if (first && write(q->out_fd, &one, sizeof(one)) < 0)
+			log_warn("parse: cannot wake the event loop");
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+/* The caller's base: deliver every parsed batch. */
+static void
+on_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct parseq *q = arg;
+	struct job_list list = STAILQ_HEAD_INITIALIZER(list);
+	struct parseq_job *j;
+	uint64_t n;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: already emptied */
+	}
+	pthread_mutex_lock(&q->lock);
+	STAILQ_CONCAT(&list, &q->done);
+	pthread_mutex_unlock(&q->lock);
+	while ((j = STAILQ_FIRST(&list)) != NULL) {
+		STAILQ_REMOVE_HEAD(&list, link);
+		/* Only this thread sets cancelled once the job is done. */
+		if (!j->cancelled) {
+			struct parseq_msg *v = j->v;
+			j->v = NULL; /* the callback's now */
+			j->done(j->arg, v, j->n);
+		}
+		job_free(j);
+	}
+}
+
+/* Free what parseq_start made (the thread not running): jobs without callbacks. */
+static void
+q_free(struct parseq *q)
+{
+	struct parseq_job *j;
+
+	while ((j = STAILQ_FIRST(&q->waiting)) != NULL) {
+		STAILQ_REMOVE_HEAD(&q->waiting, link);
+		job_free(j);
+	}
+	while ((j = STAILQ_FIRST(&q->done)) != NULL) {
+		STAILQ_REMOVE_HEAD(&q->done, link);
+		job_free(j);
+	}
+	if (q->deliver_ev != NULL)
+		event_free(q->deliver_ev);
+	if (q->out_fd >= 0)
+		close(q->out_fd);
+	pthread_cond_destroy(&q->wake);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+/* Start the queue's thread (see parseq.h). */
+struct parseq *
+parseq_start(struct event_base *caller_base, const char **errstr)
+{
+	struct parseq *q = xcalloc(1, sizeof(*q));
+
+	q->caller_base = caller_base;
+	q->out_fd = -1;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->wake, NULL);
+	STAILQ_INIT(&q->waiting);
+	STAILQ_INIT(&q->done);
+	q->max_jobs = PARSEQ_MAX_JOBS;
+	q->max_bytes = PARSEQ_MAX_BYTES;
+	msgconv_init(); /* GMime and libxml2, before the thread parses */
+	if ((q->out_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		*errstr = "parse: eventfd failed";
+		goto fail;
+	}
+	q->deliver_ev = event_new(caller_base, q->out_fd, EV_READ | EV_PERSIST, on_deliver, q);
+	if (q->deliver_ev == NULL || event_add(q->deliver_ev, NULL) != 0) {
+		*errstr = "parse: cannot add the delivery event";
+		goto fail;
+	}
+	if (pthread_create(&q->thread, NULL, thread_main, q) != 0) {
+		*errstr = "parse: cannot start the thread";
+		goto fail;
+	}
+	q->started = true;
+	return q;
+fail:
+	q_free(q);
+	return NULL;
+}
+
+/* Queue a batch (see parseq.h). */
+struct parseq_job *
+parseq_parse(struct parseq *q, struct parseq_msg *v, size_t n, parseq_done_cb *done, void *arg)
+{
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += v[i].outline != NULL ? v[i].outline_len : v[i].raw_len;
+	if (q->pending >= q->max_jobs || bytes > q->max_bytes - q->bytes || q->bytes > q->max_bytes)
+		return NULL;
+
+	struct parseq_job *j = xcalloc(1, sizeof(*j));
+	j->q = q;
+	j->v = v;
+	j->n = n;
+	j->bytes = bytes;
+	j->done = done;
+	j->arg = arg;
+	j->state = JOB_WAITING;
+	for (size_t i = 0; i < n; i++) {
+		v[i].rv = -1;
+		v[i].err = "not parsed";
+		memset(&v[i].m, 0, sizeof(v[i].m));
+	}
+	q->pending++;
+	q->bytes += bytes;
+	pthread_mutex_lock(&q->lock);
+	STAILQ_INSERT_TAIL(&q->waiting, j, link);
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+	return j;
+}
+
+/* Drop a job's callback (see parseq.h). */
+void
+parseq_cancel(struct parseq_job *j)
+{
+	struct parseq *q;
+
+	if (j == NULL)
+		return;
+	q = j->q;
+	pthread_mutex_lock(&q->lock);
+	bool waiting = j->state == JOB_WAITING;
+	if (waiting)
+		STAILQ_REMOVE(&q->waiting, j, parseq_job, link);
+	else
+		j->cancelled = true; /* freed at its delivery */
+	pthread_mutex_unlock(&q->lock);
+	if (waiting)
+		job_free(j);
+}
+
+/* Change the caps (see parseq.h). */
+void
+parseq_set_limits(struct parseq *q, size_t max_jobs, size_t max_bytes)
+{
+	if (max_jobs > 0)
+		q->max_jobs = max_jobs;
+	if (max_bytes > 0)
+		q->max_bytes = max_bytes;
+}
+
+/* Jobs not yet delivered (see parseq.h). */
+size_t
+parseq_pending(const struct parseq *q)
+{
+	return q->pending;
+}
+
+/* Stop and join the thread, drop what is left (see parseq.h). */
+void
+parseq_stop(struct parseq **qp)
+{
+	struct parseq *q = *qp;
+
+	if (q == NULL)
+		return;
+	if (q->started) {
+		pthread_mutex_lock(&q->lock);
+		q->stopping = true;
+		pthread_cond_signal(&q->wake);
+		pthread_mutex_unlock(&q->lock);
+		pthread_join(q->thread, NULL);
+	}
+	q_free(q);
+	*qp = NULL;
+}
