@@ -862,7 +862,18 @@ msgconv_msg_clear(struct msgconv_msg *m)
 	free(m->html);
 	free(m->calendar);
 	free(m->mime);
+	free(m->html_text);
 	memset(m, 0, sizeof(*m));
+}
+
+/* The HTML-only body's rendering, made ahead (see msgconv.h). */
+void
+msgconv_render(struct msgconv_msg *m)
+{
+	if (m->plain != NULL || m->html == NULL || m->html_text != NULL)
+		return;
+	msgconv_init();
+	m->html_text = html_to_text(m->html, m->html_len, &m->html_text_len);
 }
 
 /* ---- bodies ----------------------------------------------------------- */
@@ -910,6 +921,9 @@ msgconv_body(const struct msgconv_msg *msg, int type, size_t truncation_size, bo
 		if (msg->plain != NULL) {
 			src = msg->plain;
 			n = msg->plain_len;
+		} else if (msg->html_text != NULL) {
+			src = msg->html_text;
+			n = msg->html_text_len;
 		} else if (msg->html != NULL) {
 			msgconv_init();
 			src = made = html_to_text(msg->html, msg->html_len, &n);
@@ -974,7 +988,10 @@ msgconv_preview(const struct msgconv_msg *msg, size_t max_chars)
 	size_t n = msg->plain_len, chars = 0;
 	bool space = false;
 
-	if (s == NULL && msg->html != NULL) {
+	if (s == NULL && msg->html_text != NULL) {
+		s = msg->html_text;
+		n = msg->html_text_len;
+	} else if (s == NULL && msg->html != NULL) {
 		msgconv_init();
 		s = made = html_to_text(msg->html, msg->html_len, &n);
 	}

@@ -100,6 +100,13 @@ struct msgconv_msg {
 	char *calendar; /* the text/calendar part (METHOD:REQUEST), or NULL */
 	size_t calendar_len;
 	int native_body_type; /* 2 when there is an HTML body, else 1 */
+	/*
+	 * An HTML-only message's HTML as plain text, made ahead by
+	 * msgconv_render (NULL: msgconv_body and msgconv_preview render it when
+	 * asked; rendering 1 MB of HTML takes about 20 ms).
+	 */
+	char *html_text;
+	size_t html_text_len;
 
 	/* The message's bytes for type 4 (NULL with opts->no_mime). */
 	char *mime;
@@ -131,6 +138,14 @@ void msgconv_init(void);
 int msgconv_parse(const char *raw, size_t len, const struct msgconv_opts *opts,
                   struct msgconv_msg *out, const char **errstr);
 void msgconv_msg_clear(struct msgconv_msg *m);
+
+/*
+ * Render an HTML-only message's body as plain text ahead (m->html_text), as
+ * type 1 and the Preview would render it, so that the work can be done
+ * where the parse is (off the event loop); nothing for a message with a
+ * plain body, or none, or already rendered.
+ */
+void msgconv_render(struct msgconv_msg *m);
 
 /*
  * The body of msg in type (1 plain: an HTML-only message rendered as text;

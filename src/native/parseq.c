@@ -85,7 +85,11 @@ job_free(struct parseq_job *j)
 	free(j);
 }
 
-/* The thread: one message parsed as the command layer would (msgconv.h). */
+/*
+ * The thread: one message parsed as the command layer would (msgconv.h),
+ * and an HTML-only body rendered as text ahead (the heavier part of a large
+ * HTML message: type 1 and the Preview).
+ */
 static void
 parse_one(struct parseq_msg *p)
 {
@@ -96,6 +100,8 @@ parse_one(struct parseq_msg *p)
 		p->rv = msgconv_parse(p->outline, p->outline_len, &o, &p->m, &p->err);
 	else
 		p->rv = msgconv_parse(p->raw ? p->raw : "", p->raw_len, &o, &p->m, &p->err);
+	if (p->rv == 0)
+		msgconv_render(&p->m);
 }
 
 /* The thread's body: parse the waiting batches until parseq_stop. */

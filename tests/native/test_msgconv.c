@@ -307,6 +307,47 @@ test_html_newsletter(void **state)
 	msgconv_msg_clear(&m);
 }
 
+/*
+ * The HTML-only body rendered ahead (msgconv_render, done off the loop):
+ * type 1 and the Preview read the rendering, the same text as rendered when
+ * asked; a message with a plain body is left as it is.
+ */
+static void
+test_render_ahead(void **state)
+{
+	struct msgconv_msg m;
+	char *t, *pv, *t2, *pv2;
+
+	(void)state;
+	parse_file("newsletter_html.eml", NULL, &m);
+	t = body_of(&m, MSGCONV_BODY_PLAIN);
+	pv = msgconv_preview(&m, 40);
+	assert_null(m.html_text);
+	msgconv_render(&m);
+	assert_non_null(m.html_text);
+	assert_string_equal(m.html_text, t);
+	assert_int_equal(m.html_text_len, strlen(t));
+	t2 = body_of(&m, MSGCONV_BODY_PLAIN);
+	pv2 = msgconv_preview(&m, 40);
+	assert_string_equal(t2, t);
+	assert_string_equal(pv2, pv);
+	/* what type 1 sends is the rendering kept */
+	m.html_text[0] = 'X';
+	free(t2);
+	t2 = body_of(&m, MSGCONV_BODY_PLAIN);
+	assert_int_equal(t2[0], 'X');
+	free(t);
+	free(t2);
+	free(pv);
+	free(pv2);
+	msgconv_msg_clear(&m);
+
+	parse_file("alternative.eml", NULL, &m);
+	msgconv_render(&m);
+	assert_null(m.html_text);
+	msgconv_msg_clear(&m);
+}
+
 /* An HTML part with no charset parameter: the one its <meta> names (not windows-1252). */
 static void
 test_html_meta_charset(void **state)
@@ -508,6 +549,7 @@ main(void)
 	    cmocka_unit_test(test_latin1_8bit),
 	    cmocka_unit_test(test_qp_soft_breaks),
 	    cmocka_unit_test(test_html_newsletter),
+	    cmocka_unit_test(test_render_ahead),
 	    cmocka_unit_test(test_html_meta_charset),
 	    cmocka_unit_test(test_plain_as_html),
 	    cmocka_unit_test(test_smime),

@@ -100,7 +100,7 @@ test_batch_parsed(void **state)
 	const char *err = NULL;
 	struct parseq *q = parseq_start(base, &err);
 	struct seen s = {0};
-	struct parseq_msg *v = xcalloc(3, sizeof(*v));
+	struct parseq_msg *v = xcalloc(4, sizeof(*v));
 
 	(void)state;
 	assert_non_null(q);
@@ -112,13 +112,14 @@ test_batch_parsed(void **state)
 	set_raw(&v[2], "Subject: cut\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n");
 	v[2].outline = xstrdup("Subject: from the outline\r\n\r\ntext\r\n");
 	v[2].outline_len = strlen(v[2].outline);
-	assert_non_null(parseq_parse(q, v, 3, on_done, &s));
+	set_raw(&v[3], "Subject: html\r\nContent-Type: text/html\r\n\r\n<p>one</p><p>two</p>\r\n");
+	assert_non_null(parseq_parse(q, v, 4, on_done, &s));
 	assert_int_equal(parseq_pending(q), 1);
 	run_until_idle(base, q);
 
 	assert_int_equal(s.calls, 1);
 	assert_ptr_equal(s.v, v);
-	assert_int_equal(s.n, 3);
+	assert_int_equal(s.n, 4);
 	assert_int_equal(v[0].rv, 0);
 	assert_string_equal(v[0].m.subject, "hello");
 	assert_string_equal(v[0].m.plain, "hi\r\n");
@@ -128,7 +129,12 @@ test_batch_parsed(void **state)
 	assert_int_equal(v[2].rv, 0);
 	assert_string_equal(v[2].m.subject, "from the outline");
 	assert_null(v[2].m.mime); /* an outline's MIME is the raw bytes' */
-	parseq_msgs_free(v, 3);
+	assert_null(v[2].m.html_text);
+	/* an HTML-only body comes back rendered as text too */
+	assert_int_equal(v[3].rv, 0);
+	assert_non_null(v[3].m.html_text);
+	assert_non_null(strstr(v[3].m.html_text, "one"));
+	parseq_msgs_free(v, 4);
 	parseq_stop(&q);
 	assert_null(q);
 	event_base_free(base);
