@@ -1022,7 +1022,9 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
  * FileReferences, the body per the preferences. A large message with an
  * outline is read from it: its attachments' sizes from the outline's
  * parts, its MIME the raw bytes (outline_body). A message msgconv cannot
- * read is shown with what is known (its date, read and flag states).
+ * read is shown with what is known (its date, read and flag states). A
+ * message the backend parsed ahead (off the loop, e->parsed) is not parsed
+ * again.
  */
 static void
 add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct mbx_email *e,
@@ -1032,8 +1034,20 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 	struct msgconv_msg m;
 	const char *err;
 	char date[40];
-	bool ok = e->outline != NULL ? msgconv_parse(e->outline, e->outline_len, &o, &m, &err) == 0
-	                             : msgconv_parse(e->raw, e->raw_len, &o, &m, &err) == 0;
+	bool ok;
+
+	if (e->parsed != NULL) {
+		/* the backend's parse, borrowed: its attachment list copied to be patched */
+		m = *e->parsed;
+		ok = true;
+		if (m.n_att > 0) {
+			m.att = xmalloc(m.n_att * sizeof(*m.att));
+			memcpy(m.att, e->parsed->att, m.n_att * sizeof(*m.att));
+		}
+	} else
+		ok = e->outline != NULL
+		         ? msgconv_parse(e->outline, e->outline_len, &o, &m, &err) == 0
+		         : msgconv_parse(e->raw, e->raw_len, &o, &m, &err) == 0;
 
 	if (ok && e->outline != NULL) {
 		for (size_t i = 0; i < m.n_att; i++) {
@@ -1076,6 +1090,10 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 	wbxml_addn_text(parent, "Email:ContentClass",
 	                ok ? m.content_class : "urn:content-classes:message");
 	add_int(parent, "AirSyncBase:NativeBodyType", ok ? m.native_body_type : 1);
+	if (e->parsed != NULL) {
+		free(m.att); /* the copy; the rest is the backend's */
+		return;
+	}
 	if (e->outline != NULL)
 		m.mime = NULL;
 	msgconv_msg_clear(&m);

@@ -104,6 +104,14 @@ struct mbx_email {
 	size_t outline_len;
 	struct mbx_outline_part *parts;
 	size_t n_parts;
+	/*
+	 * raw (or the outline) already parsed by the backend, off the event
+	 * loop, as the command layer would parse it (msgconv_parse with
+	 * date_fallback internal_date, no_mime when outlined; perhaps
+	 * msgconv_render): borrowed, the backend's until the request ends
+	 * (mbx_email_clear leaves it). NULL: the command layer parses.
+	 */
+	const struct msgconv_msg *parsed;
 };
 
 /* One leaf part of an outlined message (mbx_email.outline). */
@@ -252,6 +260,7 @@ struct mbx_search_out {
 void mbx_search_out_clear(struct mbx_search_out *o);
 
 struct mbx_backend;
+struct msgconv_msg;
 
 struct mbx_ops {
 	const char *name; /* "quarantine" */

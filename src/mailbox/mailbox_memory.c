@@ -31,6 +31,7 @@ struct mm_msg {
 	char *from, *subject;
 	char *raw; /* the message's bytes (append_raw), or NULL */
 	size_t raw_len;
+	struct msgconv_msg *parsed; /* raw parsed ahead (mbx_memory_set_parse_ahead), or NULL */
 };
 
 struct mm_folder {
@@ -48,6 +49,7 @@ struct mm {
 	struct mbx_folder *list; /* list_folders' view of f */
 	uint64_t modseq;         /* the mailbox's counter (one for all folders) */
 	bool pend, primed;
+	bool parse_ahead; /* fetch gives raw with its parse (mbx_email.parsed) */
 	struct {
 		char *mime;
 		size_t len;
@@ -337,6 +339,35 @@ lookup(struct mm *m, const char *folder_id, const char *item_id, struct mm_msg *
 	return (*msg_r = item_of(f, item_id)) != NULL ? 1 : 0;
 }
 
+/* Free a message's parse ahead. */
+static void
+parsed_free(struct mm_msg *msg)
+{
+	if (msg->parsed != NULL) {
+		msgconv_msg_clear(msg->parsed);
+		free(msg->parsed);
+		msg->parsed = NULL;
+	}
+}
+
+/* A real message's parse, made once as a native backend makes it ahead; NULL unreadable. */
+static const struct msgconv_msg *
+parsed_of(struct mm_msg *msg)
+{
+	struct msgconv_opts o = {.date_fallback = msg->date};
+	const char *err;
+
+	if (msg->parsed == NULL) {
+		msg->parsed = xcalloc(1, sizeof(*msg->parsed));
+		if (msgconv_parse(msg->raw, msg->raw_len, &o, msg->parsed, &err) != 0) {
+			parsed_free(msg);
+			return NULL;
+		}
+		msgconv_render(msg->parsed);
+	}
+	return msg->parsed;
+}
+
 static int
 mm_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
          const char **errstr_r)
@@ -357,6 +388,8 @@ mm_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, stru
 		out->raw_len = msg->raw_len;
 		out->size = msg->raw_len;
 		out->internal_date = msg->date;
+		if (m->parse_ahead)
+			out->parsed = parsed_of(msg);
 		return 1;
 	}
 	out->from = xstrdup(msg->from);
@@ -614,6 +647,7 @@ expunge_one(struct mm *m, struct mm_msg *msg)
 	free(msg->from);
 	free(msg->subject);
 	free(msg->raw);
+	parsed_free(msg);
 	msg->from = msg->subject = msg->raw = NULL;
 	msg->raw_len = 0;
 	return msg->modseq;
@@ -864,6 +898,7 @@ folder_free(struct mm_folder *f)
 		free(f->m[j].from);
 		free(f->m[j].subject);
 		free(f->m[j].raw);
+		parsed_free(&f->m[j]);
 	}
 	free(f->m);
 	f->m = NULL;
@@ -1254,6 +1289,21 @@ mbx_memory_set_uidvalidity(struct mbx_backend *b, const char *folder_id, uint32_
 	f->uidnext = (uint32_t)(n + 1);
 	f->uidvalidity = uidvalidity;
 	return 0;
+}
+
+void
+mbx_memory_set_parse_ahead(struct mbx_backend *b, bool on)
+{
+	((struct mm *)b)->parse_ahead = on;
+}
+
+struct msgconv_msg *
+mbx_memory_parsed(struct mbx_backend *b, const char *folder_id, uint32_t uid)
+{
+	struct mm_folder *f = folder_of((struct mm *)b, folder_id);
+	struct mm_msg *msg = f != NULL ? msg_of(f, uid) : NULL;
+
+	return msg != NULL && msg->raw != NULL ? (struct msgconv_msg *)parsed_of(msg) : NULL;
 }
 
 size_t

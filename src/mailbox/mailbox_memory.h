@@ -49,6 +49,14 @@ uint32_t mbx_memory_append(struct mbx_backend *b, const char *folder_id, const c
  */
 uint32_t mbx_memory_append_raw(struct mbx_backend *b, const char *folder_id, const char *raw,
                                size_t len, int64_t date, unsigned flags);
+/*
+ * Give real messages with their parse (mbx_email.parsed), made once per
+ * message and kept, as the native backend parses a batch ahead on its
+ * thread; off (the default): the command layer parses.
+ */
+void mbx_memory_set_parse_ahead(struct mbx_backend *b, bool on);
+/* A real message's parse ahead (made now if need be; for tests), or NULL. */
+struct msgconv_msg *mbx_memory_parsed(struct mbx_backend *b, const char *folder_id, uint32_t uid);
 /* STORE on one message: flags set, then cleared (a new MODSEQ when they change). 1, 0 none. */
 int mbx_memory_store(struct mbx_backend *b, const char *folder_id, uint32_t uid, unsigned set,
                      unsigned clear);

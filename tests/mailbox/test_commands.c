@@ -26,6 +26,7 @@
 #include "mailbox/mailbox_memory.h"
 #include "mailbox/run.h"
 #include "mailbox/serve.h"
+#include "mime/msgconv.h"
 
 static const char *const versions[] = {"12.1", "14.0", "14.1", "16.0", "16.1"};
 #define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
@@ -3344,6 +3345,64 @@ stream_out(struct mbx_backend *b, const struct mbx_serve_out *out, size_t *len_r
 }
 
 /*
+ * A backend that parsed its messages ahead (off the loop: mbx_email.parsed)
+ * is served from that parse, not a new one: the same fields, bodies,
+ * attachments and MIME as parsed on the loop, and what the parse says is
+ * what the phone gets.
+ */
+static void
+test_parsed_ahead(void **state)
+{
+	struct cx c;
+	char key[80];
+	struct wbxml_node *opts, *r, *pr;
+	struct wbxml_doc *d;
+
+	(void)state;
+	cx_init(&c, 0);
+	mbx_memory_set_parse_ahead(c.mm, true);
+	mbx_memory_set_parse_ahead(c.mm2, true);
+	assert_int_equal(cx_deliver(&c, "alternative.eml"), 1);
+	assert_int_equal(cx_deliver(&c, "mixed_pdf.eml"), 2);
+	cx_prime(&c, key);
+	/* the PDF's attachment, from the parse */
+	d = req_fetch_item("2", &opts);
+	add_pref(opts, "1", NULL, false, NULL);
+	r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, d);
+	pr = wbxml_find(r, "Response/Fetch/Properties");
+	assert_string_equal(txt(pr, "AirSyncBase:Attachments/Attachment/DisplayName"),
+	                    "report.pdf");
+	assert_string_equal(txt(pr, "AirSyncBase:Attachments/Attachment/FileReference"),
+	                    "inbox:2:2");
+	/* plain, HTML and MIME bodies of the alternative */
+	d = req_fetch_item("1", &opts);
+	add_pref(opts, "1", NULL, false, NULL);
+	r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, d);
+	pr = wbxml_find(r, "Response/Fetch/Properties");
+	assert_string_equal(txt(pr, "Email:Subject"), "Re: Fwd: Quarterly report");
+	assert_true(strncmp(txt(pr, "AirSyncBase:Body/Data"), "Hi Bob,", 7) == 0);
+	d = req_fetch_item("1", &opts);
+	wbxml_addn_text(opts, "AirSync:MIMESupport", "2");
+	add_pref(opts, "4", NULL, false, NULL);
+	r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, d);
+	pr = wbxml_find(r, "Response/Fetch/Properties");
+	assert_non_null(strstr(txt(pr, "AirSyncBase:Body/Data"), "boundary=\"alt-1\""));
+	/* what the phone gets is the parse kept, not a parse of its own */
+	for (int k = 0; k < 2; k++) {
+		struct msgconv_msg *m = mbx_memory_parsed(k ? c.mm2 : c.mm, "inbox", 1);
+		assert_non_null(m);
+		free(m->subject);
+		m->subject = xstrdup("parsed ahead");
+	}
+	d = req_fetch_item("1", &opts);
+	add_pref(opts, "1", NULL, false, NULL);
+	r = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, d);
+	pr = wbxml_find(r, "Response/Fetch/Properties");
+	assert_string_equal(txt(pr, "Email:Subject"), "parsed ahead");
+	cx_done(&c);
+}
+
+/*
  * An attachment of 2,500,000 bytes (past MBX_STREAM_CHUNK) when the caller
  * may stream: GetAttachment answers no bytes but the stream of the part
  * (its type as Content-Type, its decoded size), which read window by
@@ -4512,6 +4571,7 @@ main(void)
 	    cmocka_unit_test(test_cursor_star),
 	    cmocka_unit_test(test_real_messages),
 	    cmocka_unit_test(test_streamed_attachment),
+	    cmocka_unit_test(test_parsed_ahead),
 	    cmocka_unit_test(test_saved_answer),
 	    cmocka_unit_test(test_compose_14),
 	    cmocka_unit_test(test_compose_client_id),
