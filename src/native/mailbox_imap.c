@@ -25,8 +25,10 @@
 #include "lib/uidset.h"
 #include "lib/util.h"
 #include "mime/compose.h"
+#include "mime/msgconv.h"
 #include "mime/partdec.h"
 #include "native/mailbox_imap.h"
+#include "native/parseq.h"
 #include "native/submitq.h"
 
 enum job_kind {
@@ -61,6 +63,8 @@ struct imsg {
 	struct mbx_outline_part *parts;
 	size_t nparts;
 	struct outline_build *ob;
+	/* raw (or the outline) parsed on the parse thread (mbx_email.parsed), or NULL */
+	struct msgconv_msg *parsed;
 };
 
 /* An op's recorded result. */
@@ -177,6 +181,15 @@ struct job {
 	size_t msg_len;
 	struct submitq_job *sq;
 	/*
+	 * The parse phase (parse_begin) of the step's fetched messages
+	 * pa_v[0..pa_n): their bytes are the parse job's (pj) while it runs;
+	 * done for this step once it ended (or was refused).
+	 */
+	bool parsing, parse_done;
+	struct parseq_job *pj;
+	struct imsg *pa_v;
+	size_t pa_n;
+	/*
 	 * fetch_part: the section, the window asked (max 0: to the end); the
 	 * server decodes (BINARY) or the part's encoding decoded here; pos the
 	 * decoded offset of the next byte seen, psize the part's size as the
@@ -244,6 +257,8 @@ struct mi {
 	struct submitq *sq;
 	char *sub_url, *sub_from, *sub_ca;
 	bool sub_insecure;
+	/* the parse thread (mbx_imap_set_parseq), or NULL: the command layer parses */
+	struct parseq *pq;
 };
 
 static void job_step(struct job *j);
@@ -265,6 +280,10 @@ imsg_clear(struct imsg *x)
 	free(x->outline);
 	free(x->parts);
 	outline_build_free(x->ob);
+	if (x->parsed != NULL) {
+		msgconv_msg_clear(x->parsed);
+		free(x->parsed);
+	}
 	memset(x, 0, sizeof(*x));
 }
 
@@ -510,6 +529,8 @@ job_finish(struct job *j, int rv, const char *err)
 	cur_clear(&j->cut);
 	if (j->sq != NULL) /* abandoned (destroy): the queue must not call back */
 		submitq_cancel(j->sq);
+	if (j->pj != NULL) /* abandoned: the queue frees the bytes it holds, calls nothing */
+		parseq_cancel(j->pj);
 	free(j->msg);
 	free(j->win.p);
 	for (size_t i = 0; i < j->sq_nwords; i++)
@@ -1810,6 +1831,70 @@ outline_begin(struct job *j, struct imsg *v, size_t n)
 	return true;
 }
 
+/* ---- parsing off the loop ---- */
+
+/*
+ * The parse thread is done with the step's messages: their bytes back, each
+ * one's parse kept with it (a message it could not read is parsed by the
+ * command layer, which shows what it can); the job's step runs again.
+ */
+static void
+on_parsed(void *arg, struct parseq_msg *pv, size_t n)
+{
+	struct job *j = arg;
+
+	for (size_t i = 0; i < n && i < j->pa_n; i++) {
+		struct imsg *x = &j->pa_v[i];
+		x->raw = pv[i].raw;
+		x->outline = pv[i].outline;
+		if (pv[i].rv == 0) {
+			x->parsed = xmalloc(sizeof(*x->parsed));
+			*x->parsed = pv[i].m;
+			memset(&pv[i].m, 0, sizeof(pv[i].m));
+		} else
+			msgconv_msg_clear(&pv[i].m);
+	}
+	free(pv); /* every message's parse moved out or cleared */
+	j->pj = NULL;
+	j->parsing = false;
+	job_step(j);
+}
+
+/*
+ * Parse n fetched messages on the parse thread (once per job step that
+ * asks): true when the parse phase started (their bytes are the parse
+ * job's until on_parsed gives them back, or until a cancel frees them),
+ * false when there is no thread or its caps refuse the batch (the command
+ * layer parses them then).
+ */
+static bool
+parse_begin(struct job *j, struct imsg *v, size_t n)
+{
+	struct parseq_msg *pv;
+
+	if (j->m->pq == NULL || j->parse_done || n == 0)
+		return false;
+	j->parse_done = true;
+	pv = xcalloc(n, sizeof(*pv));
+	for (size_t i = 0; i < n; i++) {
+		pv[i].raw = v[i].raw;
+		pv[i].raw_len = v[i].raw_len;
+		pv[i].outline = v[i].outline;
+		pv[i].outline_len = v[i].outline_len;
+		pv[i].internal_date = v[i].idate;
+	}
+	if ((j->pj = parseq_parse(j->m->pq, pv, n, on_parsed, j)) == NULL) {
+		free(pv); /* refused: the bytes stay the messages' */
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i].raw = v[i].outline = NULL;
+	j->pa_v = v;
+	j->pa_n = n;
+	j->parsing = true;
+	return true;
+}
+
 /* UID FETCH of set with everything an item needs. */
 static void
 fetch_items(struct job *j, const struct uidset *set, imap_cmd_cb cb)
@@ -1948,7 +2033,8 @@ changes_step(struct job *j)
 		fetch_items(j, &j->fetch_set, batch_cb);
 		break;
 	case 7:
-		if (outline_begin(j, j->batch->m, j->batch->n))
+		if (outline_begin(j, j->batch->m, j->batch->n) ||
+		    parse_begin(j, j->batch->m, j->batch->n))
 			break;
 		job_finish(j, 1, NULL);
 		break;
@@ -2018,7 +2104,8 @@ fetch_step(struct job *j)
 		uidset_clear(&one);
 		break;
 	case 2:
-		if (j->found && outline_begin(j, &j->memo->msg, 1))
+		if (j->found &&
+		    (outline_begin(j, &j->memo->msg, 1) || parse_begin(j, &j->memo->msg, 1)))
 			break;
 		job_finish(j, j->found && !(j->memo->msg.flags & IMAP_FLAG_DELETED) ? 1 : 0, NULL);
 		break;
@@ -3166,6 +3253,7 @@ email_of(const struct imsg *x, struct mbx_email *out)
 		memcpy(out->raw, x->raw, x->raw_len);
 	out->raw[x->raw_len] = '\0';
 	out->raw_len = x->raw_len;
+	out->parsed = x->parsed; /* borrowed: the batch's or memo's, until mi_end */
 	if (x->outline != NULL) {
 		out->outline = xstrndup(x->outline, x->outline_len);
 		out->outline_len = x->outline_len;
@@ -3803,9 +3891,11 @@ search_bodies(struct job *j)
 			fetch_items(j, &j->fetch_set, batch_cb);
 			return;
 		default:
-			if (outline_begin(j, j->batch->m, j->batch->n))
+			if (outline_begin(j, j->batch->m, j->batch->n) ||
+			    parse_begin(j, j->batch->m, j->batch->n))
 				return;
 			j->outlined = false;
+			j->parse_done = false;
 			/* the folder's batch joins the request's */
 			j->batch->next = j->m->batches;
 			j->m->batches = j->batch;
@@ -4241,6 +4331,13 @@ mbx_imap_set_send(struct mbx_backend *b, const struct mbx_imap_send *send)
 	m->sub_insecure = send->tls_insecure;
 	m->sub_ca = send->ca_file != NULL ? xstrdup(send->ca_file) : NULL;
 	m->base.ops = &mi_send_ops;
+}
+
+/* Parse fetched messages on q's thread (see mailbox_imap.h). */
+void
+mbx_imap_set_parseq(struct mbx_backend *b, struct parseq *q)
+{
+	((struct mi *)b)->pq = q;
 }
 
 enum mbx_imap_failure

@@ -196,6 +196,14 @@ struct mbx_backend *mbx_imap_new(struct imap_pool *pool, const char *account, co
  * \Sent, else the usual names). No q, url or from: b does not send.
  */
 void mbx_imap_set_send(struct mbx_backend *b, const struct mbx_imap_send *send);
+/*
+ * Parse the fetched messages (Sync windows, fetches, Search results) on q's
+ * thread, off the loop, before the command layer reruns (mbx_email.parsed);
+ * NULL: the command layer parses them on the loop. q must outlive the
+ * backend; a backend destroyed with a parse in flight cancels it.
+ */
+struct parseq;
+void mbx_imap_set_parseq(struct mbx_backend *b, struct parseq *q);
 enum mbx_imap_failure mbx_imap_failure(const struct mbx_backend *b);
 /*
  * The IMAP name (UTF-8) of a folder id in the folder list of the backend's
