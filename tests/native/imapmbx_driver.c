@@ -40,6 +40,8 @@
  * With ABQ_SUBMISSION_URL and ABQ_SUBMISSION_FROM in the environment, every
  * backend sends (mbx_imap_set_send, through a submitq on the loop's base;
  * ABQ_SUBMISSION_INSECURE: the server's certificate is not checked).
+ * With ABQ_PARSE_THREAD, every backend parses its fetched messages on a
+ * parse thread (mbx_imap_set_parseq), the command layer not.
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -51,6 +53,7 @@
 #include "lib/util.h"
 #include "mailbox/run.h"
 #include "native/mailbox_imap.h"
+#include "native/parseq.h"
 #include "native/submitq.h"
 #include "store/store.h"
 
@@ -68,6 +71,7 @@ static struct {
 } st[NSTATE];
 static size_t nst;
 static struct submitq *sq;
+static struct parseq *pq; /* ABQ_PARSE_THREAD */
 static struct mbx_imap_send send_conf;
 
 /* ---- the folder map over the store (synchronous) ---- */
@@ -237,6 +241,8 @@ start(struct req *r, enum eas_cmd cmd, struct wbxml_doc *d, const char *ref, con
 	r->b = mbx_imap_new(pool, user, NULL, password, &map);
 	if (sq != NULL)
 		mbx_imap_set_send(r->b, &send_conf);
+	if (pq != NULL)
+		mbx_imap_set_parseq(r->b, pq);
 	r->in.cmd = cmd;
 	r->in.version = "14.1";
 	r->in.body = r->body;
@@ -378,6 +384,8 @@ main(int argc, char **argv)
 		send_conf.from = getenv("ABQ_SUBMISSION_FROM");
 		send_conf.tls_insecure = getenv("ABQ_SUBMISSION_INSECURE") != NULL;
 	}
+	if (getenv("ABQ_PARSE_THREAD") && (pq = parseq_start(base, &err)) == NULL)
+		fatalx("parseq: %s", err);
 	while (fgets(line, sizeof(line), stdin)) {
 		char *w[6] = {0}, *save = NULL;
 		int n = 0;
@@ -568,6 +576,7 @@ main(int argc, char **argv)
 		printf("END\n");
 	}
 	submitq_stop(&sq);
+	parseq_stop(&pq);
 	imap_pool_free(pool);
 	abq_store_close(&store);
 	/* Let libevent finish freeing the bufferevents (their deferred callbacks). */
