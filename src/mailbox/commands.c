@@ -1039,6 +1039,8 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 	if (e->parsed != NULL) {
 		/* the backend's parse, borrowed: its attachment list copied to be patched */
 		m = *e->parsed;
+		m.mime = e->raw; /* type 4's bytes: not copied by the parse */
+		m.mime_len = e->raw_len;
 		ok = true;
 		if (m.n_att > 0) {
 			m.att = xmalloc(m.n_att * sizeof(*m.att));

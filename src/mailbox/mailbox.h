@@ -107,7 +107,7 @@ struct mbx_email {
 	/*
 	 * raw (or the outline) already parsed by the backend, off the event
 	 * loop, as the command layer would parse it (msgconv_parse with
-	 * date_fallback internal_date, no_mime when outlined; perhaps
+	 * date_fallback internal_date, no_mime: the MIME is raw itself; perhaps
 	 * msgconv_render): borrowed, the backend's until the request ends
 	 * (mbx_email_clear leaves it). NULL: the command layer parses.
 	 */

@@ -354,7 +354,7 @@ parsed_free(struct mm_msg *msg)
 static const struct msgconv_msg *
 parsed_of(struct mm_msg *msg)
 {
-	struct msgconv_opts o = {.date_fallback = msg->date};
+	struct msgconv_opts o = {.date_fallback = msg->date, .no_mime = true};
 	const char *err;
 
 	if (msg->parsed == NULL) {

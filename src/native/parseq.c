@@ -93,7 +93,8 @@ job_free(struct parseq_job *j)
 static void
 parse_one(struct parseq_msg *p)
 {
-	struct msgconv_opts o = {.date_fallback = p->internal_date, .no_mime = p->outline != NULL};
+	/* the MIME (type 4) is raw itself: the caller lends it, no copy kept */
+	struct msgconv_opts o = {.date_fallback = p->internal_date, .no_mime = true};
 
 	p->err = NULL;
 	if (p->outline != NULL)

@@ -9,7 +9,8 @@
  * the job then owns, and the job's callback runs later on the caller's base,
  * from an event fed by an eventfd, with the batch given back, each message
  * parsed as msgconv_parse does (the opts depend only on the message: its
- * INTERNALDATE as date_fallback, no_mime when it has an outline), and an
+ * INTERNALDATE as date_fallback; no_mime, for the MIME is raw itself, which
+ * the caller keeps and lends for type 4 without a copy), and an
  * HTML-only body rendered as text ahead (msgconv_render).
  *
  * Lifetimes: the batch belongs to the job from parseq_parse until its
