@@ -122,7 +122,7 @@ thread_main(void *arg)
 		j = STAILQ_FIRST(&q->waiting);
 		STAILQ_REMOVE_HEAD(&q->waiting, link);
 		j->state = JOB_RUNNING;
-		for (size_t i = 0; i < j->n && !j->cancelled; i++) {
+		for (size_t i = 0; i < j->n && !j->cancelled && !q->stopping; i++) {
 			pthread_mutex_unlock(&q->lock);
 			parse_one(&j->v[i]);
 			pthread_mutex_lock(&q->lock);

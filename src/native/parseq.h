@@ -96,8 +96,9 @@ void parseq_set_limits(struct parseq *q, size_t max_jobs, size_t max_bytes);
 size_t parseq_pending(const struct parseq *q);
 
 /*
- * Stop the thread and join it: the batch being parsed is finished, pending
- * jobs dropped without callbacks. Frees *q and NULLs it.
+ * Stop the thread and join it (the batch being parsed stops after its
+ * current message): pending jobs dropped without callbacks, their batches
+ * freed. Frees *q and NULLs it.
  */
 void parseq_stop(struct parseq **q);
 
