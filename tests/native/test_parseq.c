@@ -33,6 +33,16 @@ struct seen {
 };
 
 static int ticks;
+static double last_tick_ms, longest_gap_ms;
+
+/* CLOCK_MONOTONIC in ms. */
+static double
+now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
 
 /* A parsed batch: kept for the test to read, the loop stopped. */
 static void
@@ -80,6 +90,10 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	double t = now_ms();
+	if (t - last_tick_ms > longest_gap_ms)
+		longest_gap_ms = t - last_tick_ms;
+	last_tick_ms = t;
 	ticks++;
 }
 
@@ -159,10 +173,16 @@ test_loop_not_held(void **state)
 		v[i].raw_len = strlen(v[i].raw);
 	}
 	ticks = 0;
+	longest_gap_ms = 0;
+	last_tick_ms = now_ms();
+	double t0 = last_tick_ms;
 	event_add(tick, &ms2);
 	assert_non_null(parseq_parse(q, v, N, on_done, &s));
 	run_until_idle(base, q);
 	event_free(tick);
+	print_message("%d HTML messages of 400 KB parsed and rendered on the thread in %.1f ms; "
+	              "the loop's longest gap %.1f ms (timer 2 ms)\n",
+	              N, now_ms() - t0, longest_gap_ms);
 
 	assert_int_equal(s.calls, 1);
 	for (int i = 0; i < N; i++)
