@@ -266,6 +266,7 @@ static void outline_build_free(struct outline_build *ob);
 static void part_step(struct job *j);
 static void fchange_step(struct job *j);
 static bool unchanged(struct job *j);
+static void lenient_cb(struct imap_client *c, const struct imap_response *r, void *arg);
 static void search_step(struct job *j);
 static void last_free(struct mi *m);
 
@@ -889,15 +890,7 @@ fstatus_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 		}
 		return;
 	}
-	if (r != NULL && r->kind == IMAP_RESP_TAGGED && r->status != IMAP_OK) {
-		if (--j->outstanding > 0)
-			return;
-		j->step++;
-		job_step(j);
-		return;
-	}
-	if (r == NULL || r->kind == IMAP_RESP_TAGGED)
-		cmd_done(j, r);
+	lenient_cb(c, r, arg); /* a STATUS refused leaves the folder unknown */
 }
 
 /*

@@ -770,16 +770,9 @@ sweep_done(struct wconn *wc)
 static void
 sweep_status_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 {
-	struct wconn *wc = arg;
-
 	(void)c;
-	if (r == NULL)
-		return;
-	if (r->kind != IMAP_RESP_TAGGED) {
-		conn_note(wc, r);
-		return;
-	}
-	sweep_done(wc);
+	if (!not_tagged(arg, r))
+		sweep_done(arg);
 }
 
 /* A name's hash for the hierarchy's sum (FNV-1a, 64 bits). */
