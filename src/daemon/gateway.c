@@ -67,6 +67,7 @@
 #include "mailbox/run.h"
 #include "native/imap_pool.h"
 #include "native/mailbox_imap.h"
+#include "native/parseq.h"
 #include "native/submitq.h"
 #include "native/watch.h"
 
@@ -173,6 +174,8 @@ struct gateway {
 	struct imap_gate *imap_gate;  /* native mode: IMAP logins in flight (pool and watch) */
 	/* Native mode with [upstream] submission: SendMail & co. on their own thread. */
 	struct submitq *submitq;
+	/* native mode: fetched messages parsed (GMime) off the loop */
+	struct parseq *parseq;
 	char *submission_url, *submission_ca;
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
@@ -1975,6 +1978,7 @@ native_serve(struct exchange *x)
 		                             .ca_file = gw->submission_ca};
 		mbx_imap_set_send(nr->in.backend, &send);
 	}
+	mbx_imap_set_parseq(nr->in.backend, gw->parseq);
 	mbx_run(&nr->in, &gw->native_state, 0, native_done, nr);
 }
 
@@ -3376,6 +3380,10 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			*errmsg_r = xasprintf("upstream: %s", err);
 			goto fail;
 		}
+		if ((gw->parseq = parseq_start(base, &err)) == NULL) {
+			*errmsg_r = xasprintf("upstream: %s", err);
+			goto fail;
+		}
 		gw->native_state.arg = gw;
 		gw->native_state.get = native_state_get;
 		gw->native_state.commit = native_state_commit;
@@ -3553,6 +3561,7 @@ gateway_free(struct gateway **gwp)
 	storeq_stop(&gw->sq);
 	watch_registry_free(gw->watch);
 	submitq_stop(&gw->submitq); /* after the runs: their jobs are cancelled by then */
+	parseq_stop(&gw->parseq);   /* likewise */
 	free(gw->submission_url);
 	free(gw->submission_ca);
 	if (gw->pool != NULL)
