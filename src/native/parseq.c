@@ -59,6 +59,7 @@ struct parseq {
 	/* The caller's: jobs given and not yet delivered or dropped, their bytes, the caps. */
 	size_t pending, bytes;
 	size_t max_jobs, max_bytes;
+	uint64_t delivered; /* messages handed back parsed (parseq_delivered) */
 };
 
 /* Free a batch (see parseq.h). */
@@ -159,6 +160,7 @@ on_deliver(evutil_socket_t fd, short what, void *arg)
 		if (!j->cancelled) {
 			struct parseq_msg *v = j->v;
 			j->v = NULL; /* the callback's now */
+			q->delivered += j->n;
 			j->done(j->arg, v, j->n);
 		}
 		job_free(j);
@@ -291,6 +293,13 @@ size_t
 parseq_pending(const struct parseq *q)
 {
 	return q->pending;
+}
+
+/* Messages handed back parsed (see parseq.h). */
+uint64_t
+parseq_delivered(const struct parseq *q)
+{
+	return q->delivered;
 }
 
 /* Stop and join the thread, drop what is left (see parseq.h). */

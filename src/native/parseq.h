@@ -94,6 +94,8 @@ void parseq_set_limits(struct parseq *q, size_t max_jobs, size_t max_bytes);
 
 /* Jobs given to the thread and not yet delivered (for tests and metrics). */
 size_t parseq_pending(const struct parseq *q);
+/* Messages handed back to callbacks so far (not counting cancelled jobs). */
+uint64_t parseq_delivered(const struct parseq *q);
 
 /*
  * Stop the thread and join it (the batch being parsed stops after its

@@ -35,7 +35,10 @@
  *   password PW                        (later requests log in with PW)
  *   concurrent N                       (N FolderSyncs at once, their own backends)
  * each answered by "XML <answer>" (or "HTTP <status>") and
- * "STATS runs=R cmds=C open=O opened=T fail=F", then "END".
+ * "STATS runs=R cmds=C open=O opened=T fail=F", then (for every command but
+ * concurrent) "LOOP gap_ms=G parsed=P": the loop's longest gap while the
+ * request ran, as a 1 ms timer on it saw it, and the messages the parse
+ * thread handed back for it; then "END".
  * The sync state lives in memory; folder ids in the store (abq_store_folder_*).
  * With ABQ_SUBMISSION_URL and ABQ_SUBMISSION_FROM in the environment, every
  * backend sends (mbx_imap_set_send, through a submitq on the loop's base;
@@ -44,7 +47,9 @@
  * parse thread (mbx_imap_set_parseq), the command layer not.
  */
 #include <event2/event.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +76,8 @@ static struct {
 } st[NSTATE];
 static size_t nst;
 static struct submitq *sq;
-static struct parseq *pq; /* ABQ_PARSE_THREAD */
+static struct parseq *pq;                   /* ABQ_PARSE_THREAD */
+static double last_tick_ms, longest_gap_ms; /* the loop's timer (one_att) */
 static struct mbx_imap_send send_conf;
 
 /* ---- the folder map over the store (synchronous) ---- */
@@ -274,15 +280,48 @@ finish(struct req *r)
 }
 
 /* Run one request to its answer (att_file: a GetAttachment's body goes there). */
+static double
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* The loop's 1 ms timer: the longest time between two of its runs. */
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	double t = now_ms();
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (t - last_tick_ms > longest_gap_ms)
+		longest_gap_ms = t - last_tick_ms;
+	last_tick_ms = t;
+}
+
 static void
 one_att(enum eas_cmd cmd, struct wbxml_doc *d, const char *ref, const char *att_file)
 {
+	struct timeval ms = {0, 1000};
+	struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+	uint64_t parsed = pq != NULL ? parseq_delivered(pq) : 0;
 	struct req r;
 
+	longest_gap_ms = 0;
+	last_tick_ms = now_ms();
+	event_add(tick, &ms);
 	start(&r, cmd, d, ref, att_file);
 	while (!r.done)
 		event_base_loop(base, EVLOOP_ONCE);
+	on_tick(-1, 0, NULL);
+	event_free(tick);
 	finish(&r);
+	printf("LOOP gap_ms=%.1f parsed=%lu\n", longest_gap_ms,
+	       (unsigned long)((pq != NULL ? parseq_delivered(pq) : 0) - parsed));
 }
 
 /* Run one request to its answer. */
