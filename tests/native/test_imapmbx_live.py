@@ -104,7 +104,9 @@ def doveadm(dc, *args, input=None):
 
 class Driver:
     def __init__(self, exe, url, ca, store, cap, password=live.PASSWORD, env=None):
-        self.p = subprocess.Popen([exe, url, ca, live.USER, password, store, str(cap)],
+        # ABQ_IMAPMBX_WRAP: a command the driver runs under (valgrind in the -valgrind test).
+        wrap = os.environ.get("ABQ_IMAPMBX_WRAP", "").split()
+        self.p = subprocess.Popen(wrap + [exe, url, ca, live.USER, password, store, str(cap)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   env=env)
 
