@@ -2,10 +2,10 @@
  * storeq.c: the store thread.
  *
  * Jobs go in a FIFO under a mutex; the thread takes them one at a time, runs
- * them against its own store handle, and puts each finished job on a done list.
- * An eventfd wakes the loop (libevent itself stays single-threaded and
- * lock-free), which calls the job's callback unless it was cancelled
- * meanwhile. Last-seen updates are appended
+ * them against its own store handle, and hands each finished job back to
+ * the loop (net/handback: an eventfd wakes it; libevent itself stays
+ * single-threaded and lock-free), which calls the job's callback unless it
+ * was cancelled meanwhile. Last-seen updates are appended
  * to a vector and written in one transaction once a second (or when many are
  * waiting); then the thread reads the change log and posts every device whose
  * recorded decision changed.
@@ -62,6 +62,7 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/util.h"
+#include "net/handback.h"
 
 /* Flush last-seen updates early when this many wait. */
 #define TOUCH_FLUSH_AT 10000
@@ -86,7 +87,8 @@ enum job_kind {
 };
 
 struct storeq_job {
-	STAILQ_ENTRY(storeq_job) link; /* in q->waiting or q->done */
+	STAILQ_ENTRY(storeq_job) link; /* in q->waiting */
+	struct handback_link back;     /* finished, on its way to the loop */
 	enum job_kind kind;
 	struct storeq *q;
 	/* JOB_OBSERVE */
@@ -165,11 +167,9 @@ struct storeq {
 	pthread_cond_t cond;
 	bool stopping;
 	STAILQ_HEAD(job_fifo, storeq_job) waiting; /* jobs for the thread */
-	struct job_fifo done;                      /* finished, for the loop */
 	struct touch *touches;
 	size_t ntouches, captouches;
-	int efd;            /* eventfd: written by the thread when jobs are done */
-	struct event *wake; /* the loop's read event on efd */
+	struct handback *back; /* finished jobs, to the loop */
 
 	/* Pushed changes (NULL listener: the backend cannot push). */
 	struct abq_store_listener *listener;
@@ -229,66 +229,46 @@ job_free(struct storeq_job *job)
 static void
 job_done(struct storeq *q, struct storeq_job *job)
 {
-	pthread_mutex_lock(&q->lock);
-	bool first = STAILQ_EMPTY(&q->done);
-	STAILQ_INSERT_TAIL(&q->done, job, link);
-	pthread_mutex_unlock(&q->lock);
-	if (first) {
-		uint64_t one = 1;
-		if (write(q->efd, &one, sizeof(one)) < 0)
-			log_warn("store: cannot wake the event loop");
-	}
+	handback_post(q->back, &job->back);
 }
 
-/* The loop's side: deliver every finished job. */
+/* The loop's side: a finished job back. */
 static void
-deliver(evutil_socket_t fd, short what, void *arg)
+deliver(void *arg, struct handback_link *l)
 {
 	struct storeq *q = arg;
-	struct job_fifo list = STAILQ_HEAD_INITIALIZER(list);
-	struct storeq_job *job;
-	uint64_t n;
+	struct storeq_job *job = HANDBACK_OF(l, struct storeq_job, back);
 
-	(void)what;
-	if (read(fd, &n, sizeof(n)) < 0) {
-		/* EAGAIN: another wake-up already emptied it. */
+	if (job->kind == JOB_DEVICE) {
+		q->on_device(q->arg, job->seen.account, job->seen.device_id, &job->now);
+	} else if (job->kind == JOB_LOGGERS) {
+		if (q->on_loggers != NULL)
+			q->on_loggers(q->loggers_arg, job->loggers, job->nloggers);
+	} else {
+		pthread_mutex_lock(&q->lock);
+		bool cancelled = job->cancelled;
+		pthread_mutex_unlock(&q->lock);
+		if (cancelled) {
+			/* dropped */
+		} else if (job->kind == JOB_SERVE) {
+			job->serve_cb(job->arg, job->rv, &job->out, job->errmsg);
+		} else if (job->kind == JOB_STATE_GET) {
+			char *blob = job->blob;
+			job->blob = NULL; /* the callback takes it */
+			job->got_cb(job->arg, job->rv, blob, job->len);
+		} else if (job->kind == JOB_STATE_COMMIT || job->kind == JOB_FOLDER_CHANGE ||
+		           job->kind == JOB_CLIENT_ID) {
+			job->done_cb(job->arg, job->rv);
+		} else if (job->kind == JOB_FOLDERS) {
+			char **ids = job->rv >= 0 ? job->ids : NULL;
+			if (ids != NULL)
+				job->ids = NULL; /* the callback takes them */
+			job->ids_cb(job->arg, job->rv, ids);
+		} else if (job->kind == JOB_OBSERVE)
+			job->cb(job->arg, job->rv, job->rv == 0 ? &job->recorded : NULL,
+			        job->errmsg);
 	}
-	pthread_mutex_lock(&q->lock);
-	STAILQ_CONCAT(&list, &q->done);
-	pthread_mutex_unlock(&q->lock);
-	while ((job = STAILQ_FIRST(&list)) != NULL) {
-		STAILQ_REMOVE_HEAD(&list, link);
-		if (job->kind == JOB_DEVICE) {
-			q->on_device(q->arg, job->seen.account, job->seen.device_id, &job->now);
-		} else if (job->kind == JOB_LOGGERS) {
-			if (q->on_loggers != NULL)
-				q->on_loggers(q->loggers_arg, job->loggers, job->nloggers);
-		} else {
-			pthread_mutex_lock(&q->lock);
-			bool cancelled = job->cancelled;
-			pthread_mutex_unlock(&q->lock);
-			if (cancelled) {
-				/* dropped */
-			} else if (job->kind == JOB_SERVE) {
-				job->serve_cb(job->arg, job->rv, &job->out, job->errmsg);
-			} else if (job->kind == JOB_STATE_GET) {
-				char *blob = job->blob;
-				job->blob = NULL; /* the callback takes it */
-				job->got_cb(job->arg, job->rv, blob, job->len);
-			} else if (job->kind == JOB_STATE_COMMIT ||
-			           job->kind == JOB_FOLDER_CHANGE || job->kind == JOB_CLIENT_ID) {
-				job->done_cb(job->arg, job->rv);
-			} else if (job->kind == JOB_FOLDERS) {
-				char **ids = job->rv >= 0 ? job->ids : NULL;
-				if (ids != NULL)
-					job->ids = NULL; /* the callback takes them */
-				job->ids_cb(job->arg, job->rv, ids);
-			} else if (job->kind == JOB_OBSERVE)
-				job->cb(job->arg, job->rv, job->rv == 0 ? &job->recorded : NULL,
-				        job->errmsg);
-		}
-		job_free(job);
-	}
+	job_free(job);
 }
 
 /* The registry context of the daemon's own writes, now. */
@@ -1023,8 +1003,6 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 	struct storeq *q = xcalloc(1, sizeof(*q));
 	struct abq_device_filter all = {0};
 	STAILQ_INIT(&q->waiting);
-	STAILQ_INIT(&q->done);
-	q->efd = -1;
 	q->listen_stop = -1;
 	q->watch_fd = -1;
 	struct load_arg la = {on_device, arg, NULL};
@@ -1065,12 +1043,10 @@ storeq_start(struct event_base *base, const char *url, const char *base_dir,
 		*errmsg_r = xasprintf("store: %s", err);
 		goto fail;
 	}
-	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-		*errmsg_r = xstrdup("eventfd failed");
+	if ((q->back = handback_new(base, "store", deliver, q, &err)) == NULL) {
+		*errmsg_r = xasprintf("store: %s", err);
 		goto fail;
 	}
-	q->wake = event_new(base, q->efd, EV_READ | EV_PERSIST, deliver, q);
-	event_add(q->wake, NULL);
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
 	if ((q->listener = abq_store_listener_new(q->store, &err)) == NULL && err != NULL) {
@@ -1110,10 +1086,7 @@ fail:
 		free(q->watch_names[i]);
 	if (q->listen_stop >= 0)
 		close(q->listen_stop);
-	if (q->wake != NULL)
-		event_free(q->wake);
-	if (q->efd >= 0)
-		close(q->efd);
+	handback_free(q->back);
 	start_loggers_free(q);
 	abq_view_free(&q->view);
 	abq_store_close(&q->store);
@@ -1161,13 +1134,12 @@ storeq_stop(struct storeq **qp)
 	pthread_join(q->thread, NULL);
 	/* Results nobody will read any more. */
 	q->on_device = NULL;
-	struct storeq_job *j;
-	while ((j = STAILQ_FIRST(&q->done)) != NULL) {
-		STAILQ_REMOVE_HEAD(&q->done, link);
-		job_free(j);
+	struct handback_link *l, *next;
+	for (l = handback_take(q->back); l != NULL; l = next) {
+		next = l->next;
+		job_free(HANDBACK_OF(l, struct storeq_job, back));
 	}
-	event_free(q->wake);
-	close(q->efd);
+	handback_free(q->back);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->cond);
 	start_loggers_free(q);

@@ -4,7 +4,7 @@
  * Design: a job is in one of three places. `waiting` (under the lock) holds
  * the batches given by the caller; the thread, woken by a condition
  * variable, takes the first (then the thread's alone: `running`), parses it
- * and puts it in `done` (under the lock), and out_fd wakes the caller's
+ * and hands it back (net/handback), which wakes the caller's
  * base, whose event calls the job's callback unless it was cancelled
  * meanwhile. A job is freed only on the caller's side (parseq_cancel of a
  * waiting job, a delivery, parseq_stop after the join), so a cancel never
@@ -18,18 +18,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/queue.h>
-#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
 #include "native/parseq.h"
+#include "net/handback.h"
 
 enum job_state { JOB_WAITING, JOB_RUNNING, JOB_DONE };
 
 struct parseq_job {
-	STAILQ_ENTRY(parseq_job) link; /* in waiting or done */
+	STAILQ_ENTRY(parseq_job) link; /* in waiting */
+	struct handback_link back;     /* parsed, on its way to the caller */
 	struct parseq *q;
 	struct parseq_msg *v;
 	size_t n;
@@ -43,9 +43,7 @@ struct parseq_job {
 STAILQ_HEAD(job_list, parseq_job);
 
 struct parseq {
-	struct event_base *caller_base;
-	struct event *deliver_ev; /* on caller_base, reads out_fd */
-	int out_fd;               /* eventfd: to the caller */
+	struct handback *back; /* parsed jobs, to the caller */
 
 	pthread_t thread;
 	bool started;
@@ -54,7 +52,6 @@ struct parseq {
 	pthread_cond_t wake;
 	bool stopping;           /* under lock */
 	struct job_list waiting; /* under lock */
-	struct job_list done;    /* under lock */
 
 	/* The caller's: jobs given and not yet delivered or dropped, their bytes, the caps. */
 	size_t pending, bytes;
@@ -111,7 +108,6 @@ static void *
 thread_main(void *arg)
 {
 	struct parseq *q = arg;
-	uint64_t one = 1;
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
@@ -129,42 +125,27 @@ thread_main(void *arg)
 			pthread_mutex_lock(&q->lock);
 		}
 		j->state = JOB_DONE;
-		bool first = STAILQ_EMPTY(&q->done);
-		STAILQ_INSERT_TAIL(&q->done, j, link);
-		if (first && write(q->out_fd, &one, sizeof(one)) < 0)
-			log_warn("parse: cannot wake the event loop");
+		handback_post(q->back, &j->back);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
 }
 
-/* The caller's base: deliver every parsed batch. */
+/* The caller's base: a parsed batch back. */
 static void
-on_deliver(evutil_socket_t fd, short what, void *arg)
+on_deliver(void *arg, struct handback_link *l)
 {
 	struct parseq *q = arg;
-	struct job_list list = STAILQ_HEAD_INITIALIZER(list);
-	struct parseq_job *j;
-	uint64_t n;
+	struct parseq_job *j = HANDBACK_OF(l, struct parseq_job, back);
 
-	(void)what;
-	if (read(fd, &n, sizeof(n)) < 0) {
-		/* EAGAIN: already emptied */
+	/* Only the caller's thread sets cancelled once the job is done. */
+	if (!j->cancelled) {
+		struct parseq_msg *v = j->v;
+		j->v = NULL; /* the callback's now */
+		q->delivered += j->n;
+		j->done(j->arg, v, j->n);
 	}
-	pthread_mutex_lock(&q->lock);
-	STAILQ_CONCAT(&list, &q->done);
-	pthread_mutex_unlock(&q->lock);
-	while ((j = STAILQ_FIRST(&list)) != NULL) {
-		STAILQ_REMOVE_HEAD(&list, link);
-		/* Only this thread sets cancelled once the job is done. */
-		if (!j->cancelled) {
-			struct parseq_msg *v = j->v;
-			j->v = NULL; /* the callback's now */
-			q->delivered += j->n;
-			j->done(j->arg, v, j->n);
-		}
-		job_free(j);
-	}
+	job_free(j);
 }
 
 /* Free what parseq_start made (the thread not running): jobs without callbacks. */
@@ -177,14 +158,14 @@ q_free(struct parseq *q)
 		STAILQ_REMOVE_HEAD(&q->waiting, link);
 		job_free(j);
 	}
-	while ((j = STAILQ_FIRST(&q->done)) != NULL) {
-		STAILQ_REMOVE_HEAD(&q->done, link);
-		job_free(j);
+	if (q->back != NULL) {
+		struct handback_link *l, *next;
+		for (l = handback_take(q->back); l != NULL; l = next) {
+			next = l->next;
+			job_free(HANDBACK_OF(l, struct parseq_job, back));
+		}
+		handback_free(q->back);
 	}
-	if (q->deliver_ev != NULL)
-		event_free(q->deliver_ev);
-	if (q->out_fd >= 0)
-		close(q->out_fd);
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
@@ -196,22 +177,14 @@ parseq_start(struct event_base *caller_base, const char **errstr)
 {
 	struct parseq *q = xcalloc(1, sizeof(*q));
 
-	q->caller_base = caller_base;
-	q->out_fd = -1;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->wake, NULL);
 	STAILQ_INIT(&q->waiting);
-	STAILQ_INIT(&q->done);
 	q->max_jobs = PARSEQ_MAX_JOBS;
 	q->max_bytes = PARSEQ_MAX_BYTES;
 	msgconv_init(); /* GMime and libxml2, before the thread parses */
-	if ((q->out_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-		*errstr = "parse: eventfd failed";
-		goto fail;
-	}
-	q->deliver_ev = event_new(caller_base, q->out_fd, EV_READ | EV_PERSIST, on_deliver, q);
-	if (q->deliver_ev == NULL || event_add(q->deliver_ev, NULL) != 0) {
-		*errstr = "parse: cannot add the delivery event";
+	if ((q->back = handback_new(caller_base, "parse", on_deliver, q, errstr)) == NULL) {
+		*errstr = "parse: cannot watch an eventfd";
 		goto fail;
 	}
 	if (pthread_create(&q->thread, NULL, thread_main, q) != 0) {

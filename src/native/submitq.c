@@ -5,9 +5,9 @@
  * holds the jobs given by the caller; the thread, woken through in_fd, moves
  * them to `running` (its own) and starts each with submit_start on its
  * curl_loop; a finished job (or one refused before connecting, or one
- * cancelled before it started) goes to `done` (under the lock) and out_fd
- * wakes the caller's base, whose event calls the job's callback unless it
- * was cancelled meanwhile, and frees the job. A job is freed only by the
+ * cancelled before it started) is handed back (net/handback) to the
+ * caller's base, whose event calls the job's callback unless it was
+ * cancelled meanwhile, and frees the job. A job is freed only by the
  * caller's side (or by submitq_stop after the join), so a cancel never races
  * a free. The thread's base, curl_loop and events are made on the caller's
  * thread before the thread starts (curl_global_init and GMime's init are not
@@ -27,10 +27,12 @@
 #include "lib/util.h"
 #include "mime/msgconv.h"
 #include "native/submitq.h"
+#include "net/handback.h"
 #include "net/curl_loop.h"
 
 struct submitq_job {
-	STAILQ_ENTRY(submitq_job) link; /* in waiting, running or done */
+	STAILQ_ENTRY(submitq_job) link; /* in waiting or running */
+	struct handback_link back;      /* finished, on its way to the caller */
 	LIST_ENTRY(submitq_job) live;   /* the caller's: in q->live until delivered */
 	bool counted;                   /* the caller's: in live, its bytes in q->bytes */
 	struct submitq *q;
@@ -52,9 +54,8 @@ struct submitq_job {
 STAILQ_HEAD(job_list, submitq_job);
 
 struct submitq {
-	struct event_base *caller_base;
-	struct event *deliver_ev; /* on caller_base, reads out_fd */
-	int in_fd, out_fd;        /* eventfds: to the thread, to the caller */
+	struct handback *back; /* finished jobs, to the caller */
+	int in_fd;             /* eventfd: to the thread */
 
 	pthread_t thread;
 	bool started;
@@ -65,7 +66,6 @@ struct submitq {
 	pthread_mutex_t lock;
 	bool stopping;           /* under lock */
 	struct job_list waiting; /* under lock */
-	struct job_list done;    /* under lock */
 	struct job_list running; /* the thread's */
 	size_t pending;          /* the caller's: sent and not delivered */
 
@@ -111,12 +111,7 @@ poke(int fd, const char *who)
 static void
 job_done(struct submitq *q, struct submitq_job *j)
 {
-	pthread_mutex_lock(&q->lock);
-	bool first = STAILQ_EMPTY(&q->done);
-	STAILQ_INSERT_TAIL(&q->done, j, link);
-	pthread_mutex_unlock(&q->lock);
-	if (first)
-		poke(q->out_fd, "the event loop");
+	handback_post(q->back, &j->back);
 }
 
 /* The thread: keep a copy of the outcome in the job. */
@@ -210,37 +205,25 @@ thread_main(void *arg)
 	return NULL;
 }
 
-/* The caller's base: deliver every finished job. */
+/* The caller's base: a finished job back. */
 static void
-on_deliver(evutil_socket_t fd, short what, void *arg)
+on_deliver(void *arg, struct handback_link *l)
 {
 	struct submitq *q = arg;
-	struct job_list list = STAILQ_HEAD_INITIALIZER(list);
-	struct submitq_job *j;
-	uint64_t n;
+	struct submitq_job *j = HANDBACK_OF(l, struct submitq_job, back);
 
-	(void)what;
-	if (read(fd, &n, sizeof(n)) < 0) {
-		/* EAGAIN: already emptied */
-	}
 	pthread_mutex_lock(&q->lock);
-	STAILQ_CONCAT(&list, &q->done);
+	bool cancelled = j->cancelled;
 	pthread_mutex_unlock(&q->lock);
-	while ((j = STAILQ_FIRST(&list)) != NULL) {
-		STAILQ_REMOVE_HEAD(&list, link);
-		pthread_mutex_lock(&q->lock);
-		bool cancelled = j->cancelled;
-		pthread_mutex_unlock(&q->lock);
-		q->pending--;
-		if (j->counted) {
-			LIST_REMOVE(j, live);
-			q->n_live--;
-			q->bytes -= j->len;
-		}
-		if (!cancelled)
-			j->done(j->arg, &j->o);
-		job_free(j);
+	q->pending--;
+	if (j->counted) {
+		LIST_REMOVE(j, live);
+		q->n_live--;
+		q->bytes -= j->len;
 	}
+	if (!cancelled)
+		j->done(j->arg, &j->o);
+	job_free(j);
 }
 
 /* Free what submitq_start made (the thread not running). */
@@ -257,12 +240,14 @@ q_free(struct submitq *q)
 		STAILQ_REMOVE_HEAD(&q->running, link);
 		job_free(j);
 	}
-	while ((j = STAILQ_FIRST(&q->done)) != NULL) {
-		STAILQ_REMOVE_HEAD(&q->done, link);
-		job_free(j);
+	if (q->back != NULL) {
+		struct handback_link *l, *next;
+		for (l = handback_take(q->back); l != NULL; l = next) {
+			next = l->next;
+			job_free(HANDBACK_OF(l, struct submitq_job, back));
+		}
+		handback_free(q->back);
 	}
-	if (q->deliver_ev != NULL)
-		event_free(q->deliver_ev);
 	if (q->wake_ev != NULL)
 		event_free(q->wake_ev);
 	curl_loop_free(&q->cl);
@@ -270,8 +255,6 @@ q_free(struct submitq *q)
 		event_base_free(q->base);
 	if (q->in_fd >= 0)
 		close(q->in_fd);
-	if (q->out_fd >= 0)
-		close(q->out_fd);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
@@ -282,19 +265,16 @@ submitq_start(struct event_base *caller_base, const char **errstr)
 {
 	struct submitq *q = xcalloc(1, sizeof(*q));
 
-	q->caller_base = caller_base;
-	q->in_fd = q->out_fd = -1;
+	q->in_fd = -1;
 	pthread_mutex_init(&q->lock, NULL);
 	STAILQ_INIT(&q->waiting);
 	STAILQ_INIT(&q->running);
-	STAILQ_INIT(&q->done);
 	LIST_INIT(&q->live);
 	q->max_jobs = SUBMITQ_MAX_JOBS;
 	q->max_per_user = SUBMITQ_MAX_PER_USER;
 	q->max_bytes = SUBMITQ_MAX_BYTES;
 	msgconv_init(); /* GMime, before any thread reads a header */
-	if ((q->in_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
-	    (q->out_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+	if ((q->in_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		*errstr = "submission: eventfd failed";
 		goto fail;
 	}
@@ -305,9 +285,8 @@ submitq_start(struct event_base *caller_base, const char **errstr)
 	if ((q->cl = curl_loop_new(q->base, errstr)) == NULL)
 		goto fail;
 	q->wake_ev = event_new(q->base, q->in_fd, EV_READ | EV_PERSIST, on_wake, q);
-	q->deliver_ev = event_new(caller_base, q->out_fd, EV_READ | EV_PERSIST, on_deliver, q);
-	if (q->wake_ev == NULL || q->deliver_ev == NULL || event_add(q->wake_ev, NULL) < 0 ||
-	    event_add(q->deliver_ev, NULL) < 0) {
+	q->back = handback_new(caller_base, "submission", on_deliver, q, errstr);
+	if (q->wake_ev == NULL || q->back == NULL || event_add(q->wake_ev, NULL) < 0) {
 		*errstr = "submission: cannot watch the eventfds";
 		goto fail;
 	}
