@@ -31,18 +31,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 import native_attach as na  # noqa: E402
+from checks import Failure, expect  # noqa: E402
 
 SIZE = 8 * 1024 * 1024 + 5
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg)
-    print("ok    " + msg, flush=True)
 
 
 def request(s, cmd, extra, body):

@@ -62,20 +62,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "imap"))
 sys.path.insert(0, os.path.join(HERE, "..", "fixture"))
 import test_imap_live as live  # noqa: E402  (Dovecot, USER, PASSWORD)
 import maildir as maildir_lib  # noqa: E402
+from checks import Failure, expect  # noqa: E402
 
 N = 2000
 REDUCED = ("imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ "
            "SORT UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED SPECIAL-USE MOVE\n")
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg)
-    print("ok    " + msg, flush=True)
 
 
 def seed(dc):

@@ -22,18 +22,9 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 import native_attach as na  # noqa: E402
+from checks import Failure, expect  # noqa: E402
 
 FOLDERSYNC_0 = '<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>'
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(cond, msg):
-    if not cond:
-        raise Failure(msg)
-    print("ok    " + msg, flush=True)
 
 
 def main():
