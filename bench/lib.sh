@@ -1,4 +1,4 @@
-# Shell helpers of bench/proxy.sh, bench/held.sh and bench/mailbox.sh (sourced,
+# Shell helpers of the bench/*.sh scripts (sourced,
 # not run; the caller has done `cd` to the top of the tree).
 
 # need COMMAND PACKAGE: apt-get install PACKAGE unless COMMAND is there.
@@ -8,6 +8,36 @@ need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -
 build_release() {
 	cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 	ninja -C "$B" -j2 "$@" >/dev/null
+}
+
+# build_native: the RelWithDebInfo build of abqd and abqctl in $B for the native
+# benchmarks (not build_release: the Release build stops on a
+# -Wformat-truncation that only -O3 reports, src/mime/msgconv.c); sets ABQD
+# and ABQCTL.
+build_native() {
+	cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	ninja -C "$B" -j2 abqd abqctl >/dev/null
+	ABQD=$PWD/$B/src/daemon/abqd
+	ABQCTL=$PWD/$B/src/ctl/abqctl
+}
+
+# fixture_native_up: the SOGo fixture (tests/fixture/upstream.sh) in
+# $tmp/fixture on the ports from $BASE+10 to $BASE+16, its daemons on CPU $SUT;
+# sets fixture_up (for cleanup_more: fixture_native_down) and SOGO_URL.
+# Extra ABQ_FIX_* settings come from the caller's environment.
+fixture_native_up() {
+	chmod 755 "$tmp" # the fixture's daemons run as their own users
+	export ABQ_FIX_SOGO_PORT=$((BASE + 10)) ABQ_FIX_PG_PORT=$((BASE + 11))
+	export ABQ_FIX_IMAP_PORT=$((BASE + 12)) ABQ_FIX_MEMCACHED_PORT=$((BASE + 13))
+	export ABQ_FIX_SMTP_PORT=$((BASE + 14)) ABQ_FIX_SUBMISSION_PORT=$((BASE + 15))
+	export ABQ_FIX_RELAY_PORT=$((BASE + 16))
+	fixture_up=1
+	taskset -c "$SUT" tests/fixture/upstream.sh up --dir "$tmp/fixture" >"$tmp/fixture.out" 2>&1 ||
+		{ cat "$tmp/fixture.out"; exit 1; }
+	SOGO_URL=$(grep '^http://' "$tmp/fixture.out" | tail -1)
+}
+fixture_native_down() {
+	[ -z "${fixture_up:-}" ] || tests/fixture/upstream.sh down --dir "$tmp/fixture" >/dev/null 2>&1 || true
 }
 
 # bench_init NAME: results to $out (bench/out/results.txt), the run's files in

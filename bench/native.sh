@@ -91,32 +91,18 @@ need curl curl
 [ "$(id -u)" = 0 ] || { echo "native.sh: needs root (the SOGo fixture)" >&2; exit 1; }
 tests/fixture/install.sh >/dev/null
 
-# RelWithDebInfo, not lib.sh's Release: the Release build stops on a
-# -Wformat-truncation that only -O3 reports (src/mime/msgconv.c).
-cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$B" -j2 abqd abqctl >/dev/null
-ABQD=$PWD/$B/src/daemon/abqd
-ABQCTL=$PWD/$B/src/ctl/abqctl
-[ -x "$ABQCTL" ] || ABQCTL=$(find "$PWD/$B" -name abqctl -type f -perm -u+x | head -1)
+build_native
 
 fixture_up=
 cleanup_more() {
 	# abqd's log kept when a level was asked for (BENCH_LOG=debug).
 	[ -z "${BENCH_LOG:-}" ] || cp "$tmp/abqd/stderr" bench/out/native-abqd.log 2>/dev/null || true
-	[ -z "$fixture_up" ] || tests/fixture/upstream.sh down --dir "$tmp/fixture" >/dev/null 2>&1 || true
+	fixture_native_down
 }
 bench_init native
-chmod 755 "$tmp" # the fixture's daemons run as their own users
-export ABQ_FIX_SOGO_PORT=$((BASE + 10)) ABQ_FIX_PG_PORT=$((BASE + 11))
-export ABQ_FIX_IMAP_PORT=$((BASE + 12)) ABQ_FIX_MEMCACHED_PORT=$((BASE + 13))
-export ABQ_FIX_SMTP_PORT=$((BASE + 14)) ABQ_FIX_SUBMISSION_PORT=$((BASE + 15))
-export ABQ_FIX_RELAY_PORT=$((BASE + 16)) ABQ_FIX_MAX_PING=300
-
 # The upstream: SOGo, its database, IMAP and cache pinned with abqd.
-fixture_up=1
-taskset -c "$SUT" tests/fixture/upstream.sh up --dir "$tmp/fixture" >"$tmp/fixture.out" 2>&1 ||
-	{ cat "$tmp/fixture.out"; exit 1; }
-SOGO_URL=$(grep '^http://' "$tmp/fixture.out" | tail -1)
+export ABQ_FIX_MAX_PING=300
+fixture_native_up
 SOGO_PATH=/${SOGO_URL#http://*/}
 if [ -n "$N1" ] && [ "$N1" -lt "$N" ]; then
 	tests/fixture/upstream.sh seed-bulk alice INBOX "$N1" --dir "$tmp/fixture" | tail -1

@@ -32,24 +32,12 @@ ABQ=$BASE ADM=$((BASE + 1))
 need wrk wrk
 [ "$(id -u)" = 0 ] || { echo "native_cpu.sh: needs root (the SOGo fixture)" >&2; exit 1; }
 tests/fixture/install.sh >/dev/null
-cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$B" -j2 abqd abqctl >/dev/null
-ABQD=$PWD/$B/src/daemon/abqd
-ABQCTL=$PWD/$B/src/ctl/abqctl
+build_native
 
 fixture_up=
-cleanup_more() {
-	[ -z "$fixture_up" ] || tests/fixture/upstream.sh down --dir "$tmp/fixture" >/dev/null 2>&1 || true
-}
+cleanup_more() { fixture_native_down; }
 bench_init native-cpu
-chmod 755 "$tmp" # the fixture's daemons run as their own users
-export ABQ_FIX_SOGO_PORT=$((BASE + 10)) ABQ_FIX_PG_PORT=$((BASE + 11))
-export ABQ_FIX_IMAP_PORT=$((BASE + 12)) ABQ_FIX_MEMCACHED_PORT=$((BASE + 13))
-export ABQ_FIX_SMTP_PORT=$((BASE + 14)) ABQ_FIX_SUBMISSION_PORT=$((BASE + 15))
-export ABQ_FIX_RELAY_PORT=$((BASE + 16))
-fixture_up=1
-taskset -c "$SUT" tests/fixture/upstream.sh up --dir "$tmp/fixture" >"$tmp/fixture.out" 2>&1 ||
-	{ cat "$tmp/fixture.out"; exit 1; }
+fixture_native_up
 dpid=$(pgrep -f "dovecot -c $tmp/fixture/dovecot/dovecot.conf" | head -1)
 [ -n "$dpid" ] || { echo "native_cpu.sh: the fixture's Dovecot not found" >&2; exit 1; }
 

@@ -64,8 +64,7 @@ if [ -z "${BENCH_NH_NETNS:-}" ]; then
 	need curl curl
 	need unshare util-linux
 	command -v dovecot >/dev/null || { echo "native_held.sh: needs dovecot (tests/fixture/install.sh)" >&2; exit 1; }
-	cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	ninja -C "$B" -j2 abqd abqctl >/dev/null
+	build_native
 	BENCH_NH_NETNS=1 exec unshare -n -- "$0" "$@"
 fi
 
