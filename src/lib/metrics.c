@@ -74,6 +74,7 @@ struct table {
 	atomic_uint_fast64_t upstream_errors;
 	atomic_int_fast64_t held[ABQ_HELD_KINDS]; /* proxied, mailbox, native */
 	atomic_int_fast64_t imap[2];              /* commands, push */
+	atomic_uint_fast64_t parsed[2];           /* native mode's messages: thread, loop */
 	atomic_uint_fast64_t auth_failures;
 	atomic_uint_fast64_t auth_rate_limited;
 	atomic_int_fast64_t connections[2]; /* eas, admin */
@@ -191,6 +192,12 @@ void
 abq_metrics_imap_connections(bool push, int delta)
 {
 	atomic_fetch_add_explicit(&T->imap[push ? 1 : 0], delta, memory_order_relaxed);
+}
+
+void
+abq_metrics_native_parsed(bool on_loop, uint64_t n)
+{
+	atomic_fetch_add_explicit(&T->parsed[on_loop ? 1 : 0], n, memory_order_relaxed);
 }
 
 void
@@ -376,6 +383,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 {
 	static const char *const held_kind[ABQ_HELD_KINDS] = {"proxied", "mailbox", "native"};
 	static const char *const imap_use[2] = {"commands", "push"};
+	static const char *const parse_where[2] = {"thread", "loop"};
 	static const char *const listener[2] = {"eas", "admin"};
 	struct sbuf o = {0};
 	int ncmd = atomic_load_explicit(&command_count, memory_order_relaxed);
@@ -428,6 +436,13 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	for (int i = 0; i < 2; i++)
 		sbuf_printf(&o, "abqd_imap_connections{use=\"%s\"} %lld\n", imap_use[i],
 		            (long long)atomic_load_explicit(&T->imap[i], memory_order_relaxed));
+	out_family(&o, "abqd_native_messages_parsed_total", "counter",
+	           "Native mode's fetched messages parsed (MIME) on the parse thread, or on the "
+	           "event loop when the parse queue was full.");
+	for (int i = 0; i < 2; i++)
+		sbuf_printf(
+		    &o, "abqd_native_messages_parsed_total{where=\"%s\"} %llu\n", parse_where[i],
+		    (unsigned long long)atomic_load_explicit(&T->parsed[i], memory_order_relaxed));
 
 	out_counter(&o, "abqd_auth_failures_total", "Requests refused for bad credentials.",
 	            &T->auth_failures);

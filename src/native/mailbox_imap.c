@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/uidset.h"
 #include "lib/util.h"
 #include "mime/compose.h"
@@ -1624,6 +1625,7 @@ on_parsed(void *arg, struct parseq_msg *pv, size_t n)
 			msgconv_msg_clear(&pv[i].m);
 	}
 	free(pv); /* every message's parse moved out or cleared */
+	abq_metrics_native_parsed(false, n);
 	j->pj = NULL;
 	j->parsing = false;
 	job_step(j);
@@ -1653,7 +1655,8 @@ parse_begin(struct job *j, struct imsg *v, size_t n)
 		pv[i].internal_date = v[i].idate;
 	}
 	if ((j->pj = parseq_parse(j->m->pq, pv, n, on_parsed, j)) == NULL) {
-		free(pv); /* refused: the bytes stay the messages' */
+		free(pv);                           /* refused: the bytes stay the messages' */
+		abq_metrics_native_parsed(true, n); /* the command layer parses them */
 		return false;
 	}
 	for (size_t i = 0; i < n; i++)

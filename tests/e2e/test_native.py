@@ -116,10 +116,19 @@ class NativeTests(E.Case):
         self.assertFalse([sid for sid, _ in by_name.values() if sid.startswith("abq-")],
                          "quarantine folders in native mode: %r" % fs)
         inbox = phone.inbox(self)
+        before, _ = self.scrape()
         key = phone.sync0(self, inbox)
         key, subjects = sync_all(self, phone, inbox, key)
         for s in ALICE_SEEDED:
             self.assertIn(s, subjects, "Sync of the Inbox from 0: %r" % subjects)
+        # Every message of those windows parsed on the worker's parse thread, none on its loop.
+        after, _ = self.scrape()
+        grew = {w: after.get('abqd_native_messages_parsed_total{where="%s"}' % w, 0) -
+                before.get('abqd_native_messages_parsed_total{where="%s"}' % w, 0)
+                for w in ("thread", "loop")}
+        self.assertGreaterEqual(grew["thread"], len(subjects),
+                                "messages parsed on the parse thread: %r" % grew)
+        self.assertEqual(grew["loop"], 0, "messages parsed on the loop: %r" % grew)
         subject = "Native arrival %s" % new_id("m")
         E.H.fixture_ok("deliver", "alice", subject)
         # A Ping on the Inbox now answers at once: it changed since the last Sync.

@@ -137,6 +137,11 @@ test_empty(void **state)
 	    "# TYPE abqd_imap_connections gauge\n"
 	    "abqd_imap_connections{use=\"commands\"} 0\n"
 	    "abqd_imap_connections{use=\"push\"} 0\n"
+	    "# HELP abqd_native_messages_parsed_total Native mode's fetched messages parsed (MIME) "
+	    "on the parse thread, or on the event loop when the parse queue was full.\n"
+	    "# TYPE abqd_native_messages_parsed_total counter\n"
+	    "abqd_native_messages_parsed_total{where=\"thread\"} 0\n"
+	    "abqd_native_messages_parsed_total{where=\"loop\"} 0\n"
 	    "# HELP abqd_auth_failures_total Requests refused for bad credentials.\n"
 	    "# TYPE abqd_auth_failures_total counter\n"
 	    "abqd_auth_failures_total 0\n"
@@ -297,7 +302,12 @@ test_gauges_back_to_zero(void **state)
 	abq_metrics_connections(false, +1);
 	abq_metrics_connections(false, +1);
 	abq_metrics_connections(true, +1);
+	abq_metrics_native_parsed(false, 100);
+	abq_metrics_native_parsed(false, 3);
+	abq_metrics_native_parsed(true, 7);
 	s = render(NULL);
+	assert_line(s, "abqd_native_messages_parsed_total{where=\"thread\"} 103");
+	assert_line(s, "abqd_native_messages_parsed_total{where=\"loop\"} 7");
 	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 1");
 	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 2");
 	assert_line(s, "abqd_held_requests{kind=\"native\"} 1");
