@@ -97,6 +97,18 @@ xstrndup(const char *s, size_t n)
 	return p;
 }
 
+/* The n bytes at p and a NUL (see util.h). */
+char *
+xmemdup0(const void *p, size_t n)
+{
+	char *d = xmalloc(n + 1);
+
+	if (n > 0)
+		memcpy(d, p, n);
+	d[n] = '\0';
+	return d;
+}
+
 /* xstrdup for optional strings: NULL stays NULL. */
 char *
 xstrdup_null(const char *s)

@@ -19,6 +19,12 @@ void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/*
+ * The n bytes at p, NULs included, in a new buffer with a NUL after them
+ * (xstrndup stops at the first NUL: never for peer bytes whose length is
+ * kept beside them).
+ */
+char *xmemdup0(const void *p, size_t n);
 /* xstrdup that keeps NULL as NULL. */
 char *xstrdup_null(const char *s);
 /* printf into a freshly allocated string (exits when memory runs out). */

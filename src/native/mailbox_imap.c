@@ -1269,7 +1269,7 @@ read_msg(struct job *j, const struct imap_response *r, struct imsg *out)
 		const struct imap_node *v = f.items[i].value;
 		if (v && v->type == IMAP_NODE_STRING && !v->streamed) { /* held, not streamed */
 			out->raw_len = v->len < MBX_IMAP_RAW_CAP ? v->len : MBX_IMAP_RAW_CAP;
-			out->raw = xstrndup(v->s, out->raw_len);
+			out->raw = xmemdup0(v->s, out->raw_len); /* NULs and all */
 		}
 	}
 	imap_fetch_clear(&f);
@@ -3027,7 +3027,7 @@ email_of(const struct imsg *x, struct mbx_email *out)
 	out->raw_len = x->raw_len;
 	out->parsed = x->parsed; /* borrowed: the batch's or memo's, until mi_end */
 	if (x->outline != NULL) {
-		out->outline = xstrndup(x->outline, x->outline_len);
+		out->outline = xmemdup0(x->outline, x->outline_len);
 		out->outline_len = x->outline_len;
 		out->parts = x->nparts ? xmalloc(x->nparts * sizeof(*x->parts)) : NULL;
 		if (x->nparts)

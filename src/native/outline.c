@@ -196,7 +196,7 @@ outline_text(struct outline_build *ob, size_t k, const char *p, size_t len)
 	if (k >= ob->ntexts || ob->text[k] != NULL)
 		return;
 	ob->text_len[k] = len < ob->max[k] ? len : (size_t)ob->max[k];
-	ob->text[k] = xstrndup(p ? p : "", ob->text_len[k]);
+	ob->text[k] = xmemdup0(p ? p : "", ob->text_len[k]);
 }
 
 /* The outline whole (see outline.h). */
