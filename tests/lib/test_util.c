@@ -49,6 +49,13 @@ test_alloc(void **state)
 	s = xstrndup("ab", 10);
 	assert_string_equal(s, "ab");
 	free(s);
+	/* peer bytes with a NUL: all n of them, then a NUL (xstrndup would stop at 1) */
+	s = xmemdup0("a\0bc", 4);
+	assert_memory_equal(s, "a\0bc\0", 5);
+	free(s);
+	s = xmemdup0("", 0);
+	assert_int_equal(s[0], '\0');
+	free(s);
 	assert_null(xstrdup_null(NULL));
 	s = xstrdup_null("x");
 	assert_string_equal(s, "x");
