@@ -1419,6 +1419,13 @@ ol_chunk(struct imap_client *c, const struct imap_literal_info *li, const char *
 			ob = &j->olb[i];
 	}
 	if (ob == NULL) {
+		/*
+		 * A header and MBX_IMAP_TEXTS texts per outlined message at the most,
+		 * each dropped with its FETCH: a server sending more literals than
+		 * asked for does not make the job hold more.
+		 */
+		if (j->nolb >= j->ol_n * (MBX_IMAP_TEXTS + 1))
+			return 0;
 		j->olb = xrealloc(j->olb, (j->nolb + 1) * sizeof(*j->olb));
 		ob = &j->olb[j->nolb++];
 		memset(ob, 0, sizeof(*ob));
@@ -1469,8 +1476,11 @@ ol_struct_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	(void)c;
 	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
 		memset(&f, 0, sizeof(f));
-		if (imap_fetch_read(r, &f, &err) < 0)
+		if (imap_fetch_read(r, &f, &err) < 0) {
+			if (r->has_number) /* its literals go with it */
+				ol_drop(j, r->number);
 			return;
+		}
 		struct olbuf *h = ol_buf(j, f.seq, "HEADER");
 		if ((f.have & IMAP_FETCH_UID) && (f.have & IMAP_FETCH_BODYSTRUCTURE) &&
 		    f.body != NULL && h != NULL && (x = ol_msg(j, f.uid)) != NULL && ol_large(x) &&
@@ -1496,8 +1506,11 @@ ol_text_cb(struct imap_client *c, const struct imap_response *r, void *arg)
 	(void)c;
 	if (r != NULL && r->kind == IMAP_RESP_DATA && strcmp(r->name, "FETCH") == 0) {
 		memset(&f, 0, sizeof(f));
-		if (imap_fetch_read(r, &f, &err) < 0)
+		if (imap_fetch_read(r, &f, &err) < 0) {
+			if (r->has_number) /* its literals go with it */
+				ol_drop(j, r->number);
 			return;
+		}
 		if ((f.have & IMAP_FETCH_UID) && (x = ol_msg(j, f.uid)) != NULL && x->ob != NULL) {
 			struct outline_build *ob = x->ob;
 			for (size_t k = 0; k < ob->ntexts; k++) {
