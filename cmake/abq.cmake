@@ -24,3 +24,34 @@ function(abq_unit_test name src)
     set_tests_properties(${name}-valgrind PROPERTIES LABELS valgrind)
   endif()
 endfunction()
+
+# abq_fuzz_target(NAME LIBS lib... [CORPUS dir...] [FUZZ_SOURCES src...]
+#                 [FUZZ_LIBS lib...]): the fuzz target fuzz/NAME.c twice.
+# NAME_replay feeds it every file of the CORPUS folders (default
+# fuzz/corpus/<NAME without "fuzz_">), linked with LIBS: a unit test in every
+# tree, so the sanitizer tree replays the corpus too. Under clang with
+# -DABQ_FUZZ=ON, NAME is also a libFuzzer target (bench/fuzz runs it): with
+# FUZZ_SOURCES the parser's sources are compiled in (for their coverage
+# instrumentation) and it links FUZZ_LIBS, else it links LIBS.
+function(abq_fuzz_target name)
+  cmake_parse_arguments(F "" "" "LIBS;CORPUS;FUZZ_SOURCES;FUZZ_LIBS" ${ARGN})
+  if(NOT F_CORPUS)
+    string(REGEX REPLACE "^fuzz_" "" short ${name})
+    set(F_CORPUS ${CMAKE_SOURCE_DIR}/fuzz/corpus/${short})
+  endif()
+  add_executable(${name}_replay ${CMAKE_SOURCE_DIR}/fuzz/${name}.c ${CMAKE_SOURCE_DIR}/fuzz/replay.c)
+  target_compile_definitions(${name}_replay PRIVATE ABQ_FUZZ_REPLAY)
+  target_link_libraries(${name}_replay PRIVATE ${F_LIBS})
+  add_test(NAME ${name}_replay COMMAND ${name}_replay ${F_CORPUS})
+  set_tests_properties(${name}_replay PROPERTIES LABELS unit)
+  if(CMAKE_C_COMPILER_ID STREQUAL "Clang" AND ABQ_FUZZ)
+    add_executable(${name} ${CMAKE_SOURCE_DIR}/fuzz/${name}.c ${F_FUZZ_SOURCES})
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    if(F_FUZZ_SOURCES)
+      target_link_libraries(${name} PRIVATE ${F_FUZZ_LIBS})
+    else()
+      target_link_libraries(${name} PRIVATE ${F_LIBS})
+    endif()
+  endif()
+endfunction()
