@@ -499,6 +499,82 @@ mbx_release(struct mbx_backend *b)
 		b->ops->release(b);
 }
 
+enum mbx_class
+mbx_folder_class(int type)
+{
+	switch (type) {
+	case MBX_FOLDER_CONTACTS:
+	case MBX_FOLDER_USER_CONTACTS:
+		return MBX_CLASS_CONTACTS;
+	case MBX_FOLDER_CALENDAR:
+	case MBX_FOLDER_USER_CALENDAR:
+		return MBX_CLASS_CALENDAR;
+	case MBX_FOLDER_TASKS:
+	case MBX_FOLDER_USER_TASKS:
+		return MBX_CLASS_TASKS;
+	default:
+		return MBX_CLASS_EMAIL;
+	}
+}
+
+const char *
+mbx_class_name(enum mbx_class c)
+{
+	switch (c) {
+	case MBX_CLASS_CONTACTS:
+		return "Contacts";
+	case MBX_CLASS_CALENDAR:
+		return "Calendar";
+	case MBX_CLASS_TASKS:
+		return "Tasks";
+	default:
+		return "Email";
+	}
+}
+
+/* Free an object's bytes and version and zero it; clearing twice is fine. */
+void
+mbx_object_clear(struct mbx_object *o)
+{
+	if (o == NULL)
+		return;
+	free(o->data);
+	free(o->etag);
+	memset(o, 0, sizeof(*o));
+}
+
+bool
+mbx_has_objects(const struct mbx_backend *b)
+{
+	return b != NULL && b->ops->fetch_object != NULL && b->ops->put_object != NULL;
+}
+
+int
+mbx_fetch_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                 struct mbx_object *out, const char **errstr_r)
+{
+	memset(out, 0, sizeof(*out));
+	if (!mbx_has_objects(b) || folder_id == NULL || item_id == NULL) {
+		*errstr_r = "no contacts, calendars or tasks in the mailbox backend";
+		return -1;
+	}
+	return b->ops->fetch_object(b, folder_id, item_id, out, errstr_r);
+}
+
+int
+mbx_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, const char *etag,
+               const char *data, size_t len, const char *name, char *cursor, char *new_id_r,
+               const char **errstr_r)
+{
+	if (!mbx_has_objects(b) || folder_id == NULL || data == NULL || cursor == NULL ||
+	    (item_id == NULL && (name == NULL || new_id_r == NULL))) {
+		*errstr_r = "no contacts, calendars or tasks in the mailbox backend";
+		return -1;
+	}
+	return b->ops->put_object(b, folder_id, item_id, etag, data, len, name, cursor, new_id_r,
+	                          errstr_r);
+}
+
 /* Whether the backend may answer MBX_PENDING. */
 bool
 mbx_may_pend(const struct mbx_backend *b)

@@ -47,6 +47,27 @@
 #define MBX_FOLDER_SENT    5
 #define MBX_FOLDER_OUTBOX  6
 #define MBX_FOLDER_MAIL    12
+/* Contacts, calendars and tasks: the default folder of each, and others of the user. */
+#define MBX_FOLDER_TASKS         7
+#define MBX_FOLDER_CALENDAR      8
+#define MBX_FOLDER_CONTACTS      9
+#define MBX_FOLDER_USER_CALENDAR 13
+#define MBX_FOLDER_USER_CONTACTS 14
+#define MBX_FOLDER_USER_TASKS    15
+
+/* What a folder holds: its items' class (a Sync's Class, MS-ASCMD 2.2.3.27). */
+enum mbx_class {
+	MBX_CLASS_EMAIL = 0,
+	MBX_CLASS_CONTACTS,
+	MBX_CLASS_CALENDAR,
+	MBX_CLASS_TASKS,
+};
+/* The class of a folder type: contacts for 9 and 14, calendar 8 and 13, tasks 7 and 15, else
+ * e-mail. */
+enum mbx_class mbx_folder_class(int type);
+/* The class's name as a Sync's Class element writes it ("Email", "Contacts", "Calendar", "Tasks").
+ */
+const char *mbx_class_name(enum mbx_class c);
 
 /* Longest server id (folder or item) the command layer accepts (MS-ASCMD: 64). */
 #define MBX_ID_MAX 64
@@ -259,6 +280,27 @@ struct mbx_search_out {
 };
 void mbx_search_out_clear(struct mbx_search_out *o);
 
+/*
+ * ---- Contacts, calendars and tasks (optional: mbx_ops.fetch_object, put_object) ----
+ *
+ * A folder of a PIM class (mbx_folder_class) holds objects as the DAV
+ * server keeps them: a vCard (contacts) or an iCalendar object (an event
+ * with its exceptions, a task), each with its version (the ETag). The
+ * command layer converts them to and from EAS (src/pim). Such folders go
+ * through the cursor ops like mail: changes() lists an object whose
+ * content changed among `changed` (read and flagged mean nothing there),
+ * remove() deletes one (to_trash is ignored).
+ */
+struct mbx_object {
+	char *data; /* the object's bytes (UTF-8 text, malloc'd, a NUL after them) */
+	size_t len;
+	char *etag; /* its version on the server (malloc'd), or NULL when unknown */
+};
+void mbx_object_clear(struct mbx_object *o);
+
+/* put_object's answer when the object changed on the server since the version given. */
+#define MBX_CONFLICT (-20)
+
 struct mbx_backend;
 struct msgconv_msg;
 
@@ -418,6 +460,29 @@ struct mbx_ops {
 	 */
 	int (*search)(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_out *out,
 	              const char **errstr_r);
+
+	/*
+	 * Optional, both or none (with the cursor ops): the objects of PIM
+	 * folders (struct mbx_object above).
+	 *
+	 * fetch_object: item's object into out: 1, 0 no such item, -1,
+	 * MBX_PENDING.
+	 *
+	 * put_object: write len bytes of data as an object of folder_id: a
+	 * new one when item_id is NULL (name: the name it should have on the
+	 * server, its UID; new_id_r, MBX_ID_MAX + 1 bytes, gets its id), else
+	 * in place of item_id, only when its version is still etag (NULL:
+	 * whatever it is). cursor (in/out, as in set_flags): advanced so that
+	 * the write is not reported back to the device that made it.
+	 * Performed once per request (reruns answer the recorded result).
+	 * 1 done, 0 no such item, MBX_CONFLICT (the object changed on the
+	 * server: nothing written), -1, MBX_PENDING.
+	 */
+	int (*fetch_object)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	                    struct mbx_object *out, const char **errstr_r);
+	int (*put_object)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	                  const char *etag, const char *data, size_t len, const char *name,
+	                  char *cursor, char *new_id_r, const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -501,6 +566,15 @@ void mbx_begin(struct mbx_backend *b);
 void mbx_end(struct mbx_backend *b);
 /* The request waits on its peer: the backend gives back what it holds (mbx_ops.release). */
 void mbx_release(struct mbx_backend *b);
+/* A PIM object (mbx_ops.fetch_object); -1 without the op. */
+int mbx_fetch_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                     struct mbx_object *out, const char **errstr_r);
+/* Write a PIM object (mbx_ops.put_object); -1 without the op. */
+int mbx_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                   const char *etag, const char *data, size_t len, const char *name, char *cursor,
+                   char *new_id_r, const char **errstr_r);
+/* Whether the backend serves PIM objects (fetch_object and put_object). */
+bool mbx_has_objects(const struct mbx_backend *b);
 /* Whether the backend may answer MBX_PENDING (it has a wait op). */
 bool mbx_may_pend(const struct mbx_backend *b);
 /* Destroy a backend; sets *bp to NULL. NULL is fine. */

@@ -59,6 +59,11 @@ struct mm {
 	/* the request's send, answered again to its reruns (as the IMAP backend does) */
 	bool send_done;
 	struct mbx_send_out send_out;
+	/* the request's put_object, answered again to its reruns */
+	bool put_done;
+	int put_rv;
+	char put_id[MBX_ID_MAX + 1];
+	char put_cursor[MBX_CURSOR_MAX + 1];
 };
 
 /* A decoded cursor. */
@@ -275,6 +280,7 @@ mm_end(struct mbx_backend *b)
 {
 	((struct mm *)b)->primed = false;
 	((struct mm *)b)->send_done = false;
+	((struct mm *)b)->put_done = false;
 }
 
 /* ---- ops ---- */
@@ -1110,6 +1116,108 @@ mm_destroy(struct mbx_backend *b)
 	free(m);
 }
 
+/* ---- PIM objects: a message's raw bytes are the object, its MODSEQ its version ---- */
+
+static char *
+etag_of(const struct mm_msg *msg)
+{
+	return xasprintf("\"%" PRIu64 "\"", msg->modseq);
+}
+
+static int
+mm_fetch_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                struct mbx_object *out, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL || msg->raw == NULL)
+		return 0;
+	out->data = xmemdup0(msg->raw, msg->raw_len);
+	out->len = msg->raw_len;
+	out->etag = etag_of(msg);
+	return 1;
+}
+
+/* Replace a message's bytes in place: a new MODSEQ (a content change), which it returns. */
+static uint64_t
+replace_raw(struct mm *m, struct mm_msg *msg, const char *data, size_t len)
+{
+	free(msg->raw);
+	parsed_free(msg);
+	msg->raw = xmemdup0(data, len);
+	msg->raw_len = len;
+	return msg->modseq = ++m->modseq;
+}
+
+static int
+mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, const char *etag,
+              const char *data, size_t len, const char *name, char *cursor, char *new_id_r,
+              const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+	struct cur c;
+	int rv;
+
+	(void)name; /* ids here are UIDs */
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (m->put_done) {
+		if (new_id_r != NULL)
+			snprintf(new_id_r, MBX_ID_MAX + 1, "%s", m->put_id);
+		snprintf(cursor, MBX_CURSOR_MAX + 1, "%s", m->put_cursor);
+		return m->put_rv;
+	}
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if (cur_parse(cursor, &c) < 0 || c.uidvalidity != f->uidvalidity) {
+		uidset_clear(&c.have);
+		return 0;
+	}
+	if (item_id == NULL) {
+		uint32_t uid = mbx_memory_append_raw(b, folder_id, data, len, 0, 0);
+		if (uid == 0) {
+			uidset_clear(&c.have);
+			*errstr_r = "the folder is full";
+			return -1;
+		}
+		msg = msg_of(f, uid);
+		uidset_add(&c.have, uid);
+		cur_note_own(&c, uid, msg->modseq);
+		snprintf(new_id_r, MBX_ID_MAX + 1, "%" PRIu32, uid);
+		snprintf(m->put_id, sizeof(m->put_id), "%" PRIu32, uid);
+		rv = 1;
+	} else if ((msg = item_of(f, item_id)) == NULL || !uidset_contains(&c.have, msg->uid)) {
+		rv = 0;
+	} else {
+		char *now = etag_of(msg);
+		if (etag != NULL && strcmp(etag, now) != 0) {
+			rv = MBX_CONFLICT;
+		} else {
+			cur_note_own(&c, msg->uid, replace_raw(m, msg, data, len));
+			rv = 1;
+		}
+		free(now);
+	}
+	(void)cur_format(&c, cursor);
+	uidset_clear(&c.have);
+	m->put_done = true;
+	m->put_rv = rv;
+	snprintf(m->put_cursor, sizeof(m->put_cursor), "%s", cursor);
+	return rv;
+}
+
 static const struct mbx_ops mm_ops = {
     .name = "memory",
     .list_folders = mm_list_folders,
@@ -1132,6 +1240,8 @@ static const struct mbx_ops mm_ops = {
     .folder_rename = mm_folder_rename,
     .folder_delete = mm_folder_delete,
     .search = mm_search,
+    .fetch_object = mm_fetch_object,
+    .put_object = mm_put_object,
 };
 
 /* The same mailbox without the cursor: the command layer lists and diffs items. */
@@ -1234,6 +1344,20 @@ mbx_memory_append_raw(struct mbx_backend *b, const char *folder_id, const char *
 	msg->raw[len] = '\0';
 	msg->raw_len = len;
 	return uid;
+}
+
+int
+mbx_memory_replace(struct mbx_backend *b, const char *folder_id, uint32_t uid, const char *data,
+                   size_t len)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg = f ? msg_of(f, uid) : NULL;
+
+	if (msg == NULL || msg->expunged)
+		return 0;
+	replace_raw(m, msg, data, len);
+	return 1;
 }
 
 int

@@ -340,6 +340,22 @@ u_search(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_ou
 	return mbx_search(default_part(U(b)), q, out, errstr_r);
 }
 
+static int
+u_fetch_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+               struct mbx_object *out, const char **errstr_r)
+{
+	return mbx_fetch_object(route(U(b), folder_id), folder_id, item_id, out, errstr_r);
+}
+
+static int
+u_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, const char *etag,
+             const char *data, size_t len, const char *name, char *cursor, char *new_id_r,
+             const char **errstr_r)
+{
+	return mbx_put_object(route(U(b), folder_id), folder_id, item_id, etag, data, len, name,
+	                      cursor, new_id_r, errstr_r);
+}
+
 static const struct mbx_ops union_ops = {
     .name = "union",
     .list_folders = u_list_folders,
@@ -364,6 +380,8 @@ static const struct mbx_ops union_ops = {
     .folder_rename = u_folder_rename,
     .folder_delete = u_folder_delete,
     .search = u_search,
+    .fetch_object = u_fetch_object,
+    .put_object = u_put_object,
 };
 
 struct mbx_backend *
@@ -372,7 +390,7 @@ mbx_union_new(const struct mbx_union_part *parts, size_t n, const char **errstr_
 	struct ubackend *u;
 	size_t defaults = 0;
 	bool cursor = true, pend = false, send = false, folders = false, parts_any = false,
-	     answered = false, move = false, empty = false;
+	     answered = false, move = false, empty = false, objects = false;
 
 	if (n == 0 || n > MBX_UNION_PARTS) {
 		*errstr_r = "a union has one to four parts";
@@ -404,6 +422,7 @@ mbx_union_new(const struct mbx_union_part *parts, size_t n, const char **errstr_
 		answered = answered || o->mark_answered != NULL;
 		move = move || o->move != NULL;
 		empty = empty || o->empty != NULL;
+		objects = objects || mbx_has_objects(parts[i].backend);
 		folders = folders || mbx_can_change_folders(parts[i].backend);
 		if (parts[i].prefix == NULL || *parts[i].prefix == '\0')
 			send = o->send != NULL;
@@ -433,6 +452,10 @@ mbx_union_new(const struct mbx_union_part *parts, size_t n, const char **errstr_
 		u->ops.move = NULL;
 	if (!empty)
 		u->ops.empty = NULL;
+	if (!objects) {
+		u->ops.fetch_object = NULL;
+		u->ops.put_object = NULL;
+	}
 	if (!folders) {
 		u->ops.folder_create = NULL;
 		u->ops.folder_rename = NULL;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -138,6 +139,54 @@ test_capabilities(void **state)
 	assert_non_null(mbx_folder_find(f->u, new_id));
 }
 
+/* PIM objects: written by the device, changed on the server, conflicts. */
+static void
+test_objects(void **state)
+{
+	struct fx *f = *state;
+	struct mbx_window w = {100, 0};
+	struct mbx_changes ch;
+	struct mbx_object o;
+	char cur[MBX_CURSOR_MAX + 1], id[MBX_ID_MAX + 1] = "", *etag;
+	const char *err;
+	static const char card[] = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\nEND:VCARD\r\n";
+
+	assert_true(mbx_has_objects(f->u));
+	assert_int_equal(mbx_changes(f->u, "c1", NULL, &w, &ch, &err), 1);
+	snprintf(cur, sizeof(cur), "%s", ch.cursor);
+	mbx_changes_clear(&ch);
+	/* The device adds a contact: it gets an id, and the add is not echoed. */
+	assert_int_equal(
+	    mbx_put_object(f->u, "c1", NULL, NULL, card, strlen(card), "uid-1", cur, id, &err), 1);
+	mbx_end(f->u);
+	assert_true(id[0] != '\0');
+	assert_int_equal(mbx_changes(f->u, "c1", cur, &w, &ch, &err), 1);
+	assert_int_equal(ch.total, 0);
+	mbx_changes_clear(&ch);
+	assert_int_equal(mbx_fetch_object(f->u, "c1", id, &o, &err), 1);
+	assert_memory_equal(o.data, card, strlen(card));
+	assert_non_null(o.etag);
+	etag = strdup(o.etag);
+	mbx_object_clear(&o);
+	/* Changed on the server: listed among the changes, with a new version. */
+	assert_int_equal(mbx_memory_replace(f->pim, "c1", (uint32_t)atoi(id), "X", 1), 1);
+	assert_int_equal(mbx_changes(f->u, "c1", cur, &w, &ch, &err), 1);
+	assert_int_equal(ch.n_changed, 1);
+	assert_string_equal(ch.changed[0].id, id);
+	mbx_changes_clear(&ch);
+	/* The device's change made from the old version: a conflict, nothing written. */
+	assert_int_equal(
+	    mbx_put_object(f->u, "c1", id, etag, card, strlen(card), NULL, cur, NULL, &err),
+	    MBX_CONFLICT);
+	mbx_end(f->u);
+	assert_int_equal(mbx_fetch_object(f->u, "c1", id, &o, &err), 1);
+	assert_string_equal(o.data, "X");
+	mbx_object_clear(&o);
+	free(etag);
+	/* A folder is served by its own part: mail item 1 is no object. */
+	assert_int_equal(mbx_fetch_object(f->u, "1", "1", &o, &err), 0);
+}
+
 /* Both parts pend on their first op; the union's wait ends once, after both. */
 static int waited;
 
@@ -212,6 +261,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_capabilities, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
 	    cmocka_unit_test(test_refused),
 	};
 
