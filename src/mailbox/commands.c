@@ -86,9 +86,11 @@
  *                      bounds; Results (Class, LongId, CollectionId,
  *                      Properties as ItemOperations Fetch) of the Range
  *                      (default 0-99, at most 100), Range, Total; none: one
- *                      empty Result. GAL: empty (abqd has none). Store Status
- *                      DocumentLibrary 3, a bad request 2, too complex 8,
- *                      backend failure 3
+ *                      empty Result. GAL: the backend's address list
+ *                      (gal_search; none: empty): names and addresses
+ *                      beginning with the Query, the Range, Total, pictures
+ *                      (14.1) as asked. Store Status DocumentLibrary 3, a
+ *                      bad request 2, too complex 8, backend failure 3
  *   FolderCreate       a backend with the folder ops (native mode): SyncKey
  *                      not the device's current FolderSync key 9; a mail
  *                      folder (Type 1 or 12, else 10) created under ParentId:
@@ -110,7 +112,11 @@
  *                      device's FolderSync state (not echoed at its next
  *                      FolderSync; the account's other devices see it)
  *   MeetingResponse    per Request: RequestId and Status 3 (mailbox error)
- *   ResolveRecipients  root Status 6 (server error)
+ *   ResolveRecipients  each To looked up in the address list (an address
+ *                      exactly, else a name's beginning): Response Status 1
+ *                      one, 2 several, 3 more than suggested, 4 none;
+ *                      Certificates 7, Availability 163 (abqd has neither),
+ *                      pictures as asked; no or over 100 To 5, failure 6
  *   ValidateCert       root Status 17 (unknown server error)
  *   Find               root Status 110 (common ServerError); v < 16.1: HTTP 501
  *   OPTIONS, 2.5 cmds  HTTP 400: not served here (the daemon proxies OPTIONS)
@@ -133,6 +139,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -4126,6 +4133,254 @@ search_results(const struct mbx_serve_in *in, const struct mbx_search_out *res, 
 	return 0;
 }
 
+/* ---- the global address list: Search GAL, ResolveRecipients ---- */
+
+/*
+ * A picture the phone asked for: Status 1 and Data (base64), or the
+ * reason there is none (173 none, 174 over MaxSize, 175 MaxPictures
+ * reached). pictures_left counts down the phone's MaxPictures.
+ */
+static void
+add_picture(struct wbxml_node *parent, const char *ns, const struct mbx_gal_entry *e,
+            long long *pictures_left)
+{
+	char q[64];
+	struct wbxml_node *p;
+
+	snprintf(q, sizeof(q), "%s:Picture", ns);
+	p = wbxml_addn(parent, q);
+	snprintf(q, sizeof(q), "%s:Status", ns);
+	if (e->picture == NULL) {
+		add_int(p, q, e->picture_too_large ? 174 : 173);
+		return;
+	}
+	if (*pictures_left <= 0) {
+		add_int(p, q, 175);
+		return;
+	}
+	(*pictures_left)--;
+	add_int(p, q, 1);
+	char *b = xmalloc(B64_ENCODED_LEN(e->picture_len) + 1);
+	b64_encode(e->picture, e->picture_len, b);
+	snprintf(q, sizeof(q), "%s:Data", ns);
+	wbxml_addn_text(p, q, b);
+	free(b);
+}
+
+/* The Picture options of a request (MaxSize, MaxPictures): whether asked. */
+static bool
+picture_opts(const struct wbxml_node *opts, const char *qname, const char *ns, size_t *max_size_r,
+             long long *max_pictures_r)
+{
+	const struct wbxml_node *p = opts ? kid(opts, qname) : NULL;
+	char q[64];
+
+	if (p == NULL)
+		return false;
+	snprintf(q, sizeof(q), "%s:MaxSize", ns);
+	*max_size_r = (size_t)kid_int(p, q, 1, 100LL * 1024 * 1024, 100LL * 1024 * 1024);
+	snprintf(q, sizeof(q), "%s:MaxPictures", ns);
+	*max_pictures_r = kid_int(p, q, 0, 9999, 9999);
+	return true;
+}
+
+/* One entry's Properties of a GAL Search (MS-ASCMD 2.2.3.135.3; only what it has). */
+static void
+add_gal_properties(struct wbxml_node *props, const struct mbx_gal_entry *e, bool pictures,
+                   long long *pictures_left)
+{
+	static const struct {
+		const char *qname;
+		size_t off;
+	} fields[] = {
+	    {"GAL:DisplayName", offsetof(struct mbx_gal_entry, display_name)},
+	    {"GAL:Phone", offsetof(struct mbx_gal_entry, phone)},
+	    {"GAL:Office", offsetof(struct mbx_gal_entry, office)},
+	    {"GAL:Title", offsetof(struct mbx_gal_entry, title)},
+	    {"GAL:Company", offsetof(struct mbx_gal_entry, company)},
+	    {"GAL:Alias", offsetof(struct mbx_gal_entry, alias)},
+	    {"GAL:FirstName", offsetof(struct mbx_gal_entry, first_name)},
+	    {"GAL:LastName", offsetof(struct mbx_gal_entry, last_name)},
+	    {"GAL:HomePhone", offsetof(struct mbx_gal_entry, home_phone)},
+	    {"GAL:MobilePhone", offsetof(struct mbx_gal_entry, mobile_phone)},
+	    {"GAL:EmailAddress", offsetof(struct mbx_gal_entry, email)},
+	};
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = *(char *const *)((const char *)e + fields[i].off);
+		if (v != NULL && *v != '\0')
+			wbxml_addn_text(props, fields[i].qname, v);
+	}
+	if (pictures)
+		add_picture(props, "GAL", e, pictures_left);
+}
+
+/*
+ * Search with Store Name GAL (MS-ASCMD 2.2.1.16): the entries whose names
+ * or address begin with the Query, the Range of them (default 0-99, at most
+ * 100), Total all matches; no address list: none. Store Status 2 for an
+ * empty or over-long Query or a malformed Range, 3 when the directory
+ * cannot be read. Pictures (14.1) as the Options' Picture asks.
+ */
+static int
+search_gal(const struct mbx_serve_in *in, const struct wbxml_node *st, struct wbxml_node *store,
+           int *rv_r)
+{
+	const struct wbxml_node *opts = kid(st, "Search:Options");
+	const char *query = kid_text(st, "Search:Query"), *err;
+	struct mbx_gal_out res = {0};
+	size_t first, last, max_size = 0;
+	long long pictures_left = 0;
+	bool pictures = version_of(in) >= 141 &&
+	                picture_opts(opts, "Search:Picture", "Search", &max_size, &pictures_left);
+	int rv;
+
+	*rv_r = 0;
+	if (query == NULL || *query == '\0' || strlen(query) > MBX_GAL_QUERY_MAX ||
+	    search_range(opts ? kid_text(opts, "Search:Range") : NULL, &first, &last) < 0)
+		return 2;
+	if (last - first >= SEARCH_RANGE_MAX)
+		last = first + SEARCH_RANGE_MAX - 1;
+	rv = mbx_gal_search(in->backend, query, MBX_GAL_PREFIX,
+	                    last + 1 > MBX_GAL_MAX ? MBX_GAL_MAX : last + 1,
+	                    pictures ? max_size : 0, &res, &err);
+	if (rv < 0) {
+		*rv_r = rv;
+		return 3;
+	}
+	add_int(store, "Search:Status", 1);
+	for (size_t i = first; i < res.n && i <= last; i++) {
+		struct wbxml_node *r = wbxml_addn(store, "Search:Result");
+		add_gal_properties(wbxml_addn(r, "Search:Properties"), &res.e[i], pictures,
+		                   &pictures_left);
+	}
+	if (first < res.n) {
+		char range[48];
+		snprintf(range, sizeof(range), "%zu-%zu", first, (last < res.n ? last : res.n - 1));
+		wbxml_addn_text(store, "Search:Range", range);
+	} else {
+		wbxml_addn(store, "Search:Result");
+	}
+	add_int(store, "Search:Total", (long long)(res.total > res.n ? res.total : res.n));
+	mbx_gal_out_clear(&res);
+	return 1;
+}
+
+#define RESOLVE_TO_MAX        100 /* To elements one request holds at most */
+#define RESOLVE_AMBIGUOUS_DEF 19  /* suggestions for an ambiguous To when not told */
+
+/*
+ * ResolveRecipients (MS-ASCMD 2.2.1.15): each To looked up in the global
+ * address list: an address exactly (when it has an '@'), else names and
+ * addresses beginning with it. Response Status 1 one entry, 2 several (all
+ * of them suggested, up to MaxAmbiguousRecipients), 3 several with more
+ * than suggested, 4 none. abqd keeps no certificates and no free/busy
+ * data for others: Certificates Status 7 (none valid), Availability
+ * Status 163 (not retrievable; the phone should not retry). Pictures (14.1)
+ * as asked. More than 100 To, a To over 256 bytes, or none: Status 5; the
+ * directory unreadable: Status 6.
+ */
+static int
+cmd_resolverecipients(const struct mbx_serve_in *in, struct mbx_serve_out *out)
+{
+	struct wbxml_node *req, *r;
+	struct wbxml_doc *rq =
+	    decode_root(in, WBXML_PAGE_RESOLVERECIPIENTS, "ResolveRecipients", out, &req);
+	const struct wbxml_node *opts;
+	struct wbxml_doc *doc;
+	size_t n_to = 0, max_size = 0;
+	long long ambiguous, cert, pictures_left = 0;
+	bool pictures, availability;
+	int rv = 0, status = 1;
+
+	if (rq == NULL)
+		return 0;
+	opts = kid(req, "ResolveRecipients:Options");
+	ambiguous = kid_int(opts, "ResolveRecipients:MaxAmbiguousRecipients", 0, 9999,
+	                    RESOLVE_AMBIGUOUS_DEF);
+	cert = kid_int(opts, "ResolveRecipients:CertificateRetrieval", 1, 3, 1);
+	availability = opts != NULL && kid(opts, "ResolveRecipients:Availability") != NULL;
+	pictures =
+	    version_of(in) >= 141 && picture_opts(opts, "ResolveRecipients:Picture",
+	                                          "ResolveRecipients", &max_size, &pictures_left);
+	for (const struct wbxml_node *c = req->first_child; c; c = c->next) {
+		if (!is_el(c, WBXML_PAGE_RESOLVERECIPIENTS, "To"))
+			continue;
+		const char *to = wbxml_text(c);
+		if (to == NULL || *to == '\0' || strlen(to) > MBX_GAL_QUERY_MAX)
+			status = 5;
+		n_to++;
+	}
+	if (n_to == 0 || n_to > RESOLVE_TO_MAX)
+		status = 5;
+	doc = wbxml_doc_new();
+	r = wbxml_addn_root(doc, "ResolveRecipients:ResolveRecipients");
+	add_int(r, "Status", status);
+	for (const struct wbxml_node *c = req->first_child; status == 1 && c; c = c->next) {
+		if (!is_el(c, WBXML_PAGE_RESOLVERECIPIENTS, "To"))
+			continue;
+		const char *to = wbxml_text(c), *err;
+		struct mbx_gal_out res = {0};
+		bool address = strchr(to, '@') != NULL;
+		size_t want =
+		    (size_t)ambiguous + 1 > MBX_GAL_MAX ? MBX_GAL_MAX : (size_t)ambiguous + 1;
+
+		/* An address: that entry exactly; none, or not an address: a name. */
+		rv = address ? mbx_gal_search(in->backend, to, MBX_GAL_ADDRESS, 1,
+		                              pictures ? max_size : 0, &res, &err)
+		             : 0;
+		if (rv >= 0 && res.n == 0) {
+			mbx_gal_out_clear(&res);
+			rv = mbx_gal_search(in->backend, to, MBX_GAL_PREFIX, want,
+			                    pictures ? max_size : 0, &res, &err);
+		}
+		if (rv < 0) {
+			mbx_gal_out_clear(&res);
+			if (rv == MBX_PENDING)
+				break;
+			status = 6;
+			break;
+		}
+		size_t total = res.total > res.n ? res.total : res.n;
+		size_t shown =
+		    res.n == 1 ? 1 : (res.n < (size_t)ambiguous ? res.n : (size_t)ambiguous);
+		struct wbxml_node *x = wbxml_addn(r, "Response");
+		wbxml_addn_text(x, "To", to);
+		add_int(x, "Status", res.n == 0 ? 4 : res.n == 1 ? 1 : total > shown ? 3 : 2);
+		add_int(x, "RecipientCount", (long long)shown);
+		for (size_t i = 0; i < shown; i++) {
+			const struct mbx_gal_entry *e = &res.e[i];
+			struct wbxml_node *y = wbxml_addn(x, "Recipient");
+			add_int(y, "Type", 1); /* a GAL entry */
+			wbxml_addn_text(y, "DisplayName",
+			                e->display_name ? e->display_name
+			                : e->email      ? e->email
+			                                : "");
+			wbxml_addn_text(y, "EmailAddress", e->email ? e->email : "");
+			if (availability)
+				add_int(wbxml_addn(y, "Availability"), "Status", 163);
+			if (cert != 1) {
+				struct wbxml_node *cs = wbxml_addn(y, "Certificates");
+				add_int(cs, "Status", 7);
+				add_int(cs, "CertificateCount", 0);
+			}
+			if (pictures)
+				add_picture(y, "ResolveRecipients", e, &pictures_left);
+		}
+		mbx_gal_out_clear(&res);
+	}
+	wbxml_doc_free(&rq);
+	if (rv == MBX_PENDING) {
+		wbxml_doc_free(&doc);
+		return failed(rv, "directory failure", out);
+	}
+	if (status != 1) {
+		wbxml_doc_free(&doc);
+		return status_only("ResolveRecipients:ResolveRecipients", status, out);
+	}
+	return finish(&doc, out);
+}
+
 /*
  * Search (MS-ASCMD 2.2.1.16). Store Mailbox: the backend's search
  * (mailbox.h) of the folders the Query names (with the folders under them
@@ -4160,9 +4415,9 @@ cmd_search(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	add_int(r, "Search:Status", 1);
 	store = wbxml_addn(wbxml_addn(r, "Search:Response"), "Search:Store");
 	if (name != NULL && strcasecmp(name, "GAL") == 0) {
-		add_int(store, "Search:Status", 1);
-		wbxml_addn(store, "Search:Result");
-		add_int(store, "Search:Total", 0);
+		status = search_gal(in, st, store, &rv);
+		if (status != 1 && rv != MBX_PENDING)
+			add_int(store, "Search:Status", status);
 		goto done;
 	}
 	if (name == NULL || strcasecmp(name, "Mailbox") != 0 || query == NULL ||
@@ -4267,7 +4522,7 @@ serve_cmd(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	case EAS_CMD_MEETINGRESPONSE:
 		return cmd_meetingresponse(in, out);
 	case EAS_CMD_RESOLVERECIPIENTS:
-		return status_only("ResolveRecipients:ResolveRecipients", 6, out);
+		return cmd_resolverecipients(in, out);
 	case EAS_CMD_VALIDATECERT:
 		return status_only("ValidateCert:ValidateCert", 17, out);
 	case EAS_CMD_FIND:

@@ -543,6 +543,52 @@ mbx_object_clear(struct mbx_object *o)
 	memset(o, 0, sizeof(*o));
 }
 
+void
+mbx_gal_out_clear(struct mbx_gal_out *o)
+{
+	if (o == NULL)
+		return;
+	for (size_t i = 0; i < o->n; i++) {
+		struct mbx_gal_entry *e = &o->e[i];
+		free(e->display_name);
+		free(e->email);
+		free(e->first_name);
+		free(e->last_name);
+		free(e->alias);
+		free(e->company);
+		free(e->title);
+		free(e->office);
+		free(e->phone);
+		free(e->home_phone);
+		free(e->mobile_phone);
+		free(e->picture);
+	}
+	free(o->e);
+	memset(o, 0, sizeof(*o));
+}
+
+bool
+mbx_has_gal(const struct mbx_backend *b)
+{
+	return b != NULL && b->ops->gal_search != NULL;
+}
+
+int
+mbx_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
+               size_t picture_max, struct mbx_gal_out *out, const char **errstr_r)
+{
+	memset(out, 0, sizeof(*out));
+	if (query == NULL || strlen(query) > MBX_GAL_QUERY_MAX) {
+		*errstr_r = "no query, or one too long";
+		return -1;
+	}
+	if (!mbx_has_gal(b))
+		return 1; /* no address list: nobody in it */
+	if (max > MBX_GAL_MAX)
+		max = MBX_GAL_MAX;
+	return b->ops->gal_search(b, query, how, max, picture_max, out, errstr_r);
+}
+
 bool
 mbx_has_objects(const struct mbx_backend *b)
 {

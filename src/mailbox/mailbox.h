@@ -301,6 +301,39 @@ void mbx_object_clear(struct mbx_object *o);
 /* put_object's answer when the object changed on the server since the version given. */
 #define MBX_CONFLICT (-20)
 
+/*
+ * ---- The global address list (optional: mbx_ops.gal_search) ----
+ *
+ * The organisation's directory (an LDAP server, an address book), for
+ * Search with Store Name GAL and ResolveRecipients. An entry's strings are
+ * UTF-8 (malloc'd, NULL when the directory has none); its picture the
+ * photo's bytes (JPEG) when asked for and within the size asked.
+ */
+#define MBX_GAL_QUERY_MAX 256 /* bytes of a query at most (a To of ResolveRecipients) */
+#define MBX_GAL_MAX       100 /* entries one answer holds at most */
+
+struct mbx_gal_entry {
+	char *display_name, *email, *first_name, *last_name, *alias;
+	char *company, *title, *office, *phone, *home_phone, *mobile_phone;
+	unsigned char *picture; /* NULL: none asked, none there, or over the size asked */
+	size_t picture_len;
+	bool picture_too_large; /* there is one, over the size asked */
+};
+
+/* How a GAL query matches: names and addresses beginning with it, or one address exactly. */
+enum mbx_gal_match {
+	MBX_GAL_PREFIX = 0,
+	MBX_GAL_ADDRESS,
+};
+
+/* A GAL answer (mbx_gal_out_clear frees it). */
+struct mbx_gal_out {
+	struct mbx_gal_entry *e; /* by display name */
+	size_t n;
+	size_t total; /* entries that match, those listed included (the directory may cap it) */
+};
+void mbx_gal_out_clear(struct mbx_gal_out *o);
+
 struct mbx_backend;
 struct msgconv_msg;
 
@@ -483,6 +516,20 @@ struct mbx_ops {
 	int (*put_object)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	                  const char *etag, const char *data, size_t len, const char *name,
 	                  char *cursor, char *new_id_r, const char **errstr_r);
+
+	/*
+	 * Optional: look query (UTF-8, at most MBX_GAL_QUERY_MAX bytes) up in
+	 * the global address list: the entries whose display name, first or
+	 * last name, alias or address begin with it (MBX_GAL_PREFIX), or whose
+	 * address is it (MBX_GAL_ADDRESS), case-insensitively; at most max
+	 * (up to MBX_GAL_MAX) into out, with their pictures when
+	 * picture_max > 0 (bytes; larger ones flagged, not given). Several
+	 * lookups in one request are answered in the order asked on every
+	 * rerun. 1, -1, MBX_PENDING. NULL: no address list.
+	 */
+	int (*gal_search)(struct mbx_backend *b, const char *query, enum mbx_gal_match how,
+	                  size_t max, size_t picture_max, struct mbx_gal_out *out,
+	                  const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -573,6 +620,11 @@ int mbx_fetch_object(struct mbx_backend *b, const char *folder_id, const char *i
 int mbx_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
                    const char *etag, const char *data, size_t len, const char *name, char *cursor,
                    char *new_id_r, const char **errstr_r);
+/* Look the global address list up (mbx_ops.gal_search); without the op: no entry, 1. */
+int mbx_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
+                   size_t picture_max, struct mbx_gal_out *out, const char **errstr_r);
+/* Whether the backend has a global address list. */
+bool mbx_has_gal(const struct mbx_backend *b);
 /* Whether the backend serves PIM objects (fetch_object and put_object). */
 bool mbx_has_objects(const struct mbx_backend *b);
 /* Whether the backend may answer MBX_PENDING (it has a wait op). */

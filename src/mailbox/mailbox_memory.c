@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <strings.h>
 
 #include "lib/uidset.h"
@@ -59,6 +60,9 @@ struct mm {
 	/* the request's send, answered again to its reruns (as the IMAP backend does) */
 	bool send_done;
 	struct mbx_send_out send_out;
+	/* the address list (mbx_memory_add_gal) */
+	struct mbx_gal_entry *gal;
+	size_t n_gal;
 	/* the request's put_object, answered again to its reruns */
 	bool put_done;
 	int put_rv;
@@ -1111,6 +1115,10 @@ mm_destroy(struct mbx_backend *b)
 	for (size_t i = 0; i < m->n_sent; i++)
 		free(m->sent[i].mime);
 	free(m->sent);
+	{
+		struct mbx_gal_out g = {m->gal, m->n_gal, 0};
+		mbx_gal_out_clear(&g);
+	}
 	free(m->f);
 	free(m->list);
 	free(m);
@@ -1218,6 +1226,88 @@ mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	return rv;
 }
 
+/* ---- the address list ---- */
+
+static char *
+dup_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void
+gal_copy(struct mbx_gal_entry *dst, const struct mbx_gal_entry *src, size_t picture_max)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->display_name = dup_null(src->display_name);
+	dst->email = dup_null(src->email);
+	dst->first_name = dup_null(src->first_name);
+	dst->last_name = dup_null(src->last_name);
+	dst->alias = dup_null(src->alias);
+	dst->company = dup_null(src->company);
+	dst->title = dup_null(src->title);
+	dst->office = dup_null(src->office);
+	dst->phone = dup_null(src->phone);
+	dst->home_phone = dup_null(src->home_phone);
+	dst->mobile_phone = dup_null(src->mobile_phone);
+	if (src->picture != NULL && picture_max > 0) {
+		if (src->picture_len <= picture_max) {
+			dst->picture = xmalloc(src->picture_len + 1);
+			memcpy(dst->picture, src->picture, src->picture_len);
+			dst->picture_len = src->picture_len;
+		} else {
+			dst->picture_too_large = true;
+		}
+	}
+}
+
+static bool
+begins(const char *field, const char *q)
+{
+	return field != NULL && strncasecmp(field, q, strlen(q)) == 0;
+}
+
+static int
+gal_order(const void *a, const void *b)
+{
+	const struct mbx_gal_entry *x = a, *y = b;
+
+	return strcasecmp(x->display_name ? x->display_name : "",
+	                  y->display_name ? y->display_name : "");
+}
+
+static int
+mm_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
+              size_t picture_max, struct mbx_gal_out *out, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mbx_gal_entry *hit;
+	size_t n = 0;
+
+	(void)errstr_r;
+	if (must_wait(m))
+		return MBX_PENDING;
+	hit = m->n_gal ? xcalloc(m->n_gal, sizeof(*hit)) : NULL;
+	for (size_t i = 0; i < m->n_gal; i++) {
+		const struct mbx_gal_entry *e = &m->gal[i];
+		bool match = how == MBX_GAL_ADDRESS
+		                 ? e->email != NULL && strcasecmp(e->email, query) == 0
+		                 : begins(e->display_name, query) || begins(e->first_name, query) ||
+		                       begins(e->last_name, query) || begins(e->alias, query) ||
+		                       begins(e->email, query);
+		if (match)
+			hit[n++] = *e; /* shallow: sorted, then the first max copied */
+	}
+	if (n > 0)
+		qsort(hit, n, sizeof(*hit), gal_order);
+	out->total = n;
+	out->n = n < max ? n : max;
+	out->e = out->n ? xcalloc(out->n, sizeof(*out->e)) : NULL;
+	for (size_t i = 0; i < out->n; i++)
+		gal_copy(&out->e[i], &hit[i], picture_max);
+	free(hit);
+	return 1;
+}
+
 static const struct mbx_ops mm_ops = {
     .name = "memory",
     .list_folders = mm_list_folders,
@@ -1242,6 +1332,7 @@ static const struct mbx_ops mm_ops = {
     .search = mm_search,
     .fetch_object = mm_fetch_object,
     .put_object = mm_put_object,
+    .gal_search = mm_gal_search,
 };
 
 /* The same mailbox without the cursor: the command layer lists and diffs items. */
@@ -1344,6 +1435,18 @@ mbx_memory_append_raw(struct mbx_backend *b, const char *folder_id, const char *
 	msg->raw[len] = '\0';
 	msg->raw_len = len;
 	return uid;
+}
+
+void
+mbx_memory_add_gal(struct mbx_backend *b, const struct mbx_gal_entry *e)
+{
+	struct mm *m = (struct mm *)b;
+
+	m->gal = xrealloc(m->gal, (m->n_gal + 1) * sizeof(*m->gal));
+	gal_copy(&m->gal[m->n_gal], e, SIZE_MAX);
+	if (e->picture == NULL)
+		m->gal[m->n_gal].picture_too_large = false;
+	m->n_gal++;
 }
 
 int

@@ -356,6 +356,21 @@ u_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, 
 	                      cursor, new_id_r, errstr_r);
 }
 
+static int
+u_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
+             size_t picture_max, struct mbx_gal_out *out, const char **errstr_r)
+{
+	struct ubackend *u = U(b);
+
+	/* The first part that has an address list answers. */
+	for (size_t i = 0; i < u->n; i++) {
+		if (mbx_has_gal(u->parts[i].b))
+			return mbx_gal_search(u->parts[i].b, query, how, max, picture_max, out,
+			                      errstr_r);
+	}
+	return mbx_gal_search(NULL, query, how, max, picture_max, out, errstr_r);
+}
+
 static const struct mbx_ops union_ops = {
     .name = "union",
     .list_folders = u_list_folders,
@@ -382,6 +397,7 @@ static const struct mbx_ops union_ops = {
     .search = u_search,
     .fetch_object = u_fetch_object,
     .put_object = u_put_object,
+    .gal_search = u_gal_search,
 };
 
 struct mbx_backend *
@@ -390,7 +406,7 @@ mbx_union_new(const struct mbx_union_part *parts, size_t n, const char **errstr_
 	struct ubackend *u;
 	size_t defaults = 0;
 	bool cursor = true, pend = false, send = false, folders = false, parts_any = false,
-	     answered = false, move = false, empty = false, objects = false;
+	     answered = false, move = false, empty = false, objects = false, gal = false;
 
 	if (n == 0 || n > MBX_UNION_PARTS) {
 		*errstr_r = "a union has one to four parts";
@@ -423,6 +439,7 @@ mbx_union_new(const struct mbx_union_part *parts, size_t n, const char **errstr_
 		move = move || o->move != NULL;
 		empty = empty || o->empty != NULL;
 		objects = objects || mbx_has_objects(parts[i].backend);
+		gal = gal || mbx_has_gal(parts[i].backend);
 		folders = folders || mbx_can_change_folders(parts[i].backend);
 		if (parts[i].prefix == NULL || *parts[i].prefix == '\0')
 			send = o->send != NULL;
@@ -452,6 +469,8 @@ mbx_union_new(const struct mbx_union_part *parts, size_t n, const char **errstr_
 		u->ops.move = NULL;
 	if (!empty)
 		u->ops.empty = NULL;
+	if (!gal)
+		u->ops.gal_search = NULL;
 	if (!objects) {
 		u->ops.fetch_object = NULL;
 		u->ops.put_object = NULL;

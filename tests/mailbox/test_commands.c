@@ -1510,7 +1510,8 @@ test_other_commands(void **state)
 	    {EAS_CMD_FOLDERUPDATE, "FolderHierarchy:FolderUpdate", "Status", "3", 0},
 	    {EAS_CMD_FOLDERDELETE, "FolderHierarchy:FolderDelete", "Status", "3", 0},
 	    {EAS_CMD_MEETINGRESPONSE, "MeetingResponse:MeetingResponse", "Result/Status", "3", 0},
-	    {EAS_CMD_RESOLVERECIPIENTS, "ResolveRecipients:ResolveRecipients", "Status", "6", 0},
+	    {EAS_CMD_RESOLVERECIPIENTS, "ResolveRecipients:ResolveRecipients", "Response/Status",
+	     "4", 0},
 	    {EAS_CMD_VALIDATECERT, "ValidateCert:ValidateCert", "Status", "17", 0},
 	    {EAS_CMD_GETATTACHMENT, NULL, NULL, NULL, 503},
 	};
@@ -4334,6 +4335,9 @@ n_results(const struct wbxml_node *st)
 	return n;
 }
 
+static struct wbxml_doc *req_gal(const char *query, const char *range, const char *max_size,
+                                 const char *max_pictures);
+
 /*
  * Search of a real mailbox (both the synchronous and the pending memory
  * backend): FreeText words case-insensitively in subject, sender and body,
@@ -4481,8 +4485,8 @@ test_search(void **state)
 	assert_string_equal(txt(x, "Status"), "1");
 	assert_string_equal(txt(x, "Response/Fetch/Status"), "2");
 
-	/* GAL: abqd has none, an empty answer */
-	st = cx_search(&c, req_search("GAL", "anna", NULL, NULL, NULL, NULL, NULL));
+	/* GAL: this mailbox's address list is empty: an empty answer */
+	st = cx_search(&c, req_gal("anna", NULL, NULL, NULL));
 	assert_string_equal(txt(st, "Status"), "1");
 	assert_int_equal(n_results(st), 0);
 	assert_string_equal(txt(st, "Total"), "0");
@@ -4536,6 +4540,254 @@ test_search_quarantine(void **state)
 	}
 }
 
+/* ---- the global address list ---- */
+
+/* Four people (one with a photo) in the memory mailbox's address list. */
+static void
+gal_people(struct cx *c)
+{
+	static const unsigned char jpeg[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00,
+	                                     0x10, 'J',  'F',  'I',  'F'};
+	const struct mbx_gal_entry people[] = {
+	    {.display_name = "Ann Archer",
+	     .email = "ann@example.com",
+	     .first_name = "Ann",
+	     .last_name = "Archer",
+	     .alias = "ann",
+	     .company = "Example",
+	     .title = "CFO",
+	     .office = "B2",
+	     .phone = "+1 555 0100",
+	     .mobile_phone = "+1 555 0101",
+	     .picture = (unsigned char *)jpeg,
+	     .picture_len = sizeof(jpeg)},
+	    {.display_name = "Anna Bell",
+	     .email = "anna@example.com",
+	     .first_name = "Anna",
+	     .last_name = "Bell"},
+	    {.display_name = "Andy Cole",
+	     .email = "andy@example.com",
+	     .first_name = "Andy",
+	     .last_name = "Cole",
+	     .home_phone = "+1 555 0200"},
+	    {.display_name = "Bob Dunn",
+	     .email = "bob@example.com",
+	     .first_name = "Bob",
+	     .last_name = "Dunn"},
+	};
+	for (size_t i = 0; i < sizeof(people) / sizeof(people[0]); i++) {
+		mbx_memory_add_gal(c->mm, &people[i]);
+		mbx_memory_add_gal(c->mm2, &people[i]);
+	}
+}
+
+static struct wbxml_doc *
+req_gal(const char *query, const char *range, const char *max_size, const char *max_pictures)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *st = wbxml_addn(wbxml_addn_root(d, "Search:Search"), "Store");
+	struct wbxml_node *o;
+
+	wbxml_addn_text(st, "Name", "GAL");
+	if (query != NULL)
+		wbxml_addn_text(st, "Query", query);
+	o = wbxml_addn(st, "Options");
+	if (range != NULL)
+		wbxml_addn_text(o, "Range", range);
+	if (max_size != NULL || max_pictures != NULL) {
+		struct wbxml_node *p = wbxml_addn(o, "Picture");
+		if (max_size != NULL)
+			wbxml_addn_text(p, "MaxSize", max_size);
+		if (max_pictures != NULL)
+			wbxml_addn_text(p, "MaxPictures", max_pictures);
+	}
+	return d;
+}
+
+/*
+ * Search GAL: names and addresses beginning with the Query, any case, by
+ * display name; the Range and Total; only the properties an entry has;
+ * pictures (14.1) within MaxSize and MaxPictures; no match: one empty
+ * Result, Total 0; an empty Query or a bad Range: Store Status 2; before
+ * 14.1 no Picture even when asked.
+ */
+static void
+test_gal_search(void **state)
+{
+	struct cx c;
+	struct wbxml_node *st, *x;
+
+	(void)state;
+	cx_init_send(&c, "16.1");
+	gal_people(&c);
+	st = cx_search(&c, req_gal("AN", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "1");
+	assert_string_equal(txt(st, "Range"), "0-2");
+	assert_string_equal(txt(st, "Total"), "3");
+	x = result_at(st, 0);
+	assert_string_equal(txt(x, "Properties/GAL:DisplayName"), "Andy Cole");
+	assert_string_equal(txt(x, "Properties/GAL:EmailAddress"), "andy@example.com");
+	assert_string_equal(txt(x, "Properties/GAL:HomePhone"), "+1 555 0200");
+	assert_null(wbxml_find(x, "Properties/GAL:Title")); /* none: not sent empty */
+	assert_null(wbxml_find(x, "Properties/GAL:Picture"));
+	x = result_at(st, 1);
+	assert_string_equal(txt(x, "Properties/GAL:DisplayName"), "Ann Archer");
+	assert_string_equal(txt(x, "Properties/GAL:Company"), "Example");
+	assert_string_equal(txt(x, "Properties/GAL:Title"), "CFO");
+	assert_string_equal(txt(x, "Properties/GAL:Office"), "B2");
+	assert_string_equal(txt(x, "Properties/GAL:Phone"), "+1 555 0100");
+	assert_string_equal(txt(x, "Properties/GAL:MobilePhone"), "+1 555 0101");
+	assert_string_equal(txt(x, "Properties/GAL:Alias"), "ann");
+	assert_string_equal(txt(x, "Properties/GAL:FirstName"), "Ann");
+	assert_string_equal(txt(x, "Properties/GAL:LastName"), "Archer");
+	assert_string_equal(txt(result_at(st, 2), "Properties/GAL:DisplayName"), "Anna Bell");
+	/* a last name, an address; the Range's second only */
+	st = cx_search(&c, req_gal("dunn", NULL, NULL, NULL));
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:DisplayName"), "Bob Dunn");
+	st = cx_search(&c, req_gal("anna@", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Total"), "1");
+	st = cx_search(&c, req_gal("an", "1-1", NULL, NULL));
+	assert_string_equal(txt(st, "Range"), "1-1");
+	assert_string_equal(txt(st, "Total"), "3");
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:DisplayName"), "Ann Archer");
+	assert_null(result_at(st, 1));
+	/* nobody */
+	st = cx_search(&c, req_gal("zed", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "1");
+	assert_string_equal(txt(st, "Total"), "0");
+	assert_non_null(result_at(st, 0));
+	assert_null(wbxml_find(result_at(st, 0), "Properties"));
+	/* pictures: the one there is, within MaxSize; too large; MaxPictures 0 */
+	st = cx_search(&c, req_gal("ann a", NULL, "1000", NULL));
+	x = result_at(st, 0);
+	assert_string_equal(txt(x, "Properties/GAL:Picture/GAL:Status"), "1");
+	assert_string_equal(txt(x, "Properties/GAL:Picture/GAL:Data"), "/9j/4AAQSkZJRg==");
+	st = cx_search(&c, req_gal("ann a", NULL, "4", NULL));
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:Picture/GAL:Status"), "174");
+	st = cx_search(&c, req_gal("ann a", NULL, "1000", "0"));
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:Picture/GAL:Status"), "175");
+	st = cx_search(&c, req_gal("bob", NULL, "1000", NULL));
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:Picture/GAL:Status"), "173");
+	/* refused queries */
+	st = cx_search(&c, req_gal("", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	st = cx_search(&c, req_gal(NULL, NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	st = cx_search(&c, req_gal("an", "5-1", NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	/* 14.0 has no pictures */
+	c.f.version = "14.0";
+	st = cx_search(&c, req_gal("ann a", NULL, "1000", NULL));
+	assert_null(wbxml_find(result_at(st, 0), "Properties/GAL:Picture"));
+	cx_done(&c);
+}
+
+static struct wbxml_doc *
+req_resolve(const char *const *to, size_t n, const char *cert, const char *ambiguous,
+            bool availability, const char *max_size)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *r = wbxml_addn_root(d, "ResolveRecipients:ResolveRecipients"), *o;
+
+	for (size_t i = 0; i < n; i++)
+		wbxml_addn_text(r, "To", to[i]);
+	o = wbxml_addn(r, "Options");
+	if (cert != NULL)
+		wbxml_addn_text(o, "CertificateRetrieval", cert);
+	if (ambiguous != NULL)
+		wbxml_addn_text(o, "MaxAmbiguousRecipients", ambiguous);
+	if (availability) {
+		struct wbxml_node *a = wbxml_addn(o, "Availability");
+		wbxml_addn_text(a, "StartTime", "2026-12-07T08:00:00.000Z");
+		wbxml_addn_text(a, "EndTime", "2026-12-07T18:00:00.000Z");
+	}
+	if (max_size != NULL)
+		wbxml_addn_text(wbxml_addn(o, "Picture"), "MaxSize", max_size);
+	return d;
+}
+
+/* The i-th Response (0-based) of a ResolveRecipients answer. */
+static struct wbxml_node *
+response_at(struct wbxml_node *r, size_t i)
+{
+	for (struct wbxml_node *x = r->first_child; x; x = x->next)
+		if (strcmp(x->name, "Response") == 0 && i-- == 0)
+			return x;
+	return NULL;
+}
+
+/*
+ * ResolveRecipients: an address exactly (1), a unique name (1), an
+ * ambiguous one with every suggestion (2) or fewer than there are (3),
+ * nobody (4, also for an unknown address); certificates (7: none kept) and
+ * free/busy (163) when asked; a picture; Status 5 for no To, 101 of them or
+ * one over 256 bytes.
+ */
+static void
+test_resolverecipients(void **state)
+{
+	struct cx c;
+	struct wbxml_node *r, *x;
+	const char *to[] = {"Bob@Example.com", "archer", "an", "zed", "nobody@example.org"};
+	char *many[101], big[300];
+
+	(void)state;
+	cx_init_send(&c, "16.1");
+	gal_people(&c);
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS, req_resolve(to, 5, "2", NULL, true, NULL));
+	assert_non_null(r);
+	assert_string_equal(txt(r, "Status"), "1");
+	x = response_at(r, 0);
+	assert_string_equal(txt(x, "To"), "Bob@Example.com");
+	assert_string_equal(txt(x, "Status"), "1");
+	assert_string_equal(txt(x, "RecipientCount"), "1");
+	assert_string_equal(txt(x, "Recipient/Type"), "1");
+	assert_string_equal(txt(x, "Recipient/DisplayName"), "Bob Dunn");
+	assert_string_equal(txt(x, "Recipient/EmailAddress"), "bob@example.com");
+	assert_string_equal(txt(x, "Recipient/Certificates/Status"), "7");
+	assert_string_equal(txt(x, "Recipient/Certificates/CertificateCount"), "0");
+	assert_string_equal(txt(x, "Recipient/Availability/Status"), "163");
+	x = response_at(r, 1);
+	assert_string_equal(txt(x, "Status"), "1");
+	assert_string_equal(txt(x, "Recipient/EmailAddress"), "ann@example.com");
+	x = response_at(r, 2);
+	assert_string_equal(txt(x, "Status"), "2");
+	assert_string_equal(txt(x, "RecipientCount"), "3");
+	x = response_at(r, 3);
+	assert_string_equal(txt(x, "Status"), "4");
+	assert_string_equal(txt(x, "RecipientCount"), "0");
+	assert_null(wbxml_find(x, "Recipient"));
+	assert_string_equal(txt(response_at(r, 4), "Status"), "4");
+	assert_null(response_at(r, 5));
+	/* fewer suggestions than matches: 3; no certificates asked: none written */
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS, req_resolve(to + 2, 1, "1", "2", false, NULL));
+	x = response_at(r, 0);
+	assert_string_equal(txt(x, "Status"), "3");
+	assert_string_equal(txt(x, "RecipientCount"), "2");
+	assert_null(wbxml_find(x, "Recipient/Certificates"));
+	assert_null(wbxml_find(x, "Recipient/Availability"));
+	/* a picture */
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS,
+	             req_resolve(to + 1, 1, NULL, NULL, false, "64"));
+	assert_string_equal(txt(response_at(r, 0), "Recipient/Picture/Status"), "1");
+	assert_string_equal(txt(response_at(r, 0), "Recipient/Picture/Data"), "/9j/4AAQSkZJRg==");
+	/* refused */
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS, req_resolve(to, 0, NULL, NULL, false, NULL));
+	assert_string_equal(txt(r, "Status"), "5");
+	assert_null(response_at(r, 0));
+	for (size_t i = 0; i < 101; i++)
+		many[i] = "ann";
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS,
+	             req_resolve((const char *const *)many, 101, NULL, NULL, false, NULL));
+	assert_string_equal(txt(r, "Status"), "5");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	to[0] = big;
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS, req_resolve(to, 1, NULL, NULL, false, NULL));
+	assert_string_equal(txt(r, "Status"), "5");
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -4581,6 +4833,8 @@ main(void)
 	    cmocka_unit_test(test_cursor_folders),
 	    cmocka_unit_test(test_search),
 	    cmocka_unit_test(test_search_quarantine),
+	    cmocka_unit_test(test_gal_search),
+	    cmocka_unit_test(test_resolverecipients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
