@@ -544,27 +544,62 @@ mbx_object_clear(struct mbx_object *o)
 }
 
 void
+mbx_gal_entry_clear(struct mbx_gal_entry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->display_name);
+	free(e->email);
+	free(e->first_name);
+	free(e->last_name);
+	free(e->alias);
+	free(e->company);
+	free(e->title);
+	free(e->office);
+	free(e->phone);
+	free(e->home_phone);
+	free(e->mobile_phone);
+	free(e->picture);
+	memset(e, 0, sizeof(*e));
+}
+
+void
 mbx_gal_out_clear(struct mbx_gal_out *o)
 {
 	if (o == NULL)
 		return;
-	for (size_t i = 0; i < o->n; i++) {
-		struct mbx_gal_entry *e = &o->e[i];
-		free(e->display_name);
-		free(e->email);
-		free(e->first_name);
-		free(e->last_name);
-		free(e->alias);
-		free(e->company);
-		free(e->title);
-		free(e->office);
-		free(e->phone);
-		free(e->home_phone);
-		free(e->mobile_phone);
-		free(e->picture);
-	}
+	for (size_t i = 0; i < o->n; i++)
+		mbx_gal_entry_clear(&o->e[i]);
 	free(o->e);
 	memset(o, 0, sizeof(*o));
+}
+
+/* A deep copy of src into dst, its picture only when within picture_max (else flagged). */
+void
+mbx_gal_entry_copy(struct mbx_gal_entry *dst, const struct mbx_gal_entry *src, size_t picture_max)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->display_name = xstrdup_null(src->display_name);
+	dst->email = xstrdup_null(src->email);
+	dst->first_name = xstrdup_null(src->first_name);
+	dst->last_name = xstrdup_null(src->last_name);
+	dst->alias = xstrdup_null(src->alias);
+	dst->company = xstrdup_null(src->company);
+	dst->title = xstrdup_null(src->title);
+	dst->office = xstrdup_null(src->office);
+	dst->phone = xstrdup_null(src->phone);
+	dst->home_phone = xstrdup_null(src->home_phone);
+	dst->mobile_phone = xstrdup_null(src->mobile_phone);
+	dst->picture_too_large = src->picture_too_large && picture_max > 0;
+	if (src->picture != NULL && picture_max > 0) {
+		if (src->picture_len <= picture_max) {
+			dst->picture = xmalloc(src->picture_len + 1);
+			memcpy(dst->picture, src->picture, src->picture_len);
+			dst->picture_len = src->picture_len;
+		} else {
+			dst->picture_too_large = true;
+		}
+	}
 }
 
 bool

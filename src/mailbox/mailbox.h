@@ -332,7 +332,15 @@ struct mbx_gal_out {
 	size_t n;
 	size_t total; /* entries that match, those listed included (the directory may cap it) */
 };
+/* Free an entry's strings and picture and zero it. */
+void mbx_gal_entry_clear(struct mbx_gal_entry *e);
 void mbx_gal_out_clear(struct mbx_gal_out *o);
+/*
+ * A deep copy of src into dst (the strings duplicated); its picture only
+ * when within picture_max bytes (0: none), else flagged too large.
+ */
+void mbx_gal_entry_copy(struct mbx_gal_entry *dst, const struct mbx_gal_entry *src,
+                        size_t picture_max);
 
 struct mbx_backend;
 struct msgconv_msg;

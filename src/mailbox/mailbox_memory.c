@@ -1228,38 +1228,6 @@ mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
 
 /* ---- the address list ---- */
 
-static char *
-dup_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
-static void
-gal_copy(struct mbx_gal_entry *dst, const struct mbx_gal_entry *src, size_t picture_max)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->display_name = dup_null(src->display_name);
-	dst->email = dup_null(src->email);
-	dst->first_name = dup_null(src->first_name);
-	dst->last_name = dup_null(src->last_name);
-	dst->alias = dup_null(src->alias);
-	dst->company = dup_null(src->company);
-	dst->title = dup_null(src->title);
-	dst->office = dup_null(src->office);
-	dst->phone = dup_null(src->phone);
-	dst->home_phone = dup_null(src->home_phone);
-	dst->mobile_phone = dup_null(src->mobile_phone);
-	if (src->picture != NULL && picture_max > 0) {
-		if (src->picture_len <= picture_max) {
-			dst->picture = xmalloc(src->picture_len + 1);
-			memcpy(dst->picture, src->picture, src->picture_len);
-			dst->picture_len = src->picture_len;
-		} else {
-			dst->picture_too_large = true;
-		}
-	}
-}
-
 static bool
 begins(const char *field, const char *q)
 {
@@ -1303,7 +1271,7 @@ mm_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, 
 	out->n = n < max ? n : max;
 	out->e = out->n ? xcalloc(out->n, sizeof(*out->e)) : NULL;
 	for (size_t i = 0; i < out->n; i++)
-		gal_copy(&out->e[i], &hit[i], picture_max);
+		mbx_gal_entry_copy(&out->e[i], &hit[i], picture_max);
 	free(hit);
 	return 1;
 }
@@ -1443,7 +1411,7 @@ mbx_memory_add_gal(struct mbx_backend *b, const struct mbx_gal_entry *e)
 	struct mm *m = (struct mm *)b;
 
 	m->gal = xrealloc(m->gal, (m->n_gal + 1) * sizeof(*m->gal));
-	gal_copy(&m->gal[m->n_gal], e, SIZE_MAX);
+	mbx_gal_entry_copy(&m->gal[m->n_gal], e, SIZE_MAX);
 	if (e->picture == NULL)
 		m->gal[m->n_gal].picture_too_large = false;
 	m->n_gal++;
