@@ -64,9 +64,11 @@
 #include "net/tls.h"
 #include "notice/sender.h"
 #include "proxy/upstream.h"
+#include "mailbox/mailbox_union.h"
 #include "mailbox/run.h"
 #include "native/imap_pool.h"
 #include "native/mailbox_imap.h"
+#include "native/gal_ldap.h"
 #include "native/parseq.h"
 #include "native/submitq.h"
 #include "native/watch.h"
@@ -74,7 +76,9 @@
 /* Long polls are held up to 59 minutes; a little more for the upstream's answer. */
 #define HELD_TIMEOUT_S 3660
 #define RETRY_AFTER_S  "30"
-#define WBXML_TYPE     "application/vnd.ms-sync.wbxml"
+/* Seconds one directory search may take ([upstream] gal), below request_timeout. */
+#define GAL_SEARCH_TIMEOUT 15
+#define WBXML_TYPE         "application/vnd.ms-sync.wbxml"
 /* Phones at once (each held long poll also holds an upstream connection). */
 #define MAX_CONNS 100000
 /* How often a busy device's last-seen time is written. */
@@ -176,6 +180,7 @@ struct gateway {
 	struct submitq *submitq;
 	/* native mode: fetched messages parsed (GMime) off the loop */
 	struct parseq *parseq;
+	struct gal_ldap *gal; /* native mode's address list ([upstream] gal), or NULL */
 	char *submission_url, *submission_ca;
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
@@ -1489,6 +1494,12 @@ struct native_run {
 	struct gateway *gw;
 	struct exchange *x; /* NULL once the exchange finished */
 	struct mbx_serve_in in;
+	/*
+	 * The IMAP backend (the mail folders): in.backend itself, or, with a
+	 * directory ([upstream] gal), the default part of the union in.backend
+	 * (mailbox_union.h), which owns it.
+	 */
+	struct mbx_backend *imap;
 	struct mbx_imap_folder_map map;
 	uint8_t *body;
 	char *account, *device_id, *version, *email;
@@ -1882,7 +1893,7 @@ native_done(void *arg, int rv, struct mbx_serve_out *out)
 {
 	struct native_run *nr = arg;
 	struct exchange *x = nr->x;
-	enum mbx_imap_failure why = mbx_imap_failure(nr->in.backend);
+	enum mbx_imap_failure why = mbx_imap_failure(nr->imap);
 
 	if (x == NULL) {
 		native_run_free(nr);
@@ -1902,7 +1913,7 @@ native_done(void *arg, int rv, struct mbx_serve_out *out)
 		         why == MBX_IMAP_UNAVAILABLE ? " (IMAP server unavailable)" : "");
 		respond_503(x, OUT_NATIVE_FAILED, RETRY_AFTER_S);
 	} else if (out->hold_seconds > 0) {
-		native_watch(x, nr->in.backend, out);
+		native_watch(x, nr->imap, out);
 		hold_start(x, out, OUT_NATIVE_HELD);
 	} else if (out->stream.on && out->http_status == 200) {
 		native_stream_start(x, nr, out);
@@ -1969,16 +1980,28 @@ native_serve(struct exchange *x)
 	nr->in.long_id = nr->long_id;
 	nr->in.save_in_sent = r->save_in_sent;
 	nr->in.may_stream = true;
-	nr->in.backend =
-	    mbx_imap_new(gw->pool, r->account, r->auth_user, r->auth_password, &nr->map);
+	nr->imap = mbx_imap_new(gw->pool, r->account, r->auth_user, r->auth_password, &nr->map);
 	if (gw->submitq != NULL) {
 		struct mbx_imap_send send = {.q = gw->submitq,
 		                             .url = gw->submission_url,
 		                             .from = nr->email,
 		                             .ca_file = gw->submission_ca};
-		mbx_imap_set_send(nr->in.backend, &send);
+		mbx_imap_set_send(nr->imap, &send);
 	}
-	mbx_imap_set_parseq(nr->in.backend, gw->parseq);
+	mbx_imap_set_parseq(nr->imap, gw->parseq);
+	nr->in.backend = nr->imap;
+	if (gw->gal != NULL) {
+		/* The directory joins the mailbox: Search GAL and ResolveRecipients. */
+		struct mbx_backend *gal = gal_ldap_backend(gw->gal), *u;
+		const struct mbx_union_part parts[] = {{nr->imap, NULL}, {gal, "g"}};
+		const char *err = NULL;
+		if ((u = mbx_union_new(parts, 2, &err)) != NULL) {
+			nr->in.backend = u;
+		} else {
+			log_warn("native: %s", err); /* cannot be: both parts own cursors */
+			mbx_destroy(&gal);
+		}
+	}
 	mbx_run(&nr->in, &gw->native_state, 0, native_done, nr);
 }
 
@@ -3401,6 +3424,23 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			gw->submission_ca = xstrdup_null(cfg->upstream_ca_file);
 			log_info("native mode: mail sent through %s", cfg->upstream_submission);
 		}
+		if (cfg->upstream_gal != NULL) {
+			struct gal_ldap_conf gc = {
+			    .url = cfg->upstream_gal,
+			    .bind_dn = cfg->upstream_gal_bind_dn,
+			    .bind_password = cfg->upstream_gal_bind_password,
+			    .ca_file = cfg->upstream_ca_file,
+			    .connect_timeout = (int)cfg->upstream_connect_timeout,
+			    .timeout = cfg->upstream_request_timeout < GAL_SEARCH_TIMEOUT
+			                   ? (int)cfg->upstream_request_timeout
+			                   : GAL_SEARCH_TIMEOUT,
+			};
+			if ((gw->gal = gal_ldap_new(base, &gc, &err)) == NULL) {
+				*errmsg_r = xasprintf("[upstream] gal: %s", err);
+				goto fail;
+			}
+			log_info("native mode: global address list from %s", cfg->upstream_gal);
+		}
 	} else if ((gw->up = upstream_new(base, &uc, &err)) == NULL) {
 		*errmsg_r = xasprintf("upstream: %s", err);
 		goto fail;
@@ -3562,6 +3602,7 @@ gateway_free(struct gateway **gwp)
 	watch_registry_free(gw->watch);
 	submitq_stop(&gw->submitq); /* after the runs: their jobs are cancelled by then */
 	parseq_stop(&gw->parseq);   /* likewise */
+	gal_ldap_free(&gw->gal);    /* likewise */
 	free(gw->submission_url);
 	free(gw->submission_ca);
 	if (gw->pool != NULL)

@@ -24,6 +24,7 @@
 #include <sys/time.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "net/workq.h"
 
@@ -419,6 +420,7 @@ lookup_done(void *arg)
 	l->done = true;
 	l->h = NULL;
 	p->g->lookups++;
+	abq_metrics_gal_lookup(l->rv < 0);
 	if (l->rv < 0) {
 		p->g->failures++;
 		log_warn("gal: %s", l->err);

@@ -29,10 +29,13 @@ upstream at the fixture's IMAP port instead of SOGo.
 
 import base64
 import imaplib
+import shutil
 import os
 import re
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import harness as E
@@ -40,8 +43,35 @@ from harness import (ALICE_SEEDED, Phone, assert_status_doc, folder_changes, fol
                      new_id, ping_xml, sync_xml, text_of, wbxml)
 from recorder import wbxml_doc
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "native"))
+import test_gal_live as galfix  # noqa: E402  (the private slapd)
+
+# The address list ([upstream] gal): the fixture's users and one more.
+GAL_PEOPLE = [
+    ("alice", "Alice Example", "Alice", "Example", "alice@example.test",
+     {"title": "Engineer", "telephoneNumber": "+1 555 0170"}),
+    ("bob", "Bob Example", "Bob", "Example", "bob@example.test", {}),
+    ("alina", "Alina Other", "Alina", "Other", "alina@example.test", {}),
+]
+
 
 class NativeHarness(E.Harness):
+    slapd = None
+
+    def start(self):
+        # the address list's directory first: abqd's config names it
+        self.slapd_dir = tempfile.mkdtemp(prefix="abqd-e2e-ldap-")
+        self.slapd = galfix.Slapd(self.slapd_dir, GAL_PEOPLE)
+        self.slapd.start()
+        super().start()
+
+    def stop(self):
+        super().stop()
+        if self.slapd is not None:
+            self.slapd.stop()
+            shutil.rmtree(self.slapd_dir, ignore_errors=True)
+            self.slapd = None
+
     def imap_conns(self, pids=None):
         """The established TCP connections to the IMAP server of abqd (or of the
         processes pids): how many."""
@@ -61,6 +91,9 @@ class NativeHarness(E.Harness):
                 "url = imap://127.0.0.1:%d\n"
                 "max_connections_per_account = 3\n"
                 "submission = smtp://127.0.0.1:%d\n"
+                "gal = ldap://127.0.0.1:%d/%s\n"
+                "gal_bind_dn = %s\n"
+                "gal_bind_password = %s\n"
                 "[smtp]\n"
                 "domain = example.test\n"
                 "[store]\n"
@@ -70,7 +103,8 @@ class NativeHarness(E.Harness):
                 "metrics_public = yes\n"
                 "[log]\n"
                 "level = debug\n" % (self.abqd_port, self.imap_port, self.submission_port,
-                                     self.admin_port))
+                                     self.slapd.port, galfix.SUFFIX, galfix.READER,
+                                     galfix.READER_PW, self.admin_port))
 
     def relay_mail(self, marker, seconds=15):
         """The mails the fixture's relay got that contain marker (a short wait for a
@@ -1208,6 +1242,62 @@ class NativeTests(E.Case):
         self.assertEqual(len(found), 1, "the reply at the relay %d times" % len(found))
         self.assertIn(b"In-Reply-To:", found[0].partition(b"\r\n\r\n")[0])
         print("  [search] a Search of the Inbox answered in %.0f ms" % ms, flush=True)
+
+    def test_25_gal(self):
+        """The global address list from the directory ([upstream] gal, a
+        private slapd): Search GAL finds people by the beginning of a name,
+        with their properties; ResolveRecipients resolves an address, finds
+        a name ambiguous, and says 4 for someone unknown; the directory
+        stopped: Search's Store Status 3, and found again once it is back;
+        /metrics counts the lookups answered and the one that failed."""
+        phone = Phone(device_id=new_id("gal"))
+        phone.folders(self)
+        before, _ = self.scrape()
+
+        def gal(query):
+            r = phone.post("Search", wbxml(
+                '<Search xmlns="Search:"><Store><Name>GAL</Name><Query>%s</Query>'
+                '<Options><Range>0-9</Range></Options></Store></Search>' % query))
+            self.assertEqual(r.status, 200, r)
+            return r.doc().find("Response/Store")
+
+        st = gal("ali")
+        self.assertEqual(text_of(st, "Status"), "1")
+        self.assertEqual(text_of(st, "Total"), "2")
+        names = [text_of(x, "Properties/DisplayName") for x in st.findall("Result")]
+        self.assertEqual(names, ["Alice Example", "Alina Other"])
+        alice = st.findall("Result")[0]
+        self.assertEqual(text_of(alice, "Properties/EmailAddress"), "alice@example.test")
+        self.assertEqual(text_of(alice, "Properties/Title"), "Engineer")
+        self.assertEqual(text_of(alice, "Properties/Phone"), "+1 555 0170")
+
+        r = phone.post("ResolveRecipients", wbxml(
+            '<ResolveRecipients xmlns="ResolveRecipients:"><To>bob@example.test</To>'
+            '<To>ali</To><To>nobody@example.org</To><Options>'
+            '<MaxAmbiguousRecipients>5</MaxAmbiguousRecipients></Options>'
+            '</ResolveRecipients>'))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(text_of(r.doc(), "Status"), "1", r)
+        resp = r.doc().findall("Response")
+        self.assertEqual([text_of(x, "Status") for x in resp], ["1", "2", "4"], r)
+        self.assertEqual(text_of(resp[0], "Recipient/DisplayName"), "Bob Example")
+        self.assertEqual(text_of(resp[0], "Recipient/EmailAddress"), "bob@example.test")
+        self.assertEqual(text_of(resp[1], "RecipientCount"), "2")
+
+        E.H.slapd.stop()
+        try:
+            st = gal("ali")
+            self.assertEqual(text_of(st, "Status"), "3", "the directory down")
+        finally:
+            E.H.slapd.start()
+        st = gal("bob")
+        self.assertEqual(text_of(st, "Total"), "1", "found again")
+        after, _ = self.scrape()
+        ok = 'abqd_native_gal_lookups_total{result="ok"}'
+        failed = 'abqd_native_gal_lookups_total{result="failed"}'
+        # ali; bob@ exactly, ali, nobody@ exactly then by name; bob
+        self.assertEqual(after[ok] - before[ok], 6, "lookups answered")
+        self.assertEqual(after[failed] - before[failed], 1, "the lookup while it was down")
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)

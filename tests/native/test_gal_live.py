@@ -65,7 +65,11 @@ def ldif_value(k, v):
 
 
 class Slapd:
-    def __init__(self, root):
+    """A private slapd on a free loopback port: SUFFIX with READER and the
+    people given (uid, cn, givenName, sn, mail, other attributes); the first
+    one named "ann" gets JPEG as its photo."""
+
+    def __init__(self, root, people=PEOPLE):
         self.root = root
         self.port = free_port()
         self.proc = None
@@ -94,7 +98,7 @@ access to * by dn.exact="%(reader)s" read by * none
                  "objectClass: simpleSecurityObject", "cn: reader",
                  "userPassword: %s" % READER_PW, "",
                  "dn: ou=people,%s" % SUFFIX, "objectClass: organizationalUnit", "ou: people", ""]
-        for uid, cn, gn, sn, mail, extra in PEOPLE:
+        for uid, cn, gn, sn, mail, extra in people:
             lines += ["dn: uid=%s,ou=people,%s" % (uid, SUFFIX), "objectClass: inetOrgPerson",
                       ldif_value("uid", uid), ldif_value("cn", cn), ldif_value("givenName", gn),
                       ldif_value("sn", sn), ldif_value("mail", mail)]
