@@ -150,6 +150,7 @@
 #include "eas/status.h"
 #include "eas/wbxml.h"
 #include "lib/b64.h"
+#include "lib/log.h"
 #include "lib/mime.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
@@ -1882,9 +1883,159 @@ filter_since(const struct mbx_serve_in *in, int ft)
  * advanced by the backend past each change, so none is reported back.
  * Returns the number of commands seen, -1 or MBX_PENDING.
  */
+/* Take parent's last child out of the tree (its memory stays the document's). */
+static void
+drop_last(struct wbxml_node *parent)
+{
+	struct wbxml_node *prev = NULL;
+
+	for (struct wbxml_node *c = parent->first_child; c && c != parent->last_child; c = c->next)
+		prev = c;
+	if (prev == NULL)
+		parent->first_child = parent->last_child = NULL;
+	else {
+		prev->next = NULL;
+		parent->last_child = prev;
+	}
+}
+
+/* The codec's options for a collection's items. */
+static struct mbx_pim_opts
+pim_opts_of(const struct mbx_serve_in *in, const struct coll_req *cr)
+{
+	struct mbx_pim_opts o = {.version = version_of(in), .body_type = 1, .email = in->email};
+
+	if (cr != NULL && cr->bp.n > 0 && cr->bp.p[0].type >= 1 && cr->bp.p[0].type <= 3) {
+		o.body_type = cr->bp.p[0].type;
+		o.truncation = (uint64_t)cr->bp.p[0].truncation;
+	}
+	return o;
+}
+
+/*
+ * A PIM item's fields under appdata: its object fetched and converted.
+ * 1, 0 no such item (gone meanwhile), -1 (*errstr: the backend's or the
+ * codec's), MBX_PENDING.
+ */
+static int
+add_pim_item(const struct mbx_serve_in *in, enum mbx_class cls, const struct coll_req *cr,
+             const char *item, struct wbxml_node *appdata, const char **errstr)
+{
+	struct mbx_pim_opts o = pim_opts_of(in, cr);
+	struct mbx_object obj;
+	int rv;
+
+	if (in->pim == NULL) {
+		*errstr = "no conversions for contacts, calendars or tasks";
+		return -1;
+	}
+	if ((rv = mbx_fetch_object(in->backend, cr->id, item, &obj, errstr)) != 1)
+		return rv;
+	rv = in->pim->to_eas(cls, obj.data, obj.len, appdata, &o, errstr) == 0 ? 1 : -1;
+	mbx_object_clear(&obj);
+	return rv;
+}
+
+/* A Responses element for one client command: ServerId/ClientId and Status. */
+static struct wbxml_node *
+respond_item(struct wbxml_node *coll_out, struct wbxml_node **responses, const char *what,
+             const char *client_id, const char *server_id, int status)
+{
+	struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), what);
+
+	if (client_id != NULL)
+		wbxml_addn_text(x, "ClientId", client_id);
+	if (server_id != NULL)
+		wbxml_addn_text(x, "ServerId", server_id);
+	add_int(x, "Status", status);
+	return x;
+}
+
+/*
+ * One client command on a PIM collection (Add, Change, Delete, Fetch),
+ * written through the codec and the backend's objects. A Change made from a
+ * version the server no longer has is a conflict: Status 7 for it, the
+ * server's version kept (the device gets it as a Change), nothing of the
+ * device's written over it. 1 acted, 0 not a command, -1, MBX_PENDING.
+ */
+static int
+pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
+            const struct wbxml_node *c, char *cur, struct wbxml_node *coll_out,
+            struct wbxml_node **responses)
+{
+	const char *sid = kid_text(c, "ServerId"), *err = NULL;
+	const struct wbxml_node *ad = kid(c, "ApplicationData");
+	struct mbx_pim_opts o = pim_opts_of(in, cr);
+	char uid[MBX_PIM_UID_MAX + 1] = "", new_id[MBX_ID_MAX + 1] = "";
+	struct mbx_object obj = {0};
+	char *data = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (is_el(c, WBXML_PAGE_AIRSYNC, "Delete")) {
+		if (sid != NULL &&
+		    (rv = mbx_remove(in->backend, cr->id, sid, false, cur, &err)) < 0)
+			return pend_or_fail(rv);
+		return 1;
+	}
+	if (is_el(c, WBXML_PAGE_AIRSYNC, "Fetch")) {
+		struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), "Fetch");
+		wbxml_addn_text(x, "ServerId", sid ? sid : "");
+		add_int(x, "Status", 1);
+		rv = sid ? add_pim_item(in, cls, cr, sid, wbxml_addn(x, "ApplicationData"), &err)
+		         : 0;
+		if (rv == MBX_PENDING)
+			return rv;
+		if (rv != 1) {
+			x->first_child = x->last_child = NULL; /* the arena keeps them */
+			wbxml_addn_text(x, "ServerId", sid ? sid : "");
+			add_int(x, "Status", rv == 0 ? 8 : 6);
+		}
+		return 1;
+	}
+	bool add = is_el(c, WBXML_PAGE_AIRSYNC, "Add");
+	if (!add && !is_el(c, WBXML_PAGE_AIRSYNC, "Change"))
+		return 0;
+	const char *cid = add ? kid_text(c, "ClientId") : NULL;
+	if (in->pim == NULL || ad == NULL || (!add && sid == NULL)) {
+		respond_item(coll_out, responses, add ? "Add" : "Change",
+		             add ? (cid ? cid : "") : NULL, add ? NULL : (sid ? sid : ""),
+		             in->pim == NULL ? 5 : 6);
+		return 1;
+	}
+	if (!add) {
+		rv = mbx_fetch_object(in->backend, cr->id, sid, &obj, &err);
+		if (rv < 0)
+			return pend_or_fail(rv);
+		if (rv == 0) {
+			respond_item(coll_out, responses, "Change", NULL, sid, 8); /* not found */
+			return 1;
+		}
+	}
+	if (in->pim->from_eas(cls, ad, obj.data, obj.len, &o, &data, &len, uid, &err) < 0) {
+		mbx_object_clear(&obj);
+		/* the item cannot be converted: 6, the device's error in its data */
+		respond_item(coll_out, responses, add ? "Add" : "Change",
+		             add ? (cid ? cid : "") : NULL, add ? NULL : sid, 6);
+		return 1;
+	}
+	rv = mbx_put_object(in->backend, cr->id, add ? NULL : sid, add ? NULL : obj.etag, data, len,
+	                    uid, cur, add ? new_id : NULL, &err);
+	mbx_object_clear(&obj);
+	free(data);
+	if (rv == MBX_PENDING || rv == -1)
+		return pend_or_fail(rv);
+	if (add)
+		respond_item(coll_out, responses, "Add", cid ? cid : "", rv == 1 ? new_id : NULL,
+		             rv == 1 ? 1 : 5);
+	else if (rv != 1)
+		respond_item(coll_out, responses, "Change", NULL, sid, rv == MBX_CONFLICT ? 7 : 8);
+	return 1;
+}
+
 static long
-apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, char *cur,
-                      struct wbxml_node *coll_out, struct wbxml_node **responses)
+apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
+                      char *cur, struct wbxml_node *coll_out, struct wbxml_node **responses)
 {
 	const char *folder = cr->id, *err;
 	long seen = 0;
@@ -1894,6 +2045,12 @@ apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, 
 	     c = c->next) {
 		const char *sid = kid_text(c, "ServerId");
 		seen++;
+		if (cls != MBX_CLASS_EMAIL) {
+			if ((rv = pim_command(in, cr, cls, c, cur, coll_out, responses)) < 0)
+				return rv;
+			seen -= rv == 0;
+			continue;
+		}
 		if (is_el(c, WBXML_PAGE_AIRSYNC, "Change")) {
 			const char *rd = wbxml_find_text(c, "ApplicationData/Email:Read");
 			const struct wbxml_node *fl = wbxml_find(c, "ApplicationData/Email:Flag");
@@ -1949,7 +2106,7 @@ apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, 
  * Returns how many were written, or -1 / MBX_PENDING.
  */
 static long
-cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr,
+cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
                 const struct mbx_changes *ch, struct wbxml_node *co)
 {
 	struct wbxml_node *cmds = NULL;
@@ -1961,6 +2118,32 @@ cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr,
 	for (size_t i = 0; i < ch->n_deletes; i++, sent++)
 		wbxml_addn_text(wbxml_addn(cmds, ch->deletes[i].soft ? "SoftDelete" : "Delete"),
 		                "ServerId", ch->deletes[i].id);
+	if (cls != MBX_CLASS_EMAIL) {
+		/* contacts, events, tasks: changed and new objects sent whole */
+		for (size_t k = 0; k < 2; k++) {
+			const struct mbx_change_item *v = k == 0 ? ch->changed : ch->adds;
+			size_t n = k == 0 ? ch->n_changed : ch->n_adds;
+			for (size_t i = 0; i < n; i++) {
+				struct wbxml_node *a = wbxml_addn(cmds, k == 0 ? "Change" : "Add");
+				wbxml_addn_text(a, "ServerId", v[i].id);
+				int fr = add_pim_item(in, cls, cr, v[i].id,
+				                      wbxml_addn(a, "ApplicationData"), &err);
+				if (fr == MBX_PENDING)
+					return fr;
+				if (fr == 1) {
+					sent++;
+					continue;
+				}
+				/* gone meanwhile (its delete comes next), or one that cannot be
+				 * read */
+				if (fr < 0)
+					log_warn("%s: item %s of %s left out: %s", in->account,
+					         v[i].id, cr->id, err);
+				drop_last(cmds);
+			}
+		}
+		return sent;
+	}
 	for (size_t i = 0; i < ch->n_changed; i++, sent++) {
 		struct wbxml_node *a = wbxml_addn(cmds, "Change");
 		wbxml_addn_text(a, "ServerId", ch->changed[i].id);
@@ -2088,8 +2271,8 @@ answer_replay(const struct mbx_serve_in *in, const char *folder, const char *key
  * over. Returns 0, -1 or MBX_PENDING.
  */
 static int
-sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, long long window,
-            struct wbxml_node *co, struct sstate *st, bool replay, bool *said)
+sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
+            long long window, struct wbxml_node *co, struct sstate *st, bool replay, bool *said)
 {
 	struct wbxml_node *responses = NULL, *keyn;
 	struct mbx_changes ch = {0};
@@ -2103,7 +2286,7 @@ sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, long long 
 	keyn = wbxml_addn_text(co, "SyncKey", "");
 	wbxml_addn_text(co, "CollectionId", cr->id);
 	add_int(co, "Status", 1);
-	if ((acted = apply_cursor_commands(in, cr, cur, co, &responses)) < 0)
+	if ((acted = apply_cursor_commands(in, cr, cls, cur, co, &responses)) < 0)
 		return (int)acted;
 	if (cr->get_changes) {
 		struct mbx_window w = {(size_t)window, cr->since};
@@ -2121,7 +2304,7 @@ sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, long long 
 			wbxml_addn(co, "MoreAvailable");
 			more = true;
 		}
-		if ((sent = cursor_commands(in, cr, &ch, co)) < 0) {
+		if ((sent = cursor_commands(in, cr, cls, &ch, co)) < 0) {
 			mbx_changes_clear(&ch);
 			return (int)sent;
 		}
@@ -2165,6 +2348,8 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 	struct sstate st;
 	struct st_items work = {0};
 	struct change *ch = NULL;
+	const struct mbx_folder *f;
+	enum mbx_class cls = MBX_CLASS_EMAIL;
 	bool replay, more = false;
 	long nc, acted, sent = 0;
 	int lr, m, rc = -1;
@@ -2176,8 +2361,10 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		*said = true;
 		return 0;
 	}
-	if ((lr = folder_known(in, folder)) < 0)
-		return lr;
+	if ((lr = mbx_folder_lookup(in->backend, folder, &f)) < 0)
+		return pend_or_fail(lr);
+	if (lr == 1)
+		cls = mbx_folder_class(f->type);
 	if (lr == 0) {
 		wbxml_addn_text(co, "SyncKey", cr->key[0] ? cr->key : "0");
 		wbxml_addn_text(co, "CollectionId", folder);
@@ -2220,7 +2407,7 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		return rc < 0 ? rc : 0;
 	}
 	if (mbx_has_cursor(in->backend)) {
-		rc = sync_cursor(in, cr, window, co, &st, replay, said);
+		rc = sync_cursor(in, cr, cls, window, co, &st, replay, said);
 		sstate_clear(&st);
 		return rc;
 	}

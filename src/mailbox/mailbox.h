@@ -513,8 +513,11 @@ struct mbx_ops {
 	 * new one when item_id is NULL (name: the name it should have on the
 	 * server, its UID; new_id_r, MBX_ID_MAX + 1 bytes, gets its id), else
 	 * in place of item_id, only when its version is still etag (NULL:
-	 * whatever it is). cursor (in/out, as in set_flags): advanced so that
-	 * the write is not reported back to the device that made it.
+	 * whatever it is) and the device has seen it (it did not change on the
+	 * server after the point cursor stands for: the server's version wins,
+	 * as Exchange's default conflict resolution). cursor (in/out, as in
+	 * set_flags): advanced so that the write is not reported back to the
+	 * device that made it.
 	 * Performed once per request (reruns answer the recorded result).
 	 * 1 done, 0 no such item, MBX_CONFLICT (the object changed on the
 	 * server: nothing written), -1, MBX_PENDING.

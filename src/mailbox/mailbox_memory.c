@@ -63,11 +63,13 @@ struct mm {
 	/* the address list (mbx_memory_add_gal) */
 	struct mbx_gal_entry *gal;
 	size_t n_gal;
-	/* the request's put_object, answered again to its reruns */
-	bool put_done;
-	int put_rv;
-	char put_id[MBX_ID_MAX + 1];
-	char put_cursor[MBX_CURSOR_MAX + 1];
+	/* the request's put_objects, in the order made, answered again to its reruns */
+	struct mm_put {
+		int rv;
+		char id[MBX_ID_MAX + 1];
+		char cursor[MBX_CURSOR_MAX + 1];
+	} * puts;
+	size_t n_puts, next_put;
 };
 
 /* A decoded cursor. */
@@ -179,7 +181,8 @@ cur_parse(const char *text, struct cur *c)
 	 */
 	if (uidset_max(&c->have) == UINT32_MAX)
 		goto out;
-	for (char *p = own, *s2 = NULL, *tok; p && (tok = strtok_r(p, ",", &s2)); p = NULL) {
+	/* every own change (p is NULL after the first: strtok_r goes on from s2) */
+	for (char *p = own, *s2 = NULL, *tok; own && (tok = strtok_r(p, ",", &s2)); p = NULL) {
 		unsigned long long u, m;
 		char x;
 		if (c->n_own >= OWN_MAX || sscanf(tok, "%llu@%llu%c", &u, &m, &x) != 2 || u == 0 ||
@@ -276,7 +279,7 @@ mm_wait(struct mbx_backend *b, void (*cb)(void *arg), void *arg)
 static void
 mm_begin(struct mbx_backend *b)
 {
-	(void)b;
+	((struct mm *)b)->next_put = 0;
 }
 
 static void
@@ -284,7 +287,9 @@ mm_end(struct mbx_backend *b)
 {
 	((struct mm *)b)->primed = false;
 	((struct mm *)b)->send_done = false;
-	((struct mm *)b)->put_done = false;
+	free(((struct mm *)b)->puts);
+	((struct mm *)b)->puts = NULL;
+	((struct mm *)b)->n_puts = ((struct mm *)b)->next_put = 0;
 }
 
 /* ---- ops ---- */
@@ -1115,6 +1120,7 @@ mm_destroy(struct mbx_backend *b)
 	for (size_t i = 0; i < m->n_sent; i++)
 		free(m->sent[i].mime);
 	free(m->sent);
+	free(m->puts);
 	{
 		struct mbx_gal_out g = {m->gal, m->n_gal, 0};
 		mbx_gal_out_clear(&g);
@@ -1179,11 +1185,12 @@ mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	(void)name; /* ids here are UIDs */
 	if (must_wait(m))
 		return MBX_PENDING;
-	if (m->put_done) {
+	if (m->next_put < m->n_puts) {
+		const struct mm_put *p = &m->puts[m->next_put++];
 		if (new_id_r != NULL)
-			snprintf(new_id_r, MBX_ID_MAX + 1, "%s", m->put_id);
-		snprintf(cursor, MBX_CURSOR_MAX + 1, "%s", m->put_cursor);
-		return m->put_rv;
+			snprintf(new_id_r, MBX_ID_MAX + 1, "%s", p->id);
+		snprintf(cursor, MBX_CURSOR_MAX + 1, "%s", p->cursor);
+		return p->rv;
 	}
 	if (f == NULL) {
 		*errstr_r = "no such folder";
@@ -1204,13 +1211,15 @@ mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
 		uidset_add(&c.have, uid);
 		cur_note_own(&c, uid, msg->modseq);
 		snprintf(new_id_r, MBX_ID_MAX + 1, "%" PRIu32, uid);
-		snprintf(m->put_id, sizeof(m->put_id), "%" PRIu32, uid);
 		rv = 1;
 	} else if ((msg = item_of(f, item_id)) == NULL || !uidset_contains(&c.have, msg->uid)) {
 		rv = 0;
 	} else {
 		char *now = etag_of(msg);
-		if (etag != NULL && strcmp(etag, now) != 0) {
+		/* changed since the version asked, or since the device's cursor: the server's wins
+		 */
+		if ((etag != NULL && strcmp(etag, now) != 0) ||
+		    (msg->modseq > c.modseq && !cur_own(&c, msg->uid, msg->modseq))) {
 			rv = MBX_CONFLICT;
 		} else {
 			cur_note_own(&c, msg->uid, replace_raw(m, msg, data, len));
@@ -1220,9 +1229,12 @@ mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	}
 	(void)cur_format(&c, cursor);
 	uidset_clear(&c.have);
-	m->put_done = true;
-	m->put_rv = rv;
-	snprintf(m->put_cursor, sizeof(m->put_cursor), "%s", cursor);
+	m->puts = xrealloc(m->puts, (m->n_puts + 1) * sizeof(*m->puts));
+	struct mm_put *p = &m->puts[m->n_puts++];
+	m->next_put = m->n_puts;
+	p->rv = rv;
+	snprintf(p->id, sizeof(p->id), "%s", item_id == NULL && rv == 1 ? new_id_r : "");
+	snprintf(p->cursor, sizeof(p->cursor), "%s", cursor);
 	return rv;
 }
 
