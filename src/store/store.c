@@ -3170,7 +3170,10 @@ abq_store_pim_coll_delete(struct abq_store *s, const char *account, const char *
  * seq and last_item move on in memory, pim_coll_save writes them): had is
  * the item's record (NULL: the href is not in the map). With force, a live
  * item with the same ETag takes a sequence too (abqd's own write). *out (may
- * be NULL) gets the record after it.
+ * be NULL) gets the record after it. An item is updated by its id and its
+ * (unique) seq: PostgreSQL, before its first ANALYZE of the table, plans
+ * every look-up of (account, coll_id, x) on the seq index, which the seq
+ * then narrows to the row instead of the collection.
  */
 static int
 pim_apply(struct abq_store *s, struct abq_pim_coll *c, const struct abq_pim_item *had,
@@ -3215,11 +3218,11 @@ pim_apply(struct abq_store *s, struct abq_pim_coll *c, const struct abq_pim_item
 			rc = write_args(s,
 			                "UPDATE pim_items SET etag = ?4, seq = ?5, added_seq = ?6, "
 			                "start_at = ?7, end_at = ?8 WHERE account = ?1 AND "
-			                "coll_id = ?2 AND item_id = ?3",
+			                "coll_id = ?2 AND item_id = ?3 AND seq = ?9",
 			                what,
 			                ARGS(T(c->account), T(c->coll_id), T(had->item_id),
 			                     T(r.etag), I(r.seq), I(r.added_seq), I(r.start),
-			                     I(r.end)),
+			                     I(r.end), I(had->seq)),
 			                NULL, errstr_r);
 	}
 	if (out != NULL && r.item_id != NULL) {
