@@ -3642,6 +3642,80 @@ test_pim_prune(void **state)
 	FAILS(abq_store_pim_prune(s, "a@x", "", 1, &n, &err), "required");
 }
 
+/* A counter as "account=last_id". */
+static int
+cb_counter_list(void *arg, const struct abq_folder_counter *c)
+{
+	list_add(arg, "%s=%lld", c->account, (long long)c->last_id);
+	return 0;
+}
+
+/*
+ * Moving a registry: collections and items restored under their ids with
+ * their sequences; the counters go on after the restored ids (and are
+ * restored themselves), so no id is given again.
+ */
+static void
+test_pim_restore(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_pim_coll c = {.account = "a@x",
+	                         .coll_id = "c5",
+	                         .href = PIM_BASE "cal/a/personal/",
+	                         .kind = ABQ_PIM_CALENDAR,
+	                         .name = "Personal",
+	                         .is_default = true,
+	                         .token = "t9",
+	                         .seq = 40,
+	                         .pruned = 12,
+	                         .refreshed = 77,
+	                         .last_item = 9};
+	struct abq_pim_item it = {.account = "a@x",
+	                          .coll_id = "c5",
+	                          .item_id = "9",
+	                          .href = PIM_BASE "cal/a/personal/e.ics",
+	                          .etag = "\"3\"",
+	                          .seq = 40,
+	                          .added_seq = 30,
+	                          .start = 100,
+	                          .end = 200};
+	struct abq_folder_counter fc = {.account = "b@x", .last_id = 7};
+	struct list l;
+
+	OK(abq_store_pim_coll_restore(s, &c, &err));
+	OK(abq_store_pim_item_restore(s, &it, &err));
+	it.item_id = "8";
+	it.href = PIM_BASE "cal/a/personal/gone.ics";
+	it.etag = NULL;
+	it.seq = 39;
+	OK(abq_store_pim_item_restore(s, &it, &err));
+	OK(abq_store_pim_counter_restore(s, &fc, &err));
+	fc.last_id = 3; /* never lowered */
+	OK(abq_store_pim_counter_restore(s, &fc, &err));
+	assert_string_equal(colls_of(s, NULL), "c5:2:cal/a/personal/:Personal*:40:12:t9");
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_pim_item_iter(s, cb_pim_item_list, &l, &err));
+	assert_string_equal(l.buf, "8:gone.ics:-:39/30,9:e.ics:\"3\":40/30");
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_pim_counter_iter(s, cb_counter_list, &l, &err));
+	assert_string_equal(l.buf, "a@x=5,b@x=7");
+	/* The restored collection keeps its id, new ones go on after it. */
+	assert_string_equal(discover(s, "a@x", "e:cal/a/personal/ c:card/a/contacts/"), "c5 c6");
+	assert_string_equal(discover(s, "b@x", "c:card/b/contacts/"), "c8");
+	assert_int_equal(refresh(s, "a@x", "c5", "new.ics=\"1\"", false, NULL), 41);
+	assert_string_equal(changes_of(s, "a@x", "c5", 40, 0, NULL), "10:new.ics:\"1\":41/41");
+	/* An id not of the store's making is kept, the counter left alone. */
+	c.coll_id = "imported";
+	c.href = PIM_BASE "cal/a/other/";
+	OK(abq_store_pim_coll_restore(s, &c, &err));
+	c.href = NULL;
+	FAILS(abq_store_pim_coll_restore(s, &c, &err), "required");
+	it.item_id = NULL;
+	FAILS(abq_store_pim_item_restore(s, &it, &err), "required");
+	FAILS(abq_store_pim_item_iter(s, NULL, NULL, &err), "callback");
+	FAILS(abq_store_pim_counter_restore(s, NULL, &err), "required");
+}
+
 #define PIM_WRITERS 3
 #define PIM_ROUNDS  40
 
@@ -4373,6 +4447,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_pim_item_put, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pim_prune, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pim_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_restore, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pim_upgrade, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
