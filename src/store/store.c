@@ -3361,7 +3361,8 @@ pim_refresh_tx(struct abq_store *s, const char *account, const char *coll_id,
 	if (rc == 0 && use_map) {
 		rc = abq_store_pim_changes(s, account, coll_id, 0, 0, pim_item_vec_add, &map, NULL,
 		                           errstr_r);
-		qsort(map.v, map.n, sizeof(*map.v), item_by_href);
+		if (map.n > 1)
+			qsort(map.v, map.n, sizeof(*map.v), item_by_href);
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct abq_pim_change *ch = &l[i];
