@@ -16,6 +16,7 @@
 
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -156,19 +157,42 @@ struct davxml {
 	char err[256];
 };
 
-/* Stop the parser with a message (only the first one is kept). */
+/* Record the failure (only the first message is kept). */
+static void __attribute__((format(printf, 2, 0)))
+failv(struct davxml *x, const char *fmt, va_list ap)
+{
+	if (!x->failed) {
+		x->failed = true;
+		vsnprintf(x->err, sizeof(x->err), fmt, ap);
+	}
+}
+
+/*
+ * Fail from one of our SAX callbacks, and stop the parser (xmlStopParser is
+ * meant for SAX callbacks). libxml2's own errors are only recorded
+ * (on_xml_error): it halts by itself where it must, and stopping it from
+ * inside its error path (the encoding switch, say) pulls its input away
+ * under it.
+ */
 static void __attribute__((format(printf, 2, 3))) fail(struct davxml *x, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!x->failed) {
-		x->failed = true;
-		va_start(ap, fmt);
-		vsnprintf(x->err, sizeof(x->err), fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	failv(x, fmt, ap);
+	va_end(ap);
 	if (x->ctxt != NULL)
 		xmlStopParser(x->ctxt);
+}
+
+/* Record libxml2's error without touching the parser. */
+static void __attribute__((format(printf, 2, 3))) note(struct davxml *x, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	failv(x, fmt, ap);
+	va_end(ap);
 }
 
 static enum ns
@@ -695,7 +719,47 @@ on_xml_error(void *arg, xmlErrorPtr e)
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
 	x->xml_error = x->xml_error || !x->failed;
-	fail(x, "XML error at line %d column %d: %s", e->line, e->int2, msg);
+	if (e->line > 0)
+		note(x, "XML error at line %d column %d: %s", e->line, e->int2, msg);
+	else
+		note(x, "XML error: %s", msg); /* the encoding layer's: no position */
+}
+
+/*
+ * libxml2 reports some errors without its parser context (the encoding
+ * conversion, "xmlParseChunk: encoder error") through its thread's generic
+ * handlers, which print to stderr: peer bytes would write to abqd's stderr.
+ * While we parse, those handlers are ours (structured: the reader's error;
+ * generic: nothing), and the caller's are put back after.
+ */
+struct quiet {
+	xmlGenericErrorFunc generic;
+	void *generic_ctx;
+	xmlStructuredErrorFunc structured;
+	void *structured_ctx;
+};
+
+static void
+silent(void *ctx, const char *msg, ...)
+{
+}
+
+static void
+quiet_begin(struct davxml *x, struct quiet *q)
+{
+	q->generic = xmlGenericError;
+	q->generic_ctx = xmlGenericErrorContext;
+	q->structured = xmlStructuredError;
+	q->structured_ctx = xmlStructuredErrorContext;
+	xmlSetGenericErrorFunc(NULL, silent);
+	xmlSetStructuredErrorFunc(x, on_xml_error);
+}
+
+static void
+quiet_end(const struct quiet *q)
+{
+	xmlSetGenericErrorFunc(q->generic_ctx, q->generic);
+	xmlSetStructuredErrorFunc(q->structured_ctx, q->structured);
 }
 
 struct davxml_limits
@@ -723,6 +787,7 @@ davxml_new(const struct davxml_limits *limits, davxml_response_cb *cb, void *arg
 {
 	struct davxml *x = xcalloc(1, sizeof(*x));
 	xmlSAXHandler sax;
+	struct quiet q;
 
 	xmlInitParser(); /* once; later calls return at once */
 	x->lim = davxml_limits_or_default(limits);
@@ -738,7 +803,9 @@ davxml_new(const struct davxml_limits *limits, davxml_response_cb *cb, void *arg
 	sax.internalSubset = on_doctype;
 	sax.serror = on_xml_error;
 	/* entityDecl, getEntity, externalSubset, resolveEntity: none (see davxml.h). */
+	quiet_begin(x, &q);
 	x->ctxt = xmlCreatePushParserCtxt(&sax, x, NULL, 0, NULL);
+	quiet_end(&q);
 	if (x->ctxt == NULL)
 		fatalx("xmlCreatePushParserCtxt failed");
 	xmlCtxtUseOptions(x->ctxt, XML_PARSE_NONET | XML_PARSE_NOCDATA);
@@ -755,6 +822,8 @@ check(struct davxml *x, int rc, const char **errstr)
 		const xmlError *e = xmlCtxtGetLastError(x->ctxt);
 		if (e != NULL && e->message != NULL)
 			on_xml_error(x, (xmlErrorPtr)e);
+		if (!x->failed && rc == XML_ERR_INVALID_ENCODING)
+			fail(x, "XML error: the bytes do not match the document's encoding");
 		if (!x->failed)
 			fail(x, "XML error %d", rc);
 	}
@@ -780,7 +849,10 @@ davxml_feed(struct davxml *x, const char *p, size_t n, const char **errstr)
 	x->doc.bytes += n;
 	while (n > 0) {
 		int k = n > (1u << 20) ? 1 << 20 : (int)n;
+		struct quiet q;
+		quiet_begin(x, &q);
 		int rc = xmlParseChunk(x->ctxt, p, k, 0);
+		quiet_end(&q);
 		if (check(x, rc, errstr) < 0)
 			return -1;
 		p += k;
@@ -806,7 +878,10 @@ davxml_finish(struct davxml *x, const char **errstr)
 		*errstr = x->err;
 		return -1;
 	}
+	struct quiet q;
+	quiet_begin(x, &q);
 	rc = xmlParseChunk(x->ctxt, NULL, 0, 1);
+	quiet_end(&q);
 	if (check(x, rc, errstr) < 0) {
 		/* libxml2 says "Extra content" or "Premature end" for a cut body. */
 		if (x->xml_error && x->depth > 0)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -694,6 +695,27 @@ test_encodings(void **state)
 	parse(&r, latin1, strlen(latin1), NULL, NULL, 0, 0, -1);
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.r[0].p.displayname, "Caf\xc3\xa9");
+	run_clear(&r);
+
+	/*
+	 * Bytes the encoding cannot convert (a UTF-16 surrogate without its pair):
+	 * refused, and nothing of libxml2's goes to stderr.
+	 */
+	static const char bad16[] = "\xff\xfe<\0d\0>\0\x00\xd8\x41\x00<\0/\0d\0>\0";
+	FILE *tmp = tmpfile();
+	int saved = dup(2);
+	fflush(stderr);
+	dup2(fileno(tmp), 2);
+	parse(&r, bad16, sizeof(bad16) - 1, NULL, NULL, 0, 0, -1);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	assert_int_not_equal(r.rc, 0);
+	assert_non_null(strstr(r.err, "XML error"));
+	assert_int_equal(ftell(tmp), 0);
+	fseek(tmp, 0, SEEK_END);
+	assert_int_equal(ftell(tmp), 0);
+	fclose(tmp);
 	run_clear(&r);
 }
 
