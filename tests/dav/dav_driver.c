@@ -304,7 +304,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "dav-driver: %s\n", err);
 			return 2;
 		}
-		event_base_loop(base, EVLOOP_NONBLOCK);
+		/* Freed before the loop runs again: no answer can have come. */
 		size_t left = dav_account_ops(a);
 		dav_account_free(&a);
 		struct event *t = evtimer_new(base, on_timeout, NULL);
