@@ -77,4 +77,11 @@ icaltimezone *pim_tz_to_ical(const struct pim_eas_tz *tz, int64_t at, const char
 /* The offset from UTC (seconds, local = UTC + offset) the EAS zone gives at the UTC instant. */
 int32_t pim_tz_offset_at(const struct pim_eas_tz *tz, int64_t utc);
 
+/*
+ * pim_tz_to_ical keeps its answers per (blob, year, hint) and the built-in
+ * zones' rules per year. Turning the cache off (or on again) empties it:
+ * for tests and measurements.
+ */
+void pim_tz_cache_enable(bool on);
+
 #endif
