@@ -71,6 +71,7 @@
 #define MAX_INSTANT 253402300799LL   /* 9999-12-31T23:59:59Z */
 #define MAX_BIAS    (24 * 60)
 #define MAX_CHANGES 8   /* offset changes kept per year; more is not a pair anyway */
+#define AROUND      3   /* years either side that choose among rule spellings */
 #define YEAR_TABLES 4   /* years of built-in zone rules kept */
 #define CACHE_SLOTS 256 /* (blob, year, hint) answers kept */
 #define NAME_UNITS  32
@@ -419,7 +420,8 @@ rule_local(const struct pim_systemtime *st, int64_t year)
 			day -= 7;
 		days = first + day - 1;
 	}
-	return days * DAY + st->hour * 3600 + st->minute * 60 + st->second;
+	/* In whole seconds, 23:59:59.999 is 24:00: the first second after it. */
+	return days * DAY + st->hour * 3600 + st->minute * 60 + st->second + (st->millis > 0);
 }
 
 /*
@@ -618,6 +620,9 @@ rule_candidates(int64_t local, int64_t year, struct pim_systemtime c[4])
 				st->hour = (uint16_t)(secs / 3600);
 				st->minute = (uint16_t)(secs / 60 % 60);
 				st->second = (uint16_t)(secs % 60);
+				/* 23:59:59 is a zone built here from Windows' 24:00. */
+				if (secs == DAY - 1)
+					st->millis = 999;
 			} else {
 				st->hour = 23;
 				st->minute = 59;
@@ -633,11 +638,14 @@ rule_candidates(int64_t local, int64_t year, struct pim_systemtime c[4])
 /*
  * The rule for a transition at utc, the wall clock reading before offset
  * "before": of the candidates, the one that also gives the zone's
- * transition of the same kind in the years around (to_dst says which).
+ * transition of the same kind (to_dst says which) in most of the AROUND
+ * years either side, the nearer years weighing more. around[k] holds year
+ * - AROUND + k (around[AROUND], the year itself, is not read); an entry
+ * without daylight saving time is not counted.
  */
 static void
-pick_rule(int64_t utc, int32_t before, int64_t year, bool to_dst, const struct year_rules around[2],
-          struct pim_systemtime *out)
+pick_rule(int64_t utc, int32_t before, int64_t year, bool to_dst,
+          const struct year_rules around[2 * AROUND + 1], struct pim_systemtime *out)
 {
 	struct pim_systemtime c[4];
 	int n = rule_candidates(utc + before, year, c), best = 0, best_score = -1;
@@ -645,16 +653,16 @@ pick_rule(int64_t utc, int32_t before, int64_t year, bool to_dst, const struct y
 	for (int i = 0; i < n; i++) {
 		int score = 0;
 
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k <= 2 * AROUND; k++) {
 			const struct year_rules *r = &around[k];
-			int64_t y = k == 0 ? year - 1 : year + 1, want, got;
+			int64_t y = year - AROUND + k, want, got;
 
-			if (!r->dst)
+			if (k == AROUND || !r->dst)
 				continue;
 			want = to_dst ? r->to_dst : r->to_std;
 			got = rule_local(&c[i], y) - (to_dst ? r->std_off : r->dst_off);
 			if (want - got <= 1 && got - want <= 1)
-				score++;
+				score += AROUND + 1 - (k < AROUND ? AROUND - k : k - AROUND);
 		}
 		if (score > best_score) {
 			best_score = score;
@@ -763,7 +771,7 @@ minutes(int32_t secs)
 int
 pim_tz_from_ical(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
 {
-	struct year_rules r, around[2];
+	struct year_rules r, around[2 * AROUND + 1];
 	const char *id;
 	int64_t year;
 	int32_t off;
@@ -786,12 +794,13 @@ pim_tz_from_ical(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
 	}
 	out->bias = -minutes(r.std_off);
 	if (r.dst) {
-		if (zone_rules(zone, year - 1, &around[0]) < 0 || around[0].std_off != r.std_off ||
-		    around[0].dst_off != r.dst_off)
-			around[0].dst = false;
-		if (zone_rules(zone, year + 1, &around[1]) < 0 || around[1].std_off != r.std_off ||
-		    around[1].dst_off != r.dst_off)
-			around[1].dst = false;
+		for (int k = 0; k <= 2 * AROUND; k++) {
+			struct year_rules *a = &around[k];
+
+			if (k != AROUND && (zone_rules(zone, year - AROUND + k, a) < 0 ||
+			                    a->std_off != r.std_off || a->dst_off != r.dst_off))
+				a->dst = false;
+		}
 		out->daylight_bias = -(minutes(r.dst_off) - minutes(r.std_off));
 		pick_rule(r.to_dst, r.std_off, year, true, around, &out->daylight_date);
 		pick_rule(r.to_std, r.dst_off, year, false, around, &out->standard_date);
@@ -1110,7 +1119,8 @@ observance(icalcomponent_kind kind, const struct pim_systemtime *st, int32_t fro
 		start.day = 1;
 	} else {
 		int64_t y = st->year != 0 ? st->year : 1970;
-		int64_t l = rule_local(st, y), d = floordiv(l, DAY), secs = l - d * DAY, yy;
+		int64_t l = rule_local(st, y) - (st->millis > 0), d = floordiv(l, DAY),
+		        secs = l - d * DAY, yy;
 		int m, dd;
 
 		civil_from_days(d, &yy, &m, &dd);
