@@ -32,9 +32,11 @@
  * (the rule form Windows uses). Where several rules give that year's date
  * (4th or last; a 00:00 transition also as 23:59:59.999 of the day before,
  * Windows' spelling of 24:00), the one that also gives the zone's dates in
- * the year before and the year after is taken: Chile's "first Saturday,
- * 24:00" rather than "first Sunday, 00:00", which is wrong when April
- * starts on a Sunday.
+ * most of the three years before and after is taken: Chile's "first
+ * Saturday, 24:00" rather than "first Sunday, 00:00", which is wrong when
+ * April starts on a Sunday; Egypt's "last Thursday, 24:00". A rule that no
+ * nth-weekday form follows every year (Israel's "Friday before the last
+ * Sunday") still gives the year's own dates.
  * Names: the Olson id (X-LIC-LOCATION, or the TZID when it names a built-in
  * zone) in both names, so that a blob a phone sends back names its zone
  * exactly (pim_tz_to_ical reads the names as a hint); abbreviations are
@@ -46,14 +48,20 @@
  * compared, to the second (Windows' 23:59:59.999 against 24:00), with those
  * of the candidate zones for that year: the hint, the zones the blob names
  * (an Olson id, or a Windows zone name through ICU's CLDR mapping), then
- * every built-in zone in order of preference (see rank()). The built-in
- * zones' rules are computed once per year (a table for a few years kept),
- * and each blob's answer is cached per (blob, year, hint). When no zone
- * matches, a VTIMEZONE is built from the blob's own rules.
+ * every built-in zone in order of preference (see rank(): CLDR's zone for
+ * each Windows zone first, Antarctica's and the Arctic's last, so that
+ * Europe/Berlin comes before Arctic/Longyearbyen). A blob of no DST at +00
+ * with no name is UTC. When no zone matches (a phone's custom zone), a
+ * VTIMEZONE is built from the blob's own rules: a STANDARD and a DAYLIGHT
+ * with yearly RRULEs (BYMONTH, BYDAY) from 1970; a 24:00 change
+ * (23:59:59.999) starts at 23:59:59 there, which reads back as 23:59:59.999.
  *
- * libical expands zones only to 2037 (its tzdata reader ends the RRULEs
- * there): after that every zone has the offset of its last observance.
- * Blob and zone agree anyway, since both sides are read through libical.
+ * Cost (bench/bench_tz): the first match of a process has libical load all
+ * its built-in zones from tzdata (0.2-0.5 s); the rules of every zone for a
+ * year then take about 15 ms, and are kept for YEAR_TABLES years. A match
+ * is then a walk of that table (microseconds), and each answer is kept per
+ * (blob, year, hint). pim_tz_from_ical scans seven years of its zone (about
+ * 0.2 ms) and keeps the blob per (built-in zone, year).
  */
 #include "pim/tz.h"
 
@@ -73,6 +81,7 @@
 #define MAX_CHANGES 8   /* offset changes kept per year; more is not a pair anyway */
 #define AROUND      3   /* years either side that choose among rule spellings */
 #define YEAR_TABLES 4   /* years of built-in zone rules kept */
+#define FROM_SLOTS  64  /* (built-in zone, year) blobs kept */
 #define CACHE_SLOTS 256 /* (blob, year, hint) answers kept */
 #define NAME_UNITS  32
 /* libical's prefix to its built-in zones' TZIDs (its default, which abqd keeps). */
@@ -539,12 +548,8 @@ zone_changes(icaltimezone *zone, int64_t year, struct change *c, int32_t *first)
  * a pair of changes between two offsets; -1 otherwise (not a yearly pair).
  */
 static int
-zone_rules(icaltimezone *zone, int64_t year, struct year_rules *r)
+rules_of_changes(const struct change *c, int n, int32_t first, struct year_rules *r)
 {
-	struct change c[MAX_CHANGES];
-	int32_t first;
-	int n = zone_changes(zone, year, c, &first);
-
 	memset(r, 0, sizeof(*r));
 	if (n == 0) {
 		r->std_off = r->dst_off = first;
@@ -565,6 +570,16 @@ zone_rules(icaltimezone *zone, int64_t year, struct year_rules *r)
 		r->to_dst = c[1].utc;
 	}
 	return 0;
+}
+
+static int
+zone_rules(icaltimezone *zone, int64_t year, struct year_rules *r)
+{
+	struct change c[MAX_CHANGES];
+	int32_t first;
+	int n = zone_changes(zone, year, c, &first);
+
+	return rules_of_changes(c, n, first, r);
 }
 
 /* Whether two years' rules are the same, transitions within a second (23:59:59.999 for 24:00). */
@@ -768,6 +783,29 @@ minutes(int32_t secs)
 	return (int32_t)floordiv(secs + 30, 60);
 }
 
+/*
+ * pim_tz_from_ical's answers for built-in zones (whose pointers live as long
+ * as the process) per (zone, year), when the year is a yearly pair or has
+ * no change (else the answer depends on the instant).
+ */
+struct from_slot {
+	icaltimezone *zone;
+	int64_t year;
+	struct pim_eas_tz tz;
+};
+
+static pthread_mutex_t from_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct from_slot from_cache[FROM_SLOTS];
+static bool from_cache_off;
+
+static struct from_slot *
+from_slot(icaltimezone *zone, int64_t year)
+{
+	uint64_t h = ((uint64_t)(uintptr_t)zone >> 4) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)year;
+
+	return &from_cache[(h ^ h >> 29) % FROM_SLOTS];
+}
+
 int
 pim_tz_from_ical(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
 {
@@ -775,6 +813,7 @@ pim_tz_from_ical(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
 	const char *id;
 	int64_t year;
 	int32_t off;
+	bool builtin, pair;
 
 	memset(out, 0, sizeof(*out));
 	if (is_utc(zone)) {
@@ -787,10 +826,31 @@ pim_tz_from_ical(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
 	at = clamp_instant(at);
 	off = zone_offset(zone, at);
 	year = year_of(at + off);
-	if (zone_rules(zone, year, &r) < 0) {
+	id = olson_id(zone);
+	builtin = id != NULL && icaltimezone_get_builtin_timezone(id) == zone;
+	if (builtin) {
+		bool hit;
+
+		pthread_mutex_lock(&from_lock);
+		hit = !from_cache_off && from_slot(zone, year)->zone == zone &&
+		      from_slot(zone, year)->year == year;
+		if (hit)
+			*out = from_slot(zone, year)->tz;
+		pthread_mutex_unlock(&from_lock);
+		if (hit)
+			return 0;
+	}
+	pair = zone_rules(zone, year, &r) == 0;
+	if (!pair) {
 		/* Not a yearly pair: the offset in force at the instant. */
 		r.std_off = r.dst_off = off;
 		r.dst = false;
+	}
+	/* Offsets a blob cannot hold (only a custom zone has them): the one in force. */
+	if (!bias_ok(minutes(r.std_off)) || !bias_ok(minutes(r.dst_off)) ||
+	    !bias_ok(minutes(r.dst_off) - minutes(r.std_off))) {
+		r.std_off = r.dst_off = bias_ok(minutes(off)) ? off : 0;
+		r.dst = pair = false;
 	}
 	out->bias = -minutes(r.std_off);
 	if (r.dst) {
@@ -805,12 +865,23 @@ pim_tz_from_ical(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
 		pick_rule(r.to_dst, r.std_off, year, true, around, &out->daylight_date);
 		pick_rule(r.to_std, r.dst_off, year, false, around, &out->standard_date);
 	}
-	if ((id = olson_id(zone)) != NULL) {
+	if (id != NULL) {
 		copy_name(out->standard_name, id);
 		copy_name(out->daylight_name, id);
 	} else {
 		observance_name(zone, r.std_off, year, out->standard_name);
 		observance_name(zone, r.dst ? r.dst_off : r.std_off, year, out->daylight_name);
+	}
+	if (builtin && pair) {
+		pthread_mutex_lock(&from_lock);
+		if (!from_cache_off) {
+			struct from_slot *slot = from_slot(zone, year);
+
+			slot->zone = zone;
+			slot->year = year;
+			slot->tz = *out;
+		}
+		pthread_mutex_unlock(&from_lock);
 	}
 	return 0;
 }
@@ -823,17 +894,19 @@ pim_tz_from_ical(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
  * a Windows or Outlook user of that zone has) first, then the other zones
  * with a Windows zone, then the rest, Antarctica's and the Arctic's last
  * (their stations borrow a country's rules); the order of zone.tab within
- * each. Among golden zones of equal rules a few very populous ones come
- * first, so that a nameless blob of the EU's rules at +01 is Europe/Berlin
- * (as CLDR's "W. Europe Standard Time") rather than Europe/Budapest.
+ * each. Before all of them, the zones of the most users for each offset
+ * (preferred[], in its order), so that a nameless blob of the EU's rules
+ * at +01 is Europe/Berlin (CLDR's zone for "W. Europe Standard Time")
+ * rather than Europe/Budapest ("Central Europe Standard Time").
  */
 static const char *const preferred[] = {
     "America/New_York",    "America/Chicago",     "America/Denver",   "America/Los_Angeles",
     "America/Phoenix",     "America/Anchorage",   "Pacific/Honolulu", "America/Sao_Paulo",
     "America/Mexico_City", "Europe/London",       "Europe/Berlin",    "Europe/Kyiv",
     "Europe/Moscow",       "Africa/Johannesburg", "Africa/Lagos",     "Africa/Cairo",
-    "Asia/Dubai",          "Asia/Kolkata",        "Asia/Shanghai",    "Asia/Tokyo",
-    "Australia/Sydney",    "Pacific/Auckland",
+    "Asia/Dubai",          "Asia/Karachi",        "Asia/Kolkata",     "Asia/Dhaka",
+    "Asia/Bangkok",        "Asia/Shanghai",       "Asia/Tokyo",       "Australia/Sydney",
+    "Pacific/Auckland",
 };
 
 /* The canonical id of an Olson or Windows zone through ICU, as UTF-8 (false: unknown). */
@@ -924,7 +997,19 @@ struct zone_entry {
 	icaltimezone *zone;
 	struct year_rules r;
 	bool irregular; /* not a yearly pair that year: compared at the instant */
+	int nchanges;   /* an irregular zone's changes that year, to tell its offset */
+	int32_t first;
+	struct change ch[MAX_CHANGES];
 };
+
+static void
+entry_fill(icaltimezone *zone, int64_t year, struct zone_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->zone = zone;
+	e->nchanges = zone_changes(zone, year, e->ch, &e->first);
+	e->irregular = rules_of_changes(e->ch, e->nchanges, e->first, &e->r) < 0;
+}
 
 struct year_table {
 	int64_t year;
@@ -1023,23 +1108,59 @@ year_table(int64_t year)
 	t->used = ++table_clock;
 	for (size_t i = 0; i < nordered; i++) {
 		t->z[i].zone = ordered[i];
-		t->z[i].irregular = zone_rules(ordered[i], year, &t->z[i].r) < 0;
+		entry_fill(ordered[i], year, &t->z[i]);
 	}
 	return t;
 }
 
-/* Whether zone follows r in year (the rules the zone gives at at when not a pair). */
+/* The year's table if it is built (not building it). */
+static struct year_table *
+year_table_if_built(int64_t year)
+{
+	for (int i = 0; i < YEAR_TABLES; i++)
+		if (tables[i].z != NULL && tables[i].year == year)
+			return &tables[i];
+	return NULL;
+}
+
+/*
+ * Whether the zone of e follows r in year; an irregular zone (not a yearly
+ * pair) is compared by its offset at the instant, *vary then set.
+ */
 static bool
-zone_matches(icaltimezone *zone, const struct year_rules *r, int64_t year, int64_t at, bool *vary)
+entry_matches(const struct zone_entry *e, const struct year_rules *r, int64_t year, int64_t at,
+              bool *vary)
 {
 	struct year_rules zr;
 
-	if (zone_rules(zone, year, &zr) < 0) {
-		*vary = true;
-		zr.std_off = zr.dst_off = zone_offset(zone, at);
-		zr.dst = false;
+	if (!e->irregular)
+		return rules_equal(&e->r, r);
+	*vary = true;
+	memset(&zr, 0, sizeof(zr));
+	if (at >= days_from_civil(year, 1, 1) * DAY && at < days_from_civil(year + 1, 1, 1) * DAY &&
+	    e->nchanges <= MAX_CHANGES) {
+		zr.std_off = e->first;
+		for (int i = 0; i < e->nchanges && at >= e->ch[i].utc; i++)
+			zr.std_off = e->ch[i].after;
+	} else {
+		zr.std_off = zone_offset(e->zone, at);
 	}
+	zr.dst_off = zr.std_off;
 	return rules_equal(&zr, r);
+}
+
+/* Whether zone follows r in year (see entry_matches). */
+static bool
+zone_matches(icaltimezone *zone, const struct year_rules *r, int64_t year, int64_t at, bool *vary)
+{
+	struct year_table *t = year_table_if_built(year);
+	struct zone_entry e;
+
+	for (size_t i = 0; t != NULL && i < t->n; i++)
+		if (t->z[i].zone == zone)
+			return entry_matches(&t->z[i], r, year, at, vary);
+	entry_fill(zone, year, &e);
+	return entry_matches(&e, r, year, at, vary);
 }
 
 /* A built-in zone named id (an Olson id, or a Windows zone name) following r, or NULL. */
@@ -1076,12 +1197,8 @@ builtin_match(const struct pim_eas_tz *tz, const struct year_rules *r, int64_t y
 		return icaltimezone_get_utc_timezone();
 	t = year_table(year);
 	for (size_t i = 0; i < t->n; i++) {
-		if (t->z[i].irregular) {
-			if (zone_matches(t->z[i].zone, r, year, at, vary))
-				return t->z[i].zone;
-		} else if (rules_equal(&t->z[i].r, r)) {
+		if (entry_matches(&t->z[i], r, year, at, vary))
 			return t->z[i].zone;
-		}
 	}
 	return NULL;
 }
@@ -1239,15 +1356,15 @@ pim_tz_to_ical(const struct pim_eas_tz *tz, int64_t at, const char *hint, bool *
 void
 pim_tz_cache_enable(bool on)
 {
+	pthread_mutex_lock(&from_lock);
+	from_cache_off = !on;
+	memset(from_cache, 0, sizeof(from_cache));
+	pthread_mutex_unlock(&from_lock);
 	pthread_mutex_lock(&tz_lock);
 	cache_off = !on;
 	for (int i = 0; i < CACHE_SLOTS; i++) {
 		free(cache[i].hint);
 		memset(&cache[i], 0, sizeof(cache[i]));
-	}
-	for (int i = 0; i < YEAR_TABLES; i++) {
-		free(tables[i].z);
-		memset(&tables[i], 0, sizeof(tables[i]));
 	}
 	pthread_mutex_unlock(&tz_lock);
 }
