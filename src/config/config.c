@@ -97,6 +97,8 @@ static const struct key keys[] = {
     {"upstream", "submission", K_CHOICE, F(upstream_submission), NULL, 0, 0, "smtp://|smtps://"},
     {"upstream", "max_connections_per_account", K_INT, F(upstream_max_connections_per_account), "3",
      1, 100, NULL},
+    {"upstream", "caldav", K_CHOICE, F(upstream_caldav), NULL, 0, 0, "http://|https://"},
+    {"upstream", "carddav", K_CHOICE, F(upstream_carddav), NULL, 0, 0, "http://|https://"},
     {"upstream", "gal", K_CHOICE, F(upstream_gal), NULL, 0, 0, "ldap://|ldaps://"},
     {"upstream", "gal_bind_dn", K_STRING, F(upstream_gal_bind_dn), NULL, 0, 0, NULL},
     {"upstream", "gal_bind_password", K_STRING, F(upstream_gal_bind_password), NULL, 0, 0, NULL},

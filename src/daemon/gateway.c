@@ -60,6 +60,7 @@
 #include "lib/util.h"
 #include "mailbox/commands.h"
 #include "mailbox/mailbox.h"
+#include "net/curl_loop.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 #include "notice/sender.h"
@@ -67,6 +68,7 @@
 #include "mailbox/mailbox_union.h"
 #include "mailbox/run.h"
 #include "native/imap_pool.h"
+#include "native/mailbox_dav.h"
 #include "native/mailbox_imap.h"
 #include "native/gal_ldap.h"
 #include "native/parseq.h"
@@ -181,6 +183,12 @@ struct gateway {
 	/* native mode: fetched messages parsed (GMime) off the loop */
 	struct parseq *parseq;
 	struct gal_ldap *gal; /* native mode's address list ([upstream] gal), or NULL */
+	/* native mode's contacts, calendars and tasks ([upstream] caldav, carddav), or NULLs */
+	struct curl_loop *dav_cl;
+	struct mbx_dav_shared *dav_shared;
+	struct mbx_dav_conf dav_conf;
+	struct mbx_dav_store dav_store;
+	const struct mbx_pim_codec *pim; /* the conversions of contacts, calendars and tasks */
 	char *submission_url, *submission_ca;
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
@@ -1595,6 +1603,23 @@ native_ids(void *arg, int rv, char **ids)
  * The backend asks for its mailboxes' folder ids: from the store's map, under
  * the account as abqd keys it (the login name may be a bare one).
  */
+/* Native mode's DAV backends reach the store through the store thread (storeq_call). */
+static void *
+native_store_call(void *arg, int (*run)(struct abq_store *s, void *job),
+                  void (*done)(void *job, int rv), void (*release)(void *job), void *job)
+{
+	struct gateway *gw = arg;
+
+	return storeq_call(gw->sq, run, done, release, job);
+}
+
+static void
+native_store_cancel(void *arg, void *handle)
+{
+	(void)arg;
+	storeq_cancel(handle);
+}
+
 static void
 native_assign(void *arg, const char *account, const struct mbx_imap_listed *l, size_t n, char delim,
               bool probe, mbx_imap_ids_fn done, void *done_arg)
@@ -1990,16 +2015,33 @@ native_serve(struct exchange *x)
 	}
 	mbx_imap_set_parseq(nr->imap, gw->parseq);
 	nr->in.backend = nr->imap;
-	if (gw->gal != NULL) {
-		/* The directory joins the mailbox: Search GAL and ResolveRecipients. */
-		struct mbx_backend *gal = gal_ldap_backend(gw->gal), *u;
-		const struct mbx_union_part parts[] = {{nr->imap, NULL}, {gal, "g"}};
+	nr->in.pim = gw->pim;
+	if (gw->gal != NULL || gw->dav_cl != NULL) {
+		/*
+		 * The DAV servers' collections and the directory join the mailbox:
+		 * one hierarchy, folders routed by id (mailbox_union.h).
+		 */
+		struct mbx_union_part parts[3] = {{nr->imap, NULL}};
+		size_t n = 1;
 		const char *err = NULL;
-		if ((u = mbx_union_new(parts, 2, &err)) != NULL) {
+		struct mbx_backend *u;
+		if (gw->dav_cl != NULL) {
+			struct mbx_backend *dav =
+			    mbx_dav_new(gw->dav_cl, gw->dav_shared, &gw->dav_conf, &gw->dav_store,
+			                r->account, r->auth_user, r->auth_password, &err);
+			if (dav != NULL)
+				parts[n++] = (struct mbx_union_part){dav, MBX_DAV_PREFIX};
+			else
+				log_warn("native: contacts and calendars: %s", err);
+		}
+		if (gw->gal != NULL)
+			parts[n++] = (struct mbx_union_part){gal_ldap_backend(gw->gal), "g"};
+		if ((u = mbx_union_new(parts, n, &err)) != NULL) {
 			nr->in.backend = u;
 		} else {
-			log_warn("native: %s", err); /* cannot be: both parts own cursors */
-			mbx_destroy(&gal);
+			log_warn("native: %s", err); /* cannot be: every part owns cursors */
+			for (size_t i = 1; i < n; i++)
+				mbx_destroy(&parts[i].backend);
 		}
 	}
 	mbx_run(&nr->in, &gw->native_state, 0, native_done, nr);
@@ -3423,6 +3465,25 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			/* The mail server's CA: [upstream] ca_file serves IMAP and submission. */
 			gw->submission_ca = xstrdup_null(cfg->upstream_ca_file);
 			log_info("native mode: mail sent through %s", cfg->upstream_submission);
+		}
+		if (cfg->upstream_caldav != NULL || cfg->upstream_carddav != NULL) {
+			if ((gw->dav_cl = curl_loop_new(base, &err)) == NULL) {
+				*errmsg_r = xasprintf("[upstream] caldav: %s", err);
+				goto fail;
+			}
+			gw->dav_shared = mbx_dav_shared_new();
+			gw->dav_conf = (struct mbx_dav_conf){
+			    .caldav = cfg->upstream_caldav,
+			    .carddav = cfg->upstream_carddav,
+			    .ca_file = cfg->upstream_ca_file,
+			    .connect_timeout_ms = (unsigned)cfg->upstream_connect_timeout * 1000,
+			    .timeout_ms = (unsigned)cfg->upstream_request_timeout * 1000,
+			};
+			gw->dav_store =
+			    (struct mbx_dav_store){gw, native_store_call, native_store_cancel};
+			log_info("native mode: calendars and tasks from %s, address books from %s",
+			         cfg->upstream_caldav ? cfg->upstream_caldav : "(none)",
+			         cfg->upstream_carddav ? cfg->upstream_carddav : "(none)");
 		}
 		if (cfg->upstream_gal != NULL) {
 			struct gal_ldap_conf gc = {

@@ -45,6 +45,13 @@ from recorder import wbxml_doc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "native"))
 import test_gal_live as galfix  # noqa: E402  (the private slapd)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dav"))
+import test_dav_live as davfix  # noqa: E402  (Radicale)
+
+# alice's collections on Radicale ([upstream] caldav and carddav)
+DAV_CAL = "/alice/calendar/"
+DAV_TASKS = "/alice/tasks/"
+DAV_BOOK = "/alice/contacts/"
 
 # The address list ([upstream] gal): the fixture's users and one more.
 GAL_PEOPLE = [
@@ -59,14 +66,23 @@ class NativeHarness(E.Harness):
     slapd = None
 
     def start(self):
-        # the address list's directory first: abqd's config names it
+        # the address list's directory and the DAV server first: abqd's config names them
         self.slapd_dir = tempfile.mkdtemp(prefix="abqd-e2e-ldap-")
         self.slapd = galfix.Slapd(self.slapd_dir, GAL_PEOPLE)
         self.slapd.start()
+        davfix.PASSWORD = "secret"  # alice's, as the phones log in with it
+        self.radicale = davfix.Radicale(self.slapd_dir)
+        self.dav = davfix.Http(self.radicale.port, "alice", "secret")
+        davfix.mkcalendar(self.dav, DAV_CAL, "Calendar", "VEVENT")
+        davfix.mkcalendar(self.dav, DAV_TASKS, "Tasks", "VTODO")
+        davfix.mkaddressbook(self.dav, DAV_BOOK, "Contacts")
         super().start()
 
     def stop(self):
         super().stop()
+        if getattr(self, "radicale", None) is not None:
+            self.radicale.stop()
+            self.radicale = None
         if self.slapd is not None:
             self.slapd.stop()
             shutil.rmtree(self.slapd_dir, ignore_errors=True)
@@ -91,6 +107,8 @@ class NativeHarness(E.Harness):
                 "url = imap://127.0.0.1:%d\n"
                 "max_connections_per_account = 3\n"
                 "submission = smtp://127.0.0.1:%d\n"
+                "caldav = http://127.0.0.1:%d/\n"
+                "carddav = http://127.0.0.1:%d/\n"
                 "gal = ldap://127.0.0.1:%d/%s\n"
                 "gal_bind_dn = %s\n"
                 "gal_bind_password = %s\n"
@@ -103,7 +121,7 @@ class NativeHarness(E.Harness):
                 "metrics_public = yes\n"
                 "[log]\n"
                 "level = debug\n" % (self.abqd_port, self.imap_port, self.submission_port,
-                                     self.slapd.port, galfix.SUFFIX, galfix.READER,
+                                     self.radicale.port, self.radicale.port, self.slapd.port, galfix.SUFFIX, galfix.READER,
                                      galfix.READER_PW, self.admin_port))
 
     def relay_mail(self, marker, seconds=15):
@@ -1298,6 +1316,34 @@ class NativeTests(E.Case):
         # ali; bob@ exactly, ali, nobody@ exactly then by name; bob
         self.assertEqual(after[ok] - before[ok], 6, "lookups answered")
         self.assertEqual(after[failed] - before[failed], 1, "the lookup while it was down")
+
+    def test_26_contacts_calendars_tasks_folders(self):
+        """FolderSync lists alice's Radicale collections ([upstream] caldav,
+        carddav) next to her mail folders: the calendar (type 8), the task
+        list (7) and the address book (9), each the default of its kind, with
+        ids that stay the same at the next FolderSync; a collection made on
+        the server shows at the phone's next FolderSync once the discovery
+        is due again (not checked here: MBX_DAV_DISCOVER_TTL)."""
+        phone = Phone(device_id=new_id("dav"))
+        r = fsync(phone, "0")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(text_of(r.doc(), "Status"), "1", r)
+        adds = {text_of(a, "DisplayName"): (text_of(a, "ServerId"), text_of(a, "Type"))
+                for a in r.doc().findall("Changes/Add")}
+        self.assertEqual(adds["Calendar"][1], "8", adds)
+        self.assertEqual(adds["Tasks"][1], "7", adds)
+        self.assertEqual(adds["Contacts"][1], "9", adds)
+        self.assertTrue(all(adds[n][0].startswith("c") for n in ("Calendar", "Tasks", "Contacts")))
+        self.assertIn("Inbox", adds)
+        key = text_of(r.doc(), "SyncKey")
+        r = fsync(phone, key)
+        self.assertEqual(text_of(r.doc(), "Status"), "1", r)
+        self.assertEqual(r.doc().findall("Changes/Add"), [], "nothing new the second time")
+        other = Phone(device_id=new_id("dav2"))
+        r = fsync(other, "0")
+        adds2 = {text_of(a, "DisplayName"): text_of(a, "ServerId")
+                 for a in r.doc().findall("Changes/Add")}
+        self.assertEqual(adds2["Contacts"], adds["Contacts"][0], "one id per collection")
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
