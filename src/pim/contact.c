@@ -1201,13 +1201,20 @@ drop(struct apply *a, struct vcard_prop *p)
 static void
 add_types(struct vcard *card, struct vcard_prop *p, const char *types)
 {
-	char *t = xstrdup(types);
+	char *t = xstrdup(types), *v[4];
+	size_t n = 0;
 
 	if (card->version == VCARD_V30)
 		for (char *q = t; *q != '\0'; q++)
 			if (*q >= 'a' && *q <= 'z')
 				*q = (char)(*q - 'a' + 'A');
-	vcard_param_add(p, "TYPE", t);
+	for (char *q = t; n < 4;) {
+		v[n++] = q;
+		if ((q = strchr(q, ',')) == NULL)
+			break;
+		*q++ = '\0';
+	}
+	vcard_param_add_list(p, "TYPE", (const char *const *)v, n);
 	free(t);
 }
 

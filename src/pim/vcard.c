@@ -352,6 +352,15 @@ vcard_param_add(struct vcard_prop *prop, const char *name, const char *value)
 }
 
 void
+vcard_param_add_list(struct vcard_prop *prop, const char *name, const char *const *values, size_t n)
+{
+	struct vcard_param *p = param_new(prop, name, strlen(name));
+
+	for (size_t i = 0; i < n; i++)
+		param_push(p, clean_param(values[i], strlen(values[i])));
+}
+
+void
 vcard_param_remove(struct vcard_prop *prop, const char *name)
 {
 	size_t o = 0;

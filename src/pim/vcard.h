@@ -170,6 +170,9 @@ struct vcard_param *vcard_param(const struct vcard_prop *prop, const char *name)
 const char *vcard_param_value(const struct vcard_prop *prop, const char *name);
 /* A new parameter with one value (another of the same name may exist). */
 void vcard_param_add(struct vcard_prop *prop, const char *name, const char *value);
+/* A new parameter with n values: "TYPE=work,voice". */
+void vcard_param_add_list(struct vcard_prop *prop, const char *name, const char *const *values,
+                          size_t n);
 /* Remove every parameter named name. */
 void vcard_param_remove(struct vcard_prop *prop, const char *name);
 /*
