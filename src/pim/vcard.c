@@ -995,11 +995,10 @@ logical_line(struct reader *r)
 	if (memchr(s, ':', n) != NULL) {
 		for (size_t i = 0; i + 16 <= n && s[i] != ':'; i++) {
 			if (strncasecmp(s + i, "QUOTED-PRINTABLE", 16) == 0) {
-				struct vcard_limits lim = *r->lim;
-				struct reader hr = {.lim = &lim};
+				/* Over a cap, the line is refused by its real parse anyway. */
+				struct reader hr = {.lim = r->lim};
 				struct vcard_prop *h;
 
-				lim.max_params = (size_t)-1;
 				h = parse_line(&hr, s, n);
 				qp = h != NULL && prop_is_qp(h);
 				prop_free(h);
@@ -1249,6 +1248,8 @@ limits_fill(struct vcard_limits *l, const struct vcard_limits *in)
 		l->max_cards = VCARD_DEFAULT_MAX_CARDS;
 	if (l->max_props == 0)
 		l->max_props = VCARD_DEFAULT_MAX_PROPS;
+	if (l->max_total == 0)
+		l->max_total = VCARD_DEFAULT_MAX_TOTAL;
 	if (l->max_params == 0)
 		l->max_params = VCARD_DEFAULT_MAX_PARAMS;
 	if (l->max_photo == 0)
@@ -1264,7 +1265,7 @@ vcard_parse(const char *buf, size_t len, const struct vcard_limits *limits, stru
 	struct vcard_limits lim;
 	struct reader r;
 	struct vcard **cards = NULL, *cur = NULL;
-	size_t ncards = 0, depth = 0;
+	size_t ncards = 0, depth = 0, total = 0;
 	int version = 0;
 
 	*cards_r = NULL;
@@ -1344,6 +1345,12 @@ vcard_parse(const char *buf, size_t len, const struct vcard_limits *limits, stru
 			prop_free(p);
 			r.errstr = "vCard: a card with more properties than its cap "
 			           "(vcard_limits.max_props)";
+			break;
+		}
+		if (total++ == lim.max_total) {
+			prop_free(p);
+			r.errstr = "vCard: more properties in the input than its cap "
+			           "(vcard_limits.max_total)";
 			break;
 		}
 		card_insert(cur, cur->nprops, p);

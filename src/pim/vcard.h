@@ -56,15 +56,21 @@ struct vcard_limits {
 	size_t max_line;   /* bytes of one unfolded line */
 	size_t max_cards;  /* cards in one input */
 	size_t max_props;  /* properties in one card */
+	size_t max_total;  /* properties in all the cards of one input */
 	size_t max_params; /* parameter values of one property */
 	size_t max_photo;  /* decoded bytes of one inline PHOTO */
 	size_t max_depth;  /* nested BEGIN:VCARD inside a card */
 };
 
-#define VCARD_DEFAULT_MAX_INPUT  (16u * 1024 * 1024)
-#define VCARD_DEFAULT_MAX_LINE   (4u * 1024 * 1024)
-#define VCARD_DEFAULT_MAX_CARDS  100000
-#define VCARD_DEFAULT_MAX_PROPS  2000
+#define VCARD_DEFAULT_MAX_INPUT (16u * 1024 * 1024)
+#define VCARD_DEFAULT_MAX_LINE  (4u * 1024 * 1024)
+#define VCARD_DEFAULT_MAX_CARDS 100000
+#define VCARD_DEFAULT_MAX_PROPS 2000
+/*
+ * An export of 10,000 contacts of 25 properties; a property costs about 150
+ * bytes of memory, so this bounds what a 16 MiB input of tiny lines takes.
+ */
+#define VCARD_DEFAULT_MAX_TOTAL  250000
 #define VCARD_DEFAULT_MAX_PARAMS 64
 #define VCARD_DEFAULT_MAX_PHOTO  (2u * 1024 * 1024)
 #define VCARD_DEFAULT_MAX_DEPTH  8

@@ -639,6 +639,12 @@ test_caps(void **state)
 	expect_refused("BEGIN:VCARD\r\nFN:a\r\nN:b\r\nNOTE:c\r\nEND:VCARD\r\n", &lim,
 	               "vCard: a card with more properties than its cap (vcard_limits.max_props)");
 	memset(&lim, 0, sizeof(lim));
+	lim.max_total = 4;
+	snprintf(buf, sizeof(buf), "%s%s%s", card, card,
+	         "BEGIN:VCARD\r\nFN:c\r\nN:c\r\nNOTE:c\r\nEND:VCARD\r\n");
+	expect_refused(buf, &lim,
+	               "vCard: more properties in the input than its cap (vcard_limits.max_total)");
+	memset(&lim, 0, sizeof(lim));
 	lim.max_params = 3;
 	expect_refused("BEGIN:VCARD\r\nTEL;TYPE=a,b;X=c;Y=d:1\r\nEND:VCARD\r\n", &lim,
 	               "vCard: a property with more parameter values than its cap "
