@@ -471,9 +471,9 @@ add_location(struct wbxml_node *parent, icalcomponent *c, int version)
 		struct icalgeotype g = icalproperty_get_geo(geo);
 		char buf[64];
 
-		snprintf(buf, sizeof(buf), "%.6f", atof(g.lat));
+		snprintf(buf, sizeof(buf), "%.6f", g.lat);
 		wbxml_add_text(l, ASB, ASB_LATITUDE, buf);
-		snprintf(buf, sizeof(buf), "%.6f", atof(g.lon));
+		snprintf(buf, sizeof(buf), "%.6f", g.lon);
 		wbxml_add_text(l, ASB, ASB_LONGITUDE, buf);
 	}
 }
@@ -945,9 +945,8 @@ set_location(icalcomponent *c, const struct wbxml_node *x)
 		double a = strtod(lat, &e1), o = strtod(lon, &e2);
 
 		if (*e1 == '\0' && *e2 == '\0' && a >= -90 && a <= 90 && o >= -180 && o <= 180) {
-			struct icalgeotype g;
-			snprintf(g.lat, sizeof(g.lat), "%.6f", a);
-			snprintf(g.lon, sizeof(g.lon), "%.6f", o);
+			struct icalgeotype g = {a, o};
+
 			pim_remove_all(c, ICAL_GEO_PROPERTY);
 			icalcomponent_add_property(c, icalproperty_new_geo(g));
 		}
@@ -1054,6 +1053,8 @@ set_param_partstat(icalproperty *p, long status)
 	default:
 		return;
 	}
+	if (partstat_status(p) == status)
+		return;
 	icalproperty_remove_parameter_by_kind(p, ICAL_PARTSTAT_PARAMETER);
 	icalproperty_add_parameter(p, icalparameter_new_partstat(ps));
 }
@@ -1285,6 +1286,46 @@ remove_override(const struct frame *f, int64_t k)
 	}
 }
 
+/* Whether the occurrence with key k is deleted already (an EXDATE, or a cancelled override). */
+static bool
+already_deleted(const struct frame *f, int64_t k)
+{
+	icalcomponent *c = find_override(f, k);
+
+	if (c != NULL)
+		return icalcomponent_get_status(c) == ICAL_STATUS_CANCELLED;
+	for (icalproperty *p = icalcomponent_get_first_property(f->m, ICAL_EXDATE_PROPERTY); p;
+	     p = icalcomponent_get_next_property(f->m, ICAL_EXDATE_PROPERTY)) {
+		struct pim_time t;
+		if (pim_time_read(f->vcal, p, f->zone, &t) == 0 && key_of_time(f, &t) == k)
+			return true;
+	}
+	return false;
+}
+
+/* A component as text, to tell whether applying changed it. */
+static char *
+snapshot(icalcomponent *c)
+{
+	char *s = icalcomponent_as_ical_string_r(c);
+	char *r = xstrdup(s ? s : "");
+
+	icalmemory_free_buffer(s);
+	return r;
+}
+
+/* Touch c when it differs from its snapshot before (NULL: it is new). */
+static void
+touch_if_changed(icalcomponent *c, char *before, int64_t now, bool bump)
+{
+	char *after = before ? snapshot(c) : NULL;
+
+	if (before == NULL || strcmp(before, after) != 0)
+		pim_touch(c, now, bump);
+	free(after);
+	free(before);
+}
+
 /* Delete the occurrence with key k: an EXDATE in the master's frame, no override. */
 static void
 delete_occurrence(const struct frame *f, const struct wframe *w, int64_t k)
@@ -1400,22 +1441,26 @@ apply_exceptions(const struct frame *f, const struct wframe *w, const struct wbx
 		keys[nkeys++] = k;
 		(void)pim_kid_int(x, CAL, CAL_DELETED, 0, 1, &del);
 		if (del == 1) {
-			delete_occurrence(f, w, k);
+			if (!already_deleted(f, k))
+				delete_occurrence(f, w, k);
 			continue;
 		}
 		{
 			struct when in;
 			icalcomponent *c = override_for(f, w, k, &made);
+			char *before = made ? NULL : snapshot(c);
 			struct ev e;
 
 			remove_exdate(f, k);
 			read_when(x, &in);
 			in.has_tz = false;
-			if (apply_instance_times(f, w, c, &in, errstr) < 0)
+			if (apply_instance_times(f, w, c, &in, errstr) < 0) {
+				free(before);
 				return -1;
+			}
 			if (read_ev(f->vcal, c, w->read, f->date_utc, &e) == 0)
 				apply_instance_fields(c, x, &e, o);
-			pim_touch(c, o->now, false);
+			touch_if_changed(c, before, o->now, false);
 		}
 	}
 	for (size_t i = 0; i < nknown; i++) {
@@ -1613,6 +1658,7 @@ apply_instance(icalcomponent *vcal, const struct wbxml_node *app, const struct p
 	bool made;
 	int64_t k;
 	struct ev e;
+	char *before;
 
 	if (frame_read(vcal, o->zone, o->version, &f) < 0 || !f.recurring) {
 		*errstr = "an occurrence of an event that does not repeat";
@@ -1621,14 +1667,17 @@ apply_instance(icalcomponent *vcal, const struct wbxml_node *app, const struct p
 	wframe_of(vcal, f.m, o->zone, &w);
 	k = key_of_eas(&f, o->instance);
 	c = override_for(&f, &w, k, &made);
+	before = made ? NULL : snapshot(c);
 	remove_exdate(&f, k);
 	read_when(app, &in);
 	in.has_tz = false;
-	if (apply_instance_times(&f, &w, c, &in, errstr) < 0)
+	if (apply_instance_times(&f, &w, c, &in, errstr) < 0) {
+		free(before);
 		return -1;
+	}
 	if (read_ev(vcal, c, w.read, f.date_utc, &e) == 0)
 		apply_instance_fields(c, app, &e, o);
-	pim_touch(c, o->now, true);
+	touch_if_changed(c, before, o->now, true);
 	return 0;
 }
 
@@ -1644,6 +1693,7 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 	int64_t *known = NULL;
 	size_t nknown = 0;
 	bool changed = false, recur_changed = false;
+	char *before = NULL;
 	long v;
 
 	pim_ical_init();
@@ -1671,6 +1721,7 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 	}
 	if (fo != NULL) {
 		m = fo->m;
+		before = snapshot(m);
 		if (fo->recurring && fo->expressible)
 			known = known_keys(fo, &nknown);
 	} else {
@@ -1799,11 +1850,12 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 				goto fail;
 		}
 	}
-	pim_touch(m, o->now, changed || recur_changed);
+	touch_if_changed(m, before, o->now, changed || recur_changed);
 	free(known);
 	*out = vcal;
 	return 0;
 fail:
+	free(before);
 	free(known);
 	icalcomponent_free(vcal);
 	return -1;

@@ -943,11 +943,31 @@ pim_add_categories(struct wbxml_node *parent, unsigned page, unsigned container,
 	}
 }
 
+/* Whether c's CATEGORIES are the container's items, in order. */
+static bool
+categories_are(icalcomponent *c, const struct wbxml_node *cats, unsigned page, unsigned item)
+{
+	icalproperty *p = icalcomponent_get_first_property(c, ICAL_CATEGORIES_PROPERTY);
+
+	for (const struct wbxml_node *k = cats ? cats->first_child : NULL; k; k = k->next) {
+		const char *t = k->page == page && k->token == item ? wbxml_text(k) : NULL;
+
+		if (t == NULL || *t == '\0')
+			continue;
+		if (p == NULL || !str_eq_null(icalproperty_get_categories(p), t))
+			return false;
+		p = icalcomponent_get_next_property(c, ICAL_CATEGORIES_PROPERTY);
+	}
+	return p == NULL;
+}
+
 void
 pim_set_categories(icalcomponent *c, const struct wbxml_node *cats, unsigned page, unsigned item)
 {
 	int n = 0;
 
+	if (categories_are(c, cats, page, item))
+		return;
 	pim_remove_all(c, ICAL_CATEGORIES_PROPERTY);
 	for (const struct wbxml_node *k = cats ? cats->first_child : NULL; k && n < MAX_CATEGORIES;
 	     k = k->next) {
