@@ -44,10 +44,10 @@
 struct ev {
 	icalcomponent *c;
 	struct pim_time start;
-	int64_t end;                     /* the end instant */
+	int64_t end; /* the end instant */
 	bool allday;
-	struct icaltimetype sday, eday;  /* an all-day event's first and (exclusive) last date */
-	int64_t eas_start, eas_end;      /* the instants EAS carries */
+	struct icaltimetype sday, eday; /* an all-day event's first and (exclusive) last date */
+	int64_t eas_start, eas_end;     /* the instants EAS carries */
 };
 
 /* The master's frame. */
@@ -57,8 +57,8 @@ struct frame {
 	icaltimezone *zone; /* of local times: DTSTART's zone, else the user's (NULL: UTC) */
 	bool date_utc;      /* all-day times are UTC midnights (16.0 and later) */
 	const char *uid;
-	bool recurring;     /* has an RRULE or RDATE */
-	bool expressible;   /* that recurrence as an EAS pattern */
+	bool recurring;   /* has an RRULE or RDATE */
+	bool expressible; /* that recurrence as an EAS pattern */
 	struct pim_recur recur;
 	const char *why;
 };
@@ -85,8 +85,8 @@ date_only(struct icaltimetype t)
 static struct icaltimetype
 add_days(struct icaltimetype d, int64_t days)
 {
-	return pim_epoch_to_civil(pim_civil_to_epoch(d.year, d.month, d.day, 0, 0, 0) + days * 86400,
-	                          true);
+	return pim_epoch_to_civil(
+	    pim_civil_to_epoch(d.year, d.month, d.day, 0, 0, 0) + days * 86400, true);
 }
 
 static int64_t
@@ -145,9 +145,9 @@ read_ev(icalcomponent *vcal, icalcomponent *c, icaltimezone *zone, bool date_utc
 	if (e->end < e->start.utc)
 		e->end = e->start.utc;
 	cdo = pim_x_text(c, "X-MICROSOFT-CDO-ALLDAYEVENT");
-	e->allday = e->start.date ||
-	            (cdo && strcasecmp(cdo, "TRUE") == 0 && is_midnight(&e->start) &&
-	             (!has_et || is_midnight(&et)) && e->end > e->start.utc);
+	e->allday =
+	    e->start.date || (cdo && strcasecmp(cdo, "TRUE") == 0 && is_midnight(&e->start) &&
+	                      (!has_et || is_midnight(&et)) && e->end > e->start.utc);
 	if (!e->allday) {
 		e->eas_start = e->start.utc;
 		e->eas_end = e->end;
@@ -183,9 +183,8 @@ frame_read(icalcomponent *vcal, icaltimezone *user_zone, int version, struct fra
 		return -1;
 	f->zone = f->ev.start.zone ? f->ev.start.zone : f->ev.start.utc_form ? NULL : user_zone;
 	f->uid = pim_text(f->m, ICAL_UID_PROPERTY);
-	f->recurring =
-	    icalcomponent_get_first_property(f->m, ICAL_RRULE_PROPERTY) != NULL ||
-	    icalcomponent_get_first_property(f->m, ICAL_RDATE_PROPERTY) != NULL;
+	f->recurring = icalcomponent_get_first_property(f->m, ICAL_RRULE_PROPERTY) != NULL ||
+	               icalcomponent_get_first_property(f->m, ICAL_RDATE_PROPERTY) != NULL;
 	if (!f->recurring)
 		return 0;
 	p = icalcomponent_get_first_property(f->m, ICAL_RRULE_PROPERTY);
@@ -414,7 +413,8 @@ add_attendees(struct wbxml_node *parent, icalcomponent *c, const struct pim_eas_
 	int n = 0;
 
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_ATTENDEE_PROPERTY);
-	     p && n < MAX_ATTENDEES; p = icalcomponent_get_next_property(c, ICAL_ATTENDEE_PROPERTY)) {
+	     p && n < MAX_ATTENDEES;
+	     p = icalcomponent_get_next_property(c, ICAL_ATTENDEE_PROPERTY)) {
 		const char *a = shown_attendee(p, org), *cn;
 		struct wbxml_node *x;
 
@@ -441,7 +441,8 @@ attendee_sig(icalcomponent *c)
 	int n = 0;
 
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_ATTENDEE_PROPERTY);
-	     p && n < MAX_ATTENDEES; p = icalcomponent_get_next_property(c, ICAL_ATTENDEE_PROPERTY)) {
+	     p && n < MAX_ATTENDEES;
+	     p = icalcomponent_get_next_property(c, ICAL_ATTENDEE_PROPERTY)) {
 		const char *a = shown_attendee(p, org);
 
 		if (a != NULL) {
@@ -588,18 +589,20 @@ exceptions(const struct frame *f, size_t *n_r)
 			v = xrealloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
 		v[n++] = (struct exc){eas_instant(f, &t), key_of_time(f, &t), NULL};
 	}
-	for (icalcomponent *c = icalcomponent_get_first_component(f->vcal, ICAL_VEVENT_COMPONENT); c;
-	     c = icalcomponent_get_next_component(f->vcal, ICAL_VEVENT_COMPONENT)) {
+	for (icalcomponent *c = icalcomponent_get_first_component(f->vcal, ICAL_VEVENT_COMPONENT);
+	     c; c = icalcomponent_get_next_component(f->vcal, ICAL_VEVENT_COMPONENT)) {
 		icalproperty *r = icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
 		struct pim_time t;
 
-		if (c == f->m || r == NULL || !str_eq_null(pim_text(c, ICAL_UID_PROPERTY), f->uid) ||
+		if (c == f->m || r == NULL ||
+		    !str_eq_null(pim_text(c, ICAL_UID_PROPERTY), f->uid) ||
 		    pim_time_read(f->vcal, r, f->zone, &t) < 0)
 			continue;
 		if (n == cap)
 			v = xrealloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
-		v[n++] = (struct exc){eas_instant(f, &t), key_of_time(f, &t),
-		                      icalcomponent_get_status(c) == ICAL_STATUS_CANCELLED ? NULL : c};
+		v[n++] =
+		    (struct exc){eas_instant(f, &t), key_of_time(f, &t),
+		                 icalcomponent_get_status(c) == ICAL_STATUS_CANCELLED ? NULL : c};
 	}
 	if (n > 1)
 		qsort(v, n, sizeof(*v), cmp_exc);
@@ -650,7 +653,8 @@ add_exceptions(struct wbxml_node *app, const struct frame *f, const struct pim_e
 		pim_add_compact(x, CAL, CAL_STARTTIME, e.eas_start);
 		pim_add_compact(x, CAL, CAL_ENDTIME, e.eas_end);
 		{
-			icalproperty *ds = icalcomponent_get_first_property(v[i].c, ICAL_DTSTAMP_PROPERTY);
+			icalproperty *ds =
+			    icalcomponent_get_first_property(v[i].c, ICAL_DTSTAMP_PROPERTY);
 			struct pim_time t;
 			if (ds && pim_time_read(f->vcal, ds, NULL, &t) == 0)
 				pim_add_compact(x, CAL, CAL_DTSTAMP, t.utc);
@@ -681,9 +685,10 @@ pim_event_to_eas(icalcomponent *vcal, const struct pim_eas_opts *o, struct wbxml
 		struct pim_eas_tz tz;
 		char b64[B64_TZ_LEN + 1];
 
-		pim_eas_tz_of(f.ev.allday && f.ev.start.date ? f.zone : f.ev.start.zone ? f.ev.start.zone
-		                                                     : f.ev.start.utc_form ? NULL
-		                                                                           : f.zone,
+		pim_eas_tz_of(f.ev.allday && f.ev.start.date ? f.zone
+		              : f.ev.start.zone              ? f.ev.start.zone
+		              : f.ev.start.utc_form          ? NULL
+		                                             : f.zone,
 		              f.ev.start.utc, &tz);
 		pim_eas_tz_base64(&tz, b64);
 		wbxml_add_text(app, CAL, CAL_TIMEZONE, b64);
@@ -826,7 +831,10 @@ write_times(icalcomponent *c, int64_t start, int64_t end, icaltimezone *z, const
 {
 	bool had_duration = icalcomponent_get_first_property(c, ICAL_DURATION_PROPERTY) != NULL &&
 	                    icalcomponent_get_first_property(c, ICAL_DTEND_PROPERTY) == NULL;
+	/* tzid may be the very parameter about to be replaced. */
+	char *id = xstrdup_null(tzid);
 
+	tzid = id;
 	pim_set_time(c, ICAL_DTSTART_PROPERTY, pim_utc_to_local(start, utc ? NULL : z), tzid, utc);
 	pim_remove_all(c, ICAL_DTEND_PROPERTY);
 	pim_remove_all(c, ICAL_DURATION_PROPERTY);
@@ -834,9 +842,11 @@ write_times(icalcomponent *c, int64_t start, int64_t end, icaltimezone *z, const
 		icalcomponent_add_property(
 		    c, icalproperty_new_duration(icaldurationtype_from_int((int)(end - start))));
 	else
-		pim_set_time(c, ICAL_DTEND_PROPERTY, pim_utc_to_local(end, utc ? NULL : z), tzid, utc);
+		pim_set_time(c, ICAL_DTEND_PROPERTY, pim_utc_to_local(end, utc ? NULL : z), tzid,
+		             utc);
 	if (pim_x_prop(c, "X-MICROSOFT-CDO-ALLDAYEVENT") != NULL)
 		pim_set_x_text(c, "X-MICROSOFT-CDO-ALLDAYEVENT", "FALSE");
+	free(id);
 }
 
 /* How the master's local times are written: its frame. */
@@ -877,8 +887,8 @@ wframe_of(icalcomponent *vcal, icalcomponent *m, icaltimezone *user_zone, struct
 
 	memset(w, 0, sizeof(*w));
 	w->read = user_zone;
-	if (pim_time_read(vcal, icalcomponent_get_first_property(m, ICAL_DTSTART_PROPERTY), user_zone,
-	                  &t) < 0) {
+	if (pim_time_read(vcal, icalcomponent_get_first_property(m, ICAL_DTSTART_PROPERTY),
+	                  user_zone, &t) < 0) {
 		w->utc = true;
 		return;
 	}
@@ -903,7 +913,8 @@ set_busy(icalcomponent *c, long v)
 	if (v == 0 || t != NULL) {
 		pim_remove_all(c, ICAL_TRANSP_PROPERTY);
 		icalcomponent_add_property(
-		    c, icalproperty_new_transp(v == 0 ? ICAL_TRANSP_TRANSPARENT : ICAL_TRANSP_OPAQUE));
+		    c,
+		    icalproperty_new_transp(v == 0 ? ICAL_TRANSP_TRANSPARENT : ICAL_TRANSP_OPAQUE));
 	}
 	if (v == 1 || v == 3 || v == 4 || pim_x_prop(c, "X-MICROSOFT-CDO-BUSYSTATUS") != NULL)
 		pim_set_x_text(c, "X-MICROSOFT-CDO-BUSYSTATUS", names[v]);
@@ -1120,8 +1131,8 @@ set_attendees(icalcomponent *c, const struct wbxml_node *list, const struct pim_
 	     a = a->next) {
 		const char *e = pim_kid_text(a, CAL, CAL_EMAIL);
 
-		if (a->page != CAL || a->token != CAL_ATTENDEE || e == NULL || strchr(e, '@') == NULL ||
-		    strpbrk(e, " \t\r\n<>,;:\"") != NULL)
+		if (a->page != CAL || a->token != CAL_ATTENDEE || e == NULL ||
+		    strchr(e, '@') == NULL || strpbrk(e, " \t\r\n<>,;:\"") != NULL)
 			continue;
 		in[nin] = (struct in_att){e, pim_kid_text(a, CAL, CAL_NAME), 0, 0, false};
 		if (o->version < 160 && pim_kid_int(a, CAL, CAL_ATTENDEESTATUS, 0, 5, &v))
@@ -1167,14 +1178,16 @@ set_attendees(icalcomponent *c, const struct wbxml_node *list, const struct pim_
 		p = icalproperty_new_attendee(addr);
 		free(addr);
 		set_param_cn(p, in[i].name, in[i].email);
-		icalproperty_add_parameter(p, icalparameter_new_partstat(ICAL_PARTSTAT_NEEDSACTION));
+		icalproperty_add_parameter(p,
+		                           icalparameter_new_partstat(ICAL_PARTSTAT_NEEDSACTION));
 		set_param_partstat(p, in[i].status);
 		if (in[i].type == 3)
-			icalproperty_add_parameter(p, icalparameter_new_cutype(ICAL_CUTYPE_RESOURCE));
+			icalproperty_add_parameter(p,
+			                           icalparameter_new_cutype(ICAL_CUTYPE_RESOURCE));
 		else
-			icalproperty_add_parameter(p, icalparameter_new_role(
-			                                  in[i].type == 2 ? ICAL_ROLE_OPTPARTICIPANT
-			                                                  : ICAL_ROLE_REQPARTICIPANT));
+			icalproperty_add_parameter(
+			    p, icalparameter_new_role(in[i].type == 2 ? ICAL_ROLE_OPTPARTICIPANT
+			                                              : ICAL_ROLE_REQPARTICIPANT));
 		if (rsvp)
 			icalproperty_add_parameter(p, icalparameter_new_rsvp(ICAL_RSVP_TRUE));
 		icalcomponent_add_property(c, p);
@@ -1245,8 +1258,8 @@ apply_instance_fields(icalcomponent *c, const struct wbxml_node *x, const struct
 static icalcomponent *
 find_override(const struct frame *f, int64_t k)
 {
-	for (icalcomponent *c = icalcomponent_get_first_component(f->vcal, ICAL_VEVENT_COMPONENT); c;
-	     c = icalcomponent_get_next_component(f->vcal, ICAL_VEVENT_COMPONENT)) {
+	for (icalcomponent *c = icalcomponent_get_first_component(f->vcal, ICAL_VEVENT_COMPONENT);
+	     c; c = icalcomponent_get_next_component(f->vcal, ICAL_VEVENT_COMPONENT)) {
 		icalproperty *r = icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
 		struct pim_time t;
 
@@ -1476,7 +1489,8 @@ apply_exceptions(const struct frame *f, const struct wframe *w, const struct wbx
 	return 0;
 }
 
-/* Take out every override and EXDATE of the master (a 16.x series whose pattern or times changed). */
+/* Take out every override and EXDATE of the master (a 16.x series whose pattern or times changed).
+ */
 static void
 drop_all_exceptions(const struct frame *f)
 {
@@ -1524,7 +1538,8 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 	if (in->has_end)
 		end = in->end;
 	else if (old != NULL)
-		end = in->has_start ? start + (old->ev.eas_end - old->ev.eas_start) : old->ev.eas_end;
+		end =
+		    in->has_start ? start + (old->ev.eas_end - old->ev.eas_start) : old->ev.eas_end;
 	else
 		end = start + (allday ? 86400 : 1800);
 	if (end < start) {
@@ -1560,14 +1575,16 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 			icaltimezone_free(z, 1);
 		if (days_between(s, e) < 1)
 			e = add_days(s, 1);
-		if (old != NULL && old->ev.allday && icaltime_compare_date_only(s, old->ev.sday) == 0 &&
+		if (old != NULL && old->ev.allday &&
+		    icaltime_compare_date_only(s, old->ev.sday) == 0 &&
 		    icaltime_compare_date_only(e, old->ev.eday) == 0)
 			return 0;
 		write_dates(m, s, e);
 		*changed = true;
 		return 0;
 	}
-	if (old != NULL && !old->ev.allday && start == old->ev.eas_start && end == old->ev.eas_end) {
+	if (old != NULL && !old->ev.allday && start == old->ev.eas_start &&
+	    end == old->ev.eas_end) {
 		struct pim_eas_tz had;
 
 		pim_eas_tz_of(old->ev.start.utc_form ? NULL : old->zone, start, &had);
@@ -1581,7 +1598,8 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 		const char *tzid = NULL;
 		struct pim_eas_tz mine;
 
-		/* The object's own frame when its rules are the phone's: TZID, floating and Z stay. */
+		/* The object's own frame when its rules are the phone's: TZID, floating and Z stay.
+		 */
 		if (old != NULL && !old->ev.allday) {
 			pim_eas_tz_of(old->ev.start.utc_form ? NULL : old->zone, start, &mine);
 			if (pim_eas_tz_same(&mine, &tz)) {
@@ -1590,7 +1608,8 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 				else if (old->ev.start.floating)
 					write_times(m, start, end, old->zone, NULL, false);
 				else
-					write_times(m, start, end, old->ev.start.zone, old->ev.start.tzid, false);
+					write_times(m, start, end, old->ev.start.zone,
+					            old->ev.start.tzid, false);
 				return 0;
 			}
 		}
@@ -1603,8 +1622,9 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 			z = o->zone;
 		else
 			z = pim_tz_to_ical(&tz, start,
-			                   o->zone ? pim_ical_zone_name(o->zone)
-			                           : old && old->ev.start.tzid ? old->ev.start.tzid : NULL,
+			                   o->zone                     ? pim_ical_zone_name(o->zone)
+			                   : old && old->ev.start.tzid ? old->ev.start.tzid
+			                                               : NULL,
 			                   &owned);
 		if (z == NULL) {
 			write_times(m, start, end, NULL, NULL, true);
@@ -1614,7 +1634,8 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 		if (tzid == NULL)
 			write_times(m, start, end, NULL, NULL, true);
 		else
-			write_times(m, start, end, icalcomponent_get_timezone(vcal, tzid), tzid, false);
+			write_times(m, start, end, icalcomponent_get_timezone(vcal, tzid), tzid,
+			            false);
 		if (owned)
 			icaltimezone_free(z, 1);
 	}
@@ -1729,7 +1750,9 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 		char *fresh = u || o->uid ? NULL : pim_new_uid();
 
 		m = icalcomponent_new(ICAL_VEVENT_COMPONENT);
-		icalcomponent_add_property(m, icalproperty_new_uid(u ? u : o->uid ? o->uid : fresh));
+		icalcomponent_add_property(m, icalproperty_new_uid(u        ? u
+		                                                   : o->uid ? o->uid
+		                                                            : fresh));
 		free(fresh);
 		icalcomponent_add_component(vcal, m);
 	}
@@ -1808,7 +1831,8 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 			if (!(now.recurring && now.expressible && pim_recur_same(&r, &now.recur))) {
 				struct icalrecurrencetype rule;
 
-				pim_recur_to_rrule(&r, &now.ev.start, now.zone, now.date_utc, &rule);
+				pim_recur_to_rrule(&r, &now.ev.start, now.zone, now.date_utc,
+				                   &rule);
 				pim_remove_all(m, ICAL_RRULE_PROPERTY);
 				pim_remove_all(m, ICAL_RDATE_PROPERTY);
 				pim_remove_all(m, ICAL_EXRULE_PROPERTY);
@@ -1826,7 +1850,8 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 			/* The rule's UNTIL takes the new start's form. */
 			struct icalrecurrencetype rule;
 
-			pim_recur_to_rrule(&fo->recur, &now.ev.start, now.zone, now.date_utc, &rule);
+			pim_recur_to_rrule(&fo->recur, &now.ev.start, now.zone, now.date_utc,
+			                   &rule);
 			pim_remove_all(m, ICAL_RRULE_PROPERTY);
 			icalcomponent_add_property(m, icalproperty_new_rrule(rule));
 		}
@@ -1843,7 +1868,8 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 		         ((k = pim_kid(app, CAL, CAL_EXCEPTIONS)) != NULL ||
 		          (fo && pim_absent_clears(o, CAL_EXCEPTIONS)))) {
 			if (fo && fo->ev.start.date != now.ev.start.date) {
-				/* The occurrences' names change form: the phone's list is all there is. */
+				/* The occurrences' names change form: the phone's list is all there
+				 * is. */
 				pim_remove_all(m, ICAL_EXDATE_PROPERTY);
 			}
 			if (apply_exceptions(&now, &w, k, known, nknown, o, errstr) < 0)

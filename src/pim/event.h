@@ -67,8 +67,8 @@ int pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
  * time), its override taken out. 0, or -1 with *errstr when vcal has no
  * recurring event.
  */
-int pim_event_delete_instance(icalcomponent *vcal, int64_t instance,
-                              const struct pim_apply_opts *o, const char **errstr);
+int pim_event_delete_instance(icalcomponent *vcal, int64_t instance, const struct pim_apply_opts *o,
+                              const char **errstr);
 
 /* The UID of vcal's event (the UID element of an Add's response), or NULL. */
 const char *pim_event_uid(icalcomponent *vcal);

@@ -123,7 +123,8 @@ defuse_vtimezone(icalcomponent *vtz)
 			struct icalrecurrencetype r = icalproperty_get_rrule(rules[i]);
 			bool keep = i == 0 && cheap_zone_rule(&r);
 
-			if (keep && icaltime_is_null_time(r.until) && (r.count == 0 || r.count > 400))
+			if (keep && icaltime_is_null_time(r.until) &&
+			    (r.count == 0 || r.count > 400))
 				keep = ++open <= PIM_ICAL_MAX_OPEN_RULES;
 			if (!keep) {
 				icalcomponent_remove_property(o, rules[i]);
@@ -132,7 +133,8 @@ defuse_vtimezone(icalcomponent *vtz)
 		}
 		/* An eighth RRULE and beyond: all of them go. */
 		icalproperty *p;
-		while (nrules == 8 && (p = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY)) &&
+		while (nrules == 8 &&
+		       (p = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY)) &&
 		       p != rules[0]) {
 			icalcomponent_remove_property(o, p);
 			icalproperty_free(p);
@@ -215,7 +217,8 @@ pim_ical_parse(const char *data, size_t len, const char **errstr)
 		*errstr = "NUL byte in calendar object";
 		return NULL;
 	}
-	/* Logical lines (a folded continuation starts with white space) bound what libical builds. */
+	/* Logical lines (a folded continuation starts with white space) bound what libical builds.
+	 */
 	for (size_t i = 0; i < len; i++)
 		if (data[i] == '\n' && i + 1 < len && data[i + 1] != ' ' && data[i + 1] != '\t')
 			lines++;
@@ -319,8 +322,8 @@ pim_ical_ensure_vtimezone(icalcomponent *vcal, icaltimezone *zone, int64_t from)
 
 	if (zone == NULL || zone == icaltimezone_get_utc_timezone())
 		return NULL;
-	for (icalcomponent *c = icalcomponent_get_first_component(vcal, ICAL_VTIMEZONE_COMPONENT); c;
-	     c = icalcomponent_get_next_component(vcal, ICAL_VTIMEZONE_COMPONENT)) {
+	for (icalcomponent *c = icalcomponent_get_first_component(vcal, ICAL_VTIMEZONE_COMPONENT);
+	     c; c = icalcomponent_get_next_component(vcal, ICAL_VTIMEZONE_COMPONENT)) {
 		const char *have = pim_text(c, ICAL_TZID_PROPERTY);
 
 		if (have != NULL && strcmp(have, name) == 0)
@@ -408,9 +411,9 @@ pim_epoch_to_civil(int64_t t, bool date)
 int64_t
 pim_local_to_utc(struct icaltimetype local, icaltimezone *zone)
 {
-	int64_t l = pim_civil_to_epoch(local.year, local.month, local.day,
-	                               local.is_date ? 0 : local.hour, local.is_date ? 0 : local.minute,
-	                               local.is_date ? 0 : local.second);
+	int64_t l =
+	    pim_civil_to_epoch(local.year, local.month, local.day, local.is_date ? 0 : local.hour,
+	                       local.is_date ? 0 : local.minute, local.is_date ? 0 : local.second);
 	struct icaltimetype tt = local;
 	int dst = 0;
 
@@ -931,7 +934,8 @@ pim_add_categories(struct wbxml_node *parent, unsigned page, unsigned container,
 	int n = 0;
 
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_CATEGORIES_PROPERTY);
-	     p && n < MAX_CATEGORIES; p = icalcomponent_get_next_property(c, ICAL_CATEGORIES_PROPERTY)) {
+	     p && n < MAX_CATEGORIES;
+	     p = icalcomponent_get_next_property(c, ICAL_CATEGORIES_PROPERTY)) {
 		const char *v = icalproperty_get_categories(p);
 
 		if (v == NULL || *v == '\0')
@@ -1010,9 +1014,14 @@ pim_first_alarm(icalcomponent *c)
 	for (icalcomponent *a = icalcomponent_get_first_component(c, ICAL_VALARM_COMPONENT); a;
 	     a = icalcomponent_get_next_component(c, ICAL_VALARM_COMPONENT)) {
 		icalproperty *act = icalcomponent_get_first_property(a, ICAL_ACTION_PROPERTY);
-		enum icalproperty_action action = act ? icalproperty_get_action(act) : ICAL_ACTION_NONE;
+		enum icalproperty_action action =
+		    act ? icalproperty_get_action(act) : ICAL_ACTION_NONE;
 
-		if (action == ICAL_ACTION_NONE || action == ICAL_ACTION_EMAIL)
+		/* libical reads RFC 9074's ACTION:NONE (Apple's "no alarm" placeholder) as an X-
+		 * value. */
+		if (action == ICAL_ACTION_NONE || action == ICAL_ACTION_EMAIL ||
+		    (action == ICAL_ACTION_X &&
+		     strcasecmp(icalproperty_get_value_as_string(act), "NONE") == 0))
 			continue;
 		if (icalcomponent_get_first_property(a, ICAL_TRIGGER_PROPERTY) != NULL)
 			return a;
@@ -1023,7 +1032,8 @@ pim_first_alarm(icalcomponent *c)
 bool
 pim_alarm_time(icalcomponent *alarm, int64_t start, int64_t end, int64_t *at)
 {
-	icalproperty *p = alarm ? icalcomponent_get_first_property(alarm, ICAL_TRIGGER_PROPERTY) : NULL;
+	icalproperty *p =
+	    alarm ? icalcomponent_get_first_property(alarm, ICAL_TRIGGER_PROPERTY) : NULL;
 	icalparameter *rel;
 	struct icaltriggertype tr;
 
@@ -1142,9 +1152,8 @@ html_to_text(const char *h)
 	static const struct {
 		const char *name;
 		const char *text;
-	} ents[] = {{"amp;", "&"},  {"lt;", "<"},         {"gt;", ">"},
-	            {"quot;", "\""}, {"#39;", "'"},       {"apos;", "'"},
-	            {"nbsp;", " "},  {"#160;", "\xC2\xA0"}};
+	} ents[] = {{"amp;", "&"}, {"lt;", "<"},   {"gt;", ">"},   {"quot;", "\""},
+	            {"#39;", "'"}, {"apos;", "'"}, {"nbsp;", " "}, {"#160;", "\xC2\xA0"}};
 	struct sbuf b = {0};
 	const char *p = h;
 
@@ -1162,8 +1171,8 @@ html_to_text(const char *h)
 				p = e ? e : p + strlen(p);
 				continue;
 			}
-			if (tag_is(q, "br") || tag_is(q, "p") || tag_is(q, "div") || tag_is(q, "li") ||
-			    tag_is(q, "tr"))
+			if (tag_is(q, "br") || tag_is(q, "p") || tag_is(q, "div") ||
+			    tag_is(q, "li") || tag_is(q, "tr"))
 				if (close || tag_is(q, "br"))
 					sbuf_add(&b, "\n");
 			end = strchr(p, '>');
@@ -1278,9 +1287,9 @@ pim_new_uid(void)
 	}
 	r[6] = (unsigned char)((r[6] & 0x0F) | 0x40);
 	r[8] = (unsigned char)((r[8] & 0x3F) | 0x80);
-	return xasprintf("%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", r[0],
-	                 r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-	                 r[13], r[14], r[15]);
+	return xasprintf("%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
+	                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+	                 r[12], r[13], r[14], r[15]);
 }
 
 void
@@ -1355,9 +1364,11 @@ expand_rule(struct icalrecurrencetype rule, const struct pim_time *st, icaltimez
 		start.zone = st->utc_form ? icaltimezone_get_utc_timezone() : zone;
 	it = icalrecur_iterator_new(rule, start);
 	if (it == NULL)
-		return true; /* a rule libical refuses yields no occurrence (as it does for clients) */
+		return true; /* a rule libical refuses yields no occurrence (as it does for clients)
+		              */
 	if (rule.count == 0 && from > st->utc + 86400 * 2) {
-		struct icaltimetype skip = pim_utc_to_local(from - 86400 * 2, st->utc_form ? NULL : zone);
+		struct icaltimetype skip =
+		    pim_utc_to_local(from - 86400 * 2, st->utc_form ? NULL : zone);
 
 		skip.is_date = start.is_date;
 		skip.zone = start.zone;

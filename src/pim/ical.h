@@ -22,23 +22,24 @@
 
 struct wbxml_node;
 
-#define PIM_ICAL_MAX_BYTES      (4u * 1024 * 1024) /* one object (inline ATTACH data included) */
-#define PIM_ICAL_MAX_COMPONENTS 512                /* components of every depth */
-#define PIM_ICAL_MAX_PROPERTIES 16384              /* properties of every component */
-#define PIM_ICAL_MAX_DEPTH      4                  /* VCALENDAR > VEVENT > VALARM > X- */
-#define PIM_ICAL_MAX_OBSERVANCES 128 /* STANDARD/DAYLIGHT of one VTIMEZONE */
-#define PIM_ICAL_MAX_OPEN_RULES  4   /* of those, yearly rules without an end */
-#define PIM_ICAL_MAX_RDATES      1024 /* RDATE values of the whole object */
-#define PIM_ICAL_MAX_STEPS 100000 /* recurrence iterator steps of one expansion */
-#define PIM_EAS_MAX_EXCEPTIONS 256 /* Calendar:Exception per item (MS-ASCAL 2.2.2.21) */
+#define PIM_ICAL_MAX_BYTES       (4u * 1024 * 1024) /* one object (inline ATTACH data included) */
+#define PIM_ICAL_MAX_COMPONENTS  512                /* components of every depth */
+#define PIM_ICAL_MAX_PROPERTIES  16384              /* properties of every component */
+#define PIM_ICAL_MAX_DEPTH       4                  /* VCALENDAR > VEVENT > VALARM > X- */
+#define PIM_ICAL_MAX_OBSERVANCES 128                /* STANDARD/DAYLIGHT of one VTIMEZONE */
+#define PIM_ICAL_MAX_OPEN_RULES  4                  /* of those, yearly rules without an end */
+#define PIM_ICAL_MAX_RDATES      1024               /* RDATE values of the whole object */
+#define PIM_ICAL_MAX_STEPS       100000             /* recurrence iterator steps of one expansion */
+#define PIM_EAS_MAX_EXCEPTIONS   256 /* Calendar:Exception per item (MS-ASCAL 2.2.2.21) */
 
 /*
  * What a Sync, Fetch or Search answer asks of a calendar item or task
  * (server to phone).
  */
 struct pim_eas_opts {
-	int version;            /* EAS version times ten: 120, 121, 140, 141, 160, 161 */
-	const char *user_email; /* the account's own address (organizer or attendee); NULL: unknown */
+	int version; /* EAS version times ten: 120, 121, 140, 141, 160, 161 */
+	const char
+	    *user_email; /* the account's own address (organizer or attendee); NULL: unknown */
 	/*
 	 * The user's zone: floating times and dates are read in it, and a
 	 * task's local dates. NULL: UTC.

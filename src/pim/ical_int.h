@@ -123,10 +123,10 @@ struct icaltimetype pim_epoch_to_civil(int64_t t, bool date);
 
 /* A DTSTART, DTEND, DUE, RECURRENCE-ID, EXDATE or COMPLETED value, read. */
 struct pim_time {
-	int64_t utc;                /* the instant; a date: its midnight where it was read */
-	struct icaltimetype local;  /* the value as written (zone NULL) */
-	icaltimezone *zone;         /* its TZID's zone; NULL: UTC, floating or a date */
-	const char *tzid;           /* the TZID as written (into the property), or NULL */
+	int64_t utc;               /* the instant; a date: its midnight where it was read */
+	struct icaltimetype local; /* the value as written (zone NULL) */
+	icaltimezone *zone;        /* its TZID's zone; NULL: UTC, floating or a date */
+	const char *tzid;          /* the TZID as written (into the property), or NULL */
 	bool date, floating, utc_form;
 };
 
@@ -184,8 +184,8 @@ int pim_sensitivity(icalcomponent *c);
 void pim_set_sensitivity(icalcomponent *c, int s);
 
 /* The CATEGORIES values written as a Categories container (nothing when none). */
-void pim_add_categories(struct wbxml_node *parent, unsigned page, unsigned container,
-                        unsigned item, icalcomponent *c);
+void pim_add_categories(struct wbxml_node *parent, unsigned page, unsigned container, unsigned item,
+                        icalcomponent *c);
 /* Replace CATEGORIES by a Categories container's items (NULL: none). */
 void pim_set_categories(icalcomponent *c, const struct wbxml_node *cats, unsigned page,
                         unsigned item);
@@ -207,7 +207,8 @@ void pim_remove_alarm(icalcomponent *c);
 /* AirSyncBase:Body of text (plain) or html per the options. */
 void pim_add_body(struct wbxml_node *parent, const char *text, const char *html,
                   const struct pim_eas_opts *o);
-/* An AirSyncBase:Body's Data as plain text (HTML taken down to text), malloc'd; *html set for type 2. */
+/* An AirSyncBase:Body's Data as plain text (HTML taken down to text), malloc'd; *html set for
+ * type 2. */
 char *pim_read_body(const struct wbxml_node *body, char **html);
 
 /* Clean text for a TEXT property: valid UTF-8, CR LF as LF; malloc'd. */
@@ -225,15 +226,15 @@ struct pim_recur {
 	int interval;    /* 1 and up */
 	int occurrences; /* 0: not limited by a count */
 	bool has_until;
-	int64_t until;   /* the last occurrence may start then (UTC) */
-	int dow;         /* DayOfWeek: 1 Sunday ... 64 Saturday; 127 with week 5: the last day */
-	int dom;         /* DayOfMonth 1-31 */
-	int wom;         /* WeekOfMonth 1-5 (5: the last) */
-	int moy;         /* MonthOfYear 1-12 */
-	int fdow;        /* FirstDayOfWeek 0 Sunday ... 6 Saturday; -1: not given */
+	int64_t until; /* the last occurrence may start then (UTC) */
+	int dow;       /* DayOfWeek: 1 Sunday ... 64 Saturday; 127 with week 5: the last day */
+	int dom;       /* DayOfMonth 1-31 */
+	int wom;       /* WeekOfMonth 1-5 (5: the last) */
+	int moy;       /* MonthOfYear 1-12 */
+	int fdow;      /* FirstDayOfWeek 0 Sunday ... 6 Saturday; -1: not given */
 	/* Tasks only */
 	bool has_start;
-	int64_t start;   /* Tasks:Start */
+	int64_t start; /* Tasks:Start */
 	bool regenerate, dead_occur;
 };
 

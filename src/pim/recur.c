@@ -77,7 +77,8 @@ pim_recur_from_rrule(const struct icalrecurrencetype *rule, const struct pim_tim
 	out->interval = rule->interval > 0 ? rule->interval : 1;
 	if (rule->rscale != NULL && *rule->rscale && strcasecmp(rule->rscale, "GREGORIAN") != 0)
 		return fail(why, "a non-Gregorian RSCALE");
-	if (by_count(rule->by_hour, ICAL_BY_HOUR_SIZE) || by_count(rule->by_minute, ICAL_BY_MINUTE_SIZE) ||
+	if (by_count(rule->by_hour, ICAL_BY_HOUR_SIZE) ||
+	    by_count(rule->by_minute, ICAL_BY_MINUTE_SIZE) ||
 	    by_count(rule->by_second, ICAL_BY_SECOND_SIZE))
 		return fail(why, "times of day (BYHOUR, BYMINUTE, BYSECOND)");
 	if (by_count(rule->by_year_day, ICAL_BY_YEARDAY_SIZE) ||
@@ -127,10 +128,12 @@ pim_recur_from_rrule(const struct icalrecurrencetype *rule, const struct pim_tim
 
 		if (!yearly && nm)
 			return fail(why, "a monthly rule limited to months");
-		/* A yearly rule without BYMONTH runs its month days or weekdays through every month. */
+		/* A yearly rule without BYMONTH runs its month days or weekdays through every
+		 * month. */
 		if (yearly && nm == 0 && (nmd || nday))
 			return fail(why, "a yearly rule on days of every month");
-		out->moy = yearly ? (nm ? icalrecurrencetype_month_month(rule->by_month[0]) : d.month) : 0;
+		out->moy =
+		    yearly ? (nm ? icalrecurrencetype_month_month(rule->by_month[0]) : d.month) : 0;
 		if (nday == 0) {
 			int v = nmd ? rule->by_month_day[0] : d.day;
 
@@ -259,8 +262,8 @@ pim_recur_to_rrule(const struct pim_recur *r, const struct pim_time *st, icaltim
 		nth_days(&b, r->dow, r->wom > 0 ? r->wom : 1, d);
 		break;
 	case 5:
-		sbuf_printf(&b, "FREQ=YEARLY;BYMONTH=%d;BYMONTHDAY=%d", r->moy > 0 ? r->moy : d.month,
-		            r->dom > 0 ? r->dom : d.day);
+		sbuf_printf(&b, "FREQ=YEARLY;BYMONTH=%d;BYMONTHDAY=%d",
+		            r->moy > 0 ? r->moy : d.month, r->dom > 0 ? r->dom : d.day);
 		break;
 	default:
 		sbuf_printf(&b, "FREQ=YEARLY;BYMONTH=%d", r->moy > 0 ? r->moy : d.month);
@@ -279,8 +282,8 @@ pim_recur_to_rrule(const struct pim_recur *r, const struct pim_time *st, icaltim
 			sbuf_printf(&b, ";UNTIL=%04d%02d%02d", u.year, u.month, u.day);
 		} else if (st->floating) {
 			u = pim_utc_to_local(r->until, zone);
-			sbuf_printf(&b, ";UNTIL=%04d%02d%02dT%02d%02d%02d", u.year, u.month, u.day, u.hour,
-			            u.minute, u.second);
+			sbuf_printf(&b, ";UNTIL=%04d%02d%02dT%02d%02d%02d", u.year, u.month, u.day,
+			            u.hour, u.minute, u.second);
 		} else {
 			char buf[PIM_TIME_COMPACT_LEN + 1];
 			sbuf_printf(&b, ";UNTIL=%s", pim_time_compact(r->until, buf));
@@ -321,7 +324,7 @@ struct recur_tokens {
 	    regenerate, dead_occur, fdow;
 };
 
-static const struct recur_tokens cal_tokens = {0x1B, 0x1C, 0, 0x1D, 0x1E, 0x1F, 0x20,
+static const struct recur_tokens cal_tokens = {0x1B, 0x1C, 0,    0x1D, 0x1E, 0x1F, 0x20,
                                                0x21, 0x22, 0x23, 0,    0,    0x39};
 static const struct recur_tokens task_tokens = {0x0F, 0x10, 0x11, 0x12, 0x13, 0x14, 0x16,
                                                 0x15, 0x17, 0x18, 0x19, 0x1A, 0x26};

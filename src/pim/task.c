@@ -138,7 +138,9 @@ pim_task_to_eas(icalcomponent *vcal, const struct pim_eas_opts *o, struct wbxml_
 		struct icalrecurrencetype rule = icalproperty_get_rrule(rp);
 		char *rs = icalrecurrencetype_as_string_r(&rule);
 		char *body = xasprintf("%s" NOTE_HEAD "%s" NOTE_TAIL, d ? d : "",
-		                       rs ? rs : why ? why : "");
+		                       rs    ? rs
+		                       : why ? why
+		                             : "");
 
 		icalmemory_free_buffer(rs);
 		pim_add_body(app, body, NULL, o);
@@ -224,7 +226,8 @@ apply_tdate(icalcomponent *vcal, icalcomponent *c, icalproperty_kind kind, const
 		else if (old->t.floating)
 			pim_set_time(c, kind, w, NULL, false);
 		else
-			pim_set_time(c, kind, pim_utc_to_local(utc, old->t.zone), old->t.tzid, false);
+			pim_set_time(c, kind, pim_utc_to_local(utc, old->t.zone), old->t.tzid,
+			             false);
 		return;
 	}
 	if (o->zone != NULL && o->zone != icaltimezone_get_utc_timezone()) {
@@ -338,7 +341,9 @@ pim_task_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 	}
 	if (pim_kid_int(app, TSK, TASK_IMPORTANCE, 0, 2, &v) && v != importance(t)) {
 		pim_remove_all(t, ICAL_PRIORITY_PROPERTY);
-		icalcomponent_add_property(t, icalproperty_new_priority(v == 2 ? 1 : v == 1 ? 5 : 9));
+		icalcomponent_add_property(t, icalproperty_new_priority(v == 2   ? 1
+		                                                        : v == 1 ? 5
+		                                                                 : 9));
 	} else if (!pim_kid(app, TSK, TASK_IMPORTANCE) && change &&
 	           pim_absent_clears(o, TASK_IMPORTANCE)) {
 		pim_remove_all(t, ICAL_PRIORITY_PROPERTY);
@@ -367,8 +372,8 @@ pim_task_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 
 		read_tdate(vcal, t, ICAL_DTSTART_PROPERTY, o->zone, &s2);
 		read_tdate(vcal, t, ICAL_DUE_PROPERTY, o->zone, &d2);
-		moved = s2.set != start.set || d2.set != due.set || (s2.set && s2.utc != start.utc) ||
-		        (d2.set && d2.utc != due.utc);
+		moved = s2.set != start.set || d2.set != due.set ||
+		        (s2.set && s2.utc != start.utc) || (d2.set && d2.utc != due.utc);
 		start = s2;
 		due = d2;
 		/* RFC 5545 3.8.2.3: a DUE before DTSTART is no task; the start gives way. */
@@ -417,7 +422,8 @@ pim_task_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 				                                   : (struct icalrecurrencetype){0};
 				icaltimezone *z = base->t.zone ? base->t.zone : o->zone;
 				bool same = rp != NULL &&
-				            pim_recur_from_rrule(&cur, &base->t, z, false, &had, &why) == 0 &&
+				            pim_recur_from_rrule(&cur, &base->t, z, false, &had,
+				                                 &why) == 0 &&
 				            pim_recur_same(&had, &r);
 
 				if (!same) {
@@ -438,8 +444,9 @@ pim_task_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 		/* Only a rule the phone was shown is the phone's to take away. */
 		if (rp != NULL && base != NULL) {
 			struct icalrecurrencetype cur = icalproperty_get_rrule(rp);
-			if (pim_recur_from_rrule(&cur, &base->t, base->t.zone ? base->t.zone : o->zone,
-			                         false, &had, &why) == 0) {
+			if (pim_recur_from_rrule(&cur, &base->t,
+			                         base->t.zone ? base->t.zone : o->zone, false, &had,
+			                         &why) == 0) {
 				pim_remove_all(t, ICAL_RRULE_PROPERTY);
 				moved = true;
 			}
