@@ -74,6 +74,7 @@
 #include "native/parseq.h"
 #include "native/submitq.h"
 #include "native/watch.h"
+#include "pim/pim.h"
 
 /* Long polls are held up to 59 minutes; a little more for the upstream's answer. */
 #define HELD_TIMEOUT_S 3660
@@ -3481,6 +3482,7 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			};
 			gw->dav_store =
 			    (struct mbx_dav_store){gw, native_store_call, native_store_cancel};
+			gw->pim = &pim_codec;
 			log_info("native mode: calendars and tasks from %s, address books from %s",
 			         cfg->upstream_caldav ? cfg->upstream_caldav : "(none)",
 			         cfg->upstream_carddav ? cfg->upstream_carddav : "(none)");

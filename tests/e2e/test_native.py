@@ -1345,5 +1345,135 @@ class NativeTests(E.Case):
                  for a in r.doc().findall("Changes/Add")}
         self.assertEqual(adds2["Contacts"], adds["Contacts"][0], "one id per collection")
 
+    def test_27_contacts_calendar_tasks_sync(self):
+        """Sync of alice's Radicale collections through abqd, as a phone does
+        it: the address book's cards (Apple's 3.0, a 4.0 one) come as
+        contacts with their names, e-mail, phones, company and notes; the
+        calendar's recurring event with its Subject, times and Recurrence;
+        the task list's task. Then both ways: the phone adds a contact (on
+        the server as a vCard with its name, the phone told its ServerId,
+        not echoed), a card changed on the server comes as a Change, the
+        phone's change of it lands on the server keeping what EAS cannot
+        say (the Apple X-ABADR group), and the phone's delete removes the
+        resource. A second phone of alice's sees the first one's contact."""
+        h = E.H.dav
+        davfix.put_file(h, DAV_BOOK + "dave.vcf", "dave_example.vcf")
+        davfix.put_file(h, DAV_BOOK + "zoe.vcf", "zoe_mueller.vcf")
+        davfix.put_file(h, DAV_CAL + "standup.ics", "weekly_standup.ics")
+        todo = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//abqd tests//EN\r\n"
+                "BEGIN:VTODO\r\nUID:task-1@example.test\r\nDTSTAMP:20261201T100000Z\r\n"
+                "SUMMARY:File the expense report\r\nDUE;VALUE=DATE:20261215\r\n"
+                "PRIORITY:1\r\nSTATUS:NEEDS-ACTION\r\nEND:VTODO\r\nEND:VCALENDAR\r\n")
+        st, _, _ = h.req("PUT", DAV_TASKS + "task1.ics", todo.encode(),
+                         {"Content-Type": "text/calendar", "If-None-Match": "*"})
+        self.assertIn(st, (201, 204))
+
+        phone = Phone(device_id=new_id("davsync"))
+        ids = {f[2]: f[0] for f in phone.folders(self)}
+
+        def sync(coll, key, commands=""):
+            xml = ('<Sync xmlns="AirSync:" xmlns:asb="AirSyncBase:" xmlns:c="Contacts:">'
+                   '<Collections><Collection><SyncKey>%s</SyncKey><CollectionId>%s</CollectionId>'
+                   '%s%s</Collection></Collections></Sync>' % (
+                       key, coll, "" if key == "0" else
+                       "<GetChanges/><WindowSize>100</WindowSize><Options><asb:BodyPreference>"
+                       "<asb:Type>1</asb:Type></asb:BodyPreference></Options>",
+                       "<Commands>%s</Commands>" % commands if commands else ""))
+            r = phone.post("Sync", wbxml(xml))
+            self.assertEqual(r.status, 200, r)
+            if not r.body:
+                return key, None
+            c = r.doc().find(".//Collection")
+            self.assertEqual(text_of(c, "Status"), "1", r)
+            return text_of(c, "SyncKey"), c
+
+        key, _ = sync(ids["Contacts"], "0")
+        key, c = sync(ids["Contacts"], key)
+        cards = {text_of(a, "ApplicationData/FileAs") or text_of(a, "ApplicationData/LastName"):
+                 a for a in c.findall("Commands/Add")}
+        dave = [a for a in c.findall("Commands/Add")
+                if text_of(a, "ApplicationData/FirstName") == "Dave"]
+        self.assertEqual(len(dave), 1, E.ET.tostring(c)[:3000])
+        d = dave[0]
+        self.assertEqual(text_of(d, "ApplicationData/LastName"), "Example")
+        self.assertEqual(text_of(d, "ApplicationData/Email1Address"), "dave@example.test")
+        self.assertEqual(text_of(d, "ApplicationData/MobilePhoneNumber"), "+1 555 0100")
+        self.assertEqual(text_of(d, "ApplicationData/CompanyName"), "Example Corp")
+        self.assertEqual(text_of(d, "ApplicationData/JobTitle"), "Account Manager")
+        zoe = [a for a in c.findall("Commands/Add")
+               if text_of(a, "ApplicationData/FirstName") == "Zoë"]
+        self.assertEqual(len(zoe), 1, "the 4.0 card, UTF-8")
+        self.assertEqual(len(cards), 2)
+        dave_id = text_of(d, "ServerId")
+
+        key2, _ = sync(ids["Calendar"], "0")
+        key2, cal = sync(ids["Calendar"], key2)
+        ev = cal.findall("Commands/Add")
+        self.assertEqual(len(ev), 1, "the standup")
+        self.assertEqual(text_of(ev[0], "ApplicationData/Subject"), "Team standup")
+        self.assertIsNotNone(ev[0].find("ApplicationData/Recurrence"), "weekly")
+        self.assertIsNotNone(ev[0].find("ApplicationData/StartTime"))
+        key3, _ = sync(ids["Tasks"], "0")
+        key3, tk = sync(ids["Tasks"], key3)
+        self.assertEqual([text_of(a, "ApplicationData/Subject") for a in tk.findall("Commands/Add")],
+                         ["File the expense report"])
+
+        # the phone adds a contact
+        key, c = sync(ids["Contacts"], key,
+                      '<Add><ClientId>new-1</ClientId><ApplicationData><c:FirstName>Erin'
+                      '</c:FirstName><c:LastName>Added</c:LastName><c:Email1Address>'
+                      'erin@example.test</c:Email1Address></ApplicationData></Add>')
+        self.assertEqual(text_of(c, "Responses/Add/Status"), "1", c)
+        erin_id = text_of(c, "Responses/Add/ServerId")
+        self.assertTrue(erin_id)
+        self.assertIsNone(c.find("Commands"), "the phone's own add is not echoed")
+        st, _, body = h.req("PROPFIND", DAV_BOOK, None, {"Depth": "1"})
+        listing = body.decode()
+        self.assertIn(".vcf", listing)
+        found = False
+        for href in re.findall(r"<D:href>([^<]+\.vcf)</D:href>", listing, re.I) or \
+                re.findall(r"<href>([^<]+\.vcf)</href>", listing):
+            st, _, card = h.req("GET", href)
+            if b"Erin" in card:
+                found = True
+                self.assertIn(b"erin@example.test", card)
+        self.assertTrue(found, "the phone's contact on the server: %s" % listing[:2000])
+
+        # changed on the server: a Change
+        with open(os.path.join(davfix.LIVE, "dave_example.vcf")) as f:
+            text = f.read().replace("+1 555 0100", "+1 555 0199")
+        st, hd, _ = h.req("PUT", DAV_BOOK + "dave.vcf", text.encode(),
+                          {"Content-Type": "text/vcard"})
+        self.assertIn(st, (201, 204))
+        key, c = sync(ids["Contacts"], key)
+        ch = c.findall("Commands/Change")
+        self.assertEqual([text_of(x, "ServerId") for x in ch], [dave_id])
+        self.assertEqual(text_of(ch[0], "ApplicationData/MobilePhoneNumber"), "+1 555 0199")
+
+        # the phone changes Dave: on the server, Apple's group kept
+        key, c = sync(ids["Contacts"], key,
+                      '<Change><ServerId>%s</ServerId><ApplicationData><c:FirstName>David'
+                      '</c:FirstName><c:LastName>Example</c:LastName><c:Email1Address>'
+                      'dave@example.test</c:Email1Address><c:MobilePhoneNumber>+1 555 0199'
+                      '</c:MobilePhoneNumber></ApplicationData></Change>' % dave_id)
+        self.assertIsNone(c.find("Responses"), "a change that went through: no Response")
+        st, _, card = h.req("GET", DAV_BOOK + "dave.vcf")
+        self.assertEqual(st, 200)
+        self.assertIn(b"David", card)
+        self.assertIn(b"X-ABADR", card, "what EAS cannot say is kept")
+
+        # the phone deletes Erin
+        key, c = sync(ids["Contacts"], key, "<Delete><ServerId>%s</ServerId></Delete>" % erin_id)
+        st, _, body = h.req("PROPFIND", DAV_BOOK, None, {"Depth": "1"})
+        for href in re.findall(r"<(?:D:)?href>([^<]+\.vcf)</(?:D:)?href>", body.decode(), re.I):
+            st, _, card = h.req("GET", href)
+            self.assertNotIn(b"Erin", card, "deleted on the server")
+
+        # another phone of alice's
+        other = Phone(device_id=new_id("davsync2"))
+        ids2 = {f[2]: f[0] for f in other.folders(self)}
+        self.assertEqual(ids2["Contacts"], ids["Contacts"])
+        k, _ = other.post("Sync", wbxml(sync_xml(ids2["Contacts"], "0", False))), None
+
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
