@@ -190,6 +190,7 @@ struct gateway {
 	struct mbx_dav_conf dav_conf;
 	struct mbx_dav_store dav_store;
 	const struct mbx_pim_codec *pim; /* the conversions of contacts, calendars and tasks */
+	int dav_poll_s;                  /* [upstream] dav_poll_interval */
 	char *submission_url, *submission_ca;
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
@@ -291,6 +292,7 @@ struct exchange {
 	/* A Ping (or hanging Sync) held by the quarantine mailbox: its answer when the wait ends.
 	 */
 	struct event *hold_timer;
+	struct event *poll_timer; /* native mode: a held Ping's next look at its DAV folders */
 	struct mbx_serve_out hold;
 	int hold_total;             /* the heartbeat of the first hold (a rerun keeps its end) */
 	struct watch_sub *watching; /* native mode: the held Ping's push subscription */
@@ -1459,6 +1461,10 @@ hold_stop(struct exchange *x)
 		watch_unsubscribe(x->watching);
 		x->watching = NULL;
 	}
+	if (x->poll_timer != NULL) {
+		event_free(x->poll_timer);
+		x->poll_timer = NULL;
+	}
 	mbx_serve_out_clear(&x->hold);
 	hold_end(x);
 }
@@ -1713,6 +1719,15 @@ native_push_failed(void *arg, enum imap_error e, const char *msg)
 	         x->ereq->device_id, eas_cmd_name(x->ereq->cmd), imap_error_str(e), msg);
 }
 
+/* A held Ping's DAV folders are due a look: it runs again. */
+static void
+native_polled(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	native_pushed(arg, "contacts/calendars (poll)");
+}
+
 /*
  * Subscribe a held Ping to push: the IMAP names of the folders it waits on
  * (out->watch, as the backend listed them for this run) watched by the
@@ -1726,6 +1741,20 @@ native_watch(struct exchange *x, const struct mbx_backend *b, const struct mbx_s
 	size_t n = 0;
 	const char *err = NULL;
 
+	/*
+	 * Contacts, calendars and tasks have no push of their own: the held
+	 * Ping runs again every [upstream] dav_poll_interval, and its run asks
+	 * the DAV server (its answer shared by the account's devices for a
+	 * while: mailbox_dav.h).
+	 */
+	for (size_t i = 0; i < out->n_watch && x->gw->dav_cl != NULL && x->poll_timer == NULL;
+	     i++) {
+		if (strncmp(out->watch[i], MBX_DAV_PREFIX, strlen(MBX_DAV_PREFIX)) != 0)
+			continue;
+		struct timeval tv = {x->gw->dav_poll_s, 0};
+		x->poll_timer = evtimer_new(x->gw->base, native_polled, x);
+		evtimer_add(x->poll_timer, &tv);
+	}
 	if (x->gw->watch == NULL || x->watching != NULL)
 		return;
 	for (size_t i = 0; i < out->n_watch && n < MBX_PING_FOLDERS_MAX; i++)
@@ -3483,6 +3512,7 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			gw->dav_store =
 			    (struct mbx_dav_store){gw, native_store_call, native_store_cancel};
 			gw->pim = &pim_codec;
+			gw->dav_poll_s = (int)cfg->upstream_dav_poll_interval;
 			log_info("native mode: calendars and tasks from %s, address books from %s",
 			         cfg->upstream_caldav ? cfg->upstream_caldav : "(none)",
 			         cfg->upstream_carddav ? cfg->upstream_carddav : "(none)");

@@ -993,6 +993,16 @@ changes_coll(struct task *t, struct sjob *j)
 	struct dav_account *a = task_dav(t);
 	if (a == NULL)
 		return;
+	/*
+	 * A count only (Ping, GetItemEstimate, a held Ping's poll): a refresh
+	 * made a moment ago by any device of the account serves (the account's
+	 * devices polling share one look at the server).
+	 */
+	if (t->w.size == 0 && t->coll.refreshed > 0 &&
+	    (int64_t)time(NULL) - t->coll.refreshed < MBX_DAV_FRESH) {
+		changes_since(t);
+		return;
+	}
 	if (t->coll.token != NULL && strncmp(t->coll.token, "l:", 2) == 0) {
 		changes_list(t);
 		return;

@@ -47,6 +47,12 @@
 
 #define MBX_DAV_DISCOVER_TTL 300 /* seconds a worker trusts an account's discovered collections */
 #define MBX_DAV_PREFIX       "c" /* the collections' ids (the union's prefix) */
+/*
+ * Seconds a refresh of a collection's map serves a count (a Ping, a held
+ * Ping's poll, GetItemEstimate) of any device of the account; a Sync always
+ * asks the server.
+ */
+#define MBX_DAV_FRESH 20
 
 struct abq_store;
 struct curl_loop;

@@ -109,6 +109,7 @@ class NativeHarness(E.Harness):
                 "submission = smtp://127.0.0.1:%d\n"
                 "caldav = http://127.0.0.1:%d/\n"
                 "carddav = http://127.0.0.1:%d/\n"
+                "dav_poll_interval = 10s\n"
                 "gal = ldap://127.0.0.1:%d/%s\n"
                 "gal_bind_dn = %s\n"
                 "gal_bind_password = %s\n"
@@ -1474,6 +1475,52 @@ class NativeTests(E.Case):
         ids2 = {f[2]: f[0] for f in other.folders(self)}
         self.assertEqual(ids2["Contacts"], ids["Contacts"])
         k, _ = other.post("Sync", wbxml(sync_xml(ids2["Contacts"], "0", False))), None
+
+    def test_28_contacts_push(self):
+        """A Ping held on the address book answers Status 2 with that folder
+        once a card is added on the DAV server: within the poll interval
+        (dav_poll_interval = 10s here) and the refresh a count may reuse
+        (MBX_DAV_FRESH, 20 s), so within 35 s; one held with nothing new
+        stays held meanwhile."""
+        h = E.H.dav
+        phone = Phone(device_id=new_id("davpush"))
+        ids = {f[2]: f[0] for f in phone.folders(self)}
+        book = ids["Contacts"]
+        r = phone.post("Sync", wbxml(sync_xml(book, "0", False)))
+        key = text_of(r.doc().find(".//Collection"), "SyncKey")
+        for _ in range(5):  # to the end of what is there
+            r = phone.post("Sync", wbxml(sync_xml(book, key, True)))
+            if not r.body:
+                break
+            key = text_of(r.doc().find(".//Collection"), "SyncKey")
+        ping = ('<Ping xmlns="Ping:"><HeartbeatInterval>120</HeartbeatInterval><Folders><Folder>'
+                '<Id>%s</Id><Class>Contacts</Class></Folder></Folders></Ping>' % book)
+        result = {}
+
+        def held():
+            t0 = time.monotonic()
+            result["r"] = phone.post("Ping", wbxml(ping), timeout=150)
+            result["s"] = time.monotonic() - t0
+
+        th = threading.Thread(target=held)
+        th.start()
+        time.sleep(3)
+        self.assertTrue(th.is_alive(), "the Ping is held")
+        card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:push-%s\r\nFN:Pushed Person\r\n"
+                "N:Person;Pushed;;;\r\nEND:VCARD\r\n" % new_id("u"))
+        st, _, _ = h.req("PUT", DAV_BOOK + "pushed-%s.vcf" % new_id("p"), card.encode(),
+                         {"Content-Type": "text/vcard", "If-None-Match": "*"})
+        self.assertIn(st, (201, 204))
+        t_put = time.monotonic()
+        th.join(150)
+        r = result["r"]
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(text_of(r.doc(), "Status"), "2", r)
+        self.assertEqual(text_of(r.doc(), "Folders/Folder"), book, r)
+        waited = result["s"] - 3
+        self.assertLess(waited, 35, "answered %.1f s after the card" % waited)
+        print("  [dav push] Ping answered %.1f s after the PUT" % (time.monotonic() - t_put),
+              flush=True)
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)
