@@ -2972,6 +2972,40 @@ static void stream_set(struct mbx_serve_out *out, const char *folder, const char
  * CollectionId, or none of the three, is a protocol error (Status 2); a
  * LongId that is none of ours names no object (6). 0, -1, MBX_PENDING.
  */
+/*
+ * ItemOperations Fetch of a contact, event or task (CollectionId and
+ * ServerId): Status 1 and its Properties with its Class, 6 when there is no
+ * such item, 5 when it cannot be read. 0, or -1 / MBX_PENDING.
+ */
+static int
+itemops_fetch_pim(const struct mbx_serve_in *in, const struct wbxml_node *c, enum mbx_class cls,
+                  const char *folder, const char *sid, struct wbxml_node *resp)
+{
+	struct coll_req cr = {0};
+	struct wbxml_doc *tmp = wbxml_doc_new();
+	struct wbxml_node *props = wbxml_addn_root(tmp, "ItemOperations:Properties");
+	const char *err = NULL;
+	int fr;
+
+	snprintf(cr.id, sizeof(cr.id), "%s", folder);
+	cr.bp = read_prefs(kid(c, "ItemOperations:Options"));
+	fr = add_pim_item(in, cls, &cr, sid, props, &err);
+	if (fr == MBX_PENDING) {
+		wbxml_doc_free(&tmp);
+		return fr;
+	}
+	struct wbxml_node *x = wbxml_addn(resp, "ItemOperations:Fetch");
+	add_int(x, "ItemOperations:Status", fr == 1 ? 1 : fr == 0 ? 6 : 5);
+	wbxml_addn_text(x, "AirSync:CollectionId", folder);
+	wbxml_addn_text(x, "AirSync:ServerId", sid);
+	if (fr == 1) {
+		wbxml_addn_text(x, "AirSync:Class", mbx_class_name(cls));
+		copy_children(wbxml_addn(x, "ItemOperations:Properties"), props);
+	}
+	wbxml_doc_free(&tmp);
+	return 0;
+}
+
 static int
 itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct wbxml_node *resp,
               struct mbx_serve_out *out)
@@ -3005,12 +3039,21 @@ itemops_fetch(const struct mbx_serve_in *in, const struct wbxml_node *c, struct 
 		if ((fr = mbx_list_folders(in->backend, &f, &nf, &err)) < 0)
 			return pend_or_fail(fr);
 		for (size_t i = 0; i < nf && fr == 0; i++) {
+			if (mbx_folder_class(f[i].type) != MBX_CLASS_EMAIL)
+				continue; /* an e-mail's id: contacts and events have their own */
 			fr = fetch_as_client_sees(in, f[i].id, sid, &e);
 			if (fr == 1)
 				folder = f[i].id;
 		}
-	} else if (sid != NULL && (fr = folder_known(in, folder)) == 1) {
-		fr = fetch_as_client_sees(in, folder, sid, &e);
+	} else if (sid != NULL) {
+		const struct mbx_folder *f;
+		if ((fr = mbx_folder_lookup(in->backend, folder, &f)) < 0)
+			return pend_or_fail(fr);
+		if (fr == 1 && mbx_folder_class(f->type) != MBX_CLASS_EMAIL)
+			return itemops_fetch_pim(in, c, mbx_folder_class(f->type), folder, sid,
+			                         resp);
+		if (fr == 1)
+			fr = fetch_as_client_sees(in, folder, sid, &e);
 	}
 	if (fr < 0) {
 		mbx_email_clear(&e);

@@ -5004,6 +5004,20 @@ test_pim_sync(void **state)
 
 	/* what cannot be written: 6; a Change of an item that is not there: 8 */
 	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	/* ItemOperations Fetch of a contact: its Class and Properties; of none: 6 */
+	struct wbxml_node *opts;
+	snprintf(sid, sizeof(sid), "%u", ann);
+	struct wbxml_node *io =
+	    cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid(NULL, "contacts", sid, &opts));
+	assert_string_equal(txt(io, "Response/Fetch/Status"), "1");
+	assert_string_equal(txt(io, "Response/Fetch/AirSync:Class"), "Contacts");
+	assert_string_equal(txt(io, "Response/Fetch/Properties/Contacts:FileAs"), "Ann Archer");
+	io = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid(NULL, "contacts", "999", &opts));
+	assert_string_equal(txt(io, "Response/Fetch/Status"), "6");
+	/* without a CollectionId, an e-mail's lookup passes the contacts by */
+	io = cx_serve(&c, EAS_CMD_ITEMOPERATIONS, req_fetch_longid(NULL, NULL, sid, &opts));
+	assert_string_equal(txt(io, "Status"), "1");
+
 	struct pim_cmd cmds4[] = {{"Add", NULL, "c2", "reject"}, {"Change", "999", NULL, "X"}, {0}};
 	co = pim_sync(&c, key, add_cmds, cmds4);
 	assert_string_equal(response_status(co, "Add", "c2"), "6");
