@@ -210,6 +210,10 @@ struct sstate {
 	int hb;         /* ping */
 	char **folders; /* ping */
 	size_t n_folders;
+	/* Supported of the folder's first Sync (contacts, calendars, tasks): page << 8 | token */
+	bool sup_given;
+	uint16_t sup[MBX_PIM_SUPPORTED_MAX];
+	size_t n_sup;
 };
 
 /* Free a list's array and empty it. */
@@ -353,6 +357,15 @@ sstate_parse(const char *blob, size_t len, struct sstate *s)
 			if (parse_int(line + 3, 0, 1000000, &hb, &e) < 0)
 				goto bad;
 			s->hb = (int)hb;
+		} else if (strncmp(line, "sup=", 4) == 0) {
+			s->sup_given = true;
+			for (char *q = line + 4, *e2; *q != '\0'; q = *e2 == ',' ? e2 + 1 : e2) {
+				unsigned long v = strtoul(q, &e2, 16);
+				if (e2 == q || v > 0xFFFF || (*e2 != ',' && *e2 != '\0') ||
+				    s->n_sup >= MBX_PIM_SUPPORTED_MAX)
+					goto bad;
+				s->sup[s->n_sup++] = (uint16_t)v;
+			}
 		} else if (strncmp(line, "folder=", 7) == 0) {
 			if (s->n_folders >= MBX_PING_FOLDERS_MAX)
 				goto bad;
@@ -397,6 +410,12 @@ sstate_format(const struct sstate *s)
 		sbuf_printf(&b, "hb=%d\n", s->hb);
 	for (size_t i = 0; i < s->n_folders; i++)
 		sbuf_printf(&b, "folder=%s\n", s->folders[i]);
+	if (s->sup_given) {
+		sbuf_add(&b, "sup=");
+		for (size_t i = 0; i < s->n_sup; i++)
+			sbuf_printf(&b, "%s%x", i ? "," : "", s->sup[i]);
+		sbuf_add(&b, "\n");
+	}
 	return b.p;
 }
 
@@ -1673,6 +1692,8 @@ struct coll_req {
 	bool bad;                          /* no CollectionId or SyncKey: Status 4 */
 	bool deletes_as_moves;             /* DeletesAsMoves (1 when absent) */
 	int64_t since; /* FilterType's date floor; 0 none; -1 not given (as before) */
+	const struct wbxml_node *supported; /* the request's Supported, or NULL */
+	const struct sstate *st;            /* the collection's state (its Supported), or NULL */
 };
 
 /* The whole Sync request, as given or as completed from the cache. */
@@ -1905,6 +1926,11 @@ pim_opts_of(const struct mbx_serve_in *in, const struct coll_req *cr)
 {
 	struct mbx_pim_opts o = {.version = version_of(in), .body_type = 1, .email = in->email};
 
+	if (cr != NULL && cr->st != NULL && cr->st->sup_given) {
+		o.supported_given = true;
+		o.supported = cr->st->sup;
+		o.n_supported = cr->st->n_sup;
+	}
 	if (cr != NULL && cr->bp.n > 0 && cr->bp.p[0].type >= 1 && cr->bp.p[0].type <= 3) {
 		o.body_type = cr->bp.p[0].type;
 		o.truncation = (uint64_t)cr->bp.p[0].truncation;
@@ -2376,6 +2402,13 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		window = cr->window;
 	if (strcmp(cr->key, "0") == 0) {
 		memset(&st, 0, sizeof(st));
+		if (cr->supported != NULL && cls != MBX_CLASS_EMAIL) {
+			/* ghosting: what the device says it handles, for its Changes */
+			st.sup_given = true;
+			for (const struct wbxml_node *x = cr->supported->first_child;
+			     x && st.n_sup < MBX_PIM_SUPPORTED_MAX; x = x->next)
+				st.sup[st.n_sup++] = (uint16_t)(x->page << 8 | x->token);
+		}
 		state_advance(in, folder, &st, &work, false, true);
 		if (state_store(in, folder, &st) < 0)
 			goto fail;
@@ -2407,7 +2440,9 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		return rc < 0 ? rc : 0;
 	}
 	if (mbx_has_cursor(in->backend)) {
-		rc = sync_cursor(in, cr, cls, window, co, &st, replay, said);
+		struct coll_req crs = *cr;
+		crs.st = &st;
+		rc = sync_cursor(in, &crs, cls, window, co, &st, replay, said);
 		sstate_clear(&st);
 		return rc;
 	}
@@ -2562,6 +2597,7 @@ parse_collections(const struct mbx_serve_in *in, const struct wbxml_node *colls,
 		cr->deletes_as_moves = kid_int(c, "DeletesAsMoves", 0, 1, 1) == 1;
 		cr->filter_type = (int)kid_int(kid(c, "Options"), "FilterType", 0, 7, -1);
 		cr->since = filter_since(in, cr->filter_type);
+		cr->supported = kid(c, "Supported");
 	}
 	return 0;
 }

@@ -102,8 +102,18 @@ struct mbx_pim_opts {
 	int body_type;       /* AirSyncBase:Type the device prefers (1 plain, 2 HTML, 3 RTF) */
 	uint64_t truncation; /* TruncationSize; 0: none */
 	const char *email;   /* the user's address (organizer or attendee), or NULL */
+	/*
+	 * Ghosting (MS-ASCMD 2.2.3.179): the elements the device's first Sync
+	 * of the folder listed in Supported, as (code page << 8) | token; a
+	 * Change that leaves out one of them deletes it, one left out that is
+	 * not listed is kept. supported_given false: none was listed.
+	 */
+	bool supported_given;
+	const uint16_t *supported;
+	size_t n_supported;
 };
-#define MBX_PIM_UID_MAX 255
+#define MBX_PIM_SUPPORTED_MAX 128 /* elements of a Supported list kept */
+#define MBX_PIM_UID_MAX       255
 struct mbx_pim_codec {
 	int (*to_eas)(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appdata,
 	              const struct mbx_pim_opts *o, const char **errstr);

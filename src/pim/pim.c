@@ -7,10 +7,13 @@
  */
 #include "pim/pim.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "eas/wbxml.h"
 #include "lib/util.h"
 #include "pim/contact.h"
 #include "pim/event.h"
@@ -18,14 +21,52 @@
 #include "pim/task.h"
 #include "pim/vcard.h"
 
+/*
+ * The contact converter's options; its Supported list as "Page:Tag" names
+ * in names_r (free them with free_names).
+ */
 static struct pim_contact_opts
-contact_opts(const struct mbx_pim_opts *o)
+contact_opts(const struct mbx_pim_opts *o, char ***names_r)
 {
-	return (struct pim_contact_opts){
+	struct pim_contact_opts co = {
 	    .eas_version = (unsigned)o->version,
 	    .body_type = (unsigned)o->body_type,
 	    .body_truncation = (size_t)o->truncation,
+	    .supported_sent = o->supported_given,
 	};
+	char **names = o->n_supported ? xcalloc(o->n_supported, sizeof(*names)) : NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < o->n_supported; i++) {
+		unsigned page = o->supported[i] >> 8, token = o->supported[i] & 0x3F;
+		const char *pn = wbxml_page_name(page), *tn = wbxml_tag_name(page, token);
+		if (pn != NULL && tn != NULL)
+			names[n++] = xasprintf("%s:%s", pn, tn);
+	}
+	co.supported = (const char *const *)names;
+	co.nsupported = n;
+	*names_r = names;
+	return co;
+}
+
+static void
+free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* A Supported list as the calendar and task converters take it: the tokens of one page. */
+static uint64_t
+page_mask(const struct mbx_pim_opts *o, unsigned page)
+{
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < o->n_supported; i++)
+		if ((unsigned)(o->supported[i] >> 8) == page)
+			m |= UINT64_C(1) << (o->supported[i] & 0x3F);
+	return m;
 }
 
 static int
@@ -33,12 +74,13 @@ to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appdat
        const struct mbx_pim_opts *o, const char **errstr)
 {
 	if (c == MBX_CLASS_CONTACTS) {
-		struct pim_contact_opts co = contact_opts(o);
+		char **names;
+		struct pim_contact_opts co = contact_opts(o, &names);
 		struct vcard *card = vcard_parse_one(data, len, NULL, errstr);
-		int rv;
+		int rv = card ? pim_contact_to_eas(card, &co, appdata) : -1;
+		free_names(names, co.nsupported);
 		if (card == NULL)
 			return -1;
-		rv = pim_contact_to_eas(card, &co, appdata);
 		vcard_free(card);
 		if (rv < 0)
 			*errstr = "the card cannot be converted";
@@ -71,7 +113,8 @@ from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, si
 {
 	uid_r[0] = '\0';
 	if (c == MBX_CLASS_CONTACTS) {
-		struct pim_contact_opts co = contact_opts(o);
+		char **names;
+		struct pim_contact_opts co = contact_opts(o, &names);
 		struct vcard *card;
 		if (old == NULL) {
 			card = pim_contact_from_add(appdata, &co, errstr);
@@ -80,6 +123,7 @@ from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, si
 			vcard_free(card);
 			card = NULL;
 		}
+		free_names(names, co.nsupported);
 		if (card == NULL)
 			return -1;
 		struct vcard_prop *uid = vcard_get(card, "UID");
@@ -96,6 +140,9 @@ from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, si
 		    .version = o->version,
 		    .user_email = o->email,
 		    .now = (int64_t)time(NULL),
+		    .supported_given = o->supported_given,
+		    .supported = page_mask(o, c == MBX_CLASS_CALENDAR ? WBXML_PAGE_CALENDAR
+		                                                      : WBXML_PAGE_TASKS),
 		};
 		icalcomponent *existing = NULL, *made = NULL;
 		int rv;

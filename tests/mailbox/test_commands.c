@@ -4799,6 +4799,9 @@ test_resolverecipients(void **state)
  * read; a FileAs "reject" cannot be written. It counts its calls.
  */
 static int codec_to, codec_from;
+static bool codec_sup_given;
+static size_t codec_n_sup;
+static uint16_t codec_sup0;
 
 static int
 t_to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appdata,
@@ -4825,8 +4828,10 @@ t_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, 
 	const char *name = wbxml_find_text(appdata, "Contacts:FileAs");
 	const char *rest = old ? memchr(old, '\n', old_len) : NULL;
 
-	(void)o;
 	codec_from++;
+	codec_sup_given = o->supported_given;
+	codec_n_sup = o->n_supported;
+	codec_sup0 = o->n_supported ? o->supported[0] : 0;
 	if (c != MBX_CLASS_CONTACTS || name == NULL || strcmp(name, "reject") == 0) {
 		*errstr = "no FileAs";
 		return -1;
@@ -4839,19 +4844,26 @@ t_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, 
 
 static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas};
 
-/* A Sync of the contacts folder "contacts" with the device's commands (NULL: none). */
+/* A Sync of contacts folder coll with the device's commands (NULL: none). */
 static struct wbxml_node *
-pim_sync(struct cx *c, const char *key, void (*commands)(struct wbxml_node *cmds, void *arg),
-         void *arg)
+pim_sync_in(struct cx *c, const char *coll, const char *key,
+            void (*commands)(struct wbxml_node *cmds, void *arg), void *arg)
 {
-	struct wbxml_doc *d = req_sync(key, "contacts", 0, 0, 0, true);
+	struct wbxml_doc *d = req_sync(key, coll, 0, 0, 0, true);
 	if (commands != NULL) {
-		struct wbxml_node *coll = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
-		commands(wbxml_addn(coll, "Commands"), arg);
+		struct wbxml_node *cn = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		commands(wbxml_addn(cn, "Commands"), arg);
 	}
 	struct wbxml_node *r = cx_serve(c, EAS_CMD_SYNC, d);
 	assert_non_null(r);
 	return wbxml_find(r, "Collections/Collection");
+}
+
+static struct wbxml_node *
+pim_sync(struct cx *c, const char *key, void (*commands)(struct wbxml_node *cmds, void *arg),
+         void *arg)
+{
+	return pim_sync_in(c, "contacts", key, commands, arg);
 }
 
 /* The FileAs of every Add (k 0) or Change (k 1) of a Sync answer's Commands, joined by ','. */
@@ -5023,8 +5035,28 @@ test_pim_sync(void **state)
 	assert_string_equal(response_status(co, "Add", "c2"), "6");
 	assert_string_equal(response_status(co, "Change", "999"), "8");
 
-	/* no codec: the device's writes are refused (5), nothing written */
+	/* ghosting: the Supported of the folder's first Sync reaches the codec with each Change */
 	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	assert_false(codec_sup_given);
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(mbx_memory_add_folder(k ? c.mm2 : c.mm, "book2", "0", "Other",
+		                                       MBX_FOLDER_USER_CONTACTS, 6),
+		                 0);
+	struct wbxml_doc *d0 = req_sync("0", "book2", 0, 0, 0, false);
+	struct wbxml_node *sup =
+	    wbxml_addn(wbxml_find(wbxml_doc_root(d0), "Collections/Collection"), "Supported");
+	wbxml_addn(sup, "Contacts:FileAs");
+	wbxml_addn(sup, "Contacts:JobTitle");
+	co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d0), "Collections/Collection");
+	char key2[80];
+	snprintf(key2, sizeof(key2), "%s", txt(co, "SyncKey"));
+	struct pim_cmd cmds6[] = {{"Add", NULL, "c9", "Fay"}, {0}};
+	co = pim_sync_in(&c, "book2", key2, add_cmds, cmds6);
+	assert_true(codec_sup_given);
+	assert_int_equal(codec_n_sup, 2);
+	assert_int_equal(codec_sup0, (WBXML_PAGE_CONTACTS << 8) | 0x1E); /* Contacts:FileAs */
+
+	/* no codec: the device's writes are refused (5), nothing written */
 	c.pim = NULL;
 	size_t n_before = mbx_memory_count(c.mm, "contacts");
 	struct pim_cmd cmds5[] = {{"Add", NULL, "c3", "Dan"}, {0}};
