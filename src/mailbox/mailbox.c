@@ -672,3 +672,81 @@ mbx_destroy(struct mbx_backend **bp)
 	(*bp)->ops->destroy(*bp);
 	*bp = NULL;
 }
+
+/* ---- ops of backends without e-mail items ---- */
+
+int
+mbx_no_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+                  size_t *n_r, const char **errstr_r)
+{
+	(void)b;
+	(void)folder_id;
+	(void)items_r;
+	(void)n_r;
+	*errstr_r = "not an e-mail folder";
+	return -1;
+}
+
+int
+mbx_no_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id,
+             struct mbx_email *out, const char **errstr_r)
+{
+	(void)b;
+	(void)folder_id;
+	(void)item_id;
+	(void)out;
+	*errstr_r = "not an e-mail folder";
+	return -1;
+}
+
+int
+mbx_no_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+                const char **errstr_r)
+{
+	(void)b;
+	(void)folder_id;
+	(void)item_id;
+	(void)read;
+	*errstr_r = "not an e-mail folder";
+	return -1;
+}
+
+int
+mbx_no_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
+                 int flagged, char *cursor, const char **errstr_r)
+{
+	(void)b;
+	(void)folder_id;
+	(void)item_id;
+	(void)read;
+	(void)flagged;
+	(void)cursor;
+	*errstr_r = "not an e-mail folder";
+	return -1;
+}
+
+int
+mbx_no_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
+               const struct mbx_window *w, struct mbx_changes *out, const char **errstr_r)
+{
+	(void)b;
+	(void)folder_id;
+	(void)cursor;
+	(void)w;
+	(void)out;
+	*errstr_r = "no such folder";
+	return -1;
+}
+
+int
+mbx_no_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
+              char *cursor, const char **errstr_r)
+{
+	(void)b;
+	(void)folder_id;
+	(void)item_id;
+	(void)to_trash;
+	(void)cursor;
+	*errstr_r = "no such folder";
+	return -1;
+}

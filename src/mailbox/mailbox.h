@@ -543,6 +543,24 @@ struct mbx_ops {
 	                  const char **errstr_r);
 };
 
+/*
+ * Ops for backends that have no e-mail items (the DAV backend, the
+ * directory): each refuses with -1 and "not an e-mail folder" (changes,
+ * set_flags and remove "no such folder": a backend without folders).
+ */
+int mbx_no_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
+                      size_t *n_r, const char **errstr_r);
+int mbx_no_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                 struct mbx_email *out, const char **errstr_r);
+int mbx_no_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
+                    const char **errstr_r);
+int mbx_no_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
+                     int flagged, char *cursor, const char **errstr_r);
+int mbx_no_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
+                   const struct mbx_window *w, struct mbx_changes *out, const char **errstr_r);
+int mbx_no_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
+                  char *cursor, const char **errstr_r);
+
 /* Every backend's struct begins with this header. */
 struct mbx_backend {
 	const struct mbx_ops *ops;

@@ -543,7 +543,8 @@ p_destroy(struct mbx_backend *b)
 	free(b);
 }
 
-/* No folders, so no folder op ever reaches the part through a union; answered for any caller. */
+/* No folders: no folder op reaches the part through a union (the mbx_no_* ops answer any other
+ * caller). */
 static int
 p_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
                const char **errstr_r)
@@ -555,95 +556,19 @@ p_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_
 	return 0;
 }
 
-static int
-p_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
-             size_t *n_r, const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)items_r;
-	(void)n_r;
-	*errstr_r = "no such folder";
-	return -1;
-}
-
-static int
-p_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
-        const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)item_id;
-	(void)out;
-	*errstr_r = "no such folder";
-	return -1;
-}
-
-static int
-p_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
-           const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)item_id;
-	(void)read;
-	*errstr_r = "no such folder";
-	return -1;
-}
-
-static int
-p_changes(struct mbx_backend *b, const char *folder_id, const char *cursor,
-          const struct mbx_window *w, struct mbx_changes *out, const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)cursor;
-	(void)w;
-	(void)out;
-	*errstr_r = "no such folder";
-	return -1;
-}
-
-static int
-p_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
-            int flagged, char *cursor, const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)item_id;
-	(void)read;
-	(void)flagged;
-	(void)cursor;
-	*errstr_r = "no such folder";
-	return -1;
-}
-
-static int
-p_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
-         char *cursor, const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)item_id;
-	(void)to_trash;
-	(void)cursor;
-	*errstr_r = "no such folder";
-	return -1;
-}
-
 static const struct mbx_ops gal_ops = {
     .name = "gal-ldap",
     .list_folders = p_list_folders,
-    .list_items = p_list_items,
-    .fetch = p_fetch,
-    .set_read = p_set_read,
+    .list_items = mbx_no_list_items,
+    .fetch = mbx_no_fetch,
+    .set_read = mbx_no_set_read,
     .destroy = p_destroy,
     .wait = p_wait,
     .begin = p_begin,
     .end = p_end,
-    .changes = p_changes,
-    .set_flags = p_set_flags,
-    .remove = p_remove,
+    .changes = mbx_no_changes,
+    .set_flags = mbx_no_set_flags,
+    .remove = mbx_no_remove,
     .gal_search = p_gal_search,
 };
 

@@ -1238,42 +1238,6 @@ d_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_
 	return 0;
 }
 
-static int
-d_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
-             size_t *n_r, const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)items_r;
-	(void)n_r;
-	*errstr_r = "contacts, calendars and tasks are synced by cursor";
-	return -1;
-}
-
-static int
-d_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id, struct mbx_email *out,
-        const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)item_id;
-	(void)out;
-	*errstr_r = "not an e-mail folder";
-	return -1;
-}
-
-static int
-d_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,
-           const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)item_id;
-	(void)read;
-	*errstr_r = "not an e-mail folder";
-	return -1;
-}
-
 static struct mbx_change_item *
 dup_items(const struct mbx_change_item *v, size_t n)
 {
@@ -1413,20 +1377,6 @@ d_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool
 	return write_answer(r, cursor, NULL, errstr_r);
 }
 
-static int
-d_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
-            int flagged, char *cursor, const char **errstr_r)
-{
-	(void)b;
-	(void)folder_id;
-	(void)item_id;
-	(void)read;
-	(void)flagged;
-	(void)cursor;
-	*errstr_r = "not an e-mail folder";
-	return -1;
-}
-
 static void
 d_wait(struct mbx_backend *b, void (*cb)(void *arg), void *arg)
 {
@@ -1489,15 +1439,15 @@ d_destroy(struct mbx_backend *b)
 static const struct mbx_ops dav_ops = {
     .name = "dav",
     .list_folders = d_list_folders,
-    .list_items = d_list_items,
-    .fetch = d_fetch,
-    .set_read = d_set_read,
+    .list_items = mbx_no_list_items,
+    .fetch = mbx_no_fetch,
+    .set_read = mbx_no_set_read,
     .destroy = d_destroy,
     .wait = d_wait,
     .begin = d_begin,
     .end = d_end,
     .changes = d_changes,
-    .set_flags = d_set_flags,
+    .set_flags = mbx_no_set_flags,
     .remove = d_remove,
     .fetch_object = d_fetch_object,
     .put_object = d_put_object,
