@@ -1413,6 +1413,12 @@ fold(struct sbuf *out, const char *line, size_t n)
 	sbuf_addn(out, "\r\n", 2);
 }
 
+/*
+ * A parameter value as RFC 6868 writes it: '"' as ^', a line feed as ^n,
+ * and '^' as ^^ where it would otherwise start one of those escapes (before
+ * ^ n N ' or before a '"' or line feed, which are written starting with ^);
+ * quoted when it holds , ; or :.
+ */
 static void
 put_param_value(struct sbuf *b, const char *v)
 {
@@ -1421,7 +1427,7 @@ put_param_value(struct sbuf *b, const char *v)
 	if (quote)
 		sbuf_addn(b, "\"", 1);
 	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == '^' && (p[1] == '^' || p[1] == 'n' || p[1] == 'N' || p[1] == '\''))
+		if (*p == '^' && p[1] != '\0' && strchr("^nN'\"\n", p[1]) != NULL)
 			sbuf_addn(b, "^^", 2);
 		else if (*p == '"')
 			sbuf_addn(b, "^'", 2);
