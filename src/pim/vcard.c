@@ -194,6 +194,25 @@ from_iconv(const char *s, size_t n, const char *charset, size_t *len_r)
 }
 
 /*
+ * Whether a peer's charset name may go to iconv_open: a plain name, no
+ * "//" suffixes or paths, at most 40 characters.
+ */
+static bool
+charset_name_ok(const char *cs)
+{
+	size_t n = strlen(cs);
+
+	if (n == 0 || n > 40)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((cs[i] >= 'A' && cs[i] <= 'Z') || (cs[i] >= 'a' && cs[i] <= 'z') ||
+		      (cs[i] >= '0' && cs[i] <= '9') || cs[i] == '-' || cs[i] == '_' ||
+		      cs[i] == '.' || cs[i] == ':'))
+			return false;
+	return true;
+}
+
+/*
  * s[0..n) in charset (NULL: undeclared) as UTF-8, line breaks kept (they are
  * escaped afterwards); invalid UTF-8 that is left becomes U+FFFD there.
  */
@@ -217,7 +236,7 @@ to_utf8(const char *s, size_t n, const char *charset, bool is21, size_t *len_r)
 	if (strcasecmp(charset, "ISO-8859-1") == 0 || strcasecmp(charset, "ISO8859-1") == 0 ||
 	    strcasecmp(charset, "LATIN1") == 0)
 		return from_8bit(s, n, false, len_r);
-	if ((r = from_iconv(s, n, charset, len_r)) != NULL)
+	if (charset_name_ok(charset) && (r = from_iconv(s, n, charset, len_r)) != NULL)
 		return r;
 	/* A charset nobody knows: as if undeclared. */
 	return to_utf8(s, n, NULL, is21, len_r);
