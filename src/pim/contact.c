@@ -1450,37 +1450,74 @@ apply_email(struct apply *a, int f)
 	a->changed = true;
 }
 
+/* Set an IM property to the phone's value (nv not empty). */
+static void
+set_im(struct vcard_prop *p, const char *nv)
+{
+	char *v;
+
+	if (!vcard_is(p, "IMPP")) {
+		vcard_set_text(p, nv);
+		return;
+	}
+	/* A URI: the old scheme stays when the phone sent none. */
+	const char *colon = strchr(nv, ':');
+	size_t k = im_scheme_len(p->value);
+
+	if (colon != NULL && (size_t)(colon - nv) < 16)
+		v = xstrdup(nv);
+	else if (k > 0)
+		v = xasprintf("%.*s%s", (int)k, p->value, nv);
+	else
+		v = xasprintf("im:%s", nv);
+	vcard_set_raw(p, v);
+	free(v);
+}
+
 static void
 apply_im(struct apply *a, int f)
 {
 	const char *nv = decide(a, f);
 	struct vcard_prop *p = a->w.src[f];
-	char *v;
 
 	if (nv == NULL)
 		return;
-	if (*nv == '\0') {
-		drop(a, p);
+	if (p == NULL) {
+		if (*nv != '\0') {
+			set_im(add_slot(a, f, F_IM3, "IMPP"), nv);
+			a->changed = true;
+		}
 		return;
 	}
-	if (p == NULL)
-		p = add_slot(a, f, F_IM3, "IMPP");
-	if (vcard_is(p, "IMPP")) {
-		/* A URI: the old scheme stays when the phone sent none. */
-		const char *colon = strchr(nv, ':');
-		size_t k = im_scheme_len(p->value);
+	/*
+	 * The slot showed one address that may stand in several properties
+	 * (X-JABBER and IMPP:xmpp: of the same account): all of them change.
+	 */
+	for (size_t i = 0; i < a->card->nprops;) {
+		struct vcard_prop *q = a->card->props[i];
+		char *t;
+		bool dup;
 
-		if (colon != NULL && (size_t)(colon - nv) < 16)
-			v = xstrdup(nv);
-		else if (k > 0)
-			v = xasprintf("%.*s%s", (int)k, p->value, nv);
-		else
-			v = xasprintf("im:%s", nv);
-		vcard_set_raw(p, v);
-		free(v);
-	} else
-		vcard_set_text(p, nv);
-	a->changed = true;
+		if (!is_im(q)) {
+			i++;
+			continue;
+		}
+		t = im_text(q);
+		dup = strcmp(t, a->w.v[f]) == 0;
+		free(t);
+		if (!dup) {
+			i++;
+			continue;
+		}
+		if (*nv == '\0') {
+			drop(a, q);
+			i = 0;
+			continue;
+		}
+		set_im(q, nv);
+		a->changed = true;
+		i++;
+	}
 }
 
 static void
@@ -1599,6 +1636,9 @@ apply_rel(struct apply *a, enum rel r)
 	}
 	if (p == NULL)
 		p = add_rel(a, r);
+	/* RELATED is a URI unless it says it is text. */
+	if (vcard_is(p, "RELATED") && vcard_param(p, "VALUE") == NULL)
+		vcard_param_add(p, "VALUE", "text");
 	vcard_set_text(p, nv);
 	a->changed = true;
 }

@@ -194,6 +194,25 @@ from_iconv(const char *s, size_t n, const char *charset, size_t *len_r)
 }
 
 /*
+ * Whether a peer's charset name may go to iconv_open: a plain name, no
+ * "//" suffixes or paths, at most 40 characters.
+ */
+static bool
+charset_name_ok(const char *cs)
+{
+	size_t n = strlen(cs);
+
+	if (n == 0 || n > 40)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((cs[i] >= 'A' && cs[i] <= 'Z') || (cs[i] >= 'a' && cs[i] <= 'z') ||
+		      (cs[i] >= '0' && cs[i] <= '9') || cs[i] == '-' || cs[i] == '_' ||
+		      cs[i] == '.' || cs[i] == ':'))
+			return false;
+	return true;
+}
+
+/*
  * s[0..n) in charset (NULL: undeclared) as UTF-8, line breaks kept (they are
  * escaped afterwards); invalid UTF-8 that is left becomes U+FFFD there.
  */
@@ -217,7 +236,7 @@ to_utf8(const char *s, size_t n, const char *charset, bool is21, size_t *len_r)
 	if (strcasecmp(charset, "ISO-8859-1") == 0 || strcasecmp(charset, "ISO8859-1") == 0 ||
 	    strcasecmp(charset, "LATIN1") == 0)
 		return from_8bit(s, n, false, len_r);
-	if ((r = from_iconv(s, n, charset, len_r)) != NULL)
+	if (charset_name_ok(charset) && (r = from_iconv(s, n, charset, len_r)) != NULL)
 		return r;
 	/* A charset nobody knows: as if undeclared. */
 	return to_utf8(s, n, NULL, is21, len_r);
@@ -1413,6 +1432,12 @@ fold(struct sbuf *out, const char *line, size_t n)
 	sbuf_addn(out, "\r\n", 2);
 }
 
+/*
+ * A parameter value as RFC 6868 writes it: '"' as ^', a line feed as ^n,
+ * and '^' as ^^ where it would otherwise start one of those escapes (before
+ * ^ n N ' or before a '"' or line feed, which are written starting with ^);
+ * quoted when it holds , ; or :.
+ */
 static void
 put_param_value(struct sbuf *b, const char *v)
 {
@@ -1421,7 +1446,7 @@ put_param_value(struct sbuf *b, const char *v)
 	if (quote)
 		sbuf_addn(b, "\"", 1);
 	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == '^' && (p[1] == '^' || p[1] == 'n' || p[1] == 'N' || p[1] == '\''))
+		if (*p == '^' && p[1] != '\0' && strchr("^nN'\"\n", p[1]) != NULL)
 			sbuf_addn(b, "^^", 2);
 		else if (*p == '"')
 			sbuf_addn(b, "^'", 2);

@@ -577,6 +577,46 @@ test_change_apple(void **state)
 }
 
 static void
+test_change_im_related(void **state)
+{
+	struct vcard *c = parse_str("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:I M\r\nN:M;I;;;\r\n"
+	                            "X-JABBER;TYPE=HOME:im@jabber.example\r\n"
+	                            "IMPP;X-SERVICE-TYPE=Jabber:xmpp:im@jabber.example\r\n"
+	                            "X-AIM:aimname\r\n"
+	                            "RELATED;TYPE=SPOUSE:Li Na\r\nEND:VCARD\r\n");
+	struct wbxml_doc *got = to_eas(c, &opts161), *sent;
+	static const struct edit e[] = {{"Contacts2:IMAddress", "new@jabber.example"},
+	                                {"Contacts:Spouse", "Li Na Chen"}};
+	const char *err;
+	char *w;
+
+	(void)state;
+	/* One account in two properties: one IMAddress. */
+	assert_field(got, "Contacts2:IMAddress", "im@jabber.example");
+	assert_field(got, "Contacts2:IMAddress2", "aimname");
+	assert_null(field(got, "Contacts2:IMAddress3"));
+	sent = phone_edit(got, e, 2);
+	assert_int_equal(pim_contact_apply(c, wbxml_doc_root(sent), &opts161, &err), 1);
+	w = vcard_write(c, NULL);
+	/* Both properties follow, each in its own form. */
+	assert_non_null(strstr(w, "X-JABBER;TYPE=HOME:new@jabber.example\r\n"));
+	assert_non_null(strstr(w, "IMPP;X-SERVICE-TYPE=Jabber:xmpp:new@jabber.example\r\n"));
+	assert_non_null(strstr(w, "X-AIM:aimname\r\n"));
+	/* RELATED says it is text now. */
+	assert_non_null(strstr(w, "RELATED;TYPE=SPOUSE;VALUE=text:Li Na Chen\r\n"));
+	free(w);
+	wbxml_doc_free(&sent);
+	wbxml_doc_free(&got);
+	/* Sent again: the same, nothing changes. */
+	got = to_eas(c, &opts161);
+	assert_field(got, "Contacts2:IMAddress", "new@jabber.example");
+	assert_null(field(got, "Contacts2:IMAddress3"));
+	assert_int_equal(pim_contact_apply(c, wbxml_doc_root(got), &opts161, &err), 0);
+	wbxml_doc_free(&got);
+	vcard_free(c);
+}
+
+static void
 test_ghosting(void **state)
 {
 	static const struct edit e[] = {{"Contacts:FirstName", "Claudine"}};
@@ -1110,10 +1150,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_apple_to_eas), cmocka_unit_test(test_other_clients_to_eas),
 	    cmocka_unit_test(test_round_trips),  cmocka_unit_test(test_change_keeps),
-	    cmocka_unit_test(test_change_apple), cmocka_unit_test(test_ghosting),
-	    cmocka_unit_test(test_picture),      cmocka_unit_test(test_body),
-	    cmocka_unit_test(test_birthdays),    cmocka_unit_test(test_add),
-	    cmocka_unit_test(test_caps),
+	    cmocka_unit_test(test_change_apple), cmocka_unit_test(test_change_im_related),
+	    cmocka_unit_test(test_ghosting),     cmocka_unit_test(test_picture),
+	    cmocka_unit_test(test_body),         cmocka_unit_test(test_birthdays),
+	    cmocka_unit_test(test_add),          cmocka_unit_test(test_caps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
