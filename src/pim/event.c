@@ -1316,29 +1316,6 @@ already_deleted(const struct frame *f, int64_t k)
 	return false;
 }
 
-/* A component as text, to tell whether applying changed it. */
-static char *
-snapshot(icalcomponent *c)
-{
-	char *s = icalcomponent_as_ical_string_r(c);
-	char *r = xstrdup(s ? s : "");
-
-	icalmemory_free_buffer(s);
-	return r;
-}
-
-/* Touch c when it differs from its snapshot before (NULL: it is new). */
-static void
-touch_if_changed(icalcomponent *c, char *before, int64_t now, bool bump)
-{
-	char *after = before ? snapshot(c) : NULL;
-
-	if (before == NULL || strcmp(before, after) != 0)
-		pim_touch(c, now, bump);
-	free(after);
-	free(before);
-}
-
 /* Delete the occurrence with key k: an EXDATE in the master's frame, no override. */
 static void
 delete_occurrence(const struct frame *f, const struct wframe *w, int64_t k)
@@ -1461,7 +1438,7 @@ apply_exceptions(const struct frame *f, const struct wframe *w, const struct wbx
 		{
 			struct when in;
 			icalcomponent *c = override_for(f, w, k, &made);
-			char *before = made ? NULL : snapshot(c);
+			char *before = made ? NULL : pim_snapshot(c);
 			struct ev e;
 
 			remove_exdate(f, k);
@@ -1473,7 +1450,7 @@ apply_exceptions(const struct frame *f, const struct wframe *w, const struct wbx
 			}
 			if (read_ev(f->vcal, c, w->read, f->date_utc, &e) == 0)
 				apply_instance_fields(c, x, &e, o);
-			touch_if_changed(c, before, o->now, false);
+			pim_touch_if_changed(c, before, o->now, false);
 		}
 	}
 	for (size_t i = 0; i < nknown; i++) {
@@ -1688,7 +1665,7 @@ apply_instance(icalcomponent *vcal, const struct wbxml_node *app, const struct p
 	wframe_of(vcal, f.m, o->zone, &w);
 	k = key_of_eas(&f, o->instance);
 	c = override_for(&f, &w, k, &made);
-	before = made ? NULL : snapshot(c);
+	before = made ? NULL : pim_snapshot(c);
 	remove_exdate(&f, k);
 	read_when(app, &in);
 	in.has_tz = false;
@@ -1698,7 +1675,7 @@ apply_instance(icalcomponent *vcal, const struct wbxml_node *app, const struct p
 	}
 	if (read_ev(vcal, c, w.read, f.date_utc, &e) == 0)
 		apply_instance_fields(c, app, &e, o);
-	touch_if_changed(c, before, o->now, true);
+	pim_touch_if_changed(c, before, o->now, true);
 	return 0;
 }
 
@@ -1742,7 +1719,7 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 	}
 	if (fo != NULL) {
 		m = fo->m;
-		before = snapshot(m);
+		before = pim_snapshot(m);
 		if (fo->recurring && fo->expressible)
 			known = known_keys(fo, &nknown);
 	} else {
@@ -1876,7 +1853,7 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 				goto fail;
 		}
 	}
-	touch_if_changed(m, before, o->now, changed || recur_changed);
+	pim_touch_if_changed(m, before, o->now, changed || recur_changed);
 	free(known);
 	*out = vcal;
 	return 0;

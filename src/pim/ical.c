@@ -531,8 +531,11 @@ void
 pim_set_time(icalcomponent *c, icalproperty_kind kind, struct icaltimetype local, const char *tzid,
              bool utc)
 {
+	/* tzid may be a parameter of the property about to go. */
+	icalproperty *p = time_prop(kind, local, tzid, utc);
+
 	pim_remove_all(c, kind);
-	icalcomponent_add_property(c, time_prop(kind, local, tzid, utc));
+	icalcomponent_add_property(c, p);
 }
 
 /* ---- EAS zones -------------------------------------------------------- */
@@ -1308,6 +1311,27 @@ pim_touch(icalcomponent *c, int64_t now, bool bump)
 	seq = icalcomponent_get_first_property(c, ICAL_SEQUENCE_PROPERTY);
 	if (bump && seq != NULL && icalproperty_get_sequence(seq) < 1000000)
 		icalproperty_set_sequence(seq, icalproperty_get_sequence(seq) + 1);
+}
+
+char *
+pim_snapshot(icalcomponent *c)
+{
+	char *s = icalcomponent_as_ical_string_r(c);
+	char *r = xstrdup(s ? s : "");
+
+	icalmemory_free_buffer(s);
+	return r;
+}
+
+void
+pim_touch_if_changed(icalcomponent *c, char *before, int64_t now, bool bump)
+{
+	char *after = before ? pim_snapshot(c) : NULL;
+
+	if (before == NULL || strcmp(before, after) != 0)
+		pim_touch(c, now, bump);
+	free(after);
+	free(before);
 }
 
 /* ---- Occurrences ------------------------------------------------------ */

@@ -217,6 +217,10 @@ char *pim_clean_text(const char *s);
 char *pim_new_uid(void);
 /* Mark a component modified: DTSTAMP and LAST-MODIFIED now; SEQUENCE + 1 when bump and present. */
 void pim_touch(icalcomponent *c, int64_t now, bool bump);
+/* A component as text (malloc'd), to tell afterwards whether applying changed it. */
+char *pim_snapshot(icalcomponent *c);
+/* pim_touch c when it differs from before (its pim_snapshot; NULL: new); frees before. */
+void pim_touch_if_changed(icalcomponent *c, char *before, int64_t now, bool bump);
 
 /* ---- Recurrence ---- */
 

@@ -5,3 +5,5 @@
 # as iOS and Android send them.
 abq_unit_test(test_event test_event.c abq_pim)
 target_compile_definitions(test_event PRIVATE ICAL_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/ical_data")
+abq_unit_test(test_task test_task.c abq_pim)
+target_compile_definitions(test_task PRIVATE ICAL_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/ical_data")
