@@ -1542,7 +1542,7 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 			if (pim_eas_tz_same(&mine, &tz))
 				z = old ? old->zone : o->zone;
 			else
-				z = pim_tz_to_ical(&tz, start, NULL, &owned);
+				z = pim_zone_of_blob(&tz, start, NULL, &owned);
 		} else if (!date_utc && !in->has_tz) {
 			z = old ? old->zone : o->zone;
 		}
@@ -1598,11 +1598,11 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 		if (o->zone != NULL && pim_eas_tz_same(&mine, &tz))
 			z = o->zone;
 		else
-			z = pim_tz_to_ical(&tz, start,
-			                   o->zone                     ? pim_ical_zone_name(o->zone)
-			                   : old && old->ev.start.tzid ? old->ev.start.tzid
-			                                               : NULL,
-			                   &owned);
+			z = pim_zone_of_blob(&tz, start,
+			                     o->zone ? pim_ical_zone_name(o->zone)
+			                     : old && old->ev.start.tzid ? old->ev.start.tzid
+			                                                 : NULL,
+			                     &owned);
 		if (z == NULL) {
 			write_times(m, start, end, NULL, NULL, true);
 			return 0;

@@ -149,6 +149,12 @@ int64_t pim_eas_local_to_utc(const struct pim_eas_tz *tz, int64_t local);
 bool pim_eas_tz_same(const struct pim_eas_tz *a, const struct pim_eas_tz *b);
 /* The EAS zone of zone (NULL: UTC) for the instant at; UTC when tz.c cannot read it. */
 void pim_eas_tz_of(icaltimezone *zone, int64_t at, struct pim_eas_tz *out);
+/*
+ * pim_tz_to_ical for an instant (one past 2099 asked as its equivalent in
+ * this century: see ical.c).
+ */
+icaltimezone *pim_zone_of_blob(const struct pim_eas_tz *tz, int64_t at, const char *hint,
+                               bool *owned);
 /* Calendar:TimeZone's text (base64 of the blob) into buf. */
 void pim_eas_tz_base64(const struct pim_eas_tz *tz, char buf[B64_TZ_LEN + 1]);
 /* Read a TimeZone element's base64; 0 or -1. */
