@@ -200,6 +200,40 @@ check(icalcomponent *c, int depth, struct counts *n, const char **errstr)
 	return 0;
 }
 
+/*
+ * One VTIMEZONE per TZID, each with a TZID and an observance: libical keeps
+ * its zones sorted by TZID and finds one of two namesakes depending on
+ * their order, so that a copy of the object could read its times in the
+ * other one; the first of the object's namesakes is kept.
+ */
+static void
+dedupe_vtimezones(icalcomponent *vcal)
+{
+	icalcomponent *drop[PIM_ICAL_MAX_COMPONENTS];
+	const char *seen[PIM_ICAL_MAX_COMPONENTS];
+	size_t ndrop = 0, nseen = 0;
+
+	for (icalcomponent *c = icalcomponent_get_first_component(vcal, ICAL_VTIMEZONE_COMPONENT);
+	     c; c = icalcomponent_get_next_component(vcal, ICAL_VTIMEZONE_COMPONENT)) {
+		const char *id = pim_text(c, ICAL_TZID_PROPERTY);
+		bool dup =
+		    id == NULL || *id == '\0' ||
+		    (icalcomponent_get_first_component(c, ICAL_XSTANDARD_COMPONENT) == NULL &&
+		     icalcomponent_get_first_component(c, ICAL_XDAYLIGHT_COMPONENT) == NULL);
+
+		for (size_t i = 0; i < nseen && !dup; i++)
+			dup = strcmp(seen[i], id) == 0;
+		if (dup)
+			drop[ndrop++] = c;
+		else
+			seen[nseen++] = id;
+	}
+	for (size_t i = 0; i < ndrop; i++) {
+		icalcomponent_remove_component(vcal, drop[i]);
+		icalcomponent_free(drop[i]);
+	}
+}
+
 icalcomponent *
 pim_ical_parse(const char *data, size_t len, const char **errstr)
 {
@@ -242,6 +276,7 @@ pim_ical_parse(const char *data, size_t len, const char **errstr)
 		icalcomponent_free(c);
 		return NULL;
 	}
+	dedupe_vtimezones(c);
 	return c;
 }
 

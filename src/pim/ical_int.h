@@ -116,6 +116,14 @@ bool pim_absent_clears(const struct pim_apply_opts *o, unsigned token);
 
 /* ---- Time ---- */
 
+/*
+ * The instants an item's times may have: EAS's range (1601 to 9999) less a
+ * day at each end, so that every local time of them is a valid date too.
+ */
+#define PIM_TIME_MIN   (-11644387200LL) /* 1601-01-02T00:00:00Z */
+#define PIM_TIME_MAX   253402128000LL   /* 9999-12-30T00:00:00Z */
+#define PIM_TIME_OK(t) ((t) >= PIM_TIME_MIN && (t) <= PIM_TIME_MAX)
+
 /* Seconds since the epoch of a proleptic Gregorian date and time (no zone). */
 int64_t pim_civil_to_epoch(int year, int month, int day, int hour, int minute, int second);
 /* The reverse, as a floating date-time (or a date). */

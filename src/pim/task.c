@@ -43,7 +43,8 @@ read_tdate(icalcomponent *vcal, icalcomponent *c, icalproperty_kind kind, icalti
 	struct icaltimetype w;
 
 	memset(d, 0, sizeof(*d));
-	if (pim_time_read(vcal, icalcomponent_get_first_property(c, kind), user, &d->t) < 0)
+	if (pim_time_read(vcal, icalcomponent_get_first_property(c, kind), user, &d->t) < 0 ||
+	    !PIM_TIME_OK(d->t.utc))
 		return;
 	d->set = true;
 	d->utc = d->t.utc;
@@ -205,7 +206,8 @@ apply_tdate(icalcomponent *vcal, icalcomponent *c, icalproperty_kind kind, const
 	struct icaltimetype w;
 	bool midnight;
 
-	if (!has_wall && !has_utc)
+	if ((!has_wall && !has_utc) || (has_wall && !PIM_TIME_OK(wall)) ||
+	    (has_utc && !PIM_TIME_OK(utc)))
 		return;
 	if (!has_wall)
 		wall = pim_local_to_utc(pim_utc_to_local(utc, o->zone), NULL);
