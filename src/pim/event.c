@@ -519,8 +519,15 @@ add_differing(struct wbxml_node *x, const struct ev *e, const struct frame *f,
 
 	if (!str_eq_null(pim_text(c, ICAL_SUMMARY_PROPERTY), pim_text(m, ICAL_SUMMARY_PROPERTY)))
 		pim_add_text(x, CAL, CAL_SUBJECT, pim_text(c, ICAL_SUMMARY_PROPERTY) ?: "");
-	if (!str_eq_null(pim_text(c, ICAL_LOCATION_PROPERTY), pim_text(m, ICAL_LOCATION_PROPERTY)))
-		add_location(x, c, o->version);
+	if (!str_eq_null(pim_text(c, ICAL_LOCATION_PROPERTY),
+	                 pim_text(m, ICAL_LOCATION_PROPERTY))) {
+		/* No location of its own: an empty one, else the phone takes the series'. */
+		if (pim_text(c, ICAL_LOCATION_PROPERTY) == NULL)
+			wbxml_add_text(x, o->version >= 160 ? ASB : CAL,
+			               o->version >= 160 ? ASB_LOCATION : CAL_LOCATION, "");
+		else
+			add_location(x, c, o->version);
+	}
 	if (!str_eq_null(pim_text(c, ICAL_DESCRIPTION_PROPERTY),
 	                 pim_text(m, ICAL_DESCRIPTION_PROPERTY)))
 		pim_add_body(x, pim_text(c, ICAL_DESCRIPTION_PROPERTY), alt_desc(c), o);
@@ -538,13 +545,18 @@ add_differing(struct wbxml_node *x, const struct ev *e, const struct frame *f,
 	r = reminder_minutes(c, e);
 	if (r >= 0 && r != reminder_minutes(m, &f->ev))
 		pim_add_int(x, CAL, CAL_REMINDER, r);
+	else if (r < 0 && reminder_minutes(m, &f->ev) >= 0)
+		wbxml_add_text(x, CAL, CAL_REMINDER, ""); /* EmptyTag: none (MS-ASCAL 2.2.2.38) */
 	if (o->version >= 140) {
 		char *a = attendee_sig(c), *b = attendee_sig(m);
 
 		if (meeting_status(c, o->user_email) != meeting_status(m, o->user_email))
 			pim_add_int(x, CAL, CAL_MEETINGSTATUS, meeting_status(c, o->user_email));
-		if (strcmp(a, b) != 0)
+		if (strcmp(a, b) != 0) {
 			add_attendees(x, c, o);
+			if (*a == '\0')
+				wbxml_add(x, CAL, CAL_ATTENDEES);
+		}
 		free(a);
 		free(b);
 	}
@@ -607,7 +619,7 @@ exceptions(const struct frame *f, size_t *n_r)
 	if (n > 1)
 		qsort(v, n, sizeof(*v), cmp_exc);
 	for (size_t i = 0; i < n; i++)
-		if (k == 0 || v[k - 1].key != v[i].key)
+		if ((k == 0 || v[k - 1].key != v[i].key) && PIM_TIME_OK(v[i].eas))
 			v[k++] = v[i];
 	if (k > PIM_EAS_MAX_EXCEPTIONS) {
 		memmove(v, v + (k - PIM_EAS_MAX_EXCEPTIONS), PIM_EAS_MAX_EXCEPTIONS * sizeof(*v));
@@ -681,6 +693,10 @@ pim_event_to_eas(icalcomponent *vcal, const struct pim_eas_opts *o, struct wbxml
 		return -1;
 	}
 	m = f.m;
+	if (!PIM_TIME_OK(f.ev.eas_start) || !PIM_TIME_OK(f.ev.eas_end)) {
+		*errstr = "times outside what EAS carries";
+		return -1;
+	}
 	if (!(f.ev.allday && o->version >= 160)) {
 		struct pim_eas_tz tz;
 		char b64[B64_TZ_LEN + 1];
@@ -1254,6 +1270,136 @@ apply_instance_fields(icalcomponent *c, const struct wbxml_node *x, const struct
 		set_attendees(c, k, o, false);
 }
 
+/* Replace c's attendees EAS shows by m's. */
+static void
+copy_attendees(icalcomponent *c, icalcomponent *m)
+{
+	const char *org = organizer_email(m, NULL);
+	icalproperty *drop[MAX_ATTENDEES];
+	size_t n = 0;
+
+	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_ATTENDEE_PROPERTY);
+	     p && n < MAX_ATTENDEES; p = icalcomponent_get_next_property(c, ICAL_ATTENDEE_PROPERTY))
+		if (shown_attendee(p, org) != NULL)
+			drop[n++] = p;
+	for (size_t i = 0; i < n; i++) {
+		icalcomponent_remove_property(c, drop[i]);
+		icalproperty_free(drop[i]);
+	}
+	for (icalproperty *p = icalcomponent_get_first_property(m, ICAL_ATTENDEE_PROPERTY); p;
+	     p = icalcomponent_get_next_property(m, ICAL_ATTENDEE_PROPERTY))
+		if (shown_attendee(p, org) != NULL)
+			icalcomponent_add_property(c, icalproperty_new_clone(p));
+}
+
+static void
+copy_categories(icalcomponent *c, icalcomponent *m)
+{
+	pim_remove_all(c, ICAL_CATEGORIES_PROPERTY);
+	for (icalproperty *p = icalcomponent_get_first_property(m, ICAL_CATEGORIES_PROPERTY); p;
+	     p = icalcomponent_get_next_property(m, ICAL_CATEGORIES_PROPERTY))
+		icalcomponent_add_property(c, icalproperty_new_clone(p));
+}
+
+static bool
+same_attendees(icalcomponent *a, icalcomponent *b)
+{
+	char *x = attendee_sig(a), *y = attendee_sig(b);
+	bool same = strcmp(x, y) == 0;
+
+	free(x);
+	free(y);
+	return same;
+}
+
+/*
+ * A change of the series reaches the overrides that shared the old value
+ * (the phone shows them as the series'), as calendar clients do when the
+ * whole series is edited: was is the master before the phone's change, f
+ * the frame after it.
+ */
+static void
+propagate(icalcomponent *was, const struct frame *f, int64_t now)
+{
+	icalcomponent *m = f->m;
+	struct ev old;
+
+	if (read_ev(f->vcal, was, f->zone, f->date_utc, &old) < 0)
+		old = f->ev;
+	for (icalcomponent *c = icalcomponent_get_first_component(f->vcal, ICAL_VEVENT_COMPONENT);
+	     c; c = icalcomponent_get_next_component(f->vcal, ICAL_VEVENT_COMPONENT)) {
+		static const icalproperty_kind texts[] = {
+		    ICAL_SUMMARY_PROPERTY, ICAL_LOCATION_PROPERTY, ICAL_DESCRIPTION_PROPERTY};
+		struct ev e;
+		char *before;
+
+		if (c == m ||
+		    icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY) == NULL ||
+		    !str_eq_null(pim_text(c, ICAL_UID_PROPERTY), f->uid))
+			continue;
+		before = pim_snapshot(c);
+		for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+			if (str_eq_null(pim_text(c, texts[i]), pim_text(was, texts[i])) &&
+			    !str_eq_null(pim_text(m, texts[i]), pim_text(was, texts[i])))
+				pim_set_text(c, texts[i], pim_text(m, texts[i]));
+		if (pim_same_categories(c, was) && !pim_same_categories(m, was))
+			copy_categories(c, m);
+		if (pim_sensitivity(c) == pim_sensitivity(was) &&
+		    pim_sensitivity(m) != pim_sensitivity(was))
+			pim_set_sensitivity(c, pim_sensitivity(m));
+		if (busy_status(c) == busy_status(was) && busy_status(m) != busy_status(was))
+			set_busy(c, busy_status(m));
+		if (same_attendees(c, was) && !same_attendees(m, was))
+			copy_attendees(c, m);
+		if (read_ev(f->vcal, c, f->zone, f->date_utc, &e) == 0) {
+			long mine = reminder_minutes(c, &e), had = reminder_minutes(was, &old),
+			     cur = reminder_minutes(m, &f->ev);
+
+			if (mine == had && cur != had) {
+				if (cur < 0)
+					pim_remove_alarm(c);
+				else
+					pim_set_alarm(c, false, 0, (int)cur);
+			}
+		}
+		pim_touch_if_changed(c, before, now, false);
+	}
+}
+
+/*
+ * An Exception's fields it leaves out are the series' (MS-ASCAL 2.2.2.21),
+ * and the series may have just changed: they are copied from the master.
+ * Its times and body are not (a phone sends the times, and it may have been
+ * sent no body at all); attendees only from 14.0, which sends an
+ * exception's own.
+ */
+static void
+inherit_fields(icalcomponent *c, icalcomponent *m, const struct wbxml_node *x, const struct ev *e,
+               const struct frame *f, int version)
+{
+	if (pim_kid(x, CAL, CAL_SUBJECT) == NULL)
+		pim_set_text(c, ICAL_SUMMARY_PROPERTY, pim_text(m, ICAL_SUMMARY_PROPERTY));
+	if (!has_location(x) &&
+	    !str_eq_null(pim_text(c, ICAL_LOCATION_PROPERTY), pim_text(m, ICAL_LOCATION_PROPERTY)))
+		pim_set_text(c, ICAL_LOCATION_PROPERTY, pim_text(m, ICAL_LOCATION_PROPERTY));
+	if (pim_kid(x, CAL, CAL_CATEGORIES) == NULL && !pim_same_categories(c, m))
+		copy_categories(c, m);
+	if (pim_kid(x, CAL, CAL_SENSITIVITY) == NULL)
+		pim_set_sensitivity(c, pim_sensitivity(m));
+	if (pim_kid(x, CAL, CAL_BUSYSTATUS) == NULL)
+		set_busy(c, busy_status(m));
+	if (pim_kid(x, CAL, CAL_REMINDER) == NULL) {
+		long mine = reminder_minutes(c, e), theirs = reminder_minutes(m, &f->ev);
+
+		if (theirs < 0 && mine >= 0)
+			pim_remove_alarm(c);
+		else if (theirs >= 0 && mine != theirs)
+			pim_set_alarm(c, false, 0, (int)theirs);
+	}
+	if (version >= 140 && pim_kid(x, CAL, CAL_ATTENDEES) == NULL && !same_attendees(c, m))
+		copy_attendees(c, m);
+}
+
 /* The override of f's master for the occurrence with key k, or NULL. */
 static icalcomponent *
 find_override(const struct frame *f, int64_t k)
@@ -1316,29 +1462,6 @@ already_deleted(const struct frame *f, int64_t k)
 	return false;
 }
 
-/* A component as text, to tell whether applying changed it. */
-static char *
-snapshot(icalcomponent *c)
-{
-	char *s = icalcomponent_as_ical_string_r(c);
-	char *r = xstrdup(s ? s : "");
-
-	icalmemory_free_buffer(s);
-	return r;
-}
-
-/* Touch c when it differs from its snapshot before (NULL: it is new). */
-static void
-touch_if_changed(icalcomponent *c, char *before, int64_t now, bool bump)
-{
-	char *after = before ? snapshot(c) : NULL;
-
-	if (before == NULL || strcmp(before, after) != 0)
-		pim_touch(c, now, bump);
-	free(after);
-	free(before);
-}
-
 /* Delete the occurrence with key k: an EXDATE in the master's frame, no override. */
 static void
 delete_occurrence(const struct frame *f, const struct wframe *w, int64_t k)
@@ -1393,8 +1516,8 @@ apply_instance_times(const struct frame *f, const struct wframe *w, icalcomponen
 	allday = in->has_allday ? in->allday : e.allday;
 	start = in->has_start ? in->start : e.eas_start;
 	end = in->has_end ? in->end : in->has_start ? start + (e.eas_end - e.eas_start) : e.eas_end;
-	if (end < start) {
-		*errstr = "an exception's EndTime before its StartTime";
+	if (end < start || !PIM_TIME_OK(start) || !PIM_TIME_OK(end)) {
+		*errstr = "an exception's times out of order or range";
 		return -1;
 	}
 	if (allday == e.allday && start == e.eas_start && end == e.eas_end)
@@ -1447,8 +1570,9 @@ apply_exceptions(const struct frame *f, const struct wframe *w, const struct wbx
 
 		if (x->page != CAL || x->token != CAL_EXCEPTION)
 			continue;
-		if (!pim_kid_time(x, CAL, CAL_EXCEPTIONSTARTTIME, &t) &&
-		    !pim_kid_time(x, ASB, ASB_INSTANCEID, &t))
+		if ((!pim_kid_time(x, CAL, CAL_EXCEPTIONSTARTTIME, &t) &&
+		     !pim_kid_time(x, ASB, ASB_INSTANCEID, &t)) ||
+		    !PIM_TIME_OK(t))
 			continue;
 		k = key_of_eas(f, t);
 		keys[nkeys++] = k;
@@ -1461,7 +1585,7 @@ apply_exceptions(const struct frame *f, const struct wframe *w, const struct wbx
 		{
 			struct when in;
 			icalcomponent *c = override_for(f, w, k, &made);
-			char *before = made ? NULL : snapshot(c);
+			char *before = made ? NULL : pim_snapshot(c);
 			struct ev e;
 
 			remove_exdate(f, k);
@@ -1471,9 +1595,11 @@ apply_exceptions(const struct frame *f, const struct wframe *w, const struct wbx
 				free(before);
 				return -1;
 			}
-			if (read_ev(f->vcal, c, w->read, f->date_utc, &e) == 0)
+			if (read_ev(f->vcal, c, w->read, f->date_utc, &e) == 0) {
+				inherit_fields(c, f->m, x, &e, f, o->version);
 				apply_instance_fields(c, x, &e, o);
-			touch_if_changed(c, before, o->now, false);
+			}
+			pim_touch_if_changed(c, before, o->now, false);
 		}
 	}
 	for (size_t i = 0; i < nknown; i++) {
@@ -1546,6 +1672,10 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 		*errstr = "EndTime before StartTime";
 		return -1;
 	}
+	if (!PIM_TIME_OK(start) || !PIM_TIME_OK(end)) {
+		*errstr = "times outside what EAS carries";
+		return -1;
+	}
 	if (in->has_tz)
 		tz = in->tz;
 	else if (old != NULL)
@@ -1565,7 +1695,7 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 			if (pim_eas_tz_same(&mine, &tz))
 				z = old ? old->zone : o->zone;
 			else
-				z = pim_tz_to_ical(&tz, start, NULL, &owned);
+				z = pim_zone_of_blob(&tz, start, NULL, &owned);
 		} else if (!date_utc && !in->has_tz) {
 			z = old ? old->zone : o->zone;
 		}
@@ -1621,11 +1751,11 @@ apply_master_times(icalcomponent *vcal, icalcomponent *m, const struct frame *ol
 		if (o->zone != NULL && pim_eas_tz_same(&mine, &tz))
 			z = o->zone;
 		else
-			z = pim_tz_to_ical(&tz, start,
-			                   o->zone                     ? pim_ical_zone_name(o->zone)
-			                   : old && old->ev.start.tzid ? old->ev.start.tzid
-			                                               : NULL,
-			                   &owned);
+			z = pim_zone_of_blob(&tz, start,
+			                     o->zone ? pim_ical_zone_name(o->zone)
+			                     : old && old->ev.start.tzid ? old->ev.start.tzid
+			                                                 : NULL,
+			                     &owned);
 		if (z == NULL) {
 			write_times(m, start, end, NULL, NULL, true);
 			return 0;
@@ -1681,14 +1811,15 @@ apply_instance(icalcomponent *vcal, const struct wbxml_node *app, const struct p
 	struct ev e;
 	char *before;
 
-	if (frame_read(vcal, o->zone, o->version, &f) < 0 || !f.recurring) {
+	if (frame_read(vcal, o->zone, o->version, &f) < 0 || !f.recurring ||
+	    !PIM_TIME_OK(o->instance)) {
 		*errstr = "an occurrence of an event that does not repeat";
 		return -1;
 	}
 	wframe_of(vcal, f.m, o->zone, &w);
 	k = key_of_eas(&f, o->instance);
 	c = override_for(&f, &w, k, &made);
-	before = made ? NULL : snapshot(c);
+	before = made ? NULL : pim_snapshot(c);
 	remove_exdate(&f, k);
 	read_when(app, &in);
 	in.has_tz = false;
@@ -1698,7 +1829,7 @@ apply_instance(icalcomponent *vcal, const struct wbxml_node *app, const struct p
 	}
 	if (read_ev(vcal, c, w.read, f.date_utc, &e) == 0)
 		apply_instance_fields(c, app, &e, o);
-	touch_if_changed(c, before, o->now, true);
+	pim_touch_if_changed(c, before, o->now, true);
 	return 0;
 }
 
@@ -1715,6 +1846,7 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 	size_t nknown = 0;
 	bool changed = false, recur_changed = false;
 	char *before = NULL;
+	icalcomponent *was = NULL;
 	long v;
 
 	pim_ical_init();
@@ -1742,7 +1874,8 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 	}
 	if (fo != NULL) {
 		m = fo->m;
-		before = snapshot(m);
+		before = pim_snapshot(m);
+		was = icalcomponent_new_clone(m);
 		if (fo->recurring && fo->expressible)
 			known = known_keys(fo, &nknown);
 	} else {
@@ -1825,8 +1958,10 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 		const struct wbxml_node *rec = pim_kid(app, CAL, CAL_RECURRENCE);
 		struct pim_recur r;
 
-		if (frame_read(vcal, o->zone, o->version, &now) < 0)
+		if (frame_read(vcal, o->zone, o->version, &now) < 0) {
+			*errstr = "the event's new times cannot be read back";
 			goto fail;
+		}
 		if (rec != NULL && pim_recur_read(rec, CAL, &r) == 0) {
 			if (!(now.recurring && now.expressible && pim_recur_same(&r, &now.recur))) {
 				struct icalrecurrencetype rule;
@@ -1859,8 +1994,12 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 	{
 		struct frame now;
 
-		if (frame_read(vcal, o->zone, o->version, &now) < 0)
+		if (frame_read(vcal, o->zone, o->version, &now) < 0) {
+			*errstr = "the event's new times cannot be read back";
 			goto fail;
+		}
+		if (was != NULL && now.recurring)
+			propagate(was, &now, o->now);
 		/* 16.x (MS-ASCAL 2.2.2.22): a new pattern or new times end the exceptions. */
 		if (o->version >= 160 && fo && fo->recurring && (recur_changed || changed))
 			drop_all_exceptions(&now);
@@ -1876,13 +2015,17 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 				goto fail;
 		}
 	}
-	touch_if_changed(m, before, o->now, changed || recur_changed);
+	pim_touch_if_changed(m, before, o->now, changed || recur_changed);
 	free(known);
+	if (was != NULL)
+		icalcomponent_free(was);
 	*out = vcal;
 	return 0;
 fail:
 	free(before);
 	free(known);
+	if (was != NULL)
+		icalcomponent_free(was);
 	icalcomponent_free(vcal);
 	return -1;
 }
@@ -1895,7 +2038,8 @@ pim_event_delete_instance(icalcomponent *vcal, int64_t instance, const struct pi
 	struct wframe w;
 
 	pim_ical_init();
-	if (frame_read(vcal, o->zone, o->version, &f) < 0 || !f.recurring) {
+	if (frame_read(vcal, o->zone, o->version, &f) < 0 || !f.recurring ||
+	    !PIM_TIME_OK(instance)) {
 		*errstr = "no recurring event";
 		return -1;
 	}

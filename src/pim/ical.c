@@ -200,6 +200,40 @@ check(icalcomponent *c, int depth, struct counts *n, const char **errstr)
 	return 0;
 }
 
+/*
+ * One VTIMEZONE per TZID, each with a TZID and an observance: libical keeps
+ * its zones sorted by TZID and finds one of two namesakes depending on
+ * their order, so that a copy of the object could read its times in the
+ * other one; the first of the object's namesakes is kept.
+ */
+static void
+dedupe_vtimezones(icalcomponent *vcal)
+{
+	icalcomponent *drop[PIM_ICAL_MAX_COMPONENTS];
+	const char *seen[PIM_ICAL_MAX_COMPONENTS];
+	size_t ndrop = 0, nseen = 0;
+
+	for (icalcomponent *c = icalcomponent_get_first_component(vcal, ICAL_VTIMEZONE_COMPONENT);
+	     c; c = icalcomponent_get_next_component(vcal, ICAL_VTIMEZONE_COMPONENT)) {
+		const char *id = pim_text(c, ICAL_TZID_PROPERTY);
+		bool dup =
+		    id == NULL || *id == '\0' ||
+		    (icalcomponent_get_first_component(c, ICAL_XSTANDARD_COMPONENT) == NULL &&
+		     icalcomponent_get_first_component(c, ICAL_XDAYLIGHT_COMPONENT) == NULL);
+
+		for (size_t i = 0; i < nseen && !dup; i++)
+			dup = strcmp(seen[i], id) == 0;
+		if (dup)
+			drop[ndrop++] = c;
+		else
+			seen[nseen++] = id;
+	}
+	for (size_t i = 0; i < ndrop; i++) {
+		icalcomponent_remove_component(vcal, drop[i]);
+		icalcomponent_free(drop[i]);
+	}
+}
+
 icalcomponent *
 pim_ical_parse(const char *data, size_t len, const char **errstr)
 {
@@ -242,6 +276,7 @@ pim_ical_parse(const char *data, size_t len, const char **errstr)
 		icalcomponent_free(c);
 		return NULL;
 	}
+	dedupe_vtimezones(c);
 	return c;
 }
 
@@ -408,6 +443,61 @@ pim_epoch_to_civil(int64_t t, bool date)
 	return r;
 }
 
+/*
+ * libical answers an offset by expanding the zone's rules up to the year
+ * asked, and tz.c matches a blob against every zone's rules of the year:
+ * cheap for this century, minutes for 9999 (a date EAS allows). Past
+ * ZONE_YEAR_MAX both are asked of an equivalent year instead: one before it
+ * with the same leap day and the same weekday on 1 January, whose calendar
+ * (and so every "last Sunday of March" rule) is the same; zones change no
+ * rules that far ahead.
+ */
+#define ZONE_YEAR_MIN 1970
+#define ZONE_YEAR_MAX 2099
+
+static bool
+leap_year(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int
+equivalent_year(int y)
+{
+	int64_t d = days_from_civil(y, 1, 1);
+	int dow = (int)(((d % 7) + 7) % 7);
+
+	for (int c = ZONE_YEAR_MAX; c > ZONE_YEAR_MAX - 56; c--) {
+		int64_t e = days_from_civil(c, 1, 1);
+		if (leap_year(c) == leap_year(y) && (int)(((e % 7) + 7) % 7) == dow)
+			return c;
+	}
+	return ZONE_YEAR_MAX;
+}
+
+/* The instant tz.c is asked about for at: at, or its equivalent within this century. */
+static int64_t
+zone_instant(int64_t at)
+{
+	struct icaltimetype c = pim_epoch_to_civil(at, false);
+
+	if (c.year > ZONE_YEAR_MAX)
+		return at - (days_from_civil(c.year, 1, 1) -
+		             days_from_civil(equivalent_year(c.year), 1, 1)) *
+		                86400;
+	if (c.year < ZONE_YEAR_MIN)
+		return pim_civil_to_epoch(ZONE_YEAR_MIN, c.month,
+		                          c.month == 2 && c.day == 29 ? 28 : c.day, c.hour,
+		                          c.minute, c.second);
+	return at;
+}
+
+icaltimezone *
+pim_zone_of_blob(const struct pim_eas_tz *tz, int64_t at, const char *hint, bool *owned)
+{
+	return pim_tz_to_ical(tz, zone_instant(at), hint, owned);
+}
+
 int64_t
 pim_local_to_utc(struct icaltimetype local, icaltimezone *zone)
 {
@@ -423,6 +513,8 @@ pim_local_to_utc(struct icaltimetype local, icaltimezone *zone)
 	tt.is_date = 0;
 	if (local.is_date)
 		tt.hour = tt.minute = tt.second = 0;
+	if (tt.year > ZONE_YEAR_MAX)
+		tt.year = equivalent_year(tt.year);
 	return l - icaltimezone_get_utc_offset(zone, &tt, &dst);
 }
 
@@ -434,6 +526,8 @@ pim_utc_to_local(int64_t utc, icaltimezone *zone)
 
 	if (zone == NULL || zone == icaltimezone_get_utc_timezone())
 		return u;
+	if (u.year > ZONE_YEAR_MAX)
+		u = pim_epoch_to_civil(zone_instant(utc), false);
 	return pim_epoch_to_civil(utc + icaltimezone_get_utc_offset_of_utc_time(zone, &u, &dst),
 	                          false);
 }
@@ -531,8 +625,11 @@ void
 pim_set_time(icalcomponent *c, icalproperty_kind kind, struct icaltimetype local, const char *tzid,
              bool utc)
 {
+	/* tzid may be a parameter of the property about to go. */
+	icalproperty *p = time_prop(kind, local, tzid, utc);
+
 	pim_remove_all(c, kind);
-	icalcomponent_add_property(c, time_prop(kind, local, tzid, utc));
+	icalcomponent_add_property(c, p);
 }
 
 /* ---- EAS zones -------------------------------------------------------- */
@@ -542,6 +639,7 @@ pim_eas_tz_of(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
 {
 	if (zone == icaltimezone_get_utc_timezone())
 		zone = NULL;
+	at = zone_instant(at);
 	if (pim_tz_from_ical(zone, at, out) < 0) {
 		memset(out, 0, sizeof(*out));
 		(void)pim_tz_from_ical(NULL, at, out);
@@ -1308,6 +1406,27 @@ pim_touch(icalcomponent *c, int64_t now, bool bump)
 	seq = icalcomponent_get_first_property(c, ICAL_SEQUENCE_PROPERTY);
 	if (bump && seq != NULL && icalproperty_get_sequence(seq) < 1000000)
 		icalproperty_set_sequence(seq, icalproperty_get_sequence(seq) + 1);
+}
+
+char *
+pim_snapshot(icalcomponent *c)
+{
+	char *s = icalcomponent_as_ical_string_r(c);
+	char *r = xstrdup(s ? s : "");
+
+	icalmemory_free_buffer(s);
+	return r;
+}
+
+void
+pim_touch_if_changed(icalcomponent *c, char *before, int64_t now, bool bump)
+{
+	char *after = before ? pim_snapshot(c) : NULL;
+
+	if (before == NULL || strcmp(before, after) != 0)
+		pim_touch(c, now, bump);
+	free(after);
+	free(before);
 }
 
 /* ---- Occurrences ------------------------------------------------------ */

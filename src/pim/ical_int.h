@@ -116,6 +116,14 @@ bool pim_absent_clears(const struct pim_apply_opts *o, unsigned token);
 
 /* ---- Time ---- */
 
+/*
+ * The instants an item's times may have: EAS's range (1601 to 9999) less a
+ * day at each end, so that every local time of them is a valid date too.
+ */
+#define PIM_TIME_MIN   (-11644387200LL) /* 1601-01-02T00:00:00Z */
+#define PIM_TIME_MAX   253402128000LL   /* 9999-12-30T00:00:00Z */
+#define PIM_TIME_OK(t) ((t) >= PIM_TIME_MIN && (t) <= PIM_TIME_MAX)
+
 /* Seconds since the epoch of a proleptic Gregorian date and time (no zone). */
 int64_t pim_civil_to_epoch(int year, int month, int day, int hour, int minute, int second);
 /* The reverse, as a floating date-time (or a date). */
@@ -149,6 +157,12 @@ int64_t pim_eas_local_to_utc(const struct pim_eas_tz *tz, int64_t local);
 bool pim_eas_tz_same(const struct pim_eas_tz *a, const struct pim_eas_tz *b);
 /* The EAS zone of zone (NULL: UTC) for the instant at; UTC when tz.c cannot read it. */
 void pim_eas_tz_of(icaltimezone *zone, int64_t at, struct pim_eas_tz *out);
+/*
+ * pim_tz_to_ical for an instant (one past 2099 asked as its equivalent in
+ * this century: see ical.c).
+ */
+icaltimezone *pim_zone_of_blob(const struct pim_eas_tz *tz, int64_t at, const char *hint,
+                               bool *owned);
 /* Calendar:TimeZone's text (base64 of the blob) into buf. */
 void pim_eas_tz_base64(const struct pim_eas_tz *tz, char buf[B64_TZ_LEN + 1]);
 /* Read a TimeZone element's base64; 0 or -1. */
@@ -217,6 +231,10 @@ char *pim_clean_text(const char *s);
 char *pim_new_uid(void);
 /* Mark a component modified: DTSTAMP and LAST-MODIFIED now; SEQUENCE + 1 when bump and present. */
 void pim_touch(icalcomponent *c, int64_t now, bool bump);
+/* A component as text (malloc'd), to tell afterwards whether applying changed it. */
+char *pim_snapshot(icalcomponent *c);
+/* pim_touch c when it differs from before (its pim_snapshot; NULL: new); frees before. */
+void pim_touch_if_changed(icalcomponent *c, char *before, int64_t now, bool bump);
 
 /* ---- Recurrence ---- */
 

@@ -43,7 +43,8 @@ read_tdate(icalcomponent *vcal, icalcomponent *c, icalproperty_kind kind, icalti
 	struct icaltimetype w;
 
 	memset(d, 0, sizeof(*d));
-	if (pim_time_read(vcal, icalcomponent_get_first_property(c, kind), user, &d->t) < 0)
+	if (pim_time_read(vcal, icalcomponent_get_first_property(c, kind), user, &d->t) < 0 ||
+	    !PIM_TIME_OK(d->t.utc))
 		return;
 	d->set = true;
 	d->utc = d->t.utc;
@@ -205,7 +206,8 @@ apply_tdate(icalcomponent *vcal, icalcomponent *c, icalproperty_kind kind, const
 	struct icaltimetype w;
 	bool midnight;
 
-	if (!has_wall && !has_utc)
+	if ((!has_wall && !has_utc) || (has_wall && !PIM_TIME_OK(wall)) ||
+	    (has_utc && !PIM_TIME_OK(utc)))
 		return;
 	if (!has_wall)
 		wall = pim_local_to_utc(pim_utc_to_local(utc, o->zone), NULL);
@@ -254,7 +256,7 @@ apply_complete(icalcomponent *t, const struct wbxml_node *app, const struct pim_
 		struct tdate had;
 		bool given = pim_kid_time(app, TSK, TASK_DATECOMPLETED, &when);
 
-		read_tdate(NULL, t, ICAL_COMPLETED_PROPERTY, NULL, &had);
+		read_tdate(NULL, t, ICAL_COMPLETED_PROPERTY, o->zone, &had);
 		if (!given)
 			when = had.set ? had.utc : o->now;
 		if (!had.set || had.utc != when) {
@@ -313,6 +315,7 @@ pim_task_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 	const struct wbxml_node *k;
 	struct tdate start, due;
 	bool change = existing != NULL, moved = false;
+	char *before;
 	int64_t a, b;
 	long v;
 
@@ -325,6 +328,7 @@ pim_task_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 		*errstr = "the object holds no task to change";
 		return -1;
 	}
+	before = change ? pim_snapshot(t) : NULL;
 	if ((k = pim_kid(app, TSK, TASK_SUBJECT)) != NULL)
 		pim_set_text(t, ICAL_SUMMARY_PROPERTY, wbxml_text(k));
 	else if (change && pim_absent_clears(o, TASK_SUBJECT))
@@ -407,13 +411,22 @@ pim_task_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 		const char *why;
 
 		if (pim_recur_read(k, TSK, &r) == 0) {
-			if (base == NULL) {
-				/* A rule needs a DTSTART: the recurrence's Start, else today. */
-				int64_t s = r.has_start ? r.start : o->now;
-				struct icaltimetype d = pim_utc_to_local(s, o->zone);
-				d.is_date = 1;
-				d.hour = d.minute = d.second = 0;
-				pim_set_time(t, ICAL_DTSTART_PROPERTY, d, NULL, false);
+			if (!start.set) {
+				/*
+				 * A rule runs from DTSTART (RFC 5545 3.8.5.3): the due
+				 * date's own value (the two must be of one type), else the
+				 * recurrence's Start, else today, as a date.
+				 */
+				if (due.set) {
+					pim_set_time(t, ICAL_DTSTART_PROPERTY, due.t.local,
+					             due.t.tzid, due.t.utc_form);
+				} else {
+					int64_t s0 = r.has_start ? r.start : o->now;
+					struct icaltimetype d = pim_utc_to_local(s0, o->zone);
+					d.is_date = 1;
+					d.hour = d.minute = d.second = 0;
+					pim_set_time(t, ICAL_DTSTART_PROPERTY, d, NULL, false);
+				}
 				read_tdate(vcal, t, ICAL_DTSTART_PROPERTY, o->zone, &start);
 				base = &start;
 			}
@@ -452,7 +465,7 @@ pim_task_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 			}
 		}
 	}
-	pim_touch(t, o->now, moved);
+	pim_touch_if_changed(t, before, o->now, moved);
 	*out = vcal;
 	return 0;
 }
