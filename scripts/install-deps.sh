@@ -7,7 +7,7 @@ PKGS="build-essential cmake ninja-build pkg-config clang-format valgrind python3
 libsqlite3-dev libpcre2-dev libjansson-dev libinih-dev libcmocka-dev libevent-dev
 libhttp-parser-dev libxml2-dev libcurl4-openssl-dev libssl-dev libpq-dev libwbxml2-utils opensmtpd postgresql
 libcrypt-dev chromium nodejs
-libgmime-3.0-dev libical-dev tzdata radicale"
+libgmime-3.0-dev libical-dev libicu-dev tzdata radicale libldap2-dev slapd ldap-utils"
 
 missing=""
 for p in $PKGS; do

@@ -97,6 +97,13 @@ static const struct key keys[] = {
     {"upstream", "submission", K_CHOICE, F(upstream_submission), NULL, 0, 0, "smtp://|smtps://"},
     {"upstream", "max_connections_per_account", K_INT, F(upstream_max_connections_per_account), "3",
      1, 100, NULL},
+    {"upstream", "caldav", K_CHOICE, F(upstream_caldav), NULL, 0, 0, "http://|https://"},
+    {"upstream", "carddav", K_CHOICE, F(upstream_carddav), NULL, 0, 0, "http://|https://"},
+    {"upstream", "dav_poll_interval", K_DURATION, F(upstream_dav_poll_interval), "60s", 10, HOUR,
+     NULL},
+    {"upstream", "gal", K_CHOICE, F(upstream_gal), NULL, 0, 0, "ldap://|ldaps://"},
+    {"upstream", "gal_bind_dn", K_STRING, F(upstream_gal_bind_dn), NULL, 0, 0, NULL},
+    {"upstream", "gal_bind_password", K_STRING, F(upstream_gal_bind_password), NULL, 0, 0, NULL},
 
     {"auth", "method", K_CHOICE, F(auth_method), "upstream", 0, 0, "upstream|imap://|imaps://"},
     {"auth", "cache_ttl", K_DURATION, F(auth_cache_ttl), "10m", 0, DAY, NULL},
@@ -921,7 +928,8 @@ check_config(struct load *ld, bool require_upstream)
 	}
 	if (!abq_config_native(c)) {
 		static const char *const native_only[] = {"submission",
-		                                          "max_connections_per_account"};
+		                                          "max_connections_per_account", "gal",
+		                                          "gal_bind_dn", "gal_bind_password"};
 		for (size_t i = 0; i < sizeof(native_only) / sizeof(native_only[0]); i++) {
 			if ((ld->lineno = seen_line(ld, "upstream", native_only[i])) == 0)
 				continue;
@@ -930,6 +938,20 @@ check_config(struct load *ld, bool require_upstream)
 			           native_only[i]);
 			return;
 		}
+	}
+	if ((c->upstream_gal_bind_dn != NULL || c->upstream_gal_bind_password != NULL) &&
+	    c->upstream_gal == NULL) {
+		ld->lineno = seen_line(
+		    ld, "upstream", c->upstream_gal_bind_dn ? "gal_bind_dn" : "gal_bind_password");
+		load_error(ld, "[upstream] %s: only with [upstream] gal",
+		           c->upstream_gal_bind_dn ? "gal_bind_dn" : "gal_bind_password");
+		return;
+	}
+	if ((c->upstream_gal_bind_dn == NULL) != (c->upstream_gal_bind_password == NULL)) {
+		ld->lineno = seen_line(
+		    ld, "upstream", c->upstream_gal_bind_dn ? "gal_bind_dn" : "gal_bind_password");
+		load_error(ld, "[upstream] gal_bind_dn and gal_bind_password go together");
+		return;
 	}
 	if (require_upstream && c->upstream_url == NULL)
 		ld->error = xasprintf("%s: [upstream] url is required", ld->file);
@@ -1092,6 +1114,9 @@ abq_config_free(struct abq_config **cp)
 		return;
 	if (c->smtp_password != NULL)
 		explicit_bzero(c->smtp_password, strlen(c->smtp_password));
+	if (c->upstream_gal_bind_password != NULL)
+		explicit_bzero(c->upstream_gal_bind_password,
+		               strlen(c->upstream_gal_bind_password));
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
 

@@ -64,6 +64,8 @@ EACH_CB(cb_admin, struct abq_admin)
 EACH_CB(cb_token, struct abq_token)
 EACH_CB(cb_folder, struct abq_folder)
 EACH_CB(cb_folder_counter, struct abq_folder_counter)
+EACH_CB(cb_pim_coll, struct abq_pim_coll)
+EACH_CB(cb_pim_item, struct abq_pim_item)
 
 static int
 each_attr(struct abq_store *s, row_fn *fn, void *arg, const char **err)
@@ -158,6 +160,27 @@ each_folder_counter(struct abq_store *s, row_fn *fn, void *arg, const char **err
 	return abq_store_folder_counter_iter(s, cb_folder_counter, &ea, err);
 }
 
+static int
+each_pim_coll(struct abq_store *s, row_fn *fn, void *arg, const char **err)
+{
+	struct each_arg ea = {fn, arg};
+	return abq_store_pim_coll_iter(s, NULL, cb_pim_coll, &ea, err);
+}
+
+static int
+each_pim_item(struct abq_store *s, row_fn *fn, void *arg, const char **err)
+{
+	struct each_arg ea = {fn, arg};
+	return abq_store_pim_item_iter(s, cb_pim_item, &ea, err);
+}
+
+static int
+each_pim_counter(struct abq_store *s, row_fn *fn, void *arg, const char **err)
+{
+	struct each_arg ea = {fn, arg};
+	return abq_store_pim_counter_iter(s, cb_folder_counter, &ea, err);
+}
+
 /* A put that only gives the row its type. */
 #define PUT(name, store_put)                                                                       \
 	static int name(struct abq_store *to, const void *rec, const char **err)                   \
@@ -175,6 +198,9 @@ PUT(put_notice, abq_store_notice_restore)
 PUT(put_admin, abq_store_admin_put)
 PUT(put_folder, abq_store_folder_restore)
 PUT(put_folder_counter, abq_store_folder_counter_restore)
+PUT(put_pim_coll, abq_store_pim_coll_restore)
+PUT(put_pim_item, abq_store_pim_item_restore)
+PUT(put_pim_counter, abq_store_pim_counter_restore)
 
 static int
 put_syncstate(struct abq_store *to, const void *rec, const char **err)
@@ -207,6 +233,9 @@ static const struct copier copiers[] = {
     {"tokens", each_token, put_token},
     {"folders", each_folder, put_folder},
     {"folder ids", each_folder_counter, put_folder_counter},
+    {"collections", each_pim_coll, put_pim_coll},
+    {"collection items", each_pim_item, put_pim_item},
+    {"collection ids", each_pim_counter, put_pim_counter},
 };
 #define NCOPIERS (sizeof(copiers) / sizeof(copiers[0]))
 

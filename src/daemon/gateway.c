@@ -60,21 +60,28 @@
 #include "lib/util.h"
 #include "mailbox/commands.h"
 #include "mailbox/mailbox.h"
+#include "net/curl_loop.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 #include "notice/sender.h"
 #include "proxy/upstream.h"
+#include "mailbox/mailbox_union.h"
 #include "mailbox/run.h"
 #include "native/imap_pool.h"
+#include "native/mailbox_dav.h"
 #include "native/mailbox_imap.h"
+#include "native/gal_ldap.h"
 #include "native/parseq.h"
 #include "native/submitq.h"
 #include "native/watch.h"
+#include "pim/pim.h"
 
 /* Long polls are held up to 59 minutes; a little more for the upstream's answer. */
 #define HELD_TIMEOUT_S 3660
 #define RETRY_AFTER_S  "30"
-#define WBXML_TYPE     "application/vnd.ms-sync.wbxml"
+/* Seconds one directory search may take ([upstream] gal), below request_timeout. */
+#define GAL_SEARCH_TIMEOUT 15
+#define WBXML_TYPE         "application/vnd.ms-sync.wbxml"
 /* Phones at once (each held long poll also holds an upstream connection). */
 #define MAX_CONNS 100000
 /* How often a busy device's last-seen time is written. */
@@ -176,6 +183,14 @@ struct gateway {
 	struct submitq *submitq;
 	/* native mode: fetched messages parsed (GMime) off the loop */
 	struct parseq *parseq;
+	struct gal_ldap *gal; /* native mode's address list ([upstream] gal), or NULL */
+	/* native mode's contacts, calendars and tasks ([upstream] caldav, carddav), or NULLs */
+	struct curl_loop *dav_cl;
+	struct mbx_dav_shared *dav_shared;
+	struct mbx_dav_conf dav_conf;
+	struct mbx_dav_store dav_store;
+	const struct mbx_pim_codec *pim; /* the conversions of contacts, calendars and tasks */
+	int dav_poll_s;                  /* [upstream] dav_poll_interval */
 	char *submission_url, *submission_ca;
 	struct mbx_async_state native_state; /* the sync state through the store thread */
 	struct auth *auth;
@@ -277,6 +292,7 @@ struct exchange {
 	/* A Ping (or hanging Sync) held by the quarantine mailbox: its answer when the wait ends.
 	 */
 	struct event *hold_timer;
+	struct event *poll_timer; /* native mode: a held Ping's next look at its DAV folders */
 	struct mbx_serve_out hold;
 	int hold_total;             /* the heartbeat of the first hold (a rerun keeps its end) */
 	struct watch_sub *watching; /* native mode: the held Ping's push subscription */
@@ -1445,6 +1461,10 @@ hold_stop(struct exchange *x)
 		watch_unsubscribe(x->watching);
 		x->watching = NULL;
 	}
+	if (x->poll_timer != NULL) {
+		event_free(x->poll_timer);
+		x->poll_timer = NULL;
+	}
 	mbx_serve_out_clear(&x->hold);
 	hold_end(x);
 }
@@ -1489,6 +1509,12 @@ struct native_run {
 	struct gateway *gw;
 	struct exchange *x; /* NULL once the exchange finished */
 	struct mbx_serve_in in;
+	/*
+	 * The IMAP backend (the mail folders): in.backend itself, or, with a
+	 * directory ([upstream] gal), the default part of the union in.backend
+	 * (mailbox_union.h), which owns it.
+	 */
+	struct mbx_backend *imap;
 	struct mbx_imap_folder_map map;
 	uint8_t *body;
 	char *account, *device_id, *version, *email;
@@ -1584,6 +1610,23 @@ native_ids(void *arg, int rv, char **ids)
  * The backend asks for its mailboxes' folder ids: from the store's map, under
  * the account as abqd keys it (the login name may be a bare one).
  */
+/* Native mode's DAV backends reach the store through the store thread (storeq_call). */
+static void *
+native_store_call(void *arg, int (*run)(struct abq_store *s, void *job),
+                  void (*done)(void *job, int rv), void (*release)(void *job), void *job)
+{
+	struct gateway *gw = arg;
+
+	return storeq_call(gw->sq, run, done, release, job);
+}
+
+static void
+native_store_cancel(void *arg, void *handle)
+{
+	(void)arg;
+	storeq_cancel(handle);
+}
+
 static void
 native_assign(void *arg, const char *account, const struct mbx_imap_listed *l, size_t n, char delim,
               bool probe, mbx_imap_ids_fn done, void *done_arg)
@@ -1676,6 +1719,15 @@ native_push_failed(void *arg, enum imap_error e, const char *msg)
 	         x->ereq->device_id, eas_cmd_name(x->ereq->cmd), imap_error_str(e), msg);
 }
 
+/* A held Ping's DAV folders are due a look: it runs again. */
+static void
+native_polled(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	native_pushed(arg, "contacts/calendars (poll)");
+}
+
 /*
  * Subscribe a held Ping to push: the IMAP names of the folders it waits on
  * (out->watch, as the backend listed them for this run) watched by the
@@ -1689,6 +1741,20 @@ native_watch(struct exchange *x, const struct mbx_backend *b, const struct mbx_s
 	size_t n = 0;
 	const char *err = NULL;
 
+	/*
+	 * Contacts, calendars and tasks have no push of their own: the held
+	 * Ping runs again every [upstream] dav_poll_interval, and its run asks
+	 * the DAV server (its answer shared by the account's devices for a
+	 * while: mailbox_dav.h).
+	 */
+	for (size_t i = 0; i < out->n_watch && x->gw->dav_cl != NULL && x->poll_timer == NULL;
+	     i++) {
+		if (strncmp(out->watch[i], MBX_DAV_PREFIX, strlen(MBX_DAV_PREFIX)) != 0)
+			continue;
+		struct timeval tv = {x->gw->dav_poll_s, 0};
+		x->poll_timer = evtimer_new(x->gw->base, native_polled, x);
+		evtimer_add(x->poll_timer, &tv);
+	}
 	if (x->gw->watch == NULL || x->watching != NULL)
 		return;
 	for (size_t i = 0; i < out->n_watch && n < MBX_PING_FOLDERS_MAX; i++)
@@ -1882,7 +1948,7 @@ native_done(void *arg, int rv, struct mbx_serve_out *out)
 {
 	struct native_run *nr = arg;
 	struct exchange *x = nr->x;
-	enum mbx_imap_failure why = mbx_imap_failure(nr->in.backend);
+	enum mbx_imap_failure why = mbx_imap_failure(nr->imap);
 
 	if (x == NULL) {
 		native_run_free(nr);
@@ -1902,7 +1968,7 @@ native_done(void *arg, int rv, struct mbx_serve_out *out)
 		         why == MBX_IMAP_UNAVAILABLE ? " (IMAP server unavailable)" : "");
 		respond_503(x, OUT_NATIVE_FAILED, RETRY_AFTER_S);
 	} else if (out->hold_seconds > 0) {
-		native_watch(x, nr->in.backend, out);
+		native_watch(x, nr->imap, out);
 		hold_start(x, out, OUT_NATIVE_HELD);
 	} else if (out->stream.on && out->http_status == 200) {
 		native_stream_start(x, nr, out);
@@ -1969,16 +2035,45 @@ native_serve(struct exchange *x)
 	nr->in.long_id = nr->long_id;
 	nr->in.save_in_sent = r->save_in_sent;
 	nr->in.may_stream = true;
-	nr->in.backend =
-	    mbx_imap_new(gw->pool, r->account, r->auth_user, r->auth_password, &nr->map);
+	nr->imap = mbx_imap_new(gw->pool, r->account, r->auth_user, r->auth_password, &nr->map);
 	if (gw->submitq != NULL) {
 		struct mbx_imap_send send = {.q = gw->submitq,
 		                             .url = gw->submission_url,
 		                             .from = nr->email,
 		                             .ca_file = gw->submission_ca};
-		mbx_imap_set_send(nr->in.backend, &send);
+		mbx_imap_set_send(nr->imap, &send);
 	}
-	mbx_imap_set_parseq(nr->in.backend, gw->parseq);
+	mbx_imap_set_parseq(nr->imap, gw->parseq);
+	nr->in.backend = nr->imap;
+	nr->in.pim = gw->pim;
+	if (gw->gal != NULL || gw->dav_cl != NULL) {
+		/*
+		 * The DAV servers' collections and the directory join the mailbox:
+		 * one hierarchy, folders routed by id (mailbox_union.h).
+		 */
+		struct mbx_union_part parts[3] = {{nr->imap, NULL}};
+		size_t n = 1;
+		const char *err = NULL;
+		struct mbx_backend *u;
+		if (gw->dav_cl != NULL) {
+			struct mbx_backend *dav =
+			    mbx_dav_new(gw->dav_cl, gw->dav_shared, &gw->dav_conf, &gw->dav_store,
+			                r->account, r->auth_user, r->auth_password, &err);
+			if (dav != NULL)
+				parts[n++] = (struct mbx_union_part){dav, MBX_DAV_PREFIX};
+			else
+				log_warn("native: contacts and calendars: %s", err);
+		}
+		if (gw->gal != NULL)
+			parts[n++] = (struct mbx_union_part){gal_ldap_backend(gw->gal), "g"};
+		if ((u = mbx_union_new(parts, n, &err)) != NULL) {
+			nr->in.backend = u;
+		} else {
+			log_warn("native: %s", err); /* cannot be: every part owns cursors */
+			for (size_t i = 1; i < n; i++)
+				mbx_destroy(&parts[i].backend);
+		}
+	}
 	mbx_run(&nr->in, &gw->native_state, 0, native_done, nr);
 }
 
@@ -3401,6 +3496,44 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			gw->submission_ca = xstrdup_null(cfg->upstream_ca_file);
 			log_info("native mode: mail sent through %s", cfg->upstream_submission);
 		}
+		if (cfg->upstream_caldav != NULL || cfg->upstream_carddav != NULL) {
+			if ((gw->dav_cl = curl_loop_new(base, &err)) == NULL) {
+				*errmsg_r = xasprintf("[upstream] caldav: %s", err);
+				goto fail;
+			}
+			gw->dav_shared = mbx_dav_shared_new();
+			gw->dav_conf = (struct mbx_dav_conf){
+			    .caldav = cfg->upstream_caldav,
+			    .carddav = cfg->upstream_carddav,
+			    .ca_file = cfg->upstream_ca_file,
+			    .connect_timeout_ms = (unsigned)cfg->upstream_connect_timeout * 1000,
+			    .timeout_ms = (unsigned)cfg->upstream_request_timeout * 1000,
+			};
+			gw->dav_store =
+			    (struct mbx_dav_store){gw, native_store_call, native_store_cancel};
+			gw->pim = &pim_codec;
+			gw->dav_poll_s = (int)cfg->upstream_dav_poll_interval;
+			log_info("native mode: calendars and tasks from %s, address books from %s",
+			         cfg->upstream_caldav ? cfg->upstream_caldav : "(none)",
+			         cfg->upstream_carddav ? cfg->upstream_carddav : "(none)");
+		}
+		if (cfg->upstream_gal != NULL) {
+			struct gal_ldap_conf gc = {
+			    .url = cfg->upstream_gal,
+			    .bind_dn = cfg->upstream_gal_bind_dn,
+			    .bind_password = cfg->upstream_gal_bind_password,
+			    .ca_file = cfg->upstream_ca_file,
+			    .connect_timeout = (int)cfg->upstream_connect_timeout,
+			    .timeout = cfg->upstream_request_timeout < GAL_SEARCH_TIMEOUT
+			                   ? (int)cfg->upstream_request_timeout
+			                   : GAL_SEARCH_TIMEOUT,
+			};
+			if ((gw->gal = gal_ldap_new(base, &gc, &err)) == NULL) {
+				*errmsg_r = xasprintf("[upstream] gal: %s", err);
+				goto fail;
+			}
+			log_info("native mode: global address list from %s", cfg->upstream_gal);
+		}
 	} else if ((gw->up = upstream_new(base, &uc, &err)) == NULL) {
 		*errmsg_r = xasprintf("upstream: %s", err);
 		goto fail;
@@ -3562,6 +3695,7 @@ gateway_free(struct gateway **gwp)
 	watch_registry_free(gw->watch);
 	submitq_stop(&gw->submitq); /* after the runs: their jobs are cancelled by then */
 	parseq_stop(&gw->parseq);   /* likewise */
+	gal_ldap_free(&gw->gal);    /* likewise */
 	free(gw->submission_url);
 	free(gw->submission_ca);
 	if (gw->pool != NULL)

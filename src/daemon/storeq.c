@@ -83,7 +83,8 @@ enum job_kind {
 	JOB_STATE_COMMIT,
 	JOB_FOLDERS,
 	JOB_FOLDER_CHANGE,
-	JOB_CLIENT_ID
+	JOB_CLIENT_ID,
+	JOB_CALL
 };
 
 struct storeq_job {
@@ -136,6 +137,11 @@ struct storeq_job {
 	/* JOB_LOGGERS: the whole list of loggers, after a logger change */
 	struct abq_logger *loggers;
 	size_t nloggers;
+	/* JOB_CALL: the caller's function on the store thread, its result back */
+	storeq_call_fn *call_run;
+	storeq_call_done_fn *call_done;
+	storeq_call_free_fn *call_free;
+	void *call_arg;
 };
 
 struct touch {
@@ -189,6 +195,8 @@ struct storeq {
 static void
 job_free(struct storeq_job *job)
 {
+	if (job->kind == JOB_CALL && job->call_free != NULL)
+		job->call_free(job->call_arg);
 	if (job->kind == JOB_SERVE) {
 		mbx_serve_out_clear(&job->out);
 		free(job->version);
@@ -264,6 +272,8 @@ deliver(void *arg, struct handback_link *l)
 			if (ids != NULL)
 				job->ids = NULL; /* the callback takes them */
 			job->ids_cb(job->arg, job->rv, ids);
+		} else if (job->kind == JOB_CALL) {
+			job->call_done(job->call_arg, job->rv);
 		} else if (job->kind == JOB_OBSERVE)
 			job->cb(job->arg, job->rv, job->rv == 0 ? &job->recorded : NULL,
 			        job->errmsg);
@@ -913,6 +923,8 @@ thread_main(void *arg)
 				run_folder_change(q, job);
 			else if (job->kind == JOB_CLIENT_ID)
 				run_client_id(q, job);
+			else if (job->kind == JOB_CALL)
+				job->rv = job->call_run(q->store, job->call_arg);
 			else
 				run_observe(q, job);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1214,6 +1226,21 @@ job_queue(struct storeq *q, struct storeq_job *job)
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return job;
+}
+
+/* Queue the caller's function on the store thread (storeq.h). */
+struct storeq_job *
+storeq_call(struct storeq *q, storeq_call_fn *run, storeq_call_done_fn *done,
+            storeq_call_free_fn *release, void *arg)
+{
+	struct storeq_job *job = xcalloc(1, sizeof(*job));
+	job->kind = JOB_CALL;
+	job->q = q;
+	job->call_run = run;
+	job->call_done = done;
+	job->call_free = release;
+	job->call_arg = arg;
+	return job_queue(q, job);
 }
 
 /* Queue a read of one collection's sync state (storeq.h). */

@@ -126,6 +126,21 @@ struct storeq_job *storeq_folder_assign(struct storeq *q, const char *account,
                                         bool probe, storeq_ids_cb *cb, void *arg);
 
 /*
+ * Any work of the caller's on the store (native mode's map of contacts,
+ * calendars and tasks): run(store, arg) on the store thread, its return
+ * the rv; then done(arg, rv) on the loop's thread, unless the job was
+ * cancelled (storeq_cancel); release(arg) (may be NULL) after either, or
+ * when the queue stops with the job left, on the loop's thread: arg is the
+ * job's from the call on. run must not keep the store's pointers.
+ */
+struct abq_store;
+typedef int storeq_call_fn(struct abq_store *s, void *arg);
+typedef void storeq_call_done_fn(void *arg, int rv);
+typedef void storeq_call_free_fn(void *arg);
+struct storeq_job *storeq_call(struct storeq *q, storeq_call_fn *run, storeq_call_done_fn *done,
+                               storeq_call_free_fn *release, void *arg);
+
+/*
  * SendMail's ClientId of (account, device_id) (mailbox/commands.h, store.h
  * abq_store_clientid_*), op an enum mbx_client_id_op, at the store's time:
  * a reservation's rv is MBX_CLIENTID_NEW, _DONE or _BUSY, or -1; a sent or

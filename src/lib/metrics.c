@@ -75,6 +75,7 @@ struct table {
 	atomic_int_fast64_t held[ABQ_HELD_KINDS]; /* proxied, mailbox, native */
 	atomic_int_fast64_t imap[2];              /* commands, push */
 	atomic_uint_fast64_t parsed[2];           /* native mode's messages: thread, loop */
+	atomic_uint_fast64_t gal[2];              /* directory lookups: found, failed */
 	atomic_uint_fast64_t auth_failures;
 	atomic_uint_fast64_t auth_rate_limited;
 	atomic_int_fast64_t connections[2]; /* eas, admin */
@@ -198,6 +199,12 @@ void
 abq_metrics_native_parsed(bool on_loop, uint64_t n)
 {
 	atomic_fetch_add_explicit(&T->parsed[on_loop ? 1 : 0], n, memory_order_relaxed);
+}
+
+void
+abq_metrics_gal_lookup(bool failed)
+{
+	atomic_fetch_add_explicit(&T->gal[failed ? 1 : 0], 1, memory_order_relaxed);
 }
 
 void
@@ -384,6 +391,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	static const char *const held_kind[ABQ_HELD_KINDS] = {"proxied", "mailbox", "native"};
 	static const char *const imap_use[2] = {"commands", "push"};
 	static const char *const parse_where[2] = {"thread", "loop"};
+	static const char *const gal_result[2] = {"ok", "failed"};
 	static const char *const listener[2] = {"eas", "admin"};
 	struct sbuf o = {0};
 	int ncmd = atomic_load_explicit(&command_count, memory_order_relaxed);
@@ -443,6 +451,13 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 		sbuf_printf(
 		    &o, "abqd_native_messages_parsed_total{where=\"%s\"} %llu\n", parse_where[i],
 		    (unsigned long long)atomic_load_explicit(&T->parsed[i], memory_order_relaxed));
+	out_family(&o, "abqd_native_gal_lookups_total", "counter",
+	           "Native mode's lookups in the global address list's directory ([upstream] gal): "
+	           "answered, or failed (unreachable, refused, too slow).");
+	for (int i = 0; i < 2; i++)
+		sbuf_printf(
+		    &o, "abqd_native_gal_lookups_total{result=\"%s\"} %llu\n", gal_result[i],
+		    (unsigned long long)atomic_load_explicit(&T->gal[i], memory_order_relaxed));
 
 	out_counter(&o, "abqd_auth_failures_total", "Requests refused for bad credentials.",
 	            &T->auth_failures);

@@ -17,6 +17,7 @@
  *   abqd_held_requests{kind="proxied"|"mailbox"|"native"}  gauge (long polls held now)
  *   abqd_imap_connections{use="commands"|"push"}  gauge (native mode: the pool's, the watchers')
  *   abqd_native_messages_parsed_total{where="thread"|"loop"}  counter (native mode's MIME parses)
+ *   abqd_native_gal_lookups_total{result="ok"|"failed"}  counter (directory lookups)
  *   abqd_auth_failures_total                      counter (bad credentials)
  *   abqd_auth_rate_limited_total                  counter
  *   abqd_store_duration_seconds                   histogram (one store-thread job)
@@ -72,6 +73,8 @@ void abq_metrics_held(enum abq_held_kind kind, int delta);
 void abq_metrics_imap_connections(bool push, int delta);
 /* n fetched messages parsed on the parse thread, or on the loop (the parse queue full). */
 void abq_metrics_native_parsed(bool on_loop, uint64_t n);
+/* One lookup in native mode's directory ([upstream] gal) answered, or failed. */
+void abq_metrics_gal_lookup(bool failed);
 void abq_metrics_auth_failure(void);
 void abq_metrics_auth_rate_limited(void);
 void abq_metrics_store_latency(double seconds);

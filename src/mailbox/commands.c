@@ -86,9 +86,11 @@
  *                      bounds; Results (Class, LongId, CollectionId,
  *                      Properties as ItemOperations Fetch) of the Range
  *                      (default 0-99, at most 100), Range, Total; none: one
- *                      empty Result. GAL: empty (abqd has none). Store Status
- *                      DocumentLibrary 3, a bad request 2, too complex 8,
- *                      backend failure 3
+ *                      empty Result. GAL: the backend's address list
+ *                      (gal_search; none: empty): names and addresses
+ *                      beginning with the Query, the Range, Total, pictures
+ *                      (14.1) as asked. Store Status DocumentLibrary 3, a
+ *                      bad request 2, too complex 8, backend failure 3
  *   FolderCreate       a backend with the folder ops (native mode): SyncKey
  *                      not the device's current FolderSync key 9; a mail
  *                      folder (Type 1 or 12, else 10) created under ParentId:
@@ -110,7 +112,11 @@
  *                      device's FolderSync state (not echoed at its next
  *                      FolderSync; the account's other devices see it)
  *   MeetingResponse    per Request: RequestId and Status 3 (mailbox error)
- *   ResolveRecipients  root Status 6 (server error)
+ *   ResolveRecipients  each To looked up in the address list (an address
+ *                      exactly, else a name's beginning): Response Status 1
+ *                      one, 2 several, 3 more than suggested, 4 none;
+ *                      Certificates 7, Availability 163 (abqd has neither),
+ *                      pictures as asked; no or over 100 To 5, failure 6
  *   ValidateCert       root Status 17 (unknown server error)
  *   Find               root Status 110 (common ServerError); v < 16.1: HTTP 501
  *   OPTIONS, 2.5 cmds  HTTP 400: not served here (the daemon proxies OPTIONS)
@@ -133,6 +139,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +150,7 @@
 #include "eas/status.h"
 #include "eas/wbxml.h"
 #include "lib/b64.h"
+#include "lib/log.h"
 #include "lib/mime.h"
 #include "lib/util.h"
 #include "mailbox/commands.h"
@@ -1875,9 +1883,159 @@ filter_since(const struct mbx_serve_in *in, int ft)
  * advanced by the backend past each change, so none is reported back.
  * Returns the number of commands seen, -1 or MBX_PENDING.
  */
+/* Take parent's last child out of the tree (its memory stays the document's). */
+static void
+drop_last(struct wbxml_node *parent)
+{
+	struct wbxml_node *prev = NULL;
+
+	for (struct wbxml_node *c = parent->first_child; c && c != parent->last_child; c = c->next)
+		prev = c;
+	if (prev == NULL)
+		parent->first_child = parent->last_child = NULL;
+	else {
+		prev->next = NULL;
+		parent->last_child = prev;
+	}
+}
+
+/* The codec's options for a collection's items. */
+static struct mbx_pim_opts
+pim_opts_of(const struct mbx_serve_in *in, const struct coll_req *cr)
+{
+	struct mbx_pim_opts o = {.version = version_of(in), .body_type = 1, .email = in->email};
+
+	if (cr != NULL && cr->bp.n > 0 && cr->bp.p[0].type >= 1 && cr->bp.p[0].type <= 3) {
+		o.body_type = cr->bp.p[0].type;
+		o.truncation = (uint64_t)cr->bp.p[0].truncation;
+	}
+	return o;
+}
+
+/*
+ * A PIM item's fields under appdata: its object fetched and converted.
+ * 1, 0 no such item (gone meanwhile), -1 (*errstr: the backend's or the
+ * codec's), MBX_PENDING.
+ */
+static int
+add_pim_item(const struct mbx_serve_in *in, enum mbx_class cls, const struct coll_req *cr,
+             const char *item, struct wbxml_node *appdata, const char **errstr)
+{
+	struct mbx_pim_opts o = pim_opts_of(in, cr);
+	struct mbx_object obj;
+	int rv;
+
+	if (in->pim == NULL) {
+		*errstr = "no conversions for contacts, calendars or tasks";
+		return -1;
+	}
+	if ((rv = mbx_fetch_object(in->backend, cr->id, item, &obj, errstr)) != 1)
+		return rv;
+	rv = in->pim->to_eas(cls, obj.data, obj.len, appdata, &o, errstr) == 0 ? 1 : -1;
+	mbx_object_clear(&obj);
+	return rv;
+}
+
+/* A Responses element for one client command: ServerId/ClientId and Status. */
+static struct wbxml_node *
+respond_item(struct wbxml_node *coll_out, struct wbxml_node **responses, const char *what,
+             const char *client_id, const char *server_id, int status)
+{
+	struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), what);
+
+	if (client_id != NULL)
+		wbxml_addn_text(x, "ClientId", client_id);
+	if (server_id != NULL)
+		wbxml_addn_text(x, "ServerId", server_id);
+	add_int(x, "Status", status);
+	return x;
+}
+
+/*
+ * One client command on a PIM collection (Add, Change, Delete, Fetch),
+ * written through the codec and the backend's objects. A Change made from a
+ * version the server no longer has is a conflict: Status 7 for it, the
+ * server's version kept (the device gets it as a Change), nothing of the
+ * device's written over it. 1 acted, 0 not a command, -1, MBX_PENDING.
+ */
+static int
+pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
+            const struct wbxml_node *c, char *cur, struct wbxml_node *coll_out,
+            struct wbxml_node **responses)
+{
+	const char *sid = kid_text(c, "ServerId"), *err = NULL;
+	const struct wbxml_node *ad = kid(c, "ApplicationData");
+	struct mbx_pim_opts o = pim_opts_of(in, cr);
+	char uid[MBX_PIM_UID_MAX + 1] = "", new_id[MBX_ID_MAX + 1] = "";
+	struct mbx_object obj = {0};
+	char *data = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (is_el(c, WBXML_PAGE_AIRSYNC, "Delete")) {
+		if (sid != NULL &&
+		    (rv = mbx_remove(in->backend, cr->id, sid, false, cur, &err)) < 0)
+			return pend_or_fail(rv);
+		return 1;
+	}
+	if (is_el(c, WBXML_PAGE_AIRSYNC, "Fetch")) {
+		struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), "Fetch");
+		wbxml_addn_text(x, "ServerId", sid ? sid : "");
+		add_int(x, "Status", 1);
+		rv = sid ? add_pim_item(in, cls, cr, sid, wbxml_addn(x, "ApplicationData"), &err)
+		         : 0;
+		if (rv == MBX_PENDING)
+			return rv;
+		if (rv != 1) {
+			x->first_child = x->last_child = NULL; /* the arena keeps them */
+			wbxml_addn_text(x, "ServerId", sid ? sid : "");
+			add_int(x, "Status", rv == 0 ? 8 : 6);
+		}
+		return 1;
+	}
+	bool add = is_el(c, WBXML_PAGE_AIRSYNC, "Add");
+	if (!add && !is_el(c, WBXML_PAGE_AIRSYNC, "Change"))
+		return 0;
+	const char *cid = add ? kid_text(c, "ClientId") : NULL;
+	if (in->pim == NULL || ad == NULL || (!add && sid == NULL)) {
+		respond_item(coll_out, responses, add ? "Add" : "Change",
+		             add ? (cid ? cid : "") : NULL, add ? NULL : (sid ? sid : ""),
+		             in->pim == NULL ? 5 : 6);
+		return 1;
+	}
+	if (!add) {
+		rv = mbx_fetch_object(in->backend, cr->id, sid, &obj, &err);
+		if (rv < 0)
+			return pend_or_fail(rv);
+		if (rv == 0) {
+			respond_item(coll_out, responses, "Change", NULL, sid, 8); /* not found */
+			return 1;
+		}
+	}
+	if (in->pim->from_eas(cls, ad, obj.data, obj.len, &o, &data, &len, uid, &err) < 0) {
+		mbx_object_clear(&obj);
+		/* the item cannot be converted: 6, the device's error in its data */
+		respond_item(coll_out, responses, add ? "Add" : "Change",
+		             add ? (cid ? cid : "") : NULL, add ? NULL : sid, 6);
+		return 1;
+	}
+	rv = mbx_put_object(in->backend, cr->id, add ? NULL : sid, add ? NULL : obj.etag, data, len,
+	                    uid, cur, add ? new_id : NULL, &err);
+	mbx_object_clear(&obj);
+	free(data);
+	if (rv == MBX_PENDING || rv == -1)
+		return pend_or_fail(rv);
+	if (add)
+		respond_item(coll_out, responses, "Add", cid ? cid : "", rv == 1 ? new_id : NULL,
+		             rv == 1 ? 1 : 5);
+	else if (rv != 1)
+		respond_item(coll_out, responses, "Change", NULL, sid, rv == MBX_CONFLICT ? 7 : 8);
+	return 1;
+}
+
 static long
-apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, char *cur,
-                      struct wbxml_node *coll_out, struct wbxml_node **responses)
+apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
+                      char *cur, struct wbxml_node *coll_out, struct wbxml_node **responses)
 {
 	const char *folder = cr->id, *err;
 	long seen = 0;
@@ -1887,6 +2045,12 @@ apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, 
 	     c = c->next) {
 		const char *sid = kid_text(c, "ServerId");
 		seen++;
+		if (cls != MBX_CLASS_EMAIL) {
+			if ((rv = pim_command(in, cr, cls, c, cur, coll_out, responses)) < 0)
+				return rv;
+			seen -= rv == 0;
+			continue;
+		}
 		if (is_el(c, WBXML_PAGE_AIRSYNC, "Change")) {
 			const char *rd = wbxml_find_text(c, "ApplicationData/Email:Read");
 			const struct wbxml_node *fl = wbxml_find(c, "ApplicationData/Email:Flag");
@@ -1942,7 +2106,7 @@ apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, 
  * Returns how many were written, or -1 / MBX_PENDING.
  */
 static long
-cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr,
+cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
                 const struct mbx_changes *ch, struct wbxml_node *co)
 {
 	struct wbxml_node *cmds = NULL;
@@ -1954,6 +2118,32 @@ cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr,
 	for (size_t i = 0; i < ch->n_deletes; i++, sent++)
 		wbxml_addn_text(wbxml_addn(cmds, ch->deletes[i].soft ? "SoftDelete" : "Delete"),
 		                "ServerId", ch->deletes[i].id);
+	if (cls != MBX_CLASS_EMAIL) {
+		/* contacts, events, tasks: changed and new objects sent whole */
+		for (size_t k = 0; k < 2; k++) {
+			const struct mbx_change_item *v = k == 0 ? ch->changed : ch->adds;
+			size_t n = k == 0 ? ch->n_changed : ch->n_adds;
+			for (size_t i = 0; i < n; i++) {
+				struct wbxml_node *a = wbxml_addn(cmds, k == 0 ? "Change" : "Add");
+				wbxml_addn_text(a, "ServerId", v[i].id);
+				int fr = add_pim_item(in, cls, cr, v[i].id,
+				                      wbxml_addn(a, "ApplicationData"), &err);
+				if (fr == MBX_PENDING)
+					return fr;
+				if (fr == 1) {
+					sent++;
+					continue;
+				}
+				/* gone meanwhile (its delete comes next), or one that cannot be
+				 * read */
+				if (fr < 0)
+					log_warn("%s: item %s of %s left out: %s", in->account,
+					         v[i].id, cr->id, err);
+				drop_last(cmds);
+			}
+		}
+		return sent;
+	}
 	for (size_t i = 0; i < ch->n_changed; i++, sent++) {
 		struct wbxml_node *a = wbxml_addn(cmds, "Change");
 		wbxml_addn_text(a, "ServerId", ch->changed[i].id);
@@ -2081,8 +2271,8 @@ answer_replay(const struct mbx_serve_in *in, const char *folder, const char *key
  * over. Returns 0, -1 or MBX_PENDING.
  */
 static int
-sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, long long window,
-            struct wbxml_node *co, struct sstate *st, bool replay, bool *said)
+sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
+            long long window, struct wbxml_node *co, struct sstate *st, bool replay, bool *said)
 {
 	struct wbxml_node *responses = NULL, *keyn;
 	struct mbx_changes ch = {0};
@@ -2096,7 +2286,7 @@ sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, long long 
 	keyn = wbxml_addn_text(co, "SyncKey", "");
 	wbxml_addn_text(co, "CollectionId", cr->id);
 	add_int(co, "Status", 1);
-	if ((acted = apply_cursor_commands(in, cr, cur, co, &responses)) < 0)
+	if ((acted = apply_cursor_commands(in, cr, cls, cur, co, &responses)) < 0)
 		return (int)acted;
 	if (cr->get_changes) {
 		struct mbx_window w = {(size_t)window, cr->since};
@@ -2114,7 +2304,7 @@ sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, long long 
 			wbxml_addn(co, "MoreAvailable");
 			more = true;
 		}
-		if ((sent = cursor_commands(in, cr, &ch, co)) < 0) {
+		if ((sent = cursor_commands(in, cr, cls, &ch, co)) < 0) {
 			mbx_changes_clear(&ch);
 			return (int)sent;
 		}
@@ -2158,6 +2348,8 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 	struct sstate st;
 	struct st_items work = {0};
 	struct change *ch = NULL;
+	const struct mbx_folder *f;
+	enum mbx_class cls = MBX_CLASS_EMAIL;
 	bool replay, more = false;
 	long nc, acted, sent = 0;
 	int lr, m, rc = -1;
@@ -2169,8 +2361,10 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		*said = true;
 		return 0;
 	}
-	if ((lr = folder_known(in, folder)) < 0)
-		return lr;
+	if ((lr = mbx_folder_lookup(in->backend, folder, &f)) < 0)
+		return pend_or_fail(lr);
+	if (lr == 1)
+		cls = mbx_folder_class(f->type);
 	if (lr == 0) {
 		wbxml_addn_text(co, "SyncKey", cr->key[0] ? cr->key : "0");
 		wbxml_addn_text(co, "CollectionId", folder);
@@ -2213,7 +2407,7 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		return rc < 0 ? rc : 0;
 	}
 	if (mbx_has_cursor(in->backend)) {
-		rc = sync_cursor(in, cr, window, co, &st, replay, said);
+		rc = sync_cursor(in, cr, cls, window, co, &st, replay, said);
 		sstate_clear(&st);
 		return rc;
 	}
@@ -4126,6 +4320,254 @@ search_results(const struct mbx_serve_in *in, const struct mbx_search_out *res, 
 	return 0;
 }
 
+/* ---- the global address list: Search GAL, ResolveRecipients ---- */
+
+/*
+ * A picture the phone asked for: Status 1 and Data (base64), or the
+ * reason there is none (173 none, 174 over MaxSize, 175 MaxPictures
+ * reached). pictures_left counts down the phone's MaxPictures.
+ */
+static void
+add_picture(struct wbxml_node *parent, const char *ns, const struct mbx_gal_entry *e,
+            long long *pictures_left)
+{
+	char q[64];
+	struct wbxml_node *p;
+
+	snprintf(q, sizeof(q), "%s:Picture", ns);
+	p = wbxml_addn(parent, q);
+	snprintf(q, sizeof(q), "%s:Status", ns);
+	if (e->picture == NULL) {
+		add_int(p, q, e->picture_too_large ? 174 : 173);
+		return;
+	}
+	if (*pictures_left <= 0) {
+		add_int(p, q, 175);
+		return;
+	}
+	(*pictures_left)--;
+	add_int(p, q, 1);
+	char *b = xmalloc(B64_ENCODED_LEN(e->picture_len) + 1);
+	b64_encode(e->picture, e->picture_len, b);
+	snprintf(q, sizeof(q), "%s:Data", ns);
+	wbxml_addn_text(p, q, b);
+	free(b);
+}
+
+/* The Picture options of a request (MaxSize, MaxPictures): whether asked. */
+static bool
+picture_opts(const struct wbxml_node *opts, const char *qname, const char *ns, size_t *max_size_r,
+             long long *max_pictures_r)
+{
+	const struct wbxml_node *p = opts ? kid(opts, qname) : NULL;
+	char q[64];
+
+	if (p == NULL)
+		return false;
+	snprintf(q, sizeof(q), "%s:MaxSize", ns);
+	*max_size_r = (size_t)kid_int(p, q, 1, 100LL * 1024 * 1024, 100LL * 1024 * 1024);
+	snprintf(q, sizeof(q), "%s:MaxPictures", ns);
+	*max_pictures_r = kid_int(p, q, 0, 9999, 9999);
+	return true;
+}
+
+/* One entry's Properties of a GAL Search (MS-ASCMD 2.2.3.135.3; only what it has). */
+static void
+add_gal_properties(struct wbxml_node *props, const struct mbx_gal_entry *e, bool pictures,
+                   long long *pictures_left)
+{
+	static const struct {
+		const char *qname;
+		size_t off;
+	} fields[] = {
+	    {"GAL:DisplayName", offsetof(struct mbx_gal_entry, display_name)},
+	    {"GAL:Phone", offsetof(struct mbx_gal_entry, phone)},
+	    {"GAL:Office", offsetof(struct mbx_gal_entry, office)},
+	    {"GAL:Title", offsetof(struct mbx_gal_entry, title)},
+	    {"GAL:Company", offsetof(struct mbx_gal_entry, company)},
+	    {"GAL:Alias", offsetof(struct mbx_gal_entry, alias)},
+	    {"GAL:FirstName", offsetof(struct mbx_gal_entry, first_name)},
+	    {"GAL:LastName", offsetof(struct mbx_gal_entry, last_name)},
+	    {"GAL:HomePhone", offsetof(struct mbx_gal_entry, home_phone)},
+	    {"GAL:MobilePhone", offsetof(struct mbx_gal_entry, mobile_phone)},
+	    {"GAL:EmailAddress", offsetof(struct mbx_gal_entry, email)},
+	};
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = *(char *const *)((const char *)e + fields[i].off);
+		if (v != NULL && *v != '\0')
+			wbxml_addn_text(props, fields[i].qname, v);
+	}
+	if (pictures)
+		add_picture(props, "GAL", e, pictures_left);
+}
+
+/*
+ * Search with Store Name GAL (MS-ASCMD 2.2.1.16): the entries whose names
+ * or address begin with the Query, the Range of them (default 0-99, at most
+ * 100), Total all matches; no address list: none. Store Status 2 for an
+ * empty or over-long Query or a malformed Range, 3 when the directory
+ * cannot be read. Pictures (14.1) as the Options' Picture asks.
+ */
+static int
+search_gal(const struct mbx_serve_in *in, const struct wbxml_node *st, struct wbxml_node *store,
+           int *rv_r)
+{
+	const struct wbxml_node *opts = kid(st, "Search:Options");
+	const char *query = kid_text(st, "Search:Query"), *err;
+	struct mbx_gal_out res = {0};
+	size_t first, last, max_size = 0;
+	long long pictures_left = 0;
+	bool pictures = version_of(in) >= 141 &&
+	                picture_opts(opts, "Search:Picture", "Search", &max_size, &pictures_left);
+	int rv;
+
+	*rv_r = 0;
+	if (query == NULL || *query == '\0' || strlen(query) > MBX_GAL_QUERY_MAX ||
+	    search_range(opts ? kid_text(opts, "Search:Range") : NULL, &first, &last) < 0)
+		return 2;
+	if (last - first >= SEARCH_RANGE_MAX)
+		last = first + SEARCH_RANGE_MAX - 1;
+	rv = mbx_gal_search(in->backend, query, MBX_GAL_PREFIX,
+	                    last + 1 > MBX_GAL_MAX ? MBX_GAL_MAX : last + 1,
+	                    pictures ? max_size : 0, &res, &err);
+	if (rv < 0) {
+		*rv_r = rv;
+		return 3;
+	}
+	add_int(store, "Search:Status", 1);
+	for (size_t i = first; i < res.n && i <= last; i++) {
+		struct wbxml_node *r = wbxml_addn(store, "Search:Result");
+		add_gal_properties(wbxml_addn(r, "Search:Properties"), &res.e[i], pictures,
+		                   &pictures_left);
+	}
+	if (first < res.n) {
+		char range[48];
+		snprintf(range, sizeof(range), "%zu-%zu", first, (last < res.n ? last : res.n - 1));
+		wbxml_addn_text(store, "Search:Range", range);
+	} else {
+		wbxml_addn(store, "Search:Result");
+	}
+	add_int(store, "Search:Total", (long long)(res.total > res.n ? res.total : res.n));
+	mbx_gal_out_clear(&res);
+	return 1;
+}
+
+#define RESOLVE_TO_MAX        100 /* To elements one request holds at most */
+#define RESOLVE_AMBIGUOUS_DEF 19  /* suggestions for an ambiguous To when not told */
+
+/*
+ * ResolveRecipients (MS-ASCMD 2.2.1.15): each To looked up in the global
+ * address list: an address exactly (when it has an '@'), else names and
+ * addresses beginning with it. Response Status 1 one entry, 2 several (all
+ * of them suggested, up to MaxAmbiguousRecipients), 3 several with more
+ * than suggested, 4 none. abqd keeps no certificates and no free/busy
+ * data for others: Certificates Status 7 (none valid), Availability
+ * Status 163 (not retrievable; the phone should not retry). Pictures (14.1)
+ * as asked. More than 100 To, a To over 256 bytes, or none: Status 5; the
+ * directory unreadable: Status 6.
+ */
+static int
+cmd_resolverecipients(const struct mbx_serve_in *in, struct mbx_serve_out *out)
+{
+	struct wbxml_node *req, *r;
+	struct wbxml_doc *rq =
+	    decode_root(in, WBXML_PAGE_RESOLVERECIPIENTS, "ResolveRecipients", out, &req);
+	const struct wbxml_node *opts;
+	struct wbxml_doc *doc;
+	size_t n_to = 0, max_size = 0;
+	long long ambiguous, cert, pictures_left = 0;
+	bool pictures, availability;
+	int rv = 0, status = 1;
+
+	if (rq == NULL)
+		return 0;
+	opts = kid(req, "ResolveRecipients:Options");
+	ambiguous = kid_int(opts, "ResolveRecipients:MaxAmbiguousRecipients", 0, 9999,
+	                    RESOLVE_AMBIGUOUS_DEF);
+	cert = kid_int(opts, "ResolveRecipients:CertificateRetrieval", 1, 3, 1);
+	availability = opts != NULL && kid(opts, "ResolveRecipients:Availability") != NULL;
+	pictures =
+	    version_of(in) >= 141 && picture_opts(opts, "ResolveRecipients:Picture",
+	                                          "ResolveRecipients", &max_size, &pictures_left);
+	for (const struct wbxml_node *c = req->first_child; c; c = c->next) {
+		if (!is_el(c, WBXML_PAGE_RESOLVERECIPIENTS, "To"))
+			continue;
+		const char *to = wbxml_text(c);
+		if (to == NULL || *to == '\0' || strlen(to) > MBX_GAL_QUERY_MAX)
+			status = 5;
+		n_to++;
+	}
+	if (n_to == 0 || n_to > RESOLVE_TO_MAX)
+		status = 5;
+	doc = wbxml_doc_new();
+	r = wbxml_addn_root(doc, "ResolveRecipients:ResolveRecipients");
+	add_int(r, "Status", status);
+	for (const struct wbxml_node *c = req->first_child; status == 1 && c; c = c->next) {
+		if (!is_el(c, WBXML_PAGE_RESOLVERECIPIENTS, "To"))
+			continue;
+		const char *to = wbxml_text(c), *err;
+		struct mbx_gal_out res = {0};
+		bool address = strchr(to, '@') != NULL;
+		size_t want =
+		    (size_t)ambiguous + 1 > MBX_GAL_MAX ? MBX_GAL_MAX : (size_t)ambiguous + 1;
+
+		/* An address: that entry exactly; none, or not an address: a name. */
+		rv = address ? mbx_gal_search(in->backend, to, MBX_GAL_ADDRESS, 1,
+		                              pictures ? max_size : 0, &res, &err)
+		             : 0;
+		if (rv >= 0 && res.n == 0) {
+			mbx_gal_out_clear(&res);
+			rv = mbx_gal_search(in->backend, to, MBX_GAL_PREFIX, want,
+			                    pictures ? max_size : 0, &res, &err);
+		}
+		if (rv < 0) {
+			mbx_gal_out_clear(&res);
+			if (rv == MBX_PENDING)
+				break;
+			status = 6;
+			break;
+		}
+		size_t total = res.total > res.n ? res.total : res.n;
+		size_t shown =
+		    res.n == 1 ? 1 : (res.n < (size_t)ambiguous ? res.n : (size_t)ambiguous);
+		struct wbxml_node *x = wbxml_addn(r, "Response");
+		wbxml_addn_text(x, "To", to);
+		add_int(x, "Status", res.n == 0 ? 4 : res.n == 1 ? 1 : total > shown ? 3 : 2);
+		add_int(x, "RecipientCount", (long long)shown);
+		for (size_t i = 0; i < shown; i++) {
+			const struct mbx_gal_entry *e = &res.e[i];
+			struct wbxml_node *y = wbxml_addn(x, "Recipient");
+			add_int(y, "Type", 1); /* a GAL entry */
+			wbxml_addn_text(y, "DisplayName",
+			                e->display_name ? e->display_name
+			                : e->email      ? e->email
+			                                : "");
+			wbxml_addn_text(y, "EmailAddress", e->email ? e->email : "");
+			if (availability)
+				add_int(wbxml_addn(y, "Availability"), "Status", 163);
+			if (cert != 1) {
+				struct wbxml_node *cs = wbxml_addn(y, "Certificates");
+				add_int(cs, "Status", 7);
+				add_int(cs, "CertificateCount", 0);
+			}
+			if (pictures)
+				add_picture(y, "ResolveRecipients", e, &pictures_left);
+		}
+		mbx_gal_out_clear(&res);
+	}
+	wbxml_doc_free(&rq);
+	if (rv == MBX_PENDING) {
+		wbxml_doc_free(&doc);
+		return failed(rv, "directory failure", out);
+	}
+	if (status != 1) {
+		wbxml_doc_free(&doc);
+		return status_only("ResolveRecipients:ResolveRecipients", status, out);
+	}
+	return finish(&doc, out);
+}
+
 /*
  * Search (MS-ASCMD 2.2.1.16). Store Mailbox: the backend's search
  * (mailbox.h) of the folders the Query names (with the folders under them
@@ -4160,9 +4602,9 @@ cmd_search(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	add_int(r, "Search:Status", 1);
 	store = wbxml_addn(wbxml_addn(r, "Search:Response"), "Search:Store");
 	if (name != NULL && strcasecmp(name, "GAL") == 0) {
-		add_int(store, "Search:Status", 1);
-		wbxml_addn(store, "Search:Result");
-		add_int(store, "Search:Total", 0);
+		status = search_gal(in, st, store, &rv);
+		if (status != 1 && rv != MBX_PENDING)
+			add_int(store, "Search:Status", status);
 		goto done;
 	}
 	if (name == NULL || strcasecmp(name, "Mailbox") != 0 || query == NULL ||
@@ -4267,7 +4709,7 @@ serve_cmd(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 	case EAS_CMD_MEETINGRESPONSE:
 		return cmd_meetingresponse(in, out);
 	case EAS_CMD_RESOLVERECIPIENTS:
-		return status_only("ResolveRecipients:ResolveRecipients", 6, out);
+		return cmd_resolverecipients(in, out);
 	case EAS_CMD_VALIDATECERT:
 		return status_only("ValidateCert:ValidateCert", 17, out);
 	case EAS_CMD_FIND:

@@ -26,6 +26,8 @@
 #include "eas/request.h"
 #include "mailbox/mailbox.h"
 
+struct wbxml_node;
+
 struct abq_prov_policy;
 
 /* The prefix of every sync key (and quarantine folder id) abqd hands out. */
@@ -84,6 +86,32 @@ enum mbx_client_id_op { MBX_CLIENTID_RESERVE, MBX_CLIENTID_SENT, MBX_CLIENTID_RE
 #define MBX_CLIENTID_DONE 2
 #define MBX_CLIENTID_BUSY 3
 
+/*
+ * Contacts, calendars and tasks: the conversions between a DAV object (a
+ * vCard, an iCalendar object) and the EAS item of its class, supplied by
+ * the caller (native mode: src/pim's, pim_codec) so that this layer keeps
+ * no format of its own. to_eas writes the item's fields under appdata (an
+ * ApplicationData or Properties element); from_eas makes the object the
+ * device's ApplicationData describes: a new one (old NULL; *uid_r gets its
+ * UID, the name the server will know it by), or old with the device's
+ * fields applied and everything else it holds kept. Both 0, or -1 with
+ * *errstr (a static message).
+ */
+struct mbx_pim_opts {
+	int version;         /* protocol version x10: 121, 140, 141, 160, 161 */
+	int body_type;       /* AirSyncBase:Type the device prefers (1 plain, 2 HTML, 3 RTF) */
+	uint64_t truncation; /* TruncationSize; 0: none */
+	const char *email;   /* the user's address (organizer or attendee), or NULL */
+};
+#define MBX_PIM_UID_MAX 255
+struct mbx_pim_codec {
+	int (*to_eas)(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appdata,
+	              const struct mbx_pim_opts *o, const char **errstr);
+	int (*from_eas)(enum mbx_class c, const struct wbxml_node *appdata, const char *old,
+	                size_t old_len, const struct mbx_pim_opts *o, char **out, size_t *out_len,
+	                char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr);
+};
+
 struct mbx_serve_in {
 	enum eas_cmd cmd;
 	const char *version; /* MS-ASProtocolVersion ("14.1"); NULL counts as 14.1 */
@@ -130,6 +158,11 @@ struct mbx_serve_in {
 	 * attachment larger than MBX_STREAM_CHUNK is then not held whole.
 	 */
 	bool may_stream;
+	/*
+	 * The conversions of contacts, calendars and tasks; NULL: folders of
+	 * those classes are not synced (Sync Status 5, server error).
+	 */
+	const struct mbx_pim_codec *pim;
 };
 
 /* A streamed part's window: a multiple of 3, so that base64 pieces join. */

@@ -499,6 +499,163 @@ mbx_release(struct mbx_backend *b)
 		b->ops->release(b);
 }
 
+enum mbx_class
+mbx_folder_class(int type)
+{
+	switch (type) {
+	case MBX_FOLDER_CONTACTS:
+	case MBX_FOLDER_USER_CONTACTS:
+		return MBX_CLASS_CONTACTS;
+	case MBX_FOLDER_CALENDAR:
+	case MBX_FOLDER_USER_CALENDAR:
+		return MBX_CLASS_CALENDAR;
+	case MBX_FOLDER_TASKS:
+	case MBX_FOLDER_USER_TASKS:
+		return MBX_CLASS_TASKS;
+	default:
+		return MBX_CLASS_EMAIL;
+	}
+}
+
+const char *
+mbx_class_name(enum mbx_class c)
+{
+	switch (c) {
+	case MBX_CLASS_CONTACTS:
+		return "Contacts";
+	case MBX_CLASS_CALENDAR:
+		return "Calendar";
+	case MBX_CLASS_TASKS:
+		return "Tasks";
+	default:
+		return "Email";
+	}
+}
+
+/* Free an object's bytes and version and zero it; clearing twice is fine. */
+void
+mbx_object_clear(struct mbx_object *o)
+{
+	if (o == NULL)
+		return;
+	free(o->data);
+	free(o->etag);
+	memset(o, 0, sizeof(*o));
+}
+
+void
+mbx_gal_entry_clear(struct mbx_gal_entry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->display_name);
+	free(e->email);
+	free(e->first_name);
+	free(e->last_name);
+	free(e->alias);
+	free(e->company);
+	free(e->title);
+	free(e->office);
+	free(e->phone);
+	free(e->home_phone);
+	free(e->mobile_phone);
+	free(e->picture);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+mbx_gal_out_clear(struct mbx_gal_out *o)
+{
+	if (o == NULL)
+		return;
+	for (size_t i = 0; i < o->n; i++)
+		mbx_gal_entry_clear(&o->e[i]);
+	free(o->e);
+	memset(o, 0, sizeof(*o));
+}
+
+/* A deep copy of src into dst, its picture only when within picture_max (else flagged). */
+void
+mbx_gal_entry_copy(struct mbx_gal_entry *dst, const struct mbx_gal_entry *src, size_t picture_max)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->display_name = xstrdup_null(src->display_name);
+	dst->email = xstrdup_null(src->email);
+	dst->first_name = xstrdup_null(src->first_name);
+	dst->last_name = xstrdup_null(src->last_name);
+	dst->alias = xstrdup_null(src->alias);
+	dst->company = xstrdup_null(src->company);
+	dst->title = xstrdup_null(src->title);
+	dst->office = xstrdup_null(src->office);
+	dst->phone = xstrdup_null(src->phone);
+	dst->home_phone = xstrdup_null(src->home_phone);
+	dst->mobile_phone = xstrdup_null(src->mobile_phone);
+	dst->picture_too_large = src->picture_too_large && picture_max > 0;
+	if (src->picture != NULL && picture_max > 0) {
+		if (src->picture_len <= picture_max) {
+			dst->picture = xmalloc(src->picture_len + 1);
+			memcpy(dst->picture, src->picture, src->picture_len);
+			dst->picture_len = src->picture_len;
+		} else {
+			dst->picture_too_large = true;
+		}
+	}
+}
+
+bool
+mbx_has_gal(const struct mbx_backend *b)
+{
+	return b != NULL && b->ops->gal_search != NULL;
+}
+
+int
+mbx_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
+               size_t picture_max, struct mbx_gal_out *out, const char **errstr_r)
+{
+	memset(out, 0, sizeof(*out));
+	if (query == NULL || strlen(query) > MBX_GAL_QUERY_MAX) {
+		*errstr_r = "no query, or one too long";
+		return -1;
+	}
+	if (!mbx_has_gal(b))
+		return 1; /* no address list: nobody in it */
+	if (max > MBX_GAL_MAX)
+		max = MBX_GAL_MAX;
+	return b->ops->gal_search(b, query, how, max, picture_max, out, errstr_r);
+}
+
+bool
+mbx_has_objects(const struct mbx_backend *b)
+{
+	return b != NULL && b->ops->fetch_object != NULL && b->ops->put_object != NULL;
+}
+
+int
+mbx_fetch_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                 struct mbx_object *out, const char **errstr_r)
+{
+	memset(out, 0, sizeof(*out));
+	if (!mbx_has_objects(b) || folder_id == NULL || item_id == NULL) {
+		*errstr_r = "no contacts, calendars or tasks in the mailbox backend";
+		return -1;
+	}
+	return b->ops->fetch_object(b, folder_id, item_id, out, errstr_r);
+}
+
+int
+mbx_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, const char *etag,
+               const char *data, size_t len, const char *name, char *cursor, char *new_id_r,
+               const char **errstr_r)
+{
+	if (!mbx_has_objects(b) || folder_id == NULL || data == NULL || cursor == NULL ||
+	    (item_id == NULL && (name == NULL || new_id_r == NULL))) {
+		*errstr_r = "no contacts, calendars or tasks in the mailbox backend";
+		return -1;
+	}
+	return b->ops->put_object(b, folder_id, item_id, etag, data, len, name, cursor, new_id_r,
+	                          errstr_r);
+}
+
 /* Whether the backend may answer MBX_PENDING. */
 bool
 mbx_may_pend(const struct mbx_backend *b)

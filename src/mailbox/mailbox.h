@@ -47,6 +47,27 @@
 #define MBX_FOLDER_SENT    5
 #define MBX_FOLDER_OUTBOX  6
 #define MBX_FOLDER_MAIL    12
+/* Contacts, calendars and tasks: the default folder of each, and others of the user. */
+#define MBX_FOLDER_TASKS         7
+#define MBX_FOLDER_CALENDAR      8
+#define MBX_FOLDER_CONTACTS      9
+#define MBX_FOLDER_USER_CALENDAR 13
+#define MBX_FOLDER_USER_CONTACTS 14
+#define MBX_FOLDER_USER_TASKS    15
+
+/* What a folder holds: its items' class (a Sync's Class, MS-ASCMD 2.2.3.27). */
+enum mbx_class {
+	MBX_CLASS_EMAIL = 0,
+	MBX_CLASS_CONTACTS,
+	MBX_CLASS_CALENDAR,
+	MBX_CLASS_TASKS,
+};
+/* The class of a folder type: contacts for 9 and 14, calendar 8 and 13, tasks 7 and 15, else
+ * e-mail. */
+enum mbx_class mbx_folder_class(int type);
+/* The class's name as a Sync's Class element writes it ("Email", "Contacts", "Calendar", "Tasks").
+ */
+const char *mbx_class_name(enum mbx_class c);
 
 /* Longest server id (folder or item) the command layer accepts (MS-ASCMD: 64). */
 #define MBX_ID_MAX 64
@@ -259,6 +280,68 @@ struct mbx_search_out {
 };
 void mbx_search_out_clear(struct mbx_search_out *o);
 
+/*
+ * ---- Contacts, calendars and tasks (optional: mbx_ops.fetch_object, put_object) ----
+ *
+ * A folder of a PIM class (mbx_folder_class) holds objects as the DAV
+ * server keeps them: a vCard (contacts) or an iCalendar object (an event
+ * with its exceptions, a task), each with its version (the ETag). The
+ * command layer converts them to and from EAS (src/pim). Such folders go
+ * through the cursor ops like mail: changes() lists an object whose
+ * content changed among `changed` (read and flagged mean nothing there),
+ * remove() deletes one (to_trash is ignored).
+ */
+struct mbx_object {
+	char *data; /* the object's bytes (UTF-8 text, malloc'd, a NUL after them) */
+	size_t len;
+	char *etag; /* its version on the server (malloc'd), or NULL when unknown */
+};
+void mbx_object_clear(struct mbx_object *o);
+
+/* put_object's answer when the object changed on the server since the version given. */
+#define MBX_CONFLICT (-20)
+
+/*
+ * ---- The global address list (optional: mbx_ops.gal_search) ----
+ *
+ * The organisation's directory (an LDAP server, an address book), for
+ * Search with Store Name GAL and ResolveRecipients. An entry's strings are
+ * UTF-8 (malloc'd, NULL when the directory has none); its picture the
+ * photo's bytes (JPEG) when asked for and within the size asked.
+ */
+#define MBX_GAL_QUERY_MAX 256 /* bytes of a query at most (a To of ResolveRecipients) */
+#define MBX_GAL_MAX       100 /* entries one answer holds at most */
+
+struct mbx_gal_entry {
+	char *display_name, *email, *first_name, *last_name, *alias;
+	char *company, *title, *office, *phone, *home_phone, *mobile_phone;
+	unsigned char *picture; /* NULL: none asked, none there, or over the size asked */
+	size_t picture_len;
+	bool picture_too_large; /* there is one, over the size asked */
+};
+
+/* How a GAL query matches: names and addresses beginning with it, or one address exactly. */
+enum mbx_gal_match {
+	MBX_GAL_PREFIX = 0,
+	MBX_GAL_ADDRESS,
+};
+
+/* A GAL answer (mbx_gal_out_clear frees it). */
+struct mbx_gal_out {
+	struct mbx_gal_entry *e; /* by display name */
+	size_t n;
+	size_t total; /* entries that match, those listed included (the directory may cap it) */
+};
+/* Free an entry's strings and picture and zero it. */
+void mbx_gal_entry_clear(struct mbx_gal_entry *e);
+void mbx_gal_out_clear(struct mbx_gal_out *o);
+/*
+ * A deep copy of src into dst (the strings duplicated); its picture only
+ * when within picture_max bytes (0: none), else flagged too large.
+ */
+void mbx_gal_entry_copy(struct mbx_gal_entry *dst, const struct mbx_gal_entry *src,
+                        size_t picture_max);
+
 struct mbx_backend;
 struct msgconv_msg;
 
@@ -418,6 +501,46 @@ struct mbx_ops {
 	 */
 	int (*search)(struct mbx_backend *b, const struct mbx_search *q, struct mbx_search_out *out,
 	              const char **errstr_r);
+
+	/*
+	 * Optional, both or none (with the cursor ops): the objects of PIM
+	 * folders (struct mbx_object above).
+	 *
+	 * fetch_object: item's object into out: 1, 0 no such item, -1,
+	 * MBX_PENDING.
+	 *
+	 * put_object: write len bytes of data as an object of folder_id: a
+	 * new one when item_id is NULL (name: the name it should have on the
+	 * server, its UID; new_id_r, MBX_ID_MAX + 1 bytes, gets its id), else
+	 * in place of item_id, only when its version is still etag (NULL:
+	 * whatever it is) and the device has seen it (it did not change on the
+	 * server after the point cursor stands for: the server's version wins,
+	 * as Exchange's default conflict resolution). cursor (in/out, as in
+	 * set_flags): advanced so that the write is not reported back to the
+	 * device that made it.
+	 * Performed once per request (reruns answer the recorded result).
+	 * 1 done, 0 no such item, MBX_CONFLICT (the object changed on the
+	 * server: nothing written), -1, MBX_PENDING.
+	 */
+	int (*fetch_object)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	                    struct mbx_object *out, const char **errstr_r);
+	int (*put_object)(struct mbx_backend *b, const char *folder_id, const char *item_id,
+	                  const char *etag, const char *data, size_t len, const char *name,
+	                  char *cursor, char *new_id_r, const char **errstr_r);
+
+	/*
+	 * Optional: look query (UTF-8, at most MBX_GAL_QUERY_MAX bytes) up in
+	 * the global address list: the entries whose display name, first or
+	 * last name, alias or address begin with it (MBX_GAL_PREFIX), or whose
+	 * address is it (MBX_GAL_ADDRESS), case-insensitively; at most max
+	 * (up to MBX_GAL_MAX) into out, with their pictures when
+	 * picture_max > 0 (bytes; larger ones flagged, not given). Several
+	 * lookups in one request are answered in the order asked on every
+	 * rerun. 1, -1, MBX_PENDING. NULL: no address list.
+	 */
+	int (*gal_search)(struct mbx_backend *b, const char *query, enum mbx_gal_match how,
+	                  size_t max, size_t picture_max, struct mbx_gal_out *out,
+	                  const char **errstr_r);
 };
 
 /* Every backend's struct begins with this header. */
@@ -501,6 +624,20 @@ void mbx_begin(struct mbx_backend *b);
 void mbx_end(struct mbx_backend *b);
 /* The request waits on its peer: the backend gives back what it holds (mbx_ops.release). */
 void mbx_release(struct mbx_backend *b);
+/* A PIM object (mbx_ops.fetch_object); -1 without the op. */
+int mbx_fetch_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                     struct mbx_object *out, const char **errstr_r);
+/* Write a PIM object (mbx_ops.put_object); -1 without the op. */
+int mbx_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                   const char *etag, const char *data, size_t len, const char *name, char *cursor,
+                   char *new_id_r, const char **errstr_r);
+/* Look the global address list up (mbx_ops.gal_search); without the op: no entry, 1. */
+int mbx_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
+                   size_t picture_max, struct mbx_gal_out *out, const char **errstr_r);
+/* Whether the backend has a global address list. */
+bool mbx_has_gal(const struct mbx_backend *b);
+/* Whether the backend serves PIM objects (fetch_object and put_object). */
+bool mbx_has_objects(const struct mbx_backend *b);
 /* Whether the backend may answer MBX_PENDING (it has a wait op). */
 bool mbx_may_pend(const struct mbx_backend *b);
 /* Destroy a backend; sets *bp to NULL. NULL is fine. */

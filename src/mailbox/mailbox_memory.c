@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <strings.h>
 
 #include "lib/uidset.h"
@@ -59,6 +60,16 @@ struct mm {
 	/* the request's send, answered again to its reruns (as the IMAP backend does) */
 	bool send_done;
 	struct mbx_send_out send_out;
+	/* the address list (mbx_memory_add_gal) */
+	struct mbx_gal_entry *gal;
+	size_t n_gal;
+	/* the request's put_objects, in the order made, answered again to its reruns */
+	struct mm_put {
+		int rv;
+		char id[MBX_ID_MAX + 1];
+		char cursor[MBX_CURSOR_MAX + 1];
+	} * puts;
+	size_t n_puts, next_put;
 };
 
 /* A decoded cursor. */
@@ -170,7 +181,8 @@ cur_parse(const char *text, struct cur *c)
 	 */
 	if (uidset_max(&c->have) == UINT32_MAX)
 		goto out;
-	for (char *p = own, *s2 = NULL, *tok; p && (tok = strtok_r(p, ",", &s2)); p = NULL) {
+	/* every own change (p is NULL after the first: strtok_r goes on from s2) */
+	for (char *p = own, *s2 = NULL, *tok; own && (tok = strtok_r(p, ",", &s2)); p = NULL) {
 		unsigned long long u, m;
 		char x;
 		if (c->n_own >= OWN_MAX || sscanf(tok, "%llu@%llu%c", &u, &m, &x) != 2 || u == 0 ||
@@ -267,7 +279,7 @@ mm_wait(struct mbx_backend *b, void (*cb)(void *arg), void *arg)
 static void
 mm_begin(struct mbx_backend *b)
 {
-	(void)b;
+	((struct mm *)b)->next_put = 0;
 }
 
 static void
@@ -275,6 +287,9 @@ mm_end(struct mbx_backend *b)
 {
 	((struct mm *)b)->primed = false;
 	((struct mm *)b)->send_done = false;
+	free(((struct mm *)b)->puts);
+	((struct mm *)b)->puts = NULL;
+	((struct mm *)b)->n_puts = ((struct mm *)b)->next_put = 0;
 }
 
 /* ---- ops ---- */
@@ -1105,9 +1120,172 @@ mm_destroy(struct mbx_backend *b)
 	for (size_t i = 0; i < m->n_sent; i++)
 		free(m->sent[i].mime);
 	free(m->sent);
+	free(m->puts);
+	{
+		struct mbx_gal_out g = {m->gal, m->n_gal, 0};
+		mbx_gal_out_clear(&g);
+	}
 	free(m->f);
 	free(m->list);
 	free(m);
+}
+
+/* ---- PIM objects: a message's raw bytes are the object, its MODSEQ its version ---- */
+
+static char *
+etag_of(const struct mm_msg *msg)
+{
+	return xasprintf("\"%" PRIu64 "\"", msg->modseq);
+}
+
+static int
+mm_fetch_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
+                struct mbx_object *out, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if ((msg = item_of(f, item_id)) == NULL || msg->raw == NULL)
+		return 0;
+	out->data = xmemdup0(msg->raw, msg->raw_len);
+	out->len = msg->raw_len;
+	out->etag = etag_of(msg);
+	return 1;
+}
+
+/* Replace a message's bytes in place: a new MODSEQ (a content change), which it returns. */
+static uint64_t
+replace_raw(struct mm *m, struct mm_msg *msg, const char *data, size_t len)
+{
+	free(msg->raw);
+	parsed_free(msg);
+	msg->raw = xmemdup0(data, len);
+	msg->raw_len = len;
+	return msg->modseq = ++m->modseq;
+}
+
+static int
+mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, const char *etag,
+              const char *data, size_t len, const char *name, char *cursor, char *new_id_r,
+              const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg;
+	struct cur c;
+	int rv;
+
+	(void)name; /* ids here are UIDs */
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (m->next_put < m->n_puts) {
+		const struct mm_put *p = &m->puts[m->next_put++];
+		if (new_id_r != NULL)
+			snprintf(new_id_r, MBX_ID_MAX + 1, "%s", p->id);
+		snprintf(cursor, MBX_CURSOR_MAX + 1, "%s", p->cursor);
+		return p->rv;
+	}
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	if (cur_parse(cursor, &c) < 0 || c.uidvalidity != f->uidvalidity) {
+		uidset_clear(&c.have);
+		return 0;
+	}
+	if (item_id == NULL) {
+		uint32_t uid = mbx_memory_append_raw(b, folder_id, data, len, 0, 0);
+		if (uid == 0) {
+			uidset_clear(&c.have);
+			*errstr_r = "the folder is full";
+			return -1;
+		}
+		msg = msg_of(f, uid);
+		uidset_add(&c.have, uid);
+		cur_note_own(&c, uid, msg->modseq);
+		snprintf(new_id_r, MBX_ID_MAX + 1, "%" PRIu32, uid);
+		rv = 1;
+	} else if ((msg = item_of(f, item_id)) == NULL || !uidset_contains(&c.have, msg->uid)) {
+		rv = 0;
+	} else {
+		char *now = etag_of(msg);
+		/* changed since the version asked, or since the device's cursor: the server's wins
+		 */
+		if ((etag != NULL && strcmp(etag, now) != 0) ||
+		    (msg->modseq > c.modseq && !cur_own(&c, msg->uid, msg->modseq))) {
+			rv = MBX_CONFLICT;
+		} else {
+			cur_note_own(&c, msg->uid, replace_raw(m, msg, data, len));
+			rv = 1;
+		}
+		free(now);
+	}
+	(void)cur_format(&c, cursor);
+	uidset_clear(&c.have);
+	m->puts = xrealloc(m->puts, (m->n_puts + 1) * sizeof(*m->puts));
+	struct mm_put *p = &m->puts[m->n_puts++];
+	m->next_put = m->n_puts;
+	p->rv = rv;
+	snprintf(p->id, sizeof(p->id), "%s", item_id == NULL && rv == 1 ? new_id_r : "");
+	snprintf(p->cursor, sizeof(p->cursor), "%s", cursor);
+	return rv;
+}
+
+/* ---- the address list ---- */
+
+static bool
+begins(const char *field, const char *q)
+{
+	return field != NULL && strncasecmp(field, q, strlen(q)) == 0;
+}
+
+static int
+gal_order(const void *a, const void *b)
+{
+	const struct mbx_gal_entry *x = a, *y = b;
+
+	return strcasecmp(x->display_name ? x->display_name : "",
+	                  y->display_name ? y->display_name : "");
+}
+
+static int
+mm_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
+              size_t picture_max, struct mbx_gal_out *out, const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mbx_gal_entry *hit;
+	size_t n = 0;
+
+	(void)errstr_r;
+	if (must_wait(m))
+		return MBX_PENDING;
+	hit = m->n_gal ? xcalloc(m->n_gal, sizeof(*hit)) : NULL;
+	for (size_t i = 0; i < m->n_gal; i++) {
+		const struct mbx_gal_entry *e = &m->gal[i];
+		bool match = how == MBX_GAL_ADDRESS
+		                 ? e->email != NULL && strcasecmp(e->email, query) == 0
+		                 : begins(e->display_name, query) || begins(e->first_name, query) ||
+		                       begins(e->last_name, query) || begins(e->alias, query) ||
+		                       begins(e->email, query);
+		if (match)
+			hit[n++] = *e; /* shallow: sorted, then the first max copied */
+	}
+	if (n > 0)
+		qsort(hit, n, sizeof(*hit), gal_order);
+	out->total = n;
+	out->n = n < max ? n : max;
+	out->e = out->n ? xcalloc(out->n, sizeof(*out->e)) : NULL;
+	for (size_t i = 0; i < out->n; i++)
+		mbx_gal_entry_copy(&out->e[i], &hit[i], picture_max);
+	free(hit);
+	return 1;
 }
 
 static const struct mbx_ops mm_ops = {
@@ -1132,6 +1310,9 @@ static const struct mbx_ops mm_ops = {
     .folder_rename = mm_folder_rename,
     .folder_delete = mm_folder_delete,
     .search = mm_search,
+    .fetch_object = mm_fetch_object,
+    .put_object = mm_put_object,
+    .gal_search = mm_gal_search,
 };
 
 /* The same mailbox without the cursor: the command layer lists and diffs items. */
@@ -1234,6 +1415,32 @@ mbx_memory_append_raw(struct mbx_backend *b, const char *folder_id, const char *
 	msg->raw[len] = '\0';
 	msg->raw_len = len;
 	return uid;
+}
+
+void
+mbx_memory_add_gal(struct mbx_backend *b, const struct mbx_gal_entry *e)
+{
+	struct mm *m = (struct mm *)b;
+
+	m->gal = xrealloc(m->gal, (m->n_gal + 1) * sizeof(*m->gal));
+	mbx_gal_entry_copy(&m->gal[m->n_gal], e, SIZE_MAX);
+	if (e->picture == NULL)
+		m->gal[m->n_gal].picture_too_large = false;
+	m->n_gal++;
+}
+
+int
+mbx_memory_replace(struct mbx_backend *b, const char *folder_id, uint32_t uid, const char *data,
+                   size_t len)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg = f ? msg_of(f, uid) : NULL;
+
+	if (msg == NULL || msg->expunged)
+		return 0;
+	replace_raw(m, msg, data, len);
+	return 1;
 }
 
 int

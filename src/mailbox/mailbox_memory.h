@@ -57,6 +57,16 @@ uint32_t mbx_memory_append_raw(struct mbx_backend *b, const char *folder_id, con
 void mbx_memory_set_parse_ahead(struct mbx_backend *b, bool on);
 /* A real message's parse ahead (made now if need be; for tests), or NULL. */
 struct msgconv_msg *mbx_memory_parsed(struct mbx_backend *b, const char *folder_id, uint32_t uid);
+/*
+ * PIM objects (mailbox.h fetch_object, put_object) in folders of any type:
+ * a message's raw bytes (append_raw) are the object, "\"<MODSEQ>\"" its
+ * version. mbx_memory_replace changes one on the "server": new bytes in
+ * place, a new MODSEQ, so changes() lists it among `changed`. 1, 0 none.
+ */
+int mbx_memory_replace(struct mbx_backend *b, const char *folder_id, uint32_t uid, const char *data,
+                       size_t len);
+/* An entry of the address list (gal_search: prefixes of names and address, ASCII case ignored). */
+void mbx_memory_add_gal(struct mbx_backend *b, const struct mbx_gal_entry *e);
 /* STORE on one message: flags set, then cleared (a new MODSEQ when they change). 1, 0 none. */
 int mbx_memory_store(struct mbx_backend *b, const char *folder_id, uint32_t uid, unsigned set,
                      unsigned clear);

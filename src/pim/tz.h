@@ -49,7 +49,10 @@ struct pim_eas_tz {
  * names' invalid UTF-16 becomes U+FFFD.
  */
 int pim_tz_decode(const uint8_t *blob, size_t len, struct pim_eas_tz *out);
-/* Encode *tz into blob (names cut at 32 UTF-16 units). */
+/*
+ * Encode *tz into blob (names cut at 31 UTF-16 units, so that a NUL ends
+ * each: Windows reads them as C strings).
+ */
 void pim_tz_encode(const struct pim_eas_tz *tz, uint8_t blob[PIM_TZ_BLOB_LEN]);
 
 /*
@@ -76,5 +79,13 @@ icaltimezone *pim_tz_to_ical(const struct pim_eas_tz *tz, int64_t at, const char
 
 /* The offset from UTC (seconds, local = UTC + offset) the EAS zone gives at the UTC instant. */
 int32_t pim_tz_offset_at(const struct pim_eas_tz *tz, int64_t utc);
+
+/*
+ * pim_tz_to_ical keeps its answers per (blob, year, hint), pim_tz_from_ical
+ * its blobs per (built-in zone, year). Turning these caches off (or on
+ * again) empties them, for tests and measurements; the table of the
+ * built-in zones' rules per year that matching walks is kept.
+ */
+void pim_tz_cache_enable(bool on);
 
 #endif

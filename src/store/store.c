@@ -63,6 +63,9 @@
 #define LOGGER_COLS         "id, account, device_id, file, until_at, created_by, created_at"
 #define FOLDER_COLS         "account, folder_id, mailbox, mailbox_id, uidvalidity, parent_id, created"
 #define FOLDER_COUNTER_COLS "account, last_id"
+#define PIM_COLL_COLS                                                                              \
+	"account, coll_id, href, kind, name, is_default, token, seq, pruned, refreshed, last_item"
+#define PIM_ITEM_COLS "account, coll_id, item_id, href, etag, seq, added_seq, start_at, end_at"
 
 #define ITER_BATCH  256
 #define STR(x)      #x
@@ -709,6 +712,17 @@ static const struct sql_field folder_fields[] = {
 };
 #define FC(type, m) FIELD(struct abq_folder_counter, type, m)
 static const struct sql_field folder_counter_fields[] = {FC(F_STR, account), FC(F_I64, last_id)};
+#define PC(type, m) FIELD(struct abq_pim_coll, type, m)
+static const struct sql_field pim_coll_fields[] = {
+    PC(F_STR, account), PC(F_STR, coll_id),     PC(F_STR, href),      PC(F_INT, kind),
+    PC(F_STR, name),    PC(F_BOOL, is_default), PC(F_STR, token),     PC(F_I64, seq),
+    PC(F_I64, pruned),  PC(F_I64, refreshed),   PC(F_I64, last_item),
+};
+#define PI(type, m) FIELD(struct abq_pim_item, type, m)
+static const struct sql_field pim_item_fields[] = {
+    PI(F_STR, account), PI(F_STR, coll_id),   PI(F_STR, item_id), PI(F_STR, href), PI(F_STR, etag),
+    PI(F_I64, seq),     PI(F_I64, added_seq), PI(F_I64, start),   PI(F_I64, end),
+};
 
 /*
  * One kind of record: the adapters from its typed destructor and callback to
@@ -742,6 +756,8 @@ KIND(logger, "logger", 1, 0);
 KIND(syncstate, "sync state", 3, 0, 1 | K_LOWER, 2);
 KIND(folder, "folder", 2, 0, 2);
 KIND(folder_counter, "folder counter", 1, 0);
+KIND(pim_coll, "collection", 3, 0, 3, 2);
+KIND(pim_item, "item", 3, 0, 1, 5);
 
 /* Bind field c of a record to parameter i, as flags (K_*) say. */
 static int
@@ -2906,6 +2922,748 @@ abq_store_folder_restore(struct abq_store *s, const struct abq_folder *f, const 
 	return folder_counter_raise(s, f->account, id, errstr_r);
 }
 
+/* ---- contacts, calendars and tasks ------------------------------------------ */
+
+/* The SQL of a collection look-up by account and coll_id. */
+#define PIM_COLL_GET "SELECT " PIM_COLL_COLS " FROM pim_colls WHERE account = ?1 AND coll_id = ?2"
+/* The SQL of an item look-up by account, coll_id and one more column (?3). */
+#define PIM_ITEM_BY(col)                                                                           \
+	"SELECT " PIM_ITEM_COLS " FROM pim_items WHERE account = ?1 AND coll_id = ?2 AND " col     \
+	" = ?3"
+/* A refresh of more changes than this reads the collection's map in one go. */
+#define PIM_MAP_MIN 32
+
+/* The arguments every call on one collection checks: account and coll_id. */
+#define PIM_KEYS(what)                                                                             \
+	REQUIRE(key_ok(account) && key_ok(coll_id), what ": account and coll_id are required")
+/* An href: present, and not longer than ABQ_PIM_HREF_MAX. */
+#define PIM_HREF(what, h)                                                                          \
+	REQUIRE(key_ok(h), what ": an href is required");                                          \
+	REQUIRE(strlen(h) <= ABQ_PIM_HREF_MAX,                                                     \
+	        what ": href longer than " XSTR(ABQ_PIM_HREF_MAX) " bytes")
+/* An ETag: absent (removed) or present and not longer than ABQ_PIM_ETAG_MAX. */
+#define PIM_ETAG(what, e)                                                                          \
+	REQUIRE(opt_ok(e), what ": empty ETag");                                                   \
+	REQUIRE((e) == NULL || strlen(e) <= ABQ_PIM_ETAG_MAX,                                      \
+	        what ": ETag longer than " XSTR(ABQ_PIM_ETAG_MAX) " bytes")
+
+static bool
+pim_kind_ok(int kind)
+{
+	return kind >= ABQ_PIM_CONTACTS && kind <= ABQ_PIM_TASKS;
+}
+
+/* Two optional strings are the same (NULL equal only to NULL). */
+static bool
+same_str(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* Take the account's next collection number from its counter (under the write lock). */
+static int
+pim_next_coll_id(struct abq_store *s, const char *account, int64_t *id_r, const char **errstr_r)
+{
+	return ints_args(s,
+	                 "INSERT INTO pim_counters (account, last_id) VALUES (?1, 1) ON "
+	                 "CONFLICT (account) DO UPDATE SET last_id = pim_counters.last_id + 1 "
+	                 "RETURNING last_id",
+	                 "pim_coll_list", ARGS(T(account)), id_r, 1, errstr_r);
+}
+
+/* Raise the account's collection counter to at least last (restores). */
+static int
+pim_counter_raise(struct abq_store *s, const char *account, int64_t last, const char **errstr_r)
+{
+	return write_args(s,
+	                  "INSERT INTO pim_counters (account, last_id) VALUES (?1, ?2) ON "
+	                  "CONFLICT (account) DO UPDATE SET last_id = CASE WHEN "
+	                  "pim_counters.last_id > excluded.last_id THEN pim_counters.last_id "
+	                  "ELSE excluded.last_id END",
+	                  "pim_counter_restore", ARGS(T(account), I(last)), NULL, errstr_r);
+}
+
+/* Remove one collection with its items; *count_r gets 0 or 1. */
+static int
+pim_coll_remove(struct abq_store *s, const char *account, const char *coll_id, const char *what,
+                size_t *count_r, const char **errstr_r)
+{
+	const struct sql_arg *a = ARGS(T(account), T(coll_id));
+	size_t ignored;
+
+	if (write_args(s, "DELETE FROM pim_items WHERE account = ?1 AND coll_id = ?2", what, a,
+	               &ignored, errstr_r) < 0)
+		return -1;
+	return write_args(s, "DELETE FROM pim_colls WHERE account = ?1 AND coll_id = ?2", what, a,
+	                  count_r, errstr_r);
+}
+
+/* pim_coll_iter's callback: a copy of each collection appended to a growing array. */
+struct pim_coll_vec {
+	struct abq_pim_coll *v;
+	size_t n;
+};
+
+static int
+pim_coll_vec_add(void *arg, const struct abq_pim_coll *c)
+{
+	struct pim_coll_vec *cv = arg;
+
+	cv->v = xrealloc(cv->v, (cv->n + 1) * sizeof(*cv->v));
+	cv->v[cv->n] = *c;
+	cv->v[cv->n].account = xstrdup(c->account);
+	cv->v[cv->n].coll_id = xstrdup(c->coll_id);
+	cv->v[cv->n].href = xstrdup(c->href);
+	cv->v[cv->n].name = xstrdup_null(c->name);
+	cv->v[cv->n].token = xstrdup_null(c->token);
+	cv->n++;
+	return 0;
+}
+
+static void
+pim_coll_vec_clear(struct pim_coll_vec *cv)
+{
+	for (size_t i = 0; i < cv->n; i++)
+		abq_pim_coll_clear(&cv->v[i]);
+	free(cv->v);
+	memset(cv, 0, sizeof(*cv));
+}
+
+/*
+ * The ids of one discovery (store.h): the account's collections read once,
+ * each listed one found there by (kind, href) or given a new id, then those
+ * not listed removed with their items; one transaction.
+ */
+int
+abq_store_pim_coll_list(struct abq_store *s, const char *account, const struct abq_pim_coll *l,
+                        size_t n, char ***ids_r, const char **errstr_r)
+{
+	struct pim_coll_vec map = {0};
+	bool *kept = NULL, own;
+	char **ids;
+	int rc;
+
+	CHECK_STORE(s);
+	if (ids_r != NULL)
+		*ids_r = NULL;
+	REQUIRE(key_ok(account) && ids_r != NULL, "pim_coll_list: account and ids_r are required");
+	REQUIRE(n == 0 || l != NULL, "pim_coll_list: no collections");
+	for (size_t i = 0; i < n; i++) {
+		PIM_HREF("pim_coll_list", l[i].href);
+		REQUIRE(pim_kind_ok(l[i].kind), "pim_coll_list: kind out of range");
+	}
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	ids = xcalloc(n ? n : 1, sizeof(*ids));
+	rc = abq_store_pim_coll_iter(s, account, pim_coll_vec_add, &map, errstr_r);
+	kept = xcalloc(map.n ? map.n : 1, sizeof(*kept));
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct abq_pim_coll *c = NULL;
+		int64_t num = 0;
+
+		for (size_t k = 0; k < map.n && c == NULL; k++) {
+			if (map.v[k].kind == l[i].kind && strcmp(map.v[k].href, l[i].href) == 0) {
+				c = &map.v[k];
+				kept[k] = true;
+			}
+		}
+		/* Listed twice: the second is the first. */
+		for (size_t j = 0; j < i && c == NULL && ids[i] == NULL; j++) {
+			if (l[j].kind == l[i].kind && strcmp(l[j].href, l[i].href) == 0)
+				ids[i] = xstrdup(ids[j]);
+		}
+		if (ids[i] != NULL)
+			continue;
+		if (c != NULL) {
+			ids[i] = xstrdup(c->coll_id);
+			if (same_str(c->name, l[i].name) && c->is_default == l[i].is_default)
+				continue;
+			rc = write_args(
+			    s,
+			    "UPDATE pim_colls SET name = ?3, is_default = ?4 WHERE "
+			    "account = ?1 AND coll_id = ?2",
+			    WHAT, ARGS(T(account), T(c->coll_id), T(l[i].name), I(l[i].is_default)),
+			    NULL, errstr_r);
+			continue;
+		}
+		if ((rc = pim_next_coll_id(s, account, &num, errstr_r)) < 0)
+			break;
+		ids[i] = xasprintf("c%lld", (long long)num);
+		rc = write_args(s,
+		                "INSERT INTO pim_colls (account, coll_id, href, kind, name, "
+		                "is_default) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		                WHAT,
+		                ARGS(T(account), T(ids[i]), T(l[i].href), I(l[i].kind),
+		                     T(l[i].name), I(l[i].is_default)),
+		                NULL, errstr_r);
+	}
+	for (size_t k = 0; k < map.n && rc == 0; k++) {
+		size_t one = 0;
+
+		if (!kept[k])
+			rc = pim_coll_remove(s, account, map.v[k].coll_id, WHAT, &one, errstr_r);
+	}
+	if (own_end(s, own, rc, errstr_r) < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
+		ids = NULL;
+		rc = -1;
+	}
+	*ids_r = ids;
+	pim_coll_vec_clear(&map);
+	free(kept);
+	return rc;
+}
+
+/* One collection of account by its id. */
+int
+abq_store_pim_coll_get(struct abq_store *s, const char *account, const char *coll_id,
+                       struct abq_pim_coll *out, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	PIM_KEYS("pim_coll_get");
+	REQUIRE(out != NULL, "pim_coll_get: no place for the collection");
+	return get_args(s, PIM_COLL_GET, WHAT, &pim_coll_kind, out, ARGS(T(account), T(coll_id)),
+	                errstr_r);
+}
+
+/* An account's collections (every account's: NULL) by account, kind and href. */
+int
+abq_store_pim_coll_iter(struct abq_store *s, const char *account, abq_pim_coll_cb *cb, void *arg,
+                        const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "pim_coll_iter: no callback");
+	REQUIRE(opt_ok(account), "pim_coll_iter: empty account");
+	if (account == NULL)
+		return iter_args(s,
+		                 "SELECT " PIM_COLL_COLS " FROM pim_colls WHERE (account, kind, "
+		                 "href) > (?1, ?2, ?3) ORDER BY account, kind, href" BATCH_LIMIT,
+		                 WHAT, &pim_coll_kind, ARGS(T(""), I(0), T("")), 0, (any_cb)cb, arg,
+		                 errstr_r);
+	return iter_args(s,
+	                 "SELECT " PIM_COLL_COLS " FROM pim_colls WHERE (account, kind, href) > "
+	                 "(?1, ?2, ?3) AND account = ?4 ORDER BY account, kind, href" BATCH_LIMIT,
+	                 WHAT, &pim_coll_kind, ARGS(T(account), I(0), T(""), T(account)), 0,
+	                 (any_cb)cb, arg, errstr_r);
+}
+
+/* Remove one collection with its items; its id stays used. */
+int
+abq_store_pim_coll_delete(struct abq_store *s, const char *account, const char *coll_id,
+                          size_t *count_r, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	*count_r = 0;
+	PIM_KEYS("pim_coll_delete");
+	WRITE_CALL();
+	return delete_with(s, "DELETE FROM pim_colls WHERE account = ?1 AND coll_id = ?2",
+	                   "DELETE FROM pim_items WHERE account = ?1 AND coll_id = ?2", NULL, WHAT,
+	                   ARGS(T(account), T(coll_id)), count_r, errstr_r);
+}
+
+/*
+ * Apply one change to an item of collection c (under the write lock; c's
+ * seq and last_item move on in memory, pim_coll_save writes them): had is
+ * the item's record (NULL: the href is not in the map). With force, a live
+ * item with the same ETag takes a sequence too (abqd's own write). *out (may
+ * be NULL) gets the record after it. An item is updated by its id and its
+ * (unique) seq: PostgreSQL, before its first ANALYZE of the table, plans
+ * every look-up of (account, coll_id, x) on the seq index, which the seq
+ * then narrows to the row instead of the collection.
+ */
+static int
+pim_apply(struct abq_store *s, struct abq_pim_coll *c, const struct abq_pim_item *had,
+          const struct abq_pim_change *ch, bool force, const char *what, struct abq_pim_item *out,
+          const char **errstr_r)
+{
+	struct abq_pim_item r = {0};
+	char num[24];
+	int rc = 0;
+
+	if (had == NULL && ch->etag != NULL) {
+		snprintf(num, sizeof(num), "%lld", (long long)++c->last_item);
+		r = (struct abq_pim_item){.item_id = num,
+		                          .href = (char *)ch->href,
+		                          .etag = (char *)ch->etag,
+		                          .seq = ++c->seq,
+		                          .start = ch->start,
+		                          .end = ch->end};
+		r.added_seq = r.seq;
+		rc = write_args(s,
+		                "INSERT INTO pim_items (" PIM_ITEM_COLS ") VALUES (?1, ?2, ?3, ?4, "
+		                "?5, ?6, ?6, ?7, ?8)",
+		                what,
+		                ARGS(T(c->account), T(c->coll_id), T(num), T(ch->href), T(ch->etag),
+		                     I(r.seq), I(r.start), I(r.end)),
+		                NULL, errstr_r);
+	} else if (had != NULL) {
+		r = *had;
+		if (ch->etag == NULL && had->etag != NULL) {
+			r.etag = NULL; /* removed: a tombstone, its span kept */
+			r.seq = ++c->seq;
+		} else if (ch->etag != NULL) {
+			r.etag = (char *)ch->etag;
+			r.start = ch->start;
+			r.end = ch->end;
+			if (had->etag == NULL || force || strcmp(had->etag, ch->etag) != 0)
+				r.seq = ++c->seq;
+			if (had->etag == NULL)
+				r.added_seq = r.seq; /* back after its removal: added anew */
+		}
+		if (r.seq != had->seq || r.start != had->start || r.end != had->end)
+			rc = write_args(s,
+			                "UPDATE pim_items SET etag = ?4, seq = ?5, added_seq = ?6, "
+			                "start_at = ?7, end_at = ?8 WHERE account = ?1 AND "
+			                "coll_id = ?2 AND item_id = ?3 AND seq = ?9",
+			                what,
+			                ARGS(T(c->account), T(c->coll_id), T(had->item_id),
+			                     T(r.etag), I(r.seq), I(r.added_seq), I(r.start),
+			                     I(r.end), I(had->seq)),
+			                NULL, errstr_r);
+	}
+	if (out != NULL && r.item_id != NULL) {
+		*out = r;
+		out->account = xstrdup(c->account);
+		out->coll_id = xstrdup(c->coll_id);
+		out->item_id = xstrdup(r.item_id);
+		out->href = xstrdup(r.href);
+		out->etag = xstrdup_null(r.etag);
+	}
+	return rc;
+}
+
+/* Write a collection's counters after its changes (and the refresh's token and time). */
+static int
+pim_coll_save(struct abq_store *s, const struct abq_pim_coll *c, const char *token,
+              int64_t refreshed, const char *what, const char **errstr_r)
+{
+	return write_args(
+	    s,
+	    "UPDATE pim_colls SET seq = ?3, last_item = ?4, token = coalesce(?5, "
+	    "token), refreshed = CASE WHEN ?6 = 0 THEN refreshed ELSE ?6 END "
+	    "WHERE account = ?1 AND coll_id = ?2",
+	    what,
+	    ARGS(T(c->account), T(c->coll_id), I(c->seq), I(c->last_item), T(token), I(refreshed)),
+	    NULL, errstr_r);
+}
+
+/* The collection a write goes to, read under the write lock: 0, or -1 when there is none. */
+static int
+pim_coll_need(struct abq_store *s, const char *account, const char *coll_id, struct abq_pim_coll *c,
+              const char *what, const char **errstr_r)
+{
+	int rc = get_args(s, PIM_COLL_GET, what, &pim_coll_kind, c, ARGS(T(account), T(coll_id)),
+	                  errstr_r);
+
+	if (rc == 0)
+		return sql_fail(s, errstr_r, "%s: no collection %s of %s", what, coll_id, account);
+	return rc < 0 ? -1 : 0;
+}
+
+/* A collection's items, as pim_item_iter_coll collects them, sorted by href. */
+struct pim_item_vec {
+	struct abq_pim_item *v;
+	size_t n;
+};
+
+static int
+pim_item_vec_add(void *arg, const struct abq_pim_item *i)
+{
+	struct pim_item_vec *iv = arg;
+
+	iv->v = xrealloc(iv->v, (iv->n + 1) * sizeof(*iv->v));
+	iv->v[iv->n] = *i;
+	iv->v[iv->n].account = NULL;
+	iv->v[iv->n].coll_id = NULL;
+	iv->v[iv->n].item_id = xstrdup(i->item_id);
+	iv->v[iv->n].href = xstrdup(i->href);
+	iv->v[iv->n].etag = xstrdup_null(i->etag);
+	iv->n++;
+	return 0;
+}
+
+static void
+pim_item_vec_clear(struct pim_item_vec *iv)
+{
+	for (size_t i = 0; i < iv->n; i++)
+		abq_pim_item_clear(&iv->v[i]);
+	free(iv->v);
+	memset(iv, 0, sizeof(*iv));
+}
+
+static int
+item_by_href(const void *a, const void *b)
+{
+	return strcmp(((const struct abq_pim_item *)a)->href,
+	              ((const struct abq_pim_item *)b)->href);
+}
+
+/* A refresh's changes, sorted by href and then by their position in the list. */
+static int
+change_by_href(const void *a, const void *b)
+{
+	const struct abq_pim_change *x = *(const struct abq_pim_change *const *)a,
+	                            *y = *(const struct abq_pim_change *const *)b;
+	int c = strcmp(x->href, y->href);
+
+	return c != 0 ? c : (x > y) - (x < y);
+}
+
+/* Whether href is among the changes (sorted: their addresses by href). */
+static bool
+change_listed(const struct abq_pim_change *const *sorted, size_t n, const char *href)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(sorted[mid]->href, href);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/*
+ * The steps of a refresh (store.h) in the caller's transaction: the
+ * collection read, its map too when the changes are many or complete; each
+ * href's last change applied in l's order; with complete, the live items not
+ * listed made tombstones; the collection's counters, token and time written.
+ */
+static int
+pim_refresh_tx(struct abq_store *s, const char *account, const char *coll_id,
+               const struct abq_pim_change *l, size_t n, bool complete, const char *token,
+               int64_t now, int64_t *seq_r, const char **errstr_r)
+{
+	struct pim_item_vec map = {0};
+	struct abq_pim_coll c;
+	const struct abq_pim_change **sorted = xcalloc(n ? n : 1, sizeof(*sorted));
+	bool *skip = xcalloc(n ? n : 1, sizeof(*skip));
+	bool use_map = complete || n > PIM_MAP_MIN;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = &l[i];
+	qsort(sorted, n, sizeof(*sorted), change_by_href);
+	/* An href listed twice: its last change counts. */
+	for (size_t k = 0; k + 1 < n; k++)
+		skip[sorted[k] - l] = strcmp(sorted[k]->href, sorted[k + 1]->href) == 0;
+	rc = pim_coll_need(s, account, coll_id, &c, "pim_refresh", errstr_r);
+	if (rc == 0 && use_map) {
+		rc = abq_store_pim_changes(s, account, coll_id, 0, 0, pim_item_vec_add, &map, NULL,
+		                           errstr_r);
+		if (map.n > 1)
+			qsort(map.v, map.n, sizeof(*map.v), item_by_href);
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct abq_pim_change *ch = &l[i];
+		struct abq_pim_item one = {0}, key = {.href = (char *)ch->href};
+		const struct abq_pim_item *had = &one;
+
+		if (skip[i])
+			continue;
+		if (use_map)
+			had = map.n ? bsearch(&key, map.v, map.n, sizeof(*map.v), item_by_href)
+			            : NULL;
+		else if ((rc = abq_store_pim_item_by_href(s, account, coll_id, ch->href, &one,
+		                                          errstr_r)) <= 0)
+			had = NULL;
+		if (rc >= 0)
+			rc = pim_apply(s, &c, had, ch, false, "pim_refresh", NULL, errstr_r);
+		abq_pim_item_clear(&one);
+	}
+	for (size_t k = 0; complete && k < map.n && rc == 0; k++) {
+		const struct abq_pim_change gone = {.href = map.v[k].href};
+
+		if (map.v[k].etag != NULL && !change_listed(sorted, n, map.v[k].href))
+			rc = pim_apply(s, &c, &map.v[k], &gone, false, "pim_refresh", NULL,
+			               errstr_r);
+	}
+	if (rc == 0)
+		rc = pim_coll_save(s, &c, token, now, "pim_refresh", errstr_r);
+	if (rc == 0)
+		*seq_r = c.seq;
+	abq_pim_coll_clear(&c);
+	pim_item_vec_clear(&map);
+	free(sorted);
+	free(skip);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Bring a collection's map up to a refresh of the server; see store.h. */
+int
+abq_store_pim_refresh(struct abq_store *s, const char *account, const char *coll_id,
+                      const struct abq_pim_change *l, size_t n, bool complete, const char *token,
+                      int64_t now, int64_t *seq_r, const char **errstr_r)
+{
+	bool own;
+	int ret;
+
+	CHECK_STORE(s);
+	OPTIONAL(int64_t, seq_r);
+	*seq_r = 0;
+	PIM_KEYS("pim_refresh");
+	REQUIRE(n == 0 || l != NULL, "pim_refresh: no changes");
+	for (size_t i = 0; i < n; i++) {
+		PIM_HREF("pim_refresh", l[i].href);
+		PIM_ETAG("pim_refresh", l[i].etag);
+	}
+	REQUIRE(opt_ok(token), "pim_refresh: empty token");
+	REQUIRE(token == NULL || strlen(token) <= ABQ_PIM_HREF_MAX,
+	        "pim_refresh: token longer than " XSTR(ABQ_PIM_HREF_MAX) " bytes");
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	ret = pim_refresh_tx(s, account, coll_id, l, n, complete, token, now, seq_r, errstr_r);
+	if (own_end(s, own, ret, errstr_r) < 0) {
+		*seq_r = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* pim_changes' callback: the caller's, and the last seq delivered. */
+struct pim_changes_arg {
+	abq_pim_item_cb *cb;
+	void *arg;
+	size_t n;
+	int64_t last;
+};
+
+static int
+pim_changes_cb(void *arg, const struct abq_pim_item *i)
+{
+	struct pim_changes_arg *ca = arg;
+
+	ca->n++;
+	ca->last = i->seq;
+	return ca->cb(ca->arg, i);
+}
+
+/* The items changed after since, in seq order, at most limit; see store.h. */
+int
+abq_store_pim_changes(struct abq_store *s, const char *account, const char *coll_id, int64_t since,
+                      size_t limit, abq_pim_item_cb *cb, void *arg, bool *more_r,
+                      const char **errstr_r)
+{
+	struct pim_changes_arg ca = {cb, arg, 0, 0};
+	int64_t top = 0;
+	int rc;
+
+	CHECK_STORE(s);
+	OPTIONAL(bool, more_r);
+	*more_r = false;
+	PIM_KEYS("pim_changes");
+	REQUIRE(cb != NULL, "pim_changes: no callback");
+	rc = iter_args(s,
+	               "SELECT " PIM_ITEM_COLS " FROM pim_items WHERE (account, coll_id, seq) > "
+	               "(?1, ?2, ?3) AND account = ?4 AND coll_id = ?5 ORDER BY account, "
+	               "coll_id, seq LIMIT ?6",
+	               WHAT, &pim_item_kind,
+	               ARGS(T(account), T(coll_id), I(since), T(account), T(coll_id),
+	                    I(limit == 0 || limit > ITER_BATCH ? ITER_BATCH : (int64_t)limit)),
+	               limit, (any_cb)pim_changes_cb, &ca, errstr_r);
+	if (rc != 0 || limit == 0 || ca.n < limit)
+		return rc;
+	if (ints_args(s,
+	              "SELECT coalesce(max(seq), 0) FROM pim_items WHERE account = ?1 AND "
+	              "coll_id = ?2",
+	              WHAT, ARGS(T(account), T(coll_id)), &top, 1, errstr_r) < 0)
+		return -1;
+	*more_r = top > ca.last;
+	return 0;
+}
+
+/* One item of a collection by its id. */
+int
+abq_store_pim_item_get(struct abq_store *s, const char *account, const char *coll_id,
+                       const char *item_id, struct abq_pim_item *out, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	PIM_KEYS("pim_item_get");
+	REQUIRE(key_ok(item_id) && out != NULL, "pim_item_get: item_id is required");
+	return get_args(s, PIM_ITEM_BY("item_id"), WHAT, &pim_item_kind, out,
+	                ARGS(T(account), T(coll_id), T(item_id)), errstr_r);
+}
+
+/* One item of a collection by its href (compared exactly). */
+int
+abq_store_pim_item_by_href(struct abq_store *s, const char *account, const char *coll_id,
+                           const char *href, struct abq_pim_item *out, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	PIM_KEYS("pim_item_by_href");
+	REQUIRE(out != NULL, "pim_item_by_href: no place for the item");
+	PIM_HREF("pim_item_by_href", href);
+	return get_args(s, PIM_ITEM_BY("href"), WHAT, &pim_item_kind, out,
+	                ARGS(T(account), T(coll_id), T(href)), errstr_r);
+}
+
+/* One item abqd wrote itself, with the next sequence; see store.h. */
+int
+abq_store_pim_item_put(struct abq_store *s, const char *account, const char *coll_id,
+                       const char *href, const char *etag, int64_t start, int64_t end,
+                       struct abq_pim_item *item_r, const char **errstr_r)
+{
+	const struct abq_pim_change ch = {href, etag, start, end};
+	struct abq_pim_coll c = {0};
+	struct abq_pim_item had = {0}, after = {0};
+	int64_t seq0;
+	bool own;
+	int rc;
+
+	CHECK_STORE(s);
+	if (item_r != NULL)
+		memset(item_r, 0, sizeof(*item_r));
+	PIM_KEYS("pim_item_put");
+	PIM_HREF("pim_item_put", href);
+	PIM_ETAG("pim_item_put", etag);
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	rc = pim_coll_need(s, account, coll_id, &c, WHAT, errstr_r);
+	seq0 = c.seq;
+	if (rc == 0)
+		rc = abq_store_pim_item_by_href(s, account, coll_id, href, &had, errstr_r);
+	if (rc >= 0)
+		rc = pim_apply(s, &c, rc > 0 ? &had : NULL, &ch, true, WHAT, &after, errstr_r);
+	if (rc == 0 && c.seq != seq0)
+		rc = pim_coll_save(s, &c, NULL, 0, WHAT, errstr_r);
+	abq_pim_coll_clear(&c);
+	abq_pim_item_clear(&had);
+	if (own_end(s, own, rc, errstr_r) < 0) {
+		abq_pim_item_clear(&after);
+		return -1;
+	}
+	if (item_r != NULL)
+		*item_r = after;
+	else
+		abq_pim_item_clear(&after);
+	return 0;
+}
+
+/* Delete a collection's tombstones up to a sequence; cursors before it start over. */
+int
+abq_store_pim_prune(struct abq_store *s, const char *account, const char *coll_id, int64_t upto,
+                    size_t *count_r, const char **errstr_r)
+{
+	struct abq_pim_coll c = {0};
+	bool own;
+	int rc;
+
+	CHECK_STORE(s);
+	OPTIONAL(size_t, count_r);
+	*count_r = 0;
+	PIM_KEYS("pim_prune");
+	WRITE_CALL();
+	if (own_begin(s, true, &own, errstr_r) < 0)
+		return -1;
+	rc = get_args(s, PIM_COLL_GET, WHAT, &pim_coll_kind, &c, ARGS(T(account), T(coll_id)),
+	              errstr_r);
+	if (upto > c.seq)
+		upto = c.seq;
+	if (rc > 0)
+		rc = write_args(s,
+		                "DELETE FROM pim_items WHERE account = ?1 AND coll_id = ?2 AND "
+		                "etag IS NULL AND seq <= ?3",
+		                WHAT, ARGS(T(account), T(coll_id), I(upto)), count_r, errstr_r);
+	if (rc == 0 && upto > c.pruned)
+		rc = write_args(s,
+		                "UPDATE pim_colls SET pruned = ?3 WHERE account = ?1 AND "
+		                "coll_id = ?2",
+		                WHAT, ARGS(T(account), T(coll_id), I(upto)), NULL, errstr_r);
+	abq_pim_coll_clear(&c);
+	if (own_end(s, own, rc < 0 ? -1 : 0, errstr_r) < 0) {
+		*count_r = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* Every account's collection-id counter, by account. */
+int
+abq_store_pim_counter_iter(struct abq_store *s, abq_folder_counter_cb *cb, void *arg,
+                           const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "pim_counter_iter: no callback");
+	return iter_args(s,
+	                 "SELECT " FOLDER_COUNTER_COLS " FROM pim_counters WHERE account > ?1 "
+	                 "ORDER BY account" BATCH_LIMIT,
+	                 WHAT, &folder_counter_kind, ARGS(T("")), 0, (any_cb)cb, arg, errstr_r);
+}
+
+/* Raise an account's collection counter to at least the numbers it had given out. */
+int
+abq_store_pim_counter_restore(struct abq_store *s, const struct abq_folder_counter *c,
+                              const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(c != NULL && key_ok(c->account) && c->last_id >= 0,
+	        "pim_counter_restore: account is required");
+	WRITE_CALL();
+	return pim_counter_raise(s, c->account, c->last_id, errstr_r);
+}
+
+/* Insert a collection under its id; its account's counter goes at least that far. */
+int
+abq_store_pim_coll_restore(struct abq_store *s, const struct abq_pim_coll *c, const char **errstr_r)
+{
+	const char *perr;
+	long long num = 0;
+
+	CHECK_STORE(s);
+	REQUIRE(c != NULL && key_ok(c->account) && key_ok(c->coll_id) && key_ok(c->href) &&
+	            pim_kind_ok(c->kind),
+	        "pim_coll_restore: account, coll_id, href and kind are required");
+	WRITE_CALL();
+	if (put_row(s,
+	            "INSERT INTO pim_colls (" PIM_COLL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+	            "?7, ?8, ?9, ?10, ?11)",
+	            WHAT, &pim_coll_kind, c, NULL, errstr_r) < 0)
+		return -1;
+	if (c->coll_id[0] != 'c' || parse_int(c->coll_id + 1, 1, LLONG_MAX, &num, &perr) < 0)
+		return 0; /* not one of ours: nothing to keep the counter from */
+	return pim_counter_raise(s, c->account, num, errstr_r);
+}
+
+/* Every item of every collection by account, collection and seq. */
+int
+abq_store_pim_item_iter(struct abq_store *s, abq_pim_item_cb *cb, void *arg, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(cb != NULL, "pim_item_iter: no callback");
+	return iter_args(s,
+	                 "SELECT " PIM_ITEM_COLS " FROM pim_items WHERE (account, coll_id, seq) > "
+	                 "(?1, ?2, ?3) ORDER BY account, coll_id, seq" BATCH_LIMIT,
+	                 WHAT, &pim_item_kind, ARGS(T(""), T(""), I(0)), 0, (any_cb)cb, arg,
+	                 errstr_r);
+}
+
+/* Insert an item under its id. */
+int
+abq_store_pim_item_restore(struct abq_store *s, const struct abq_pim_item *i, const char **errstr_r)
+{
+	CHECK_STORE(s);
+	REQUIRE(i != NULL && key_ok(i->account) && key_ok(i->coll_id) && key_ok(i->item_id) &&
+	            key_ok(i->href) && opt_ok(i->etag),
+	        "pim_item_restore: account, coll_id, item_id and href are required");
+	WRITE_CALL();
+	return put_row(s,
+	               "INSERT INTO pim_items (" PIM_ITEM_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+	               "?7, ?8, ?9)",
+	               WHAT, &pim_item_kind, i, NULL, errstr_r);
+}
+
 /* ---- record destructors ----------------------------------------------------- */
 
 /*
@@ -2928,8 +3686,8 @@ rec_clear(const struct sql_kind *k, void *rec)
 /*
  * The destructors of store.h's records: abq_history_clear, abq_change_clear,
  * abq_notice_clear, abq_template_clear, abq_admin_clear, abq_token_clear,
- * abq_logger_clear, abq_syncstate_clear, abq_folder_clear and
- * abq_folder_counter_clear.
+ * abq_logger_clear, abq_syncstate_clear, abq_folder_clear,
+ * abq_folder_counter_clear, abq_pim_coll_clear and abq_pim_item_clear.
  */
 #define CLEAR(name)                                                                                \
 	void abq_##name##_clear(struct abq_##name *r)                                              \
@@ -2946,6 +3704,8 @@ CLEAR(logger)
 CLEAR(syncstate)
 CLEAR(folder)
 CLEAR(folder_counter)
+CLEAR(pim_coll)
+CLEAR(pim_item)
 
 /* ---- several nodes (store.h) -------------------------------------------- */
 
@@ -3135,8 +3895,9 @@ abq_store_meta_get(struct abq_store *s, const char *key, char **value_r, const c
  * time, in this order: devices that lose a collision (the one seen less
  * recently; the canonical one on a tie), then the sync state of the pairs whose
  * device is gone (and, between two states with no device, the bare one), then
- * every table's bare accounts; entries, account attributes and native folder
- * ids keep the canonical record of a collision. ?1 is the domain. History and the outbox
+ * every table's bare accounts; entries, account attributes, native folder
+ * ids and the map of contacts, calendars and tasks keep the canonical record
+ * of a collision. ?1 is the domain. History and the outbox
  * are rewritten too, so a filter by account finds what was recorded before.
  */
 static const struct {
@@ -3191,6 +3952,19 @@ static const struct {
      " AND c.device_key = clientids.device_key AND c.client_id = clientids.client_id)",
      false},
     {"UPDATE clientids SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
+    /* contacts, calendars and tasks: as the folder ids, a canonical account's map stays */
+    {"DELETE FROM pim_items WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM"
+     " pim_counters c WHERE c.account = pim_items.account || '@' || ?1)",
+     false},
+    {"DELETE FROM pim_colls WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM"
+     " pim_counters c WHERE c.account = pim_colls.account || '@' || ?1)",
+     false},
+    {"DELETE FROM pim_counters WHERE instr(account, '@') = 0 AND EXISTS (SELECT 1 FROM"
+     " pim_counters c WHERE c.account = pim_counters.account || '@' || ?1)",
+     false},
+    {"UPDATE pim_items SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
+    {"UPDATE pim_colls SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
+    {"UPDATE pim_counters SET account = account || '@' || ?1 WHERE instr(account, '@') = 0", false},
     {"UPDATE history SET account = account || '@' || ?1"
      " WHERE account <> '' AND instr(account, '@') = 0",
      false},

@@ -39,7 +39,7 @@
 #include "lib/records.h"
 
 /* The schema version this binary writes. Stores newer than this are refused. */
-#define ABQ_STORE_SCHEMA_VERSION 10
+#define ABQ_STORE_SCHEMA_VERSION 11
 
 /* One row of history: who changed what, when and why. */
 struct abq_history {
@@ -608,12 +608,155 @@ int abq_store_clientid_get(struct abq_store *s, const char *account, const char 
                            const char **errstr_r);
 
 /*
+ * Native mode's contacts, calendars and tasks (schema version 11;
+ * docs/internals/native.md, "Ids and change detection"): per account, the
+ * DAV collections shown to phones as folders, and per collection the map of
+ * the resources abqd has seen, so that a phone holds short ids and a cursor
+ * (a change sequence) instead of hrefs and ETags.
+ *
+ * A collection's id is "c" and a number from a per-account counter ("c1",
+ * "c2", ...: never a mail folder's decimal id, never given again for that
+ * account); (account, kind, href) has at most one. A CalDAV collection that
+ * holds both events and tasks is listed twice, once per kind, with two ids.
+ * An item's id is a decimal number from the collection's own counter, never
+ * given again in that collection; (account, coll_id, href) has at most one.
+ * Hrefs and ETags compare exactly (case-sensitive), as the server sends them;
+ * an href or a sync-token longer than ABQ_PIM_HREF_MAX, or an ETag longer
+ * than ABQ_PIM_ETAG_MAX bytes, is refused with a message.
+ *
+ * Every change to an item (added, changed, removed) takes the collection's
+ * next sequence number under the write lock, so that the numbers of one
+ * collection are handed out once each, in commit order, whichever worker or
+ * node refreshes it. A removed item stays as a tombstone (etag NULL) so that
+ * a phone behind it is told to delete it, until it is pruned.
+ */
+#define ABQ_PIM_HREF_MAX 1024 /* bytes of the longest href, or sync-token */
+#define ABQ_PIM_ETAG_MAX 256  /* bytes of the longest ETag */
+enum abq_pim_kind {
+	ABQ_PIM_CONTACTS = 1,
+	ABQ_PIM_CALENDAR = 2,
+	ABQ_PIM_TASKS = 3,
+};
+struct abq_pim_coll {
+	char *account;
+	char *coll_id;     /* "c1", "c2", ...: assigned by the store */
+	char *href;        /* the collection's path on the DAV server */
+	int kind;          /* enum abq_pim_kind */
+	char *name;        /* display name; NULL: none */
+	bool is_default;   /* the account's default collection of its kind */
+	char *token;       /* the server's sync-token, or its CTag; NULL: never refreshed */
+	int64_t seq;       /* the last change sequence handed out in this collection */
+	int64_t pruned;    /* tombstones up to this sequence were pruned */
+	int64_t refreshed; /* time of the last refresh, 0: never */
+	int64_t last_item; /* the highest item id given out in this collection */
+};
+void abq_pim_coll_clear(struct abq_pim_coll *c);
+typedef int abq_pim_coll_cb(void *arg, const struct abq_pim_coll *c);
+
+struct abq_pim_item {
+	char *account;
+	char *coll_id;
+	char *item_id; /* "1", "2", ...: assigned by the store */
+	char *href;
+	char *etag;        /* NULL: a tombstone (the resource is gone) */
+	int64_t seq;       /* the collection's sequence when the item last changed */
+	int64_t added_seq; /* the sequence when it was added (or came back) */
+	int64_t start;     /* an event's span (seconds since the epoch), for FilterType; */
+	int64_t end;       /* 0 0: unknown, or not an event */
+};
+void abq_pim_item_clear(struct abq_pim_item *i);
+typedef int abq_pim_item_cb(void *arg, const struct abq_pim_item *i);
+
+/* One resource as a refresh found it: its ETag (NULL: removed) and span. */
+struct abq_pim_change {
+	const char *href;
+	const char *etag;
+	int64_t start, end;
+};
+
+/*
+ * pim_coll_list: the ids of one discovery of account's collections. l[i].href,
+ * .kind, .name (may be NULL) and .is_default are read, the rest of l ignored,
+ * and l must be the whole discovery: in one transaction under the write lock,
+ * a listed (kind, href) in the map keeps its id (its name and is_default
+ * recorded), one not in it gets a new id, and every collection of account
+ * whose (kind, href) is not listed is removed with its items (a calendar that
+ * stopped holding tasks loses its tasks collection only). *ids_r gets a
+ * malloc'd array of n malloc'd strings in l's order (the caller frees them).
+ *
+ * pim_coll_get: 1 (*out, cleared first), 0 when account has no coll_id, -1.
+ * pim_coll_iter goes through account's collections (every account's when
+ * account is NULL) by account, kind and href. pim_coll_delete removes one
+ * collection with its items (*count_r, may be NULL: 0 or 1); the id stays used.
+ */
+int abq_store_pim_coll_list(struct abq_store *s, const char *account, const struct abq_pim_coll *l,
+                            size_t n, char ***ids_r, const char **errstr_r);
+int abq_store_pim_coll_get(struct abq_store *s, const char *account, const char *coll_id,
+                           struct abq_pim_coll *out, const char **errstr_r);
+int abq_store_pim_coll_iter(struct abq_store *s, const char *account, abq_pim_coll_cb *cb,
+                            void *arg, const char **errstr_r);
+int abq_store_pim_coll_delete(struct abq_store *s, const char *account, const char *coll_id,
+                              size_t *count_r, const char **errstr_r);
+
+/*
+ * pim_refresh: bring collection coll_id of account up to a refresh of the
+ * server, in one transaction under the write lock (its caller's, when one is
+ * open). Each change of l, by href: an href not in the map is added (a new
+ * item id, added_seq = seq = the next sequence); a known one whose ETag
+ * differs, or which is removed, takes the next sequence (removed: its etag
+ * becomes NULL, a tombstone); a tombstone whose href comes back with an ETag
+ * is the same item again, added anew (added_seq = seq = the next sequence);
+ * the same ETag changes nothing but the span; a removed href that is unknown,
+ * or a tombstone already, changes nothing. With complete, l is the whole
+ * listing of the collection: every live item not in it becomes a tombstone
+ * too. token (NULL: unchanged) and refreshed = now are recorded. *seq_r (may
+ * be NULL) gets the collection's sequence after it. A collection that does
+ * not exist is an error ("no collection ...").
+ *
+ * pim_changes: the items of the collection with seq > since (tombstones
+ * included), in seq order, at most limit of them (0: no limit), to cb;
+ * *more_r (may be NULL) whether more follow. The caller compares its cursor
+ * with the collection's pruned first: a cursor below it missed deletions and
+ * starts over. A collection that does not exist has no changes.
+ *
+ * pim_item_get (by id), pim_item_by_href: 1 (*out, cleared first), 0, -1.
+ *
+ * pim_item_put: one item abqd wrote itself (a phone's Add, Change or Delete
+ * went through to the server): under the write lock, with the next sequence,
+ * its ETag is set (an href not in the map is added with a new id; a
+ * tombstone is added anew) or, with etag NULL, it becomes a tombstone (an
+ * unknown href or a tombstone already: nothing written). *item_r (may be
+ * NULL; cleared first) gets the record after it (item_id NULL when there is
+ * none).
+ *
+ * pim_prune: the collection's tombstones with seq <= upto are deleted and
+ * its pruned becomes max(pruned, upto), upto taken at most to the
+ * collection's seq; *count_r (may be NULL) gets how many were deleted.
+ */
+int abq_store_pim_refresh(struct abq_store *s, const char *account, const char *coll_id,
+                          const struct abq_pim_change *l, size_t n, bool complete,
+                          const char *token, int64_t now, int64_t *seq_r, const char **errstr_r);
+int abq_store_pim_changes(struct abq_store *s, const char *account, const char *coll_id,
+                          int64_t since, size_t limit, abq_pim_item_cb *cb, void *arg, bool *more_r,
+                          const char **errstr_r);
+int abq_store_pim_item_get(struct abq_store *s, const char *account, const char *coll_id,
+                           const char *item_id, struct abq_pim_item *out, const char **errstr_r);
+int abq_store_pim_item_by_href(struct abq_store *s, const char *account, const char *coll_id,
+                               const char *href, struct abq_pim_item *out, const char **errstr_r);
+int abq_store_pim_item_put(struct abq_store *s, const char *account, const char *coll_id,
+                           const char *href, const char *etag, int64_t start, int64_t end,
+                           struct abq_pim_item *item_r, const char **errstr_r);
+int abq_store_pim_prune(struct abq_store *s, const char *account, const char *coll_id, int64_t upto,
+                        size_t *count_r, const char **errstr_r);
+
+/*
  * One identity per person (product.md): accounts recorded before [eas]
  * default_domain was set are bare ("alice") where the canonical form is now
  * "alice@example.com" (util.h account_canonical). abq_store_accounts_canonicalize
  * rewrites every bare account to "name@default_domain" in every table that
  * holds one (devices, entries, account attributes, sync state, native folder
- * ids, SendMail ClientIds, history, the outbox), in one transaction of its
+ * ids, SendMail ClientIds, the map of contacts, calendars and tasks, history,
+ * the outbox), in one transaction of its
  * own (call it outside a transaction), and records the domain under the meta
  * key "account_domain" (schema version 5). Collisions merge: of two device
  * records of one DeviceId, the one seen more recently stays (the canonical
@@ -716,6 +859,27 @@ int abq_store_folder_counter_restore(struct abq_store *s, const struct abq_folde
                                      const char **errstr_r);
 int abq_store_folder_restore(struct abq_store *s, const struct abq_folder *f,
                              const char **errstr_r);
+/*
+ * The map of contacts, calendars and tasks (moving a registry), copied whole
+ * so that the phones' collection ids, item ids and cursors stay true:
+ * pim_counter_iter goes by account through the collection-id counters (the
+ * highest collection number each account has given out), pim_counter_restore
+ * raises one to at least c->last_id. pim_coll_restore inserts a collection
+ * under its id with its sequence, pruned, last_item, token and refreshed, and
+ * raises its account's counter to its number. pim_item_iter goes through every
+ * item (tombstones included) by account, collection and seq; pim_item_restore
+ * inserts one under its id.
+ */
+int abq_store_pim_counter_iter(struct abq_store *s, abq_folder_counter_cb *cb, void *arg,
+                               const char **errstr_r);
+int abq_store_pim_counter_restore(struct abq_store *s, const struct abq_folder_counter *c,
+                                  const char **errstr_r);
+int abq_store_pim_coll_restore(struct abq_store *s, const struct abq_pim_coll *c,
+                               const char **errstr_r);
+int abq_store_pim_item_iter(struct abq_store *s, abq_pim_item_cb *cb, void *arg,
+                            const char **errstr_r);
+int abq_store_pim_item_restore(struct abq_store *s, const struct abq_pim_item *i,
+                               const char **errstr_r);
 int abq_store_rule_restore(struct abq_store *s, const struct abq_rule *r, const char **errstr_r);
 int abq_store_history_restore(struct abq_store *s, const struct abq_history *h,
                               const char **errstr_r);

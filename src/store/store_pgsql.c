@@ -241,6 +241,37 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " sent INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (account, device_key, client_id));"
     "CREATE INDEX clientids_at ON clientids (at);",
+    /* 10 -> 11: native mode's contacts, calendars and tasks (collections, items, counters). */
+    "CREATE TABLE pim_colls ("
+    " account TEXT COLLATE \"C\" NOT NULL,"
+    " coll_id TEXT COLLATE \"C\" NOT NULL,"
+    " href TEXT COLLATE \"C\" NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " name TEXT,"
+    " is_default INTEGER NOT NULL DEFAULT 0,"
+    " token TEXT,"
+    " seq BIGINT NOT NULL DEFAULT 0,"
+    " pruned BIGINT NOT NULL DEFAULT 0,"
+    " refreshed BIGINT NOT NULL DEFAULT 0,"
+    " last_item BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (account, coll_id));"
+    "CREATE UNIQUE INDEX pim_colls_href ON pim_colls (account, kind, href);"
+    "CREATE TABLE pim_items ("
+    " account TEXT COLLATE \"C\" NOT NULL,"
+    " coll_id TEXT COLLATE \"C\" NOT NULL,"
+    " item_id TEXT COLLATE \"C\" NOT NULL,"
+    " href TEXT COLLATE \"C\" NOT NULL,"
+    " etag TEXT COLLATE \"C\","
+    " seq BIGINT NOT NULL,"
+    " added_seq BIGINT NOT NULL,"
+    " start_at BIGINT NOT NULL DEFAULT 0,"
+    " end_at BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (account, coll_id, item_id));"
+    "CREATE UNIQUE INDEX pim_items_href ON pim_items (account, coll_id, href);"
+    "CREATE UNIQUE INDEX pim_items_seq ON pim_items (account, coll_id, seq);"
+    "CREATE TABLE pim_counters ("
+    " account TEXT COLLATE \"C\" PRIMARY KEY,"
+    " last_id BIGINT NOT NULL DEFAULT 0);",
 };
 
 /* The open store. */

@@ -201,6 +201,42 @@ static const char *const migrations[ABQ_STORE_SCHEMA_VERSION] = {
     " sent INTEGER NOT NULL DEFAULT 0," /* 0: being sent, 1: sent */
     " PRIMARY KEY (account, device_id, client_id));"
     "CREATE INDEX clientids_at ON clientids (at);",
+    /*
+     * 10 -> 11: native mode's contacts, calendars and tasks: the DAV
+     * collections of an account (ids from a per-account counter) and the
+     * map of their items (ids from the collection's own counter, last_item),
+     * each change numbered by the collection's sequence (seq).
+     */
+    "CREATE TABLE pim_colls ("
+    " account TEXT NOT NULL,"
+    " coll_id TEXT NOT NULL," /* "c1", "c2", ... */
+    " href TEXT NOT NULL,"
+    " kind INTEGER NOT NULL," /* 1 contacts, 2 calendar, 3 tasks */
+    " name TEXT,"
+    " is_default INTEGER NOT NULL DEFAULT 0,"
+    " token TEXT," /* the sync-token or CTag; NULL: never refreshed */
+    " seq INTEGER NOT NULL DEFAULT 0,"
+    " pruned INTEGER NOT NULL DEFAULT 0,"
+    " refreshed INTEGER NOT NULL DEFAULT 0,"
+    " last_item INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (account, coll_id));"
+    "CREATE UNIQUE INDEX pim_colls_href ON pim_colls (account, kind, href);"
+    "CREATE TABLE pim_items ("
+    " account TEXT NOT NULL,"
+    " coll_id TEXT NOT NULL,"
+    " item_id TEXT NOT NULL,"
+    " href TEXT NOT NULL,"
+    " etag TEXT," /* NULL: a tombstone */
+    " seq INTEGER NOT NULL,"
+    " added_seq INTEGER NOT NULL,"
+    " start_at INTEGER NOT NULL DEFAULT 0,"
+    " end_at INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (account, coll_id, item_id));"
+    "CREATE UNIQUE INDEX pim_items_href ON pim_items (account, coll_id, href);"
+    "CREATE UNIQUE INDEX pim_items_seq ON pim_items (account, coll_id, seq);"
+    "CREATE TABLE pim_counters ("
+    " account TEXT NOT NULL PRIMARY KEY,"
+    " last_id INTEGER NOT NULL DEFAULT 0);",
 };
 
 /* The open store. */

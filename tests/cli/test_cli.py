@@ -2021,6 +2021,11 @@ class MigrateTest(CliTest):
                        FOLDERS)
         db.execute("INSERT INTO folder_counters (account, last_id) VALUES "
                    "('ceo@example.com', 5)")
+        db.executemany("INSERT INTO pim_colls (%s) VALUES (%s)" % (PIM_COLL_COLS, ", ".join(
+            "?" * len(PIM_COLLS[0]))), PIM_COLLS)
+        db.executemany("INSERT INTO pim_items (%s) VALUES (%s)" % (PIM_ITEM_COLS, ", ".join(
+            "?" * len(PIM_ITEMS[0]))), PIM_ITEMS)
+        db.execute("INSERT INTO pim_counters (account, last_id) VALUES ('ceo@example.com', 3)")
         db.commit()
         db.close()
 
@@ -2030,6 +2035,12 @@ class MigrateTest(CliTest):
                            "parent_id, created FROM folders ORDER BY account, mailbox")
                 .fetchall(),
                 db.execute("SELECT account, last_id FROM folder_counters").fetchall())
+        db.close()
+        return rows
+
+    def pim_sqlite(self, name):
+        db = sqlite3.connect(os.path.join(self.dir, name))
+        rows = [db.execute(q).fetchall() for q in PIM_QUERIES]
         db.close()
         return rows
 
@@ -2076,6 +2087,10 @@ class MigrateTest(CliTest):
         self.assertEqual(self.folders_sqlite("copy.db"),
                          (sorted(FOLDERS, key=lambda f: (f[0], f[2])),
                           [("ceo@example.com", 5)]))
+        self.assertEqual((copied["collections"], copied["collection items"],
+                          copied["collection ids"]), (2, 3, 1))
+        self.assertEqual(self.pim_sqlite("copy.db"),
+                         [PIM_COLLS, PIM_ITEMS, [("ceo@example.com", 3)]])
         self.assertGreater(copied["history"], 5)
         self.assertGreater(copied["change log"], 5)
         db = sqlite3.connect(os.path.join(self.dir, "copy.db"))
@@ -2135,6 +2150,15 @@ class MigrateTest(CliTest):
         want = ["|".join("-" if v is None else str(v) for v in f)
                 for f in sorted(FOLDERS, key=lambda f: (f[0], f[2]))]
         self.assertEqual(p.stdout.splitlines(), want + ["ceo@example.com|5"])
+        # The map of contacts, calendars and tasks, ids, sequences and counters kept.
+        self.assertEqual((copied["collections"], copied["collection items"],
+                          copied["collection ids"]), (2, 3, 1))
+        p = subprocess.run(["psql", "-X", "-A", "-t", "-F", "|", pg, "-c",
+                            "; ".join(PIM_QUERIES)],
+                           capture_output=True, text=True, check=True)
+        want = ["|".join("" if v is None else str(v) for v in r)
+                for r in PIM_COLLS + PIM_ITEMS + [("ceo@example.com", 3)]]
+        self.assertEqual(p.stdout.splitlines(), want)
         pg_conf = self.conf_for("pg.conf", pg)
         self.check_copy(self.conf, pg_conf)
         # The change log's position is the source's: a daemon's seq stays valid.
@@ -2147,6 +2171,7 @@ class MigrateTest(CliTest):
         # And back into a new SQLite file, the same registry (with that rule).
         self.migrate(pg, "sqlite:back.db")
         self.assertEqual(self.folders_sqlite("back.db"), self.folders_sqlite("abqd.db"))
+        self.assertEqual(self.pim_sqlite("back.db"), self.pim_sqlite("abqd.db"))
         self.check_copy_back(pg_conf, self.conf_for("back.conf", "sqlite:back.db"))
         self.refused("mobile", "abq", "migrate-store", "sqlite:abqd.db", pg,
                      contains="not empty")
@@ -2162,6 +2187,24 @@ REQUIRE_PG = False
 FOLDERS = [("ceo@example.com", "1", "INBOX", None, 10, None, T0),
            ("ceo@example.com", "2", "Entw\u00fcrfe", "MB-2", 11, None, T0),
            ("ceo@example.com", "4", "Entw\u00fcrfe/\u00c4", None, 12, "2", T0)]
+# Native mode's contacts, calendars and tasks (schema v11): collection c2 was
+# given and removed (the counter is at 3); c1 has a tombstone, c3 a pruned one.
+PIM_COLLS = [("ceo@example.com", "c1", "/dav/addressbooks/ceo/contacts/", 1, "Kontakte", 1,
+              "http://sabre.io/ns/sync/12", 3, 0, T0, 2),
+             ("ceo@example.com", "c3", "/dav/calendars/ceo/personal/", 2, None, 0, None, 2, 1,
+              T0, 2)]
+PIM_ITEMS = [("ceo@example.com", "c1", "1", "/dav/addressbooks/ceo/contacts/a.vcf", '"e1"', 1, 1,
+              0, 0),
+             ("ceo@example.com", "c1", "2", "/dav/addressbooks/ceo/contacts/b.vcf", None, 3, 2,
+              0, 0),
+             ("ceo@example.com", "c3", "2", "/dav/calendars/ceo/personal/ev.ics", '"x"', 2, 2,
+              T0, T0 + 3600)]
+PIM_COLL_COLS = ("account, coll_id, href, kind, name, is_default, token, seq, pruned, refreshed, "
+                 "last_item")
+PIM_ITEM_COLS = "account, coll_id, item_id, href, etag, seq, added_seq, start_at, end_at"
+PIM_QUERIES = ("SELECT %s FROM pim_colls ORDER BY account, coll_id" % PIM_COLL_COLS,
+               "SELECT %s FROM pim_items ORDER BY account, coll_id, item_id" % PIM_ITEM_COLS,
+               "SELECT account, last_id FROM pim_counters ORDER BY account")
 
 
 def main():

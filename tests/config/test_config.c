@@ -835,6 +835,23 @@ test_native(void **state)
 	           ":3: [upstream] max_connections_per_account: '101' is too large (at most 100)");
 	load_fails(f, "[upstream]\nurl = https://h/\nsubmission = smtp://h\n", true,
 	           ":3: [upstream] submission: only with an imap:// or imaps:// [upstream] url");
+	c = load_ok(f,
+	            "[upstream]\nurl = imaps://h\ngal = ldaps://dir.example.com/dc=example,dc=com\n"
+	            "gal_bind_dn = cn=abqd,dc=example,dc=com\ngal_bind_password = s3cret\n",
+	            true);
+	assert_string_equal(c->upstream_gal, "ldaps://dir.example.com/dc=example,dc=com");
+	assert_string_equal(c->upstream_gal_bind_dn, "cn=abqd,dc=example,dc=com");
+	assert_string_equal(c->upstream_gal_bind_password, "s3cret");
+	abq_config_free(&c);
+	load_fails(
+	    f, "[upstream]\nurl = imaps://h\ngal = http://dir/\n", true,
+	    ":3: [upstream] gal: 'http://dir/' is not a URL starting with ldap://, ldaps://");
+	load_fails(f, "[upstream]\nurl = https://h/\ngal = ldap://dir/dc=x\n", true,
+	           ":3: [upstream] gal: only with an imap:// or imaps:// [upstream] url");
+	load_fails(f, "[upstream]\nurl = imaps://h\ngal_bind_dn = cn=x\ngal_bind_password = y\n",
+	           true, ":3: [upstream] gal_bind_dn: only with [upstream] gal");
+	load_fails(f, "[upstream]\nurl = imaps://h\ngal = ldap://dir/dc=x\ngal_bind_dn = cn=x\n",
+	           true, ":4: [upstream] gal_bind_dn and gal_bind_password go together");
 	load_fails(f, "[upstream]\nurl = https://h/\nmax_connections_per_account = 2\n", true,
 	           ":3: [upstream] max_connections_per_account: only with an imap:// or imaps:// "
 	           "[upstream] url");

@@ -29,10 +29,13 @@ upstream at the fixture's IMAP port instead of SOGo.
 
 import base64
 import imaplib
+import shutil
 import os
 import re
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import harness as E
@@ -40,8 +43,51 @@ from harness import (ALICE_SEEDED, Phone, assert_status_doc, folder_changes, fol
                      new_id, ping_xml, sync_xml, text_of, wbxml)
 from recorder import wbxml_doc
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "native"))
+import test_gal_live as galfix  # noqa: E402  (the private slapd)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dav"))
+import test_dav_live as davfix  # noqa: E402  (Radicale)
+
+# alice's collections on Radicale ([upstream] caldav and carddav)
+DAV_CAL = "/alice/calendar/"
+DAV_TASKS = "/alice/tasks/"
+DAV_BOOK = "/alice/contacts/"
+
+# The address list ([upstream] gal): the fixture's users and one more.
+GAL_PEOPLE = [
+    ("alice", "Alice Example", "Alice", "Example", "alice@example.test",
+     {"title": "Engineer", "telephoneNumber": "+1 555 0170"}),
+    ("bob", "Bob Example", "Bob", "Example", "bob@example.test", {}),
+    ("alina", "Alina Other", "Alina", "Other", "alina@example.test", {}),
+]
+
 
 class NativeHarness(E.Harness):
+    slapd = None
+
+    def start(self):
+        # the address list's directory and the DAV server first: abqd's config names them
+        self.slapd_dir = tempfile.mkdtemp(prefix="abqd-e2e-ldap-")
+        self.slapd = galfix.Slapd(self.slapd_dir, GAL_PEOPLE)
+        self.slapd.start()
+        davfix.PASSWORD = "secret"  # alice's, as the phones log in with it
+        self.radicale = davfix.Radicale(self.slapd_dir)
+        self.dav = davfix.Http(self.radicale.port, "alice", "secret")
+        davfix.mkcalendar(self.dav, DAV_CAL, "Calendar", "VEVENT")
+        davfix.mkcalendar(self.dav, DAV_TASKS, "Tasks", "VTODO")
+        davfix.mkaddressbook(self.dav, DAV_BOOK, "Contacts")
+        super().start()
+
+    def stop(self):
+        super().stop()
+        if getattr(self, "radicale", None) is not None:
+            self.radicale.stop()
+            self.radicale = None
+        if self.slapd is not None:
+            self.slapd.stop()
+            shutil.rmtree(self.slapd_dir, ignore_errors=True)
+            self.slapd = None
+
     def imap_conns(self, pids=None):
         """The established TCP connections to the IMAP server of abqd (or of the
         processes pids): how many."""
@@ -61,6 +107,12 @@ class NativeHarness(E.Harness):
                 "url = imap://127.0.0.1:%d\n"
                 "max_connections_per_account = 3\n"
                 "submission = smtp://127.0.0.1:%d\n"
+                "caldav = http://127.0.0.1:%d/\n"
+                "carddav = http://127.0.0.1:%d/\n"
+                "dav_poll_interval = 10s\n"
+                "gal = ldap://127.0.0.1:%d/%s\n"
+                "gal_bind_dn = %s\n"
+                "gal_bind_password = %s\n"
                 "[smtp]\n"
                 "domain = example.test\n"
                 "[store]\n"
@@ -70,7 +122,8 @@ class NativeHarness(E.Harness):
                 "metrics_public = yes\n"
                 "[log]\n"
                 "level = debug\n" % (self.abqd_port, self.imap_port, self.submission_port,
-                                     self.admin_port))
+                                     self.radicale.port, self.radicale.port, self.slapd.port, galfix.SUFFIX, galfix.READER,
+                                     galfix.READER_PW, self.admin_port))
 
     def relay_mail(self, marker, seconds=15):
         """The mails the fixture's relay got that contain marker (a short wait for a
@@ -1208,6 +1261,266 @@ class NativeTests(E.Case):
         self.assertEqual(len(found), 1, "the reply at the relay %d times" % len(found))
         self.assertIn(b"In-Reply-To:", found[0].partition(b"\r\n\r\n")[0])
         print("  [search] a Search of the Inbox answered in %.0f ms" % ms, flush=True)
+
+    def test_25_gal(self):
+        """The global address list from the directory ([upstream] gal, a
+        private slapd): Search GAL finds people by the beginning of a name,
+        with their properties; ResolveRecipients resolves an address, finds
+        a name ambiguous, and says 4 for someone unknown; the directory
+        stopped: Search's Store Status 3, and found again once it is back;
+        /metrics counts the lookups answered and the one that failed."""
+        phone = Phone(device_id=new_id("gal"))
+        phone.folders(self)
+        before, _ = self.scrape()
+
+        def gal(query):
+            r = phone.post("Search", wbxml(
+                '<Search xmlns="Search:"><Store><Name>GAL</Name><Query>%s</Query>'
+                '<Options><Range>0-9</Range></Options></Store></Search>' % query))
+            self.assertEqual(r.status, 200, r)
+            return r.doc().find("Response/Store")
+
+        st = gal("ali")
+        self.assertEqual(text_of(st, "Status"), "1")
+        self.assertEqual(text_of(st, "Total"), "2")
+        names = [text_of(x, "Properties/DisplayName") for x in st.findall("Result")]
+        self.assertEqual(names, ["Alice Example", "Alina Other"])
+        alice = st.findall("Result")[0]
+        self.assertEqual(text_of(alice, "Properties/EmailAddress"), "alice@example.test")
+        self.assertEqual(text_of(alice, "Properties/Title"), "Engineer")
+        self.assertEqual(text_of(alice, "Properties/Phone"), "+1 555 0170")
+
+        r = phone.post("ResolveRecipients", wbxml(
+            '<ResolveRecipients xmlns="ResolveRecipients:"><To>bob@example.test</To>'
+            '<To>ali</To><To>nobody@example.org</To><Options>'
+            '<MaxAmbiguousRecipients>5</MaxAmbiguousRecipients></Options>'
+            '</ResolveRecipients>'))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(text_of(r.doc(), "Status"), "1", r)
+        resp = r.doc().findall("Response")
+        self.assertEqual([text_of(x, "Status") for x in resp], ["1", "2", "4"], r)
+        self.assertEqual(text_of(resp[0], "Recipient/DisplayName"), "Bob Example")
+        self.assertEqual(text_of(resp[0], "Recipient/EmailAddress"), "bob@example.test")
+        self.assertEqual(text_of(resp[1], "RecipientCount"), "2")
+
+        E.H.slapd.stop()
+        try:
+            st = gal("ali")
+            self.assertEqual(text_of(st, "Status"), "3", "the directory down")
+        finally:
+            E.H.slapd.start()
+        st = gal("bob")
+        self.assertEqual(text_of(st, "Total"), "1", "found again")
+        after, _ = self.scrape()
+        ok = 'abqd_native_gal_lookups_total{result="ok"}'
+        failed = 'abqd_native_gal_lookups_total{result="failed"}'
+        # ali; bob@ exactly, ali, nobody@ exactly then by name; bob
+        self.assertEqual(after[ok] - before[ok], 6, "lookups answered")
+        self.assertEqual(after[failed] - before[failed], 1, "the lookup while it was down")
+
+    def test_26_contacts_calendars_tasks_folders(self):
+        """FolderSync lists alice's Radicale collections ([upstream] caldav,
+        carddav) next to her mail folders: the calendar (type 8), the task
+        list (7) and the address book (9), each the default of its kind, with
+        ids that stay the same at the next FolderSync; a collection made on
+        the server shows at the phone's next FolderSync once the discovery
+        is due again (not checked here: MBX_DAV_DISCOVER_TTL)."""
+        phone = Phone(device_id=new_id("dav"))
+        r = fsync(phone, "0")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(text_of(r.doc(), "Status"), "1", r)
+        adds = {text_of(a, "DisplayName"): (text_of(a, "ServerId"), text_of(a, "Type"))
+                for a in r.doc().findall("Changes/Add")}
+        self.assertEqual(adds["Calendar"][1], "8", adds)
+        self.assertEqual(adds["Tasks"][1], "7", adds)
+        self.assertEqual(adds["Contacts"][1], "9", adds)
+        self.assertTrue(all(adds[n][0].startswith("c") for n in ("Calendar", "Tasks", "Contacts")))
+        self.assertIn("Inbox", adds)
+        key = text_of(r.doc(), "SyncKey")
+        r = fsync(phone, key)
+        self.assertEqual(text_of(r.doc(), "Status"), "1", r)
+        self.assertEqual(r.doc().findall("Changes/Add"), [], "nothing new the second time")
+        other = Phone(device_id=new_id("dav2"))
+        r = fsync(other, "0")
+        adds2 = {text_of(a, "DisplayName"): text_of(a, "ServerId")
+                 for a in r.doc().findall("Changes/Add")}
+        self.assertEqual(adds2["Contacts"], adds["Contacts"][0], "one id per collection")
+
+    def test_27_contacts_calendar_tasks_sync(self):
+        """Sync of alice's Radicale collections through abqd, as a phone does
+        it: the address book's cards (Apple's 3.0, a 4.0 one) come as
+        contacts with their names, e-mail, phones, company and notes; the
+        calendar's recurring event with its Subject, times and Recurrence;
+        the task list's task. Then both ways: the phone adds a contact (on
+        the server as a vCard with its name, the phone told its ServerId,
+        not echoed), a card changed on the server comes as a Change, the
+        phone's change of it lands on the server keeping what EAS cannot
+        say (the Apple X-ABADR group), and the phone's delete removes the
+        resource. A second phone of alice's sees the first one's contact."""
+        h = E.H.dav
+        davfix.put_file(h, DAV_BOOK + "dave.vcf", "dave_example.vcf")
+        davfix.put_file(h, DAV_BOOK + "zoe.vcf", "zoe_mueller.vcf")
+        davfix.put_file(h, DAV_CAL + "standup.ics", "weekly_standup.ics")
+        todo = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//abqd tests//EN\r\n"
+                "BEGIN:VTODO\r\nUID:task-1@example.test\r\nDTSTAMP:20261201T100000Z\r\n"
+                "SUMMARY:File the expense report\r\nDUE;VALUE=DATE:20261215\r\n"
+                "PRIORITY:1\r\nSTATUS:NEEDS-ACTION\r\nEND:VTODO\r\nEND:VCALENDAR\r\n")
+        st, _, _ = h.req("PUT", DAV_TASKS + "task1.ics", todo.encode(),
+                         {"Content-Type": "text/calendar", "If-None-Match": "*"})
+        self.assertIn(st, (201, 204))
+
+        phone = Phone(device_id=new_id("davsync"))
+        ids = {f[2]: f[0] for f in phone.folders(self)}
+
+        def sync(coll, key, commands=""):
+            xml = ('<Sync xmlns="AirSync:" xmlns:asb="AirSyncBase:" xmlns:c="Contacts:">'
+                   '<Collections><Collection><SyncKey>%s</SyncKey><CollectionId>%s</CollectionId>'
+                   '%s%s</Collection></Collections></Sync>' % (
+                       key, coll, "" if key == "0" else
+                       "<GetChanges/><WindowSize>100</WindowSize><Options><asb:BodyPreference>"
+                       "<asb:Type>1</asb:Type></asb:BodyPreference></Options>",
+                       "<Commands>%s</Commands>" % commands if commands else ""))
+            r = phone.post("Sync", wbxml(xml))
+            self.assertEqual(r.status, 200, r)
+            if not r.body:
+                return key, None
+            c = r.doc().find(".//Collection")
+            self.assertEqual(text_of(c, "Status"), "1", r)
+            return text_of(c, "SyncKey"), c
+
+        key, _ = sync(ids["Contacts"], "0")
+        key, c = sync(ids["Contacts"], key)
+        cards = {text_of(a, "ApplicationData/FileAs") or text_of(a, "ApplicationData/LastName"):
+                 a for a in c.findall("Commands/Add")}
+        dave = [a for a in c.findall("Commands/Add")
+                if text_of(a, "ApplicationData/FirstName") == "Dave"]
+        self.assertEqual(len(dave), 1, E.ET.tostring(c)[:3000])
+        d = dave[0]
+        self.assertEqual(text_of(d, "ApplicationData/LastName"), "Example")
+        self.assertEqual(text_of(d, "ApplicationData/Email1Address"), "dave@example.test")
+        self.assertEqual(text_of(d, "ApplicationData/MobilePhoneNumber"), "+1 555 0100")
+        self.assertEqual(text_of(d, "ApplicationData/CompanyName"), "Example Corp")
+        self.assertEqual(text_of(d, "ApplicationData/JobTitle"), "Account Manager")
+        zoe = [a for a in c.findall("Commands/Add")
+               if text_of(a, "ApplicationData/FirstName") == "Zoë"]
+        self.assertEqual(len(zoe), 1, "the 4.0 card, UTF-8")
+        self.assertEqual(len(cards), 2)
+        dave_id = text_of(d, "ServerId")
+
+        key2, _ = sync(ids["Calendar"], "0")
+        key2, cal = sync(ids["Calendar"], key2)
+        ev = cal.findall("Commands/Add")
+        self.assertEqual(len(ev), 1, "the standup")
+        self.assertEqual(text_of(ev[0], "ApplicationData/Subject"), "Team standup")
+        self.assertIsNotNone(ev[0].find("ApplicationData/Recurrence"), "weekly")
+        self.assertIsNotNone(ev[0].find("ApplicationData/StartTime"))
+        key3, _ = sync(ids["Tasks"], "0")
+        key3, tk = sync(ids["Tasks"], key3)
+        self.assertEqual([text_of(a, "ApplicationData/Subject") for a in tk.findall("Commands/Add")],
+                         ["File the expense report"])
+
+        # the phone adds a contact
+        key, c = sync(ids["Contacts"], key,
+                      '<Add><ClientId>new-1</ClientId><ApplicationData><c:FirstName>Erin'
+                      '</c:FirstName><c:LastName>Added</c:LastName><c:Email1Address>'
+                      'erin@example.test</c:Email1Address></ApplicationData></Add>')
+        self.assertEqual(text_of(c, "Responses/Add/Status"), "1", c)
+        erin_id = text_of(c, "Responses/Add/ServerId")
+        self.assertTrue(erin_id)
+        self.assertIsNone(c.find("Commands"), "the phone's own add is not echoed")
+        st, _, body = h.req("PROPFIND", DAV_BOOK, None, {"Depth": "1"})
+        listing = body.decode()
+        self.assertIn(".vcf", listing)
+        found = False
+        for href in re.findall(r"<D:href>([^<]+\.vcf)</D:href>", listing, re.I) or \
+                re.findall(r"<href>([^<]+\.vcf)</href>", listing):
+            st, _, card = h.req("GET", href)
+            if b"Erin" in card:
+                found = True
+                self.assertIn(b"erin@example.test", card)
+        self.assertTrue(found, "the phone's contact on the server: %s" % listing[:2000])
+
+        # changed on the server: a Change
+        with open(os.path.join(davfix.LIVE, "dave_example.vcf")) as f:
+            text = f.read().replace("+1 555 0100", "+1 555 0199")
+        st, hd, _ = h.req("PUT", DAV_BOOK + "dave.vcf", text.encode(),
+                          {"Content-Type": "text/vcard"})
+        self.assertIn(st, (201, 204))
+        key, c = sync(ids["Contacts"], key)
+        ch = c.findall("Commands/Change")
+        self.assertEqual([text_of(x, "ServerId") for x in ch], [dave_id])
+        self.assertEqual(text_of(ch[0], "ApplicationData/MobilePhoneNumber"), "+1 555 0199")
+
+        # the phone changes Dave: on the server, Apple's group kept
+        key, c = sync(ids["Contacts"], key,
+                      '<Change><ServerId>%s</ServerId><ApplicationData><c:FirstName>David'
+                      '</c:FirstName><c:LastName>Example</c:LastName><c:Email1Address>'
+                      'dave@example.test</c:Email1Address><c:MobilePhoneNumber>+1 555 0199'
+                      '</c:MobilePhoneNumber></ApplicationData></Change>' % dave_id)
+        self.assertIsNone(c.find("Responses"), "a change that went through: no Response")
+        st, _, card = h.req("GET", DAV_BOOK + "dave.vcf")
+        self.assertEqual(st, 200)
+        self.assertIn(b"David", card)
+        self.assertIn(b"X-ABADR", card, "what EAS cannot say is kept")
+
+        # the phone deletes Erin
+        key, c = sync(ids["Contacts"], key, "<Delete><ServerId>%s</ServerId></Delete>" % erin_id)
+        st, _, body = h.req("PROPFIND", DAV_BOOK, None, {"Depth": "1"})
+        for href in re.findall(r"<(?:D:)?href>([^<]+\.vcf)</(?:D:)?href>", body.decode(), re.I):
+            st, _, card = h.req("GET", href)
+            self.assertNotIn(b"Erin", card, "deleted on the server")
+
+        # another phone of alice's
+        other = Phone(device_id=new_id("davsync2"))
+        ids2 = {f[2]: f[0] for f in other.folders(self)}
+        self.assertEqual(ids2["Contacts"], ids["Contacts"])
+        k, _ = other.post("Sync", wbxml(sync_xml(ids2["Contacts"], "0", False))), None
+
+    def test_28_contacts_push(self):
+        """A Ping held on the address book answers Status 2 with that folder
+        once a card is added on the DAV server: within the poll interval
+        (dav_poll_interval = 10s here) and the refresh a count may reuse
+        (MBX_DAV_FRESH, 20 s), so within 35 s; one held with nothing new
+        stays held meanwhile."""
+        h = E.H.dav
+        phone = Phone(device_id=new_id("davpush"))
+        ids = {f[2]: f[0] for f in phone.folders(self)}
+        book = ids["Contacts"]
+        r = phone.post("Sync", wbxml(sync_xml(book, "0", False)))
+        key = text_of(r.doc().find(".//Collection"), "SyncKey")
+        for _ in range(5):  # to the end of what is there
+            r = phone.post("Sync", wbxml(sync_xml(book, key, True)))
+            if not r.body:
+                break
+            key = text_of(r.doc().find(".//Collection"), "SyncKey")
+        ping = ('<Ping xmlns="Ping:"><HeartbeatInterval>120</HeartbeatInterval><Folders><Folder>'
+                '<Id>%s</Id><Class>Contacts</Class></Folder></Folders></Ping>' % book)
+        result = {}
+
+        def held():
+            t0 = time.monotonic()
+            result["r"] = phone.post("Ping", wbxml(ping), timeout=150)
+            result["s"] = time.monotonic() - t0
+
+        th = threading.Thread(target=held)
+        th.start()
+        time.sleep(3)
+        self.assertTrue(th.is_alive(), "the Ping is held")
+        card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:push-%s\r\nFN:Pushed Person\r\n"
+                "N:Person;Pushed;;;\r\nEND:VCARD\r\n" % new_id("u"))
+        st, _, _ = h.req("PUT", DAV_BOOK + "pushed-%s.vcf" % new_id("p"), card.encode(),
+                         {"Content-Type": "text/vcard", "If-None-Match": "*"})
+        self.assertIn(st, (201, 204))
+        t_put = time.monotonic()
+        th.join(150)
+        r = result["r"]
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(text_of(r.doc(), "Status"), "2", r)
+        self.assertEqual(text_of(r.doc(), "Folders/Folder"), book, r)
+        waited = result["s"] - 3
+        self.assertLess(waited, 35, "answered %.1f s after the card" % waited)
+        print("  [dav push] Ping answered %.1f s after the PUT" % (time.monotonic() - t_put),
+              flush=True)
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)

@@ -142,6 +142,12 @@ test_empty(void **state)
 	    "# TYPE abqd_native_messages_parsed_total counter\n"
 	    "abqd_native_messages_parsed_total{where=\"thread\"} 0\n"
 	    "abqd_native_messages_parsed_total{where=\"loop\"} 0\n"
+	    "# HELP abqd_native_gal_lookups_total Native mode's lookups in the global address "
+	    "list's directory ([upstream] gal): answered, or failed (unreachable, refused, too "
+	    "slow).\n"
+	    "# TYPE abqd_native_gal_lookups_total counter\n"
+	    "abqd_native_gal_lookups_total{result=\"ok\"} 0\n"
+	    "abqd_native_gal_lookups_total{result=\"failed\"} 0\n"
 	    "# HELP abqd_auth_failures_total Requests refused for bad credentials.\n"
 	    "# TYPE abqd_auth_failures_total counter\n"
 	    "abqd_auth_failures_total 0\n"
@@ -305,7 +311,12 @@ test_gauges_back_to_zero(void **state)
 	abq_metrics_native_parsed(false, 100);
 	abq_metrics_native_parsed(false, 3);
 	abq_metrics_native_parsed(true, 7);
+	abq_metrics_gal_lookup(false);
+	abq_metrics_gal_lookup(false);
+	abq_metrics_gal_lookup(true);
 	s = render(NULL);
+	assert_line(s, "abqd_native_gal_lookups_total{result=\"ok\"} 2");
+	assert_line(s, "abqd_native_gal_lookups_total{result=\"failed\"} 1");
 	assert_line(s, "abqd_native_messages_parsed_total{where=\"thread\"} 103");
 	assert_line(s, "abqd_native_messages_parsed_total{where=\"loop\"} 7");
 	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 1");

@@ -1510,7 +1510,8 @@ test_other_commands(void **state)
 	    {EAS_CMD_FOLDERUPDATE, "FolderHierarchy:FolderUpdate", "Status", "3", 0},
 	    {EAS_CMD_FOLDERDELETE, "FolderHierarchy:FolderDelete", "Status", "3", 0},
 	    {EAS_CMD_MEETINGRESPONSE, "MeetingResponse:MeetingResponse", "Result/Status", "3", 0},
-	    {EAS_CMD_RESOLVERECIPIENTS, "ResolveRecipients:ResolveRecipients", "Status", "6", 0},
+	    {EAS_CMD_RESOLVERECIPIENTS, "ResolveRecipients:ResolveRecipients", "Response/Status",
+	     "4", 0},
 	    {EAS_CMD_VALIDATECERT, "ValidateCert:ValidateCert", "Status", "17", 0},
 	    {EAS_CMD_GETATTACHMENT, NULL, NULL, NULL, 503},
 	};
@@ -2639,7 +2640,8 @@ struct cx {
 	const char *collection_id, *item_id;
 	/* a raw request body (a 12.x message) instead of WBXML */
 	const char *raw_body;
-	bool may_stream; /* the caller streams (mbx_serve_in.may_stream) */
+	bool may_stream;                 /* the caller streams (mbx_serve_in.may_stream) */
+	const struct mbx_pim_codec *pim; /* contacts, calendars, tasks (mbx_serve_in.pim) */
 };
 
 #define CX_NOW 1700000100
@@ -2722,6 +2724,7 @@ cx_serve(struct cx *c, enum eas_cmd cmd, struct wbxml_doc *req)
 	    .device_id = f->facts.device_id,
 	    .backend = c->mm,
 	    .state = {&f->mem, mem_get, mem_put, mem_del, f->mem.cid_on ? mem_client_id : NULL},
+	    .pim = c->pim,
 	    .now = CX_NOW,
 	    .heartbeat_min = 60,
 	    .heartbeat_max = 1800,
@@ -4334,6 +4337,9 @@ n_results(const struct wbxml_node *st)
 	return n;
 }
 
+static struct wbxml_doc *req_gal(const char *query, const char *range, const char *max_size,
+                                 const char *max_pictures);
+
 /*
  * Search of a real mailbox (both the synchronous and the pending memory
  * backend): FreeText words case-insensitively in subject, sender and body,
@@ -4481,8 +4487,8 @@ test_search(void **state)
 	assert_string_equal(txt(x, "Status"), "1");
 	assert_string_equal(txt(x, "Response/Fetch/Status"), "2");
 
-	/* GAL: abqd has none, an empty answer */
-	st = cx_search(&c, req_search("GAL", "anna", NULL, NULL, NULL, NULL, NULL));
+	/* GAL: this mailbox's address list is empty: an empty answer */
+	st = cx_search(&c, req_gal("anna", NULL, NULL, NULL));
 	assert_string_equal(txt(st, "Status"), "1");
 	assert_int_equal(n_results(st), 0);
 	assert_string_equal(txt(st, "Total"), "0");
@@ -4536,6 +4542,484 @@ test_search_quarantine(void **state)
 	}
 }
 
+/* ---- the global address list ---- */
+
+/* Four people (one with a photo) in the memory mailbox's address list. */
+static void
+gal_people(struct cx *c)
+{
+	static const unsigned char jpeg[] = {0xFF, 0xD8, 0xFF, 0xE0, 0x00,
+	                                     0x10, 'J',  'F',  'I',  'F'};
+	const struct mbx_gal_entry people[] = {
+	    {.display_name = "Ann Archer",
+	     .email = "ann@example.com",
+	     .first_name = "Ann",
+	     .last_name = "Archer",
+	     .alias = "ann",
+	     .company = "Example",
+	     .title = "CFO",
+	     .office = "B2",
+	     .phone = "+1 555 0100",
+	     .mobile_phone = "+1 555 0101",
+	     .picture = (unsigned char *)jpeg,
+	     .picture_len = sizeof(jpeg)},
+	    {.display_name = "Anna Bell",
+	     .email = "anna@example.com",
+	     .first_name = "Anna",
+	     .last_name = "Bell"},
+	    {.display_name = "Andy Cole",
+	     .email = "andy@example.com",
+	     .first_name = "Andy",
+	     .last_name = "Cole",
+	     .home_phone = "+1 555 0200"},
+	    {.display_name = "Bob Dunn",
+	     .email = "bob@example.com",
+	     .first_name = "Bob",
+	     .last_name = "Dunn"},
+	};
+	for (size_t i = 0; i < sizeof(people) / sizeof(people[0]); i++) {
+		mbx_memory_add_gal(c->mm, &people[i]);
+		mbx_memory_add_gal(c->mm2, &people[i]);
+	}
+}
+
+static struct wbxml_doc *
+req_gal(const char *query, const char *range, const char *max_size, const char *max_pictures)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *st = wbxml_addn(wbxml_addn_root(d, "Search:Search"), "Store");
+	struct wbxml_node *o;
+
+	wbxml_addn_text(st, "Name", "GAL");
+	if (query != NULL)
+		wbxml_addn_text(st, "Query", query);
+	o = wbxml_addn(st, "Options");
+	if (range != NULL)
+		wbxml_addn_text(o, "Range", range);
+	if (max_size != NULL || max_pictures != NULL) {
+		struct wbxml_node *p = wbxml_addn(o, "Picture");
+		if (max_size != NULL)
+			wbxml_addn_text(p, "MaxSize", max_size);
+		if (max_pictures != NULL)
+			wbxml_addn_text(p, "MaxPictures", max_pictures);
+	}
+	return d;
+}
+
+/*
+ * Search GAL: names and addresses beginning with the Query, any case, by
+ * display name; the Range and Total; only the properties an entry has;
+ * pictures (14.1) within MaxSize and MaxPictures; no match: one empty
+ * Result, Total 0; an empty Query or a bad Range: Store Status 2; before
+ * 14.1 no Picture even when asked.
+ */
+static void
+test_gal_search(void **state)
+{
+	struct cx c;
+	struct wbxml_node *st, *x;
+
+	(void)state;
+	cx_init_send(&c, "16.1");
+	gal_people(&c);
+	st = cx_search(&c, req_gal("AN", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "1");
+	assert_string_equal(txt(st, "Range"), "0-2");
+	assert_string_equal(txt(st, "Total"), "3");
+	x = result_at(st, 0);
+	assert_string_equal(txt(x, "Properties/GAL:DisplayName"), "Andy Cole");
+	assert_string_equal(txt(x, "Properties/GAL:EmailAddress"), "andy@example.com");
+	assert_string_equal(txt(x, "Properties/GAL:HomePhone"), "+1 555 0200");
+	assert_null(wbxml_find(x, "Properties/GAL:Title")); /* none: not sent empty */
+	assert_null(wbxml_find(x, "Properties/GAL:Picture"));
+	x = result_at(st, 1);
+	assert_string_equal(txt(x, "Properties/GAL:DisplayName"), "Ann Archer");
+	assert_string_equal(txt(x, "Properties/GAL:Company"), "Example");
+	assert_string_equal(txt(x, "Properties/GAL:Title"), "CFO");
+	assert_string_equal(txt(x, "Properties/GAL:Office"), "B2");
+	assert_string_equal(txt(x, "Properties/GAL:Phone"), "+1 555 0100");
+	assert_string_equal(txt(x, "Properties/GAL:MobilePhone"), "+1 555 0101");
+	assert_string_equal(txt(x, "Properties/GAL:Alias"), "ann");
+	assert_string_equal(txt(x, "Properties/GAL:FirstName"), "Ann");
+	assert_string_equal(txt(x, "Properties/GAL:LastName"), "Archer");
+	assert_string_equal(txt(result_at(st, 2), "Properties/GAL:DisplayName"), "Anna Bell");
+	/* a last name, an address; the Range's second only */
+	st = cx_search(&c, req_gal("dunn", NULL, NULL, NULL));
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:DisplayName"), "Bob Dunn");
+	st = cx_search(&c, req_gal("anna@", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Total"), "1");
+	st = cx_search(&c, req_gal("an", "1-1", NULL, NULL));
+	assert_string_equal(txt(st, "Range"), "1-1");
+	assert_string_equal(txt(st, "Total"), "3");
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:DisplayName"), "Ann Archer");
+	assert_null(result_at(st, 1));
+	/* nobody */
+	st = cx_search(&c, req_gal("zed", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "1");
+	assert_string_equal(txt(st, "Total"), "0");
+	assert_non_null(result_at(st, 0));
+	assert_null(wbxml_find(result_at(st, 0), "Properties"));
+	/* pictures: the one there is, within MaxSize; too large; MaxPictures 0 */
+	st = cx_search(&c, req_gal("ann a", NULL, "1000", NULL));
+	x = result_at(st, 0);
+	assert_string_equal(txt(x, "Properties/GAL:Picture/GAL:Status"), "1");
+	assert_string_equal(txt(x, "Properties/GAL:Picture/GAL:Data"), "/9j/4AAQSkZJRg==");
+	st = cx_search(&c, req_gal("ann a", NULL, "4", NULL));
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:Picture/GAL:Status"), "174");
+	st = cx_search(&c, req_gal("ann a", NULL, "1000", "0"));
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:Picture/GAL:Status"), "175");
+	st = cx_search(&c, req_gal("bob", NULL, "1000", NULL));
+	assert_string_equal(txt(result_at(st, 0), "Properties/GAL:Picture/GAL:Status"), "173");
+	/* refused queries */
+	st = cx_search(&c, req_gal("", NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	st = cx_search(&c, req_gal(NULL, NULL, NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	st = cx_search(&c, req_gal("an", "5-1", NULL, NULL));
+	assert_string_equal(txt(st, "Status"), "2");
+	/* 14.0 has no pictures */
+	c.f.version = "14.0";
+	st = cx_search(&c, req_gal("ann a", NULL, "1000", NULL));
+	assert_null(wbxml_find(result_at(st, 0), "Properties/GAL:Picture"));
+	cx_done(&c);
+}
+
+static struct wbxml_doc *
+req_resolve(const char *const *to, size_t n, const char *cert, const char *ambiguous,
+            bool availability, const char *max_size)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *r = wbxml_addn_root(d, "ResolveRecipients:ResolveRecipients"), *o;
+
+	for (size_t i = 0; i < n; i++)
+		wbxml_addn_text(r, "To", to[i]);
+	o = wbxml_addn(r, "Options");
+	if (cert != NULL)
+		wbxml_addn_text(o, "CertificateRetrieval", cert);
+	if (ambiguous != NULL)
+		wbxml_addn_text(o, "MaxAmbiguousRecipients", ambiguous);
+	if (availability) {
+		struct wbxml_node *a = wbxml_addn(o, "Availability");
+		wbxml_addn_text(a, "StartTime", "2026-12-07T08:00:00.000Z");
+		wbxml_addn_text(a, "EndTime", "2026-12-07T18:00:00.000Z");
+	}
+	if (max_size != NULL)
+		wbxml_addn_text(wbxml_addn(o, "Picture"), "MaxSize", max_size);
+	return d;
+}
+
+/* The i-th Response (0-based) of a ResolveRecipients answer. */
+static struct wbxml_node *
+response_at(struct wbxml_node *r, size_t i)
+{
+	for (struct wbxml_node *x = r->first_child; x; x = x->next)
+		if (strcmp(x->name, "Response") == 0 && i-- == 0)
+			return x;
+	return NULL;
+}
+
+/*
+ * ResolveRecipients: an address exactly (1), a unique name (1), an
+ * ambiguous one with every suggestion (2) or fewer than there are (3),
+ * nobody (4, also for an unknown address); certificates (7: none kept) and
+ * free/busy (163) when asked; a picture; Status 5 for no To, 101 of them or
+ * one over 256 bytes.
+ */
+static void
+test_resolverecipients(void **state)
+{
+	struct cx c;
+	struct wbxml_node *r, *x;
+	const char *to[] = {"Bob@Example.com", "archer", "an", "zed", "nobody@example.org"};
+	char *many[101], big[300];
+
+	(void)state;
+	cx_init_send(&c, "16.1");
+	gal_people(&c);
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS, req_resolve(to, 5, "2", NULL, true, NULL));
+	assert_non_null(r);
+	assert_string_equal(txt(r, "Status"), "1");
+	x = response_at(r, 0);
+	assert_string_equal(txt(x, "To"), "Bob@Example.com");
+	assert_string_equal(txt(x, "Status"), "1");
+	assert_string_equal(txt(x, "RecipientCount"), "1");
+	assert_string_equal(txt(x, "Recipient/Type"), "1");
+	assert_string_equal(txt(x, "Recipient/DisplayName"), "Bob Dunn");
+	assert_string_equal(txt(x, "Recipient/EmailAddress"), "bob@example.com");
+	assert_string_equal(txt(x, "Recipient/Certificates/Status"), "7");
+	assert_string_equal(txt(x, "Recipient/Certificates/CertificateCount"), "0");
+	assert_string_equal(txt(x, "Recipient/Availability/Status"), "163");
+	x = response_at(r, 1);
+	assert_string_equal(txt(x, "Status"), "1");
+	assert_string_equal(txt(x, "Recipient/EmailAddress"), "ann@example.com");
+	x = response_at(r, 2);
+	assert_string_equal(txt(x, "Status"), "2");
+	assert_string_equal(txt(x, "RecipientCount"), "3");
+	x = response_at(r, 3);
+	assert_string_equal(txt(x, "Status"), "4");
+	assert_string_equal(txt(x, "RecipientCount"), "0");
+	assert_null(wbxml_find(x, "Recipient"));
+	assert_string_equal(txt(response_at(r, 4), "Status"), "4");
+	assert_null(response_at(r, 5));
+	/* fewer suggestions than matches: 3; no certificates asked: none written */
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS, req_resolve(to + 2, 1, "1", "2", false, NULL));
+	x = response_at(r, 0);
+	assert_string_equal(txt(x, "Status"), "3");
+	assert_string_equal(txt(x, "RecipientCount"), "2");
+	assert_null(wbxml_find(x, "Recipient/Certificates"));
+	assert_null(wbxml_find(x, "Recipient/Availability"));
+	/* a picture */
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS,
+	             req_resolve(to + 1, 1, NULL, NULL, false, "64"));
+	assert_string_equal(txt(response_at(r, 0), "Recipient/Picture/Status"), "1");
+	assert_string_equal(txt(response_at(r, 0), "Recipient/Picture/Data"), "/9j/4AAQSkZJRg==");
+	/* refused */
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS, req_resolve(to, 0, NULL, NULL, false, NULL));
+	assert_string_equal(txt(r, "Status"), "5");
+	assert_null(response_at(r, 0));
+	for (size_t i = 0; i < 101; i++)
+		many[i] = "ann";
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS,
+	             req_resolve((const char *const *)many, 101, NULL, NULL, false, NULL));
+	assert_string_equal(txt(r, "Status"), "5");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	to[0] = big;
+	r = cx_serve(&c, EAS_CMD_RESOLVERECIPIENTS, req_resolve(to, 1, NULL, NULL, false, NULL));
+	assert_string_equal(txt(r, "Status"), "5");
+	cx_done(&c);
+}
+
+/* ---- contacts, calendars and tasks through a codec ---- */
+
+/*
+ * A stand-in for native mode's conversions (src/pim, tested on their own):
+ * an object is "FN:<name>\n" then other lines; FN is Contacts:FileAs, the
+ * rest is kept as the server has it. An object holding "BROKEN" cannot be
+ * read; a FileAs "reject" cannot be written. It counts its calls.
+ */
+static int codec_to, codec_from;
+
+static int
+t_to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appdata,
+         const struct mbx_pim_opts *o, const char **errstr)
+{
+	char name[128];
+
+	(void)o;
+	codec_to++;
+	if (c != MBX_CLASS_CONTACTS || memmem(data, len, "BROKEN", 6) != NULL ||
+	    sscanf(data, "FN:%127[^\n]", name) != 1) {
+		*errstr = "not a test card";
+		return -1;
+	}
+	wbxml_addn_text(appdata, "Contacts:FileAs", name);
+	return 0;
+}
+
+static int
+t_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, size_t old_len,
+           const struct mbx_pim_opts *o, char **out, size_t *out_len,
+           char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr)
+{
+	const char *name = wbxml_find_text(appdata, "Contacts:FileAs");
+	const char *rest = old ? memchr(old, '\n', old_len) : NULL;
+
+	(void)o;
+	codec_from++;
+	if (c != MBX_CLASS_CONTACTS || name == NULL || strcmp(name, "reject") == 0) {
+		*errstr = "no FileAs";
+		return -1;
+	}
+	*out = xasprintf("FN:%s\n%s", name, rest ? rest + 1 : "UID:new\n");
+	*out_len = strlen(*out);
+	snprintf(uid_r, MBX_PIM_UID_MAX + 1, "uid-%s", name);
+	return 0;
+}
+
+static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas};
+
+/* A Sync of the contacts folder "contacts" with the device's commands (NULL: none). */
+static struct wbxml_node *
+pim_sync(struct cx *c, const char *key, void (*commands)(struct wbxml_node *cmds, void *arg),
+         void *arg)
+{
+	struct wbxml_doc *d = req_sync(key, "contacts", 0, 0, 0, true);
+	if (commands != NULL) {
+		struct wbxml_node *coll = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		commands(wbxml_addn(coll, "Commands"), arg);
+	}
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_SYNC, d);
+	assert_non_null(r);
+	return wbxml_find(r, "Collections/Collection");
+}
+
+/* The FileAs of every Add (k 0) or Change (k 1) of a Sync answer's Commands, joined by ','. */
+static void
+pim_list(const struct wbxml_node *co, int k, char *buf, size_t size)
+{
+	const struct wbxml_node *cmds = wbxml_find(co, "Commands");
+	buf[0] = '\0';
+	for (const struct wbxml_node *x = cmds ? cmds->first_child : NULL; x; x = x->next) {
+		if (strcmp(x->name, k == 0 ? "Add" : "Change") != 0)
+			continue;
+		const char *n = wbxml_find_text(x, "ApplicationData/Contacts:FileAs");
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "," : "",
+		         n ? n : "?");
+	}
+}
+
+struct pim_cmd {
+	const char *what, *sid, *cid, *name;
+};
+
+static void
+add_cmds(struct wbxml_node *cmds, void *arg)
+{
+	for (const struct pim_cmd *p = arg; p->what != NULL; p++) {
+		struct wbxml_node *x = wbxml_addn(cmds, p->what);
+		if (p->cid)
+			wbxml_addn_text(x, "ClientId", p->cid);
+		if (p->sid)
+			wbxml_addn_text(x, "ServerId", p->sid);
+		if (p->name)
+			wbxml_addn_text(wbxml_addn(x, "ApplicationData"), "Contacts:FileAs",
+			                p->name);
+	}
+}
+
+/* The Status of the Responses element what (Add/Change/Fetch) for id (ClientId or ServerId). */
+static const char *
+response_status(const struct wbxml_node *co, const char *what, const char *id)
+{
+	const struct wbxml_node *rs = wbxml_find(co, "Responses");
+	for (const struct wbxml_node *x = rs ? rs->first_child : NULL; x; x = x->next) {
+		const char *a = wbxml_find_text(x, "ClientId"), *b = wbxml_find_text(x, "ServerId");
+		if (strcmp(x->name, what) == 0 &&
+		    ((a && strcmp(a, id) == 0) || (b && strcmp(b, id) == 0)))
+			return wbxml_find_text(x, "Status");
+	}
+	return NULL;
+}
+
+/*
+ * A contacts folder synced through the codec: the initial Sync adds every
+ * object converted; a change on the server comes as a Change with the whole
+ * item; the device's Add is written (a ServerId, Status 1) and not echoed;
+ * its Change applied onto the server's object (what the codec keeps stays);
+ * a Change from a version the server no longer has is Status 7 and the
+ * server's version comes back as a Change; a Delete removes it; a Fetch
+ * answers the item; an object that cannot be read is left out, one the
+ * device sends that cannot be written is Status 6; without a codec the
+ * device's writes are Status 5.
+ */
+static void
+test_pim_sync(void **state)
+{
+	struct cx c;
+	struct wbxml_node *co;
+	char key[80], list[256], sid[80];
+	const char *err;
+	uint32_t ann, bob;
+
+	(void)state;
+	cx_init(&c, 0);
+	c.pim = &test_codec;
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(
+		    mbx_memory_add_folder(b, "contacts", "0", "Contacts", MBX_FOLDER_CONTACTS, 5),
+		    0);
+		ann = mbx_memory_append_raw(b, "contacts", "FN:Ann\nTEL:1\n", 13, 0, 0);
+		bob = mbx_memory_append_raw(b, "contacts", "FN:Bob\nTEL:2\n", 13, 0, 0);
+		assert_int_not_equal(mbx_memory_append_raw(b, "contacts", "BROKEN\n", 7, 0, 0), 0);
+	}
+	co = pim_sync(&c, "0", NULL, NULL);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = pim_sync(&c, key, NULL, NULL);
+	assert_string_equal(txt(co, "Status"), "1");
+	pim_list(co, 0, list, sizeof(list));
+	assert_string_equal(list, "Bob,Ann"); /* the broken one left out, newest first */
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* changed on the server: a Change with the whole item */
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(mbx_memory_replace(k ? c.mm2 : c.mm, "contacts", ann,
+		                                    "FN:Ann Archer\nTEL:1\n", 20),
+		                 1);
+	co = pim_sync(&c, key, NULL, NULL);
+	pim_list(co, 1, list, sizeof(list));
+	assert_string_equal(list, "Ann Archer");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* the device adds one and changes Bob: written, not echoed */
+	snprintf(sid, sizeof(sid), "%u", bob);
+	struct pim_cmd cmds1[] = {
+	    {"Add", NULL, "c1", "Carol"}, {"Change", sid, NULL, "Bobby"}, {0}};
+	co = pim_sync(&c, key, add_cmds, cmds1);
+	assert_string_equal(response_status(co, "Add", "c1"), "1");
+	assert_non_null(wbxml_find(co, "Responses/Add/ServerId"));
+	assert_null(
+	    response_status(co, "Change", sid)); /* a Change that went through: no Response */
+	assert_null(wbxml_find(co, "Commands"));
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	struct mbx_object o;
+	assert_int_equal(mbx_fetch_object(c.mm, "contacts", sid, &o, &err), 1);
+	assert_string_equal(o.data, "FN:Bobby\nTEL:2\n"); /* the rest kept */
+	mbx_object_clear(&o);
+	co = pim_sync(&c, key, NULL, NULL);
+	assert_null(wbxml_find(co, "Commands"));
+
+	/* a conflict: changed on the server after the device's version */
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(
+		    mbx_memory_replace(k ? c.mm2 : c.mm, "contacts", bob, "FN:Robert\nTEL:2\n", 17),
+		    1);
+	/* the device's Change of the version it has: the server's newer one wins (7) */
+	struct pim_cmd cmds2[] = {{"Change", sid, NULL, "Bob B."}, {0}};
+	co = pim_sync(&c, key, add_cmds, cmds2);
+	assert_string_equal(response_status(co, "Change", sid), "7");
+	pim_list(co, 1, list, sizeof(list));
+	assert_string_equal(list, "Robert"); /* and comes to the device in the same answer */
+	assert_int_equal(mbx_fetch_object(c.mm, "contacts", sid, &o, &err), 1);
+	assert_string_equal(o.data, "FN:Robert\nTEL:2\n"); /* nothing of the device's over it */
+	mbx_object_clear(&o);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	/* now that the device has it, its Change goes through */
+	struct pim_cmd cmds2b[] = {{"Change", sid, NULL, "Bob B."}, {0}};
+	co = pim_sync(&c, key, add_cmds, cmds2b);
+	assert_null(response_status(co, "Change", sid));
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* Fetch, then Delete */
+	struct pim_cmd cmds3[] = {{"Fetch", sid, NULL, NULL}, {"Delete", sid, NULL, NULL}, {0}};
+	co = pim_sync(&c, key, add_cmds, cmds3);
+	assert_string_equal(response_status(co, "Fetch", sid), "1");
+	assert_string_equal(txt(co, "Responses/Fetch/ApplicationData/Contacts:FileAs"), "Bob B.");
+	assert_int_equal(mbx_fetch_object(c.mm, "contacts", sid, &o, &err), 0);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = pim_sync(&c, key, NULL, NULL);
+	assert_null(wbxml_find(co, "Commands")); /* its own delete not echoed */
+
+	/* what cannot be written: 6; a Change of an item that is not there: 8 */
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	struct pim_cmd cmds4[] = {{"Add", NULL, "c2", "reject"}, {"Change", "999", NULL, "X"}, {0}};
+	co = pim_sync(&c, key, add_cmds, cmds4);
+	assert_string_equal(response_status(co, "Add", "c2"), "6");
+	assert_string_equal(response_status(co, "Change", "999"), "8");
+
+	/* no codec: the device's writes are refused (5), nothing written */
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	c.pim = NULL;
+	size_t n_before = mbx_memory_count(c.mm, "contacts");
+	struct pim_cmd cmds5[] = {{"Add", NULL, "c3", "Dan"}, {0}};
+	co = pim_sync(&c, key, add_cmds, cmds5);
+	assert_string_equal(response_status(co, "Add", "c3"), "5");
+	assert_int_equal(mbx_memory_count(c.mm, "contacts"), n_before);
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -4581,6 +5065,9 @@ main(void)
 	    cmocka_unit_test(test_cursor_folders),
 	    cmocka_unit_test(test_search),
 	    cmocka_unit_test(test_search_quarantine),
+	    cmocka_unit_test(test_gal_search),
+	    cmocka_unit_test(test_resolverecipients),
+	    cmocka_unit_test(test_pim_sync),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,7 +100,7 @@ static int __attribute__((format(printf, 2, 3))) pg_sql(const char *url, const c
 {
 	PGconn *c = PQconnectdb(url);
 	PGresult *r;
-	char sql[1024];
+	char sql[4096];
 	va_list ap;
 	int ret = 0;
 
@@ -2058,8 +2058,17 @@ test_syncstate_device_delete(void **state)
 	    abq_store_syncstate_get(f->s, "c@x", "DEV", "inbox", &blob, &len, NULL, &err), 0);
 }
 
-/* What schema 10 added (SendMail ClientIds), undone to go back to an older version. */
-#define DROP_CLIENTIDS "DROP TABLE clientids; "
+/*
+ * What schema 11 added (contacts, calendars and tasks), undone to go back to
+ * an older version.
+ */
+#define DROP_PIM "DROP TABLE pim_items; DROP TABLE pim_colls; DROP TABLE pim_counters; "
+
+/*
+ * What schema 10 added (SendMail ClientIds), undone to go back to an older
+ * version (with what schema 11 added first).
+ */
+#define DROP_CLIENTIDS DROP_PIM "DROP TABLE clientids; "
 
 /*
  * What schema 9 added (native folder ids), undone to go back to an older
@@ -3047,6 +3056,839 @@ test_clientids_upgrade(void **state)
 	assert_string_equal(clientid_of(f->s, "bare@x", "DEV", "c2"), "sent@11");
 }
 
+/* ---- contacts, calendars and tasks ------------------------------------------ */
+
+/* Where the test collections' items live on the server (stripped from the lists). */
+#define PIM_BASE "/remote.php/dav/"
+
+/*
+ * One discovery through pim_coll_list: spec is "kind:path[:name][*]"
+ * separated by blanks (kind c, e or t; the href is PIM_BASE + path; * marks
+ * the default); the answer's ids as "c1 c2 ...".
+ */
+static const char *
+discover(struct abq_store *s, const char *account, const char *spec)
+{
+	static char out[512];
+	char buf[1024], hrefs[16][256], *save = NULL, **ids = NULL;
+	struct abq_pim_coll l[16];
+	size_t n = 0, len = 0;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *w = strtok_r(buf, " ", &save); w != NULL && n < 16;
+	     w = strtok_r(NULL, " ", &save)) {
+		size_t wl = strlen(w);
+		char *name;
+
+		memset(&l[n], 0, sizeof(l[n]));
+		l[n].is_default = w[wl - 1] == '*';
+		if (l[n].is_default)
+			w[wl - 1] = '\0';
+		l[n].kind = w[0] == 'c'   ? ABQ_PIM_CONTACTS
+		            : w[0] == 'e' ? ABQ_PIM_CALENDAR
+		                          : ABQ_PIM_TASKS;
+		name = strchr(w + 2, ':');
+		if (name != NULL)
+			*name++ = '\0';
+		l[n].name = name;
+		snprintf(hrefs[n], sizeof(hrefs[n]), PIM_BASE "%s", w + 2);
+		l[n].href = hrefs[n];
+		l[n].account = "ignored";
+		l[n].coll_id = "ignored";
+		n++;
+	}
+	OK(abq_store_pim_coll_list(s, account, l, n, &ids, &err));
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s", i ? " " : "", ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+	return out;
+}
+
+/* A collection as "id:kind:path:name[*]:seq:pruned:token". */
+static int
+cb_pim_coll_list(void *arg, const struct abq_pim_coll *c)
+{
+	list_add(arg, "%s:%d:%s:%s%s:%lld:%lld:%s", c->coll_id, c->kind, c->href + strlen(PIM_BASE),
+	         ns(c->name), c->is_default ? "*" : "", (long long)c->seq, (long long)c->pruned,
+	         ns(c->token));
+	return 0;
+}
+
+/* An account's collections (every account's: NULL) as one string. */
+static const char *
+colls_of(struct abq_store *s, const char *account)
+{
+	static struct list l;
+
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_pim_coll_iter(s, account, cb_pim_coll_list, &l, &err));
+	return l.buf;
+}
+
+/* An item as "id:name:etag:seq/added_seq" (etag "-": a tombstone). */
+static int
+cb_pim_item_list(void *arg, const struct abq_pim_item *i)
+{
+	const char *name = strrchr(i->href, '/');
+
+	list_add(arg, "%s:%s:%s:%lld/%lld", i->item_id, name ? name + 1 : i->href, ns(i->etag),
+	         (long long)i->seq, (long long)i->added_seq);
+	return 0;
+}
+
+/* The changes of a collection after since, at most limit; *more (may be NULL). */
+static const char *
+changes_of(struct abq_store *s, const char *account, const char *coll_id, int64_t since,
+           size_t limit, bool *more)
+{
+	static struct list l;
+
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_pim_changes(s, account, coll_id, since, limit, cb_pim_item_list, &l, more,
+	                         &err));
+	return l.buf;
+}
+
+/*
+ * One refresh of collection coll_id: spec is "name=etag[@start-end]"
+ * separated by blanks (etag "-": removed; the href is the collection's
+ * href + name); returns the collection's sequence after it.
+ */
+static int64_t
+refresh(struct abq_store *s, const char *account, const char *coll_id, const char *spec,
+        bool complete, const char *token)
+{
+	static char buf[8192], hrefs[64][256];
+	struct abq_pim_change l[64];
+	struct abq_pim_coll c;
+	char *save = NULL;
+	size_t n = 0;
+	int64_t seq = -1;
+
+	assert_int_equal(abq_store_pim_coll_get(s, account, coll_id, &c, &err), 1);
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *w = strtok_r(buf, " ", &save); w != NULL && n < 64;
+	     w = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(w, '='), *at = strchr(w, '@');
+
+		*eq = '\0';
+		memset(&l[n], 0, sizeof(l[n]));
+		if (at != NULL) {
+			*at = '\0';
+			l[n].start = strtoll(at + 1, &at, 10);
+			l[n].end = strtoll(at + 1, NULL, 10);
+		}
+		snprintf(hrefs[n], sizeof(hrefs[n]), "%s%s", c.href, w);
+		l[n].href = hrefs[n];
+		l[n].etag = strcmp(eq + 1, "-") == 0 ? NULL : eq + 1;
+		n++;
+	}
+	abq_pim_coll_clear(&c);
+	OK(abq_store_pim_refresh(s, account, coll_id, l, n, complete, token, 1000, &seq, &err));
+	return seq;
+}
+
+/*
+ * The collections of one account: ids "c1", "c2" from a per-account counter
+ * in the order of the discovery, kept at every discovery (name and default
+ * updated), one per kind of a calendar that holds events and tasks; a
+ * collection no longer discovered (or a kind no longer held) goes with its
+ * items and its id is not given again; another account counts on its own.
+ */
+static void
+test_pim_colls(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_pim_coll c;
+	struct abq_pim_item it;
+	size_t n = 9;
+
+	assert_string_equal(colls_of(s, "a@x"), "");
+	assert_string_equal(discover(s, "a@x",
+	                             "c:card/a/contacts/:Contacts* e:cal/a/personal/:Personal* "
+	                             "t:cal/a/personal/:Personal* e:cal/a/work/:Work"),
+	                    "c1 c2 c3 c4");
+	/* By account, kind (contacts, calendar, tasks) and href. */
+	assert_string_equal(colls_of(s, "a@x"),
+	                    "c1:1:card/a/contacts/:Contacts*:0:0:-,"
+	                    "c2:2:cal/a/personal/:Personal*:0:0:-,c4:2:cal/a/work/:Work:0:0:-,"
+	                    "c3:3:cal/a/personal/:Personal*:0:0:-");
+	assert_int_equal(abq_store_pim_coll_get(s, "a@x", "c4", &c, &err), 1);
+	assert_string_equal(c.account, "a@x");
+	assert_string_equal(c.href, PIM_BASE "cal/a/work/");
+	assert_int_equal(c.kind, ABQ_PIM_CALENDAR);
+	assert_false(c.is_default);
+	assert_null(c.token);
+	assert_int_equal(c.refreshed, 0);
+	abq_pim_coll_clear(&c);
+	assert_int_equal(abq_store_pim_coll_get(s, "a@x", "C4", &c, &err), 0);
+	assert_int_equal(abq_store_pim_coll_get(s, "b@x", "c4", &c, &err), 0);
+	/* Another order, a renamed collection, another default: the same ids. */
+	assert_string_equal(discover(s, "a@x",
+	                             "e:cal/a/work/:Arbeit* t:cal/a/personal/:Personal "
+	                             "c:card/a/contacts/:Contacts* e:cal/a/personal/:Personal"),
+	                    "c4 c3 c1 c2");
+	assert_string_equal(colls_of(s, "a@x"),
+	                    "c1:1:card/a/contacts/:Contacts*:0:0:-,"
+	                    "c2:2:cal/a/personal/:Personal:0:0:-,c4:2:cal/a/work/:Arbeit*:0:0:-,"
+	                    "c3:3:cal/a/personal/:Personal:0:0:-");
+	/* Hrefs compare exactly: another case is another collection. */
+	refresh(s, "a@x", "c3", "t1.ics=\"1\" t2.ics=\"1\"", false, "tok");
+	refresh(s, "a@x", "c2", "e1.ics=\"1\"", false, "tok");
+	assert_string_equal(discover(s, "a@x",
+	                             "c:card/a/contacts/:Contacts* e:cal/a/personal/:Personal* "
+	                             "e:cal/a/Work/:Work"),
+	                    "c1 c2 c5");
+	/* The personal calendar holds no tasks any more, work is gone: their items too. */
+	assert_string_equal(colls_of(s, "a@x"),
+	                    "c1:1:card/a/contacts/:Contacts*:0:0:-,"
+	                    "c5:2:cal/a/Work/:Work:0:0:-,c2:2:cal/a/personal/:Personal*:1:0:tok");
+	assert_int_equal(abq_store_pim_coll_get(s, "a@x", "c3", &c, &err), 0);
+	assert_int_equal(abq_store_pim_item_get(s, "a@x", "c3", "1", &it, &err), 0);
+	assert_int_equal(abq_store_pim_item_get(s, "a@x", "c2", "1", &it, &err), 1);
+	abq_pim_item_clear(&it);
+	/* Back again: a new id, never an old one; the same href twice is one id. */
+	assert_string_equal(discover(s, "a@x",
+	                             "c:card/a/contacts/ e:cal/a/personal/ e:cal/a/Work/ "
+	                             "t:cal/a/personal/ t:cal/a/personal/"),
+	                    "c1 c2 c5 c6 c6");
+	assert_string_equal(changes_of(s, "a@x", "c6", 0, 0, NULL), "");
+	/* Another account counts from c1; every account's collections by account. */
+	assert_string_equal(discover(s, "b@x", "c:card/b/contacts/"), "c1");
+	assert_string_equal(colls_of(s, NULL),
+	                    "c1:1:card/a/contacts/:-:0:0:-,c5:2:cal/a/Work/:-:0:0:-,"
+	                    "c2:2:cal/a/personal/:-:1:0:tok,c6:3:cal/a/personal/:-:0:0:-,"
+	                    "c1:1:card/b/contacts/:-:0:0:-");
+	/* An empty discovery removes them all; delete removes one. */
+	assert_string_equal(discover(s, "b@x", ""), "");
+	assert_string_equal(colls_of(s, "b@x"), "");
+	OK(abq_store_pim_coll_delete(s, "a@x", "c2", &n, &err));
+	assert_int_equal(n, 1);
+	assert_int_equal(abq_store_pim_item_get(s, "a@x", "c2", "1", &it, &err), 0);
+	OK(abq_store_pim_coll_delete(s, "a@x", "c2", &n, &err));
+	assert_int_equal(n, 0);
+	assert_string_equal(discover(s, "a@x", "e:cal/a/personal/"), "c7");
+	assert_string_equal(discover(s, "b@x", "c:card/b/contacts/"), "c2");
+
+	/* Bad arguments. */
+	{
+		char longhref[ABQ_PIM_HREF_MAX + 2], **ids = (char **)&n;
+		struct abq_pim_coll l = {.href = longhref, .kind = ABQ_PIM_CONTACTS};
+
+		memset(longhref, 'h', sizeof(longhref) - 1);
+		longhref[sizeof(longhref) - 1] = '\0';
+		FAILS(abq_store_pim_coll_list(s, "a@x", &l, 1, &ids, &err), "longer than 1024");
+		assert_null(ids);
+		longhref[ABQ_PIM_HREF_MAX] = '\0';
+		OK(abq_store_pim_coll_list(s, "a@x", &l, 1, &ids, &err));
+		assert_string_equal(ids[0], "c8");
+		free(ids[0]);
+		free(ids);
+		l.kind = 4;
+		FAILS(abq_store_pim_coll_list(s, "a@x", &l, 1, &ids, &err), "kind");
+		l.kind = ABQ_PIM_TASKS;
+		l.href = "";
+		FAILS(abq_store_pim_coll_list(s, "a@x", &l, 1, &ids, &err), "href");
+		FAILS(abq_store_pim_coll_list(s, "", &l, 0, &ids, &err), "account");
+		FAILS(abq_store_pim_coll_list(s, "a@x", NULL, 1, &ids, &err), "no collections");
+		FAILS(abq_store_pim_coll_list(s, "a@x", &l, 0, NULL, &err), "ids_r");
+		FAILS(abq_store_pim_coll_get(s, "a@x", NULL, &c, &err), "required");
+		FAILS(abq_store_pim_coll_iter(s, "", cb_pim_coll_list, NULL, &err), "account");
+		FAILS(abq_store_pim_coll_iter(s, NULL, NULL, NULL, &err), "callback");
+		FAILS(abq_store_pim_coll_delete(s, NULL, "c1", NULL, &err), "required");
+	}
+}
+
+/*
+ * A refresh numbers each change with the collection's next sequence: a new
+ * href gets an id and added_seq = seq, a new ETag or a removal (a tombstone)
+ * a new seq, the same ETag nothing (its span is kept up to date); a removed
+ * href not in the map, or a tombstone again, takes nothing; one that comes
+ * back is the same id added anew. A complete listing makes every item it
+ * lacks a tombstone. The changes after a cursor come in seq order, a window
+ * at a time, with "more" when more follow.
+ */
+static void
+test_pim_refresh(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_pim_coll c;
+	struct abq_pim_item it;
+	bool more = true;
+
+	assert_string_equal(discover(s, "a@x", "e:cal/a/personal/ c:card/a/contacts/"), "c1 c2");
+	assert_int_equal(refresh(s, "a@x", "c1",
+	                         "a.ics=\"1\"@100-200 b.ics=\"1\" c.ics=\"1\" gone.ics=-", false,
+	                         "http://sabre.io/ns/sync/1"),
+	                 3);
+	assert_string_equal(changes_of(s, "a@x", "c1", 0, 0, &more),
+	                    "1:a.ics:\"1\":1/1,2:b.ics:\"1\":2/2,3:c.ics:\"1\":3/3");
+	assert_false(more);
+	assert_int_equal(abq_store_pim_coll_get(s, "a@x", "c1", &c, &err), 1);
+	assert_string_equal(c.token, "http://sabre.io/ns/sync/1");
+	assert_int_equal(c.seq, 3);
+	assert_int_equal(c.refreshed, 1000);
+	assert_int_equal(c.last_item, 3);
+	abq_pim_coll_clear(&c);
+	assert_int_equal(
+	    abq_store_pim_item_by_href(s, "a@x", "c1", PIM_BASE "cal/a/personal/a.ics", &it, &err),
+	    1);
+	assert_string_equal(it.item_id, "1");
+	assert_string_equal(it.account, "a@x");
+	assert_string_equal(it.coll_id, "c1");
+	assert_string_equal(it.etag, "\"1\"");
+	assert_int_equal(it.start, 100);
+	assert_int_equal(it.end, 200);
+	abq_pim_item_clear(&it);
+	/* Hrefs compare exactly; another collection has its own map. */
+	assert_int_equal(
+	    abq_store_pim_item_by_href(s, "a@x", "c1", PIM_BASE "cal/a/personal/A.ics", &it, &err),
+	    0);
+	assert_int_equal(
+	    abq_store_pim_item_by_href(s, "a@x", "c2", PIM_BASE "cal/a/personal/a.ics", &it, &err),
+	    0);
+	/* The same ETag: nothing but the span; b changed, c removed; a cursor at 3. */
+	assert_int_equal(
+	    refresh(s, "a@x", "c1", "a.ics=\"1\"@150-250 b.ics=\"2\" c.ics=-", false, NULL), 5);
+	assert_string_equal(changes_of(s, "a@x", "c1", 3, 0, &more),
+	                    "2:b.ics:\"2\":4/2,3:c.ics:-:5/3");
+	assert_int_equal(abq_store_pim_item_get(s, "a@x", "c1", "1", &it, &err), 1);
+	assert_int_equal(it.seq, 1);
+	assert_int_equal(it.start, 150);
+	assert_int_equal(it.end, 250);
+	abq_pim_item_clear(&it);
+	assert_int_equal(abq_store_pim_coll_get(s, "a@x", "c1", &c, &err), 1);
+	assert_string_equal(c.token, "http://sabre.io/ns/sync/1"); /* NULL: unchanged */
+	abq_pim_coll_clear(&c);
+	/* Removed again, or never known: nothing; nothing at all: the same seq. */
+	assert_int_equal(refresh(s, "a@x", "c1", "c.ics=- x.ics=-", false, "t2"), 5);
+	assert_int_equal(refresh(s, "a@x", "c1", "", false, NULL), 5);
+	/* An href twice in one report: its last change counts. */
+	assert_int_equal(
+	    refresh(s, "a@x", "c1", "d.ics=\"1\" b.ics=\"3\" d.ics=\"2\"", false, NULL), 7);
+	assert_string_equal(changes_of(s, "a@x", "c1", 5, 0, NULL),
+	                    "2:b.ics:\"3\":6/2,4:d.ics:\"2\":7/7");
+	/* c comes back: its id, added anew. */
+	assert_int_equal(refresh(s, "a@x", "c1", "c.ics=\"9\"", false, NULL), 8);
+	assert_string_equal(changes_of(s, "a@x", "c1", 7, 0, NULL), "3:c.ics:\"9\":8/8");
+	/* A complete listing: a and d not in it become tombstones, b's ETag changed. */
+	assert_int_equal(
+	    refresh(s, "a@x", "c1", "b.ics=\"4\" c.ics=\"9\" e.ics=\"1\"", true, "ctag2"), 12);
+	assert_string_equal(changes_of(s, "a@x", "c1", 8, 0, NULL),
+	                    "2:b.ics:\"4\":9/2,5:e.ics:\"1\":10/10,1:a.ics:-:11/1,4:d.ics:-:12/7");
+	/* The whole map in windows of 2, and from the start. */
+	assert_string_equal(changes_of(s, "a@x", "c1", 0, 2, &more),
+	                    "3:c.ics:\"9\":8/8,2:b.ics:\"4\":9/2");
+	assert_true(more);
+	assert_string_equal(changes_of(s, "a@x", "c1", 9, 2, &more),
+	                    "5:e.ics:\"1\":10/10,1:a.ics:-:11/1");
+	assert_true(more);
+	assert_string_equal(changes_of(s, "a@x", "c1", 11, 2, &more), "4:d.ics:-:12/7");
+	assert_false(more);
+	assert_string_equal(changes_of(s, "a@x", "c1", 10, 2, &more),
+	                    "1:a.ics:-:11/1,4:d.ics:-:12/7");
+	assert_false(more);
+	assert_string_equal(changes_of(s, "a@x", "c1", 12, 2, &more), "");
+	assert_false(more);
+	/* Another collection, another account: their own numbers and ids. */
+	assert_int_equal(refresh(s, "a@x", "c2", "alice.vcf=\"a1\"", false, NULL), 1);
+	assert_string_equal(discover(s, "b@x", "e:cal/a/personal/"), "c1");
+	assert_int_equal(refresh(s, "b@x", "c1", "a.ics=\"1\"", false, NULL), 1);
+	assert_string_equal(changes_of(s, "b@x", "c1", 0, 0, NULL), "1:a.ics:\"1\":1/1");
+	assert_string_equal(changes_of(s, "b@x", "c9", 0, 0, NULL), "");
+
+	/* A failure leaves the map as it was; a missing collection is an error. */
+	setenv("ABQ_STORE_FAULT", "1", 1);
+	{
+		const struct abq_pim_change ch = {PIM_BASE "cal/a/personal/f.ics", "\"1\"", 0, 0};
+
+		FAILS(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, true, "t", 1, NULL, &err),
+		      "injected fault");
+		unsetenv("ABQ_STORE_FAULT");
+		OK(abq_store_begin(s, &err));
+		OK(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, true, "t", 1, NULL, &err));
+		abq_store_rollback(s);
+		assert_string_equal(changes_of(s, "a@x", "c1", 12, 0, NULL), "");
+		FAILS(abq_store_pim_refresh(s, "a@x", "c9", &ch, 1, false, NULL, 1, NULL, &err),
+		      "pim_refresh: no collection c9 of a@x");
+	}
+	/* Bad arguments: hrefs and ETags too long or empty, tokens. */
+	{
+		char longs[ABQ_PIM_HREF_MAX + 2];
+		struct abq_pim_change ch = {longs, "\"1\"", 0, 0};
+		int64_t seq = 9;
+
+		memset(longs, 'h', sizeof(longs) - 1);
+		longs[sizeof(longs) - 1] = '\0';
+		FAILS(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, false, NULL, 1, &seq, &err),
+		      "pim_refresh: href longer than 1024 bytes");
+		assert_int_equal(seq, 0);
+		FAILS(abq_store_pim_item_by_href(s, "a@x", "c1", longs, &it, &err), "longer");
+		ch.href = PIM_BASE "x";
+		ch.etag = longs + sizeof(longs) - 2 - ABQ_PIM_ETAG_MAX;
+		FAILS(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, false, NULL, 1, NULL, &err),
+		      "ETag longer than 256 bytes");
+		ch.etag = "";
+		FAILS(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, false, NULL, 1, NULL, &err),
+		      "empty ETag");
+		ch.etag = longs + sizeof(longs) - 1 - ABQ_PIM_ETAG_MAX;
+		OK(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, false, longs + 1, 1, NULL, &err));
+		FAILS(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, false, longs, 1, NULL, &err),
+		      "token longer");
+		FAILS(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, false, "", 1, NULL, &err),
+		      "empty token");
+		ch.href = "";
+		FAILS(abq_store_pim_refresh(s, "a@x", "c1", &ch, 1, false, NULL, 1, NULL, &err),
+		      "href is required");
+		FAILS(abq_store_pim_refresh(s, "a@x", "c1", NULL, 1, false, NULL, 1, NULL, &err),
+		      "no changes");
+		FAILS(abq_store_pim_refresh(s, "a@x", NULL, NULL, 0, false, NULL, 1, NULL, &err),
+		      "required");
+		FAILS(abq_store_pim_changes(s, "a@x", "c1", 0, 0, NULL, NULL, NULL, &err),
+		      "callback");
+		FAILS(abq_store_pim_item_get(s, "a@x", "c1", "", &it, &err), "required");
+	}
+}
+
+/* Items delivered in strictly ascending seq, counted. */
+struct seq_check {
+	size_t n;
+	int64_t last;
+};
+
+static int
+cb_pim_seq_check(void *arg, const struct abq_pim_item *i)
+{
+	struct seq_check *sc = arg;
+
+	if (i->seq <= sc->last)
+		fail_msg("item %s at seq %lld after seq %lld", i->item_id, (long long)i->seq,
+		         (long long)sc->last);
+	sc->last = i->seq;
+	sc->n++;
+	return 0;
+}
+
+/*
+ * A refresh of a large collection at once (its map read in one go), a
+ * complete listing of it again, and many refreshes of one change each; the
+ * times are printed, not asserted.
+ */
+static void
+test_pim_refresh_many(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	enum { PIM_MANY = 5000 };
+	struct abq_pim_change *l = calloc(PIM_MANY, sizeof(*l));
+	char(*hrefs)[96] = calloc(PIM_MANY, sizeof(*hrefs));
+	struct timespec t0, t1, t2, t3;
+	struct seq_check sc = {0, 0};
+	size_t n = 0;
+	int64_t seq = 0;
+	bool more = true;
+
+	assert_string_equal(discover(s, "a@x", "c:card/a/contacts/ c:card/a/other/"), "c1 c2");
+	for (int i = 0; i < PIM_MANY; i++) {
+		snprintf(hrefs[i], sizeof(hrefs[i]),
+		         PIM_BASE "card/a/contacts/4f8b2c1e-%04d-4a5b-9c3d-7e6f5a4b3c2d.vcf", i);
+		l[i].href = hrefs[i];
+		l[i].etag = "\"1\"";
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	OK(abq_store_pim_refresh(s, "a@x", "c1", l, PIM_MANY, true, "s1", 5, &seq, &err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(seq, PIM_MANY);
+	/* The same listing again with every tenth ETag changed and the last ten gone. */
+	for (int i = 0; i < PIM_MANY; i += 10)
+		l[i].etag = "\"2\"";
+	OK(abq_store_pim_refresh(s, "a@x", "c1", l, PIM_MANY - 10, true, "s2", 6, &seq, &err));
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	assert_int_equal(seq, PIM_MANY + (PIM_MANY - 10) / 10 + 10); /* changed, gone */
+	/* One by one (a sync-collection report of one change each): the other collection. */
+	for (int i = 0; i < 500; i++) {
+		snprintf(hrefs[i], sizeof(hrefs[i]), PIM_BASE "card/a/other/%d.vcf", i);
+		OK(abq_store_pim_refresh(s, "a@x", "c2", &l[i], 1, false, NULL, 7, &seq, &err));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t3);
+	assert_int_equal(seq, 500);
+	/* Read in windows of 100: every item once, in seq order. */
+	while (more) {
+		size_t before = sc.n;
+
+		OK(abq_store_pim_changes(s, "a@x", "c1", sc.last, 100, cb_pim_seq_check, &sc, &more,
+		                         &err));
+		assert_true(sc.n - before == 100 || (!more && sc.n - before <= 100));
+		n++;
+	}
+	assert_int_equal(sc.n, PIM_MANY);
+	assert_int_equal(n, PIM_MANY / 100);
+	print_message("pim refresh of %d new items: %.3f s; again with %d changed: %.3f s; "
+	              "500 refreshes of one: %.3f s\n",
+	              PIM_MANY,
+	              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+	              (PIM_MANY - 10) / 10 + 10,
+	              (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9,
+	              (double)(t3.tv_sec - t2.tv_sec) + (double)(t3.tv_nsec - t2.tv_nsec) / 1e9);
+	free(l);
+	free(hrefs);
+}
+
+/* What pim_item_put answers, as cb_pim_item_list writes an item ("-" for none). */
+static const char *
+put_item(struct abq_store *s, const char *account, const char *coll_id, const char *name,
+         const char *etag)
+{
+	static struct list l;
+	struct abq_pim_item it;
+	char href[256];
+
+	snprintf(href, sizeof(href), PIM_BASE "card/a/contacts/%s", name);
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_pim_item_put(s, account, coll_id, href, etag, 0, 0, &it, &err));
+	if (it.item_id == NULL)
+		return "-";
+	cb_pim_item_list(&l, &it);
+	abq_pim_item_clear(&it);
+	return l.buf;
+}
+
+/*
+ * abqd's own writes (a phone's Add, Change, Delete that went through to the
+ * server): each takes the next sequence, even with the ETag the map has; a
+ * new href gets an id; a Delete makes a tombstone, and one of an unknown
+ * href writes nothing.
+ */
+static void
+test_pim_item_put(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_pim_item it;
+
+	assert_string_equal(discover(s, "a@x", "c:card/a/contacts/"), "c1");
+	refresh(s, "a@x", "c1", "old.vcf=\"1\"", false, NULL);
+	assert_string_equal(put_item(s, "a@x", "c1", "new.vcf", "\"n1\""), "2:new.vcf:\"n1\":2/2");
+	assert_string_equal(put_item(s, "a@x", "c1", "old.vcf", "\"2\""), "1:old.vcf:\"2\":3/1");
+	assert_string_equal(put_item(s, "a@x", "c1", "old.vcf", "\"2\""), "1:old.vcf:\"2\":4/1");
+	assert_string_equal(put_item(s, "a@x", "c1", "new.vcf", NULL), "2:new.vcf:-:5/2");
+	assert_string_equal(put_item(s, "a@x", "c1", "new.vcf", NULL), "2:new.vcf:-:5/2");
+	assert_string_equal(put_item(s, "a@x", "c1", "none.vcf", NULL), "-");
+	assert_string_equal(put_item(s, "a@x", "c1", "new.vcf", "\"n2\""), "2:new.vcf:\"n2\":6/6");
+	/* A refresh that finds abqd's own ETag changes nothing. */
+	assert_int_equal(refresh(s, "a@x", "c1", "old.vcf=\"2\" new.vcf=\"n2\"", true, NULL), 6);
+	assert_string_equal(changes_of(s, "a@x", "c1", 0, 0, NULL),
+	                    "1:old.vcf:\"2\":4/1,2:new.vcf:\"n2\":6/6");
+	/* item_r may be NULL; a missing collection is an error. */
+	OK(abq_store_pim_item_put(s, "a@x", "c1", PIM_BASE "card/a/contacts/x.vcf", "\"x\"", 0, 0,
+	                          NULL, &err));
+	assert_int_equal(abq_store_pim_item_get(s, "a@x", "c1", "3", &it, &err), 1);
+	assert_int_equal(it.seq, 7);
+	abq_pim_item_clear(&it);
+	FAILS(abq_store_pim_item_put(s, "a@x", "c2", PIM_BASE "x", NULL, 0, 0, &it, &err),
+	      "pim_item_put: no collection c2 of a@x");
+	assert_null(it.item_id);
+	FAILS(abq_store_pim_item_put(s, "a@x", "c1", NULL, NULL, 0, 0, &it, &err), "href");
+	FAILS(abq_store_pim_item_put(s, "a@x", "c1", PIM_BASE "x", "", 0, 0, &it, &err), "ETag");
+}
+
+/*
+ * Pruning deletes a collection's tombstones up to a sequence (never a live
+ * item) and records how far it went, never backwards nor past the
+ * collection's sequence; item ids stay used.
+ */
+static void
+test_pim_prune(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_pim_coll c;
+	size_t n = 9;
+
+	assert_string_equal(discover(s, "a@x", "t:cal/a/tasks/ t:cal/a/more/"), "c1 c2");
+	refresh(s, "a@x", "c1", "1.ics=\"1\" 2.ics=\"1\" 3.ics=\"1\" 4.ics=\"1\"", false, NULL);
+	refresh(s, "a@x", "c1", "2.ics=- 4.ics=-", false, NULL);     /* 5, 6 */
+	refresh(s, "a@x", "c1", "1.ics=\"2\" 3.ics=-", false, NULL); /* 7, 8 */
+	refresh(s, "a@x", "c2", "x.ics=\"1\" y.ics=\"1\"", false, NULL);
+	refresh(s, "a@x", "c2", "x.ics=-", false, NULL);
+	OK(abq_store_pim_prune(s, "a@x", "c1", 6, &n, &err));
+	assert_int_equal(n, 2);
+	assert_string_equal(changes_of(s, "a@x", "c1", 0, 0, NULL),
+	                    "1:1.ics:\"2\":7/1,3:3.ics:-:8/3");
+	assert_string_equal(changes_of(s, "a@x", "c2", 0, 0, NULL),
+	                    "2:y.ics:\"1\":2/2,1:x.ics:-:3/1");
+	assert_int_equal(abq_store_pim_coll_get(s, "a@x", "c1", &c, &err), 1);
+	assert_int_equal(c.pruned, 6);
+	abq_pim_coll_clear(&c);
+	/* Not backwards; not past the sequence. */
+	OK(abq_store_pim_prune(s, "a@x", "c1", 2, &n, &err));
+	assert_int_equal(n, 0);
+	assert_string_equal(colls_of(s, "a@x"),
+	                    "c2:3:cal/a/more/:-:3:0:-,c1:3:cal/a/tasks/:-:8:6:-");
+	OK(abq_store_pim_prune(s, "a@x", "c1", 1000, &n, &err));
+	assert_int_equal(n, 1);
+	assert_string_equal(colls_of(s, "a@x"),
+	                    "c2:3:cal/a/more/:-:3:0:-,c1:3:cal/a/tasks/:-:8:8:-");
+	assert_string_equal(changes_of(s, "a@x", "c1", 0, 0, NULL), "1:1.ics:\"2\":7/1");
+	/* The pruned ids are not given again. */
+	refresh(s, "a@x", "c1", "4.ics=\"9\" 5.ics=\"1\"", false, NULL);
+	assert_string_equal(changes_of(s, "a@x", "c1", 8, 0, NULL),
+	                    "5:4.ics:\"9\":9/9,6:5.ics:\"1\":10/10");
+	/* Another collection, or none: nothing. */
+	OK(abq_store_pim_prune(s, "a@x", "c9", 1000, &n, &err));
+	assert_int_equal(n, 0);
+	assert_string_equal(changes_of(s, "a@x", "c2", 0, 0, NULL),
+	                    "2:y.ics:\"1\":2/2,1:x.ics:-:3/1");
+	FAILS(abq_store_pim_prune(s, "a@x", "", 1, &n, &err), "required");
+}
+
+/* A counter as "account=last_id". */
+static int
+cb_counter_list(void *arg, const struct abq_folder_counter *c)
+{
+	list_add(arg, "%s=%lld", c->account, (long long)c->last_id);
+	return 0;
+}
+
+/*
+ * Moving a registry: collections and items restored under their ids with
+ * their sequences; the counters go on after the restored ids (and are
+ * restored themselves), so no id is given again.
+ */
+static void
+test_pim_restore(void **state)
+{
+	struct abq_store *s = FX(state)->s;
+	struct abq_pim_coll c = {.account = "a@x",
+	                         .coll_id = "c5",
+	                         .href = PIM_BASE "cal/a/personal/",
+	                         .kind = ABQ_PIM_CALENDAR,
+	                         .name = "Personal",
+	                         .is_default = true,
+	                         .token = "t9",
+	                         .seq = 40,
+	                         .pruned = 12,
+	                         .refreshed = 77,
+	                         .last_item = 9};
+	struct abq_pim_item it = {.account = "a@x",
+	                          .coll_id = "c5",
+	                          .item_id = "9",
+	                          .href = PIM_BASE "cal/a/personal/e.ics",
+	                          .etag = "\"3\"",
+	                          .seq = 40,
+	                          .added_seq = 30,
+	                          .start = 100,
+	                          .end = 200};
+	struct abq_folder_counter fc = {.account = "b@x", .last_id = 7};
+	struct list l;
+
+	OK(abq_store_pim_coll_restore(s, &c, &err));
+	OK(abq_store_pim_item_restore(s, &it, &err));
+	it.item_id = "8";
+	it.href = PIM_BASE "cal/a/personal/gone.ics";
+	it.etag = NULL;
+	it.seq = 39;
+	OK(abq_store_pim_item_restore(s, &it, &err));
+	OK(abq_store_pim_counter_restore(s, &fc, &err));
+	fc.last_id = 3; /* never lowered */
+	OK(abq_store_pim_counter_restore(s, &fc, &err));
+	assert_string_equal(colls_of(s, NULL), "c5:2:cal/a/personal/:Personal*:40:12:t9");
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_pim_item_iter(s, cb_pim_item_list, &l, &err));
+	assert_string_equal(l.buf, "8:gone.ics:-:39/30,9:e.ics:\"3\":40/30");
+	memset(&l, 0, sizeof(l));
+	OK(abq_store_pim_counter_iter(s, cb_counter_list, &l, &err));
+	assert_string_equal(l.buf, "a@x=5,b@x=7");
+	/* The restored collection keeps its id, new ones go on after it. */
+	assert_string_equal(discover(s, "a@x", "e:cal/a/personal/ c:card/a/contacts/"), "c5 c6");
+	assert_string_equal(discover(s, "b@x", "c:card/b/contacts/"), "c8");
+	assert_int_equal(refresh(s, "a@x", "c5", "new.ics=\"1\"", false, NULL), 41);
+	assert_string_equal(changes_of(s, "a@x", "c5", 40, 0, NULL), "10:new.ics:\"1\":41/41");
+	/* An id not of the store's making is kept, the counter left alone. */
+	c.coll_id = "imported";
+	c.href = PIM_BASE "cal/a/other/";
+	OK(abq_store_pim_coll_restore(s, &c, &err));
+	c.href = NULL;
+	FAILS(abq_store_pim_coll_restore(s, &c, &err), "required");
+	it.item_id = NULL;
+	FAILS(abq_store_pim_item_restore(s, &it, &err), "required");
+	FAILS(abq_store_pim_item_iter(s, NULL, NULL, &err), "callback");
+	FAILS(abq_store_pim_counter_restore(s, NULL, &err), "required");
+}
+
+#define PIM_WRITERS 3
+#define PIM_ROUNDS  40
+
+/*
+ * One process of test_pim_concurrent: PIM_ROUNDS refreshes of collection c1
+ * of a@x, each adding an item of its own and changing the shared one (two
+ * sequence numbers), every third one an item_put instead; the sequence after
+ * each is written to fd as an int64_t.
+ */
+static int
+pim_writer(const char *url, int w, int fd)
+{
+	struct abq_store *s = abq_store_open(url, NULL, 0, &err);
+	char own[128], etag[32];
+
+	if (s == NULL) {
+		fprintf(stderr, "pim writer %d: open: %s\n", w, err);
+		return 1;
+	}
+	for (int i = 0; i < PIM_ROUNDS; i++) {
+		const struct abq_pim_change l[2] = {
+		    {own, "\"1\"", 0, 0}, {PIM_BASE "card/a/contacts/shared.vcf", etag, 0, 0}};
+		struct abq_pim_item it;
+		int64_t seq = 0;
+		int rc;
+
+		snprintf(own, sizeof(own), PIM_BASE "card/a/contacts/w%d-%d.vcf", w, i);
+		snprintf(etag, sizeof(etag), "\"w%d-%d\"", w, i);
+		if (i % 3 == 2) {
+			rc = abq_store_pim_item_put(s, "a@x", "c1", l[1].href, etag, 0, 0, &it,
+			                            &err);
+			seq = it.seq;
+			abq_pim_item_clear(&it);
+		} else {
+			rc =
+			    abq_store_pim_refresh(s, "a@x", "c1", l, 2, false, NULL, i, &seq, &err);
+		}
+		if (rc < 0 || write(fd, &seq, sizeof(seq)) != (ssize_t)sizeof(seq)) {
+			fprintf(stderr, "pim writer %d, round %d: %s\n", w, i, err ? err : "write");
+			abq_store_close(&s);
+			return 1;
+		}
+	}
+	abq_store_close(&s);
+	return 0;
+}
+
+/*
+ * Several handles (processes; nodes on PostgreSQL) writing one collection at
+ * once: every change gets its own sequence number, the numbers of each write
+ * follow one another, and the map ends exactly as the writes say.
+ */
+static void
+test_pim_concurrent(void **state)
+{
+	struct fx *f = FX(state);
+	enum { WRITES = PIM_WRITERS * PIM_ROUNDS };
+	int64_t got[WRITES];
+	char used[2 * WRITES + 2] = {0};
+	pid_t pid[PIM_WRITERS];
+	int fds[PIM_WRITERS][2], w, status, k = 0, puts = 0;
+	struct seq_check sc = {0, 0};
+	struct abq_pim_coll c;
+
+	assert_string_equal(discover(f->s, "a@x", "c:card/a/contacts/"), "c1");
+	assert_int_equal(refresh(f->s, "a@x", "c1", "shared.vcf=\"0\"", false, NULL), 1);
+	for (w = 0; w < PIM_WRITERS; w++) {
+		assert_int_equal(pipe(fds[w]), 0);
+		pid[w] = fork();
+		assert_true(pid[w] >= 0);
+		if (pid[w] == 0) {
+			close(fds[w][0]);
+			_exit(pim_writer(f->url, w, fds[w][1]));
+		}
+		close(fds[w][1]);
+	}
+	for (w = 0; w < PIM_WRITERS; w++) {
+		for (int i = 0; i < PIM_ROUNDS; i++)
+			assert_int_equal(read(fds[w][0], &got[k++], sizeof(int64_t)),
+			                 sizeof(int64_t));
+		close(fds[w][0]);
+		assert_int_equal(waitpid(pid[w], &status, 0), pid[w]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	/* A refresh took two numbers (its last is got), an item_put one: none twice. */
+	for (w = 0; w < PIM_WRITERS; w++) {
+		for (int i = 0; i < PIM_ROUNDS; i++) {
+			int64_t last = got[w * PIM_ROUNDS + i];
+			int take = i % 3 == 2 ? 1 : 2;
+
+			puts += take == 1;
+			assert_true(last >= 2 && last <= 2 * WRITES + 1);
+			for (int64_t q = last - take + 1; q <= last; q++) {
+				if (used[q])
+					fail_msg("sequence %lld given twice", (long long)q);
+				used[q] = 1;
+			}
+		}
+	}
+	assert_int_equal(abq_store_pim_coll_get(f->s, "a@x", "c1", &c, &err), 1);
+	assert_int_equal(c.seq, 2 * WRITES - puts + 1);
+	assert_int_equal(c.last_item, WRITES - puts + 1);
+	abq_pim_coll_clear(&c);
+	/* Every item once, in seq order: the refreshes' own ones and the shared one. */
+	OK(abq_store_pim_changes(f->s, "a@x", "c1", 0, 0, cb_pim_seq_check, &sc, NULL, &err));
+	assert_int_equal(sc.n, WRITES - puts + 1);
+	assert_int_equal(sc.last, 2 * WRITES - puts + 1);
+}
+
+/*
+ * A store of version 10 keeps its data and gets the (empty) map, whose ids
+ * start at c1; the map survives a reopen; the rewrite of bare accounts
+ * carries it (a canonical account that has its own keeps its own).
+ */
+static void
+test_pim_upgrade(void **state)
+{
+	struct fx *f = FX(state);
+	struct abq_device d = {0};
+	struct abq_pim_item it;
+
+	put_device(f->s, "a@x", "DEV", ABQ_STATE_ALLOWED, ABQ_REASON_MODE, 1);
+	OK(abq_store_clientid_sent(f->s, "a@x", "DEV", "m1", 10, &err));
+	abq_store_close(&f->s);
+	if (f->sqlite) {
+		sqlite3 *db = raw_open(f->path);
+		raw_exec(db, DROP_PIM "PRAGMA user_version = 10");
+		sqlite3_close(db);
+	} else {
+		assert_int_equal(
+		    pg_sql(f->base_url,
+		           "SET search_path = %s; " DROP_PIM
+		           "UPDATE abqd_meta SET value = '10' WHERE key = 'schema_version'",
+		           f->schema),
+		    0);
+	}
+	fx_open(f, 0);
+	assert_int_equal(abq_store_device_get(f->s, "a@x", "DEV", &d, &err), 1);
+	abq_device_clear(&d);
+	assert_string_equal(clientid_of(f->s, "a@x", "DEV", "m1"), "sent@10");
+	assert_string_equal(colls_of(f->s, NULL), "");
+	assert_string_equal(discover(f->s, "a@x", "c:card/a/contacts/"), "c1");
+	refresh(f->s, "a@x", "c1", "1.vcf=\"1\"", false, "t1");
+	abq_store_close(&f->s);
+	fx_open(f, 0);
+	assert_string_equal(colls_of(f->s, "a@x"), "c1:1:card/a/contacts/:-:1:0:t1");
+	assert_string_equal(changes_of(f->s, "a@x", "c1", 0, 0, NULL), "1:1.vcf:\"1\":1/1");
+
+	/* Bare accounts: dan's map moves; erin keeps her canonical one. */
+	assert_string_equal(discover(f->s, "dan", "c:card/dan/ e:cal/dan/"), "c1 c2");
+	refresh(f->s, "dan", "c2", "e.ics=\"1\" f.ics=\"1\"", false, "dt");
+	assert_string_equal(discover(f->s, "erin", "c:card/erin-bare/"), "c1");
+	refresh(f->s, "erin", "c1", "bare.vcf=\"1\"", false, NULL);
+	assert_string_equal(discover(f->s, "erin@x", "c:card/erin/"), "c1");
+	refresh(f->s, "erin@x", "c1", "canon.vcf=\"1\"", false, NULL);
+	OK(abq_store_accounts_canonicalize(f->s, "x", NULL, &err));
+	assert_string_equal(colls_of(f->s, "dan"), "");
+	assert_string_equal(colls_of(f->s, "dan@x"),
+	                    "c1:1:card/dan/:-:0:0:-,c2:2:cal/dan/:-:2:0:dt");
+	assert_string_equal(changes_of(f->s, "dan@x", "c2", 0, 0, NULL),
+	                    "1:e.ics:\"1\":1/1,2:f.ics:\"1\":2/2");
+	assert_int_equal(abq_store_pim_item_get(f->s, "dan@x", "c2", "2", &it, &err), 1);
+	assert_string_equal(it.account, "dan@x");
+	abq_pim_item_clear(&it);
+	assert_string_equal(discover(f->s, "dan@x", "c:card/dan/ e:cal/dan/ t:cal/dan/"),
+	                    "c1 c2 c3");
+	assert_string_equal(colls_of(f->s, "erin"), "");
+	assert_string_equal(colls_of(f->s, "erin@x"), "c1:1:card/erin/:-:1:0:-");
+	assert_string_equal(changes_of(f->s, "erin@x", "c1", 0, 0, NULL), "1:canon.vcf:\"1\":1/1");
+	assert_int_equal(abq_store_pim_item_get(f->s, "erin", "c1", "1", &it, &err), 0);
+}
+
 /* ---- accounts: one identity per person ------------------------------------ */
 
 /* The sync state blob of (account, device_id, collection) as a string, or "-". */
@@ -3599,6 +4441,14 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_clientids_prune, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clientids_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clientids_upgrade, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_colls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_refresh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_refresh_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_item_put, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_restore, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pim_upgrade, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_accounts_canonicalize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
