@@ -95,7 +95,7 @@ struct dav_op {
 
 	/* What the operation gathers. */
 	char *target; /* the collection or resource path asked about */
-	bool tried_well_known, start_multistatus;
+	bool start_multistatus;
 	char *start_error;
 	char *found_principal, *found_home;
 	struct dav_discovery disc;
@@ -801,7 +801,6 @@ discover_step(struct dav_op *op)
 			return;
 		} else if (op->step == ST_START) {
 			op->step = ST_WELL_KNOWN;
-			op->tried_well_known = true;
 			set_request(op, "PROPFIND",
 			            op->kind == DAV_CALDAV ? "/.well-known/caldav"
 			                                   : "/.well-known/carddav",

@@ -36,9 +36,24 @@ second one standing for another server):
      (--timeout-ms): each its own precise result.
 The password never appears in anything the driver prints.
 
+With --sogo, the same client against the SOGo fixture's DAV (tests/fixture,
+started on free ports, or a running one with --sogo-fixture DIR) at
+/SOGo/dav/, where SOGo differs (each checked as it is, so that a SOGo that
+changes shows here):
+  - discovery must start at /SOGo/dav/: SOGo answers PROPFIND / and
+    /.well-known/caldav with its web page (200, HTML);
+  - its ETags count versions per item ("gcs00000000" for every new one);
+  - its sync-tokens are seconds: a sync may repeat the items changed in the
+    token's own second (their ETags unchanged);
+  - an unknown sync-token is not refused: SOGo answers as from the start
+    (deleted items included), never DAV:valid-sync-token;
+  - PUT with If-None-Match: * over an existing item replaces it (204), and
+    DELETE ignores If-Match: only PUT's If-Match is honoured (412);
+  - a second item with a UID already in the calendar: 409 without a body.
+
 ABQ_DAV_WRAP (the -valgrind variant) is a command the driver runs under.
 
-  test_dav_live.py --driver build/tests/dav/dav-driver [--keep]
+  test_dav_live.py --driver build/tests/dav/dav-driver [--keep] [--sogo [--sogo-fixture DIR]]
 """
 
 import argparse
@@ -57,6 +72,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIVE = os.path.join(HERE, "live")
+sys.path.insert(0, os.path.join(HERE, "..", "fixture"))
+import check_native  # noqa: E402  (free_ports, fixture, read_env)
 PASSWORD = "s3cret-Pw-7f1c"  # distinctive: searched for in every output
 OUTPUTS = []
 
@@ -71,9 +88,7 @@ def expect(cond, msg):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return check_native.free_ports(1)[0]
 
 
 # ---- plain HTTP, as a DAV client writes ----
@@ -150,7 +165,8 @@ def same_content(original, got, ignore=("PRODID", "VERSION")):
 
 # ---- the driver ----
 
-def driver(args, *op, password=PASSWORD, expect_rc=0):
+def driver(args, *op, password=None, expect_rc=0):
+    password = password or args.password
     cmd = os.environ.get("ABQ_DAV_WRAP", "").split() + [args.driver] + list(op)
     env = dict(os.environ, DAV_PASSWORD=password)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -568,14 +584,154 @@ def case_scripted(args, work):
            "a truncated sync (507: more), no token, a silent server (timeout)"
 
 
+# ---- SOGo ----
+
+def sogo_cases(args, base, work):
+    """The client against SOGo's DAV (see the head comment); returns (passed, failed)."""
+    url = base + "/SOGo/dav/"
+    port = int(base.rsplit(":", 1)[1])
+    h = Http(port, "alice", args.password)
+    cal, card = "/SOGo/dav/alice/Calendar/personal/", "/SOGo/dav/alice/Contacts/personal/"
+    ctype = "text/calendar; charset=utf-8"
+    results = []
+
+    def case_discover():
+        r = driver(args, "--url", url, "--user", "alice", "discover", "caldav")
+        d = r["discovery"]
+        expect(r["status"] == "ok" and d["principal"] == "/SOGo/dav/alice/"
+               and d["home"] == "/SOGo/dav/alice/Calendar/", "SOGo discover caldav: %s" % r)
+        c = {x["href"]: x for x in d["collections"]}.get(cal)
+        expect(c and c["kind"] == "calendar" and set(c["components"]) >= {"VEVENT", "VTODO"}
+               and c["writable"] and c["can_sync"] and c["ctag"], "SOGo's calendar: %s" % d)
+        r = driver(args, "--url", url, "--user", "alice", "discover", "carddav")
+        expect(r["status"] == "ok" and [x["href"] for x in r["discovery"]["collections"]] == [card],
+               "SOGo discover carddav: %s" % r)
+        r = driver(args, "--url", base + "/", "--user", "alice", "discover", "caldav")
+        expect(r["status"] == "unexpected status" and r["http"] == 200 and "well-known" in r["error"],
+               "SOGo discovery from /: %s" % r)
+        return "SOGo discover from /SOGo/dav/: principal, home, Personal Calendar (VEVENT VTODO), the " \
+               "address book; from /: HTML for PROPFIND / and /.well-known/caldav (%s)" % r["error"]
+
+    def case_items():
+        etags = {}
+        for name, coll, f in (("standup.ics", cal, "weekly_standup.ics"),
+                              ("report.ics", cal, "quarterly_report.ics"),
+                              ("zoe.vcf", card, "zoe_mueller.vcf")):
+            etags[coll + name] = put_file(h, coll + name, f)
+        r = driver(args, "--url", url, "--user", "alice", "sync", cal)
+        expect(r["status"] == "ok" and r["sync_token"], "SOGo initial sync: %s" % r)
+        got = {i["href"]: i["etag"] for i in r["items"]}
+        expect(all(got.get(k) == v for k, v in etags.items() if k.startswith(cal)), "SOGo sync: %s" % got)
+        token = r["sync_token"]
+        time.sleep(1.1)  # SOGo's tokens are seconds
+        st, _, _ = h.req("DELETE", cal + "report.ics")
+        expect(st == 204, "DELETE: %d" % st)
+        r = driver(args, "--url", url, "--user", "alice", "sync", cal, token)
+        again = [i for i in r["items"] if etags.get(i["href"]) != i["etag"]]
+        expect(r["status"] == "ok" and r["removed"] == [cal + "report.ics"] and not again,
+               "SOGo sync after a delete: %s" % r)
+        repeated = len(r["items"])
+        r2 = driver(args, "--url", url, "--user", "alice", "sync", cal, "not-a-token")
+        expect(r2["status"] == "ok" and cal + "report.ics" in r2["removed"],
+               "SOGo sync from an unknown token: %s" % r2)
+        r = driver(args, "--url", url, "--user", "alice", "list", cal)
+        got = {i["href"]: i["etag"] for i in r["items"]}
+        expect(r["status"] == "ok" and got.get(cal + "standup.ics") == etags[cal + "standup.ics"]
+               and cal + "report.ics" not in got, "SOGo list: %s" % r)
+        r = driver(args, "--url", url, "--user", "alice", "multiget", "carddav", card, card + "zoe.vcf",
+                   card + "nobody.vcf")
+        items = {i["href"]: i for i in r["items"]}
+        with open(os.path.join(LIVE, "zoe_mueller.vcf"), encoding="utf-8") as f:
+            zoe = f.read()
+        expect(r["status"] == "ok" and items[card + "nobody.vcf"]["status"] == 404
+               and "FN:Zo\u00eb M\u00fcller" in items[card + "zoe.vcf"]["data"], "SOGo multiget: %s" % r)
+        lost = same_content(zoe, items[card + "zoe.vcf"]["data"])
+        return "SOGo sync (token, a delete reported removed, %d unchanged repeated; an unknown token " \
+               "answered from the start), " \
+               "list, multiget (vCard 4 lines SOGo changed: %s)" % (repeated, lost or "none")
+
+    def case_writes():
+        href = cal + "driver-made.ics"
+        with open(os.path.join(LIVE, "holiday_allday.ics"), "rb") as f:
+            data = f.read().replace(b"A7E2C3D4-1B5F-4E6A-8C9D-0F1E2D3C4B5A", b"sogo-driver-made@example.test")
+        ev = os.path.join(work, "sogo-event.ics")
+        with open(ev, "wb") as f:
+            f.write(data)
+        r = driver(args, "--url", url, "--user", "alice", "put", href, ctype, ev)
+        expect(r["status"] == "ok" and r["http"] == 201 and r["etag"] == '"gcs00000000"', "SOGo create: %s" % r)
+        e1 = r["etag"]
+        r = driver(args, "--url", url, "--user", "alice", "put", href, ctype, ev, e1)
+        expect(r["status"] == "ok" and r["etag"] == '"gcs00000001"', "SOGo change: %s" % r)
+        e2 = r["etag"]
+        r = driver(args, "--url", url, "--user", "alice", "put", href, ctype, ev, e1)
+        expect(r["status"] == "conflict" and r["http"] == 412, "SOGo stale change: %s" % r)
+        r = driver(args, "--url", url, "--user", "alice", "put", href, ctype, ev)
+        expect(r["status"] == "ok" and r["http"] == 204, "SOGo If-None-Match over an existing item: %s" % r)
+        st, hd, _ = h.req("GET", href)
+        expect(st == 200 and hd.get("etag") != e2, "SOGo kept the item?")
+        r = driver(args, "--url", url, "--user", "alice", "put", cal + "other-name.ics", ctype, ev)
+        expect(r["status"] == "unexpected status" and r["http"] == 409, "SOGo UID taken: %s" % r)
+        r = driver(args, "--url", url, "--user", "alice", "delete", href, e1)
+        expect(r["status"] == "ok", "SOGo delete with a stale ETag: %s" % r)
+        expect(h.req("GET", href)[0] == 404, "SOGo: deleted, GET still finds it")
+        r = driver(args, "--url", url, "--user", "alice", "delete", href, e2)
+        expect(r["status"] == "not found", "SOGo delete again: %s" % r)
+        return "SOGo writes: create (\"gcs00000000\"), change with the ETag, stale ETag -> conflict; " \
+               "If-None-Match: * over an item replaces it (204), the same UID elsewhere 409 without a " \
+               "body, DELETE with a stale ETag deletes (If-Match ignored)"
+
+    for name, fn in (("sogo discover", case_discover), ("sogo items", case_items), ("sogo writes", case_writes)):
+        try:
+            results.append((True, fn()))
+        except Failure as e:
+            results.append((False, "%s: %s" % (name, e)))
+    return results
+
+
+def run_sogo(args, work):
+    if args.sogo_fixture:
+        env = check_native.read_env(args.sogo_fixture)
+        return sogo_cases(args, "http://127.0.0.1:%s" % env["ABQ_FIX_SOGO_PORT"], work)
+    fixdir = os.path.join(work, "fixture")
+    pg, imap, mc, sogo, smtp, sub, relay = check_native.free_ports(7)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ABQ_FIX_")}
+    env.update({"ABQ_FIX_PG_PORT": str(pg), "ABQ_FIX_IMAP_PORT": str(imap),
+                "ABQ_FIX_MEMCACHED_PORT": str(mc), "ABQ_FIX_SOGO_PORT": str(sogo),
+                "ABQ_FIX_SMTP_PORT": str(smtp), "ABQ_FIX_SUBMISSION_PORT": str(sub),
+                "ABQ_FIX_RELAY_PORT": str(relay)})
+    os.chmod(work, 0o755)
+    check_native.fixture(["up"], env, fixdir, os.path.join(work, "up.out"))
+    try:
+        return sogo_cases(args, "http://127.0.0.1:%d" % sogo, work)
+    finally:
+        check_native.fixture(["down"], env, fixdir, os.path.join(work, "down.out"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--driver", required=True)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--sogo", action="store_true", help="against the SOGo fixture instead of Radicale")
+    ap.add_argument("--sogo-fixture", help="a running fixture's DIR (else one is started)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="abqd-dav-", dir="/tmp")
     passed = failed = 0
     rad = None
+    if args.sogo:
+        args.password = "secret"  # the fixture's users
+        try:
+            results = run_sogo(args, work)
+        except (Failure, check_native.Failure) as e:
+            results = [(False, str(e))]
+        for good, what in results:
+            print("%s  %s" % ("ok  " if good else "FAIL", what), flush=True)
+        passed = sum(1 for g, _ in results if g)
+        failed = len(results) - passed
+        print("%d passed, %d failed" % (passed, failed))
+        if not failed and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return 1 if failed else 0
+    args.password = PASSWORD
     try:
         rad = Radicale(work)
         h = Http(rad.port, "alice", PASSWORD)
