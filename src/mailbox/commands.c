@@ -2051,11 +2051,17 @@ pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 	free(data);
 	if (rv == MBX_PENDING || rv == -1)
 		return pend_or_fail(rv);
+	/* a refused object: 6 for it, the rest of the request goes on */
 	if (add)
 		respond_item(coll_out, responses, "Add", cid ? cid : "", rv == 1 ? new_id : NULL,
-		             rv == 1 ? 1 : 5);
+		             rv == 1             ? 1
+		             : rv == MBX_REFUSED ? 6
+		                                 : 5);
 	else if (rv != 1)
-		respond_item(coll_out, responses, "Change", NULL, sid, rv == MBX_CONFLICT ? 7 : 8);
+		respond_item(coll_out, responses, "Change", NULL, sid,
+		             rv == MBX_CONFLICT  ? 7
+		             : rv == MBX_REFUSED ? 6
+		                                 : 8);
 	return 1;
 }
 

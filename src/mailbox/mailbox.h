@@ -300,6 +300,8 @@ void mbx_object_clear(struct mbx_object *o);
 
 /* put_object's answer when the object changed on the server since the version given. */
 #define MBX_CONFLICT (-20)
+/* put_object's answer when the server refused the object itself (not a failure of the server). */
+#define MBX_REFUSED (-21)
 
 /*
  * ---- The global address list (optional: mbx_ops.gal_search) ----
@@ -511,7 +513,8 @@ struct mbx_ops {
 	 *
 	 * put_object: write len bytes of data as an object of folder_id: a
 	 * new one when item_id is NULL (name: the name it should have on the
-	 * server, its UID; new_id_r, MBX_ID_MAX + 1 bytes, gets its id), else
+	 * server, its UID, which a backend may not use; new_id_r,
+	 * MBX_ID_MAX + 1 bytes, gets its id), else
 	 * in place of item_id, only when its version is still etag (NULL:
 	 * whatever it is) and the device has seen it (it did not change on the
 	 * server after the point cursor stands for: the server's version wins,
@@ -520,7 +523,8 @@ struct mbx_ops {
 	 * device that made it.
 	 * Performed once per request (reruns answer the recorded result).
 	 * 1 done, 0 no such item, MBX_CONFLICT (the object changed on the
-	 * server: nothing written), -1, MBX_PENDING.
+	 * server: nothing written), MBX_REFUSED (the server would not take
+	 * this object: a precondition, a permission), -1, MBX_PENDING.
 	 */
 	int (*fetch_object)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	                    struct mbx_object *out, const char **errstr_r);

@@ -30,9 +30,9 @@
 #include "lib/util.h"
 #include "store/store.h"
 
-#define OWN_MAX         32  /* own changes one cursor remembers */
-#define SYNC_ROUNDS_MAX 50  /* sync-collection rounds of one refresh (507: more) */
-#define NAME_MAX_BYTES  128 /* a new resource's name, from the phone's UID */
+#define OWN_MAX         32 /* own changes one cursor remembers */
+#define SYNC_ROUNDS_MAX 50 /* sync-collection rounds of one refresh (507: more) */
+#define NAME_MAX_BYTES  64 /* a new resource's name (random) */
 
 /* ---- what the workers' backends share ---- */
 
@@ -1099,6 +1099,13 @@ write_done(struct task *t, const struct dav_result *r)
 	}
 	if (t->data == NULL && r->status == DAV_NOT_FOUND) {
 		/* a delete of what is gone already: the map follows */
+	} else if (t->data != NULL && (r->status == DAV_PRECONDITION ||
+	                               r->status == DAV_FORBIDDEN || r->status == DAV_HTTP)) {
+		/* the server will not take this object (a UID it has, no right): this item only */
+		log_info("user=%s: contacts/calendars: PUT refused: %s (%s)", t->d->account,
+		         dav_status_name(r->status), r->error);
+		task_end(t, MBX_REFUSED, NULL);
+		return;
 	} else if (dav_failed(t, r, t->data ? "PUT" : "DELETE")) {
 		return;
 	}
@@ -1115,28 +1122,23 @@ content_type(int kind)
 	return kind == DAV_CARDDAV ? "text/vcard; charset=utf-8" : "text/calendar; charset=utf-8";
 }
 
-/* A resource name from the object's UID: safe characters only, else a random one. */
+/* A new resource's href in the task's collection. */
 static char *
 new_href(const struct task *t)
 {
 	char name[NAME_MAX_BYTES + 1];
-	size_t n = 0;
 	const char *base = t->coll.href;
 	size_t bl = strlen(base);
 
-	for (const char *p = t->name ? t->name : ""; *p && n < NAME_MAX_BYTES; p++) {
-		char c = *p;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_' || c == '.' || c == '@')
-			name[n++] = c;
-	}
-	name[n] = '\0';
-	if (n < 8) {
-		uint64_t r = 0;
-		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-			r = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
-		snprintf(name, sizeof(name), "abq-%016" PRIx64, r);
-	}
+	/*
+	 * A fresh random name, not the UID: some servers ignore If-None-Match
+	 * (SOGo 5.8), so a name that exists would be overwritten; a UID the
+	 * collection has is the server's to refuse (no-uid-conflict).
+	 */
+	uint64_t r[2] = {0, 0};
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
+	snprintf(name, sizeof(name), "abq-%016" PRIx64 "%016" PRIx64, r[0], r[1]);
 	return xasprintf("%s%s%s%s", base, bl && base[bl - 1] == '/' ? "" : "/", name,
 	                 t->kind == DAV_CARDDAV ? ".vcf" : ".ics");
 }

@@ -1414,6 +1414,20 @@ class NativeTests(E.Case):
         self.assertEqual(text_of(ev[0], "ApplicationData/Subject"), "Team standup")
         self.assertIsNotNone(ev[0].find("ApplicationData/Recurrence"), "weekly")
         self.assertIsNotNone(ev[0].find("ApplicationData/StartTime"))
+        # an event the server will not take (its UID is the standup's): Status 6, the
+        # rest of the request goes on
+        key2, c2 = sync(ids["Calendar"], key2,
+                        '<Add xmlns:cal="Calendar:"><ClientId>dup-1</ClientId><ApplicationData>'
+                        '<cal:UID>3c2f5a9e-8d41-4b7e-9f0a-5e6d7c8b9a01</cal:UID>'
+                        '<cal:Subject>Copy</cal:Subject><cal:StartTime>20261208T090000Z'
+                        '</cal:StartTime><cal:EndTime>20261208T100000Z</cal:EndTime>'
+                        '</ApplicationData></Add>'
+                        '<Add xmlns:cal="Calendar:"><ClientId>ok-1</ClientId><ApplicationData>'
+                        '<cal:Subject>Lunch</cal:Subject><cal:StartTime>20261209T110000Z'
+                        '</cal:StartTime><cal:EndTime>20261209T120000Z</cal:EndTime>'
+                        '</ApplicationData></Add>')
+        st_of = {text_of(a, "ClientId"): text_of(a, "Status") for a in c2.findall("Responses/Add")}
+        self.assertEqual(st_of, {"dup-1": "6", "ok-1": "1"}, st_of)
         key3, _ = sync(ids["Tasks"], "0")
         key3, tk = sync(ids["Tasks"], key3)
         self.assertEqual([text_of(a, "ApplicationData/Subject") for a in tk.findall("Commands/Add")],
