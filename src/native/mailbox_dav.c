@@ -1143,6 +1143,14 @@ new_href(const struct task *t)
 	                 t->kind == DAV_CARDDAV ? ".vcf" : ".ics");
 }
 
+/* If-Match of a Change: the version the device has, the map's (the one read when the server gave
+ * none). */
+static const char *
+device_version(const struct task *t)
+{
+	return t->it.etag[0] != '\0' || t->etag == NULL ? t->it.etag : t->etag;
+}
+
 static void
 write_item(struct task *t, struct sjob *j)
 {
@@ -1157,8 +1165,15 @@ write_item(struct task *t, struct sjob *j)
 		t->it = j->item;
 		memset(&j->item, 0, sizeof(j->item));
 		int64_t id = strtoll(t->it.item_id, NULL, 10);
-		/* changed on the server since the device's cursor: the server's wins */
-		if (t->it.seq > t->cur.seq && !cur_own(&t->cur, id, t->it.seq)) {
+		/*
+		 * Changed on the server since the device's cursor (the map says
+		 * so), or since the map last looked (the object the command layer
+		 * read is not the version the map has, which is the one the device
+		 * has): the server's wins.
+		 */
+		if ((t->it.seq > t->cur.seq && !cur_own(&t->cur, id, t->it.seq)) ||
+		    (t->data != NULL && t->etag != NULL && t->it.etag[0] != '\0' &&
+		     strcmp(t->etag, t->it.etag) != 0)) {
 			task_end(t, MBX_CONFLICT, NULL);
 			return;
 		}
@@ -1170,8 +1185,7 @@ write_item(struct task *t, struct sjob *j)
 	if (t->data != NULL)
 		dav_run(t,
 		        dav_put(a, t->it.href, content_type(t->kind), t->data, t->len,
-		                t->item[0] ? (t->etag ? t->etag : t->it.etag) : NULL, dav_cb, t,
-		                &err),
+		                t->item[0] ? device_version(t) : NULL, dav_cb, t, &err),
 		        err, write_done);
 	else
 		dav_run(t, dav_delete(a, t->it.href, t->it.etag, dav_cb, t, &err), err, write_done);
