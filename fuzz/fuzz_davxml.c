@@ -72,8 +72,9 @@ on_response(void *arg, const struct davxml_response *r)
 		abort();
 	if (r->index >= lim.max_responses)
 		abort();
-	sbuf_printf(&run->dump, "%s|%d|%x|%x|%x|%s|%s|%s|%s|%s|%s|%s|%u|%u|%x|%x|%d|%s|%zu:",
-	            r->href, r->status, p->have, r->absent, r->oversize, p->etag ? p->etag : "-",
+	sbuf_printf(&run->dump,
+	            "%s|%d|%x|%x|%x|%s|%s|%s|%s|%s|%s|%s|%u|%u|%x|%x|%d|%s|%zu:", r->href,
+	            r->status, p->have, r->absent, r->oversize, p->etag ? p->etag : "-",
 	            p->displayname ? p->displayname : "-", p->ctag ? p->ctag : "-",
 	            p->sync_token ? p->sync_token : "-", p->principal ? p->principal : "-",
 	            p->cal_home ? p->cal_home : "-", p->card_home ? p->card_home : "-",
