@@ -324,7 +324,11 @@ run_for(struct event_base *base, int ms)
 	run_until(base, NULL, 0, ms);
 }
 
-/* Conf for the HTTP server, short timeouts, no limits. */
+/*
+ * Conf for the HTTP server, no limits; timeouts long enough for a loaded
+ * machine under valgrind (the first probe of a process warms libcurl up):
+ * the tests of timeouts set their own.
+ */
 static int
 setup(void **state)
 {
@@ -336,8 +340,8 @@ setup(void **state)
 	         f->srv.port);
 	f->conf.method = "upstream";
 	f->conf.upstream_url = f->url;
-	f->conf.connect_timeout_ms = 1000;
-	f->conf.request_timeout_ms = 500;
+	f->conf.connect_timeout_ms = 3000;
+	f->conf.request_timeout_ms = 3000;
 	f->conf.cache_ttl_ms = 600000;
 	f->conf.failure_ttl_ms = 30000;
 	*state = f;
