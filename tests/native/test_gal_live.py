@@ -187,8 +187,12 @@ def main():
         expect(nobody["entries"] == [] and nobody["total"] == 0, "nobody")
         expect(tail["lookups"] == 9 and tail["failures"] == 0 and tail["runs"] == 2,
                "one request, its lookups answered on its second run: %s" % tail)
-        expect(tail["stall_ms"] < 100, "the loop kept free (longest gap %.1f ms)" %
-               tail["stall_ms"])
+        # valgrind runs one thread at a time: the directory thread's work then
+        # shows in the loop's gaps, so only a gross block (a synchronous connect
+        # or search on the loop: seconds) is looked for under it
+        bound = 2000 if os.environ.get("ABQ_GAL_WRAP") else 100
+        expect(tail["stall_ms"] < bound, "the loop kept free (longest gap %.1f ms, under %d)" %
+               (tail["stall_ms"], bound))
 
         res, _ = run(a.driver, url, ["ann a"], "--picture", "4096")
         expect(res[0]["entries"][0]["picture"] == len(JPEG), "the photo within the size asked")
