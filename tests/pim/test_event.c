@@ -1168,6 +1168,42 @@ test_allday_add(void **state)
 	icalcomponent_free(out);
 }
 
+/*
+ * A yearly all-day series made a timed one (14.1, exceptions ghosted): its
+ * deleted and moved occurrences keep their names, in DTSTART's new form.
+ */
+static void
+test_form_change(void **state)
+{
+	icalcomponent *v = load("thunderbird_yearly_allday.ics"), *out;
+	struct pim_apply_opts a = apply_opts(141);
+	struct wbxml_doc *doc;
+	struct wbxml_node *app = phone_doc(&doc);
+	char *s;
+	int64_t x[8];
+
+	(void)state;
+	a.supported_given = true;
+	add_zone(app, "Europe/Berlin", t("20260314T090000Z"));
+	add(app, "Calendar:AllDayEvent", "0");
+	add(app, "Calendar:StartTime", "20260314T090000Z");
+	add(app, "Calendar:EndTime", "20260314T100000Z");
+	out = phone_apply(doc, v, &a);
+	s = text(out);
+	has(s, "DTSTART;TZID=Europe/Berlin:20260314T100000");
+	has(s, "EXDATE;TZID=Europe/Berlin:20280314T100000");
+	has(s, "RECURRENCE-ID;TZID=Europe/Berlin:20270314T100000");
+	/* The moved occurrence itself stays all day, as the phone left it. */
+	has(s, "DTSTART;VALUE=DATE:20270313");
+	free(s);
+	assert_int_equal(pim_ical_occurrences(out, ICAL_VEVENT_COMPONENT, berlin, FROM,
+	                                      t("20290401T000000Z"), x, 8),
+	                 3);
+	assert_int_equal(x[0], t("20260314T090000Z"));
+	icalcomponent_free(out);
+	icalcomponent_free(v);
+}
+
 /* ---- Zones ---------------------------------------------------------------- */
 
 static void
@@ -1559,6 +1595,7 @@ main(void)
 	    cmocka_unit_test(test_android_add_meeting),
 	    cmocka_unit_test(test_attendee_edit),
 	    cmocka_unit_test(test_allday_add),
+	    cmocka_unit_test(test_form_change),
 	    cmocka_unit_test(test_zones),
 	    cmocka_unit_test(test_inexpressible),
 	    cmocka_unit_test(test_body_options),
