@@ -605,10 +605,16 @@ exceptions(const struct frame *f, size_t *n_r)
 	     c; c = icalcomponent_get_next_component(f->vcal, ICAL_VEVENT_COMPONENT)) {
 		icalproperty *r = icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
 		struct pim_time t;
+		struct ev e;
 
 		if (c == f->m || r == NULL ||
 		    !str_eq_null(pim_text(c, ICAL_UID_PROPERTY), f->uid) ||
 		    pim_time_read(f->vcal, r, f->zone, &t) < 0)
+			continue;
+		/* An override whose own times EAS cannot carry is not shown (nor deleted by the
+		 * phone). */
+		if (read_ev(f->vcal, c, f->zone, f->date_utc, &e) == 0 &&
+		    (!PIM_TIME_OK(e.eas_start) || !PIM_TIME_OK(e.eas_end)))
 			continue;
 		if (n == cap)
 			v = xrealloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
@@ -1615,6 +1621,53 @@ apply_exceptions(const struct frame *f, const struct wframe *w, const struct wbx
 	return 0;
 }
 
+/* Whether the master's DTSTART changed its form (date, floating, UTC, zone). */
+static bool
+form_changed(const struct pim_time *a, const struct pim_time *b)
+{
+	return a->date != b->date || a->floating != b->floating || a->utc_form != b->utc_form ||
+	       a->zone != b->zone;
+}
+
+/*
+ * The EXDATEs and RECURRENCE-IDs of a master whose DTSTART changed form,
+ * written in the new form (RFC 5545 3.8.5.1, 3.8.4.4: the same value type
+ * and zone as DTSTART); each still names the same occurrence.
+ */
+static void
+rename_occurrences(const struct frame *f, const struct wframe *w)
+{
+	icalproperty *ex[PIM_ICAL_MAX_RDATES];
+	size_t n = 0;
+
+	for (icalproperty *p = icalcomponent_get_first_property(f->m, ICAL_EXDATE_PROPERTY);
+	     p && n < PIM_ICAL_MAX_RDATES;
+	     p = icalcomponent_get_next_property(f->m, ICAL_EXDATE_PROPERTY))
+		ex[n++] = p;
+	for (size_t i = 0; i < n; i++) {
+		struct pim_time t;
+
+		if (pim_time_read(f->vcal, ex[i], f->zone, &t) == 0 && PIM_TIME_OK(t.utc))
+			icalcomponent_add_property(
+			    f->m, occurrence_prop(ICAL_EXDATE_PROPERTY, key_of_time(f, &t), w));
+		icalcomponent_remove_property(f->m, ex[i]);
+		icalproperty_free(ex[i]);
+	}
+	for (icalcomponent *c = icalcomponent_get_first_component(f->vcal, ICAL_VEVENT_COMPONENT);
+	     c; c = icalcomponent_get_next_component(f->vcal, ICAL_VEVENT_COMPONENT)) {
+		icalproperty *r = icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
+		struct pim_time t;
+
+		if (c == f->m || r == NULL ||
+		    !str_eq_null(pim_text(c, ICAL_UID_PROPERTY), f->uid) ||
+		    pim_time_read(f->vcal, r, f->zone, &t) < 0 || !PIM_TIME_OK(t.utc))
+			continue;
+		pim_remove_all(c, ICAL_RECURRENCEID_PROPERTY);
+		icalcomponent_add_property(
+		    c, occurrence_prop(ICAL_RECURRENCEID_PROPERTY, key_of_time(f, &t), w));
+	}
+}
+
 /* Take out every override and EXDATE of the master (a 16.x series whose pattern or times changed).
  */
 static void
@@ -1981,7 +2034,7 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 			drop_all_exceptions(&now);
 			recur_changed = true;
 		} else if (changed && now.recurring && fo && fo->expressible &&
-		           fo->ev.start.date != now.ev.start.date) {
+		           form_changed(&fo->ev.start, &now.ev.start)) {
 			/* The rule's UNTIL takes the new start's form. */
 			struct icalrecurrencetype rule;
 
@@ -2000,17 +2053,14 @@ pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 		}
 		if (was != NULL && now.recurring)
 			propagate(was, &now, o->now);
+		if (fo && now.recurring && form_changed(&fo->ev.start, &now.ev.start))
+			rename_occurrences(&now, &w);
 		/* 16.x (MS-ASCAL 2.2.2.22): a new pattern or new times end the exceptions. */
 		if (o->version >= 160 && fo && fo->recurring && (recur_changed || changed))
 			drop_all_exceptions(&now);
 		else if (now.recurring && (now.expressible || !fo) &&
 		         ((k = pim_kid(app, CAL, CAL_EXCEPTIONS)) != NULL ||
 		          (fo && pim_absent_clears(o, CAL_EXCEPTIONS)))) {
-			if (fo && fo->ev.start.date != now.ev.start.date) {
-				/* The occurrences' names change form: the phone's list is all there
-				 * is. */
-				pim_remove_all(m, ICAL_EXDATE_PROPERTY);
-			}
 			if (apply_exceptions(&now, &w, k, known, nknown, o, errstr) < 0)
 				goto fail;
 		}

@@ -91,11 +91,82 @@ cheap_zone_rule(const struct icalrecurrencetype *r)
 	       by_count(r->by_second, ICAL_BY_SECOND_SIZE) == 0;
 }
 
+/* 0 Sunday ... 6 Saturday of a date. */
+static int
+weekday_of(int y, int m, int d)
+{
+	int64_t days = pim_civil_to_epoch(y, m, d, 0, 0, 0) / 86400;
+
+	return (int)(((days + 4) % 7 + 7) % 7);
+}
+
+static int
+month_length(int y, int m)
+{
+	static const int len[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	return m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0) ? 29 : len[m - 1];
+}
+
+/*
+ * The onset in year y of a cheap yearly zone rule whose observance starts
+ * at dt (its month, day and time fill what the rule leaves open), or a
+ * null time when no day of the month matches.
+ */
+static struct icaltimetype
+onset_in(const struct icalrecurrencetype *r, struct icaltimetype dt, int y)
+{
+	int m = by_count(r->by_month, ICAL_BY_MONTH_SIZE)
+	            ? icalrecurrencetype_month_month(r->by_month[0])
+	            : dt.month;
+	int nmd = by_count(r->by_month_day, ICAL_BY_MONTHDAY_SIZE);
+	int wd = -1, pos = 0, len, hit = 0;
+	struct icaltimetype t = dt;
+
+	if (m < 1 || m > 12)
+		return icaltime_null_time();
+	len = month_length(y, m);
+	if (by_count(r->by_day, ICAL_BY_DAY_SIZE)) {
+		wd = (int)icalrecurrencetype_day_day_of_week(r->by_day[0]) - 1;
+		pos = icalrecurrencetype_day_position(r->by_day[0]);
+	}
+	t.year = y;
+	t.month = m;
+	t.zone = NULL;
+	if (wd < 0 && nmd == 0) {
+		t.day = dt.day <= len ? dt.day : len;
+		return t;
+	}
+	for (int i = 0; i < len; i++) {
+		int d = pos < 0 ? len - i : i + 1;
+		bool ok = wd < 0 || weekday_of(y, m, d) == wd;
+
+		for (int k = 0; ok && nmd && k < nmd; k++) {
+			int v = r->by_month_day[k];
+			if (v == d || (v < 0 && len + 1 + v == d))
+				break;
+			if (k == nmd - 1)
+				ok = false;
+		}
+		if (ok && ++hit >= (pos > 0 ? pos : pos < 0 ? -pos : 1)) {
+			t.day = d;
+			return t;
+		}
+	}
+	return icaltime_null_time();
+}
+
 /*
  * Keep a VTIMEZONE within what libical expands cheaply: at most
  * PIM_ICAL_MAX_OBSERVANCES observances, one RRULE each, only cheap ones, at
  * most PIM_ICAL_MAX_OPEN_RULES without an end. What goes is a zone rule
  * nobody writes; the zone then answers with the observances left.
+ *
+ * libical expands a rule from its observance's DTSTART, one ICU calendar
+ * step a year: Outlook and Exchange start theirs in 1601, which costs 15 ms
+ * each time an object is read. An open-ended rule starting before 1970 is
+ * started at its first onset in 1970 instead (the offsets of every later
+ * time are the same).
  */
 static void
 defuse_vtimezone(icalcomponent *vtz)
@@ -106,8 +177,10 @@ defuse_vtimezone(icalcomponent *vtz)
 	for (icalcomponent *o = icalcomponent_get_first_component(vtz, ICAL_ANY_COMPONENT); o;
 	     o = icalcomponent_get_next_component(vtz, ICAL_ANY_COMPONENT)) {
 		icalcomponent_kind k = icalcomponent_isa(o);
-		icalproperty *rules[8];
-		size_t nrules = 0;
+		icalproperty **rules = NULL, *dtp;
+		size_t nrules = 0, cap = 0;
+		struct icalrecurrencetype r;
+		bool keep;
 
 		if (k != ICAL_XSTANDARD_COMPONENT && k != ICAL_XDAYLIGHT_COMPONENT)
 			continue;
@@ -116,29 +189,38 @@ defuse_vtimezone(icalcomponent *vtz)
 				drop[ndrop++] = o;
 			continue;
 		}
-		for (icalproperty *p = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY);
-		     p && nrules < 8; p = icalcomponent_get_next_property(o, ICAL_RRULE_PROPERTY))
+		for (icalproperty *p = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY); p;
+		     p = icalcomponent_get_next_property(o, ICAL_RRULE_PROPERTY)) {
+			if (nrules == cap)
+				rules = xrealloc(rules, (cap = cap ? cap * 2 : 4) * sizeof(*rules));
 			rules[nrules++] = p;
-		for (size_t i = 0; i < nrules; i++) {
-			struct icalrecurrencetype r = icalproperty_get_rrule(rules[i]);
-			bool keep = i == 0 && cheap_zone_rule(&r);
+		}
+		/* One rule an observance: the first, when cheap. */
+		for (size_t i = 1; i < nrules; i++) {
+			icalcomponent_remove_property(o, rules[i]);
+			icalproperty_free(rules[i]);
+		}
+		if (nrules == 0) {
+			free(rules);
+			continue;
+		}
+		r = icalproperty_get_rrule(rules[0]);
+		keep = cheap_zone_rule(&r);
+		if (keep && icaltime_is_null_time(r.until) && (r.count == 0 || r.count > 400))
+			keep = ++open <= PIM_ICAL_MAX_OPEN_RULES;
+		if (!keep) {
+			icalcomponent_remove_property(o, rules[0]);
+			icalproperty_free(rules[0]);
+		} else if (icaltime_is_null_time(r.until) && r.count == 0 &&
+		           (dtp = icalcomponent_get_first_property(o, ICAL_DTSTART_PROPERTY)) !=
+		               NULL) {
+			struct icaltimetype dt = icalproperty_get_dtstart(dtp), on;
 
-			if (keep && icaltime_is_null_time(r.until) &&
-			    (r.count == 0 || r.count > 400))
-				keep = ++open <= PIM_ICAL_MAX_OPEN_RULES;
-			if (!keep) {
-				icalcomponent_remove_property(o, rules[i]);
-				icalproperty_free(rules[i]);
-			}
+			if (!icaltime_is_null_time(dt) && !dt.is_date && dt.year < 1970 &&
+			    !icaltime_is_null_time(on = onset_in(&r, dt, 1970)))
+				icalproperty_set_dtstart(dtp, on);
 		}
-		/* An eighth RRULE and beyond: all of them go. */
-		icalproperty *p;
-		while (nrules == 8 &&
-		       (p = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY)) &&
-		       p != rules[0]) {
-			icalcomponent_remove_property(o, p);
-			icalproperty_free(p);
-		}
+		free(rules);
 	}
 	for (size_t i = 0; i < ndrop; i++) {
 		icalcomponent_remove_component(vtz, drop[i]);

@@ -47,6 +47,15 @@ by_count(const short *a, int size)
 	return n;
 }
 
+/* The most days month m has (29 for February). */
+static int
+month_days_max(int m)
+{
+	static const int len[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	return m >= 1 && m <= 12 ? len[m - 1] : 31;
+}
+
 static int
 fail(const char **why, const char *msg)
 {
@@ -69,7 +78,7 @@ pim_recur_from_rrule(const struct icalrecurrencetype *rule, const struct pim_tim
 	int nmd = by_count(rule->by_month_day, ICAL_BY_MONTHDAY_SIZE);
 	int nm = by_count(rule->by_month, ICAL_BY_MONTH_SIZE);
 	int nsp = by_count(rule->by_set_pos, ICAL_BY_SETPOS_SIZE);
-	int mask = 0, pos = 0, npos = 0;
+	int mask = 0, pos = 0, npos = 0, clamped = 0;
 	struct icaltimetype d = st->local;
 
 	memset(out, 0, sizeof(*out));
@@ -84,6 +93,22 @@ pim_recur_from_rrule(const struct icalrecurrencetype *rule, const struct pim_tim
 	if (by_count(rule->by_year_day, ICAL_BY_YEARDAY_SIZE) ||
 	    by_count(rule->by_week_no, ICAL_BY_WEEKNO_SIZE))
 		return fail(why, "BYYEARDAY or BYWEEKNO");
+	/*
+	 * EAS's day 29, 30 or 31 falls on a shorter month's last day (Outlook's
+	 * rule), RFC 5545's is skipped there: written "BYMONTHDAY=28,...,31;
+	 * BYSETPOS=-1", which pim_recur_to_rrule writes for it.
+	 */
+	if (nday == 0 && nsp == 1 && rule->by_set_pos[0] == -1 && nmd >= 2 && nmd <= 4) {
+		bool run = true;
+
+		for (int i = 0; i < nmd && run; i++)
+			run = rule->by_month_day[i] == 28 + i;
+		if (run) {
+			clamped = 27 + nmd;
+			nmd = 0;
+			nsp = 0;
+		}
+	}
 	if (nm > 1 || nmd > 1 || nsp > 1)
 		return fail(why, "more than one month, month day or set position");
 	if (nm == 1 && icalrecurrencetype_month_is_leap(rule->by_month[0]))
@@ -135,10 +160,14 @@ pim_recur_from_rrule(const struct icalrecurrencetype *rule, const struct pim_tim
 		out->moy =
 		    yearly ? (nm ? icalrecurrencetype_month_month(rule->by_month[0]) : d.month) : 0;
 		if (nday == 0) {
-			int v = nmd ? rule->by_month_day[0] : d.day;
+			int v = clamped ? clamped : nmd ? rule->by_month_day[0] : d.day;
 
 			if (nsp)
 				return fail(why, "BYSETPOS without weekdays");
+			/* A day some months lack, without the clamp: those months have none. */
+			if (!clamped && v >= 29 &&
+			    (!yearly || v > month_days_max(out->moy) || (out->moy == 2 && v == 29)))
+				return fail(why, "a month day some months lack");
 			if (v >= 1 && v <= 31) {
 				out->type = yearly ? 5 : 2;
 				out->dom = v;
@@ -234,6 +263,27 @@ day_list(struct sbuf *b, int dow)
 		}
 }
 
+/*
+ * A monthly (moy 0) or yearly rule on day dom: a day some months lack falls
+ * on their last day, as in Outlook ("BYMONTHDAY=28,29,30;BYSETPOS=-1").
+ */
+static void
+month_day(struct sbuf *b, int dom, int moy)
+{
+	if (moy > 0)
+		sbuf_printf(b, "FREQ=YEARLY;BYMONTH=%d", moy);
+	else
+		sbuf_add(b, "FREQ=MONTHLY");
+	if (dom < 29 || (moy > 0 && moy != 2)) {
+		sbuf_printf(b, ";BYMONTHDAY=%d", dom);
+		return;
+	}
+	sbuf_add(b, ";BYMONTHDAY=28");
+	for (int i = 29; i <= dom; i++)
+		sbuf_printf(b, ",%d", i);
+	sbuf_add(b, ";BYSETPOS=-1");
+}
+
 void
 pim_recur_to_rrule(const struct pim_recur *r, const struct pim_time *st, icaltimezone *zone,
                    bool date_utc, struct icalrecurrencetype *out)
@@ -255,15 +305,14 @@ pim_recur_to_rrule(const struct pim_recur *r, const struct pim_time *st, icaltim
 			sbuf_printf(&b, ";WKST=%s", wd_names[r->fdow]);
 		break;
 	case 2:
-		sbuf_printf(&b, "FREQ=MONTHLY;BYMONTHDAY=%d", r->dom > 0 ? r->dom : d.day);
+		month_day(&b, r->dom > 0 ? r->dom : d.day, 0);
 		break;
 	case 3:
 		sbuf_add(&b, "FREQ=MONTHLY");
 		nth_days(&b, r->dow, r->wom > 0 ? r->wom : 1, d);
 		break;
 	case 5:
-		sbuf_printf(&b, "FREQ=YEARLY;BYMONTH=%d;BYMONTHDAY=%d",
-		            r->moy > 0 ? r->moy : d.month, r->dom > 0 ? r->dom : d.day);
+		month_day(&b, r->dom > 0 ? r->dom : d.day, r->moy > 0 ? r->moy : d.month);
 		break;
 	default:
 		sbuf_printf(&b, "FREQ=YEARLY;BYMONTH=%d", r->moy > 0 ? r->moy : d.month);

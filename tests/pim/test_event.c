@@ -685,6 +685,77 @@ phone_apply(struct wbxml_doc *doc, icalcomponent *existing, const struct pim_app
 	return out;
 }
 
+/*
+ * Month ends: EAS's day 31 is a shorter month's last day, RFC 5545's skips
+ * it; "the last of days 28 to 31" is the same rule in both.
+ */
+static void
+test_month_ends(void **state)
+{
+	static const char on31[] =
+	    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:m31\r\n"
+	    "DTSTART:20260131T090000Z\r\nRRULE:FREQ=MONTHLY;BYMONTHDAY=31\r\n"
+	    "END:VEVENT\r\nEND:VCALENDAR\r\n";
+	static const char last[] = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:ml\r\n"
+	                           "DTSTART:20260131T090000Z\r\n"
+	                           "RRULE:FREQ=MONTHLY;BYMONTHDAY=28,29,30,31;BYSETPOS=-1\r\n"
+	                           "END:VEVENT\r\nEND:VCALENDAR\r\n";
+	static const char leap[] = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:ly\r\n"
+	                           "DTSTART;VALUE=DATE:20280229\r\nRRULE:FREQ=YEARLY\r\n"
+	                           "END:VEVENT\r\nEND:VCALENDAR\r\n";
+	struct pim_eas_opts o = eas_opts(141);
+	struct pim_apply_opts a = apply_opts(141);
+	struct wbxml_doc *doc;
+	struct wbxml_node *got, *app;
+	icalcomponent *v, *out;
+	const char *err;
+	char *s;
+	int64_t x[8];
+
+	(void)state;
+	/* Only in the months that have a 31st: no EAS pattern. */
+	v = pim_ical_parse(on31, sizeof(on31) - 1, &err);
+	got = to_phone(v, &o, &doc);
+	assert_null(wbxml_find(got, "Calendar:Recurrence"));
+	wbxml_doc_free(&doc);
+	icalcomponent_free(v);
+	v = pim_ical_parse(leap, sizeof(leap) - 1, &err);
+	got = to_phone(v, &o, &doc);
+	assert_null(wbxml_find(got, "Calendar:Recurrence"));
+	wbxml_doc_free(&doc);
+	icalcomponent_free(v);
+	/* The month's last day of 28 to 31: DayOfMonth 31, and back the same. */
+	v = pim_ical_parse(last, sizeof(last) - 1, &err);
+	got = to_phone(v, &o, &doc);
+	expect_text(got, "Calendar:Recurrence/Calendar:Type", "2");
+	expect_text(got, "Calendar:Recurrence/Calendar:DayOfMonth", "31");
+	out = apply(got, NULL, &a);
+	same_occurrences(v, out);
+	icalcomponent_free(out);
+	wbxml_doc_free(&doc);
+	icalcomponent_free(v);
+	/* A phone's "every 30th" runs through February's last day. */
+	app = phone_doc(&doc);
+	add(app, "Calendar:StartTime", "20260130T090000Z");
+	add(app, "Calendar:EndTime", "20260130T100000Z");
+	{
+		struct wbxml_node *r = add(app, "Calendar:Recurrence", NULL);
+		add(r, "Calendar:Type", "2");
+		add(r, "Calendar:Interval", "1");
+		add(r, "Calendar:DayOfMonth", "30");
+		add(r, "Calendar:Occurrences", "3");
+	}
+	out = phone_apply(doc, NULL, &a);
+	s = text(out);
+	has(s, "RRULE:FREQ=MONTHLY;COUNT=3;BYMONTHDAY=28,29,30;BYSETPOS=-1");
+	free(s);
+	assert_int_equal(
+	    pim_ical_occurrences(out, ICAL_VEVENT_COMPONENT, berlin, FROM, UNTIL, x, 8), 3);
+	assert_int_equal(x[1], t("20260228T090000Z"));
+	assert_int_equal(x[2], t("20260330T080000Z"));
+	icalcomponent_free(out);
+}
+
 /* ---- iOS ------------------------------------------------------------------ */
 
 /*
@@ -1075,7 +1146,9 @@ test_attendee_edit(void **state)
 	add(x, "Calendar:AttendeeType", "1");
 	out = phone_apply(doc, v, &a);
 	s = text(out);
+	/* Bob is gone from the series and from the override that had the series' list. */
 	hasnt(s, "bob.stone");
+	assert_int_equal(count(s, "mailto:dara.oconnor@example.com"), 2);
 	has(s, "urn:uuid:5e1c8a2b-9d47-4f03-b6e1-2c8d9a0f7b34");
 	has(s, "mailto:dara.oconnor@example.com");
 	has(s, "CN=Dara O'Connor");
@@ -1164,6 +1237,42 @@ test_allday_add(void **state)
 		icalcomponent_free(timed);
 	}
 	icalcomponent_free(out);
+}
+
+/*
+ * A yearly all-day series made a timed one (14.1, exceptions ghosted): its
+ * deleted and moved occurrences keep their names, in DTSTART's new form.
+ */
+static void
+test_form_change(void **state)
+{
+	icalcomponent *v = load("thunderbird_yearly_allday.ics"), *out;
+	struct pim_apply_opts a = apply_opts(141);
+	struct wbxml_doc *doc;
+	struct wbxml_node *app = phone_doc(&doc);
+	char *s;
+	int64_t x[8];
+
+	(void)state;
+	a.supported_given = true;
+	add_zone(app, "Europe/Berlin", t("20260314T090000Z"));
+	add(app, "Calendar:AllDayEvent", "0");
+	add(app, "Calendar:StartTime", "20260314T090000Z");
+	add(app, "Calendar:EndTime", "20260314T100000Z");
+	out = phone_apply(doc, v, &a);
+	s = text(out);
+	has(s, "DTSTART;TZID=Europe/Berlin:20260314T100000");
+	has(s, "EXDATE;TZID=Europe/Berlin:20280314T100000");
+	has(s, "RECURRENCE-ID;TZID=Europe/Berlin:20270314T100000");
+	/* The moved occurrence itself stays all day, as the phone left it. */
+	has(s, "DTSTART;VALUE=DATE:20270313");
+	free(s);
+	assert_int_equal(pim_ical_occurrences(out, ICAL_VEVENT_COMPONENT, berlin, FROM,
+	                                      t("20290401T000000Z"), x, 8),
+	                 3);
+	assert_int_equal(x[0], t("20260314T090000Z"));
+	icalcomponent_free(out);
+	icalcomponent_free(v);
 }
 
 /* ---- Zones ---------------------------------------------------------------- */
@@ -1483,6 +1592,21 @@ test_parse_caps(void **state)
 		assert_true((clock() - c0) / CLOCKS_PER_SEC < 20);
 		icalcomponent_free(v);
 	}
+	/*
+	 * Outlook's zones start their rules in 1601, which libical would expand
+	 * year by year whenever the object is read: they start at their 1970
+	 * onsets (the last Sundays of October and March).
+	 */
+	{
+		icalcomponent *ol = load("outlook_yearly_meeting.ics");
+		char *s = text(ol);
+
+		has(s, "DTSTART:19701025T030000");
+		has(s, "DTSTART:19700329T020000");
+		hasnt(s, "1601");
+		free(s);
+		icalcomponent_free(ol);
+	}
 	/* A huge COUNT, and a rule that never matches: bounded work. */
 	{
 		static const char obj[] =
@@ -1533,20 +1657,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_clients),
-	    cmocka_unit_test(test_patterns),
-	    cmocka_unit_test(test_ios_change),
-	    cmocka_unit_test(test_ios16),
-	    cmocka_unit_test(test_16_series_moved),
-	    cmocka_unit_test(test_android_change),
-	    cmocka_unit_test(test_android_add_meeting),
-	    cmocka_unit_test(test_attendee_edit),
-	    cmocka_unit_test(test_allday_add),
-	    cmocka_unit_test(test_zones),
-	    cmocka_unit_test(test_inexpressible),
-	    cmocka_unit_test(test_body_options),
-	    cmocka_unit_test(test_refused),
-	    cmocka_unit_test(test_parse_caps),
+	    cmocka_unit_test(test_clients),        cmocka_unit_test(test_month_ends),
+	    cmocka_unit_test(test_patterns),       cmocka_unit_test(test_ios_change),
+	    cmocka_unit_test(test_ios16),          cmocka_unit_test(test_16_series_moved),
+	    cmocka_unit_test(test_android_change), cmocka_unit_test(test_android_add_meeting),
+	    cmocka_unit_test(test_attendee_edit),  cmocka_unit_test(test_allday_add),
+	    cmocka_unit_test(test_form_change),    cmocka_unit_test(test_zones),
+	    cmocka_unit_test(test_inexpressible),  cmocka_unit_test(test_body_options),
+	    cmocka_unit_test(test_refused),        cmocka_unit_test(test_parse_caps),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
