@@ -12,6 +12,8 @@
 #     (checks the script in a few minutes)
 #   BENCH_ONLY=Contacts|Calendar bench/native_pim.sh   (one collection's sync and rounds)
 #   BENCH_LOG=debug ... (abqd's log kept in bench/out/native-pim-abqd.log)
+#   BENCH_ABQD=/path/to/abqd ... (that binary instead of build-bench's, e.g. a change
+#     being measured; abqctl still build-bench's)
 #
 # Needs the real upstream of tests/fixture (SOGo 5.8 + sogo-activesync, Dovecot,
 # PostgreSQL; installed by tests/fixture/install.sh), and root, as the fixture
@@ -42,8 +44,9 @@
 #    and BENCH_ROUNDS (3) rounds interleaved (sogo, abqd, ...), the median round
 #    reported with the ratio abqd / SOGo. Each round also reads the CPU time
 #    (user + system, /proc/PID/stat) that abqd, sogod (with its workers) and
-#    PostgreSQL (the cluster's processes) spent over it, per request answered:
-#    abqd's requests cost SOGo a DAV request each (sync-collection).
+#    PostgreSQL (the cluster's processes, and the backends reaped meanwhile)
+#    spent over it, per request answered: each of abqd's no-change Syncs costs
+#    SOGo a DAV request (sync-collection).
 # 3. Memory: abqd's VmRSS (and VmHWM), SOGo's VmRSS summed over sogod and its
 #    workers: at the start, after the first size, after one device's initial sync
 #    of each collection at the full size, after all, at the end.
@@ -82,6 +85,8 @@ need curl curl
 tests/fixture/install.sh >/dev/null
 
 build_native
+# BENCH_ABQD: another abqd binary (a build with a change to measure) instead of the one built.
+[ -z "${BENCH_ABQD:-}" ] || ABQD=$(realpath "$BENCH_ABQD")
 
 fixture_up=
 cleanup_more() {
@@ -138,13 +143,20 @@ pids_of() {
 	pg) echo "$pgpid" $(pgrep -P "$pgpid" || true) ;;
 	esac
 }
-# ticks NAME: their user + system clock ticks so far.
+# ticks NAME: their user + system clock ticks so far, with those of the children
+# sogod and the postmaster have reaped (PostgreSQL's backends come and go).
 ticks() {
 	local p t=0 v
 	for p in $(pids_of "$1"); do
 		v=$(cpu_ticks "$p" 2>/dev/null || echo 0)
 		t=$((t + ${v:-0}))
 	done
+	case $1 in
+	sogo) p=$spid ;;
+	pg) p=$pgpid ;;
+	*) p= ;;
+	esac
+	[ -z "$p" ] || t=$((t + $(awk '{ print $16 + $17 }' "/proc/$p/stat")))
 	echo "$t"
 }
 # memory LABEL: abqd's VmRSS and VmHWM, SOGo's VmRSS summed over sogod and its
