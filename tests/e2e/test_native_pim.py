@@ -61,6 +61,7 @@ keeps both sides' decoded answers in DIR (for looking at a difference).
 
 import base64
 import datetime as dt
+import http.client
 import os
 import re
 import struct
@@ -102,7 +103,6 @@ class PimHarness(E.Harness):
 # ---- DAV, as a client writes it ----
 
 def dav(method, path, body=None, headers=None):
-    import http.client
     c = http.client.HTTPConnection("127.0.0.1", E.H.sogo_port, timeout=60)
     h = {"Authorization": "Basic " + base64.b64encode(b"alice:secret").decode()}
     h.update(headers or {})
@@ -131,8 +131,8 @@ def put(name, text=None):
     return dav("PUT", coll + name, text.encode(), {"Content-Type": ctype})[0]
 
 
+# tests/e2e/pim's, and some of the converters' test data (tests/pim/vcard_data, ical_data)
 CARDS = sorted(f for f in os.listdir(DATA) if f.endswith(".vcf")) + ["google.vcf"]
-# and some of the converters' test data (tests/pim/ical_data)
 EVENTS = sorted(f for f in os.listdir(DATA) if f.endswith(".ics")) + [
     "outlook_yearly_meeting.ics", "thunderbird_lastday.ics", "nextcloud_twice_monthly.ics",
     "thunderbird_floating.ics", "apple_last_weekday.ics", "google_monthly_meeting.ics"]
