@@ -3693,9 +3693,11 @@ gateway_free(struct gateway **gwp)
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);
 	watch_registry_free(gw->watch);
-	submitq_stop(&gw->submitq); /* after the runs: their jobs are cancelled by then */
-	parseq_stop(&gw->parseq);   /* likewise */
-	gal_ldap_free(&gw->gal);    /* likewise */
+	submitq_stop(&gw->submitq);  /* after the runs: their jobs are cancelled by then */
+	parseq_stop(&gw->parseq);    /* likewise */
+	gal_ldap_free(&gw->gal);     /* likewise */
+	curl_loop_free(&gw->dav_cl); /* likewise: the DAV backends went with their runs */
+	mbx_dav_shared_free(&gw->dav_shared);
 	free(gw->submission_url);
 	free(gw->submission_ca);
 	if (gw->pool != NULL)
