@@ -406,7 +406,9 @@ tel_slot(const struct vcard *card, const struct vcard_prop *p)
 	if (vcard_has_type(p, "x-assistant") || vcard_has_type(p, "assistant") ||
 	    has_label(card, p, "Assistant"))
 		return F_TASSIST;
-	if (vcard_has_type(p, "x-company-main") || vcard_has_type(p, "x-companymain"))
+	/* Apple's "main" number is the company's main one */
+	if (vcard_has_type(p, "x-company-main") || vcard_has_type(p, "x-companymain") ||
+	    vcard_has_type(p, "main"))
 		return F_TCOMPANY;
 	if (vcard_has_type(p, "x-mms") || vcard_has_type(p, "mms"))
 		return F_TMMS;

@@ -1144,16 +1144,39 @@ test_caps(void **state)
 	wbxml_doc_free(&doc);
 }
 
+/* iOS's "main" number is the company's main phone, not a mobile. */
+static void
+test_apple_main_number(void **state)
+{
+	struct vcard *c = parse_str("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Acme\r\nN:;;;;\r\n"
+	                            "TEL;type=MAIN:+1 555 0199\r\nTEL;type=CELL:+1 555 0100\r\n"
+	                            "END:VCARD\r\n");
+	struct wbxml_doc *d = to_eas(c, &opts161);
+
+	(void)state;
+	assert_field(d, "Contacts2:CompanyMainPhone", "+1 555 0199");
+	assert_field(d, "Contacts:MobilePhoneNumber", "+1 555 0100");
+	wbxml_doc_free(&d);
+	vcard_free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_apple_to_eas), cmocka_unit_test(test_other_clients_to_eas),
-	    cmocka_unit_test(test_round_trips),  cmocka_unit_test(test_change_keeps),
-	    cmocka_unit_test(test_change_apple), cmocka_unit_test(test_change_im_related),
-	    cmocka_unit_test(test_ghosting),     cmocka_unit_test(test_picture),
-	    cmocka_unit_test(test_body),         cmocka_unit_test(test_birthdays),
-	    cmocka_unit_test(test_add),          cmocka_unit_test(test_caps),
+	    cmocka_unit_test(test_apple_main_number),
+	    cmocka_unit_test(test_apple_to_eas),
+	    cmocka_unit_test(test_other_clients_to_eas),
+	    cmocka_unit_test(test_round_trips),
+	    cmocka_unit_test(test_change_keeps),
+	    cmocka_unit_test(test_change_apple),
+	    cmocka_unit_test(test_change_im_related),
+	    cmocka_unit_test(test_ghosting),
+	    cmocka_unit_test(test_picture),
+	    cmocka_unit_test(test_body),
+	    cmocka_unit_test(test_birthdays),
+	    cmocka_unit_test(test_add),
+	    cmocka_unit_test(test_caps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
