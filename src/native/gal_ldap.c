@@ -417,8 +417,7 @@ lookup_done(void *arg)
 	struct lookup *l = arg;
 	struct gal_part *p = l->part;
 
-	l->done = true;
-	l->h = NULL;
+	l->done = true; /* l->h stays until its release: the waiter below may drop the record */
 	p->g->lookups++;
 	abq_metrics_gal_lookup(l->rv < 0);
 	if (l->rv < 0) {
@@ -438,8 +437,10 @@ lookup_release(void *arg)
 {
 	struct lookup *l = arg;
 
-	if (l->part == NULL) /* cancelled: nobody holds it */
+	if (l->part == NULL) /* cancelled, or its record dropped meanwhile: nobody holds it */
 		lookup_free(l);
+	else
+		l->h = NULL; /* the record's alone now */
 }
 
 static void
@@ -456,8 +457,9 @@ part_drop(struct gal_part *p)
 	for (size_t i = 0; i < p->n_rec; i++) {
 		struct lookup *l = p->rec[i];
 		if (l->h != NULL) {
+			/* queued, running, or being delivered: its release frees it */
 			l->part = NULL;
-			workq_cancel(l->h); /* release frees it */
+			workq_cancel(l->h);
 		} else {
 			lookup_free(l);
 		}

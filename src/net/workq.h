@@ -36,7 +36,10 @@ struct workq *workq_start(struct event_base *base, const char *who, const char *
 struct workq_job *workq_add(struct workq *q, void *job, workq_fn *run, workq_fn *done,
                             workq_fn *release, size_t max_pending);
 
-/* No done for this job; its release comes once the thread is done with it (perhaps at once). */
+/*
+ * No done for this job; its release comes once the thread is done with it
+ * (perhaps at once). Allowed from the job's own done (its release follows).
+ */
 void workq_cancel(struct workq_job *h);
 
 /* Jobs queued and not yet released. */
