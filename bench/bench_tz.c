@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/util.h"
 #include "pim/tz.h"
 
 static double
@@ -85,7 +86,13 @@ rounds(const struct pim_eas_tz *tz, const char *hint, int n)
 int
 main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : 200;
+	long long n = 200;
+	const char *err;
+
+	if (argc > 1 && parse_int(argv[1], 1, 1000000, &n, &err) < 0) {
+		fprintf(stderr, "bench_tz: %s: %s\n", argv[1], err);
+		return 2;
+	}
 	struct pim_eas_tz tz, named, custom;
 	icaltimezone *berlin;
 	double t0, first;

@@ -263,7 +263,6 @@ struct task {
 	char *etag; /* put_object's: the version the command layer read */
 	char *data;
 	size_t len;
-	char *name;
 	struct cur cur;
 	struct mbx_window w;
 	/* what it learned */
@@ -299,7 +298,6 @@ task_free(struct task *t)
 	if (t->data != NULL)
 		explicit_bzero(t->data, t->len); /* the user's data */
 	free(t->data);
-	free(t->name);
 	free(t);
 }
 
@@ -1352,6 +1350,8 @@ d_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, 
 	bool fresh;
 	struct rec *r = next_write(d, R_PUT, &fresh);
 
+	(void)name; /* a new resource gets a random name: new_href */
+
 	if (fresh) {
 		struct cur c;
 		if (cur_parse(cursor, &c) < 0) {
@@ -1364,7 +1364,6 @@ d_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, 
 		t->etag = xstrdup_null(etag);
 		t->data = xmemdup0(data, len);
 		t->len = len;
-		t->name = xstrdup_null(name);
 		store_run(t, sjob_new(t, S_COLL_GET), write_coll);
 	}
 	return write_answer(r, cursor, item_id == NULL ? new_id_r : NULL, errstr_r);

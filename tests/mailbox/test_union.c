@@ -169,7 +169,8 @@ test_objects(void **state)
 	etag = strdup(o.etag);
 	mbx_object_clear(&o);
 	/* Changed on the server: listed among the changes, with a new version. */
-	assert_int_equal(mbx_memory_replace(f->pim, "c1", (uint32_t)atoi(id), "X", 1), 1);
+	assert_int_equal(mbx_memory_replace(f->pim, "c1", (uint32_t)strtoul(id, NULL, 10), "X", 1),
+	                 1);
 	assert_int_equal(mbx_changes(f->u, "c1", cur, &w, &ch, &err), 1);
 	assert_int_equal(ch.n_changed, 1);
 	assert_string_equal(ch.changed[0].id, id);

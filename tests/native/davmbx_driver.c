@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util.h"
 #include "mailbox/mailbox.h"
 #include "native/mailbox_dav.h"
 #include "net/curl_loop.h"
@@ -201,7 +202,12 @@ main(int argc, char **argv)
 				json_object_set_new(out, "folders", a);
 			}
 		} else if (strcmp(op, "changes") == 0 && argc > 9) {
-			struct mbx_window w = {(size_t)atol(argv[9]), 0};
+			long long ws;
+			if (parse_int(argv[9], 0, 10000, &ws, &e2) < 0) {
+				fprintf(stderr, "davmbx-driver: WINDOW %s: %s\n", argv[9], e2);
+				return 2;
+			}
+			struct mbx_window w = {(size_t)ws, 0};
 			struct mbx_changes ch;
 			rv = mbx_changes(b, argv[7], strcmp(argv[8], "-") ? argv[8] : NULL, &w, &ch,
 			                 &e2);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/util.h"
 #include "mailbox/mailbox.h"
 #include "native/gal_ldap.h"
 
@@ -67,6 +68,20 @@ str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/* A whole number of the command line in [0, max], or exit 2. */
+static long long
+number(const char *s, long long max)
+{
+	const char *err;
+	long long v;
+
+	if (parse_int(s, 0, max, &v, &err) < 0) {
+		fprintf(stderr, "gal-driver: %s: %s\n", s, err);
+		exit(2);
+	}
+	return v;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -81,9 +96,9 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc)
 			c.bind_password = argv[++i];
 		else if (strcmp(argv[i], "--picture") == 0 && i + 1 < argc)
-			picture = (size_t)atol(argv[++i]);
+			picture = (size_t)number(argv[++i], 1 << 24);
 		else if (strcmp(argv[i], "--max") == 0 && i + 1 < argc)
-			max = (size_t)atol(argv[++i]);
+			max = (size_t)number(argv[++i], MBX_GAL_MAX);
 		else if (strcmp(argv[i], "--check") == 0 && i + 1 < argc) {
 			c.url = argv[++i];
 			puts(gal_ldap_check(&c, &err) == 0 ? "ok" : err);
