@@ -215,6 +215,20 @@ class AccessTests(E.Case):
         phone.policy_key = final
         return policy
 
+    def policy_served(self, phone, key, value):
+        """Phase 1 of Provision alone: (True, answer) once the policy abqd hands
+        `phone` says `value` for `key`. Two abqctl changes are two store
+        transactions: the gateway may serve the policy between them, so a test
+        that set several keys waits for the last of them here."""
+        phone.policy_key = "0"
+        r = phone.post("Provision", wbxml(
+            '<Provision xmlns="Provision:"><Policies><Policy><PolicyType>'
+            'MS-EAS-Provisioning-WBXML</PolicyType></Policy></Policies></Provision>'))
+        if r.status != 200:
+            return (False, r)
+        doc = r.doc()
+        return (text_of(doc, "Policies/Policy/Data/EASProvisionDoc/" + key) == value, r)
+
     def test_04f_provisioning_policy(self):
         """A domain's policy requiring a 6-digit PIN: a 16.1 and a 12.1 phone are asked
         to provision (142 / 449), get the policy from abqd, sync with their key; a
@@ -236,6 +250,8 @@ class AccessTests(E.Case):
             r = new.foldersync()
             return (r.status == 200 and text_of(r.doc(), "Status") == "142", r)
         self.until("policy demanded of a known phone", demanded, 2.5, 0.1)
+        self.until("the whole policy served", lambda: self.policy_served(
+            new, "MinDevicePasswordLength", "6"), 2.5, 0.1)
         r = old.foldersync()
         self.assertEqual(r.status, 449, "12.1 phone without its key: %r" % r)
         for p, v in ((new, "16.1"), (old, "12.1")):
@@ -282,8 +298,11 @@ class AccessTests(E.Case):
         for p in (partial, applied):
             self.restore.append(("mobile", "abq", "delete", p.device_id, "account", "alice"))
             p.folders(self)  # known and Allowed before the policy
-        self.admin(*words, "DevicePasswordEnabled", "1")
+        # This order: AllowNonProvisionableDevices alone imposes nothing, so the
+        # demand below is seen only with both keys (two abqctl changes are two
+        # store transactions; the gateway may serve what lies between them).
         self.admin(*words, "AllowNonProvisionableDevices", "0")
+        self.admin(*words, "DevicePasswordEnabled", "1")
 
         def demanded():
             r = partial.foldersync()
