@@ -165,6 +165,7 @@ struct dav_backend {
 	struct mbx_dav_store store;
 	char *caldav, *carddav, *ca_file;
 	unsigned connect_timeout_ms, timeout_ms;
+	unsigned max_age_s; /* a refresh this young serves a Sync (mbx_dav_conf) */
 	char *account, *user, *password;
 	struct dav_account *dav[2]; /* DAV_CALDAV, DAV_CARDDAV; made when first needed */
 	struct rec **recs;
@@ -992,12 +993,18 @@ changes_coll(struct task *t, struct sjob *j)
 	if (a == NULL)
 		return;
 	/*
-	 * A count only (Ping, GetItemEstimate, a held Ping's poll): a refresh
-	 * made a moment ago by any device of the account serves (the account's
-	 * devices polling share one look at the server).
+	 * A refresh made a moment ago by any device of the account serves: a
+	 * count (Ping, GetItemEstimate, a held Ping's poll) for MBX_DAV_FRESH
+	 * seconds at least (the account's devices polling share one look at the
+	 * server), a Sync for [upstream] dav_max_age. Without it each no-change
+	 * Sync costs the DAV server a sync-collection REPORT, more than the
+	 * Sync itself costs abqd (bench/RESULTS.md, native_pim), and each
+	 * window of an initial sync asks it again before its multiget.
 	 */
-	if (t->w.size == 0 && t->coll.refreshed > 0 &&
-	    (int64_t)time(NULL) - t->coll.refreshed < MBX_DAV_FRESH) {
+	int64_t age = (int64_t)time(NULL) - t->coll.refreshed;
+	int64_t fresh =
+	    t->w.size == 0 && t->d->max_age_s < MBX_DAV_FRESH ? MBX_DAV_FRESH : t->d->max_age_s;
+	if (t->coll.refreshed > 0 && age >= 0 && age < fresh) {
 		changes_since(t);
 		return;
 	}
@@ -1489,6 +1496,7 @@ mbx_dav_new(struct curl_loop *cl, struct mbx_dav_shared *shared, const struct mb
 	d->ca_file = xstrdup_null(conf->ca_file);
 	d->connect_timeout_ms = conf->connect_timeout_ms;
 	d->timeout_ms = conf->timeout_ms;
+	d->max_age_s = conf->max_age_s;
 	d->account = xstrdup(account);
 	d->user = xstrdup(user);
 	d->password = xstrdup(password);

@@ -20,6 +20,8 @@
  *   cancel ID                       a changes() started, the backend destroyed with it
  *                                   in flight: {"cancelled": true} and nothing called back
  * and a last line {"runs": N}. rv: 1, 0, -1, or the MBX_* codes.
+ * ABQ_DAVMBX_MAX_AGE=SECONDS in the environment: the conf's max_age_s
+ * ([upstream] dav_max_age), 0 when not set.
  */
 #include <event2/event.h>
 #include <jansson.h>
@@ -155,6 +157,16 @@ main(int argc, char **argv)
 	if ((store = abq_store_open(argv[1], NULL, ABQ_STORE_CREATE, &err)) == NULL) {
 		fprintf(stderr, "davmbx-driver: %s\n", err);
 		return 1;
+	}
+	if (getenv("ABQ_DAVMBX_MAX_AGE") != NULL) {
+		long long age;
+		const char *e2;
+
+		if (parse_int(getenv("ABQ_DAVMBX_MAX_AGE"), 0, 3600, &age, &e2) < 0) {
+			fprintf(stderr, "davmbx-driver: ABQ_DAVMBX_MAX_AGE: %s\n", e2);
+			return 2;
+		}
+		conf.max_age_s = (unsigned)age;
 	}
 	conf.caldav = strcmp(argv[2], "-") ? argv[2] : NULL;
 	conf.carddav = strcmp(argv[3], "-") ? argv[3] : NULL;

@@ -50,10 +50,11 @@ def main():
         url = rad.url
         wrap = shlex.split(os.environ.get("ABQ_DAVMBX_WRAP", ""))
 
-        def drv(*args):
+        def drv(*args, max_age=0):
             cmd = wrap + [a.driver, store, url, url, "alice", davfix.PASSWORD] + \
                 [str(x) for x in args]
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            env = dict(os.environ, ABQ_DAVMBX_MAX_AGE=str(max_age))
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
             if p.returncode != 0:
                 raise Failure("davmbx-driver %s exited %d: %s" % (args, p.returncode, p.stderr))
             expect(davfix.PASSWORD not in p.stdout + p.stderr, "no password in its output")
@@ -87,6 +88,10 @@ def main():
                          text.replace("+1 555 0100", "+1 555 0111").encode(),
                          {"Content-Type": "text/vcard"})
         expect(st in (201, 204), "the server's change")
+        # [upstream] dav_max_age: the map refreshed a moment ago serves; 0 asks
+        r = drv("changes", book, c1, 100, max_age=600)
+        expect(r["rv"] == 1 and r["adds"] == [] and r["changed"] == [],
+               "within dav_max_age the last look serves (not asked again): %s" % r)
         r = drv("changes", book, c1, 100)
         expect(len(r["adds"]) == 1 and r["changed"] == [dave]
                and "+1 555 0111" in r["objects"][dave], "an Add and a Change: %s" % r)
