@@ -89,6 +89,13 @@ struct mbx_dav_conf {
 /* What the backends of one worker share: when each account was last discovered. */
 struct mbx_dav_shared *mbx_dav_shared_new(void);
 void mbx_dav_shared_free(struct mbx_dav_shared **sp);
+/*
+ * Refreshes of collections' maps the worker asked of the servers, and
+ * those it did not because one of the same account and collection was in
+ * flight (the tasks waited for it).
+ */
+void mbx_dav_shared_stats(const struct mbx_dav_shared *s, unsigned long *refreshes,
+                          unsigned long *joined);
 
 /*
  * A backend for one request of account (user and password: the phone's

@@ -96,6 +96,14 @@ def main():
         expect(len(r["adds"]) == 1 and r["changed"] == [dave]
                and "+1 555 0111" in r["objects"][dave], "an Add and a Change: %s" % r)
         c2 = r["cursor"]
+        # four devices' Syncs of the collection at once on one worker: one refresh
+        r = drv("together", book, c1, 4)
+        expect(r["refreshes"] == 1 and r["joined"] == 3,
+               "one look at the server for four requests at once (%d asked, %d waited)" %
+               (r["refreshes"], r["joined"]))
+        expect(all(x["rv"] == 1 and len(x["adds"]) == 1 and x["changed"] == [dave]
+                   for x in r["results"]), "each of them the Add and the Change: %s" %
+               r["results"])
 
         new = card("erin.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:erin-1\r\nFN:Erin Added\r\n"
                    "N:Added;Erin;;;\r\nEND:VCARD\r\n")
@@ -140,6 +148,9 @@ def main():
         r = drv("changes", book, c4, 100)
         expect(r["rv"] == -1, "a Sync's changes with the server away: a failure (%s)" %
                r.get("error"))
+        r = drv("together", book, c4, 3)
+        expect([x["rv"] for x in r["results"]] == [-1] * 3 and r["refreshes"] == 1,
+               "three at once with the server away: one try, all three fail with it (%s)" % r)
     finally:
         if rad is not None:
             rad.stop()
