@@ -19,9 +19,11 @@
  *   remove ID ITEM CURSOR           {"rv", "cursor"}
  *   cancel ID                       a changes() started, the backend destroyed with it
  *                                   in flight: {"cancelled": true} and nothing called back
- *   together ID CURSOR N            N requests (backends of the same worker) ask
+ *   together ID CURSOR N [drop]     N requests (backends of the same worker) ask
  *                                   changes() in the same loop turn: {"results": [{"rv",
- *                                   "adds", "changed"}...], "refreshes", "joined"}
+ *                                   "adds", "changed"}...], "refreshes", "joined"};
+ *                                   drop: the first is destroyed once the others wait for
+ *                                   its refresh (its result left out)
  * and a last line {"runs": N}. rv: 1, 0, -1, or the MBX_* codes.
  * ABQ_DAVMBX_MAX_AGE=SECONDS in the environment: the conf's max_age_s
  * ([upstream] dav_max_age), 0 when not set.
@@ -148,13 +150,33 @@ together_waited(void *arg)
 	together_left--;
 }
 
+/*
+ * Loop turns, one at a time, until the worker has made and joined so many
+ * refreshes (or 10 s): the first's refresh is still in flight then.
+ */
+static void
+turns_until(const struct mbx_dav_shared *shared, unsigned long made, unsigned long joined)
+{
+	struct timeval tick = {0, 10000};
+	unsigned long r, j;
+
+	for (int i = 0; i < 1000; i++) {
+		mbx_dav_shared_stats(shared, &r, &j);
+		if (r >= made && j >= joined)
+			return;
+		event_base_loopexit(base, &tick); /* a turn returns at the latest then */
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+}
+
 /* The op "together": N backends' changes() started at once, then answered. */
 static int
 together(struct curl_loop *cl, struct mbx_dav_shared *shared, const struct mbx_dav_conf *conf,
          struct mbx_dav_store *st, char **argv, json_t *out)
 {
 	struct mbx_backend *bs[16];
-	long long n;
+	long long n, first = 0;
+	bool drop = argv[10] != NULL && strcmp(argv[10], "drop") == 0;
 	const char *err = NULL;
 	json_t *results = json_array();
 	unsigned long refreshes, joined;
@@ -174,7 +196,7 @@ together(struct curl_loop *cl, struct mbx_dav_shared *shared, const struct mbx_d
 	for (int run = 0; run < 20; run++) {
 		json_array_clear(results);
 		together_left = 0;
-		for (long long i = 0; i < n; i++) {
+		for (long long i = first; i < n; i++) {
 			struct mbx_window w = {100, 0};
 			struct mbx_changes ch;
 			const char *e2 = NULL;
@@ -194,13 +216,23 @@ together(struct curl_loop *cl, struct mbx_dav_shared *shared, const struct mbx_d
 				mbx_changes_clear(&ch);
 			}
 			json_array_append_new(results, x);
+			/* its refresh in flight before the others ask */
+			if (drop && first == 0 && i == 0)
+				turns_until(shared, 1, 0);
 		}
 		if (together_left == 0)
 			break;
+		if (drop && first == 0) {
+			/* the others wait for the first's refresh, which then goes away */
+			turns_until(shared, 1, (unsigned long)n - 1);
+			mbx_destroy(&bs[0]);
+			together_left--;
+			first = 1;
+		}
 		while (together_left > 0)
 			event_base_loop(base, EVLOOP_ONCE);
 	}
-	for (long long i = 0; i < n; i++) {
+	for (long long i = first; i < n; i++) {
 		mbx_end(bs[i]);
 		mbx_destroy(&bs[i]);
 	}

@@ -104,6 +104,12 @@ def main():
         expect(all(x["rv"] == 1 and len(x["adds"]) == 1 and x["changed"] == [dave]
                    for x in r["results"]), "each of them the Add and the Change: %s" %
                r["results"])
+        # the request whose refresh the others wait for goes away (its phone left)
+        r = drv("together", book, c1, 4, "drop")
+        expect(r["refreshes"] == 2 and r["joined"] == 5 and len(r["results"]) == 3 and
+               all(x["rv"] == 1 and len(x["adds"]) == 1 and x["changed"] == [dave]
+                   for x in r["results"]),
+               "its refresh dropped, the three others' led by one of them: %s" % r)
 
         new = card("erin.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:erin-1\r\nFN:Erin Added\r\n"
                    "N:Added;Erin;;;\r\nEND:VCARD\r\n")
