@@ -1134,18 +1134,21 @@ vcard_name(const char *s)
 	return n > 0;
 }
 
-/* Whether s is UTF-8 without a control character (a tab allowed): what XML 1.0 carries. */
-static bool
-xml_text_ok(const char *s)
+/*
+ * Why s cannot be an XML 1.0 text (not UTF-8, or a control character but
+ * the tab), or NULL when it can.
+ */
+static const char *
+xml_text_bad(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
 	while (*p != '\0') {
 		size_t k;
-		unsigned c = *p;
+		unsigned c = *p, v;
 		if (c < 0x80) {
 			if ((c < 0x20 && c != '\t') || c == 0x7f)
-				return false;
+				return "a query text with control characters";
 			p++;
 			continue;
 		}
@@ -1156,21 +1159,23 @@ xml_text_ok(const char *s)
 		else if (c >= 0xf0 && c <= 0xf4)
 			k = 3;
 		else
-			return false;
-		unsigned v = c & (0x3f >> k);
+			return "a query text that is not UTF-8";
+		v = c & (0x3fu >> k);
 		for (size_t i = 1; i <= k; i++) {
 			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			v = (v << 6) | (p[i] & 0x3f);
+				return "a query text that is not UTF-8";
+			v = (v << 6) | (p[i] & 0x3fu);
 		}
-		/* overlong forms, surrogates, past U+10FFFF, C1 controls, U+FFFE/FFFF */
+		/* overlong forms, surrogates, past U+10FFFF */
 		if ((k == 2 && v < 0x800) || (k == 3 && (v < 0x10000 || v > 0x10ffff)) ||
-		    (v >= 0xd800 && v <= 0xdfff) || (v >= 0x80 && v <= 0x9f) || v == 0xfffe ||
-		    v == 0xffff)
-			return false;
+		    (v >= 0xd800 && v <= 0xdfff))
+			return "a query text that is not UTF-8";
+		/* C1 controls, the non-characters XML 1.0 leaves out */
+		if ((v >= 0x80 && v <= 0x9f) || v == 0xfffe || v == 0xffff)
+			return "a query text with control characters";
 		p += k + 1;
 	}
-	return true;
+	return NULL;
 }
 
 char *
@@ -1181,10 +1186,16 @@ dav_addressbook_query_body(const struct dav_card_query *q, const char **errstr)
 	struct sbuf b = {0};
 	bool known = false;
 
-	if (q->text == NULL || strlen(q->text) > DAV_QUERY_TEXT_MAX || !xml_text_ok(q->text)) {
-		*errstr = "a query text that is not UTF-8, has control characters or is too long";
+	if (q->text == NULL) {
+		*errstr = "no query text";
 		return NULL;
 	}
+	if (strlen(q->text) > DAV_QUERY_TEXT_MAX) {
+		*errstr = "a query text too long (over DAV_QUERY_TEXT_MAX bytes)";
+		return NULL;
+	}
+	if ((*errstr = xml_text_bad(q->text)) != NULL)
+		return NULL;
 	for (size_t i = 0; i < sizeof(matches) / sizeof(matches[0]); i++)
 		known = known || strcmp(match, matches[i]) == 0;
 	if (!known) {
