@@ -102,7 +102,7 @@ static const struct key keys[] = {
     {"upstream", "dav_poll_interval", K_DURATION, F(upstream_dav_poll_interval), "60s", 10, HOUR,
      NULL},
     {"upstream", "dav_max_age", K_DURATION, F(upstream_dav_max_age), "5s", 0, 10 * MINUTE, NULL},
-    {"upstream", "gal", K_CHOICE, F(upstream_gal), NULL, 0, 0, "ldap://|ldaps://"},
+    {"upstream", "gal", K_CHOICE, F(upstream_gal), NULL, 0, 0, "ldap://|ldaps://|http://|https://"},
     {"upstream", "gal_bind_dn", K_STRING, F(upstream_gal_bind_dn), NULL, 0, 0, NULL},
     {"upstream", "gal_bind_password", K_STRING, F(upstream_gal_bind_password), NULL, 0, 0, NULL},
 
@@ -517,6 +517,28 @@ puburl_error(const char *v)
 			return "holds a byte that is not allowed in a URL path";
 	}
 	return NULL;
+}
+
+/*
+ * Whether a URL's authority (host[:port], n bytes) names this machine:
+ * localhost, 127.x.x.x or [::1].
+ */
+static bool
+loopback_authority(const char *a, size_t n)
+{
+	size_t h = a[0] == '[' ? strcspn(a, "]") + 1 : strcspn(a, ":/?#");
+
+	if (h > n)
+		h = n;
+	if (h > 4 && strncmp(a, "127.", 4) == 0) {
+		/* an address, not a name beginning with it */
+		for (size_t i = 4; i < h; i++)
+			if (!(a[i] == '.' || (a[i] >= '0' && a[i] <= '9')))
+				return false;
+		return true;
+	}
+	return (h == 9 && strncasecmp(a, "localhost", 9) == 0) ||
+	       (h == 5 && strncmp(a, "[::1]", 5) == 0);
 }
 
 /*
@@ -953,6 +975,29 @@ check_config(struct load *ld, bool require_upstream)
 		    ld, "upstream", c->upstream_gal_bind_dn ? "gal_bind_dn" : "gal_bind_password");
 		load_error(ld, "[upstream] gal_bind_dn and gal_bind_password go together");
 		return;
+	}
+	if (c->upstream_gal != NULL && strncasecmp(c->upstream_gal, "http", 4) == 0) {
+		/* A CardDAV address book: read with a user's password, which must not go in clear.
+		 */
+		const char *host = strstr(c->upstream_gal, "://") + 3;
+		size_t alen = strcspn(host, "/?#");
+		bool http = strncasecmp(c->upstream_gal, "http://", 7) == 0;
+
+		ld->lineno = seen_line(ld, "upstream", "gal");
+		if (memchr(host, '@', alen) != NULL) {
+			load_error(
+			    ld,
+			    "[upstream] gal: the address book URL carries credentials: the phone "
+			    "user's are used, or gal_bind_dn (the user name) and "
+			    "gal_bind_password");
+			return;
+		}
+		if (http && !loopback_authority(host, alen)) {
+			load_error(
+			    ld, "[upstream] gal: http:// to a host that is not loopback would send "
+			        "the password in clear: use https://");
+			return;
+		}
 	}
 	if (require_upstream && c->upstream_url == NULL)
 		ld->error = xasprintf("%s: [upstream] url is required", ld->file);

@@ -70,6 +70,7 @@
 #include "native/imap_pool.h"
 #include "native/mailbox_dav.h"
 #include "native/mailbox_imap.h"
+#include "native/gal_carddav.h"
 #include "native/gal_ldap.h"
 #include "native/parseq.h"
 #include "native/submitq.h"
@@ -183,7 +184,8 @@ struct gateway {
 	struct submitq *submitq;
 	/* native mode: fetched messages parsed (GMime) off the loop */
 	struct parseq *parseq;
-	struct gal_ldap *gal; /* native mode's address list ([upstream] gal), or NULL */
+	struct gal_ldap *gal;        /* native mode's address list ([upstream] gal), or NULL */
+	struct gal_carddav *gal_dav; /* the same from a CardDAV address book, or NULL */
 	/* native mode's contacts, calendars and tasks ([upstream] caldav, carddav), or NULLs */
 	struct curl_loop *dav_cl;
 	struct mbx_dav_shared *dav_shared;
@@ -2046,7 +2048,7 @@ native_serve(struct exchange *x)
 	mbx_imap_set_parseq(nr->imap, gw->parseq);
 	nr->in.backend = nr->imap;
 	nr->in.pim = gw->pim;
-	if (gw->gal != NULL || gw->dav_cl != NULL) {
+	if (gw->gal != NULL || gw->gal_dav != NULL || gw->dav_cl != NULL) {
 		/*
 		 * The DAV servers' collections and the directory join the mailbox:
 		 * one hierarchy, folders routed by id (mailbox_union.h).
@@ -2066,6 +2068,9 @@ native_serve(struct exchange *x)
 		}
 		if (gw->gal != NULL)
 			parts[n++] = (struct mbx_union_part){gal_ldap_backend(gw->gal), "g"};
+		else if (gw->gal_dav != NULL)
+			parts[n++] = (struct mbx_union_part){
+			    gal_carddav_backend(gw->gal_dav, r->auth_user, r->auth_password), "g"};
 		if ((u = mbx_union_new(parts, n, &err)) != NULL) {
 			nr->in.backend = u;
 		} else {
@@ -3518,7 +3523,32 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			         cfg->upstream_caldav ? cfg->upstream_caldav : "(none)",
 			         cfg->upstream_carddav ? cfg->upstream_carddav : "(none)");
 		}
-		if (cfg->upstream_gal != NULL) {
+		if (cfg->upstream_gal != NULL &&
+		    (strncasecmp(cfg->upstream_gal, "http://", 7) == 0 ||
+		     strncasecmp(cfg->upstream_gal, "https://", 8) == 0)) {
+			struct gal_carddav_conf gc = {
+			    .url = cfg->upstream_gal,
+			    .user = cfg->upstream_gal_bind_dn,
+			    .password = cfg->upstream_gal_bind_password,
+			    .ca_file = cfg->upstream_ca_file,
+			    .connect_timeout_ms = (unsigned)cfg->upstream_connect_timeout * 1000,
+			    .timeout_ms =
+			        (unsigned)(cfg->upstream_request_timeout < GAL_SEARCH_TIMEOUT
+			                       ? cfg->upstream_request_timeout
+			                       : GAL_SEARCH_TIMEOUT) *
+			        1000,
+			};
+			if ((gw->gal_dav = gal_carddav_new(base, &gc, &err)) == NULL) {
+				*errmsg_r = xasprintf("[upstream] gal: %s", err);
+				goto fail;
+			}
+			log_info(
+			    "native mode: global address list from the address book %s, read with "
+			    "%s",
+			    cfg->upstream_gal,
+			    gc.user ? "gal_bind_dn's credentials"
+			            : "each phone user's credentials");
+		} else if (cfg->upstream_gal != NULL) {
 			struct gal_ldap_conf gc = {
 			    .url = cfg->upstream_gal,
 			    .bind_dn = cfg->upstream_gal_bind_dn,
@@ -3694,9 +3724,10 @@ gateway_free(struct gateway **gwp)
 	upstream_free(&gw->up);
 	storeq_stop(&gw->sq);
 	watch_registry_free(gw->watch);
-	submitq_stop(&gw->submitq);  /* after the runs: their jobs are cancelled by then */
-	parseq_stop(&gw->parseq);    /* likewise */
-	gal_ldap_free(&gw->gal);     /* likewise */
+	submitq_stop(&gw->submitq); /* after the runs: their jobs are cancelled by then */
+	parseq_stop(&gw->parseq);   /* likewise */
+	gal_ldap_free(&gw->gal);    /* likewise */
+	gal_carddav_free(&gw->gal_dav);
 	curl_loop_free(&gw->dav_cl); /* likewise: the DAV backends went with their runs */
 	mbx_dav_shared_free(&gw->dav_shared);
 	free(gw->submission_url);

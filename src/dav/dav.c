@@ -34,7 +34,7 @@
 #include "lib/util.h"
 #include "net/curl_loop.h"
 
-enum op_type { OP_DISCOVER, OP_LIST, OP_SYNC, OP_MULTIGET, OP_PUT, OP_DELETE };
+enum op_type { OP_DISCOVER, OP_LIST, OP_SYNC, OP_MULTIGET, OP_QUERY, OP_PUT, OP_DELETE };
 
 /* Discovery's steps. */
 enum step {
@@ -599,6 +599,17 @@ on_response(void *arg, const struct davxml_response *r)
 			free(path);
 		}
 		return 0;
+	case OP_QUERY:
+		if (same_path(path, op->target)) {
+			/* RFC 6352 8.6.1: the collection itself with 507: cut at the limit. */
+			if (r->status == 507)
+				op->more = true;
+		} else if ((r->status == 0 || (r->status >= 200 && r->status <= 299)) &&
+		           (p->have & DAVP_DATA) && !(r->oversize & DAVP_DATA)) {
+			add_item(op, path, p->etag, p->data, p->data_len, 200, false);
+		} /* else a card the server could not give, or over the data cap: left out */
+		free(path);
+		return 0;
 	case OP_MULTIGET:
 		if (r->status != 0 && (r->status < 200 || r->status > 299))
 			add_item(op, path, NULL, NULL, 0, r->status, false);
@@ -913,6 +924,10 @@ answered(struct dav_op *op)
 				return;
 		}
 		break;
+	case OP_QUERY:
+		if (op->http != 207)
+			fail_status(op, "207");
+		break;
 	case OP_PUT:
 		if (op->http != 200 && op->http != 201 && op->http != 204)
 			fail_status(op, NULL);
@@ -1102,6 +1117,148 @@ dav_multiget(struct dav_account *a, enum dav_kind kind, const char *collection,
 	}
 	/* RFC 4791 7.9 and RFC 6352 8.7 disagree on Depth; servers take 1. */
 	set_request(op, "REPORT", path, "1", body_multiget(op));
+	return op_start(op, errstr);
+}
+
+/* A vCard property name (RFC 6350 3.3: an IANA token or an x-name). */
+static bool
+vcard_name(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++, n++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-') ||
+		    n >= 64)
+			return false;
+	return n > 0;
+}
+
+/*
+ * Why s cannot be an XML 1.0 text (not UTF-8, or a control character but
+ * the tab), or NULL when it can.
+ */
+static const char *
+xml_text_bad(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t k;
+		unsigned c = *p, v;
+		if (c < 0x80) {
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return "a query text with control characters";
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3;
+		else
+			return "a query text that is not UTF-8";
+		v = c & (0x3fu >> k);
+		for (size_t i = 1; i <= k; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return "a query text that is not UTF-8";
+			v = (v << 6) | (p[i] & 0x3fu);
+		}
+		/* overlong forms, surrogates, past U+10FFFF */
+		if ((k == 2 && v < 0x800) || (k == 3 && (v < 0x10000 || v > 0x10ffff)) ||
+		    (v >= 0xd800 && v <= 0xdfff))
+			return "a query text that is not UTF-8";
+		/* C1 controls, the non-characters XML 1.0 leaves out */
+		if ((v >= 0x80 && v <= 0x9f) || v == 0xfffe || v == 0xffff)
+			return "a query text with control characters";
+		p += k + 1;
+	}
+	return NULL;
+}
+
+char *
+dav_addressbook_query_body(const struct dav_card_query *q, const char **errstr)
+{
+	static const char *const matches[] = {"contains", "equals", "starts-with", "ends-with"};
+	const char *match = q->match ? q->match : "contains";
+	struct sbuf b = {0};
+	bool known = false;
+
+	if (q->text == NULL) {
+		*errstr = "no query text";
+		return NULL;
+	}
+	if (strlen(q->text) > DAV_QUERY_TEXT_MAX) {
+		*errstr = "a query text too long (over DAV_QUERY_TEXT_MAX bytes)";
+		return NULL;
+	}
+	if ((*errstr = xml_text_bad(q->text)) != NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof(matches) / sizeof(matches[0]); i++)
+		known = known || strcmp(match, matches[i]) == 0;
+	if (!known) {
+		*errstr = "an unknown text-match type";
+		return NULL;
+	}
+	if (q->props == NULL || q->props[0] == NULL) {
+		*errstr = "a query without properties";
+		return NULL;
+	}
+	for (size_t i = 0; q->props[i] != NULL; i++)
+		if (!vcard_name(q->props[i])) {
+			*errstr = "a query property that is not a vCard name";
+			return NULL;
+		}
+	for (size_t i = 0; q->address_props && q->address_props[i] != NULL; i++)
+		if (!vcard_name(q->address_props[i])) {
+			*errstr = "an address-data property that is not a vCard name";
+			return NULL;
+		}
+	sbuf_add(&b, XML_DECL "<CR:addressbook-query " NS_D " " NS_CR "><D:prop><D:getetag/>");
+	if (q->address_props != NULL) {
+		sbuf_add(&b, "<CR:address-data>");
+		for (size_t i = 0; q->address_props[i] != NULL; i++)
+			sbuf_printf(&b, "<CR:prop name=\"%s\"/>", q->address_props[i]);
+		sbuf_add(&b, "</CR:address-data>");
+	} else {
+		sbuf_add(&b, "<CR:address-data/>");
+	}
+	sbuf_add(&b, "</D:prop><CR:filter test=\"anyof\">");
+	for (size_t i = 0; q->props[i] != NULL; i++) {
+		sbuf_printf(&b,
+		            "<CR:prop-filter name=\"%s\"><CR:text-match "
+		            "collation=\"i;unicode-casemap\" match-type=\"%s\">",
+		            q->props[i], match);
+		sbuf_add_escaped(&b, q->text);
+		sbuf_add(&b, "</CR:text-match></CR:prop-filter>");
+	}
+	sbuf_add(&b, "</CR:filter>");
+	if (q->nresults > 0)
+		sbuf_printf(&b, "<CR:limit><CR:nresults>%zu</CR:nresults></CR:limit>", q->nresults);
+	sbuf_add(&b, "</CR:addressbook-query>");
+	return sbuf_take(&b);
+}
+
+struct dav_op *
+dav_addressbook_query(struct dav_account *a, const char *collection, const struct dav_card_query *q,
+                      dav_done_cb *done, void *arg, const char **errstr)
+{
+	char *path, *body;
+	struct dav_op *op;
+
+	if ((body = dav_addressbook_query_body(q, errstr)) == NULL)
+		return NULL;
+	if ((path = caller_path(a, collection, errstr)) == NULL) {
+		free(body);
+		return NULL;
+	}
+	op = op_new(a, OP_QUERY, done, arg);
+	op->kind = DAV_CARDDAV;
+	op->target = path;
+	/* RFC 6352 8.6: Depth 1 (the collection's members). */
+	set_request(op, "REPORT", path, "1", body);
 	return op_start(op, errstr);
 }
 

@@ -23,6 +23,9 @@
  *   is DAV_TOKEN_INVALID, so the caller lists the collection again.
  * - dav_multiget: calendar-multiget or addressbook-multiget of hrefs, at most
  *   conf.multiget_max per REPORT: href, ETag and data of each.
+ * - dav_addressbook_query: an addressbook-query REPORT (RFC 6352 8.6) of
+ *   one address book: text-match prop-filters (any of them), a limit on the
+ *   results; href, ETag and vCard of each card that matches.
  * - dav_put: PUT with If-Match on the ETag, or If-None-Match: * for a new
  *   resource; the new ETag when the server gives one; 412 is DAV_CONFLICT.
  * - dav_delete: DELETE with If-Match.
@@ -142,7 +145,7 @@ struct dav_result {
 	char *const *removed;
 	size_t n_removed;
 	const char *sync_token; /* the new token */
-	bool more;              /* truncated (507): sync again from the new token */
+	bool more;              /* truncated (507): sync again from the new token; a query cut */
 	/* dav_put */
 	const char *etag; /* the new strong ETag, NULL when the server gave none */
 };
@@ -174,6 +177,38 @@ struct dav_op *dav_sync(struct dav_account *a, const char *collection, const cha
 struct dav_op *dav_multiget(struct dav_account *a, enum dav_kind kind, const char *collection,
                             const char *const *hrefs, size_t n, dav_done_cb *done, void *arg,
                             const char **errstr);
+/*
+ * An addressbook-query (RFC 6352 8.6): the cards of the address book
+ * collection whose properties props (vCard names: "FN", "EMAIL", ...) match
+ * text as match says (RFC 6352 10.5.4: "contains", "equals", "starts-with",
+ * "ends-with"; the collation i;unicode-casemap, so without regard to case),
+ * any of them (test="anyof"); at most nresults asked (0: no limit asked;
+ * servers may ignore it). address_props, when not NULL, asks for just those
+ * properties of each card (RFC 6352 10.4.2; servers may send whole cards).
+ */
+struct dav_card_query {
+	const char *text;                 /* UTF-8; no control characters but tab */
+	const char *const *props;         /* NULL-terminated, at least one */
+	const char *match;                /* NULL: "contains" */
+	size_t nresults;                  /* 0: none asked */
+	const char *const *address_props; /* NULL-terminated, or NULL: whole cards */
+};
+#define DAV_QUERY_TEXT_MAX 1024 /* bytes of a query's text */
+/*
+ * The REPORT's body (malloc'd), or NULL with *errstr (static): text over
+ * DAV_QUERY_TEXT_MAX, with control characters (XML 1.0 cannot carry them) or
+ * not UTF-8, a property name that is not a vCard name, an unknown match
+ * type. The text goes in escaped (< & > " ').
+ */
+char *dav_addressbook_query_body(const struct dav_card_query *q, const char **errstr);
+/*
+ * The items (href, ETag, data: dav_multiget's form) of the cards that
+ * match; r.more when the server says it cut the answer at the limit (RFC
+ * 6352 8.6.1: 507 on the collection).
+ */
+struct dav_op *dav_addressbook_query(struct dav_account *a, const char *collection,
+                                     const struct dav_card_query *q, dav_done_cb *done, void *arg,
+                                     const char **errstr);
 /* etag NULL: a new resource (If-None-Match: *). body is copied. */
 struct dav_op *dav_put(struct dav_account *a, const char *href, const char *content_type,
                        const char *body, size_t len, const char *etag, dav_done_cb *done, void *arg,

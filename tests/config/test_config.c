@@ -843,9 +843,36 @@ test_native(void **state)
 	assert_string_equal(c->upstream_gal_bind_dn, "cn=abqd,dc=example,dc=com");
 	assert_string_equal(c->upstream_gal_bind_password, "s3cret");
 	abq_config_free(&c);
-	load_fails(
-	    f, "[upstream]\nurl = imaps://h\ngal = http://dir/\n", true,
-	    ":3: [upstream] gal: 'http://dir/' is not a URL starting with ldap://, ldaps://");
+	load_fails(f, "[upstream]\nurl = imaps://h\ngal = ftp://dir/\n", true,
+	           ":3: [upstream] gal: 'ftp://dir/' is not a URL starting with ldap://, ldaps://, "
+	           "http://, https://");
+	/* A CardDAV address book: https://, or http:// to this machine only. */
+	c = load_ok(f,
+	            "[upstream]\nurl = imaps://h\ngal = https://dav.example.com/shared/company/\n",
+	            true);
+	assert_string_equal(c->upstream_gal, "https://dav.example.com/shared/company/");
+	assert_null(c->upstream_gal_bind_dn);
+	abq_config_free(&c);
+	c = load_ok(f,
+	            "[upstream]\nurl = imaps://h\ngal = http://127.0.0.1:5232/gal/book/\n"
+	            "gal_bind_dn = directory\ngal_bind_password = s3cret\n",
+	            true);
+	assert_string_equal(c->upstream_gal_bind_dn, "directory");
+	abq_config_free(&c);
+	c = load_ok(f, "[upstream]\nurl = imaps://h\ngal = http://localhost/gal/\n", true);
+	abq_config_free(&c);
+	c = load_ok(f, "[upstream]\nurl = imaps://h\ngal = http://[::1]:8080/gal/\n", true);
+	abq_config_free(&c);
+	load_fails(f, "[upstream]\nurl = imaps://h\ngal = http://dav.example.com/gal/\n", true,
+	           ":3: [upstream] gal: http:// to a host that is not loopback would send the "
+	           "password in clear: use https://");
+	load_fails(f, "[upstream]\nurl = imaps://h\ngal = http://127.0.0.1.example.com/gal/\n",
+	           true,
+	           ":3: [upstream] gal: http:// to a host that is not loopback would send the "
+	           "password in clear: use https://");
+	load_fails(f, "[upstream]\nurl = imaps://h\ngal = https://u:p@dav.example.com/gal/\n", true,
+	           ":3: [upstream] gal: the address book URL carries credentials: the phone user's "
+	           "are used, or gal_bind_dn (the user name) and gal_bind_password");
 	load_fails(f, "[upstream]\nurl = https://h/\ngal = ldap://dir/dc=x\n", true,
 	           ":3: [upstream] gal: only with an imap:// or imaps:// [upstream] url");
 	load_fails(f, "[upstream]\nurl = imaps://h\ngal_bind_dn = cn=x\ngal_bind_password = y\n",

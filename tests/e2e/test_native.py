@@ -67,6 +67,8 @@ GAL_PEOPLE = [
 
 class NativeHarness(E.Harness):
     slapd = None
+    # test_29: [upstream] gal as a CardDAV address book (url, user, password), or None
+    gal_dav = None
 
     def start(self):
         # the address list's directory and the DAV server first: abqd's config names them
@@ -114,7 +116,7 @@ class NativeHarness(E.Harness):
                 "carddav = http://127.0.0.1:%d/\n"
                 "dav_poll_interval = 10s\n"
                 "dav_max_age = %ds\n"
-                "gal = ldap://127.0.0.1:%d/%s\n"
+                "gal = %s\n"
                 "gal_bind_dn = %s\n"
                 "gal_bind_password = %s\n"
                 "[smtp]\n"
@@ -127,8 +129,10 @@ class NativeHarness(E.Harness):
                 "[log]\n"
                 "level = debug\n" % (self.abqd_port, self.imap_port, self.submission_port,
                                      self.radicale.port, self.radicale.port, DAV_MAX_AGE,
-                                     self.slapd.port, galfix.SUFFIX, galfix.READER,
-                                     galfix.READER_PW, self.admin_port))
+                                     *(self.gal_dav or ("ldap://127.0.0.1:%d/%s" % (
+                                         self.slapd.port, galfix.SUFFIX), galfix.READER,
+                                         galfix.READER_PW)),
+                                     self.admin_port))
 
     def relay_mail(self, marker, seconds=15):
         """The mails the fixture's relay got that contain marker (a short wait for a
@@ -1542,6 +1546,101 @@ class NativeTests(E.Case):
         self.assertLess(waited, 35, "answered %.1f s after the card" % waited)
         print("  [dav push] Ping answered %.1f s after the PUT" % (time.monotonic() - t_put),
               flush=True)
+
+    def test_29_gal_carddav(self):
+        """[upstream] gal as a CardDAV address book (issue 18): bob's shared
+        book on Radicale, read with gal_bind_dn/gal_bind_password as the DAV
+        user (Radicale's owner_only rights keep alice's own credentials out
+        of bob's collections): abqd restarted with it says so at start;
+        Search GAL finds cards whose name or address contains the query, any
+        case, non-ASCII, with their properties, the Range and Total;
+        ResolveRecipients resolves an address exactly and a name
+        ambiguously. abqd goes back to the LDAP directory afterwards."""
+        book = "/bob/company/"
+        bob = davfix.Http(E.H.radicale.port, "bob", "other-pw")
+        davfix.mkaddressbook(bob, book, "Company")
+        cards = {
+            "carla": ["BEGIN:VCARD", "VERSION:3.0", "PRODID:-//Apple Inc.//iPhone OS 17.4//EN",
+                      "N:Gómez;Carla;;;", "FN:Carla Gómez", "ORG:Example Test;Sales;",
+                      "TITLE:Account Manager",
+                      "item1.EMAIL;type=INTERNET;type=pref:carla@example.test",
+                      "TEL;type=CELL;type=VOICE:+34 600 000 001", "UID:E2E-GAL-CARLA",
+                      "END:VCARD"],
+            "carl": ["BEGIN:VCARD", "VERSION:4.0", "PRODID:-//Thunderbird//115.5.0//EN",
+                     "FN:Carl Østergaard", "N:Østergaard;Carl;;;",
+                     "EMAIL;PREF=1:carl@example.test", "TEL;VALUE=uri;TYPE=work:tel:+45-3333-0000",
+                     "UID:urn:uuid:e2e-gal-carl", "END:VCARD"],
+            "zoe": ["BEGIN:VCARD", "VERSION:3.0",
+                    "PRODID:+//IDN bitfire.at//DAVx5/4.3.13-ose ez-vcard/0.11.3",
+                    "FN:Zoë Çelik", "N:Çelik;Zoë;;;", "EMAIL;TYPE=work:zoe@example.test",
+                    "UID:e2e-gal-zoe", "END:VCARD"],
+        }
+        for name, lines in cards.items():
+            st, _, data = bob.req("PUT", book + name + ".vcf",
+                                  ("\r\n".join(lines) + "\r\n").encode(),
+                                  {"Content-Type": "text/vcard; charset=utf-8",
+                                   "If-None-Match": "*"})
+            self.assertIn(st, (200, 201, 204), data)
+        url = "http://127.0.0.1:%d%s" % (E.H.radicale.port, book)
+        E.H.stop_abqd()
+        E.H.gal_dav = (url, "bob", "other-pw")
+        try:
+            with open(E.H.conf, "w") as f:
+                f.write(E.H.config_text())
+            E.H.start_abqd()
+            self.assertIn("global address list from the address book %s, read with "
+                          "gal_bind_dn's credentials" % url, E.H.log_text())
+            phone = Phone(device_id=new_id("galdav"))
+            phone.folders(self)
+
+            def gal(query, rng="0-9"):
+                r = phone.post("Search", wbxml(
+                    '<Search xmlns="Search:"><Store><Name>GAL</Name><Query>%s</Query>'
+                    '<Options><Range>%s</Range></Options></Store></Search>' % (query, rng)))
+                self.assertEqual(r.status, 200, r)
+                return r.doc().find("Response/Store")
+
+            st = gal("CARL")
+            self.assertEqual(text_of(st, "Status"), "1")
+            self.assertEqual(text_of(st, "Total"), "2")
+            names = [text_of(x, "Properties/DisplayName") for x in st.findall("Result")]
+            self.assertEqual(names, ["Carl Østergaard", "Carla Gómez"])
+            carla = st.findall("Result")[1]
+            self.assertEqual(text_of(carla, "Properties/EmailAddress"), "carla@example.test")
+            self.assertEqual(text_of(carla, "Properties/FirstName"), "Carla")
+            self.assertEqual(text_of(carla, "Properties/LastName"), "Gómez")
+            self.assertEqual(text_of(carla, "Properties/Company"), "Example Test")
+            self.assertEqual(text_of(carla, "Properties/Title"), "Account Manager")
+            self.assertEqual(text_of(carla, "Properties/MobilePhone"), "+34 600 000 001")
+            self.assertEqual(text_of(st.findall("Result")[0], "Properties/Phone"),
+                             "+45-3333-0000")
+            st = gal("carl", "0-0")
+            self.assertEqual(len(st.findall("Result")), 1, "the Range")
+            self.assertEqual(text_of(st, "Range"), "0-0")
+            self.assertEqual(text_of(st, "Total"), "2")
+            st = gal("çelik")
+            self.assertEqual([text_of(x, "Properties/DisplayName") for x in st.findall("Result")],
+                             ["Zoë Çelik"])
+            st = gal("nobody-here")
+            self.assertEqual(text_of(st, "Status"), "1")
+            self.assertEqual(text_of(st, "Total"), "0")
+
+            r = phone.post("ResolveRecipients", wbxml(
+                '<ResolveRecipients xmlns="ResolveRecipients:"><To>Carla@Example.test</To>'
+                '<To>carl</To><To>nobody@example.org</To><Options>'
+                '<MaxAmbiguousRecipients>5</MaxAmbiguousRecipients></Options>'
+                '</ResolveRecipients>'))
+            self.assertEqual(r.status, 200, r)
+            resp = r.doc().findall("Response")
+            self.assertEqual([text_of(x, "Status") for x in resp], ["1", "2", "4"], r)
+            self.assertEqual(text_of(resp[0], "Recipient/DisplayName"), "Carla Gómez")
+        finally:
+            E.H.stop_abqd()
+            E.H.gal_dav = None
+            with open(E.H.conf, "w") as f:
+                f.write(E.H.config_text())
+            E.H.start_abqd()
+
 
 if __name__ == "__main__":
     E.run_suite("e2e_native", NativeHarness(), NativeTests, at_end=E.sigterm_clean_exit)

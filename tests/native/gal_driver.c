@@ -1,9 +1,14 @@
 /*
- * gal_driver.c: global address list lookups (src/native/gal_ldap.c) on a
- * libevent loop, as the command layer makes them, for test_gal_live.py
- * against a real slapd.
+ * gal_driver.c: global address list lookups (src/native/gal_ldap.c, or
+ * src/native/gal_carddav.c for an http(s):// URL) on a libevent loop, as
+ * the command layer makes them, for test_gal_live.py against a real slapd
+ * and test_gal_carddav_live.py against a real Radicale.
  *
- *   gal-driver [--bind DN --password PW] [--picture MAX] [--max N] URL [@]QUERY...
+ *   gal-driver [--bind DN --password PW] [--user U --user-password PW]
+ *              [--picture MAX] [--max N] URL [@]QUERY...
+ *
+ * --user and --user-password are the phone user's credentials (an
+ * address book is read with them unless --bind names others).
  *
  * Each QUERY is looked up in turn, in one request (a QUERY beginning with
  * '@' is an exact address), the request run again until no lookup pends,
@@ -26,6 +31,7 @@
 
 #include "lib/util.h"
 #include "mailbox/mailbox.h"
+#include "native/gal_carddav.h"
 #include "native/gal_ldap.h"
 
 static struct event_base *base;
@@ -86,6 +92,8 @@ int
 main(int argc, char **argv)
 {
 	struct gal_ldap_conf c = {.connect_timeout = 3, .timeout = 5};
+	const char *user = NULL, *user_password = NULL;
+	bool dav;
 	size_t picture = 0, max = 20;
 	const char *err = NULL;
 	int i = 1, runs = 0;
@@ -95,13 +103,23 @@ main(int argc, char **argv)
 			c.bind_dn = argv[++i];
 		else if (strcmp(argv[i], "--password") == 0 && i + 1 < argc)
 			c.bind_password = argv[++i];
+		else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			user = argv[++i];
+		else if (strcmp(argv[i], "--user-password") == 0 && i + 1 < argc)
+			user_password = argv[++i];
 		else if (strcmp(argv[i], "--picture") == 0 && i + 1 < argc)
 			picture = (size_t)number(argv[++i], 1 << 24);
 		else if (strcmp(argv[i], "--max") == 0 && i + 1 < argc)
 			max = (size_t)number(argv[++i], MBX_GAL_MAX);
 		else if (strcmp(argv[i], "--check") == 0 && i + 1 < argc) {
 			c.url = argv[++i];
-			puts(gal_ldap_check(&c, &err) == 0 ? "ok" : err);
+			if (strncmp(c.url, "http", 4) == 0) {
+				struct gal_carddav_conf dc = {
+				    .url = c.url, .user = c.bind_dn, .password = c.bind_password};
+				puts(gal_carddav_check(&dc, &err) == 0 ? "ok" : err);
+			} else {
+				puts(gal_ldap_check(&c, &err) == 0 ? "ok" : err);
+			}
 			return 0;
 		} else {
 			fprintf(stderr, "gal-driver: unknown option %s\n", argv[i]);
@@ -114,13 +132,26 @@ main(int argc, char **argv)
 		return 2;
 	}
 	c.url = argv[i++];
+	dav = strncmp(c.url, "http", 4) == 0;
 	base = event_base_new();
-	struct gal_ldap *g = gal_ldap_new(base, &c, &err);
-	if (g == NULL) {
+	struct gal_ldap *g = NULL;
+	struct gal_carddav *gd = NULL;
+	struct mbx_backend *b;
+	if (dav) {
+		struct gal_carddav_conf dc = {.url = c.url,
+		                              .user = c.bind_dn,
+		                              .password = c.bind_password,
+		                              .connect_timeout_ms = 3000,
+		                              .timeout_ms = 5000};
+		gd = gal_carddav_new(base, &dc, &err);
+	} else {
+		g = gal_ldap_new(base, &c, &err);
+	}
+	if (g == NULL && gd == NULL) {
 		fprintf(stderr, "gal-driver: %s\n", err);
 		return 1;
 	}
-	struct mbx_backend *b = gal_ldap_backend(g);
+	b = dav ? gal_carddav_backend(gd, user, user_password) : gal_ldap_backend(g);
 	struct timeval tick = {0, 2000};
 	struct event *ev = event_new(base, -1, EV_PERSIST, on_tick, NULL);
 	event_add(ev, &tick);
@@ -184,9 +215,11 @@ main(int argc, char **argv)
 	}
 	mbx_end(b);
 	printf("{\"lookups\": %lu, \"failures\": %lu, \"runs\": %d, \"stall_ms\": %.1f}\n",
-	       gal_ldap_lookups(g), gal_ldap_failures(g), runs, stall_max);
+	       dav ? gal_carddav_lookups(gd) : gal_ldap_lookups(g),
+	       dav ? gal_carddav_failures(gd) : gal_ldap_failures(g), runs, stall_max);
 	mbx_destroy(&b);
 	gal_ldap_free(&g);
+	gal_carddav_free(&gd);
 	event_free(ev);
 	event_base_free(base);
 	free(out);

@@ -224,7 +224,7 @@ def main():
         res, _ = run(a.driver, url, ["ann"])
         expect(res[0]["rv"] == 1 and len(res[0]["entries"]) == 2, "back up: found again")
 
-        for bad, why in [("http://h/dc=x", "LDAP URL"), ("ldap:///dc=x", "no host"),
+        for bad, why in [("ftp://h/dc=x", "LDAP URL"), ("ldap:///dc=x", "no host"),
                          ("ldap://h", "base DN"), ("ldap://h/dc=x?cn", "attributes"),
                          ("ldap://h/dc=x??sub?objectClass=*", "filter")]:
             p = subprocess.run([a.driver, "--check", bad], capture_output=True, text=True)
