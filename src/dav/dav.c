@@ -31,6 +31,9 @@
 #include <strings.h>
 #include <sys/queue.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "lib/util.h"
 #include "net/curl_loop.h"
 
@@ -146,11 +149,15 @@ op_fail(struct dav_op *op, enum dav_status st, const char *fmt, ...)
 /* ---- URLs ---- */
 
 /* Whether host is this machine (http:// without TLS is fine there). */
-static bool
-loopback(const char *host)
+bool
+dav_host_loopback(const char *host)
 {
-	return strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-	       strcmp(host, "[::1]") == 0;
+	struct in_addr a4;
+
+	/* an address literal, whole: "127.0.0.1.example.com" is a name anywhere */
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0;
 }
 
 /* The path and query of u as one string. */
@@ -1360,7 +1367,7 @@ dav_account_new(struct curl_loop *cl, const struct dav_conf *conf, const char **
 		*errstr = "the DAV URL carries credentials: the user's own are used";
 		goto fail;
 	}
-	if (strcasecmp(scheme, "http") == 0 && !loopback(host) && !conf->plain_http) {
+	if (strcasecmp(scheme, "http") == 0 && !dav_host_loopback(host) && !conf->plain_http) {
 		*errstr =
 		    "http:// to a host that is not loopback would send the password in clear: "
 		    "use https://";

@@ -225,4 +225,11 @@ size_t dav_account_ops(const struct dav_account *a);
 /* "ok", "conflict", "token invalid", ... for logs. */
 const char *dav_status_name(enum dav_status s);
 
+/*
+ * Whether a URL's host is this machine, where http:// without TLS does not
+ * send a password across a network: "localhost", "[::1]", or an IPv4
+ * address literal in 127.0.0.0/8 (a name that starts with "127." is not).
+ */
+bool dav_host_loopback(const char *host);
+
 #endif

@@ -44,15 +44,6 @@ struct gal_carddav {
 
 /* ---- the configuration ---- */
 
-/* Whether host is this machine: localhost, 127.x.x.x (an address, not a name) or [::1]. */
-static bool
-loopback(const char *host)
-{
-	if (strncmp(host, "127.", 4) == 0)
-		return host[4] != '\0' && strspn(host + 4, "0123456789.") == strlen(host + 4);
-	return strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0;
-}
-
 int
 gal_carddav_check(const struct gal_carddav_conf *c, const char **errstr)
 {
@@ -85,7 +76,7 @@ gal_carddav_check(const struct gal_carddav_conf *c, const char **errstr)
 		          "gal_bind_dn and gal_bind_password";
 		goto out;
 	}
-	if (strcasecmp(scheme, "http") == 0 && !loopback(host)) {
+	if (strcasecmp(scheme, "http") == 0 && !dav_host_loopback(host)) {
 		*errstr =
 		    "http:// to a host that is not loopback would send the password in clear: "
 		    "use https://";

@@ -188,6 +188,26 @@ test_refusals(void **state)
 	free(long_text);
 }
 
+/* http:// is taken without TLS only to this machine: an address literal, not a name like one. */
+static void
+test_loopback(void **state)
+{
+	(void)state;
+	assert_true(dav_host_loopback("127.0.0.1"));
+	assert_true(dav_host_loopback("127.8.9.10"));
+	assert_true(dav_host_loopback("localhost"));
+	assert_true(dav_host_loopback("LocalHost"));
+	assert_true(dav_host_loopback("[::1]"));
+	assert_false(dav_host_loopback("127.0.0.1.example.com"));
+	assert_false(dav_host_loopback("127.attacker.test"));
+	assert_false(dav_host_loopback("127."));
+	assert_false(dav_host_loopback("128.0.0.1"));
+	assert_false(dav_host_loopback("10.0.0.1"));
+	assert_false(dav_host_loopback("localhost.example.com"));
+	assert_false(dav_host_loopback("[::2]"));
+	assert_false(dav_host_loopback(""));
+}
+
 int
 main(void)
 {
@@ -195,6 +215,7 @@ main(void)
 	    cmocka_unit_test(test_escaping),
 	    cmocka_unit_test(test_shape),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_loopback),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);
 
