@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <glib.h>
+
 #include "dav/dav.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -292,6 +294,58 @@ struct gal_part {
 	void *wait_arg;
 };
 
+/* Whether text, folded (g_utf8_casefold), begins with folded. */
+static bool
+folded_prefix(const char *text, const char *folded)
+{
+	char *f;
+	bool yes;
+
+	if (text == NULL)
+		return false;
+	f = g_utf8_casefold(text, -1);
+	yes = strncmp(f, folded, strlen(folded)) == 0;
+	g_free(f);
+	return yes;
+}
+
+/*
+ * Whether a card's display name (FN), first or last name (N), a nickname or
+ * an address begins with the query (folded), as mailbox.h has a GAL match
+ * it and the LDAP part asks its directory. CardDAV's text-match has no
+ * "begins with" every server offers, a surname is inside FN, not at its
+ * start, and N cannot be matched on every server: the server is asked for
+ * the cards that contain the query, and they are sifted here.
+ */
+static bool
+begins_with(const struct vcard *card, const char *folded)
+{
+	for (size_t i = 0; i < card->nprops; i++) {
+		const struct vcard_prop *p = card->props[i];
+		bool yes = false;
+
+		if (vcard_is(p, "FN") || vcard_is(p, "EMAIL")) {
+			char *t = vcard_text(p);
+			yes = folded_prefix(t, folded);
+			free(t);
+		} else if (vcard_is(p, "N")) {
+			struct vcard_n n;
+			vcard_n_get(p, &n);
+			yes = folded_prefix(n.given, folded) || folded_prefix(n.family, folded);
+			vcard_n_clear(&n);
+		} else if (vcard_is(p, "NICKNAME")) {
+			size_t n;
+			char **v = vcard_list(p, &n);
+			for (size_t k = 0; k < n && !yes; k++)
+				yes = folded_prefix(v[k], folded);
+			vcard_strv_free(v);
+		}
+		if (yes)
+			return true;
+	}
+	return false;
+}
+
 /* The cards of an answer into l->out: matching ones, sorted, cut at l->max. */
 static void
 read_answer(struct lookup *l, const struct dav_result *r)
@@ -300,6 +354,7 @@ read_answer(struct lookup *l, const struct dav_result *r)
 	size_t keep = r->n_items < GAL_CARDDAV_KEEP_MAX ? r->n_items : GAL_CARDDAV_KEEP_MAX;
 	struct mbx_gal_entry *v = keep ? xcalloc(keep, sizeof(*v)) : NULL;
 	size_t n = 0, extra = 0;
+	char *folded = g_utf8_casefold(l->query, -1);
 
 	for (size_t i = 0; i < r->n_items; i++) {
 		const struct dav_item *it = &r->items[i];
@@ -315,10 +370,12 @@ read_answer(struct lookup *l, const struct dav_result *r)
 			log_debug("gal: %s: %s", it->href, err);
 			continue;
 		}
-		n += (size_t)card_entry(card, l->how == MBX_GAL_ADDRESS ? l->query : NULL,
-		                        l->picture_max, &v[n]);
+		if (l->how == MBX_GAL_ADDRESS || begins_with(card, folded))
+			n += (size_t)card_entry(card, l->how == MBX_GAL_ADDRESS ? l->query : NULL,
+			                        l->picture_max, &v[n]);
 		vcard_free(card);
 	}
+	g_free(folded);
 	if (n > 1)
 		qsort(v, n, sizeof(*v), by_name);
 	l->out.total = n + extra;
@@ -403,7 +460,8 @@ lookup_start(struct gal_part *p, struct lookup *l, const char **errstr)
 	    .text = l->query,
 	    .props = address ? address_props : name_props,
 	    .match = address ? "equals" : "contains",
-	    .nresults = l->max + 1,
+	    /* the server's matches are filtered here (begins_with): ask for room */
+	    .nresults = address ? l->max + 1 : GAL_CARDDAV_KEEP_MAX,
 	    .address_props = l->picture_max > 0 ? data_props_photo : data_props,
 	};
 
