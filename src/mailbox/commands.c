@@ -1044,6 +1044,36 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
 }
 
 /*
+ * Email:MessageClass and Email:ContentClass of a parsed message (NULL: one
+ * msgconv could not read); a meeting request's or cancellation's
+ * invitation then as Email:MeetingRequest (the codec's meeting), or, when
+ * the codec cannot read it, the mail as a plain one (without a codec the
+ * class stays as msgconv named it).
+ */
+static void
+add_message_class(const struct mbx_serve_in *in, struct wbxml_node *parent, int v,
+                  const struct msgconv_msg *m)
+{
+	const char *cls = m ? m->message_class : "IPM.Note";
+	const char *content = m ? m->content_class : "urn:content-classes:message";
+	struct wbxml_node *cn = wbxml_addn_text(parent, "Email:MessageClass", cls);
+
+	if (m != NULL && m->calendar != NULL && strncmp(cls, "IPM.Schedule.Meeting.", 21) == 0 &&
+	    in->pim != NULL && in->pim->meeting != NULL) {
+		struct mbx_pim_opts o = {.version = v, .body_type = 1, .email = in->email};
+		const char *err;
+
+		if (o.email == NULL && in->account != NULL && strchr(in->account, '@') != NULL)
+			o.email = in->account;
+		if (in->pim->meeting(m->calendar, m->calendar_len, parent, &o, &err) < 0) {
+			wbxml_set_text(cn, "IPM.Note", 8);
+			content = "urn:content-classes:message";
+		}
+	}
+	wbxml_addn_text(parent, "Email:ContentClass", content);
+}
+
+/*
  * The e-mail properties of a real item (raw: the mail server's message),
  * read by msgconv: MS-ASEMAIL's fields, the attachments with their
  * FileReferences, the body per the preferences. A large message with an
@@ -1054,8 +1084,8 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
  * again.
  */
 static void
-add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct mbx_email *e,
-              const char *id, const struct body_prefs *prefs)
+add_email_raw(const struct mbx_serve_in *in, struct wbxml_node *parent, int v, const char *folder,
+              const struct mbx_email *e, const char *id, const struct body_prefs *prefs)
 {
 	struct msgconv_opts o = {.date_fallback = e->internal_date, .no_mime = e->outline != NULL};
 	struct msgconv_msg m;
@@ -1114,10 +1144,8 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 		add_int(b, "AirSyncBase:EstimatedDataSize", 0);
 		wbxml_addn_text(b, "AirSyncBase:Data", "");
 	}
-	wbxml_addn_text(parent, "Email:MessageClass", ok ? m.message_class : "IPM.Note");
+	add_message_class(in, parent, v, ok ? &m : NULL);
 	add_int(parent, "Email:InternetCPID", ok ? m.internet_cpid : 65001);
-	wbxml_addn_text(parent, "Email:ContentClass",
-	                ok ? m.content_class : "urn:content-classes:message");
 	add_int(parent, "AirSyncBase:NativeBodyType", ok ? m.native_body_type : 1);
 	if (e->parsed != NULL) {
 		free(m.att); /* the copy; the rest is the backend's */
@@ -1147,7 +1175,7 @@ add_email(const struct mbx_serve_in *in, struct wbxml_node *parent, const char *
 	char date[40];
 
 	if (e->raw != NULL) {
-		add_email_raw(parent, version_of(in), folder, e, id, prefs);
+		add_email_raw(in, parent, version_of(in), folder, e, id, prefs);
 		return;
 	}
 	eas_date(e->date_received, date);

@@ -120,6 +120,14 @@ struct mbx_pim_codec {
 	int (*from_eas)(enum mbx_class c, const struct wbxml_node *appdata, const char *old,
 	                size_t old_len, const struct mbx_pim_opts *o, char **out, size_t *out_len,
 	                char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr);
+	/*
+	 * A mail's invitation (its text/calendar part, ics[0..len)) as the
+	 * Email:MeetingRequest under appdata: 1 for a REQUEST, 2 for a CANCEL,
+	 * or -1 with *errstr (nothing written; the mail is then a plain one).
+	 * NULL: mails are never shown as meeting requests.
+	 */
+	int (*meeting)(const char *ics, size_t len, struct wbxml_node *appdata,
+	               const struct mbx_pim_opts *o, const char **errstr);
 };
 
 struct mbx_serve_in {

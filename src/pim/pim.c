@@ -18,6 +18,7 @@
 #include "pim/contact.h"
 #include "pim/event.h"
 #include "pim/ical.h"
+#include "pim/meeting.h"
 #include "pim/task.h"
 #include "pim/vcard.h"
 
@@ -167,4 +168,14 @@ from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, si
 	return -1;
 }
 
-const struct mbx_pim_codec pim_codec = {to_eas, from_eas};
+static int
+meeting(const char *ics, size_t len, struct wbxml_node *appdata, const struct mbx_pim_opts *o,
+        const char **errstr)
+{
+	struct pim_meeting_opts mo = {
+	    .version = o->version, .user_email = o->email, .now = (int64_t)time(NULL)};
+
+	return pim_meeting_to_eas(ics, len, &mo, appdata, errstr);
+}
+
+const struct mbx_pim_codec pim_codec = {to_eas, from_eas, meeting};

@@ -4842,7 +4842,7 @@ t_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, 
 	return 0;
 }
 
-static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas};
+static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas, NULL};
 
 /* A Sync of contacts folder coll with the device's commands (NULL: none). */
 static struct wbxml_node *
@@ -5066,6 +5066,102 @@ test_pim_sync(void **state)
 	cx_done(&c);
 }
 
+/* ---- invitations in mail (the codec's meeting) ---- */
+
+static int meeting_calls;
+static char meeting_email[64];
+
+/* A meeting hook that knows meeting_request.eml's invitation and nothing else. */
+static int
+t_meeting(const char *ics, size_t len, struct wbxml_node *appdata, const struct mbx_pim_opts *o,
+          const char **errstr)
+{
+	meeting_calls++;
+	snprintf(meeting_email, sizeof(meeting_email), "%s", o->email ? o->email : "");
+	if (len == 0 || strstr(ics, "UID:meeting-1@example.com") == NULL) {
+		*errstr = "not known";
+		return -1;
+	}
+	struct wbxml_node *mr = wbxml_addn(appdata, "Email:MeetingRequest");
+	wbxml_addn_text(mr, "Email:StartTime", "2026-03-20T10:00:00.000Z");
+	return 1;
+}
+
+static int
+t_meeting_refuse(const char *ics, size_t len, struct wbxml_node *appdata,
+                 const struct mbx_pim_opts *o, const char **errstr)
+{
+	(void)ics;
+	(void)len;
+	(void)appdata;
+	(void)o;
+	meeting_calls++;
+	*errstr = "unreadable";
+	return -1;
+}
+
+/*
+ * A mail with an invitation: with a codec that reads it, the class and
+ * Email:MeetingRequest (the account's address given as the user's);
+ * with one that cannot, a plain mail; without one, the class alone.
+ */
+static void
+test_meeting_request_mail(void **state)
+{
+	static const struct mbx_pim_codec reads = {t_to_eas, t_from_eas, t_meeting};
+	static const struct mbx_pim_codec refuses = {t_to_eas, t_from_eas, t_meeting_refuse};
+	const struct mbx_pim_codec *codecs[] = {&reads, &refuses, NULL};
+
+	(void)state;
+	for (size_t k = 0; k < 3; k++) {
+		struct cx c;
+		char key[80];
+		struct wbxml_node *coll, *r;
+
+		cx_init(&c, 0);
+		c.pim = codecs[k];
+		meeting_calls = 0;
+		meeting_email[0] = '\0';
+		assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
+		assert_int_equal(cx_deliver(&c, "alternative.eml"), 2);
+		cx_prime(&c, key);
+		snprintf(key, sizeof(key), "0");
+		cx_sync(&c, key, 100, -1, -1);
+		struct wbxml_doc *d = cx_req(key, 100, -1, -1, &coll);
+		add_pref(wbxml_addn(coll, "Options"), "1", NULL, false, NULL);
+		meeting_calls = 0;
+		r = cx_serve(&c, EAS_CMD_SYNC, d);
+		struct wbxml_node *co = wbxml_find(r, "Collections/Collection");
+		assert_int_equal(n_cmds(co), 2);
+		struct wbxml_node *inv = wbxml_find(cmd_at(co, 1), "ApplicationData");
+		struct wbxml_node *plain = wbxml_find(cmd_at(co, 0), "ApplicationData");
+		assert_string_equal(txt(cmd_at(co, 1), "ServerId"), "1");
+		assert_string_equal(txt(plain, "Email:MessageClass"), "IPM.Note");
+		assert_null(wbxml_find(plain, "Email:MeetingRequest"));
+		if (k == 0) {
+			assert_string_equal(txt(inv, "Email:MessageClass"),
+			                    "IPM.Schedule.Meeting.Request");
+			assert_string_equal(txt(inv, "Email:ContentClass"),
+			                    "urn:content-classes:calendarmessage");
+			assert_string_equal(txt(inv, "Email:MeetingRequest/Email:StartTime"),
+			                    "2026-03-20T10:00:00.000Z");
+			assert_string_equal(meeting_email, "alice@example.com");
+		} else if (k == 1) {
+			assert_string_equal(txt(inv, "Email:MessageClass"), "IPM.Note");
+			assert_string_equal(txt(inv, "Email:ContentClass"),
+			                    "urn:content-classes:message");
+			assert_null(wbxml_find(inv, "Email:MeetingRequest"));
+		} else {
+			assert_string_equal(txt(inv, "Email:MessageClass"),
+			                    "IPM.Schedule.Meeting.Request");
+			assert_null(wbxml_find(inv, "Email:MeetingRequest"));
+		}
+		/* this Sync: only the invitation asks the hook, once per mailbox of the pair */
+		assert_int_equal(meeting_calls, k < 2 ? 2 : 0);
+		cx_done(&c);
+	}
+}
+
 int
 main(void)
 {
@@ -5114,6 +5210,7 @@ main(void)
 	    cmocka_unit_test(test_gal_search),
 	    cmocka_unit_test(test_resolverecipients),
 	    cmocka_unit_test(test_pim_sync),
+	    cmocka_unit_test(test_meeting_request_mail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
