@@ -817,6 +817,63 @@ class NativeTests(E.Case):
         print("  [forward] the 300 KB attachment forwarded byte for byte; the reply quoted; "
               "the original's flags %s" % re.search(r"FLAGS (\([^)]*\))", flags).group(1), flush=True)
 
+    def test_29_meeting_request(self):
+        """An invitation (a Thunderbird-shaped mail with its text/calendar part)
+        APPENDed to the Inbox is a meeting request to the phone: MessageClass
+        IPM.Schedule.Meeting.Request and Email:MeetingRequest with the start, the
+        organizer and the GlobalObjId that wraps the invitation's UID."""
+        tag = new_id("inv")
+        uid = "%s@example.test" % tag
+        subject = "Invitation: Design review %s" % tag
+        ics = ("BEGIN:VCALENDAR\r\nPRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN\r\n"
+               "VERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+               "DTSTAMP:20261210T081640Z\r\nUID:%s\r\nSUMMARY:Design review\r\n"
+               "ORGANIZER;CN=Bob Example:mailto:bob@example.test\r\n"
+               "ATTENDEE;RSVP=TRUE;PARTSTAT=NEEDS-ACTION:mailto:alice@example.test\r\n"
+               "DTSTART:20270115T090000Z\r\nDTEND:20270115T100000Z\r\n"
+               "LOCATION:Room 2\r\nSEQUENCE:0\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n" % uid)
+        raw = ("From: Bob Example <bob@example.test>\r\nTo: Alice <alice@example.test>\r\n"
+               "Subject: %s\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n"
+               "--alt\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+               "Bob has invited you to: Design review\r\n"
+               "--alt\r\nContent-Type: text/calendar; charset=UTF-8; method=REQUEST\r\n\r\n"
+               "%s--alt--\r\n" % (subject, ics))
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            typ, _ = imap.append("INBOX", None, None, raw.encode())
+            self.assertEqual(typ, "OK")
+        finally:
+            imap.logout()
+        phone = Phone(device_id=new_id("meet"))
+        inbox = phone.inbox(self)
+        key, found = phone.sync0(self, inbox), None
+        for _ in range(40):
+            r = phone.post("Sync", wbxml(sync_xml(inbox, key, True)))
+            self.assertEqual(r.status, 200, r)
+            if not r.body:
+                break
+            c = r.doc().find(".//Collection")
+            key = text_of(c, "SyncKey") or key
+            for add in c.iter("Add"):
+                if text_of(add, ".//Subject") == subject:
+                    found = add.find("ApplicationData")
+            if c.find("MoreAvailable") is None:
+                break
+        self.assertIsNotNone(found, "the invitation was not synced")
+        self.assertEqual(text_of(found, "MessageClass"), "IPM.Schedule.Meeting.Request")
+        mr = found.find("MeetingRequest")
+        self.assertIsNotNone(mr, "no MeetingRequest")
+        self.assertEqual(text_of(mr, "StartTime"), "2027-01-15T09:00:00.000Z")
+        self.assertEqual(text_of(mr, "EndTime"), "2027-01-15T10:00:00.000Z")
+        self.assertEqual(text_of(mr, "Organizer"), '"Bob Example" <bob@example.test>')
+        self.assertEqual(text_of(mr, "Location"), "Room 2")
+        self.assertEqual(text_of(mr, "ResponseRequested"), "1")
+        goid = base64.b64decode(text_of(mr, "GlobalObjId"))
+        self.assertEqual(goid[:16], bytes.fromhex("040000008200E00074C5B7101A82E008"))
+        self.assertEqual(goid[40:], b"vCal-Uid\x01\x00\x00\x00" + uid.encode() + b"\x00")
+
     def test_21_ten_thousand_messages(self):
         """bob's folder of 10,000 messages synced as a phone does (WindowSize 100
         until MoreAvailable ends): every message once, then a no-change Sync
