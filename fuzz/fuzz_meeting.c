@@ -10,12 +10,16 @@
  *    decodes and passes wbxml_check (what a phone would be sent);
  *  - its GlobalObjId is base64 of a structure that starts with the
  *    Outlook class id and whose size field matches its length;
+ *  - answering it (accept, tentative, decline) either fails or gives a
+ *    REPLY that parses again as one VCALENDAR with METHOD:REPLY and one
+ *    ATTENDEE, and, but for a decline, an object that parses again;
  *  - no crash, leak or undefined behaviour under ASan and UBSan.
  *
  * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that
  * feeds every file of the directories named on the command line through the
  * same function: the corpus replay test of the normal build.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +90,49 @@ one(const char *data, size_t size, int version, icaltimezone *zone)
 	wbxml_doc_free(&doc);
 }
 
+/* A text that parses again as one VCALENDAR; its REPLY's ATTENDEEs counted. */
+static void
+check_reparses(const char *s, bool reply)
+{
+	const char *err;
+	icalcomponent *v = pim_ical_parse(s, strlen(s), &err), *e;
+	int n = 0;
+
+	if (v == NULL)
+		abort();
+	if (reply) {
+		icalproperty *m = icalcomponent_get_first_property(v, ICAL_METHOD_PROPERTY);
+		if (m == NULL || icalproperty_get_method(m) != ICAL_METHOD_REPLY ||
+		    (e = icalcomponent_get_first_component(v, ICAL_VEVENT_COMPONENT)) == NULL)
+			abort();
+		for (icalproperty *p = icalcomponent_get_first_property(e, ICAL_ATTENDEE_PROPERTY);
+		     p; p = icalcomponent_get_next_property(e, ICAL_ATTENDEE_PROPERTY))
+			n++;
+		if (n != 1)
+			abort();
+	}
+	icalcomponent_free(v);
+}
+
+static void
+answer(const char *data, size_t size, int how)
+{
+	struct pim_meeting_answer a;
+	const char *why = NULL;
+
+	if (pim_meeting_respond(data, size, "alice@example.com", how, NOW, &a, &why) < 0) {
+		if (why == NULL || a.reply != NULL || a.object != NULL)
+			abort();
+		return;
+	}
+	if (a.reply == NULL || a.uid == NULL || (how == PIM_MEETING_DECLINE) != (a.object == NULL))
+		abort();
+	check_reparses(a.reply, true);
+	if (a.object != NULL)
+		check_reparses(a.object, false);
+	pim_meeting_answer_clear(&a);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -96,6 +143,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		berlin = icaltimezone_get_builtin_timezone("Europe/Berlin");
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
 		one((const char *)data, size, versions[i], i % 2 ? berlin : NULL);
+	for (int how = PIM_MEETING_ACCEPT; how <= PIM_MEETING_DECLINE; how++)
+		answer((const char *)data, size, how);
 	return 0;
 }
 

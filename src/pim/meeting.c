@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "eas/wbxml.h"
 #include "lib/b64.h"
@@ -494,4 +495,135 @@ pim_meeting_to_eas(const char *ics, size_t len, const struct pim_meeting_opts *o
 		pim_add_text(mr, CAL, CAL_UID, uid);
 	icalcomponent_free(vcal);
 	return kind;
+}
+
+/* ---- Answering an invitation ------------------------------------------- */
+
+static void
+set_partstat(icalproperty *p, int answer)
+{
+	icalparameter_partstat ps = answer == PIM_MEETING_ACCEPT      ? ICAL_PARTSTAT_ACCEPTED
+	                            : answer == PIM_MEETING_TENTATIVE ? ICAL_PARTSTAT_TENTATIVE
+	                                                              : ICAL_PARTSTAT_DECLINED;
+
+	icalproperty_remove_parameter_by_kind(p, ICAL_PARTSTAT_PARAMETER);
+	icalproperty_remove_parameter_by_kind(p, ICAL_RSVP_PARAMETER);
+	icalproperty_add_parameter(p, icalparameter_new_partstat(ps));
+}
+
+/* The user's ATTENDEE of c with the answer, added when c does not list the user. */
+static icalproperty *
+answer_in(icalcomponent *c, const char *user, int answer)
+{
+	icalproperty *me = user_attendee(c, user);
+
+	if (me == NULL) {
+		char *a = xasprintf("mailto:%s", user);
+		me = icalproperty_new_attendee(a);
+		free(a);
+		icalcomponent_add_property(c, me);
+	}
+	set_partstat(me, answer);
+	return me;
+}
+
+/* A clone of c's first property of kind into to (nothing when c has none). */
+static void
+copy_prop(icalcomponent *to, icalcomponent *c, icalproperty_kind kind)
+{
+	icalproperty *p = icalcomponent_get_first_property(c, kind);
+
+	if (p != NULL)
+		icalcomponent_add_property(to, icalproperty_new_clone(p));
+}
+
+static char *
+reply_of(icalcomponent *vcal, icalcomponent *c, icalproperty *me, int64_t now)
+{
+	icalcomponent *r = icalcomponent_new_vcalendar(), *ev = icalcomponent_new_vevent();
+	icaltimezone *utc = icaltimezone_get_utc_timezone();
+	icalproperty *p;
+	struct pim_time rid;
+	char *s;
+
+	icalcomponent_add_property(r, icalproperty_new_prodid("-//abqd//MeetingResponse//EN"));
+	icalcomponent_add_property(r, icalproperty_new_version("2.0"));
+	icalcomponent_add_property(r, icalproperty_new_method(ICAL_METHOD_REPLY));
+	copy_prop(ev, c, ICAL_UID_PROPERTY);
+	icalcomponent_add_property(
+	    ev, icalproperty_new_dtstamp(icaltime_from_timet_with_zone((time_t)now, 0, utc)));
+	copy_prop(ev, c, ICAL_SEQUENCE_PROPERTY);
+	/* RECURRENCE-ID in UTC (or as its date): the REPLY carries no VTIMEZONE */
+	if ((p = icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY)) != NULL &&
+	    pim_time_read(vcal, p, NULL, &rid) == 0)
+		icalcomponent_add_property(
+		    ev, icalproperty_new_recurrenceid(
+		            rid.date ? rid.local
+		                     : icaltime_from_timet_with_zone((time_t)rid.utc, 0, utc)));
+	copy_prop(ev, c, ICAL_ORGANIZER_PROPERTY);
+	icalcomponent_add_property(ev, icalproperty_new_clone(me));
+	copy_prop(ev, c, ICAL_SUMMARY_PROPERTY);
+	icalcomponent_add_component(r, ev);
+	s = pim_ical_string(r);
+	icalcomponent_free(r);
+	return s;
+}
+
+int
+pim_meeting_respond(const char *ics, size_t len, const char *user, int answer, int64_t now,
+                    struct pim_meeting_answer *out, const char **errstr)
+{
+	icalcomponent *vcal, *c;
+	icalproperty *p, *me = NULL;
+	const char *uid, *org, *sum;
+
+	memset(out, 0, sizeof(*out));
+	if (user == NULL || *user == '\0' || answer < PIM_MEETING_ACCEPT ||
+	    answer > PIM_MEETING_DECLINE) {
+		*errstr = "no user or no answer";
+		return -1;
+	}
+	pim_ical_init();
+	if ((vcal = pim_ical_parse(ics, len, errstr)) == NULL)
+		return -1;
+	c = invited_event(vcal);
+	uid = c ? pim_text(c, ICAL_UID_PROPERTY) : NULL;
+	/* a REQUEST, or a stored calendar object (no METHOD) */
+	if ((icalcomponent_get_first_property(vcal, ICAL_METHOD_PROPERTY) != NULL &&
+	     method_kind(vcal) != PIM_MEETING_REQUEST) ||
+	    uid == NULL || *uid == '\0') {
+		*errstr = "not a REQUEST with a VEVENT and a UID";
+		icalcomponent_free(vcal);
+		return -1;
+	}
+	while ((p = icalcomponent_get_first_property(vcal, ICAL_METHOD_PROPERTY)) != NULL) {
+		icalcomponent_remove_property(vcal, p);
+		icalproperty_free(p);
+	}
+	for (icalcomponent *e = icalcomponent_get_first_component(vcal, ICAL_VEVENT_COMPONENT); e;
+	     e = icalcomponent_get_next_component(vcal, ICAL_VEVENT_COMPONENT)) {
+		icalproperty *a = answer_in(e, user, answer);
+		if (e == c)
+			me = a;
+	}
+	out->uid = xstrdup(uid);
+	sum = pim_text(c, ICAL_SUMMARY_PROPERTY);
+	out->summary = xstrdup(sum ? sum : "");
+	org = address_of(icalcomponent_get_first_property(c, ICAL_ORGANIZER_PROPERTY));
+	out->organizer = org ? xstrdup(org) : NULL;
+	out->reply = reply_of(vcal, c, me, now);
+	out->object = answer == PIM_MEETING_DECLINE ? NULL : pim_ical_string(vcal);
+	icalcomponent_free(vcal);
+	return 0;
+}
+
+void
+pim_meeting_answer_clear(struct pim_meeting_answer *a)
+{
+	free(a->object);
+	free(a->reply);
+	free(a->organizer);
+	free(a->uid);
+	free(a->summary);
+	memset(a, 0, sizeof(*a));
 }

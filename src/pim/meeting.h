@@ -58,4 +58,41 @@ int pim_meeting_to_eas(const char *ics, size_t len, const struct pim_meeting_opt
  */
 uint8_t *pim_meeting_goid(const char *uid, int year, int month, int day, size_t *len_r);
 
+/* The user's answers (MeetingResponse UserResponse). */
+enum pim_meeting_answer_kind {
+	PIM_MEETING_ACCEPT = 1,
+	PIM_MEETING_TENTATIVE = 2,
+	PIM_MEETING_DECLINE = 3,
+};
+
+/* What answering an invitation makes (pim_meeting_answer_clear frees it). */
+struct pim_meeting_answer {
+	/*
+	 * The calendar object to keep: the invitation without its METHOD, the
+	 * user's ATTENDEE with PARTSTAT ACCEPTED or TENTATIVE (added when the
+	 * invitation did not list the user) and no RSVP; NULL for a decline.
+	 */
+	char *object;
+	/*
+	 * The iTIP REPLY for the organizer (RFC 5546 3.2.3): METHOD:REPLY, one
+	 * VEVENT with the UID, RECURRENCE-ID and SEQUENCE of the invitation,
+	 * DTSTAMP now, the ORGANIZER and the user's ATTENDEE line alone.
+	 */
+	char *reply;
+	char *organizer; /* the organizer's address (malloc'd), or NULL when none */
+	char *uid;       /* the event's UID (malloc'd) */
+	char *summary;   /* its SUMMARY (malloc'd), "" when none */
+};
+
+/*
+ * Answer the invitation ics[0..len) (a REQUEST, or a calendar object
+ * without METHOD the user was invited to) for user with answer at
+ * now (seconds, UTC) into *out (zeroed first). Returns 0, or -1 with
+ * *errstr when the bytes are no such object with a VEVENT and a UID, user is
+ * NULL, or answer is not one of the three.
+ */
+int pim_meeting_respond(const char *ics, size_t len, const char *user, int answer, int64_t now,
+                        struct pim_meeting_answer *out, const char **errstr);
+void pim_meeting_answer_clear(struct pim_meeting_answer *a);
+
 #endif

@@ -178,4 +178,17 @@ meeting(const char *ics, size_t len, struct wbxml_node *appdata, const struct mb
 	return pim_meeting_to_eas(ics, len, &mo, appdata, errstr);
 }
 
-const struct mbx_pim_codec pim_codec = {to_eas, from_eas, meeting};
+static int
+respond(const char *ics, size_t len, const char *user, int answer, int64_t now,
+        struct mbx_meeting_answer *out, const char **errstr)
+{
+	struct pim_meeting_answer a;
+
+	memset(out, 0, sizeof(*out));
+	if (pim_meeting_respond(ics, len, user, answer, now, &a, errstr) < 0)
+		return -1;
+	*out = (struct mbx_meeting_answer){a.object, a.reply, a.organizer, a.uid, a.summary};
+	return 0;
+}
+
+const struct mbx_pim_codec pim_codec = {to_eas, from_eas, meeting, respond};

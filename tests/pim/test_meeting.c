@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -417,6 +418,133 @@ test_goid_layout(void **state)
 	free(g);
 }
 
+/* The properties of kind in vcal's first VEVENT. */
+static int
+props(icalcomponent *vcal, icalproperty_kind kind)
+{
+	icalcomponent *e = icalcomponent_get_first_component(vcal, ICAL_VEVENT_COMPONENT);
+	int n = 0;
+
+	assert_non_null(e);
+	for (icalproperty *p = icalcomponent_get_first_property(e, kind); p;
+	     p = icalcomponent_get_next_property(e, kind))
+		n++;
+	return n;
+}
+
+static icalcomponent *
+parse_text(const char *s)
+{
+	const char *err = NULL;
+	icalcomponent *v = pim_ical_parse(s, strlen(s), &err);
+
+	if (v == NULL)
+		fail_msg("%s", err);
+	return v;
+}
+
+/* The PARTSTAT of who's ATTENDEE in vcal's first VEVENT, "" when not listed. */
+static const char *
+partstat_of(icalcomponent *vcal, const char *who, bool *rsvp)
+{
+	icalcomponent *e = icalcomponent_get_first_component(vcal, ICAL_VEVENT_COMPONENT);
+
+	for (icalproperty *p = icalcomponent_get_first_property(e, ICAL_ATTENDEE_PROPERTY); p;
+	     p = icalcomponent_get_next_property(e, ICAL_ATTENDEE_PROPERTY)) {
+		const char *v = icalproperty_get_attendee(p);
+		if (strcasecmp(v + 7, who) != 0)
+			continue;
+		icalparameter *k = icalproperty_get_first_parameter(p, ICAL_PARTSTAT_PARAMETER);
+		if (rsvp != NULL)
+			*rsvp = icalproperty_get_first_parameter(p, ICAL_RSVP_PARAMETER) != NULL;
+		return k ? icalparameter_enum_to_string(icalparameter_get_partstat(k)) : "NONE";
+	}
+	return "";
+}
+
+/* Accepting Thunderbird's invitation: the object to keep and the REPLY to Bob. */
+static void
+test_respond_accept(void **state)
+{
+	size_t len;
+	char *ics = slurp("thunderbird_request.ics", &len);
+	struct pim_meeting_answer a;
+	const char *err = NULL;
+	icalcomponent *obj, *rep;
+	bool rsvp = true;
+
+	(void)state;
+	assert_int_equal(pim_meeting_respond(ics, len, USER, PIM_MEETING_ACCEPT, NOW, &a, &err), 0);
+	assert_string_equal(a.uid, "5f3c1e2a-7b4d-4c8e-9a10-2b6d8e4f1c3a");
+	assert_string_equal(a.organizer, "bob@example.org");
+	assert_string_equal(a.summary, "Budget review");
+	obj = parse_text(a.object);
+	assert_null(icalcomponent_get_first_property(obj, ICAL_METHOD_PROPERTY));
+	assert_string_equal(partstat_of(obj, USER, &rsvp), "ACCEPTED");
+	assert_false(rsvp);
+	assert_string_equal(partstat_of(obj, "dave@example.net", NULL), "NEEDS-ACTION");
+	assert_non_null(icalcomponent_get_first_component(obj, ICAL_VTIMEZONE_COMPONENT));
+	assert_non_null(strstr(a.object, "DTSTART;TZID=Europe/Berlin:20270115T100000"));
+	rep = parse_text(a.reply);
+	assert_int_equal(
+	    icalproperty_get_method(icalcomponent_get_first_property(rep, ICAL_METHOD_PROPERTY)),
+	    ICAL_METHOD_REPLY);
+	assert_int_equal(props(rep, ICAL_ATTENDEE_PROPERTY), 1);
+	assert_int_equal(props(rep, ICAL_ORGANIZER_PROPERTY), 1);
+	assert_int_equal(props(rep, ICAL_UID_PROPERTY), 1);
+	assert_string_equal(partstat_of(rep, USER, NULL), "ACCEPTED");
+	assert_non_null(strstr(a.reply, "DTSTAMP:20260101T000000Z"));
+	assert_null(strstr(a.reply, "VALARM"));
+	icalcomponent_free(obj);
+	icalcomponent_free(rep);
+	pim_meeting_answer_clear(&a);
+	free(ics);
+}
+
+/* Declining keeps nothing; a changed occurrence's REPLY names it; what cannot be answered. */
+static void
+test_respond_others(void **state)
+{
+	size_t len;
+	char *ics = slurp("google_exception.ics", &len), *cancel;
+	struct pim_meeting_answer a;
+	const char *err = NULL;
+	icalcomponent *rep;
+
+	(void)state;
+	assert_int_equal(pim_meeting_respond(ics, len, USER, PIM_MEETING_DECLINE, NOW, &a, &err),
+	                 0);
+	assert_null(a.object);
+	rep = parse_text(a.reply);
+	assert_string_equal(partstat_of(rep, USER, NULL), "DECLINED");
+	assert_non_null(strstr(a.reply, "RECURRENCE-ID:20270203T150000Z"));
+	assert_non_null(strstr(a.reply, "SEQUENCE:1"));
+	icalcomponent_free(rep);
+	pim_meeting_answer_clear(&a);
+
+	/* a user the invitation does not list (a list's member) answers as herself */
+	assert_int_equal(
+	    pim_meeting_respond(ics, len, "zoe@example.com", PIM_MEETING_TENTATIVE, NOW, &a, &err),
+	    0);
+	rep = parse_text(a.reply);
+	assert_string_equal(partstat_of(rep, "zoe@example.com", NULL), "TENTATIVE");
+	assert_int_equal(props(rep, ICAL_ATTENDEE_PROPERTY), 1);
+	icalcomponent_free(rep);
+	rep = parse_text(a.object);
+	assert_string_equal(partstat_of(rep, "zoe@example.com", NULL), "TENTATIVE");
+	assert_string_equal(partstat_of(rep, USER, NULL), "ACCEPTED");
+	icalcomponent_free(rep);
+	pim_meeting_answer_clear(&a);
+
+	assert_int_equal(pim_meeting_respond(ics, len, USER, 4, NOW, &a, &err), -1);
+	assert_int_equal(pim_meeting_respond(ics, len, NULL, 1, NOW, &a, &err), -1);
+	free(ics);
+	cancel = slurp("iphone_cancel.ics", &len);
+	assert_int_equal(pim_meeting_respond(cancel, len, USER, 1, NOW, &a, &err), -1);
+	assert_null(a.reply);
+	free(cancel);
+}
+
 int
 main(void)
 {
@@ -425,6 +553,7 @@ main(void)
 	    cmocka_unit_test(test_google_allday),       cmocka_unit_test(test_google_exception),
 	    cmocka_unit_test(test_iphone_cancel),       cmocka_unit_test(test_not_invitations),
 	    cmocka_unit_test(test_thunderbird_mail),    cmocka_unit_test(test_goid_layout),
+	    cmocka_unit_test(test_respond_accept),      cmocka_unit_test(test_respond_others),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
