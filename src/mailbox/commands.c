@@ -4000,6 +4000,13 @@ meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool s
 		return 3; /* this mailbox keeps no calendar (the quarantine mailbox) */
 	if (answer == 0 || coll == NULL || rid == NULL || user == NULL)
 		return 2;
+	/*
+	 * One occurrence (16.x InstanceId) is not answered apart from its
+	 * series yet: refused rather than applied to the whole series (a
+	 * declined occurrence would remove every one).
+	 */
+	if (kid(c, "MeetingResponse:InstanceId") != NULL)
+		return 2;
 	if ((rv = mbx_folder_lookup(in->backend, coll, &f)) != 1)
 		return rv < 0 ? pend_or_fail(rv) : 2;
 	calendar = mbx_folder_class(f->type) == MBX_CLASS_CALENDAR;

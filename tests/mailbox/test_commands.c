@@ -5342,6 +5342,13 @@ test_meeting_response(void **state)
 	assert_null(wbxml_find(r, "Result/CalendarId"));
 	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
 
+	/* one occurrence (InstanceId) is not answered apart from its series yet */
+	struct wbxml_doc *di = req_meeting("3", "inbox", "1", false);
+	wbxml_addn_text(wbxml_find(wbxml_doc_root(di), "Request"), "InstanceId",
+	                "2026-03-20T10:00:00.000Z");
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, di);
+	assert_string_equal(txt(r, "Result/Status"), "2");
+
 	/* what names no invitation */
 	static const char *const bad[][3] = {
 	    {"1", "inbox", "2"}, /* a mail without one */
