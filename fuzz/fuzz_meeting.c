@@ -10,9 +10,10 @@
  *    decodes and passes wbxml_check (what a phone would be sent);
  *  - its GlobalObjId is base64 of a structure that starts with the
  *    Outlook class id and whose size field matches its length;
- *  - answering it (accept, tentative, decline) either fails or gives a
- *    REPLY that parses again as one VCALENDAR with METHOD:REPLY and one
- *    ATTENDEE, and, but for a decline, an object that parses again;
+ *  - answering it (accept, tentative, decline; the whole meeting and one
+ *    occurrence) either fails or gives a REPLY that parses again as one
+ *    VCALENDAR with METHOD:REPLY and one ATTENDEE, and, but for a decline
+ *    of the whole meeting, an object that parses again;
  *  - no crash, leak or undefined behaviour under ASan and UBSan.
  *
  * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that
@@ -115,17 +116,19 @@ check_reparses(const char *s, bool reply)
 }
 
 static void
-answer(const char *data, size_t size, int how)
+answer(const char *data, size_t size, int how, const int64_t *instance)
 {
 	struct pim_meeting_answer a;
 	const char *why = NULL;
 
-	if (pim_meeting_respond(data, size, "alice@example.com", how, NOW, &a, &why) < 0) {
+	if (pim_meeting_respond(data, size, "alice@example.com", how, instance, NOW, &a, &why) <
+	    0) {
 		if (why == NULL || a.reply != NULL || a.object != NULL)
 			abort();
 		return;
 	}
-	if (a.reply == NULL || a.uid == NULL || (how == PIM_MEETING_DECLINE) != (a.object == NULL))
+	if (a.reply == NULL || a.uid == NULL ||
+	    (how == PIM_MEETING_DECLINE && instance == NULL) != (a.object == NULL))
 		abort();
 	check_reparses(a.reply, true);
 	if (a.object != NULL)
@@ -143,8 +146,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		berlin = icaltimezone_get_builtin_timezone("Europe/Berlin");
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
 		one((const char *)data, size, versions[i], i % 2 ? berlin : NULL);
-	for (int how = PIM_MEETING_ACCEPT; how <= PIM_MEETING_DECLINE; how++)
-		answer((const char *)data, size, how);
+	for (int how = PIM_MEETING_ACCEPT; how <= PIM_MEETING_DECLINE; how++) {
+		/* the whole meeting, and one occurrence: a start the input's bytes pick */
+		int64_t at = 1767225600 + (int64_t)(size % 400) * 86400 + (size % 24) * 3600;
+		answer((const char *)data, size, how, NULL);
+		answer((const char *)data, size, how, &at);
+	}
 	return 0;
 }
 

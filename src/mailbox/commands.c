@@ -3914,20 +3914,6 @@ invitation_of(const struct mbx_serve_in *in, const char *coll, const char *id, b
 	return *ics_r != NULL;
 }
 
-/* The device's cursor of folder (a copy: not stored back), "" when it has none. */
-static int
-device_cursor(const struct mbx_serve_in *in, const char *folder, char cur[MBX_CURSOR_MAX + 1])
-{
-	struct sstate st;
-	int lr = state_load(in, folder, &st);
-
-	cur[0] = '\0';
-	if (lr == 1)
-		memcpy(cur, st.cur, MBX_CURSOR_MAX + 1);
-	sstate_clear(&st);
-	return lr < 0 ? lr : 0;
-}
-
 /*
  * 16.x SendResponse: the iTIP REPLY to the organizer by mail (not kept in
  * Sent). A message that cannot be made or sent leaves the answer as it
@@ -3973,12 +3959,13 @@ send_reply(const struct mbx_serve_in *in, const char *user, int answer,
  * default calendar (a calendar item: in place) with the user's PARTSTAT,
  * a declined calendar item removed (a declined mail adds nothing), the
  * item's id into calid (not for a decline); the REPLY to the organizer
- * when send. The written item reaches the device in its next Sync of the
- * calendar (its cursor is not advanced). Status 1 done, 2 the request
- * names nothing the user can answer, 3 the mailbox could not keep it
- * (no codec or no calendar, a device that never synced it, a server's
- * refusal);
- * -1, MBX_PENDING.
+ * when send. With an InstanceId (16.x) only that occurrence is answered:
+ * its override, or an EXDATE for a decline, the calendar item kept. A
+ * calendar item's change is the device's own (not echoed back); a new
+ * item from a mail reaches the device in its next Sync of the calendar.
+ * Status 1 done, 2 the request names nothing the user can answer, 3 the
+ * mailbox could not keep it (no codec or no calendar, a device that never
+ * synced it, a server's refusal); -1, MBX_PENDING.
  */
 static int
 meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool send,
@@ -3986,12 +3973,14 @@ meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool s
 {
 	const char *coll = kid_text(c, "CollectionId"), *rid = kid_text(c, "RequestId");
 	const char *ur = kid_text(c, "UserResponse"), *err = NULL;
+	const char *instance = kid_text(c, "MeetingResponse:InstanceId"); /* 16.x: one occurrence */
 	const char *user = in->email ? in->email : in->account;
 	const struct mbx_folder *f;
 	struct mbx_meeting_answer a;
-	char *ics = NULL, *etag = NULL, cur[MBX_CURSOR_MAX + 1], cal[MBX_ID_MAX + 1];
+	char *ics = NULL, *etag = NULL, cal[MBX_ID_MAX + 1];
+	struct sstate st;
 	size_t len = 0;
-	int answer, rv, status = 1;
+	int answer, rv, lr, status = 1;
 	bool calendar;
 
 	calid[0] = '\0';
@@ -4000,30 +3989,27 @@ meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool s
 		return 3; /* this mailbox keeps no calendar (the quarantine mailbox) */
 	if (answer == 0 || coll == NULL || rid == NULL || user == NULL)
 		return 2;
-	/*
-	 * One occurrence (16.x InstanceId) is not answered apart from its
-	 * series yet: refused rather than applied to the whole series (a
-	 * declined occurrence would remove every one).
-	 */
-	if (kid(c, "MeetingResponse:InstanceId") != NULL)
-		return 2;
 	if ((rv = mbx_folder_lookup(in->backend, coll, &f)) != 1)
 		return rv < 0 ? pend_or_fail(rv) : 2;
 	calendar = mbx_folder_class(f->type) == MBX_CLASS_CALENDAR;
 	if ((rv = invitation_of(in, coll, rid, calendar, &ics, &len, &etag)) != 1)
 		return rv < 0 ? rv : 2;
-	rv = in->pim->respond(ics, len, user, answer, in->now, &a, &err);
+	rv = in->pim->respond(ics, len, user, answer, instance, in->now, &a, &err);
 	free(ics);
 	if (rv < 0) {
 		free(etag);
 		return 2;
 	}
+	/* a declined mail adds nothing (not even a series with one occurrence declined) */
+	bool keep = calendar || answer != 3;
 	snprintf(cal, sizeof(cal), "%s", calendar ? coll : "");
-	if (!calendar && a.object != NULL && (rv = default_calendar(in, cal)) != 1)
+	if (!calendar && keep && (rv = default_calendar(in, cal)) != 1)
 		status = rv < 0 ? rv : 3;
-	if (status == 1 && (a.object != NULL || calendar) &&
-	    (status = device_cursor(in, cal, cur)) == 0) {
-		char new_id[MBX_ID_MAX + 1] = "";
+	if (status == 1 && keep && (lr = state_load(in, cal, &st)) < 0)
+		status = lr;
+	else if (status == 1 && keep) {
+		char new_id[MBX_ID_MAX + 1] = "", cur[MBX_CURSOR_MAX + 1];
+		memcpy(cur, st.cur, sizeof(cur));
 		if (a.object == NULL)
 			rv = mbx_remove(in->backend, cal, rid, false, cur, &err);
 		else
@@ -4031,8 +4017,19 @@ meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool s
 			                    strlen(a.object), a.uid, cur, calendar ? NULL : new_id,
 			                    &err);
 		status = rv == MBX_PENDING || rv == -1 ? rv : rv == 1 || a.object == NULL ? 1 : 3;
-		if (status == 1 && a.object != NULL)
+		if (status == 1 && a.object != NULL && answer != 3)
 			snprintf(calid, MBX_ID_MAX + 1, "%s", calendar ? rid : new_id);
+		/*
+		 * The device's own calendar item changed: as its own Change, not
+		 * echoed back (its cursor advanced). A new one from a mail is
+		 * not the device's yet: its next Sync brings it as an Add.
+		 */
+		if (status == 1 && calendar && lr == 1 && strcmp(cur, st.cur) != 0) {
+			memcpy(st.cur, cur, sizeof(cur));
+			if (state_store(in, cal, &st) < 0)
+				status = -1;
+		}
+		sstate_clear(&st);
 	}
 	if (status == 1 && send && (rv = send_reply(in, user, answer, &a)) < 0)
 		status = rv;

@@ -143,12 +143,15 @@ struct mbx_pim_codec {
 	/*
 	 * MeetingResponse: the user's answer (1 accept, 2 tentative, 3
 	 * decline) to the invitation ics (an iTIP REQUEST, or a calendar
-	 * object the user was invited to) at now, into *out (zeroed first).
+	 * object the user was invited to) at now, into *out (zeroed first);
+	 * instance: one occurrence's InstanceId (16.x; NULL: the whole
+	 * meeting), whose answer keeps the object (a decline of it too).
 	 * 0, or -1 with *errstr when ics cannot be answered. NULL: meetings
-	 * cannot be answered (MeetingResponse Status 2).
+	 * cannot be answered (MeetingResponse Status 3).
 	 */
-	int (*respond)(const char *ics, size_t len, const char *user, int answer, int64_t now,
-	               struct mbx_meeting_answer *out, const char **errstr);
+	int (*respond)(const char *ics, size_t len, const char *user, int answer,
+	               const char *instance, int64_t now, struct mbx_meeting_answer *out,
+	               const char **errstr);
 };
 
 struct mbx_serve_in {

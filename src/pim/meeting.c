@@ -22,6 +22,7 @@
 #include "eas/wbxml.h"
 #include "lib/b64.h"
 #include "lib/util.h"
+#include "pim/event.h"
 #include "pim/ical_int.h"
 
 #define EMAIL  WBXML_PAGE_EMAIL
@@ -569,9 +570,91 @@ reply_of(icalcomponent *vcal, icalcomponent *c, icalproperty *me, int64_t now)
 	return s;
 }
 
+/* The TZID parameter of c's DTSTART, or NULL. */
+static const char *
+start_tzid(icalcomponent *c)
+{
+	icalproperty *p = icalcomponent_get_first_property(c, ICAL_DTSTART_PROPERTY);
+	icalparameter *k = p ? icalproperty_get_first_parameter(p, ICAL_TZID_PARAMETER) : NULL;
+
+	return k ? icalparameter_get_tzid(k) : NULL;
+}
+
+/*
+ * The value naming the occurrence at instance (UTC; a date master's: the
+ * date nearest to it) in the form of the master's start t.
+ */
+static struct icaltimetype
+occurrence_value(const struct times *t, int64_t instance)
+{
+	if (t->start.date)
+		return pim_epoch_to_civil(instance + 12 * 3600, true);
+	return pim_utc_to_local(instance, t->start.utc_form ? NULL : t->frame);
+}
+
+/* Its instant (a date: its midnight in the frame). */
+static int64_t
+occurrence_key(const struct times *t, struct icaltimetype v)
+{
+	return pim_local_to_utc(v, t->start.utc_form ? NULL : t->frame);
+}
+
+/*
+ * The override of master m for the occurrence at instance: the one vcal
+ * has, else a copy of m for that occurrence alone (RRULE, RDATE, EXDATE
+ * taken off; DTSTART, DTEND and RECURRENCE-ID in the master's form) added
+ * to vcal. NULL when instance is no occurrence of m.
+ */
+static icalcomponent *
+override_at(icalcomponent *vcal, icalcomponent *m, const struct times *t, int64_t instance)
+{
+	struct icaltimetype v = occurrence_value(t, instance), ev;
+	int64_t key = occurrence_key(t, v), occ[2];
+	const char *tzid = t->start.zone != NULL ? start_tzid(m) : NULL;
+	icalcomponent *c;
+
+	for (c = icalcomponent_get_first_component(vcal, ICAL_VEVENT_COMPONENT); c;
+	     c = icalcomponent_get_next_component(vcal, ICAL_VEVENT_COMPONENT)) {
+		icalproperty *p = icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
+		struct pim_time rt;
+		if (p != NULL && pim_time_read(vcal, p, t->frame, &rt) == 0 &&
+		    occurrence_key(
+		        t, rt.date || t->start.date
+		               ? occurrence_value(t, rt.utc)
+		               : pim_utc_to_local(rt.utc, t->start.utc_form ? NULL : t->frame)) ==
+		        key)
+			return c;
+	}
+	if (pim_ical_occurrences(vcal, ICAL_VEVENT_COMPONENT, t->frame, key, key + 1, occ, 2) !=
+	        1 ||
+	    occ[0] != key)
+		return NULL;
+	c = icalcomponent_new_clone(m);
+	pim_remove_all(c, ICAL_RRULE_PROPERTY);
+	pim_remove_all(c, ICAL_RDATE_PROPERTY);
+	pim_remove_all(c, ICAL_EXDATE_PROPERTY);
+	pim_remove_all(c, ICAL_EXRULE_PROPERTY);
+	pim_set_time(c, ICAL_DTSTART_PROPERTY, v, tzid, t->start.utc_form);
+	pim_set_time(c, ICAL_RECURRENCEID_PROPERTY, v, tzid, t->start.utc_form);
+	if (icalcomponent_get_first_property(c, ICAL_DTEND_PROPERTY) != NULL) {
+		if (t->start.date)
+			ev = pim_epoch_to_civil(
+			    pim_civil_to_epoch(v.year, v.month, v.day, 0, 0, 0) +
+			        (t->eas_end - t->eas_start + 43200) / 86400 * 86400,
+			    true);
+		else
+			ev = pim_utc_to_local(key + (t->eas_end - t->eas_start),
+			                      t->start.utc_form ? NULL : t->frame);
+		pim_set_time(c, ICAL_DTEND_PROPERTY, ev, tzid, t->start.utc_form);
+	}
+	icalcomponent_add_component(vcal, c);
+	return c;
+}
+
 int
-pim_meeting_respond(const char *ics, size_t len, const char *user, int answer, int64_t now,
-                    struct pim_meeting_answer *out, const char **errstr)
+pim_meeting_respond(const char *ics, size_t len, const char *user, int answer,
+                    const int64_t *instance, int64_t now, struct pim_meeting_answer *out,
+                    const char **errstr)
 {
 	icalcomponent *vcal, *c;
 	icalproperty *p, *me = NULL;
@@ -600,19 +683,49 @@ pim_meeting_respond(const char *ics, size_t len, const char *user, int answer, i
 		icalcomponent_remove_property(vcal, p);
 		icalproperty_free(p);
 	}
-	for (icalcomponent *e = icalcomponent_get_first_component(vcal, ICAL_VEVENT_COMPONENT); e;
-	     e = icalcomponent_get_next_component(vcal, ICAL_VEVENT_COMPONENT)) {
-		icalproperty *a = answer_in(e, user, answer);
-		if (e == c)
-			me = a;
+	if (instance != NULL) {
+		/* one occurrence of a series: its override (a decline: an EXDATE) */
+		struct pim_meeting_opts mo = {.version = 161};
+		struct times t;
+		icalcomponent *m = pim_master(vcal, ICAL_VEVENT_COMPONENT);
+		if (m == NULL || icalcomponent_get_first_property(m, ICAL_RRULE_PROPERTY) == NULL ||
+		    icalcomponent_get_first_property(m, ICAL_RECURRENCEID_PROPERTY) != NULL ||
+		    read_times(vcal, m, &mo, &t) < 0 || !PIM_TIME_OK(*instance) ||
+		    (c = override_at(vcal, m, &t, *instance)) == NULL) {
+			*errstr = "no such occurrence";
+			icalcomponent_free(vcal);
+			return -1;
+		}
+		me = answer_in(c, user, answer);
+		out->reply = reply_of(vcal, c, me, now);
+		if (answer == PIM_MEETING_DECLINE) {
+			struct pim_apply_opts ao = {.version = 161, .now = now};
+			const char *why;
+			icalcomponent_remove_component(vcal, c);
+			icalcomponent_free(c);
+			c = NULL;
+			(void)pim_event_delete_instance(vcal, *instance, &ao, &why);
+		}
+	} else {
+		for (icalcomponent *e =
+		         icalcomponent_get_first_component(vcal, ICAL_VEVENT_COMPONENT);
+		     e; e = icalcomponent_get_next_component(vcal, ICAL_VEVENT_COMPONENT)) {
+			icalproperty *a = answer_in(e, user, answer);
+			if (e == c)
+				me = a;
+		}
 	}
+	if (c == NULL)
+		c = pim_master(vcal, ICAL_VEVENT_COMPONENT);
 	out->uid = xstrdup(uid);
 	sum = pim_text(c, ICAL_SUMMARY_PROPERTY);
 	out->summary = xstrdup(sum ? sum : "");
 	org = address_of(icalcomponent_get_first_property(c, ICAL_ORGANIZER_PROPERTY));
 	out->organizer = org ? xstrdup(org) : NULL;
-	out->reply = reply_of(vcal, c, me, now);
-	out->object = answer == PIM_MEETING_DECLINE ? NULL : pim_ical_string(vcal);
+	if (out->reply == NULL)
+		out->reply = reply_of(vcal, c, me, now);
+	out->object =
+	    answer == PIM_MEETING_DECLINE && instance == NULL ? NULL : pim_ical_string(vcal);
 	icalcomponent_free(vcal);
 	return 0;
 }

@@ -87,12 +87,19 @@ struct pim_meeting_answer {
 /*
  * Answer the invitation ics[0..len) (a REQUEST, or a calendar object
  * without METHOD the user was invited to) for user with answer at
- * now (seconds, UTC) into *out (zeroed first). Returns 0, or -1 with
+ * now (seconds, UTC) into *out (zeroed first). instance (NULL: the whole
+ * meeting) names one occurrence of a series by its original start (UTC;
+ * an all-day series': a time on its date, as 16.x's InstanceId is): only
+ * its override (made from the master when there is none) gets the answer,
+ * a declined one becomes an EXDATE, the object is kept either way and the
+ * REPLY carries its RECURRENCE-ID. Returns 0, or -1 with
  * *errstr when the bytes are no such object with a VEVENT and a UID, user is
- * NULL, or answer is not one of the three.
+ * NULL, answer is not one of the three, or instance is no occurrence of
+ * a recurring master.
  */
-int pim_meeting_respond(const char *ics, size_t len, const char *user, int answer, int64_t now,
-                        struct pim_meeting_answer *out, const char **errstr);
+int pim_meeting_respond(const char *ics, size_t len, const char *user, int answer,
+                        const int64_t *instance, int64_t now, struct pim_meeting_answer *out,
+                        const char **errstr);
 void pim_meeting_answer_clear(struct pim_meeting_answer *a);
 
 #endif

@@ -16,6 +16,7 @@
 #include "eas/wbxml.h"
 #include "lib/util.h"
 #include "pim/contact.h"
+#include "pim/eastime.h"
 #include "pim/event.h"
 #include "pim/ical.h"
 #include "pim/meeting.h"
@@ -179,13 +180,18 @@ meeting(const char *ics, size_t len, struct wbxml_node *appdata, const struct mb
 }
 
 static int
-respond(const char *ics, size_t len, const char *user, int answer, int64_t now,
-        struct mbx_meeting_answer *out, const char **errstr)
+respond(const char *ics, size_t len, const char *user, int answer, const char *instance,
+        int64_t now, struct mbx_meeting_answer *out, const char **errstr)
 {
 	struct pim_meeting_answer a;
+	int64_t at;
 
 	memset(out, 0, sizeof(*out));
-	if (pim_meeting_respond(ics, len, user, answer, now, &a, errstr) < 0)
+	if (instance != NULL && pim_time_parse(instance, &at) < 0) {
+		*errstr = "an InstanceId that is no date-time";
+		return -1;
+	}
+	if (pim_meeting_respond(ics, len, user, answer, instance ? &at : NULL, now, &a, errstr) < 0)
 		return -1;
 	*out = (struct mbx_meeting_answer){a.object, a.reply, a.organizer, a.uid, a.summary};
 	return 0;

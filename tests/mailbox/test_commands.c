@@ -5166,8 +5166,8 @@ test_meeting_request_mail(void **state)
 
 /* An answer for meeting_request.eml's invitation (and the calendar objects made of it). */
 static int
-t_respond(const char *ics, size_t len, const char *user, int answer, int64_t now,
-          struct mbx_meeting_answer *out, const char **errstr)
+t_respond(const char *ics, size_t len, const char *user, int answer, const char *instance,
+          int64_t now, struct mbx_meeting_answer *out, const char **errstr)
 {
 	static const char *const ps[] = {"", "ACCEPTED", "TENTATIVE", "DECLINED"};
 
@@ -5177,11 +5177,12 @@ t_respond(const char *ics, size_t len, const char *user, int answer, int64_t now
 		*errstr = "no invitation";
 		return -1;
 	}
-	if (answer != 3)
+	if (answer != 3 || instance != NULL)
 		out->object =
 		    xasprintf("BEGIN:VCALENDAR\nUID:meeting-1@example.com\nATTENDEE;PARTSTAT=%s:"
-		              "mailto:%s\nEND:VCALENDAR\n",
-		              ps[answer], user);
+		              "mailto:%s\n%s%s%sEND:VCALENDAR\n",
+		              ps[answer], user, instance ? "INSTANCE:" : "",
+		              instance ? instance : "", instance ? "\n" : "");
 	out->reply = xasprintf("BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nATTENDEE;PARTSTAT=%s:mailto:%s"
 	                       "\r\nEND:VCALENDAR\r\n",
 	                       ps[answer], user);
@@ -5258,8 +5259,10 @@ cal_object(struct cx *c, const char *id)
  * MeetingResponse: accepting a meeting request mail writes the event to the
  * default calendar with the user's PARTSTAT (Status 1, its CalendarId),
  * which the device's next Sync of the calendar brings; answering that
- * calendar item again changes it in place; declining it removes it; a
- * declined mail adds nothing (no CalendarId). A mail without an
+ * calendar item again changes it in place (the device's own change, not
+ * echoed); declining it removes it; a
+ * declined mail adds nothing (no CalendarId); one occurrence declined
+ * (InstanceId) keeps the calendar item. A mail without an
  * invitation, an unknown item or answer is Status 2; a mailbox without a
  * calendar, or a codec that cannot answer, is 3. 16.1's SendResponse mails the REPLY to the
  * organizer.
@@ -5321,6 +5324,22 @@ test_meeting_response(void **state)
 	obj = cal_object(&c, calid);
 	assert_non_null(strstr(obj, "PARTSTAT=TENTATIVE"));
 	free(obj);
+	co = pim_sync_in(&c, "cal", key, NULL, NULL); /* the device's own change: not echoed */
+	assert_null(wbxml_find(co, "Commands"));
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* one occurrence declined (InstanceId): the calendar item kept, the codec told which */
+	struct wbxml_doc *di = req_meeting("3", "cal", calid, false);
+	wbxml_addn_text(wbxml_find(wbxml_doc_root(di), "Request"), "InstanceId",
+	                "2026-03-27T10:00:00.000Z");
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, di);
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 1);
+	obj = cal_object(&c, calid);
+	assert_non_null(strstr(obj, "PARTSTAT=DECLINED"));
+	assert_non_null(strstr(obj, "INSTANCE:2026-03-27T10:00:00.000Z"));
+	free(obj);
 
 	/* declined: removed from the calendar, no CalendarId; the REPLY goes to Anna */
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("3", "cal", calid, true));
@@ -5336,18 +5355,17 @@ test_meeting_response(void **state)
 	assert_non_null(mbx_memory_sent(c.mm2, 0, &len));
 	assert_null(mbx_memory_sent(c.mm2, 1, &len)); /* once, whatever the reruns */
 
-	/* a declined mail: nothing kept */
+	/* a declined mail: nothing kept, one occurrence of it neither */
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("3", "inbox", "1", false));
 	assert_string_equal(txt(r, "Result/Status"), "1");
 	assert_null(wbxml_find(r, "Result/CalendarId"));
-	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
-
-	/* one occurrence (InstanceId) is not answered apart from its series yet */
-	struct wbxml_doc *di = req_meeting("3", "inbox", "1", false);
+	di = req_meeting("3", "inbox", "1", false);
 	wbxml_addn_text(wbxml_find(wbxml_doc_root(di), "Request"), "InstanceId",
-	                "2026-03-20T10:00:00.000Z");
+	                "2026-03-27T10:00:00.000Z");
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, di);
-	assert_string_equal(txt(r, "Result/Status"), "2");
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
 
 	/* what names no invitation */
 	static const char *const bad[][3] = {

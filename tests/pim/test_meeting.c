@@ -23,6 +23,7 @@
 
 #include "eas/wbxml.h"
 #include "lib/b64.h"
+#include "lib/util.h"
 #include "mime/msgconv.h"
 #include "pim/ical.h"
 #include "pim/meeting.h"
@@ -474,7 +475,8 @@ test_respond_accept(void **state)
 	bool rsvp = true;
 
 	(void)state;
-	assert_int_equal(pim_meeting_respond(ics, len, USER, PIM_MEETING_ACCEPT, NOW, &a, &err), 0);
+	assert_int_equal(
+	    pim_meeting_respond(ics, len, USER, PIM_MEETING_ACCEPT, NULL, NOW, &a, &err), 0);
 	assert_string_equal(a.uid, "5f3c1e2a-7b4d-4c8e-9a10-2b6d8e4f1c3a");
 	assert_string_equal(a.organizer, "bob@example.org");
 	assert_string_equal(a.summary, "Budget review");
@@ -512,8 +514,8 @@ test_respond_others(void **state)
 	icalcomponent *rep;
 
 	(void)state;
-	assert_int_equal(pim_meeting_respond(ics, len, USER, PIM_MEETING_DECLINE, NOW, &a, &err),
-	                 0);
+	assert_int_equal(
+	    pim_meeting_respond(ics, len, USER, PIM_MEETING_DECLINE, NULL, NOW, &a, &err), 0);
 	assert_null(a.object);
 	rep = parse_text(a.reply);
 	assert_string_equal(partstat_of(rep, USER, NULL), "DECLINED");
@@ -523,9 +525,9 @@ test_respond_others(void **state)
 	pim_meeting_answer_clear(&a);
 
 	/* a user the invitation does not list (a list's member) answers as herself */
-	assert_int_equal(
-	    pim_meeting_respond(ics, len, "zoe@example.com", PIM_MEETING_TENTATIVE, NOW, &a, &err),
-	    0);
+	assert_int_equal(pim_meeting_respond(ics, len, "zoe@example.com", PIM_MEETING_TENTATIVE,
+	                                     NULL, NOW, &a, &err),
+	                 0);
 	rep = parse_text(a.reply);
 	assert_string_equal(partstat_of(rep, "zoe@example.com", NULL), "TENTATIVE");
 	assert_int_equal(props(rep, ICAL_ATTENDEE_PROPERTY), 1);
@@ -536,13 +538,81 @@ test_respond_others(void **state)
 	icalcomponent_free(rep);
 	pim_meeting_answer_clear(&a);
 
-	assert_int_equal(pim_meeting_respond(ics, len, USER, 4, NOW, &a, &err), -1);
-	assert_int_equal(pim_meeting_respond(ics, len, NULL, 1, NOW, &a, &err), -1);
+	assert_int_equal(pim_meeting_respond(ics, len, USER, 4, NULL, NOW, &a, &err), -1);
+	assert_int_equal(pim_meeting_respond(ics, len, NULL, 1, NULL, NOW, &a, &err), -1);
 	free(ics);
 	cancel = slurp("iphone_cancel.ics", &len);
-	assert_int_equal(pim_meeting_respond(cancel, len, USER, 1, NOW, &a, &err), -1);
+	assert_int_equal(pim_meeting_respond(cancel, len, USER, 1, NULL, NOW, &a, &err), -1);
 	assert_null(a.reply);
 	free(cancel);
+}
+
+/* One occurrence of Outlook's weekly meeting: its override, a declined one an EXDATE. */
+static void
+test_respond_instance(void **state)
+{
+	size_t len, tlen;
+	char *ics = slurp("outlook_weekly.ics", &len),
+	     *single = slurp("thunderbird_request.ics", &tlen);
+	struct pim_meeting_answer a;
+	const char *err = NULL;
+	icalcomponent *obj, *rep;
+	int64_t wed = 1799845200; /* 2027-01-13T13:00:00Z, Wednesday 14:00 in Berlin */
+	int64_t mon = 1800277200; /* 2027-01-18T13:00:00Z */
+	int64_t tue = 1799758800; /* 2027-01-12T13:00:00Z: no occurrence */
+	int64_t exd = 1800450000; /* 2027-01-20T13:00:00Z: the EXDATE */
+
+	(void)state;
+	assert_int_equal(
+	    pim_meeting_respond(ics, len, USER, PIM_MEETING_ACCEPT, &wed, NOW, &a, &err), 0);
+	obj = parse_text(a.object);
+	assert_int_equal(icalcomponent_count_components(obj, ICAL_VEVENT_COMPONENT), 2);
+	assert_string_equal(partstat_of(obj, USER, NULL), "NEEDS-ACTION"); /* the master's */
+	assert_non_null(
+	    strstr(a.object, "RECURRENCE-ID;TZID=W. Europe Standard Time:20270113T140000"));
+	assert_non_null(strstr(a.object, "DTSTART;TZID=W. Europe Standard Time:20270113T140000"));
+	assert_non_null(strstr(a.object, "DTEND;TZID=W. Europe Standard Time:20270113T143000"));
+	assert_non_null(strstr(a.object, "PARTSTAT=ACCEPTED"));
+	rep = parse_text(a.reply);
+	assert_string_equal(partstat_of(rep, USER, NULL), "ACCEPTED");
+	assert_non_null(strstr(a.reply, "RECURRENCE-ID:20270113T130000Z"));
+	icalcomponent_free(rep);
+	/* the same occurrence again: its override answered in place */
+	char *again = xstrdup(a.object);
+	pim_meeting_answer_clear(&a);
+	assert_int_equal(pim_meeting_respond(again, strlen(again), USER, PIM_MEETING_TENTATIVE,
+	                                     &wed, NOW, &a, &err),
+	                 0);
+	icalcomponent_free(obj);
+	obj = parse_text(a.object);
+	assert_int_equal(icalcomponent_count_components(obj, ICAL_VEVENT_COMPONENT), 2);
+	assert_non_null(strstr(a.object, "PARTSTAT=TENTATIVE"));
+	assert_null(strstr(a.object, "PARTSTAT=ACCEPTED"));
+	icalcomponent_free(obj);
+	free(again);
+	pim_meeting_answer_clear(&a);
+
+	/* declined: an EXDATE, the object kept */
+	assert_int_equal(
+	    pim_meeting_respond(ics, len, USER, PIM_MEETING_DECLINE, &mon, NOW, &a, &err), 0);
+	assert_non_null(a.object);
+	obj = parse_text(a.object);
+	assert_int_equal(icalcomponent_count_components(obj, ICAL_VEVENT_COMPONENT), 1);
+	assert_non_null(strstr(a.object, "20270118T140000"));
+	rep = parse_text(a.reply);
+	assert_string_equal(partstat_of(rep, USER, NULL), "DECLINED");
+	assert_non_null(strstr(a.reply, "RECURRENCE-ID:20270118T130000Z"));
+	icalcomponent_free(rep);
+	icalcomponent_free(obj);
+	pim_meeting_answer_clear(&a);
+
+	/* no such occurrence; a meeting that does not repeat */
+	assert_int_equal(pim_meeting_respond(ics, len, USER, 1, &tue, NOW, &a, &err), -1);
+	assert_int_equal(pim_meeting_respond(ics, len, USER, 1, &exd, NOW, &a, &err), -1);
+	assert_int_equal(pim_meeting_respond(single, tlen, USER, 1, &wed, NOW, &a, &err), -1);
+	assert_null(a.object);
+	free(ics);
+	free(single);
 }
 
 int
@@ -554,6 +624,7 @@ main(void)
 	    cmocka_unit_test(test_iphone_cancel),       cmocka_unit_test(test_not_invitations),
 	    cmocka_unit_test(test_thunderbird_mail),    cmocka_unit_test(test_goid_layout),
 	    cmocka_unit_test(test_respond_accept),      cmocka_unit_test(test_respond_others),
+	    cmocka_unit_test(test_respond_instance),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
