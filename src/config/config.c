@@ -101,6 +101,7 @@ static const struct key keys[] = {
     {"upstream", "carddav", K_CHOICE, F(upstream_carddav), NULL, 0, 0, "http://|https://"},
     {"upstream", "dav_poll_interval", K_DURATION, F(upstream_dav_poll_interval), "60s", 10, HOUR,
      NULL},
+    {"upstream", "dav_max_age", K_DURATION, F(upstream_dav_max_age), "5s", 0, 10 * MINUTE, NULL},
     {"upstream", "gal", K_CHOICE, F(upstream_gal), NULL, 0, 0, "ldap://|ldaps://"},
     {"upstream", "gal_bind_dn", K_STRING, F(upstream_gal_bind_dn), NULL, 0, 0, NULL},
     {"upstream", "gal_bind_password", K_STRING, F(upstream_gal_bind_password), NULL, 0, 0, NULL},

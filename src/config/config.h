@@ -70,9 +70,10 @@ struct abq_config {
 	char *upstream_caldav;  /* native mode: calendars and tasks (http(s)://), or NULL */
 	char *upstream_carddav; /* native mode: address books (http(s)://), or NULL */
 	int64_t
-	    upstream_dav_poll_interval;   /* native mode: seconds between a held Ping's DAV polls */
-	char *upstream_gal;               /* native mode: ldap:// or ldaps:// URL, or NULL */
-	char *upstream_gal_bind_dn;       /* NULL: anonymous */
+	    upstream_dav_poll_interval; /* native mode: seconds between a held Ping's DAV polls */
+	int64_t upstream_dav_max_age; /* native mode: seconds a look at a collection serves Syncs */
+	char *upstream_gal;           /* native mode: ldap:// or ldaps:// URL, or NULL */
+	char *upstream_gal_bind_dn;   /* NULL: anonymous */
 	char *upstream_gal_bind_password; /* with gal_bind_dn */
 	char *upstream_ca_file;
 	int64_t upstream_connect_timeout;

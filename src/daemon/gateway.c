@@ -3513,6 +3513,7 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			    .ca_file = cfg->upstream_ca_file,
 			    .connect_timeout_ms = (unsigned)cfg->upstream_connect_timeout * 1000,
 			    .timeout_ms = (unsigned)cfg->upstream_request_timeout * 1000,
+			    .max_age_s = (unsigned)cfg->upstream_dav_max_age,
 			};
 			gw->dav_store =
 			    (struct mbx_dav_store){gw, native_store_call, native_store_cancel};

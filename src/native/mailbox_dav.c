@@ -36,9 +36,22 @@
 
 /* ---- what the workers' backends share ---- */
 
+static const char DAV_LOGIN_REFUSED[] = "the DAV server refused the login";
+
 struct mbx_dav_shared {
 	struct abq_hmap discovered; /* account -> (intptr_t) time of the last discovery */
+	struct abq_hmap refreshing; /* account/collection id -> its struct flight, or NULL */
+	unsigned long refreshes;    /* refreshes of a map asked of the server */
+	unsigned long joined;       /* refreshes not asked: one in flight served */
 };
+
+void
+mbx_dav_shared_stats(const struct mbx_dav_shared *s, unsigned long *refreshes,
+                     unsigned long *joined)
+{
+	*refreshes = s->refreshes;
+	*joined = s->joined;
+}
 
 struct mbx_dav_shared *
 mbx_dav_shared_new(void)
@@ -46,6 +59,7 @@ mbx_dav_shared_new(void)
 	struct mbx_dav_shared *s = xcalloc(1, sizeof(*s));
 
 	abq_hmap_init(&s->discovered);
+	abq_hmap_init(&s->refreshing);
 	return s;
 }
 
@@ -55,6 +69,7 @@ mbx_dav_shared_free(struct mbx_dav_shared **sp)
 	if (*sp == NULL)
 		return;
 	abq_hmap_free(&(*sp)->discovered, NULL);
+	abq_hmap_free(&(*sp)->refreshing, NULL); /* no flight outlives its tasks */
 	free(*sp);
 	*sp = NULL;
 }
@@ -165,6 +180,7 @@ struct dav_backend {
 	struct mbx_dav_store store;
 	char *caldav, *carddav, *ca_file;
 	unsigned connect_timeout_ms, timeout_ms;
+	unsigned max_age_s; /* a refresh this young serves a Sync (mbx_dav_conf) */
 	char *account, *user, *password;
 	struct dav_account *dav[2]; /* DAV_CALDAV, DAV_CARDDAV; made when first needed */
 	struct rec **recs;
@@ -276,11 +292,96 @@ struct task {
 	int next_kind;               /* the next kind to discover */
 	char **win_hrefs, **win_ids; /* the window's objects to fetch: hrefs, item ids */
 	size_t n_win;
+	struct flight *flight; /* the refresh it leads or waits for, or NULL */
 };
+
+/*
+ * One refresh of a collection's map at a time per worker: a task that needs
+ * one while another task of the same account and collection has it in
+ * flight waits for it, then reads the map as that one left it. When
+ * [upstream] dav_max_age runs out, every device syncing at that moment
+ * would otherwise send the server its own REPORT and write its own refresh
+ * (the p99 of the no-change Sync in bench/RESULTS.md). A flight that fails
+ * (or whose leader's request goes away) sends its waiters to refresh on
+ * their own, one of them leading again, except when the server failed
+ * (not answering, an error): its waiters fail with it rather than each wait
+ * out the same timeout in turn. A refused login is the leader's password's:
+ * the waiters try their own.
+ */
+enum flight_end_how { FLIGHT_DONE, FLIGHT_FAILED, FLIGHT_ABANDONED };
+
+struct flight {
+	struct task *leader;
+	struct task **waiters;
+	size_t n_waiters;
+};
+
+static void changes_since(struct task *t);
+static void changes_refresh(struct task *t);
+
+static void task_end(struct task *t, int rv, const char *err);
+
+/* The flight's end (the map refreshed, the server failed with err, or neither): the waiters go on.
+ */
+static void
+flight_end(struct flight *f, enum flight_end_how how, const char *err)
+{
+	struct task *lead = f->leader;
+	void **slot =
+	    abq_hmap_get(&lead->d->shared->refreshing, lead->d->account, lead->coll.coll_id);
+	int64_t seq = lead->coll.seq, pruned = lead->coll.pruned;
+
+	if (slot != NULL && *slot == f)
+		*slot = NULL; /* a refresh asked from now on is a new flight */
+	lead->flight = NULL;
+	/*
+	 * One waiter at a time, each taken out as it goes on: going on may end a
+	 * request (its rerun synchronous), freeing another waiter, which leaves
+	 * the flight as any freed task does.
+	 */
+	while (f->n_waiters > 0) {
+		struct task *w = f->waiters[--f->n_waiters];
+
+		w->flight = NULL;
+		if (how == FLIGHT_DONE) {
+			w->coll.seq = seq;
+			w->coll.pruned = pruned;
+			changes_since(w);
+		} else if (how == FLIGHT_FAILED) {
+			task_end(w, -1, err);
+		} else {
+			changes_refresh(w);
+		}
+	}
+	free(f->waiters);
+	free(f);
+}
+
+/* A task freed: out of its flight (a leader's ends it: the waiters refresh on their own). */
+static void
+flight_leave(struct task *t)
+{
+	struct flight *f = t->flight;
+
+	if (f == NULL)
+		return;
+	if (f->leader == t) {
+		flight_end(f, FLIGHT_ABANDONED, NULL);
+		return;
+	}
+	for (size_t i = 0; i < f->n_waiters; i++) {
+		if (f->waiters[i] == t) {
+			f->waiters[i] = f->waiters[--f->n_waiters];
+			break;
+		}
+	}
+	t->flight = NULL;
+}
 
 static void
 task_free(struct task *t)
 {
+	flight_leave(t);
 	abq_pim_coll_clear(&t->coll);
 	abq_pim_item_clear(&t->it);
 	for (size_t i = 0; i < t->n_found; i++) {
@@ -307,6 +408,10 @@ task_end(struct task *t, int rv, const char *err)
 {
 	struct dav_backend *d = t->d;
 
+	if (t->flight != NULL && t->flight->leader == t)
+		flight_end(t->flight,
+		           rv < 0 && err != DAV_LOGIN_REFUSED ? FLIGHT_FAILED : FLIGHT_ABANDONED,
+		           err);
 	t->rec->done = true;
 	t->rec->rv = rv;
 	t->rec->err = err;
@@ -571,9 +676,7 @@ dav_failed(struct task *t, const struct dav_result *r, const char *what)
 		return false;
 	log_warn("user=%s: contacts/calendars: %s: %s (%s)", t->d->account, what,
 	         dav_status_name(r->status), r->error);
-	task_end(t, -1,
-	         r->status == DAV_AUTH ? "the DAV server refused the login"
-	                               : "the DAV server failed");
+	task_end(t, -1, r->status == DAV_AUTH ? DAV_LOGIN_REFUSED : "the DAV server failed");
 	return true;
 }
 
@@ -904,6 +1007,8 @@ changes_refreshed(struct task *t, struct sjob *j)
 			        err, changes_synced);
 		return;
 	}
+	if (t->flight != NULL)
+		flight_end(t->flight, FLIGHT_DONE, NULL);
 	changes_since(t);
 }
 
@@ -979,8 +1084,6 @@ changes_synced(struct task *t, const struct dav_result *r)
 static void
 changes_coll(struct task *t, struct sjob *j)
 {
-	const char *err = NULL;
-
 	if (j->coll.coll_id == NULL) {
 		task_end(t, -1, "no such folder");
 		return;
@@ -992,15 +1095,49 @@ changes_coll(struct task *t, struct sjob *j)
 	if (a == NULL)
 		return;
 	/*
-	 * A count only (Ping, GetItemEstimate, a held Ping's poll): a refresh
-	 * made a moment ago by any device of the account serves (the account's
-	 * devices polling share one look at the server).
+	 * A refresh made a moment ago by any device of the account serves: a
+	 * count (Ping, GetItemEstimate, a held Ping's poll) for MBX_DAV_FRESH
+	 * seconds at least (the account's devices polling share one look at the
+	 * server), a Sync for [upstream] dav_max_age. Without it each no-change
+	 * Sync costs the DAV server a sync-collection REPORT, more than the
+	 * Sync itself costs abqd (bench/RESULTS.md, native_pim), and each
+	 * window of an initial sync asks it again before its multiget.
 	 */
-	if (t->w.size == 0 && t->coll.refreshed > 0 &&
-	    (int64_t)time(NULL) - t->coll.refreshed < MBX_DAV_FRESH) {
+	int64_t age = (int64_t)time(NULL) - t->coll.refreshed;
+	int64_t fresh =
+	    t->w.size == 0 && t->d->max_age_s < MBX_DAV_FRESH ? MBX_DAV_FRESH : t->d->max_age_s;
+	if (t->coll.refreshed > 0 && age >= 0 && age < fresh) {
 		changes_since(t);
 		return;
 	}
+	changes_refresh(t);
+}
+
+/* The map of t's collection brought up to the server, or t waits for the refresh in flight. */
+static void
+changes_refresh(struct task *t)
+{
+	const char *err = NULL;
+	bool created;
+	void **slot =
+	    abq_hmap_put(&t->d->shared->refreshing, t->d->account, t->coll.coll_id, &created);
+	struct flight *f = *slot;
+	struct dav_account *a;
+
+	if (f != NULL) {
+		f->waiters = xrealloc(f->waiters, (f->n_waiters + 1) * sizeof(*f->waiters));
+		f->waiters[f->n_waiters++] = t;
+		t->flight = f;
+		t->d->shared->joined++;
+		return;
+	}
+	t->d->shared->refreshes++;
+	f = xcalloc(1, sizeof(*f));
+	f->leader = t;
+	t->flight = f;
+	*slot = f;
+	if ((a = task_dav(t)) == NULL)
+		return;
 	if (t->coll.token != NULL && strncmp(t->coll.token, "l:", 2) == 0) {
 		changes_list(t);
 		return;
@@ -1489,6 +1626,7 @@ mbx_dav_new(struct curl_loop *cl, struct mbx_dav_shared *shared, const struct mb
 	d->ca_file = xstrdup_null(conf->ca_file);
 	d->connect_timeout_ms = conf->connect_timeout_ms;
 	d->timeout_ms = conf->timeout_ms;
+	d->max_age_s = conf->max_age_s;
 	d->account = xstrdup(account);
 	d->user = xstrdup(user);
 	d->password = xstrdup(password);

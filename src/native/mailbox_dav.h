@@ -49,8 +49,8 @@
 #define MBX_DAV_PREFIX       "c" /* the collections' ids (the union's prefix) */
 /*
  * Seconds a refresh of a collection's map serves a count (a Ping, a held
- * Ping's poll, GetItemEstimate) of any device of the account; a Sync always
- * asks the server.
+ * Ping's poll, GetItemEstimate) of any device of the account, at least; a
+ * Sync is served by one younger than the conf's max_age_s.
  */
 #define MBX_DAV_FRESH 20
 
@@ -76,11 +76,26 @@ struct mbx_dav_conf {
 	const char *carddav; /* the same for address books; NULL: none */
 	const char *ca_file; /* NULL: the system's CAs */
 	unsigned connect_timeout_ms, timeout_ms;
+	/*
+	 * Seconds a refresh of a collection's map (by any device of the
+	 * account, on any worker or node: it is in the store) serves a Sync
+	 * without asking the server again ([upstream] dav_max_age); 0: every
+	 * Sync asks. What a device writes through abqd is in the map at once;
+	 * only changes made elsewhere wait up to this long.
+	 */
+	unsigned max_age_s;
 };
 
 /* What the backends of one worker share: when each account was last discovered. */
 struct mbx_dav_shared *mbx_dav_shared_new(void);
 void mbx_dav_shared_free(struct mbx_dav_shared **sp);
+/*
+ * Refreshes of collections' maps the worker asked of the servers, and
+ * those it did not because one of the same account and collection was in
+ * flight (the tasks waited for it).
+ */
+void mbx_dav_shared_stats(const struct mbx_dav_shared *s, unsigned long *refreshes,
+                          unsigned long *joined);
 
 /*
  * A backend for one request of account (user and password: the phone's

@@ -99,6 +99,14 @@ char *pim_ical_string(icalcomponent *vcal);
  * "/mozilla.org/20070129_1/Europe/Berlin"). NULL when neither.
  */
 icaltimezone *pim_ical_zone(icalcomponent *vcal, const char *tzid);
+/*
+ * A VTIMEZONE's zone is answered from a table of zones interned by their
+ * text (ical.c says why): such a zone lives as long as the process, like a
+ * built-in one. Whether zone is one; interning off (or on again), for
+ * measurements (pim_tz_cache_enable switches it with tz.c's caches).
+ */
+bool pim_ical_zone_interned(const icaltimezone *zone);
+void pim_ical_zone_interning(bool on);
 /* The name to write for a zone: an Olson name for a built-in one, else its TZID. */
 const char *pim_ical_zone_name(icaltimezone *zone);
 

@@ -61,7 +61,7 @@
  * year then take about 15 ms, and are kept for YEAR_TABLES years. A match
  * is then a walk of that table (microseconds), and each answer is kept per
  * (blob, year, hint). pim_tz_from_ical scans seven years of its zone (about
- * 0.2 ms) and keeps the blob per (built-in zone, year).
+ * 0.2 ms) and keeps the blob per (built-in or interned zone, year).
  */
 #include "pim/tz.h"
 
@@ -73,6 +73,7 @@
 #include <unicode/ustring.h>
 
 #include "lib/util.h"
+#include "pim/ical.h"
 
 #define DAY         86400
 #define MIN_INSTANT (-11644473600LL) /* 1601-01-01T00:00:00Z */
@@ -81,7 +82,7 @@
 #define MAX_CHANGES 8   /* offset changes kept per year; more is not a pair anyway */
 #define AROUND      3   /* years either side that choose among rule spellings */
 #define YEAR_TABLES 4   /* years of built-in zone rules kept */
-#define FROM_SLOTS  64  /* (built-in zone, year) blobs kept */
+#define FROM_SLOTS  64  /* (built-in or interned zone, year) blobs kept */
 #define CACHE_SLOTS 256 /* (blob, year, hint) answers kept */
 #define NAME_UNITS  32
 /* libical's prefix to its built-in zones' TZIDs (its default, which abqd keeps). */
@@ -784,9 +785,10 @@ minutes(int32_t secs)
 }
 
 /*
- * pim_tz_from_ical's answers for built-in zones (whose pointers live as long
- * as the process) per (zone, year), when the year is a yearly pair or has
- * no change (else the answer depends on the instant).
+ * pim_tz_from_ical's answers for built-in and interned zones (whose pointers
+ * live as long as the process: pim_ical_zone_interned) per (zone, year),
+ * when the year is a yearly pair or has no change (else the answer depends
+ * on the instant).
  */
 struct from_slot {
 	icaltimezone *zone;
@@ -827,7 +829,9 @@ pim_tz_from_ical(icaltimezone *zone, int64_t at, struct pim_eas_tz *out)
 	off = zone_offset(zone, at);
 	year = year_of(at + off);
 	id = olson_id(zone);
-	builtin = id != NULL && icaltimezone_get_builtin_timezone(id) == zone;
+	/* Built-in and interned zones live as long as the process: their answers are kept. */
+	builtin = (id != NULL && icaltimezone_get_builtin_timezone(id) == zone) ||
+	          pim_ical_zone_interned(zone);
 	if (builtin) {
 		bool hit;
 
@@ -1367,4 +1371,5 @@ pim_tz_cache_enable(bool on)
 		memset(&cache[i], 0, sizeof(cache[i]));
 	}
 	pthread_mutex_unlock(&tz_lock);
+	pim_ical_zone_interning(on);
 }

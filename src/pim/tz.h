@@ -82,9 +82,11 @@ int32_t pim_tz_offset_at(const struct pim_eas_tz *tz, int64_t utc);
 
 /*
  * pim_tz_to_ical keeps its answers per (blob, year, hint), pim_tz_from_ical
- * its blobs per (built-in zone, year). Turning these caches off (or on
- * again) empties them, for tests and measurements; the table of the
- * built-in zones' rules per year that matching walks is kept.
+ * its blobs per (built-in or interned zone, year). Turning these caches off
+ * (or on again) empties them and stops the interning of VTIMEZONEs
+ * (pim_ical_zone_interning), for tests and measurements; the table of the
+ * built-in zones' rules per year that matching walks is kept, and so are
+ * the zones interned.
  */
 void pim_tz_cache_enable(bool on);
 

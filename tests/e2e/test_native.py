@@ -48,6 +48,9 @@ import test_gal_live as galfix  # noqa: E402  (the private slapd)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dav"))
 import test_dav_live as davfix  # noqa: E402  (Radicale)
 
+# A look at a DAV collection serves Syncs this long ([upstream] dav_max_age): a
+# test that changes something on the DAV server waits it out before syncing.
+DAV_MAX_AGE = 1
 # alice's collections on Radicale ([upstream] caldav and carddav)
 DAV_CAL = "/alice/calendar/"
 DAV_TASKS = "/alice/tasks/"
@@ -110,6 +113,7 @@ class NativeHarness(E.Harness):
                 "caldav = http://127.0.0.1:%d/\n"
                 "carddav = http://127.0.0.1:%d/\n"
                 "dav_poll_interval = 10s\n"
+                "dav_max_age = %ds\n"
                 "gal = ldap://127.0.0.1:%d/%s\n"
                 "gal_bind_dn = %s\n"
                 "gal_bind_password = %s\n"
@@ -122,7 +126,8 @@ class NativeHarness(E.Harness):
                 "metrics_public = yes\n"
                 "[log]\n"
                 "level = debug\n" % (self.abqd_port, self.imap_port, self.submission_port,
-                                     self.radicale.port, self.radicale.port, self.slapd.port, galfix.SUFFIX, galfix.READER,
+                                     self.radicale.port, self.radicale.port, DAV_MAX_AGE,
+                                     self.slapd.port, galfix.SUFFIX, galfix.READER,
                                      galfix.READER_PW, self.admin_port))
 
     def relay_mail(self, marker, seconds=15):
@@ -1511,6 +1516,7 @@ class NativeTests(E.Case):
         st, _, _ = h.req("PUT", DAV_TASKS + "task1.ics", todo.encode(),
                          {"Content-Type": "text/calendar", "If-None-Match": "*"})
         self.assertIn(st, (201, 204))
+        time.sleep(DAV_MAX_AGE + 0.1)  # an earlier test's look at the collections is older
 
         phone = Phone(device_id=new_id("davsync"))
         ids = {f[2]: f[0] for f in phone.folders(self)}
@@ -1603,6 +1609,7 @@ class NativeTests(E.Case):
         st, hd, _ = h.req("PUT", DAV_BOOK + "dave.vcf", text.encode(),
                           {"Content-Type": "text/vcard"})
         self.assertIn(st, (201, 204))
+        time.sleep(DAV_MAX_AGE + 0.1)  # the last Sync's look at the server is older
         key, c = sync(ids["Contacts"], key)
         ch = c.findall("Commands/Change")
         self.assertEqual([text_of(x, "ServerId") for x in ch], [dave_id])

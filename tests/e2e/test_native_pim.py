@@ -91,6 +91,7 @@ class PimHarness(E.Harness):
                 "url = imap://127.0.0.1:%d\n"
                 "caldav = http://127.0.0.1:%d/SOGo/dav/\n"
                 "carddav = http://127.0.0.1:%d/SOGo/dav/\n"
+                "dav_max_age = 1s\n"  # test_04 waits 1.1 s before its changes
                 "[store]\n"
                 "url = sqlite:abqd.db\n"
                 "[admin]\n"

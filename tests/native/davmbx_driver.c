@@ -19,7 +19,14 @@
  *   remove ID ITEM CURSOR           {"rv", "cursor"}
  *   cancel ID                       a changes() started, the backend destroyed with it
  *                                   in flight: {"cancelled": true} and nothing called back
+ *   together ID CURSOR N [drop]     N requests (backends of the same worker) ask
+ *                                   changes() in the same loop turn: {"results": [{"rv",
+ *                                   "adds", "changed"}...], "refreshes", "joined"};
+ *                                   drop: the first is destroyed once the others wait for
+ *                                   its refresh (its result left out)
  * and a last line {"runs": N}. rv: 1, 0, -1, or the MBX_* codes.
+ * ABQ_DAVMBX_MAX_AGE=SECONDS in the environment: the conf's max_age_s
+ * ([upstream] dav_max_age), 0 when not set.
  */
 #include <event2/event.h>
 #include <jansson.h>
@@ -134,6 +141,108 @@ ids_of(const struct mbx_change_item *v, size_t n)
 	return a;
 }
 
+static int together_left;
+
+static void
+together_waited(void *arg)
+{
+	(void)arg;
+	together_left--;
+}
+
+/*
+ * Loop turns, one at a time, until the worker has made and joined so many
+ * refreshes (or 10 s): the first's refresh is still in flight then.
+ */
+static void
+turns_until(const struct mbx_dav_shared *shared, unsigned long made, unsigned long joined)
+{
+	struct timeval tick = {0, 10000};
+	unsigned long r, j;
+
+	for (int i = 0; i < 1000; i++) {
+		mbx_dav_shared_stats(shared, &r, &j);
+		if (r >= made && j >= joined)
+			return;
+		event_base_loopexit(base, &tick); /* a turn returns at the latest then */
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+}
+
+/* The op "together": N backends' changes() started at once, then answered. */
+static int
+together(struct curl_loop *cl, struct mbx_dav_shared *shared, const struct mbx_dav_conf *conf,
+         struct mbx_dav_store *st, char **argv, json_t *out)
+{
+	struct mbx_backend *bs[16];
+	long long n, first = 0;
+	bool drop = argv[10] != NULL && strcmp(argv[10], "drop") == 0;
+	const char *err = NULL;
+	json_t *results = json_array();
+	unsigned long refreshes, joined;
+
+	if (parse_int(argv[9], 1, 16, &n, &err) < 0) {
+		fprintf(stderr, "davmbx-driver: N %s: %s\n", argv[9], err);
+		exit(2);
+	}
+	for (long long i = 0; i < n; i++) {
+		if ((bs[i] = mbx_dav_new(cl, shared, conf, st, argv[4], argv[4], argv[5], &err)) ==
+		    NULL) {
+			fprintf(stderr, "davmbx-driver: %s\n", err);
+			exit(1);
+		}
+	}
+	/* Runs as mbx_run makes them, all backends each time, until none pends. */
+	for (int run = 0; run < 20; run++) {
+		json_array_clear(results);
+		together_left = 0;
+		for (long long i = first; i < n; i++) {
+			struct mbx_window w = {100, 0};
+			struct mbx_changes ch;
+			const char *e2 = NULL;
+			json_t *x = json_object();
+			int rv;
+
+			mbx_begin(bs[i]);
+			rv = mbx_changes(bs[i], argv[7], strcmp(argv[8], "-") ? argv[8] : NULL, &w,
+			                 &ch, &e2);
+			json_object_set_new(x, "rv", json_integer(rv));
+			if (rv == MBX_PENDING) {
+				together_left++;
+				mbx_wait(bs[i], together_waited, NULL);
+			} else if (rv == 1) {
+				json_object_set_new(x, "adds", ids_of(ch.adds, ch.n_adds));
+				json_object_set_new(x, "changed", ids_of(ch.changed, ch.n_changed));
+				mbx_changes_clear(&ch);
+			}
+			json_array_append_new(results, x);
+			/* its refresh in flight before the others ask */
+			if (drop && first == 0 && i == 0)
+				turns_until(shared, 1, 0);
+		}
+		if (together_left == 0)
+			break;
+		if (drop && first == 0) {
+			/* the others wait for the first's refresh, which then goes away */
+			turns_until(shared, 1, (unsigned long)n - 1);
+			mbx_destroy(&bs[0]);
+			together_left--;
+			first = 1;
+		}
+		while (together_left > 0)
+			event_base_loop(base, EVLOOP_ONCE);
+	}
+	for (long long i = first; i < n; i++) {
+		mbx_end(bs[i]);
+		mbx_destroy(&bs[i]);
+	}
+	mbx_dav_shared_stats(shared, &refreshes, &joined);
+	json_object_set_new(out, "results", results);
+	json_object_set_new(out, "refreshes", json_integer((json_int_t)refreshes));
+	json_object_set_new(out, "joined", json_integer((json_int_t)joined));
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -156,6 +265,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "davmbx-driver: %s\n", err);
 		return 1;
 	}
+	if (getenv("ABQ_DAVMBX_MAX_AGE") != NULL) {
+		long long age;
+		const char *e2;
+
+		if (parse_int(getenv("ABQ_DAVMBX_MAX_AGE"), 0, 3600, &age, &e2) < 0) {
+			fprintf(stderr, "davmbx-driver: ABQ_DAVMBX_MAX_AGE: %s\n", e2);
+			return 2;
+		}
+		conf.max_age_s = (unsigned)age;
+	}
 	conf.caldav = strcmp(argv[2], "-") ? argv[2] : NULL;
 	conf.carddav = strcmp(argv[3], "-") ? argv[3] : NULL;
 	op = argv[6];
@@ -166,6 +285,11 @@ main(int argc, char **argv)
 	if (b == NULL) {
 		fprintf(stderr, "davmbx-driver: %s\n", err);
 		return 1;
+	}
+	if (strcmp(op, "together") == 0 && argc > 9) {
+		rv = together(cl, shared, &conf, &st, argv, out);
+		mbx_destroy(&b);
+		goto done;
 	}
 	if (strcmp(op, "cancel") == 0 && argc > 7) {
 		struct mbx_window w = {100, 0};

@@ -50,10 +50,11 @@ def main():
         url = rad.url
         wrap = shlex.split(os.environ.get("ABQ_DAVMBX_WRAP", ""))
 
-        def drv(*args):
+        def drv(*args, max_age=0):
             cmd = wrap + [a.driver, store, url, url, "alice", davfix.PASSWORD] + \
                 [str(x) for x in args]
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            env = dict(os.environ, ABQ_DAVMBX_MAX_AGE=str(max_age))
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
             if p.returncode != 0:
                 raise Failure("davmbx-driver %s exited %d: %s" % (args, p.returncode, p.stderr))
             expect(davfix.PASSWORD not in p.stdout + p.stderr, "no password in its output")
@@ -87,10 +88,28 @@ def main():
                          text.replace("+1 555 0100", "+1 555 0111").encode(),
                          {"Content-Type": "text/vcard"})
         expect(st in (201, 204), "the server's change")
+        # [upstream] dav_max_age: the map refreshed a moment ago serves; 0 asks
+        r = drv("changes", book, c1, 100, max_age=600)
+        expect(r["rv"] == 1 and r["adds"] == [] and r["changed"] == [],
+               "within dav_max_age the last look serves (not asked again): %s" % r)
         r = drv("changes", book, c1, 100)
         expect(len(r["adds"]) == 1 and r["changed"] == [dave]
                and "+1 555 0111" in r["objects"][dave], "an Add and a Change: %s" % r)
         c2 = r["cursor"]
+        # four devices' Syncs of the collection at once on one worker: one refresh
+        r = drv("together", book, c1, 4)
+        expect(r["refreshes"] == 1 and r["joined"] == 3,
+               "one look at the server for four requests at once (%d asked, %d waited)" %
+               (r["refreshes"], r["joined"]))
+        expect(all(x["rv"] == 1 and len(x["adds"]) == 1 and x["changed"] == [dave]
+                   for x in r["results"]), "each of them the Add and the Change: %s" %
+               r["results"])
+        # the request whose refresh the others wait for goes away (its phone left)
+        r = drv("together", book, c1, 4, "drop")
+        expect(r["refreshes"] == 2 and r["joined"] == 5 and len(r["results"]) == 3 and
+               all(x["rv"] == 1 and len(x["adds"]) == 1 and x["changed"] == [dave]
+                   for x in r["results"]),
+               "its refresh dropped, the three others' led by one of them: %s" % r)
 
         new = card("erin.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:erin-1\r\nFN:Erin Added\r\n"
                    "N:Added;Erin;;;\r\nEND:VCARD\r\n")
@@ -135,6 +154,9 @@ def main():
         r = drv("changes", book, c4, 100)
         expect(r["rv"] == -1, "a Sync's changes with the server away: a failure (%s)" %
                r.get("error"))
+        r = drv("together", book, c4, 3)
+        expect([x["rv"] for x in r["results"]] == [-1] * 3 and r["refreshes"] == 1,
+               "three at once with the server away: one try, all three fail with it (%s)" % r)
     finally:
         if rad is not None:
             rad.stop()

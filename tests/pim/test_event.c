@@ -22,10 +22,12 @@
 #include <cmocka.h>
 
 #include "eas/wbxml.h"
+#include "lib/util.h"
 #include "lib/b64.h"
 #include "pim/eastime.h"
 #include "pim/event.h"
 #include "pim/ical.h"
+#include "pim/ical_int.h"
 #include "pim/tz.h"
 
 #define USER   "alice@example.com"
@@ -1636,6 +1638,89 @@ test_parse_caps(void **state)
 	}
 }
 
+/* A custom zone's VTIMEZONE, EU rules from 1970 at standard offset std (e.g. "+0100"). */
+static char *
+custom_zone_object(const char *std, const char *dst, const char *uid)
+{
+	return xasprintf("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+	                 "BEGIN:VTIMEZONE\r\nTZID:Office Time\r\n"
+	                 "BEGIN:DAYLIGHT\r\nTZOFFSETFROM:%s\r\nTZOFFSETTO:%s\r\nTZNAME:OST\r\n"
+	                 "DTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\n"
+	                 "END:DAYLIGHT\r\n"
+	                 "BEGIN:STANDARD\r\nTZOFFSETFROM:%s\r\nTZOFFSETTO:%s\r\nTZNAME:OT\r\n"
+	                 "DTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\n"
+	                 "END:STANDARD\r\nEND:VTIMEZONE\r\n"
+	                 "BEGIN:VEVENT\r\nUID:%s\r\nDTSTAMP:20260101T000000Z\r\n"
+	                 "DTSTART;TZID=Office Time:20260701T120000\r\n"
+	                 "DTEND;TZID=Office Time:20260701T130000\r\nSUMMARY:x\r\n"
+	                 "END:VEVENT\r\nEND:VCALENDAR\r\n",
+	                 std, dst, dst, std, uid);
+}
+
+/* DTSTART of an object's event, in seconds since the epoch. */
+static int64_t
+start_of(icalcomponent *v)
+{
+	icalcomponent *ev = icalcomponent_get_first_component(v, ICAL_VEVENT_COMPONENT);
+	struct pim_time t;
+
+	assert_int_equal(
+	    pim_time_read(v, icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY), NULL, &t),
+	    0);
+	return t.utc;
+}
+
+/*
+ * A calendar's objects each carry their VTIMEZONE: the same text is one
+ * interned zone, whose offsets are those of the text; a VTIMEZONE of the same
+ * TZID with other rules is another zone (the TZID alone decides nothing);
+ * with interning off each object's own zone answers the same.
+ */
+static void
+test_interned_zones(void **state)
+{
+	(void)state;
+	char *a = custom_zone_object("+0100", "+0200", "a"),
+	     *b = custom_zone_object("+0100", "+0200", "b"),
+	     *c = custom_zone_object("+0300", "+0400", "c");
+	const char *err = NULL;
+	icalcomponent *va = pim_ical_parse(a, strlen(a), &err),
+	              *vb = pim_ical_parse(b, strlen(b), &err),
+	              *vc = pim_ical_parse(c, strlen(c), &err);
+	icaltimezone *za, *zb, *zc;
+
+	assert_non_null(va);
+	assert_non_null(vb);
+	assert_non_null(vc);
+	za = pim_ical_zone(va, "Office Time");
+	zb = pim_ical_zone(vb, "Office Time");
+	zc = pim_ical_zone(vc, "Office Time");
+	assert_non_null(za);
+	assert_ptr_equal(za, zb);
+	assert_true(pim_ical_zone_interned(za));
+	assert_ptr_not_equal(za, icalcomponent_get_timezone(va, "Office Time"));
+	assert_ptr_not_equal(za, zc);
+	assert_true(pim_ical_zone_interned(zc));
+	/* 12:00 in July at +02 is 10:00Z; at +04, 08:00Z. */
+	assert_int_equal(start_of(va), 1782900000);
+	assert_int_equal(start_of(vb), 1782900000);
+	assert_int_equal(start_of(vc), 1782892800);
+
+	pim_tz_cache_enable(false);
+	assert_ptr_equal(pim_ical_zone(va, "Office Time"),
+	                 icalcomponent_get_timezone(va, "Office Time"));
+	assert_false(pim_ical_zone_interned(icalcomponent_get_timezone(va, "Office Time")));
+	assert_int_equal(start_of(va), 1782900000);
+	assert_int_equal(start_of(vc), 1782892800);
+	pim_tz_cache_enable(true);
+	icalcomponent_free(va);
+	icalcomponent_free(vb);
+	icalcomponent_free(vc);
+	free(a);
+	free(b);
+	free(c);
+}
+
 static int
 setup(void **state)
 {
@@ -1665,6 +1750,7 @@ main(void)
 	    cmocka_unit_test(test_form_change),    cmocka_unit_test(test_zones),
 	    cmocka_unit_test(test_inexpressible),  cmocka_unit_test(test_body_options),
 	    cmocka_unit_test(test_refused),        cmocka_unit_test(test_parse_caps),
+	    cmocka_unit_test(test_interned_zones),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
