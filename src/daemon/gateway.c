@@ -3488,6 +3488,11 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 		gw->native_state.get = native_state_get;
 		gw->native_state.commit = native_state_commit;
 		gw->native_state.client_id = native_client_id;
+		/*
+		 * The PIM codec: calendars, contacts and tasks once DAV is set
+		 * below, and always the invitations in mail (MeetingRequest).
+		 */
+		gw->pim = &pim_codec;
 		log_info("native mode: ActiveSync served from %s, at most %u IMAP connections per "
 		         "account%s",
 		         cfg->upstream_url, pc.max_per_account, nw > 1 ? " in this worker" : "");
@@ -3517,7 +3522,6 @@ gateway_new_worker(struct event_base *base, const struct abq_config *cfg,
 			};
 			gw->dav_store =
 			    (struct mbx_dav_store){gw, native_store_call, native_store_cancel};
-			gw->pim = &pim_codec;
 			gw->dav_poll_s = (int)cfg->upstream_dav_poll_interval;
 			log_info("native mode: calendars and tasks from %s, address books from %s",
 			         cfg->upstream_caldav ? cfg->upstream_caldav : "(none)",

@@ -1044,6 +1044,36 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
 }
 
 /*
+ * Email:MessageClass and Email:ContentClass of a parsed message (NULL: one
+ * msgconv could not read); a meeting request's or cancellation's
+ * invitation then as Email:MeetingRequest (the codec's meeting), or, when
+ * the codec cannot read it, the mail as a plain one (without a codec the
+ * class stays as msgconv named it).
+ */
+static void
+add_message_class(const struct mbx_serve_in *in, struct wbxml_node *parent, int v,
+                  const struct msgconv_msg *m)
+{
+	const char *cls = m ? m->message_class : "IPM.Note";
+	const char *content = m ? m->content_class : "urn:content-classes:message";
+	struct wbxml_node *cn = wbxml_addn_text(parent, "Email:MessageClass", cls);
+
+	if (m != NULL && m->calendar != NULL && strncmp(cls, "IPM.Schedule.Meeting.", 21) == 0 &&
+	    in->pim != NULL && in->pim->meeting != NULL) {
+		struct mbx_pim_opts o = {.version = v, .body_type = 1, .email = in->email};
+		const char *err;
+
+		if (o.email == NULL && in->account != NULL && strchr(in->account, '@') != NULL)
+			o.email = in->account;
+		if (in->pim->meeting(m->calendar, m->calendar_len, parent, &o, &err) < 0) {
+			wbxml_set_text(cn, "IPM.Note", 8);
+			content = "urn:content-classes:message";
+		}
+	}
+	wbxml_addn_text(parent, "Email:ContentClass", content);
+}
+
+/*
  * The e-mail properties of a real item (raw: the mail server's message),
  * read by msgconv: MS-ASEMAIL's fields, the attachments with their
  * FileReferences, the body per the preferences. A large message with an
@@ -1054,8 +1084,8 @@ add_msg_body(struct wbxml_node *parent, int v, const struct msgconv_msg *m,
  * again.
  */
 static void
-add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct mbx_email *e,
-              const char *id, const struct body_prefs *prefs)
+add_email_raw(const struct mbx_serve_in *in, struct wbxml_node *parent, int v, const char *folder,
+              const struct mbx_email *e, const char *id, const struct body_prefs *prefs)
 {
 	struct msgconv_opts o = {.date_fallback = e->internal_date, .no_mime = e->outline != NULL};
 	struct msgconv_msg m;
@@ -1114,10 +1144,8 @@ add_email_raw(struct wbxml_node *parent, int v, const char *folder, const struct
 		add_int(b, "AirSyncBase:EstimatedDataSize", 0);
 		wbxml_addn_text(b, "AirSyncBase:Data", "");
 	}
-	wbxml_addn_text(parent, "Email:MessageClass", ok ? m.message_class : "IPM.Note");
+	add_message_class(in, parent, v, ok ? &m : NULL);
 	add_int(parent, "Email:InternetCPID", ok ? m.internet_cpid : 65001);
-	wbxml_addn_text(parent, "Email:ContentClass",
-	                ok ? m.content_class : "urn:content-classes:message");
 	add_int(parent, "AirSyncBase:NativeBodyType", ok ? m.native_body_type : 1);
 	if (e->parsed != NULL) {
 		free(m.att); /* the copy; the rest is the backend's */
@@ -1147,7 +1175,7 @@ add_email(const struct mbx_serve_in *in, struct wbxml_node *parent, const char *
 	char date[40];
 
 	if (e->raw != NULL) {
-		add_email_raw(parent, version_of(in), folder, e, id, prefs);
+		add_email_raw(in, parent, version_of(in), folder, e, id, prefs);
 		return;
 	}
 	eas_date(e->date_received, date);
@@ -3813,7 +3841,207 @@ cmd_compose(const struct mbx_serve_in *in, int v, struct mbx_serve_out *out)
 
 /* ---- the commands that fail ------------------------------------------ */
 
-/* MeetingResponse: each Request fails with Status 3. */
+void
+mbx_meeting_answer_clear(struct mbx_meeting_answer *a)
+{
+	free(a->object);
+	free(a->reply);
+	free(a->organizer);
+	free(a->uid);
+	free(a->summary);
+	memset(a, 0, sizeof(*a));
+}
+
+/* The default calendar's id into id: 1, 0 when there is none, -1, MBX_PENDING. */
+static int
+default_calendar(const struct mbx_serve_in *in, char id[MBX_ID_MAX + 1])
+{
+	const struct mbx_folder *f;
+	size_t n;
+	const char *err;
+	int rv = mbx_list_folders(in->backend, &f, &n, &err);
+
+	if (rv < 0)
+		return pend_or_fail(rv);
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].type == MBX_FOLDER_CALENDAR) {
+			snprintf(id, MBX_ID_MAX + 1, "%s", f[i].id);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The invitation a Request names (malloc'd, *len_r): a meeting request
+ * mail's text/calendar part, or a calendar item's object (*etag_r its
+ * version, malloc'd). 1, 0 when there is none, -1, MBX_PENDING.
+ */
+static int
+invitation_of(const struct mbx_serve_in *in, const char *coll, const char *id, bool calendar,
+              char **ics_r, size_t *len_r, char **etag_r)
+{
+	const char *err = NULL;
+	int rv;
+
+	*ics_r = *etag_r = NULL;
+	if (calendar) {
+		struct mbx_object obj = {0};
+		if ((rv = mbx_fetch_object(in->backend, coll, id, &obj, &err)) != 1)
+			return rv < 0 ? pend_or_fail(rv) : 0;
+		*ics_r = obj.data;
+		*len_r = obj.len;
+		*etag_r = obj.etag;
+		return 1;
+	}
+	struct mbx_email e;
+	struct msgconv_msg m;
+	memset(&e, 0, sizeof(e));
+	if ((rv = mbx_fetch(in->backend, coll, id, &e, &err)) != 1) {
+		mbx_email_clear(&e);
+		return rv < 0 ? pend_or_fail(rv) : 0;
+	}
+	if (e.raw != NULL &&
+	    msgconv_parse(e.raw, e.raw_len, &(struct msgconv_opts){.no_mime = true}, &m, &err) ==
+	        0 &&
+	    m.calendar != NULL && strcmp(m.message_class, "IPM.Schedule.Meeting.Request") == 0) {
+		*ics_r = xmemdup0(m.calendar, m.calendar_len);
+		*len_r = m.calendar_len;
+	}
+	if (e.raw != NULL)
+		msgconv_msg_clear(&m);
+	mbx_email_clear(&e);
+	return *ics_r != NULL;
+}
+
+/*
+ * 16.x SendResponse: the iTIP REPLY to the organizer by mail (not kept in
+ * Sent). A message that cannot be made or sent leaves the answer as it
+ * is (the calendar holds it); 0, or -1, MBX_PENDING.
+ */
+static int
+send_reply(const struct mbx_serve_in *in, const char *user, int answer,
+           const struct mbx_meeting_answer *a)
+{
+	static const char *const verbs[] = {"", "Accepted", "Tentative", "Declined"};
+	struct mbx_send_out so;
+	const char *err = NULL;
+	char *msg, *subject, *text;
+	size_t len;
+	int rv = 0;
+
+	if (a->organizer == NULL || a->reply == NULL)
+		return 0;
+	subject = xasprintf("%s: %s", verbs[answer], a->summary ? a->summary : "");
+	text = xasprintf("%s has %s this invitation.\r\n", user,
+	                 answer == 1   ? "accepted"
+	                 : answer == 2 ? "tentatively accepted"
+	                               : "declined");
+	if (compose_itip_reply(user, a->organizer, subject, text, a->reply, &msg, &len, &err) ==
+	    0) {
+		rv = mbx_send(in->backend, msg, len, false, &so, &err);
+		free(msg);
+		if (rv == -1 || (rv == 1 && so.result != MBX_SEND_SENT))
+			log_warn("MeetingResponse: the reply to %s was not sent: %s", a->organizer,
+			         rv == -1 && err ? err : "refused");
+		if (rv != MBX_PENDING)
+			rv = 0;
+	}
+	free(subject);
+	free(text);
+	return rv;
+}
+
+/*
+ * One Request of MeetingResponse (MS-ASCMD 2.2.1.11): the invitation
+ * (a meeting request mail, or a calendar item) answered for the user and
+ * kept in the calendar: an accepted or tentative one written to the
+ * default calendar (a calendar item: in place) with the user's PARTSTAT,
+ * a declined calendar item removed (a declined mail adds nothing), the
+ * item's id into calid (not for a decline); the REPLY to the organizer
+ * when send. With an InstanceId (16.x) only that occurrence is answered:
+ * its override, or an EXDATE for a decline, the calendar item kept. A
+ * calendar item's change is the device's own (not echoed back); a new
+ * item from a mail reaches the device in its next Sync of the calendar.
+ * Status 1 done, 2 the request names nothing the user can answer, 3 the
+ * mailbox could not keep it (no codec or no calendar, a device that never
+ * synced it, a server's refusal); -1, MBX_PENDING.
+ */
+static int
+meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool send,
+               char calid[MBX_ID_MAX + 1])
+{
+	const char *coll = kid_text(c, "CollectionId"), *rid = kid_text(c, "RequestId");
+	const char *ur = kid_text(c, "UserResponse"), *err = NULL;
+	const char *instance = kid_text(c, "MeetingResponse:InstanceId"); /* 16.x: one occurrence */
+	const char *user = in->email ? in->email : in->account;
+	const struct mbx_folder *f;
+	struct mbx_meeting_answer a;
+	char *ics = NULL, *etag = NULL, cal[MBX_ID_MAX + 1];
+	struct sstate st;
+	size_t len = 0;
+	int answer, rv, lr, status = 1;
+	bool calendar;
+
+	calid[0] = '\0';
+	answer = ur != NULL && ur[0] >= '1' && ur[0] <= '3' && ur[1] == '\0' ? ur[0] - '0' : 0;
+	if (in->pim == NULL || in->pim->respond == NULL)
+		return 3; /* this mailbox keeps no calendar (the quarantine mailbox) */
+	if (answer == 0 || coll == NULL || rid == NULL || user == NULL)
+		return 2;
+	if ((rv = mbx_folder_lookup(in->backend, coll, &f)) != 1)
+		return rv < 0 ? pend_or_fail(rv) : 2;
+	calendar = mbx_folder_class(f->type) == MBX_CLASS_CALENDAR;
+	if ((rv = invitation_of(in, coll, rid, calendar, &ics, &len, &etag)) != 1)
+		return rv < 0 ? rv : 2;
+	rv = in->pim->respond(ics, len, user, answer, instance, in->now, &a, &err);
+	free(ics);
+	if (rv < 0) {
+		free(etag);
+		return 2;
+	}
+	/* a declined mail adds nothing (not even a series with one occurrence declined) */
+	bool keep = calendar || answer != 3;
+	snprintf(cal, sizeof(cal), "%s", calendar ? coll : "");
+	if (!calendar && keep && (rv = default_calendar(in, cal)) != 1)
+		status = rv < 0 ? rv : 3;
+	if (status == 1 && keep && (lr = state_load(in, cal, &st)) < 0)
+		status = lr;
+	else if (status == 1 && keep) {
+		char new_id[MBX_ID_MAX + 1] = "", cur[MBX_CURSOR_MAX + 1];
+		memcpy(cur, st.cur, sizeof(cur));
+		if (a.object == NULL)
+			rv = mbx_remove(in->backend, cal, rid, false, cur, &err);
+		else
+			rv = mbx_put_object(in->backend, cal, calendar ? rid : NULL, etag, a.object,
+			                    strlen(a.object), a.uid, cur, calendar ? NULL : new_id,
+			                    &err);
+		status = rv == MBX_PENDING || rv == -1 ? rv : rv == 1 || a.object == NULL ? 1 : 3;
+		if (status == 1 && a.object != NULL && answer != 3)
+			snprintf(calid, MBX_ID_MAX + 1, "%s", calendar ? rid : new_id);
+		/*
+		 * The device's own calendar item changed: as its own Change, not
+		 * echoed back (its cursor advanced). A new one from a mail is
+		 * not the device's yet: its next Sync brings it as an Add.
+		 */
+		if (status == 1 && calendar && lr == 1 && strcmp(cur, st.cur) != 0) {
+			memcpy(st.cur, cur, sizeof(cur));
+			if (state_store(in, cal, &st) < 0)
+				status = -1;
+		}
+		sstate_clear(&st);
+	}
+	if (status == 1 && send && (rv = send_reply(in, user, answer, &a)) < 0)
+		status = rv;
+	mbx_meeting_answer_clear(&a);
+	free(etag);
+	return status;
+}
+
+/*
+ * MeetingResponse: each Request answered by meeting_answer, with its
+ * RequestId and, for an accepted or tentative meeting, the CalendarId.
+ */
 static int
 cmd_meetingresponse(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 {
@@ -3821,6 +4049,7 @@ cmd_meetingresponse(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 	struct wbxml_doc *rq =
 	    decode_root(in, WBXML_PAGE_MEETINGRESPONSE, "MeetingResponse", out, &req);
 	struct wbxml_doc *doc;
+	int v = version_of(in);
 
 	if (rq == NULL)
 		return 0;
@@ -3830,9 +4059,19 @@ cmd_meetingresponse(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 		if (!is_el(c, WBXML_PAGE_MEETINGRESPONSE, "Request"))
 			continue;
 		const char *id = kid_text(c, "RequestId");
+		char calid[MBX_ID_MAX + 1];
+		bool send = v >= 160 && kid(c, "MeetingResponse:SendResponse") != NULL;
+		int status = meeting_answer(in, c, send, calid);
+		if (status < 0) {
+			wbxml_doc_free(&doc);
+			wbxml_doc_free(&rq);
+			return failed(status, "sync state or mailbox failure", out);
+		}
 		struct wbxml_node *x = wbxml_addn(r, "Result");
 		wbxml_addn_text(x, "RequestId", id ? id : "");
-		add_int(x, "Status", 3);
+		add_int(x, "Status", status);
+		if (status == 1 && calid[0] != '\0')
+			wbxml_addn_text(x, "CalendarId", calid);
 	}
 	wbxml_doc_free(&rq);
 	return finish(&doc, out);

@@ -112,6 +112,18 @@ struct mbx_pim_opts {
 	const uint16_t *supported;
 	size_t n_supported;
 };
+/*
+ * An answer to an invitation (mbx_pim_codec.respond), every string
+ * malloc'd (mbx_meeting_answer_clear frees them): the calendar object to
+ * keep (the user's PARTSTAT set; NULL for a decline), the iTIP REPLY for
+ * the organizer, the organizer's address (NULL: none), the UID, the
+ * SUMMARY ("" when none).
+ */
+struct mbx_meeting_answer {
+	char *object, *reply, *organizer, *uid, *summary;
+};
+void mbx_meeting_answer_clear(struct mbx_meeting_answer *a);
+
 #define MBX_PIM_SUPPORTED_MAX 128 /* elements of a Supported list kept */
 #define MBX_PIM_UID_MAX       255
 struct mbx_pim_codec {
@@ -120,6 +132,26 @@ struct mbx_pim_codec {
 	int (*from_eas)(enum mbx_class c, const struct wbxml_node *appdata, const char *old,
 	                size_t old_len, const struct mbx_pim_opts *o, char **out, size_t *out_len,
 	                char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr);
+	/*
+	 * A mail's invitation (its text/calendar part, ics[0..len)) as the
+	 * Email:MeetingRequest under appdata: 1 for a REQUEST, 2 for a CANCEL,
+	 * or -1 with *errstr (nothing written; the mail is then a plain one).
+	 * NULL: mails are never shown as meeting requests.
+	 */
+	int (*meeting)(const char *ics, size_t len, struct wbxml_node *appdata,
+	               const struct mbx_pim_opts *o, const char **errstr);
+	/*
+	 * MeetingResponse: the user's answer (1 accept, 2 tentative, 3
+	 * decline) to the invitation ics (an iTIP REQUEST, or a calendar
+	 * object the user was invited to) at now, into *out (zeroed first);
+	 * instance: one occurrence's InstanceId (16.x; NULL: the whole
+	 * meeting), whose answer keeps the object (a decline of it too).
+	 * 0, or -1 with *errstr when ics cannot be answered. NULL: meetings
+	 * cannot be answered (MeetingResponse Status 3).
+	 */
+	int (*respond)(const char *ics, size_t len, const char *user, int answer,
+	               const char *instance, int64_t now, struct mbx_meeting_answer *out,
+	               const char **errstr);
 };
 
 struct mbx_serve_in {

@@ -841,3 +841,59 @@ out:
 	msgconv_msg_clear(&om);
 	return rv;
 }
+
+/* ---- iTIP replies --------------------------------------------------------- */
+
+int
+compose_itip_reply(const char *from, const char *to, const char *subject, const char *text,
+                   const char *ics, char **out, size_t *out_len, const char **errstr)
+{
+	GMimeMessage *m;
+	GMimeMultipart *alt;
+	GMimePart *cal;
+	GMimeStream *st;
+	GMimeDataWrapper *w;
+	GMimeFormatOptions *fo;
+	char *raw;
+	int rv;
+
+	if (from == NULL || to == NULL || ics == NULL || strlen(ics) > COMPOSE_MAX_INPUT) {
+		*errstr = "no sender, no recipient or no calendar";
+		return -1;
+	}
+	msgconv_init();
+	m = g_mime_message_new(TRUE);
+	g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_FROM, NULL, from);
+	g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_TO, NULL, to);
+	g_mime_message_set_subject(m, subject ? subject : "", "utf-8");
+	alt = g_mime_multipart_new_with_subtype("alternative");
+	GMimeObject *t = new_text("plain", text ? text : "");
+	g_mime_multipart_add(alt, t);
+	g_object_unref(t);
+	cal = g_mime_part_new_with_type("text", "calendar");
+	g_mime_object_set_content_type_parameter(GMIME_OBJECT(cal), "charset", "utf-8");
+	g_mime_object_set_content_type_parameter(GMIME_OBJECT(cal), "method", "REPLY");
+	st = g_mime_stream_mem_new_with_buffer(ics, strlen(ics));
+	w = g_mime_data_wrapper_new_with_stream(st, GMIME_CONTENT_ENCODING_DEFAULT);
+	g_mime_part_set_content(cal, w);
+	g_object_unref(w);
+	g_object_unref(st);
+	g_mime_part_set_content_encoding(cal, GMIME_CONTENT_ENCODING_BASE64);
+	g_mime_multipart_add(alt, GMIME_OBJECT(cal));
+	g_object_unref(cal);
+	g_mime_message_set_mime_part(m, GMIME_OBJECT(alt));
+	g_object_unref(alt);
+	encode_headers(GMIME_OBJECT(m));
+	fo = g_mime_format_options_new();
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	raw = g_mime_object_to_string(GMIME_OBJECT(m), fo);
+	g_mime_format_options_free(fo);
+	g_object_unref(m);
+	if (raw == NULL) {
+		*errstr = "the message cannot be written";
+		return -1;
+	}
+	rv = compose_sent_copy(raw, strlen(raw), from, out, out_len, errstr);
+	g_free(raw);
+	return rv;
+}

@@ -80,4 +80,14 @@ void compose_split_header(const char *msg, size_t len, size_t *hdr_len, size_t *
 int compose_sent_copy(const char *msg, size_t len, const char *from, char **out, size_t *out_len,
                       const char **errstr);
 
+/*
+ * An iTIP REPLY by mail (RFC 6047 2.4): from the user to the organizer,
+ * subject, a text/plain part with text and the text/calendar part
+ * (method=REPLY, base64) of ics, in a multipart/alternative; Date and
+ * Message-ID as compose_sent_copy gives them. *out (free it), *out_len.
+ * Returns 0, or -1 with *errstr.
+ */
+int compose_itip_reply(const char *from, const char *to, const char *subject, const char *text,
+                       const char *ics, char **out, size_t *out_len, const char **errstr);
+
 #endif

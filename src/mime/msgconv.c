@@ -309,6 +309,25 @@ calendar_method(const char *t)
 	return NULL;
 }
 
+/*
+ * Whether a leaf is an iCalendar object: text/calendar, or an attached
+ * file named *.ics as some mailers send one (application/ics,
+ * application/octet-stream).
+ */
+static bool
+is_calendar(GMimeObject *o, const char *type)
+{
+	const char *name;
+	size_t n;
+
+	if (strcmp(type, "text/calendar") == 0)
+		return true;
+	if (strcmp(type, "application/ics") != 0 && strcmp(type, "application/octet-stream") != 0)
+		return false;
+	name = GMIME_IS_PART(o) ? g_mime_part_get_filename(GMIME_PART(o)) : NULL;
+	return name != NULL && (n = strlen(name)) > 4 && strcasecmp(name + n - 4, ".ics") == 0;
+}
+
 /* A name for an attachment that has none, from its type. */
 static const char *
 default_name(const char *type)
@@ -454,7 +473,7 @@ walk_leaf(struct walk *w, GMimeObject *o, const char *section, bool alt)
 			free(type);
 			return;
 		}
-	} else if (strcmp(type, "text/calendar") == 0) {
+	} else if (is_calendar(o, type)) {
 		size_t n;
 		char *t = part_text(w, p, false, &n);
 		const char *method = calendar_method(t);

@@ -16,8 +16,10 @@
 #include "eas/wbxml.h"
 #include "lib/util.h"
 #include "pim/contact.h"
+#include "pim/eastime.h"
 #include "pim/event.h"
 #include "pim/ical.h"
+#include "pim/meeting.h"
 #include "pim/task.h"
 #include "pim/vcard.h"
 
@@ -167,4 +169,32 @@ from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, si
 	return -1;
 }
 
-const struct mbx_pim_codec pim_codec = {to_eas, from_eas};
+static int
+meeting(const char *ics, size_t len, struct wbxml_node *appdata, const struct mbx_pim_opts *o,
+        const char **errstr)
+{
+	struct pim_meeting_opts mo = {
+	    .version = o->version, .user_email = o->email, .now = (int64_t)time(NULL)};
+
+	return pim_meeting_to_eas(ics, len, &mo, appdata, errstr);
+}
+
+static int
+respond(const char *ics, size_t len, const char *user, int answer, const char *instance,
+        int64_t now, struct mbx_meeting_answer *out, const char **errstr)
+{
+	struct pim_meeting_answer a;
+	int64_t at;
+
+	memset(out, 0, sizeof(*out));
+	if (instance != NULL && pim_time_parse(instance, &at) < 0) {
+		*errstr = "an InstanceId that is no date-time";
+		return -1;
+	}
+	if (pim_meeting_respond(ics, len, user, answer, instance ? &at : NULL, now, &a, errstr) < 0)
+		return -1;
+	*out = (struct mbx_meeting_answer){a.object, a.reply, a.organizer, a.uid, a.summary};
+	return 0;
+}
+
+const struct mbx_pim_codec pim_codec = {to_eas, from_eas, meeting, respond};

@@ -826,6 +826,149 @@ class NativeTests(E.Case):
         print("  [forward] the 300 KB attachment forwarded byte for byte; the reply quoted; "
               "the original's flags %s" % re.search(r"FLAGS (\([^)]*\))", flags).group(1), flush=True)
 
+    def test_29_meeting_request(self):
+        """An invitation (a Thunderbird-shaped mail with its text/calendar part)
+        APPENDed to the Inbox is a meeting request to the phone: MessageClass
+        IPM.Schedule.Meeting.Request and Email:MeetingRequest with the start, the
+        organizer and the GlobalObjId that wraps the invitation's UID."""
+        tag = new_id("inv")
+        uid = "%s@example.test" % tag
+        subject = "Invitation: Design review %s" % tag
+        ics = ("BEGIN:VCALENDAR\r\nPRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN\r\n"
+               "VERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+               "DTSTAMP:20261210T081640Z\r\nUID:%s\r\nSUMMARY:Design review\r\n"
+               "ORGANIZER;CN=Bob Example:mailto:bob@example.test\r\n"
+               "ATTENDEE;RSVP=TRUE;PARTSTAT=NEEDS-ACTION:mailto:alice@example.test\r\n"
+               "DTSTART:20270115T090000Z\r\nDTEND:20270115T100000Z\r\n"
+               "LOCATION:Room 2\r\nSEQUENCE:0\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n" % uid)
+        raw = ("From: Bob Example <bob@example.test>\r\nTo: Alice <alice@example.test>\r\n"
+               "Subject: %s\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n"
+               "--alt\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+               "Bob has invited you to: Design review\r\n"
+               "--alt\r\nContent-Type: text/calendar; charset=UTF-8; method=REQUEST\r\n\r\n"
+               "%s--alt--\r\n" % (subject, ics))
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            typ, _ = imap.append("INBOX", None, None, raw.encode())
+            self.assertEqual(typ, "OK")
+        finally:
+            imap.logout()
+        phone = Phone(device_id=new_id("meet"))
+        inbox = phone.inbox(self)
+        key, found = phone.sync0(self, inbox), None
+        for _ in range(40):
+            r = phone.post("Sync", wbxml(sync_xml(inbox, key, True)))
+            self.assertEqual(r.status, 200, r)
+            if not r.body:
+                break
+            c = r.doc().find(".//Collection")
+            key = text_of(c, "SyncKey") or key
+            for add in c.iter("Add"):
+                if text_of(add, ".//Subject") == subject:
+                    found = add.find("ApplicationData")
+            if c.find("MoreAvailable") is None:
+                break
+        self.assertIsNotNone(found, "the invitation was not synced")
+        self.assertEqual(text_of(found, "MessageClass"), "IPM.Schedule.Meeting.Request")
+        mr = found.find("MeetingRequest")
+        self.assertIsNotNone(mr, "no MeetingRequest")
+        self.assertEqual(text_of(mr, "StartTime"), "2027-01-15T09:00:00.000Z")
+        self.assertEqual(text_of(mr, "EndTime"), "2027-01-15T10:00:00.000Z")
+        self.assertEqual(text_of(mr, "Organizer"), '"Bob Example" <bob@example.test>')
+        self.assertEqual(text_of(mr, "Location"), "Room 2")
+        self.assertEqual(text_of(mr, "ResponseRequested"), "1")
+        goid = base64.b64decode(text_of(mr, "GlobalObjId"))
+        self.assertEqual(goid[:16], bytes.fromhex("040000008200E00074C5B7101A82E008"))
+        self.assertEqual(goid[40:], b"vCal-Uid\x01\x00\x00\x00" + uid.encode() + b"\x00")
+
+    def test_30_meeting_response(self):
+        """A 16.1 phone accepts an invitation in its Inbox (MeetingResponse with
+        SendResponse): Status 1 with a CalendarId; the organizer's REPLY
+        reaches the relay; the phone's next Sync of the calendar (Radicale) adds
+        the event under that id with the user's answer."""
+        tag = new_id("acc")
+        uid = "%s@example.test" % tag
+        subject = "Invitation: Roadmap %s" % tag
+        ics = ("BEGIN:VCALENDAR\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n"
+               "VERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+               "DTSTART:20270210T140000Z\r\nDTEND:20270210T150000Z\r\n"
+               "DTSTAMP:20261212T101500Z\r\nORGANIZER;CN=Bob Example:mailto:bob@example.test\r\n"
+               "UID:%s\r\nATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACT"
+               "ION;RSVP=TRUE;CN=alice@example.test:mailto:alice@example.test\r\n"
+               "SEQUENCE:0\r\nSTATUS:CONFIRMED\r\nSUMMARY:Roadmap %s\r\n"
+               "END:VEVENT\r\nEND:VCALENDAR\r\n" % (uid, tag))
+        raw = ("From: Bob Example <bob@example.test>\r\nTo: alice@example.test\r\n"
+               "Subject: %s\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n"
+               "--mix\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n"
+               "--alt\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nRoadmap.\r\n"
+               "--alt\r\nContent-Type: text/calendar; charset=UTF-8; method=REQUEST\r\n\r\n"
+               "%s--alt--\r\n--mix--\r\n" % (subject, ics))
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            typ, _ = imap.append("INBOX", None, None, raw.encode())
+            self.assertEqual(typ, "OK")
+        finally:
+            imap.logout()
+        phone = Phone(device_id=new_id("mresp"), version="16.1")
+        fs = phone.folders(self)
+        inbox = [f[0] for f in fs if f[3] == "2"][0]
+        cal = [f[0] for f in fs if f[3] == "8"][0]
+
+        def sync(coll, key):
+            r = phone.post("Sync", wbxml(sync_xml(coll, key, key != "0")))
+            self.assertEqual(r.status, 200, r)
+            if not r.body:
+                return key, None
+            c = r.doc().find(".//Collection")
+            return text_of(c, "SyncKey") or key, c
+
+        ckey, _ = sync(cal, "0")
+        ckey, _ = sync(cal, ckey)
+        key, item = phone.sync0(self, inbox), None
+        for _ in range(40):
+            key, c = sync(inbox, key)
+            if c is None:
+                break
+            for add in c.iter("Add"):
+                if text_of(add, ".//Subject") == subject:
+                    item = text_of(add, "ServerId")
+            if c.find("MoreAvailable") is None:
+                break
+        self.assertIsNotNone(item, "the invitation was not synced")
+        body = wbxml_doc(8, 0x07, [(8, 0x09, [(8, 0x0C, "1"), (8, 0x06, inbox),
+                                              (8, 0x08, item), (8, 0x12, None)])])
+        r = phone.post("MeetingResponse", body)
+        self.assertEqual(r.status, 200, r)
+        res = r.doc().find(".//Result")
+        self.assertEqual(text_of(res, "Status"), "1", r)
+        calid = text_of(res, "CalendarId")
+        self.assertTrue(calid, "no CalendarId: %r" % r)
+        found = E.H.relay_mail("Accepted: Roadmap %s" % tag)
+        self.assertEqual(len(found), 1, "the relay has the REPLY %d times" % len(found))
+        import email
+        import email.policy
+        msg = email.message_from_bytes(found[0], policy=email.policy.default)
+        self.assertIn("bob@example.test", msg.get("To", ""))
+        parts = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
+        self.assertEqual(len(parts), 1)
+        reply = parts[0].get_content()
+        if isinstance(reply, bytes):
+            reply = reply.decode()
+        self.assertIn("METHOD:REPLY", reply)
+        self.assertIn("UID:%s" % uid, reply)
+        self.assertIn("PARTSTAT=ACCEPTED", reply)
+        self.assertEqual(reply.count("ATTENDEE"), 1, reply)
+        ckey, c = sync(cal, ckey)
+        self.assertIsNotNone(c, "the calendar's next Sync is empty")
+        adds = [a for a in c.iter("Add") if text_of(a, "ServerId") == calid]
+        self.assertEqual(len(adds), 1, E.ET.tostring(c)[:2000])
+        self.assertEqual(text_of(adds[0], "ApplicationData/UID"), uid)
+        self.assertEqual(text_of(adds[0], "ApplicationData/ResponseType"), "3")
+
     def test_21_ten_thousand_messages(self):
         """bob's folder of 10,000 messages synced as a phone does (WindowSize 100
         until MoreAvailable ends): every message once, then a no-change Sync

@@ -4842,7 +4842,7 @@ t_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, 
 	return 0;
 }
 
-static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas};
+static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas, NULL, NULL};
 
 /* A Sync of contacts folder coll with the device's commands (NULL: none). */
 static struct wbxml_node *
@@ -5066,6 +5066,332 @@ test_pim_sync(void **state)
 	cx_done(&c);
 }
 
+/* ---- invitations in mail (the codec's meeting) ---- */
+
+static int meeting_calls;
+static char meeting_email[64];
+
+/* A meeting hook that knows meeting_request.eml's invitation and nothing else. */
+static int
+t_meeting(const char *ics, size_t len, struct wbxml_node *appdata, const struct mbx_pim_opts *o,
+          const char **errstr)
+{
+	meeting_calls++;
+	snprintf(meeting_email, sizeof(meeting_email), "%s", o->email ? o->email : "");
+	if (len == 0 || strstr(ics, "UID:meeting-1@example.com") == NULL) {
+		*errstr = "not known";
+		return -1;
+	}
+	struct wbxml_node *mr = wbxml_addn(appdata, "Email:MeetingRequest");
+	wbxml_addn_text(mr, "Email:StartTime", "2026-03-20T10:00:00.000Z");
+	return 1;
+}
+
+static int
+t_meeting_refuse(const char *ics, size_t len, struct wbxml_node *appdata,
+                 const struct mbx_pim_opts *o, const char **errstr)
+{
+	(void)ics;
+	(void)len;
+	(void)appdata;
+	(void)o;
+	meeting_calls++;
+	*errstr = "unreadable";
+	return -1;
+}
+
+/*
+ * A mail with an invitation: with a codec that reads it, the class and
+ * Email:MeetingRequest (the account's address given as the user's);
+ * with one that cannot, a plain mail; without one, the class alone.
+ */
+static void
+test_meeting_request_mail(void **state)
+{
+	static const struct mbx_pim_codec reads = {t_to_eas, t_from_eas, t_meeting, NULL};
+	static const struct mbx_pim_codec refuses = {t_to_eas, t_from_eas, t_meeting_refuse, NULL};
+	const struct mbx_pim_codec *codecs[] = {&reads, &refuses, NULL};
+
+	(void)state;
+	for (size_t k = 0; k < 3; k++) {
+		struct cx c;
+		char key[80];
+		struct wbxml_node *coll, *r;
+
+		cx_init(&c, 0);
+		c.pim = codecs[k];
+		meeting_calls = 0;
+		meeting_email[0] = '\0';
+		assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
+		assert_int_equal(cx_deliver(&c, "alternative.eml"), 2);
+		cx_prime(&c, key);
+		snprintf(key, sizeof(key), "0");
+		cx_sync(&c, key, 100, -1, -1);
+		struct wbxml_doc *d = cx_req(key, 100, -1, -1, &coll);
+		add_pref(wbxml_addn(coll, "Options"), "1", NULL, false, NULL);
+		meeting_calls = 0;
+		r = cx_serve(&c, EAS_CMD_SYNC, d);
+		struct wbxml_node *co = wbxml_find(r, "Collections/Collection");
+		assert_int_equal(n_cmds(co), 2);
+		struct wbxml_node *inv = wbxml_find(cmd_at(co, 1), "ApplicationData");
+		struct wbxml_node *plain = wbxml_find(cmd_at(co, 0), "ApplicationData");
+		assert_string_equal(txt(cmd_at(co, 1), "ServerId"), "1");
+		assert_string_equal(txt(plain, "Email:MessageClass"), "IPM.Note");
+		assert_null(wbxml_find(plain, "Email:MeetingRequest"));
+		if (k == 0) {
+			assert_string_equal(txt(inv, "Email:MessageClass"),
+			                    "IPM.Schedule.Meeting.Request");
+			assert_string_equal(txt(inv, "Email:ContentClass"),
+			                    "urn:content-classes:calendarmessage");
+			assert_string_equal(txt(inv, "Email:MeetingRequest/Email:StartTime"),
+			                    "2026-03-20T10:00:00.000Z");
+			assert_string_equal(meeting_email, "alice@example.com");
+		} else if (k == 1) {
+			assert_string_equal(txt(inv, "Email:MessageClass"), "IPM.Note");
+			assert_string_equal(txt(inv, "Email:ContentClass"),
+			                    "urn:content-classes:message");
+			assert_null(wbxml_find(inv, "Email:MeetingRequest"));
+		} else {
+			assert_string_equal(txt(inv, "Email:MessageClass"),
+			                    "IPM.Schedule.Meeting.Request");
+			assert_null(wbxml_find(inv, "Email:MeetingRequest"));
+		}
+		/* this Sync: only the invitation asks the hook, once per mailbox of the pair */
+		assert_int_equal(meeting_calls, k < 2 ? 2 : 0);
+		cx_done(&c);
+	}
+}
+
+/* ---- MeetingResponse ---- */
+
+/* An answer for meeting_request.eml's invitation (and the calendar objects made of it). */
+static int
+t_respond(const char *ics, size_t len, const char *user, int answer, const char *instance,
+          int64_t now, struct mbx_meeting_answer *out, const char **errstr)
+{
+	static const char *const ps[] = {"", "ACCEPTED", "TENTATIVE", "DECLINED"};
+
+	(void)now;
+	memset(out, 0, sizeof(*out));
+	if (len == 0 || strstr(ics, "UID:meeting-1@example.com") == NULL) {
+		*errstr = "no invitation";
+		return -1;
+	}
+	if (answer != 3 || instance != NULL)
+		out->object =
+		    xasprintf("BEGIN:VCALENDAR\nUID:meeting-1@example.com\nATTENDEE;PARTSTAT=%s:"
+		              "mailto:%s\n%s%s%sEND:VCALENDAR\n",
+		              ps[answer], user, instance ? "INSTANCE:" : "",
+		              instance ? instance : "", instance ? "\n" : "");
+	out->reply = xasprintf("BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nATTENDEE;PARTSTAT=%s:mailto:%s"
+	                       "\r\nEND:VCALENDAR\r\n",
+	                       ps[answer], user);
+	out->organizer = xstrdup("anna@example.org");
+	out->uid = xstrdup("meeting-1@example.com");
+	out->summary = xstrdup("Planning");
+	return 0;
+}
+
+/* A calendar object of t_respond's as a calendar item: its UID and the user's answer. */
+static int
+t_cal_to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appdata,
+             const struct mbx_pim_opts *o, const char **errstr)
+{
+	(void)o;
+	if (c != MBX_CLASS_CALENDAR || memmem(data, len, "UID:meeting-1@example.com", 25) == NULL) {
+		*errstr = "not a test event";
+		return -1;
+	}
+	wbxml_addn_text(appdata, "Calendar:UID", "meeting-1@example.com");
+	wbxml_addn_text(appdata, "Calendar:ResponseType",
+	                memmem(data, len, "=ACCEPTED", 9) ? "3" : "2");
+	return 0;
+}
+
+static const struct mbx_pim_codec respond_codec = {t_cal_to_eas, t_from_eas, NULL, t_respond};
+
+/* A MeetingResponse of one Request. */
+static struct wbxml_doc *
+req_meeting(const char *answer, const char *coll, const char *id, bool send)
+{
+	struct wbxml_doc *d = wbxml_doc_new();
+	struct wbxml_node *r =
+	    wbxml_addn(wbxml_addn_root(d, "MeetingResponse:MeetingResponse"), "Request");
+
+	wbxml_addn_text(r, "UserResponse", answer);
+	if (coll != NULL)
+		wbxml_addn_text(r, "CollectionId", coll);
+	if (id != NULL)
+		wbxml_addn_text(r, "RequestId", id);
+	if (send)
+		wbxml_addn(r, "SendResponse");
+	return d;
+}
+
+static void
+primed(void *arg)
+{
+	(void)arg;
+}
+
+/* The calendar object id of both mailboxes (they must be the same), or NULL. */
+static char *
+cal_object(struct cx *c, const char *id)
+{
+	struct mbx_object o[2];
+	const char *err;
+
+	mbx_wait(c->mm2, primed, NULL); /* the pending one answers from now on */
+	for (int k = 0; k < 2; k++) {
+		memset(&o[k], 0, sizeof(o[k]));
+		if (mbx_fetch_object(k ? c->mm2 : c->mm, "cal", id, &o[k], &err) != 1) {
+			mbx_object_clear(&o[0]);
+			return NULL;
+		}
+	}
+	assert_string_equal(o[0].data, o[1].data);
+	mbx_object_clear(&o[1]);
+	free(o[0].etag);
+	return o[0].data;
+}
+
+/*
+ * MeetingResponse: accepting a meeting request mail writes the event to the
+ * default calendar with the user's PARTSTAT (Status 1, its CalendarId),
+ * which the device's next Sync of the calendar brings; answering that
+ * calendar item again changes it in place (the device's own change, not
+ * echoed); declining it removes it; a
+ * declined mail adds nothing (no CalendarId); one occurrence declined
+ * (InstanceId) keeps the calendar item. A mail without an
+ * invitation, an unknown item or answer is Status 2; a mailbox without a
+ * calendar, or a codec that cannot answer, is 3. 16.1's SendResponse mails the REPLY to the
+ * organizer.
+ */
+static void
+test_meeting_response(void **state)
+{
+	struct cx c;
+	struct wbxml_node *r, *co;
+	char key[80], calid[MBX_ID_MAX + 1], *obj;
+	size_t len;
+
+	(void)state;
+	cx_init(&c, 0);
+	c.pim = &respond_codec;
+	assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
+	assert_int_equal(cx_deliver(&c, "alternative.eml"), 2);
+	cx_prime(&c, key);
+
+	/* no calendar in the mailbox yet: the answer cannot be kept */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
+	assert_string_equal(txt(r, "Result/RequestId"), "1");
+	assert_string_equal(txt(r, "Result/Status"), "3");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(mbx_memory_add_folder(k ? c.mm2 : c.mm, "cal", "0", "Calendar",
+		                                       MBX_FOLDER_CALENDAR, 3),
+		                 0);
+	assert_non_null(cx_serve(&c, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
+	co = pim_sync_in(&c, "cal", "0", NULL, NULL);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = pim_sync_in(&c, "cal", key, NULL, NULL);
+	assert_null(wbxml_find(co, "Commands"));
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* accepted: in the calendar, the device's next Sync brings it */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	snprintf(calid, sizeof(calid), "%s", txt(r, "Result/CalendarId"));
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 1);
+	obj = cal_object(&c, calid);
+	assert_non_null(obj);
+	assert_non_null(strstr(obj, "PARTSTAT=ACCEPTED:mailto:alice@example.com"));
+	free(obj);
+	co = pim_sync_in(&c, "cal", key, NULL, NULL);
+	assert_int_equal(n_cmds(co), 1);
+	assert_string_equal(txt(cmd_at(co, 0), "ServerId"), calid);
+	assert_string_equal(cmd_at(co, 0)->name, "Add");
+	assert_string_equal(txt(cmd_at(co, 0), "ApplicationData/Calendar:ResponseType"), "3");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	assert_int_equal(mbx_memory_sent(c.mm, 0, &len) == NULL, true); /* no SendResponse */
+
+	/* the calendar item answered again (tentative): in place, the same id */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("2", "cal", calid, false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_string_equal(txt(r, "Result/CalendarId"), calid);
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 1);
+	obj = cal_object(&c, calid);
+	assert_non_null(strstr(obj, "PARTSTAT=TENTATIVE"));
+	free(obj);
+	co = pim_sync_in(&c, "cal", key, NULL, NULL); /* the device's own change: not echoed */
+	assert_null(wbxml_find(co, "Commands"));
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* one occurrence declined (InstanceId): the calendar item kept, the codec told which */
+	struct wbxml_doc *di = req_meeting("3", "cal", calid, false);
+	wbxml_addn_text(wbxml_find(wbxml_doc_root(di), "Request"), "InstanceId",
+	                "2026-03-27T10:00:00.000Z");
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, di);
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 1);
+	obj = cal_object(&c, calid);
+	assert_non_null(strstr(obj, "PARTSTAT=DECLINED"));
+	assert_non_null(strstr(obj, "INSTANCE:2026-03-27T10:00:00.000Z"));
+	free(obj);
+
+	/* declined: removed from the calendar, no CalendarId; the REPLY goes to Anna */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("3", "cal", calid, true));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
+	const char *sent = mbx_memory_sent(c.mm, 0, &len);
+	assert_non_null(sent);
+	assert_non_null(strstr(sent, "To: anna@example.org"));
+	assert_non_null(strstr(sent, "Subject: Declined: Planning"));
+	assert_non_null(strstr(sent, "method=REPLY"));
+	assert_null(mbx_memory_sent(c.mm, 1, &len));
+	assert_non_null(mbx_memory_sent(c.mm2, 0, &len));
+	assert_null(mbx_memory_sent(c.mm2, 1, &len)); /* once, whatever the reruns */
+
+	/* a declined mail: nothing kept, one occurrence of it neither */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("3", "inbox", "1", false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+	di = req_meeting("3", "inbox", "1", false);
+	wbxml_addn_text(wbxml_find(wbxml_doc_root(di), "Request"), "InstanceId",
+	                "2026-03-27T10:00:00.000Z");
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, di);
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
+
+	/* what names no invitation */
+	static const char *const bad[][3] = {
+	    {"1", "inbox", "2"}, /* a mail without one */
+	    {"1", "inbox", "99"}, {"4", "inbox", "1"}, {"1", "nope", "1"}, {"1", NULL, "1"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE,
+		             req_meeting(bad[i][0], bad[i][1], bad[i][2], false));
+		assert_string_equal(txt(r, "Result/Status"), "2");
+	}
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
+
+	/* 14.1 knows no SendResponse: nothing sent */
+	c.f.version = "14.1";
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", true));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(mbx_memory_sent(c.mm, 1, &len));
+
+	/* a codec that cannot answer: 3, as the quarantine mailbox */
+	c.pim = &test_codec;
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
+	assert_string_equal(txt(r, "Result/Status"), "3");
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -5114,6 +5440,8 @@ main(void)
 	    cmocka_unit_test(test_gal_search),
 	    cmocka_unit_test(test_resolverecipients),
 	    cmocka_unit_test(test_pim_sync),
+	    cmocka_unit_test(test_meeting_request_mail),
+	    cmocka_unit_test(test_meeting_response),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
