@@ -1690,7 +1690,7 @@ class NativeTests(E.Case):
         print("  [dav push] Ping answered %.1f s after the PUT" % (time.monotonic() - t_put),
               flush=True)
 
-    def test_29_gal_carddav(self):
+    def test_31_gal_carddav(self):
         """[upstream] gal as a CardDAV address book (issue 18): bob's shared
         book on Radicale, read with gal_bind_dn/gal_bind_password as the DAV
         user (Radicale's owner_only rights keep alice's own credentials out
