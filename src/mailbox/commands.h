@@ -95,7 +95,10 @@ enum mbx_client_id_op { MBX_CLIENTID_RESERVE, MBX_CLIENTID_SENT, MBX_CLIENTID_RE
  * device's ApplicationData describes: a new one (old NULL; *uid_r gets its
  * UID, the name the server will know it by), or old with the device's
  * fields applied and everything else it holds kept. Both 0, or -1 with
- * *errstr (a static message).
+ * *errstr (a static message). span (NULL: calendars are not filtered by
+ * date) gives an event object's span for FilterType: its start and its end,
+ * a series' from its first start to its last occurrence's end
+ * (MBX_SPAN_OPEN when it recurs for ever); 0, or -1 when it cannot be read.
  */
 struct mbx_pim_opts {
 	int version;         /* protocol version x10: 121, 140, 141, 160, 161 */
@@ -120,6 +123,8 @@ struct mbx_pim_codec {
 	int (*from_eas)(enum mbx_class c, const struct wbxml_node *appdata, const char *old,
 	                size_t old_len, const struct mbx_pim_opts *o, char **out, size_t *out_len,
 	                char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr);
+	int (*span)(enum mbx_class c, const char *data, size_t len, int64_t *start_r,
+	            int64_t *end_r, const char **errstr);
 };
 
 struct mbx_serve_in {

@@ -167,4 +167,25 @@ from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, si
 	return -1;
 }
 
-const struct mbx_pim_codec pim_codec = {to_eas, from_eas};
+static int
+span(enum mbx_class c, const char *data, size_t len, int64_t *start_r, int64_t *end_r,
+     const char **errstr)
+{
+	icalcomponent *vcal;
+	int rv;
+
+	if (c != MBX_CLASS_CALENDAR) {
+		*errstr = "not a calendar";
+		return -1;
+	}
+	if ((vcal = pim_ical_parse(data, len, errstr)) == NULL)
+		return -1;
+	rv = pim_event_span(vcal, start_r, end_r, errstr);
+	icalcomponent_free(vcal);
+	/* the same "for ever" on both sides */
+	if (rv == 0 && *end_r == PIM_SPAN_OPEN)
+		*end_r = MBX_SPAN_OPEN;
+	return rv;
+}
+
+const struct mbx_pim_codec pim_codec = {to_eas, from_eas, span};

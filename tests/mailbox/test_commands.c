@@ -4842,7 +4842,7 @@ t_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, 
 	return 0;
 }
 
-static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas};
+static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas, NULL};
 
 /* A Sync of contacts folder coll with the device's commands (NULL: none). */
 static struct wbxml_node *
@@ -5066,6 +5066,208 @@ test_pim_sync(void **state)
 	cx_done(&c);
 }
 
+/* ---- a calendar's FilterType ---- */
+
+/*
+ * A stand-in calendar codec: an object is "SUMMARY:<text>\n" and perhaps
+ * "SPAN:<start>-<end>\n" (end "open": a series without an end), which is
+ * its span; one without SPAN has none the codec can read.
+ */
+static int
+c_to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appdata,
+         const struct mbx_pim_opts *o, const char **errstr)
+{
+	char name[128];
+
+	(void)o;
+	(void)len;
+	if (c != MBX_CLASS_CALENDAR || sscanf(data, "SUMMARY:%127[^\n]", name) != 1) {
+		*errstr = "not a test event";
+		return -1;
+	}
+	wbxml_addn_text(appdata, "Calendar:Subject", name);
+	return 0;
+}
+
+static int
+c_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, size_t old_len,
+           const struct mbx_pim_opts *o, char **out, size_t *out_len,
+           char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr)
+{
+	(void)c, (void)appdata, (void)old, (void)old_len, (void)o, (void)out, (void)out_len;
+	uid_r[0] = '\0';
+	*errstr = "read only";
+	return -1;
+}
+
+static int
+c_span(enum mbx_class c, const char *data, size_t len, int64_t *start_r, int64_t *end_r,
+       const char **errstr)
+{
+	const char *p = memmem(data, len, "\nSPAN:", 6);
+	long long st, en;
+	char open[8];
+
+	if (c != MBX_CLASS_CALENDAR || p == NULL) {
+		*errstr = "no span";
+		return -1;
+	}
+	if (sscanf(p + 6, "%lld-%lld", &st, &en) == 2) {
+		*start_r = st, *end_r = en;
+		return 0;
+	}
+	if (sscanf(p + 6, "%lld-%4s", &st, open) == 2 && strcmp(open, "open") == 0) {
+		*start_r = st, *end_r = MBX_SPAN_OPEN;
+		return 0;
+	}
+	*errstr = "bad span";
+	return -1;
+}
+
+static const struct mbx_pim_codec cal_codec = {c_to_eas, c_from_eas, c_span};
+
+/* A Sync of the calendar with FilterType ft (-1: none). */
+static struct wbxml_node *
+cal_sync(struct cx *c, const char *key, int ft)
+{
+	struct wbxml_doc *d = req_sync(key, "cal", 0, 0, 0, true);
+	if (ft >= 0) {
+		char t[8];
+		snprintf(t, sizeof(t), "%d", ft);
+		struct wbxml_node *cn = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		wbxml_addn_text(wbxml_addn(cn, "Options"), "FilterType", t);
+	}
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_SYNC, d);
+	assert_non_null(r);
+	return wbxml_find(r, "Collections/Collection");
+}
+
+/* The Subjects of a Sync answer's commands of kind what (Add, Change), or its Deletes' ServerIds.
+ */
+static void
+cal_list(const struct wbxml_node *co, const char *what, char *buf, size_t size)
+{
+	const struct wbxml_node *cmds = wbxml_find(co, "Commands");
+	buf[0] = '\0';
+	for (const struct wbxml_node *x = cmds ? cmds->first_child : NULL; x; x = x->next) {
+		if (strcmp(x->name, what) != 0)
+			continue;
+		const char *n = strcmp(what, "Delete") == 0
+		                    ? wbxml_find_text(x, "ServerId")
+		                    : wbxml_find_text(x, "ApplicationData/Calendar:Subject");
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "," : "",
+		         n ? n : "?");
+	}
+}
+
+/*
+ * FilterType 4 (two weeks) on a calendar: the events that end before the
+ * window are not sent, by the span the backend's map knows (not even
+ * fetched) or the one the codec reads; a series that goes on is sent
+ * whatever its start, one that ended before the window is not; an event
+ * the codec cannot judge is sent. A server change that brings a left-out
+ * event into the window is an Add, one that takes a sent event out of it
+ * a Change (it stays on the phone); a left-out event's removal is not
+ * told. Another FilterType sets the SyncKey back (Status 3); the Sync
+ * from 0 then applies the new window (0: everything).
+ */
+static void
+test_calendar_filter(void **state)
+{
+	struct cx c;
+	struct wbxml_node *co;
+	char key[80], list[256], obj[128];
+	const int64_t D = 86400, now = CX_NOW;
+	uint32_t old = 0, recent = 0, future = 0, ended = 0;
+
+	(void)state;
+	cx_init(&c, 0);
+	c.pim = &cal_codec;
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(
+		    mbx_memory_add_folder(b, "cal", "0", "Calendar", MBX_FOLDER_CALENDAR, 5), 0);
+#define EV(name, st, en)                                                                           \
+	(snprintf(obj, sizeof(obj), "SUMMARY:%s\nSPAN:%lld-%s\n", name, (long long)(st), en),      \
+	 mbx_memory_append_raw(b, "cal", obj, strlen(obj), 0, 0))
+		char e[24];
+		snprintf(e, sizeof(e), "%lld", (long long)(now - 30 * D));
+		old = EV("old", now - 31 * D, e);
+		snprintf(e, sizeof(e), "%lld", (long long)(now - 3 * D));
+		recent = EV("recent", now - 4 * D, e);
+		snprintf(e, sizeof(e), "%lld", (long long)(now + 7 * D + 3600));
+		future = EV("future", now + 7 * D, e);
+		assert_int_not_equal(EV("series", now - 365 * D, "open"), 0);
+		snprintf(e, sizeof(e), "%lld", (long long)(now - 60 * D));
+		ended = EV("ended", now - 365 * D, e);
+#undef EV
+		/* the map knows this one's span; its object says none */
+		uint32_t mapped = mbx_memory_append_raw(b, "cal", "SUMMARY:mapped\n", 15, 0, 0);
+		assert_int_equal(mbx_memory_set_span(b, "cal", mapped, now - 40 * D, now - 39 * D),
+		                 1);
+		assert_int_not_equal(mbx_memory_append_raw(b, "cal", "SUMMARY:nospan\n", 15, 0, 0),
+		                     0);
+	}
+	co = cal_sync(&c, "0", 4);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, 4);
+	assert_string_equal(txt(co, "Status"), "1");
+	cal_list(co, "Add", list, sizeof(list));
+	assert_string_equal(list, "nospan,series,future,recent");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	/* nothing changed: nothing said, the key stays */
+	co = cal_sync(&c, key, 4);
+	assert_null(wbxml_find(co, "Commands"));
+	assert_string_equal(txt(co, "SyncKey"), key);
+
+	/* old moved into the window: an Add; recent moved out of it: a Change */
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		snprintf(obj, sizeof(obj), "SUMMARY:old moved\nSPAN:%lld-%lld\n",
+		         (long long)(now + D), (long long)(now + D + 3600));
+		assert_int_equal(mbx_memory_replace(b, "cal", old, obj, strlen(obj)), 1);
+		snprintf(obj, sizeof(obj), "SUMMARY:recent2\nSPAN:%lld-%lld\n",
+		         (long long)(now - 20 * D), (long long)(now - 19 * D));
+		assert_int_equal(mbx_memory_replace(b, "cal", recent, obj, strlen(obj)), 1);
+	}
+	co = cal_sync(&c, key, -1); /* FilterType as before */
+	cal_list(co, "Add", list, sizeof(list));
+	assert_string_equal(list, "old moved");
+	cal_list(co, "Change", list, sizeof(list));
+	assert_string_equal(list, "recent2");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* gone on the server: the one sent is deleted, the one left out is not told */
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(mbx_memory_store(b, "cal", ended, MBX_MEM_DELETED, 0), 1);
+		assert_int_equal(mbx_memory_store(b, "cal", future, MBX_MEM_DELETED, 0), 1);
+		assert_int_equal(mbx_memory_expunge(b, "cal"), 2);
+	}
+	co = cal_sync(&c, key, 4);
+	char fid[16];
+	snprintf(fid, sizeof(fid), "%u", future);
+	cal_list(co, "Delete", list, sizeof(list));
+	assert_string_equal(list, fid);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, 4);
+	assert_null(wbxml_find(co, "Commands"));
+
+	/* another FilterType: start over, then the new window */
+	co = cal_sync(&c, key, 5);
+	assert_string_equal(txt(co, "Status"), "3");
+	assert_string_equal(txt(co, "SyncKey"), "0");
+	co = cal_sync(&c, "0", 0);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, 0);
+	cal_list(co, "Add", list, sizeof(list));
+	assert_string_equal(list, "nospan,mapped,series,recent2,old moved");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, 0);
+	assert_null(wbxml_find(co, "Commands"));
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -5114,6 +5316,7 @@ main(void)
 	    cmocka_unit_test(test_gal_search),
 	    cmocka_unit_test(test_resolverecipients),
 	    cmocka_unit_test(test_pim_sync),
+	    cmocka_unit_test(test_calendar_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1738,6 +1738,82 @@ teardown(void **state)
 	return 0;
 }
 
+/* ---- The span of an event, for FilterType ---------------------------- */
+
+/* vcal's span, the object given as the VEVENTs' lines joined. */
+static void
+span_of(const char *events, int64_t *st, int64_t *en)
+{
+	char buf[2048];
+	const char *err;
+	icalcomponent *v;
+
+	snprintf(buf, sizeof(buf),
+	         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n%sEND:VCALENDAR\r\n",
+	         events);
+	v = pim_ical_parse(buf, strlen(buf), &err);
+	assert_non_null(v);
+	assert_int_equal(pim_event_span(v, st, en, &err), 0);
+	icalcomponent_free(v);
+}
+
+/*
+ * An event spans its start to its end; a bounded series to its last
+ * occurrence's end (COUNT, UNTIL; in its zone across a DST change), or
+ * an override moved later; one without an end recurs for ever; an all-day
+ * event lasts its day; an object without an event has no span.
+ */
+static void
+test_span(void **state)
+{
+	int64_t st, en;
+	const char *err;
+
+	(void)state;
+	span_of("BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20261201T090000Z\r\n"
+	        "DTEND:20261201T100000Z\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(st, t("20261201T090000Z"));
+	assert_int_equal(en, t("20261201T100000Z"));
+	/* weekly, three times: the third one's end */
+	span_of("BEGIN:VEVENT\r\nUID:b\r\nDTSTART:20261201T090000Z\r\nDURATION:PT30M\r\n"
+	        "RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(st, t("20261201T090000Z"));
+	assert_int_equal(en, t("20261215T093000Z"));
+	/* until a date in Berlin's summer: the last occurrence's local 09:00 */
+	span_of("BEGIN:VEVENT\r\nUID:c\r\nDTSTART;TZID=Europe/Berlin:20260105T090000\r\n"
+	        "DTEND;TZID=Europe/Berlin:20260105T100000\r\n"
+	        "RRULE:FREQ=WEEKLY;UNTIL=20260601T000000Z\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(st, t("20260105T080000Z"));
+	assert_int_equal(en, t("20260525T080000Z"));
+	/* for ever, whatever its start */
+	span_of("BEGIN:VEVENT\r\nUID:d\r\nDTSTART:20201201T090000Z\r\n"
+	        "DTEND:20201201T100000Z\r\nRRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(st, t("20201201T090000Z"));
+	assert_true(en == PIM_SPAN_OPEN);
+	/* the last occurrence moved a month later by its override */
+	span_of("BEGIN:VEVENT\r\nUID:e\r\nDTSTART:20261201T090000Z\r\n"
+	        "DTEND:20261201T100000Z\r\nRRULE:FREQ=DAILY;COUNT=2\r\nEND:VEVENT\r\n"
+	        "BEGIN:VEVENT\r\nUID:e\r\nRECURRENCE-ID:20261202T090000Z\r\n"
+	        "DTSTART:20270102T090000Z\r\nDTEND:20270102T110000Z\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(en, t("20270102T110000Z"));
+	/* all day: the day */
+	span_of("BEGIN:VEVENT\r\nUID:f\r\nDTSTART;VALUE=DATE:20261224\r\nEND:VEVENT\r\n", &st, &en);
+	assert_int_equal(st, t("20261224T000000Z"));
+	assert_int_equal(en, t("20261225T000000Z"));
+	/* a task is no event */
+	static const char todo[] = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:g\r\n"
+	                           "DTSTART:20261201T090000Z\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
+	icalcomponent *v = pim_ical_parse(todo, sizeof(todo) - 1, &err);
+	assert_non_null(v);
+	assert_int_equal(pim_event_span(v, &st, &en, &err), -1);
+	icalcomponent_free(v);
+}
+
 int
 main(void)
 {
@@ -1751,6 +1827,7 @@ main(void)
 	    cmocka_unit_test(test_inexpressible),  cmocka_unit_test(test_body_options),
 	    cmocka_unit_test(test_refused),        cmocka_unit_test(test_parse_caps),
 	    cmocka_unit_test(test_interned_zones),
+	    cmocka_unit_test(test_span),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
