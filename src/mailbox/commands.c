@@ -2031,6 +2031,58 @@ respond_item(struct wbxml_node *coll_out, struct wbxml_node **responses, const c
 	return x;
 }
 
+/* A Responses element for a command on one occurrence: ServerId, InstanceId and Status. */
+static void
+respond_instance(struct wbxml_node *coll_out, struct wbxml_node **responses, const char *what,
+                 const char *server_id, const char *instance_id, int status)
+{
+	struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), what);
+
+	wbxml_addn_text(x, "ServerId", server_id);
+	wbxml_addn_text(x, "AirSyncBase:InstanceId", instance_id);
+	add_int(x, "Status", status);
+}
+
+/*
+ * A 16.x Delete of one occurrence of a series (AirSyncBase:InstanceId):
+ * the series written back without it (the codec's remove_instance: an
+ * EXDATE), not deleted. One that cannot be taken out (not a series, an
+ * InstanceId of no occurrence, a codec without the op) leaves the object
+ * as it is: a Delete has no Status to tell it with. 1, -1, MBX_PENDING.
+ */
+static int
+pim_delete_instance(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
+                    const char *sid, const char *inst, char *cur)
+{
+	struct mbx_pim_opts o = pim_opts_of(in, cr);
+	struct mbx_object obj = {0};
+	const char *err = NULL;
+	char *data = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (in->pim == NULL || in->pim->remove_instance == NULL)
+		return 1;
+	if ((rv = mbx_fetch_object(in->backend, cr->id, sid, &obj, &err)) != 1)
+		return rv == 0 ? 1 : pend_or_fail(rv); /* gone already */
+	o.instance_id = inst;
+	if (in->pim->remove_instance(cls, obj.data, obj.len, &o, &data, &len, &err) < 0) {
+		log_info("%s: occurrence %s of item %s of %s not deleted: %s", in->account, inst,
+		         sid, cr->id, err);
+		mbx_object_clear(&obj);
+		return 1;
+	}
+	rv = mbx_put_object(in->backend, cr->id, sid, obj.etag, data, len, NULL, cur, NULL, &err);
+	mbx_object_clear(&obj);
+	free(data);
+	if (rv == MBX_PENDING || rv == -1)
+		return pend_or_fail(rv);
+	if (rv != 1) /* changed on the server meanwhile (its version comes), or refused */
+		log_info("%s: occurrence %s of item %s of %s not deleted (%d)", in->account, inst,
+		         sid, cr->id, rv);
+	return 1;
+}
+
 /*
  * One client command on a PIM collection (Add, Change, Delete, Fetch),
  * written through the codec and the backend's objects. A Change made from a
@@ -2051,8 +2103,14 @@ pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 	char *data = NULL;
 	size_t len = 0;
 	int rv;
+	/* 16.x: a Change or Delete of one occurrence of a series */
+	const char *inst = cls == MBX_CLASS_CALENDAR && version_of(in) >= 160
+	                       ? kid_text(c, "AirSyncBase:InstanceId")
+	                       : NULL;
 
 	if (is_el(c, WBXML_PAGE_AIRSYNC, "Delete")) {
+		if (sid != NULL && inst != NULL)
+			return pim_delete_instance(in, cr, cls, sid, inst, cur);
 		if (sid != NULL &&
 		    (rv = mbx_remove(in->backend, cr->id, sid, false, cur, &err)) < 0)
 			return pend_or_fail(rv);
@@ -2089,15 +2147,23 @@ pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 		if (rv < 0)
 			return pend_or_fail(rv);
 		if (rv == 0) {
-			respond_item(coll_out, responses, "Change", NULL, sid, 8); /* not found */
+			if (inst != NULL)
+				respond_instance(coll_out, responses, "Change", sid, inst, 8);
+			else
+				respond_item(coll_out, responses, "Change", NULL, sid,
+				             8); /* not found */
 			return 1;
 		}
+		o.instance_id = inst;
 	}
 	if (in->pim->from_eas(cls, ad, obj.data, obj.len, &o, &data, &len, uid, &err) < 0) {
 		mbx_object_clear(&obj);
 		/* the item cannot be converted: 6, the device's error in its data */
-		respond_item(coll_out, responses, add ? "Add" : "Change",
-		             add ? (cid ? cid : "") : NULL, add ? NULL : sid, 6);
+		if (!add && inst != NULL)
+			respond_instance(coll_out, responses, "Change", sid, inst, 6);
+		else
+			respond_item(coll_out, responses, add ? "Add" : "Change",
+			             add ? (cid ? cid : "") : NULL, add ? NULL : sid, 6);
 		return 1;
 	}
 	rv = mbx_put_object(in->backend, cr->id, add ? NULL : sid, add ? NULL : obj.etag, data, len,
@@ -2112,6 +2178,11 @@ pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 		             rv == 1             ? 1
 		             : rv == MBX_REFUSED ? 6
 		                                 : 5);
+	else if (rv != 1 && inst != NULL)
+		respond_instance(coll_out, responses, "Change", sid, inst,
+		                 rv == MBX_CONFLICT  ? 7
+		                 : rv == MBX_REFUSED ? 6
+		                                     : 8);
 	else if (rv != 1)
 		respond_item(coll_out, responses, "Change", NULL, sid,
 		             rv == MBX_CONFLICT  ? 7

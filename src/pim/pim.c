@@ -16,6 +16,7 @@
 #include "eas/wbxml.h"
 #include "lib/util.h"
 #include "pim/contact.h"
+#include "pim/eastime.h"
 #include "pim/event.h"
 #include "pim/ical.h"
 #include "pim/task.h"
@@ -146,6 +147,15 @@ from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, si
 		};
 		icalcomponent *existing = NULL, *made = NULL;
 		int rv;
+
+		if (o->instance_id != NULL) {
+			if (c != MBX_CLASS_CALENDAR || old == NULL ||
+			    pim_time_parse(o->instance_id, &ao.instance) < 0) {
+				*errstr = "an InstanceId that names no occurrence";
+				return -1;
+			}
+			ao.has_instance = true;
+		}
 		if (old != NULL && (existing = pim_ical_parse(old, old_len, errstr)) == NULL)
 			return -1;
 		rv = c == MBX_CLASS_CALENDAR
@@ -188,4 +198,33 @@ span(enum mbx_class c, const char *data, size_t len, int64_t *start_r, int64_t *
 	return rv;
 }
 
-const struct mbx_pim_codec pim_codec = {to_eas, from_eas, span};
+static int
+remove_instance(enum mbx_class c, const char *old, size_t old_len, const struct mbx_pim_opts *o,
+                char **out, size_t *out_len, const char **errstr)
+{
+	struct pim_apply_opts ao = {
+	    .version = o->version,
+	    .user_email = o->email,
+	    .now = (int64_t)time(NULL),
+	    .has_instance = true,
+	};
+	icalcomponent *vcal;
+
+	if (c != MBX_CLASS_CALENDAR || o->instance_id == NULL ||
+	    pim_time_parse(o->instance_id, &ao.instance) < 0) {
+		*errstr = "an InstanceId that names no occurrence";
+		return -1;
+	}
+	if ((vcal = pim_ical_parse(old, old_len, errstr)) == NULL)
+		return -1;
+	if (pim_event_delete_instance(vcal, ao.instance, &ao, errstr) < 0) {
+		icalcomponent_free(vcal);
+		return -1;
+	}
+	*out = pim_ical_string(vcal);
+	*out_len = strlen(*out);
+	icalcomponent_free(vcal);
+	return 0;
+}
+
+const struct mbx_pim_codec pim_codec = {to_eas, from_eas, span, remove_instance};

@@ -4842,7 +4842,7 @@ t_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, 
 	return 0;
 }
 
-static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas, NULL};
+static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas, NULL, NULL};
 
 /* A Sync of contacts folder coll with the device's commands (NULL: none). */
 static struct wbxml_node *
@@ -5089,15 +5089,40 @@ c_to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appd
 	return 0;
 }
 
+/*
+ * A Change of one occurrence of a series (an object holding "RRULE") adds
+ * "EXCEPTION:<InstanceId>:<Subject>"; a whole Change is refused.
+ */
 static int
 c_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, size_t old_len,
            const struct mbx_pim_opts *o, char **out, size_t *out_len,
            char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr)
 {
-	(void)c, (void)appdata, (void)old, (void)old_len, (void)o, (void)out, (void)out_len;
+	const char *subj = wbxml_find_text(appdata, "Calendar:Subject");
+
 	uid_r[0] = '\0';
-	*errstr = "read only";
-	return -1;
+	if (c != MBX_CLASS_CALENDAR || o->instance_id == NULL || old == NULL || subj == NULL ||
+	    memmem(old, old_len, "RRULE", 5) == NULL) {
+		*errstr = "only occurrences of series";
+		return -1;
+	}
+	*out = xasprintf("%.*sEXCEPTION:%s:%s\n", (int)old_len, old, o->instance_id, subj);
+	*out_len = strlen(*out);
+	return 0;
+}
+
+/* An occurrence of a series taken out: "EXDATE:<InstanceId>" added. */
+static int
+c_remove_instance(enum mbx_class c, const char *old, size_t old_len, const struct mbx_pim_opts *o,
+                  char **out, size_t *out_len, const char **errstr)
+{
+	if (c != MBX_CLASS_CALENDAR || memmem(old, old_len, "RRULE", 5) == NULL) {
+		*errstr = "not a series";
+		return -1;
+	}
+	*out = xasprintf("%.*sEXDATE:%s\n", (int)old_len, old, o->instance_id);
+	*out_len = strlen(*out);
+	return 0;
 }
 
 static int
@@ -5124,7 +5149,7 @@ c_span(enum mbx_class c, const char *data, size_t len, int64_t *start_r, int64_t
 	return -1;
 }
 
-static const struct mbx_pim_codec cal_codec = {c_to_eas, c_from_eas, c_span};
+static const struct mbx_pim_codec cal_codec = {c_to_eas, c_from_eas, c_span, c_remove_instance};
 
 /* A Sync of the calendar with FilterType ft (-1: none). */
 static struct wbxml_node *
@@ -5132,7 +5157,7 @@ cal_sync(struct cx *c, const char *key, int ft)
 {
 	struct wbxml_doc *d = req_sync(key, "cal", 0, 0, 0, true);
 	if (ft >= 0) {
-		char t[8];
+		char t[16];
 		snprintf(t, sizeof(t), "%d", ft);
 		struct wbxml_node *cn = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
 		wbxml_addn_text(wbxml_addn(cn, "Options"), "FilterType", t);
@@ -5268,6 +5293,139 @@ test_calendar_filter(void **state)
 	cx_done(&c);
 }
 
+/* The device's commands on calendar occurrences: {what, ServerId, InstanceId, Subject}. */
+struct inst_cmd {
+	const char *what, *sid, *inst, *subject;
+};
+
+static void
+inst_cmds(struct wbxml_node *cmds, void *arg)
+{
+	for (const struct inst_cmd *p = arg; p->what != NULL; p++) {
+		struct wbxml_node *x = wbxml_addn(cmds, p->what);
+		wbxml_addn_text(x, "ServerId", p->sid);
+		if (p->inst)
+			wbxml_addn_text(x, "AirSyncBase:InstanceId", p->inst);
+		if (p->subject)
+			wbxml_addn_text(wbxml_addn(x, "ApplicationData"), "Calendar:Subject",
+			                p->subject);
+	}
+}
+
+/* The object of calendar item uid as the backend holds it (mm), or "" when gone. */
+static void
+cal_object(struct cx *c, uint32_t uid, char *buf, size_t size)
+{
+	struct mbx_object o;
+	const char *err;
+	char sid[16];
+
+	snprintf(sid, sizeof(sid), "%u", uid);
+	buf[0] = '\0';
+	if (mbx_fetch_object(c->mm, "cal", sid, &o, &err) == 1)
+		snprintf(buf, size, "%s", o.data);
+	mbx_object_clear(&o);
+}
+
+/*
+ * 16.1's InstanceId: a Delete of one occurrence writes the series back
+ * without it (the codec's EXDATE), the series stays, nothing is echoed; a
+ * Change of one makes its exception with the device's fields, the
+ * series' own fields kept; one that cannot be applied (not a series) is a
+ * Response with ServerId, InstanceId and Status 6, and a Delete of an
+ * occurrence of no series leaves the object; a Delete without InstanceId
+ * deletes the item. Before 16.0 InstanceId is not read.
+ */
+static void
+test_calendar_instances(void **state)
+{
+	struct cx c;
+	struct wbxml_node *co;
+	char key[80], obj[512], s1[16], s2[16];
+	uint32_t series = 0, single = 0;
+
+	(void)state;
+	cx_init(&c, 0);
+	c.pim = &cal_codec;
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(
+		    mbx_memory_add_folder(b, "cal", "0", "Calendar", MBX_FOLDER_CALENDAR, 5), 0);
+		series = mbx_memory_append_raw(b, "cal", "SUMMARY:Standup\nRRULE:FREQ=DAILY\n", 33,
+		                               0, 0);
+		single = mbx_memory_append_raw(b, "cal", "SUMMARY:Dentist\n", 16, 0, 0);
+	}
+	snprintf(s1, sizeof(s1), "%u", series);
+	snprintf(s2, sizeof(s2), "%u", single);
+	co = cal_sync(&c, "0", -1);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, -1);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	struct inst_cmd cmds[] = {{"Delete", s1, "20261209T083000Z", NULL},
+	                          {"Change", s1, "20261210T083000Z", "Standup, moved"},
+	                          {"Change", s2, "20261210T083000Z", "x"},
+	                          {"Delete", s2, "20261211T083000Z", NULL},
+	                          {0}};
+	struct wbxml_doc *d = req_sync(key, "cal", 0, 0, 0, true);
+	inst_cmds(wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
+	          cmds);
+	co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
+	assert_non_null(co);
+	cal_object(&c, series, obj, sizeof(obj));
+	assert_string_equal(obj, "SUMMARY:Standup\nRRULE:FREQ=DAILY\nEXDATE:20261209T083000Z\n"
+	                         "EXCEPTION:20261210T083000Z:Standup, moved\n");
+	cal_object(&c, single, obj, sizeof(obj));
+	assert_string_equal(obj, "SUMMARY:Dentist\n"); /* neither applied */
+	/* one Response: the refused Change, naming its occurrence */
+	const struct wbxml_node *rs = wbxml_find(co, "Responses");
+	assert_non_null(rs);
+	assert_ptr_equal(rs->first_child, rs->last_child);
+	assert_string_equal(rs->first_child->name, "Change");
+	assert_string_equal(txt(rs->first_child, "ServerId"), s2);
+	assert_string_equal(txt(rs->first_child, "AirSyncBase:InstanceId"), "20261210T083000Z");
+	assert_string_equal(txt(rs->first_child, "Status"), "6");
+	assert_null(wbxml_find(co, "Commands")); /* the device's own writes not echoed */
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, -1);
+	assert_null(wbxml_find(co, "Commands"));
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* a Delete without InstanceId: the item */
+	struct inst_cmd del[] = {{"Delete", s1, NULL, NULL}, {0}};
+	d = req_sync(key, "cal", 0, 0, 0, true);
+	inst_cmds(wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
+	          del);
+	co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
+	cal_object(&c, series, obj, sizeof(obj));
+	assert_string_equal(obj, "");
+	cx_done(&c);
+
+	/* 14.1: InstanceId is no element of it: a Delete deletes the item */
+	cx_init(&c, 0);
+	c.f.version = "14.1";
+	c.pim = &cal_codec;
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(
+		    mbx_memory_add_folder(b, "cal", "0", "Calendar", MBX_FOLDER_CALENDAR, 5), 0);
+		series = mbx_memory_append_raw(b, "cal", "SUMMARY:Standup\nRRULE:FREQ=DAILY\n", 33,
+		                               0, 0);
+	}
+	co = cal_sync(&c, "0", -1);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, -1);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	struct inst_cmd del14[] = {{"Delete", s1, "20261209T083000Z", NULL}, {0}};
+	d = req_sync(key, "cal", 0, 0, 0, true);
+	inst_cmds(wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
+	          del14);
+	co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
+	cal_object(&c, series, obj, sizeof(obj));
+	assert_string_equal(obj, "");
+	cx_done(&c);
+}
+
 int
 main(void)
 {
@@ -5317,6 +5475,7 @@ main(void)
 	    cmocka_unit_test(test_resolverecipients),
 	    cmocka_unit_test(test_pim_sync),
 	    cmocka_unit_test(test_calendar_filter),
+	    cmocka_unit_test(test_calendar_instances),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
