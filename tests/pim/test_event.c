@@ -1782,13 +1782,23 @@ test_span(void **state)
 	        &st, &en);
 	assert_int_equal(st, t("20261201T090000Z"));
 	assert_int_equal(en, t("20261215T093000Z"));
-	/* until a date in Berlin's summer: the last occurrence's local 09:00 */
+	/* until June 1st: bounded by its UNTIL (the last Monday, May 25, is before it) */
 	span_of("BEGIN:VEVENT\r\nUID:c\r\nDTSTART;TZID=Europe/Berlin:20260105T090000\r\n"
 	        "DTEND;TZID=Europe/Berlin:20260105T100000\r\n"
 	        "RRULE:FREQ=WEEKLY;UNTIL=20260601T000000Z\r\nEND:VEVENT\r\n",
 	        &st, &en);
 	assert_int_equal(st, t("20260105T080000Z"));
-	assert_int_equal(en, t("20260525T080000Z"));
+	assert_int_equal(en, t("20260601T010000Z"));
+	/* an UNTIL date: to its end */
+	span_of("BEGIN:VEVENT\r\nUID:c2\r\nDTSTART;VALUE=DATE:20260105\r\n"
+	        "RRULE:FREQ=WEEKLY;UNTIL=20260525\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(en, t("20260527T000000Z"));
+	/* a COUNT too long to walk: taken as going on */
+	span_of("BEGIN:VEVENT\r\nUID:c3\r\nDTSTART:20200101T090000Z\r\n"
+	        "RRULE:FREQ=DAILY;COUNT=5000\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_true(en == PIM_SPAN_OPEN);
 	/* for ever, whatever its start */
 	span_of("BEGIN:VEVENT\r\nUID:d\r\nDTSTART:20201201T090000Z\r\n"
 	        "DTEND:20201201T100000Z\r\nRRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\n",
