@@ -16,6 +16,8 @@
  *  - the result's occurrences in a year are counted within
  *    PIM_ICAL_MAX_STEPS steps (a huge COUNT or a rule that never matches
  *    ends);
+ *  - the event's span for FilterType (pim_event_span) ends within the
+ *    steps too, and never before it starts;
  *  - nothing crashes, hangs or leaks under ASan, UBSan and LeakSanitizer.
  *
  * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that
@@ -132,6 +134,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	round_trip(vcal, false, &o, &a);
 	round_trip(vcal, true, &o, &a);
 	check_occurrences(vcal, ICAL_VEVENT_COMPONENT, o.zone);
+	int64_t st, en;
+	if (pim_event_span(vcal, &st, &en, &err) == 0 && en < st)
+		abort();
 	icalcomponent_free(vcal);
 	return 0;
 }

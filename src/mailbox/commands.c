@@ -214,6 +214,16 @@ struct sstate {
 	bool sup_given;
 	uint16_t sup[MBX_PIM_SUPPORTED_MAX];
 	size_t n_sup;
+	/*
+	 * Calendars over a cursor backend: the FilterType in force (ft_given
+	 * false: none recorded), and the events the device was not sent because
+	 * they ended before its window (it does not have them), for the key
+	 * and the previous one, so that a later change that brings one into the
+	 * window is an Add, and its removal is not told.
+	 */
+	bool ft_given;
+	int ft;
+	struct st_items skip, pskip;
 };
 
 /* Free a list's array and empty it. */
@@ -279,6 +289,8 @@ sstate_clear(struct sstate *s)
 {
 	items_clear(&s->items);
 	items_clear(&s->prev);
+	items_clear(&s->skip);
+	items_clear(&s->pskip);
 	for (size_t i = 0; i < s->n_folders; i++)
 		free(s->folders[i]);
 	free(s->folders);
@@ -351,6 +363,19 @@ sstate_parse(const char *blob, size_t len, struct sstate *s)
 		} else if (strncmp(line, "pitem=", 6) == 0) {
 			if (parse_item(line + 6, &s->prev) < 0)
 				goto bad;
+		} else if (strncmp(line, "skip=", 5) == 0) {
+			if (parse_item(line + 5, &s->skip) < 0)
+				goto bad;
+		} else if (strncmp(line, "pskip=", 6) == 0) {
+			if (parse_item(line + 6, &s->pskip) < 0)
+				goto bad;
+		} else if (strncmp(line, "ft=", 3) == 0) {
+			long long ft;
+			const char *e;
+			if (parse_int(line + 3, 0, 8, &ft, &e) < 0)
+				goto bad;
+			s->ft_given = true;
+			s->ft = (int)ft;
 		} else if (strncmp(line, "hb=", 3) == 0) {
 			long long hb;
 			const char *e;
@@ -400,11 +425,15 @@ sstate_format(const struct sstate *s)
 	if (s->cur[0])
 		sbuf_printf(&b, "cur=%s\n", s->cur);
 	format_items(&b, "item", &s->items);
+	if (s->ft_given)
+		sbuf_printf(&b, "ft=%d\n", s->ft);
+	format_items(&b, "skip", &s->skip);
 	if (s->prev_key[0]) {
 		sbuf_printf(&b, "prev=%s\n", s->prev_key);
 		if (s->pcur[0])
 			sbuf_printf(&b, "pcur=%s\n", s->pcur);
 		format_items(&b, "pitem", &s->prev);
+		format_items(&b, "pskip", &s->pskip);
 	}
 	if (s->hb > 0)
 		sbuf_printf(&b, "hb=%d\n", s->hb);
@@ -1967,24 +1996,49 @@ pim_opts_of(const struct mbx_serve_in *in, const struct coll_req *cr)
 }
 
 /*
+ * Whether an event of span [start, end) is in the window of date floor
+ * floor (0: no floor): MS-ASCMD's FilterType keeps the calendar items
+ * that end after it, and a series while any occurrence does (its end is
+ * its last occurrence's, MBX_SPAN_OPEN for ever). 0 0 (unknown) counts as
+ * in.
+ */
+static bool
+span_in_window(int64_t start, int64_t end, int64_t floor)
+{
+	return floor <= 0 || (start == 0 && end == 0) || end > floor;
+}
+
+/*
  * A PIM item's fields under appdata: its object fetched and converted.
- * 1, 0 no such item (gone meanwhile), -1 (*errstr: the backend's or the
- * codec's), MBX_PENDING.
+ * With a date floor (calendars; 0: none), an event known (ci's span) or
+ * found (the codec's span of the object) to end before it is not
+ * converted: 2. 1, 0 no such item (gone meanwhile), -1 (*errstr: the
+ * backend's or the codec's), MBX_PENDING.
  */
 static int
 add_pim_item(const struct mbx_serve_in *in, enum mbx_class cls, const struct coll_req *cr,
-             const char *item, struct wbxml_node *appdata, const char **errstr)
+             const char *item, int64_t floor, const struct mbx_change_item *ci,
+             struct wbxml_node *appdata, const char **errstr)
 {
 	struct mbx_pim_opts o = pim_opts_of(in, cr);
 	struct mbx_object obj;
+	int64_t start = ci ? ci->start : 0, end = ci ? ci->end : 0;
 	int rv;
 
 	if (in->pim == NULL) {
 		*errstr = "no conversions for contacts, calendars or tasks";
 		return -1;
 	}
+	if (!span_in_window(start, end, floor))
+		return 2; /* the backend's map knows it: not even fetched */
 	if ((rv = mbx_fetch_object(in->backend, cr->id, item, &obj, errstr)) != 1)
 		return rv;
+	if (floor > 0 && start == 0 && end == 0 && in->pim->span != NULL &&
+	    in->pim->span(cls, obj.data, obj.len, &start, &end, errstr) == 0 &&
+	    !span_in_window(start, end, floor)) {
+		mbx_object_clear(&obj);
+		return 2;
+	}
 	rv = in->pim->to_eas(cls, obj.data, obj.len, appdata, &o, errstr) == 0 ? 1 : -1;
 	mbx_object_clear(&obj);
 	return rv;
@@ -2003,6 +2057,58 @@ respond_item(struct wbxml_node *coll_out, struct wbxml_node **responses, const c
 		wbxml_addn_text(x, "ServerId", server_id);
 	add_int(x, "Status", status);
 	return x;
+}
+
+/* A Responses element for a command on one occurrence: ServerId, InstanceId and Status. */
+static void
+respond_instance(struct wbxml_node *coll_out, struct wbxml_node **responses, const char *what,
+                 const char *server_id, const char *instance_id, int status)
+{
+	struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), what);
+
+	wbxml_addn_text(x, "ServerId", server_id);
+	wbxml_addn_text(x, "AirSyncBase:InstanceId", instance_id);
+	add_int(x, "Status", status);
+}
+
+/*
+ * A 16.x Delete of one occurrence of a series (AirSyncBase:InstanceId):
+ * the series written back without it (the codec's remove_instance: an
+ * EXDATE), not deleted. One that cannot be taken out (not a series, an
+ * InstanceId of no occurrence, a codec without the op) leaves the object
+ * as it is: a Delete has no Status to tell it with. 1, -1, MBX_PENDING.
+ */
+static int
+pim_delete_instance(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
+                    const char *sid, const char *inst, char *cur)
+{
+	struct mbx_pim_opts o = pim_opts_of(in, cr);
+	struct mbx_object obj = {0};
+	const char *err = NULL;
+	char *data = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (in->pim == NULL || in->pim->remove_instance == NULL)
+		return 1;
+	if ((rv = mbx_fetch_object(in->backend, cr->id, sid, &obj, &err)) != 1)
+		return rv == 0 ? 1 : pend_or_fail(rv); /* gone already */
+	o.instance_id = inst;
+	if (in->pim->remove_instance(cls, obj.data, obj.len, &o, &data, &len, &err) < 0) {
+		log_info("%s: occurrence %s of item %s of %s not deleted: %s", in->account, inst,
+		         sid, cr->id, err);
+		mbx_object_clear(&obj);
+		return 1;
+	}
+	rv = mbx_put_object(in->backend, cr->id, sid, obj.etag, data, len, NULL, cur, NULL, &err);
+	mbx_object_clear(&obj);
+	free(data);
+	if (rv == MBX_PENDING || rv == -1)
+		return pend_or_fail(rv);
+	if (rv != 1) /* changed on the server meanwhile (its version comes), or refused */
+		log_info("%s: occurrence %s of item %s of %s not deleted (%d)", in->account, inst,
+		         sid, cr->id, rv);
+	return 1;
 }
 
 /*
@@ -2025,8 +2131,14 @@ pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 	char *data = NULL;
 	size_t len = 0;
 	int rv;
+	/* 16.x: a Change or Delete of one occurrence of a series */
+	const char *inst = cls == MBX_CLASS_CALENDAR && version_of(in) >= 160
+	                       ? kid_text(c, "AirSyncBase:InstanceId")
+	                       : NULL;
 
 	if (is_el(c, WBXML_PAGE_AIRSYNC, "Delete")) {
+		if (sid != NULL && inst != NULL)
+			return pim_delete_instance(in, cr, cls, sid, inst, cur);
 		if (sid != NULL &&
 		    (rv = mbx_remove(in->backend, cr->id, sid, false, cur, &err)) < 0)
 			return pend_or_fail(rv);
@@ -2036,7 +2148,8 @@ pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 		struct wbxml_node *x = wbxml_addn(responses_of(coll_out, responses), "Fetch");
 		wbxml_addn_text(x, "ServerId", sid ? sid : "");
 		add_int(x, "Status", 1);
-		rv = sid ? add_pim_item(in, cls, cr, sid, wbxml_addn(x, "ApplicationData"), &err)
+		rv = sid ? add_pim_item(in, cls, cr, sid, 0, NULL, wbxml_addn(x, "ApplicationData"),
+		                        &err)
 		         : 0;
 		if (rv == MBX_PENDING)
 			return rv;
@@ -2062,15 +2175,23 @@ pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 		if (rv < 0)
 			return pend_or_fail(rv);
 		if (rv == 0) {
-			respond_item(coll_out, responses, "Change", NULL, sid, 8); /* not found */
+			if (inst != NULL)
+				respond_instance(coll_out, responses, "Change", sid, inst, 8);
+			else
+				respond_item(coll_out, responses, "Change", NULL, sid,
+				             8); /* not found */
 			return 1;
 		}
+		o.instance_id = inst;
 	}
 	if (in->pim->from_eas(cls, ad, obj.data, obj.len, &o, &data, &len, uid, &err) < 0) {
 		mbx_object_clear(&obj);
 		/* the item cannot be converted: 6, the device's error in its data */
-		respond_item(coll_out, responses, add ? "Add" : "Change",
-		             add ? (cid ? cid : "") : NULL, add ? NULL : sid, 6);
+		if (!add && inst != NULL)
+			respond_instance(coll_out, responses, "Change", sid, inst, 6);
+		else
+			respond_item(coll_out, responses, add ? "Add" : "Change",
+			             add ? (cid ? cid : "") : NULL, add ? NULL : sid, 6);
 		return 1;
 	}
 	rv = mbx_put_object(in->backend, cr->id, add ? NULL : sid, add ? NULL : obj.etag, data, len,
@@ -2085,6 +2206,11 @@ pim_command(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 		             rv == 1             ? 1
 		             : rv == MBX_REFUSED ? 6
 		                                 : 5);
+	else if (rv != 1 && inst != NULL)
+		respond_instance(coll_out, responses, "Change", sid, inst,
+		                 rv == MBX_CONFLICT  ? 7
+		                 : rv == MBX_REFUSED ? 6
+		                                     : 8);
 	else if (rv != 1)
 		respond_item(coll_out, responses, "Change", NULL, sid,
 		             rv == MBX_CONFLICT  ? 7
@@ -2160,48 +2286,83 @@ apply_cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, 
 	return seen;
 }
 
+/* The index of id in l, or -1. */
+static ssize_t
+items_index(const struct st_items *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].id, id) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
 /*
  * The backend's changes as the answer's Commands: deletes (SoftDelete for
  * those out of the date window), changes (read and flag), adds (fetched).
- * Returns how many were written, or -1 / MBX_PENDING.
+ * A calendar with a date floor (floor > 0) leaves out the events that end
+ * before it, and keeps their ids in skip (in/out: those the device was not
+ * sent): a change to one of them is an Add once it is in the window, its
+ * delete is not told. Returns how many were written, or -1 / MBX_PENDING.
  */
 static long
 cursor_commands(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_class cls,
-                const struct mbx_changes *ch, struct wbxml_node *co)
+                const struct mbx_changes *ch, int64_t floor, struct st_items *skip,
+                struct wbxml_node *co)
 {
 	struct wbxml_node *cmds = NULL;
 	const char *err;
 	long sent = 0;
+	ssize_t x;
 
 	if (ch->n_deletes + ch->n_changed + ch->n_adds > 0)
 		cmds = wbxml_addn(co, "Commands");
-	for (size_t i = 0; i < ch->n_deletes; i++, sent++)
+	for (size_t i = 0; i < ch->n_deletes; i++) {
+		if ((x = items_index(skip, ch->deletes[i].id)) >= 0) {
+			items_remove(skip, (size_t)x); /* never sent: nothing to tell */
+			continue;
+		}
 		wbxml_addn_text(wbxml_addn(cmds, ch->deletes[i].soft ? "SoftDelete" : "Delete"),
 		                "ServerId", ch->deletes[i].id);
+		sent++;
+	}
 	if (cls != MBX_CLASS_EMAIL) {
 		/* contacts, events, tasks: changed and new objects sent whole */
 		for (size_t k = 0; k < 2; k++) {
 			const struct mbx_change_item *v = k == 0 ? ch->changed : ch->adds;
 			size_t n = k == 0 ? ch->n_changed : ch->n_adds;
 			for (size_t i = 0; i < n; i++) {
-				struct wbxml_node *a = wbxml_addn(cmds, k == 0 ? "Change" : "Add");
+				/* a change of one never sent: judged as an add */
+				x = k == 0 ? items_index(skip, v[i].id) : -1;
+				bool add = k == 1 || x >= 0;
+				struct wbxml_node *a = wbxml_addn(cmds, add ? "Add" : "Change");
 				wbxml_addn_text(a, "ServerId", v[i].id);
-				int fr = add_pim_item(in, cls, cr, v[i].id,
+				/* past the cap of skip, every one is sent */
+				int64_t fl = add && skip->n < STATE_MAX_ITEMS ? floor : 0;
+				int fr = add_pim_item(in, cls, cr, v[i].id, fl, &v[i],
 				                      wbxml_addn(a, "ApplicationData"), &err);
 				if (fr == MBX_PENDING)
 					return fr;
 				if (fr == 1) {
+					if (x >= 0)
+						items_remove(skip, (size_t)x);
 					sent++;
 					continue;
 				}
-				/* gone meanwhile (its delete comes next), or one that cannot be
-				 * read */
+				/*
+				 * out of the window (not sent: kept in skip), gone
+				 * meanwhile (its delete comes next), or one that cannot be
+				 * read
+				 */
+				if (fr == 2 && x < 0)
+					(void)items_add(skip, v[i].id, 0, false);
 				if (fr < 0)
 					log_warn("%s: item %s of %s left out: %s", in->account,
 					         v[i].id, cr->id, err);
 				drop_last(cmds);
 			}
 		}
+		if (cmds != NULL && cmds->first_child == NULL)
+			drop_last(co); /* all left out */
 		return sent;
 	}
 	for (size_t i = 0; i < ch->n_changed; i++, sent++) {
@@ -2336,23 +2497,52 @@ sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 {
 	struct wbxml_node *responses = NULL, *keyn;
 	struct mbx_changes ch = {0};
+	struct st_items skip = {0};
 	char cur[MBX_CURSOR_MAX + 1];
 	const char *err;
 	long acted, sent = 0;
-	bool changed, more = false;
+	bool changed, more = false, filter = cls == MBX_CLASS_CALENDAR, ft_new = false;
+	int64_t floor = 0;
 	int rv;
 
+	/*
+	 * A calendar's FilterType: events are judged as they come (the floor
+	 * moves once a day), so one that leaves the window as time passes
+	 * stays on the device, as Exchange leaves it; another FilterType
+	 * makes the device start over (Status 3), its window then made anew.
+	 */
+	if (filter && cr->filter_type >= 0 && st->ft_given && st->ft != cr->filter_type) {
+		wbxml_addn_text(co, "SyncKey", "0");
+		wbxml_addn_text(co, "CollectionId", cr->id);
+		add_int(co, "Status", 3);
+		*said = true;
+		return 0;
+	}
+	if (filter && cr->filter_type >= 0 && !st->ft_given) {
+		st->ft_given = ft_new = true; /* a state made before FilterTypes were kept */
+		st->ft = cr->filter_type;
+	}
+	if (filter && st->ft_given)
+		floor = filter_since(in, st->ft);
+	items_copy(&skip, replay ? &st->pskip : &st->skip);
 	snprintf(cur, sizeof(cur), "%s", replay ? st->pcur : st->cur);
 	keyn = wbxml_addn_text(co, "SyncKey", "");
 	wbxml_addn_text(co, "CollectionId", cr->id);
 	add_int(co, "Status", 1);
-	if ((acted = apply_cursor_commands(in, cr, cls, cur, co, &responses)) < 0)
+	if ((acted = apply_cursor_commands(in, cr, cls, cur, co, &responses)) < 0) {
+		items_clear(&skip);
 		return (int)acted;
+	}
 	if (cr->get_changes) {
-		struct mbx_window w = {(size_t)window, cr->since};
-		if ((rv = mbx_changes(in->backend, cr->id, cur, &w, &ch, &err)) < 0)
+		/* PIM objects have no date of their own: a calendar's floor is its own */
+		struct mbx_window w = {(size_t)window, cls == MBX_CLASS_EMAIL ? cr->since : 0,
+		                       floor};
+		if ((rv = mbx_changes(in->backend, cr->id, cur, &w, &ch, &err)) < 0) {
+			items_clear(&skip);
 			return pend_or_fail(rv);
+		}
 		if (rv == 0) {
+			items_clear(&skip);
 			co->first_child = co->last_child = NULL; /* the arena keeps them */
 			wbxml_addn_text(co, "SyncKey", "0");
 			wbxml_addn_text(co, "CollectionId", cr->id);
@@ -2364,23 +2554,29 @@ sync_cursor(const struct mbx_serve_in *in, const struct coll_req *cr, enum mbx_c
 			wbxml_addn(co, "MoreAvailable");
 			more = true;
 		}
-		if ((sent = cursor_commands(in, cr, cls, &ch, co)) < 0) {
+		if ((sent = cursor_commands(in, cr, cls, &ch, floor, &skip, co)) < 0) {
 			mbx_changes_clear(&ch);
+			items_clear(&skip);
 			return (int)sent;
 		}
 		snprintf(cur, sizeof(cur), "%s", ch.cursor);
 		mbx_changes_clear(&ch);
 	}
 	changed = acted > 0 || sent > 0 || more;
-	bool moved = strcmp(cur, replay ? st->pcur : st->cur) != 0;
+	bool moved = ft_new || strcmp(cur, replay ? st->pcur : st->cur) != 0;
 	if (changed && !replay) {
 		char nk[MBX_ID_MAX + 1];
 		new_key(in, cr->id, st->key, nk);
 		snprintf(st->prev_key, sizeof(st->prev_key), "%s", st->key);
 		snprintf(st->pcur, sizeof(st->pcur), "%s", st->cur);
 		snprintf(st->key, sizeof(st->key), "%s", nk);
+		items_clear(&st->pskip);
+		st->pskip = st->skip;
+		memset(&st->skip, 0, sizeof(st->skip));
 	}
 	snprintf(st->cur, sizeof(st->cur), "%s", cur);
+	items_clear(&st->skip);
+	st->skip = skip;
 	if ((changed || replay || moved) && state_store(in, cr->id, st) < 0)
 		return -1;
 	wbxml_set_text(keyn, st->key, strlen(st->key));
@@ -2436,6 +2632,10 @@ sync_collection(const struct mbx_serve_in *in, const struct coll_req *cr, long l
 		window = cr->window;
 	if (strcmp(cr->key, "0") == 0) {
 		memset(&st, 0, sizeof(st));
+		if (cls == MBX_CLASS_CALENDAR && cr->filter_type >= 0) {
+			st.ft_given = true; /* the window the device's calendar is synced with */
+			st.ft = cr->filter_type;
+		}
 		if (cr->supported != NULL && cls != MBX_CLASS_EMAIL) {
 			/* ghosting: what the device says it handles, for its Changes */
 			st.sup_given = true;
@@ -2788,8 +2988,10 @@ cmd_getitemestimate(const struct mbx_serve_in *in, struct mbx_serve_out *out)
 			else if (mbx_has_cursor(in->backend)) {
 				struct mbx_changes chg;
 				struct mbx_window w = {
-				    0, filter_since(in, (int)kid_int(kid(c, "AirSync:Options"),
-				                                     "FilterType", 0, 7, -1))};
+				    0,
+				    filter_since(in, (int)kid_int(kid(c, "AirSync:Options"),
+				                                  "FilterType", 0, 7, -1)),
+				    0};
 				const char *err;
 				int cv = mbx_changes(in->backend, folder, m == 1 ? st.pcur : st.cur,
 				                     &w, &chg, &err);
@@ -2844,7 +3046,7 @@ folder_has_changes(const struct mbx_serve_in *in, const char *folder)
 		return lr;
 	if (mbx_has_cursor(in->backend)) {
 		struct mbx_changes chg;
-		struct mbx_window w = {0, -1};
+		struct mbx_window w = {0, -1, 0};
 		const char *err;
 		int cv = mbx_changes(in->backend, folder, st.cur, &w, &chg, &err);
 		nc = cv < 0 ? pend_or_fail(cv) : cv == 0 ? 1 : (long)chg.total;
@@ -3059,7 +3261,7 @@ itemops_fetch_pim(const struct mbx_serve_in *in, const struct wbxml_node *c, enu
 
 	snprintf(cr.id, sizeof(cr.id), "%s", folder);
 	cr.bp = read_prefs(kid(c, "ItemOperations:Options"));
-	fr = add_pim_item(in, cls, &cr, sid, props, &err);
+	fr = add_pim_item(in, cls, &cr, sid, 0, NULL, props, &err);
 	if (fr == MBX_PENDING) {
 		wbxml_doc_free(&tmp);
 		return fr;

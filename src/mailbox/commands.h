@@ -95,7 +95,13 @@ enum mbx_client_id_op { MBX_CLIENTID_RESERVE, MBX_CLIENTID_SENT, MBX_CLIENTID_RE
  * device's ApplicationData describes: a new one (old NULL; *uid_r gets its
  * UID, the name the server will know it by), or old with the device's
  * fields applied and everything else it holds kept. Both 0, or -1 with
- * *errstr (a static message).
+ * *errstr (a static message). span (NULL: calendars are not filtered by
+ * date) gives an event object's span for FilterType: its start and its end,
+ * a series' from its first start to its last occurrence's end
+ * (MBX_SPAN_OPEN when it recurs for ever); 0, or -1 when it cannot be read.
+ * remove_instance (NULL: such a Delete removes nothing) makes old with the
+ * occurrence o->instance_id names taken out of its series (an EXDATE, its
+ * exception dropped): 0, or -1 (not a series, no such InstanceId).
  */
 struct mbx_pim_opts {
 	int version;         /* protocol version x10: 121, 140, 141, 160, 161 */
@@ -111,6 +117,14 @@ struct mbx_pim_opts {
 	bool supported_given;
 	const uint16_t *supported;
 	size_t n_supported;
+	/*
+	 * A 16.x Change or Delete of one occurrence of a series: its
+	 * AirSyncBase:InstanceId as the device sent it (the occurrence's
+	 * original start, a Compact DateTime), or NULL. from_eas then makes or
+	 * replaces that occurrence's exception (RECURRENCE-ID) from the
+	 * device's fields, the series kept.
+	 */
+	const char *instance_id;
 };
 /*
  * An answer to an invitation (mbx_pim_codec.respond), every string
@@ -152,6 +166,11 @@ struct mbx_pim_codec {
 	int (*respond)(const char *ics, size_t len, const char *user, int answer,
 	               const char *instance, int64_t now, struct mbx_meeting_answer *out,
 	               const char **errstr);
+	int (*span)(enum mbx_class c, const char *data, size_t len, int64_t *start_r,
+	            int64_t *end_r, const char **errstr);
+	int (*remove_instance)(enum mbx_class c, const char *old, size_t old_len,
+	                       const struct mbx_pim_opts *o, char **out, size_t *out_len,
+	                       const char **errstr);
 };
 
 struct mbx_serve_in {

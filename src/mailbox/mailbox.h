@@ -187,13 +187,29 @@ struct mbx_window {
 	 * 0: no floor; -1: the floor the cursor was made under.
 	 */
 	int64_t since;
+	/*
+	 * Calendars: the command layer's date floor (FilterType), 0 none. The
+	 * layer leaves out the events that end before it (mbx_change_item's
+	 * span, or the object's own); a backend need not fetch ahead those its
+	 * map already knows to end before it. since is 0 for calendars.
+	 */
+	int64_t span_floor;
 };
+
+/* An event's end when it has none (a series that recurs for ever). */
+#define MBX_SPAN_OPEN INT64_MAX
 
 /* One item in a change report. */
 struct mbx_change_item {
 	char id[MBX_ID_MAX + 1];
 	bool read, flagged; /* changed: the item's state now */
 	bool soft;          /* deletes: it left the date window, it is not gone */
+	/*
+	 * Adds and changes of a calendar: the event's span as the backend
+	 * knows it (seconds since the epoch; a series from its first start to
+	 * its last occurrence's end, MBX_SPAN_OPEN without one). 0 0: unknown.
+	 */
+	int64_t start, end;
 };
 
 /* A folder's changes against a cursor (mbx_changes_clear frees it). */

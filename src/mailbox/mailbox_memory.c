@@ -33,6 +33,7 @@ struct mm_msg {
 	char *raw; /* the message's bytes (append_raw), or NULL */
 	size_t raw_len;
 	struct msgconv_msg *parsed; /* raw parsed ahead (mbx_memory_set_parse_ahead), or NULL */
+	int64_t start, end;         /* an event's span as a map knows it (0 0: unknown) */
 };
 
 struct mm_folder {
@@ -470,6 +471,8 @@ push(struct mbx_change_item **v, size_t *n, const struct mm_msg *msg, bool soft)
 	it->read = (msg->flags & MBX_MEM_SEEN) != 0;
 	it->flagged = (msg->flags & MBX_MEM_FLAGGED) != 0;
 	it->soft = soft;
+	it->start = msg->start;
+	it->end = msg->end;
 }
 
 /* Whether no live, undeleted message has a UID in lo..hi. */
@@ -1168,6 +1171,7 @@ replace_raw(struct mm *m, struct mm_msg *msg, const char *data, size_t len)
 	parsed_free(msg);
 	msg->raw = xmemdup0(data, len);
 	msg->raw_len = len;
+	msg->start = msg->end = 0; /* a new version: its span is unknown again */
 	return msg->modseq = ++m->modseq;
 }
 
@@ -1440,6 +1444,21 @@ mbx_memory_replace(struct mbx_backend *b, const char *folder_id, uint32_t uid, c
 	if (msg == NULL || msg->expunged)
 		return 0;
 	replace_raw(m, msg, data, len);
+	return 1;
+}
+
+int
+mbx_memory_set_span(struct mbx_backend *b, const char *folder_id, uint32_t uid, int64_t start,
+                    int64_t end)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	struct mm_msg *msg = f ? msg_of(f, uid) : NULL;
+
+	if (msg == NULL || msg->expunged)
+		return 0;
+	msg->start = start;
+	msg->end = end;
 	return 1;
 }
 

@@ -65,6 +65,12 @@ struct msgconv_msg *mbx_memory_parsed(struct mbx_backend *b, const char *folder_
  */
 int mbx_memory_replace(struct mbx_backend *b, const char *folder_id, uint32_t uid, const char *data,
                        size_t len);
+/*
+ * An object's span as a DAV backend's map would know it (mbx_change_item's
+ * start and end; 0 0 unknown, as after mbx_memory_replace). 1, 0 none.
+ */
+int mbx_memory_set_span(struct mbx_backend *b, const char *folder_id, uint32_t uid, int64_t start,
+                        int64_t end);
 /* An entry of the address list (gal_search: prefixes of names and address, ASCII case ignored). */
 void mbx_memory_add_gal(struct mbx_backend *b, const struct mbx_gal_entry *e);
 /* STORE on one message: flags set, then cleared (a new MODSEQ when they change). 1, 0 none. */

@@ -13,6 +13,16 @@
  * reads only it, done hands its results to the task, release frees it, so
  * a task cancelled (its backend destroyed) never has its memory touched by
  * the store thread.
+ *
+ * Calendars under a FilterType: the command layer leaves out the events
+ * that end before the phone's window. The map keeps each event's span
+ * (its first start, its last occurrence's end), read from the objects a
+ * Sync fetches anyway, rather than a calendar-query with a time-range
+ * (RFC 4791 9.9): a Sync with nothing new asks the server for its
+ * sync-collection only, and one with changes for the changed objects
+ * only, where the query would have the server expand every series of the
+ * calendar on every Sync with something to say. An event the map knows to
+ * end before the floor is not even fetched.
  */
 #include "native/mailbox_dav.h"
 
@@ -28,6 +38,8 @@
 #include "lib/hmap.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "pim/event.h"
+#include "pim/ical.h"
 #include "store/store.h"
 
 #define OWN_MAX         32 /* own changes one cursor remembers */
@@ -291,6 +303,7 @@ struct task {
 	size_t n_found;
 	int next_kind;               /* the next kind to discover */
 	char **win_hrefs, **win_ids; /* the window's objects to fetch: hrefs, item ids */
+	bool *win_unspanned;         /* events whose span the map does not know yet */
 	size_t n_win;
 	struct flight *flight; /* the refresh it leads or waits for, or NULL */
 };
@@ -395,6 +408,7 @@ task_free(struct task *t)
 	}
 	free(t->win_hrefs);
 	free(t->win_ids);
+	free(t->win_unspanned);
 	free(t->etag);
 	if (t->data != NULL)
 		explicit_bzero(t->data, t->len); /* the user's data */
@@ -555,6 +569,8 @@ iter_item(void *arg, const struct abq_pim_item *i)
 	x->etag = xstrdup_null(i->etag);
 	x->seq = i->seq;
 	x->added_seq = i->added_seq;
+	x->start = i->start;
+	x->end = i->end;
 	return 0;
 }
 
@@ -878,9 +894,37 @@ static void changes_since(struct task *t);
 static void changes_synced(struct task *t, const struct dav_result *r);
 
 static void
+spans_stored(struct task *t, struct sjob *j)
+{
+	(void)j;
+	task_end(t, 1, NULL);
+}
+
+/*
+ * The span of an event object for the map (pim_event_span), or 0 0 when it
+ * cannot be read (the command layer sends it then, unjudged).
+ */
+static void
+object_span(const char *data, size_t len, int64_t *start, int64_t *end)
+{
+	const char *err;
+	icalcomponent *vcal = pim_ical_parse(data, len, &err);
+
+	*start = *end = 0;
+	if (vcal == NULL)
+		return;
+	if (pim_event_span(vcal, start, end, &err) < 0)
+		*start = *end = 0;
+	else if (*end == PIM_SPAN_OPEN)
+		*end = MBX_SPAN_OPEN;
+	icalcomponent_free(vcal);
+}
+
+static void
 changes_fetched(struct task *t, const struct dav_result *r)
 {
 	struct dav_backend *d = t->d;
+	struct sjob *j = NULL;
 
 	if (dav_failed(t, r, "multiget"))
 		return;
@@ -902,10 +946,34 @@ changes_fetched(struct task *t, const struct dav_result *r)
 			o->obj.data = xmemdup0(it->data, it->data_len);
 			o->obj.len = it->data_len;
 			o->obj.etag = xstrdup_null(it->etag);
+			/*
+			 * An event the map has no span of: its span into the map
+			 * (the same ETag: nothing but the span changes), so that
+			 * a later Sync under a FilterType (a phone's, or the next
+			 * after a FilterType change) judges it without fetching it.
+			 */
+			if (t->win_unspanned[k]) {
+				int64_t st, en;
+				object_span(it->data, it->data_len, &st, &en);
+				if (st == 0 && en == 0)
+					break;
+				if (j == NULL) {
+					j = sjob_new(t, S_REFRESH);
+					j->changes = xcalloc(t->n_win, sizeof(*j->changes));
+				}
+				struct abq_pim_change *c = &j->changes[j->n_changes++];
+				c->href = xstrdup(it->href);
+				c->etag = xstrdup(it->etag ? it->etag : "");
+				c->start = st;
+				c->end = en;
+			}
 			break;
 		}
 	}
-	task_end(t, 1, NULL);
+	if (j != NULL)
+		store_run(t, j, spans_stored);
+	else
+		task_end(t, 1, NULL);
 }
 
 /* The map's items past the device's sequence, as the device's changes. */
@@ -915,7 +983,7 @@ changes_listed(struct task *t, struct sjob *s)
 	struct mbx_changes *ch = &t->rec->ch;
 	size_t room = t->w.size, total = 0;
 	int64_t upto = t->cur.seq;
-	bool stopped = false;
+	bool stopped = false, cal = t->coll.kind == ABQ_PIM_CALENDAR;
 	const char *err = NULL;
 
 	for (size_t i = 0; i < s->n_items; i++) {
@@ -938,13 +1006,25 @@ changes_listed(struct task *t, struct sjob *s)
 		*v = xrealloc(*v, (*n + 1) * sizeof(**v));
 		memset(&(*v)[*n], 0, sizeof(**v));
 		snprintf((*v)[*n].id, sizeof((*v)[*n].id), "%s", it->item_id);
+		(*v)[*n].start = it->start;
+		(*v)[*n].end = it->end;
 		(*n)++;
 		room--;
 		upto = it->seq;
-		if (!gone) {
+		bool spanned = it->start != 0 || it->end != 0;
+		/*
+		 * An event the map knows to end before the layer's floor: not
+		 * fetched ahead (the layer leaves it out, or fetches it itself
+		 * when the device has it).
+		 */
+		if (!gone &&
+		    !(cal && t->w.span_floor > 0 && spanned && it->end <= t->w.span_floor)) {
 			t->win_hrefs = xrealloc(t->win_hrefs, (t->n_win + 1) * sizeof(char *));
 			t->win_ids = xrealloc(t->win_ids, (t->n_win + 1) * sizeof(char *));
+			t->win_unspanned =
+			    xrealloc(t->win_unspanned, (t->n_win + 1) * sizeof(*t->win_unspanned));
 			t->win_hrefs[t->n_win] = xstrdup(it->href);
+			t->win_unspanned[t->n_win] = cal && !spanned;
 			t->win_ids[t->n_win++] = xstrdup(it->item_id);
 		}
 	}

@@ -784,6 +784,35 @@ pim_event_to_eas(icalcomponent *vcal, const struct pim_eas_opts *o, struct wbxml
 	return 0;
 }
 
+int
+pim_event_span(icalcomponent *vcal, int64_t *start_r, int64_t *end_r, const char **errstr)
+{
+	icalcomponent *m = pim_master(vcal, ICAL_VEVENT_COMPONENT);
+	struct ev e;
+	int64_t last;
+	int r;
+
+	if (m == NULL || read_ev(vcal, m, NULL, false, &e) < 0 ||
+	    (r = pim_ical_last_start(vcal, ICAL_VEVENT_COMPONENT, NULL, &last)) < 0) {
+		*errstr = "no event with a start";
+		return -1;
+	}
+	*start_r = e.start.utc;
+	*end_r = r == 0 ? PIM_SPAN_OPEN : last + (e.end - e.start.utc);
+	/* an override may last longer than the master's occurrences */
+	for (icalcomponent *c = icalcomponent_get_first_component(vcal, ICAL_VEVENT_COMPONENT);
+	     r == 1 && c; c = icalcomponent_get_next_component(vcal, ICAL_VEVENT_COMPONENT)) {
+		struct ev o;
+		if (c != m && icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY) &&
+		    icalcomponent_get_status(c) != ICAL_STATUS_CANCELLED &&
+		    read_ev(vcal, c, NULL, false, &o) == 0 && o.end > *end_r)
+			*end_r = o.end;
+	}
+	if (*end_r <= *start_r && *end_r != PIM_SPAN_OPEN)
+		*end_r = *start_r + 1; /* an instant: it is within a window that holds it */
+	return 0;
+}
+
 const char *
 pim_event_uid(icalcomponent *vcal)
 {

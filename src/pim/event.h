@@ -70,6 +70,21 @@ int pim_event_from_eas(const struct wbxml_node *app, icalcomponent *existing,
 int pim_event_delete_instance(icalcomponent *vcal, int64_t instance, const struct pim_apply_opts *o,
                               const char **errstr);
 
+/* pim_event_span's end of a series that recurs for ever. */
+#define PIM_SPAN_OPEN INT64_MAX
+
+/*
+ * The span of vcal's event, for a Sync's FilterType (MS-ASCMD 2.2.3.70.1:
+ * an item is in the window when it ends after its start; a series when
+ * any of its occurrences does): *start_r its first start, *end_r the end
+ * of its last occurrence (pim_ical_last_start, the master's duration
+ * added; an override's own end when later), PIM_SPAN_OPEN when it recurs
+ * for ever; instants (UTC), floating times and dates read as UTC (a day at
+ * most off: the window is days long). 0, or -1 with *errstr when vcal has
+ * no event with a start.
+ */
+int pim_event_span(icalcomponent *vcal, int64_t *start_r, int64_t *end_r, const char **errstr);
+
 /* The UID of vcal's event (the UID element of an Add's response), or NULL. */
 const char *pim_event_uid(icalcomponent *vcal);
 

@@ -124,6 +124,19 @@ int pim_ical_occurrences(icalcomponent *vcal, icalcomponent_kind kind, icaltimez
                          int64_t from, int64_t to, int64_t *out, size_t max);
 
 /*
+ * The start (UTC) of the last occurrence of vcal's master of kind, or a
+ * bound never earlier: its RRULEs' UNTIL (the end of an UNTIL date), a
+ * COUNT rule walked to its end, its RDATEs, its overrides' own starts
+ * (EXDATEs not taken out). Floating times and dates read in deflt (NULL:
+ * UTC). 1 and *last_r; 0 when the series has no last occurrence (a rule
+ * without COUNT or UNTIL, more often than daily, or a COUNT longer than
+ * PIM_ICAL_SPAN_STEPS to walk); -1 when there is no master or no start.
+ */
+#define PIM_ICAL_SPAN_STEPS 400 /* iterator steps of one pim_ical_last_start */
+int pim_ical_last_start(icalcomponent *vcal, icalcomponent_kind kind, icaltimezone *deflt,
+                        int64_t *last_r);
+
+/*
  * The tokens of page a Sync Collection's Supported element lists, as the
  * bit mask pim_apply_opts.supported takes.
  */

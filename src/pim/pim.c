@@ -148,6 +148,15 @@ from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, si
 		};
 		icalcomponent *existing = NULL, *made = NULL;
 		int rv;
+
+		if (o->instance_id != NULL) {
+			if (c != MBX_CLASS_CALENDAR || old == NULL ||
+			    pim_time_parse(o->instance_id, &ao.instance) < 0) {
+				*errstr = "an InstanceId that names no occurrence";
+				return -1;
+			}
+			ao.has_instance = true;
+		}
 		if (old != NULL && (existing = pim_ical_parse(old, old_len, errstr)) == NULL)
 			return -1;
 		rv = c == MBX_CLASS_CALENDAR
@@ -197,4 +206,60 @@ respond(const char *ics, size_t len, const char *user, int answer, const char *i
 	return 0;
 }
 
-const struct mbx_pim_codec pim_codec = {to_eas, from_eas, meeting, respond};
+span(enum mbx_class c, const char *data, size_t len, int64_t *start_r, int64_t *end_r,
+     const char **errstr)
+{
+	icalcomponent *vcal;
+	int rv;
+
+	if (c != MBX_CLASS_CALENDAR) {
+		*errstr = "not a calendar";
+		return -1;
+	}
+	if ((vcal = pim_ical_parse(data, len, errstr)) == NULL)
+		return -1;
+	rv = pim_event_span(vcal, start_r, end_r, errstr);
+	icalcomponent_free(vcal);
+	/* the same "for ever" on both sides */
+	if (rv == 0 && *end_r == PIM_SPAN_OPEN)
+		*end_r = MBX_SPAN_OPEN;
+	return rv;
+}
+
+static int
+remove_instance(enum mbx_class c, const char *old, size_t old_len, const struct mbx_pim_opts *o,
+                char **out, size_t *out_len, const char **errstr)
+{
+	struct pim_apply_opts ao = {
+	    .version = o->version,
+	    .user_email = o->email,
+	    .now = (int64_t)time(NULL),
+	    .has_instance = true,
+	};
+	icalcomponent *vcal;
+
+	if (c != MBX_CLASS_CALENDAR || o->instance_id == NULL ||
+	    pim_time_parse(o->instance_id, &ao.instance) < 0) {
+		*errstr = "an InstanceId that names no occurrence";
+		return -1;
+	}
+	if ((vcal = pim_ical_parse(old, old_len, errstr)) == NULL)
+		return -1;
+	if (pim_event_delete_instance(vcal, ao.instance, &ao, errstr) < 0) {
+		icalcomponent_free(vcal);
+		return -1;
+	}
+	*out = pim_ical_string(vcal);
+	*out_len = strlen(*out);
+	icalcomponent_free(vcal);
+	return 0;
+}
+
+const struct mbx_pim_codec pim_codec = {
+    .to_eas = to_eas,
+    .from_eas = from_eas,
+    .meeting = meeting,
+    .respond = respond,
+    .span = span,
+    .remove_instance = remove_instance,
+};

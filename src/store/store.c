@@ -3207,8 +3207,12 @@ pim_apply(struct abq_store *s, struct abq_pim_coll *c, const struct abq_pim_item
 			r.seq = ++c->seq;
 		} else if (ch->etag != NULL) {
 			r.etag = (char *)ch->etag;
-			r.start = ch->start;
-			r.end = ch->end;
+			/* a span 0 0 with the same ETag (a listing's) leaves the map's */
+			if (ch->start != 0 || ch->end != 0 || had->etag == NULL ||
+			    strcmp(had->etag, ch->etag) != 0) {
+				r.start = ch->start;
+				r.end = ch->end;
+			}
 			if (had->etag == NULL || force || strcmp(had->etag, ch->etag) != 0)
 				r.seq = ++c->seq;
 			if (had->etag == NULL)

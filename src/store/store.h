@@ -706,7 +706,8 @@ int abq_store_pim_coll_delete(struct abq_store *s, const char *account, const ch
  * differs, or which is removed, takes the next sequence (removed: its etag
  * becomes NULL, a tombstone); a tombstone whose href comes back with an ETag
  * is the same item again, added anew (added_seq = seq = the next sequence);
- * the same ETag changes nothing but the span; a removed href that is unknown,
+ * the same ETag changes nothing but the span (a span 0 0 leaves the one the
+ * map has: a listing's); a removed href that is unknown,
  * or a tombstone already, changes nothing. With complete, l is the whole
  * listing of the collection: every live item not in it becomes a tombstone
  * too. token (NULL: unchanged) and refreshed = now are recorded. *seq_r (may

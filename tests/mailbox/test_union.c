@@ -85,7 +85,7 @@ static void
 test_routing(void **state)
 {
 	struct fx *f = *state;
-	struct mbx_window w = {100, 0};
+	struct mbx_window w = {100, 0, 0};
 	struct mbx_changes ch;
 	struct mbx_email e;
 	const char *err;
@@ -144,7 +144,7 @@ static void
 test_objects(void **state)
 {
 	struct fx *f = *state;
-	struct mbx_window w = {100, 0};
+	struct mbx_window w = {100, 0, 0};
 	struct mbx_changes ch;
 	struct mbx_object o;
 	char cur[MBX_CURSOR_MAX + 1], id[MBX_ID_MAX + 1] = "", *etag;

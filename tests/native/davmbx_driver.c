@@ -10,9 +10,12 @@
  * CALDAV and CARDDAV are URLs ("-": none). OP, one request of the backend
  * (run again until nothing pends, as mbx_run does), prints one JSON line:
  *   folders                         {"folders": [{"id", "name", "type"}...]}
- *   changes ID CURSOR WINDOW        {"rv", "adds": [...], "changed": [...],
+ *   changes ID CURSOR WINDOW [FLOOR]
+ *                                   {"rv", "adds": [...], "changed": [...],
  *                                    "deletes": [...], "more", "total", "cursor",
- *                                    "objects": {id: data}}  (CURSOR "-": none)
+ *                                    "objects": {id: data}, "spans": {id: [start, end]}}
+ *                                   (CURSOR "-": none; FLOOR: the window's span_floor;
+ *                                    end -1: for ever, 0 0: unknown)
  *   fetch ID ITEM                   {"rv", "data", "etag"}
  *   add ID FILE CURSOR              {"rv", "id", "cursor"}
  *   change ID ITEM FILE CURSOR      {"rv", "cursor"}   (If-Match on what fetch_object read)
@@ -292,7 +295,7 @@ main(int argc, char **argv)
 		goto done;
 	}
 	if (strcmp(op, "cancel") == 0 && argc > 7) {
-		struct mbx_window w = {100, 0};
+		struct mbx_window w = {100, 0, 0};
 		struct mbx_changes ch;
 		mbx_begin(b);
 		rv = mbx_changes(b, argv[7], NULL, &w, &ch, &err);
@@ -331,12 +334,17 @@ main(int argc, char **argv)
 				fprintf(stderr, "davmbx-driver: WINDOW %s: %s\n", argv[9], e2);
 				return 2;
 			}
-			struct mbx_window w = {(size_t)ws, 0};
+			long long floor = 0;
+			if (argc > 10 && parse_int(argv[10], 0, 1LL << 40, &floor, &e2) < 0) {
+				fprintf(stderr, "davmbx-driver: FLOOR %s: %s\n", argv[10], e2);
+				return 2;
+			}
+			struct mbx_window w = {(size_t)ws, 0, floor};
 			struct mbx_changes ch;
 			rv = mbx_changes(b, argv[7], strcmp(argv[8], "-") ? argv[8] : NULL, &w, &ch,
 			                 &e2);
 			if (rv == 1) {
-				json_t *objs = json_object();
+				json_t *objs = json_object(), *spans = json_object();
 				json_object_set_new(out, "adds", ids_of(ch.adds, ch.n_adds));
 				json_object_set_new(out, "changed",
 				                    ids_of(ch.changed, ch.n_changed));
@@ -351,6 +359,12 @@ main(int argc, char **argv)
 					size_t n = k ? ch.n_changed : ch.n_adds;
 					for (size_t i = 0; i < n; i++) {
 						struct mbx_object o;
+						json_object_set_new(
+						    spans, v[i].id,
+						    json_pack("[II]", (json_int_t)v[i].start,
+						              v[i].end == MBX_SPAN_OPEN
+						                  ? (json_int_t)-1
+						                  : (json_int_t)v[i].end));
 						int fr =
 						    mbx_fetch_object(b, argv[7], v[i].id, &o, &e2);
 						if (fr == MBX_PENDING) {
@@ -364,6 +378,7 @@ main(int argc, char **argv)
 					}
 				}
 				json_object_set_new(out, "objects", objs);
+				json_object_set_new(out, "spans", spans);
 				mbx_changes_clear(&ch);
 			}
 		} else if (strcmp(op, "fetch") == 0 && argc > 8) {

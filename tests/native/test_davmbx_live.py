@@ -10,7 +10,12 @@ a card added and one changed on the server: an Add and a Change; the device's
 add (on the server, not reported back to it), change (on the server with
 If-Match) and remove (gone from the server); a change from a cursor older than
 the server's change: MBX_CONFLICT, the server's copy untouched; a backend
-destroyed with a request in flight (nothing called back); Radicale stopped: the
+destroyed with a request in flight (nothing called back); a calendar's events
+under a two-weeks floor (FilterType 4): the map learns each one's span from the
+objects a Sync fetches (an event in the window, one before it, a weekly series
+that began a year ago and goes on, one that ended before the window, Thunderbird's
+standup series), and the next Sync from nothing under the floor does not fetch
+ahead those that end before it; Radicale stopped: the
 folders from the store, a Sync's changes a failure. With ABQ_DAVMBX_WRAP
 (valgrind) the driver runs under it.
 """
@@ -22,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -58,7 +64,10 @@ def main():
             if p.returncode != 0:
                 raise Failure("davmbx-driver %s exited %d: %s" % (args, p.returncode, p.stderr))
             expect(davfix.PASSWORD not in p.stdout + p.stderr, "no password in its output")
-            return json.loads(p.stdout.splitlines()[0])
+            lines = p.stdout.splitlines()
+            r = json.loads(lines[0])
+            r.update(json.loads(lines[1]) if len(lines) > 1 else {})  # {"runs": N}
+            return r
 
         def card(path, text):
             f = os.path.join(work, os.path.basename(path))
@@ -143,6 +152,52 @@ def main():
         expect(r["rv"] == 1, "the device's remove: %s" % r)
         r = drv("fetch", book, erin)
         expect(r["rv"] == 0, "gone: %s" % r)
+
+        # a calendar under a two-weeks floor (FilterType 4)
+        cal = types["Calendar"][0]
+        now = int(time.time())
+        day = 86400
+        floor = now - 14 * day
+        floor -= floor % day
+
+        def ics(name, start, extra, end=None):
+            s = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start))
+            e = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(end or start + 3600))
+            text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example Corp.//CalDAV Client//EN\r\n"
+                    "BEGIN:VEVENT\r\nUID:%s-1\r\nDTSTAMP:20261201T000000Z\r\n"
+                    "DTSTART:%s\r\nDTEND:%s\r\nSUMMARY:%s\r\n%sEND:VEVENT\r\n"
+                    "END:VCALENDAR\r\n") % (name, s, e, name, extra)
+            st, _, body = h.req("PUT", "/alice/calendar/%s.ics" % name, text.encode(),
+                                {"Content-Type": "text/calendar; charset=utf-8",
+                                 "If-None-Match": "*"})
+            expect(st in (201, 204), "PUT %s: %d %r" % (name, st, body))
+
+        until = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now - 60 * day))
+        ics("inwindow", now - 3 * day, "")
+        ics("before", now - 30 * day, "")
+        ics("goeson", now - 365 * day, "RRULE:FREQ=WEEKLY\r\n")
+        ics("ended", now - 365 * day, "RRULE:FREQ=WEEKLY;UNTIL=%s\r\n" % until)
+        r = drv("changes", cal, "-", 100, floor)
+        expect(r["rv"] == 1 and len(r["adds"]) == 5 and len(r["objects"]) == 5,
+               "every event an Add, fetched (the map knew no span): %s" % r)
+        expect(all(v == [0, 0] for v in r["spans"].values()), "no span known yet")
+        name = {i: o.split("SUMMARY:")[1].splitlines()[0].strip()
+                for i, o in r["objects"].items()}
+        r = drv("changes", cal, "-", 100, floor)
+        spans = {name[i]: v for i, v in r["spans"].items()}
+        expect(spans["inwindow"][1] > floor and spans["goeson"][1] == -1
+               and spans["Team standup"][1] == -1, "in the window: %s" % spans)
+        expect(0 < spans["before"][1] <= floor and 0 < spans["ended"][1] <= floor
+               and spans["ended"][0] == spans["goeson"][0],
+               "before it (the ended series: its last occurrence): %s" % spans)
+        expect(spans["ended"][1] > now - 67 * day, "the ended series' last occurrence")
+        ahead = {name[i] for i in r["objects"]}
+        expect(ahead == set(name.values()), "every object read: %s" % ahead)
+        # those before the floor were not fetched ahead: the driver reads the objects one
+        # by one, each one not fetched ahead a run more
+        expect(r["runs"] == 4, "a run more for each of the two not fetched ahead: %s" % r["runs"])
+        r = drv("changes", cal, "-", 100)
+        expect(r["runs"] == 2, "without a floor every one fetched ahead: %s" % r["runs"])
 
         r = drv("cancel", book)
         expect(r.get("cancelled") is True, "destroyed with a request in flight")

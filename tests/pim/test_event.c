@@ -28,6 +28,7 @@
 #include "pim/event.h"
 #include "pim/ical.h"
 #include "pim/ical_int.h"
+#include "pim/pim.h"
 #include "pim/tz.h"
 
 #define USER   "alice@example.com"
@@ -1738,19 +1739,191 @@ teardown(void **state)
 	return 0;
 }
 
+/* ---- The span of an event, for FilterType ---------------------------- */
+
+/* vcal's span, the object given as the VEVENTs' lines joined. */
+static void
+span_of(const char *events, int64_t *st, int64_t *en)
+{
+	char buf[2048];
+	const char *err;
+	icalcomponent *v;
+
+	snprintf(buf, sizeof(buf),
+	         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n%sEND:VCALENDAR\r\n",
+	         events);
+	v = pim_ical_parse(buf, strlen(buf), &err);
+	assert_non_null(v);
+	assert_int_equal(pim_event_span(v, st, en, &err), 0);
+	icalcomponent_free(v);
+}
+
+/*
+ * An event spans its start to its end; a bounded series to its last
+ * occurrence's end (COUNT, UNTIL; in its zone across a DST change), or
+ * an override moved later; one without an end recurs for ever; an all-day
+ * event lasts its day; an object without an event has no span.
+ */
+static void
+test_span(void **state)
+{
+	int64_t st, en;
+	const char *err;
+
+	(void)state;
+	span_of("BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20261201T090000Z\r\n"
+	        "DTEND:20261201T100000Z\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(st, t("20261201T090000Z"));
+	assert_int_equal(en, t("20261201T100000Z"));
+	/* weekly, three times: the third one's end */
+	span_of("BEGIN:VEVENT\r\nUID:b\r\nDTSTART:20261201T090000Z\r\nDURATION:PT30M\r\n"
+	        "RRULE:FREQ=WEEKLY;COUNT=3\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(st, t("20261201T090000Z"));
+	assert_int_equal(en, t("20261215T093000Z"));
+	/* until June 1st: bounded by its UNTIL (the last Monday, May 25, is before it) */
+	span_of("BEGIN:VEVENT\r\nUID:c\r\nDTSTART;TZID=Europe/Berlin:20260105T090000\r\n"
+	        "DTEND;TZID=Europe/Berlin:20260105T100000\r\n"
+	        "RRULE:FREQ=WEEKLY;UNTIL=20260601T000000Z\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(st, t("20260105T080000Z"));
+	assert_int_equal(en, t("20260601T010000Z"));
+	/* an UNTIL date: to its end */
+	span_of("BEGIN:VEVENT\r\nUID:c2\r\nDTSTART;VALUE=DATE:20260105\r\n"
+	        "RRULE:FREQ=WEEKLY;UNTIL=20260525\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(en, t("20260527T000000Z"));
+	/* a COUNT too long to walk: taken as going on */
+	span_of("BEGIN:VEVENT\r\nUID:c3\r\nDTSTART:20200101T090000Z\r\n"
+	        "RRULE:FREQ=DAILY;COUNT=5000\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_true(en == PIM_SPAN_OPEN);
+	/* for ever, whatever its start */
+	span_of("BEGIN:VEVENT\r\nUID:d\r\nDTSTART:20201201T090000Z\r\n"
+	        "DTEND:20201201T100000Z\r\nRRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(st, t("20201201T090000Z"));
+	assert_true(en == PIM_SPAN_OPEN);
+	/* the last occurrence moved a month later by its override */
+	span_of("BEGIN:VEVENT\r\nUID:e\r\nDTSTART:20261201T090000Z\r\n"
+	        "DTEND:20261201T100000Z\r\nRRULE:FREQ=DAILY;COUNT=2\r\nEND:VEVENT\r\n"
+	        "BEGIN:VEVENT\r\nUID:e\r\nRECURRENCE-ID:20261202T090000Z\r\n"
+	        "DTSTART:20270102T090000Z\r\nDTEND:20270102T110000Z\r\nEND:VEVENT\r\n",
+	        &st, &en);
+	assert_int_equal(en, t("20270102T110000Z"));
+	/* all day: the day */
+	span_of("BEGIN:VEVENT\r\nUID:f\r\nDTSTART;VALUE=DATE:20261224\r\nEND:VEVENT\r\n", &st, &en);
+	assert_int_equal(st, t("20261224T000000Z"));
+	assert_int_equal(en, t("20261225T000000Z"));
+	/* a task is no event */
+	static const char todo[] = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:g\r\n"
+	                           "DTSTART:20261201T090000Z\r\nEND:VTODO\r\nEND:VCALENDAR\r\n";
+	icalcomponent *v = pim_ical_parse(todo, sizeof(todo) - 1, &err);
+	assert_non_null(v);
+	assert_int_equal(pim_event_span(v, &st, &en, &err), -1);
+	icalcomponent_free(v);
+}
+
+/*
+ * The command layer's codec with a 16.x InstanceId: a Change of one
+ * occurrence makes its exception (RECURRENCE-ID, the device's subject),
+ * the series kept; a Delete of one adds an EXDATE, the series kept; an
+ * InstanceId on an event that does not repeat, or one that is no
+ * Compact DateTime, is refused; a span of a calendar object.
+ */
+static void
+test_codec_instances(void **state)
+{
+	static const char series[] =
+	    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+	    "UID:inst-1\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20261207T083000Z\r\n"
+	    "DTEND:20261207T084500Z\r\nSUMMARY:Standup\r\nRRULE:FREQ=DAILY;COUNT=10\r\n"
+	    "END:VEVENT\r\nEND:VCALENDAR\r\n";
+	static const char single[] =
+	    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+	    "UID:one-1\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20261207T083000Z\r\n"
+	    "DTEND:20261207T084500Z\r\nSUMMARY:Dentist\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+	struct mbx_pim_opts o = {.version = 161, .body_type = 1};
+	struct wbxml_doc *doc, *d2;
+	struct wbxml_node *app;
+	char uid[MBX_PIM_UID_MAX + 1], *out;
+	size_t len;
+	const char *err;
+	int64_t st, en;
+
+	(void)state;
+	app = phone_doc(&doc);
+	add(app, "Calendar:Subject", "Standup, later");
+	add(app, "Calendar:StartTime", "20261209T100000Z");
+	add(app, "Calendar:EndTime", "20261209T101500Z");
+	d2 = wire(doc);
+	o.instance_id = "20261209T083000Z";
+	assert_int_equal(pim_codec.from_eas(MBX_CLASS_CALENDAR, wbxml_doc_root(d2), series,
+	                                    sizeof(series) - 1, &o, &out, &len, uid, &err),
+	                 0);
+	has(out, "RECURRENCE-ID:20261209T083000Z");
+	has(out, "DTSTART:20261209T100000Z");
+	has(out, "SUMMARY:Standup\\, later");
+	has(out, "SUMMARY:Standup\r\n"); /* the series' own */
+	has(out, "RRULE:FREQ=DAILY;COUNT=10");
+	assert_int_equal(count(out, "BEGIN:VEVENT"), 2);
+	free(out);
+	/* the event that does not repeat: refused */
+	assert_int_equal(pim_codec.from_eas(MBX_CLASS_CALENDAR, wbxml_doc_root(d2), single,
+	                                    sizeof(single) - 1, &o, &out, &len, uid, &err),
+	                 -1);
+	o.instance_id = "yesterday";
+	assert_int_equal(pim_codec.from_eas(MBX_CLASS_CALENDAR, wbxml_doc_root(d2), series,
+	                                    sizeof(series) - 1, &o, &out, &len, uid, &err),
+	                 -1);
+	wbxml_doc_free(&d2);
+	wbxml_doc_free(&doc);
+
+	o.instance_id = "20261211T083000Z";
+	assert_int_equal(pim_codec.remove_instance(MBX_CLASS_CALENDAR, series, sizeof(series) - 1,
+	                                           &o, &out, &len, &err),
+	                 0);
+	has(out, "EXDATE:20261211T083000Z");
+	has(out, "RRULE:FREQ=DAILY;COUNT=10");
+	assert_int_equal(count(out, "BEGIN:VEVENT"), 1);
+	{
+		const char *e2;
+		icalcomponent *v = pim_ical_parse(out, len, &e2);
+		int64_t x[16];
+		assert_non_null(v);
+		assert_int_equal(pim_ical_occurrences(v, ICAL_VEVENT_COMPONENT, NULL,
+		                                      t("20261210T000000Z"), t("20261213T000000Z"),
+		                                      x, 16),
+		                 2); /* the 10th and 12th */
+		icalcomponent_free(v);
+	}
+	free(out);
+	assert_int_equal(pim_codec.remove_instance(MBX_CLASS_CALENDAR, single, sizeof(single) - 1,
+	                                           &o, &out, &len, &err),
+	                 -1);
+
+	/* the span through the codec: ten days of it */
+	assert_int_equal(
+	    pim_codec.span(MBX_CLASS_CALENDAR, series, sizeof(series) - 1, &st, &en, &err), 0);
+	assert_int_equal(st, t("20261207T083000Z"));
+	assert_int_equal(en, t("20261216T084500Z"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_clients),        cmocka_unit_test(test_month_ends),
-	    cmocka_unit_test(test_patterns),       cmocka_unit_test(test_ios_change),
-	    cmocka_unit_test(test_ios16),          cmocka_unit_test(test_16_series_moved),
-	    cmocka_unit_test(test_android_change), cmocka_unit_test(test_android_add_meeting),
-	    cmocka_unit_test(test_attendee_edit),  cmocka_unit_test(test_allday_add),
-	    cmocka_unit_test(test_form_change),    cmocka_unit_test(test_zones),
-	    cmocka_unit_test(test_inexpressible),  cmocka_unit_test(test_body_options),
-	    cmocka_unit_test(test_refused),        cmocka_unit_test(test_parse_caps),
-	    cmocka_unit_test(test_interned_zones),
+	    cmocka_unit_test(test_clients),         cmocka_unit_test(test_month_ends),
+	    cmocka_unit_test(test_patterns),        cmocka_unit_test(test_ios_change),
+	    cmocka_unit_test(test_ios16),           cmocka_unit_test(test_16_series_moved),
+	    cmocka_unit_test(test_android_change),  cmocka_unit_test(test_android_add_meeting),
+	    cmocka_unit_test(test_attendee_edit),   cmocka_unit_test(test_allday_add),
+	    cmocka_unit_test(test_form_change),     cmocka_unit_test(test_zones),
+	    cmocka_unit_test(test_inexpressible),   cmocka_unit_test(test_body_options),
+	    cmocka_unit_test(test_refused),         cmocka_unit_test(test_parse_caps),
+	    cmocka_unit_test(test_interned_zones),  cmocka_unit_test(test_span),
+	    cmocka_unit_test(test_codec_instances),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

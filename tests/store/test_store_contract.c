@@ -3360,6 +3360,13 @@ test_pim_refresh(void **state)
 	assert_int_equal(it.start, 150);
 	assert_int_equal(it.end, 250);
 	abq_pim_item_clear(&it);
+	/* The same ETag without a span (a listing's): the map's span stays. */
+	assert_int_equal(refresh(s, "a@x", "c1", "a.ics=\"1\"", false, NULL), 5);
+	assert_int_equal(abq_store_pim_item_get(s, "a@x", "c1", "1", &it, &err), 1);
+	assert_int_equal(it.seq, 1);
+	assert_int_equal(it.start, 150);
+	assert_int_equal(it.end, 250);
+	abq_pim_item_clear(&it);
 	assert_int_equal(abq_store_pim_coll_get(s, "a@x", "c1", &c, &err), 1);
 	assert_string_equal(c.token, "http://sabre.io/ns/sync/1"); /* NULL: unchanged */
 	abq_pim_coll_clear(&c);
