@@ -206,6 +206,7 @@ respond(const char *ics, size_t len, const char *user, int answer, const char *i
 	return 0;
 }
 
+static int
 span(enum mbx_class c, const char *data, size_t len, int64_t *start_r, int64_t *end_r,
      const char **errstr)
 {

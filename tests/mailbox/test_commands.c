@@ -4842,7 +4842,7 @@ t_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, 
 	return 0;
 }
 
-static const struct mbx_pim_codec test_codec = {t_to_eas, t_from_eas, NULL, NULL};
+static const struct mbx_pim_codec test_codec = {.to_eas = t_to_eas, .from_eas = t_from_eas};
 
 /* A Sync of contacts folder coll with the device's commands (NULL: none). */
 static struct wbxml_node *
@@ -5108,8 +5108,10 @@ t_meeting_refuse(const char *ics, size_t len, struct wbxml_node *appdata,
 static void
 test_meeting_request_mail(void **state)
 {
-	static const struct mbx_pim_codec reads = {t_to_eas, t_from_eas, t_meeting, NULL};
-	static const struct mbx_pim_codec refuses = {t_to_eas, t_from_eas, t_meeting_refuse, NULL};
+	static const struct mbx_pim_codec reads = {
+	    .to_eas = t_to_eas, .from_eas = t_from_eas, .meeting = t_meeting};
+	static const struct mbx_pim_codec refuses = {
+	    .to_eas = t_to_eas, .from_eas = t_from_eas, .meeting = t_meeting_refuse};
 	const struct mbx_pim_codec *codecs[] = {&reads, &refuses, NULL};
 
 	(void)state;
@@ -5208,7 +5210,8 @@ t_cal_to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *
 	return 0;
 }
 
-static const struct mbx_pim_codec respond_codec = {t_cal_to_eas, t_from_eas, NULL, t_respond};
+static const struct mbx_pim_codec respond_codec = {
+    .to_eas = t_cal_to_eas, .from_eas = t_from_eas, .respond = t_respond};
 
 /* A MeetingResponse of one Request. */
 static struct wbxml_doc *
@@ -5389,426 +5392,426 @@ test_meeting_response(void **state)
 	c.pim = &test_codec;
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
 	assert_string_equal(txt(r, "Result/Status"), "3");
-	/* ---- a calendar's FilterType ---- */
+	cx_done(&c);
+}
 
-	/*
-	 * A stand-in calendar codec: an object is "SUMMARY:<text>\n" and perhaps
-	 * "SPAN:<start>-<end>\n" (end "open": a series without an end), which is
-	 * its span; one without SPAN has none the codec can read.
-	 */
-	static int c_to_eas(enum mbx_class c, const char *data, size_t len,
-	                    struct wbxml_node *appdata, const struct mbx_pim_opts *o,
-	                    const char **errstr)
-	{
-		char name[128];
+/* ---- a calendar's FilterType ---- */
 
-		(void)o;
-		(void)len;
-		if (c != MBX_CLASS_CALENDAR || sscanf(data, "SUMMARY:%127[^\n]", name) != 1) {
-			*errstr = "not a test event";
-			return -1;
-		}
-		wbxml_addn_text(appdata, "Calendar:Subject", name);
-		return 0;
-	}
+/*
+ * A stand-in calendar codec: an object is "SUMMARY:<text>\n" and perhaps
+ * "SPAN:<start>-<end>\n" (end "open": a series without an end), which is
+ * its span; one without SPAN has none the codec can read.
+ */
+static int
+c_to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *appdata,
+         const struct mbx_pim_opts *o, const char **errstr)
+{
+	char name[128];
 
-	/*
-	 * A Change of one occurrence of a series (an object holding "RRULE") adds
-	 * "EXCEPTION:<InstanceId>:<Subject>"; a whole Change is refused.
-	 */
-	static int c_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old,
-	                      size_t old_len, const struct mbx_pim_opts *o, char **out,
-	                      size_t *out_len, char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr)
-	{
-		const char *subj = wbxml_find_text(appdata, "Calendar:Subject");
-
-		uid_r[0] = '\0';
-		if (c != MBX_CLASS_CALENDAR || o->instance_id == NULL || old == NULL ||
-		    subj == NULL || memmem(old, old_len, "RRULE", 5) == NULL) {
-			*errstr = "only occurrences of series";
-			return -1;
-		}
-		*out = xasprintf("%.*sEXCEPTION:%s:%s\n", (int)old_len, old, o->instance_id, subj);
-		*out_len = strlen(*out);
-		return 0;
-	}
-
-	/* An occurrence of a series taken out: "EXDATE:<InstanceId>" added. */
-	static int c_remove_instance(enum mbx_class c, const char *old, size_t old_len,
-	                             const struct mbx_pim_opts *o, char **out, size_t *out_len,
-	                             const char **errstr)
-	{
-		if (c != MBX_CLASS_CALENDAR || memmem(old, old_len, "RRULE", 5) == NULL) {
-			*errstr = "not a series";
-			return -1;
-		}
-		*out = xasprintf("%.*sEXDATE:%s\n", (int)old_len, old, o->instance_id);
-		*out_len = strlen(*out);
-		return 0;
-	}
-
-	static int c_span(enum mbx_class c, const char *data, size_t len, int64_t *start_r,
-	                  int64_t *end_r, const char **errstr)
-	{
-		const char *p = memmem(data, len, "\nSPAN:", 6);
-		long long st, en;
-		char open[8];
-
-		if (c != MBX_CLASS_CALENDAR || p == NULL) {
-			*errstr = "no span";
-			return -1;
-		}
-		if (sscanf(p + 6, "%lld-%lld", &st, &en) == 2) {
-			*start_r = st, *end_r = en;
-			return 0;
-		}
-		if (sscanf(p + 6, "%lld-%4s", &st, open) == 2 && strcmp(open, "open") == 0) {
-			*start_r = st, *end_r = MBX_SPAN_OPEN;
-			return 0;
-		}
-		*errstr = "bad span";
+	(void)o;
+	(void)len;
+	if (c != MBX_CLASS_CALENDAR || sscanf(data, "SUMMARY:%127[^\n]", name) != 1) {
+		*errstr = "not a test event";
 		return -1;
 	}
+	wbxml_addn_text(appdata, "Calendar:Subject", name);
+	return 0;
+}
 
-	static const struct mbx_pim_codec cal_codec = {
-	    .to_eas = c_to_eas,
-	    .from_eas = c_from_eas,
-	    .span = c_span,
-	    .remove_instance = c_remove_instance,
-	};
+/*
+ * A Change of one occurrence of a series (an object holding "RRULE") adds
+ * "EXCEPTION:<InstanceId>:<Subject>"; a whole Change is refused.
+ */
+static int
+c_from_eas(enum mbx_class c, const struct wbxml_node *appdata, const char *old, size_t old_len,
+           const struct mbx_pim_opts *o, char **out, size_t *out_len,
+           char uid_r[MBX_PIM_UID_MAX + 1], const char **errstr)
+{
+	const char *subj = wbxml_find_text(appdata, "Calendar:Subject");
 
-	/* A Sync of the calendar with FilterType ft (-1: none). */
-	static struct wbxml_node *cal_sync(struct cx * c, const char *key, int ft)
-	{
-		struct wbxml_doc *d = req_sync(key, "cal", 0, 0, 0, true);
-		if (ft >= 0) {
-			char t[16];
-			snprintf(t, sizeof(t), "%d", ft);
-			struct wbxml_node *cn =
-			    wbxml_find(wbxml_doc_root(d), "Collections/Collection");
-			wbxml_addn_text(wbxml_addn(cn, "Options"), "FilterType", t);
-		}
-		struct wbxml_node *r = cx_serve(c, EAS_CMD_SYNC, d);
-		assert_non_null(r);
-		return wbxml_find(r, "Collections/Collection");
+	uid_r[0] = '\0';
+	if (c != MBX_CLASS_CALENDAR || o->instance_id == NULL || old == NULL || subj == NULL ||
+	    memmem(old, old_len, "RRULE", 5) == NULL) {
+		*errstr = "only occurrences of series";
+		return -1;
 	}
+	*out = xasprintf("%.*sEXCEPTION:%s:%s\n", (int)old_len, old, o->instance_id, subj);
+	*out_len = strlen(*out);
+	return 0;
+}
 
-	/* The Subjects of a Sync answer's commands of kind what (Add, Change), or its Deletes'
-	 * ServerIds.
-	 */
-	static void cal_list(const struct wbxml_node *co, const char *what, char *buf, size_t size)
-	{
-		const struct wbxml_node *cmds = wbxml_find(co, "Commands");
-		buf[0] = '\0';
-		for (const struct wbxml_node *x = cmds ? cmds->first_child : NULL; x; x = x->next) {
-			if (strcmp(x->name, what) != 0)
-				continue;
-			const char *n =
-			    strcmp(what, "Delete") == 0
-			        ? wbxml_find_text(x, "ServerId")
-			        : wbxml_find_text(x, "ApplicationData/Calendar:Subject");
-			snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "," : "",
-			         n ? n : "?");
-		}
+/* An occurrence of a series taken out: "EXDATE:<InstanceId>" added. */
+static int
+c_remove_instance(enum mbx_class c, const char *old, size_t old_len, const struct mbx_pim_opts *o,
+                  char **out, size_t *out_len, const char **errstr)
+{
+	if (c != MBX_CLASS_CALENDAR || memmem(old, old_len, "RRULE", 5) == NULL) {
+		*errstr = "not a series";
+		return -1;
 	}
+	*out = xasprintf("%.*sEXDATE:%s\n", (int)old_len, old, o->instance_id);
+	*out_len = strlen(*out);
+	return 0;
+}
 
-	/*
-	 * FilterType 4 (two weeks) on a calendar: the events that end before the
-	 * window are not sent, by the span the backend's map knows (not even
-	 * fetched) or the one the codec reads; a series that goes on is sent
-	 * whatever its start, one that ended before the window is not; an event
-	 * the codec cannot judge is sent. A server change that brings a left-out
-	 * event into the window is an Add, one that takes a sent event out of it
-	 * a Change (it stays on the phone); a left-out event's removal is not
-	 * told. Another FilterType sets the SyncKey back (Status 3); the Sync
-	 * from 0 then applies the new window (0: everything).
-	 */
-	static void test_calendar_filter(void **state)
-	{
-		struct cx c;
-		struct wbxml_node *co;
-		char key[80], list[256], obj[128];
-		const int64_t D = 86400, now = CX_NOW;
-		uint32_t old = 0, recent = 0, future = 0, ended = 0;
+static int
+c_span(enum mbx_class c, const char *data, size_t len, int64_t *start_r, int64_t *end_r,
+       const char **errstr)
+{
+	const char *p = memmem(data, len, "\nSPAN:", 6);
+	long long st, en;
+	char open[8];
 
-		(void)state;
-		cx_init(&c, 0);
-		c.pim = &cal_codec;
-		for (int k = 0; k < 2; k++) {
-			struct mbx_backend *b = k ? c.mm2 : c.mm;
-			assert_int_equal(mbx_memory_add_folder(b, "cal", "0", "Calendar",
-			                                       MBX_FOLDER_CALENDAR, 5),
-			                 0);
+	if (c != MBX_CLASS_CALENDAR || p == NULL) {
+		*errstr = "no span";
+		return -1;
+	}
+	if (sscanf(p + 6, "%lld-%lld", &st, &en) == 2) {
+		*start_r = st, *end_r = en;
+		return 0;
+	}
+	if (sscanf(p + 6, "%lld-%4s", &st, open) == 2 && strcmp(open, "open") == 0) {
+		*start_r = st, *end_r = MBX_SPAN_OPEN;
+		return 0;
+	}
+	*errstr = "bad span";
+	return -1;
+}
+
+static const struct mbx_pim_codec cal_codec = {
+    .to_eas = c_to_eas,
+    .from_eas = c_from_eas,
+    .span = c_span,
+    .remove_instance = c_remove_instance,
+};
+
+/* A Sync of the calendar with FilterType ft (-1: none). */
+static struct wbxml_node *
+cal_sync(struct cx *c, const char *key, int ft)
+{
+	struct wbxml_doc *d = req_sync(key, "cal", 0, 0, 0, true);
+	if (ft >= 0) {
+		char t[16];
+		snprintf(t, sizeof(t), "%d", ft);
+		struct wbxml_node *cn = wbxml_find(wbxml_doc_root(d), "Collections/Collection");
+		wbxml_addn_text(wbxml_addn(cn, "Options"), "FilterType", t);
+	}
+	struct wbxml_node *r = cx_serve(c, EAS_CMD_SYNC, d);
+	assert_non_null(r);
+	return wbxml_find(r, "Collections/Collection");
+}
+
+/* The Subjects of a Sync answer's commands of kind what (Add, Change), or its Deletes' ServerIds.
+ */
+static void
+cal_list(const struct wbxml_node *co, const char *what, char *buf, size_t size)
+{
+	const struct wbxml_node *cmds = wbxml_find(co, "Commands");
+	buf[0] = '\0';
+	for (const struct wbxml_node *x = cmds ? cmds->first_child : NULL; x; x = x->next) {
+		if (strcmp(x->name, what) != 0)
+			continue;
+		const char *n = strcmp(what, "Delete") == 0
+		                    ? wbxml_find_text(x, "ServerId")
+		                    : wbxml_find_text(x, "ApplicationData/Calendar:Subject");
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "," : "",
+		         n ? n : "?");
+	}
+}
+
+/*
+ * FilterType 4 (two weeks) on a calendar: the events that end before the
+ * window are not sent, by the span the backend's map knows (not even
+ * fetched) or the one the codec reads; a series that goes on is sent
+ * whatever its start, one that ended before the window is not; an event
+ * the codec cannot judge is sent. A server change that brings a left-out
+ * event into the window is an Add, one that takes a sent event out of it
+ * a Change (it stays on the phone); a left-out event's removal is not
+ * told. Another FilterType sets the SyncKey back (Status 3); the Sync
+ * from 0 then applies the new window (0: everything).
+ */
+static void
+test_calendar_filter(void **state)
+{
+	struct cx c;
+	struct wbxml_node *co;
+	char key[80], list[256], obj[128];
+	const int64_t D = 86400, now = CX_NOW;
+	uint32_t old = 0, recent = 0, future = 0, ended = 0;
+
+	(void)state;
+	cx_init(&c, 0);
+	c.pim = &cal_codec;
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(
+		    mbx_memory_add_folder(b, "cal", "0", "Calendar", MBX_FOLDER_CALENDAR, 5), 0);
 #define EV(name, st, en)                                                                           \
 	(snprintf(obj, sizeof(obj), "SUMMARY:%s\nSPAN:%lld-%s\n", name, (long long)(st), en),      \
 	 mbx_memory_append_raw(b, "cal", obj, strlen(obj), 0, 0))
-			char e[24];
-			snprintf(e, sizeof(e), "%lld", (long long)(now - 30 * D));
-			old = EV("old", now - 31 * D, e);
-			snprintf(e, sizeof(e), "%lld", (long long)(now - 3 * D));
-			recent = EV("recent", now - 4 * D, e);
-			snprintf(e, sizeof(e), "%lld", (long long)(now + 7 * D + 3600));
-			future = EV("future", now + 7 * D, e);
-			assert_int_not_equal(EV("series", now - 365 * D, "open"), 0);
-			snprintf(e, sizeof(e), "%lld", (long long)(now - 60 * D));
-			ended = EV("ended", now - 365 * D, e);
+		char e[24];
+		snprintf(e, sizeof(e), "%lld", (long long)(now - 30 * D));
+		old = EV("old", now - 31 * D, e);
+		snprintf(e, sizeof(e), "%lld", (long long)(now - 3 * D));
+		recent = EV("recent", now - 4 * D, e);
+		snprintf(e, sizeof(e), "%lld", (long long)(now + 7 * D + 3600));
+		future = EV("future", now + 7 * D, e);
+		assert_int_not_equal(EV("series", now - 365 * D, "open"), 0);
+		snprintf(e, sizeof(e), "%lld", (long long)(now - 60 * D));
+		ended = EV("ended", now - 365 * D, e);
 #undef EV
-			/* the map knows this one's span; its object says none */
-			uint32_t mapped =
-			    mbx_memory_append_raw(b, "cal", "SUMMARY:mapped\n", 15, 0, 0);
-			assert_int_equal(
-			    mbx_memory_set_span(b, "cal", mapped, now - 40 * D, now - 39 * D), 1);
-			assert_int_not_equal(
-			    mbx_memory_append_raw(b, "cal", "SUMMARY:nospan\n", 15, 0, 0), 0);
-		}
-		co = cal_sync(&c, "0", 4);
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		co = cal_sync(&c, key, 4);
-		assert_string_equal(txt(co, "Status"), "1");
-		cal_list(co, "Add", list, sizeof(list));
-		assert_string_equal(list, "nospan,series,future,recent");
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		/* nothing changed: nothing said, the key stays */
-		co = cal_sync(&c, key, 4);
-		assert_null(wbxml_find(co, "Commands"));
-		assert_string_equal(txt(co, "SyncKey"), key);
-
-		/* old moved into the window: an Add; recent moved out of it: a Change */
-		for (int k = 0; k < 2; k++) {
-			struct mbx_backend *b = k ? c.mm2 : c.mm;
-			snprintf(obj, sizeof(obj), "SUMMARY:old moved\nSPAN:%lld-%lld\n",
-			         (long long)(now + D), (long long)(now + D + 3600));
-			assert_int_equal(mbx_memory_replace(b, "cal", old, obj, strlen(obj)), 1);
-			snprintf(obj, sizeof(obj), "SUMMARY:recent2\nSPAN:%lld-%lld\n",
-			         (long long)(now - 20 * D), (long long)(now - 19 * D));
-			assert_int_equal(mbx_memory_replace(b, "cal", recent, obj, strlen(obj)), 1);
-		}
-		co = cal_sync(&c, key, -1); /* FilterType as before */
-		cal_list(co, "Add", list, sizeof(list));
-		assert_string_equal(list, "old moved");
-		cal_list(co, "Change", list, sizeof(list));
-		assert_string_equal(list, "recent2");
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-
-		/* gone on the server: the one sent is deleted, the one left out is not told */
-		for (int k = 0; k < 2; k++) {
-			struct mbx_backend *b = k ? c.mm2 : c.mm;
-			assert_int_equal(mbx_memory_store(b, "cal", ended, MBX_MEM_DELETED, 0), 1);
-			assert_int_equal(mbx_memory_store(b, "cal", future, MBX_MEM_DELETED, 0), 1);
-			assert_int_equal(mbx_memory_expunge(b, "cal"), 2);
-		}
-		co = cal_sync(&c, key, 4);
-		char fid[16];
-		snprintf(fid, sizeof(fid), "%u", future);
-		cal_list(co, "Delete", list, sizeof(list));
-		assert_string_equal(list, fid);
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		co = cal_sync(&c, key, 4);
-		assert_null(wbxml_find(co, "Commands"));
-
-		/* another FilterType: start over, then the new window */
-		co = cal_sync(&c, key, 5);
-		assert_string_equal(txt(co, "Status"), "3");
-		assert_string_equal(txt(co, "SyncKey"), "0");
-		co = cal_sync(&c, "0", 0);
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		co = cal_sync(&c, key, 0);
-		cal_list(co, "Add", list, sizeof(list));
-		assert_string_equal(list, "nospan,mapped,series,recent2,old moved");
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		co = cal_sync(&c, key, 0);
-		assert_null(wbxml_find(co, "Commands"));
-		cx_done(&c);
+		/* the map knows this one's span; its object says none */
+		uint32_t mapped = mbx_memory_append_raw(b, "cal", "SUMMARY:mapped\n", 15, 0, 0);
+		assert_int_equal(mbx_memory_set_span(b, "cal", mapped, now - 40 * D, now - 39 * D),
+		                 1);
+		assert_int_not_equal(mbx_memory_append_raw(b, "cal", "SUMMARY:nospan\n", 15, 0, 0),
+		                     0);
 	}
+	co = cal_sync(&c, "0", 4);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, 4);
+	assert_string_equal(txt(co, "Status"), "1");
+	cal_list(co, "Add", list, sizeof(list));
+	assert_string_equal(list, "nospan,series,future,recent");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	/* nothing changed: nothing said, the key stays */
+	co = cal_sync(&c, key, 4);
+	assert_null(wbxml_find(co, "Commands"));
+	assert_string_equal(txt(co, "SyncKey"), key);
 
-	/* The device's commands on calendar occurrences: {what, ServerId, InstanceId, Subject}. */
-	struct inst_cmd {
-		const char *what, *sid, *inst, *subject;
+	/* old moved into the window: an Add; recent moved out of it: a Change */
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		snprintf(obj, sizeof(obj), "SUMMARY:old moved\nSPAN:%lld-%lld\n",
+		         (long long)(now + D), (long long)(now + D + 3600));
+		assert_int_equal(mbx_memory_replace(b, "cal", old, obj, strlen(obj)), 1);
+		snprintf(obj, sizeof(obj), "SUMMARY:recent2\nSPAN:%lld-%lld\n",
+		         (long long)(now - 20 * D), (long long)(now - 19 * D));
+		assert_int_equal(mbx_memory_replace(b, "cal", recent, obj, strlen(obj)), 1);
+	}
+	co = cal_sync(&c, key, -1); /* FilterType as before */
+	cal_list(co, "Add", list, sizeof(list));
+	assert_string_equal(list, "old moved");
+	cal_list(co, "Change", list, sizeof(list));
+	assert_string_equal(list, "recent2");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* gone on the server: the one sent is deleted, the one left out is not told */
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(mbx_memory_store(b, "cal", ended, MBX_MEM_DELETED, 0), 1);
+		assert_int_equal(mbx_memory_store(b, "cal", future, MBX_MEM_DELETED, 0), 1);
+		assert_int_equal(mbx_memory_expunge(b, "cal"), 2);
+	}
+	co = cal_sync(&c, key, 4);
+	char fid[16];
+	snprintf(fid, sizeof(fid), "%u", future);
+	cal_list(co, "Delete", list, sizeof(list));
+	assert_string_equal(list, fid);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, 4);
+	assert_null(wbxml_find(co, "Commands"));
+
+	/* another FilterType: start over, then the new window */
+	co = cal_sync(&c, key, 5);
+	assert_string_equal(txt(co, "Status"), "3");
+	assert_string_equal(txt(co, "SyncKey"), "0");
+	co = cal_sync(&c, "0", 0);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, 0);
+	cal_list(co, "Add", list, sizeof(list));
+	assert_string_equal(list, "nospan,mapped,series,recent2,old moved");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, 0);
+	assert_null(wbxml_find(co, "Commands"));
+	cx_done(&c);
+}
+
+/* The device's commands on calendar occurrences: {what, ServerId, InstanceId, Subject}. */
+struct inst_cmd {
+	const char *what, *sid, *inst, *subject;
+};
+
+static void
+inst_cmds(struct wbxml_node *cmds, void *arg)
+{
+	for (const struct inst_cmd *p = arg; p->what != NULL; p++) {
+		struct wbxml_node *x = wbxml_addn(cmds, p->what);
+		wbxml_addn_text(x, "ServerId", p->sid);
+		if (p->inst)
+			wbxml_addn_text(x, "AirSyncBase:InstanceId", p->inst);
+		if (p->subject)
+			wbxml_addn_text(wbxml_addn(x, "ApplicationData"), "Calendar:Subject",
+			                p->subject);
+	}
+}
+
+/* The object of calendar item uid as the backend holds it (mm), or "" when gone. */
+static void
+cal_object_text(struct cx *c, uint32_t uid, char *buf, size_t size)
+{
+	struct mbx_object o;
+	const char *err;
+	char sid[16];
+
+	snprintf(sid, sizeof(sid), "%u", uid);
+	buf[0] = '\0';
+	if (mbx_fetch_object(c->mm, "cal", sid, &o, &err) == 1)
+		snprintf(buf, size, "%s", o.data);
+	mbx_object_clear(&o);
+}
+
+/*
+ * 16.1's InstanceId: a Delete of one occurrence writes the series back
+ * without it (the codec's EXDATE), the series stays, nothing is echoed; a
+ * Change of one makes its exception with the device's fields, the
+ * series' own fields kept; one that cannot be applied (not a series) is a
+ * Response with ServerId, InstanceId and Status 6, and a Delete of an
+ * occurrence of no series leaves the object; a Delete without InstanceId
+ * deletes the item. Before 16.0 InstanceId is not read.
+ */
+static void
+test_calendar_instances(void **state)
+{
+	struct cx c;
+	struct wbxml_node *co;
+	char key[80], obj[512], s1[16], s2[16];
+	uint32_t series = 0, single = 0;
+
+	(void)state;
+	cx_init(&c, 0);
+	c.pim = &cal_codec;
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(
+		    mbx_memory_add_folder(b, "cal", "0", "Calendar", MBX_FOLDER_CALENDAR, 5), 0);
+		series = mbx_memory_append_raw(b, "cal", "SUMMARY:Standup\nRRULE:FREQ=DAILY\n", 33,
+		                               0, 0);
+		single = mbx_memory_append_raw(b, "cal", "SUMMARY:Dentist\n", 16, 0, 0);
+	}
+	snprintf(s1, sizeof(s1), "%u", series);
+	snprintf(s2, sizeof(s2), "%u", single);
+	co = cal_sync(&c, "0", -1);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, -1);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	struct inst_cmd cmds[] = {{"Delete", s1, "20261209T083000Z", NULL},
+	                          {"Change", s1, "20261210T083000Z", "Standup, moved"},
+	                          {"Change", s2, "20261210T083000Z", "x"},
+	                          {"Delete", s2, "20261211T083000Z", NULL},
+	                          {0}};
+	struct wbxml_doc *d = req_sync(key, "cal", 0, 0, 0, true);
+	inst_cmds(wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
+	          cmds);
+	co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
+	assert_non_null(co);
+	cal_object_text(&c, series, obj, sizeof(obj));
+	assert_string_equal(obj, "SUMMARY:Standup\nRRULE:FREQ=DAILY\nEXDATE:20261209T083000Z\n"
+	                         "EXCEPTION:20261210T083000Z:Standup, moved\n");
+	cal_object_text(&c, single, obj, sizeof(obj));
+	assert_string_equal(obj, "SUMMARY:Dentist\n"); /* neither applied */
+	/* one Response: the refused Change, naming its occurrence */
+	const struct wbxml_node *rs = wbxml_find(co, "Responses");
+	assert_non_null(rs);
+	assert_ptr_equal(rs->first_child, rs->last_child);
+	assert_string_equal(rs->first_child->name, "Change");
+	assert_string_equal(txt(rs->first_child, "ServerId"), s2);
+	assert_string_equal(txt(rs->first_child, "AirSyncBase:InstanceId"), "20261210T083000Z");
+	assert_string_equal(txt(rs->first_child, "Status"), "6");
+	assert_null(wbxml_find(co, "Commands")); /* the device's own writes not echoed */
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, -1);
+	assert_null(wbxml_find(co, "Commands"));
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* a Delete without InstanceId: the item */
+	struct inst_cmd del[] = {{"Delete", s1, NULL, NULL}, {0}};
+	d = req_sync(key, "cal", 0, 0, 0, true);
+	inst_cmds(wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
+	          del);
+	co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
+	cal_object_text(&c, series, obj, sizeof(obj));
+	assert_string_equal(obj, "");
+	cx_done(&c);
+
+	/* 14.1: InstanceId is no element of it: a Delete deletes the item */
+	cx_init(&c, 0);
+	c.f.version = "14.1";
+	c.pim = &cal_codec;
+	for (int k = 0; k < 2; k++) {
+		struct mbx_backend *b = k ? c.mm2 : c.mm;
+		assert_int_equal(
+		    mbx_memory_add_folder(b, "cal", "0", "Calendar", MBX_FOLDER_CALENDAR, 5), 0);
+		series = mbx_memory_append_raw(b, "cal", "SUMMARY:Standup\nRRULE:FREQ=DAILY\n", 33,
+		                               0, 0);
+	}
+	co = cal_sync(&c, "0", -1);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = cal_sync(&c, key, -1);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	struct inst_cmd del14[] = {{"Delete", s1, "20261209T083000Z", NULL}, {0}};
+	d = req_sync(key, "cal", 0, 0, 0, true);
+	inst_cmds(wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
+	          del14);
+	co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
+	cal_object_text(&c, series, obj, sizeof(obj));
+	assert_string_equal(obj, "");
+	cx_done(&c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_foldersync),
+	    cmocka_unit_test(test_sync_alert),
+	    cmocka_unit_test(test_sync_truncation),
+	    cmocka_unit_test(test_sync_read_flag_and_restart),
+	    cmocka_unit_test(test_getitemestimate),
+	    cmocka_unit_test(test_ping),
+	    cmocka_unit_test(test_folders_down),
+	    cmocka_unit_test(test_provision),
+	    cmocka_unit_test(test_provision_status),
+	    cmocka_unit_test(test_settings),
+	    cmocka_unit_test(test_itemoperations),
+	    cmocka_unit_test(test_other_commands),
+	    cmocka_unit_test(test_start_over),
+	    cmocka_unit_test(test_templates),
+	    cmocka_unit_test(test_sync_wait),
+	    cmocka_unit_test(test_sync_retried_key),
+	    cmocka_unit_test(test_sync_partial),
+	    cmocka_unit_test(test_permanent_refusals),
+	    cmocka_unit_test(test_fetch_read_flag),
+	    cmocka_unit_test(test_mime_body),
+	    cmocka_unit_test(test_provision_versions),
+	    cmocka_unit_test(test_provision_wipe),
+	    cmocka_unit_test(test_changing_backend),
+	    cmocka_unit_test(test_served_from_store),
+	    cmocka_unit_test(test_run_pending),
+	    cmocka_unit_test(test_run_failures),
+	    cmocka_unit_test(test_cursor_initial_10000),
+	    cmocka_unit_test(test_cursor_changes),
+	    cmocka_unit_test(test_cursor_star),
+	    cmocka_unit_test(test_real_messages),
+	    cmocka_unit_test(test_streamed_attachment),
+	    cmocka_unit_test(test_parsed_ahead),
+	    cmocka_unit_test(test_saved_answer),
+	    cmocka_unit_test(test_compose_14),
+	    cmocka_unit_test(test_compose_client_id),
+	    cmocka_unit_test(test_compose_12),
+	    cmocka_unit_test(test_cursor_move),
+	    cmocka_unit_test(test_cursor_empty),
+	    cmocka_unit_test(test_cursor_folders),
+	    cmocka_unit_test(test_search),
+	    cmocka_unit_test(test_search_quarantine),
+	    cmocka_unit_test(test_gal_search),
+	    cmocka_unit_test(test_resolverecipients),
+	    cmocka_unit_test(test_pim_sync),
+	    cmocka_unit_test(test_meeting_request_mail),
+	    cmocka_unit_test(test_meeting_response),
+	    cmocka_unit_test(test_calendar_filter),
+	    cmocka_unit_test(test_calendar_instances),
 	};
-
-	static void inst_cmds(struct wbxml_node * cmds, void *arg)
-	{
-		for (const struct inst_cmd *p = arg; p->what != NULL; p++) {
-			struct wbxml_node *x = wbxml_addn(cmds, p->what);
-			wbxml_addn_text(x, "ServerId", p->sid);
-			if (p->inst)
-				wbxml_addn_text(x, "AirSyncBase:InstanceId", p->inst);
-			if (p->subject)
-				wbxml_addn_text(wbxml_addn(x, "ApplicationData"),
-				                "Calendar:Subject", p->subject);
-		}
-	}
-
-	/* The object of calendar item uid as the backend holds it (mm), or "" when gone. */
-	static void cal_object(struct cx * c, uint32_t uid, char *buf, size_t size)
-	{
-		struct mbx_object o;
-		const char *err;
-		char sid[16];
-
-		snprintf(sid, sizeof(sid), "%u", uid);
-		buf[0] = '\0';
-		if (mbx_fetch_object(c->mm, "cal", sid, &o, &err) == 1)
-			snprintf(buf, size, "%s", o.data);
-		mbx_object_clear(&o);
-	}
-
-	/*
-	 * 16.1's InstanceId: a Delete of one occurrence writes the series back
-	 * without it (the codec's EXDATE), the series stays, nothing is echoed; a
-	 * Change of one makes its exception with the device's fields, the
-	 * series' own fields kept; one that cannot be applied (not a series) is a
-	 * Response with ServerId, InstanceId and Status 6, and a Delete of an
-	 * occurrence of no series leaves the object; a Delete without InstanceId
-	 * deletes the item. Before 16.0 InstanceId is not read.
-	 */
-	static void test_calendar_instances(void **state)
-	{
-		struct cx c;
-		struct wbxml_node *co;
-		char key[80], obj[512], s1[16], s2[16];
-		uint32_t series = 0, single = 0;
-
-		(void)state;
-		cx_init(&c, 0);
-		c.pim = &cal_codec;
-		for (int k = 0; k < 2; k++) {
-			struct mbx_backend *b = k ? c.mm2 : c.mm;
-			assert_int_equal(mbx_memory_add_folder(b, "cal", "0", "Calendar",
-			                                       MBX_FOLDER_CALENDAR, 5),
-			                 0);
-			series = mbx_memory_append_raw(
-			    b, "cal", "SUMMARY:Standup\nRRULE:FREQ=DAILY\n", 33, 0, 0);
-			single = mbx_memory_append_raw(b, "cal", "SUMMARY:Dentist\n", 16, 0, 0);
-		}
-		snprintf(s1, sizeof(s1), "%u", series);
-		snprintf(s2, sizeof(s2), "%u", single);
-		co = cal_sync(&c, "0", -1);
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		co = cal_sync(&c, key, -1);
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-
-		struct inst_cmd cmds[] = {{"Delete", s1, "20261209T083000Z", NULL},
-		                          {"Change", s1, "20261210T083000Z", "Standup, moved"},
-		                          {"Change", s2, "20261210T083000Z", "x"},
-		                          {"Delete", s2, "20261211T083000Z", NULL},
-		                          {0}};
-		struct wbxml_doc *d = req_sync(key, "cal", 0, 0, 0, true);
-		inst_cmds(
-		    wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
-		    cmds);
-		co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
-		assert_non_null(co);
-		cal_object(&c, series, obj, sizeof(obj));
-		assert_string_equal(obj,
-		                    "SUMMARY:Standup\nRRULE:FREQ=DAILY\nEXDATE:20261209T083000Z\n"
-		                    "EXCEPTION:20261210T083000Z:Standup, moved\n");
-		cal_object(&c, single, obj, sizeof(obj));
-		assert_string_equal(obj, "SUMMARY:Dentist\n"); /* neither applied */
-		/* one Response: the refused Change, naming its occurrence */
-		const struct wbxml_node *rs = wbxml_find(co, "Responses");
-		assert_non_null(rs);
-		assert_ptr_equal(rs->first_child, rs->last_child);
-		assert_string_equal(rs->first_child->name, "Change");
-		assert_string_equal(txt(rs->first_child, "ServerId"), s2);
-		assert_string_equal(txt(rs->first_child, "AirSyncBase:InstanceId"),
-		                    "20261210T083000Z");
-		assert_string_equal(txt(rs->first_child, "Status"), "6");
-		assert_null(wbxml_find(co, "Commands")); /* the device's own writes not echoed */
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		co = cal_sync(&c, key, -1);
-		assert_null(wbxml_find(co, "Commands"));
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-
-		/* a Delete without InstanceId: the item */
-		struct inst_cmd del[] = {{"Delete", s1, NULL, NULL}, {0}};
-		d = req_sync(key, "cal", 0, 0, 0, true);
-		inst_cmds(
-		    wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
-		    del);
-		co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
-		cal_object(&c, series, obj, sizeof(obj));
-		assert_string_equal(obj, "");
-		cx_done(&c);
-
-		/* 14.1: InstanceId is no element of it: a Delete deletes the item */
-		cx_init(&c, 0);
-		c.f.version = "14.1";
-		c.pim = &cal_codec;
-		for (int k = 0; k < 2; k++) {
-			struct mbx_backend *b = k ? c.mm2 : c.mm;
-			assert_int_equal(mbx_memory_add_folder(b, "cal", "0", "Calendar",
-			                                       MBX_FOLDER_CALENDAR, 5),
-			                 0);
-			series = mbx_memory_append_raw(
-			    b, "cal", "SUMMARY:Standup\nRRULE:FREQ=DAILY\n", 33, 0, 0);
-		}
-		co = cal_sync(&c, "0", -1);
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		co = cal_sync(&c, key, -1);
-		snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-		struct inst_cmd del14[] = {{"Delete", s1, "20261209T083000Z", NULL}, {0}};
-		d = req_sync(key, "cal", 0, 0, 0, true);
-		inst_cmds(
-		    wbxml_addn(wbxml_find(wbxml_doc_root(d), "Collections/Collection"), "Commands"),
-		    del14);
-		co = wbxml_find(cx_serve(&c, EAS_CMD_SYNC, d), "Collections/Collection");
-		cal_object(&c, series, obj, sizeof(obj));
-		assert_string_equal(obj, "");
-		cx_done(&c);
-	}
-
-	int main(void)
-	{
-		const struct CMUnitTest tests[] = {
-		    cmocka_unit_test(test_foldersync),
-		    cmocka_unit_test(test_sync_alert),
-		    cmocka_unit_test(test_sync_truncation),
-		    cmocka_unit_test(test_sync_read_flag_and_restart),
-		    cmocka_unit_test(test_getitemestimate),
-		    cmocka_unit_test(test_ping),
-		    cmocka_unit_test(test_folders_down),
-		    cmocka_unit_test(test_provision),
-		    cmocka_unit_test(test_provision_status),
-		    cmocka_unit_test(test_settings),
-		    cmocka_unit_test(test_itemoperations),
-		    cmocka_unit_test(test_other_commands),
-		    cmocka_unit_test(test_start_over),
-		    cmocka_unit_test(test_templates),
-		    cmocka_unit_test(test_sync_wait),
-		    cmocka_unit_test(test_sync_retried_key),
-		    cmocka_unit_test(test_sync_partial),
-		    cmocka_unit_test(test_permanent_refusals),
-		    cmocka_unit_test(test_fetch_read_flag),
-		    cmocka_unit_test(test_mime_body),
-		    cmocka_unit_test(test_provision_versions),
-		    cmocka_unit_test(test_provision_wipe),
-		    cmocka_unit_test(test_changing_backend),
-		    cmocka_unit_test(test_served_from_store),
-		    cmocka_unit_test(test_run_pending),
-		    cmocka_unit_test(test_run_failures),
-		    cmocka_unit_test(test_cursor_initial_10000),
-		    cmocka_unit_test(test_cursor_changes),
-		    cmocka_unit_test(test_cursor_star),
-		    cmocka_unit_test(test_real_messages),
-		    cmocka_unit_test(test_streamed_attachment),
-		    cmocka_unit_test(test_parsed_ahead),
-		    cmocka_unit_test(test_saved_answer),
-		    cmocka_unit_test(test_compose_14),
-		    cmocka_unit_test(test_compose_client_id),
-		    cmocka_unit_test(test_compose_12),
-		    cmocka_unit_test(test_cursor_move),
-		    cmocka_unit_test(test_cursor_empty),
-		    cmocka_unit_test(test_cursor_folders),
-		    cmocka_unit_test(test_search),
-		    cmocka_unit_test(test_search_quarantine),
-		    cmocka_unit_test(test_gal_search),
-		    cmocka_unit_test(test_resolverecipients),
-		    cmocka_unit_test(test_pim_sync),
-		    cmocka_unit_test(test_meeting_request_mail),
-		    cmocka_unit_test(test_meeting_response),
-		    cmocka_unit_test(test_calendar_filter),
-		    cmocka_unit_test(test_calendar_instances),
-		};
-		return cmocka_run_group_tests(tests, NULL, NULL);
-	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

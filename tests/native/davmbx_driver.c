@@ -200,7 +200,7 @@ together(struct curl_loop *cl, struct mbx_dav_shared *shared, const struct mbx_d
 		json_array_clear(results);
 		together_left = 0;
 		for (long long i = first; i < n; i++) {
-			struct mbx_window w = {100, 0};
+			struct mbx_window w = {.size = 100};
 			struct mbx_changes ch;
 			const char *e2 = NULL;
 			json_t *x = json_object();
