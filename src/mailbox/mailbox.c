@@ -676,6 +676,17 @@ mbx_destroy(struct mbx_backend **bp)
 /* ---- ops of backends without e-mail items ---- */
 
 int
+mbx_no_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+               const char **errstr_r)
+{
+	(void)b;
+	(void)errstr_r;
+	*folders_r = NULL;
+	*n_r = 0;
+	return 0;
+}
+
+int
 mbx_no_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
                   size_t *n_r, const char **errstr_r)
 {

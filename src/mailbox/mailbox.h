@@ -570,6 +570,9 @@ struct mbx_ops {
  */
 int mbx_no_list_items(struct mbx_backend *b, const char *folder_id, struct mbx_item_ref **items_r,
                       size_t *n_r, const char **errstr_r);
+/* list_folders of a backend without folders (a union's directory part): none, 0. */
+int mbx_no_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
+                   const char **errstr_r);
 int mbx_no_fetch(struct mbx_backend *b, const char *folder_id, const char *item_id,
                  struct mbx_email *out, const char **errstr_r);
 int mbx_no_set_read(struct mbx_backend *b, const char *folder_id, const char *item_id, bool read,

@@ -574,21 +574,9 @@ p_destroy(struct mbx_backend *b)
 	free(p);
 }
 
-/* No folders: no folder op reaches the part through a union. */
-static int
-p_list_folders(struct mbx_backend *b, const struct mbx_folder **folders_r, size_t *n_r,
-               const char **errstr_r)
-{
-	(void)b;
-	(void)errstr_r;
-	*folders_r = NULL;
-	*n_r = 0;
-	return 0;
-}
-
 static const struct mbx_ops gal_ops = {
     .name = "gal-carddav",
-    .list_folders = p_list_folders,
+    .list_folders = mbx_no_folders, /* no folder op reaches the part through a union */
     .list_items = mbx_no_list_items,
     .fetch = mbx_no_fetch,
     .set_read = mbx_no_set_read,
