@@ -292,6 +292,7 @@ struct task {
 	char *data;
 	size_t len;
 	struct cur cur;
+	bool not_device; /* a write without the device's cursor (mbx_ops.put_object) */
 	struct mbx_window w;
 	/* what it learned */
 	struct abq_pim_coll coll;
@@ -1386,7 +1387,8 @@ write_item(struct task *t, struct sjob *j)
 		 * read is not the version the map has, which is the one the device
 		 * has): the server's wins.
 		 */
-		if ((t->it.seq > t->cur.seq && !cur_own(&t->cur, id, t->it.seq)) ||
+		if ((!t->not_device && t->it.seq > t->cur.seq &&
+		     !cur_own(&t->cur, id, t->it.seq)) ||
 		    (t->data != NULL && t->etag != NULL && t->it.etag[0] != '\0' &&
 		     strcmp(t->etag, t->it.etag) != 0)) {
 			task_end(t, MBX_CONFLICT, NULL);
@@ -1550,7 +1552,7 @@ write_answer(struct rec *r, char *cursor, char *new_id_r, const char **errstr_r)
 	int rv = answered(r, errstr_r);
 
 	if (rv == 1) {
-		if (r->cursor[0] != '\0')
+		if (cursor != NULL && r->cursor[0] != '\0')
 			snprintf(cursor, MBX_CURSOR_MAX + 1, "%s", r->cursor);
 		if (new_id_r != NULL)
 			snprintf(new_id_r, MBX_ID_MAX + 1, "%s", r->new_id);
@@ -1578,6 +1580,7 @@ d_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, 
 		}
 		struct task *t = task_new(d, r, folder_id, item_id);
 		t->cur = c;
+		t->not_device = cursor == NULL;
 		t->etag = xstrdup_null(etag);
 		t->data = xmemdup0(data, len);
 		t->len = len;
@@ -1604,6 +1607,7 @@ d_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool
 		}
 		struct task *t = task_new(d, r, folder_id, item_id);
 		t->cur = c;
+		t->not_device = cursor == NULL;
 		store_run(t, sjob_new(t, S_COLL_GET), write_coll);
 	}
 	return write_answer(r, cursor, NULL, errstr_r);
