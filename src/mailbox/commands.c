@@ -4172,7 +4172,9 @@ answer_onto(const struct mbx_serve_in *in, const char *cal, const char *held,
 
 	if (a->object == NULL) {
 		rv = mbx_remove(in->backend, cal, held, false, NULL, &err);
-		return rv < 0 ? pend_or_fail(rv) : 1; /* 0: gone already */
+		if (rv == -1 || rv == MBX_PENDING)
+			return rv;
+		return rv >= 0 ? 1 : 3; /* 0: gone already; changed meanwhile: kept */
 	}
 	if ((rv = mbx_fetch_object(in->backend, cal, held, &now, &err)) == 1)
 		rv = mbx_put_object(in->backend, cal, held, now.etag, a->object, strlen(a->object),
