@@ -5406,6 +5406,7 @@ deliver_update(struct cx *c)
 	char *raw = read_eml("meeting_request.eml", &len), *p;
 	uint32_t a, b;
 
+	raw[len] = '\0'; /* read_eml's buffer has room: a string to search */
 	/* the text/calendar part: 10:00-11:00 moved to 14:00-15:00, SEQUENCE 1 */
 	assert_non_null(p = strstr(raw, "DTSTART:20260320T100000Z\r\nDTEND:20260320T110000Z\r\n"));
 	static const char moved[] = "DTSTART:20260320T140000Z\r\nDTEND:20260320T150000Z\r\n";
