@@ -612,6 +612,10 @@ on_response(void *arg, const struct davxml_response *r)
 			if (r->status == 507)
 				op->more = true;
 		} else if ((r->status == 0 || (r->status >= 200 && r->status <= 299)) &&
+		           op->kind == DAV_CALDAV && (p->have & DAVP_ETAG)) {
+			/* a calendar-query asks the ETags only (dav_calendar_uid_query) */
+			add_item(op, path, p->etag, NULL, 0, 200, false);
+		} else if ((r->status == 0 || (r->status >= 200 && r->status <= 299)) &&
 		           (p->have & DAVP_DATA) && !(r->oversize & DAVP_DATA)) {
 			add_item(op, path, p->etag, p->data, p->data_len, 200, false);
 		} /* else a card the server could not give, or over the data cap: left out */
@@ -1265,6 +1269,53 @@ dav_addressbook_query(struct dav_account *a, const char *collection, const struc
 	op->kind = DAV_CARDDAV;
 	op->target = path;
 	/* RFC 6352 8.6: Depth 1 (the collection's members). */
+	set_request(op, "REPORT", path, "1", body);
+	return op_start(op, errstr);
+}
+
+char *
+dav_calendar_uid_query_body(const char *uid, const char **errstr)
+{
+	struct sbuf b = {0};
+
+	if (uid == NULL || *uid == '\0') {
+		*errstr = "no UID";
+		return NULL;
+	}
+	if (strlen(uid) > DAV_UID_MAX) {
+		*errstr = "a UID too long (over DAV_UID_MAX bytes)";
+		return NULL;
+	}
+	if ((*errstr = xml_text_bad(uid)) != NULL)
+		return NULL;
+	/* RFC 4791 7.8.6 and 9.7.5: the events whose UID is uid, octet for octet */
+	sbuf_add(&b, XML_DECL "<C:calendar-query " NS_D " " NS_C "><D:prop><D:getetag/></D:prop>"
+	                      "<C:filter><C:comp-filter name=\"VCALENDAR\"><C:comp-filter "
+	                      "name=\"VEVENT\"><C:prop-filter name=\"UID\"><C:text-match "
+	                      "collation=\"i;octet\" match-type=\"equals\">");
+	sbuf_add_escaped(&b, uid);
+	sbuf_add(&b, "</C:text-match></C:prop-filter></C:comp-filter></C:comp-filter></C:filter>"
+	             "</C:calendar-query>");
+	return sbuf_take(&b);
+}
+
+struct dav_op *
+dav_calendar_uid_query(struct dav_account *a, const char *collection, const char *uid,
+                       dav_done_cb *done, void *arg, const char **errstr)
+{
+	char *path, *body;
+	struct dav_op *op;
+
+	if ((body = dav_calendar_uid_query_body(uid, errstr)) == NULL)
+		return NULL;
+	if ((path = caller_path(a, collection, errstr)) == NULL) {
+		free(body);
+		return NULL;
+	}
+	op = op_new(a, OP_QUERY, done, arg);
+	op->kind = DAV_CALDAV;
+	op->target = path;
+	/* RFC 4791 7.8: Depth 1 (the collection's members). */
 	set_request(op, "REPORT", path, "1", body);
 	return op_start(op, errstr);
 }

@@ -26,6 +26,8 @@
  * - dav_addressbook_query: an addressbook-query REPORT (RFC 6352 8.6) of
  *   one address book: text-match prop-filters (any of them), a limit on the
  *   results; href, ETag and vCard of each card that matches.
+ * - dav_calendar_uid_query: a calendar-query REPORT (RFC 4791 7.8) of one
+ *   calendar for the events with one UID; href and ETag of each.
  * - dav_put: PUT with If-Match on the ETag, or If-None-Match: * for a new
  *   resource; the new ETag when the server gives one; 412 is DAV_CONFLICT.
  * - dav_delete: DELETE with If-Match.
@@ -209,6 +211,23 @@ char *dav_addressbook_query_body(const struct dav_card_query *q, const char **er
 struct dav_op *dav_addressbook_query(struct dav_account *a, const char *collection,
                                      const struct dav_card_query *q, dav_done_cb *done, void *arg,
                                      const char **errstr);
+/*
+ * A calendar-query (RFC 4791 7.8) of one calendar collection for the
+ * events whose UID is uid (text-match i;octet, equals: RFC 4791 9.7.5),
+ * their ETags only: the items (href, ETag, no data) of the objects that
+ * hold it, so that a client about to add an event finds the one the
+ * calendar has (a UID is unique in a calendar: RFC 4791 5.3.2.1).
+ */
+#define DAV_UID_MAX 255 /* bytes of a UID looked up */
+/*
+ * The REPORT's body (malloc'd), or NULL with *errstr (static): no UID,
+ * one over DAV_UID_MAX, with control characters or not UTF-8. The UID
+ * goes in escaped (< & > " ').
+ */
+char *dav_calendar_uid_query_body(const char *uid, const char **errstr);
+struct dav_op *dav_calendar_uid_query(struct dav_account *a, const char *collection,
+                                      const char *uid, dav_done_cb *done, void *arg,
+                                      const char **errstr);
 /* etag NULL: a new resource (If-None-Match: *). body is copied. */
 struct dav_op *dav_put(struct dav_account *a, const char *href, const char *content_type,
                        const char *body, size_t len, const char *etag, dav_done_cb *done, void *arg,

@@ -4155,11 +4155,44 @@ send_reply(const struct mbx_serve_in *in, const char *user, int answer,
 }
 
 /*
+ * A meeting request mail answered (*a) onto item held of calendar cal,
+ * which holds that UID: the event updated to the invitation's version
+ * (the organizer's latest, with the user's PARTSTAT) or, declined,
+ * removed. Not the device's write: only the version just read guards it,
+ * and the device's next Sync reports the change. Status 1, 3 (changed
+ * meanwhile, refused); -1, MBX_PENDING.
+ */
+static int
+answer_onto(const struct mbx_serve_in *in, const char *cal, const char *held,
+            const struct mbx_meeting_answer *a)
+{
+	struct mbx_object now = {0};
+	const char *err = NULL;
+	int rv;
+
+	if (a->object == NULL) {
+		rv = mbx_remove(in->backend, cal, held, false, NULL, &err);
+		if (rv == -1 || rv == MBX_PENDING)
+			return rv;
+		return rv >= 0 ? 1 : 3; /* 0: gone already; changed meanwhile: kept */
+	}
+	if ((rv = mbx_fetch_object(in->backend, cal, held, &now, &err)) == 1)
+		rv = mbx_put_object(in->backend, cal, held, now.etag, a->object, strlen(a->object),
+		                    a->uid, NULL, NULL, &err);
+	mbx_object_clear(&now);
+	if (rv == -1 || rv == MBX_PENDING)
+		return rv;
+	return rv == 1 ? 1 : 3;
+}
+
+/*
  * One Request of MeetingResponse (MS-ASCMD 2.2.1.11): the invitation
  * (a meeting request mail, or a calendar item) answered for the user and
  * kept in the calendar: an accepted or tentative one written to the
  * default calendar (a calendar item: in place) with the user's PARTSTAT,
- * a declined calendar item removed (a declined mail adds nothing), the
+ * a declined calendar item removed (a declined mail adds nothing); a
+ * mail whose UID the default calendar holds already updates that event
+ * (answer_onto: a decline removes it) rather than adding a second, the
  * item's id into calid (not for a decline); the REPLY to the organizer
  * when send. With an InstanceId (16.x) only that occurrence is answered:
  * its override, or an EXDATE for a decline, the calendar item kept. A
@@ -4204,10 +4237,22 @@ meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool s
 	}
 	/* a declined mail adds nothing (not even a series with one occurrence declined) */
 	bool keep = calendar || answer != 3;
+	char held[MBX_ID_MAX + 1] = "";
 	snprintf(cal, sizeof(cal), "%s", calendar ? coll : "");
-	if (!calendar && keep && (rv = default_calendar(in, cal)) != 1)
-		status = rv < 0 ? rv : 3;
-	if (status == 1 && keep && (lr = state_load(in, cal, &st)) < 0)
+	if (!calendar && (rv = default_calendar(in, cal)) != 1) {
+		if (keep || rv < 0)
+			status = rv < 0 ? rv : 3;
+	} else if (!calendar && (answer != 3 || instance == NULL) &&
+	           (rv = mbx_find_uid(in->backend, cal, a.uid, held, &err)) < 0) {
+		status = pend_or_fail(rv);
+	}
+	if (status == 1 && held[0] != '\0') {
+		/* the calendar holds the event already (answered before, or an updated invitation)
+		 */
+		if ((rv = answer_onto(in, cal, held, &a)) == 1 && a.object != NULL)
+			snprintf(calid, MBX_ID_MAX + 1, "%s", held);
+		status = rv;
+	} else if (status == 1 && keep && (lr = state_load(in, cal, &st)) < 0)
 		status = lr;
 	else if (status == 1 && keep) {
 		char new_id[MBX_ID_MAX + 1] = "", cur[MBX_CURSOR_MAX + 1];

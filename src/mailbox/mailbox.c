@@ -89,7 +89,8 @@ int
 mbx_set_flags(struct mbx_backend *b, const char *folder_id, const char *item_id, int read,
               int flagged, char *cursor, const char **errstr_r)
 {
-	if (!mbx_has_cursor(b) || folder_id == NULL || item_id == NULL || cursor == NULL) {
+	if (!mbx_has_cursor(b) || folder_id == NULL || item_id == NULL ||
+	    (cursor == NULL && !mbx_has_objects(b))) {
 		*errstr_r = "no change cursor in the mailbox backend";
 		return -1;
 	}
@@ -101,7 +102,8 @@ int
 mbx_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool to_trash,
            char *cursor, const char **errstr_r)
 {
-	if (!mbx_has_cursor(b) || folder_id == NULL || item_id == NULL || cursor == NULL) {
+	if (!mbx_has_cursor(b) || folder_id == NULL || item_id == NULL ||
+	    (cursor == NULL && !mbx_has_objects(b))) {
 		*errstr_r = "no change cursor in the mailbox backend";
 		return -1;
 	}
@@ -643,11 +645,23 @@ mbx_fetch_object(struct mbx_backend *b, const char *folder_id, const char *item_
 }
 
 int
+mbx_find_uid(struct mbx_backend *b, const char *folder_id, const char *uid, char *item_id_r,
+             const char **errstr_r)
+{
+	item_id_r[0] = '\0';
+	if (b == NULL || b->ops->find_uid == NULL || !mbx_has_objects(b) || folder_id == NULL ||
+	    uid == NULL || *uid == '\0')
+		return 0;
+	return b->ops->find_uid(b, folder_id, uid, item_id_r, errstr_r);
+}
+
+int
 mbx_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, const char *etag,
                const char *data, size_t len, const char *name, char *cursor, char *new_id_r,
                const char **errstr_r)
 {
-	if (!mbx_has_objects(b) || folder_id == NULL || data == NULL || cursor == NULL ||
+	if (!mbx_has_objects(b) || folder_id == NULL || data == NULL ||
+	    (cursor == NULL && item_id == NULL) ||
 	    (item_id == NULL && (name == NULL || new_id_r == NULL))) {
 		*errstr_r = "no contacts, calendars or tasks in the mailbox backend";
 		return -1;

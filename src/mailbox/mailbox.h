@@ -537,6 +537,10 @@ struct mbx_ops {
 	 * as Exchange's default conflict resolution). cursor (in/out, as in
 	 * set_flags): advanced so that the write is not reported back to the
 	 * device that made it.
+	 * cursor NULL (item_id given): a write that is not the device's
+	 * (a meeting request mail answered onto the event the calendar holds):
+	 * only etag guards it, and the device's next Sync reports it; remove()
+	 * of a PIM folder's item takes a NULL cursor so too.
 	 * Performed once per request (reruns answer the recorded result).
 	 * 1 done, 0 no such item, MBX_CONFLICT (the object changed on the
 	 * server: nothing written), MBX_REFUSED (the server would not take
@@ -547,6 +551,17 @@ struct mbx_ops {
 	int (*put_object)(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	                  const char *etag, const char *data, size_t len, const char *name,
 	                  char *cursor, char *new_id_r, const char **errstr_r);
+	/*
+	 * Optional (with fetch_object and put_object): the item of calendar
+	 * folder_id whose object holds the event uid (its UID property,
+	 * compared octet by octet), its id into item_id_r (MBX_ID_MAX + 1
+	 * bytes), so that an invitation answered again updates the event the
+	 * calendar holds instead of adding a second one with that UID. Reruns
+	 * answer from the request's results. 1 found, 0 none (also an item the
+	 * backend does not know yet), -1, MBX_PENDING. NULL: never found.
+	 */
+	int (*find_uid)(struct mbx_backend *b, const char *folder_id, const char *uid,
+	                char *item_id_r, const char **errstr_r);
 
 	/*
 	 * Optional: look query (UTF-8, at most MBX_GAL_QUERY_MAX bytes) up in
@@ -672,6 +687,9 @@ int mbx_fetch_object(struct mbx_backend *b, const char *folder_id, const char *i
 int mbx_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
                    const char *etag, const char *data, size_t len, const char *name, char *cursor,
                    char *new_id_r, const char **errstr_r);
+/* The calendar item holding the event uid (mbx_ops.find_uid); 0 without the op. */
+int mbx_find_uid(struct mbx_backend *b, const char *folder_id, const char *uid, char *item_id_r,
+                 const char **errstr_r);
 /* Look the global address list up (mbx_ops.gal_search); without the op: no entry, 1. */
 int mbx_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
                    size_t picture_max, struct mbx_gal_out *out, const char **errstr_r);

@@ -71,6 +71,12 @@ struct mm {
 		char cursor[MBX_CURSOR_MAX + 1];
 	} * puts;
 	size_t n_puts, next_put;
+	/* the request's find_uids, answered again to its reruns (as the DAV backend does) */
+	struct mm_found {
+		int rv;
+		char id[MBX_ID_MAX + 1];
+	} * founds;
+	size_t n_founds, next_found;
 };
 
 /* A decoded cursor. */
@@ -281,6 +287,7 @@ static void
 mm_begin(struct mbx_backend *b)
 {
 	((struct mm *)b)->next_put = 0;
+	((struct mm *)b)->next_found = 0;
 }
 
 static void
@@ -291,6 +298,9 @@ mm_end(struct mbx_backend *b)
 	free(((struct mm *)b)->puts);
 	((struct mm *)b)->puts = NULL;
 	((struct mm *)b)->n_puts = ((struct mm *)b)->next_put = 0;
+	free(((struct mm *)b)->founds);
+	((struct mm *)b)->founds = NULL;
+	((struct mm *)b)->n_founds = ((struct mm *)b)->next_found = 0;
 }
 
 /* ---- ops ---- */
@@ -687,7 +697,15 @@ mm_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, boo
 		*errstr_r = "no such folder";
 		return -1;
 	}
-	if ((msg = item_of(f, item_id)) == NULL || cur_parse(cursor, &c) < 0)
+	if ((msg = item_of(f, item_id)) == NULL)
+		return 0;
+	if (cursor == NULL) {
+		/* not the device's delete (mbx_ops.put_object): no cursor to pass it */
+		store(m, msg, MBX_MEM_DELETED, 0);
+		(void)expunge_one(m, msg);
+		return 1;
+	}
+	if (cur_parse(cursor, &c) < 0)
 		return 0;
 	if (c.uidvalidity != f->uidvalidity || !uidset_contains(&c.have, msg->uid)) {
 		uidset_clear(&c.have);
@@ -1124,6 +1142,7 @@ mm_destroy(struct mbx_backend *b)
 		free(m->sent[i].mime);
 	free(m->sent);
 	free(m->puts);
+	free(m->founds);
 	{
 		struct mbx_gal_out g = {m->gal, m->n_gal, 0};
 		mbx_gal_out_clear(&g);
@@ -1193,12 +1212,31 @@ mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
 		const struct mm_put *p = &m->puts[m->next_put++];
 		if (new_id_r != NULL)
 			snprintf(new_id_r, MBX_ID_MAX + 1, "%s", p->id);
-		snprintf(cursor, MBX_CURSOR_MAX + 1, "%s", p->cursor);
+		if (cursor != NULL)
+			snprintf(cursor, MBX_CURSOR_MAX + 1, "%s", p->cursor);
 		return p->rv;
 	}
 	if (f == NULL) {
 		*errstr_r = "no such folder";
 		return -1;
+	}
+	if (cursor == NULL) {
+		/* not the device's write: only the version read guards it */
+		char *now = NULL;
+		if ((msg = item_of(f, item_id)) == NULL)
+			rv = 0;
+		else if (etag != NULL && strcmp(etag, now = etag_of(msg)) != 0)
+			rv = MBX_CONFLICT;
+		else {
+			(void)replace_raw(m, msg, data, len);
+			rv = 1;
+		}
+		free(now);
+		m->puts = xrealloc(m->puts, (m->n_puts + 1) * sizeof(*m->puts));
+		struct mm_put *q = &m->puts[m->n_puts++];
+		m->next_put = m->n_puts;
+		*q = (struct mm_put){.rv = rv};
+		return rv;
 	}
 	if (cur_parse(cursor, &c) < 0 || c.uidvalidity != f->uidvalidity) {
 		uidset_clear(&c.have);
@@ -1239,6 +1277,61 @@ mm_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id,
 	p->rv = rv;
 	snprintf(p->id, sizeof(p->id), "%s", item_id == NULL && rv == 1 ? new_id_r : "");
 	snprintf(p->cursor, sizeof(p->cursor), "%s", cursor);
+	return rv;
+}
+
+/* Whether the object raw[0..len) has a line "UID:uid" (the property unfolded, as clients write it).
+ */
+static bool
+holds_uid(const char *raw, size_t len, const char *uid)
+{
+	size_t ul = strlen(uid);
+
+	for (size_t i = 0; i + 4 + ul <= len;) {
+		const char *nl = memchr(raw + i, '\n', len - i);
+		size_t end = nl ? (size_t)(nl - raw) : len, l = end - i;
+		if (l > 0 && raw[end - 1] == '\r')
+			l--;
+		if (l == 4 + ul && strncasecmp(raw + i, "UID:", 4) == 0 &&
+		    memcmp(raw + i + 4, uid, ul) == 0)
+			return true;
+		i = end + 1;
+	}
+	return false;
+}
+
+static int
+mm_find_uid(struct mbx_backend *b, const char *folder_id, const char *uid, char *item_id_r,
+            const char **errstr_r)
+{
+	struct mm *m = (struct mm *)b;
+	struct mm_folder *f = folder_of(m, folder_id);
+	int rv = 0;
+
+	if (must_wait(m))
+		return MBX_PENDING;
+	if (m->next_found < m->n_founds) {
+		const struct mm_found *p = &m->founds[m->next_found++];
+		snprintf(item_id_r, MBX_ID_MAX + 1, "%s", p->id);
+		return p->rv;
+	}
+	if (f == NULL) {
+		*errstr_r = "no such folder";
+		return -1;
+	}
+	for (size_t i = 0; i < f->n && rv == 0; i++) {
+		const struct mm_msg *msg = &f->m[i];
+		if (!msg->expunged && !(msg->flags & MBX_MEM_DELETED) && msg->raw != NULL &&
+		    holds_uid(msg->raw, msg->raw_len, uid)) {
+			snprintf(item_id_r, MBX_ID_MAX + 1, "%" PRIu32, msg->uid);
+			rv = 1;
+		}
+	}
+	m->founds = xrealloc(m->founds, (m->n_founds + 1) * sizeof(*m->founds));
+	struct mm_found *p = &m->founds[m->n_founds++];
+	m->next_found = m->n_founds;
+	p->rv = rv;
+	snprintf(p->id, sizeof(p->id), "%s", rv == 1 ? item_id_r : "");
 	return rv;
 }
 
@@ -1316,6 +1409,7 @@ static const struct mbx_ops mm_ops = {
     .search = mm_search,
     .fetch_object = mm_fetch_object,
     .put_object = mm_put_object,
+    .find_uid = mm_find_uid,
     .gal_search = mm_gal_search,
 };
 

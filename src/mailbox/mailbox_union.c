@@ -357,6 +357,13 @@ u_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, 
 }
 
 static int
+u_find_uid(struct mbx_backend *b, const char *folder_id, const char *uid, char *item_id_r,
+           const char **errstr_r)
+{
+	return mbx_find_uid(route(U(b), folder_id), folder_id, uid, item_id_r, errstr_r);
+}
+
+static int
 u_gal_search(struct mbx_backend *b, const char *query, enum mbx_gal_match how, size_t max,
              size_t picture_max, struct mbx_gal_out *out, const char **errstr_r)
 {
@@ -397,6 +404,7 @@ static const struct mbx_ops union_ops = {
     .search = u_search,
     .fetch_object = u_fetch_object,
     .put_object = u_put_object,
+    .find_uid = u_find_uid,
     .gal_search = u_gal_search,
 };
 
@@ -474,6 +482,7 @@ mbx_union_new(const struct mbx_union_part *parts, size_t n, const char **errstr_
 	if (!objects) {
 		u->ops.fetch_object = NULL;
 		u->ops.put_object = NULL;
+		u->ops.find_uid = NULL;
 	}
 	if (!folders) {
 		u->ops.folder_create = NULL;

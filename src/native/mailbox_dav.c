@@ -166,7 +166,7 @@ cur_note_own(struct cur *c, int64_t item, int64_t seq)
 
 /* ---- records of the request ---- */
 
-enum rec_kind { R_FOLDERS, R_CHANGES, R_OBJECT, R_PUT, R_REMOVE };
+enum rec_kind { R_FOLDERS, R_CHANGES, R_OBJECT, R_PUT, R_REMOVE, R_FIND };
 
 struct rec {
 	enum rec_kind kind;
@@ -178,7 +178,7 @@ struct rec {
 	struct mbx_changes ch;
 	/* R_OBJECT */
 	struct mbx_object obj;
-	/* R_PUT, R_REMOVE */
+	/* R_PUT, R_REMOVE; R_FIND: the item found */
 	char new_id[MBX_ID_MAX + 1];
 	char cursor[MBX_CURSOR_MAX + 1];
 };
@@ -246,7 +246,16 @@ rec_free(struct rec *r)
 /* ---- tasks ---- */
 
 /* A store job: its inputs, run on the store thread, its outputs. */
-enum sop { S_COLL_LIST, S_COLL_ITER, S_COLL_GET, S_REFRESH, S_CHANGES, S_ITEM_GET, S_ITEM_PUT };
+enum sop {
+	S_COLL_LIST,
+	S_COLL_ITER,
+	S_COLL_GET,
+	S_REFRESH,
+	S_CHANGES,
+	S_ITEM_GET,
+	S_ITEM_PUT,
+	S_ITEM_BY_HREF,
+};
 
 struct sjob {
 	struct task *t; /* NULL once the task is gone (cancelled) */
@@ -289,9 +298,11 @@ struct task {
 	char folder[MBX_ID_MAX + 1];
 	char item[MBX_ID_MAX + 1];
 	char *etag; /* put_object's: the version the command layer read */
+	char *uid;  /* find_uid's */
 	char *data;
 	size_t len;
 	struct cur cur;
+	bool not_device; /* a write without the device's cursor (mbx_ops.put_object) */
 	struct mbx_window w;
 	/* what it learned */
 	struct abq_pim_coll coll;
@@ -410,6 +421,7 @@ task_free(struct task *t)
 	free(t->win_ids);
 	free(t->win_unspanned);
 	free(t->etag);
+	free(t->uid);
 	if (t->data != NULL)
 		explicit_bzero(t->data, t->len); /* the user's data */
 	free(t->data);
@@ -608,6 +620,9 @@ sjob_run(struct abq_store *s, void *arg)
 	case S_ITEM_PUT:
 		rv = abq_store_pim_item_put(s, j->account, j->coll_id, j->href, j->etag, 0, 0,
 		                            &j->item, &err);
+		break;
+	case S_ITEM_BY_HREF:
+		rv = abq_store_pim_item_by_href(s, j->account, j->coll_id, j->href, &j->item, &err);
 		break;
 	}
 	if (rv < 0)
@@ -1366,6 +1381,17 @@ device_version(const struct task *t)
 	return t->it.etag[0] != '\0' || t->etag == NULL ? t->it.etag : t->etag;
 }
 
+/*
+ * If-Match of a write: the device's version, or, for one not the device's
+ * (not_device), the version the command layer read (the map's may be
+ * behind the server).
+ */
+static const char *
+write_version(const struct task *t)
+{
+	return t->not_device && t->etag != NULL ? t->etag : device_version(t);
+}
+
 static void
 write_item(struct task *t, struct sjob *j)
 {
@@ -1386,9 +1412,10 @@ write_item(struct task *t, struct sjob *j)
 		 * read is not the version the map has, which is the one the device
 		 * has): the server's wins.
 		 */
-		if ((t->it.seq > t->cur.seq && !cur_own(&t->cur, id, t->it.seq)) ||
-		    (t->data != NULL && t->etag != NULL && t->it.etag[0] != '\0' &&
-		     strcmp(t->etag, t->it.etag) != 0)) {
+		if (!t->not_device &&
+		    ((t->it.seq > t->cur.seq && !cur_own(&t->cur, id, t->it.seq)) ||
+		     (t->data != NULL && t->etag != NULL && t->it.etag[0] != '\0' &&
+		      strcmp(t->etag, t->it.etag) != 0))) {
 			task_end(t, MBX_CONFLICT, NULL);
 			return;
 		}
@@ -1400,7 +1427,7 @@ write_item(struct task *t, struct sjob *j)
 	if (t->data != NULL)
 		dav_run(t,
 		        dav_put(a, t->it.href, content_type(t->kind), t->data, t->len,
-		                t->item[0] ? device_version(t) : NULL, dav_cb, t, &err),
+		                t->item[0] ? write_version(t) : NULL, dav_cb, t, &err),
 		        err, write_done);
 	else
 		dav_run(t, dav_delete(a, t->it.href, t->it.etag, dav_cb, t, &err), err, write_done);
@@ -1424,6 +1451,85 @@ write_coll(struct task *t, struct sjob *j)
 	struct sjob *k = sjob_new(t, S_ITEM_GET);
 	k->item_id = xstrdup(t->item);
 	store_run(t, k, write_item);
+}
+
+/* ---- an event by its UID ---- */
+
+/* The item the map has (or now has) for the href found: the answer. */
+static void
+found_item(struct task *t, struct sjob *j)
+{
+	if (j->item.item_id == NULL || j->item.etag == NULL) {
+		if (j->op == S_ITEM_BY_HREF) {
+			/*
+			 * An object the map has not seen yet (another client's,
+			 * the server's scheduling, since the last refresh): it is
+			 * recorded now with the ETag the server gave, as a
+			 * refresh would (a new id, the next sequence: the
+			 * device's next Sync brings it), so that the answer
+			 * updates it instead of a PUT the server refuses.
+			 */
+			struct sjob *k = sjob_new(t, S_ITEM_PUT);
+			k->href = xstrdup(j->href);
+			k->etag = xstrdup(t->it.etag);
+			store_run(t, k, found_item);
+			return;
+		}
+		task_end(t, 0, NULL);
+		return;
+	}
+	snprintf(t->rec->new_id, sizeof(t->rec->new_id), "%s", j->item.item_id);
+	task_end(t, 1, NULL);
+}
+
+static void
+found(struct task *t, const struct dav_result *r)
+{
+	struct sjob *j;
+
+	if (r->status == DAV_HTTP || r->status == DAV_NOT_FOUND || r->status == DAV_FORBIDDEN) {
+		/* a server that will not run the query: nothing found, the caller adds anew */
+		log_info("user=%s: calendars: calendar-query refused: %s", t->d->account, r->error);
+		task_end(t, 0, NULL);
+		return;
+	}
+	if (dav_failed(t, r, "calendar-query"))
+		return;
+	/* a UID is unique in a calendar (RFC 4791 5.3.2.1): the first one served */
+	for (size_t i = 0; i < r->n_items; i++) {
+		if (r->items[i].etag == NULL || r->items[i].etag[0] == '\0' ||
+		    strlen(r->items[i].href) > ABQ_PIM_HREF_MAX ||
+		    strlen(r->items[i].etag) > ABQ_PIM_ETAG_MAX)
+			continue;
+		t->it.etag = xstrdup(r->items[i].etag);
+		j = sjob_new(t, S_ITEM_BY_HREF);
+		j->href = xstrdup(r->items[i].href);
+		store_run(t, j, found_item);
+		return;
+	}
+	task_end(t, 0, NULL);
+}
+
+static void
+find_coll(struct task *t, struct sjob *j)
+{
+	const char *err = NULL;
+	struct dav_account *a;
+
+	if (j->coll.coll_id == NULL) {
+		task_end(t, -1, "no such folder");
+		return;
+	}
+	t->coll = j->coll;
+	memset(&j->coll, 0, sizeof(j->coll));
+	t->kind = dav_kind_of(t->coll.kind);
+	if (t->coll.kind != ABQ_PIM_CALENDAR) {
+		task_end(t, 0, NULL); /* events are in calendars only */
+		return;
+	}
+	if ((a = task_dav(t)) != NULL)
+		dav_run(t, dav_calendar_uid_query(a, t->coll.href, t->uid, dav_cb, t, &err), err,
+		        found);
 }
 
 /* ---- the ops ---- */
@@ -1550,7 +1656,7 @@ write_answer(struct rec *r, char *cursor, char *new_id_r, const char **errstr_r)
 	int rv = answered(r, errstr_r);
 
 	if (rv == 1) {
-		if (r->cursor[0] != '\0')
+		if (cursor != NULL && r->cursor[0] != '\0')
 			snprintf(cursor, MBX_CURSOR_MAX + 1, "%s", r->cursor);
 		if (new_id_r != NULL)
 			snprintf(new_id_r, MBX_ID_MAX + 1, "%s", r->new_id);
@@ -1578,6 +1684,7 @@ d_put_object(struct mbx_backend *b, const char *folder_id, const char *item_id, 
 		}
 		struct task *t = task_new(d, r, folder_id, item_id);
 		t->cur = c;
+		t->not_device = cursor == NULL;
 		t->etag = xstrdup_null(etag);
 		t->data = xmemdup0(data, len);
 		t->len = len;
@@ -1604,9 +1711,39 @@ d_remove(struct mbx_backend *b, const char *folder_id, const char *item_id, bool
 		}
 		struct task *t = task_new(d, r, folder_id, item_id);
 		t->cur = c;
+		t->not_device = cursor == NULL;
 		store_run(t, sjob_new(t, S_COLL_GET), write_coll);
 	}
 	return write_answer(r, cursor, NULL, errstr_r);
+}
+
+static int
+d_find_uid(struct mbx_backend *b, const char *folder_id, const char *uid, char *item_id_r,
+           const char **errstr_r)
+{
+	struct dav_backend *d = B(b);
+	char key[MBX_ID_MAX + DAV_UID_MAX + 2];
+	const char *why;
+	bool fresh;
+	struct rec *r;
+	int rv;
+
+	/* a UID no query can carry (too long, control characters): none found */
+	char *body = dav_calendar_uid_query_body(uid, &why);
+	if (body == NULL)
+		return 0;
+	free(body);
+	snprintf(key, sizeof(key), "%s %s", folder_id, uid);
+	r = record_of(d, R_FIND, key, &fresh);
+	if (fresh) {
+		struct task *t = task_new(d, r, folder_id, NULL);
+		t->uid = xstrdup(uid);
+		store_run(t, sjob_new(t, S_COLL_GET), find_coll);
+	}
+	if ((rv = answered(r, errstr_r)) != 1)
+		return rv;
+	snprintf(item_id_r, MBX_ID_MAX + 1, "%s", r->new_id);
+	return 1;
 }
 
 static void
@@ -1683,6 +1820,7 @@ static const struct mbx_ops dav_ops = {
     .remove = d_remove,
     .fetch_object = d_fetch_object,
     .put_object = d_put_object,
+    .find_uid = d_find_uid,
 };
 
 struct mbx_backend *

@@ -1,6 +1,7 @@
 /*
- * test_davquery.c: the addressbook-query REPORT's body (dav.h
- * dav_addressbook_query_body), as a CardDAV server reads it: each body is
+ * test_davquery.c: the addressbook-query and calendar-query REPORTs' bodies
+ * (dav.h dav_addressbook_query_body, dav_calendar_uid_query_body), as a
+ * CardDAV or CalDAV server reads them: each body is
  * parsed back with libxml2 and its filter read by namespace and name, so a
  * query's text (XML's special characters, non-ASCII) must come back exactly
  * as given, and what cannot go into XML 1.0 or a vCard name is refused.
@@ -20,6 +21,7 @@
 #include "lib/util.h"
 
 #define NS_CR "urn:ietf:params:xml:ns:carddav"
+#define NS_C  "urn:ietf:params:xml:ns:caldav"
 
 static const char *const name_props[] = {"FN", "EMAIL", "NICKNAME", NULL};
 
@@ -188,6 +190,93 @@ test_refusals(void **state)
 	free(long_text);
 }
 
+/*
+ * The calendar-query of one UID (dav_calendar_uid_query_body): VCALENDAR >
+ * VEVENT > the UID prop-filter, its text-match equals under i;octet, the
+ * UID back exactly (XML's special characters, non-ASCII), the ETag only
+ * asked; a UID XML 1.0 cannot carry, or over DAV_UID_MAX, refused.
+ */
+static void
+test_uid_query(void **state)
+{
+	(void)state;
+	static const char *const uids[] = {
+	    "040000008200E00074C5B7101A82E008@example.com",
+	    "a<b>&\"c'</C:text-match><C:x>@example.com",
+	    "r\xc3\xa9union-\xe2\x82\xac@example.com",
+	};
+	const char *err = NULL;
+
+	for (size_t i = 0; i < sizeof(uids) / sizeof(uids[0]); i++) {
+		char *body = dav_calendar_uid_query_body(uids[i], &err);
+		assert_non_null(body);
+		xmlDoc *d = parse(body);
+		xmlNode *root = xmlDocGetRootElement(d);
+		assert_string_equal((const char *)root->name, "calendar-query");
+		assert_string_equal((const char *)root->ns->href, NS_C);
+		xmlNode *prop = find(root, "DAV:", "prop");
+		assert_non_null(prop);
+		assert_non_null(find(prop->children, "DAV:", "getetag"));
+		assert_null(prop->children->next); /* the ETag only: no calendar-data */
+		assert_null(find(root, NS_C, "calendar-data"));
+		xmlNode *cal = find(root, NS_C, "comp-filter");
+		xmlChar *name = xmlGetProp(cal, (const xmlChar *)"name");
+		assert_string_equal((const char *)name, "VCALENDAR");
+		xmlFree(name);
+		xmlNode *ev = find(cal->children, NS_C, "comp-filter");
+		assert_non_null(ev);
+		name = xmlGetProp(ev, (const xmlChar *)"name");
+		assert_string_equal((const char *)name, "VEVENT");
+		xmlFree(name);
+		xmlNode *pf = find(ev->children, NS_C, "prop-filter");
+		assert_non_null(pf);
+		name = xmlGetProp(pf, (const xmlChar *)"name");
+		assert_string_equal((const char *)name, "UID");
+		xmlFree(name);
+		xmlNode *tm = find(pf->children, NS_C, "text-match");
+		assert_non_null(tm);
+		assert_null(tm->children->next); /* one text node: nothing injected */
+		xmlChar *v = xmlGetProp(tm, (const xmlChar *)"collation");
+		assert_string_equal((const char *)v, "i;octet");
+		xmlFree(v);
+		v = xmlGetProp(tm, (const xmlChar *)"match-type");
+		assert_string_equal((const char *)v, "equals");
+		xmlFree(v);
+		v = xmlNodeGetContent(tm);
+		assert_string_equal((const char *)v, uids[i]);
+		xmlFree(v);
+		xmlFreeDoc(d);
+		free(body);
+	}
+
+	char *long_uid = xmalloc(DAV_UID_MAX + 2);
+	memset(long_uid, 'u', DAV_UID_MAX + 1);
+	long_uid[DAV_UID_MAX + 1] = '\0';
+	static const struct {
+		const char *uid, *why;
+	} bad[] = {
+	    {"a\x01b", "control characters"},
+	    {"line\r\nUID:x", "control characters"},
+	    {"\xc3", "not UTF-8"},
+	    {"", "no UID"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		assert_null(dav_calendar_uid_query_body(bad[i].uid, &err));
+		assert_non_null(err);
+		if (strstr(err, bad[i].why) == NULL)
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].why);
+	}
+	assert_null(dav_calendar_uid_query_body(NULL, &err));
+	assert_null(dav_calendar_uid_query_body(long_uid, &err));
+	assert_non_null(strstr(err, "too long"));
+	long_uid[DAV_UID_MAX] = '\0'; /* at the cap: taken */
+	char *body = dav_calendar_uid_query_body(long_uid, &err);
+	assert_non_null(body);
+	free(body);
+	free(long_uid);
+}
+
 /* http:// is taken without TLS only to this machine: an address literal, not a name like one. */
 static void
 test_loopback(void **state)
@@ -212,9 +301,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_escaping),
-	    cmocka_unit_test(test_shape),
-	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_escaping), cmocka_unit_test(test_shape),
+	    cmocka_unit_test(test_refusals), cmocka_unit_test(test_uid_query),
 	    cmocka_unit_test(test_loopback),
 	};
 	int rv = cmocka_run_group_tests(tests, NULL, NULL);

@@ -887,7 +887,10 @@ class NativeTests(E.Case):
         """A 16.1 phone accepts an invitation in its Inbox (MeetingResponse with
         SendResponse): Status 1 with a CalendarId; the organizer's REPLY
         reaches the relay; the phone's next Sync of the calendar (Radicale) adds
-        the event under that id with the user's answer."""
+        the event under that id with the user's answer. The same invitation
+        answered again updates that event (one object with the UID on the
+        server, the same CalendarId, a Change on the next Sync); one whose
+        event another client put on the server is answered onto that object."""
         tag = new_id("acc")
         uid = "%s@example.test" % tag
         subject = "Invitation: Roadmap %s" % tag
@@ -967,6 +970,96 @@ class NativeTests(E.Case):
         adds = [a for a in c.iter("Add") if text_of(a, "ServerId") == calid]
         self.assertEqual(len(adds), 1, E.ET.tostring(c)[:2000])
         self.assertEqual(text_of(adds[0], "ApplicationData/UID"), uid)
+        self.assertEqual(text_of(adds[0], "ApplicationData/ResponseType"), "3")
+
+        # the same invitation answered again (tentative): the event the calendar
+        # holds is updated, not PUT anew (Radicale refuses a second object with
+        # that UID: RFC 4791 5.3.2.1)
+        again = wbxml_doc(8, 0x07, [(8, 0x09, [(8, 0x0C, "2"), (8, 0x06, inbox),
+                                               (8, 0x08, item)])])
+        r = phone.post("MeetingResponse", again)
+        self.assertEqual(r.status, 200, r)
+        res = r.doc().find(".//Result")
+        self.assertEqual(text_of(res, "Status"), "1", r)
+        self.assertEqual(text_of(res, "CalendarId"), calid, r)
+        h = E.H.dav
+
+        def held_with(u):
+            """The calendar's objects on the server holding UID u: (href, unfolded text)."""
+            st, _, body = h.req("PROPFIND", DAV_CAL, None, {"Depth": "1"})
+            self.assertEqual(st, 207)
+            held = []
+            for href in sorted(set(re.findall(r"<(?:D:)?href>([^<]+\.ics)</(?:D:)?href>",
+                                              body.decode(), re.I))):
+                st, _, obj = h.req("GET", href)
+                obj = obj.decode().replace("\r\n ", "").replace("\n ", "")
+                if "UID:%s\r\n" % u in obj or "UID:%s\n" % u in obj:
+                    held.append((href, obj))
+            return held
+
+        def my_partstat(obj):
+            mine = [ln for ln in obj.splitlines() if ln.startswith("ATTENDEE")
+                    and "mailto:alice@example.test" in ln]
+            self.assertEqual(len(mine), 1, obj)
+            return re.search(r"PARTSTAT=([A-Z-]+)", mine[0]).group(1)
+
+        held = held_with(uid)
+        self.assertEqual(len(held), 1, "objects with the UID on the server: %r" % held)
+        self.assertEqual(my_partstat(held[0][1]), "TENTATIVE")
+        # not the phone's own change of its calendar item: its next Sync reports it
+        ckey, c = sync(cal, ckey)
+        self.assertIsNotNone(c, "the calendar's next Sync is empty")
+        changes = [a for a in c.iter("Change") if text_of(a, "ServerId") == calid]
+        self.assertEqual(len(changes), 1, E.ET.tostring(c)[:2000])
+        self.assertEqual(text_of(changes[0], "ApplicationData/ResponseType"), "2")
+
+        # an invitation whose event the calendar holds already, put there by
+        # another client after abqd last looked (as a server's scheduling
+        # does): the answer goes onto that object, not beside it
+        tag2 = new_id("sched")
+        uid2 = "%s@example.test" % tag2
+        subject2 = "Invitation: Review %s" % tag2
+        ics2 = ics.replace(uid, uid2).replace("Roadmap %s" % tag, "Review %s" % tag2)
+        st, _, _ = h.req("PUT", DAV_CAL + tag2 + ".ics",
+                         ics2.replace("METHOD:REQUEST\r\n", "").encode(),
+                         {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
+        self.assertIn(st, (200, 201, 204))
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            typ, _ = imap.append("INBOX", None, None,
+                                 raw.replace(ics, ics2).replace(subject, subject2).encode())
+            self.assertEqual(typ, "OK")
+        finally:
+            imap.logout()
+        item2 = None
+        for _ in range(40):
+            key, c = sync(inbox, key)
+            if c is None:
+                break
+            for add in c.iter("Add"):
+                if text_of(add, ".//Subject") == subject2:
+                    item2 = text_of(add, "ServerId")
+            if c.find("MoreAvailable") is None:
+                break
+        self.assertIsNotNone(item2, "the second invitation was not synced")
+        r = phone.post("MeetingResponse", wbxml_doc(8, 0x07, [(8, 0x09, [
+            (8, 0x0C, "1"), (8, 0x06, inbox), (8, 0x08, item2)])]))
+        self.assertEqual(r.status, 200, r)
+        res = r.doc().find(".//Result")
+        self.assertEqual(text_of(res, "Status"), "1", r)
+        calid2 = text_of(res, "CalendarId")
+        self.assertTrue(calid2, "no CalendarId: %r" % r)
+        self.assertNotEqual(calid2, calid)
+        held = held_with(uid2)
+        self.assertEqual(len(held), 1, "objects with the UID on the server: %r" % held)
+        self.assertEqual(held[0][0], DAV_CAL + tag2 + ".ics")
+        self.assertEqual(my_partstat(held[0][1]), "ACCEPTED")
+        ckey, c = sync(cal, ckey)
+        self.assertIsNotNone(c, "the calendar's next Sync is empty")
+        adds = [a for a in c.iter("Add") if text_of(a, "ServerId") == calid2]
+        self.assertEqual(len(adds), 1, E.ET.tostring(c)[:2000])
+        self.assertEqual(text_of(adds[0], "ApplicationData/UID"), uid2)
         self.assertEqual(text_of(adds[0], "ApplicationData/ResponseType"), "3")
 
     def test_21_ten_thousand_messages(self):

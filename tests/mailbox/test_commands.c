@@ -5179,12 +5179,15 @@ t_respond(const char *ics, size_t len, const char *user, int answer, const char 
 		*errstr = "no invitation";
 		return -1;
 	}
+	/* the invitation's start (an updated one moves the meeting) */
+	const char *st = strstr(ics, "DTSTART:");
+	int stl = st ? (int)strcspn(st, "\r\n") : 0;
 	if (answer != 3 || instance != NULL)
-		out->object =
-		    xasprintf("BEGIN:VCALENDAR\nUID:meeting-1@example.com\nATTENDEE;PARTSTAT=%s:"
-		              "mailto:%s\n%s%s%sEND:VCALENDAR\n",
-		              ps[answer], user, instance ? "INSTANCE:" : "",
-		              instance ? instance : "", instance ? "\n" : "");
+		out->object = xasprintf(
+		    "BEGIN:VCALENDAR\nUID:meeting-1@example.com\nATTENDEE;PARTSTAT=%s:"
+		    "mailto:%s\n%.*s%s%s%s%sEND:VCALENDAR\n",
+		    ps[answer], user, stl, st ? st : "", st ? "\n" : "",
+		    instance ? "INSTANCE:" : "", instance ? instance : "", instance ? "\n" : "");
 	out->reply = xasprintf("BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nATTENDEE;PARTSTAT=%s:mailto:%s"
 	                       "\r\nEND:VCALENDAR\r\n",
 	                       ps[answer], user);
@@ -5392,6 +5395,115 @@ test_meeting_response(void **state)
 	c.pim = &test_codec;
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
 	assert_string_equal(txt(r, "Result/Status"), "3");
+	cx_done(&c);
+}
+
+/* meeting_request.eml as the organizer sends it again, the meeting moved (RFC 5546 2.1.4). */
+static uint32_t
+deliver_update(struct cx *c)
+{
+	size_t len;
+	char *raw = read_eml("meeting_request.eml", &len), *p;
+	uint32_t a, b;
+
+	raw[len] = '\0'; /* read_eml's buffer has room: a string to search */
+	/* the text/calendar part: 10:00-11:00 moved to 14:00-15:00, SEQUENCE 1 */
+	assert_non_null(p = strstr(raw, "DTSTART:20260320T100000Z\r\nDTEND:20260320T110000Z\r\n"));
+	static const char moved[] = "DTSTART:20260320T140000Z\r\nDTEND:20260320T150000Z\r\n";
+	memcpy(p, moved, sizeof(moved) - 1);
+	char *upd = xasprintf("%.*sSEQUENCE:1\r\n%s", (int)(p - raw), raw, p);
+	a = mbx_memory_append_raw(c->mm, "inbox", upd, strlen(upd), CX_NOW - 60, 0);
+	b = mbx_memory_append_raw(c->mm2, "inbox", upd, strlen(upd), CX_NOW - 60, 0);
+	assert_int_equal(a, b);
+	free(upd);
+	free(raw);
+	return a;
+}
+
+/*
+ * MeetingResponse to a mail whose UID the calendar holds already (answered
+ * before, an updated invitation): that event updated in place (Status 1,
+ * the same CalendarId, one object), which the device's next Sync reports
+ * as a Change; declined: removed.
+ */
+static void
+test_meeting_response_again(void **state)
+{
+	struct cx c;
+	struct wbxml_node *r, *co;
+	char key[80], calid[MBX_ID_MAX + 1], *obj;
+	uint32_t upd;
+
+	(void)state;
+	cx_init(&c, 0);
+	c.pim = &respond_codec;
+	assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
+	cx_prime(&c, key);
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(mbx_memory_add_folder(k ? c.mm2 : c.mm, "cal", "0", "Calendar",
+		                                       MBX_FOLDER_CALENDAR, 3),
+		                 0);
+	assert_non_null(cx_serve(&c, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
+	co = pim_sync_in(&c, "cal", "0", NULL, NULL);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = pim_sync_in(&c, "cal", key, NULL, NULL);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* accepted, then the same mail answered again (tentative): one event, updated */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	snprintf(calid, sizeof(calid), "%s", txt(r, "Result/CalendarId"));
+	co = pim_sync_in(&c, "cal", key, NULL, NULL);
+	assert_int_equal(n_cmds(co), 1);
+	assert_string_equal(cmd_at(co, 0)->name, "Add");
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("2", "inbox", "1", false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_string_equal(txt(r, "Result/CalendarId"), calid);
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 1);
+	assert_int_equal(mbx_memory_count(c.mm2, "cal"), 1);
+	obj = cal_object(&c, calid);
+	assert_non_null(obj);
+	assert_non_null(strstr(obj, "PARTSTAT=TENTATIVE"));
+	assert_null(strstr(obj, "PARTSTAT=ACCEPTED"));
+	free(obj);
+	/* not the device's change of its calendar item: its next Sync reports it */
+	co = pim_sync_in(&c, "cal", key, NULL, NULL);
+	assert_int_equal(n_cmds(co), 1);
+	assert_string_equal(cmd_at(co, 0)->name, "Change");
+	assert_string_equal(txt(cmd_at(co, 0), "ServerId"), calid);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+
+	/* the organizer moved the meeting: the updated invitation accepted moves the event */
+	upd = deliver_update(&c);
+	char rid[16];
+	snprintf(rid, sizeof(rid), "%u", (unsigned)upd);
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", rid, false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_string_equal(txt(r, "Result/CalendarId"), calid);
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 1);
+	obj = cal_object(&c, calid);
+	assert_non_null(obj);
+	assert_non_null(strstr(obj, "DTSTART:20260320T140000Z"));
+	assert_null(strstr(obj, "DTSTART:20260320T100000Z"));
+	assert_non_null(strstr(obj, "PARTSTAT=ACCEPTED"));
+	free(obj);
+
+	/* the mail declined: the event it names leaves the calendar, no CalendarId */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("3", "inbox", rid, false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
+	assert_int_equal(mbx_memory_count(c.mm2, "cal"), 0);
+	co = pim_sync_in(&c, "cal", key, NULL, NULL);
+	assert_int_equal(n_cmds(co), 1);
+	assert_string_equal(cmd_at(co, 0)->name, "Delete");
+	assert_string_equal(txt(cmd_at(co, 0), "ServerId"), calid);
+
+	/* declined again: nothing there, nothing to do */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("3", "inbox", "1", false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
 	cx_done(&c);
 }
 
@@ -5810,6 +5922,7 @@ main(void)
 	    cmocka_unit_test(test_pim_sync),
 	    cmocka_unit_test(test_meeting_request_mail),
 	    cmocka_unit_test(test_meeting_response),
+	    cmocka_unit_test(test_meeting_response_again),
 	    cmocka_unit_test(test_calendar_filter),
 	    cmocka_unit_test(test_calendar_instances),
 	};
