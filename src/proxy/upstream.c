@@ -97,6 +97,7 @@ struct up_conn {
 	bool err : 1;      /* read or write error (seen, maybe not yet handled) */
 	bool fail_now : 1; /* connect could not even start: timer reports it */
 	bool reading : 1;  /* rev is added (plain TCP) */
+	bool lt : 1;       /* rev is level-triggered (conn_rev_lt) */
 };
 
 struct upstream_req {
@@ -159,6 +160,7 @@ struct upstream {
 static void conn_process(struct up_conn *c);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_close(struct up_conn *c);
+static void conn_on_readable(evutil_socket_t fd, short what, void *arg);
 static void req_fail(struct upstream_req *req, enum upstream_result r);
 static int conn_start(struct upstream *u, struct upstream_req *req);
 
@@ -497,12 +499,38 @@ conn_read_on(struct up_conn *c)
 {
 	if (c->rev != NULL) {
 		/* Asked again for every request: a flag, not a call into libevent. */
-		if (!c->reading)
+		if (!c->reading) {
 			event_add(c->rev, NULL);
+			/* edge-triggered: what came while off raised no new edge */
+			event_active(c->rev, EV_READ, 1);
+		}
 		c->reading = true;
 	} else {
 		bufferevent_enable(c->bev, EV_READ);
 	}
+}
+
+/*
+ * The read event is edge-triggered (conn_on_readable) until the bufferevent
+ * writes for this connection: epoll keeps one EPOLLET per descriptor, which
+ * the write event would share, and it writes at most 16 KiB per callback, so
+ * an edge-triggered write event could wait forever on what it left (the
+ * phone's side, http_server.c conn_rev_mode, has the same rule). Called
+ * before anything goes to the output buffer (whose first byte adds the
+ * write event); level-triggered from then on.
+ */
+static void
+conn_rev_lt(struct up_conn *c)
+{
+	if (c->rev == NULL || c->lt)
+		return;
+	if (c->reading)
+		event_del(c->rev);
+	event_assign(c->rev, c->u->base, bufferevent_getfd(c->bev), EV_READ | EV_CLOSED | EV_PERSIST,
+	             conn_on_readable, c);
+	c->lt = true;
+	if (c->reading)
+		event_add(c->rev, NULL);
 }
 
 static void
@@ -567,19 +595,22 @@ conn_send(struct up_conn *c)
 	 * libevent reports a failed send when it writes the rest).
 	 */
 	if (req->body_ref != NULL) {
+		conn_rev_lt(c);
 		evbuffer_add_reference(out, req->wire, req->wire_len, NULL, NULL);
 		evbuffer_add_reference(out, req->body_ref, req->body_ref_len, NULL, NULL);
 		bufferevent_enable(c->bev, EV_WRITE);
 	} else if (c->u->ssl_ctx == NULL && evbuffer_get_length(out) == 0) {
-		ssize_t n = send(bufferevent_getfd(c->bev), req->wire, req->wire_len, MSG_NOSIGNAL);
+		ssize_t n = net_send(bufferevent_getfd(c->bev), req->wire, req->wire_len);
 		size_t done = n > 0 ? (size_t)n : 0;
 
 		if (done < req->wire_len) {
+			conn_rev_lt(c);
 			evbuffer_add_reference(out, req->wire + done, req->wire_len - done, NULL,
 			                       NULL);
 			bufferevent_enable(c->bev, EV_WRITE);
 		}
 	} else {
+		conn_rev_lt(c);
 		evbuffer_add_reference(out, req->wire, req->wire_len, NULL, NULL);
 		bufferevent_enable(c->bev, EV_WRITE);
 	}
@@ -750,6 +781,12 @@ conn_process(struct up_conn *c)
  * fresh buffer chain; this is the same read without that system call, parsed
  * where it landed when nothing is buffered before it. EOF and errors go where
  * the bufferevent's would (conn_event_cb). c may be freed by the callbacks.
+ * The event is edge-triggered until the bufferevent first writes
+ * (conn_rev_lt), as the phone's side is (http_server.c, conn_on_readable): a
+ * read that filled the buffer, brought bytes that came with the upstream's
+ * FIN (EV_CLOSED: the end of the stream is still to read) or was
+ * interrupted runs the callback again; a short one otherwise emptied the
+ * socket.
  */
 static void
 conn_on_readable(evutil_socket_t fd, short what, void *arg)
@@ -758,7 +795,6 @@ conn_on_readable(evutil_socket_t fd, short what, void *arg)
 	struct upstream *u = c->u;
 	ssize_t n;
 
-	(void)what;
 	if (c->state == CS_IDLE) { /* stray bytes or EOF: either way it is done */
 		u->stats.idle_closed++;
 		conn_close(c);
@@ -768,7 +804,9 @@ conn_on_readable(evutil_socket_t fd, short what, void *arg)
 		conn_read_off(c);
 		return;
 	}
-	n = recv(fd, u->rbuf, READ_CHUNK, 0);
+	n = net_recv(fd, u->rbuf, READ_CHUNK);
+	if (n == READ_CHUNK || (n > 0 && (what & EV_CLOSED)) || (n < 0 && errno == EINTR))
+		event_active(c->rev, EV_READ, 1); /* freed or turned off: dropped */
 	if (n > 0) {
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
 			conn_process_from(c, u->rbuf, (size_t)n);
@@ -825,7 +863,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 			           sizeof(one));
 			if (c->u->ssl_ctx == NULL) {
 				c->rev = event_new(c->u->base, bufferevent_getfd(bev),
-				                   EV_READ | EV_PERSIST, conn_on_readable, c);
+				                   EV_READ | EV_CLOSED | EV_PERSIST | EV_ET,
+				                   conn_on_readable, c);
 				if (c->rev == NULL)
 					fatalx("out of memory in libevent");
 			}

@@ -718,6 +718,206 @@ test_pipelined(void **state)
 	close(fd);
 }
 
+/*
+ * Request lines as a phone sends them and their neighbours: the server reads
+ * "POST <target> HTTP/1.1" with a plain target without walking the target
+ * through libhttp-parser's URL states (conn_line), and every other line
+ * through the parser; the handler sees the same method and URL either way,
+ * and what the parser refuses is refused. Each line is sent whole in one
+ * write, then cut after every byte of the line, on a fresh connection.
+ */
+static void
+test_request_line(void **state)
+{
+	static const struct {
+		const char *line; /* without CRLF unless it ends otherwise */
+		int status;
+		const char *echo; /* "<method> <url>", or NULL */
+	} cases[] = {
+	    {"POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b&DeviceId=X1&DeviceType=iPhone "
+	     "HTTP/1.1\r\n",
+	     200, "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b&DeviceId=X1&DeviceType=iPhone"},
+	    {"POST / HTTP/1.1\r\n", 200, "POST /"},
+	    {"POST /a?b?c=d;e:f@g!$&'()*+,=~_. HTTP/1.1\r\n", 200,
+	     "POST /a?b?c=d;e:f@g!$&'()*+,=~_."},
+	    {"POST /a#frag HTTP/1.1\r\n", 200, "POST /a#frag"},
+	    {"POST /a\"b HTTP/1.1\r\n", 200, "POST /a\"b"},
+	    {"POST /\xc3\xa9 HTTP/1.1\r\n", 200, "POST /\xc3\xa9"},
+	    {"POST /a HTTP/1.0\r\n", 200, "POST /a"},
+	    {"POST /a HTTP/1.1\n", 200, "POST /a"},
+	    {"POST  /a HTTP/1.1\r\n", 200, "POST /a"},
+	    {"PUT /a HTTP/1.1\r\n", 200, "PUT /a"},
+	    {"POST /a\x7f HTTP/1.1\r\n", 400, NULL},
+	    {"POST /a\x01 HTTP/1.1\r\n", 400, NULL},
+	    {"post /a HTTP/1.1\r\n", 400, NULL},
+	    {"POST /a HTTP/1.1 \r\n", 400, NULL},
+	    {"POST /a HTTP/9.1\r\n", 200, "POST /a"},
+	    {"POST a HTTP/1.1\r\n", 400, NULL},
+	};
+	const char *rest = "Host: x\r\nContent-Length: 3\r\n\r\nxyz";
+	char want[512];
+	struct resp r;
+	int fd;
+
+	start_server(NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = strlen(cases[i].line);
+
+		/* cut: 0 sends the line whole, k > 0 sends its first k bytes, then the rest */
+		for (size_t cut = 0; cut < n; cut++) {
+			fd = cli_connect(F.port);
+			cli_send(fd, cases[i].line, cut == 0 ? n : cut);
+			if (cut > 0) {
+				usleep(2000);
+				cli_send(fd, cases[i].line + cut, n - cut);
+			}
+			cli_sends(fd, rest);
+			assert_int_equal(read_response(fd, &r), 0);
+			if (r.status != cases[i].status)
+				fail_msg("line %zu cut %zu: status %d, want %d", i, cut, r.status,
+				         cases[i].status);
+			if (cases[i].echo != NULL) {
+				snprintf(want, sizeof(want), "%s 3 client=127.0.0.1", cases[i].echo);
+				assert_string_equal((char *)r.body, want);
+			}
+			free(r.body);
+			close(fd);
+		}
+	}
+	/* Pipelined: each request's line is read as the first was. */
+	fd = cli_connect(F.port);
+	cli_sends(fd, "POST /one?a=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n1"
+	              "POST /two?b=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n22"
+	              "POST /three#x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "POST /one?a=1 1 client=127.0.0.1");
+	free(r.body);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "POST /two?b=2 2 client=127.0.0.1");
+	free(r.body);
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_string_equal((char *)r.body, "POST /three#x 0 client=127.0.0.1");
+	free(r.body);
+	close(fd);
+}
+
+/*
+ * The target counts against max_header_size however the line is read: a
+ * 15,000-byte target is served, the same with a header that takes the block
+ * over 16 KiB is 431, and so is a 20,000-byte target.
+ */
+static void
+test_request_line_cap(void **state)
+{
+	size_t sizes[] = {15000, 15000, 20000};
+	const char *extra[] = {"", "X-Big: ", ""};
+	struct resp r;
+	char *t = malloc(20001), *v = malloc(2001);
+
+	memset(t, 'a', 20000);
+	memset(v, 'v', 2000);
+	v[2000] = '\0';
+	start_server(NULL);
+	for (size_t i = 0; i < 3; i++) {
+		int fd = cli_connect(F.port);
+
+		t[0] = '/';
+		t[sizes[i]] = '\0';
+		cli_sends(fd, "POST ");
+		cli_sends(fd, t);
+		cli_sends(fd, " HTTP/1.1\r\nHost: x\r\n");
+		if (*extra[i] != '\0') {
+			cli_sends(fd, extra[i]);
+			cli_sends(fd, v);
+			cli_sends(fd, "\r\n");
+		}
+		cli_sends(fd, "Content-Length: 0\r\n\r\n");
+		assert_int_equal(read_response(fd, &r), 0);
+		assert_int_equal(r.status, i == 0 ? 200 : 431);
+		free(r.body);
+		close(fd);
+		t[sizes[i]] = 'a';
+	}
+	assert_int_equal(F.nreq, 1);
+	free(t);
+	free(v);
+}
+
+/*
+ * More than one read's worth (16 KiB) arriving at once: a 200 KiB body in one
+ * write, and 600 pipelined requests (20 KB) in one write. The connection's read
+ * event is edge-triggered, so each full read must be followed by another
+ * without a new edge from the kernel; nothing may be left unread.
+ */
+static void
+test_burst(void **state)
+{
+	size_t blen = 200 * 1024, n = 0;
+	char *body = malloc(blen), *many = malloc(600 * 64);
+	char head[128], want[128];
+	struct http_server_conf c;
+	struct resp r;
+	int fd;
+
+	http_server_conf_defaults(&c);
+	c.max_body = 1024 * 1024;
+	start_server(&c);
+	memset(body, 'b', blen);
+	fd = cli_connect(F.port);
+	snprintf(head, sizeof(head), "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+	         blen);
+	{
+		char *all = malloc(strlen(head) + blen);
+
+		memcpy(all, head, strlen(head));
+		memcpy(all + strlen(head), body, blen);
+		cli_send(fd, all, strlen(head) + blen);
+		free(all);
+	}
+	assert_int_equal(read_response(fd, &r), 0);
+	snprintf(want, sizeof(want), "POST /big %zu client=127.0.0.1", blen);
+	assert_string_equal((char *)r.body, want);
+	free(r.body);
+	for (int i = 0; i < 600; i++)
+		n += (size_t)sprintf(many + n, "POST /p%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+	assert_true(n > 16 * 1024);
+	cli_send(fd, many, n);
+	for (int i = 0; i < 600; i++) {
+		assert_int_equal(read_response(fd, &r), 0);
+		snprintf(want, sizeof(want), "POST /p%d 0 client=127.0.0.1", i);
+		assert_string_equal((char *)r.body, want);
+		free(r.body);
+	}
+	close(fd);
+	free(body);
+	free(many);
+}
+
+/*
+ * A client that sends its request and its FIN together: the request is
+ * answered, and the end of the stream that came with it is seen (the read
+ * that took the request came back short, and no further edge comes), so the
+ * connection is closed at once rather than at the idle timeout.
+ */
+static void
+test_request_then_fin(void **state)
+{
+	struct resp r;
+
+	start_server(NULL);
+	for (int i = 0; i < 20; i++) {
+		int fd = cli_connect(F.port);
+
+		cli_sends(fd, "POST /fin HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok");
+		shutdown(fd, SHUT_WR);
+		assert_int_equal(read_response(fd, &r), 0);
+		assert_string_equal((char *)r.body, "POST /fin 2 client=127.0.0.1");
+		free(r.body);
+		assert_true(closed_within(fd, slow(2000)));
+		close(fd);
+	}
+}
+
 static void
 test_connection_close(void **state)
 {
@@ -1128,6 +1328,102 @@ test_stream_backpressure(void **state)
 	pthread_mutex_unlock(&F.mu);
 	assert_true(closed_within(fd, slow(3000)));
 	close(fd);
+}
+
+/*
+ * The epoll registration of the server's end of the connection whose client
+ * end is cfd: its events (from /proc/self/fdinfo of the loop's epoll
+ * descriptor), or -1 when it is not registered.
+ */
+static long long
+server_epoll_events(int cfd)
+{
+	struct sockaddr_in me, peer;
+	socklen_t len = sizeof(me);
+	char path[64], link[64], line[256];
+	int sfd = -1;
+	long long ev = -1;
+
+	assert_int_equal(getsockname(cfd, (struct sockaddr *)&me, &len), 0);
+	for (int fd = 0; fd < 1024 && sfd < 0; fd++) {
+		len = sizeof(peer);
+		if (fd != cfd && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+		    peer.sin_family == AF_INET && peer.sin_port == me.sin_port)
+			sfd = fd;
+	}
+	assert_true(sfd >= 0);
+	for (int fd = 0; fd < 1024 && ev < 0; fd++) {
+		FILE *f;
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "anon_inode:[eventpoll]") != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			int tfd;
+			unsigned long long e;
+
+			if (sscanf(line, "tfd: %d events: %llx", &tfd, &e) == 2 && tfd == sfd)
+				ev = (long long)e;
+		}
+		fclose(f);
+	}
+	return ev;
+}
+
+#define EP_IN  0x1LL
+#define EP_OUT 0x4LL
+#define EP_ET  0x80000000LL
+static int epoll_cfd;
+static bool
+conn_edge_read_only(void)
+{
+	long long ev = server_epoll_events(epoll_cfd);
+	return ev >= 0 && (ev & EP_IN) && (ev & EP_ET) && !(ev & EP_OUT);
+}
+
+/*
+ * The server's read event is edge-triggered while nothing waits to be
+ * written, and level-triggered while the bufferevent writes (epoll keeps
+ * one EPOLLET per descriptor, and libevent's writer needs level-triggered
+ * write events): between requests the connection is registered for input,
+ * edge-triggered; while a 4 MiB answer waits on a client that does not
+ * read, for output without EPOLLET; after it, edge-triggered again.
+ */
+static void
+test_epoll_modes(void **state)
+{
+	struct resp r;
+	long long ev;
+
+	start_server(NULL);
+	epoll_cfd = cli_connect(F.port);
+	cli_sends(epoll_cfd, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(epoll_cfd, &r), 0);
+	free(r.body);
+	assert_true(wait_for(conn_edge_read_only, slow(2000)));
+	cli_sends(epoll_cfd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+	usleep(slow(300) * 1000); /* not reading: the answer waits in the server */
+	ev = server_epoll_events(epoll_cfd);
+	print_message("registered while the answer waits: 0x%llx\n", ev);
+	assert_true(ev & EP_OUT);
+	assert_false(ev & EP_ET);
+	assert_int_equal(read_response(epoll_cfd, &r), 0);
+	assert_int_equal(r.len, STREAM_TOTAL);
+	free(r.body);
+	cli_sends(epoll_cfd, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(epoll_cfd, &r), 0);
+	assert_string_equal((char *)r.body, "GET /x 0 client=127.0.0.1");
+	free(r.body);
+	assert_true(wait_for(conn_edge_read_only, slow(2000)));
+	close(epoll_cfd);
 }
 
 static void
@@ -1891,6 +2187,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_header_cap_edge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_line_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_burst, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_then_fin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_connection_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
@@ -1900,6 +2200,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_response_pieces, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_backpressure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_epoll_modes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_xff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_per_addr_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_per_addr_cap_proxied, setup, teardown),
