@@ -931,27 +931,23 @@ static size_t
 conn_line(struct http_conn *c, const char *buf, size_t n)
 {
 	static const char line[] = "POST / HTTP/1.1\r\n";
-	const char *nl, *t, *e;
+	const char *t = buf + 5, *q = t, *end = buf + n;
 	size_t k;
 
 	if (n < sizeof(line) || memcmp(buf, "POST /", 6) != 0)
 		return 0;
-	nl = memchr(buf + 6, '\n', n - 6);
-	if (nl == NULL || (size_t)(nl - buf) < sizeof(line) - 2 ||
-	    memcmp(nl - 10, " HTTP/1.1\r", 10) != 0)
+	/* the target runs to the first byte outside the set: it must be " HTTP/1.1" CRLF */
+	while (q < end && line_target_byte((unsigned char)*q))
+		q++;
+	if ((size_t)(end - q) < 11 || memcmp(q, " HTTP/1.1\r\n", 11) != 0)
 		return 0;
-	t = buf + 5;
-	e = nl - 10;
-	for (const char *q = t; q < e; q++)
-		if (!line_target_byte((unsigned char)*q))
-			return 0;
 	c->srv->line_url = t;
-	c->srv->line_url_len = (size_t)(e - t);
+	c->srv->line_url_len = (size_t)(q - t);
 	k = http_parser_execute(&c->parser, &c->srv->settings, line, sizeof(line) - 1);
 	c->srv->line_url = NULL;
 	if (k != sizeof(line) - 1 || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK)
 		return 0; /* on_url refused it (431): the caller's parse reports it */
-	return (size_t)(nl + 1 - buf);
+	return (size_t)(q + 11 - buf);
 }
 
 /*
