@@ -526,8 +526,8 @@ conn_rev_lt(struct up_conn *c)
 		return;
 	if (c->reading)
 		event_del(c->rev);
-	event_assign(c->rev, c->u->base, bufferevent_getfd(c->bev), EV_READ | EV_CLOSED | EV_PERSIST,
-	             conn_on_readable, c);
+	event_assign(c->rev, c->u->base, bufferevent_getfd(c->bev),
+	             EV_READ | EV_CLOSED | EV_PERSIST, conn_on_readable, c);
 	c->lt = true;
 	if (c->reading)
 		event_add(c->rev, NULL);

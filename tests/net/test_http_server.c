@@ -736,7 +736,8 @@ test_request_line(void **state)
 	} cases[] = {
 	    {"POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b&DeviceId=X1&DeviceType=iPhone "
 	     "HTTP/1.1\r\n",
-	     200, "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b&DeviceId=X1&DeviceType=iPhone"},
+	     200,
+	     "POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b&DeviceId=X1&DeviceType=iPhone"},
 	    {"POST / HTTP/1.1\r\n", 200, "POST /"},
 	    {"POST /a?b?c=d;e:f@g!$&'()*+,=~_. HTTP/1.1\r\n", 200,
 	     "POST /a?b?c=d;e:f@g!$&'()*+,=~_."},
@@ -777,7 +778,8 @@ test_request_line(void **state)
 				fail_msg("line %zu cut %zu: status %d, want %d", i, cut, r.status,
 				         cases[i].status);
 			if (cases[i].echo != NULL) {
-				snprintf(want, sizeof(want), "%s 3 client=127.0.0.1", cases[i].echo);
+				snprintf(want, sizeof(want), "%s 3 client=127.0.0.1",
+				         cases[i].echo);
 				assert_string_equal((char *)r.body, want);
 			}
 			free(r.body);
@@ -816,7 +818,8 @@ test_request_line_cap(void **state)
 		size_t target;
 		bool header;
 		int status;
-	} cases[] = {{3000, false, 200}, {3000, true, 431}, {4200, false, 431}, {20000, false, 431}};
+	} cases[] = {
+	    {3000, false, 200}, {3000, true, 431}, {4200, false, 431}, {20000, false, 431}};
 	char *req = malloc(32 * 1024);
 	struct http_server_conf c;
 	struct resp r;
