@@ -14,6 +14,9 @@
  *    occurrence) either fails or gives a REPLY that parses again as one
  *    VCALENDAR with METHOD:REPLY and one ATTENDEE, and, but for a decline
  *    of the whole meeting, an object that parses again;
+ *  - no revision is newer than itself (pim_meeting_newer), the input's
+ *    nor the object an answer keeps (not compared with each other: a
+ *    malformed DTSTAMP need not survive the answer's new text);
  *  - no crash, leak or undefined behaviour under ASan and UBSan.
  *
  * Built with -DABQ_FUZZ_REPLAY (and fuzz/replay.c) it gets a main() that
@@ -131,8 +134,11 @@ answer(const char *data, size_t size, int how, const int64_t *instance)
 	    (how == PIM_MEETING_DECLINE && instance == NULL) != (a.object == NULL))
 		abort();
 	check_reparses(a.reply, true);
-	if (a.object != NULL)
+	if (a.object != NULL) {
 		check_reparses(a.object, false);
+		if (pim_meeting_newer(a.object, strlen(a.object), a.object, strlen(a.object)) != 0)
+			abort();
+	}
 	pim_meeting_answer_clear(&a);
 }
 
@@ -146,6 +152,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		berlin = icaltimezone_get_builtin_timezone("Europe/Berlin");
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
 		one((const char *)data, size, versions[i], i % 2 ? berlin : NULL);
+	if (pim_meeting_newer((const char *)data, size, (const char *)data, size) != 0)
+		abort();
 	for (int how = PIM_MEETING_ACCEPT; how <= PIM_MEETING_DECLINE; how++) {
 		/* the whole meeting, and one occurrence: a start the input's bytes pick */
 		int64_t at = 1767225600 + (int64_t)(size % 400) * 86400 + (size % 24) * 3600;

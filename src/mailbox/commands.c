@@ -4155,28 +4155,52 @@ send_reply(const struct mbx_serve_in *in, const char *user, int answer,
 }
 
 /*
- * A meeting request mail answered (*a) onto item held of calendar cal,
- * which holds that UID: the event updated to the invitation's version
- * (the organizer's latest, with the user's PARTSTAT) or, declined,
- * removed. Not the device's write: only the version just read guards it,
- * and the device's next Sync reports the change. Status 1, 3 (changed
- * meanwhile, refused); -1, MBX_PENDING.
+ * A meeting request mail ics[0..len) answered (*a) onto item held of
+ * calendar cal, which holds that UID: the event updated to the
+ * invitation's version (with the user's PARTSTAT) or, declined, removed.
+ * When the calendar's event is a later revision than the invitation (an
+ * older invitation answered after an update, RFC 5546 2.1.5), or when one
+ * occurrence is declined, the answer is made again onto the calendar's
+ * event instead (*a replaced: its PARTSTAT, or the occurrence's EXDATE,
+ * and the REPLY with its SEQUENCE and times). Not the device's write:
+ * only the version just read guards it, and the device's next Sync
+ * reports the change. Status 1, 3 (changed meanwhile, refused); -1,
+ * MBX_PENDING.
  */
 static int
-answer_onto(const struct mbx_serve_in *in, const char *cal, const char *held,
-            const struct mbx_meeting_answer *a)
+answer_onto(const struct mbx_serve_in *in, const char *cal, const char *held, const char *ics,
+            size_t len, const char *user, int answer, const char *instance,
+            struct mbx_meeting_answer *a)
 {
 	struct mbx_object now = {0};
+	struct mbx_meeting_answer b;
 	const char *err = NULL;
+	bool one_declined = answer == 3 && instance != NULL;
 	int rv;
 
+	if ((rv = mbx_fetch_object(in->backend, cal, held, &now, &err)) == -1 || rv == MBX_PENDING)
+		return rv;
+	if (rv == 1 && now.data != NULL &&
+	    (one_declined ||
+	     (in->pim->newer != NULL && in->pim->newer(now.data, now.len, ics, len) == 1))) {
+		if (in->pim->respond(now.data, now.len, user, answer, instance, in->now, &b,
+		                     &err) == 0) {
+			mbx_meeting_answer_clear(a);
+			*a = b;
+		} else if (one_declined) {
+			/* the calendar's event has no such occurrence: nothing to decline there */
+			mbx_object_clear(&now);
+			return 1;
+		}
+	}
 	if (a->object == NULL) {
+		mbx_object_clear(&now);
 		rv = mbx_remove(in->backend, cal, held, false, NULL, &err);
 		if (rv == -1 || rv == MBX_PENDING)
 			return rv;
 		return rv >= 0 ? 1 : 3; /* 0: gone already; changed meanwhile: kept */
 	}
-	if ((rv = mbx_fetch_object(in->backend, cal, held, &now, &err)) == 1)
+	if (rv == 1)
 		rv = mbx_put_object(in->backend, cal, held, now.etag, a->object, strlen(a->object),
 		                    a->uid, NULL, NULL, &err);
 	mbx_object_clear(&now);
@@ -4192,10 +4216,13 @@ answer_onto(const struct mbx_serve_in *in, const char *cal, const char *held,
  * default calendar (a calendar item: in place) with the user's PARTSTAT,
  * a declined calendar item removed (a declined mail adds nothing); a
  * mail whose UID the default calendar holds already updates that event
- * (answer_onto: a decline removes it) rather than adding a second, the
- * item's id into calid (not for a decline); the REPLY to the organizer
- * when send. With an InstanceId (16.x) only that occurrence is answered:
- * its override, or an EXDATE for a decline, the calendar item kept. A
+ * (answer_onto: a decline removes it; a later revision held keeps its
+ * version, only the user's PARTSTAT set) rather than adding a second,
+ * the item's id into calid (not for a decline); the REPLY to the
+ * organizer when send. With an InstanceId (16.x) only that occurrence is
+ * answered: its override, or an EXDATE for a decline, the calendar item
+ * kept (a mail's declined occurrence: on the event the calendar holds,
+ * nothing when it holds none). A
  * calendar item's change is the device's own (not echoed back); a new
  * item from a mail reaches the device in its next Sync of the calendar.
  * Status 1 done, 2 the request names nothing the user can answer, 3 the
@@ -4230,26 +4257,29 @@ meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool s
 	if ((rv = invitation_of(in, coll, rid, calendar, &ics, &len, &etag)) != 1)
 		return rv < 0 ? rv : 2;
 	rv = in->pim->respond(ics, len, user, answer, instance, in->now, &a, &err);
-	free(ics);
 	if (rv < 0) {
+		free(ics);
 		free(etag);
 		return 2;
 	}
-	/* a declined mail adds nothing (not even a series with one occurrence declined) */
+	/*
+	 * A declined mail adds nothing (not even a series with one occurrence
+	 * declined); what the calendar holds of it is still answered.
+	 */
 	bool keep = calendar || answer != 3;
 	char held[MBX_ID_MAX + 1] = "";
 	snprintf(cal, sizeof(cal), "%s", calendar ? coll : "");
 	if (!calendar && (rv = default_calendar(in, cal)) != 1) {
 		if (keep || rv < 0)
 			status = rv < 0 ? rv : 3;
-	} else if (!calendar && (answer != 3 || instance == NULL) &&
-	           (rv = mbx_find_uid(in->backend, cal, a.uid, held, &err)) < 0) {
+	} else if (!calendar && (rv = mbx_find_uid(in->backend, cal, a.uid, held, &err)) < 0) {
 		status = pend_or_fail(rv);
 	}
 	if (status == 1 && held[0] != '\0') {
 		/* the calendar holds the event already (answered before, or an updated invitation)
 		 */
-		if ((rv = answer_onto(in, cal, held, &a)) == 1 && a.object != NULL)
+		if ((rv = answer_onto(in, cal, held, ics, len, user, answer, instance, &a)) == 1 &&
+		    answer != 3)
 			snprintf(calid, MBX_ID_MAX + 1, "%s", held);
 		status = rv;
 	} else if (status == 1 && keep && (lr = state_load(in, cal, &st)) < 0)
@@ -4281,6 +4311,7 @@ meeting_answer(const struct mbx_serve_in *in, const struct wbxml_node *c, bool s
 	if (status == 1 && send && (rv = send_reply(in, user, answer, &a)) < 0)
 		status = rv;
 	mbx_meeting_answer_clear(&a);
+	free(ics);
 	free(etag);
 	return status;
 }

@@ -166,6 +166,14 @@ struct mbx_pim_codec {
 	int (*respond)(const char *ics, size_t len, const char *user, int answer,
 	               const char *instance, int64_t now, struct mbx_meeting_answer *out,
 	               const char **errstr);
+	/*
+	 * MeetingResponse: 1 when the calendar object held[0..held_len) is a
+	 * later revision of the meeting than the invitation ics[0..len)
+	 * (RFC 5546: the higher SEQUENCE, at equal SEQUENCE the later
+	 * DTSTAMP), 0 when it is not or either cannot be read. NULL: the
+	 * invitation answered is always taken as the newer.
+	 */
+	int (*newer)(const char *held, size_t held_len, const char *ics, size_t len);
 	int (*span)(enum mbx_class c, const char *data, size_t len, int64_t *start_r,
 	            int64_t *end_r, const char **errstr);
 	int (*remove_instance)(enum mbx_class c, const char *old, size_t old_len,

@@ -730,6 +730,70 @@ pim_meeting_respond(const char *ics, size_t len, const char *user, int answer,
 	return 0;
 }
 
+/* ---- Which revision is newer -------------------------------------------- */
+
+/* The VEVENT of vcal with the RECURRENCE-ID of c (none: the master), or NULL. */
+static icalcomponent *
+same_instance(icalcomponent *vcal, icalcomponent *c)
+{
+	icalproperty *want = icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
+
+	for (icalcomponent *e = icalcomponent_get_first_component(vcal, ICAL_VEVENT_COMPONENT); e;
+	     e = icalcomponent_get_next_component(vcal, ICAL_VEVENT_COMPONENT)) {
+		icalproperty *p = icalcomponent_get_first_property(e, ICAL_RECURRENCEID_PROPERTY);
+		if (want == NULL && p == NULL)
+			return e;
+		if (want != NULL && p != NULL &&
+		    icaltime_compare(icalproperty_get_recurrenceid(p),
+		                     icalproperty_get_recurrenceid(want)) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* SEQUENCE (0 when absent, RFC 5545 3.8.7.4) and DTSTAMP (null when absent) of c. */
+static void
+revision_of(icalcomponent *c, int *seq, struct icaltimetype *stamp)
+{
+	icalproperty *p = icalcomponent_get_first_property(c, ICAL_SEQUENCE_PROPERTY);
+
+	*seq = p ? icalproperty_get_sequence(p) : 0;
+	p = icalcomponent_get_first_property(c, ICAL_DTSTAMP_PROPERTY);
+	*stamp = p ? icalproperty_get_dtstamp(p) : icaltime_null_time();
+}
+
+int
+pim_meeting_newer(const char *a, size_t alen, const char *b, size_t blen)
+{
+	icalcomponent *va, *vb, *ca, *cb;
+	struct icaltimetype sa, sb;
+	const char *err, *ua, *ub;
+	int qa, qb, rv = 0;
+
+	pim_ical_init();
+	if ((va = pim_ical_parse(a, alen, &err)) == NULL)
+		return 0;
+	if ((vb = pim_ical_parse(b, blen, &err)) == NULL) {
+		icalcomponent_free(va);
+		return 0;
+	}
+	/* b's event (an invitation's: its master, else its first override) in a */
+	cb = invited_event(vb);
+	ca = cb ? same_instance(va, cb) : NULL;
+	if (ca == NULL)
+		ca = invited_event(va);
+	ua = ca ? pim_text(ca, ICAL_UID_PROPERTY) : NULL;
+	ub = cb ? pim_text(cb, ICAL_UID_PROPERTY) : NULL;
+	if (ua != NULL && ub != NULL && strcmp(ua, ub) == 0) {
+		revision_of(ca, &qa, &sa);
+		revision_of(cb, &qb, &sb);
+		rv = qa > qb || (qa == qb && icaltime_compare(sa, sb) > 0);
+	}
+	icalcomponent_free(va);
+	icalcomponent_free(vb);
+	return rv;
+}
+
 void
 pim_meeting_answer_clear(struct pim_meeting_answer *a)
 {

@@ -102,4 +102,15 @@ int pim_meeting_respond(const char *ics, size_t len, const char *user, int answe
                         const char **errstr);
 void pim_meeting_answer_clear(struct pim_meeting_answer *a);
 
+/*
+ * Whether the event of the calendar text a[0..alen) is a later revision
+ * than the one of b[0..blen) (RFC 5546 2.1.4, 2.1.5): the higher SEQUENCE
+ * (absent: 0), at equal SEQUENCE the later DTSTAMP. b's event is its
+ * master, else its first override (an invitation to one occurrence); a's
+ * is the VEVENT with the same RECURRENCE-ID, else its master. 1 when a is
+ * newer; 0 when it is not, when the UIDs differ or either text cannot be
+ * read (the caller then keeps to b).
+ */
+int pim_meeting_newer(const char *a, size_t alen, const char *b, size_t blen);
+
 #endif

@@ -261,6 +261,7 @@ const struct mbx_pim_codec pim_codec = {
     .from_eas = from_eas,
     .meeting = meeting,
     .respond = respond,
+    .newer = pim_meeting_newer,
     .span = span,
     .remove_instance = remove_instance,
 };

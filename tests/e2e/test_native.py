@@ -889,8 +889,11 @@ class NativeTests(E.Case):
         reaches the relay; the phone's next Sync of the calendar (Radicale) adds
         the event under that id with the user's answer. The same invitation
         answered again updates that event (one object with the UID on the
-        server, the same CalendarId, a Change on the next Sync); one whose
-        event another client put on the server is answered onto that object."""
+        server, the same CalendarId, a Change on the next Sync); the first
+        mail answered after the organizer's update was accepted keeps the
+        update (its time and SEQUENCE, the user's new answer, a REPLY with
+        SEQUENCE 1); one whose event another client put on the server is
+        answered onto that object."""
         tag = new_id("acc")
         uid = "%s@example.test" % tag
         subject = "Invitation: Roadmap %s" % tag
@@ -1012,6 +1015,73 @@ class NativeTests(E.Case):
         changes = [a for a in c.iter("Change") if text_of(a, "ServerId") == calid]
         self.assertEqual(len(changes), 1, E.ET.tostring(c)[:2000])
         self.assertEqual(text_of(changes[0], "ApplicationData/ResponseType"), "2")
+
+        # the organizer moves the meeting (SEQUENCE 1) and the phone accepts
+        # the update; then it answers the first mail (tentative, SendResponse):
+        # the calendar keeps the update, only the user's answer changes, and
+        # the REPLY carries SEQUENCE 1 (RFC 5546 2.1.5)
+        subject_upd = "Updated invitation: Roadmap %s" % tag
+        ics_upd = (ics.replace("SEQUENCE:0", "SEQUENCE:1")
+                   .replace("DTSTART:20270210T140000Z", "DTSTART:20270210T160000Z")
+                   .replace("DTEND:20270210T150000Z", "DTEND:20270210T170000Z")
+                   .replace("DTSTAMP:20261212T101500Z", "DTSTAMP:20261213T090000Z"))
+        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+        try:
+            imap.login("alice", "secret")
+            typ, _ = imap.append("INBOX", None, None,
+                                 raw.replace(ics, ics_upd).replace(subject, subject_upd).encode())
+            self.assertEqual(typ, "OK")
+        finally:
+            imap.logout()
+        item_upd = None
+        for _ in range(40):
+            key, c = sync(inbox, key)
+            if c is None:
+                break
+            for add in c.iter("Add"):
+                if text_of(add, ".//Subject") == subject_upd:
+                    item_upd = text_of(add, "ServerId")
+            if c.find("MoreAvailable") is None:
+                break
+        self.assertIsNotNone(item_upd, "the updated invitation was not synced")
+        r = phone.post("MeetingResponse", wbxml_doc(8, 0x07, [(8, 0x09, [
+            (8, 0x0C, "1"), (8, 0x06, inbox), (8, 0x08, item_upd)])]))
+        self.assertEqual(r.status, 200, r)
+        res = r.doc().find(".//Result")
+        self.assertEqual(text_of(res, "Status"), "1", r)
+        self.assertEqual(text_of(res, "CalendarId"), calid, r)
+        held = held_with(uid)
+        self.assertEqual(len(held), 1, "objects with the UID on the server: %r" % held)
+        self.assertIn("DTSTART:20270210T160000Z", held[0][1])
+        self.assertEqual(my_partstat(held[0][1]), "ACCEPTED")
+        r = phone.post("MeetingResponse", wbxml_doc(8, 0x07, [(8, 0x09, [
+            (8, 0x0C, "2"), (8, 0x06, inbox), (8, 0x08, item), (8, 0x12, None)])]))
+        self.assertEqual(r.status, 200, r)
+        res = r.doc().find(".//Result")
+        self.assertEqual(text_of(res, "Status"), "1", r)
+        self.assertEqual(text_of(res, "CalendarId"), calid, r)
+        held = held_with(uid)
+        self.assertEqual(len(held), 1, "objects with the UID on the server: %r" % held)
+        self.assertIn("DTSTART:20270210T160000Z", held[0][1])
+        self.assertIn("SEQUENCE:1", held[0][1])
+        self.assertNotIn("DTSTART:20270210T140000Z", held[0][1])
+        self.assertEqual(my_partstat(held[0][1]), "TENTATIVE")
+        found = E.H.relay_mail("Tentative: Roadmap %s" % tag)
+        self.assertEqual(len(found), 1, "the relay has the REPLY %d times" % len(found))
+        msg = email.message_from_bytes(found[0], policy=email.policy.default)
+        parts = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
+        self.assertEqual(len(parts), 1)
+        reply = parts[0].get_content()
+        if isinstance(reply, bytes):
+            reply = reply.decode()
+        self.assertIn("SEQUENCE:1", reply)
+        self.assertIn("PARTSTAT=TENTATIVE", reply)
+        ckey, c = sync(cal, ckey)
+        self.assertIsNotNone(c, "the calendar's next Sync is empty")
+        changes = [a for a in c.iter("Change") if text_of(a, "ServerId") == calid]
+        self.assertEqual(len(changes), 1, E.ET.tostring(c)[:2000])
+        self.assertEqual(text_of(changes[0], "ApplicationData/ResponseType"), "2")
+        self.assertEqual(text_of(changes[0], "ApplicationData/StartTime"), "20270210T160000Z")
 
         # an invitation whose event the calendar holds already, put there by
         # another client after abqd last looked (as a server's scheduling

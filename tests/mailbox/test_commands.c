@@ -5179,18 +5179,20 @@ t_respond(const char *ics, size_t len, const char *user, int answer, const char 
 		*errstr = "no invitation";
 		return -1;
 	}
-	/* the invitation's start (an updated one moves the meeting) */
-	const char *st = strstr(ics, "DTSTART:");
-	int stl = st ? (int)strcspn(st, "\r\n") : 0;
+	/* the invitation's start (an updated one moves the meeting) and SEQUENCE, kept */
+	const char *st = strstr(ics, "DTSTART:"), *sq = strstr(ics, "SEQUENCE:");
+	int stl = st ? (int)strcspn(st, "\r\n") : 0, sql = sq ? (int)strcspn(sq, "\r\n") : 0;
 	if (answer != 3 || instance != NULL)
-		out->object = xasprintf(
-		    "BEGIN:VCALENDAR\nUID:meeting-1@example.com\nATTENDEE;PARTSTAT=%s:"
-		    "mailto:%s\n%.*s%s%s%s%sEND:VCALENDAR\n",
-		    ps[answer], user, stl, st ? st : "", st ? "\n" : "",
-		    instance ? "INSTANCE:" : "", instance ? instance : "", instance ? "\n" : "");
+		out->object =
+		    xasprintf("BEGIN:VCALENDAR\nUID:meeting-1@example.com\nATTENDEE;PARTSTAT=%s:"
+		              "mailto:%s\n%.*s%s%.*s%s%s%s%sEND:VCALENDAR\n",
+		              ps[answer], user, stl, st ? st : "", st ? "\n" : "", sql,
+		              sq ? sq : "", sq ? "\n" : "", instance ? "INSTANCE:" : "",
+		              instance ? instance : "", instance ? "\n" : "");
 	out->reply = xasprintf("BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nATTENDEE;PARTSTAT=%s:mailto:%s"
-	                       "\r\nEND:VCALENDAR\r\n",
-	                       ps[answer], user);
+	                       "\r\n%.*s%s%.*s%sEND:VCALENDAR\r\n",
+	                       ps[answer], user, stl, st ? st : "", st ? "\r\n" : "", sql,
+	                       sq ? sq : "", sq ? "\r\n" : "");
 	out->organizer = xstrdup("anna@example.org");
 	out->uid = xstrdup("meeting-1@example.com");
 	out->summary = xstrdup("Planning");
@@ -5213,8 +5215,24 @@ t_cal_to_eas(enum mbx_class c, const char *data, size_t len, struct wbxml_node *
 	return 0;
 }
 
+/* The SEQUENCE of a text (0 when none). */
+static long
+t_sequence(const char *s, size_t len)
+{
+	const char *p = memmem(s, len, "SEQUENCE:", 9);
+
+	return p ? strtol(p + 9, NULL, 10) : 0;
+}
+
+/* The calendar's object newer than the invitation: the higher SEQUENCE alone. */
+static int
+t_newer(const char *held, size_t held_len, const char *ics, size_t len)
+{
+	return t_sequence(held, held_len) > t_sequence(ics, len);
+}
+
 static const struct mbx_pim_codec respond_codec = {
-    .to_eas = t_cal_to_eas, .from_eas = t_from_eas, .respond = t_respond};
+    .to_eas = t_cal_to_eas, .from_eas = t_from_eas, .respond = t_respond, .newer = t_newer};
 
 /* A MeetingResponse of one Request. */
 static struct wbxml_doc *
@@ -5504,6 +5522,112 @@ test_meeting_response_again(void **state)
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("3", "inbox", "1", false));
 	assert_string_equal(txt(r, "Result/Status"), "1");
 	assert_int_equal(mbx_memory_count(c.mm, "cal"), 0);
+	cx_done(&c);
+}
+
+/* The text/calendar part (base64) of the n-th mail sent by mm, decoded (malloc'd). */
+static char *
+sent_calendar(struct mbx_backend *mm, size_t n)
+{
+	size_t len, k = 0, outlen, errpos;
+	const char *sent = mbx_memory_sent(mm, n, &len), *p, *e, *err;
+	char *b64, *out;
+
+	assert_non_null(sent);
+	assert_non_null(p = strstr(sent, "method=REPLY"));
+	assert_non_null(p = strstr(p, "\r\n\r\n"));
+	assert_non_null(e = strstr(p + 4, "\r\n--"));
+	b64 = xmalloc((size_t)(e - p) + 1);
+	for (p += 4; p < e; p++)
+		if (*p != '\r' && *p != '\n')
+			b64[k++] = *p;
+	out = xmalloc(B64_DECODED_MAX(k) + 1);
+	assert_int_equal(b64_decode(b64, k, (unsigned char *)out, &outlen, &errpos, &err), 0);
+	out[outlen] = '\0';
+	free(b64);
+	return out;
+}
+
+/*
+ * MeetingResponse to an older invitation after a newer one (RFC 5546
+ * 2.1.5): the organizer's update (SEQUENCE 1, moved to 14:00) accepted,
+ * then the first mail (no SEQUENCE) answered tentative: the calendar keeps
+ * the update, only the user's answer changes (same CalendarId, one
+ * event), and the REPLY to the organizer carries SEQUENCE 1 and 14:00.
+ * Then one occurrence declined from the first mail (16.x InstanceId):
+ * made onto the event the calendar holds (its EXDATE, here the stand-in's
+ * INSTANCE line), Status 1, no CalendarId.
+ */
+static void
+test_meeting_response_older(void **state)
+{
+	struct cx c;
+	struct wbxml_node *r, *co;
+	char key[80], calid[MBX_ID_MAX + 1], rid[16], *obj, *reply;
+	size_t len;
+
+	(void)state;
+	cx_init(&c, 0);
+	c.pim = &respond_codec;
+	assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
+	cx_prime(&c, key);
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(mbx_memory_add_folder(k ? c.mm2 : c.mm, "cal", "0", "Calendar",
+		                                       MBX_FOLDER_CALENDAR, 3),
+		                 0);
+	assert_non_null(cx_serve(&c, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
+	co = pim_sync_in(&c, "cal", "0", NULL, NULL);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	co = pim_sync_in(&c, "cal", key, NULL, NULL);
+	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	snprintf(rid, sizeof(rid), "%u", (unsigned)deliver_update(&c));
+
+	/* the update accepted first */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", rid, false));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	snprintf(calid, sizeof(calid), "%s", txt(r, "Result/CalendarId"));
+	assert_true(calid[0] != '\0');
+
+	/* the older mail answered after it: the update kept, the user's answer set */
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("2", "inbox", "1", true));
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_string_equal(txt(r, "Result/CalendarId"), calid);
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 1);
+	assert_int_equal(mbx_memory_count(c.mm2, "cal"), 1);
+	obj = cal_object(&c, calid);
+	assert_non_null(obj);
+	assert_non_null(strstr(obj, "DTSTART:20260320T140000Z"));
+	assert_non_null(strstr(obj, "SEQUENCE:1"));
+	assert_non_null(strstr(obj, "PARTSTAT=TENTATIVE"));
+	assert_null(strstr(obj, "DTSTART:20260320T100000Z"));
+	assert_null(strstr(obj, "PARTSTAT=ACCEPTED"));
+	free(obj);
+	reply = sent_calendar(c.mm, 0);
+	assert_non_null(strstr(reply, "PARTSTAT=TENTATIVE"));
+	assert_non_null(strstr(reply, "SEQUENCE:1"));
+	assert_non_null(strstr(reply, "DTSTART:20260320T140000Z"));
+	free(reply);
+	assert_null(mbx_memory_sent(c.mm, 1, &len));
+
+	/* one occurrence of the older mail declined: onto the held event */
+	struct wbxml_doc *di = req_meeting("3", "inbox", "1", false);
+	wbxml_addn_text(wbxml_find(wbxml_doc_root(di), "Request"), "InstanceId",
+	                "2026-03-27T10:00:00.000Z");
+	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, di);
+	assert_string_equal(txt(r, "Result/Status"), "1");
+	assert_null(wbxml_find(r, "Result/CalendarId"));
+	assert_int_equal(mbx_memory_count(c.mm, "cal"), 1);
+	obj = cal_object(&c, calid);
+	assert_non_null(obj);
+	assert_non_null(strstr(obj, "INSTANCE:2026-03-27T10:00:00.000Z"));
+	assert_non_null(strstr(obj, "DTSTART:20260320T140000Z"));
+	assert_non_null(strstr(obj, "SEQUENCE:1"));
+	free(obj);
+	/* not the device's write: its next Sync brings the event, answered */
+	co = pim_sync_in(&c, "cal", key, NULL, NULL);
+	assert_int_equal(n_cmds(co), 1);
+	assert_string_equal(cmd_at(co, 0)->name, "Add");
+	assert_string_equal(txt(cmd_at(co, 0), "ServerId"), calid);
 	cx_done(&c);
 }
 
@@ -5923,6 +6047,7 @@ main(void)
 	    cmocka_unit_test(test_meeting_request_mail),
 	    cmocka_unit_test(test_meeting_response),
 	    cmocka_unit_test(test_meeting_response_again),
+	    cmocka_unit_test(test_meeting_response_older),
 	    cmocka_unit_test(test_calendar_filter),
 	    cmocka_unit_test(test_calendar_instances),
 	};

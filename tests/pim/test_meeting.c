@@ -615,16 +615,202 @@ test_respond_instance(void **state)
 	free(single);
 }
 
+/* s with its first from replaced by to (malloc'd); from must be there. */
+static char *
+subst(const char *s, const char *from, const char *to)
+{
+	const char *p = strstr(s, from);
+
+	assert_non_null(p);
+	return xasprintf("%.*s%s%s", (int)(p - s), s, to, p + strlen(from));
+}
+
+static char *
+subst2(char *s, const char *from, const char *to)
+{
+	char *r = subst(s, from, to);
+
+	free(s);
+	return r;
+}
+
+/*
+ * Which revision is newer (RFC 5546 2.1.4, 2.1.5): Bob's update of the
+ * Thunderbird invitation (SEQUENCE 1, moved an hour later, another room)
+ * against the first one, in both orders; at equal SEQUENCE the later
+ * DTSTAMP; the calendar's object made of the update (no METHOD, the
+ * user's PARTSTAT) against the first invitation; another UID or no
+ * calendar is never newer.
+ */
+static void
+test_newer_revision(void **state)
+{
+	size_t len;
+	char *orig = slurp("thunderbird_request.ics", &len), *upd, *stamp, *other, *noseq;
+	struct pim_meeting_answer a;
+	const char *err = NULL;
+
+	(void)state;
+	upd = subst(orig, "SEQUENCE:0", "SEQUENCE:1");
+	upd = subst2(upd, "DTSTAMP:20261210T081640Z", "DTSTAMP:20261211T120000Z");
+	stamp = subst(orig, "DTSTAMP:20261210T081640Z", "DTSTAMP:20261212T090000Z");
+	other = subst(upd, "UID:5f3c1e2a", "UID:6f3c1e2a");
+	noseq = subst(orig, "SEQUENCE:0\r\n", "");
+	if (strstr(orig, "\r\n") == NULL) {
+		free(noseq);
+		noseq = subst(orig, "SEQUENCE:0\n", "");
+	}
+	assert_int_equal(pim_meeting_newer(upd, strlen(upd), orig, len), 1);
+	assert_int_equal(pim_meeting_newer(orig, len, upd, strlen(upd)), 0);
+	assert_int_equal(pim_meeting_newer(orig, len, orig, len), 0);
+	/* equal SEQUENCE: the later DTSTAMP, whatever the order of the texts */
+	assert_int_equal(pim_meeting_newer(stamp, strlen(stamp), orig, len), 1);
+	assert_int_equal(pim_meeting_newer(orig, len, stamp, strlen(stamp)), 0);
+	/* a higher SEQUENCE wins over a later DTSTAMP */
+	assert_int_equal(pim_meeting_newer(stamp, strlen(stamp), upd, strlen(upd)), 0);
+	assert_int_equal(pim_meeting_newer(upd, strlen(upd), stamp, strlen(stamp)), 1);
+	/* no SEQUENCE is 0 */
+	assert_null(strstr(noseq, "SEQUENCE"));
+	assert_int_equal(pim_meeting_newer(upd, strlen(upd), noseq, strlen(noseq)), 1);
+	assert_int_equal(pim_meeting_newer(noseq, strlen(noseq), upd, strlen(upd)), 0);
+	/* the calendar's object of the update, against the first invitation */
+	assert_int_equal(
+	    pim_meeting_respond(upd, strlen(upd), USER, PIM_MEETING_ACCEPT, NULL, NOW, &a, &err),
+	    0);
+	assert_int_equal(pim_meeting_newer(a.object, strlen(a.object), orig, len), 1);
+	assert_int_equal(pim_meeting_newer(orig, len, a.object, strlen(a.object)), 0);
+	pim_meeting_answer_clear(&a);
+	/* another meeting, or no calendar: not newer */
+	assert_int_equal(pim_meeting_newer(other, strlen(other), orig, len), 0);
+	assert_int_equal(pim_meeting_newer("BEGIN:VCALENDAR\r\n", 17, orig, len), 0);
+	assert_int_equal(pim_meeting_newer(upd, strlen(upd), "no calendar", 11), 0);
+	free(orig);
+	free(upd);
+	free(stamp);
+	free(other);
+	free(noseq);
+}
+
+/*
+ * The first invitation answered (tentative) after the user accepted the
+ * update: the calendar's event is newer, and the answer made onto it
+ * keeps its time, room, SEQUENCE, alarm and the other attendee, the
+ * user's PARTSTAT set; the REPLY carries SEQUENCE 1.
+ */
+static void
+test_respond_onto_newer(void **state)
+{
+	size_t len;
+	char *orig = slurp("thunderbird_request.ics", &len), *upd, *held;
+	struct pim_meeting_answer a;
+	const char *err = NULL;
+	icalcomponent *obj, *rep;
+
+	(void)state;
+	upd = subst(orig, "SEQUENCE:0", "SEQUENCE:1");
+	upd = subst2(upd, "DTSTART;TZID=Europe/Berlin:20270115T100000",
+	             "DTSTART;TZID=Europe/Berlin:20270115T140000");
+	upd = subst2(upd, "DTEND;TZID=Europe/Berlin:20270115T110000",
+	             "DTEND;TZID=Europe/Berlin:20270115T150000");
+	upd = subst2(upd, "LOCATION:Room 4.12", "LOCATION:Room 5.01");
+	assert_int_equal(
+	    pim_meeting_respond(upd, strlen(upd), USER, PIM_MEETING_ACCEPT, NULL, NOW, &a, &err),
+	    0);
+	held = xstrdup(a.object);
+	pim_meeting_answer_clear(&a);
+
+	assert_int_equal(pim_meeting_newer(held, strlen(held), orig, len), 1);
+	assert_int_equal(pim_meeting_respond(held, strlen(held), USER, PIM_MEETING_TENTATIVE, NULL,
+	                                     NOW + 60, &a, &err),
+	                 0);
+	obj = parse_text(a.object);
+	assert_string_equal(partstat_of(obj, USER, NULL), "TENTATIVE");
+	assert_string_equal(partstat_of(obj, "dave@example.net", NULL), "NEEDS-ACTION");
+	assert_int_equal(props(obj, ICAL_ATTENDEE_PROPERTY), 2);
+	assert_non_null(strstr(a.object, "DTSTART;TZID=Europe/Berlin:20270115T140000"));
+	assert_non_null(strstr(a.object, "DTEND;TZID=Europe/Berlin:20270115T150000"));
+	assert_non_null(strstr(a.object, "LOCATION:Room 5.01"));
+	assert_non_null(strstr(a.object, "SEQUENCE:1"));
+	assert_non_null(strstr(a.object, "BEGIN:VALARM"));
+	assert_null(strstr(a.object, "20270115T100000"));
+	assert_null(strstr(a.object, "Room 4.12"));
+	rep = parse_text(a.reply);
+	assert_string_equal(partstat_of(rep, USER, NULL), "TENTATIVE");
+	assert_non_null(strstr(a.reply, "SEQUENCE:1"));
+	assert_null(strstr(a.reply, "SEQUENCE:0"));
+	icalcomponent_free(rep);
+	icalcomponent_free(obj);
+	pim_meeting_answer_clear(&a);
+	free(held);
+	free(upd);
+	free(orig);
+}
+
+/*
+ * One occurrence of Outlook's weekly meeting declined from the mail after
+ * the series was accepted: made onto the calendar's event (the invitation
+ * no newer), it gains the EXDATE next to the one it had, the user's
+ * PARTSTAT on the series stays ACCEPTED.
+ */
+static void
+test_respond_decline_onto_held(void **state)
+{
+	size_t len;
+	char *ics = slurp("outlook_weekly.ics", &len), *held;
+	struct pim_meeting_answer a;
+	const char *err = NULL;
+	icalcomponent *obj, *m;
+	int64_t mon = 1800277200; /* 2027-01-18T13:00:00Z */
+	int n = 0;
+
+	(void)state;
+	assert_int_equal(
+	    pim_meeting_respond(ics, len, USER, PIM_MEETING_ACCEPT, NULL, NOW, &a, &err), 0);
+	held = xstrdup(a.object);
+	pim_meeting_answer_clear(&a);
+	assert_int_equal(pim_meeting_newer(held, strlen(held), ics, len), 0);
+	assert_int_equal(pim_meeting_newer(ics, len, held, strlen(held)), 0);
+
+	assert_int_equal(
+	    pim_meeting_respond(held, strlen(held), USER, PIM_MEETING_DECLINE, &mon, NOW, &a, &err),
+	    0);
+	assert_non_null(a.object);
+	obj = parse_text(a.object);
+	assert_int_equal(icalcomponent_count_components(obj, ICAL_VEVENT_COMPONENT), 1);
+	m = icalcomponent_get_first_component(obj, ICAL_VEVENT_COMPONENT);
+	for (icalproperty *p = icalcomponent_get_first_property(m, ICAL_EXDATE_PROPERTY); p;
+	     p = icalcomponent_get_next_property(m, ICAL_EXDATE_PROPERTY))
+		n++;
+	assert_int_equal(n, 2);
+	assert_non_null(strstr(a.object, "20270118T140000"));
+	assert_non_null(strstr(a.object, "20270120T140000"));
+	assert_string_equal(partstat_of(obj, USER, NULL), "ACCEPTED");
+	assert_non_null(strstr(a.reply, "RECURRENCE-ID:20270118T130000Z"));
+	assert_non_null(strstr(a.reply, "PARTSTAT=DECLINED"));
+	icalcomponent_free(obj);
+	pim_meeting_answer_clear(&a);
+	free(held);
+	free(ics);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_thunderbird_request), cmocka_unit_test(test_outlook_weekly),
-	    cmocka_unit_test(test_google_allday),       cmocka_unit_test(test_google_exception),
-	    cmocka_unit_test(test_iphone_cancel),       cmocka_unit_test(test_not_invitations),
-	    cmocka_unit_test(test_thunderbird_mail),    cmocka_unit_test(test_goid_layout),
-	    cmocka_unit_test(test_respond_accept),      cmocka_unit_test(test_respond_others),
+	    cmocka_unit_test(test_thunderbird_request),
+	    cmocka_unit_test(test_outlook_weekly),
+	    cmocka_unit_test(test_google_allday),
+	    cmocka_unit_test(test_google_exception),
+	    cmocka_unit_test(test_iphone_cancel),
+	    cmocka_unit_test(test_not_invitations),
+	    cmocka_unit_test(test_thunderbird_mail),
+	    cmocka_unit_test(test_goid_layout),
+	    cmocka_unit_test(test_respond_accept),
+	    cmocka_unit_test(test_respond_others),
 	    cmocka_unit_test(test_respond_instance),
+	    cmocka_unit_test(test_newer_revision),
+	    cmocka_unit_test(test_respond_onto_newer),
+	    cmocka_unit_test(test_respond_decline_onto_held),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
