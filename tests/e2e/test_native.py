@@ -934,16 +934,35 @@ class NativeTests(E.Case):
 
         ckey, _ = sync(cal, "0")
         ckey, _ = sync(cal, ckey)
-        key, item = phone.sync0(self, inbox), None
-        for _ in range(40):
-            key, c = sync(inbox, key)
-            if c is None:
-                break
-            for add in c.iter("Add"):
-                if text_of(add, ".//Subject") == subject:
-                    item = text_of(add, "ServerId")
-            if c.find("MoreAvailable") is None:
-                break
+        key = phone.sync0(self, inbox)
+
+        def synced(want):
+            """Sync the inbox until a mail with Subject want is added: its ServerId."""
+            nonlocal key
+            found = None
+            for _ in range(40):
+                key, c = sync(inbox, key)
+                if c is None:
+                    break
+                for add in c.iter("Add"):
+                    if text_of(add, ".//Subject") == want:
+                        found = text_of(add, "ServerId")
+                if c.find("MoreAvailable") is None:
+                    break
+            return found
+
+        def deliver(mail, want):
+            """Put mail into alice's INBOX over IMAP; its ServerId once synced."""
+            imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+            try:
+                imap.login("alice", "secret")
+                typ, _ = imap.append("INBOX", None, None, mail.encode())
+                self.assertEqual(typ, "OK")
+            finally:
+                imap.logout()
+            return synced(want)
+
+        item = synced(subject)
         self.assertIsNotNone(item, "the invitation was not synced")
         body = wbxml_doc(8, 0x07, [(8, 0x09, [(8, 0x0C, "1"), (8, 0x06, inbox),
                                               (8, 0x08, item), (8, 0x12, None)])])
@@ -1025,24 +1044,7 @@ class NativeTests(E.Case):
                    .replace("DTSTART:20270210T140000Z", "DTSTART:20270210T160000Z")
                    .replace("DTEND:20270210T150000Z", "DTEND:20270210T170000Z")
                    .replace("DTSTAMP:20261212T101500Z", "DTSTAMP:20261213T090000Z"))
-        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
-        try:
-            imap.login("alice", "secret")
-            typ, _ = imap.append("INBOX", None, None,
-                                 raw.replace(ics, ics_upd).replace(subject, subject_upd).encode())
-            self.assertEqual(typ, "OK")
-        finally:
-            imap.logout()
-        item_upd = None
-        for _ in range(40):
-            key, c = sync(inbox, key)
-            if c is None:
-                break
-            for add in c.iter("Add"):
-                if text_of(add, ".//Subject") == subject_upd:
-                    item_upd = text_of(add, "ServerId")
-            if c.find("MoreAvailable") is None:
-                break
+        item_upd = deliver(raw.replace(ics, ics_upd).replace(subject, subject_upd), subject_upd)
         self.assertIsNotNone(item_upd, "the updated invitation was not synced")
         r = phone.post("MeetingResponse", wbxml_doc(8, 0x07, [(8, 0x09, [
             (8, 0x0C, "1"), (8, 0x06, inbox), (8, 0x08, item_upd)])]))
@@ -1094,24 +1096,7 @@ class NativeTests(E.Case):
                          ics2.replace("METHOD:REQUEST\r\n", "").encode(),
                          {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
         self.assertIn(st, (200, 201, 204))
-        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
-        try:
-            imap.login("alice", "secret")
-            typ, _ = imap.append("INBOX", None, None,
-                                 raw.replace(ics, ics2).replace(subject, subject2).encode())
-            self.assertEqual(typ, "OK")
-        finally:
-            imap.logout()
-        item2 = None
-        for _ in range(40):
-            key, c = sync(inbox, key)
-            if c is None:
-                break
-            for add in c.iter("Add"):
-                if text_of(add, ".//Subject") == subject2:
-                    item2 = text_of(add, "ServerId")
-            if c.find("MoreAvailable") is None:
-                break
+        item2 = deliver(raw.replace(ics, ics2).replace(subject, subject2), subject2)
         self.assertIsNotNone(item2, "the second invitation was not synced")
         r = phone.post("MeetingResponse", wbxml_doc(8, 0x07, [(8, 0x09, [
             (8, 0x0C, "1"), (8, 0x06, inbox), (8, 0x08, item2)])]))

@@ -5280,6 +5280,27 @@ cal_object(struct cx *c, const char *id)
 }
 
 /*
+ * An empty calendar "cal" in both mailboxes, announced by a FolderSync and
+ * synced by the device (its first two Syncs: nothing in it); its SyncKey
+ * into key.
+ */
+static void
+meeting_calendar(struct cx *c, char key[80])
+{
+	struct wbxml_node *co;
+
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(mbx_memory_add_folder(k ? c->mm2 : c->mm, "cal", "0", "Calendar",
+		                                       MBX_FOLDER_CALENDAR, 3),
+		                 0);
+	assert_non_null(cx_serve(c, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
+	co = pim_sync_in(c, "cal", "0", NULL, NULL);
+	snprintf(key, 80, "%s", txt(co, "SyncKey"));
+	co = pim_sync_in(c, "cal", key, NULL, NULL);
+	assert_null(wbxml_find(co, "Commands"));
+	snprintf(key, 80, "%s", txt(co, "SyncKey"));
+}
+/*
  * MeetingResponse: accepting a meeting request mail writes the event to the
  * default calendar with the user's PARTSTAT (Status 1, its CalendarId),
  * which the device's next Sync of the calendar brings; answering that
@@ -5312,16 +5333,7 @@ test_meeting_response(void **state)
 	assert_string_equal(txt(r, "Result/Status"), "3");
 	assert_null(wbxml_find(r, "Result/CalendarId"));
 
-	for (int k = 0; k < 2; k++)
-		assert_int_equal(mbx_memory_add_folder(k ? c.mm2 : c.mm, "cal", "0", "Calendar",
-		                                       MBX_FOLDER_CALENDAR, 3),
-		                 0);
-	assert_non_null(cx_serve(&c, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
-	co = pim_sync_in(&c, "cal", "0", NULL, NULL);
-	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-	co = pim_sync_in(&c, "cal", key, NULL, NULL);
-	assert_null(wbxml_find(co, "Commands"));
-	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	meeting_calendar(&c, key);
 
 	/* accepted: in the calendar, the device's next Sync brings it */
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
@@ -5457,15 +5469,7 @@ test_meeting_response_again(void **state)
 	c.pim = &respond_codec;
 	assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
 	cx_prime(&c, key);
-	for (int k = 0; k < 2; k++)
-		assert_int_equal(mbx_memory_add_folder(k ? c.mm2 : c.mm, "cal", "0", "Calendar",
-		                                       MBX_FOLDER_CALENDAR, 3),
-		                 0);
-	assert_non_null(cx_serve(&c, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
-	co = pim_sync_in(&c, "cal", "0", NULL, NULL);
-	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-	co = pim_sync_in(&c, "cal", key, NULL, NULL);
-	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	meeting_calendar(&c, key);
 
 	/* accepted, then the same mail answered again (tentative): one event, updated */
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
@@ -5571,15 +5575,7 @@ test_meeting_response_older(void **state)
 	c.pim = &respond_codec;
 	assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
 	cx_prime(&c, key);
-	for (int k = 0; k < 2; k++)
-		assert_int_equal(mbx_memory_add_folder(k ? c.mm2 : c.mm, "cal", "0", "Calendar",
-		                                       MBX_FOLDER_CALENDAR, 3),
-		                 0);
-	assert_non_null(cx_serve(&c, EAS_CMD_FOLDERSYNC, req_foldersync("0")));
-	co = pim_sync_in(&c, "cal", "0", NULL, NULL);
-	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
-	co = pim_sync_in(&c, "cal", key, NULL, NULL);
-	snprintf(key, sizeof(key), "%s", txt(co, "SyncKey"));
+	meeting_calendar(&c, key);
 	snprintf(rid, sizeof(rid), "%u", (unsigned)deliver_update(&c));
 
 	/* the update accepted first */
