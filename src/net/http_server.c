@@ -1108,7 +1108,8 @@ conn_parse_direct(struct http_conn *c, const char *buf, size_t n)
  * The event is edge-triggered (EV_ET) while no output waits (conn_rev_mode):
  * epoll reports the socket when bytes arrive, not again on every wait while
  * they are unread (level-triggered, each socket reported is polled once more
- * by the next epoll_wait: about 3% of the proxy's CPU). A read that fills the
+ * by the next epoll_wait; the proxy benchmark answers 3% more requests
+ * edge-triggered, bench/RESULTS.md). A read that fills the
  * buffer may have left bytes behind, and an interrupted one read nothing;
  * bytes that came with the peer's FIN (EV_CLOSED, epoll's EPOLLRDHUP) leave
  * the end of the stream to read: each runs this callback again on the same

@@ -141,6 +141,17 @@ class NativeHarness(E.Harness):
                                       seconds, settle=0.5)
 
 
+def append_inbox(tc, mail):
+    """Put the message mail (text) into alice's INBOX over IMAP."""
+    imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
+    try:
+        imap.login("alice", "secret")
+        typ, _ = imap.append("INBOX", None, None, mail.encode())
+        tc.assertEqual(typ, "OK")
+    finally:
+        imap.logout()
+
+
 def fsync(phone, key):
     """FolderSync from key."""
     return phone.post("FolderSync", wbxml(foldersync_xml(key)))
@@ -742,13 +753,7 @@ class NativeTests(E.Case):
                 "Content-Disposition: attachment; filename=\"report.pdf\"\r\n"
                 "Content-Transfer-Encoding: base64\r\n\r\n%s--b1--\r\n"
                 % (orig_subject, tag, b64))
-        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
-        try:
-            imap.login("alice", "secret")
-            typ, _ = imap.append("INBOX", None, None, orig.encode())
-            self.assertEqual(typ, "OK")
-        finally:
-            imap.logout()
+        append_inbox(self, orig)
 
         phone = Phone(device_id=new_id("fwd"))
         fs = phone.folders(self)
@@ -848,13 +853,7 @@ class NativeTests(E.Case):
                "Bob has invited you to: Design review\r\n"
                "--alt\r\nContent-Type: text/calendar; charset=UTF-8; method=REQUEST\r\n\r\n"
                "%s--alt--\r\n" % (subject, ics))
-        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
-        try:
-            imap.login("alice", "secret")
-            typ, _ = imap.append("INBOX", None, None, raw.encode())
-            self.assertEqual(typ, "OK")
-        finally:
-            imap.logout()
+        append_inbox(self, raw)
         phone = Phone(device_id=new_id("meet"))
         inbox = phone.inbox(self)
         key, found = phone.sync0(self, inbox), None
@@ -912,13 +911,7 @@ class NativeTests(E.Case):
                "--alt\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nRoadmap.\r\n"
                "--alt\r\nContent-Type: text/calendar; charset=UTF-8; method=REQUEST\r\n\r\n"
                "%s--alt--\r\n--mix--\r\n" % (subject, ics))
-        imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
-        try:
-            imap.login("alice", "secret")
-            typ, _ = imap.append("INBOX", None, None, raw.encode())
-            self.assertEqual(typ, "OK")
-        finally:
-            imap.logout()
+        append_inbox(self, raw)
         phone = Phone(device_id=new_id("mresp"), version="16.1")
         fs = phone.folders(self)
         inbox = [f[0] for f in fs if f[3] == "2"][0]
@@ -953,13 +946,7 @@ class NativeTests(E.Case):
 
         def deliver(mail, want):
             """Put mail into alice's INBOX over IMAP; its ServerId once synced."""
-            imap = imaplib.IMAP4("127.0.0.1", E.H.imap_port)
-            try:
-                imap.login("alice", "secret")
-                typ, _ = imap.append("INBOX", None, None, mail.encode())
-                self.assertEqual(typ, "OK")
-            finally:
-                imap.logout()
+            append_inbox(self, mail)
             return synced(want)
 
         item = synced(subject)

@@ -5300,6 +5300,21 @@ meeting_calendar(struct cx *c, char key[80])
 	assert_null(wbxml_find(co, "Commands"));
 	snprintf(key, 80, "%s", txt(co, "SyncKey"));
 }
+
+/*
+ * A mailbox with the meeting request mail (item 1 of the inbox), the
+ * stand-in PIM codec, the inbox primed and the empty calendar synced; the
+ * calendar's SyncKey into key.
+ */
+static void
+meeting_cx(struct cx *c, char key[80])
+{
+	cx_init(c, 0);
+	c->pim = &respond_codec;
+	assert_int_equal(cx_deliver(c, "meeting_request.eml"), 1);
+	cx_prime(c, key);
+	meeting_calendar(c, key);
+}
 /*
  * MeetingResponse: accepting a meeting request mail writes the event to the
  * default calendar with the user's PARTSTAT (Status 1, its CalendarId),
@@ -5465,11 +5480,7 @@ test_meeting_response_again(void **state)
 	uint32_t upd;
 
 	(void)state;
-	cx_init(&c, 0);
-	c.pim = &respond_codec;
-	assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
-	cx_prime(&c, key);
-	meeting_calendar(&c, key);
+	meeting_cx(&c, key);
 
 	/* accepted, then the same mail answered again (tentative): one event, updated */
 	r = cx_serve(&c, EAS_CMD_MEETINGRESPONSE, req_meeting("1", "inbox", "1", false));
@@ -5571,11 +5582,7 @@ test_meeting_response_older(void **state)
 	size_t len;
 
 	(void)state;
-	cx_init(&c, 0);
-	c.pim = &respond_codec;
-	assert_int_equal(cx_deliver(&c, "meeting_request.eml"), 1);
-	cx_prime(&c, key);
-	meeting_calendar(&c, key);
+	meeting_cx(&c, key);
 	snprintf(rid, sizeof(rid), "%u", (unsigned)deliver_update(&c));
 
 	/* the update accepted first */

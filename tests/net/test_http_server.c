@@ -803,6 +803,21 @@ test_request_line(void **state)
 	close(fd);
 }
 
+#define REQ_CAP (32 * 1024)
+
+/* Append len bytes of s (or len times the byte fill when s is NULL) at b[*n]. */
+static void
+buf_put(char *b, size_t cap, size_t *n, const char *s, size_t len, char fill)
+{
+	assert_true(len <= cap - *n);
+	if (s != NULL)
+		memcpy(b + *n, s, len);
+	else
+		memset(b + *n, fill, len);
+	*n += len;
+}
+#define BUF_LIT(b, n, lit) buf_put(b, REQ_CAP, n, lit, sizeof(lit) - 1, 0)
+
 /*
  * The target counts against max_header_size (4 KiB here) however the line is
  * read: a 3,000-byte target is served, the same with a header that takes
@@ -820,7 +835,7 @@ test_request_line_cap(void **state)
 		int status;
 	} cases[] = {
 	    {3000, false, 200}, {3000, true, 431}, {4200, false, 431}, {20000, false, 431}};
-	char *req = malloc(32 * 1024);
+	char *req = malloc(REQ_CAP);
 	struct http_server_conf c;
 	struct resp r;
 
@@ -831,17 +846,15 @@ test_request_line_cap(void **state)
 		int fd = cli_connect(F.port);
 		size_t n = 0;
 
-		n += (size_t)sprintf(req + n, "POST /");
-		memset(req + n, 'a', cases[i].target - 1);
-		n += cases[i].target - 1;
-		n += (size_t)sprintf(req + n, " HTTP/1.1\r\nHost: x\r\n");
+		BUF_LIT(req, &n, "POST /");
+		buf_put(req, REQ_CAP, &n, NULL, cases[i].target - 1, 'a');
+		BUF_LIT(req, &n, " HTTP/1.1\r\nHost: x\r\n");
 		if (cases[i].header) {
-			n += (size_t)sprintf(req + n, "X-Big: ");
-			memset(req + n, 'v', 2000);
-			n += 2000;
-			n += (size_t)sprintf(req + n, "\r\n");
+			BUF_LIT(req, &n, "X-Big: ");
+			buf_put(req, REQ_CAP, &n, NULL, 2000, 'v');
+			BUF_LIT(req, &n, "\r\n");
 		}
-		n += (size_t)sprintf(req + n, "Content-Length: 0\r\n\r\n");
+		BUF_LIT(req, &n, "Content-Length: 0\r\n\r\n");
 		cli_send(fd, req, n);
 		assert_int_equal(read_response(fd, &r), 0);
 		if (r.status != cases[i].status)
@@ -888,8 +901,13 @@ test_burst(void **state)
 	snprintf(want, sizeof(want), "POST /big %zu client=127.0.0.1", blen);
 	assert_string_equal((char *)r.body, want);
 	free(r.body);
-	for (int i = 0; i < 600; i++)
-		n += (size_t)sprintf(many + n, "POST /p%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+	for (int i = 0; i < 600; i++) {
+		int k =
+		    snprintf(many + n, 600 * 64 - n, "POST /p%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+
+		assert_true(k > 0 && (size_t)k < 600 * 64 - n);
+		n += (size_t)k;
+	}
 	assert_true(n > 16 * 1024);
 	cli_send(fd, many, n);
 	for (int i = 0; i < 600; i++) {
