@@ -53,6 +53,7 @@
 #include "lib/metrics.h"
 #include "lib/timers.h"
 #include "lib/util.h"
+#include "net/http_lines.h"
 #include "net/net.h"
 
 #define ADDR_BUCKETS    1024
@@ -961,8 +962,15 @@ conn_parse(struct http_conn *c, const char *buf, size_t n)
 {
 	size_t off = 0;
 
-	if (!c->started && c->state == C_READING)
-		off = conn_line(c, buf, n);
+	if (!c->started && c->state == C_READING && (off = conn_line(c, buf, n)) > 0) {
+		/* the phone's header lines, while plain (http_lines.h) */
+		off += http_lines(&c->parser, &c->srv->settings, buf + off, n - off);
+		if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
+			conn_fail(c, c->err_status ? c->err_status : 400,
+			          http_errno_description(HTTP_PARSER_ERRNO(&c->parser)));
+			return n;
+		}
+	}
 
 	while (off < n && c->state == C_READING) {
 		size_t k = http_parser_execute(&c->parser, &c->srv->settings, buf + off, n - off);

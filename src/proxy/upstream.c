@@ -75,6 +75,7 @@
 #include "lib/metrics.h"
 #include "lib/timers.h"
 #include "lib/util.h"
+#include "net/http_lines.h"
 #include "net/tls.h"
 
 #define MAX_HEADER_BLOCK (64 * 1024)
@@ -689,6 +690,23 @@ conn_end_of_stream(struct up_conn *c)
 }
 
 /*
+ * The first bytes of the response: its status line and the plain lines of its
+ * header block without libhttp-parser's byte walk (net/http_lines.h), then the
+ * parser over the rest, as http_parser_execute would return.
+ */
+static size_t
+response_head(struct upstream_req *req, const char *p, size_t len)
+{
+	size_t n = http_status_line(&req->parser, &parser_settings, p, len);
+
+	if (n > 0 && HTTP_PARSER_ERRNO(&req->parser) == HPE_OK)
+		n += http_lines(&req->parser, &parser_settings, p + n, len - n);
+	if (n < len && HTTP_PARSER_ERRNO(&req->parser) == HPE_OK)
+		n += http_parser_execute(&req->parser, &parser_settings, p + n, len - n);
+	return n;
+}
+
+/*
  * Feed the input to the parser until it is empty, the caller pauses, or the
  * response ends; then act on what happened. The input is buf[0..blen) when
  * buf is given (bytes just read, nothing buffered before them; what the
@@ -726,9 +744,13 @@ conn_process_from(struct up_conn *c, const char *buf, size_t blen)
 			p = v.iov_base;
 			len = v.iov_len;
 		}
-		req->got_byte = true;
 		progress = true;
-		n = http_parser_execute(&req->parser, &parser_settings, p, len);
+		if (!req->got_byte) {
+			req->got_byte = true;
+			n = response_head(req, p, len);
+		} else {
+			n = http_parser_execute(&req->parser, &parser_settings, p, len);
+		}
 		if (buf != NULL) {
 			buf += n;
 			blen -= n;

@@ -1,0 +1,193 @@
+/*
+ * http_lines.c: plain header lines to libhttp-parser's callbacks (http_lines.h).
+ *
+ * Why by hand: libhttp-parser (Debian's 2.9.4) reads a header block one byte
+ * at a time through a switch of some sixty states, matching every name
+ * against the five it interprets and checking every value byte; on the
+ * benchmark's FolderSync request and the upstream's answer that walk is about
+ * 10,000 instructions, a third of what abqd runs per proxied request
+ * (bench/callgrind.sh). The common line, a token, a colon, one space and a
+ * value of visible bytes ended by CRLF, needs one table look-up per byte.
+ *
+ * What makes the result the parser's own. For such a line the parser calls
+ * on_header_field with the name and, at the CR, on_header_value with the
+ * bytes from the first one after the colon's spaces and tabs up to the CR,
+ * trailing blanks included; it keeps no other state for a name outside the
+ * five it interprets, and the bytes checked here are a subset of those it
+ * accepts. The lines it interprets go through it; so do lines it would read
+ * otherwise or in a way not reproduced here: a blank before the colon (its
+ * lenient name table takes a space), an empty value, a byte it refuses or a
+ * control byte, a bare LF, a line the next one folds into (SP or HTAB after
+ * the CRLF), a line cut by the end of the buffer. Its own header-size count
+ * (80 KiB) sees only the lines it reads; the callers cap the block themselves
+ * (http_server.c at max_header_size, 16 KiB; upstream.c at 64 KiB), well
+ * below the count that a plain line's bytes could reach.
+ */
+#include "net/http_lines.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+enum {
+	C_TOKEN = 1,  /* RFC 9110 tchar */
+	C_VALUE = 2,  /* a value byte here: HTAB, SP, VCHAR, obs-text */
+	C_VSTART = 4, /* the first byte of a value: C_VALUE without SP and HTAB */
+};
+
+static const uint8_t cls[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, /* HTAB */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* */
+    2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6, /* SP ! " # ... / */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, /* 0-9 : ; < = > ? */
+    6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, /* @ A-O */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7, /* P-Z [ \ ] ^ _ */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, /* ` a-o */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0, /* p-z { | } ~ DEL */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* obs-text */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
+};
+
+/* name[0..len) equals lower (lower case) in ASCII case-insensitively; name is tokens. */
+static bool
+name_is(const char *name, size_t len, const char *lower, size_t llen)
+{
+	if (len != llen)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		/* tokens only: setting 0x20 lower-cases a letter and maps no
+		 * other token byte onto a lower-case letter or '-' */
+		if (((unsigned char)name[i] | 0x20) != (unsigned char)lower[i])
+			return false;
+	}
+	return true;
+}
+
+/* One of the names libhttp-parser interprets (its header_state matching). */
+static bool
+framing_name(const char *name, size_t len)
+{
+#define IS(s) name_is(name, len, s, sizeof(s) - 1)
+	switch (len) {
+	case 7:
+		return IS("upgrade");
+	case 10:
+		return IS("connection");
+	case 14:
+		return IS("content-length");
+	case 16:
+		return IS("proxy-connection");
+	case 17:
+		return IS("transfer-encoding");
+	default:
+		return false;
+	}
+#undef IS
+}
+
+/*
+ * No byte of [p, end) is a control byte but HTAB, or DEL (a value's bytes
+ * once its first one is known to be visible). Eight bytes at a time: a word
+ * with no byte below 0x20 and none equal to 0x7f is taken whole; one that has
+ * such a byte (an HTAB, most likely) is looked at byte by byte.
+ */
+static bool
+value_ok(const unsigned char *p, const unsigned char *end)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+
+	for (; end - p >= 8; p += 8) {
+		uint64_t w, del;
+
+		memcpy(&w, p, 8);
+		del = w ^ (0x7f * ones);
+		/* some byte < 0x20, or some byte == 0x7f (exact as a test for any) */
+		if ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs) {
+			for (int i = 0; i < 8; i++) {
+				if (!(cls[p[i]] & C_VALUE))
+					return false;
+			}
+		}
+	}
+	for (; p < end; p++) {
+		if (!(cls[*p] & C_VALUE))
+			return false;
+	}
+	return true;
+}
+
+size_t
+http_lines(http_parser *p, const http_parser_settings *s, const char *buf, size_t n)
+{
+	const unsigned char *b = (const unsigned char *)buf, *end = b + n, *line = b;
+
+	while (line < end) {
+		const unsigned char *q = line, *v, *cr;
+		size_t nlen;
+
+		/* the line's CR (a CR is no name or value byte: nothing is skipped) */
+		cr = memchr(line, '\r', (size_t)(end - line));
+		if (cr == NULL || end - cr < 3 || cr[1] != '\n' || cr[2] == ' ' || cr[2] == '\t')
+			break; /* cut by the buffer, a bare CR, or folded into by the next line */
+		/* the name, up to the colon (the CR stops the loop at the latest) */
+		while (cls[*q] & C_TOKEN)
+			q++;
+		if (q == line || *q != ':')
+			break;
+		nlen = (size_t)(q - line);
+		q++;
+		if (*q == ' ')
+			q++;
+		/* the value: a visible first byte, then no control byte to the CR */
+		v = q;
+		if (!(cls[*v] & C_VSTART) || !value_ok(v + 1, cr))
+			break;
+		if (framing_name((const char *)line, nlen)) {
+			size_t len = (size_t)(cr + 2 - line);
+			size_t k = http_parser_execute(p, s, (const char *)line, len);
+
+			if (k != len || HTTP_PARSER_ERRNO(p) != HPE_OK)
+				return (size_t)(line - b) + k;
+		} else {
+			if (s->on_header_field != NULL &&
+			    s->on_header_field(p, (const char *)line, nlen) != 0) {
+				p->http_errno = HPE_CB_header_field;
+				return (size_t)(line - b);
+			}
+			if (s->on_header_value != NULL &&
+			    s->on_header_value(p, (const char *)v, (size_t)(cr - v)) != 0) {
+				p->http_errno = HPE_CB_header_value;
+				return (size_t)(line - b);
+			}
+		}
+		line = cr + 2;
+	}
+	return (size_t)(line - b);
+}
+
+size_t
+http_status_line(http_parser *p, const http_parser_settings *s, const char *buf, size_t n)
+{
+	const char *q = buf + 13, *end = buf + n;
+	size_t len, k;
+
+	/* "HTTP/1.x NNN " */
+	if (n < 15 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
+	    buf[8] != ' ' || (unsigned)(buf[9] - '0') > 9 || (unsigned)(buf[10] - '0') > 9 ||
+	    (unsigned)(buf[11] - '0') > 9 || buf[12] != ' ')
+		return 0;
+	/* the reason, to the line's end: CRLF, whole in buf */
+	while (q < end && *q != '\r' && *q != '\n')
+		q++;
+	if (end - q < 2 || q[0] != '\r' || q[1] != '\n')
+		return 0;
+	len = (size_t)(q + 2 - buf);
+	k = http_parser_execute(p, s, buf, len);
+	return HTTP_PARSER_ERRNO(p) == HPE_OK && k == len ? len : k;
+}
