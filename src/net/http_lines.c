@@ -69,11 +69,18 @@ name_is(const char *name, size_t len, const char *lower, size_t llen)
 	return true;
 }
 
-/* One of the names libhttp-parser interprets (its header_state matching). */
+/*
+ * A name libhttp-parser interprets (its header_state matching): one of five,
+ * or any name that starts with "transfer-encoding", for which the parser
+ * notes a Transfer-Encoding (F_TRANSFER_ENCODING, which makes it refuse a
+ * request that is not chunked) as soon as it has matched that far.
+ */
 static bool
 framing_name(const char *name, size_t len)
 {
 #define IS(s) name_is(name, len, s, sizeof(s) - 1)
+	if (len > 17 && name_is(name, 17, "transfer-encoding", 17))
+		return true;
 	switch (len) {
 	case 7:
 		return IS("upgrade");
@@ -89,6 +96,19 @@ framing_name(const char *name, size_t len)
 		return false;
 	}
 #undef IS
+}
+
+/*
+ * "Connection: keep-alive" in an HTTP/1.1 message: the parser would only set
+ * F_CONNECTION_KEEP_ALIVE, which it reads for HTTP/1.0 alone
+ * (http_should_keep_alive), and abqd never; such a line is taken as a plain
+ * one. Both sides send it on every message of a kept-alive connection.
+ */
+static bool
+keep_alive_11(const http_parser *p, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	return p->http_major == 1 && p->http_minor == 1 && nlen == 10 &&
+	       name_is(name, nlen, "connection", 10) && name_is(v, vlen, "keep-alive", 10);
 }
 
 /*
@@ -148,7 +168,9 @@ http_lines(http_parser *p, const http_parser_settings *s, const char *buf, size_
 		v = q;
 		if (!(cls[*v] & C_VSTART) || !value_ok(v + 1, cr))
 			break;
-		if (framing_name((const char *)line, nlen)) {
+		if (framing_name((const char *)line, nlen) &&
+		    !keep_alive_11(p, (const char *)line, nlen, (const char *)v,
+		                   (size_t)(cr - v))) {
 			size_t len = (size_t)(cr + 2 - line);
 			size_t k = http_parser_execute(p, s, (const char *)line, len);
 

@@ -26,7 +26,9 @@
  * line in buf that does not start with SP or HTAB (no folding). A plain line
  * whose name is one the parser interprets (Connection, Proxy-Connection,
  * Content-Length, Transfer-Encoding, Upgrade, in any case) is run through
- * http_parser_execute alone; any other plain line goes straight to
+ * http_parser_execute alone, but for "Connection: keep-alive" in HTTP/1.1,
+ * whose only effect in the parser (F_CONNECTION_KEEP_ALIVE) is read for
+ * HTTP/1.0 alone; any other plain line goes straight to
  * s->on_header_field and s->on_header_value, with the spans the parser would
  * give them. The first line that is not plain (the empty line that ends the
  * block among them) stops the walk.
