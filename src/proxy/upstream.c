@@ -90,7 +90,8 @@ struct up_conn {
 	struct upstream *u;
 	struct bufferevent *bev; /* socket, or the TLS filter over it */
 	struct event *rev;       /* plain TCP, once connected: our reads (conn_on_readable) */
-	struct event *timer;     /* connect timeout, then idle timeout */
+	struct event *timer;     /* connect timeout, then idle timeout (conn_release) */
+	struct timeval idle_at;  /* loop_time when last put in the pool */
 	struct upstream_req *req;
 	unsigned nreq; /* requests started on this connection */
 	uint8_t state;
@@ -99,6 +100,7 @@ struct up_conn {
 	bool fail_now : 1; /* connect could not even start: timer reports it */
 	bool reading : 1;  /* rev is added (plain TCP) */
 	bool lt : 1;       /* rev is level-triggered (conn_rev_lt) */
+	bool timer_on : 1; /* timer is pending (armed and not yet fired) */
 };
 
 struct upstream_req {
@@ -245,9 +247,7 @@ req_end(struct upstream_req *req, enum upstream_result r)
 		    r == UPSTREAM_TLS_ERROR)
 			abq_health_upstream(false);
 	}
-	if (req->timer)
-		evtimer_del(req->timer);
-	if (req->cbs.on_done)
+	if (req->cbs.on_done) /* req_free stops the request's timer */
 		req->cbs.on_done(req->arg, r);
 	req_free(req);
 }
@@ -577,7 +577,18 @@ conn_release(struct up_conn *c, bool keep)
 	c->state = CS_IDLE;
 	c->req = NULL;
 	conn_read_on(c); /* EOF or stray bytes close it */
-	timer_set_add_s(&u->timers, u->base, c->timer, u->conf.idle_timeout);
+	/*
+	 * The idle deadline is idle_at + idle_timeout. A timer still pending
+	 * (an earlier idle deadline: conn_send leaves it) fires first and is
+	 * moved on from there (conn_timer_cb), so a connection
+	 * that goes back and forth between the pool and a request costs no timer
+	 * change per request.
+	 */
+	loop_time(u->base, &c->idle_at);
+	if (!c->timer_on) {
+		timer_set_add_s(&u->timers, u->base, c->timer, u->conf.idle_timeout);
+		c->timer_on = true;
+	}
 }
 
 /* Write the request on a ready connection and start reading the answer. */
@@ -586,8 +597,13 @@ conn_send(struct up_conn *c)
 {
 	struct upstream_req *req = c->req;
 
+	if (c->state != CS_IDLE && c->timer_on) {
+		/* connected: the connect timeout is done (a pooled connection's
+		 * idle deadline may stay pending: conn_timer_cb ignores it now) */
+		evtimer_del(c->timer);
+		c->timer_on = false;
+	}
 	c->state = CS_BUSY;
-	evtimer_del(c->timer);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	/*
 	 * Plain TCP with nothing queued: send now, straight from the request's
@@ -936,8 +952,24 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct up_conn *c = arg;
 	struct upstream_req *req = c->req;
 
+	c->timer_on = false;
+	if (c->state == CS_BUSY)
+		return; /* connected since: the request's own timer runs */
 	if (c->state == CS_IDLE) {
-		c->u->stats.idle_closed++;
+		struct upstream *u = c->u;
+		double idle = loop_seconds_since(u->base, &c->idle_at);
+
+		if (idle + 0.001 < (double)u->conf.idle_timeout) {
+			/* pooled again since this was armed: on to the real deadline */
+			double left = (double)u->conf.idle_timeout - idle;
+			struct timeval tv = {(time_t)left,
+			                     (suseconds_t)((left - (double)(time_t)left) * 1e6)};
+
+			evtimer_add(c->timer, &tv);
+			c->timer_on = true;
+			return;
+		}
+		u->stats.idle_closed++;
 		conn_close(c);
 		return;
 	}
@@ -978,6 +1010,7 @@ conn_start(struct upstream *u, struct upstream_req *req)
 		tv.tv_sec = 0;
 	}
 	evtimer_add(c->timer, &tv);
+	c->timer_on = true;
 	return 0;
 }
 

@@ -1146,6 +1146,38 @@ test_idle_timeout(void **state)
 	assert_int_equal(f->srv->peer_closed, 1);
 }
 
+/*
+ * The idle deadline counts from the last time the connection went back to
+ * the pool: reused before its first deadline, it outlives that deadline and
+ * closes idle_timeout after its second request.
+ */
+static void
+test_idle_timeout_moves(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = {0};
+
+	f->srv = srv_new(f->base, M_ECHO, NULL);
+	make_upstream(f, "http", f->srv->port, NULL, 0, 1);
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	result_clear(&r);
+	run_for(f, 600);
+	send_req(f, &r, "GET", "/base", NULL, UPSTREAM_TIMEOUT_DEFAULT);
+	assert_true(run_until(f, &r.done, 5000));
+	assert_int_equal(r.result, UPSTREAM_OK);
+	result_clear(&r);
+	assert_int_equal(upstream_stats(f->up)->reuses, 1);
+	run_for(f, 650); /* past the first request's deadline, not the second's */
+	assert_int_equal(upstream_stats(f->up)->idle, 1);
+	assert_int_equal(upstream_stats(f->up)->idle_closed, 0);
+	run_for(f, 700);
+	assert_int_equal(upstream_stats(f->up)->idle, 0);
+	assert_int_equal(upstream_stats(f->up)->conns, 0);
+	assert_int_equal(upstream_stats(f->up)->idle_closed, 1);
+	assert_int_equal(f->srv->peer_closed, 1);
+}
+
 /* Garbage and oversized header blocks are PROTOCOL_ERROR. */
 static void
 test_malformed(void **state)
@@ -1392,6 +1424,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_fresh_not_pooled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_large_body, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_timeout_moves, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_header_block_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
