@@ -165,7 +165,7 @@ class Workers(E.Case):
         self.foldersyncs(phone, 24)  # each on a new connection
         self.assertEqual(self.served_by(phone.device_id), set(w.values()),
                          "one phone's 24 connections should reach both workers")
-        # Worker 0's /metrics counts both workers' requests (one shared table). A
+        # Worker 0's /metrics counts both workers' requests (it sums their tables). A
         # request is counted just after its answer went out, so the last one may
         # be a moment behind the phone.
         deadline = time.monotonic() + 5
