@@ -119,7 +119,7 @@ _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2 &&
                    ATOMIC_BOOL_LOCK_FREE == 2,
                "the tables' atomics must be lock-free to work across processes");
 
-/* At most this many workers share (the mapping stays a few hundred KiB at most). */
+/* At most this many workers share (3 KiB a table: the mapping stays under 1 MiB). */
 #define WORKERS_MAX 256
 
 static struct table local;
