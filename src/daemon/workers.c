@@ -252,6 +252,8 @@ become_worker(int i, pid_t parent)
 	close(W.ready[0]);
 	W.sfd = W.ready[0] = -1;
 	signal(SIGINT, SIG_IGN);
+	/* Worker i's own metrics table (a restarted worker i takes its predecessor's). */
+	abq_metrics_worker(i);
 	for (size_t a = 0; a < W.nlisten; a++) {
 		for (size_t k = 0; k < per; k++) {
 			int fd = W.fds[a * per + k];
@@ -504,8 +506,8 @@ workers_run(const struct abq_config *cfg, const char *config_path, int n,
 		close_listeners();
 		return 1;
 	}
-	/* Every worker's counters in one shared table, so that they add up. */
-	if (abq_metrics_share() < 0) {
+	/* A table for each worker in one shared mapping, so that they add up. */
+	if (abq_metrics_share(n) < 0) {
 		log_error("workers: cannot share the metrics between processes");
 		close_listeners();
 		return 1;

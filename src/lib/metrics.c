@@ -2,12 +2,29 @@
  * metrics.c: the daemon's series (metrics.h) and their exposition in the
  * Prometheus text format, version 0.0.4.
  *
- * Every series is a slot in a static table of C11 atomics updated with
- * relaxed order: a counter is read only by the scraper, which needs no
- * ordering with anything else, so recording costs one uncontended atomic add
- * and never locks or allocates. Label values come from closed enums, so the
- * tables are fixed in size; an out-of-range value lands in slot 0 ("none")
- * instead of being dropped or indexing past a table.
+ * Every series is a slot in a table of C11 atomics updated with relaxed
+ * order: a counter is read only by the scraper, which needs no ordering with
+ * anything else, so recording costs one atomic add and never locks or
+ * allocates. Label values come from closed enums, so the tables are fixed in
+ * size; an out-of-range value lands in slot 0 ("none") instead of being
+ * dropped or indexing past a table.
+ *
+ * One table per process. A prefork abqd moves the tables into one shared
+ * mapping before it forks (abq_metrics_share): one table for the main
+ * process, one for each worker, each starting on its own 64-byte cache line,
+ * and a worker writes only its own (abq_metrics_worker). With one table
+ * shared by every worker, each proxied request's adds (the request counter,
+ * the latency histogram's bucket and sum, the held gauge up and down) hit the
+ * same cache lines from every CPU, and the lines bounced between the cores:
+ * at 2 workers abqd spent some 2-3% more CPU per request than with tables
+ * that are not shared. The scraper (any process) sums every table, so the
+ * exposition is the daemon's whole; gauges such as held requests are kept as
+ * +1/-1 deltas per process and add up the same way. A restarted worker takes
+ * over its predecessor's table, so its counters keep counting (a Prometheus
+ * counter never goes down), and sets the table's gauges to zero, since what
+ * the dead process held went with it. The few values that are the daemon's
+ * rather than a process's (the start time, the upstream's health) sit apart,
+ * on their own cache line.
  *
  * Histograms keep one non-cumulative count per bucket and their sum in
  * nanoseconds (an integer, so it can be added atomically and printed
@@ -62,12 +79,15 @@ static const char *const outcome_names[ABQ_OUTCOME_COUNT] = {
 };
 
 /*
- * Every series in one table, so that a prefork abqd can move it into memory
- * its worker processes share (abq_metrics_share): lock-free atomics work
- * across processes on a MAP_SHARED mapping, and the workers' counts add up.
+ * One process's series (the file's head comment says why one per process).
+ * Lock-free atomics work across processes on a MAP_SHARED mapping. The
+ * alignment makes the size a multiple of a cache line too, so that in an
+ * array of tables no two processes write one line.
  */
+#define CACHE_LINE 64
 struct table {
-	atomic_uint_fast64_t requests[ABQ_METRICS_COMMANDS_MAX][ABQ_OUTCOME_COUNT];
+	_Alignas(CACHE_LINE)
+	    atomic_uint_fast64_t requests[ABQ_METRICS_COMMANDS_MAX][ABQ_OUTCOME_COUNT];
 	atomic_uint_fast64_t decisions[N_STATES][N_REASONS];
 	struct histogram upstream_latency;
 	struct histogram store_latency;
@@ -80,15 +100,40 @@ struct table {
 	atomic_uint_fast64_t auth_rate_limited;
 	atomic_int_fast64_t connections[2]; /* eas, admin */
 	atomic_uint_fast64_t admin_login_failures;
-	atomic_int_fast64_t start_time;
-	atomic_bool upstream_not_ok; /* inverted: the zeroed table reads healthy */
 };
+_Static_assert(sizeof(struct table) % CACHE_LINE == 0, "tables start on a cache line");
+
+/* The daemon's values, not a process's: written once or seldom. */
+struct global {
+	_Alignas(CACHE_LINE) atomic_int_fast64_t start_time;
+	atomic_bool upstream_not_ok; /* inverted: the zeroed value reads healthy */
+};
+
+/* The shared mapping: the global values, then the main process's table and each worker's. */
+struct shared {
+	struct global g;
+	struct table slot[];
+};
+
 _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2 &&
                    ATOMIC_BOOL_LOCK_FREE == 2,
-               "the table's atomics must be lock-free to work across processes");
+               "the tables' atomics must be lock-free to work across processes");
+
+/* At most this many workers share (3 KiB a table: the mapping stays under 1 MiB). */
+#define WORKERS_MAX 256
 
 static struct table local;
+static struct global local_global;
+/*
+ * Every table (nslots of them, read by the scraper), this process's (T, the
+ * one it writes) and the global values. Set before the fork (abq_metrics_share)
+ * and right after it in the worker (abq_metrics_worker), with no other thread
+ * running; read-only after that.
+ */
+static struct table *slots = &local;
+static int nslots = 1;
 static struct table *T = &local;
+static struct global *G = &local_global;
 
 /* Set once at start (abq_metrics_commands); read at render, maybe on another thread. */
 typedef const char *command_name_fn(int);
@@ -156,18 +201,48 @@ histogram_observe(struct histogram *h, double seconds)
 }
 
 int
-abq_metrics_share(void)
+abq_metrics_share(int workers)
 {
-	if (T != &local)
-		return 0;
-	void *p = mmap(NULL, sizeof(struct table), PROT_READ | PROT_WRITE,
-	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (workers < 0 || workers > WORKERS_MAX)
+		return -1;
+	if (slots != &local)
+		return workers + 1 <= nslots ? 0 : -1;
+	size_t size = sizeof(struct shared) + (size_t)(workers + 1) * sizeof(struct table);
+	struct shared *p =
+	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
-	/* Single-threaded here (before the fork): a plain copy of what was counted. */
-	memcpy(p, &local, sizeof(local));
-	T = p;
+	/*
+	 * Single-threaded here (before the fork): a plain copy of what was counted
+	 * so far, into the main process's table; the workers' start at zero.
+	 */
+	memcpy(&p->g, &local_global, sizeof(local_global));
+	memcpy(&p->slot[0], &local, sizeof(local));
+	G = &p->g;
+	slots = T = p->slot;
+	nslots = workers + 1;
 	return 0;
+}
+
+static void
+gauges_reset(struct table *t)
+{
+	for (size_t i = 0; i < ABQ_HELD_KINDS; i++)
+		atomic_store_explicit(&t->held[i], 0, memory_order_relaxed);
+	for (size_t i = 0; i < 2; i++) {
+		atomic_store_explicit(&t->connections[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&t->imap[i], 0, memory_order_relaxed);
+	}
+}
+
+void
+abq_metrics_worker(int i)
+{
+	if (slots == &local || i < 0 || i + 1 >= nslots)
+		return;
+	T = &slots[i + 1];
+	/* A predecessor's long polls and connections ended with it; its counts stay. */
+	gauges_reset(T);
 }
 
 void
@@ -242,20 +317,26 @@ abq_metrics_init(int64_t t)
 {
 	/* Only the first start counts: a prefork abqd's restarted worker keeps it. */
 	int_fast64_t zero = 0;
-	atomic_compare_exchange_strong_explicit(&T->start_time, &zero, t, memory_order_relaxed,
+	atomic_compare_exchange_strong_explicit(&G->start_time, &zero, t, memory_order_relaxed,
 	                                        memory_order_relaxed);
 }
 
+/*
+ * Called after every upstream answer: a store each time would pull the line
+ * away from every other worker reading or writing it, so store only a change.
+ */
 void
 abq_health_upstream(bool ok)
 {
-	atomic_store_explicit(&T->upstream_not_ok, !ok, memory_order_relaxed);
+	if (atomic_load_explicit(&G->upstream_not_ok, memory_order_relaxed) == !ok)
+		return;
+	atomic_store_explicit(&G->upstream_not_ok, !ok, memory_order_relaxed);
 }
 
 bool
 abq_health_upstream_ok(void)
 {
-	return !atomic_load_explicit(&T->upstream_not_ok, memory_order_relaxed);
+	return !atomic_load_explicit(&G->upstream_not_ok, memory_order_relaxed);
 }
 
 static void
@@ -266,29 +347,35 @@ histogram_reset(struct histogram *h)
 	atomic_store_explicit(&h->sum_ns, 0, memory_order_relaxed);
 }
 
-void
-abq_metrics_reset(void)
+static void
+table_reset(struct table *t)
 {
 	for (size_t c = 0; c < ABQ_METRICS_COMMANDS_MAX; c++)
 		for (size_t o = 0; o < ABQ_OUTCOME_COUNT; o++)
-			atomic_store_explicit(&T->requests[c][o], 0, memory_order_relaxed);
+			atomic_store_explicit(&t->requests[c][o], 0, memory_order_relaxed);
 	for (size_t s = 0; s < N_STATES; s++)
 		for (size_t r = 0; r < N_REASONS; r++)
-			atomic_store_explicit(&T->decisions[s][r], 0, memory_order_relaxed);
-	histogram_reset(&T->upstream_latency);
-	histogram_reset(&T->store_latency);
-	atomic_store_explicit(&T->upstream_errors, 0, memory_order_relaxed);
-	for (size_t i = 0; i < ABQ_HELD_KINDS; i++)
-		atomic_store_explicit(&T->held[i], 0, memory_order_relaxed);
+			atomic_store_explicit(&t->decisions[s][r], 0, memory_order_relaxed);
+	histogram_reset(&t->upstream_latency);
+	histogram_reset(&t->store_latency);
+	atomic_store_explicit(&t->upstream_errors, 0, memory_order_relaxed);
+	gauges_reset(t);
 	for (size_t i = 0; i < 2; i++) {
-		atomic_store_explicit(&T->connections[i], 0, memory_order_relaxed);
-		atomic_store_explicit(&T->imap[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&t->parsed[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&t->gal[i], 0, memory_order_relaxed);
 	}
-	atomic_store_explicit(&T->auth_failures, 0, memory_order_relaxed);
-	atomic_store_explicit(&T->auth_rate_limited, 0, memory_order_relaxed);
-	atomic_store_explicit(&T->admin_login_failures, 0, memory_order_relaxed);
-	atomic_store_explicit(&T->start_time, 0, memory_order_relaxed);
-	atomic_store_explicit(&T->upstream_not_ok, false, memory_order_relaxed);
+	atomic_store_explicit(&t->auth_failures, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->auth_rate_limited, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->admin_login_failures, 0, memory_order_relaxed);
+}
+
+void
+abq_metrics_reset(void)
+{
+	for (int k = 0; k < nslots; k++)
+		table_reset(&slots[k]);
+	atomic_store_explicit(&G->start_time, 0, memory_order_relaxed);
+	atomic_store_explicit(&G->upstream_not_ok, false, memory_order_relaxed);
 }
 
 /* ---- exposition ---- */
@@ -342,28 +429,58 @@ out_double(struct sbuf *o, double v)
 		sbuf_printf(o, "%.15g", v);
 }
 
+/*
+ * A series summed over every process's table: p is the series in the first
+ * table, and the same series sits at the same offset in each of the others.
+ */
+static uint64_t
+sum_u(const atomic_uint_fast64_t *p)
+{
+	size_t off = (size_t)((const char *)p - (const char *)slots);
+	uint64_t v = 0;
+
+	for (int k = 0; k < nslots; k++)
+		v += atomic_load_explicit(
+		    (const atomic_uint_fast64_t *)((const char *)&slots[k] + off),
+		    memory_order_relaxed);
+	return v;
+}
+
+/* The same for a gauge: each process's +1/-1 deltas, added up. */
+static int64_t
+sum_i(const atomic_int_fast64_t *p)
+{
+	size_t off = (size_t)((const char *)p - (const char *)slots);
+	int64_t v = 0;
+
+	for (int k = 0; k < nslots; k++)
+		v += atomic_load_explicit(
+		    (const atomic_int_fast64_t *)((const char *)&slots[k] + off),
+		    memory_order_relaxed);
+	return v;
+}
+
 static void
-out_histogram(struct sbuf *o, const char *name, const char *help, struct histogram *h)
+out_histogram(struct sbuf *o, const char *name, const char *help, const struct histogram *h)
 {
 	uint64_t cum = 0;
 
 	out_family(o, name, "histogram", help);
 	for (size_t i = 0; i <= N_BUCKETS; i++) {
-		cum += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+		cum += sum_u(&h->bucket[i]);
 		sbuf_printf(o, "%s_bucket{le=\"%s\"} %llu\n", name,
 		            i < N_BUCKETS ? bucket_le[i] : "+Inf", (unsigned long long)cum);
 	}
 	sbuf_printf(o, "%s_sum ", name);
-	out_seconds_ns(o, atomic_load_explicit(&h->sum_ns, memory_order_relaxed));
+	out_seconds_ns(o, sum_u(&h->sum_ns));
 	sbuf_printf(o, "\n%s_count %llu\n", name, (unsigned long long)cum);
 }
 
 static void
-out_counter(struct sbuf *o, const char *name, const char *help, atomic_uint_fast64_t *c)
+out_counter(struct sbuf *o, const char *name, const char *help, const atomic_uint_fast64_t *c)
 {
 	out_family(o, name, "counter", help);
-	sbuf_printf(o, "%s %llu\n", name,
-	            (unsigned long long)atomic_load_explicit(c, memory_order_relaxed));
+	sbuf_printf(o, "%s %llu\n", name, (unsigned long long)sum_u(c));
 }
 
 /* The command label of slot c. */
@@ -400,8 +517,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	           "ActiveSync requests finished, by command and outcome.");
 	for (int c = 0; c < ncmd; c++) {
 		for (int oc = 0; oc < ABQ_OUTCOME_COUNT; oc++) {
-			uint64_t v =
-			    atomic_load_explicit(&T->requests[c][oc], memory_order_relaxed);
+			uint64_t v = sum_u(&slots->requests[c][oc]);
 
 			if (v == 0)
 				continue;
@@ -417,8 +533,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	           "reason.");
 	for (int s = 0; s < N_STATES; s++) {
 		for (int r = 0; r < N_REASONS; r++) {
-			uint64_t v =
-			    atomic_load_explicit(&T->decisions[s][r], memory_order_relaxed);
+			uint64_t v = sum_u(&slots->decisions[s][r]);
 
 			if (v == 0)
 				continue;
@@ -430,47 +545,45 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 
 	out_histogram(&o, "abqd_upstream_request_duration_seconds",
 	              "Time from sending a request upstream to the head of its answer.",
-	              &T->upstream_latency);
+	              &slots->upstream_latency);
 	out_counter(&o, "abqd_upstream_errors_total",
 	            "Upstream requests that failed (connect, timeout, bad answer).",
-	            &T->upstream_errors);
+	            &slots->upstream_errors);
 
 	out_family(&o, "abqd_held_requests", "gauge", "Long polls (Ping, Sync) held open now.");
 	for (int i = 0; i < ABQ_HELD_KINDS; i++)
 		sbuf_printf(&o, "abqd_held_requests{kind=\"%s\"} %lld\n", held_kind[i],
-		            (long long)atomic_load_explicit(&T->held[i], memory_order_relaxed));
+		            (long long)sum_i(&slots->held[i]));
 	out_family(&o, "abqd_imap_connections", "gauge",
 	           "Native mode's IMAP connections open now: the pool's and the push watchers'.");
 	for (int i = 0; i < 2; i++)
 		sbuf_printf(&o, "abqd_imap_connections{use=\"%s\"} %lld\n", imap_use[i],
-		            (long long)atomic_load_explicit(&T->imap[i], memory_order_relaxed));
+		            (long long)sum_i(&slots->imap[i]));
 	out_family(&o, "abqd_native_messages_parsed_total", "counter",
 	           "Native mode's fetched messages parsed (MIME) on the parse thread, or on the "
 	           "event loop when the parse queue was full.");
 	for (int i = 0; i < 2; i++)
-		sbuf_printf(
-		    &o, "abqd_native_messages_parsed_total{where=\"%s\"} %llu\n", parse_where[i],
-		    (unsigned long long)atomic_load_explicit(&T->parsed[i], memory_order_relaxed));
+		sbuf_printf(&o, "abqd_native_messages_parsed_total{where=\"%s\"} %llu\n",
+		            parse_where[i], (unsigned long long)sum_u(&slots->parsed[i]));
 	out_family(&o, "abqd_native_gal_lookups_total", "counter",
 	           "Native mode's lookups in the global address list's directory ([upstream] gal): "
 	           "answered, or failed (unreachable, refused, too slow).");
 	for (int i = 0; i < 2; i++)
-		sbuf_printf(
-		    &o, "abqd_native_gal_lookups_total{result=\"%s\"} %llu\n", gal_result[i],
-		    (unsigned long long)atomic_load_explicit(&T->gal[i], memory_order_relaxed));
+		sbuf_printf(&o, "abqd_native_gal_lookups_total{result=\"%s\"} %llu\n",
+		            gal_result[i], (unsigned long long)sum_u(&slots->gal[i]));
 
 	out_counter(&o, "abqd_auth_failures_total", "Requests refused for bad credentials.",
-	            &T->auth_failures);
+	            &slots->auth_failures);
 	out_counter(&o, "abqd_auth_rate_limited_total",
-	            "Requests refused by the authentication rate limits.", &T->auth_rate_limited);
+	            "Requests refused by the authentication rate limits.",
+	            &slots->auth_rate_limited);
 	out_histogram(&o, "abqd_store_duration_seconds", "Time the store thread spent on one job.",
-	              &T->store_latency);
+	              &slots->store_latency);
 
 	out_family(&o, "abqd_connections", "gauge", "Client connections open now, by listener.");
 	for (int i = 0; i < 2; i++)
-		sbuf_printf(
-		    &o, "abqd_connections{listener=\"%s\"} %lld\n", listener[i],
-		    (long long)atomic_load_explicit(&T->connections[i], memory_order_relaxed));
+		sbuf_printf(&o, "abqd_connections{listener=\"%s\"} %lld\n", listener[i],
+		            (long long)sum_i(&slots->connections[i]));
 
 	if (g != NULL && g->have_outbox) {
 		out_family(&o, "abqd_outbox_queued", "gauge", "Notices waiting to be sent.");
@@ -486,7 +599,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	}
 
 	out_counter(&o, "abqd_admin_login_failures_total", "Failed logins on the admin listener.",
-	            &T->admin_login_failures);
+	            &slots->admin_login_failures);
 
 	out_family(&o, "abqd_build_info", "gauge", "The running abqd's version; always 1.");
 	sbuf_add(&o, "abqd_build_info{version=\"");
@@ -495,7 +608,7 @@ abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r)
 	out_family(&o, "abqd_start_time_seconds", "gauge",
 	           "When abqd started, in seconds since the epoch.");
 	sbuf_printf(&o, "abqd_start_time_seconds %lld\n",
-	            (long long)atomic_load_explicit(&T->start_time, memory_order_relaxed));
+	            (long long)atomic_load_explicit(&G->start_time, memory_order_relaxed));
 
 	if (len_r != NULL)
 		*len_r = o.len;

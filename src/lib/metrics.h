@@ -3,11 +3,12 @@
  * exposition in the Prometheus text format (served on the admin listener's
  * /metrics, docs/api.md).
  *
- * Every series is a fixed slot in a static table of C11 atomics (relaxed
- * order): recording is one atomic add on the hot path, from any thread or
- * event loop, with no lock and no allocation. Label values come from closed
- * sets (EAS commands, outcomes, states, reasons), so the number of series is
- * bounded whatever clients send.
+ * Every series is a fixed slot in a table of C11 atomics (relaxed order), one
+ * table per process: recording is one atomic add on the hot path, from any
+ * thread or event loop, with no lock and no allocation; the exposition is the
+ * sum over every process's table. Label values come from closed sets (EAS
+ * commands, outcomes, states, reasons), so the number of series is bounded
+ * whatever clients send.
  *
  * The series:
  *   abqd_requests_total{command,outcome}          counter
@@ -117,12 +118,23 @@ struct abq_metrics_gauges {
 char *abq_metrics_render(const struct abq_metrics_gauges *g, size_t *len_r);
 
 /*
- * Move the series into one anonymous MAP_SHARED mapping, so that the processes
- * forked afterwards (a prefork abqd's workers) count into the same table and
- * every scrape sees their sum. Call before the fork, with no other thread
- * running. 0, or -1 (mmap failed: the series stay per process).
+ * Move the series into one anonymous MAP_SHARED mapping, one table for this
+ * (the main) process and one for each of workers processes forked afterwards
+ * (a prefork abqd's), so that every scrape, in any of them, sees their sum.
+ * Call before the fork, with no other thread running. 0, or -1 (workers out
+ * of range, or mmap failed: the series stay per process). A second call
+ * changes nothing (-1 if it asks for more workers than the first).
  */
-int abq_metrics_share(void);
+int abq_metrics_share(int workers);
+
+/*
+ * In worker i (0 to workers - 1) right after the fork: record into worker i's
+ * table from now on. A restarted worker i takes over the table of the worker
+ * it replaces: its counters go on counting, its gauges (held requests,
+ * connections) start again at zero. Does nothing when the series are not
+ * shared or i is out of range.
+ */
+void abq_metrics_worker(int i);
 
 /* For tests: set every counter, gauge and histogram back to zero. */
 void abq_metrics_reset(void);

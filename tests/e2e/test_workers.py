@@ -9,7 +9,8 @@ Run by CTest as:  python3 test_workers.py --abqd PATH --abqctl PATH [--smtpd PAT
 - abqctl allow answers the held Pings of quarantined devices whichever worker
   holds them (ss shows both workers holding some).
 - A worker killed with SIGKILL is restarted; the phone's next requests work,
-  including the ones the kernel hands to the dead worker's socket.
+  including the ones the kernel hands to the dead worker's socket, and its
+  successor's counters go on from the dead worker's in /metrics.
 - Worker 0's admin listener serves /metrics counting both workers' requests.
 - A killed worker 0 is restarted and takes the outbox sender and the admin
   listener over again: each
@@ -165,7 +166,7 @@ class Workers(E.Case):
         self.foldersyncs(phone, 24)  # each on a new connection
         self.assertEqual(self.served_by(phone.device_id), set(w.values()),
                          "one phone's 24 connections should reach both workers")
-        # Worker 0's /metrics counts both workers' requests (one shared table). A
+        # Worker 0's /metrics counts both workers' requests (it sums their tables). A
         # request is counted just after its answer went out, so the last one may
         # be a moment behind the phone.
         deadline = time.monotonic() + 5
@@ -211,6 +212,8 @@ class Workers(E.Case):
         print("  %d held Pings over pids %r answered Status 7" % (len(held), sorted(w)))
 
     def test_03_killed_worker_is_restarted(self):
+        key = 'abqd_requests_total{command="FolderSync",outcome="proxied"}'
+        m_before, _ = self.scrape()
         before = H.workers()
         victim = before[1]
         os.kill(victim, signal.SIGKILL)
@@ -229,6 +232,19 @@ class Workers(E.Case):
         self.foldersyncs(phone, 16)
         self.assertIn(after[1], self.served_by(phone.device_id), "the new worker 1 serves")
         self.assertNotIn(victim, self.served_by(phone.device_id))
+        # The new worker 1 counts on from the dead one's counts (each worker has
+        # its table): no counter went down, and all 32 requests are there.
+        deadline = time.monotonic() + 5
+        while True:
+            m_after, _ = self.scrape()
+            if m_after.get(key, 0) - m_before.get(key, 0) >= 32 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(m_after.get(key, 0) - m_before.get(key, 0), 32, "/metrics: %s" % key)
+        for series, v in m_before.items():
+            if series.split("{")[0].endswith("_total"):
+                self.assertGreaterEqual(m_after.get(series, 0), v, "counter went down: %s"
+                                        % series)
 
     def test_04_one_notice_per_quarantined_device(self):
         # Worker 0 runs the sender: kill it, and its successor must take over.

@@ -5,7 +5,9 @@
  * lines: what Prometheus would store is what the lines say, so the numbers,
  * the label spellings and the escaping are the behaviour under test. The
  * command names come from the real EAS command table (eas_cmd_name), handed
- * over the way the daemon does.
+ * over the way the daemon does. The prefork tests fork real processes that
+ * record into the shared tables the way abqd's workers do, and scrape in the
+ * parent, as worker 0's admin listener would.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "eas/request.h"
 #include "lib/metrics.h"
@@ -401,6 +405,183 @@ test_health(void **state)
 	assert_true(abq_health_upstream_ok());
 }
 
+/*
+ * /healthz flips on a change only and keeps its word through repeats: the
+ * upstream client reports after every answer, the store happens on a change.
+ */
+static void
+test_health_repeats(void **state)
+{
+	for (int round = 0; round < 2; round++) {
+		abq_health_upstream(true);
+		abq_health_upstream(true);
+		assert_true(abq_health_upstream_ok());
+		abq_health_upstream(false);
+		assert_false(abq_health_upstream_ok());
+		abq_health_upstream(false);
+		abq_health_upstream(false);
+		assert_false(abq_health_upstream_ok());
+		abq_health_upstream(true);
+		assert_true(abq_health_upstream_ok());
+	}
+	/* reset brings back the state of a fresh daemon: healthy. */
+	abq_health_upstream(false);
+	abq_metrics_reset();
+	assert_true(abq_health_upstream_ok());
+}
+
+/* What worker 0 of the test's prefork abqd records. */
+static void
+record_worker0(void)
+{
+	for (int i = 0; i < 3; i++)
+		abq_metrics_request(EAS_CMD_FOLDERSYNC, ABQ_OUTCOME_PROXIED);
+	for (int i = 0; i < 1000; i++)
+		abq_metrics_request(EAS_CMD_SYNC, ABQ_OUTCOME_PROXIED);
+	abq_metrics_upstream_latency(0.003);
+	abq_metrics_held(ABQ_HELD_PROXIED, +1);
+	abq_metrics_connections(false, +1);
+}
+
+/* Worker 1's: its upstream was down once, then answered again. */
+static void
+record_worker1(void)
+{
+	for (int i = 0; i < 5; i++)
+		abq_metrics_request(EAS_CMD_FOLDERSYNC, ABQ_OUTCOME_PROXIED);
+	for (int i = 0; i < 1000; i++)
+		abq_metrics_request(EAS_CMD_SYNC, ABQ_OUTCOME_PROXIED);
+	abq_metrics_request(EAS_CMD_PING, ABQ_OUTCOME_MAILBOX);
+	abq_metrics_upstream_latency(0.2);
+	abq_metrics_held(ABQ_HELD_PROXIED, +1);
+	abq_metrics_held(ABQ_HELD_MAILBOX, +1);
+	abq_metrics_held(ABQ_HELD_MAILBOX, -1);
+	abq_metrics_connections(false, +1);
+	abq_metrics_upstream_error();
+	abq_health_upstream(false);
+}
+
+/* Worker 1 restarted: one more request, and one long poll it holds. */
+static void
+record_worker1_again(void)
+{
+	abq_metrics_request(EAS_CMD_FOLDERSYNC, ABQ_OUTCOME_PROXIED);
+	abq_metrics_held(ABQ_HELD_MAILBOX, +1);
+}
+
+/*
+ * Fork worker i, which records and ends the way a worker process does (no
+ * return into the test runner); the parent gets its pid.
+ */
+static pid_t
+spawn_worker(int i, void (*record)(void))
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		abq_metrics_worker(i);
+		record();
+		_exit(0);
+	}
+	return pid;
+}
+
+static void
+reap(pid_t pid)
+{
+	int status = 0;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
+ * A prefork abqd's metrics: the main process shares them for 2 workers, each
+ * worker records into its own table, and a scrape in any process sees the
+ * sum, after the workers have ended too. A restarted worker's counters go on
+ * from its predecessor's while its gauges start again from zero, which only
+ * holds if each worker has a table of its own. Runs last: the series stay
+ * shared for the rest of the process.
+ */
+static void
+test_workers_sum(void **state)
+{
+	pid_t w0, w1;
+	char *s;
+
+	/* Counted before the share (the main process's start): kept. */
+	abq_metrics_init(1764309600);
+	abq_metrics_request(EAS_CMD_FOLDERSYNC, ABQ_OUTCOME_PROXIED);
+	assert_int_equal(abq_metrics_share(-1), -1);
+	assert_int_equal(abq_metrics_share(2), 0);
+	/* Once shared, a second call keeps the mapping; it cannot grow. */
+	assert_int_equal(abq_metrics_share(2), 0);
+	assert_int_equal(abq_metrics_share(3), -1);
+
+	w0 = spawn_worker(0, record_worker0);
+	w1 = spawn_worker(1, record_worker1);
+	reap(w0);
+	reap(w1);
+	s = render(NULL);
+	assert_line(s, "abqd_requests_total{command=\"FolderSync\",outcome=\"proxied\"} 9");
+	assert_line(s, "abqd_requests_total{command=\"Sync\",outcome=\"proxied\"} 2000");
+	assert_line(s, "abqd_requests_total{command=\"Ping\",outcome=\"mailbox\"} 1");
+	assert_int_equal(count_prefix(s, "abqd_requests_total{"), 3);
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.0025\"} 0");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.005\"} 1");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.1\"} 1");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"0.25\"} 2");
+	assert_line(s, "abqd_upstream_request_duration_seconds_bucket{le=\"+Inf\"} 2");
+	assert_line(s, "abqd_upstream_request_duration_seconds_sum 0.203");
+	assert_line(s, "abqd_upstream_request_duration_seconds_count 2");
+	assert_line(s, "abqd_upstream_errors_total 1");
+	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 2");
+	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 0");
+	assert_line(s, "abqd_connections{listener=\"eas\"} 2");
+	assert_line(s, "abqd_start_time_seconds 1764309600");
+	free(s);
+	/* The upstream's health is the daemon's: worker 1's word reaches every process. */
+	assert_false(abq_health_upstream_ok());
+	abq_health_upstream(true);
+	assert_true(abq_health_upstream_ok());
+
+	/*
+	 * Worker 1 restarted: its predecessor's counts stay and the new ones add
+	 * to them; the long poll the dead worker held is gone, worker 0's is not.
+	 */
+	w1 = spawn_worker(1, record_worker1_again);
+	reap(w1);
+	s = render(NULL);
+	assert_line(s, "abqd_requests_total{command=\"FolderSync\",outcome=\"proxied\"} 10");
+	assert_line(s, "abqd_requests_total{command=\"Sync\",outcome=\"proxied\"} 2000");
+	assert_line(s, "abqd_upstream_request_duration_seconds_count 2");
+	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 1");
+	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 1");
+	assert_line(s, "abqd_connections{listener=\"eas\"} 1");
+	free(s);
+
+	/* A worker index past the share records into the main process's table. */
+	w0 = spawn_worker(2, record_worker1_again);
+	reap(w0);
+	s = render(NULL);
+	assert_line(s, "abqd_requests_total{command=\"FolderSync\",outcome=\"proxied\"} 11");
+	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 2");
+	free(s);
+
+	/* reset zeroes every process's table. */
+	abq_metrics_reset();
+	s = render(NULL);
+	assert_int_equal(count_prefix(s, "abqd_requests_total{"), 0);
+	assert_line(s, "abqd_upstream_request_duration_seconds_count 0");
+	assert_line(s, "abqd_held_requests{kind=\"proxied\"} 0");
+	assert_line(s, "abqd_held_requests{kind=\"mailbox\"} 0");
+	assert_line(s, "abqd_connections{listener=\"eas\"} 0");
+	assert_line(s, "abqd_upstream_errors_total 0");
+	free(s);
+}
+
 /* A NULL length pointer is allowed. */
 static void
 test_render_no_len(void **state)
@@ -425,6 +606,8 @@ main(void)
 	    cmocka_unit_test_setup(test_counters_and_outbox, setup),
 	    cmocka_unit_test_setup(test_health, setup),
 	    cmocka_unit_test_setup(test_render_no_len, setup),
+	    cmocka_unit_test_setup(test_health_repeats, setup),
+	    cmocka_unit_test_setup(test_workers_sum, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
