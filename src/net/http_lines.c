@@ -29,9 +29,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lib/util.h"
+
 enum {
 	C_TOKEN = 1,  /* RFC 9110 tchar */
-	C_VALUE = 2,  /* a value byte here: HTAB, SP, VCHAR, obs-text */
+	C_VALUE = 2,  /* a value byte: HTAB, SP, VCHAR, obs-text (as field_value_ok) */
 	C_VSTART = 4, /* the first byte of a value: C_VALUE without SP and HTAB */
 };
 
@@ -111,37 +113,6 @@ keep_alive_11(const http_parser *p, const char *name, size_t nlen, const char *v
 	       name_is(name, nlen, "connection", 10) && name_is(v, vlen, "keep-alive", 10);
 }
 
-/*
- * No byte of [p, end) is a control byte but HTAB, or DEL (a value's bytes
- * once its first one is known to be visible). Eight bytes at a time: a word
- * with no byte below 0x20 and none equal to 0x7f is taken whole; one that has
- * such a byte (an HTAB, most likely) is looked at byte by byte.
- */
-static bool
-value_ok(const unsigned char *p, const unsigned char *end)
-{
-	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-
-	for (; end - p >= 8; p += 8) {
-		uint64_t w, del;
-
-		memcpy(&w, p, 8);
-		del = w ^ (0x7f * ones);
-		/* some byte < 0x20, or some byte == 0x7f (exact as a test for any) */
-		if ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs) {
-			for (int i = 0; i < 8; i++) {
-				if (!(cls[p[i]] & C_VALUE))
-					return false;
-			}
-		}
-	}
-	for (; p < end; p++) {
-		if (!(cls[*p] & C_VALUE))
-			return false;
-	}
-	return true;
-}
-
 size_t
 http_lines(http_parser *p, const http_parser_settings *s, const char *buf, size_t n)
 {
@@ -166,7 +137,8 @@ http_lines(http_parser *p, const http_parser_settings *s, const char *buf, size_
 			q++;
 		/* the value: a visible first byte, then no control byte to the CR */
 		v = q;
-		if (!(cls[*v] & C_VSTART) || !value_ok(v + 1, cr))
+		if (!(cls[*v] & C_VSTART) ||
+		    !field_value_ok((const char *)v + 1, (size_t)(cr - v - 1)))
 			break;
 		if (framing_name((const char *)line, nlen) &&
 		    !keep_alive_11(p, (const char *)line, nlen, (const char *)v,
