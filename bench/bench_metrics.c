@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "lib/metrics.h"
+#include "lib/util.h"
 
 #define ROUNDS_MAX 99
 
@@ -102,16 +103,22 @@ main(int argc, char **argv)
 	bool pin = true;
 
 	while ((opt = getopt(argc, argv, "n:r:u")) != -1) {
-		if (opt == 'u')
+		long long v;
+		const char *err;
+
+		if (opt == 'u') {
 			pin = false;
-		else if (opt == 'n')
-			n = atol(optarg);
-		else if (opt == 'r')
-			rounds = atoi(optarg);
-		else
+		} else if (opt == 'n' && parse_int(optarg, 1, 1000000000, &v, &err) == 0) {
+			n = (long)v;
+		} else if (opt == 'r' && parse_int(optarg, 1, ROUNDS_MAX, &v, &err) == 0) {
+			rounds = (int)v;
+		} else {
+			if (opt == 'n' || opt == 'r')
+				fprintf(stderr, "bench_metrics: -%c: %s\n", opt, err);
 			goto usage;
+		}
 	}
-	if (n < 1 || rounds < 1 || rounds > ROUNDS_MAX || optind != argc)
+	if (optind != argc)
 		goto usage;
 	if (abq_metrics_share(2) < 0) {
 		fprintf(stderr, "bench_metrics: cannot share the metrics\n");

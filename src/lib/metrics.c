@@ -431,18 +431,22 @@ out_double(struct sbuf *o, double v)
 
 /*
  * A series summed over every process's table: p is the series in the first
- * table, and the same series sits at the same offset in each of the others.
+ * table, and the same series sits at the same offset in table k.
  */
+static const void *
+in_slot(const void *p, int k)
+{
+	return (const char *)&slots[k] + ((const char *)p - (const char *)slots);
+}
+
 static uint64_t
 sum_u(const atomic_uint_fast64_t *p)
 {
-	size_t off = (size_t)((const char *)p - (const char *)slots);
 	uint64_t v = 0;
 
 	for (int k = 0; k < nslots; k++)
-		v += atomic_load_explicit(
-		    (const atomic_uint_fast64_t *)((const char *)&slots[k] + off),
-		    memory_order_relaxed);
+		v += atomic_load_explicit((const atomic_uint_fast64_t *)in_slot(p, k),
+		                          memory_order_relaxed);
 	return v;
 }
 
@@ -450,13 +454,11 @@ sum_u(const atomic_uint_fast64_t *p)
 static int64_t
 sum_i(const atomic_int_fast64_t *p)
 {
-	size_t off = (size_t)((const char *)p - (const char *)slots);
 	int64_t v = 0;
 
 	for (int k = 0; k < nslots; k++)
-		v += atomic_load_explicit(
-		    (const atomic_int_fast64_t *)((const char *)&slots[k] + off),
-		    memory_order_relaxed);
+		v += atomic_load_explicit((const atomic_int_fast64_t *)in_slot(p, k),
+		                          memory_order_relaxed);
 	return v;
 }
 

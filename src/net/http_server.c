@@ -962,15 +962,13 @@ conn_parse(struct http_conn *c, const char *buf, size_t n)
 {
 	size_t off = 0;
 
-	if (!c->started && c->state == C_READING && (off = conn_line(c, buf, n)) > 0) {
-		/* the phone's header lines, while plain (http_lines.h) */
+	/*
+	 * The phone's header lines, while plain (http_lines.h). When one fails
+	 * it stops short of the buffer's end with the parser's error set; the
+	 * parser then takes nothing more and the error is reported below.
+	 */
+	if (!c->started && c->state == C_READING && (off = conn_line(c, buf, n)) > 0)
 		off += http_lines(&c->parser, &c->srv->settings, buf + off, n - off);
-		if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-			conn_fail(c, c->err_status ? c->err_status : 400,
-			          http_errno_description(HTTP_PARSER_ERRNO(&c->parser)));
-			return n;
-		}
-	}
 
 	while (off < n && c->state == C_READING) {
 		size_t k = http_parser_execute(&c->parser, &c->srv->settings, buf + off, n - off);

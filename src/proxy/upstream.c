@@ -954,7 +954,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	c->timer_on = false;
 	if (c->state == CS_BUSY)
-		return; /* connected since: the request's own timer runs */
+		return; /* an idle deadline conn_send left pending: the request's own timer runs */
 	if (c->state == CS_IDLE) {
 		struct upstream *u = c->u;
 		double idle = loop_seconds_since(u->base, &c->idle_at);
