@@ -129,7 +129,10 @@ struct http_conn {
 	bool in_headers : 1;     /* inside on_headers */
 	bool resume_pending : 1; /* http_request_resume_body was called */
 	bool rev_et : 1;         /* rev is edge-triggered (see conn_rev_mode) */
+	bool timer_on : 1;       /* timer is pending (armed, not yet fired or deleted) */
+	bool timer_idle : 1;     /* ... for the keep-alive idle deadline (conn_arm_idle) */
 	uint16_t err_status;     /* the answer to a parse failure (an HTTP status) */
+	struct timeval idle_at;  /* loop_time when the connection last went idle */
 	struct net_addr peer;
 	struct net_addr counted_addr;
 	char peertxt[48]; /* peer, numeric; formatted on first use */
@@ -313,6 +316,63 @@ static void
 conn_arm(struct http_conn *c, unsigned ms)
 {
 	timer_set_add(&c->srv->timers, c->srv->base, c->timer, ms);
+	c->timer_on = true;
+	c->timer_idle = false;
+}
+
+/*
+ * The connection went idle between two requests: its deadline is idle_at +
+ * idle_timeout. Every kept-alive request ends here, and every one started
+ * (conn_disarm) used to stop the timer again: two libevent calls per request
+ * for a deadline that almost never expires. An idle deadline armed before
+ * and still pending stays: it expires no later than this one, and
+ * conn_on_timer, finding the connection idle for less than idle_timeout,
+ * arms the timer for the rest. Any other deadline is replaced at once.
+ */
+static void
+conn_arm_idle(struct http_conn *c)
+{
+	loop_time(c->srv->base, &c->idle_at);
+	if (c->timer_on && c->timer_idle)
+		return;
+	conn_arm(c, c->srv->conf.idle_timeout_ms);
+	c->timer_idle = true;
+}
+
+/*
+ * A request is being served: no deadline of the connection's applies. A
+ * pending idle deadline is left to expire unheeded (conn_on_timer ignores it
+ * outside C_READING, and conn_arm_idle keeps it only while it is due no
+ * later than the next idle deadline); a header or body deadline is stopped.
+ */
+static void
+conn_disarm(struct http_conn *c)
+{
+	if (c->timer_on && !c->timer_idle) {
+		evtimer_del(c->timer);
+		c->timer_on = false;
+	}
+}
+
+/*
+ * The rest of the idle deadline, if the connection went idle again since the
+ * pending idle timer was armed: true if the timer was armed for it.
+ */
+static bool
+conn_idle_rest(struct http_conn *c)
+{
+	double idle = loop_seconds_since(c->srv->base, &c->idle_at);
+	double left = (double)c->srv->conf.idle_timeout_ms / 1000.0 - idle;
+	struct timeval tv;
+
+	if (left < 0.001)
+		return false;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+	evtimer_add(c->timer, &tv);
+	c->timer_on = true;
+	c->timer_idle = true;
+	return true;
 }
 
 /* A parse pass ended: arm the deadline it asked for, if still reading. */
@@ -329,7 +389,11 @@ static void
 conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
+	bool idle_timer = c->timer_idle;
 
+	/* a timer that fires or is made active is no longer pending */
+	c->timer_on = false;
+	c->timer_idle = false;
 	if (c->resume_pending && c->state == C_WAITING) {
 		/* made active by http_request_resume_body */
 		conn_body_resume(c);
@@ -345,10 +409,12 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->state != C_READING)
 		return;
 	if (!c->started) {
+		if (idle_timer && conn_idle_rest(c))
+			return; /* used again since the timer was armed */
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
 			/* the last response is still flowing: the write timeout
 			 * guards that; idleness starts when it is sent */
-			conn_arm(c, c->srv->conf.idle_timeout_ms);
+			conn_arm_idle(c);
 			return;
 		}
 		conn_free(c); /* idle keep-alive, or connected and silent */
@@ -795,6 +861,7 @@ conn_close_after_flush(struct http_conn *c)
 	conn_read_on(c); /* the linger drains what the client still sends */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	evtimer_del(c->timer); /* the write timeout bounds the flush */
+	c->timer_on = false;
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
 }
@@ -830,7 +897,7 @@ conn_dispatch(struct http_conn *c)
 	struct http_server *srv = c->srv;
 	struct http_request *req = c->req;
 
-	evtimer_del(c->timer);
+	conn_disarm(c);
 	c->arm_ms = 0;
 	c->state = C_HELD;
 	c->started = false;
@@ -886,7 +953,7 @@ conn_headers(struct http_conn *c)
 	http_parser_pause(&c->parser, 0);
 	c->state = C_WAITING;
 	c->arm_ms = 0;
-	evtimer_del(c->timer);
+	conn_disarm(c);
 	req->notified = true;
 	c->in_headers = true;
 	r = srv->handler.on_headers(req, srv->arg);
@@ -1961,7 +2028,7 @@ http_response_end(struct http_request *req)
 	c->started = false;
 	c->err_status = 0;
 	conn_write_now(c);
-	conn_arm(c, c->srv->conf.idle_timeout_ms);
+	conn_arm_idle(c);
 	conn_process(c);
 	return 0;
 }
