@@ -16,6 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define DEVICE_ID_MAX    64
 #define DURATION_ERR_MSG "not a duration (use 0, 30s, 45m, 6h, 1d)"
 #define SIZE_ERR_MSG     "not a size (use 1048576, 512K, 32M, 1G)"
@@ -585,10 +589,10 @@ fmt_u64(char *buf, uint64_t v)
 
 /*
  * Every header value read or forwarded goes through this, so it looks at
- * eight bytes per step (field_value_len: once strlen, vectorized in libc, has
- * found the end). A
- * word is looked at byte by byte only when it holds a byte below 0x20 or a
- * DEL; tab is the one such byte allowed. The test for "a byte below n" is
+ * sixteen bytes per step (below), else eight (field_value_len: once strlen,
+ * vectorized in libc, has found the end). A word is looked at byte by byte
+ * only when it holds a byte below 0x20 or a DEL; tab is the one such byte
+ * allowed. The test for "a byte below n" is
  * exact for n <= 128: no byte can borrow from its neighbour unless one is
  * already below n.
  */
@@ -597,6 +601,35 @@ field_value_ok(const char *s, size_t n)
 {
 	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
 	size_t i = 0;
+
+#ifdef __SSE2__
+	/*
+	 * Sixteen bytes per step where the CPU has SSE2 (every x86-64): a byte
+	 * is below 0x20 when the unsigned minimum of it and 0x1f is itself, and
+	 * the three exact tests need no second look. The last step may overlap
+	 * the one before it. Values of 16 bytes and more (Authorization,
+	 * User-Agent, Content-Type, the request target) take this way.
+	 */
+	if (n >= 16) {
+		const __m128i ctl = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t'),
+		              del = _mm_set1_epi8(0x7f);
+
+		for (;; i += 16) {
+			__m128i v, bad;
+
+			if (i + 16 > n)
+				i = n - 16;
+			v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+			bad = _mm_andnot_si128(_mm_cmpeq_epi8(v, tab),
+			                       _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+			bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, del));
+			if (_mm_movemask_epi8(bad) != 0)
+				return false;
+			if (i + 16 == n)
+				return true;
+		}
+	}
+#endif
 
 	if (n >= 8) {
 		/* The last step may overlap the one before it: no byte-by-byte tail. */
