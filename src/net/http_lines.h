@@ -52,4 +52,13 @@ size_t http_lines(http_parser *p, const http_parser_settings *s, const char *buf
  */
 size_t http_status_line(http_parser *p, const http_parser_settings *s, const char *buf, size_t n);
 
+/*
+ * The length of the longest prefix of s[0..n) made of the request-target
+ * bytes the phone's request line is taken with (http_server.c conn_line):
+ * RFC 3986's unreserved and sub-delims, ':', '@', '/', '?' and '%'. Every
+ * one is a URL byte to libhttp-parser, '?' starts or continues the query and
+ * none starts a fragment.
+ */
+size_t http_target_span(const char *s, size_t n);
+
 #endif

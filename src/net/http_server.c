@@ -964,16 +964,6 @@ conn_headers(struct http_conn *c)
 		conn_body_resume(c);
 }
 
-/* A byte of a request target conn_line takes: RFC 3986's unreserved and
- * sub-delims, ':', '@', '/', '?' and '%'. */
-static inline bool
-line_target_byte(unsigned char ch)
-{
-	static const uint32_t set[8] = {0, 0xaffffff2, 0x87ffffff, 0x47fffffe, 0, 0, 0, 0};
-
-	return (set[ch >> 5] >> (ch & 31)) & 1;
-}
-
 /*
  * The request line every phone sends, "POST <target> HTTP/1.1" CRLF with
  * the target made only of the bytes above, whole at the start of buf and
@@ -1005,8 +995,7 @@ conn_line(struct http_conn *c, const char *buf, size_t n)
 	if (n < sizeof(line) || memcmp(buf, "POST /", 6) != 0)
 		return 0;
 	/* the target runs to the first byte outside the set: it must be " HTTP/1.1" CRLF */
-	while (q < end && line_target_byte((unsigned char)*q))
-		q++;
+	q += http_target_span(t, (size_t)(end - t));
 	if ((size_t)(end - q) < 11 || memcmp(q, " HTTP/1.1\r\n", 11) != 0)
 		return 0;
 	c->srv->line_url = t;

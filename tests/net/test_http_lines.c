@@ -9,6 +9,7 @@
  * refused framing line and a failing callback stop it with the parser's error.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -196,13 +197,49 @@ test_status_left(void **state)
 	}
 }
 
+/*
+ * http_target_span against RFC 3986's sets spelled out, byte by byte: every
+ * byte value at every position of targets of 1 to 72 bytes, so each lands in
+ * a 16-byte step and in the tail.
+ */
+static void
+test_target_span(void **state)
+{
+	static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	                         "-._~"        /* unreserved */
+	                         "!$&'()*+,;=" /* sub-delims */
+	                         ":@/?%";
+	char buf[73];
+
+	(void)state;
+	assert_int_equal(http_target_span("/Microsoft-Server-ActiveSync?Cmd=Sync&User=alice"
+	                                  "&DeviceId=ABC123&DeviceType=iPhone HTTP/1.1",
+	                                  91),
+	                 82);
+	assert_int_equal(http_target_span("", 0), 0);
+	for (size_t len = 1; len <= 72; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				bool good = c != 0 && strchr(ok, c) != NULL;
+				size_t want = good ? len : pos;
+
+				memset(buf, 'a', len);
+				buf[pos] = (char)c;
+				if (http_target_span(buf, len) != want)
+					fail_msg("len %zu, byte 0x%02x at %zu: %zu", len, c, pos,
+					         http_target_span(buf, len));
+			}
+		}
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_phone_block), cmocka_unit_test(test_upstream_block),
 	    cmocka_unit_test(test_stops),       cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_status_left),
+	    cmocka_unit_test(test_status_left), cmocka_unit_test(test_target_span),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
