@@ -7,7 +7,8 @@
  * benchmark's FolderSync request and the upstream's answer that walk is about
  * 10,000 instructions, a third of what abqd runs per proxied request
  * (bench/callgrind.sh). The common line, a token, a colon, one space and a
- * value of visible bytes ended by CRLF, needs one table look-up per byte.
+ * value of visible bytes ended by CRLF, is two spans of a byte class, found
+ * sixteen bytes at a time.
  *
  * What makes the result the parser's own. For such a line the parser calls
  * on_header_field with the name and, at the CR, on_header_value with the
@@ -32,11 +33,9 @@
 #include <emmintrin.h>
 #endif
 
-#include "lib/util.h"
-
 enum {
 	C_TOKEN = 1,  /* RFC 9110 tchar */
-	C_VALUE = 2,  /* a value byte: HTAB, SP, VCHAR, obs-text (as field_value_ok) */
+	C_VALUE = 2,  /* a value byte: HTAB, SP, VCHAR, obs-text (lib/util.h field_value_ok's) */
 	C_VSTART = 4, /* the first byte of a value: C_VALUE without SP and HTAB */
 };
 
@@ -58,6 +57,85 @@ static const uint8_t cls[256] = {
     6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
     6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* */
 };
+
+#ifdef __SSE2__
+/* Bytes of v in lo..hi (lo <= hi), as 0xff. */
+static inline __m128i
+in_range(__m128i v, unsigned char lo, unsigned char hi)
+{
+	__m128i d = _mm_sub_epi8(v, _mm_set1_epi8((char)lo));
+
+	return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8((char)(hi - lo))), d);
+}
+
+/* Bytes of v outside 0x21-0x7e (controls, SP, DEL, >= 0x80), as 0xff. */
+static inline __m128i
+not_visible(__m128i v)
+{
+	return _mm_andnot_si128(in_range(v, 0x21, 0x7e), _mm_set1_epi8(-1));
+}
+#endif
+
+/*
+ * Spans of a header line, sixteen bytes per step where the CPU has SSE2
+ * (every x86-64) and sixteen bytes are left in the buffer, else a byte at a
+ * time through cls. A line is walked once: the name, then the value up to
+ * its CR, which also ends the line (no memchr ahead of the two).
+ */
+size_t
+http_token_span(const char *s, size_t n)
+{
+	const unsigned char *b = (const unsigned char *)s;
+	size_t i = 0;
+
+#ifdef __SSE2__
+	/* the visible bytes but '"' '(' ')' ',' '/' ':'-'@' '[' '\\' ']' '{' '}' */
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+		__m128i bad = _mm_or_si128(not_visible(v), in_range(v, 0x28, 0x29));
+		int m;
+
+		bad = _mm_or_si128(bad, in_range(v, 0x3a, 0x40));
+		bad = _mm_or_si128(bad, in_range(v, 0x5b, 0x5d));
+		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
+		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
+		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('{')));
+		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('}')));
+		m = _mm_movemask_epi8(bad);
+		if (m != 0)
+			return i + (size_t)__builtin_ctz((unsigned)m);
+	}
+#endif
+	while (i < n && (cls[b[i]] & C_TOKEN))
+		i++;
+	return i;
+}
+
+size_t
+http_value_span(const char *s, size_t n)
+{
+	const unsigned char *b = (const unsigned char *)s;
+	size_t i = 0;
+
+#ifdef __SSE2__
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+		/* a control byte but HTAB, or DEL */
+		__m128i bad = _mm_andnot_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')),
+		                               in_range(v, 0x00, 0x1f));
+		int m;
+
+		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+		m = _mm_movemask_epi8(bad);
+		if (m != 0)
+			return i + (size_t)__builtin_ctz((unsigned)m);
+	}
+#endif
+	while (i < n && (cls[b[i]] & C_VALUE))
+		i++;
+	return i;
+}
 
 /* name[0..len) equals lower (lower case) in ASCII case-insensitively; name is tokens. */
 static bool
@@ -125,24 +203,21 @@ http_lines(http_parser *p, const http_parser_settings *s, const char *buf, size_
 		const unsigned char *q = line, *v, *cr;
 		size_t nlen;
 
-		/* the line's CR (a CR is no name or value byte: nothing is skipped) */
-		cr = memchr(line, '\r', (size_t)(end - line));
-		if (cr == NULL || end - cr < 3 || cr[1] != '\n' || cr[2] == ' ' || cr[2] == '\t')
-			break; /* cut by the buffer, a bare CR, or folded into by the next line */
-		/* the name, up to the colon (the CR stops the loop at the latest) */
-		while (cls[*q] & C_TOKEN)
-			q++;
-		if (q == line || *q != ':')
+		/* the name, up to the colon */
+		nlen = http_token_span((const char *)line, (size_t)(end - line));
+		q = line + nlen;
+		if (nlen == 0 || end - q < 2 || *q != ':')
 			break;
-		nlen = (size_t)(q - line);
 		q++;
 		if (*q == ' ')
 			q++;
-		/* the value: a visible first byte, then no control byte to the CR */
+		/* the value: a visible first byte, then value bytes up to the line's CR */
 		v = q;
-		if (!(cls[*v] & C_VSTART) ||
-		    !field_value_ok((const char *)v + 1, (size_t)(cr - v - 1)))
+		if (v == end || !(cls[*v] & C_VSTART))
 			break;
+		cr = v + 1 + http_value_span((const char *)v + 1, (size_t)(end - v - 1));
+		if (end - cr < 3 || cr[0] != '\r' || cr[1] != '\n' || cr[2] == ' ' || cr[2] == '\t')
+			break; /* a bad byte, cut by the buffer, a bare CR, or folded into */
 		if (framing_name((const char *)line, nlen) &&
 		    !keep_alive_11(p, (const char *)line, nlen, (const char *)v,
 		                   (size_t)(cr - v))) {
@@ -197,17 +272,6 @@ target_byte(unsigned char ch)
 
 	return (set[ch >> 5] >> (ch & 31)) & 1;
 }
-
-#ifdef __SSE2__
-/* Bytes of v in lo..hi (lo <= hi), as 0xff. */
-static inline __m128i
-in_range(__m128i v, unsigned char lo, unsigned char hi)
-{
-	__m128i d = _mm_sub_epi8(v, _mm_set1_epi8((char)lo));
-
-	return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8((char)(hi - lo))), d);
-}
-#endif
 
 /*
  * A phone's request target is some 60 to 200 bytes, scanned on every

@@ -53,6 +53,14 @@ size_t http_lines(http_parser *p, const http_parser_settings *s, const char *buf
 size_t http_status_line(http_parser *p, const http_parser_settings *s, const char *buf, size_t n);
 
 /*
+ * The lengths of the longest prefixes of s[0..n) made of RFC 9110 token bytes
+ * (a field name) and of field-value bytes (HTAB, SP, visible ASCII and bytes
+ * >= 0x80; lib/util.h field_value_ok's set).
+ */
+size_t http_token_span(const char *s, size_t n);
+size_t http_value_span(const char *s, size_t n);
+
+/*
  * The length of the longest prefix of s[0..n) made of the request-target
  * bytes the phone's request line is taken with (http_server.c conn_line):
  * RFC 3986's unreserved and sub-delims, ':', '@', '/', '?' and '%'. Every

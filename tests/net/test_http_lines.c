@@ -233,6 +233,41 @@ test_target_span(void **state)
 	}
 }
 
+/*
+ * http_token_span and http_value_span against RFC 9110's sets spelled out,
+ * byte by byte: every byte value at every position of 1 to 72 bytes, so each
+ * lands in a 16-byte step and in the tail.
+ */
+static void
+test_line_spans(void **state)
+{
+	static const char tchar[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	                            "!#$%&'*+-.^_`|~";
+	char buf[73];
+
+	(void)state;
+	assert_int_equal(http_token_span("MS-ASProtocolVersion: 14.1\r\n", 28), 20);
+	assert_int_equal(http_value_span("Basic YWxpY2U6c2VjcmV0\r\nHost: x\r\n", 33), 22);
+	assert_int_equal(http_token_span("", 0), 0);
+	assert_int_equal(http_value_span("", 0), 0);
+	for (size_t len = 1; len <= 72; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				bool token = c != 0 && strchr(tchar, c) != NULL;
+				bool value = c == '\t' || (c >= 0x20 && c != 0x7f);
+
+				memset(buf, 'a', len);
+				buf[pos] = (char)c;
+				if (http_token_span(buf, len) != (token ? len : pos) ||
+				    http_value_span(buf, len) != (value ? len : pos))
+					fail_msg("len %zu, byte 0x%02x at %zu: %zu %zu", len, c,
+					         pos, http_token_span(buf, len),
+					         http_value_span(buf, len));
+			}
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -240,6 +275,7 @@ main(void)
 	    cmocka_unit_test(test_phone_block), cmocka_unit_test(test_upstream_block),
 	    cmocka_unit_test(test_stops),       cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_status_left), cmocka_unit_test(test_target_span),
+	    cmocka_unit_test(test_line_spans),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
