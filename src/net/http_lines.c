@@ -195,7 +195,8 @@ keep_alive_11(const http_parser *p, const char *name, size_t nlen, const char *v
 }
 
 size_t
-http_lines(http_parser *p, const http_parser_settings *s, const char *buf, size_t n)
+http_lines(http_parser *p, const http_parser_settings *s, http_line_cb on_line, const char *buf,
+           size_t n)
 {
 	const unsigned char *b = (const unsigned char *)buf, *end = b + n, *line = b;
 
@@ -226,6 +227,14 @@ http_lines(http_parser *p, const http_parser_settings *s, const char *buf, size_
 
 			if (k != len || HTTP_PARSER_ERRNO(p) != HPE_OK)
 				return (size_t)(line - b) + k;
+		} else if (on_line != NULL) {
+			int e =
+			    on_line(p, (const char *)line, nlen, (const char *)v, (size_t)(cr - v));
+
+			if (e != 0) {
+				p->http_errno = (unsigned)e;
+				return (size_t)(line - b);
+			}
 		} else {
 			if (s->on_header_field != NULL &&
 			    s->on_header_field(p, (const char *)line, nlen) != 0) {

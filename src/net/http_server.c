@@ -543,6 +543,36 @@ on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 /*
+ * A whole plain header line from http_lines: on_header_field then
+ * on_header_value in one step when the line follows the URL or a whole
+ * header and fits the buffer as it is (name, value, their NULs and the 3
+ * spare bytes hb_append keeps), else through the two.
+ */
+static int
+on_line(http_parser *p, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	struct http_conn *c = p->data;
+	struct cbuf *b = &c->hb;
+
+	if (__builtin_expect((c->hlast != HB_URL && c->hlast != HB_VALUE) ||
+	                         nlen + vlen + 5 > b->cap - b->len || c->nhdr == UINT16_MAX,
+	                     0)) {
+		if (on_header_field(p, name, nlen) != 0)
+			return HPE_CB_header_field;
+		return on_header_value(p, v, vlen) != 0 ? HPE_CB_header_value : 0;
+	}
+	hb_nul(c); /* ends the URL or the previous value */
+	c->nhdr++;
+	memcpy(b->p + b->len, name, nlen);
+	b->len += (uint32_t)nlen;
+	hb_nul(c);
+	memcpy(b->p + b->len, v, vlen);
+	b->len += (uint32_t)vlen;
+	c->hlast = HB_VALUE;
+	return 0;
+}
+
+/*
  * The body is going to be read: answer 100 Continue if the client waits for
  * it, and start the body deadline (armed when this parse pass ends).
  */
@@ -1024,7 +1054,7 @@ conn_parse(struct http_conn *c, const char *buf, size_t n)
 	 * parser then takes nothing more and the error is reported below.
 	 */
 	if (!c->started && c->state == C_READING && (off = conn_line(c, buf, n)) > 0)
-		off += http_lines(&c->parser, &c->srv->settings, buf + off, n - off);
+		off += http_lines(&c->parser, &c->srv->settings, on_line, buf + off, n - off);
 
 	while (off < n && c->state == C_READING) {
 		size_t k = http_parser_execute(&c->parser, &c->srv->settings, buf + off, n - off);
