@@ -15,6 +15,7 @@
 #include "lib/util.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,33 +25,39 @@
 #define EAS_PATH_MAX      1024
 #define B64_DEVICE_ID_MAX 32 /* bytes; 64 hex characters, device_id_valid's cap */
 
+/* A name with its length, for tables compared length first. */
+#define NAME_LEN(s) s, sizeof(s) - 1
+
 /* The names of the commands, indexed by enum eas_cmd. */
-static const char *const cmd_names[EAS_CMD_COUNT] = {
-    [EAS_CMD_NONE] = "",
-    [EAS_CMD_SYNC] = "Sync",
-    [EAS_CMD_SENDMAIL] = "SendMail",
-    [EAS_CMD_SMARTFORWARD] = "SmartForward",
-    [EAS_CMD_SMARTREPLY] = "SmartReply",
-    [EAS_CMD_GETATTACHMENT] = "GetAttachment",
-    [EAS_CMD_GETHIERARCHY] = "GetHierarchy",
-    [EAS_CMD_CREATECOLLECTION] = "CreateCollection",
-    [EAS_CMD_DELETECOLLECTION] = "DeleteCollection",
-    [EAS_CMD_MOVECOLLECTION] = "MoveCollection",
-    [EAS_CMD_FOLDERSYNC] = "FolderSync",
-    [EAS_CMD_FOLDERCREATE] = "FolderCreate",
-    [EAS_CMD_FOLDERDELETE] = "FolderDelete",
-    [EAS_CMD_FOLDERUPDATE] = "FolderUpdate",
-    [EAS_CMD_MOVEITEMS] = "MoveItems",
-    [EAS_CMD_GETITEMESTIMATE] = "GetItemEstimate",
-    [EAS_CMD_MEETINGRESPONSE] = "MeetingResponse",
-    [EAS_CMD_SEARCH] = "Search",
-    [EAS_CMD_SETTINGS] = "Settings",
-    [EAS_CMD_PING] = "Ping",
-    [EAS_CMD_ITEMOPERATIONS] = "ItemOperations",
-    [EAS_CMD_PROVISION] = "Provision",
-    [EAS_CMD_RESOLVERECIPIENTS] = "ResolveRecipients",
-    [EAS_CMD_VALIDATECERT] = "ValidateCert",
-    [EAS_CMD_FIND] = "Find",
+static const struct {
+	const char *name;
+	size_t len;
+} cmd_names[EAS_CMD_COUNT] = {
+    [EAS_CMD_NONE] = {NAME_LEN("")},
+    [EAS_CMD_SYNC] = {NAME_LEN("Sync")},
+    [EAS_CMD_SENDMAIL] = {NAME_LEN("SendMail")},
+    [EAS_CMD_SMARTFORWARD] = {NAME_LEN("SmartForward")},
+    [EAS_CMD_SMARTREPLY] = {NAME_LEN("SmartReply")},
+    [EAS_CMD_GETATTACHMENT] = {NAME_LEN("GetAttachment")},
+    [EAS_CMD_GETHIERARCHY] = {NAME_LEN("GetHierarchy")},
+    [EAS_CMD_CREATECOLLECTION] = {NAME_LEN("CreateCollection")},
+    [EAS_CMD_DELETECOLLECTION] = {NAME_LEN("DeleteCollection")},
+    [EAS_CMD_MOVECOLLECTION] = {NAME_LEN("MoveCollection")},
+    [EAS_CMD_FOLDERSYNC] = {NAME_LEN("FolderSync")},
+    [EAS_CMD_FOLDERCREATE] = {NAME_LEN("FolderCreate")},
+    [EAS_CMD_FOLDERDELETE] = {NAME_LEN("FolderDelete")},
+    [EAS_CMD_FOLDERUPDATE] = {NAME_LEN("FolderUpdate")},
+    [EAS_CMD_MOVEITEMS] = {NAME_LEN("MoveItems")},
+    [EAS_CMD_GETITEMESTIMATE] = {NAME_LEN("GetItemEstimate")},
+    [EAS_CMD_MEETINGRESPONSE] = {NAME_LEN("MeetingResponse")},
+    [EAS_CMD_SEARCH] = {NAME_LEN("Search")},
+    [EAS_CMD_SETTINGS] = {NAME_LEN("Settings")},
+    [EAS_CMD_PING] = {NAME_LEN("Ping")},
+    [EAS_CMD_ITEMOPERATIONS] = {NAME_LEN("ItemOperations")},
+    [EAS_CMD_PROVISION] = {NAME_LEN("Provision")},
+    [EAS_CMD_RESOLVERECIPIENTS] = {NAME_LEN("ResolveRecipients")},
+    [EAS_CMD_VALIDATECERT] = {NAME_LEN("ValidateCert")},
+    [EAS_CMD_FIND] = {NAME_LEN("Find")},
 };
 
 /*
@@ -102,9 +109,6 @@ enum qparam {
 	QP_COUNT
 };
 
-/* A name with its length, for tables compared length first. */
-#define NAME_LEN(s) s, sizeof(s) - 1
-
 static const struct {
 	const char *name;
 	size_t len;
@@ -147,6 +151,11 @@ enum b64tag {
 struct req_block {
 	struct eas_request req; /* first: the block is freed through &req */
 	size_t used, cap;
+	/*
+	 * Whether a string was malloc'd (it did not fit the arena): when none
+	 * was, eas_request_free has no field to look at but the password.
+	 */
+	bool heap;
 	struct blk_cache *cache; /* the block's cache (cfg->blocks), or NULL: free() */
 	char arena[];            /* cap bytes, sized from the request (req_arena_size) */
 };
@@ -177,6 +186,11 @@ struct parse_ctx {
 	 */
 	bool q_canon;
 	const char *qraw; /* the raw query, qlen bytes */
+	/*
+	 * User= (or the base64 User) is the credentials' user name byte for
+	 * byte (check_request): compared once, read by the forwarded query.
+	 */
+	bool user_is_auth;
 	/*
 	 * The values being set are NUL-terminated strings in the request's
 	 * arena that live as long as it (parse_plain_verbatim): kept as they
@@ -214,6 +228,7 @@ req_alloc(struct parse_ctx *c, size_t n)
 		b->used += n;
 		return p;
 	}
+	b->heap = true;
 	return xmalloc(n);
 }
 
@@ -308,20 +323,29 @@ eas_cmd_name(enum eas_cmd cmd)
 {
 	if ((int)cmd < 0 || cmd >= EAS_CMD_COUNT)
 		return "";
-	return cmd_names[cmd];
+	return cmd_names[cmd].name;
+}
+
+/*
+ * The command name[0..len) names, without regard to case, or EAS_CMD_NONE:
+ * the length picks the candidates (every request's Cmd= is looked up here).
+ */
+static enum eas_cmd
+cmd_of_name(const char *name, size_t len)
+{
+	for (int i = 1; i < EAS_CMD_COUNT; i++)
+		if (cmd_names[i].len == len && mem_ieq(name, cmd_names[i].name, len))
+			return (enum eas_cmd)i;
+	return EAS_CMD_NONE;
 }
 
 /* Look a command name up without regard to case; EAS_CMD_NONE if unknown. */
 enum eas_cmd
 eas_cmd_from_name(const char *name)
 {
-	if (name == NULL || *name == '\0')
+	if (name == NULL)
 		return EAS_CMD_NONE;
-	for (int i = 1; i < EAS_CMD_COUNT; i++)
-		if ((name[0] | 0x20) == (cmd_names[i][0] | 0x20) &&
-		    strcasecmp(name, cmd_names[i]) == 0)
-			return (enum eas_cmd)i;
-	return EAS_CMD_NONE;
+	return cmd_of_name(name, strlen(name));
 }
 
 /* The base64 command code of a command, or -1 when the spec gives it none. */
@@ -397,29 +421,31 @@ graphic_prefix(const char *s, size_t n)
  * (RFC 3986 2.3: letters, digits, '-' '.' '_' '~'), PATH_LIT what fwd_path
  * carries as it is (unreserved, the sub-delims a segment allows but ';',
  * ':', '@', '/'), NAME_CH what a query parameter name may hold (letters and
- * digits). Bytes from 0x80 are in none.
+ * digits), QUERY_END where a plain query's value ends ('&' and the NUL after
+ * the query). Bytes from 0x80 are in none.
  */
 #define UNRESERVED 1
 #define PATH_LIT   2
 #define NAME_CH    4
+#define QUERY_END  8
 
 static const unsigned char uri_class[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
-    0, 0, 0, 0, 0, 0, 0, 0, /* 0x08 */
-    0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
-    0, 0, 0, 0, 0, 0, 0, 0, /* 0x18 */
-    0, 2, 0, 0, 2, 0, 2, 2, /* 0x20 */
-    2, 2, 2, 2, 2, 3, 3, 2, /* 0x28 */
-    7, 7, 7, 7, 7, 7, 7, 7, /* 0x30 */
-    7, 7, 2, 0, 0, 2, 0, 0, /* 0x38 */
-    2, 7, 7, 7, 7, 7, 7, 7, /* 0x40 */
-    7, 7, 7, 7, 7, 7, 7, 7, /* 0x48 */
-    7, 7, 7, 7, 7, 7, 7, 7, /* 0x50 */
-    7, 7, 7, 0, 0, 0, 0, 3, /* 0x58 */
-    0, 7, 7, 7, 7, 7, 7, 7, /* 0x60 */
-    7, 7, 7, 7, 7, 7, 7, 7, /* 0x68 */
-    7, 7, 7, 7, 7, 7, 7, 7, /* 0x70 */
-    7, 7, 7, 0, 0, 0, 3, 0, /* 0x78 */
+    8, 0, 0, 0, 0, 0, 0,  0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0,  0, /* 0x08 */
+    0, 0, 0, 0, 0, 0, 0,  0, /* 0x10 */
+    0, 0, 0, 0, 0, 0, 0,  0, /* 0x18 */
+    0, 2, 0, 0, 2, 0, 10, 2, /* 0x20 */
+    2, 2, 2, 2, 2, 3, 3,  2, /* 0x28 */
+    7, 7, 7, 7, 7, 7, 7,  7, /* 0x30 */
+    7, 7, 2, 0, 0, 2, 0,  0, /* 0x38 */
+    2, 7, 7, 7, 7, 7, 7,  7, /* 0x40 */
+    7, 7, 7, 7, 7, 7, 7,  7, /* 0x48 */
+    7, 7, 7, 7, 7, 7, 7,  7, /* 0x50 */
+    7, 7, 7, 0, 0, 0, 0,  3, /* 0x58 */
+    0, 7, 7, 7, 7, 7, 7,  7, /* 0x60 */
+    7, 7, 7, 7, 7, 7, 7,  7, /* 0x68 */
+    7, 7, 7, 7, 7, 7, 7,  7, /* 0x70 */
+    7, 7, 7, 0, 0, 0, 3,  0, /* 0x78 */
 };
 
 /* True for an unreserved byte. */
@@ -618,7 +644,7 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
 	case QP_CMD:
 		if (len == 0)
 			return req_fail(c, EAS_REQ_ENOCMD, "query: Cmd is empty");
-		r->cmd = eas_cmd_from_name(value);
+		r->cmd = cmd_of_name(value, len);
 		if (r->cmd == EAS_CMD_NONE)
 			return req_fail(c, EAS_REQ_EUNKNOWNCMD, "query: unknown command \"%.40s\"",
 			                value);
@@ -701,9 +727,11 @@ plain_canonical(const struct parse_ctx *c, int qp, int last, const char *name, b
  * pairs, checks, errors in the same order and the same canonical test, in
  * one walk over each pair. The query is copied once into the arena and cut
  * there into NUL-terminated names and values, which the known parameters
- * keep as they are instead of a copy each.
+ * keep as they are instead of a copy each. Not inlined: inside
+ * eas_request_parse its byte loops ran short of registers and reloaded the
+ * buffer and the class table from the stack on every byte (bench/callgrind.sh).
  */
-static enum eas_req_err
+static __attribute__((noinline)) enum eas_req_err
 parse_plain_verbatim(struct parse_ctx *c, const char *q, size_t qlen)
 {
 	bool *seen = c->seen;
@@ -734,7 +762,8 @@ parse_plain_verbatim(struct parse_ctx *c, const char *q, size_t qlen)
 			               EAS_REQ_PARAMS_MAX);
 			break;
 		}
-		while (i < qlen && (uri_class[(unsigned char)buf[i]] & NAME_CH))
+		/* The NUL at buf[qlen] stops both walks: the query holds no other. */
+		while (uri_class[(unsigned char)buf[i]] & NAME_CH)
 			i++;
 		nlen = i - start;
 		/* A name is letters and digits given literally (parse_plain_query). */
@@ -757,8 +786,8 @@ parse_plain_verbatim(struct parse_ctx *c, const char *q, size_t qlen)
 		if (has_eq) {
 			size_t j = i + 1;
 
-			while (j < qlen && buf[j] != '&')
-				cls &= uri_class[(unsigned char)buf[j++]];
+			for (unsigned k; !((k = uri_class[(unsigned char)buf[j]]) & QUERY_END); j++)
+				cls &= k;
 			buf[j] = '\0';
 			value = buf + i + 1;
 			vlen = j - i - 1;
@@ -1213,16 +1242,18 @@ parse_method(struct parse_ctx *c, const char *method)
 			return req_fail(c, EAS_REQ_EMETHOD,
 			                "method is not an upper-case word (character %zu)", i + 1);
 	r->method_name = req_strndup(c, method, len);
-	if (strcmp(method, "POST") == 0)
+#define METHOD_IS(m) (len == sizeof(m) - 1 && memcmp(method, m, len) == 0)
+	if (METHOD_IS("POST"))
 		r->method = EAS_METHOD_POST;
-	else if (strcmp(method, "OPTIONS") == 0)
+	else if (METHOD_IS("OPTIONS"))
 		r->method = EAS_METHOD_OPTIONS;
-	else if (strcmp(method, "GET") == 0)
+	else if (METHOD_IS("GET"))
 		r->method = EAS_METHOD_GET;
-	else if (strcmp(method, "HEAD") == 0)
+	else if (METHOD_IS("HEAD"))
 		r->method = EAS_METHOD_HEAD;
 	else
 		r->method = EAS_METHOD_OTHER;
+#undef METHOD_IS
 	return EAS_REQ_OK;
 }
 
@@ -1483,15 +1514,17 @@ path_is_eas(const char *path, size_t len, const char *eas)
 }
 
 /*
- * The target: "/path" or "/path?query". Classifies the path, and for the EAS
- * path reads the query in whichever form it comes.
+ * The target: "/path" or "/path?query", tlen its strnlen capped at
+ * EAS_REQ_TARGET_MAX + 1. Classifies the path, and for the EAS path reads
+ * the query in whichever form it comes.
  */
 static enum eas_req_err
-parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const char *target)
+parse_target(struct parse_ctx *c, const struct eas_request_config *cfg, const char *target,
+             size_t tlen)
 {
 	struct eas_request *r = c->req;
 	const char *eas = cfg != NULL && cfg->eas_path != NULL ? cfg->eas_path : EAS_PATH_DEFAULT;
-	size_t tlen = strnlen(target, EAS_REQ_TARGET_MAX + 1), plen, qlen;
+	size_t plen, qlen;
 	const char *qmark;
 	enum eas_req_err err;
 
@@ -1574,11 +1607,15 @@ static const struct {
     [KH_CTYPE] = {NAME_LEN("Content-Type"), false},
 };
 
-/* Where each known header is: its first occurrence, and how many there are. */
+/*
+ * Where each known header is: its first occurrence, and how many there are;
+ * and the first header the caller left without a name or a value.
+ */
 struct hdr_index {
 	const char *first[KH_COUNT];
 	size_t first_len[KH_COUNT]; /* its value's length, or 0: measure it */
 	unsigned count[KH_COUNT];
+	size_t bad; /* that header's index, or n_headers when there is none */
 };
 
 /* The length of known header k's first value: as given, else measured (capped). */
@@ -1621,20 +1658,32 @@ known_hdr_of(const char *name, size_t len)
 	return known_hdrs[k].len == len && mem_ieq(name, known_hdrs[k].name, len) ? k : -1;
 }
 
-/* One pass over the headers: each name looked up once (known_hdr_of). */
+/*
+ * One pass over the headers: each name looked up once (known_hdr_of). A
+ * header without a name or value stops it with nothing indexed (ix->bad:
+ * parse_headers refuses the request).
+ */
 static void
 index_headers(const struct eas_header *h, size_t n, struct hdr_index *ix)
 {
 	memset(ix, 0, sizeof(*ix));
 	for (size_t i = 0; i < n; i++) {
-		size_t len = h[i].name_len != 0 ? h[i].name_len : strlen(h[i].name);
-		int k = known_hdr_of(h[i].name, len);
+		size_t len;
+		int k;
 
+		if (h[i].name == NULL || h[i].value == NULL) {
+			memset(ix, 0, sizeof(*ix));
+			ix->bad = i;
+			return;
+		}
+		len = h[i].name_len != 0 ? h[i].name_len : strlen(h[i].name);
+		k = known_hdr_of(h[i].name, len);
 		if (k >= 0 && ix->count[k]++ == 0) {
 			ix->first[k] = h[i].value;
 			ix->first_len[k] = h[i].value_len;
 		}
 	}
+	ix->bad = n;
 }
 
 /*
@@ -1704,7 +1753,7 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 			return req_fail(c, EAS_REQ_EAUTH, "Authorization: malformed scheme");
 	}
 	r->auth_scheme = req_strndup(c, v, slen);
-	if (strcasecmp(r->auth_scheme, "Basic") != 0)
+	if (!(slen == 5 && mem_ieq(v, "Basic", 5)))
 		return EAS_REQ_OK; /* no_auth stays set */
 	v += slen, len -= slen;
 	while (len > 0 && (*v == ' ' || *v == '\t'))
@@ -1759,7 +1808,7 @@ out:
 
 /* The headers abqd reads: credentials, policy key, version and the plain ones. */
 static enum eas_req_err
-parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n, const struct hdr_index *ix)
+parse_headers(struct parse_ctx *c, size_t n, const struct hdr_index *ix)
 {
 	struct eas_request *r = c->req;
 	enum eas_req_err err;
@@ -1768,9 +1817,8 @@ parse_headers(struct parse_ctx *c, const struct eas_header *h, size_t n, const s
 
 	if (n > EAS_REQ_HEADERS_MAX)
 		return req_fail(c, EAS_REQ_ETOOLONG, "more than %d headers", EAS_REQ_HEADERS_MAX);
-	for (size_t i = 0; i < n; i++)
-		if (h[i].name == NULL || h[i].value == NULL)
-			return req_fail(c, EAS_REQ_EINVAL, "header %zu has no name or value", i);
+	if (ix->bad < n)
+		return req_fail(c, EAS_REQ_EINVAL, "header %zu has no name or value", ix->bad);
 
 	v = header_get(c, ix, KH_AUTH, &len, &err);
 	if (err != EAS_REQ_OK)
@@ -1836,10 +1884,12 @@ check_request(struct parse_ctx *c)
 {
 	struct eas_request *r = c->req;
 
+	c->user_is_auth =
+	    r->user != NULL && r->auth_user != NULL && strcmp(r->user, r->auth_user) == 0;
 	if (r->account != NULL && r->user != NULL) {
 		/* User= spelled as the credentials' name (the usual case) names the same account.
 		 */
-		r->user_mismatch = !(r->auth_user != NULL && strcmp(r->user, r->auth_user) == 0) &&
+		r->user_mismatch = !c->user_is_auth &&
 		                   !account_is_canonical_of(r->user, r->account, c->default_domain);
 	}
 	if (r->path_kind != EAS_PATH_EAS || r->method != EAS_METHOD_POST)
@@ -1948,8 +1998,7 @@ fwd_plain(struct parse_ctx *c)
 {
 	struct eas_request *r = c->req;
 
-	if (!c->q_canon ||
-	    (r->user != NULL && r->auth_user != NULL && strcmp(r->user, r->auth_user) != 0))
+	if (!c->q_canon || (r->user != NULL && r->auth_user != NULL && !c->user_is_auth))
 		return fwd_plain_build(c);
 #if !defined(NDEBUG) || defined(ABQ_FUZZ_BUILD)
 	{
@@ -2050,8 +2099,12 @@ build_fwd_query(struct parse_ctx *c)
 
 	if (r->path_kind != EAS_PATH_EAS)
 		return EAS_REQ_OK;
-	/* What is forwarded as User= holds no control byte, as a User= may not. */
-	if (r->user != NULL && r->auth_user != NULL && !no_ctl(r->auth_user, strlen(r->auth_user)))
+	/*
+	 * What is forwarded as User= holds no control byte, as a User= may not
+	 * (so a credentials' name equal to the User= sent has none either).
+	 */
+	if (r->user != NULL && r->auth_user != NULL && !c->user_is_auth &&
+	    !no_ctl(r->auth_user, strlen(r->auth_user)))
 		return req_fail(c, EAS_REQ_EUSER,
 		                "the credentials' user name holds a control character");
 	if (r->query_form == EAS_QUERY_PLAIN)
@@ -2068,9 +2121,9 @@ build_fwd_query(struct parse_ctx *c)
  * as it is held, so it is sized, not fixed; what does not fit gets a malloc.
  */
 static size_t
-req_arena_size(const char *target, const struct hdr_index *ix)
+req_arena_size(size_t tlen, const struct hdr_index *ix)
 {
-	size_t est = 64 + 2 * strnlen(target, EAS_REQ_TARGET_MAX + 1);
+	size_t est = 64 + 2 * tlen;
 
 	for (int k = 0; k < KH_COUNT; k++)
 		if (ix->first[k] != NULL)
@@ -2086,6 +2139,7 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 {
 	struct parse_ctx c = {.errbuf = errbuf, .errlen = errlen};
 	struct hdr_index ix;
+	size_t tlen;
 	enum eas_req_err err;
 
 	if (errbuf != NULL && errlen > 0)
@@ -2097,17 +2151,12 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 		return req_fail(&c, EAS_REQ_EINVAL, "method, target or headers missing");
 	/* The headers are looked at once, here; parse_headers refuses bad ones. */
 	memset(&ix, 0, sizeof(ix));
-	if (n_headers <= EAS_REQ_HEADERS_MAX) {
-		size_t i;
-
-		for (i = 0; i < n_headers; i++)
-			if (headers[i].name == NULL || headers[i].value == NULL)
-				break;
-		if (i == n_headers)
-			index_headers(headers, n_headers, &ix);
-	}
+	if (n_headers <= EAS_REQ_HEADERS_MAX)
+		index_headers(headers, n_headers, &ix);
+	/* Measured once, for the arena and parse_target (which refuses it over the cap). */
+	tlen = strnlen(target, EAS_REQ_TARGET_MAX + 1);
 	{
-		size_t cap = req_arena_size(target, &ix);
+		size_t cap = req_arena_size(tlen, &ix);
 		struct req_block *b;
 		struct blk_cache *bc = cfg != NULL ? cfg->blocks : NULL;
 
@@ -2115,8 +2164,10 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 			bc = NULL;
 		/* The arena is not zeroed; a cached block's arena is all the rest of it. */
 		b = bc != NULL ? blk_alloc(bc) : xmalloc(sizeof(*b) + cap);
-		memset(&b->req, 0, sizeof(b->req));
+		/* All but extra[], which is read only below n_extra (request.h). */
+		memset(&b->req, 0, offsetof(struct eas_request, extra));
 		b->used = 0;
+		b->heap = false;
 		b->cap = bc != NULL ? bc->size - sizeof(*b) : cap;
 		b->cache = bc;
 		c.req = &b->req;
@@ -2124,8 +2175,8 @@ eas_request_parse(const struct eas_request_config *cfg, const char *method, cons
 	c.req->no_auth = true;
 	c.default_domain = cfg != NULL ? cfg->default_domain : NULL;
 	if ((err = parse_method(&c, method)) != EAS_REQ_OK ||
-	    (err = parse_target(&c, cfg, target)) != EAS_REQ_OK ||
-	    (err = parse_headers(&c, headers, n_headers, &ix)) != EAS_REQ_OK ||
+	    (err = parse_target(&c, cfg, target, tlen)) != EAS_REQ_OK ||
+	    (err = parse_headers(&c, n_headers, &ix)) != EAS_REQ_OK ||
 	    (err = check_request(&c)) != EAS_REQ_OK || (err = build_fwd_query(&c)) != EAS_REQ_OK) {
 		eas_request_free(&c.req);
 		return err;
@@ -2139,12 +2190,16 @@ void
 eas_request_free(struct eas_request **reqp)
 {
 	struct eas_request *r;
+	struct req_block *b;
 
 	if (reqp == NULL || *reqp == NULL)
 		return;
 	r = *reqp;
+	b = (struct req_block *)r;
 	if (r->auth_password != NULL)
 		explicit_bzero(r->auth_password, r->auth_password_len);
+	if (!b->heap)
+		goto out; /* every string is in the arena (req_alloc) */
 	req_str_free(r, r->auth_password);
 	req_str_free(r, r->method_name);
 	if (r->fwd_path != r->path)
@@ -2169,8 +2224,9 @@ eas_request_free(struct eas_request **reqp)
 		req_str_free(r, r->extra[i].name);
 		req_str_free(r, r->extra[i].value);
 	}
-	if (((struct req_block *)r)->cache != NULL)
-		blk_free(((struct req_block *)r)->cache, r);
+out:
+	if (b->cache != NULL)
+		blk_free(b->cache, r);
 	else
 		free(r);
 	*reqp = NULL;

@@ -267,9 +267,14 @@ struct eas_request {
 	char *account;      /* account_canonical(auth_user), or NULL if no_auth */
 	bool user_mismatch; /* User= names someone else; the credentials won */
 
-	struct eas_param extra[EAS_REQ_EXTRA_MAX];
 	size_t n_extra;
 	size_t n_extra_dropped; /* unknown parameters beyond EAS_REQ_EXTRA_MAX */
+	/*
+	 * Only the first n_extra entries are set. Last in the struct: the
+	 * parser zeroes every field before it and leaves the entries it does
+	 * not use as they are (two thirds of the struct, on every request).
+	 */
+	struct eas_param extra[EAS_REQ_EXTRA_MAX];
 };
 
 /*

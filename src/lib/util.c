@@ -497,6 +497,26 @@ account_canonical(const char *user, const char *default_domain)
 	return n < 0 ? NULL : xstrndup(buf, (size_t)n);
 }
 
+/*
+ * s[0..n) into out with its ASCII capitals made small, eight bytes a step
+ * (ascii_lower8): every request's account is built here.
+ */
+static void
+copy_lower(char *out, const char *s, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		w = ascii_lower8(w);
+		memcpy(out + i, &w, 8);
+	}
+	for (; i < n; i++)
+		out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+}
+
 /* account_canonical without the allocation: into out[ACCOUNT_MAX + 1]. */
 long
 account_canonical_into(const char *user, const char *default_domain, char *out)
@@ -518,14 +538,13 @@ account_canonical_into(const char *user, const char *default_domain, char *out)
 		if (len + 1 + dlen > ACCOUNT_MAX)
 			return -1;
 	}
-	memcpy(out, p, len);
+	copy_lower(out, p, len);
 	if (dlen > 0) {
 		out[len++] = '@';
-		memcpy(out + len, default_domain, dlen);
+		copy_lower(out + len, default_domain, dlen);
 		len += dlen;
 	}
 	out[len] = '\0';
-	str_lower(out);
 	return (long)len;
 }
 

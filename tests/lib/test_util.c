@@ -438,7 +438,9 @@ test_mem_ieq(void **state)
 /*
  * field_value_len against a byte-at-a-time reference: every byte value at
  * every position of strings of 1 to 72 bytes, so each lands in a whole word
- * and in the tail, and in a 16-byte step and the overlapping last one.
+ * and in the tail, and in a 16-byte step and the overlapping last one; amid
+ * plain bytes, amid tabs (allowed, but flagged by the word test) and amid
+ * obs-text.
  */
 static void
 test_field_value_len(void **state)
@@ -454,17 +456,22 @@ test_field_value_len(void **state)
 	assert_true(field_value_ok("abc\r\n", 3));
 	assert_false(field_value_ok("abc\r\n", 4));
 	assert_true(field_value_ok("", 0));
-	for (size_t len = 1; len <= 72; len++) {
-		for (size_t pos = 0; pos < len; pos++) {
-			for (int c = 1; c < 256; c++) {
-				bool bad = (c < 0x20 && c != '\t') || c == 0x7f;
+	for (size_t f = 0; f < 3; f++) {
+		static const char fill[] = {'x', '\t', '\x80'};
 
-				memset(buf, 'x', len);
-				buf[len] = '\0';
-				buf[pos] = (char)c;
-				if (field_value_len(buf) != (bad ? -1 : (long)len) ||
-				    field_value_ok(buf, len) == bad)
-					fail_msg("len %zu, byte 0x%02x at %zu", len, c, pos);
+		for (size_t len = 1; len <= 72; len++) {
+			for (size_t pos = 0; pos < len; pos++) {
+				for (int c = 1; c < 256; c++) {
+					bool bad = (c < 0x20 && c != '\t') || c == 0x7f;
+
+					memset(buf, fill[f], len);
+					buf[len] = '\0';
+					buf[pos] = (char)c;
+					if (field_value_len(buf) != (bad ? -1 : (long)len) ||
+					    field_value_ok(buf, len) == bad)
+						fail_msg("fill 0x%02x, len %zu, byte 0x%02x at %zu",
+						         (unsigned char)fill[f], len, c, pos);
+				}
 			}
 		}
 	}
