@@ -701,7 +701,7 @@ plain_param(struct parse_ctx *c, enum qparam qp, const char *value, size_t len)
  * fwd_plain gives it (the command's own name, T or F, a number without
  * leading zeros).
  */
-static bool
+static inline bool
 plain_canonical(const struct parse_ctx *c, int qp, int last, const char *name, bool has_eq,
                 const char *value, size_t vlen, bool unreserved)
 {
@@ -1260,7 +1260,8 @@ parse_method(struct parse_ctx *c, const char *method)
 /*
  * True if the raw path p[0..len) (p[0] is '/') is its own canonical form:
  * nothing to decode or refuse, no "//", no "." or ".." segment. A phone's
- * "/Microsoft-Server-ActiveSync" is, and takes only this one pass.
+ * "/Microsoft-Server-ActiveSync" is, and takes only this one pass; the
+ * segments are looked at from their '/', so the other bytes take one test.
  */
 static bool
 path_is_canonical(const char *p, size_t len)
@@ -1269,19 +1270,19 @@ path_is_canonical(const char *p, size_t len)
 		unsigned char ch = (unsigned char)p[i];
 
 		if (ch == '/') {
-			if (i + 1 < len && p[i + 1] == '/')
-				return false;
-			continue;
-		}
-		if (!is_path_literal(ch))
-			return false;
-		if (ch == '.' && p[i - 1] == '/') {
-			size_t k = i + 1;
+			size_t k = i + 1; /* where the segment after it starts */
 
-			if (k < len && p[k] == '.')
-				k++;
-			if (k == len || p[k] == '/')
+			if (k < len && p[k] == '/')
 				return false;
+			if (k < len && p[k] == '.') {
+				k++;
+				if (k < len && p[k] == '.')
+					k++;
+				if (k == len || p[k] == '/')
+					return false; /* a "." or ".." segment */
+			}
+		} else if (!is_path_literal(ch)) {
+			return false;
 		}
 	}
 	return true;
@@ -1734,11 +1735,12 @@ static enum eas_req_err
 parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 {
 	struct eas_request *r = c->req;
-	size_t slen = 0, pos, blen;
+	size_t slen = 0, pos, blen, room;
 	unsigned char stackbuf[256], *buf;
 	const char *why, *colon;
 	char acct[ACCOUNT_MAX + 1];
 	long alen;
+	bool in_arena;
 	enum eas_req_err err = EAS_REQ_OK;
 
 	while (slen < len && v[slen] != ' ' && v[slen] != '\t')
@@ -1760,8 +1762,18 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 		v++, len--;
 	if (len == 0)
 		return req_fail(c, EAS_REQ_EAUTH, "Authorization: Basic without credentials");
-	blen = B64_DECODED_MAX(len) + 1;
-	buf = blen <= sizeof(stackbuf) ? stackbuf : xmalloc(blen);
+	/*
+	 * Decoded into the request's arena when it has room: the user name and
+	 * the password are then cut where they are (eas_request_free wipes the
+	 * password there), not copied out of a buffer wiped at once. On a
+	 * failure the decoded bytes are wiped here wherever they are.
+	 */
+	room = B64_DECODED_MAX(len) + 1;
+	in_arena = room <= req_arena_left(c);
+	if (in_arena)
+		buf = (unsigned char *)req_alloc(c, room);
+	else
+		buf = room <= sizeof(stackbuf) ? stackbuf : xmalloc(room);
 	if (b64_decode(v, len, buf, &blen, &pos, &why) != 0) {
 		err = req_fail(c, EAS_REQ_EAUTH,
 		               "Authorization: Basic credentials are not base64: %s at character "
@@ -1785,9 +1797,16 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 		               EAS_REQ_USER_MAX);
 		goto out;
 	}
-	r->auth_user = req_strndup(c, (const char *)buf, pos);
 	r->auth_password_len = blen - pos - 1;
-	r->auth_password = req_strndup(c, colon + 1, r->auth_password_len);
+	if (in_arena) {
+		buf[pos] = '\0';  /* the colon */
+		buf[blen] = '\0'; /* room has a byte more than was decoded */
+		r->auth_user = (char *)buf;
+		r->auth_password = (char *)buf + pos + 1;
+	} else {
+		r->auth_user = req_strndup(c, (const char *)buf, pos);
+		r->auth_password = req_strndup(c, colon + 1, r->auth_password_len);
+	}
 	/* The one spelling of the account (product.md, Identity). */
 	alen = account_canonical_into(r->auth_user, c->default_domain, acct);
 	if (alen < 0) {
@@ -1800,8 +1819,9 @@ parse_authorization(struct parse_ctx *c, const char *v, size_t len)
 	r->account = req_strndup(c, acct, (size_t)alen);
 	r->no_auth = false;
 out:
-	explicit_bzero(buf, B64_DECODED_MAX(len) + 1);
-	if (buf != stackbuf)
+	if (!in_arena || err != EAS_REQ_OK)
+		explicit_bzero(buf, room);
+	if (!in_arena && buf != stackbuf)
 		free(buf);
 	return err;
 }

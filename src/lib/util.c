@@ -498,23 +498,32 @@ account_canonical(const char *user, const char *default_domain)
 }
 
 /*
- * s[0..n) into out with its ASCII capitals made small, eight bytes a step
- * (ascii_lower8): every request's account is built here.
+ * The ASCII capitals of s[0..n) made small in place, eight bytes a step
+ * (ascii_lower8), the last step overlapping the one before it (a byte made
+ * small twice stays small): every request's account is built here.
  */
 static void
-copy_lower(char *out, const char *s, size_t n)
+lower_in_place(char *s, size_t n)
 {
-	size_t i = 0;
+	uint64_t w;
+	size_t i;
 
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-
+	if (n < 8) {
+		for (i = 0; i < n; i++)
+			if (s[i] >= 'A' && s[i] <= 'Z')
+				s[i] = (char)(s[i] | 0x20);
+		return;
+	}
+	for (i = 0; i + 8 <= n; i += 8) {
 		memcpy(&w, s + i, 8);
 		w = ascii_lower8(w);
-		memcpy(out + i, &w, 8);
+		memcpy(s + i, &w, 8);
 	}
-	for (; i < n; i++)
-		out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+	if (i < n) {
+		memcpy(&w, s + n - 8, 8);
+		w = ascii_lower8(w);
+		memcpy(s + n - 8, &w, 8);
+	}
 }
 
 /* account_canonical without the allocation: into out[ACCOUNT_MAX + 1]. */
@@ -538,13 +547,14 @@ account_canonical_into(const char *user, const char *default_domain, char *out)
 		if (len + 1 + dlen > ACCOUNT_MAX)
 			return -1;
 	}
-	copy_lower(out, p, len);
+	memcpy(out, p, len);
 	if (dlen > 0) {
 		out[len++] = '@';
-		copy_lower(out + len, default_domain, dlen);
+		memcpy(out + len, default_domain, dlen);
 		len += dlen;
 	}
 	out[len] = '\0';
+	lower_in_place(out, len);
 	return (long)len;
 }
 
