@@ -1511,7 +1511,7 @@ path_is_eas(const char *path, size_t len, const char *eas)
 
 	if (len == elen + 1 && path[elen] == '/' && elen > 0 && eas[elen - 1] != '/')
 		len = elen;
-	return len == elen && strncasecmp(path, eas, elen) == 0;
+	return len == elen && mem_ieq(path, eas, elen);
 }
 
 /*
@@ -1714,6 +1714,11 @@ header_get(struct parse_ctx *c, const struct hdr_index *ix, enum known_hdr k, si
 		                EAS_REQ_HEADER_MAX);
 		return NULL;
 	}
+	/*
+	 * Not a repeat of the HTTP server's check: libhttp-parser (2.9.4), which
+	 * reads the lines http_lines leaves to it, never checks the first byte
+	 * of a value ("User-Agent: \x01x" reaches the gateway as it is).
+	 */
 	if (!field_value_ok(v, vlen)) {
 		*err = req_fail(c, EAS_REQ_EHEADER, "header %s holds a control character", name);
 		return NULL;

@@ -198,6 +198,26 @@ class ProxyTests(E.Case):
         self.assertRegex(data, rb"^HTTP/1\.[01] 400 ", "garbage request line: %r" % data[:200])
         served()
 
+        # A control byte first in a header value: libhttp-parser does not look
+        # at that byte, the request parser's header check refuses it.
+        raw = phone.raw_request("FolderSync", FOLDERSYNC_0)
+        raw = raw.replace(b"User-Agent: abqd-e2e/1.0", b"User-Agent: \x01abqd-e2e/1.0")
+        self.assertIn(b"\x01abqd-e2e", raw)
+        s = socket.create_connection(("127.0.0.1", E.H.abqd_port), timeout=10)
+        try:
+            s.sendall(raw)
+            data = b""
+            while True:  # the answer ends with the connection
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        self.assertRegex(data, rb"^HTTP/1\.[01] 400 ", "control byte in User-Agent: %r" % data[:200])
+        self.assertIn(b"header User-Agent holds a control character", data)
+        served()
+
         # A malformed base64 query (truncated, then not base64 at all).
         for q in ("jAAJBAp2MTQw", "!!!not*base64!!!"):
             r = phone.http("POST", EAS_PATH + "?" + urllib.parse.quote(q, safe=""),
