@@ -246,8 +246,36 @@ http_lines(http_parser *p, const http_parser_settings *s, http_line_cb on_line, 
 	return (size_t)(line - b);
 }
 
+int
+http_start_take(struct http_start *t, enum http_parser_type type, const char *line, size_t len)
+{
+	static const http_parser_settings none;
+	http_parser p;
+
+	if (len == 0 || len > HTTP_START_MAX)
+		return -1;
+	http_parser_init(&p, type);
+	if (http_parser_execute(&p, &none, line, len) != len || HTTP_PARSER_ERRNO(&p) != HPE_OK)
+		return -1;
+	p.data = NULL;
+	t->after = p;
+	memcpy(t->line, line, len);
+	t->len = (uint8_t)len;
+	return 0;
+}
+
+void
+http_start_apply(http_parser *p, const struct http_start *t)
+{
+	void *data = p->data;
+
+	*p = t->after;
+	p->data = data;
+}
+
 size_t
-http_status_line(http_parser *p, const http_parser_settings *s, const char *buf, size_t n)
+http_status_line(http_parser *p, const http_parser_settings *s, struct http_status_seen *seen,
+                 const char *buf, size_t n)
 {
 	const char *q = buf + 13, *end = buf + n;
 	size_t len, k;
@@ -263,8 +291,30 @@ http_status_line(http_parser *p, const http_parser_settings *s, const char *buf,
 	if (end - q < 2 || q[0] != '\r' || q[1] != '\n')
 		return 0;
 	len = (size_t)(q + 2 - buf);
+	if (seen != NULL) {
+		for (unsigned i = 0; i < HTTP_STATUS_SEEN; i++) {
+			const struct http_start *t = &seen->e[i];
+
+			if (t->len != len || memcmp(t->line, buf, len) != 0)
+				continue;
+			http_start_apply(p, t);
+			if (s->on_message_begin != NULL && s->on_message_begin(p) != 0) {
+				p->http_errno = HPE_CB_message_begin;
+				return 0;
+			}
+			if (s->on_status != NULL && s->on_status(p, buf + 13, len - 15) != 0) {
+				p->http_errno = HPE_CB_status;
+				return 0;
+			}
+			return len;
+		}
+	}
 	k = http_parser_execute(p, s, buf, len);
-	return HTTP_PARSER_ERRNO(p) == HPE_OK && k == len ? len : k;
+	if (HTTP_PARSER_ERRNO(p) != HPE_OK || k != len)
+		return k;
+	if (seen != NULL && http_start_take(&seen->e[seen->next], HTTP_RESPONSE, buf, len) == 0)
+		seen->next = (seen->next + 1) % HTTP_STATUS_SEEN;
+	return len;
 }
 
 /* The target bytes of http_target_span, as a bit set. */

@@ -17,6 +17,7 @@
 
 #include <http_parser.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * A whole plain header line at once, for a caller that can take it cheaper
@@ -55,13 +56,51 @@ size_t http_lines(http_parser *p, const http_parser_settings *s, http_line_cb on
                   const char *buf, size_t n);
 
 /*
- * The start of a response, "HTTP/1.x NNN reason" CRLF with nothing of it
- * parsed yet, run through the parser as one line. Returns its length (the
- * parser then stands at the header block, for http_lines), or 0 when buf does
- * not start with such a whole line and nothing was parsed. When the parser
- * refuses the line, HTTP_PARSER_ERRNO(p) says so.
+ * A start line and the parser as it stands after reading it from its initial
+ * state. libhttp-parser is a state machine over its struct alone (its one
+ * pointer, data, is the caller's): from the same state, the same bytes give
+ * the same struct and the same callbacks, whatever came before. A parser
+ * about to read a start line it has read before is given that struct (data
+ * kept) and the callbacks are made here, without its byte walk over the line
+ * (some 30 instructions a byte, about 500 for a status line).
  */
-size_t http_status_line(http_parser *p, const http_parser_settings *s, const char *buf, size_t n);
+#define HTTP_START_MAX 64
+struct http_start {
+	http_parser after; /* data NULL */
+	uint8_t len;       /* of line, CRLF included; 0: unused */
+	char line[HTTP_START_MAX];
+};
+
+/*
+ * The parser of type type after line (a whole start line, CRLF included, at
+ * most HTTP_START_MAX bytes), read with no callbacks. Returns 0, or -1 (t
+ * unused) when the parser refuses it.
+ */
+int http_start_take(struct http_start *t, enum http_parser_type type, const char *line, size_t len);
+
+/* p, freshly initialised or at the end of a message, as after t's line. */
+void http_start_apply(http_parser *p, const struct http_start *t);
+
+/* The status lines an upstream sent last, for http_status_line. */
+#define HTTP_STATUS_SEEN 4
+struct http_status_seen {
+	struct http_start e[HTTP_STATUS_SEEN];
+	unsigned next; /* the slot the next new line takes */
+};
+
+/*
+ * The start of a response, "HTTP/1.x NNN reason" CRLF with nothing of it
+ * parsed yet, read as one line. Returns its length (the parser then stands
+ * at the header block, for http_lines), or 0 when buf does not start with
+ * such a whole line and nothing was parsed. When the parser refuses the
+ * line, HTTP_PARSER_ERRNO(p) says so. seen (may be NULL) keeps the lines
+ * read: one read before is applied (http_start_apply) with on_message_begin
+ * and on_status called here, as the parser would (the status from after the
+ * code's space up to the CR, possibly empty); a failing callback sets
+ * HPE_CB_message_begin or HPE_CB_status and 0 is returned.
+ */
+size_t http_status_line(http_parser *p, const http_parser_settings *s,
+                        struct http_status_seen *seen, const char *buf, size_t n);
 
 /*
  * The lengths of the longest prefixes of s[0..n) made of RFC 9110 token bytes
