@@ -5,13 +5,12 @@
  * The first input byte chooses the message and a cut; the rest is the header
  * block (and whatever follows it):
  *   bits 0-1: 0 or 3, a request after "POST / HTTP/1.1" CRLF (3: the
- *             parser is given that line's state with http_start_apply and
- *             its two callbacks are made here, as http_server.c does, and
+ *             line is replayed (http_start_replay), as http_server.c does, and
  *             http_lines hands each plain line to one line callback, which
  *             logs it as the two header callbacks would); 1, a response
  *             after "HTTP/1.1 200 OK" CRLF; 2, a response whose status line
  *             is the input's own first line (http_status_line), parsed a
- *             third time with that line seen before (its state applied);
+ *             third time with that line seen before (replayed);
  *   bits 2-7: where the block is cut in two reads (0: not cut; k: at k/63 of
  *             its length).
  * The message is parsed twice, both times in the same two reads: by
@@ -216,9 +215,7 @@ abqd_way(int kind, const char *m, size_t n, size_t cut, size_t llen, struct http
 
 			if (post.len == 0 && http_start_take(&post, HTTP_REQUEST, m, llen) != 0)
 				abort();
-			http_start_apply(&pb, &post);
-			if (settings.on_message_begin(&pb) != 0 ||
-			    settings.on_url(&pb, m + 5, 1) != 0)
+			if (http_start_replay(&pb, &settings, &post, m + 5, 1) != 0)
 				abort();
 			off = llen;
 		} else {

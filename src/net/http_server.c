@@ -992,8 +992,8 @@ conn_headers(struct http_conn *c)
  * the target made only of the bytes http_target_span takes (RFC 3986's
  * unreserved and sub-delims, ':', '@', '/', '?' and '%'), whole at the start
  * of buf and with nothing of this request parsed yet: the parser is given
- * the state it has after "POST / HTTP/1.1" CRLF (srv->post_line,
- * http_start_apply), and on_message_begin and on_url, the real target in
+ * the states it has at and after "POST / HTTP/1.1" CRLF (srv->post_line,
+ * http_start_replay), and on_message_begin and on_url, the real target in
  * one piece, are called as it would call them. Returns the bytes of buf the
  * line took, or 0 when it is not such a line and the parser is to read it.
  *
@@ -1021,16 +1021,10 @@ conn_line(struct http_conn *c, const char *buf, size_t n)
 	q += http_target_span(t, (size_t)(end - t));
 	if ((size_t)(end - q) < 11 || memcmp(q, " HTTP/1.1\r\n", 11) != 0)
 		return 0;
-	http_start_apply(&c->parser, &c->srv->post_line);
 	/* on_url refusing the target (431): the caller's parse reports it */
-	if (on_message_begin(&c->parser) != 0) {
-		c->parser.http_errno = HPE_CB_message_begin;
+	if (http_start_replay(&c->parser, &c->srv->settings, &c->srv->post_line, t,
+	                      (size_t)(q - t)) != 0)
 		return 0;
-	}
-	if (on_url(&c->parser, t, (size_t)(q - t)) != 0) {
-		c->parser.http_errno = HPE_CB_url;
-		return 0;
-	}
 	return (size_t)(q + 11 - buf);
 }
 

@@ -170,6 +170,7 @@ test_status_seen(void **state)
 
 			memset(&st, 0, sizeof(st));
 			http_parser_init(&alone, HTTP_RESPONSE);
+			alone.data = NULL;
 			assert_int_equal(http_parser_execute(&alone, &ss, lines[i], len), len);
 			snprintf(want, sizeof(want), "%s", st.status);
 			assert_int_equal(st.begins, 1);
