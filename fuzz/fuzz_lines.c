@@ -4,11 +4,13 @@
  *
  * The first input byte chooses the message and a cut; the rest is the header
  * block (and whatever follows it):
- *   bits 0-1: 0 or 3, a request after "POST / HTTP/1.1" CRLF (3: http_lines
- *             hands each plain line to one line callback, which logs it as
- *             the two header callbacks would); 1, a response
+ *   bits 0-1: 0 or 3, a request after "POST / HTTP/1.1" CRLF (3: the
+ *             line is replayed (http_start_replay), as http_server.c does, and
+ *             http_lines hands each plain line to one line callback, which
+ *             logs it as the two header callbacks would); 1, a response
  *             after "HTTP/1.1 200 OK" CRLF; 2, a response whose status line
- *             is the input's own first line (http_status_line);
+ *             is the input's own first line (http_status_line), parsed a
+ *             third time with that line seen before (replayed);
  *   bits 2-7: where the block is cut in two reads (0: not cut; k: at k/63 of
  *             its length).
  * The message is parsed twice, both times in the same two reads: by
@@ -189,14 +191,64 @@ exec_to(http_parser *p, const char *m, size_t off, size_t end)
 	return off;
 }
 
+/*
+ * m[0..n) parsed as abqd parses it, in two reads (cut), into r: the start
+ * line, then http_lines over the first read, the parser over the rest of it,
+ * the parser over the second read. seen: the status lines seen (kind 2).
+ */
+static void
+abqd_way(int kind, const char *m, size_t n, size_t cut, size_t llen, struct http_status_seen *seen,
+         struct record *r)
+{
+	http_parser pb;
+	size_t off;
+
+	http_parser_init(&pb, kind == 0 || kind == 3 ? HTTP_REQUEST : HTTP_RESPONSE);
+	pb.data = r;
+	if (kind == 2) {
+		off = http_status_line(&pb, &settings, seen, m, cut);
+		if (off > 0 && HTTP_PARSER_ERRNO(&pb) == HPE_OK)
+			off += http_lines(&pb, &settings, NULL, m + off, cut - off);
+	} else {
+		if (kind == 3) {
+			static struct http_start post;
+
+			if (post.len == 0 && http_start_take(&post, HTTP_REQUEST, m, llen) != 0)
+				abort();
+			if (http_start_replay(&pb, &settings, &post, m + 5, 1) != 0)
+				abort();
+			off = llen;
+		} else {
+			off = exec_to(&pb, m, 0, llen);
+		}
+		if (off != llen) /* the fixed start line is always read whole */
+			abort();
+		off += http_lines(&pb, &settings, kind == 3 ? on_line : NULL, m + off, cut - off);
+	}
+	off = exec_to(&pb, m, off, cut);
+	off = exec_to(&pb, m, off, n);
+	rec_end(r, &pb, off);
+}
+
+static void
+same_or_abort(const struct record *a, const struct record *b, const char *what)
+{
+	if (a->len != b->len || memcmp(a->log, b->log, a->len) != 0) {
+		fprintf(stderr, "fuzz_lines: the parser alone:%.*s\n%s:%.*s\n", (int)a->len, a->log,
+		        what, (int)b->len, b->log);
+		abort();
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char req_line[] = "POST / HTTP/1.1\r\n", res_line[] = "HTTP/1.1 200 OK\r\n";
-	struct record a = {0}, b = {0};
-	http_parser pa, pb;
+	struct record a = {0}, b = {0}, c = {0};
+	struct http_status_seen seen = {0};
+	http_parser pa;
 	const char *line;
-	size_t llen, n, cut, off;
+	size_t llen, n, cut;
 	char *m;
 	int kind;
 
@@ -220,30 +272,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pa.data = &a;
 	rec_end(&a, &pa, exec_to(&pa, m, exec_to(&pa, m, 0, cut), n));
 
-	/* as abqd reads it */
-	http_parser_init(&pb, kind == 0 || kind == 3 ? HTTP_REQUEST : HTTP_RESPONSE);
-	pb.data = &b;
+	/* as abqd reads it; a response twice, the second time with its status line seen */
+	abqd_way(kind, m, n, cut, llen, &seen, &b);
+	same_or_abort(&a, &b, "with http_lines");
 	if (kind == 2) {
-		off = http_status_line(&pb, &settings, m, cut);
-		if (off > 0 && HTTP_PARSER_ERRNO(&pb) == HPE_OK)
-			off += http_lines(&pb, &settings, NULL, m + off, cut - off);
-	} else {
-		off = exec_to(&pb, m, 0, llen);
-		if (off != llen) /* the fixed start line is always read whole */
-			abort();
-		off += http_lines(&pb, &settings, kind == 3 ? on_line : NULL, m + off, cut - off);
-	}
-	off = exec_to(&pb, m, off, cut);
-	off = exec_to(&pb, m, off, n);
-	rec_end(&b, &pb, off);
-
-	if (a.len != b.len || memcmp(a.log, b.log, a.len) != 0) {
-		fprintf(stderr, "fuzz_lines: the parser alone:%.*s\nwith http_lines:%.*s\n",
-		        (int)a.len, a.log, (int)b.len, b.log);
-		abort();
+		abqd_way(kind, m, n, cut, llen, &seen, &c);
+		same_or_abort(&a, &c, "with the status line seen before");
 	}
 	free(a.log);
 	free(b.log);
+	free(c.log);
 	free(m);
 	return 0;
 }

@@ -246,8 +246,90 @@ http_lines(http_parser *p, const http_parser_settings *s, http_line_cb on_line, 
 	return (size_t)(line - b);
 }
 
+/* http_start_take's callbacks: the struct as each saw it, and how many. */
+struct take {
+	struct http_start *t;
+	int begins, datas;
+};
+
+static int
+take_begin(http_parser *p)
+{
+	struct take *k = p->data;
+
+	k->t->at_begin = *p;
+	k->begins++;
+	return 0;
+}
+
+static int
+take_data(http_parser *p, const char *at, size_t len)
+{
+	struct take *k = p->data;
+
+	(void)at;
+	(void)len;
+	k->t->at_data = *p;
+	k->datas++;
+	return 0;
+}
+
+int
+http_start_take(struct http_start *t, enum http_parser_type type, const char *line, size_t len)
+{
+	static const http_parser_settings take_cbs = {
+	    .on_message_begin = take_begin, .on_url = take_data, .on_status = take_data};
+	struct take k = {.t = t};
+	http_parser p;
+
+	t->len = 0;
+	if (len == 0 || len > HTTP_START_MAX)
+		return -1;
+	http_parser_init(&p, type);
+	p.data = &k;
+	if (http_parser_execute(&p, &take_cbs, line, len) != len ||
+	    HTTP_PARSER_ERRNO(&p) != HPE_OK || k.begins != 1 || k.datas != 1)
+		return -1;
+	t->after = p;
+	t->at_begin.data = t->at_data.data = t->after.data = NULL;
+	memcpy(t->line, line, len);
+	t->len = (uint8_t)len;
+	return 0;
+}
+
+/* p as the parser held it at one point of a start line, data kept. */
+static inline void
+start_at(http_parser *p, const http_parser *at)
+{
+	void *data = p->data;
+
+	*p = *at;
+	p->data = data;
+}
+
+int
+http_start_replay(http_parser *p, const http_parser_settings *s, const struct http_start *t,
+                  const char *data, size_t len)
+{
+	http_data_cb on_data = t->after.type == HTTP_REQUEST ? s->on_url : s->on_status;
+
+	start_at(p, &t->at_begin);
+	if (s->on_message_begin != NULL && s->on_message_begin(p) != 0) {
+		p->http_errno = HPE_CB_message_begin;
+		return -1;
+	}
+	start_at(p, &t->at_data);
+	if (on_data != NULL && on_data(p, data, len) != 0) {
+		p->http_errno = t->after.type == HTTP_REQUEST ? HPE_CB_url : HPE_CB_status;
+		return -1;
+	}
+	start_at(p, &t->after);
+	return 0;
+}
+
 size_t
-http_status_line(http_parser *p, const http_parser_settings *s, const char *buf, size_t n)
+http_status_line(http_parser *p, const http_parser_settings *s, struct http_status_seen *seen,
+                 const char *buf, size_t n)
 {
 	const char *q = buf + 13, *end = buf + n;
 	size_t len, k;
@@ -263,8 +345,21 @@ http_status_line(http_parser *p, const http_parser_settings *s, const char *buf,
 	if (end - q < 2 || q[0] != '\r' || q[1] != '\n')
 		return 0;
 	len = (size_t)(q + 2 - buf);
+	if (seen != NULL) {
+		for (unsigned i = 0; i < HTTP_STATUS_SEEN; i++) {
+			const struct http_start *t = &seen->e[i];
+
+			if (t->len != len || memcmp(t->line, buf, len) != 0)
+				continue;
+			return http_start_replay(p, s, t, buf + 13, len - 15) == 0 ? len : 0;
+		}
+	}
 	k = http_parser_execute(p, s, buf, len);
-	return HTTP_PARSER_ERRNO(p) == HPE_OK && k == len ? len : k;
+	if (HTTP_PARSER_ERRNO(p) != HPE_OK || k != len)
+		return k;
+	if (seen != NULL && http_start_take(&seen->e[seen->next], HTTP_RESPONSE, buf, len) == 0)
+		seen->next = (seen->next + 1) % HTTP_STATUS_SEEN;
+	return len;
 }
 
 /* The target bytes of http_target_span, as a bit set. */

@@ -17,6 +17,7 @@
 
 #include <http_parser.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * A whole plain header line at once, for a caller that can take it cheaper
@@ -55,13 +56,63 @@ size_t http_lines(http_parser *p, const http_parser_settings *s, http_line_cb on
                   const char *buf, size_t n);
 
 /*
- * The start of a response, "HTTP/1.x NNN reason" CRLF with nothing of it
- * parsed yet, run through the parser as one line. Returns its length (the
- * parser then stands at the header block, for http_lines), or 0 when buf does
- * not start with such a whole line and nothing was parsed. When the parser
- * refuses the line, HTTP_PARSER_ERRNO(p) says so.
+ * A start line and the parser as it stands after reading it from its initial
+ * state. libhttp-parser is a state machine over its struct alone (its one
+ * pointer, data, is the caller's): from the same state, the same bytes give
+ * the same struct and the same callbacks, whatever came before. A parser
+ * about to read a start line it has read before is given, in turn, the
+ * struct each callback of that line saw and the struct after the line (data
+ * kept), and the callbacks are made here: the same callbacks, seeing the same
+ * struct, as the parser's own reading, without its byte walk over the line
+ * (some 30 instructions a byte, about 500 for a status line).
  */
-size_t http_status_line(http_parser *p, const http_parser_settings *s, const char *buf, size_t n);
+#define HTTP_START_MAX 64
+struct http_start {
+	http_parser at_begin; /* as on_message_begin saw it (data NULL) */
+	http_parser at_data;  /* as on_url (a request) or on_status (a response) saw it */
+	http_parser after;    /* after the line */
+	uint8_t len;          /* of line, CRLF included; 0: unused */
+	char line[HTTP_START_MAX];
+};
+
+/*
+ * Read line (a whole start line, CRLF included, at most HTTP_START_MAX
+ * bytes) with a parser of type type into t. Returns 0, or -1 (t unused)
+ * when the parser refuses it or calls back other than once for the start of
+ * the message and once for the URL or status.
+ */
+int http_start_take(struct http_start *t, enum http_parser_type type, const char *line, size_t len);
+
+/*
+ * p, freshly initialised, as after t's line, with s->on_message_begin and
+ * then s->on_url (a request) or s->on_status (a response) called as the
+ * parser would, the latter with data[0..len) (the line's URL or status, or
+ * another: the parser's state does not depend on a URL's bytes). Returns 0,
+ * or -1 with HTTP_PARSER_ERRNO(p) HPE_CB_message_begin, HPE_CB_url or
+ * HPE_CB_status when a callback fails.
+ */
+int http_start_replay(http_parser *p, const http_parser_settings *s, const struct http_start *t,
+                      const char *data, size_t len);
+
+/* The status lines an upstream sent last, for http_status_line. */
+#define HTTP_STATUS_SEEN 4
+struct http_status_seen {
+	struct http_start e[HTTP_STATUS_SEEN];
+	unsigned next; /* the slot the next new line takes */
+};
+
+/*
+ * The start of a response, "HTTP/1.x NNN reason" CRLF with nothing of it
+ * parsed yet, read as one line. Returns its length (the parser then stands
+ * at the header block, for http_lines), or 0 when buf does not start with
+ * such a whole line and nothing was parsed. When the parser refuses the
+ * line, HTTP_PARSER_ERRNO(p) says so. seen (may be NULL) keeps the lines
+ * read: one read before is replayed (http_start_replay, the status from
+ * after the code's space up to the CR, possibly empty), and 0 is returned
+ * when a callback fails.
+ */
+size_t http_status_line(http_parser *p, const http_parser_settings *s,
+                        struct http_status_seen *seen, const char *buf, size_t n);
 
 /*
  * The lengths of the longest prefixes of s[0..n) made of RFC 9110 token bytes

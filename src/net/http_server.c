@@ -198,9 +198,7 @@ struct http_server {
 	struct blk_cache req_blocks; /* REQ_BLOCK bytes each */
 	size_t body_bytes;           /* the requests' separate body allocations, in bytes */
 	struct timer_set timers;     /* the connections' deadlines, as common timeouts */
-	/* the request target on_url takes instead of the parser's "/" (conn_line) */
-	const char *line_url;
-	size_t line_url_len;
+	struct http_start post_line; /* the parser after "POST / HTTP/1.1" CRLF (conn_line) */
 };
 
 static void conn_process(struct http_conn *c);
@@ -479,11 +477,6 @@ on_url(http_parser *p, const char *at, size_t len)
 	struct http_conn *c = p->data;
 
 	c->hlast = HB_URL;
-	if (c->srv->line_url != NULL) {
-		at = c->srv->line_url;
-		len = c->srv->line_url_len;
-		c->srv->line_url = NULL;
-	}
 	return hb_append(c, at, len);
 }
 
@@ -996,11 +989,13 @@ conn_headers(struct http_conn *c)
 
 /*
  * The request line every phone sends, "POST <target> HTTP/1.1" CRLF with
- * the target made only of the bytes above, whole at the start of buf and
- * with nothing of this request parsed yet: libhttp-parser is run over
- * "POST / HTTP/1.1" CRLF in its place, and on_url takes the real target
- * (srv->line_url). Returns the bytes of buf the line took, or 0 when it is
- * not such a line and the parser is to read it.
+ * the target made only of the bytes http_target_span takes (RFC 3986's
+ * unreserved and sub-delims, ':', '@', '/', '?' and '%'), whole at the start
+ * of buf and with nothing of this request parsed yet: the parser is given
+ * the states it has at and after "POST / HTTP/1.1" CRLF (srv->post_line,
+ * http_start_replay), and on_message_begin and on_url, the real target in
+ * one piece, are called as it would call them. Returns the bytes of buf the
+ * line took, or 0 when it is not such a line and the parser is to read it.
  *
  * Why: libhttp-parser walks a request target a byte at a time through its URL
  * state machine, at about twice the cost per byte of the rest of the request
@@ -1018,22 +1013,18 @@ conn_headers(struct http_conn *c)
 static size_t
 conn_line(struct http_conn *c, const char *buf, size_t n)
 {
-	static const char line[] = "POST / HTTP/1.1\r\n";
 	const char *t = buf + 5, *q = t, *end = buf + n;
-	size_t k;
 
-	if (n < sizeof(line) || memcmp(buf, "POST /", 6) != 0)
+	if (n < 17 || memcmp(buf, "POST /", 6) != 0)
 		return 0;
 	/* the target runs to the first byte outside the set: it must be " HTTP/1.1" CRLF */
 	q += http_target_span(t, (size_t)(end - t));
 	if ((size_t)(end - q) < 11 || memcmp(q, " HTTP/1.1\r\n", 11) != 0)
 		return 0;
-	c->srv->line_url = t;
-	c->srv->line_url_len = (size_t)(q - t);
-	k = http_parser_execute(&c->parser, &c->srv->settings, line, sizeof(line) - 1);
-	c->srv->line_url = NULL;
-	if (k != sizeof(line) - 1 || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK)
-		return 0; /* on_url refused it (431): the caller's parse reports it */
+	/* on_url refusing the target (431): the caller's parse reports it */
+	if (http_start_replay(&c->parser, &c->srv->settings, &c->srv->post_line, t,
+	                      (size_t)(q - t)) != 0)
+		return 0;
 	return (size_t)(q + 11 - buf);
 }
 
@@ -1497,6 +1488,8 @@ http_server_new(struct event_base *base, const struct http_server_conf *conf,
 	srv->settings.on_headers_complete = on_headers_complete;
 	srv->settings.on_body = on_body;
 	srv->settings.on_message_complete = on_message_complete;
+	if (http_start_take(&srv->post_line, HTTP_REQUEST, "POST / HTTP/1.1\r\n", 17) != 0)
+		fatalx("http_server: the parser refuses a POST line");
 	return srv;
 }
 

@@ -156,8 +156,9 @@ struct upstream {
 	LIST_HEAD(, up_conn) busy, idle;
 	unsigned nconns, nidle;
 	struct upstream_stats stats;
-	char *rbuf;              /* READ_CHUNK bytes: one recv, parsed in place */
-	struct timer_set timers; /* request and idle clocks, as common timeouts */
+	char *rbuf;                          /* READ_CHUNK bytes: one recv, parsed in place */
+	struct timer_set timers;             /* request and idle clocks, as common timeouts */
+	struct http_status_seen status_seen; /* the last status lines (http_status_line) */
 };
 
 static void conn_process(struct up_conn *c);
@@ -743,7 +744,7 @@ conn_end_of_stream(struct up_conn *c)
 static size_t
 response_head(struct upstream_req *req, const char *p, size_t len)
 {
-	size_t n = http_status_line(&req->parser, &parser_settings, p, len);
+	size_t n = http_status_line(&req->parser, &parser_settings, &req->u->status_seen, p, len);
 
 	if (n > 0 && HTTP_PARSER_ERRNO(&req->parser) == HPE_OK)
 		n += http_lines(&req->parser, &parser_settings, on_line, p + n, len - n);

@@ -106,7 +106,7 @@ test_upstream_block(void **state)
 
 	memset(&seen, 0, sizeof(seen));
 	http_parser_init(&p, HTTP_RESPONSE);
-	size_t k = http_status_line(&p, &settings, msg, sizeof(msg) - 1);
+	size_t k = http_status_line(&p, &settings, NULL, msg, sizeof(msg) - 1);
 	assert_int_equal(k, 17);
 	assert_int_equal(p.status_code, 200);
 	k += http_lines(&p, &settings, NULL, msg + k, sizeof(msg) - 1 - k);
@@ -116,6 +116,109 @@ test_upstream_block(void **state)
 	http_parser_execute(&p, &settings, msg + k, sizeof(msg) - 1 - k);
 	assert_int_equal(HTTP_PARSER_ERRNO(&p), HPE_OK);
 	assert_false(http_should_keep_alive(&p)); /* "Connection: close", read by the parser */
+}
+
+/* Callbacks of a status line, for test_status_seen. */
+static struct {
+	int begins, statuses, fail_status;
+	char status[64];
+} st;
+
+static int
+st_begin(http_parser *p)
+{
+	(void)p;
+	st.begins++;
+	return 0;
+}
+
+static int
+st_status(http_parser *p, const char *at, size_t len)
+{
+	(void)p;
+	st.statuses++;
+	snprintf(st.status, sizeof(st.status), "%.*s", (int)len, at);
+	return st.fail_status ? -1 : 0;
+}
+
+/*
+ * A status line read before is applied from what the parser held after it:
+ * the same struct and the same callbacks as the parser's own reading, for
+ * each of the lines kept; another line is read by the parser.
+ */
+static void
+test_status_seen(void **state)
+{
+	static const http_parser_settings ss = {.on_message_begin = st_begin,
+	                                        .on_status = st_status};
+	static const char *const lines[] = {
+	    "HTTP/1.1 200 OK\r\nX: y\r\n",
+	    "HTTP/1.1 449 Retry after sending device information\r\n",
+	    "HTTP/1.0 401 Unauthorized\r\n\r\n",
+	    "HTTP/1.1 204 \r\n\r\n",
+	    "HTTP/1.1 500 Internal Server Error\r\n",
+	};
+	struct http_status_seen seen_lines = {0};
+	(void)state;
+
+	/* four lines, read by the parser and kept, then applied */
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < HTTP_STATUS_SEEN; i++) {
+			http_parser alone, p;
+			size_t len = strcspn(lines[i], "\n") + 1, k;
+			char want[64];
+
+			memset(&st, 0, sizeof(st));
+			http_parser_init(&alone, HTTP_RESPONSE);
+			alone.data = NULL;
+			assert_int_equal(http_parser_execute(&alone, &ss, lines[i], len), len);
+			snprintf(want, sizeof(want), "%s", st.status);
+			assert_int_equal(st.begins, 1);
+			assert_int_equal(st.statuses, 1);
+
+			memset(&st, 0, sizeof(st));
+			http_parser_init(&p, HTTP_RESPONSE);
+			p.data = &st;
+			k = http_status_line(&p, &ss, &seen_lines, lines[i], strlen(lines[i]));
+			assert_int_equal(k, len);
+			assert_int_equal(st.begins, 1);
+			assert_int_equal(st.statuses, 1);
+			assert_string_equal(st.status, want);
+			assert_ptr_equal(p.data, &st);
+			p.data = NULL;
+			if (memcmp(&p, &alone, sizeof(p)) != 0)
+				fail_msg("round %d, %s: not the parser's state", round, lines[i]);
+		}
+	}
+	/* a fifth line takes the oldest place; applied lines take none */
+	{
+		http_parser p;
+
+		assert_int_equal(seen_lines.next, 0);
+		http_parser_init(&p, HTTP_RESPONSE);
+		assert_int_equal(http_status_line(&p, &ss, &seen_lines, lines[4], strlen(lines[4])),
+		                 strlen(lines[4]));
+		assert_int_equal(seen_lines.next, 1);
+		http_parser_init(&p, HTTP_RESPONSE);
+		assert_int_equal(http_status_line(&p, &ss, &seen_lines, lines[4], strlen(lines[4])),
+		                 strlen(lines[4]));
+		assert_int_equal(seen_lines.next, 1);
+		http_parser_init(&p, HTTP_RESPONSE);
+		assert_int_equal(http_status_line(&p, &ss, &seen_lines, lines[0], 17), 17);
+		assert_int_equal(seen_lines.next, 2);
+	}
+
+	/* a callback failing on a line seen before */
+	{
+		http_parser p;
+
+		memset(&st, 0, sizeof(st));
+		st.fail_status = 1;
+		http_parser_init(&p, HTTP_RESPONSE);
+		assert_int_equal(http_status_line(&p, &ss, &seen_lines, lines[4], strlen(lines[4])),
+		                 0);
+		assert_int_equal(HTTP_PARSER_ERRNO(&p), HPE_CB_status);
+	}
 }
 
 /* Lines left to the parser: the walk stops right before them. */
@@ -229,7 +332,8 @@ test_status_left(void **state)
 		http_parser p;
 
 		http_parser_init(&p, HTTP_RESPONSE);
-		assert_int_equal(http_status_line(&p, &settings, left[i], strlen(left[i])), 0);
+		assert_int_equal(http_status_line(&p, &settings, NULL, left[i], strlen(left[i])),
+		                 0);
 		assert_int_equal(HTTP_PARSER_ERRNO(&p), HPE_OK);
 	}
 }
@@ -313,6 +417,7 @@ main(void)
 	    cmocka_unit_test(test_stops),       cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_status_left), cmocka_unit_test(test_target_span),
 	    cmocka_unit_test(test_line_spans),  cmocka_unit_test(test_line_callback),
+	    cmocka_unit_test(test_status_seen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
