@@ -131,15 +131,33 @@ http_value_span(const char *s, size_t n)
 	return i;
 }
 
-/* name[0..len) equals lower (lower case) in ASCII case-insensitively; name is tokens. */
+/* name[0..len) equals lower (lower case) in ASCII case-insensitively; name is tokens or value
+ * bytes. */
 static bool
 name_is(const char *name, size_t len, const char *lower, size_t llen)
 {
 	if (len != llen)
 		return false;
+	/*
+	 * Setting 0x20 lower-cases a letter and maps no other token or value
+	 * byte onto a lower-case letter or '-': eight bytes a step, the last
+	 * step overlapping the one before it.
+	 */
+	if (len >= 8) {
+		for (size_t i = 0;; i += 8) {
+			uint64_t a, b;
+
+			if (i + 8 > len)
+				i = len - 8;
+			memcpy(&a, name + i, 8);
+			memcpy(&b, lower + i, 8);
+			if ((a | 0x2020202020202020ull) != b)
+				return false;
+			if (i + 8 == len)
+				return true;
+		}
+	}
 	for (size_t i = 0; i < len; i++) {
-		/* tokens only: setting 0x20 lower-cases a letter and maps no
-		 * other token byte onto a lower-case letter or '-' */
 		if (((unsigned char)name[i] | 0x20) != (unsigned char)lower[i])
 			return false;
 	}
