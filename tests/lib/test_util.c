@@ -496,6 +496,32 @@ test_field_name_ok(void **state)
 	}
 }
 
+/* request_target_ok against a byte-by-byte reference, every byte at every place. */
+static void
+test_request_target_ok(void **state)
+{
+	char buf[41];
+
+	(void)state;
+	assert_true(request_target_ok("/Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b", 48));
+	assert_true(request_target_ok("http://host:8080/", 17)); /* ':' is allowed */
+	assert_true(request_target_ok("", 0));
+	assert_false(request_target_ok("/a b", 4));
+	assert_true(request_target_ok("/a b", 2)); /* exactly n bytes */
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				bool bad = c <= 0x20 || c == 0x7f;
+
+				memset(buf, 'x', len);
+				buf[pos] = (char)c;
+				if (request_target_ok(buf, len) == bad)
+					fail_msg("len %zu, byte 0x%02x at %zu", len, c, pos);
+			}
+		}
+	}
+}
+
 static void
 test_account_normalize(void **state)
 {
@@ -1038,6 +1064,7 @@ main(void)
 	    cmocka_unit_test(test_mem_ieq),
 	    cmocka_unit_test(test_field_value_len),
 	    cmocka_unit_test(test_field_name_ok),
+	    cmocka_unit_test(test_request_target_ok),
 	    cmocka_unit_test(test_account_normalize),
 	    cmocka_unit_test(test_account_canonical),
 	    cmocka_unit_test(test_account_domain),
