@@ -345,7 +345,7 @@ static void proxy_via(struct exchange *x, const void *own_body, size_t own_len,
                       const struct upstream_cbs *cbs);
 static bool cmd_idempotent(enum eas_cmd cmd);
 static const char *join3(char *stack, size_t cap, struct sbuf *spill, const char *a,
-                         const char *sep, const char *b);
+                         const char *sep, const char *b, size_t *len);
 static void up_on_response(void *arg, int status, const char *reason,
                            const struct upstream_header *headers, size_t n);
 static void up_on_body(void *arg, const void *data, size_t len);
@@ -1008,7 +1008,7 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	struct http_request *hreq = x->hreq;
 	const char *target;
 	struct upstream_header h[EAS_REQ_HEADERS_MAX + 4];
-	size_t n = 0;
+	size_t n = 0, tlen = 0, xff_len = 0;
 	const char *name, *value, *xff_in = NULL;
 	size_t nlen, vlen;
 
@@ -1044,11 +1044,12 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 			q = keyq;
 	}
 	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
-		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q)
-		                   : x->ereq->fwd_path;
+		target = q != NULL
+		             ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q, &tlen)
+		             : x->ereq->fwd_path;
 	else
 		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up),
-		                           "?", q)
+		                           "?", q, &tlen)
 		                   : upstream_base_path(gw->up);
 	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen) &&
 	                   n < EAS_REQ_HEADERS_MAX;
@@ -1082,21 +1083,27 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 		sbuf_addn(&xb, ", ", 2);
 		sbuf_addn(&xb, peer, strlen(peer));
 		xff_in = xb.p;
+		xff_len = xb.len;
 	} else if (xff_in != NULL) {
-		xff_in = join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer);
+		xff_in = join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer, &xff_len);
 	}
+	/* abqd's own headers with their lengths, which upstream_send need not measure. */
 	h[n] = (struct upstream_header){.name = "X-Forwarded-For",
-	                                .value = xff_in != NULL ? xff_in : peer};
+	                                .value = xff_in != NULL ? xff_in : peer,
+	                                .name_len = 15,
+	                                .value_len = xff_len};
 	n++;
-	h[n] = (struct upstream_header){.name = "X-Forwarded-Proto",
-	                                .value = http_request_is_tls(hreq) ? "https" : "http"};
+	h[n] = http_request_is_tls(hreq)
+	           ? (struct upstream_header){"X-Forwarded-Proto", "https", 17, 5}
+	           : (struct upstream_header){"X-Forwarded-Proto", "http", 17, 4};
 	n++;
 	if (keyed) {
-		snprintf(keytext, sizeof(keytext), "%" PRIu32, key);
-		h[n++] = (struct upstream_header){.name = "X-MS-PolicyKey", .value = keytext};
+		int kl = snprintf(keytext, sizeof(keytext), "%" PRIu32, key);
+
+		h[n++] = (struct upstream_header){"X-MS-PolicyKey", keytext, 14, (size_t)kl};
 		if (x->upp != NULL && x->upp->phase != 0)
-			h[n++] =
-			    (struct upstream_header){.name = "Content-Type", .value = WBXML_TYPE};
+			h[n++] = (struct upstream_header){"Content-Type", WBXML_TYPE, 12,
+			                                  sizeof(WBXML_TYPE) - 1};
 	}
 
 	size_t blen = own_len;
@@ -1108,6 +1115,7 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	struct upstream_req_spec spec = {
 	    .method = http_request_method(hreq),
 	    .target = target,
+	    .target_len = tlen,
 	    .headers = h,
 	    .nheaders = n,
 	    .body = body,
@@ -1155,14 +1163,17 @@ cmd_idempotent(enum eas_cmd cmd)
 }
 
 /*
- * a, sep and b joined: in stack (cap bytes) when they fit, which is the usual
- * case on this per-request path, else in spill (the caller frees spill->p).
+ * a, sep and b joined, its length in *len: in stack (cap bytes) when they
+ * fit, which is the usual case on this per-request path, else in spill (the
+ * caller frees spill->p).
  */
 static const char *
-join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b)
+join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b,
+      size_t *len)
 {
 	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
 
+	*len = la + ls + lb;
 	if (la + ls + lb < cap) {
 		memcpy(stack, a, la);
 		memcpy(stack + la, sep, ls);
