@@ -1208,8 +1208,8 @@ static void
 up_start(struct exchange *x, int status, const char *reason, const struct upstream_header *headers,
          size_t n)
 {
-	const char *stack_h[2 * 32 + 1];
-	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
+	struct http_header stack_h[32];
+	struct http_header *h = n <= 32 ? stack_h : xcalloc(n, sizeof(*h));
 	size_t k = 0;
 
 	x->upstream_status = status;
@@ -1219,13 +1219,13 @@ up_start(struct exchange *x, int status, const char *reason, const struct upstre
 	for (size_t i = 0; i < n; i++) {
 		if (upstream_hop_header(headers[i].name, headers[i].name_len))
 			continue;
-		h[k++] = headers[i].name;
-		h[k++] = headers[i].value;
+		/* The lengths the upstream's parser measured go along. */
+		h[k++] = (struct http_header){headers[i].name, headers[i].value,
+		                              headers[i].name_len, headers[i].value_len};
 	}
-	h[k] = NULL;
 	x->status = status;
-	if (http_response_start(x->hreq, status, reason, upstream_req_content_length(x->ureq), h) ==
-	    0)
+	if (http_response_start_n(x->hreq, status, reason, upstream_req_content_length(x->ureq), h,
+	                          k) == 0)
 		x->started = true;
 	if (h != stack_h)
 		free(h);

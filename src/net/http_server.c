@@ -1695,14 +1695,15 @@ request_free(struct http_server *srv, struct http_request *req)
 }
 
 /*
- * The length of s if it is safe in a header line (no CR or LF), else -1:
- * strlen, then eight bytes a step, as every response header goes through it.
+ * Whether s[0..n) is safe in a header line: no CR, LF or NUL (the NUL that a
+ * string measured with strlen cannot hold). Eight bytes a step, as every
+ * response header goes through it.
  */
-static ssize_t
-header_len(const char *s)
+static bool
+header_ok(const char *s, size_t n)
 {
 	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	size_t n = strlen(s), i = 0;
+	size_t i = 0;
 
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w, cr, lf;
@@ -1710,13 +1711,14 @@ header_len(const char *s)
 		memcpy(&w, s + i, 8);
 		cr = w ^ (ones * '\r');
 		lf = w ^ (ones * '\n');
-		if ((((cr - ones) & ~cr) | ((lf - ones) & ~lf)) & high)
-			return -1; /* a zero byte in cr or lf: CR or LF in w */
+		/* a zero byte in w, cr or lf: NUL, CR or LF in w */
+		if ((((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf)) & high)
+			return false;
 	}
 	for (; i < n; i++)
-		if (s[i] == '\r' || s[i] == '\n')
-			return -1;
-	return (ssize_t)n;
+		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+			return false;
+	return true;
 }
 
 /*
@@ -1761,10 +1763,34 @@ head_put(struct head_buf *b, const char *s, size_t len)
 	b->n += len;
 }
 
-/* Write the status line and headers; choose the framing. */
+/* Measure the NULL-terminated name, value list and start the response with it. */
 int
 http_response_start(struct http_request *req, int status, const char *reason,
                     int64_t content_length, const char *const *headers)
+{
+	struct http_header stack[16], *h = stack;
+	size_t n = 0, nh = 0;
+	int rc;
+
+	while (headers && headers[n])
+		n++;
+	if (n % 2 != 0)
+		return -1; /* a name without a value */
+	if (n / 2 > sizeof(stack) / sizeof(stack[0]))
+		h = xcalloc(n / 2, sizeof(*h));
+	for (size_t i = 0; i < n; i += 2)
+		h[nh++] = (struct http_header){headers[i], headers[i + 1], strlen(headers[i]),
+		                               strlen(headers[i + 1])};
+	rc = http_response_start_n(req, status, reason, content_length, nh > 0 ? h : NULL, nh);
+	if (h != stack)
+		free(h);
+	return rc;
+}
+
+/* Write the status line and headers; choose the framing. */
+int
+http_response_start_n(struct http_request *req, int status, const char *reason,
+                      int64_t content_length, const struct http_header *headers, size_t nh)
 {
 	struct http_conn *c = req->conn;
 	struct http_server *srv;
@@ -1772,28 +1798,21 @@ http_response_start(struct http_request *req, int status, const char *reason,
 	char stack[2048]; /* not zeroed: only stack[0..b.n) is read */
 	char num[24];
 	bool direct;
-	ssize_t rlen, lens_stack[32], *lens = lens_stack;
-	size_t nh = 0;
+	size_t rlen;
 
 	if (c == NULL || req->aborted || req->resp_state != R_NONE || status < 100 || status > 999)
 		return -1;
 	if (reason == NULL)
 		reason = http_status_str((enum http_status)status);
-	if ((rlen = header_len(reason)) < 0)
+	rlen = strlen(reason);
+	if (!header_ok(reason, rlen))
 		return -1;
-	/* Every name and value measured and checked once, before a byte is queued. */
-	while (headers && headers[nh])
-		nh++;
-	if (nh > sizeof(lens_stack) / sizeof(lens_stack[0]))
-		lens = xcalloc(nh, sizeof(*lens));
-	for (size_t i = 0; i < nh; i += 2) {
-		if (headers[i + 1] == NULL || (lens[i] = header_len(headers[i])) < 0 ||
-		    (lens[i + 1] = header_len(headers[i + 1])) < 0) {
-			if (lens != lens_stack)
-				free(lens);
+	/* Every name and value checked, before a byte is queued. */
+	for (size_t i = 0; i < nh; i++)
+		if (headers[i].name == NULL || headers[i].value == NULL ||
+		    !header_ok(headers[i].name, headers[i].name_len) ||
+		    !header_ok(headers[i].value, headers[i].value_len))
 			return -1;
-		}
-	}
 	/*
 	 * A response of known length on plain TCP, with nothing of an earlier
 	 * one still queued, is put together in srv->wbuf (see pending_send).
@@ -1814,18 +1833,20 @@ http_response_start(struct http_request *req, int status, const char *reason,
 		b.cap = sizeof(stack);
 	}
 	head_put(&b, req->minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
-	head_put(&b, num, fmt_u64(num, (uint64_t)status));
-	head_put(&b, " ", 1);
-	head_put(&b, reason, (size_t)rlen);
+	/* The status has three digits (checked above). */
+	num[0] = (char)('0' + status / 100);
+	num[1] = (char)('0' + status / 10 % 10);
+	num[2] = (char)('0' + status % 10);
+	num[3] = ' ';
+	head_put(&b, num, 4);
+	head_put(&b, reason, rlen);
 	head_put(&b, "\r\n", 2);
-	for (size_t i = 0; i < nh; i += 2) {
-		head_put(&b, headers[i], (size_t)lens[i]);
+	for (size_t i = 0; i < nh; i++) {
+		head_put(&b, headers[i].name, headers[i].name_len);
 		head_put(&b, ": ", 2);
-		head_put(&b, headers[i + 1], (size_t)lens[i + 1]);
+		head_put(&b, headers[i].value, headers[i].value_len);
 		head_put(&b, "\r\n", 2);
 	}
-	if (lens != lens_stack)
-		free(lens);
 	if (content_length >= 0) {
 		head_put(&b, "Content-Length: ", 16);
 		head_put(&b, num, fmt_u64(num, (uint64_t)content_length));

@@ -214,6 +214,18 @@ void http_request_resume_body(struct http_request *req);
  */
 int http_response_start(struct http_request *req, int status, const char *reason,
                         int64_t content_length, const char *const *headers);
+/* A response header with its lengths (http_response_start_n). */
+struct http_header {
+	const char *name, *value;
+	size_t name_len, value_len;
+};
+/*
+ * http_response_start with the n headers given with their lengths (the
+ * proxy's, which its parser measured): checked the same way (no CR, LF or
+ * NUL), not measured again.
+ */
+int http_response_start_n(struct http_request *req, int status, const char *reason,
+                          int64_t content_length, const struct http_header *headers, size_t n);
 /*
  * Queue body bytes. 0: go on; 1: queued, but the output is above the
  * high-water mark: pause until on_drain; -1: aborted or more than the
