@@ -1694,31 +1694,41 @@ request_free(struct http_server *srv, struct http_request *req)
 		free(req);
 }
 
+/* Nonzero when a byte of w is NUL, CR or LF (each test exact as a yes/no). */
+static inline uint64_t
+word_has_nul_cr_lf(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
+
+	return (((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf)) & high;
+}
+
 /*
  * Whether s[0..n) is safe in a header line: no CR, LF or NUL (the NUL that a
  * string measured with strlen cannot hold). Eight bytes a step, as every
- * response header goes through it.
+ * response header goes through it: every word before the last eight bytes,
+ * then those (overlapping the word before them), so no byte-by-byte tail but
+ * for short strings.
  */
 static bool
 header_ok(const char *s, size_t n)
 {
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	size_t i = 0;
+	uint64_t w;
 
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w, cr, lf;
-
+	if (n < 8) {
+		for (size_t i = 0; i < n; i++)
+			if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+				return false;
+		return true;
+	}
+	for (size_t i = 0; i + 8 < n; i += 8) {
 		memcpy(&w, s + i, 8);
-		cr = w ^ (ones * '\r');
-		lf = w ^ (ones * '\n');
-		/* a zero byte in w, cr or lf: NUL, CR or LF in w */
-		if ((((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf)) & high)
+		if (word_has_nul_cr_lf(w))
 			return false;
 	}
-	for (; i < n; i++)
-		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-			return false;
-	return true;
+	memcpy(&w, s + n - 8, 8);
+	return word_has_nul_cr_lf(w) == 0;
 }
 
 /*
