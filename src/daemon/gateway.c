@@ -1008,9 +1008,8 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	struct http_request *hreq = x->hreq;
 	const char *target;
 	struct upstream_header h[EAS_REQ_HEADERS_MAX + 4];
-	size_t n = 0, tlen = 0, xff_len = 0;
-	const char *name, *value, *xff_in = NULL;
-	size_t nlen, vlen;
+	size_t n = 0, nin, tlen = 0, xff_len = 0;
+	const char *xff_in = NULL;
 
 	if (gw->native) {
 		/* Nothing is forwarded in native mode: there is no ActiveSync server behind. */
@@ -1051,9 +1050,11 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up),
 		                           "?", q, &tlen)
 		                   : upstream_base_path(gw->up);
-	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen) &&
-	                   n < EAS_REQ_HEADERS_MAX;
-	     i++) {
+	const struct http_req_header *in = http_request_headers(hreq, &nin);
+	for (size_t i = 0; i < nin && n < EAS_REQ_HEADERS_MAX; i++) {
+		const char *name = in[i].name, *value = in[i].value;
+		size_t nlen = in[i].nlen, vlen = in[i].vlen;
+
 		if (nlen == 15 && mem_ieq(name, "X-Forwarded-For", 15)) {
 			/*
 			 * Several fields are one list in their order (http_request_client

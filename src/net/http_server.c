@@ -135,12 +135,6 @@ struct http_conn {
 	char peertxt[48]; /* peer, numeric; formatted on first use */
 };
 
-/* One header of a request: pointers into its flat block, with their lengths. */
-struct hdr_ent {
-	const char *name, *value;
-	uint32_t nlen, vlen;
-};
-
 struct http_request {
 	struct http_conn *conn;
 	char *hdr; /* url\0name\0value\0... */
@@ -166,7 +160,7 @@ struct http_request {
 	struct blk_cache *cache; /* where the request's block goes back, or NULL: free() */
 	char addrbuf[48];
 	char clientbuf[48];
-	struct hdr_ent h[]; /* nhdr entries, indexed once the block is complete */
+	struct http_req_header h[]; /* nhdr entries, indexed once the block is complete */
 };
 
 struct http_server {
@@ -554,7 +548,7 @@ on_headers_complete(http_parser *p)
 		q = req->hdr;
 		q += piece_len(&c->ends, 0, req->hdr, q) + 1; /* the URL */
 		for (size_t k = 0; k < req->nhdr; k++) {
-			struct hdr_ent *e = &req->h[k];
+			struct http_req_header *e = &req->h[k];
 
 			e->name = q;
 			e->nlen = (uint32_t)piece_len(&c->ends, 1 + 2 * k, req->hdr, q);
@@ -1556,6 +1550,14 @@ http_request_header_at(const struct http_request *req, size_t i, const char **na
 	return true;
 }
 
+/* The index itself. */
+const struct http_req_header *
+http_request_headers(const struct http_request *req, size_t *n)
+{
+	*n = req->nhdr;
+	return req->h;
+}
+
 /* Linear, case-insensitive: requests carry a dozen headers; lengths first. */
 const char *
 http_request_header(const struct http_request *req, const char *name)
@@ -1563,7 +1565,7 @@ http_request_header(const struct http_request *req, const char *name)
 	size_t len = strlen(name);
 
 	for (size_t k = 0; k < req->nhdr; k++) {
-		const struct hdr_ent *e = &req->h[k];
+		const struct http_req_header *e = &req->h[k];
 
 		if (e->nlen == len && mem_ieq(e->name, name, len))
 			return e->value;
@@ -1627,7 +1629,7 @@ http_request_client(struct http_request *req)
 	if (!net_cidr_match(srv->trusted, srv->ntrusted, &client))
 		goto done;
 	for (size_t i = req->nhdr; i-- > 0;) {
-		const struct hdr_ent *h = &req->h[i];
+		const struct http_req_header *h = &req->h[i];
 		const char *xff = h->value, *end = h->value + h->vlen;
 
 		if (h->nlen != 15 || !mem_ieq(h->name, "X-Forwarded-For", 15))
@@ -1711,7 +1713,7 @@ word_has_nul_cr_lf(uint64_t w)
  * then those (overlapping the word before them), so no byte-by-byte tail but
  * for short strings.
  */
-static bool
+static inline bool
 header_ok(const char *s, size_t n)
 {
 	uint64_t w;
