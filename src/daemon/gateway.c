@@ -3082,10 +3082,10 @@ exchange_finish(struct exchange *x)
 	const struct eas_request *r = x->ereq;
 	char up[16] = "-";
 
-	if (x->upstream_status > 0 && log_enabled(LOG_LEVEL_INFO))
-		snprintf(up, sizeof(up), "%d", x->upstream_status);
 	/* The request line costs a format: only when it is written. */
-	if (log_enabled(LOG_LEVEL_INFO))
+	if (log_enabled(LOG_LEVEL_INFO)) {
+		if (x->upstream_status > 0)
+			snprintf(up, sizeof(up), "%d", x->upstream_status);
 		log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
 		         "status=%d ms=%lld",
 		         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
@@ -3096,6 +3096,7 @@ exchange_finish(struct exchange *x)
 		         x->client[0] ? x->client : "-",
 		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
 		         outcomes[x->outcome].word, up, x->status, elapsed_ms(x));
+	}
 	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
 	logcap_end(x);
 	hold_end(x);

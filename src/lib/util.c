@@ -571,15 +571,16 @@ account_part(const char *user, size_t *lenp)
 size_t
 fmt_u64(char *buf, uint64_t v)
 {
-	char tmp[20];
-	size_t n = 0;
+	char tmp[20], *p = tmp + sizeof(tmp);
+	size_t n;
 
+	/* The digits from the last, in place: one copy out, no reversal. */
 	do {
-		tmp[n++] = (char)('0' + v % 10);
+		*--p = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
+	n = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(buf, p, n);
 	return n;
 }
 

@@ -496,6 +496,30 @@ test_field_name_ok(void **state)
 	}
 }
 
+/* fmt_u64: the digits, unterminated, and their count; the bytes after them untouched. */
+static void
+test_fmt_u64(void **state)
+{
+	static const struct {
+		uint64_t v;
+		const char *s;
+	} cases[] = {{0, "0"},
+	             {7, "7"},
+	             {10, "10"},
+	             {52, "52"},
+	             {1000000, "1000000"},
+	             {UINT64_MAX, "18446744073709551615"}};
+	char buf[24];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(buf, '#', sizeof(buf));
+		assert_int_equal(fmt_u64(buf, cases[i].v), strlen(cases[i].s));
+		assert_memory_equal(buf, cases[i].s, strlen(cases[i].s));
+		assert_int_equal(buf[strlen(cases[i].s)], '#');
+	}
+}
+
 /* request_target_ok against a byte-by-byte reference, every byte at every place. */
 static void
 test_request_target_ok(void **state)
@@ -1065,6 +1089,7 @@ main(void)
 	    cmocka_unit_test(test_field_value_len),
 	    cmocka_unit_test(test_field_name_ok),
 	    cmocka_unit_test(test_request_target_ok),
+	    cmocka_unit_test(test_fmt_u64),
 	    cmocka_unit_test(test_account_normalize),
 	    cmocka_unit_test(test_account_canonical),
 	    cmocka_unit_test(test_account_domain),
