@@ -20,7 +20,7 @@
 # (18640..18642). Kernel time (about half of abqd's CPU) is not counted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${BENCH_BUILD:-build-callgrind}
+B=$(realpath -m "${BENCH_BUILD:-build-callgrind}") # relative to the tree, or absolute
 DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-10}
 BASE=${BENCH_PORT_BASE:-18640}
@@ -35,7 +35,7 @@ need callgrind_annotate
 
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_C_FLAGS=-g -DABQ_BENCH_KEEP_BLOCKS" >/dev/null
 ninja -C "$B" -j2 abqd >/dev/null
-ABQD=$PWD/$B/src/daemon/abqd
+ABQD=$B/src/daemon/abqd
 
 bench_init callgrind
 chmod 755 "$tmp"

@@ -58,7 +58,7 @@
 # Results go to stdout and are appended to bench/out/results.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${BENCH_BUILD:-build-bench}
+B=$(realpath -m "${BENCH_BUILD:-build-bench}") # relative to the tree, or absolute
 TOTAL=${BENCH_HELD_TOTAL:-50000}
 PER=${BENCH_HELD_PER:-10}
 W=${BENCH_HELD_WORKERS:-6}
@@ -81,8 +81,8 @@ if [ -z "${BENCH_HELD_NETNS:-}" ]; then
 	BENCH_HELD_NETNS=1 exec unshare -n -- "$0" "$@"
 fi
 
-ABQD=${BENCH_ABQD:-$PWD/$B/src/daemon/abqd}
-ABQCTL=$PWD/$B/src/ctl/abqctl
+ABQD=${BENCH_ABQD:-$B/src/daemon/abqd}
+ABQCTL=$B/src/ctl/abqctl
 HALF=$((TOTAL / 2))
 NDEV=$((HALF / PER))
 ip link set lo up

@@ -17,8 +17,8 @@ build_release() {
 build_native() {
 	cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	ninja -C "$B" -j2 abqd abqctl >/dev/null
-	ABQD=$PWD/$B/src/daemon/abqd
-	ABQCTL=$PWD/$B/src/ctl/abqctl
+	ABQD=$B/src/daemon/abqd
+	ABQCTL=$B/src/ctl/abqctl
 }
 
 # fixture_native_up: the SOGo fixture (tests/fixture/upstream.sh) in

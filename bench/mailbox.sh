@@ -30,7 +30,7 @@
 # stdout and are appended to bench/out/results.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${BENCH_BUILD:-build-bench}
+B=$(realpath -m "${BENCH_BUILD:-build-bench}") # relative to the tree, or absolute
 ONLY=${BENCH_ONLY:-all}
 DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-50}
@@ -50,9 +50,9 @@ need ss iproute2
 tests/fixture/install.sh >/dev/null
 
 build_release abqd abqctl
-ABQD=$PWD/$B/src/daemon/abqd
-ABQCTL=$PWD/$B/src/ctl/abqctl
-[ -x "$ABQCTL" ] || ABQCTL=$(find "$PWD/$B" -name abqctl -type f -perm -u+x | head -1)
+ABQD=$B/src/daemon/abqd
+ABQCTL=$B/src/ctl/abqctl
+[ -x "$ABQCTL" ] || ABQCTL=$(find "$B" -name abqctl -type f -perm -u+x | head -1)
 
 fixture_up=
 cleanup_more() {

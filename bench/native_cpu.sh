@@ -18,7 +18,7 @@
 # clients on BENCH_PIN_LOAD (1). About 2 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${BENCH_BUILD:-build-bench}
+B=$(realpath -m "${BENCH_BUILD:-build-bench}") # relative to the tree, or absolute
 SIZES=${BENCH_SIZES:-2000 10000}
 NDEV=${BENCH_DEVICES:-3}
 ROUNDS=${BENCH_ROUNDS:-3}

@@ -50,7 +50,7 @@
 # bench/out/results.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${BENCH_BUILD:-build-bench}
+B=$(realpath -m "${BENCH_BUILD:-build-bench}") # relative to the tree, or absolute
 ACCOUNTS=${BENCH_NH_ACCOUNTS:-1000}
 PER=${BENCH_NH_PER:-10}
 IDLE=${BENCH_NH_IDLE:-30}
@@ -68,8 +68,8 @@ if [ -z "${BENCH_NH_NETNS:-}" ]; then
 	BENCH_NH_NETNS=1 exec unshare -n -- "$0" "$@"
 fi
 
-ABQD=${BENCH_ABQD:-$PWD/$B/src/daemon/abqd}
-ABQCTL=$PWD/$B/src/ctl/abqctl
+ABQD=${BENCH_ABQD:-$B/src/daemon/abqd}
+ABQCTL=$B/src/ctl/abqctl
 NDEV=$((ACCOUNTS * PER))
 ip link set lo up
 sysctl -qw net.ipv4.ip_local_port_range="10000 65000"

@@ -56,7 +56,7 @@
 # Results go to stdout and are appended to bench/out/results.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${BENCH_BUILD:-build-bench}
+B=$(realpath -m "${BENCH_BUILD:-build-bench}") # relative to the tree, or absolute
 ONLY=${BENCH_ONLY:-all}
 DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-20}

@@ -38,7 +38,7 @@
 # also profiles abqd under wrk (perf, DWARF call graphs) into bench/out/perf-abqd-*.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${BENCH_BUILD:-build-bench}
+B=$(realpath -m "${BENCH_BUILD:-build-bench}") # relative to the tree, or absolute
 ONLY=${BENCH_ONLY:-all}
 DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-50}
@@ -59,7 +59,7 @@ command -v nginx >/dev/null || { apt-get update -qq && { apt-get install -y -qq 
 NGINX=$(command -v nginx)
 
 build_release abqd
-ABQD=$PWD/$B/src/daemon/abqd
+ABQD=$B/src/daemon/abqd
 
 bench_init proxy
 chmod 755 "$tmp" # nginx's workers run as nobody

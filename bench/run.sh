@@ -6,7 +6,7 @@
 # Results go to stdout and to bench/out/results.txt.
 set -eu
 cd "$(dirname "$0")/.."
-B=${BENCH_BUILD:-build-bench}
+B=$(realpath -m "${BENCH_BUILD:-build-bench}") # relative to the tree, or absolute
 N=${BENCH_DEVICES:-100000}
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C "$B" bench_engine bench_populate abqctl >/dev/null

@@ -4,7 +4,9 @@
  *
  * The first input byte chooses the message and a cut; the rest is the header
  * block (and whatever follows it):
- *   bits 0-1: 0 or 3, a request after "POST / HTTP/1.1" CRLF; 1, a response
+ *   bits 0-1: 0 or 3, a request after "POST / HTTP/1.1" CRLF (3: http_lines
+ *             hands each plain line to one line callback, which logs it as
+ *             the two header callbacks would); 1, a response
  *             after "HTTP/1.1 200 OK" CRLF; 2, a response whose status line
  *             is the input's own first line (http_status_line);
  *   bits 2-7: where the block is cut in two reads (0: not cut; k: at k/63 of
@@ -159,6 +161,15 @@ static const http_parser_settings settings = {
     .on_chunk_complete = on_chunk_done,
 };
 
+/* A whole plain line (http_line_cb): logged as its name then its value. */
+static int
+on_line(http_parser *p, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	if (settings.on_header_field(p, name, nlen) != 0)
+		return HPE_CB_header_field;
+	return settings.on_header_value(p, value, vlen) != 0 ? HPE_CB_header_value : 0;
+}
+
 /* The end of a parse: how far it got and its error, into the log. */
 static void
 rec_end(struct record *r, http_parser *p, size_t taken)
@@ -215,12 +226,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (kind == 2) {
 		off = http_status_line(&pb, &settings, m, cut);
 		if (off > 0 && HTTP_PARSER_ERRNO(&pb) == HPE_OK)
-			off += http_lines(&pb, &settings, m + off, cut - off);
+			off += http_lines(&pb, &settings, NULL, m + off, cut - off);
 	} else {
 		off = exec_to(&pb, m, 0, llen);
 		if (off != llen) /* the fixed start line is always read whole */
 			abort();
-		off += http_lines(&pb, &settings, m + off, cut - off);
+		off += http_lines(&pb, &settings, kind == 3 ? on_line : NULL, m + off, cut - off);
 	}
 	off = exec_to(&pb, m, off, cut);
 	off = exec_to(&pb, m, off, n);

@@ -16,6 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define DEVICE_ID_MAX    64
 #define DURATION_ERR_MSG "not a duration (use 0, 30s, 45m, 6h, 1d)"
 #define SIZE_ERR_MSG     "not a size (use 1048576, 512K, 32M, 1G)"
@@ -590,7 +594,9 @@ fmt_u64(char *buf, uint64_t v)
  * sends goes through them. A word is tested for "a byte below c" and "a byte
  * equal to c" with the usual borrow tricks, both exact as a yes/no for c <=
  * 128: no byte can borrow from its neighbour unless one is already below c.
- * Bytes of 0x80 and above pass (obs-text, UTF-8).
+ * Bytes of 0x80 and above pass (obs-text, UTF-8). Values of 16 bytes and
+ * more are looked at sixteen bytes per step where the CPU has SSE2
+ * (field_value_ok).
  */
 #define W_ONES 0x0101010101010101ull
 #define W_HIGH 0x8080808080808080ull
@@ -664,6 +670,34 @@ value_word_suspect(uint64_t w)
 bool
 field_value_ok(const char *s, size_t n)
 {
+#ifdef __SSE2__
+	/*
+	 * Sixteen bytes per step where the CPU has SSE2 (every x86-64): a byte
+	 * is below 0x20 when the unsigned minimum of it and 0x1f is itself, and
+	 * the three exact tests need no second look. The last step may overlap
+	 * the one before it. Values of 16 bytes and more (Authorization,
+	 * User-Agent, Content-Type) take this way.
+	 */
+	if (n >= 16) {
+		const __m128i ctl = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t'),
+		              del = _mm_set1_epi8(0x7f);
+
+		for (size_t i = 0;; i += 16) {
+			__m128i v, bad;
+
+			if (i + 16 > n)
+				i = n - 16;
+			v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+			bad = _mm_andnot_si128(_mm_cmpeq_epi8(v, tab),
+			                       _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
+			bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, del));
+			if (_mm_movemask_epi8(bad) != 0)
+				return false;
+			if (i + 16 == n)
+				return true;
+		}
+	}
+#endif
 	return bytes_ok(s, n, value_word_suspect, value_byte_ok);
 }
 
@@ -702,6 +736,30 @@ target_word_bad(uint64_t w)
 bool
 request_target_ok(const char *s, size_t n)
 {
+#ifdef __SSE2__
+	/*
+	 * A target is long (the query carries the user and device): sixteen
+	 * bytes per step as in field_value_ok, a byte at or below 0x20 when the
+	 * unsigned minimum of it and 0x20 is itself.
+	 */
+	if (n >= 16) {
+		const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+
+		for (size_t i = 0;; i += 16) {
+			__m128i v, bad;
+
+			if (i + 16 > n)
+				i = n - 16;
+			v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+			bad = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, sp), v),
+			                   _mm_cmpeq_epi8(v, del));
+			if (_mm_movemask_epi8(bad) != 0)
+				return false;
+			if (i + 16 == n)
+				return true;
+		}
+	}
+#endif
 	return bytes_ok(s, n, target_word_bad, target_byte_ok);
 }
 

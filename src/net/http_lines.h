@@ -19,6 +19,16 @@
 #include <stddef.h>
 
 /*
+ * A whole plain header line at once, for a caller that can take it cheaper
+ * than as on_header_field then on_header_value (one capacity check, no
+ * second call): it must do exactly what those two would. Returns 0, or
+ * HPE_CB_header_field or HPE_CB_header_value for the one that would have
+ * failed.
+ */
+typedef int (*http_line_cb)(http_parser *p, const char *name, size_t nlen, const char *value,
+                            size_t vlen);
+
+/*
  * Take the header lines at the start of buf[0..n) while they are plain:
  *   name ":" [SP] value CRLF
  * with a name of RFC 9110 token bytes, a value that starts with a visible
@@ -28,9 +38,9 @@
  * Content-Length, Transfer-Encoding, Upgrade, in any case) is run through
  * http_parser_execute alone, but for "Connection: keep-alive" in HTTP/1.1,
  * whose only effect in the parser (F_CONNECTION_KEEP_ALIVE) is read for
- * HTTP/1.0 alone; any other plain line goes straight to
- * s->on_header_field and s->on_header_value, with the spans the parser would
- * give them. The first line that is not plain (the empty line that ends the
+ * HTTP/1.0 alone; any other plain line goes straight to on_line, if not
+ * NULL, else to s->on_header_field and s->on_header_value, with the spans
+ * the parser would give them. The first line that is not plain (the empty line that ends the
  * block among them) stops the walk.
  *
  * p must stand right after a start line or a whole header line of the
@@ -39,9 +49,10 @@
  * HTTP_PARSER_ERRNO(p) says so and the return counts the bytes it took, as
  * its own return would; when a callback fails, HTTP_PARSER_ERRNO(p) is
  * HPE_CB_header_field or HPE_CB_header_value and the return stops before the
- * line.
+ * line (on_line's own code).
  */
-size_t http_lines(http_parser *p, const http_parser_settings *s, const char *buf, size_t n);
+size_t http_lines(http_parser *p, const http_parser_settings *s, http_line_cb on_line,
+                  const char *buf, size_t n);
 
 /*
  * The start of a response, "HTTP/1.x NNN reason" CRLF with nothing of it
@@ -51,5 +62,22 @@ size_t http_lines(http_parser *p, const http_parser_settings *s, const char *buf
  * refuses the line, HTTP_PARSER_ERRNO(p) says so.
  */
 size_t http_status_line(http_parser *p, const http_parser_settings *s, const char *buf, size_t n);
+
+/*
+ * The lengths of the longest prefixes of s[0..n) made of RFC 9110 token bytes
+ * (a field name) and of field-value bytes (HTAB, SP, visible ASCII and bytes
+ * >= 0x80; lib/util.h field_value_ok's set).
+ */
+size_t http_token_span(const char *s, size_t n);
+size_t http_value_span(const char *s, size_t n);
+
+/*
+ * The length of the longest prefix of s[0..n) made of the request-target
+ * bytes the phone's request line is taken with (http_server.c conn_line):
+ * RFC 3986's unreserved and sub-delims, ':', '@', '/', '?' and '%'. Every
+ * one is a URL byte to libhttp-parser, '?' starts or continues the query and
+ * none starts a fragment.
+ */
+size_t http_target_span(const char *s, size_t n);
 
 #endif

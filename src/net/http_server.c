@@ -129,7 +129,10 @@ struct http_conn {
 	bool in_headers : 1;     /* inside on_headers */
 	bool resume_pending : 1; /* http_request_resume_body was called */
 	bool rev_et : 1;         /* rev is edge-triggered (see conn_rev_mode) */
+	bool timer_on : 1;       /* timer is pending (armed, not yet fired or deleted) */
+	bool timer_idle : 1;     /* ... for the keep-alive idle deadline (conn_arm_idle) */
 	uint16_t err_status;     /* the answer to a parse failure (an HTTP status) */
+	struct timeval idle_at;  /* loop_time when the connection last went idle */
 	struct net_addr peer;
 	struct net_addr counted_addr;
 	char peertxt[48]; /* peer, numeric; formatted on first use */
@@ -307,6 +310,63 @@ static void
 conn_arm(struct http_conn *c, unsigned ms)
 {
 	timer_set_add(&c->srv->timers, c->srv->base, c->timer, ms);
+	c->timer_on = true;
+	c->timer_idle = false;
+}
+
+/*
+ * The connection went idle between two requests: its deadline is idle_at +
+ * idle_timeout. Every kept-alive request ends here, and every one started
+ * (conn_disarm) used to stop the timer again: two libevent calls per request
+ * for a deadline that almost never expires. An idle deadline armed before
+ * and still pending stays: it expires no later than this one, and
+ * conn_on_timer, finding the connection idle for less than idle_timeout,
+ * arms the timer for the rest. Any other deadline is replaced at once.
+ */
+static void
+conn_arm_idle(struct http_conn *c)
+{
+	loop_time(c->srv->base, &c->idle_at);
+	if (c->timer_on && c->timer_idle)
+		return;
+	conn_arm(c, c->srv->conf.idle_timeout_ms);
+	c->timer_idle = true;
+}
+
+/*
+ * A request is being served: no deadline of the connection's applies. A
+ * pending idle deadline is left to expire unheeded (conn_on_timer ignores it
+ * outside C_READING, and conn_arm_idle keeps it only while it is due no
+ * later than the next idle deadline); a header or body deadline is stopped.
+ */
+static void
+conn_disarm(struct http_conn *c)
+{
+	if (c->timer_on && !c->timer_idle) {
+		evtimer_del(c->timer);
+		c->timer_on = false;
+	}
+}
+
+/*
+ * The rest of the idle deadline, if the connection went idle again since the
+ * pending idle timer was armed: true if the timer was armed for it.
+ */
+static bool
+conn_idle_rest(struct http_conn *c)
+{
+	double idle = loop_seconds_since(c->srv->base, &c->idle_at);
+	double left = (double)c->srv->conf.idle_timeout_ms / 1000.0 - idle;
+	struct timeval tv;
+
+	if (left < 0.001)
+		return false;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+	evtimer_add(c->timer, &tv);
+	c->timer_on = true;
+	c->timer_idle = true;
+	return true;
 }
 
 /* A parse pass ended: arm the deadline it asked for, if still reading. */
@@ -323,7 +383,11 @@ static void
 conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
+	bool idle_timer = c->timer_idle;
 
+	/* a timer that fires or is made active is no longer pending */
+	c->timer_on = false;
+	c->timer_idle = false;
 	if (c->resume_pending && c->state == C_WAITING) {
 		/* made active by http_request_resume_body */
 		conn_body_resume(c);
@@ -339,10 +403,12 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->state != C_READING)
 		return;
 	if (!c->started) {
+		if (idle_timer && conn_idle_rest(c))
+			return; /* used again since the timer was armed */
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
 			/* the last response is still flowing: the write timeout
 			 * guards that; idleness starts when it is sent */
-			conn_arm(c, c->srv->conf.idle_timeout_ms);
+			conn_arm_idle(c);
 			return;
 		}
 		conn_free(c); /* idle keep-alive, or connected and silent */
@@ -468,6 +534,36 @@ on_header_value(http_parser *p, const char *at, size_t len)
 		hb_nul(c); /* ends the name */
 	c->hlast = HB_VALUE;
 	return hb_append(c, at, len);
+}
+
+/*
+ * A whole plain header line from http_lines: on_header_field then
+ * on_header_value in one step when the line follows the URL or a whole
+ * header and fits the buffer as it is (name, value, their NULs and the 3
+ * spare bytes hb_append keeps), else through the two.
+ */
+static int
+on_line(http_parser *p, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	struct http_conn *c = p->data;
+	struct cbuf *b = &c->hb;
+
+	if (__builtin_expect((c->hlast != HB_URL && c->hlast != HB_VALUE) ||
+	                         nlen + vlen + 5 > b->cap - b->len || c->nhdr == UINT16_MAX,
+	                     0)) {
+		if (on_header_field(p, name, nlen) != 0)
+			return HPE_CB_header_field;
+		return on_header_value(p, v, vlen) != 0 ? HPE_CB_header_value : 0;
+	}
+	hb_nul(c); /* ends the URL or the previous value */
+	c->nhdr++;
+	memcpy(b->p + b->len, name, nlen);
+	b->len += (uint32_t)nlen;
+	hb_nul(c);
+	memcpy(b->p + b->len, v, vlen);
+	b->len += (uint32_t)vlen;
+	c->hlast = HB_VALUE;
+	return 0;
 }
 
 /*
@@ -789,6 +885,7 @@ conn_close_after_flush(struct http_conn *c)
 	conn_read_on(c); /* the linger drains what the client still sends */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	evtimer_del(c->timer); /* the write timeout bounds the flush */
+	c->timer_on = false;
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
 }
@@ -824,7 +921,7 @@ conn_dispatch(struct http_conn *c)
 	struct http_server *srv = c->srv;
 	struct http_request *req = c->req;
 
-	evtimer_del(c->timer);
+	conn_disarm(c);
 	c->arm_ms = 0;
 	c->state = C_HELD;
 	c->started = false;
@@ -880,7 +977,7 @@ conn_headers(struct http_conn *c)
 	http_parser_pause(&c->parser, 0);
 	c->state = C_WAITING;
 	c->arm_ms = 0;
-	evtimer_del(c->timer);
+	conn_disarm(c);
 	req->notified = true;
 	c->in_headers = true;
 	r = srv->handler.on_headers(req, srv->arg);
@@ -889,16 +986,6 @@ conn_headers(struct http_conn *c)
 		return; /* answered or answering */
 	if (r == HTTP_BODY_READ || c->resume_pending)
 		conn_body_resume(c);
-}
-
-/* A byte of a request target conn_line takes: RFC 3986's unreserved and
- * sub-delims, ':', '@', '/', '?' and '%'. */
-static inline bool
-line_target_byte(unsigned char ch)
-{
-	static const uint32_t set[8] = {0, 0xaffffff2, 0x87ffffff, 0x47fffffe, 0, 0, 0, 0};
-
-	return (set[ch >> 5] >> (ch & 31)) & 1;
 }
 
 /*
@@ -932,8 +1019,7 @@ conn_line(struct http_conn *c, const char *buf, size_t n)
 	if (n < sizeof(line) || memcmp(buf, "POST /", 6) != 0)
 		return 0;
 	/* the target runs to the first byte outside the set: it must be " HTTP/1.1" CRLF */
-	while (q < end && line_target_byte((unsigned char)*q))
-		q++;
+	q += http_target_span(t, (size_t)(end - t));
 	if ((size_t)(end - q) < 11 || memcmp(q, " HTTP/1.1\r\n", 11) != 0)
 		return 0;
 	c->srv->line_url = t;
@@ -962,7 +1048,7 @@ conn_parse(struct http_conn *c, const char *buf, size_t n)
 	 * parser then takes nothing more and the error is reported below.
 	 */
 	if (!c->started && c->state == C_READING && (off = conn_line(c, buf, n)) > 0)
-		off += http_lines(&c->parser, &c->srv->settings, buf + off, n - off);
+		off += http_lines(&c->parser, &c->srv->settings, on_line, buf + off, n - off);
 
 	while (off < n && c->state == C_READING) {
 		size_t k = http_parser_execute(&c->parser, &c->srv->settings, buf + off, n - off);
@@ -1994,7 +2080,7 @@ http_response_end(struct http_request *req)
 	c->started = false;
 	c->err_status = 0;
 	conn_write_now(c);
-	conn_arm(c, c->srv->conf.idle_timeout_ms);
+	conn_arm_idle(c);
 	conn_process(c);
 	return 0;
 }

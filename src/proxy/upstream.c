@@ -374,6 +374,36 @@ on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 /*
+ * A whole plain header line from http_lines: on_header_field then
+ * on_header_value in one step when the line follows the reason or a whole
+ * header and fits the buffer as it is, else through the two.
+ */
+static int
+on_line(http_parser *p, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	struct upstream_req *req = p->data;
+	struct cbuf *b = &req->hb;
+
+	if (__builtin_expect(req->hlast == HB_FIELD || nlen + vlen + 2 > b->cap - b->len, 0)) {
+		if (on_header_field(p, name, nlen) != 0)
+			return HPE_CB_header_field;
+		return on_header_value(p, v, vlen) != 0 ? HPE_CB_header_value : 0;
+	}
+	piece_ends_note(&req->ends, b->len); /* ends the reason or the previous value */
+	b->p[b->len++] = '\0';
+	memcpy(b->p + b->len, name, nlen);
+	b->len += (uint32_t)nlen;
+	piece_ends_note(&req->ends, b->len);
+	b->p[b->len++] = '\0';
+	memcpy(b->p + b->len, v, vlen);
+	b->len += (uint32_t)vlen;
+	req->nfield++;
+	req->nvalue++;
+	req->hlast = HB_VALUE;
+	return 0;
+}
+
+/*
  * The first n headers of the block in hb, into hdrs (pointers into hb); the
  * reason is hb.p itself.
  */
@@ -719,7 +749,7 @@ response_head(struct upstream_req *req, const char *p, size_t len)
 	size_t n = http_status_line(&req->parser, &parser_settings, p, len);
 
 	if (n > 0 && HTTP_PARSER_ERRNO(&req->parser) == HPE_OK)
-		n += http_lines(&req->parser, &parser_settings, p + n, len - n);
+		n += http_lines(&req->parser, &parser_settings, on_line, p + n, len - n);
 	if (n < len && HTTP_PARSER_ERRNO(&req->parser) == HPE_OK)
 		n += http_parser_execute(&req->parser, &parser_settings, p + n, len - n);
 	return n;

@@ -9,6 +9,7 @@
  * refused framing line and a failing callback stop it with the parser's error.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -21,7 +22,7 @@
 #include "net/http_lines.h"
 
 static struct {
-	int fields, values;
+	int fields, values, lines;
 	char last_field[64], last_value[256];
 	int fail_field; /* the field callback fails on this call (1-based), 0: never */
 } seen;
@@ -76,7 +77,7 @@ test_phone_block(void **state)
 	(void)state;
 
 	start_request(&p);
-	size_t k = http_lines(&p, &settings, block, sizeof(block) - 1);
+	size_t k = http_lines(&p, &settings, NULL, block, sizeof(block) - 1);
 	assert_int_equal(k, strstr(block, "\r\n\r\n") + 2 - block);
 	assert_int_equal(HTTP_PARSER_ERRNO(&p), HPE_OK);
 	assert_int_equal(seen.fields, 6);
@@ -108,7 +109,7 @@ test_upstream_block(void **state)
 	size_t k = http_status_line(&p, &settings, msg, sizeof(msg) - 1);
 	assert_int_equal(k, 17);
 	assert_int_equal(p.status_code, 200);
-	k += http_lines(&p, &settings, msg + k, sizeof(msg) - 1 - k);
+	k += http_lines(&p, &settings, NULL, msg + k, sizeof(msg) - 1 - k);
 	assert_int_equal(k, strstr(msg, "\r\n\r\n") + 2 - msg);
 	assert_int_equal(seen.fields, 4);
 	assert_string_equal(seen.last_value, "14.1");
@@ -149,7 +150,7 @@ test_stops(void **state)
 		size_t n = (size_t)snprintf(buf, sizeof(buf), "X-A: a\r\n%s", left[i]);
 
 		start_request(&p);
-		assert_int_equal(http_lines(&p, &settings, buf, n), 8);
+		assert_int_equal(http_lines(&p, &settings, NULL, buf, n), 8);
 		assert_int_equal(seen.fields, 1);
 		assert_int_equal(HTTP_PARSER_ERRNO(&p), HPE_OK);
 	}
@@ -165,15 +166,52 @@ test_errors(void **state)
 	(void)state;
 
 	start_request(&p);
-	size_t k = http_lines(&p, &settings, bad_length, sizeof(bad_length) - 1);
+	size_t k = http_lines(&p, &settings, NULL, bad_length, sizeof(bad_length) - 1);
 	assert_int_equal(HTTP_PARSER_ERRNO(&p), HPE_INVALID_CONTENT_LENGTH);
 	assert_true(k > 8 && k < sizeof(bad_length) - 1);
 
 	start_request(&p);
 	seen.fail_field = 2;
-	k = http_lines(&p, &settings, second, sizeof(second) - 1);
+	k = http_lines(&p, &settings, NULL, second, sizeof(second) - 1);
 	assert_int_equal(HTTP_PARSER_ERRNO(&p), HPE_CB_header_field);
 	assert_int_equal(k, 8); /* stops before the line whose callback failed */
+}
+
+/*
+ * A line callback takes the plain lines in place of the two header
+ * callbacks; its error stops the walk before its line, with the error it
+ * names.
+ */
+static int
+on_line_fail_second(http_parser *p, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	(void)p;
+	seen.lines++;
+	seen.fields++;
+	seen.values++;
+	snprintf(seen.last_field, sizeof(seen.last_field), "%.*s", (int)nlen, name);
+	snprintf(seen.last_value, sizeof(seen.last_value), "%.*s", (int)vlen, v);
+	return seen.lines == 2 ? HPE_CB_header_value : 0;
+}
+
+static void
+test_line_callback(void **state)
+{
+	static const char block[] = "X-A: a\r\nContent-Length: 0\r\nX-B: b\r\nX-C: c\r\n\r\n";
+	http_parser p;
+	size_t k;
+	(void)state;
+
+	start_request(&p);
+	k = http_lines(&p, &settings, on_line_fail_second, block, sizeof(block) - 1);
+	assert_int_equal(HTTP_PARSER_ERRNO(&p), HPE_CB_header_value);
+	assert_int_equal(k, 27); /* before X-B */
+	/* X-A and X-B by the line callback, Content-Length by the parser's */
+	assert_int_equal(seen.lines, 2);
+	assert_int_equal(seen.fields, 3);
+	assert_string_equal(seen.last_field, "X-B");
+	assert_string_equal(seen.last_value, "b");
+	assert_true(p.flags & F_CONTENTLENGTH);
 }
 
 /* Status lines http_status_line leaves to the parser: nothing read. */
@@ -196,13 +234,85 @@ test_status_left(void **state)
 	}
 }
 
+/*
+ * http_target_span against RFC 3986's sets spelled out, byte by byte: every
+ * byte value at every position of targets of 1 to 72 bytes, so each lands in
+ * a 16-byte step and in the tail.
+ */
+static void
+test_target_span(void **state)
+{
+	static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	                         "-._~"        /* unreserved */
+	                         "!$&'()*+,;=" /* sub-delims */
+	                         ":@/?%";
+	char buf[73];
+
+	(void)state;
+	assert_int_equal(http_target_span("/Microsoft-Server-ActiveSync?Cmd=Sync&User=alice"
+	                                  "&DeviceId=ABC123&DeviceType=iPhone HTTP/1.1",
+	                                  91),
+	                 82);
+	assert_int_equal(http_target_span("", 0), 0);
+	for (size_t len = 1; len <= 72; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				bool good = c != 0 && strchr(ok, c) != NULL;
+				size_t want = good ? len : pos;
+
+				memset(buf, 'a', len);
+				buf[pos] = (char)c;
+				if (http_target_span(buf, len) != want)
+					fail_msg("len %zu, byte 0x%02x at %zu: %zu", len, c, pos,
+					         http_target_span(buf, len));
+			}
+		}
+	}
+}
+
+/*
+ * http_token_span and http_value_span against RFC 9110's sets spelled out,
+ * byte by byte: every byte value at every position of 1 to 72 bytes, so each
+ * lands in a 16-byte step and in the tail.
+ */
+static void
+test_line_spans(void **state)
+{
+	static const char tchar[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	                            "!#$%&'*+-.^_`|~";
+	char buf[73];
+
+	(void)state;
+	assert_int_equal(http_token_span("MS-ASProtocolVersion: 14.1\r\n", 28), 20);
+	assert_int_equal(http_value_span("Basic YWxpY2U6c2VjcmV0\r\nHost: x\r\n", 33), 22);
+	assert_int_equal(http_token_span("", 0), 0);
+	assert_int_equal(http_value_span("", 0), 0);
+	for (size_t len = 1; len <= 72; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				bool token = c != 0 && strchr(tchar, c) != NULL;
+				bool value = c == '\t' || (c >= 0x20 && c != 0x7f);
+
+				memset(buf, 'a', len);
+				buf[pos] = (char)c;
+				if (http_token_span(buf, len) != (token ? len : pos) ||
+				    http_value_span(buf, len) != (value ? len : pos))
+					fail_msg("len %zu, byte 0x%02x at %zu: %zu %zu", len, c,
+					         pos, http_token_span(buf, len),
+					         http_value_span(buf, len));
+			}
+		}
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_phone_block), cmocka_unit_test(test_upstream_block),
 	    cmocka_unit_test(test_stops),       cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_status_left),
+	    cmocka_unit_test(test_status_left), cmocka_unit_test(test_target_span),
+	    cmocka_unit_test(test_line_spans),  cmocka_unit_test(test_line_callback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1108,6 +1108,73 @@ test_header_timeout(void **state)
 	assert_int_equal(F.nreq, 0);
 }
 
+/*
+ * The keep-alive idle deadline moves with each response: a connection used
+ * again before its first idle deadline outlives it, and is closed
+ * idle_timeout_ms after its last response.
+ */
+static void
+test_idle_timeout_moves(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fd;
+	int64_t t1;
+
+	http_server_conf_defaults(&c);
+	c.idle_timeout_ms = 1000;
+	start_server(&c);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	usleep(600 * 1000);
+	cli_sends(fd, "GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	t1 = now_ms();
+	/* past the first response's deadline (at most t1 + 400 ms): still open */
+	assert_false(closed_within(fd, 700));
+	assert_true(closed_within(fd, slow(2000)));
+	assert_true(now_ms() - t1 >= 900);
+	close(fd);
+	assert_int_equal(F.nreq, 2);
+}
+
+/*
+ * A request begun on an idle kept-alive connection has the header deadline,
+ * not what is left of the (longer) idle one.
+ */
+static void
+test_header_timeout_after_idle(void **state)
+{
+	struct http_server_conf c;
+	struct resp r;
+	int fd;
+	int64_t t0;
+
+	http_server_conf_defaults(&c);
+	c.header_timeout_ms = 1000;
+	c.idle_timeout_ms = 30000;
+	start_server(&c);
+	fd = cli_connect(F.port);
+	cli_sends(fd, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	t0 = now_ms();
+	cli_sends(fd, "GET /slow HTTP/1.1\r\nHost: x\r\n");
+	assert_int_equal(read_response(fd, &r), 0);
+	assert_int_equal(r.status, 408);
+	assert_true(now_ms() - t0 >= 900);
+	assert_true(now_ms() - t0 < slow(2500));
+	free(r.body);
+	close(fd);
+	assert_int_equal(F.nreq, 1);
+}
+
 static void
 test_malformed(void **state)
 {
@@ -2239,6 +2306,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_header_too_large, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_header_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_timeout_moves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_header_timeout_after_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_response_pieces, setup, teardown),
