@@ -575,16 +575,15 @@ account_part(const char *user, size_t *lenp)
 size_t
 fmt_u64(char *buf, uint64_t v)
 {
-	char tmp[20], *p = tmp + sizeof(tmp);
-	size_t n;
+	char tmp[20];
+	size_t n = 0;
 
-	/* The digits from the last, in place: one copy out, no reversal. */
 	do {
-		*--p = (char)('0' + v % 10);
+		tmp[n++] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	n = (size_t)(tmp + sizeof(tmp) - p);
-	memcpy(buf, p, n);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
 	return n;
 }
 
