@@ -345,7 +345,7 @@ static void proxy_via(struct exchange *x, const void *own_body, size_t own_len,
                       const struct upstream_cbs *cbs);
 static bool cmd_idempotent(enum eas_cmd cmd);
 static const char *join3(char *stack, size_t cap, struct sbuf *spill, const char *a,
-                         const char *sep, const char *b);
+                         const char *sep, const char *b, size_t *len);
 static void up_on_response(void *arg, int status, const char *reason,
                            const struct upstream_header *headers, size_t n);
 static void up_on_body(void *arg, const void *data, size_t len);
@@ -1008,9 +1008,8 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	struct http_request *hreq = x->hreq;
 	const char *target;
 	struct upstream_header h[EAS_REQ_HEADERS_MAX + 4];
-	size_t n = 0;
-	const char *name, *value, *xff_in = NULL;
-	size_t nlen, vlen;
+	size_t n = 0, nin, tlen = 0, xff_len = 0;
+	const char *xff_in = NULL;
 
 	if (gw->native) {
 		/* Nothing is forwarded in native mode: there is no ActiveSync server behind. */
@@ -1044,15 +1043,18 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 			q = keyq;
 	}
 	if (x->ereq->path_kind == EAS_PATH_PASSTHROUGH)
-		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q)
-		                   : x->ereq->fwd_path;
+		target = q != NULL
+		             ? join3(tstack, sizeof(tstack), &tb, x->ereq->fwd_path, "?", q, &tlen)
+		             : x->ereq->fwd_path;
 	else
 		target = q != NULL ? join3(tstack, sizeof(tstack), &tb, upstream_base_path(gw->up),
-		                           "?", q)
+		                           "?", q, &tlen)
 		                   : upstream_base_path(gw->up);
-	for (size_t i = 0; http_request_header_at(hreq, i, &name, &value, &nlen, &vlen) &&
-	                   n < EAS_REQ_HEADERS_MAX;
-	     i++) {
+	const struct http_req_header *in = http_request_headers(hreq, &nin);
+	for (size_t i = 0; i < nin && n < EAS_REQ_HEADERS_MAX; i++) {
+		const char *name = in[i].name, *value = in[i].value;
+		size_t nlen = in[i].nlen, vlen = in[i].vlen;
+
 		if (nlen == 15 && mem_ieq(name, "X-Forwarded-For", 15)) {
 			/*
 			 * Several fields are one list in their order (http_request_client
@@ -1082,21 +1084,27 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 		sbuf_addn(&xb, ", ", 2);
 		sbuf_addn(&xb, peer, strlen(peer));
 		xff_in = xb.p;
+		xff_len = xb.len;
 	} else if (xff_in != NULL) {
-		xff_in = join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer);
+		xff_in = join3(xstack, sizeof(xstack), &xb, xff_in, ", ", peer, &xff_len);
 	}
+	/* abqd's own headers with their lengths, which upstream_send need not measure. */
 	h[n] = (struct upstream_header){.name = "X-Forwarded-For",
-	                                .value = xff_in != NULL ? xff_in : peer};
+	                                .value = xff_in != NULL ? xff_in : peer,
+	                                .name_len = 15,
+	                                .value_len = xff_len};
 	n++;
-	h[n] = (struct upstream_header){.name = "X-Forwarded-Proto",
-	                                .value = http_request_is_tls(hreq) ? "https" : "http"};
+	h[n] = http_request_is_tls(hreq)
+	           ? (struct upstream_header){"X-Forwarded-Proto", "https", 17, 5}
+	           : (struct upstream_header){"X-Forwarded-Proto", "http", 17, 4};
 	n++;
 	if (keyed) {
-		snprintf(keytext, sizeof(keytext), "%" PRIu32, key);
-		h[n++] = (struct upstream_header){.name = "X-MS-PolicyKey", .value = keytext};
+		int kl = snprintf(keytext, sizeof(keytext), "%" PRIu32, key);
+
+		h[n++] = (struct upstream_header){"X-MS-PolicyKey", keytext, 14, (size_t)kl};
 		if (x->upp != NULL && x->upp->phase != 0)
-			h[n++] =
-			    (struct upstream_header){.name = "Content-Type", .value = WBXML_TYPE};
+			h[n++] = (struct upstream_header){"Content-Type", WBXML_TYPE, 12,
+			                                  sizeof(WBXML_TYPE) - 1};
 	}
 
 	size_t blen = own_len;
@@ -1108,6 +1116,7 @@ proxy_via(struct exchange *x, const void *own_body, size_t own_len, const struct
 	struct upstream_req_spec spec = {
 	    .method = http_request_method(hreq),
 	    .target = target,
+	    .target_len = tlen,
 	    .headers = h,
 	    .nheaders = n,
 	    .body = body,
@@ -1155,14 +1164,17 @@ cmd_idempotent(enum eas_cmd cmd)
 }
 
 /*
- * a, sep and b joined: in stack (cap bytes) when they fit, which is the usual
- * case on this per-request path, else in spill (the caller frees spill->p).
+ * a, sep and b joined, its length in *len: in stack (cap bytes) when they
+ * fit, which is the usual case on this per-request path, else in spill (the
+ * caller frees spill->p).
  */
 static const char *
-join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b)
+join3(char *stack, size_t cap, struct sbuf *spill, const char *a, const char *sep, const char *b,
+      size_t *len)
 {
 	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
 
+	*len = la + ls + lb;
 	if (la + ls + lb < cap) {
 		memcpy(stack, a, la);
 		memcpy(stack + la, sep, ls);
@@ -1197,8 +1209,8 @@ static void
 up_start(struct exchange *x, int status, const char *reason, const struct upstream_header *headers,
          size_t n)
 {
-	const char *stack_h[2 * 32 + 1];
-	const char **h = n <= 32 ? stack_h : xcalloc(2 * n + 1, sizeof(*h));
+	struct http_header stack_h[32];
+	struct http_header *h = n <= 32 ? stack_h : xcalloc(n, sizeof(*h));
 	size_t k = 0;
 
 	x->upstream_status = status;
@@ -1208,13 +1220,13 @@ up_start(struct exchange *x, int status, const char *reason, const struct upstre
 	for (size_t i = 0; i < n; i++) {
 		if (upstream_hop_header(headers[i].name, headers[i].name_len))
 			continue;
-		h[k++] = headers[i].name;
-		h[k++] = headers[i].value;
+		/* The lengths the upstream's parser measured go along. */
+		h[k++] = (struct http_header){headers[i].name, headers[i].value,
+		                              headers[i].name_len, headers[i].value_len};
 	}
-	h[k] = NULL;
 	x->status = status;
-	if (http_response_start(x->hreq, status, reason, upstream_req_content_length(x->ureq), h) ==
-	    0)
+	if (http_response_start_n(x->hreq, status, reason, upstream_req_content_length(x->ureq), h,
+	                          k) == 0)
 		x->started = true;
 	if (h != stack_h)
 		free(h);
@@ -3070,10 +3082,10 @@ exchange_finish(struct exchange *x)
 	const struct eas_request *r = x->ereq;
 	char up[16] = "-";
 
-	if (x->upstream_status > 0 && log_enabled(LOG_LEVEL_INFO))
-		snprintf(up, sizeof(up), "%d", x->upstream_status);
 	/* The request line costs a format: only when it is written. */
-	if (log_enabled(LOG_LEVEL_INFO))
+	if (log_enabled(LOG_LEVEL_INFO)) {
+		if (x->upstream_status > 0)
+			snprintf(up, sizeof(up), "%d", x->upstream_status);
 		log_info("user=%s dev=%s cmd=%s ver=%s addr=%s decision=%s outcome=%s upstream=%s "
 		         "status=%d ms=%lld",
 		         r && r->account ? r->account : "-", r && r->device_id ? r->device_id : "-",
@@ -3084,6 +3096,7 @@ exchange_finish(struct exchange *x)
 		         x->client[0] ? x->client : "-",
 		         x->decision != ABQ_STATE_NONE ? abq_state_name(x->decision) : "-",
 		         outcomes[x->outcome].word, up, x->status, elapsed_ms(x));
+	}
 	abq_metrics_request(r != NULL ? (int)r->cmd : 0, metrics_outcome(x));
 	logcap_end(x);
 	hold_end(x);

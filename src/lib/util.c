@@ -617,33 +617,100 @@ fmt_u64(char *buf, uint64_t v)
 }
 
 /*
- * Every header value read or forwarded goes through this, so it looks at
- * sixteen bytes per step (below), else eight (field_value_len: once strlen,
- * vectorized in libc, has found the end). A word is looked at byte by byte
- * only when it holds a byte below 0x20 or a DEL; tab is the one such byte
- * allowed. The test for "a byte below n" is
- * exact for n <= 128: no byte can borrow from its neighbour unless one is
- * already below n.
+ * The header checks below look at eight bytes per step: every header value
+ * read or forwarded, every name abqd writes and every request target it
+ * sends goes through them. A word is tested for "a byte below c" and "a byte
+ * equal to c" with the usual borrow tricks, both exact as a yes/no for c <=
+ * 128: no byte can borrow from its neighbour unless one is already below c.
+ * Bytes of 0x80 and above pass (obs-text, UTF-8). Values of 16 bytes and
+ * more are looked at sixteen bytes per step where the CPU has SSE2
+ * (field_value_ok).
  */
+#define W_ONES 0x0101010101010101ull
+#define W_HIGH 0x8080808080808080ull
+
+/* Nonzero when a byte of w is below c (c <= 0x80). */
+static inline uint64_t
+word_has_below(uint64_t w, unsigned c)
+{
+	return (w - W_ONES * c) & ~w & W_HIGH;
+}
+
+/* Nonzero when a byte of w equals c. */
+static inline uint64_t
+word_has(uint64_t w, unsigned c)
+{
+	return word_has_below(w ^ (W_ONES * c), 1);
+}
+
+/* The word of s at i (unaligned). */
+static inline uint64_t
+word_at(const char *s, size_t i)
+{
+	uint64_t w;
+
+	memcpy(&w, s + i, 8);
+	return w;
+}
+
+/* Whether every byte of s[0..n) passes byte_ok. */
+static inline __attribute__((always_inline)) bool
+span_ok(const char *s, size_t n, bool (*byte_ok)(unsigned char))
+{
+	for (size_t i = 0; i < n; i++)
+		if (!byte_ok((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/*
+ * The scan the checks share: short strings byte by byte; longer ones a word
+ * at a time, every word before the last eight bytes and then those (which
+ * may overlap the word before them), so there is no byte-by-byte tail. A
+ * word that suspect() flags is looked at byte by byte (for the tests that are
+ * exact, only to find it bad). Inlined into each check with its own tests.
+ */
+static inline __attribute__((always_inline)) bool
+bytes_ok(const char *s, size_t n, uint64_t (*suspect)(uint64_t), bool (*byte_ok)(unsigned char))
+{
+	if (n < 8)
+		return span_ok(s, n, byte_ok);
+	for (size_t i = 0; i + 8 < n; i += 8)
+		if (suspect(word_at(s, i)) && !span_ok(s + i, 8, byte_ok))
+			return false;
+	return !suspect(word_at(s, n - 8)) || span_ok(s + n - 8, 8, byte_ok);
+}
+
+/* A value byte: no control character but tab, no DEL. */
+static inline bool
+value_byte_ok(unsigned char c)
+{
+	return (c >= 0x20 || c == '\t') && c != 0x7f;
+}
+
+/* A byte below 0x20 or a DEL: tab is the one such byte allowed in a value. */
+static inline uint64_t
+value_word_suspect(uint64_t w)
+{
+	return word_has_below(w, 0x20) | word_has(w, 0x7f);
+}
+
 bool
 field_value_ok(const char *s, size_t n)
 {
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	size_t i = 0;
-
 #ifdef __SSE2__
 	/*
 	 * Sixteen bytes per step where the CPU has SSE2 (every x86-64): a byte
 	 * is below 0x20 when the unsigned minimum of it and 0x1f is itself, and
 	 * the three exact tests need no second look. The last step may overlap
 	 * the one before it. Values of 16 bytes and more (Authorization,
-	 * User-Agent, Content-Type, the request target) take this way.
+	 * User-Agent, Content-Type) take this way.
 	 */
 	if (n >= 16) {
 		const __m128i ctl = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t'),
 		              del = _mm_set1_epi8(0x7f);
 
-		for (;; i += 16) {
+		for (size_t i = 0;; i += 16) {
 			__m128i v, bad;
 
 			if (i + 16 > n)
@@ -659,73 +726,69 @@ field_value_ok(const char *s, size_t n)
 		}
 	}
 #endif
-
-	if (n >= 8) {
-		/* The last step may overlap the one before it: no byte-by-byte tail. */
-		for (;; i += 8) {
-			uint64_t w, del;
-
-			if (i + 8 > n)
-				i = n - 8;
-			memcpy(&w, s + i, 8);
-			del = w ^ (ones * 0x7f);
-			if ((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & high) {
-				for (size_t j = i; j < i + 8; j++) {
-					unsigned char c = (unsigned char)s[j];
-
-					if ((c < 0x20 && c != '\t') || c == 0x7f)
-						return false;
-				}
-			}
-			if (i + 8 == n)
-				return true;
-		}
-	}
-	for (; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return false;
-	}
-	return true;
+	return bytes_ok(s, n, value_word_suspect, value_byte_ok);
 }
 
-/*
- * Each of the three word tests (a byte below 0x21, a byte equal to DEL, a
- * byte equal to ':') is exact, so a word that passes them all is good and
- * one that fails holds a bad byte: no byte-by-byte second look.
- */
+/* A name byte as abqd writes names: no control character, space, DEL or ':'. */
+static inline bool
+name_byte_ok(unsigned char c)
+{
+	return c > 0x20 && c != 0x7f && c != ':';
+}
+
+static inline uint64_t
+name_word_bad(uint64_t w)
+{
+	return word_has_below(w, 0x21) | word_has(w, 0x7f) | word_has(w, ':');
+}
+
 bool
 field_name_ok(const char *s, size_t n)
 {
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	size_t i = 0;
+	return bytes_ok(s, n, name_word_bad, name_byte_ok);
+}
 
-	if (n >= 8) {
-		/* The last step may overlap the one before it: no byte-by-byte tail. */
-		for (;; i += 8) {
-			uint64_t w, del, colon;
+/* A request target byte: no control character, space or DEL. */
+static inline bool
+target_byte_ok(unsigned char c)
+{
+	return c > 0x20 && c != 0x7f;
+}
 
-			if (i + 8 > n)
-				i = n - 8;
-			memcpy(&w, s + i, 8);
-			del = w ^ (ones * 0x7f);
-			colon = w ^ (ones * ':');
-			if ((((w - ones * 0x21) & ~w) | ((del - ones) & ~del) |
-			     ((colon - ones) & ~colon)) &
-			    high)
+static inline uint64_t
+target_word_bad(uint64_t w)
+{
+	return word_has_below(w, 0x21) | word_has(w, 0x7f);
+}
+
+bool
+request_target_ok(const char *s, size_t n)
+{
+#ifdef __SSE2__
+	/*
+	 * A target is long (the query carries the user and device): sixteen
+	 * bytes per step as in field_value_ok, a byte at or below 0x20 when the
+	 * unsigned minimum of it and 0x20 is itself.
+	 */
+	if (n >= 16) {
+		const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+
+		for (size_t i = 0;; i += 16) {
+			__m128i v, bad;
+
+			if (i + 16 > n)
+				i = n - 16;
+			v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+			bad = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, sp), v),
+			                   _mm_cmpeq_epi8(v, del));
+			if (_mm_movemask_epi8(bad) != 0)
 				return false;
-			if (i + 8 == n)
+			if (i + 16 == n)
 				return true;
 		}
 	}
-	for (; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c <= 0x20 || c == 0x7f || c == ':')
-			return false;
-	}
-	return true;
+#endif
+	return bytes_ok(s, n, target_word_bad, target_byte_ok);
 }
 
 long

@@ -265,6 +265,11 @@ bool field_value_ok(const char *s, size_t n);
  */
 bool field_name_ok(const char *s, size_t n);
 /*
+ * True when s[0..n) may go on the wire as a request line's target: no control
+ * character, space or DEL. Eight bytes at a time.
+ */
+bool request_target_ok(const char *s, size_t n);
+/*
  * The domain an account belongs to: the part after '@', else default_domain
  * (which may be NULL). Returns a pointer into account or default_domain.
  */

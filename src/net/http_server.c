@@ -138,12 +138,6 @@ struct http_conn {
 	char peertxt[48]; /* peer, numeric; formatted on first use */
 };
 
-/* One header of a request: pointers into its flat block, with their lengths. */
-struct hdr_ent {
-	const char *name, *value;
-	uint32_t nlen, vlen;
-};
-
 struct http_request {
 	struct http_conn *conn;
 	char *hdr; /* url\0name\0value\0... */
@@ -169,7 +163,7 @@ struct http_request {
 	struct blk_cache *cache; /* where the request's block goes back, or NULL: free() */
 	char addrbuf[48];
 	char clientbuf[48];
-	struct hdr_ent h[]; /* nhdr entries, indexed once the block is complete */
+	struct http_req_header h[]; /* nhdr entries, indexed once the block is complete */
 };
 
 struct http_server {
@@ -643,7 +637,7 @@ on_headers_complete(http_parser *p)
 		q = req->hdr;
 		q += piece_len(&c->ends, 0, req->hdr, q) + 1; /* the URL */
 		for (size_t k = 0; k < req->nhdr; k++) {
-			struct hdr_ent *e = &req->h[k];
+			struct http_req_header *e = &req->h[k];
 
 			e->name = q;
 			e->nlen = (uint32_t)piece_len(&c->ends, 1 + 2 * k, req->hdr, q);
@@ -1635,6 +1629,14 @@ http_request_header_at(const struct http_request *req, size_t i, const char **na
 	return true;
 }
 
+/* The index itself. */
+const struct http_req_header *
+http_request_headers(const struct http_request *req, size_t *n)
+{
+	*n = req->nhdr;
+	return req->h;
+}
+
 /* Linear, case-insensitive: requests carry a dozen headers; lengths first. */
 const char *
 http_request_header(const struct http_request *req, const char *name)
@@ -1642,7 +1644,7 @@ http_request_header(const struct http_request *req, const char *name)
 	size_t len = strlen(name);
 
 	for (size_t k = 0; k < req->nhdr; k++) {
-		const struct hdr_ent *e = &req->h[k];
+		const struct http_req_header *e = &req->h[k];
 
 		if (e->nlen == len && mem_ieq(e->name, name, len))
 			return e->value;
@@ -1706,7 +1708,7 @@ http_request_client(struct http_request *req)
 	if (!net_cidr_match(srv->trusted, srv->ntrusted, &client))
 		goto done;
 	for (size_t i = req->nhdr; i-- > 0;) {
-		const struct hdr_ent *h = &req->h[i];
+		const struct http_req_header *h = &req->h[i];
 		const char *xff = h->value, *end = h->value + h->vlen;
 
 		if (h->nlen != 15 || !mem_ieq(h->name, "X-Forwarded-For", 15))
@@ -1773,29 +1775,41 @@ request_free(struct http_server *srv, struct http_request *req)
 		free(req);
 }
 
-/*
- * The length of s if it is safe in a header line (no CR or LF), else -1:
- * strlen, then eight bytes a step, as every response header goes through it.
- */
-static ssize_t
-header_len(const char *s)
+/* Nonzero when a byte of w is NUL, CR or LF (each test exact as a yes/no). */
+static inline uint64_t
+word_has_nul_cr_lf(uint64_t w)
 {
 	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	size_t n = strlen(s), i = 0;
+	uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
 
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w, cr, lf;
+	return (((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf)) & high;
+}
 
-		memcpy(&w, s + i, 8);
-		cr = w ^ (ones * '\r');
-		lf = w ^ (ones * '\n');
-		if ((((cr - ones) & ~cr) | ((lf - ones) & ~lf)) & high)
-			return -1; /* a zero byte in cr or lf: CR or LF in w */
+/*
+ * Whether s[0..n) is safe in a header line: no CR, LF or NUL (the NUL that a
+ * string measured with strlen cannot hold). Eight bytes a step, as every
+ * response header goes through it: every word before the last eight bytes,
+ * then those (overlapping the word before them), so no byte-by-byte tail but
+ * for short strings.
+ */
+static inline bool
+header_ok(const char *s, size_t n)
+{
+	uint64_t w;
+
+	if (n < 8) {
+		for (size_t i = 0; i < n; i++)
+			if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+				return false;
+		return true;
 	}
-	for (; i < n; i++)
-		if (s[i] == '\r' || s[i] == '\n')
-			return -1;
-	return (ssize_t)n;
+	for (size_t i = 0; i + 8 < n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if (word_has_nul_cr_lf(w))
+			return false;
+	}
+	memcpy(&w, s + n - 8, 8);
+	return word_has_nul_cr_lf(w) == 0;
 }
 
 /*
@@ -1840,10 +1854,34 @@ head_put(struct head_buf *b, const char *s, size_t len)
 	b->n += len;
 }
 
-/* Write the status line and headers; choose the framing. */
+/* Measure the NULL-terminated name, value list and start the response with it. */
 int
 http_response_start(struct http_request *req, int status, const char *reason,
                     int64_t content_length, const char *const *headers)
+{
+	struct http_header stack[16], *h = stack;
+	size_t n = 0, nh = 0;
+	int rc;
+
+	while (headers && headers[n])
+		n++;
+	if (n % 2 != 0)
+		return -1; /* a name without a value */
+	if (n / 2 > sizeof(stack) / sizeof(stack[0]))
+		h = xcalloc(n / 2, sizeof(*h));
+	for (size_t i = 0; i < n; i += 2)
+		h[nh++] = (struct http_header){headers[i], headers[i + 1], strlen(headers[i]),
+		                               strlen(headers[i + 1])};
+	rc = http_response_start_n(req, status, reason, content_length, nh > 0 ? h : NULL, nh);
+	if (h != stack)
+		free(h);
+	return rc;
+}
+
+/* Write the status line and headers; choose the framing. */
+int
+http_response_start_n(struct http_request *req, int status, const char *reason,
+                      int64_t content_length, const struct http_header *headers, size_t nh)
 {
 	struct http_conn *c = req->conn;
 	struct http_server *srv;
@@ -1851,28 +1889,21 @@ http_response_start(struct http_request *req, int status, const char *reason,
 	char stack[2048]; /* not zeroed: only stack[0..b.n) is read */
 	char num[24];
 	bool direct;
-	ssize_t rlen, lens_stack[32], *lens = lens_stack;
-	size_t nh = 0;
+	size_t rlen;
 
 	if (c == NULL || req->aborted || req->resp_state != R_NONE || status < 100 || status > 999)
 		return -1;
 	if (reason == NULL)
 		reason = http_status_str((enum http_status)status);
-	if ((rlen = header_len(reason)) < 0)
+	rlen = strlen(reason);
+	if (!header_ok(reason, rlen))
 		return -1;
-	/* Every name and value measured and checked once, before a byte is queued. */
-	while (headers && headers[nh])
-		nh++;
-	if (nh > sizeof(lens_stack) / sizeof(lens_stack[0]))
-		lens = xcalloc(nh, sizeof(*lens));
-	for (size_t i = 0; i < nh; i += 2) {
-		if (headers[i + 1] == NULL || (lens[i] = header_len(headers[i])) < 0 ||
-		    (lens[i + 1] = header_len(headers[i + 1])) < 0) {
-			if (lens != lens_stack)
-				free(lens);
+	/* Every name and value checked, before a byte is queued. */
+	for (size_t i = 0; i < nh; i++)
+		if (headers[i].name == NULL || headers[i].value == NULL ||
+		    !header_ok(headers[i].name, headers[i].name_len) ||
+		    !header_ok(headers[i].value, headers[i].value_len))
 			return -1;
-		}
-	}
 	/*
 	 * A response of known length on plain TCP, with nothing of an earlier
 	 * one still queued, is put together in srv->wbuf (see pending_send).
@@ -1893,18 +1924,20 @@ http_response_start(struct http_request *req, int status, const char *reason,
 		b.cap = sizeof(stack);
 	}
 	head_put(&b, req->minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
-	head_put(&b, num, fmt_u64(num, (uint64_t)status));
-	head_put(&b, " ", 1);
-	head_put(&b, reason, (size_t)rlen);
+	/* The status has three digits (checked above). */
+	num[0] = (char)('0' + status / 100);
+	num[1] = (char)('0' + status / 10 % 10);
+	num[2] = (char)('0' + status % 10);
+	num[3] = ' ';
+	head_put(&b, num, 4);
+	head_put(&b, reason, rlen);
 	head_put(&b, "\r\n", 2);
-	for (size_t i = 0; i < nh; i += 2) {
-		head_put(&b, headers[i], (size_t)lens[i]);
+	for (size_t i = 0; i < nh; i++) {
+		head_put(&b, headers[i].name, headers[i].name_len);
 		head_put(&b, ": ", 2);
-		head_put(&b, headers[i + 1], (size_t)lens[i + 1]);
+		head_put(&b, headers[i].value, headers[i].value_len);
 		head_put(&b, "\r\n", 2);
 	}
-	if (lens != lens_stack)
-		free(lens);
 	if (content_length >= 0) {
 		head_put(&b, "Content-Length: ", 16);
 		head_put(&b, num, fmt_u64(num, (uint64_t)content_length));

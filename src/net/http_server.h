@@ -180,6 +180,18 @@ const char *http_request_header(const struct http_request *req, const char *name
  */
 bool http_request_header_at(const struct http_request *req, size_t i, const char **name,
                             const char **value, size_t *name_len, size_t *value_len);
+/* One header of a request: name and value (NUL-terminated, in the request's block) and their
+ * lengths. */
+struct http_req_header {
+	const char *name, *value;
+	uint32_t nlen, vlen;
+};
+/*
+ * The request's headers in their order, *n of them, valid as long as req: for
+ * a walk over them all, one call where http_request_header_at makes one per
+ * header.
+ */
+const struct http_req_header *http_request_headers(const struct http_request *req, size_t *n);
 const void *http_request_body(const struct http_request *req, size_t *len);
 /* The TCP peer's address, numeric. */
 const char *http_request_peer(struct http_request *req);
@@ -214,6 +226,18 @@ void http_request_resume_body(struct http_request *req);
  */
 int http_response_start(struct http_request *req, int status, const char *reason,
                         int64_t content_length, const char *const *headers);
+/* A response header with its lengths (http_response_start_n). */
+struct http_header {
+	const char *name, *value;
+	size_t name_len, value_len;
+};
+/*
+ * http_response_start with the n headers given with their lengths (the
+ * proxy's, which its parser measured): checked the same way (no CR, LF or
+ * NUL), not measured again.
+ */
+int http_response_start_n(struct http_request *req, int status, const char *reason,
+                          int64_t content_length, const struct http_header *headers, size_t n);
 /*
  * Queue body bytes. 0: go on; 1: queued, but the output is above the
  * high-water mark: pause until on_drain; -1: aborted or more than the

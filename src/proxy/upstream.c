@@ -63,6 +63,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,7 @@ struct upstream_req {
 	bool keep_hdrs : 1; /* upstream_keep_headers: hb kept past on_response */
 	size_t kept_n;      /* the fields kept (trailers add to nfield) */
 	struct timeval t0;  /* sent (loop_time), for abqd_upstream_request_duration_seconds */
+	/* Not zeroed by upstream_send (errbuf gets its NUL): upstream_send's memset stops here. */
 	char errbuf[160];
 	char hinline[512]; /* a usual response's header block fits */
 };
@@ -149,6 +151,7 @@ struct upstream {
 	SSL_CTX *ssl_ctx; /* NULL for http:// */
 	char *host;       /* without brackets */
 	char *host_hdr;   /* the Host header value */
+	size_t host_hdr_len;
 	char *path;
 	unsigned port;
 	bool host_is_ip;
@@ -1124,6 +1127,7 @@ parse_url(struct upstream *u, const char *url, bool *tls, const char **errstr)
 			u->host_hdr = xasprintf(v6 ? "[%s]" : "%s", u->host);
 		else
 			u->host_hdr = xasprintf(v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
+		u->host_hdr_len = strlen(u->host_hdr);
 	}
 	return 0;
 }
@@ -1294,24 +1298,10 @@ upstream_stats(const struct upstream *u)
 }
 
 /*
- * The length of a header name (name true) or value, or -1 if it may not go
- * on the wire: a CR, LF or other control character but tab; in a name also
- * ':', space and tab. Values, the long part, are scanned a word at a time.
- */
-static ssize_t
-hdr_len(const char *s, bool name)
-{
-	const char *p = s;
-
-	if (!name)
-		return field_value_len(s);
-	p += strlen(s);
-	return field_name_ok(s, (size_t)(p - s)) ? p - s : -1;
-}
-
-/*
- * The same for a header of the request, whose lengths the caller may give
- * (0: measured here); checked either way.
+ * The lengths of a header of the request, which the caller may give (0:
+ * measured here), and whether it may go on the wire: checked either way, so
+ * that no CR, LF or other control byte reaches the upstream whoever the
+ * caller (a name also without ':', space or tab).
  */
 static bool
 hdr_lens(const struct upstream_header *h, size_t *nl, size_t *vl)
@@ -1321,6 +1311,25 @@ hdr_lens(const struct upstream_header *h, size_t *nl, size_t *vl)
 	*nl = h->name_len != 0 ? h->name_len : strlen(h->name);
 	*vl = h->value_len != 0 ? h->value_len : strlen(h->value);
 	return field_name_ok(h->name, *nl) && field_value_ok(h->value, *vl);
+}
+
+/* Whether the method (len bytes) is m. */
+static inline bool
+method_is(const char *method, size_t len, const char *m)
+{
+	return len == strlen(m) && memcmp(method, m, len) == 0;
+}
+
+/*
+ * A new request's fields zeroed, but for its two buffers: the header block's
+ * (hb_init makes it empty) and the error text's (made ""). They are most of
+ * the struct, and this runs for every request.
+ */
+static void
+req_zero(struct upstream_req *req)
+{
+	memset(req, 0, offsetof(struct upstream_req, errbuf));
+	req->errbuf[0] = '\0';
 }
 
 /* Append n bytes at *p and advance it (the buffer was sized beforehand). */
@@ -1344,23 +1353,24 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
               const struct upstream_cbs *cbs, void *arg)
 {
 	struct upstream_req *req;
-	size_t i, mlen, tlen, hlen, total, evsize;
+	size_t i, mlen, tlen, total, evsize;
 	size_t lens_stack[2 * 64], *lens;
-	ssize_t m, t;
 	bool need_len;
 	char clen[48], *p;
 	int cl;
 
-	if (spec->method == NULL || spec->target == NULL || spec->method[0] == '\0' ||
-	    spec->target[0] == '\0' || (m = hdr_len(spec->method, true)) < 0 ||
-	    (t = hdr_len(spec->target, false)) < 0 || memchr(spec->target, ' ', (size_t)t) ||
-	    memchr(spec->target, '\t', (size_t)t) || (spec->body_len > 0 && spec->body == NULL))
+	if (spec->method == NULL || spec->target == NULL ||
+	    (spec->body_len > 0 && spec->body == NULL))
 		goto inval;
-	mlen = (size_t)m;
-	tlen = (size_t)t;
-	hlen = strlen(u->host_hdr);
-	need_len = spec->body_len > 0 || strcmp(spec->method, "POST") == 0 ||
-	           strcmp(spec->method, "PUT") == 0 || strcmp(spec->method, "PATCH") == 0;
+	mlen = strlen(spec->method);
+	tlen = spec->target_len != 0 ? spec->target_len : strlen(spec->target);
+	/* The method as a header name, the target in one pass: no CR, LF, space or tab in either.
+	 */
+	if (mlen == 0 || tlen == 0 || !field_name_ok(spec->method, mlen) ||
+	    !request_target_ok(spec->target, tlen))
+		goto inval;
+	need_len = spec->body_len > 0 || method_is(spec->method, mlen, "POST") ||
+	           method_is(spec->method, mlen, "PUT") || method_is(spec->method, mlen, "PATCH");
 	cl = 0;
 	if (need_len) { /* "Content-Length: N\r\n" */
 		memcpy(clen, "Content-Length: ", 16);
@@ -1368,8 +1378,8 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 		clen[cl++] = '\r';
 		clen[cl++] = '\n';
 	}
-	total = mlen + 1 + tlen + sizeof(" HTTP/1.1\r\nHost: ") - 1 + hlen + 2 + (size_t)cl + 2 +
-	        (spec->body_len > UP_BODY_REF_MIN ? 0 : spec->body_len);
+	total = mlen + 1 + tlen + sizeof(" HTTP/1.1\r\nHost: ") - 1 + u->host_hdr_len + 2 +
+	        (size_t)cl + 2 + (spec->body_len > UP_BODY_REF_MIN ? 0 : spec->body_len);
 	lens = spec->nheaders <= 64 ? lens_stack : xcalloc(2 * spec->nheaders, sizeof(*lens));
 	for (i = 0; i < spec->nheaders; i++) {
 		if (!hdr_lens(&spec->headers[i], &lens[2 * i], &lens[2 * i + 1])) {
@@ -1393,11 +1403,11 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	evsize = (event_get_struct_event_size() + 15) & ~(size_t)15;
 	if (sizeof(*req) + evsize + total <= UP_REQ_BLOCK) {
 		req = blk_alloc(&u->req_blocks);
-		memset(req, 0, sizeof(*req));
+		req_zero(req);
 		req->cached = true;
 	} else {
 		req = xmalloc(sizeof(*req) + evsize + total);
-		memset(req, 0, sizeof(*req));
+		req_zero(req);
 	}
 	hb_init(req); /* req is zeroed: nothing to reset */
 	req->timer = (struct event *)(void *)(req + 1);
@@ -1407,7 +1417,7 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	put(&p, " ", 1);
 	put(&p, spec->target, tlen);
 	put(&p, " HTTP/1.1\r\nHost: ", sizeof(" HTTP/1.1\r\nHost: ") - 1);
-	put(&p, u->host_hdr, hlen);
+	put(&p, u->host_hdr, u->host_hdr_len);
 	put(&p, "\r\n", 2);
 	for (i = 0; i < spec->nheaders; i++) {
 		put(&p, spec->headers[i].name, lens[2 * i]);
@@ -1430,7 +1440,7 @@ upstream_send(struct upstream *u, const struct upstream_req_spec *spec,
 	req->u = u;
 	req->cbs = *cbs;
 	req->arg = arg;
-	req->head = strcmp(spec->method, "HEAD") == 0;
+	req->head = method_is(spec->method, mlen, "HEAD");
 	req->timeout = spec->timeout < 0 ? (int)u->conf.request_timeout : spec->timeout;
 	req->clen = -1;
 	if (event_assign(req->timer, u->base, -1, 0, req_timer_cb, req) != 0)

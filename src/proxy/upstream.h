@@ -63,10 +63,6 @@ struct upstream_conf {
 };
 
 /*
- * One header line. Both strings are NUL-terminated. name_len is filled in
- * for on_response; upstream_send measures the strings itself.
- */
-/*
  * A header: NUL-terminated name and value. To upstream_send the lengths are
  * optional (0: measured there); from on_response both are always set.
  */
@@ -95,6 +91,7 @@ bool upstream_hop_header(const char *name, size_t len);
 struct upstream_req_spec {
 	const char *method; /* "POST", "GET", "OPTIONS", "HEAD", ... */
 	const char *target; /* path and query sent as is: "/SOGo/...?Cmd=Sync&..." */
+	size_t target_len;  /* optional (0: measured), as upstream_header's lengths */
 	/* Headers to send. The client adds Host, and Content-Length when there
 	 * is a body or the method is POST/PUT, and nothing else (no Connection:
 	 * HTTP/1.1 keep-alive is the default). Do not pass Host,

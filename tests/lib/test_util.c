@@ -503,6 +503,56 @@ test_field_name_ok(void **state)
 	}
 }
 
+/* fmt_u64: the digits, unterminated, and their count; the bytes after them untouched. */
+static void
+test_fmt_u64(void **state)
+{
+	static const struct {
+		uint64_t v;
+		const char *s;
+	} cases[] = {{0, "0"},
+	             {7, "7"},
+	             {10, "10"},
+	             {52, "52"},
+	             {1000000, "1000000"},
+	             {UINT64_MAX, "18446744073709551615"}};
+	char buf[24];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(buf, '#', sizeof(buf));
+		assert_int_equal(fmt_u64(buf, cases[i].v), strlen(cases[i].s));
+		assert_memory_equal(buf, cases[i].s, strlen(cases[i].s));
+		assert_int_equal(buf[strlen(cases[i].s)], '#');
+	}
+}
+
+/* request_target_ok against a byte-by-byte reference, every byte at every place. */
+static void
+test_request_target_ok(void **state)
+{
+	char buf[41];
+
+	(void)state;
+	assert_true(request_target_ok("/Microsoft-Server-ActiveSync?Cmd=Sync&User=a%40b", 48));
+	assert_true(request_target_ok("http://host:8080/", 17)); /* ':' is allowed */
+	assert_true(request_target_ok("", 0));
+	assert_false(request_target_ok("/a b", 4));
+	assert_true(request_target_ok("/a b", 2)); /* exactly n bytes */
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (int c = 0; c < 256; c++) {
+				bool bad = c <= 0x20 || c == 0x7f;
+
+				memset(buf, 'x', len);
+				buf[pos] = (char)c;
+				if (request_target_ok(buf, len) == bad)
+					fail_msg("len %zu, byte 0x%02x at %zu", len, c, pos);
+			}
+		}
+	}
+}
+
 static void
 test_account_normalize(void **state)
 {
@@ -1045,6 +1095,8 @@ main(void)
 	    cmocka_unit_test(test_mem_ieq),
 	    cmocka_unit_test(test_field_value_len),
 	    cmocka_unit_test(test_field_name_ok),
+	    cmocka_unit_test(test_request_target_ok),
+	    cmocka_unit_test(test_fmt_u64),
 	    cmocka_unit_test(test_account_normalize),
 	    cmocka_unit_test(test_account_canonical),
 	    cmocka_unit_test(test_account_domain),

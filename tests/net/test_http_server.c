@@ -1233,7 +1233,8 @@ test_abort(void **state)
  * Responses put together in pieces, as the gateway relays them: a head whose
  * body comes later while another connection answers in between; a body in
  * two writes; a body larger than one send's buffer; an empty body; a HEAD;
- * heads refused for a CR or LF in a header, which leave nothing behind.
+ * heads refused for a CR or LF in a header (or a NUL within the lengths
+ * given), which leave nothing behind.
  * Each client gets exactly its own bytes, in order.
  */
 #define BIG_LEN 100000
@@ -1248,9 +1249,10 @@ pieces_start_a(void *arg)
 static void
 pieces_answer_b(void *arg)
 {
-	const char *h[] = {"X-Conn", "b", NULL};
+	/* With their lengths (http_response_start_n): exactly those bytes go out. */
+	const struct http_header h[] = {{"X-Conn", "b", 6, 1}, {"X-Lengths-Count", "abcdef", 9, 3}};
 
-	assert_int_equal(http_response_start(F.held[1], 201, NULL, 5, h), 0);
+	assert_int_equal(http_response_start_n(F.held[1], 201, NULL, 5, h, 2), 0);
 	assert_int_equal(http_response_write(F.held[1], "hello", 5), 0);
 	assert_int_equal(http_response_write(F.held[1], "!", 1), -1); /* past the length */
 	assert_int_equal(http_response_end(F.held[1]), 0);
@@ -1278,6 +1280,19 @@ pieces_refuse_crlf(void *arg)
 	assert_int_equal(http_response_start(F.held[1], 200, NULL, 1, in_name), -1);
 	assert_int_equal(http_response_start(F.held[1], 200, NULL, 1, odd), -1);
 	assert_int_equal(http_response_start(F.held[1], 200, "Fine\r\nX: y", 1, NULL), -1);
+	/* The same with the lengths given, and a NUL within them (wherever it is). */
+	const struct http_header n_value[] = {{"X-A", "ok", 3, 2},
+	                                      {"X-B", "a long enough value\r\nInjected: 1", 3, 32}};
+	const struct http_header n_last[] = {{"X-C", "0123456789\n", 3, 11}};
+	const struct http_header n_name[] = {{"X-Long-Name\r", "v", 12, 1}};
+	const struct http_header n_nul[] = {{"X-N", "0123456789\0abc", 3, 14}};
+	const struct http_header n_nul_short[] = {{"X-N", "a\0b", 3, 3}};
+
+	assert_int_equal(http_response_start_n(F.held[1], 200, NULL, 1, n_value, 2), -1);
+	assert_int_equal(http_response_start_n(F.held[1], 200, NULL, 1, n_last, 1), -1);
+	assert_int_equal(http_response_start_n(F.held[1], 200, NULL, 1, n_name, 1), -1);
+	assert_int_equal(http_response_start_n(F.held[1], 200, NULL, 1, n_nul, 1), -1);
+	assert_int_equal(http_response_start_n(F.held[1], 200, NULL, 1, n_nul_short, 1), -1);
 }
 
 static void
@@ -1329,7 +1344,7 @@ test_response_pieces(void **state)
 	run_on_loop(pieces_answer_b, NULL);
 	assert_int_equal(read_response(b, &r), 0);
 	assert_int_equal(r.status, 201);
-	assert_non_null(strstr(r.head, "X-Conn: b\r\n"));
+	assert_non_null(strstr(r.head, "X-Conn: b\r\nX-Lengths: abc\r\n"));
 	assert_int_equal(r.len, 5);
 	assert_memory_equal(r.body, "hello", 5);
 	free(r.body);

@@ -1304,6 +1304,40 @@ test_bad_input(void **state)
 	errno = 0;
 	assert_null(upstream_send(f->up, &spec, &cbs, NULL));
 	assert_int_equal(errno, EINVAL);
+	/* A request line that would not be one: the target or the method. */
+	h = (struct upstream_header){.name = "X-Ok", .value = "v"};
+	{
+		static const char *const targets[] = {"/a b",    "/a\tb", "/a\r\nX: y", "/a\x7f",
+		                                      "/a\x01b", "",      "/a HTTP/1.0"};
+		for (i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+			spec.target = targets[i];
+			spec.target_len = 0;
+			errno = 0;
+			assert_null(upstream_send(f->up, &spec, &cbs, NULL));
+			assert_int_equal(errno, EINVAL);
+			spec.target_len = strlen(targets[i]); /* given: the same answer */
+			errno = 0;
+			assert_null(upstream_send(f->up, &spec, &cbs, NULL));
+			assert_int_equal(errno, EINVAL);
+		}
+	}
+	/* A given length counts every byte: a NUL inside is refused too. */
+	spec.target = "/a\0b";
+	spec.target_len = 4;
+	errno = 0;
+	assert_null(upstream_send(f->up, &spec, &cbs, NULL));
+	assert_int_equal(errno, EINVAL);
+	spec.target = "/";
+	spec.target_len = 0;
+	{
+		static const char *const methods[] = {"", "GE T", "GET\r\n", "G:T", "GET\t"};
+		for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+			spec.method = methods[i];
+			errno = 0;
+			assert_null(upstream_send(f->up, &spec, &cbs, NULL));
+			assert_int_equal(errno, EINVAL);
+		}
+	}
 }
 
 /* https against a local TLS server: the right CA works, another fails. */
