@@ -682,6 +682,46 @@ bytes_ok(const char *s, size_t n, uint64_t (*suspect)(uint64_t), bool (*byte_ok)
 }
 
 /* A value byte: no control character but tab, no DEL. */
+#ifdef __SSE2__
+/*
+ * Whether no byte of s[0..n) (n >= 16) is one bad(v) marks (0xff): sixteen
+ * bytes a step where the CPU has SSE2 (every x86-64), the last step
+ * overlapping the one before it. A byte is at or below k when the unsigned
+ * minimum of it and k is itself; each test is exact, no second look.
+ */
+static inline bool
+none16(const char *s, size_t n, __m128i (*bad)(__m128i))
+{
+	for (size_t i = 0;; i += 16) {
+		if (i + 16 > n)
+			i = n - 16;
+		if (_mm_movemask_epi8(
+		        bad(_mm_loadu_si128((const __m128i *)(const void *)(s + i)))) != 0)
+			return false;
+		if (i + 16 == n)
+			return true;
+	}
+}
+
+/* A control byte but tab, or DEL: not in a value. */
+static inline __m128i
+value_bad16(__m128i v)
+{
+	__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+
+	return _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')), ctl),
+	                    _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+}
+
+/* A control byte, space or DEL: not in a request target. */
+static inline __m128i
+target_bad16(__m128i v)
+{
+	return _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x20)), v),
+	                    _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+}
+#endif
+
 static inline bool
 value_byte_ok(unsigned char c)
 {
@@ -699,32 +739,9 @@ bool
 field_value_ok(const char *s, size_t n)
 {
 #ifdef __SSE2__
-	/*
-	 * Sixteen bytes per step where the CPU has SSE2 (every x86-64): a byte
-	 * is below 0x20 when the unsigned minimum of it and 0x1f is itself, and
-	 * the three exact tests need no second look. The last step may overlap
-	 * the one before it. Values of 16 bytes and more (Authorization,
-	 * User-Agent, Content-Type) take this way.
-	 */
-	if (n >= 16) {
-		const __m128i ctl = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t'),
-		              del = _mm_set1_epi8(0x7f);
-
-		for (size_t i = 0;; i += 16) {
-			__m128i v, bad;
-
-			if (i + 16 > n)
-				i = n - 16;
-			v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-			bad = _mm_andnot_si128(_mm_cmpeq_epi8(v, tab),
-			                       _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v));
-			bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, del));
-			if (_mm_movemask_epi8(bad) != 0)
-				return false;
-			if (i + 16 == n)
-				return true;
-		}
-	}
+	/* Values of 16 bytes and more (Authorization, User-Agent, Content-Type) */
+	if (n >= 16)
+		return none16(s, n, value_bad16);
 #endif
 	return bytes_ok(s, n, value_word_suspect, value_byte_ok);
 }
@@ -765,28 +782,9 @@ bool
 request_target_ok(const char *s, size_t n)
 {
 #ifdef __SSE2__
-	/*
-	 * A target is long (the query carries the user and device): sixteen
-	 * bytes per step as in field_value_ok, a byte at or below 0x20 when the
-	 * unsigned minimum of it and 0x20 is itself.
-	 */
-	if (n >= 16) {
-		const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
-
-		for (size_t i = 0;; i += 16) {
-			__m128i v, bad;
-
-			if (i + 16 > n)
-				i = n - 16;
-			v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-			bad = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, sp), v),
-			                   _mm_cmpeq_epi8(v, del));
-			if (_mm_movemask_epi8(bad) != 0)
-				return false;
-			if (i + 16 == n)
-				return true;
-		}
-	}
+	/* a target is long: the query carries the user and the device */
+	if (n >= 16)
+		return none16(s, n, target_bad16);
 #endif
 	return bytes_ok(s, n, target_word_bad, target_byte_ok);
 }

@@ -67,6 +67,64 @@ in_range(__m128i v, unsigned char lo, unsigned char hi)
 
 	return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8((char)(hi - lo))), d);
 }
+
+/*
+ * The bytes of b[0..n) before the first one stop(v) marks (0xff), sixteen at
+ * a time while sixteen are left. Returns where it stopped: at a marked byte,
+ * or at the first of the fewer than sixteen left, where the caller's byte
+ * loop goes on (and also stops at a marked byte).
+ */
+static inline size_t
+span16(const unsigned char *b, size_t n, __m128i (*stop)(__m128i))
+{
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		int m = _mm_movemask_epi8(
+		    stop(_mm_loadu_si128((const __m128i *)(const void *)(b + i))));
+
+		if (m != 0)
+			return i + (size_t)__builtin_ctz((unsigned)m);
+	}
+	return i;
+}
+
+/* Not a letter, digit or '-': the bytes of nearly every name are. */
+static inline __m128i
+name_stop(__m128i v)
+{
+	__m128i ok = _mm_or_si128(in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'z'),
+	                          in_range(v, '0', '9'));
+
+	ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
+	return _mm_xor_si128(ok, _mm_set1_epi8(-1));
+}
+
+/* Not a value byte: a control byte but HTAB, or DEL. */
+static inline __m128i
+value_stop(__m128i v)
+{
+	__m128i bad =
+	    _mm_andnot_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')), in_range(v, 0x00, 0x1f));
+
+	return _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+}
+
+/*
+ * Not a target byte: outside 0x21-0x7e, or one of the twelve visible bytes
+ * '"' '#', '<', '>', '[' '\\' ']' '^', '`', '{' '|' '}'.
+ */
+static inline __m128i
+target_stop(__m128i v)
+{
+	__m128i bad = _mm_or_si128(in_range(v, 0x22, 0x23), in_range(v, 0x5b, 0x5e));
+
+	bad = _mm_or_si128(bad, in_range(v, 0x7b, 0x7d));
+	bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('<')));
+	bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('>')));
+	bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('`')));
+	return _mm_or_si128(bad, _mm_andnot_si128(in_range(v, 0x21, 0x7e), _mm_set1_epi8(-1)));
+}
 #endif
 
 /*
@@ -82,24 +140,8 @@ http_token_span(const char *s, size_t n)
 	size_t i = 0;
 
 #ifdef __SSE2__
-	/*
-	 * The bytes of nearly every name, letters, digits and '-', sixteen at a
-	 * time; from the first other byte (the colon, most often) on, one at a
-	 * time through cls, which knows the other token bytes.
-	 */
-	for (; i + 16 <= n; i += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
-		__m128i alnum =
-		    _mm_or_si128(in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'z'),
-		                 in_range(v, '0', '9'));
-		int m =
-		    _mm_movemask_epi8(_mm_or_si128(alnum, _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
-
-		if (m != 0xffff) {
-			i += (size_t)__builtin_ctz(~(unsigned)m);
-			break;
-		}
-	}
+	/* letters, digits and '-' sixteen at a time; other token bytes through cls */
+	i = span16(b, n, name_stop);
 #endif
 	while (i < n && (cls[b[i]] & C_TOKEN))
 		i++;
@@ -113,18 +155,7 @@ http_value_span(const char *s, size_t n)
 	size_t i = 0;
 
 #ifdef __SSE2__
-	for (; i + 16 <= n; i += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
-		/* a control byte but HTAB, or DEL */
-		__m128i bad = _mm_andnot_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')),
-		                               in_range(v, 0x00, 0x1f));
-		int m;
-
-		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
-		m = _mm_movemask_epi8(bad);
-		if (m != 0)
-			return i + (size_t)__builtin_ctz((unsigned)m);
-	}
+	i = span16(b, n, value_stop);
 #endif
 	while (i < n && (cls[b[i]] & C_VALUE))
 		i++;
@@ -391,9 +422,8 @@ target_byte(unsigned char ch)
 
 /*
  * A phone's request target is some 60 to 200 bytes, scanned on every
- * request: sixteen at a time where the CPU has SSE2 (every x86-64), the
- * rest one at a time. The set is the visible ASCII bytes (0x21-0x7e) but
- * twelve: '"' '#', '<', '>', '[' '\\' ']' '^', '`', '{' '|' '}'.
+ * request: sixteen at a time where the CPU has SSE2 (target_stop), the rest
+ * one at a time.
  */
 size_t
 http_target_span(const char *s, size_t n)
@@ -401,22 +431,7 @@ http_target_span(const char *s, size_t n)
 	size_t i = 0;
 
 #ifdef __SSE2__
-	for (; i + 16 <= n; i += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-		__m128i bad = _mm_or_si128(in_range(v, 0x22, 0x23), in_range(v, 0x5b, 0x5e));
-		int m;
-
-		bad = _mm_or_si128(bad, in_range(v, 0x7b, 0x7d));
-		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('<')));
-		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('>')));
-		bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('`')));
-		/* outside 0x21-0x7e */
-		bad =
-		    _mm_or_si128(bad, _mm_andnot_si128(in_range(v, 0x21, 0x7e), _mm_set1_epi8(-1)));
-		m = _mm_movemask_epi8(bad);
-		if (m != 0)
-			return i + (size_t)__builtin_ctz((unsigned)m);
-	}
+	i = span16((const unsigned char *)s, n, target_stop);
 #endif
 	while (i < n && target_byte((unsigned char)s[i]))
 		i++;
